@@ -1,0 +1,46 @@
+# newswatch — the two set-up commands are `make run` and `make test`; both create .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CONFIG ?= config.example.toml
+
+.PHONY: run once test lint typecheck bench eval soak clean
+
+$(PY):
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "newswatch needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed          ## the demo: watch seeds/ (and real feeds) and print alerts
+	$(VENV)/bin/newswatch run -c $(CONFIG)
+
+once: $(VENV)/.installed         ## poll every source once, deliver, exit
+	$(VENV)/bin/newswatch run -c $(CONFIG) --once
+
+test: $(VENV)/.installed-test    ## the whole suite, plus the architecture contracts
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check watchers bot tests bench
+
+typecheck: $(VENV)/.installed-test
+	$(VENV)/bin/mypy watchers bot
+
+bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
+	$(PY) bench/match_bench.py
+	$(PY) bench/feed_parsers.py
+
+eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching
+	$(PY) bench/match_eval.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis newswatch.db*

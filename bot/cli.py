@@ -1,0 +1,267 @@
+"""The ``newswatch`` command: run, check, match, search."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from watchers.config import Config, load_config, parse_duration
+from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("newswatch")
+
+
+def _say(msg: str) -> None:
+    print(f"newswatch: {msg}", file=sys.stderr, flush=True)
+
+
+def _config_path(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    for candidate in ("config.toml", "config.example.toml"):
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return Path("config.toml")
+
+
+def _load(arg: str | None) -> Config:
+    return load_config(_config_path(arg))
+
+
+def _setup_logging(verbose: bool) -> None:
+    from bot.logs import setup_logging
+
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
+
+
+# --------------------------------------------------------------------------- check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    path = _config_path(args.config)
+    print(f"{path}: ok")
+    print(f"  storage  {cfg.resolve(cfg.storage.path)}")
+    print(f"  sources  {len(cfg.sources)}")
+    for s in cfg.sources:
+        where = getattr(s, "url", None) or getattr(s, "path", "")
+        flag = "" if s.enabled else " (disabled)"
+        print(f"    {s.name:<16} {s.type:<6} every {_fmt_td(s.every):<6} {where}{flag}")
+    print(f"  rules    {len(cfg.rules)}")
+    for r in cfg.rules:
+        print(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}")
+    routes = sorted({r.channel for r in cfg.rules})
+    print(f"  routes   {len(routes)}")
+    for route in routes:
+        ref = cfg.channels.get(route)
+        if ref is None:
+            dest = "console (no [channels] entry)"
+        elif isinstance(ref, int):
+            dest = f"channel {ref}"
+        elif ref.startswith("env:"):
+            dest = f"webhook from ${ref[4:]}"
+        else:
+            dest = "webhook (URL in file; prefer env:VAR)"
+        print(f"    {route:<16} {dest}")
+    return EXIT_OK
+
+
+def _fmt_td(td: Any) -> str:
+    s = int(td.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size and s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+# --------------------------------------------------------------------------- match
+
+
+def _documents(paths: Sequence[str]) -> list[Path]:
+    from watchers.sources.folder import SUFFIXES
+
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files.extend(sorted(f for f in path.rglob("*")
+                                if f.is_file() and f.suffix.lower() in SUFFIXES))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise NewswatchError(f"{p}: no such file or folder")
+    return files
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from watchers.rules import explain, match_query, parse
+    from watchers.sources.folder import read_article_file
+
+    parse(args.query)
+    found = 0
+    for path in _documents(args.paths or ["seeds"]):
+        try:
+            article = read_article_file(path, source=str(path.parent))
+        except NewswatchError as exc:
+            _say(f"skipped {exc}")
+            continue
+        m = match_query(args.query, article, threshold=args.threshold)
+        if m is None:
+            continue
+        found += 1
+        if args.json:
+            print(json.dumps({
+                "path": str(path),
+                "title": article.title,
+                "score": round(m.score, 4),
+                "highlights": [h.model_dump() for h in m.highlights],
+            }, ensure_ascii=False))
+        else:
+            terms = ", ".join(f"{h.text!r}" for h in m.highlights[:8])
+            print(f"{path}  score {m.score:.2f}  {article.title[:70]}")
+            print(f"    {terms}")
+            if args.explain:
+                for line in explain(m):
+                    print(f"    {line}")
+    if not args.json:
+        _say(f"{found} matching document(s)")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(value)
+    except ValueError as exc:
+        raise NewswatchError(f"--since: {exc}") from None
+
+
+async def _search(args: argparse.Namespace) -> int:
+    from watchers.search import search
+    from watchers.store import SqliteStore
+
+    cfg = _load(args.config)
+    store = await SqliteStore.open(str(cfg.resolve(cfg.storage.path)))
+    try:
+        hits = await search(store, args.query, since=_since(args.since), limit=args.limit,
+                            source=args.source, threshold=cfg.threshold, aliases=cfg.aliases,
+                            order="best" if args.best else "newest")
+    finally:
+        await store.aclose()
+    for h in hits:
+        a = h.article
+        if args.json:
+            print(json.dumps({
+                "id": a.id,
+                "source": a.source,
+                "title": a.title,
+                "url": a.url,
+                "published": a.published.isoformat() if a.published else None,
+                "score": round(h.match.score, 4),
+                "highlights": [x.model_dump() for x in h.match.highlights],
+            }, ensure_ascii=False))
+        else:
+            when = a.published.strftime("%Y-%m-%d") if a.published else "----------"
+            print(f"{a.id}  {when}  {a.source:<12} {a.title[:80]}")
+    if not args.json:
+        _say(f"{len(hits)} result(s)")
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    return asyncio.run(_search(args))
+
+
+# --------------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    _setup_logging(args.verbose)
+    from bot.runner import run
+
+    return asyncio.run(run(cfg, once=args.once, console=args.console))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="newswatch",
+        description="Watch news sources, match rules, and alert a Discord team (or a terminal).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def config_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-c", "--config", metavar="FILE",
+                        help="config file (default: config.toml, else config.example.toml)")
+
+    run = sub.add_parser("run", help="watch sources and deliver alerts")
+    config_arg(run)
+    run.add_argument("--once", action="store_true", help="poll every source once, deliver, exit")
+    run.add_argument("--console", action="store_true",
+                     help="deliver to this terminal even if a Discord token is set")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check", help="validate a config file and summarise it")
+    config_arg(check)
+    check.set_defaults(func=cmd_check)
+
+    match = sub.add_parser("match", help="try a query on files or folders (no store needed)")
+    match.add_argument("query")
+    match.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
+    match.add_argument("--json", action="store_true", help="one JSON object per matching document")
+    match.add_argument("--explain", action="store_true", help="show each term's evidence")
+    match.add_argument("--threshold", type=int, default=85, help="fuzzy similarity (default 85)")
+    match.set_defaults(func=cmd_match)
+
+    search = sub.add_parser("search", help="search stored articles with the rule language")
+    search.add_argument("query")
+    config_arg(search)
+    search.add_argument("--since", metavar="DURATION", help="e.g. 24h, 7d")
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--source", help="only this source")
+    search.add_argument("--best", action="store_true", help="best first instead of newest first")
+    search.add_argument("--json", action="store_true", help="one JSON object per result")
+    search.set_defaults(func=cmd_search)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        where = f"{exc.file}: " if exc.file else ""
+        _say(f"{where}{len(exc.issues)} error(s) in the configuration")
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return EXIT_USAGE
+    except QuerySyntaxError as exc:
+        _say(f"query error: {exc}")
+        print(f"  {exc.query}\n  {' ' * (exc.column - 1)}^", file=sys.stderr)
+        return EXIT_USAGE
+    except NewswatchError as exc:
+        _say(str(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""ConsoleSink: alerts as readable cards in a terminal, for running without Discord."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from watchers.delivery import Alert
+from watchers.models import Highlight
+from watchers.snippet import Run, snippet_runs, title_runs
+
+__all__ = ["ConsoleSink", "render_card"]
+
+_SEVERITY_COLOUR = {"info": "36", "low": "34", "medium": "33", "high": "35", "critical": "31"}
+
+
+def _paint(runs: Sequence[Run], ansi: bool) -> str:
+    if ansi:
+        return "".join(f"\x1b[1;33m{r.text}\x1b[0m" if r.hit else r.text for r in runs)
+    return "".join(f"[{r.text}]" if r.hit else r.text for r in runs)
+
+
+def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
+    """One alert as a few lines of text: rule, title, source and date, snippet, link."""
+    highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
+    art = alert.article
+    terms = list(dict.fromkeys(t for m in alert.matches for t in m.terms))
+    rules = ", ".join(r.name for r in alert.rules)
+    sev = alert.severity
+    bar = "─" * width
+    head = f"▶ {rules}  [{sev}]"
+    if ansi:
+        head = f"\x1b[1;{_SEVERITY_COLOUR.get(sev, '33')}m{head}\x1b[0m"
+        bar = f"\x1b[2m{bar}\x1b[0m"
+    when = art.published.strftime("%Y-%m-%d %H:%M UTC") if art.published else "date unknown"
+    lines = [
+        bar,
+        head,
+        "  " + _paint(title_runs(art.title, highlights), ansi),
+        f"  {art.source or 'unknown source'} · {when} · id {art.id}",
+        f"  matched: {', '.join(terms) if terms else '(no terms)'}",
+    ]
+    snippet = _paint(snippet_runs(art.text, highlights), ansi)
+    if snippet:
+        lines.append("  " + snippet)
+    if art.url:
+        lines.append(f"  {art.url}")
+    return "\n".join(lines)
+
+
+class ConsoleSink:
+    """Prints each alert as a card. Every route can share one ConsoleSink."""
+
+    def __init__(self, stream: TextIO | None = None, *, ansi: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.ansi = self.stream.isatty() if ansi is None else ansi
+        self.count = 0
+
+    async def deliver(self, alert: Alert) -> str | None:
+        print(render_card(alert, ansi=self.ansi), file=self.stream, flush=True)
+        self.count += 1
+        return f"console-{alert.id}"

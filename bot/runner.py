@@ -1,0 +1,92 @@
+"""``newswatch run``: the engine with the console or Discord front end, until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from watchers.engine import Engine, build_engine
+from bot.console import ConsoleSink
+from bot.logs import add_secret
+from watchers.config import Config
+from watchers.service import PollReport
+
+__all__ = ["run"]
+
+log = logging.getLogger("newswatch")
+
+
+def _say(msg: str) -> None:
+    print(f"newswatch: {msg}", file=sys.stderr, flush=True)
+
+
+def token_from_env(cfg: Config) -> str | None:
+    """The bot token from the variable the config names (never from the file)."""
+    value = os.environ.get(cfg.discord.token_env, "").strip()
+    return value or None
+
+
+def _report(report: PollReport) -> None:
+    if report.error:
+        return  # the service logs failures itself
+    if report.baseline and report.new:
+        log.info("source %s: first poll, %d items recorded as a baseline (no alerts)",
+                 report.source, report.new)
+    elif report.new:
+        log.info("source %s: %d new article(s), %d alert(s)", report.source, report.new,
+                 report.alerts)
+
+
+async def _intro(engine: Engine, where: str) -> None:
+    held = await engine.store.count_articles()
+    n_src, n_rules = len(engine.service.sources), len(engine.service.rules)
+    if held:
+        _say(f"the database {engine.store.path} already holds {held} article(s); "
+             f"watching {n_src} source(s) with {n_rules} rule(s) for new ones → {where}")
+    else:
+        _say(f"watching {n_src} source(s) with {n_rules} rule(s) → {where}")
+
+
+async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
+    token = None if console else token_from_env(cfg)
+    add_secret(token)
+    if token is None and not console:
+        _say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal")
+    engine = await build_engine(cfg, on_report=_report,
+                                notify=lambda route, msg: log.warning("%s", msg))
+    try:
+        if token is not None:
+            from bot.client import run_discord
+
+            return await run_discord(engine, token, once=once)
+        engine.default_sink = ConsoleSink()
+        await _intro(engine, "console")
+        if once:
+            await engine.store.requeue_interrupted()
+            await engine.service.run_once()
+            await engine.delivery.drain()
+            return 0
+        await engine.start()
+        await _wait_for_stop()
+        _say("stopping")
+        return 0
+    finally:
+        await engine.aclose()
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,29 @@
+"""Shared fixtures: paths to the repo, the seeds and the shared corpora."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from watchers.store import SqliteStore
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "seeds"
+CORPORA = REPO.parent / "shared" / "corpora"
+
+
+def corpora_or_skip() -> Path:
+    if not CORPORA.is_dir():
+        pytest.skip(f"shared corpora not found at {CORPORA}; these tests need ../shared/corpora")
+    return CORPORA
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = await SqliteStore.open(tmp_path / "test.db")
+    try:
+        yield s
+    finally:
+        await s.aclose()

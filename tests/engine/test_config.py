@@ -1,0 +1,119 @@
+"""Config loading: every problem reported with its key path; durations; the example file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from watchers.config import load_config, parse_config, parse_duration
+from watchers.errors import ConfigError
+
+
+def issues(text: str, tmp_path: Path) -> list[str]:
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    return [str(i) for i in info.value.issues]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("5m", 300), ("1h30m", 5400), ("2d", 172800), ("500ms", 0.5), (" 10 m ", 600),
+    (45, 45),
+])
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "5", "5x", "m5", "-3s", "0s", "1h 2", True])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)  # type: ignore[arg-type]
+
+
+def test_example_config_is_valid() -> None:
+    cfg = load_config(REPO / "config.example.toml")
+    names = {r.name for r in cfg.rules}
+    assert {"troops", "sanctions", "talks", "kyiv", "donbas", "luhansk", "crimea",
+            "nato-expansion", "cyberattacks"} <= names
+    assert any(s.type == "folder" and s.name == "seeds" for s in cfg.sources)
+    assert sum(s.type == "feed" for s in cfg.sources) >= 3
+    assert cfg.resolve(cfg.storage.path) == REPO / "newswatch.db"
+
+
+def test_every_problem_is_reported_with_its_key_path(tmp_path: Path) -> None:
+    found = issues("""
+[storage]
+path = "x.db"
+colour = "blue"
+
+[[sources]]
+name = "a"
+type = "carrier-pigeon"
+
+[[sources]]
+name = "b"
+type = "feed"
+url = "ftp://example.org/feed"
+every = "soon"
+
+[[rules]]
+name = "ok"
+query = "troops"
+
+[[rules]]
+name = "ok"
+query = "kyiv"
+
+[[rules]]
+name = "broken"
+query = "sanctions AND"
+""", tmp_path)
+    text = "\n".join(found)
+    assert "storage.colour: unknown key" in text
+    assert "sources[0]" in text and "carrier-pigeon" in text
+    assert "sources[1].url: 'ftp://example.org/feed' is not an http(s) URL" in text
+    assert "sources[1].every:" in text and "'soon' is not a duration" in text
+    # semantic problems come once the shape is right
+    found = issues("""
+[[rules]]
+name = "ok"
+query = "troops"
+[[rules]]
+name = "ok"
+query = "kyiv"
+[[rules]]
+name = "broken"
+query = "sanctions AND"
+""", tmp_path)
+    assert any(i.startswith("rules[1].name: duplicate rule name 'ok'") for i in found)
+    broken = [i for i in found if i.startswith("rules[2].query:")]
+    assert broken and "expected" in broken[0] and "column 14" in broken[0]
+
+
+def test_unknown_channel_and_bad_channel_refs(tmp_path: Path) -> None:
+    found = issues("""
+[channels]
+alerts = 123
+ops = "http://not-a-webhook"
+[[rules]]
+name = "r"
+query = "troops"
+channel = "breaking"
+""", tmp_path)
+    assert any(i.startswith("rules[0].channel: unknown channel 'breaking'") for i in found)
+    assert any(i.startswith("channels.ops:") for i in found)
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml")
+    assert any("not valid TOML" in i for i in issues("[[rules]\nname=", tmp_path))
+
+
+def test_env_webhook_channel_is_accepted() -> None:
+    cfg = parse_config({"channels": {"alerts": "env:HOOK", "main": 42}})
+    assert cfg.channels == {"alerts": "env:HOOK", "main": 42}

@@ -1,0 +1,248 @@
+"""WatchService + DeliveryService with real sources, a real SQLite file and the console sink."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from bot.console import ConsoleSink
+from tests.conftest import SEEDS
+from watchers.delivery import Alert, DeliveryService
+from watchers.errors import PermanentDeliveryError, SourceError, TransientDeliveryError
+from watchers.service import RuleSpec, SourceSpec, WatchService
+from watchers.sources.base import Poll
+from watchers.sources.folder import FolderSource
+from watchers.store import SqliteStore
+
+RULES = [
+    RuleSpec("troops", "troops OR soldiers"),
+    RuleSpec("kyiv", "kyiv~", channel="ops"),
+    RuleSpec("football", "football"),
+]
+
+
+class RecordingSink:
+    """A sink that keeps what it was given; optional scripted failures per call."""
+
+    def __init__(self, failures: list[Exception] | None = None) -> None:
+        self.alerts: list[Alert] = []
+        self.failures = list(failures or [])
+
+    async def deliver(self, alert: Alert) -> str | None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.alerts.append(alert)
+        return f"m{len(self.alerts)}"
+
+
+def make(store: SqliteStore, folder: Path, sink: RecordingSink, **kw: object
+         ) -> tuple[WatchService, DeliveryService]:
+    service = WatchService(store=store, sources=[
+        SourceSpec(FolderSource("seeds", folder), every=timedelta(milliseconds=100))],
+        rules=RULES, **kw)  # type: ignore[arg-type]
+    delivery = DeliveryService(store=store, sink_for=lambda route: sink,
+                               rule_info=service.rule_info, base_backoff=0.01)
+    service.on_alerts = delivery.wake
+    return service, delivery
+
+
+async def test_seeds_alert_once_and_a_second_run_alerts_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "seeds"
+    shutil.copytree(SEEDS, folder)
+    db = tmp_path / "nw.db"
+    sink = RecordingSink()
+    async with await SqliteStore.open(db) as store:
+        service, delivery = make(store, folder, sink)
+        reports = await service.run_once()
+        assert reports[0].new == 5 and reports[0].error is None
+        assert await delivery.drain() == len(sink.alerts) > 0
+        troops = {a.article.title for a in sink.alerts if a.route == "alerts"}
+        kyiv = [a for a in sink.alerts if a.route == "ops"]
+        # 000, 002 and 003 mention troops; 004 mentions soldiers only
+        assert len(troops) == 4
+        assert {a.article.id for a in kyiv} and all(a.rules[0].name == "kyiv" for a in kyiv)
+        assert all(m.hits for a in sink.alerts for m in a.matches)
+        first = len(sink.alerts)
+    # a new process on the same database: nothing new, nothing re-sent
+    sink2 = RecordingSink()
+    async with await SqliteStore.open(db) as store:
+        service, delivery = make(store, folder, sink2)
+        await service.run_once()
+        await store.requeue_interrupted()
+        assert await delivery.drain() == 0
+        assert sink2.alerts == [] and first > 0
+        assert (await store.alert_counts()) == {"delivered": first}
+
+
+async def test_a_file_dropped_in_while_running_alerts(tmp_path: Path) -> None:
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service, delivery = make(store, folder, sink)
+        delivery.start()
+        await service.start()
+        try:
+            await asyncio.sleep(0.2)
+            assert sink.alerts == []
+            (folder / "new.txt").write_text("Troops spotted\nThousands of troops near Kharkiv.")
+            for _ in range(100):
+                if sink.alerts:
+                    break
+                await asyncio.sleep(0.05)
+            assert [a.article.title for a in sink.alerts] == ["Troops spotted"]
+        finally:
+            await service.aclose()
+            await delivery.aclose()
+
+
+class FlakySource:
+    """A source that fails a set number of times, then returns one article."""
+
+    def __init__(self, name: str, fails: int) -> None:
+        self.name = name
+        self.fails = fails
+        self.calls = 0
+
+    async def poll(self, cursor: Mapping[str, str]) -> Poll:
+        self.calls += 1
+        if self.calls <= self.fails:
+            raise SourceError("connection refused")
+        from watchers.models import Article
+        return Poll([Article(source=self.name, guid="1", title="Troops move", text="troops")])
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_failing_source_backs_off_pauses_and_never_stops_the_others(tmp_path: Path) -> None:
+    folder = tmp_path / "seeds"
+    shutil.copytree(SEEDS, folder)
+    notices: list[str] = []
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        bad = FlakySource("bad", fails=100)
+        service = WatchService(store=store, rules=RULES, pause_after=3,
+                               on_notice=lambda route, msg: notices.append(msg), sources=[
+            SourceSpec(bad, every=timedelta(seconds=60)),
+            SourceSpec(FolderSource("seeds", folder), every=timedelta(seconds=60))])
+        for _ in range(3):
+            reports = await service.run_once()
+        assert reports[0].error == "connection refused" and reports[1].error is None
+        state = await store.source_state("bad")
+        assert state is not None and state.failures == 3 and state.paused
+        assert state.next_poll is not None and state.last_error == "connection refused"
+        assert len(notices) == 1 and "paused after 3 failures" in notices[0]
+        assert await store.count_articles() == 5
+        bad.fails = 0
+        assert await service.resume_source("bad")
+        report = (await service.run_once())[0]
+        assert report.error is None and report.new == 1
+        state = await store.source_state("bad")
+        assert state is not None and not state.paused and state.failures == 0
+
+
+async def test_feed_baseline_and_backfill(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from watchers.models import Article
+
+    class Feed:
+        name = "feed"
+
+        def __init__(self) -> None:
+            self.items = [Article(source="feed", guid=str(i), title=f"Troops {i}", text="troops",
+                                  published=datetime(2022, 1, i + 1, tzinfo=UTC))
+                          for i in range(5)]
+
+        async def poll(self, cursor: Mapping[str, str]) -> Poll:
+            return Poll(list(self.items))
+
+        async def aclose(self) -> None:
+            pass
+
+    feed = Feed()
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = WatchService(store=store, rules=RULES, sources=[
+            SourceSpec(feed, every=timedelta(minutes=5), baseline=True, backfill=2)])
+        delivery = DeliveryService(store=store, sink_for=lambda r: sink,
+                                   rule_info=service.rule_info)
+        report = (await service.run_once())[0]
+        assert report.baseline and report.new == 5 and report.alerts == 2
+        await delivery.drain()
+        assert [a.article.title for a in sink.alerts] == ["Troops 3", "Troops 4"]
+        feed.items.append(Article(source="feed", guid="9", title="Troops 9", text="troops"))
+        await service.run_once()
+        await delivery.drain()
+        assert [a.article.title for a in sink.alerts][-1] == "Troops 9"
+        assert len(sink.alerts) == 3
+
+
+async def test_muted_rule_records_but_does_not_post(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    folder = tmp_path / "seeds"
+    shutil.copytree(SEEDS, folder)
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await store.mute("kyiv", datetime.now(UTC) + timedelta(hours=1))
+        service, delivery = make(store, folder, sink)
+        await service.run_once()
+        await delivery.drain()
+        assert sink.alerts and all(a.route != "ops" for a in sink.alerts)
+        counts = await store.alert_counts()
+        assert counts.get("suppressed", 0) >= 1
+        assert await store.rule_match_counts() == {"kyiv": counts["suppressed"],
+                                                   "troops": counts["delivered"]}
+
+
+async def test_delivery_retries_transient_rejects_invalid_and_holds_paused(tmp_path: Path) -> None:
+    folder = tmp_path / "seeds"
+    shutil.copytree(SEEDS, folder)
+    alerts_sink = RecordingSink([TransientDeliveryError("429", retry_after=0.01),
+                                 PermanentDeliveryError("400 invalid body")])
+    ops_sink = RecordingSink([PermanentDeliveryError("403 missing access",
+                                                     pause_destination=True)])
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = WatchService(store=store, rules=RULES, sources=[
+            SourceSpec(FolderSource("seeds", folder), every=timedelta(seconds=60))])
+        notices: list[str] = []
+        delivery = DeliveryService(
+            store=store, sink_for=lambda r: ops_sink if r == "ops" else alerts_sink,
+            rule_info=service.rule_info, notify=lambda r, m: notices.append(m))
+        await service.run_once()
+        total = sum((await store.alert_counts()).values())
+        for _ in range(20):
+            await delivery.drain()
+            await asyncio.sleep(0.02)
+        counts = await store.alert_counts()
+        assert counts["rejected"] == 1
+        assert counts["held"] == len([a for a in await store.alerts() if a.route == "ops"])
+        assert counts["delivered"] == total - 1 - counts["held"] == len(alerts_sink.alerts)
+        assert "ops" in delivery.paused_routes() and notices
+        # resuming sends what was held
+        assert await delivery.resume_route("ops") == counts["held"]
+        await delivery.drain()
+        assert len(ops_sink.alerts) == counts["held"]
+
+
+async def test_console_card_shows_rule_title_source_date_snippet_and_link(tmp_path: Path) -> None:
+    folder = tmp_path / "seeds"
+    shutil.copytree(SEEDS, folder)
+    out = io.StringIO()
+    sink = ConsoleSink(out, ansi=False)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = WatchService(store=store, rules=[RuleSpec("donbas", "donbas~")], sources=[
+            SourceSpec(FolderSource("seeds", folder), every=timedelta(seconds=60))])
+        delivery = DeliveryService(store=store, sink_for=lambda r: sink,
+                                   rule_info=service.rule_info)
+        await service.run_once()
+        await delivery.drain()
+    text = out.getvalue()
+    assert text.count("▶ donbas") == 3  # 000 and 002 say Donbass, 003 says Donbas
+    assert "[Donbass]" in text and "[Donbas]" in text
+    assert "seeds · 2022-01-" in text

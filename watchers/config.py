@@ -1,0 +1,270 @@
+"""Configuration: pydantic models and TOML loading with errors that name the key path.
+
+Every problem in a file is reported at once, each with its path (``rules[2].query: …``), so a user
+fixes a config in one pass rather than one error per run.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from watchers.errors import ConfigError, ConfigIssue, QuerySyntaxError
+
+__all__ = [
+    "ChannelRef",
+    "Config",
+    "DiscordConfig",
+    "FeedSourceConfig",
+    "FetchConfig",
+    "FolderSourceConfig",
+    "RuleConfig",
+    "Severity",
+    "StorageConfig",
+    "load_config",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str | int | float | timedelta) -> timedelta:
+    """Parse ``"30s"``, ``"5m"``, ``"1h30m"``, ``"2d"`` (or plain seconds) into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '5m' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower().replace(" ", "")
+        pos, seconds = 0, 0.0
+        for m in _DURATION.finditer(text):
+            if m.start() != pos:
+                break
+            seconds += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if not text or pos != len(text):
+            raise ValueError(f"{value!r} is not a duration; use e.g. '30s', '5m', '1h30m', '2d'")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Strict):
+    path: str = "newswatch.db"
+
+
+class DiscordConfig(_Strict):
+    token_env: str = "DISCORD_TOKEN"
+    guild_ids: list[int] = Field(default_factory=list)
+    admin_role: int | str | None = None
+    api_base: str | None = None
+    gateway_url: str | None = None
+    notices: str | None = None  # route that receives operational notices (paused sources …)
+
+
+class FetchConfig(_Strict):
+    allow_private: list[str] = Field(default_factory=list)
+    timeout: Duration = timedelta(seconds=20)
+    connect_timeout: Duration = timedelta(seconds=10)
+    max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+
+    @field_validator("allow_private")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP network such as '10.1.2.0/24'") from None
+        return value
+
+
+class _SourceBase(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    every: Duration = timedelta(minutes=5)
+    enabled: bool = True
+    route: str | None = None  # where this source's notices go; defaults to [discord].notices
+
+
+class FolderSourceConfig(_SourceBase):
+    type: Literal["folder"]
+    path: str
+    every: Duration = timedelta(seconds=30)
+
+
+class FeedSourceConfig(_SourceBase):
+    type: Literal["feed"]
+    url: str
+    backfill: int = Field(default=0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"(?i)^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+SourceConfig = Annotated[FolderSourceConfig | FeedSourceConfig, Field(discriminator="type")]
+
+
+class RuleConfig(_Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    query: str = Field(min_length=1)
+    channel: str = "alerts"
+    severity: Severity = "medium"
+    mention_role: int | None = None
+    threshold: int | None = Field(default=None, ge=50, le=100)
+    enabled: bool = True
+
+
+ChannelRef = int | str
+
+
+class Config(_Strict):
+    storage: StorageConfig = StorageConfig()
+    discord: DiscordConfig = DiscordConfig()
+    fetch: FetchConfig = FetchConfig()
+    channels: dict[str, ChannelRef] = Field(default_factory=dict)
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+    threshold: int = Field(default=85, ge=50, le=100)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    # Where the file was read from; relative paths in it resolve against this folder.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def rule_queries(self) -> dict[str, str]:
+        return {r.name: r.query for r in self.rules}
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("folder", "feed") and out.endswith("]"):
+            continue  # the discriminator tag pydantic adds for tagged unions
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
+    issues = []
+    for e in err.errors():
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "union_tag_invalid":
+            msg = f"unknown source type {e['input']!r}; expected 'folder' or 'feed'"
+        elif e["type"] == "union_tag_not_found":
+            msg = "missing 'type' ('folder' or 'feed')"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        issues.append(ConfigIssue(_loc(tuple(e["loc"])), msg))
+    return issues
+
+
+def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
+    from watchers.rules import parse  # local: keeps config importable while rules load
+
+    issues: list[ConfigIssue] = []
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(cfg.rules):
+        if rule.name in seen:
+            issues.append(
+                ConfigIssue(f"rules[{i}].name", f"duplicate rule name {rule.name!r} "
+                            f"(first at rules[{seen[rule.name]}])")
+            )
+        seen.setdefault(rule.name, i)
+        try:
+            parse(rule.query)
+        except QuerySyntaxError as exc:
+            issues.append(ConfigIssue(f"rules[{i}].query", str(exc)))
+        if cfg.channels and rule.channel not in cfg.channels:
+            known = ", ".join(sorted(cfg.channels))
+            issues.append(
+                ConfigIssue(f"rules[{i}].channel", f"unknown channel {rule.channel!r}; "
+                            f"[channels] defines: {known}")
+            )
+    names: dict[str, int] = {}
+    for i, src in enumerate(cfg.sources):
+        if src.name in names:
+            issues.append(
+                ConfigIssue(f"sources[{i}].name", f"duplicate source name {src.name!r} "
+                            f"(first at sources[{names[src.name]}])")
+            )
+        names.setdefault(src.name, i)
+    for key, ref in cfg.channels.items():
+        if isinstance(ref, str) and not (
+            ref.startswith("env:") or re.match(r"^https://[^/]+/api/(v\d+/)?webhooks/\d+/\S+$", ref)
+        ):
+            issues.append(
+                ConfigIssue(f"channels.{key}", "expected a channel id, a webhook URL, or "
+                            "'env:VAR' naming a variable that holds a webhook URL")
+            )
+        elif isinstance(ref, int) and ref <= 0:
+            issues.append(ConfigIssue(f"channels.{key}", "a channel id is a positive number"))
+    return issues
+
+
+def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: str | None = None
+                 ) -> Config:
+    """Validate a config mapping; raise ConfigError listing every problem with its key path."""
+    try:
+        cfg = Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as err:
+        raise ConfigError(_pydantic_issues(err), file=file) from None
+    issues = _semantic_issues(cfg)
+    if issues:
+        raise ConfigError(issues, file=file)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue("", f"no such file: {p}")], file=str(p)) from None
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read: {exc.strerror}")], file=str(p)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigIssue("", "not UTF-8 text")], file=str(p)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigIssue("", f"not valid TOML: {exc}")], file=str(p)) from None
+    return parse_config(data, base_dir=p.resolve().parent, file=str(p))

@@ -1,0 +1,93 @@
+"""Errors raised by the newswatch engine.
+
+Every error the engine raises on purpose derives from one root, so a caller can catch them all::
+
+    NewswatchError
+    ├── ConfigError            a config file or value is wrong; ``issues`` lists every problem
+    ├── QuerySyntaxError       a rule query does not parse; carries ``column`` (1-based)
+    ├── SourceError            a source could not be read (network, HTTP status, unparsable feed)
+    │   └── FetchBlockedError  a URL was refused before any connection (scheme, address, size)
+    ├── StoreError             the store could not do what was asked
+    └── DeliveryError          a sink could not deliver an alert
+        ├── TransientDeliveryError   try again later (rate limit, 5xx, timeout)
+        └── PermanentDeliveryError   do not retry as is (invalid body, no access, unknown target)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NewswatchError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a configuration: where (a key path such as ``rules[2].query``) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(NewswatchError):
+    """A configuration is invalid; ``issues`` names every problem with its key path."""
+
+    def __init__(self, issues: list[ConfigIssue], *, file: str | None = None) -> None:
+        self.issues = list(issues)
+        self.file = file
+        head = f"{file}: " if file else ""
+        super().__init__(head + "; ".join(str(i) for i in self.issues))
+
+
+class QuerySyntaxError(NewswatchError):
+    """A query does not parse. ``column`` is 1-based and points at the offending character."""
+
+    def __init__(self, message: str, query: str, column: int) -> None:
+        self.message = message
+        self.query = query
+        self.column = column
+        super().__init__(f"{message} at column {column}")
+
+    def caret(self) -> str:
+        """The query with a caret under the offending column, for terminals and code blocks."""
+        return f"{self.query}\n{' ' * (self.column - 1)}^"
+
+
+class SourceError(NewswatchError):
+    """A source could not be read this time; the source is retried with backoff."""
+
+
+class FetchBlockedError(SourceError):
+    """A URL was refused before or while connecting (scheme, address range, redirect, size)."""
+
+
+class StoreError(NewswatchError):
+    """The store could not complete an operation."""
+
+
+class DeliveryError(NewswatchError):
+    """A sink could not deliver an alert."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Delivery failed for a reason that may pass; ``retry_after`` seconds if the remote said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Delivery failed and retrying the same body will fail again.
+
+    ``pause_destination`` is true when the destination itself is unusable (no access, unknown
+    channel or webhook): its alerts are held rather than rejected.
+    """
+
+    def __init__(self, message: str, *, pause_destination: bool = False) -> None:
+        self.pause_destination = pause_destination
+        super().__init__(message)

@@ -1,0 +1,156 @@
+"""The values that flow through the engine: articles in, matches and alerts out.
+
+All models are frozen pydantic models with ``extra="forbid"``: a misspelt field is an error, and a
+value handed to a sink cannot change under it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["Article", "Highlight", "Hit", "Match", "content_fingerprint"]
+
+_SPACE = re.compile(r"\s+")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def content_fingerprint(title: str, text: str) -> str:
+    """A hash of an article's words that ignores case, accents, punctuation and spacing.
+
+    Two copies of one story that differ only in markup, whitespace or tracking links get the same
+    fingerprint, which is what dedupe needs.
+    """
+    folded = unicodedata.normalize("NFKD", f"{title}\n{text}").casefold()
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    words = re.findall(r"\w+", folded)
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class Article(_Frozen):
+    """One news item, normalised from whatever the source returned.
+
+    Only ``title`` and ``text`` are required, so the library can match ad-hoc text. ``id`` is
+    stable: it derives from the source and the item's guid, else its link, else its content.
+    """
+
+    id: str = ""
+    source: str = ""
+    guid: str | None = None
+    url: str | None = None
+    title: str
+    text: str = ""
+    published: datetime | None = None
+    fetched_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    content_hash: str = ""
+
+    @field_validator("published", "fetched_at", mode="after")
+    @classmethod
+    def _to_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_ids(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        title = str(data.get("title") or "")
+        text = str(data.get("text") or "")
+        if not data.get("content_hash"):
+            data["content_hash"] = content_fingerprint(title, text)
+        if not data.get("id"):
+            key = data.get("guid") or data.get("url") or data["content_hash"]
+            raw = f"{data.get('source') or ''}\x00{key}"
+            data["id"] = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        return data
+
+    def field(self, name: str) -> str:
+        """The text of a matchable field (``title``, ``text``, ``source``, ``url``)."""
+        if name == "title":
+            return self.title
+        if name == "text":
+            return self.text
+        if name == "source":
+            return self.source
+        if name == "url":
+            return self.url or ""
+        raise KeyError(name)
+
+    def snippet(self, limit: int = 280) -> str:
+        """The start of the text on one line, cut at a word boundary."""
+        flat = _SPACE.sub(" ", self.text).strip()
+        if len(flat) <= limit:
+            return flat
+        cut = flat.rfind(" ", 0, limit)
+        return flat[: cut if cut > limit // 2 else limit].rstrip(" ,;:") + "…"
+
+
+class Highlight(_Frozen):
+    """A span of an article field that a rule matched: ``text == article.field(field)[start:end]``."""
+
+    field: str
+    start: int
+    end: int
+    text: str
+
+
+HitKind = Literal["exact", "prefix", "fuzzy", "alias", "regex"]
+
+
+class Hit(_Frozen):
+    """Evidence for one query term: where it matched, how, and how well (0–100)."""
+
+    term: str
+    field: str
+    start: int
+    end: int
+    text: str
+    kind: HitKind = "exact"
+    score: float = 100.0
+    variant: str | None = None
+
+
+class Match(_Frozen):
+    """A rule that fired on an article, with the evidence that shows why."""
+
+    rule: str
+    article_id: str
+    score: float
+    hits: tuple[Hit, ...] = ()
+
+    @property
+    def highlights(self) -> list[Highlight]:
+        """The matched spans, ordered by field and position, overlapping spans merged."""
+        spans = sorted({(h.field, h.start, h.end, h.text) for h in self.hits})
+        out: list[Highlight] = []
+        for field, start, end, text in spans:
+            if out and out[-1].field == field and start <= out[-1].end:
+                last = out[-1]
+                if end > last.end:
+                    merged = last.text + text[last.end - start :]
+                    out[-1] = Highlight(field=field, start=last.start, end=end, text=merged)
+                continue
+            out.append(Highlight(field=field, start=start, end=end, text=text))
+        return out
+
+    @property
+    def terms(self) -> list[str]:
+        """The distinct query terms that hit, in first-seen order."""
+        return list(dict.fromkeys(h.term for h in self.hits))

@@ -1,0 +1,86 @@
+"""Snippets: the part of an article that shows why a rule fired, as plain and highlighted runs.
+
+Front ends render the runs their own way (ANSI bold in a terminal, ``**bold**`` in Discord), so
+this module returns structure, not markup.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from watchers.models import Highlight
+
+__all__ = ["Run", "snippet_runs", "title_runs"]
+
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A piece of snippet text; ``hit`` marks matched terms."""
+
+    text: str
+    hit: bool = False
+
+
+def _runs(text: str, spans: Sequence[tuple[int, int]], start: int, end: int) -> list[Run]:
+    out: list[Run] = []
+    pos = start
+    for s, e in spans:
+        s, e = max(s, start), min(e, end)
+        if e <= s or s < pos:
+            continue
+        if s > pos:
+            out.append(Run(_WS.sub(" ", text[pos:s])))
+        out.append(Run(_WS.sub(" ", text[s:e]), hit=True))
+        pos = e
+    if pos < end:
+        out.append(Run(_WS.sub(" ", text[pos:end])))
+    return [r for r in out if r.text]
+
+
+def _spans(highlights: Iterable[Highlight], field: str) -> list[tuple[int, int]]:
+    return sorted({(h.start, h.end) for h in highlights if h.field == field})
+
+
+def title_runs(title: str, highlights: Iterable[Highlight]) -> list[Run]:
+    """The title with its matched spans marked."""
+    return _runs(title, _spans(highlights, "title"), 0, len(title))
+
+
+def snippet_runs(text: str, highlights: Iterable[Highlight], width: int = 320) -> list[Run]:
+    """About ``width`` characters of ``text`` around the densest cluster of text highlights.
+
+    Cut at word boundaries; an ellipsis run marks text left out at either end.
+    """
+    spans = _spans(highlights, "text")
+    if not text:
+        return []
+    if spans:
+        # Start just before the highlight whose window holds the most other highlights.
+        best = max(range(len(spans)),
+                   key=lambda i: sum(1 for s, _ in spans if spans[i][0] <= s < spans[i][0] + width))
+        start = max(0, spans[best][0] - width // 4)
+    else:
+        start = 0
+    end = min(len(text), start + width)
+    if start > 0:
+        space = text.find(" ", start)
+        if 0 <= space < start + 30 and (not spans or space < spans[0][0] or space < end):
+            start = space + 1
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        if space > start + width // 2:
+            end = space
+    runs = _runs(text, spans, start, end)
+    if runs and start > 0:
+        runs.insert(0, Run("…"))
+    if runs and end < len(text):
+        runs.append(Run("…"))
+    if runs:
+        first, last = runs[0], runs[-1]
+        runs[0] = Run(first.text.lstrip(), first.hit)
+        runs[-1] = Run(runs[-1].text.rstrip(), last.hit) if len(runs) > 1 else runs[0]
+    return [r for r in runs if r.text]

@@ -1,0 +1,437 @@
+"""Turn the bytes of an RSS, Atom or JSON Feed document into plain-text entries.
+
+XML goes through feedparser, because real feeds are often not well-formed and its loose parser
+still reads them (see ``bench/feed_parsers.py``). Before feedparser sees a document, every DOCTYPE
+in its prolog is removed, internal subset and all: without entity declarations, expat has nothing
+to expand (billion laughs, quadratic blowup) and nothing external to fetch (XXE, remote DTDs);
+named HTML entities still work because feedparser's loose parser knows them. JSON Feed is read
+here. This module is synchronous and CPU-bound: callers run it off the event loop.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import feedparser  # type: ignore[import-untyped]
+from feedparser.datetimes import _parse_date  # type: ignore[import-untyped]
+from feedparser.encodings import convert_to_utf8  # type: ignore[import-untyped]
+
+from watchers.errors import SourceError
+
+__all__ = [
+    "FeedFormatError",
+    "ParsedFeed",
+    "RawEntry",
+    "html_to_text",
+    "parse_feed",
+    "strip_doctype",
+]
+
+_MAX_TITLE = 1_000
+_MAX_TEXT = 100_000
+_MAX_GUID = 2_000
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_NEWLINES = re.compile(r"\s*\n\s*(?:\n\s*)+")
+_JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/", re.IGNORECASE)
+_HTML_START = re.compile(
+    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
+)
+_XML_DECL_AFTER_SPACE = re.compile(rb"^\s+(?=<\?xml\b)")
+
+
+class FeedFormatError(SourceError):
+    """A response is not a feed we can read; ``kind`` says what it looked like.
+
+    Kinds: ``empty``, ``html``, ``json`` (JSON but not a JSON Feed), ``invalid-json``,
+    ``not-a-feed`` (XML or text we do not recognise).
+    """
+
+    def __init__(self, message: str, kind: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One item as the feed gave it, reduced to plain text and an absolute http(s) link."""
+
+    guid: str | None
+    url: str | None
+    title: str
+    text: str
+    published: datetime | None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A parsed document. ``format`` is feedparser's version name (``rss20``, ``atom10`` …) or
+    ``json1`` / ``json11``; ``bozo`` says the XML was ill-formed and read by the loose parser."""
+
+    title: str
+    entries: list[RawEntry] = field(default_factory=list)
+    format: str = ""
+    bozo: bool = False
+
+
+class _TextExtractor(HTMLParser):
+    """HTML to text: drops tags, decodes entities, keeps block boundaries as line breaks."""
+
+    _SKIP = frozenset({"script", "style", "template", "noscript", "head", "title"})
+    _BLOCK = frozenset(
+        {
+            "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "header",
+            "footer", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "dd", "dt",
+            "figure", "figcaption",
+        }
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def _tidy(text: str) -> str:
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment: tags removed, entities decoded, whitespace tidied."""
+    if "<" not in html and "&" not in html:
+        return _tidy(html)
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return _tidy("".join(parser.parts))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def _http_url(base: str, link: Any) -> str | None:
+    """An absolute http(s) URL for ``link`` resolved against ``base``, or None."""
+    if not isinstance(link, str):
+        return None
+    link = str(link).strip()
+    if not link:
+        return None
+    try:
+        absolute = urljoin(base, link) if base else link
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return str(absolute)
+
+
+# ---------------------------------------------------------------------------------------------
+# XML prolog
+
+
+def _skip_quoted_or_comment(data: bytes, i: int) -> int:
+    """If data[i] opens a quoted string or comment, return the index after it, else -1."""
+    c = data[i : i + 1]
+    if c in (b'"', b"'"):
+        end = data.find(c, i + 1)
+        return len(data) if end < 0 else end + 1
+    if data.startswith(b"<!--", i):
+        end = data.find(b"-->", i + 4)
+        return len(data) if end < 0 else end + 3
+    return -1
+
+
+def _doctype_end(data: bytes, start: int) -> int:
+    """Index just past the DOCTYPE that starts at ``start`` (internal subset included)."""
+    i = start + len(b"<!DOCTYPE")
+    depth = 0
+    while i < len(data):
+        after = _skip_quoted_or_comment(data, i)
+        if after >= 0:
+            i = after
+            continue
+        c = data[i]
+        if c == 0x5B:  # [
+            depth += 1
+        elif c == 0x5D:  # ]
+            depth = max(0, depth - 1)
+        elif c == 0x3E and depth == 0:  # >
+            return i + 1
+        i += 1
+    return len(data)
+
+
+def strip_doctype(data: bytes) -> bytes:
+    """Remove every DOCTYPE from the prolog of an XML document (bytes in an ASCII-compatible
+    encoding). Comments and processing instructions are skipped as units, so a ``<tag`` inside a
+    comment cannot end the prolog early and hide a DOCTYPE behind it."""
+    out: list[bytes] = []
+    i = 0
+    n = len(data)
+    while i < n:
+        c = data[i : i + 1]
+        if c.isspace():
+            out.append(c)
+            i += 1
+        elif data.startswith(b"<?", i):
+            end = data.find(b"?>", i + 2)
+            end = n if end < 0 else end + 2
+            out.append(data[i:end])
+            i = end
+        elif data.startswith(b"<!--", i):
+            end = data.find(b"-->", i + 4)
+            end = n if end < 0 else end + 3
+            out.append(data[i:end])
+            i = end
+        elif data[i : i + 9].upper() == b"<!DOCTYPE":
+            i = _doctype_end(data, i)
+        else:
+            break
+    return b"".join(out) + data[i:]
+
+
+# ---------------------------------------------------------------------------------------------
+# XML feeds via feedparser
+
+
+def _struct_to_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, time.struct_time):
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _detail_text(detail: Any, fallback: Any) -> str:
+    """Plain text of a feedparser ``*_detail`` value, honouring its declared type."""
+    value = detail.get("value") if isinstance(detail, dict) else None
+    if not isinstance(value, str):
+        value = fallback if isinstance(fallback, str) else ""
+    kind = detail.get("type", "") if isinstance(detail, dict) else ""
+    if kind in ("text/plain", "text") and "<" not in value:
+        return _tidy(value)
+    return html_to_text(value)
+
+
+def _entry_text(entry: Any) -> str:
+    """The fullest body the entry carries: its longest content, else its summary."""
+    candidates: list[tuple[Any, Any]] = []
+    for content in entry.get("content") or []:
+        if isinstance(content, dict):
+            candidates.append((content, content.get("value")))
+    if entry.get("summary") is not None:
+        candidates.append((entry.get("summary_detail"), entry.get("summary")))
+    best = ""
+    for detail, fallback in candidates:
+        text = _detail_text(detail, fallback)
+        if len(text) > len(best):
+            best = text
+    return best
+
+
+def _entry_link(entry: Any, base: str) -> str | None:
+    link = _http_url(base, entry.get("link"))
+    if link:
+        return link
+    for candidate in entry.get("links") or []:
+        if isinstance(candidate, dict) and candidate.get("rel", "alternate") == "alternate":
+            link = _http_url(base, candidate.get("href"))
+            if link:
+                return link
+    guid = entry.get("id")
+    if isinstance(guid, str) and guid.startswith(("http://", "https://")):
+        return _http_url(base, guid)
+    return None
+
+
+def _prepare_xml(body: bytes, content_type: str | None) -> bytes:
+    """Decode to UTF-8 (feedparser's own rules: BOM, HTTP charset, XML declaration) and strip
+    the DOCTYPE, so what feedparser parses next is known-safe UTF-8."""
+    body = _XML_DECL_AFTER_SPACE.sub(b"", body, count=1)
+    headers = {"content-type": content_type} if content_type else {}
+    info: dict[str, Any] = {}
+    data: bytes = convert_to_utf8(headers, body, info)
+    return strip_doctype(data)
+
+
+def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
+    data = _prepare_xml(body, content_type)
+    # A stream, never bytes or str: feedparser treats a string as a URL or a file name to open.
+    parsed = feedparser.parse(
+        io.BytesIO(data),
+        response_headers={
+            "content-type": "application/xml; charset=utf-8",
+            "content-location": url,
+        },
+        resolve_relative_uris=True,
+        sanitize_html=True,
+    )
+    version = str(parsed.get("version") or "")
+    raw_entries = parsed.get("entries") or []
+    if not version and not raw_entries:
+        if _HTML_START.match(body[:4096].lstrip(b"\xef\xbb\xbf")):
+            raise FeedFormatError(f"{url} is not a feed: looks like HTML", "html")
+        reason = parsed.get("bozo_exception")
+        detail = f" ({_one_line(str(reason))[:200]})" if reason else ""
+        raise FeedFormatError(
+            f"{url} is not a feed: no RSS, Atom or RDF root{detail}", "not-a-feed"
+        )
+    feed = parsed.get("feed") or {}
+    title = _one_line(_detail_text(feed.get("title_detail"), feed.get("title")))
+    entries: list[RawEntry] = []
+    for entry in raw_entries:
+        base = _base_of(entry, url)
+        guid = entry.get("id")
+        guid = _clip(guid.strip(), _MAX_GUID) if isinstance(guid, str) and guid.strip() else None
+        published = None
+        for key in ("published_parsed", "updated_parsed", "created_parsed"):
+            published = _struct_to_datetime(entry.get(key))
+            if published is not None:
+                break
+        raw = RawEntry(
+            guid=guid,
+            url=_entry_link(entry, base),
+            title=_clip(
+                _one_line(_detail_text(entry.get("title_detail"), entry.get("title"))), _MAX_TITLE
+            ),
+            text=_clip(_entry_text(entry), _MAX_TEXT),
+            published=published,
+        )
+        if raw.guid or raw.url or raw.title or raw.text:
+            entries.append(raw)
+    return ParsedFeed(title=title, entries=entries, format=version, bozo=bool(parsed.get("bozo")))
+
+
+def _base_of(entry: Any, url: str) -> str:
+    """The base for an entry's relative links: its xml:base (itself relative to the feed URL)."""
+    detail = entry.get("title_detail") or entry.get("summary_detail")
+    base = detail.get("base") if isinstance(detail, dict) else None
+    if isinstance(base, str) and base:
+        try:
+            return urljoin(url, base)
+        except ValueError:
+            return url
+    return url
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Feed
+
+
+def _json_date(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        # RFC 822 and friends, which some producers emit despite the spec.
+        return _struct_to_datetime(_parse_date(text))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _json_str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _parse_json(body: bytes, url: str) -> ParsedFeed:
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise FeedFormatError(f"{url} is not a feed: invalid JSON", "invalid-json") from None
+    if not isinstance(doc, dict) or not (
+        _JSON_FEED_VERSION.match(_json_str(doc.get("version")))
+        or isinstance(doc.get("items"), list)
+    ):
+        raise FeedFormatError(f"{url} is not a feed: JSON, but not a JSON Feed", "json")
+    version = _json_str(doc.get("version"))
+    fmt = "json11" if version.rstrip("/").endswith("1.1") else "json1"
+    items = doc.get("items")
+    entries: list[RawEntry] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        raw_id = item.get("id")
+        guid = str(raw_id).strip() if isinstance(raw_id, str | int | float) else ""
+        html = _json_str(item.get("content_html"))
+        text = html_to_text(html) if html else _tidy(_json_str(item.get("content_text")))
+        if not text:
+            text = html_to_text(_json_str(item.get("summary")))
+        raw = RawEntry(
+            guid=_clip(guid, _MAX_GUID) or None,
+            url=_http_url(url, item.get("url")) or _http_url(url, item.get("external_url")),
+            title=_clip(_one_line(html_to_text(_json_str(item.get("title")))), _MAX_TITLE),
+            text=_clip(text, _MAX_TEXT),
+            published=_json_date(item.get("date_published"))
+            or _json_date(item.get("date_modified")),
+        )
+        if raw.guid or raw.url or raw.title or raw.text:
+            entries.append(raw)
+    title = _one_line(html_to_text(_json_str(doc.get("title"))))
+    return ParsedFeed(title=title, entries=entries, format=fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _looks_like_json(head: bytes, content_type: str | None) -> bool:
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime in ("application/feed+json", "application/json") or mime.endswith("+json"):
+        return True
+    return head.startswith((b"{", b"["))
+
+
+def parse_feed(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
+    """Parse a feed document of any supported format; raise FeedFormatError for non-feeds.
+
+    RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 (ill-formed XML included, via the loose parser) and JSON
+    Feed 1/1.1. Links come back absolute (resolved against xml:base and ``url``), text is plain,
+    dates are aware UTC or None.
+    """
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        raise FeedFormatError(f"{url} is not a feed: the response is empty", "empty")
+    if _looks_like_json(head, content_type) and not head.startswith(b"<"):
+        return _parse_json(body, url)
+    try:
+        return _parse_xml(body, url, content_type)
+    except RecursionError:
+        raise FeedFormatError(f"{url} is not a feed: nested too deeply", "not-a-feed") from None

@@ -1,0 +1,262 @@
+"""Refuse URLs and addresses that would let a feed URL reach inside our network (SSRF).
+
+Three layers, because each one alone has a gap:
+
+* :func:`check_url` rejects a URL before any connection: wrong scheme, credentials, backslashes,
+  ``localhost`` names and IP literals in any notation a resolver would accept (``2130706433``,
+  ``0x7f000001``, ``0177.0.0.1``, ``127.1``, ``[::ffff:127.0.0.1]``).
+* :class:`GuardedResolver` filters what DNS returns, so a public name that resolves (or rebinds)
+  to a private address is refused before the connector dials it.
+* :func:`check_peer` checks the address a connection actually reached, which also covers
+  sessions built without our resolver and pooled connections.
+
+``allow_private`` is an explicit list of networks (CIDRs) that are let through anyway, for intranet
+feeds and for tests that serve feeds on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from watchers.errors import FetchBlockedError
+
+__all__ = [
+    "GuardedResolver",
+    "IPAddress",
+    "IPNetwork",
+    "allowing",
+    "blocked_reason",
+    "check_host",
+    "check_peer",
+    "check_url",
+    "current_allowlist",
+    "parse_networks",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_METADATA = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+}
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SCHEMES = frozenset({"http", "https"})
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+
+# The allowlist in force for the request being made; the resolver runs inside that request's
+# task, so a context variable carries the per-source policy to it without a connector per source.
+_ALLOWED: contextvars.ContextVar[tuple[IPNetwork, ...]] = contextvars.ContextVar(
+    "newswatch_allowed_networks", default=()
+)
+
+
+def parse_networks(cidrs: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
+    """Parse an allowlist; a bare address means that one host. Raises ValueError on bad input."""
+    out: list[IPNetwork] = []
+    for item in cidrs:
+        if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            out.append(item)
+        else:
+            out.append(ipaddress.ip_network(str(item).strip(), strict=False))
+    return tuple(out)
+
+
+def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address hidden inside an IPv6 one (mapped, 6to4, Teredo, NAT64), if any."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def blocked_reason(ip: IPAddress, allowed: Sequence[IPNetwork] = ()) -> str | None:
+    """Why ``ip`` must not be contacted, or None when it may be."""
+    inner = _embedded_ipv4(ip)
+    for candidate in (ip, inner):
+        if candidate is not None and any(
+            candidate.version == net.version and candidate in net for net in allowed
+        ):
+            return None
+    if inner is not None:
+        reason = blocked_reason(inner)
+        if reason is not None:
+            return f"{reason} (embedded in {ip})"
+    if ip in _METADATA:
+        return "a cloud metadata address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
+        return "a shared (CGNAT) address"
+    if ip.is_private:
+        return "a private address"
+    if ip.is_reserved:
+        return "a reserved address"
+    if not ip.is_global:
+        return "a non-global address"
+    return None
+
+
+def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """Read the IPv4 forms inet_aton (so getaddrinfo) accepts: 127.1, 0x7f.1, 017700000001."""
+    if not host or not all(c in "0123456789abcdefxABCDEFX." for c in host):
+        return None
+    if not host[0].isdigit():
+        return None  # a name such as "cafe.example" is not an address
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def _host_address(host: str) -> IPAddress | None:
+    """The address a URL host denotes literally, in any accepted notation, or None for a name."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    bare = bare.split("%", 1)[0]  # zone ids ("fe80::1%eth0") do not change the address
+    try:
+        return ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    return _legacy_ipv4(bare.rstrip("."))
+
+
+def check_url(url: str, allow_private: Iterable[str | IPNetwork] = ()) -> None:
+    """Raise FetchBlockedError if ``url`` must not be fetched; no connection is made.
+
+    Names that are not literal addresses pass here; the resolver checks where they lead.
+    """
+    allowed = parse_networks(allow_private)
+    if not isinstance(url, str) or not url:
+        raise FetchBlockedError("refused URL: empty")
+    if "\\" in url:
+        raise FetchBlockedError("refused URL: contains a backslash")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise FetchBlockedError("refused URL: contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise FetchBlockedError(f"refused URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise FetchBlockedError(f"refused URL: scheme {scheme or '(none)'!r} is not http or https")
+    if "@" in parts.netloc:
+        raise FetchBlockedError("refused URL: credentials in URLs are not allowed")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise FetchBlockedError("refused URL: no host")
+    if port == 0:
+        raise FetchBlockedError("refused URL: port 0")
+    address = _host_address(host)
+    if address is None:
+        name = host.rstrip(".")
+        if name in _LOCAL_NAMES or name.endswith(".localhost"):
+            raise FetchBlockedError(f"refused URL: host {host!r} is the local machine")
+        return
+    reason = blocked_reason(address, allowed)
+    if reason is not None:
+        raise FetchBlockedError(f"refused URL: {host} is {reason}")
+
+
+def check_host(host: str, allowed: Sequence[IPNetwork] = ()) -> None:
+    """Raise FetchBlockedError if ``host`` is a literal address (any notation) that is blocked.
+
+    Names pass: they are checked when resolved.
+    """
+    literal = _host_address(host)
+    if literal is not None:
+        reason = blocked_reason(literal, allowed)
+        if reason is not None:
+            raise FetchBlockedError(f"refused connection: {host} is {reason}")
+
+
+def check_peer(address: str, allowed: Sequence[IPNetwork] = ()) -> None:
+    """Raise FetchBlockedError if a connection reached an address it must not."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        raise FetchBlockedError(
+            f"refused connection: unreadable peer address {address!r}"
+        ) from None
+    reason = blocked_reason(ip, allowed)
+    if reason is not None:
+        raise FetchBlockedError(f"refused connection: {ip} is {reason}")
+
+
+def current_allowlist() -> tuple[IPNetwork, ...]:
+    """The allowlist set by the innermost :func:`allowing` block (empty outside one)."""
+    return _ALLOWED.get()
+
+
+@contextmanager
+def allowing(allowed: Sequence[IPNetwork]) -> Iterator[None]:
+    """Make ``allowed`` the allowlist that :class:`GuardedResolver` applies in this context."""
+    token = _ALLOWED.set(tuple(allowed))
+    try:
+        yield
+    finally:
+        _ALLOWED.reset(token)
+
+
+class GuardedResolver(AbstractResolver):
+    """A resolver that drops blocked addresses and refuses a name that leads only to them.
+
+    Dropping (rather than failing on any blocked answer) keeps dual-stack names working; a name
+    whose every answer is blocked raises FetchBlockedError, which aiohttp lets through unchanged.
+    """
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        allowed = _ALLOWED.get()
+        check_host(host, allowed)
+        if self._inner is None:
+            # Created lazily: ThreadedResolver wants a running loop.
+            self._inner = ThreadedResolver()
+        results = await self._inner.resolve(host, port, family)
+        kept: list[ResolveResult] = []
+        reasons: list[str] = []
+        for result in results:
+            try:
+                ip = ipaddress.ip_address(result["host"].split("%", 1)[0])
+            except ValueError:
+                reasons.append(f"{result['host']!r} is not an address")
+                continue
+            reason = blocked_reason(ip, allowed)
+            if reason is None:
+                kept.append(result)
+            else:
+                reasons.append(f"{ip} is {reason}")
+        if not kept:
+            detail = "; ".join(dict.fromkeys(reasons)) or "no addresses"
+            raise FetchBlockedError(f"refused connection: {host} resolves only to {detail}")
+        return kept
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()

@@ -1,0 +1,361 @@
+"""The one HTTP fetcher every network source uses.
+
+It owns the rules that keep a hostile or broken server from hurting us: addresses are checked
+before and after connecting (see ``_guard``), redirects are followed by hand so that every hop is
+checked, the whole fetch has a deadline, and the body is decompressed here, chunk by chunk, so the
+size cap counts the bytes we would actually hold (a gzip bomb stops at the cap, whatever
+Content-Length said).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urljoin
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from watchers.errors import FetchBlockedError, SourceError
+from watchers.sources._guard import (
+    GuardedResolver,
+    IPNetwork,
+    allowing,
+    check_host,
+    check_peer,
+    check_url,
+    current_allowlist,
+    parse_networks,
+)
+
+if TYPE_CHECKING:
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "USER_AGENT",
+    "FetchResult",
+    "FetchTimeoutError",
+    "Fetcher",
+    "GuardedConnector",
+    "Timeouts",
+]
+
+USER_AGENT = "newswatch/0.1 (+https://github.com/newswatch)"
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+
+
+class FetchTimeoutError(SourceError):
+    """A fetch ran out of time (connecting, waiting for bytes, or in total)."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. ``read`` is the longest silence between bytes; ``total`` bounds a whole fetch,
+    redirects included, so a server that drips one byte at a time cannot hold us."""
+
+    total: float = 30.0
+    connect: float = 10.0
+    read: float = 15.0
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One HTTP response, after redirects. ``body`` is decompressed and empty unless 2xx."""
+
+    status: int
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    not_modified: bool = False
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("Content-Type")
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A TCP connector that resolves through :class:`GuardedResolver` and checks the peer.
+
+    The peer check runs on every connection handed out, pooled ones included, before any request
+    byte is written; the DNS cache is off so each request's allowlist sees a fresh answer.
+    """
+
+    def __init__(self, *, resolver: AbstractResolver | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("limit_per_host", 4)
+        super().__init__(resolver=GuardedResolver(resolver), use_dns_cache=False, **kwargs)
+
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's own signature
+    ) -> Connection:
+        # aiohttp skips the resolver for address literals, so check those before dialling.
+        check_host(req.url.raw_host or "", current_allowlist())
+        conn = await super().connect(req, traces, timeout)
+        transport = conn.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        if not peer:
+            conn.close()
+            raise FetchBlockedError("refused connection: the peer address is unknown")
+        try:
+            check_peer(str(peer[0]), current_allowlist())
+        except FetchBlockedError:
+            conn.close()
+            raise
+        return conn
+
+
+class _Decoder:
+    """Decompresses a Content-Encoding stream without ever producing more than ``limit`` bytes."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self._limit = limit
+        self.size = 0
+        self._raw = False
+        self._z: Any = None
+        codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1:
+            raise SourceError(f"unsupported Content-Encoding {encoding!r} (stacked codings)")
+        self._coding = codings[0] if codings else ""
+        if self._coding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._coding == "deflate":
+            self._z = None  # zlib or raw deflate: decided on the first bytes
+        elif self._coding:
+            raise SourceError(f"unsupported Content-Encoding {encoding!r}")
+
+    def _take(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self._limit:
+            raise FetchBlockedError(f"response body exceeds {self._limit} bytes")
+        return data
+
+    def feed(self, data: bytes) -> bytes:
+        if not self._coding:
+            return self._take(data)
+        if self._z is None:
+            # "deflate" is meant to be zlib-wrapped, but many servers send raw deflate.
+            raw = bool(data) and (data[0] & 0x0F) != 8
+            self._z = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        out: list[bytes] = []
+        try:
+            while data:
+                room = self._limit - self.size + 1
+                piece = self._z.decompress(data, room)
+                out.append(self._take(piece))
+                data = self._z.unconsumed_tail
+                if not piece and not data:
+                    break
+        except zlib.error:
+            raise SourceError(f"corrupt {self._coding} response body") from None
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        if self._z is None:
+            return b""
+        try:
+            return self._take(self._z.flush(self._limit - self.size + 1))
+        except zlib.error:
+            raise SourceError(f"corrupt {self._coding} response body") from None
+
+
+class Fetcher:
+    """Fetches URLs with conditional GET, hop-by-hop checked redirects, deadlines and a size cap.
+
+    Use ``async with Fetcher() as fetcher`` (or call :meth:`aclose`). Without a ``session`` the
+    fetcher builds and owns one on a :class:`GuardedConnector`. A given session is used as is and
+    not closed; give it a :class:`GuardedConnector` too, or addresses are checked only before
+    connecting (URL literals) — names would be dialled before being refused.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        allow_private: Iterable[str | IPNetwork] = (),
+        timeouts: Timeouts | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_redirects: int = 5,
+        user_agent: str = USER_AGENT,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        self._session = session
+        self._owns_session = session is None
+        self._allowed = parse_networks(allow_private)
+        self.timeouts = timeouts or Timeouts()
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        self.user_agent = user_agent
+        self._resolver = resolver
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session if this fetcher created it."""
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise SourceError("fetcher is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=GuardedConnector(resolver=self._resolver),
+                auto_decompress=False,
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def get(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        allow_private: Iterable[str | IPNetwork] = (),
+    ) -> FetchResult:
+        """GET ``url``. Any status is returned (body only for 2xx); failures raise SourceError.
+
+        ``allow_private`` adds networks to the fetcher's own allowlist for this call only.
+        """
+        allowed = self._allowed + parse_networks(allow_private)
+        check_url(url, allowed)
+        session = self._get_session()
+        headers = {
+            "User-Agent": self.user_agent,
+            "Accept": _ACCEPT,
+            "Accept-Encoding": "gzip, deflate",
+        }
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        try:
+            async with asyncio.timeout(self.timeouts.total):
+                return await self._follow(session, url, headers, allowed)
+        except TimeoutError:
+            raise FetchTimeoutError(
+                f"{url}: timed out (limit {self.timeouts.total:g}s for the whole fetch)"
+            ) from None
+
+    async def _follow(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        headers: dict[str, str],
+        allowed: tuple[IPNetwork, ...],
+    ) -> FetchResult:
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.timeouts.connect,
+            sock_read=self.timeouts.read,
+        )
+        current = url
+        for _hop in range(self.max_redirects + 1):
+            check_url(current, allowed)
+            try:
+                with allowing(allowed):
+                    async with session.get(
+                        current,
+                        headers=headers,
+                        allow_redirects=False,
+                        auto_decompress=False,
+                        timeout=timeout,
+                    ) as resp:
+                        if resp.status in _REDIRECTS:
+                            location = resp.headers.get("Location")
+                            if not location:
+                                raise SourceError(
+                                    f"{current}: HTTP {resp.status} redirect without Location"
+                                )
+                            current = urljoin(str(resp.url), location.strip())
+                            continue
+                        result_headers = _plain_headers(resp.headers)
+                        if resp.status == 304:
+                            return FetchResult(
+                                304, str(resp.url), result_headers, b"", not_modified=True
+                            )
+                        body = b""
+                        if 200 <= resp.status < 300:
+                            body = await self._read_body(resp, current)
+                        return FetchResult(resp.status, str(resp.url), result_headers, body)
+            except SourceError:
+                raise
+            except TimeoutError:
+                raise FetchTimeoutError(
+                    f"{current}: timed out (connect {self.timeouts.connect:g}s, "
+                    f"read {self.timeouts.read:g}s)"
+                ) from None
+            except aiohttp.InvalidURL as exc:
+                raise FetchBlockedError(f"refused URL: {exc}") from None
+            except aiohttp.ClientError as exc:
+                raise SourceError(f"{current}: {_describe(exc)}") from None
+        raise FetchBlockedError(f"{url}: more than {self.max_redirects} redirects")
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
+        declared = resp.content_length
+        encoding = resp.headers.get("Content-Encoding", "")
+        if declared is not None and declared > self.max_bytes and not encoding:
+            raise FetchBlockedError(
+                f"{url}: response body exceeds {self.max_bytes} bytes (Content-Length {declared})"
+            )
+        decoder = _Decoder(encoding, self.max_bytes)
+        parts: list[bytes] = []
+        try:
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                parts.append(decoder.feed(chunk))
+            parts.append(decoder.flush())
+        except FetchBlockedError as exc:
+            raise FetchBlockedError(f"{url}: {exc}") from None
+        except SourceError as exc:
+            raise SourceError(f"{url}: {exc}") from None
+        return b"".join(parts)
+
+
+def _plain_headers(headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
+    # A case-insensitive copy that outlives the response.
+    return CIMultiDictProxy(CIMultiDict(headers))
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    """A one-line reason that names the failure, never the response body."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "TLS certificate could not be verified"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"could not connect ({exc.os_error.strerror or type(exc.os_error).__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "response body was cut off or malformed"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"bad HTTP response ({exc.status})"
+    return f"HTTP client error ({type(exc).__name__})"

@@ -1,0 +1,179 @@
+"""FeedSource: poll one RSS, Atom or JSON Feed URL with conditional GET."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import partial
+
+from watchers.errors import SourceError
+from watchers.models import Article
+from watchers.sources._feedparse import FeedFormatError, ParsedFeed, RawEntry, parse_feed
+from watchers.sources._guard import IPNetwork, check_url, parse_networks
+from watchers.sources._http import Fetcher, FetchResult, FetchTimeoutError
+from watchers.sources.base import Poll
+
+__all__ = [
+    "FeedFormatError",
+    "FeedHTTPError",
+    "FeedSource",
+    "FetchTimeoutError",
+    "parse_retry_after",
+]
+
+_UNTITLED_LIMIT = 120
+
+
+class FeedHTTPError(SourceError):
+    """The feed URL answered with an HTTP status that carries no feed.
+
+    ``kind`` is one of ``not-found`` (404), ``gone`` (410: the feed was removed on purpose),
+    ``rate-limited`` (429), ``server-error`` (5xx), ``client-error`` (other 4xx) or
+    ``unexpected-status``. ``retry_after`` is the server's requested wait in seconds, if it sent a
+    Retry-After header (429 and 503 usually do); the service should not poll sooner.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, kind: str, retry_after: float | None = None
+    ) -> None:
+        self.status = status
+        self.kind = kind
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, float(math.ceil(delta)))
+
+
+def _status_error(url: str, result: FetchResult) -> FeedHTTPError:
+    status = result.status
+    retry_after = parse_retry_after(result.headers.get("Retry-After"))
+    if status == 404:
+        kind, what = "not-found", "not found"
+    elif status == 410:
+        kind, what = "gone", "gone (removed by its publisher)"
+    elif status == 429:
+        kind, what = "rate-limited", "rate limited"
+    elif 500 <= status < 600:
+        kind, what = "server-error", "server error"
+    elif 400 <= status < 500:
+        kind, what = "client-error", "request refused"
+    else:
+        kind, what = "unexpected-status", "unexpected status"
+    wait = f"; retry after {retry_after:g}s" if retry_after is not None else ""
+    return FeedHTTPError(
+        f"{url}: HTTP {status} {what}{wait}", status=status, kind=kind, retry_after=retry_after
+    )
+
+
+def _article(source: str, entry: RawEntry) -> Article:
+    title = entry.title
+    if not title:
+        # Some feeds (microblogs) have no titles; an alert still needs a headline.
+        first = entry.text.split("\n", 1)[0].strip()
+        if len(first) > _UNTITLED_LIMIT:
+            cut = first.rfind(" ", 0, _UNTITLED_LIMIT)
+            first = first[: cut if cut > _UNTITLED_LIMIT // 2 else _UNTITLED_LIMIT] + "…"
+        title = first or entry.url or "(untitled)"
+    return Article(
+        source=source,
+        guid=entry.guid,
+        url=entry.url,
+        title=title,
+        text=entry.text,
+        published=entry.published,
+    )
+
+
+class FeedSource:
+    """A Source for one feed URL.
+
+    ``poll(cursor)`` sends the ETag / Last-Modified from ``cursor`` and returns
+    ``Poll(not_modified=True)`` on 304. Failures raise SourceError subclasses with a ``kind``:
+    :class:`FeedHTTPError` (status, ``retry_after``), :class:`FeedFormatError` (``html``, ``empty``,
+    ``not-a-feed`` …), :class:`FetchTimeoutError`, and FetchBlockedError for refused addresses
+    or oversized bodies. The URL is checked on construction, so a bad URL fails early.
+
+    Parsing runs in ``executor`` (default: asyncio's thread pool) to keep the event loop free; a
+    ProcessPoolExecutor works too. Without a ``fetcher`` the source creates and owns one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        fetcher: Fetcher | None = None,
+        allow_private: Iterable[str | IPNetwork] = (),
+        executor: Executor | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.allow_private = parse_networks(allow_private)
+        check_url(url, self.allow_private)
+        self._fetcher = fetcher if fetcher is not None else Fetcher()
+        self._owns_fetcher = fetcher is None
+        self._executor = executor
+
+    def __repr__(self) -> str:
+        return f"FeedSource(name={self.name!r}, url={self.url!r})"
+
+    async def poll(self, cursor: Mapping[str, str]) -> Poll:
+        """Fetch and parse the feed; every entry comes back as an Article (the store dedupes)."""
+        result = await self._fetcher.get(
+            self.url,
+            etag=cursor.get("etag") or None,
+            last_modified=cursor.get("last_modified") or None,
+            allow_private=self.allow_private,
+        )
+        if result.not_modified:
+            return Poll(articles=[], not_modified=True, cursor=_next_cursor(cursor, result))
+        if not 200 <= result.status < 300:
+            raise _status_error(self.url, result)
+        if result.status == 204 or not result.body.strip():
+            raise FeedFormatError(f"{self.url} is not a feed: the response is empty", "empty")
+        parsed = await self._parse(result)
+        articles = [_article(self.name, entry) for entry in parsed.entries]
+        return Poll(articles=articles, not_modified=False, cursor=_next_cursor({}, result))
+
+    async def _parse(self, result: FetchResult) -> ParsedFeed:
+        job = partial(parse_feed, result.body, url=result.url, content_type=result.content_type)
+        if self._executor is None:
+            return await asyncio.to_thread(job)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, job)
+
+    async def aclose(self) -> None:
+        """Close the fetcher if this source created it."""
+        if self._owns_fetcher:
+            await self._fetcher.aclose()
+
+
+def _next_cursor(previous: Mapping[str, str], result: FetchResult) -> dict[str, str]:
+    """The validators to send next time: the response's own, else (on 304) the ones we sent."""
+    cursor = {k: v for k, v in previous.items() if k in ("etag", "last_modified")}
+    etag = result.headers.get("ETag")
+    modified = result.headers.get("Last-Modified")
+    if etag:
+        cursor["etag"] = etag
+    if modified:
+        cursor["last_modified"] = modified
+    return cursor

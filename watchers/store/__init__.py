@@ -1,0 +1,23 @@
+"""Storage behind the :class:`Store` protocol; :class:`SqliteStore` is the default."""
+
+from watchers.store.base import (
+    AlertState,
+    OutboxEntry,
+    OutboxRow,
+    SourceState,
+    Store,
+    StoredRule,
+    StoredSource,
+)
+from watchers.store.sqlite import SqliteStore
+
+__all__ = [
+    "AlertState",
+    "OutboxEntry",
+    "OutboxRow",
+    "SourceState",
+    "SqliteStore",
+    "Store",
+    "StoredRule",
+    "StoredSource",
+]

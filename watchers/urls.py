@@ -1,0 +1,68 @@
+"""Link normalisation for dedupe: two links to the same story should compare equal."""
+
+from __future__ import annotations
+
+import contextlib
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+
+__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "normalise_link"]
+
+# Parameters that identify the campaign or the click, never the document.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+        "mc_cid", "mc_eid", "ref", "ref_src", "ref_url", "referrer", "cmpid", "ocid",
+        "icid", "ncid", "sr_share", "s_cid", "spm", "_hsenc", "_hsmi", "mkt_tok", "vero_id",
+        "oly_anon_id", "oly_enc_id", "at_medium", "at_campaign", "xtor", "smid", "cid_source",
+        "guccounter", "guce_referrer", "guce_referrer_sig", "ito", "__twitter_impression",
+    }
+)  # fmt: skip
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "itm_", "__hs")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Characters left unescaped in paths and queries, so equivalent escapings compare equal.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = ":@!$'()*,;/?-._~"
+
+
+def _is_tracking(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
+
+
+def normalise_link(url: str) -> str:
+    """A canonical form of ``url`` for comparing links, not for fetching.
+
+    Lowercases scheme and host, drops default ports, userinfo and the fragment, removes tracking
+    parameters (``utm_*``, ``fbclid``, ``gclid``, ``mc_cid`` …), sorts the remaining parameters,
+    normalises percent-escapes and strips a trailing slash from the path (``/a/`` and ``/a``
+    are one story; the bare host keeps ``/``). A string that is not an absolute URL comes back
+    stripped and otherwise unchanged.
+    """
+    raw = url.strip()
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        return raw
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not scheme or not host:
+        return raw
+    if not host.isascii():
+        with contextlib.suppress(UnicodeError):
+            host = host.encode("idna").decode("ascii")
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    path = quote(unquote(parts.path), safe=_PATH_SAFE)
+    while "//" in path:
+        path = path.replace("//", "/")
+    path = path.rstrip("/") or "/"
+    params = [
+        (quote(k, safe=_QUERY_SAFE), quote(v, safe=_QUERY_SAFE))
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not _is_tracking(k)
+    ]
+    params.sort()
+    query = "&".join(f"{k}={v}" if v else k for k, v in params)
+    return urlunsplit((scheme, netloc, path, query, ""))
