@@ -1,0 +1,150 @@
+"""The newswatch command as a user runs it: a subprocess, real files, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SEEDS
+
+EXE = [sys.executable, "-m", "bot"]
+
+
+def nw(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+       ) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    full_env.update(env or {})
+    return subprocess.run([*EXE, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    (tmp_path / "config.toml").write_text("""
+[storage]
+path = "nw.db"
+[[sources]]
+name = "seeds"
+type = "folder"
+path = "seeds"
+every = "1s"
+[[rules]]
+name = "troops"
+query = "troops OR soldiers"
+[[rules]]
+name = "donbas"
+query = "donbas~"
+""")
+    return tmp_path
+
+
+def test_run_once_twice_alerts_only_the_first_time(workdir: Path) -> None:
+    first = nw("run", "--once", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    assert "no Discord token in $DISCORD_TOKEN" in first.stderr
+    assert first.stdout.count("▶ ") == 4  # 001 mentions neither troops nor soldiers
+    assert "[Donbass]" in first.stdout and "· id " in first.stdout
+    second = nw("run", "--once", cwd=workdir)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("▶ ") == 0
+    assert "already holds 5 article(s)" in second.stderr
+
+
+def test_run_keeps_watching_and_stops_cleanly_on_ctrl_c(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    proc = subprocess.Popen([*EXE, "run"], cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        db = workdir / "nw.db"
+        while time.monotonic() < deadline and not db.exists():
+            time.sleep(0.1)
+        time.sleep(1.5)
+        (workdir / "seeds" / "late.txt").write_text("Late news\nMore troops arrived today.")
+        time.sleep(3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Late news" in out
+    assert out.count("▶ ") == 5
+
+
+def test_check_summary_and_errors(workdir: Path) -> None:
+    ok = nw("check", "-c", "config.toml", cwd=workdir)
+    assert ok.returncode == 0 and "sources  1" in ok.stdout and "rules    2" in ok.stdout
+    (workdir / "bad.toml").write_text("""
+[storage]
+paht = "x"
+[[sources]]
+name = "x"
+type = "telegraph"
+[[rules]]
+name = "a"
+query = "troops"
+[[rules]]
+name = "b"
+query = "(kyiv OR"
+""")
+    bad = nw("check", "-c", "bad.toml", cwd=workdir)
+    assert bad.returncode == 2
+    assert "storage.paht: unknown key" in bad.stderr
+    assert "sources[0]" in bad.stderr and "telegraph" in bad.stderr
+
+
+def test_check_reports_query_errors_with_key_path_and_column(workdir: Path) -> None:
+    (workdir / "q.toml").write_text('[[rules]]\nname="a"\nquery="x"\n[[rules]]\nname="a"\n'
+                                    'query="x"\n[[rules]]\nname="c"\nquery="sanctions AND"\n')
+    res = nw("check", "-c", "q.toml", cwd=workdir)
+    assert res.returncode == 2
+    assert "rules[1].name: duplicate rule name 'a'" in res.stderr
+    assert "rules[2].query: expected a term after AND at column 14" in res.stderr
+
+
+def test_match_json_fields_and_donbass(workdir: Path) -> None:
+    res = nw("match", "donbas~", "seeds", "--json", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    docs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(docs) == 3
+    for d in docs:
+        assert set(d) == {"path", "title", "score", "highlights"}
+        text = Path(workdir / d["path"]).read_text(encoding="utf-8")
+        assert d["highlights"] and all(
+            set(h) == {"field", "start", "end", "text"} for h in d["highlights"])
+        assert any(h["text"] == "Donbass" for h in d["highlights"]) or "Donbass" not in text
+
+
+def test_match_explain_and_bad_query(workdir: Path) -> None:
+    res = nw("match", "kyiv~", "--explain", cwd=workdir)
+    assert res.returncode == 0 and "Kiev" in res.stdout and "alias" in res.stdout.lower()
+    bad = nw("match", "(kyiv OR", cwd=workdir)
+    assert bad.returncode == 2 and "column" in bad.stderr and "^" in bad.stderr
+    missing = nw("match", "kyiv", "nope/", cwd=workdir)
+    assert missing.returncode == 1 and "nope/: no such file or folder" in missing.stderr
+
+
+def test_search_after_run(workdir: Path) -> None:
+    assert nw("run", "--once", cwd=workdir).returncode == 0
+    res = nw("search", "troops NEAR/5 ukraine", "--json", "--limit", "10", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert rows and all({"id", "title", "score", "highlights"} <= set(r) for r in rows)
+    none = nw("search", "football", cwd=workdir)
+    assert none.returncode == 0 and "0 result(s)" in none.stderr
+    bad = nw("search", "--since", "soon", "troops", cwd=workdir)
+    assert bad.returncode == 1 and "--since" in bad.stderr
+
+
+def test_example_config_checks() -> None:
+    res = nw("check", "-c", str(REPO / "config.example.toml"), cwd=REPO)
+    assert res.returncode == 0, res.stderr
