@@ -23,7 +23,7 @@ from watchers.errors import PermanentDeliveryError, TransientDeliveryError
 
 __all__ = ["ChannelTarget", "DiscordSink", "WebhookTarget", "parse_webhook_url", "resolve_targets"]
 
-_WEBHOOK_URL = re.compile(r"^https://[^/]+/api/(?:v\d+/)?webhooks/(\d+)/([\w-]+)/?$")
+_WEBHOOK_URL = re.compile(r"^https?://[^/]+/api/(?:v\d+/)?webhooks/(\d+)/([\w-]+)/?$")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 
-from watchers.engine import Engine, build_engine
 from bot.console import ConsoleSink
 from bot.logs import add_secret
 from watchers.config import Config
+from watchers.engine import Engine, build_engine
 from watchers.service import PollReport
 
 __all__ = ["run"]

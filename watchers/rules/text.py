@@ -54,6 +54,23 @@ _NOT_PLURAL = frozenset(
     """.split()  # noqa: SIM905
 )
 _SIBILANT_ES = re.compile(r"(?:ss|sh|ch|x|z)es$")
+# British -ise/-isation spellings of common news verbs fold to -ize, so `mobilization` finds
+# "mobilisation"; a list, because "rise", "wise" and "precise" must stay as they are.
+_ISE = re.compile(
+    r"^((?:de)?(?:mobil|organ|recogn|critic|apolog|author|emphas|real|stabil|destabil|militar|"
+    r"neutral|legal|normal|privat|modern|national|central|subsid|minim|maxim|priorit|util|"
+    r"sympath|symbol|summar|penal|capital|civil|industrial|global|harmon|"
+    r"democrat|sanit|terror|categor|special|ideal|jeopard|memorial|polar|standard|optim|"
+    r"monopol|hospital|popular|radical|revolution|colon|local|final|visual))is"
+    r"(e|ed|es|ing|ation|ations|er|ers)$"
+)
+
+
+def fold_spelling(word: str) -> str:
+    """Fold British -ise/-isation spellings of a list of stems to -ize (mobilise → mobilize)."""
+    if "is" not in word:
+        return word
+    return _ISE.sub(r"\1iz\2", word)
 
 
 def fold_plural(word: str) -> str:
@@ -103,9 +120,9 @@ def _fold_word(raw: str) -> _Folded:
         for piece in _HYPHENS.split(base):
             p_norm = _APOSTROPHES.sub("", _strip_accents(piece))
             if p_norm:
-                parts.append((p_norm, fold_plural(p_norm), pos, pos + len(piece)))
+                parts.append((p_norm, fold_plural(fold_spelling(p_norm)), pos, pos + len(piece)))
             pos += len(piece) + 1
-    return _Folded(joined, fold_plural(joined), tuple(parts))
+    return _Folded(joined, fold_plural(fold_spelling(joined)), tuple(parts))
 
 
 def norm(word: str) -> str:

@@ -115,30 +115,84 @@ def compare(term: str, token: str, threshold: float, aliases: Aliases | None) ->
     """Whether ``token`` (a key) matches the fuzzy term ``term`` (a key) at ``threshold``."""
     if term == token:
         return Verdict("exact", 100.0)
-    if aliases is not None and token in aliases.of(term):
-        return Verdict("alias", 100.0)
+    if aliases is not None:
+        if token in aliases.of(term):
+            return Verdict("alias", 100.0)
+        if token in aliases.distinct_from(term):
+            return None
     return _compare_fuzzy(term, token, float(threshold))
 
 
 @lru_cache(maxsize=500_000)
 def _compare_fuzzy(term: str, token: str, threshold: float) -> Verdict | None:
-    if translit_key(term) == translit_key(token):
+    t_term, t_token = translit_key(term), translit_key(token)
+    if t_term == t_token:
         if threshold <= TRANSLIT_SCORE and not (is_common_word(term) and is_common_word(token)):
             return Verdict("fuzzy", TRANSLIT_SCORE)
         return None
-    score = similarity(term, token)
+    score = typo_similarity(term, token, t_term, t_token)
     if score >= threshold and not is_common_word(token):
         return Verdict("fuzzy", round(score, 2))
     return None
 
 
+def typo_similarity(term: str, token: str, t_term: str = "", t_token: str = "") -> float:
+    """How alike two keys are as typos of each other (0 to 100).
+
+    The best of: rapidfuzz ``ratio``; the same on transliteration keys (so Gorlovka is one
+    letter from Horlivka, not two); and, for one swap of adjacent letters, the most common typo,
+    half an edit per word length (Puitn/Putin 90) where ``ratio`` counts it as two.
+    """
+    score = similarity(term, token)
+    if t_term or t_token:
+        score = max(score, similarity(t_term, t_token))
+    if len(term) == len(token) and is_transposition(term, token):
+        score = max(score, 100.0 * (1.0 - 0.5 / len(term)))
+    return score
+
+
+def is_transposition(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with exactly two adjacent letters swapped."""
+    if len(a) != len(b) or a == b:
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return (
+        len(diff) == 2
+        and diff[1] == diff[0] + 1
+        and a[diff[0]] == b[diff[1]]
+        and a[diff[1]] == b[diff[0]]
+    )
+
+
 class Aliases:
     """Groups of keys that name the same thing; symmetric and transitive."""
 
-    def __init__(self, table: Mapping[str, Sequence[str]] | None = None) -> None:
+    def __init__(
+        self,
+        table: Mapping[str, Sequence[str]] | None = None,
+        distinct: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self._group: dict[str, frozenset[str]] = {}
+        self._distinct: dict[str, frozenset[str]] = {}
         if table:
             self.update(table)
+        if distinct:
+            self.add_distinct(distinct)
+
+    def add_distinct(self, table: Mapping[str, Sequence[str]]) -> None:
+        """Record words that look like variants of each other but name different things."""
+        for head, others in table.items():
+            if isinstance(others, str):
+                others = [others]
+            a = _alias_key(head)
+            for other in others:
+                b = _alias_key(other)
+                self._distinct[a] = self._distinct.get(a, frozenset()) | {b}
+                self._distinct[b] = self._distinct.get(b, frozenset()) | {a}
+
+    def distinct_from(self, key: str) -> frozenset[str]:
+        """Keys that fuzzy matching must never take for ``key`` (Zelenska is not Zelensky)."""
+        return self._distinct.get(key, frozenset())
 
     def update(self, table: Mapping[str, Sequence[str]]) -> None:
         for head, others in table.items():
@@ -163,10 +217,14 @@ class Aliases:
         return len(self.groups())  # type: ignore[arg-type]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Aliases) and self._group == other._group
+        return (
+            isinstance(other, Aliases)
+            and self._group == other._group
+            and self._distinct == other._distinct
+        )
 
     def __hash__(self) -> int:
-        return hash(frozenset(self._group.items()))
+        return hash((frozenset(self._group.items()), frozenset(self._distinct.items())))
 
     def __repr__(self) -> str:
         return f"Aliases({len(self)} groups)"
@@ -180,15 +238,23 @@ def _alias_key(word: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _shipped_table() -> dict[str, list[str]]:
+def _shipped_tables() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     text = resources.files(__package__).joinpath("data/aliases.toml").read_text("utf-8")
-    table: dict[str, list[str]] = tomllib.loads(text)["aliases"]
-    return table
+    data = tomllib.loads(text)
+    return data["aliases"], data.get("distinct", {})
 
 
 def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases:
     """The shipped alias table, extended by ``extra`` (e.g. a config's ``[aliases]``)."""
-    aliases = Aliases(_shipped_table())
-    if extra:
-        aliases.update(extra)
+    if not extra:
+        return _shipped_default()
+    table, distinct = _shipped_tables()
+    aliases = Aliases(table, distinct)
+    aliases.update(extra)
     return aliases
+
+
+@lru_cache(maxsize=1)
+def _shipped_default() -> Aliases:
+    table, distinct = _shipped_tables()
+    return Aliases(table, distinct)

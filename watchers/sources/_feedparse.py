@@ -238,13 +238,19 @@ def _struct_to_datetime(value: Any) -> datetime | None:
         return None
 
 
-def _detail_text(detail: Any, fallback: Any) -> str:
-    """Plain text of a feedparser ``*_detail`` value, honouring its declared type."""
-    value = detail.get("value") if isinstance(detail, dict) else None
+def _detail_text(detail: Any, value: Any) -> str:
+    """Plain text of a feedparser value, honouring the type its ``*_detail`` declares.
+
+    The plain value wins over ``detail["value"]``: feedparser can let a later namespaced element
+    (an empty ``media:title``) overwrite the detail while the value stays right.
+    """
     if not isinstance(value, str):
-        value = fallback if isinstance(fallback, str) else ""
+        value = detail.get("value") if isinstance(detail, dict) else None
+    if not isinstance(value, str):
+        value = ""
     kind = detail.get("type", "") if isinstance(detail, dict) else ""
-    if kind in ("text/plain", "text") and "<" not in value:
+    if kind in ("text/plain", "text"):
+        # feedparser already decoded it, and retypes RSS text that looks like HTML as text/html.
         return _tidy(value)
     return html_to_text(value)
 

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.embeds import article_embed, truncate
 from bot.exts.lookup._views import PagedResults
 from bot.interactions import choices, engine_of, parse_user_duration, reply_error
+from watchers.rules import parse
 
 log = logging.getLogger("newswatch")
 
@@ -42,6 +43,7 @@ class LookupCog(commands.Cog):
                      order: str = "newest") -> None:
         """Search stored articles with the rule language."""
         window = parse_user_duration(since, "since") if since else None
+        parse(query)  # a bad query answers at once and privately, before deferring
         await interaction.response.defer(thinking=True)
         hits = await engine_of(self.bot).search(query, since=window, source=source, limit=limit,
                                                 order="best" if order == "best" else "newest")

