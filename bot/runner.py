@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 
+import aiohttp
+
 from bot.console import ConsoleSink
 from bot.logs import add_secret
 from watchers.config import Config
@@ -55,7 +57,8 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
     token = None if console else token_from_env(cfg)
     add_secret(token)
     if token is None and not console:
-        _say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal")
+        _say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
+             + (" (and to webhooks)" if _has_webhooks(cfg) else ""))
     engine = await build_engine(cfg, on_report=_report,
                                 notify=lambda route, msg: log.warning("%s", msg))
     try:
@@ -63,19 +66,41 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
             from bot.client import run_discord
 
             return await run_discord(engine, token, once=once)
-        engine.default_sink = ConsoleSink()
-        await _intro(engine, "console")
-        if once:
-            await engine.store.requeue_interrupted()
-            await engine.service.run_once()
-            await engine.delivery.drain()
+        async with aiohttp.ClientSession() as session:
+            _attach_webhooks(engine, session)
+            engine.default_sink = ConsoleSink()
+            await _intro(engine, "console" if not engine.sinks else "webhooks and console")
+            if once:
+                await engine.store.requeue_interrupted()
+                await engine.service.run_once()
+                await engine.delivery.drain()
+                return 0
+            await engine.start()
+            await _wait_for_stop()
+            _say("stopping")
             return 0
-        await engine.start()
-        await _wait_for_stop()
-        _say("stopping")
-        return 0
     finally:
         await engine.aclose()
+
+
+def _has_webhooks(cfg: Config) -> bool:
+    return any(isinstance(v, str) for v in cfg.channels.values())
+
+
+def _attach_webhooks(engine: Engine, session: aiohttp.ClientSession) -> None:
+    """Webhook routes need no gateway: deliver them even without a bot token."""
+    from bot.client import point_at
+    from bot.delivery import DiscordSink, WebhookTarget, resolve_targets
+
+    cfg = engine.config
+    targets, problems = resolve_targets(cfg.channels)
+    for p in problems:
+        log.error("%s", p)
+    hooks = {route: t for route, t in targets.items() if isinstance(t, WebhookTarget)}
+    if hooks:
+        point_at(cfg.discord.api_base, None)
+        sink = DiscordSink(hooks, session=session)
+        engine.sinks = {route: sink for route in hooks}
 
 
 async def _wait_for_stop() -> None:

@@ -1,0 +1,104 @@
+"""`newswatch run` as a user starts it — a subprocess with a token — against the emulator; and
+alert-only delivery through a webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from tests.bot.conftest import TOKEN, Running, bot_config
+from tests.conftest import SEEDS
+from tests.fakes.discord_emulator import DiscordEmulator
+from watchers.config import parse_config
+from watchers.engine import build_engine
+
+
+def toml_value(v: object) -> str:
+    return json.dumps(v)
+
+
+def write_toml(data: dict, path: Path) -> None:  # type: ignore[type-arg]
+    """A small TOML writer for the shapes bot_config produces."""
+    lines: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"[{key}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in value.items()]
+        elif isinstance(value, list):
+            for item in value:
+                lines.append(f"[[{key}]]")
+                lines += [f"{k} = {toml_value(v)}" for k, v in item.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def test_newswatch_run_with_a_token_posts_alerts_and_answers_search(
+        emu: DiscordEmulator, tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    write_toml(bot_config(emu, tmp_path), tmp_path / "config.toml")
+    env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    ch = emu.channel("alerts").id
+    try:
+        for _ in range(300):
+            if len(emu.messages(ch)) >= 5 and emu.commands(emu.guild.id):
+                break
+            await asyncio.sleep(0.05)
+        assert len(emu.messages(ch)) == 5
+        resp = await emu.send_interaction("search", {"query": "troops"})
+        msg = await resp.final_message(timeout=10)
+        assert "3 result(s)" in msg.embeds[0]["footer"]["text"]
+        assert all("troop" in d.lower() for d in [msg.embeds[0]["description"]])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text
+    assert TOKEN not in text and TOKEN not in out.decode()
+    assert emu.validate_all() == []
+
+
+async def test_webhook_route_delivers_without_a_gateway(emu: DiscordEmulator,
+                                                        tmp_path: Path) -> None:
+    """Alert-only set-up: no bot token, a webhook URL from the environment."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    hook = emu.webhooks[next(iter(emu.webhooks))]
+    os.environ["NEWSWATCH_TEST_HOOK"] = hook.url
+    try:
+        data = bot_config(emu, tmp_path, channels={"alerts": "env:NEWSWATCH_TEST_HOOK"})
+        cfg = parse_config(data, base_dir=tmp_path)
+        from bot.runner import run
+
+        assert await run(cfg, once=True) == 0
+    finally:
+        del os.environ["NEWSWATCH_TEST_HOOK"]
+    msgs = emu.messages(hook.channel_id)
+    assert len(msgs) == 5 and all(m.webhook_id == hook.id for m in msgs)
+    for m in msgs:
+        assert m.allowed_mentions is not None and m.allowed_mentions.get("parse") == []
+    assert not emu.identify_payloads  # never connected to the gateway
+    assert emu.validate_all() == []
+    # a second run on the same database posts nothing again
+    cfg2 = parse_config(bot_config(emu, tmp_path, channels={"alerts": hook.url}),
+                        base_dir=tmp_path)
+    engine = await build_engine(cfg2)
+    await engine.aclose()
+    from bot.runner import run
+
+    assert await run(cfg2, once=True) == 0
+    assert len(emu.messages(hook.channel_id)) == 5
+
+
+async def test_alerts_keep_flowing_while_commands_run(running: Running) -> None:
+    await running.wait_for(lambda: len(running.emu.messages(running.alerts_channel)) >= 5)
+    (running.seeds / "late.txt").write_text("Late\nTroops again.")
+    resp = await running.emu.send_interaction("stats")
+    await resp.final_message()
+    await running.wait_for(lambda: len(running.emu.messages(running.alerts_channel)) >= 6)
