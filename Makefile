@@ -42,5 +42,8 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching
 	$(PY) bench/match_eval.py
 
+soak: $(VENV)/.installed-test    ## 200 kill -9 / restart cycles; prints lost and duplicated alerts
+	$(PY) bench/soak.py --cycles 200
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis newswatch.db*

@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     match = sub.add_parser("match", help="try a query on files or folders (no store needed)")
     match.add_argument("query")
-    match.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
+    match.add_argument("paths", nargs="*", metavar="PATH",
+                       help="files or folders (default: seeds/)")
     match.add_argument("--json", action="store_true", help="one JSON object per matching document")
     match.add_argument("--explain", action="store_true", help="show each term's evidence")
     match.add_argument("--threshold", type=int, default=85, help="fuzzy similarity (default 85)")

@@ -10,6 +10,7 @@ import signal
 
 import aiohttp
 import discord
+import yarl
 from discord.ext import commands
 
 from bot.delivery import DiscordSink, resolve_targets
@@ -30,7 +31,7 @@ def point_at(api_base: str | None, gateway_url: str | None) -> None:
     if api_base:
         discord.http.Route.BASE = api_base.rstrip("/")
     if gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = discord.utils.yarl.URL(gateway_url)
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 class NewsBot(commands.Bot):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -14,7 +14,16 @@ from watchers.config import parse_duration
 from watchers.engine import Engine
 from watchers.errors import NewswatchError, QuerySyntaxError
 
-__all__ = ["choices", "engine_of", "is_admin", "parse_user_duration", "reply_error", "require_admin"]
+T = TypeVar("T")
+
+__all__ = [
+    "choices",
+    "engine_of",
+    "is_admin",
+    "parse_user_duration",
+    "reply_error",
+    "require_admin",
+]
 
 
 def choices(names: Iterable[str], current: str) -> list[app_commands.Choice[str]]:
@@ -47,7 +56,7 @@ class NotAdmin(app_commands.CheckFailure):
     pass
 
 
-def require_admin() -> Any:
+def require_admin() -> Callable[[T], T]:
     """A runtime check on top of default_permissions(manage_guild): server settings can widen
     who sees a command, so the bot checks again."""
 

@@ -228,7 +228,8 @@ def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
         names.setdefault(src.name, i)
     for key, ref in cfg.channels.items():
         if isinstance(ref, str) and not (
-            ref.startswith("env:") or re.match(r"^https?://[^/]+/api/(v\d+/)?webhooks/\d+/\S+$", ref)
+            ref.startswith("env:")
+            or re.match(r"^https?://[^/]+/api/(v\d+/)?webhooks/\d+/\S+$", ref)
         ):
             issues.append(
                 ConfigIssue(f"channels.{key}", "expected a channel id, a webhook URL, or "

@@ -103,7 +103,10 @@ class Article(_Frozen):
 
 
 class Highlight(_Frozen):
-    """A span of an article field that a rule matched: ``text == article.field(field)[start:end]``."""
+    """A span of an article field that a rule matched.
+
+    ``text == article.field(field)[start:end]``.
+    """
 
     field: str
     start: int

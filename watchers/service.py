@@ -9,6 +9,7 @@ do alert); a folder alerts on what it finds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -190,10 +191,8 @@ class WatchService:
                 delay = 0.0
             if delay > 0:
                 wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
                 state = await self.store.source_state(spec.name)
                 if state and state.paused:
                     continue

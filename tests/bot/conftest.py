@@ -38,8 +38,8 @@ class Running:
     def alerts_channel(self) -> int:
         return self.emu.channel("alerts").id
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        for _ in range(int(timeout / 0.05)):
+    async def wait_for(self, predicate: Callable[[], bool], seconds: float = 10.0) -> None:
+        for _ in range(int(seconds / 0.05)):
             if predicate():
                 return
             await asyncio.sleep(0.05)

@@ -55,7 +55,7 @@ def test_json_and_markdown_articles(tmp_path: Path) -> None:
     b = read_article_file(tmp_path / "b.md")
     assert b.title == "Heading here" and b.text == "Some body text."
     (tmp_path / "bad.json").write_text("{nope")
-    with pytest.raises(SourceError, match="bad.json: invalid JSON"):
+    with pytest.raises(SourceError, match=r"bad\.json: invalid JSON"):
         read_article_file(tmp_path / "bad.json")
 
 

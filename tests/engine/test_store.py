@@ -38,7 +38,8 @@ async def test_duplicates_by_guid_link_and_content(store: SqliteStore) -> None:
     a = art("One", guid="g1", url="https://ex.org/one")
     assert await store.record(a, [], []) is not None
     # same guid, same link, edited text: an update, not a new story
-    assert await store.record(art("One", "edited", guid="g1", url="https://ex.org/one"), [], []) is None
+    edited = art("One", "edited", guid="g1", url="https://ex.org/one")
+    assert await store.record(edited, [], []) is None
     # new guid, link differs only by tracking parameters and fragment
     dup_link = art("One again", "other", guid="g2", url="https://EX.org/one?utm_medium=rss#top")
     assert await store.record(dup_link, [], []) is None

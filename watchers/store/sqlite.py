@@ -401,7 +401,8 @@ class SqliteStore:
         limit: int = 2000,
     ) -> list[Article]:
         """Articles that may match: those the FTS query finds (or all, if ``fts`` is None)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         cols = ", ".join("a." + c.strip() for c in _ARTICLE_COLS.split(","))
         if fts:
             sql = (
@@ -550,7 +551,8 @@ class SqliteStore:
         async with self._tx() as tx:
             await tx.execute(
                 "INSERT OR REPLACE INTO source_state (name, cursor, polls, last_success, "
-                "last_error, last_error_at, failures, next_poll, paused) VALUES (?,?,?,?,?,?,?,?,?)",
+                "last_error, last_error_at, failures, next_poll, paused) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     state.name, json.dumps(dict(state.cursor)), state.polls,
                     _iso(state.last_success), state.last_error, _iso(state.last_error_at),

@@ -30,7 +30,10 @@ class LookupCog(commands.Cog):
         log.debug("lookup command failed", exc_info=error)
         await reply_error(interaction, error)
 
-    @app_commands.command(name="search", description="Search stored articles with the rule language.")
+    @app_commands.command(
+        name="search",
+        description="Search stored articles with the rule language.",
+    )
     @app_commands.describe(query='e.g. troops NEAR/5 border, "security guarantees", kyiv~',
                            since="only articles newer than this, e.g. 24h or 7d",
                            source="only this source", limit="how many results (1-50)",
@@ -76,7 +79,10 @@ class LookupCog(commands.Cog):
                            ) -> list[app_commands.Choice[str]]:
         return choices([r.name for r in engine_of(self.bot).service.rules], current)
 
-    @app_commands.command(name="article", description="One article: an excerpt and every rule that matched it, and why.")
+    @app_commands.command(
+        name="article",
+        description="One article: an excerpt and every rule that matched it, and why.",
+    )
     @app_commands.describe(id="the article id shown in alerts and results")
     async def article(self, interaction: discord.Interaction[Any],
                       id: app_commands.Range[str, 4, 64]) -> None:
@@ -88,7 +94,10 @@ class LookupCog(commands.Cog):
             return
         await interaction.response.send_message(embed=article_embed(*found))
 
-    @app_commands.command(name="stats", description="Articles, alerts and the health of every source.")
+    @app_commands.command(
+        name="stats",
+        description="Articles, alerts and the health of every source.",
+    )
     async def stats(self, interaction: discord.Interaction[Any]) -> None:
         """Articles, alerts and the health of every source."""
         s = await engine_of(self.bot).stats()

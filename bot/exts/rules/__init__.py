@@ -49,14 +49,18 @@ class RulesCog(commands.GroupCog, group_name="rules", group_description="Alert r
         lines = []
         for v in views:
             r = v.spec
-            muted = f" · muted until <t:{int(v.muted_until.timestamp())}:t>" if v.muted_until else ""
+            muted = (f" · muted until <t:{int(v.muted_until.timestamp())}:t>"
+                     if v.muted_until else "")
             lines.append(f"**{escape(r.name)}** → `{r.channel}` · {r.severity} · "
                          f"{v.matches_7d} in 7d{muted}\n`{truncate(r.query, 200)}`")
         embed = discord.Embed(title=f"{len(views)} rule(s)", colour=0x5865F2,
                               description=truncate("\n".join(lines) or "No rules.", 4096))
         await interaction.response.send_message(embed=embed)
 
-    @app_commands.command(name="test", description="How many stored articles from the last 7 days a query would match.")
+    @app_commands.command(
+        name="test",
+        description="How many stored articles from the last 7 days a query would match.",
+    )
     @app_commands.describe(query="a query in the rule language")
     async def test(self, interaction: discord.Interaction[Any],
                    query: app_commands.Range[str, 1, 500]) -> None:
@@ -73,7 +77,10 @@ class RulesCog(commands.GroupCog, group_name="rules", group_description="Alert r
                             value=truncate(snippet or "—", 1024), inline=False)
         await interaction.followup.send(embed=embed)
 
-    @app_commands.command(name="add", description="Add or replace a rule; it applies from the next poll.")
+    @app_commands.command(
+        name="add",
+        description="Add or replace a rule; it applies from the next poll.",
+    )
     @app_commands.describe(name="a short name (letters, digits, . _ -)", query="the rule's query",
                            channel="the route its alerts go to (default: alerts)",
                            severity="how loud the alert looks")
@@ -120,7 +127,10 @@ class MuteCog(commands.Cog):
                                     error: app_commands.AppCommandError) -> None:
         await reply_error(interaction, error)
 
-    @app_commands.command(name="mute", description="Silence a rule for a while; matches are still recorded.")
+    @app_commands.command(
+        name="mute",
+        description="Silence a rule for a while; matches are still recorded.",
+    )
     @app_commands.describe(rule="the rule to mute", duration="e.g. 30m, 2h, 1d")
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
@@ -140,7 +150,8 @@ class MuteCog(commands.Cog):
     async def unmute(self, interaction: discord.Interaction[Any], rule: str) -> None:
         """Let a muted rule post alerts again."""
         was = await engine_of(self.bot).unmute(rule)
-        text = f"Rule **{escape(rule)}** unmuted." if was else f"Rule **{escape(rule)}** was not muted."
+        text = (f"Rule **{escape(rule)}** unmuted." if was
+                else f"Rule **{escape(rule)}** was not muted.")
         await interaction.response.send_message(text)
 
     @mute.autocomplete("rule")
