@@ -79,6 +79,7 @@ async def running(emu: DiscordEmulator, tmp_path: Path, request: pytest.FixtureR
         await run.wait_for(lambda: bool(emu.commands(emu.guild.id)) or task.done())
         if task.done():
             task.result()
+        await emu.wait_until_identified(timeout=10)
         yield run
     finally:
         stop.set()

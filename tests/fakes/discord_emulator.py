@@ -25,7 +25,8 @@ World (configuration, plain dataclasses): :class:`UserSpec`, :class:`RoleSpec`,
 :func:`default_guild`, :data:`Permissions` constants.
 
 :class:`DiscordEmulator`
-    ``start()`` / ``close()`` / ``async with``; ``api_base``, ``gateway_url``, ``base_url``, ``port``,
+    ``start()`` / ``close()`` / ``async with``; ``api_base``, ``gateway_url``, ``base_url``,
+    ``port``,
     ``token``, ``bot_user``, ``application_id``, ``guilds``, ``guild`` (first guild), ``admin`` and
     ``member`` (members of the first guild), ``channel(name_or_id)``, ``webhooks``,
     ``add_webhook()``, ``patch_discord()``.
@@ -45,12 +46,23 @@ World (configuration, plain dataclasses): :class:`UserSpec`, :class:`RoleSpec`,
     Faults: ``inject(pattern, fault, times=1)``, ``clear_faults()``, ``pending_faults``, with
     :class:`Fault` (``Fault.rate_limited()``, ``Fault.server_error()``, ``Fault.forbidden()``,
     ``Fault.not_found()``, ``Fault.invalid_form()``, ``Fault.reset_after_receive()``,
-    ``Fault.slow()``) or the string shortcuts listed in :func:`Fault.parse`.
+    ``Fault.slow(seconds, after_processing=False)``) or the string shortcuts listed in
+    :func:`Fault.parse` (``"429"``, ``"429_global"``, ``500``, ``"403"``, ``"403_access"``,
+    ``"404"``, ``"404_webhook"``, ``"400"``, ``"reset_after_receive"``, ``"slow:0.5"``).
+
+Behaviour worth knowing: bot-authenticated routes need ``Authorization: Bot ...`` (and the
+configured ``token`` if any); replies use ``Content-Type: application/json`` exactly; Discord's
+own limits (2000 chars of content, 6000 of embed text, no empty messages) are always enforced
+with 400 50035 / 50006; posted messages are echoed as MESSAGE_CREATE on the gateway to clients
+that identified with the GUILD_MESSAGES intent; the first follow-up after a "thinking" defer
+fills in the deferred message (as on Discord); unknown routes answer 404 and are listed in
+``emu.unhandled``.
 
 Helpers: :func:`patched_discord_urls` (context manager), :func:`run_client` (async context
 manager that runs a discord.py client against the emulator until on_ready and closes it cleanly).
 """
 
+# ruff: noqa: ASYNC109 - awaitables take timeout= on purpose (test API)
 from __future__ import annotations
 
 import asyncio
@@ -219,7 +231,9 @@ class RoleSpec:
             "permissions": str(self.permissions),
             "position": self.position,
             "color": self.color,
-            "colors": {"primary_color": self.color, "secondary_color": None, "tertiary_color": None},
+            "colors": {
+                "primary_color": self.color, "secondary_color": None, "tertiary_color": None
+            },
             "hoist": self.hoist,
             "managed": self.managed,
             "mentionable": self.mentionable,
@@ -304,7 +318,8 @@ class GuildSpec:
     name: str
     owner_id: int
     channels: list[ChannelSpec] = field(default_factory=list)
-    roles: list[RoleSpec] = field(default_factory=list)  # @everyone (id == guild id) added if absent
+    # @everyone (id == guild id) is added if absent
+    roles: list[RoleSpec] = field(default_factory=list)
     members: list[MemberSpec] = field(default_factory=list)  # the bot is added automatically
 
     def __post_init__(self) -> None:
@@ -645,8 +660,11 @@ class Fault:
     @classmethod
     def server_error(cls, status: int = 500) -> Fault:
         """500 / 502 / 504 (discord.py retries 500, 502, 504 and 524)."""
-        texts = {500: "500: Internal Server Error", 502: "502: Bad Gateway", 504: "504: Gateway Timeout"}
-        return cls("status", status, 0, texts.get(status, f"{status}: Server Error"), name=str(status))
+        texts = {
+            500: "500: Internal Server Error", 502: "502: Bad Gateway", 504: "504: Gateway Timeout"
+        }
+        text = texts.get(status, f"{status}: Server Error")
+        return cls("status", status, 0, text, name=str(status))
 
     @classmethod
     def forbidden(cls, code: int = 50013) -> Fault:
@@ -884,19 +902,35 @@ class _Connection:
     session: _Session | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def send(self, payload: dict[str, Any]) -> None:
-        async with self.lock:
-            if not self.ws.closed:
-                await self.ws.send_str(json.dumps(payload))
+    dead: bool = False
 
-    async def dispatch(self, event: str, data: Any) -> None:
+    @property
+    def live(self) -> bool:
+        return self.session is not None and not self.dead and not self.ws.closed
+
+    async def _write(self, payload: dict[str, Any]) -> bool:
+        """Send one frame (lock held by caller); a vanished peer marks the connection dead."""
+        if self.dead or self.ws.closed:
+            return False
+        try:
+            await self.ws.send_str(json.dumps(payload))
+        except (ConnectionError, RuntimeError):
+            self.dead = True
+            return False
+        return True
+
+    async def send(self, payload: dict[str, Any]) -> bool:
+        async with self.lock:
+            return await self._write(payload)
+
+    async def dispatch(self, event: str, data: Any) -> bool:
+        """Sequence, buffer (for RESUME replay) and send a DISPATCH frame."""
         assert self.session is not None
         async with self.lock:
             self.session.seq += 1
             frame = {"op": 0, "t": event, "s": self.session.seq, "d": data}
             self.session.sent.append(frame)
-            if not self.ws.closed:
-                await self.ws.send_str(json.dumps(frame))
+            return await self._write(frame)
 
 
 class _Reply(Exception):
@@ -1023,6 +1057,7 @@ class DiscordEmulator:
         self._sessions: dict[str, _Session] = {}
         self._connections: list[_Connection] = []
         self._identified = asyncio.Event()
+        self._session_event = asyncio.Event()  # set whenever a connection becomes live
 
         # server
         self._runner: web.AppRunner | None = None
@@ -2136,7 +2171,8 @@ class DiscordEmulator:
 
     def _guild_admin(self, g: GuildSpec) -> MemberSpec:
         return next(m for m in g.members
-                    if m.user.id != self.bot_user.id and g.base_permissions(m) & Permissions.MANAGE_GUILD)
+                    if m.user.id != self.bot_user.id
+                    and g.base_permissions(m) & Permissions.MANAGE_GUILD)
 
     def _guild_plain(self, g: GuildSpec) -> MemberSpec:
         return next(m for m in g.members
@@ -2255,7 +2291,8 @@ class DiscordEmulator:
         for key, value in given.items():
             od = next((o for o in defs if o["name"] == key), None)
             if od is None:
-                raise ValueError(f"/{name}: unknown option {key!r} (has {[o['name'] for o in defs]})")
+                names = [o["name"] for o in defs]
+                raise ValueError(f"/{name}: unknown option {key!r} (has {names})")
             if key == focused:
                 opts.append({"type": od["type"], "name": key, "value": str(value), "focused": True})
                 continue
@@ -2279,9 +2316,7 @@ class DiscordEmulator:
     async def _send(self, payload: dict[str, Any]) -> InteractionHandle:
         handle = InteractionHandle(self, payload)
         self._interactions[handle.token] = handle
-        delivered = await self.dispatch("INTERACTION_CREATE", payload)
-        if not delivered:
-            raise RuntimeError("no identified gateway connection to deliver the interaction to")
+        await self._deliver("INTERACTION_CREATE", payload)
         return handle
 
     async def send_interaction(
@@ -2299,7 +2334,8 @@ class DiscordEmulator:
         ``name``: ``"search"`` or ``"watch add"`` / ``"admin rules list"`` for subcommands.
         ``options``: leaf option values by name (users/roles/channels may be specs or ids; they
         get ``resolved`` data). ``user``: ``"admin"``, ``"member"``, a MemberSpec or a user id.
-        The command must have been synced (guild commands first, then global).
+        The command must have been synced (guild commands first, then global). If the client is
+        between gateway connections, delivery waits up to 5 s for it to (re)connect.
         """
         guild = self._find_guild(guild_id) if guild_id else self.guild
         if guild is None:
@@ -2365,8 +2401,7 @@ class DiscordEmulator:
         handle = InteractionHandle(self, payload)
         handle.source_message = msg
         self._interactions[handle.token] = handle
-        if not await self.dispatch("INTERACTION_CREATE", payload):
-            raise RuntimeError("no identified gateway connection to deliver the interaction to")
+        await self._deliver("INTERACTION_CREATE", payload)
         return handle
 
     async def click_button(self, message: EmuMessage | int, custom_id: str, *,
@@ -2389,13 +2424,28 @@ class DiscordEmulator:
         IDENTIFY intents include ``intent``). Returns the number of connections reached."""
         n = 0
         for conn in list(self._connections):
-            if conn.session is None or conn.ws.closed:
+            if not conn.live:
                 continue
+            assert conn.session is not None
             if intent is not None and not conn.session.intents & intent:
                 continue
-            await conn.dispatch(event, data)
-            n += 1
+            if await conn.dispatch(event, data):
+                n += 1
         return n
+
+    async def _deliver(self, event: str, data: Any, timeout: float = 5.0) -> None:
+        """Dispatch to at least one live connection, waiting up to ``timeout`` for the client to
+        (re)connect if it is between connections."""
+        deadline = _time.monotonic() + timeout
+        while not await self.dispatch(event, data):
+            remaining = deadline - _time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(
+                    f"no identified gateway connection to deliver {event} to within {timeout}s"
+                )
+            self._session_event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._session_event.wait(), min(remaining, 0.2))
 
     async def request_reconnect(self) -> None:
         """Send op 7 RECONNECT: discord.py reconnects to resume_gateway_url and RESUMEs."""
@@ -2407,7 +2457,9 @@ class DiscordEmulator:
         """Close gateway connections with ``code`` (4000 = resumable unknown error)."""
         self._identified.clear()
         for conn in list(self._connections):
-            await conn.ws.close(code=code, message=b"emulator dropped the connection")
+            conn.dead = True
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await conn.ws.close(code=code, message=b"emulator dropped the connection")
 
     async def _handle_gateway(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
@@ -2422,7 +2474,12 @@ class DiscordEmulator:
                     continue
                 frame = json.loads(msg.data)
                 await self._gateway_op(conn, frame)
+                if conn.dead:
+                    break
+        except ConnectionError:
+            pass  # the client went away mid-conversation
         finally:
+            conn.dead = True
             if conn in self._connections:
                 self._connections.remove(conn)
         return ws
@@ -2435,7 +2492,9 @@ class DiscordEmulator:
         elif op == 2:
             self.identify_payloads.append(d)
             if self.token is not None and d.get("token") != self.token:
-                await conn.ws.close(code=4004, message=b"Authentication failed.")
+                conn.dead = True
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await conn.ws.close(code=4004, message=b"Authentication failed.")
                 return
             session = _Session(secrets.token_hex(16), intents=int(d.get("intents", 0)),
                                shard=d.get("shard"))
@@ -2464,7 +2523,9 @@ class DiscordEmulator:
             await conn.dispatch("READY", ready)
             for g in self.guilds:
                 await conn.dispatch("GUILD_CREATE", self.guild_payload(g))
-            self._identified.set()
+            if conn.live:
+                self._identified.set()
+                self._session_event.set()
         elif op == 6:
             session = self._sessions.get(d.get("session_id"))
             if session is None or (self.token is not None and d.get("token") != self.token):
@@ -2475,9 +2536,11 @@ class DiscordEmulator:
             async with conn.lock:
                 for f in session.sent:
                     if f["s"] > seq:
-                        await conn.ws.send_str(json.dumps(f))
+                        await conn._write(f)
             await conn.dispatch("RESUMED", {"_trace": ["emulator"]})
-            self._identified.set()
+            if conn.live:
+                self._identified.set()
+                self._session_event.set()
         elif op == 8:
             gid = int(d.get("guild_id"))
             g = self._find_guild(gid)
@@ -2565,7 +2628,5 @@ async def run_client(client: Any, emu: DiscordEmulator, *, token: str | None = N
             await ready
         if not client.is_closed():
             await client.close()
-        try:
-            await asyncio.wait_for(task, timeout)
-        except (asyncio.CancelledError, Exception):
-            pass
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, timeout)  # errors after ready surface via assertions

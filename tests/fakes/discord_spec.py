@@ -264,7 +264,8 @@ def validate_request(
 
     if op.get("operationId") in _MESSAGE_OPERATIONS and isinstance(body, Mapping):
         if op.get("operationId") == "create_interaction_response":
-            problems.extend(f"{label}: {p}" for p in message_limit_problems(body.get("data"), where="data"))
+            data_problems = message_limit_problems(body.get("data"), where="data")
+            problems.extend(f"{label}: {p}" for p in data_problems)
         else:
             problems.extend(f"{label}: {p}" for p in message_limit_problems(body))
     return problems

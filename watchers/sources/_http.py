@@ -61,6 +61,8 @@ _ACCEPT = (
 class FetchTimeoutError(SourceError):
     """A fetch ran out of time (connecting, waiting for bytes, or in total)."""
 
+    kind = "timeout"
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -204,6 +206,11 @@ class Fetcher:
         self.user_agent = user_agent
         self._resolver = resolver
         self._closed = False
+
+    @property
+    def allow_private(self) -> tuple[IPNetwork, ...]:
+        """The networks this fetcher lets through for every request."""
+        return self._allowed
 
     async def __aenter__(self) -> Self:
         return self

@@ -110,7 +110,8 @@ class FeedSource:
     ``Poll(not_modified=True)`` on 304. Failures raise SourceError subclasses with a ``kind``:
     :class:`FeedHTTPError` (status, ``retry_after``), :class:`FeedFormatError` (``html``, ``empty``,
     ``not-a-feed`` …), :class:`FetchTimeoutError`, and FetchBlockedError for refused addresses
-    or oversized bodies. The URL is checked on construction, so a bad URL fails early.
+    or oversized bodies. The URL is checked on construction (against the fetcher's allowlist plus
+    ``allow_private``), so a bad URL fails early.
 
     Parsing runs in ``executor`` (default: asyncio's thread pool) to keep the event loop free; a
     ProcessPoolExecutor works too. Without a ``fetcher`` the source creates and owns one.
@@ -128,9 +129,10 @@ class FeedSource:
         self.name = name
         self.url = url
         self.allow_private = parse_networks(allow_private)
-        check_url(url, self.allow_private)
         self._fetcher = fetcher if fetcher is not None else Fetcher()
         self._owns_fetcher = fetcher is None
+        # The fetcher's own allowlist applies to every request it makes, so it counts here too.
+        check_url(url, self._fetcher.allow_private + self.allow_private)
         self._executor = executor
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 import discord
@@ -24,6 +25,11 @@ class LookupCog(commands.Cog):
 
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
+        self.views: weakref.WeakSet[PagedResults] = weakref.WeakSet()
+
+    async def cog_unload(self) -> None:
+        for view in list(self.views):
+            view.stop()  # ends its timeout task with the bot, not after
 
     async def cog_app_command_error(self, interaction: discord.Interaction[Any],
                                     error: app_commands.AppCommandError) -> None:
@@ -53,6 +59,7 @@ class LookupCog(commands.Cog):
         rows = [(h.article, h.match) for h in hits]
         title = truncate(f"Search: {query}", 200)
         view = PagedResults(title, rows, page_size=PAGE)
+        self.views.add(view)
         await interaction.followup.send(embed=view.embed(), view=view if view.pages > 1 else
                                         discord.utils.MISSING)
 
@@ -71,6 +78,7 @@ class LookupCog(commands.Cog):
                 for a, ms in items]
         title = f"Recent alerts for {rule}" if rule else "Recent alerts"
         view = PagedResults(title, rows, page_size=PAGE)
+        self.views.add(view)
         await interaction.response.send_message(
             embed=view.embed(), view=view if view.pages > 1 else discord.utils.MISSING)
 

@@ -1,0 +1,288 @@
+"""FeedSource against a real local HTTP server: formats, conditional GET, statuses, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+import pytest
+
+from tests.fakes.feed_server import FeedServer, Route
+from tests.sources._support import FAST, LOOPBACK, Seed, atom_doc, json_doc, rss_doc
+from watchers.errors import FetchBlockedError, SourceError
+from watchers.sources._http import Fetcher
+from watchers.sources.base import Source
+from watchers.sources.feed import (
+    FeedFormatError,
+    FeedHTTPError,
+    FeedSource,
+    FetchTimeoutError,
+    parse_retry_after,
+)
+
+LAST_MODIFIED = "Mon, 24 Jan 2022 12:00:00 GMT"
+
+
+def source(server: FeedServer, fetcher: Fetcher, path: str = "/feed") -> FeedSource:
+    return FeedSource("test", server.url(path), fetcher=fetcher, allow_private=LOOPBACK)
+
+
+@pytest.mark.parametrize(
+    ("build", "content_type", "link_prefix"),
+    [
+        (rss_doc, "application/rss+xml", "/articles/"),
+        (atom_doc, "application/atom+xml", "/atom/articles/"),
+        (json_doc, "application/feed+json", "/json/"),
+    ],
+    ids=["rss", "atom", "jsonfeed"],
+)
+async def test_each_format_yields_the_seed_articles(
+    server: FeedServer,
+    fetcher: Fetcher,
+    seeds: list[Seed],
+    build: object,
+    content_type: str,
+    link_prefix: str,
+) -> None:
+    assert callable(build)
+    server.set("/feed", Route(body=build(seeds), content_type=content_type))
+    feed = source(server, fetcher)
+    assert isinstance(feed, Source)
+    poll = await feed.poll({})
+    assert not poll.not_modified
+    assert len(poll.articles) == len(seeds)
+    for article, seed in zip(poll.articles, seeds, strict=True):
+        assert article.source == "test"
+        assert article.title == seed.title
+        # The text survives markup and escaping word for word.
+        assert article.text.split() == seed.text.split()
+        assert article.url == server.url(link_prefix + seed.slug)
+        assert article.guid is not None and seed.slug in article.guid
+        assert article.published == seed.published
+        assert article.published is None or article.published.tzinfo is not None
+    assert server.hits("/feed")[0].headers["User-Agent"].startswith("newswatch/0.1")
+
+
+async def test_etag_gives_304_and_a_changed_etag_gives_new_items(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    route = server.set("/feed", Route(body=rss_doc(seeds[:2]), etag='"v1"'))
+    feed = source(server, fetcher)
+    first = await feed.poll({})
+    assert len(first.articles) == 2 and first.cursor == {"etag": '"v1"'}
+
+    second = await feed.poll(first.cursor)
+    assert second.not_modified and second.articles == []
+    assert second.cursor == {"etag": '"v1"'}
+    assert server.hits("/feed")[-1].headers["If-None-Match"] == '"v1"'
+
+    route.body, route.etag = rss_doc(seeds), '"v2"'
+    third = await feed.poll(second.cursor)
+    assert not third.not_modified
+    assert len(third.articles) == len(seeds)
+    assert third.cursor == {"etag": '"v2"'}
+
+
+async def test_last_modified_gives_304(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    server.set("/feed", Route(body=rss_doc(seeds), last_modified=LAST_MODIFIED))
+    feed = source(server, fetcher)
+    first = await feed.poll({})
+    assert first.cursor == {"last_modified": LAST_MODIFIED}
+    second = await feed.poll(first.cursor)
+    assert second.not_modified
+    assert server.hits("/feed")[-1].headers["If-Modified-Since"] == LAST_MODIFIED
+
+
+async def test_gzip_and_deflate_bodies_are_decoded(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    server.set("/gz", Route(body=rss_doc(seeds), encoding="gzip", chunked=True))
+    server.set("/df", Route(body=atom_doc(seeds), encoding="deflate"))
+    for path in ("/gz", "/df"):
+        poll = await source(server, fetcher, path).poll({})
+        assert len(poll.articles) == len(seeds)
+    assert "gzip" in server.hits("/gz")[0].headers["Accept-Encoding"]
+
+
+async def test_redirects_are_followed_and_links_resolve_against_the_final_url(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    server.set("/old", Route(status=301, location="/moved/feed"))
+    server.set("/moved/feed", Route(body=rss_doc(seeds[:1])))
+    poll = await source(server, fetcher, "/old").poll({})
+    assert poll.articles[0].url == server.url(f"/articles/{seeds[0].slug}")
+
+
+async def test_a_redirect_loop_stops(server: FeedServer, fetcher: Fetcher) -> None:
+    server.set("/loop", Route(status=302, location="/loop"))
+    with pytest.raises(FetchBlockedError, match="more than 5 redirects"):
+        await source(server, fetcher, "/loop").poll({})
+    assert len(server.hits("/loop")) == 6
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (404, "not-found"),
+        (410, "gone"),
+        (403, "client-error"),
+        (500, "server-error"),
+        (502, "server-error"),
+        (503, "server-error"),
+    ],
+)
+async def test_error_statuses_raise_with_a_kind(
+    server: FeedServer, fetcher: Fetcher, status: int, kind: str
+) -> None:
+    server.set("/feed", Route(status=status, body=b"<html>secret internals</html>"))
+    with pytest.raises(FeedHTTPError) as info:
+        await source(server, fetcher).poll({})
+    assert info.value.status == status and info.value.kind == kind
+    assert info.value.retry_after is None
+    assert str(status) in str(info.value)
+    assert "secret" not in str(info.value)  # the body is never echoed
+
+
+async def test_429_exposes_retry_after_seconds(server: FeedServer, fetcher: Fetcher) -> None:
+    server.set("/feed", Route(status=429, headers={"Retry-After": "120"}))
+    with pytest.raises(FeedHTTPError) as info:
+        await source(server, fetcher).poll({})
+    assert info.value.kind == "rate-limited"
+    assert info.value.retry_after == 120.0
+    assert "retry after 120s" in str(info.value)
+
+
+async def test_503_with_an_http_date_retry_after(server: FeedServer, fetcher: Fetcher) -> None:
+    when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))
+    server.set("/feed", Route(status=503, headers={"Retry-After": when}))
+    with pytest.raises(FeedHTTPError) as info:
+        await source(server, fetcher).poll({})
+    assert info.value.retry_after is not None and 50 <= info.value.retry_after <= 61
+
+
+def test_parse_retry_after_edge_cases() -> None:
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("") is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(" 30 ") == 30.0
+    assert parse_retry_after("Mon, 24 Jan 2022 12:00:00 GMT") == 0.0  # in the past
+
+
+async def test_html_200_is_not_a_feed(server: FeedServer, fetcher: Fetcher) -> None:
+    page = b"<!DOCTYPE html><html><head><title>Blog</title></head><body><p>hi</p></body></html>"
+    server.set("/feed", Route(body=page, content_type="text/html"))
+    with pytest.raises(FeedFormatError, match="not a feed: looks like HTML") as info:
+        await source(server, fetcher).poll({})
+    assert info.value.kind == "html"
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n "], ids=["empty", "whitespace"])
+async def test_empty_200_is_an_error(server: FeedServer, fetcher: Fetcher, body: bytes) -> None:
+    server.set("/feed", Route(body=body))
+    with pytest.raises(FeedFormatError, match="empty") as info:
+        await source(server, fetcher).poll({})
+    assert info.value.kind == "empty"
+
+
+async def test_a_broken_feed_still_yields_what_it_can(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    # Cut off mid-document: the loose parser keeps the complete items.
+    whole = rss_doc(seeds)
+    server.set("/feed", Route(body=whole[: len(whole) * 2 // 3]))
+    poll = await source(server, fetcher).poll({})
+    assert 1 <= len(poll.articles) < len(seeds)
+    assert poll.articles[0].title == seeds[0].title
+
+
+async def test_garbage_is_not_a_feed(server: FeedServer, fetcher: Fetcher) -> None:
+    server.set("/feed", Route(body=b"\x00\x01binary\xff\xfe junk", content_type=None))
+    with pytest.raises(FeedFormatError) as info:
+        await source(server, fetcher).poll({})
+    assert info.value.kind == "not-a-feed"
+
+
+async def test_a_slow_server_times_out(server: FeedServer, fetcher: Fetcher) -> None:
+    server.set("/feed", Route(body=b"<rss/>", delay=5))
+    started = time.monotonic()
+    with pytest.raises(FetchTimeoutError, match="timed out"):
+        await source(server, fetcher).poll({})
+    assert time.monotonic() - started < 3
+
+
+async def test_connection_refused_is_a_source_error(fetcher: Fetcher) -> None:
+    # Port 9 (discard) on loopback: nothing listens there in the test environment.
+    feed = FeedSource("x", "http://127.0.0.1:9/feed", fetcher=fetcher, allow_private=LOOPBACK)
+    with pytest.raises(SourceError, match="could not connect"):
+        await feed.poll({})
+
+
+async def test_a_source_without_a_fetcher_owns_and_closes_one(
+    server: FeedServer, seeds: list[Seed]
+) -> None:
+    server.set("/feed", Route(body=json_doc(seeds)))
+    feed = FeedSource("own", server.url("/feed"), allow_private=LOOPBACK)
+    try:
+        assert len((await feed.poll({})).articles) == len(seeds)
+    finally:
+        await feed.aclose()
+    with pytest.raises(SourceError, match="closed"):
+        await feed.poll({})
+
+
+def test_a_refused_url_fails_on_construction() -> None:
+    with pytest.raises(FetchBlockedError):
+        FeedSource("x", "file:///etc/passwd")
+    with pytest.raises(FetchBlockedError):
+        FeedSource("x", "http://127.0.0.1/feed")
+
+
+async def test_parsing_runs_off_the_event_loop(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    big = (seeds * 100)[:500]
+    server.set("/big", Route(body=rss_doc(big)))
+    feed = source(server, fetcher, "/big")
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    started = time.monotonic()
+    poll = await feed.poll({})
+    elapsed = time.monotonic() - started
+    done.set()
+    await task
+    assert len(poll.articles) == 500
+    # The loop kept turning while the (CPU-bound) parse ran in a worker thread.
+    assert elapsed > 0.1 and ticks >= elapsed / 0.01 / 4, (ticks, elapsed)
+
+
+async def test_parsing_can_run_in_a_process_pool(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    server.set("/feed", Route(body=atom_doc(seeds)))
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        feed = FeedSource(
+            "p", server.url("/feed"), fetcher=fetcher, allow_private=LOOPBACK, executor=pool
+        )
+        poll = await feed.poll({})
+    assert [a.title for a in poll.articles] == [s.title for s in seeds]
+
+
+async def test_the_fetchers_allowlist_counts_for_the_source(
+    server: FeedServer, seeds: list[Seed]
+) -> None:
+    server.set("/feed", Route(body=rss_doc(seeds[:1])))
+    async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as intranet:
+        feed = FeedSource("intranet", server.url("/feed"), fetcher=intranet)
+        assert len((await feed.poll({})).articles) == 1

@@ -1,0 +1,166 @@
+"""parse_feed details: text extraction, links, dates, encodings, DOCTYPE stripping, non-feeds."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from watchers.sources._feedparse import FeedFormatError, html_to_text, parse_feed, strip_doctype
+
+URL = "https://site.example/feeds/main.xml"
+
+
+def rss(items: str, *, prolog: str = '<?xml version="1.0" encoding="utf-8"?>') -> bytes:
+    return f'{prolog}<rss version="2.0"><channel><title>T</title>{items}</channel></rss>'.encode()
+
+
+def test_html_to_text() -> None:
+    html = (
+        "<p>One &amp; two</p><script>var x = '<p>no</p>';</script><style>p{}</style>"
+        "<ul><li>a</li><li>b&nbsp;c</li></ul>Tail<br>end &#8212; &unknown;"
+    )
+    assert html_to_text(html) == "One & two\n\na\n\nb c\n\nTail\nend — &unknown;"
+    assert html_to_text("plain   text\n\n\n\nmore") == "plain text\n\nmore"
+    assert html_to_text("") == ""
+
+
+def test_strip_doctype_handles_subsets_comments_and_quotes() -> None:
+    doc = (
+        b'<?xml version="1.0"?>\n<!-- <rss> in a comment -->\n'
+        b"<!DOCTYPE rss [ <!ENTITY a \"]>\"> <!-- ]> --> <!ENTITY b '>'> ]>\n<rss/>"
+    )
+    assert strip_doctype(doc) == b'<?xml version="1.0"?>\n<!-- <rss> in a comment -->\n\n<rss/>'
+    assert strip_doctype(b"<rss><!DOCTYPE x></rss>") == b"<rss><!DOCTYPE x></rss>"
+    assert strip_doctype(b"<!doctype rss SYSTEM 'x.dtd'><rss/>") == b"<rss/>"
+    assert strip_doctype(b"<!DOCTYPE unterminated [") == b""
+
+
+def test_relative_links_resolve_against_the_feed_url_and_xml_base() -> None:
+    feed = parse_feed(
+        rss(
+            "<item><title>a</title><link>story/1</link></item>"
+            "<item><title>b</title><link>/root</link></item>"
+            "<item><title>c</title><link>javascript:alert(1)</link></item>"
+            "<item><title>d</title><link>//cdn.example/x</link></item>"
+        ),
+        url=URL,
+        content_type="application/rss+xml",
+    )
+    assert [e.url for e in feed.entries] == [
+        "https://site.example/feeds/story/1",
+        "https://site.example/root",
+        None,
+        "https://cdn.example/x",
+    ]
+    atom = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://other.example/blog/">'
+        b'<entry xml:base="2022/"><title>x</title><link href="post"/><id>1</id></entry></feed>'
+    )
+    assert parse_feed(atom, url=URL, content_type=None).entries[0].url == (
+        "https://other.example/blog/2022/post"
+    )
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("Mon, 24 Jan 2022 09:30:00 +0100", datetime(2022, 1, 24, 8, 30, tzinfo=UTC)),
+        ("Mon, 24 Jan 2022 09:30:00 EST", datetime(2022, 1, 24, 14, 30, tzinfo=UTC)),
+        ("2022-01-24T09:30:00Z", datetime(2022, 1, 24, 9, 30, tzinfo=UTC)),
+        ("24 Jan 2022", datetime(2022, 1, 24, tzinfo=UTC)),
+        ("yesterday-ish", None),
+        ("", None),
+    ],
+)
+def test_dates_are_aware_utc_or_none(date: str, expected: datetime | None) -> None:
+    feed = parse_feed(
+        rss(f"<item><title>x</title><pubDate>{date}</pubDate></item>"), url=URL, content_type=None
+    )
+    published = feed.entries[0].published
+    assert published == expected
+    assert published is None or published.tzinfo is UTC
+
+
+def test_http_charset_and_declared_encodings_are_honoured() -> None:
+    latin = rss(
+        "<item><title>Caf\u00e9</title></item>",
+        prolog='<?xml version="1.0" encoding="iso-8859-1"?>',
+    )
+    latin = latin.decode().encode("iso-8859-1")
+    assert parse_feed(latin, url=URL, content_type=None).entries[0].title == "Café"
+    plain = rss("<item><title>Caf\u00e9</title></item>", prolog="").decode().encode("cp1252")
+    got = parse_feed(plain, url=URL, content_type="text/xml; charset=windows-1252")
+    assert got.entries[0].title == "Café"
+    utf16 = rss("<item><title>Caf\u00e9</title></item>", prolog="").decode().encode("utf-16")
+    assert parse_feed(utf16, url=URL, content_type=None).entries[0].title == "Café"
+
+
+def test_whitespace_before_the_xml_declaration_is_tolerated() -> None:
+    feed = parse_feed(b"\n\n  " + rss("<item><title>x</title></item>"), url=URL, content_type=None)
+    assert not feed.bozo and feed.entries[0].title == "x"
+
+
+def test_entries_with_nothing_in_them_are_dropped() -> None:
+    feed = parse_feed(
+        rss("<item></item><item><title>kept</title></item>"), url=URL, content_type=None
+    )
+    assert [e.title for e in feed.entries] == ["kept"]
+
+
+def test_very_long_fields_are_clipped() -> None:
+    feed = parse_feed(
+        rss(f"<item><title>{'t' * 5000}</title><description>{'d ' * 80000}</description></item>"),
+        url=URL,
+        content_type=None,
+    )
+    entry = feed.entries[0]
+    assert len(entry.title) <= 1001 and entry.title.endswith("…")
+    assert len(entry.text) <= 100_001
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "kind"),
+    [
+        (b"", None, "empty"),
+        (b"   \n\t", None, "empty"),
+        (b"<!DOCTYPE html><html><body>x</body></html>", "text/html", "html"),
+        (b"<!-- hi -->\n<html lang=en><p>x", None, "html"),
+        (b"<HTML><HEAD><TITLE>Moved</TITLE></HEAD></HTML>", None, "html"),
+        (b'{"data": [1, 2]}', "application/json", "json"),
+        (b"[1, 2, 3]", None, "json"),
+        (b'{"version": "https://jsonfeed.org/version/1", "items": [', None, "invalid-json"),
+        (b"[" * 100_000, None, "invalid-json"),
+        (b"<?xml version='1.0'?><note><to>Tove</to></note>", None, "not-a-feed"),
+        (b"plain text, not markup", "text/plain", "not-a-feed"),
+    ],
+)
+def test_non_feeds_raise_a_clear_kind(body: bytes, content_type: str | None, kind: str) -> None:
+    with pytest.raises(FeedFormatError) as info:
+        parse_feed(body, url=URL, content_type=content_type)
+    assert info.value.kind == kind
+    assert str(info.value).startswith(f"{URL} is not a feed")
+
+
+def test_json_feed_fields() -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1",
+        "title": "J",
+        "items": [
+            {"id": 12, "url": "a/b", "summary": "<b>s</b>", "date_published": "2022-01-01"},
+            {"id": "x", "title": "T", "content_text": "c", "date_modified": "2022-01-02T03:04:05Z"},
+            "not an item",
+        ],
+    }
+    feed = parse_feed(json.dumps(doc).encode(), url=URL, content_type="application/feed+json")
+    assert feed.format == "json1"
+    first, second = feed.entries
+    assert (first.guid, first.url, first.title, first.text) == (
+        "12",
+        "https://site.example/feeds/a/b",
+        "",
+        "s",
+    )
+    assert first.published == datetime(2022, 1, 1, tzinfo=UTC)
+    assert second.published == datetime(2022, 1, 2, 3, 4, 5, tzinfo=UTC)

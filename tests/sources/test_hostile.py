@@ -1,0 +1,250 @@
+"""Hostile servers and documents: decompression bombs, drip-feeding, silent servers, XML entity
+attacks and external entities. Each must fail fast, in bounded memory, and reach nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.feed_server import Canary, FeedServer, Route, Tarpit
+from tests.sources._support import FAST, LOOPBACK, Seed, rss_doc
+from watchers.errors import FetchBlockedError, SourceError
+from watchers.sources._feedparse import MAX_MARKUP_TOKENS, FeedFormatError, ParsedFeed, parse_feed
+from watchers.sources._http import Fetcher, FetchTimeoutError
+from watchers.sources.feed import FeedSource
+
+CAP = 1024 * 1024  # a smaller cap than production keeps these tests quick
+BOMB_SIZE = 64 * CAP
+
+
+def _compressed_zeros(size: int, wbits: int) -> bytes:
+    """``size`` zero bytes compressed without ever holding them: about 1/1000 of the size."""
+    z = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    block = bytes(CAP)
+    out = [z.compress(block) for _ in range(size // CAP)]
+    out.append(z.flush())
+    return b"".join(out)
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    return _compressed_zeros(BOMB_SIZE, 16 + zlib.MAX_WBITS)
+
+
+@pytest.fixture(scope="module")
+def deflate_bomb() -> bytes:
+    return _compressed_zeros(BOMB_SIZE, zlib.MAX_WBITS)
+
+
+@pytest.fixture
+async def small_fetcher() -> AsyncIterator[Fetcher]:
+    async with Fetcher(timeouts=FAST, max_bytes=CAP, allow_private=LOOPBACK) as f:
+        yield f
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_decompression_bombs_stop_at_the_cap(
+    server: FeedServer,
+    small_fetcher: Fetcher,
+    gzip_bomb: bytes,
+    deflate_bomb: bytes,
+    coding: str,
+    chunked: bool,
+) -> None:
+    body = gzip_bomb if coding == "gzip" else deflate_bomb
+    assert len(body) < CAP  # the wire size alone would pass the cap
+    server.set("/bomb", Route(body=body, headers={"Content-Encoding": coding}, chunked=chunked))
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(FetchBlockedError, match=f"exceeds {CAP} bytes"):
+            await small_fetcher.get(server.url("/bomb"))
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 5
+    assert peak < 8 * CAP, f"peak {peak} bytes while refusing a {BOMB_SIZE}-byte bomb"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_plain_oversized_bodies_are_refused(
+    server: FeedServer, small_fetcher: Fetcher, chunked: bool
+) -> None:
+    server.set("/big", Route(body=b"<rss>" + b"x" * (2 * CAP), chunked=chunked))
+    with pytest.raises(FetchBlockedError, match=f"exceeds {CAP} bytes"):
+        await small_fetcher.get(server.url("/big"))
+
+
+async def test_a_body_at_the_cap_is_accepted(server: FeedServer, small_fetcher: Fetcher) -> None:
+    server.set("/full", Route(body=b"a" * CAP, encoding="gzip", chunked=True))
+    result = await small_fetcher.get(server.url("/full"))
+    assert result.body == b"a" * CAP
+
+
+async def test_corrupt_gzip_is_a_source_error(server: FeedServer, small_fetcher: Fetcher) -> None:
+    server.set("/bad", Route(body=b"\x1f\x8bnot gzip at all", headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(SourceError, match="corrupt gzip"):
+        await small_fetcher.get(server.url("/bad"))
+
+
+async def test_unknown_content_encoding_is_refused(
+    server: FeedServer, small_fetcher: Fetcher
+) -> None:
+    server.set("/br", Route(body=b"???", headers={"Content-Encoding": "br"}))
+    with pytest.raises(SourceError, match="unsupported Content-Encoding"):
+        await small_fetcher.get(server.url("/br"))
+
+
+async def test_a_drip_feeding_server_hits_the_total_deadline(
+    server: FeedServer, small_fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    # One byte every 0.2 s never trips the 0.5 s read timeout; the 2 s total deadline must.
+    server.set("/drip", Route(body=rss_doc(seeds), drip=0.2))
+    started = time.monotonic()
+    with pytest.raises(FetchTimeoutError, match="whole fetch"):
+        await small_fetcher.get(server.url("/drip"))
+    assert time.monotonic() - started < FAST.total + 1
+
+
+async def test_a_server_that_never_answers_times_out(tarpit: Tarpit) -> None:
+    async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as fetcher:
+        started = time.monotonic()
+        with pytest.raises(FetchTimeoutError, match="timed out"):
+            await fetcher.get(f"http://{tarpit.address}/feed")
+        assert time.monotonic() - started < FAST.read + 1
+    assert tarpit.connections == 1
+    assert tarpit.received.startswith(b"GET /feed HTTP/1.1")
+
+
+# ---------------------------------------------------------------------------------------------
+# XML entity attacks. Parsing runs in a thread, as FeedSource runs it, so listeners stay live.
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY lol "lol">\n'
+    + b"".join(
+        b'<!ENTITY lol%d "%s">\n' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+        for i in range(1, 10)
+    )
+    + b']>\n<rss version="2.0"><channel><title>&lol9;</title>'
+    b"<item><title>laugh &lol9;</title><description>&lol9;</description></item></channel></rss>"
+)
+
+
+def _quadratic(entity_size: int, refs: int) -> bytes:
+    return (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "'
+        + b"A" * entity_size
+        + b'">]><rss version="2.0"><channel><item><title>quadratic</title><description>'
+        + b"&a;" * refs
+        + b"</description></item></channel></rss>"
+    )
+
+
+async def _parse_bounded(body: bytes) -> tuple[ParsedFeed, float, int]:
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        feed = await asyncio.to_thread(
+            parse_feed, body, url="https://feeds.example/rss", content_type="application/rss+xml"
+        )
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return feed, elapsed, peak
+
+
+async def test_billion_laughs_is_not_expanded() -> None:
+    feed, elapsed, peak = await _parse_bounded(BILLION_LAUGHS)
+    assert elapsed < 2 and peak < 20 * 1024 * 1024
+    assert len(feed.entries) == 1
+    assert "lollol" not in feed.entries[0].title + feed.entries[0].text + feed.title
+
+
+async def test_quadratic_blowup_is_not_expanded() -> None:
+    feed, elapsed, peak = await _parse_bounded(_quadratic(50_000, 20_000))  # 1 GB if expanded
+    assert elapsed < 5 and peak < 50 * 1024 * 1024
+    assert "AAAA" not in feed.entries[0].text
+
+
+async def test_external_entities_are_never_resolved(tmp_path: Path, canary: Canary) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CANARY")
+    url = f"http://{canary.address}"
+    documents = [
+        # General external entity to a file and to a listener.
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<rss version="2.0"><channel><item><title>a &x;</title></item></channel></rss>',
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "{url}/entity">]>'
+        '<rss version="2.0"><channel><item><title>b &x;</title></item></channel></rss>',
+        # Parameter entity and an external DTD subset.
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY % p SYSTEM "{url}/p.dtd"> %p;]>'
+        '<rss version="2.0"><channel><item><title>c</title></item></channel></rss>',
+        f'<?xml version="1.0"?><!DOCTYPE rss SYSTEM "{url}/rss.dtd">'
+        '<rss version="2.0"><channel><item><title>d</title></item></channel></rss>',
+        # A DOCTYPE hidden behind a comment that contains a tag, and one on the declaration's line.
+        f'<?xml version="1.0"?><!-- <a> --><!DOCTYPE rss [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<rss version="2.0"><channel><item><title>e &x;</title></item></channel></rss>',
+        # Ill-formed on purpose, so the loose parser runs too.
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<rss version="2.0"><channel><item><title>f &x;</title><b></item></channel></rss>',
+    ]
+    for doc in documents:
+        feed, elapsed, _ = await _parse_bounded(doc.encode())
+        assert elapsed < 2
+        seen = feed.title + "".join(e.title + e.text for e in feed.entries)
+        assert "TOP-SECRET" not in seen
+        assert feed.entries, doc
+    await asyncio.sleep(0.1)  # give any stray connection time to land
+    assert canary.connections == 0
+
+
+async def test_a_body_that_names_a_file_is_not_opened(tmp_path: Path) -> None:
+    # feedparser.parse() treats str/bytes as a URL or a path; parse_feed must never do that.
+    secret = tmp_path / "feed.xml"
+    secret.write_bytes(rss_doc([Seed("s", "Secret title", "text", None)]))
+    with pytest.raises(SourceError, match="not a feed"):
+        await asyncio.to_thread(
+            parse_feed, str(secret).encode(), url="https://x/", content_type=None
+        )
+
+
+async def test_hostile_feed_through_the_whole_source(
+    server: FeedServer, fetcher: Fetcher, canary: Canary
+) -> None:
+    doc = (
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "http://{canary.address}/">'
+        f'<!ENTITY % p SYSTEM "http://{canary.address}/p"> %p;]>'
+    ).encode() + BILLION_LAUGHS.split(b"]>", 1)[1]
+    server.set("/feed", Route(body=doc))
+    feed = FeedSource("hostile", server.url("/feed"), fetcher=fetcher, allow_private=LOOPBACK)
+    poll = await feed.poll({})
+    assert len(poll.articles) == 1
+    await asyncio.sleep(0.1)
+    assert canary.connections == 0
+
+
+async def test_a_document_of_nothing_but_markup_is_refused_before_parsing() -> None:
+    body = b'<rss version="2.0"><channel><item><title>t</title><description>'
+    body += b"<b>" * (MAX_MARKUP_TOKENS + 1)
+    started = time.monotonic()
+    with pytest.raises(FeedFormatError, match="tags and entity references") as info:
+        await asyncio.to_thread(parse_feed, body, url="https://x/", content_type=None)
+    assert info.value.kind == "too-complex"
+    assert time.monotonic() - started < 1
+
+
+async def test_the_default_cap_is_5_mib(server: FeedServer, gzip_bomb: bytes) -> None:
+    server.set("/bomb", Route(body=gzip_bomb, headers={"Content-Encoding": "gzip"}, chunked=True))
+    async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as fetcher:
+        assert fetcher.max_bytes == 5 * 1024 * 1024
+        with pytest.raises(FetchBlockedError, match="exceeds 5242880 bytes"):
+            await fetcher.get(server.url("/bomb"))

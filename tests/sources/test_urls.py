@@ -1,0 +1,64 @@
+"""normalise_link: equal stories compare equal, different ones do not."""
+
+from __future__ import annotations
+
+import pytest
+
+from watchers.urls import normalise_link
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("HTTPS://Example.COM/a", "https://example.com/a"),
+        ("https://example.com:443/a", "https://example.com/a"),
+        ("http://example.com:80/a", "http://example.com/a"),
+        ("https://example.com/a#comments", "https://example.com/a"),
+        ("https://example.com/a/", "https://example.com/a"),
+        ("https://example.com", "https://example.com/"),
+        ("https://example.com/a?b=2&a=1", "https://example.com/a?a=1&b=2"),
+        ("https://example.com/a?utm_source=rss&utm_medium=feed", "https://example.com/a"),
+        ("https://example.com/a?id=7&fbclid=xyz&gclid=1", "https://example.com/a?id=7"),
+        ("https://example.com/a?mc_cid=1&mc_eid=2&ref=rss&cmpid=x", "https://example.com/a"),
+        ("https://example.com/a?UTM_Campaign=x", "https://example.com/a"),
+        ("https://example.com/caf%c3%a9", "https://example.com/café"),
+        ("https://example.com/a%7Eb", "https://example.com/a~b"),
+        ("https://example.com/a?q=a+b", "https://example.com/a?q=a%20b"),
+        ("https://user:pw@example.com/a", "https://example.com/a"),
+        ("https://example.com./a", "https://example.com/a"),
+        ("https://bücher.example/a", "https://xn--bcher-kva.example/a"),
+        ("  https://example.com/a  ", "https://example.com/a"),
+    ],
+)
+def test_equivalent_links_normalise_equal(a: str, b: str) -> None:
+    assert normalise_link(a) == normalise_link(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://example.com/a", "http://example.com/a"),
+        ("https://example.com:8443/a", "https://example.com/a"),
+        ("https://example.com/a?id=1", "https://example.com/a?id=2"),
+        ("https://example.com/A", "https://example.com/a"),
+        ("https://example.com/a?q=a%2Bb", "https://example.com/a?q=a%20b"),
+        ("https://example.com/a?x=1&x=2", "https://example.com/a?x=1"),
+    ],
+)
+def test_different_links_stay_different(a: str, b: str) -> None:
+    assert normalise_link(a) != normalise_link(b)
+
+
+def test_the_canonical_form() -> None:
+    got = normalise_link("HTTPS://News.Example.com:443/World/Story/?utm_source=x&b=2&a=1#top")
+    assert got == "https://news.example.com/World/Story?a=1&b=2"
+    assert normalise_link(got) == got  # idempotent
+
+
+@pytest.mark.parametrize("raw", ["not a url", "/relative/path", "mailto:someone@example.com", ""])
+def test_non_urls_come_back_stripped(raw: str) -> None:
+    assert normalise_link(f" {raw} ") == raw
+
+
+def test_ipv6_hosts_keep_their_brackets() -> None:
+    assert normalise_link("http://[2001:DB8::1]:80/x/") == "http://[2001:db8::1]/x"
