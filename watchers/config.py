@@ -91,6 +91,8 @@ class FetchConfig(_Strict):
     timeout: Duration = timedelta(seconds=20)
     connect_timeout: Duration = timedelta(seconds=10)
     max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    pause_after: int = Field(default=10, ge=1)  # consecutive failures before a source pauses
+    probe_every: Duration = timedelta(hours=1)  # how often a paused source is tried again
 
     @field_validator("allow_private")
     @classmethod

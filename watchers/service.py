@@ -1,9 +1,10 @@
 """WatchService: polls every source on its own schedule, matches new articles, records alerts.
 
 Each source runs in its own task. A failing source is logged, backs off exponentially (with
-jitter) and after ``pause_after`` consecutive failures is paused until resumed; it never stops the
-others. The first poll of a feed records a baseline without alerting (``backfill`` newest items
-do alert); a folder alerts on what it finds.
+jitter) and after ``pause_after`` consecutive failures is paused: a notice goes to its route, it is
+probed once every ``probe_every``, and a successful probe (or a resume) brings it back. It never
+stops the others. The first poll of a feed records a baseline without alerting (``backfill``
+newest items do alert); a folder alerts on what it finds.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class WatchService:
     aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
     pause_after: int = 10
     max_backoff: timedelta = timedelta(hours=1)
+    probe_every: timedelta = timedelta(hours=1)  # how often a paused source is tried again
     on_alerts: Callable[[], None] | None = None  # woken after alerts are written
     on_notice: Callable[[str | None, str], None] | None = None  # (route, message)
     on_report: Callable[[PollReport], None] | None = None
@@ -184,19 +186,13 @@ class WatchService:
             state = await self.store.source_state(spec.name)
             now = datetime.now(UTC)
             if state and state.next_poll and state.next_poll > now:
-                delay = (state.next_poll - now).total_seconds()
-            elif state and state.paused:
-                delay = 3600.0
-            else:
-                delay = 0.0
-            if delay > 0:
                 wake.clear()
+                # A poke (resume, poll now) cuts the wait short.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=delay)
-                state = await self.store.source_state(spec.name)
-                if state and state.paused:
-                    continue
+                    await asyncio.wait_for(wake.wait(),
+                                           timeout=(state.next_poll - now).total_seconds())
             try:
+                # A paused source is still probed, at its backoff ceiling: a success resumes it.
                 await self.poll_source(spec)
             except asyncio.CancelledError:
                 raise
@@ -251,6 +247,8 @@ class WatchService:
         if retry_after is not None:
             backoff = max(backoff, retry_after)
         paused = failures >= self.pause_after
+        if paused:
+            backoff = max(backoff, self.probe_every.total_seconds())
         now = datetime.now(UTC)
         await self.store.save_source_state(
             replace(state, polls=state.polls + 1, last_error=error, last_error_at=now,

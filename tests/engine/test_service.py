@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -107,9 +108,11 @@ class FlakySource:
         self.name = name
         self.fails = fails
         self.calls = 0
+        self.times: list[float] = []
 
     async def poll(self, cursor: Mapping[str, str]) -> Poll:
         self.calls += 1
+        self.times.append(time.monotonic())
         if self.calls <= self.fails:
             raise SourceError("connection refused")
         from watchers.models import Article
@@ -246,3 +249,29 @@ async def test_console_card_shows_rule_title_source_date_snippet_and_link(tmp_pa
     assert text.count("▶ donbas") == 3  # 000 and 002 say Donbass, 003 says Donbas
     assert "[Donbass]" in text and "[Donbas]" in text
     assert "seeds · 2022-01-" in text
+
+
+async def test_a_paused_source_is_probed_and_a_success_resumes_it(tmp_path: Path) -> None:
+    notices: list[str] = []
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        flaky = FlakySource("flaky", fails=2)
+        service = WatchService(store=store, rules=RULES, pause_after=2,
+                               probe_every=timedelta(milliseconds=200),
+                               max_backoff=timedelta(milliseconds=50),
+                               on_notice=lambda route, msg: notices.append(msg), sources=[
+            SourceSpec(flaky, every=timedelta(milliseconds=10))])
+        await service.start()
+        try:
+            for _ in range(200):
+                state = await store.source_state("flaky")
+                if state is not None and state.last_success is not None:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await service.aclose()
+        assert state is not None and state.last_success is not None
+        assert not state.paused and state.failures == 0
+        # two failures (paused after the second), then the probe, which worked
+        assert flaky.calls >= 3 and len(flaky.times) == flaky.calls
+        assert flaky.times[2] - flaky.times[1] >= 0.15  # the probe waited for probe_every
+        assert len(notices) == 1
