@@ -74,7 +74,54 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             dest = "webhook (URL in file; prefer env:VAR)"
         print(f"    {route:<16} {dest}")
+    if args.live:
+        return asyncio.run(_check_live(cfg))
     return EXIT_OK
+
+
+async def _check_live(cfg: Config) -> int:
+    """Poll every source once now (nothing is stored) and show what the database remembers."""
+    from watchers.engine import source_specs
+    from watchers.sources._http import Fetcher, Timeouts
+    from watchers.store import SqliteStore
+
+    db_path = cfg.resolve(cfg.storage.path)
+    states = {}
+    if db_path.exists():
+        store = await SqliteStore.open(str(db_path))
+        try:
+            states = {s.name: s for s in await store.all_source_states()}
+        finally:
+            await store.aclose()
+    print("  live", file=sys.stdout)
+    failed = 0
+    async with Fetcher(allow_private=cfg.fetch.allow_private, max_bytes=cfg.fetch.max_bytes,
+                       timeouts=Timeouts(total=cfg.fetch.timeout.total_seconds(),
+                                         connect=cfg.fetch.connect_timeout.total_seconds())
+                       ) as fetcher:
+        specs = source_specs(cfg, fetcher, [])
+
+        async def probe(spec: Any) -> str:
+            try:
+                poll = await spec.source.poll({})
+            except NewswatchError as exc:
+                return f"error: {exc}"
+            return f"ok, {len(poll.articles)} item(s)"
+
+        results = await asyncio.gather(*(probe(s) for s in specs))
+        for spec, result in zip(specs, results, strict=True):
+            failed += result.startswith("error")
+            st = states.get(spec.name)
+            history = ""
+            if st is not None:
+                last = st.last_success.strftime("%Y-%m-%d %H:%M") if st.last_success else "never"
+                history = f" | stored: last success {last}, {st.failures} failure(s) in a row"
+                if st.paused:
+                    history += ", PAUSED"
+            print(f"    {spec.name:<16} {result}{history}")
+        for spec in specs:
+            await spec.source.aclose()
+    return EXIT_OK if not failed else EXIT_ERROR
 
 
 def _fmt_td(td: Any) -> str:
@@ -219,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a config file and summarise it")
     config_arg(check)
+    check.add_argument("--live", action="store_true",
+                       help="also poll every source once now and show its stored health")
     check.set_defaults(func=cmd_check)
 
     match = sub.add_parser("match", help="try a query on files or folders (no store needed)")

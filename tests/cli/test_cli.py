@@ -148,3 +148,39 @@ def test_search_after_run(workdir: Path) -> None:
 def test_example_config_checks() -> None:
     res = nw("check", "-c", str(REPO / "config.example.toml"), cwd=REPO)
     assert res.returncode == 0, res.stderr
+
+
+async def test_check_live_polls_each_source_and_shows_stored_health(workdir: Path) -> None:
+    import asyncio
+
+    from tests.fakes.feed_server import FeedServer, Route
+
+    async with FeedServer() as server:
+        server.set("/ok", Route(body=(
+            b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+            b"<item><title>Troops</title><link>https://x.example/1</link></item>"
+            b"</channel></rss>")))
+        server.set("/gone", Route(status=410, body=b"gone"))
+        cfg = (workdir / "config.toml").read_text() + f"""
+[fetch]
+allow_private = ["127.0.0.1/32"]
+[[sources]]
+name = "good"
+type = "feed"
+url = "{server.url('/ok')}"
+[[sources]]
+name = "gone"
+type = "feed"
+url = "{server.url('/gone')}"
+"""
+        (workdir / "live.toml").write_text(cfg)
+        env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+        proc = await asyncio.create_subprocess_exec(
+            *EXE, "check", "--live", "-c", "live.toml", cwd=workdir, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 1  # one source failed
+    assert "seeds            ok, 5 item(s)" in text
+    assert "good             ok, 1 item(s)" in text
+    assert "gone             error:" in text and "410" in text
