@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 import aiohttp
@@ -62,6 +63,14 @@ class NewsBot(commands.Bot):
             self.synced[gid] = len(synced)
             log.info("synced %d slash commands to guild %s", len(synced), gid)
 
+    async def close(self) -> None:
+        # discord.py does not cancel its ready-delay task on close; left alone it dispatches
+        # on_ready into a closed client.
+        ready_task = getattr(self._connection, "_ready_task", None)
+        if ready_task is not None:
+            ready_task.cancel()
+        await super().close()
+
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s", self.user)
         self.ready_event.set()
@@ -114,7 +123,30 @@ async def run_discord(engine: Engine, token: str, *, once: bool = False,
                 runner.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await runner
+                await _settle_event_tasks()
     return 0
+
+
+async def _settle_event_tasks() -> None:
+    """Let tasks discord.py started before the close (event handlers, the ready delay, view
+    timeouts) finish or cancel them, so none is destroyed pending when the loop ends."""
+    package = os.path.dirname(discord.__file__)
+
+    def from_discord(task: asyncio.Task[object]) -> bool:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return bool(code and code.co_filename.startswith(package))
+
+    current = asyncio.current_task()
+    for _ in range(5):  # a finishing handler may schedule another event; settle those too
+        await asyncio.sleep(0)
+        pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()
+                   and (t.get_name().startswith("discord.py: ") or from_discord(t))]
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=1)
+        for t in still:
+            t.cancel()
+        await asyncio.gather(*still, return_exceptions=True)
 
 
 async def _until_ready(bot: NewsBot, runner: asyncio.Task[None]) -> None:
