@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test,dev,fast]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed          ## the demo: watch seeds/ (and real feeds) and print alerts

@@ -2,14 +2,21 @@
 
 ::
 
-    from watchers.rules import RuleSet, parse, match_query
+    from watchers.rules import RuleSet, Rule, match_query, parse, explain
     rules = RuleSet.from_queries({"kyiv": "kyiv~", "troops": "troops NEAR/5 border"})
-    for m in rules.match(article):
-        print(m.rule, m.highlights, m.hits)
+    for m in rules.match(article):            # Match objects, ordered by rule name
+        print(m.rule, m.score, m.highlights)
+        print("\n".join(explain(m)))          # term, field, span, kind, variant, score
 
-The query language is described in :mod:`watchers.rules.syntax`; spelling variants in
-:mod:`watchers.rules.variants`. Everything here is pure: no I/O beyond reading the shipped alias
-table.
+- :mod:`.syntax`: the query language (Lucene subset plus NEAR) and its parser.
+- :mod:`.text`: folding and tokenising (case, accents, hyphens, apostrophes, plurals).
+- :mod:`.variants`: when a token is a spelling variant of a word (aliases, transliteration,
+  typos, refused near misses); the alias table ships in ``data/aliases.toml``.
+- :mod:`.matcher`: evaluating a query with evidence; :func:`match_query` is the one-off path
+  and the reference that the compiled :class:`RuleSet` (:mod:`.compile`, :mod:`.index`)
+  reproduces.
+
+Pure: no I/O beyond reading the shipped alias table.
 """
 
 from __future__ import annotations

@@ -131,6 +131,11 @@ class RuleSet:
                 out.append(m)
         return out
 
+    def candidates(self, article: Article) -> list[str]:
+        """The rules the index would evaluate on ``article`` (a superset of those that match)."""
+        found, _ = self._index.candidates(Analysis(article))
+        return [r.name for r in found]
+
     def match_one(self, name: str, article: Article) -> Match | None:
         """Whether the rule ``name`` matches ``article`` (KeyError if there is no such rule)."""
         rule = self._rules[name]

@@ -1,23 +1,473 @@
-"""The rule index: which rules an article could match (stage 1: all of them)."""
+"""The rule index: which rules an article could match, found from the article's words.
+
+The idea of Lucene's Monitor and Elasticsearch's percolator: each rule is indexed under *anchor*
+terms, words at least one of which any matching article must contain. An AND anchors on its
+rarest positive child (by English word frequency), an OR on all its children, a NOT never. An
+article then looks up its distinct words, so the work grows with the article and the rules it
+could match, not with the number of rules. The candidates are evaluated exactly as the naive
+loop would, so the index can only save time, never change a result.
+
+Fuzzy terms are anchored through a cache from token to the fuzzy terms it matches: a token not
+seen before is compared with the whole fuzzy vocabulary in one batch (``process.cdist``, plus
+dictionary lookups for aliases, transliteration keys and letter swaps).
+
+Regular expressions are screened by the literal strings they require, found for all of them in
+one scan (Hyperscan when the ``hyperscan`` package is present); a regex with no such string is
+tried on every article, under its time limit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from .matcher import Analysis, FuzzyCandidates
-from .variants import Aliases
+from rapidfuzz import process
+from rapidfuzz.distance import Indel
+
+from .matcher import DEFAULT_FIELDS, Analysis, FuzzyCandidates
+from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
+from .variants import Aliases, _zipf, compare, compound_splits, translit_key
 
 if TYPE_CHECKING:
     from .compile import Rule
 
+try:  # Python's own regex parser, used to find the literals a pattern requires
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python < 3.11
+    import sre_parse as _sre_parse
 __all__ = ["RuleIndex"]
+
+# Anchors: ("key", key) | ("pair", word, word) | ("prefix", norm) | ("fuzzy", key, threshold)
+# | ("regex", pattern)
+Anchor = tuple[Any, ...]
+
+_CACHE_LIMIT = 200_000
+_REGEX_COST = 1e7  # a regex rule is screened by one scan, but costs more than a rare word
+
+
+def _word_cost(key: str) -> float:
+    # Expected occurrences per billion words; unknown words (names, typos) count as rare.
+    return 10.0 ** _zipf(key) if key.isascii() else 1.0
+
+
+def _anchors(
+    node: Node, threshold: float, aliases: Aliases
+) -> tuple[frozenset[Anchor], float] | None:
+    """The anchors of ``node`` and their cost (how often they fire), or None if it has none."""
+    if isinstance(node, Term):
+        if node.kind == "prefix":
+            # Short prefixes fire on many words; a prefix is costed as a word that common.
+            return frozenset({("prefix", node.norm)}), 1e9 / max(1, len(node.norm)) ** 2
+        if node.kind == "fuzzy":
+            thr = float(node.similarity if node.similarity is not None else threshold)
+            return frozenset({("fuzzy", node.key, thr)}), 2.0 * _word_cost(node.key)
+        keys = {node.key} | aliases.of(node.key)
+        anchors: set[Anchor] = {("key", k) for k in keys}
+        cost = sum(_word_cost(k) for k in keys)
+        for left, right in compound_splits(node.key):
+            # "cyber attack" for cyberattack: both words must be in the article.
+            anchors.add(("pair", left, right))
+            cost += min(_word_cost(left), _word_cost(right))
+        return frozenset(anchors), cost
+    if isinstance(node, Phrase):
+        return _cheapest([_anchors(w, threshold, aliases) for w in node.words])
+    if isinstance(node, Near):
+        return _cheapest(
+            [_anchors(node.left, threshold, aliases), _anchors(node.right, threshold, aliases)]
+        )
+    if isinstance(node, Regex):
+        return frozenset({("regex", node.pattern)}), _REGEX_COST
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, And):
+        return _cheapest(
+            [_anchors(c, threshold, aliases) for c in node.children if not isinstance(c, Not)]
+        )
+    union: set[Anchor] = set()
+    cost = 0.0
+    for child in node.children:
+        found = _anchors(child, threshold, aliases)
+        if found is None:
+            return None
+        union |= found[0]
+        cost += found[1]
+    return frozenset(union), cost
+
+
+def _cheapest(
+    options: Sequence[tuple[frozenset[Anchor], float] | None],
+) -> tuple[frozenset[Anchor], float] | None:
+    best = None
+    for opt in options:
+        if opt is not None and (best is None or opt[1] < best[1]):
+            best = opt
+    return best
+
+
+def _fields_of(node: Node, defaults: Sequence[str], out: set[str]) -> None:
+    if isinstance(node, Term | Phrase | Regex):
+        out.update(defaults if node.field is None else (node.field,))
+    elif isinstance(node, Near):
+        _fields_of(node.left, defaults, out)
+        _fields_of(node.right, defaults, out)
+    elif isinstance(node, Not):
+        _fields_of(node.child, defaults, out)
+    else:
+        for c in node.children:
+            _fields_of(c, defaults, out)
+
+
+@dataclass(frozen=True, slots=True)
+class _FuzzyTerm:
+    key: str
+    threshold: float
+
+
+def _fuzzy_order(t: _FuzzyTerm) -> tuple[str, float]:
+    return (t.key, t.threshold)
+
+
+def _fuzzy_terms(node: Node, threshold: float, out: set[_FuzzyTerm]) -> None:
+    if isinstance(node, Term):
+        if node.kind == "fuzzy":
+            thr = float(node.similarity if node.similarity is not None else threshold)
+            out.add(_FuzzyTerm(node.key, thr))
+    elif isinstance(node, Phrase):
+        for w in node.words:
+            _fuzzy_terms(w, threshold, out)
+    elif isinstance(node, Near):
+        _fuzzy_terms(node.left, threshold, out)
+        _fuzzy_terms(node.right, threshold, out)
+    elif isinstance(node, Not):
+        _fuzzy_terms(node.child, threshold, out)
+    elif isinstance(node, And | Or):
+        for c in node.children:
+            _fuzzy_terms(c, threshold, out)
+
+
+class _RegexScreen:
+    """Which regex rules may match a text, found with one scan for their required literals.
+
+    Each pattern is parsed (with Python's own regex parser) for a string that every match must
+    contain; the texts are lower-cased and searched for all those strings at once, with
+    Hyperscan when it is installed. A pattern with no such string, or one the parser does not
+    take, is always run: it is correct, only slower, and each run is time-limited.
+    """
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.unscreened: list[str] = []
+        self.literals: dict[str, list[str]] = {}  # literal → patterns that need it
+        for p in patterns:
+            lits = required_literals(p)
+            if lits is None:
+                self.unscreened.append(p)
+            else:
+                for lit in lits:
+                    self.literals.setdefault(lit, []).append(p)
+        self._ordered = sorted(self.literals)
+        self._db: Any = _hyperscan_literals(self._ordered)
+
+    def matching(self, texts: Iterable[str]) -> set[str]:
+        """Patterns that may match one of ``texts``: a superset of those that do."""
+        found = set(self.unscreened)
+        if not self.literals:
+            return found
+        lowered = [_screen_form(t) for t in texts if t]
+        if self._db is None:
+            for lit, pats in self.literals.items():
+                if any(lit in t for t in lowered):
+                    found.update(pats)
+            return found
+        seen: set[int] = set()
+
+        def on_match(lit_id: int, start: int, end: int, flags: int, ctx: Any) -> None:
+            seen.add(lit_id)
+
+        for t in lowered:
+            self._db.scan(t.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
+        for lit_id in seen:
+            found.update(self.literals[self._ordered[lit_id]])
+        return found
+
+
+# Under IGNORECASE these non-ASCII letters match ASCII ones (ſ/s, ı/i, İ/i, K/k); the screen
+# lower-cases text, so they are mapped to the letters they match first.
+_SCREEN_TABLE = str.maketrans({"\u017f": "s", "\u0131": "i", "\u0130": "i", "\u212a": "k"})
+
+
+def _screen_form(text: str) -> str:
+    if not text.isascii() and ("\u017f" in text or "\u0131" in text or "\u0130" in text):
+        text = text.translate(_SCREEN_TABLE)
+    return text.lower()
+
+
+def _hyperscan_literals(literals: Sequence[str]) -> Any:
+    if not literals:
+        return None
+    try:
+        import hyperscan
+    except ImportError:
+        return None
+    db = hyperscan.Database()
+    exprs = ["".join(f"\\x{b:02x}" for b in lit.encode()).encode() for lit in literals]
+    db.compile(
+        expressions=exprs,
+        ids=list(range(len(exprs))),
+        elements=len(exprs),
+        flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(exprs),
+    )
+    return db
+
+
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789 ,.:;!?'\"&%$#@/-_=+<>")
+
+
+def required_literals(pattern: str) -> list[str] | None:
+    """Lower-case strings at least one of which every match of ``pattern`` contains, or None.
+
+    Only patterns that Python's ``re`` reads the same way as the ``regex`` module are screened;
+    anything exotic (fuzzy ``{e<=1}``, ``\\p{..}``, POSIX classes) returns None.
+    """
+    if "{" in pattern and re.search(r"\{(?![\d,]*\})", pattern):
+        return None
+    if "[[:" in pattern or "(?V" in pattern or "(?r" in pattern:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = _sre_parse.parse(pattern, re.IGNORECASE)
+    except Exception:  # re.error, or anything the private parser trips on
+        return None
+    found = _required(list(tree))
+    if not found or min(len(x) for x in found) < 2:
+        return None
+    return sorted(set(found))
+
+
+def _required(items: list[Any]) -> list[str] | None:
+    """The best set of alternative literals that a sequence of parsed items requires."""
+    options: list[list[str]] = []
+    run: list[str] = []
+
+    def close_run() -> None:
+        if run:
+            options.append(["".join(run)])
+            run.clear()
+
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            ch = chr(arg).lower()
+            if ch in _PLAIN:
+                run.append(ch)
+                continue
+            close_run()
+        elif name == "SUBPATTERN":
+            close_run()
+            sub = _required(list(arg[-1]))
+            if sub:
+                options.append(sub)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            close_run()
+            low, _high, body = arg
+            if low >= 1:
+                sub = _required(list(body))
+                if sub:
+                    options.append(sub)
+        elif name == "ATOMIC_GROUP":
+            close_run()
+            sub = _required(list(arg))
+            if sub:
+                options.append(sub)
+        elif name == "BRANCH":
+            close_run()
+            branches = [_required(list(b)) for b in arg[1]]
+            if branches and all(branches):
+                options.append([x for b in branches if b for x in b])
+        else:
+            # Classes, anchors, backreferences, lookarounds: nothing required, and they break a
+            # run of literals.
+            close_run()
+    close_run()
+    if not options:
+        return None
+    # The best option has the longest shortest literal, then the fewest alternatives.
+    return max(options, key=lambda o: (min(len(x) for x in o), -len(o)))
 
 
 class RuleIndex:
+    """Anchor index over a list of rules (in name order); see the module docstring."""
+
     def __init__(self, rules: Sequence[Rule], aliases: Aliases) -> None:
         self.rules = list(rules)
         self.aliases = aliases
+        self.by_key: dict[str, list[int]] = {}
+        self.by_pair: dict[str, list[tuple[str, int]]] = {}  # rarer word → (other word, rule)
+        self.by_prefix: dict[str, list[int]] = {}
+        self.by_fuzzy: dict[_FuzzyTerm, list[int]] = {}
+        self.by_regex: dict[str, list[int]] = {}
+        self.always: list[int] = []
+        fields: set[str] = set()
+        for i, rule in enumerate(self.rules):
+            _fields_of(rule.node, rule.fields or DEFAULT_FIELDS, fields)
+            found = _anchors(rule.node, rule.threshold, aliases)
+            if found is None:
+                self.always.append(i)
+                continue
+            for anchor in found[0]:
+                kind = anchor[0]
+                if kind == "key":
+                    self.by_key.setdefault(anchor[1], []).append(i)
+                elif kind == "pair":
+                    left, right = anchor[1], anchor[2]
+                    rare, other = sorted((left, right), key=_word_cost)
+                    self.by_pair.setdefault(rare, []).append((other, i))
+                elif kind == "prefix":
+                    self.by_prefix.setdefault(anchor[1], []).append(i)
+                elif kind == "fuzzy":
+                    self.by_fuzzy.setdefault(_FuzzyTerm(anchor[1], anchor[2]), []).append(i)
+                else:
+                    self.by_regex.setdefault(anchor[1], []).append(i)
+        self.fields = tuple(sorted(fields))
+        self.prefix_lengths = sorted({len(p) for p in self.by_prefix})
+        self._regex = _RegexScreen(sorted(self.by_regex))
+        # Every fuzzy term goes in the vocabulary, anchor or not: the evaluator reads a fuzzy
+        # term's candidate tokens from it, inside a NOT as much as anywhere.
+        fuzzy_terms: set[_FuzzyTerm] = set(self.by_fuzzy)
+        for rule in self.rules:
+            _fuzzy_terms(rule.node, rule.threshold, fuzzy_terms)
+        self._fuzzy = _FuzzyVocabulary(sorted(fuzzy_terms, key=_fuzzy_order), aliases)
 
-    def candidates(self, analysis: Analysis) -> tuple[list[Rule], FuzzyCandidates | None]:
-        return self.rules, None
+    def candidates(self, analysis: Analysis) -> tuple[list[Rule], FuzzyCandidates]:
+        """The rules worth evaluating on ``analysis``, and each fuzzy term's candidate tokens."""
+        hit: set[int] = set(self.always)
+        keys: set[str] = set()
+        norms: set[str] = set()
+        for name in self.fields:
+            ft = analysis.field(name)
+            keys.update(ft.by_key)
+            if self.prefix_lengths:
+                norms.update(t.norm for t in ft.tokens)
+        by_key = self.by_key
+        for k in keys:
+            ids = by_key.get(k)
+            if ids:
+                hit.update(ids)
+        if self.by_pair:
+            by_pair = self.by_pair
+            for k in keys:
+                pairs = by_pair.get(k)
+                if pairs:
+                    hit.update(i for other, i in pairs if other in keys)
+        if self.prefix_lengths:
+            by_prefix = self.by_prefix
+            for n in norms:
+                for length in self.prefix_lengths:
+                    if length > len(n):
+                        break
+                    ids = by_prefix.get(n[:length])
+                    if ids:
+                        hit.update(ids)
+        fuzzy: dict[tuple[str, float], list[str]] = {}
+        if self._fuzzy.terms:
+            by_fuzzy = self.by_fuzzy
+            for k, terms in self._fuzzy.lookup(keys).items():
+                for term in terms:
+                    fuzzy.setdefault((term.key, term.threshold), []).append(k)
+                    ids = by_fuzzy.get(term)
+                    if ids:
+                        hit.update(ids)
+        if self.by_regex:
+            texts = [analysis.article.field(f) for f in self.fields]
+            for pattern in self._regex.matching(texts):
+                hit.update(self.by_regex[pattern])
+        rules = self.rules
+        return [rules[i] for i in sorted(hit)], fuzzy
+
+
+class _FuzzyVocabulary:
+    """Which fuzzy terms each token matches, computed once per distinct token and cached."""
+
+    def __init__(self, terms: list[_FuzzyTerm], aliases: Aliases) -> None:
+        self.terms = terms
+        self.aliases = aliases
+        self.cache: dict[str, tuple[_FuzzyTerm, ...]] = {}
+        self.by_key: dict[str, list[_FuzzyTerm]] = {}
+        self.by_translit: dict[str, list[_FuzzyTerm]] = {}
+        self.by_letters: dict[str, list[_FuzzyTerm]] = {}
+        keys: dict[str, list[_FuzzyTerm]] = {}
+        for term in terms:
+            keys.setdefault(term.key, []).append(term)
+            for k in {term.key} | aliases.of(term.key):
+                self.by_key.setdefault(k, []).append(term)
+            self.by_translit.setdefault(translit_key(term.key), []).append(term)
+            self.by_letters.setdefault("".join(sorted(term.key)), []).append(term)
+        self.vocab = list(keys)
+        self.vocab_terms = [keys[k] for k in self.vocab]
+        self.vocab_translit = [translit_key(k) for k in self.vocab]
+        # Scores from rapidfuzz at or above the lowest threshold are candidates; a hair of
+        # slack keeps rounding from hiding a pair that compare() would accept.
+        lowest = min((t.threshold for t in terms), default=100.0)
+        self.cutoff = max(0.0, lowest / 100.0 - 1e-9)
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, tuple[_FuzzyTerm, ...]]:
+        """For each of ``keys`` that matches some fuzzy term, the terms it matches."""
+        cache = self.cache
+        new = [k for k in keys if k not in cache]
+        if len(cache) + len(new) > _CACHE_LIMIT:
+            # Start afresh rather than track recency: the next articles refill what they use.
+            cache.clear()
+            new = list(keys)
+        if new:
+            self._score(new)
+        out = {}
+        for k in keys:
+            terms = cache[k]
+            if terms:
+                out[k] = terms
+        return out
+
+    def _score(self, new: list[str]) -> None:
+        pairs: dict[str, set[_FuzzyTerm]] = {k: set() for k in new}
+        for k in new:
+            cand = pairs[k]
+            cand.update(self.by_key.get(k, ()))
+            cand.update(self.by_translit.get(translit_key(k), ()))
+            cand.update(self.by_letters.get("".join(sorted(k)), ()))
+        if self.vocab and self.cutoff <= 0.0:
+            for k in new:
+                for terms in self.vocab_terms:
+                    pairs[k].update(terms)
+        elif self.vocab:
+            translit = [translit_key(k) for k in new]
+            for queries, choices in ((new, self.vocab), (translit, self.vocab_translit)):
+                for r, c in _similar_pairs(queries, choices, self.cutoff):
+                    pairs[new[r]].update(self.vocab_terms[c])
+        for k, cand in pairs.items():
+            accepted = tuple(
+                t for t in cand if compare(t.key, k, t.threshold, self.aliases) is not None
+            )
+            self.cache[k] = accepted
+
+
+def _similar_pairs(
+    queries: list[str], choices: list[str], cutoff: float
+) -> Iterable[tuple[int, int]]:
+    """Index pairs whose Indel similarity reaches ``cutoff``: one batch when numpy is there."""
+    try:
+        import numpy  # noqa: F401  (rapidfuzz's cdist returns a numpy array)
+    except ImportError:
+        for r, q in enumerate(queries):
+            for _, _, c in process.extract(
+                q, choices, scorer=Indel.normalized_similarity, score_cutoff=cutoff, limit=None
+            ):
+                yield r, c
+        return
+    scores = process.cdist(
+        queries, choices, scorer=Indel.normalized_similarity, score_cutoff=cutoff, workers=1
+    )
+    rows, cols = scores.nonzero()
+    yield from zip(rows.tolist(), cols.tolist(), strict=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Final
 
 import regex
@@ -19,7 +19,7 @@ import regex
 from ..models import Article, Hit, HitKind, Match
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term, parse
 from .text import FieldText
-from .variants import Aliases, Verdict, compare, shipped_aliases
+from .variants import Aliases, Verdict, compare, compound_splits, shipped_aliases
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -54,24 +54,23 @@ class Analysis:
         self._fields: dict[str, FieldText] = {}
 
     def field(self, name: str) -> FieldText:
-        ft = self._fields.get(name)
-        if ft is None:
+        try:
+            return self._fields[name]
+        except KeyError:
             ft = self._fields[name] = FieldText.of(self.article.field(name))
-        return ft
+            return ft
 
 
-@dataclass(frozen=True, slots=True)
-class _Occ:
-    """Where a positional node (term, phrase, NEAR) occurs: a field and a span of positions."""
-
-    field: str
-    pos: int
-    last: int
-    hits: tuple[Hit, ...]
-
+# Evidence while evaluating is kept in plain tuples, and a rule's Hit models are built only when
+# it matches: many candidate rules fail, and building a model costs more than finding a word.
+# A raw hit: (field rank, start, end, term, field, kind, score, variant).
+_RawHit = tuple[int, int, int, str, str, HitKind, float, "str | None"]
+# An occurrence of a positional node: (field rank, first position, last position, raw hits).
+_Occ = tuple[int, int, int, tuple[_RawHit, ...]]
+_BY_PLACE = itemgetter(0, 1, 2)
+_NONE: list[_Occ] = []  # shared empty result; never mutated
 
 # A term's resolution: per field, (token number, verdict) pairs in token order.
-_Resolved = dict[str, list[tuple[int, Verdict | None]]]
 FuzzyCandidates = Mapping[tuple[str, float], Iterable[str]]
 
 
@@ -92,8 +91,10 @@ class Evaluator:
         self.analysis = analysis
         self.aliases = aliases
         self.fuzzy_candidates = fuzzy_candidates
-        self._terms: dict[tuple[str, str, str, float], _Resolved] = {}
+        self._terms: dict[tuple[str, str, str, float], list[tuple[int, Verdict | None]]] = {}
+        self._occs: dict[tuple[str, str, float], list[_Occ]] = {}
         self._regex: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self._hits: dict[_RawHit, Hit] = {}
         self._default_fields: Sequence[str] = DEFAULT_FIELDS
 
     def _fields(self, field: str | None) -> Sequence[str]:
@@ -103,26 +104,28 @@ class Evaluator:
 
     def resolve(self, term: Term, field: str, threshold: float) -> list[tuple[int, Verdict | None]]:
         """The tokens of ``field`` that ``term`` hits, with the verdict (None for a prefix)."""
-        thr = float(term.similarity if term.similarity is not None else threshold)
-        sig = (
-            term.kind,
-            term.key if term.kind != "prefix" else term.norm,
-            field,
-            thr if term.kind == "fuzzy" else 0.0,
-        )
+        fuzzy = term.kind == "fuzzy"
+        thr = float(term.similarity if term.similarity is not None else threshold) if fuzzy else 0.0
+        sig = (term.kind, term.norm if term.kind == "prefix" else term.key, field, thr)
         found = self._terms.get(sig)
         if found is not None:
-            return found[field]
+            return found
         ft = self.analysis.field(field)
         out: list[tuple[int, Verdict | None]] = []
         if term.kind == "prefix":
-            out = [(i, None) for i, tok in enumerate(ft.tokens) if tok.norm.startswith(term.norm)]
-        elif term.kind == "word":
+            prefix = term.norm
+            out = [(i, None) for i, tok in enumerate(ft.tokens) if tok.norm.startswith(prefix)]
+        elif not fuzzy:
             keys = self.aliases.of(term.key) if self.aliases is not None else frozenset()
-            for k in keys or (term.key,):
-                v = _EXACT if k == term.key else _ALIAS
-                out.extend((i, v) for i in ft.by_key.get(k, ()))
-            out.sort()
+            by_key = ft.by_key
+            if not keys:
+                idx = by_key.get(term.key)
+                out = [(i, _EXACT) for i in idx] if idx else []
+            else:
+                for k in keys:
+                    v = _EXACT if k == term.key else _ALIAS
+                    out.extend((i, v) for i in by_key.get(k, ()))
+                out.sort()
         else:
             if self.fuzzy_candidates is not None:
                 cands: Iterable[str] = self.fuzzy_candidates.get((term.key, thr), ())
@@ -133,44 +136,115 @@ class Evaluator:
                 if not idx:
                     continue
                 verdict = compare(term.key, k, thr, self.aliases)
-                if verdict is not None:
-                    out.extend((i, verdict) for i in idx)
+                if verdict is None:
+                    continue
+                if verdict.kind == "fuzzy":
+                    # A compound is matched through its parts; fuzzy on the whole would take
+                    # "us-sanctions" for sanctions~ as well as its part "sanctions".
+                    idx = [i for i in idx if ft.tokens[i].pos == ft.tokens[i].last]
+                out.extend((i, verdict) for i in idx)
             out.sort()
-        self._terms[sig] = {field: out}
+        self._terms[sig] = out
         return out
 
-    def _term_hits(self, term: Term, field: str, threshold: float, label: str) -> list[_Occ]:
-        ft = self.analysis.field(field)
-        occs = []
-        for i, verdict in self.resolve(term, field, threshold):
-            tok = ft.tokens[i]
-            variant: str | None
+    def _term_occs(self, term: Term, field: str, threshold: float) -> list[_Occ]:
+        ck = (term.text, field, threshold)
+        occs = self._occs.get(ck)
+        if occs is not None:
+            return occs
+        splits = compound_splits(term.key) if term.kind == "word" else ()
+        if (
+            term.kind == "word"
+            and not splits
+            and not (self.aliases is not None and self.aliases.of(term.key))
+        ):
+            # The common case, kept short: most terms of most candidate rules are plain words
+            # that the article lacks.
+            idx = self.analysis.field(field).by_key.get(term.key)
+            if not idx:
+                self._occs[ck] = _NONE
+                return _NONE
+            found: list[tuple[int, Verdict | None]] = [(i, _EXACT) for i in idx]
+        else:
+            found = self.resolve(term, field, threshold)
+        rank = _FIELD_RANK[field]
+        label = term.text
+        occs = self._split_occs(term, field, splits) if splits else []
+        if not found and not occs:
+            self._occs[ck] = _NONE
+            return _NONE
+        tokens = self.analysis.field(field).tokens
+        for i, verdict in found:
+            tok = tokens[i]
             if verdict is None:
-                kind, score, variant = "prefix", 100.0, tok.norm
+                raw: _RawHit = (rank, tok.start, tok.end, label, field, "prefix", 100.0, tok.norm)
+            elif verdict.kind == "exact":
+                raw = (rank, tok.start, tok.end, label, field, "exact", 100.0, None)
             else:
-                kind, score = verdict.kind, verdict.score
-                variant = None if kind == "exact" else tok.norm
-            hit = Hit(
-                term=label,
-                field=field,
-                start=tok.start,
-                end=tok.end,
-                text=ft.text[tok.start : tok.end],
-                kind=kind,
-                score=score,
-                variant=variant,
-            )
-            occs.append(_Occ(field, tok.pos, tok.last, (hit,)))
+                raw = (
+                    rank,
+                    tok.start,
+                    tok.end,
+                    label,
+                    field,
+                    verdict.kind,
+                    verdict.score,
+                    tok.norm,
+                )
+            occs.append((rank, tok.pos, tok.last, (raw,)))
+        if splits:
+            occs.sort(key=_BY_PLACE)
+        self._occs[ck] = occs
         return occs
+
+    def _split_occs(
+        self, term: Term, field: str, splits: tuple[tuple[str, str], ...]
+    ) -> list[_Occ]:
+        """Where a closed compound is written as two adjacent words ("cyber attack")."""
+        ft = self.analysis.field(field)
+        tokens = ft.tokens
+        rank = _FIELD_RANK[field]
+        out: list[_Occ] = []
+        for left, right in splits:
+            li = ft.by_key.get(left)
+            ri = ft.by_key.get(right)
+            if not li or not ri:
+                continue
+            after = {tokens[j].pos: j for j in ri}
+            for i in li:
+                a = tokens[i]
+                j = after.get(a.last + 1)
+                if j is None or tokens[j].pos != tokens[j].last:
+                    continue
+                b = tokens[j]
+                # Written apart means a space between: "cyber-attack" is the compound token's
+                # hit already, and "cyber, attack" is two words.
+                if not ft.text[a.end : b.start].isspace():
+                    continue
+                raw: _RawHit = (
+                    rank,
+                    a.start,
+                    b.end,
+                    term.text,
+                    field,
+                    "exact",
+                    100.0,
+                    f"{a.norm} {b.norm}",
+                )
+                out.append((rank, a.pos, b.last, (raw,)))
+        return out
 
     # -- positional nodes -----------------------------------------------------------------------
 
     def occurrences(self, node: Node, threshold: float) -> list[_Occ]:
         """Every place a term, phrase, NEAR or OR of them occurs, in field and position order."""
         if isinstance(node, Term):
+            fields = self._fields(node.field)
+            if len(fields) == 1:
+                return self._term_occs(node, fields[0], threshold)
             out: list[_Occ] = []
-            for field in self._fields(node.field):
-                out.extend(self._term_hits(node, field, threshold, node.text))
+            for field in fields:
+                out.extend(self._term_occs(node, field, threshold))
             return out
         if isinstance(node, Phrase):
             out = []
@@ -183,7 +257,7 @@ class Evaluator:
             out = []
             for child in node.children:
                 out.extend(self.occurrences(child, threshold))
-            out.sort(key=lambda o: (_FIELD_RANK[o.field], o.pos, o.last))
+            out.sort(key=_BY_PLACE)
             return out
         raise TypeError(f"not a positional node: {node!r}")  # the parser prevents this
 
@@ -212,7 +286,8 @@ class Evaluator:
                     spans.append(chain)
         else:
             spans = _sloppy(per_word, ft, len(node.words) - 1 + node.slop)
-        out = []
+        out: list[_Occ] = []
+        rank = _FIELD_RANK[field]
         for chain in spans:
             toks = [ft.tokens[i] for i in chain]
             start = min(t.start for t in toks)
@@ -227,17 +302,8 @@ class Evaluator:
             variant: str | None = None
             if kind != "exact":
                 variant = " ".join(t.norm for t in sorted(toks, key=lambda t: t.start))
-            hit = Hit(
-                term=node.text,
-                field=field,
-                start=start,
-                end=end,
-                text=ft.text[start:end],
-                kind=kind,
-                score=min(scores),
-                variant=variant,
-            )
-            out.append(_Occ(field, min(t.pos for t in toks), max(t.last for t in toks), (hit,)))
+            raw: _RawHit = (rank, start, end, node.text, field, kind, min(scores), variant)
+            out.append((rank, min(t.pos for t in toks), max(t.last for t in toks), (raw,)))
         return out
 
     def _near(self, node: Near, threshold: float) -> list[_Occ]:
@@ -248,29 +314,28 @@ class Evaluator:
         if not right:
             return []
         n = node.distance
-        by_field: dict[str, list[_Occ]] = {}
+        by_field: dict[int, list[_Occ]] = {}
         for r in right:
-            by_field.setdefault(r.field, []).append(r)
-        starts = {f: [r.pos for r in rs] for f, rs in by_field.items()}
-        longest = {f: max(r.last - r.pos for r in rs) for f, rs in by_field.items()}
+            by_field.setdefault(r[0], []).append(r)
+        starts = {f: [r[1] for r in rs] for f, rs in by_field.items()}
+        longest = {f: max(r[2] - r[1] for r in rs) for f, rs in by_field.items()}
         out: list[_Occ] = []
         for lo in left:
-            rs = by_field.get(lo.field)
+            rank, l_pos, l_last, l_hits = lo
+            rs = by_field.get(rank)
             if not rs:
                 continue
-            # A right occurrence near lo ends at or after lo.pos - n, so it starts no earlier
+            # A right occurrence near lo ends at or after l_pos - n, so it starts no earlier
             # than that minus the longest right span.
-            j = bisect.bisect_left(starts[lo.field], lo.pos - n - longest[lo.field])
+            j = bisect.bisect_left(starts[rank], l_pos - n - longest[rank])
             for r in rs[j:]:
-                if r.pos > lo.last + n:
+                if r[1] > l_last + n:
                     break
-                gap = max(r.pos - lo.last, lo.pos - r.last)
-                if gap > n or r.hits == lo.hits:
+                gap = max(r[1] - l_last, l_pos - r[2])
+                if gap > n or r[3] == l_hits:
                     continue
-                out.append(
-                    _Occ(lo.field, min(lo.pos, r.pos), max(lo.last, r.last), lo.hits + r.hits)
-                )
-        out.sort(key=lambda o: (_FIELD_RANK[o.field], o.pos, o.last))
+                out.append((rank, min(l_pos, r[1]), max(l_last, r[2]), l_hits + r[3]))
+        out.sort(key=_BY_PLACE)
         return out
 
     # -- regex ----------------------------------------------------------------------------------
@@ -285,16 +350,30 @@ class Evaluator:
 
     # -- boolean --------------------------------------------------------------------------------
 
-    def evaluate(self, node: Node, threshold: float) -> list[Hit] | None:
-        """The hits that make ``node`` true, or None when it is false (NOT gives no hits)."""
+    def evaluate(self, node: Node, threshold: float) -> list[_RawHit] | None:
+        """The evidence that makes ``node`` true, or None when it is false (NOT gives none)."""
+        if isinstance(node, Term):
+            fields = self._fields(node.field)
+            hits: list[_RawHit] = []
+            for field in fields:
+                for occ in self._term_occs(node, field, threshold):
+                    hits.extend(occ[3])
+            return hits or None
         if isinstance(node, And):
-            hits: list[Hit] = []
+            hits = []
             # Positive children first: a false one ends the evaluation before any NOT is tried.
-            for child in sorted(node.children, key=lambda c: isinstance(c, Not)):
+            negated = []
+            for child in node.children:
+                if isinstance(child, Not):
+                    negated.append(child)
+                    continue
                 found = self.evaluate(child, threshold)
                 if found is None:
                     return None
                 hits.extend(found)
+            for child in negated:
+                if self.evaluate(child, threshold) is None:
+                    return None
             return hits
         if isinstance(node, Or):
             hits = []
@@ -311,24 +390,14 @@ class Evaluator:
             hits = []
             label = f"/{node.pattern}/"
             for field in self._fields(node.field):
-                text = self.analysis.article.field(field)
+                rank = _FIELD_RANK[field]
                 for start, end in self.regex_spans(node, field):
-                    hits.append(
-                        Hit(
-                            term=label,
-                            field=field,
-                            start=start,
-                            end=end,
-                            text=text[start:end],
-                            kind="regex",
-                            score=100.0,
-                        )
-                    )
+                    hits.append((rank, start, end, label, field, "regex", 100.0, None))
             return hits or None
         occs = self.occurrences(node, threshold)
         if not occs:
             return None
-        return [h for o in occs for h in o.hits]
+        return [h for o in occs for h in o[3]]
 
     def match(
         self, name: str, node: Node, threshold: float, fields: Sequence[str] | None = None
@@ -341,10 +410,42 @@ class Evaluator:
         found = self.evaluate(node, threshold)
         if found is None:
             return None
-        hits = _dedupe(found)
+        hits = self._build_hits(found)
         return Match(
-            rule=name, article_id=self.analysis.article.id, score=score_hits(hits), hits=tuple(hits)
+            rule=name, article_id=self.analysis.article.id, score=score_hits(hits), hits=hits
         )
+
+    def _build_hits(self, raw: list[_RawHit]) -> tuple[Hit, ...]:
+        # Sorted by field, span and term, one hit per (term, field, span). Hits are immutable,
+        # so rules that share a term share its Hit objects.
+        out = []
+        last = None
+        made = self._hits
+        for h in sorted(set(raw), key=_hit_order):
+            sig = h[:4]
+            if sig == last:
+                continue
+            last = sig
+            hit = made.get(h)
+            if hit is None:
+                field = h[4]
+                text = self.analysis.article.field(field)
+                hit = made[h] = Hit(
+                    term=h[3],
+                    field=field,
+                    start=h[1],
+                    end=h[2],
+                    text=text[h[1] : h[2]],
+                    kind=h[5],
+                    score=h[6],
+                    variant=h[7],
+                )
+            out.append(hit)
+        return tuple(out)
+
+
+def _hit_order(h: _RawHit) -> tuple[int, int, int, str, str, float, str]:
+    return (h[0], h[1], h[2], h[3], h[5], -h[6], h[7] or "")
 
 
 def _sloppy(per_word: list[dict[int, list[int]]], ft: FieldText, width: int) -> list[list[int]]:
@@ -407,17 +508,6 @@ def _compiled_regex(pattern: str) -> regex.Pattern[str]:
             _REGEX_CACHE.clear()
         rx = _REGEX_CACHE[pattern] = regex.compile(pattern, regex.IGNORECASE | regex.V0)
     return rx
-
-
-def _dedupe(hits: list[Hit]) -> list[Hit]:
-    seen: set[tuple[str, str, int, int]] = set()
-    out = []
-    for h in sorted(hits, key=lambda h: (_FIELD_RANK.get(h.field, 9), h.start, h.end, h.term)):
-        sig = (h.term, h.field, h.start, h.end)
-        if sig not in seen:
-            seen.add(sig)
-            out.append(h)
-    return out
 
 
 def score_hits(hits: Iterable[Hit]) -> float:

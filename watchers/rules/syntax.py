@@ -19,6 +19,12 @@ Operators are uppercase (``AND``, ``OR``, ``NOT``, ``NEAR/n``) as in Lucene; low
 is an ordinary word. Precedence, tightest first: NEAR, NOT/``-``/``+``, AND, OR. A query must
 require at least one positive term: ``-football`` alone, or ``a OR -b``, is an error, since it
 would match nearly every article.
+
+What a word matches: the same key (see :mod:`.text`), the names the alias table gives as the
+same (``kyiv`` finds "Kiev" and "Київ"), and a closed compound written apart (``cyberattack``
+finds "cyber attack"). A fuzzy word (``~``) also takes transliterations and typos, but not a
+different common word (see :mod:`.variants`). Words inside phrases may carry ``~`` or ``*``
+(``"kiev~ talks"``). A word such as ``U.S.-led`` that splits into several words is a phrase.
 """
 
 from __future__ import annotations
@@ -465,7 +471,7 @@ class _Parser:
             raise self.error("expected a number of positions after the phrase's '~'", tok)
         terms: list[Term] = []
         # Words inside a phrase may carry their own ~ or * (e.g. "kiev~ talks").
-        for m in re.finditer(r"\S+", tok.value):
+        for m in re.finditer(r"[^\s()]+", tok.value):
             col = tok.column + 1 + m.start()
             raw = m.group()
             sub = _Lexer(raw)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import NamedTuple
 
 __all__ = [
@@ -28,17 +27,23 @@ __all__ = [
     "tokenize",
 ]
 
-# Acronyms with dots (U.S., U.K.) first, then numbers with thousands separators, then words whose
-# parts are joined by apostrophes or hyphens. Combining marks count as word characters so text in
-# decomposed form does not split inside a word.
+# A word: letters and digits joined by apostrophes or hyphens, a number with separators
+# (100,000, 1.5) or a dotted acronym (U.S.). Texts with combining marks (decomposed accents) use
+# a slower variant that keeps them inside words; most text is composed, so the fast one serves.
 _APOS = "'\u2019\u2018`"
 _DASH = "\\-\u2010\u2011\u2013"
-_WORD = (
-    r"(?:[^\W\d_]\.){2,}"
-    r"|\d+(?:[.,]\d+)+"
-    rf"|(?:[^\W_]|[\u0300-\u036f])+(?:[{_APOS}{_DASH}](?:[^\W_]|[\u0300-\u036f])+)*"
-)
-_WORD_RE = re.compile(_WORD)
+
+
+def _word_pattern(w: str) -> str:
+    return (
+        rf"{w}+(?:(?:[{_APOS}{_DASH}]|(?<=\d)[.,](?=\d)){w}+)*"
+        rf"(?:(?<=\b\w)\.(?:\w\.)+)?"
+    )
+
+
+_WORD_RE = re.compile(_word_pattern(r"\w"))
+_WORD_RE_MARKS = re.compile(_word_pattern(r"[\w\u0300-\u036f]"))
+_COMBINING = re.compile(r"[\u0300-\u036f]")
 _HYPHENS = re.compile(f"[{_DASH}]")
 _APOSTROPHES = re.compile(f"[{_APOS}]")
 _POSSESSIVE = re.compile(f"[{_APOS}]s$")
@@ -101,8 +106,21 @@ class _Folded(NamedTuple):
     parts: tuple[tuple[str, str, int, int], ...]  # (norm, key, start, end) within the word
 
 
-@lru_cache(maxsize=200_000)
+_FOLDED: dict[str, _Folded] = {}
+_FOLDED_LIMIT = 300_000
+
+
 def _fold_word(raw: str) -> _Folded:
+    """The folded forms of a raw word, cached: news repeats its words."""
+    f = _FOLDED.get(raw)
+    if f is None:
+        if len(_FOLDED) >= _FOLDED_LIMIT:
+            _FOLDED.clear()
+        f = _FOLDED[raw] = _fold_uncached(raw)
+    return f
+
+
+def _fold_uncached(raw: str) -> _Folded:
     # Offsets of the parts are computed on the raw word, so they stay valid for the original text
     # even when accent stripping changes lengths.
     base = _POSSESSIVE.sub("", raw) if len(raw) > 2 else raw
@@ -156,33 +174,53 @@ class FieldText:
 
     @classmethod
     def of(cls, text: str) -> FieldText:
-        tokens = tokenize(text)
         by_key: dict[str, list[int]] = {}
-        for i, tok in enumerate(tokens):
-            slot = by_key.get(tok.key)
-            if slot is None:
-                by_key[tok.key] = [i]
-            else:
-                slot.append(i)
-        return cls(text, tokens, by_key)
+        return cls(text, tokenize(text, by_key), by_key)
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split text into tokens with spans into ``text`` itself; compounds also yield their parts."""
+_new = tuple.__new__
+
+
+def tokenize(text: str, by_key: dict[str, list[int]] | None = None) -> list[Token]:
+    """Split text into tokens with spans into ``text`` itself; compounds also yield their parts.
+
+    ``by_key``, if given, is filled with each key's token numbers. This loop runs for every
+    word of every article, hence its shape.
+    """
     out: list[Token] = []
+    if not text:
+        return out
+    append = out.append
     pos = 0
-    for m in _WORD_RE.finditer(text):
-        f = _fold_word(m.group())
-        if not f.key:
+    cached = _FOLDED.get
+    rx = _WORD_RE_MARKS if _COMBINING.search(text) else _WORD_RE
+    for m in rx.finditer(text):
+        raw = m.group()
+        f = cached(raw) or _fold_word(raw)
+        k = f[1]
+        if not k:
             continue
         start = m.start()
-        if f.parts:
-            out.append(Token(f.key, f.norm, start, m.end(), pos, pos + len(f.parts) - 1))
-            for p_norm, p_key, p_start, p_end in f.parts:
-                out.append(Token(p_key, p_norm, start + p_start, start + p_end, pos, pos))
-                pos += 1
-        else:
-            out.append(Token(f.key, f.norm, start, m.end(), pos, pos))
+        parts = f[2]
+        if by_key is not None:
+            slot = by_key.get(k)
+            if slot is None:
+                by_key[k] = [len(out)]
+            else:
+                slot.append(len(out))
+        if not parts:
+            append(_new(Token, (k, f[0], start, start + len(raw), pos, pos)))
+            pos += 1
+            continue
+        append(_new(Token, (k, f[0], start, start + len(raw), pos, pos + len(parts) - 1)))
+        for p_norm, p_key, p_start, p_end in parts:
+            if by_key is not None:
+                slot = by_key.get(p_key)
+                if slot is None:
+                    by_key[p_key] = [len(out)]
+                else:
+                    slot.append(len(out))
+            append(_new(Token, (p_key, p_norm, start + p_start, start + p_end, pos, pos)))
             pos += 1
     return out
 
@@ -193,7 +231,7 @@ def query_words(term: str) -> list[tuple[str, str]]:
     A hyphenated query term stays one compound word (``cyber-attack`` → ``cyberattack``).
     """
     out: list[tuple[str, str]] = []
-    for m in _WORD_RE.finditer(term):
+    for m in (_WORD_RE_MARKS if _COMBINING.search(term) else _WORD_RE).finditer(term):
         f = _fold_word(m.group())
         if f.key:
             out.append((f.key, f.norm))

@@ -54,9 +54,9 @@ class Verdict(NamedTuple):
 
 
 _CYRILLIC = {
-    "а": "a", "б": "b", "в": "v", "г": "h", "ґ": "g", "д": "d", "е": "e", "є": "ie", "ё": "e",  # noqa: RUF001
-    "ж": "zh", "з": "z", "и": "y", "і": "i", "ї": "i", "й": "i", "к": "k", "л": "l", "м": "m",  # noqa: RUF001
-    "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh",  # noqa: RUF001
+    "а": "a", "б": "b", "в": "v", "г": "h", "ґ": "g", "д": "d", "е": "e", "є": "ie", "ё": "e",
+    "ж": "zh", "з": "z", "и": "y", "і": "i", "ї": "i", "й": "i", "к": "k", "л": "l", "м": "m",
+    "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh",
     "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e",
     "ю": "iu", "я": "ia",
 }  # fmt: skip
@@ -164,6 +164,42 @@ def is_transposition(a: str, b: str) -> bool:
     )
 
 
+# Both halves of a closed compound must be common English words of at least this many letters,
+# so `cyberattack` finds "cyber attack" and `ceasefire` "cease fire", but `border` (bor+der) and
+# `kyiv` are never split.
+SPLIT_MIN_LETTERS = 3
+SPLIT_MIN_ZIPF = 3.5
+# Suffixes that word lists count as words ("shell"+"ing" is not two words).
+_NOT_SECOND_WORD = frozenset(
+    """
+    ing ings ed er ers est ly ment ments ness tion tions sion able ible ful less ous ism ist ists
+    ity ive ize ise ion ions ance ence ant ent ics ish ward wards ian ians ese ite ites
+    """.split()  # noqa: SIM905
+)
+
+
+@lru_cache(maxsize=100_000)
+def compound_splits(key: str) -> tuple[tuple[str, str], ...]:
+    """Ways to read a word key as two common words written apart (``cyberattack``).
+
+    The right half is plural-folded like any key, since the text's second word is.
+    """
+    from .text import fold_plural
+
+    if not key.isalpha() or len(key) < 2 * SPLIT_MIN_LETTERS:
+        return ()
+    best: tuple[float, str, str] | None = None
+    for i in range(SPLIT_MIN_LETTERS, len(key) - SPLIT_MIN_LETTERS + 1):
+        left, right = key[:i], key[i:]
+        if right in _NOT_SECOND_WORD:
+            continue
+        weakest = min(_zipf(left), _zipf(right))
+        # Only the most plausible reading: warship is war+ship, not wars+hip.
+        if weakest >= SPLIT_MIN_ZIPF and (best is None or weakest > best[0]):
+            best = (weakest, left, right)
+    return () if best is None else ((best[1], fold_plural(best[2])),)
+
+
 class Aliases:
     """Groups of keys that name the same thing; symmetric and transitive."""
 
@@ -214,7 +250,7 @@ class Aliases:
         return set(self._group.values())
 
     def __len__(self) -> int:
-        return len(self.groups())  # type: ignore[arg-type]
+        return len({id(g) for g in self._group.values()})
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -245,12 +281,22 @@ def _shipped_tables() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
 
 
 def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases:
-    """The shipped alias table, extended by ``extra`` (e.g. a config's ``[aliases]``)."""
+    """The shipped alias table, extended by ``extra`` (e.g. a config's ``[aliases]``).
+
+    Tables are built once per distinct ``extra``: a caller may pass the same config on every
+    call. The result is shared, so treat it as read-only.
+    """
     if not extra:
         return _shipped_default()
+    sig = tuple(sorted((k, (v,) if isinstance(v, str) else tuple(v)) for k, v in extra.items()))
+    return _extended(sig)
+
+
+@lru_cache(maxsize=64)
+def _extended(sig: tuple[tuple[str, tuple[str, ...]], ...]) -> Aliases:
     table, distinct = _shipped_tables()
     aliases = Aliases(table, distinct)
-    aliases.update(extra)
+    aliases.update(dict(sig))
     return aliases
 
 

@@ -1,0 +1,74 @@
+"""Fuzzy matching keeps the precision and recall it reached on the labelled evaluation set.
+
+The set and the scoring live in ``bench/match_eval.py`` (``make eval`` prints the tables); these
+floors are what the current matcher reaches, so a change that loses ground fails here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from watchers.models import Article
+from watchers.rules import match_query
+
+from ._corpus import REPO
+
+FLOOR = {"pairs": (0.96, 1.0), "sentences": (0.99, 1.0)}
+
+
+def _eval_module() -> ModuleType:
+    path = REPO / "bench" / "match_eval.py"
+    spec = importlib.util.spec_from_file_location("match_eval", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("match_eval", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _total(rows: dict[str, Any]) -> tuple[float, float]:
+    tp = sum(c.tp for c in rows.values())
+    fp = sum(c.fp for c in rows.values())
+    fn = sum(c.fn for c in rows.values())
+    return tp / (tp + fp), tp / (tp + fn)
+
+
+def test_word_pairs_precision_and_recall() -> None:
+    precision, recall = _total(_eval_module().eval_pairs())
+    assert precision >= FLOOR["pairs"][0]
+    assert recall >= FLOOR["pairs"][1]
+
+
+def test_corpus_sentences_precision_and_recall() -> None:
+    precision, recall = _total(_eval_module().eval_sentences())
+    assert precision >= FLOOR["sentences"][0]
+    assert recall >= FLOOR["sentences"][1]
+
+
+@pytest.mark.parametrize(
+    ("term", "token"),
+    [
+        ("kyiv", "Kiev"), ("kyiv", "Київ"), ("kyiv", "Киев"), ("kharkiv", "Kharkov"),
+        ("odesa", "Odessa"), ("luhansk", "Lugansk"), ("donbas", "Donbass"), ("lviv", "Lvov"),
+        ("chernihiv", "Chernigov"), ("zelensky", "Zelenskyy"), ("zelensky", "Zelenskiy"),
+        ("zelensky", "Zelenskyi"), ("dnipro", "Dnepr"), ("ukraine", "Ukriane"),
+        ("sanctions", "sanctoins"), ("zelensky", "Zelesnky"),
+    ],
+)  # fmt: skip
+def test_issue_variants_match(term: str, token: str) -> None:
+    found = match_query(f"{term}~", Article(title=f"news from {token} today"))
+    assert found is not None and [h.text for h in found.hits] == [token]
+
+
+@pytest.mark.parametrize(
+    ("term", "token"),
+    [("russia", "prussia"), ("talks", "stalks"), ("talks", "tanks"), ("troops", "tropes"),
+     ("war", "was")],
+)  # fmt: skip
+def test_issue_near_misses_are_refused(term: str, token: str) -> None:
+    assert match_query(f"{term}~", Article(title=f"news of {token} today")) is None

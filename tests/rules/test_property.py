@@ -1,0 +1,82 @@
+"""The compiled rule set returns exactly what the naive loop returns, for random rules and texts."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from watchers.models import Article
+from watchers.rules import Rule, RuleSet
+
+WORDS = [
+    "kyiv", "Kiev", "Київ", "Kyiv's", "troops", "troop", "tropes", "talks", "stalks", "tanks",
+    "Russia", "Prussia", "Russia's", "sanctions", "sanctoins", "border", "cyber-attack",
+    "cyberattack", "U.S.", "100,000", "NATO", "expansion", "Zelensky", "Zelenskyy", "Zelenska",
+    "Donbass", "Donbas", "mobilisation", "mobilization", "war", "was", "Russia-Ukraine", "news",
+    "cyber attack", "cease fire", "ceasefire", "cyber", "fire",
+]  # fmt: skip
+QUERY_WORDS = [
+    "kyiv", "troops", "talks", "russia", "sanctions", "border", "cyberattack", "nato",
+    "expansion", "zelensky", "donbas", "mobilization", "war", "ukraine", "news", "us",
+    "ceasefire", "fire",
+]  # fmt: skip
+REGEXES = [r"/1,?00,?000/", r"/\bkyi\w*/", r"/russia(n|'s)?/", r"/(a+)+$/", r"/t[a-z]+s\b/"]
+
+word = st.sampled_from(QUERY_WORDS)
+
+
+@st.composite
+def terms(draw: st.DrawFn) -> str:
+    w = draw(word)
+    kind = draw(st.integers(0, 8))
+    if kind == 0:
+        return f"{w}~"
+    if kind == 1:
+        return f"{w}~{draw(st.integers(70, 100))}"
+    if kind == 2:
+        return f"{w[: draw(st.integers(2, max(2, len(w))))]}*"
+    if kind == 3:
+        return f'"{w} {draw(word)}"'
+    if kind == 4:
+        return f'"{w}~ {draw(word)}"~{draw(st.integers(1, 4))}'
+    if kind == 5:
+        return f"{draw(st.sampled_from(['title', 'text']))}:{w}"
+    if kind == 6:
+        return draw(st.sampled_from(REGEXES))
+    return w
+
+
+def queries() -> st.SearchStrategy[str]:
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            st.tuples(inner, inner).map(lambda p: f"({p[0]} AND {p[1]})"),
+            st.tuples(inner, inner).map(lambda p: f"({p[0]} OR {p[1]})"),
+            st.tuples(inner, terms()).map(lambda p: f"({p[0]} -{p[1]})"),
+            st.tuples(word, word, st.integers(1, 6)).map(lambda p: f"{p[0]} NEAR/{p[2]} {p[1]}"),
+        )
+
+    return st.recursive(terms(), extend, max_leaves=5)
+
+
+texts = st.lists(
+    st.tuples(st.sampled_from(WORDS), st.sampled_from([" ", " ", ", ", ". ", " - ", "\n"])),
+    max_size=30,
+).map(lambda parts: "".join(w + sep for w, sep in parts))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(queries(), min_size=1, max_size=8),
+    st.lists(st.tuples(texts, texts), min_size=1, max_size=3),
+    st.sampled_from([75, 85, 95]),
+)
+def test_compiled_equals_naive(qs: list[str], docs: list[tuple[str, str]], threshold: int) -> None:
+    rules = RuleSet([Rule(f"r{i}", q, threshold) for i, q in enumerate(qs)])
+    for title, text in docs:
+        article = Article(title=title, text=text)
+        compiled = rules.match(article)
+        assert compiled == rules.match_naive(article)
+        for m in compiled:
+            assert m.hits
+            for h in m.hits:
+                assert article.field(h.field)[h.start : h.end] == h.text

@@ -1,0 +1,156 @@
+"""The query parser: the AST it builds and the errors it reports."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watchers.rules import And, Near, Not, Or, Phrase, QuerySyntaxError, Regex, Term, parse
+
+
+def test_single_word() -> None:
+    node = parse("troops")
+    assert isinstance(node, Term)
+    assert (node.key, node.kind, node.field) == ("troop", "word", None)
+
+
+def test_precedence_not_and_or() -> None:
+    node = parse("a OR b AND NOT c")
+    assert isinstance(node, Or)
+    left, right = node.children
+    assert isinstance(left, Term) and left.key == "a"
+    assert isinstance(right, And)
+    assert isinstance(right.children[1], Not)
+
+
+def test_implicit_and_and_parentheses() -> None:
+    node = parse("sanctions (russia OR moscow)")
+    assert isinstance(node, And)
+    assert isinstance(node.children[1], Or)
+
+
+def test_lowercase_operators_are_words() -> None:
+    node = parse("war and peace")
+    assert isinstance(node, And)
+    assert [c.key for c in node.children if isinstance(c, Term)] == ["war", "and", "peace"]
+
+
+def test_minus_plus_and_binary_not() -> None:
+    for q in (
+        "talks NOT football",
+        "talks -football",
+        "+talks -football",
+        "talks AND NOT football",
+    ):
+        node = parse(q)
+        assert isinstance(node, And), q
+        assert isinstance(node.children[1], Not), q
+
+
+def test_phrase_slop_fuzzy_prefix_field_regex() -> None:
+    phrase = parse('"nato expansion"~5')
+    assert isinstance(phrase, Phrase) and phrase.slop == 5
+    assert [w.key for w in phrase.words] == ["nato", "expansion"]
+    fuzzy = parse("kyiv~90")
+    assert isinstance(fuzzy, Term) and fuzzy.kind == "fuzzy" and fuzzy.similarity == 90
+    default = parse("kyiv~")
+    assert isinstance(default, Term) and default.kind == "fuzzy" and default.similarity is None
+    prefix = parse("mobili*")
+    assert isinstance(prefix, Term) and prefix.kind == "prefix" and prefix.norm == "mobili"
+    titled = parse("title:putin")
+    assert isinstance(titled, Term) and titled.field == "title"
+    rx = parse("/1,?00,?000 (troops|soldiers)/")
+    assert isinstance(rx, Regex) and rx.pattern == "1,?00,?000 (troops|soldiers)"
+
+
+def test_fuzzy_word_inside_phrase() -> None:
+    node = parse('"kiev~ talks"')
+    assert isinstance(node, Phrase)
+    assert [w.kind for w in node.words] == ["fuzzy", "word"]
+
+
+def test_field_applies_to_group() -> None:
+    node = parse("title:(putin OR kremlin)")
+    assert isinstance(node, Or)
+    assert all(isinstance(c, Term) and c.field == "title" for c in node.children)
+
+
+def test_near_binds_terms_and_or_groups() -> None:
+    node = parse('sanctions NEAR/10 (russia OR "russian federation") AND oil')
+    assert isinstance(node, And)
+    near = node.children[0]
+    assert isinstance(near, Near) and near.distance == 10
+
+
+def test_hyphenated_and_dotted_terms() -> None:
+    node = parse("cyber-attack")
+    assert isinstance(node, Term) and node.key == "cyberattack"
+    us = parse("U.S.")
+    assert isinstance(us, Term) and us.key == "us"
+
+
+@pytest.mark.parametrize(
+    ("query", "column", "fragment"),
+    [
+        ("sanctions AND", 14, "expected a term after AND"),
+        ("sanctions OR", 13, "expected a term after OR"),
+        ("", 1, "expected a term"),
+        ("   ", 4, "expected a term"),
+        ("(russia OR moscow", 18, "expected ')'"),
+        ("russia)", 7, "unbalanced ')'"),
+        ("()", 2, "expected a term inside"),
+        ('"security guarantees', 1, 'expected a closing "'),
+        ("/unclosed", 1, "expected a closing /"),
+        ("/(troops/", 1, "expected a valid pattern"),
+        ("kyiv~200", 6, "expected a similarity"),
+        ("kyiv~10", 6, "expected a similarity"),
+        ("a NEAR/x b", 3, "expected a distance"),
+        ("a NEAR b", 3, "expected a distance"),
+        ("a NEAR/5", 9, "expected a word or phrase after NEAR/5"),
+        ("a NEAR/5 (b AND c)", 3, "expected words, phrases or an OR"),
+        ("-football", 1, "at least one positive term"),
+        ("NOT football", 1, "at least one positive term"),
+        ("talks OR -football", 10, "each side of OR needs a positive term"),
+        ("colour:red", 1, "unknown field"),
+        ("title:", 7, "expected a term after 'title:'"),
+        ("a AND OR b", 7, "expected a term after AND"),
+        ("mob*ise", 4, "expected '*' only at the end"),
+        ("*", 1, "expected letters before '*'"),
+        ('"kiev~200 talks"', 7, "expected a similarity"),
+        ("&&&", 1, "expected a word with letters or digits"),
+    ],
+)
+def test_errors_say_what_was_expected_and_where(query: str, column: int, fragment: str) -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        parse(query)
+    err = info.value
+    assert "expected" in err.message
+    assert fragment in err.message
+    assert err.column == column, (err.message, err.column)
+    assert err.query == query
+    assert str(err).endswith(f"at column {column}")
+
+
+def test_caret_points_at_column() -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        parse("sanctions AND")
+    assert info.value.caret().splitlines()[1] == " " * 13 + "^"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["a", "kyiv~", "~90", "*", "(", ")", '"', "/", "AND", "OR", "NOT", "-", "+",
+             "NEAR/3", "NEAR/", "title:", "x:", " ", "\\", "é", "Київ", "[", "?", "~200"]
+        ),
+        max_size=12,
+    ).map("".join)
+)  # fmt: skip
+def test_any_input_parses_or_raises_query_syntax_error(query: str) -> None:
+    try:
+        parse(query)
+    except QuerySyntaxError as err:
+        assert "expected" in err.message
+        assert 1 <= err.column <= len(query) + 1

@@ -1,0 +1,77 @@
+"""Folding and tokenising: what counts as the same word."""
+
+from __future__ import annotations
+
+import pytest
+
+from watchers.rules.text import fold_plural, key, tokenize
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("troop", "troops"),
+        ("sanction", "sanctions"),
+        ("country", "countries"),
+        ("tax", "taxes"),
+        ("church", "churches"),
+        ("class", "classes"),
+        ("Russia", "Russia's"),
+        ("Russia", "RUSSIA\u2019S"),
+        ("kyiv", "Kyiv's"),
+        ("cyberattack", "cyber-attack"),
+        ("cyberattack", "Cyber-Attacks"),
+        ("cafe", "Café"),
+        ("zelensky", "Zelénsky"),
+        ("us", "U.S."),
+        ("100000", "100,000"),
+        ("dont", "don't"),
+    ],
+)
+def test_same_key(a: str, b: str) -> None:
+    assert key(a) == key(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("new", "news"),
+        ("bus", "bu"),
+        ("u", "us"),
+        ("i", "is"),
+        ("wa", "was"),
+        ("it", "its"),
+        ("crisi", "crisis"),
+        ("russia", "prussia"),
+        ("talk", "stalks"),
+        ("mean", "means"),
+    ],
+)
+def test_different_key(a: str, b: str) -> None:
+    assert key(a) != key(b)
+
+
+@pytest.mark.parametrize("word", ["news", "bus", "us", "is", "was", "has", "crisis", "belarus"])
+def test_non_plurals_are_kept(word: str) -> None:
+    assert fold_plural(word) == word
+
+
+def test_spans_point_into_the_original_text() -> None:
+    text = "Zelénsky\u2019s cyber-attacks on the U.S. — 100,000 troops in Київ."
+    for tok in tokenize(text):
+        assert text[tok.start : tok.end]
+    words = [(t.key, text[t.start : t.end]) for t in tokenize(text)]
+    assert ("zelensky", "Zelénsky\u2019s") in words
+    assert ("cyberattack", "cyber-attacks") in words
+    assert ("attack", "attacks") in words
+    assert ("us", "U.S.") in words
+    assert ("100000", "100,000") in words
+    assert ("киів", "Київ") in words
+
+
+def test_compound_parts_take_consecutive_positions() -> None:
+    toks = tokenize("the Russia-Ukraine border")
+    by_key = {t.key: t for t in toks}
+    assert by_key["russiaukraine"].pos == by_key["russia"].pos == 1
+    assert by_key["russiaukraine"].last == by_key["ukraine"].pos == 2
+    assert by_key["border"].pos == 3
