@@ -15,13 +15,14 @@ import yarl
 from discord.ext import commands
 
 from bot.delivery import DiscordSink, resolve_targets
+from bot.logs import add_secret
 from watchers.engine import Engine
 
 __all__ = ["EXTENSIONS", "NewsBot", "point_at", "run_discord"]
 
 log = logging.getLogger("newswatch")
 
-EXTENSIONS = ("bot.exts.lookup", "bot.exts.rules", "bot.exts.sources")
+EXTENSIONS = ("bot.exts.admin", "bot.exts.lookup", "bot.exts.rules", "bot.exts.sources")
 
 
 def point_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -80,6 +81,7 @@ async def run_discord(engine: Engine, token: str, *, once: bool = False,
                       stop: asyncio.Event | None = None, guild_ready_timeout: float = 2.0) -> int:
     """Connect, deliver alerts to Discord and answer slash commands until ``stop`` (or a signal)."""
     cfg = engine.config
+    add_secret(token)
     point_at(cfg.discord.api_base, cfg.discord.gateway_url)
     targets, problems = resolve_targets(cfg.channels)
     for p in problems:
@@ -119,6 +121,7 @@ async def run_discord(engine: Engine, token: str, *, once: bool = False,
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
                         loop.remove_signal_handler(sig)
+                await engine.delivery.stop()  # sends in flight finish while Discord is reachable
                 await bot.close()
                 runner.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

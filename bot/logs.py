@@ -1,16 +1,25 @@
-"""Logging: one readable line per event on stderr, with secrets redacted everywhere."""
+"""Logging: one readable line per event on stderr, with secrets redacted everywhere.
+
+Secrets (the bot token, webhook URLs and their tokens) are registered with :func:`add_secret` as
+soon as they are read. :func:`install_redaction` makes every log record redacted when it is
+created, before any handler sees it (ours, a library's, or a test's capture), message and
+traceback alike; :class:`RedactingFilter` does the same for one handler.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+from typing import Any
 
-__all__ = ["RedactingFilter", "add_secret", "redact", "setup_logging"]
+__all__ = ["RedactingFilter", "add_secret", "install_redaction", "redact", "setup_logging"]
 
 _SECRETS: set[str] = set()
 # Webhook URLs carry their token in the path; redact any, known or not.
 _WEBHOOK = re.compile(r"(/webhooks/\d+/)[\w-]{20,}")
+# "Authorization: Bot <token>" in a dumped request
+_AUTH = re.compile(r"(\bBot\s+)[\w.-]{20,}")
 
 
 def add_secret(value: str | None) -> None:
@@ -22,25 +31,53 @@ def add_secret(value: str | None) -> None:
 def redact(text: str) -> str:
     for s in sorted(_SECRETS, key=len, reverse=True):
         text = text.replace(s, "[redacted]")
+    text = _AUTH.sub(r"\1[redacted]", text)
     return _WEBHOOK.sub(r"\1[redacted]", text)
+
+
+def _scrub(record: logging.LogRecord) -> None:
+    message = record.getMessage()
+    clean = redact(message)
+    if record.exc_info:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    if clean != message or record.args:
+        record.msg, record.args = clean, None
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites each record's message (and traceback) with secrets removed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if record.exc_info:
-            formatted = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = redact(formatted)
-            record.exc_info = None
-        if clean != message or record.args:
-            record.msg, record.args = clean, None
+        _scrub(record)
         return True
 
 
+_installed = False
+
+
+def install_redaction() -> None:
+    """Redact every log record of this process when it is created (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        _scrub(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 def setup_logging(level: int = logging.INFO) -> None:
+    install_redaction()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                                            "%H:%M:%S"))

@@ -78,6 +78,7 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
             await engine.start()
             await _wait_for_stop()
             _say("stopping")
+            await engine.delivery.stop()  # webhook sends in flight finish before the session closes
             return 0
     finally:
         await engine.aclose()

@@ -1,27 +1,54 @@
 """Delivery: the Sink protocol, the Alert a sink receives, and the DeliveryService that drains
 the outbox.
 
-The service claims due alerts from the store, hands each to the sink of its route, and records
-the outcome. Routes are independent: one slow or failing destination never holds up another, and
-within a route alerts go out in the order they were written.
+The service hands each alert to the sink of its route and records the outcome in the store, one
+small transaction per step, so a crash anywhere leaves every alert either delivered or waiting.
+
+- Routes are independent: each has its own worker, so one slow, rate-limited or failing
+  destination never holds up another.
+- Within a route alerts go out strictly in the order they were written: a route's next alert is
+  claimed only when the one before it is settled (delivered, rejected or held), and a retry
+  waits in place rather than being overtaken.
+- Transient errors back off per route (the destination's ``retry_after`` when it gave one).
+  An error that may hide a successful send is recorded on the alert ("maybe sent") before the
+  retry, so a sink that cannot deduplicate by itself can look first.
+- An invalid body rejects that alert with the reason and the route goes on; an unusable
+  destination pauses the route (persisted), holds its alerts, and tells the team on the notices
+  route; resuming sends what was held, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import inspect
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from watchers.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from watchers.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UncertainDeliveryError,
+)
 from watchers.models import Article, Match
-from watchers.store.base import OutboxRow, Store
+from watchers.store.base import AlertState, OutboxRow
 
-__all__ = ["Alert", "DeliveryService", "RuleInfo", "Sink"]
+__all__ = [
+    "Alert",
+    "DeliveryService",
+    "DeliveryStatus",
+    "NoticeSink",
+    "OutboxStore",
+    "RuleInfo",
+    "Sink",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +65,11 @@ class RuleInfo:
 
 @dataclass(frozen=True)
 class Alert:
-    """One alert to deliver: an article, the rules that fired for this route, and their evidence."""
+    """One alert to deliver: an article, the rules that fired for this route, and their evidence.
+
+    ``nonce`` is fixed when the alert is written, before its first try, and is the same on every
+    retry. ``maybe_sent`` is true when an earlier attempt may have reached the destination.
+    """
 
     id: int
     route: str
@@ -47,6 +78,7 @@ class Alert:
     article: Article
     matches: tuple[Match, ...]
     rules: tuple[RuleInfo, ...]
+    maybe_sent: bool = False
 
     @property
     def severity(self) -> str:
@@ -58,11 +90,55 @@ class Alert:
 class Sink(Protocol):
     """Something that shows alerts to people. Returns the remote id of what it posted, if any.
 
-    Raise TransientDeliveryError to try again later, PermanentDeliveryError when the same alert
-    will never go through (``pause_destination=True`` when the destination itself is unusable).
+    Raise TransientDeliveryError to try again later (UncertainDeliveryError when the send may
+    have gone through), PermanentDeliveryError when the same alert will never go through
+    (``pause_destination=True`` when the destination itself is unusable).
     """
 
     async def deliver(self, alert: Alert) -> str | None: ...
+
+
+@runtime_checkable
+class NoticeSink(Protocol):
+    """A sink that can also post a plain operational notice (a destination paused …)."""
+
+    async def notice(self, route: str, text: str) -> str | None: ...
+
+
+class OutboxStore(Protocol):
+    """The part of the store the delivery service uses."""
+
+    async def get_article(self, article_id: str) -> Article | None: ...
+    async def matches_for(self, article_id: str) -> list[Match]: ...
+    async def claim_route(self, route: str, *, now: datetime, limit: int = 20
+                          ) -> list[OutboxRow]: ...
+    async def due_routes(self) -> dict[str, datetime | None]: ...
+    async def mark_delivered(self, alert_id: int, remote_id: str | None) -> None: ...
+    async def mark_retry(self, alert_id: int, *, at: datetime, reason: str) -> None: ...
+    async def mark_rejected(self, alert_id: int, reason: str) -> None: ...
+    async def mark_maybe_sent(self, alert_id: int) -> None: ...
+    async def maybe_sent(self, alert_id: int) -> bool: ...
+    async def count_maybe_sent(self) -> int: ...
+    async def pause_route(self, route: str, reason: str) -> int: ...
+    async def resume_route(self, route: str) -> int: ...
+    async def paused_routes(self) -> dict[str, str]: ...
+    async def held_counts(self) -> dict[str, int]: ...
+    async def alert_counts(self) -> dict[str, int]: ...
+    async def alerts(self, *, state: AlertState | None = None, limit: int = 1000
+                     ) -> list[OutboxRow]: ...
+    async def requeue_interrupted(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """The outbox as /alerts status shows it."""
+
+    counts: dict[str, int]
+    paused: dict[str, str]  # route → reason
+    held: dict[str, int]  # route → alerts held
+    backing_off: dict[str, datetime]  # route → next attempt
+    maybe_sent: int
+    rejected: list[OutboxRow]  # the most recent, newest last
 
 
 @dataclass
@@ -70,24 +146,41 @@ class _RouteState:
     paused_reason: str | None = None
     failures: int = 0
     not_before: datetime | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+_NOTICE_TRIES = 3
 
 
 @dataclass
 class DeliveryService:
     """Drains the outbox into sinks. ``sink_for(route)`` returns a sink, or None to leave the
-    route's alerts pending (e.g. a route with no configured destination yet)."""
+    route's alerts pending (e.g. a route with no configured destination yet).
 
-    store: Store
+    ``notify(route, message)`` hears every operational notice (the front end logs it);
+    ``notices_route`` is where notices are also posted, through that route's sink, when the sink
+    can post notices and the route is not the one in trouble.
+    """
+
+    store: OutboxStore
     sink_for: Callable[[str], Sink | None]
     rule_info: Callable[[str], RuleInfo]
-    notify: Callable[[str, str], None] | None = None  # (route, message) for operational notices
+    notify: Callable[[str, str], Awaitable[None] | None] | None = None
+    notices_route: str | None = None
     batch: int = 50
     base_backoff: float = 1.0
     max_backoff: float = 300.0
+    poll_interval: float = 1.0
+    delivered: int = 0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _routes: dict[str, _RouteState] = field(default_factory=lambda: defaultdict(_RouteState))
+    _workers: dict[str, asyncio.Task[int]] = field(default_factory=dict)
+    _side_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _task: asyncio.Task[None] | None = None
-    delivered: int = 0
+    _loaded: bool = False
+    _closing: bool = False
+
+    # ------------------------------------------------------------------ control
 
     def wake(self) -> None:
         """New alerts were written: look at the outbox now rather than at the next tick."""
@@ -97,117 +190,251 @@ class DeliveryService:
         return {r: s.paused_reason for r, s in self._routes.items() if s.paused_reason}
 
     async def resume_route(self, route: str) -> int:
-        """Resume a paused destination; its held alerts are sent again. Returns how many."""
-        self._routes[route].paused_reason = None
-        self._routes[route].failures = 0
-        n = await self.store.release_route(route)
+        """Resume a paused destination; its held alerts are sent again, in order. Returns how
+        many alerts were held."""
+        await self._load()
+        state = self._routes[route]
+        async with state.lock:
+            n = await self.store.resume_route(route)
+            state.paused_reason = None
+            state.failures = 0
+            state.not_before = None
+        log.info("route %s resumed; %d held alert(s) queued", route, n)
         self.wake()
         return n
+
+    async def status(self) -> DeliveryStatus:
+        await self._load()
+        now = datetime.now(UTC)
+        rejected = await self.store.alerts(state="rejected", limit=100_000)
+        return DeliveryStatus(
+            counts=await self.store.alert_counts(),
+            paused=dict(self.paused_routes()),
+            held=await self.store.held_counts(),
+            backing_off={r: s.not_before for r, s in self._routes.items()
+                         if s.not_before and s.not_before > now},
+            maybe_sent=await self.store.count_maybe_sent(),
+            rejected=rejected[-5:],
+        )
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="newswatch-delivery")
 
-    async def aclose(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking alerts and let the sends in flight finish (for up to ``grace`` seconds),
+        so a clean stop leaves nothing half-sent; call it while the sinks still work."""
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
+        pending = [*self._workers.values(), *self._side_tasks]
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        tasks = [t for t in (self._task, *self._workers.values(), *self._side_tasks) if t]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            try:
+                await t
             except asyncio.CancelledError:
                 pass
-            self._task = None
+            except Exception:
+                log.exception("delivery task failed while closing")
+        self._task = None
+        self._workers.clear()
+        self._side_tasks.clear()
+
+    # ------------------------------------------------------------------ loops
+
+    async def _load(self) -> None:
+        """Restore paused destinations from the store (once): a pause outlives a restart."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for route, reason in (await self.store.paused_routes()).items():
+            self._routes[route].paused_reason = reason
 
     async def _run(self) -> None:
         await self.store.requeue_interrupted()
+        await self._load()
         while True:
+            timeout = self.poll_interval
+            self._wake.clear()  # before looking, so a wake-up during the look is not lost
             try:
-                await self.drain()
+                timeout = min(timeout, await self._spawn_due())
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivery loop failed; retrying")
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+
+    async def _spawn_due(self) -> float:
+        """Start a worker for every route with something due; return seconds until the next
+        route becomes due (at most ``poll_interval``)."""
+        now = datetime.now(UTC)
+        wait = self.poll_interval
+        for route, due_at in (await self.store.due_routes()).items():
+            state = self._routes[route]
+            when = max(due_at or now, state.not_before or now)
+            if when > now:
+                wait = min(wait, (when - now).total_seconds())
+                continue
+            if route in self._workers or self.sink_for(route) is None:
+                continue
+            if state.paused_reason:
+                await self._hold_new(route, state.paused_reason)
+                continue
+            task = asyncio.create_task(self._route_pass(route), name=f"newswatch-route-{route}")
+            self._workers[route] = task
+            task.add_done_callback(functools.partial(self._worker_done, route))
+        return wait
+
+    async def _hold_new(self, route: str, reason: str) -> None:
+        # alerts written while the route is paused wait with the ones already held
+        await self.store.pause_route(route, reason)
+
+    def _worker_done(self, route: str, task: asyncio.Task[int]) -> None:
+        if self._workers.get(route) is task:
+            del self._workers[route]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("route %s: delivery worker failed", route, exc_info=task.exception())
+        # the route may have more due (or new alerts arrived meanwhile): look again now
+        self._wake.set()
 
     async def drain(self) -> int:
-        """Deliver everything due now; return how many alerts were delivered."""
+        """Deliver everything due now, routes side by side; return how many were delivered."""
+        await self._load()
         total = 0
         while True:
             now = datetime.now(UTC)
-            waiting = {r for r, s in self._routes.items() if s.not_before and s.not_before > now}
-            rows = await self.store.claim(now=now, limit=self.batch)
-            if not rows:
-                return total
-            by_route: dict[str, list[OutboxRow]] = defaultdict(list)
-            for row in rows:
-                by_route[row.route].append(row)
-            results = await asyncio.gather(
-                *(self._deliver_route(route, batch, blocked=route in waiting)
-                  for route, batch in by_route.items())
-            )
-            done = sum(results)
-            total += done
-            if done == 0:
-                return total
+            waiting = await self.store.due_routes()
+            for r, reason in self.paused_routes().items():
+                if r in waiting:
+                    await self._hold_new(r, reason)
+            due = [r for r, when in waiting.items()
+                   if (when is None or when <= now) and not self._waiting(r, now)
+                   and self.sink_for(r) is not None]
+            if not due:
+                break
+            before = self.delivered
+            settled = sum(await asyncio.gather(*(self._route_pass(r) for r in due)))
+            total += self.delivered - before
+            if settled == 0:
+                break
+        # notices raised on the way are part of this drain (``run --once`` exits right after)
+        if self._side_tasks:
+            await asyncio.gather(*self._side_tasks, return_exceptions=True)
+        return total
 
-    async def _deliver_route(self, route: str, rows: Sequence[OutboxRow], *, blocked: bool
-                             ) -> int:
+    def _waiting(self, route: str, now: datetime) -> bool:
         state = self._routes[route]
-        sink = None if blocked else self.sink_for(route)
-        delivered = 0
-        if state.paused_reason:
-            await self.store.hold_route(route, state.paused_reason)
-            return 0
-        for i, row in enumerate(rows):
-            if sink is None:
-                await self._defer(rows[i:], state)
-                return delivered
-            try:
-                alert = await self._alert(row)
-                if alert is None:
-                    await self.store.mark_rejected(row.id, "article no longer stored")
-                    continue
-                remote_id = await sink.deliver(alert)
-            except TransientDeliveryError as exc:
-                state.failures += 1
-                delay = exc.retry_after if exc.retry_after is not None else self._backoff(state)
-                state.not_before = datetime.now(UTC) + timedelta(seconds=delay)
-                log.warning("route %s: %s; retrying in %.1fs", route, exc, delay)
-                await self._defer(rows[i:], state)
-                return delivered
-            except PermanentDeliveryError as exc:
-                if exc.pause_destination:
-                    state.paused_reason = str(exc)
-                    held = await self.store.hold_route(route, str(exc))
-                    log.error("route %s paused: %s (%d alerts held)", route, exc, held)
-                    if self.notify:
-                        self.notify(route, f"Destination {route!r} paused: {exc}. "
-                                           f"{held} alert(s) held until it is resumed.")
-                    return delivered
-                log.error("alert %d to %s rejected: %s", row.id, route, exc)
-                await self.store.mark_rejected(row.id, str(exc))
-                continue
-            except DeliveryError as exc:
-                await self.store.mark_rejected(row.id, str(exc))
-                continue
-            await self.store.mark_delivered(row.id, remote_id)
-            state.failures = 0
-            state.not_before = None
-            delivered += 1
-            self.delivered += 1
-        return delivered
+        return bool(state.paused_reason) or (state.not_before is not None
+                                             and state.not_before > now)
+
+    async def _route_pass(self, route: str) -> int:
+        """Send the route's due alerts in order until none is due or the route must wait.
+        Returns how many alerts were settled (delivered, rejected or held)."""
+        state = self._routes[route]
+        settled = 0
+        async with state.lock:  # one pass per route at a time: order within a route is kept
+            while True:
+                now = datetime.now(UTC)
+                if self._waiting(route, now):
+                    return settled
+                sink = self.sink_for(route)
+                if sink is None:
+                    return settled
+                rows = await self.store.claim_route(route, now=now, limit=self.batch)
+                if not rows:
+                    return settled
+                for i, row in enumerate(rows):
+                    if self._closing:
+                        # not tried yet: back in the queue as they were, for the next start
+                        await self._release(rows[i:])
+                        return settled
+                    outcome = await self._deliver_one(sink, row, state)
+                    if outcome == "wait":
+                        await self._defer(rows[i + 1:], state)
+                        return settled
+                    settled += 1
+                    if outcome == "paused":
+                        return settled
+
+    # ------------------------------------------------------------------ one alert
+
+    async def _deliver_one(self, sink: Sink, row: OutboxRow, state: _RouteState) -> str:
+        route = row.route
+        try:
+            alert = await self._alert(row)
+            if alert is None:
+                await self.store.mark_rejected(row.id, "article no longer stored")
+                return "settled"
+            remote_id = await sink.deliver(alert)
+        except TransientDeliveryError as exc:
+            if isinstance(exc, UncertainDeliveryError):
+                await self.store.mark_maybe_sent(row.id)
+            await self._back_off(row, state, str(exc), exc.retry_after)
+            return "wait"
+        except PermanentDeliveryError as exc:
+            if exc.pause_destination:
+                await self._pause(route, str(exc), state)
+                return "paused"
+            log.error("alert %d to %s rejected: %s", row.id, route, exc)
+            await self.store.mark_rejected(row.id, str(exc))
+            return "settled"
+        except DeliveryError as exc:
+            await self.store.mark_rejected(row.id, str(exc))
+            return "settled"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A bug in a sink must not lose the alert: keep it and try again later.
+            log.exception("route %s: unexpected error delivering alert %d", route, row.id)
+            await self._back_off(row, state, f"unexpected error: {type(exc).__name__}", None)
+            return "wait"
+        await self.store.mark_delivered(row.id, remote_id)
+        state.failures = 0
+        state.not_before = None
+        self.delivered += 1
+        return "settled"
+
+    async def _back_off(self, row: OutboxRow, state: _RouteState, reason: str,
+                        retry_after: float | None) -> None:
+        state.failures += 1
+        delay = retry_after if retry_after is not None else self._backoff(state)
+        state.not_before = datetime.now(UTC) + timedelta(seconds=delay)
+        log.warning("route %s: %s; retrying in %.1fs", row.route, reason, delay)
+        await self.store.mark_retry(row.id, at=state.not_before, reason=reason[:500])
+
+    async def _pause(self, route: str, reason: str, state: _RouteState) -> None:
+        state.paused_reason = reason
+        held = await self.store.pause_route(route, reason)
+        log.error("route %s paused: %s (%d alerts held)", route, reason, held)
+        self._announce(route, f"Destination {route!r} paused: {reason}. {held} alert(s) held; "
+                              f"they are sent when it is resumed (/alerts resume {route}).")
 
     def _backoff(self, state: _RouteState) -> float:
         delay = min(self.max_backoff, self.base_backoff * 2 ** (state.failures - 1))
         return float(delay * (0.8 + 0.4 * random.random()))
 
     async def _defer(self, rows: Sequence[OutboxRow], state: _RouteState) -> None:
+        """Claimed alerts behind one that must wait go back to wait with it (same time, so the
+        order holds)."""
         at = state.not_before or datetime.now(UTC) + timedelta(seconds=1)
         for row in rows:
-            await self.store.mark_retry(row.id, at=at, reason=state.paused_reason or "deferred")
+            await self.store.mark_retry(row.id, at=at, reason="waiting behind an earlier alert")
+
+    async def _release(self, rows: Sequence[OutboxRow]) -> None:
+        now = datetime.now(UTC)
+        for row in rows:
+            await self.store.mark_retry(row.id, at=now, reason="stopped before sending")
 
     async def _alert(self, row: OutboxRow) -> Alert | None:
         article = await self.store.get_article(row.article_id)
@@ -222,4 +449,48 @@ class DeliveryService:
             article=article,
             matches=matches,
             rules=tuple(self.rule_info(r) for r in row.rules),
+            maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
         )
+
+    # ------------------------------------------------------------------ notices
+
+    def _announce(self, route: str, text: str) -> None:
+        """Tell the team: through ``notify`` and, when possible, on the notices route."""
+        if self.notify:
+            result = self.notify(route, text)
+            if inspect.isawaitable(result):
+                self._spawn_side(_await(result))
+        target = self.notices_route
+        if not target or target == route or self._routes[target].paused_reason:
+            return
+        sink = self.sink_for(target)
+        if isinstance(sink, NoticeSink):
+            self._spawn_side(self._post_notice(sink, target, text))
+
+    def _spawn_side(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _post_notice(self, sink: NoticeSink, route: str, text: str) -> None:
+        delay = self.base_backoff
+        for attempt in range(1, _NOTICE_TRIES + 1):
+            try:
+                await sink.notice(route, text)
+                return
+            except TransientDeliveryError as exc:
+                if attempt == _NOTICE_TRIES:
+                    log.error("notice to %s not posted: %s", route, exc)
+                    return
+                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else delay)
+                delay *= 2
+            except DeliveryError as exc:
+                log.error("notice to %s not posted: %s", route, exc)
+                return
+            except Exception:
+                log.exception("notice to %s not posted", route)
+                return
+
+
+async def _await(aw: Awaitable[None]) -> None:
+    await aw

@@ -312,6 +312,7 @@ async def build_engine(
         sink_for=lambda route: engine_ref[0].sink_for(route),
         rule_info=service.rule_info,
         notify=(lambda route, msg: notify(cfg.discord.notices, msg)) if notify else None,
+        notices_route=cfg.discord.notices,
     )
     engine = Engine(cfg, store, fetcher, service, delivery)
     engine_ref.append(engine)

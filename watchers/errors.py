@@ -10,6 +10,7 @@ Every error the engine raises on purpose derives from one root, so a caller can 
     ├── StoreError             the store could not do what was asked
     └── DeliveryError          a sink could not deliver an alert
         ├── TransientDeliveryError   try again later (rate limit, 5xx, timeout)
+        │   └── UncertainDeliveryError   … but the send may have gone through (response lost)
         └── PermanentDeliveryError   do not retry as is (invalid body, no access, unknown target)
 """
 
@@ -79,6 +80,12 @@ class TransientDeliveryError(DeliveryError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class UncertainDeliveryError(TransientDeliveryError):
+    """The request may have reached the destination and the answer was lost (connection dropped
+    or timed out after sending). Retried like any transient error, but recorded on the alert so a
+    sink that cannot deduplicate by itself can check before sending again."""
 
 
 class PermanentDeliveryError(DeliveryError):

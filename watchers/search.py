@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Literal
 
 from watchers.models import Article, Match
-from watchers.rules import DEFAULT_THRESHOLD, parse
+from watchers.rules import DEFAULT_THRESHOLD, parse, shipped_aliases
 from watchers.rules import match_query as _match_query
 from watchers.store.base import Store
+from watchers.store.terms import fts_query
 
 __all__ = ["SearchHit", "search"]
 
@@ -38,10 +39,11 @@ async def search(
     aliases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[SearchHit]:
     """Stored articles that match ``query``; raises QuerySyntaxError for a bad query."""
-    parse(query)  # fail fast, before touching the store
-    candidates = await store.candidates(fts=None, since=since, source=source, limit=SCAN_LIMIT)
-    hits: list[SearchHit] = []
+    node = parse(query)  # fail fast, before touching the store
     alias_map = {k: list(v) for k, v in (aliases or {}).items()}
+    fts = fts_query(node, shipped_aliases(alias_map))
+    candidates = await store.candidates(fts=fts, since=since, source=source, limit=SCAN_LIMIT)
+    hits: list[SearchHit] = []
     for article in candidates:
         m = _match_query(query, article, threshold=threshold, aliases=alias_map)
         if m is not None:

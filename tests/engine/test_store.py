@@ -142,3 +142,22 @@ async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a newswatch database"):
         await SqliteStore.open(bad)
+
+
+async def test_upgrade_indexes_articles_stored_before_the_lookup_index(tmp_path: Path) -> None:
+    from watchers.store.sqlite import MIGRATIONS, TERMS_MIGRATION
+
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    for script in MIGRATIONS[:TERMS_MIGRATION]:
+        con.executescript(script)
+    con.execute(
+        "INSERT INTO articles (id, source, title, text, fetched_at, sort_at, content_hash) "
+        "VALUES ('a1', 's', 'Troops move', 'Soldiers near Kharkiv', "
+        "'2022-01-01T00:00:00.000000Z', '2022-01-01T00:00:00.000000Z', 'h1')")
+    con.execute(f"PRAGMA user_version={TERMS_MIGRATION}")
+    con.commit()
+    con.close()
+    async with await SqliteStore.open(path) as store:
+        assert [a.id for a in await store.candidates(fts='"troop"')] == ["a1"]
+        assert await store.integrity_check() == "ok"

@@ -29,6 +29,7 @@ from watchers.store.base import (
     StoredRule,
     StoredSource,
 )
+from watchers.store.terms import index_terms
 from watchers.urls import normalise_link
 
 __all__ = ["SqliteStore"]
@@ -122,7 +123,33 @@ MIGRATIONS: list[str] = [
         until TEXT NOT NULL
     );
     """,
+    # Delivery that survives failures: destinations paused across restarts, and a mark on
+    # alerts whose send may have reached the destination without us learning the outcome.
+    """
+    CREATE TABLE route_pauses (
+        route TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        paused_at TEXT NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN maybe_sent INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_route ON outbox(route, state, id);
+    """,
+    # The lookup index holds the rule engine's own word keys (plurals, apostrophes, compounds
+    # folded), so a query narrows candidates without missing any; see watchers.store.terms.
+    # It replaces the first index over the raw text, whose tokens did not fold that way.
+    # Filled for existing articles by _backfill_terms after the migration.
+    """
+    CREATE VIRTUAL TABLE article_terms USING fts5(
+        terms, content='', tokenize="unicode61 remove_diacritics 0"
+    );
+    DROP TRIGGER articles_ai;
+    DROP TRIGGER articles_ad;
+    DROP TABLE articles_fts;
+    """,
 ]
+
+
+TERMS_MIGRATION = 2  # index in MIGRATIONS of the one that creates article_terms
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -247,7 +274,16 @@ class SqliteStore:
         for i in range(version, len(MIGRATIONS)):
             async with self._tx() as tx:
                 await tx.executescript_in_tx(MIGRATIONS[i])
+                if i == TERMS_MIGRATION:
+                    await self._backfill_terms(tx.db)
                 await tx.execute(f"PRAGMA user_version={i + 1}")
+
+    @staticmethod
+    async def _backfill_terms(db: aiosqlite.Connection) -> None:
+        cur = await db.execute("SELECT rowid, title, text FROM articles")
+        for rowid, title, text in await cur.fetchall():
+            await db.execute("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)",
+                             (rowid, index_terms(title, text)))
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[_Tx]:
@@ -319,7 +355,7 @@ class SqliteStore:
             if await cur.fetchone():
                 article = Article(**{**article.model_dump(), "id": content[:16]})
             sort_at = article.published or article.fetched_at
-            await tx.execute(
+            cur = await tx.db.execute(
                 "INSERT INTO articles (id, source, guid, url, link_key, title, text, published, "
                 "fetched_at, sort_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -327,6 +363,10 @@ class SqliteStore:
                     article.text, _iso(article.published), _iso(article.fetched_at),
                     _iso(sort_at), content,
                 ),
+            )
+            await tx.execute(
+                "INSERT INTO article_terms (rowid, terms) VALUES (?, ?)",
+                (cur.lastrowid, index_terms(article.title, article.text)),
             )
             for m in matches:
                 hits = json.dumps([h.model_dump() for h in m.hits])
@@ -406,8 +446,8 @@ class SqliteStore:
         cols = ", ".join("a." + c.strip() for c in _ARTICLE_COLS.split(","))
         if fts:
             sql = (
-                f"SELECT {cols} FROM articles_fts f JOIN articles a ON a.rowid = f.rowid "
-                "WHERE articles_fts MATCH ?"
+                f"SELECT {cols} FROM article_terms t JOIN articles a ON a.rowid = t.rowid "
+                "WHERE article_terms MATCH ?"
             )
             params.append(fts)
         else:
@@ -501,12 +541,101 @@ class SqliteStore:
             return cur.rowcount
 
     async def requeue_interrupted(self) -> int:
+        # A claim interrupted by a crash may have been sent already: keep that in the row so a
+        # sink that cannot deduplicate (a webhook) can look before sending again.
         async with self._tx() as tx:
             cur = await tx.db.execute(
-                "UPDATE outbox SET state='pending', updated_at=? WHERE state='sending'",
+                "UPDATE outbox SET state='pending', maybe_sent=1, updated_at=? "
+                "WHERE state='sending'",
                 (_iso(_now()),),
             )
             return cur.rowcount
+
+    async def claim_route(self, route: str, *, now: datetime, limit: int = 20
+                          ) -> list[OutboxRow]:
+        """Move the route's next alerts to ``sending``, strictly in the order they were written:
+        the claim stops at the first alert that is not due yet, so a later alert never overtakes
+        one that is waiting to be retried."""
+        async with self._tx() as tx:
+            cur = await tx.db.execute(
+                f"SELECT {_OUTBOX_COLS} FROM outbox WHERE route = ? AND "
+                "state IN ('pending', 'retry') ORDER BY id LIMIT ?",
+                (route, limit),
+            )
+            rows: list[OutboxRow] = []
+            for r in map(_outbox, await cur.fetchall()):
+                if r.state == "retry" and r.next_attempt_at is not None and r.next_attempt_at > now:
+                    break
+                rows.append(r)
+            for r in rows:
+                await tx.execute(
+                    "UPDATE outbox SET state='sending', attempts=attempts+1, updated_at=? "
+                    "WHERE id=?",
+                    (_iso(now), r.id),
+                )
+        return [
+            OutboxRow(**{**r.__dict__, "state": "sending", "attempts": r.attempts + 1})
+            for r in rows
+        ]
+
+    async def due_routes(self) -> dict[str, datetime | None]:
+        """Routes with alerts to send: when their oldest waiting alert is due (None: now)."""
+        rows = await self._fetchall(
+            "SELECT o.route, o.state, o.next_attempt_at FROM outbox o JOIN "
+            "(SELECT route, min(id) AS first FROM outbox WHERE state IN ('pending', 'retry') "
+            "GROUP BY route) f ON o.id = f.first"
+        )
+        return {str(route): (_dt(nxt) if state == "retry" else None)
+                for route, state, nxt in rows}
+
+    async def mark_maybe_sent(self, alert_id: int) -> None:
+        """Record that an attempt may have reached the destination (the outcome was lost)."""
+        async with self._tx() as tx:
+            await tx.execute("UPDATE outbox SET maybe_sent=1, updated_at=? WHERE id=?",
+                             (_iso(_now()), alert_id))
+
+    async def maybe_sent(self, alert_id: int) -> bool:
+        rows = await self._fetchall("SELECT maybe_sent FROM outbox WHERE id = ?", (alert_id,))
+        return bool(rows and rows[0][0])
+
+    async def count_maybe_sent(self) -> int:
+        rows = await self._fetchall("SELECT count(*) FROM outbox WHERE maybe_sent = 1")
+        return int(rows[0][0])
+
+    async def pause_route(self, route: str, reason: str) -> int:
+        """Pause a destination and hold its waiting alerts, in one transaction (a crash cannot
+        leave alerts held for a route that is not paused). Returns how many were held."""
+        async with self._tx() as tx:
+            await tx.execute(
+                "INSERT OR REPLACE INTO route_pauses (route, reason, paused_at) VALUES (?,?,?)",
+                (route, reason, _iso(_now())),
+            )
+            cur = await tx.db.execute(
+                "UPDATE outbox SET state='held', reason=?, updated_at=? WHERE route=? AND "
+                "state IN ('pending','retry','sending')",
+                (reason, _iso(_now()), route),
+            )
+            return cur.rowcount
+
+    async def resume_route(self, route: str) -> int:
+        """Lift a pause; the held alerts become pending again. Returns how many."""
+        async with self._tx() as tx:
+            await tx.execute("DELETE FROM route_pauses WHERE route = ?", (route,))
+            cur = await tx.db.execute(
+                "UPDATE outbox SET state='pending', reason=NULL, updated_at=? "
+                "WHERE route=? AND state='held'",
+                (_iso(_now()), route),
+            )
+            return cur.rowcount
+
+    async def paused_routes(self) -> dict[str, str]:
+        rows = await self._fetchall("SELECT route, reason FROM route_pauses ORDER BY route")
+        return {str(r): str(reason) for r, reason in rows}
+
+    async def held_counts(self) -> dict[str, int]:
+        rows = await self._fetchall(
+            "SELECT route, count(*) FROM outbox WHERE state = 'held' GROUP BY route")
+        return {str(r): int(n) for r, n in rows}
 
     async def alert_counts(self) -> dict[str, int]:
         rows = await self._fetchall("SELECT state, count(*) FROM outbox GROUP BY state")

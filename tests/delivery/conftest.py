@@ -1,0 +1,118 @@
+"""Fixtures for delivery under faults: newswatch running in-process against the emulator with a
+world of four destinations, quick backoff, and every captured log line checked for secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bot.client
+from bot.client import run_discord
+from bot.delivery import DiscordSink
+from bot.logs import install_redaction
+from tests.bot.conftest import TOKEN, Running
+from tests.fakes.discord_emulator import ChannelSpec, DiscordEmulator, WebhookSpec, default_guild
+from tests.fakes.discord_ratelimit import RateLimitedEmulator
+from watchers.config import parse_config
+from watchers.engine import build_engine
+
+# long enough to be a realistic token, and found by grep wherever it leaks
+HOOK_TOKEN = "SENTINEL-webhook-token-" + "x" * 40
+HOOK_ID = 1400000000000000777
+SEND_TIMEOUT = 0.75  # per attempt: a slow Discord turns into our retry quickly
+
+TOPICS = {"troops": "alerts", "sanctions": "desk", "floods": "hook"}
+
+
+def world(**kwargs: Any) -> dict[str, Any]:
+    """Emulator arguments: the default guild plus #hooks, which has a webhook."""
+    guild = default_guild()
+    hooks = ChannelSpec(guild.id + 13, "hooks", position=3, topic="Webhook alerts")
+    hooks.guild_id = guild.id
+    guild.channels.append(hooks)
+    hook = WebhookSpec(HOOK_ID, HOOK_TOKEN, hooks.id, "Alerts Hook", guild_id=guild.id)
+    return {"token": TOKEN, "guilds": [guild], "webhooks": [hook], **kwargs}
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[DiscordEmulator]:
+    async with DiscordEmulator(**world()) as e, e.patch_discord():
+        yield e
+
+
+@pytest.fixture
+async def limited_emu() -> AsyncIterator[RateLimitedEmulator]:
+    """Discord's 5-per-window bucket on message creation, with a short window."""
+    e = RateLimitedEmulator(limit=5, per=0.05, **world())
+    async with e, e.patch_discord():
+        yield e
+
+
+def config(emu: DiscordEmulator, **extra: Any) -> dict[str, Any]:
+    return {
+        "storage": {"path": "nw.db"},
+        "discord": {"token_env": "NEWSWATCH_TEST_TOKEN", "guild_ids": [emu.guild.id],
+                    "api_base": emu.api_base, "gateway_url": emu.gateway_url,
+                    "notices": "ops"},
+        "channels": {"alerts": emu.channel("alerts").id, "desk": emu.channel("general").id,
+                     "ops": emu.channel("ops").id,
+                     "hook": f"https://discord.com/api/webhooks/{HOOK_ID}/{HOOK_TOKEN}"},
+        "sources": [{"name": "wire", "type": "folder", "path": "wire", "every": "1s"}],
+        "rules": [{"name": t, "query": t, "channel": route} for t, route in TOPICS.items()],
+        **extra,
+    }
+
+
+Start = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def newswatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                    ) -> AsyncIterator[Start]:
+    """``await newswatch(emu)`` starts newswatch on the articles already in ``tmp_path/wire``."""
+    monkeypatch.setattr(bot.client, "DiscordSink",
+                        functools.partial(DiscordSink, timeout=SEND_TIMEOUT))
+    runs: list[Running] = []
+
+    async def start(emu: DiscordEmulator, **extra: Any) -> Running:
+        (tmp_path / "wire").mkdir(exist_ok=True)
+        cfg = parse_config(config(emu, **extra), base_dir=tmp_path)
+        engine = await build_engine(cfg)
+        engine.delivery.base_backoff = 0.05
+        engine.delivery.max_backoff = 0.4
+        engine.delivery.poll_interval = 0.1
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_discord(engine, TOKEN, stop=stop,
+                                               guild_ready_timeout=0.05))
+        run = Running(engine, emu, stop, task, tmp_path / "wire")
+        runs.append(run)
+        await run.wait_for(lambda: bool(emu.commands(emu.guild.id)) or task.done())
+        if task.done():
+            task.result()
+        return run
+
+    try:
+        yield start
+    finally:
+        for run in runs:
+            run.stop.set()
+            assert await asyncio.wait_for(run.task, 15) == 0
+            await run.engine.aclose()
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every log line of every test here, debug included, is searched for the secrets."""
+    install_redaction()
+    for name in ("discord", "newswatch", "watchers", "bot"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    yield
+    lines = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
+    leaks = [line for line in lines if TOKEN in line or HOOK_TOKEN in line]
+    assert not leaks, leaks[:3]

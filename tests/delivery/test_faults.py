@@ -1,0 +1,217 @@
+"""Delivery under every fault the Discord API emulator can inject: each ends with exactly the
+expected messages at the emulator — none lost, none doubled, in the order they were written."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.delivery.articles import MESSAGES, WEBHOOK, drop_articles, report_numbers
+from tests.delivery.conftest import Start
+from tests.fakes.discord_emulator import DiscordEmulator, Fault
+from tests.fakes.discord_ratelimit import RateLimitedEmulator
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def posts_to(emu: DiscordEmulator, channel: str) -> list[dict[str, Any]]:
+    cid = str(emu.channel(channel).id)
+    return [r.json for r in emu.requests_for(MESSAGES)
+            if r.params.get("channel_id") == cid and isinstance(r.json, dict)]
+
+
+@pytest.mark.parametrize("fault", [
+    pytest.param(Fault.rate_limited(0.05), id="429-bucket"),
+    pytest.param(Fault.rate_limited(0.05, is_global=True), id="429-global"),
+    # longer than one attempt may take: our timeout cuts discord.py's wait, we back off
+    pytest.param(Fault.rate_limited(1.5), id="429-bucket-long"),
+    pytest.param(Fault.rate_limited(1.5, is_global=True), id="429-global-long"),
+    pytest.param(Fault.server_error(500), id="500"),
+    pytest.param(Fault.server_error(502), id="502"),
+    pytest.param(Fault.server_error(504), id="504"),
+    pytest.param(Fault.reset_after_receive(), id="reset-after-receive"),
+    pytest.param(Fault.slow(2.0, after_processing=True), id="slow-answer"),
+    pytest.param(Fault.slow(2.0), id="slow-request"),
+])
+async def test_transient_fault_on_a_channel_ends_with_each_alert_once_in_order(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path, fault: Fault) -> None:
+    drop_articles(tmp_path / "wire", "troops", range(5))
+    emu.inject(MESSAGES, fault, times=2)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 5, 20)
+    await asyncio.sleep(0.3)  # a late duplicate would show up now
+    assert report_numbers(emu, "alerts") == [0, 1, 2, 3, 4]
+    assert not emu.pending_faults  # every injected fault was met
+    faulted = [r for r in emu.requests_for(MESSAGES) if r.fault]
+    assert len(faulted) == 2
+    bodies = posts_to(emu, "alerts")
+    # one nonce per alert, the same on every try, and Discord told to enforce it
+    assert all(b.get("enforce_nonce") is True and b.get("nonce") for b in bodies)
+    assert len(set(b["nonce"] for b in bodies)) == 5
+    rows = await run.engine.store.alerts(state="delivered")
+    assert sorted(str(r.remote_id) for r in rows if r.route == "alerts") == sorted(
+        str(m.id) for m in emu.messages(emu.channel("alerts").id))
+    assert emu.validate_all() == []
+
+
+async def test_a_retry_after_a_lost_answer_reuses_the_nonce_and_posts_nothing_new(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    drop_articles(tmp_path / "wire", "troops", range(1))
+    emu.inject(MESSAGES, Fault.reset_after_receive(), times=2)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: bool(report_numbers(emu, "alerts")))
+    await run.wait_for(lambda: not emu.pending_faults)
+    await run.wait_for(lambda: len(posts_to(emu, "alerts")) >= 3)
+    await asyncio.sleep(0.3)
+    nonces = [b["nonce"] for b in posts_to(emu, "alerts")]
+    assert len(nonces) == 3 and len(set(nonces)) == 1  # three tries, one nonce
+    assert report_numbers(emu, "alerts") == [0]  # Discord created it once
+    (row,) = await run.engine.store.alerts(state="delivered")
+    assert row.attempts == 3 and row.nonce == nonces[0]
+
+
+async def test_a_destination_backing_off_does_not_hold_up_the_others(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    wire = tmp_path / "wire"
+    drop_articles(wire, "troops", range(0, 4))
+    drop_articles(wire, "sanctions", range(10, 14))
+    drop_articles(wire, "floods", range(20, 24))
+    alerts_path = f"/channels/{emu.channel('alerts').id}/messages"
+    emu.inject(f"POST {alerts_path}", Fault.server_error(500), times=1000)  # #alerts keeps failing
+    run = await newswatch(emu)
+    await run.wait_for(lambda: len(report_numbers(emu, "general")) >= 4
+                       and len(report_numbers(emu, "hooks")) >= 4, 20)
+    # the other destinations got everything while #alerts was still failing
+    assert report_numbers(emu, "general") == [10, 11, 12, 13]
+    assert report_numbers(emu, "hooks") == [20, 21, 22, 23]
+    assert report_numbers(emu, "alerts") == []
+    await run.wait_for(lambda: len([r for r in emu.requests_for(method="POST", path=alerts_path)
+                                    if r.fault]) >= 3)
+    rows = [r for r in await run.engine.store.alerts() if r.route == "alerts"]
+    assert {r.state for r in rows} <= {"retry", "sending"}
+    assert rows[0].attempts >= 3  # retried by us, with backoff, all the while
+    status = await run.engine.delivery.status()
+    assert status.paused == {}
+    emu.clear_faults()
+    await run.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 4, 20)
+    await asyncio.sleep(0.2)
+    assert report_numbers(emu, "alerts") == [0, 1, 2, 3]
+    assert emu.validate_all() == []
+
+
+async def test_an_invalid_body_rejects_that_alert_with_the_reason_and_the_rest_go_on(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    drop_articles(tmp_path / "wire", "troops", range(4))
+    emu.inject(MESSAGES, Fault.invalid_form(), times=1)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 3)
+    await asyncio.sleep(0.2)
+    assert report_numbers(emu, "alerts") == [1, 2, 3]
+    (rejected,) = await run.engine.store.alerts(state="rejected")
+    assert rejected.attempts == 1  # not retried
+    assert "400" in (rejected.reason or "") and "code 50035" in (rejected.reason or "")
+    assert "Must be 2000 or fewer in length" in (rejected.reason or "")
+    status = await (await emu.send_interaction("alerts status")).final_message()
+    assert "Recently rejected" in status.text and "50035" in status.text
+
+
+@pytest.mark.parametrize(("route", "channel", "pattern", "fault"), [
+    pytest.param("alerts", "alerts", MESSAGES, Fault.forbidden(50013), id="403-permissions"),
+    pytest.param("alerts", "alerts", MESSAGES, Fault.forbidden(50001), id="403-access"),
+    pytest.param("alerts", "alerts", MESSAGES, Fault.not_found(10003), id="404-channel"),
+    pytest.param("hook", "hooks", WEBHOOK, Fault.not_found(10015), id="404-webhook"),
+])
+async def test_an_unusable_destination_is_paused_held_announced_and_resumed(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path, route: str, channel: str,
+        pattern: str, fault: Fault) -> None:
+    topic = next(t for t, r in {"troops": "alerts", "floods": "hook"}.items() if r == route)
+    wire = tmp_path / "wire"
+    drop_articles(wire, topic, range(3))
+    drop_articles(wire, "sanctions", range(10, 12))
+    emu.inject(pattern, fault, times=1)
+    run = await newswatch(emu)
+    ops = emu.channel("ops").id
+    await run.wait_for(lambda: bool(emu.messages(ops)))
+    # the team is told on the notices route, once, without pinging anyone
+    (notice,) = emu.messages(ops)
+    assert f"'{route}' paused" in notice.content and "3 alert(s) held" in notice.content
+    assert f"/alerts resume {route}" in notice.content
+    assert notice.allowed_mentions is not None and notice.allowed_mentions.get("parse") == []
+    # other destinations carry on
+    await run.wait_for(lambda: len(report_numbers(emu, "general")) >= 2)
+    assert report_numbers(emu, channel) == []
+    held = await run.engine.store.alerts(state="held")
+    assert len(held) == 3 and {r.route for r in held} == {route}
+    # an alert written while paused waits with the others
+    drop_articles(wire, topic, range(3, 4))
+
+    async def held_count() -> int:
+        return len(await run.engine.store.alerts(state="held"))
+
+    for _ in range(100):
+        if await held_count() == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert await held_count() == 4
+    assert report_numbers(emu, channel) == []
+    # /stats and /alerts status show it
+    stats = await (await emu.send_interaction("stats", user="member")).final_message()
+    assert f"route {route} paused" in stats.text
+    status = await (await emu.send_interaction("alerts status")).final_message()
+    assert f"route {route} paused · 4 held" in status.text
+    # only admins may resume
+    refused = await (await emu.send_interaction("alerts resume", {"route": route},
+                                                user="member")).final_message()
+    assert refused.ephemeral and "Manage Server" in refused.content
+    assert report_numbers(emu, channel) == []
+    done = await (await emu.send_interaction("alerts resume", {"route": route})).final_message()
+    assert "4 held alert(s)" in done.content
+    await run.wait_for(lambda: len(report_numbers(emu, channel)) >= 4)
+    await asyncio.sleep(0.2)
+    assert report_numbers(emu, channel) == [0, 1, 2, 3]
+    assert run.engine.delivery.paused_routes() == {}
+    assert len(emu.messages(ops)) == 1
+    assert emu.validate_all() == []
+
+
+async def test_a_webhook_send_whose_answer_was_lost_is_found_not_sent_twice(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    drop_articles(tmp_path / "wire", "floods", range(3))
+    emu.inject(WEBHOOK, Fault.reset_after_receive(), times=1)
+    emu.inject(WEBHOOK, Fault.slow(2.0, after_processing=True), times=1)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 3
+                       and not emu.pending_faults, 20)
+    await asyncio.sleep(0.5)
+    assert report_numbers(emu, "hooks") == [0, 1, 2]
+    rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
+    assert {r.state for r in rows} == {"delivered"}
+    msgs = {str(m.id) for m in emu.messages(emu.channel("hooks").id)}
+    assert {r.remote_id for r in rows} == msgs
+    # the two sends whose answer was lost were recorded as such, then looked up
+    assert await run.engine.store.count_maybe_sent() == 2
+    assert emu.requests_for("GET /channels/{channel_id}/messages")
+    assert emu.validate_all() == []
+
+
+async def test_a_burst_of_200_alerts_is_paced_under_the_limits(
+        limited_emu: RateLimitedEmulator, newswatch: Start, tmp_path: Path) -> None:
+    emu = limited_emu
+    drop_articles(tmp_path / "wire", "troops", range(200))
+    emu.inject(MESSAGES, Fault.reset_after_receive(), times=1)
+    emu.inject(MESSAGES, Fault.server_error(502), times=1)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 200, 50)
+    await asyncio.sleep(0.3)
+    numbers = report_numbers(emu, "alerts")
+    assert numbers == list(range(200))  # none lost, none doubled, in order
+    assert Counter(numbers).most_common(1)[0][1] == 1
+    # paced by the X-RateLimit headers: the client waited for the window instead of being
+    # told off by a 429
+    assert emu.over_limit == 0
+    assert emu.limited_requests >= 200
+    assert (await run.engine.store.alert_counts()) == {"delivered": 200}

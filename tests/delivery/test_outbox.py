@@ -1,0 +1,196 @@
+"""The outbox rules the delivery service relies on, against a real SQLite file and a fake sink:
+order within a route, pauses that outlive a restart, and the "maybe sent" mark."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchers.delivery import Alert, DeliveryService, RuleInfo
+from watchers.errors import (
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UncertainDeliveryError,
+)
+from watchers.models import Article
+from watchers.store import SqliteStore
+from watchers.store.base import OutboxEntry
+
+
+class ScriptedSink:
+    """Records what it is given; raises the scripted errors first, in order."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.alerts: list[Alert] = []
+
+    async def deliver(self, alert: Alert) -> str | None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.alerts.append(alert)
+        return f"m{alert.id}"
+
+    @property
+    def titles(self) -> list[str]:
+        return [a.article.title for a in self.alerts]
+
+
+async def write(store: SqliteStore, route: str, *titles: str) -> None:
+    for t in titles:
+        art = Article(title=t, text=f"{t}: troops near the border.", source="wire")
+        assert await store.record(art, [], [OutboxEntry(route, ("troops",))]) is not None
+
+
+def service(store: SqliteStore, sink: ScriptedSink, **kw: object) -> DeliveryService:
+    return DeliveryService(store=store, sink_for=lambda route: sink,
+                           rule_info=lambda name: RuleInfo(name, name), base_backoff=0.01,
+                           **kw)  # type: ignore[arg-type]
+
+
+async def drain_until(delivery: DeliveryService, done: object, rounds: int = 100) -> None:
+    for _ in range(rounds):
+        await delivery.drain()
+        if done():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_a_later_alert_never_overtakes_one_waiting_for_a_retry(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1", "a2", "a3")
+        sink = ScriptedSink(TransientDeliveryError("503", retry_after=0.2))
+        delivery = service(store, sink)
+        assert await delivery.drain() == 0  # a1 failed; a2 and a3 wait behind it
+        await write(store, "alerts", "a4")
+        now = datetime.now(UTC)
+        assert await store.claim_route("alerts", now=now) == []  # a4 may not jump the queue
+        assert (await store.due_routes())["alerts"] is not None
+        await drain_until(delivery, lambda: len(sink.alerts) == 4)
+        assert sink.titles == ["a1", "a2", "a3", "a4"]
+        assert sink.alerts[0].attempt == 2  # a1 went on its second try
+
+
+async def test_a_pause_outlives_a_restart_and_resuming_sends_in_order(tmp_path: Path) -> None:
+    notices: list[tuple[str, str]] = []
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1", "a2")
+        await write(store, "desk", "d1")
+        sink = ScriptedSink(PermanentDeliveryError("403 Missing Access", pause_destination=True))
+        delivery = service(store, sink, notify=lambda r, m: notices.append((r, m)))
+        await drain_until(delivery, lambda: len(sink.alerts) == 1)
+        assert sink.titles == ["d1"]  # the other route went on
+        assert delivery.paused_routes() == {"alerts": "403 Missing Access"}
+        assert notices and notices[0][0] == "alerts" and "2 alert(s) held" in notices[0][1]
+    # a restart: a new service on the same file still knows the route is paused
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a3")
+        sink = ScriptedSink()
+        delivery = service(store, sink)
+        await delivery.drain()
+        assert delivery.paused_routes() == {"alerts": "403 Missing Access"}
+        assert sink.alerts == []
+        # a3, written while paused, is held with the others
+        status = await delivery.status()
+        assert status.paused == {"alerts": "403 Missing Access"} and status.held == {"alerts": 3}
+        assert await delivery.resume_route("alerts") == 3
+        await drain_until(delivery, lambda: len(sink.alerts) == 3)
+        assert sink.titles == ["a1", "a2", "a3"]
+        assert await store.paused_routes() == {}
+        assert await store.integrity_check() == "ok"
+
+
+async def test_an_invalid_alert_is_rejected_once_with_its_reason(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1", "a2")
+        sink = ScriptedSink(PermanentDeliveryError("400 Invalid Form Body"))
+        delivery = service(store, sink)
+        assert await delivery.drain() == 1
+        (rejected,) = await store.alerts(state="rejected")
+        assert rejected.reason == "400 Invalid Form Body" and rejected.attempts == 1
+        assert sink.titles == ["a2"]
+        assert (await delivery.status()).rejected[-1].id == rejected.id
+
+
+async def test_a_send_that_may_have_gone_through_is_marked_for_the_retry(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "hook", "h1", "h2")
+        sink = ScriptedSink(UncertainDeliveryError("connection dropped after sending"))
+        delivery = service(store, sink)
+        await drain_until(delivery, lambda: len(sink.alerts) == 2)
+        assert [a.maybe_sent for a in sink.alerts] == [True, False]
+        assert await store.count_maybe_sent() == 1
+
+
+async def test_an_interrupted_claim_comes_back_marked_maybe_sent(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "hook", "h1")
+        (row,) = await store.claim_route("hook", now=datetime.now(UTC))
+        # the process dies here, mid-send; at the next start:
+        assert await store.requeue_interrupted() == 1
+        sink = ScriptedSink()
+        await service(store, sink).drain()
+        (alert,) = sink.alerts
+        assert alert.id == row.id and alert.maybe_sent and alert.attempt == 2
+        assert alert.nonce == row.nonce  # fixed before the first try, kept for every retry
+
+
+async def test_routes_are_delivered_side_by_side(tmp_path: Path) -> None:
+    """A route stuck in a slow send does not delay another route's alerts."""
+    release = asyncio.Event()
+    delivered: list[str] = []
+
+    class SlowForAlerts:
+        async def deliver(self, alert: Alert) -> str | None:
+            if alert.route == "alerts":
+                await release.wait()
+            delivered.append(alert.article.title)
+            return None
+
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1")
+        await write(store, "desk", "d1", "d2")
+        sink = SlowForAlerts()
+        delivery = DeliveryService(store=store, sink_for=lambda r: sink,
+                                   rule_info=lambda n: RuleInfo(n, n), poll_interval=0.02)
+        delivery.start()
+        try:
+            for _ in range(200):
+                if len(delivered) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert delivered == ["d1", "d2"]
+            release.set()
+            for _ in range(200):
+                if len(delivered) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert delivered == ["d1", "d2", "a1"]
+        finally:
+            await delivery.aclose()
+        assert (await store.alert_counts()) == {"delivered": 3}
+
+
+async def test_a_clean_stop_lets_the_send_in_flight_finish(tmp_path: Path) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class Slow:
+        async def deliver(self, alert: Alert) -> str | None:
+            started.set()
+            await release.wait()
+            return "m1"
+
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1", "a2", "a3")
+        sink = Slow()
+        delivery = DeliveryService(store=store, sink_for=lambda r: sink,
+                                   rule_info=lambda n: RuleInfo(n, n), poll_interval=0.02)
+        delivery.start()
+        await asyncio.wait_for(started.wait(), 5)
+        stopping = asyncio.create_task(delivery.stop(grace=5))
+        await asyncio.sleep(0.05)
+        release.set()
+        await stopping
+        # a1 finished and was recorded; a2 and a3 were never tried and wait, unmarked
+        assert await store.alert_counts() == {"delivered": 1, "retry": 2}
+        assert await store.count_maybe_sent() == 0

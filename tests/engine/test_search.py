@@ -1,0 +1,88 @@
+"""Lookups: the index narrows candidates, the matcher decides; the two paths always agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import SEEDS, corpora_or_skip
+from watchers.models import Article
+from watchers.rules import match_query
+from watchers.search import search
+from watchers.sources.folder import read_article_file
+from watchers.store import SqliteStore
+
+WORDS = ["troops", "troop", "kyiv", "kiev", "russia", "nato", "sanctions", "talks", "donbas",
+         "cyberattack", "attack", "minister", "government", "election", "football", "bank",
+         "oil", "prices", "moscow", "ukraine", "expansion", "border", "mobili*", "gov*",
+         '"prime minister"', '"security guarantees"', "kyiv~", "sanctoins~", "/\\d{4}/"]
+
+NEAR_OK = [w for w in WORDS if not w.startswith("/")]
+
+
+def articles() -> list[Article]:
+    arts = [read_article_file(p, source="seeds") for p in sorted(SEEDS.glob("*.txt"))]
+    corpora = corpora_or_skip()
+    with (corpora / "articles" / "bbc_news_2004_2005.jsonl").open(encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if i >= 60:
+                break
+            d = json.loads(line)
+            arts.append(Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"]))
+    arts.append(Article(source="x", title="Cyber attack on ministries", text="Russia’s troops."))
+    arts.append(Article(source="x", title="Kiev talks", text="Київ said the cyber-attack ended."))
+    return arts
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("search") / "nw.db"
+
+
+async def fill(db: Path) -> list[Article]:
+    arts = articles()
+    async with await SqliteStore.open(db) as store:
+        if await store.count_articles() == 0:
+            for a in arts:
+                await store.record(a, [], [])
+        return arts
+
+
+queries = st.recursive(
+    st.sampled_from(WORDS),
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} AND {t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} OR {t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} NOT {t[1]})"),
+        st.tuples(st.sampled_from(NEAR_OK), st.sampled_from(NEAR_OK)).map(
+            lambda t: f"({t[0]} NEAR/5 {t[1]})"),
+    ),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(query=queries)
+async def test_index_path_finds_exactly_what_a_full_scan_finds(db: Path, query: str) -> None:
+    arts = await fill(db)
+    expected = {a.title for a in arts if match_query(query, a) is not None}
+    async with await SqliteStore.open(db) as store:
+        hits = await search(store, query, limit=10_000)
+    assert {h.article.title for h in hits} == expected
+
+
+async def test_search_orders_newest_or_best(tmp_path: Path) -> None:
+    await fill(tmp_path / "nw.db")
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        newest = await search(store, "troops", limit=50)
+        best = await search(store, "troops", limit=50, order="best")
+    assert {h.article.id for h in newest} == {h.article.id for h in best}
+    scores = [h.match.score for h in best]
+    assert scores == sorted(scores, reverse=True)
+    dated = [h.article.published for h in newest if h.article.published]
+    assert dated == sorted(dated, reverse=True)
