@@ -455,13 +455,27 @@ class DeliveryService:
     # ------------------------------------------------------------------ notices
 
     def _announce(self, route: str, text: str) -> None:
-        """Tell the team: through ``notify`` and, when possible, on the notices route."""
+        """Tell the team about trouble with ``route``: through ``notify`` and, when possible,
+        on the notices route (never on the route in trouble)."""
         if self.notify:
             result = self.notify(route, text)
             if inspect.isawaitable(result):
                 self._spawn_side(_await(result))
-        target = self.notices_route
-        if not target or target == route or self._routes[target].paused_reason:
+        if self.notices_route != route:
+            self._post(self.notices_route, text)
+
+    def announce(self, text: str, *, route: str | None = None) -> None:
+        """Post an operational notice from elsewhere in the engine (a source paused …) on
+        ``route``, else the notices route; logged through ``notify`` either way."""
+        target = route or self.notices_route
+        if self.notify:
+            result = self.notify(target or "", text)
+            if inspect.isawaitable(result):
+                self._spawn_side(_await(result))
+        self._post(target, text)
+
+    def _post(self, target: str | None, text: str) -> None:
+        if not target or self._routes[target].paused_reason:
             return
         sink = self.sink_for(target)
         if isinstance(sink, NoticeSink):

@@ -303,8 +303,11 @@ async def build_engine(
         rules=rule_specs(cfg, stored_rules),
         threshold=cfg.threshold,
         aliases=cfg.aliases,
+        pause_after=cfg.fetch.pause_after,
+        probe_every=cfg.fetch.probe_every,
         on_alerts=wake,
-        on_notice=notify,
+        # A paused source is announced on its route (or the notices route) like any notice.
+        on_notice=lambda route, msg: engine_ref[0].delivery.announce(msg, route=route),
         on_report=on_report,
     )
     delivery = DeliveryService(

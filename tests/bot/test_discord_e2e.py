@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.client import run_discord
 from tests.bot.conftest import Running
-from tests.fakes.discord_emulator import EmuMessage
+from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
 from watchers.models import Article
 
 
@@ -241,4 +242,46 @@ async def test_sources_add_refuses_blocked_urls_and_accepts_public_ones(running:
     gone = await (await emu.send_interaction("sources remove", {"name": "bbc"})).final_message()
     assert "removed" in gone.content
     assert "bbc" not in running.engine.service.source_names()
+    assert emu.validate_all() == []
+
+
+async def test_a_paused_source_is_announced_on_the_notices_route(emu: DiscordEmulator,
+                                                                 tmp_path: Path) -> None:
+    from tests.bot.conftest import TOKEN, bot_config
+    from tests.fakes.feed_server import FeedServer, Route
+    from watchers.config import parse_config
+    from watchers.engine import build_engine
+
+    async with FeedServer() as server:
+        server.set("/broken", Route(status=500, body=b"oops"))
+        (tmp_path / "seeds").mkdir()
+        data = bot_config(
+            emu, tmp_path,
+            channels={"alerts": emu.channel("alerts").id, "ops": emu.channel("ops").id},
+            fetch={"allow_private": ["127.0.0.1/32"], "pause_after": 2},
+            sources=[{"name": "broken", "type": "feed", "url": server.url("/broken"),
+                      "every": "1m"}])
+        data["discord"]["notices"] = "ops"
+        engine = await build_engine(parse_config(data, base_dir=tmp_path))
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_discord(engine, TOKEN, stop=stop,
+                                               guild_ready_timeout=0.05))
+        try:
+            await emu.wait_until_identified(timeout=10)
+            for _ in range(2):
+                await engine.service.run_once()
+            ops = emu.channel("ops").id
+            for _ in range(100):
+                if emu.messages(ops):
+                    break
+                await asyncio.sleep(0.05)
+            (notice,) = emu.messages(ops)
+            assert "broken" in notice.content and "paused after 2 failures" in notice.content
+            assert "oops" not in notice.content  # never echoes the body of the target
+            stats = await (await emu.send_interaction("stats")).final_message()
+            assert "paused" in json.dumps(stats.embeds)
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 15) == 0
+            await engine.aclose()
     assert emu.validate_all() == []
