@@ -60,29 +60,33 @@ async def test_outbox_claim_deliver_retry_and_restart(store: SqliteStore) -> Non
         a = art(f"Story {i}")
         await store.record(a, [match(a)], [OutboxEntry("alerts", ("troops",))])
         ids.append(a.id)
-    claimed = await store.claim(now=now, limit=2)
+    claimed = await store.claim_route("alerts", now=now, limit=2)
     assert [r.article_id for r in claimed] == ids[:2]
     assert all(r.state == "sending" and r.attempts == 1 for r in claimed)
     await store.mark_delivered(claimed[0].id, "m1")
     await store.mark_retry(claimed[1].id, at=now + timedelta(minutes=1), reason="429")
-    # a crash here leaves nothing in 'sending' after requeue
-    third = await store.claim(now=now, limit=5)
-    assert [r.article_id for r in third] == [ids[2]]
-    assert await store.requeue_interrupted() == 1
-    assert await store.alert_counts() == {"delivered": 1, "retry": 1, "pending": 1}
-    later = await store.claim(now=now + timedelta(minutes=2), limit=5)
+    # order is kept: the third waits behind the second's retry
+    assert await store.claim_route("alerts", now=now, limit=5) == []
+    later = await store.claim_route("alerts", now=now + timedelta(minutes=2), limit=5)
     assert [r.article_id for r in later] == [ids[1], ids[2]]
     assert later[0].attempts == 2 and later[0].nonce == claimed[1].nonce
+    # a crash now leaves them 'sending'; start-up puts them back, marked as maybe sent
+    assert await store.requeue_interrupted() == 2
+    assert await store.alert_counts() == {"delivered": 1, "pending": 2}
+    assert await store.maybe_sent(later[0].id)
 
 
 async def test_suppressed_and_held_alerts_are_not_claimed(store: SqliteStore) -> None:
     a, b = art("Muted story"), art("Held story")
     await store.record(a, [match(a)], [OutboxEntry("alerts", ("troops",), suppressed=True)])
     await store.record(b, [match(b)], [OutboxEntry("ops", ("troops",))])
-    assert await store.hold_route("ops", "403 missing access") == 1
-    assert await store.claim(now=datetime.now(UTC)) == []
-    assert await store.release_route("ops") == 1
-    assert [r.article_id for r in await store.claim(now=datetime.now(UTC))] == [b.id]
+    assert await store.pause_route("ops", "403 missing access") == 1
+    assert await store.paused_routes() == {"ops": "403 missing access"}
+    now = datetime.now(UTC)
+    assert await store.claim_route("alerts", now=now) == []
+    assert await store.claim_route("ops", now=now) == []
+    assert await store.resume_route("ops") == 1
+    assert [r.article_id for r in await store.claim_route("ops", now=now)] == [b.id]
 
 
 async def test_fts_candidates_and_filters(store: SqliteStore) -> None:

@@ -475,35 +475,6 @@ class SqliteStore:
 
     # ---------------------------------------------------------------- outbox
 
-    async def claim(self, *, now: datetime, limit: int = 20, routes: Sequence[str] | None = None
-                    ) -> list[OutboxRow]:
-        """Move due alerts (pending, or retry whose time has come) to ``sending``, oldest first."""
-        route_sql = ""
-        params: list[Any] = [_iso(now)]
-        if routes is not None:
-            if not routes:
-                return []
-            route_sql = f" AND route IN ({','.join('?' * len(routes))})"
-            params.extend(routes)
-        params.append(limit)
-        async with self._tx() as tx:
-            cur = await tx.db.execute(
-                f"SELECT {_OUTBOX_COLS} FROM outbox WHERE (state = 'pending' OR "
-                f"(state = 'retry' AND next_attempt_at <= ?)){route_sql} ORDER BY id LIMIT ?",
-                params,
-            )
-            rows = [_outbox(r) for r in await cur.fetchall()]
-            for r in rows:
-                await tx.execute(
-                    "UPDATE outbox SET state='sending', attempts=attempts+1, updated_at=? "
-                    "WHERE id=?",
-                    (_iso(now), r.id),
-                )
-        return [
-            OutboxRow(**{**r.__dict__, "state": "sending", "attempts": r.attempts + 1})
-            for r in rows
-        ]
-
     async def _set_state(self, alert_id: int, state: AlertState, **cols: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in cols)
         async with self._tx() as tx:
@@ -521,24 +492,6 @@ class SqliteStore:
 
     async def mark_rejected(self, alert_id: int, reason: str) -> None:
         await self._set_state(alert_id, "rejected", reason=reason)
-
-    async def hold_route(self, route: str, reason: str) -> int:
-        async with self._tx() as tx:
-            cur = await tx.db.execute(
-                "UPDATE outbox SET state='held', reason=?, updated_at=? WHERE route=? AND "
-                "state IN ('pending','retry','sending')",
-                (reason, _iso(_now()), route),
-            )
-            return cur.rowcount
-
-    async def release_route(self, route: str) -> int:
-        async with self._tx() as tx:
-            cur = await tx.db.execute(
-                "UPDATE outbox SET state='pending', reason=NULL, updated_at=? "
-                "WHERE route=? AND state='held'",
-                (_iso(_now()), route),
-            )
-            return cur.rowcount
 
     async def requeue_interrupted(self) -> int:
         # A claim interrupted by a crash may have been sent already: keep that in the row so a
