@@ -15,6 +15,7 @@ from watchers.errors import (
     SourceError,
     StoreError,
     TransientDeliveryError,
+    UncertainDeliveryError,
 )
 from watchers.models import Article, Highlight, Hit, Match
 from watchers.rules import Rule, RuleSet, match_query, parse
@@ -50,6 +51,7 @@ __all__ = [
     "Store",
     "StoreError",
     "TransientDeliveryError",
+    "UncertainDeliveryError",
     "WatchService",
     "load_config",
     "match_query",
