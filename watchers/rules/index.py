@@ -351,17 +351,15 @@ class RuleIndex:
             keys.update(ft.by_key)
             if self.prefix_lengths:
                 norms.update(t.norm for t in ft.tokens)
+        # A dict view & a set walks the smaller side in C; most of an article's words anchor
+        # nothing, and a large rule set has more anchors than an article has words.
         by_key = self.by_key
-        for k in keys:
-            ids = by_key.get(k)
-            if ids:
-                hit.update(ids)
+        for k in by_key.keys() & keys:
+            hit.update(by_key[k])
         if self.by_pair:
             by_pair = self.by_pair
-            for k in keys:
-                pairs = by_pair.get(k)
-                if pairs:
-                    hit.update(i for other, i in pairs if other in keys)
+            for k in by_pair.keys() & keys:
+                hit.update(i for other, i in by_pair[k] if other in keys)
         if self.prefix_lengths:
             by_prefix = self.by_prefix
             for n in norms:
@@ -395,6 +393,7 @@ class _FuzzyVocabulary:
         self.terms = terms
         self.aliases = aliases
         self.cache: dict[str, tuple[_FuzzyTerm, ...]] = {}
+        self.matched: dict[str, tuple[_FuzzyTerm, ...]] = {}  # the cached keys that match any
         self.by_key: dict[str, list[_FuzzyTerm]] = {}
         self.by_translit: dict[str, list[_FuzzyTerm]] = {}
         self.by_letters: dict[str, list[_FuzzyTerm]] = {}
@@ -413,22 +412,20 @@ class _FuzzyVocabulary:
         lowest = min((t.threshold for t in terms), default=100.0)
         self.cutoff = max(0.0, lowest / 100.0 - 1e-9)
 
-    def lookup(self, keys: Iterable[str]) -> dict[str, tuple[_FuzzyTerm, ...]]:
+    def lookup(self, keys: set[str]) -> dict[str, tuple[_FuzzyTerm, ...]]:
         """For each of ``keys`` that matches some fuzzy term, the terms it matches."""
-        cache = self.cache
-        new = [k for k in keys if k not in cache]
-        if len(cache) + len(new) > _CACHE_LIMIT:
-            # Start afresh rather than track recency: the next articles refill what they use.
-            cache.clear()
-            new = list(keys)
+        # Set operations keep the per-word work in C: most of an article's words are cached
+        # already and match no fuzzy term.
+        new = keys.difference(self.cache)
         if new:
-            self._score(new)
-        out = {}
-        for k in keys:
-            terms = cache[k]
-            if terms:
-                out[k] = terms
-        return out
+            if len(self.cache) + len(new) > _CACHE_LIMIT:
+                # Start afresh rather than track recency: the next articles refill what they use.
+                self.cache.clear()
+                self.matched.clear()
+                new = set(keys)
+            self._score(sorted(new))
+        matched = self.matched
+        return {k: matched[k] for k in matched.keys() & keys}
 
     def _score(self, new: list[str]) -> None:
         pairs: dict[str, set[_FuzzyTerm]] = {k: set() for k in new}
@@ -451,6 +448,8 @@ class _FuzzyVocabulary:
                 t for t in cand if compare(t.key, k, t.threshold, self.aliases) is not None
             )
             self.cache[k] = accepted
+            if accepted:
+                self.matched[k] = accepted
 
 
 def _similar_pairs(

@@ -12,9 +12,10 @@ import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from operator import itemgetter
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import regex
+from pydantic import BaseModel
 
 from ..models import Article, Hit, HitKind, Match
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term, parse
@@ -80,6 +81,9 @@ class Evaluator:
     ``fuzzy_candidates`` (from a compiled rule set) maps a fuzzy term's (key, threshold) to the
     article's token keys that may match it; without it every token is compared. Either way the
     verdict comes from :func:`~watchers.rules.variants.compare`.
+
+    ``plain_words`` caches, per word key, whether it is a plain word (no alias group, no compound
+    reading); a rule set passes one dict to all its evaluators, as its aliases are fixed.
     """
 
     def __init__(
@@ -87,10 +91,12 @@ class Evaluator:
         analysis: Analysis,
         aliases: Aliases | None,
         fuzzy_candidates: FuzzyCandidates | None = None,
+        plain_words: dict[str, bool] | None = None,
     ) -> None:
         self.analysis = analysis
         self.aliases = aliases
         self.fuzzy_candidates = fuzzy_candidates
+        self._plain = {} if plain_words is None else plain_words
         self._terms: dict[tuple[str, str, str, float], list[tuple[int, Verdict | None]]] = {}
         self._occs: dict[tuple[str, str, float], list[_Occ]] = {}
         self._regex: dict[tuple[str, str], list[tuple[int, int]]] = {}
@@ -152,12 +158,14 @@ class Evaluator:
         occs = self._occs.get(ck)
         if occs is not None:
             return occs
-        splits = compound_splits(term.key) if term.kind == "word" else ()
-        if (
-            term.kind == "word"
-            and not splits
-            and not (self.aliases is not None and self.aliases.of(term.key))
-        ):
+        plain: bool | None = False
+        if term.kind == "word":
+            plain = self._plain.get(term.key)
+            if plain is None:
+                plain = self._plain[term.key] = not compound_splits(term.key) and not (
+                    self.aliases is not None and self.aliases.of(term.key)
+                )
+        if plain:
             # The common case, kept short: most terms of most candidate rules are plain words
             # that the article lacks.
             idx = self.analysis.field(field).by_key.get(term.key)
@@ -167,6 +175,7 @@ class Evaluator:
             found: list[tuple[int, Verdict | None]] = [(i, _EXACT) for i in idx]
         else:
             found = self.resolve(term, field, threshold)
+        splits = compound_splits(term.key) if term.kind == "word" else ()
         rank = _FIELD_RANK[field]
         label = term.text
         occs = self._split_occs(term, field, splits) if splits else []
@@ -353,7 +362,7 @@ class Evaluator:
     def evaluate(self, node: Node, threshold: float) -> list[_RawHit] | None:
         """The evidence that makes ``node`` true, or None when it is false (NOT gives none)."""
         if isinstance(node, Term):
-            fields = self._fields(node.field)
+            fields = self._default_fields if node.field is None else (node.field,)
             hits: list[_RawHit] = []
             for field in fields:
                 for occ in self._term_occs(node, field, threshold):
@@ -410,15 +419,24 @@ class Evaluator:
         found = self.evaluate(node, threshold)
         if found is None:
             return None
-        hits = self._build_hits(found)
-        return Match(
-            rule=name, article_id=self.analysis.article.id, score=score_hits(hits), hits=hits
+        hits, score = self._build_hits(found)
+        if type(name) is not str:
+            # A caller's name is checked like any model input; everything else here is built
+            # by this module with the right types.
+            return Match(rule=name, article_id=self.analysis.article.id, score=score, hits=hits)
+        return _trusted(
+            Match,
+            {"rule": name, "article_id": self.analysis.article.id, "score": score, "hits": hits},
         )
 
-    def _build_hits(self, raw: list[_RawHit]) -> tuple[Hit, ...]:
-        # Sorted by field, span and term, one hit per (term, field, span). Hits are immutable,
-        # so rules that share a term share its Hit objects.
+    def _build_hits(self, raw: list[_RawHit]) -> tuple[tuple[Hit, ...], float]:
+        """The hits sorted by field, span and term, one per (term, field, span); and their score.
+
+        Hits are immutable, so rules that share a term share its Hit objects. The score is
+        :func:`score_hits` of the hits: the same terms summed by ``sum`` in the same order.
+        """
         out = []
+        weights = []
         last = None
         made = self._hits
         for h in sorted(set(raw), key=_hit_order):
@@ -429,19 +447,42 @@ class Evaluator:
             hit = made.get(h)
             if hit is None:
                 field = h[4]
-                text = self.analysis.article.field(field)
-                hit = made[h] = Hit(
-                    term=h[3],
-                    field=field,
-                    start=h[1],
-                    end=h[2],
-                    text=text[h[1] : h[2]],
-                    kind=h[5],
-                    score=h[6],
-                    variant=h[7],
+                start, end = h[1], h[2]
+                hit = made[h] = _trusted(
+                    Hit,
+                    {
+                        "term": h[3],
+                        "field": field,
+                        "start": start,
+                        "end": end,
+                        "text": self.analysis.article.field(field)[start:end],
+                        "kind": h[5],
+                        "score": float(h[6]),
+                        "variant": h[7],
+                    },
                 )
             out.append(hit)
-        return tuple(out)
+            weights.append(FIELD_WEIGHTS.get(h[4], 0.5) * h[6] / 100.0)
+        return tuple(out), float(round(sum(weights), 4))  # sum([]) is the int 0
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_set_attr = object.__setattr__
+
+
+def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
+    """A model of ``values`` that are already valid, complete and in field order, unvalidated.
+
+    Validating costs more than finding the evidence, and a match builds a model per hit. This
+    sets what ``model_construct`` sets (which, being general, is slower than validating), so the
+    model equals, prints and serialises like a validated one; tests/rules check that it does.
+    """
+    obj = cls.__new__(cls)
+    _set_attr(obj, "__dict__", values)
+    _set_attr(obj, "__pydantic_fields_set__", set(values))
+    _set_attr(obj, "__pydantic_extra__", None)
+    _set_attr(obj, "__pydantic_private__", None)
+    return obj
 
 
 def _hit_order(h: _RawHit) -> tuple[int, int, int, str, str, float, str]:

@@ -194,13 +194,18 @@ def tokenize(text: str, by_key: dict[str, list[int]] | None = None) -> list[Toke
     pos = 0
     cached = _FOLDED.get
     rx = _WORD_RE_MARKS if _COMBINING.search(text) else _WORD_RE
-    for m in rx.finditer(text):
-        raw = m.group()
+    find = text.find
+    end = 0
+    # findall and find beat finditer's match objects. Between two matches no character can
+    # start a word (else the scan would have matched there), and a word starts with one, so the
+    # first occurrence of a word from the previous word's end is where it was matched.
+    for raw in rx.findall(text):
+        start = find(raw, end)
+        end = start + len(raw)
         f = cached(raw) or _fold_word(raw)
         k = f[1]
         if not k:
             continue
-        start = m.start()
         parts = f[2]
         if by_key is not None:
             slot = by_key.get(k)
@@ -209,10 +214,10 @@ def tokenize(text: str, by_key: dict[str, list[int]] | None = None) -> list[Toke
             else:
                 slot.append(len(out))
         if not parts:
-            append(_new(Token, (k, f[0], start, start + len(raw), pos, pos)))
+            append(_new(Token, (k, f[0], start, end, pos, pos)))
             pos += 1
             continue
-        append(_new(Token, (k, f[0], start, start + len(raw), pos, pos + len(parts) - 1)))
+        append(_new(Token, (k, f[0], start, end, pos, pos + len(parts) - 1)))
         for p_norm, p_key, p_start, p_end in parts:
             if by_key is not None:
                 slot = by_key.get(p_key)
