@@ -13,17 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from watchers.config import Config, load_config, parse_duration
+from bot.logs import say
+from watchers.config import Config, format_duration, load_config, parse_duration
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("newswatch")
-
-
-def _say(msg: str) -> None:
-    print(f"newswatch: {msg}", file=sys.stderr, flush=True)
 
 
 def _config_path(arg: str | None) -> Path:
@@ -57,7 +54,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for s in cfg.sources:
         where = getattr(s, "url", None) or getattr(s, "path", "")
         flag = "" if s.enabled else " (disabled)"
-        print(f"    {s.name:<16} {s.type:<6} every {_fmt_td(s.every):<6} {where}{flag}")
+        print(f"    {s.name:<16} {s.type:<6} every {format_duration(s.every):<6} {where}{flag}")
     print(f"  rules    {len(cfg.rules)}")
     for r in cfg.rules:
         print(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}")
@@ -124,14 +121,6 @@ async def _check_live(cfg: Config) -> int:
     return EXIT_OK if not failed else EXIT_ERROR
 
 
-def _fmt_td(td: Any) -> str:
-    s = int(td.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size and s % size == 0:
-            return f"{s // size}{unit}"
-    return f"{s}s"
-
-
 # --------------------------------------------------------------------------- match
 
 
@@ -161,7 +150,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         try:
             article = read_article_file(path, source=str(path.parent))
         except NewswatchError as exc:
-            _say(f"skipped {exc}")
+            say(f"skipped {exc}")
             continue
         m = match_query(args.query, article, threshold=args.threshold)
         if m is None:
@@ -182,7 +171,7 @@ def cmd_match(args: argparse.Namespace) -> int:
                 for line in explain(m):
                     print(f"    {line}")
     if not args.json:
-        _say(f"{found} matching document(s)")
+        say(f"{found} matching document(s)")
     return EXIT_OK
 
 
@@ -226,7 +215,7 @@ async def _search(args: argparse.Namespace) -> int:
             when = a.published.strftime("%Y-%m-%d") if a.published else "----------"
             print(f"{a.id}  {when}  {a.source:<12} {a.title[:80]}")
     if not args.json:
-        _say(f"{len(hits)} result(s)")
+        say(f"{len(hits)} result(s)")
     return EXIT_OK
 
 
@@ -297,16 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         where = f"{exc.file}: " if exc.file else ""
-        _say(f"{where}{len(exc.issues)} error(s) in the configuration")
+        say(f"{where}{len(exc.issues)} error(s) in the configuration")
         for issue in exc.issues:
             print(f"  {issue}", file=sys.stderr)
         return EXIT_USAGE
     except QuerySyntaxError as exc:
-        _say(f"query error: {exc}")
+        say(f"query error: {exc}")
         print(f"  {exc.query}\n  {' ' * (exc.column - 1)}^", file=sys.stderr)
         return EXIT_USAGE
     except NewswatchError as exc:
-        _say(str(exc))
+        say(str(exc))
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -14,7 +14,7 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot.delivery import DiscordSink, resolve_targets
+from bot.delivery import discord_sinks
 from bot.logs import add_secret
 from watchers.engine import Engine
 
@@ -83,18 +83,14 @@ async def run_discord(engine: Engine, token: str, *, once: bool = False,
     cfg = engine.config
     add_secret(token)
     point_at(cfg.discord.api_base, cfg.discord.gateway_url)
-    targets, problems = resolve_targets(cfg.channels)
-    for p in problems:
-        log.error("%s", p)
-    unrouted = sorted({r.channel for r in engine.service.rules} - set(targets))
-    if unrouted:
-        log.warning("no [channels] entry for route(s) %s: their alerts stay pending",
-                    ", ".join(unrouted))
     async with aiohttp.ClientSession() as session:
         bot = NewsBot(engine, guild_ids=cfg.discord.guild_ids, admin_role=cfg.discord.admin_role,
                       start_engine=not once, guild_ready_timeout=guild_ready_timeout)
-        sink = DiscordSink(targets, client=bot, session=session)
-        engine.sinks = {route: sink for route in targets}
+        engine.sinks = discord_sinks(cfg.channels, client=bot, session=session)
+        unrouted = sorted({r.channel for r in engine.service.rules} - set(engine.sinks))
+        if unrouted:
+            log.warning("no [channels] entry for route(s) %s: their alerts stay pending",
+                        ", ".join(unrouted))
         stop = stop or asyncio.Event()
         async with bot:
             runner = asyncio.create_task(bot.start(token), name="newswatch-discord")

@@ -27,7 +27,7 @@ import discord
 
 from bot.embeds import alert_message, truncate
 from bot.logs import add_secret, redact
-from watchers.delivery import Alert
+from watchers.delivery import Alert, Sink
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -35,7 +35,14 @@ from watchers.errors import (
     UncertainDeliveryError,
 )
 
-__all__ = ["ChannelTarget", "DiscordSink", "WebhookTarget", "parse_webhook_url", "resolve_targets"]
+__all__ = [
+    "ChannelTarget",
+    "DiscordSink",
+    "WebhookTarget",
+    "discord_sinks",
+    "parse_webhook_url",
+    "resolve_targets",
+]
 
 log = logging.getLogger("newswatch")
 
@@ -242,3 +249,18 @@ def _classify(exc: discord.HTTPException) -> DeliveryError:
     if exc.status in (401, 403, 404):
         return PermanentDeliveryError(f"destination unusable: {text}", pause_destination=True)
     return PermanentDeliveryError(f"Discord refused the alert: {text}")
+
+
+def discord_sinks(channels: Mapping[str, int | str], *, session: aiohttp.ClientSession,
+                  client: discord.Client | None = None) -> dict[str, Sink]:
+    """A sink for every route of ``[channels]`` this front end can serve: all of them with a
+    bot client, only the webhooks without one. Unusable entries are logged, not fatal."""
+    targets, problems = resolve_targets(channels)
+    for p in problems:
+        log.error("%s", p)
+    if client is None:
+        targets = {r: t for r, t in targets.items() if isinstance(t, WebhookTarget)}
+    if not targets:
+        return {}
+    sink: Sink = DiscordSink(targets, client=client, session=session)
+    return dict.fromkeys(targets, sink)

@@ -7,13 +7,15 @@ from articles, and puts only http(s) URLs into embeds. No I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import discord
 
-from watchers.delivery import Alert
+from watchers.config import format_duration
+from watchers.delivery import Alert, DeliveryStatus
+from watchers.engine import RuleTest, RuleView, SourceView, Stats
 from watchers.models import Article, Highlight, Match
 from watchers.snippet import Run, snippet_runs, title_runs
 
@@ -21,9 +23,13 @@ __all__ = [
     "LIMITS",
     "alert_message",
     "article_embed",
-    "embed_text_length",
+    "delivery_embed",
     "escape",
+    "rule_test_embed",
+    "rules_embed",
     "safe_url",
+    "sources_embed",
+    "stats_embed",
     "truncate",
 ]
 
@@ -93,12 +99,8 @@ def render_runs(runs: Sequence[Run], limit: int) -> str:
     return "".join(out).strip()
 
 
-def _timestamp(dt: datetime | None) -> str:
-    return f"<t:{int(dt.timestamp())}:f>" if dt else "unknown"
-
-
-def embed_text_length(embed: discord.Embed) -> int:
-    return len(embed)
+def _when(dt: datetime | None, style: str = "R", missing: str = "never") -> str:
+    return f"<t:{int(dt.timestamp())}:{style}>" if dt else missing
 
 
 def _fit(embed: discord.Embed) -> discord.Embed:
@@ -140,7 +142,7 @@ def alert_message(alert: Alert) -> dict[str, Any]:
     embed.set_author(name=truncate(escape(art.source or "newswatch"), LIMITS["author"]))
     rules = ", ".join(f"`{r.name}`" for r in alert.rules)
     embed.add_field(name="Rule", value=truncate(rules or "—", LIMITS["field_value"]), inline=True)
-    embed.add_field(name="Published", value=_timestamp(art.published), inline=True)
+    embed.add_field(name="Published", value=_when(art.published, "f", "unknown"), inline=True)
     embed.add_field(name="Why", value=truncate(_hits_text(alert.matches), LIMITS["field_value"]),
                     inline=False)
     embed.set_footer(text=f"newswatch · {alert.severity} · article {art.id}")
@@ -182,7 +184,7 @@ def results_embed(title: str, rows: Sequence[tuple[Article, Match | None]], *, p
     embed = discord.Embed(title=truncate(title, LIMITS["title"]), colour=SEVERITY_COLOURS["info"])
     lines = []
     for art, m in rows:
-        when = f"<t:{int(art.published.timestamp())}:d>" if art.published else "—"
+        when = _when(art.published, "d", "—")
         head = truncate(escape(art.title), 120)
         link = safe_url(art.url)
         head = f"[{head}]({link})" if link else f"**{head}**"
@@ -193,4 +195,92 @@ def results_embed(title: str, rows: Sequence[tuple[Article, Match | None]], *, p
         lines.append(f"{head} · {escape(art.source)} · {when} · `{art.id}`{why}")
     embed.description = truncate("\n".join(lines) or "No results.", LIMITS["description"])
     embed.set_footer(text=f"page {page + 1}/{max(pages, 1)} · {total} result(s)")
+    return _fit(embed)
+
+
+def stats_embed(s: Stats) -> discord.Embed:
+    """/stats: articles, alerts, and each source's health."""
+    embed = discord.Embed(title="newswatch stats", colour=SEVERITY_COLOURS["info"])
+    embed.add_field(name="Articles", value=str(s.articles))
+    alerts = ", ".join(f"{k} {v}" for k, v in sorted(s.alerts.items())) or "none yet"
+    embed.add_field(name="Alerts", value=alerts)
+    for src in s.sources[:20]:
+        st = src.state
+        lines = [f"last success {_when(st.last_success)} · next poll "
+                 f"{_when(st.next_poll, missing='now')}"]
+        if st.paused:
+            lines.insert(0, f"**paused** after {st.failures} failures")
+        if st.last_error:
+            lines.append(f"last error: {truncate(st.last_error, 300)}")
+        embed.add_field(name=truncate(f"{src.name} ({src.kind})", LIMITS["field_name"]),
+                        value=truncate("\n".join(lines), LIMITS["field_value"]), inline=False)
+    for route, reason in list(s.paused_routes.items())[:3]:
+        embed.add_field(name=f"route {route} paused",
+                        value=truncate(reason, LIMITS["field_value"]), inline=False)
+    return _fit(embed)
+
+
+def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
+    """/rules list: each rule's route, severity, recent matches, mute and query."""
+    lines = []
+    for v in views:
+        r = v.spec
+        muted = f" · muted until {_when(v.muted_until, 't')}" if v.muted_until else ""
+        lines.append(f"**{escape(r.name)}** → `{r.channel}` · {r.severity} · "
+                     f"{v.matches_7d} in 7d{muted}\n`{truncate(r.query, 200)}`")
+    return discord.Embed(title=f"{len(views)} rule(s)", colour=SEVERITY_COLOURS["info"],
+                         description=truncate("\n".join(lines) or "No rules.",
+                                              LIMITS["description"]))
+
+
+def sources_embed(views: Sequence[SourceView]) -> discord.Embed:
+    """/sources list: each source's kind, schedule and health."""
+    lines = []
+    for v in views:
+        st = v.state
+        health = "paused" if st.paused else ("failing" if st.failures else
+                                             ("ok" if st.last_success else "not polled yet"))
+        lines.append(f"**{escape(v.name)}** ({v.kind}, every {format_duration(v.every)},"
+                     f" {health}) {escape(truncate(v.where, 200))}")
+    return discord.Embed(title=f"{len(views)} source(s)", colour=SEVERITY_COLOURS["info"],
+                         description=truncate("\n".join(lines) or "No sources.",
+                                              LIMITS["description"]))
+
+
+def rule_test_embed(result: RuleTest) -> discord.Embed:
+    """/rules test: how many stored articles matched, with sample snippets."""
+    days = result.window.days
+    embed = discord.Embed(
+        title=truncate(f"{result.count} match(es) in the last {days} days", LIMITS["title"]),
+        description=f"`{truncate(result.query, 500)}`", colour=SEVERITY_COLOURS["info"])
+    for hit in result.samples:
+        snippet = render_runs(snippet_runs(hit.article.text, hit.match.highlights, 200), 300)
+        embed.add_field(name=truncate(escape(hit.article.title) or "(untitled)",
+                                      LIMITS["field_name"]),
+                        value=truncate(snippet or "—", LIMITS["field_value"]), inline=False)
+    return _fit(embed)
+
+
+def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.Embed:
+    """/alerts status. ``redact`` removes secrets from Discord's error texts kept as reasons."""
+    embed = discord.Embed(title="Alert delivery", colour=SEVERITY_COLOURS["info"])
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(st.counts.items())) or "none yet"
+    embed.add_field(name="Alerts", value=counts, inline=False)
+    for route, reason in list(st.paused.items())[:5]:
+        embed.add_field(
+            name=truncate(f"route {route} paused · {st.held.get(route, 0)} held",
+                          LIMITS["field_name"]),
+            value=truncate(escape(redact(reason)), LIMITS["field_value"]), inline=False)
+    for route, when in list(st.backing_off.items())[:5]:
+        embed.add_field(name=truncate(f"route {route} backing off", LIMITS["field_name"]),
+                        value=f"next attempt {_when(when)}", inline=False)
+    if st.maybe_sent:
+        embed.add_field(name="Sends whose answer was lost", inline=False,
+                        value=f"{st.maybe_sent} (checked before sending again where "
+                              "the bot can read the channel)")
+    if st.rejected:
+        lines = [f"#{r.id} → `{r.route}`: {escape(redact(r.reason or '?'))}"
+                 for r in st.rejected]
+        embed.add_field(name="Recently rejected", inline=False,
+                        value=truncate("\n".join(lines), LIMITS["field_value"]))
     return _fit(embed)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
+from discord.ext import commands
 
 from bot.embeds import escape, truncate
 from watchers.config import parse_duration
@@ -15,8 +17,10 @@ from watchers.engine import Engine
 from watchers.errors import NewswatchError, QuerySyntaxError
 
 T = TypeVar("T")
+log = logging.getLogger("newswatch")
 
 __all__ = [
+    "NewswatchCog",
     "choices",
     "engine_of",
     "is_admin",
@@ -24,6 +28,24 @@ __all__ = [
     "reply_error",
     "require_admin",
 ]
+
+
+class NewswatchCog(commands.Cog):
+    """What every newswatch cog shares: the bot, and errors answered privately to the user."""
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @property
+    def engine(self) -> Engine:
+        return engine_of(self.bot)
+
+    async def cog_app_command_error(self, interaction: discord.Interaction[Any],
+                                    error: app_commands.AppCommandError) -> None:
+        log.debug("/%s failed", interaction.command.qualified_name if interaction.command
+                  else "command", exc_info=error)
+        await reply_error(interaction, error)
 
 
 def choices(names: Iterable[str], current: str) -> list[app_commands.Choice[str]]:

@@ -13,13 +13,18 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["RedactingFilter", "add_secret", "install_redaction", "redact", "setup_logging"]
+__all__ = ["RedactingFilter", "add_secret", "install_redaction", "redact", "say", "setup_logging"]
 
 _SECRETS: set[str] = set()
 # Webhook URLs carry their token in the path; redact any, known or not.
 _WEBHOOK = re.compile(r"(/webhooks/\d+/)[\w-]{20,}")
 # "Authorization: Bot <token>" in a dumped request
 _AUTH = re.compile(r"(\bBot\s+)[\w.-]{20,}")
+
+
+def say(msg: str) -> None:
+    """One line for the person at the terminal (not a log record): ``newswatch: …``."""
+    print(f"newswatch: {msg}", file=sys.stderr, flush=True)
 
 
 def add_secret(value: str | None) -> None:

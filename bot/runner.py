@@ -7,12 +7,11 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 
 import aiohttp
 
 from bot.console import ConsoleSink
-from bot.logs import add_secret
+from bot.logs import add_secret, say
 from watchers.config import Config
 from watchers.engine import Engine, build_engine
 from watchers.service import PollReport
@@ -20,10 +19,6 @@ from watchers.service import PollReport
 __all__ = ["run"]
 
 log = logging.getLogger("newswatch")
-
-
-def _say(msg: str) -> None:
-    print(f"newswatch: {msg}", file=sys.stderr, flush=True)
 
 
 def token_from_env(cfg: Config) -> str | None:
@@ -47,17 +42,17 @@ async def _intro(engine: Engine, where: str) -> None:
     held = await engine.store.count_articles()
     n_src, n_rules = len(engine.service.sources), len(engine.service.rules)
     if held:
-        _say(f"the database {engine.store.path} already holds {held} article(s); "
+        say(f"the database {engine.store.path} already holds {held} article(s); "
              f"watching {n_src} source(s) with {n_rules} rule(s) for new ones → {where}")
     else:
-        _say(f"watching {n_src} source(s) with {n_rules} rule(s) → {where}")
+        say(f"watching {n_src} source(s) with {n_rules} rule(s) → {where}")
 
 
 async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
     token = None if console else token_from_env(cfg)
     add_secret(token)
     if token is None and not console:
-        _say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
+        say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
              + (" (and to webhooks)" if _has_webhooks(cfg) else ""))
     engine = await build_engine(cfg, on_report=_report,
                                 notify=lambda route, msg: log.warning("%s", msg))
@@ -77,7 +72,7 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
                 return 0
             await engine.start()
             await _wait_for_stop()
-            _say("stopping")
+            say("stopping")
             await engine.delivery.stop()  # webhook sends in flight finish before the session closes
             return 0
     finally:
@@ -91,17 +86,10 @@ def _has_webhooks(cfg: Config) -> bool:
 def _attach_webhooks(engine: Engine, session: aiohttp.ClientSession) -> None:
     """Webhook routes need no gateway: deliver them even without a bot token."""
     from bot.client import point_at
-    from bot.delivery import DiscordSink, WebhookTarget, resolve_targets
+    from bot.delivery import discord_sinks
 
-    cfg = engine.config
-    targets, problems = resolve_targets(cfg.channels)
-    for p in problems:
-        log.error("%s", p)
-    hooks = {route: t for route, t in targets.items() if isinstance(t, WebhookTarget)}
-    if hooks:
-        point_at(cfg.discord.api_base, None)
-        sink = DiscordSink(hooks, session=session)
-        engine.sinks = {route: sink for route in hooks}
+    point_at(engine.config.discord.api_base, None)
+    engine.sinks = discord_sinks(engine.config.channels, session=session)
 
 
 async def _wait_for_stop() -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "RuleConfig",
     "Severity",
     "StorageConfig",
+    "format_duration",
     "load_config",
     "parse_duration",
 ]
@@ -63,6 +64,15 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest of ``"2d"``, ``"5m"``, ``"90s"`` that is exact (the inverse of parse)."""
+    s = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size and s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import bot.client
+import bot.delivery
 from bot.client import run_discord
 from bot.delivery import DiscordSink
 from bot.logs import install_redaction
@@ -76,7 +77,7 @@ Start = Callable[..., Awaitable[Running]]
 async def newswatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                     ) -> AsyncIterator[Start]:
     """``await newswatch(emu)`` starts newswatch on the articles already in ``tmp_path/wire``."""
-    monkeypatch.setattr(bot.client, "DiscordSink",
+    monkeypatch.setattr(bot.delivery, "DiscordSink",
                         functools.partial(DiscordSink, timeout=SEND_TIMEOUT))
     runs: list[Running] = []
 

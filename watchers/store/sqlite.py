@@ -169,6 +169,8 @@ def _now() -> datetime:
 
 
 _ARTICLE_COLS = "id, source, guid, url, title, text, published, fetched_at, content_hash"
+# The same columns qualified, for queries that join articles (as ``a``) with another table.
+_ARTICLE_COLS_A = ", ".join("a." + c.strip() for c in _ARTICLE_COLS.split(","))
 
 
 def _article(row: Iterable[Any]) -> Article:
@@ -417,7 +419,7 @@ class SqliteStore:
     ) -> list[tuple[Article, list[Match]]]:
         if rule:
             sql = (
-                f"SELECT {', '.join('a.' + c.strip() for c in _ARTICLE_COLS.split(','))} "
+                f"SELECT {_ARTICLE_COLS_A} "
                 "FROM articles a JOIN matches m ON m.article_id = a.id WHERE m.rule = ? "
                 "ORDER BY a.sort_at DESC, a.rowid DESC LIMIT ?"
             )
@@ -443,7 +445,7 @@ class SqliteStore:
         """Articles that may match: those the FTS query finds (or all, if ``fts`` is None)."""
         where: list[str] = []
         params: list[Any] = []
-        cols = ", ".join("a." + c.strip() for c in _ARTICLE_COLS.split(","))
+        cols = _ARTICLE_COLS_A
         if fts:
             sql = (
                 f"SELECT {cols} FROM article_terms t JOIN articles a ON a.rowid = t.rowid "

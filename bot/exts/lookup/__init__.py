@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import weakref
 from typing import Any
 
@@ -10,31 +9,24 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import article_embed, truncate
+from bot.embeds import article_embed, stats_embed, truncate
 from bot.exts.lookup._views import PagedResults
-from bot.interactions import choices, engine_of, parse_user_duration, reply_error
+from bot.interactions import NewswatchCog, choices, parse_user_duration
 from watchers.rules import parse
-
-log = logging.getLogger("newswatch")
 
 PAGE = 5
 
 
-class LookupCog(commands.Cog):
+class LookupCog(NewswatchCog):
     """Read-only lookups over stored articles; anyone may use them."""
 
     def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
+        super().__init__(bot)
         self.views: weakref.WeakSet[PagedResults] = weakref.WeakSet()
 
     async def cog_unload(self) -> None:
         for view in list(self.views):
             view.stop()  # ends its timeout task with the bot, not after
-
-    async def cog_app_command_error(self, interaction: discord.Interaction[Any],
-                                    error: app_commands.AppCommandError) -> None:
-        log.debug("lookup command failed", exc_info=error)
-        await reply_error(interaction, error)
 
     @app_commands.command(
         name="search",
@@ -54,7 +46,7 @@ class LookupCog(commands.Cog):
         window = parse_user_duration(since, "since") if since else None
         parse(query)  # a bad query answers at once and privately, before deferring
         await interaction.response.defer(thinking=True)
-        hits = await engine_of(self.bot).search(query, since=window, source=source, limit=limit,
+        hits = await self.engine.search(query, since=window, source=source, limit=limit,
                                                 order="best" if order == "best" else "newest")
         rows = [(h.article, h.match) for h in hits]
         title = truncate(f"Search: {query}", 200)
@@ -66,14 +58,14 @@ class LookupCog(commands.Cog):
     @search.autocomplete("source")
     async def _search_source(self, interaction: discord.Interaction[Any], current: str
                              ) -> list[app_commands.Choice[str]]:
-        return choices(engine_of(self.bot).service.source_names(), current)
+        return choices(self.engine.service.source_names(), current)
 
     @app_commands.command(name="recent", description="The latest articles that fired a rule.")
     @app_commands.describe(rule="only this rule", limit="how many (1-25)")
     async def recent(self, interaction: discord.Interaction[Any], rule: str | None = None,
                      limit: app_commands.Range[int, 1, 25] = 10) -> None:
         """The latest articles that fired a rule."""
-        items = await engine_of(self.bot).recent(rule=rule, limit=limit)
+        items = await self.engine.recent(rule=rule, limit=limit)
         rows = [(a, next((m for m in ms if rule is None or m.rule == rule), None))
                 for a, ms in items]
         title = f"Recent alerts for {rule}" if rule else "Recent alerts"
@@ -85,7 +77,7 @@ class LookupCog(commands.Cog):
     @recent.autocomplete("rule")
     async def _recent_rule(self, interaction: discord.Interaction[Any], current: str
                            ) -> list[app_commands.Choice[str]]:
-        return choices([r.name for r in engine_of(self.bot).service.rules], current)
+        return choices([r.name for r in self.engine.service.rules], current)
 
     @app_commands.command(
         name="article",
@@ -95,7 +87,7 @@ class LookupCog(commands.Cog):
     async def article(self, interaction: discord.Interaction[Any],
                       id: app_commands.Range[str, 4, 64]) -> None:
         """One article: an excerpt and every rule that matched it, and why."""
-        found = await engine_of(self.bot).article(id)
+        found = await self.engine.article(id)
         if found is None:
             await interaction.response.send_message(f"No article with id `{id[:64]}`.",
                                                     ephemeral=True)
@@ -108,25 +100,7 @@ class LookupCog(commands.Cog):
     )
     async def stats(self, interaction: discord.Interaction[Any]) -> None:
         """Articles, alerts and the health of every source."""
-        s = await engine_of(self.bot).stats()
-        embed = discord.Embed(title="newswatch stats", colour=0x5865F2)
-        embed.add_field(name="Articles", value=str(s.articles))
-        alerts = ", ".join(f"{k} {v}" for k, v in sorted(s.alerts.items())) or "none yet"
-        embed.add_field(name="Alerts", value=alerts)
-        for src in s.sources[:20]:
-            st = src.state
-            ok = f"<t:{int(st.last_success.timestamp())}:R>" if st.last_success else "never"
-            nxt = f"<t:{int(st.next_poll.timestamp())}:R>" if st.next_poll else "now"
-            lines = [f"last success {ok} · next poll {nxt}"]
-            if st.paused:
-                lines.insert(0, f"**paused** after {st.failures} failures")
-            if st.last_error:
-                lines.append(f"last error: {truncate(st.last_error, 300)}")
-            embed.add_field(name=truncate(f"{src.name} ({src.kind})", 256),
-                            value=truncate("\n".join(lines), 1024), inline=False)
-        for route, reason in list(s.paused_routes.items())[:3]:
-            embed.add_field(name=f"route {route} paused", value=truncate(reason, 1024),
-                            inline=False)
+        embed = stats_embed(await self.engine.stats())
         await interaction.response.send_message(embed=embed)
 
 

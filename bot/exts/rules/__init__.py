@@ -2,59 +2,34 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import escape, render_runs, truncate
-from bot.interactions import (
-    choices,
-    engine_of,
-    parse_user_duration,
-    reply_error,
-    require_admin,
-)
+from bot.embeds import escape, rule_test_embed, rules_embed, truncate
+from bot.interactions import NewswatchCog, choices, parse_user_duration, require_admin
 from watchers.errors import NewswatchError
 from watchers.rules import parse
-from watchers.snippet import snippet_runs
 from watchers.store import StoredRule
-
-log = logging.getLogger("newswatch")
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 
 
-class RulesCog(commands.GroupCog, group_name="rules", group_description="Alert rules."):
+class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
+               group_description="Alert rules."):
     """List, try, add and remove alert rules; mute and unmute them."""
 
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-        super().__init__()
 
-    async def cog_app_command_error(self, interaction: discord.Interaction[Any],
-                                    error: app_commands.AppCommandError) -> None:
-        log.debug("rules command failed", exc_info=error)
-        await reply_error(interaction, error)
 
     def _rule_names(self, current: str) -> list[app_commands.Choice[str]]:
-        return choices([r.name for r in engine_of(self.bot).service.rules], current)
+        return choices([r.name for r in self.engine.service.rules], current)
 
     @app_commands.command(name="list", description="Every rule with its query, route and state.")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         """Every rule with its query, route and state."""
-        views = await engine_of(self.bot).rules()
-        lines = []
-        for v in views:
-            r = v.spec
-            muted = (f" · muted until <t:{int(v.muted_until.timestamp())}:t>"
-                     if v.muted_until else "")
-            lines.append(f"**{escape(r.name)}** → `{r.channel}` · {r.severity} · "
-                         f"{v.matches_7d} in 7d{muted}\n`{truncate(r.query, 200)}`")
-        embed = discord.Embed(title=f"{len(views)} rule(s)", colour=0x5865F2,
-                              description=truncate("\n".join(lines) or "No rules.", 4096))
+        embed = rules_embed(await self.engine.rules())
         await interaction.response.send_message(embed=embed)
 
     @app_commands.command(
@@ -67,14 +42,7 @@ class RulesCog(commands.GroupCog, group_name="rules", group_description="Alert r
         """How many stored articles from the last 7 days a query would match."""
         parse(query)  # a bad query answers at once, before deferring
         await interaction.response.defer(thinking=True)
-        result = await engine_of(self.bot).test_rule(query)
-        embed = discord.Embed(
-            title=truncate(f"{result.count} match(es) in the last 7 days", 256),
-            description=f"`{truncate(query, 500)}`", colour=0x5865F2)
-        for hit in result.samples:
-            snippet = render_runs(snippet_runs(hit.article.text, hit.match.highlights, 200), 300)
-            embed.add_field(name=truncate(escape(hit.article.title) or "(untitled)", 256),
-                            value=truncate(snippet or "—", 1024), inline=False)
+        embed = rule_test_embed(await self.engine.test_rule(query))
         await interaction.followup.send(embed=embed)
 
     @app_commands.command(
@@ -94,7 +62,7 @@ class RulesCog(commands.GroupCog, group_name="rules", group_description="Alert r
         """Add or replace a rule; it applies from the next poll."""
         if not all(c.isalnum() or c in "._-" for c in name):
             raise NewswatchError("a rule name uses letters, digits, '.', '_' or '-'")
-        spec = await engine_of(self.bot).add_rule(StoredRule(
+        spec = await self.engine.add_rule(StoredRule(
             name=name, query=query, channel=channel, severity=severity,
             created_by=str(interaction.user.id)))
         await interaction.response.send_message(
@@ -107,7 +75,7 @@ class RulesCog(commands.GroupCog, group_name="rules", group_description="Alert r
     @require_admin()
     async def remove(self, interaction: discord.Interaction[Any], name: str) -> None:
         """Remove a rule added in Discord."""
-        removed = await engine_of(self.bot).remove_rule(name)
+        removed = await self.engine.remove_rule(name)
         text = f"Rule **{escape(name)}** removed." if removed else f"No rule named `{name[:64]}`."
         await interaction.response.send_message(text, ephemeral=not removed)
 
@@ -117,15 +85,10 @@ class RulesCog(commands.GroupCog, group_name="rules", group_description="Alert r
         return self._rule_names(current)
 
 
-class MuteCog(commands.Cog):
+class MuteCog(NewswatchCog):
     """/mute and /unmute: a muted rule records matches but posts nothing until it expires."""
 
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
 
-    async def cog_app_command_error(self, interaction: discord.Interaction[Any],
-                                    error: app_commands.AppCommandError) -> None:
-        await reply_error(interaction, error)
 
     @app_commands.command(
         name="mute",
@@ -138,7 +101,7 @@ class MuteCog(commands.Cog):
     async def mute(self, interaction: discord.Interaction[Any], rule: str,
                    duration: app_commands.Range[str, 1, 20]) -> None:
         """Silence a rule for a while; matches are still recorded."""
-        until = await engine_of(self.bot).mute(rule, parse_user_duration(duration, "duration"))
+        until = await self.engine.mute(rule, parse_user_duration(duration, "duration"))
         await interaction.response.send_message(
             f"Rule **{escape(rule)}** muted until <t:{int(until.timestamp())}:f>.")
 
@@ -149,7 +112,7 @@ class MuteCog(commands.Cog):
     @require_admin()
     async def unmute(self, interaction: discord.Interaction[Any], rule: str) -> None:
         """Let a muted rule post alerts again."""
-        was = await engine_of(self.bot).unmute(rule)
+        was = await self.engine.unmute(rule)
         text = (f"Rule **{escape(rule)}** unmuted." if was
                 else f"Rule **{escape(rule)}** was not muted.")
         await interaction.response.send_message(text)
@@ -157,12 +120,12 @@ class MuteCog(commands.Cog):
     @mute.autocomplete("rule")
     async def _mute_rule(self, interaction: discord.Interaction[Any], current: str
                          ) -> list[app_commands.Choice[str]]:
-        return choices([r.name for r in engine_of(self.bot).service.rules], current)
+        return choices([r.name for r in self.engine.service.rules], current)
 
     @unmute.autocomplete("rule")
     async def _unmute_rule(self, interaction: discord.Interaction[Any], current: str
                            ) -> list[app_commands.Choice[str]]:
-        return choices([r.name for r in engine_of(self.bot).service.rules], current)
+        return choices([r.name for r in self.engine.service.rules], current)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -2,55 +2,30 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import escape, truncate
-from bot.interactions import choices, engine_of, parse_user_duration, reply_error, require_admin
-
-log = logging.getLogger("newswatch")
-
-
-def _every(seconds: float) -> str:
-    s = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size and s % size == 0:
-            return f"{s // size}{unit}"
-    return f"{s}s"
+from bot.embeds import escape, sources_embed
+from bot.interactions import NewswatchCog, choices, parse_user_duration, require_admin
+from watchers.config import format_duration
 
 
-class SourcesCog(commands.GroupCog, group_name="sources", group_description="News sources."):
+class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
+                 group_description="News sources."):
     """List, add, remove and resume the sources being watched."""
 
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-        super().__init__()
 
-    async def cog_app_command_error(self, interaction: discord.Interaction[Any],
-                                    error: app_commands.AppCommandError) -> None:
-        log.debug("sources command failed", exc_info=error)
-        await reply_error(interaction, error)
 
     def _names(self, current: str) -> list[app_commands.Choice[str]]:
-        return choices(engine_of(self.bot).service.source_names(), current)
+        return choices(self.engine.service.source_names(), current)
 
     @app_commands.command(name="list", description="Every source with its schedule and health.")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         """Every source with its schedule and health."""
-        views = await engine_of(self.bot).sources()
-        lines = []
-        for v in views:
-            st = v.state
-            health = "paused" if st.paused else ("failing" if st.failures else
-                                                 ("ok" if st.last_success else "not polled yet"))
-            lines.append(f"**{escape(v.name)}** ({v.kind}, every {_every(v.every.total_seconds())},"
-                         f" {health}) {escape(truncate(v.where, 200))}")
-        embed = discord.Embed(title=f"{len(views)} source(s)", colour=0x5865F2,
-                              description=truncate("\n".join(lines) or "No sources.", 4096))
+        embed = sources_embed(await self.engine.sources())
         await interaction.response.send_message(embed=embed)
 
     @app_commands.command(name="add", description="Watch a new RSS, Atom or JSON feed.")
@@ -63,11 +38,11 @@ class SourcesCog(commands.GroupCog, group_name="sources", group_description="New
                   name: app_commands.Range[str, 1, 64], url: app_commands.Range[str, 8, 2000],
                   every: str = "10m") -> None:
         """Watch a new RSS, Atom or JSON feed."""
-        view = await engine_of(self.bot).add_source(
+        view = await self.engine.add_source(
             name, url.strip(), parse_user_duration(every, "every"),
             created_by=str(interaction.user.id))
         await interaction.response.send_message(
-            f"Watching **{escape(view.name)}** every {_every(view.every.total_seconds())}. "
+            f"Watching **{escape(view.name)}** every {format_duration(view.every)}. "
             "The first poll records a baseline; new items alert from then on.")
 
     @app_commands.command(name="remove", description="Stop watching a source added in Discord.")
@@ -77,7 +52,7 @@ class SourcesCog(commands.GroupCog, group_name="sources", group_description="New
     @require_admin()
     async def remove(self, interaction: discord.Interaction[Any], name: str) -> None:
         """Stop watching a source added in Discord."""
-        removed = await engine_of(self.bot).remove_source(name)
+        removed = await self.engine.remove_source(name)
         text = (f"Source **{escape(name)}** removed; its articles stay stored." if removed
                 else f"No source named `{name[:64]}`.")
         await interaction.response.send_message(text, ephemeral=not removed)
@@ -89,7 +64,7 @@ class SourcesCog(commands.GroupCog, group_name="sources", group_description="New
     @require_admin()
     async def resume(self, interaction: discord.Interaction[Any], name: str) -> None:
         """Resume a paused source and poll it now."""
-        ok = await engine_of(self.bot).resume_source(name)
+        ok = await self.engine.resume_source(name)
         text = (f"Source **{escape(name)}** resumed." if ok
                 else f"No source named `{name[:64]}` has been polled yet.")
         await interaction.response.send_message(text, ephemeral=not ok)
