@@ -78,8 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 async def _check_live(cfg: Config) -> int:
     """Poll every source once now (nothing is stored) and show what the database remembers."""
-    from watchers.engine import source_specs
-    from watchers.sources._http import Fetcher, Timeouts
+    from watchers.engine import make_fetcher, source_specs
     from watchers.store import SqliteStore
 
     db_path = cfg.resolve(cfg.storage.path)
@@ -92,10 +91,7 @@ async def _check_live(cfg: Config) -> int:
             await store.aclose()
     print("  live", file=sys.stdout)
     failed = 0
-    async with Fetcher(allow_private=cfg.fetch.allow_private, max_bytes=cfg.fetch.max_bytes,
-                       timeouts=Timeouts(total=cfg.fetch.timeout.total_seconds(),
-                                         connect=cfg.fetch.connect_timeout.total_seconds())
-                       ) as fetcher:
+    async with make_fetcher(cfg) as fetcher:
         specs = source_specs(cfg, fetcher, [])
 
         async def probe(spec: Any) -> str:

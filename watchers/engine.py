@@ -34,6 +34,7 @@ __all__ = [
     "SourceView",
     "Stats",
     "build_engine",
+    "make_fetcher",
     "rule_specs",
     "source_specs",
 ]
@@ -271,6 +272,16 @@ class Engine:
         return await self.service.resume_source(name)
 
 
+def make_fetcher(cfg: Config) -> Fetcher:
+    """The one fetcher every feed shares, with the config's limits and allowlist."""
+    return Fetcher(
+        allow_private=cfg.fetch.allow_private,
+        timeouts=Timeouts(total=cfg.fetch.timeout.total_seconds(),
+                          connect=cfg.fetch.connect_timeout.total_seconds()),
+        max_bytes=cfg.fetch.max_bytes,
+    )
+
+
 async def build_engine(
     cfg: Config,
     *,
@@ -281,12 +292,7 @@ async def build_engine(
     """Open the store and wire the services; sinks are attached by the front end."""
     store = await SqliteStore.open(store_path or str(cfg.resolve(cfg.storage.path)))
     try:
-        fetcher = Fetcher(
-            allow_private=cfg.fetch.allow_private,
-            timeouts=Timeouts(total=cfg.fetch.timeout.total_seconds(),
-                              connect=cfg.fetch.connect_timeout.total_seconds()),
-            max_bytes=cfg.fetch.max_bytes,
-        )
+        fetcher = make_fetcher(cfg)
         stored_rules = await store.list_rules()
         stored_sources = await store.list_sources()
     except BaseException:
