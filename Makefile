@@ -26,7 +26,6 @@ once: $(VENV)/.installed         ## poll every source once, deliver, exit
 	$(VENV)/bin/newswatch run -c $(CONFIG) --once
 
 test: $(VENV)/.installed-test    ## the whole suite, plus the architecture contracts
-	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed-test
@@ -36,7 +35,10 @@ typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy watchers bot
 
 bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
-	$(PY) bench/match_bench.py
+	@echo "== matching as installed by make run (no optional speed-ups)"
+	$(PY) bench/match_bench.py --pure
+	@echo "== matching with the fast extras (numpy, hyperscan)"
+	$(PY) bench/match_bench.py --set realistic
 	$(PY) bench/feed_parsers.py
 
 eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching

@@ -78,42 +78,47 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 async def _check_live(cfg: Config) -> int:
     """Poll every source once now (nothing is stored) and show what the database remembers."""
-    from watchers.engine import make_fetcher, source_specs
+    from watchers.engine import make_fetcher
+    from watchers.sources import SourceContext, build_source
     from watchers.store import SqliteStore
 
     db_path = cfg.resolve(cfg.storage.path)
     states = {}
     if db_path.exists():
-        store = await SqliteStore.open(str(db_path))
-        try:
+        async with await SqliteStore.open(str(db_path), lock=False, readonly=True) as store:
             states = {s.name: s for s in await store.all_source_states()}
-        finally:
-            await store.aclose()
     print("  live", file=sys.stdout)
     failed = 0
     async with make_fetcher(cfg) as fetcher:
-        specs = source_specs(cfg, fetcher, [])
+        ctx = SourceContext(fetcher=fetcher, resolve=cfg.resolve)
+        configs = [c for c in cfg.sources if c.enabled]
+        sources = [build_source(c, ctx) for c in configs]
 
-        async def probe(spec: Any) -> str:
+        async def probe(source: Any) -> str:
             try:
-                poll = await spec.source.poll({})
+                poll = await source.poll({})
             except NewswatchError as exc:
                 return f"error: {exc}"
-            return f"ok, {len(poll.articles)} item(s)"
+            except Exception as exc:  # a bug in a source is shown, not a traceback
+                return f"error: unexpected {type(exc).__name__}: {exc}"
+            skipped = f", {len(poll.skipped)} unreadable item(s) skipped" if poll.skipped else ""
+            return f"ok, {len(poll.articles)} item(s){skipped}"
 
-        results = await asyncio.gather(*(probe(s) for s in specs))
-        for spec, result in zip(specs, results, strict=True):
+        try:
+            results = await asyncio.gather(*(probe(s) for s in sources))
+        finally:
+            for source in sources:
+                await source.aclose()
+        for c, result in zip(configs, results, strict=True):
             failed += result.startswith("error")
-            st = states.get(spec.name)
+            st = states.get(c.name)
             history = ""
             if st is not None:
                 last = st.last_success.strftime("%Y-%m-%d %H:%M") if st.last_success else "never"
                 history = f" | stored: last success {last}, {st.failures} failure(s) in a row"
                 if st.paused:
                     history += ", PAUSED"
-            print(f"    {spec.name:<16} {result}{history}")
-        for spec in specs:
-            await spec.source.aclose()
+            print(f"    {c.name:<16} {result}{history}")
     return EXIT_OK if not failed else EXIT_ERROR
 
 
@@ -188,14 +193,21 @@ async def _search(args: argparse.Namespace) -> int:
     from watchers.store import SqliteStore
 
     cfg = _load(args.config)
-    store = await SqliteStore.open(str(cfg.resolve(cfg.storage.path)))
-    try:
-        hits = await search(store, args.query, since=_since(args.since), limit=args.limit,
-                            source=args.source, threshold=cfg.threshold, aliases=cfg.aliases,
-                            order="best" if args.best else "newest")
-    finally:
-        await store.aclose()
-    for h in hits:
+    path = cfg.resolve(cfg.storage.path)
+    if not path.exists():
+        raise NewswatchError(f"no database at {path} yet: run `newswatch run` first")
+    # Read-only: a search never waits for, or gets in the way of, a running newswatch.
+    async with await SqliteStore.open(str(path), lock=False, readonly=True) as store:
+        if args.source is not None:
+            known = await store.count_by_source()
+            if args.source not in known:
+                names = ", ".join(sorted(known)) or "none"
+                raise NewswatchError(f"--source: no articles from a source named "
+                                     f"{args.source!r}; known: {names}")
+        found = await search(store, args.query, since=_since(args.since), limit=args.limit,
+                             source=args.source, threshold=cfg.threshold, aliases=cfg.aliases,
+                             order="best" if args.best else "newest")
+    for h in found.hits:
         a = h.article
         if args.json:
             print(json.dumps({
@@ -210,8 +222,10 @@ async def _search(args: argparse.Namespace) -> int:
         else:
             when = a.published.strftime("%Y-%m-%d") if a.published else "----------"
             print(f"{a.id}  {when}  {a.source:<12} {a.title[:80]}")
+    if found.truncated:
+        say("the search ran out of time and shows what it found so far; narrow the query")
     if not args.json:
-        say(f"{len(hits)} result(s)")
+        say(f"{len(found.hits)} result(s)")
     return EXIT_OK
 
 

@@ -1,5 +1,6 @@
-"""NewsBot: the discord.py front end. The engine is built outside and injected; setup_hook loads
-the extensions, starts the engine and syncs slash commands."""
+"""NewsBot: the discord.py front end. ``run_discord`` builds the session, the bot and the engine
+(as in discord.py's advanced_startup example) and owns their lifetimes; setup_hook loads the
+extensions, starts the engine and syncs slash commands."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
+from collections.abc import Callable
 
 import aiohttp
 import discord
 import yarl
 from discord.ext import commands
 
-from bot.delivery import discord_sinks
+from bot.interactions import NewswatchTree
 from bot.logs import add_secret
-from watchers.engine import Engine
+from bot.runner import report_poll, until_stopped
+from bot.sinks import discord_sinks
+from watchers.config import Config
+from watchers.engine import Engine, open_engine
+from watchers.errors import ConfigError, ConfigIssue
 
 __all__ = ["EXTENSIONS", "NewsBot", "point_at", "run_discord"]
 
@@ -39,13 +44,14 @@ def point_at(api_base: str | None, gateway_url: str | None) -> None:
 class NewsBot(commands.Bot):
     """A commands.Bot that carries the engine (``bot.newswatch``) and starts it in setup_hook."""
 
-    def __init__(self, engine: Engine, *, guild_ids: list[int], admin_role: int | str | None = None,
+    def __init__(self, *, guild_ids: list[int], admin_role: int | str | None = None,
                  start_engine: bool = True, **options: object) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
-                         help_command=None, **options)  # type: ignore[arg-type]
-        self.newswatch = engine
+                         help_command=None, tree_cls=NewswatchTree,
+                         **options)  # type: ignore[arg-type]
+        self.newswatch: Engine | None = None
         self.guild_ids = guild_ids
         self.admin_role = admin_role
         self._start_engine = start_engine
@@ -53,6 +59,8 @@ class NewsBot(commands.Bot):
         self.ready_event = asyncio.Event()
 
     async def setup_hook(self) -> None:
+        if self.newswatch is None:
+            raise RuntimeError("set bot.newswatch to an engine before starting the bot")
         for ext in EXTENSIONS:
             await self.load_extension(ext)
         if self._start_engine:
@@ -77,52 +85,54 @@ class NewsBot(commands.Bot):
         self.ready_event.set()
 
 
-async def run_discord(engine: Engine, token: str, *, once: bool = False,
-                      stop: asyncio.Event | None = None, guild_ready_timeout: float = 2.0) -> int:
-    """Connect, deliver alerts to Discord and answer slash commands until ``stop`` (or a signal)."""
-    cfg = engine.config
+def _unrouted(cfg: Config, routes: set[str]) -> list[ConfigIssue]:
+    """With a bot token every rule needs a destination: a rule whose route has no [channels]
+    entry would wait forever, so it is an error, not a silent print to the terminal."""
+    return [ConfigIssue(f"rules[{i}].channel",
+                        f"route {r.channel!r} has no [channels] entry; add "
+                        f"`{r.channel} = <channel id or webhook>` under [channels]")
+            for i, r in enumerate(cfg.rules) if r.enabled and r.channel not in routes]
+
+
+async def run_discord(cfg: Config, token: str, *, once: bool = False,
+                      stop: asyncio.Event | None = None, guild_ready_timeout: float = 2.0,
+                      on_engine: Callable[[Engine], None] | None = None) -> int:
+    """Connect, deliver alerts to Discord and answer slash commands until ``stop`` (or a signal).
+
+    ``on_engine`` sees the engine once it is open and before it starts (tests tune it there)."""
     add_secret(token)
     point_at(cfg.discord.api_base, cfg.discord.gateway_url)
     async with aiohttp.ClientSession() as session:
-        bot = NewsBot(engine, guild_ids=cfg.discord.guild_ids, admin_role=cfg.discord.admin_role,
+        bot = NewsBot(guild_ids=cfg.discord.guild_ids, admin_role=cfg.discord.admin_role,
                       start_engine=not once, guild_ready_timeout=guild_ready_timeout)
-        engine.sinks = discord_sinks(cfg.channels, client=bot, session=session)
-        unrouted = sorted({r.channel for r in engine.service.rules} - set(engine.sinks))
-        if unrouted:
-            log.warning("no [channels] entry for route(s) %s: their alerts stay pending",
-                        ", ".join(unrouted))
-        stop = stop or asyncio.Event()
-        async with bot:
-            runner = asyncio.create_task(bot.start(token), name="newswatch-discord")
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, stop.set)
-            try:
-                if once:
-                    await _until_ready(bot, runner)
-                    await engine.store.requeue_interrupted()
-                    await engine.service.run_once()
-                    await engine.delivery.drain()
-                else:
-                    waiter = asyncio.create_task(stop.wait())
-                    await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    if runner.done():
-                        runner.result()  # surface a login failure
-            except discord.LoginFailure:
-                log.error("Discord refused the token in $%s", cfg.discord.token_env)
-                return 1
-            finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    with contextlib.suppress(NotImplementedError, RuntimeError):
-                        loop.remove_signal_handler(sig)
-                await engine.delivery.stop()  # sends in flight finish while Discord is reachable
-                await bot.close()
-                runner.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await runner
-                await _settle_event_tasks()
+        sinks = discord_sinks(cfg.channels, client=bot, session=session)
+        issues = _unrouted(cfg, set(sinks))
+        if issues:
+            raise ConfigError(issues)
+        async with open_engine(cfg, sinks=sinks, start=False, on_report=report_poll) as engine:
+            bot.newswatch = engine
+            if on_engine is not None:
+                on_engine(engine)
+            async with bot:
+                runner = asyncio.create_task(bot.start(token), name="newswatch-discord")
+                try:
+                    if once:
+                        await _until_ready(bot, runner)
+                        await engine.run_once()
+                    else:
+                        await until_stopped(engine, stop, runner)
+                        if runner.done():
+                            runner.result()  # surface a login failure
+                except discord.LoginFailure:
+                    log.error("Discord refused the token in $%s", cfg.discord.token_env)
+                    return 1
+                finally:
+                    await engine.stop()  # sends in flight finish while Discord is reachable
+                    await bot.close()
+                    runner.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await runner
+                    await _settle_event_tasks()
     return 0
 
 

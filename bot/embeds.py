@@ -1,7 +1,9 @@
 """Pure rendering: articles, alerts and lookups → discord.Embed and message parameters.
 
 Everything here stays inside Discord's limits, escapes markdown and mentions in text that comes
-from articles, and puts only http(s) URLs into embeds. No I/O.
+from articles, and puts only http(s) URLs into embeds. A URL inside a markdown link has
+``()[]<>``, backslashes and whitespace percent-encoded, so one article yields at most one masked
+link whatever its URL holds. No I/O.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from watchers.models import Article, Highlight, Match
 from watchers.snippet import Run, snippet_runs, title_runs
 
 __all__ = [
+    "CUT_SHORT",
     "LIMITS",
     "alert_message",
     "article_embed",
     "delivery_embed",
     "escape",
+    "masked_link",
     "rule_test_embed",
     "rules_embed",
     "safe_url",
@@ -52,6 +56,7 @@ SEVERITY_COLOURS = {
     "critical": 0xED4245,
 }
 ELLIPSIS = "…"
+CUT_SHORT = "(search cut short — narrow it)"
 # Characters that Discord markdown or mentions give meaning to; a backslash shows them as written.
 _MARKUP = re.compile(r"([\\*_~|`>\[\]()<@#:-])")
 _WS = re.compile(r"\s+")
@@ -60,6 +65,11 @@ _WS = re.compile(r"\s+")
 def escape(text: str) -> str:
     """Show ``text`` as written: no markdown, links, mentions or emoji codes take effect."""
     return _MARKUP.sub(r"\\\1", _WS.sub(" ", text).strip())
+
+
+def _code(text: str) -> str:
+    """Text for inline code: a backtick would end the span, so it becomes a look-alike."""
+    return text.replace("`", "ˋ")
 
 
 def truncate(text: str, limit: int) -> str:
@@ -78,6 +88,32 @@ def safe_url(url: str | None) -> str | None:
     if not url or len(url) > 2000:
         return None
     return url if re.match(r"(?i)^https?://[^\s/$.?#][^\s]*$", url) else None
+
+
+# Characters that would end or restart a markdown link target; encoded in path, query, fragment.
+_LINK_UNSAFE = re.compile(r"[()\[\]<>\\\s]")
+# An authority keeps [ ] (IPv6 literals); one holding other link syntax is refused outright.
+_BAD_AUTHORITY = re.compile(r"[()<>\\\s]")
+
+
+def link_target(url: str | None) -> str | None:
+    """``url`` made safe to put inside ``[text](…)``, or None if it is not an http(s) URL."""
+    url = safe_url(url)
+    if url is None:
+        return None
+    scheme, _, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if _BAD_AUTHORITY.search(authority):
+        return None
+    return f"{scheme}://{authority}" + _LINK_UNSAFE.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), tail)
+
+
+def masked_link(text: str, url: str | None) -> str:
+    """``[text](url)`` with ``text`` already escaped, or ``text`` in bold without a usable URL."""
+    target = link_target(url)
+    return f"[{text}]({target})" if target else f"**{text}**"
 
 
 def render_runs(runs: Sequence[Run], limit: int) -> str:
@@ -179,22 +215,22 @@ def article_embed(article: Article, matches: Sequence[Match], *, excerpt: int = 
 
 
 def results_embed(title: str, rows: Sequence[tuple[Article, Match | None]], *, page: int,
-                  pages: int, total: int) -> discord.Embed:
-    """A page of lookup results: one line per article with its best highlight."""
+                  pages: int, total: int, note: str | None = None) -> discord.Embed:
+    """A page of lookup results: one line per article with its best highlight; ``note`` (such
+    as "search cut short") goes in the footer."""
     embed = discord.Embed(title=truncate(title, LIMITS["title"]), colour=SEVERITY_COLOURS["info"])
     lines = []
     for art, m in rows:
         when = _when(art.published, "d", "—")
-        head = truncate(escape(art.title), 120)
-        link = safe_url(art.url)
-        head = f"[{head}]({link})" if link else f"**{head}**"
+        head = masked_link(truncate(escape(art.title), 120), art.url)
         why = ""
         if m is not None:
             snippet = render_runs(snippet_runs(art.text, m.highlights, width=160), 220)
             why = f"\n> {snippet}" if snippet else ""
         lines.append(f"{head} · {escape(art.source)} · {when} · `{art.id}`{why}")
     embed.description = truncate("\n".join(lines) or "No results.", LIMITS["description"])
-    embed.set_footer(text=f"page {page + 1}/{max(pages, 1)} · {total} result(s)")
+    footer = f"page {page + 1}/{max(pages, 1)} · {total} result(s)"
+    embed.set_footer(text=f"{footer} · {note}" if note else footer)
     return _fit(embed)
 
 
@@ -221,13 +257,14 @@ def stats_embed(s: Stats) -> discord.Embed:
 
 
 def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
-    """/rules list: each rule's route, severity, recent matches, mute and query."""
+    """/rules list: each rule's route, severity, recent matches, regex time-outs, mute, query."""
     lines = []
     for v in views:
-        r = v.spec
+        r = v.rule
         muted = f" · muted until {_when(v.muted_until, 't')}" if v.muted_until else ""
-        lines.append(f"**{escape(r.name)}** → `{r.channel}` · {r.severity} · "
-                     f"{v.matches_7d} in 7d{muted}\n`{truncate(r.query, 200)}`")
+        slow = f" · {v.over_budget} regex time-out(s) in 7d" if v.over_budget else ""
+        lines.append(f"**{escape(r.name)}** → `{_code(r.channel)}` · {r.severity} · "
+                     f"{v.matches_7d} in 7d{slow}{muted}\n`{_code(truncate(r.query, 200))}`")
     return discord.Embed(title=f"{len(views)} rule(s)", colour=SEVERITY_COLOURS["info"],
                          description=truncate("\n".join(lines) or "No rules.",
                                               LIMITS["description"]))
@@ -249,10 +286,12 @@ def sources_embed(views: Sequence[SourceView]) -> discord.Embed:
 
 def rule_test_embed(result: RuleTest) -> discord.Embed:
     """/rules test: how many stored articles matched, with sample snippets."""
-    days = result.window.days
+    cut = f"\n{CUT_SHORT}" if result.truncated else ""
     embed = discord.Embed(
-        title=truncate(f"{result.count} match(es) in the last {days} days", LIMITS["title"]),
-        description=f"`{truncate(result.query, 500)}`", colour=SEVERITY_COLOURS["info"])
+        title=truncate(f"{result.count} match(es) in the last {result.window.days} days",
+                       LIMITS["title"]),
+        description=f"`{_code(truncate(result.query, 500))}`{cut}",
+        colour=SEVERITY_COLOURS["info"])
     for hit in result.samples:
         snippet = render_runs(snippet_runs(hit.article.text, hit.match.highlights, 200), 300)
         embed.add_field(name=truncate(escape(hit.article.title) or "(untitled)",

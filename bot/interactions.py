@@ -1,57 +1,124 @@
-"""Helpers the extensions share: the engine lookup, the admin check, replies for errors."""
+"""What the extensions share: the command tree, the cog base, option transformers, the admin
+check and error replies.
+
+Invariants:
+- Every slash-command error is answered in one place, :meth:`NewswatchTree.on_error`, privately
+  (ephemeral). Errors the user can fix (a bad query, an unknown rule, a refused URL, a missing
+  permission) are shown as written; anything else is logged with its traceback under a short
+  reference (6 hex digits) and the user sees only that reference.
+- With ``bot.guild_ids`` set, no interaction from another server (or a DM) reaches a command.
+- A command that changes what newswatch does needs Manage Server, or the configured admin role —
+  given by id, or by name as a role of the server the interaction comes from.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import secrets
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.embeds import escape, truncate
-from watchers.config import parse_duration
+from watchers.config import format_duration, parse_duration
 from watchers.engine import Engine
-from watchers.errors import NewswatchError, QuerySyntaxError
+from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
 
-T = TypeVar("T")
 log = logging.getLogger("newswatch")
 
 __all__ = [
+    "ADMIN_PERMISSIONS",
+    "Duration",
     "NewswatchCog",
+    "NewswatchTree",
+    "NotAdmin",
+    "OptionError",
+    "PausedRoute",
+    "RuleName",
+    "SourceName",
+    "check_admin",
     "choices",
+    "describe_error",
     "engine_of",
     "is_admin",
-    "parse_user_duration",
-    "reply_error",
-    "require_admin",
 ]
 
-
-class NewswatchCog(commands.Cog):
-    """What every newswatch cog shares: the bot, and errors answered privately to the user."""
-
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-        super().__init__()
-
-    @property
-    def engine(self) -> Engine:
-        return engine_of(self.bot)
-
-    async def cog_app_command_error(self, interaction: discord.Interaction[Any],
-                                    error: app_commands.AppCommandError) -> None:
-        log.debug("/%s failed", interaction.command.qualified_name if interaction.command
-                  else "command", exc_info=error)
-        await reply_error(interaction, error)
+#: Discord's default for commands that change things: hidden from members without Manage Server
+#: until a server admin widens it (so the bot checks again at run time, see check_admin).
+ADMIN_PERMISSIONS = discord.Permissions(manage_guild=True)
+NOT_ENABLED = "newswatch is not enabled in this server."
 
 
-def choices(names: Iterable[str], current: str) -> list[app_commands.Choice[str]]:
-    """Autocomplete choices: names containing what was typed, at most 25 (Discord's limit)."""
-    typed = current.lower()
-    return [app_commands.Choice(name=n, value=n) for n in sorted(names) if typed in n.lower()][:25]
+class NotAdmin(app_commands.CheckFailure):
+    """The user may not run a command that changes what newswatch does."""
+
+
+class OptionError(app_commands.AppCommandError):
+    """An option value the user typed cannot be used; the message names the option."""
+
+
+# ------------------------------------------------------------------------------ tree
+
+
+class NewswatchTree(app_commands.CommandTree[Any]):
+    """The one command tree: refuses other servers, answers every command error."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        allowed: list[int] = getattr(self.client, "guild_ids", None) or []
+        if not allowed or interaction.guild_id in allowed:
+            return True
+        log.info("refused /%s from guild %s (not in guild_ids)",
+                 _command_name(interaction), interaction.guild_id)
+        if interaction.type is discord.InteractionType.autocomplete:
+            await interaction.response.autocomplete([])
+        else:
+            await interaction.response.send_message(NOT_ENABLED, ephemeral=True)
+        return False
+
+    async def on_error(self, interaction: discord.Interaction[Any],
+                       error: app_commands.AppCommandError, /) -> None:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        text = describe_error(cause)
+        if text is None:
+            ref = secrets.token_hex(3)
+            log.error("/%s failed (ref %s)", _command_name(interaction), ref, exc_info=cause)
+            text = f"Something went wrong (ref {ref}); it has been logged."
+        else:
+            log.debug("/%s refused: %s", _command_name(interaction), cause)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException as exc:  # the interaction expired or Discord is away
+            log.warning("could not answer /%s: %s", _command_name(interaction), exc)
+
+
+def _command_name(interaction: discord.Interaction[Any]) -> str:
+    command = interaction.command
+    return command.qualified_name if command is not None else "command"
+
+
+def describe_error(error: BaseException) -> str | None:
+    """What to tell the user about an error they can act on; None for anything unexpected."""
+    if isinstance(error, ConfigError) and error.issues:
+        # one line per problem, each naming its key: "query: … at column 14"
+        return truncate("\n".join(escape(str(i)) for i in error.issues), 1900)
+    if isinstance(error, QuerySyntaxError):
+        return (f"Query error: {escape(error.message)} at column {error.column}.\n"
+                f"```\n{truncate(error.caret(), 1800)}\n```")
+    if isinstance(error, NewswatchError | app_commands.CheckFailure | OptionError):
+        return truncate(escape(str(error)), 1900)
+    if isinstance(error, app_commands.TransformerError):
+        return truncate(escape(f"{error.value!r} is not a valid choice here."), 1900)
+    return None
+
+
+# ------------------------------------------------------------------------------ cogs
 
 
 def engine_of(client: discord.Client) -> Engine:
@@ -62,57 +129,162 @@ def engine_of(client: discord.Client) -> Engine:
 
 
 def is_admin(interaction: discord.Interaction[Any]) -> bool:
-    """Manage Server, or the configured admin role (by id or name)."""
+    """Manage Server, or the configured admin role: by id, or by name among the roles of the
+    server the interaction comes from (a name means nothing across servers)."""
     member = interaction.user
-    if not isinstance(member, discord.Member):
+    guild_id = interaction.guild_id
+    if not isinstance(member, discord.Member) or guild_id is None:
         return False
     if member.guild_permissions.manage_guild:
         return True
     role = getattr(interaction.client, "admin_role", None)
     if role is None:
         return False
-    return any(r.id == role or r.name == role for r in member.roles)
+    if isinstance(role, int):
+        return any(r.id == role for r in member.roles)
+    return any(r.name == role and r.guild.id == guild_id for r in member.roles)
 
 
-class NotAdmin(app_commands.CheckFailure):
-    pass
+def check_admin(interaction: discord.Interaction[Any]) -> bool:
+    """True, or raises the CheckFailure that tells the user why not."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage("This command works only inside a server.")
+    if not is_admin(interaction):
+        raise NotAdmin("You need Manage Server (or the newswatch admin role) for this.")
+    return True
 
 
-def require_admin() -> Callable[[T], T]:
-    """A runtime check on top of default_permissions(manage_guild): server settings can widen
-    who sees a command, so the bot checks again."""
+class NewswatchCog(commands.Cog):
+    """What every newswatch cog shares: the bot, its engine, and which commands need an admin.
 
-    def predicate(interaction: discord.Interaction[Any]) -> bool:
-        if interaction.guild is None:
-            raise app_commands.NoPrivateMessage("This command works only inside a server.")
-        if not is_admin(interaction):
-            raise NotAdmin("You need Manage Server (or the newswatch admin role) for this.")
+    ``admin_commands`` names the commands (by name within the cog) that change what newswatch
+    does, or is True for all of them. Those are checked at run time (server settings can widen
+    who sees a command); top-level ones are also hidden by default from members without Manage
+    Server and offered only inside servers. A group's own default permissions are set with
+    discord.py's class decorators (Discord has no per-subcommand default).
+    """
+
+    admin_commands: ClassVar[frozenset[str] | bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__cog_is_app_commands_group__:
+            return
+        for attr in vars(cls).values():
+            if isinstance(attr, app_commands.Command) and cls._needs_admin(attr.name):
+                app_commands.default_permissions(ADMIN_PERMISSIONS)(attr)
+                app_commands.guild_only()(attr)
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @property
+    def engine(self) -> Engine:
+        return engine_of(self.bot)
+
+    async def cog_load(self) -> None:
+        if not isinstance(self.bot.tree, NewswatchTree):
+            log.warning("%s: the bot's command tree is not a NewswatchTree, so errors in "
+                        "newswatch commands go unanswered (create the bot with "
+                        "tree_cls=NewswatchTree)", type(self).__name__)
+
+    @classmethod
+    def _needs_admin(cls, name: str) -> bool:
+        admin = cls.admin_commands
+        return admin if isinstance(admin, bool) else name in admin
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        command = interaction.command
+        if command is not None and self._needs_admin(command.name):
+            return check_admin(interaction)
         return True
 
-    return app_commands.check(predicate)
+
+# ------------------------------------------------------------------------------ options
 
 
-def parse_user_duration(value: str, what: str) -> timedelta:
+def choices(names: Iterable[str], current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete choices: names containing what was typed, at most 25 (Discord's limit)."""
+    typed = current.lower()
+    return [app_commands.Choice(name=n, value=n) for n in sorted(names) if typed in n.lower()][:25]
+
+
+class _Named(app_commands.Transformer[Any]):
+    """A name typed as a string, with the known names offered as the user types."""
+
+    def names(self, engine: Engine) -> Iterable[str]:
+        raise NotImplementedError
+
+    async def transform(self, interaction: discord.Interaction[Any], value: Any, /) -> str:
+        return str(value).strip()
+
+    # Choice is invariant in discord.py's stubs, so a string-only answer is not an override there
+    async def autocomplete(  # type: ignore[override]
+            self, interaction: discord.Interaction[Any], value: int | float | str, /
+    ) -> list[app_commands.Choice[str]]:
+        return choices(self.names(engine_of(interaction.client)), str(value))
+
+
+class RuleName(_Named):
+    """A rule's name; offers the running rules."""
+
+    def names(self, engine: Engine) -> Iterable[str]:
+        return engine.rule_names()
+
+
+class SourceName(_Named):
+    """A source's name; offers the watched sources."""
+
+    def names(self, engine: Engine) -> Iterable[str]:
+        return engine.source_names()
+
+
+class PausedRoute(_Named):
+    """A delivery route; offers the paused ones."""
+
+    def names(self, engine: Engine) -> Iterable[str]:
+        return engine.paused_routes()
+
+
+_SUGGESTED = ("10m", "30m", "1h", "2h", "6h", "12h", "1d", "7d")
+
+
+class Duration(app_commands.Transformer[Any]):
+    """A duration such as ``30m``, ``2h`` or ``1d``; ``option`` names it in errors."""
+
+    def __init__(self, option: str) -> None:
+        self.option = option
+
+    @property
+    def min_value(self) -> int:
+        return 1  # characters, for a string option
+
+    @property
+    def max_value(self) -> int:
+        return 20  # no sensible duration is longer
+
+    async def transform(self, interaction: discord.Interaction[Any], value: str, /
+                        ) -> timedelta:
+        return parse_option_duration(value, self.option)
+
+    async def autocomplete(  # type: ignore[override]  # see _Named.autocomplete
+            self, interaction: discord.Interaction[Any], value: int | float | str, /
+    ) -> list[app_commands.Choice[str]]:
+        typed = str(value).strip().lower()
+        offered = [d for d in _SUGGESTED if d.startswith(typed)]
+        try:  # what was typed, once it names a unit ("90m"); a bare number would mean seconds
+            own = format_duration(parse_duration(typed)) if typed[-1:].isalpha() else None
+        except ValueError:
+            own = None
+        if own and own not in offered:
+            offered.insert(0, own)
+        return [app_commands.Choice(name=d, value=d) for d in offered][:25]
+
+
+def parse_option_duration(value: str, option: str) -> timedelta:
+    """``value`` as a duration, or an OptionError naming ``option``."""
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise NewswatchError(f"{what}: {exc}") from None
-
-
-def describe_error(error: BaseException) -> str:
-    if isinstance(error, app_commands.CommandInvokeError):
-        error = error.original
-    if isinstance(error, QuerySyntaxError):
-        return (f"Query error: {escape(error.message)} at column {error.column}.\n"
-                f"```\n{truncate(error.caret(), 1800)}\n```")
-    if isinstance(error, NewswatchError | app_commands.CheckFailure):
-        return truncate(escape(str(error)), 1900)
-    return "Something went wrong on our side; it has been logged."
-
-
-async def reply_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
-    text = describe_error(error)
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True)
-    else:
-        await interaction.response.send_message(text, ephemeral=True)
+        raise OptionError(f"{option}: {exc}") from None

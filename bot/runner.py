@@ -7,16 +7,18 @@ import contextlib
 import logging
 import os
 import signal
+from typing import Any
 
 import aiohttp
 
 from bot.console import ConsoleSink
 from bot.logs import add_secret, say
 from watchers.config import Config
-from watchers.engine import Engine, build_engine
+from watchers.delivery import Sink
+from watchers.engine import Engine, open_engine
 from watchers.service import PollReport
 
-__all__ = ["run"]
+__all__ = ["report_poll", "run", "token_from_env"]
 
 log = logging.getLogger("newswatch")
 
@@ -27,9 +29,10 @@ def token_from_env(cfg: Config) -> str | None:
     return value or None
 
 
-def _report(report: PollReport) -> None:
+def report_poll(report: PollReport) -> None:
+    """One log line per poll that found something (failures are logged by the service)."""
     if report.error:
-        return  # the service logs failures itself
+        return
     if report.baseline and report.new:
         log.info("source %s: first poll, %d items recorded as a baseline (no alerts)",
                  report.source, report.new)
@@ -39,11 +42,11 @@ def _report(report: PollReport) -> None:
 
 
 async def _intro(engine: Engine, where: str) -> None:
-    held = await engine.store.count_articles()
-    n_src, n_rules = len(engine.service.sources), len(engine.service.rules)
+    held = await engine.count_articles()
+    n_src, n_rules = len(engine.source_names()), len(engine.rule_names())
     if held:
-        say(f"the database {engine.store.path} already holds {held} article(s); "
-             f"watching {n_src} source(s) with {n_rules} rule(s) for new ones → {where}")
+        say(f"the database {engine.database} already holds {held} article(s); "
+            f"watching {n_src} source(s) with {n_rules} rule(s) for new ones → {where}")
     else:
         say(f"watching {n_src} source(s) with {n_rules} rule(s) → {where}")
 
@@ -51,56 +54,59 @@ async def _intro(engine: Engine, where: str) -> None:
 async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
     token = None if console else token_from_env(cfg)
     add_secret(token)
-    if token is None and not console:
-        say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
-             + (" (and to webhooks)" if _has_webhooks(cfg) else ""))
-    engine = await build_engine(cfg, on_report=_report,
-                                notify=lambda route, msg: log.warning("%s", msg))
-    try:
-        if token is not None:
-            from bot.client import run_discord
+    if token is not None:
+        from bot.client import run_discord
 
-            return await run_discord(engine, token, once=once)
-        async with aiohttp.ClientSession() as session:
-            _attach_webhooks(engine, session)
-            engine.default_sink = ConsoleSink()
-            await _intro(engine, "console" if not engine.sinks else "webhooks and console")
-            if once:
-                await engine.store.requeue_interrupted()
-                await engine.service.run_once()
-                await engine.delivery.drain()
-                return 0
-            await engine.start()
-            await _wait_for_stop()
-            say("stopping")
-            await engine.delivery.stop()  # webhook sends in flight finish before the session closes
+        return await run_discord(cfg, token, once=once)
+    say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
+        + (" (and to webhooks)" if _has_webhooks(cfg) else ""))
+    # Leaving open_engine stops delivery (webhook sends in flight finish) before the session
+    # closes.
+    async with aiohttp.ClientSession() as session, open_engine(
+            cfg, sinks=_webhook_sinks(cfg, session), start=False, default_sink=ConsoleSink(),
+            on_report=report_poll) as engine:
+        await _intro(engine, "webhooks and console" if _has_webhooks(cfg) else "console")
+        if once:
+            await engine.run_once()
             return 0
-    finally:
-        await engine.aclose()
+        await engine.start()
+        if await until_stopped(engine):
+            say("stopping")
+    return 0
 
 
 def _has_webhooks(cfg: Config) -> bool:
     return any(isinstance(v, str) for v in cfg.channels.values())
 
 
-def _attach_webhooks(engine: Engine, session: aiohttp.ClientSession) -> None:
+def _webhook_sinks(cfg: Config, session: aiohttp.ClientSession) -> dict[str, Sink]:
     """Webhook routes need no gateway: deliver them even without a bot token."""
     from bot.client import point_at
-    from bot.delivery import discord_sinks
+    from bot.sinks import discord_sinks
 
-    point_at(engine.config.discord.api_base, None)
-    engine.sinks = discord_sinks(engine.config.channels, session=session)
+    point_at(cfg.discord.api_base, None)
+    return dict(discord_sinks(cfg.channels, session=session))
 
 
-async def _wait_for_stop() -> None:
-    stop = asyncio.Event()
+async def until_stopped(engine: Engine, stop: asyncio.Event | None = None,
+                        *others: asyncio.Future[Any]) -> bool:
+    """Wait for Ctrl-C/SIGTERM (or ``stop``), a fatal engine error (raised) or one of
+    ``others`` ending. Returns True when stopped by a signal or ``stop``."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    waiter: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    failed: asyncio.Future[Any] = asyncio.ensure_future(engine.failed())
     try:
-        await stop.wait()
+        await asyncio.wait({waiter, failed, *others}, return_when=asyncio.FIRST_COMPLETED)
+        if failed.done():
+            failed.result()  # raises the engine's fatal error
+        return waiter.done()
     finally:
+        waiter.cancel()
+        failed.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

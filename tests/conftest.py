@@ -10,7 +10,9 @@ import pytest
 from watchers.store import SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
-SEEDS = REPO / "seeds"
+# The suite's own copy of the sample articles: a user's file dropped into seeds/ must not change
+# what the tests see (test_seed_copy checks the copy against ../shared/seeds).
+SEEDS = REPO / "tests" / "data" / "seeds"
 CORPORA = REPO.parent / "shared" / "corpora"
 
 

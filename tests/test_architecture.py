@@ -1,5 +1,6 @@
-"""Dependency direction: the engine never imports the front end or discord.py; rules do no I/O;
-extensions stay thin and independent; every slash command is unique and described."""
+"""Architecture: the dependency contracts (in pyproject's [tool.importlinter], checked here and
+nowhere else), the front ends' use of the engine facade, the public API, and the slash commands
+(unique, described)."""
 
 from __future__ import annotations
 
@@ -11,40 +12,30 @@ from pathlib import Path
 from tests.conftest import REPO
 
 
-def imports_of(package: str) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for path in (REPO / package).rglob("*.py"):
-        names: set[str] = set()
+def test_front_ends_use_the_engine_facade_only() -> None:
+    """bot/ makes one Engine call per user action; it never reaches into the engine's parts."""
+    inner = {"watch", "service", "delivery", "store", "fetcher", "executor"}
+    found = []
+    for path in (REPO / "bot").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-                names.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
-                names.add(node.module)
-        found[str(path.relative_to(REPO))] = names
-    return found
+            if (isinstance(node, ast.Attribute) and node.attr in inner
+                    and isinstance(node.value, ast.Attribute | ast.Name)
+                    and getattr(node.value, "attr", getattr(node.value, "id", "")) in
+                    {"engine", "newswatch"}):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} .{node.attr}")
+    assert found == []
 
 
-def test_watchers_never_imports_bot_or_discord() -> None:
-    front = {"bot", "discord"}
-    bad = {f: n & front for f, n in imports_of("watchers").items() if n & front}
-    assert bad == {}
+def test_the_public_api_is_complete() -> None:
+    """Every public name the package offers is in __all__, and every name there exists."""
+    import types
 
+    import watchers
 
-def test_rules_do_no_io() -> None:
-    forbidden = {"aiohttp", "aiosqlite", "sqlite3", "socket", "watchers.sources",
-                 "watchers.service", "watchers.store", "watchers.engine"}
-    bad = {f: n & forbidden for f, n in imports_of("watchers/rules").items() if n & forbidden}
-    assert bad == {}
-
-
-def test_extensions_are_thin_and_independent() -> None:
-    for f, names in imports_of("bot/exts").items():
-        assert not names & {"aiohttp", "feedparser", "rapidfuzz", "aiosqlite"}, f
-        own = f.split("/")[2] if f.count("/") >= 3 else None
-        others = {n for n in names if n.startswith("bot.exts.") and n.split(".")[2] != own}
-        assert not others, f"{f} imports another extension: {others}"
+    public = {n for n, v in vars(watchers).items()
+              if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public == set(watchers.__all__)
+    assert {"Engine", "open_engine", "Article", "RuleSet", "Match", "Highlight"} <= public
 
 
 def test_import_linter_contracts_hold() -> None:

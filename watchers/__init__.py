@@ -1,10 +1,20 @@
 """newswatch's engine: watch sources, match rules, store articles, hand alerts to sinks.
 
-It knows nothing of Discord; front ends (``bot``) plug in through :class:`Sink`.
+It knows nothing of Discord; front ends (``bot``) plug in through :class:`Sink`. The front door
+is :func:`open_engine`; the pure rule engine (:class:`RuleSet`) works on its own.
 """
 
-from watchers.config import Config, load_config
-from watchers.delivery import Alert, DeliveryService, RuleInfo, Sink
+from watchers.config import (
+    Config,
+    FeedSourceConfig,
+    FolderSourceConfig,
+    RuleConfig,
+    SourceConfig,
+    load_config,
+    parse_config,
+)
+from watchers.delivery import Alert, DeliveryService, DeliveryStatus, Sink
+from watchers.engine import Engine, Lookup, RuleTest, RuleView, SourceView, Stats, open_engine
 from watchers.errors import (
     ConfigError,
     DeliveryError,
@@ -19,7 +29,8 @@ from watchers.errors import (
 )
 from watchers.models import Article, Highlight, Hit, Match
 from watchers.rules import Rule, RuleSet, match_query, parse
-from watchers.service import PollReport, RuleSpec, SourceSpec, WatchService
+from watchers.search import SearchHit
+from watchers.service import PollReport, WatchService
 from watchers.sources.base import Poll, Source
 from watchers.store import SqliteStore, Store
 
@@ -30,9 +41,14 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "DeliveryService",
+    "DeliveryStatus",
+    "Engine",
+    "FeedSourceConfig",
     "FetchBlockedError",
+    "FolderSourceConfig",
     "Highlight",
     "Hit",
+    "Lookup",
     "Match",
     "NewswatchError",
     "PermanentDeliveryError",
@@ -40,14 +56,18 @@ __all__ = [
     "PollReport",
     "QuerySyntaxError",
     "Rule",
-    "RuleInfo",
+    "RuleConfig",
     "RuleSet",
-    "RuleSpec",
+    "RuleTest",
+    "RuleView",
+    "SearchHit",
     "Sink",
     "Source",
+    "SourceConfig",
     "SourceError",
-    "SourceSpec",
+    "SourceView",
     "SqliteStore",
+    "Stats",
     "Store",
     "StoreError",
     "TransientDeliveryError",
@@ -55,5 +75,7 @@ __all__ = [
     "WatchService",
     "load_config",
     "match_query",
+    "open_engine",
     "parse",
+    "parse_config",
 ]

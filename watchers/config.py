@@ -36,7 +36,9 @@ __all__ = [
     "StorageConfig",
     "format_duration",
     "load_config",
+    "parse_config",
     "parse_duration",
+    "pydantic_issues",
 ]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -117,33 +119,11 @@ class FetchConfig(_Strict):
         return value
 
 
-class _SourceBase(_Strict):
-    name: str = Field(min_length=1, max_length=64)
-    every: Duration = timedelta(minutes=5)
-    enabled: bool = True
-    route: str | None = None  # where this source's notices go; defaults to [discord].notices
-
-
-class FolderSourceConfig(_SourceBase):
-    type: Literal["folder"]
-    path: str
-    every: Duration = timedelta(seconds=30)
-
-
-class FeedSourceConfig(_SourceBase):
-    type: Literal["feed"]
-    url: str
-    backfill: int = Field(default=0, ge=0)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"(?i)^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
-
-
-SourceConfig = Annotated[FolderSourceConfig | FeedSourceConfig, Field(discriminator="type")]
+# Each source type's config model lives in its module (watchers/sources/<type>.py); the config
+# still offers every name, so `from watchers.config import FeedSourceConfig` keeps working.
+from watchers.sources import SourceConfig as SourceConfig  # noqa: E402
+from watchers.sources.feed import FeedSourceConfig  # noqa: E402
+from watchers.sources.folder import FolderSourceConfig  # noqa: E402
 
 
 class RuleConfig(_Strict):
@@ -154,6 +134,9 @@ class RuleConfig(_Strict):
     mention_role: int | None = None
     threshold: int | None = Field(default=None, ge=50, le=100)
     enabled: bool = True
+    # Set by the engine, never by a file: "store" for rules added at run time (Discord).
+    origin: Literal["config", "store"] = "config"
+    created_by: str | None = None
 
 
 ChannelRef = int | str
@@ -192,7 +175,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
+def pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
+    """Pydantic's errors as config issues with key paths and plain messages."""
     issues = []
     for e in err.errors():
         msg = e["msg"]
@@ -230,8 +214,24 @@ def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
                 ConfigIssue(f"rules[{i}].channel", f"unknown channel {rule.channel!r}; "
                             f"[channels] defines: {known}")
             )
+    from watchers.errors import FetchBlockedError
+    from watchers.sources._guard import check_url
+
+    if not cfg.sources and not cfg.rules:
+        issues.append(ConfigIssue("", "no [[sources]] and no [[rules]]: nothing to watch "
+                                  "(see config.example.toml)"))
     names: dict[str, int] = {}
     for i, src in enumerate(cfg.sources):
+        url = getattr(src, "url", None)
+        if isinstance(url, str):
+            try:
+                check_url(url, cfg.fetch.allow_private)
+            except FetchBlockedError as exc:
+                issues.append(ConfigIssue(f"sources[{i}].url", str(exc)))
+        folder = getattr(src, "path", None)
+        if src.enabled and isinstance(folder, str) and not cfg.resolve(folder).is_dir():
+            issues.append(ConfigIssue(f"sources[{i}].path",
+                                      f"no such folder: {cfg.resolve(folder)}"))
         if src.name in names:
             issues.append(
                 ConfigIssue(f"sources[{i}].name", f"duplicate source name {src.name!r} "
@@ -252,14 +252,41 @@ def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
     return issues
 
 
+def _raw_query_issues(data: Mapping[str, Any], reported: set[str]) -> list[ConfigIssue]:
+    """Query errors in rules the model could not validate, so a bad key elsewhere does not
+    hide them: every problem is reported in one pass."""
+    from watchers.rules import parse
+
+    issues: list[ConfigIssue] = []
+    rules = data.get("rules")
+    if not isinstance(rules, list):
+        return issues
+    for i, rule in enumerate(rules):
+        query = rule.get("query") if isinstance(rule, dict) else None
+        path = f"rules[{i}].query"
+        if isinstance(query, str) and query and path not in reported:
+            try:
+                parse(query)
+            except QuerySyntaxError as exc:
+                issues.append(ConfigIssue(path, str(exc)))
+    return issues
+
+
 def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: str | None = None
                  ) -> Config:
     """Validate a config mapping; raise ConfigError listing every problem with its key path."""
+    internal = [ConfigIssue(f"{section}[{i}].{key}", "set by newswatch itself, not in a file")
+                for section in ("rules", "sources")
+                for i, item in enumerate(data.get(section) or [])
+                if isinstance(item, dict)
+                for key in ("origin", "created_by") if key in item]
     try:
         cfg = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as err:
-        raise ConfigError(_pydantic_issues(err), file=file) from None
-    issues = _semantic_issues(cfg)
+        issues = pydantic_issues(err)
+        issues += _raw_query_issues(data, {i.path for i in issues})
+        raise ConfigError(internal + issues, file=file) from None
+    issues = internal + _semantic_issues(cfg)
     if issues:
         raise ConfigError(issues, file=file)
     return cfg

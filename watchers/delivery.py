@@ -15,6 +15,10 @@ small transaction per step, so a crash anywhere leaves every alert either delive
 - An invalid body rejects that alert with the reason and the route goes on; an unusable
   destination pauses the route (persisted), holds its alerts, and tells the team on the notices
   route; resuming sends what was held, in order.
+- Notices (a source or destination paused) are outbox rows like alerts: the same order,
+  retries and durability. A sink that cannot post notices has them logged instead.
+- The service knows the watch side only through the store: it waits on ``wake`` (set by whoever
+  wrote outbox rows) or its poll interval, then reads what is due.
 """
 
 from __future__ import annotations
@@ -22,23 +26,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from watchers.config import RuleConfig
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
+    StoreError,
     TransientDeliveryError,
     UncertainDeliveryError,
 )
 from watchers.models import Article, Match
-from watchers.store.base import OutboxRow, OutboxStore
+from watchers.store.base import OutboxRow, OutboxStore, Store
 
 __all__ = [
     "Alert",
@@ -46,7 +51,6 @@ __all__ = [
     "DeliveryStatus",
     "NoticeSink",
     "OutboxStore",
-    "RuleInfo",
     "Sink",
 ]
 
@@ -54,18 +58,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RuleInfo:
-    """What a sink needs to know about a rule to present its alert."""
-
-    name: str
-    query: str
-    severity: str = "medium"
-    mention_role: int | None = None
-
-
-@dataclass(frozen=True)
 class Alert:
-    """One alert to deliver: an article, the rules that fired for this route, and their evidence.
+    """One alert to deliver: an article, the rules that fired for this route (as they were when
+    they matched), and their evidence.
 
     ``nonce`` is fixed when the alert is written, before its first try, and is the same on every
     retry. ``maybe_sent`` is true when an earlier attempt may have reached the destination.
@@ -77,7 +72,7 @@ class Alert:
     attempt: int
     article: Article
     matches: tuple[Match, ...]
-    rules: tuple[RuleInfo, ...]
+    rules: tuple[RuleConfig, ...]
     maybe_sent: bool = False
 
     @property
@@ -125,42 +120,46 @@ class _RouteState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-_NOTICE_TRIES = 3
-
-
 @dataclass
 class DeliveryService:
-    """Drains the outbox into sinks. ``sink_for(route)`` returns a sink, or None to leave the
-    route's alerts pending (e.g. a route with no configured destination yet).
+    """Drains the outbox into sinks: ``sinks[route]``, else ``default_sink``; a route with
+    neither keeps its alerts pending (e.g. a route with no configured destination yet).
 
-    ``notify(route, message)`` hears every operational notice (the front end logs it);
-    ``notices_route`` is where notices are also posted, through that route's sink, when the sink
-    can post notices and the route is not the one in trouble.
+    ``notices_route`` is where notices about a paused destination are written (never the route
+    in trouble); they are logged either way.
     """
 
-    store: OutboxStore
-    sink_for: Callable[[str], Sink | None]
-    rule_info: Callable[[str], RuleInfo]
-    notify: Callable[[str, str], Awaitable[None] | None] | None = None
+    store: Store
+    sinks: Mapping[str, Sink] = field(default_factory=dict)
+    default_sink: Sink | None = None
     notices_route: str | None = None
+    wake_event: asyncio.Event = field(default_factory=asyncio.Event)
     batch: int = 50
     base_backoff: float = 1.0
     max_backoff: float = 300.0
     poll_interval: float = 1.0
+    on_fatal: Callable[[BaseException], None] | None = None  # the store failed: stop everything
     delivered: int = 0
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _routes: dict[str, _RouteState] = field(default_factory=lambda: defaultdict(_RouteState))
     _workers: dict[str, asyncio.Task[int]] = field(default_factory=dict)
-    _side_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _task: asyncio.Task[None] | None = None
     _loaded: bool = False
     _closing: bool = False
 
+    def sink_for(self, route: str) -> Sink | None:
+        return self.sinks.get(route, self.default_sink)
+
     # ------------------------------------------------------------------ control
+
+    def _fatal(self, exc: BaseException) -> None:
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+        else:
+            log.error("delivery stopped: %s", exc)
 
     def wake(self) -> None:
         """New alerts were written: look at the outbox now rather than at the next tick."""
-        self._wake.set()
+        self.wake_event.set()
 
     def paused_routes(self) -> Mapping[str, str]:
         return {r: s.paused_reason for r, s in self._routes.items() if s.paused_reason}
@@ -196,6 +195,12 @@ class DeliveryService:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="newswatch-delivery")
+            self._task.add_done_callback(self._loop_done)
+
+    def _loop_done(self, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            self._fatal(exc)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking alerts and let the sends in flight finish (for up to ``grace`` seconds),
@@ -206,13 +211,13 @@ class DeliveryService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        pending = [*self._workers.values(), *self._side_tasks]
+        pending = list(self._workers.values())
         if pending:
             await asyncio.wait(pending, timeout=grace)
         await self.aclose()
 
     async def aclose(self) -> None:
-        tasks = [t for t in (self._task, *self._workers.values(), *self._side_tasks) if t]
+        tasks = [t for t in (self._task, *self._workers.values()) if t]
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -224,7 +229,6 @@ class DeliveryService:
                 log.exception("delivery task failed while closing")
         self._task = None
         self._workers.clear()
-        self._side_tasks.clear()
 
     # ------------------------------------------------------------------ loops
 
@@ -241,15 +245,18 @@ class DeliveryService:
         await self._load()
         while True:
             timeout = self.poll_interval
-            self._wake.clear()  # before looking, so a wake-up during the look is not lost
+            self.wake_event.clear()  # before looking, so a wake-up during the look is not lost
             try:
                 timeout = min(timeout, await self._spawn_due())
             except asyncio.CancelledError:
                 raise
+            except StoreError as exc:
+                self._fatal(exc)
+                return
             except Exception:
                 log.exception("delivery loop failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+                await asyncio.wait_for(self.wake_event.wait(), timeout=max(timeout, 0.01))
 
     async def _spawn_due(self) -> float:
         """Start a worker for every route with something due; return seconds until the next
@@ -279,10 +286,14 @@ class DeliveryService:
     def _worker_done(self, route: str, task: asyncio.Task[int]) -> None:
         if self._workers.get(route) is task:
             del self._workers[route]
-        if not task.cancelled() and task.exception() is not None:
-            log.error("route %s: delivery worker failed", route, exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, StoreError):
+            self._fatal(exc)
+            return
+        if exc is not None:
+            log.error("route %s: delivery worker failed", route, exc_info=exc)
         # the route may have more due (or new alerts arrived meanwhile): look again now
-        self._wake.set()
+        self.wake_event.set()
 
     async def drain(self) -> int:
         """Deliver everything due now, routes side by side; return how many were delivered."""
@@ -304,9 +315,6 @@ class DeliveryService:
             total += self.delivered - before
             if settled == 0:
                 break
-        # notices raised on the way are part of this drain (``run --once`` exits right after)
-        if self._side_tasks:
-            await asyncio.gather(*self._side_tasks, return_exceptions=True)
         return total
 
     def _waiting(self, route: str, now: datetime) -> bool:
@@ -348,11 +356,14 @@ class DeliveryService:
     async def _deliver_one(self, sink: Sink, row: OutboxRow, state: _RouteState) -> str:
         route = row.route
         try:
-            alert = await self._alert(row)
-            if alert is None:
-                await self.store.mark_rejected(row.id, "article no longer stored")
-                return "settled"
-            remote_id = await sink.deliver(alert)
+            if row.kind == "notice":
+                remote_id = await self._notice(sink, row)
+            else:
+                alert = await self._alert(row)
+                if alert is None:
+                    await self.store.mark_rejected(row.id, "article no longer stored")
+                    return "settled"
+                remote_id = await sink.deliver(alert)
         except TransientDeliveryError as exc:
             if isinstance(exc, UncertainDeliveryError):
                 await self.store.mark_maybe_sent(row.id)
@@ -393,8 +404,12 @@ class DeliveryService:
         state.paused_reason = reason
         held = await self.store.pause_route(route, reason)
         log.error("route %s paused: %s (%d alerts held)", route, reason, held)
-        self._announce(route, f"Destination {route!r} paused: {reason}. {held} alert(s) held; "
-                              f"they are sent when it is resumed (/alerts resume {route}).")
+        if self.notices_route and self.notices_route != route:
+            await self.store.add_notice(
+                self.notices_route,
+                f"Destination {route!r} paused: {reason}. {held} alert(s) held; "
+                f"they are sent when it is resumed (/alerts resume {route}).")
+            self.wake_event.set()
 
     def _backoff(self, state: _RouteState) -> float:
         delay = min(self.max_backoff, self.base_backoff * 2 ** (state.failures - 1))
@@ -412,11 +427,21 @@ class DeliveryService:
         for row in rows:
             await self.store.mark_retry(row.id, at=now, reason="stopped before sending")
 
+    async def _notice(self, sink: Sink, row: OutboxRow) -> str | None:
+        text = row.text or ""
+        if isinstance(sink, NoticeSink):
+            return await sink.notice(row.route, text)
+        log.warning("notice for %s: %s", row.route, text)
+        return None
+
     async def _alert(self, row: OutboxRow) -> Alert | None:
+        if row.article_id is None:
+            return None
         article = await self.store.get_article(row.article_id)
         if article is None:
             return None
-        matches = tuple(m for m in await self.store.matches_for(article.id) if m.rule in row.rules)
+        names = {r.name for r in row.rules}
+        matches = tuple(m for m in await self.store.matches_for(article.id) if m.rule in names)
         return Alert(
             id=row.id,
             route=row.route,
@@ -424,63 +449,6 @@ class DeliveryService:
             attempt=row.attempts,
             article=article,
             matches=matches,
-            rules=tuple(self.rule_info(r) for r in row.rules),
+            rules=row.rules,
             maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
         )
-
-    # ------------------------------------------------------------------ notices
-
-    def _announce(self, route: str, text: str) -> None:
-        """Tell the team about trouble with ``route``: through ``notify`` and, when possible,
-        on the notices route (never on the route in trouble)."""
-        if self.notify:
-            result = self.notify(route, text)
-            if inspect.isawaitable(result):
-                self._spawn_side(_await(result))
-        if self.notices_route != route:
-            self._post(self.notices_route, text)
-
-    def announce(self, text: str, *, route: str | None = None) -> None:
-        """Post an operational notice from elsewhere in the engine (a source paused …) on
-        ``route``, else the notices route; logged through ``notify`` either way."""
-        target = route or self.notices_route
-        if self.notify:
-            result = self.notify(target or "", text)
-            if inspect.isawaitable(result):
-                self._spawn_side(_await(result))
-        self._post(target, text)
-
-    def _post(self, target: str | None, text: str) -> None:
-        if not target or self._routes[target].paused_reason:
-            return
-        sink = self.sink_for(target)
-        if isinstance(sink, NoticeSink):
-            self._spawn_side(self._post_notice(sink, target, text))
-
-    def _spawn_side(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._side_tasks.add(task)
-        task.add_done_callback(self._side_tasks.discard)
-
-    async def _post_notice(self, sink: NoticeSink, route: str, text: str) -> None:
-        delay = self.base_backoff
-        for attempt in range(1, _NOTICE_TRIES + 1):
-            try:
-                await sink.notice(route, text)
-                return
-            except TransientDeliveryError as exc:
-                if attempt == _NOTICE_TRIES:
-                    log.error("notice to %s not posted: %s", route, exc)
-                    return
-                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else delay)
-                delay *= 2
-            except DeliveryError as exc:
-                log.error("notice to %s not posted: %s", route, exc)
-                return
-            except Exception:
-                log.exception("notice to %s not posted", route)
-                return
-
-
-async def _await(aw: Awaitable[None]) -> None:
-    await aw

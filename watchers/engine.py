@@ -1,94 +1,77 @@
-"""Engine: the store, fetcher, WatchService and DeliveryService built from a Config, and the
-operations front ends offer (lookups, run-time rules and sources, mutes, health).
+"""Engine: the library's front door. ``open_engine`` builds and owns everything a running
+newswatch needs — the store, the shared fetcher, a small CPU pool, the watch and delivery services —
+and every operation a front end offers is one Engine method.
 
-Front ends (the CLI, the Discord cogs) make one call here per user action and render the result;
-they never fetch, parse or match themselves. Nothing is built at import time.
+    async with open_engine(config, sinks={"alerts": my_sink}) as engine:
+        await engine.run_once()                  # or: wait while the services run
+        hits = await engine.search("troops NEAR/5 border")
+
+Lifetimes: entering opens the store (a refused start — unusable database, bad source — closes
+whatever was opened and raises; nothing is left running), builds the services and, unless
+``start=False``, starts them. Leaving (normally, on error or on cancel) stops the watch service,
+lets delivery finish the sends in flight, then closes the fetcher, the pool and the store, in
+that order. ``stop()`` does the first two steps early, for a front end whose sinks must still work
+while delivery finishes (Discord closes after it).
+
+The watch and delivery services never call each other: the watch side writes articles, matches
+and outbox rows (alerts and notices) to the store and sets one shared event; delivery waits on it
+and reads the store. Front ends (the CLI, the Discord cogs) never reach past these methods.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from watchers.config import Config, FeedSourceConfig, FolderSourceConfig
-from watchers.delivery import DeliveryService, Sink
-from watchers.errors import NewswatchError
+from pydantic import ValidationError
+
+from watchers.config import (
+    Config,
+    FeedSourceConfig,
+    RuleConfig,
+    SourceConfig,
+    pydantic_issues,
+)
+from watchers.delivery import DeliveryService, DeliveryStatus, Sink
+from watchers.errors import ConfigError, ConfigIssue, NewswatchError
 from watchers.models import Article, Match
-from watchers.rules import parse
-from watchers.search import SearchHit, search
-from watchers.service import PollReport, RuleSpec, SourceSpec, WatchService
+from watchers.rules.lookup import index_terms
+from watchers.search import Lookup, SearchHit, search
+from watchers.service import PollReport, WatchService
+from watchers.sources import SourceContext, describe_source
 from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
-from watchers.sources.feed import FeedSource
-from watchers.sources.folder import FolderSource
-from watchers.store import SourceState, SqliteStore, StoredRule, StoredSource
+from watchers.store import SourceState, SqliteStore
 
 __all__ = [
     "Engine",
+    "Lookup",
     "RuleTest",
     "RuleView",
     "SourceView",
     "Stats",
-    "build_engine",
     "make_fetcher",
-    "rule_specs",
-    "source_specs",
+    "open_engine",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def rule_specs(cfg: Config, stored: list[StoredRule]) -> list[RuleSpec]:
-    """Rules from the config file, then those added at run time (a stored rule of the same name
-    replaces the file's: it is the newer decision)."""
-    specs = {
-        r.name: RuleSpec(r.name, r.query, r.channel, r.severity, r.mention_role, r.threshold)
-        for r in cfg.rules
-        if r.enabled
-    }
-    for s in stored:
-        specs[s.name] = RuleSpec(s.name, s.query, s.channel, s.severity, s.mention_role,
-                                 s.threshold, origin="store")
-    return list(specs.values())
-
-
-def feed_spec(name: str, url: str, every: timedelta, fetcher: Fetcher, *, backfill: int = 0,
-              route: str | None = None, origin: str = "config") -> SourceSpec:
-    return SourceSpec(FeedSource(name, url, fetcher=fetcher), every=every, baseline=True,
-                      backfill=backfill, route=route, origin=origin)
-
-
-def source_specs(cfg: Config, fetcher: Fetcher, stored: list[StoredSource]) -> list[SourceSpec]:
-    specs: list[SourceSpec] = []
-    for s in cfg.sources:
-        if not s.enabled:
-            continue
-        route = s.route or cfg.discord.notices
-        if isinstance(s, FolderSourceConfig):
-            specs.append(SourceSpec(FolderSource(s.name, cfg.resolve(s.path)), every=s.every,
-                                    route=route))
-        elif isinstance(s, FeedSourceConfig):
-            specs.append(feed_spec(s.name, s.url, s.every, fetcher, backfill=s.backfill,
-                                   route=route))
-    names = {s.name for s in specs}
-    for st in stored:
-        if st.name not in names:
-            specs.append(feed_spec(st.name, st.url, timedelta(seconds=st.every_seconds), fetcher,
-                                   route=cfg.discord.notices, origin="store"))
-    return specs
-
-
 @dataclass(frozen=True)
 class RuleView:
-    """A running rule as lookups show it."""
+    """A running rule as lookups show it: the rule, its mute, its recent activity."""
 
-    spec: RuleSpec
+    rule: RuleConfig
     muted_until: datetime | None
     matches_7d: int
+    over_budget: int = 0  # articles on which its regexes ran out of time, since start
 
 
 @dataclass(frozen=True)
@@ -119,157 +102,7 @@ class RuleTest:
     window: timedelta
     count: int
     samples: list[SearchHit]
-
-
-@dataclass
-class Engine:
-    """The running engine: one store, one fetcher, the watch and delivery services."""
-
-    config: Config
-    store: SqliteStore
-    fetcher: Fetcher
-    service: WatchService
-    delivery: DeliveryService
-    sinks: dict[str, Sink] = field(default_factory=dict)
-    default_sink: Sink | None = None
-
-    def sink_for(self, route: str) -> Sink | None:
-        return self.sinks.get(route, self.default_sink)
-
-    async def start(self) -> None:
-        self.delivery.start()
-        await self.service.start()
-
-    async def aclose(self) -> None:
-        await self.service.aclose()
-        await self.delivery.aclose()
-        await self.fetcher.aclose()
-        await self.store.aclose()
-
-    # ------------------------------------------------------------------ lookups
-
-    async def search(self, query: str, *, since: timedelta | None = None,
-                     source: str | None = None, limit: int = 10,
-                     order: Literal["newest", "best"] = "newest") -> list[SearchHit]:
-        """Stored articles matching ``query`` (raises QuerySyntaxError for a bad query)."""
-        return await search(
-            self.store, query, since=datetime.now(UTC) - since if since else None,
-            source=source, limit=limit, order=order, threshold=self.config.threshold,
-            aliases=self.config.aliases,
-        )
-
-    async def recent(self, *, rule: str | None = None, limit: int = 10
-                     ) -> list[tuple[Article, list[Match]]]:
-        return await self.store.recent(rule=rule, limit=limit)
-
-    async def article(self, article_id: str) -> tuple[Article, list[Match]] | None:
-        art = await self.store.get_article(article_id.strip())
-        if art is None:
-            return None
-        return art, await self.store.matches_for(art.id)
-
-    async def stats(self) -> Stats:
-        return Stats(
-            articles=await self.store.count_articles(),
-            alerts=await self.store.alert_counts(),
-            sources=await self.sources(),
-            paused_routes=dict(self.delivery.paused_routes()),
-        )
-
-    # ------------------------------------------------------------------ rules
-
-    async def rules(self) -> list[RuleView]:
-        now = datetime.now(UTC)
-        mutes = await self.store.mutes(now=now)
-        counts = await self.store.rule_match_counts(since=now - timedelta(days=7))
-        return [RuleView(r, mutes.get(r.name), counts.get(r.name, 0))
-                for r in sorted(self.service.rules, key=lambda r: r.name)]
-
-    async def test_rule(self, query: str, *, window: timedelta = timedelta(days=7),
-                        samples: int = 3) -> RuleTest:
-        hits = await self.search(query, since=window, limit=100_000)
-        return RuleTest(query, window, len(hits), hits[:samples])
-
-    async def add_rule(self, rule: StoredRule) -> RuleSpec:
-        """Add or replace a run-time rule; it applies to the next article matched."""
-        parse(rule.query)
-        if self.config.channels and rule.channel not in self.config.channels:
-            raise NewswatchError(f"unknown channel {rule.channel!r}; known: "
-                                 f"{', '.join(sorted(self.config.channels))}")
-        if any(r.name == rule.name and r.origin == "config" for r in self.service.rules):
-            raise NewswatchError(f"rule {rule.name!r} is defined in the config file; "
-                                 "choose another name")
-        await self.store.put_rule(rule)
-        await self.reload_rules()
-        return next(r for r in self.service.rules if r.name == rule.name)
-
-    async def remove_rule(self, name: str) -> bool:
-        if any(r.name == name and r.origin == "config" for r in self.service.rules):
-            raise NewswatchError(f"rule {name!r} is defined in the config file; "
-                                 "remove it there")
-        removed = await self.store.delete_rule(name)
-        await self.reload_rules()
-        return removed
-
-    async def reload_rules(self) -> None:
-        """Rebuild the running rules from the config and the store."""
-        self.service.set_rules(rule_specs(self.config, await self.store.list_rules()))
-
-    def _known_rule(self, name: str) -> None:
-        if name not in {r.name for r in self.service.rules}:
-            raise NewswatchError(f"no rule named {name!r}")
-
-    async def mute(self, rule: str, duration: timedelta) -> datetime:
-        self._known_rule(rule)
-        until = datetime.now(UTC) + duration
-        await self.store.mute(rule, until)
-        return until
-
-    async def unmute(self, rule: str) -> bool:
-        self._known_rule(rule)
-        return await self.store.unmute(rule)
-
-    # ------------------------------------------------------------------ sources
-
-    async def sources(self) -> list[SourceView]:
-        health = {s.name: s for s in await self.service.health()}
-        out = []
-        for spec in self.service.sources:
-            src = spec.source
-            kind = "feed" if isinstance(src, FeedSource) else "folder"
-            where = getattr(src, "url", None) or str(getattr(src, "path", ""))
-            out.append(SourceView(spec.name, kind, where, spec.every, spec.origin,
-                                  health.get(spec.name) or SourceState(spec.name)))
-        return out
-
-    async def add_source(self, name: str, url: str, every: timedelta,
-                         created_by: str | None = None) -> SourceView:
-        """Add a feed at run time; the URL is checked (scheme, address ranges) first."""
-        if not re.fullmatch(r"[\w.-]{1,64}", name):
-            raise NewswatchError("a source name is 1–64 letters, digits, '.', '_' or '-'")
-        if name in self.service.source_names():
-            raise NewswatchError(f"a source named {name!r} already exists")
-        if every < timedelta(minutes=1):
-            raise NewswatchError("a feed is polled at most once a minute")
-        check_url(url, self.config.fetch.allow_private)
-        await self.store.put_source(StoredSource(name, url, every.total_seconds(), created_by))
-        await self.service.add_source(feed_spec(name, url, every, self.fetcher,
-                                                route=self.config.discord.notices,
-                                                origin="store"))
-        return next(v for v in await self.sources() if v.name == name)
-
-    async def remove_source(self, name: str) -> bool:
-        spec = next((s for s in self.service.sources if s.name == name), None)
-        if spec is None:
-            return False
-        if spec.origin == "config":
-            raise NewswatchError(f"source {name!r} is defined in the config file; "
-                                 "remove it there")
-        await self.store.delete_source(name)
-        return await self.service.remove_source(name)
-
-    async def resume_source(self, name: str) -> bool:
-        return await self.service.resume_source(name)
+    truncated: bool = False
 
 
 def make_fetcher(cfg: Config) -> Fetcher:
@@ -282,47 +115,311 @@ def make_fetcher(cfg: Config) -> Fetcher:
     )
 
 
-async def build_engine(
-    cfg: Config,
+def _merged_rules(cfg: Config, stored: list[RuleConfig]) -> list[RuleConfig]:
+    """Rules from the config file, then those added at run time (a stored rule of the same name
+    replaces the file's: it is the newer decision)."""
+    rules = {r.name: r for r in cfg.rules}
+    for r in stored:
+        rules[r.name] = r
+    return list(rules.values())
+
+
+def _merged_sources(cfg: Config, stored: list[SourceConfig]) -> list[SourceConfig]:
+    sources = {s.name: s for s in cfg.sources if s.enabled}
+    for s in stored:
+        sources.setdefault(s.name, s)  # the file's source wins a name clash: it was there first
+    return list(sources.values())
+
+
+class Engine:
+    """A running engine. Build it with :func:`open_engine`; every method is one user action."""
+
+    def __init__(self, config: Config, store: SqliteStore, fetcher: Fetcher,
+                 executor: ThreadPoolExecutor, watch: WatchService,
+                 delivery: DeliveryService) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.executor = executor
+        self.watch = watch
+        self.delivery = delivery
+        self._stopped = False
+        self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def fail(self, error: BaseException) -> None:
+        """Record an error that ends the engine (the store is gone or corrupted)."""
+        if not self._fatal.done():
+            log.error("%s", error)
+            self._fatal.set_exception(error)
+
+    async def failed(self) -> None:
+        """Wait until the engine fails, then raise why; front ends wait on it beside their own
+        stop signal. Never returns normally."""
+        await asyncio.shield(self._fatal)
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def start(self) -> None:
+        """Start polling and delivering (``open_engine`` does this unless ``start=False``)."""
+        self.delivery.start()
+        await self.watch.start()
+
+    async def stop(self) -> None:
+        """Stop polling, then let delivery finish the sends in flight. Idempotent; call it while
+        the sinks still work."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._fatal.done():
+            self._fatal.exception()  # retrieved: a failure that nobody awaited is not an error
+        await self.watch.aclose()
+        await self.delivery.stop()
+
+    async def run_once(self) -> list[PollReport]:
+        """Poll every source once and deliver everything that is due (``run --once``)."""
+        await self.store.requeue_interrupted()
+        reports = await self.watch.run_once()
+        await self.delivery.drain()
+        return reports
+
+    # ------------------------------------------------------------------ lookups
+
+    async def search(self, query: str, *, since: timedelta | None = None,
+                     source: str | None = None, limit: int = 10,
+                     order: Literal["newest", "best"] = "newest",
+                     budget: float = 5.0) -> Lookup:
+        """Stored articles matching ``query``, newest (or best) first, within a time budget.
+        Raises QuerySyntaxError for a bad query and NewswatchError for an unknown source."""
+        if source is not None:
+            known = set(self.watch.source_names()) | set(await self.store.count_by_source())
+            if source not in known:
+                raise NewswatchError(f"no source named {source!r}; known: "
+                                     f"{', '.join(sorted(known)) or 'none'}")
+        return await search(
+            self.store, query, since=datetime.now(UTC) - since if since else None,
+            source=source, limit=limit, order=order, threshold=self.config.threshold,
+            aliases=self.config.aliases, budget=budget, executor=self.executor,
+        )
+
+    @property
+    def database(self) -> str:
+        """Where the store keeps its data (a file path)."""
+        return str(self.store.path)
+
+    async def count_articles(self) -> int:
+        """How many articles the store holds."""
+        return await self.store.count_articles()
+
+    async def recent(self, *, rule: str | None = None, limit: int = 10
+                     ) -> list[tuple[Article, list[Match]]]:
+        """The newest stored articles (that matched ``rule``, if given) with their matches."""
+        return await self.store.recent(rule=rule, limit=limit)
+
+    async def article(self, article_id: str) -> tuple[Article, list[Match]] | None:
+        """One stored article (by id or a unique id prefix) and the rules that matched it."""
+        art = await self.store.get_article(article_id.strip())
+        if art is None:
+            return None
+        return art, await self.store.matches_for(art.id)
+
+    async def stats(self) -> Stats:
+        """Counts of articles and alerts, source health and paused destinations."""
+        return Stats(
+            articles=await self.store.count_articles(),
+            alerts=await self.store.alert_counts(),
+            sources=await self.sources(),
+            paused_routes=dict(self.delivery.paused_routes()),
+        )
+
+    # ------------------------------------------------------------------ rules
+
+    def rule_names(self) -> list[str]:
+        """The names of the running rules, sorted."""
+        return sorted(r.name for r in self.watch.rules)
+
+    async def rules(self) -> list[RuleView]:
+        """Every running rule with its mute and its matches in the last 7 days."""
+        now = datetime.now(UTC)
+        mutes = await self.store.mutes(now=now)
+        counts = await self.store.rule_match_counts(since=now - timedelta(days=7))
+        return [RuleView(r, mutes.get(r.name), counts.get(r.name, 0),
+                         self.watch.over_budget.get(r.name, 0))
+                for r in sorted(self.watch.rules, key=lambda r: r.name)]
+
+    async def test_rule(self, query: str, *, window: timedelta = timedelta(days=7),
+                        samples: int = 3) -> RuleTest:
+        """How many stored articles of the last ``window`` a query matches, with samples."""
+        found = await self.search(query, since=window, limit=100_000)
+        return RuleTest(query, window, len(found.hits), found.hits[:samples], found.truncated)
+
+    async def add_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None
+                       ) -> RuleConfig:
+        """Add or replace a run-time rule; it applies to the next article matched.
+
+        The fields are validated by the same model as the config file's ``[[rules]]`` (errors
+        name the key), and the rule must compile before anything is stored."""
+        try:
+            rule = RuleConfig.model_validate(
+                {**fields, "origin": "store", "created_by": created_by})
+        except ValidationError as err:
+            raise ConfigError(pydantic_issues(err), file="rule") from None
+        issues = []
+        if self.config.channels and rule.channel not in self.config.channels:
+            issues.append(ConfigIssue("channel", f"unknown channel {rule.channel!r}; known: "
+                                      f"{', '.join(sorted(self.config.channels))}"))
+        if any(r.name == rule.name for r in self.config.rules):
+            issues.append(ConfigIssue("name", f"rule {rule.name!r} is defined in the config "
+                                      "file; choose another name"))
+        if issues:
+            raise ConfigError(issues, file="rule")
+        bad = self.watch.set_rules([*self.watch.rules, rule])  # compiles; bad ones left out
+        for r, exc in bad:
+            if r is rule:
+                self.watch.set_rules([x for x in self.watch.rules if x is not rule])
+                raise ConfigError([ConfigIssue("query", str(exc))], file="rule")
+        await self.store.put_rule(rule)
+        return rule
+
+    async def remove_rule(self, name: str) -> bool:
+        """Remove a rule added at run time; False when there is none of that name."""
+        if any(r.name == name for r in self.config.rules):
+            raise NewswatchError(f"rule {name!r} is defined in the config file; "
+                                 "remove it there")
+        removed = await self.store.delete_rule(name)
+        await self.reload_rules()
+        return removed
+
+    async def reload_rules(self) -> None:
+        """Rebuild the running rules from the config and the store."""
+        self.watch.set_rules(_merged_rules(self.config, await self.store.list_rules()))
+
+    def _known_rule(self, name: str) -> None:
+        if name not in {r.name for r in self.watch.rules}:
+            raise NewswatchError(f"no rule named {name!r}")
+
+    async def mute(self, rule: str, duration: timedelta) -> datetime:
+        """Silence a rule until now + ``duration``; its matches are still recorded."""
+        self._known_rule(rule)
+        until = datetime.now(UTC) + duration
+        await self.store.mute(rule, until)
+        return until
+
+    async def unmute(self, rule: str) -> bool:
+        """Let a muted rule alert again; False when it was not muted."""
+        self._known_rule(rule)
+        return await self.store.unmute(rule)
+
+    # ------------------------------------------------------------------ sources
+
+    def source_names(self) -> list[str]:
+        """The names of the running sources, sorted."""
+        return sorted(self.watch.source_names())
+
+    async def sources(self) -> list[SourceView]:
+        """Every source with its stored health."""
+        health = {s.name: s for s in await self.watch.health()}
+        return [SourceView(c.name, c.type, describe_source(c), c.every, c.origin,
+                           health.get(c.name) or SourceState(c.name))
+                for c in self.watch.source_configs()]
+
+    async def add_source(self, fields: Mapping[str, Any], *, created_by: str | None = None
+                         ) -> SourceView:
+        """Add a feed at run time, validated like the config file's ``[[sources]]``; the URL is
+        checked (scheme, address ranges) before anything is fetched or stored."""
+        if isinstance(fields.get("url"), str):
+            check_url(fields["url"], self.config.fetch.allow_private)  # before anything else
+        data = {"type": "feed", **fields, "origin": "store", "created_by": created_by}
+        try:
+            source = FeedSourceConfig.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(pydantic_issues(err), file="source") from None
+        if not re.fullmatch(r"[\w.-]{1,64}", source.name):
+            raise NewswatchError("a source name is 1–64 letters, digits, '.', '_' or '-'")
+        if source.name in self.watch.source_names():
+            raise NewswatchError(f"a source named {source.name!r} already exists")
+        if source.every < timedelta(minutes=1):
+            raise NewswatchError("a feed is polled at most once a minute")
+        check_url(source.url, self.config.fetch.allow_private)
+        await self.watch.add_source(source)
+        await self.store.put_source(source)
+        return next(v for v in await self.sources() if v.name == source.name)
+
+    async def remove_source(self, name: str) -> bool:
+        """Remove a source added at run time; False when there is none of that name."""
+        if name not in self.watch.source_names():
+            return False
+        if any(s.name == name for s in self.config.sources):
+            raise NewswatchError(f"source {name!r} is defined in the config file; "
+                                 "remove it there")
+        await self.store.delete_source(name)
+        return await self.watch.remove_source(name)
+
+    async def resume_source(self, name: str) -> bool:
+        """Resume a paused source now; False when it is unknown or was never polled."""
+        return await self.watch.resume_source(name)
+
+    # ------------------------------------------------------------------ delivery
+
+    async def delivery_status(self) -> DeliveryStatus:
+        """The outbox by state, paused destinations, backoffs and recent rejections."""
+        return await self.delivery.status()
+
+    def paused_routes(self) -> dict[str, str]:
+        """Paused destinations and why."""
+        return dict(self.delivery.paused_routes())
+
+    async def resume_route(self, route: str) -> int:
+        """Resume a paused destination; returns how many held alerts are now sent."""
+        if route not in self.delivery.paused_routes():
+            raise NewswatchError(f"route {route!r} is not paused")
+        return await self.delivery.resume_route(route)
+
+
+@asynccontextmanager
+async def open_engine(
+    config: Config,
     *,
-    notify: Callable[[str | None, str], None] | None = None,
-    on_report: Callable[[PollReport], None] | None = None,
+    sinks: Mapping[str, Sink] | None = None,
+    default_sink: Sink | None = None,
+    start: bool = True,
     store_path: str | None = None,
-) -> Engine:
-    """Open the store and wire the services; sinks are attached by the front end."""
-    store = await SqliteStore.open(store_path or str(cfg.resolve(cfg.storage.path)))
-    try:
-        fetcher = make_fetcher(cfg)
+    on_report: Callable[[PollReport], None] | None = None,
+) -> AsyncIterator[Engine]:
+    """Open the store, build the services and (unless ``start=False``) start them; on exit stop
+    and close everything in order. See the module docstring."""
+    async with AsyncExitStack() as stack:
+        store = await SqliteStore.open(store_path or str(config.resolve(config.storage.path)),
+                                       terms_of=index_terms)
+        stack.push_async_callback(store.aclose)
+        executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="newswatch-cpu")
+        stack.callback(executor.shutdown, wait=True, cancel_futures=True)
+        fetcher = make_fetcher(config)
+        stack.push_async_callback(fetcher.aclose)
         stored_rules = await store.list_rules()
         stored_sources = await store.list_sources()
-    except BaseException:
-        await store.aclose()
-        raise
-    engine_ref: list[Engine] = []
-
-    def wake() -> None:
-        engine_ref[0].delivery.wake()
-
-    service = WatchService(
-        store=store,
-        sources=source_specs(cfg, fetcher, stored_sources),
-        rules=rule_specs(cfg, stored_rules),
-        threshold=cfg.threshold,
-        aliases=cfg.aliases,
-        pause_after=cfg.fetch.pause_after,
-        probe_every=cfg.fetch.probe_every,
-        on_alerts=wake,
-        # A paused source is announced on its route (or the notices route) like any notice.
-        on_notice=lambda route, msg: engine_ref[0].delivery.announce(msg, route=route),
-        on_report=on_report,
-    )
-    delivery = DeliveryService(
-        store=store,
-        sink_for=lambda route: engine_ref[0].sink_for(route),
-        rule_info=service.rule_info,
-        notify=(lambda route, msg: notify(cfg.discord.notices, msg)) if notify else None,
-        notices_route=cfg.discord.notices,
-    )
-    engine = Engine(cfg, store, fetcher, service, delivery)
-    engine_ref.append(engine)
-    return engine
+        wake = asyncio.Event()
+        watch = WatchService(
+            store=store,
+            context=SourceContext(fetcher=fetcher, resolve=config.resolve),
+            sources=_merged_sources(config, stored_sources),
+            rules=_merged_rules(config, stored_rules),
+            threshold=config.threshold,
+            aliases=config.aliases,
+            pause_after=config.fetch.pause_after,
+            probe_every=config.fetch.probe_every,
+            notices_route=config.discord.notices,
+            wake=wake,
+            executor=executor,
+            on_report=on_report,
+        )
+        stack.push_async_callback(watch.aclose)
+        delivery = DeliveryService(store=store, sinks=dict(sinks or {}),
+                                   default_sink=default_sink,
+                                   notices_route=config.discord.notices, wake_event=wake)
+        stack.push_async_callback(delivery.aclose)
+        engine = Engine(config, store, fetcher, executor, watch, delivery)
+        watch.on_fatal = delivery.on_fatal = engine.fail
+        stack.push_async_callback(engine.stop)
+        if start:
+            await engine.start()
+        yield engine

@@ -2,6 +2,10 @@
 
 All models are frozen pydantic models with ``extra="forbid"``: a misspelt field is an error, and a
 value handed to a sink cannot change under it.
+
+An Article's text is always storable as UTF-8: whatever a source hands in, lone surrogates become
+U+FFFD and NUL characters are removed before ids and hashes derive from it, and a publication date
+that cannot be expressed in UTC (year 1 with a positive offset) counts as missing.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Article", "Highlight", "Hit", "Match", "content_fingerprint"]
+__all__ = ["Article", "Highlight", "Hit", "Match", "content_fingerprint", "storable"]
 
 _SPACE = re.compile(r"\s+")
 
@@ -33,6 +37,21 @@ def content_fingerprint(title: str, text: str) -> str:
     folded = "".join(c for c in folded if not unicodedata.combining(c))
     words = re.findall(r"\w+", folded)
     return hashlib.sha256(" ".join(words).encode()).hexdigest()
+
+
+_TEXT_FIELDS = ("id", "source", "guid", "url", "title", "text", "content_hash")
+
+
+def storable(text: str) -> str:
+    """``text`` that encodes as UTF-8 and has no NUL: a surrogate pair left as two code points is
+    joined, a lone surrogate becomes U+FFFD, NUL is removed."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -60,9 +79,17 @@ class Article(_Frozen):
     fetched_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     content_hash: str = ""
 
-    @field_validator("published", "fetched_at", mode="after")
+    @field_validator("published", mode="after")
     @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
+    def _published_utc(cls, value: datetime | None) -> datetime | None:
+        try:
+            return _utc(value)
+        except OverflowError:
+            return None  # 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
+
+    @field_validator("fetched_at", mode="after")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime | None:
         return _utc(value)
 
     @model_validator(mode="before")
@@ -71,6 +98,9 @@ class Article(_Frozen):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        for key in _TEXT_FIELDS:
+            if isinstance(data.get(key), str):
+                data[key] = storable(data[key])
         title = str(data.get("title") or "")
         text = str(data.get("text") or "")
         if not data.get("content_hash"):

@@ -1,10 +1,19 @@
 """WatchService: polls every source on its own schedule, matches new articles, records alerts.
 
-Each source runs in its own task. A failing source is logged, backs off exponentially (with
-jitter) and after ``pause_after`` consecutive failures is paused: a notice goes to its route, it is
-probed once every ``probe_every``, and a successful probe (or a resume) brings it back. It never
-stops the others. The first poll of a feed records a baseline without alerting (``backfill``
-newest items do alert); a folder alerts on what it finds.
+Each source runs in its own task. A failing source — a SourceError, or any unexpected exception
+while polling or storing — is logged, backs off exponentially (with jitter) and after
+``pause_after`` consecutive failures is paused: a notice is written to the outbox for its route,
+it is probed once every ``probe_every``, and a successful probe (or a resume) brings it back. It
+never stops the others. The first poll of a feed records a baseline without alerting
+(``backfill`` newest items do alert); a folder alerts on what it finds.
+
+The service talks to delivery only through the store: it writes articles, matches and outbox
+rows (alerts, notices) in one transaction per article and then sets ``wake``. Each outbox row
+carries the rules that fired *as they were when they matched*, so a rule edited later does not
+change how an earlier alert looks.
+
+Matching, tokenising for the lookup index and anything else CPU-bound runs in ``executor``
+(a small thread pool), never on the event loop, so a poll of a large feed cannot stall Discord.
 """
 
 from __future__ import annotations
@@ -13,55 +22,26 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from watchers.delivery import RuleInfo
-from watchers.errors import NewswatchError, SourceError
+from watchers.config import RuleConfig, SourceConfig
+from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.models import Article, Match
 from watchers.rules import Rule, RuleSet
-from watchers.sources.base import Source
+from watchers.rules.lookup import index_terms
+from watchers.sources import SOURCE_TYPES, SourceContext, build_source
+from watchers.sources.base import Source, printable
 from watchers.store.base import OutboxEntry, SourceState, Store
 
-__all__ = ["PollReport", "RuleSpec", "SourceSpec", "WatchService"]
+__all__ = ["PollReport", "WatchService"]
 
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class RuleSpec:
-    """A rule as the service runs it: the query plus where and how its alerts go."""
-
-    name: str
-    query: str
-    channel: str = "alerts"
-    severity: str = "medium"
-    mention_role: int | None = None
-    threshold: int | None = None
-    origin: str = "config"  # "config" or "store" (added at run time)
-
-    def info(self) -> RuleInfo:
-        return RuleInfo(self.name, self.query, self.severity, self.mention_role)
-
-
-@dataclass
-class SourceSpec:
-    """A source and how to run it."""
-
-    source: Source
-    every: timedelta
-    baseline: bool = False  # first poll records without alerting (feeds)
-    backfill: int = 0  # …except this many newest items
-    route: str | None = None  # where notices about this source go
-    origin: str = "config"
-
-    @property
-    def name(self) -> str:
-        return self.source.name
 
 
 @dataclass(frozen=True)
@@ -72,9 +52,29 @@ class PollReport:
     seen: int = 0
     new: int = 0
     alerts: int = 0
+    skipped: int = 0  # items the source could not read (named in the log)
     not_modified: bool = False
     baseline: bool = False
     error: str | None = None
+
+
+@dataclass
+class _Running:
+    """A source as the service runs it: its validated config and the live poller."""
+
+    config: SourceConfig
+    source: Source
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    matches: list[Match]
+    terms: str
+    over_budget: tuple[str, ...]
 
 
 @dataclass
@@ -82,45 +82,77 @@ class WatchService:
     """The engine's scheduler. Build it, ``await start()``, and ``await aclose()`` when done."""
 
     store: Store
-    sources: list[SourceSpec]
-    rules: Sequence[RuleSpec] = ()
+    context: SourceContext
+    sources: Sequence[SourceConfig] = ()
+    rules: Sequence[RuleConfig] = ()
     threshold: int = 85
     aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
     pause_after: int = 10
     max_backoff: timedelta = timedelta(hours=1)
     probe_every: timedelta = timedelta(hours=1)  # how often a paused source is tried again
-    on_alerts: Callable[[], None] | None = None  # woken after alerts are written
-    on_notice: Callable[[str | None, str], None] | None = None  # (route, message)
+    notices_route: str | None = None  # where notices go for sources that name no route
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set after outbox rows are written
+    executor: Executor | None = None  # None: asyncio's default thread pool
+    regex_budget: float = 0.1  # seconds of regex time per article, across all rules and fields
     on_report: Callable[[PollReport], None] | None = None
+    on_fatal: Callable[[BaseException], None] | None = None  # the store failed: stop everything
+    over_budget: Counter[str] = field(default_factory=Counter)  # rule → articles cut short
     _ruleset: RuleSet = field(init=False)
-    _specs: dict[str, RuleSpec] = field(init=False)
+    _rules: dict[str, RuleConfig] = field(init=False)
+    _running: dict[str, _Running] = field(default_factory=dict, init=False)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
-    _wake: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
+    _pokes: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
+    _started: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.set_rules(self.rules)
+        for cfg in self.sources:
+            self._running[cfg.name] = _Running(cfg, build_source(cfg, self.context))
+        self.sources = ()  # the running set is the truth from here on
 
     # ------------------------------------------------------------------ rules
 
-    def set_rules(self, rules: Iterable[RuleSpec]) -> None:
-        """Replace the running rules; the next article is matched against the new set."""
-        specs = {r.name: r for r in rules}
-        self._ruleset = RuleSet(
-            [Rule(name=r.name, query=r.query, threshold=r.threshold or self.threshold)
-             for r in specs.values()],
-            aliases={k: list(v) for k, v in self.aliases.items()},
-        )
-        self._specs = specs
-        self.rules = tuple(specs.values())
+    def set_rules(self, rules: Iterable[RuleConfig]) -> list[tuple[RuleConfig, NewswatchError]]:
+        """Replace the running rules; the next article is matched against the new set.
+
+        A rule that does not compile is left out and returned with its error (a stored rule
+        written by an older version must never stop the engine from starting)."""
+        aliases = {k: list(v) for k, v in self.aliases.items()}
+        wanted: dict[str, RuleConfig] = {}
+        for r in rules:
+            if r.enabled:
+                wanted.pop(r.name, None)
+                wanted[r.name] = r  # a later rule of the same name replaces an earlier one
+        bad: list[tuple[RuleConfig, NewswatchError]] = []
+
+        def compiled(r: RuleConfig) -> Rule:
+            return Rule(name=r.name, query=r.query, threshold=r.threshold or self.threshold)
+
+        try:
+            ruleset = RuleSet([compiled(r) for r in wanted.values()], aliases=aliases)
+        except (NewswatchError, RecursionError, ValueError):
+            # Find the culprits one by one; the rest still run.
+            for r in list(wanted.values()):
+                try:
+                    RuleSet([compiled(r)], aliases=aliases)
+                except NewswatchError as exc:
+                    bad.append((r, exc))
+                    del wanted[r.name]
+                except (RecursionError, ValueError) as exc:
+                    bad.append((r, NewswatchError(f"{type(exc).__name__}: {exc}")))
+                    del wanted[r.name]
+            ruleset = RuleSet([compiled(r) for r in wanted.values()], aliases=aliases)
+        self._ruleset = ruleset
+        self._rules = wanted
+        self.rules = tuple(wanted.values())
+        for r, error in bad:
+            log.error("rule %s skipped: %s", r.name, error)
+        return bad
 
     @property
     def ruleset(self) -> RuleSet:
         return self._ruleset
-
-    def rule_info(self, name: str) -> RuleInfo:
-        spec = self._specs.get(name)
-        return spec.info() if spec else RuleInfo(name, "")
 
     def routes(self) -> set[str]:
         return {r.channel for r in self.rules}
@@ -128,30 +160,35 @@ class WatchService:
     # ------------------------------------------------------------------ sources
 
     def source_names(self) -> list[str]:
-        return [s.name for s in self.sources]
+        return list(self._running)
 
-    async def add_source(self, spec: SourceSpec) -> None:
-        if spec.name in self.source_names():
-            raise NewswatchError(f"a source named {spec.name!r} already exists")
-        self.sources.append(spec)
-        if self._tasks:
-            self._spawn(spec)
+    def source_configs(self) -> list[SourceConfig]:
+        return [r.config for r in self._running.values()]
+
+    async def add_source(self, config: SourceConfig, source: Source | None = None) -> None:
+        """Run another source: built from ``config``, or ``source`` itself when given (an
+        embedder's own Source implementation, scheduled by ``config``)."""
+        if config.name in self._running:
+            raise NewswatchError(f"a source named {config.name!r} already exists")
+        running = _Running(config, source or build_source(config, self.context))
+        self._running[config.name] = running
+        if self._started:
+            self._spawn(running)
 
     async def remove_source(self, name: str) -> bool:
-        spec = next((s for s in self.sources if s.name == name), None)
-        if spec is None:
+        running = self._running.pop(name, None)
+        if running is None:
             return False
-        self.sources.remove(spec)
         task = self._tasks.pop(name, None)
         if task:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        await spec.source.aclose()
+        await running.source.aclose()
         return True
 
     async def resume_source(self, name: str) -> bool:
         state = await self.store.source_state(name)
-        if state is None or name not in self.source_names():
+        if state is None or name not in self._running:
             return False
         await self.store.save_source_state(replace(state, paused=False, failures=0,
                                                    next_poll=None))
@@ -160,7 +197,7 @@ class WatchService:
 
     def poke(self, name: str | None = None) -> None:
         """Poll a source (or all) now instead of at its next scheduled time."""
-        for key, event in self._wake.items():
+        for key, event in self._pokes.items():
             if name is None or key == name:
                 event.set()
 
@@ -168,37 +205,59 @@ class WatchService:
 
     async def run_once(self) -> list[PollReport]:
         """Poll every enabled source once, concurrently; return what each poll did."""
-        return list(await asyncio.gather(*(self.poll_source(s) for s in self.sources)))
+        return list(await asyncio.gather(
+            *(self._poll_guarded(r) for r in list(self._running.values()))))
 
     async def start(self) -> None:
-        for spec in self.sources:
-            self._spawn(spec)
+        if self._started:
+            return
+        self._started = True
+        for running in self._running.values():
+            self._spawn(running)
 
-    def _spawn(self, spec: SourceSpec) -> None:
-        self._wake[spec.name] = asyncio.Event()
-        self._tasks[spec.name] = asyncio.create_task(
-            self._loop(spec), name=f"newswatch-source-{spec.name}"
-        )
+    def _spawn(self, running: _Running) -> None:
+        self._pokes[running.name] = asyncio.Event()
+        task = asyncio.create_task(self._loop(running), name=f"newswatch-source-{running.name}")
+        task.add_done_callback(self._task_done)
+        self._tasks[running.name] = task
 
-    async def _loop(self, spec: SourceSpec) -> None:
-        wake = self._wake[spec.name]
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+        else:
+            log.error("%s: %s", task.get_name(), exc, exc_info=exc)
+
+    async def _loop(self, running: _Running) -> None:
+        poke = self._pokes[running.name]
         while True:
-            state = await self.store.source_state(spec.name)
+            state = await self.store.source_state(running.name)
             now = datetime.now(UTC)
             if state and state.next_poll and state.next_poll > now:
-                wake.clear()
+                poke.clear()
                 # A poke (resume, poll now) cuts the wait short.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(),
+                    await asyncio.wait_for(poke.wait(),
                                            timeout=(state.next_poll - now).total_seconds())
-            try:
-                # A paused source is still probed, at its backoff ceiling: a success resumes it.
-                await self.poll_source(spec)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug in one source must not end its loop for good
-                log.exception("source %s: unexpected failure", spec.name)
-                await asyncio.sleep(spec.every.total_seconds())
+            # A paused source is still probed, at its backoff ceiling: a success resumes it.
+            await self._poll_guarded(running)
+
+    async def _poll_guarded(self, running: _Running) -> PollReport:
+        """One poll; any unexpected exception counts as a failure of this source (state saved,
+        backoff, pause and notice) — except a store failure, which concerns every source."""
+        try:
+            return await self.poll_source(running.name)
+        except (asyncio.CancelledError, StoreError):
+            raise
+        except Exception as exc:
+            log.exception("source %s: unexpected failure", running.name)
+            state = await self.store.source_state(running.name) or SourceState(running.name)
+            return await self._failed(running, state,
+                                      f"unexpected error: {type(exc).__name__}: {exc}", None)
 
     async def aclose(self) -> None:
         """Stop every source task and close the sources. Safe to call twice."""
@@ -210,38 +269,44 @@ class WatchService:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        for spec in self.sources:
+        for running in self._running.values():
             try:
-                await spec.source.aclose()
+                await running.source.aclose()
             except Exception:
-                log.exception("closing source %s", spec.name)
+                log.exception("closing source %s", running.name)
 
-    async def poll_source(self, spec: SourceSpec) -> PollReport:
+    async def poll_source(self, name: str) -> PollReport:
         """Poll one source once: store what is new, match it, write alerts; record health."""
-        state = await self.store.source_state(spec.name) or SourceState(name=spec.name)
+        running = self._running[name]
+        state = await self.store.source_state(name) or SourceState(name=name)
         now = datetime.now(UTC)
         try:
-            poll = await spec.source.poll(state.cursor)
+            poll = await running.source.poll(state.cursor)
         except SourceError as exc:
-            report = await self._failed(spec, state, str(exc), getattr(exc, "retry_after", None))
+            report = await self._failed(running, state, str(exc),
+                                        getattr(exc, "retry_after", None))
         else:
             first = state.polls == 0 and state.last_success is None
-            baseline = first and spec.baseline
-            report = await self._ingest(spec, poll.articles, baseline=baseline)
-            report = replace(report, not_modified=poll.not_modified)
+            baseline = first and SOURCE_TYPES[running.config.type].baseline
+            report = await self._ingest(running, poll.articles, baseline=baseline)
+            for item in poll.skipped:
+                log.warning("source %s: skipped %s", printable(name), item)
+            report = replace(report, not_modified=poll.not_modified, skipped=len(poll.skipped))
             await self.store.save_source_state(
                 replace(state, cursor=dict(poll.cursor) or state.cursor, polls=state.polls + 1,
                         last_success=now, failures=0, paused=False,
-                        next_poll=now + spec.every)
+                        skipped=state.skipped + len(poll.skipped),
+                        next_poll=now + running.config.every)
             )
         if self.on_report:
             self.on_report(report)
         return report
 
-    async def _failed(self, spec: SourceSpec, state: SourceState, error: str,
+    async def _failed(self, running: _Running, state: SourceState, error: str,
                       retry_after: float | None) -> PollReport:
+        every = running.config.every
         failures = state.failures + 1
-        backoff = min(spec.every.total_seconds() * 2 ** (failures - 1),
+        backoff = min(every.total_seconds() * 2 ** (failures - 1),
                       self.max_backoff.total_seconds())
         backoff *= 0.8 + 0.4 * random.random()
         if retry_after is not None:
@@ -254,55 +319,76 @@ class WatchService:
             replace(state, polls=state.polls + 1, last_error=error, last_error_at=now,
                     failures=failures, next_poll=now + timedelta(seconds=backoff), paused=paused)
         )
-        log.warning("source %s failed (%d in a row): %s", spec.name, failures, error)
-        if paused and not state.paused and self.on_notice:
-            self.on_notice(spec.route, f"Source {spec.name!r} paused after {failures} failures "
-                                       f"in a row. Last error: {error}")
-        return PollReport(source=spec.name, error=error)
+        log.warning("source %s failed (%d in a row): %s", running.name, failures, error)
+        if paused and not state.paused:
+            route = running.config.route or self.notices_route
+            text = (f"Source {running.name!r} paused after {failures} failures in a row. "
+                    f"Last error: {error}")
+            if route:
+                await self.store.add_notice(route, text)
+                self.wake.set()
+        return PollReport(source=running.name, error=error)
 
-    async def _ingest(self, spec: SourceSpec, articles: Sequence[Article], *, baseline: bool
+    def _analyse(self, ruleset: RuleSet, articles: Sequence[Article]) -> list[_Analysis]:
+        """Match and index a batch (runs in the executor, off the event loop)."""
+        out = []
+        for article in articles:
+            report = ruleset.match_report(article, regex_budget=self.regex_budget)
+            out.append(_Analysis(report.matches, index_terms(article.title, article.text),
+                                 report.over_budget))
+        return out
+
+    async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
                       ) -> PollReport:
-        ruleset, specs = self._ruleset, self._specs
+        ruleset, rules = self._ruleset, self._rules
         mutes = await self.store.mutes(now=datetime.now(UTC))
         newest_first = sorted(
             articles, key=lambda a: a.published or a.fetched_at or _EPOCH, reverse=True
         )
-        alert_ok = {a.id for a in newest_first[: spec.backfill]} if baseline else None
-        new = alerts = 0
+        backfill = getattr(running.config, "backfill", 0)
+        alert_ok = {a.id for a in newest_first[:backfill]} if baseline else None
         # Oldest first, so alerts go out in the order the stories appeared.
-        for article in reversed(newest_first):
-            if await self.store.is_known(article):
-                continue
-            matches = ruleset.match(article)
+        fresh = [a for a in reversed(newest_first) if not await self.store.is_known(a)]
+        if not fresh:
+            return PollReport(source=running.name, seen=len(articles), baseline=baseline)
+        loop = asyncio.get_running_loop()
+        analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh)
+        new = alerts = 0
+        for article, analysis in zip(fresh, analyses, strict=True):
+            for rule in analysis.over_budget:
+                self.over_budget[rule] += 1
+                log.warning("rule %s: regex time budget exceeded on article %s (%r); "
+                            "counted as not matching", rule, article.id, article.title[:80])
             entries: list[OutboxEntry] = []
             if alert_ok is None or article.id in alert_ok:
-                entries = self._route(matches, specs, mutes)
-            stored = await self.store.record(article, matches, entries)
+                entries = self._route(analysis.matches, rules, mutes)
+            stored = await self.store.record(article, analysis.matches, entries,
+                                             terms=analysis.terms)
             if stored is None:
                 continue
             new += 1
             alerts += sum(1 for e in entries if not e.suppressed)
-        if alerts and self.on_alerts:
-            self.on_alerts()
-        return PollReport(source=spec.name, seen=len(articles), new=new, alerts=alerts,
+        if alerts:
+            self.wake.set()
+        return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
                           baseline=baseline)
 
     @staticmethod
-    def _route(matches: Sequence[Match], specs: Mapping[str, RuleSpec],
+    def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
                mutes: Mapping[str, datetime]) -> list[OutboxEntry]:
-        by_route: dict[str, list[str]] = defaultdict(list)
+        by_route: dict[str, list[RuleConfig]] = defaultdict(list)
         for m in matches:
-            spec = specs.get(m.rule)
-            if spec is not None:
-                by_route[spec.channel].append(m.rule)
+            rule = rules.get(m.rule)
+            if rule is not None:
+                by_route[rule.channel].append(rule)
         entries = []
-        for route, names in by_route.items():
-            live = tuple(n for n in names if n not in mutes)
+        for route, fired in by_route.items():
+            live = tuple(r for r in fired if r.name not in mutes)
             # A muted rule's match is kept (suppressed) only when no live rule carries the alert.
-            entries.append(OutboxEntry(route=route, rules=live or tuple(names),
+            entries.append(OutboxEntry(route=route, rules=live or tuple(fired),
                                        suppressed=not live))
         return entries
 
     async def health(self) -> list[SourceState]:
         states = {s.name: s for s in await self.store.all_source_states()}
-        return [states.get(spec.name) or SourceState(name=spec.name) for spec in self.sources]
+        return [states.get(name) or SourceState(name=name) for name in self._running]

@@ -14,8 +14,8 @@ import pytest
 from bot.client import run_discord
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator
-from watchers.config import parse_config
-from watchers.engine import Engine, build_engine
+from watchers.config import Config, parse_config
+from watchers.engine import Engine
 
 TOKEN = "emulated.sentinel-token.NEWSWATCH-SECRET-1234567890"
 
@@ -71,17 +71,33 @@ async def running(emu: DiscordEmulator, tmp_path: Path, request: pytest.FixtureR
     overrides = getattr(request, "param", {}) or {}
     data = bot_config(emu, tmp_path, **overrides)
     cfg = parse_config(data, base_dir=tmp_path)
-    engine = await build_engine(cfg)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_discord(engine, TOKEN, stop=stop, guild_ready_timeout=0.05))
-    run = Running(engine, emu, stop, task, tmp_path / "seeds")
+    run = await start_running(cfg, emu, tmp_path / "seeds")
     try:
-        await run.wait_for(lambda: bool(emu.commands(emu.guild.id)) or task.done())
-        if task.done():
-            task.result()
         await emu.wait_until_identified(timeout=10)
         yield run
     finally:
-        stop.set()
-        assert await asyncio.wait_for(task, 15) == 0
-        await engine.aclose()
+        run.stop.set()
+        assert await asyncio.wait_for(run.task, 15) == 0
+
+
+async def start_running(cfg: Config, emu: DiscordEmulator, folder: Path,
+                        tune: Callable[[Engine], None] | None = None) -> Running:
+    """Start ``newswatch run`` in-process against the emulator; returns once commands synced."""
+    engines: list[Engine] = []
+
+    def on_engine(engine: Engine) -> None:
+        if tune is not None:
+            tune(engine)
+        engines.append(engine)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_discord(cfg, TOKEN, stop=stop, guild_ready_timeout=0.05,
+                                           on_engine=on_engine))
+    for _ in range(400):
+        if emu.commands(emu.guild.id) or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if task.done():
+        task.result()
+    assert engines, "newswatch did not start"
+    return Running(engines[0], emu, stop, task, folder)

@@ -8,21 +8,22 @@ from pathlib import Path
 import discord
 from discord.ext import commands
 
+from bot.interactions import NewswatchTree
 from tests.bot.conftest import TOKEN, bot_config
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator, run_client
 from watchers.config import parse_config
-from watchers.engine import build_engine
+from watchers.engine import open_engine
 
 
 async def test_extensions_load_into_a_plain_bot_and_answer(emu: DiscordEmulator,
                                                            tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
-    engine = await build_engine(parse_config(bot_config(emu, tmp_path), base_dir=tmp_path))
-    try:
-        await engine.service.run_once()  # their bot, our engine: fill the store first
+    cfg = parse_config(bot_config(emu, tmp_path), base_dir=tmp_path)
+    async with open_engine(cfg, start=False) as engine:
+        await engine.run_once()  # their bot, our engine: fill the store first
         bot = commands.Bot(command_prefix="!", intents=discord.Intents.none(),
-                           guild_ready_timeout=0.05)
+                           guild_ready_timeout=0.05, tree_cls=NewswatchTree)
         bot.newswatch = engine  # type: ignore[attr-defined]
         for ext in ("bot.exts.lookup", "bot.exts.rules", "bot.exts.sources"):
             await bot.load_extension(ext)
@@ -36,6 +37,4 @@ async def test_extensions_load_into_a_plain_bot_and_answer(emu: DiscordEmulator,
             refused = await (await emu.send_interaction(
                 "rules add", {"name": "x", "query": "y"}, user="member")).final_message()
             assert refused.ephemeral and "Manage Server" in refused.content
-    finally:
-        await engine.aclose()
     assert emu.validate_all() == []

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import run_discord
-from tests.bot.conftest import Running
+from tests.bot.conftest import Running, start_running
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
 from watchers.models import Article
 
@@ -57,8 +56,7 @@ async def test_restart_posts_nothing_twice(running: Running, tmp_path: Path) -> 
     emu = running.emu
     await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
     before = len(emu.all_messages())
-    await running.engine.service.run_once()
-    await running.engine.delivery.drain()
+    await running.engine.run_once()
     assert len(emu.all_messages()) == before
 
 
@@ -236,21 +234,20 @@ async def test_sources_add_refuses_blocked_urls_and_accepts_public_ones(running:
                         "every": "15m"})).final_message()
     assert "Watching" in ok.content
     assert [s.name for s in await running.engine.store.list_sources()] == ["bbc"]
-    assert "bbc" in running.engine.service.source_names()
+    assert "bbc" in running.engine.source_names()
     choices = await emu.send_autocomplete("sources remove", {"name": "bb"}, focused="name")
     assert [c["value"] for c in choices] == ["bbc"]
     gone = await (await emu.send_interaction("sources remove", {"name": "bbc"})).final_message()
     assert "removed" in gone.content
-    assert "bbc" not in running.engine.service.source_names()
+    assert "bbc" not in running.engine.source_names()
     assert emu.validate_all() == []
 
 
 async def test_a_paused_source_is_announced_on_the_notices_route(emu: DiscordEmulator,
                                                                  tmp_path: Path) -> None:
-    from tests.bot.conftest import TOKEN, bot_config
+    from tests.bot.conftest import bot_config
     from tests.fakes.feed_server import FeedServer, Route
     from watchers.config import parse_config
-    from watchers.engine import build_engine
 
     async with FeedServer() as server:
         server.set("/broken", Route(status=500, body=b"oops"))
@@ -262,14 +259,12 @@ async def test_a_paused_source_is_announced_on_the_notices_route(emu: DiscordEmu
             sources=[{"name": "broken", "type": "feed", "url": server.url("/broken"),
                       "every": "1m"}])
         data["discord"]["notices"] = "ops"
-        engine = await build_engine(parse_config(data, base_dir=tmp_path))
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_discord(engine, TOKEN, stop=stop,
-                                               guild_ready_timeout=0.05))
+        run = await start_running(parse_config(data, base_dir=tmp_path), emu,
+                                  tmp_path / "seeds")
         try:
             await emu.wait_until_identified(timeout=10)
             for _ in range(2):
-                await engine.service.run_once()
+                await run.engine.watch.run_once()
             ops = emu.channel("ops").id
             for _ in range(100):
                 if emu.messages(ops):
@@ -281,7 +276,6 @@ async def test_a_paused_source_is_announced_on_the_notices_route(emu: DiscordEmu
             stats = await (await emu.send_interaction("stats")).final_message()
             assert "paused" in json.dumps(stats.embeds)
         finally:
-            stop.set()
-            assert await asyncio.wait_for(task, 15) == 0
-            await engine.aclose()
+            run.stop.set()
+            assert await asyncio.wait_for(run.task, 15) == 0
     assert emu.validate_all() == []

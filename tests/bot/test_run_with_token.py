@@ -15,7 +15,6 @@ from tests.bot.conftest import TOKEN, Running, bot_config
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator
 from watchers.config import parse_config
-from watchers.engine import build_engine
 
 
 def toml_value(v: object) -> str:
@@ -88,8 +87,6 @@ async def test_webhook_route_delivers_without_a_gateway(emu: DiscordEmulator,
     # a second run on the same database posts nothing again
     cfg2 = parse_config(bot_config(emu, tmp_path, channels={"alerts": hook.url}),
                         base_dir=tmp_path)
-    engine = await build_engine(cfg2)
-    await engine.aclose()
     from bot.runner import run
 
     assert await run(cfg2, once=True) == 0

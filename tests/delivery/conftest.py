@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 
 import bot.client
-import bot.delivery
-from bot.client import run_discord
-from bot.delivery import DiscordSink
+import bot.sinks
 from bot.logs import install_redaction
-from tests.bot.conftest import TOKEN, Running
+from bot.sinks import DiscordSink
+from tests.bot.conftest import TOKEN, Running, start_running
 from tests.fakes.discord_emulator import ChannelSpec, DiscordEmulator, WebhookSpec, default_guild
 from tests.fakes.discord_ratelimit import RateLimitedEmulator
 from watchers.config import parse_config
-from watchers.engine import build_engine
+from watchers.engine import Engine
 
 # long enough to be a realistic token, and found by grep wherever it leaks
 HOOK_TOKEN = "SENTINEL-webhook-token-" + "x" * 40
@@ -77,25 +76,21 @@ Start = Callable[..., Awaitable[Running]]
 async def newswatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                     ) -> AsyncIterator[Start]:
     """``await newswatch(emu)`` starts newswatch on the articles already in ``tmp_path/wire``."""
-    monkeypatch.setattr(bot.delivery, "DiscordSink",
+    monkeypatch.setattr(bot.sinks, "DiscordSink",
                         functools.partial(DiscordSink, timeout=SEND_TIMEOUT))
     runs: list[Running] = []
 
     async def start(emu: DiscordEmulator, **extra: Any) -> Running:
         (tmp_path / "wire").mkdir(exist_ok=True)
         cfg = parse_config(config(emu, **extra), base_dir=tmp_path)
-        engine = await build_engine(cfg)
-        engine.delivery.base_backoff = 0.05
-        engine.delivery.max_backoff = 0.4
-        engine.delivery.poll_interval = 0.1
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_discord(engine, TOKEN, stop=stop,
-                                               guild_ready_timeout=0.05))
-        run = Running(engine, emu, stop, task, tmp_path / "wire")
+
+        def tune(engine: Engine) -> None:
+            engine.delivery.base_backoff = 0.05
+            engine.delivery.max_backoff = 0.4
+            engine.delivery.poll_interval = 0.1
+
+        run = await start_running(cfg, emu, tmp_path / "wire", tune)
         runs.append(run)
-        await run.wait_for(lambda: bool(emu.commands(emu.guild.id)) or task.done())
-        if task.done():
-            task.result()
         return run
 
     try:
@@ -104,7 +99,6 @@ async def newswatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         for run in runs:
             run.stop.set()
             assert await asyncio.wait_for(run.task, 15) == 0
-            await run.engine.aclose()
 
 
 @pytest.fixture(autouse=True)

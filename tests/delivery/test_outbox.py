@@ -1,5 +1,6 @@
 """The outbox rules the delivery service relies on, against a real SQLite file and a fake sink:
-order within a route, pauses that outlive a restart, and the "maybe sent" mark."""
+order within a route, pauses that outlive a restart, notices as durable outbox rows, the rules
+as they were when the article matched, and the "maybe sent" mark."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watchers.delivery import Alert, DeliveryService, RuleInfo
+from watchers.config import RuleConfig
+from watchers.delivery import Alert, DeliveryService
 from watchers.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
     UncertainDeliveryError,
 )
 from watchers.models import Article
+from watchers.rules.lookup import index_terms
 from watchers.store import SqliteStore
 from watchers.store.base import OutboxEntry
+
+TROOPS = RuleConfig(name="troops", query="troops", severity="high", mention_role=42)
 
 
 class ScriptedSink:
@@ -24,12 +29,17 @@ class ScriptedSink:
     def __init__(self, *errors: Exception) -> None:
         self.errors = list(errors)
         self.alerts: list[Alert] = []
+        self.notices: list[tuple[str, str]] = []
 
     async def deliver(self, alert: Alert) -> str | None:
         if self.errors:
             raise self.errors.pop(0)
         self.alerts.append(alert)
         return f"m{alert.id}"
+
+    async def notice(self, route: str, text: str) -> str | None:
+        self.notices.append((route, text))
+        return None
 
     @property
     def titles(self) -> list[str]:
@@ -39,12 +49,13 @@ class ScriptedSink:
 async def write(store: SqliteStore, route: str, *titles: str) -> None:
     for t in titles:
         art = Article(title=t, text=f"{t}: troops near the border.", source="wire")
-        assert await store.record(art, [], [OutboxEntry(route, ("troops",))]) is not None
+        stored = await store.record(art, [], [OutboxEntry(route, (TROOPS,))],
+                                    terms=index_terms(art.title, art.text))
+        assert stored is not None
 
 
 def service(store: SqliteStore, sink: ScriptedSink, **kw: object) -> DeliveryService:
-    return DeliveryService(store=store, sink_for=lambda route: sink,
-                           rule_info=lambda name: RuleInfo(name, name), base_backoff=0.01,
+    return DeliveryService(store=store, default_sink=sink, base_backoff=0.01,
                            **kw)  # type: ignore[arg-type]
 
 
@@ -69,19 +80,23 @@ async def test_a_later_alert_never_overtakes_one_waiting_for_a_retry(tmp_path: P
         await drain_until(delivery, lambda: len(sink.alerts) == 4)
         assert sink.titles == ["a1", "a2", "a3", "a4"]
         assert sink.alerts[0].attempt == 2  # a1 went on its second try
+        # each alert carries the rule as it was when the article matched
+        assert all(a.rules == (TROOPS,) and a.severity == "high" for a in sink.alerts)
 
 
 async def test_a_pause_outlives_a_restart_and_resuming_sends_in_order(tmp_path: Path) -> None:
-    notices: list[tuple[str, str]] = []
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         await write(store, "alerts", "a1", "a2")
         await write(store, "desk", "d1")
         sink = ScriptedSink(PermanentDeliveryError("403 Missing Access", pause_destination=True))
-        delivery = service(store, sink, notify=lambda r, m: notices.append((r, m)))
-        await drain_until(delivery, lambda: len(sink.alerts) == 1)
+        delivery = service(store, sink, notices_route="ops")
+        await drain_until(delivery, lambda: len(sink.alerts) == 1 and len(sink.notices) == 1)
         assert sink.titles == ["d1"]  # the other route went on
         assert delivery.paused_routes() == {"alerts": "403 Missing Access"}
-        assert notices and notices[0][0] == "alerts" and "2 alert(s) held" in notices[0][1]
+        # the notice is an outbox row of the notices route, delivered like an alert
+        ((route, text),) = sink.notices
+        assert route == "ops" and "'alerts' paused" in text and "2 alert(s) held" in text
+        assert await store.notice_counts() == {"delivered": 1}
     # a restart: a new service on the same file still knows the route is paused
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         await write(store, "alerts", "a3")
@@ -151,8 +166,7 @@ async def test_routes_are_delivered_side_by_side(tmp_path: Path) -> None:
         await write(store, "alerts", "a1")
         await write(store, "desk", "d1", "d2")
         sink = SlowForAlerts()
-        delivery = DeliveryService(store=store, sink_for=lambda r: sink,
-                                   rule_info=lambda n: RuleInfo(n, n), poll_interval=0.02)
+        delivery = DeliveryService(store=store, default_sink=sink, poll_interval=0.02)
         delivery.start()
         try:
             for _ in range(200):
@@ -183,8 +197,7 @@ async def test_a_clean_stop_lets_the_send_in_flight_finish(tmp_path: Path) -> No
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         await write(store, "alerts", "a1", "a2", "a3")
         sink = Slow()
-        delivery = DeliveryService(store=store, sink_for=lambda r: sink,
-                                   rule_info=lambda n: RuleInfo(n, n), poll_interval=0.02)
+        delivery = DeliveryService(store=store, default_sink=sink, poll_interval=0.02)
         delivery.start()
         await asyncio.wait_for(started.wait(), 5)
         stopping = asyncio.create_task(delivery.stop(grace=5))
@@ -194,3 +207,28 @@ async def test_a_clean_stop_lets_the_send_in_flight_finish(tmp_path: Path) -> No
         # a1 finished and was recorded; a2 and a3 were never tried and wait, unmarked
         assert await store.alert_counts() == {"delivered": 1, "retry": 2}
         assert await store.count_maybe_sent() == 0
+
+
+async def test_a_notice_outlives_a_restart_and_keeps_its_place(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "ops", "o1")
+        await store.add_notice("ops", "source bbc paused after 10 failures")
+        await write(store, "ops", "o2")
+    # the process stops before delivering anything; the next start sends all, in order
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        order: list[str] = []
+
+        class Recording(ScriptedSink):
+            async def deliver(self, alert: Alert) -> str | None:
+                order.append(alert.article.title)
+                return await super().deliver(alert)
+
+            async def notice(self, route: str, text: str) -> str | None:
+                order.append(text)
+                return await super().notice(route, text)
+
+        sink = Recording()
+        await drain_until(service(store, sink), lambda: len(order) == 3)
+        assert order == ["o1", "source bbc paused after 10 failures", "o2"]
+        assert await store.notice_counts() == {"delivered": 1}
+        assert await store.alert_counts() == {"delivered": 2}

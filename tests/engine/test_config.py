@@ -115,5 +115,6 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 
 
 def test_env_webhook_channel_is_accepted() -> None:
-    cfg = parse_config({"channels": {"alerts": "env:HOOK", "main": 42}})
+    cfg = parse_config({"channels": {"alerts": "env:HOOK", "main": 42},
+                        "rules": [{"name": "troops", "query": "troops"}]})
     assert cfg.channels == {"alerts": "env:HOOK", "main": 42}

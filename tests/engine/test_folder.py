@@ -1,16 +1,19 @@
-"""FolderSource and the seeds convention."""
+"""FolderSource, its config and the seeds convention."""
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import SEEDS
-from watchers.errors import SourceError
+from watchers.config import FolderSourceConfig, parse_config
+from watchers.errors import ConfigError, SourceError
 from watchers.sources.folder import FolderSource, read_article_file, split_text_article
 
 
@@ -80,3 +83,195 @@ async def test_folder_notices_new_and_changed_files_only(tmp_path: Path) -> None
 async def test_missing_folder_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         await FolderSource("f", tmp_path / "nope").poll({})
+
+
+# ---------------------------------------------------------------------------------------------
+# Watched folders are hostile ground: links out, huge or binary files, half-written files and
+# names that are not text.
+
+
+def write_bytes_at(path: bytes, data: bytes, *, mode: str = "wb") -> None:
+    """Write to a path given as bytes (a name that is not UTF-8) or append to one."""
+    with open(path, mode) as f:
+        f.write(data)
+
+
+def instant(path: Path, **kw: Any) -> FolderSource:
+    """A folder source that reads what it finds at once (no second look)."""
+    return FolderSource("drop", path, settle=timedelta(0), **kw)
+
+
+async def test_symlinks_out_of_the_folder_are_not_followed(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    secret = tmp_path / "bot.env"
+    secret.write_text("DISCORD_TOKEN=s3cr3t-token\n")
+    (folder / "env.txt").symlink_to(secret)
+    (folder / "up.txt").symlink_to(Path("..") / "bot.env")
+    if os.path.exists("/proc/self/environ"):  # noqa: ASYNC240 - a test's setup
+        (folder / "proc.txt").symlink_to("/proc/self/environ")
+    (folder / "real.txt").write_text("Real story\nTroops moved.")
+    (folder / "inside.txt").symlink_to("real.txt")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deep.md").symlink_to(Path("..") / "real.txt")
+    poll = await instant(folder).poll({})
+    assert sorted(a.guid.split("#")[0] for a in poll.articles if a.guid) == [
+        "inside.txt", "real.txt", "sub/deep.md"]
+    assert not any("s3cr3t" in a.text or "s3cr3t" in a.title for a in poll.articles)
+    links_out = {"env.txt", "up.txt"} | ({"proc.txt"} if (folder / "proc.txt").exists() else set())
+    assert {s.split("'")[1] for s in poll.skipped} == links_out
+    assert all("outside the folder" in s for s in poll.skipped)
+    # Each skipped version is reported once, not on every poll.
+    again = await instant(folder).poll(poll.cursor)
+    assert again.articles == [] and again.skipped == ()
+
+
+async def test_oversize_file_is_skipped_without_being_read(tmp_path: Path) -> None:
+    (tmp_path / "small.txt").write_text("Small story\nFits.")
+    # Sparse, so it costs no disk; a source that read it would hold 64 MiB for nothing.
+    (tmp_path / "huge.txt").write_bytes(b"")
+    os.truncate(tmp_path / "huge.txt", 64 * 1024**2)
+    (tmp_path / "edge.txt").write_bytes(b"Edge story\n" + b"x" * (1000 - 11))
+    poll = await instant(tmp_path, max_file_size=1000).poll({})
+    assert sorted(a.title for a in poll.articles) == ["Edge story", "Small story"]
+    assert len(poll.skipped) == 1 and "'huge.txt'" in poll.skipped[0]
+    assert "over the limit of 1000" in poll.skipped[0]
+
+
+async def test_binary_files_are_skipped_and_legacy_text_is_read(tmp_path: Path) -> None:
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
+    (tmp_path / "noise.md").write_bytes(bytes(range(1, 32)) * 40)
+    (tmp_path / "legacy.txt").write_bytes("Café story\nTroops “moved”.".encode("cp1252"))
+    poll = await instant(tmp_path).poll({})
+    assert [a.title for a in poll.articles] == ["Café story"]
+    assert poll.articles[0].text == "Troops “moved”."
+    assert sorted(s.split("'")[1] for s in poll.skipped) == ["image.txt", "noise.md"]
+    assert all("binary" in s for s in poll.skipped)
+
+
+async def test_a_file_written_in_two_steps_alerts_once_with_its_whole_content(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "story.txt"
+    target.write_text("Troops spotted\nThe first half of the ")
+
+    async def writer_finishes_between_looks(seconds: float) -> None:
+        write_bytes_at(os.fsencode(target), b"report, and the second half.", mode="ab")
+
+    # A long settle keeps the file "fresh" however slow the machine; the seam does not wait.
+    src = FolderSource("drop", tmp_path, settle=timedelta(seconds=30),
+                       sleep=writer_finishes_between_looks)
+    first = await src.poll({})
+    assert first.articles == [] and first.skipped == ()
+    # The writer is done: the next poll reads the whole file (the real wait, kept short).
+    second = await FolderSource("drop", tmp_path, settle=timedelta(milliseconds=20)).poll(
+        first.cursor)
+    assert [a.text for a in second.articles] == [
+        "The first half of the report, and the second half."]
+
+
+async def test_a_dropped_file_alerts_in_the_first_poll_after_settling(tmp_path: Path) -> None:
+    looks: list[float] = []
+
+    async def wait(seconds: float) -> None:
+        looks.append(seconds)
+
+    (tmp_path / "new.txt").write_text("Fresh story\nJust dropped.")
+    poll = await FolderSource("drop", tmp_path, settle=timedelta(seconds=30), sleep=wait).poll({})
+    assert [a.title for a in poll.articles] == ["Fresh story"]
+    assert looks == [30.0]  # it was looked at twice, settle apart, within this one poll
+    # A file last changed long ago needs no second look.
+    old = time.time() - 3600
+    os.utime(tmp_path / "new.txt", (old, old))
+    looks.clear()
+    poll = await FolderSource("drop", tmp_path, settle=timedelta(seconds=1), sleep=wait).poll({})
+    assert [a.title for a in poll.articles] == ["Fresh story"] and looks == []
+
+
+async def test_file_names_cannot_forge_log_lines(tmp_path: Path) -> None:
+    (tmp_path / "a\nWARNING forged.txt").write_text("Newline name\nStill read.")
+    (tmp_path / "b\nx.txt").write_bytes(b"\x00binary")
+    poll = await instant(tmp_path).poll({})
+    assert [a.title for a in poll.articles] == ["Newline name"]
+    # What the service logs for a skipped file is one line, the newline shown as an escape.
+    assert len(poll.skipped) == 1 and "'b\\nx.txt': binary" in poll.skipped[0]
+    assert "\n" not in poll.skipped[0]
+
+
+async def test_undecodable_names_and_surrogates_in_json_do_not_stop_the_folder(
+    tmp_path: Path,
+) -> None:
+    try:
+        os.mkdir(os.fsencode(tmp_path) + b"/dir\xff")
+    except OSError:
+        pytest.skip("this filesystem only takes UTF-8 names")
+    for name in (b"bad\xff.txt", b"dir\xff/inner.txt"):
+        write_bytes_at(os.fsencode(tmp_path) + b"/" + name, b"Hidden name\nText.")
+    (tmp_path / "lone.json").write_text(
+        '{"title": "Lone \\ud800 surrogate", "text": "Body\\u0000 \\udc00", '
+        '"published": "0001-01-01T00:00:00+01:00"}')
+    (tmp_path / "good.txt").write_text("Good story\nRead.")
+    poll = await instant(tmp_path).poll({})
+    assert sorted(a.title for a in poll.articles) == ["Good story", "Lone \ufffd surrogate"]
+    lone = next(a for a in poll.articles if a.title.startswith("Lone"))
+    assert lone.text == "Body \ufffd" and lone.published is None
+    assert len(poll.skipped) == 2 and all("not UTF-8" in s for s in poll.skipped)
+    assert all("\\udcff" in s for s in poll.skipped)  # shown as an escape
+    for text in (*poll.skipped, json.dumps(dict(poll.cursor))):
+        text.encode("utf-8")  # storable, and printable in a log
+
+
+async def test_an_unreadable_file_is_skipped_once_until_it_changes(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{nope")
+    (tmp_path / "good.txt").write_text("Good story\nRead.")
+    src = instant(tmp_path)
+    first = await src.poll({})
+    assert [a.title for a in first.articles] == ["Good story"]
+    assert len(first.skipped) == 1 and "'bad.json': invalid JSON" in first.skipped[0]
+    assert (await src.poll(first.cursor)).skipped == ()
+    (tmp_path / "bad.json").write_text('{"title": "Fixed", "text": "Now valid."}')
+    st = (tmp_path / "bad.json").stat()
+    os.utime(tmp_path / "bad.json", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert [a.title for a in (await src.poll(first.cursor)).articles] == ["Fixed"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (2048, 2048), ("512KB", 512_000), ("1MiB", 1024**2), ("1.5 MB", 1_500_000), ("10b", 10)])
+def test_max_file_size_accepts_bytes_and_units(
+    tmp_path: Path, value: str | int, expected: int
+) -> None:
+    cfg = parse_config({"sources": [
+        {"type": "folder", "name": "d", "path": ".", "max_file_size": value}]}, base_dir=tmp_path)
+    source = cfg.sources[0]
+    assert isinstance(source, FolderSourceConfig) and source.max_file_size == expected
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"max_file_size": "1XB"}, r"sources\[0\]\.max_file_size: '1XB' is not a size"),
+    ({"max_file_size": 0}, r"sources\[0\]\.max_file_size: .*between 1 byte and 1GiB"),
+    ({"max_file_size": "2GiB"}, r"sources\[0\]\.max_file_size: .*between 1 byte and 1GiB"),
+    ({"max_file_size": True}, r"sources\[0\]\.max_file_size: expected a size"),
+    ({"settle": "soon"}, r"sources\[0\]\.settle: 'soon' is not a duration"),
+])
+def test_folder_config_errors_name_the_key(
+    tmp_path: Path, entry: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"sources": [{"type": "folder", "name": "d", "path": ".", **entry}]},
+                     base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0s", "0", 0, timedelta(0)])
+def test_settle_zero_reads_at_once(tmp_path: Path, value: object) -> None:
+    source = parse_config({"sources": [
+        {"type": "folder", "name": "d", "path": ".", "settle": value}]}, base_dir=tmp_path)
+    assert isinstance(folder := source.sources[0], FolderSourceConfig)
+    assert folder.settle == timedelta(0)
+
+
+def test_folder_defaults(tmp_path: Path) -> None:
+    source = parse_config({"sources": [{"type": "folder", "name": "d", "path": "."}]},
+                          base_dir=tmp_path).sources[0]
+    assert isinstance(source, FolderSourceConfig)
+    assert (source.every, source.settle, source.max_file_size) == (
+        timedelta(seconds=30), timedelta(seconds=1), 1024 * 1024)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.conftest import SEEDS, corpora_or_skip
 from watchers.models import Article
 from watchers.rules import match_query
+from watchers.rules.lookup import index_terms
 from watchers.search import search
 from watchers.sources.folder import read_article_file
 from watchers.store import SqliteStore
@@ -48,7 +49,7 @@ async def fill(db: Path) -> list[Article]:
     async with await SqliteStore.open(db) as store:
         if await store.count_articles() == 0:
             for a in arts:
-                await store.record(a, [], [])
+                await store.record(a, [], [], terms=index_terms(a.title, a.text))
         return arts
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from watchers.models import Article
 from watchers.rules import Rule, RuleSet
-from watchers.rules.compile import FREEZE_FROM
+from watchers.rules.ruleset import FREEZE_FROM
 
 
 @pytest.fixture

@@ -18,7 +18,10 @@ from watchers.rules import match_query
 
 from ._corpus import REPO
 
-FLOOR = {"pairs": (0.96, 1.0), "sentences": (0.99, 1.0)}
+# Reached: pairs 0.992 / 0.983 on 466 pairs (the original 130: 1.000 / 1.000), sentences
+# 1.000 / 1.000.
+FLOOR = {"pairs": (0.985, 0.975), "original": (1.0, 1.0), "sentences": (1.0, 1.0)}
+MIN_PAIRS = 300
 
 
 def _eval_module() -> ModuleType:
@@ -39,9 +42,23 @@ def _total(rows: dict[str, Any]) -> tuple[float, float]:
 
 
 def test_word_pairs_precision_and_recall() -> None:
-    precision, recall = _total(_eval_module().eval_pairs())
+    rows = _eval_module().eval_pairs()
+    assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) >= MIN_PAIRS
+    precision, recall = _total(rows)
     assert precision >= FLOOR["pairs"][0]
     assert recall >= FLOOR["pairs"][1]
+
+
+def test_original_pairs_stay_perfect() -> None:
+    rows = _eval_module().eval_pairs(by="split")
+    assert {"original", "dev", "holdout", "holdout2"} <= rows.keys()
+    precision, recall = _total({"original": rows["original"]})
+    assert (precision, recall) >= FLOOR["original"]
+
+
+def test_eval_pairs_rejects_an_unknown_grouping() -> None:
+    with pytest.raises(ValueError, match="'kind' or 'split'"):
+        _eval_module().eval_pairs(by="term")
 
 
 def test_corpus_sentences_precision_and_recall() -> None:
@@ -58,6 +75,11 @@ def test_corpus_sentences_precision_and_recall() -> None:
         ("chernihiv", "Chernigov"), ("zelensky", "Zelenskyy"), ("zelensky", "Zelenskiy"),
         ("zelensky", "Zelenskyi"), ("dnipro", "Dnepr"), ("ukraine", "Ukriane"),
         ("sanctions", "sanctoins"), ("zelensky", "Zelesnky"),
+        # other languages' spellings (issue 11)
+        ("donetsk", "Donezk"), ("kharkiv", "Charkiw"), ("kyiv", "Kiew"), ("lviv", "Lwów"),
+        ("mykolaiv", "Mykolajiw"), ("zaporizhzhia", "Saporischschja"),
+        ("zaporizhzhia", "Zaporijia"), ("luhansk", "Louhansk"), ("mariupol", "Marioupol"),
+        ("kherson", "Cherson"), ("chernihiv", "Tschernihiw"), ("chernihiv", "Czernihów"),
     ],
 )  # fmt: skip
 def test_issue_variants_match(term: str, token: str) -> None:
@@ -68,7 +90,10 @@ def test_issue_variants_match(term: str, token: str) -> None:
 @pytest.mark.parametrize(
     ("term", "token"),
     [("russia", "prussia"), ("talks", "stalks"), ("talks", "tanks"), ("troops", "tropes"),
-     ("war", "was")],
+     ("war", "was"),
+     # look-alike words and names (issue 11)
+     ("nato", "natto"), ("kremlin", "gremlin"), ("kyiv", "Kivu"), ("zelensky", "Zielinski"),
+     ("putin", "Putten"), ("syria", "Seria"), ("scholz", "Schulz")],
 )  # fmt: skip
 def test_issue_near_misses_are_refused(term: str, token: str) -> None:
     assert match_query(f"{term}~", Article(title=f"news of {token} today")) is None

@@ -1,10 +1,11 @@
-"""The query parser: the AST it builds and the errors it reports."""
+"""The query parser: the AST it builds and the errors it reports.
+
+Limits and refused Lucene syntax: test_syntax_limits.py; random input: test_syntax_fuzz.py.
+"""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from watchers.rules import And, Near, Not, Or, Phrase, QuerySyntaxError, Regex, Term, parse
 
@@ -136,21 +137,3 @@ def test_caret_points_at_column() -> None:
     with pytest.raises(QuerySyntaxError) as info:
         parse("sanctions AND")
     assert info.value.caret().splitlines()[1] == " " * 13 + "^"
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    st.lists(
-        st.sampled_from(
-            ["a", "kyiv~", "~90", "*", "(", ")", '"', "/", "AND", "OR", "NOT", "-", "+",
-             "NEAR/3", "NEAR/", "title:", "x:", " ", "\\", "é", "Київ", "[", "?", "~200"]
-        ),
-        max_size=12,
-    ).map("".join)
-)  # fmt: skip
-def test_any_input_parses_or_raises_query_syntax_error(query: str) -> None:
-    try:
-        parse(query)
-    except QuerySyntaxError as err:
-        assert "expected" in err.message
-        assert 1 <= err.column <= len(query) + 1

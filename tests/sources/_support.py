@@ -12,10 +12,10 @@ from xml.sax.saxutils import escape
 
 import pytest
 
+from tests.conftest import SEEDS
 from watchers.sources._http import Timeouts
 
 REPO = Path(__file__).resolve().parents[2]
-SEEDS = REPO / "seeds"
 CORPORA = REPO.parent / "shared" / "corpora"
 DATA = REPO / "tests" / "data"
 LOOPBACK = ["127.0.0.1/32"]

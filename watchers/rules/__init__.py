@@ -13,7 +13,7 @@
 - :mod:`.variants`: when a token is a spelling variant of a word (aliases, transliteration,
   typos, refused near misses); the alias table ships in ``data/aliases.toml``.
 - :mod:`.matcher`: evaluating a query with evidence; :func:`match_query` is the one-off path
-  and the reference that the compiled :class:`RuleSet` (:mod:`.compile`, :mod:`.index`)
+  and the reference that the compiled :class:`RuleSet` (:mod:`.ruleset`, :mod:`.index`)
   reproduces.
 
 Pure: no I/O beyond reading the shipped alias table.
@@ -22,17 +22,19 @@ Pure: no I/O beyond reading the shipped alias table.
 from __future__ import annotations
 
 from ..errors import QuerySyntaxError
-from .compile import Rule, RuleSet
 from .explain import explain
-from .matcher import DEFAULT_THRESHOLD, match_query
+from .matcher import DEFAULT_THRESHOLD, REGEX_BUDGET, RegexBudget, match_query
+from .ruleset import MatchReport, Rule, RuleSet
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term, parse
 from .text import key, tokenize
 from .variants import Aliases, compare, shipped_aliases
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "REGEX_BUDGET",
     "Aliases",
     "And",
+    "MatchReport",
     "Near",
     "Node",
     "Not",
@@ -40,6 +42,7 @@ __all__ = [
     "Phrase",
     "QuerySyntaxError",
     "Regex",
+    "RegexBudget",
     "Rule",
     "RuleSet",
     "Term",

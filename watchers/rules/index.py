@@ -13,7 +13,7 @@ dictionary lookups for aliases, transliteration keys and letter swaps).
 
 Regular expressions are screened by the literal strings they require, found for all of them in
 one scan (Hyperscan when the ``hyperscan`` package is present); a regex with no such string is
-tried on every article, under its time limit.
+tried on every article, within the article's regex budget.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from rapidfuzz import process
 from rapidfuzz.distance import Indel
@@ -31,14 +31,25 @@ from .matcher import DEFAULT_FIELDS, Analysis, FuzzyCandidates
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .variants import Aliases, _zipf, compare, compound_splits, translit_key
 
-if TYPE_CHECKING:
-    from .compile import Rule
-
 try:  # Python's own regex parser, used to find the literals a pattern requires
     import re._parser as _sre_parse  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - Python < 3.11
     import sre_parse as _sre_parse
-__all__ = ["RuleIndex"]
+__all__ = ["IndexedRule", "RuleIndex"]
+
+
+class IndexedRule(Protocol):
+    """What the index reads of a rule (:class:`~watchers.rules.Rule` has it): no import cycle."""
+
+    @property
+    def node(self) -> Node: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def fields(self) -> tuple[str, ...] | None: ...
+
+
+R = TypeVar("R", bound=IndexedRule)
 
 # Anchors: ("key", key) | ("pair", word, word) | ("prefix", norm) | ("fuzzy", key, threshold)
 # | ("regex", pattern)
@@ -154,7 +165,8 @@ class _RegexScreen:
     Each pattern is parsed (with Python's own regex parser) for a string that every match must
     contain; the texts are lower-cased and searched for all those strings at once, with
     Hyperscan when it is installed. A pattern with no such string, or one the parser does not
-    take, is always run: it is correct, only slower, and each run is time-limited.
+    take, is always run: it is correct, only slower, and each run counts against the article's
+    regex budget.
     """
 
     def __init__(self, patterns: Sequence[str]) -> None:
@@ -298,10 +310,10 @@ def _required(items: list[Any]) -> list[str] | None:
     return max(options, key=lambda o: (min(len(x) for x in o), -len(o)))
 
 
-class RuleIndex:
+class RuleIndex(Generic[R]):
     """Anchor index over a list of rules (in name order); see the module docstring."""
 
-    def __init__(self, rules: Sequence[Rule], aliases: Aliases) -> None:
+    def __init__(self, rules: Sequence[R], aliases: Aliases) -> None:
         self.rules = list(rules)
         self.aliases = aliases
         self.by_key: dict[str, list[int]] = {}
@@ -341,7 +353,7 @@ class RuleIndex:
             _fuzzy_terms(rule.node, rule.threshold, fuzzy_terms)
         self._fuzzy = _FuzzyVocabulary(sorted(fuzzy_terms, key=_fuzzy_order), aliases)
 
-    def candidates(self, analysis: Analysis) -> tuple[list[Rule], FuzzyCandidates]:
+    def candidates(self, analysis: Analysis) -> tuple[list[R], FuzzyCandidates]:
         """The rules worth evaluating on ``analysis``, and each fuzzy term's candidate tokens."""
         hit: set[int] = set(self.always)
         keys: set[str] = set()
@@ -350,7 +362,7 @@ class RuleIndex:
             ft = analysis.field(name)
             keys.update(ft.by_key)
             if self.prefix_lengths:
-                norms.update(t.norm for t in ft.tokens)
+                norms.update(ft.norms)
         # A dict view & a set walks the smaller side in C; most of an article's words anchor
         # nothing, and a large rule set has more anchors than an article has words.
         by_key = self.by_key

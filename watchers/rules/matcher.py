@@ -4,11 +4,19 @@
 it, resolving each term to the tokens it hits. The compiled :class:`~watchers.rules.RuleSet` and
 the naive reference loop (:func:`match_query`) share this code, so they can only differ in which
 rules they try, never in what a rule yields.
+
+Regular expressions are the one part whose cost a rule's author controls, so they run against a
+:class:`RegexBudget`: a total time for every regex of every rule over one article
+(:data:`REGEX_BUDGET`, 0.1 s, unless the caller passes its own). A regex that would overrun it
+is stopped or not started, counts as not matching, and the rule is reported as over budget. Only
+a rule set whose regexes overrun can differ from the naive loop, which spends the budget on
+other rules first.
 """
 
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from operator import itemgetter
@@ -26,9 +34,10 @@ __all__ = [
     "DEFAULT_FIELDS",
     "DEFAULT_THRESHOLD",
     "FIELD_WEIGHTS",
-    "REGEX_TIMEOUT",
+    "REGEX_BUDGET",
     "Analysis",
     "Evaluator",
+    "RegexBudget",
     "match_query",
     "score_hits",
 ]
@@ -38,11 +47,51 @@ DEFAULT_FIELDS: Final = ("title", "text")
 # A hit in the title says more about what an article is about than one deep in the text.
 FIELD_WEIGHTS: Final = {"title": 2.0, "text": 1.0, "source": 0.5, "url": 0.5}
 _FIELD_RANK: Final = {"title": 0, "text": 1, "source": 2, "url": 3}
-# A user's regex runs with a time limit so a pattern like (a+)+$ cannot hang matching.
-REGEX_TIMEOUT: Final = 0.05
+# Seconds that all regexes together may spend on one article (or one match_query call).
+REGEX_BUDGET: Final = 0.1
 _EXACT: Final = Verdict("exact", 100.0)
 _ALIAS: Final = Verdict("alias", 100.0)
 _KIND_RANK: Final = {"exact": 0, "prefix": 1, "alias": 2, "fuzzy": 3, "regex": 4}
+
+
+class RegexBudget:
+    """Time that regular expressions may spend, shared by every regex run against it.
+
+    A rule set makes one per article; a lookup over many articles may pass one to every
+    :func:`match_query` call so the whole lookup has one limit, then read :attr:`exhausted` to
+    say that it was cut short. Not thread-safe: one caller at a time.
+    """
+
+    __slots__ = ("exhausted", "seconds", "spent")
+
+    def __init__(self, seconds: float = REGEX_BUDGET) -> None:
+        if not seconds > 0:
+            raise ValueError(f"a regex budget must be a positive number of seconds, not {seconds}")
+        self.seconds = float(seconds)
+        self.spent = 0.0
+        self.exhausted = False  # a regex was stopped or skipped for want of time
+
+    @property
+    def remaining(self) -> float:
+        return self.seconds - self.spent
+
+    def spans(self, rx: regex.Pattern[str], text: str) -> list[tuple[int, int]] | None:
+        """The non-empty match spans of ``rx`` in ``text``, or None when the budget ran out."""
+        left = self.seconds - self.spent
+        if left <= 0:
+            self.exhausted = True
+            return None
+        start = time.perf_counter()
+        try:
+            found = [m.span() for m in rx.finditer(text, timeout=left) if m.end() > m.start()]
+        except TimeoutError:
+            # A pattern that takes this long is pathological (or the article is); it counts as
+            # not matching rather than stalling every other rule.
+            self.exhausted = True
+            self.spent = self.seconds
+            return None
+        self.spent += time.perf_counter() - start
+        return found
 
 
 class Analysis:
@@ -92,14 +141,19 @@ class Evaluator:
         aliases: Aliases | None,
         fuzzy_candidates: FuzzyCandidates | None = None,
         plain_words: dict[str, bool] | None = None,
+        budget: RegexBudget | None = None,
     ) -> None:
         self.analysis = analysis
+        self.budget = RegexBudget() if budget is None else budget
+        # Names of the rules one of whose regexes ran out of budget, in evaluation order.
+        self.over_budget: list[str] = []
+        self._over = False
         self.aliases = aliases
         self.fuzzy_candidates = fuzzy_candidates
         self._plain = {} if plain_words is None else plain_words
         self._terms: dict[tuple[str, str, str, float], list[tuple[int, Verdict | None]]] = {}
         self._occs: dict[tuple[str, str, float], list[_Occ]] = {}
-        self._regex: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self._regex: dict[tuple[str, str], list[tuple[int, int]] | None] = {}
         self._hits: dict[_RawHit, Hit] = {}
         self._default_fields: Sequence[str] = DEFAULT_FIELDS
 
@@ -130,24 +184,26 @@ class Evaluator:
             else:
                 for k in keys:
                     v = _EXACT if k == term.key else _ALIAS
-                    out.extend((i, v) for i in by_key.get(k, ()))
+                    out.extend((i, v) for i in by_key.get(k) or ())
                 out.sort()
         else:
             if self.fuzzy_candidates is not None:
                 cands: Iterable[str] = self.fuzzy_candidates.get((term.key, thr), ())
             else:
                 cands = ft.by_key
+            by_key = ft.by_key
             for k in cands:
-                idx = ft.by_key.get(k)
-                if not idx:
+                # Compare first: the token numbers of a key are looked up when first asked for.
+                if k not in by_key:
                     continue
                 verdict = compare(term.key, k, thr, self.aliases)
                 if verdict is None:
                     continue
+                idx = by_key[k]
                 if verdict.kind == "fuzzy":
                     # A compound is matched through its parts; fuzzy on the whole would take
                     # "us-sanctions" for sanctions~ as well as its part "sanctions".
-                    idx = [i for i in idx if ft.tokens[i].pos == ft.tokens[i].last]
+                    idx = [i for i in idx if ft.pos[i] == ft.last[i]]
                 out.extend((i, verdict) for i in idx)
             out.sort()
         self._terms[sig] = out
@@ -158,23 +214,29 @@ class Evaluator:
         occs = self._occs.get(ck)
         if occs is not None:
             return occs
-        plain: bool | None = False
-        if term.kind == "word":
-            plain = self._plain.get(term.key)
-            if plain is None:
-                plain = self._plain[term.key] = not compound_splits(term.key) and not (
-                    self.aliases is not None and self.aliases.of(term.key)
-                )
-        if plain:
+        if term.kind == "word" and self._is_plain(term.key):
             # The common case, kept short: most terms of most candidate rules are plain words
             # that the article lacks.
-            idx = self.analysis.field(field).by_key.get(term.key)
+            ft = self.analysis.field(field)
+            idx = ft.by_key.get(term.key)
             if not idx:
                 self._occs[ck] = _NONE
                 return _NONE
-            found: list[tuple[int, Verdict | None]] = [(i, _EXACT) for i in idx]
-        else:
-            found = self.resolve(term, field, threshold)
+            rank = _FIELD_RANK[field]
+            label = term.text
+            starts, ends, pos, last = ft.starts, ft.ends, ft.pos, ft.last
+            occs = [
+                (
+                    rank,
+                    pos[i],
+                    last[i],
+                    ((rank, starts[i], ends[i], label, field, "exact", 100.0, None),),
+                )
+                for i in idx
+            ]
+            self._occs[ck] = occs
+            return occs
+        found = self.resolve(term, field, threshold)
         splits = compound_splits(term.key) if term.kind == "word" else ()
         rank = _FIELD_RANK[field]
         label = term.text
@@ -205,6 +267,15 @@ class Evaluator:
             occs.sort(key=_BY_PLACE)
         self._occs[ck] = occs
         return occs
+
+    def _is_plain(self, key: str) -> bool:
+        """Whether a word term is found by its key alone (no alias group, no compound reading)."""
+        plain = self._plain.get(key)
+        if plain is None:
+            plain = self._plain[key] = not compound_splits(key) and not (
+                self.aliases is not None and self.aliases.of(key)
+            )
+        return plain
 
     def _split_occs(
         self, term: Term, field: str, splits: tuple[tuple[str, str], ...]
@@ -271,6 +342,12 @@ class Evaluator:
         raise TypeError(f"not a positional node: {node!r}")  # the parser prevents this
 
     def _phrase(self, node: Phrase, field: str, threshold: float) -> list[_Occ]:
+        if node.slop == 0 and all(w.kind == "word" and self._is_plain(w.key) for w in node.words):
+            return self._plain_phrase(node, field)
+        return self._any_phrase(node, field, threshold)
+
+    def _any_phrase(self, node: Phrase, field: str, threshold: float) -> list[_Occ]:
+        """A phrase of any words (fuzzy, prefix, aliased) and slop."""
         ft = self.analysis.field(field)
         per_word: list[dict[int, list[int]]] = []  # per word: position → token numbers
         for word in node.words:
@@ -278,8 +355,9 @@ class Evaluator:
             if not found:
                 return []
             by_pos: dict[int, list[int]] = {}
+            ft_pos = ft.pos
             for i, _ in found:
-                by_pos.setdefault(ft.tokens[i].pos, []).append(i)
+                by_pos.setdefault(ft_pos[i], []).append(i)
             per_word.append(by_pos)
         verdicts = [dict(self.resolve(w, field, threshold)) for w in node.words]
         spans: list[list[int]] = []
@@ -287,7 +365,7 @@ class Evaluator:
             for i0 in sorted(i for ids in per_word[0].values() for i in ids):
                 chain = [i0]
                 for by_pos in per_word[1:]:
-                    nxt = by_pos.get(ft.tokens[chain[-1]].last + 1)
+                    nxt = by_pos.get(ft.last[chain[-1]] + 1)
                     if not nxt:
                         break
                     chain.append(nxt[0])
@@ -313,6 +391,40 @@ class Evaluator:
                 variant = " ".join(t.norm for t in sorted(toks, key=lambda t: t.start))
             raw: _RawHit = (rank, start, end, node.text, field, kind, min(scores), variant)
             out.append((rank, min(t.pos for t in toks), max(t.last for t in toks), (raw,)))
+        return out
+
+    def _plain_phrase(self, node: Phrase, field: str) -> list[_Occ]:
+        """An exact phrase of plain words: what :meth:`_phrase` finds, by position lookups."""
+        ft = self.analysis.field(field)
+        by_key = ft.by_key
+        first = by_key.get(node.words[0].key)
+        if not first:
+            return []
+        pos, last = ft.pos, ft.last
+        later: list[dict[int, int]] = []  # per later word: position → its first token there
+        for word in node.words[1:]:
+            idx = by_key.get(word.key)
+            if not idx:
+                return []
+            later.append({pos[i]: i for i in reversed(idx)})
+        out: list[_Occ] = []
+        rank = _FIELD_RANK[field]
+        starts, ends = ft.starts, ft.ends
+        for i0 in first:
+            chain = [i0]
+            cur = i0
+            for at in later:
+                nxt = at.get(last[cur] + 1)
+                if nxt is None:
+                    break
+                chain.append(nxt)
+                cur = nxt
+            else:
+                start = min(starts[i] for i in chain)
+                end = max(ends[i] for i in chain)
+                raw: _RawHit = (rank, start, end, node.text, field, "exact", 100.0, None)
+                p0 = min(pos[i] for i in chain)
+                out.append((rank, p0, max(last[i] for i in chain), (raw,)))
         return out
 
     def _near(self, node: Near, threshold: float) -> list[_Occ]:
@@ -349,12 +461,16 @@ class Evaluator:
 
     # -- regex ----------------------------------------------------------------------------------
 
-    def regex_spans(self, node: Regex, field: str) -> list[tuple[int, int]]:
+    def regex_spans(self, node: Regex, field: str) -> list[tuple[int, int]] | None:
+        """Where ``node`` matches ``field``, or None if it ran out of budget (then or before)."""
         sig = (node.pattern, field)
-        spans = self._regex.get(sig)
-        if spans is None:
-            spans = _regex_spans(node.pattern, self.analysis.article.field(field))
-            self._regex[sig] = spans
+        try:
+            return self._regex[sig]
+        except KeyError:
+            pass
+        text = self.analysis.article.field(field)
+        spans = self.budget.spans(_compiled_regex(node.pattern), text) if text else []
+        self._regex[sig] = spans
         return spans
 
     # -- boolean --------------------------------------------------------------------------------
@@ -400,7 +516,11 @@ class Evaluator:
             label = f"/{node.pattern}/"
             for field in self._fields(node.field):
                 rank = _FIELD_RANK[field]
-                for start, end in self.regex_spans(node, field):
+                spans = self.regex_spans(node, field)
+                if spans is None:
+                    self._over = True
+                    continue
+                for start, end in spans:
                     hits.append((rank, start, end, label, field, "regex", 100.0, None))
             return hits or None
         occs = self.occurrences(node, threshold)
@@ -416,7 +536,10 @@ class Evaluator:
         ``fields`` are where terms that name no field look (default title and text).
         """
         self._default_fields = DEFAULT_FIELDS if fields is None else fields
+        self._over = False
         found = self.evaluate(node, threshold)
+        if self._over:
+            self.over_budget.append(name)
         if found is None:
             return None
         hits, score = self._build_hits(found)
@@ -517,7 +640,7 @@ def _sloppy(per_word: list[dict[int, list[int]]], ft: FieldText, width: int) -> 
             if picked is None:
                 break
             chain.append(picked)
-            end = max(end, ft.tokens[picked].last)
+            end = max(end, ft.last[picked])
         else:
             if end - s <= width:
                 sig = tuple(sorted(chain))
@@ -525,18 +648,6 @@ def _sloppy(per_word: list[dict[int, list[int]]], ft: FieldText, width: int) -> 
                     seen.add(sig)
                     out.append(chain)
     return out
-
-
-def _regex_spans(pattern: str, text: str) -> list[tuple[int, int]]:
-    if not text:
-        return []
-    try:
-        rx = _compiled_regex(pattern)
-        return [m.span() for m in rx.finditer(text, timeout=REGEX_TIMEOUT) if m.end() > m.start()]
-    except TimeoutError:
-        # A pattern that takes this long is pathological; it counts as not matching rather than
-        # stalling every other rule.
-        return []
 
 
 _REGEX_CACHE: dict[str, regex.Pattern[str]] = {}
@@ -569,11 +680,14 @@ def match_query(
     aliases: Mapping[str, Sequence[str]] | Aliases | None = None,
     *,
     name: str | None = None,
+    budget: RegexBudget | None = None,
 ) -> Match | None:
     """Match one query against one article, without compiling a rule set.
 
     This is the reference behaviour that :class:`~watchers.rules.RuleSet` reproduces faster.
     ``aliases`` extends the shipped alias table. The match's ``rule`` is ``name`` or the query.
+    ``budget`` limits the time its regexes may take (default :data:`REGEX_BUDGET` for this call);
+    pass one budget to many calls to limit them all, and read its ``exhausted`` afterwards.
     """
     node = parse(query) if isinstance(query, str) else query
     if isinstance(aliases, Aliases):
@@ -581,4 +695,4 @@ def match_query(
     else:
         table = _default_aliases() if not aliases else shipped_aliases(aliases)
     label = name if name is not None else (query if isinstance(query, str) else "")
-    return Evaluator(Analysis(article), table).match(label, node, threshold)
+    return Evaluator(Analysis(article), table, budget=budget).match(label, node, threshold)

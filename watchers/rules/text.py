@@ -8,14 +8,23 @@ the plural fold, which prefix terms use so that ``mobili*`` sees the word as wri
 A hyphenated word yields the compound and its parts, so both ``cyberattack`` and ``attack`` find
 ``cyber-attack`` and ``russia`` finds ``Russia-Ukraine``. The compound shares its first part's
 position; positions count words, which is what phrases and NEAR measure.
+
+:class:`FieldText` holds a field's tokens as parallel lists (key, norm, start, end, position,
+last position) plus an index from key to token numbers: matching reads those, and builds a
+:class:`Token` only for the words it reports. It equals what :func:`tokenize` returns, token for
+token; its lists are filled by C-level passes (split, accumulate, map over the folding cache)
+and its key index finds a key's token numbers by C-level list scans when first asked, since
+tokenising was most of the cost of matching and an article is asked about few of its words.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, KeysView, Mapping, Sequence
+from itertools import accumulate
+from operator import itemgetter
+from typing import NamedTuple, cast, overload
 
 __all__ = [
     "FieldText",
@@ -43,6 +52,9 @@ def _word_pattern(w: str) -> str:
 
 _WORD_RE = re.compile(_word_pattern(r"\w"))
 _WORD_RE_MARKS = re.compile(_word_pattern(r"[\w\u0300-\u036f]"))
+# The same words, captured, so ``split`` returns the gaps and the words in turn.
+_SPLIT_RE = re.compile("(" + _word_pattern(r"\w") + ")")
+_SPLIT_RE_MARKS = re.compile("(" + _word_pattern(r"[\w\u0300-\u036f]") + ")")
 _COMBINING = re.compile(r"[\u0300-\u036f]")
 _HYPHENS = re.compile(f"[{_DASH}]")
 _APOSTROPHES = re.compile(f"[{_APOS}]")
@@ -108,6 +120,9 @@ class _Folded(NamedTuple):
 
 _FOLDED: dict[str, _Folded] = {}
 _FOLDED_LIMIT = 300_000
+# Cached raw words that are not one plain token (a compound with parts, or no key at all): a
+# field with none of them takes FieldText's short path.
+_IRREGULAR: set[str] = set()
 
 
 def _fold_word(raw: str) -> _Folded:
@@ -116,7 +131,10 @@ def _fold_word(raw: str) -> _Folded:
     if f is None:
         if len(_FOLDED) >= _FOLDED_LIMIT:
             _FOLDED.clear()
+            _IRREGULAR.clear()
         f = _FOLDED[raw] = _fold_uncached(raw)
+        if f.parts or not f.key:
+            _IRREGULAR.add(raw)
     return f
 
 
@@ -164,21 +182,187 @@ class Token(NamedTuple):
     last: int  # position of the last part of a compound, else ``pos``
 
 
-@dataclass(slots=True)
-class FieldText:
-    """A field's tokens with an index from key to token numbers, built once per field."""
+_new = tuple.__new__
+_NORM: Callable[[_Folded], str] = itemgetter(0)
+_KEY: Callable[[_Folded], str] = itemgetter(1)
 
-    text: str
-    tokens: list[Token]
-    by_key: dict[str, list[int]] = field(default_factory=dict)
+
+class _Tokens(Sequence[Token]):
+    """A field's tokens, each built from the parallel lists when it is read."""
+
+    __slots__ = ("_ft",)
+
+    def __init__(self, ft: FieldText) -> None:
+        self._ft = ft
+
+    def __len__(self) -> int:
+        return len(self._ft.keys)
+
+    @overload
+    def __getitem__(self, i: int) -> Token: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Token]: ...
+    def __getitem__(self, i: int | slice) -> Token | list[Token]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        ft = self._ft
+        t = (ft.keys[i], ft.norms[i], ft.starts[i], ft.ends[i], ft.pos[i], ft.last[i])
+        return _new(Token, t)
+
+    def __iter__(self) -> Iterator[Token]:
+        ft = self._ft
+        for t in zip(ft.keys, ft.norms, ft.starts, ft.ends, ft.pos, ft.last, strict=True):
+            yield _new(Token, t)
+
+
+class KeyIndex(Mapping[str, list[int]]):
+    """Key → token numbers (ascending) of one field, each list found when first asked for.
+
+    Building every list costs a Python step per token; an article is asked about the words of
+    its candidate rules only. Knowing each key's last token number bounds the scans.
+    """
+
+    __slots__ = ("_found", "_keys", "_last")
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = keys
+        self._last = dict(zip(keys, range(len(keys)), strict=True))
+        self._found: dict[str, list[int]] = {}
+
+    def __getitem__(self, k: str) -> list[int]:
+        found = self._found.get(k)
+        if found is None:
+            stop = self._last[k] + 1
+            keys = self._keys
+            i = keys.index(k)
+            found = [i]
+            while i + 1 < stop:
+                i = keys.index(k, i + 1, stop)
+                found.append(i)
+            self._found[k] = found
+        return found
+
+    def get(self, k: str, default: list[int] | None = None) -> list[int] | None:  # type: ignore[override]
+        found = self._found.get(k)
+        if found is not None:
+            return found
+        return self[k] if k in self._last else default
+
+    def __contains__(self, k: object) -> bool:
+        return k in self._last
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._last)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def keys(self) -> KeysView[str]:
+        return self._last.keys()
+
+
+class FieldText:
+    """A field's tokens as parallel lists, with an index from key to token numbers."""
+
+    __slots__ = ("by_key", "ends", "keys", "last", "norms", "pos", "starts", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.keys: list[str] = []
+        self.norms: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.pos: Sequence[int] = ()
+        self.last: Sequence[int] = ()
+        self.by_key = KeyIndex(self.keys)
+
+    @property
+    def tokens(self) -> Sequence[Token]:
+        return _Tokens(self)
 
     @classmethod
     def of(cls, text: str) -> FieldText:
-        by_key: dict[str, list[int]] = {}
-        return cls(text, tokenize(text, by_key), by_key)
+        ft = cls(text)
+        if not text:
+            return ft
+        pieces = (_SPLIT_RE_MARKS if _COMBINING.search(text) else _SPLIT_RE).split(text)
+        raws = pieces[1::2]
+        # pieces alternate gap, word, gap, ...: word m runs from the end of piece 2m to the
+        # end of piece 2m + 1.
+        offsets = list(accumulate(map(len, pieces)))
+        starts = offsets[0:-1:2]
+        ends = offsets[1::2]
+        cached: list[_Folded | None] = list(map(_FOLDED.get, raws))
+        folded = cast("list[_Folded]", cached)
+        if None in cached:
+            folded = [f or _fold_word(r) for f, r in zip(cached, raws, strict=True)]
+            # Folding may have cleared the cache (and _IRREGULAR) on the way: look directly.
+            odd = [m for m, f in enumerate(folded) if not f[1] or f[2]]
+        else:
+            found = _IRREGULAR.intersection(raws)
+            odd = sorted(m for w in found for m in _indexes(raws, w)) if found else []
+        keys = list(map(_KEY, folded))
+        norms = list(map(_NORM, folded))
+        heads: list[tuple[int, int]] = []  # (token number, parts) of each compound
+        if odd:
+            # Rebuild around the few odd words: drop those with no key, follow each compound by
+            # its parts. Whole runs of plain words between them are copied as slices.
+            k2: list[str] = []
+            n2: list[str] = []
+            s2: list[int] = []
+            e2: list[int] = []
+            prev = 0
+            for m in odd:
+                k2 += keys[prev:m]
+                n2 += norms[prev:m]
+                s2 += starts[prev:m]
+                e2 += ends[prev:m]
+                prev = m + 1
+                f = folded[m]
+                if not f[1]:
+                    continue
+                start = starts[m]
+                heads.append((len(k2), len(f[2])))
+                k2.append(f[1])
+                n2.append(f[0])
+                s2.append(start)
+                e2.append(ends[m])
+                for p_norm, p_key, p_start, p_end in f[2]:
+                    k2.append(p_key)
+                    n2.append(p_norm)
+                    s2.append(start + p_start)
+                    e2.append(start + p_end)
+            keys = k2 + keys[prev:]
+            norms = n2 + norms[prev:]
+            starts = s2 + starts[prev:]
+            ends = e2 + ends[prev:]
+        ft.keys, ft.norms, ft.starts, ft.ends = keys, norms, starts, ends
+        if heads:
+            # A compound takes no position of its own: it shares its first part's.
+            consumes = [1] * len(keys)
+            for h, _ in heads:
+                consumes[h] = 0
+            pos = list(accumulate(consumes, initial=0))
+            pos.pop()
+            last = pos.copy()
+            for h, n in heads:
+                last[h] = pos[h] + n - 1
+            ft.pos, ft.last = pos, last
+        else:
+            ft.pos = ft.last = range(len(keys))
+        ft.by_key = KeyIndex(keys)
+        return ft
 
 
-_new = tuple.__new__
+def _indexes(items: list[str], value: str) -> Iterator[int]:
+    """Every index of ``value`` in ``items``, each found by a scan in C."""
+    i = -1
+    try:
+        while True:
+            i = items.index(value, i + 1)
+            yield i
+    except ValueError:
+        return
 
 
 def tokenize(text: str, by_key: dict[str, list[int]] | None = None) -> list[Token]:

@@ -6,13 +6,23 @@ order:
 
 1. the same key (``exact``);
 2. the alias table says they are one name (``alias``): a shipped table of transliterations and
-   Cyrillic spellings that a config's ``[aliases]`` extends;
-3. both fold to the same transliteration key (Kharkov/Kharkiv, Zelenskiy/Zelensky, Київ/Kyiv),
-   scored :data:`TRANSLIT_SCORE`, unless both are common English words (gold/hold);
-4. a typo: similarity (rapidfuzz ``ratio``) at or above the threshold, unless the token is itself
-   a common English word (prussia is not a typo of russia, nor stalks of talks).
+   Cyrillic spellings that a config's ``[aliases]`` extends; its ``[distinct]`` section refuses;
+3. one is the other in another transliteration system (:func:`readings`): Cyrillic, and the
+   English, German, Polish, French and scholarly spellings of Ukrainian and Russian names are
+   each read back to one strict key (Donezk/Donetsk, Charkiw/Kharkiv, Lwów/Lviv), scored
+   :data:`TRANSLIT_SCORE`, unless both are common English words (gold/hold);
+4. otherwise a token that is a known word or name in its own right is refused: a common English
+   word, or a rarer word, place or person name in the shipped lexicon (Kivu for kyiv, Gremlin for
+   kremlin, Zielinski for zelensky, Putten for putin). Typos are not in dictionaries;
+5. both fold to the same loose transliteration key (:func:`loose_key`: also e/i and -ov/-iv,
+   Gorbatschow/Gorbachev), scored :data:`TRANSLIT_SCORE`;
+6. a typo: similarity (rapidfuzz ``ratio``) at or above the threshold, for terms of at least
+   :data:`MIN_TYPO_LETTERS` letters (one letter off a shorter word is mostly another word: natto,
+   nano) or one swap of adjacent letters.
 
-A plain (non-fuzzy) term uses steps 1 and 2 only.
+A plain (non-fuzzy) term uses steps 1 and 2 only. Steps 3 to 6 only accept a pair that a
+candidate index built on :func:`translit_key` and similarity finds (so the indexed matcher and
+the naive one agree). All data is loaded once, at first use.
 """
 
 from __future__ import annotations
@@ -30,11 +40,15 @@ from .text import key as word_key
 
 __all__ = [
     "COMMON_ZIPF",
+    "MIN_TYPO_LETTERS",
     "TRANSLIT_SCORE",
     "Aliases",
     "Verdict",
     "compare",
     "is_common_word",
+    "is_known_word",
+    "loose_key",
+    "readings",
     "shipped_aliases",
     "similarity",
     "translit_key",
@@ -44,6 +58,8 @@ TRANSLIT_SCORE = 95.0
 # Zipf frequency (log10 per billion words) from which a word counts as common English: "stalk"
 # 3.5, "trope" 3.1, "prussia" 3.4 are above; typos are near 0 and "kharkiv" 2.9, "lugansk" 2.0.
 COMMON_ZIPF = 3.0
+# Shorter terms take typos only as a swap of two letters (kyiv/kyvi), see step 6 above.
+MIN_TYPO_LETTERS = 5
 
 VariantKind = Literal["exact", "alias", "fuzzy"]
 
@@ -65,18 +81,58 @@ _DOUBLE = re.compile(r"(.)\1+")
 
 
 @lru_cache(maxsize=100_000)
-def translit_key(word: str) -> str:
+def loose_key(word: str) -> str:
     """Fold the letters that transliterations of Ukrainian and Russian names disagree on.
 
     Cyrillic is romanised, then kh/h/g, y/i/j/e and the Ukrainian -iv / Russian -ov ending are
     merged and doubled letters collapsed: Kyiv, Kiev and Київ all give ``kiv``.
     """
-    w = word.translate(_CYR_TABLE)
+    w = word.translate(_CYR_TABLE).replace("ł", "l").replace("'", "")
     w = w.replace("kh", "h").replace("g", "h").replace("w", "v")
     w = w.replace("y", "i").replace("j", "i").replace("e", "i")
     if w.endswith("ov") and len(w) > 4:
         w = w[:-2] + "iv"
     return _DOUBLE.sub(r"\1", w)
+
+
+# The blocking key's classes, longest spelling first: every way German, Polish, French, English
+# and scholarly transliteration write ch/kh/h/g (Tschernihiw, Charkiw) and the sibilants
+# (Donezk, Saporischschja, Szojgu) falls into one class.
+_COARSE = re.compile(r"tsch|szcz|schtsch|sch|tch|cz|sz|rz|shch|kh|ch|zh|sh|ts|tz|ou|[gcjyezw]")
+_COARSE_CLASS = {
+    "tsch": "h", "tch": "h", "cz": "h", "ch": "h", "kh": "h", "g": "h",
+    "szcz": "s", "schtsch": "s", "shch": "s", "sch": "s", "sz": "s", "rz": "s", "zh": "s",
+    "sh": "s", "ts": "s", "tz": "s", "c": "s", "z": "s",
+    "ou": "u", "j": "i", "y": "i", "e": "i", "w": "v",
+}  # fmt: skip
+
+
+@lru_cache(maxsize=100_000)
+def translit_key(word: str) -> str:
+    """A coarse key for finding candidate variants of a word (a blocking key).
+
+    Coarser than any spelling rule :func:`compare` applies: ch/kh/h/g and the č spellings share a
+    class, as do the sibilants, and y/i/j/e. Kyiv and Kiew give ``kiv``, Donetsk and Donezk
+    ``donisk``. Every pair that :func:`compare` accepts as fuzzy has equal keys, or keys or
+    words at least as similar as the threshold, so an index that looks candidates up by this
+    key and by similarity misses none.
+    """
+    w = word.translate(_CYR_TABLE).replace("ł", "l").replace("'", "")
+    w = _COARSE.sub(lambda m: _COARSE_CLASS[m.group()], w)
+    if w.endswith("ov") and len(w) > 4:
+        w = w[:-2] + "iv"
+    return _DOUBLE.sub(r"\1", w)
+
+
+def _findable(term: str, token: str, threshold: float) -> bool:
+    """Whether a candidate index finds ``token`` for ``term`` (see :func:`translit_key`)."""
+    t_term, t_token = translit_key(term), translit_key(token)
+    return (
+        t_term == t_token
+        or similarity(t_term, t_token) >= threshold
+        or similarity(term, token) >= threshold
+        or sorted(term) == sorted(token)
+    )
 
 
 def similarity(a: str, b: str) -> float:
@@ -111,6 +167,103 @@ def is_common_word(word: str) -> bool:
     )
 
 
+# How other languages spell the sounds of Ukrainian and Russian names, as (pattern, English)
+# rewrites applied in order to a key (accents already stripped, so ž/ż/ź read as z and č/ć as c).
+# Placeholders \x01 (ch as in church) and \x02 (sh) keep a later rule from rewriting an earlier
+# result: German "tsch" is English "ch", and German "ch" is English "kh".
+_V = "aeiouy"
+_LANGUAGE_RULES: dict[str, tuple[tuple[str, str], ...]] = {
+    "de": (
+        ("tsch", "\x01"), ("sch", "\x02"), ("ch", "kh"), ("w", "v"), ("z", "ts"),
+        (f"^s(?=[{_V}])", "z"), (f"(?<=[{_V}])s(?=[{_V}])", "z"), ("ie", "i"), ("j", "y"),
+    ),
+    "pl": (
+        ("szcz", "\x02\x01"), ("cz", "\x01"), ("sz", "\x02"), ("rz", "zh"), ("ch", "kh"),
+        ("ie", "e"), ("c", "ts"), ("w", "v"), ("j", "y"),
+    ),
+    "fr": (("tch", "\x01"), ("ch", "\x02"), ("ou", "u"), ("j", "zh")),
+    # Scholarly transliteration with its carons stripped (Černihiv, Donec'k, Zaporižžja).
+    "sci": (("ch", "kh"), ("c(?=[^k]|$)", "\x01"), ("c", "ts"), ("j", "y")),
+}  # fmt: skip
+_COMPILED_RULES = tuple(
+    tuple((re.compile(pat), rep) for pat, rep in rules) for rules in _LANGUAGE_RULES.values()
+)
+_RESTORE = str.maketrans({"\x01": "ch", "\x02": "sh"})
+# Strict key: only the differences between transliteration systems, never a vowel (Seria is not
+# Syria, Putten not Putin); ж/ш as zh/sh/sch share one sibilant class since German writes both
+# "sch".
+_STRICT = (
+    ("kh", "h"), ("g", "h"), ("w", "v"), ("zh", "\x02"), ("sh", "\x02"), ("y", "i"), ("j", "i"),
+)  # fmt: skip
+
+
+def _strict(word: str) -> str:
+    for a, b in _STRICT:
+        word = word.replace(a, b)
+    if word.endswith("ov") and len(word) > 4:
+        word = word[:-2] + "iv"
+    return _DOUBLE.sub(r"\1", word)
+
+
+@lru_cache(maxsize=100_000)
+def readings(word: str) -> frozenset[str]:
+    """A key read as an English, German, Polish, French and scholarly spelling, each folded to
+    one strict key: Donezk, Donieck and Donetsk share ``donetsk``.
+    """
+    base = word.translate(_CYR_TABLE).replace("ł", "l").replace("'", "")
+    out = {_strict(base)}
+    if not base.isascii():
+        return frozenset(out)
+    for rules in _COMPILED_RULES:
+        w = base
+        for rx, rep in rules:
+            w = rx.sub(rep, w)
+        out.add(_strict(w.translate(_RESTORE)))
+    return frozenset(out)
+
+
+@lru_cache(maxsize=100_000)
+def _loose(word: str) -> frozenset[str]:
+    return frozenset(loose_key(r.replace("\x02", "sh")) for r in readings(word))
+
+
+_lexicon: tuple[frozenset[str], frozenset[str]] | None = None
+
+
+def _load_lexicon() -> tuple[frozenset[str], frozenset[str]]:
+    """(words, names) from ``data/lexicon.txt``: comment lines, words, ``[names]``, names."""
+    global _lexicon
+    if _lexicon is None:
+        text = resources.files(__package__).joinpath("data/lexicon.txt").read_text("utf-8")
+        while text.startswith("#"):
+            text = text.partition("\n")[2]
+        words, _, names = text.partition("\n[names]\n")
+        # split() and frozenset() run in C: about 20 ms for the shipped 80,000 keys.
+        _lexicon = (frozenset(words.split()), frozenset(names.split()))
+    return _lexicon
+
+
+def is_known_word(word: str) -> bool:
+    """Whether a key is a word or name in its own right: common English, or in the lexicon of
+    rarer words, places and given and family names (``data/lexicon.txt``).
+    """
+    if is_common_word(word):
+        return True
+    words, names = _load_lexicon()
+    return word in words or word in names
+
+
+def _is_dictionary_word(word: str) -> bool:
+    return word in _load_lexicon()[0]
+
+
+_VOWELS = re.compile(r"[aeiouyj']")
+
+
+def _consonants(word: str) -> str:
+    return _VOWELS.sub("", word)
+
+
 def compare(term: str, token: str, threshold: float, aliases: Aliases | None) -> Verdict | None:
     """Whether ``token`` (a key) matches the fuzzy term ``term`` (a key) at ``threshold``."""
     if term == token:
@@ -125,13 +278,37 @@ def compare(term: str, token: str, threshold: float, aliases: Aliases | None) ->
 
 @lru_cache(maxsize=500_000)
 def _compare_fuzzy(term: str, token: str, threshold: float) -> Verdict | None:
-    t_term, t_token = translit_key(term), translit_key(token)
-    if t_term == t_token:
-        if threshold <= TRANSLIT_SCORE and not (is_common_word(term) and is_common_word(token)):
-            return Verdict("fuzzy", TRANSLIT_SCORE)
+    # A pair a candidate index cannot find is refused here too, so that the naive and the
+    # indexed matcher agree; being cheap, the check also turns most unrelated pairs away first.
+    if not _findable(term, token, threshold):
         return None
-    score = typo_similarity(term, token, t_term, t_token)
-    if score >= threshold and not is_common_word(token):
+    return _judge(term, token, threshold)
+
+
+def _judge(term: str, token: str, threshold: float) -> Verdict | None:
+    short = len(term) < MIN_TYPO_LETTERS
+    # In a word this short, a consonant more or less makes another word (nato/natto); spellings
+    # of one name differ in vowels and glides (Kyiv/Kiew/Kijów).
+    if short and len(_consonants(term)) != len(_consonants(token.translate(_CYR_TABLE))):
+        return None
+    # The term is read as its author wrote it; the text's token in any spelling system.
+    if _strict(term.translate(_CYR_TABLE).replace("ł", "l")) in readings(token):
+        if threshold > TRANSLIT_SCORE or _is_dictionary_word(token):
+            return None
+        if is_common_word(term) and is_common_word(token):
+            return None
+        return Verdict("fuzzy", TRANSLIT_SCORE)
+    if is_known_word(token):
+        return None
+    l_term, l_token = _loose(term), _loose(token)
+    if not l_term.isdisjoint(l_token):
+        return Verdict("fuzzy", TRANSLIT_SCORE) if threshold <= TRANSLIT_SCORE else None
+    if short and not is_transposition(term, token):
+        return None
+    score = typo_similarity(term, token, loose_key(term), loose_key(token))
+    if not short:
+        score = max(score, max(similarity(a, b) for a in l_term for b in l_token))
+    if score >= threshold:
         return Verdict("fuzzy", round(score, 2))
     return None
 

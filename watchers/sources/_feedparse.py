@@ -4,13 +4,24 @@ XML goes through feedparser, because real feeds are often not well-formed and it
 still reads them (see ``bench/feed_parsers.py``). Before feedparser sees a document, every DOCTYPE
 in its prolog is removed, internal subset and all: without entity declarations, expat has nothing
 to expand (billion laughs, quadratic blowup) and nothing external to fetch (XXE, remote DTDs);
-named HTML entities still work because feedparser's loose parser knows them. JSON Feed is read
-here. This module is synchronous and CPU-bound: callers run it off the event loop.
+named HTML entities still work because feedparser's loose parser knows them. Numeric character
+references to code points no text can hold (NUL, surrogates, past U+10FFFF) become U+FFFD first:
+feedparser raises on them, which would lose the whole document for one character.
+
+JSON Feed is read here. Its ``title`` and ``content_text`` are plain text by the spec, so tags in
+them are kept as written ("Why <title> tags matter"). Titles still have their semicolon-terminated
+character references decoded: producers often escape them as if they were HTML
+(``Sanctions &amp; markets``), and ``&notice`` without a semicolon stays as written.
+
+One entry that cannot be reduced to a RawEntry is left out and described in
+``ParsedFeed.skipped``; the rest of the document is returned. This module is synchronous and
+CPU-bound: callers run it off the event loop.
 """
 
 from __future__ import annotations
 
 import calendar
+import html
 import io
 import json
 import re
@@ -33,6 +44,7 @@ __all__ = [
     "ParsedFeed",
     "RawEntry",
     "html_to_text",
+    "neutralise_charrefs",
     "parse_feed",
     "strip_doctype",
 ]
@@ -52,6 +64,9 @@ _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
 )
 _XML_DECL_AFTER_SPACE = re.compile(rb"^\s+(?=<\?xml\b)")
+_BYTES_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+_TEXT_CHARREF = re.compile(r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z][A-Za-z0-9]{1,31});")
+_MAX_SKIP_NOTES = 20
 
 
 class FeedFormatError(SourceError):
@@ -87,6 +102,7 @@ class ParsedFeed:
     entries: list[RawEntry] = field(default_factory=list)
     format: str = ""
     bozo: bool = False
+    skipped: tuple[str, ...] = ()
 
 
 class _TextExtractor(HTMLParser):
@@ -144,6 +160,39 @@ def html_to_text(html: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _plain(text: str) -> str:
+    """Plain text as a JSON Feed gives it: tags kept, ``&amp;``-style references decoded."""
+    if "&" in text:
+        text = _TEXT_CHARREF.sub(lambda m: html.unescape(m.group(0)), text)
+    return _tidy(text)
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A value quoted for a skip note: one line, control characters escaped, clipped."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return repr(text)
+
+
+class _Skipped:
+    """Notes on entries left out; the count is kept in full, the notes up to a bound."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.count = 0
+
+    def add(self, position: int, ident: Any, exc: BaseException) -> None:
+        self.count += 1
+        if len(self.notes) < _MAX_SKIP_NOTES:
+            who = f" (id {_show(ident)})" if ident else ""
+            self.notes.append(f"item {position}{who}: {type(exc).__name__}: {_show(str(exc), 160)}")
+
+    def result(self) -> tuple[str, ...]:
+        extra = self.count - len(self.notes)
+        return (*self.notes, f"{extra} more items") if extra > 0 else tuple(self.notes)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -299,14 +348,34 @@ def _entry_link(entry: Any, base: str) -> str | None:
     return None
 
 
+def _charref(m: re.Match[bytes]) -> bytes:
+    hex_digits, digits = m.group(1), m.group(2)
+    number = hex_digits or digits
+    if len(number.lstrip(b"0")) > 8:
+        return b"&#xFFFD;"
+    code = int(hex_digits, 16) if hex_digits else int(digits)
+    if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+        return b"&#xFFFD;"
+    return m.group(0)
+
+
+def neutralise_charrefs(data: bytes) -> bytes:
+    """Replace numeric character references that name no storable character (NUL, a surrogate,
+    past U+10FFFF or absurdly long) with ``&#xFFFD;``."""
+    if b"&#" not in data:
+        return data
+    return _BYTES_CHARREF.sub(_charref, data)
+
+
 def _prepare_xml(body: bytes, content_type: str | None) -> bytes:
-    """Decode to UTF-8 (feedparser's own rules: BOM, HTTP charset, XML declaration) and strip
-    the DOCTYPE, so what feedparser parses next is known-safe UTF-8."""
+    """Decode to UTF-8 (feedparser's own rules: BOM, HTTP charset, XML declaration), strip the
+    DOCTYPE and neutralise impossible character references, so what feedparser parses next is
+    known-safe UTF-8."""
     body = _XML_DECL_AFTER_SPACE.sub(b"", body, count=1)
     headers = {"content-type": content_type} if content_type else {}
     info: dict[str, Any] = {}
     data: bytes = convert_to_utf8(headers, body, info)
-    return strip_doctype(data)
+    return neutralise_charrefs(strip_doctype(data))
 
 
 def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
@@ -336,28 +405,38 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     feed = _raw(parsed, "feed") or {}
     title = _one_line(_detail_text(_raw(feed, "title_detail"), _raw(feed, "title")))
     entries: list[RawEntry] = []
-    for entry in raw_entries:
-        base = _base_of(entry, url)
-        guid = _raw(entry, "id")
-        guid = _clip(guid.strip(), _MAX_GUID) if isinstance(guid, str) and guid.strip() else None
-        published = None
-        for key in ("published_parsed", "updated_parsed", "created_parsed"):
-            published = _struct_to_datetime(_raw(entry, key))
-            if published is not None:
-                break
-        raw = RawEntry(
-            guid=guid,
-            url=_entry_link(entry, base),
-            title=_clip(
-                _one_line(_detail_text(_raw(entry, "title_detail"), _raw(entry, "title"))),
-                _MAX_TITLE,
-            ),
-            text=_clip(_entry_text(entry), _MAX_TEXT),
-            published=published,
-        )
+    skipped = _Skipped()
+    for position, entry in enumerate(raw_entries, 1):
+        try:
+            raw = _xml_entry(entry, url)
+        except Exception as exc:  # one bad entry never loses the others
+            skipped.add(position, _raw(entry, "id") or _raw(entry, "title"), exc)
+            continue
         if raw.guid or raw.url or raw.title or raw.text:
             entries.append(raw)
-    return ParsedFeed(title=title, entries=entries, format=version, bozo=bool(_raw(parsed, "bozo")))
+    return ParsedFeed(title=title, entries=entries, format=version,
+                      bozo=bool(_raw(parsed, "bozo")), skipped=skipped.result())
+
+
+def _xml_entry(entry: Any, url: str) -> RawEntry:
+    base = _base_of(entry, url)
+    guid = _raw(entry, "id")
+    guid = _clip(guid.strip(), _MAX_GUID) if isinstance(guid, str) and guid.strip() else None
+    published = None
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        published = _struct_to_datetime(_raw(entry, key))
+        if published is not None:
+            break
+    return RawEntry(
+        guid=guid,
+        url=_entry_link(entry, base),
+        title=_clip(
+            _one_line(_detail_text(_raw(entry, "title_detail"), _raw(entry, "title"))),
+            _MAX_TITLE,
+        ),
+        text=_clip(_entry_text(entry), _MAX_TEXT),
+        published=published,
+    )
 
 
 def _base_of(entry: Any, url: str) -> str:
@@ -387,7 +466,10 @@ def _json_date(value: Any) -> datetime | None:
         return _struct_to_datetime(_parse_date(text))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None  # 0001-01-01T00:00:00+01:00 has no UTC time: a date we do not know
 
 
 def _json_str(value: Any) -> str:
@@ -408,27 +490,39 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
     fmt = "json11" if version.rstrip("/").endswith("1.1") else "json1"
     items = doc.get("items")
     entries: list[RawEntry] = []
-    for item in items if isinstance(items, list) else []:
+    skipped = _Skipped()
+    for position, item in enumerate(items if isinstance(items, list) else [], 1):
         if not isinstance(item, dict):
             continue
-        raw_id = item.get("id")
-        guid = str(raw_id).strip() if isinstance(raw_id, str | int | float) else ""
-        html = _json_str(item.get("content_html"))
-        text = html_to_text(html) if html else _tidy(_json_str(item.get("content_text")))
-        if not text:
-            text = html_to_text(_json_str(item.get("summary")))
-        raw = RawEntry(
-            guid=_clip(guid, _MAX_GUID) or None,
-            url=_http_url(url, item.get("url")) or _http_url(url, item.get("external_url")),
-            title=_clip(_one_line(html_to_text(_json_str(item.get("title")))), _MAX_TITLE),
-            text=_clip(text, _MAX_TEXT),
-            published=_json_date(item.get("date_published"))
-            or _json_date(item.get("date_modified")),
-        )
+        try:
+            raw = _json_entry(item, url)
+        except Exception as exc:  # one bad item never loses the others
+            skipped.add(position, item.get("id") or item.get("title"), exc)
+            continue
         if raw.guid or raw.url or raw.title or raw.text:
             entries.append(raw)
-    title = _one_line(html_to_text(_json_str(doc.get("title"))))
-    return ParsedFeed(title=title, entries=entries, format=fmt)
+    title = _one_line(_plain(_json_str(doc.get("title"))))
+    return ParsedFeed(title=title, entries=entries, format=fmt, skipped=skipped.result())
+
+
+def _json_entry(item: dict[str, Any], url: str) -> RawEntry:
+    raw_id = item.get("id")
+    guid = str(raw_id).strip() if isinstance(raw_id, str | int | float) else ""
+    # content_html is HTML, content_text is plain text (JSON Feed 1.1). The summary is plain by
+    # the spec too, but producers fill it with HTML far more often than with literal tags.
+    body = _json_str(item.get("content_html"))
+    text = html_to_text(body) if body else ""
+    if not text:
+        text = _tidy(_json_str(item.get("content_text")))
+    if not text:
+        text = html_to_text(_json_str(item.get("summary")))
+    return RawEntry(
+        guid=_clip(guid, _MAX_GUID) or None,
+        url=_http_url(url, item.get("url")) or _http_url(url, item.get("external_url")),
+        title=_clip(_one_line(_plain(_json_str(item.get("title")))), _MAX_TITLE),
+        text=_clip(text, _MAX_TEXT),
+        published=_json_date(item.get("date_published")) or _json_date(item.get("date_modified")),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,14 +1,39 @@
-"""The Source protocol: what the WatchService needs from anything it polls."""
+"""The Source protocol: what the WatchService needs from anything it polls.
+
+Also what every source type shares: the config fields common to all (``SourceConfigBase``), the
+context a factory builds a source from (``SourceContext``) and ``printable``, which keeps text
+from a feed or a file name from forging log lines.
+
+Invariant: a poll fails as a whole only when the source itself cannot be read (no folder, HTTP
+error, not a feed). One item that cannot be turned into an Article is left out of
+``Poll.articles`` and described in ``Poll.skipped``; the service logs it with the source's name.
+
+This module must not import ``watchers.config`` at module level: the config imports the source
+config models, which import this module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from watchers.models import Article
 
-__all__ = ["Poll", "Source"]
+if TYPE_CHECKING:
+    from watchers.sources._http import Fetcher
+
+__all__ = [
+    "Poll",
+    "Source",
+    "SourceConfigBase",
+    "SourceContext",
+    "printable",
+]
 
 
 @dataclass(frozen=True)
@@ -17,12 +42,15 @@ class Poll:
 
     ``articles`` are the items seen this time (new or not: the store decides). ``not_modified`` is
     true when the source said nothing changed (HTTP 304). ``cursor`` is opaque state the service
-    persists and hands back on the next poll (ETag, Last-Modified, file mtimes …).
+    persists and hands back on the next poll (ETag, Last-Modified, file mtimes …). ``skipped``
+    has one short, log-safe description per item this poll left out because it could not be read
+    (``"item 3 (guid 'x'): ValueError: …"``, ``"file 'a.txt': binary"``).
     """
 
     articles: list[Article]
     not_modified: bool = False
     cursor: Mapping[str, str] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -38,3 +66,63 @@ class Source(Protocol):
     async def aclose(self) -> None:
         """Release connections and files."""
         ...
+
+
+def _as_path(path: str) -> Path:
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source factory may need beyond its config.
+
+    ``fetcher`` is the engine's shared HTTP fetcher (None where only folders are built: a feed
+    source then creates and owns its own); ``resolve`` turns a path from the config into a real
+    path (relative to the config file's folder).
+    """
+
+    fetcher: Fetcher | None = None
+    resolve: Callable[[str], Path] = _as_path
+
+
+def _duration(value: Any) -> Any:
+    # Imported here: watchers.config imports the source config models, hence this module.
+    from watchers.config import parse_duration
+
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class SourceConfigBase(BaseModel):
+    """The keys every ``[[sources]]`` entry has; each source type adds its own and a ``type``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    every: Duration = timedelta(minutes=5)
+    enabled: bool = True
+    route: str | None = None  # where this source's notices go; defaults to [discord].notices
+    # Set by the engine, never by a file: "store" for sources added at run time (Discord).
+    origin: Literal["config", "store"] = "config"
+    created_by: str | None = None
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` safe for one log line: control, format and separator characters (newlines, bidi
+    overrides, lone surrogates) are shown as escapes, and it is cut to ``limit`` characters."""
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if text.isprintable():
+        return text
+    out = []
+    for c in text:
+        if c.isprintable():
+            out.append(c)
+        else:
+            out.append(_ESCAPES.get(c) or c.encode("unicode_escape", "backslashreplace").decode())
+    return "".join(out)

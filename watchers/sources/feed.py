@@ -1,29 +1,66 @@
-"""FeedSource: poll one RSS, Atom or JSON Feed URL with conditional GET."""
+"""Feeds: poll one RSS, Atom or JSON Feed URL with conditional GET.
+
+A poll fails as a whole only for the document (HTTP status, not a feed, timeout, refused
+address). An entry that cannot become an Article is left out and described in ``Poll.skipped``
+(which the service logs and counts); the other entries are returned.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from watchers.errors import SourceError
 from watchers.models import Article
 from watchers.sources._feedparse import FeedFormatError, ParsedFeed, RawEntry, parse_feed
 from watchers.sources._guard import IPNetwork, check_url, parse_networks
 from watchers.sources._http import Fetcher, FetchResult, FetchTimeoutError
-from watchers.sources.base import Poll
+from watchers.sources.base import Poll, Source, SourceConfigBase, SourceContext
 
 __all__ = [
     "FeedFormatError",
     "FeedHTTPError",
     "FeedSource",
+    "FeedSourceConfig",
     "FetchTimeoutError",
+    "build",
+    "describe",
     "parse_retry_after",
 ]
+
+class FeedSourceConfig(SourceConfigBase):
+    """``[[sources]] type = "feed"``: ``url`` (http or https), ``every`` (default 5m) and
+    ``backfill`` (how many of the first poll's newest items may alert; default 0)."""
+
+    type: Literal["feed"]
+    url: str
+    backfill: int = Field(default=0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"(?i)^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+def build(config: FeedSourceConfig, ctx: SourceContext) -> Source:
+    """The source a feed entry describes, on the shared fetcher when there is one."""
+    return FeedSource(config.name, config.url, fetcher=ctx.fetcher)
+
+
+def describe(config: FeedSourceConfig) -> str:
+    """Where the source reads: its URL."""
+    return config.url
 
 _UNTITLED_LIMIT = 120
 
@@ -153,8 +190,16 @@ class FeedSource:
         if result.status == 204 or not result.body.strip():
             raise FeedFormatError(f"{self.url} is not a feed: the response is empty", "empty")
         parsed = await self._parse(result)
-        articles = [_article(self.name, entry) for entry in parsed.entries]
-        return Poll(articles=articles, not_modified=False, cursor=_next_cursor({}, result))
+        articles: list[Article] = []
+        skipped = list(parsed.skipped)
+        for entry in parsed.entries:
+            try:
+                articles.append(_article(self.name, entry))
+            except Exception as exc:  # one bad entry never stops the feed
+                ident = entry.guid or entry.url or entry.title
+                skipped.append(f"item {ident[:80]!r}: {type(exc).__name__}: {str(exc)[:160]!r}")
+        return Poll(articles=articles, not_modified=False, cursor=_next_cursor({}, result),
+                    skipped=tuple(skipped))
 
     async def _parse(self, result: FetchResult) -> ParsedFeed:
         job = partial(parse_feed, result.body, url=result.url, content_type=result.content_type)

@@ -1,25 +1,27 @@
-"""Storage behind the :class:`Store` protocol; :class:`SqliteStore` is the default."""
+"""Storage behind the :class:`Store` protocols; :class:`SqliteStore` is the default."""
 
 from watchers.store.base import (
     AlertState,
+    ArticleStore,
     OutboxEntry,
+    OutboxKind,
     OutboxRow,
     OutboxStore,
     SourceState,
+    StateStore,
     Store,
-    StoredRule,
-    StoredSource,
 )
 from watchers.store.sqlite import SqliteStore
 
 __all__ = [
     "AlertState",
+    "ArticleStore",
     "OutboxEntry",
+    "OutboxKind",
     "OutboxRow",
     "OutboxStore",
     "SourceState",
     "SqliteStore",
+    "StateStore",
     "Store",
-    "StoredRule",
-    "StoredSource",
 ]

@@ -1,7 +1,16 @@
-"""The Store protocol and the records it returns.
+"""The Store protocols and the records they return.
 
-The store is the one place state lives: articles (deduplicated), the matches that fired, the alert
-outbox, per-source state, and the rules, sources and mutes that users add at run time.
+The store is the one place state lives. Its protocol is split by domain so each service names
+what it uses and a second implementation (PostgreSQL) can be written one domain at a time:
+
+- :class:`ArticleStore`: articles (deduplicated), the matches that fired, lookup candidates.
+- :class:`OutboxStore`: the outbox — alerts and notices per route, in the order they were
+  written, with their delivery state; destinations paused across restarts.
+- :class:`StateStore`: per-source state, and the rules, sources and mutes added at run time.
+
+:class:`Store` is all three plus ``aclose``. An alert's outbox row is written in the same
+transaction as its article and carries the rules as they were when the article matched, so
+delivery never asks the watch side what a rule looks like now.
 """
 
 from __future__ import annotations
@@ -11,39 +20,46 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from watchers.config import RuleConfig, SourceConfig
 from watchers.models import Article, Match
 
 __all__ = [
     "AlertState",
+    "ArticleStore",
     "OutboxEntry",
+    "OutboxKind",
     "OutboxRow",
     "OutboxStore",
     "SourceState",
+    "StateStore",
     "Store",
-    "StoredRule",
-    "StoredSource",
 ]
 
 AlertState = Literal["pending", "sending", "delivered", "retry", "rejected", "held", "suppressed"]
+OutboxKind = Literal["alert", "notice"]
 
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """An alert to write with its article: which route, which rules fired, muted or not."""
+    """An alert to write with its article: which route, the rules that fired (as they were when
+    they matched), muted or not."""
 
     route: str
-    rules: tuple[str, ...]
+    rules: tuple[RuleConfig, ...]
     suppressed: bool = False
 
 
 @dataclass(frozen=True)
 class OutboxRow:
-    """One alert in the outbox: an article for one route, with its delivery state."""
+    """One outbox row for one route, with its delivery state: an alert (an article and the rules
+    that matched it) or a notice (``text``, no article)."""
 
     id: int
-    article_id: str
+    kind: OutboxKind
+    article_id: str | None  # None for notices
     route: str
-    rules: tuple[str, ...]
+    rules: tuple[RuleConfig, ...]  # empty for notices
+    text: str | None  # the notice's text; None for alerts
     state: AlertState
     attempts: int
     nonce: str
@@ -66,13 +82,43 @@ class SourceState:
     failures: int = 0
     next_poll: datetime | None = None
     paused: bool = False
+    skipped: int = 0  # items the source could not read, in all
+
+
+class ArticleStore(Protocol):
+    """Articles, their matches, and the candidates a lookup reads."""
+
+    async def is_known(self, article: Article) -> bool: ...
+    async def record(
+        self,
+        article: Article,
+        matches: Sequence[Match],
+        alerts: Sequence[OutboxEntry],
+        *,
+        terms: str,
+    ) -> Article | None: ...
+    async def get_article(self, article_id: str) -> Article | None: ...
+    async def matches_for(self, article_id: str) -> list[Match]: ...
+    async def count_articles(self) -> int: ...
+    async def count_by_source(self) -> dict[str, int]: ...
+    async def recent(
+        self, *, rule: str | None = None, limit: int = 10
+    ) -> list[tuple[Article, list[Match]]]: ...
+    async def candidates(
+        self,
+        *,
+        fts: str | None,
+        since: datetime | None = None,
+        source: str | None = None,
+        limit: int = 2000,
+    ) -> list[Article]: ...
+    async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]: ...
 
 
 class OutboxStore(Protocol):
-    """The part of the store the delivery service uses (the alert outbox)."""
+    """The outbox: what delivery claims, in order, per route, and the state of each row."""
 
-    async def get_article(self, article_id: str) -> Article | None: ...
-    async def matches_for(self, article_id: str) -> list[Match]: ...
+    async def add_notice(self, route: str, text: str) -> int: ...
     async def claim_route(self, route: str, *, now: datetime, limit: int = 20
                           ) -> list[OutboxRow]: ...
     async def due_routes(self) -> dict[str, datetime | None]: ...
@@ -87,69 +133,30 @@ class OutboxStore(Protocol):
     async def paused_routes(self) -> dict[str, str]: ...
     async def held_counts(self) -> dict[str, int]: ...
     async def alert_counts(self) -> dict[str, int]: ...
-    async def alerts(self, *, state: AlertState | None = None, limit: int = 1000
-                     ) -> list[OutboxRow]: ...
+    async def notice_counts(self) -> dict[str, int]: ...
+    async def alerts(self, *, state: AlertState | None = None, kind: OutboxKind | None = None,
+                     limit: int = 1000) -> list[OutboxRow]: ...
     async def requeue_interrupted(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class StoredRule:
-    """A rule added at run time (through Discord), kept in the store."""
+class StateStore(Protocol):
+    """Per-source state, and the rules, sources and mutes users add at run time."""
 
-    name: str
-    query: str
-    channel: str = "alerts"
-    severity: str = "medium"
-    mention_role: int | None = None
-    threshold: int | None = None
-    created_by: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredSource:
-    """A feed added at run time (through Discord), kept in the store."""
-
-    name: str
-    url: str
-    every_seconds: float = 300.0
-    created_by: str | None = None
-
-
-class Store(OutboxStore, Protocol):
-    """Persistence for the engine. Every write is one short transaction."""
-
-    async def aclose(self) -> None: ...
-
-    # articles and matches
-    async def is_known(self, article: Article) -> bool: ...
-    async def record(
-        self, article: Article, matches: Sequence[Match], alerts: Sequence[OutboxEntry]
-    ) -> Article | None: ...
-    async def count_articles(self) -> int: ...
-    async def recent(
-        self, *, rule: str | None = None, limit: int = 10
-    ) -> list[tuple[Article, list[Match]]]: ...
-    async def candidates(
-        self,
-        *,
-        fts: str | None,
-        since: datetime | None = None,
-        source: str | None = None,
-        limit: int = 2000,
-    ) -> list[Article]: ...
-
-    # source state
     async def source_state(self, name: str) -> SourceState | None: ...
     async def save_source_state(self, state: SourceState) -> None: ...
     async def all_source_states(self) -> list[SourceState]: ...
-
-    # run-time rules, sources and mutes
-    async def list_rules(self) -> list[StoredRule]: ...
-    async def put_rule(self, rule: StoredRule) -> None: ...
+    async def list_rules(self) -> list[RuleConfig]: ...
+    async def put_rule(self, rule: RuleConfig) -> None: ...
     async def delete_rule(self, name: str) -> bool: ...
-    async def list_sources(self) -> list[StoredSource]: ...
-    async def put_source(self, source: StoredSource) -> None: ...
+    async def list_sources(self) -> list[SourceConfig]: ...
+    async def put_source(self, source: SourceConfig) -> None: ...
     async def delete_source(self, name: str) -> bool: ...
     async def mute(self, rule: str, until: datetime) -> None: ...
     async def unmute(self, rule: str) -> bool: ...
     async def mutes(self, *, now: datetime) -> Mapping[str, datetime]: ...
+
+
+class Store(ArticleStore, OutboxStore, StateStore, Protocol):
+    """Persistence for the engine. Every write is one short transaction."""
+
+    async def aclose(self) -> None: ...

@@ -15,9 +15,10 @@ class PagedResults(discord.ui.View):
     """Results held in memory and shown a page at a time with ◀ / ▶ buttons."""
 
     def __init__(self, title: str, rows: Sequence[tuple[Article, Match | None]], *,
-                 page_size: int = 5, timeout: float = 600) -> None:
+                 page_size: int = 5, timeout: float = 600, note: str | None = None) -> None:
         super().__init__(timeout=timeout)
         self.title = title
+        self.note = note
         self.rows = list(rows)
         self.page_size = page_size
         self.page = 0
@@ -27,7 +28,7 @@ class PagedResults(discord.ui.View):
     def embed(self) -> discord.Embed:
         start = self.page * self.page_size
         return results_embed(self.title, self.rows[start:start + self.page_size], page=self.page,
-                             pages=self.pages, total=len(self.rows))
+                             pages=self.pages, total=len(self.rows), note=self.note)
 
     def _sync(self) -> None:
         self.previous.disabled = self.page == 0

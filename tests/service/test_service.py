@@ -12,52 +12,29 @@ from pathlib import Path
 
 from bot.console import ConsoleSink
 from tests.conftest import SEEDS
-from watchers.delivery import Alert, DeliveryService
+from tests.fakes.sinks import RecordingSink
+from tests.service._harness import deliver, feed, folder, rule, watch
+from watchers.delivery import DeliveryService
 from watchers.errors import PermanentDeliveryError, SourceError, TransientDeliveryError
-from watchers.service import RuleSpec, SourceSpec, WatchService
+from watchers.service import WatchService
 from watchers.sources.base import Poll
-from watchers.sources.folder import FolderSource
 from watchers.store import SqliteStore
 
-RULES = [
-    RuleSpec("troops", "troops OR soldiers"),
-    RuleSpec("kyiv", "kyiv~", channel="ops"),
-    RuleSpec("football", "football"),
-]
 
-
-class RecordingSink:
-    """A sink that keeps what it was given; optional scripted failures per call."""
-
-    def __init__(self, failures: list[Exception] | None = None) -> None:
-        self.alerts: list[Alert] = []
-        self.failures = list(failures or [])
-
-    async def deliver(self, alert: Alert) -> str | None:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.alerts.append(alert)
-        return f"m{len(self.alerts)}"
-
-
-def make(store: SqliteStore, folder: Path, sink: RecordingSink, **kw: object
+def make(store: SqliteStore, path: Path, sink: RecordingSink, **kw: object
          ) -> tuple[WatchService, DeliveryService]:
-    service = WatchService(store=store, sources=[
-        SourceSpec(FolderSource("seeds", folder), every=timedelta(milliseconds=100))],
-        rules=RULES, **kw)  # type: ignore[arg-type]
-    delivery = DeliveryService(store=store, sink_for=lambda route: sink,
-                               rule_info=service.rule_info, base_backoff=0.01)
-    service.on_alerts = delivery.wake
-    return service, delivery
+    wake = asyncio.Event()
+    service = watch(store, sources=[folder("seeds", path)], wake=wake, **kw)
+    return service, deliver(store, sink, wake=wake)
 
 
 async def test_seeds_alert_once_and_a_second_run_alerts_nothing(tmp_path: Path) -> None:
-    folder = tmp_path / "seeds"
-    shutil.copytree(SEEDS, folder)
+    path = tmp_path / "seeds"
+    shutil.copytree(SEEDS, path)
     db = tmp_path / "nw.db"
     sink = RecordingSink()
     async with await SqliteStore.open(db) as store:
-        service, delivery = make(store, folder, sink)
+        service, delivery = make(store, path, sink)
         reports = await service.run_once()
         assert reports[0].new == 5 and reports[0].error is None
         assert await delivery.drain() == len(sink.alerts) > 0
@@ -71,7 +48,7 @@ async def test_seeds_alert_once_and_a_second_run_alerts_nothing(tmp_path: Path) 
     # a new process on the same database: nothing new, nothing re-sent
     sink2 = RecordingSink()
     async with await SqliteStore.open(db) as store:
-        service, delivery = make(store, folder, sink2)
+        service, delivery = make(store, path, sink2)
         await service.run_once()
         await store.requeue_interrupted()
         assert await delivery.drain() == 0
@@ -80,17 +57,17 @@ async def test_seeds_alert_once_and_a_second_run_alerts_nothing(tmp_path: Path) 
 
 
 async def test_a_file_dropped_in_while_running_alerts(tmp_path: Path) -> None:
-    folder = tmp_path / "seeds"
-    folder.mkdir()
+    path = tmp_path / "seeds"
+    path.mkdir()
     sink = RecordingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service, delivery = make(store, folder, sink)
+        service, delivery = make(store, path, sink)
         delivery.start()
         await service.start()
         try:
             await asyncio.sleep(0.2)
             assert sink.alerts == []
-            (folder / "new.txt").write_text("Troops spotted\nThousands of troops near Kharkiv.")
+            (path / "new.txt").write_text("Troops spotted\nThousands of troops near Kharkiv.")
             for _ in range(100):
                 if sink.alerts:
                     break
@@ -123,26 +100,28 @@ class FlakySource:
 
 
 async def test_failing_source_backs_off_pauses_and_never_stops_the_others(tmp_path: Path) -> None:
-    folder = tmp_path / "seeds"
-    shutil.copytree(SEEDS, folder)
-    notices: list[str] = []
+    path = tmp_path / "seeds"
+    shutil.copytree(SEEDS, path)
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         bad = FlakySource("bad", fails=100)
-        service = WatchService(store=store, rules=RULES, pause_after=3,
-                               on_notice=lambda route, msg: notices.append(msg), sources=[
-            SourceSpec(bad, every=timedelta(seconds=60)),
-            SourceSpec(FolderSource("seeds", folder), every=timedelta(seconds=60))])
+        service = watch(store, pause_after=3, notices_route="ops",
+                        sources=[folder("seeds", path, every=timedelta(seconds=60))])
+        await service.add_source(feed("bad", every=timedelta(seconds=60)), bad)
         for _ in range(3):
-            reports = await service.run_once()
-        assert reports[0].error == "connection refused" and reports[1].error is None
+            reports = {r.source: r for r in await service.run_once()}
+        assert reports["bad"].error == "connection refused" and reports["seeds"].error is None
         state = await store.source_state("bad")
         assert state is not None and state.failures == 3 and state.paused
         assert state.next_poll is not None and state.last_error == "connection refused"
+        # the notice is an outbox row on the notices route, delivered like an alert
+        sink = RecordingSink()
+        await deliver(store, sink).drain()
+        notices = [text for route, text in sink.notices if route == "ops"]
         assert len(notices) == 1 and "paused after 3 failures" in notices[0]
         assert await store.count_articles() == 5
         bad.fails = 0
         assert await service.resume_source("bad")
-        report = (await service.run_once())[0]
+        report = {r.source: r for r in await service.run_once()}["bad"]
         assert report.error is None and report.new == 1
         state = await store.source_state("bad")
         assert state is not None and not state.paused and state.failures == 0
@@ -167,18 +146,17 @@ async def test_feed_baseline_and_backfill(tmp_path: Path) -> None:
         async def aclose(self) -> None:
             pass
 
-    feed = Feed()
+    source = Feed()
     sink = RecordingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service = WatchService(store=store, rules=RULES, sources=[
-            SourceSpec(feed, every=timedelta(minutes=5), baseline=True, backfill=2)])
-        delivery = DeliveryService(store=store, sink_for=lambda r: sink,
-                                   rule_info=service.rule_info)
+        service = watch(store)
+        await service.add_source(feed("feed", backfill=2), source)
+        delivery = deliver(store, sink)
         report = (await service.run_once())[0]
         assert report.baseline and report.new == 5 and report.alerts == 2
         await delivery.drain()
         assert [a.article.title for a in sink.alerts] == ["Troops 3", "Troops 4"]
-        feed.items.append(Article(source="feed", guid="9", title="Troops 9", text="troops"))
+        source.items.append(Article(source="feed", guid="9", title="Troops 9", text="troops"))
         await service.run_once()
         await delivery.drain()
         assert [a.article.title for a in sink.alerts][-1] == "Troops 9"
@@ -188,12 +166,12 @@ async def test_feed_baseline_and_backfill(tmp_path: Path) -> None:
 async def test_muted_rule_records_but_does_not_post(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    folder = tmp_path / "seeds"
-    shutil.copytree(SEEDS, folder)
+    path = tmp_path / "seeds"
+    shutil.copytree(SEEDS, path)
     sink = RecordingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         await store.mute("kyiv", datetime.now(UTC) + timedelta(hours=1))
-        service, delivery = make(store, folder, sink)
+        service, delivery = make(store, path, sink)
         await service.run_once()
         await delivery.drain()
         assert sink.alerts and all(a.route != "ops" for a in sink.alerts)
@@ -204,29 +182,29 @@ async def test_muted_rule_records_but_does_not_post(tmp_path: Path) -> None:
 
 
 async def test_delivery_retries_transient_rejects_invalid_and_holds_paused(tmp_path: Path) -> None:
-    folder = tmp_path / "seeds"
-    shutil.copytree(SEEDS, folder)
+    path = tmp_path / "seeds"
+    shutil.copytree(SEEDS, path)
+    notices_sink = RecordingSink()
     alerts_sink = RecordingSink([TransientDeliveryError("429", retry_after=0.01),
                                  PermanentDeliveryError("400 invalid body")])
     ops_sink = RecordingSink([PermanentDeliveryError("403 missing access",
                                                      pause_destination=True)])
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service = WatchService(store=store, rules=RULES, sources=[
-            SourceSpec(FolderSource("seeds", folder), every=timedelta(seconds=60))])
-        notices: list[str] = []
-        delivery = DeliveryService(
-            store=store, sink_for=lambda r: ops_sink if r == "ops" else alerts_sink,
-            rule_info=service.rule_info, notify=lambda r, m: notices.append(m))
+        service = watch(store, sources=[folder("seeds", path, every=timedelta(seconds=60))])
+        delivery = deliver(store, {"ops": ops_sink, "alerts": alerts_sink,
+                                   "notices": notices_sink}, notices_route="notices")
         await service.run_once()
         total = sum((await store.alert_counts()).values())
         for _ in range(20):
             await delivery.drain()
             await asyncio.sleep(0.02)
         counts = await store.alert_counts()
+        notices = [text for _, text in notices_sink.notices]
         assert counts["rejected"] == 1
         assert counts["held"] == len([a for a in await store.alerts() if a.route == "ops"])
         assert counts["delivered"] == total - 1 - counts["held"] == len(alerts_sink.alerts)
-        assert "ops" in delivery.paused_routes() and notices
+        assert "ops" in delivery.paused_routes()
+        assert len(notices) == 1 and "Destination 'ops' paused" in notices[0]
         # resuming sends what was held
         assert await delivery.resume_route("ops") == counts["held"]
         await delivery.drain()
@@ -234,15 +212,14 @@ async def test_delivery_retries_transient_rejects_invalid_and_holds_paused(tmp_p
 
 
 async def test_console_card_shows_rule_title_source_date_snippet_and_link(tmp_path: Path) -> None:
-    folder = tmp_path / "seeds"
-    shutil.copytree(SEEDS, folder)
+    path = tmp_path / "seeds"
+    shutil.copytree(SEEDS, path)
     out = io.StringIO()
     sink = ConsoleSink(out, ansi=False)
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service = WatchService(store=store, rules=[RuleSpec("donbas", "donbas~")], sources=[
-            SourceSpec(FolderSource("seeds", folder), every=timedelta(seconds=60))])
-        delivery = DeliveryService(store=store, sink_for=lambda r: sink,
-                                   rule_info=service.rule_info)
+        service = watch(store, rules=[rule("donbas", "donbas~")],
+                        sources=[folder("seeds", path, every=timedelta(seconds=60))])
+        delivery = deliver(store, sink)
         await service.run_once()
         await delivery.drain()
     text = out.getvalue()
@@ -252,14 +229,11 @@ async def test_console_card_shows_rule_title_source_date_snippet_and_link(tmp_pa
 
 
 async def test_a_paused_source_is_probed_and_a_success_resumes_it(tmp_path: Path) -> None:
-    notices: list[str] = []
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         flaky = FlakySource("flaky", fails=2)
-        service = WatchService(store=store, rules=RULES, pause_after=2,
-                               probe_every=timedelta(milliseconds=200),
-                               max_backoff=timedelta(milliseconds=50),
-                               on_notice=lambda route, msg: notices.append(msg), sources=[
-            SourceSpec(flaky, every=timedelta(milliseconds=10))])
+        service = watch(store, pause_after=2, probe_every=timedelta(milliseconds=200),
+                        max_backoff=timedelta(milliseconds=50), notices_route="ops")
+        await service.add_source(feed("flaky", every=timedelta(milliseconds=10)), flaky)
         await service.start()
         try:
             for _ in range(200):
@@ -274,4 +248,103 @@ async def test_a_paused_source_is_probed_and_a_success_resumes_it(tmp_path: Path
         # two failures (paused after the second), then the probe, which worked
         assert flaky.calls >= 3 and len(flaky.times) == flaky.calls
         assert flaky.times[2] - flaky.times[1] >= 0.15  # the probe waited for probe_every
-        assert len(notices) == 1
+        sink = RecordingSink()
+        await deliver(store, sink).drain()
+        assert len(sink.notices) == 1
+
+
+class BuggySource:
+    """A source with a bug: it raises something that is not a SourceError."""
+
+    name = "buggy"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def poll(self, cursor: Mapping[str, str]) -> Poll:
+        self.calls += 1
+        raise KeyError("guid")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_an_unexpected_exception_counts_as_a_source_failure(tmp_path: Path) -> None:
+    path = tmp_path / "seeds"
+    shutil.copytree(SEEDS, path)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, pause_after=2, notices_route="ops",
+                        sources=[folder("seeds", path, every=timedelta(seconds=60))])
+        buggy = BuggySource()
+        await service.add_source(feed("buggy"), buggy)
+        for _ in range(2):
+            reports = {r.source: r for r in await service.run_once()}
+        assert reports["buggy"].error is not None and "KeyError" in reports["buggy"].error
+        assert reports["seeds"].error is None  # the others go on
+        state = await store.source_state("buggy")
+        assert state is not None and state.failures == 2 and state.paused
+        assert state.next_poll is not None  # backed off, not retried in a tight loop
+        sink = RecordingSink()
+        await deliver(store, sink).drain()
+        assert [route for route, _ in sink.notices] == ["ops"]
+
+
+async def test_unreadable_items_are_counted_in_the_source_health(tmp_path: Path) -> None:
+    from watchers.models import Article
+
+    class Partial:
+        name = "partial"
+
+        async def poll(self, cursor: Mapping[str, str]) -> Poll:
+            return Poll([Article(source="partial", guid="1", title="Troops", text="troops")],
+                        skipped=("item 2 (guid 'x'): date out of range",))
+
+        async def aclose(self) -> None:
+            pass
+
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store)
+        await service.add_source(feed("partial"), Partial())
+        report = (await service.run_once())[0]
+        assert report.error is None and report.new == 1 and report.skipped == 1
+        await service.run_once()
+        state = await store.source_state("partial")
+        assert state is not None and state.skipped == 2 and state.failures == 0
+
+
+async def test_matching_runs_off_the_event_loop(tmp_path: Path) -> None:
+    """A poll of many long articles keeps the loop ticking (matching is in the executor)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from watchers.models import Article
+
+    text = ("Troops and soldiers gathered near the border while talks went on. " * 4000)
+    arts = [Article(source="big", guid=str(i), title=f"Long {i}", text=text + str(i))
+            for i in range(6)]
+
+    class Big:
+        name = "big"
+
+        async def poll(self, cursor: Mapping[str, str]) -> Poll:
+            return Poll(arts)
+
+        async def aclose(self) -> None:
+            pass
+
+    import threading
+
+    loop_threads: set[str] = set()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpu") as pool:
+        async with await SqliteStore.open(tmp_path / "nw.db") as store:
+            service = watch(store, executor=pool)
+            await service.add_source(folder("big", tmp_path), Big())
+            original = service._analyse
+
+            def analyse(*args: object) -> object:
+                loop_threads.add(threading.current_thread().name)
+                return original(*args)  # type: ignore[arg-type]
+
+            service._analyse = analyse  # type: ignore[method-assign]
+            report = (await service.run_once())[0]
+    assert report.new == 6 and report.alerts == 6
+    assert loop_threads and all(n.startswith("cpu") for n in loop_threads)

@@ -3,6 +3,10 @@
 A :class:`RuleSet` is immutable; :meth:`RuleSet.with_rule` and :meth:`RuleSet.without` return a
 new one. Compiling builds an index from anchor terms to rules (see :mod:`.index`) so an article
 only evaluates the rules that could match it.
+
+Each article's regexes share one time budget (``regex_budget``, default 0.1 s); the rules whose
+regexes ran out of it are named by :meth:`RuleSet.match_report`. A rule set keeps no state
+between calls, so one may be used from any thread.
 """
 
 from __future__ import annotations
@@ -10,14 +14,15 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..models import Article, Match
 from .index import RuleIndex
-from .matcher import DEFAULT_THRESHOLD, Analysis, Evaluator
+from .matcher import DEFAULT_THRESHOLD, REGEX_BUDGET, Analysis, Evaluator, RegexBudget
 from .syntax import FIELDS, Node, parse
 from .variants import Aliases, shipped_aliases
 
-__all__ = ["Rule", "RuleSet"]
+__all__ = ["MatchReport", "Rule", "RuleSet"]
 
 # From this many rules a rule set is a long-lived heap of its own; see RuleSet._build_index.
 FREEZE_FROM = 1000
@@ -54,11 +59,24 @@ class Rule:
         object.__setattr__(self, "node", parse(self.query))
 
 
+class MatchReport(NamedTuple):
+    """What :meth:`RuleSet.match_report` found on one article.
+
+    ``over_budget`` names, in name order, the rules one of whose regexes ran out of the
+    article's regex budget; that regex counted as not matching.
+    """
+
+    matches: list[Match]
+    over_budget: tuple[str, ...]
+
+
 class RuleSet:
     """A compiled, immutable set of rules with unique names.
 
     ``aliases`` extends the shipped alias table (``{"kyiv": ["kiev"]}``); pass an
     :class:`~watchers.rules.variants.Aliases` to replace it.
+
+    ``regex_budget`` is the time in seconds that all regexes together may spend on one article.
 
     Compiling :data:`FREEZE_FROM` rules or more ends with ``gc.collect()`` and ``gc.freeze()``
     (unless the collector is off): what is alive then is exempt from later collections.
@@ -68,7 +86,11 @@ class RuleSet:
         self,
         rules: Iterable[Rule] = (),
         aliases: Mapping[str, Sequence[str]] | Aliases | None = None,
+        *,
+        regex_budget: float = REGEX_BUDGET,
     ) -> None:
+        RegexBudget(regex_budget)  # refuses a budget that is not a positive number now
+        self.regex_budget = float(regex_budget)
         by_name: dict[str, Rule] = {}
         for rule in rules:
             if rule.name in by_name:
@@ -79,7 +101,7 @@ class RuleSet:
         self._index = self._build_index()
         self._plain_words: dict[str, bool] = {}
 
-    def _build_index(self) -> RuleIndex:
+    def _build_index(self) -> RuleIndex[Rule]:
         index = RuleIndex(list(self._rules.values()), self._aliases)
         if len(self._rules) >= FREEZE_FROM and gc.isenabled():
             # Every full collection while matching would walk the whole compiled set again
@@ -97,9 +119,12 @@ class RuleSet:
         queries: Mapping[str, str],
         threshold: float = DEFAULT_THRESHOLD,
         aliases: Mapping[str, Sequence[str]] | Aliases | None = None,
+        *,
+        regex_budget: float = REGEX_BUDGET,
     ) -> RuleSet:
         """Build a rule set from ``{name: query}``, all at one fuzzy threshold."""
-        return cls([Rule(name, q, threshold) for name, q in queries.items()], aliases)
+        rules = [Rule(name, q, threshold) for name, q in queries.items()]
+        return cls(rules, aliases, regex_budget=regex_budget)
 
     @property
     def names(self) -> list[str]:
@@ -131,25 +156,34 @@ class RuleSet:
     def with_rule(self, rule: Rule) -> RuleSet:
         """A new rule set with ``rule`` added, or replacing the rule of the same name."""
         rules = {**self._rules, rule.name: rule}
-        return RuleSet(rules.values(), self._aliases)
+        return RuleSet(rules.values(), self._aliases, regex_budget=self.regex_budget)
 
     def without(self, name: str) -> RuleSet:
         """A new rule set without the rule ``name`` (KeyError if there is none)."""
         if name not in self._rules:
             raise KeyError(name)
-        return RuleSet((r for n, r in self._rules.items() if n != name), self._aliases)
+        rest = (r for n, r in self._rules.items() if n != name)
+        return RuleSet(rest, self._aliases, regex_budget=self.regex_budget)
 
     def match(self, article: Article) -> list[Match]:
         """The rules that match ``article``, ordered by rule name, each with its evidence."""
+        return self.match_report(article).matches
+
+    def match_report(self, article: Article, *, regex_budget: float | None = None) -> MatchReport:
+        """:meth:`match`, and the rules whose regexes ran out of the article's budget.
+
+        ``regex_budget`` replaces the rule set's budget for this article.
+        """
         analysis = Analysis(article)
         candidates, fuzzy = self._index.candidates(analysis)
-        ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words)
+        budget = RegexBudget(self.regex_budget if regex_budget is None else regex_budget)
+        ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, budget)
         out = []
         for rule in candidates:
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
             if m is not None:
                 out.append(m)
-        return out
+        return MatchReport(out, tuple(ev.over_budget))
 
     def candidates(self, article: Article) -> list[str]:
         """The rules the index would evaluate on ``article`` (a superset of those that match)."""
@@ -159,14 +193,21 @@ class RuleSet:
     def match_one(self, name: str, article: Article) -> Match | None:
         """Whether the rule ``name`` matches ``article`` (KeyError if there is no such rule)."""
         rule = self._rules[name]
-        ev = Evaluator(Analysis(article), self._aliases)
+        ev = Evaluator(Analysis(article), self._aliases, budget=RegexBudget(self.regex_budget))
         return ev.match(rule.name, rule.node, rule.threshold, rule.fields)
 
     def match_naive(self, article: Article) -> list[Match]:
-        """Every rule tried in turn with no index: the reference the compiled path must equal."""
+        """Every rule tried in turn with no index: the reference the compiled path must equal.
+
+        Each rule gets a fresh evaluator (no cache shared between rules) over one tokenising of
+        the article, which is deterministic; the article's regex budget is shared as in
+        :meth:`match`.
+        """
         out = []
+        analysis = Analysis(article)
+        budget = RegexBudget(self.regex_budget)
         for rule in self._rules.values():
-            ev = Evaluator(Analysis(article), self._aliases)
+            ev = Evaluator(analysis, self._aliases, budget=budget)
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
             if m is not None:
                 out.append(m)

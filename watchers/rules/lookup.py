@@ -1,24 +1,26 @@
-"""The lookup index: each article's word keys, and rule queries turned into FTS5 queries over
-them.
+"""The lookup index, seen from the rule language: an article's index terms, and a query turned
+into an index query that finds a *superset* of the articles the query matches.
 
-FTS5's own tokeniser does not fold the way the rule engine does (plurals, apostrophes,
-compounds, aliases), so the store indexes the engine's own keys and norms per article. A query
-becomes an FTS5 query that finds a *superset* of the articles it matches — terms the index
-cannot express (fuzzy terms, regexes, negations) drop out of an AND and make an OR
-unconstrained — and the matcher then gives the exact answer.
+The store indexes these terms and runs these queries (SQLite FTS5 syntax: quoted words, ``*``
+prefixes, AND/OR with parentheses) but knows nothing of the language that produced them.
+
+FTS5's own tokeniser does not fold the way the matcher does (plurals, apostrophes, compounds,
+aliases), so an article is indexed under the matcher's own keys and norms. Terms the index cannot
+express (fuzzy terms, regexes, negations) drop out of an AND and make an OR unconstrained — never
+the other way — and the matcher then gives the exact answer.
 """
 
 from __future__ import annotations
 
-from watchers.rules import And, Near, Node, Not, Or, Phrase, Regex, Term
-from watchers.rules.text import tokenize
-from watchers.rules.variants import Aliases, compound_splits
+from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
+from .text import tokenize
+from .variants import Aliases, compound_splits
 
-__all__ = ["fts_query", "index_terms"]
+__all__ = ["index_query", "index_terms"]
 
 
 def index_terms(*fields: str) -> str:
-    """Every distinct key and norm of the fields' tokens, space-separated."""
+    """Every distinct key and norm of the fields' tokens, sorted and space-separated."""
     words: set[str] = set()
     for text in fields:
         for tok in tokenize(text):
@@ -53,8 +55,8 @@ def _term(term: Term, aliases: Aliases) -> str | None:
     return _any(parts)
 
 
-def fts_query(node: Node, aliases: Aliases) -> str | None:
-    """An FTS5 query matching at least every article ``node`` matches; None when the index
+def index_query(node: Node, aliases: Aliases) -> str | None:
+    """An index query matching at least every article ``node`` matches; None when the index
     cannot narrow the search (every article is a candidate)."""
     if isinstance(node, Term):
         return _term(node, aliases)
@@ -64,13 +66,13 @@ def fts_query(node: Node, aliases: Aliases) -> str | None:
     if isinstance(node, Regex | Not):
         return None
     if isinstance(node, Near):
-        sides = [fts_query(node.left, aliases), fts_query(node.right, aliases)]
+        sides = [index_query(node.left, aliases), index_query(node.right, aliases)]
         return _all([s for s in sides if s is not None])
     if isinstance(node, And):
-        kids = [fts_query(c, aliases) for c in node.children]
+        kids = [index_query(c, aliases) for c in node.children]
         return _all([k for k in kids if k is not None])
     if isinstance(node, Or):
-        kids = [fts_query(c, aliases) for c in node.children]
+        kids = [index_query(c, aliases) for c in node.children]
         if any(k is None for k in kids):
             return None
         return _any([k for k in kids if k is not None])

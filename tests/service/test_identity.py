@@ -13,10 +13,10 @@ from xml.sax.saxutils import escape
 import pytest
 
 from tests.fakes.feed_server import FeedServer, Route
-from watchers.delivery import DeliveryService
-from watchers.service import RuleSpec, SourceSpec, WatchService
+from tests.fakes.sinks import RecordingSink
+from tests.service._harness import deliver, rule, watch
+from tests.service._harness import feed as feed_source
 from watchers.sources._http import Fetcher
-from watchers.sources.feed import FeedSource
 from watchers.store import SqliteStore
 
 STORIES = [
@@ -80,25 +80,17 @@ async def server() -> AsyncIterator[FeedServer]:
                                   one_guid_for_all, drop_and_readd])
 async def test_each_story_alerts_once_across_three_polls(
         feed: Callable[[int], list[Item]], server: FeedServer, tmp_path: Path) -> None:
-    delivered: list[str] = []
-
-    class Sink:
-        async def deliver(self, alert: object) -> str:
-            delivered.append(alert.article.title)  # type: ignore[attr-defined]
-            return "ok"
-
+    sink = RecordingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store, \
             Fetcher(allow_private=["127.0.0.1/32"]) as fetcher:
-        source = FeedSource("f", server.url("/feed"), fetcher=fetcher)
         # backfill 3: the baseline poll alerts on all three stories, so every poll counts.
-        service = WatchService(store=store, rules=[RuleSpec("troops", "troops")], sources=[
-            SourceSpec(source, every=timedelta(minutes=5), baseline=True, backfill=3)])
-        delivery = DeliveryService(store=store, sink_for=lambda r: Sink(),
-                                   rule_info=service.rule_info)
+        service = watch(store, rules=[rule("troops", "troops")], fetcher=fetcher,
+                        sources=[feed_source("f", server.url("/feed"), backfill=3)])
+        delivery = deliver(store, sink)
         for poll in range(3):
             server.set("/feed", Route(body=rss(feed(poll))))
             report = (await service.run_once())[0]
             assert report.error is None, report.error
             await delivery.drain()
-        assert sorted(delivered) == sorted(t for t, _, _ in STORIES)
+        assert sorted(a.article.title for a in sink.alerts) == sorted(t for t, _, _ in STORIES)
         assert await store.count_articles() == 3

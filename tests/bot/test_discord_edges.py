@@ -1,0 +1,164 @@
+"""Discord edges, against the emulator with the real discord.py client: servers not in
+``guild_ids`` are refused, the admin role by name, private error references, option helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from bot.interactions import NOT_ENABLED, NewswatchTree
+from tests.bot.conftest import TOKEN, Running, bot_config, start_running
+from tests.conftest import SEEDS
+from tests.fakes.discord_emulator import (
+    DiscordEmulator,
+    MemberSpec,
+    UserSpec,
+    default_guild,
+    run_client,
+)
+from watchers.config import parse_config
+from watchers.errors import NewswatchError
+
+OTHER_GUILD = 1100000000000000777
+CAROL = 1200000000000000009  # a member of the first guild with no role at all
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[DiscordEmulator]:
+    """Two servers share the bot; newswatch is configured for the first only."""
+    home = default_guild()
+    home.members.append(MemberSpec(UserSpec(CAROL, "carol", "Carol"), []))
+    async with DiscordEmulator(token=TOKEN, guilds=[home, default_guild(OTHER_GUILD, "Other")]
+                               ) as e, e.patch_discord():
+        yield e
+
+
+async def register_globally(emu: DiscordEmulator) -> None:
+    """What an earlier deployment without guild_ids leaves behind: the same commands, global,
+    so members of any server the bot is in can send them."""
+    keep = ("name", "description", "options", "type", "default_member_permissions", "nsfw",
+            "contexts", "integration_types")
+    body = [{k: c[k] for k in keep if c.get(k) is not None} for c in emu.commands(emu.guild.id)]
+    async with aiohttp.ClientSession() as http:
+        url = f"{emu.api_base}/applications/{emu.application_id}/commands"
+        async with http.put(url, json=body, headers={"Authorization": f"Bot {TOKEN}"}) as resp:
+            assert resp.status == 200, await resp.text()
+
+
+async def test_other_servers_are_refused_privately(running: Running) -> None:
+    emu = running.emu
+    await register_globally(emu)
+    for name, options in [("search", {"query": "troops"}), ("stats", {}),
+                          ("rules add", {"name": "x", "query": "troops"}),
+                          ("mute", {"rule": "troops", "duration": "1h"})]:
+        msg = await (await emu.send_interaction(name, options, guild_id=OTHER_GUILD)
+                     ).final_message()
+        assert msg.ephemeral and msg.content == NOT_ENABLED, name
+    assert running.engine.rule_names() == ["kyiv", "troops"]
+    assert (await running.engine.rules())[0].muted_until is None
+    elsewhere = await emu.send_autocomplete("recent", {"rule": "ky"}, focused="rule",
+                                            guild_id=OTHER_GUILD)
+    assert elsewhere == []
+    at_home = await emu.send_autocomplete("recent", {"rule": "ky"}, focused="rule")
+    assert [c["value"] for c in at_home] == ["kyiv"]
+    ok = await (await emu.send_interaction("stats")).final_message()
+    assert not ok.ephemeral and ok.embeds
+
+
+@pytest.fixture
+async def named_admin_role(emu: DiscordEmulator, tmp_path: Path) -> AsyncIterator[Running]:
+    """newswatch with ``admin_role = "Readers"`` (a role name; bob holds it, carol does not)."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    data = bot_config(emu, tmp_path)
+    data["discord"]["admin_role"] = "Readers"
+    run = await start_running(parse_config(data, base_dir=tmp_path), emu, tmp_path / "seeds")
+    try:
+        await emu.wait_until_identified(timeout=10)
+        yield run
+    finally:
+        run.stop.set()
+        assert await asyncio.wait_for(run.task, 15) == 0
+
+
+async def test_admin_role_by_name_is_a_role_of_this_server(named_admin_role: Running) -> None:
+    emu = named_admin_role.emu
+    refused = await (await emu.send_interaction(
+        "mute", {"rule": "troops", "duration": "1h"}, user=CAROL)).final_message()
+    assert refused.ephemeral and "Manage Server" in refused.content
+    allowed = await (await emu.send_interaction(
+        "mute", {"rule": "troops", "duration": "1h"}, user="member")).final_message()
+    assert "muted until" in allowed.content
+    await register_globally(emu)
+    # bob holds a role named "Readers" in the other server too, and is still refused there
+    other = await (await emu.send_interaction(
+        "unmute", {"rule": "troops"}, user="member", guild_id=OTHER_GUILD)).final_message()
+    assert other.ephemeral and other.content == NOT_ENABLED
+    assert (await named_admin_role.engine.rules())[1].muted_until is not None
+
+
+async def test_duration_options_suggest_and_explain(running: Running) -> None:
+    emu = running.emu
+    typed = await emu.send_autocomplete("mute", {"rule": "troops", "duration": "90m"},
+                                        focused="duration")
+    assert [c["value"] for c in typed][:1] == ["90m"]
+    started = await emu.send_autocomplete("mute", {"rule": "troops", "duration": "1"},
+                                          focused="duration")
+    assert {c["value"] for c in started} == {"10m", "1h", "12h", "1d"}
+    bad = await (await emu.send_interaction(
+        "sources add", {"name": "x", "url": "https://example.org/feed", "every": "often"})
+    ).final_message()
+    assert bad.ephemeral and bad.content.startswith("every")
+    synced = {c["name"]: c for c in emu.commands(emu.guild.id)}
+    (add,) = [o for o in synced["rules"]["options"] if o["name"] == "add"]
+    (severity,) = [o for o in add["options"] if o["name"] == "severity"]
+    assert [c["value"] for c in severity["choices"]] == ["info", "low", "medium", "high",
+                                                         "critical"]
+
+
+class Broken(commands.Cog):
+    """Commands that fail: one on purpose (the user's mistake), one by surprise (a bug)."""
+
+    @app_commands.command(name="mistake")
+    async def mistake(self, interaction: discord.Interaction[Any]) -> None:
+        """Fails with an error the user can act on."""
+        raise NewswatchError("no rule named 'x'")
+
+    @app_commands.command(name="bug")
+    async def bug(self, interaction: discord.Interaction[Any]) -> None:
+        """Fails with an error nobody expected."""
+        raise RuntimeError("internal detail: /srv/newswatch/secret-path")
+
+
+async def test_an_unexpected_error_answers_privately_with_a_logged_reference(
+        emu: DiscordEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    b = commands.Bot(command_prefix="!", intents=discord.Intents.none(),
+                     tree_cls=NewswatchTree, guild_ready_timeout=0.05)
+    await b.add_cog(Broken())
+    async with run_client(b, emu, token=TOKEN):
+        guild = discord.Object(id=emu.guild.id)
+        b.tree.copy_global_to(guild=guild)
+        await b.tree.sync(guild=guild)
+        with caplog.at_level(logging.DEBUG, logger="newswatch"):
+            expected = await (await emu.send_interaction("mistake")).final_message()
+            surprise = await (await emu.send_interaction("bug")).final_message()
+    assert expected.ephemeral and "no rule named" in expected.content
+    assert "ref" not in expected.content
+    assert surprise.ephemeral and "secret-path" not in surprise.content
+    m = re.fullmatch(r"Something went wrong \(ref ([0-9a-f]{6})\); it has been logged\.",
+                     surprise.content)
+    assert m, surprise.content
+    (record,) = [r for r in caplog.records if m.group(1) in r.getMessage()]
+    assert record.levelno == logging.ERROR and "/bug" in record.getMessage()
+    trace = record.exc_text or logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
+    assert "RuntimeError" in trace and "secret-path" in trace

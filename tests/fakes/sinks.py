@@ -1,0 +1,25 @@
+"""Sinks for engine tests: they keep what they were given (alerts and notices) and can fail on
+cue, the way a destination does."""
+
+from __future__ import annotations
+
+from watchers.delivery import Alert
+
+
+class RecordingSink:
+    """Keeps every alert and notice; ``failures`` are raised, one per call, before succeeding."""
+
+    def __init__(self, failures: list[Exception] | None = None) -> None:
+        self.alerts: list[Alert] = []
+        self.notices: list[tuple[str, str]] = []
+        self.failures = list(failures or [])
+
+    async def deliver(self, alert: Alert) -> str | None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.alerts.append(alert)
+        return f"m{len(self.alerts)}"
+
+    async def notice(self, route: str, text: str) -> str | None:
+        self.notices.append((route, text))
+        return None

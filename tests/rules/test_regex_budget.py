@@ -1,0 +1,100 @@
+"""Every article's regexes share one time budget; a regex that runs out counts as not matching.
+
+Budgets here are either generous (seconds, for what must match) or spent by a pattern that
+backtracks for far longer than any budget, so the outcomes do not depend on the machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from watchers.models import Article
+from watchers.rules import MatchReport, RegexBudget, Rule, RuleSet, match_query
+
+# (a|aa)+$ backtracks exponentially on a run of a's that ends in another letter: minutes on 60.
+CATASTROPHIC = "/(a|aa)+$/"
+SLOW_TEXT = "a" * 60 + "!"
+
+
+def test_a_catastrophic_regex_ends_and_is_reported() -> None:
+    # Rules run in name order: "a_good" before the slow one, "plain" needs no regex.
+    rules = RuleSet.from_queries(
+        {"bad": CATASTROPHIC, "plain": "troops", "a_good": "/troops? massed/"}, regex_budget=0.05
+    )
+    art = Article(title="Troops massed at the border", text=SLOW_TEXT)
+    report = rules.match_report(art)
+    assert isinstance(report, MatchReport)
+    assert [m.rule for m in report.matches] == ["a_good", "plain"]
+    assert report.over_budget == ("bad",)
+    assert [m.rule for m in rules.match(art)] == ["a_good", "plain"]
+    assert [m.rule for m in rules.match_naive(art)] == ["a_good", "plain"]
+
+
+def test_the_budget_is_shared_by_every_rule_and_field() -> None:
+    # Two slow rules: the first spends the whole budget, so the second is not even started;
+    # both are reported, and neither counts as matching.
+    rules = RuleSet(
+        [Rule("bad1", CATASTROPHIC), Rule("bad2", "/(b|bb)+$/ OR troops")], regex_budget=0.05
+    )
+    art = Article(title="b" * 60 + "!", text=SLOW_TEXT)
+    report = rules.match_report(art)
+    assert report.matches == []
+    assert report.over_budget == ("bad1", "bad2")
+
+
+def test_a_rule_over_budget_still_matches_through_its_other_branches() -> None:
+    rules = RuleSet.from_queries({"r": f"{CATASTROPHIC} OR troops"}, regex_budget=0.05)
+    report = rules.match_report(Article(title="troops", text=SLOW_TEXT))
+    assert [m.rule for m in report.matches] == ["r"]
+    assert [h.kind for h in report.matches[0].hits] == ["exact"]
+    assert report.over_budget == ("r",)
+
+
+def test_a_normal_regex_within_a_generous_budget_matches() -> None:
+    rules = RuleSet.from_queries({"n": r"/1,?00,?000 troops/"}, regex_budget=5.0)
+    art = Article(title="x", text="Russia has amassed 100,000 troops. " * 200)
+    report = rules.match_report(art)
+    assert [m.rule for m in report.matches] == ["n"]
+    assert len(report.matches[0].hits) == 200
+    assert report.over_budget == ()
+
+
+def test_the_budget_is_per_article_not_per_rule_set() -> None:
+    rules = RuleSet.from_queries({"bad": CATASTROPHIC, "n": "/troops/"}, regex_budget=0.05)
+    assert rules.match_report(Article(title="x", text=SLOW_TEXT)).over_budget == ("bad",)
+    fresh = rules.match_report(Article(title="troops", text="quiet"))
+    assert [m.rule for m in fresh.matches] == ["n"]
+    assert fresh.over_budget == ()
+
+
+def test_a_call_may_override_the_rule_sets_budget() -> None:
+    rules = RuleSet.from_queries({"bad": CATASTROPHIC}, regex_budget=5.0)
+    report = rules.match_report(Article(title="x", text=SLOW_TEXT), regex_budget=0.05)
+    assert report.over_budget == ("bad",)
+
+
+def test_derived_rule_sets_keep_the_budget() -> None:
+    rules = RuleSet.from_queries({"a": "x"}, regex_budget=0.25)
+    assert rules.with_rule(Rule("b", "y")).regex_budget == 0.25
+    assert rules.with_rule(Rule("b", "y")).without("a").regex_budget == 0.25
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_a_budget_that_is_not_positive_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="regex budget"):
+        RuleSet([], regex_budget=bad)
+    with pytest.raises(ValueError, match="regex budget"):
+        RegexBudget(bad)
+
+
+def test_match_query_takes_a_budget_shared_across_calls() -> None:
+    budget = RegexBudget(0.05)
+    assert match_query(CATASTROPHIC, Article(title="x", text=SLOW_TEXT), budget=budget) is None
+    assert budget.exhausted
+    # The budget is spent: later regexes under it are not run, even easy ones.
+    assert match_query("/troops/", Article(title="troops"), budget=budget) is None
+    assert match_query("/troops/", Article(title="troops")) is not None
+
+
+def test_match_query_without_a_budget_still_ends() -> None:
+    assert match_query(CATASTROPHIC, Article(title="x", text=SLOW_TEXT)) is None

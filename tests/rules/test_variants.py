@@ -1,0 +1,107 @@
+"""Look-alike names: spelling rules, the lexicon of known words and names, and their data."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from watchers.models import Article
+from watchers.rules import Rule, RuleSet, match_query
+from watchers.rules.text import key
+from watchers.rules.variants import (
+    TRANSLIT_SCORE,
+    compare,
+    is_known_word,
+    readings,
+    shipped_aliases,
+    translit_key,
+)
+
+from ._corpus import REPO
+
+
+def _pairs() -> list[tuple[str, str, str]]:
+    rows = []
+    for line in (REPO / "tests" / "data" / "eval" / "pairs.tsv").read_text("utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            term, token, label = line.split("\t")[:3]
+            rows.append((term, token, label))
+    return rows
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["Donetsk", "Donezk", "Donieck", "Donec'k"],
+        ["Kharkiv", "Charkiw", "Charków"],
+        ["Zaporizhzhia", "Saporischschja", "Zaporijia"],
+        ["Yushchenko", "Juschtschenko", "Juszczenko"],
+    ],
+)
+def test_spellings_of_one_name_share_a_reading(words: list[str]) -> None:
+    assert frozenset.intersection(*(readings(key(w)) for w in words)), words
+
+
+def test_readings_keep_vowels_apart() -> None:
+    # A vowel is not a transliteration difference: Seria is not Syria, nor Putten Putin.
+    assert readings("seria").isdisjoint(readings("syria"))
+    assert readings("putten").isdisjoint(readings("putin"))
+
+
+def test_the_lexicon_knows_rare_words_and_names_but_not_typos() -> None:
+    for word in ("kivu", "gremlin", "zielinski", "putten", "missive", "boarder"):
+        assert is_known_word(word), word
+    for typo in ("kremiln", "goverment", "zelesnky", "sanctoins", "donezk", "charkiw"):
+        assert not is_known_word(typo), typo
+
+
+def test_lexicon_file_is_keys_then_names() -> None:
+    text = resources.files("watchers.rules").joinpath("data/lexicon.txt").read_text("utf-8")
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    words, sep, names = body.partition("\n[names]\n")
+    assert sep, "lexicon.txt lacks its [names] line"
+    word_list, name_list = words.split(), names.split()
+    assert len(word_list) > 10_000 and len(name_list) > 10_000
+    assert not set(word_list) & set(name_list)
+    for k in word_list[::997] + name_list[::997]:
+        assert k == key(k) and k.isalpha(), k
+
+
+def test_a_known_name_is_refused_unless_an_alias_says_it_is_the_same() -> None:
+    article = Article(title="Fighting near Kivu")
+    assert match_query("kyiv~", article) is None
+    found = match_query("kyiv~", article, aliases={"kyiv": ["kivu"]})
+    assert found is not None and [h.text for h in found.hits] == ["Kivu"]
+
+
+def test_other_languages_spellings_score_as_transliterations() -> None:
+    verdict = compare("donetsk", "donezk", 85, shipped_aliases())
+    assert verdict is not None and verdict.score == TRANSLIT_SCORE
+    assert compare("donetsk", "donezk", TRANSLIT_SCORE + 1, shipped_aliases()) is None
+
+
+def test_short_terms_take_vowel_changes_and_swaps_but_no_extra_consonant() -> None:
+    aliases = shipped_aliases()
+    assert compare("nato", "natto", 85, aliases) is None
+    assert compare("kyiv", "kiew", 85, aliases) is not None
+    assert compare("kyiv", "kyvi", 85, aliases) is not None  # two letters swapped
+    assert compare("kyiv", "kyiw", 85, aliases) is not None
+
+
+def test_blocking_key_joins_spellings() -> None:
+    assert translit_key("donezk") == translit_key("donetsk")
+    assert translit_key("tschernihiw") == translit_key("chernihiv")
+    assert translit_key("kiew") == translit_key("kyiv")
+
+
+def test_compiled_rule_set_finds_every_pair_the_naive_loop_finds() -> None:
+    # compare() only accepts pairs that the index's candidate lookup can find, so the
+    # compiled matcher agrees with the naive one on every labelled pair.
+    pairs = _pairs()
+    terms = sorted({term for term, _, _ in pairs})
+    rules = RuleSet([Rule(term, f"{term}~") for term in terms])
+    for term, token, _ in pairs:
+        article = Article(title=f"news {token} today")
+        compiled = {m.rule for m in rules.match(article)}
+        assert compiled == {m.rule for m in rules.match_naive(article)}, (term, token)

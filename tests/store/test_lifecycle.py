@@ -1,0 +1,165 @@
+"""One writer per database, readers beside it, and one clear line when the file goes away or
+goes bad (issue 10 §4): a second process that would poll or deliver refuses to start."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.store._support import art, put
+from watchers.errors import StoreError
+from watchers.store import SqliteStore
+
+HOLDER = """
+import asyncio, sys
+from watchers.store import SqliteStore
+
+async def main() -> None:
+    store = await SqliteStore.open(sys.argv[1])
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await store.aclose()
+
+asyncio.run(main())
+"""
+
+
+@asynccontextmanager
+async def other_process(path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A second newswatch process holding the store open for writing until told to stop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(path), cwd=REPO,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if line.strip() != b"ready":
+            err = await proc.stderr.read() if proc.stderr else b""
+            pytest.fail(f"holder did not start: {line!r} {err.decode()[-500:]}")
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_a_second_writing_process_is_refused_and_readers_are_not(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Written before the other process started"))
+    async with other_process(path) as proc:
+        with pytest.raises(StoreError) as caught:
+            await SqliteStore.open(path)
+        assert str(caught.value) == (
+            f"another newswatch process (pid {proc.pid}) is using {path}; stop it first "
+            "(read-only commands such as search and check do not need to)"
+        )
+        # readers take no lock and read beside the writer
+        async with await SqliteStore.open(path, readonly=True) as reader:
+            assert await reader.count_articles() == 1
+        async with await SqliteStore.open(path, lock=False) as reader:
+            assert await reader.count_articles() == 1
+    # once it has stopped, a writer may open
+    async with await SqliteStore.open(path) as store:
+        assert await store.count_articles() == 1
+
+
+async def test_a_killed_process_leaves_no_lock_behind(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    async with other_process(path) as proc:
+        os.kill(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 30)
+    async with await SqliteStore.open(path) as store:
+        assert await store.integrity_check() == "ok"
+
+
+async def test_one_process_cannot_open_the_same_database_twice_for_writing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path):
+        with pytest.raises(StoreError, match="already open for writing in this process"):
+            await SqliteStore.open(path)
+    # the failed open released nothing it did not own; closing released the lock
+    await (await SqliteStore.open(path)).aclose()
+
+
+async def test_a_read_only_store_changes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="there is no newswatch database at"):
+        await SqliteStore.open(tmp_path / "missing.db", readonly=True)
+    assert not (tmp_path / "missing.db").exists()
+    path = tmp_path / "nw.db"
+    await (await SqliteStore.open(path)).aclose()
+    async with await SqliteStore.open(path, readonly=True) as reader:
+        with pytest.raises(StoreError, match="readonly"):
+            await put(reader, art("Not written"))
+        assert await reader.count_articles() == 0
+
+
+async def test_a_removed_database_stops_writes_with_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Before"))
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(f"{path}{suffix}"):  # noqa: ASYNC240 - the test's own setup
+                os.remove(f"{path}{suffix}")
+        with pytest.raises(StoreError) as caught:
+            await put(store, art("After"))
+    assert str(caught.value) == (
+        f"the database file {path} was removed or replaced while newswatch was running")
+
+
+async def test_a_replaced_database_stops_writes(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    other = tmp_path / "other.db"
+    await (await SqliteStore.open(other, lock=False)).aclose()
+    async with await SqliteStore.open(path) as store:
+        os.replace(other, path)
+        with pytest.raises(StoreError, match="was removed or replaced"):
+            await store.add_notice("ops", "hello")
+
+
+async def test_a_corrupted_database_is_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        for i in range(50):
+            await put(store, art(f"Story number {i}", "words " * 200))
+    con = sqlite3.connect(path)
+    page = con.execute("PRAGMA page_size").fetchone()[0]
+    con.close()
+    data = bytearray(path.read_bytes())
+    assert len(data) > 4 * page
+    data[page:] = b"\xa5" * (len(data) - page)  # every page but the header's
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError) as caught:
+        async with await SqliteStore.open(path) as store:
+            await store.count_articles()
+            await store.get_article("x" * 16)
+    message = str(caught.value)
+    assert message.startswith(f"the database {path} is corrupted (")
+    assert message.endswith("); restore a backup or move it aside")
+    assert "\n" not in message
+
+
+async def test_an_unusable_path_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match=r"cannot create the folder .*file/sub"):
+        await SqliteStore.open(blocker / "sub" / "nw.db")
+    with pytest.raises(StoreError, match="is a directory, not a newswatch database"):
+        await SqliteStore.open(tmp_path)

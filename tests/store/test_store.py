@@ -1,0 +1,264 @@
+"""SqliteStore against a real SQLite file: dedupe, outbox life, lookup index, state, and the
+run-time rules and sources kept as config models."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.store._support import alert, art, match, put, rule
+from watchers.config import FeedSourceConfig, FolderSourceConfig, RuleConfig
+from watchers.errors import StoreError
+from watchers.store import SourceState, SqliteStore
+
+
+async def test_record_writes_article_matches_and_outbox_together(store: SqliteStore) -> None:
+    a = art("Troops mass at border", guid="g1", url="https://ex.org/a?utm_source=x")
+    snapshot = rule(severity="high", mention_role=42)
+    stored = await put(store, a, [match(a)], [alert("alerts", snapshot)])
+    assert stored is not None
+    assert await store.count_articles() == 1
+    assert [m.rule for m in await store.matches_for(stored.id)] == ["troops"]
+    assert (await store.matches_for(stored.id))[0].hits[0].text == "Troops"
+    rows = await store.alerts()
+    assert [(r.kind, r.route, r.rules, r.state) for r in rows] == [
+        ("alert", "alerts", (snapshot,), "pending")]
+    assert rows[0].article_id == stored.id and rows[0].text is None
+    assert len(rows[0].nonce) == 24
+
+
+async def test_duplicates_by_guid_link_and_content(store: SqliteStore) -> None:
+    a = art("One", guid="g1", url="https://ex.org/one")
+    assert await put(store, a) is not None
+    # same guid, same link, edited text: an update, not a new story
+    edited = art("One", "edited", guid="g1", url="https://ex.org/one")
+    assert await put(store, edited) is None
+    # new guid, link differs only by tracking parameters and fragment
+    dup_link = art("One again", "other", guid="g2", url="https://EX.org/one?utm_medium=rss#top")
+    assert await put(store, dup_link) is None
+    # new guid and link, same words (different markup and case)
+    assert await put(store, art("ONE", "One  body text", guid="g3")) is None
+    # a feed that reuses one guid for distinct items: each is kept
+    b = art("Two", guid="g1", url="https://ex.org/two")
+    stored_b = await put(store, b)
+    assert stored_b is not None and stored_b.id != a.id
+    assert await store.count_articles() == 2
+    assert await store.is_known(b)
+
+
+async def test_an_id_already_taken_gets_the_content_hash(store: SqliteStore) -> None:
+    first = art("First story", id="fixed-id")
+    second = art("Second story", id="fixed-id")
+    assert (await put(store, first)).id == "fixed-id"  # type: ignore[union-attr]
+    stored = await put(store, second)
+    assert stored is not None and stored.id == second.content_hash[:16]
+    assert (await store.get_article(stored.id)) == stored
+
+
+async def test_get_article_by_id_or_unique_prefix(store: SqliteStore) -> None:
+    a = art("Alpha", id="abcdef0123")
+    b = art("Beta", id="abcdef9999")
+    c = art("Gamma", id="fedcba0000")
+    for x in (a, b, c):
+        await put(store, x)
+    assert (await store.get_article("abcdef0123")) == a
+    assert (await store.get_article("fedcba")) == c
+    assert (await store.get_article("FEDCBA")) == c  # ids are lowercase; a paste may not be
+    assert await store.get_article("abcdef") is None  # ambiguous
+    assert (await store.get_article("abcdef9")) == b
+    assert await store.get_article("fedcb") is None  # too short to be a prefix
+    assert await store.get_article("abcdef%") is None  # no pattern language
+    assert await store.get_article("zzzzzzzz") is None
+
+
+async def test_outbox_claim_deliver_retry_and_restart(store: SqliteStore) -> None:
+    now = datetime.now(UTC)
+    ids = []
+    for i in range(3):
+        a = art(f"Story {i}")
+        await put(store, a, [match(a)], [alert()])
+        ids.append(a.id)
+    claimed = await store.claim_route("alerts", now=now, limit=2)
+    assert [r.article_id for r in claimed] == ids[:2]
+    assert all(r.state == "sending" and r.attempts == 1 for r in claimed)
+    await store.mark_delivered(claimed[0].id, "m1")
+    await store.mark_retry(claimed[1].id, at=now + timedelta(minutes=1), reason="429")
+    # order is kept: the third waits behind the second's retry
+    assert await store.claim_route("alerts", now=now, limit=5) == []
+    later = await store.claim_route("alerts", now=now + timedelta(minutes=2), limit=5)
+    assert [r.article_id for r in later] == [ids[1], ids[2]]
+    assert later[0].attempts == 2 and later[0].nonce == claimed[1].nonce
+    # a crash now leaves them 'sending'; start-up puts them back, marked as maybe sent
+    assert await store.requeue_interrupted() == 2
+    assert await store.alert_counts() == {"delivered": 1, "pending": 2}
+    assert await store.maybe_sent(later[0].id)
+
+
+async def test_suppressed_and_held_alerts_are_not_claimed(store: SqliteStore) -> None:
+    a, b = art("Muted story"), art("Held story")
+    await put(store, a, [match(a)], [alert("alerts", suppressed=True)])
+    await put(store, b, [match(b)], [alert("ops")])
+    assert await store.pause_route("ops", "403 missing access") == 1
+    assert await store.paused_routes() == {"ops": "403 missing access"}
+    assert await store.held_counts() == {"ops": 1}
+    now = datetime.now(UTC)
+    assert await store.claim_route("alerts", now=now) == []
+    assert await store.claim_route("ops", now=now) == []
+    assert await store.resume_route("ops") == 1
+    assert [r.article_id for r in await store.claim_route("ops", now=now)] == [b.id]
+
+
+async def test_notices_are_outbox_rows_in_order_with_alerts(store: SqliteStore) -> None:
+    a, b = art("First alert"), art("Second alert")
+    await put(store, a, [match(a)], [alert("ops")])
+    notice_id = await store.add_notice("ops", "source bbc paused after 10 failures")
+    await put(store, b, [match(b)], [alert("ops")])
+    now = datetime.now(UTC)
+    rows = await store.claim_route("ops", now=now, limit=10)
+    assert [(r.kind, r.article_id, r.text) for r in rows] == [
+        ("alert", a.id, None),
+        ("notice", None, "source bbc paused after 10 failures"),
+        ("alert", b.id, None),
+    ]
+    assert rows[1].id == notice_id and rows[1].rules == () and len(rows[1].nonce) == 24
+    # the same state machine: a retry of the notice holds back the alert behind it
+    await store.mark_delivered(rows[0].id, "m1")
+    await store.mark_retry(notice_id, at=now + timedelta(minutes=1), reason="503")
+    await store.mark_retry(rows[2].id, at=now, reason="waiting behind an earlier alert")
+    assert await store.claim_route("ops", now=now) == []
+    assert (await store.due_routes())["ops"] == now + timedelta(minutes=1)
+    # counts keep alerts and notices apart; a pause holds both but counts alerts
+    assert await store.alert_counts() == {"delivered": 1, "retry": 1}
+    assert await store.notice_counts() == {"retry": 1}
+    assert await store.pause_route("ops", "403") == 1
+    assert {r.kind for r in await store.alerts(state="held")} == {"alert", "notice"}
+    assert [r.id for r in await store.alerts(kind="notice")] == [notice_id]
+    assert await store.resume_route("ops") == 1
+    assert await store.notice_counts() == {"pending": 1}
+
+
+async def test_rule_snapshots_keep_what_matched(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    snap = rule("kyiv", "kyiv~ OR kiev", channel="ops", severity="critical", mention_role=7,
+                threshold=90, origin="store", created_by="alice")
+    async with await SqliteStore.open(path) as store:
+        a = art("Kyiv talks")
+        await put(store, a, [match(a, "kyiv")], [alert("ops", snap, rule("other", "talks"))])
+    async with await SqliteStore.open(path) as store:
+        (row,) = await store.alerts()
+        assert row.rules == (snap, rule("other", "talks"))
+
+
+async def test_lookup_candidates_and_filters(store: SqliteStore) -> None:
+    old = art("Kyiv talks", "Diplomats met in Kyiv", published=datetime(2022, 1, 1, tzinfo=UTC))
+    new = art("Troops", "Soldiers in Donbás", published=datetime(2022, 1, 20, tzinfo=UTC))
+    for a in (old, new):
+        await put(store, a)
+    assert [a.title for a in await store.candidates(fts="donbas")] == ["Troops"]
+    assert [a.title for a in await store.candidates(fts=None)] == ["Troops", "Kyiv talks"]
+    since = datetime(2022, 1, 10, tzinfo=UTC)
+    assert [a.title for a in await store.candidates(fts=None, since=since)] == ["Troops"]
+    assert [a.title for a in await store.candidates(fts=None, source="other")] == []
+    with pytest.raises(StoreError, match="search index rejected"):
+        await store.candidates(fts='"unbalanced')
+
+
+async def test_record_indexes_the_terms_it_is_given(store: SqliteStore) -> None:
+    a = art("Plain title", "plain text")
+    await store.record(a, [], [], terms="zebra")
+    assert [x.id for x in await store.candidates(fts="zebra")] == [a.id]
+    assert await store.candidates(fts="plain") == []
+
+
+async def test_source_state_and_mutes_persist(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    s = await SqliteStore.open(path)
+    now = datetime.now(UTC)
+    await s.save_source_state(SourceState("bbc", cursor={"etag": "x"}, polls=3, failures=1,
+                                          last_error="timeout", last_error_at=now, skipped=2))
+    await s.mute("kyiv", now + timedelta(hours=1))
+    await s.aclose()
+    s = await SqliteStore.open(path)
+    try:
+        st = await s.source_state("bbc")
+        assert st is not None and st.cursor == {"etag": "x"} and st.failures == 1
+        assert st.skipped == 2 and st.last_error_at == now
+        assert [x.name for x in await s.all_source_states()] == ["bbc"]
+        assert await s.source_state("dw") is None
+        assert set(await s.mutes(now=now)) == {"kyiv"}
+        assert set(await s.mutes(now=now + timedelta(hours=2))) == set()
+        assert await s.unmute("kyiv") and not await s.unmute("kyiv")
+        assert await s.integrity_check() == "ok"
+    finally:
+        await s.aclose()
+
+
+async def test_run_time_rules_and_sources_are_config_models(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    kyiv = RuleConfig(name="kyiv", query="kyiv~", channel="ops", severity="high",
+                      mention_role=5, threshold=80, created_by="alice")
+    feed = FeedSourceConfig(type="feed", name="dw", url="https://rss.dw.com/x", every="10m",
+                            backfill=3, created_by="bob")
+    folder = FolderSourceConfig(type="folder", name="drop", path="inbox", every=45.5)
+    async with await SqliteStore.open(path) as s:
+        await s.put_rule(kyiv)
+        await s.put_source(feed)
+        await s.put_source(folder)
+    async with await SqliteStore.open(path) as s:
+        (got,) = await s.list_rules()
+        assert got == kyiv.model_copy(update={"origin": "store"})
+        assert await s.list_sources() == [  # by name
+            folder.model_copy(update={"origin": "store"}),
+            feed.model_copy(update={"origin": "store"}),
+        ]
+        # a replacement keeps one row per name
+        await s.put_rule(kyiv.model_copy(update={"query": "kiev"}))
+        assert [r.query for r in await s.list_rules()] == ["kiev"]
+        assert await s.delete_rule("kyiv") and not await s.delete_rule("kyiv")
+        assert await s.delete_source("dw") and not await s.delete_source("dw")
+        assert [x.name for x in await s.list_sources()] == ["drop"]
+    # durations are kept as seconds, which the config's duration parser reads
+    con = sqlite3.connect(path)
+    try:
+        (model,) = con.execute("SELECT model FROM sources WHERE name = 'drop'").fetchone()
+    finally:
+        con.close()
+    assert json.loads(model)["every"] == 45.5
+
+
+async def test_a_stored_rule_that_no_longer_validates_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "s.db"
+    async with await SqliteStore.open(path) as s:
+        await s.put_rule(rule("good", "troops"))
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO rules (name, model, created_at) VALUES ('bad', "
+                "'{\"name\": \"bad\", \"query\": \"x\", \"severity\": \"apocalyptic\"}', 'now')")
+    con.commit()
+    con.close()
+    async with await SqliteStore.open(path) as s:
+        assert [r.name for r in await s.list_rules()] == ["good"]
+    assert "stored rule 'bad' is not valid" in caplog.text and "severity" in caplog.text
+
+
+async def test_due_routes_names_each_route_with_its_first_waiting_row(
+    store: SqliteStore,
+) -> None:
+    now = datetime.now(UTC)
+    for i, route in enumerate(["desk", "alerts", "ops", "alerts", "desk"]):
+        a = art(f"Story {i}")
+        await put(store, a, [match(a)], [alert(route)])
+    assert await store.due_routes() == {"alerts": None, "desk": None, "ops": None}
+    (first_desk,) = await store.claim_route("desk", now=now, limit=1)
+    await store.mark_retry(first_desk.id, at=now + timedelta(minutes=3), reason="429")
+    (ops,) = await store.claim_route("ops", now=now)
+    await store.mark_delivered(ops.id, None)
+    # desk waits for its first row's retry even though its second is pending; ops is done
+    assert await store.due_routes() == {"alerts": None, "desk": now + timedelta(minutes=3)}
+    await store.pause_route("alerts", "403")
+    assert await store.due_routes() == {"desk": now + timedelta(minutes=3)}

@@ -1,0 +1,93 @@
+"""SqliteStore: the default store, one SQLite file in WAL mode through aiosqlite.
+
+The store is split by domain — :mod:`.articles`, :mod:`.outbox`, :mod:`.state` — over one
+connection and transaction helper (:mod:`._db`), with the schema and its migrations in
+:mod:`.schema`. :class:`SqliteStore` composes the domains as mixins: each mixin holds only the
+methods of its domain and reaches the database only through ``self._db``, so the flat method
+names callers use stay on one object without a layer of forwarding methods, and a domain can be
+read (or reimplemented for another database) on its own.
+
+Opening for writing (the default) takes the process lock described in :mod:`._db`; readers
+(``lock=False`` or ``readonly=True``) do not, and read beside a running writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from watchers.store.sqlite._db import Db
+from watchers.store.sqlite.articles import ArticlesMixin
+from watchers.store.sqlite.outbox import OutboxMixin
+from watchers.store.sqlite.schema import SCHEMA_VERSION, TermsOf, check, upgrade
+from watchers.store.sqlite.state import StateMixin
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "TermsOf"]
+
+
+class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin):
+    """The SQLite implementation of :class:`watchers.store.Store`.
+
+    Use ``store = await SqliteStore.open(path)`` and ``await store.aclose()``, or
+    ``async with await SqliteStore.open(path) as store``.
+    """
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    @property
+    def path(self) -> str:
+        return self._db.path
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        terms_of: TermsOf | None = None,
+        lock: bool = True,
+        readonly: bool = False,
+    ) -> SqliteStore:
+        """Open (creating or upgrading) the database at ``path``.
+
+        ``lock``: hold the process lock, refusing to open while another process holds it (for
+        anything that polls, delivers or imports). ``readonly``: open read-only, take no lock and
+        change nothing (the schema must be current). ``terms_of(title, text)``: the index terms
+        of an article, needed only to upgrade a database older than the lookup index.
+        """
+        target = str(path)
+        db = await Db.connect(target, lock=lock, readonly=readonly)
+        try:
+            await _pragmas(db, "PRAGMA busy_timeout=30000", "PRAGMA foreign_keys=ON")
+            version = await check(db, readonly=readonly)
+            if not readonly:
+                # Only once the file is known to be ours (WAL mode rewrites its header).
+                await _pragmas(db, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+                await upgrade(db, version, terms_of=terms_of)
+            db.remember_identity()
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+    async def integrity_check(self) -> str:
+        rows = await self._db.fetchall("PRAGMA integrity_check")
+        return str(rows[0][0])
+
+
+async def _pragmas(db: Db, *pragmas: str) -> None:
+    for pragma in pragmas:
+        try:
+            await db.conn.execute(pragma)
+        except sqlite3.Error as exc:
+            # The header was SQLite's (checked before connecting): a failure here is damage.
+            raise db.error(exc) from exc

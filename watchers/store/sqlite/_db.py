@@ -1,0 +1,318 @@
+"""One SQLite connection, its transactions, the process lock, and error translation.
+
+Invariants every domain module relies on:
+
+- One aiosqlite connection per store; an asyncio lock makes each transaction (and each read)
+  whole, and every write runs as ``BEGIN IMMEDIATE`` so a second connection waits (30 s busy
+  timeout) instead of failing half-way.
+- Every ``sqlite3`` error leaves here as one :class:`StoreError` line naming the file; a
+  malformed file is reported as corrupted, with what to do.
+- A writing store holds an exclusive ``flock`` on ``<db>.lock`` (holding the pid) for its
+  lifetime, so a second process that polls or delivers refuses to start instead of requeueing
+  the first one's in-flight alerts. Readers take no lock (WAL lets them read beside a writer).
+- Before each write transaction the path is checked to still name the file that was opened
+  (device and inode): a database removed or replaced while running stops the writes with a
+  clear error rather than writing on into an unlinked file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+from pydantic import BaseModel
+
+from watchers.errors import StoreError
+
+__all__ = ["Db", "Tx", "dt", "dump_model", "iso", "now"]
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_S = 30
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dt(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_default(value: object) -> object:
+    # Durations as seconds: the config's duration parser reads numbers, not ISO 8601.
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def dump_model(model: BaseModel, *, exclude: set[str] | None = None) -> str:
+    """A config model as JSON that validates back into the same model."""
+    return json.dumps(model.model_dump(mode="python", exclude=exclude), default=_json_default,
+                      sort_keys=True)
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+class Db:
+    """The connection of one store, with its lock, transactions and error translation."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_fd: int | None) -> None:
+        self.conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+        self._lock_fd = lock_fd
+        self._identity: tuple[int, int] | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------- opening and closing
+
+    @classmethod
+    async def connect(cls, path: str, *, lock: bool, readonly: bool) -> Db:
+        memory = path == ":memory:"
+        if not memory:
+            if not readonly:
+                _make_parent(path)
+            _check_header(path, readonly=readonly)
+        lock_fd = take_process_lock(path) if lock and not readonly and not memory else None
+        try:
+            if readonly and not memory:
+                conn = await aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None,
+                                               timeout=BUSY_TIMEOUT_S)
+            else:
+                conn = await aiosqlite.connect(path, isolation_level=None,
+                                               timeout=BUSY_TIMEOUT_S)
+        except sqlite3.Error as exc:
+            release_process_lock(lock_fd)
+            raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        return cls(conn, path, lock_fd)
+
+    def remember_identity(self) -> None:
+        """Note which file the path names now; writes check that it still does."""
+        if self.path != ":memory:":
+            st = os.stat(self.path)
+            self._identity = (st.st_dev, st.st_ino)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.conn.close()
+        except sqlite3.Error as exc:
+            raise self.error(exc) from exc
+        finally:
+            release_process_lock(self._lock_fd)
+            self._lock_fd = None
+
+    # ------------------------------------------------------------- errors
+
+    def error(self, exc: sqlite3.Error, what: str | None = None) -> StoreError:
+        """The one-line StoreError for an sqlite3 error on this database."""
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if _is_corruption(exc):
+            return StoreError(f"the database {self.path} is corrupted ({detail}); restore a "
+                              "backup or move it aside")
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in detail:
+            return StoreError(f"the database {self.path} stayed locked by another process for "
+                              f"{BUSY_TIMEOUT_S} s ({detail})")
+        if what:
+            return StoreError(f"{what}: {detail}")
+        return StoreError(f"the database {self.path}: {detail}")
+
+    def _check_identity(self) -> None:
+        if self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != self._identity:
+            raise StoreError(f"the database file {self.path} was removed or replaced while "
+                             "newswatch was running")
+
+    # ------------------------------------------------------------- statements
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[Tx]:
+        """One write transaction (``BEGIN IMMEDIATE``): committed whole or rolled back."""
+        async with self._lock:
+            self._check_identity()
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self.error(exc) from exc
+            try:
+                yield Tx(self.conn)
+            except BaseException as exc:
+                with suppress(sqlite3.Error):
+                    await self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self.error(exc) from exc
+                raise
+            try:
+                await self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with suppress(sqlite3.Error):
+                    await self.conn.execute("ROLLBACK")
+                raise self.error(exc) from exc
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = (), *, what: str | None = None
+                       ) -> list[Any]:
+        """Rows of one read. ``what`` names the operation in the error for a rejected query."""
+        async with self._lock:
+            try:
+                cur = await self.conn.execute(sql, params)
+                return list(await cur.fetchall())
+            except sqlite3.Error as exc:
+                raise self.error(exc, what) from exc
+
+    async def read(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run ``await fn(conn)`` under the lock, outside a transaction (several reads)."""
+        async with self._lock:
+            try:
+                return await fn(self.conn)
+            except sqlite3.Error as exc:
+                raise self.error(exc) from exc
+
+
+class Tx:
+    """The connection inside a transaction: writes go only through here."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+        return await self.conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        cur = await self.conn.execute(sql, params)
+        return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = await self.conn.execute(sql, params)
+        return await cur.fetchone()
+
+    async def script(self, script: str) -> None:
+        # executescript() would COMMIT first; run statement by statement instead.
+        for stmt in split_sql(script):
+            await self.conn.execute(stmt)
+
+
+def _make_parent(path: str) -> None:
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder {parent} for the database {path}: "
+                         f"{exc.strerror or exc}") from None
+
+
+def _readonly_uri(path: str) -> str:
+    return Path(path).absolute().as_uri() + "?mode=ro"
+
+
+def split_sql(script: str) -> list[str]:
+    """The statements of a script (a trigger body's semicolons stay inside its statement)."""
+    out, buf = [], ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \t\r\n;"):
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip(" \t\r\n;"):
+        out.append(buf.strip())
+    return out
+
+
+def _check_header(path: str, *, readonly: bool) -> None:
+    """Refuse a file that is not SQLite before SQLite touches it (it would only fail later)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        if readonly:
+            raise StoreError(f"there is no newswatch database at {path}") from None
+        return
+    except IsADirectoryError:
+        raise StoreError(f"{path} is a directory, not a newswatch database") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the database {path}: {exc.strerror}") from None
+    if head and head != SQLITE_HEADER:
+        raise StoreError(f"{path} is not a newswatch database (not an SQLite file)")
+
+
+def lock_path(path: str) -> str:
+    return path + ".lock"
+
+
+def take_process_lock(path: str) -> int:
+    """Hold ``<db>.lock`` exclusively (with our pid in it) or say who holds it."""
+    target = lock_path(path)
+    try:
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {target}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            raise StoreError(f"cannot lock {target}: {exc.strerror}") from None
+        holder = _read_pid(fd)
+        os.close(fd)
+        if holder == os.getpid():
+            raise StoreError(f"{path} is already open for writing in this process "
+                             f"(pid {holder}); close that store first") from None
+        raise StoreError(
+            f"another newswatch process (pid {holder if holder else 'unknown'}) is using "
+            f"{path}; stop it first (read-only commands such as search and check do not need to)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        raw = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(raw) if raw.isdigit() else None
+    except OSError:
+        return None
+
+
+def release_process_lock(fd: int | None) -> None:
+    if fd is None:
+        return
+    # The file stays: removing it would let a third process lock a new inode while a second
+    # still waits on the old one.
+    with suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    with suppress(OSError):
+        os.close(fd)

@@ -1,0 +1,252 @@
+"""The outbox: alerts and notices per route, and destinations paused across restarts.
+
+State machine of a row (alert or notice alike)::
+
+    pending ──claim──▶ sending ──▶ delivered | rejected
+       ▲                  │
+       └── retry ◀────────┘ (due again at next_attempt_at)
+    pending/retry/sending ──pause──▶ held ──resume──▶ pending
+    suppressed (a muted rule's alert: recorded, never claimed)
+
+A route's rows are claimed strictly in id order (the order they were written): a claim stops at
+the first row that is not due yet, so nothing overtakes a row waiting for a retry. A claim
+interrupted by a crash comes back ``pending`` with ``maybe_sent`` set. The nonce of a row is fixed
+when it is written and kept for every attempt. An alert's ``rules`` are the rules as they were
+when the article matched (JSON of each :class:`RuleConfig`); rows written before schema 4 hold
+only rule names and read back as ``RuleConfig.model_construct(name=n, query="")``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from watchers.config import RuleConfig
+from watchers.store.base import AlertState, OutboxKind, OutboxRow
+from watchers.store.sqlite._db import Db, dt, iso, now
+
+__all__ = ["OutboxMixin"]
+
+OUTBOX_COLS = (
+    "id, kind, article_id, route, rules, text, state, attempts, nonce, next_attempt_at, "
+    "remote_id, reason, created_at"
+)
+_RULE_FIELDS = set(RuleConfig.model_fields)
+
+# The rows delivery still has to send; the partial index outbox_waiting holds exactly these, by
+# route in claim (id) order, so neither a claim nor due_routes reads past what it needs however
+# long the history of delivered rows grows.
+_WAITING = "state IN ('pending', 'retry')"
+# The first waiting row of each route: a skip-scan over outbox_waiting (one index probe per
+# route) rather than grouping every waiting row.
+_DUE_ROUTES = f"""
+WITH RECURSIVE waiting(route) AS (
+    SELECT min(route) FROM outbox INDEXED BY outbox_waiting WHERE {_WAITING}
+    UNION ALL
+    SELECT (SELECT min(route) FROM outbox INDEXED BY outbox_waiting
+            WHERE {_WAITING} AND route > w.route)
+    FROM waiting w WHERE w.route IS NOT NULL
+)
+SELECT o.route, o.state, o.next_attempt_at FROM waiting w JOIN outbox o ON o.id = (
+    SELECT min(id) FROM outbox INDEXED BY outbox_waiting WHERE {_WAITING} AND route = w.route)
+"""
+
+
+def _rule(item: Any) -> RuleConfig:
+    if isinstance(item, str):  # a row written before schema 4: the rule's name only
+        return RuleConfig.model_construct(name=item, query="")
+    try:
+        return RuleConfig.model_validate(item)
+    except ValidationError:
+        # A snapshot from an older model that no longer validates still names its rule.
+        return RuleConfig.model_construct(**{k: v for k, v in item.items() if k in _RULE_FIELDS})
+
+
+def row_of(row: Iterable[Any]) -> OutboxRow:
+    id_, kind, art, route, rules, text, state, attempts, nonce, nxt, remote, reason, created = row
+    return OutboxRow(
+        id=id_,
+        kind=kind,
+        article_id=art,
+        route=route,
+        rules=tuple(_rule(r) for r in json.loads(rules)),
+        text=text,
+        state=state,
+        attempts=attempts,
+        nonce=nonce,
+        next_attempt_at=dt(nxt),
+        remote_id=remote,
+        reason=reason,
+        created_at=dt(created) or now(),
+    )
+
+
+class OutboxMixin:
+    """The :class:`watchers.store.OutboxStore` part of :class:`SqliteStore`."""
+
+    _db: Db
+
+    async def add_notice(self, route: str, text: str) -> int:
+        """Queue an operational notice for a route, behind what the route already waits for.
+        Returns its id."""
+        at = iso(now())
+        async with self._db.tx() as tx:
+            cur = await tx.execute(
+                "INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, "
+                "created_at, updated_at) VALUES ('notice', NULL, ?, '[]', ?, 'pending', ?, ?, ?)",
+                (route, text, secrets.token_hex(12), at, at),
+            )
+            return int(cur.lastrowid or 0)
+
+    async def _set_state(self, alert_id: int, state: AlertState, **cols: Any) -> None:
+        sets = "".join(f", {k} = ?" for k in cols)
+        async with self._db.tx() as tx:
+            await tx.execute(
+                f"UPDATE outbox SET state = ?, updated_at = ?{sets} WHERE id = ?",
+                (state, iso(now()), *cols.values(), alert_id),
+            )
+
+    async def mark_delivered(self, alert_id: int, remote_id: str | None) -> None:
+        await self._set_state(alert_id, "delivered", remote_id=remote_id, reason=None)
+
+    async def mark_retry(self, alert_id: int, *, at: datetime, reason: str) -> None:
+        await self._set_state(alert_id, "retry", next_attempt_at=iso(at), reason=reason)
+
+    async def mark_rejected(self, alert_id: int, reason: str) -> None:
+        await self._set_state(alert_id, "rejected", reason=reason)
+
+    async def requeue_interrupted(self) -> int:
+        """Put rows left ``sending`` by a crash back to ``pending``; returns how many."""
+        # A claim interrupted by a crash may have been sent already: keep that in the row so a
+        # sink that cannot deduplicate (a webhook) can look before sending again.
+        async with self._db.tx() as tx:
+            cur = await tx.execute(
+                "UPDATE outbox SET state='pending', maybe_sent=1, updated_at=? "
+                "WHERE state='sending'",
+                (iso(now()),),
+            )
+            return cur.rowcount
+
+    async def claim_route(self, route: str, *, now: datetime, limit: int = 20
+                          ) -> list[OutboxRow]:
+        """Move the route's next rows to ``sending``, strictly in the order they were written:
+        the claim stops at the first row that is not due yet, so a later row never overtakes
+        one that is waiting to be retried."""
+        async with self._db.tx() as tx:
+            found = await tx.fetchall(
+                f"SELECT {OUTBOX_COLS} FROM outbox INDEXED BY outbox_waiting "
+                f"WHERE route = ? AND {_WAITING} ORDER BY id LIMIT ?",
+                (route, limit),
+            )
+            rows: list[OutboxRow] = []
+            for r in map(row_of, found):
+                if r.state == "retry" and r.next_attempt_at is not None and r.next_attempt_at > now:
+                    break
+                rows.append(r)
+            await tx.executemany(
+                "UPDATE outbox SET state='sending', attempts=attempts+1, updated_at=? WHERE id=?",
+                [(iso(now), r.id) for r in rows],
+            )
+        return [replace(r, state="sending", attempts=r.attempts + 1) for r in rows]
+
+    async def due_routes(self) -> dict[str, datetime | None]:
+        """Routes with rows to send: when their oldest waiting row is due (None: now)."""
+        rows = await self._db.fetchall(_DUE_ROUTES)
+        return {str(route): (dt(nxt) if state == "retry" else None)
+                for route, state, nxt in rows}
+
+    async def mark_maybe_sent(self, alert_id: int) -> None:
+        """Record that an attempt may have reached the destination (the outcome was lost)."""
+        async with self._db.tx() as tx:
+            await tx.execute("UPDATE outbox SET maybe_sent=1, updated_at=? WHERE id=?",
+                             (iso(now()), alert_id))
+
+    async def maybe_sent(self, alert_id: int) -> bool:
+        rows = await self._db.fetchall("SELECT maybe_sent FROM outbox WHERE id = ?", (alert_id,))
+        return bool(rows and rows[0][0])
+
+    async def count_maybe_sent(self) -> int:
+        rows = await self._db.fetchall("SELECT count(*) FROM outbox WHERE maybe_sent = 1")
+        return int(rows[0][0])
+
+    async def pause_route(self, route: str, reason: str) -> int:
+        """Pause a destination and hold its waiting rows (alerts and notices), in one
+        transaction (a crash cannot leave rows held for a route that is not paused). Returns
+        how many alerts were held."""
+        at = iso(now())
+        async with self._db.tx() as tx:
+            await tx.execute(
+                "INSERT OR REPLACE INTO route_pauses (route, reason, paused_at) VALUES (?,?,?)",
+                (route, reason, at),
+            )
+            held = 0
+            for kind in ("alert", "notice"):
+                cur = await tx.execute(
+                    "UPDATE outbox SET state='held', reason=?, updated_at=? WHERE route=? AND "
+                    "state IN ('pending','retry','sending') AND kind=?",
+                    (reason, at, route, kind),
+                )
+                held += cur.rowcount if kind == "alert" else 0
+            return held
+
+    async def resume_route(self, route: str) -> int:
+        """Lift a pause; the held rows become pending again. Returns how many alerts."""
+        at = iso(now())
+        async with self._db.tx() as tx:
+            await tx.execute("DELETE FROM route_pauses WHERE route = ?", (route,))
+            resumed = 0
+            for kind in ("alert", "notice"):
+                cur = await tx.execute(
+                    "UPDATE outbox SET state='pending', reason=NULL, updated_at=? "
+                    "WHERE route=? AND state='held' AND kind=?",
+                    (at, route, kind),
+                )
+                resumed += cur.rowcount if kind == "alert" else 0
+            return resumed
+
+    async def paused_routes(self) -> dict[str, str]:
+        rows = await self._db.fetchall("SELECT route, reason FROM route_pauses ORDER BY route")
+        return {str(r): str(reason) for r, reason in rows}
+
+    async def held_counts(self) -> dict[str, int]:
+        """Alerts held per paused route."""
+        rows = await self._db.fetchall(
+            "SELECT route, count(*) FROM outbox WHERE state = 'held' AND kind = 'alert' "
+            "GROUP BY route")
+        return {str(r): int(n) for r, n in rows}
+
+    async def _counts(self, kind: OutboxKind) -> dict[str, int]:
+        rows = await self._db.fetchall(
+            "SELECT state, count(*) FROM outbox WHERE kind = ? GROUP BY state", (kind,))
+        return {str(s): int(n) for s, n in rows}
+
+    async def alert_counts(self) -> dict[str, int]:
+        """Alerts (not notices) per state."""
+        return await self._counts("alert")
+
+    async def notice_counts(self) -> dict[str, int]:
+        """Notices per state."""
+        return await self._counts("notice")
+
+    async def alerts(self, *, state: AlertState | None = None, kind: OutboxKind | None = None,
+                     limit: int = 1000) -> list[OutboxRow]:
+        """Outbox rows in the order they were written, of one state and kind if given."""
+        where: list[str] = []
+        params: list[Any] = []
+        if state:
+            where.append("state = ?")
+            params.append(state)
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = f"SELECT {OUTBOX_COLS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._db.fetchall(sql + " ORDER BY id LIMIT ?", (*params, limit))
+        return [row_of(r) for r in rows]

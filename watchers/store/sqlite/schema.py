@@ -1,0 +1,275 @@
+"""The schema: created whole for a new database, migrated step by step for an existing one.
+
+- ``FRESH`` is the current schema (version ``SCHEMA_VERSION``); a new database gets it in one
+  transaction, never by replaying history.
+- ``MIGRATIONS[v]`` takes a database from version ``v - 1`` to ``v``, each in its own
+  transaction with the version bump, so a crash leaves a whole version. Never edit one that has
+  shipped; the test suite checks that migrating a version-1 database gives exactly ``FRESH``.
+- ``PRAGMA application_id`` marks the file as newswatch's: a file with another application's id,
+  or an unversioned file that already holds tables, is refused rather than written into.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from watchers.errors import StoreError
+from watchers.store.sqlite._db import Db, Tx
+
+__all__ = ["APPLICATION_ID", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "TermsOf", "check", "upgrade"]
+
+APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
+SCHEMA_VERSION = 4
+
+# The words under which an article is indexed for lookups, from its title and text; given by the
+# caller because the store does not know the rule language (see watchers.rules.lookup).
+TermsOf = Callable[[str, str], str]
+
+FRESH = """
+CREATE TABLE articles (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    guid TEXT,
+    url TEXT,
+    link_key TEXT,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    published TEXT,
+    fetched_at TEXT NOT NULL,
+    sort_at TEXT NOT NULL,
+    content_hash TEXT NOT NULL UNIQUE
+);
+CREATE INDEX articles_guid ON articles(source, guid);
+CREATE INDEX articles_link ON articles(link_key);
+CREATE INDEX articles_sort ON articles(sort_at);
+CREATE VIRTUAL TABLE article_terms USING fts5(
+    terms, content='', tokenize="unicode61 remove_diacritics 0"
+);
+CREATE TABLE matches (
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    rule TEXT NOT NULL,
+    score REAL NOT NULL,
+    hits TEXT NOT NULL,
+    matched_at TEXT NOT NULL,
+    PRIMARY KEY (article_id, rule)
+);
+CREATE INDEX matches_rule ON matches(rule, matched_at);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL DEFAULT 'alert' CHECK (kind IN ('alert', 'notice')),
+    article_id TEXT REFERENCES articles(id) ON DELETE CASCADE,
+    route TEXT NOT NULL,
+    rules TEXT NOT NULL DEFAULT '[]',
+    text TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    nonce TEXT NOT NULL,
+    next_attempt_at TEXT,
+    remote_id TEXT,
+    reason TEXT,
+    maybe_sent INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (article_id, route),
+    CHECK ((kind = 'alert') = (article_id IS NOT NULL))
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at, id);
+CREATE INDEX outbox_route ON outbox(route, state, id);
+CREATE INDEX outbox_waiting ON outbox(route, id) WHERE state IN ('pending', 'retry');
+CREATE TABLE route_pauses (
+    route TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    paused_at TEXT NOT NULL
+);
+CREATE TABLE source_state (
+    name TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL DEFAULT '{}',
+    polls INTEGER NOT NULL DEFAULT 0,
+    last_success TEXT,
+    last_error TEXT,
+    last_error_at TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_poll TEXT,
+    paused INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE rules (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE sources (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE mutes (
+    rule TEXT PRIMARY KEY,
+    until TEXT NOT NULL
+);
+"""
+
+
+async def m2(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Delivery that survives failures: destinations paused across restarts, and a mark on
+    alerts whose send may have reached the destination without us learning the outcome."""
+    await tx.script("""
+        CREATE TABLE route_pauses (
+            route TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            paused_at TEXT NOT NULL
+        );
+        ALTER TABLE outbox ADD COLUMN maybe_sent INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX outbox_route ON outbox(route, state, id);
+    """)
+
+
+async def m3(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """The lookup index holds the rule engine's own word keys (plurals, apostrophes, compounds
+    folded), so a query narrows candidates without missing any. It replaces the first index over
+    the raw text, whose tokens did not fold that way, and is filled for the stored articles."""
+    await tx.script("""
+        CREATE VIRTUAL TABLE article_terms USING fts5(
+            terms, content='', tokenize="unicode61 remove_diacritics 0"
+        );
+        DROP TRIGGER articles_ai;
+        DROP TRIGGER articles_ad;
+        DROP TABLE articles_fts;
+    """)
+    rows = await tx.fetchall("SELECT rowid, title, text FROM articles")
+    if rows and terms_of is None:
+        raise StoreError(
+            f"{path} was written by an older newswatch and its lookup index must be rebuilt; "
+            "open it once with a command that writes (e.g. run or import) to upgrade it"
+        )
+    if terms_of is not None:
+        await tx.executemany("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)",
+                             [(rowid, terms_of(title, text)) for rowid, title, text in rows])
+
+
+async def m4(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Outbox rows carry what the sink needs (the rules as they matched, as JSON of the config
+    model) and notices become outbox rows (no article, a text); the rows waiting to be sent have
+    their own index, in claim order, so a claim reads only what it returns. Run-time rules and
+    sources are stored as JSON of their config models, so the store never lags behind a new
+    field. A source's state counts the items it could not read."""
+    await tx.script("""
+        CREATE TABLE outbox_v4 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL DEFAULT 'alert' CHECK (kind IN ('alert', 'notice')),
+            article_id TEXT REFERENCES articles(id) ON DELETE CASCADE,
+            route TEXT NOT NULL,
+            rules TEXT NOT NULL DEFAULT '[]',
+            text TEXT,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            nonce TEXT NOT NULL,
+            next_attempt_at TEXT,
+            remote_id TEXT,
+            reason TEXT,
+            maybe_sent INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (article_id, route),
+            CHECK ((kind = 'alert') = (article_id IS NOT NULL))
+        );
+        INSERT INTO outbox_v4 (id, kind, article_id, route, rules, text, state, attempts, nonce,
+                               next_attempt_at, remote_id, reason, maybe_sent, created_at,
+                               updated_at)
+            SELECT id, 'alert', article_id, route, rules, NULL, state, attempts, nonce,
+                   next_attempt_at, remote_id, reason, maybe_sent, created_at, updated_at
+            FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_v4 RENAME TO outbox;
+        CREATE INDEX outbox_due ON outbox(state, next_attempt_at, id);
+        CREATE INDEX outbox_route ON outbox(route, state, id);
+        CREATE INDEX outbox_waiting ON outbox(route, id) WHERE state IN ('pending', 'retry');
+        ALTER TABLE source_state ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE rules (
+            name TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE sources (
+            name TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+    """)
+    # Legacy rows keep their legacy (name-only) rule lists; the reader understands both.
+    for name, query, channel, severity, role, threshold, by, created in await tx.fetchall(
+        "SELECT name, query, channel, severity, mention_role, threshold, created_by, "
+        "created_at FROM user_rules"
+    ):
+        model = {"name": name, "query": query, "channel": channel, "severity": severity,
+                 "mention_role": role, "threshold": threshold, "created_by": by}
+        await tx.execute("INSERT INTO rules (name, model, created_at) VALUES (?,?,?)",
+                         (name, json.dumps(model, sort_keys=True), created))
+    # Every source added at run time before version 4 was a feed.
+    for name, url, every_seconds, by, created in await tx.fetchall(
+        "SELECT name, url, every_seconds, created_by, created_at FROM user_sources"
+    ):
+        model = {"type": "feed", "name": name, "url": url, "every": every_seconds,
+                 "created_by": by}
+        await tx.execute("INSERT INTO sources (name, model, created_at) VALUES (?,?,?)",
+                         (name, json.dumps(model, sort_keys=True), created))
+    await tx.script("DROP TABLE user_rules; DROP TABLE user_sources;")
+
+
+Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
+MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4}
+
+
+async def _header(db: Db) -> tuple[int, int, int]:
+    rows = await db.fetchall(
+        "SELECT (SELECT application_id FROM pragma_application_id), "
+        "(SELECT user_version FROM pragma_user_version), "
+        "(SELECT count(*) FROM sqlite_master)"
+    )
+    app, version, objects = rows[0]
+    return int(app), int(version), int(objects)
+
+
+async def check(db: Db, *, readonly: bool) -> int:
+    """The schema version of a database newswatch may open, or StoreError; changes nothing."""
+    app, version, objects = await _header(db)
+    if app not in (0, APPLICATION_ID):
+        raise StoreError(f"{db.path} is not a newswatch database (application id {app:#x})")
+    if version == 0 and objects:
+        raise StoreError(f"{db.path} is not a newswatch database (it holds other tables)")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{db.path} has schema version {version}, newer than this newswatch "
+            f"({SCHEMA_VERSION}); upgrade newswatch"
+        )
+    if readonly and version == 0:
+        raise StoreError(f"{db.path} is an empty database, not a newswatch one yet")
+    if readonly and version < SCHEMA_VERSION:
+        raise StoreError(
+            f"{db.path} has schema version {version}; open it once with a command that "
+            f"writes (e.g. run) to upgrade it to {SCHEMA_VERSION}"
+        )
+    return version
+
+
+async def upgrade(db: Db, version: int, *, terms_of: TermsOf | None) -> None:
+    """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION``."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        async with db.tx() as tx:
+            # Read again under the write lock: another process may have moved it meanwhile.
+            (current,) = await tx.fetchone("SELECT user_version FROM pragma_user_version")
+            if current >= target:
+                continue
+            if current == 0:
+                await tx.script(FRESH)
+                await _stamp(tx, SCHEMA_VERSION)
+                return
+            await MIGRATIONS[target](tx, terms_of, db.path)
+            await _stamp(tx, target)
+
+
+async def _stamp(tx: Tx, version: int) -> None:
+    await tx.execute(f"PRAGMA user_version={int(version)}")
+    await tx.execute(f"PRAGMA application_id={APPLICATION_ID}")

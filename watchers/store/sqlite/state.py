@@ -1,0 +1,147 @@
+"""Per-source state, and the rules, sources and mutes added at run time.
+
+Run-time rules and sources are stored as JSON of their validated config models (durations as
+seconds), keyed by name, and read back through the same models with ``origin="store"``. A stored
+row that no longer validates (the model changed under it) is logged and skipped, never fatal: one
+bad row must not stop a start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from watchers.config import RuleConfig, SourceConfig
+from watchers.store.base import SourceState
+from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
+
+__all__ = ["StateMixin"]
+
+log = logging.getLogger(__name__)
+
+_SOURCE: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
+_STATE_COLS = ("name, cursor, polls, last_success, last_error, last_error_at, failures, "
+               "next_poll, paused, skipped")
+
+
+def _state(row: Sequence[Any]) -> SourceState:
+    name, cursor, polls, ok, err, err_at, failures, nxt, paused, skipped = row
+    return SourceState(
+        name=name,
+        cursor=json.loads(cursor),
+        polls=polls,
+        last_success=dt(ok),
+        last_error=err,
+        last_error_at=dt(err_at),
+        failures=failures,
+        next_poll=dt(nxt),
+        paused=bool(paused),
+        skipped=skipped,
+    )
+
+
+def _one_line(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}"
+                     for e in exc.errors())
+
+
+class StateMixin:
+    """The :class:`watchers.store.StateStore` part of :class:`SqliteStore`."""
+
+    _db: Db
+
+    async def source_state(self, name: str) -> SourceState | None:
+        rows = await self._db.fetchall(
+            f"SELECT {_STATE_COLS} FROM source_state WHERE name = ?", (name,))
+        return _state(rows[0]) if rows else None
+
+    async def save_source_state(self, state: SourceState) -> None:
+        async with self._db.tx() as tx:
+            await tx.execute(
+                f"INSERT OR REPLACE INTO source_state ({_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    state.name, json.dumps(dict(state.cursor)), state.polls,
+                    iso(state.last_success), state.last_error, iso(state.last_error_at),
+                    state.failures, iso(state.next_poll), int(state.paused), state.skipped,
+                ),
+            )
+
+    async def all_source_states(self) -> list[SourceState]:
+        rows = await self._db.fetchall(f"SELECT {_STATE_COLS} FROM source_state ORDER BY name")
+        return [_state(r) for r in rows]
+
+    # ------------------------------------------------------------- run-time rules and sources
+
+    async def _models(self, table: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self._db.fetchall(f"SELECT name, model FROM {table} ORDER BY name")
+        return [(str(name), {**json.loads(model), "origin": "store"}) for name, model in rows]
+
+    async def _put(self, table: str, name: str, model: str) -> None:
+        async with self._db.tx() as tx:
+            await tx.execute(
+                f"INSERT OR REPLACE INTO {table} (name, model, created_at) VALUES (?,?,?)",
+                (name, model, iso(now())),
+            )
+
+    async def _delete(self, table: str, name: str) -> bool:
+        async with self._db.tx() as tx:
+            cur = await tx.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+            return cur.rowcount > 0
+
+    async def list_rules(self) -> list[RuleConfig]:
+        """Rules added at run time, by name, as validated models with ``origin="store"``."""
+        out: list[RuleConfig] = []
+        for name, data in await self._models("rules"):
+            try:
+                out.append(RuleConfig.model_validate(data))
+            except ValidationError as exc:
+                log.warning("stored rule %r is not valid and was skipped: %s", name,
+                            _one_line(exc))
+        return out
+
+    async def put_rule(self, rule: RuleConfig) -> None:
+        """Add or replace a run-time rule (keyed by name)."""
+        await self._put("rules", rule.name, dump_model(rule, exclude={"origin"}))
+
+    async def delete_rule(self, name: str) -> bool:
+        return await self._delete("rules", name)
+
+    async def list_sources(self) -> list[SourceConfig]:
+        """Sources added at run time, by name, as validated models with ``origin="store"``."""
+        out: list[SourceConfig] = []
+        for name, data in await self._models("sources"):
+            try:
+                out.append(_SOURCE.validate_python(data))
+            except ValidationError as exc:
+                log.warning("stored source %r is not valid and was skipped: %s", name,
+                            _one_line(exc))
+        return out
+
+    async def put_source(self, source: SourceConfig) -> None:
+        """Add or replace a run-time source (keyed by name)."""
+        await self._put("sources", source.name, dump_model(source, exclude={"origin"}))
+
+    async def delete_source(self, name: str) -> bool:
+        return await self._delete("sources", name)
+
+    # ------------------------------------------------------------- mutes
+
+    async def mute(self, rule: str, until: datetime) -> None:
+        async with self._db.tx() as tx:
+            await tx.execute(
+                "INSERT OR REPLACE INTO mutes (rule, until) VALUES (?, ?)", (rule, iso(until)))
+
+    async def unmute(self, rule: str) -> bool:
+        async with self._db.tx() as tx:
+            cur = await tx.execute("DELETE FROM mutes WHERE rule = ?", (rule,))
+            return cur.rowcount > 0
+
+    async def mutes(self, *, now: datetime) -> Mapping[str, datetime]:
+        rows = await self._db.fetchall("SELECT rule, until FROM mutes WHERE until > ?",
+                                       (iso(now),))
+        return {str(r): dt(u) or now for r, u in rows}
