@@ -62,7 +62,8 @@ class ConsoleSink:
         self.count += 1
         return f"console-{alert.id}"
 
-    async def notice(self, route: str, text: str) -> str | None:
+    async def notice(self, route: str, text: str, *, nonce: str | None = None
+                     ) -> str | None:
         """An operational notice (a source or destination paused) as one marked line."""
         mark = "\x1b[1;31m!\x1b[0m" if self.ansi else "!"
         print(f"{mark} notice for {route}: {text}", file=self.stream, flush=True)

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.embeds import alert_message, truncate
+from bot.embeds import alert_message, escape, truncate
 from bot.logs import add_secret, redact
 from watchers.delivery import Alert, Sink
 from watchers.errors import (
@@ -123,13 +123,16 @@ class DiscordSink:
         return await self._send(alert.route, alert_message(alert), nonce=alert.nonce,
                                 maybe_sent=alert.maybe_sent)
 
-    async def notice(self, route: str, text: str) -> str | None:
-        """Post a plain operational notice (no mentions) to the route's destination."""
+    async def notice(self, route: str, text: str, *, nonce: str | None = None) -> str | None:
+        """Post a plain operational notice (no mentions, markup shown as written) to the
+        route's destination. ``nonce`` is the outbox row's, so a retry is not posted twice."""
         kwargs: dict[str, Any] = {
-            "content": truncate(redact(text), 2000),
+            "content": truncate("\n".join(escape(line) for line in redact(text).split("\n")),
+                                2000),
             "allowed_mentions": discord.AllowedMentions.none(),
         }
-        return await self._send(route, kwargs, nonce=secrets.token_hex(12), maybe_sent=False)
+        return await self._send(route, kwargs, nonce=nonce or secrets.token_hex(12),
+                                maybe_sent=False)
 
     async def _send(self, route: str, kwargs: dict[str, Any], *, nonce: str, maybe_sent: bool
                     ) -> str | None:

@@ -97,7 +97,8 @@ class Sink(Protocol):
 class NoticeSink(Protocol):
     """A sink that can also post a plain operational notice (a destination paused …)."""
 
-    async def notice(self, route: str, text: str) -> str | None: ...
+    async def notice(self, route: str, text: str, *, nonce: str | None = None
+                     ) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -430,7 +431,7 @@ class DeliveryService:
     async def _notice(self, sink: Sink, row: OutboxRow) -> str | None:
         text = row.text or ""
         if isinstance(sink, NoticeSink):
-            return await sink.notice(row.route, text)
+            return await sink.notice(row.route, text, nonce=row.nonce)
         log.warning("notice for %s: %s", row.route, text)
         return None
 

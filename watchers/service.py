@@ -44,6 +44,21 @@ log = logging.getLogger(__name__)
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
+def _overflow_text(source: str, titles: list[str]) -> str:
+    """The summary of alerts past a poll's cap: how many, and the first titles."""
+    lines = [f"Source {source!r} brought {len(titles)} more matching article(s) in one poll "
+             f"than are posted one by one; they are stored (see /recent and /search):"]
+    size = len(lines[0])
+    for title in titles:
+        line = f"• {title[:150]}"
+        if size + len(line) > 1700:
+            lines.append(f"… and {len(titles) - len(lines) + 1} more")
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class PollReport:
     """What one poll of one source did."""
@@ -353,25 +368,54 @@ class WatchService:
             return PollReport(source=running.name, seen=len(articles), baseline=baseline)
         loop = asyncio.get_running_loop()
         analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh)
-        new = alerts = 0
+        routed = []
         for article, analysis in zip(fresh, analyses, strict=True):
             for rule in analysis.over_budget:
                 self.over_budget[rule] += 1
-                log.warning("rule %s: regex time budget exceeded on article %s (%r); "
-                            "counted as not matching", rule, article.id, article.title[:80])
+                log.warning("rule %s: regex time budget exceeded on article %s (%s); "
+                            "counted as not matching", rule, article.id,
+                            printable(article.title, 80))
             entries: list[OutboxEntry] = []
             if alert_ok is None or article.id in alert_ok:
                 entries = self._route(analysis.matches, rules, mutes)
+            routed.append((article, analysis, entries))
+        routed, overflow = self._cap(routed, running.config.max_alerts_per_poll)
+        new = alerts = 0
+        for article, analysis, entries in routed:
             stored = await self.store.record(article, analysis.matches, entries,
                                              terms=analysis.terms)
             if stored is None:
                 continue
             new += 1
             alerts += sum(1 for e in entries if not e.suppressed)
+        for route, titles in overflow.items():
+            await self.store.add_notice(route, _overflow_text(running.name, titles))
+            alerts += 1
         if alerts:
             self.wake.set()
         return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
                           baseline=baseline)
+
+    @staticmethod
+    def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
+             ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]], dict[str, list[str]]]:
+        """Keep at most ``cap`` alert messages per route from one poll — the newest, since the
+        list runs oldest first. The others lose their outbox entry (article and matches are
+        still recorded) and are listed in one summary per route."""
+        seen: dict[str, int] = defaultdict(int)
+        overflow: dict[str, list[str]] = defaultdict(list)
+        kept: list[tuple[Article, _Analysis, list[OutboxEntry]]] = []
+        for article, analysis, entries in reversed(routed):
+            keep = []
+            for entry in entries:
+                if entry.suppressed or seen[entry.route] < cap:
+                    seen[entry.route] += not entry.suppressed
+                    keep.append(entry)
+                else:
+                    overflow[entry.route].append(article.title)
+            kept.append((article, analysis, keep))
+        kept.reverse()
+        return kept, {route: titles[::-1] for route, titles in overflow.items()}
 
     @staticmethod
     def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],

@@ -20,6 +20,7 @@ class RecordingSink:
         self.alerts.append(alert)
         return f"m{len(self.alerts)}"
 
-    async def notice(self, route: str, text: str) -> str | None:
+    async def notice(self, route: str, text: str, *, nonce: str | None = None
+                     ) -> str | None:
         self.notices.append((route, text))
         return None

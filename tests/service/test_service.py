@@ -348,3 +348,41 @@ async def test_matching_runs_off_the_event_loop(tmp_path: Path) -> None:
             report = (await service.run_once())[0]
     assert report.new == 6 and report.alerts == 6
     assert loop_threads and all(n.startswith("cpu") for n in loop_threads)
+
+
+async def test_a_flood_of_items_posts_at_most_the_cap_and_one_summary(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from watchers.models import Article
+
+    items = [Article(source="flood", guid=str(i), title=f"Troops report {i}", text="troops",
+                     published=datetime(2022, 1, 1, i // 60, i % 60, tzinfo=UTC))
+             for i in range(300)]
+
+    class Flood:
+        name = "flood"
+
+        async def poll(self, cursor: Mapping[str, str]) -> Poll:
+            return Poll(items)
+
+        async def aclose(self) -> None:
+            pass
+
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store)
+        await service.add_source(folder("flood", tmp_path).model_copy(
+            update={"max_alerts_per_poll": 5}), Flood())
+        report = (await service.run_once())[0]
+        assert report.new == 300
+        sink = RecordingSink()
+        await deliver(store, sink).drain()
+        # the newest five, oldest first, then one summary naming the rest
+        assert [a.article.title for a in sink.alerts] == [
+            f"Troops report {i}" for i in range(295, 300)]
+        (route, summary), = sink.notices
+        assert route == "alerts" and "295 more matching article(s)" in summary
+        assert "Troops report 0" in summary and "… and" in summary
+        assert len(summary) < 2000
+        # nothing is lost: every article and match is stored and found
+        assert await store.count_articles() == 300
+        assert (await store.rule_match_counts())["troops"] == 300

@@ -37,8 +37,8 @@ async def test_duplicates_by_guid_link_and_content(store: SqliteStore) -> None:
     # same guid, same link, edited text: an update, not a new story
     edited = art("One", "edited", guid="g1", url="https://ex.org/one")
     assert await put(store, edited) is None
-    # new guid, link differs only by tracking parameters and fragment
-    dup_link = art("One again", "other", guid="g2", url="https://EX.org/one?utm_medium=rss#top")
+    # new guid, same title, link differs only by tracking parameters and fragment: a re-post
+    dup_link = art("One", "other", guid="g2", url="https://EX.org/one?utm_medium=rss#top")
     assert await put(store, dup_link) is None
     # new guid and link, same words (different markup and case)
     assert await put(store, art("ONE", "One  body text", guid="g3")) is None
@@ -48,6 +48,20 @@ async def test_duplicates_by_guid_link_and_content(store: SqliteStore) -> None:
     assert stored_b is not None and stored_b.id != a.id
     assert await store.count_articles() == 2
     assert await store.is_known(b)
+
+
+async def test_items_sharing_one_link_with_their_own_guids_and_titles_are_distinct(
+        store: SqliteStore) -> None:
+    """A live page gives every update the page's link; each has its own guid and title."""
+    live = "https://ex.org/live/ukraine-latest"
+    titles = ["Troops cross the border", "Talks resume in Geneva", "Sanctions announced"]
+    for i, title in enumerate(titles):
+        assert await put(store, art(title, f"update {i}", guid=f"live-{i}", url=live)) is not None
+    assert await store.count_articles() == 3
+    # the same item again, or a copy under a new guid with the same title, is not new
+    assert await put(store, art(titles[0], "update 0", guid="live-0", url=live)) is None
+    assert await put(store, art(titles[1], "update 1 again", guid="live-x", url=live)) is None
+    assert await store.count_articles() == 3
 
 
 async def test_an_id_already_taken_gets_the_content_hash(store: SqliteStore) -> None:

@@ -104,6 +104,9 @@ class SourceConfigBase(BaseModel):
     every: Duration = timedelta(minutes=5)
     enabled: bool = True
     route: str | None = None  # where this source's notices go; defaults to [discord].notices
+    # At most this many alert messages per route from one poll; the rest are recorded (in
+    # /recent, /search) and listed in one summary message, never dropped.
+    max_alerts_per_poll: int = Field(default=25, ge=1)
     # Set by the engine, never by a file: "store" for sources added at run time (Discord).
     origin: Literal["config", "store"] = "config"
     created_by: str | None = None

@@ -1,8 +1,9 @@
 """Articles, their matches, and lookup candidates.
 
 Dedupe (``_duplicate_of``): an article is already known when a stored one has the same content
-fingerprint, the same normalised link, or the same (source, guid) — a guid only when the links
-do not contradict it, since some feeds reuse one guid for distinct items. Each of those is an
+fingerprint, the same normalised link — unless both come from one source with different guids
+and different titles (a live page's items share its link) — or the same (source, guid) — a guid
+only when the links do not contradict it, since some feeds reuse one guid for distinct items. Each of those is an
 indexed lookup, as is every query of ``get_article`` and ``matches_for`` (the per-alert path).
 """
 
@@ -80,9 +81,15 @@ async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | N
     if row := await cur.fetchone():
         return str(row[0])
     if link:
-        cur = await conn.execute("SELECT id FROM articles WHERE link_key = ?", (link,))
-        if row := await cur.fetchone():
-            return str(row[0])
+        # One link is one article unless the items say otherwise: some outlets give every item
+        # of a live page or a section front the same link, each with its own guid and title.
+        cur = await conn.execute(
+            "SELECT id, source, guid, title FROM articles WHERE link_key = ?", (link,))
+        for other_id, other_source, other_guid, other_title in await cur.fetchall():
+            distinct = (article.guid and other_guid and other_source == article.source
+                        and other_guid != article.guid and other_title != article.title)
+            if not distinct:
+                return str(other_id)
     if article.guid:
         # A guid alone is trusted only when the links do not contradict it: some feeds reuse
         # one guid for every item, and those items are distinct.

@@ -1,0 +1,163 @@
+"""What a new user meets: every mistake reported at once with its key, no traceback, and a
+database that disappears or breaks while running named in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.cli.test_cli import EXE, nw
+from tests.conftest import SEEDS
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_check_reports_every_error_at_once(tmp_path: Path) -> None:
+    cfg = write(tmp_path, """
+[storage]
+colour = "blue"
+[[sources]]
+name = "seeds"
+type = "folder"
+path = "not-here"
+[[rules]]
+name = "troops"
+query = "sanctions AND"
+[[rules]]
+name = "deep"
+query = "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((x))))"
+""")
+    res = nw("check", "-c", str(cfg), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "storage.colour: unknown key" in res.stderr  # the unknown key …
+    assert "rules[0].query: expected a term after AND" in res.stderr  # … hides nothing
+    assert "rules[1].query: nesting deeper than 64 levels" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_a_missing_folder_and_an_empty_config_are_reported(tmp_path: Path) -> None:
+    cfg = write(tmp_path, """
+[[sources]]
+name = "seeds"
+type = "folder"
+path = "not-here"
+""")
+    res = nw("check", "-c", str(cfg), cwd=tmp_path)
+    assert res.returncode == 2 and "sources[0].path: no such folder" in res.stderr
+    empty = write(tmp_path, "")
+    res = nw("check", "-c", str(empty), cwd=tmp_path)
+    assert res.returncode == 2 and "nothing to watch" in res.stderr
+
+
+def test_a_rule_without_a_destination_is_an_error_when_a_token_is_set(tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, """
+[[sources]]
+name = "seeds"
+type = "folder"
+path = "seeds"
+[[rules]]
+name = "troops"
+query = "troops"
+channel = "desk"
+""")
+    res = nw("run", "--once", "-c", str(cfg), cwd=tmp_path, env={"DISCORD_TOKEN": "x.y.z"})
+    assert res.returncode == 2, res.stderr
+    assert "rules[0].channel: route 'desk' has no [channels] entry" in res.stderr
+    # without a token the same config prints to the terminal, as the README says
+    assert nw("run", "--once", "-c", str(cfg), cwd=tmp_path).returncode == 0
+
+
+
+def test_search_names_an_unknown_source(tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, """
+[storage]
+path = "nw.db"
+[[sources]]
+name = "seeds"
+type = "folder"
+path = "seeds"
+settle = 0
+[[rules]]
+name = "troops"
+query = "troops"
+""")
+    assert nw("run", "--once", "-c", str(cfg), cwd=tmp_path).returncode == 0
+    res = nw("search", "troops", "--source", "bbc", "-c", str(cfg), cwd=tmp_path)
+    assert res.returncode == 1
+    assert "--source: no articles from a source named 'bbc'; known: seeds" in res.stderr
+
+
+def test_unreadable_items_never_stop_run_or_check_live(tmp_path: Path) -> None:
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Troops move\nTroops moved toward the border.")
+    # a lone surrogate, escaped in JSON, and a NUL: valid JSON, unstorable text
+    (folder / "bad.json").write_text(json.dumps({"title": "Troops \ud800 here",
+                                                 "text": "troops\u0000 everywhere"}))
+    (folder / "bin.txt").write_bytes(b"\x00\x01\x02troops" * 100)
+    cfg = write(tmp_path, """
+[storage]
+path = "nw.db"
+[[sources]]
+name = "seeds"
+type = "folder"
+path = "seeds"
+settle = 0
+[[rules]]
+name = "troops"
+query = "troops"
+""")
+    res = nw("run", "--once", "-c", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stdout.count("▶ ") == 2  # good.txt and the repaired JSON file
+    assert "bin.txt" in res.stderr  # the skipped file is named
+    live = nw("check", "--live", "-c", str(cfg), cwd=tmp_path)
+    assert live.returncode == 0 and "1 unreadable item(s) skipped" in live.stdout
+
+
+def test_a_database_removed_while_running_stops_with_one_line(tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, """
+[storage]
+path = "nw.db"
+[[sources]]
+name = "seeds"
+type = "folder"
+path = "seeds"
+every = "1s"
+settle = 0
+[[rules]]
+name = "troops"
+query = "troops"
+""")
+    proc = subprocess.Popen([*EXE, "run", "-c", str(cfg)], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            if (tmp_path / "nw.db").exists():
+                break
+            time.sleep(0.05)
+        time.sleep(1.5)
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"nw.db{suffix}").unlink(missing_ok=True)
+        (tmp_path / "seeds" / "late.txt").write_text("Late\nMore troops.")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err
+    assert "was removed or replaced while newswatch was running" in err
+    assert "Traceback" not in err
+    assert sys.executable  # the process ended by itself

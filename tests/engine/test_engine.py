@@ -1,0 +1,81 @@
+"""The Engine facade: one call per user action, every bad input refused with the key it names,
+and lookups that answer within their time budget."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SEEDS
+from watchers.config import parse_config
+from watchers.engine import Engine, open_engine
+from watchers.errors import ConfigError, NewswatchError
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = parse_config({
+        "storage": {"path": "nw.db"},
+        "channels": {"alerts": 1, "desk": 2},
+        "sources": [{"name": "seeds", "type": "folder", "path": "seeds", "settle": 0}],
+        "rules": [{"name": "troops", "query": "troops OR soldiers"}],
+    }, base_dir=tmp_path)
+    async with open_engine(cfg, start=False) as e:
+        await e.run_once()
+        yield e
+
+
+@pytest.mark.parametrize("fields, key", [
+    ({"name": "deep", "query": "(" * 200 + "troops" + ")" * 200}, "query"),
+    ({"name": "near", "query": "troops NEAR/² border"}, "query"),
+    ({"name": "big", "query": "troops NEAR/" + "9" * 5000 + " border"}, "query"),
+    ({"name": "bang", "query": "!troops"}, "query"),
+    ({"name": "bad name!", "query": "troops"}, "name"),
+    ({"name": "x", "query": "troops", "severity": "loud"}, "severity"),
+    ({"name": "x", "query": "troops", "channel": "nowhere"}, "channel"),
+    ({"name": "troops", "query": "tanks"}, "name"),
+])
+async def test_a_bad_rule_is_refused_with_its_key_and_never_stored(
+        engine: Engine, fields: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        await engine.add_rule(fields, created_by="1")
+    assert [i.path for i in err.value.issues][0] == key
+    assert await engine.store.list_rules() == []
+    assert engine.rule_names() == ["troops"]
+    # and the next good rule still goes in
+    added = await engine.add_rule({"name": "tanks", "query": "tanks", "channel": "desk"})
+    assert added.origin == "store" and "tanks" in engine.rule_names()
+    assert [r.name for r in await engine.store.list_rules()] == ["tanks"]
+
+
+async def test_a_lookup_answers_within_its_budget_and_says_it_was_cut_short(
+        engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "seeds"
+    for i in range(200):
+        (folder / f"a{i:03d}.txt").write_text(f"Dispatch {i}\n" + "a" * 3000 + "!\n")
+    await engine.run_once()
+    found = await engine.search("/(a|aa)+(b|bb)+$/", budget=0.5, limit=20)
+    assert found.truncated and found.hits == []
+    assert 0 < found.scanned < 205
+    # an ordinary lookup is not cut short
+    troops = await engine.search("troops")
+    assert not troops.truncated and len(troops.hits) == 3
+
+
+async def test_an_unknown_source_is_named(engine: Engine) -> None:
+    with pytest.raises(NewswatchError, match="no source named 'bbc'; known: seeds"):
+        await engine.search("troops", source="bbc")
+
+
+async def test_a_regex_rule_over_budget_is_counted_and_shown(engine: Engine,
+                                                            tmp_path: Path) -> None:
+    await engine.add_rule({"name": "slow", "query": "/(a|aa)+(b|bb)+$/"})
+    (tmp_path / "seeds" / "aaa.txt").write_text("Aaa\n" + "a" * 5000 + "!\n")
+    await engine.run_once()
+    views = {v.rule.name: v for v in await engine.rules()}
+    assert views["slow"].over_budget == 1 and views["troops"].over_budget == 0
+    assert await engine.count_articles() == 6  # the article itself was stored
