@@ -152,7 +152,7 @@ query = "troops"
         for suffix in ("", "-wal", "-shm"):
             (tmp_path / f"nw.db{suffix}").unlink(missing_ok=True)
         (tmp_path / "seeds" / "late.txt").write_text("Late\nMore troops.")
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -43,7 +43,7 @@ async def test_a_bad_rule_is_refused_with_its_key_and_never_stored(
         engine: Engine, fields: dict[str, str], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         await engine.add_rule(fields, created_by="1")
-    assert [i.path for i in err.value.issues][0] == key
+    assert err.value.issues[0].path == key
     assert await engine.store.list_rules() == []
     assert engine.rule_names() == ["troops"]
     # and the next good rule still goes in

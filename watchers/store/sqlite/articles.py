@@ -3,8 +3,9 @@
 Dedupe (``_duplicate_of``): an article is already known when a stored one has the same content
 fingerprint, the same normalised link — unless both come from one source with different guids
 and different titles (a live page's items share its link) — or the same (source, guid) — a guid
-only when the links do not contradict it, since some feeds reuse one guid for distinct items. Each of those is an
-indexed lookup, as is every query of ``get_article`` and ``matches_for`` (the per-alert path).
+only when the links do not contradict it, since some feeds reuse one guid for distinct items.
+Each of those is an indexed lookup, as is every query of ``get_article`` and ``matches_for``
+(the per-alert path).
 """
 
 from __future__ import annotations
