@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.embeds import alert_message, escape, truncate
+from bot.embeds import alert_message, truncate
 from bot.logs import add_secret, redact
 from watchers.delivery import Alert, Sink
 from watchers.errors import (
@@ -98,6 +98,11 @@ def resolve_targets(channels: Mapping[str, int | str], env: Mapping[str, str] | 
     return targets, problems
 
 
+# In a notice, the characters that could make a masked link, a mention, formatting or a quote
+# out of an article's title; our own punctuation ( ) : - . stays as written.
+_NOTICE_MARKUP = re.compile(r"([\\*_~|`>\[\]<@#])")
+
+
 class DiscordSink:
     """Delivers alerts (and operational notices) to the Discord targets of their routes.
 
@@ -127,8 +132,7 @@ class DiscordSink:
         """Post a plain operational notice (no mentions, markup shown as written) to the
         route's destination. ``nonce`` is the outbox row's, so a retry is not posted twice."""
         kwargs: dict[str, Any] = {
-            "content": truncate("\n".join(escape(line) for line in redact(text).split("\n")),
-                                2000),
+            "content": truncate(_NOTICE_MARKUP.sub(r"\\\1", redact(text)), 2000),
             "allowed_mentions": discord.AllowedMentions.none(),
         }
         return await self._send(route, kwargs, nonce=nonce or secrets.token_hex(12),

@@ -10,6 +10,7 @@ pathological query cannot hold the bot. Matching runs in an executor, never on t
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -24,11 +25,16 @@ from watchers.store.base import Store
 
 __all__ = ["Lookup", "SearchHit", "search"]
 
-# How many stored articles a lookup reads at most; newest first.
-SCAN_LIMIT = 20000
 # Seconds a lookup may take in all; the regex share of one article's budget.
 DEFAULT_BUDGET = 5.0
 REGEX_BUDGET = 0.05
+# Best order ranks the newest matches by score: this many at least (or the limit, if larger).
+BEST_POOL = 100
+# Candidates read per page: the first page is about what the limit needs, later ones grow.
+FIRST_PAGE = 32
+MAX_PAGE = 2000
+# The index orders candidates to the whole second, clamped to this range (see CandidatePage).
+MAX_SECOND = (1 << 32) - 1
 
 
 @dataclass(frozen=True)
@@ -52,20 +58,42 @@ class Lookup:
         return len(self.hits)
 
 
-def _confirm(ruleset: RuleSet, candidates: Sequence[Article], *, limit: int, stop_early: bool,
-             deadline: float) -> tuple[list[SearchHit], bool, int]:
-    hits: list[SearchHit] = []
-    scanned = 0
-    for article in candidates:
-        if time.monotonic() > deadline:
-            return hits, True, scanned
-        scanned += 1
-        report = ruleset.match_report(article, regex_budget=REGEX_BUDGET)
-        if report.matches:
-            hits.append(SearchHit(article, report.matches[0]))
-            if stop_early and len(hits) >= limit:
-                break
-    return hits, False, scanned
+def _second(article: Article) -> int:
+    when = article.published or article.fetched_at
+    return max(0, min(MAX_SECOND, math.floor(when.timestamp())))
+
+
+class _Confirm:
+    """Confirms candidates page by page, newest first, until ``want`` hits are certain.
+
+    Pages are ordered to the whole second only, so once ``want`` hits are in, the candidates
+    of the same second as the last of them are still read: one of them may be newer."""
+
+    def __init__(self, ruleset: RuleSet, want: int, deadline: float) -> None:
+        self.ruleset = ruleset
+        self.want = want
+        self.deadline = deadline
+        self.hits: list[SearchHit] = []
+        self.scanned = 0
+        self.cutoff: int | None = None  # the second of the want-th hit
+        self.truncated = False
+
+    def page(self, articles: Sequence[Article]) -> bool:
+        """Confirm a page; True once the answer is complete (or the time is up)."""
+        for article in articles:
+            second = _second(article)
+            if self.cutoff is not None and second < self.cutoff:
+                return True
+            if time.monotonic() > self.deadline:
+                self.truncated = True
+                return True
+            self.scanned += 1
+            report = self.ruleset.match_report(article, regex_budget=REGEX_BUDGET)
+            if report.matches:
+                self.hits.append(SearchHit(article, report.matches[0]))
+                if len(self.hits) == self.want:
+                    self.cutoff = second
+        return False
 
 
 async def search(
@@ -81,19 +109,38 @@ async def search(
     budget: float = DEFAULT_BUDGET,
     executor: Executor | None = None,
 ) -> Lookup:
-    """Stored articles that match ``query``; raises QuerySyntaxError for a bad query."""
+    """Stored articles that match ``query``; raises QuerySyntaxError for a bad query.
+
+    Newest first: the ``limit`` newest matches, exactly those a full scan finds. Best order:
+    the newest ``max(limit, BEST_POOL)`` matches ranked by score (ties newest first), which
+    is every match when there are no more than that."""
     started = time.monotonic()
     node = parse(query)  # fail fast, before touching the store
     alias_map = {k: list(v) for k, v in (aliases or {}).items()}
     ruleset = RuleSet([Rule(name="query", query=query, threshold=threshold)], aliases=alias_map)
     fts = index_query(node, shipped_aliases(alias_map))
-    candidates = await store.candidates(fts=fts, since=since, source=source, limit=SCAN_LIMIT)
+    want = limit if order == "newest" else max(limit, BEST_POOL)
+    confirm = _Confirm(ruleset, max(1, want), started + budget)
     loop = asyncio.get_running_loop()
-    hits, truncated, scanned = await loop.run_in_executor(
-        executor,
-        lambda: _confirm(ruleset, candidates, limit=limit, stop_early=order == "newest",
-                         deadline=started + budget),
-    )
+    after: str | None = None
+    size = max(FIRST_PAGE, 2 * want)
+    while True:
+        if time.monotonic() > confirm.deadline:
+            confirm.truncated = True
+            break
+        page = await store.candidate_page(fts=fts, since=since, source=source, after=after,
+                                          limit=min(size, MAX_PAGE))
+        done = await loop.run_in_executor(executor, confirm.page, page.articles)
+        if done or page.next is None:
+            break
+        after = page.next
+        size *= 4
+    # Candidates come ordered to the second; within one, newest first by the stored time.
+    hits = sorted(confirm.hits, key=lambda h: _sort_time(h.article), reverse=True)
     if order == "best":
         hits.sort(key=lambda h: h.match.score, reverse=True)
-    return Lookup(hits[:limit], truncated, scanned)
+    return Lookup(hits[:limit], confirm.truncated, confirm.scanned)
+
+
+def _sort_time(article: Article) -> datetime:
+    return article.published or article.fetched_at

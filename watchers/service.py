@@ -8,9 +8,9 @@ never stops the others. The first poll of a feed records a baseline without aler
 (``backfill`` newest items do alert); a folder alerts on what it finds.
 
 The service talks to delivery only through the store: it writes articles, matches and outbox
-rows (alerts, notices) in one transaction per article and then sets ``wake``. Each outbox row
-carries the rules that fired *as they were when they matched*, so a rule edited later does not
-change how an earlier alert looks.
+rows (alerts, notices) — each article whole with its matches and alerts, a few hundred articles
+per transaction — and then sets ``wake``. Each outbox row carries the rules that fired *as they
+were when they matched*, so a rule edited later does not change how an earlier alert looks.
 
 Matching, tokenising for the lookup index and anything else CPU-bound runs in ``executor``
 (a small thread pool), never on the event loop, so a poll of a large feed cannot stall Discord.
@@ -32,16 +32,31 @@ from watchers.config import RuleConfig, SourceConfig
 from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.models import Article, Match
 from watchers.rules import Rule, RuleSet
-from watchers.rules.lookup import index_terms
+from watchers.rules.text import FieldText
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
-from watchers.store.base import OutboxEntry, SourceState, Store
+from watchers.store.base import ArticleRecord, OutboxEntry, SourceState, Store
 
 __all__ = ["PollReport", "WatchService"]
 
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+# Articles per write transaction: a poll of thousands is written in a few short transactions
+# rather than one per article, and none holds the write lock for long.
+INGEST_BATCH = 500
+
+
+def lookup_terms(*fields: str) -> str:
+    """:func:`watchers.rules.lookup.index_terms`, from the matcher's own field tokenising (the
+    same keys and norms, fewer objects built)."""
+    words: set[str] = set()
+    for text in fields:
+        ft = FieldText.of(text)
+        words.update(ft.keys)
+        words.update(ft.norms)
+    words.discard("")
+    return " ".join(sorted(words))
 
 
 def _overflow_text(source: str, titles: list[str]) -> str:
@@ -349,7 +364,7 @@ class WatchService:
         out = []
         for article in articles:
             report = ruleset.match_report(article, regex_budget=self.regex_budget)
-            out.append(_Analysis(report.matches, index_terms(article.title, article.text),
+            out.append(_Analysis(report.matches, lookup_terms(article.title, article.text),
                                  report.over_budget))
         return out
 
@@ -363,7 +378,9 @@ class WatchService:
         backfill = getattr(running.config, "backfill", 0)
         alert_ok = {a.id for a in newest_first[:backfill]} if baseline else None
         # Oldest first, so alerts go out in the order the stories appeared.
-        fresh = [a for a in reversed(newest_first) if not await self.store.is_known(a)]
+        oldest_first = newest_first[::-1]
+        known = await self.store.known(oldest_first)
+        fresh = [a for a, k in zip(oldest_first, known, strict=True) if not k]
         if not fresh:
             return PollReport(source=running.name, seen=len(articles), baseline=baseline)
         loop = asyncio.get_running_loop()
@@ -381,13 +398,18 @@ class WatchService:
             routed.append((article, analysis, entries))
         routed, overflow = self._cap(routed, running.config.max_alerts_per_poll)
         new = alerts = 0
-        for article, analysis, entries in routed:
-            stored = await self.store.record(article, analysis.matches, entries,
-                                             terms=analysis.terms)
-            if stored is None:
-                continue
-            new += 1
-            alerts += sum(1 for e in entries if not e.suppressed)
+        # Whole articles per transaction, a bounded number per transaction: a crash loses at
+        # most the batch being written, and the source's cursor (saved after this returns)
+        # brings it back on the next poll; the batches already committed are then known.
+        for start in range(0, len(routed), INGEST_BATCH):
+            batch = routed[start : start + INGEST_BATCH]
+            stored = await self.store.record_many(
+                [ArticleRecord(article, analysis.matches, entries, analysis.terms)
+                 for article, analysis, entries in batch])
+            for (_, _, entries), kept in zip(batch, stored, strict=True):
+                if kept is not None:
+                    new += 1
+                    alerts += sum(1 for e in entries if not e.suppressed)
         for route, titles in overflow.items():
             await self.store.add_notice(route, _overflow_text(running.name, titles))
             alerts += 1

@@ -63,7 +63,9 @@ def config(emu: DiscordEmulator, **extra: Any) -> dict[str, Any]:
         "channels": {"alerts": emu.channel("alerts").id, "desk": emu.channel("general").id,
                      "ops": emu.channel("ops").id,
                      "hook": f"https://discord.com/api/webhooks/{HOOK_ID}/{HOOK_TOKEN}"},
-        "sources": [{"name": "wire", "type": "folder", "path": "wire", "every": "1s"}],
+        # bursts here test delivery itself, so the per-poll message cap is set out of the way
+        "sources": [{"name": "wire", "type": "folder", "path": "wire", "every": "1s",
+                     "max_alerts_per_poll": 1000}],
         "rules": [{"name": t, "query": t, "channel": route} for t, route in TOPICS.items()],
         **extra,
     }

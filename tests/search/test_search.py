@@ -20,7 +20,8 @@ from watchers.store import SqliteStore
 WORDS = ["troops", "troop", "kyiv", "kiev", "russia", "nato", "sanctions", "talks", "donbas",
          "cyberattack", "attack", "minister", "government", "election", "football", "bank",
          "oil", "prices", "moscow", "ukraine", "expansion", "border", "mobili*", "gov*",
-         '"prime minister"', '"security guarantees"', "kyiv~", "sanctoins~", "/\\d{4}/"]
+         '"prime minister"', '"security guarantees"', "kyiv~", "sanctoins~", "/\\d{4}/",
+         "title:troops", "text:kyiv", "title:gov*", "/ukrain(e|ian)/"]
 
 NEAR_OK = [w for w in WORDS if not w.startswith("/")]
 

@@ -189,9 +189,11 @@ class _RegexScreen:
             return found
         lowered = [_screen_form(t) for t in texts if t]
         if self._db is None:
-            for lit, pats in self.literals.items():
-                if any(lit in t for t in lowered):
-                    found.update(pats)
+            # One string to search: a literal never holds NUL, so none is found across a join.
+            text = "\x00".join(lowered)
+            literals = self.literals
+            for lit in [lit for lit in self._ordered if lit in text]:
+                found.update(literals[lit])
             return found
         seen: set[int] = set()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, KeysView, Mapping, Sequence
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import itemgetter
 from typing import NamedTuple, cast, overload
 
@@ -116,13 +116,11 @@ class _Folded(NamedTuple):
     norm: str
     key: str
     parts: tuple[tuple[str, str, int, int], ...]  # (norm, key, start, end) within the word
+    odd: bool  # not one plain token: a compound with parts, or no key at all
 
 
 _FOLDED: dict[str, _Folded] = {}
 _FOLDED_LIMIT = 300_000
-# Cached raw words that are not one plain token (a compound with parts, or no key at all): a
-# field with none of them takes FieldText's short path.
-_IRREGULAR: set[str] = set()
 
 
 def _fold_word(raw: str) -> _Folded:
@@ -131,10 +129,7 @@ def _fold_word(raw: str) -> _Folded:
     if f is None:
         if len(_FOLDED) >= _FOLDED_LIMIT:
             _FOLDED.clear()
-            _IRREGULAR.clear()
         f = _FOLDED[raw] = _fold_uncached(raw)
-        if f.parts or not f.key:
-            _IRREGULAR.add(raw)
     return f
 
 
@@ -148,7 +143,7 @@ def _fold_uncached(raw: str) -> _Folded:
     if "." in folded or "," in folded:
         # Acronyms and numbers: U.S. → us, 100,000 → 100000 (a decimal point is kept).
         joined = folded.replace(",", "") if folded[0].isdigit() else folded.replace(".", "")
-        return _Folded(joined, joined, ())
+        return _Folded(joined, joined, (), not joined)
     joined = _APOSTROPHES.sub("", _HYPHENS.sub("", folded))
     parts: list[tuple[str, str, int, int]] = []
     if _HYPHENS.search(base):
@@ -158,7 +153,8 @@ def _fold_uncached(raw: str) -> _Folded:
             if p_norm:
                 parts.append((p_norm, fold_plural(fold_spelling(p_norm)), pos, pos + len(piece)))
             pos += len(piece) + 1
-    return _Folded(joined, fold_plural(fold_spelling(joined)), tuple(parts))
+    key = fold_plural(fold_spelling(joined))
+    return _Folded(joined, key, tuple(parts), bool(parts) or not key)
 
 
 def norm(word: str) -> str:
@@ -185,6 +181,7 @@ class Token(NamedTuple):
 _new = tuple.__new__
 _NORM: Callable[[_Folded], str] = itemgetter(0)
 _KEY: Callable[[_Folded], str] = itemgetter(1)
+_ODD: Callable[[_Folded], bool] = itemgetter(3)
 
 
 class _Tokens(Sequence[Token]):
@@ -296,11 +293,8 @@ class FieldText:
         folded = cast("list[_Folded]", cached)
         if None in cached:
             folded = [f or _fold_word(r) for f, r in zip(cached, raws, strict=True)]
-            # Folding may have cleared the cache (and _IRREGULAR) on the way: look directly.
-            odd = [m for m, f in enumerate(folded) if not f[1] or f[2]]
-        else:
-            found = _IRREGULAR.intersection(raws)
-            odd = sorted(m for w in found for m in _indexes(raws, w)) if found else []
+        odd_flags = list(map(_ODD, folded))
+        odd = list(compress(range(len(raws)), odd_flags)) if any(odd_flags) else []
         keys = list(map(_KEY, folded))
         norms = list(map(_NORM, folded))
         heads: list[tuple[int, int]] = []  # (token number, parts) of each compound
@@ -352,17 +346,6 @@ class FieldText:
             ft.pos = ft.last = range(len(keys))
         ft.by_key = KeyIndex(keys)
         return ft
-
-
-def _indexes(items: list[str], value: str) -> Iterator[int]:
-    """Every index of ``value`` in ``items``, each found by a scan in C."""
-    i = -1
-    try:
-        while True:
-            i = items.index(value, i + 1)
-            yield i
-    except ValueError:
-        return
 
 
 def tokenize(text: str, by_key: dict[str, list[int]] | None = None) -> list[Token]:

@@ -25,7 +25,9 @@ from watchers.models import Article, Match
 
 __all__ = [
     "AlertState",
+    "ArticleRecord",
     "ArticleStore",
+    "CandidatePage",
     "OutboxEntry",
     "OutboxKind",
     "OutboxRow",
@@ -47,6 +49,17 @@ class OutboxEntry:
     route: str
     rules: tuple[RuleConfig, ...]
     suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """One new article to store with everything written beside it: its matches, its outbox
+    entries and its lookup terms (see :meth:`ArticleStore.record`)."""
+
+    article: Article
+    matches: Sequence[Match]
+    alerts: Sequence[OutboxEntry]
+    terms: str
 
 
 @dataclass(frozen=True)
@@ -85,10 +98,24 @@ class SourceState:
     skipped: int = 0  # items the source could not read, in all
 
 
+@dataclass(frozen=True)
+class CandidatePage:
+    """One page of lookup candidates, newest first (``sort_at`` descending; among equal
+    ``sort_at``, the later stored first), and the cursor of the next page (None: no more).
+
+    Pages may be uneven, even empty with a cursor, when filters drop rows; every article is
+    on exactly one page, and the order holds across pages to the second: an article on a later
+    page has a ``sort_at`` no later than the whole second of any on an earlier page."""
+
+    articles: list[Article]
+    next: str | None
+
+
 class ArticleStore(Protocol):
     """Articles, their matches, and the candidates a lookup reads."""
 
     async def is_known(self, article: Article) -> bool: ...
+    async def known(self, articles: Sequence[Article]) -> list[bool]: ...
     async def record(
         self,
         article: Article,
@@ -97,6 +124,7 @@ class ArticleStore(Protocol):
         *,
         terms: str,
     ) -> Article | None: ...
+    async def record_many(self, records: Sequence[ArticleRecord]) -> list[Article | None]: ...
     async def get_article(self, article_id: str) -> Article | None: ...
     async def matches_for(self, article_id: str) -> list[Match]: ...
     async def count_articles(self) -> int: ...
@@ -112,6 +140,15 @@ class ArticleStore(Protocol):
         source: str | None = None,
         limit: int = 2000,
     ) -> list[Article]: ...
+    async def candidate_page(
+        self,
+        *,
+        fts: str | None,
+        since: datetime | None = None,
+        source: str | None = None,
+        after: str | None = None,
+        limit: int = 200,
+    ) -> CandidatePage: ...
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]: ...
 
 

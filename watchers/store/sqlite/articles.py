@@ -11,26 +11,49 @@ Each of those is an indexed lookup, as is every query of ``get_article`` and ``m
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import aiosqlite
 
 from watchers.models import Article, Hit, Match
-from watchers.store.base import OutboxEntry
+from watchers.store.base import ArticleRecord, CandidatePage, OutboxEntry
 from watchers.store.sqlite._db import Db, Tx, dt, dump_model, iso, now
+from watchers.store.sqlite.schema import INDEX_MAX_SECOND, INDEX_ROWID_BITS, INDEX_ROWID_MASK
 from watchers.urls import normalise_link
 
 __all__ = ["ArticlesMixin", "prefix_successor"]
 
+# The most candidates one page reads (bounds one statement's time and memory).
+CANDIDATE_PAGE_MAX = 2000
 # Shortest id prefix that get_article resolves (what /article accepts).
 MIN_PREFIX = 6
 
 ARTICLE_COLS = "id, source, guid, url, title, text, published, fetched_at, content_hash"
 # The same columns qualified, for queries that join articles (as ``a``) with another table.
 ARTICLE_COLS_A = ", ".join("a." + c.strip() for c in ARTICLE_COLS.split(","))
+
+
+def _index_second(when: datetime) -> int:
+    """The whole second of the lookup index key for ``when`` (see :mod:`.schema`)."""
+    return max(0, min(INDEX_MAX_SECOND, math.floor(when.timestamp())))
+
+
+def _cursor_key(cursor: str) -> int:
+    if not cursor.startswith("k") or not cursor[1:].isdigit():
+        raise ValueError(f"not a lookup index cursor: {cursor!r}")
+    return int(cursor[1:])
+
+
+def _cursor_position(cursor: str) -> tuple[str, int]:
+    sort_at, _, rowid = cursor[1:].partition(" ")
+    if not cursor.startswith("s") or not rowid.isdigit():
+        raise ValueError(f"not an articles cursor: {cursor!r}")
+    return sort_at, int(rowid)
 
 
 def article_of(row: Iterable[Any]) -> Article:
@@ -71,8 +94,13 @@ def prefix_successor(prefix: str) -> str | None:
     return None
 
 
+# A poll's links are normalised for the dedupe read before matching and again in the batch that
+# records them; the function is pure and costs more than a lookup.
+_link_key = lru_cache(maxsize=20_000)(normalise_link)
+
+
 def _identity(article: Article) -> tuple[str | None, str]:
-    link = normalise_link(article.url) if article.url else None
+    link = _link_key(article.url) if article.url else None
     return link, article.content_hash
 
 
@@ -104,6 +132,77 @@ async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | N
     return None
 
 
+# Rows per IN (...) list: far below SQLite's limit of 32,766 bound parameters.
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class _Identities:
+    """What :func:`_duplicate_of` would find for a batch, answered from a few reads.
+
+    ``load`` fetches every stored row that shares a content hash, a link or a (source, guid)
+    with an article of the batch (one indexed read of each kind per chunk); ``duplicate`` then
+    applies :func:`_duplicate_of`'s rules to those rows and to the articles ``add``-ed so far, so
+    an article that repeats an earlier one of the same batch is a duplicate too.
+    """
+
+    def __init__(self) -> None:
+        self.hashes: set[str] = set()
+        self.by_link: dict[str, list[tuple[str, str | None, str]]] = {}  # source, guid, title
+        self.by_guid: dict[tuple[str, str], list[str | None]] = {}  # link_key
+
+    async def load(self, conn: aiosqlite.Connection, articles: Sequence[Article]) -> None:
+        for chunk in _chunks(articles):
+            hashes = list({a.content_hash for a in chunk})
+            cur = await conn.execute(
+                f"SELECT content_hash FROM articles WHERE content_hash IN "
+                f"({','.join('?' * len(hashes))})", hashes)
+            self.hashes.update(str(h) for (h,) in await cur.fetchall())
+            links = list({link for a in chunk if (link := _identity(a)[0])})
+            if links:
+                cur = await conn.execute(
+                    f"SELECT link_key, source, guid, title FROM articles WHERE link_key IN "
+                    f"({','.join('?' * len(links))})", links)
+                for link, source, guid, title in await cur.fetchall():
+                    self.by_link.setdefault(link, []).append((source, guid, title))
+            pairs = list({(a.source, a.guid) for a in chunk if a.guid})
+            if pairs:
+                cur = await conn.execute(
+                    "SELECT source, guid, link_key FROM articles WHERE (source, guid) IN "
+                    f"(VALUES {','.join(['(?,?)'] * len(pairs))})",
+                    [v for pair in pairs for v in pair])
+                for source, guid, link in await cur.fetchall():
+                    self.by_guid.setdefault((source, guid), []).append(link)
+
+    def duplicate(self, article: Article) -> bool:
+        link, content = _identity(article)
+        if content in self.hashes:
+            return True
+        if link:
+            for other_source, other_guid, other_title in self.by_link.get(link, ()):
+                distinct = (article.guid and other_guid and other_source == article.source
+                            and other_guid != article.guid and other_title != article.title)
+                if not distinct:
+                    return True
+        if article.guid:
+            for other_link in self.by_guid.get((article.source, article.guid), ()):
+                if not link or not other_link or other_link == link:
+                    return True
+        return False
+
+    def add(self, article: Article) -> None:
+        link, content = _identity(article)
+        self.hashes.add(content)
+        if link:
+            self.by_link.setdefault(link, []).append((article.source, article.guid, article.title))
+        if article.guid:
+            self.by_guid.setdefault((article.source, article.guid), []).append(link)
+
+
 async def insert_alerts(tx: Tx, article_id: str, alerts: Sequence[OutboxEntry],
                         at: datetime) -> None:
     for a in alerts:
@@ -126,6 +225,16 @@ class ArticlesMixin:
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
 
+    async def known(self, articles: Sequence[Article]) -> list[bool]:
+        """:meth:`is_known` for each article (against stored articles only), in a few reads."""
+
+        async def check(conn: aiosqlite.Connection) -> list[bool]:
+            seen = _Identities()
+            await seen.load(conn, articles)
+            return [seen.duplicate(a) for a in articles]
+
+        return await self._db.read(check) if articles else []
+
     async def record(
         self,
         article: Article,
@@ -141,34 +250,74 @@ class ArticlesMixin:
         differ when another item already holds the same id), or None if it duplicates a stored
         article.
         """
-        link, content = _identity(article)
+        (stored,) = await self.record_many([ArticleRecord(article, matches, alerts, terms)])
+        return stored
+
+    async def record_many(self, records: Sequence[ArticleRecord]) -> list[Article | None]:
+        """:meth:`record` for each of ``records``, in order, in one transaction: all of them
+        are stored (or found duplicate) or, on an error, none. An article that duplicates an
+        earlier one of the same batch is a duplicate too. The caller bounds the batch (a
+        transaction holds the write lock until it commits)."""
+        if not records:
+            return []
         at = now()
+        when = iso(at)
+        out: list[Article | None] = []
         async with self._db.tx() as tx:
-            if await _duplicate_of(tx.conn, article) is not None:
-                return None
-            if await tx.fetchone("SELECT 1 FROM articles WHERE id = ?", (article.id,)):
-                article = Article(**{**article.model_dump(), "id": content[:16]})
-            sort_at = article.published or article.fetched_at
-            cur = await tx.execute(
-                "INSERT INTO articles (id, source, guid, url, link_key, title, text, published, "
-                "fetched_at, sort_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
+            seen = _Identities()
+            await seen.load(tx.conn, [r.article for r in records])
+            ids = list({r.article.id for r in records})
+            taken: set[str] = set()
+            for chunk in _chunks(ids):
+                rows = await tx.fetchall(
+                    f"SELECT id FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                taken.update(str(i) for (i,) in rows)
+            articles, terms, matches, alerts = [], [], [], []
+            for rec in records:
+                article = rec.article
+                if seen.duplicate(article):
+                    out.append(None)
+                    continue
+                seen.add(article)
+                link, content = _identity(article)
+                if article.id in taken:
+                    article = Article(**{**article.model_dump(), "id": content[:16]})
+                taken.add(article.id)
+                sort_at = article.published or article.fetched_at
+                articles.append((
                     article.id, article.source, article.guid, article.url, link, article.title,
-                    article.text, iso(article.published), iso(article.fetched_at),
-                    iso(sort_at), content,
-                ),
-            )
-            await tx.execute("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)",
-                             (cur.lastrowid, terms))
-            for m in matches:
-                hits = json.dumps([h.model_dump() for h in m.hits])
-                await tx.execute(
+                    article.text, iso(article.published), iso(article.fetched_at), iso(sort_at),
+                    content,
+                ))
+                terms.append((rec.terms, article.id))
+                for m in rec.matches:
+                    hits = json.dumps([h.model_dump() for h in m.hits])
+                    matches.append((article.id, m.rule, m.score, hits, when))
+                for a in rec.alerts:
+                    rules = "[" + ", ".join(dump_model(r) for r in a.rules) + "]"
+                    alerts.append((article.id, a.route, rules,
+                                   "suppressed" if a.suppressed else "pending",
+                                   secrets.token_hex(12), when, when))
+                out.append(article)
+            if articles:
+                await tx.executemany(
+                    "INSERT INTO articles (id, source, guid, url, link_key, title, text, "
+                    "published, fetched_at, sort_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    articles)
+                # The lookup index shares the articles' rowids, assigned by the insert above.
+                await tx.executemany(
+                    "INSERT INTO article_terms (rowid, terms) "
+                    "SELECT rowid, ? FROM articles WHERE id = ?", terms)
+            if matches:
+                await tx.executemany(
                     "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
-                    "VALUES (?,?,?,?,?)",
-                    (article.id, m.rule, m.score, hits, iso(at)),
-                )
-            await insert_alerts(tx, article.id, alerts, at)
-        return article
+                    "VALUES (?,?,?,?,?)", matches)
+            if alerts:
+                # In article order: the outbox's ids are the order delivery sends them in.
+                await tx.executemany(
+                    "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, "
+                    "created_at, updated_at) VALUES ('alert',?,?,?,?,?,?,?)", alerts)
+        return out
 
     async def count_articles(self) -> int:
         rows = await self._db.fetchall("SELECT count(*) FROM articles")
@@ -237,27 +386,95 @@ class ArticlesMixin:
         limit: int = 2000,
     ) -> list[Article]:
         """Articles that may match, newest first: those the index query ``fts`` finds (see
-        :func:`watchers.rules.lookup.index_query`), or all when it is None."""
-        where: list[str] = []
-        params: list[Any] = []
+        :func:`watchers.rules.lookup.index_query`), or all when it is None; at most ``limit``."""
+        out: list[Article] = []
+        after: str | None = None
+        while len(out) < limit:
+            page = await self.candidate_page(fts=fts, since=since, source=source, after=after,
+                                             limit=min(limit - len(out), CANDIDATE_PAGE_MAX))
+            out += page.articles
+            if page.next is None:
+                break
+            after = page.next
+        return out[:limit]
+
+    async def candidate_page(
+        self,
+        *,
+        fts: str | None,
+        since: datetime | None = None,
+        source: str | None = None,
+        after: str | None = None,
+        limit: int = 200,
+    ) -> CandidatePage:
+        """One page of :meth:`candidates`: at most ``limit`` candidates read from the index (or
+        from the articles when ``fts`` is None) after the cursor ``after``, newest first.
+
+        The index is keyed in date order (see :mod:`.schema`), so a page reads only its own
+        ``limit`` entries of a term's document list, from the newest down, however many
+        articles the term has; the articles are then read by rowid. Without an index query the
+        articles are read down the ``sort_at`` index from the cursor."""
         if fts:
-            sql = (
-                f"SELECT {ARTICLE_COLS_A} FROM article_terms t JOIN articles a "
-                "ON a.rowid = t.rowid WHERE article_terms MATCH ?"
-            )
-            params.append(fts)
-        else:
-            sql = f"SELECT {ARTICLE_COLS_A} FROM articles a WHERE 1"
-        if since:
-            where.append("a.sort_at >= ?")
-            params.append(iso(since))
-        if source:
-            where.append("a.source = ?")
-            params.append(source)
-        sql += "".join(f" AND {w}" for w in where) + " ORDER BY a.sort_at DESC LIMIT ?"
+            return await self._index_page(fts, since, source, after, limit)
+        return await self._scan_page(since, source, after, limit)
+
+    async def _index_page(self, fts: str, since: datetime | None, source: str | None,
+                          after: str | None, limit: int) -> CandidatePage:
+        sql = "SELECT rowid FROM article_index WHERE article_index MATCH ?"
+        params: list[Any] = [fts]
+        if after is not None:
+            sql += " AND rowid < ?"
+            params.append(_cursor_key(after))
+        if since is not None:
+            sql += " AND rowid >= ?"
+            params.append(_index_second(since) << INDEX_ROWID_BITS)
+        sql += " ORDER BY rowid DESC LIMIT ?"
         params.append(limit)
-        rows = await self._db.fetchall(sql, params, what="search index rejected the query")
-        return [article_of(r) for r in rows]
+        keys = [int(k) for (k,) in await self._db.fetchall(
+            sql, params, what="search index rejected the query")]
+        if not keys:
+            return CandidatePage([], None)
+        where = ""
+        extra: list[Any] = []
+        if since is not None:
+            where += " AND sort_at >= ?"
+            extra.append(iso(since))
+        if source is not None:
+            where += " AND source = ?"
+            extra.append(source)
+        by_rowid: dict[int, Article] = {}
+        rowids = [k & INDEX_ROWID_MASK for k in keys]
+        for at in range(0, len(rowids), 500):  # under SQLite's bound-parameter limit
+            chunk = rowids[at:at + 500]
+            rows = await self._db.fetchall(
+                f"SELECT rowid, {ARTICLE_COLS} FROM articles "
+                f"WHERE rowid IN ({','.join('?' * len(chunk))}){where}", [*chunk, *extra])
+            by_rowid.update((int(r[0]), article_of(r[1:])) for r in rows)
+        found = [by_rowid[r] for r in rowids if r in by_rowid]
+        return CandidatePage(found, f"k{keys[-1]}" if len(keys) == limit else None)
+
+    async def _scan_page(self, since: datetime | None, source: str | None, after: str | None,
+                         limit: int) -> CandidatePage:
+        sql = f"SELECT rowid, {ARTICLE_COLS} FROM articles WHERE 1"
+        params: list[Any] = []
+        if after is not None:
+            sort_at, rowid = _cursor_position(after)
+            sql += " AND (sort_at, rowid) < (?, ?)"
+            params += [sort_at, rowid]
+        if since is not None:
+            sql += " AND sort_at >= ?"
+            params.append(iso(since))
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        sql += " ORDER BY sort_at DESC, rowid DESC LIMIT ?"
+        params.append(limit)
+        rows = await self._db.fetchall(sql, params)
+        found = [article_of(r[1:]) for r in rows]
+        if len(rows) < limit:
+            return CandidatePage(found, None)
+        last = found[-1]
+        return CandidatePage(found, f"s{iso(last.published or last.fetched_at)} {rows[-1][0]}")
 
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         rows = await self._db.fetchall(

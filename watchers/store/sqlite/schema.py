@@ -17,14 +17,42 @@ from collections.abc import Awaitable, Callable
 from watchers.errors import StoreError
 from watchers.store.sqlite._db import Db, Tx
 
-__all__ = ["APPLICATION_ID", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "TermsOf", "check", "upgrade"]
+__all__ = [
+    "APPLICATION_ID", "FRESH", "INDEX_KEY_SQL", "INDEX_MAX_SECOND", "INDEX_ROWID_BITS",
+    "INDEX_ROWID_MASK", "MIGRATIONS", "SCHEMA_VERSION", "TermsOf", "check", "upgrade",
+]
 
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
 TermsOf = Callable[[str, str], str]
+
+# The lookup index (``article_index``) is keyed in date order, so that FTS5, which walks a
+# term's documents in rowid order, yields the newest first and a lookup stops as soon as it has
+# enough: the key is the article's ``sort_at`` in whole seconds (clamped to 1970..2106) times
+# 2**31 plus its rowid, unique and decodable (``key & INDEX_ROWID_MASK`` is the rowid; rowids
+# stop at 2**31 - 1). Writers still insert ``(articles.rowid, terms)`` into ``article_terms``,
+# a view whose trigger computes the key, after the article row.
+INDEX_ROWID_BITS = 31
+INDEX_ROWID_MASK = (1 << INDEX_ROWID_BITS) - 1
+INDEX_MAX_SECOND = (1 << 32) - 1
+INDEX_KEY_SQL = (
+    f"max(0, min({INDEX_MAX_SECOND}, CAST(strftime('%s', substr(a.sort_at, 1, 19)) AS INTEGER)))"
+    f" * {1 << INDEX_ROWID_BITS} + a.rowid"
+)
+ARTICLE_TERMS = f"""
+CREATE VIEW article_terms(rowid, terms) AS SELECT NULL, NULL WHERE 0;
+CREATE TRIGGER article_terms_insert INSTEAD OF INSERT ON article_terms BEGIN
+    SELECT RAISE(ABORT, 'article_terms: no stored article has this rowid')
+        WHERE NOT EXISTS (SELECT 1 FROM articles WHERE rowid = NEW.rowid);
+    SELECT RAISE(ABORT, 'article_terms: article rowid out of the index key range')
+        WHERE NEW.rowid < 1 OR NEW.rowid > {INDEX_ROWID_MASK};
+    INSERT INTO article_index (rowid, terms)
+        SELECT {INDEX_KEY_SQL}, NEW.terms FROM articles a WHERE a.rowid = NEW.rowid;
+END;
+"""
 
 FRESH = """
 CREATE TABLE articles (
@@ -44,9 +72,10 @@ CREATE TABLE articles (
 CREATE INDEX articles_guid ON articles(source, guid);
 CREATE INDEX articles_link ON articles(link_key);
 CREATE INDEX articles_sort ON articles(sort_at);
-CREATE VIRTUAL TABLE article_terms USING fts5(
+CREATE VIRTUAL TABLE article_index USING fts5(
     terms, content='', tokenize="unicode61 remove_diacritics 0"
 );
+""" + ARTICLE_TERMS + """
 CREATE TABLE matches (
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     rule TEXT NOT NULL,
@@ -218,8 +247,30 @@ async def m4(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     await tx.script("DROP TABLE user_rules; DROP TABLE user_sources;")
 
 
+async def m5(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """The lookup index is keyed in date order (see ``INDEX_KEY_SQL``) so that a lookup reads
+    the newest candidates first and stops early. The terms move from the old index as they are
+    (read back through an ``fts5vocab`` table, which a contentless index allows), so no article
+    is re-tokenised; ``article_terms`` becomes the view writers insert into."""
+    await tx.script("""
+        CREATE VIRTUAL TABLE article_index USING fts5(
+            terms, content='', tokenize="unicode61 remove_diacritics 0"
+        );
+        CREATE VIRTUAL TABLE temp.article_terms_v4 USING fts5vocab(
+            main, article_terms, instance
+        );
+    """)
+    await tx.execute(
+        f"INSERT INTO article_index (rowid, terms) SELECT {INDEX_KEY_SQL}, v.terms FROM "
+        "(SELECT doc, group_concat(term, ' ') AS terms FROM temp.article_terms_v4 "
+        "GROUP BY doc) v JOIN articles a ON a.rowid = v.doc"
+    )
+    await tx.script("DROP TABLE temp.article_terms_v4; DROP TABLE article_terms;")
+    await tx.script(ARTICLE_TERMS)
+
+
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
-MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4}
+MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5}
 
 
 async def _header(db: Db) -> tuple[int, int, int]:

@@ -1,0 +1,136 @@
+"""The 1,000,000-article benchmark store (``make scale``), built once and cached.
+
+Articles are recombined from ``../shared/corpora/articles``: a title from any corpus (BBC, Reddit
+headlines, scraped pages) with no text (a headline, as Reddit gives), half of one BBC body joined
+to half of another, or a scraped page; dates spread over a year and about 300 source names, in
+random order (a history import, not a live feed). Rows go in through the store's own schema and
+statements (``articles`` and ``article_terms``) with the index terms the engine computes
+(:func:`watchers.rules.lookup.index_terms`); the terms of a recombined article are the union of
+its parts' terms, which is what ``index_terms`` gives for the whole because tokens never span
+the paragraph break that joins the parts.
+
+The file is cached under ``/tmp/newswatch-bench/`` per schema version, so reruns are fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from watchers.rules.lookup import index_terms
+from watchers.store import SqliteStore
+from watchers.store.sqlite.schema import SCHEMA_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT.parent / "shared" / "corpora" / "articles"
+CACHE = Path("/tmp/newswatch-bench")
+SOURCES = 300
+BATCH = 50_000
+
+
+def _load() -> tuple[list[str], list[str], list[str]]:
+    titles: list[str] = []
+    bodies: list[str] = []
+    pages: list[str] = []
+    for path in sorted(CORPORA.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                if d.get("title"):
+                    titles.append(d["title"])
+                text = d.get("text") or ""
+                if path.name.startswith("bbc") and text:
+                    bodies.append(text)
+                elif text:
+                    pages.append(text)
+    return titles, bodies, pages
+
+
+def _halves(text: str) -> tuple[str, str]:
+    paras = [p for p in text.split("\n") if p.strip()]
+    cut = max(1, len(paras) // 2)
+    return "\n".join(paras[:cut]), "\n".join(paras[cut:])
+
+
+def store_path(n: int) -> Path:
+    return CACHE / f"{n}-v{SCHEMA_VERSION}.db"
+
+
+def build(n: int, *, seed: int = 12) -> Path:
+    """The cached store of ``n`` articles, building it first if needed (prints the time)."""
+    path = store_path(n)
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".building")
+    for stale in CACHE.glob(tmp.name + "*"):
+        stale.unlink()
+    started = time.perf_counter()
+    asyncio.run(_create(tmp))
+    titles, bodies, pages = _load()
+    heads = [_halves(b)[0] for b in bodies]
+    tails = [_halves(b)[1] for b in bodies]
+    t_terms = [set(index_terms(t).split()) for t in titles]
+    h_terms = [set(index_terms(t).split()) for t in heads]
+    l_terms = [set(index_terms(t).split()) for t in tails]
+    p_terms = [set(index_terms(t).split()) for t in pages]
+    rng = random.Random(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    year = 365 * 24 * 3600
+    con = sqlite3.connect(tmp, isolation_level=None)
+    con.execute("PRAGMA synchronous=OFF")
+    con.execute("PRAGMA journal_mode=WAL")
+    fetched = "2026-01-01T00:00:00.000000Z"
+    done = 0
+    while done < n:
+        rows = []
+        terms = []
+        rowid = con.execute("SELECT coalesce(max(rowid), 0) FROM articles").fetchone()[0]
+        for i in range(done, min(n, done + BATCH)):
+            rowid += 1
+            ti = rng.randrange(len(titles))
+            roll = rng.random()
+            words = set(t_terms[ti])
+            if roll < 0.5:
+                text = ""
+            elif roll < 0.97:
+                a, b = rng.randrange(len(bodies)), rng.randrange(len(bodies))
+                text = heads[a] + "\n\n" + tails[b]
+                words |= h_terms[a] | l_terms[b]
+            else:
+                p = rng.randrange(len(pages))
+                text = pages[p]
+                words |= p_terms[p]
+            when = start + timedelta(seconds=rng.randrange(year))
+            iso = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            digest = hashlib.sha256(f"scale-{seed}-{i}".encode()).hexdigest()
+            rows.append((rowid, digest[:16], f"src-{rng.randrange(SOURCES):03d}", f"g{i}",
+                         f"https://example.org/{i}", f"https://example.org/{i}", titles[ti], text,
+                         iso, fetched, iso, digest))
+            terms.append((rowid, " ".join(sorted(w for w in words if w))))
+        con.execute("BEGIN")
+        con.executemany(
+            "INSERT INTO articles (rowid, id, source, guid, url, link_key, title, text, "
+            "published, fetched_at, sort_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows)
+        con.executemany("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)", terms)
+        con.execute("COMMIT")
+        done += len(rows)
+        print(f"\r  built {done:,}/{n:,} articles  {time.perf_counter() - started:6.0f} s",
+              end="", flush=True)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.execute("ANALYZE")
+    con.close()
+    tmp.rename(path)
+    print(f"\n  store of {n:,} articles built in {time.perf_counter() - started:.0f} s: {path}")
+    return path
+
+
+async def _create(path: Path) -> None:
+    await (await SqliteStore.open(path, lock=False)).aclose()
