@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= config.example.toml
 
-.PHONY: run once test lint typecheck bench eval soak clean
+.PHONY: run once test lint typecheck bench eval soak clean scale
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "newswatch needs Python 3.11 or newer")'
@@ -32,7 +32,7 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check watchers bot tests bench
 
 typecheck: $(VENV)/.installed-test
-	$(VENV)/bin/mypy watchers bot
+	$(VENV)/bin/mypy watchers bot tests
 
 bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	@echo "== matching as installed by make run (no optional speed-ups)"
@@ -49,3 +49,6 @@ soak: $(VENV)/.installed-test    ## 200 kill -9 / restart cycles; prints lost an
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis newswatch.db*
+
+scale: $(VENV)/.installed-test   ## lookups over a 1,000,000-article store (built once under /tmp)
+	$(PY) bench/scale_lookup.py --label after

@@ -118,12 +118,6 @@ class DiscordSink:
         self.timeout = timeout
         self._hook_channels: dict[int, int] = {}
 
-    def handles(self, route: str) -> bool:
-        target = self.targets.get(route)
-        if isinstance(target, ChannelTarget):
-            return self.client is not None
-        return target is not None and self.session is not None
-
     async def deliver(self, alert: Alert) -> str | None:
         return await self._send(alert.route, alert_message(alert), nonce=alert.nonce,
                                 maybe_sent=alert.maybe_sent)

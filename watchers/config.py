@@ -159,9 +159,6 @@ class Config(_Strict):
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
 
-    def rule_queries(self) -> dict[str, str]:
-        return {r.name: r.query for r in self.rules}
-
 
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""

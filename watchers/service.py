@@ -134,6 +134,12 @@ class WatchService:
     _pokes: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
     _started: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
+    # Source states live here while running (this process is their only writer: the store's
+    # process lock) and are written behind in batches, one transaction per flush.
+    _states: dict[str, SourceState] | None = field(default=None, init=False)
+    _dirty: dict[str, SourceState] = field(default_factory=dict, init=False)
+    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
+    flush_every: float = 0.5
 
     def __post_init__(self) -> None:
         self.set_rules(self.rules)
@@ -217,13 +223,50 @@ class WatchService:
         return True
 
     async def resume_source(self, name: str) -> bool:
-        state = await self.store.source_state(name)
+        state = (await self._all_states()).get(name)
         if state is None or name not in self._running:
             return False
-        await self.store.save_source_state(replace(state, paused=False, failures=0,
-                                                   next_poll=None))
+        self._save_state(replace(state, paused=False, failures=0, next_poll=None))
+        await self.flush_states()
         self.poke(name)
         return True
+
+    # ------------------------------------------------------------------ source states
+
+    async def _all_states(self) -> dict[str, SourceState]:
+        if self._states is None:
+            self._states = {s.name: s for s in await self.store.all_source_states()}
+        return self._states
+
+    async def _state_of(self, name: str) -> SourceState:
+        return (await self._all_states()).get(name) or SourceState(name=name)
+
+    def _save_state(self, state: SourceState) -> None:
+        if self._states is not None:
+            self._states[state.name] = state
+        self._dirty[state.name] = state
+        if self._flusher is None and self._started and not self._closed:
+            self._flusher = asyncio.create_task(self._flush_soon(),
+                                                name="newswatch-source-states")
+
+    async def _flush_soon(self) -> None:
+        try:
+            await asyncio.sleep(self.flush_every)
+        finally:
+            self._flusher = None
+        await self.flush_states()
+
+    async def flush_states(self) -> None:
+        """Write the states changed since the last flush, in one transaction."""
+        if not self._dirty:
+            return
+        batch, self._dirty = list(self._dirty.values()), {}
+        try:
+            await self.store.save_source_states(batch)
+        except BaseException:
+            for state in batch:  # not lost: written with the next flush
+                self._dirty.setdefault(state.name, state)
+            raise
 
     def poke(self, name: str | None = None) -> None:
         """Poll a source (or all) now instead of at its next scheduled time."""
@@ -235,19 +278,26 @@ class WatchService:
 
     async def run_once(self) -> list[PollReport]:
         """Poll every enabled source once, concurrently; return what each poll did."""
-        return list(await asyncio.gather(
+        reports = list(await asyncio.gather(
             *(self._poll_guarded(r) for r in list(self._running.values()))))
+        await self.flush_states()
+        return reports
 
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
+        # Many sources never polled before would all poll in the same second, and then again
+        # every interval: spread their first polls over the interval (at most a minute).
+        spread = len(self._running) > 100
         for running in self._running.values():
-            self._spawn(running)
+            self._spawn(running, spread=spread)
 
-    def _spawn(self, running: _Running) -> None:
+    def _spawn(self, running: _Running, *, spread: bool = False) -> None:
         self._pokes[running.name] = asyncio.Event()
-        task = asyncio.create_task(self._loop(running), name=f"newswatch-source-{running.name}")
+        delay = random.uniform(0, min(running.config.every.total_seconds(), 60)) if spread else 0
+        task = asyncio.create_task(self._loop(running, delay),
+                                   name=f"newswatch-source-{running.name}")
         task.add_done_callback(self._task_done)
         self._tasks[running.name] = task
 
@@ -262,12 +312,15 @@ class WatchService:
         else:
             log.error("%s: %s", task.get_name(), exc, exc_info=exc)
 
-    async def _loop(self, running: _Running) -> None:
+    async def _loop(self, running: _Running, first_delay: float = 0) -> None:
         poke = self._pokes[running.name]
         while True:
-            state = await self.store.source_state(running.name)
+            state = await self._state_of(running.name)
             now = datetime.now(UTC)
-            if state and state.next_poll and state.next_poll > now:
+            if state.next_poll is None and state.polls == 0 and first_delay:
+                state = replace(state, next_poll=now + timedelta(seconds=first_delay))
+                first_delay = 0
+            if state.next_poll and state.next_poll > now:
                 poke.clear()
                 # A poke (resume, poll now) cuts the wait short.
                 with contextlib.suppress(TimeoutError):
@@ -285,7 +338,7 @@ class WatchService:
             raise
         except Exception as exc:
             log.exception("source %s: unexpected failure", running.name)
-            state = await self.store.source_state(running.name) or SourceState(running.name)
+            state = await self._state_of(running.name)
             return await self._failed(running, state,
                                       f"unexpected error: {type(exc).__name__}: {exc}", None)
 
@@ -295,10 +348,16 @@ class WatchService:
             return
         self._closed = True
         tasks = list(self._tasks.values())
+        if self._flusher is not None:
+            tasks.append(self._flusher)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        try:
+            await self.flush_states()
+        except StoreError as exc:
+            log.error("source states not saved: %s", exc)
         for running in self._running.values():
             try:
                 await running.source.aclose()
@@ -308,7 +367,7 @@ class WatchService:
     async def poll_source(self, name: str) -> PollReport:
         """Poll one source once: store what is new, match it, write alerts; record health."""
         running = self._running[name]
-        state = await self.store.source_state(name) or SourceState(name=name)
+        state = await self._state_of(name)
         now = datetime.now(UTC)
         try:
             poll = await running.source.poll(state.cursor)
@@ -322,7 +381,7 @@ class WatchService:
             for item in poll.skipped:
                 log.warning("source %s: skipped %s", printable(name), item)
             report = replace(report, not_modified=poll.not_modified, skipped=len(poll.skipped))
-            await self.store.save_source_state(
+            self._save_state(
                 replace(state, cursor=dict(poll.cursor) or state.cursor, polls=state.polls + 1,
                         last_success=now, failures=0, paused=False,
                         skipped=state.skipped + len(poll.skipped),
@@ -345,7 +404,7 @@ class WatchService:
         if paused:
             backoff = max(backoff, self.probe_every.total_seconds())
         now = datetime.now(UTC)
-        await self.store.save_source_state(
+        self._save_state(
             replace(state, polls=state.polls + 1, last_error=error, last_error_at=now,
                     failures=failures, next_poll=now + timedelta(seconds=backoff), paused=paused)
         )
@@ -370,6 +429,8 @@ class WatchService:
 
     async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
                       ) -> PollReport:
+        if not articles:  # most polls: 304 or nothing new; no store round trip at all
+            return PollReport(source=running.name, baseline=baseline)
         ruleset, rules = self._ruleset, self._rules
         mutes = await self.store.mutes(now=datetime.now(UTC))
         newest_first = sorted(
@@ -456,5 +517,5 @@ class WatchService:
         return entries
 
     async def health(self) -> list[SourceState]:
-        states = {s.name: s for s in await self.store.all_source_states()}
+        states = await self._all_states()
         return [states.get(name) or SourceState(name=name) for name in self._running]

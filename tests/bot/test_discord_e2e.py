@@ -42,7 +42,8 @@ async def test_seed_alerts_arrive_as_valid_embeds_and_search_finds_troops(runnin
     assert any("troops" in r for r in rules_seen) and any("kyiv" in r for r in rules_seen)
     # delivered rows record the Discord message id
     delivered = await running.engine.store.alerts(state="delivered")
-    assert sorted(r.remote_id for r in delivered) == sorted(str(m.id) for m in msgs)
+    # str(): a row without an id shows as 'None' in the diff instead of breaking the sort
+    assert sorted(str(r.remote_id) for r in delivered) == sorted(str(m.id) for m in msgs)
 
     resp = await emu.send_interaction("search", {"query": "troops"})
     msg = await resp.final_message(timeout=10)
@@ -87,6 +88,7 @@ async def test_rule_role_is_the_only_mention_allowed(running: Running) -> None:
     await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 3)
     for m in emu.messages(running.alerts_channel):
         assert m.content == "<@&1100000000000000101>"
+        assert m.allowed_mentions is not None
         assert m.allowed_mentions["roles"] == ["1100000000000000101"] or \
             m.allowed_mentions["roles"] == [1100000000000000101]
         assert m.pings_everyone() is False

@@ -1078,8 +1078,9 @@ class DiscordEmulator:
         self._site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await self._site.start()
         server = self._site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # a TCPSite's server is the event loop's asyncio.Server (typed as AbstractServer | None)
+        assert isinstance(server, asyncio.Server) and server.sockets
+        self.port = server.sockets[0].getsockname()[1]
         return self
 
     async def close(self) -> None:
@@ -1356,6 +1357,8 @@ class DiscordEmulator:
                 name = part.get_param("name", header="content-disposition")
                 payload = part.get_payload(decode=True)
                 if name == "payload_json":
+                    # a non-multipart part decodes to its bytes
+                    assert isinstance(payload, bytes), "payload_json part is not a leaf"
                     rec.json = json.loads(payload)
                     rec.form[name] = rec.json
                 elif name:
@@ -2490,6 +2493,7 @@ class DiscordEmulator:
         if op == 1:
             await conn.send({"op": 11, "d": None, "s": None, "t": None})
         elif op == 2:
+            assert isinstance(d, dict), f"IDENTIFY without a payload: {frame!r}"
             self.identify_payloads.append(d)
             if self.token is not None and d.get("token") != self.token:
                 conn.dead = True
@@ -2527,14 +2531,16 @@ class DiscordEmulator:
                 self._identified.set()
                 self._session_event.set()
         elif op == 6:
-            session = self._sessions.get(d.get("session_id"))
-            if session is None or (self.token is not None and d.get("token") != self.token):
+            assert isinstance(d, dict), f"RESUME without a payload: {frame!r}"
+            sid = d.get("session_id")
+            resumed = self._sessions.get(sid) if isinstance(sid, str) else None
+            if resumed is None or (self.token is not None and d.get("token") != self.token):
                 await conn.send({"op": 9, "d": False, "s": None, "t": None})
                 return
-            conn.session = session
+            conn.session = resumed
             seq = d.get("seq") or 0
             async with conn.lock:
-                for f in session.sent:
+                for f in resumed.sent:
                     if f["s"] > seq:
                         await conn._write(f)
             await conn.dispatch("RESUMED", {"_trace": ["emulator"]})
@@ -2542,10 +2548,11 @@ class DiscordEmulator:
                 self._identified.set()
                 self._session_event.set()
         elif op == 8:
-            gid = int(d.get("guild_id"))
-            g = self._find_guild(gid)
-            if g is not None and conn.session is not None:
-                members = list(g.members)
+            assert isinstance(d, dict), f"REQUEST_GUILD_MEMBERS without a payload: {frame!r}"
+            gid = int(d["guild_id"])
+            guild = self._find_guild(gid)
+            if guild is not None and conn.session is not None:
+                members = list(guild.members)
                 if d.get("user_ids"):
                     wanted = {int(u) for u in d["user_ids"]}
                     members = [m for m in members if m.user.id in wanted]
@@ -2557,7 +2564,7 @@ class DiscordEmulator:
                 if d.get("limit"):
                     members = members[: int(d["limit"])]
                 await conn.dispatch("GUILD_MEMBERS_CHUNK", {
-                    "guild_id": str(g.id),
+                    "guild_id": str(guild.id),
                     "members": [m.payload() for m in members],
                     "chunk_index": 0,
                     "chunk_count": 1,

@@ -428,8 +428,9 @@ def test_validator_accepts_valid_and_rejects_invalid_bodies() -> None:
     cb = {"type": 4, "data": {"content": "y" * 2001}}
     assert discord_spec.validate_request("POST", "/interactions/1/t/callback", cb)
     assert discord_spec.validate_request("GET", "/no/such/route") != []
-    assert discord_spec.find_operation("PATCH", "/webhooks/1/t/messages/@original")[1][
-        "operationId"] == "update_original_webhook_message"
+    found = discord_spec.find_operation("PATCH", "/webhooks/1/t/messages/@original")
+    assert found is not None
+    assert found[1]["operationId"] == "update_original_webhook_message"
 
 
 async def test_webhook_execute_via_partial(emu: DiscordEmulator, bot: commands.Bot) -> None:

@@ -6,9 +6,10 @@ import asyncio
 import io
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 from bot.console import ConsoleSink
 from tests.conftest import SEEDS
@@ -20,8 +21,11 @@ from watchers.service import WatchService
 from watchers.sources.base import Poll
 from watchers.store import SqliteStore
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def make(store: SqliteStore, path: Path, sink: RecordingSink, **kw: object
+
+def make(store: SqliteStore, path: Path, sink: RecordingSink, **kw: Any
          ) -> tuple[WatchService, DeliveryService]:
     wake = asyncio.Event()
     service = watch(store, sources=[folder("seeds", path)], wake=wake, **kw)
@@ -338,13 +342,15 @@ async def test_matching_runs_off_the_event_loop(tmp_path: Path) -> None:
         async with await SqliteStore.open(tmp_path / "nw.db") as store:
             service = watch(store, executor=pool)
             await service.add_source(folder("big", tmp_path), Big())
-            original = service._analyse
 
-            def analyse(*args: object) -> object:
-                loop_threads.add(threading.current_thread().name)
-                return original(*args)  # type: ignore[arg-type]
+            def recording_thread(fn: Callable[P, R]) -> Callable[P, R]:
+                def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                    loop_threads.add(threading.current_thread().name)
+                    return fn(*args, **kwargs)
+                return wrapper
 
-            service._analyse = analyse  # type: ignore[method-assign]
+            # wrapping one instance's bound method is the point of the test
+            service._analyse = recording_thread(service._analyse)  # type: ignore[method-assign]
             report = (await service.run_once())[0]
     assert report.new == 6 and report.alerts == 6
     assert loop_threads and all(n.startswith("cpu") for n in loop_threads)

@@ -17,6 +17,7 @@ feeds and for tests that serve feeds on 127.0.0.1.
 from __future__ import annotations
 
 import contextvars
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable, Iterator, Sequence
@@ -147,37 +148,47 @@ def check_url(url: str, allow_private: Iterable[str | IPNetwork] = ()) -> None:
 
     Names that are not literal addresses pass here; the resolver checks where they lead.
     """
-    allowed = parse_networks(allow_private)
+    reason = _url_refusal(url, parse_networks(allow_private))
+    if reason is not None:
+        raise FetchBlockedError(reason)
+
+
+@functools.lru_cache(maxsize=65536)
+def _url_refusal(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
+    """Why ``url`` is refused, or None. Cached: a feed's URL is checked on every poll (and every
+    redirect hop), and thousands of feeds poll every minute; the answer depends only on these two
+    arguments (names are checked again on every resolution)."""
     if not isinstance(url, str) or not url:
-        raise FetchBlockedError("refused URL: empty")
+        return "refused URL: empty"
     if "\\" in url:
-        raise FetchBlockedError("refused URL: contains a backslash")
+        return "refused URL: contains a backslash"
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-        raise FetchBlockedError("refused URL: contains whitespace or control characters")
+        return "refused URL: contains whitespace or control characters"
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise FetchBlockedError(f"refused URL: {exc}") from None
+        return f"refused URL: {exc}"
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
-        raise FetchBlockedError(f"refused URL: scheme {scheme or '(none)'!r} is not http or https")
+        return f"refused URL: scheme {scheme or '(none)'!r} is not http or https"
     if "@" in parts.netloc:
-        raise FetchBlockedError("refused URL: credentials in URLs are not allowed")
+        return "refused URL: credentials in URLs are not allowed"
     host = (parts.hostname or "").lower()
     if not host:
-        raise FetchBlockedError("refused URL: no host")
+        return "refused URL: no host"
     if port == 0:
-        raise FetchBlockedError("refused URL: port 0")
+        return "refused URL: port 0"
     address = _host_address(host)
     if address is None:
         name = host.rstrip(".")
         if name in _LOCAL_NAMES or name.endswith(".localhost"):
-            raise FetchBlockedError(f"refused URL: host {host!r} is the local machine")
-        return
+            return f"refused URL: host {host!r} is the local machine"
+        return None
     reason = blocked_reason(address, allowed)
     if reason is not None:
-        raise FetchBlockedError(f"refused URL: {host} is {reason}")
+        return f"refused URL: {host} is {reason}"
+    return None
 
 
 def check_host(host: str, allowed: Sequence[IPNetwork] = ()) -> None:
