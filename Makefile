@@ -40,6 +40,8 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	@echo "== matching with the fast extras (numpy, hyperscan)"
 	$(PY) bench/match_bench.py --set realistic
 	$(PY) bench/feed_parsers.py
+	@echo "== ingest and import (issue 12)"
+	$(PY) bench/ingest.py
 
 eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching
 	$(PY) bench/match_eval.py

@@ -28,12 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import scale_store  # noqa: E402
+import scale_store
 
-from watchers.rules import parse, shipped_aliases  # noqa: E402
-from watchers.rules.lookup import index_query  # noqa: E402
-from watchers.search import search  # noqa: E402
-from watchers.store import SqliteStore  # noqa: E402
+from watchers.rules import parse, shipped_aliases
+from watchers.rules.lookup import index_query
+from watchers.search import search
+from watchers.store import SqliteStore
 
 LIMIT = 20
 QUERIES: dict[str, list[str]] = {
@@ -161,7 +161,7 @@ def time_tantivy(path: Path, n: int, repeat: int) -> dict[str, float | None] | s
     return out
 
 
-def time_cli(path: Path) -> dict[str, float]:
+def time_cli(path: Path, code: Path = scale_store.ROOT) -> dict[str, float]:
     config = scale_store.CACHE / "scale.toml"
     config.write_text(f'[storage]\npath = "{path}"\n\n[[rules]]\nname = "any"\n'
                       'query = "government"\n', encoding="utf-8")
@@ -175,7 +175,7 @@ def time_cli(path: Path) -> dict[str, float]:
             t = time.perf_counter()
             subprocess.run([sys.executable, "-m", "bot", *argv], check=True, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           cwd=scale_store.ROOT)
+                           cwd=code)
             times.append(time.perf_counter() - t)
         out[label] = statistics.median(times)
     bare = []

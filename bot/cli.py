@@ -1,4 +1,4 @@
-"""The ``newswatch`` command: run, check, match, search."""
+"""The ``newswatch`` command: run, check, match, search, import."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,7 +199,9 @@ async def _search(args: argparse.Namespace) -> int:
         raise NewswatchError(f"no database at {path} yet: run `newswatch run` first")
     # Read-only: a search never waits for, or gets in the way of, a running newswatch.
     async with await SqliteStore.open(str(path), lock=False, readonly=True) as store:
-        if args.source is not None:
+        # One indexed read when the source is known; the full count only to say what is.
+        if args.source is not None and not (await store.candidate_page(
+                fts=None, source=args.source, limit=1)).articles:
             known = await store.count_by_source()
             if args.source not in known:
                 names = ", ".join(sorted(known)) or "none"
@@ -231,6 +234,94 @@ async def _search(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     return asyncio.run(_search(args))
+
+
+# --------------------------------------------------------------------------- import
+
+# Seconds between progress lines when stderr is not a terminal (a log, a CI job).
+PROGRESS_EVERY_S = 5.0
+# Bad lines named one by one; past this only the count goes on.
+MAX_BAD_SHOWN = 100
+
+
+class _ImportReport:
+    """Progress and bad lines of an import, on stderr: a bar redrawn in place on a terminal,
+    else one line every ``PROGRESS_EVERY_S`` seconds."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.tty = sys.stderr.isatty()
+        self.started = self.last = time.monotonic()
+        self.drawn = False
+        self.bad_seen = 0
+
+    def _clear(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\r\x1b[K")
+            self.drawn = False
+
+    def bad_line(self, number: int, reason: str) -> None:
+        self.bad_seen += 1
+        if self.bad_seen <= MAX_BAD_SHOWN:
+            self._clear()
+            say(f"{self.name}:{number}: {reason}")
+        elif self.bad_seen == MAX_BAD_SHOWN + 1:
+            self._clear()
+            say("more bad lines; only their count is shown from here on")
+
+    def progress(self, p: Any) -> None:
+        now = time.monotonic()
+        rate = p.imported / max(now - self.started, 1e-9)
+        share = f"{p.bytes_read / p.total_bytes:4.0%}" if p.total_bytes else "   ?"
+        counts = (f"{p.lines:,} lines · imported {p.imported:,} · duplicates {p.duplicates:,} "
+                  f"· bad {p.bad:,} · {rate:,.0f}/s")
+        if self.tty:
+            if now - self.last < 0.1 and p.bytes_read < p.total_bytes:
+                return
+            width = 24
+            filled = int(width * p.bytes_read / p.total_bytes) if p.total_bytes else 0
+            bar = "#" * filled + "." * (width - filled)
+            sys.stderr.write(f"\r\x1b[K[{bar}] {share} {counts}")
+            sys.stderr.flush()
+            self.drawn = True
+        elif now - self.last >= PROGRESS_EVERY_S:
+            say(f"import {share.strip()}: {counts}")
+        else:
+            return
+        self.last = now
+
+    def done(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.drawn = False
+
+
+async def _import(args: argparse.Namespace) -> int:
+    from watchers.engine import open_engine
+
+    cfg = _load(args.config)
+    path = Path(args.file)
+    report = _ImportReport(args.file)
+    try:
+        # Not started: nothing is polled or delivered; the store's process lock is held, so
+        # the import refuses to run beside `newswatch run` (and the other way round).
+        async with open_engine(cfg, start=False) as engine:
+            summary = await engine.import_articles(path, on_progress=report.progress,
+                                                   on_bad_line=report.bad_line)
+    finally:
+        report.done()
+    say(f"{args.file}: {summary.lines:,} lines · imported {summary.imported:,} · "
+        f"duplicates {summary.duplicates:,} · bad {summary.bad:,}")
+    return EXIT_OK if not summary.bad else EXIT_ERROR
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise NewswatchError(f"{path}: no such file" if not path.exists()
+                             else f"{path} is not a file")
+    return asyncio.run(_import(args))
 
 
 # --------------------------------------------------------------------------- run
@@ -287,6 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--best", action="store_true", help="best first instead of newest first")
     search.add_argument("--json", action="store_true", help="one JSON object per result")
     search.set_defaults(func=cmd_search)
+
+    imp = sub.add_parser(
+        "import", help="load history from a JSON Lines file (matched, never alerted)",
+        description="Load articles from FILE, one JSON object per line with id, title, text, "
+                    "url, date (ISO 8601) and source; title is required. Each is stored with "
+                    "the matches of the current rules, so /recent, /search and rule counts see "
+                    "it, and none alerts. Bad lines are named with their number and skipped; "
+                    "the exit status is 1 if there were any. Refuses to run while "
+                    "`newswatch run` uses the same database.")
+    imp.add_argument("file", metavar="FILE")
+    config_arg(imp)
+    imp.set_defaults(func=cmd_import)
     return p
 
 

@@ -28,15 +28,38 @@ def test_front_ends_use_the_engine_facade_only() -> None:
 
 
 def test_the_public_api_is_complete() -> None:
-    """Every public name the package offers is in __all__, and every name there exists."""
+    """Every public name the package offers is in __all__, and every name there exists (the
+    names load lazily, so ask for each)."""
     import types
 
     import watchers
 
+    for name in watchers.__all__:
+        assert getattr(watchers, name) is not None, name
     public = {n for n, v in vars(watchers).items()
-              if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+              if not n.startswith("_") and not isinstance(v, types.ModuleType)
+              and n not in {"TYPE_CHECKING", "Any"}}
     assert public == set(watchers.__all__)
+    assert set(dir(watchers)) == set(watchers.__all__)
     assert {"Engine", "open_engine", "Article", "RuleSet", "Match", "Highlight"} <= public
+    # and a name that is not there says so
+    try:
+        watchers.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:
+        raise AssertionError("unknown names must raise AttributeError")
+
+
+def test_a_search_starts_without_the_network_stack() -> None:
+    """`newswatch search` loads no aiohttp, feedparser or discord (start-up time)."""
+    code = ("import sys, bot.cli\n"
+            "from watchers.search import search\nfrom watchers.store import SqliteStore\n"
+            "print(','.join(m for m in ('aiohttp', 'feedparser', 'discord') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
 
 
 def test_import_linter_contracts_hold() -> None:

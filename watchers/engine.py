@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -41,10 +42,11 @@ from watchers.config import (
 )
 from watchers.delivery import DeliveryService, DeliveryStatus, Sink
 from watchers.errors import ConfigError, ConfigIssue, NewswatchError
+from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
 from watchers.rules.lookup import index_terms
 from watchers.search import Lookup, SearchHit, search
-from watchers.service import PollReport, WatchService
+from watchers.service import PollReport, WatchService, lookup_terms
 from watchers.sources import SourceContext, describe_source
 from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
@@ -52,6 +54,8 @@ from watchers.store import SourceState, SqliteStore
 
 __all__ = [
     "Engine",
+    "ImportProgress",
+    "ImportSummary",
     "Lookup",
     "RuleTest",
     "RuleView",
@@ -190,9 +194,11 @@ class Engine:
                      budget: float = 5.0) -> Lookup:
         """Stored articles matching ``query``, newest (or best) first, within a time budget.
         Raises QuerySyntaxError for a bad query and NewswatchError for an unknown source."""
-        if source is not None:
-            known = set(self.watch.source_names()) | set(await self.store.count_by_source())
-            if source not in known:
+        if source is not None and source not in self.watch.source_names():
+            # A removed source's articles stay searchable; one indexed read tells.
+            page = await self.store.candidate_page(fts=None, source=source, limit=1)
+            if not page.articles:
+                known = set(self.watch.source_names()) | set(await self.store.count_by_source())
                 raise NewswatchError(f"no source named {source!r}; known: "
                                      f"{', '.join(sorted(known)) or 'none'}")
         return await search(
@@ -229,6 +235,22 @@ class Engine:
             alerts=await self.store.alert_counts(),
             sources=await self.sources(),
             paused_routes=dict(self.delivery.paused_routes()),
+        )
+
+    async def import_articles(
+        self,
+        path: str | Path,
+        *,
+        on_progress: Callable[[ImportProgress], None] | None = None,
+        on_bad_line: Callable[[int, str], None] | None = None,
+    ) -> ImportSummary:
+        """Load history from a JSON Lines file (see :mod:`watchers.importer`): each article is
+        stored with the matches of the running rules and no alert. Bad lines are reported to
+        ``on_bad_line`` (line number, reason) and skipped."""
+        return await import_file(
+            self.store, path, ruleset=self.watch.ruleset, terms_of=lookup_terms,
+            executor=self.executor, regex_budget=self.watch.regex_budget,
+            on_progress=on_progress, on_bad_line=on_bad_line,
         )
 
     # ------------------------------------------------------------------ rules

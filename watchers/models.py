@@ -10,6 +10,7 @@ that cannot be expressed in UTC (year 1 with a positive offset) counts as missin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -18,7 +19,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Article", "Highlight", "Hit", "Match", "content_fingerprint", "storable"]
+__all__ = [
+    "MAX_MATCH_CHARS",
+    "Article",
+    "Highlight",
+    "Hit",
+    "Match",
+    "content_fingerprint",
+    "matchable",
+    "storable",
+]
+
+# Rules and the lookup index read at most this much of an article's text. News articles are far
+# shorter; a multi-megabyte "article" (a dump, a log) would otherwise hold the interpreter for
+# seconds inside single C calls, where no other thread — the event loop — can run.
+MAX_MATCH_CHARS = 1_000_000
 
 _SPACE = re.compile(r"\s+")
 
@@ -31,12 +46,24 @@ def content_fingerprint(title: str, text: str) -> str:
     """A hash of an article's words that ignores case, accents, punctuation and spacing.
 
     Two copies of one story that differ only in markup, whitespace or tracking links get the same
-    fingerprint, which is what dedupe needs.
+    fingerprint, which is what dedupe needs. ASCII text (most of it) needs no decomposition and
+    no accent stripping; other text is decomposed and its marks dropped in one translate.
     """
-    folded = unicodedata.normalize("NFKD", f"{title}\n{text}").casefold()
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    words = re.findall(r"\w+", folded)
-    return hashlib.sha256(" ".join(words).encode()).hexdigest()
+    joined = f"{title}\n{text}"
+    if joined.isascii():
+        folded = joined.lower()  # casefold() of ASCII is lower()
+    else:
+        folded = unicodedata.normalize("NFKD", joined).casefold().translate(_combining())
+    return hashlib.sha256(" ".join(_WORDS.findall(folded)).encode()).hexdigest()
+
+
+_WORDS = re.compile(r"\w+")
+
+
+@functools.lru_cache(maxsize=1)
+def _combining() -> dict[int, None]:
+    # Every combining mark sits below U+30000; built once, on the first text that needs it.
+    return {cp: None for cp in range(0x30000) if unicodedata.combining(chr(cp))}
 
 
 _TEXT_FIELDS = ("id", "source", "guid", "url", "title", "text", "content_hash")
@@ -187,3 +214,11 @@ class Match(_Frozen):
     def terms(self) -> list[str]:
         """The distinct query terms that hit, in first-seen order."""
         return list(dict.fromkeys(h.term for h in self.hits))
+
+
+def matchable(article: Article) -> Article:
+    """The article as rules see it: its text cut to :data:`MAX_MATCH_CHARS` (a prefix, so every
+    span found in it is a span of the stored text too)."""
+    if len(article.text) <= MAX_MATCH_CHARS:
+        return article
+    return article.model_copy(update={"text": article.text[:MAX_MATCH_CHARS]})

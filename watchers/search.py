@@ -2,6 +2,12 @@
 ``newswatch search``): the store narrows candidates, the matcher gives the exact answer and its
 evidence.
 
+The store hands candidates over in pages, newest first (its index is keyed in date order), and
+the lookup confirms them page by page until it holds the ``limit`` newest matches — plus any
+candidate of the same second as the last of them, since pages are ordered to the second only —
+so a lookup reads about as many articles as it returns when the index query is tight, however
+many articles match. The answer is exactly the newest matches a full scan would find.
+
 A lookup has a total time budget (``budget`` seconds, matching included): when it runs out the
 lookup answers with what it confirmed so far and says so (``Lookup.truncated``), so one member's
 pathological query cannot hold the bot. Matching runs in an executor, never on the event loop.
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from watchers.models import Article, Match
+from watchers.models import Article, Match, matchable
 from watchers.rules import DEFAULT_THRESHOLD, Rule, RuleSet, parse, shipped_aliases
 from watchers.rules.lookup import index_query
 from watchers.store.base import Store
@@ -29,7 +35,7 @@ __all__ = ["Lookup", "SearchHit", "search"]
 DEFAULT_BUDGET = 5.0
 REGEX_BUDGET = 0.05
 # Best order ranks the newest matches by score: this many at least (or the limit, if larger).
-BEST_POOL = 100
+BEST_POOL = 60
 # Candidates read per page: the first page is about what the limit needs, later ones grow.
 FIRST_PAGE = 32
 MAX_PAGE = 2000
@@ -88,7 +94,7 @@ class _Confirm:
                 self.truncated = True
                 return True
             self.scanned += 1
-            report = self.ruleset.match_report(article, regex_budget=REGEX_BUDGET)
+            report = self.ruleset.match_report(matchable(article), regex_budget=REGEX_BUDGET)
             if report.matches:
                 self.hits.append(SearchHit(article, report.matches[0]))
                 if len(self.hits) == self.want:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from watchers.config import RuleConfig, SourceConfig
 from watchers.errors import NewswatchError, SourceError, StoreError
-from watchers.models import Article, Match
+from watchers.models import Article, Match, matchable
 from watchers.rules import Rule, RuleSet
 from watchers.rules.text import FieldText
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
@@ -254,7 +254,13 @@ class WatchService:
             await asyncio.sleep(self.flush_every)
         finally:
             self._flusher = None
-        await self.flush_states()
+        try:
+            await self.flush_states()
+        except StoreError as exc:  # the store is gone: the engine stops, with one line
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+            else:
+                log.error("source states not saved: %s", exc)
 
     async def flush_states(self) -> None:
         """Write the states changed since the last flush, in one transaction."""
@@ -422,8 +428,9 @@ class WatchService:
         """Match and index a batch (runs in the executor, off the event loop)."""
         out = []
         for article in articles:
-            report = ruleset.match_report(article, regex_budget=self.regex_budget)
-            out.append(_Analysis(report.matches, lookup_terms(article.title, article.text),
+            seen = matchable(article)
+            report = ruleset.match_report(seen, regex_budget=self.regex_budget)
+            out.append(_Analysis(report.matches, lookup_terms(seen.title, seen.text),
                                  report.over_budget))
         return out
 

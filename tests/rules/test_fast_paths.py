@@ -2,20 +2,33 @@
 
 The compiled rule set and the naive loop share the evaluator, so comparing them (test_property)
 cannot catch a short path that differs from the general one; these tests compare the two
-directly: the columnar tokeniser with :func:`tokenize`, the plain-phrase lookup with the general
-phrase search.
+directly: the columnar tokeniser with :func:`tokenize`, the word pattern with its plain form,
+the plain-phrase lookup with the general phrase search, a plain word's hits with its
+occurrences, the adjacency test behind phrase anchors with the phrase search, and the evidence
+built from raw hits with its first definition.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchers.models import Article
+from watchers.models import Article, Hit
 from watchers.rules import parse, shipped_aliases
-from watchers.rules.matcher import Analysis, Evaluator
-from watchers.rules.syntax import Phrase
-from watchers.rules.text import FieldText, tokenize
+from watchers.rules.matcher import FIELD_WEIGHTS, MAX_HITS, Analysis, Evaluator, _hit_order
+from watchers.rules.syntax import Phrase, Term
+from watchers.rules.text import (
+    _APOS,
+    _DASH,
+    _SPLIT_RE,
+    _SPLIT_RE_MARKS,
+    FieldText,
+    key,
+    tokenize,
+)
 
 from ._corpus import corpus_articles
 
@@ -23,8 +36,9 @@ PIECES = [
     "Kyiv", "kyiv", "Russia's", "cyber-attack", "cyber-attacks", "U.S.", "100,000", "1.5",
     "Russia-Ukraine", "talks", "troops", "don't", "élan", "e\u0301lan", "Київ", "x-y-z", "'s",
     "rock'n'roll", "a", "the", "new", "York", "New-York", "’", "-", "—", "talks'",
+    "1", "42", "a.b", "e.g", "I", "B", "M",
 ]  # fmt: skip
-SEPARATORS = [" ", " ", ", ", ". ", " - ", "\n", "", "'", "-"]
+SEPARATORS = [" ", " ", ", ", ". ", " - ", "\n", "", "'", "-", ".", ",", "."]
 
 texts = st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(SEPARATORS)), max_size=40).map(
     lambda parts: "".join(w + sep for w, sep in parts)
@@ -54,6 +68,44 @@ def test_field_text_equals_tokenize_on_real_news() -> None:
         _same_as_tokenize(article.text)
 
 
+# The word pattern as first written, with each look-behind before the literal it guards; the
+# tokeniser's own puts the literal first, which is faster and must split text the same way.
+def _plain_split(w: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"({w}+(?:(?:[{_APOS}{_DASH}]|(?<=\d)[.,](?=\d)){w}+)*(?:(?<=\b\w)\.(?:\w\.)+)?)"
+    )
+
+
+_PLAIN_SPLIT = _plain_split(r"\w")
+_PLAIN_SPLIT_MARKS = _plain_split(r"[\w\u0300-\u036f]")
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts)
+def test_word_pattern_splits_like_its_plain_form(text: str) -> None:
+    assert _SPLIT_RE.split(text) == _PLAIN_SPLIT.split(text)
+    assert _SPLIT_RE_MARKS.split(text) == _PLAIN_SPLIT_MARKS.split(text)
+
+
+def test_word_pattern_splits_real_news_like_its_plain_form() -> None:
+    for article in corpus_articles(limit_per_file=40):
+        for text in (article.title, article.text):
+            assert _SPLIT_RE.split(text) == _PLAIN_SPLIT.split(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.lists(st.sampled_from(PIECES), max_size=30))
+def test_key_lookups_are_the_same_scanned_or_indexed(text: str, asked: list[str]) -> None:
+    # The first few keys are found by scans, the rest from a full index: same lists either way.
+    ft = FieldText.of(text)
+    expected: dict[str, list[int]] = {}
+    tokenize(text, expected)
+    for word in asked + list(expected):
+        k = key(word)
+        assert ft.by_key.get(k) == expected.get(k)
+        assert (k in ft.by_key) == (k in expected)
+
+
 PHRASE_WORDS = ["talks", "troops", "new", "york", "the", "border", "attack", "cyber", "a"]
 
 
@@ -75,3 +127,94 @@ def test_plain_phrase_finds_repeats_and_compounds() -> None:
     found = ev._plain_phrase(node, "title")
     assert [text[o[3][0][1] : o[3][0][2]] for o in found] == ["New York", "new-york", "new York"]
     assert found == ev._any_phrase(node, "title", 85)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.sampled_from(PHRASE_WORDS), st.sampled_from(PHRASE_WORDS))
+def test_adjacent_keys_are_where_a_two_word_phrase_is(text: str, a: str, b: str) -> None:
+    node = parse(f'"{a} {b}"')
+    assert isinstance(node, Phrase)
+    ev = Evaluator(Analysis(Article(title=text)), shipped_aliases())
+    ft = ev.analysis.field("title")
+    assert ft.adjacent(key(a), key(b)) == bool(ev._any_phrase(node, "title", 85))
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.sampled_from(PHRASE_WORDS))
+def test_a_plain_words_hits_are_its_occurrences_hits(text: str, word: str) -> None:
+    node = parse(word)
+    assert isinstance(node, Term)
+    art = Article(title=text, text=text[::-1] + " " + text)
+    ev = Evaluator(Analysis(art), shipped_aliases())
+    assert ev._is_plain(node.key)
+    fields = ("title", "text")
+    expected = [h for f in fields for o in ev._term_occs(node, f, 85) for h in o[3]]
+    assert ev._word_hits(node, fields) == (expected or None)
+
+
+def _reference_hits(art: Article, raw: list[Any]) -> tuple[tuple[Hit, ...], float]:
+    """Evidence as first defined: sort on the full order, keep the first of each (term, field,
+    span), build every hit by validation, sum the kept hits' weights in that order."""
+    kept = []
+    last = None
+    for h in sorted(set(raw), key=_hit_order):
+        if h[:4] != last:
+            kept.append(h)
+            last = h[:4]
+    hits = [
+        Hit(
+            term=h[3],
+            field=h[4],
+            start=h[1],
+            end=h[2],
+            text=art.field(h[4])[h[1] : h[2]],
+            kind=h[5],
+            score=h[6],
+            variant=h[7],
+        )
+        for h in kept
+    ]
+    weights = [FIELD_WEIGHTS[h[4]] * h[6] / 100.0 for h in kept]
+    return tuple(hits[:MAX_HITS]), float(round(sum(weights), 4))
+
+
+_FIELDS = ["title", "text"]
+raw_hits = st.builds(
+    lambda f, s, n, term, kind, score, variant: (
+        _FIELDS.index(f),
+        s,
+        s + n,
+        term,
+        f,
+        kind,
+        score,
+        None if kind == "exact" else variant,
+    ),
+    st.sampled_from(_FIELDS),
+    st.integers(0, 8),
+    st.integers(1, 3),
+    st.sampled_from(["kyiv", "kyiv~", '"a b"']),
+    st.sampled_from(["exact", "alias", "fuzzy", "prefix"]),
+    st.sampled_from([100.0, 91.5, 88.25, 85.0]),
+    st.sampled_from(["kiev", "kyjiv"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(raw_hits, min_size=1, max_size=12))
+def test_evidence_equals_its_first_definition(raw: list[Any]) -> None:
+    # ties of one term on one span, in any order, keep the best hit and score as before
+    art = Article(title="Kyiv and Kiev talks", text="Talks in Kyiv, then Kiev.")
+    ev = Evaluator(Analysis(art), shipped_aliases())
+    assert ev._build_hits(raw) == _reference_hits(art, raw)
+
+
+def test_evidence_is_capped_but_the_score_counts_every_hit() -> None:
+    art = Article(title="x", text="a " * (MAX_HITS + 20))
+    raw: list[Any] = [
+        (1, 2 * i, 2 * i + 1, "a", "text", "exact", 100.0, None) for i in range(MAX_HITS + 20)
+    ]
+    ev = Evaluator(Analysis(art), shipped_aliases())
+    hits, score = ev._build_hits(raw)
+    assert (hits, score) == _reference_hits(art, raw)
+    assert len(hits) == MAX_HITS and score == MAX_HITS + 20

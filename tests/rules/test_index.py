@@ -19,8 +19,23 @@ def anchors(query: str) -> set[tuple[object, ...]] | None:
 
 
 def test_and_anchors_on_its_rarest_positive_child() -> None:
+    # too many alias pairs: the rarest child alone
     assert anchors("the AND zaporizhzhia") == {("key", k) for k in ALIASES.of("zaporizhzhia")}
-    assert anchors("said AND shelling -the") == {("key", "shelling")}
+    assert anchors("shelling AND (mobili* OR drones)") == {("key", "shelling")}
+
+
+def test_and_and_near_of_plain_words_anchor_on_pairs() -> None:
+    assert anchors("said AND shelling -the") == {("pair", "shelling", "said")}
+    assert anchors("shelling AND (drones OR missiles)") == {
+        ("pair", "shelling", "drone"),
+        ("pair", "shelling", "missile"),
+    }
+    assert anchors("shelling NEAR/5 drones") == {("pair", "shelling", "drone")}
+    rules = RuleSet.from_queries({"a": "shelling AND drones", "n": "shelling NEAR/3 drones"})
+    assert rules.candidates(Article(title="Shelling", text="no such thing")) == []
+    both = Article(title="Shelling", text="and drones")
+    assert rules.candidates(both) == ["a", "n"]
+    assert [m.rule for m in rules.match(both)] == ["a"]
 
 
 def test_or_anchors_on_every_child_and_not_never() -> None:
@@ -31,7 +46,11 @@ def test_or_anchors_on_every_child_and_not_never() -> None:
 def test_other_anchor_kinds() -> None:
     assert anchors("mobili*") == {("prefix", "mobili")}
     assert anchors("kyiv~90") == {("fuzzy", "kyiv", 90.0)}
-    assert anchors('"security guarantees"') == {("key", "guarantee")}
+    assert anchors('"security guarantees"') == {("bigram", "security", "guarantee")}
+    # a phrase with slop, or whose words have aliases, anchors on its rarest word
+    assert anchors('"security guarantees"~2') == {("key", "guarantee")}
+    aliased = anchors('"kyiv guarantees"')
+    assert aliased is not None and {a[0] for a in aliased} == {"key"}
     assert anchors("/abc/") == {("regex", "abc")}
 
 
@@ -50,6 +69,74 @@ def test_other_anchor_kinds() -> None:
 )
 def test_required_literals(pattern: str, literals: list[str] | None) -> None:
     assert required_literals(pattern) == literals
+
+
+def test_a_phrase_is_a_candidate_only_where_its_words_are_adjacent() -> None:
+    rules = RuleSet.from_queries({"p": '"security guarantees"'})
+    apart = Article(title="Guarantees", text="Security was tight.")
+    together = Article(title="x", text="Talks on security guarantees went on.")
+    assert rules.candidates(apart) == []
+    assert rules.candidates(together) == ["p"]
+
+
+# Phrases next to, across and inside hyphenated compounds (which share positions with their
+# parts), where neighbours in the token list are not always neighbours in position.
+COMPOUND_TEXTS = [
+    "the pro-Russian forces moved",
+    "a well-known pro-Russian-backed group and pro-Russian forces",
+    "pro-Russian pro-Russian forces",
+    "the -- pro-Russian -- forces",
+    "Russian-backed, forces",
+    "the Kremlin-backed Kremlin-backed forces",
+    "Kremlin-backed forces and Kremlin-backed-ish, forces",
+]
+COMPOUND_PHRASES = [
+    '"the pro"',
+    '"the prorussian"',
+    '"prorussian forces"',
+    '"russian forces"',
+    '"pro russian"',
+    '"known pro"',
+    '"backed group"',
+    '"wellknown prorussianbacked"',
+    '"prorussian prorussian"',
+    '"russian pro"',
+    '"russian russian"',
+    '"backed forces"',
+    '"russianbacked forces"',
+    '"the russian"',
+    '"the kremlinbacked"',
+    '"the kremlin"',
+    '"kremlinbacked forces"',
+    '"kremlinbacked kremlinbacked"',
+    '"backed kremlinbacked"',
+    '"backed kremlin"',
+    '"backed forces"',
+]
+
+
+@pytest.mark.parametrize("text", COMPOUND_TEXTS)
+def test_bigram_anchors_miss_no_phrase_around_compounds(text: str) -> None:
+    queries = {f"q{i}": q for i, q in enumerate(COMPOUND_PHRASES)}
+    rules = RuleSet.from_queries(queries)
+    art = Article(title="x", text=text)
+    assert rules.match(art) == rules.match_naive(art)
+    matched = {m.rule for m in rules.match_naive(art)}
+    assert matched <= set(rules.candidates(art))
+
+
+def test_bigram_anchors_find_phrases_around_compounds() -> None:
+    # the cases the window of a compound exists for: neighbours in position, not in the list
+    rules = RuleSet.from_queries(
+        {
+            "a": '"the kremlin"',
+            "b": '"kremlinbacked forces"',
+            "c": '"kremlinbacked kremlinbacked"',
+            "d": '"backed kremlin"',
+        }
+    )
+    found = rules.match(Article(title="x", text="the Kremlin-backed Kremlin-backed forces"))
+    assert [m.rule for m in found] == ["a", "b", "c", "d"]
 
 
 def test_unrelated_rules_are_not_candidates() -> None:

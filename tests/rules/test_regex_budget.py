@@ -10,6 +10,7 @@ import pytest
 
 from watchers.models import Article
 from watchers.rules import MatchReport, RegexBudget, Rule, RuleSet, match_query
+from watchers.rules.matcher import MAX_HITS
 
 # (a|aa)+$ backtracks exponentially on a run of a's that ends in another letter: minutes on 60.
 CATASTROPHIC = "/(a|aa)+$/"
@@ -55,7 +56,9 @@ def test_a_normal_regex_within_a_generous_budget_matches() -> None:
     art = Article(title="x", text="Russia has amassed 100,000 troops. " * 200)
     report = rules.match_report(art)
     assert [m.rule for m in report.matches] == ["n"]
-    assert len(report.matches[0].hits) == 200
+    # all 200 found (the score counts each), the first MAX_HITS kept as evidence
+    assert report.matches[0].score == 200.0
+    assert len(report.matches[0].hits) == MAX_HITS == 100
     assert report.over_budget == ()
 
 

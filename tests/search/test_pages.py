@@ -4,6 +4,7 @@ limited lookup returns exactly the newest matches of a full scan, ties included.
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -108,3 +109,40 @@ async def test_best_order_ranks_every_match_when_few(
     assert sorted(h.article.id for h in found) == sorted(a.id for a in matching)
     scores = [h.match.score for h in found]
     assert scores == sorted(scores, reverse=True)
+
+
+async def test_every_lookup_statement_uses_an_index(
+        stored: tuple[Path, list[Article]]) -> None:
+    path, _ = stored
+    statements: list[str] = []
+    async with await SqliteStore.open(path) as store:
+        await store._db.conn.set_trace_callback(statements.append)
+        for fts in ('"troops"', None):
+            for filters in ({}, {"source": "s1"}, {"since": BASE}):
+                page = await store.candidate_page(fts=fts, limit=2,
+                                                  **filters)
+                await store.candidate_page(fts=fts, after=page.next, limit=2,
+                                           **filters)
+        await store._db.conn.set_trace_callback(None)  # type: ignore[arg-type]
+    con = sqlite3.connect(path)
+    try:
+        reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        scans = {sql: plan for sql in reads
+                 if (plan := [r[3] for r in con.execute("EXPLAIN QUERY PLAN " + sql)
+                              if r[3].startswith("SCAN articles")
+                              and "USING INDEX" not in r[3]])}
+    finally:
+        con.close()
+    assert len(reads) >= 12
+    assert scans == {}
+
+
+async def test_terms_are_refused_for_an_article_not_stored(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    await (await SqliteStore.open(path)).aclose()
+    con = sqlite3.connect(path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="no stored article has this rowid"):
+            con.execute("INSERT INTO article_terms (rowid, terms) VALUES (7, 'troop')")
+    finally:
+        con.close()

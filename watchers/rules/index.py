@@ -1,11 +1,14 @@
 """The rule index: which rules an article could match, found from the article's words.
 
 The idea of Lucene's Monitor and Elasticsearch's percolator: each rule is indexed under *anchor*
-terms, words at least one of which any matching article must contain. An AND anchors on its
-rarest positive child (by English word frequency), an OR on all its children, a NOT never. An
-article then looks up its distinct words, so the work grows with the article and the rules it
-could match, not with the number of rules. The candidates are evaluated exactly as the naive
-loop would, so the index can only save time, never change a result.
+terms, words at least one of which any matching article must contain. An AND or NEAR anchors
+on its rarest positive child (by English word frequency), or on pairs of words from it and
+another child when both are plain words; an OR on all its children, a NOT never; a phrase of
+plain words (no aliases, no compound readings) on its rarest pair of neighbouring words, which
+the article must hold at consecutive positions. An article then looks up its distinct words,
+so the work grows with the article and the rules it could match, not with the number of rules.
+The candidates are evaluated exactly as the naive loop would, so the index can only save
+time, never change a result.
 
 Fuzzy terms are anchored through a cache from token to the fuzzy terms it matches: a token not
 seen before is compared with the whole fuzzy vocabulary in one batch (``process.cdist``, plus
@@ -22,6 +25,7 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
 from rapidfuzz import process
@@ -51,8 +55,8 @@ class IndexedRule(Protocol):
 
 R = TypeVar("R", bound=IndexedRule)
 
-# Anchors: ("key", key) | ("pair", word, word) | ("prefix", norm) | ("fuzzy", key, threshold)
-# | ("regex", pattern)
+# Anchors: ("key", key) | ("pair", word, word) | ("bigram", word, next word) | ("prefix", norm)
+# | ("fuzzy", key, threshold) | ("regex", pattern)
 Anchor = tuple[Any, ...]
 
 _CACHE_LIMIT = 200_000
@@ -84,9 +88,21 @@ def _anchors(
             cost += min(_word_cost(left), _word_cost(right))
         return frozenset(anchors), cost
     if isinstance(node, Phrase):
-        return _cheapest([_anchors(w, threshold, aliases) for w in node.words])
+        found = _cheapest([_anchors(w, threshold, aliases) for w in node.words])
+        words = [w.key for w in node.words]
+        plain = all(
+            w.kind == "word" and w.key and not aliases.of(w.key) and not compound_splits(w.key)
+            for w in node.words
+        )
+        if found is None or node.slop or len(words) < 2 or not plain:
+            return found
+        # Words found by their keys alone, at consecutive positions: each adjacent pair is
+        # required, and the rarest pair says more than the rarest word. The cost stays that of
+        # the rarest word, so a parent chooses among its children as it did before.
+        pair = min(pairwise(words), key=lambda p: (min(_word_cost(p[0]), _word_cost(p[1])), p))
+        return frozenset({("bigram", pair[0], pair[1])}), found[1]
     if isinstance(node, Near):
-        return _cheapest(
+        return _all_of(
             [_anchors(node.left, threshold, aliases), _anchors(node.right, threshold, aliases)]
         )
     if isinstance(node, Regex):
@@ -94,7 +110,7 @@ def _anchors(
     if isinstance(node, Not):
         return None
     if isinstance(node, And):
-        return _cheapest(
+        return _all_of(
             [_anchors(c, threshold, aliases) for c in node.children if not isinstance(c, Not)]
         )
     union: set[Anchor] = set()
@@ -116,6 +132,37 @@ def _cheapest(
         if opt is not None and (best is None or opt[1] < best[1]):
             best = opt
     return best
+
+
+# Word pairs an AND or NEAR anchors on at most, one from each of two children.
+_MAX_PAIRS = 4
+
+
+def _all_of(
+    options: Sequence[tuple[frozenset[Anchor], float] | None],
+) -> tuple[frozenset[Anchor], float] | None:
+    """The anchors of a node that needs every one of ``options`` (AND, NEAR).
+
+    The cheapest option, or, when it and another option are plain words, pairs of a word from
+    each (both must be in a matching article): fewer articles hold a pair than its rarer word.
+    The cost stays that of the cheapest option, so a parent chooses among its children as it did
+    before.
+    """
+    best = _cheapest(options)
+    if best is None or not _words_only(best[0]):
+        return best
+    others = [o for o in options if o is not None and o is not best and _words_only(o[0])]
+    if not others:
+        return best
+    other = min(others, key=lambda o: o[1])
+    if len(best[0]) * len(other[0]) > _MAX_PAIRS:
+        return best
+    pairs = {("pair", a[1], b[1]) for a in best[0] for b in other[0]}
+    return frozenset(pairs), best[1]
+
+
+def _words_only(anchors: frozenset[Anchor]) -> bool:
+    return all(a[0] == "key" for a in anchors)
 
 
 def _fields_of(node: Node, defaults: Sequence[str], out: set[str]) -> None:
@@ -320,6 +367,8 @@ class RuleIndex(Generic[R]):
         self.aliases = aliases
         self.by_key: dict[str, list[int]] = {}
         self.by_pair: dict[str, list[tuple[str, int]]] = {}  # rarer word → (other word, rule)
+        # rarer word → (word before or after it, whether it is the second, rule)
+        self.by_bigram: dict[str, list[tuple[str, bool, int]]] = {}
         self.by_prefix: dict[str, list[int]] = {}
         self.by_fuzzy: dict[_FuzzyTerm, list[int]] = {}
         self.by_regex: dict[str, list[int]] = {}
@@ -339,6 +388,12 @@ class RuleIndex(Generic[R]):
                     left, right = anchor[1], anchor[2]
                     rare, other = sorted((left, right), key=_word_cost)
                     self.by_pair.setdefault(rare, []).append((other, i))
+                elif kind == "bigram":
+                    left, right = anchor[1], anchor[2]
+                    if _word_cost(left) <= _word_cost(right):
+                        self.by_bigram.setdefault(left, []).append((right, False, i))
+                    else:
+                        self.by_bigram.setdefault(right, []).append((left, True, i))
                 elif kind == "prefix":
                     self.by_prefix.setdefault(anchor[1], []).append(i)
                 elif kind == "fuzzy":
@@ -374,6 +429,16 @@ class RuleIndex(Generic[R]):
             by_pair = self.by_pair
             for k in by_pair.keys() & keys:
                 hit.update(i for other, i in by_pair[k] if other in keys)
+        if self.by_bigram:
+            by_bigram = self.by_bigram
+            fts = [analysis.field(name) for name in self.fields]
+            for k in by_bigram.keys() & keys:
+                for other, second, i in by_bigram[k]:
+                    if other not in keys or i in hit:
+                        continue
+                    a, b = (other, k) if second else (k, other)
+                    if any(ft.adjacent(a, b) for ft in fts):
+                        hit.add(i)
         if self.prefix_lengths:
             by_prefix = self.by_prefix
             for n in norms:

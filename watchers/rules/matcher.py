@@ -34,12 +34,12 @@ __all__ = [
     "DEFAULT_FIELDS",
     "DEFAULT_THRESHOLD",
     "FIELD_WEIGHTS",
+    "MAX_HITS",
     "REGEX_BUDGET",
     "Analysis",
     "Evaluator",
     "RegexBudget",
     "match_query",
-    "score_hits",
 ]
 
 DEFAULT_THRESHOLD: Final = 85
@@ -47,6 +47,9 @@ DEFAULT_FIELDS: Final = ("title", "text")
 # A hit in the title says more about what an article is about than one deep in the text.
 FIELD_WEIGHTS: Final = {"title": 2.0, "text": 1.0, "source": 0.5, "url": 0.5}
 _FIELD_RANK: Final = {"title": 0, "text": 1, "source": 2, "url": 3}
+_FIELD_WEIGHT: Final = tuple(FIELD_WEIGHTS[f] for f in _FIELD_RANK)  # by field rank
+# Evidence kept per match (the score still counts every hit).
+MAX_HITS: Final = 100
 # Seconds that all regexes together may spend on one article (or one match_query call).
 REGEX_BUDGET: Final = 0.1
 _EXACT: Final = Verdict("exact", 100.0)
@@ -118,6 +121,7 @@ _RawHit = tuple[int, int, int, str, str, HitKind, float, "str | None"]
 # An occurrence of a positional node: (field rank, first position, last position, raw hits).
 _Occ = tuple[int, int, int, tuple[_RawHit, ...]]
 _BY_PLACE = itemgetter(0, 1, 2)
+_BY_SIG = itemgetter(0, 1, 2, 3)
 _NONE: list[_Occ] = []  # shared empty result; never mutated
 
 # A term's resolution: per field, (token number, verdict) pairs in token order.
@@ -155,6 +159,8 @@ class Evaluator:
         self._occs: dict[tuple[str, str, float], list[_Occ]] = {}
         self._regex: dict[tuple[str, str], list[tuple[int, int]] | None] = {}
         self._hits: dict[_RawHit, Hit] = {}
+        self._words: dict[tuple[str, tuple[str, ...]], list[_RawHit] | None] = {}
+        self._texts: dict[str, str] = {}
         self._default_fields: Sequence[str] = DEFAULT_FIELDS
 
     def _fields(self, field: str | None) -> Sequence[str]:
@@ -267,6 +273,32 @@ class Evaluator:
             occs.sort(key=_BY_PLACE)
         self._occs[ck] = occs
         return occs
+
+    def _word_hits(self, term: Term, fields: Sequence[str]) -> list[_RawHit] | None:
+        """The hits of a plain word (see :meth:`_is_plain`) in ``fields``, or None: the raw
+        hits :meth:`_term_occs` holds, without its occurrences around them.
+
+        The list is cached and shared by every rule that asks, so no caller may change it.
+        """
+        ck = (term.text, tuple(fields))
+        try:
+            return self._words[ck]
+        except KeyError:
+            pass
+        hits: list[_RawHit] = []
+        key = term.key
+        label = term.text
+        for field in fields:
+            ft = self.analysis.field(field)
+            idx = ft.by_key.get(key)
+            if idx:
+                rank = _FIELD_RANK[field]
+                starts, ends = ft.starts, ft.ends
+                hits += [
+                    (rank, starts[i], ends[i], label, field, "exact", 100.0, None) for i in idx
+                ]
+        found = self._words[ck] = hits or None
+        return found
 
     def _is_plain(self, key: str) -> bool:
         """Whether a word term is found by its key alone (no alias group, no compound reading)."""
@@ -479,6 +511,8 @@ class Evaluator:
         """The evidence that makes ``node`` true, or None when it is false (NOT gives none)."""
         if isinstance(node, Term):
             fields = self._default_fields if node.field is None else (node.field,)
+            if node.kind == "word" and self._is_plain(node.key):
+                return self._word_hits(node, fields)
             hits: list[_RawHit] = []
             for field in fields:
                 for occ in self._term_occs(node, field, threshold):
@@ -552,40 +586,65 @@ class Evaluator:
             {"rule": name, "article_id": self.analysis.article.id, "score": score, "hits": hits},
         )
 
+    def _hit(self, h: _RawHit) -> Hit:
+        start, end = h[1], h[2]
+        field = h[4]
+        text = self._texts.get(field)
+        if text is None:
+            text = self._texts[field] = self.analysis.article.field(field)
+        hit: Hit = _trusted(
+            Hit,
+            {
+                "term": h[3],
+                "field": field,
+                "start": start,
+                "end": end,
+                "text": text[start:end],
+                "kind": h[5],
+                "score": float(h[6]),
+                "variant": h[7],
+            },
+        )
+        self._hits[h] = hit
+        return hit
+
     def _build_hits(self, raw: list[_RawHit]) -> tuple[tuple[Hit, ...], float]:
         """The hits sorted by field, span and term, one per (term, field, span); and their score.
 
-        Hits are immutable, so rules that share a term share its Hit objects. The score is
-        :func:`score_hits` of the hits: the same terms summed by ``sum`` in the same order.
+        Hits are immutable, so rules that share a term share its Hit objects. The score counts
+        every hit (each hit's score/100, weighted by field: title hits count double); the
+        evidence kept is the first :data:`MAX_HITS` — enough to show why, and bounded, so a huge
+        document does not carry (and store) hundreds of thousands of them.
         """
-        out = []
-        weights = []
-        last = None
-        made = self._hits
-        for h in sorted(set(raw), key=_hit_order):
-            sig = h[:4]
-            if sig == last:
-                continue
-            last = sig
-            hit = made.get(h)
+        # Sorting on (field rank, start, end, term) in C and settling ties by the full order in
+        # Python gives the same hits as sorting on the full order: only the first of each
+        # (term, field, span) is kept, and ties are rare (one word hit by two routes).
+        if len(raw) == 1:
+            h = raw[0]
+            hit = self._hits.get(h)
             if hit is None:
-                field = h[4]
-                start, end = h[1], h[2]
-                hit = made[h] = _trusted(
-                    Hit,
-                    {
-                        "term": h[3],
-                        "field": field,
-                        "start": start,
-                        "end": end,
-                        "text": self.analysis.article.field(field)[start:end],
-                        "kind": h[5],
-                        "score": float(h[6]),
-                        "variant": h[7],
-                    },
-                )
-            out.append(hit)
-            weights.append(FIELD_WEIGHTS.get(h[4], 0.5) * h[6] / 100.0)
+                hit = self._hit(h)
+            return (hit,), float(round(_FIELD_WEIGHT[h[0]] * h[6] / 100.0, 4))
+        ordered = sorted(raw, key=_BY_SIG)
+        out: list[Hit] = []
+        weights: list[float] = []
+        made = self._hits
+        last: _RawHit | None = None
+        for h in ordered:
+            # Equal spans are rare: the start tells most hits apart before a slice is made.
+            if last is not None and h[1] == last[1] and h[:4] == last[:4]:
+                if _hit_order(h) < _hit_order(last):
+                    # A better hit of the same span takes the place of the one kept before.
+                    weights[-1] = _FIELD_WEIGHT[h[0]] * h[6] / 100.0
+                    if len(out) == len(weights):
+                        out[-1] = self._hit(h)
+                    last = h
+                continue
+            last = h
+            weights.append(_FIELD_WEIGHT[h[0]] * h[6] / 100.0)
+            if len(out) < MAX_HITS:
+                hit = made.get(h)
+                out.append(hit if hit is not None else self._hit(h))
         return tuple(out), float(round(sum(weights), 4))  # sum([]) is the int 0
 
 
@@ -660,12 +719,6 @@ def _compiled_regex(pattern: str) -> regex.Pattern[str]:
             _REGEX_CACHE.clear()
         rx = _REGEX_CACHE[pattern] = regex.compile(pattern, regex.IGNORECASE | regex.V0)
     return rx
-
-
-def score_hits(hits: Iterable[Hit]) -> float:
-    """A relevance score: each hit's score/100, weighted by field (title hits count double)."""
-    total = sum(FIELD_WEIGHTS.get(h.field, 0.5) * h.score / 100.0 for h in hits)
-    return round(total, 4)
 
 
 @lru_cache(maxsize=1)

@@ -12,9 +12,10 @@ position; positions count words, which is what phrases and NEAR measure.
 :class:`FieldText` holds a field's tokens as parallel lists (key, norm, start, end, position,
 last position) plus an index from key to token numbers: matching reads those, and builds a
 :class:`Token` only for the words it reports. It equals what :func:`tokenize` returns, token for
-token; its lists are filled by C-level passes (split, accumulate, map over the folding cache)
-and its key index finds a key's token numbers by C-level list scans when first asked, since
-tokenising was most of the cost of matching and an article is asked about few of its words.
+token; its lists are filled by C-level passes (split, accumulate, map over the folding cache),
+its norms only when read, and its key index finds token numbers only when a rule asks (by
+C-level list scans for the first few keys, then all at once), since tokenising is a large part
+of the cost of matching.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ _DASH = "\\-\u2010\u2011\u2013"
 
 
 def _word_pattern(w: str) -> str:
+    # Each look-behind comes after the literal it guards: most word ends are followed by neither
+    # a dot nor a comma, and the literal test fails faster than the look-behind.
     return (
-        rf"{w}+(?:(?:[{_APOS}{_DASH}]|(?<=\d)[.,](?=\d)){w}+)*"
-        rf"(?:(?<=\b\w)\.(?:\w\.)+)?"
+        rf"{w}+(?:(?:[{_APOS}{_DASH}]|[.,](?<=\d[.,])(?=\d)){w}+)*"
+        rf"(?:\.(?<=\b\w\.)(?:\w\.)+)?"
     )
 
 
@@ -212,38 +215,70 @@ class _Tokens(Sequence[Token]):
             yield _new(Token, t)
 
 
-class KeyIndex(Mapping[str, list[int]]):
-    """Key → token numbers (ascending) of one field, each list found when first asked for.
+# Keys of a field looked up by scanning before all are indexed in one pass.
+_SCANS = 12
 
-    Building every list costs a Python step per token; an article is asked about the words of
-    its candidate rules only. Knowing each key's last token number bounds the scans.
+
+class KeyIndex(Mapping[str, list[int]]):
+    """Key → token numbers (ascending) of one field, found when first asked for.
+
+    The key set alone (what the rule index reads) is built in C. The first few keys asked for
+    are found by C-level list scans, bounded by each key's last token number; from
+    :data:`_SCANS` on, every key's token numbers are found in one pass (a Python step per
+    token), which costs less than scanning for dozens of keys.
     """
 
-    __slots__ = ("_found", "_keys", "_last")
+    __slots__ = ("_found", "_keys", "_last", "_scans")
 
     def __init__(self, keys: list[str]) -> None:
         self._keys = keys
         self._last = dict(zip(keys, range(len(keys)), strict=True))
         self._found: dict[str, list[int]] = {}
+        self._scans = 0
+
+    def _index(self) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for i, k in enumerate(self._keys):
+            slot = found.get(k)
+            if slot is None:
+                found[k] = [i]
+            else:
+                slot.append(i)
+        self._found = found
+        self._scans = -1  # all found
+        return found
+
+    def _scan(self, k: str) -> list[int]:
+        stop = self._last[k] + 1
+        keys = self._keys
+        i = keys.index(k, 0, stop)
+        found = [i]
+        while i + 1 < stop:
+            i = keys.index(k, i + 1, stop)
+            found.append(i)
+        self._found[k] = found
+        self._scans += 1
+        return found
 
     def __getitem__(self, k: str) -> list[int]:
         found = self._found.get(k)
-        if found is None:
-            stop = self._last[k] + 1
-            keys = self._keys
-            i = keys.index(k)
-            found = [i]
-            while i + 1 < stop:
-                i = keys.index(k, i + 1, stop)
-                found.append(i)
-            self._found[k] = found
-        return found
+        if found is not None:
+            return found
+        if self._scans < 0:
+            raise KeyError(k)
+        if self._scans < _SCANS:
+            return self._scan(k)
+        return self._index()[k]
 
     def get(self, k: str, default: list[int] | None = None) -> list[int] | None:  # type: ignore[override]
         found = self._found.get(k)
         if found is not None:
             return found
-        return self[k] if k in self._last else default
+        if self._scans < 0 or k not in self._last:
+            return default
+        if self._scans < _SCANS:
+            return self._scan(k)
+        return self._index()[k]
 
     def __contains__(self, k: object) -> bool:
         return k in self._last
@@ -259,30 +294,66 @@ class KeyIndex(Mapping[str, list[int]]):
 
 
 class FieldText:
-    """A field's tokens as parallel lists, with an index from key to token numbers."""
+    """A field's tokens as parallel lists, with an index from key to token numbers.
 
-    __slots__ = ("by_key", "ends", "keys", "last", "norms", "pos", "starts", "text")
+    ``norms`` are made when first read: only prefix terms and reported variants need them.
+    """
+
+    __slots__ = (
+        "_folded",
+        "_norms",
+        "_odd",
+        "by_key",
+        "ends",
+        "keys",
+        "last",
+        "pos",
+        "starts",
+        "text",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.keys: list[str] = []
-        self.norms: list[str] = []
+        self._norms: list[str] | None = []
+        self._folded: list[_Folded] = []
+        self._odd: list[int] = []
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.pos: Sequence[int] = ()
         self.last: Sequence[int] = ()
         self.by_key = KeyIndex(self.keys)
 
+    def adjacent(self, a: str, b: str) -> bool:
+        """Whether a token of key ``b`` is at the position after a token of key ``a`` ends."""
+        ia = self.by_key.get(a)
+        if not ia:
+            return False
+        ib = self.by_key.get(b)
+        if not ib:
+            return False
+        pos, last = self.pos, self.last
+        after = {last[i] + 1 for i in ia}
+        return any(pos[j] in after for j in ib)
+
     @property
     def tokens(self) -> Sequence[Token]:
         return _Tokens(self)
+
+    @property
+    def norms(self) -> list[str]:
+        norms = self._norms
+        if norms is None:
+            norms = self._norms = _expand_norms(self._folded, self._odd)
+        return norms
 
     @classmethod
     def of(cls, text: str) -> FieldText:
         ft = cls(text)
         if not text:
             return ft
-        pieces = (_SPLIT_RE_MARKS if _COMBINING.search(text) else _SPLIT_RE).split(text)
+        marks = not text.isascii() and _COMBINING.search(text)
+        pieces = (_SPLIT_RE_MARKS if marks else _SPLIT_RE).split(text)
         raws = pieces[1::2]
         # pieces alternate gap, word, gap, ...: word m runs from the end of piece 2m to the
         # end of piece 2m + 1.
@@ -293,44 +364,13 @@ class FieldText:
         folded = cast("list[_Folded]", cached)
         if None in cached:
             folded = [f or _fold_word(r) for f, r in zip(cached, raws, strict=True)]
-        odd_flags = list(map(_ODD, folded))
-        odd = list(compress(range(len(raws)), odd_flags)) if any(odd_flags) else []
+        odd = list(compress(range(len(raws)), map(_ODD, folded)))
         keys = list(map(_KEY, folded))
-        norms = list(map(_NORM, folded))
+        ft._folded, ft._odd, ft._norms = folded, odd, None
         heads: list[tuple[int, int]] = []  # (token number, parts) of each compound
         if odd:
-            # Rebuild around the few odd words: drop those with no key, follow each compound by
-            # its parts. Whole runs of plain words between them are copied as slices.
-            k2: list[str] = []
-            n2: list[str] = []
-            s2: list[int] = []
-            e2: list[int] = []
-            prev = 0
-            for m in odd:
-                k2 += keys[prev:m]
-                n2 += norms[prev:m]
-                s2 += starts[prev:m]
-                e2 += ends[prev:m]
-                prev = m + 1
-                f = folded[m]
-                if not f[1]:
-                    continue
-                start = starts[m]
-                heads.append((len(k2), len(f[2])))
-                k2.append(f[1])
-                n2.append(f[0])
-                s2.append(start)
-                e2.append(ends[m])
-                for p_norm, p_key, p_start, p_end in f[2]:
-                    k2.append(p_key)
-                    n2.append(p_norm)
-                    s2.append(start + p_start)
-                    e2.append(start + p_end)
-            keys = k2 + keys[prev:]
-            norms = n2 + norms[prev:]
-            starts = s2 + starts[prev:]
-            ends = e2 + ends[prev:]
-        ft.keys, ft.norms, ft.starts, ft.ends = keys, norms, starts, ends
+            keys, starts, ends, heads = _expand(keys, starts, ends, odd, folded)
+        ft.keys, ft.starts, ft.ends = keys, starts, ends
         if heads:
             # A compound takes no position of its own: it shares its first part's.
             consumes = [1] * len(keys)
@@ -346,6 +386,51 @@ class FieldText:
             ft.pos = ft.last = range(len(keys))
         ft.by_key = KeyIndex(keys)
         return ft
+
+
+def _expand(
+    keys: list[str], starts: list[int], ends: list[int], odd: list[int], folded: list[_Folded]
+) -> tuple[list[str], list[int], list[int], list[tuple[int, int]]]:
+    """Per-word lists made per-token around the few odd words: those with no key dropped, each
+    compound followed by its parts. Runs of plain words between them are copied as slices."""
+    k2: list[str] = []
+    s2: list[int] = []
+    e2: list[int] = []
+    heads: list[tuple[int, int]] = []
+    prev = 0
+    for m in odd:
+        k2 += keys[prev:m]
+        s2 += starts[prev:m]
+        e2 += ends[prev:m]
+        prev = m + 1
+        f = folded[m]
+        if not f[1]:
+            continue
+        start = starts[m]
+        heads.append((len(k2), len(f[2])))
+        k2.append(f[1])
+        s2.append(start)
+        e2.append(ends[m])
+        for _, p_key, p_start, p_end in f[2]:
+            k2.append(p_key)
+            s2.append(start + p_start)
+            e2.append(start + p_end)
+    return k2 + keys[prev:], s2 + starts[prev:], e2 + ends[prev:], heads
+
+
+def _expand_norms(folded: list[_Folded], odd: list[int]) -> list[str]:
+    """The norms of :func:`_expand`'s tokens."""
+    norms = list(map(_NORM, folded))
+    out: list[str] = []
+    prev = 0
+    for m in odd:
+        out += norms[prev:m]
+        prev = m + 1
+        f = folded[m]
+        if f[1]:
+            out.append(f[0])
+            out += [p[0] for p in f[2]]
+    return out + norms[prev:]
 
 
 def tokenize(text: str, by_key: dict[str, list[int]] | None = None) -> list[Token]:

@@ -5,8 +5,8 @@ Three layers, because each one alone has a gap:
 * :func:`check_url` rejects a URL before any connection: wrong scheme, credentials, backslashes,
   ``localhost`` names and IP literals in any notation a resolver would accept (``2130706433``,
   ``0x7f000001``, ``0177.0.0.1``, ``127.1``, ``[::ffff:127.0.0.1]``).
-* :class:`GuardedResolver` filters what DNS returns, so a public name that resolves (or rebinds)
-  to a private address is refused before the connector dials it.
+* ``_http.GuardedResolver`` filters what DNS returns (with :func:`blocked_reason`), so a public
+  name that resolves (or rebinds) to a private address is refused before the connector dials it.
 * :func:`check_peer` checks the address a connection actually reached, which also covers
   sessions built without our resolver and pooled connections.
 
@@ -24,13 +24,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
-
 from watchers.errors import FetchBlockedError
 
 __all__ = [
-    "GuardedResolver",
     "IPAddress",
     "IPNetwork",
     "allowing",
@@ -223,51 +219,9 @@ def current_allowlist() -> tuple[IPNetwork, ...]:
 
 @contextmanager
 def allowing(allowed: Sequence[IPNetwork]) -> Iterator[None]:
-    """Make ``allowed`` the allowlist that :class:`GuardedResolver` applies in this context."""
+    """Make ``allowed`` the allowlist that the fetcher's resolver applies in this context."""
     token = _ALLOWED.set(tuple(allowed))
     try:
         yield
     finally:
         _ALLOWED.reset(token)
-
-
-class GuardedResolver(AbstractResolver):
-    """A resolver that drops blocked addresses and refuses a name that leads only to them.
-
-    Dropping (rather than failing on any blocked answer) keeps dual-stack names working; a name
-    whose every answer is blocked raises FetchBlockedError, which aiohttp lets through unchanged.
-    """
-
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
-        self._inner = inner
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        allowed = _ALLOWED.get()
-        check_host(host, allowed)
-        if self._inner is None:
-            # Created lazily: ThreadedResolver wants a running loop.
-            self._inner = ThreadedResolver()
-        results = await self._inner.resolve(host, port, family)
-        kept: list[ResolveResult] = []
-        reasons: list[str] = []
-        for result in results:
-            try:
-                ip = ipaddress.ip_address(result["host"].split("%", 1)[0])
-            except ValueError:
-                reasons.append(f"{result['host']!r} is not an address")
-                continue
-            reason = blocked_reason(ip, allowed)
-            if reason is None:
-                kept.append(result)
-            else:
-                reasons.append(f"{ip} is {reason}")
-        if not kept:
-            detail = "; ".join(dict.fromkeys(reasons)) or "no addresses"
-            raise FetchBlockedError(f"refused connection: {host} resolves only to {detail}")
-        return kept
-
-    async def close(self) -> None:
-        if self._inner is not None:
-            await self._inner.close()

@@ -10,6 +10,8 @@ Content-Length said).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,14 +20,15 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urljoin
 
 import aiohttp
-from aiohttp.abc import AbstractResolver
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from watchers.errors import FetchBlockedError, SourceError
 from watchers.sources._guard import (
-    GuardedResolver,
     IPNetwork,
     allowing,
+    blocked_reason,
     check_host,
     check_peer,
     check_url,
@@ -45,6 +48,7 @@ __all__ = [
     "FetchTimeoutError",
     "Fetcher",
     "GuardedConnector",
+    "GuardedResolver",
     "Timeouts",
 ]
 
@@ -87,6 +91,48 @@ class FetchResult:
     @property
     def content_type(self) -> str | None:
         return self.headers.get("Content-Type")
+
+
+class GuardedResolver(AbstractResolver):
+    """A resolver that drops blocked addresses and refuses a name that leads only to them.
+
+    Dropping (rather than failing on any blocked answer) keeps dual-stack names working; a name
+    whose every answer is blocked raises FetchBlockedError, which aiohttp lets through unchanged.
+    """
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        allowed = current_allowlist()
+        check_host(host, allowed)
+        if self._inner is None:
+            # Created lazily: ThreadedResolver wants a running loop.
+            self._inner = ThreadedResolver()
+        results = await self._inner.resolve(host, port, family)
+        kept: list[ResolveResult] = []
+        reasons: list[str] = []
+        for result in results:
+            try:
+                ip = ipaddress.ip_address(result["host"].split("%", 1)[0])
+            except ValueError:
+                reasons.append(f"{result['host']!r} is not an address")
+                continue
+            reason = blocked_reason(ip, allowed)
+            if reason is None:
+                kept.append(result)
+            else:
+                reasons.append(f"{ip} is {reason}")
+        if not kept:
+            detail = "; ".join(dict.fromkeys(reasons)) or "no addresses"
+            raise FetchBlockedError(f"refused connection: {host} resolves only to {detail}")
+        return kept
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
 
 
 class GuardedConnector(aiohttp.TCPConnector):

@@ -15,16 +15,33 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
 from watchers.errors import SourceError
 from watchers.models import Article
-from watchers.sources._feedparse import FeedFormatError, ParsedFeed, RawEntry, parse_feed
 from watchers.sources._guard import IPNetwork, check_url, parse_networks
-from watchers.sources._http import Fetcher, FetchResult, FetchTimeoutError
 from watchers.sources.base import Poll, Source, SourceConfigBase, SourceContext
+
+if TYPE_CHECKING:
+    from watchers.sources._feedparse import FeedFormatError, ParsedFeed, RawEntry
+    from watchers.sources._http import Fetcher, FetchResult, FetchTimeoutError
+
+# aiohttp and feedparser load when a feed is first built or polled, not when a config that
+# names feeds is read: `newswatch search` and `check` start without them.
+_LAZY = {
+    "FeedFormatError": "watchers.sources._feedparse",
+    "FetchTimeoutError": "watchers.sources._http",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "FeedFormatError",
@@ -166,8 +183,12 @@ class FeedSource:
         self.name = name
         self.url = url
         self.allow_private = parse_networks(allow_private)
-        self._fetcher = fetcher if fetcher is not None else Fetcher()
         self._owns_fetcher = fetcher is None
+        if fetcher is None:
+            from watchers.sources._http import Fetcher
+
+            fetcher = Fetcher()
+        self._fetcher = fetcher
         # The fetcher's own allowlist applies to every request it makes, so it counts here too.
         check_url(url, self._fetcher.allow_private + self.allow_private)
         self._executor = executor
@@ -188,6 +209,8 @@ class FeedSource:
         if not 200 <= result.status < 300:
             raise _status_error(self.url, result)
         if result.status == 204 or not result.body.strip():
+            from watchers.sources._feedparse import FeedFormatError
+
             raise FeedFormatError(f"{self.url} is not a feed: the response is empty", "empty")
         parsed = await self._parse(result)
         articles: list[Article] = []
@@ -202,6 +225,8 @@ class FeedSource:
                     skipped=tuple(skipped))
 
     async def _parse(self, result: FetchResult) -> ParsedFeed:
+        from watchers.sources._feedparse import parse_feed
+
         job = partial(parse_feed, result.body, url=result.url, content_type=result.content_type)
         if self._executor is None:
             return await asyncio.to_thread(job)

@@ -2,6 +2,7 @@
 
 from watchers.store.base import (
     AlertState,
+    ArticleRecord,
     ArticleStore,
     OutboxEntry,
     OutboxKind,
@@ -15,6 +16,7 @@ from watchers.store.sqlite import SqliteStore
 
 __all__ = [
     "AlertState",
+    "ArticleRecord",
     "ArticleStore",
     "OutboxEntry",
     "OutboxKind",

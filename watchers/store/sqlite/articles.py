@@ -15,7 +15,7 @@ import math
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import aiosqlite
@@ -226,14 +226,21 @@ class ArticlesMixin:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
 
     async def known(self, articles: Sequence[Article]) -> list[bool]:
-        """:meth:`is_known` for each article (against stored articles only), in a few reads."""
+        """For each article, whether :meth:`record_many` of the list would find it a
+        duplicate: of a stored article (as :meth:`is_known`) or of an earlier one of the list.
+        A few reads, however long the list."""
 
-        async def check(conn: aiosqlite.Connection) -> list[bool]:
-            seen = _Identities()
-            await seen.load(conn, articles)
-            return [seen.duplicate(a) for a in articles]
-
-        return await self._db.read(check) if articles else []
+        seen = _Identities()
+        out: list[bool] = []
+        for chunk in _chunks(articles):
+            # One read per chunk: delivery's reads get the connection in between.
+            await self._db.read(partial(seen.load, articles=chunk))
+            for a in chunk:
+                dup = seen.duplicate(a)
+                if not dup:
+                    seen.add(a)
+                out.append(dup)
+        return out
 
     async def record(
         self,

@@ -1,0 +1,200 @@
+"""``newswatch import FILE.jsonl``: history goes into the store matched but never alerted, bad
+lines are named by number and skipped, progress is reported, and a running newswatch keeps the
+database to itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from bot import cli
+from tests.cli.test_cli import nw
+from watchers.importer import BadLine, ImportProgress, import_file, parse_line
+from watchers.rules import Rule, RuleSet
+from watchers.rules.lookup import index_terms
+from watchers.store import SqliteStore
+
+CONFIG = """
+[storage]
+path = "nw.db"
+[[rules]]
+name = "troops"
+query = "troops OR soldiers"
+[[rules]]
+name = "markets"
+query = "shares"
+channel = "business"
+"""
+
+GOOD = [
+    {"id": "h1", "title": "Troops gather at the border", "text": "Troops gathered overnight.",
+     "url": "https://ex.org/1", "date": "2022-01-05T10:00:00Z", "source": "archive"},
+    {"id": "h2", "title": "Shares rise", "text": "Shares rose in London.", "date": "2022-01-06",
+     "source": "archive"},
+    {"id": "h3", "title": "Weather", "text": "Rain.", "source": "archive"},
+]
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "config.toml").write_text(CONFIG)
+    return tmp_path
+
+
+def test_import_stores_matches_and_reports_bad_lines_by_number(workdir: Path) -> None:
+    lines = [
+        json.dumps(GOOD[0]),
+        "{not json",                                              # 2
+        json.dumps(GOOD[1]),
+        json.dumps({"id": "x", "text": "no title here"}),         # 4
+        "",                                                       # blank: skipped, not bad
+        json.dumps({"title": "When?", "date": "last Tuesday"}),   # 6
+        json.dumps(GOOD[2]),
+        json.dumps(["a", "list"]),                                # 8
+        json.dumps(GOOD[0]),                                      # a duplicate of line 1
+    ]
+    history = write_jsonl(workdir / "history.jsonl", lines)
+    r = nw("import", str(history), "-c", "config.toml", cwd=workdir)
+    assert r.returncode == 1, r.stderr  # some lines were bad
+    err = r.stderr
+    assert "history.jsonl:2: invalid JSON" in err
+    assert "history.jsonl:4: missing 'title'" in err
+    assert "history.jsonl:6: 'date' is not an ISO 8601 date: 'last Tuesday'" in err
+    assert "history.jsonl:8: expected a JSON object" in err
+    for good in (1, 3, 5, 7, 9):
+        assert f"history.jsonl:{good}:" not in err
+    assert "9 lines · imported 3 · duplicates 1 · bad 4" in err
+    with closing(sqlite3.connect(workdir / "nw.db")) as con:
+        assert con.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0  # no alert
+        assert sorted(con.execute("SELECT article_id, rule FROM matches")) == [
+            ("h1", "troops"), ("h2", "markets")]
+        assert con.execute("SELECT published FROM articles WHERE id = 'h2'").fetchone()[0] \
+            .startswith("2022-01-06T00:00:00")
+    found = nw("search", "troops", "-c", "config.toml", "--json", cwd=workdir)
+    assert found.returncode == 0, found.stderr
+    (hit,) = [json.loads(line) for line in found.stdout.splitlines()]
+    assert hit["id"] == "h1" and hit["source"] == "archive"
+    assert hit["published"].startswith("2022-01-05T10:00:00")
+
+
+def test_importing_again_counts_duplicates_and_succeeds(workdir: Path) -> None:
+    history = write_jsonl(workdir / "h.jsonl", [json.dumps(g) for g in GOOD])
+    first = nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    assert "imported 3 · duplicates 0 · bad 0" in first.stderr
+    again = nw("import", str(history), "-c", "config.toml", cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert "imported 0 · duplicates 3 · bad 0" in again.stderr
+
+
+def test_import_refuses_while_another_process_writes(workdir: Path) -> None:
+    history = write_jsonl(workdir / "h.jsonl", [json.dumps(GOOD[0])])
+
+    async def holding() -> None:
+        async with await SqliteStore.open(workdir / "nw.db"):
+            r = nw("import", str(history), "-c", "config.toml", cwd=workdir)
+            assert r.returncode == 1
+            assert "another newswatch process" in r.stderr and "stop it first" in r.stderr
+            assert "Traceback" not in r.stderr
+
+    asyncio.run(holding())
+    with closing(sqlite3.connect(workdir / "nw.db")) as con:
+        assert con.execute("SELECT count(*) FROM articles").fetchone()[0] == 0
+
+
+def test_import_of_a_missing_file_says_so(workdir: Path) -> None:
+    r = nw("import", "nope.jsonl", "-c", "config.toml", cwd=workdir)
+    assert r.returncode == 1 and "nope.jsonl: no such file" in r.stderr
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(cli, "PROGRESS_EVERY_S", 0.0)  # a line after every batch
+    write_jsonl(workdir / "h.jsonl", [json.dumps(g) for g in GOOD])
+    assert cli.main(["import", "h.jsonl", "-c", "config.toml"]) == 0
+    err = capsys.readouterr().err
+    progress = [line for line in err.splitlines() if line.startswith("newswatch: import ")]
+    assert progress == ["newswatch: import 100%: 3 lines · imported 3 · duplicates 0 · bad 0 · "
+                        + progress[0].rsplit("· ", 1)[1]]
+    assert "\r" not in err  # no bar drawn into a file
+
+
+async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
+    lines = [json.dumps({**GOOD[0], "id": f"h{i}", "title": f"Troops {i}"}) for i in range(10)]
+    lines[4] = "oops"
+    history = write_jsonl(tmp_path / "h.jsonl", lines)
+    seen: list[ImportProgress] = []
+    bad: list[tuple[int, str]] = []
+    ruleset = RuleSet([Rule(name="troops", query="troops")])
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        summary = await import_file(store, history, ruleset=ruleset, terms_of=index_terms,
+                                    on_progress=seen.append,
+                                    on_bad_line=lambda n, why: bad.append((n, why)), batch=3)
+        assert await store.count_articles() == 9
+        assert (await store.rule_match_counts())["troops"] == 9
+    assert [p.lines for p in seen] == [3, 6, 9, 10]
+    assert [p.imported for p in seen] == [3, 5, 8, 9]
+    assert seen[-1].bytes_read == seen[-1].total_bytes == history.stat().st_size
+    assert bad == [(5, "invalid JSON at column 1: Expecting value")]
+    assert (summary.lines, summary.imported, summary.duplicates, summary.bad) == (10, 9, 0, 1)
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b'{"title": 5}', "'title' must be a non-empty string"),
+    (b'{"title": "  "}', "'title' must be a non-empty string"),
+    (b'{"title": "x", "url": 3}', "'url' must be a string, not int"),
+    (b'{"title": "x", "date": 20220101}', "'date' must be an ISO 8601 string, not int"),
+    (b'{"title": "x", "date": "2022-13-01"}', "'date' is not an ISO 8601 date"),
+    (b'\xff{"title": "x"}', "not UTF-8 (byte 1)"),
+])
+def test_bad_lines_say_what_is_wrong(line: bytes, reason: str) -> None:
+    with pytest.raises(BadLine, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        parse_line(line)
+
+
+def test_a_line_keeps_its_id_date_and_source() -> None:
+    a = parse_line(b'{"id": "bbc-001", "title": " T ", "text": "x", "date": '
+                   b'"2005-02-03T04:05:06+02:00", "source": "bbc", "url": "https://ex.org/a"}')
+    assert a is not None
+    assert (a.id, a.guid, a.title, a.source, a.url) == ("bbc-001", "bbc-001", "T", "bbc",
+                                                        "https://ex.org/a")
+    assert a.published is not None and a.published.isoformat() == "2005-02-03T02:05:06+00:00"
+    assert parse_line(b"   \n") is None
+
+
+def test_the_fast_fingerprint_equals_the_plain_definition() -> None:
+    import hashlib
+    import re
+    import unicodedata
+
+    from tests.conftest import REPO
+    from watchers.models import content_fingerprint
+
+    def fingerprint(title: str, text: str) -> str:  # the definition, written plainly
+        folded = unicodedata.normalize("NFKD", f"{title}\n{text}").casefold()
+        folded = "".join(c for c in folded if not unicodedata.combining(c))
+        return hashlib.sha256(" ".join(re.findall(r"\w+", folded)).encode()).hexdigest()
+
+    samples = [("", ""), ("Troops", "x"), ("Café NAÏVE", "Ǆemal ﬁnds Ⅻ e\u0301"),
+               ("Straße", "İstanbul ΣΊΣΥΦΟΣ"), ("日本語", "١٢٣ x\u200bz")]
+    corpora = REPO.parent / "shared" / "corpora" / "articles"
+    for path in sorted(corpora.glob("*.jsonl")) if corpora.is_dir() else []:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh):
+                if n % 20 == 0:
+                    rec = json.loads(line)
+                    samples.append((rec.get("title") or "", rec.get("text") or ""))
+    for title, text in samples:
+        assert fingerprint(title, text) == content_fingerprint(title, text), title

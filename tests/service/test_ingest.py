@@ -1,0 +1,218 @@
+"""Batched ingest (issue 12): a poll is written a few hundred articles per transaction, each
+article whole (article, matches, alerts together); killed mid-poll, a restart stores what was
+missing and doubles nothing; alerts keep their order and their cap across batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import watchers.service as service_module
+from tests.conftest import REPO
+from tests.fakes.sinks import RecordingSink
+from tests.service._harness import deliver, folder, watch
+from watchers.models import Article
+from watchers.rules.lookup import index_terms
+from watchers.service import lookup_terms
+from watchers.sources.base import Poll
+from watchers.store import SqliteStore
+
+CORPORA = REPO.parent / "shared" / "corpora" / "articles"
+
+
+class Fixed:
+    """A source that returns the same items on every poll."""
+
+    def __init__(self, name: str, items: list[Article]) -> None:
+        self.name = name
+        self.items = items
+
+    async def poll(self, cursor: Mapping[str, str]) -> Poll:
+        return Poll(self.items)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def items(n: int, *, source: str = "flood") -> list[Article]:
+    return [Article(source=source, guid=str(i), title=f"Troops report {i:04d}", text="troops",
+                    url=f"https://ex.org/{i}",
+                    published=datetime(2022, 1, 1 + i // 1440, i // 60 % 24, i % 60, tzinfo=UTC))
+            for i in range(n)]
+
+
+async def test_a_poll_larger_than_a_batch_keeps_order_cap_and_dedupe(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service_module, "INGEST_BATCH", 7)
+    flood = items(40)
+    # the same story again under another guid but the same link, inside the same poll
+    repeat = Article(source="flood", guid="again", title="Troops report 0003", text="troops",
+                     url="https://ex.org/3", published=flood[3].published)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store)
+        await service.add_source(folder("flood", tmp_path).model_copy(
+            update={"max_alerts_per_poll": 12}), Fixed("flood", [*flood[::-1], repeat]))
+        (report,) = await service.run_once()
+        assert report.new == 40 and report.error is None
+        sink = RecordingSink()
+        await deliver(store, sink).drain()
+        # the newest twelve, oldest first, across batch boundaries; then the summary
+        assert [a.article.title for a in sink.alerts] == [
+            f"Troops report {i:04d}" for i in range(28, 40)]
+        ((_, summary),) = sink.notices
+        assert "28 more matching article(s)" in summary
+        assert (await store.rule_match_counts())["troops"] == 40
+        # a second poll of the same items stores and alerts nothing
+        (again,) = await service.run_once()
+        assert again.new == 0 and again.alerts == 0
+
+
+async def test_batched_ingest_stores_what_one_by_one_stored(tmp_path: Path) -> None:
+    """Dedupe between the articles of one poll is the store's, as it was article by article."""
+    base = items(6, source="mixed")
+    polled = [
+        *base,
+        base[1].model_copy(update={"guid": "other", "id": "x1"}),  # same content
+        Article(source="mixed", guid="live-2", title="Another update", text="troops again",
+                url=base[2].url),  # a live page: same link, own guid and title → distinct
+        Article(source="mixed", guid="0", title="Rewritten", text="troops",
+                url=base[0].url),  # same guid and link → the same story
+    ]
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store)
+        await service.add_source(folder("mixed", tmp_path), Fixed("mixed", polled))
+        (report,) = await service.run_once()
+        assert report.new == 7
+        assert await store.count_articles() == 7
+        titles = {a.title for a, _ in await store.recent(limit=20)}
+        assert "Another update" in titles and "Rewritten" not in titles
+
+
+def test_lookup_terms_are_the_index_terms() -> None:
+    samples = ["", "Russia's troops", "Cyber-attacks on U.S. banks: 100,000 hit",
+               "Zelenskyy visits Kyiv — café naïve Ⅻ", "l'armée d'Ukraine\u0301 et ﬁn"]
+    if CORPORA.is_dir():
+        for path in sorted(CORPORA.glob("*.jsonl")):
+            with path.open(encoding="utf-8") as fh:
+                for n, line in enumerate(fh):
+                    if n % 25 == 0:
+                        rec = json.loads(line)
+                        samples.append(f"{rec.get('title') or ''}\n{rec.get('text') or ''}")
+    for text in samples:
+        title, _, body = text.partition("\n")
+        assert lookup_terms(title, body) == index_terms(title, body), text[:80]
+
+
+# --------------------------------------------------------------------------- kill -9
+
+DRIVER = """
+import asyncio, sys
+from pathlib import Path
+from datetime import timedelta
+import watchers.service as s
+from watchers.config import FolderSourceConfig, RuleConfig
+from watchers.rules.lookup import index_terms
+from watchers.service import WatchService
+from watchers.sources import SourceContext
+from watchers.store import SqliteStore
+
+s.INGEST_BATCH = 50
+# Paced, so the parent sees the poll half written and kills it between (or during) commits.
+_record_many = SqliteStore.record_many
+
+async def paced(self, records):
+    out = await _record_many(self, records)
+    await asyncio.sleep(0.03)
+    return out
+
+SqliteStore.record_many = paced
+
+async def main():
+    store = await SqliteStore.open(sys.argv[1], terms_of=index_terms)
+    src = FolderSourceConfig(name="inbox", type="folder", path=sys.argv[2],
+                             every=timedelta(seconds=1), settle=timedelta(0),
+                             max_alerts_per_poll=100000)
+    service = WatchService(store=store, context=SourceContext(fetcher=None, resolve=Path),
+                           sources=[src], rules=[RuleConfig(name="troops", query="troops")])
+    (report,) = await service.run_once()
+    print("done", report.new, report.error, flush=True)
+    await store.aclose()
+
+asyncio.run(main())
+"""
+
+N = 1200
+
+
+def _count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+            return int(con.execute("SELECT count(*) FROM articles").fetchone()[0])
+    except sqlite3.OperationalError:  # schema not there yet
+        return 0
+
+
+async def _run_and_kill(db: Path, inbox: Path, kill_after: int | None) -> int:
+    """Run the driver; with ``kill_after``, SIGKILL it once more than that many articles are
+    committed. Returns how many were committed when it ended."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DRIVER, str(db), str(inbox), cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    deadline = time.monotonic() + 50
+    try:
+        if kill_after is not None:
+            while time.monotonic() < deadline and proc.returncode is None:
+                if _count(db) > kill_after:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+                await asyncio.sleep(0.005)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=55)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if kill_after is None:
+        assert proc.returncode == 0, err.decode()
+        assert out.decode().startswith("done"), out.decode() + err.decode()
+    return _count(db)
+
+
+@pytest.mark.timeout(120)
+async def test_kill_9_mid_poll_loses_no_article_and_doubles_no_alert(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(N):
+        (inbox / f"{i:05d}.txt").write_text(f"Troops report {i:05d}\nTroops moved, {i}.\n")
+    db = tmp_path / "nw.db"
+    stages = []
+    for kill_after in (0, N // 3):
+        stages.append(await _run_and_kill(db, inbox, kill_after))
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            # whole articles only: each stored article has its match and its alert
+            assert con.execute(
+                "SELECT count(*) FROM articles a WHERE NOT EXISTS (SELECT 1 FROM matches m "
+                "WHERE m.article_id = a.id) OR NOT EXISTS (SELECT 1 FROM outbox o "
+                "WHERE o.article_id = a.id)").fetchone()[0] == 0
+    final = await _run_and_kill(db, inbox, None)
+    # the kills landed mid-poll (some batches committed, not all), and the last run completed it
+    assert 0 < stages[0] < N and final == N, stages
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        titles = [t for (t,) in con.execute(
+            "SELECT a.title FROM outbox o JOIN articles a ON a.id = o.article_id "
+            "WHERE o.kind = 'alert' ORDER BY o.id")]
+        matches = con.execute("SELECT count(*) FROM matches").fetchone()[0]
+    assert sorted(titles) == [f"Troops report {i:05d}" for i in range(N)]  # each alert once
+    assert matches == N

@@ -1,0 +1,142 @@
+"""Batched writes and dedupe reads (issue 12): ``record_many`` and ``known`` give exactly what
+``record`` and ``is_known`` give one article at a time, including between articles of one
+batch, and a batch is written whole or not at all."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.store._support import alert, art, match
+from watchers.errors import StoreError
+from watchers.models import Article
+from watchers.rules.lookup import index_terms
+from watchers.store import SqliteStore
+from watchers.store.base import ArticleRecord
+
+
+def record_of(a: Article, route: str | None = "alerts") -> ArticleRecord:
+    return ArticleRecord(a, [match(a)], [alert(route)] if route else [],
+                         index_terms(a.title, a.text))
+
+
+def tangled(rng: random.Random, n: int) -> list[Article]:
+    """Articles drawn from small pools of sources, guids, links, titles and texts, so every
+    dedupe rule (content, link, live-page link, guid with and without links) comes up."""
+    out = []
+    for _ in range(n):
+        source = rng.choice(["a", "b"])
+        guid = rng.choice([None, "g1", "g2", "g3"])
+        url = rng.choice([None, "https://ex.org/1", "https://EX.org/1/?utm_source=x",
+                          "https://ex.org/2", "https://ex.org/live"])
+        title = rng.choice(["Troops move", "Troops move!", "Talks resume", "Live: border"])
+        text = rng.choice(["one", "two", "three", "four five"])
+        out.append(Article(source=source, guid=guid, url=url, title=title, text=text))
+    return out
+
+
+def rows(path: Path) -> list[tuple[object, ...]]:
+    con = sqlite3.connect(path)
+    try:
+        arts = con.execute("SELECT id, source, guid, url, link_key, title, text, content_hash "
+                           "FROM articles ORDER BY rowid").fetchall()
+        matches = con.execute("SELECT article_id, rule FROM matches ORDER BY 1, 2").fetchall()
+        outbox = con.execute("SELECT article_id, route, state FROM outbox ORDER BY id").fetchall()
+    finally:
+        con.close()
+    return [*arts, ("matches", *matches), ("outbox", *outbox)]
+
+
+async def indexed(store: SqliteStore) -> dict[str, list[str]]:
+    """Which articles the lookup index finds under each word."""
+    return {w: sorted(a.id for a in await store.candidates(fts=f'"{w}"'))
+            for w in ("troops", "talks", "live", "border", "four")}
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_record_many_equals_record_one_by_one(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    earlier, batch = tangled(rng, 6), tangled(rng, 30)
+    one, many = tmp_path / "one.db", tmp_path / "many.db"
+
+    async def singly(store: SqliteStore, a: Article) -> Article | None:
+        # The reference: the one-article dedupe query, then a write of its own.
+        if await store.is_known(a):
+            return None
+        return await store.record(a, [match(a)], [alert()], terms=index_terms(a.title, a.text))
+
+    async with await SqliteStore.open(one) as store:
+        for a in earlier:
+            await singly(store, a)
+        expected = [await singly(store, a) for a in batch]
+        index_one = await indexed(store)
+    async with await SqliteStore.open(many) as store:
+        await store.record_many([record_of(a) for a in earlier])
+        together = await store.record_many([record_of(a) for a in batch])
+        index_many = await indexed(store)
+    assert together == expected
+    assert index_one == index_many and index_many["troops"]
+    assert any(s is None for s in together) and any(s is not None for s in together)
+    assert rows(one) == rows(many)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_known_equals_is_known_article_by_article(tmp_path: Path, seed: int) -> None:
+    """``known`` answers for the whole list what ``is_known`` answers when each article that
+    is not known is recorded before the next is asked about."""
+    rng = random.Random(100 + seed)
+    stored, asked = tangled(rng, 8), tangled(rng, 40)
+    async with await SqliteStore.open(tmp_path / "batch.db") as store:
+        await store.record_many([record_of(a) for a in stored])
+        answer = await store.known(asked)
+        assert await store.known([]) == []
+    expected = []
+    async with await SqliteStore.open(tmp_path / "one.db") as store:
+        await store.record_many([record_of(a) for a in stored])
+        for a in asked:
+            expected.append(await store.is_known(a))
+            if not expected[-1]:
+                await store.record(a, [], [], terms=index_terms(a.title, a.text))
+    assert answer == expected
+    assert True in expected and False in expected
+
+
+async def test_an_id_already_taken_in_store_or_batch_is_replaced(tmp_path: Path) -> None:
+    first = art("First story", id="same")
+    second = art("Second story", id="same")
+    third = art("Third story", id="same")
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await store.record_many([record_of(first)])
+        out = await store.record_many([record_of(second), record_of(third)])
+        assert [a.id if a else None for a in out] == [second.content_hash[:16],
+                                                       third.content_hash[:16]]
+        for a in out:
+            assert a is not None and await store.get_article(a.id) == a
+            assert [m.article_id for m in await store.matches_for(a.id)] == [a.id]
+
+
+async def test_a_failing_batch_stores_nothing(tmp_path: Path) -> None:
+    good = [art(f"Story {i}") for i in range(5)]
+    bad = art("Broken")
+    # Two alerts for one article on one route break the outbox's uniqueness mid-batch.
+    broken = ArticleRecord(bad, [], [alert("alerts"), alert("alerts")], "broken")
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        with pytest.raises(StoreError):
+            await store.record_many([*(record_of(a) for a in good), broken])
+        assert await store.count_articles() == 0
+        assert await store.alerts() == []
+        # the store is usable afterwards, and the same articles go in
+        assert None not in await store.record_many([record_of(a) for a in good])
+        assert await store.count_articles() == 5
+
+
+async def test_outbox_rows_follow_the_batch_order(tmp_path: Path) -> None:
+    batch = [art(f"Story {i}") for i in range(12)]
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await store.record_many([record_of(a, route="ops" if i % 3 else "alerts")
+                                 for i, a in enumerate(batch)])
+        rows = await store.alerts(kind="alert")
+    assert [r.article_id for r in sorted(rows, key=lambda r: r.id)] == [a.id for a in batch]
