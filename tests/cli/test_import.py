@@ -196,5 +196,10 @@ def test_the_fast_fingerprint_equals_the_plain_definition() -> None:
                 if n % 20 == 0:
                     rec = json.loads(line)
                     samples.append((rec.get("title") or "", rec.get("text") or ""))
+    # texts longer than the fingerprint's chunk, cut at spaces, newlines and nowhere
+    words = ["Troops", "Kyiv", "Café", "naïve", "x1", "—", "Straße", "٣", "\n"]
+    samples.append(("Long", " ".join(words[i % len(words)] for i in range(400_000))))
+    samples.append(("No spaces", "word\n" * 100_000))
+    samples.append(("One word", "w" * 600_000))
     for title, text in samples:
         assert fingerprint(title, text) == content_fingerprint(title, text), title
