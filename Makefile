@@ -40,8 +40,10 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	@echo "== matching with the fast extras (numpy, hyperscan)"
 	$(PY) bench/match_bench.py --set realistic
 	$(PY) bench/feed_parsers.py
-	@echo "== ingest and import (issue 12)"
+	@echo "== ingest and import"
 	$(PY) bench/ingest.py
+	@echo "== longest event-loop stall under heavy work"
+	$(PY) bench/loop_stall.py
 
 eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching
 	$(PY) bench/match_eval.py
@@ -52,5 +54,7 @@ soak: $(VENV)/.installed-test    ## 200 kill -9 / restart cycles; prints lost an
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis newswatch.db*
 
-scale: $(VENV)/.installed-test   ## lookups over a 1,000,000-article store (built once under /tmp)
+scale: $(VENV)/.installed-test   ## 1,000,000-article lookups, 20,000-feed polling, memory (long)
 	$(PY) bench/scale_lookup.py --label after
+	$(PY) bench/polling.py --feeds 20000 --every 60 --cycles 2
+	$(PY) bench/memory.py

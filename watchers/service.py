@@ -134,14 +134,10 @@ class WatchService:
     _pokes: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
     _started: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
-    # Source states live here while running (this process is their only writer: the store's
-    # process lock) and are written behind in batches, one transaction per flush.
-    _states: dict[str, SourceState] | None = field(default=None, init=False)
-    _dirty: dict[str, SourceState] = field(default_factory=dict, init=False)
-    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
-    flush_every: float = 0.5
+    _book: _StateBook = field(init=False)
 
     def __post_init__(self) -> None:
+        self._book = _StateBook(self.store, self._fatal)
         self.set_rules(self.rules)
         for cfg in self.sources:
             self._running[cfg.name] = _Running(cfg, build_source(cfg, self.context))
@@ -223,56 +219,13 @@ class WatchService:
         return True
 
     async def resume_source(self, name: str) -> bool:
-        state = (await self._all_states()).get(name)
+        state = (await self._book.all()).get(name)
         if state is None or name not in self._running:
             return False
-        self._save_state(replace(state, paused=False, failures=0, next_poll=None))
-        await self.flush_states()
+        self._book.save(replace(state, paused=False, failures=0, next_poll=None))
+        await self._book.flush()
         self.poke(name)
         return True
-
-    # ------------------------------------------------------------------ source states
-
-    async def _all_states(self) -> dict[str, SourceState]:
-        if self._states is None:
-            self._states = {s.name: s for s in await self.store.all_source_states()}
-        return self._states
-
-    async def _state_of(self, name: str) -> SourceState:
-        return (await self._all_states()).get(name) or SourceState(name=name)
-
-    def _save_state(self, state: SourceState) -> None:
-        if self._states is not None:
-            self._states[state.name] = state
-        self._dirty[state.name] = state
-        if self._flusher is None and self._started and not self._closed:
-            self._flusher = asyncio.create_task(self._flush_soon(),
-                                                name="newswatch-source-states")
-
-    async def _flush_soon(self) -> None:
-        try:
-            await asyncio.sleep(self.flush_every)
-        finally:
-            self._flusher = None
-        try:
-            await self.flush_states()
-        except StoreError as exc:  # the store is gone: the engine stops, with one line
-            if self.on_fatal is not None:
-                self.on_fatal(exc)
-            else:
-                log.error("source states not saved: %s", exc)
-
-    async def flush_states(self) -> None:
-        """Write the states changed since the last flush, in one transaction."""
-        if not self._dirty:
-            return
-        batch, self._dirty = list(self._dirty.values()), {}
-        try:
-            await self.store.save_source_states(batch)
-        except BaseException:
-            for state in batch:  # not lost: written with the next flush
-                self._dirty.setdefault(state.name, state)
-            raise
 
     def poke(self, name: str | None = None) -> None:
         """Poll a source (or all) now instead of at its next scheduled time."""
@@ -286,13 +239,14 @@ class WatchService:
         """Poll every enabled source once, concurrently; return what each poll did."""
         reports = list(await asyncio.gather(
             *(self._poll_guarded(r) for r in list(self._running.values()))))
-        await self.flush_states()
+        await self._book.flush()
         return reports
 
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
+        self._book.write_behind = True
         # Many sources never polled before would all poll in the same second, and then again
         # every interval: spread their first polls over the interval (at most a minute).
         spread = len(self._running) > 100
@@ -306,6 +260,12 @@ class WatchService:
                                    name=f"newswatch-source-{running.name}")
         task.add_done_callback(self._task_done)
         self._tasks[running.name] = task
+
+    def _fatal(self, exc: BaseException) -> None:
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+        else:
+            log.error("%s", exc)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -321,7 +281,7 @@ class WatchService:
     async def _loop(self, running: _Running, first_delay: float = 0) -> None:
         poke = self._pokes[running.name]
         while True:
-            state = await self._state_of(running.name)
+            state = await self._book.get(running.name)
             now = datetime.now(UTC)
             if state.next_poll is None and state.polls == 0 and first_delay:
                 state = replace(state, next_poll=now + timedelta(seconds=first_delay))
@@ -344,7 +304,7 @@ class WatchService:
             raise
         except Exception as exc:
             log.exception("source %s: unexpected failure", running.name)
-            state = await self._state_of(running.name)
+            state = await self._book.get(running.name)
             return await self._failed(running, state,
                                       f"unexpected error: {type(exc).__name__}: {exc}", None)
 
@@ -354,14 +314,15 @@ class WatchService:
             return
         self._closed = True
         tasks = list(self._tasks.values())
-        if self._flusher is not None:
-            tasks.append(self._flusher)
+        self._book.closing = True
+        if self._book.flusher is not None:
+            tasks.append(self._book.flusher)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         try:
-            await self.flush_states()
+            await self._book.flush()
         except StoreError as exc:
             log.error("source states not saved: %s", exc)
         for running in self._running.values():
@@ -373,7 +334,7 @@ class WatchService:
     async def poll_source(self, name: str) -> PollReport:
         """Poll one source once: store what is new, match it, write alerts; record health."""
         running = self._running[name]
-        state = await self._state_of(name)
+        state = await self._book.get(name)
         now = datetime.now(UTC)
         try:
             poll = await running.source.poll(state.cursor)
@@ -387,7 +348,7 @@ class WatchService:
             for item in poll.skipped:
                 log.warning("source %s: skipped %s", printable(name), item)
             report = replace(report, not_modified=poll.not_modified, skipped=len(poll.skipped))
-            self._save_state(
+            self._book.save(
                 replace(state, cursor=dict(poll.cursor) or state.cursor, polls=state.polls + 1,
                         last_success=now, failures=0, paused=False,
                         skipped=state.skipped + len(poll.skipped),
@@ -410,7 +371,7 @@ class WatchService:
         if paused:
             backoff = max(backoff, self.probe_every.total_seconds())
         now = datetime.now(UTC)
-        self._save_state(
+        self._book.save(
             replace(state, polls=state.polls + 1, last_error=error, last_error_at=now,
                     failures=failures, next_poll=now + timedelta(seconds=backoff), paused=paused)
         )
@@ -462,9 +423,9 @@ class WatchService:
                             printable(article.title, 80))
             entries: list[OutboxEntry] = []
             if alert_ok is None or article.id in alert_ok:
-                entries = self._route(analysis.matches, rules, mutes)
+                entries = _route(analysis.matches, rules, mutes)
             routed.append((article, analysis, entries))
-        routed, overflow = self._cap(routed, running.config.max_alerts_per_poll)
+        routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
         new = alerts = 0
         # Whole articles per transaction, a bounded number per transaction: a crash loses at
         # most the batch being written, and the source's cursor (saved after this returns)
@@ -486,43 +447,97 @@ class WatchService:
         return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
                           baseline=baseline)
 
-    @staticmethod
-    def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
-             ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]], dict[str, list[str]]]:
-        """Keep at most ``cap`` alert messages per route from one poll — the newest, since the
-        list runs oldest first. The others lose their outbox entry (article and matches are
-        still recorded) and are listed in one summary per route."""
-        seen: dict[str, int] = defaultdict(int)
-        overflow: dict[str, list[str]] = defaultdict(list)
-        kept: list[tuple[Article, _Analysis, list[OutboxEntry]]] = []
-        for article, analysis, entries in reversed(routed):
-            keep = []
-            for entry in entries:
-                if entry.suppressed or seen[entry.route] < cap:
-                    seen[entry.route] += not entry.suppressed
-                    keep.append(entry)
-                else:
-                    overflow[entry.route].append(article.title)
-            kept.append((article, analysis, keep))
-        kept.reverse()
-        return kept, {route: titles[::-1] for route, titles in overflow.items()}
-
-    @staticmethod
-    def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
-               mutes: Mapping[str, datetime]) -> list[OutboxEntry]:
-        by_route: dict[str, list[RuleConfig]] = defaultdict(list)
-        for m in matches:
-            rule = rules.get(m.rule)
-            if rule is not None:
-                by_route[rule.channel].append(rule)
-        entries = []
-        for route, fired in by_route.items():
-            live = tuple(r for r in fired if r.name not in mutes)
-            # A muted rule's match is kept (suppressed) only when no live rule carries the alert.
-            entries.append(OutboxEntry(route=route, rules=live or tuple(fired),
-                                       suppressed=not live))
-        return entries
-
     async def health(self) -> list[SourceState]:
-        states = await self._all_states()
+        states = await self._book.all()
         return [states.get(name) or SourceState(name=name) for name in self._running]
+
+
+def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
+         ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]], dict[str, list[str]]]:
+    """Keep at most ``cap`` alert messages per route from one poll — the newest, since the
+    list runs oldest first. The others lose their outbox entry (article and matches are
+    still recorded) and are listed in one summary per route."""
+    seen: dict[str, int] = defaultdict(int)
+    overflow: dict[str, list[str]] = defaultdict(list)
+    kept: list[tuple[Article, _Analysis, list[OutboxEntry]]] = []
+    for article, analysis, entries in reversed(routed):
+        keep = []
+        for entry in entries:
+            if entry.suppressed or seen[entry.route] < cap:
+                seen[entry.route] += not entry.suppressed
+                keep.append(entry)
+            else:
+                overflow[entry.route].append(article.title)
+        kept.append((article, analysis, keep))
+    kept.reverse()
+    return kept, {route: titles[::-1] for route, titles in overflow.items()}
+
+def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
+           mutes: Mapping[str, datetime]) -> list[OutboxEntry]:
+    by_route: dict[str, list[RuleConfig]] = defaultdict(list)
+    for m in matches:
+        rule = rules.get(m.rule)
+        if rule is not None:
+            by_route[rule.channel].append(rule)
+    entries = []
+    for route, fired in by_route.items():
+        live = tuple(r for r in fired if r.name not in mutes)
+        # A muted rule's match is kept (suppressed) only when no live rule carries the alert.
+        entries.append(OutboxEntry(route=route, rules=live or tuple(fired),
+                                   suppressed=not live))
+    return entries
+
+
+class _StateBook:
+    """Source states while the service runs: read once, kept in memory (this process is their
+    only writer — the store's process lock), and written behind, every change of the last
+    ``every`` seconds in one transaction. A crash loses at most those seconds of health; a lost
+    cursor only means one full fetch, and the store's dedupe keeps it from alerting twice."""
+
+    def __init__(self, store: Store, fatal: Callable[[BaseException], None],
+                 every: float = 0.5) -> None:
+        self.store = store
+        self.fatal = fatal
+        self.every = every
+        self.write_behind = False  # until the service starts, every change is flushed by hand
+        self.closing = False
+        self.flusher: asyncio.Task[None] | None = None
+        self._states: dict[str, SourceState] | None = None
+        self._dirty: dict[str, SourceState] = {}
+
+    async def all(self) -> dict[str, SourceState]:
+        if self._states is None:
+            self._states = {s.name: s for s in await self.store.all_source_states()}
+        return self._states
+
+    async def get(self, name: str) -> SourceState:
+        return (await self.all()).get(name) or SourceState(name=name)
+
+    def save(self, state: SourceState) -> None:
+        if self._states is not None:
+            self._states[state.name] = state
+        self._dirty[state.name] = state
+        if self.flusher is None and self.write_behind and not self.closing:
+            self.flusher = asyncio.create_task(self._flush_soon(), name="newswatch-source-states")
+
+    async def _flush_soon(self) -> None:
+        try:
+            await asyncio.sleep(self.every)
+        finally:
+            self.flusher = None
+        try:
+            await self.flush()
+        except StoreError as exc:  # the store is gone: the engine stops, with one line
+            self.fatal(exc)
+
+    async def flush(self) -> None:
+        """Write the states changed since the last flush, in one transaction."""
+        if not self._dirty:
+            return
+        batch, self._dirty = list(self._dirty.values()), {}
+        try:
+            await self.store.save_source_states(batch)
+        except BaseException:
+            for state in batch:  # not lost: written with the next flush
+                self._dirty.setdefault(state.name, state)
+            raise
