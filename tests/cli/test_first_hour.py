@@ -13,6 +13,20 @@ from pathlib import Path
 from tests.cli.test_cli import EXE, nw
 from tests.conftest import SEEDS
 
+# The seeds folder watched by one rule, on a database in the test's folder.
+WATCH_SEEDS = """
+[storage]
+path = "nw.db"
+[[sources]]
+name = "seeds"
+type = "folder"
+path = "seeds"
+settle = 0
+[[rules]]
+name = "troops"
+query = "troops"
+"""
+
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.toml"
@@ -79,18 +93,7 @@ channel = "desk"
 
 def test_search_names_an_unknown_source(tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
-    cfg = write(tmp_path, """
-[storage]
-path = "nw.db"
-[[sources]]
-name = "seeds"
-type = "folder"
-path = "seeds"
-settle = 0
-[[rules]]
-name = "troops"
-query = "troops"
-""")
+    cfg = write(tmp_path, WATCH_SEEDS)
     assert nw("run", "--once", "-c", str(cfg), cwd=tmp_path).returncode == 0
     res = nw("search", "troops", "--source", "bbc", "-c", str(cfg), cwd=tmp_path)
     assert res.returncode == 1
@@ -105,18 +108,7 @@ def test_unreadable_items_never_stop_run_or_check_live(tmp_path: Path) -> None:
     (folder / "bad.json").write_text(json.dumps({"title": "Troops \ud800 here",
                                                  "text": "troops\u0000 everywhere"}))
     (folder / "bin.txt").write_bytes(b"\x00\x01\x02troops" * 100)
-    cfg = write(tmp_path, """
-[storage]
-path = "nw.db"
-[[sources]]
-name = "seeds"
-type = "folder"
-path = "seeds"
-settle = 0
-[[rules]]
-name = "troops"
-query = "troops"
-""")
+    cfg = write(tmp_path, WATCH_SEEDS)
     res = nw("run", "--once", "-c", str(cfg), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
@@ -128,19 +120,7 @@ query = "troops"
 
 def test_a_database_removed_while_running_stops_with_one_line(tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
-    cfg = write(tmp_path, """
-[storage]
-path = "nw.db"
-[[sources]]
-name = "seeds"
-type = "folder"
-path = "seeds"
-every = "1s"
-settle = 0
-[[rules]]
-name = "troops"
-query = "troops"
-""")
+    cfg = write(tmp_path, WATCH_SEEDS.replace('settle = 0', 'settle = 0\nevery = "1s"'))
     proc = subprocess.Popen([*EXE, "run", "-c", str(cfg)], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
