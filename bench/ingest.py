@@ -233,7 +233,7 @@ def write_history(records: list[dict[str, str]], lines: int, path: Path) -> None
 
 async def import_rate(path: Path, rules: list[Rule], db: Path) -> tuple[float, int]:
     from watchers.importer import import_file
-    from watchers.service import lookup_terms
+    from watchers.rules.lookup import lookup_terms
 
     store = await SqliteStore.open(db, terms_of=index_terms)
     executor = ThreadPoolExecutor(max_workers=1)

@@ -44,9 +44,9 @@ from watchers.delivery import DeliveryService, DeliveryStatus, Sink
 from watchers.errors import ConfigError, ConfigIssue, NewswatchError
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
-from watchers.rules.lookup import index_terms
+from watchers.rules.lookup import index_terms, lookup_terms
 from watchers.search import Lookup, SearchHit, search
-from watchers.service import PollReport, WatchService, lookup_terms
+from watchers.service import PollReport, WatchService
 from watchers.sources import SourceContext, describe_source
 from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts

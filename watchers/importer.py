@@ -34,6 +34,8 @@ from typing import Any, BinaryIO
 from watchers.errors import NewswatchError
 from watchers.models import Article, content_fingerprint, matchable, storable
 from watchers.rules import RuleSet
+from watchers.rules.lookup import analysed_terms
+from watchers.rules.matcher import Analysis
 from watchers.store.base import ArticleRecord, ArticleStore
 
 __all__ = [
@@ -177,11 +179,15 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
             continue
         if article is None:
             continue
-        matches = []
-        if len(ruleset):  # with no rules, not even the tokenising the matcher starts with
-            matches = ruleset.match_report(matchable(article), regex_budget=regex_budget).matches
         seen = matchable(article)
-        records.append(ArticleRecord(article, matches, (), terms_of(seen.title, seen.text)))
+        if len(ruleset):  # the matcher's tokens also give the index terms
+            analysis = Analysis(seen)
+            matches = ruleset.match_report(seen, regex_budget=regex_budget,
+                                           analysis=analysis).matches
+            terms = analysed_terms(analysis)
+        else:  # with no rules, not even the matcher's tokenising
+            matches, terms = [], terms_of(seen.title, seen.text)
+        records.append(ArticleRecord(article, matches, (), terms))
     return _Batch(records, bad, chunk[-1][0], chunk[-1][1])
 
 

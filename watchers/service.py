@@ -32,7 +32,8 @@ from watchers.config import RuleConfig, SourceConfig
 from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.models import Article, Match, matchable
 from watchers.rules import Rule, RuleSet
-from watchers.rules.text import FieldText
+from watchers.rules.lookup import analysed_terms
+from watchers.rules.matcher import Analysis
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
 from watchers.store.base import ArticleRecord, OutboxEntry, SourceState, Store
@@ -45,18 +46,6 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 # Articles per write transaction: a poll of thousands is written in a few short transactions
 # rather than one per article, and none holds the write lock for long.
 INGEST_BATCH = 500
-
-
-def lookup_terms(*fields: str) -> str:
-    """:func:`watchers.rules.lookup.index_terms`, from the matcher's own field tokenising (the
-    same keys and norms, fewer objects built)."""
-    words: set[str] = set()
-    for text in fields:
-        ft = FieldText.of(text)
-        words.update(ft.keys)
-        words.update(ft.norms)
-    words.discard("")
-    return " ".join(sorted(words))
 
 
 def _overflow_text(source: str, titles: list[str]) -> str:
@@ -390,9 +379,10 @@ class WatchService:
         out = []
         for article in articles:
             seen = matchable(article)
-            report = ruleset.match_report(seen, regex_budget=self.regex_budget)
-            out.append(_Analysis(report.matches, lookup_terms(seen.title, seen.text),
-                                 report.over_budget))
+            analysis = Analysis(seen)
+            report = ruleset.match_report(seen, regex_budget=self.regex_budget,
+                                          analysis=analysis)
+            out.append(_Analysis(report.matches, analysed_terms(analysis), report.over_budget))
         return out
 
     async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool

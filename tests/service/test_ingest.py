@@ -22,8 +22,9 @@ from tests.conftest import REPO
 from tests.fakes.sinks import RecordingSink
 from tests.service._harness import deliver, folder, watch
 from watchers.models import Article
-from watchers.rules.lookup import index_terms
-from watchers.service import lookup_terms
+from watchers.rules import RuleSet
+from watchers.rules.lookup import analysed_terms, index_terms, lookup_terms
+from watchers.rules.matcher import Analysis
 from watchers.sources.base import Poll
 from watchers.store import SqliteStore
 
@@ -108,9 +109,15 @@ def test_lookup_terms_are_the_index_terms() -> None:
                     if n % 25 == 0:
                         rec = json.loads(line)
                         samples.append(f"{rec.get('title') or ''}\n{rec.get('text') or ''}")
+    rules = RuleSet.from_queries({"t": "troops OR russia~ OR /\\d+/"})
     for text in samples:
         title, _, body = text.partition("\n")
         assert lookup_terms(title, body) == index_terms(title, body), text[:80]
+        # and from the tokens the matcher already made for its rules
+        article = Article(title=title or "untitled", text=body)
+        analysis = Analysis(article)
+        rules.match_report(article, analysis=analysis)
+        assert analysed_terms(analysis) == index_terms(article.title, body), text[:80]
 
 
 # --------------------------------------------------------------------------- kill -9

@@ -12,11 +12,14 @@ the other way — and the matcher then gives the exact answer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from .matcher import Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
-from .text import tokenize
+from .text import FieldText, tokenize
 from .variants import Aliases, compound_splits
 
-__all__ = ["index_query", "index_terms"]
+__all__ = ["analysed_terms", "index_query", "index_terms", "lookup_terms"]
 
 
 def index_terms(*fields: str) -> str:
@@ -27,6 +30,27 @@ def index_terms(*fields: str) -> str:
             words.add(tok.key)
             words.add(tok.norm)
     return " ".join(sorted(w for w in words if w))
+
+
+def lookup_terms(*fields: str) -> str:
+    """:func:`index_terms`, from the matcher's own field tokenising (the same keys and norms,
+    fewer objects built; a test keeps the two equal)."""
+    return _terms(FieldText.of(text) for text in fields)
+
+
+def analysed_terms(analysis: Analysis) -> str:
+    """The index terms of an article the matcher has already tokenised: its title and text
+    fields are reused, not tokenised again."""
+    return _terms((analysis.field("title"), analysis.field("text")))
+
+
+def _terms(fields: Iterable[FieldText]) -> str:
+    words: set[str] = set()
+    for ft in fields:
+        words.update(ft.keys)
+        words.update(ft.norms)
+    words.discard("")
+    return " ".join(sorted(words))
 
 
 def _q(word: str) -> str:

@@ -169,12 +169,17 @@ class RuleSet:
         """The rules that match ``article``, ordered by rule name, each with its evidence."""
         return self.match_report(article).matches
 
-    def match_report(self, article: Article, *, regex_budget: float | None = None) -> MatchReport:
+    def match_report(self, article: Article, *, regex_budget: float | None = None,
+                     analysis: Analysis | None = None) -> MatchReport:
         """:meth:`match`, and the rules whose regexes ran out of the article's budget.
 
-        ``regex_budget`` replaces the rule set's budget for this article.
+        ``regex_budget`` replaces the rule set's budget for this article. ``analysis`` (of this
+        same article) lets a caller reuse the tokenising afterwards, e.g. for the lookup index.
         """
-        analysis = Analysis(article)
+        if analysis is None:
+            analysis = Analysis(article)
+        elif analysis.article is not article:
+            raise ValueError("the analysis is of another article")
         candidates, fuzzy = self._index.candidates(analysis)
         budget = RegexBudget(self.regex_budget if regex_budget is None else regex_budget)
         ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, budget)
