@@ -18,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from watchers.models import Article, Match, matchable
-from watchers.rules import DEFAULT_THRESHOLD, Rule, RuleSet, parse, shipped_aliases
+from watchers.rules import DEFAULT_THRESHOLD, match_query, parse, shipped_aliases
 from watchers.rules.lookup import index_query
+from watchers.rules.matcher import RegexBudget
 from watchers.store.base import Store
 
 __all__ = ["Lookup", "SearchHit", "search"]
@@ -75,8 +76,9 @@ class _Confirm:
     Pages are ordered to the whole second only, so once ``want`` hits are in, the candidates
     of the same second as the last of them are still read: one of them may be newer."""
 
-    def __init__(self, ruleset: RuleSet, want: int, deadline: float) -> None:
-        self.ruleset = ruleset
+    def __init__(self, match: Callable[[Article], Match | None], want: int,
+                 deadline: float) -> None:
+        self.match = match
         self.want = want
         self.deadline = deadline
         self.hits: list[SearchHit] = []
@@ -94,9 +96,9 @@ class _Confirm:
                 self.truncated = True
                 return True
             self.scanned += 1
-            report = self.ruleset.match_report(matchable(article), regex_budget=REGEX_BUDGET)
-            if report.matches:
-                self.hits.append(SearchHit(article, report.matches[0]))
+            found = self.match(matchable(article))
+            if found is not None:
+                self.hits.append(SearchHit(article, found))
                 if len(self.hits) == self.want:
                     self.cutoff = second
         return False
@@ -123,10 +125,17 @@ async def search(
     started = time.monotonic()
     node = parse(query)  # fail fast, before touching the store
     alias_map = {k: list(v) for k, v in (aliases or {}).items()}
-    ruleset = RuleSet([Rule(name="query", query=query, threshold=threshold)], aliases=alias_map)
-    fts = index_query(node, shipped_aliases(alias_map))
+    table = shipped_aliases(alias_map)
+    fts = index_query(node, table)
+
+    def match(article: Article) -> Match | None:
+        # One query, so the reference matcher: no rule index to build (and no word-frequency
+        # data to load for it), the same answer as a compiled rule set.
+        return match_query(node, article, threshold, table, name="query",
+                           budget=RegexBudget(REGEX_BUDGET))
+
     want = limit if order == "newest" else max(limit, BEST_POOL)
-    confirm = _Confirm(ruleset, max(1, want), started + budget)
+    confirm = _Confirm(match, max(1, want), started + budget)
     loop = asyncio.get_running_loop()
     after: str | None = None
     size = max(FIRST_PAGE, 2 * want)
