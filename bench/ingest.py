@@ -42,10 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realistic_rules import corpus_vocabulary, realistic_rules  # noqa: E402
 
 from watchers.config import FolderSourceConfig, RuleConfig  # noqa: E402
+from watchers.importer import import_file  # noqa: E402
 from watchers.models import Article  # noqa: E402
 from watchers.rules import Rule, RuleSet  # noqa: E402
-from watchers.rules.lookup import index_terms  # noqa: E402
-from watchers.service import PollReport, WatchService, _Analysis, _Running  # noqa: E402
+from watchers.rules.lookup import index_terms, lookup_terms  # noqa: E402
+from watchers.service import PollReport, WatchService, _Analysis, _cap, _route, _Running  # noqa: E402
 from watchers.sources import SourceContext, build_source  # noqa: E402
 from watchers.sources.base import Poll  # noqa: E402
 from watchers.store import SqliteStore  # noqa: E402
@@ -116,9 +117,9 @@ class PerArticleWatchService(WatchService):
             return PollReport(source=running.name, seen=len(articles))
         loop = asyncio.get_running_loop()
         analyses = await loop.run_in_executor(self.executor, self._analyse_each, ruleset, fresh)
-        routed = [(a, an, self._route(an.matches, rules, mutes))
+        routed = [(a, an, _route(an.matches, rules, mutes))
                   for a, an in zip(fresh, analyses, strict=True)]
-        routed, overflow = self._cap(routed, running.config.max_alerts_per_poll)
+        routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
         new = 0
         for article, an, entries in routed:
             if await self.store.record(article, an.matches, entries, terms=an.terms) is not None:
@@ -232,9 +233,6 @@ def write_history(records: list[dict[str, str]], lines: int, path: Path) -> None
 
 
 async def import_rate(path: Path, rules: list[Rule], db: Path) -> tuple[float, int]:
-    from watchers.importer import import_file
-    from watchers.rules.lookup import lookup_terms
-
     store = await SqliteStore.open(db, terms_of=index_terms)
     executor = ThreadPoolExecutor(max_workers=1)
     try:

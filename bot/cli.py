@@ -12,11 +12,14 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.logs import say
 from watchers.config import Config, format_duration, load_config, parse_duration
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
+
+if TYPE_CHECKING:
+    from watchers.store import SqliteStore
 
 __all__ = ["main"]
 
@@ -37,6 +40,14 @@ def _load(arg: str | None) -> Config:
     return load_config(_config_path(arg))
 
 
+async def _read_only(path: Path) -> SqliteStore:
+    """The database at ``path`` for reading: no process lock, so it never waits for, or gets in
+    the way of, a running newswatch."""
+    from watchers.store import SqliteStore
+
+    return await SqliteStore.open(str(path), readonly=True)
+
+
 def _setup_logging(verbose: bool) -> None:
     from bot.logs import setup_logging
 
@@ -47,8 +58,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
     path = _config_path(args.config)
+    cfg = load_config(path)
     print(f"{path}: ok")
     print(f"  storage  {cfg.resolve(cfg.storage.path)}")
     print(f"  sources  {len(cfg.sources)}")
@@ -79,47 +90,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 async def _check_live(cfg: Config) -> int:
     """Poll every source once now (nothing is stored) and show what the database remembers."""
-    from watchers.engine import make_fetcher
-    from watchers.sources import SourceContext, build_source
-    from watchers.store import SqliteStore
+    from watchers.engine import probe_sources
 
     db_path = cfg.resolve(cfg.storage.path)
     states = {}
     if db_path.exists():
-        async with await SqliteStore.open(str(db_path), lock=False, readonly=True) as store:
+        async with await _read_only(db_path) as store:
             states = {s.name: s for s in await store.all_source_states()}
     print("  live", file=sys.stdout)
-    failed = 0
-    async with make_fetcher(cfg) as fetcher:
-        ctx = SourceContext(fetcher=fetcher, resolve=cfg.resolve)
-        configs = [c for c in cfg.sources if c.enabled]
-        sources = [build_source(c, ctx) for c in configs]
-
-        async def probe(source: Any) -> str:
-            try:
-                poll = await source.poll({})
-            except NewswatchError as exc:
-                return f"error: {exc}"
-            except Exception as exc:  # a bug in a source is shown, not a traceback
-                return f"error: unexpected {type(exc).__name__}: {exc}"
-            skipped = f", {len(poll.skipped)} unreadable item(s) skipped" if poll.skipped else ""
-            return f"ok, {len(poll.articles)} item(s){skipped}"
-
-        try:
-            results = await asyncio.gather(*(probe(s) for s in sources))
-        finally:
-            for source in sources:
-                await source.aclose()
-        for c, result in zip(configs, results, strict=True):
-            failed += result.startswith("error")
-            st = states.get(c.name)
-            history = ""
-            if st is not None:
-                last = st.last_success.strftime("%Y-%m-%d %H:%M") if st.last_success else "never"
-                history = f" | stored: last success {last}, {st.failures} failure(s) in a row"
-                if st.paused:
-                    history += ", PAUSED"
-            print(f"    {c.name:<16} {result}{history}")
+    probes = await probe_sources(cfg)
+    for p in probes:
+        if p.error is not None:
+            result = f"error: {p.error}"
+        else:
+            skipped = f", {p.skipped} unreadable item(s) skipped" if p.skipped else ""
+            result = f"ok, {p.items} item(s){skipped}"
+        st = states.get(p.name)
+        history = ""
+        if st is not None:
+            last = st.last_success.strftime("%Y-%m-%d %H:%M") if st.last_success else "never"
+            history = f" | stored: last success {last}, {st.failures} failure(s) in a row"
+            if st.paused:
+                history += ", PAUSED"
+        print(f"    {p.name:<16} {result}{history}")
+    failed = sum(p.error is not None for p in probes)
     return EXIT_OK if not failed else EXIT_ERROR
 
 
@@ -191,14 +185,12 @@ def _since(value: str | None) -> datetime | None:
 
 async def _search(args: argparse.Namespace) -> int:
     from watchers.search import search
-    from watchers.store import SqliteStore
 
     cfg = _load(args.config)
     path = cfg.resolve(cfg.storage.path)
     if not path.exists():
         raise NewswatchError(f"no database at {path} yet: run `newswatch run` first")
-    # Read-only: a search never waits for, or gets in the way of, a running newswatch.
-    async with await SqliteStore.open(str(path), lock=False, readonly=True) as store:
+    async with await _read_only(path) as store:
         # One indexed read when the source is known; the full count only to say what is.
         if args.source is not None and not (await store.candidate_page(
                 fts=None, source=args.source, limit=1)).articles:
@@ -335,6 +327,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(run(cfg, once=args.once, console=args.console))
 
 
+def _limit(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to 1000, not {value!r}")
+    return n
+
+
+def _around(query: str, column: int, width: int = 70) -> tuple[str, int]:
+    """The part of a (possibly huge) query around ``column``, and the caret's offset in it."""
+    start = max(0, column - 1 - width // 2)
+    shown = query[start:start + width]
+    prefix = "…" if start else ""
+    suffix = "…" if start + width < len(query) else ""
+    return prefix + shown + suffix, column - 1 - start + len(prefix)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="newswatch",
@@ -373,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     config_arg(search)
     search.add_argument("--since", metavar="DURATION", help="e.g. 24h, 7d")
-    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--limit", type=_limit, default=10, help="how many results (1 to 1000)")
     search.add_argument("--source", help="only this source")
     search.add_argument("--best", action="store_true", help="best first instead of newest first")
     search.add_argument("--json", action="store_true", help="one JSON object per result")
@@ -405,7 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except QuerySyntaxError as exc:
         say(f"query error: {exc}")
-        print(f"  {exc.query}\n  {' ' * (exc.column - 1)}^", file=sys.stderr)
+        shown, caret = _around(exc.query, exc.column)
+        print(f"  {shown}\n  {' ' * caret}^", file=sys.stderr)
         return EXIT_USAGE
     except NewswatchError as exc:
         say(str(exc))

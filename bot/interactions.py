@@ -40,6 +40,7 @@ __all__ = [
     "PausedRoute",
     "RuleName",
     "SourceName",
+    "answer",
     "check_admin",
     "choices",
     "describe_error",
@@ -199,6 +200,13 @@ class NewswatchCog(commands.Cog):
         if command is not None and self._needs_admin(command.name):
             return check_admin(interaction)
         return True
+
+
+async def answer(interaction: discord.Interaction[Any], done: bool, said: str, refused: str
+                 ) -> None:
+    """Reply ``said`` for everyone when the command changed something; when there was nothing
+    to change, ``refused`` goes only to the user who asked."""
+    await interaction.response.send_message(said if done else refused, ephemeral=not done)
 
 
 # ------------------------------------------------------------------------------ options

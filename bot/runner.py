@@ -58,14 +58,15 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
         from bot.client import run_discord
 
         return await run_discord(cfg, token, once=once)
+    webhooks = _has_webhooks(cfg)
     say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
-        + (" (and to webhooks)" if _has_webhooks(cfg) else ""))
+        + (" (and to webhooks)" if webhooks else ""))
     # Leaving open_engine stops delivery (webhook sends in flight finish) before the session
     # closes.
     async with aiohttp.ClientSession() as session, open_engine(
             cfg, sinks=_webhook_sinks(cfg, session), start=False, default_sink=ConsoleSink(),
             on_report=report_poll) as engine:
-        await _intro(engine, "webhooks and console" if _has_webhooks(cfg) else "console")
+        await _intro(engine, "webhooks and console" if webhooks else "console")
         if once:
             await engine.run_once()
             return 0

@@ -32,9 +32,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Protocol, get_args, runtime_checkable
 
-from watchers.config import RuleConfig
+from watchers.config import RuleConfig, Severity
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_SEVERITIES: tuple[str, ...] = get_args(Severity)  # mildest first
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,8 @@ class Alert:
 
     @property
     def severity(self) -> str:
-        order = ["info", "low", "medium", "high", "critical"]
-        sev = [r.severity for r in self.rules if r.severity in order]
-        return max(sev, key=order.index) if sev else "medium"
+        sev = [r.severity for r in self.rules if r.severity in _SEVERITIES]
+        return max(sev, key=_SEVERITIES.index) if sev else "medium"
 
 
 class Sink(Protocol):

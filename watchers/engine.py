@@ -47,9 +47,10 @@ from watchers.models import Article, Match
 from watchers.rules.lookup import index_terms, lookup_terms
 from watchers.search import Lookup, SearchHit, search
 from watchers.service import PollReport, WatchService
-from watchers.sources import SourceContext, describe_source
+from watchers.sources import SourceContext, build_source, describe_source
 from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
+from watchers.sources.base import Source
 from watchers.store import SourceState, SqliteStore
 
 __all__ = [
@@ -57,12 +58,14 @@ __all__ = [
     "ImportProgress",
     "ImportSummary",
     "Lookup",
+    "Probe",
     "RuleTest",
     "RuleView",
     "SourceView",
     "Stats",
     "make_fetcher",
     "open_engine",
+    "probe_sources",
 ]
 
 log = logging.getLogger(__name__)
@@ -223,7 +226,10 @@ class Engine:
 
     async def article(self, article_id: str) -> tuple[Article, list[Match]] | None:
         """One stored article (by id or a unique id prefix) and the rules that matched it."""
-        art = await self.store.get_article(article_id.strip())
+        wanted = article_id.strip()
+        if not wanted or not wanted.isprintable():  # ids are printable; this one is no id
+            return None
+        art = await self.store.get_article(wanted)
         if art is None:
             return None
         return art, await self.store.matches_for(art.id)
@@ -294,10 +300,13 @@ class Engine:
                                       "file; choose another name"))
         if issues:
             raise ConfigError(issues, file="rule")
-        bad = self.watch.set_rules([*self.watch.rules, rule])  # compiles; bad ones left out
+        running = list(self.watch.rules)
+        bad = self.watch.set_rules([*running, rule])  # compiles; bad ones left out
         for r, exc in bad:
             if r is rule:
-                self.watch.set_rules([x for x in self.watch.rules if x is not rule])
+                # Back to the rules as they were: the refused rule may have displaced a running
+                # rule of the same name.
+                self.watch.set_rules(running)
                 raise ConfigError([ConfigIssue("query", str(exc))], file="rule")
         await self.store.put_rule(rule)
         return rule
@@ -361,7 +370,8 @@ class Engine:
             raise NewswatchError(f"a source named {source.name!r} already exists")
         if source.every < timedelta(minutes=1):
             raise NewswatchError("a feed is polled at most once a minute")
-        check_url(source.url, self.config.fetch.allow_private)
+        # Building the FeedSource checks the validated URL against the same allowlist, before
+        # anything is stored.
         await self.watch.add_source(source)
         await self.store.put_source(source)
         return next(v for v in await self.sources() if v.name == source.name)
@@ -395,6 +405,41 @@ class Engine:
         if route not in self.delivery.paused_routes():
             raise NewswatchError(f"route {route!r} is not paused")
         return await self.delivery.resume_route(route)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One source polled once by :func:`probe_sources`: what it returned, or why it failed."""
+
+    name: str
+    items: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+
+async def probe_sources(config: Config) -> list[Probe]:
+    """Poll every enabled source of ``config`` once, side by side, storing nothing (``check
+    --live``). A failing source — even one with a bug — is reported, never raised."""
+    async with make_fetcher(config) as fetcher:
+        ctx = SourceContext(fetcher=fetcher, resolve=config.resolve)
+        configs = [c for c in config.sources if c.enabled]
+        sources = [build_source(c, ctx) for c in configs]
+
+        async def probe(name: str, source: Source) -> Probe:
+            try:
+                poll = await source.poll({})
+            except NewswatchError as exc:
+                return Probe(name, error=str(exc))
+            except Exception as exc:  # a bug in a source is shown, not a traceback
+                return Probe(name, error=f"unexpected {type(exc).__name__}: {exc}")
+            return Probe(name, len(poll.articles), len(poll.skipped))
+
+        try:
+            return list(await asyncio.gather(
+                *(probe(c.name, s) for c, s in zip(configs, sources, strict=True))))
+        finally:
+            for source in sources:
+                await source.aclose()
 
 
 @asynccontextmanager

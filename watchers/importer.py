@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -49,7 +48,6 @@ __all__ = [
 
 BATCH = 500
 _STRINGS = ("id", "text", "url", "source")
-_WORDS = re.compile(r"\w+")
 
 
 class BadLine(ValueError):

@@ -16,7 +16,6 @@ pathological query cannot hold the bot. Matching runs in an executor, never on t
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -28,7 +27,7 @@ from watchers.models import Article, Match, matchable
 from watchers.rules import DEFAULT_THRESHOLD, match_query, parse, shipped_aliases
 from watchers.rules.lookup import index_query
 from watchers.rules.matcher import RegexBudget
-from watchers.store.base import Store
+from watchers.store.base import Store, page_second, sort_time
 
 __all__ = ["Lookup", "SearchHit", "search"]
 
@@ -40,8 +39,6 @@ BEST_POOL = 60
 # Candidates read per page: the first page is about what the limit needs, later ones grow.
 FIRST_PAGE = 32
 MAX_PAGE = 2000
-# The index orders candidates to the whole second, clamped to this range (see CandidatePage).
-MAX_SECOND = (1 << 32) - 1
 
 
 @dataclass(frozen=True)
@@ -65,11 +62,6 @@ class Lookup:
         return len(self.hits)
 
 
-def _second(article: Article) -> int:
-    when = article.published or article.fetched_at
-    return max(0, min(MAX_SECOND, math.floor(when.timestamp())))
-
-
 class _Confirm:
     """Confirms candidates page by page, newest first, until ``want`` hits are certain.
 
@@ -89,7 +81,7 @@ class _Confirm:
     def page(self, articles: Sequence[Article]) -> bool:
         """Confirm a page; True once the answer is complete (or the time is up)."""
         for article in articles:
-            second = _second(article)
+            second = page_second(sort_time(article))
             if self.cutoff is not None and second < self.cutoff:
                 return True
             if time.monotonic() > self.deadline:
@@ -151,11 +143,7 @@ async def search(
         after = page.next
         size *= 4
     # Candidates come ordered to the second; within one, newest first by the stored time.
-    hits = sorted(confirm.hits, key=lambda h: _sort_time(h.article), reverse=True)
+    hits = sorted(confirm.hits, key=lambda h: sort_time(h.article), reverse=True)
     if order == "best":
         hits.sort(key=lambda h: h.match.score, reverse=True)
     return Lookup(hits[:limit], confirm.truncated, confirm.scanned)
-
-
-def _sort_time(article: Article) -> datetime:
-    return article.published or article.fetched_at

@@ -175,9 +175,6 @@ class WatchService:
     def ruleset(self) -> RuleSet:
         return self._ruleset
 
-    def routes(self) -> set[str]:
-        return {r.channel for r in self.rules}
-
     # ------------------------------------------------------------------ sources
 
     def source_names(self) -> list[str]:
@@ -254,18 +251,11 @@ class WatchService:
         if self.on_fatal is not None:
             self.on_fatal(exc)
         else:
-            log.error("%s", exc)
+            log.error("%s", exc, exc_info=exc)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is None:
-            return
-        if self.on_fatal is not None:
-            self.on_fatal(exc)
-        else:
-            log.error("%s: %s", task.get_name(), exc, exc_info=exc)
+        if not task.cancelled() and task.exception() is not None:
+            self._fatal(task.exception())  # type: ignore[arg-type]
 
     async def _loop(self, running: _Running, first_delay: float = 0) -> None:
         poke = self._pokes[running.name]

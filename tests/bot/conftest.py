@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,18 @@ def bot_config(emu: DiscordEmulator, tmp_path: Path, **extra: Any) -> dict[str, 
 async def running(emu: DiscordEmulator, tmp_path: Path, request: pytest.FixtureRequest
                   ) -> AsyncIterator[Running]:
     """newswatch connected to the emulator, watching a copy of the seeds."""
-    shutil.copytree(SEEDS, tmp_path / "seeds")
     overrides = getattr(request, "param", {}) or {}
-    data = bot_config(emu, tmp_path, **overrides)
-    cfg = parse_config(data, base_dir=tmp_path)
-    run = await start_running(cfg, emu, tmp_path / "seeds")
+    async with running_on_seeds(emu, tmp_path, bot_config(emu, tmp_path, **overrides)) as run:
+        yield run
+
+
+@asynccontextmanager
+async def running_on_seeds(emu: DiscordEmulator, tmp_path: Path, data: dict[str, Any]
+                           ) -> AsyncIterator[Running]:
+    """newswatch with config ``data`` watching a copy of the seeds, connected to the emulator;
+    on exit it must stop cleanly (exit status 0)."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    run = await start_running(parse_config(data, base_dir=tmp_path), emu, tmp_path / "seeds")
     try:
         await emu.wait_until_identified(timeout=10)
         yield run

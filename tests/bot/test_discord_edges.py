@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.interactions import NOT_ENABLED, NewswatchTree
-from tests.bot.conftest import TOKEN, Running, bot_config, start_running
-from tests.conftest import SEEDS
+from tests.bot.conftest import TOKEN, Running, bot_config, running_on_seeds
 from tests.fakes.discord_emulator import (
     DiscordEmulator,
     MemberSpec,
@@ -27,7 +24,6 @@ from tests.fakes.discord_emulator import (
     default_guild,
     run_client,
 )
-from watchers.config import parse_config
 from watchers.errors import NewswatchError
 
 OTHER_GUILD = 1100000000000000777
@@ -79,16 +75,10 @@ async def test_other_servers_are_refused_privately(running: Running) -> None:
 @pytest.fixture
 async def named_admin_role(emu: DiscordEmulator, tmp_path: Path) -> AsyncIterator[Running]:
     """newswatch with ``admin_role = "Readers"`` (a role name; bob holds it, carol does not)."""
-    shutil.copytree(SEEDS, tmp_path / "seeds")
     data = bot_config(emu, tmp_path)
     data["discord"]["admin_role"] = "Readers"
-    run = await start_running(parse_config(data, base_dir=tmp_path), emu, tmp_path / "seeds")
-    try:
-        await emu.wait_until_identified(timeout=10)
+    async with running_on_seeds(emu, tmp_path, data) as run:
         yield run
-    finally:
-        run.stop.set()
-        assert await asyncio.wait_for(run.task, 15) == 0
 
 
 async def test_admin_role_by_name_is_a_role_of_this_server(named_admin_role: Running) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import SEEDS
 from watchers.config import parse_config
 from watchers.engine import Engine, open_engine
-from watchers.errors import ConfigError, NewswatchError
+from watchers.errors import ConfigError, FetchBlockedError, NewswatchError
 
 
 @pytest.fixture
@@ -51,6 +51,22 @@ async def test_a_bad_rule_is_refused_with_its_key_and_never_stored(
     assert added.origin == "store" and "tanks" in engine.rule_names()
     assert [r.name for r in await engine.store.list_rules()] == ["tanks"]
 
+
+async def test_a_refused_replacement_leaves_the_running_rule_as_it_was(engine: Engine) -> None:
+    await engine.add_rule({"name": "mine", "query": "tanks"})
+    with pytest.raises(ConfigError) as err:
+        await engine.add_rule({"name": "mine", "query": "(" * 200 + "tanks" + ")" * 200})
+    assert err.value.issues[0].path == "query"
+    assert engine.rule_names() == ["mine", "troops"]
+    assert {r.name: r.query for r in engine.watch.rules}["mine"] == "tanks"
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/feed", b"http://10.0.0.1/feed"])
+async def test_a_feed_at_a_private_address_is_refused_and_never_stored(
+        engine: Engine, url: str | bytes) -> None:
+    with pytest.raises(FetchBlockedError, match="refused URL"):
+        await engine.add_source({"name": "inside", "url": url})
+    assert engine.source_names() == ["seeds"]
+    assert await engine.store.list_sources() == []
 
 async def test_a_lookup_answers_within_its_budget_and_says_it_was_cut_short(
         engine: Engine, tmp_path: Path) -> None:

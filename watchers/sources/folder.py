@@ -43,7 +43,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from watchers.errors import SourceError
-from watchers.models import Article, content_fingerprint
+from watchers.models import Article
 from watchers.sources.base import (
     Duration,
     Poll,
@@ -446,7 +446,8 @@ class FolderSource:
                 scan.cursor[c.key] = f"skip:{c.stamp}"
                 continue
             scan.cursor[c.key] = c.stamp
-            guid = f"{c.key}#{content_fingerprint(art.title, art.text)[:16]}"
+            # content_hash is the fingerprint of the stored title and text: no second pass over it.
+            guid = f"{c.key}#{art.content_hash[:16]}"
             # id derives from the guid, so it is rebuilt rather than copied.
             articles.append(Article(**{**art.model_dump(exclude={"id"}), "guid": guid}))
         return articles

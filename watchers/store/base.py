@@ -15,6 +15,7 @@ delivery never asks the watch side what a rule looks like now.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,7 @@ from watchers.config import RuleConfig, SourceConfig
 from watchers.models import Article, Match
 
 __all__ = [
+    "PAGE_MAX_SECOND",
     "AlertState",
     "ArticleRecord",
     "ArticleStore",
@@ -35,6 +37,8 @@ __all__ = [
     "SourceState",
     "StateStore",
     "Store",
+    "page_second",
+    "sort_time",
 ]
 
 AlertState = Literal["pending", "sending", "delivered", "retry", "rejected", "held", "suppressed"]
@@ -109,6 +113,20 @@ class CandidatePage:
 
     articles: list[Article]
     next: str | None
+
+
+# The whole seconds pages are ordered by are clamped to 1970..2106 (the lookup index's key range).
+PAGE_MAX_SECOND = (1 << 32) - 1
+
+
+def sort_time(article: Article) -> datetime:
+    """The time an article is ordered by (``sort_at``): when published, else when fetched."""
+    return article.published or article.fetched_at
+
+
+def page_second(when: datetime) -> int:
+    """The whole second that orders ``when`` across candidate pages (see :class:`CandidatePage`)."""
+    return max(0, min(PAGE_MAX_SECOND, math.floor(when.timestamp())))
 
 
 class ArticleStore(Protocol):

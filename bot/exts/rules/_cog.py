@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.embeds import escape, rule_test_embed, rules_embed, truncate
-from bot.interactions import Duration, NewswatchCog, RuleName
+from bot.interactions import Duration, NewswatchCog, RuleName, answer
 from watchers.config import Severity
 from watchers.rules import parse
 
@@ -56,9 +56,8 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
     async def remove(self, interaction: discord.Interaction[Any],
                      name: app_commands.Transform[str, RuleName]) -> None:
         """Remove a rule added in Discord."""
-        removed = await self.engine.remove_rule(name)
-        text = f"Rule **{escape(name)}** removed." if removed else f"No rule named `{name[:64]}`."
-        await interaction.response.send_message(text, ephemeral=not removed)
+        await answer(interaction, await self.engine.remove_rule(name),
+                     f"Rule **{escape(name)}** removed.", f"No rule named `{name[:64]}`.")
 
 
 class MuteCog(NewswatchCog):

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.embeds import escape, sources_embed
-from bot.interactions import Duration, NewswatchCog, SourceName
+from bot.interactions import Duration, NewswatchCog, SourceName, answer
 from watchers.config import format_duration
 
 
@@ -45,17 +45,15 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
     async def remove(self, interaction: discord.Interaction[Any],
                      name: app_commands.Transform[str, SourceName]) -> None:
         """Stop watching a source added in Discord."""
-        removed = await self.engine.remove_source(name)
-        text = (f"Source **{escape(name)}** removed; its articles stay stored." if removed
-                else f"No source named `{name[:64]}`.")
-        await interaction.response.send_message(text, ephemeral=not removed)
+        await answer(interaction, await self.engine.remove_source(name),
+                     f"Source **{escape(name)}** removed; its articles stay stored.",
+                     f"No source named `{name[:64]}`.")
 
     @app_commands.command(name="resume")
     @app_commands.describe(name="the source to resume")
     async def resume(self, interaction: discord.Interaction[Any],
                      name: app_commands.Transform[str, SourceName]) -> None:
         """Resume a paused source and poll it now."""
-        ok = await self.engine.resume_source(name)
-        text = (f"Source **{escape(name)}** resumed." if ok
-                else f"No source named `{name[:64]}` has been polled yet.")
-        await interaction.response.send_message(text, ephemeral=not ok)
+        await answer(interaction, await self.engine.resume_source(name),
+                     f"Source **{escape(name)}** resumed.",
+                     f"No source named `{name[:64]}` has been polled yet.")

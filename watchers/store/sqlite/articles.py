@@ -11,7 +11,6 @@ Each of those is an indexed lookup, as is every query of ``get_article`` and ``m
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -21,9 +20,15 @@ from typing import Any
 import aiosqlite
 
 from watchers.models import Article, Hit, Match
-from watchers.store.base import ArticleRecord, CandidatePage, OutboxEntry
+from watchers.store.base import (
+    ArticleRecord,
+    CandidatePage,
+    OutboxEntry,
+    page_second,
+    sort_time,
+)
 from watchers.store.sqlite._db import Db, Tx, dt, dump_model, iso, now
-from watchers.store.sqlite.schema import INDEX_MAX_SECOND, INDEX_ROWID_BITS, INDEX_ROWID_MASK
+from watchers.store.sqlite.schema import INDEX_ROWID_BITS, INDEX_ROWID_MASK
 from watchers.urls import normalise_link
 
 __all__ = ["ArticlesMixin", "prefix_successor"]
@@ -38,11 +43,6 @@ ARTICLE_COLS = "id, source, guid, url, title, text, published, fetched_at, conte
 ARTICLE_COLS_A = ", ".join("a." + c.strip() for c in ARTICLE_COLS.split(","))
 
 
-def _index_second(when: datetime) -> int:
-    """The whole second of the lookup index key for ``when`` (see :mod:`.schema`)."""
-    return max(0, min(INDEX_MAX_SECOND, math.floor(when.timestamp())))
-
-
 def _cursor_key(cursor: str) -> int:
     if not cursor.startswith("k") or not cursor[1:].isdigit():
         raise ValueError(f"not a lookup index cursor: {cursor!r}")
@@ -54,6 +54,20 @@ def _cursor_position(cursor: str) -> tuple[str, int]:
     if not cursor.startswith("s") or not rowid.isdigit():
         raise ValueError(f"not an articles cursor: {cursor!r}")
     return sort_at, int(rowid)
+
+
+def _filters(since: datetime | None, source: str | None) -> tuple[str, list[Any]]:
+    """The ``since`` and ``source`` filters of a candidate page, as SQL ``AND`` clauses on
+    ``articles`` and their parameters."""
+    where = ""
+    params: list[Any] = []
+    if since is not None:
+        where += " AND sort_at >= ?"
+        params.append(iso(since))
+    if source is not None:
+        where += " AND source = ?"
+        params.append(source)
+    return where, params
 
 
 def article_of(row: Iterable[Any]) -> Article:
@@ -290,11 +304,10 @@ class ArticlesMixin:
                 if article.id in taken:
                     article = Article(**{**article.model_dump(), "id": content[:16]})
                 taken.add(article.id)
-                sort_at = article.published or article.fetched_at
                 articles.append((
                     article.id, article.source, article.guid, article.url, link, article.title,
-                    article.text, iso(article.published), iso(article.fetched_at), iso(sort_at),
-                    content,
+                    article.text, iso(article.published), iso(article.fetched_at),
+                    iso(sort_time(article)), content,
                 ))
                 terms.append((rec.terms, article.id))
                 for m in rec.matches:
@@ -434,21 +447,14 @@ class ArticlesMixin:
             params.append(_cursor_key(after))
         if since is not None:
             sql += " AND rowid >= ?"
-            params.append(_index_second(since) << INDEX_ROWID_BITS)
+            params.append(page_second(since) << INDEX_ROWID_BITS)
         sql += " ORDER BY rowid DESC LIMIT ?"
         params.append(limit)
         keys = [int(k) for (k,) in await self._db.fetchall(
             sql, params, what="search index rejected the query")]
         if not keys:
             return CandidatePage([], None)
-        where = ""
-        extra: list[Any] = []
-        if since is not None:
-            where += " AND sort_at >= ?"
-            extra.append(iso(since))
-        if source is not None:
-            where += " AND source = ?"
-            extra.append(source)
+        where, extra = _filters(since, source)
         by_rowid: dict[int, Article] = {}
         rowids = [k & INDEX_ROWID_MASK for k in keys]
         for at in range(0, len(rowids), 500):  # under SQLite's bound-parameter limit
@@ -468,20 +474,16 @@ class ArticlesMixin:
             sort_at, rowid = _cursor_position(after)
             sql += " AND (sort_at, rowid) < (?, ?)"
             params += [sort_at, rowid]
-        if since is not None:
-            sql += " AND sort_at >= ?"
-            params.append(iso(since))
-        if source is not None:
-            sql += " AND source = ?"
-            params.append(source)
+        where, extra = _filters(since, source)
+        sql += where
+        params += extra
         sql += " ORDER BY sort_at DESC, rowid DESC LIMIT ?"
         params.append(limit)
         rows = await self._db.fetchall(sql, params)
         found = [article_of(r[1:]) for r in rows]
         if len(rows) < limit:
             return CandidatePage(found, None)
-        last = found[-1]
-        return CandidatePage(found, f"s{iso(last.published or last.fetched_at)} {rows[-1][0]}")
+        return CandidatePage(found, f"s{iso(sort_time(found[-1]))} {rows[-1][0]}")
 
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         rows = await self._db.fetchall(

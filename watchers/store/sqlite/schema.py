@@ -15,6 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 from watchers.errors import StoreError
+from watchers.store.base import PAGE_MAX_SECOND
 from watchers.store.sqlite._db import Db, Tx
 
 __all__ = [
@@ -37,7 +38,7 @@ TermsOf = Callable[[str, str], str]
 # a view whose trigger computes the key, after the article row.
 INDEX_ROWID_BITS = 31
 INDEX_ROWID_MASK = (1 << INDEX_ROWID_BITS) - 1
-INDEX_MAX_SECOND = (1 << 32) - 1
+INDEX_MAX_SECOND = PAGE_MAX_SECOND  # the same clamp as the order CandidatePage promises
 INDEX_KEY_SQL = (
     f"max(0, min({INDEX_MAX_SECOND}, CAST(strftime('%s', substr(a.sort_at, 1, 19)) AS INTEGER)))"
     f" * {1 << INDEX_ROWID_BITS} + a.rowid"

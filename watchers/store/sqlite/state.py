@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -23,6 +23,7 @@ from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
 __all__ = ["StateMixin"]
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", RuleConfig, SourceConfig)
 
 _SOURCE: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
 _STATE_COLS = ("name, cursor, polls, last_success, last_error, last_error_at, failures, "
@@ -86,9 +87,18 @@ class StateMixin:
 
     # ------------------------------------------------------------- run-time rules and sources
 
-    async def _models(self, table: str) -> list[tuple[str, dict[str, Any]]]:
-        rows = await self._db.fetchall(f"SELECT name, model FROM {table} ORDER BY name")
-        return [(str(name), {**json.loads(model), "origin": "store"}) for name, model in rows]
+    async def _models(self, table: str, what: str, validate: Callable[[dict[str, Any]], M]
+                      ) -> list[M]:
+        """The valid models stored in ``table``, by name; an invalid one is logged and skipped."""
+        out: list[M] = []
+        for name, model in await self._db.fetchall(
+                f"SELECT name, model FROM {table} ORDER BY name"):
+            try:
+                out.append(validate({**json.loads(model), "origin": "store"}))
+            except ValidationError as exc:
+                log.warning("stored %s %r is not valid and was skipped: %s", what, str(name),
+                            _one_line(exc))
+        return out
 
     async def _put(self, table: str, name: str, model: str) -> None:
         async with self._db.tx() as tx:
@@ -104,14 +114,7 @@ class StateMixin:
 
     async def list_rules(self) -> list[RuleConfig]:
         """Rules added at run time, by name, as validated models with ``origin="store"``."""
-        out: list[RuleConfig] = []
-        for name, data in await self._models("rules"):
-            try:
-                out.append(RuleConfig.model_validate(data))
-            except ValidationError as exc:
-                log.warning("stored rule %r is not valid and was skipped: %s", name,
-                            _one_line(exc))
-        return out
+        return await self._models("rules", "rule", RuleConfig.model_validate)
 
     async def put_rule(self, rule: RuleConfig) -> None:
         """Add or replace a run-time rule (keyed by name)."""
@@ -122,14 +125,7 @@ class StateMixin:
 
     async def list_sources(self) -> list[SourceConfig]:
         """Sources added at run time, by name, as validated models with ``origin="store"``."""
-        out: list[SourceConfig] = []
-        for name, data in await self._models("sources"):
-            try:
-                out.append(_SOURCE.validate_python(data))
-            except ValidationError as exc:
-                log.warning("stored source %r is not valid and was skipped: %s", name,
-                            _one_line(exc))
-        return out
+        return await self._models("sources", "source", _SOURCE.validate_python)
 
     async def put_source(self, source: SourceConfig) -> None:
         """Add or replace a run-time source (keyed by name)."""
