@@ -43,6 +43,8 @@ __all__ = [
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer spans are mistakes (and overflow date arithmetic): "since 99999999d", "every 1e9w".
+MAX_DURATION = timedelta(days=100 * 365)
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
@@ -63,8 +65,10 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
             pos = m.end()
         if not text or pos != len(text):
             raise ValueError(f"{value!r} is not a duration; use e.g. '30s', '5m', '1h30m', '2d'")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
+    if not seconds >= 0.001:  # also NaN; a shorter one would round to zero and spin
+        raise ValueError("a duration must be at least 1ms")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r} is longer than {MAX_DURATION.days // 365} years")
     return timedelta(seconds=seconds)
 
 

@@ -1,0 +1,35 @@
+"""Durations at the edges: a config key, a CLI flag or a slash-command option of 0, of a ten
+millionth of a second or of millions of days is refused with its reason, never a traceback (a
+too-long span overflowed date arithmetic; a too-short one rounded to zero and spun a loop)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from watchers.config import MAX_DURATION, parse_config, parse_duration
+from watchers.errors import ConfigError
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("0s", "at least 1ms"), ("0.0000001s", "at least 1ms"), (-3, "at least 1ms"),
+    (float("nan"), "at least 1ms"), ("99999999999d", "longer than 100 years"),
+    (1e300, "longer than 100 years"), ("36501d", "longer than 100 years"),
+])
+def test_out_of_range_durations_are_refused_with_the_reason(value: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_duration(value)  # type: ignore[arg-type]
+
+
+def test_the_edges_themselves_are_accepted() -> None:
+    assert parse_duration("1ms") == timedelta(milliseconds=1)
+    assert parse_duration("36500d") == MAX_DURATION
+
+
+def test_a_config_with_an_absurd_interval_names_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"sources": [{"name": "s", "type": "feed", "url": "https://ex.org/f",
+                                   "every": "99999999999d"}]})
+    assert [str(i) for i in err.value.issues] == [
+        "sources[0].every: '99999999999d' is longer than 100 years"]
