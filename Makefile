@@ -42,11 +42,14 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	$(PY) bench/feed_parsers.py
 	@echo "== ingest and import"
 	$(PY) bench/ingest.py
+	@echo "== story grouping: cost per article with 1,000 and 100,000 live stories"
+	$(PY) bench/stories_bench.py
 	@echo "== longest event-loop stall under heavy work"
 	$(PY) bench/loop_stall.py
 
-eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching
+eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching and of stories
 	$(PY) bench/match_eval.py
+	$(PY) bench/stories_eval.py
 
 soak: $(VENV)/.installed-test    ## 200 kill -9 / restart cycles; prints lost and duplicated alerts
 	$(PY) bench/soak.py --cycles 200

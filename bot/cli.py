@@ -1,4 +1,4 @@
-"""The ``newswatch`` command: run, check, match, search, import."""
+"""The ``newswatch`` command: run, check, match, search, import, stories."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import stories_cli
 from bot.logs import say
 from watchers.config import Config, format_duration, load_config, parse_duration
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
@@ -73,7 +74,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     routes = sorted({r.channel for r in cfg.rules})
     print(f"  routes   {len(routes)}")
     for route in routes:
-        ref = cfg.channels.get(route)
+        ref = cfg.targets.get(route)
         if ref is None:
             dest = "console (no [channels] entry)"
         elif isinstance(ref, int):
@@ -401,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", metavar="FILE")
     config_arg(imp)
     imp.set_defaults(func=cmd_import)
+    stories_cli.add_parser(sub)
     return p
 
 

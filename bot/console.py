@@ -1,4 +1,8 @@
-"""ConsoleSink: alerts as readable cards in a terminal, for running without Discord."""
+"""ConsoleSink: alerts as readable cards in a terminal, for running without Discord.
+
+A terminal cannot edit what it printed, so a story's later articles are compact lines printed
+under the feed as they come ("↳ also reported by …"), never a second card.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from watchers.delivery import Alert
+from watchers.delivery import Alert, StoryUpdate, StoryView, UpdateResult
 from watchers.models import Highlight
 from watchers.snippet import Run, snippet_runs, title_runs
 
-__all__ = ["ConsoleSink", "render_card"]
+__all__ = ["ConsoleSink", "render_card", "render_update"]
 
 _SEVERITY_COLOUR = {"info": "36", "low": "34", "medium": "33", "high": "35", "critical": "31"}
 
@@ -34,9 +38,10 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
         head = f"\x1b[1;{_SEVERITY_COLOUR.get(sev, '33')}m{head}\x1b[0m"
         bar = f"\x1b[2m{bar}\x1b[0m"
     when = art.published.strftime("%Y-%m-%d %H:%M UTC") if art.published else "date unknown"
-    lines = [
-        bar,
-        head,
+    lines = [bar, head]
+    if alert.escalated_from:
+        lines.append(f"  escalated: {alert.escalated_from} → {sev}")
+    lines += [
         "  " + _paint(title_runs(art.title, highlights), ansi),
         f"  {art.source or 'unknown source'} · {when} · id {art.id}",
         f"  matched: {', '.join(terms) if terms else '(no terms)'}",
@@ -46,7 +51,42 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
         lines.append("  " + snippet)
     if art.url:
         lines.append(f"  {art.url}")
+    story = _story_text(alert.story, own=art.source) if alert.story is not None else None
+    if story:
+        lines.append(f"  story: {story}")
     return "\n".join(lines)
+
+
+def _story_text(story: StoryView, *, own: str | None = None) -> str | None:
+    """"also reported by DW, NPR · 3 outlets", or None for a story of one article."""
+    if len(story.outlets) <= 1 and story.articles <= 1:
+        return None
+    others = [o for o in story.outlets if o != own]
+    parts = []
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        parts.append(f"also reported by {shown}")
+    if len(story.outlets) > 1:
+        parts.append(f"{len(story.outlets)} outlets")
+    if story.articles > len(story.outlets):
+        parts.append(f"{story.articles} articles")
+    return " · ".join(parts)
+
+
+def render_update(update: StoryUpdate) -> str:
+    """One line under a story's card: ``↳ updated: <title>`` for an article that changed in
+    place, else ``↳ <outlet>: <title> · also reported by … · N outlets``."""
+    art = update.article
+    if update.changed:
+        line = f"  ↳ updated: {art.title}"
+    else:
+        line = f"  ↳ {art.source or 'unknown source'}: {art.title}"
+        story = _story_text(update.story, own=update.alert.article.source)
+        if story:
+            line += f" · {story}"
+    if art.url:
+        line += f"  {art.url}"
+    return line
 
 
 class ConsoleSink:
@@ -61,6 +101,11 @@ class ConsoleSink:
         print(render_card(alert, ansi=self.ansi), file=self.stream, flush=True)
         self.count += 1
         return f"console-{alert.id}"
+
+    async def update(self, update: StoryUpdate) -> UpdateResult:
+        """A later article of a story already shown: one line, not a new card."""
+        print(render_update(update), file=self.stream, flush=True)
+        return UpdateResult(message_id=update.message_id, thread_id=update.thread_id)
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None
                      ) -> str | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import discord
 
 from watchers.config import format_duration
-from watchers.delivery import Alert, DeliveryStatus
+from watchers.delivery import Alert, DeliveryStatus, StoryUpdate, StoryView
 from watchers.engine import RuleTest, RuleView, SourceView, Stats
 from watchers.models import Article, Highlight, Match
 from watchers.snippet import Run, snippet_runs, title_runs
@@ -27,6 +28,7 @@ __all__ = [
     "alert_message",
     "article_embed",
     "delivery_embed",
+    "escalation_line",
     "escape",
     "masked_link",
     "rule_test_embed",
@@ -34,6 +36,10 @@ __all__ = [
     "safe_url",
     "sources_embed",
     "stats_embed",
+    "story_line",
+    "story_message",
+    "thread_line",
+    "thread_name",
     "truncate",
 ]
 
@@ -47,6 +53,7 @@ LIMITS = {
     "footer": 2048,
     "author": 256,
     "total": 6000,
+    "thread_name": 100,
 }
 SEVERITY_COLOURS = {
     "info": 0x5865F2,
@@ -159,15 +166,71 @@ def _hits_text(matches: Iterable[Match]) -> str:
     return ", ".join(parts) or "—"
 
 
-def alert_message(alert: Alert) -> dict[str, Any]:
+# How much of the story field the list of other outlets may take before "and N more".
+_OUTLETS_BUDGET = 400
+
+
+def story_line(story: StoryView, *, own: str | None = None) -> str | None:
+    """"Also reported by DW, NPR · 3 outlets · 4 articles · updated <time>", naming every
+    outlet but ``own`` (the alert's) while they fit, then "and N more"; None while the story
+    is a single article."""
+    if len(story.outlets) <= 1 and story.articles <= 1 and story.updated_at is None:
+        return None
+    others = [o for o in story.outlets if o != own]
+    parts: list[str] = []
+    if others:
+        named: list[str] = []
+        size = 0
+        for outlet in others:
+            name = truncate(escape(outlet), 60)
+            if named and size + len(name) > _OUTLETS_BUDGET:
+                break
+            named.append(name)
+            size += len(name) + 2
+        more = len(others) - len(named)
+        parts.append("Also reported by " + ", ".join(named)
+                     + (f" and {more} more" if more else ""))
+    if len(story.outlets) > 1:
+        parts.append(f"{len(story.outlets)} outlets")
+    if story.articles > len(story.outlets):
+        parts.append(f"{story.articles} articles")
+    latest = max(d for d in (story.last_seen, story.updated_at) if d is not None)
+    parts.append(f"updated {_when(latest, 't')}")
+    return " · ".join(parts)
+
+
+def escalation_line(alert: Alert) -> str | None:
+    """"Escalated: medium → critical" when this alert re-posts its story at a higher
+    severity, else None."""
+    if not alert.escalated_from:
+        return None
+    return f"Escalated: {escape(alert.escalated_from)} → {alert.severity}"
+
+
+def _latest_line(article: Article, *, changed: bool) -> str:
+    link = masked_link(truncate(escape(article.title) or "(untitled)", 200), article.url)
+    if changed:
+        return f"Updated: {link}"
+    source = f" · {truncate(escape(article.source), 80)}" if article.source else ""
+    return f"Newest: {link}{source}"
+
+
+def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool = False
+                  ) -> dict[str, Any]:
     """Keyword arguments for ``Messageable.send`` / ``Webhook.send`` for one alert.
 
     Only the rules' configured roles may be mentioned; article text can never ping anyone.
+    With ``alert.story`` the embed carries the story's line (other outlets, counts, when it
+    last changed) and ``latest``, the story's newest article (``changed``: an article that
+    changed in place); ``alert.escalated_from`` puts a banner above the snippet.
     """
     art = alert.article
     highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
     title = render_runs(title_runs(art.title, highlights), LIMITS["title"]) or "(untitled)"
     description = render_runs(snippet_runs(art.text, highlights, width=600), 1500)
+    banner = escalation_line(alert)
+    if banner:
+        description = f"**{banner}**" + (f"\n{description}" if description else "")
     embed = discord.Embed(
         title=truncate(title, LIMITS["title"]),
         url=safe_url(art.url),
@@ -181,6 +244,16 @@ def alert_message(alert: Alert) -> dict[str, Any]:
     embed.add_field(name="Published", value=_when(art.published, "f", "unknown"), inline=True)
     embed.add_field(name="Why", value=truncate(_hits_text(alert.matches), LIMITS["field_value"]),
                     inline=False)
+    story = [line for line in (
+        story_line(alert.story, own=art.source) if alert.story is not None else None,
+        _latest_line(latest, changed=changed) if latest is not None else None,
+    ) if line]
+    if latest is not None and len("\n".join(story)) > LIMITS["field_value"]:
+        # a cut would leave half a link: name the newest article without one
+        story[-1] = _latest_line(latest.model_copy(update={"url": None}), changed=changed)
+    if story:
+        embed.add_field(name="Story", value=truncate("\n".join(story), LIMITS["field_value"]),
+                        inline=False)
     embed.set_footer(text=f"newswatch · {alert.severity} · article {art.id}")
     roles = sorted({r.mention_role for r in alert.rules if r.mention_role})
     content = " ".join(f"<@&{r}>" for r in roles) or None
@@ -189,6 +262,42 @@ def alert_message(alert: Alert) -> dict[str, Any]:
         roles=[discord.Object(id=r) for r in roles] if roles else False,
     )
     return {"content": content, "embed": _fit(embed), "allowed_mentions": allowed}
+
+
+_NO_PINGS = discord.AllowedMentions.none()
+
+
+def story_message(update: StoryUpdate, *, repost: bool = False) -> dict[str, Any]:
+    """The story's alert re-rendered with its current line and newest article: keyword
+    arguments for editing the message (``repost=False``: the content with its role mentions
+    is left as it was) or for posting it afresh after it was deleted (no content at all).
+    Neither pings anyone: the story is not new news."""
+    alert = replace(update.alert, story=update.story)
+    kwargs = alert_message(alert, latest=update.article, changed=update.changed)
+    kwargs["allowed_mentions"] = _NO_PINGS
+    if repost:
+        kwargs["content"] = None
+    else:
+        del kwargs["content"]
+    return kwargs
+
+
+def thread_name(headline: str) -> str:
+    """A thread's name from a story's headline: one line, inside Discord's 100 characters,
+    never empty. Names are plain text (no markdown), so nothing is escaped."""
+    name = _WS.sub(" ", headline).strip()
+    return truncate(name, LIMITS["thread_name"]) or "Story"
+
+
+def thread_line(update: StoryUpdate) -> dict[str, Any]:
+    """One short line for the story's thread: the outlet and the title as a masked link
+    ("updated:" for an article that changed in place); pings nobody, no link preview."""
+    art = update.article
+    link = masked_link(truncate(escape(art.title) or "(untitled)", 300), art.url)
+    source = truncate(escape(art.source or "unknown source"), 100)
+    text = f"Updated: {link} ({source})" if update.changed else f"{source}: {link}"
+    return {"content": truncate(text, LIMITS["content"]), "allowed_mentions": _NO_PINGS,
+            "suppress_embeds": True}
 
 
 def article_embed(article: Article, matches: Sequence[Match], *, excerpt: int = 1200

@@ -77,7 +77,7 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
 
 
 def _has_webhooks(cfg: Config) -> bool:
-    return any(isinstance(v, str) for v in cfg.channels.values())
+    return any(isinstance(v, str) for v in cfg.targets.values())
 
 
 def _webhook_sinks(cfg: Config, session: aiohttp.ClientSession) -> dict[str, Sink]:
@@ -86,7 +86,7 @@ def _webhook_sinks(cfg: Config, session: aiohttp.ClientSession) -> dict[str, Sin
     from bot.sinks import discord_sinks
 
     point_at(cfg.discord.api_base, None)
-    return dict(discord_sinks(cfg.channels, session=session))
+    return dict(discord_sinks(cfg.targets, session=session))
 
 
 async def until_stopped(engine: Engine, stop: asyncio.Event | None = None,

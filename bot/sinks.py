@@ -9,25 +9,33 @@ retry with the message it already created. Webhooks take no nonce: when a webhoo
 gone through (the connection dropped or timed out after sending, or a crash interrupted it) the
 alert is marked "maybe sent", and before sending it again the sink looks for it in the channel
 when the bot can read it; without a bot the retry may show a duplicate (see README).
+
+Stories (:meth:`DiscordSink.update`): a later article of a story edits the story's message or
+posts one line in a thread started on it; neither pings anyone. An edit is idempotent by
+nature; a thread line carries the update's nonce like an alert. A message (or thread) a
+moderator deleted is not an error: the story is posted afresh, without pings, and its new id
+returned. Webhook targets cannot start threads, so thread mode edits there instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import discord
 
-from bot.embeds import alert_message, truncate
+from bot.embeds import alert_message, story_message, thread_line, thread_name, truncate
 from bot.logs import add_secret, redact
-from watchers.delivery import Alert, Sink
+from watchers.delivery import Alert, Sink, StoryUpdate, UpdateResult
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -102,6 +110,24 @@ def resolve_targets(channels: Mapping[str, int | str], env: Mapping[str, str] | 
 # out of an article's title; our own punctuation ( ) : - . stays as written.
 _NOTICE_MARKUP = re.compile(r"([\\*_~|`>\[\]<@#])")
 
+# Discord's JSON error codes the story updates act on.
+_UNKNOWN_CHANNEL = 10003
+_UNKNOWN_MESSAGE = 10008
+_THREAD_EXISTS = 160004  # "A thread has already been created for this message"
+# The bot may not start threads here (permission) or the channel has none (its type): the
+# update edits the message instead of pausing the whole route.
+_NO_THREADS_HERE = {50013, 50024}
+
+
+class _Gone(Exception):
+    """The story's message (or its thread) no longer exists."""
+
+
+def _repost_nonce(nonce: str) -> str:
+    # The repost must not reuse the update's own nonce: in thread mode that nonce may already
+    # name a line posted in the thread. Derived, so every retry of the repost shares it.
+    return hashlib.sha256(f"{nonce}:repost".encode()).hexdigest()[:24]
+
 
 class DiscordSink:
     """Delivers alerts (and operational notices) to the Discord targets of their routes.
@@ -121,6 +147,131 @@ class DiscordSink:
     async def deliver(self, alert: Alert) -> str | None:
         return await self._send(alert.route, alert_message(alert), nonce=alert.nonce,
                                 maybe_sent=alert.maybe_sent)
+
+    async def update(self, update: StoryUpdate) -> UpdateResult:
+        """Show a later article of a story already posted on this route, pinging nobody.
+
+        ``mode="edit"``: the story's message is edited (the embed re-rendered with the story's
+        line and newest article; its content and role mentions stay as they were). A bot
+        channel edits with PATCH /channels/{c}/messages/{m}, a webhook through its own
+        message-edit endpoint (only messages that webhook posted).
+
+        ``mode="thread"``: the first update starts a thread on the message, named after the
+        headline; each update is one line in it (the nonce makes a retry return the line
+        already posted; a thread whose creation answer was lost is found again, since a
+        thread started from a message takes that message's id). Webhook targets cannot start a
+        thread from a message, and a channel where the bot may not (missing permission, a
+        channel type without threads) leaves the bot nothing else to do: both edit instead,
+        and the result carries no thread.
+
+        A deleted message, or a deleted thread, makes the story post afresh as an alert without
+        pings; the result names the new message with ``reposted=True``. Forum channels (where
+        the alert itself would be a post) are not handled here: ``deliver`` posts to them as
+        to a text channel, which Discord refuses.
+        """
+        target = self.targets.get(update.route)
+        if target is None:
+            raise PermanentDeliveryError(f"route {update.route!r} has no Discord destination",
+                                         pause_destination=True)
+        try:
+            if isinstance(target, WebhookTarget):
+                await self._edit_webhook(target, update)
+                return UpdateResult(update.message_id)
+            if update.mode == "thread":
+                thread = await self._thread_post(target, update)
+                if thread is not None:
+                    return UpdateResult(update.message_id, thread)
+            await self._edit_channel(target, update)
+            return UpdateResult(update.message_id, update.thread_id)
+        except _Gone:
+            log.info("route %s: the story's message %s is gone; posting the story afresh",
+                     update.route, update.message_id)
+        new_id = await self._send(update.route, story_message(update, repost=True),
+                                  nonce=_repost_nonce(update.nonce),
+                                  maybe_sent=update.maybe_sent)
+        if new_id is None:  # _send always names what it posted; guard the contract
+            raise TransientDeliveryError("Discord did not name the reposted story's message")
+        return UpdateResult(new_id, None, reposted=True)
+
+    def _need_client(self) -> discord.Client:
+        if self.client is None:
+            raise PermanentDeliveryError("channel targets need the bot connected",
+                                         pause_destination=True)
+        return self.client
+
+    async def _edit_channel(self, target: ChannelTarget, update: StoryUpdate) -> None:
+        message = self._need_client().get_partial_messageable(target.channel_id
+                                                              ).get_partial_message(
+            int(update.message_id))
+        kwargs = story_message(update)
+        async with self._update_errors(gone={_UNKNOWN_MESSAGE}):
+            await message.edit(embed=kwargs["embed"],
+                               allowed_mentions=kwargs["allowed_mentions"])
+
+    async def _thread_post(self, target: ChannelTarget, update: StoryUpdate) -> str | None:
+        """Post the update's line in the story's thread (started first if need be); returns
+        the thread's id, or None when no thread can be started here (then edit instead)."""
+        client = self._need_client()
+        thread_id = update.thread_id
+        if thread_id is None:
+            thread_id = await self._start_thread(client, target, update)
+            if thread_id is None:
+                return None
+        channel = client.get_partial_messageable(int(thread_id))
+        async with self._update_errors(gone={_UNKNOWN_CHANNEL}):
+            await channel.send(nonce=update.nonce, **thread_line(update))
+        return thread_id
+
+    async def _start_thread(self, client: discord.Client, target: ChannelTarget,
+                            update: StoryUpdate) -> str | None:
+        async with self._update_errors(gone={_UNKNOWN_MESSAGE}):
+            try:
+                data = await client.http.start_thread_with_message(
+                    target.channel_id, int(update.message_id),
+                    name=thread_name(update.story.headline), auto_archive_duration=1440)
+                return str(data["id"])
+            except discord.HTTPException as exc:
+                if exc.code == _THREAD_EXISTS:
+                    return update.message_id  # an earlier attempt started it; same id
+                if exc.code not in _NO_THREADS_HERE:
+                    raise
+                log.warning("route %s: cannot start a thread in channel %s (%s); editing the "
+                            "story's message instead", update.route, target.channel_id,
+                            redact(f"{exc.status} {exc.text}"))
+                return None
+
+    async def _edit_webhook(self, target: WebhookTarget, update: StoryUpdate) -> None:
+        if self.session is None:
+            raise PermanentDeliveryError("webhook targets need an HTTP session",
+                                         pause_destination=True)
+        hook = discord.Webhook.partial(target.webhook_id, target.token, session=self.session)
+        kwargs = story_message(update)
+        async with self._update_errors(gone={_UNKNOWN_MESSAGE}):
+            await hook.edit_message(int(update.message_id), embed=kwargs["embed"],
+                                    allowed_mentions=kwargs["allowed_mentions"])
+
+    @contextlib.asynccontextmanager
+    async def _update_errors(self, *, gone: set[int]) -> AsyncIterator[None]:
+        """One request of a story update, bounded by ``timeout``, its failures mapped as for
+        alerts. A 404 whose code is in ``gone`` raises :class:`_Gone`. Every failure is
+        transient rather than uncertain: an edit repeats harmlessly, a thread line carries
+        its nonce and a thread is found again by the message's id."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield
+        except TimeoutError:
+            self._release_global_wait()
+            raise TransientDeliveryError(f"no answer from Discord in {self.timeout:g}s") from None
+        except discord.RateLimited as exc:
+            raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
+        except discord.NotFound as exc:
+            if exc.code in gone:
+                raise _Gone from None
+            raise _classify(exc) from None
+        except discord.HTTPException as exc:
+            raise _classify(exc) from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None) -> str | None:
         """Post a plain operational notice (no mentions, markup shown as written) to the

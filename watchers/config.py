@@ -17,7 +17,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
 )
@@ -31,9 +33,11 @@ __all__ = [
     "FeedSourceConfig",
     "FetchConfig",
     "FolderSourceConfig",
+    "RouteConfig",
     "RuleConfig",
     "Severity",
     "StorageConfig",
+    "StoriesConfig",
     "format_duration",
     "load_config",
     "parse_config",
@@ -138,25 +142,78 @@ class RuleConfig(_Strict):
     mention_role: int | None = None
     threshold: int | None = Field(default=None, ge=50, le=100)
     enabled: bool = True
+    # Corroboration: the alert waits until this many distinct outlets have reported the story
+    # (within [stories] window), then posts once naming them all.
+    min_sources: int = Field(default=1, ge=1, le=50)
     # Set by the engine, never by a file: "store" for rules added at run time (Discord).
     origin: Literal["config", "store"] = "config"
     created_by: str | None = None
 
 
 ChannelRef = int | str
+StoriesMode = Literal["edit", "thread", "off"]
+
+
+class RouteConfig(_Strict):
+    """A route in table form: its destination plus how it shows stories. ``stories``: a later
+    article of a story already posted on this route edits that message (``edit``), becomes a
+    line in a thread on it (``thread``), or posts as an alert of its own (``off``)."""
+
+    target: ChannelRef
+    stories: StoriesMode = "edit"
+
+
+def _route_form(value: Any) -> str:
+    return "route-table" if isinstance(value, dict | RouteConfig) else "route-ref"
+
+
+# A route is a plain reference or a table; the tag picks the form so an error names the key
+# that is wrong in the form the user wrote, not every alternative of the union.
+RouteEntry = Annotated[
+    Annotated[ChannelRef, Tag("route-ref")] | Annotated[RouteConfig, Tag("route-table")],
+    Discriminator(_route_form),
+]
+
+
+class StoriesConfig(_Strict):
+    """Grouping articles into stories: an article joins a story whose articles it matches
+    within ``window``; a rule's ``min_sources`` wait ends (uncorroborated) after it."""
+
+    window: Duration = timedelta(hours=48)
 
 
 class Config(_Strict):
     storage: StorageConfig = StorageConfig()
     discord: DiscordConfig = DiscordConfig()
     fetch: FetchConfig = FetchConfig()
-    channels: dict[str, ChannelRef] = Field(default_factory=dict)
+    channels: dict[str, RouteEntry] = Field(default_factory=dict)
+    stories: StoriesConfig = StoriesConfig()
     aliases: dict[str, list[str]] = Field(default_factory=dict)
     threshold: int = Field(default=85, ge=50, le=100)
     sources: list[SourceConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     # Where the file was read from; relative paths in it resolve against this folder.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def targets(self) -> dict[str, ChannelRef]:
+        """Each route's destination (a channel id, a webhook URL or ``env:VAR``), whichever
+        form the route was written in."""
+        return {name: ref.target if isinstance(ref, RouteConfig) else ref
+                for name, ref in self.channels.items()}
+
+    def route(self, name: str) -> RouteConfig | None:
+        """A route's settings (defaults for the short form); None if it is not defined."""
+        ref = self.channels.get(name)
+        if ref is None or isinstance(ref, RouteConfig):
+            return ref
+        return RouteConfig(target=ref)
+
+    def stories_mode(self, name: str) -> StoriesMode:
+        """How the route shows stories; a route without a [channels] entry (the console)
+        follows stories by editing, like the default."""
+        route = self.route(name)
+        return route.stories if route is not None else "edit"
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -166,11 +223,15 @@ class Config(_Strict):
 
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
-    for part in loc:
+    prev: int | str | None = None
+    for prev, part in zip((None, *loc), loc, strict=False):
         if isinstance(part, int):
             out += f"[{part}]"
         elif part in ("folder", "feed") and out.endswith("]"):
             continue  # the discriminator tag pydantic adds for tagged unions
+        elif part in ("route-ref", "route-table") or (
+                part in ("int", "str") and prev == "route-ref"):
+            continue  # the form of a [channels] entry (see RouteEntry)
         else:
             out += f".{part}" if out else str(part)
     return out
@@ -239,17 +300,19 @@ def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
                             f"(first at sources[{names[src.name]}])")
             )
         names.setdefault(src.name, i)
-    for key, ref in cfg.channels.items():
+    for key, entry in cfg.channels.items():
+        ref = entry.target if isinstance(entry, RouteConfig) else entry
+        where = f"channels.{key}" + (".target" if isinstance(entry, RouteConfig) else "")
         if isinstance(ref, str) and not (
             ref.startswith("env:")
             or re.match(r"^https?://[^/]+/api/(v\d+/)?webhooks/\d+/\S+$", ref)
         ):
             issues.append(
-                ConfigIssue(f"channels.{key}", "expected a channel id, a webhook URL, or "
+                ConfigIssue(where, "expected a channel id, a webhook URL, or "
                             "'env:VAR' naming a variable that holds a webhook URL")
             )
         elif isinstance(ref, int) and ref <= 0:
-            issues.append(ConfigIssue(f"channels.{key}", "a channel id is a positive number"))
+            issues.append(ConfigIssue(where, "a channel id is a positive number"))
     return issues
 
 

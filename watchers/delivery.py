@@ -30,9 +30,9 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, get_args, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from watchers.config import RuleConfig, Severity
 from watchers.errors import (
@@ -43,7 +43,7 @@ from watchers.errors import (
     UncertainDeliveryError,
 )
 from watchers.models import Article, Match
-from watchers.store.base import OutboxRow, OutboxStore, Store
+from watchers.store.base import OutboxRow, OutboxStore, Store, StoryRecord
 
 __all__ = [
     "Alert",
@@ -52,11 +52,29 @@ __all__ = [
     "NoticeSink",
     "OutboxStore",
     "Sink",
+    "StoryUpdate",
+    "StoryView",
+    "UpdateResult",
+    "UpdateSink",
 ]
 
 log = logging.getLogger(__name__)
 
 _SEVERITIES: tuple[str, ...] = get_args(Severity)  # mildest first
+
+
+@dataclass(frozen=True)
+class StoryView:
+    """A story as a sink shows it, read when the row is delivered (so a late send names every
+    outlet known by then)."""
+
+    id: str
+    headline: str  # the title of its first article
+    first_seen: datetime
+    last_seen: datetime
+    outlets: tuple[str, ...]  # distinct outlets (source or domain), in the order they reported
+    articles: int
+    updated_at: datetime | None = None  # when a member's content last changed in place
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,9 @@ class Alert:
 
     ``nonce`` is fixed when the alert is written, before its first try, and is the same on every
     retry. ``maybe_sent`` is true when an earlier attempt may have reached the destination.
+    ``story`` is the article's story on a route that follows stories (None otherwise);
+    ``escalated_from`` is the severity of the story's earlier alert on this route when this one
+    posts anew because a rule of higher severity fired.
     """
 
     id: int
@@ -76,11 +97,60 @@ class Alert:
     matches: tuple[Match, ...]
     rules: tuple[RuleConfig, ...]
     maybe_sent: bool = False
+    story: StoryView | None = None
+    escalated_from: str | None = None
 
     @property
     def severity(self) -> str:
         sev = [r.severity for r in self.rules if r.severity in _SEVERITIES]
         return max(sev, key=_SEVERITIES.index) if sev else "medium"
+
+
+@dataclass(frozen=True)
+class StoryUpdate:
+    """A later article of a story whose alert was already posted on this route: shown by editing
+    that message (``mode="edit"``) or as a line in a thread started on it (``"thread"``), never
+    as a new message that pings.
+
+    ``alert`` is the story's alert on this route as it was posted (its article, rules and
+    evidence), so an edit re-renders it with the story's line and a repost after a deletion
+    looks the same. ``article`` is the article this update is about: a new report
+    (``changed=False``) or an earlier member whose content changed in place (``changed=True``).
+    ``message_id`` is the story's message on the route, ``thread_id`` its thread if one was
+    started. ``nonce`` and ``maybe_sent`` mean what they mean on an :class:`Alert`.
+    """
+
+    id: int
+    route: str
+    nonce: str
+    attempt: int
+    mode: Literal["edit", "thread"]
+    story: StoryView
+    alert: Alert
+    article: Article
+    message_id: str
+    thread_id: str | None = None
+    changed: bool = False
+    maybe_sent: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """Where the story lives on the route after an update: the same message, or a new one
+    (``reposted``) when the original was deleted; and the thread, once one was started."""
+
+    message_id: str
+    thread_id: str | None = None
+    reposted: bool = False
+
+
+@runtime_checkable
+class UpdateSink(Protocol):
+    """A sink that can update a story's message (edit it, or post in its thread). Errors as for
+    :class:`Sink`. A message that no longer exists is not an error: post the story afresh and
+    return the new message's id with ``reposted=True``."""
+
+    async def update(self, update: StoryUpdate) -> UpdateResult: ...
 
 
 class Sink(Protocol):
@@ -112,6 +182,14 @@ class DeliveryStatus:
     backing_off: dict[str, datetime]  # route → next attempt
     maybe_sent: int
     rejected: list[OutboxRow]  # the most recent, newest last
+    waiting: list[OutboxRow] = field(default_factory=list)  # alerts waiting for more outlets
+    stories: dict[str, StoryView] = field(default_factory=dict)  # the waiting alerts' stories
+
+
+def _view(record: StoryRecord) -> StoryView:
+    return StoryView(id=record.id, headline=record.headline, first_seen=record.first_seen,
+                     last_seen=record.last_seen, outlets=record.outlets,
+                     articles=record.articles, updated_at=record.updated_at)
 
 
 @dataclass
@@ -141,7 +219,11 @@ class DeliveryService:
     max_backoff: float = 300.0
     poll_interval: float = 1.0
     on_fatal: Callable[[BaseException], None] | None = None  # the store failed: stop everything
+    # How each route shows a story's later articles ("edit" | "thread"); None: edit.
+    stories_mode: Callable[[str], str] | None = None
+    story_window: timedelta = timedelta(hours=48)  # a wait for corroboration ends after this
     delivered: int = 0
+    _expired_at: datetime | None = None
     _routes: dict[str, _RouteState] = field(default_factory=lambda: defaultdict(_RouteState))
     _workers: dict[str, asyncio.Task[int]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
@@ -184,6 +266,13 @@ class DeliveryService:
         await self._load()
         now = datetime.now(UTC)
         rejected = await self.store.alerts(state="rejected", limit=100_000)
+        waiting = await self.store.alerts(state="waiting", kind="alert", limit=100)
+        stories = {}
+        for row in waiting:
+            if row.story_id and row.story_id not in stories:
+                record = await self.store.get_story(row.story_id)
+                if record is not None:
+                    stories[row.story_id] = _view(record)
         return DeliveryStatus(
             counts=await self.store.alert_counts(),
             paused=dict(self.paused_routes()),
@@ -192,6 +281,8 @@ class DeliveryService:
                          if s.not_before and s.not_before > now},
             maybe_sent=await self.store.count_maybe_sent(),
             rejected=rejected[-5:],
+            waiting=waiting,
+            stories=stories,
         )
 
     def start(self) -> None:
@@ -249,6 +340,7 @@ class DeliveryService:
             timeout = self.poll_interval
             self.wake_event.clear()  # before looking, so a wake-up during the look is not lost
             try:
+                await self._expire_waiting()
                 timeout = min(timeout, await self._spawn_due())
             except asyncio.CancelledError:
                 raise
@@ -259,6 +351,18 @@ class DeliveryService:
                 log.exception("delivery loop failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake_event.wait(), timeout=max(timeout, 0.01))
+
+    async def _expire_waiting(self) -> None:
+        """Alerts that waited for corroboration longer than the story window become
+        ``uncorroborated`` (looked at once a minute)."""
+        now = datetime.now(UTC)
+        if self._expired_at is not None and now - self._expired_at < timedelta(minutes=1):
+            return
+        self._expired_at = now
+        n = await self.store.expire_waiting(now - self.story_window)
+        if n:
+            log.info("%d alert(s) never corroborated within %s; recorded, not sent", n,
+                     self.story_window)
 
     async def _spawn_due(self) -> float:
         """Start a worker for every route with something due; return seconds until the next
@@ -360,12 +464,19 @@ class DeliveryService:
         try:
             if row.kind == "notice":
                 remote_id = await self._notice(sink, row)
+            elif row.kind == "update":
+                remote_id = await self._update(sink, row)
             else:
                 alert = await self._alert(row)
                 if alert is None:
                     await self.store.mark_rejected(row.id, "article no longer stored")
                     return "settled"
                 remote_id = await sink.deliver(alert)
+                if alert.story is not None and remote_id is not None:
+                    # Later articles of the story update this message (the newest alert's,
+                    # after an escalation).
+                    await self.store.set_story_message(alert.story.id, row.route, remote_id,
+                                                       None)
         except TransientDeliveryError as exc:
             if isinstance(exc, UncertainDeliveryError):
                 await self.store.mark_maybe_sent(row.id)
@@ -444,6 +555,10 @@ class DeliveryService:
             return None
         names = {r.name for r in row.rules}
         matches = tuple(m for m in await self.store.matches_for(article.id) if m.rule in names)
+        story = None
+        if row.story_id is not None:
+            record = await self.store.get_story(row.story_id)
+            story = _view(record) if record is not None else None
         return Alert(
             id=row.id,
             route=row.route,
@@ -453,4 +568,35 @@ class DeliveryService:
             matches=matches,
             rules=row.rules,
             maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
+            story=story,
+            escalated_from=row.escalated_from,
         )
+
+    async def _update(self, sink: Sink, row: OutboxRow) -> str | None:
+        """Deliver a later article of a story: an edit of (or a thread post under) the story's
+        message on this route. Without a delivered alert to update (it was rejected, or the
+        sink keeps no ids) the article posts as an alert of its own."""
+        update_alert = await self._alert(row)
+        if update_alert is None or update_alert.story is None or row.story_id is None:
+            raise PermanentDeliveryError("article or story no longer stored")
+        first = await self.store.story_alert(row.story_id, row.route)
+        first_alert = await self._alert(first) if first is not None else None
+        where = await self.store.story_message(row.story_id, row.route)
+        if first_alert is None or where is None or where[0] is None:
+            return await sink.deliver(update_alert)
+        if not isinstance(sink, UpdateSink):
+            log.info("route %s: its sink cannot update messages; story %s update skipped",
+                     row.route, row.story_id)
+            return None
+        mode = self.stories_mode(row.route) if self.stories_mode is not None else "edit"
+        result = await sink.update(StoryUpdate(
+            id=row.id, route=row.route, nonce=row.nonce, attempt=row.attempts,
+            mode="thread" if mode == "thread" else "edit",
+            story=update_alert.story,
+            alert=replace(first_alert, story=update_alert.story),
+            article=update_alert.article, message_id=where[0], thread_id=where[1],
+            changed=row.changed, maybe_sent=update_alert.maybe_sent,
+        ))
+        await self.store.set_story_message(row.story_id, row.route, result.message_id,
+                                           result.thread_id)
+        return result.message_id

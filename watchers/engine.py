@@ -478,11 +478,15 @@ async def open_engine(
             wake=wake,
             executor=executor,
             on_report=on_report,
+            stories_mode=config.stories_mode,
+            story_window=config.stories.window,
         )
         stack.push_async_callback(watch.aclose)
         delivery = DeliveryService(store=store, sinks=dict(sinks or {}),
                                    default_sink=default_sink,
-                                   notices_route=config.discord.notices, wake_event=wake)
+                                   notices_route=config.discord.notices, wake_event=wake,
+                                   stories_mode=config.stories_mode,
+                                   story_window=config.stories.window)
         stack.push_async_callback(delivery.aclose)
         engine = Engine(config, store, fetcher, executor, watch, delivery)
         watch.on_fatal = delivery.on_fatal = engine.fail

@@ -28,6 +28,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from rapidfuzz import fuzz
+
 from watchers.config import RuleConfig, SourceConfig
 from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.models import Article, Match, matchable
@@ -36,7 +38,16 @@ from watchers.rules.lookup import analysed_terms
 from watchers.rules.matcher import Analysis
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
-from watchers.store.base import ArticleRecord, OutboxEntry, SourceState, Store
+from watchers.store.base import (
+    SEVERITIES,
+    ArticleRecord,
+    OutboxEntry,
+    SourceState,
+    Store,
+    StoryLink,
+    sort_time,
+)
+from watchers.stories import DEFAULT_WINDOW, Signature, StoryIndex, signature
 
 __all__ = ["PollReport", "WatchService"]
 
@@ -75,6 +86,7 @@ class PollReport:
     not_modified: bool = False
     baseline: bool = False
     error: str | None = None
+    updated: int = 0  # stored articles whose content changed in place
 
 
 @dataclass
@@ -94,6 +106,7 @@ class _Analysis:
     matches: list[Match]
     terms: str
     over_budget: tuple[str, ...]
+    story: StoryLink | None = None
 
 
 @dataclass
@@ -115,6 +128,11 @@ class WatchService:
     regex_budget: float = 0.1  # seconds of regex time per article, across all rules and fields
     on_report: Callable[[PollReport], None] | None = None
     on_fatal: Callable[[BaseException], None] | None = None  # the store failed: stop everything
+    # Stories: each new article joins (or starts) a story within ``story_window``; a route's
+    # mode ("edit" | "thread" | "off", see RouteConfig) decides whether a later article of a
+    # story alerts anew. None: no grouping (every article alerts on its own).
+    stories_mode: Callable[[str], str] | None = None
+    story_window: timedelta = DEFAULT_WINDOW
     over_budget: Counter[str] = field(default_factory=Counter)  # rule → articles cut short
     _ruleset: RuleSet = field(init=False)
     _rules: dict[str, RuleConfig] = field(init=False)
@@ -124,6 +142,8 @@ class WatchService:
     _started: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
     _book: _StateBook = field(init=False)
+    _stories: StoryIndex | None = field(default=None, init=False)
+    _stories_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
         self._book = _StateBook(self.store, self._fatal)
@@ -131,6 +151,20 @@ class WatchService:
         for cfg in self.sources:
             self._running[cfg.name] = _Running(cfg, build_source(cfg, self.context))
         self.sources = ()  # the running set is the truth from here on
+
+    async def _story_index(self) -> StoryIndex | None:
+        """The live story index, rebuilt from the store on first use (stories reported within
+        the window before the newest one), so a story spans restarts."""
+        if self.stories_mode is None:
+            return None
+        async with self._stories_lock:
+            if self._stories is None:
+                index = StoryIndex(self.story_window)
+                for st in await self.store.live_stories(self.story_window):
+                    index.restore(st.id, Signature.load(st.signature), st.first_seen,
+                                  st.last_seen, st.outlets)
+                self._stories = index
+            return self._stories
 
     # ------------------------------------------------------------------ rules
 
@@ -364,15 +398,25 @@ class WatchService:
                 self.wake.set()
         return PollReport(source=running.name, error=error)
 
-    def _analyse(self, ruleset: RuleSet, articles: Sequence[Article]) -> list[_Analysis]:
-        """Match and index a batch (runs in the executor, off the event loop)."""
+    def _analyse(self, ruleset: RuleSet, articles: Sequence[Article],
+                 stories: StoryIndex | None = None) -> list[_Analysis]:
+        """Match, index and group a batch, oldest first (runs in the executor, off the event
+        loop)."""
         out = []
         for article in articles:
             seen = matchable(article)
             analysis = Analysis(seen)
             report = ruleset.match_report(seen, regex_budget=self.regex_budget,
                                           analysis=analysis)
-            out.append(_Analysis(report.matches, analysed_terms(analysis), report.over_budget))
+            link = None
+            if stories is not None:
+                sig = signature(seen.title, seen.text)
+                when = sort_time(article)
+                story_id, _ = stories.assign(article.id, sig, when, article.source)
+                grown = stories.story_signature(story_id) or sig
+                link = StoryLink(story_id, grown.dump(), article.source, when)
+            out.append(_Analysis(report.matches, analysed_terms(analysis), report.over_budget,
+                                 link))
         return out
 
     async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
@@ -390,10 +434,17 @@ class WatchService:
         oldest_first = newest_first[::-1]
         known = await self.store.known(oldest_first)
         fresh = [a for a, k in zip(oldest_first, known, strict=True) if not k]
+        updated = 0
+        if not baseline:
+            updated = await self._changes(
+                [a for a, k in zip(oldest_first, known, strict=True) if k])
         if not fresh:
-            return PollReport(source=running.name, seen=len(articles), baseline=baseline)
+            return PollReport(source=running.name, seen=len(articles), baseline=baseline,
+                              updated=updated)
         loop = asyncio.get_running_loop()
-        analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh)
+        stories = await self._story_index()
+        analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh,
+                                              stories)
         routed = []
         for article, analysis in zip(fresh, analyses, strict=True):
             for rule in analysis.over_budget:
@@ -403,7 +454,7 @@ class WatchService:
                             printable(article.title, 80))
             entries: list[OutboxEntry] = []
             if alert_ok is None or article.id in alert_ok:
-                entries = _route(analysis.matches, rules, mutes)
+                entries = _route(analysis.matches, rules, mutes, self.stories_mode)
             routed.append((article, analysis, entries))
         routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
         new = alerts = 0
@@ -413,7 +464,8 @@ class WatchService:
         for start in range(0, len(routed), INGEST_BATCH):
             batch = routed[start : start + INGEST_BATCH]
             stored = await self.store.record_many(
-                [ArticleRecord(article, analysis.matches, entries, analysis.terms)
+                [ArticleRecord(article, analysis.matches, entries, analysis.terms,
+                               analysis.story)
                  for article, analysis, entries in batch])
             for (_, _, entries), kept in zip(batch, stored, strict=True):
                 if kept is not None:
@@ -425,7 +477,24 @@ class WatchService:
         if alerts:
             self.wake.set()
         return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
-                          baseline=baseline)
+                          baseline=baseline, updated=updated)
+
+    async def _changes(self, known: Sequence[Article]) -> int:
+        """Items the store already holds under the same guid or link whose content changed
+        materially: the stored article takes the new content and its story's message is
+        updated ("updated: …") on the routes that follow stories. Returns how many."""
+        if self.stories_mode is None or not known:
+            return 0
+        routes = [route for route in dict.fromkeys(r.channel for r in self._rules.values())
+                  if self.stories_mode(route) != "off"]
+        updated = 0
+        for new, old in zip(known, await self.store.changed(known), strict=True):
+            if old is None or not materially_changed(old, new):
+                continue
+            updated += 1
+            if await self.store.record_change(old.id, new, routes):
+                self.wake.set()
+        return updated
 
     async def health(self) -> list[SourceState]:
         states = await self._book.all()
@@ -453,7 +522,8 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
     return kept, {route: titles[::-1] for route, titles in overflow.items()}
 
 def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
-           mutes: Mapping[str, datetime]) -> list[OutboxEntry]:
+           mutes: Mapping[str, datetime], stories_mode: Callable[[str], str] | None = None
+           ) -> list[OutboxEntry]:
     by_route: dict[str, list[RuleConfig]] = defaultdict(list)
     for m in matches:
         rule = rules.get(m.rule)
@@ -463,9 +533,32 @@ def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
     for route, fired in by_route.items():
         live = tuple(r for r in fired if r.name not in mutes)
         # A muted rule's match is kept (suppressed) only when no live rule carries the alert.
-        entries.append(OutboxEntry(route=route, rules=live or tuple(fired),
-                                   suppressed=not live))
+        carried = live or tuple(fired)
+        entries.append(OutboxEntry(
+            route=route, rules=carried, suppressed=not live,
+            stories=stories_mode(route) if stories_mode is not None else "off",
+            severity=max((r.severity for r in carried), key=_severity_rank),
+            # Any rule that is satisfied lets the alert post.
+            min_sources=min(r.min_sources for r in carried),
+        ))
     return entries
+
+
+def _gist(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def materially_changed(old: Article, new: Article) -> bool:
+    """Whether a new version of an article says something else: another title, or a text
+    that differs by more than small edits (a typo, a tracking suffix, reflowed lines)."""
+    if _gist(old.title) != _gist(new.title):
+        return True
+    before, after = _gist(old.text)[:4000], _gist(new.text)[:4000]
+    return before != after and fuzz.ratio(before, after) < 90
+
+
+def _severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 2
 
 
 class _StateBook:

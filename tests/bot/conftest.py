@@ -102,7 +102,7 @@ async def start_running(cfg: Config, emu: DiscordEmulator, folder: Path,
     task = asyncio.create_task(run_discord(cfg, TOKEN, stop=stop, guild_ready_timeout=0.05,
                                            on_engine=on_engine))
     for _ in range(400):
-        if emu.commands(emu.guild.id) or task.done():
+        if (engines and emu.commands(emu.guild.id)) or task.done():
             break
         await asyncio.sleep(0.05)
     if task.done():

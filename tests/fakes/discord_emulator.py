@@ -34,7 +34,10 @@ World (configuration, plain dataclasses): :class:`UserSpec`, :class:`RoleSpec`,
     Recording: ``requests``, ``requests_for(route=..., method=..., path=...)``,
     ``last_request()``, ``clear_requests()``, ``unhandled``, ``messages(channel_id)``,
     ``all_messages()``, ``get_message(id)``, ``wait_for_message(channel_id, predicate, timeout)``,
-    ``commands(guild_id)``, ``validate_all()``.
+    ``commands(guild_id)``, ``validate_all()``, ``threads(parent_id)``.
+
+    Moderation: ``delete_message(channel_id, message_id)``, ``delete_channel(id)`` (a thread
+    or a channel), as someone other than the bot would.
 
     Gateway: ``wait_until_identified()``, ``identify_payloads``, ``dispatch(event, data)``,
     ``request_reconnect()``, ``drop_gateway()``.
@@ -53,10 +56,12 @@ World (configuration, plain dataclasses): :class:`UserSpec`, :class:`RoleSpec`,
 Behaviour worth knowing: bot-authenticated routes need ``Authorization: Bot ...`` (and the
 configured ``token`` if any); replies use ``Content-Type: application/json`` exactly; Discord's
 own limits (2000 chars of content, 6000 of embed text, no empty messages) are always enforced
-with 400 50035 / 50006; posted messages are echoed as MESSAGE_CREATE on the gateway to clients
-that identified with the GUILD_MESSAGES intent; the first follow-up after a "thinking" defer
-fills in the deferred message (as on Discord); unknown routes answer 404 and are listed in
-``emu.unhandled``.
+with 400 50035 / 50006; a thread started from a message (``POST .../messages/{id}/threads``,
+type 11, needs CREATE_PUBLIC_THREADS) takes the message's id, can be posted to like a channel,
+and a second one on the same message is refused with 400 160004; posted messages are echoed
+as MESSAGE_CREATE on the gateway to clients that identified with the GUILD_MESSAGES intent;
+the first follow-up after a "thinking" defer fills in the deferred message (as on Discord);
+unknown routes answer 404 and are listed in ``emu.unhandled``.
 
 Helpers: :func:`patched_discord_urls` (context manager), :func:`run_client` (async context
 manager that runs a discord.py client against the emulator until on_ready and closes it cleanly).
@@ -250,13 +255,16 @@ class RoleSpec:
 class ChannelSpec:
     id: int
     name: str
-    type: int = 0  # 0 = GUILD_TEXT, 5 = GUILD_ANNOUNCEMENT, 4 = GUILD_CATEGORY
+    type: int = 0  # 0 = GUILD_TEXT, 5 = GUILD_ANNOUNCEMENT, 4 = GUILD_CATEGORY, 11 = thread
     position: int = 0
     topic: str | None = None
     parent_id: int | None = None
     nsfw: bool = False
     permission_overwrites: list[dict[str, Any]] = field(default_factory=list)
     guild_id: int | None = None  # filled in by GuildSpec
+    owner_id: int | None = None  # threads: who started it
+    auto_archive_duration: int = 1440  # threads
+    message_count: int = 0  # threads: messages posted in it
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -277,6 +285,19 @@ class ChannelSpec:
                 rate_limit_per_user=0,
                 default_auto_archive_duration=1440,
                 default_thread_rate_limit_per_user=0,
+            )
+        if self.type in (10, 11, 12):
+            data.update(
+                owner_id=str(self.owner_id) if self.owner_id is not None else None,
+                last_message_id=None,
+                rate_limit_per_user=0,
+                message_count=self.message_count,
+                member_count=1,
+                total_message_sent=self.message_count,
+                thread_metadata={
+                    "archived": False, "archive_timestamp": _iso(), "locked": False,
+                    "auto_archive_duration": self.auto_archive_duration,
+                },
             )
         return data
 
@@ -506,6 +527,7 @@ class EmuMessage:
     edited_at: float | None = None
     deleted: bool = False
     edits: list[dict[str, Any]] = field(default_factory=list)  # bodies of PATCHes, in order
+    thread: ChannelSpec | None = None  # the thread started from this message, if any
     interaction_metadata: dict[str, Any] | None = None
     member: dict[str, Any] | None = None
     known_users: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -513,6 +535,7 @@ class EmuMessage:
     EPHEMERAL = 1 << 6
     LOADING = 1 << 7
     SUPPRESS_EMBEDS = 1 << 2
+    HAS_THREAD = 1 << 5
 
     @property
     def ephemeral(self) -> bool:
@@ -613,6 +636,8 @@ class EmuMessage:
             data["interaction_metadata"] = self.interaction_metadata
         if self.message_reference is not None:
             data["message_reference"] = self.message_reference
+        if self.thread is not None:
+            data["thread"] = self.thread.payload()
         if gateway and self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
             if self.member is not None:
@@ -1047,6 +1072,7 @@ class DiscordEmulator:
         self.identify_payloads: list[dict[str, Any]] = []
         self._messages: dict[int, EmuMessage] = {}
         self._channel_messages: dict[int, list[EmuMessage]] = {}
+        self._threads: dict[int, ChannelSpec] = {}  # thread id -> thread (type 11)
         self._nonces: dict[tuple[int, str], tuple[float, EmuMessage]] = {}
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._interactions: dict[str, InteractionHandle] = {}
@@ -1155,7 +1181,44 @@ class DiscordEmulator:
             for c in g.channels:
                 if c.id == channel_id:
                     return g, c
+        thread = self._threads.get(channel_id)
+        if thread is not None:
+            g_ = self._find_guild(thread.guild_id or 0)
+            if g_ is not None:
+                return g_, thread
         return None
+
+    def threads(self, parent_id: int | None = None) -> list[ChannelSpec]:
+        """Threads that exist (oldest first), optionally only those of one parent channel.
+        A thread started from a message has that message's id, as on Discord."""
+        return [t for t in self._threads.values() if parent_id in (None, t.parent_id)]
+
+    async def delete_message(self, channel_id: int, message_id: int) -> None:
+        """Delete a message as a moderator would (not through the bot): later GET/PATCH/DELETE
+        of it answer 404 10008. A thread started from it stays, as on Discord."""
+        msg = self._messages.get(int(message_id))
+        if msg is None or msg.deleted or msg.channel_id != int(channel_id):
+            raise KeyError(f"no message {message_id} in channel {channel_id}")
+        msg.deleted = True
+        await self._gateway_message_event("MESSAGE_DELETE", msg)
+
+    async def delete_channel(self, channel_id: int) -> None:
+        """Delete a thread or a channel as a moderator would: requests to it answer 404 10003
+        (THREAD_DELETE / CHANNEL_DELETE on the gateway)."""
+        channel_id = int(channel_id)
+        thread = self._threads.pop(channel_id, None)
+        if thread is not None:
+            await self.dispatch("THREAD_DELETE", {
+                "id": str(thread.id), "type": thread.type, "guild_id": str(thread.guild_id),
+                "parent_id": str(thread.parent_id)}, intent=1 << 0)
+            return
+        for g in self.guilds:
+            for c in list(g.channels):
+                if c.id == channel_id:
+                    g.channels.remove(c)
+                    await self.dispatch("CHANNEL_DELETE", c.payload(), intent=1 << 0)
+                    return
+        raise KeyError(f"no channel {channel_id}")
 
     def _find_guild(self, guild_id: int) -> GuildSpec | None:
         return next((g for g in self.guilds if g.id == guild_id), None)
@@ -1485,6 +1548,8 @@ class DiscordEmulator:
         r("GET", "/channels/{channel_id}/messages/{message_id}", self._get_channel_message)
         r("PATCH", "/channels/{channel_id}/messages/{message_id}", self._edit_channel_message)
         r("DELETE", "/channels/{channel_id}/messages/{message_id}", self._delete_channel_message)
+        r("POST", "/channels/{channel_id}/messages/{message_id}/threads",
+          self._create_thread_from_message)
         # webhooks
         r("GET", "/channels/{channel_id}/webhooks", self._list_channel_webhooks)
         r("POST", "/channels/{channel_id}/webhooks", self._create_webhook)
@@ -1870,6 +1935,8 @@ class DiscordEmulator:
         )
         if nonce is not None and body.get("enforce_nonce"):
             self._nonces[(channel.id, str(nonce))] = (_time.monotonic(), msg)
+        if channel.id in self._threads:
+            channel.message_count += 1
         self._store_message(msg)
         await self._gateway_message_event("MESSAGE_CREATE", msg)
         return 200, msg.payload()
@@ -1929,6 +1996,35 @@ class DiscordEmulator:
         msg.deleted = True
         await self._gateway_message_event("MESSAGE_DELETE", msg)
         return 204, None
+
+    async def _create_thread_from_message(self, req: RecordedRequest) -> tuple[int, Any]:
+        guild, channel = self._channel_or_404(req)
+        if channel.type not in (0, 5):
+            raise _error(400, 50024, "Cannot execute action on this channel type")
+        bot = guild.get_member(self.bot_user.id)
+        if bot is None or not (guild.channel_permissions(bot, channel)
+                               & Permissions.CREATE_PUBLIC_THREADS):
+            raise _error(403, 50013, "Missing Permissions")
+        msg = self._message_or_404(channel.id, req.params["message_id"])
+        body = req.json if isinstance(req.json, dict) else {}
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise _error(400, 50035, "Invalid Form Body", {"name": {"_errors": [
+                {"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be between 1 and 100 in length."}
+            ]}})
+        if msg.thread is not None:
+            raise _error(400, 160004, "A thread has already been created for this message")
+        thread = ChannelSpec(
+            msg.id, name, type=11 if channel.type == 0 else 10, parent_id=channel.id,
+            guild_id=guild.id, owner_id=self.bot_user.id,
+            auto_archive_duration=int(body.get("auto_archive_duration") or 1440),
+        )
+        self._threads[thread.id] = thread
+        msg.thread = thread
+        msg.flags |= EmuMessage.HAS_THREAD
+        await self.dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True},
+                            intent=1 << 0)
+        return 201, thread.payload()
 
     # --- webhooks
 

@@ -22,11 +22,12 @@ with warnings.catch_warnings():
     from discord.ext import commands
     from discord.http import Route
 
-from tests.fakes import discord_spec
+from tests.fakes import discord_emulator, discord_spec
 from tests.fakes.discord_emulator import (
     DiscordEmulator,
     EmuMessage,
     Fault,
+    default_guild,
     patched_discord_urls,
     run_client,
 )
@@ -636,3 +637,89 @@ async def test_emu_message_helpers() -> None:
     assert Fault.parse("slow:0.5").delay == 0.5
     with pytest.raises(ValueError):
         Fault.parse("418")
+
+
+# --------------------------------------------------------------------------------------------
+# Threads from a message, moderator deletions
+# --------------------------------------------------------------------------------------------
+
+
+async def test_thread_from_a_message_takes_its_id_and_can_be_posted_to(
+    emu: DiscordEmulator, bot: commands.Bot
+) -> None:
+    channel = bot.get_channel(alerts(emu))
+    assert isinstance(channel, discord.TextChannel)
+    starter = await channel.send("the story")
+    thread = await starter.create_thread(name="Troops cross the border")
+    assert isinstance(thread, discord.Thread)
+    assert thread.id == starter.id and thread.parent_id == channel.id
+    (spec,) = emu.threads(channel.id)
+    assert (spec.id, spec.type, spec.name) == (starter.id, 11, "Troops cross the border")
+    await thread.send("DW: also reported", nonce="line-1")
+    await thread.send("DW: also reported (retry)", nonce="line-1")  # deduplicated by nonce
+    assert [m.content for m in emu.messages(thread.id)] == ["DW: also reported"]
+    assert [m.content for m in emu.messages(channel.id)] == ["the story"]
+    assert emu.get_message(starter.id).payload()["thread"]["id"] == str(thread.id)
+    # THREAD_CREATE reached the client, which now knows the thread
+    for _ in range(100):
+        if bot.get_channel(thread.id) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert isinstance(bot.get_channel(thread.id), discord.Thread)
+    # a second thread on the same message is refused as on Discord
+    with pytest.raises(discord.HTTPException) as info:
+        await starter.create_thread(name="again")
+    assert (info.value.status, info.value.code) == (400, 160004)
+    created = emu.requests_for("POST /channels/{channel_id}/messages/{message_id}/threads")
+    assert [r.status for r in created] == [201, 400]
+    assert emu.validate_all() == []
+
+
+async def test_thread_creation_needs_the_permission_and_a_name(discord_errors: Any) -> None:
+    guild = default_guild()
+    no_threads = discord_emulator.Permissions.CREATE_PUBLIC_THREADS
+    guild.channel("alerts").permission_overwrites.append(
+        {"id": str(guild.id), "type": 0, "allow": "0", "deny": str(no_threads)})
+    async with DiscordEmulator(guilds=[guild]) as emu, emu.patch_discord():
+        client = discord.Client(intents=discord.Intents.none())
+        async with run_client(client, emu):
+            msg = await client.get_partial_messageable(alerts(emu)).send("x")
+            with pytest.raises(discord.Forbidden) as info:
+                await client.http.start_thread_with_message(alerts(emu), msg.id, name="t",
+                                                            auto_archive_duration=1440)
+            assert info.value.code == 50013
+    async with DiscordEmulator() as emu, emu.patch_discord():
+        client = discord.Client(intents=discord.Intents.none())
+        async with run_client(client, emu):
+            msg = await client.get_partial_messageable(alerts(emu)).send("x")
+            with pytest.raises(discord.HTTPException) as bad:
+                await client.http.start_thread_with_message(alerts(emu), msg.id, name="n" * 101,
+                                                            auto_archive_duration=1440)
+            assert (bad.value.status, bad.value.code) == (400, 50035)
+            problems = emu.validate_all()
+            assert len(problems) == 1 and "name" in problems[0]
+            assert emu.threads() == []
+
+
+async def test_moderator_deletions_answer_unknown_message_and_channel(
+    emu: DiscordEmulator, bot: commands.Bot
+) -> None:
+    channel = bot.get_channel(alerts(emu))
+    assert isinstance(channel, discord.TextChannel)
+    msg = await channel.send("soon gone")
+    thread = await msg.create_thread(name="t")
+    await emu.delete_message(channel.id, msg.id)
+    assert emu.messages(channel.id) == []
+    for call in (channel.fetch_message(msg.id), msg.edit(content="edited")):
+        with pytest.raises(discord.NotFound) as info:
+            await call
+        assert info.value.code == 10008
+    await thread.send("the thread outlives its starter message")
+    with pytest.raises(KeyError):
+        await emu.delete_message(channel.id, msg.id)  # already gone
+    await emu.delete_channel(thread.id)
+    with pytest.raises(discord.NotFound) as gone:
+        await thread.send("into the void")
+    assert gone.value.code == 10003
+    assert emu.threads() == []
+    assert emu.validate_all() == []

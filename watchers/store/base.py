@@ -7,8 +7,9 @@ what it uses and a second implementation (PostgreSQL) can be written one domain 
 - :class:`OutboxStore`: the outbox — alerts and notices per route, in the order they were
   written, with their delivery state; destinations paused across restarts.
 - :class:`StateStore`: per-source state, and the rules, sources and mutes added at run time.
+- :class:`StoryStore`: stories (the same event from several outlets), their messages per route.
 
-:class:`Store` is all three plus ``aclose``. An alert's outbox row is written in the same
+:class:`Store` is all four plus ``aclose``. An alert's outbox row is written in the same
 transaction as its article and carries the rules as they were when the article matched, so
 delivery never asks the watch side what a rule looks like now.
 """
@@ -18,14 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from watchers.config import RuleConfig, SourceConfig
 from watchers.models import Article, Match
 
 __all__ = [
+    "LIVE_ALERT_STATES",
     "PAGE_MAX_SECOND",
+    "SEVERITIES",
     "AlertState",
     "ArticleRecord",
     "ArticleStore",
@@ -37,39 +40,112 @@ __all__ = [
     "SourceState",
     "StateStore",
     "Store",
+    "StoryLink",
+    "StoryRecord",
+    "StoryStore",
     "page_second",
     "sort_time",
+    "story_outcome",
 ]
 
-AlertState = Literal["pending", "sending", "delivered", "retry", "rejected", "held", "suppressed"]
-OutboxKind = Literal["alert", "notice"]
+AlertState = Literal["pending", "sending", "delivered", "retry", "rejected", "held", "suppressed",
+                     "waiting", "uncorroborated"]
+OutboxKind = Literal["alert", "notice", "update"]
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")  # mildest first
+# An alert of a story on a route that still speaks for it: a later article updates it (or
+# escalates past it) instead of posting anew.
+LIVE_ALERT_STATES = ("pending", "sending", "retry", "delivered", "held")
 
 
 @dataclass(frozen=True)
 class OutboxEntry:
     """An alert to write with its article: which route, the rules that fired (as they were when
-    they matched), muted or not."""
+    they matched), muted or not; and how the route treats stories: ``stories`` is the route's
+    mode ("edit" | "thread" follow the story, "off" alerts per article), ``severity`` the
+    highest of the rules, ``min_sources`` the fewest outlets the alert waits for (the smallest
+    of the rules' ``min_sources``: any rule that is satisfied lets it post)."""
 
     route: str
     rules: tuple[RuleConfig, ...]
     suppressed: bool = False
+    stories: str = "off"
+    severity: str = "medium"
+    min_sources: int = 1
+
+
+@dataclass(frozen=True)
+class StoryLink:
+    """The story a new article joins (or starts): its id, the story's signature including this
+    article (persisted so the live index can be rebuilt), the article's outlet and time."""
+
+    id: str
+    signature: str
+    outlet: str
+    when: datetime
+
+
+@dataclass(frozen=True)
+class StoryRecord:
+    """A stored story: its first article's title, when it was first and last reported, how many
+    articles and which outlets (in the order they reported)."""
+
+    id: str
+    headline: str
+    first_seen: datetime
+    last_seen: datetime
+    articles: int
+    outlets: tuple[str, ...]
+    signature: str = ""
+    updated_at: datetime | None = None
+
+
+def _severity_rank(severity: str | None) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 2
+
+
+def story_outcome(entry: OutboxEntry, outlets: int, existing: Sequence[tuple[str, str | None]]
+                  ) -> tuple[OutboxKind | None, AlertState, str | None]:
+    """What a route gets for a story's new article (pure; shared by every store).
+
+    ``existing``: the (state, severity) of the story's alerts already on this route, other than
+    suppressed, rejected and uncorroborated ones; ``outlets``: the story's distinct outlets
+    including this article. Returns (kind, state, escalated_from); kind None means no row (the
+    article only corroborates an alert that still waits).
+
+    - no alert yet: an alert, ``waiting`` until ``min_sources`` outlets have reported;
+    - only waiting alerts: nothing new (the caller releases them once enough outlets report);
+    - a live alert: an ``update`` of its message, unless a rule of higher severity fired, which
+      posts a new alert that says what it escalated from.
+    """
+    ready: AlertState = "pending" if outlets >= entry.min_sources else "waiting"
+    live = [sev for state, sev in existing if state in LIVE_ALERT_STATES]
+    if not live:
+        if existing:  # waiting for corroboration
+            return None, "waiting", None
+        return "alert", ready, None
+    top = max(live, key=_severity_rank)
+    if _severity_rank(entry.severity) > _severity_rank(top):
+        return "alert", ready, top
+    return "update", "pending", None
 
 
 @dataclass(frozen=True)
 class ArticleRecord:
     """One new article to store with everything written beside it: its matches, its outbox
-    entries and its lookup terms (see :meth:`ArticleStore.record`)."""
+    entries, its lookup terms and the story it joins (see :meth:`ArticleStore.record`)."""
 
     article: Article
     matches: Sequence[Match]
     alerts: Sequence[OutboxEntry]
     terms: str
+    story: StoryLink | None = None
 
 
 @dataclass(frozen=True)
 class OutboxRow:
     """One outbox row for one route, with its delivery state: an alert (an article and the rules
-    that matched it) or a notice (``text``, no article)."""
+    that matched it), an update of a story's message (a later article of the story), or a
+    notice (``text``, no article)."""
 
     id: int
     kind: OutboxKind
@@ -84,6 +160,10 @@ class OutboxRow:
     remote_id: str | None
     reason: str | None
     created_at: datetime
+    story_id: str | None = None
+    escalated_from: str | None = None  # an alert that posts anew past a milder one
+    changed: bool = False  # an update about an article whose content changed in place
+    min_sources: int = 1
 
 
 @dataclass(frozen=True)
@@ -143,6 +223,7 @@ class ArticleStore(Protocol):
         terms: str,
     ) -> Article | None: ...
     async def record_many(self, records: Sequence[ArticleRecord]) -> list[Article | None]: ...
+    async def changed(self, articles: Sequence[Article]) -> list[Article | None]: ...
     async def get_article(self, article_id: str) -> Article | None: ...
     async def matches_for(self, article_id: str) -> list[Match]: ...
     async def count_articles(self) -> int: ...
@@ -212,7 +293,26 @@ class StateStore(Protocol):
     async def mutes(self, *, now: datetime) -> Mapping[str, datetime]: ...
 
 
-class Store(ArticleStore, OutboxStore, StateStore, Protocol):
+class StoryStore(Protocol):
+    """Stories: written with their articles (see :class:`ArticleRecord`), read for lookups, the
+    live index at start-up, and the story's message per route for updates."""
+
+    async def live_stories(self, since: datetime | timedelta) -> list[StoryRecord]: ...
+    async def get_story(self, story_id: str) -> StoryRecord | None: ...
+    async def stories_of(self, article_ids: Sequence[str]) -> dict[str, StoryRecord]: ...
+    async def story_articles(self, story_id: str, *, limit: int = 100) -> list[Article]: ...
+    async def story_alert(self, story_id: str, route: str) -> OutboxRow | None: ...
+    async def story_message(self, story_id: str, route: str
+                            ) -> tuple[str | None, str | None] | None: ...
+    async def set_story_message(self, story_id: str, route: str, message_id: str | None,
+                                thread_id: str | None) -> None: ...
+    async def expire_waiting(self, before: datetime) -> int: ...
+    async def record_change(self, stored_id: str, article: Article, routes: Sequence[str]
+                            ) -> int: ...
+    async def count_stories(self) -> int: ...
+
+
+class Store(ArticleStore, OutboxStore, StateStore, StoryStore, Protocol):
     """Persistence for the engine. Every write is one short transaction."""
 
     async def aclose(self) -> None: ...

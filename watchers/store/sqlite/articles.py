@@ -29,6 +29,7 @@ from watchers.store.base import (
 )
 from watchers.store.sqlite._db import Db, Tx, dt, dump_model, iso, now
 from watchers.store.sqlite.schema import INDEX_ROWID_BITS, INDEX_ROWID_MASK
+from watchers.store.sqlite.stories import story_rows, write_story
 from watchers.urls import normalise_link
 
 __all__ = ["ArticlesMixin", "prefix_successor"]
@@ -217,18 +218,39 @@ class _Identities:
             self.by_guid.setdefault((article.source, article.guid), []).append(link)
 
 
-async def insert_alerts(tx: Tx, article_id: str, alerts: Sequence[OutboxEntry],
-                        at: datetime) -> None:
-    for a in alerts:
-        rules = "[" + ", ".join(dump_model(r) for r in a.rules) + "]"
-        await tx.execute(
-            "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, created_at, "
-            "updated_at) VALUES ('alert',?,?,?,?,?,?,?)",
-            (
-                article_id, a.route, rules, "suppressed" if a.suppressed else "pending",
-                secrets.token_hex(12), iso(at), iso(at),
-            ),
-        )
+def _nonce() -> str:
+    return secrets.token_hex(12)
+
+
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, created_at, updated_at, "
+    "story_id, severity, min_sources, escalated_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+async def _write_outbox(tx: Tx, stored: Sequence[tuple[Article, ArticleRecord]], when: str
+                        ) -> None:
+    """Write the stored articles' outbox rows in article order (the outbox's ids are the
+    order delivery sends them in). An article in a story joins it first, and its rows depend
+    on what the story already has on each route — rows of earlier articles of the same batch
+    included, so a story's rows are written as they are decided."""
+    plain: list[tuple[Any, ...]] = []
+    for article, rec in stored:
+        rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in rec.alerts]
+        if rec.story is None:
+            plain += [("alert", article.id, a.route, r,
+                       "suppressed" if a.suppressed else "pending", _nonce(), when, when,
+                       None, a.severity, 1, None)
+                      for a, r in zip(rec.alerts, rules, strict=True)]
+            continue
+        if plain:
+            await tx.executemany(_INSERT_OUTBOX, plain)
+            plain = []
+        outlets = await write_story(tx, article, rec.story)
+        rows = await story_rows(tx, article, rec, outlets, rules, when, _nonce)
+        if rows:
+            await tx.executemany(_INSERT_OUTBOX, rows)
+    if plain:
+        await tx.executemany(_INSERT_OUTBOX, plain)
 
 
 class ArticlesMixin:
@@ -255,6 +277,30 @@ class ArticlesMixin:
                     seen.add(a)
                 out.append(dup)
         return out
+
+    async def changed(self, articles: Sequence[Article]) -> list[Article | None]:
+        """For each article :meth:`known` calls a duplicate, the stored article it is a new
+        version of (same guid or link, other content), else None (the same content is stored)."""
+
+        async def find(conn: aiosqlite.Connection) -> list[Article | None]:
+            out: list[Article | None] = []
+            for article in articles:
+                cur = await conn.execute("SELECT 1 FROM articles WHERE content_hash = ?",
+                                         (article.content_hash,))
+                if await cur.fetchone() is not None:
+                    out.append(None)
+                    continue
+                stored = await _duplicate_of(conn, article)
+                if stored is None:
+                    out.append(None)
+                    continue
+                cur = await conn.execute(f"SELECT {ARTICLE_COLS} FROM articles WHERE id = ?",
+                                         (stored,))
+                row = await cur.fetchone()
+                out.append(article_of(row) if row is not None else None)
+            return out
+
+        return await self._db.read(find)
 
     async def record(
         self,
@@ -293,7 +339,8 @@ class ArticlesMixin:
                 rows = await tx.fetchall(
                     f"SELECT id FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk)
                 taken.update(str(i) for (i,) in rows)
-            articles, terms, matches, alerts = [], [], [], []
+            articles, terms, matches = [], [], []
+            stored: list[tuple[Article, ArticleRecord]] = []
             for rec in records:
                 article = rec.article
                 if seen.duplicate(article):
@@ -313,11 +360,7 @@ class ArticlesMixin:
                 for m in rec.matches:
                     hits = json.dumps([h.model_dump() for h in m.hits])
                     matches.append((article.id, m.rule, m.score, hits, when))
-                for a in rec.alerts:
-                    rules = "[" + ", ".join(dump_model(r) for r in a.rules) + "]"
-                    alerts.append((article.id, a.route, rules,
-                                   "suppressed" if a.suppressed else "pending",
-                                   secrets.token_hex(12), when, when))
+                stored.append((article, rec))
                 out.append(article)
             if articles:
                 await tx.executemany(
@@ -332,11 +375,7 @@ class ArticlesMixin:
                 await tx.executemany(
                     "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
                     "VALUES (?,?,?,?,?)", matches)
-            if alerts:
-                # In article order: the outbox's ids are the order delivery sends them in.
-                await tx.executemany(
-                    "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, "
-                    "created_at, updated_at) VALUES ('alert',?,?,?,?,?,?,?)", alerts)
+            await _write_outbox(tx, stored, when or "")
         return out
 
     async def count_articles(self) -> int:

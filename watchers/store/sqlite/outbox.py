@@ -7,6 +7,12 @@ State machine of a row (alert or notice alike)::
        └── retry ◀────────┘ (due again at next_attempt_at)
     pending/retry/sending ──pause──▶ held ──resume──▶ pending
     suppressed (a muted rule's alert: recorded, never claimed)
+    waiting ──enough outlets──▶ pending      (a rule's min_sources; never claimed, never held)
+    waiting ──story window ends──▶ uncorroborated (recorded, never sent)
+
+Kinds: ``alert`` (an article, or a story's first article on the route), ``update`` (a later
+article of a story whose alert is on the route: delivered as an edit or a thread post of the
+story's message, see ``story_routes``) and ``notice``.
 
 A route's rows are claimed strictly in id order (the order they were written): a claim stops at
 the first row that is not due yet, so nothing overtakes a row waiting for a retry. A claim
@@ -35,7 +41,7 @@ __all__ = ["OutboxMixin"]
 
 OUTBOX_COLS = (
     "id, kind, article_id, route, rules, text, state, attempts, nonce, next_attempt_at, "
-    "remote_id, reason, created_at"
+    "remote_id, reason, created_at, story_id, escalated_from, changed, min_sources"
 )
 _RULE_FIELDS = set(RuleConfig.model_fields)
 
@@ -69,7 +75,8 @@ def _rule(item: Any) -> RuleConfig:
 
 
 def row_of(row: Iterable[Any]) -> OutboxRow:
-    id_, kind, art, route, rules, text, state, attempts, nonce, nxt, remote, reason, created = row
+    (id_, kind, art, route, rules, text, state, attempts, nonce, nxt, remote, reason, created,
+     story, escalated, changed, min_sources) = row
     return OutboxRow(
         id=id_,
         kind=kind,
@@ -84,6 +91,10 @@ def row_of(row: Iterable[Any]) -> OutboxRow:
         remote_id=remote,
         reason=reason,
         created_at=dt(created) or now(),
+        story_id=story,
+        escalated_from=escalated,
+        changed=bool(changed),
+        min_sources=int(min_sources),
     )
 
 
@@ -186,7 +197,7 @@ class OutboxMixin:
                 (route, reason, at),
             )
             held = 0
-            for kind in ("alert", "notice"):
+            for kind in ("alert", "notice", "update"):
                 cur = await tx.execute(
                     "UPDATE outbox SET state='held', reason=?, updated_at=? WHERE route=? AND "
                     "state IN ('pending','retry','sending') AND kind=?",
@@ -201,7 +212,7 @@ class OutboxMixin:
         async with self._db.tx() as tx:
             await tx.execute("DELETE FROM route_pauses WHERE route = ?", (route,))
             resumed = 0
-            for kind in ("alert", "notice"):
+            for kind in ("alert", "notice", "update"):
                 cur = await tx.execute(
                     "UPDATE outbox SET state='pending', reason=NULL, updated_at=? "
                     "WHERE route=? AND state='held' AND kind=?",

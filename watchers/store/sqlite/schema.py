@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -68,9 +68,11 @@ CREATE TABLE articles (
     published TEXT,
     fetched_at TEXT NOT NULL,
     sort_at TEXT NOT NULL,
-    content_hash TEXT NOT NULL UNIQUE
+    content_hash TEXT NOT NULL UNIQUE,
+    story_id TEXT
 );
 CREATE INDEX articles_guid ON articles(source, guid);
+CREATE INDEX articles_story ON articles(story_id, sort_at) WHERE story_id IS NOT NULL;
 CREATE INDEX articles_link ON articles(link_key);
 CREATE INDEX articles_sort ON articles(sort_at);
 CREATE VIRTUAL TABLE article_index USING fts5(
@@ -88,7 +90,7 @@ CREATE TABLE matches (
 CREATE INDEX matches_rule ON matches(rule, matched_at);
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL DEFAULT 'alert' CHECK (kind IN ('alert', 'notice')),
+    kind TEXT NOT NULL DEFAULT 'alert' CHECK (kind IN ('alert', 'notice', 'update')),
     article_id TEXT REFERENCES articles(id) ON DELETE CASCADE,
     route TEXT NOT NULL,
     rules TEXT NOT NULL DEFAULT '[]',
@@ -102,12 +104,37 @@ CREATE TABLE outbox (
     maybe_sent INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    UNIQUE (article_id, route),
-    CHECK ((kind = 'alert') = (article_id IS NOT NULL))
+    story_id TEXT,
+    severity TEXT,
+    min_sources INTEGER NOT NULL DEFAULT 1,
+    escalated_from TEXT,
+    changed INTEGER NOT NULL DEFAULT 0,
+    CHECK ((kind = 'notice') = (article_id IS NULL))
 );
+CREATE UNIQUE INDEX outbox_alert_once ON outbox(article_id, route) WHERE kind = 'alert';
 CREATE INDEX outbox_due ON outbox(state, next_attempt_at, id);
 CREATE INDEX outbox_route ON outbox(route, state, id);
 CREATE INDEX outbox_waiting ON outbox(route, id) WHERE state IN ('pending', 'retry');
+CREATE INDEX outbox_story ON outbox(story_id, route) WHERE story_id IS NOT NULL;
+CREATE INDEX outbox_corroborating ON outbox(created_at) WHERE state = 'waiting';
+CREATE TABLE stories (
+    id TEXT PRIMARY KEY,
+    headline TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    updated_at TEXT,
+    signature TEXT NOT NULL,
+    articles INTEGER NOT NULL DEFAULT 0,
+    outlets TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX stories_last ON stories(last_seen);
+CREATE TABLE story_routes (
+    story_id TEXT NOT NULL,
+    route TEXT NOT NULL,
+    message_id TEXT,
+    thread_id TEXT,
+    PRIMARY KEY (story_id, route)
+);
 CREATE TABLE route_pauses (
     route TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -270,8 +297,76 @@ async def m5(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     await tx.script(ARTICLE_TERMS)
 
 
+async def m6(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Stories: an article belongs to a story (``articles.story_id``; stored articles keep none
+    until they are grouped, which only new articles are), a story's outlets and signature, and
+    the story's message per route. The outbox learns ``update`` rows (a later article of a story
+    edits or threads under its message), alerts that wait for corroboration (``waiting`` →
+    ``pending`` or ``uncorroborated``), and one alert per (article, route) becomes a partial
+    unique index, since a changed article may update a story it alerted."""
+    await tx.script("""
+        ALTER TABLE articles ADD COLUMN story_id TEXT;
+        CREATE INDEX articles_story ON articles(story_id, sort_at) WHERE story_id IS NOT NULL;
+        CREATE TABLE outbox_v6 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL DEFAULT 'alert' CHECK (kind IN ('alert', 'notice', 'update')),
+            article_id TEXT REFERENCES articles(id) ON DELETE CASCADE,
+            route TEXT NOT NULL,
+            rules TEXT NOT NULL DEFAULT '[]',
+            text TEXT,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            nonce TEXT NOT NULL,
+            next_attempt_at TEXT,
+            remote_id TEXT,
+            reason TEXT,
+            maybe_sent INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            story_id TEXT,
+            severity TEXT,
+            min_sources INTEGER NOT NULL DEFAULT 1,
+            escalated_from TEXT,
+            changed INTEGER NOT NULL DEFAULT 0,
+            CHECK ((kind = 'notice') = (article_id IS NULL))
+        );
+        INSERT INTO outbox_v6 (id, kind, article_id, route, rules, text, state, attempts, nonce,
+                               next_attempt_at, remote_id, reason, maybe_sent, created_at,
+                               updated_at)
+            SELECT id, kind, article_id, route, rules, text, state, attempts, nonce,
+                   next_attempt_at, remote_id, reason, maybe_sent, created_at, updated_at
+            FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_v6 RENAME TO outbox;
+        CREATE UNIQUE INDEX outbox_alert_once ON outbox(article_id, route) WHERE kind = 'alert';
+        CREATE INDEX outbox_due ON outbox(state, next_attempt_at, id);
+        CREATE INDEX outbox_route ON outbox(route, state, id);
+        CREATE INDEX outbox_waiting ON outbox(route, id) WHERE state IN ('pending', 'retry');
+        CREATE INDEX outbox_story ON outbox(story_id, route) WHERE story_id IS NOT NULL;
+        CREATE INDEX outbox_corroborating ON outbox(created_at) WHERE state = 'waiting';
+        CREATE TABLE stories (
+            id TEXT PRIMARY KEY,
+            headline TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            updated_at TEXT,
+            signature TEXT NOT NULL,
+            articles INTEGER NOT NULL DEFAULT 0,
+            outlets TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX stories_last ON stories(last_seen);
+        CREATE TABLE story_routes (
+            story_id TEXT NOT NULL,
+            route TEXT NOT NULL,
+            message_id TEXT,
+            thread_id TEXT,
+            PRIMARY KEY (story_id, route)
+        );
+    """)
+
+
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
-MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5}
+MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6}
 
 
 async def _header(db: Db) -> tuple[int, int, int]:

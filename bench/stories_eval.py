@@ -1,0 +1,188 @@
+"""Quality of story clustering on the labelled Reddit set (printed, never asserted).
+
+``tests/data/stories/reddit_labelled.jsonl`` holds articles with a gold ``story`` label. The set
+is split by a hash of the label: the *even* half is what the thresholds were tuned on, the *odd*
+half is held out. Each half (and the whole) is clustered on its own, through
+:func:`watchers.stories.cluster`, and scored pairwise and B-cubed. For comparison, on the same
+items (all single-link within a time window, as an incremental clusterer would see them):
+
+- naive: rapidfuzz ``fuzz.ratio`` of the lower-cased titles >= 70 within 3 days;
+- jaccard: word-set Jaccard of the folded titles >= t within 48h, the best any MinHash/LSH
+  index can do (MinHash estimates this Jaccard; LSH only drops pairs);
+- token_set: rapidfuzz ``fuzz.token_set_ratio`` >= t within 48h, what a batch scorer
+  (``process.cdist``/``extract`` over the live headlines) would decide.
+
+For the alternatives every threshold is tried and the one best on the even half is reported.
+
+    .venv/bin/python bench/stories_eval.py [--file PATH] [--errors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rapidfuzz import fuzz, utils  # noqa: E402
+
+from watchers.rules.text import tokenize  # noqa: E402
+from watchers.stories import StoryInput, cluster  # noqa: E402
+from watchers.stories.metrics import Scores, bcubed, pairwise  # noqa: E402
+
+LABELLED = REPO / "tests" / "data" / "stories" / "reddit_labelled.jsonl"
+
+
+def is_even(label: str) -> bool:
+    return int(hashlib.sha1(label.encode()).hexdigest(), 16) % 2 == 0
+
+
+def load(path: Path) -> tuple[list[StoryInput], dict[str, str]]:
+    items, gold = [], {}
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            d = datetime.fromisoformat(r["date"])
+            items.append(StoryInput(r["id"], r["title"], r.get("text") or "", r.get("url"), d,
+                                    r.get("source") or ""))
+            gold[r["id"]] = r["story"]
+    return items, gold
+
+
+def halves(items: list[StoryInput], gold: dict[str, str]
+           ) -> list[tuple[str, list[StoryInput]]]:
+    even = [it for it in items if is_even(gold[it.id])]
+    odd = [it for it in items if not is_even(gold[it.id])]
+    return [("even (tuned)", even), ("odd (held out)", odd), ("whole", items)]
+
+
+def ours(items: Sequence[StoryInput]) -> dict[str, str]:
+    return {i: s.id for s in cluster(items) for i in s.ids}
+
+
+def single_link(items: Sequence[StoryInput], same: Callable[[StoryInput, StoryInput], bool],
+                window: timedelta) -> dict[str, str]:
+    parent = {it.id: it.id for it in items}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    ordered = sorted(items, key=lambda it: it.date)
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            if b.date - a.date > window:
+                break
+            if same(a, b):
+                parent[find(a.id)] = find(b.id)
+    return {it.id: find(it.id) for it in items}
+
+
+def _words(title: str) -> frozenset[str]:
+    return frozenset(t.key for t in tokenize(title))
+
+
+def naive(items: Sequence[StoryInput]) -> dict[str, str]:
+    return single_link(items, lambda a, b: fuzz.ratio(a.title, b.title,
+                                                      processor=utils.default_process) >= 70,
+                       timedelta(days=3))
+
+
+def jaccard(t: float) -> Callable[[Sequence[StoryInput]], dict[str, str]]:
+    def run(items: Sequence[StoryInput]) -> dict[str, str]:
+        words = {it.id: _words(it.title) for it in items}
+
+        def same(a: StoryInput, b: StoryInput) -> bool:
+            wa, wb = words[a.id], words[b.id]
+            return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= t
+        return single_link(items, same, timedelta(hours=48))
+    return run
+
+
+def token_set(t: float) -> Callable[[Sequence[StoryInput]], dict[str, str]]:
+    def run(items: Sequence[StoryInput]) -> dict[str, str]:
+        return single_link(items, lambda a, b: fuzz.token_set_ratio(
+            a.title, b.title, processor=utils.default_process) >= t, timedelta(hours=48))
+    return run
+
+
+def fmt(s: Scores) -> str:
+    return f"P {s.precision:.3f}  R {s.recall:.3f}  F1 {s.f1:.3f}"
+
+
+def report(name: str, method: Callable[[Sequence[StoryInput]], dict[str, str]],
+           parts: list[tuple[str, list[StoryInput]]], gold: dict[str, str]) -> None:
+    print(name)
+    for label, part in parts:
+        g = {it.id: gold[it.id] for it in part}
+        pred = method(part)
+        print(f"  {label:15} pairwise {fmt(pairwise(pred, g))}   B-cubed {fmt(bcubed(pred, g))}")
+
+
+def best_threshold(make: Callable[[float], Callable[[Sequence[StoryInput]], dict[str, str]]],
+                   grid: Sequence[float], even: list[StoryInput], gold: dict[str, str]) -> float:
+    g = {it.id: gold[it.id] for it in even}
+    return max(grid, key=lambda t: pairwise(make(t)(even), g).f1)
+
+
+def errors(items: list[StoryInput], gold: dict[str, str]) -> None:
+    by_id = {it.id: it for it in items}
+    pred = ours(items)
+    groups: dict[str, list[str]] = {}
+    for i, s in pred.items():
+        groups.setdefault(s, []).append(i)
+    print("\nwrong merges (predicted together, labelled apart):")
+    for ids in groups.values():
+        if len({gold[i] for i in ids}) > 1:
+            for i in sorted(ids, key=lambda i: by_id[i].date):
+                print(f"  {gold[i][:34]:34} {by_id[i].title[:90]}")
+            print()
+    print("missed (labelled together, predicted apart):")
+    gg: dict[str, list[str]] = {}
+    for i in pred:
+        s = gold[i]
+        gg.setdefault(s, []).append(i)
+    for label, ids in gg.items():
+        if len({pred[i] for i in ids}) > 1:
+            print(f"  {label}")
+            for i in sorted(ids, key=lambda i: by_id[i].date):
+                print(f"    {pred[i][:8]} {by_id[i].date:%m-%d %H:%M} {by_id[i].title[:90]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--file", type=Path, default=LABELLED)
+    ap.add_argument("--errors", action="store_true",
+                    help="list wrong merges and misses (even half)")
+    ap.add_argument("--no-alternatives", action="store_true")
+    args = ap.parse_args()
+    if not args.file.is_file():
+        raise SystemExit(f"no labelled set at {args.file}")
+    items, gold = load(args.file)
+    parts = halves(items, gold)
+    n_multi = sum(1 for lab in set(gold.values()) if list(gold.values()).count(lab) > 1)
+    print(f"{args.file.name}: {len(items)} articles, {len(set(gold.values()))} stories "
+          f"({n_multi} of 2+ articles); even {len(parts[0][1])}, odd {len(parts[1][1])}\n")
+    report("newswatch stories (watchers.stories.cluster, window 48h)", ours, parts, gold)
+    report("naive: fuzz.ratio >= 70 within 3 days, single-link", naive, parts, gold)
+    if not args.no_alternatives:
+        tj = best_threshold(jaccard, [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6], parts[0][1], gold)
+        report(f"jaccard (MinHash/LSH ceiling) >= {tj} within 48h", jaccard(tj), parts, gold)
+        tt = best_threshold(token_set, [60, 65, 70, 75, 80, 85, 90], parts[0][1], gold)
+        report(f"rapidfuzz token_set_ratio >= {tt} within 48h", token_set(tt), parts, gold)
+    if args.errors:
+        errors(parts[0][1], gold)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""``newswatch stories FILE.jsonl [--window 48h] [--json]``: group articles into stories offline.
+
+Reads JSON lines (``id``, ``title``, ``date`` required; ``text``, ``url``, ``source`` optional
+strings), clusters them with :func:`watchers.stories.cluster` and prints the stories. The whole
+file is checked before anything is printed: any bad line is named on stderr with its number and
+field, and nothing goes to stdout (exit 2). With ``--json`` every input id appears in exactly one
+output line ``{"story": ID, "ids": [...]}``, stories of one article included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.logs import say
+from watchers.config import format_duration, parse_duration
+from watchers.stories import DEFAULT_WINDOW, Story, StoryInput, cluster
+
+__all__ = ["add_parser", "run"]
+
+EXIT_OK, EXIT_USAGE = 0, 2
+# Enough to see what is wrong with a file without flooding the terminal.
+_MAX_REPORTED = 20
+
+
+class _Bad(ValueError):
+    pass
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``stories`` subcommand to ``newswatch``'s subparsers."""
+    sp = subparsers.add_parser(
+        "stories", help="group a JSON Lines file of articles into stories (offline)",
+        description="Read articles from FILE, one JSON object per line with id, title, date "
+                    "(ISO 8601; without an offset it is UTC) and optionally text, url and "
+                    "source, and group them into stories: the same event reported by several "
+                    "outlets or re-posted. Articles are taken in date order; an article joins "
+                    "a story only within WINDOW of it. Any bad line is named with its number "
+                    "and nothing is printed (exit status 2).")
+    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("--window", metavar="DURATION", default=format_duration(DEFAULT_WINDOW),
+                    help="how far apart articles of one story may be (default 48h)")
+    sp.add_argument("--json", action="store_true",
+                    help='one {"story": ID, "ids": [...]} per line, every input id once')
+    sp.set_defaults(func=run)
+
+
+def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
+    value = doc.get(field)
+    if value is None or (required and value == ""):
+        if required:
+            raise _Bad(f"missing '{field}'")
+        return None
+    if not isinstance(value, str):
+        raise _Bad(f"'{field}' must be a string, not {type(value).__name__}")
+    if required and not value.strip():
+        raise _Bad(f"'{field}' must not be blank")
+    return value
+
+
+def _parse(raw: str) -> StoryInput | None:
+    if not raw.strip():
+        return None
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _Bad(f"invalid JSON at column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise _Bad("invalid JSON: nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise _Bad(f"expected a JSON object, got {type(doc).__name__}")
+    ident = _string(doc, "id", required=True)
+    title = _string(doc, "title", required=True)
+    date_raw = _string(doc, "date", required=True)
+    assert ident is not None and title is not None and date_raw is not None
+    try:
+        date = datetime.fromisoformat(date_raw.strip())
+    except ValueError:
+        raise _Bad(f"'date' is not an ISO 8601 date: {date_raw[:60]!r}") from None
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)
+    return StoryInput(
+        id=ident.strip(), title=title.strip(), text=_string(doc, "text", required=False) or "",
+        url=_string(doc, "url", required=False),
+        date=date, source=(_string(doc, "source", required=False) or "").strip())
+
+
+def _read(path: Path) -> tuple[list[StoryInput], list[str]]:
+    items: list[StoryInput] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise _Bad(f"not UTF-8 (byte {exc.start + 1})") from None
+                item = _parse(text)
+                if item is None:
+                    continue
+                if item.id in seen:
+                    raise _Bad(f"'id' {item.id!r} repeats line {seen[item.id]}")
+            except _Bad as exc:
+                problems.append(f"{path}:{number}: {exc}")
+                continue
+            seen[item.id] = number
+            items.append(item)
+    return items, problems
+
+
+def _when(d: datetime) -> str:
+    return d.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _listing(stories: list[Story], by_id: dict[str, StoryInput]) -> str:
+    multi = sum(1 for s in stories if len(s.ids) > 1)
+    lines = [f"{len(stories)} stories from {len(by_id)} articles "
+             f"({multi} reported more than once); times in UTC", ""]
+    for s in sorted(stories, key=lambda s: (s.first, s.id)):
+        n = len(s.ids)
+        outlets = ", ".join(s.outlets) or "no source"
+        span = _when(s.first) if s.first == s.last else f"{_when(s.first)} → {_when(s.last)}"
+        lines.append(s.headline)
+        lines.append(f"  {n} article{'s' if n != 1 else ''} · {len(s.outlets)} "
+                     f"outlet{'s' if len(s.outlets) != 1 else ''} ({outlets}) · {span} · {s.id}")
+        if n > 1:
+            for i in s.ids:
+                it = by_id[i]
+                lines.append(f"    {_when(it.date)}  {it.source or '-'}: {it.title}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit code: 0, or 2 for a bad window, a missing file or any bad line."""
+    try:
+        window = parse_duration(args.window)
+    except ValueError as exc:
+        say(f"--window: {exc}")
+        return EXIT_USAGE
+    path = Path(args.file)
+    if not path.is_file():
+        say(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+        return EXIT_USAGE
+    try:
+        items, problems = _read(path)
+    except OSError as exc:
+        say(f"{path}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    if problems:
+        for p in problems[:_MAX_REPORTED]:
+            print(p, file=sys.stderr)
+        if len(problems) > _MAX_REPORTED:
+            print(f"… and {len(problems) - _MAX_REPORTED} more bad lines", file=sys.stderr)
+        say(f"{path}: {len(problems)} bad line{'s' if len(problems) != 1 else ''}; "
+            "nothing clustered")
+        return EXIT_USAGE
+    stories = cluster(items, window)
+    out = sys.stdout
+    if args.json:
+        for s in stories:
+            out.write(json.dumps({"story": s.id, "ids": s.ids}, ensure_ascii=False) + "\n")
+    else:
+        out.write(_listing(stories, {it.id: it for it in items}) + "\n")
+    out.flush()
+    return EXIT_OK

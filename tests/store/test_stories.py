@@ -1,0 +1,178 @@
+"""Stories in the store: each article joins its story in the transaction that stores it, and a
+route's outbox gets one alert per story — later articles become updates, an alert of higher
+severity escalates, an alert with ``min_sources`` waits for enough outlets (or ends
+uncorroborated) — whatever the order of batches."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.store._support import art, match, rule
+from watchers.models import Article
+from watchers.rules.lookup import index_terms
+from watchers.store import SqliteStore
+from watchers.store.base import ArticleRecord, OutboxEntry, StoryLink, story_outcome
+
+T0 = datetime(2022, 1, 20, 9, 0, tzinfo=UTC)
+
+
+def entry(route: str = "alerts", *, severity: str = "medium", min_sources: int = 1,
+          stories: str = "edit", suppressed: bool = False) -> OutboxEntry:
+    return OutboxEntry(route, (rule(severity=severity, min_sources=min_sources),),
+                       suppressed=suppressed, stories=stories, severity=severity,
+                       min_sources=min_sources)
+
+
+def rec(a: Article, story: str, outlet: str, *entries: OutboxEntry, minutes: int = 0
+        ) -> ArticleRecord:
+    return ArticleRecord(a, [match(a)], list(entries), index_terms(a.title, a.text),
+                         StoryLink(story, f"sig of {story}", outlet,
+                                   T0 + timedelta(minutes=minutes)))
+
+
+def outbox(path: Path) -> list[tuple[str, str, str, str | None, str | None]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT kind, article_id, state, story_id, escalated_from "
+                            "FROM outbox ORDER BY id").fetchall()
+
+
+async def test_a_story_is_written_with_its_articles_and_outlets(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        a, b, c = (art("Troops mass at border", published=T0),
+                   art("Border sees troops mass", published=T0 + timedelta(minutes=30)),
+                   art("Troops!", published=T0 + timedelta(minutes=10)))
+        await store.record_many([rec(a, "s1", "dw", entry()),
+                                 rec(b, "s1", "npr", entry(), minutes=30)])
+        await store.record_many([rec(c, "s1", "dw", entry(), minutes=10)])
+        story = await store.get_story("s1")
+        assert story is not None
+        assert story.headline == "Troops mass at border"  # the first article's title
+        assert story.outlets == ("dw", "npr")  # distinct, in the order they reported
+        assert story.articles == 3
+        assert (story.first_seen, story.last_seen) == (T0, T0 + timedelta(minutes=30))
+        assert [x.id for x in await store.story_articles("s1")] == [a.id, c.id, b.id]
+        assert set(await store.stories_of([a.id, b.id, c.id])) == {a.id, b.id, c.id}
+        assert (await store.live_stories(T0 + timedelta(minutes=20)))[0].id == "s1"
+        assert await store.live_stories(T0 + timedelta(minutes=31)) == []
+    kinds = [(k, s) for k, _, s, _, _ in outbox(tmp_path / "nw.db")]
+    assert kinds == [("alert", "pending"), ("update", "pending"), ("update", "pending")]
+
+
+async def test_a_higher_severity_posts_anew_and_says_what_it_escalated_from(tmp_path: Path
+                                                                            ) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await store.record_many([
+            rec(art("One"), "s", "dw", entry(severity="medium")),
+            rec(art("Two"), "s", "npr", entry(severity="low")),
+            rec(art("Three"), "s", "bbc", entry(severity="critical")),
+            rec(art("Four"), "s", "ap", entry(severity="high")),
+        ])
+    rows = [(k, e) for k, _, _, _, e in outbox(tmp_path / "nw.db")]
+    assert rows == [("alert", None), ("update", None), ("alert", "medium"), ("update", None)]
+
+
+async def test_an_alert_waits_for_enough_outlets_then_posts_once(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await store.record_many([rec(art("One"), "s", "dw", entry(min_sources=3))])
+        await store.record_many([rec(art("Two"), "s", "dw", entry(min_sources=3))])  # same outlet
+        assert [r[2] for r in outbox(tmp_path / "nw.db")] == ["waiting"]
+        assert (await store.alert_counts()) == {"waiting": 1}
+        await store.record_many([rec(art("Three"), "s", "npr", entry(min_sources=3))])
+        assert [r[2] for r in outbox(tmp_path / "nw.db")] == ["waiting"]
+        await store.record_many([rec(art("Four"), "s", "bbc", entry(min_sources=3))])
+        # the first alert posts (it names every outlet when delivered); nothing else is written
+        assert [(r[0], r[2]) for r in outbox(tmp_path / "nw.db")] == [("alert", "pending")]
+        await store.record_many([rec(art("Five"), "s", "ap", entry(min_sources=3))])
+        assert [(r[0], r[2]) for r in outbox(tmp_path / "nw.db")] == [
+            ("alert", "pending"), ("update", "pending")]
+
+
+async def test_a_rule_needing_fewer_outlets_releases_the_waiting_alert(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await store.record_many([rec(art("One"), "s", "dw", entry(min_sources=3))])
+        await store.record_many([rec(art("Two"), "s", "npr", entry(min_sources=1))])
+    assert [(r[0], r[2]) for r in outbox(tmp_path / "nw.db")] == [("alert", "pending")]
+
+
+async def test_a_wait_that_outlives_the_window_ends_uncorroborated_and_is_never_held(
+        tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await store.record_many([rec(art("One"), "s", "dw", entry(min_sources=2))])
+        await store.pause_route("alerts", "down")
+        assert await store.held_counts() == {}  # waiting is not held: resume never releases it
+        await store.resume_route("alerts")
+        assert await store.expire_waiting(datetime.now(UTC) - timedelta(hours=1)) == 0
+        assert await store.expire_waiting(datetime.now(UTC) + timedelta(seconds=1)) == 1
+        # a late second outlet does not bring an uncorroborated alert back
+        await store.record_many([rec(art("Two"), "s", "npr", entry(min_sources=2))])
+    assert [(r[0], r[2]) for r in outbox(tmp_path / "nw.db")] == [
+        ("alert", "uncorroborated"), ("alert", "pending")]
+
+
+async def test_a_route_with_stories_off_alerts_per_article_and_muted_rules_stay_suppressed(
+        tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await store.record_many([
+            rec(art("One"), "s", "dw", entry(stories="off"), entry("ops", suppressed=True)),
+            rec(art("Two"), "s", "npr", entry(stories="off"), entry("ops")),
+        ])
+    assert [(k, s) for k, _, s, _, _ in outbox(tmp_path / "nw.db")] == [
+        ("alert", "pending"), ("alert", "suppressed"), ("alert", "pending"), ("alert", "pending")]
+
+
+async def test_the_story_message_per_route_is_kept(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        assert await store.story_message("s", "alerts") is None
+        await store.set_story_message("s", "alerts", "100", None)
+        await store.set_story_message("s", "alerts", "100", "100")
+        await store.set_story_message("s", "ops", "7", None)
+        assert await store.story_message("s", "alerts") == ("100", "100")
+        assert await store.story_message("s", "ops") == ("7", None)
+
+
+def test_story_outcome_table() -> None:
+    e = entry(severity="high", min_sources=2)
+    assert story_outcome(e, 1, []) == ("alert", "waiting", None)
+    assert story_outcome(e, 2, []) == ("alert", "pending", None)
+    assert story_outcome(e, 2, [("waiting", "high")]) == (None, "waiting", None)
+    assert story_outcome(e, 2, [("delivered", "high")]) == ("update", "pending", None)
+    assert story_outcome(e, 2, [("delivered", "medium"), ("held", "low")]) == (
+        "alert", "pending", "medium")
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["dw", "npr", "bbc"]),
+                          st.integers(1, 3), st.sampled_from(["low", "medium", "critical"])),
+                min_size=1, max_size=12),
+       st.integers(1, 4))
+async def test_every_article_belongs_to_one_story_and_each_route_posts_a_story_once(
+        tmp_path_factory: object, plan: list[tuple[int, str, int, str]], batch: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "nw.db"
+        async with await SqliteStore.open(path) as store:
+            records = [rec(art(f"Event {i} of story {s}"), f"s{s}", outlet,
+                           entry(severity=sev, min_sources=need), minutes=i)
+                       for i, (s, outlet, need, sev) in enumerate(plan)]
+            for i in range(0, len(records), batch):
+                await store.record_many(records[i : i + batch])
+            stories = await store.stories_of([r.article.id for r in records])
+            assert {a: s.id for a, s in stories.items()} == {
+                r.article.id: r.story.id for r in records if r.story}
+            total = sum(s.articles for s in {s.id: s for s in stories.values()}.values())
+            assert total == len(records)
+        rows = outbox(path)
+        for sid in {f"s{s}" for s, *_ in plan}:
+            mine = [r for r in rows if r[3] == sid]
+            plain = [r for r in mine if r[0] == "alert" and r[4] is None]
+            # one first alert per story and route; the rest are updates or escalations
+            assert len(plain) <= 1
+            if any(r[0] == "update" for r in mine):
+                assert plain and plain[0][2] == "pending"

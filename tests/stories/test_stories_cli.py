@@ -1,0 +1,141 @@
+"""``newswatch stories``: through the real command line, and in-process through ``run()``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import stories_cli
+from tests.conftest import REPO
+
+EXE = [sys.executable, "-m", "bot", "stories"]
+FIXTURE = REPO / "tests" / "data" / "stories" / "reddit_labelled.jsonl"
+
+ARTICLES = [
+    {"id": "a", "title": "Howard Hesseman, star of 'WKRP in Cincinnati,' dies at 81",
+     "text": "", "url": "https://apnews.com/1", "date": "2022-01-30T19:23:00+00:00",
+     "source": "apnews.com"},
+    {"id": "b", "title": "Howard Hesseman, Dr. Johnny Fever on ‘WKRP in Cincinnati,’ Dies at 81",
+     "text": "", "url": None, "date": "2022-01-30T17:55:00+00:00",
+     "source": "hollywoodreporter.com"},
+    {"id": "c", "title": "Thousands in Ottawa protest COVID mandates, many rebuked",
+     "date": "2022-01-30T14:39:00", "source": "apnews.com"},
+    # The same event, but 3 days later: outside a 48h window.
+    {"id": "d", "title": "Howard Hesseman, star of 'WKRP in Cincinnati,' dies at 81",
+     "date": "2022-02-02T19:23:00+00:00", "source": "example.org"},
+]
+
+
+def write(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    stories_cli.add_parser(p.add_subparsers())
+    return p.parse_args(["stories", *argv])
+
+
+def groups(lines: str) -> list[set[str]]:
+    return [set(json.loads(line)["ids"]) for line in lines.splitlines()]
+
+
+def test_json_puts_every_id_in_exactly_one_story(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "a.jsonl", [*ARTICLES, ""])
+    assert stories_cli.run(parse(str(f), "--json")) == 0
+    out = capsys.readouterr().out
+    assert sorted(map(sorted, groups(out))) == [["a", "b"], ["c"], ["d"]]
+    for line in out.splitlines():
+        doc = json.loads(line)
+        assert set(doc) == {"story", "ids"} and doc["story"]
+
+
+def test_window_option_changes_what_may_join(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "a.jsonl", ARTICLES)
+    assert stories_cli.run(parse(str(f), "--json", "--window", "5d")) == 0
+    assert {"a", "b", "d"} in groups(capsys.readouterr().out)
+    assert stories_cli.run(parse(str(f), "--json", "--window", "1h")) == 0
+    assert {"a", "b"} not in groups(capsys.readouterr().out)
+
+
+def test_readable_listing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "a.jsonl", ARTICLES)
+    assert stories_cli.run(parse(str(f))) == 0
+    out = capsys.readouterr().out
+    assert "3 stories from 4 articles" in out
+    # The story's headline is its first article's (by date) title; both outlets are named.
+    head = out.index("Howard Hesseman, Dr. Johnny Fever")
+    assert "2 articles · 2 outlets (hollywoodreporter.com, apnews.com)" in out[head:]
+    assert "2022-01-30 17:55 → 2022-01-30 19:23" in out
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("not json", "invalid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"title": "t", "date": "2022-01-01"}', "missing 'id'"),
+    ('{"id": "x", "date": "2022-01-01"}', "missing 'title'"),
+    ('{"id": "x", "title": "t"}', "missing 'date'"),
+    ('{"id": "x", "title": "t", "date": "yesterday"}', "'date' is not an ISO 8601 date"),
+    ('{"id": "x", "title": 5, "date": "2022-01-01"}', "'title' must be a string, not int"),
+    ('{"id": "x", "title": "t", "date": "2022-01-01", "source": []}', "'source' must be a"),
+    ('{"id": "a", "title": "t", "date": "2022-01-01"}', "'id' 'a' repeats line 1"),
+])
+def test_bad_line_is_named_and_nothing_printed(tmp_path: Path, line: str, says: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "a.jsonl", [ARTICLES[0], line])
+    assert stories_cli.run(parse(str(f), "--json")) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{f}:2: {says}" in captured.err
+
+
+def test_bad_window_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "a.jsonl", ARTICLES)
+    assert stories_cli.run(parse(str(f), "--window", "soon")) == 2
+    assert "--window" in capsys.readouterr().err
+    assert stories_cli.run(parse(str(tmp_path / "nope.jsonl"))) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no such file" in captured.err
+
+
+def test_non_utf8_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(json.dumps(ARTICLES[0]).encode() + b"\n\xff\xfe\n")
+    assert stories_cli.run(parse(str(f))) == 2
+    assert f"{f}:2: not UTF-8" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- real command
+
+
+def nw(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EXE, *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_command_on_the_labelled_fixture() -> None:
+    if not FIXTURE.is_file():
+        pytest.skip(f"no labelled fixture at {FIXTURE}")
+    done = nw(str(FIXTURE), "--json")
+    assert done.returncode == 0, done.stderr
+    ids = [i for line in done.stdout.splitlines() for i in json.loads(line)["ids"]]
+    with FIXTURE.open(encoding="utf-8") as fh:
+        expected = [json.loads(line)["id"] for line in fh if line.strip()]
+    assert sorted(ids) == sorted(expected)
+    assert len(done.stdout.splitlines()) < len(expected)  # some stories have several articles
+
+
+def test_command_bad_line_exits_2(tmp_path: Path) -> None:
+    f = write(tmp_path / "a.jsonl", [ARTICLES[0], '{"id": "x"}'])
+    done = nw(str(f), "--json")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert ":2: missing 'title'" in done.stderr

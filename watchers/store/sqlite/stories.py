@@ -1,0 +1,257 @@
+"""Stories: the same event told by several outlets, kept beside the articles that make it.
+
+A story row is written in the transaction that stores its first article and updated by each
+later one (same transaction as that article): ``last_seen`` / ``first_seen`` widen, the article
+count grows, a new outlet is appended, and the signature the live index needs at start-up is
+replaced. Every article stored with a story link has ``articles.story_id`` set; an article stored
+before stories existed (or imported without grouping) has none and is its own story in lookups.
+
+``story_routes`` remembers where a story lives on each route (its message, and the thread started
+on it); delivery writes it when the story's alert is delivered and when an update reposts it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from watchers.models import Article
+from watchers.store.base import (
+    LIVE_ALERT_STATES,
+    ArticleRecord,
+    OutboxEntry,
+    OutboxRow,
+    StoryLink,
+    StoryRecord,
+    story_outcome,
+)
+from watchers.store.sqlite._db import Db, Tx, dt, iso
+
+__all__ = ["StoriesMixin", "write_story"]
+
+STORY_COLS = ("id, headline, first_seen, last_seen, articles, outlets, signature, updated_at")
+
+
+def story_of(row: Iterable[Any]) -> StoryRecord:
+    id_, headline, first, last, articles, outlets, signature, updated = row
+    return StoryRecord(
+        id=str(id_), headline=str(headline), first_seen=dt(first) or datetime.min,
+        last_seen=dt(last) or datetime.min, articles=int(articles),
+        outlets=tuple(json.loads(outlets)), signature=str(signature), updated_at=dt(updated),
+    )
+
+
+async def write_story(tx: Tx, article: Article, link: StoryLink) -> int:
+    """Add a stored article to its story (creating the story with its first article); returns
+    the story's number of distinct outlets, this article's included."""
+    row = await tx.fetchone("SELECT first_seen, last_seen, outlets FROM stories WHERE id = ?",
+                            (link.id,))
+    when = iso(link.when)
+    if row is None:
+        outlets = [link.outlet]
+        await tx.execute(
+            "INSERT INTO stories (id, headline, first_seen, last_seen, signature, articles, "
+            "outlets) VALUES (?,?,?,?,?,1,?)",
+            (link.id, article.title, when, when, link.signature, json.dumps(outlets)),
+        )
+    else:
+        first, last, raw = row
+        outlets = json.loads(raw)
+        if link.outlet not in outlets:
+            outlets.append(link.outlet)
+        await tx.execute(
+            "UPDATE stories SET first_seen = ?, last_seen = ?, signature = ?, "
+            "articles = articles + 1, outlets = ? WHERE id = ?",
+            (min(first, when), max(last, when), link.signature, json.dumps(outlets), link.id),
+        )
+    await tx.execute("UPDATE articles SET story_id = ? WHERE id = ?", (link.id, article.id))
+    return len(outlets)
+
+
+async def story_rows(tx: Tx, article: Article, rec: ArticleRecord, outlets: int,
+                     rules_json: Sequence[str], when: str, nonce: Any
+                     ) -> list[tuple[Any, ...]]:
+    """The outbox rows of a stored article that belongs to a story, decided route by route by
+    :func:`story_outcome` against what the story already has on the route; releases alerts that
+    waited for the outlets this article brings. ``rules_json[i]`` is entry i's rules as JSON."""
+    assert rec.story is not None
+    story = rec.story.id
+    # A waiting alert posts once enough outlets have reported (before the new rows, so it keeps
+    # its place ahead of them in the route's order).
+    # The alert then names this article's outlet too, so the article needs no update of its own
+    # on those routes.
+    released = {str(route) for (route,) in await tx.fetchall(
+        "SELECT route FROM outbox INDEXED BY outbox_story "
+        "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?", (story, outlets))}
+    if released:
+        await tx.execute(
+            "UPDATE outbox SET state = 'pending', updated_at = ? "
+            "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?",
+            (when, story, outlets),
+        )
+    rows: list[tuple[Any, ...]] = []
+    for entry, rules in zip(rec.alerts, rules_json, strict=True):
+        if entry.route in released and not entry.suppressed:
+            continue
+        kind, state, escalated = await _outcome(tx, story, entry, outlets)
+        if kind is None:
+            continue
+        rows.append((kind, article.id, entry.route, rules, state, nonce(), when, when, story,
+                     entry.severity, entry.min_sources, escalated))
+    return rows
+
+
+async def _outcome(tx: Tx, story: str, entry: OutboxEntry, outlets: int
+                   ) -> tuple[str | None, str, str | None]:
+    if entry.suppressed:
+        return "alert", "suppressed", None
+    if entry.stories == "off":
+        return "alert", "pending" if outlets >= entry.min_sources else "waiting", None
+    existing = await tx.fetchall(
+        "SELECT state, severity FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
+        "route = ? AND kind = 'alert' AND state IN "
+        f"({','.join(repr(s) for s in (*LIVE_ALERT_STATES, 'waiting'))})",
+        (story, entry.route),
+    )
+    if any(state == "waiting" for state, _ in existing) and outlets >= entry.min_sources:
+        # This article's rules need fewer outlets than the waiting alert's: it posts now.
+        await tx.execute(
+            "UPDATE outbox SET state = 'pending' WHERE story_id = ? AND route = ? AND "
+            "state = 'waiting' AND kind = 'alert'", (story, entry.route))
+        return None, "pending", None
+    return story_outcome(entry, outlets, [(str(s), sev) for s, sev in existing])
+
+
+class StoriesMixin:
+    """The :class:`watchers.store.StoryStore` part of :class:`SqliteStore`."""
+
+    _db: Db
+
+    async def live_stories(self, since: datetime | timedelta) -> list[StoryRecord]:
+        """Stories reported at or after ``since`` (for the live index at start-up); a
+        timedelta counts back from the newest story's last report, so a store whose news is
+        older than the window still gives the stories that were live when it stopped."""
+        if isinstance(since, timedelta):
+            rows = await self._db.fetchall("SELECT max(last_seen) FROM stories")
+            newest = dt(rows[0][0]) if rows and rows[0][0] else None
+            if newest is None:
+                return []
+            since = newest - since
+        rows = await self._db.fetchall(
+            f"SELECT {STORY_COLS} FROM stories WHERE last_seen >= ? ORDER BY last_seen",
+            (iso(since),))
+        return [story_of(r) for r in rows]
+
+    async def get_story(self, story_id: str) -> StoryRecord | None:
+        rows = await self._db.fetchall(f"SELECT {STORY_COLS} FROM stories WHERE id = ?",
+                                       (story_id,))
+        return story_of(rows[0]) if rows else None
+
+    async def stories_of(self, article_ids: Sequence[str]) -> dict[str, StoryRecord]:
+        """The story of each of these articles that has one, by article id."""
+        out: dict[str, StoryRecord] = {}
+        ids = list(dict.fromkeys(article_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = await self._db.fetchall(
+                f"SELECT a.id, {', '.join('s.' + c.strip() for c in STORY_COLS.split(','))} "
+                f"FROM articles a JOIN stories s ON s.id = a.story_id "
+                f"WHERE a.id IN ({','.join('?' * len(chunk))})", chunk)
+            for r in rows:
+                out[str(r[0])] = story_of(r[1:])
+        return out
+
+    async def story_articles(self, story_id: str, *, limit: int = 100) -> list[Article]:
+        """The story's articles, oldest first."""
+        # articles.py writes stories through this module; read its row shape late.
+        from watchers.store.sqlite.articles import ARTICLE_COLS, article_of
+
+        rows = await self._db.fetchall(
+            f"SELECT {ARTICLE_COLS} FROM articles INDEXED BY articles_story "
+            "WHERE story_id = ? ORDER BY sort_at, rowid LIMIT ?", (story_id, limit))
+        return [article_of(r) for r in rows]
+
+    async def story_alert(self, story_id: str, route: str) -> OutboxRow | None:
+        """The story's newest delivered alert on a route (what its updates re-render)."""
+        from watchers.store.sqlite.outbox import OUTBOX_COLS, row_of
+
+        rows = await self._db.fetchall(
+            f"SELECT {OUTBOX_COLS} FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
+            "route = ? AND kind = 'alert' AND state = 'delivered' ORDER BY id DESC LIMIT 1",
+            (story_id, route))
+        return row_of(rows[0]) if rows else None
+
+    async def story_message(self, story_id: str, route: str
+                            ) -> tuple[str | None, str | None] | None:
+        """The story's message and thread on a route, or None if it was never posted there."""
+        rows = await self._db.fetchall(
+            "SELECT message_id, thread_id FROM story_routes WHERE story_id = ? AND route = ?",
+            (story_id, route))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def set_story_message(self, story_id: str, route: str, message_id: str | None,
+                                thread_id: str | None) -> None:
+        async with self._db.tx() as tx:
+            await tx.execute(
+                "INSERT INTO story_routes (story_id, route, message_id, thread_id) "
+                "VALUES (?,?,?,?) ON CONFLICT (story_id, route) DO UPDATE SET "
+                "message_id = excluded.message_id, thread_id = excluded.thread_id",
+                (story_id, route, message_id, thread_id))
+
+    async def expire_waiting(self, before: datetime) -> int:
+        """Alerts still waiting for corroboration that were written before ``before`` become
+        ``uncorroborated`` (recorded, never sent). Returns how many."""
+        async with self._db.tx() as tx:
+            cur = await tx.execute(
+                "UPDATE outbox SET state = 'uncorroborated', reason = 'the story window ended "
+                "before enough outlets reported it', updated_at = ? "
+                "WHERE state = 'waiting' AND created_at < ?", (iso(datetime.now(before.tzinfo)),
+                                                               iso(before)))
+            return cur.rowcount
+
+    async def record_change(self, stored_id: str, article: Article, routes: Sequence[str]
+                            ) -> int:
+        """A stored article whose content changed in place (same guid or link, new text):
+        keep the new title and text, mark its story updated, and queue an ``update`` of the
+        story's message on each of ``routes`` where the story has a live alert. Returns how
+        many updates were queued. The lookup index keeps the words it had (a contentless index
+        forgets what it was given)."""
+        at = iso(datetime.now(UTC))
+        async with self._db.tx() as tx:
+            row = await tx.fetchone("SELECT story_id FROM articles WHERE id = ?", (stored_id,))
+            if row is None:
+                return 0
+            taken = await tx.fetchone("SELECT 1 FROM articles WHERE content_hash = ?",
+                                      (article.content_hash,))
+            if taken is not None:  # another stored article has this content already
+                return 0
+            await tx.execute(
+                "UPDATE articles SET title = ?, text = ?, content_hash = ? WHERE id = ?",
+                (article.title, article.text, article.content_hash, stored_id))
+            story = row[0]
+            if story is None:
+                return 0
+            await tx.execute("UPDATE stories SET updated_at = ? WHERE id = ?", (at, story))
+            queued = 0
+            for route in dict.fromkeys(routes):
+                live = await tx.fetchone(
+                    "SELECT rules, severity FROM outbox INDEXED BY outbox_story "
+                    "WHERE story_id = ? AND route = ? AND kind = 'alert' AND state IN "
+                    f"({','.join(repr(s) for s in LIVE_ALERT_STATES)}) ORDER BY id DESC LIMIT 1",
+                    (story, route))
+                if live is None:
+                    continue
+                await tx.execute(
+                    "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, "
+                    "created_at, updated_at, story_id, severity, changed) "
+                    "VALUES ('update',?,?,?,'pending',?,?,?,?,?,1)",
+                    (stored_id, route, live[0], secrets.token_hex(12), at, at, story, live[1]))
+                queued += 1
+            return queued
+
+    async def count_stories(self) -> int:
+        rows = await self._db.fetchall("SELECT count(*) FROM stories")
+        return int(rows[0][0])
