@@ -28,6 +28,7 @@ _EXPORTS = {
     "Poll": "watchers.sources.base",
     "PollReport": "watchers.service",
     "QuerySyntaxError": "watchers.errors",
+    "RouteConfig": "watchers.config",
     "Rule": "watchers.rules",
     "RuleConfig": "watchers.config",
     "RuleSet": "watchers.rules",
@@ -43,9 +44,17 @@ _EXPORTS = {
     "Stats": "watchers.engine",
     "Store": "watchers.store",
     "StoreError": "watchers.errors",
+    "StoryDetail": "watchers.engine",
+    "StoryIndex": "watchers.stories",
+    "StoryRecord": "watchers.store.base",
+    "StoryUpdate": "watchers.delivery",
+    "StoryView": "watchers.delivery",
     "TransientDeliveryError": "watchers.errors",
     "UncertainDeliveryError": "watchers.errors",
+    "UpdateResult": "watchers.delivery",
+    "UpdateSink": "watchers.delivery",
     "WatchService": "watchers.service",
+    "cluster": "watchers.stories",
     "load_config": "watchers.config",
     "match_query": "watchers.rules",
     "open_engine": "watchers.engine",
@@ -74,6 +83,7 @@ __all__ = [
     "Poll",
     "PollReport",
     "QuerySyntaxError",
+    "RouteConfig",
     "Rule",
     "RuleConfig",
     "RuleSet",
@@ -89,9 +99,17 @@ __all__ = [
     "Stats",
     "Store",
     "StoreError",
+    "StoryDetail",
+    "StoryIndex",
+    "StoryRecord",
+    "StoryUpdate",
+    "StoryView",
     "TransientDeliveryError",
     "UncertainDeliveryError",
+    "UpdateResult",
+    "UpdateSink",
     "WatchService",
+    "cluster",
     "load_config",
     "match_query",
     "open_engine",
@@ -119,6 +137,7 @@ if TYPE_CHECKING:
     from watchers.config import Config as Config
     from watchers.config import FeedSourceConfig as FeedSourceConfig
     from watchers.config import FolderSourceConfig as FolderSourceConfig
+    from watchers.config import RouteConfig as RouteConfig
     from watchers.config import RuleConfig as RuleConfig
     from watchers.config import SourceConfig as SourceConfig
     from watchers.config import load_config as load_config
@@ -127,12 +146,17 @@ if TYPE_CHECKING:
     from watchers.delivery import DeliveryService as DeliveryService
     from watchers.delivery import DeliveryStatus as DeliveryStatus
     from watchers.delivery import Sink as Sink
+    from watchers.delivery import StoryUpdate as StoryUpdate
+    from watchers.delivery import StoryView as StoryView
+    from watchers.delivery import UpdateResult as UpdateResult
+    from watchers.delivery import UpdateSink as UpdateSink
     from watchers.engine import Engine as Engine
     from watchers.engine import Lookup as Lookup
     from watchers.engine import RuleTest as RuleTest
     from watchers.engine import RuleView as RuleView
     from watchers.engine import SourceView as SourceView
     from watchers.engine import Stats as Stats
+    from watchers.engine import StoryDetail as StoryDetail
     from watchers.engine import open_engine as open_engine
     from watchers.errors import ConfigError as ConfigError
     from watchers.errors import DeliveryError as DeliveryError
@@ -159,3 +183,6 @@ if TYPE_CHECKING:
     from watchers.sources.base import Source as Source
     from watchers.store import SqliteStore as SqliteStore
     from watchers.store import Store as Store
+    from watchers.store.base import StoryRecord as StoryRecord
+    from watchers.stories import StoryIndex as StoryIndex
+    from watchers.stories import cluster as cluster

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -52,6 +52,7 @@ from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
 from watchers.sources.base import Source
 from watchers.store import SourceState, SqliteStore
+from watchers.store.base import StoryRecord
 
 __all__ = [
     "Engine",
@@ -63,6 +64,7 @@ __all__ = [
     "RuleView",
     "SourceView",
     "Stats",
+    "StoryDetail",
     "make_fetcher",
     "open_engine",
     "probe_sources",
@@ -91,6 +93,14 @@ class SourceView:
     every: timedelta
     origin: str
     state: SourceState
+
+
+@dataclass(frozen=True)
+class StoryDetail:
+    """A story as /story shows it: the stored record and its articles, oldest first."""
+
+    record: StoryRecord
+    articles: list[Article]
 
 
 @dataclass(frozen=True)
@@ -233,6 +243,22 @@ class Engine:
         if art is None:
             return None
         return art, await self.store.matches_for(art.id)
+
+    async def story(self, story_id: str, *, limit: int = 50) -> StoryDetail | None:
+        """One story (by id): its outlets, first and last report, and its articles oldest
+        first (at most ``limit``; ``record.articles`` says how many there are)."""
+        wanted = story_id.strip()
+        if not wanted or not wanted.isprintable():
+            return None
+        record = await self.store.get_story(wanted)
+        if record is None:
+            return None
+        return StoryDetail(record, await self.store.story_articles(record.id, limit=limit))
+
+    async def stories_of(self, article_ids: Sequence[str]) -> dict[str, StoryRecord]:
+        """The story of each of these articles that has one, by article id (articles stored
+        before stories existed, or imported, have none and stand alone)."""
+        return await self.store.stories_of(article_ids)
 
     async def stats(self) -> Stats:
         """Counts of articles and alerts, source health and paused destinations."""
