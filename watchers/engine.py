@@ -277,12 +277,13 @@ class Engine:
         on_bad_line: Callable[[int, str], None] | None = None,
     ) -> ImportSummary:
         """Load history from a JSON Lines file (see :mod:`watchers.importer`): each article is
-        stored with the matches of the running rules and no alert. Bad lines are reported to
-        ``on_bad_line`` (line number, reason) and skipped."""
+        stored with the matches of the running rules, in its story, and no alert. Bad lines
+        are reported to ``on_bad_line`` (line number, reason) and skipped."""
         return await import_file(
             self.store, path, ruleset=self.watch.ruleset, terms_of=lookup_terms,
             executor=self.executor, regex_budget=self.watch.regex_budget,
             on_progress=on_progress, on_bad_line=on_bad_line,
+            stories=await self.watch.story_index(),
         )
 
     # ------------------------------------------------------------------ rules

@@ -13,6 +13,8 @@ Invariants:
   twice, or a line that repeats a stored story, counts a duplicate and stores nothing.
 - The file's ``id`` is kept as the article's id (and guid), so links to it keep working; an id
   another article already holds is replaced as the store replaces any clashing id.
+- Given a story index, each imported article joins (or starts) its story as a polled one does,
+  so /story and lookups group history too; nothing alerts either way.
 - Work is done in batches of ``BATCH`` lines: parsing and matching in ``executor`` (off the
   event loop), each batch written in one transaction; a crash loses at most the batch being
   written, and importing the file again completes it (what was stored counts as duplicates).
@@ -35,7 +37,8 @@ from watchers.models import Article, content_fingerprint, matchable, storable
 from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_terms
 from watchers.rules.matcher import Analysis
-from watchers.store.base import ArticleRecord, ArticleStore
+from watchers.store.base import ArticleRecord, ArticleStore, StoryLink, sort_time
+from watchers.stories import StoryIndex, signature
 
 __all__ = [
     "BATCH",
@@ -162,8 +165,9 @@ class _Batch:
 
 
 def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
-             terms_of: Callable[[str, str], str], regex_budget: float) -> _Batch:
-    """Parse, match and index one batch of lines (in the executor)."""
+             terms_of: Callable[[str, str], str], regex_budget: float,
+             stories: StoryIndex | None = None) -> _Batch:
+    """Parse, match, index and group one batch of lines (in the executor)."""
     records, bad = [], []
     fetched = datetime.now(UTC)
     for number, _, raw in chunk:
@@ -185,7 +189,14 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
             terms = analysed_terms(analysis)
         else:  # with no rules, not even the matcher's tokenising
             matches, terms = [], terms_of(seen.title, seen.text)
-        records.append(ArticleRecord(article, matches, (), terms))
+        link = None
+        if stories is not None:
+            sig = signature(seen.title, seen.text)
+            when = sort_time(article)
+            story_id, _ = stories.assign(article.id, sig, when, article.source)
+            grown = stories.story_signature(story_id) or sig
+            link = StoryLink(story_id, grown.dump(), article.source, when)
+        records.append(ArticleRecord(article, matches, (), terms, link))
     return _Batch(records, bad, chunk[-1][0], chunk[-1][1])
 
 
@@ -200,6 +211,7 @@ async def import_file(
     on_progress: Callable[[ImportProgress], None] | None = None,
     on_bad_line: Callable[[int, str], None] | None = None,
     batch: int = BATCH,
+    stories: StoryIndex | None = None,
 ) -> ImportSummary:
     """Load a JSON Lines file into ``store`` (see the module docstring); ``on_progress`` is
     called after each batch is written, ``on_bad_line`` for each bad line as it is found."""
@@ -223,7 +235,8 @@ async def import_file(
     def next_batch() -> _Batch | None:
         # Reading the file, parsing and matching all happen here, in the executor.
         chunk = next(source, None)
-        return None if chunk is None else _prepare(chunk, ruleset, terms_of, regex_budget)
+        return None if chunk is None else _prepare(chunk, ruleset, terms_of, regex_budget,
+                                                   stories)
 
     async def prepare() -> _Batch | None:
         return await loop.run_in_executor(executor, next_batch)

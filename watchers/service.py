@@ -152,7 +152,7 @@ class WatchService:
             self._running[cfg.name] = _Running(cfg, build_source(cfg, self.context))
         self.sources = ()  # the running set is the truth from here on
 
-    async def _story_index(self) -> StoryIndex | None:
+    async def story_index(self) -> StoryIndex | None:
         """The live story index, rebuilt from the store on first use (stories reported within
         the window before the newest one), so a story spans restarts."""
         if self.stories_mode is None:
@@ -442,7 +442,7 @@ class WatchService:
             return PollReport(source=running.name, seen=len(articles), baseline=baseline,
                               updated=updated)
         loop = asyncio.get_running_loop()
-        stories = await self._story_index()
+        stories = await self.story_index()
         analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh,
                                               stories)
         routed = []

@@ -267,3 +267,32 @@ async def test_an_article_changed_in_place_updates_its_story(emu: DiscordEmulato
                 (await run.engine.store.recent(limit=1))[0][0].id)
             assert article is not None and "Kremlin" in article[0].title
     assert emu.validate_all() == []
+
+
+async def test_a_crash_between_the_commit_and_the_edit_loses_nothing_and_doubles_nothing(
+        emu: DiscordEmulator, tmp_path: Path) -> None:
+    import sqlite3
+
+    async with FeedServer() as server:
+        for o in OUTLETS:
+            server.set(f"/{o}", Route(body=rss([])))
+        async with newswatch(emu, tmp_path, server) as run:
+            channel = run.alerts_channel
+            await report(run, server, "dw", 0)
+            await settle(run, lambda: len(emu.messages(channel)) == 1)
+            await run.engine.delivery.stop()  # what follows is committed, never delivered
+            server.set("/npr", Route(body=feed_of("npr", 20)))
+            await run.engine.watch.run_once()
+        (first,) = emu.messages(emu.channel("alerts").id)
+        assert edits(emu, first.id) == 0
+        # As kill -9 in the middle of the edit leaves it: claimed, outcome unknown.
+        with sqlite3.connect(tmp_path / "nw.db") as conn:
+            assert conn.execute("UPDATE outbox SET state = 'sending', attempts = 1 "
+                                "WHERE kind = 'update' AND state = 'pending'").rowcount == 1
+        async with newswatch(emu, tmp_path, server) as run:
+            await settle(run, lambda: edits(emu, first.id) == 1)
+            assert "npr" in embeds_text(emu.get_message(first.id))
+            await report(run, server, "bbc", 40)
+            await settle(run, lambda: edits(emu, first.id) == 2)
+            assert len(emu.messages(run.alerts_channel)) == 1
+    assert emu.validate_all() == []
