@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,9 @@ from watchers.config import Config, format_duration, load_config, parse_duration
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
 
 if TYPE_CHECKING:
+    from watchers.models import Article
     from watchers.store import SqliteStore
+    from watchers.store.base import StoryRecord
 
 __all__ = ["main"]
 
@@ -70,7 +72,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"    {s.name:<16} {s.type:<6} every {format_duration(s.every):<6} {where}{flag}")
     print(f"  rules    {len(cfg.rules)}")
     for r in cfg.rules:
-        print(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}")
+        waits = f" (waits for {r.min_sources} outlets)" if r.min_sources > 1 else ""
+        print(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}{waits}")
     routes = sorted({r.channel for r in cfg.rules})
     print(f"  routes   {len(routes)}")
     for route in routes:
@@ -83,7 +86,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             dest = f"webhook from ${ref[4:]}"
         else:
             dest = "webhook (URL in file; prefer env:VAR)"
-        print(f"    {route:<16} {dest}")
+        print(f"    {route:<16} {dest}; stories: {cfg.stories_mode(route)}")
+    print(f"  stories  window {format_duration(cfg.stories.window)}")
     if args.live:
         return asyncio.run(_check_live(cfg))
     return EXIT_OK
@@ -203,9 +207,11 @@ async def _search(args: argparse.Namespace) -> int:
         found = await search(store, args.query, since=_since(args.since), limit=args.limit,
                              source=args.source, threshold=cfg.threshold, aliases=cfg.aliases,
                              order="best" if args.best else "newest")
-    for h in found.hits:
-        a = h.article
-        if args.json:
+        stories = await store.stories_of([h.article.id for h in found.hits])
+    if args.json:
+        for h in found.hits:
+            a = h.article
+            story = stories.get(a.id)
             print(json.dumps({
                 "id": a.id,
                 "source": a.source,
@@ -214,15 +220,35 @@ async def _search(args: argparse.Namespace) -> int:
                 "published": a.published.isoformat() if a.published else None,
                 "score": round(h.match.score, 4),
                 "highlights": [x.model_dump() for x in h.match.highlights],
+                "story": story.id if story is not None else None,
             }, ensure_ascii=False))
-        else:
-            when = a.published.strftime("%Y-%m-%d") if a.published else "----------"
-            print(f"{a.id}  {when}  {a.source:<12} {a.title[:80]}")
+    else:
+        _print_grouped([h.article for h in found.hits], stories)
     if found.truncated:
         say("the search ran out of time and shows what it found so far; narrow the query")
     if not args.json:
         say(f"{len(found.hits)} result(s)")
     return EXIT_OK
+
+
+def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecord]) -> None:
+    """One line per result, a story's results together under its first (in result order) with
+    the story's id and outlets; an article without a story of several articles stands alone."""
+    groups: dict[str, list[Article]] = {}
+    for a in articles:
+        story = stories.get(a.id)
+        key = story.id if story is not None and story.articles > 1 else f"article:{a.id}"
+        groups.setdefault(key, []).append(a)
+    for key, members in groups.items():
+        for i, a in enumerate(members):
+            when = a.published.strftime("%Y-%m-%d") if a.published else "----------"
+            indent = "  " if i else ""
+            print(f"{indent}{a.id}  {when}  {a.source:<12} {a.title[:80]}")
+        story = stories.get(members[0].id)
+        if story is not None and not key.startswith("article:"):
+            outlets = ", ".join(story.outlets[:6]) + (", ..." if len(story.outlets) > 6 else "")
+            print(f"  = story {story.id}: {len(story.outlets)} outlet(s), {story.articles} "
+                  f"article(s): {outlets}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
