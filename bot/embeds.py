@@ -9,8 +9,8 @@ link whatever its URL holds. No I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,24 +18,28 @@ import discord
 
 from watchers.config import format_duration
 from watchers.delivery import Alert, DeliveryStatus, StoryUpdate, StoryView
-from watchers.engine import RuleTest, RuleView, SourceView, Stats
+from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
 from watchers.models import Article, Highlight, Match
 from watchers.snippet import Run, snippet_runs, title_runs
+from watchers.store.base import StoryRecord
 
 __all__ = [
     "CUT_SHORT",
     "LIMITS",
+    "ResultLine",
     "alert_message",
     "article_embed",
     "delivery_embed",
     "escalation_line",
     "escape",
+    "group_results",
     "masked_link",
     "rule_test_embed",
     "rules_embed",
     "safe_url",
     "sources_embed",
     "stats_embed",
+    "story_embed",
     "story_line",
     "story_message",
     "thread_line",
@@ -300,9 +304,28 @@ def thread_line(update: StoryUpdate) -> dict[str, Any]:
             "suppress_embeds": True}
 
 
-def article_embed(article: Article, matches: Sequence[Match], *, excerpt: int = 1200
-                  ) -> discord.Embed:
-    """An article with every rule that matched it and why (for /article)."""
+def _names(outlets: Sequence[str], budget: int) -> str:
+    """Outlets by name, escaped, while they fit in ``budget`` characters, then "and N more"."""
+    named: list[str] = []
+    size = 0
+    for outlet in outlets:
+        name = truncate(escape(outlet), 60)
+        if named and size + len(name) > budget:
+            break
+        named.append(name)
+        size += len(name) + 2
+    more = len(outlets) - len(named)
+    return ", ".join(named) + (f" and {more} more" if more else "")
+
+
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
+
+
+def article_embed(article: Article, matches: Sequence[Match], *, excerpt: int = 1200,
+                  story: StoryRecord | None = None) -> discord.Embed:
+    """An article with every rule that matched it and why (for /article); with ``story`` of
+    more than one article, its outlets, timeline and id (for /story)."""
     highlights = [h for m in matches for h in m.highlights]
     embed = discord.Embed(
         title=truncate(render_runs(title_runs(article.title, highlights), LIMITS["title"])
@@ -314,32 +337,136 @@ def article_embed(article: Article, matches: Sequence[Match], *, excerpt: int = 
         colour=SEVERITY_COLOURS["info"],
     )
     embed.set_author(name=truncate(escape(article.source or "unknown source"), LIMITS["author"]))
-    for m in matches[: LIMITS["fields"] - 1]:
+    shown = story is not None and story.articles > 1
+    for m in matches[: LIMITS["fields"] - (2 if shown else 1)]:
         embed.add_field(name=truncate(f"Rule {m.rule}", LIMITS["field_name"]),
                         value=truncate(_hits_text([m]), LIMITS["field_value"]), inline=False)
     if not matches:
         embed.add_field(name="Rules", value="No rule matched this article.", inline=False)
-    embed.set_footer(text=f"article {article.id}")
+    if story is not None and shown:
+        lines = [f"{_plural(len(story.outlets), 'outlet')}: {_names(story.outlets, 500)}",
+                 f"{_plural(story.articles, 'article')} · first {_when(story.first_seen, 'f')}"
+                 f" · last {_when(story.last_seen, 'f')}"]
+        if story.updated_at is not None:
+            lines.append(f"changed in place {_when(story.updated_at)}")
+        lines.append(f"`/story {_code(story.id)}` lists them")
+        embed.add_field(name="Story", value=truncate("\n".join(lines), LIMITS["field_value"]),
+                        inline=False)
+    footer = f"article {article.id}"
+    embed.set_footer(text=f"{footer} · story {story.id}" if shown and story else footer)
     return _fit(embed)
 
 
-def results_embed(title: str, rows: Sequence[tuple[Article, Match | None]], *, page: int,
-                  pages: int, total: int, note: str | None = None) -> discord.Embed:
-    """A page of lookup results: one line per article with its best highlight; ``note`` (such
-    as "search cut short") goes in the footer."""
+@dataclass(frozen=True)
+class ResultLine:
+    """One line of lookup results: an article standing for its story (the first of the
+    story's articles in result order) or for itself when it has no story of several articles.
+    ``matched``: how many of the results belong to this line."""
+
+    article: Article
+    match: Match | None
+    story: StoryRecord | None = None
+    matched: int = 1
+
+    @property
+    def expandable(self) -> bool:
+        """A story of several articles, which /story can list."""
+        return self.story is not None and self.story.articles > 1
+
+
+def group_results(rows: Iterable[tuple[Article, Match | None]],
+                  stories: Mapping[str, StoryRecord]) -> list[ResultLine]:
+    """Results, one line per story, in the order of each story's first result; ``stories``
+    maps article id → its story (absent: the article stands alone)."""
+    lines: list[ResultLine] = []
+    at: dict[str, int] = {}
+    for art, match in rows:
+        story = stories.get(art.id)
+        if story is None or story.articles <= 1:
+            lines.append(ResultLine(art, match, story))
+        elif story.id in at:
+            i = at[story.id]
+            lines[i] = replace(lines[i], matched=lines[i].matched + 1)
+        else:
+            at[story.id] = len(lines)
+            lines.append(ResultLine(art, match, story))
+    return lines
+
+
+def _story_suffix(line: ResultLine) -> str:
+    """" · +2 outlets · 5 articles · story `s…`" for a line standing for a story."""
+    story = line.story
+    if story is None or not line.expandable:
+        return ""
+    others = sum(1 for o in story.outlets if o != line.article.source)
+    parts = [f"+{others} outlet{'s' if others != 1 else ''}" if others
+             else f"+{story.articles - 1} more"]
+    if others and story.articles > len(story.outlets):
+        parts.append(f"{story.articles} articles")
+    if line.matched > 1:
+        parts.append(f"{line.matched} here")
+    parts.append(f"story `{_code(story.id)}`")
+    return " · " + " · ".join(parts)
+
+
+def results_embed(title: str, rows: Sequence[ResultLine | tuple[Article, Match | None]], *,
+                  page: int, pages: int, total: int, note: str | None = None,
+                  lines: int | None = None) -> discord.Embed:
+    """A page of lookup results: one line per story or lone article with its best highlight
+    (a story's line says how many other outlets and articles it has, and its id); ``total``
+    counts articles, ``lines`` (when fewer) the lines they make; ``note`` (such as "search
+    cut short") goes in the footer."""
     embed = discord.Embed(title=truncate(title, LIMITS["title"]), colour=SEVERITY_COLOURS["info"])
-    lines = []
-    for art, m in rows:
+    out = []
+    for row in rows:
+        line = row if isinstance(row, ResultLine) else ResultLine(*row)
+        art, m = line.article, line.match
         when = _when(art.published, "d", "—")
         head = masked_link(truncate(escape(art.title), 120), art.url)
         why = ""
         if m is not None:
             snippet = render_runs(snippet_runs(art.text, m.highlights, width=160), 220)
             why = f"\n> {snippet}" if snippet else ""
-        lines.append(f"{head} · {escape(art.source)} · {when} · `{art.id}`{why}")
-    embed.description = truncate("\n".join(lines) or "No results.", LIMITS["description"])
+        out.append(f"{head} · {escape(art.source)} · {when} · `{_code(art.id)}`"
+                   f"{_story_suffix(line)}{why}")
+    embed.description = truncate("\n".join(out) or "No results.", LIMITS["description"])
     footer = f"page {page + 1}/{max(pages, 1)} · {total} result(s)"
+    if lines is not None and lines < total:
+        footer += f" in {_plural(lines, 'line')}"
     embed.set_footer(text=f"{footer} · {note}" if note else footer)
+    return _fit(embed)
+
+
+def story_embed(detail: StoryDetail) -> discord.Embed:
+    """/story: the headline, outlets, first and last report, and its articles oldest first
+    (title as a link, outlet, time), then "and N more" past what the embed holds."""
+    story = detail.record
+    embed = discord.Embed(title=truncate(escape(story.headline) or "(untitled)", LIMITS["title"]),
+                          colour=SEVERITY_COLOURS["info"])
+    embed.add_field(name=_plural(len(story.outlets), "outlet"),
+                    value=truncate(_names(story.outlets, 900) or "—", LIMITS["field_value"]),
+                    inline=False)
+    embed.add_field(name="First seen", value=_when(story.first_seen, "f"), inline=True)
+    embed.add_field(name="Last seen", value=_when(story.last_seen, "f"), inline=True)
+    if story.updated_at is not None:
+        embed.add_field(name="Changed in place", value=_when(story.updated_at, "f"), inline=True)
+    embed.set_footer(text=f"story {story.id} · {_plural(story.articles, 'article')}")
+    # what the description may hold: its own limit, and what is left of the embed's total
+    budget = min(LIMITS["description"], LIMITS["total"] - len(embed) - 40)
+    out: list[str] = []
+    size = 0
+    for art in detail.articles:
+        when = _when(art.published, "f", "undated")
+        link = masked_link(truncate(escape(art.title) or "(untitled)", 150), art.url)
+        line = f"{when} · {truncate(escape(art.source or 'unknown source'), 60)} · {link}"
+        if size + len(line) + 1 > budget - 30:  # room for the "and N more" line
+            break
+        out.append(line)
+        size += len(line) + 1
+    more = story.articles - len(out)
+    if more > 0:
+        out.append(f"… and {more} more")
+    embed.description = "\n".join(out) or "No stored articles."
     return _fit(embed)
 
 
@@ -431,4 +558,28 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
                  for r in st.rejected]
         embed.add_field(name="Recently rejected", inline=False,
                         value=truncate("\n".join(lines), LIMITS["field_value"]))
+    if st.waiting:
+        embed.add_field(name=f"Waiting for more outlets ({len(st.waiting)})", inline=False,
+                        value=_waiting_text(st))
     return _fit(embed)
+
+
+def _waiting_text(st: DeliveryStatus) -> str:
+    """One line per waiting alert, oldest first, while they fit in a field: route, rules,
+    the story's headline, outlets so far of those needed, and since when it waits."""
+    lines: list[str] = []
+    size = 0
+    for i, row in enumerate(sorted(st.waiting, key=lambda r: (r.created_at, r.id))):
+        story = st.stories.get(row.story_id) if row.story_id else None
+        rules = ", ".join(f"`{_code(r.name)}`" for r in row.rules) or "—"
+        headline = truncate(escape(story.headline), 120) if story else "(story not found)"
+        have = len(story.outlets) if story else 0
+        line = (f"`{_code(truncate(row.route, 60))}` · {rules} · {headline} · "
+                f"{have}/{row.min_sources} outlets · since {_when(row.created_at)}")
+        rest = len(st.waiting) - i
+        if lines and size + len(line) + 1 > LIMITS["field_value"] - 20:
+            lines.append(f"… and {rest} more")
+            break
+        lines.append(truncate(line, LIMITS["field_value"] - 20))
+        size += len(line) + 1
+    return truncate("\n".join(lines), LIMITS["field_value"])

@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
@@ -40,6 +41,7 @@ __all__ = [
     "PausedRoute",
     "RuleName",
     "SourceName",
+    "StoryId",
     "answer",
     "check_admin",
     "choices",
@@ -253,6 +255,37 @@ class PausedRoute(_Named):
 
     def names(self, engine: Engine) -> Iterable[str]:
         return engine.paused_routes()
+
+
+# A story's id: "s" and 16 hex digits (watchers.stories.index.story_id_for). Checked here so a
+# mistyped id is told apart from one that is well formed but unknown.
+_STORY_ID = re.compile(r"s[0-9a-f]{16}")
+
+
+class StoryId(app_commands.Transformer[Any]):
+    """A story's id as alerts, /article and /search show it (``s`` and 16 hex digits); a
+    malformed one is an OptionError naming it."""
+
+    @property
+    def min_value(self) -> int:
+        return 1  # characters, for a string option
+
+    @property
+    def max_value(self) -> int:
+        return 64
+
+    async def transform(self, interaction: discord.Interaction[Any], value: str, /) -> str:
+        return parse_story_id(value)
+
+
+def parse_story_id(value: str) -> str:
+    """``value`` as a story id (trimmed, any backticks copied with it dropped, lower case), or
+    an OptionError naming it."""
+    wanted = value.strip().strip("`").strip().lower()
+    if not _STORY_ID.fullmatch(wanted):
+        raise OptionError(f"id: {truncate(value.strip(), 64)!r} is not a story id (one looks "
+                          "like s0123456789abcdef; alerts, /article and /search show them)")
+    return wanted
 
 
 _SUGGESTED = ("10m", "30m", "1h", "2h", "6h", "12h", "1d", "7d")

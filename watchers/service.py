@@ -159,11 +159,17 @@ class WatchService:
             return None
         async with self._stories_lock:
             if self._stories is None:
-                index = StoryIndex(self.story_window)
-                for st in await self.store.live_stories(self.story_window):
-                    index.restore(st.id, Signature.load(st.signature), st.first_seen,
-                                  st.last_seen, st.outlets)
-                self._stories = index
+                live = await self.store.live_stories(self.story_window)
+
+                def build() -> StoryIndex:  # CPU-bound for many stories: off the event loop
+                    index = StoryIndex(self.story_window)
+                    for st in live:
+                        index.restore(st.id, Signature.load(st.signature), st.first_seen,
+                                      st.last_seen, st.outlets)
+                    return index
+
+                loop = asyncio.get_running_loop()
+                self._stories = await loop.run_in_executor(self.executor, build)
             return self._stories
 
     # ------------------------------------------------------------------ rules

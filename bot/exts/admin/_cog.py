@@ -23,7 +23,7 @@ class AdminCog(NewswatchCog, commands.GroupCog, group_name="alerts",
 
     @app_commands.command(name="status")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
-        """Alerts by state, paused destinations and rejected alerts."""
+        """Alerts by state, paused destinations, rejected alerts and alerts waiting for outlets."""
         embed = delivery_embed(await self.engine.delivery_status(), redact)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

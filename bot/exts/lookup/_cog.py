@@ -1,4 +1,8 @@
-"""The lookup cog: read-only questions about stored articles; anyone may ask them."""
+"""The lookup cog: read-only questions about stored articles; anyone may ask them.
+
+Results show one line per story (in the order of each story's first hit), so ten outlets
+reporting one event take one line; articles without a story of several articles stand alone.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,23 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import CUT_SHORT, article_embed, stats_embed, truncate
+from bot.embeds import (
+    CUT_SHORT,
+    article_embed,
+    group_results,
+    stats_embed,
+    story_embed,
+    truncate,
+)
 from bot.exts.lookup._views import PagedResults
-from bot.interactions import Duration, NewswatchCog, RuleName, SourceName
+from bot.interactions import Duration, NewswatchCog, RuleName, SourceName, StoryId
 from watchers.errors import NewswatchError
 from watchers.models import Article, Match
 from watchers.rules import parse
 
 PAGE = 5
+# More articles than one embed can list; the embed says how many it left out.
+STORY_ARTICLES = 50
 
 
 class LookupCog(NewswatchCog):
@@ -33,9 +46,11 @@ class LookupCog(NewswatchCog):
 
     async def _show(self, interaction: discord.Interaction[Any], title: str,
                     rows: list[tuple[Article, Match | None]], note: str | None = None) -> None:
-        view = PagedResults(title, rows, page_size=PAGE, note=note)
+        stories = await self.engine.stories_of([a.id for a, _ in rows])
+        view = PagedResults(title, group_results(rows, stories), page_size=PAGE, note=note,
+                            total=len(rows), expand=self._story_embed)
         self.views.add(view)
-        paged = view if view.pages > 1 else discord.utils.MISSING
+        paged = view if view.has_items else discord.utils.MISSING
         if interaction.response.is_done():
             await interaction.followup.send(embed=view.embed(), view=paged)
         else:
@@ -88,7 +103,25 @@ class LookupCog(NewswatchCog):
             await interaction.response.send_message(f"No article with id `{id[:64]}`.",
                                                     ephemeral=True)
             return
-        await interaction.response.send_message(embed=article_embed(*found))
+        article, matches = found
+        story = (await self.engine.stories_of([article.id])).get(article.id)
+        await interaction.response.send_message(
+            embed=article_embed(article, matches, story=story))
+
+    async def _story_embed(self, story_id: str) -> discord.Embed | None:
+        detail = await self.engine.story(story_id, limit=STORY_ARTICLES)
+        return story_embed(detail) if detail is not None else None
+
+    @app_commands.command(name="story")
+    @app_commands.describe(id="the story id shown in alerts, /article and /search")
+    async def story(self, interaction: discord.Interaction[Any],
+                    id: app_commands.Transform[str, StoryId]) -> None:
+        """One story: its outlets, first and last report, and its articles oldest first."""
+        embed = await self._story_embed(id)
+        if embed is None:
+            await interaction.response.send_message(f"No story with id `{id}`.", ephemeral=True)
+            return
+        await interaction.response.send_message(embed=embed)
 
     @app_commands.command(name="stats")
     async def stats(self, interaction: discord.Interaction[Any]) -> None:

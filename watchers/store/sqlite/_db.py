@@ -218,6 +218,14 @@ class Tx:
         cur = await self.conn.execute(sql, params)
         return await cur.fetchone()
 
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` with the plain sqlite3 connection on the connection's own thread: many
+        small statements that depend on each other's results (a story's rows) cost one hop
+        between threads instead of one per statement."""
+        # aiosqlite runs every call on its one thread through _execute; this hands it ours.
+        result: T = await self.conn._execute(fn, self.conn._conn)  # type: ignore[no-untyped-call]
+        return result
+
     async def script(self, script: str) -> None:
         # executescript() would COMMIT first; run statement by statement instead.
         for stmt in split_sql(script):

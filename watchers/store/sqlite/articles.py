@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache, partial
@@ -27,7 +28,7 @@ from watchers.store.base import (
     page_second,
     sort_time,
 )
-from watchers.store.sqlite._db import Db, Tx, dt, dump_model, iso, now
+from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
 from watchers.store.sqlite.schema import INDEX_ROWID_BITS, INDEX_ROWID_MASK
 from watchers.store.sqlite.stories import story_rows, write_story
 from watchers.urls import normalise_link
@@ -227,12 +228,13 @@ _INSERT_OUTBOX = (
     "story_id, severity, min_sources, escalated_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
-async def _write_outbox(tx: Tx, stored: Sequence[tuple[Article, ArticleRecord]], when: str
-                        ) -> None:
+def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, ArticleRecord]],
+                  when: str) -> None:
     """Write the stored articles' outbox rows in article order (the outbox's ids are the
     order delivery sends them in). An article in a story joins it first, and its rows depend
     on what the story already has on each route — rows of earlier articles of the same batch
-    included, so a story's rows are written as they are decided."""
+    included, so a story's rows are written as they are decided. Runs on the connection's
+    thread (see :meth:`Tx.run`), inside the batch's transaction."""
     plain: list[tuple[Any, ...]] = []
     for article, rec in stored:
         rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in rec.alerts]
@@ -243,14 +245,14 @@ async def _write_outbox(tx: Tx, stored: Sequence[tuple[Article, ArticleRecord]],
                       for a, r in zip(rec.alerts, rules, strict=True)]
             continue
         if plain:
-            await tx.executemany(_INSERT_OUTBOX, plain)
+            conn.executemany(_INSERT_OUTBOX, plain)
             plain = []
-        outlets = await write_story(tx, article, rec.story)
-        rows = await story_rows(tx, article, rec, outlets, rules, when, _nonce)
+        outlets = write_story(conn, article, rec.story)
+        rows = story_rows(conn, article, rec, outlets, rules, when, _nonce)
         if rows:
-            await tx.executemany(_INSERT_OUTBOX, rows)
+            conn.executemany(_INSERT_OUTBOX, rows)
     if plain:
-        await tx.executemany(_INSERT_OUTBOX, plain)
+        conn.executemany(_INSERT_OUTBOX, plain)
 
 
 class ArticlesMixin:
@@ -354,7 +356,7 @@ class ArticlesMixin:
                 articles.append((
                     article.id, article.source, article.guid, article.url, link, article.title,
                     article.text, iso(article.published), iso(article.fetched_at),
-                    iso(sort_time(article)), content,
+                    iso(sort_time(article)), content, rec.story.id if rec.story else None,
                 ))
                 terms.append((rec.terms, article.id))
                 for m in rec.matches:
@@ -365,7 +367,8 @@ class ArticlesMixin:
             if articles:
                 await tx.executemany(
                     "INSERT INTO articles (id, source, guid, url, link_key, title, text, "
-                    "published, fetched_at, sort_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "published, fetched_at, sort_at, content_hash, story_id) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     articles)
                 # The lookup index shares the articles' rowids, assigned by the insert above.
                 await tx.executemany(
@@ -375,7 +378,7 @@ class ArticlesMixin:
                 await tx.executemany(
                     "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
                     "VALUES (?,?,?,?,?)", matches)
-            await _write_outbox(tx, stored, when or "")
+            await tx.run(partial(_write_outbox, stored=stored, when=when or ""))
         return out
 
     async def count_articles(self) -> int:

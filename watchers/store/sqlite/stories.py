@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +29,7 @@ from watchers.store.base import (
     StoryRecord,
     story_outcome,
 )
-from watchers.store.sqlite._db import Db, Tx, dt, iso
+from watchers.store.sqlite._db import Db, dt, iso
 
 __all__ = ["StoriesMixin", "write_story"]
 
@@ -44,50 +45,42 @@ def story_of(row: Iterable[Any]) -> StoryRecord:
     )
 
 
-async def write_story(tx: Tx, article: Article, link: StoryLink) -> int:
-    """Add a stored article to its story (creating the story with its first article); returns
-    the story's number of distinct outlets, this article's included."""
-    row = await tx.fetchone("SELECT first_seen, last_seen, outlets FROM stories WHERE id = ?",
-                            (link.id,))
-    when = iso(link.when)
-    if row is None:
-        outlets = [link.outlet]
-        await tx.execute(
-            "INSERT INTO stories (id, headline, first_seen, last_seen, signature, articles, "
-            "outlets) VALUES (?,?,?,?,?,1,?)",
-            (link.id, article.title, when, when, link.signature, json.dumps(outlets)),
-        )
-    else:
-        first, last, raw = row
-        outlets = json.loads(raw)
-        if link.outlet not in outlets:
-            outlets.append(link.outlet)
-        await tx.execute(
-            "UPDATE stories SET first_seen = ?, last_seen = ?, signature = ?, "
-            "articles = articles + 1, outlets = ? WHERE id = ?",
-            (min(first, when), max(last, when), link.signature, json.dumps(outlets), link.id),
-        )
-    await tx.execute("UPDATE articles SET story_id = ? WHERE id = ?", (link.id, article.id))
-    return len(outlets)
+_UPSERT_STORY = (
+    "INSERT INTO stories (id, headline, first_seen, last_seen, signature, articles, outlets) "
+    "VALUES (?1, ?2, ?3, ?3, ?4, 1, json_array(?5)) ON CONFLICT (id) DO UPDATE SET "
+    "first_seen = min(first_seen, ?3), last_seen = max(last_seen, ?3), signature = ?4, "
+    "articles = articles + 1, outlets = CASE WHEN EXISTS "
+    "(SELECT 1 FROM json_each(stories.outlets) WHERE value = ?5) THEN outlets "
+    "ELSE json_insert(outlets, '$[#]', ?5) END "
+    "RETURNING json_array_length(outlets)")
+_LIVE_OR_WAITING = ",".join(repr(s) for s in (*LIVE_ALERT_STATES, "waiting"))
 
 
-async def story_rows(tx: Tx, article: Article, rec: ArticleRecord, outlets: int,
-                     rules_json: Sequence[str], when: str, nonce: Any
-                     ) -> list[tuple[Any, ...]]:
+def write_story(conn: sqlite3.Connection, article: Article, link: StoryLink) -> int:
+    """Add a stored article (whose row already names the story) to its story, creating the
+    story with its first article; returns the story's number of distinct outlets, this
+    article's included. One statement: the outlet is appended only when it is new."""
+    row = conn.execute(_UPSERT_STORY, (link.id, article.title, iso(link.when), link.signature,
+                                       link.outlet)).fetchone()
+    return int(row[0]) if row is not None else 1
+
+
+def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord, outlets: int,
+               rules_json: Sequence[str], when: str, nonce: Callable[[], str]
+               ) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article that belongs to a story, decided route by route by
     :func:`story_outcome` against what the story already has on the route; releases alerts that
     waited for the outlets this article brings. ``rules_json[i]`` is entry i's rules as JSON."""
     assert rec.story is not None
     story = rec.story.id
     # A waiting alert posts once enough outlets have reported (before the new rows, so it keeps
-    # its place ahead of them in the route's order).
-    # The alert then names this article's outlet too, so the article needs no update of its own
-    # on those routes.
-    released = {str(route) for (route,) in await tx.fetchall(
+    # its place ahead of them in the route's order). The alert then names this article's
+    # outlet too, so the article needs no update of its own on those routes.
+    released = {str(route) for (route,) in conn.execute(
         "SELECT route FROM outbox INDEXED BY outbox_story "
         "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?", (story, outlets))}
     if released:
-        await tx.execute(
+        conn.execute(
             "UPDATE outbox SET state = 'pending', updated_at = ? "
             "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?",
             (when, story, outlets),
@@ -96,7 +89,7 @@ async def story_rows(tx: Tx, article: Article, rec: ArticleRecord, outlets: int,
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         if entry.route in released and not entry.suppressed:
             continue
-        kind, state, escalated = await _outcome(tx, story, entry, outlets)
+        kind, state, escalated = _outcome(conn, story, entry, outlets)
         if kind is None:
             continue
         rows.append((kind, article.id, entry.route, rules, state, nonce(), when, when, story,
@@ -104,21 +97,20 @@ async def story_rows(tx: Tx, article: Article, rec: ArticleRecord, outlets: int,
     return rows
 
 
-async def _outcome(tx: Tx, story: str, entry: OutboxEntry, outlets: int
-                   ) -> tuple[str | None, str, str | None]:
+def _outcome(conn: sqlite3.Connection, story: str, entry: OutboxEntry, outlets: int
+             ) -> tuple[str | None, str, str | None]:
     if entry.suppressed:
         return "alert", "suppressed", None
     if entry.stories == "off":
         return "alert", "pending" if outlets >= entry.min_sources else "waiting", None
-    existing = await tx.fetchall(
+    existing = conn.execute(
         "SELECT state, severity FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
-        "route = ? AND kind = 'alert' AND state IN "
-        f"({','.join(repr(s) for s in (*LIVE_ALERT_STATES, 'waiting'))})",
+        f"route = ? AND kind = 'alert' AND state IN ({_LIVE_OR_WAITING})",
         (story, entry.route),
-    )
+    ).fetchall()
     if any(state == "waiting" for state, _ in existing) and outlets >= entry.min_sources:
         # This article's rules need fewer outlets than the waiting alert's: it posts now.
-        await tx.execute(
+        conn.execute(
             "UPDATE outbox SET state = 'pending' WHERE story_id = ? AND route = ? AND "
             "state = 'waiting' AND kind = 'alert'", (story, entry.route))
         return None, "pending", None

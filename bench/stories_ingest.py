@@ -1,0 +1,144 @@
+"""What story grouping adds to ingest, through the real service and store (printed, never
+asserted).
+
+The same corpus articles are ingested by ``WatchService`` into a fresh SQLite store with 100
+realistic rules (words of the corpus that fire), from a source that already holds them (so the
+figure is ingest alone): once without stories, then with stories on a store that already holds
+0, 1,000 and 100,000 live stories (built from recombined corpus headlines, all within the
+window, restored into the live index before the clock starts; the restore time is printed on its
+own). Each figure is the best of ``--repeat`` runs; the overhead is relative to ingest without
+stories.
+
+    .venv/bin/python bench/stories_ingest.py [--articles 3000] [--live 0,1000,100000]
+                                             [--rules 100] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import Once, folder_config, load_records, pick  # noqa: E402
+from realistic_rules import corpus_vocabulary, realistic_rules  # noqa: E402
+
+from watchers.config import RuleConfig  # noqa: E402
+from watchers.models import Article  # noqa: E402
+from watchers.rules.lookup import index_terms  # noqa: E402
+from watchers.service import WatchService  # noqa: E402
+from watchers.sources import SourceContext  # noqa: E402
+from watchers.store import SqliteStore  # noqa: E402
+from watchers.stories import signature, story_id_for  # noqa: E402
+
+OUTLETS = [f"outlet-{i}" for i in range(20)]
+
+
+async def fill_stories(db: Path, titles: list[str], n: int) -> None:
+    """``n`` live stories (reported in the last 40 hours), each from a recombined headline."""
+    if not n:
+        return
+    rng = random.Random(11)
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(n):
+        a, b = rng.choice(titles).split(), rng.choice(titles).split()
+        headline = " ".join(a[: len(a) // 2] + b[len(b) // 2 :]) + f" {i}"
+        when = (now - timedelta(minutes=rng.randrange(40 * 60))).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")
+        rows.append((story_id_for(f"live-{i}"), headline, when, when,
+                     signature(headline, "").dump(), json.dumps([rng.choice(OUTLETS)])))
+    store = await SqliteStore.open(db, terms_of=index_terms)
+    try:
+        async with store._db.tx() as tx:
+            await tx.executemany(
+                "INSERT INTO stories (id, headline, first_seen, last_seen, signature, articles, "
+                "outlets) VALUES (?,?,?,?,?,1,?)", rows)
+    finally:
+        await store.aclose()
+
+
+async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, stories: bool
+                 ) -> tuple[float, float, int]:
+    """Articles/s through the service into the store; the seconds the live index took to
+    restore (before the clock starts); the stories stored."""
+    store = await SqliteStore.open(db, terms_of=index_terms)
+    executor = ThreadPoolExecutor(max_workers=1)
+    service = WatchService(store=store, context=SourceContext(fetcher=None, resolve=Path),
+                           rules=rules, executor=executor,
+                           stories_mode=(lambda route: "edit") if stories else None)
+    await service.add_source(folder_config(db.parent / "inbox"), Once(articles))
+    try:
+        t0 = time.perf_counter()
+        await service.story_index()
+        restored = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        (report,) = await service.run_once()
+        elapsed = time.perf_counter() - t0
+        if report.error:
+            raise SystemExit(f"ingest failed: {report.error}")
+        made = await store.count_stories()
+    finally:
+        await service.aclose()
+        await store.aclose()
+        executor.shutdown()
+    return report.new / elapsed, restored, made
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--articles", type=int, default=3000)
+    p.add_argument("--live", default="0,1000,100000")
+    p.add_argument("--rules", type=int, default=100)
+    p.add_argument("--repeat", type=int, default=2)
+    args = p.parse_args(argv)
+    records = load_records()
+    random.Random(5).shuffle(records)
+    # The live stories are made from other headlines than the articles ingested, as in life:
+    # some are about the same events, most are not.
+    chosen = pick(records[: args.articles], args.articles)
+    now = datetime.now(UTC)
+    articles = [Article(source=OUTLETS[i % len(OUTLETS)], guid=f"a{i}", title=r["title"],
+                        text=r["text"], url=r["url"] or None,
+                        published=now - timedelta(seconds=args.articles - i))
+                for i, r in enumerate(chosen)]
+    words, phrases = corpus_vocabulary(articles)
+    rules = [RuleConfig(name=r.name, query=r.query)
+             for r in realistic_rules(args.rules, words, phrases)]
+    titles = [r["title"] for r in records[args.articles :]]
+
+    def best(live: int | None) -> tuple[float, float, int]:
+        out = (0.0, 0.0, 0)
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                db = Path(tmp) / "nw.db"
+                (Path(tmp) / "inbox").mkdir()
+                asyncio.run(fill_stories(db, titles, live or 0))
+                got = asyncio.run(ingest(db, rules, articles, stories=live is not None))
+                out = max(out, got)
+        return out
+
+    print(f"== story grouping in ingest: {len(articles)} corpus articles, {len(rules)} rules, "
+          f"best of {args.repeat} runs")
+    base, _, _ = best(None)
+    print(f"   without stories        {base:>7.0f} articles/s", flush=True)
+    for live in (int(x) for x in args.live.split(",")):
+        rate, restored, made = best(live)
+        print(f"   with {live:>7,} live stories {rate:>7.0f} articles/s  "
+              f"+{base / rate - 1:>4.0%} time per article  "
+              f"(index restored in {restored:.2f} s; {made - live} new stories)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
