@@ -44,6 +44,9 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	$(PY) bench/ingest.py
 	@echo "== story grouping: cost per article with 1,000 and 100,000 live stories"
 	$(PY) bench/stories_bench.py
+	$(PY) bench/stories_ingest.py
+	@echo "== story replay: messages per story, 10,037 Reddit headlines to the Discord emulator"
+	$(PY) bench/stories_replay.py
 	@echo "== longest event-loop stall under heavy work"
 	$(PY) bench/loop_stall.py
 
