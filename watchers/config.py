@@ -22,6 +22,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from watchers.errors import ConfigError, ConfigIssue, QuerySyntaxError
@@ -154,13 +155,74 @@ ChannelRef = int | str
 StoriesMode = Literal["edit", "thread", "off"]
 
 
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _clock_time(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _CLOCK.match(value.strip()):
+        raise ValueError(f"{what} {value!r} is not a time of day such as '08:00'")
+    return value.strip()
+
+
 class RouteConfig(_Strict):
-    """A route in table form: its destination plus how it shows stories. ``stories``: a later
-    article of a story already posted on this route edits that message (``edit``), becomes a
-    line in a thread on it (``thread``), or posts as an alert of its own (``off``)."""
+    """A route in table form: its destination plus how and when it speaks.
+
+    ``stories``: a later article of a story already posted on this route edits that message
+    (``edit``), becomes a line in a thread on it (``thread``), or posts as an alert of its own
+    (``off``). ``mode = "digest"`` collects alerts into one message posted every
+    ``digest_every`` or at the ``digest_at`` times of day (in ``timezone``); ``quiet_hours``
+    ("22:00-07:00") keeps alerts below ``break_through`` for a digest when they end;
+    ``max_per_hour`` folds alerts past the cap into a digest when the hour rolls over. Nothing
+    is ever dropped: what waits is ``scheduled``."""
 
     target: ChannelRef
     stories: StoriesMode = "edit"
+    mode: Literal["immediate", "digest"] = "immediate"
+    digest_every: Duration | None = None
+    digest_at: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    quiet_hours: str | None = None
+    break_through: Severity = "critical"
+    max_per_hour: int | None = Field(default=None, ge=1, le=10_000)
+
+    @field_validator("digest_at")
+    @classmethod
+    def _times(cls, value: list[str]) -> list[str]:
+        return sorted({_clock_time(v, "digest time") for v in value})
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
+                             "'Europe/Kyiv' or 'UTC'") from None
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        start, sep, end = value.partition("-")
+        if not sep:
+            raise ValueError(f"quiet hours {value!r} should look like '22:00-07:00'")
+        start, end = _clock_time(start, "quiet hours start"), _clock_time(end, "quiet hours end")
+        if start == end:
+            raise ValueError(f"quiet hours {value!r} start and end at the same time")
+        return f"{start}-{end}"
+
+    @model_validator(mode="after")
+    def _digest_needs_a_schedule(self) -> RouteConfig:
+        if self.mode == "digest" and not self.digest_every and not self.digest_at:
+            raise ValueError("a digest route needs digest_every (e.g. '1h') or digest_at "
+                             "(e.g. ['08:00', '18:00'])")
+        if self.digest_every is not None and self.digest_every < timedelta(minutes=1):
+            raise ValueError("digest_every must be at least 1m")
+        return self
 
 
 def _route_form(value: Any) -> str:

@@ -488,7 +488,8 @@ class WatchService:
     async def _changes(self, known: Sequence[Article]) -> int:
         """Items the store already holds under the same guid or link whose content changed
         materially: the stored article takes the new content and its story's message is
-        updated ("updated: …") on the routes that follow stories. Returns how many."""
+        updated ("updated: …") on the routes that follow stories; returns how many. Items
+        another outlet already published word for word add that outlet to the story."""
         if self.stories_mode is None or not known:
             return 0
         routes = [route for route in dict.fromkeys(r.channel for r in self._rules.values())
@@ -499,6 +500,12 @@ class WatchService:
                 continue
             updated += 1
             if await self.store.record_change(old.id, new, routes):
+                self.wake.set()
+        # A word-for-word copy from another outlet stores nothing new, but it is one more
+        # outlet reporting the story (what min_sources counts).
+        for new, original in zip(known, await self.store.copies(known), strict=True):
+            if original is not None and await self.store.add_outlet(
+                    original.id, new.source, sort_time(new), routes):
                 self.wake.set()
         return updated
 

@@ -296,3 +296,29 @@ async def test_a_crash_between_the_commit_and_the_edit_loses_nothing_and_doubles
             await settle(run, lambda: edits(emu, first.id) == 2)
             assert len(emu.messages(run.alerts_channel)) == 1
     assert emu.validate_all() == []
+
+
+async def test_a_word_for_word_copy_from_another_outlet_corroborates_the_story(
+        emu: DiscordEmulator, tmp_path: Path) -> None:
+    async with FeedServer() as server:
+        for o in OUTLETS:
+            server.set(f"/{o}", Route(body=rss([])))
+        rules = [{"name": "troops", "query": "troops", "min_sources": 2}]
+        async with newswatch(emu, tmp_path, server, rules=rules) as run:
+            channel = run.alerts_channel
+            await report(run, server, "dw", 0)
+            await asyncio.sleep(0.3)
+            assert emu.messages(channel) == []  # waits for a second outlet
+            # npr runs dw's wire copy word for word (its own guid and link)
+            title, text = REPORTS["dw"]
+            server.set("/npr", Route(body=rss([("npr-wire", "https://npr.example/wire", title,
+                                                text, NOW)])))
+            await run.engine.run_once()
+            await settle(run, lambda: len(emu.messages(channel)) == 1)
+            shown = embeds_text(emu.messages(channel)[0])
+            assert "dw" in shown and "npr" in shown
+            assert await run.engine.count_articles() == 1  # the copy stores nothing new
+            await run.engine.run_once()  # seen again: nothing more
+            await asyncio.sleep(0.3)
+            assert len(emu.messages(channel)) == 1 and edits(emu, emu.messages(channel)[0].id) == 0
+    assert emu.validate_all() == []

@@ -19,6 +19,7 @@ from pathlib import Path
 from watchers.store.sqlite._db import Db
 from watchers.store.sqlite.articles import ArticlesMixin
 from watchers.store.sqlite.outbox import OutboxMixin
+from watchers.store.sqlite.schedule import ScheduleMixin
 from watchers.store.sqlite.schema import SCHEMA_VERSION, TermsOf, check, upgrade
 from watchers.store.sqlite.state import StateMixin
 from watchers.store.sqlite.stories import StoriesMixin
@@ -26,7 +27,7 @@ from watchers.store.sqlite.stories import StoriesMixin
 __all__ = ["SCHEMA_VERSION", "SqliteStore", "TermsOf"]
 
 
-class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin):
+class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, ScheduleMixin):
     """The SQLite implementation of :class:`watchers.store.Store`.
 
     Use ``store = await SqliteStore.open(path)`` and ``await store.aclose()``, or

@@ -9,10 +9,12 @@ State machine of a row (alert or notice alike)::
     suppressed (a muted rule's alert: recorded, never claimed)
     waiting ──enough outlets──▶ pending      (a rule's min_sources; never claimed, never held)
     waiting ──story window ends──▶ uncorroborated (recorded, never sent)
+    sending ──route schedule──▶ scheduled ──digest due──▶ digested (carried by a digest row)
 
 Kinds: ``alert`` (an article, or a story's first article on the route), ``update`` (a later
 article of a story whose alert is on the route: delivered as an edit or a thread post of the
-story's message, see ``story_routes``) and ``notice``.
+story's message, see ``story_routes``), ``digest`` (the scheduled rows of a route, see
+``schedule.py``), ``surge`` (a rule matching far more than usual) and ``notice``.
 
 A route's rows are claimed strictly in id order (the order they were written): a claim stops at
 the first row that is not due yet, so nothing overtakes a row waiting for a retry. A claim
@@ -41,7 +43,8 @@ __all__ = ["OutboxMixin"]
 
 OUTBOX_COLS = (
     "id, kind, article_id, route, rules, text, state, attempts, nonce, next_attempt_at, "
-    "remote_id, reason, created_at, story_id, escalated_from, changed, min_sources"
+    "remote_id, reason, created_at, story_id, escalated_from, changed, min_sources, digest_id, "
+    "scheduled_for"
 )
 _RULE_FIELDS = set(RuleConfig.model_fields)
 
@@ -76,7 +79,7 @@ def _rule(item: Any) -> RuleConfig:
 
 def row_of(row: Iterable[Any]) -> OutboxRow:
     (id_, kind, art, route, rules, text, state, attempts, nonce, nxt, remote, reason, created,
-     story, escalated, changed, min_sources) = row
+     story, escalated, changed, min_sources, digest, scheduled) = row
     return OutboxRow(
         id=id_,
         kind=kind,
@@ -95,6 +98,8 @@ def row_of(row: Iterable[Any]) -> OutboxRow:
         escalated_from=escalated,
         changed=bool(changed),
         min_sources=int(min_sources),
+        digest_id=digest,
+        scheduled_for=dt(scheduled),
     )
 
 
@@ -197,7 +202,7 @@ class OutboxMixin:
                 (route, reason, at),
             )
             held = 0
-            for kind in ("alert", "notice", "update"):
+            for kind in ("alert", "notice", "update", "digest", "surge"):
                 cur = await tx.execute(
                     "UPDATE outbox SET state='held', reason=?, updated_at=? WHERE route=? AND "
                     "state IN ('pending','retry','sending') AND kind=?",
@@ -212,7 +217,7 @@ class OutboxMixin:
         async with self._db.tx() as tx:
             await tx.execute("DELETE FROM route_pauses WHERE route = ?", (route,))
             resumed = 0
-            for kind in ("alert", "notice", "update"):
+            for kind in ("alert", "notice", "update", "digest", "surge"):
                 cur = await tx.execute(
                     "UPDATE outbox SET state='pending', reason=NULL, updated_at=? "
                     "WHERE route=? AND state='held' AND kind=?",

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -90,7 +90,7 @@ CREATE TABLE matches (
 CREATE INDEX matches_rule ON matches(rule, matched_at);
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL DEFAULT 'alert' CHECK (kind IN ('alert', 'notice', 'update')),
+    kind TEXT NOT NULL DEFAULT 'alert',
     article_id TEXT REFERENCES articles(id) ON DELETE CASCADE,
     route TEXT NOT NULL,
     rules TEXT NOT NULL DEFAULT '[]',
@@ -109,7 +109,9 @@ CREATE TABLE outbox (
     min_sources INTEGER NOT NULL DEFAULT 1,
     escalated_from TEXT,
     changed INTEGER NOT NULL DEFAULT 0,
-    CHECK ((kind = 'notice') = (article_id IS NULL))
+    digest_id INTEGER,
+    scheduled_for TEXT,
+    CHECK ((kind IN ('alert', 'update')) = (article_id IS NOT NULL))
 );
 CREATE UNIQUE INDEX outbox_alert_once ON outbox(article_id, route) WHERE kind = 'alert';
 CREATE INDEX outbox_due ON outbox(state, next_attempt_at, id);
@@ -117,6 +119,9 @@ CREATE INDEX outbox_route ON outbox(route, state, id);
 CREATE INDEX outbox_waiting ON outbox(route, id) WHERE state IN ('pending', 'retry');
 CREATE INDEX outbox_story ON outbox(story_id, route) WHERE story_id IS NOT NULL;
 CREATE INDEX outbox_corroborating ON outbox(created_at) WHERE state = 'waiting';
+CREATE INDEX outbox_scheduled ON outbox(route, scheduled_for) WHERE state = 'scheduled';
+CREATE INDEX outbox_digest ON outbox(digest_id) WHERE digest_id IS NOT NULL;
+CREATE INDEX outbox_sent ON outbox(route, updated_at) WHERE state = 'delivered';
 CREATE TABLE stories (
     id TEXT PRIMARY KEY,
     headline TEXT NOT NULL,
@@ -165,6 +170,10 @@ CREATE TABLE sources (
 CREATE TABLE mutes (
     rule TEXT PRIMARY KEY,
     until TEXT NOT NULL
+);
+CREATE TABLE surges (
+    rule TEXT PRIMARY KEY,
+    last_at TEXT NOT NULL
 );
 """
 
@@ -365,8 +374,66 @@ async def m6(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     """)
 
 
+async def m7(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Quiet channels: an alert can wait ``scheduled`` for a digest (``scheduled_for``: when
+    the digest that takes it is due), and is then linked to the digest row that carried it
+    (``digest_id``); digests and surge alerts are outbox rows of their own kinds, so the kind
+    is checked by the code rather than by a constraint that each new kind would rebuild; a
+    rule's last surge alert is remembered for its cooldown."""
+    await tx.script("""
+        CREATE TABLE outbox_v7 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL DEFAULT 'alert',
+            article_id TEXT REFERENCES articles(id) ON DELETE CASCADE,
+            route TEXT NOT NULL,
+            rules TEXT NOT NULL DEFAULT '[]',
+            text TEXT,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            nonce TEXT NOT NULL,
+            next_attempt_at TEXT,
+            remote_id TEXT,
+            reason TEXT,
+            maybe_sent INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            story_id TEXT,
+            severity TEXT,
+            min_sources INTEGER NOT NULL DEFAULT 1,
+            escalated_from TEXT,
+            changed INTEGER NOT NULL DEFAULT 0,
+            digest_id INTEGER,
+            scheduled_for TEXT,
+            CHECK ((kind IN ('alert', 'update')) = (article_id IS NOT NULL))
+        );
+        INSERT INTO outbox_v7 (id, kind, article_id, route, rules, text, state, attempts, nonce,
+                               next_attempt_at, remote_id, reason, maybe_sent, created_at,
+                               updated_at, story_id, severity, min_sources, escalated_from,
+                               changed)
+            SELECT id, kind, article_id, route, rules, text, state, attempts, nonce,
+                   next_attempt_at, remote_id, reason, maybe_sent, created_at, updated_at,
+                   story_id, severity, min_sources, escalated_from, changed
+            FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_v7 RENAME TO outbox;
+        CREATE UNIQUE INDEX outbox_alert_once ON outbox(article_id, route) WHERE kind = 'alert';
+        CREATE INDEX outbox_due ON outbox(state, next_attempt_at, id);
+        CREATE INDEX outbox_route ON outbox(route, state, id);
+        CREATE INDEX outbox_waiting ON outbox(route, id) WHERE state IN ('pending', 'retry');
+        CREATE INDEX outbox_story ON outbox(story_id, route) WHERE story_id IS NOT NULL;
+        CREATE INDEX outbox_corroborating ON outbox(created_at) WHERE state = 'waiting';
+        CREATE INDEX outbox_scheduled ON outbox(route, scheduled_for) WHERE state = 'scheduled';
+        CREATE INDEX outbox_digest ON outbox(digest_id) WHERE digest_id IS NOT NULL;
+        CREATE INDEX outbox_sent ON outbox(route, updated_at) WHERE state = 'delivered';
+        CREATE TABLE surges (
+            rule TEXT PRIMARY KEY,
+            last_at TEXT NOT NULL
+        );
+    """)
+
+
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
-MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6}
+MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7}
 
 
 async def _header(db: Db) -> tuple[int, int, int]:

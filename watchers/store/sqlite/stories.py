@@ -29,7 +29,7 @@ from watchers.store.base import (
     StoryRecord,
     story_outcome,
 )
-from watchers.store.sqlite._db import Db, dt, iso
+from watchers.store.sqlite._db import Db, Tx, dt, iso
 
 __all__ = ["StoriesMixin", "write_story"]
 
@@ -115,6 +115,24 @@ def _outcome(conn: sqlite3.Connection, story: str, entry: OutboxEntry, outlets: 
             "state = 'waiting' AND kind = 'alert'", (story, entry.route))
         return None, "pending", None
     return story_outcome(entry, outlets, [(str(s), sev) for s, sev in existing])
+
+
+async def _queue_update(tx: Tx, story: str, route: str, article_id: str, at: str | None, *,
+                        changed: bool) -> int:
+    """An ``update`` of the story's message on a route where it has a live alert (1), or
+    nothing (0)."""
+    live = await tx.fetchone(
+        "SELECT rules, severity FROM outbox INDEXED BY outbox_story "
+        "WHERE story_id = ? AND route = ? AND kind = 'alert' AND state IN "
+        f"({','.join(repr(s) for s in LIVE_ALERT_STATES)}) ORDER BY id DESC LIMIT 1",
+        (story, route))
+    if live is None:
+        return 0
+    await tx.execute(
+        "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, created_at, "
+        "updated_at, story_id, severity, changed) VALUES ('update',?,?,?,'pending',?,?,?,?,?,?)",
+        (article_id, route, live[0], secrets.token_hex(12), at, at, story, live[1], int(changed)))
+    return 1
 
 
 class StoriesMixin:
@@ -229,19 +247,41 @@ class StoriesMixin:
             await tx.execute("UPDATE stories SET updated_at = ? WHERE id = ?", (at, story))
             queued = 0
             for route in dict.fromkeys(routes):
-                live = await tx.fetchone(
-                    "SELECT rules, severity FROM outbox INDEXED BY outbox_story "
-                    "WHERE story_id = ? AND route = ? AND kind = 'alert' AND state IN "
-                    f"({','.join(repr(s) for s in LIVE_ALERT_STATES)}) ORDER BY id DESC LIMIT 1",
-                    (story, route))
-                if live is None:
+                queued += await _queue_update(tx, story, route, stored_id, at, changed=True)
+            return queued
+
+    async def add_outlet(self, article_id: str, outlet: str, when: datetime,
+                         routes: Sequence[str]) -> int:
+        """Another outlet published a stored article word for word (a wire copy): nothing new is
+        stored, but the article's story counts the outlet — alerts waiting for corroboration
+        may post, and the story's message on each of ``routes`` is updated. Returns how many
+        updates were queued (0 when the story knew the outlet already)."""
+        at = iso(datetime.now(UTC))
+        async with self._db.tx() as tx:
+            row = await tx.fetchone("SELECT story_id FROM articles WHERE id = ?", (article_id,))
+            if row is None or row[0] is None:
+                return 0
+            story = str(row[0])
+            known = await tx.fetchone(
+                "SELECT 1 FROM stories, json_each(stories.outlets) WHERE stories.id = ? AND "
+                "json_each.value = ?", (story, outlet))
+            if known is not None:
+                return 0
+            (outlets,) = await tx.fetchone(
+                "UPDATE stories SET last_seen = max(last_seen, ?), "
+                "outlets = json_insert(outlets, '$[#]', ?) WHERE id = ? "
+                "RETURNING json_array_length(outlets)", (iso(when), outlet, story))
+            released = {str(r) for (r,) in await tx.fetchall(
+                "SELECT route FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
+                "state = 'waiting' AND min_sources <= ?", (story, outlets))}
+            await tx.execute(
+                "UPDATE outbox SET state = 'pending', updated_at = ? WHERE story_id = ? AND "
+                "state = 'waiting' AND min_sources <= ?", (at, story, outlets))
+            queued = 0
+            for route in dict.fromkeys(routes):
+                if route in released:
                     continue
-                await tx.execute(
-                    "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, "
-                    "created_at, updated_at, story_id, severity, changed) "
-                    "VALUES ('update',?,?,?,'pending',?,?,?,?,?,1)",
-                    (stored_id, route, live[0], secrets.token_hex(12), at, at, story, live[1]))
-                queued += 1
+                queued += await _queue_update(tx, story, route, article_id, at, changed=False)
             return queued
 
     async def count_stories(self) -> int:

@@ -1,0 +1,127 @@
+"""Quiet channels in the store: alerts ``scheduled`` for a digest, digests as outbox rows, the
+count of what a route sent in its current hour, and surges.
+
+A scheduled row keeps its place in nothing: it waits until ``scheduled_for`` (the digest time,
+the end of the quiet hours, the hour's roll-over). :meth:`ScheduleMixin.make_digests` then moves
+every due scheduled row of a route into one new ``digest`` row, in one transaction: the members
+become ``digested`` with the digest's id, and the digest is delivered like any outbox row (its
+nonce fixed now), so a crash before, during or after leaves exactly one digest carrying each
+member once. A digest due while the process was down is made at the next start.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from watchers.store.base import OutboxRow
+from watchers.store.sqlite._db import Db, dt, iso
+from watchers.store.sqlite.outbox import OUTBOX_COLS, row_of
+
+__all__ = ["ScheduleMixin"]
+
+
+class ScheduleMixin:
+    """The scheduling part of :class:`SqliteStore` (see the module docstring)."""
+
+    _db: Db
+
+    async def schedule(self, row_id: int, until: datetime, reason: str) -> None:
+        """Keep a claimed row for the digest due at ``until``."""
+        at = iso(datetime.now(UTC))
+        async with self._db.tx() as tx:
+            await tx.execute(
+                "UPDATE outbox SET state = 'scheduled', scheduled_for = ?, reason = ?, "
+                "updated_at = ? WHERE id = ?", (iso(until), reason, at, row_id))
+
+    async def sent_since(self, route: str, since: datetime) -> int:
+        """Alert messages the route posted at or after ``since`` (what an hourly cap counts;
+        edits, notices and digests do not count)."""
+        rows = await self._db.fetchall(
+            "SELECT count(*) FROM outbox INDEXED BY outbox_sent WHERE route = ? AND "
+            "state = 'delivered' AND updated_at >= ? AND kind = 'alert' AND digest_id IS NULL",
+            (route, iso(since)))
+        return int(rows[0][0])
+
+    async def make_digests(self, now: datetime) -> list[int]:
+        """One digest row per route whose scheduled rows are due at ``now``, carrying them all;
+        returns the new digests' ids."""
+        made: list[int] = []
+        at = iso(now)
+        async with self._db.tx() as tx:
+            due = await tx.fetchall(
+                "SELECT route, min(reason) FROM outbox WHERE state = 'scheduled' AND "
+                "scheduled_for <= ? GROUP BY route ORDER BY route", (at,))
+            for route, reason in due:
+                cur = await tx.execute(
+                    "INSERT INTO outbox (kind, route, text, state, nonce, created_at, updated_at) "
+                    "VALUES ('digest', ?, ?, 'pending', ?, ?, ?)",
+                    (route, reason, secrets.token_hex(12), at, at))
+                digest = int(cur.lastrowid or 0)
+                await tx.execute(
+                    "UPDATE outbox SET state = 'digested', digest_id = ?, updated_at = ? "
+                    "WHERE route = ? AND state = 'scheduled' AND scheduled_for <= ?",
+                    (digest, at, route, at))
+                made.append(digest)
+        return made
+
+    async def digest_members(self, digest_id: int) -> list[OutboxRow]:
+        """The rows a digest carries, in the order they were written."""
+        rows = await self._db.fetchall(
+            f"SELECT {OUTBOX_COLS} FROM outbox INDEXED BY outbox_digest WHERE digest_id = ? "
+            "ORDER BY id", (digest_id,))
+        return [row_of(r) for r in rows]
+
+    async def digest_now(self, route: str, now: datetime) -> int:
+        """Make everything scheduled on the route due now (``/digest now``); returns how many
+        rows the next digest will carry."""
+        async with self._db.tx() as tx:
+            cur = await tx.execute(
+                "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled'",
+                (iso(now), route))
+            return cur.rowcount
+
+    async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per route: how many rows wait for a digest, and when the next one is due."""
+        rows = await self._db.fetchall(
+            "SELECT route, count(*), min(scheduled_for) FROM outbox WHERE state = 'scheduled' "
+            "GROUP BY route")
+        return {str(r): (int(n), dt(at)) for r, n, at in rows}
+
+    async def scheduled_story_row(self, story_id: str, route: str) -> OutboxRow | None:
+        """The story's newest alert on the route if it waits for or went out in a digest."""
+        rows = await self._db.fetchall(
+            f"SELECT {OUTBOX_COLS} FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
+            "route = ? AND kind = 'alert' AND state IN ('scheduled', 'digested') "
+            "ORDER BY id DESC LIMIT 1", (story_id, route))
+        return row_of(rows[0]) if rows else None
+
+    # ------------------------------------------------------------------ surges
+
+    async def last_surge(self, rule: str) -> datetime | None:
+        rows = await self._db.fetchall("SELECT last_at FROM surges WHERE rule = ?", (rule,))
+        return dt(rows[0][0]) if rows else None
+
+    async def add_surge(self, rule: str, route: str, text: str, at: datetime) -> int:
+        """Queue a surge alert on a route and start the rule's cooldown, in one transaction."""
+        when = iso(at)
+        async with self._db.tx() as tx:
+            await tx.execute(
+                "INSERT INTO surges (rule, last_at) VALUES (?, ?) ON CONFLICT (rule) "
+                "DO UPDATE SET last_at = excluded.last_at", (rule, when))
+            cur = await tx.execute(
+                "INSERT INTO outbox (kind, route, rules, text, state, nonce, created_at, "
+                "updated_at) VALUES ('surge', ?, '[]', ?, 'pending', ?, ?, ?)",
+                (route, text, secrets.token_hex(12), when, when))
+            return int(cur.lastrowid or 0)
+
+    async def match_times(self, rules: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        """When each rule matched (the time the match was recorded), since ``since``."""
+        out: dict[str, list[datetime]] = {r: [] for r in rules}
+        for rule in rules:
+            rows = await self._db.fetchall(
+                "SELECT matched_at FROM matches INDEXED BY matches_rule WHERE rule = ? AND "
+                "matched_at >= ? ORDER BY matched_at", (rule, iso(since)))
+            out[rule] = [d for (m,) in rows if (d := dt(m)) is not None]
+        return out
