@@ -39,6 +39,7 @@ __all__ = [
     "Severity",
     "StorageConfig",
     "StoriesConfig",
+    "SurgeConfig",
     "format_duration",
     "load_config",
     "parse_config",
@@ -146,6 +147,8 @@ class RuleConfig(_Strict):
     # Corroboration: the alert waits until this many distinct outlets have reported the story
     # (within [stories] window), then posts once naming them all.
     min_sources: int = Field(default=1, ge=1, le=50)
+    # Surge alerts for this rule (None: the [surge] default).
+    surge: bool | None = None
     # Set by the engine, never by a file: "store" for rules added at run time (Discord).
     origin: Literal["config", "store"] = "config"
     created_by: str | None = None
@@ -237,6 +240,19 @@ RouteEntry = Annotated[
 ]
 
 
+class SurgeConfig(_Strict):
+    """Surge alerts: a rule whose matches in the last hour reach ``min_count`` and exceed its
+    baseline (the same hour over ``days`` days, or a rolling day when its history is short) by
+    ``sigma`` standard deviations posts one surge alert on its route, then waits ``cooldown``.
+    ``enabled`` is the default for rules that do not set ``surge``."""
+
+    enabled: bool = False
+    sigma: float = Field(default=3.0, gt=0, le=20)
+    min_count: int = Field(default=10, ge=1, le=100_000)
+    days: int = Field(default=14, ge=2, le=90)
+    cooldown: Duration = timedelta(hours=3)
+
+
 class StoriesConfig(_Strict):
     """Grouping articles into stories: an article joins a story whose articles it matches
     within ``window``; a rule's ``min_sources`` wait ends (uncorroborated) after it."""
@@ -250,6 +266,7 @@ class Config(_Strict):
     fetch: FetchConfig = FetchConfig()
     channels: dict[str, RouteEntry] = Field(default_factory=dict)
     stories: StoriesConfig = StoriesConfig()
+    surge: SurgeConfig = SurgeConfig()
     aliases: dict[str, list[str]] = Field(default_factory=dict)
     threshold: int = Field(default=85, ge=50, le=100)
     sources: list[SourceConfig] = Field(default_factory=list)

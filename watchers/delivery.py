@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol, get_args, runtime_checkable
 
-from watchers.config import RuleConfig, Severity
+from watchers.config import RouteConfig, RuleConfig, Severity
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -43,12 +43,16 @@ from watchers.errors import (
     UncertainDeliveryError,
 )
 from watchers.models import Article, Match
+from watchers.schedule import Clock, SystemClock, cap_window_end, next_digest, quiet_end
 from watchers.store.base import OutboxRow, OutboxStore, Store, StoryRecord
 
 __all__ = [
     "Alert",
     "DeliveryService",
     "DeliveryStatus",
+    "Digest",
+    "DigestItem",
+    "DigestSink",
     "NoticeSink",
     "OutboxStore",
     "Sink",
@@ -102,8 +106,7 @@ class Alert:
 
     @property
     def severity(self) -> str:
-        sev = [r.severity for r in self.rules if r.severity in _SEVERITIES]
-        return max(sev, key=_SEVERITIES.index) if sev else "medium"
+        return _severity(self.rules)
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,51 @@ class UpdateSink(Protocol):
     async def update(self, update: StoryUpdate) -> UpdateResult: ...
 
 
+@dataclass(frozen=True)
+class DigestItem:
+    """One line of a digest: a story (or an article on its own), the rules that fired on this
+    route, and how many of the story's articles the digest carries."""
+
+    article: Article  # the first of the story's articles in this digest: its headline and link
+    rules: tuple[RuleConfig, ...]
+    story: StoryView | None
+    articles: int = 1
+    severity: str = "medium"
+    newest: datetime | None = None  # when its newest article in the digest was published
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What a route kept for later, in one message (or as few as the destination's limits
+    need): ``reason`` is why it waited — "digest" (a digest route), "quiet hours" or "cap"
+    (past ``max_per_hour``). Items are grouped by rule, newest first; ``nonce`` and
+    ``maybe_sent`` mean what they mean on an :class:`Alert`."""
+
+    id: int
+    route: str
+    nonce: str
+    attempt: int
+    reason: str
+    items: tuple[DigestItem, ...]
+    since: datetime  # when the oldest item was written
+    maybe_sent: bool = False
+
+    @property
+    def stories(self) -> int:
+        return len(self.items)
+
+    @property
+    def articles(self) -> int:
+        return sum(i.articles for i in self.items)
+
+
+@runtime_checkable
+class DigestSink(Protocol):
+    """A sink that can post a digest; returns the remote id of its (first) message."""
+
+    async def digest(self, digest: Digest) -> str | None: ...
+
+
 class Sink(Protocol):
     """Something that shows alerts to people. Returns the remote id of what it posted, if any.
 
@@ -184,6 +232,18 @@ class DeliveryStatus:
     rejected: list[OutboxRow]  # the most recent, newest last
     waiting: list[OutboxRow] = field(default_factory=list)  # alerts waiting for more outlets
     stories: dict[str, StoryView] = field(default_factory=dict)  # the waiting alerts' stories
+    # route → (alerts kept for a digest, when the next digest that carries them is due)
+    scheduled: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+    next_digest: dict[str, datetime] = field(default_factory=dict)  # digest routes' next time
+
+
+def _rank(severity: str) -> int:
+    return _SEVERITIES.index(severity) if severity in _SEVERITIES else 2
+
+
+def _severity(rules: Sequence[RuleConfig]) -> str:
+    sev = [r.severity for r in rules if r.severity in _SEVERITIES]
+    return max(sev, key=_SEVERITIES.index) if sev else "medium"
 
 
 def _view(record: StoryRecord) -> StoryView:
@@ -222,6 +282,10 @@ class DeliveryService:
     # How each route shows a story's later articles ("edit" | "thread"); None: edit.
     stories_mode: Callable[[str], str] | None = None
     story_window: timedelta = timedelta(hours=48)  # a wait for corroboration ends after this
+    # Each route's schedule (digest, quiet hours, cap); None or a None answer: immediate.
+    routes: Callable[[str], RouteConfig | None] | None = None
+    known_routes: Sequence[str] = ()  # routes to report on (besides those with a sink)
+    clock: Clock = field(default_factory=SystemClock)
     delivered: int = 0
     _expired_at: datetime | None = None
     _routes: dict[str, _RouteState] = field(default_factory=lambda: defaultdict(_RouteState))
@@ -283,7 +347,29 @@ class DeliveryService:
             rejected=rejected[-5:],
             waiting=waiting,
             stories=stories,
+            scheduled=await self.store.scheduled_routes(),
+            next_digest=self._next_digests(),
         )
+
+    def _next_digests(self) -> dict[str, datetime]:
+        out: dict[str, datetime] = {}
+        if self.routes is None:
+            return out
+        now = self.clock.now()
+        for route in dict.fromkeys([*self.sinks, *self.known_routes]):
+            cfg = self.routes(route)
+            if cfg is not None and cfg.mode == "digest" and (at := next_digest(cfg, now)):
+                out[route] = at
+        return out
+
+    async def digest_now(self, route: str) -> int:
+        """Send what the route keeps for a digest now (``/digest now``); returns how many
+        alerts the digest carries (0: nothing was waiting)."""
+        n = await self.store.digest_now(route, self.clock.now())
+        if n:
+            await self._make_digests()
+            self.wake()
+        return n
 
     def start(self) -> None:
         if self._task is None:
@@ -341,6 +427,7 @@ class DeliveryService:
             self.wake_event.clear()  # before looking, so a wake-up during the look is not lost
             try:
                 await self._expire_waiting()
+                timeout = min(timeout, await self._make_digests())
                 timeout = min(timeout, await self._spawn_due())
             except asyncio.CancelledError:
                 raise
@@ -363,6 +450,18 @@ class DeliveryService:
         if n:
             log.info("%d alert(s) never corroborated within %s; recorded, not sent", n,
                      self.story_window)
+
+    async def _make_digests(self) -> float:
+        """Turn what is due of each route's scheduled alerts into digest rows; return the
+        seconds until the next scheduled alert is due (at most ``poll_interval``)."""
+        now = self.clock.now()
+        if await self.store.make_digests(now):
+            self.wake_event.set()
+        wait = self.poll_interval
+        for _, due in (await self.store.scheduled_routes()).values():
+            if due is not None:
+                wait = min(wait, max((due - now).total_seconds(), 0.0))
+        return wait
 
     async def _spawn_due(self) -> float:
         """Start a worker for every route with something due; return seconds until the next
@@ -406,6 +505,7 @@ class DeliveryService:
         await self._load()
         total = 0
         while True:
+            await self._make_digests()
             now = datetime.now(UTC)
             waiting = await self.store.due_routes()
             for r, reason in self.paused_routes().items():
@@ -462,11 +562,17 @@ class DeliveryService:
     async def _deliver_one(self, sink: Sink, row: OutboxRow, state: _RouteState) -> str:
         route = row.route
         try:
-            if row.kind == "notice":
+            if row.kind in ("notice", "surge"):
                 remote_id = await self._notice(sink, row)
+            elif row.kind == "digest":
+                remote_id = await self._digest(sink, row)
             elif row.kind == "update":
+                if await self._keep_update(row):
+                    return "settled"
                 remote_id = await self._update(sink, row)
             else:
+                if await self._keep_alert(row):
+                    return "settled"
                 alert = await self._alert(row)
                 if alert is None:
                     await self.store.mark_rejected(row.id, "article no longer stored")
@@ -499,7 +605,7 @@ class DeliveryService:
             log.exception("route %s: unexpected error delivering alert %d", route, row.id)
             await self._back_off(row, state, f"unexpected error: {type(exc).__name__}", None)
             return "wait"
-        await self.store.mark_delivered(row.id, remote_id)
+        await self.store.mark_delivered(row.id, remote_id, at=self.clock.now())
         state.failures = 0
         state.not_before = None
         self.delivered += 1
@@ -571,6 +677,83 @@ class DeliveryService:
             story=story,
             escalated_from=row.escalated_from,
         )
+
+    # ------------------------------------------------------------------ schedules
+
+    async def _keep_alert(self, row: OutboxRow) -> bool:
+        """Keep an alert for a digest when its route says so (see the route settings): a digest
+        route keeps everything for its next digest; quiet hours keep what is below
+        ``break_through`` until they end; past ``max_per_hour`` an alert waits for the hour's
+        roll-over. An alert at or above ``break_through`` is never kept by quiet hours or the
+        cap. Returns whether it was kept (``scheduled``)."""
+        cfg = self.routes(row.route) if self.routes is not None else None
+        if cfg is None:
+            return False
+        now = self.clock.now()
+        until: datetime | None = None
+        why = ""
+        urgent = _rank(_severity(row.rules)) >= _rank(cfg.break_through)
+        if cfg.mode == "digest":
+            until, why = next_digest(cfg, now), "digest"
+        elif cfg.quiet_hours and not urgent and (end := quiet_end(cfg, now)) is not None:
+            until, why = end, "quiet hours"
+        elif cfg.max_per_hour and not urgent:
+            hour = cap_window_end(now) - timedelta(hours=1)
+            if await self.store.sent_since(row.route, hour) >= cfg.max_per_hour:
+                until, why = cap_window_end(now), "cap"
+        if until is None:
+            return False
+        await self.store.schedule(row.id, until, why)
+        return True
+
+    async def _keep_update(self, row: OutboxRow) -> bool:
+        """A story update whose alert waits for a digest joins it (the digest shows the story
+        with every outlet); one whose alert went out in a digest is shown there already."""
+        if row.story_id is None:
+            return False
+        kept = await self.store.scheduled_story_row(row.story_id, row.route)
+        if kept is None:
+            return False
+        if kept.state == "scheduled" and kept.scheduled_for is not None:
+            await self.store.schedule(row.id, kept.scheduled_for, kept.reason or "digest")
+        else:
+            await self.store.mark_delivered(row.id, None, at=self.clock.now())
+        return True
+
+    async def _digest(self, sink: Sink, row: OutboxRow) -> str | None:
+        """Deliver a digest row: its members grouped by story (a story's articles are one
+        line), each with the rules that fired and the story as it is now."""
+        groups: dict[str, list[OutboxRow]] = {}
+        for member in await self.store.digest_members(row.id):
+            key = member.story_id or member.article_id or str(member.id)
+            groups.setdefault(key, []).append(member)
+        items: list[DigestItem] = []
+        since = row.created_at
+        for members in groups.values():
+            articles = [a for m in members if m.article_id
+                        and (a := await self.store.get_article(m.article_id)) is not None]
+            if not articles:
+                continue
+            rules = tuple({r.name: r for m in members for r in m.rules}.values())
+            story = None
+            if members[0].story_id is not None:
+                record = await self.store.get_story(members[0].story_id)
+                story = _view(record) if record is not None else None
+            times = [a.published or a.fetched_at for a in articles]
+            items.append(DigestItem(
+                article=articles[0], rules=rules, story=story, articles=len(articles),
+                severity=_severity(rules), newest=max((t for t in times if t), default=None)))
+            since = min(since, members[0].created_at)
+        if not items:
+            return None
+        digest = Digest(id=row.id, route=row.route, nonce=row.nonce, attempt=row.attempts,
+                        reason=row.text or "digest", items=tuple(items), since=since,
+                        maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id))
+        if isinstance(sink, DigestSink):
+            return await sink.digest(digest)
+        log.warning("route %s: its sink cannot post digests; %d stories kept for it were not "
+                    "shown", row.route, len(items))
+        return None
 
     async def _update(self, sink: Sink, row: OutboxRow) -> str | None:
         """Deliver a later article of a story: an edit of (or a thread post under) the story's

@@ -45,6 +45,7 @@ from watchers.errors import ConfigError, ConfigIssue, NewswatchError
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
 from watchers.rules.lookup import index_terms, lookup_terms
+from watchers.schedule import Clock, SystemClock
 from watchers.search import Lookup, SearchHit, search
 from watchers.service import PollReport, WatchService
 from watchers.sources import SourceContext, build_source, describe_source
@@ -419,6 +420,15 @@ class Engine:
 
     # ------------------------------------------------------------------ delivery
 
+    async def digest_now(self, route: str) -> int:
+        """Send what ``route`` keeps for a digest now (``/digest now``); returns how many alerts
+        it carries. Raises NewswatchError for a route newswatch does not know."""
+        known = {r.channel for r in self.watch.rules} | set(self.config.channels)
+        if route not in known:
+            raise NewswatchError(f"no route named {route!r}; known: "
+                                 f"{', '.join(sorted(known)) or 'none'}")
+        return await self.delivery.digest_now(route)
+
     async def delivery_status(self) -> DeliveryStatus:
         """The outbox by state, paused destinations, backoffs and recent rejections."""
         return await self.delivery.status()
@@ -478,9 +488,11 @@ async def open_engine(
     start: bool = True,
     store_path: str | None = None,
     on_report: Callable[[PollReport], None] | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Engine]:
     """Open the store, build the services and (unless ``start=False``) start them; on exit stop
-    and close everything in order. See the module docstring."""
+    and close everything in order. See the module docstring. ``clock`` is what every schedule
+    (digests, quiet hours, caps, surges) reads; tests pass a :class:`ManualClock`."""
     async with AsyncExitStack() as stack:
         store = await SqliteStore.open(store_path or str(config.resolve(config.storage.path)),
                                        terms_of=index_terms)
@@ -507,13 +519,19 @@ async def open_engine(
             on_report=on_report,
             stories_mode=config.stories_mode,
             story_window=config.stories.window,
+            surge=config.surge,
+            clock=clock or SystemClock(),
         )
         stack.push_async_callback(watch.aclose)
         delivery = DeliveryService(store=store, sinks=dict(sinks or {}),
                                    default_sink=default_sink,
                                    notices_route=config.discord.notices, wake_event=wake,
                                    stories_mode=config.stories_mode,
-                                   story_window=config.stories.window)
+                                   story_window=config.stories.window,
+                                   routes=config.route,
+                                   known_routes=sorted({r.channel for r in config.rules}
+                                                       | set(config.channels)),
+                                   clock=clock or SystemClock())
         stack.push_async_callback(delivery.aclose)
         engine = Engine(config, store, fetcher, executor, watch, delivery)
         watch.on_fatal = delivery.on_fatal = engine.fail

@@ -30,12 +30,13 @@ from datetime import UTC, datetime, timedelta
 
 from rapidfuzz import fuzz
 
-from watchers.config import RuleConfig, SourceConfig
+from watchers.config import RuleConfig, SourceConfig, SurgeConfig
 from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.models import Article, Match, matchable
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_terms
 from watchers.rules.matcher import Analysis
+from watchers.schedule import Clock, SystemClock
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
 from watchers.store.base import (
@@ -48,6 +49,7 @@ from watchers.store.base import (
     sort_time,
 )
 from watchers.stories import DEFAULT_WINDOW, Signature, StoryIndex, signature
+from watchers.surge import Baseline, is_surge
 
 __all__ = ["PollReport", "WatchService"]
 
@@ -133,6 +135,8 @@ class WatchService:
     # story alerts anew. None: no grouping (every article alerts on its own).
     stories_mode: Callable[[str], str] | None = None
     story_window: timedelta = DEFAULT_WINDOW
+    surge: SurgeConfig = field(default_factory=SurgeConfig)
+    clock: Clock = field(default_factory=SystemClock)  # when matches are recorded; surges
     over_budget: Counter[str] = field(default_factory=Counter)  # rule → articles cut short
     _ruleset: RuleSet = field(init=False)
     _rules: dict[str, RuleConfig] = field(init=False)
@@ -472,7 +476,7 @@ class WatchService:
             stored = await self.store.record_many(
                 [ArticleRecord(article, analysis.matches, entries, analysis.terms,
                                analysis.story)
-                 for article, analysis, entries in batch])
+                 for article, analysis, entries in batch], at=self.clock.now())
             for (_, _, entries), kept in zip(batch, stored, strict=True):
                 if kept is not None:
                     new += 1
@@ -480,10 +484,44 @@ class WatchService:
         for route, titles in overflow.items():
             await self.store.add_notice(route, _overflow_text(running.name, titles))
             alerts += 1
+        fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
+        alerts += await self._surges(fired)
         if alerts:
             self.wake.set()
         return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
                           baseline=baseline, updated=updated)
+
+    async def _surges(self, fired: Iterable[str]) -> int:
+        """Post one surge alert for each rule that just matched far more than usual (see
+        :mod:`watchers.surge`), unless it is cooling down from its last one. Returns how many."""
+        now = self.clock.now()
+        posted = 0
+        for name in sorted(fired):
+            rule = self._rules.get(name)
+            if rule is None or not (rule.surge if rule.surge is not None
+                                    else self.surge.enabled):
+                continue
+            last = await self.store.last_surge(name)
+            if last is not None and now - last < self.surge.cooldown:
+                continue
+            recent = await self.store.match_times([name], now - timedelta(hours=1))
+            if len(recent[name]) < self.surge.min_count:  # most polls stop at this count
+                continue
+            since = now - timedelta(days=self.surge.days) - timedelta(hours=1)
+            times = (await self.store.match_times([name], since))[name]
+            surging, count, base = is_surge(
+                times, now + timedelta(microseconds=1), sigma=self.surge.sigma,
+                min_count=self.surge.min_count, days=self.surge.days,
+                first=await self.store.first_match(name))
+            if not surging:
+                continue
+            top = await self.store.top_stories(name, now - timedelta(hours=1))
+            await self.store.add_surge(name, rule.channel, surge_text(name, count, base, top),
+                                       now)
+            log.info("rule %s surges: %d matches in the last hour (usual %.1f)", name, count,
+                     base.mean)
+            posted += 1
+        return posted
 
     async def _changes(self, known: Sequence[Article]) -> int:
         """Items the store already holds under the same guid or link whose content changed
@@ -555,6 +593,18 @@ def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
             min_sources=min(r.min_sources for r in carried),
         ))
     return entries
+
+
+def surge_text(rule: str, count: int, base: Baseline, top: Sequence[tuple[str, int]]) -> str:
+    """The surge alert: how many, how unusual, against what, and the top stories."""
+    usual = (f"usual {base.mean:.1f} ± {base.std:.1f} per hour, the same hour over the last "
+             f"{base.samples} days" if base.kind == "same hour" else
+             f"usual {base.mean:.1f} ± {base.std:.1f} per hour over the last {base.samples} hours")
+    lines = [f"📈 Surge — {rule}: {count} matches in the last hour, "
+             f"{base.factor(count):.0f}× usual ({usual})."]
+    lines += [f"• {printable(headline, 150)}" + (f" ({n} articles)" if n > 1 else "")
+              for headline, n in top]
+    return "\n".join(lines)
 
 
 def _gist(text: str) -> str:

@@ -1,9 +1,9 @@
-"""Sinks for engine tests: they keep what they were given (alerts and notices) and can fail on
-cue, the way a destination does."""
+"""Sinks for engine tests: they keep what they were given (alerts, notices and digests) and can
+fail on cue, the way a destination does."""
 
 from __future__ import annotations
 
-from watchers.delivery import Alert
+from watchers.delivery import Alert, Digest
 
 
 class RecordingSink:
@@ -12,6 +12,7 @@ class RecordingSink:
     def __init__(self, failures: list[Exception] | None = None) -> None:
         self.alerts: list[Alert] = []
         self.notices: list[tuple[str, str]] = []
+        self.digests: list[Digest] = []
         self.failures = list(failures or [])
 
     async def deliver(self, alert: Alert) -> str | None:
@@ -24,3 +25,9 @@ class RecordingSink:
                      ) -> str | None:
         self.notices.append((route, text))
         return None
+
+    async def digest(self, digest: Digest) -> str | None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.digests.append(digest)
+        return f"d{len(self.digests)}"

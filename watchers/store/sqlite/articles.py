@@ -341,14 +341,15 @@ class ArticlesMixin:
         (stored,) = await self.record_many([ArticleRecord(article, matches, alerts, terms)])
         return stored
 
-    async def record_many(self, records: Sequence[ArticleRecord]) -> list[Article | None]:
+    async def record_many(self, records: Sequence[ArticleRecord], *,
+                          at: datetime | None = None) -> list[Article | None]:
         """:meth:`record` for each of ``records``, in order, in one transaction: all of them
         are stored (or found duplicate) or, on an error, none. An article that duplicates an
         earlier one of the same batch is a duplicate too. The caller bounds the batch (a
         transaction holds the write lock until it commits)."""
         if not records:
             return []
-        at = now()
+        at = at or now()  # when the matches and alerts are recorded (the service's clock)
         when = iso(at)
         out: list[Article | None] = []
         async with self._db.tx() as tx:

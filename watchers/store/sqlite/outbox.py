@@ -128,8 +128,14 @@ class OutboxMixin:
                 (state, iso(now()), *cols.values(), alert_id),
             )
 
-    async def mark_delivered(self, alert_id: int, remote_id: str | None) -> None:
-        await self._set_state(alert_id, "delivered", remote_id=remote_id, reason=None)
+    async def mark_delivered(self, alert_id: int, remote_id: str | None, *,
+                             at: datetime | None = None) -> None:
+        """Record a delivery; ``at`` (default now) is when, as the route's hourly cap counts
+        it (the delivery service passes its clock)."""
+        async with self._db.tx() as tx:
+            await tx.execute(
+                "UPDATE outbox SET state = 'delivered', remote_id = ?, reason = NULL, "
+                "updated_at = ? WHERE id = ?", (remote_id, iso(at or now()), alert_id))
 
     async def mark_retry(self, alert_id: int, *, at: datetime, reason: str) -> None:
         await self._set_state(alert_id, "retry", next_attempt_at=iso(at), reason=reason)

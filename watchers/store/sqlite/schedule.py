@@ -125,3 +125,19 @@ class ScheduleMixin:
                 "matched_at >= ? ORDER BY matched_at", (rule, iso(since)))
             out[rule] = [d for (m,) in rows if (d := dt(m)) is not None]
         return out
+
+    async def first_match(self, rule: str) -> datetime | None:
+        rows = await self._db.fetchall(
+            "SELECT min(matched_at) FROM matches INDEXED BY matches_rule WHERE rule = ?", (rule,))
+        return dt(rows[0][0]) if rows and rows[0][0] else None
+
+    async def top_stories(self, rule: str, since: datetime, limit: int = 3
+                          ) -> list[tuple[str, int]]:
+        """The headlines the rule matched most since ``since``, counted per story (an article
+        without a story is its own), most articles first."""
+        rows = await self._db.fetchall(
+            "SELECT coalesce(s.headline, a.title), count(*) AS n FROM matches m "
+            "JOIN articles a ON a.id = m.article_id LEFT JOIN stories s ON s.id = a.story_id "
+            "WHERE m.rule = ? AND m.matched_at >= ? GROUP BY coalesce(a.story_id, a.id) "
+            "ORDER BY n DESC, max(m.matched_at) DESC LIMIT ?", (rule, iso(since), limit))
+        return [(str(h), int(n)) for h, n in rows]
