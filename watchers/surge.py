@@ -99,6 +99,7 @@ class Trend:
     bucket: timedelta
     points: list[TrendPoint]
     total: int
+    truncated: bool = False  # the lookup behind it ran out of time: counts are a lower bound
 
 
 def trend(label: str, times: Sequence[datetime], start: datetime, end: datetime, *,

@@ -5,7 +5,7 @@ article is recognised by, :mod:`.index` for the live index and the decision, :mo
 for clustering a batch.
 """
 
-from watchers.stories.features import Signature, signature
+from watchers.stories.features import Signature, signature, signature_from
 from watchers.stories.index import DEFAULT_WINDOW, StoryIndex, same_story_score, story_id_for
 from watchers.stories.offline import Story, StoryInput, cluster
 
@@ -18,5 +18,6 @@ __all__ = [
     "cluster",
     "same_story_score",
     "signature",
+    "signature_from",
     "story_id_for",
 ]

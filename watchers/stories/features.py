@@ -1,4 +1,4 @@
-"""What an article or a story is recognised by: weighted stems of its title and lead.
+"""What an article or a story is recognised by: weighted stems of its title.
 
 A :class:`Signature` is a tuple of *exemplars*; an exemplar is one article's weighted terms
 (stem → weight). An article's signature has one exemplar; a story's keeps its first article's
@@ -15,8 +15,10 @@ Invariants:
 - A term's weight grows with its rarity in English (wordfreq zipf), so names and rare words
   decide; words common enough to be grammar weigh nothing and are dropped. Numbers weigh as
   rare words (a toll, a date, a score is what tells two events apart); years weigh little.
-- A term found only in the lead (not the title) has a negative weight in the exemplar: its
-  weight is the absolute value, and the sign says the title did not name it.
+- Only the title is read (the lead stands for a missing title). Lead words were tried as
+  weaker evidence, but nothing in the labelled set (titles only) can teach their weight and
+  scraped pages' leads are mostly site furniture, which merged unrelated pages. Signatures
+  persisted by that version hold lead terms with negative weights; the index ignores them.
 - ``Signature.load(sig.dump()) == sig``.
 """
 
@@ -28,7 +30,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from watchers.rules.text import tokenize
+from watchers.rules.matcher import Analysis
+from watchers.rules.text import FieldText
 from watchers.rules.variants import _zipf
 
 __all__ = [
@@ -38,12 +41,14 @@ __all__ = [
     "STEM",
     "Exemplar",
     "Signature",
+    "lead",
     "signature",
+    "signature_from",
     "term_weight",
 ]
 
 STEM = 6
-MAX_EXEMPLARS = 6
+MAX_EXEMPLARS = 3
 # Words at least this common (zipf) carry no identity ("the", "after", "new", "says").
 _STOP_ZIPF = 5.6
 # Weight = _TOP - zipf, clamped: a word seen once in a million words weighs ~3.5, a name
@@ -54,7 +59,7 @@ _MIN = 0.4
 _NUMBER = 3.5
 _YEAR = 1.0
 _LEAD_WORDS = 40
-_LEAD_FACTOR = 0.5
+_LEAD_CHARS = 600
 _PRECISION = 3
 _YEAR_RE = re.compile(r"(?:19|20)\d\d")
 # Words that say nothing of which event it is, though wordfreq finds them rare enough:
@@ -105,6 +110,10 @@ _NUMBER_WORDS = {w: str(n) for n, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
     "nineteen", "twenty"))}
+_MONTHS = frozenset(
+    """jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june
+    july august september october november december""".split()  # noqa: SIM905
+)
 # Acting countries: the first one a headline names. Demonyms read as their country.
 _ACTORS: dict[str, str] = {}
 for _country, _names in {
@@ -178,37 +187,47 @@ def _word(key: str, norm: str) -> tuple[str, float, str | None, str | None]:
             _ACTORS.get(key) or _ACTORS.get(norm))
 
 
-def _terms(text: str, factor: float, into: dict[str, float], limit: int | None = None,
-           marks: bool = False) -> None:
+def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> None:
+    keys = ft.keys
+    if not keys:
+        return
+    norms = ft.norms
+    pos, last = ft.pos, ft.last
+    n = len(keys) if limit is None else min(limit, len(keys))
     actor = False
     inside = (-1, -1)  # positions of the current compound's parts after its first
-    for n, tok in enumerate(tokenize(text)):
-        if limit is not None and n >= limit:
-            break
-        if tok.last != tok.pos:
+    word = _word
+    for i in range(n):
+        p, q = pos[i], last[i]
+        if q != p:
             # A hyphenated compound: its parts follow and stand for it. Counting the joined
             # form too would make "covid19" the rarest term of every COVID-19 headline.
-            inside = (tok.pos + 1, tok.last)
+            inside = (p + 1, q)
             continue
-        if inside[0] <= tok.pos <= inside[1] and tok.key.isdigit():
+        key = keys[i]
+        if inside[0] <= p <= inside[1] and key.isdigit():
             # A number after a hyphen names something ("COVID-19", "F-35"); it is not a count.
             continue
-        stem, w, event, country = _word(tok.key, tok.norm)
-        if marks:
-            if event is not None:
-                into[EVENT_MARK + event] = 0.0
-            if country is not None and not actor:
-                into[ACTOR_MARK + country] = 0.0
-                actor = True
-        if not w:
-            continue
-        if factor != 1.0:
-            # A lead-only term is stored negated: the title must carry part of the evidence.
-            w = -round(w * factor, _PRECISION)
-            if stem not in into or (into[stem] < 0 and into[stem] > w):
-                into[stem] = w
-        elif into.get(stem, 0.0) < w:
+        stem, w, event, country = word(key, norms[i])
+        if w == _NUMBER and i and keys[i - 1] in _MONTHS:
+            # "Jan. 6", "July 4": a date names a day, not a count; it weighs as a year.
+            w = _YEAR
+        if event is not None:
+            into[EVENT_MARK + event] = 0.0
+        if country is not None and not actor:
+            into[ACTOR_MARK + country] = 0.0
+            actor = True
+        if w and into.get(stem, 0.0) < w:
             into[stem] = w
+
+
+def lead(text: str) -> str:
+    """The part of ``text`` a signature reads: cut at a space before :data:`_LEAD_CHARS`, so
+    no word is cut in two and tokenising the cut text gives the whole text's first tokens."""
+    if len(text) <= _LEAD_CHARS:
+        return text
+    cut = text.rfind(" ", 0, _LEAD_CHARS + 1)
+    return text[:cut] if cut > 0 else text[:_LEAD_CHARS]
 
 
 @dataclass(frozen=True)
@@ -259,13 +278,23 @@ def _exemplar(weights: Mapping[str, float]) -> Exemplar:
     return tuple(sorted(weights.items()))
 
 
-def signature(title: str, text: str = "") -> Signature:
-    """The signature of an article: its title's terms, and its lead's at half weight."""
+def _signature(title: FieldText, text: str) -> Signature:
     weights: dict[str, float] = {}
-    # The title first, so a word in both is a title term at full weight.
-    _terms(title, 1.0, weights, marks=True)
-    if text:
-        _terms(text[:600], _LEAD_FACTOR, weights, limit=_LEAD_WORDS)
+    if title.keys:
+        _terms(title, weights)
+    elif text:
+        # No title (some feeds): the lead's first words stand for it.
+        _terms(FieldText.of(lead(text)), weights, limit=_LEAD_WORDS)
     ex = _exemplar(weights)
     return Signature((ex,) if ex else ())
 
+
+def signature(title: str, text: str = "") -> Signature:
+    """The signature of an article: its title's terms (its lead's only when it has no title)."""
+    return _signature(FieldText.of(title), text)
+
+
+def signature_from(analysis: Analysis) -> Signature:
+    """:func:`signature` of the analysed article, from the title tokens the rule matcher made
+    (``analysis.field("title")``): the same result without tokenising the title again."""
+    return _signature(analysis.field("title"), analysis.article.text)

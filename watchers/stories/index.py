@@ -1,11 +1,15 @@
 """Live stories within a time window, and the decision whether an article joins one.
 
-The decision: the article's rarest terms find candidate stories through posting lists (most
-recently active first); each candidate is scored by its closest exemplar (weighted Dice of the
-terms, over :data:`_DICE`), which must share at least :data:`_MIN_COMMON` terms, two of them in
-both titles, and must not name another kind of event or another acting country; the founder's
-own score must reach :data:`_FOUNDER`, so a saga cannot chain from event to event. The best
-candidate scoring at least 1 (a little more beyond :data:`_NEAR`) wins; none: a new story.
+The decision: the article's rarest title terms find candidate stories through posting lists
+(most recently active first); each of the few best candidates is scored by a pair scorer, a
+logistic regression over :func:`features` (weighted overlap of the titles, shared rare names,
+shared and conflicting counts, the same kind of event, the hours between them, ...) learnt on
+the even half of the labelled set by ``bench/stories_train.py`` and shipped as constants. An
+article joins the story whose closest exemplar it matches best, if that log-odds reaches
+:data:`_JOIN` and its log-odds against the story's founder reaches :data:`_FOUNDER` (so a
+saga cannot chain from event to event); none: a new story. Pairs sharing fewer than
+:data:`_MIN_TITLE` title terms, naming other kinds of event or other acting countries are
+never one story.
 
 Invariants:
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -33,35 +38,57 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 
-from watchers.stories.features import ACTOR_MARK, EVENT_MARK, Exemplar, Signature
+from watchers.stories.features import (
+    ACTOR_MARK,
+    EVENT_MARK,
+    MAX_EXEMPLARS,
+    Exemplar,
+    Signature,
+)
 
-__all__ = ["DEFAULT_WINDOW", "StoryIndex", "same_story_score", "story_id_for"]
+__all__ = [
+    "DEFAULT_WINDOW",
+    "FEATURES",
+    "StoryIndex",
+    "features",
+    "same_story_score",
+    "story_id_for",
+]
 
 DEFAULT_WINDOW = timedelta(hours=48)
 
 # Candidate search bounds (see the module invariants).
-_LOOKUP_TERMS = 6
-_POSTING_SCAN = 32
-_SCORED = 8
+_LOOKUP_TERMS = 4
+_POSTING_SCAN = 8
+_SCORED = 4
 # Terms lighter than this are not looked up: they would only find stories by grammar.
 _INDEX_MIN = 1.0
 
-# The decision (tuned on the even half of the labelled set; see bench/stories_eval.py).
-# Weighted Dice coefficient of the two exemplars' terms (shared weight over mean weight).
-_DICE = 0.33
-# Beyond this gap between the article and a story's nearest article the bar is raised.
-_NEAR = timedelta(hours=24)
-_FAR_PENALTY = 0.1
-# Every article must also be this close to the story's founder: single link over the exemplars
-# alone lets a saga chain from one event to the next ("missing" → "reappears" → "video call").
-_FOUNDER = 0.6
-# What the same kind of event, however worded, adds to the shared weight.
-_EVENT_W = 1.5
-# Terms both titles name (not only their leads).
+# What features() reads in term weights (see watchers.stories.features).
+_NUMBER_W = 3.5
+_RARE_W = 4.0
+_MAX_W = 6.0
+
+# The pair scorer: logistic regression over features(), learnt on the even half of the labelled
+# set by bench/stories_train.py (which prints these lines).
+_BIAS = -1.883
+_COEF: tuple[float, ...] = (2.017, 3.034, 0.183, 0.807, -0.241, -0.729, 1.387,
+         -0.275, 1.488, 0.000, 0.000, -0.760, -0.274)
+# The decision, in log-odds: the article must reach _FOUNDER against the story's first
+# article (no chaining from event to event) and _JOIN against its closest exemplar.
+_FOUNDER = -1.0
+_JOIN = 1.0
+# Exemplars a story keeps: its founder and its most recent articles.
+_EXEMPLARS = MAX_EXEMPLARS
+# Never one story: another kind of event or another acting country (the veto), or fewer
+# title terms in common than _MIN_TITLE (one shared name is a topic, not an event).
+_VETO = True
 _MIN_TITLE = 2
-# Terms in common (the kind of event counts as one): one or two is a topic ("Omicron",
-# "Peng Shuai"), not an event.
-_MIN_COMMON = 3
+# Whether lead-only terms (negative weights, in signatures persisted by an earlier version)
+# count as evidence. They do not: see watchers.stories.features.
+_LEAD = False
+# The log-odds of a pair that can never be one story.
+_NEVER = -100.0
 
 
 def story_id_for(article_id: str) -> str:
@@ -72,62 +99,165 @@ def story_id_for(article_id: str) -> str:
 class _Ex:
     """One exemplar, ready to compare: weighted terms, their total, and its marks."""
 
-    __slots__ = ("actors", "events", "title", "total", "weights")
+    __slots__ = ("actors", "events", "numbers", "order", "title", "total", "weights")
 
     def __init__(self, exemplar: Exemplar) -> None:
         weights: dict[str, float] = {}
         title: list[str] = []
         events: list[str] = []
         actors: list[str] = []
+        numbers: list[str] = []
         for t, w in exemplar:
             if w > 0:
                 weights[t] = w
                 title.append(t)
+                if t[0].isdigit() and w >= _NUMBER_W:
+                    numbers.append(t)
             elif w:
-                weights[t] = -w
+                if _LEAD:
+                    weights[t] = -w
             elif t[0] == EVENT_MARK:
                 events.append(t)
             elif t[0] == ACTOR_MARK:
                 actors.append(t)
         self.weights = weights
         self.title = frozenset(title)
-        self.total = sum(weights.values())
+        self.total = sum(weights.values()) or 1.0
         self.events = frozenset(events)
         self.actors = frozenset(actors)
+        self.numbers = frozenset(numbers)
+        # Title terms, heaviest first: what the other side must name to tell the same event.
+        self.order = tuple(sorted(title, key=lambda t: -weights[t]))
 
 
-def _score(a: _Ex, b: _Ex) -> float:
-    if len(a.weights) > len(b.weights):
-        a, b = b, a
+# Feature names, in the order :func:`features` returns them and :data:`_COEF` weighs them.
+FEATURES = (
+    "dice",          # weighted Dice of all terms (lead terms at half weight)
+    "containment",   # shared weight over the lighter side's total
+    "shared",        # log(1 + shared weight): absolute evidence
+    "title_common",  # terms both titles name (capped)
+    "rare_common",   # shared terms rarer than a common name (capped)
+    "top_missing",   # heaviest title term of either side the other lacks (over _MAX_W)
+    "num_shared",    # a count or amount both name
+    "num_conflict",  # both name counts, none the same
+    "event_agree",   # the same kind of event
+    "event_conflict",  # different kinds of event
+    "actor_conflict",  # different acting countries
+    "gap",           # log(1 + hours between the two)
+    "length_ratio",  # fewer terms over more terms
+)
+
+
+_EVENT_CONFLICT = FEATURES.index("event_conflict")
+_ACTOR_CONFLICT = FEATURES.index("actor_conflict")
+
+
+def features(a: _Ex, b: _Ex, gap_hours: float) -> tuple[float, ...]:
+    """The pair's evidence for and against one event (see :data:`FEATURES`)."""
+    aw, bw = a.weights, b.weights
     shared = 0.0
-    common = 0
-    other = b.weights
-    for t, w in a.weights.items():
-        v = other.get(t)
-        if v is not None:
-            shared += w if w < v else v
-            common += 1
-    if a.events & b.events:
-        # The same kind of event however it is worded ("plunges" / "drops") is one more
-        # thing in common.
-        shared += _EVENT_W
-        common += 1
-    if common < _MIN_COMMON:
-        return 0.0
-    if _MIN_TITLE and len(a.title & b.title) < _MIN_TITLE:
-        # Leads share a page's furniture and a topic's vocabulary; titles name the event.
-        return 0.0
-    # Different kinds of event, or different acting countries: never one story.
-    if a.events and b.events and not (a.events & b.events):
-        return 0.0
-    if a.actors and b.actors and not (a.actors & b.actors):
-        return 0.0
-    return 2.0 * shared / (a.total + b.total) / _DICE
+    rare = 0
+    for t in aw.keys() & bw.keys():
+        w, v = aw[t], bw[t]
+        m = w if w < v else v
+        shared += m
+        if m >= _RARE_W:
+            rare += 1
+    top = 0.0
+    for t in a.order:
+        if t not in bw:
+            top = aw[t]
+            break
+    for t in b.order:
+        if t not in aw:
+            if bw[t] > top:
+                top = bw[t]
+            break
+    ea, eb = a.events, b.events
+    agree = 1.0 if ea & eb else 0.0
+    na, nb = a.numbers, b.numbers
+    num_shared = 1.0 if na & nb else 0.0
+    la, lb = len(aw), len(bw)
+    return (
+        2.0 * shared / (a.total + b.total),
+        shared / min(a.total, b.total),
+        math.log1p(shared),
+        float(min(len(a.title & b.title), 6)),
+        float(min(rare, 4)),
+        top / _MAX_W,
+        num_shared,
+        1.0 if na and nb and not num_shared else 0.0,
+        agree,
+        1.0 if ea and eb and not agree else 0.0,
+        1.0 if a.actors and b.actors and not (a.actors & b.actors) else 0.0,
+        math.log1p(gap_hours),
+        (la / lb if la < lb else lb / la) if la and lb else 0.0,
+    )
 
 
-def same_story_score(a: Exemplar, b: Exemplar) -> float:
-    """How strongly two exemplars report one event; >= 1 means the same story."""
-    return _score(_Ex(a), _Ex(b))
+def _logit(a: _Ex, b: _Ex, gap_hours: float) -> float:
+    """``_BIAS + _COEF · features(a, b, gap_hours)``, or :data:`_NEVER` for a pair that can
+    never be one story; written out because it runs for every candidate of every article
+    (tests check it against :func:`features`)."""
+    if len(a.title & b.title) < _MIN_TITLE:
+        # One shared name is a topic ("Ukraine", "Omicron"), not an event.
+        return _NEVER
+    ea, eb = a.events, b.events
+    agree = not ea.isdisjoint(eb)
+    if _VETO and ((ea and eb and not agree)
+                  or (a.actors and b.actors and a.actors.isdisjoint(b.actors))):
+        # Another kind of event or another acting country: never one story, however many
+        # names they share ("Andersson elected" / "Andersson resigns").
+        return _NEVER
+    aw, bw = a.weights, b.weights
+    shared = 0.0
+    rare = 0
+    for t in aw.keys() & bw.keys():
+        w, v = aw[t], bw[t]
+        m = w if w < v else v
+        shared += m
+        if m >= _RARE_W:
+            rare += 1
+    top = 0.0
+    for t in a.order:
+        if t not in bw:
+            top = aw[t]
+            break
+    for t in b.order:
+        if t not in aw:
+            if bw[t] > top:
+                top = bw[t]
+            break
+    na, nb = a.numbers, b.numbers
+    num_shared = not na.isdisjoint(nb)
+    la, lb = len(aw), len(bw)
+    c = _COEF
+    z = (_BIAS + c[0] * 2.0 * shared / (a.total + b.total)
+         + c[1] * shared / min(a.total, b.total)
+         + c[2] * math.log1p(shared)
+         + c[3] * min(len(a.title & b.title), 6)
+         + c[4] * min(rare, 4)
+         + c[5] * top / _MAX_W
+         + c[11] * math.log1p(gap_hours)
+         + c[12] * ((la / lb if la < lb else lb / la) if la and lb else 0.0))
+    if num_shared:
+        z += c[6]
+    elif na and nb:
+        z += c[7]
+    if agree:
+        z += c[8]
+    if not _VETO:
+        if ea and eb and not agree:
+            z += c[9]
+        if a.actors and b.actors and a.actors.isdisjoint(b.actors):
+            z += c[10]
+    return z
+
+
+def same_story_score(a: Exemplar, b: Exemplar, gap: timedelta = timedelta(0)) -> float:
+    """How strongly two exemplars report one event: the learnt log-odds over the bar to join a
+    story's founder; >= 0 means the same story."""
+    return _logit(_Ex(a), _Ex(b), abs(gap.total_seconds()) / 3600.0) - _FOUNDER
 
 
 @dataclass
@@ -174,7 +304,7 @@ class StoryIndex:
                     self._add(sid, sig, when, when, (outlet,), size=1, ready=mine)
                     return sid, True
                 best = sid  # the same article again: it belongs where it started
-            self._join(best, sig, when, outlet)
+            self._join(best, sig, when, outlet, mine)
             return best, False
 
     def story_signature(self, story_id: str) -> Signature | None:
@@ -217,13 +347,10 @@ class StoryIndex:
     def _best(self, mine: list[_Ex], when: datetime) -> str | None:
         if not mine:
             return None
-        weights: dict[str, float] = {}
-        for ex in mine:
-            for t, w in ex.weights.items():
-                if w > weights.get(t, 0.0):
-                    weights[t] = w
-        lookup = heapq.nlargest(_LOOKUP_TERMS, (t for t, w in weights.items() if w >= _INDEX_MIN),
-                                key=lambda t: (weights[t], t))
+        a = mine[0]
+        weights = a.weights
+        lookup = [t for _, t in sorted(((w, t) for t, w in weights.items() if w >= _INDEX_MIN),
+                                       reverse=True)[:_LOOKUP_TERMS]]
         # Candidates: the stories that most of the article's rarest terms find, counted at C
         # speed; the exact score is computed for the few best only.
         found: Counter[str] = Counter()
@@ -234,23 +361,24 @@ class StoryIndex:
                 found.update(islice(reversed(ids), _POSTING_SCAN))
         if not found:
             return None
-        best, best_score = None, 1.0
+        best, best_score = None, _JOIN
         window = self.window
         for sid, _ in found.most_common(_SCORED):
             st = self._stories[sid]
             if when < st.first - window or when > st.last + window:
                 continue
-            gap = st.first - when if when < st.first else max(timedelta(0), when - st.last)
-            bar = 1.0 + (_FAR_PENALTY if gap > _NEAR else 0.0)
-            if len(mine) == 1:
-                a = mine[0]
-                per = [_score(a, b) for b in st.exemplars]
-            else:
-                per = [max(_score(a, b) for a in mine) for b in st.exemplars]
-            score = max(per)
-            if score < bar or per[0] < _FOUNDER:
+            exs = st.exemplars
+            founder = _logit(a, exs[0], abs((when - st.first).total_seconds()) / 3600.0)
+            if founder < _FOUNDER:
                 continue
-            if best is not None and (score, sid) <= (best_score, best):
+            score = founder
+            if len(exs) > 1:
+                gap = abs((when - st.last).total_seconds()) / 3600.0
+                for b in exs[1:]:
+                    z = _logit(a, b, gap)
+                    if z > score:
+                        score = z
+            if score < best_score or (best is not None and (score, sid) <= (best_score, best)):
                 continue
             best, best_score = sid, score
         return best
@@ -261,14 +389,17 @@ class StoryIndex:
                     first, last,
                     {o for o in outlets if o}, size)
         self._stories[sid] = st
-        for t in sig.terms():
-            self._postings.setdefault(t, {})[sid] = None
+        postings = self._postings
+        for ex in st.exemplars:
+            for t in ex.weights:
+                postings.setdefault(t, {})[sid] = None
         heapq.heappush(self._expiry, (last, sid))
 
-    def _join(self, sid: str, sig: Signature, when: datetime, outlet: str) -> None:
+    def _join(self, sid: str, sig: Signature, when: datetime, outlet: str,
+              mine: list[_Ex]) -> None:
         st = self._stories[sid]
         old = st.sig.exemplars
-        st.sig = st.sig.merged(sig)
+        st.sig = st.sig.merged(sig, _EXEMPLARS)
         new = st.sig.exemplars
         st.size += 1
         if outlet:
@@ -281,25 +412,25 @@ class StoryIndex:
         if new == old:
             return
         ready = dict(zip(old, st.exemplars, strict=True))
+        ready.update(zip(sig.exemplars, mine, strict=True))
         st.exemplars = [ready.get(ex) or _Ex(ex) for ex in new]
         kept = set(new)
         postings = self._postings
-        dropped = [ex for ex in old if ex not in kept]
+        dropped = [e for ex, e in ready.items() if ex in old and ex not in kept]
         if dropped:
             remaining = {t for e in st.exemplars for t in e.weights}
-            for ex in dropped:
-                for t, _ in ex:
+            for e in dropped:
+                for t in e.weights:
                     if t not in remaining:
                         self._unpost(t, sid)
-        for ex in new:
-            if ex in ready:
+        for ex, e in zip(new, st.exemplars, strict=True):
+            if ex in old:
                 continue
-            for t, w in ex:
-                if w:
-                    # Moved to the end: lookups scan the most recently active stories first.
-                    ids = postings.setdefault(t, {})
-                    ids.pop(sid, None)
-                    ids[sid] = None
+            for t in e.weights:
+                # Moved to the end: lookups scan the most recently active stories first.
+                ids = postings.setdefault(t, {})
+                ids.pop(sid, None)
+                ids[sid] = None
 
     def _unpost(self, term: str, sid: str) -> None:
         ids = self._postings.get(term)
@@ -310,5 +441,5 @@ class StoryIndex:
 
     def _drop(self, sid: str) -> None:
         st = self._stories.pop(sid)
-        for t in st.sig.terms():
+        for t in {t for e in st.exemplars for t in e.weights}:
             self._unpost(t, sid)

@@ -141,3 +141,11 @@ class ScheduleMixin:
             "WHERE m.rule = ? AND m.matched_at >= ? GROUP BY coalesce(a.story_id, a.id) "
             "ORDER BY n DESC, max(m.matched_at) DESC LIMIT ?", (rule, iso(since), limit))
         return [(str(h), int(n)) for h, n in rows]
+
+    async def rule_times(self, rule: str, since: datetime) -> list[datetime]:
+        """When the articles a rule matched were published (else fetched), since ``since``,
+        oldest first: what a trend counts."""
+        rows = await self._db.fetchall(
+            "SELECT a.sort_at FROM matches m JOIN articles a ON a.id = m.article_id "
+            "WHERE m.rule = ? AND a.sort_at >= ? ORDER BY a.sort_at", (rule, iso(since)))
+        return [d for (v,) in rows if (d := dt(v)) is not None]
