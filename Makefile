@@ -47,6 +47,8 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	$(PY) bench/stories_ingest.py
 	@echo "== story replay: messages per story, 10,037 Reddit headlines to the Discord emulator"
 	$(PY) bench/stories_replay.py
+	@echo "== quiet channels: the busiest day, immediate vs max_per_hour = 5 vs hourly digest"
+	$(PY) bench/quiet_replay.py
 	@echo "== longest event-loop stall under heavy work"
 	$(PY) bench/loop_stall.py
 

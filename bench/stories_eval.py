@@ -1,10 +1,11 @@
 """Quality of story clustering on the labelled Reddit set (printed, never asserted).
 
 ``tests/data/stories/reddit_labelled.jsonl`` holds articles with a gold ``story`` label. The set
-is split by a hash of the label: the *even* half is what the thresholds were tuned on, the *odd*
-half is held out. Each half (and the whole) is clustered on its own, through
-:func:`watchers.stories.cluster`, and scored pairwise and B-cubed. For comparison, on the same
-items (all single-link within a time window, as an incremental clusterer would see them):
+is split by a hash of the label: the *even* half is what the pair scorer was learnt on
+(``bench/stories_train.py``), the *odd* half is held out. Each half (and the whole) is
+clustered on its own, through :func:`watchers.stories.cluster`, and scored pairwise and
+B-cubed. For comparison, on the same items (all single-link within a time window, as an
+incremental clusterer would see them):
 
 - naive: rapidfuzz ``fuzz.ratio`` of the lower-cased titles >= 70 within 3 days;
 - jaccard: word-set Jaccard of the folded titles >= t within 48h, the best any MinHash/LSH
@@ -14,7 +15,7 @@ items (all single-link within a time window, as an incremental clusterer would s
 
 For the alternatives every threshold is tried and the one best on the even half is reported.
 
-    .venv/bin/python bench/stories_eval.py [--file PATH] [--errors]
+    .venv/bin/python bench/stories_eval.py [--file PATH] [--errors] [--sanity]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,12 +160,41 @@ def errors(items: list[StoryInput], gold: dict[str, str]) -> None:
                 print(f"    {pred[i][:8]} {by_id[i].date:%m-%d %H:%M} {by_id[i].title[:90]}")
 
 
+CORPORA = REPO.parent / "shared" / "corpora" / "articles"
+
+
+def sanity() -> None:
+    """Absurd merges: every corpus clustered whole (undated articles all at one instant, so
+    everything is in one window: the worst case), with the largest stories' headlines."""
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    for path in sorted(CORPORA.glob("*.jsonl")):
+        items = []
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh):
+                r = json.loads(line)
+                d = datetime.fromisoformat(r["date"]) if r.get("date") else epoch
+                d = d if d.tzinfo else d.replace(tzinfo=UTC)
+                items.append(StoryInput(r["id"], r.get("title") or "", r.get("text") or "",
+                                        r.get("url"), d + timedelta(microseconds=n),
+                                        r.get("domain") or r.get("source") or ""))
+        stories = sorted(cluster(items), key=lambda s: -len(s.ids))
+        multi = [s for s in stories if len(s.ids) > 1]
+        print(f"\n{path.name}: {len(items)} articles -> {len(stories)} stories, "
+              f"{len(multi)} of 2+ ({sum(len(s.ids) for s in multi)} articles), "
+              f"largest {len(stories[0].ids) if stories else 0}")
+        by_id = {it.id: it for it in items}
+        for s in multi[:5]:
+            print(f"  {len(s.ids):3} | " + " | ".join(by_id[i].title[:60] for i in s.ids[:4]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--file", type=Path, default=LABELLED)
     ap.add_argument("--errors", action="store_true",
                     help="list wrong merges and misses (even half)")
     ap.add_argument("--no-alternatives", action="store_true")
+    ap.add_argument("--sanity", action="store_true",
+                    help="also cluster every ../shared/corpora article file and show the largest")
     args = ap.parse_args()
     if not args.file.is_file():
         raise SystemExit(f"no labelled set at {args.file}")
@@ -182,6 +212,8 @@ def main() -> None:
         report(f"rapidfuzz token_set_ratio >= {tt} within 48h", token_set(tt), parts, gold)
     if args.errors:
         errors(parts[0][1], gold)
+    if args.sanity:
+        sanity()
 
 
 if __name__ == "__main__":

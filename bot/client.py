@@ -27,7 +27,8 @@ __all__ = ["EXTENSIONS", "NewsBot", "point_at", "run_discord"]
 
 log = logging.getLogger("newswatch")
 
-EXTENSIONS = ("bot.exts.admin", "bot.exts.lookup", "bot.exts.rules", "bot.exts.sources")
+EXTENSIONS = ("bot.exts.admin", "bot.exts.lookup", "bot.exts.rules", "bot.exts.sources",
+              "bot.exts.trend")
 
 
 def point_at(api_base: str | None, gateway_url: str | None) -> None:

@@ -1,20 +1,23 @@
 """ConsoleSink: alerts as readable cards in a terminal, for running without Discord.
 
 A terminal cannot edit what it printed, so a story's later articles are compact lines printed
-under the feed as they come ("↳ also reported by …"), never a second card.
+under the feed as they come ("↳ also reported by …"), never a second card. A digest (what a
+route kept for later) is one compact block: a heading that says why, then a line per story
+grouped by rule, newest first.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TextIO
 
-from watchers.delivery import Alert, StoryUpdate, StoryView, UpdateResult
+from watchers.delivery import Alert, Digest, DigestItem, StoryUpdate, StoryView, UpdateResult
 from watchers.models import Highlight
 from watchers.snippet import Run, snippet_runs, title_runs
 
-__all__ = ["ConsoleSink", "render_card", "render_update"]
+__all__ = ["ConsoleSink", "render_card", "render_digest", "render_update"]
 
 _SEVERITY_COLOUR = {"info": "36", "low": "34", "medium": "33", "high": "35", "critical": "31"}
 
@@ -89,6 +92,51 @@ def render_update(update: StoryUpdate) -> str:
     return line
 
 
+_WHY = {"digest": "digest", "quiet hours": "quiet hours digest", "cap": "past the hourly cap"}
+_SEVERITIES = list(_SEVERITY_COLOUR)  # mildest first
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _newest(item: DigestItem) -> datetime:
+    return item.newest or item.article.published or item.article.fetched_at or _EPOCH
+
+
+def render_digest(digest: Digest, *, ansi: bool = False, width: int = 78) -> str:
+    """A digest as a block: "≡ digest for alerts · 3 stories · 4 articles · since …", then
+    each rule (an item under its most severe rule) with its stories, newest first."""
+    since = digest.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    why = _WHY.get(digest.reason, digest.reason)
+    stories = f"{digest.stories} {'story' if digest.stories == 1 else 'stories'}"
+    articles = f"{digest.articles} article{'' if digest.articles == 1 else 's'}"
+    head = f"≡ {why} for {digest.route} · {stories} · {articles} · since {since}"
+    bar = "═" * width
+    if ansi:
+        head, bar = f"\x1b[1m{head}\x1b[0m", f"\x1b[2m{bar}\x1b[0m"
+    groups: dict[str, list[DigestItem]] = {}
+    for item in sorted(digest.items, key=_newest, reverse=True):
+        lead = max(item.rules, default=None, key=lambda r: _SEVERITIES.index(r.severity)
+                   if r.severity in _SEVERITIES else 2)
+        groups.setdefault(f"{lead.name} [{lead.severity}]" if lead else "other", []).append(item)
+    lines = [bar, head]
+    for name, items in groups.items():
+        lines.append(f"  {name}")
+        for item in items:
+            art = item.article
+            extra = []
+            n_outlets = len(item.story.outlets) if item.story is not None else 1
+            n_articles = max(item.story.articles if item.story is not None else 0,
+                             item.articles)
+            if n_outlets > 1:
+                extra.append(f"{n_outlets} outlets")
+            if n_articles > n_outlets:
+                extra.append(f"{n_articles} articles")
+            tail = "".join(f" · {x}" for x in extra)
+            lines.append(f"    • {art.title} — {art.source or 'unknown source'}{tail}")
+            if art.url:
+                lines.append(f"      {art.url}")
+    return "\n".join(lines)
+
+
 class ConsoleSink:
     """Prints each alert as a card. Every route can share one ConsoleSink."""
 
@@ -106,6 +154,11 @@ class ConsoleSink:
         """A later article of a story already shown: one line, not a new card."""
         print(render_update(update), file=self.stream, flush=True)
         return UpdateResult(message_id=update.message_id, thread_id=update.thread_id)
+
+    async def digest(self, digest: Digest) -> str | None:
+        """What a route kept for later, as one block."""
+        print(render_digest(digest, ansi=self.ansi), file=self.stream, flush=True)
+        return f"console-digest-{digest.id}"
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None
                      ) -> str | None:

@@ -11,13 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import discord
 
-from watchers.config import format_duration
-from watchers.delivery import Alert, DeliveryStatus, StoryUpdate, StoryView
+from watchers.config import RuleConfig, format_duration
+from watchers.delivery import (
+    Alert,
+    DeliveryStatus,
+    Digest,
+    DigestItem,
+    StoryUpdate,
+    StoryView,
+)
 from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
 from watchers.models import Article, Highlight, Match
 from watchers.snippet import Run, snippet_runs, title_runs
@@ -30,6 +37,10 @@ __all__ = [
     "alert_message",
     "article_embed",
     "delivery_embed",
+    "digest_groups",
+    "digest_line",
+    "digest_messages",
+    "digest_title",
     "escalation_line",
     "escape",
     "group_results",
@@ -561,7 +572,32 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
     if st.waiting:
         embed.add_field(name=f"Waiting for more outlets ({len(st.waiting)})", inline=False,
                         value=_waiting_text(st))
+    schedule = _schedule_text(st)
+    if schedule:
+        embed.add_field(name="Kept for digests", value=schedule, inline=False)
     return _fit(embed)
+
+
+def _schedule_text(st: DeliveryStatus) -> str | None:
+    """One line per route that keeps alerts or posts digests: how many alerts wait and when
+    the next digest goes out ("`briefing` · 12 kept · next digest <time>")."""
+    lines: list[str] = []
+    for route in sorted({*st.scheduled, *st.next_digest}):
+        count, due = st.scheduled.get(route, (0, None))
+        nxt = min((d for d in (due, st.next_digest.get(route)) if d is not None), default=None)
+        when = f"next digest {_when(nxt, 'R')} ({_when(nxt, 't')})" if nxt else "no digest due"
+        lines.append(f"`{_code(truncate(route, 60))}` · {count} kept · {when}")
+    if not lines:
+        return None
+    shown: list[str] = []
+    size = 0
+    for i, line in enumerate(lines):
+        if size + len(line) + 1 > LIMITS["field_value"] - 20:
+            shown.append(f"… and {len(lines) - i} more")
+            break
+        shown.append(line)
+        size += len(line) + 1
+    return "\n".join(shown)
 
 
 def _waiting_text(st: DeliveryStatus) -> str:
@@ -583,3 +619,128 @@ def _waiting_text(st: DeliveryStatus) -> str:
         lines.append(truncate(line, LIMITS["field_value"] - 20))
         size += len(line) + 1
     return truncate("\n".join(lines), LIMITS["field_value"])
+
+
+# ------------------------------------------------------------------------------ digests
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _item_time(item: DigestItem) -> datetime:
+    return item.newest or item.article.published or item.article.fetched_at or _EPOCH
+
+
+def _lead_rule(item: DigestItem) -> RuleConfig | None:
+    """The rule a digest line is listed under: its most severe one (the first of equals)."""
+    if not item.rules:
+        return None
+    order = list(SEVERITY_COLOURS)
+    return max(item.rules, key=lambda r: order.index(r.severity) if r.severity in order else 2)
+
+
+def digest_groups(digest: Digest) -> list[tuple[str, list[DigestItem]]]:
+    """The digest's items grouped by rule (each under its most severe rule), newest first
+    within a group, groups in the order of their newest item."""
+    groups: dict[str, list[DigestItem]] = {}
+    for item in sorted(digest.items, key=_item_time, reverse=True):
+        lead = _lead_rule(item)
+        groups.setdefault(lead.name if lead else "", []).append(item)
+    return list(groups.items())
+
+
+def digest_line(item: DigestItem, group: str = "") -> str:
+    """One story of a digest: "• [headline](url) · DW · 3 outlets · 4 articles · 10:42", and
+    the other rules that fired ("also `kyiv`"). Article text is escaped, so it cannot ping,
+    format or add a second link; a line is never longer than one URL plus ~400 characters."""
+    art = item.article
+    parts = [masked_link(truncate(escape(art.title) or "(untitled)", 200), art.url)]
+    if art.source:
+        parts.append(truncate(escape(art.source), 60))
+    story = item.story
+    outlets = len(story.outlets) if story is not None else 1
+    articles = max(story.articles if story is not None else 0, item.articles)
+    if outlets > 1:
+        parts.append(f"{outlets} outlets")
+    if articles > max(outlets, 1):
+        parts.append(f"{articles} articles")
+    when = item.newest or art.published
+    if when is not None:
+        parts.append(_when(when, "t"))
+    others = [r.name for r in item.rules if r.name != group]
+    if others:
+        parts.append("also " + ", ".join(f"`{_code(truncate(n, 60))}`" for n in others[:3])
+                     + (f" +{len(others) - 3}" if len(others) > 3 else ""))
+    return "• " + " · ".join(parts)
+
+
+def _since(digest: Digest) -> str:
+    """When the digest's oldest item was kept, in the route's time zone."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(digest.timezone)
+    since = digest.since.astimezone(zone)
+    latest = max([since, *(_item_time(i).astimezone(zone) for i in digest.items)])
+    label = "UTC" if digest.timezone == "UTC" else since.tzname() or digest.timezone
+    if latest.date() == since.date():
+        return since.strftime(f"%H:%M {label}")  # the same day: the time says enough
+    return since.strftime(f"%d %b %H:%M {label}")
+
+
+def digest_title(digest: Digest) -> str:
+    """Why this message came now: "Digest · 12 stories · since 08:00 UTC", "Quiet hours
+    digest · …", or "… and 37 more on this route" for alerts past the hourly cap."""
+    stories = _plural(digest.stories, "story", "stories")
+    if digest.reason == "cap":
+        return f"… and {digest.articles} more on this route (past the hourly cap)"
+    if digest.reason == "quiet hours":
+        return f"Quiet hours digest · {stories} · since {_since(digest)}"
+    if digest.reason == "digest":
+        return f"Digest · {stories} · since {_since(digest)}"
+    return f"Digest ({digest.reason}) · {stories} · since {_since(digest)}"
+
+
+def digest_messages(digest: Digest) -> list[dict[str, Any]]:
+    """Keyword arguments for each message of a digest (one, or as few as Discord's limits
+    need): one embed per message whose description lists the stories grouped by rule, newest
+    first, a line each. Parts split between stories, never inside a line, and a group that
+    continues says so. Every message pings nobody. Each footer names the digest and the part
+    ("newswatch digest 42 · part 2/3"), so an earlier send of a part can be recognised.
+    No items: no messages."""
+    groups = digest_groups(digest)
+    if not groups:
+        return []
+    budget = LIMITS["description"]
+    intro = (f"Kept since {_when(digest.since, 'f')} · "
+             f"{_plural(digest.stories, 'story', 'stories')} · "
+             f"{_plural(digest.articles, 'article')}")
+    parts: list[list[str]] = []
+    current = [intro]
+    for name, items in groups:
+        label = f"**`{_code(truncate(name, 80))}`**" if name else "**other rules**"
+        in_part = started = False
+        for item in items:
+            line = digest_line(item, name)
+            add = [line] if in_part else [*([""] if current else []), label, line]
+            if len("\n".join([*current, *add])) > budget and any(
+                    x.startswith("• ") for x in current):
+                parts.append(current)
+                current = []
+                add = [f"{label} (continued)" if started else label, line]
+            current += add
+            in_part = started = True
+    parts.append(current)
+    title = digest_title(digest)
+    colour = max((i.severity for i in digest.items),
+                 key=lambda s: list(SEVERITY_COLOURS).index(s) if s in SEVERITY_COLOURS else 2)
+    out: list[dict[str, Any]] = []
+    for n, lines in enumerate(parts, start=1):
+        text = "\n".join(lines)
+        where = f" ({n}/{len(parts)})" if len(parts) > 1 else ""
+        embed = discord.Embed(title=truncate(title, LIMITS["title"] - len(where)) + where,
+                              description=text,
+                              colour=SEVERITY_COLOURS.get(colour, SEVERITY_COLOURS["medium"]))
+        part = f" · part {n}/{len(parts)}" if len(parts) > 1 else ""
+        embed.set_footer(text=truncate(f"newswatch digest {digest.id}{part} · route "
+                                       f"{digest.route}", LIMITS["footer"]))
+        out.append({"embed": embed, "allowed_mentions": _NO_PINGS})
+    return out

@@ -39,6 +39,7 @@ __all__ = [
     "NotAdmin",
     "OptionError",
     "PausedRoute",
+    "RouteName",
     "RuleName",
     "SourceName",
     "StoryId",
@@ -255,6 +256,13 @@ class PausedRoute(_Named):
 
     def names(self, engine: Engine) -> Iterable[str]:
         return engine.paused_routes()
+
+
+class RouteName(_Named):
+    """A delivery route (a name in [channels] or a rule's channel); offers them all."""
+
+    def names(self, engine: Engine) -> Iterable[str]:
+        return engine.route_names()
 
 
 # A story's id: "s" and 16 hex digits (watchers.stories.index.story_id_for). Checked here so a

@@ -15,6 +15,12 @@ posts one line in a thread started on it; neither pings anyone. An edit is idemp
 nature; a thread line carries the update's nonce like an alert. A message (or thread) a
 moderator deleted is not an error: the story is posted afresh, without pings, and its new id
 returned. Webhook targets cannot start threads, so thread mode edits there instead.
+
+Digests (:meth:`DiscordSink.digest`): what a route kept (a digest route, quiet hours, past the
+hourly cap) as one message, or as few as Discord's limits need, split between stories; none
+pings anyone. Part ``i`` carries a nonce derived from the digest's and ``i``, the same on every
+retry, so a retry after a lost answer returns the parts already posted; a webhook looks for
+them by their footer (which names the digest and the part).
 """
 
 from __future__ import annotations
@@ -33,9 +39,16 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.embeds import alert_message, story_message, thread_line, thread_name, truncate
+from bot.embeds import (
+    alert_message,
+    digest_messages,
+    story_message,
+    thread_line,
+    thread_name,
+    truncate,
+)
 from bot.logs import add_secret, redact
-from watchers.delivery import Alert, Sink, StoryUpdate, UpdateResult
+from watchers.delivery import Alert, Digest, Sink, StoryUpdate, UpdateResult
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -123,6 +136,13 @@ class _Gone(Exception):
     """The story's message (or its thread) no longer exists."""
 
 
+def _part_nonce(nonce: str, part: int) -> str:
+    # Fixed by the digest's nonce and the part's number, so every retry of a part shares it
+    # and no two parts (nor the digest's other rows) share one. 24 hex digits: inside
+    # Discord's 25 characters.
+    return hashlib.sha256(f"{nonce}:digest-part:{part}".encode()).hexdigest()[:24]
+
+
 def _repost_nonce(nonce: str) -> str:
     # The repost must not reuse the update's own nonce: in thread mode that nonce may already
     # name a line posted in the thread. Derived, so every retry of the repost shares it.
@@ -130,7 +150,7 @@ def _repost_nonce(nonce: str) -> str:
 
 
 class DiscordSink:
-    """Delivers alerts (and operational notices) to the Discord targets of their routes.
+    """Delivers alerts, digests and operational notices to the Discord targets of their routes.
 
     ``client`` is needed for channel targets (a logged-in bot); webhook targets need only the
     aiohttp ``session``. ``timeout`` bounds one attempt, discord.py's own retries included.
@@ -147,6 +167,28 @@ class DiscordSink:
     async def deliver(self, alert: Alert) -> str | None:
         return await self._send(alert.route, alert_message(alert), nonce=alert.nonce,
                                 maybe_sent=alert.maybe_sent)
+
+    async def digest(self, digest: Digest) -> str | None:
+        """Post a digest (see the module docstring); returns the id of its first message.
+
+        A part that fails after an earlier one went out makes the whole digest "maybe sent"
+        (UncertainDeliveryError): the retry then finds the posted parts (by nonce in a bot
+        channel, by footer through a webhook) instead of posting them again.
+        """
+        messages = digest_messages(digest)
+        first: str | None = None
+        for i, kwargs in enumerate(messages):
+            try:
+                sent = await self._send(digest.route, kwargs, nonce=_part_nonce(digest.nonce, i),
+                                        maybe_sent=digest.maybe_sent)
+            except TransientDeliveryError as exc:
+                if i and not isinstance(exc, UncertainDeliveryError):
+                    raise UncertainDeliveryError(
+                        f"digest part {i + 1}/{len(messages)} not sent ({exc}); the parts "
+                        "before it were", retry_after=exc.retry_after) from None
+                raise
+            first = first or sent
+        return first
 
     async def update(self, update: StoryUpdate) -> UpdateResult:
         """Show a later article of a story already posted on this route, pinging nobody.

@@ -184,6 +184,7 @@ class Digest:
     items: tuple[DigestItem, ...]
     since: datetime  # when the oldest item was written
     maybe_sent: bool = False
+    timezone: str = "UTC"  # the route's, for showing times of day
 
     @property
     def stories(self) -> int:
@@ -442,8 +443,8 @@ class DeliveryService:
     async def _expire_waiting(self) -> None:
         """Alerts that waited for corroboration longer than the story window become
         ``uncorroborated`` (looked at once a minute)."""
-        now = datetime.now(UTC)
-        if self._expired_at is not None and now - self._expired_at < timedelta(minutes=1):
+        now = self.clock.now()
+        if self._expired_at is not None and abs(now - self._expired_at) < timedelta(minutes=1):
             return
         self._expired_at = now
         n = await self.store.expire_waiting(now - self.story_window)
@@ -708,7 +709,8 @@ class DeliveryService:
 
     async def _keep_update(self, row: OutboxRow) -> bool:
         """A story update whose alert waits for a digest joins it (the digest shows the story
-        with every outlet); one whose alert went out in a digest is shown there already."""
+        with every outlet); after its alert went out in a digest, a digest route shows the
+        story again in its next digest, and a quiet-hours or cap digest keeps it quiet."""
         if row.story_id is None:
             return False
         kept = await self.store.scheduled_story_row(row.story_id, row.route)
@@ -716,8 +718,18 @@ class DeliveryService:
             return False
         if kept.state == "scheduled" and kept.scheduled_for is not None:
             await self.store.schedule(row.id, kept.scheduled_for, kept.reason or "digest")
-        else:
-            await self.store.mark_delivered(row.id, None, at=self.clock.now())
+            return True
+        cfg = self.routes(row.route) if self.routes is not None else None
+        if cfg is not None and cfg.mode == "digest":
+            # The story went out in an earlier digest: the next one shows it again, with the
+            # outlets it has gained.
+            until = next_digest(cfg, self.clock.now())
+            if until is not None:
+                await self.store.schedule(row.id, until, "digest")
+                return True
+        # Shown in a digest already (quiet hours, cap), which is no message to edit: the story
+        # stays quiet rather than pinging again.
+        await self.store.mark_delivered(row.id, None, at=self.clock.now())
         return True
 
     async def _digest(self, sink: Sink, row: OutboxRow) -> str | None:
@@ -746,9 +758,11 @@ class DeliveryService:
             since = min(since, members[0].created_at)
         if not items:
             return None
+        cfg = self.routes(row.route) if self.routes is not None else None
         digest = Digest(id=row.id, route=row.route, nonce=row.nonce, attempt=row.attempts,
                         reason=row.text or "digest", items=tuple(items), since=since,
-                        maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id))
+                        maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
+                        timezone=cfg.timezone if cfg is not None else "UTC")
         if isinstance(sink, DigestSink):
             return await sink.digest(digest)
         log.warning("route %s: its sink cannot post digests; %d stories kept for it were not "

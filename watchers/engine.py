@@ -448,10 +448,14 @@ class Engine:
                        min_count=self.config.surge.min_count)
         return replace(result, truncated=truncated)
 
+    def route_names(self) -> list[str]:
+        """Every route newswatch knows: those in [channels] and those rules name, sorted."""
+        return sorted({r.channel for r in self.watch.rules} | set(self.config.channels))
+
     async def digest_now(self, route: str) -> int:
         """Send what ``route`` keeps for a digest now (``/digest now``); returns how many alerts
         it carries. Raises NewswatchError for a route newswatch does not know."""
-        known = {r.channel for r in self.watch.rules} | set(self.config.channels)
+        known = set(self.route_names())
         if route not in known:
             raise NewswatchError(f"no route named {route!r}; known: "
                                  f"{', '.join(sorted(known)) or 'none'}")

@@ -48,7 +48,7 @@ from watchers.store.base import (
     StoryLink,
     sort_time,
 )
-from watchers.stories import DEFAULT_WINDOW, Signature, StoryIndex, signature
+from watchers.stories import DEFAULT_WINDOW, Signature, StoryIndex, signature_from
 from watchers.surge import Baseline, is_surge
 
 __all__ = ["PollReport", "WatchService"]
@@ -420,7 +420,7 @@ class WatchService:
                                           analysis=analysis)
             link = None
             if stories is not None:
-                sig = signature(seen.title, seen.text)
+                sig = signature_from(analysis)  # the matcher's own title tokens
                 when = sort_time(article)
                 story_id, _ = stories.assign(article.id, sig, when, article.source)
                 grown = stories.story_signature(story_id) or sig

@@ -61,6 +61,9 @@ type 11, needs CREATE_PUBLIC_THREADS) takes the message's id, can be posted to l
 and a second one on the same message is refused with 400 160004; posted messages are echoed
 as MESSAGE_CREATE on the gateway to clients that identified with the GUILD_MESSAGES intent;
 the first follow-up after a "thinking" defer fills in the deferred message (as on Discord);
+files uploaded with a message (multipart ``files[n]`` parts named by its ``attachments``) become
+its attachments, their bytes in ``EmuMessage.files`` by attachment id, and each request's parts
+are recorded in ``RecordedRequest.parts`` for ``validate_all()`` to check;
 unknown routes answer 404 and are listed in ``emu.unhandled``.
 
 Helpers: :func:`patched_discord_urls` (context manager), :func:`run_client` (async context
@@ -78,6 +81,7 @@ import email.policy
 import fnmatch
 import itertools
 import json
+import mimetypes
 import re
 import secrets
 import time as _time
@@ -481,6 +485,8 @@ class RecordedRequest:
     content_type: str | None
     json: Any = None  # JSON body, or the parsed payload_json of a multipart body
     form: dict[str, Any] = field(default_factory=dict)  # multipart fields (files as bytes)
+    # multipart parts in order: {"name", "filename", "content_type", "size"} (see discord_spec)
+    parts: list[dict[str, Any]] = field(default_factory=list)
     route: str | None = None  # path template, e.g. "/channels/{channel_id}/messages"
     params: dict[str, str] = field(default_factory=dict)  # path parameters
     time: float = field(default_factory=_time.monotonic)
@@ -513,6 +519,7 @@ class EmuMessage:
     embeds: list[dict[str, Any]] = field(default_factory=list)
     components: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # attachment id -> the bytes uploaded
     flags: int = 0
     allowed_mentions: dict[str, Any] | None = None
     nonce: str | int | None = None
@@ -1419,6 +1426,13 @@ class DiscordEmulator:
             for part in msg.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 payload = part.get_payload(decode=True)
+                filename = part.get_param("filename", header="content-disposition")
+                rec.parts.append({
+                    "name": None if name is None else str(name),
+                    "filename": None if filename is None else str(filename),
+                    "content_type": part.get("Content-Type"),
+                    "size": len(payload) if isinstance(payload, bytes) else 0,
+                })
                 if name == "payload_json":
                     # a non-multipart part decodes to its bytes
                     assert isinstance(payload, bytes), "payload_json part is not a leaf"
@@ -1878,21 +1892,38 @@ class DiscordEmulator:
         self._channel_messages.setdefault(msg.channel_id, []).append(msg)
         self._message_event.set()
 
+    def _uploads(self, channel_id: int, body: dict[str, Any], req: RecordedRequest | None,
+                 keep: Mapping[str, dict[str, Any]] | None = None
+                 ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+        """The attachments a message body lists: ones already on the message (``keep``, by
+        id) stay; the others are uploads, whose bytes are the request's ``files[<id>]`` part."""
+        attachments: list[dict[str, Any]] = []
+        files: dict[str, bytes] = {}
+        for i, a in enumerate(body.get("attachments") or []):
+            ref = str(a.get("id", i))
+            if keep is not None and ref in keep:
+                attachments.append(keep[ref])
+                continue
+            if req is None:
+                continue
+            fname = a.get("filename") or f"file{i}"
+            data = req.form.get(f"files[{ref}]", b"")
+            data = data if isinstance(data, bytes) else b""
+            aid = str(self.snowflake())
+            attachments.append({
+                "id": aid, "filename": fname, "size": len(data),
+                "url": f"{self.base_url}/attachments/{channel_id}/{aid}/{fname}",
+                "proxy_url": f"{self.base_url}/attachments/{channel_id}/{aid}/{fname}",
+                "content_type": mimetypes.guess_type(fname)[0] or "application/octet-stream",
+                **({"description": a["description"]} if a.get("description") else {}),
+            })
+            files[aid] = data
+        return attachments, files
+
     def _new_message(self, channel_id: int, guild_id: int | None, body: dict[str, Any],
                      req: RecordedRequest | None, **kw: Any) -> EmuMessage:
         self._check_message_body(body)
-        attachments = []
-        if req is not None:
-            for i, a in enumerate(body.get("attachments") or []):
-                fname = a.get("filename", f"file{i}")
-                data = req.form.get(f"files[{a.get('id', i)}]", b"")
-                attachments.append({
-                    "id": str(self.snowflake()), "filename": fname,
-                    "size": len(data) if isinstance(data, bytes) else 0,
-                    "url": f"{self.base_url}/attachments/{channel_id}/{fname}",
-                    "proxy_url": f"{self.base_url}/attachments/{channel_id}/{fname}",
-                    "content_type": "application/octet-stream",
-                })
+        attachments, files = self._uploads(channel_id, body, req)
         msg = EmuMessage(
             id=self.snowflake(),
             channel_id=channel_id,
@@ -1902,6 +1933,7 @@ class DiscordEmulator:
             embeds=self._normalise_embeds(body.get("embeds")),
             components=self._normalise_components(body.get("components")),
             attachments=attachments,
+            files=files,
             flags=int(body.get("flags") or 0),
             allowed_mentions=body.get("allowed_mentions"),
             nonce=body.get("nonce"),
@@ -1960,7 +1992,8 @@ class DiscordEmulator:
         _, channel = self._channel_or_404(req)
         return 200, self._message_or_404(channel.id, req.params["message_id"]).payload()
 
-    def _apply_edit(self, msg: EmuMessage, body: dict[str, Any]) -> None:
+    def _apply_edit(self, msg: EmuMessage, body: dict[str, Any],
+                    req: RecordedRequest | None = None) -> None:
         self._check_message_body(body, require_something=False)
         if "content" in body:
             msg.content = body["content"] or ""
@@ -1974,8 +2007,11 @@ class DiscordEmulator:
             keep = msg.flags & (EmuMessage.EPHEMERAL | EmuMessage.LOADING)
             msg.flags = int(body["flags"]) | keep
         if "attachments" in body:
-            msg.attachments = [a for a in msg.attachments
-                               if any(str(b.get("id")) == a["id"] for b in body["attachments"])]
+            # listed ones stay, unlisted ones go, new ids are uploads in this request
+            kept = {a["id"]: a for a in msg.attachments}
+            msg.attachments, uploaded = self._uploads(msg.channel_id, body, req, keep=kept)
+            msg.files = {k: v for k, v in msg.files.items()
+                         if any(a["id"] == k for a in msg.attachments)} | uploaded
         msg.flags &= ~EmuMessage.LOADING
         msg.edited_at = _time.time()
         msg.edits.append(dict(body))
@@ -1986,7 +2022,7 @@ class DiscordEmulator:
         msg = self._message_or_404(channel.id, req.params["message_id"])
         if msg.author.get("id") != str(self.bot_user.id) or msg.webhook_id is not None:
             raise _error(403, 50005, "Cannot edit a message authored by another user")
-        self._apply_edit(msg, req.json or {})
+        self._apply_edit(msg, req.json or {}, req)
         await self._gateway_message_event("MESSAGE_UPDATE", msg)
         return 200, msg.payload()
 
@@ -2134,7 +2170,7 @@ class DiscordEmulator:
 
     async def _edit_webhook_message(self, req: RecordedRequest) -> tuple[int, Any]:
         msg, handle = self._webhook_target(req)
-        self._apply_edit(msg, req.json or {})
+        self._apply_edit(msg, req.json or {}, req)
         await self._gateway_message_event("MESSAGE_UPDATE", msg)
         if handle is not None:
             await handle._notify()
@@ -2151,7 +2187,8 @@ class DiscordEmulator:
     # --- interactions (bot side)
 
     def _interaction_message(self, handle: InteractionHandle, body: dict[str, Any],
-                             *, loading: bool = False, source: str = "interaction") -> EmuMessage:
+                             *, loading: bool = False, source: str = "interaction",
+                             req: RecordedRequest | None = None) -> EmuMessage:
         p = handle.payload
         channel_id = int(p["channel_id"])
         guild_id = int(p["guild_id"]) if p.get("guild_id") else None
@@ -2175,7 +2212,7 @@ class DiscordEmulator:
                 author=self._bot_author(), flags=flags, source=source,
             )
         else:
-            msg = self._new_message(channel_id, guild_id, body, None, source=source)
+            msg = self._new_message(channel_id, guild_id, body, req, source=source)
         msg.type = 20 if is_command else 0
         msg.webhook_id = self.application_id
         msg.application_id = self.application_id
@@ -2201,7 +2238,7 @@ class DiscordEmulator:
         info: dict[str, Any] = {"id": str(handle.id), "type": handle.type}
         new_message: EmuMessage | None = None
         if t == 4:
-            new_message = self._interaction_message(handle, data)
+            new_message = self._interaction_message(handle, data, req=req)
         elif t == 5:
             new_message = self._interaction_message(handle, data, loading=True)
         elif t in (6, 7):
@@ -2210,7 +2247,7 @@ class DiscordEmulator:
             handle.original = handle.source_message
             handle._edits_before = len(handle.original.edits)
             if t == 7:
-                self._apply_edit(handle.original, data)
+                self._apply_edit(handle.original, data, req)
                 await self._gateway_message_event("MESSAGE_UPDATE", handle.original)
                 resource["message"] = handle.original.payload()
                 info["response_message_id"] = str(handle.original.id)
@@ -2239,13 +2276,13 @@ class DiscordEmulator:
         orig = handle.original
         if orig is not None and orig.loading and handle.callback_type == 5:
             # Discord: the first follow-up after a "thinking" defer fills in that message.
-            self._apply_edit(orig, {k: v for k, v in body.items() if k != "flags"})
+            self._apply_edit(orig, {k: v for k, v in body.items() if k != "flags"}, req)
             orig.source = "followup"
             handle.followups.append(orig)
             await self._gateway_message_event("MESSAGE_UPDATE", orig)
             await handle._notify()
             return 200, orig.payload()
-        msg = self._interaction_message(handle, body, source="followup")
+        msg = self._interaction_message(handle, body, source="followup", req=req)
         self._store_message(msg)
         handle.followups.append(msg)
         await self._gateway_message_event("MESSAGE_CREATE", msg)

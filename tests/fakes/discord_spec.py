@@ -25,7 +25,12 @@ Details
   validator whose root document carries the spec's ``components``.
 - ``SnowflakeType`` accepts integers too (discord.py sends e.g. ``allowed_mentions.users`` as
   ints, which Discord accepts).
-- Multipart bodies: validate the parsed ``payload_json`` (pass it as ``body``).
+- Multipart bodies: validate the parsed ``payload_json`` (pass it as ``body``); with the
+  request's ``parts`` (name, filename, content_type, size each, as the emulator records them)
+  the upload itself is checked by :func:`multipart_problems` against Discord's "Uploading
+  Files" rules: the operation takes ``multipart/form-data``, one ``payload_json`` part, files as
+  ``files[n]`` parts with a filename, each named by an ``attachments`` entry ``{"id": n}``, at
+  most 10 files of at most 10 MiB.
 - Query parameters are checked by name against the operation's declared parameters.
 """
 
@@ -47,6 +52,10 @@ SPEC_PATH: Path = (
 #: Documented limits missing from the spec.
 MAX_CONTENT_LENGTH = 2000
 MAX_EMBED_TOTAL_TEXT = 6000
+MAX_FILES = 10
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a server without boosts
+
+_FILE_PART = re.compile(r"files\[(\d+)\]")
 
 _API_PREFIX = re.compile(r"^/api(?:/v\d+)?(?=/)")
 
@@ -219,11 +228,13 @@ def validate_request(
     *,
     query: Mapping[str, Any] | None = None,
     content_type: str | None = None,
+    parts: Iterable[Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Problems with one request (empty list = valid).
 
     ``body`` is the parsed JSON body (for multipart requests: the parsed ``payload_json``),
-    or ``None`` when the request had no body.
+    or ``None`` when the request had no body. ``parts``: a multipart request's parts, checked
+    by :func:`multipart_problems` when ``content_type`` is multipart.
     """
     _require_spec()
     method = method.upper()
@@ -235,6 +246,8 @@ def validate_request(
     template, op = found
     label = f"{method} {template} ({op.get('operationId')})"
     problems: list[str] = []
+    if content_type and content_type.startswith("multipart/form-data"):
+        problems.extend(f"{label}: {p}" for p in multipart_problems(op, body, list(parts or [])))
 
     declared = {
         p.get("name")
@@ -271,6 +284,51 @@ def validate_request(
     return problems
 
 
+def multipart_problems(op: Mapping[str, Any], body: Any,
+                       parts: list[Mapping[str, Any]]) -> list[str]:
+    """What Discord would refuse in a multipart upload (see the module docstring): ``op`` the
+    spec operation, ``body`` the parsed ``payload_json``, ``parts`` the request's parts."""
+    problems: list[str] = []
+    content = (op.get("requestBody") or {}).get("content", {})
+    if "multipart/form-data" not in content:
+        problems.append("operation does not take multipart/form-data")
+    names = [p.get("name") for p in parts]
+    if names.count("payload_json") != 1:
+        problems.append(f"multipart: expected one payload_json part, got "
+                        f"{names.count('payload_json')}")
+    files: dict[str, Mapping[str, Any]] = {}
+    for part in parts:
+        name = part.get("name")
+        if name == "payload_json":
+            continue
+        m = _FILE_PART.fullmatch(str(name))
+        if m is None:
+            problems.append(f"multipart: unexpected part {name!r} (files go in files[n])")
+            continue
+        if m.group(1) in files:
+            problems.append(f"multipart: part {name} appears twice")
+        files[m.group(1)] = part
+        if not part.get("filename"):
+            problems.append(f"multipart: part {name} has no filename")
+        if int(part.get("size") or 0) > MAX_FILE_BYTES:
+            problems.append(f"multipart: part {name} is {part.get('size')} bytes, more than "
+                            f"{MAX_FILE_BYTES}")
+    if len(files) > MAX_FILES:
+        problems.append(f"multipart: {len(files)} files, Discord allows at most {MAX_FILES}")
+    message = body
+    if op.get("operationId") == "create_interaction_response" and isinstance(body, Mapping):
+        message = body.get("data")  # an interaction callback carries its message in "data"
+    listed = message.get("attachments") if isinstance(message, Mapping) else None
+    if body is None and files:
+        problems.append("multipart: files without a payload_json naming them in attachments")
+    ids = {str(a.get("id")) for a in listed or [] if isinstance(a, Mapping)}
+    for n in sorted(files, key=int):
+        if n not in ids:
+            problems.append(f"multipart: part files[{n}] is not named by an attachments entry "
+                            f"with id {n}")
+    return problems
+
+
 def _get(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name, default)
@@ -285,6 +343,7 @@ def validate_recorded(request: Any) -> list[str]:
         _get(request, "json"),
         query=_get(request, "query"),
         content_type=_get(request, "content_type"),
+        parts=_get(request, "parts"),
     )
 
 

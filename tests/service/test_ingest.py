@@ -137,8 +137,8 @@ s.INGEST_BATCH = 50
 # Paced, so the parent sees the poll half written and kills it between (or during) commits.
 _record_many = SqliteStore.record_many
 
-async def paced(self, records):
-    out = await _record_many(self, records)
+async def paced(self, records, **kw):
+    out = await _record_many(self, records, **kw)
     await asyncio.sleep(0.03)
     return out
 

@@ -19,6 +19,7 @@ from watchers.stories import (
     signature,
     story_id_for,
 )
+from watchers.stories.features import MAX_EXEMPLARS
 
 T0 = datetime(2022, 1, 30, 12, 0, tzinfo=UTC)
 
@@ -126,7 +127,7 @@ def test_story_signature_grows_but_stays_bounded() -> None:
     for i in range(20):
         index.assign(f"b{i}", signature(HESSEMAN[1] + f" update {i}"), T0, "y")
     sig = index.story_signature(sid)
-    assert sig is not None and 1 < len(sig.exemplars) <= 6
+    assert sig is not None and 1 < len(sig.exemplars) <= MAX_EXEMPLARS
     assert sig.exemplars[0] == signature(HESSEMAN[0]).exemplars[0]
 
 

@@ -54,8 +54,9 @@ AlertState = Literal["pending", "sending", "delivered", "retry", "rejected", "he
 OutboxKind = Literal["alert", "notice", "update", "digest", "surge"]
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")  # mildest first
 # An alert of a story on a route that still speaks for it: a later article updates it (or
-# escalates past it) instead of posting anew.
-LIVE_ALERT_STATES = ("pending", "sending", "retry", "delivered", "held")
+# escalates past it) instead of posting anew — also when it waits for, or went out in, a digest
+# (the update then joins the digest, see DeliveryService._keep_update).
+LIVE_ALERT_STATES = ("pending", "sending", "retry", "delivered", "held", "scheduled", "digested")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 A :class:`Signature` is a tuple of *exemplars*; an exemplar is one article's weighted terms
 (stem → weight). An article's signature has one exemplar; a story's keeps its first article's
 and its most recent ones (at most :data:`MAX_EXEMPLARS`), so matching a story is matching its
-closest exemplar (single link over a bounded set), and persisting one is a short JSON text.
+closest exemplar (a bounded set), and persisting one is a short JSON text.
 
 Invariants:
 
@@ -14,7 +14,9 @@ Invariants:
   ``ukraine``/``ukrainian`` do); numbers are kept whole.
 - A term's weight grows with its rarity in English (wordfreq zipf), so names and rare words
   decide; words common enough to be grammar weigh nothing and are dropped. Numbers weigh as
-  rare words (a toll, a date, a score is what tells two events apart); years weigh little.
+  rare words (a toll, an amount, a score is what tells two events apart); years and a day
+  after a month's name ("Jan. 6") weigh little.
+- :func:`signature_from` (the matcher's tokens) gives exactly what :func:`signature` gives.
 - Only the title is read (the lead stands for a missing title). Lead words were tried as
   weaker evidence, but nothing in the labelled set (titles only) can teach their weight and
   scraped pages' leads are mostly site furniture, which merged unrelated pages. Signatures

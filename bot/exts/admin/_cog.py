@@ -1,4 +1,4 @@
-"""The admin cog: /alerts status|resume, for admins only."""
+"""The admin cogs, for admins only: /alerts status|resume and /digest now."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.embeds import delivery_embed, escape, truncate
-from bot.interactions import ADMIN_PERMISSIONS, NewswatchCog, PausedRoute
+from bot.interactions import ADMIN_PERMISSIONS, NewswatchCog, PausedRoute, RouteName, answer
 from bot.logs import redact
 
 
@@ -23,7 +23,7 @@ class AdminCog(NewswatchCog, commands.GroupCog, group_name="alerts",
 
     @app_commands.command(name="status")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
-        """Alerts by state, paused destinations, rejected alerts and alerts waiting for outlets."""
+        """Alerts by state, paused destinations, rejections, waiting alerts and digest schedules."""
         embed = delivery_embed(await self.engine.delivery_status(), redact)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
@@ -42,3 +42,23 @@ class AdminCog(NewswatchCog, commands.GroupCog, group_name="alerts",
         held = await self.engine.resume_route(route)
         await interaction.response.send_message(
             f"Route **{escape(route)}** resumed; {held} held alert(s) are being sent.")
+
+
+@app_commands.default_permissions(ADMIN_PERMISSIONS)
+@app_commands.guild_only()
+class DigestCog(NewswatchCog, commands.GroupCog, group_name="digest",
+                group_description="Digests of what routes keep for later."):
+    """Send a route's pending digest now instead of at its time."""
+
+    admin_commands = True
+
+    @app_commands.command(name="now")
+    @app_commands.describe(route="the route (its name in [channels])")
+    async def now(self, interaction: discord.Interaction[Any],
+                  route: app_commands.Transform[str, RouteName]) -> None:
+        """Send what a route keeps for a digest (schedule, quiet hours or cap) now."""
+        # an unknown route raises NewswatchError, which the tree answers privately
+        n = await self.engine.digest_now(route)
+        await answer(interaction, n > 0,
+                     f"Digest for route **{escape(route)}** is being sent: {n} alert(s).",
+                     f"Nothing is waiting for a digest on route **{escape(route)}**.")

@@ -1,0 +1,161 @@
+"""``newswatch trend QUERY_OR_RULE [--since 7d] [--until DATE] [-c FILE] [--png OUT]``.
+
+A rule's (by name) or a query's matches per hour (periods up to 3 days) or per day, with each
+bucket's baseline band and surges by :mod:`watchers.surge`'s statistic — the numbers ``/trend``
+draws. Opens the database read-only (no lock: it runs beside ``newswatch run``). With ``--png``
+it writes the chart; without, it prints one line per bucket. ``--until`` moves the end of the
+period from now to a date, for history loaded with ``newswatch import``.
+
+The lookup mirrors :meth:`watchers.engine.Engine.trend` (an Engine cannot open a store
+read-only): rule match times from the store, else a budgeted search, counted by when the
+articles were published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.logs import say
+from watchers.config import Config, format_duration, load_config, parse_duration
+from watchers.errors import NewswatchError
+from watchers.surge import Trend, trend
+
+__all__ = ["add_parser", "run"]
+
+EXIT_OK, EXIT_USAGE = 0, 2
+MIN_PERIOD, MAX_PERIOD = timedelta(hours=1), timedelta(days=90)  # as /trend allows
+HOURLY_UP_TO = timedelta(days=3)  # as Engine.trend: hour buckets up to 3 days, then days
+MAX_HITS, BUDGET = 200_000, 10.0  # as Engine.trend
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``trend`` subcommand to ``newswatch``'s subparsers."""
+    sp = subparsers.add_parser(
+        "trend", help="a rule's or a query's matches over time, as a table or a PNG chart",
+        description="Count the stored articles a rule (by name) or a query matched, per hour "
+                    "(periods up to 3d) or per day, by publication time in UTC, with each "
+                    "bucket's usual range (mean ± std of its baseline) and the surges. Reads "
+                    "the database without locking it.")
+    sp.add_argument("what", metavar="QUERY_OR_RULE")
+    sp.add_argument("-c", "--config", metavar="FILE",
+                    help="config file (default: config.toml, else config.example.toml)")
+    sp.add_argument("--since", metavar="DURATION", default="7d",
+                    help="how far back from the end, 1h to 90d (default 7d)")
+    sp.add_argument("--until", metavar="DATE",
+                    help="end of the period, ISO 8601 (UTC without an offset; default now)")
+    sp.add_argument("--png", metavar="FILE", help="write the chart to FILE instead of a table")
+    sp.set_defaults(func=run)
+
+
+def _config(arg: str | None) -> Config:
+    if arg:
+        return load_config(Path(arg))
+    for candidate in ("config.toml", "config.example.toml"):
+        if Path(candidate).is_file():
+            return load_config(Path(candidate))
+    return load_config(Path("config.toml"))
+
+
+def _period(value: str) -> timedelta:
+    try:
+        period = parse_duration(value)
+    except ValueError as exc:
+        raise _Usage(f"--since: {exc}") from None
+    if not MIN_PERIOD <= period <= MAX_PERIOD:
+        raise _Usage(f"--since: {format_duration(period)} is out of range; use "
+                     f"{format_duration(MIN_PERIOD)} to {format_duration(MAX_PERIOD)}")
+    return period
+
+
+def _until(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _Usage(f"--until: {value!r} is not an ISO 8601 date (e.g. 2022-03-01 or "
+                     "2022-03-01T12:00)") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+class _Usage(ValueError):
+    pass
+
+
+async def _trend(cfg: Config, what: str, since: timedelta, until: datetime) -> Trend:
+    from watchers.search import search
+    from watchers.store import SqliteStore
+    from watchers.store.base import sort_time
+
+    path = cfg.resolve(cfg.storage.path)
+    if not path.exists():
+        raise NewswatchError(f"no database at {path} yet: run `newswatch run` or "
+                             "`newswatch import` first")
+    bucket = timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1)
+    start = until - since
+    history = start - timedelta(days=cfg.surge.days)  # for the first buckets' bands
+    truncated = False
+    async with await SqliteStore.open(str(path), readonly=True) as store:
+        rules = {r.name for r in cfg.rules} | {r.name for r in await store.list_rules()}
+        if what in rules:
+            times = await store.rule_times(what, history)
+            label = f"rule {what}"
+        else:
+            found = await search(store, what, since=history, limit=MAX_HITS,
+                                 threshold=cfg.threshold, aliases=cfg.aliases, budget=BUDGET)
+            times = sorted(sort_time(h.article) for h in found.hits)
+            label, truncated = what, found.truncated
+    result = trend(label, times, start, until, bucket=bucket, sigma=cfg.surge.sigma,
+                   min_count=cfg.surge.min_count)
+    return replace(result, truncated=truncated)
+
+
+def _table(result: Trend) -> str:
+    daily = result.bucket >= timedelta(days=1)
+    fmt = "%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"
+    width = 10 if daily else 16
+    lines = [f"{result.label}: matches per {'day' if daily else 'hour'} (UTC); "
+             "usual = mean ± std of the baseline",
+             f"{'bucket':<{width}}  {'count':>6}  {'usual':>13}  surge"]
+    for p in result.points:
+        band = f"{p.mean:5.1f} ± {p.std:5.1f}"
+        lines.append(f"{p.start.astimezone(UTC).strftime(fmt):<{width}}  {p.count:>6}  "
+                     f"{band:>13}  {'SURGE' if p.surge else ''}".rstrip())
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit code: 0; 2 for a bad option or query (the query's column on stderr); 1 for a
+    missing database or an unusable config."""
+    from bot.charts import render_trend, summary
+
+    try:
+        since = _period(args.since)
+        until = _until(args.until)
+    except _Usage as exc:
+        say(str(exc))
+        return EXIT_USAGE
+    what = args.what.strip()
+    if not what:
+        say("QUERY_OR_RULE: give a rule's name or a query")
+        return EXIT_USAGE
+    cfg = _config(args.config)
+    result = asyncio.run(_trend(cfg, what, since, until))
+    if args.png:
+        out = Path(args.png)
+        try:
+            out.write_bytes(render_trend(result))
+        except OSError as exc:
+            say(f"--png: cannot write {out}: {exc.strerror or exc}")
+            return EXIT_USAGE
+        say(f"wrote {out}: {summary(result)}")
+    else:
+        sys.stdout.write(_table(result) + "\n")
+        say(summary(result))
+    return EXIT_OK

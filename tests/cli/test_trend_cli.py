@@ -1,0 +1,92 @@
+"""``newswatch trend``: a table per bucket, or the chart as a PNG, read-only on the store.
+
+The history is imported as a user would (``newswatch import``): one match an hour for three
+days and a burst in one hour, at fixed dates in January 2022, so ``--until`` places the period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli import nw
+
+Image = pytest.importorskip("PIL.Image")
+
+END = datetime(2022, 1, 4, tzinfo=UTC)
+BURST_HOUR = datetime(2022, 1, 3, 7, tzinfo=UTC)
+BURST = 15
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("trend")
+    lines = [{"id": f"bg{h}", "title": f"Zanzibar soldiers drill number {h}",
+              "date": (END - timedelta(hours=h, minutes=-20)).isoformat(), "source": "wire"}
+             for h in range(1, 73)]
+    lines += [{"id": f"burst{i}", "title": f"Troops move on bridge {i} in sector {i * 7}",
+               "date": (BURST_HOUR + timedelta(minutes=2 * i + 1)).isoformat(),
+               "source": f"o{i}"} for i in range(BURST)]
+    (root / "history.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    (root / "config.toml").write_text(
+        '[storage]\npath = "nw.db"\n'
+        '[[rules]]\nname = "troops"\nquery = "troops OR soldiers"\n')
+    res = nw("import", "history.jsonl", cwd=root)
+    assert res.returncode == 0, res.stderr
+    return root
+
+
+def _digest(root: Path) -> str:
+    # the database file itself; a WAL reader may create the (empty) -wal and -shm files
+    return hashlib.sha256((root / "nw.db").read_bytes()).hexdigest()
+
+
+def test_table_marks_the_surge_hour(store: Path) -> None:
+    before = _digest(store)
+    res = nw("trend", "troops", "--since", "3d", "--until", "2022-01-04", cwd=store)
+    assert res.returncode == 0, res.stderr
+    rows = res.stdout.splitlines()[2:]
+    assert len(rows) == 72  # one per hour
+    surges = [r for r in rows if r.endswith("SURGE")]
+    assert len(surges) == 1 and surges[0].startswith("2022-01-03 07:00")
+    assert int(surges[0].split()[2]) == BURST + 1  # the burst and that hour's drill
+    assert sum(int(r.split()[2]) for r in rows) == 72 + BURST
+    assert "1 surge (peak 16 at 2022-01-03 07:00 UTC)" in res.stderr
+    assert _digest(store) == before  # read-only
+
+
+def test_query_per_day_and_png(store: Path) -> None:
+    res = nw("trend", "zanzibar", "--since", "10d", "--until", "2022-01-04", cwd=store)
+    assert res.returncode == 0, res.stderr
+    rows = res.stdout.splitlines()[2:]
+    assert len(rows) == 10 and "per day" in res.stdout
+    assert [int(r.split()[1]) for r in rows][-3:] == [24, 24, 24]
+    assert "72 matches" in res.stderr
+
+    out = store / "chart.png"
+    res = nw("trend", "troops", "--since", "3d", "--until", "2022-01-04", "--png", str(out),
+             cwd=store)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "" and "wrote" in res.stderr
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size == (1100, 620)
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 20  # not blank
+    with Image.open(io.BytesIO(out.read_bytes())) as again:
+        again.verify()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["troops AND (border"], "column"),
+    (["troops", "--since", "100d"], "--since: 100d is out of range"),
+    (["troops", "--since", "soon"], "--since:"),
+    (["troops", "--until", "yesterday"], "--until: 'yesterday' is not an ISO 8601 date"),
+])
+def test_bad_input_is_exit_2_and_named(store: Path, args: list[str], expected: str) -> None:
+    res = nw("trend", *args, "--png", str(store / "bad.png"), cwd=store)
+    assert res.returncode == 2 and expected in res.stderr, res.stderr
+    assert not (store / "bad.png").exists()

@@ -1,0 +1,100 @@
+"""The pair scorer and the matcher-token signature, against their plain definitions."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+from itertools import islice
+
+import pytest
+
+from tests.conftest import REPO, corpora_or_skip
+from watchers.models import Article
+from watchers.rules.matcher import Analysis
+from watchers.stories import Signature, same_story_score, signature, signature_from
+from watchers.stories import index as ix
+from watchers.stories.features import lead
+
+LABELLED = REPO / "tests" / "data" / "stories" / "reddit_labelled.jsonl"
+
+
+def _analysed(title: str, text: str, read: tuple[str, ...] = ()) -> Analysis:
+    an = Analysis(Article(source="t", title=title, text=text, url=None, guid="g"))
+    for name in read:
+        an.field(name)  # as the matcher leaves it after its rules read these fields
+    return an
+
+
+HARD = [
+    ("COVID-19 spike as 8-year-old dies", ""),
+    ("", "Only a lead, no title: Zelensky meets Macron in Kyiv."),
+    ("Ukraine's F-35 talks", "word " * 150 + "Zelenskyy-Macron summit " + "x" * 700),
+    ("Long lead cut inside a word", "a" * 598 + " Hesseman Cincinnati WKRP"),
+    ("Cut on a hyphen", "z " * 297 + "COVID-19 North-Korea " * 20),
+    ("Accents and marks", "Café Zürich naïve coöperate résumé " * 40),
+]
+
+
+@pytest.mark.parametrize(("title", "text"), HARD)
+@pytest.mark.parametrize("read", [(), ("title",), ("title", "text")])
+def test_signature_from_matches_signature(title: str, text: str, read: tuple[str, ...]) -> None:
+    assert signature_from(_analysed(title, text, read)) == signature(title, text)
+
+
+def test_lead_never_cuts_a_word() -> None:
+    text = "a" * 598 + " Hesseman Cincinnati"
+    assert lead(text) == "a" * 598
+    assert lead("short") == "short"
+    assert lead("x" * 700) == "x" * 600  # no space at all: a hard cut
+
+
+def test_signature_from_matches_signature_on_corpus_articles() -> None:
+    path = corpora_or_skip() / "articles" / "web_scraped_2026_ukraine_world.jsonl"
+    if not path.is_file():
+        pytest.skip(f"no corpus at {path}")
+    checked = 0
+    with path.open(encoding="utf-8") as fh:
+        for line in islice(fh, 400):
+            r = json.loads(line)
+            title, text = r.get("title") or "", r.get("text") or ""
+            assert signature_from(_analysed(title, text, ("title", "text"))) == \
+                signature(title, text), title
+            checked += 1
+    assert checked > 0
+
+
+def _labelled_pairs() -> list[tuple[ix._Ex, ix._Ex, float]]:
+    if not LABELLED.is_file():
+        pytest.skip(f"no labelled set at {LABELLED}")
+    with LABELLED.open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in islice(fh, 120)]
+    exs = [ix._Ex(signature(r["title"]).exemplars[0]) for r in rows]
+    return [(a, b, float(h)) for i, a in enumerate(exs) for h, b in enumerate(exs[i + 1:i + 8])]
+
+
+def test_logit_is_the_model_over_features() -> None:
+    scored = vetoed = 0
+    for a, b, gap in _labelled_pairs():
+        z = ix._logit(a, b, gap)
+        f = ix.features(a, b, gap)
+        never = len(a.title & b.title) < ix._MIN_TITLE or (
+            ix._VETO and (f[ix._EVENT_CONFLICT] or f[ix._ACTOR_CONFLICT]))
+        if never:
+            assert z == ix._NEVER
+            vetoed += 1
+            continue
+        expected = ix._BIAS + sum(c * x for c, x in zip(ix._COEF, f, strict=True))
+        assert math.isclose(z, expected, abs_tol=1e-9)
+        scored += 1
+    assert scored > 20 and vetoed > 20  # both branches exercised
+
+
+def test_score_falls_with_time_and_rises_with_shared_names() -> None:
+    a = signature("Howard Hesseman, star of 'WKRP in Cincinnati,' dies at 81").exemplars[0]
+    b = signature("Howard Hesseman, Dr. Johnny Fever on WKRP, dies at 81").exemplars[0]
+    c = signature("Howard Hesseman to star in Cincinnati revival").exemplars[0]
+    assert same_story_score(a, b) > 0
+    assert same_story_score(a, b, timedelta(hours=1)) > same_story_score(a, b, timedelta(days=2))
+    assert same_story_score(a, b) > same_story_score(a, c)
+    assert Signature.load(Signature((a, b)).dump()).exemplars == (a, b)
