@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,12 @@ from typing import Any
 from bot.logs import say
 from watchers.config import Config, format_duration, load_config, parse_duration
 from watchers.errors import NewswatchError
-from watchers.surge import Trend, trend
+from watchers.surge import Trend
 
 __all__ = ["add_parser", "run"]
 
 EXIT_OK, EXIT_USAGE = 0, 2
 MIN_PERIOD, MAX_PERIOD = timedelta(hours=1), timedelta(days=90)  # as /trend allows
-HOURLY_UP_TO = timedelta(days=3)  # as Engine.trend: hour buckets up to 3 days, then days
-MAX_HITS, BUDGET = 200_000, 10.0  # as Engine.trend
 
 
 def add_parser(subparsers: Any) -> None:
@@ -89,31 +86,17 @@ class _Usage(ValueError):
 
 
 async def _trend(cfg: Config, what: str, since: timedelta, until: datetime) -> Trend:
-    from watchers.search import search
     from watchers.store import SqliteStore
-    from watchers.store.base import sort_time
+    from watchers.trends import trend_of
 
     path = cfg.resolve(cfg.storage.path)
     if not path.exists():
         raise NewswatchError(f"no database at {path} yet: run `newswatch run` or "
                              "`newswatch import` first")
-    bucket = timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1)
-    start = until - since
-    history = start - timedelta(days=cfg.surge.days)  # for the first buckets' bands
-    truncated = False
     async with await SqliteStore.open(str(path), readonly=True) as store:
         rules = {r.name for r in cfg.rules} | {r.name for r in await store.list_rules()}
-        if what in rules:
-            times = await store.rule_times(what, history)
-            label = f"rule {what}"
-        else:
-            found = await search(store, what, since=history, limit=MAX_HITS,
-                                 threshold=cfg.threshold, aliases=cfg.aliases, budget=BUDGET)
-            times = sorted(sort_time(h.article) for h in found.hits)
-            label, truncated = what, found.truncated
-    result = trend(label, times, start, until, bucket=bucket, sigma=cfg.surge.sigma,
-                   min_count=cfg.surge.min_count)
-    return replace(result, truncated=truncated)
+        return await trend_of(store, what, rules=rules, since=since, until=until,
+                              surge=cfg.surge, threshold=cfg.threshold, aliases=cfg.aliases)
 
 
 def _table(result: Trend) -> str:

@@ -26,7 +26,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -53,8 +53,9 @@ from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
 from watchers.sources.base import Source
 from watchers.store import SourceState, SqliteStore
-from watchers.store.base import StoryRecord, sort_time
-from watchers.surge import Trend, trend
+from watchers.store.base import StoryRecord
+from watchers.surge import Trend
+from watchers.trends import trend_of
 
 __all__ = [
     "Engine",
@@ -74,8 +75,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TREND_MAX_HITS = 200_000  # a query's trend counts at most this many matches …
-TREND_BUDGET = 10.0  # … found within this many seconds (else the trend says it is partial)
 
 
 @dataclass(frozen=True)
@@ -427,26 +426,13 @@ class Engine:
     async def trend(self, what: str, *, since: timedelta = timedelta(days=7),
                     bucket: timedelta | None = None) -> Trend:
         """Matches per hour (``since`` up to 3 days) or per day of a rule (by name) or of a
-        query, with each bucket's baseline band and surges (see :mod:`watchers.surge`);
-        counted by when the articles were published. Raises QuerySyntaxError for a bad query."""
-        now = self.delivery.clock.now()
-        bucket = bucket or (timedelta(hours=1) if since <= timedelta(days=3) else timedelta(days=1))
-        start = now - since
-        history = start - timedelta(days=self.config.surge.days)  # for the first buckets' bands
-        truncated = False
-        if what in {r.name for r in self.watch.rules}:
-            times = await self.store.rule_times(what, history)
-            label = f"rule {what}"
-        else:
-            found = await search(
-                self.store, what, since=history, limit=TREND_MAX_HITS,
-                threshold=self.config.threshold, aliases=self.config.aliases,
-                budget=TREND_BUDGET, executor=self.executor)
-            times = sorted(sort_time(h.article) for h in found.hits)
-            label, truncated = what, found.truncated
-        result = trend(label, times, start, now, bucket=bucket, sigma=self.config.surge.sigma,
-                       min_count=self.config.surge.min_count)
-        return replace(result, truncated=truncated)
+        query, with each bucket's baseline band and surges (see :mod:`watchers.surge` and
+        :func:`watchers.trends.trend_of`). Raises QuerySyntaxError for a bad query."""
+        return await trend_of(
+            self.store, what, rules={r.name for r in self.watch.rules}, since=since,
+            until=self.delivery.clock.now(), surge=self.config.surge,
+            threshold=self.config.threshold, aliases=self.config.aliases, bucket=bucket,
+            executor=self.executor)
 
     def route_names(self) -> list[str]:
         """Every route newswatch knows: those in [channels] and those rules name, sorted."""
