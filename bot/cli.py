@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import stories_cli, trend_cli
+from bot import sources_cli, stories_cli, trend_cli
 from bot.logs import say
 from watchers.config import Config, format_duration, load_config, parse_duration
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
@@ -429,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_arg(imp)
     imp.set_defaults(func=cmd_import)
     stories_cli.add_parser(sub)
+    sources_cli.add_parser(sub)
     trend_cli.add_parser(sub)
     return p
 

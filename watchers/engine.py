@@ -405,7 +405,10 @@ class Engine:
         # anything is stored.
         await self.watch.add_source(source)
         await self.store.put_source(source)
-        return next(v for v in await self.sources() if v.name == source.name)
+        # A new source has no health yet: one view, not every source's (imports add hundreds).
+        state = await self.store.source_state(source.name) or SourceState(source.name)
+        return SourceView(source.name, source.type, describe_source(source), source.every,
+                          source.origin, state)
 
     async def remove_source(self, name: str) -> bool:
         """Remove a source added at run time; False when there is none of that name."""

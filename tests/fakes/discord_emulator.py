@@ -1078,6 +1078,8 @@ class DiscordEmulator:
         self.unhandled: list[RecordedRequest] = []
         self.identify_payloads: list[dict[str, Any]] = []
         self._messages: dict[int, EmuMessage] = {}
+        # files users attached to slash-command options (type 11), by attachment id
+        self._option_files: dict[str, bytes] = {}
         self._channel_messages: dict[int, list[EmuMessage]] = {}
         self._threads: dict[int, ChannelSpec] = {}  # thread id -> thread (type 11)
         self._nonces: dict[tuple[int, str], tuple[float, EmuMessage]] = {}
@@ -1105,6 +1107,11 @@ class DiscordEmulator:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._handle_gateway)
         app.router.add_get("/gateway/", self._handle_gateway)
+        # the CDN: not API routes, so neither recorded nor spec-checked
+        app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}",
+                           self._handle_cdn)
+        app.router.add_get("/ephemeral-attachments/{channel_id}/{attachment_id}/{filename}",
+                           self._handle_cdn)
         app.router.add_route("*", "/{tail:.*}", self._handle_http)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -1447,6 +1454,16 @@ class DiscordEmulator:
         auth = req.headers.get("Authorization", "")
         if not auth.startswith("Bot ") or (self.token is not None and auth != f"Bot {self.token}"):
             raise _error(401, 0, "401: Unauthorized")
+
+    async def _handle_cdn(self, request: web.Request) -> web.StreamResponse:
+        """Serve an uploaded file's bytes, as cdn.discordapp.com does for attachment URLs."""
+        aid = request.match_info["attachment_id"]
+        data = self._option_files.get(aid)
+        if data is None:
+            data = next((m.files[aid] for m in self._messages.values() if aid in m.files), None)
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, content_type="application/octet-stream")
 
     async def _handle_http(self, request: web.Request) -> web.StreamResponse:
         rec = await self._record(request)
@@ -2400,7 +2417,27 @@ class DiscordEmulator:
                 resolved.setdefault("channels", {})[str(vid)] = cp
                 return str(vid)
             raise LookupError(f"cannot resolve {value!r} for option {opt['name']!r}")
+        if t == 11:
+            return self._option_attachment(opt, value, guild, resolved)
         raise NotImplementedError(f"option type {t} ({opt['name']!r}) is not emulated")
+
+    def _option_attachment(self, opt: dict[str, Any], value: Any, guild: GuildSpec,
+                           resolved: dict[str, dict[str, Any]]) -> str:
+        """An ATTACHMENT option: ``value`` is ``(filename, bytes)``; the file is "uploaded" (its
+        bytes served from the emulated CDN) and described in ``resolved.attachments``."""
+        if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+                and isinstance(value[1], bytes)):
+            raise TypeError(f"option {opt['name']!r} is an attachment: pass (filename, bytes)")
+        fname, data = value
+        aid = str(self.snowflake())
+        url = f"{self.base_url}/ephemeral-attachments/{guild.id}/{aid}/{fname}"
+        self._option_files[aid] = data
+        resolved.setdefault("attachments", {})[aid] = {
+            "id": aid, "filename": fname, "size": len(data), "url": url, "proxy_url": url,
+            "content_type": mimetypes.guess_type(fname)[0] or "application/octet-stream",
+            "ephemeral": True,
+        }
+        return aid
 
     def _build_command_data(self, name: str, options: Mapping[str, Any] | None,
                             guild: GuildSpec, *, focused: str | None = None) -> dict[str, Any]:
@@ -2469,7 +2506,9 @@ class DiscordEmulator:
 
         ``name``: ``"search"`` or ``"watch add"`` / ``"admin rules list"`` for subcommands.
         ``options``: leaf option values by name (users/roles/channels may be specs or ids; they
-        get ``resolved`` data). ``user``: ``"admin"``, ``"member"``, a MemberSpec or a user id.
+        get ``resolved`` data; an attachment option takes ``(filename, bytes)``, served from the
+        emulated CDN at the URL its ``resolved`` entry gives). ``user``: ``"admin"``,
+        ``"member"``, a MemberSpec or a user id.
         The command must have been synced (guild commands first, then global). If the client is
         between gateway connections, delivery waits up to 5 s for it to (re)connect.
         """

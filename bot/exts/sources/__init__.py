@@ -1,4 +1,4 @@
-"""Sources: /sources list|add|remove|resume."""
+"""Sources: /sources list|add|remove|resume|import|export."""
 
 from __future__ import annotations
 

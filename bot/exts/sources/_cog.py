@@ -1,7 +1,10 @@
-"""The sources cog: /sources list for anyone, /sources add|remove|resume for admins."""
+"""The sources cog: /sources list|export for anyone, /sources add|remove|resume|import for
+admins. Import and export go through :mod:`watchers.opml`, so an imported feed meets exactly the
+checks of /sources add."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
@@ -10,15 +13,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.embeds import escape, sources_embed
+from bot.exts.sources._opml import MAX_ATTACHMENT_BYTES, import_embed
 from bot.interactions import Duration, NewswatchCog, SourceName, answer
 from watchers.config import format_duration
+from watchers.errors import NewswatchError
+from watchers.opml import export_opml, import_opml
 
 
 class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
                  group_description="News sources."):
     """List, add, remove and resume the sources being watched."""
 
-    admin_commands = frozenset({"add", "remove", "resume"})
+    admin_commands = frozenset({"add", "remove", "resume", "import"})
 
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
@@ -57,3 +63,36 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
         await answer(interaction, await self.engine.resume_source(name),
                      f"Source **{escape(name)}** resumed.",
                      f"No source named `{name[:64]}` has been polled yet.")
+
+    @app_commands.command(name="import")
+    @app_commands.describe(file="an OPML file (as feed readers export it), at most 5 MiB",
+                           every="how often to poll each feed (default 10m, at least 1m)")
+    async def import_(self, interaction: discord.Interaction[Any], file: discord.Attachment,
+                      every: app_commands.Transform[timedelta, Duration("every")] = timedelta(
+                          minutes=10)) -> None:
+        """Watch every feed of an OPML file; says per feed what was added, skipped, refused."""
+        if file.size > MAX_ATTACHMENT_BYTES:
+            raise NewswatchError(f"{file.filename} is {file.size:,} bytes; an OPML import "
+                                 f"takes at most {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MiB")
+        # Each feed is validated and stored in turn; a long list outlasts the 3 s Discord allows
+        # before the first answer.
+        await interaction.response.defer(thinking=True)
+        try:
+            data = await file.read()
+        except discord.HTTPException as exc:
+            raise NewswatchError(f"could not download {file.filename}: {exc.status}") from None
+        report = await import_opml(self.engine, data,
+                                   created_by=str(interaction.user.id), every=every)
+        await interaction.followup.send(embed=import_embed(file.filename, report))
+
+    @app_commands.command(name="export")
+    async def export(self, interaction: discord.Interaction[Any]) -> None:
+        """Every feed being watched, as an OPML file for a feed reader or another bot."""
+        views = [v for v in await self.engine.sources() if v.kind == "feed"]
+        if not views:
+            await interaction.response.send_message("There are no feeds to export.",
+                                                    ephemeral=True)
+            return
+        await interaction.response.send_message(
+            f"{len(views)} feed(s).",
+            file=discord.File(io.BytesIO(export_opml(views)), filename="newswatch-sources.opml"))

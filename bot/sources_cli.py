@@ -1,0 +1,186 @@
+"""``newswatch sources import FILE.opml`` and ``newswatch sources export [-o FILE]``.
+
+Import adds every feed of an OPML file as ``/sources add`` would (same URL guard, same name
+rules; see :mod:`watchers.opml`) and prints one line per feed: added, skipped (with the source
+or line it duplicates) or refused (with the reason). Exit status: 0 when no feed was refused,
+1 when at least one was (the others are still added), 2 when the file is missing or is not a
+usable OPML file (nothing is added). It opens the engine without starting it, so nothing is
+polled, and it holds the database's process lock: it refuses to run beside ``newswatch run``.
+
+Export writes every feed source (the config file's and those added at run time) as OPML 2.0 to
+FILE or standard output. It reads the database read-only, so it works beside a running
+newswatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.logs import say
+from watchers.config import Config, load_config, parse_duration
+from watchers.errors import NewswatchError
+from watchers.opml import (
+    MAX_BYTES,
+    OpmlError,
+    OpmlReport,
+    export_opml,
+    import_opml,
+    parse_opml,
+)
+from watchers.sources import describe_source
+
+__all__ = ["add_parser", "run"]
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``sources`` subcommand (``import`` and ``export``) to ``newswatch``."""
+    sp = subparsers.add_parser("sources", help="import or export feed sources as OPML")
+    sub = sp.add_subparsers(dest="sources_command", required=True, metavar="ACTION")
+
+    imp = sub.add_parser(
+        "import", help="watch every feed of an OPML file",
+        description="Add every feed (outline with an xmlUrl) of FILE as /sources add would: "
+                    "each URL is checked by the same guard; a feed whose URL is already "
+                    "watched is skipped; names come from the titles. One line per feed. Exit "
+                    "status 0 if none was refused, 1 if some were, 2 if FILE is not OPML. "
+                    "Refuses to run while `newswatch run` uses the same database.")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--every", metavar="DURATION", default="10m",
+                     help="how often to poll each feed (default 10m, at least 1m)")
+    _config_arg(imp)
+    imp.set_defaults(func=run)
+
+    exp = sub.add_parser(
+        "export", help="write every feed source as OPML",
+        description="Write every feed source, from the config file and added at run time, as "
+                    "OPML 2.0 to FILE (default: standard output). Reads the database "
+                    "read-only, so it works beside a running newswatch.")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    _config_arg(exp)
+    exp.set_defaults(func=run)
+
+
+def _config_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("-c", "--config", metavar="FILE",
+                    help="config file (default: config.toml, else config.example.toml)")
+
+
+def _config(arg: str | None) -> Config:
+    if arg:
+        return load_config(Path(arg))
+    for candidate in ("config.toml", "config.example.toml"):
+        if Path(candidate).is_file():
+            return load_config(Path(candidate))
+    return load_config(Path("config.toml"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``newswatch sources import|export``; see the module docstring for exit statuses."""
+    if args.sources_command == "import":
+        return _run_import(args)
+    return _run_export(args)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _read(path: Path) -> bytes:
+    if not path.is_file():
+        raise OpmlError("no such file" if not path.exists() else "not a file")
+    with path.open("rb") as fh:
+        # One byte over the cap is enough for the parser to refuse it by size.
+        return fh.read(MAX_BYTES + 1)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    try:
+        every = parse_duration(args.every)
+    except ValueError as exc:
+        say(f"--every: {exc}")
+        return EXIT_USAGE
+    if every < timedelta(minutes=1):
+        say(f"--every: a feed is polled at most once a minute, not every {args.every}")
+        return EXIT_USAGE
+    cfg = _config(args.config)
+    path = Path(args.file)
+    try:
+        data = _read(path)
+        parse_opml(data)  # a file that is not OPML is refused before the database is opened
+        report = asyncio.run(_import(cfg, data, every))
+    except OpmlError as exc:
+        say(f"{path}: {exc}")
+        return EXIT_USAGE
+    print(_listing(report))
+    say(f"{path}: {report.summary()}")
+    return EXIT_REFUSED if report.refused else EXIT_OK
+
+
+async def _import(cfg: Config, data: bytes, every: timedelta) -> OpmlReport:
+    from watchers.engine import open_engine
+
+    async with open_engine(cfg, start=False) as engine:
+        return await import_opml(engine, data, created_by="cli", every=every)
+
+
+def _listing(report: OpmlReport) -> str:
+    lines = []
+    for o in report.outcomes:
+        what = o.entry.title or o.entry.url
+        if o.status == "added":
+            extra = f" ({o.reason})" if o.reason else ""
+            lines.append(f"added    line {o.entry.line:<5} {o.name}  {o.entry.url}{extra}")
+        else:
+            lines.append(f"{o.status:<8} line {o.entry.line:<5} {what}: {o.reason}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    cfg = _config(args.config)
+    feeds = [f for f in asyncio.run(_sources(cfg)) if f.kind == "feed"]
+    data = export_opml(feeds)
+    if args.output:
+        Path(args.output).write_bytes(data)
+        say(f"{args.output}: {len(feeds)} feed(s)")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+class _Feed:
+    """A source as export needs it (the fields of a SourceView it reads)."""
+
+    def __init__(self, name: str, kind: str, where: str) -> None:
+        self.name, self.kind, self.where = name, kind, where
+
+
+async def _sources(cfg: Config) -> list[_Feed]:
+    """The sources a started engine would run: the config file's enabled ones, then stored ones
+    whose name the file does not use (the engine's own merge rule)."""
+    from watchers.store import SqliteStore
+
+    path = cfg.resolve(cfg.storage.path)
+    stored = []
+    if path.exists():
+        try:
+            store = await SqliteStore.open(str(path), readonly=True)
+        except NewswatchError as exc:
+            raise NewswatchError(f"{path}: cannot read the database: {exc}") from None
+        try:
+            stored = await store.list_sources()
+        finally:
+            await store.aclose()
+    merged = {s.name: s for s in cfg.sources if s.enabled}
+    for s in stored:
+        merged.setdefault(s.name, s)
+    return [_Feed(s.name, s.type, describe_source(s)) for s in merged.values()]

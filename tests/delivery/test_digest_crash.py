@@ -1,0 +1,132 @@
+"""kill -9 around a digest send, with a real ``newswatch run`` process: whether Discord had not
+yet created the digest's message or had created it and not yet answered, the restart posts the
+digest exactly once (each part once), and it carries every alert that was waiting for it.
+
+The store starts with alerts ``scheduled`` for a digest that fell due while newswatch was
+stopped, so the first start makes the digest at once. The emulator holds one digest POST (before
+or after creating the message); the process is killed while Discord holds it, then started again
+without faults. Discord deduplicates by ``nonce`` + ``enforce_nonce``, so a resend of a part with
+the same nonce returns the message already there: that is what keeps the count at one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.bot.conftest import TOKEN
+from tests.delivery._digest_driver import (
+    ROUTE,
+    integrity,
+    newswatch,
+    outbox_states,
+    schedule_due_alerts,
+    until,
+    write_config,
+)
+from tests.delivery.articles import MESSAGES
+from tests.fakes.discord_emulator import DiscordEmulator, Fault, RecordedRequest
+from watchers.store import SqliteStore
+
+# Enough long headlines that the digest needs two messages, so "each part once" is tested.
+ALERTS = 24
+HOLD = 3.0  # seconds the emulator holds the chosen POST: the window the kill lands in
+
+CASES = [
+    pytest.param(False, 0, id="part-1-not-yet-created"),
+    pytest.param(True, 0, id="part-1-created-answer-held"),
+    pytest.param(False, 1, id="part-2-not-yet-created"),
+    pytest.param(True, 1, id="part-2-created-answer-held"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("after_processing", "part"), CASES)
+async def test_kill_9_around_a_digest_send_posts_it_once_with_every_alert(
+        emu: DiscordEmulator, tmp_path: Path, after_processing: bool, part: int) -> None:
+    db = tmp_path / "nw.db"
+    scheduled = await schedule_due_alerts(db, ALERTS)
+    write_config(tmp_path, emu)
+    channel = emu.channel(ROUTE).id
+
+    def posts() -> list[RecordedRequest]:
+        return [r for r in emu.requests_for(MESSAGES)
+                if r.params.get("channel_id") == str(channel)]
+
+    for _ in range(part):  # earlier parts go through as usual (faults apply in order)
+        emu.inject(MESSAGES, Fault.slow(0.0))
+    emu.inject(MESSAGES, Fault.slow(HOLD, after_processing=after_processing))
+
+    async with newswatch(tmp_path) as nw:
+        first = await nw.start()
+        reached = await until(lambda: len(posts()) > part, 20)
+        assert reached, f"no digest POST reached Discord\n{nw.stderr()[-3000:]}"
+        held = posts()[part]
+        in_window = held.status is None  # Discord still holds it: no answer went back
+        await nw.kill(first)
+        emu.clear_faults()
+        assert in_window and held.fault == f"slow:{HOLD}", held
+        # the premise of each case: the held part was (or was not yet) created when killed
+        assert len(emu.messages(channel)) == part + (1 if after_processing else 0)
+        assert integrity(db) == "ok"
+        # the digest was made before its send began; the kill left it unsent, not lost
+        killed = outbox_states(db)
+        assert killed.get(("alert", "digested")) == ALERTS, killed
+        assert sum(n for (kind, _), n in killed.items() if kind == "digest") == 1, killed
+
+        second = await nw.start()
+        want = {("alert", "digested"): ALERTS, ("digest", "delivered"): 1}
+        settled = await until(lambda: outbox_states(db) == want, 20)
+        assert settled, f"{outbox_states(db)}\n{nw.stderr()[-3000:]}"
+        status = await nw.stop(second, within=10)
+        if not after_processing:
+            # The held request is processed HOLD seconds after it arrived (its handler outlives
+            # the killed client): a part it created then would be a duplicate that shows only
+            # now. (Held after processing, its message existed before the kill.)
+            await until(lambda: held.status is not None, HOLD + 5)
+    assert status == 0, nw.stderr()[-3000:]
+
+    messages = emu.messages(channel)
+    footers = [m.embeds[0]["footer"]["text"] if m.embeds else "" for m in messages]
+    twice = [f for f, n in Counter(footers).items() if n > 1]
+    assert not twice, f"posted more than once: {twice}"
+    parts = len(messages)
+    assert parts >= 2 and parts > part, footers
+    found = [re.fullmatch(r"newswatch digest (\d+) · part (\d+)/(\d+) · route alerts", f)
+             for f in footers]
+    assert all(found), footers
+    digest_ids = {int(m.group(1)) for m in found if m}
+    assert len(digest_ids) == 1, footers  # one digest
+    assert sorted(int(m.group(2)) for m in found if m) == list(range(1, parts + 1)), footers
+    assert {int(m.group(3)) for m in found if m} == {parts}, footers
+    # every part was sent under one nonce, whatever the retries
+    nonces = Counter(r.json["nonce"] for r in posts())
+    assert len(nonces) == parts and all(r.json.get("enforce_nonce") for r in posts()), nonces
+    assert sum(nonces.values()) > parts  # the held part was sent again after the restart
+    # every waiting alert is listed, once
+    text = "\n".join(m.embeds[0].get("description", "") for m in messages)
+    for alert in scheduled:
+        assert text.count(f"({alert.url})") == 1, (alert, text[:500])
+        assert text.count(alert.title) == 1, alert
+
+    (digest_id,) = digest_ids
+    store = await SqliteStore.open(db, readonly=True)
+    try:
+        digests = await store.alerts(kind="digest")
+        assert [(d.id, d.state) for d in digests] == [(digest_id, "delivered")]
+        assert digests[0].remote_id == str(messages[0].id)
+        alerts = await store.alerts(kind="alert")
+        assert {(a.state, a.digest_id) for a in alerts} == {("digested", digest_id)}
+        members = await store.digest_members(digest_id)
+        assert [m.id for m in members] == [a.row_id for a in scheduled]
+    finally:
+        await store.aclose()
+    assert integrity(db) == "ok"
+    assert emu.validate_all() == []
+    log = nw.stderr()
+    assert TOKEN not in log
+    at = log.find("Traceback")
+    assert at < 0, log[max(0, at - 1500):at + 3000]

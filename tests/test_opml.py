@@ -1,0 +1,257 @@
+"""OPML: parsing real-world and hostile files, writing, and importing into a real engine (a real
+SQLite file, the engine not started, so nothing is fetched)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from watchers.config import parse_config
+from watchers.engine import Engine, open_engine
+from watchers.opml import (
+    MAX_BYTES,
+    MAX_ENTRIES,
+    OpmlError,
+    export_opml,
+    import_opml,
+    parse_opml,
+    source_name,
+    write_opml,
+)
+
+# As a feed reader exports it: OPML 1.0, folders, type/htmlUrl attributes, an entity reference.
+READER_EXPORT = b"""<?xml version="1.0" encoding="UTF-8"?>
+<opml version="1.0">
+  <head>
+    <title>Subscriptions &amp; more</title>
+  </head>
+  <body>
+    <outline text="World" title="World">
+      <outline text="Reuters World" title="Reuters World" type="rss"
+               xmlUrl="https://feeds.example.org/reuters/world" htmlUrl="https://example.org/"/>
+      <outline text="Europe">
+        <outline text="ignored text" title="Kyiv Independent" type="rss"
+                 xmlUrl="https://kyiv.example.net/rss?lang=en&amp;x=1"/>
+      </outline>
+    </outline>
+    <outline text="BBC" type="rss" xmlUrl="  https://feeds.example.co.uk/news/rss.xml  "/>
+    <outline text="Just a link" type="link" url="https://example.org/page"/>
+  </body>
+</opml>
+"""
+
+
+def test_a_reader_export_is_flattened_with_titles_lines_and_folders() -> None:
+    doc = parse_opml(READER_EXPORT)
+    assert doc.title == "Subscriptions & more"
+    assert [(e.title, e.url, e.folders) for e in doc.entries] == [
+        ("Reuters World", "https://feeds.example.org/reuters/world", ("World",)),
+        ("Kyiv Independent", "https://kyiv.example.net/rss?lang=en&x=1", ("World", "Europe")),
+        ("BBC", "https://feeds.example.co.uk/news/rss.xml", ()),
+    ]
+    lines = READER_EXPORT.decode().splitlines()
+    for entry in doc.entries:  # the line is where the entry's tag starts
+        assert lines[entry.line - 1].lstrip().startswith("<outline")
+        assert entry.title in lines[entry.line - 1]
+
+
+def test_write_then_parse_gives_the_same_feeds_with_markup_escaped() -> None:
+    feeds = [("a&b", "https://x.example/?a=1&b=2"), ("quote\"s", "https://y.example/<x>"),
+             ("ünï", "https://z.example/f")]
+    doc = parse_opml(write_opml(feeds, title="T <&>"))
+    assert doc.title == "T <&>"
+    assert [(e.title, e.url) for e in doc.entries] == feeds
+
+
+def test_utf16_and_latin1_documents_are_read() -> None:
+    text = ('<?xml version="1.0" encoding="{enc}"?><opml version="2.0"><body>'
+            '<outline text="Café" xmlUrl="https://c.example/f"/></body></opml>')
+    for enc in ("UTF-16", "ISO-8859-1"):
+        doc = parse_opml(text.format(enc=enc).encode(enc.lower().replace("iso-", "iso")))
+        assert [e.title for e in doc.entries] == ["Café"], enc
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<opml version="2.0"><body><outline text="&lol9;" xmlUrl="https://x.example/f"/></body></opml>
+"""
+
+
+@pytest.mark.parametrize(("data", "said"), [
+    (BILLION_LAUGHS, "declares a DTD"),
+    (b'<?xml version="1.0"?><!DOCTYPE opml SYSTEM "file:///etc/passwd"><opml/>',
+     "declares a DTD"),
+    (b'<opml version="2.0"><body><outline text="&xxe;" xmlUrl="https://x.example/f"/>'
+     b"</body></opml>", "undefined entity"),
+    (b"", "empty"),
+    (b"   \n", "empty"),
+    (b"this is not xml", "not XML"),
+    (b"\xff\xfe\x00garbage", "not XML"),
+    (b'<opml version="2.0"><body><outline xmlUrl="https://x.example/f">', "not XML"),
+    (b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>', "<rss>, not <opml>"),
+    (b'<opml version="2.0"><head/><body/></opml>', "no feeds"),
+    (b'<opml version="2.0"><body><outline text="Folder"><outline text="no url"/></outline>'
+     b"</body></opml>", "no feeds"),
+])
+def test_unusable_files_are_refused_whole_with_the_reason(data: bytes, said: str) -> None:
+    with pytest.raises(OpmlError) as err:
+        parse_opml(data)
+    assert said in str(err.value)
+
+
+def test_a_file_over_the_size_cap_is_refused_before_parsing() -> None:
+    # Valid OPML padded past the cap: refused by size, not by content.
+    head = b'<opml version="2.0"><body><outline text="a" xmlUrl="https://a.example/f"/>'
+    data = head + b" " * (MAX_BYTES - len(head)) + b"</body></opml>"
+    assert len(data) > MAX_BYTES
+    with pytest.raises(OpmlError, match="at most 5 MiB"):
+        parse_opml(data)
+    assert len(parse_opml(data[:len(head)] + b"</body></opml>").entries) == 1
+
+
+def test_too_many_feeds_are_refused_whole() -> None:
+    def doc(n: int) -> bytes:
+        body = "".join(f'<outline text="f{i}" xmlUrl="https://f.example/{i}"/>' for i in range(n))
+        return f'<opml version="2.0"><body>{body}</body></opml>'.encode()
+
+    assert len(parse_opml(doc(MAX_ENTRIES)).entries) == MAX_ENTRIES
+    with pytest.raises(OpmlError, match="more than 1,000 feeds"):
+        parse_opml(doc(MAX_ENTRIES + 1))
+
+
+def test_deep_folder_nesting_costs_no_recursion() -> None:
+    depth = 20_000
+    data = ('<opml version="2.0"><body>' + '<outline text="d">' * depth
+            + '<outline text="deep" xmlUrl="https://deep.example/f"/>'
+            + "</outline>" * depth + "</body></opml>").encode()
+    (entry,) = parse_opml(data).entries
+    assert entry.title == "deep" and len(entry.folders) == depth
+
+
+def test_titles_lose_control_and_bidi_characters() -> None:
+    data = ('<opml version="2.0"><body><outline text="A\u202eB&#9;C\u200b  D" '
+            'xmlUrl="https://a.example/f"/></body></opml>').encode()
+    assert parse_opml(data).entries[0].title == "A B C D"
+
+
+@pytest.mark.parametrize(("title", "url", "name"), [
+    ("Reuters World", "", "reuters-world"),
+    ("Süddeutsche Zeitung — Politik!", "", "süddeutsche-zeitung-politik"),
+    ("BBC News: UK", "", "bbc-news-uk"),
+    ("", "https://Feeds.Example.org/rss", "feeds.example.org"),
+    ("🙂🙂", "https://a.example/x", "a.example"),
+    ("🙂", "", "feed"),
+    ("x" * 80, "", "x" * 64),
+    ("..__--", "javascript:alert(1)", "feed"),
+])
+def test_source_names_follow_the_source_name_rules(title: str, url: str, name: str) -> None:
+    got = source_name(title, url)
+    assert got == name
+    assert 1 <= len(got) <= 64
+
+
+# ----------------------------------------------------------------------------- import
+
+
+CONFIG = {
+    "storage": {"path": "nw.db"},
+    "sources": [{"name": "bbc", "type": "feed", "url": "https://feeds.example.co.uk/news/rss.xml"},
+                {"name": "seeds", "type": "folder", "path": "seeds"}],
+    "rules": [{"name": "troops", "query": "troops"}],
+}
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    (tmp_path / "seeds").mkdir()
+    async with open_engine(parse_config(CONFIG, base_dir=tmp_path), start=False) as e:
+        yield e
+
+
+HOSTILE = b"""<?xml version="1.0"?>
+<opml version="2.0"><body>
+<outline text="BBC again" xmlUrl="HTTPS://FEEDS.EXAMPLE.CO.UK/news/rss.xml#top"/>
+<outline text="Reuters" xmlUrl="https://feeds.example.org/reuters"/>
+<outline text="Reuters mirror" xmlUrl="https://feeds.example.org/reuters"/>
+<outline text="bbc" xmlUrl="https://other.example/bbc"/>
+<outline text="Script" xmlUrl="javascript:alert(document.cookie)"/>
+<outline text="Metadata" xmlUrl="http://169.254.169.254/latest/meta-data"/>
+<outline text="Loopback" xmlUrl="http://2130706433/feed"/>
+<outline text="Intranet" xmlUrl="http://10.1.2.3/feed"/>
+<outline text="Local" xmlUrl="http://localhost:8080/feed"/>
+<outline text="Creds" xmlUrl="https://user:pw@a.example/feed"/>
+<outline text="Blank" xmlUrl="   "/>
+<outline text="Ftp" xmlUrl="ftp://files.example/feed"/>
+<outline text="Huge" xmlUrl="https://h.example/%s"/>
+</body></opml>
+""" % (b"x" * 100_000)
+
+
+async def test_import_adds_skips_and_refuses_each_entry_with_its_reason(engine: Engine) -> None:
+    report = await import_opml(engine, HOSTILE, created_by="u1")
+    got = {o.entry.title: (o.status, o.name, o.reason) for o in report.outcomes}
+    assert got["BBC again"] == ("skipped", "bbc", "already watched as source 'bbc'")
+    assert got["Reuters"][:2] == ("added", "reuters")
+    assert got["Reuters mirror"] == ("skipped", None, "same URL as line 4 of this file")
+    assert got["bbc"] == ("added", "bbc-2", "name 'bbc' was taken")
+    for title, reason in [("Script", "scheme 'javascript'"), ("Metadata", "metadata"),
+                          ("Loopback", "loopback"), ("Intranet", "private address"),
+                          ("Local", "local machine"), ("Creds", "credentials"),
+                          ("Blank", "empty"), ("Ftp", "scheme 'ftp'"),
+                          ("Huge", "100,018 characters; at most 2,000")]:
+        status, name, why = got[title]
+        assert status == "refused" and name is None and reason in why, (title, why)
+    assert [o.entry.line for o in report.outcomes] == list(range(3, 16))
+    assert report.summary() == "13 feed(s): 2 added, 2 skipped, 9 refused"
+    # exactly the added ones are running and stored, with who added them
+    assert engine.source_names() == ["bbc", "bbc-2", "reuters", "seeds"]
+    stored = {s.name: s for s in await engine.store.list_sources()}
+    assert set(stored) == {"bbc-2", "reuters"}
+    assert stored["reuters"].created_by == "u1"
+
+
+async def test_importing_the_same_file_twice_adds_nothing_the_second_time(engine: Engine
+                                                                          ) -> None:
+    first = await import_opml(engine, READER_EXPORT)
+    assert [o.name for o in first.added] == ["reuters-world", "kyiv-independent"]
+    assert [o.name for o in first.skipped] == ["bbc"]  # the config file's feed, same URL
+    again = await import_opml(engine, READER_EXPORT)
+    assert again.added == [] and again.refused == []
+    assert [o.name for o in again.skipped] == ["reuters-world", "kyiv-independent", "bbc"]
+
+
+async def test_an_unusable_file_adds_nothing(engine: Engine) -> None:
+    with pytest.raises(OpmlError):
+        await import_opml(engine, BILLION_LAUGHS)
+    assert await engine.store.list_sources() == []
+
+
+async def test_export_lists_feeds_only_and_imports_back_into_a_fresh_engine(
+        engine: Engine, tmp_path: Path) -> None:
+    await import_opml(engine, READER_EXPORT)
+    data = export_opml(await engine.sources())
+    doc = parse_opml(data)
+    assert [(e.title, e.url) for e in doc.entries] == sorted(
+        (v.name, v.where) for v in await engine.sources() if v.kind == "feed")
+    assert "seeds" not in {e.title for e in doc.entries}
+    other = tmp_path / "other"
+    (other / "seeds").mkdir(parents=True)
+    fresh = {**CONFIG, "sources": []}
+    async with open_engine(parse_config(fresh, base_dir=other), start=False) as second:
+        report = await import_opml(second, data)
+        assert len(report.added) == len(doc.entries)
+        assert sorted(second.source_names()) == sorted(e.title for e in doc.entries)
+        assert export_opml(await second.sources()) == data

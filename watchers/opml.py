@@ -1,0 +1,361 @@
+"""OPML import and export of feed sources.
+
+:func:`parse_opml` reads OPML 1.0/2.0 (as feed readers and MonitoRSS export it) into a flat list
+of feeds; :func:`write_opml` / :func:`export_opml` write OPML 2.0; :func:`import_opml` adds a
+parsed file's feeds to a running engine through :meth:`Engine.add_source`, the very path
+``/sources add`` takes, so every URL meets the same guard (scheme, address ranges) and the same
+validation.
+
+Invariants:
+- Parsing never expands an entity and never reads a DTD: a document with a ``<!DOCTYPE`` or any
+  entity declaration is refused whole (OPML needs neither; refusing them is what defeats
+  "billion laughs" and external-entity reads). Input over :data:`MAX_BYTES` is refused before it
+  is parsed, and a file with more than :data:`MAX_ENTRIES` feeds is refused whole.
+- Parsing is streaming and iterative (expat callbacks, no recursion), so deep folder nesting
+  costs no stack; folders are flattened, each ``outline`` with an ``xmlUrl`` is one feed.
+- A whole-file problem raises :class:`OpmlError`; a problem with one feed (bad or refused URL,
+  duplicate) is reported for that entry in :class:`OpmlReport` and the others still go in.
+- Import never replaces or renames an existing source: a feed whose URL is already watched (or
+  repeats an earlier entry of the same file) is skipped, naming which; a derived name that is
+  taken gets a numeric suffix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
+from xml.parsers import expat
+
+from watchers.errors import ConfigError, NewswatchError
+
+if TYPE_CHECKING:
+    from watchers.engine import Engine
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_ENTRIES",
+    "MAX_URL",
+    "OpmlDocument",
+    "OpmlEntry",
+    "OpmlError",
+    "OpmlOutcome",
+    "OpmlReport",
+    "export_opml",
+    "import_opml",
+    "parse_opml",
+    "source_name",
+    "write_opml",
+]
+
+#: Larger than any real subscription list (a 1,000-feed OPML is ~200 KB); bigger input is refused
+#: before parsing.
+MAX_BYTES = 5 * 1024 * 1024
+#: Feeds one file may add; each becomes a polled source, so a huge list is a mistake or an attack.
+MAX_ENTRIES = 1000
+#: As /sources add allows; longer URLs would also make every report line that quotes one huge.
+MAX_URL = 2000
+_NAME_MAX = 64
+_TEXT_MAX = 200  # longest title kept from a file (names are cut to 64 anyway)
+
+
+class OpmlError(NewswatchError):
+    """The input as a whole is not a usable OPML file (not XML, a DTD, too big, no feeds)."""
+
+
+@dataclass(frozen=True)
+class OpmlEntry:
+    """One feed of a file: where it was (``line``), its ``title`` (``title``, else ``text``; may
+    be empty), its ``url`` (``xmlUrl``, stripped) and the titles of the folders it sat in."""
+
+    line: int
+    title: str
+    url: str
+    folders: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How a report names the entry: its title, else its URL, with its line."""
+        return f"{self.title or self.url} (line {self.line})"
+
+
+@dataclass(frozen=True)
+class OpmlDocument:
+    title: str
+    entries: list[OpmlEntry]
+
+
+Status = Literal["added", "skipped", "refused"]
+
+
+@dataclass(frozen=True)
+class OpmlOutcome:
+    """What import did with one entry. ``name``: the source added, or for a skip the source
+    (or earlier entry) it duplicates. ``reason``: why skipped or refused; for an added entry a
+    note such as a renamed clash, else empty."""
+
+    entry: OpmlEntry
+    status: Status
+    name: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class OpmlReport:
+    """Every entry of an imported file, in file order, with what was done to it."""
+
+    outcomes: list[OpmlOutcome] = field(default_factory=list)
+
+    def of(self, status: Status) -> list[OpmlOutcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def added(self) -> list[OpmlOutcome]:
+        return self.of("added")
+
+    @property
+    def skipped(self) -> list[OpmlOutcome]:
+        return self.of("skipped")
+
+    @property
+    def refused(self) -> list[OpmlOutcome]:
+        return self.of("refused")
+
+    def summary(self) -> str:
+        return (f"{len(self.outcomes)} feed(s): {len(self.added)} added, "
+                f"{len(self.skipped)} skipped, {len(self.refused)} refused")
+
+
+# ----------------------------------------------------------------------------- parse
+
+
+def _clean(text: str | None, limit: int = _TEXT_MAX) -> str:
+    """Collapse whitespace and drop control/format characters (bidi overrides, NULs) from a
+    title, which ends up in Discord messages and terminal lines."""
+    if not text:
+        return ""
+    kept = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
+    return " ".join(kept.split())[:limit]
+
+
+def _local(tag: str) -> str:
+    """An element name without its prefix: OPML has no namespace of its own, but some writers
+    put one on anyway."""
+    return tag.rsplit(":", 1)[-1]
+
+
+class _Refused(Exception):
+    pass
+
+
+def parse_opml(data: bytes) -> OpmlDocument:
+    """The feeds of an OPML document, folders flattened, in document order.
+
+    Raises :class:`OpmlError` naming what is wrong when the input is too big, not XML, has a
+    DTD or entity declaration, is not ``<opml>``, or lists no feed (or too many).
+    """
+    if len(data) > MAX_BYTES:
+        raise OpmlError(f"the file is {len(data):,} bytes; an OPML import takes at most "
+                        f"{MAX_BYTES // (1024 * 1024)} MiB")
+    if not data.strip():
+        raise OpmlError("the file is empty")
+    parser = expat.ParserCreate()
+    entries: list[OpmlEntry] = []
+    stack: list[str] = []  # element names, root first
+    folders: list[tuple[int, str]] = []  # (depth, title) of open outlines without xmlUrl
+    head_title: list[str] = []
+    in_title = [False]
+
+    def refuse_dtd(*_: Any) -> None:
+        raise _Refused("it declares a DTD (<!DOCTYPE>); OPML needs none, and DTDs can expand "
+                       "entities without bound, so the file is refused")
+
+    def refuse_entity(*_: Any) -> None:
+        raise _Refused("it declares an entity; entity declarations are refused")
+
+    def refuse_external(*_: Any) -> int:
+        raise _Refused("it refers to an external entity; external entities are refused")
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        local = _local(name)
+        if not stack and local != "opml":
+            raise _Refused(f"the root element is <{name[:40]}>, not <opml>")
+        stack.append(local)
+        if local == "title" and stack[-2:-1] == ["head"]:
+            in_title[0] = True
+        if local != "outline":
+            return
+        url = attrs.get("xmlUrl", attrs.get("xmlurl"))
+        title = _clean(attrs.get("title") or attrs.get("text"))
+        if url is None:
+            folders.append((len(stack), title))
+            return
+        if len(entries) >= MAX_ENTRIES:
+            raise _Refused(f"it lists more than {MAX_ENTRIES:,} feeds; import at most "
+                           f"{MAX_ENTRIES:,} at once")
+        entries.append(OpmlEntry(line=parser.CurrentLineNumber, title=title, url=url.strip(),
+                                 folders=tuple(t for _, t in folders)))
+
+    def end(name: str) -> None:
+        if folders and folders[-1][0] == len(stack):
+            folders.pop()
+        if _local(name) == "title":
+            in_title[0] = False
+        stack.pop()
+
+    def text(chunk: str) -> None:
+        if in_title[0] and sum(map(len, head_title)) < _TEXT_MAX:
+            head_title.append(chunk)
+
+    parser.StartDoctypeDeclHandler = refuse_dtd
+    parser.EntityDeclHandler = refuse_entity
+    parser.UnparsedEntityDeclHandler = refuse_entity
+    parser.ExternalEntityRefHandler = refuse_external
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    try:
+        parser.Parse(data, True)
+    except _Refused as exc:
+        raise OpmlError(f"not a usable OPML file: {exc}") from None
+    except expat.ExpatError as exc:
+        raise OpmlError(f"not XML: {expat.ErrorString(exc.code)} at line {exc.lineno}, "
+                        f"column {exc.offset + 1}") from None
+    if not entries:
+        raise OpmlError("no feeds: the file has no <outline> with an xmlUrl attribute")
+    return OpmlDocument(title=_clean("".join(head_title)), entries=entries)
+
+
+# ----------------------------------------------------------------------------- write
+
+
+class _FeedLike(Protocol):
+    """What export needs of a source (an :class:`~watchers.engine.SourceView` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def where(self) -> str: ...
+
+
+def write_opml(feeds: Iterable[tuple[str, str]], *, title: str = "newswatch sources") -> bytes:
+    """An OPML 2.0 document listing ``(name, url)`` pairs as ``type="rss"`` outlines, UTF-8."""
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    body = ET.SubElement(root, "body")
+    for name, url in feeds:
+        ET.SubElement(body, "outline", type="rss", text=name, title=name, xmlUrl=url)
+    ET.indent(root)
+    out: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return out + b"\n"
+
+
+def export_opml(views: Sequence[_FeedLike], *, title: str = "newswatch sources") -> bytes:
+    """The feeds among ``views`` (``await engine.sources()``) as OPML 2.0, sorted by name.
+    Folder sources have no URL a feed reader could follow, so they are left out."""
+    feeds = sorted((v.name, v.where) for v in views if v.kind == "feed")
+    return write_opml(feeds, title=title)
+
+
+# ----------------------------------------------------------------------------- import
+
+
+def source_name(title: str, url: str = "") -> str:
+    """A source name (1–64 of letters, digits, '.', '_', '-', as ``/sources add`` demands) for a
+    feed: its title lowercased with every other run of characters made one '-', else the URL's
+    host, else ``feed``."""
+    for candidate in (title, _host(url)):
+        slug = re.sub(r"[^\w.]+", "-", unicodedata.normalize("NFKC", candidate).lower())
+        slug = re.sub(r"-{2,}", "-", slug).strip("-._")[:_NAME_MAX].rstrip("-._")
+        if slug:
+            return slug
+    return "feed"
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    n = 2
+    while True:
+        suffix = f"-{n}"
+        name = base[:_NAME_MAX - len(suffix)] + suffix
+        if name not in taken:
+            return name
+        n += 1
+
+
+def _url_key(url: str) -> str:
+    """How two URLs are compared for duplicates: scheme and host are case-insensitive and a
+    fragment never reaches the server; the rest is compared as written."""
+    try:
+        parts = urlsplit(url.strip())
+        netloc = parts.netloc.lower()
+    except ValueError:
+        return url.strip()
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
+
+
+async def import_opml(engine: Engine, data: bytes, *, created_by: str | None = None,
+                      every: timedelta = timedelta(minutes=10)) -> OpmlReport:
+    """Add every feed of the OPML ``data`` to ``engine`` as ``/sources add`` would (polled
+    ``every``), and say per entry what happened. Raises :class:`OpmlError` (nothing added) when
+    the file as a whole is unusable."""
+    # A 5 MiB file takes about a second to parse: off the event loop, which also serves Discord.
+    document = await asyncio.to_thread(parse_opml, data)
+    views = await engine.sources()
+    taken = {v.name for v in views} | set(engine.source_names())
+    by_url: dict[str, str] = {_url_key(v.where): v.name for v in views if v.kind == "feed"}
+    in_file: dict[str, OpmlEntry] = {}
+    report = OpmlReport()
+    for entry in document.entries:
+        report.outcomes.append(await _import_one(engine, entry, taken, by_url, in_file,
+                                                 created_by=created_by, every=every))
+    return report
+
+
+async def _import_one(engine: Engine, entry: OpmlEntry, taken: set[str],
+                      by_url: Mapping[str, str], in_file: dict[str, OpmlEntry], *,
+                      created_by: str | None, every: timedelta) -> OpmlOutcome:
+    if not entry.url:
+        return OpmlOutcome(entry, "refused", reason="the xmlUrl is empty")
+    if len(entry.url) > MAX_URL:
+        return OpmlOutcome(entry, "refused", reason=f"the xmlUrl is {len(entry.url):,} "
+                           f"characters; at most {MAX_URL:,}")
+    key = _url_key(entry.url)
+    if key in by_url:
+        return OpmlOutcome(entry, "skipped", name=by_url[key],
+                           reason=f"already watched as source '{by_url[key]}'")
+    if key in in_file:
+        first = in_file[key]
+        return OpmlOutcome(entry, "skipped", reason=f"same URL as line {first.line} of this file")
+    in_file[key] = entry
+    base = source_name(entry.title, entry.url)
+    name = _unique(base, taken)
+    try:
+        view = await engine.add_source({"name": name, "type": "feed", "url": entry.url,
+                                        "every": every}, created_by=created_by)
+    except ConfigError as exc:
+        return OpmlOutcome(entry, "refused", reason="; ".join(i.message for i in exc.issues)
+                           or str(exc))
+    except NewswatchError as exc:
+        return OpmlOutcome(entry, "refused", reason=str(exc))
+    taken.add(view.name)
+    note = f"name '{base}' was taken" if name != base else ""
+    return OpmlOutcome(entry, "added", name=view.name, reason=note)
