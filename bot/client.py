@@ -106,7 +106,7 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
     async with aiohttp.ClientSession() as session:
         bot = NewsBot(guild_ids=cfg.discord.guild_ids, admin_role=cfg.discord.admin_role,
                       start_engine=not once, guild_ready_timeout=guild_ready_timeout)
-        sinks = discord_sinks(cfg.targets, client=bot, session=session)
+        sinks = discord_sinks(cfg.targets, client=bot, session=session, routes=cfg.routes)
         issues = _unrouted(cfg, set(sinks))
         if issues:
             raise ConfigError(issues)

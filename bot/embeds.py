@@ -4,19 +4,23 @@ Everything here stays inside Discord's limits, escapes markdown and mentions in 
 from articles, and puts only http(s) URLs into embeds. A URL inside a markdown link has
 ``()[]<>``, backslashes and whitespace percent-encoded, so one article yields at most one masked
 link whatever its URL holds. No I/O.
+
+An alert may be shaped by its rule's or route's template (watchers.templates): the values put
+into it are escaped like any article text, an ``@`` of the template's own text is escaped too,
+and the rendered message is cut to Discord's limits value by value, never through a link.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import discord
 
-from watchers.config import RuleConfig, format_duration
+from watchers.config import RouteConfig, RuleConfig, format_duration
 from watchers.delivery import (
     Alert,
     DeliveryStatus,
@@ -29,12 +33,15 @@ from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
 from watchers.models import Article, Highlight, Match
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import StoryRecord
+from watchers.templates import fill, placeholders_in
 
 __all__ = [
     "CUT_SHORT",
+    "DEFAULT_TEXT_TEMPLATE",
     "LIMITS",
     "ResultLine",
     "alert_message",
+    "alert_template",
     "article_embed",
     "delivery_embed",
     "digest_groups",
@@ -53,6 +60,7 @@ __all__ = [
     "story_embed",
     "story_line",
     "story_message",
+    "template_values",
     "thread_line",
     "thread_name",
     "truncate",
@@ -230,35 +238,28 @@ def _latest_line(article: Article, *, changed: bool) -> str:
     return f"Newest: {link}{source}"
 
 
-def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool = False
-                  ) -> dict[str, Any]:
+def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool = False,
+                  route: RouteConfig | None = None) -> dict[str, Any]:
     """Keyword arguments for ``Messageable.send`` / ``Webhook.send`` for one alert.
 
     Only the rules' configured roles may be mentioned; article text can never ping anyone.
     With ``alert.story`` the embed carries the story's line (other outlets, counts, when it
     last changed) and ``latest``, the story's newest article (``changed``: an article that
     changed in place); ``alert.escalated_from`` puts a banner above the snippet.
+
+    A template (the alert's rule's, else ``route``'s; see :func:`alert_template`) shapes the
+    message: ``embed`` style fills the embed's description (title, link, colour, author and
+    footer stay; the fields give way to it, but for the story's line when the template does not
+    place ``{story}``), ``text`` style posts it as plain content without an embed. Every
+    value is escaped, an ``@`` of the template's own text too, so only the rules' roles ping.
     """
     art = alert.article
-    highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
-    title = render_runs(title_runs(art.title, highlights), LIMITS["title"]) or "(untitled)"
-    description = render_runs(snippet_runs(art.text, highlights, width=600), 1500)
-    banner = escalation_line(alert)
-    if banner:
-        description = f"**{banner}**" + (f"\n{description}" if description else "")
-    embed = discord.Embed(
-        title=truncate(title, LIMITS["title"]),
-        url=safe_url(art.url),
-        description=description or None,
-        colour=SEVERITY_COLOURS.get(alert.severity, SEVERITY_COLOURS["medium"]),
-        timestamp=art.published,
+    roles = sorted({r.mention_role for r in alert.rules if r.mention_role})
+    content = " ".join(f"<@&{r}>" for r in roles) or None
+    allowed = discord.AllowedMentions(
+        everyone=False, users=False, replied_user=False,
+        roles=[discord.Object(id=r) for r in roles] if roles else False,
     )
-    embed.set_author(name=truncate(escape(art.source or "newswatch"), LIMITS["author"]))
-    rules = ", ".join(f"`{r.name}`" for r in alert.rules)
-    embed.add_field(name="Rule", value=truncate(rules or "—", LIMITS["field_value"]), inline=True)
-    embed.add_field(name="Published", value=_when(art.published, "f", "unknown"), inline=True)
-    embed.add_field(name="Why", value=truncate(_hits_text(alert.matches), LIMITS["field_value"]),
-                    inline=False)
     story = [line for line in (
         story_line(alert.story, own=art.source) if alert.story is not None else None,
         _latest_line(latest, changed=changed) if latest is not None else None,
@@ -266,30 +267,171 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
     if latest is not None and len("\n".join(story)) > LIMITS["field_value"]:
         # a cut would leave half a link: name the newest article without one
         story[-1] = _latest_line(latest.model_copy(update={"url": None}), changed=changed)
+    banner = escalation_line(alert)
+    chosen = alert_template(alert, route)
+    if chosen is not None and chosen[1] == "text":
+        values = template_values(alert, latest=latest, changed=changed,
+                                 names={*placeholders_in(chosen[0]), "headline"})
+        lead = (f"{content}\n" if content else "") + (f"**{banner}**\n" if banner else "")
+        text = _render_template(chosen[0], values, LIMITS["content"] - len(lead))
+        if not text.strip():  # Discord refuses an empty message
+            text = values["headline"]
+        return {"content": lead + text, "embed": None, "allowed_mentions": allowed}
+    highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
+    title = render_runs(title_runs(art.title, highlights), LIMITS["title"]) or "(untitled)"
+    embed = discord.Embed(
+        title=truncate(title, LIMITS["title"]),
+        url=safe_url(art.url),
+        colour=SEVERITY_COLOURS.get(alert.severity, SEVERITY_COLOURS["medium"]),
+        timestamp=art.published,
+    )
+    embed.set_author(name=truncate(escape(art.source or "newswatch"), LIMITS["author"]))
+    embed.set_footer(text=f"newswatch · {alert.severity} · article {art.id}")
+    if chosen is not None:
+        if story and "story" not in placeholders_in(chosen[0]):
+            # as the template would show it: no link that could spell a mention
+            line = template_values(alert, latest=latest, changed=changed, names={"story"})
+            embed.add_field(name="Story", value=truncate(line["story"], LIMITS["field_value"]),
+                            inline=False)
+        lead = f"**{banner}**\n" if banner else ""
+        budget = min(LIMITS["description"], LIMITS["total"] - len(embed)) - len(lead)
+        values = template_values(alert, latest=latest, changed=changed,
+                                 names=placeholders_in(chosen[0]))
+        text = _render_template(chosen[0], values, budget)
+        embed.description = (lead + text).strip() or None
+        return {"content": content, "embed": _fit(embed), "allowed_mentions": allowed}
+    description = render_runs(snippet_runs(art.text, highlights, width=600), 1500)
+    if banner:
+        description = f"**{banner}**" + (f"\n{description}" if description else "")
+    embed.description = description or None
+    rules = ", ".join(f"`{r.name}`" for r in alert.rules)
+    embed.add_field(name="Rule", value=truncate(rules or "—", LIMITS["field_value"]), inline=True)
+    embed.add_field(name="Published", value=_when(art.published, "f", "unknown"), inline=True)
+    embed.add_field(name="Why", value=truncate(_hits_text(alert.matches), LIMITS["field_value"]),
+                    inline=False)
     if story:
         embed.add_field(name="Story", value=truncate("\n".join(story), LIMITS["field_value"]),
                         inline=False)
-    embed.set_footer(text=f"newswatch · {alert.severity} · article {art.id}")
-    roles = sorted({r.mention_role for r in alert.rules if r.mention_role})
-    content = " ".join(f"<@&{r}>" for r in roles) or None
-    allowed = discord.AllowedMentions(
-        everyone=False, users=False, replied_user=False,
-        roles=[discord.Object(id=r) for r in roles] if roles else False,
-    )
     return {"content": content, "embed": _fit(embed), "allowed_mentions": allowed}
+
+
+# A rule or route that asks for plain text without writing a template gets this one.
+DEFAULT_TEXT_TEMPLATE = "{headline} · {source} · {published}\n{snippet}\n{story}"
+
+_SEVERITY_ORDER = list(SEVERITY_COLOURS)
+
+
+def alert_template(alert: Alert, route: RouteConfig | None = None
+                   ) -> tuple[str, Literal["embed", "text"]] | None:
+    """The template an alert is shown with and its style, or None for the standard embed.
+
+    The alert's rules come first, most severe first (the first of equals): a rule with a
+    template, or with ``template_style = "text"`` (then :data:`DEFAULT_TEXT_TEMPLATE`), decides.
+    Otherwise the route's settings do, the same way."""
+    rules = sorted(alert.rules, key=lambda r: -_SEVERITY_ORDER.index(r.severity)
+                   if r.severity in _SEVERITY_ORDER else -2)
+    for owner in (*rules, route):
+        if owner is not None and (owner.template is not None or owner.template_style == "text"):
+            return owner.template or DEFAULT_TEXT_TEMPLATE, owner.template_style
+    return None
+
+
+def _template_link(url: str | None) -> str:
+    """A URL safe as bare text and inside ``[…](…)``: :func:`link_target` with ``@`` encoded
+    too, so no URL can spell a mention; one with credentials (``user@host``) is left out."""
+    target = link_target(url)
+    if target is None:
+        return ""
+    scheme, _, rest = target.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if "@" in rest[:cut]:
+        return ""
+    return f"{scheme}://{rest[:cut]}" + rest[cut:].replace("@", "%40")
+
+
+def template_values(alert: Alert, *, latest: Article | None = None, changed: bool = False,
+                    names: Collection[str] | None = None) -> dict[str, str]:
+    """The placeholders' values for an alert (only ``names``, if given: a snippet of a long
+    article is not free), each escaped so that it shows as written and cannot ping, format
+    across its bounds or add a link of its own (see watchers.templates)."""
+    art = alert.article
+
+    def title() -> str:
+        return truncate(escape(art.title), LIMITS["title"]) or "(untitled)"
+
+    def headline() -> str:
+        link = _template_link(art.url)
+        return f"[{title()}]({link})" if link else f"**{title()}**"
+
+    def snippet() -> str:
+        highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
+        return render_runs(snippet_runs(art.text, highlights, width=600), 1500)
+
+    def outlets() -> str:
+        own = art.source or None
+        seen = alert.story.outlets if alert.story is not None else ((own,) if own else ())
+        return _names(seen, 900) if seen else "unknown source"
+
+    def story() -> str:
+        lines = [story_line(alert.story, own=art.source) if alert.story is not None else None]
+        if latest is not None:
+            url = _template_link(latest.url) or None
+            lines.append(_latest_line(latest.model_copy(update={"url": url}), changed=changed))
+            if len("\n".join(x for x in lines if x)) > LIMITS["field_value"]:
+                # a cut would leave half a link: name the newest article without one
+                lines[-1] = _latest_line(latest.model_copy(update={"url": None}),
+                                         changed=changed)
+        return "\n".join(line for line in lines if line)
+
+    makers: dict[str, Callable[[], str]] = {
+        "title": title,
+        "link": lambda: _template_link(art.url),
+        "headline": headline,
+        "source": lambda: truncate(escape(art.source or "unknown source"), 100),
+        "published": lambda: _when(art.published, "f", "unknown"),
+        "rules": lambda: ", ".join(f"`{_code(r.name)}`" for r in alert.rules),
+        "why": lambda: truncate(_hits_text(alert.matches), LIMITS["field_value"]),
+        "snippet": snippet,
+        "outlets": outlets,
+        "story": story,
+        "severity": lambda: alert.severity,
+        "id": lambda: escape(art.id),
+    }
+    return {k: make() for k, make in makers.items() if names is None or k in names}
+
+
+# an "@" after an even run of backslashes (none included) is not escaped
+_BARE_AT = re.compile(r"(?<!\\)((?:\\\\)*)@")
+
+
+def _render_template(template: str, values: Mapping[str, str], limit: int) -> str:
+    """The template filled within ``limit`` characters, every ``@`` left unescaped (from the
+    template's own text, or formed where its text meets a value) escaped."""
+    reserve = 0
+    for _ in range(4):
+        text = _BARE_AT.sub(r"\1\\@", fill(template, values, limit=max(limit - reserve, 0)))
+        if len(text) <= limit:
+            return text
+        reserve += len(text) - limit
+    return truncate(_BARE_AT.sub(r"\1\\@", fill(template, values, limit=limit // 2)), limit)
 
 
 _NO_PINGS = discord.AllowedMentions.none()
 
 
-def story_message(update: StoryUpdate, *, repost: bool = False) -> dict[str, Any]:
-    """The story's alert re-rendered with its current line and newest article: keyword
-    arguments for editing the message (``repost=False``: the content with its role mentions
-    is left as it was) or for posting it afresh after it was deleted (no content at all).
-    Neither pings anyone: the story is not new news."""
+def story_message(update: StoryUpdate, *, repost: bool = False,
+                  route: RouteConfig | None = None) -> dict[str, Any]:
+    """The story's alert re-rendered with its current line and newest article, in the route's
+    template if it has one: keyword arguments for editing the message (``repost=False``: an
+    embed is replaced and the content with its role mentions is left as it was) or for posting
+    it afresh after it was deleted (the embed alone). A text-style message has no embed: its
+    content is the message, so it is re-rendered too. Neither pings anyone: the story is not
+    new news."""
     alert = replace(update.alert, story=update.story)
-    kwargs = alert_message(alert, latest=update.article, changed=update.changed)
+    kwargs = alert_message(alert, latest=update.article, changed=update.changed, route=route)
     kwargs["allowed_mentions"] = _NO_PINGS
+    if kwargs.get("embed") is None:
+        return kwargs  # text style: the content is the message
     if repost:
         kwargs["content"] = None
     else:

@@ -86,7 +86,7 @@ def _webhook_sinks(cfg: Config, session: aiohttp.ClientSession) -> dict[str, Sin
     from bot.sinks import discord_sinks
 
     point_at(cfg.discord.api_base, None)
-    return dict(discord_sinks(cfg.targets, session=session))
+    return dict(discord_sinks(cfg.targets, session=session, routes=cfg.routes))
 
 
 async def until_stopped(engine: Engine, stop: asyncio.Event | None = None,

@@ -48,6 +48,7 @@ from bot.embeds import (
     truncate,
 )
 from bot.logs import add_secret, redact
+from watchers.config import RouteConfig
 from watchers.delivery import Alert, Digest, Sink, StoryUpdate, UpdateResult
 from watchers.errors import (
     DeliveryError,
@@ -157,15 +158,19 @@ class DiscordSink:
     """
 
     def __init__(self, targets: Mapping[str, Target], *, client: discord.Client | None = None,
-                 session: aiohttp.ClientSession | None = None, timeout: float = 30.0) -> None:
+                 session: aiohttp.ClientSession | None = None, timeout: float = 30.0,
+                 routes: Mapping[str, RouteConfig] | None = None) -> None:
         self.targets = dict(targets)
+        # each route's settings (its message template); a route without an entry has defaults
+        self.routes = dict(routes or {})
         self.client = client
         self.session = session
         self.timeout = timeout
         self._hook_channels: dict[int, int] = {}
 
     async def deliver(self, alert: Alert) -> str | None:
-        return await self._send(alert.route, alert_message(alert), nonce=alert.nonce,
+        kwargs = alert_message(alert, route=self._route(alert.route))
+        return await self._send(alert.route, kwargs, nonce=alert.nonce,
                                 maybe_sent=alert.maybe_sent)
 
     async def digest(self, digest: Digest) -> str | None:
@@ -228,12 +233,16 @@ class DiscordSink:
         except _Gone:
             log.info("route %s: the story's message %s is gone; posting the story afresh",
                      update.route, update.message_id)
-        new_id = await self._send(update.route, story_message(update, repost=True),
+        new_id = await self._send(update.route, story_message(update, repost=True,
+                                                              route=self._route(update.route)),
                                   nonce=_repost_nonce(update.nonce),
                                   maybe_sent=update.maybe_sent)
         if new_id is None:  # _send always names what it posted; guard the contract
             raise TransientDeliveryError("Discord did not name the reposted story's message")
         return UpdateResult(new_id, None, reposted=True)
+
+    def _route(self, route: str) -> RouteConfig | None:
+        return self.routes.get(route)
 
     def _need_client(self) -> discord.Client:
         if self.client is None:
@@ -245,10 +254,9 @@ class DiscordSink:
         message = self._need_client().get_partial_messageable(target.channel_id
                                                               ).get_partial_message(
             int(update.message_id))
-        kwargs = story_message(update)
+        kwargs = story_message(update, route=self._route(update.route))
         async with self._update_errors(gone={_UNKNOWN_MESSAGE}):
-            await message.edit(embed=kwargs["embed"],
-                               allowed_mentions=kwargs["allowed_mentions"])
+            await message.edit(**_edit_kwargs(kwargs))
 
     async def _thread_post(self, target: ChannelTarget, update: StoryUpdate) -> str | None:
         """Post the update's line in the story's thread (started first if need be); returns
@@ -287,10 +295,9 @@ class DiscordSink:
             raise PermanentDeliveryError("webhook targets need an HTTP session",
                                          pause_destination=True)
         hook = discord.Webhook.partial(target.webhook_id, target.token, session=self.session)
-        kwargs = story_message(update)
+        kwargs = story_message(update, route=self._route(update.route))
         async with self._update_errors(gone={_UNKNOWN_MESSAGE}):
-            await hook.edit_message(int(update.message_id), embed=kwargs["embed"],
-                                    allowed_mentions=kwargs["allowed_mentions"])
+            await hook.edit_message(int(update.message_id), **_edit_kwargs(kwargs))
 
     @contextlib.asynccontextmanager
     async def _update_errors(self, *, gone: set[int]) -> AsyncIterator[None]:
@@ -433,6 +440,14 @@ class DiscordSink:
             flag.set()
 
 
+def _edit_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What an edit sends: the embed (the content, with its mentions, stays as posted), or for
+    a text-style message, its content."""
+    if kwargs.get("embed") is None:
+        return {"content": kwargs["content"], "allowed_mentions": kwargs["allowed_mentions"]}
+    return {"embed": kwargs["embed"], "allowed_mentions": kwargs["allowed_mentions"]}
+
+
 def _classify(exc: discord.HTTPException) -> DeliveryError:
     code = f" (code {exc.code})" if exc.code else ""
     text = redact(f"{exc.status}{code} {exc.text or ''}".strip())[:300]
@@ -446,9 +461,11 @@ def _classify(exc: discord.HTTPException) -> DeliveryError:
 
 
 def discord_sinks(channels: Mapping[str, int | str], *, session: aiohttp.ClientSession,
-                  client: discord.Client | None = None) -> dict[str, Sink]:
+                  client: discord.Client | None = None,
+                  routes: Mapping[str, RouteConfig] | None = None) -> dict[str, Sink]:
     """A sink for every route of ``[channels]`` this front end can serve: all of them with a
-    bot client, only the webhooks without one. Unusable entries are logged, not fatal."""
+    bot client, only the webhooks without one. Unusable entries are logged, not fatal.
+    ``routes``: each route's settings (``Config.route(name)``), for its message template."""
     targets, problems = resolve_targets(channels)
     for p in problems:
         log.error("%s", p)
@@ -456,5 +473,5 @@ def discord_sinks(channels: Mapping[str, int | str], *, session: aiohttp.ClientS
         targets = {r: t for r, t in targets.items() if isinstance(t, WebhookTarget)}
     if not targets:
         return {}
-    sink: Sink = DiscordSink(targets, client=client, session=session)
+    sink: Sink = DiscordSink(targets, client=client, session=session, routes=routes)
     return dict.fromkeys(targets, sink)

@@ -135,6 +135,18 @@ from watchers.sources import SourceConfig as SourceConfig  # noqa: E402
 from watchers.sources.feed import FeedSourceConfig  # noqa: E402
 from watchers.sources.folder import FolderSourceConfig  # noqa: E402
 
+TemplateStyle = Literal["embed", "text"]
+
+
+def _check_template(value: str | None) -> str | None:
+    from watchers.templates import check_template
+
+    if value is not None:
+        problems = check_template(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+    return value
+
 
 class RuleConfig(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
@@ -152,6 +164,14 @@ class RuleConfig(_Strict):
     # Set by the engine, never by a file: "store" for rules added at run time (Discord).
     origin: Literal["config", "store"] = "config"
     created_by: str | None = None
+    # The alert's own format (see watchers.templates); it wins over the route's.
+    template: str | None = None
+    template_style: TemplateStyle = "embed"
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return _check_template(value)
 
 
 ChannelRef = int | str
@@ -187,6 +207,14 @@ class RouteConfig(_Strict):
     quiet_hours: str | None = None
     break_through: Severity = "critical"
     max_per_hour: int | None = Field(default=None, ge=1, le=10_000)
+    # The format of this route's alerts unless their rule has one (see watchers.templates).
+    template: str | None = None
+    template_style: TemplateStyle = "embed"
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return _check_template(value)
 
     @field_validator("digest_at")
     @classmethod
@@ -280,6 +308,11 @@ class Config(_Strict):
         form the route was written in."""
         return {name: ref.target if isinstance(ref, RouteConfig) else ref
                 for name, ref in self.channels.items()}
+
+    @property
+    def routes(self) -> dict[str, RouteConfig]:
+        """Every route in [channels] with its settings (defaults for the short form)."""
+        return {name: r for name in self.channels if (r := self.route(name)) is not None}
 
     def route(self, name: str) -> RouteConfig | None:
         """A route's settings (defaults for the short form); None if it is not defined."""

@@ -322,3 +322,28 @@ async def test_a_word_for_word_copy_from_another_outlet_corroborates_the_story(
             await asyncio.sleep(0.3)
             assert len(emu.messages(channel)) == 1 and edits(emu, emu.messages(channel)[0].id) == 0
     assert emu.validate_all() == []
+
+
+async def test_a_text_style_story_is_edited_in_its_content(emu: DiscordEmulator,
+                                                           tmp_path: Path) -> None:
+    async with FeedServer() as server:
+        for o in OUTLETS:
+            server.set(f"/{o}", Route(body=rss([])))
+        channels = {"alerts": {"target": emu.channel("alerts").id,
+                               "template": "{title} · {outlets}", "template_style": "text"}}
+        async with newswatch(emu, tmp_path, server, channels=channels) as run:
+            channel = run.alerts_channel
+            await report(run, server, "dw", 0)
+            await settle(run, lambda: len(emu.messages(channel)) == 1)
+            (first,) = emu.messages(channel)
+            assert first.embeds == [] and "Russian troops mass" in first.content
+            await report(run, server, "npr", 20)
+            await settle(run, lambda: edits(emu, first.id) == 1)
+            edited = emu.get_message(first.id)
+            assert edited.embeds == [] and "npr" in edited.content
+            await emu.delete_message(channel, first.id)
+            await report(run, server, "bbc", 40)
+            await settle(run, lambda: len(emu.messages(channel)) == 1
+                         and emu.messages(channel)[0].id != first.id)
+            assert "bbc" in emu.messages(channel)[0].content  # reposted with its text
+    assert emu.validate_all() == []

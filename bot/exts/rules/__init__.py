@@ -1,4 +1,4 @@
-"""Rules: /rules list|test|add|remove, /mute, /unmute."""
+"""Rules: /rules list|test|preview|add|remove, /mute, /unmute."""
 
 from __future__ import annotations
 

@@ -1,18 +1,22 @@
-"""The rules cogs: /rules list|test for anyone, /rules add|remove, /mute and /unmute for admins."""
+"""The rules cogs: /rules list|test|preview for anyone, /rules add|remove, /mute and /unmute
+for admins."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import escape, rule_test_embed, rules_embed, truncate
+from bot.embeds import LIMITS, alert_message, escape, rule_test_embed, rules_embed, truncate
 from bot.interactions import Duration, NewswatchCog, RuleName, answer
 from watchers.config import Severity
-from watchers.rules import parse
+from watchers.delivery import Alert, StoryView
+from watchers.errors import NewswatchError
+from watchers.rules import RegexBudget, match_query, parse
+from watchers.templates import MAX_TEMPLATE_LENGTH
 
 
 class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
@@ -39,17 +43,76 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
     @app_commands.command(name="add")
     @app_commands.describe(name="a short name (letters, digits, . _ -)", query="the rule's query",
                            channel="the route its alerts go to (default: alerts)",
-                           severity="how loud the alert looks")
+                           severity="how loud the alert looks",
+                           template="the alert's format, e.g. '{headline} · {source}' "
+                                    "(see /rules preview)",
+                           template_style="embed: the format fills the embed; text: plain "
+                                          "message")
     async def add(self, interaction: discord.Interaction[Any],
                   name: app_commands.Range[str, 1, 64], query: app_commands.Range[str, 1, 500],
-                  channel: str = "alerts", severity: Severity = "medium") -> None:
+                  channel: str = "alerts", severity: Severity = "medium",
+                  template: app_commands.Range[str, 1, MAX_TEMPLATE_LENGTH] | None = None,
+                  template_style: Literal["embed", "text"] = "embed") -> None:
         """Add or replace a rule; it applies from the next poll."""
-        rule = await self.engine.add_rule(
-            {"name": name, "query": query, "channel": channel, "severity": severity},
-            created_by=str(interaction.user.id))
+        fields: dict[str, Any] = {"name": name, "query": query, "channel": channel,
+                                  "severity": severity, "template_style": template_style}
+        if template is not None:
+            # a slash option is one line; "\n" typed in it stands for a line break
+            fields["template"] = template.replace("\\n", "\n")
+        rule = await self.engine.add_rule(fields, created_by=str(interaction.user.id))
+        shape = (f" · {rule.template_style} template (`/rules preview {rule.name}`)"
+                 if rule.template is not None or rule.template_style != "embed" else "")
         await interaction.response.send_message(
-            f"Rule **{escape(rule.name)}** → `{rule.channel}` saved: "
+            f"Rule **{escape(rule.name)}** → `{rule.channel}` saved{shape}: "
             f"`{truncate(rule.query, 500)}`")
+
+    @app_commands.command(name="preview")
+    @app_commands.describe(name="the rule", article="a stored article's id (default: the newest "
+                                                    "the rule matched)")
+    async def preview(self, interaction: discord.Interaction[Any],
+                      name: app_commands.Transform[str, RuleName],
+                      article: app_commands.Range[str, 1, 200] | None = None) -> None:
+        """Show the message a rule would post for a stored article (only to you)."""
+        engine = self.engine
+        rule = next((v.rule for v in await engine.rules() if v.rule.name == name), None)
+        if rule is None:
+            known = ", ".join(engine.rule_names()[:20]) or "none"
+            raise NewswatchError(f"No rule named {name[:64]!r}; rules: {known}")
+        note = ""
+        if article is None:
+            newest = await engine.recent(rule=rule.name, limit=1)
+            if not newest:
+                raise NewswatchError(f"Rule {rule.name!r} has matched no stored article yet; "
+                                     "give an article id (see /search)")
+            art, matches = newest[0]
+        else:
+            found = await engine.article(article)
+            if found is None:
+                raise NewswatchError(f"No stored article with id {article[:80]!r} (see /search)")
+            art, matches = found
+        match = next((m for m in matches if m.rule == rule.name), None)
+        if match is None:
+            match = match_query(rule.query, art, rule.threshold or engine.config.threshold,
+                                engine.config.aliases, name=rule.name, budget=RegexBudget())
+            if match is None:
+                note = f"Rule **{escape(rule.name)}** does not match this article; as if it did:"
+        record = (await engine.stories_of([art.id])).get(art.id)
+        story = None if record is None else StoryView(
+            id=record.id, headline=record.headline, first_seen=record.first_seen,
+            last_seen=record.last_seen, outlets=record.outlets, articles=record.articles,
+            updated_at=record.updated_at)
+        alert = Alert(id=0, route=rule.channel, nonce="preview", attempt=0, article=art,
+                      matches=(match,) if match is not None else (), rules=(rule,),
+                      story=story)
+        kwargs = alert_message(alert, route=engine.config.route(rule.channel))
+        # the preview pings nobody, whatever the rule would
+        content = "\n".join(x for x in (note, kwargs["content"]) if x) or None
+        embed = kwargs["embed"]
+        if content is not None:  # the note may push a full message over the limit
+            content = truncate(content, LIMITS["content"])
+        await interaction.response.send_message(
+            content=content, embed=embed if embed is not None else discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions.none(), ephemeral=True)
 
     @app_commands.command(name="remove")
     @app_commands.describe(name="the rule to remove")

@@ -1,0 +1,215 @@
+"""Message templates: a rule's or route's own format for its alerts, with placeholders.
+
+A template is text with ``{name}`` placeholders (the set is :data:`PLACEHOLDERS`); ``{{`` and
+``}}`` stand for literal braces. :func:`check_template` lists every problem of a template at once
+(an unknown placeholder, named with the known ones; an unbalanced brace; a mention; too long), so
+the config file and ``/rules add`` refuse a bad template before it is saved.
+
+:func:`fill` substitutes values that the caller has already made safe (escaped for markdown,
+unable to ping anyone) and changes no value but to shorten it. With ``limit`` the result is
+never longer than ``limit`` characters: the longest cuttable value is shortened first, and a
+value that must not be cut (a link, a timestamp) is left out whole rather than broken. A
+template that passes :func:`check_template` leaves at least :data:`MIN_ROOM` characters of
+Discord's smallest limit (2000) for its values.
+
+Pure: no I/O, no Discord.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "ATOMIC",
+    "MAX_TEMPLATE_LENGTH",
+    "MIN_ROOM",
+    "PLACEHOLDERS",
+    "Placeholder",
+    "TemplateError",
+    "check_template",
+    "fill",
+    "parse_template",
+    "placeholders_in",
+]
+
+# name → what it stands for (the README and error messages list these).
+PLACEHOLDERS: Final[Mapping[str, str]] = {
+    "title": "the article's title",
+    "link": "the article's URL (http/https only; empty without one)",
+    "headline": "the title as a link to the article (bold without a URL)",
+    "source": "the outlet or feed that published it",
+    "published": "when it was published (a Discord timestamp; 'unknown' without a date)",
+    "rules": "the names of the rules that fired",
+    "why": "the terms that matched, with fuzzy and alias variants",
+    "snippet": "the passage around the matched terms, hits in bold",
+    "outlets": "every outlet that reported the story so far",
+    "story": "the story's line: other outlets, counts, when it last changed (empty alone)",
+    "severity": "the alert's severity (info, low, medium, high, critical)",
+    "id": "the article's id (for /article)",
+}
+# Values that a cut would break (half a URL or a timestamp): left out whole.
+ATOMIC: Final[frozenset[str]] = frozenset({"link", "headline", "published", "id"})
+
+# Discord's smallest message limit is 2000 characters (content); the template's own text may
+# take at most this much of it so that the values always get MIN_ROOM.
+MAX_TEMPLATE_LENGTH: Final = 1500
+MIN_ROOM: Final = 2000 - MAX_TEMPLATE_LENGTH
+
+_MENTION = re.compile(r"@everyone|@here|<@[!&]?\d*>?", re.IGNORECASE)
+ELLIPSIS = "…"
+
+
+class TemplateError(ValueError):
+    """A template that cannot be used; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    name: str
+
+
+Segment = str | Placeholder
+
+
+def _known() -> str:
+    return ", ".join("{" + n + "}" for n in PLACEHOLDERS)
+
+
+# "{{", "}}", a placeholder, a brace left alone, or a run of plain text
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]|[^{}]+")
+
+
+@functools.lru_cache(maxsize=256)  # a few templates, rendered for every alert
+def _scan(text: str) -> tuple[tuple[Segment, ...], tuple[str, ...]]:
+    """The template as literal text and placeholders, and the problems found on the way."""
+    segments: list[Segment] = []
+    problems: list[str] = []
+    literal: list[str] = []
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        if token in ("{{", "}}"):
+            literal.append(token[0])
+        elif m.group(1) is not None:
+            name = m.group(1)
+            if name not in PLACEHOLDERS:
+                shown = name if len(name) <= 40 else name[:39] + ELLIPSIS
+                problems.append(f"unknown placeholder {{{shown}}}; known: {_known()}")
+                continue
+            if literal:
+                segments.append("".join(literal))
+                literal = []
+            segments.append(Placeholder(name))
+        elif token == "{":
+            problems.append(f"unclosed '{{' at position {m.start() + 1}; write '{{{{' for a "
+                            "literal brace")
+            literal.append(token)
+        elif token == "}":
+            problems.append(f"single '}}' at position {m.start() + 1}; write '}}}}' for a "
+                            "literal brace")
+            literal.append(token)
+        else:
+            literal.append(token)
+    if literal:
+        segments.append("".join(literal))
+    return tuple(segments), tuple(problems)
+
+
+def check_template(text: str) -> list[str]:
+    """Every problem of ``text`` as a template (empty: usable)."""
+    problems: list[str] = []
+    if not text.strip():
+        problems.append("the template is empty; leave it out for the standard message")
+    if len(text) > MAX_TEMPLATE_LENGTH:
+        problems.append(f"the template is {len(text)} characters long; at most "
+                        f"{MAX_TEMPLATE_LENGTH} leave room for the article inside Discord's "
+                        "2000-character limit")
+    problems += _scan(text)[1]
+    literal = "".join(s for s in _scan(text)[0] if isinstance(s, str))
+    found = _MENTION.search(literal)
+    if found:
+        problems.append(f"the template may not mention anyone ({found.group()!r}); a rule's "
+                        "mention_role is the one ping an alert may carry")
+    return problems
+
+
+def parse_template(text: str) -> list[Segment]:
+    """The template's literal text and placeholders, in order; raises TemplateError."""
+    segments, problems = _scan(text)
+    if problems:
+        raise TemplateError("; ".join(problems))
+    return list(segments)
+
+
+def placeholders_in(text: str) -> set[str]:
+    """The names of the placeholders a template uses (unknown ones are ignored)."""
+    return {s.name for s in _scan(text)[0] if isinstance(s, Placeholder)}
+
+
+def _plain_cut(text: str, size: int) -> str:
+    """``text`` in at most ``size`` characters, ending with an ellipsis when cut; never a
+    dangling backslash (it would escape what follows) nor an odd ``**`` (bold left open)."""
+    if len(text) <= size:
+        return text
+    if size <= 1:
+        return ""
+    cut = text[: size - 1]
+    if (len(cut) - len(cut.rstrip("\\"))) % 2:
+        cut = cut[:-1]
+    if _bold_marks(cut) % 2:
+        at = _last_bold(cut)
+        cut = cut[:at] + cut[at + 2:]
+    return cut + ELLIPSIS
+
+
+def _bold_marks(text: str) -> int:
+    return len(_BOLD.findall(text))
+
+
+def _last_bold(text: str) -> int:
+    return [m.end() - 2 for m in _BOLD.finditer(text)][-1]
+
+
+# "**" not preceded by an escaping backslash (an even run of backslashes escapes nothing)
+_BOLD = re.compile(r"(?<!\\)(?:\\\\)*\*\*")
+
+
+def fill(template: str, values: Mapping[str, str], *, limit: int | None = None,
+         cut: Callable[[str, int], str] = _plain_cut) -> str:
+    """``template`` with each placeholder replaced by its value (a missing value is empty).
+
+    With ``limit``, values are shortened until the result fits: the longest cuttable value by
+    what is over (spread over its uses), atomic values (:data:`ATOMIC`) left out when cutting
+    the others is not enough. ``cut(text, size)`` shortens a value to at most ``size``."""
+    segments = parse_template(template)
+    vals = {s.name: values.get(s.name, "") for s in segments if isinstance(s, Placeholder)}
+    uses: dict[str, int] = {}
+    for s in segments:
+        if isinstance(s, Placeholder):
+            uses[s.name] = uses.get(s.name, 0) + 1
+
+    def render() -> str:
+        return "".join(s if isinstance(s, str) else vals[s.name] for s in segments)
+
+    out = render()
+    if limit is None:
+        return out
+    while len(out) > limit:
+        over = len(out) - limit
+        cuttable = [k for k in vals if k not in ATOMIC and vals[k]]
+        if cuttable:
+            key = max(cuttable, key=lambda k: len(vals[k]) * uses[k])
+            size = len(vals[key]) - -(-over // uses[key])  # ceil: each use gives its share
+            shorter = cut(vals[key], size) if size > 0 else ""
+            # a cut that did not shorten (an ellipsis in place of one character): drop it
+            vals[key] = shorter if len(shorter) < len(vals[key]) else ""
+        else:
+            atomic = [k for k in vals if vals[k]]
+            if not atomic:  # the template's own text is over the limit
+                return _plain_cut(out, limit)
+            vals[max(atomic, key=lambda k: len(vals[k]) * uses[k])] = ""
+        out = render()
+    return out
