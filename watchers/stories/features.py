@@ -16,6 +16,11 @@ Invariants:
   decide; words common enough to be grammar weigh nothing and are dropped. Numbers weigh as
   rare words (a toll, an amount, a score is what tells two events apart); years and a day
   after a month's name ("Jan. 6") weigh little.
+- Marks are weightless terms (weight 0, never indexed): the kind of event (``#``), the acting
+  country (``@``, the first country named that is not a speaker: "Ukraine says ...", "Kyiv
+  Independent: ..." name a speaker), every country named (``%``) and the subject (``^``, the
+  first weighted word after a short "Topic:" prefix). Signatures stored before ``%`` and ``^``
+  existed load and score as before: no country but the actor, no subject evidence.
 - :func:`signature_from` (the matcher's tokens) gives exactly what :func:`signature` gives.
 - Only the title is read (the lead stands for a missing title). Lead words were tried as
   weaker evidence, but nothing in the labelled set (titles only) can teach their weight and
@@ -38,9 +43,11 @@ from watchers.rules.variants import _zipf
 
 __all__ = [
     "ACTOR_MARK",
+    "COUNTRY_MARK",
     "EVENT_MARK",
     "MAX_EXEMPLARS",
     "STEM",
+    "SUBJECT_MARK",
     "Exemplar",
     "Signature",
     "lead",
@@ -83,6 +90,16 @@ Exemplar = tuple[tuple[str, float], ...]
 # names they share. Keys are the rule engine's folded keys (plural folded).
 EVENT_MARK = "#"
 ACTOR_MARK = "@"
+# Every country a headline names (the actor too): a speaker ("Ukraine says ...") is named but
+# does not act, and "US evacuates" / "Russia evacuates" name no country in common.
+COUNTRY_MARK = "%"
+# The headline's subject: its first weighted term after any "Topic:" prefix (who or what the
+# headline is about first; two reports of one event mostly start from the same one).
+SUBJECT_MARK = "^"
+# Words after a country that make it a speaker, not the actor.
+_SPEAKS = frozenset(
+    "say said tell told warn warned claim claimed accuse accused".split()  # noqa: SIM905
+)
 _EVENTS: dict[str, str] = {}
 for _cls, _words in {
     "elect": "elect elected elects reelected wins win won victory sworn inaugurated appointed",
@@ -195,10 +212,17 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
         return
     norms = ft.norms
     pos, last = ft.pos, ft.last
+    text, starts, ends = ft.text, ft.starts, ft.ends
     n = len(keys) if limit is None else min(limit, len(keys))
     actor = False
+    # A source or speaker before a colon near the start ("Kyiv Independent: ...") names no
+    # actor.
+    colon = text.find(":")
+    if colon >= 0 and sum(1 for i in range(n) if ends[i] <= colon) > 4:
+        colon = -1
     inside = (-1, -1)  # positions of the current compound's parts after its first
     word = _word
+    subject = False
     for i in range(n):
         p, q = pos[i], last[i]
         if q != p:
@@ -216,9 +240,17 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
             w = _YEAR
         if event is not None:
             into[EVENT_MARK + event] = 0.0
-        if country is not None and not actor:
-            into[ACTOR_MARK + country] = 0.0
-            actor = True
+        if country is not None:
+            into[COUNTRY_MARK + country] = 0.0
+            if not actor:
+                nxt = i + 1
+                speaker = ends[i] <= colon or (nxt < len(keys) and keys[nxt] in _SPEAKS)
+                if not speaker:
+                    into[ACTOR_MARK + country] = 0.0
+                    actor = True
+        if not subject and w >= 1.0 and starts[i] > colon and not key[:1].isdigit():
+            into[SUBJECT_MARK + stem] = 0.0
+            subject = True
         if w and into.get(stem, 0.0) < w:
             into[stem] = w
 
