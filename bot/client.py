@@ -27,8 +27,8 @@ __all__ = ["EXTENSIONS", "NewsBot", "point_at", "run_discord"]
 
 log = logging.getLogger("newswatch")
 
-EXTENSIONS = ("bot.exts.admin", "bot.exts.lookup", "bot.exts.rules", "bot.exts.sources",
-              "bot.exts.trend")
+EXTENSIONS = ("bot.exts.acks", "bot.exts.admin", "bot.exts.lookup", "bot.exts.rules",
+              "bot.exts.sources", "bot.exts.trend")
 
 
 def point_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -106,7 +106,8 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
     async with aiohttp.ClientSession() as session:
         bot = NewsBot(guild_ids=cfg.discord.guild_ids, admin_role=cfg.discord.admin_role,
                       start_engine=not once, guild_ready_timeout=guild_ready_timeout)
-        sinks = discord_sinks(cfg.targets, client=bot, session=session, routes=cfg.routes)
+        sinks = discord_sinks(cfg.targets, client=bot, session=session, routes=cfg.routes,
+                              settings=cfg.discord)
         issues = _unrouted(cfg, set(sinks))
         if issues:
             raise ConfigError(issues)

@@ -36,10 +36,16 @@ from watchers.store.base import StoryRecord
 from watchers.templates import fill, placeholders_in
 
 __all__ = [
+    "ACK_ID",
+    "ACK_ID_PATTERN",
     "CUT_SHORT",
     "DEFAULT_TEXT_TEMPLATE",
     "LIMITS",
+    "NOT_RELEVANT_ID",
+    "NOT_RELEVANT_ID_PATTERN",
     "ResultLine",
+    "ack_buttons",
+    "ack_line",
     "alert_message",
     "alert_template",
     "article_embed",
@@ -64,6 +70,7 @@ __all__ = [
     "thread_line",
     "thread_name",
     "truncate",
+    "with_ack_line",
 ]
 
 LIMITS = {
@@ -242,7 +249,9 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
                   route: RouteConfig | None = None) -> dict[str, Any]:
     """Keyword arguments for ``Messageable.send`` / ``Webhook.send`` for one alert.
 
-    Only the rules' configured roles may be mentioned; article text can never ping anyone.
+    Only the rules' configured roles (``mention_role``, ``mention_roles``) and users
+    (``mention_users``) are mentioned and may ping — never @everyone or @here; article text can
+    never ping anyone.
     With ``alert.story`` the embed carries the story's line (other outlets, counts, when it
     last changed) and ``latest``, the story's newest article (``changed``: an article that
     changed in place); ``alert.escalated_from`` puts a banner above the snippet.
@@ -254,10 +263,13 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
     value is escaped, an ``@`` of the template's own text too, so only the rules' roles ping.
     """
     art = alert.article
-    roles = sorted({r.mention_role for r in alert.rules if r.mention_role})
-    content = " ".join(f"<@&{r}>" for r in roles) or None
+    roles = sorted({r.mention_role for r in alert.rules if r.mention_role}
+                   | {i for r in alert.rules for i in r.mention_roles})[:_MAX_MENTIONS]
+    users = sorted({i for r in alert.rules for i in r.mention_users})[:_MAX_MENTIONS]
+    content = " ".join([*(f"<@&{r}>" for r in roles), *(f"<@{u}>" for u in users)]) or None
     allowed = discord.AllowedMentions(
-        everyone=False, users=False, replied_user=False,
+        everyone=False, replied_user=False,
+        users=[discord.Object(id=u) for u in users] if users else False,
         roles=[discord.Object(id=r) for r in roles] if roles else False,
     )
     story = [line for line in (
@@ -274,8 +286,11 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
                                  names={*placeholders_in(chosen[0]), "headline"})
         lead = (f"{content}\n" if content else "") + (f"**{banner}**\n" if banner else "")
         text = _render_template(chosen[0], values, LIMITS["content"] - len(lead))
-        if not text.strip():  # Discord refuses an empty message
+        if not text.strip():  # Discord refuses an empty message: the headline, or its title
+            budget = LIMITS["content"] - len(lead)
             text = values["headline"]
+            if len(text) > budget:  # a link is never cut: the title alone, cut
+                text = truncate(escape(art.title) or "(untitled)", budget)
         return {"content": lead + text, "embed": None, "allowed_mentions": allowed}
     highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
     title = render_runs(title_runs(art.title, highlights), LIMITS["title"]) or "(untitled)"
@@ -313,6 +328,49 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
         embed.add_field(name="Story", value=truncate("\n".join(story), LIMITS["field_value"]),
                         inline=False)
     return {"content": content, "embed": _fit(embed), "allowed_mentions": allowed}
+
+
+# Discord takes at most 100 ids in each list of allowed_mentions.
+_MAX_MENTIONS = 100
+
+# Acknowledgement buttons: the custom ids carry the alert's outbox id, so a click is understood
+# by whichever process runs when it comes (the acks extension registers dynamic items that
+# parse them; see bot/exts/acks).
+ACK_ID = "nw:ack:{}"
+NOT_RELEVANT_ID = "nw:nr:{}"
+ACK_ID_PATTERN = r"nw:ack:(?P<id>[1-9][0-9]{0,17})"
+NOT_RELEVANT_ID_PATTERN = r"nw:nr:(?P<id>[1-9][0-9]{0,17})"
+
+
+def ack_buttons(alert_id: int, *, acknowledged: bool = False) -> discord.ui.View:
+    """The "Acknowledge" and "Not relevant" buttons of an alert (Acknowledge disabled once
+    someone did). The view only shapes the components: it is stopped, so discord.py does not
+    keep it per message; the acks extension's dynamic items answer the clicks, also after a
+    restart. Call it inside the event loop."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(
+        label="Acknowledged" if acknowledged else "Acknowledge", emoji="✅",
+        style=discord.ButtonStyle.success, custom_id=ACK_ID.format(alert_id),
+        disabled=acknowledged))
+    view.add_item(discord.ui.Button(
+        label="Not relevant", style=discord.ButtonStyle.secondary,
+        custom_id=NOT_RELEVANT_ID.format(alert_id)))
+    view.stop()
+    return view
+
+
+def ack_line(user_id: int, at: datetime) -> str:
+    """The line an acknowledged alert carries: who, and when (shown in the reader's time)."""
+    return f"✅ Acknowledged by <@{int(user_id)}> at {_when(at, 't')}"
+
+
+def with_ack_line(content: str | None, line: str) -> str:
+    """An alert's content with the acknowledgement line below it, inside Discord's limit (the
+    line is kept whole; the content gives way)."""
+    if not content:
+        return line
+    room = LIMITS["content"] - len(line) - 1
+    return f"{truncate(content, room)}\n{line}"
 
 
 # A rule or route that asks for plain text without writing a template gets this one.
@@ -646,14 +704,20 @@ def stats_embed(s: Stats) -> discord.Embed:
 
 
 def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
-    """/rules list: each rule's route, severity, recent matches, regex time-outs, mute, query."""
+    """/rules list: each rule's route, severity, recent matches, its alerts of the last 7 days
+    (acknowledged, share found not relevant: which rules are noisy), regex time-outs, mute,
+    query."""
     lines = []
     for v in views:
         r = v.rule
         muted = f" · muted until {_when(v.muted_until, 't')}" if v.muted_until else ""
         slow = f" · {v.over_budget} regex time-out(s) in 7d" if v.over_budget else ""
+        share = v.not_relevant_share
+        feedback = (f" · {v.alerts_7d} alert(s), {v.acks_7d} acknowledged, "
+                    f"{share:.0%} not relevant" if share is not None else "")
         lines.append(f"**{escape(r.name)}** → `{_code(r.channel)}` · {r.severity} · "
-                     f"{v.matches_7d} in 7d{slow}{muted}\n`{_code(truncate(r.query, 200))}`")
+                     f"{v.matches_7d} in 7d{feedback}{slow}{muted}\n"
+                     f"`{_code(truncate(r.query, 200))}`")
     return discord.Embed(title=f"{len(views)} rule(s)", colour=SEVERITY_COLOURS["info"],
                          description=truncate("\n".join(lines) or "No rules.",
                                               LIMITS["description"]))

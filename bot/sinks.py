@@ -21,6 +21,14 @@ hourly cap) as one message, or as few as Discord's limits need, split between st
 pings anyone. Part ``i`` carries a nonce derived from the digest's and ``i``, the same on every
 retry, so a retry after a lost answer returns the parts already posted; a webhook looks for
 them by their footer (which names the digest and the part).
+
+Acknowledgement: an alert at or above ``ack_from`` posted by the bot carries "Acknowledge" and
+"Not relevant" buttons (custom ids with the alert's outbox id, answered by the acks extension).
+Webhook targets get no buttons: Discord only lets a webhook owned by an application carry
+interactive components, and a webhook from a channel's settings is not; their alerts are
+therefore never acknowledged nor escalated. The escalation of an unacknowledged critical alert
+is a notice (see :meth:`DiscordSink.notice`) that may mention ``escalation_role`` and nothing
+else.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import aiohttp
 import discord
 
 from bot.embeds import (
+    ack_buttons,
     alert_message,
     digest_messages,
     story_message,
@@ -48,7 +57,7 @@ from bot.embeds import (
     truncate,
 )
 from bot.logs import add_secret, redact
-from watchers.config import RouteConfig
+from watchers.config import DiscordConfig, RouteConfig
 from watchers.delivery import Alert, Digest, Sink, StoryUpdate, UpdateResult
 from watchers.errors import (
     DeliveryError,
@@ -56,6 +65,7 @@ from watchers.errors import (
     TransientDeliveryError,
     UncertainDeliveryError,
 )
+from watchers.store.base import SEVERITIES
 
 __all__ = [
     "ChannelTarget",
@@ -159,8 +169,13 @@ class DiscordSink:
 
     def __init__(self, targets: Mapping[str, Target], *, client: discord.Client | None = None,
                  session: aiohttp.ClientSession | None = None, timeout: float = 30.0,
-                 routes: Mapping[str, RouteConfig] | None = None) -> None:
+                 routes: Mapping[str, RouteConfig] | None = None, ack_from: str = "none",
+                 escalation_role: int | None = None) -> None:
         self.targets = dict(targets)
+        # alerts at or above this severity carry acknowledgement buttons ("none": none do)
+        self.ack_from = ack_from
+        # the one role an escalation notice may ping
+        self.escalation_role = escalation_role
         # each route's settings (its message template); a route without an entry has defaults
         self.routes = dict(routes or {})
         self.client = client
@@ -170,8 +185,26 @@ class DiscordSink:
 
     async def deliver(self, alert: Alert) -> str | None:
         kwargs = alert_message(alert, route=self._route(alert.route))
+        if self._buttons(alert.route) and _rank(alert.severity) >= _rank(self.ack_from):
+            kwargs["view"] = ack_buttons(alert.id)
         return await self._send(alert.route, kwargs, nonce=alert.nonce,
                                 maybe_sent=alert.maybe_sent)
+
+    def _buttons(self, route: str) -> bool:
+        """Whether the route's alerts can carry acknowledgement buttons at all."""
+        return self.ack_from in SEVERITIES and isinstance(self.targets.get(route), ChannelTarget)
+
+    def alert_link(self, route: str, message_id: str) -> str | None:
+        """A link to an alert posted on ``route`` (see :class:`watchers.delivery.AckSink`);
+        None when the route's alerts carry no buttons (a webhook, or acknowledgement off)."""
+        target = self.targets.get(route)
+        if not self._buttons(route) or not isinstance(target, ChannelTarget):
+            return None
+        channel = self.client.get_channel(target.channel_id) if self.client else None
+        guild = getattr(channel, "guild", None)
+        if guild is None:  # not cached (yet): still say where to look
+            return f"message {int(message_id)} in channel {target.channel_id}"
+        return f"https://discord.com/channels/{guild.id}/{target.channel_id}/{int(message_id)}"
 
     async def digest(self, digest: Digest) -> str | None:
         """Post a digest (see the module docstring); returns the id of its first message.
@@ -323,11 +356,21 @@ class DiscordSink:
             raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None) -> str | None:
-        """Post a plain operational notice (no mentions, markup shown as written) to the
-        route's destination. ``nonce`` is the outbox row's, so a retry is not posted twice."""
+        """Post a plain operational notice (markup shown as written) to the route's
+        destination. ``nonce`` is the outbox row's, so a retry is not posted twice. It pings
+        nobody, except that a notice that opens with a mention of ``escalation_role`` (an
+        escalation) pings that role."""
+        role = self.escalation_role
+        lead = f"<@&{role}> " if role else None
+        ping = lead is not None and text.startswith(lead)
+        body = text[len(lead):] if lead is not None and ping else text
+        content = _NOTICE_MARKUP.sub(r"\\\1", redact(body))
         kwargs: dict[str, Any] = {
-            "content": truncate(_NOTICE_MARKUP.sub(r"\\\1", redact(text)), 2000),
-            "allowed_mentions": discord.AllowedMentions.none(),
+            "content": truncate(f"{lead}{content}" if ping else content, 2000),
+            "allowed_mentions": (discord.AllowedMentions(
+                everyone=False, users=False, replied_user=False,
+                roles=[discord.Object(id=role)]) if ping and role else
+                discord.AllowedMentions.none()),
         }
         return await self._send(route, kwargs, nonce=nonce or secrets.token_hex(12),
                                 maybe_sent=False)
@@ -440,6 +483,10 @@ class DiscordSink:
             flag.set()
 
 
+def _rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
 def _edit_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """What an edit sends: the embed (the content, with its mentions, stays as posted), or for
     a text-style message, its content."""
@@ -462,10 +509,14 @@ def _classify(exc: discord.HTTPException) -> DeliveryError:
 
 def discord_sinks(channels: Mapping[str, int | str], *, session: aiohttp.ClientSession,
                   client: discord.Client | None = None,
-                  routes: Mapping[str, RouteConfig] | None = None) -> dict[str, Sink]:
+                  routes: Mapping[str, RouteConfig] | None = None,
+                  settings: DiscordConfig | None = None) -> dict[str, Sink]:
     """A sink for every route of ``[channels]`` this front end can serve: all of them with a
     bot client, only the webhooks without one. Unusable entries are logged, not fatal.
-    ``routes``: each route's settings (``Config.route(name)``), for its message template."""
+    ``routes``: each route's settings (``Config.route(name)``), for its message template;
+    ``settings``: the [discord] table (acknowledgement buttons, the escalation role;
+    defaults when None)."""
+    settings = settings or DiscordConfig()
     targets, problems = resolve_targets(channels)
     for p in problems:
         log.error("%s", p)
@@ -473,5 +524,7 @@ def discord_sinks(channels: Mapping[str, int | str], *, session: aiohttp.ClientS
         targets = {r: t for r, t in targets.items() if isinstance(t, WebhookTarget)}
     if not targets:
         return {}
-    sink: Sink = DiscordSink(targets, client=client, session=session, routes=routes)
+    sink: Sink = DiscordSink(targets, client=client, session=session, routes=routes,
+                             ack_from=settings.ack_from,
+                             escalation_role=settings.escalation_role)
     return dict.fromkeys(targets, sink)

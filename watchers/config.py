@@ -106,6 +106,20 @@ class DiscordConfig(_Strict):
     api_base: str | None = None
     gateway_url: str | None = None
     notices: str | None = None  # route that receives operational notices (paused sources …)
+    # Alerts at or above this severity carry "Acknowledge" and "Not relevant" buttons ("none":
+    # no buttons, and so no escalation).
+    ack_from: Literal["info", "low", "medium", "high", "critical", "none"] = "high"
+    # An unacknowledged critical alert re-pings escalation_role once after this long (no
+    # escalation_role: no re-ping).
+    escalate_after: Duration = timedelta(minutes=15)
+    escalation_role: int | None = Field(default=None, gt=0)
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _escalate_after(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("escalate_after must be at least 1m")
+        return value
 
 
 class FetchConfig(_Strict):
@@ -154,6 +168,10 @@ class RuleConfig(_Strict):
     channel: str = "alerts"
     severity: Severity = "medium"
     mention_role: int | None = None
+    # Who the alert mentions besides mention_role: only these roles and users are ever pinged
+    # (never @everyone or @here; Discord takes at most 100 ids of each).
+    mention_roles: list[int] = Field(default_factory=list, max_length=100)
+    mention_users: list[int] = Field(default_factory=list, max_length=100)
     threshold: int | None = Field(default=None, ge=50, le=100)
     enabled: bool = True
     # Corroboration: the alert waits until this many distinct outlets have reported the story
@@ -172,6 +190,22 @@ class RuleConfig(_Strict):
     @classmethod
     def _template(cls, value: str | None) -> str | None:
         return _check_template(value)
+
+    @field_validator("mention_roles", "mention_users", mode="before")
+    @classmethod
+    def _no_bools(cls, value: Any) -> Any:
+        # true/false would pass as ids 1/0 (a bool is an int to Python)
+        if isinstance(value, list) and any(isinstance(v, bool) for v in value):
+            raise ValueError("expected Discord ids (numbers), not true/false")
+        return value
+
+    @field_validator("mention_roles", "mention_users")
+    @classmethod
+    def _mention_ids(cls, value: list[int]) -> list[int]:
+        bad = [v for v in value if v <= 0]
+        if bad:
+            raise ValueError(f"{bad[0]} is not a Discord id (ids are positive numbers)")
+        return list(dict.fromkeys(value))
 
 
 ChannelRef = int | str

@@ -17,6 +17,10 @@ small transaction per step, so a crash anywhere leaves every alert either delive
   route; resuming sends what was held, in order.
 - Notices (a source or destination paused) are outbox rows like alerts: the same order,
   retries and durability. A sink that cannot post notices has them logged instead.
+- An unacknowledged critical alert (when alerts carry acknowledgement buttons and an
+  escalation role is set) re-pings that role once, ``escalate_after`` its delivery, by a
+  notice on its route that links to it; the store writes the notice and remembers the
+  escalation in one transaction, so never twice.
 - The service knows the watch side only through the store: it waits on ``wake`` (set by whoever
   wrote outbox rows) or its poll interval, then reads what is due.
 """
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol, get_args, runtime_checkable
 
-from watchers.config import RouteConfig, RuleConfig, Severity
+from watchers.config import RouteConfig, RuleConfig, Severity, format_duration
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -47,6 +51,7 @@ from watchers.schedule import Clock, SystemClock, cap_window_end, next_digest, q
 from watchers.store.base import OutboxRow, OutboxStore, Store, StoryRecord
 
 __all__ = [
+    "AckSink",
     "Alert",
     "DeliveryService",
     "DeliveryStatus",
@@ -221,6 +226,15 @@ class NoticeSink(Protocol):
                      ) -> str | None: ...
 
 
+@runtime_checkable
+class AckSink(Protocol):
+    """A sink whose alerts can carry acknowledgement buttons. ``alert_link`` is a link to a
+    posted alert (``message_id``: what ``deliver`` returned), or None when the route's alerts
+    carry no buttons (then nobody could acknowledge them, and they are never escalated)."""
+
+    def alert_link(self, route: str, message_id: str) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class DeliveryStatus:
     """The outbox as /alerts status shows it."""
@@ -287,8 +301,15 @@ class DeliveryService:
     routes: Callable[[str], RouteConfig | None] | None = None
     known_routes: Sequence[str] = ()  # routes to report on (besides those with a sink)
     clock: Clock = field(default_factory=SystemClock)
+    # Acknowledgement: alerts at or above ack_from carry buttons ("none": none do); with an
+    # escalation_role, a critical one nobody acknowledged re-pings that role once,
+    # escalate_after its delivery (without one, nothing is escalated).
+    ack_from: str = "none"
+    escalate_after: timedelta = timedelta(minutes=15)
+    escalation_role: int | None = None
     delivered: int = 0
     _expired_at: datetime | None = None
+    _escalated_at: datetime | None = None
     _routes: dict[str, _RouteState] = field(default_factory=lambda: defaultdict(_RouteState))
     _workers: dict[str, asyncio.Task[int]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
@@ -428,6 +449,7 @@ class DeliveryService:
             self.wake_event.clear()  # before looking, so a wake-up during the look is not lost
             try:
                 await self._expire_waiting()
+                await self._escalate_unacknowledged()
                 timeout = min(timeout, await self._make_digests())
                 timeout = min(timeout, await self._spawn_due())
             except asyncio.CancelledError:
@@ -451,6 +473,38 @@ class DeliveryService:
         if n:
             log.info("%d alert(s) never corroborated within %s; recorded, not sent", n,
                      self.story_window)
+
+    async def _escalate_unacknowledged(self) -> None:
+        """Queue the re-ping of ``escalation_role`` for every critical alert nobody
+        acknowledged ``escalate_after`` its delivery (looked at every 30 seconds of the clock).
+        Alerts delivered more than a day before they became due stay quiet: they predate
+        acknowledgement or a long outage."""
+        if self.escalation_role is None or self.ack_from not in _SEVERITIES:
+            return
+        now = self.clock.now()
+        if self._escalated_at is not None and abs(now - self._escalated_at) < timedelta(
+                seconds=30):
+            return
+        self._escalated_at = now
+        due_before = now - self.escalate_after
+        rows = await self.store.escalation_due(
+            delivered_before=due_before, delivered_after=due_before - timedelta(days=1),
+            severities=("critical",), limit=500)
+        queued = 0
+        for row in rows:
+            sink = self.sink_for(row.route)
+            if not isinstance(sink, AckSink) or row.remote_id is None:
+                continue
+            link = sink.alert_link(row.route, row.remote_id)
+            if link is None:
+                continue
+            text = (f"<@&{self.escalation_role}> ⏰ Not acknowledged after "
+                    f"{format_duration(self.escalate_after)}: {link}")
+            if await self.store.escalate(row.id, row.route, text, now) is not None:
+                queued += 1
+        if queued:
+            log.info("%d critical alert(s) not acknowledged in time; escalated", queued)
+            self.wake_event.set()
 
     async def _make_digests(self) -> float:
         """Turn what is due of each route's scheduled alerts into digest rows; return the
@@ -506,6 +560,7 @@ class DeliveryService:
         await self._load()
         total = 0
         while True:
+            await self._escalate_unacknowledged()
             await self._make_digests()
             now = datetime.now(UTC)
             waiting = await self.store.due_routes()

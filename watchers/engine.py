@@ -53,11 +53,12 @@ from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
 from watchers.sources.base import Source
 from watchers.store import SourceState, SqliteStore
-from watchers.store.base import StoryRecord
+from watchers.store.base import OutboxRow, StoryRecord
 from watchers.surge import Trend
 from watchers.trends import trend_of
 
 __all__ = [
+    "AckResult",
     "Engine",
     "ImportProgress",
     "ImportSummary",
@@ -85,6 +86,29 @@ class RuleView:
     muted_until: datetime | None
     matches_7d: int
     over_budget: int = 0  # articles on which its regexes ran out of time, since start
+    alerts_7d: int = 0  # its alerts posted in the last 7 days
+    acks_7d: int = 0  # … of which someone acknowledged
+    not_relevant_7d: int = 0  # … of which someone found not relevant
+
+    @property
+    def not_relevant_share(self) -> float | None:
+        """The share of its recent alerts someone found not relevant (None: no alerts)."""
+        return self.not_relevant_7d / self.alerts_7d if self.alerts_7d else None
+
+
+@dataclass(frozen=True)
+class AckResult:
+    """An acknowledgement as it stands after a click: who acknowledged the alert and when
+    (``first``: this click did; otherwise someone had before), the alert's route, rules and
+    the message it was posted as (``message_id``, None if it never was)."""
+
+    alert_id: int
+    user_id: int
+    at: datetime
+    first: bool
+    route: str
+    rules: tuple[str, ...]
+    message_id: str | None
 
 
 @dataclass(frozen=True)
@@ -297,13 +321,46 @@ class Engine:
         return sorted(r.name for r in self.watch.rules)
 
     async def rules(self) -> list[RuleView]:
-        """Every running rule with its mute and its matches in the last 7 days."""
+        """Every running rule with its mute, its matches in the last 7 days, and its alerts of
+        the last 7 days with how many were acknowledged or found not relevant."""
         now = datetime.now(UTC)
         mutes = await self.store.mutes(now=now)
         counts = await self.store.rule_match_counts(since=now - timedelta(days=7))
-        return [RuleView(r, mutes.get(r.name), counts.get(r.name, 0),
-                         self.watch.over_budget.get(r.name, 0))
-                for r in sorted(self.watch.rules, key=lambda r: r.name)]
+        feedback = await self.store.rule_feedback(
+            since=self.delivery.clock.now() - timedelta(days=7))
+        views = []
+        for r in sorted(self.watch.rules, key=lambda r: r.name):
+            fb = feedback.get(r.name)
+            views.append(RuleView(r, mutes.get(r.name), counts.get(r.name, 0),
+                                  self.watch.over_budget.get(r.name, 0),
+                                  alerts_7d=fb.alerts if fb else 0,
+                                  acks_7d=fb.acks if fb else 0,
+                                  not_relevant_7d=fb.not_relevant if fb else 0))
+        return views
+
+    # ------------------------------------------------------------------ acknowledgement
+
+    async def _posted_alert(self, alert_id: int) -> OutboxRow:
+        row = await self.store.alert_row(alert_id)
+        if row is None:
+            raise NewswatchError(f"no alert #{alert_id}")
+        return row
+
+    async def acknowledge(self, alert_id: int, user_id: int) -> AckResult:
+        """Record that ``user_id`` acknowledged an alert (an outbox id), now by the delivery
+        clock; a later click returns the first acknowledgement (``first=False``). An
+        acknowledged alert is never escalated. Raises NewswatchError for an unknown alert."""
+        row = await self._posted_alert(alert_id)
+        ack = await self.store.acknowledge(alert_id, user_id, self.delivery.clock.now())
+        return AckResult(alert_id, ack.user_id, ack.at, ack.first, row.route,
+                         tuple(r.name for r in row.rules), row.remote_id)
+
+    async def not_relevant(self, alert_id: int, user_id: int) -> bool:
+        """Record that ``user_id`` finds an alert not relevant (counted per rule in
+        :meth:`rules`); False when they said so before. Raises NewswatchError for an unknown
+        alert."""
+        await self._posted_alert(alert_id)
+        return await self.store.mark_not_relevant(alert_id, user_id, self.delivery.clock.now())
 
     async def test_rule(self, query: str, *, window: timedelta = timedelta(days=7),
                         samples: int = 3) -> RuleTest:
@@ -552,7 +609,10 @@ async def open_engine(
                                    routes=config.route,
                                    known_routes=sorted({r.channel for r in config.rules}
                                                        | set(config.channels)),
-                                   clock=clock or SystemClock())
+                                   clock=clock or SystemClock(),
+                                   ack_from=config.discord.ack_from,
+                                   escalate_after=config.discord.escalate_after,
+                                   escalation_role=config.discord.escalation_role)
         stack.push_async_callback(delivery.aclose)
         engine = Engine(config, store, fetcher, executor, watch, delivery)
         watch.on_fatal = delivery.on_fatal = engine.fail

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 from collections import Counter, defaultdict
@@ -59,6 +60,8 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 # Articles per write transaction: a poll of thousands is written in a few short transactions
 # rather than one per article, and none holds the write lock for long.
 INGEST_BATCH = 500
+# Live stories restored at start above which their objects are frozen out of the collector.
+FREEZE_STORIES = 10_000
 
 
 def _overflow_text(source: str, titles: list[str]) -> str:
@@ -174,6 +177,11 @@ class WatchService:
 
                 loop = asyncio.get_running_loop()
                 self._stories = await loop.run_in_executor(self.executor, build)
+                if len(self._stories) > FREEZE_STORIES:
+                    # Many long-lived story objects: keep the cyclic collector from walking
+                    # them on every full collection (it would cost each poll a pause).
+                    gc.collect()
+                    gc.freeze()
             return self._stories
 
     # ------------------------------------------------------------------ rules

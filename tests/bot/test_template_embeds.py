@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import discord
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from bot.embeds import (
@@ -234,6 +234,9 @@ def any_template(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=200, deadline=None)
+# found once: a text template that leaves nothing but a headline too long to post whole
+@example(template="{headline}", style="text", title="x " * 400, text="", source="",
+         url="https://ok.example/" + "p" * 1900, role=None, outlets=0, latest=False)
 @given(template=any_template(), style=st.sampled_from(["embed", "text"]),
        title=hostile_text(400), text=hostile_text(3000), source=hostile_text(200),
        url=st.one_of(st.none(), st.sampled_from([

@@ -8,8 +8,10 @@ what it uses and a second implementation (PostgreSQL) can be written one domain 
   written, with their delivery state; destinations paused across restarts.
 - :class:`StateStore`: per-source state, and the rules, sources and mutes added at run time.
 - :class:`StoryStore`: stories (the same event from several outlets), their messages per route.
+- :class:`AckStore`: who acknowledged an alert (once, the first click wins) or found it not
+  relevant (once per person), the one escalation of an unacknowledged alert, feedback per rule.
 
-:class:`Store` is all four plus ``aclose``. An alert's outbox row is written in the same
+:class:`Store` is all of them plus ``aclose``. An alert's outbox row is written in the same
 transaction as its article and carries the rules as they were when the article matched, so
 delivery never asks the watch side what a rule looks like now.
 """
@@ -29,6 +31,8 @@ __all__ = [
     "LIVE_ALERT_STATES",
     "PAGE_MAX_SECOND",
     "SEVERITIES",
+    "AckRecord",
+    "AckStore",
     "AlertState",
     "ArticleRecord",
     "ArticleStore",
@@ -37,6 +41,7 @@ __all__ = [
     "OutboxKind",
     "OutboxRow",
     "OutboxStore",
+    "RuleFeedback",
     "ScheduleStore",
     "SourceState",
     "StateStore",
@@ -341,7 +346,45 @@ class ScheduleStore(Protocol):
                           ) -> list[tuple[str, int]]: ...
 
 
-class Store(ArticleStore, OutboxStore, StateStore, StoryStore, ScheduleStore, Protocol):
+@dataclass(frozen=True)
+class AckRecord:
+    """The acknowledgement of an alert: who (a front end's user id) and when. ``first`` is false
+    when the alert had already been acknowledged (by ``user_id``, at ``at``) before this click."""
+
+    alert_id: int
+    user_id: int
+    at: datetime
+    first: bool = True
+
+
+@dataclass(frozen=True)
+class RuleFeedback:
+    """A rule's alerts that were posted in a window, how many of them were acknowledged, and how
+    many someone marked "not relevant" (an alert counts once however many people did)."""
+
+    alerts: int = 0
+    acks: int = 0
+    not_relevant: int = 0
+
+
+class AckStore(Protocol):
+    """Acknowledgements, "not relevant" marks and escalations of posted alerts (outbox rows of
+    kind ``alert``). Each write is one transaction and idempotent: a second acknowledgement
+    returns the first, a second mark by the same person is not counted, and an alert is
+    escalated at most once (the escalation's notice is written in the same transaction)."""
+
+    async def alert_row(self, alert_id: int) -> OutboxRow | None: ...
+    async def acknowledge(self, alert_id: int, user_id: int, at: datetime) -> AckRecord: ...
+    async def get_ack(self, alert_id: int) -> AckRecord | None: ...
+    async def mark_not_relevant(self, alert_id: int, user_id: int, at: datetime) -> bool: ...
+    async def escalation_due(self, *, delivered_before: datetime, delivered_after: datetime,
+                             severities: Sequence[str], limit: int = 100) -> list[OutboxRow]: ...
+    async def escalate(self, alert_id: int, route: str, text: str, at: datetime) -> int | None: ...
+    async def rule_feedback(self, *, since: datetime) -> dict[str, RuleFeedback]: ...
+
+
+class Store(ArticleStore, OutboxStore, StateStore, StoryStore, ScheduleStore, AckStore,
+            Protocol):
     """Persistence for the engine. Every write is one short transaction."""
 
     async def aclose(self) -> None: ...

@@ -88,8 +88,9 @@ _EXEMPLARS = MAX_EXEMPLARS
 # title terms in common than _MIN_TITLE (one shared name is a topic, not an event).
 _VETO = True
 # Whether an acting country the other headline names anywhere is no conflict ("U.S.
-# basketball star Griner sentenced by Russian court" / "Russian court sentences Griner"). The speaker rule alone
-# tied with it in cross-validation on the even half (see bench/stories_train.py --folds).
+# basketball star Griner sentenced by Russian court" / "Russian court sentences Griner").
+# The speaker rule alone tied with it in cross-validation on the even half (see
+# bench/stories_train.py --folds).
 _RELAX_ACTOR = True
 _MIN_TITLE = 2
 # Whether lead-only terms (negative weights, in signatures persisted by an earlier version)

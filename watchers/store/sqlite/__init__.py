@@ -17,6 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from watchers.store.sqlite._db import Db
+from watchers.store.sqlite.acks import AcksMixin
 from watchers.store.sqlite.articles import ArticlesMixin
 from watchers.store.sqlite.outbox import OutboxMixin
 from watchers.store.sqlite.schedule import ScheduleMixin
@@ -27,7 +28,8 @@ from watchers.store.sqlite.stories import StoriesMixin
 __all__ = ["SCHEMA_VERSION", "SqliteStore", "TermsOf"]
 
 
-class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, ScheduleMixin):
+class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, ScheduleMixin,
+                  AcksMixin):
     """The SQLite implementation of :class:`watchers.store.Store`.
 
     Use ``store = await SqliteStore.open(path)`` and ``await store.aclose()``, or

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -174,6 +174,23 @@ CREATE TABLE mutes (
 CREATE TABLE surges (
     rule TEXT PRIMARY KEY,
     last_at TEXT NOT NULL
+);
+CREATE INDEX outbox_alerts_created ON outbox(created_at) WHERE kind = 'alert';
+CREATE TABLE acks (
+    alert_id INTEGER PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE not_relevant (
+    alert_id INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (alert_id, user_id)
+);
+CREATE TABLE escalations (
+    alert_id INTEGER PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
+    notice_id INTEGER NOT NULL,
+    at TEXT NOT NULL
 );
 """
 
@@ -432,8 +449,33 @@ async def m7(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     """)
 
 
+async def m8(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Acknowledgement: who acknowledged an alert (one row per alert: the first click wins),
+    who found it not relevant (once per person), and the one escalation of an unacknowledged
+    alert (the notice it wrote); alerts are counted per rule over recent days by creation."""
+    await tx.script("""
+        CREATE INDEX outbox_alerts_created ON outbox(created_at) WHERE kind = 'alert';
+        CREATE TABLE acks (
+            alert_id INTEGER PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE TABLE not_relevant (
+            alert_id INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (alert_id, user_id)
+        );
+        CREATE TABLE escalations (
+            alert_id INTEGER PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
+            notice_id INTEGER NOT NULL,
+            at TEXT NOT NULL
+        );
+    """)
+
+
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
-MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7}
+MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8}
 
 
 async def _header(db: Db) -> tuple[int, int, int]:
