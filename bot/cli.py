@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import sources_cli, stories_cli, trend_cli
+from bot.cli_config import config_arg, config_path, load
 from bot.logs import say
 from watchers.config import Config, format_duration, load_config, parse_duration
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
@@ -28,19 +29,6 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("newswatch")
-
-
-def _config_path(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    for candidate in ("config.toml", "config.example.toml"):
-        if Path(candidate).is_file():
-            return Path(candidate)
-    return Path("config.toml")
-
-
-def _load(arg: str | None) -> Config:
-    return load_config(_config_path(arg))
 
 
 async def _read_only(path: Path) -> SqliteStore:
@@ -61,7 +49,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    path = _config_path(args.config)
+    path = config_path(args.config)
     cfg = load_config(path)
     print(f"{path}: ok")
     print(f"  storage  {cfg.resolve(cfg.storage.path)}")
@@ -191,7 +179,7 @@ def _since(value: str | None) -> datetime | None:
 async def _search(args: argparse.Namespace) -> int:
     from watchers.search import search
 
-    cfg = _load(args.config)
+    cfg = load(args.config)
     path = cfg.resolve(cfg.storage.path)
     if not path.exists():
         raise NewswatchError(f"no database at {path} yet: run `newswatch run` first")
@@ -319,7 +307,7 @@ class _ImportReport:
 async def _import(args: argparse.Namespace) -> int:
     from watchers.engine import open_engine
 
-    cfg = _load(args.config)
+    cfg = load(args.config)
     path = Path(args.file)
     report = _ImportReport(args.file)
     try:
@@ -347,7 +335,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = load(args.config)
     _setup_logging(args.verbose)
     from bot.runner import run
 
@@ -379,10 +367,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch news sources, match rules, and alert a Discord team (or a terminal).",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def config_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-c", "--config", metavar="FILE",
-                        help="config file (default: config.toml, else config.example.toml)")
 
     run = sub.add_parser("run", help="watch sources and deliver alerts")
     config_arg(run)

@@ -21,8 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.cli_config import config_arg, load
 from bot.logs import say
-from watchers.config import Config, load_config, parse_duration
+from watchers.config import Config, parse_duration
 from watchers.errors import NewswatchError
 from watchers.opml import (
     MAX_BYTES,
@@ -54,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
     imp.add_argument("file", metavar="FILE")
     imp.add_argument("--every", metavar="DURATION", default="10m",
                      help="how often to poll each feed (default 10m, at least 1m)")
-    _config_arg(imp)
+    config_arg(imp)
     imp.set_defaults(func=run)
 
     exp = sub.add_parser(
@@ -63,22 +64,10 @@ def add_parser(subparsers: Any) -> None:
                     "OPML 2.0 to FILE (default: standard output). Reads the database "
                     "read-only, so it works beside a running newswatch.")
     exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    _config_arg(exp)
+    config_arg(exp)
     exp.set_defaults(func=run)
 
 
-def _config_arg(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("-c", "--config", metavar="FILE",
-                    help="config file (default: config.toml, else config.example.toml)")
-
-
-def _config(arg: str | None) -> Config:
-    if arg:
-        return load_config(Path(arg))
-    for candidate in ("config.toml", "config.example.toml"):
-        if Path(candidate).is_file():
-            return load_config(Path(candidate))
-    return load_config(Path("config.toml"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +97,7 @@ def _run_import(args: argparse.Namespace) -> int:
     if every < timedelta(minutes=1):
         say(f"--every: a feed is polled at most once a minute, not every {args.every}")
         return EXIT_USAGE
-    cfg = _config(args.config)
+    cfg = load(args.config)
     path = Path(args.file)
     try:
         data = _read(path)
@@ -145,7 +134,7 @@ def _listing(report: OpmlReport) -> str:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    cfg = _config(args.config)
+    cfg = load(args.config)
     feeds = [f for f in asyncio.run(_sources(cfg)) if f.kind == "feed"]
     data = export_opml(feeds)
     if args.output:

@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.cli_config import config_arg, load
 from bot.logs import say
-from watchers.config import Config, format_duration, load_config, parse_duration
+from watchers.config import Config, format_duration, parse_duration
 from watchers.errors import NewswatchError
 from watchers.surge import Trend
 
@@ -40,8 +41,7 @@ def add_parser(subparsers: Any) -> None:
                     "bucket's usual range (mean ± std of its baseline) and the surges. Reads "
                     "the database without locking it.")
     sp.add_argument("what", metavar="QUERY_OR_RULE")
-    sp.add_argument("-c", "--config", metavar="FILE",
-                    help="config file (default: config.toml, else config.example.toml)")
+    config_arg(sp)
     sp.add_argument("--since", metavar="DURATION", default="7d",
                     help="how far back from the end, 1h to 90d (default 7d)")
     sp.add_argument("--until", metavar="DATE",
@@ -49,14 +49,6 @@ def add_parser(subparsers: Any) -> None:
     sp.add_argument("--png", metavar="FILE", help="write the chart to FILE instead of a table")
     sp.set_defaults(func=run)
 
-
-def _config(arg: str | None) -> Config:
-    if arg:
-        return load_config(Path(arg))
-    for candidate in ("config.toml", "config.example.toml"):
-        if Path(candidate).is_file():
-            return load_config(Path(candidate))
-    return load_config(Path("config.toml"))
 
 
 def _period(value: str) -> timedelta:
@@ -128,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if not what:
         say("QUERY_OR_RULE: give a rule's name or a query")
         return EXIT_USAGE
-    cfg = _config(args.config)
+    cfg = load(args.config)
     result = asyncio.run(_trend(cfg, what, since, until))
     if args.png:
         out = Path(args.png)

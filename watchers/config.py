@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -162,6 +163,10 @@ def _check_template(value: str | None) -> str | None:
     return value
 
 
+# A message format (see watchers.templates), checked when the config is read.
+Template = Annotated[str | None, AfterValidator(_check_template)]
+
+
 class RuleConfig(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
     query: str = Field(min_length=1)
@@ -183,13 +188,8 @@ class RuleConfig(_Strict):
     origin: Literal["config", "store"] = "config"
     created_by: str | None = None
     # The alert's own format (see watchers.templates); it wins over the route's.
-    template: str | None = None
+    template: Template = None
     template_style: TemplateStyle = "embed"
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, value: str | None) -> str | None:
-        return _check_template(value)
 
     @field_validator("mention_roles", "mention_users", mode="before")
     @classmethod
@@ -242,13 +242,8 @@ class RouteConfig(_Strict):
     break_through: Severity = "critical"
     max_per_hour: int | None = Field(default=None, ge=1, le=10_000)
     # The format of this route's alerts unless their rule has one (see watchers.templates).
-    template: str | None = None
+    template: Template = None
     template_style: TemplateStyle = "embed"
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, value: str | None) -> str | None:
-        return _check_template(value)
 
     @field_validator("digest_at")
     @classmethod

@@ -1,0 +1,28 @@
+"""Which config file a command reads: ``-c FILE``, else ``config.toml``, else the example."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from watchers.config import Config, load_config
+
+__all__ = ["config_arg", "config_path", "load"]
+
+
+def config_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("-c", "--config", metavar="FILE",
+                    help="config file (default: config.toml, else config.example.toml)")
+
+
+def config_path(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    for candidate in ("config.toml", "config.example.toml"):
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return Path("config.toml")
+
+
+def load(arg: str | None) -> Config:
+    return load_config(config_path(arg))
