@@ -172,8 +172,9 @@ _EVENT_CONFLICT = FEATURES.index("event_conflict")
 _ACTOR_CONFLICT = FEATURES.index("actor_conflict")
 
 
-def features(a: _Ex, b: _Ex, gap_hours: float) -> tuple[float, ...]:
-    """The pair's evidence for and against one event (see :data:`FEATURES`)."""
+def _overlap(a: _Ex, b: _Ex) -> tuple[float, int, float]:
+    """The weight the two share (the smaller weight of each shared term), how many shared terms
+    are rare, and the heaviest first term either has that the other lacks."""
     aw, bw = a.weights, b.weights
     shared = 0.0
     rare = 0
@@ -193,6 +194,13 @@ def features(a: _Ex, b: _Ex, gap_hours: float) -> tuple[float, ...]:
             if bw[t] > top:
                 top = bw[t]
             break
+    return shared, rare, top
+
+
+def features(a: _Ex, b: _Ex, gap_hours: float) -> tuple[float, ...]:
+    """The pair's evidence for and against one event (see :data:`FEATURES`)."""
+    aw, bw = a.weights, b.weights
+    shared, rare, top = _overlap(a, b)
     ea, eb = a.events, b.events
     agree = 1.0 if ea & eb else 0.0
     na, nb = a.numbers, b.numbers
@@ -248,24 +256,7 @@ def _logit(a: _Ex, b: _Ex, gap_hours: float) -> float:
         # names they share ("Andersson elected" / "Andersson resigns").
         return _NEVER
     aw, bw = a.weights, b.weights
-    shared = 0.0
-    rare = 0
-    for t in aw.keys() & bw.keys():
-        w, v = aw[t], bw[t]
-        m = w if w < v else v
-        shared += m
-        if m >= _RARE_W:
-            rare += 1
-    top = 0.0
-    for t in a.order:
-        if t not in bw:
-            top = aw[t]
-            break
-    for t in b.order:
-        if t not in aw:
-            if bw[t] > top:
-                top = bw[t]
-            break
+    shared, rare, top = _overlap(a, b)
     na, nb = a.numbers, b.numbers
     num_shared = not na.isdisjoint(nb)
     la, lb = len(aw), len(bw)
