@@ -22,6 +22,21 @@ pings anyone. Part ``i`` carries a nonce derived from the digest's and ``i``, th
 retry, so a retry after a lost answer returns the parts already posted; a webhook looks for
 them by their footer (which names the digest and the part).
 
+Forum channels: on a route whose channel is a forum (a ``discord.ForumChannel`` in the bot's
+cache, or fetched once when Discord says the channel takes no messages), every alert is a new
+post named after the article's headline, carrying the forum's tags named like a fired rule
+(case-insensitively, at most 5); its id (the post's, which its starter message shares) is the
+alert's message id. A story's later articles are replies in the post, whatever the route's
+mode; a deleted post makes the story post afresh. A digest is one post, its later parts replies
+in it; a notice is a post of its own. Creating a post takes no nonce, so a post whose answer was
+lost is "maybe sent", and the retry first looks among the forum's active posts by the bot for
+one whose starter message carries the alert's marker (the footer, as for webhooks). A thread
+channel as a target is posted to like a text channel. A webhook in a forum names each post
+(``thread_name``, learnt from Discord's refusal of a send without one) but cannot tag it (it
+cannot read the forum's tags), and a story's updates edit the post's message (through the
+post's thread), as webhooks do elsewhere: a webhook send carries no nonce, so a reply could
+double where an edit cannot.
+
 Acknowledgement: an alert at or above ``ack_from`` posted by the bot carries "Acknowledge" and
 "Not relevant" buttons (custom ids with the alert's outbox id, answered by the acks extension).
 Webhook targets get no buttons: Discord only lets a webhook owned by an application carry
@@ -40,7 +55,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +66,7 @@ from bot.embeds import (
     ack_buttons,
     alert_message,
     digest_messages,
+    digest_title,
     story_message,
     thread_line,
     thread_name,
@@ -143,8 +159,61 @@ _THREAD_EXISTS = 160004  # "A thread has already been created for this message"
 _NO_THREADS_HERE = {50013, 50024}
 
 
+_NON_TEXT_CHANNEL = 50008  # a message sent to a forum itself
+_FORUM_WEBHOOK = 220001  # "Webhooks posted to forum channels must have a thread_name or thread_id"
+_MAX_APPLIED_TAGS = 5  # Discord's limit per post
+
+
 class _Gone(Exception):
     """The story's message (or its thread) no longer exists."""
+
+
+class _NotText(Exception):
+    """Discord says the channel takes no messages (a forum, when the cache did not know)."""
+
+
+@dataclass(frozen=True)
+class _Post:
+    """What a message becomes in a forum: a post with this name, tagged after these rules."""
+
+    name: str
+    rules: tuple[str, ...] = ()
+
+
+def _post_of(alert: Alert) -> _Post:
+    return _Post(thread_name(alert.article.title or alert.article.url or "Alert"),
+                 tuple(r.name for r in alert.rules))
+
+
+def pick_tags(tags: Sequence[discord.ForumTag], rules: Sequence[str], *,
+              moderated: bool = False) -> list[discord.ForumTag]:
+    """The forum's tags named like one of ``rules`` (case-insensitively), in the rules' order,
+    at most Discord's 5; moderated tags only when the bot may apply them (``moderated``)."""
+    by_name: dict[str, discord.ForumTag] = {}
+    for tag in tags:
+        if moderated or not tag.moderated:
+            by_name.setdefault(tag.name.casefold(), tag)
+    picked: list[discord.ForumTag] = []
+    for rule in rules:
+        hit = by_name.get(rule.casefold())
+        if hit is not None and hit not in picked:
+            picked.append(hit)
+    return picked[:_MAX_APPLIED_TAGS]
+
+
+def _marker(kwargs: Mapping[str, Any]) -> str | None:
+    """What identifies a message we posted, to find it again: its embed's footer (it names the
+    article or the digest part), or for a text-style message its content."""
+    embed = kwargs.get("embed")
+    if isinstance(embed, discord.Embed):
+        return embed.footer.text or None
+    content = kwargs.get("content")
+    return content if isinstance(content, str) and content else None
+
+
+def _carries(embeds: Sequence[Mapping[str, Any]], content: str | None, marker: str) -> bool:
+    footers = [e.get("footer") for e in embeds]
+    return content == marker or any(f is not None and f.get("text") == marker for f in footers)
 
 
 def _part_nonce(nonce: str, part: int) -> str:
@@ -182,13 +251,17 @@ class DiscordSink:
         self.session = session
         self.timeout = timeout
         self._hook_channels: dict[int, int] = {}
+        # forums learnt by fetching (not in the cache when first posted to), by channel id
+        self._fetched_forums: dict[int, discord.ForumChannel] = {}
+        # webhooks Discord told us post into a forum (they need thread_name)
+        self._forum_hooks: set[int] = set()
 
     async def deliver(self, alert: Alert) -> str | None:
         kwargs = alert_message(alert, route=self._route(alert.route))
         if self._buttons(alert.route) and _rank(alert.severity) >= _rank(self.ack_from):
             kwargs["view"] = ack_buttons(alert.id)
         return await self._send(alert.route, kwargs, nonce=alert.nonce,
-                                maybe_sent=alert.maybe_sent)
+                                maybe_sent=alert.maybe_sent, post=_post_of(alert))
 
     def _buttons(self, route: str) -> bool:
         """Whether the route's alerts can carry acknowledgement buttons at all."""
@@ -204,6 +277,8 @@ class DiscordSink:
         guild = getattr(channel, "guild", None)
         if guild is None:  # not cached (yet): still say where to look
             return f"message {int(message_id)} in channel {target.channel_id}"
+        if isinstance(channel, discord.ForumChannel):  # the alert is a post: link the post
+            return f"https://discord.com/channels/{guild.id}/{int(message_id)}"
         return f"https://discord.com/channels/{guild.id}/{target.channel_id}/{int(message_id)}"
 
     async def digest(self, digest: Digest) -> str | None:
@@ -215,10 +290,18 @@ class DiscordSink:
         """
         messages = digest_messages(digest)
         first: str | None = None
+        forum = self._forum_of(digest.route) is not None
         for i, kwargs in enumerate(messages):
             try:
-                sent = await self._send(digest.route, kwargs, nonce=_part_nonce(digest.nonce, i),
-                                        maybe_sent=digest.maybe_sent)
+                sent: str | None
+                if forum and first is not None:  # the digest's post holds its later parts
+                    sent = await self._send_channel(ChannelTarget(int(first)), kwargs,
+                                                    _part_nonce(digest.nonce, i))
+                else:
+                    sent = await self._send(digest.route, kwargs,
+                                            nonce=_part_nonce(digest.nonce, i),
+                                            maybe_sent=digest.maybe_sent,
+                                            post=_Post(thread_name(digest_title(digest))))
             except TransientDeliveryError as exc:
                 if i and not isinstance(exc, UncertainDeliveryError):
                     raise UncertainDeliveryError(
@@ -245,15 +328,19 @@ class DiscordSink:
         and the result carries no thread.
 
         A deleted message, or a deleted thread, makes the story post afresh as an alert without
-        pings; the result names the new message with ``reposted=True``. Forum channels (where
-        the alert itself would be a post) are not handled here: ``deliver`` posts to them as
-        to a text channel, which Discord refuses.
+        pings; the result names the new message with ``reposted=True``.
+
+        A forum route (the story is a post): each update is a reply in the post, in either mode
+        (carrying its nonce); the result names the post as the story's thread too.
         """
         target = self.targets.get(update.route)
         if target is None:
             raise PermanentDeliveryError(f"route {update.route!r} has no Discord destination",
                                          pause_destination=True)
         try:
+            if self._forum_of(update.route) is not None:
+                await self._reply_in_post(update)
+                return UpdateResult(update.message_id, update.message_id)
             if isinstance(target, WebhookTarget):
                 await self._edit_webhook(target, update)
                 return UpdateResult(update.message_id)
@@ -269,7 +356,7 @@ class DiscordSink:
         new_id = await self._send(update.route, story_message(update, repost=True,
                                                               route=self._route(update.route)),
                                   nonce=_repost_nonce(update.nonce),
-                                  maybe_sent=update.maybe_sent)
+                                  maybe_sent=update.maybe_sent, post=_post_of(update.alert))
         if new_id is None:  # _send always names what it posted; guard the contract
             raise TransientDeliveryError("Discord did not name the reposted story's message")
         return UpdateResult(new_id, None, reposted=True)
@@ -282,6 +369,20 @@ class DiscordSink:
             raise PermanentDeliveryError("channel targets need the bot connected",
                                          pause_destination=True)
         return self.client
+
+    def _forum_of(self, route: str) -> discord.ForumChannel | None:
+        """The route's channel when it is a forum the bot knows of (cached or fetched)."""
+        target = self.targets.get(route)
+        if not isinstance(target, ChannelTarget) or self.client is None:
+            return None
+        channel = (self.client.get_channel(target.channel_id)
+                   or self._fetched_forums.get(target.channel_id))
+        return channel if isinstance(channel, discord.ForumChannel) else None
+
+    async def _reply_in_post(self, update: StoryUpdate) -> None:
+        post = self._need_client().get_partial_messageable(int(update.message_id))
+        async with self._update_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE}):
+            await post.send(nonce=update.nonce, **thread_line(update))
 
     async def _edit_channel(self, target: ChannelTarget, update: StoryUpdate) -> None:
         message = self._need_client().get_partial_messageable(target.channel_id
@@ -328,9 +429,22 @@ class DiscordSink:
             raise PermanentDeliveryError("webhook targets need an HTTP session",
                                          pause_destination=True)
         hook = discord.Webhook.partial(target.webhook_id, target.token, session=self.session)
-        kwargs = story_message(update, route=self._route(update.route))
-        async with self._update_errors(gone={_UNKNOWN_MESSAGE}):
-            await hook.edit_message(int(update.message_id), **_edit_kwargs(kwargs))
+        kwargs = _edit_kwargs(story_message(update, route=self._route(update.route)))
+        mid = int(update.message_id)
+        # Unknown Channel: the post (thread) the message lived in is gone too
+        async with self._update_errors(gone={_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL}):
+            if hook.id in self._forum_hooks:  # a post's message lives in its thread (same id)
+                await hook.edit_message(mid, thread=discord.Object(mid), **kwargs)
+                return
+            try:
+                await hook.edit_message(mid, **kwargs)
+            except discord.NotFound as exc:
+                # Unknown here may mean a forum post we have not learnt of since a restart:
+                # look in the thread of that id before calling the message gone.
+                if exc.code != _UNKNOWN_MESSAGE:
+                    raise
+                await hook.edit_message(mid, thread=discord.Object(mid), **kwargs)
+                self._forum_hooks.add(hook.id)
 
     @contextlib.asynccontextmanager
     async def _update_errors(self, *, gone: set[int]) -> AsyncIterator[None]:
@@ -373,17 +487,118 @@ class DiscordSink:
                 discord.AllowedMentions.none()),
         }
         return await self._send(route, kwargs, nonce=nonce or secrets.token_hex(12),
-                                maybe_sent=False)
+                                maybe_sent=False, post=_Post(thread_name(redact(body))))
 
-    async def _send(self, route: str, kwargs: dict[str, Any], *, nonce: str, maybe_sent: bool
-                    ) -> str | None:
+    async def _send(self, route: str, kwargs: dict[str, Any], *, nonce: str, maybe_sent: bool,
+                    post: _Post) -> str | None:
+        """Post one message to the route's destination; ``post`` names it (and picks its tags)
+        where the destination is a forum."""
         target = self.targets.get(route)
         if target is None:
             raise PermanentDeliveryError(f"route {route!r} has no Discord destination",
                                          pause_destination=True)
-        if isinstance(target, ChannelTarget):
-            return await self._send_channel(target, kwargs, nonce)
-        return await self._send_webhook(target, kwargs, maybe_sent)
+        if isinstance(target, WebhookTarget):
+            return await self._send_webhook(target, kwargs, maybe_sent, post)
+        forum = self._forum_of(route)
+        if forum is None:
+            try:
+                return await self._send_channel(target, kwargs, nonce)
+            except _NotText:
+                forum = await self._fetch_forum(target)
+        return await self._post_in_forum(forum, kwargs, post, maybe_sent)
+
+    async def _fetch_forum(self, target: ChannelTarget) -> discord.ForumChannel:
+        """The channel Discord said takes no messages, when it is a forum the cache did not
+        know yet (the bot posted before seeing it); otherwise the route is unusable."""
+        client = self._need_client()
+        try:
+            async with asyncio.timeout(self.timeout):
+                channel = await client.fetch_channel(target.channel_id)
+        except TimeoutError:
+            self._release_global_wait()
+            raise TransientDeliveryError(f"no answer from Discord in {self.timeout:g}s") from None
+        except discord.HTTPException as exc:
+            raise _classify(exc) from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
+        if not isinstance(channel, discord.ForumChannel):
+            raise PermanentDeliveryError(
+                f"channel {target.channel_id} takes no messages "
+                f"({getattr(channel, 'type', 'unknown')} channel); "
+                "pick a text, announcement, forum or thread channel", pause_destination=True)
+        self._fetched_forums[target.channel_id] = channel
+        return channel
+
+    async def _post_in_forum(self, forum: discord.ForumChannel, kwargs: dict[str, Any],
+                             post: _Post, maybe_sent: bool) -> str:
+        """A new post in ``forum`` (see the module docstring); returns the post's id. A post
+        takes no nonce: a failure after sending is "maybe sent", and the retry looks for the
+        post before posting again."""
+        me = forum.guild.me
+        moderated = me is not None and forum.permissions_for(me).manage_threads
+        tags = pick_tags(forum.available_tags, post.rules, moderated=moderated)
+        if forum.flags.require_tag and not tags:
+            raise PermanentDeliveryError(
+                f"forum {forum.id} requires a tag and has none named like "
+                f"{', '.join(post.rules) or 'this message'}; add one (rule name) to the forum")
+        try:
+            async with asyncio.timeout(self.timeout):
+                if maybe_sent:
+                    found = await self._find_post(forum, kwargs, post)
+                    if found is not None:
+                        return found
+                made = await forum.create_thread(
+                    name=post.name, applied_tags=tags,
+                    **{k: v for k, v in kwargs.items() if v is not None})
+                return str(made.thread.id)
+        except TimeoutError:
+            self._release_global_wait()
+            raise UncertainDeliveryError(
+                f"no answer from Discord in {self.timeout:g}s; the post may have been made"
+            ) from None
+        except discord.RateLimited as exc:
+            raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
+        except discord.HTTPException as exc:
+            error = _classify(exc)
+            if exc.status >= 500:
+                raise UncertainDeliveryError(str(error)) from None
+            raise error from None
+        except aiohttp.ClientConnectorError as exc:
+            raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UncertainDeliveryError(
+                redact(f"network error after sending: {exc!r}; the post may have been made")
+            ) from None
+
+    async def _find_post(self, forum: discord.ForumChannel, kwargs: dict[str, Any],
+                         post: _Post) -> str | None:
+        """The id of the bot's active post in ``forum`` named ``post.name`` whose starter
+        message carries this message's marker, or None. Only the newest few are read: the
+        retry comes minutes after the lost answer, not days."""
+        marker = _marker(kwargs)
+        me = forum.guild.me
+        if marker is None or me is None:
+            log.warning("forum %s: an earlier post may have gone through and cannot be told "
+                        "apart; posting again (it may show twice)", forum.id)
+            return None
+        try:
+            threads = await forum.guild.active_threads()
+        except discord.Forbidden as exc:
+            log.warning("forum %s: cannot look for an earlier post (%s); posting again",
+                        forum.id, redact(f"{exc.status} {exc.text}"))
+            return None
+        mine = sorted((t for t in threads if t.parent_id == forum.id and t.owner_id == me.id
+                       and t.name == post.name), key=lambda t: t.id, reverse=True)
+        for thread in mine[:10]:
+            try:  # a post's starter message has the post's id
+                starter = await self._need_client().http.get_message(thread.id, thread.id)
+            except discord.NotFound:
+                continue
+            embeds = [dict(e) for e in starter.get("embeds", [])]
+            if _carries(embeds, starter.get("content"), marker):
+                log.info("forum %s: the earlier post did go through (%s)", forum.id, thread.id)
+                return str(thread.id)
+        return None
 
     async def _send_channel(self, target: ChannelTarget, kwargs: dict[str, Any], nonce: str
                             ) -> str:
@@ -404,23 +619,36 @@ class DiscordSink:
         except discord.RateLimited as exc:
             raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
         except discord.HTTPException as exc:
+            if exc.status == 400 and exc.code == _NON_TEXT_CHANNEL:
+                raise _NotText from None
             raise _classify(exc) from None
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
 
     async def _send_webhook(self, target: WebhookTarget, kwargs: dict[str, Any],
-                            maybe_sent: bool) -> str:
+                            maybe_sent: bool, post: _Post) -> str:
         if self.session is None:
             raise PermanentDeliveryError("webhook targets need an HTTP session",
                                          pause_destination=True)
         hook = discord.Webhook.partial(target.webhook_id, target.token, session=self.session)
+        send = {k: v for k, v in kwargs.items() if v}
         try:
             async with asyncio.timeout(self.timeout):
                 if maybe_sent:
                     found = await self._find_sent(hook, kwargs)
                     if found is not None:
                         return found
-                sent = await hook.send(wait=True, **{k: v for k, v in kwargs.items() if v})
+                if hook.id in self._forum_hooks:
+                    send["thread_name"] = post.name
+                try:
+                    sent = await hook.send(wait=True, **send)
+                except discord.HTTPException as exc:
+                    # Discord refuses a forum webhook's send without a post name, and creates
+                    # nothing: the same send as a new post is safe.
+                    if exc.code != _FORUM_WEBHOOK or "thread_name" in send:
+                        raise
+                    self._forum_hooks.add(hook.id)
+                    sent = await hook.send(wait=True, thread_name=post.name, **send)
                 return str(sent.id)
         except TimeoutError:
             raise UncertainDeliveryError(

@@ -42,7 +42,9 @@ async def newswatch(emu: DiscordEmulator, tmp_path: Path, clock: ManualClock,
     folder.mkdir(exist_ok=True)
     data = bot_config(
         emu, tmp_path,
-        sources=[{"name": "news", "type": "folder", "path": "news", "every": "1h"}],
+        # read as soon as written (no settle wait): publish() polls at once
+        sources=[{"name": "news", "type": "folder", "path": "news", "every": "1h",
+                  "settle": "0s"}],
         rules=rules or RULES,
     )
     data["discord"].update(discord)

@@ -50,8 +50,9 @@ async def newswatch(emu: DiscordEmulator, tmp_path: Path, clock: ManualClock,
         emu, tmp_path,
         channels={"alerts": {"target": emu.channel("alerts").id, **route}},
         # a big digest is the point here, not the per-poll flood guard
+        # files are read as soon as they are written (no settle wait): publish() polls at once
         sources=[{"name": "news", "type": "folder", "path": "news", "every": "1h",
-                  "max_alerts_per_poll": 100}],
+                  "max_alerts_per_poll": 100, "settle": "0s"}],
         rules=rules or [{"name": "troops", "query": "troops", "severity": "high"}],
     )
 

@@ -22,7 +22,7 @@ Public API (see the docstrings for details)
 -------------------------------------------
 World (configuration, plain dataclasses): :class:`UserSpec`, :class:`RoleSpec`,
 :class:`ChannelSpec`, :class:`MemberSpec`, :class:`GuildSpec`, :class:`WebhookSpec`,
-:func:`default_guild`, :data:`Permissions` constants.
+:func:`default_guild`, :func:`forum_tag`, :data:`Permissions` constants.
 
 :class:`DiscordEmulator`
     ``start()`` / ``close()`` / ``async with``; ``api_base``, ``gateway_url``, ``base_url``,
@@ -35,6 +35,8 @@ World (configuration, plain dataclasses): :class:`UserSpec`, :class:`RoleSpec`,
     ``last_request()``, ``clear_requests()``, ``unhandled``, ``messages(channel_id)``,
     ``all_messages()``, ``get_message(id)``, ``wait_for_message(channel_id, predicate, timeout)``,
     ``commands(guild_id)``, ``validate_all()``, ``threads(parent_id)``.
+
+    Threads: ``add_thread(parent_id, name)`` (a thread a member started, usable as a target).
 
     Moderation: ``delete_message(channel_id, message_id)``, ``delete_channel(id)`` (a thread
     or a channel), as someone other than the bot would.
@@ -58,7 +60,14 @@ configured ``token`` if any); replies use ``Content-Type: application/json`` exa
 own limits (2000 chars of content, 6000 of embed text, no empty messages) are always enforced
 with 400 50035 / 50006; a thread started from a message (``POST .../messages/{id}/threads``,
 type 11, needs CREATE_PUBLIC_THREADS) takes the message's id, can be posted to like a channel,
-and a second one on the same message is refused with 400 160004; posted messages are echoed
+and a second one on the same message is refused with 400 160004; a forum channel (type 15,
+``available_tags`` from :func:`forum_tag`, ``flags`` 1 << 4 to require a tag) takes no message
+(400 50008) but posts (``POST /channels/{forum}/threads`` with ``message`` and at most 5 of its
+``applied_tags``; a moderated tag needs MANAGE_THREADS), whose starter message takes the post's
+id and lives in the post; a webhook in a forum must name the post (``thread_name``, else 400
+220001), and its messages in a thread are found only with ``?thread_id=``;
+``GET /guilds/{g}/threads/active`` lists every thread of the guild, and GUILD_CREATE carries
+them; posted messages are echoed
 as MESSAGE_CREATE on the gateway to clients that identified with the GUILD_MESSAGES intent;
 the first follow-up after a "thinking" defer fills in the deferred message (as on Discord);
 files uploaded with a message (multipart ``files[n]`` parts named by its ``attachments``) become
@@ -106,11 +115,15 @@ __all__ = [
     "UserSpec",
     "WebhookSpec",
     "default_guild",
+    "forum_tag",
     "patched_discord_urls",
     "run_client",
 ]
 
 DISCORD_EPOCH_MS = 1420070400000
+# Channel types a message cannot be posted to: voice, category, stage, forum, media.
+_NON_TEXT_TYPES = frozenset({2, 4, 13, 15, 16})
+_REQUIRE_TAG = 1 << 4  # a forum's flag: every post needs a tag
 API_PREFIX = "/api/v10"
 JSON_HEADERS = {"Content-Type": "application/json"}  # exactly this: discord.py compares it
 
@@ -142,6 +155,7 @@ class Permissions:
     MANAGE_ROLES = 1 << 28
     MANAGE_WEBHOOKS = 1 << 29
     USE_APPLICATION_COMMANDS = 1 << 31
+    MANAGE_THREADS = 1 << 34
     CREATE_PUBLIC_THREADS = 1 << 35
     SEND_MESSAGES_IN_THREADS = 1 << 38
     ALL = (1 << 51) - 1
@@ -269,6 +283,10 @@ class ChannelSpec:
     owner_id: int | None = None  # threads: who started it
     auto_archive_duration: int = 1440  # threads
     message_count: int = 0  # threads: messages posted in it
+    # forum (15) and media (16) channels: the tags a post may carry (see :func:`forum_tag`)
+    available_tags: list[dict[str, Any]] = field(default_factory=list)
+    applied_tags: list[int] | None = None  # a forum post (thread): the tags it carries
+    flags: int = 0  # a forum's 1 << 4: REQUIRE_TAG
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -279,7 +297,7 @@ class ChannelSpec:
             "position": self.position,
             "permission_overwrites": list(self.permission_overwrites),
             "parent_id": str(self.parent_id) if self.parent_id is not None else None,
-            "flags": 0,
+            "flags": self.flags,
         }
         if self.type in (0, 5):
             data.update(
@@ -290,6 +308,23 @@ class ChannelSpec:
                 default_auto_archive_duration=1440,
                 default_thread_rate_limit_per_user=0,
             )
+        if self.type in (15, 16):
+            data.update(
+                topic=self.topic,
+                nsfw=self.nsfw,
+                last_message_id=None,
+                rate_limit_per_user=0,
+                default_auto_archive_duration=1440,
+                default_thread_rate_limit_per_user=0,
+                available_tags=[forum_tag(int(t["id"]), t["name"], **{
+                    k: v for k, v in t.items() if k not in ("id", "name")})
+                    for t in self.available_tags],
+                default_reaction_emoji=None,
+                default_sort_order=None,
+                default_forum_layout=0,
+            )
+        if self.applied_tags is not None:
+            data["applied_tags"] = [str(t) for t in self.applied_tags]
         if self.type in (10, 11, 12):
             data.update(
                 owner_id=str(self.owner_id) if self.owner_id is not None else None,
@@ -304,6 +339,14 @@ class ChannelSpec:
                 },
             )
         return data
+
+
+def forum_tag(tag_id: int, name: str, *, moderated: bool = False,
+              emoji_name: str | None = None, emoji_id: int | str | None = None
+              ) -> dict[str, Any]:
+    """A forum tag object, for :attr:`ChannelSpec.available_tags` of a forum channel."""
+    return {"id": str(tag_id), "name": name, "moderated": moderated,
+            "emoji_id": None if emoji_id is None else str(emoji_id), "emoji_name": emoji_name}
 
 
 @dataclass
@@ -1581,6 +1624,8 @@ class DiscordEmulator:
         r("DELETE", "/channels/{channel_id}/messages/{message_id}", self._delete_channel_message)
         r("POST", "/channels/{channel_id}/messages/{message_id}/threads",
           self._create_thread_from_message)
+        r("POST", "/channels/{channel_id}/threads", self._create_thread)
+        r("GET", "/guilds/{guild_id}/threads/active", self._active_threads)
         # webhooks
         r("GET", "/channels/{channel_id}/webhooks", self._list_channel_webhooks)
         r("POST", "/channels/{channel_id}/webhooks", self._create_webhook)
@@ -1800,7 +1845,8 @@ class DiscordEmulator:
             "members": [m.payload() for m in g.members],
             "channels": [{k: v for k, v in c.payload().items() if k != "guild_id"}
                          for c in g.channels],
-            "threads": [],
+            "threads": [{k: v for k, v in t.payload().items() if k != "guild_id"}
+                        for t in self._threads.values() if t.guild_id == g.id],
             "presences": [],
             "stage_instances": [],
             "guild_scheduled_events": [],
@@ -1971,6 +2017,9 @@ class DiscordEmulator:
 
     async def _create_message(self, req: RecordedRequest) -> tuple[int, Any]:
         guild, channel = self._channel_or_404(req)
+        if channel.type in _NON_TEXT_TYPES:
+            # a forum takes posts (POST /channels/{forum}/threads), never a message of its own
+            raise _error(400, 50008, "Cannot send messages in a non-text channel")
         body = req.json or {}
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
@@ -2079,6 +2128,92 @@ class DiscordEmulator:
                             intent=1 << 0)
         return 201, thread.payload()
 
+    @staticmethod
+    def _thread_name_or_400(body: Mapping[str, Any]) -> str:
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise _error(400, 50035, "Invalid Form Body", {"name": {"_errors": [
+                {"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be between 1 and 100 in length."}
+            ]}})
+        return name
+
+    async def _create_thread(self, req: RecordedRequest) -> tuple[int, Any]:
+        """POST /channels/{c}/threads: a post in a forum (its starter message, ``message`` in
+        the body, takes the thread's id and lives in the thread, as on Discord), or a thread
+        without a message in a text channel."""
+        guild, channel = self._channel_or_404(req)
+        body = req.json if isinstance(req.json, dict) else {}
+        bot = guild.get_member(self.bot_user.id)
+        perms = guild.channel_permissions(bot, channel) if bot is not None else 0
+        forum = channel.type in (15, 16)
+        if not forum and channel.type not in (0, 5):
+            raise _error(400, 50024, "Cannot execute action on this channel type")
+        need = Permissions.SEND_MESSAGES if forum else Permissions.CREATE_PUBLIC_THREADS
+        if not perms & Permissions.VIEW_CHANNEL:
+            raise _error(403, 50001, "Missing Access")
+        if not perms & need:
+            raise _error(403, 50013, "Missing Permissions")
+        name = self._thread_name_or_400(body)
+        thread_id = self.snowflake()
+        if not forum:
+            thread = ChannelSpec(thread_id, name, type=int(body.get("type") or 11),
+                                 parent_id=channel.id, guild_id=guild.id,
+                                 owner_id=self.bot_user.id,
+                                 auto_archive_duration=int(body.get("auto_archive_duration")
+                                                           or 1440))
+            self._threads[thread.id] = thread
+            await self.dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True},
+                                intent=1 << 0)
+            return 201, thread.payload()
+        message = body.get("message")
+        if not isinstance(message, dict):
+            raise _error(400, 50035, "Invalid Form Body", {"message": {"_errors": [
+                {"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}]}})
+        tags = [str(t) for t in body.get("applied_tags") or []]
+        known = {str(t["id"]): t for t in channel.available_tags}
+        if len(tags) > 5 or any(t not in known for t in tags):
+            raise _error(400, 50035, "Invalid Form Body", {"applied_tags": {"_errors": [
+                {"code": "INVALID_TAG", "message": "Tags must be at most 5 of the forum's"}]}})
+        if any(known[t].get("moderated") for t in tags) and not perms & Permissions.MANAGE_THREADS:
+            raise _error(403, 50013, "Missing Permissions")
+        if channel.flags & _REQUIRE_TAG and not tags:
+            raise _error(400, 40067, "A tag is required to create a forum post in this channel")
+        msg = self._new_message(thread_id, guild.id, message, req,
+                                member=self._member_payload_for(guild, self.bot_user.id),
+                                source="bot")
+        msg.id = thread_id  # a post's starter message takes the thread's id
+        thread = ChannelSpec(
+            thread_id, name, type=11, parent_id=channel.id, guild_id=guild.id,
+            owner_id=self.bot_user.id, applied_tags=[int(t) for t in tags],
+            auto_archive_duration=int(body.get("auto_archive_duration") or 1440))
+        self._threads[thread.id] = thread
+        self._store_message(msg)
+        await self.dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True},
+                            intent=1 << 0)
+        await self._gateway_message_event("MESSAGE_CREATE", msg)
+        return 201, {**thread.payload(), "message": msg.payload()}
+
+    async def _active_threads(self, req: RecordedRequest) -> tuple[int, Any]:
+        g = self._guild_or_404(req)
+        return 200, {"threads": [t.payload() for t in self._threads.values()
+                                 if t.guild_id == g.id],
+                     "members": [], "has_more": False}
+
+    def add_thread(self, parent_id: int, name: str, *, type: int = 11,
+                   owner_id: int | None = None) -> ChannelSpec:
+        """A thread without a starter message in a text channel, as a member would start it
+        (before the bot connects: it is then in GUILD_CREATE's ``threads``). Posting to it
+        works like a channel; ``type`` 12 makes it private."""
+        found = self._find_channel(int(parent_id))
+        if found is None:
+            raise KeyError(f"no channel {parent_id}")
+        guild, parent = found
+        thread = ChannelSpec(self.snowflake(), name, type=type, parent_id=parent.id,
+                             guild_id=guild.id,
+                             owner_id=owner_id if owner_id is not None else guild.owner_id)
+        self._threads[thread.id] = thread
+        return thread
+
     # --- webhooks
 
     async def _list_channel_webhooks(self, req: RecordedRequest) -> tuple[int, Any]:
@@ -2151,8 +2286,23 @@ class DiscordEmulator:
             "bot": True,
             "global_name": None,
         }
-        msg = self._new_message(w.channel_id, guild_id, body, req, author=author,
-                                webhook_id=w.id, source="webhook")
+        forum = found is not None and found[1].type in (15, 16)
+        if forum and not body.get("thread_name"):
+            raise _error(400, 220001, "Webhooks posted to forum channels must have a "
+                         "thread_name or thread_id")
+        thread: ChannelSpec | None = None
+        if forum and found is not None:
+            name = self._thread_name_or_400({"name": body.get("thread_name")})
+            thread = ChannelSpec(self.snowflake(), name, type=11, parent_id=w.channel_id,
+                                 guild_id=guild_id, owner_id=w.id,
+                                 applied_tags=[int(t) for t in body.get("applied_tags") or []])
+        msg = self._new_message(thread.id if thread else w.channel_id, guild_id, body, req,
+                                author=author, webhook_id=w.id, source="webhook")
+        if thread is not None:  # a forum post: its starter message takes the thread's id
+            msg.id = thread.id
+            self._threads[thread.id] = thread
+            await self.dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True},
+                                intent=1 << 0)
         self._store_message(msg)
         await self._gateway_message_event("MESSAGE_CREATE", msg)
         wait = req.query.get("wait", "false").lower() in ("1", "true")
@@ -2173,11 +2323,19 @@ class DiscordEmulator:
         w = self._webhook_or_error(req)
         if mid == "@original":
             raise _error(404, 10008, "Unknown Message")
+        # a message in a thread (a forum post's too) is only found with that thread's id
+        where = w.channel_id
+        if "thread_id" in req.query:
+            tid = req.query["thread_id"]
+            thread = self._threads.get(int(tid)) if tid.isdigit() else None
+            if thread is None or thread.parent_id != w.channel_id:
+                raise _error(404, 10003, "Unknown Channel")
+            where = thread.id
         try:
             msg = self._messages.get(int(mid))
         except ValueError:
             msg = None
-        if msg is None or msg.deleted or msg.webhook_id != w.id:
+        if msg is None or msg.deleted or msg.webhook_id != w.id or msg.channel_id != where:
             raise _error(404, 10008, "Unknown Message")
         return msg, None
 

@@ -1,0 +1,316 @@
+"""Forum channels and thread channels as alert destinations, with the real discord.py against the
+emulator: an alert is a forum post named after its headline and tagged after its rules, a
+story's later articles are replies in the post, a deleted post is posted afresh, a post whose
+answer was lost is found instead of made twice, a forum the cache does not know is learnt from
+Discord's refusal, a webhook in a forum names its post, and a thread channel takes alerts like
+a text channel. newswatch itself runs once end to end with a forum route fed by real feeds.
+Every request must be one Discord's OpenAPI spec accepts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import aiohttp
+import discord
+import pytest
+
+from bot.sinks import ChannelTarget, DiscordSink, WebhookTarget
+from tests.bot.conftest import TOKEN, bot_config, start_running
+from tests.fakes.discord_emulator import (
+    ChannelSpec,
+    DiscordEmulator,
+    GuildSpec,
+    default_guild,
+    forum_tag,
+    run_client,
+)
+from tests.fakes.feed_server import FeedServer, Route
+from tests.service.test_identity import rss
+from watchers.config import RuleConfig, parse_config
+from watchers.delivery import Alert, StoryUpdate, StoryView
+from watchers.errors import PermanentDeliveryError, UncertainDeliveryError
+from watchers.models import Article
+from watchers.rules import match_query
+
+GUILD = 1100000000000000001
+ROLE = GUILD + 101  # "Readers" in the default guild
+FORUM = GUILD + 20
+TROOPS_TAG, KYIV_TAG, OTHER_TAG = FORUM + 1, FORUM + 2, FORUM + 3
+T0 = datetime(2022, 2, 24, 4, 0, tzinfo=UTC)
+HEADLINE = "Russian troops cross the border into Ukraine near Kharkiv"
+CREATE_POST = "POST /channels/{channel_id}/threads"
+
+
+def forum_guild(*, require_tag: bool = False) -> GuildSpec:
+    guild = default_guild()
+    guild.channels.append(ChannelSpec(
+        FORUM, "news-forum", type=15, position=3, guild_id=guild.id, flags=16 if require_tag
+        else 0, available_tags=[forum_tag(OTHER_TAG, "sports"), forum_tag(TROOPS_TAG, "TROOPS"),
+                                forum_tag(KYIV_TAG, "Kyiv")]))
+    return guild
+
+
+def article(n: int, source: str, title: str = HEADLINE) -> Article:
+    return Article(id=f"a{n}", source=source, url=f"https://{source.lower()}.example/{n}",
+                   title=title, text=f"{title}. Troops were seen moving at dawn near Kyiv.",
+                   published=T0)
+
+
+def alert(*rule_names: str, n: int = 1) -> Alert:
+    art = article(n, "Reuters")
+    m = match_query("troops", art)
+    assert m is not None
+    rules = tuple(RuleConfig(name=name, query="troops", severity="high", mention_role=ROLE)
+                  for name in rule_names)
+    return Alert(id=n, route="alerts", nonce=f"alert-nonce-{n}", attempt=1, article=art,
+                 matches=(m,), rules=rules)
+
+
+def update(n: int, source: str, message_id: str, *, mode: Literal["edit", "thread"] = "edit",
+           maybe_sent: bool = False) -> StoryUpdate:
+    story = StoryView(id="s1", headline=HEADLINE, first_seen=T0, last_seen=T0,
+                      outlets=("Reuters", source), articles=2)
+    return StoryUpdate(id=n, route="alerts", nonce=f"update-nonce-{n}", attempt=1, mode=mode,
+                       story=story, alert=alert("troops"),
+                       article=article(n, source, f"{source} reports troops near Kharkiv"),
+                       message_id=message_id, maybe_sent=maybe_sent)
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[DiscordEmulator]:
+    async with DiscordEmulator(token=TOKEN, guilds=[forum_guild()]) as e, e.patch_discord():
+        yield e
+
+
+@pytest.fixture
+async def sink(emu: DiscordEmulator) -> AsyncIterator[DiscordSink]:
+    client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=0.05)
+    async with run_client(client, emu, token=TOKEN), aiohttp.ClientSession() as session:
+        assert isinstance(client.get_channel(FORUM), discord.ForumChannel)
+        yield DiscordSink({"alerts": ChannelTarget(FORUM)}, client=client, session=session,
+                          timeout=5)
+
+
+async def test_an_alert_is_a_forum_post_named_after_the_headline_with_its_rules_tags(
+        emu: DiscordEmulator, sink: DiscordSink) -> None:
+    mid = await sink.deliver(alert("troops", "kyiv", "no-such-tag"))
+    assert mid is not None
+    (post,) = emu.threads(FORUM)
+    assert str(post.id) == mid and post.name == HEADLINE
+    assert post.applied_tags == [TROOPS_TAG, KYIV_TAG]  # case-insensitive, in the rules' order
+    (starter,) = emu.messages(post.id)  # the alert is the post's starter message
+    assert starter.id == post.id and starter.pinged_role_ids() == {ROLE}
+    assert starter.embeds[0]["footer"]["text"] == "newswatch · high · article a1"
+    assert sink.alert_link("alerts", mid) is None  # no buttons: acknowledgement is off
+    assert emu.requests_for("POST /channels/{channel_id}/messages") == []
+    assert emu.validate_all() == []
+
+
+@pytest.mark.parametrize("mode", ["edit", "thread"])
+async def test_a_storys_later_articles_are_replies_in_its_post(
+        emu: DiscordEmulator, sink: DiscordSink, mode: Literal["edit", "thread"]) -> None:
+    mid = await sink.deliver(alert("troops"))
+    assert mid is not None
+    first = await sink.update(update(2, "DW", mid, mode=mode))
+    again = await sink.update(update(2, "DW", mid, mode=mode))  # a retry: its nonce holds
+    second = await sink.update(update(3, "NPR", mid, mode=mode))
+    for result in (first, again, second):
+        assert (result.message_id, result.thread_id, result.reposted) == (mid, mid, False)
+    (post,) = emu.threads(FORUM)
+    starter, *replies = emu.messages(post.id)
+    assert [r.content for r in replies] == [
+        "DW: [DW reports troops near Kharkiv](https://dw.example/2)",
+        "NPR: [NPR reports troops near Kharkiv](https://npr.example/3)"]
+    assert all(not r.pinged_role_ids() and not r.pinged_user_ids() for r in replies)
+    assert starter.edits == []  # the alert stays as posted
+    assert emu.validate_all() == []
+
+
+async def test_a_deleted_post_is_posted_afresh(emu: DiscordEmulator, sink: DiscordSink) -> None:
+    mid = await sink.deliver(alert("troops"))
+    assert mid is not None
+    await emu.delete_channel(int(mid))
+    result = await sink.update(update(2, "DW", mid))
+    assert result.reposted and result.thread_id is None and result.message_id != mid
+    (post,) = emu.threads(FORUM)
+    assert str(post.id) == result.message_id and post.applied_tags == [TROOPS_TAG]
+    (starter,) = emu.messages(post.id)
+    assert "DW" in str(starter.embeds) and not starter.pinged_role_ids()  # no second ping
+    # the next update replies in the new post
+    await sink.update(update(3, "NPR", result.message_id))
+    assert len(emu.messages(post.id)) == 2
+    assert emu.validate_all() == []
+
+
+async def test_a_post_whose_answer_was_lost_is_found_not_made_twice(
+        emu: DiscordEmulator, sink: DiscordSink) -> None:
+    other = await sink.deliver(alert("troops", n=7))  # same headline, another article
+    emu.inject(CREATE_POST, "reset_after_receive")
+    with pytest.raises(UncertainDeliveryError):
+        await sink.deliver(alert("troops"))
+    assert len(emu.threads(FORUM)) == 2  # the post was made; its answer was lost
+    made = next(t for t in emu.threads(FORUM) if str(t.id) != other)
+    again = await sink.deliver(replace(alert("troops"), maybe_sent=True, attempt=2))
+    assert again == str(made.id)
+    assert len(emu.threads(FORUM)) == 2
+    assert [r.status for r in emu.requests_for(CREATE_POST)] == [201, None]
+    # with nothing found (the post was never made), the retry posts
+    emu.inject(CREATE_POST, 500, times=10)  # past discord.py's own retries
+    with pytest.raises(UncertainDeliveryError):
+        await sink.deliver(alert("troops", n=8))
+    emu.clear_faults()
+    third = await sink.deliver(replace(alert("troops", n=8), maybe_sent=True, attempt=2))
+    assert third is not None and len(emu.threads(FORUM)) == 3
+    assert emu.validate_all() == []
+
+
+async def test_a_forum_the_cache_does_not_know_is_learnt_from_discords_refusal() -> None:
+    async with DiscordEmulator(token=TOKEN) as emu, emu.patch_discord():
+        client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=0.05)
+        async with run_client(client, emu, token=TOKEN), aiohttp.ClientSession() as session:
+            # the forum appears while the bot is connected, and the bot misses its creation
+            (forum,) = (c for c in forum_guild().channels if c.id == FORUM)
+            emu.guild.channels.append(forum)
+            assert client.get_channel(FORUM) is None
+            sink = DiscordSink({"alerts": ChannelTarget(FORUM)}, client=client,
+                               session=session, timeout=5)
+            first = await sink.deliver(alert("troops"))
+            second = await sink.deliver(alert("troops", n=2))
+            # a channel that is no forum either pauses the route, saying what it is
+            emu.guild.channels.append(ChannelSpec(GUILD + 30, "Lobby", type=4,
+                                                  guild_id=GUILD))
+            lobby = DiscordSink({"alerts": ChannelTarget(GUILD + 30)}, client=client,
+                                session=session, timeout=5)
+            with pytest.raises(PermanentDeliveryError, match="takes no messages") as info:
+                await lobby.deliver(alert("troops", n=3))
+            assert info.value.pause_destination
+        assert {str(t.id) for t in emu.threads(FORUM)} == {first, second}
+        refused = emu.requests_for("POST /channels/{channel_id}/messages")
+        assert [(r.status, r.response["code"]) for r in refused] == [(400, 50008)] * 2
+        assert len(emu.requests_for("GET /channels/{channel_id}")) == 2  # once per sink
+        assert emu.validate_all() == []
+
+
+async def test_a_forum_that_requires_a_tag_refuses_an_alert_without_one_clearly() -> None:
+    async with DiscordEmulator(token=TOKEN, guilds=[forum_guild(require_tag=True)]) as emu, \
+            emu.patch_discord():
+        client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=0.05)
+        async with run_client(client, emu, token=TOKEN), aiohttp.ClientSession() as session:
+            sink = DiscordSink({"alerts": ChannelTarget(FORUM)}, client=client,
+                               session=session, timeout=5)
+            with pytest.raises(PermanentDeliveryError, match=r"requires a tag.*floods"):
+                await sink.deliver(alert("floods"))
+            assert await sink.deliver(alert("troops")) is not None
+        assert len(emu.threads(FORUM)) == 1
+        assert emu.validate_all() == []
+
+
+async def test_a_thread_channel_takes_alerts_like_a_text_channel() -> None:
+    async with DiscordEmulator(token=TOKEN) as emu, emu.patch_discord():
+        desk = emu.add_thread(emu.channel("alerts").id, "desk")
+        client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=0.05)
+        async with run_client(client, emu, token=TOKEN), aiohttp.ClientSession() as session:
+            assert isinstance(client.get_channel(desk.id), discord.Thread)
+            sink = DiscordSink({"alerts": ChannelTarget(desk.id)}, client=client,
+                               session=session, timeout=5)
+            mid = await sink.deliver(alert("troops"))
+            (msg,) = emu.messages(desk.id)
+            assert str(msg.id) == mid and msg.pinged_role_ids() == {ROLE}
+            # a thread cannot hold a thread: thread mode edits the alert instead
+            result = await sink.update(update(2, "DW", str(mid), mode="thread"))
+            assert (result.message_id, result.thread_id) == (mid, None)
+        assert emu.messages(desk.id) == [msg] and "DW" in str(msg.embeds)
+        assert emu.messages(emu.channel("alerts").id) == []
+        assert emu.validate_all() == []
+
+
+async def test_a_webhook_in_a_forum_names_its_post_and_edits_it() -> None:
+    async with DiscordEmulator(token=TOKEN, guilds=[forum_guild()]) as emu, \
+            emu.patch_discord():
+        hook = emu.add_webhook(FORUM, "Forum Hook")
+        target = {"alerts": WebhookTarget(hook.id, hook.token)}
+        async with aiohttp.ClientSession() as session:
+            sink = DiscordSink(target, session=session, timeout=5)
+            mid = await sink.deliver(alert("troops"))
+            assert mid is not None
+            (post,) = emu.threads(FORUM)
+            assert str(post.id) == mid and post.name == HEADLINE
+            # a sink that has not learnt it yet (a restart) still edits the post
+            fresh = DiscordSink(target, session=session, timeout=5)
+            result = await fresh.update(update(2, "DW", mid))
+            assert (result.message_id, result.reposted) == (mid, False)
+            await sink.deliver(alert("troops", n=2))
+        assert len(emu.threads(FORUM)) == 2
+        assert "DW" in str(emu.get_message(int(mid)).embeds)
+        executes = emu.requests_for("POST /webhooks/{webhook_id}/{webhook_token}")
+        # refused once without a name, then every send names its post
+        assert [r.status for r in executes] == [400, 200, 200]
+        assert emu.validate_all() == []
+
+
+# --- newswatch end to end, a forum route fed by real feeds
+
+REPORTS = {
+    "dw": ("Russian troops mass near Ukraine border, satellite images show",
+           "New satellite images show Russian troops and armour massing near the Ukrainian "
+           "border at Yelnya."),
+    "npr": ("Satellite images show Russian troops massing near Ukraine's border",
+            "Maxar satellite images show Russian troops and tanks gathering near Yelnya, close "
+            "to Ukraine."),
+}
+
+
+async def test_newswatch_posts_a_story_in_a_forum_and_replies_in_it(tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with DiscordEmulator(token=TOKEN, guilds=[forum_guild()]) as emu, \
+            emu.patch_discord(), FeedServer() as server:
+        for outlet in REPORTS:
+            server.set(f"/{outlet}", Route(body=rss([])))
+        (tmp_path / "seeds").mkdir()
+        data = bot_config(
+            emu, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
+            sources=[{"name": o, "type": "feed", "url": server.url(f"/{o}"), "every": "1h",
+                      "backfill": 5} for o in REPORTS],
+            rules=[{"name": "troops", "query": "troops"}],
+            channels={"alerts": {"target": FORUM, "stories": "thread"}})
+        run = await start_running(parse_config(data, base_dir=tmp_path), emu,
+                                  tmp_path / "seeds")
+        try:
+            await emu.wait_until_identified(timeout=10)
+            await run.engine.run_once()  # every feed's baseline (empty)
+            def posted(n: int) -> Callable[[], bool]:
+                return lambda: sum(len(emu.messages(t.id)) for t in emu.threads(FORUM)) == n
+
+            for i, (outlet, (title, text)) in enumerate(REPORTS.items()):
+                server.set(f"/{outlet}", Route(body=rss([(
+                    f"{outlet}-1", f"https://{outlet}.example/troops", title, text,
+                    now + timedelta(minutes=20 * i))])))
+                await run.engine.run_once()
+                await run.wait_for(posted(i + 1))
+            await asyncio.sleep(0.2)  # a duplicate would arrive now
+        finally:
+            run.stop.set()
+            assert await asyncio.wait_for(run.task, 15) == 0
+        (post,) = emu.threads(FORUM)
+        assert post.name == REPORTS["dw"][0] and post.applied_tags == [TROOPS_TAG]
+        starter, reply = emu.messages(post.id)
+        assert starter.id == post.id and "dw.example" in str(starter.embeds)
+        assert reply.content.startswith("npr: ") and "npr.example" in reply.content
+        assert emu.validate_all() == []
+
+
+async def test_a_forum_post_carries_the_acknowledgement_buttons_and_links_to_the_post(
+        emu: DiscordEmulator, sink: DiscordSink) -> None:
+    acking = DiscordSink(sink.targets, client=sink.client, session=sink.session, timeout=5,
+                         ack_from="high")
+    mid = await acking.deliver(alert("troops"))
+    assert mid is not None
+    (starter,) = emu.messages(int(mid))
+    assert starter.custom_ids == ["nw:ack:1", "nw:nr:1"]
+    assert acking.alert_link("alerts", mid) == f"https://discord.com/channels/{GUILD}/{mid}"
+    assert emu.validate_all() == []
