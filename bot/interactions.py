@@ -224,7 +224,8 @@ def choices(names: Iterable[str], current: str) -> list[app_commands.Choice[str]
 class _Named(app_commands.Transformer[Any]):
     """A name typed as a string, with the known names offered as the user types."""
 
-    def names(self, engine: Engine) -> Iterable[str]:
+    def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
+        """The names to offer to someone in ``guild`` (a server sees only what it may use)."""
         raise NotImplementedError
 
     async def transform(self, interaction: discord.Interaction[Any], value: Any, /) -> str:
@@ -234,34 +235,35 @@ class _Named(app_commands.Transformer[Any]):
     async def autocomplete(  # type: ignore[override]
             self, interaction: discord.Interaction[Any], value: int | float | str, /
     ) -> list[app_commands.Choice[str]]:
-        return choices(self.names(engine_of(interaction.client)), str(value))
+        return choices(self.names(engine_of(interaction.client), interaction.guild_id),
+                       str(value))
 
 
 class RuleName(_Named):
-    """A rule's name; offers the running rules."""
+    """A rule's name; offers the running rules the server sees (the global ones and its own)."""
 
-    def names(self, engine: Engine) -> Iterable[str]:
-        return engine.rule_names()
+    def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
+        return engine.rule_names(guild)
 
 
 class SourceName(_Named):
     """A source's name; offers the watched sources."""
 
-    def names(self, engine: Engine) -> Iterable[str]:
+    def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
         return engine.source_names()
 
 
 class PausedRoute(_Named):
     """A delivery route; offers the paused ones."""
 
-    def names(self, engine: Engine) -> Iterable[str]:
+    def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
         return engine.paused_routes()
 
 
 class RouteName(_Named):
     """A delivery route (a name in [channels] or a rule's channel); offers them all."""
 
-    def names(self, engine: Engine) -> Iterable[str]:
+    def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
         return engine.route_names()
 
 

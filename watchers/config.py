@@ -114,6 +114,8 @@ class DiscordConfig(_Strict):
     # escalation_role: no re-ping).
     escalate_after: Duration = timedelta(minutes=15)
     escalation_role: int | None = Field(default=None, gt=0)
+    # How many rules one server may add from Discord (the config file's are not counted).
+    max_rules_per_server: int = Field(default=50, ge=0, le=10_000)
 
     @field_validator("escalate_after")
     @classmethod
@@ -187,9 +189,18 @@ class RuleConfig(_Strict):
     # Set by the engine, never by a file: "store" for rules added at run time (Discord).
     origin: Literal["config", "store"] = "config"
     created_by: str | None = None
+    # The server (Discord guild) the rule belongs to; None: the config file's, for every server.
+    guild_id: int | None = Field(default=None, gt=0)
     # The alert's own format (see watchers.templates); it wins over the route's.
     template: Template = None
     template_style: TemplateStyle = "embed"
+
+    @property
+    def key(self) -> str:
+        """The rule's identity inside newswatch (matches, mutes, the stored rules): its name for
+        the config file's rules, ``"<guild id>:<name>"`` for a server's, so two servers can each
+        have a rule of the same name. People see ``name``."""
+        return self.name if self.guild_id is None else f"{self.guild_id}:{self.name}"
 
     @field_validator("mention_roles", "mention_users", mode="before")
     @classmethod
@@ -484,7 +495,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: s
                 for section in ("rules", "sources")
                 for i, item in enumerate(data.get(section) or [])
                 if isinstance(item, dict)
-                for key in ("origin", "created_by") if key in item]
+                for key in ("origin", "created_by", "guild_id") if key in item]
     try:
         cfg = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as err:

@@ -715,7 +715,7 @@ class DeliveryService:
         article = await self.store.get_article(row.article_id)
         if article is None:
             return None
-        names = {r.name for r in row.rules}
+        names = {r.key for r in row.rules}  # matches are stored under the rule key
         matches = tuple(m for m in await self.store.matches_for(article.id) if m.rule in names)
         story = None
         if row.story_id is not None:
@@ -801,7 +801,7 @@ class DeliveryService:
                         and (a := await self.store.get_article(m.article_id)) is not None]
             if not articles:
                 continue
-            rules = tuple({r.name: r for m in members for r in m.rules}.values())
+            rules = tuple({r.key: r for m in members for r in m.rules}.values())
             story = None
             if members[0].story_id is not None:
                 record = await self.store.get_story(members[0].story_id)

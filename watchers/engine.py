@@ -16,14 +16,24 @@ while delivery finishes (Discord closes after it).
 The watch and delivery services never call each other: the watch side writes articles, matches
 and outbox rows (alerts and notices) to the store and sets one shared event; delivery waits on it
 and reads the store. Front ends (the CLI, the Discord cogs) never reach past these methods.
+
+Tenancy: a rule belongs to a server (``RuleConfig.guild_id``) or, coming from the config file
+(or added without a server), to every server. Inside the engine a rule is its key
+(``RuleConfig.key``: the name, or ``"<guild id>:<name>"``): the rule set, matches, mutes and the
+stored rules are by key, so two servers can each have a rule of the same name. Every rule method
+takes ``guild``: with one, the caller sees and names the rules as that server does — the global
+rules and its own, by name — and another server's rule is unknown exactly as a rule that does
+not exist is (existence does not leak); without one (the CLI, the library) it sees every rule,
+by key, as before. A server's rule may not take a global rule's name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -89,6 +99,11 @@ class RuleView:
     alerts_7d: int = 0  # its alerts posted in the last 7 days
     acks_7d: int = 0  # … of which someone acknowledged
     not_relevant_7d: int = 0  # … of which someone found not relevant
+
+    @property
+    def is_global(self) -> bool:
+        """The rule belongs to every server (the config file's, or added without a server)."""
+        return self.rule.guild_id is None
 
     @property
     def not_relevant_share(self) -> float | None:
@@ -161,12 +176,17 @@ def make_fetcher(cfg: Config) -> Fetcher:
 
 
 def _merged_rules(cfg: Config, stored: list[RuleConfig]) -> list[RuleConfig]:
-    """Rules from the config file, then those added at run time (a stored rule of the same name
+    """Rules from the config file, then those added at run time (a stored rule of the same key
     replaces the file's: it is the newer decision)."""
-    rules = {r.name: r for r in cfg.rules}
+    rules = {r.key: r for r in cfg.rules}
     for r in stored:
-        rules[r.name] = r
+        rules[r.key] = r
     return list(rules.values())
+
+
+def _sees(guild: int | None, rule: RuleConfig) -> bool:
+    """Whether a caller in ``guild`` (None: the CLI, the library) sees ``rule``."""
+    return guild is None or rule.guild_id is None or rule.guild_id == guild
 
 
 def _merged_sources(cfg: Config, stored: list[SourceConfig]) -> list[SourceConfig]:
@@ -257,20 +277,37 @@ class Engine:
         """How many articles the store holds."""
         return await self.store.count_articles()
 
-    async def recent(self, *, rule: str | None = None, limit: int = 10
-                     ) -> list[tuple[Article, list[Match]]]:
-        """The newest stored articles (that matched ``rule``, if given) with their matches."""
-        return await self.store.recent(rule=rule, limit=limit)
+    async def recent(self, *, rule: str | None = None, limit: int = 10,
+                     guild: int | None = None) -> list[tuple[Article, list[Match]]]:
+        """The newest stored articles (that matched ``rule``, if given) with their matches.
+        With ``guild``, ``rule`` is a name as that server knows it (an unknown one raises
+        NewswatchError) and the matches are those of the rules it sees, by name."""
+        if guild is None:
+            return await self.store.recent(rule=rule, limit=limit)
+        key = None if rule is None else self._rule_of(rule, guild).key
+        found = await self.store.recent(rule=key, limit=limit,
+                                        rules=[r.key for r in self._rules_seen(guild)])
+        return [(art, self._matches_seen(matches, guild)) for art, matches in found]
 
-    async def article(self, article_id: str) -> tuple[Article, list[Match]] | None:
-        """One stored article (by id or a unique id prefix) and the rules that matched it."""
+    async def article(self, article_id: str, *, guild: int | None = None
+                      ) -> tuple[Article, list[Match]] | None:
+        """One stored article (by id or a unique id prefix) and the rules that matched it
+        (with ``guild``: those that server sees, by name)."""
         wanted = article_id.strip()
         if not wanted or not wanted.isprintable():  # ids are printable; this one is no id
             return None
         art = await self.store.get_article(wanted)
         if art is None:
             return None
-        return art, await self.store.matches_for(art.id)
+        matches = await self.store.matches_for(art.id)
+        return art, matches if guild is None else self._matches_seen(matches, guild)
+
+    def _matches_seen(self, matches: Iterable[Match], guild: int) -> list[Match]:
+        """The matches of the rules ``guild`` sees, named as it knows them: another server's
+        rules are not shown, not even by name."""
+        names = {r.key: r.name for r in self.watch.rules if _sees(guild, r)}
+        return [m.model_copy(update={"rule": names[m.rule]}) for m in matches
+                if m.rule in names]
 
     async def story(self, story_id: str, *, limit: int = 50) -> StoryDetail | None:
         """One story (by id): its outlets, first and last report, and its articles oldest
@@ -316,23 +353,45 @@ class Engine:
 
     # ------------------------------------------------------------------ rules
 
-    def rule_names(self) -> list[str]:
-        """The names of the running rules, sorted."""
-        return sorted(r.name for r in self.watch.rules)
+    def _rules_seen(self, guild: int | None) -> list[RuleConfig]:
+        return [r for r in self.watch.rules if _sees(guild, r)]
 
-    async def rules(self) -> list[RuleView]:
-        """Every running rule with its mute, its matches in the last 7 days, and its alerts of
-        the last 7 days with how many were acknowledged or found not relevant."""
+    def _rule_of(self, name: str, guild: int | None) -> RuleConfig:
+        """The running rule ``name`` names for a caller in ``guild`` (None: a key), or
+        NewswatchError — the same for another server's rule as for no rule at all."""
+        running = {r.key: r for r in self.watch.rules}
+        if guild is None:
+            found = running.get(name)
+        else:
+            found = running.get(f"{guild}:{name}")
+            if found is None and (shared := running.get(name)) is not None \
+                    and shared.guild_id is None:
+                found = shared
+        if found is None:
+            raise NewswatchError(f"no rule named {name!r}")
+        return found
+
+    def rule_names(self, guild: int | None = None) -> list[str]:
+        """The names of the running rules, sorted (with ``guild``: those that server sees, by
+        name; without: every rule, by key)."""
+        if guild is None:
+            return sorted(r.key for r in self.watch.rules)
+        return sorted({r.name for r in self._rules_seen(guild)})
+
+    async def rules(self, guild: int | None = None) -> list[RuleView]:
+        """Every running rule (with ``guild``: the global ones and that server's) with its mute,
+        its matches in the last 7 days, and its alerts of the last 7 days with how many were
+        acknowledged or found not relevant."""
         now = datetime.now(UTC)
         mutes = await self.store.mutes(now=now)
         counts = await self.store.rule_match_counts(since=now - timedelta(days=7))
         feedback = await self.store.rule_feedback(
             since=self.delivery.clock.now() - timedelta(days=7))
         views = []
-        for r in sorted(self.watch.rules, key=lambda r: r.name):
-            fb = feedback.get(r.name)
-            views.append(RuleView(r, mutes.get(r.name), counts.get(r.name, 0),
-                                  self.watch.over_budget.get(r.name, 0),
+        for r in sorted(self._rules_seen(guild), key=lambda r: (r.name, r.key)):
+            fb = feedback.get(r.key)
+            views.append(RuleView(r, mutes.get(r.key), counts.get(r.key, 0),
+                                  self.watch.over_budget.get(r.key, 0),
                                   alerts_7d=fb.alerts if fb else 0,
                                   acks_7d=fb.acks if fb else 0,
                                   not_relevant_7d=fb.not_relevant if fb else 0))
@@ -368,15 +427,18 @@ class Engine:
         found = await self.search(query, since=window, limit=100_000)
         return RuleTest(query, window, len(found.hits), found.hits[:samples], found.truncated)
 
-    async def add_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None
-                       ) -> RuleConfig:
-        """Add or replace a run-time rule; it applies to the next article matched.
+    async def add_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None,
+                       guild: int | None = None) -> RuleConfig:
+        """Add or replace a run-time rule (with ``guild``: that server's); it applies to the
+        next article matched.
 
         The fields are validated by the same model as the config file's ``[[rules]]`` (errors
-        name the key), and the rule must compile before anything is stored."""
+        name the key), and the rule must compile before anything is stored. A server's rule
+        may not take the name of a rule every server sees, and a server has at most
+        ``[discord] max_rules_per_server`` rules."""
         try:
             rule = RuleConfig.model_validate(
-                {**fields, "origin": "store", "created_by": created_by})
+                {**fields, "origin": "store", "created_by": created_by, "guild_id": guild})
         except ValidationError as err:
             raise ConfigError(pydantic_issues(err), file="rule") from None
         issues = []
@@ -386,6 +448,17 @@ class Engine:
         if any(r.name == rule.name for r in self.config.rules):
             issues.append(ConfigIssue("name", f"rule {rule.name!r} is defined in the config "
                                       "file; choose another name"))
+        elif guild is not None and any(r.guild_id is None and r.name == rule.name
+                                       for r in self.watch.rules):
+            issues.append(ConfigIssue("name", f"rule {rule.name!r} is shared by every server; "
+                                      "choose another name"))
+        if guild is not None:
+            own = {r.key for r in self.watch.rules if r.guild_id == guild}
+            limit = self.config.discord.max_rules_per_server
+            if rule.key not in own and len(own) >= limit:
+                issues.append(ConfigIssue("name", f"this server has {len(own)} rules, the most "
+                                          f"it may have (max_rules_per_server = {limit}); "
+                                          "remove one first"))
         if issues:
             raise ConfigError(issues, file="rule")
         running = list(self.watch.rules)
@@ -399,12 +472,17 @@ class Engine:
         await self.store.put_rule(rule)
         return rule
 
-    async def remove_rule(self, name: str) -> bool:
-        """Remove a rule added at run time; False when there is none of that name."""
+    async def remove_rule(self, name: str, *, guild: int | None = None) -> bool:
+        """Remove a rule added at run time (with ``guild``: one of that server's, by name;
+        without: any, by key); False when there is none."""
         if any(r.name == name for r in self.config.rules):
             raise NewswatchError(f"rule {name!r} is defined in the config file; "
                                  "remove it there")
-        removed = await self.store.delete_rule(name)
+        removed = await self.store.delete_rule(name if guild is None else f"{guild}:{name}")
+        if not removed and guild is not None and any(r.guild_id is None and r.name == name
+                                                     for r in self.watch.rules):
+            raise NewswatchError(f"rule {name!r} is shared by every server; it can only be "
+                                 "removed where it was added")
         await self.reload_rules()
         return removed
 
@@ -412,21 +490,18 @@ class Engine:
         """Rebuild the running rules from the config and the store."""
         self.watch.set_rules(_merged_rules(self.config, await self.store.list_rules()))
 
-    def _known_rule(self, name: str) -> None:
-        if name not in {r.name for r in self.watch.rules}:
-            raise NewswatchError(f"no rule named {name!r}")
-
-    async def mute(self, rule: str, duration: timedelta) -> datetime:
-        """Silence a rule until now + ``duration``; its matches are still recorded."""
-        self._known_rule(rule)
+    async def mute(self, rule: str, duration: timedelta, *, guild: int | None = None
+                   ) -> datetime:
+        """Silence a rule (as ``guild`` names it) until now + ``duration``; its matches are
+        still recorded. A global rule muted from a server is muted for every server."""
+        key = self._rule_of(rule, guild).key
         until = datetime.now(UTC) + duration
-        await self.store.mute(rule, until)
+        await self.store.mute(key, until)
         return until
 
-    async def unmute(self, rule: str) -> bool:
+    async def unmute(self, rule: str, *, guild: int | None = None) -> bool:
         """Let a muted rule alert again; False when it was not muted."""
-        self._known_rule(rule)
-        return await self.store.unmute(rule)
+        return await self.store.unmute(self._rule_of(rule, guild).key)
 
     # ------------------------------------------------------------------ sources
 
@@ -484,15 +559,21 @@ class Engine:
     # ------------------------------------------------------------------ delivery
 
     async def trend(self, what: str, *, since: timedelta = timedelta(days=7),
-                    bucket: timedelta | None = None) -> Trend:
-        """Matches per hour (``since`` up to 3 days) or per day of a rule (by name) or of a
-        query, with each bucket's baseline band and surges (see :mod:`watchers.surge` and
-        :func:`watchers.trends.trend_of`). Raises QuerySyntaxError for a bad query."""
-        return await trend_of(
-            self.store, what, rules={r.name for r in self.watch.rules}, since=since,
+                    bucket: timedelta | None = None, guild: int | None = None) -> Trend:
+        """Matches per hour (``since`` up to 3 days) or per day of a rule (by name, as
+        ``guild`` knows it) or of a query, with each bucket's baseline band and surges (see
+        :mod:`watchers.surge` and :func:`watchers.trends.trend_of`). Raises QuerySyntaxError
+        for a bad query."""
+        seen = {r.key if guild is None else r.name: r.key for r in self._rules_seen(guild)}
+        key = seen.get(what)
+        found = await trend_of(
+            self.store, what if key is None else key, rules=set(seen.values()), since=since,
             until=self.delivery.clock.now(), surge=self.config.surge,
             threshold=self.config.threshold, aliases=self.config.aliases, bucket=bucket,
             executor=self.executor)
+        if key is not None and key != what:
+            found = dataclasses.replace(found, label=f"rule {what}")
+        return found
 
     def route_names(self) -> list[str]:
         """Every route newswatch knows: those in [channels] and those rules name, sorted."""

@@ -195,12 +195,13 @@ class WatchService:
         wanted: dict[str, RuleConfig] = {}
         for r in rules:
             if r.enabled:
-                wanted.pop(r.name, None)
-                wanted[r.name] = r  # a later rule of the same name replaces an earlier one
+                wanted.pop(r.key, None)
+                wanted[r.key] = r  # a later rule of the same key replaces an earlier one
         bad: list[tuple[RuleConfig, NewswatchError]] = []
 
         def compiled(r: RuleConfig) -> Rule:
-            return Rule(name=r.name, query=r.query, threshold=r.threshold or self.threshold)
+            # Matched under its key: two servers' rules of the same name stay apart.
+            return Rule(name=r.key, query=r.query, threshold=r.threshold or self.threshold)
 
         try:
             ruleset = RuleSet([compiled(r) for r in wanted.values()], aliases=aliases)
@@ -211,16 +212,16 @@ class WatchService:
                     RuleSet([compiled(r)], aliases=aliases)
                 except NewswatchError as exc:
                     bad.append((r, exc))
-                    del wanted[r.name]
+                    del wanted[r.key]
                 except (RecursionError, ValueError) as exc:
                     bad.append((r, NewswatchError(f"{type(exc).__name__}: {exc}")))
-                    del wanted[r.name]
+                    del wanted[r.key]
             ruleset = RuleSet([compiled(r) for r in wanted.values()], aliases=aliases)
         self._ruleset = ruleset
         self._rules = wanted
         self.rules = tuple(wanted.values())
         for r, error in bad:
-            log.error("rule %s skipped: %s", r.name, error)
+            log.error("rule %s skipped: %s", r.key, error)
         return bad
 
     @property
@@ -524,8 +525,8 @@ class WatchService:
             if not surging:
                 continue
             top = await self.store.top_stories(name, now - timedelta(hours=1))
-            await self.store.add_surge(name, rule.channel, surge_text(name, count, base, top),
-                                       now)
+            await self.store.add_surge(name, rule.channel,
+                                       surge_text(rule.name, count, base, top), now)
             log.info("rule %s surges: %d matches in the last hour (usual %.1f)", name, count,
                      base.mean)
             posted += 1
@@ -590,7 +591,7 @@ def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
             by_route[rule.channel].append(rule)
     entries = []
     for route, fired in by_route.items():
-        live = tuple(r for r in fired if r.name not in mutes)
+        live = tuple(r for r in fired if r.key not in mutes)
         # A muted rule's match is kept (suppressed) only when no live rule carries the alert.
         carried = live or tuple(fired)
         entries.append(OutboxEntry(

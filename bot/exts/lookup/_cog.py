@@ -87,7 +87,7 @@ class LookupCog(NewswatchCog):
                      rule: app_commands.Transform[str, RuleName] | None = None,
                      limit: app_commands.Range[int, 1, 25] = 10) -> None:
         """The latest articles that fired a rule."""
-        items = await self.engine.recent(rule=rule, limit=limit)
+        items = await self.engine.recent(rule=rule, limit=limit, guild=interaction.guild_id)
         rows = [(a, next((m for m in ms if rule is None or m.rule == rule), None))
                 for a, ms in items]
         await self._show(interaction, f"Recent alerts for {rule}" if rule else "Recent alerts",
@@ -98,7 +98,7 @@ class LookupCog(NewswatchCog):
     async def article(self, interaction: discord.Interaction[Any],
                       id: app_commands.Range[str, 4, 64]) -> None:
         """One article: an excerpt and every rule that matched it, and why."""
-        found = await self.engine.article(id)
+        found = await self.engine.article(id, guild=interaction.guild_id)
         if found is None:
             await interaction.response.send_message(f"No article with id `{id[:64]}`.",
                                                     ephemeral=True)

@@ -1,5 +1,9 @@
 """The rules cogs: /rules list|test|preview for anyone, /rules add|remove, /mute and /unmute
-for admins."""
+for admins.
+
+Every command is scoped to the server it runs in (``interaction.guild_id``): it sees and names
+the rules every server shares (the config file's, marked global) and the server's own, never
+another server's."""
 
 from __future__ import annotations
 
@@ -28,7 +32,13 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         """Every rule with its query, route and state."""
-        await interaction.response.send_message(embed=rules_embed(await self.engine.rules()))
+        views = await self.engine.rules(guild=interaction.guild_id)
+        embed = rules_embed(views)
+        shared = [v.rule.name for v in views if v.is_global]
+        if interaction.guild_id is not None and shared:
+            embed.set_footer(text=truncate("Global (every server, from the config file): "
+                                           + ", ".join(shared), LIMITS["footer"]))
+        await interaction.response.send_message(embed=embed)
 
     @app_commands.command(name="test")
     @app_commands.describe(query="a query in the rule language")
@@ -59,7 +69,8 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         if template is not None:
             # a slash option is one line; "\n" typed in it stands for a line break
             fields["template"] = template.replace("\\n", "\n")
-        rule = await self.engine.add_rule(fields, created_by=str(interaction.user.id))
+        rule = await self.engine.add_rule(fields, created_by=str(interaction.user.id),
+                                          guild=interaction.guild_id)
         shape = (f" · {rule.template_style} template (`/rules preview {rule.name}`)"
                  if rule.template is not None or rule.template_style != "embed" else "")
         await interaction.response.send_message(
@@ -74,19 +85,21 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                       article: app_commands.Range[str, 1, 200] | None = None) -> None:
         """Show the message a rule would post for a stored article (only to you)."""
         engine = self.engine
-        rule = next((v.rule for v in await engine.rules() if v.rule.name == name), None)
+        guild = interaction.guild_id
+        rule = next((v.rule for v in await engine.rules(guild=guild) if v.rule.name == name),
+                    None)
         if rule is None:
-            known = ", ".join(engine.rule_names()[:20]) or "none"
+            known = ", ".join(engine.rule_names(guild)[:20]) or "none"
             raise NewswatchError(f"No rule named {name[:64]!r}; rules: {known}")
         note = ""
         if article is None:
-            newest = await engine.recent(rule=rule.name, limit=1)
+            newest = await engine.recent(rule=rule.name, limit=1, guild=guild)
             if not newest:
                 raise NewswatchError(f"Rule {rule.name!r} has matched no stored article yet; "
                                      "give an article id (see /search)")
             art, matches = newest[0]
         else:
-            found = await engine.article(article)
+            found = await engine.article(article, guild=guild)
             if found is None:
                 raise NewswatchError(f"No stored article with id {article[:80]!r} (see /search)")
             art, matches = found
@@ -119,7 +132,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
     async def remove(self, interaction: discord.Interaction[Any],
                      name: app_commands.Transform[str, RuleName]) -> None:
         """Remove a rule added in Discord."""
-        await answer(interaction, await self.engine.remove_rule(name),
+        await answer(interaction, await self.engine.remove_rule(name, guild=interaction.guild_id),
                      f"Rule **{escape(name)}** removed.", f"No rule named `{name[:64]}`.")
 
 
@@ -134,7 +147,7 @@ class MuteCog(NewswatchCog):
                    rule: app_commands.Transform[str, RuleName],
                    duration: app_commands.Transform[timedelta, Duration("duration")]) -> None:
         """Silence a rule for a while; matches are still recorded."""
-        until = await self.engine.mute(rule, duration)
+        until = await self.engine.mute(rule, duration, guild=interaction.guild_id)
         await interaction.response.send_message(
             f"Rule **{escape(rule)}** muted until <t:{int(until.timestamp())}:f>.")
 
@@ -143,7 +156,7 @@ class MuteCog(NewswatchCog):
     async def unmute(self, interaction: discord.Interaction[Any],
                      rule: app_commands.Transform[str, RuleName]) -> None:
         """Let a muted rule post alerts again."""
-        was = await self.engine.unmute(rule)
+        was = await self.engine.unmute(rule, guild=interaction.guild_id)
         text = (f"Rule **{escape(rule)}** unmuted." if was
                 else f"Rule **{escape(rule)}** was not muted.")
         await interaction.response.send_message(text)

@@ -57,10 +57,10 @@ class TrendCog(NewswatchCog):
         if len(what) > MAX_QUERY:
             raise OptionError(f"query_or_rule: {len(what)} characters; at most {MAX_QUERY}")
         since = check_period(period or DEFAULT_PERIOD)
-        if what not in self.engine.rule_names():
+        if what not in self.engine.rule_names(guild=interaction.guild_id):
             parse(what)  # a QuerySyntaxError is answered privately, with its column
         await interaction.response.defer(thinking=True)
-        found = await self.engine.trend(what, since=since)
+        found = await self.engine.trend(what, since=since, guild=interaction.guild_id)
         png = await asyncio.get_running_loop().run_in_executor(None, render_trend, found)
         line = f"**{escape(truncate(found.label, 200))}** · last {format_duration(since)} · " \
                f"{escape(summary(found))}"

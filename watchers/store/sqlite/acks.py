@@ -23,9 +23,13 @@ from watchers.store.sqlite.outbox import OUTBOX_COLS, row_of
 
 __all__ = ["AcksMixin"]
 
-# A rule's name in an outbox row's ``rules`` (JSON of each RuleConfig; a name only in rows
-# written before schema 4).
-_RULE_NAME = "CASE j.type WHEN 'object' THEN json_extract(j.value, '$.name') ELSE j.value END"
+# A rule's key (RuleConfig.key) in an outbox row's ``rules`` (JSON of each RuleConfig; a name
+# only in rows written before schema 4, whose rules had no server).
+_RULE_NAME = ("CASE j.type WHEN 'object' THEN "
+              "CASE WHEN json_extract(j.value, '$.guild_id') IS NULL "
+              "THEN json_extract(j.value, '$.name') "
+              "ELSE json_extract(j.value, '$.guild_id') || ':' || json_extract(j.value, '$.name') "
+              "END ELSE j.value END")
 
 
 class AcksMixin:
@@ -107,8 +111,8 @@ class AcksMixin:
             return notice
 
     async def rule_feedback(self, *, since: datetime) -> dict[str, RuleFeedback]:
-        """Per rule: its alerts written since ``since`` that were posted, how many of them were
-        acknowledged, how many someone found not relevant."""
+        """Per rule (by key): its alerts written since ``since`` that were posted, how many of
+        them were acknowledged, how many someone found not relevant."""
         rows = await self._db.fetchall(
             f"SELECT {_RULE_NAME} AS rule, count(DISTINCT o.id), count(DISTINCT k.alert_id), "
             "count(DISTINCT n.alert_id) "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -440,8 +440,23 @@ class ArticlesMixin:
         return [_match(*r) for r in rows]
 
     async def recent(
-        self, *, rule: str | None = None, limit: int = 10
+        self, *, rule: str | None = None, limit: int = 10, rules: Collection[str] | None = None
     ) -> list[tuple[Article, list[Match]]]:
+        """The newest articles that matched ``rule`` (a key) — or, without it, any rule (any of
+        ``rules`` when given: a server's lookups see only its rules' matches) — with every
+        match of each."""
+        if rules is not None and not rule:
+            keys = sorted(set(rules))
+            if not keys:
+                return []
+            sql = (
+                f"SELECT {ARTICLE_COLS} FROM articles WHERE id IN "
+                "(SELECT DISTINCT article_id FROM matches "
+                f"WHERE rule IN ({','.join('?' * len(keys))})) "
+                "ORDER BY sort_at DESC, rowid DESC LIMIT ?"
+            )
+            rows = await self._db.fetchall(sql, (*keys, limit))
+            return [(a, await self.matches_for(a.id)) for a in map(article_of, rows)]
         if rule:
             sql = (
                 f"SELECT {ARTICLE_COLS_A} "

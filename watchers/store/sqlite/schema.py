@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -160,12 +160,14 @@ CREATE TABLE source_state (
 CREATE TABLE rules (
     name TEXT PRIMARY KEY,
     model TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    guild_id INTEGER
 );
 CREATE TABLE sources (
     name TEXT PRIMARY KEY,
     model TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    guild_id INTEGER
 );
 CREATE TABLE mutes (
     rule TEXT PRIMARY KEY,
@@ -474,8 +476,19 @@ async def m8(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     """)
 
 
+async def m9(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Per-server tenancy: a stored rule or source belongs to a server (``guild_id``; NULL: to
+    every server, as every row before) and its ``name`` column holds its key — the name for
+    NULL, ``"<guild id>:<name>"`` for a server's — so two servers can each keep one of the same
+    name. Existing rows keep their name as their key: nothing changes for them."""
+    await tx.script("""
+        ALTER TABLE rules ADD COLUMN guild_id INTEGER;
+        ALTER TABLE sources ADD COLUMN guild_id INTEGER;
+    """)
+
+
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
-MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8}
+MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9}
 
 
 async def _header(db: Db) -> tuple[int, int, int]:

@@ -1,9 +1,10 @@
 """Per-source state, and the rules, sources and mutes added at run time.
 
 Run-time rules and sources are stored as JSON of their validated config models (durations as
-seconds), keyed by name, and read back through the same models with ``origin="store"``. A stored
-row that no longer validates (the model changed under it) is logged and skipped, never fatal: one
-bad row must not stop a start.
+seconds), keyed by their key in the ``name`` column (the name, or ``"<guild id>:<name>"`` for a
+server's; the server in ``guild_id`` too), and read back through the same models with
+``origin="store"``. A stored row that no longer validates (the model changed under it) is logged
+and skipped, never fatal: one bad row must not stop a start.
 """
 
 from __future__ import annotations
@@ -100,36 +101,39 @@ class StateMixin:
                             _one_line(exc))
         return out
 
-    async def _put(self, table: str, name: str, model: str) -> None:
+    async def _put(self, table: str, key: str, guild_id: int | None, model: str) -> None:
         async with self._db.tx() as tx:
             await tx.execute(
-                f"INSERT OR REPLACE INTO {table} (name, model, created_at) VALUES (?,?,?)",
-                (name, model, iso(now())),
+                f"INSERT OR REPLACE INTO {table} (name, guild_id, model, created_at) "
+                "VALUES (?,?,?,?)",
+                (key, guild_id, model, iso(now())),
             )
 
-    async def _delete(self, table: str, name: str) -> bool:
+    async def _delete(self, table: str, key: str) -> bool:
         async with self._db.tx() as tx:
-            cur = await tx.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+            cur = await tx.execute(f"DELETE FROM {table} WHERE name = ?", (key,))
             return cur.rowcount > 0
 
     async def list_rules(self) -> list[RuleConfig]:
-        """Rules added at run time, by name, as validated models with ``origin="store"``."""
+        """Rules added at run time, by key, as validated models with ``origin="store"``."""
         return await self._models("rules", "rule", RuleConfig.model_validate)
 
     async def put_rule(self, rule: RuleConfig) -> None:
-        """Add or replace a run-time rule (keyed by name)."""
-        await self._put("rules", rule.name, dump_model(rule, exclude={"origin"}))
+        """Add or replace a run-time rule (keyed by ``rule.key``)."""
+        await self._put("rules", rule.key, rule.guild_id, dump_model(rule, exclude={"origin"}))
 
-    async def delete_rule(self, name: str) -> bool:
-        return await self._delete("rules", name)
+    async def delete_rule(self, key: str) -> bool:
+        """Remove the run-time rule of this key (``RuleConfig.key``); False if there is none."""
+        return await self._delete("rules", key)
 
     async def list_sources(self) -> list[SourceConfig]:
         """Sources added at run time, by name, as validated models with ``origin="store"``."""
         return await self._models("sources", "source", _SOURCE.validate_python)
 
     async def put_source(self, source: SourceConfig) -> None:
-        """Add or replace a run-time source (keyed by name)."""
-        await self._put("sources", source.name, dump_model(source, exclude={"origin"}))
+        """Add or replace a run-time source (keyed by name; every stored source belongs to
+        every server until sources carry a server)."""
+        await self._put("sources", source.name, None, dump_model(source, exclude={"origin"}))
 
     async def delete_source(self, name: str) -> bool:
         return await self._delete("sources", name)

@@ -1,0 +1,226 @@
+"""Per-server tenancy at the engine: a server's rules and mutes are its own, keyed apart from
+another server's of the same name; the config file's rules are shared and cannot be shadowed;
+lookups made for a server show only the rules it sees; limits per server; the stored rules
+come back with their server after a restart."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SEEDS
+from tests.fakes.sinks import RecordingSink
+from watchers.config import Config, RuleConfig, parse_config
+from watchers.engine import Engine, open_engine
+from watchers.errors import ConfigError, NewswatchError
+
+A, B = 111, 222
+
+
+def config(tmp_path: Path, **discord: Any) -> Config:
+    return parse_config({
+        "storage": {"path": "nw.db"},
+        "discord": discord,
+        "channels": {"alerts": 1, "desk": 2},
+        "sources": [{"name": "seeds", "type": "folder", "path": "seeds", "settle": 0}],
+        "rules": [{"name": "troops", "query": "troops OR soldiers"}],
+    }, base_dir=tmp_path)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    async with open_engine(config(tmp_path), start=False) as e:
+        yield e
+
+
+async def test_two_servers_each_have_a_rule_of_the_same_name_apart(engine: Engine) -> None:
+    a = await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
+    b = await engine.add_rule({"name": "kyiv", "query": "sanctions", "channel": "desk"},
+                              guild=B)
+    assert (a.key, b.key) == (f"{A}:kyiv", f"{B}:kyiv")
+    assert (a.guild_id, b.guild_id) == (A, B)
+    # each server sees the shared rule and its own, by name; never the other's
+    assert engine.rule_names(A) == engine.rule_names(B) == ["kyiv", "troops"]
+    assert [(v.rule.query, v.is_global) for v in await engine.rules(A)] == [
+        ("kyiv~", False), ("troops OR soldiers", True)]
+    assert [v.rule.query for v in await engine.rules(B)] == ["sanctions", "troops OR soldiers"]
+    # the CLI sees every rule, by key
+    assert engine.rule_names() == [f"{A}:kyiv", f"{B}:kyiv", "troops"]
+    assert len(await engine.rules()) == 3
+    # both run, each under its key
+    await engine.run_once()
+    a_hits = await engine.recent(rule="kyiv", guild=A, limit=50)
+    b_hits = await engine.recent(rule="kyiv", guild=B, limit=50)
+    assert a_hits and b_hits
+    assert {art.id for art, _ in a_hits} != {art.id for art, _ in b_hits}
+    for hits in (a_hits, b_hits):
+        for _, matches in hits:
+            assert {m.rule for m in matches} <= {"kyiv", "troops"}  # names, never keys
+    for _, matches in await engine.recent(rule=f"{A}:kyiv", limit=50):
+        assert f"{A}:kyiv" in {m.rule for m in matches}
+
+
+async def test_a_server_cannot_see_change_or_mute_another_servers_rule(engine: Engine) -> None:
+    await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
+    await engine.run_once()
+    for call in (engine.mute("kyiv", timedelta(hours=1), guild=B),
+                 engine.unmute("kyiv", guild=B),
+                 engine.recent(rule="kyiv", guild=B)):
+        with pytest.raises(NewswatchError, match="no rule named 'kyiv'"):
+            await call
+    # nor by its key
+    with pytest.raises(NewswatchError, match="no rule named"):
+        await engine.mute(f"{A}:kyiv", timedelta(hours=1), guild=B)
+    assert not await engine.remove_rule("kyiv", guild=B)
+    assert engine.rule_names(A) == ["kyiv", "troops"]
+    # B's lookups never show A's rule's matches, nor articles only A's rule matched
+    for art, matches in await engine.recent(guild=B, limit=50):
+        assert [m.rule for m in matches] == ["troops"], art.id
+    only_a = {art.id for art, ms in await engine.recent(limit=50)
+              if {m.rule for m in ms} == {f"{A}:kyiv"}}
+    assert only_a, "the seeds should have an article only kyiv matches"
+    for art_id in only_a:
+        found = await engine.article(art_id, guild=B)
+        assert found is not None and found[1] == []
+        found = await engine.article(art_id, guild=A)
+        assert found is not None and [m.rule for m in found[1]] == ["kyiv"]
+
+
+async def test_mutes_are_by_key(engine: Engine) -> None:
+    await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
+    await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=B)
+    until = await engine.mute("kyiv", timedelta(hours=1), guild=A)
+    assert {v.rule.key: v.muted_until for v in await engine.rules()} == {
+        f"{A}:kyiv": until, f"{B}:kyiv": None, "troops": None}
+    assert not await engine.unmute("kyiv", guild=B)
+    assert await engine.unmute("kyiv", guild=A)
+    # a global rule muted from a server is muted for everyone
+    await engine.mute("troops", timedelta(hours=1), guild=B)
+    assert [v.muted_until is not None for v in await engine.rules(A) if v.is_global] == [True]
+
+
+async def test_a_servers_muted_rule_posts_nothing_while_another_servers_does(
+        engine: Engine) -> None:
+    await engine.add_rule({"name": "kyiv", "query": "kyiv~", "channel": "desk"}, guild=A)
+    await engine.add_rule({"name": "kyiv", "query": "kyiv~", "channel": "alerts"}, guild=B)
+    await engine.mute("kyiv", timedelta(hours=1), guild=A)
+    engine.watch.regex_budget = 10.0
+    reports = await engine.watch.run_once()
+    assert sum(r.alerts for r in reports) > 0
+    rows = await engine.store.alerts(kind="alert")
+    posted = {(row.route, tuple(r.key for r in row.rules)) for row in rows
+              if row.state != "suppressed"}
+    assert not any(route == "desk" for route, _ in posted)
+    assert any(f"{B}:kyiv" in keys for _, keys in posted)
+    # the outbox keeps each rule as it matched, server and all
+    assert any(r.guild_id == B for row in rows for r in row.rules)
+
+
+async def test_a_server_rule_cannot_shadow_a_global_one(engine: Engine) -> None:
+    with pytest.raises(ConfigError, match="defined in the config file") as err:
+        await engine.add_rule({"name": "troops", "query": "tanks"}, guild=A)
+    assert err.value.issues[0].path == "name"
+    # nor a global one added without a server
+    await engine.add_rule({"name": "shared", "query": "tanks"})
+    with pytest.raises(ConfigError, match="shared by every server"):
+        await engine.add_rule({"name": "shared", "query": "tanks"}, guild=A)
+    with pytest.raises(NewswatchError, match="shared by every server"):
+        await engine.remove_rule("shared", guild=A)
+    with pytest.raises(NewswatchError, match="config file"):
+        await engine.remove_rule("troops", guild=A)
+    assert engine.rule_names(A) == ["shared", "troops"]
+
+
+async def test_a_server_may_not_set_its_own_id_nor_another_servers(engine: Engine) -> None:
+    rule = await engine.add_rule({"name": "kyiv", "query": "kyiv~", "guild_id": B}, guild=A)
+    assert rule.guild_id == A
+    rule = await engine.add_rule({"name": "free", "query": "kyiv~", "guild_id": B})
+    assert rule.guild_id is None
+
+
+async def test_the_config_file_may_not_set_a_rules_server(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"rules": [{"name": "x", "query": "kyiv", "guild_id": 5}]})
+    assert [(i.path, i.message) for i in err.value.issues] == [
+        ("rules[0].guild_id", "set by newswatch itself, not in a file")]
+
+
+async def test_rules_per_server_are_limited_with_a_clear_refusal(tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    async with open_engine(config(tmp_path, max_rules_per_server=2), start=False) as engine:
+        await engine.add_rule({"name": "one", "query": "kyiv"}, guild=A)
+        await engine.add_rule({"name": "two", "query": "kyiv"}, guild=A)
+        with pytest.raises(ConfigError, match=r"max_rules_per_server = 2"):
+            await engine.add_rule({"name": "three", "query": "kyiv"}, guild=A)
+        # replacing one of its rules is not a new rule; another server has its own allowance
+        await engine.add_rule({"name": "two", "query": "sanctions"}, guild=A)
+        await engine.add_rule({"name": "three", "query": "kyiv"}, guild=B)
+        # nor do rules without a server count
+        await engine.add_rule({"name": "cli", "query": "kyiv"})
+        assert engine.rule_names(A) == ["cli", "one", "troops", "two"]
+        assert await engine.remove_rule("one", guild=A)
+        await engine.add_rule({"name": "three", "query": "kyiv"}, guild=A)
+
+
+async def test_server_rules_come_back_with_their_server_after_a_restart(tmp_path: Path
+                                                                        ) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    async with open_engine(config(tmp_path), start=False) as engine:
+        await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
+        await engine.add_rule({"name": "kyiv", "query": "sanctions"}, guild=B)
+        await engine.add_rule({"name": "old", "query": "kyiv"})
+        await engine.mute("kyiv", timedelta(hours=1), guild=B)
+    con = sqlite3.connect(tmp_path / "nw.db")
+    try:
+        rows = con.execute("SELECT name, guild_id FROM rules ORDER BY name").fetchall()
+    finally:
+        con.close()
+    assert rows == [(f"{A}:kyiv", A), (f"{B}:kyiv", B), ("old", None)]
+    async with open_engine(config(tmp_path), start=False) as engine:
+        assert [(v.rule.key, v.muted_until is not None) for v in await engine.rules()] == [
+            (f"{A}:kyiv", False), (f"{B}:kyiv", True), ("old", False), ("troops", False)]
+        assert [v.rule.query for v in await engine.rules(B) if not v.is_global] == ["sanctions"]
+        assert await engine.remove_rule("kyiv", guild=B)
+        assert engine.rule_names() == [f"{A}:kyiv", "old", "troops"]
+
+
+def test_a_rules_key_is_its_name_without_a_server() -> None:
+    assert RuleConfig(name="x", query="kyiv").key == "x"
+    assert RuleConfig(name="x", query="kyiv", guild_id=7).key == "7:x"
+
+
+async def test_a_trend_of_a_server_rule_is_by_name_in_that_server(engine: Engine) -> None:
+    await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
+    await engine.run_once()
+    mine = await engine.trend("kyiv", guild=A)
+    assert mine.label == "rule kyiv"
+    by_key = await engine.trend(f"{A}:kyiv")  # the CLI names it by key
+    assert by_key.label == f"rule {A}:kyiv" and by_key.points == mine.points
+    # in B "kyiv" is no rule of its: a query, counted by search
+    assert (await engine.trend("kyiv", guild=B)).label == "kyiv"
+    assert (await engine.trend(f"{A}:kyiv", guild=B)).label != f"rule {A}:kyiv"
+
+
+async def test_alerts_and_feedback_are_counted_per_server_rule(tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    sink = RecordingSink()
+    async with open_engine(config(tmp_path), start=False, default_sink=sink) as engine:
+        await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
+        await engine.add_rule({"name": "kyiv", "query": "troops"}, guild=B)
+        await engine.run_once()
+        rows = [row for row in await engine.store.alerts(kind="alert")
+                if any(r.key == f"{A}:kyiv" for r in row.rules)]
+        assert rows and all(row.state == "delivered" for row in rows)
+        await engine.not_relevant(rows[0].id, 5)
+        views = {v.rule.key: v for v in await engine.rules()}
+        mine, theirs = views[f"{A}:kyiv"], views[f"{B}:kyiv"]
+        assert (mine.alerts_7d, mine.not_relevant_7d) == (len(rows), 1)
+        assert theirs.not_relevant_7d == 0 and theirs.alerts_7d > 0
+        assert mine.matches_7d > 0 and theirs.matches_7d > 0
