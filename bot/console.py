@@ -16,6 +16,7 @@ from typing import TextIO
 from watchers.delivery import Alert, Digest, DigestItem, StoryUpdate, StoryView, UpdateResult
 from watchers.models import Highlight
 from watchers.snippet import Run, snippet_runs, title_runs
+from watchers.store.base import severity_rank
 
 __all__ = ["ConsoleSink", "render_card", "render_digest", "render_update"]
 
@@ -93,7 +94,6 @@ def render_update(update: StoryUpdate) -> str:
 
 
 _WHY = {"digest": "digest", "quiet hours": "quiet hours digest", "cap": "past the hourly cap"}
-_SEVERITIES = list(_SEVERITY_COLOUR)  # mildest first
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -114,8 +114,7 @@ def render_digest(digest: Digest, *, ansi: bool = False, width: int = 78) -> str
         head, bar = f"\x1b[1m{head}\x1b[0m", f"\x1b[2m{bar}\x1b[0m"
     groups: dict[str, list[DigestItem]] = {}
     for item in sorted(digest.items, key=_newest, reverse=True):
-        lead = max(item.rules, default=None, key=lambda r: _SEVERITIES.index(r.severity)
-                   if r.severity in _SEVERITIES else 2)
+        lead = max(item.rules, default=None, key=lambda r: severity_rank(r.severity))
         groups.setdefault(f"{lead.name} [{lead.severity}]" if lead else "other", []).append(item)
     lines = [bar, head]
     for name, items in groups.items():

@@ -209,17 +209,7 @@ def story_line(story: StoryView, *, own: str | None = None) -> str | None:
     others = [o for o in story.outlets if o != own]
     parts: list[str] = []
     if others:
-        named: list[str] = []
-        size = 0
-        for outlet in others:
-            name = truncate(escape(outlet), 60)
-            if named and size + len(name) > _OUTLETS_BUDGET:
-                break
-            named.append(name)
-            size += len(name) + 2
-        more = len(others) - len(named)
-        parts.append("Also reported by " + ", ".join(named)
-                     + (f" and {more} more" if more else ""))
+        parts.append("Also reported by " + _names(others, _OUTLETS_BUDGET))
     if len(story.outlets) > 1:
         parts.append(f"{len(story.outlets)} outlets")
     if story.articles > len(story.outlets):
@@ -376,7 +366,12 @@ def with_ack_line(content: str | None, line: str) -> str:
 # A rule or route that asks for plain text without writing a template gets this one.
 DEFAULT_TEXT_TEMPLATE = "{headline} · {source} · {published}\n{snippet}\n{story}"
 
-_SEVERITY_ORDER = list(SEVERITY_COLOURS)
+_SEVERITY_ORDER = list(SEVERITY_COLOURS)  # mildest first
+
+
+def _severity_rank(severity: str) -> int:
+    """How severe, mildest 0; an unknown severity counts as medium."""
+    return _SEVERITY_ORDER.index(severity) if severity in _SEVERITY_ORDER else 2
 
 
 def alert_template(alert: Alert, route: RouteConfig | None = None
@@ -386,8 +381,7 @@ def alert_template(alert: Alert, route: RouteConfig | None = None
     The alert's rules come first, most severe first (the first of equals): a rule with a
     template, or with ``template_style = "text"`` (then :data:`DEFAULT_TEXT_TEMPLATE`), decides.
     Otherwise the route's settings do, the same way."""
-    rules = sorted(alert.rules, key=lambda r: -_SEVERITY_ORDER.index(r.severity)
-                   if r.severity in _SEVERITY_ORDER else -2)
+    rules = sorted(alert.rules, key=lambda r: -_severity_rank(r.severity))
     for owner in (*rules, route):
         if owner is not None and (owner.template is not None or owner.template_style == "text"):
             return owner.template or DEFAULT_TEXT_TEMPLATE, owner.template_style
@@ -840,8 +834,7 @@ def _lead_rule(item: DigestItem) -> RuleConfig | None:
     """The rule a digest line is listed under: its most severe one (the first of equals)."""
     if not item.rules:
         return None
-    order = list(SEVERITY_COLOURS)
-    return max(item.rules, key=lambda r: order.index(r.severity) if r.severity in order else 2)
+    return max(item.rules, key=lambda r: _severity_rank(r.severity))
 
 
 def digest_groups(digest: Digest) -> list[tuple[str, list[DigestItem]]]:
@@ -936,8 +929,7 @@ def digest_messages(digest: Digest) -> list[dict[str, Any]]:
             in_part = started = True
     parts.append(current)
     title = digest_title(digest)
-    colour = max((i.severity for i in digest.items),
-                 key=lambda s: list(SEVERITY_COLOURS).index(s) if s in SEVERITY_COLOURS else 2)
+    colour = max((i.severity for i in digest.items), key=_severity_rank)
     out: list[dict[str, Any]] = []
     for n, lines in enumerate(parts, start=1):
         text = "\n".join(lines)

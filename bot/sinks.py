@@ -216,17 +216,21 @@ def _carries(embeds: Sequence[Mapping[str, Any]], content: str | None, marker: s
     return content == marker or any(f is not None and f.get("text") == marker for f in footers)
 
 
+def _derived_nonce(nonce: str, purpose: str) -> str:
+    # Fixed by the row's nonce and what the message is for, so every retry shares it and no
+    # two messages of one row share one. 24 hex digits: inside Discord's 25 characters. The
+    # inputs must not change between versions: a retry after an upgrade has to match.
+    return hashlib.sha256(f"{nonce}:{purpose}".encode()).hexdigest()[:24]
+
+
 def _part_nonce(nonce: str, part: int) -> str:
-    # Fixed by the digest's nonce and the part's number, so every retry of a part shares it
-    # and no two parts (nor the digest's other rows) share one. 24 hex digits: inside
-    # Discord's 25 characters.
-    return hashlib.sha256(f"{nonce}:digest-part:{part}".encode()).hexdigest()[:24]
+    return _derived_nonce(nonce, f"digest-part:{part}")
 
 
 def _repost_nonce(nonce: str) -> str:
     # The repost must not reuse the update's own nonce: in thread mode that nonce may already
-    # name a line posted in the thread. Derived, so every retry of the repost shares it.
-    return hashlib.sha256(f"{nonce}:repost".encode()).hexdigest()[:24]
+    # name a line posted in the thread.
+    return _derived_nonce(nonce, "repost")
 
 
 class DiscordSink:
@@ -381,7 +385,7 @@ class DiscordSink:
 
     async def _reply_in_post(self, update: StoryUpdate) -> None:
         post = self._need_client().get_partial_messageable(int(update.message_id))
-        async with self._update_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE}):
+        async with self._request_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE}):
             await post.send(nonce=update.nonce, **thread_line(update))
 
     async def _edit_channel(self, target: ChannelTarget, update: StoryUpdate) -> None:
@@ -389,7 +393,7 @@ class DiscordSink:
                                                               ).get_partial_message(
             int(update.message_id))
         kwargs = story_message(update, route=self._route(update.route))
-        async with self._update_errors(gone={_UNKNOWN_MESSAGE}):
+        async with self._request_errors(gone={_UNKNOWN_MESSAGE}):
             await message.edit(**_edit_kwargs(kwargs))
 
     async def _thread_post(self, target: ChannelTarget, update: StoryUpdate) -> str | None:
@@ -402,13 +406,13 @@ class DiscordSink:
             if thread_id is None:
                 return None
         channel = client.get_partial_messageable(int(thread_id))
-        async with self._update_errors(gone={_UNKNOWN_CHANNEL}):
+        async with self._request_errors(gone={_UNKNOWN_CHANNEL}):
             await channel.send(nonce=update.nonce, **thread_line(update))
         return thread_id
 
     async def _start_thread(self, client: discord.Client, target: ChannelTarget,
                             update: StoryUpdate) -> str | None:
-        async with self._update_errors(gone={_UNKNOWN_MESSAGE}):
+        async with self._request_errors(gone={_UNKNOWN_MESSAGE}):
             try:
                 data = await client.http.start_thread_with_message(
                     target.channel_id, int(update.message_id),
@@ -432,7 +436,7 @@ class DiscordSink:
         kwargs = _edit_kwargs(story_message(update, route=self._route(update.route)))
         mid = int(update.message_id)
         # Unknown Channel: the post (thread) the message lived in is gone too
-        async with self._update_errors(gone={_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL}):
+        async with self._request_errors(gone={_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL}):
             if hook.id in self._forum_hooks:  # a post's message lives in its thread (same id)
                 await hook.edit_message(mid, thread=discord.Object(mid), **kwargs)
                 return
@@ -447,11 +451,12 @@ class DiscordSink:
                 self._forum_hooks.add(hook.id)
 
     @contextlib.asynccontextmanager
-    async def _update_errors(self, *, gone: set[int]) -> AsyncIterator[None]:
-        """One request of a story update, bounded by ``timeout``, its failures mapped as for
-        alerts. A 404 whose code is in ``gone`` raises :class:`_Gone`. Every failure is
-        transient rather than uncertain: an edit repeats harmlessly, a thread line carries
-        its nonce and a thread is found again by the message's id."""
+    async def _request_errors(self, *, gone: set[int]) -> AsyncIterator[None]:
+        """One request of the bot (a send with a nonce, or a story update's), bounded by
+        ``timeout``, its failures mapped as for alerts. A 404 whose code is in ``gone`` raises
+        :class:`_Gone`. Every failure is transient rather than uncertain: a send or thread
+        line carries its nonce, an edit repeats harmlessly and a thread is found again by the
+        message's id."""
         try:
             async with asyncio.timeout(self.timeout):
                 yield
@@ -541,34 +546,16 @@ class DiscordSink:
             raise PermanentDeliveryError(
                 f"forum {forum.id} requires a tag and has none named like "
                 f"{', '.join(post.rules) or 'this message'}; add one (rule name) to the forum")
-        try:
-            async with asyncio.timeout(self.timeout):
-                if maybe_sent:
-                    found = await self._find_post(forum, kwargs, post)
-                    if found is not None:
-                        return found
-                made = await forum.create_thread(
-                    name=post.name, applied_tags=tags,
-                    **{k: v for k, v in kwargs.items() if v is not None})
-                return str(made.thread.id)
-        except TimeoutError:
-            self._release_global_wait()
-            raise UncertainDeliveryError(
-                f"no answer from Discord in {self.timeout:g}s; the post may have been made"
-            ) from None
-        except discord.RateLimited as exc:
-            raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
-        except discord.HTTPException as exc:
-            error = _classify(exc)
-            if exc.status >= 500:
-                raise UncertainDeliveryError(str(error)) from None
-            raise error from None
-        except aiohttp.ClientConnectorError as exc:
-            raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UncertainDeliveryError(
-                redact(f"network error after sending: {exc!r}; the post may have been made")
-            ) from None
+        async with self._unsure_errors(who="Discord", made="the post may have been made",
+                                       bot=True):
+            if maybe_sent:
+                found = await self._find_post(forum, kwargs, post)
+                if found is not None:
+                    return found
+            made = await forum.create_thread(
+                name=post.name, applied_tags=tags,
+                **{k: v for k, v in kwargs.items() if v is not None})
+            return str(made.thread.id)
 
     async def _find_post(self, forum: discord.ForumChannel, kwargs: dict[str, Any],
                          post: _Post) -> str | None:
@@ -606,24 +593,17 @@ class DiscordSink:
             raise PermanentDeliveryError("channel targets need the bot connected",
                                          pause_destination=True)
         channel = self.client.get_partial_messageable(target.channel_id)
-        try:
-            async with asyncio.timeout(self.timeout):
+        async with self._request_errors(gone=set()):
+            try:
                 # The nonce is fixed per alert before its first try and discord.py sends it with
                 # enforce_nonce, so a retry after a lost response returns the message already
                 # created instead of posting a second one.
                 msg = await channel.send(nonce=nonce, **kwargs)
-                return str(msg.id)
-        except TimeoutError:
-            self._release_global_wait()
-            raise TransientDeliveryError(f"no answer from Discord in {self.timeout:g}s") from None
-        except discord.RateLimited as exc:
-            raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
-        except discord.HTTPException as exc:
-            if exc.status == 400 and exc.code == _NON_TEXT_CHANNEL:
-                raise _NotText from None
-            raise _classify(exc) from None
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
+            except discord.HTTPException as exc:
+                if exc.status == 400 and exc.code == _NON_TEXT_CHANNEL:
+                    raise _NotText from None
+                raise
+            return str(msg.id)
 
     async def _send_webhook(self, target: WebhookTarget, kwargs: dict[str, Any],
                             maybe_sent: bool, post: _Post) -> str:
@@ -632,28 +612,42 @@ class DiscordSink:
                                          pause_destination=True)
         hook = discord.Webhook.partial(target.webhook_id, target.token, session=self.session)
         send = {k: v for k, v in kwargs.items() if v}
+        # the webhook's requests do not go through the bot's rate limiter: nothing to release
+        async with self._unsure_errors(who="the webhook", made="it may have gone through",
+                                       bot=False):
+            if maybe_sent:
+                found = await self._find_sent(hook, kwargs)
+                if found is not None:
+                    return found
+            if hook.id in self._forum_hooks:
+                send["thread_name"] = post.name
+            try:
+                sent = await hook.send(wait=True, **send)
+            except discord.HTTPException as exc:
+                # Discord refuses a forum webhook's send without a post name, and creates
+                # nothing: the same send as a new post is safe.
+                if exc.code != _FORUM_WEBHOOK or "thread_name" in send:
+                    raise
+                self._forum_hooks.add(hook.id)
+                sent = await hook.send(wait=True, thread_name=post.name, **send)
+            return str(sent.id)
+
+    @contextlib.asynccontextmanager
+    async def _unsure_errors(self, *, who: str, made: str, bot: bool) -> AsyncIterator[None]:
+        """One send that carries no nonce (a webhook's, a forum post's), bounded by
+        ``timeout``, its failures mapped as for alerts, except that one after the request may
+        have reached Discord (no answer in time, a 5xx, a connection dropped after connecting)
+        is "maybe sent" (UncertainDeliveryError, saying ``made``), so the retry looks first.
+        ``who`` names what did not answer; ``bot``: the request went through the bot's HTTP
+        client, whose global rate-limit wait a timeout may have cut short."""
         try:
             async with asyncio.timeout(self.timeout):
-                if maybe_sent:
-                    found = await self._find_sent(hook, kwargs)
-                    if found is not None:
-                        return found
-                if hook.id in self._forum_hooks:
-                    send["thread_name"] = post.name
-                try:
-                    sent = await hook.send(wait=True, **send)
-                except discord.HTTPException as exc:
-                    # Discord refuses a forum webhook's send without a post name, and creates
-                    # nothing: the same send as a new post is safe.
-                    if exc.code != _FORUM_WEBHOOK or "thread_name" in send:
-                        raise
-                    self._forum_hooks.add(hook.id)
-                    sent = await hook.send(wait=True, thread_name=post.name, **send)
-                return str(sent.id)
+                yield
         except TimeoutError:
+            if bot:
+                self._release_global_wait()
             raise UncertainDeliveryError(
-                f"no answer from the webhook in {self.timeout:g}s; it may have gone through"
-            ) from None
+                f"no answer from {who} in {self.timeout:g}s; {made}") from None
         except discord.RateLimited as exc:
             raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
         except discord.HTTPException as exc:
@@ -667,8 +661,7 @@ class DiscordSink:
             raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UncertainDeliveryError(
-                redact(f"network error after sending: {exc!r}; it may have gone through")
-            ) from None
+                redact(f"network error after sending: {exc!r}; {made}")) from None
 
     async def _find_sent(self, hook: discord.Webhook, kwargs: dict[str, Any]) -> str | None:
         """The id of this alert's message if an earlier attempt did post it, or None (also when
@@ -695,8 +688,7 @@ class DiscordSink:
         for m in recent:
             if str(m.get("webhook_id")) != str(hook.id):
                 continue
-            footers = [e.get("footer") for e in m.get("embeds", [])]
-            if any(f is not None and f.get("text") == marker for f in footers):
+            if _carries(m.get("embeds", []), None, marker):
                 log.info("webhook %s: the earlier send did go through (message %s)",
                          hook.id, m["id"])
                 return str(m["id"])

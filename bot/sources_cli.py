@@ -68,8 +68,6 @@ def add_parser(subparsers: Any) -> None:
     exp.set_defaults(func=run)
 
 
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``newswatch sources import|export``; see the module docstring for exit statuses."""
     if args.sources_command == "import":
@@ -154,8 +152,9 @@ class _Feed:
 
 
 async def _sources(cfg: Config) -> list[_Feed]:
-    """The sources a started engine would run: the config file's enabled ones, then stored ones
-    whose name the file does not use (the engine's own merge rule)."""
+    """The sources a started engine would run (the engine's own merge of the file's and the
+    stored ones)."""
+    from watchers.engine import merged_sources
     from watchers.store import SqliteStore
 
     path = cfg.resolve(cfg.storage.path)
@@ -169,7 +168,4 @@ async def _sources(cfg: Config) -> list[_Feed]:
             stored = await store.list_sources()
         finally:
             await store.aclose()
-    merged = {s.name: s for s in cfg.sources if s.enabled}
-    for s in stored:
-        merged.setdefault(s.name, s)
-    return [_Feed(s.name, s.type, describe_source(s)) for s in merged.values()]
+    return [_Feed(s.name, s.type, describe_source(s)) for s in merged_sources(cfg, stored)]

@@ -36,9 +36,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol, get_args, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
-from watchers.config import RouteConfig, RuleConfig, Severity, format_duration
+from watchers.config import RouteConfig, RuleConfig, format_duration
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -48,7 +48,15 @@ from watchers.errors import (
 )
 from watchers.models import Article, Match
 from watchers.schedule import Clock, SystemClock, cap_window_end, next_digest, quiet_end
-from watchers.store.base import OutboxRow, OutboxStore, Store, StoryRecord
+from watchers.store.base import (
+    SEVERITIES,
+    OutboxRow,
+    OutboxStore,
+    Store,
+    StoryRecord,
+    highest_severity,
+    severity_rank,
+)
 
 __all__ = [
     "AckSink",
@@ -68,9 +76,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_SEVERITIES: tuple[str, ...] = get_args(Severity)  # mildest first
-
 
 @dataclass(frozen=True)
 class StoryView:
@@ -252,13 +257,8 @@ class DeliveryStatus:
     next_digest: dict[str, datetime] = field(default_factory=dict)  # digest routes' next time
 
 
-def _rank(severity: str) -> int:
-    return _SEVERITIES.index(severity) if severity in _SEVERITIES else 2
-
-
 def _severity(rules: Sequence[RuleConfig]) -> str:
-    sev = [r.severity for r in rules if r.severity in _SEVERITIES]
-    return max(sev, key=_SEVERITIES.index) if sev else "medium"
+    return highest_severity(r.severity for r in rules)
 
 
 def _view(record: StoryRecord) -> StoryView:
@@ -319,6 +319,16 @@ class DeliveryService:
     def sink_for(self, route: str) -> Sink | None:
         return self.sinks.get(route, self.default_sink)
 
+    def _route_config(self, route: str) -> RouteConfig | None:
+        return self.routes(route) if self.routes is not None else None
+
+    async def _story(self, story_id: str | None) -> StoryView | None:
+        """The story as a sink shows it now; None without a story or when it is gone."""
+        if story_id is None:
+            return None
+        record = await self.store.get_story(story_id)
+        return _view(record) if record is not None else None
+
     # ------------------------------------------------------------------ control
 
     def _fatal(self, exc: BaseException) -> None:
@@ -355,10 +365,9 @@ class DeliveryService:
         waiting = await self.store.alerts(state="waiting", kind="alert", limit=100)
         stories = {}
         for row in waiting:
-            if row.story_id and row.story_id not in stories:
-                record = await self.store.get_story(row.story_id)
-                if record is not None:
-                    stories[row.story_id] = _view(record)
+            if (row.story_id and row.story_id not in stories
+                    and (view := await self._story(row.story_id)) is not None):
+                stories[row.story_id] = view
         return DeliveryStatus(
             counts=await self.store.alert_counts(),
             paused=dict(self.paused_routes()),
@@ -479,7 +488,7 @@ class DeliveryService:
         acknowledged ``escalate_after`` its delivery (looked at every 30 seconds of the clock).
         Alerts delivered more than a day before they became due stay quiet: they predate
         acknowledgement or a long outage."""
-        if self.escalation_role is None or self.ack_from not in _SEVERITIES:
+        if self.escalation_role is None or self.ack_from not in SEVERITIES:
             return
         now = self.clock.now()
         if self._escalated_at is not None and abs(now - self._escalated_at) < timedelta(
@@ -717,10 +726,6 @@ class DeliveryService:
             return None
         names = {r.key for r in row.rules}  # matches are stored under the rule key
         matches = tuple(m for m in await self.store.matches_for(article.id) if m.rule in names)
-        story = None
-        if row.story_id is not None:
-            record = await self.store.get_story(row.story_id)
-            story = _view(record) if record is not None else None
         return Alert(
             id=row.id,
             route=row.route,
@@ -730,7 +735,7 @@ class DeliveryService:
             matches=matches,
             rules=row.rules,
             maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
-            story=story,
+            story=await self._story(row.story_id),
             escalated_from=row.escalated_from,
         )
 
@@ -742,13 +747,13 @@ class DeliveryService:
         ``break_through`` until they end; past ``max_per_hour`` an alert waits for the hour's
         roll-over. An alert at or above ``break_through`` is never kept by quiet hours or the
         cap. Returns whether it was kept (``scheduled``)."""
-        cfg = self.routes(row.route) if self.routes is not None else None
+        cfg = self._route_config(row.route)
         if cfg is None:
             return False
         now = self.clock.now()
         until: datetime | None = None
         why = ""
-        urgent = _rank(_severity(row.rules)) >= _rank(cfg.break_through)
+        urgent = severity_rank(_severity(row.rules)) >= severity_rank(cfg.break_through)
         if cfg.mode == "digest":
             until, why = next_digest(cfg, now), "digest"
         elif cfg.quiet_hours and not urgent and (end := quiet_end(cfg, now)) is not None:
@@ -774,7 +779,7 @@ class DeliveryService:
         if kept.state == "scheduled" and kept.scheduled_for is not None:
             await self.store.schedule(row.id, kept.scheduled_for, kept.reason or "digest")
             return True
-        cfg = self.routes(row.route) if self.routes is not None else None
+        cfg = self._route_config(row.route)
         if cfg is not None and cfg.mode == "digest":
             # The story went out in an earlier digest: the next one shows it again, with the
             # outlets it has gained.
@@ -802,10 +807,7 @@ class DeliveryService:
             if not articles:
                 continue
             rules = tuple({r.key: r for m in members for r in m.rules}.values())
-            story = None
-            if members[0].story_id is not None:
-                record = await self.store.get_story(members[0].story_id)
-                story = _view(record) if record is not None else None
+            story = await self._story(members[0].story_id)
             times = [a.published or a.fetched_at for a in articles]
             items.append(DigestItem(
                 article=articles[0], rules=rules, story=story, articles=len(articles),
@@ -813,7 +815,7 @@ class DeliveryService:
             since = min(since, members[0].created_at)
         if not items:
             return None
-        cfg = self.routes(row.route) if self.routes is not None else None
+        cfg = self._route_config(row.route)
         digest = Digest(id=row.id, route=row.route, nonce=row.nonce, attempt=row.attempts,
                         reason=row.text or "digest", items=tuple(items), since=since,
                         maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),

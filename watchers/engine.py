@@ -175,7 +175,7 @@ def make_fetcher(cfg: Config) -> Fetcher:
     )
 
 
-def _merged_rules(cfg: Config, stored: list[RuleConfig]) -> list[RuleConfig]:
+def merged_rules(cfg: Config, stored: list[RuleConfig]) -> list[RuleConfig]:
     """Rules from the config file, then those added at run time (a stored rule of the same key
     replaces the file's: it is the newer decision)."""
     rules = {r.key: r for r in cfg.rules}
@@ -189,7 +189,7 @@ def _sees(guild: int | None, rule: RuleConfig) -> bool:
     return guild is None or rule.guild_id is None or rule.guild_id == guild
 
 
-def _merged_sources(cfg: Config, stored: list[SourceConfig]) -> list[SourceConfig]:
+def merged_sources(cfg: Config, stored: list[SourceConfig]) -> list[SourceConfig]:
     sources = {s.name: s for s in cfg.sources if s.enabled}
     for s in stored:
         sources.setdefault(s.name, s)  # the file's source wins a name clash: it was there first
@@ -305,7 +305,7 @@ class Engine:
     def _matches_seen(self, matches: Iterable[Match], guild: int) -> list[Match]:
         """The matches of the rules ``guild`` sees, named as it knows them: another server's
         rules are not shown, not even by name."""
-        names = {r.key: r.name for r in self.watch.rules if _sees(guild, r)}
+        names = {r.key: r.name for r in self._rules_seen(guild)}
         return [m.model_copy(update={"rule": names[m.rule]}) for m in matches
                 if m.rule in names]
 
@@ -355,6 +355,10 @@ class Engine:
 
     def _rules_seen(self, guild: int | None) -> list[RuleConfig]:
         return [r for r in self.watch.rules if _sees(guild, r)]
+
+    def _shared(self, name: str) -> bool:
+        """Whether a running rule every server sees is called ``name``."""
+        return any(r.guild_id is None and r.name == name for r in self.watch.rules)
 
     def _rule_of(self, name: str, guild: int | None) -> RuleConfig:
         """The running rule ``name`` names for a caller in ``guild`` (None: a key), or
@@ -448,8 +452,7 @@ class Engine:
         if any(r.name == rule.name for r in self.config.rules):
             issues.append(ConfigIssue("name", f"rule {rule.name!r} is defined in the config "
                                       "file; choose another name"))
-        elif guild is not None and any(r.guild_id is None and r.name == rule.name
-                                       for r in self.watch.rules):
+        elif guild is not None and self._shared(rule.name):
             issues.append(ConfigIssue("name", f"rule {rule.name!r} is shared by every server; "
                                       "choose another name"))
         if guild is not None:
@@ -479,8 +482,7 @@ class Engine:
             raise NewswatchError(f"rule {name!r} is defined in the config file; "
                                  "remove it there")
         removed = await self.store.delete_rule(name if guild is None else f"{guild}:{name}")
-        if not removed and guild is not None and any(r.guild_id is None and r.name == name
-                                                     for r in self.watch.rules):
+        if not removed and guild is not None and self._shared(name):
             raise NewswatchError(f"rule {name!r} is shared by every server; it can only be "
                                  "removed where it was added")
         await self.reload_rules()
@@ -488,7 +490,7 @@ class Engine:
 
     async def reload_rules(self) -> None:
         """Rebuild the running rules from the config and the store."""
-        self.watch.set_rules(_merged_rules(self.config, await self.store.list_rules()))
+        self.watch.set_rules(merged_rules(self.config, await self.store.list_rules()))
 
     async def mute(self, rule: str, duration: timedelta, *, guild: int | None = None
                    ) -> datetime:
@@ -666,8 +668,8 @@ async def open_engine(
         watch = WatchService(
             store=store,
             context=SourceContext(fetcher=fetcher, resolve=config.resolve),
-            sources=_merged_sources(config, stored_sources),
-            rules=_merged_rules(config, stored_rules),
+            sources=merged_sources(config, stored_sources),
+            rules=merged_rules(config, stored_rules),
             threshold=config.threshold,
             aliases=config.aliases,
             pause_after=config.fetch.pause_after,

@@ -38,7 +38,7 @@ from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_terms
 from watchers.rules.matcher import Analysis
 from watchers.store.base import ArticleRecord, ArticleStore, StoryLink, sort_time
-from watchers.stories import StoryIndex, signature
+from watchers.stories import Signature, StoryIndex, signature
 
 __all__ = [
     "BATCH",
@@ -46,6 +46,7 @@ __all__ = [
     "ImportProgress",
     "ImportSummary",
     "import_file",
+    "join_story",
     "parse_line",
 ]
 
@@ -156,6 +157,16 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
         raise NewswatchError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLink:
+    """Put ``article`` (of signature ``sig``) in its story — joined or started — and return
+    what the store records of it: the story's grown signature, the outlet and when. Polled and
+    imported articles join stories this one way."""
+    when = sort_time(article)
+    story_id, _ = stories.assign(article.id, sig, when, article.source)
+    grown = stories.story_signature(story_id) or sig
+    return StoryLink(story_id, grown.dump(), article.source, when)
+
+
 @dataclass
 class _Batch:
     records: list[ArticleRecord]
@@ -191,11 +202,7 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
             matches, terms = [], terms_of(seen.title, seen.text)
         link = None
         if stories is not None:
-            sig = signature(seen.title, seen.text)
-            when = sort_time(article)
-            story_id, _ = stories.assign(article.id, sig, when, article.source)
-            grown = stories.story_signature(story_id) or sig
-            link = StoryLink(story_id, grown.dump(), article.source, when)
+            link = join_story(stories, article, signature(seen.title, seen.text))
         records.append(ArticleRecord(article, matches, (), terms, link))
     return _Batch(records, bad, chunk[-1][0], chunk[-1][1])
 

@@ -33,6 +33,7 @@ from rapidfuzz import fuzz
 
 from watchers.config import RuleConfig, SourceConfig, SurgeConfig
 from watchers.errors import NewswatchError, SourceError, StoreError
+from watchers.importer import join_story
 from watchers.models import Article, Match, matchable
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_terms
@@ -41,12 +42,12 @@ from watchers.schedule import Clock, SystemClock
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
 from watchers.store.base import (
-    SEVERITIES,
     ArticleRecord,
     OutboxEntry,
     SourceState,
     Store,
     StoryLink,
+    highest_severity,
     sort_time,
 )
 from watchers.stories import DEFAULT_WINDOW, Signature, StoryIndex, signature_from
@@ -428,12 +429,8 @@ class WatchService:
             report = ruleset.match_report(seen, regex_budget=self.regex_budget,
                                           analysis=analysis)
             link = None
-            if stories is not None:
-                sig = signature_from(analysis)  # the matcher's own title tokens
-                when = sort_time(article)
-                story_id, _ = stories.assign(article.id, sig, when, article.source)
-                grown = stories.story_signature(story_id) or sig
-                link = StoryLink(story_id, grown.dump(), article.source, when)
+            if stories is not None:  # the matcher's own title tokens give the signature
+                link = join_story(stories, article, signature_from(analysis))
             out.append(_Analysis(report.matches, analysed_terms(analysis), report.over_budget,
                                  link))
         return out
@@ -541,8 +538,9 @@ class WatchService:
             return 0
         routes = [route for route in dict.fromkeys(r.channel for r in self._rules.values())
                   if self.stories_mode(route) != "off"]
+        versions = list(zip(known, await self.store.known_versions(known), strict=True))
         updated = 0
-        for new, old in zip(known, await self.store.changed(known), strict=True):
+        for new, (old, _) in versions:
             if old is None or not materially_changed(old, new):
                 continue
             updated += 1
@@ -550,7 +548,7 @@ class WatchService:
                 self.wake.set()
         # A word-for-word copy from another outlet stores nothing new, but it is one more
         # outlet reporting the story (what min_sources counts).
-        for new, original in zip(known, await self.store.copies(known), strict=True):
+        for new, (_, original) in versions:
             if original is not None and await self.store.add_outlet(
                     original.id, new.source, sort_time(new), routes):
                 self.wake.set()
@@ -597,7 +595,7 @@ def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
         entries.append(OutboxEntry(
             route=route, rules=carried, suppressed=not live,
             stories=stories_mode(route) if stories_mode is not None else "off",
-            severity=max((r.severity for r in carried), key=_severity_rank),
+            severity=highest_severity(r.severity for r in carried),
             # Any rule that is satisfied lets the alert post.
             min_sources=min(r.min_sources for r in carried),
         ))
@@ -627,10 +625,6 @@ def materially_changed(old: Article, new: Article) -> bool:
         return True
     before, after = _gist(old.text)[:4000], _gist(new.text)[:4000]
     return before != after and fuzz.ratio(before, after) < 90
-
-
-def _severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else 2
 
 
 class _StateBook:

@@ -5,16 +5,13 @@ never posts more alerts in an hour than its cap, the digest route posts only dig
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import date
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO
+from tests.bench._bench import bench_module
 from tests.fakes.discord_spec import spec_available
 
 DAY = "2022-03-01"
@@ -36,16 +33,6 @@ HEADLINES = [
 ]
 
 
-def _module() -> ModuleType:
-    path = REPO / "bench" / "quiet_replay.py"
-    spec = importlib.util.spec_from_file_location("quiet_replay", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("quiet_replay", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _corpus(tmp_path: Path) -> Path:
     path = tmp_path / "headlines.jsonl"
     path.write_text("".join(
@@ -57,7 +44,7 @@ def _corpus(tmp_path: Path) -> Path:
 
 def test_three_modes_reach_discord_with_the_same_stories(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mod = _module()
+    mod = bench_module("quiet_replay")
     assert mod.main(["--corpus", str(_corpus(tmp_path)), "--cap", "2", "--json"]) == 0
     out = capsys.readouterr().out
     runs = {r["mode"]: r for r in map(json.loads, out.splitlines()[:3])}
@@ -85,7 +72,7 @@ def test_three_modes_reach_discord_with_the_same_stories(
 
 
 def test_the_busiest_day_and_a_burst(tmp_path: Path) -> None:
-    mod = _module()
+    mod = bench_module("quiet_replay")
     records = mod.load(_corpus(tmp_path), None)
     day, on_day = mod.busiest_day(records)
     assert day == date(2022, 3, 1) and len(on_day) == 7
@@ -101,7 +88,7 @@ def test_the_busiest_day_and_a_burst(tmp_path: Path) -> None:
 
 
 def test_a_difference_between_modes_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
-    mod = _module()
+    mod = bench_module("quiet_replay")
     runs = [mod.Run(m, m, stories={"s1", "s2"}) for m in mod.MODES]
     assert mod.show(runs, date(2022, 3, 1), 2, 0, 5, "")
     runs[2].stories = {"s1"}
@@ -115,7 +102,7 @@ def test_a_difference_between_modes_is_reported(capsys: pytest.CaptureFixture[st
 
 
 def test_bad_arguments_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mod = _module()
+    mod = bench_module("quiet_replay")
     with pytest.raises(SystemExit, match="no corpus at"):
         mod.main(["--corpus", str(tmp_path / "absent.jsonl")])
     with pytest.raises(SystemExit):

@@ -5,28 +5,16 @@ says must add up — one message per story that fired with ``edit``, one per fir
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.conftest import CORPORA, REPO, corpora_or_skip
+from tests.bench._bench import bench_module
+from tests.conftest import CORPORA, corpora_or_skip
 from tests.fakes.discord_spec import spec_available
 
 HEADLINES = 300
-
-
-def _replay_module() -> ModuleType:
-    path = REPO / "bench" / "stories_replay.py"
-    spec = importlib.util.spec_from_file_location("stories_replay", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("stories_replay", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _corpus() -> Path:
@@ -37,7 +25,7 @@ def _corpus() -> Path:
 
 
 async def test_replay_report_adds_up(tmp_path: Path) -> None:
-    mod = _replay_module()
+    mod = bench_module("stories_replay")
     records = mod.load(_corpus(), HEADLINES)
     edit = await mod.replay(records, "edit", 15, tmp_path)
     off = await mod.replay(records, "off", 15, tmp_path)
@@ -71,7 +59,7 @@ async def test_replay_report_adds_up(tmp_path: Path) -> None:
 
 
 def test_json_output_is_one_object_per_run(capsys: pytest.CaptureFixture[str]) -> None:
-    mod = _replay_module()
+    mod = bench_module("stories_replay")
     assert mod.main(["--corpus", str(_corpus()), "--limit", "40", "--modes", "off",
                      "--json"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
@@ -81,7 +69,7 @@ def test_json_output_is_one_object_per_run(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_a_bad_line_is_named(tmp_path: Path) -> None:
-    mod = _replay_module()
+    mod = bench_module("stories_replay")
     bad = tmp_path / "bad.jsonl"
     good = {"id": "x1", "title": "A headline", "date": "2022-01-01T00:00:00+00:00",
             "domain": "example.org", "url": "https://example.org/1"}

@@ -17,6 +17,7 @@ from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator
 from watchers.config import Config, parse_config
 from watchers.engine import Engine
+from watchers.schedule import ManualClock
 
 TOKEN = "emulated.sentinel-token.NEWSWATCH-SECRET-1234567890"
 
@@ -79,13 +80,31 @@ async def running_on_seeds(emu: DiscordEmulator, tmp_path: Path, data: dict[str,
     """newswatch with config ``data`` watching a copy of the seeds, connected to the emulator;
     on exit it must stop cleanly (exit status 0)."""
     shutil.copytree(SEEDS, tmp_path / "seeds")
-    run = await start_running(parse_config(data, base_dir=tmp_path), emu, tmp_path / "seeds")
+    async with running_with(emu, tmp_path, data, tmp_path / "seeds") as run:
+        yield run
+
+
+@asynccontextmanager
+async def running_with(emu: DiscordEmulator, tmp_path: Path, data: dict[str, Any], folder: Path,
+                       tune: Callable[[Engine], None] | None = None) -> AsyncIterator[Running]:
+    """newswatch with config ``data`` (relative paths under ``tmp_path``) connected to the
+    emulator, ``folder`` being the one its tests write articles into; on exit it must stop
+    cleanly (exit status 0)."""
+    run = await start_running(parse_config(data, base_dir=tmp_path), emu, folder, tune)
     try:
         await emu.wait_until_identified(timeout=10)
         yield run
     finally:
         run.stop.set()
         assert await asyncio.wait_for(run.task, 15) == 0
+
+
+def on_clock(clock: ManualClock) -> Callable[[Engine], None]:
+    """A ``tune`` for :func:`running_with` that puts polling and delivery on ``clock``."""
+    def tune(engine: Engine) -> None:
+        engine.delivery.clock = clock
+        engine.watch.clock = clock
+    return tune
 
 
 async def start_running(cfg: Config, emu: DiscordEmulator, folder: Path,

@@ -17,9 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.bot.conftest import Running, bot_config, start_running
+from tests.bot.conftest import Running, bot_config, on_clock, running_with
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
-from watchers.config import parse_config
 from watchers.engine import Engine
 from watchers.schedule import ManualClock
 
@@ -48,18 +47,8 @@ async def newswatch(emu: DiscordEmulator, tmp_path: Path, clock: ManualClock,
         rules=rules or RULES,
     )
     data["discord"].update(discord)
-
-    def tune(engine: Engine) -> None:
-        engine.delivery.clock = clock
-        engine.watch.clock = clock
-
-    run = await start_running(parse_config(data, base_dir=tmp_path), emu, folder, tune=tune)
-    try:
-        await emu.wait_until_identified(timeout=10)
+    async with running_with(emu, tmp_path, data, folder, on_clock(clock)) as run:
         yield run
-    finally:
-        run.stop.set()
-        assert await asyncio.wait_for(run.task, 15) == 0
 
 
 async def publish(run: Running, title: str, tag: str) -> EmuMessage:
@@ -275,9 +264,7 @@ async def test_webhook_alerts_carry_no_buttons_and_are_not_escalated(emu: Discor
     def tune(engine: Engine) -> None:
         engine.delivery.clock = clock
 
-    run = await start_running(parse_config(data, base_dir=tmp_path), emu, folder, tune=tune)
-    try:
-        await emu.wait_until_identified(timeout=10)
+    async with running_with(emu, tmp_path, data, folder, tune) as run:
         ops = emu.channel("ops").id
         (folder / "c.json").write_text(json.dumps(
             {"title": "Troops gather near the border", "text": "Troops gather.",
@@ -289,6 +276,3 @@ async def test_webhook_alerts_carry_no_buttons_and_are_not_escalated(emu: Discor
         await later(run, clock)
         assert emu.messages(ops) == [posted] and escalations(run) == []
         assert emu.validate_all() == []
-    finally:
-        run.stop.set()
-        assert await asyncio.wait_for(run.task, 15) == 0

@@ -17,10 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.bot.conftest import Running, bot_config, start_running
+from tests.bot.conftest import Running, bot_config, on_clock, running_with
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
-from watchers.config import parse_config
-from watchers.engine import Engine
 from watchers.schedule import ManualClock
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -55,18 +53,8 @@ async def newswatch(emu: DiscordEmulator, tmp_path: Path, clock: ManualClock,
                   "max_alerts_per_poll": 100, "settle": "0s"}],
         rules=rules or [{"name": "troops", "query": "troops", "severity": "high"}],
     )
-
-    def tune(engine: Engine) -> None:
-        engine.delivery.clock = clock
-        engine.watch.clock = clock
-
-    run = await start_running(parse_config(data, base_dir=tmp_path), emu, folder, tune=tune)
-    try:
-        await emu.wait_until_identified(timeout=10)
+    async with running_with(emu, tmp_path, data, folder, on_clock(clock)) as run:
         yield run
-    finally:
-        run.stop.set()
-        assert await asyncio.wait_for(run.task, 15) == 0
 
 
 async def publish(run: Running, titles: list[str], tag: str = "a") -> None:

@@ -20,7 +20,8 @@ import discord
 import pytest
 
 from bot.sinks import ChannelTarget, DiscordSink, WebhookTarget
-from tests.bot.conftest import TOKEN, bot_config, start_running
+from tests.bot._stories import REPORTS, watching_feeds
+from tests.bot.conftest import TOKEN
 from tests.fakes.discord_emulator import (
     ChannelSpec,
     DiscordEmulator,
@@ -31,7 +32,7 @@ from tests.fakes.discord_emulator import (
 )
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
-from watchers.config import RuleConfig, parse_config
+from watchers.config import RuleConfig
 from watchers.delivery import Alert, StoryUpdate, StoryView
 from watchers.errors import PermanentDeliveryError, UncertainDeliveryError
 from watchers.models import Article
@@ -255,47 +256,29 @@ async def test_a_webhook_in_a_forum_names_its_post_and_edits_it() -> None:
 
 # --- newswatch end to end, a forum route fed by real feeds
 
-REPORTS = {
-    "dw": ("Russian troops mass near Ukraine border, satellite images show",
-           "New satellite images show Russian troops and armour massing near the Ukrainian "
-           "border at Yelnya."),
-    "npr": ("Satellite images show Russian troops massing near Ukraine's border",
-            "Maxar satellite images show Russian troops and tanks gathering near Yelnya, close "
-            "to Ukraine."),
-}
+FORUM_OUTLETS = ("dw", "npr")
 
 
 async def test_newswatch_posts_a_story_in_a_forum_and_replies_in_it(tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     async with DiscordEmulator(token=TOKEN, guilds=[forum_guild()]) as emu, \
             emu.patch_discord(), FeedServer() as server:
-        for outlet in REPORTS:
+        for outlet in FORUM_OUTLETS:
             server.set(f"/{outlet}", Route(body=rss([])))
-        (tmp_path / "seeds").mkdir()
-        data = bot_config(
-            emu, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
-            sources=[{"name": o, "type": "feed", "url": server.url(f"/{o}"), "every": "1h",
-                      "backfill": 5} for o in REPORTS],
-            rules=[{"name": "troops", "query": "troops"}],
-            channels={"alerts": {"target": FORUM, "stories": "thread"}})
-        run = await start_running(parse_config(data, base_dir=tmp_path), emu,
-                                  tmp_path / "seeds")
-        try:
-            await emu.wait_until_identified(timeout=10)
-            await run.engine.run_once()  # every feed's baseline (empty)
+        async with watching_feeds(emu, tmp_path, server, FORUM_OUTLETS, backfill=5,
+                                  channels={"alerts": {"target": FORUM, "stories": "thread"}}
+                                  ) as run:
             def posted(n: int) -> Callable[[], bool]:
                 return lambda: sum(len(emu.messages(t.id)) for t in emu.threads(FORUM)) == n
 
-            for i, (outlet, (title, text)) in enumerate(REPORTS.items()):
+            for i, outlet in enumerate(FORUM_OUTLETS):
+                title, text = REPORTS[outlet]
                 server.set(f"/{outlet}", Route(body=rss([(
                     f"{outlet}-1", f"https://{outlet}.example/troops", title, text,
                     now + timedelta(minutes=20 * i))])))
                 await run.engine.run_once()
                 await run.wait_for(posted(i + 1))
             await asyncio.sleep(0.2)  # a duplicate would arrive now
-        finally:
-            run.stop.set()
-            assert await asyncio.wait_for(run.task, 15) == 0
         (post,) = emu.threads(FORUM)
         assert post.name == REPORTS["dw"][0] and post.applied_tags == [TROOPS_TAG]
         starter, reply = emu.messages(post.id)

@@ -8,33 +8,21 @@ Discord's OpenAPI spec."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.bot.conftest import Running, bot_config, start_running
+import pytest
+
+from tests.bot._stories import REPORTS, edits, embeds_text, settle, watching_feeds
+from tests.bot.conftest import Running
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
-from watchers.config import parse_config
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-# One event, three outlets, three wordings (and one other event the same day).
-REPORTS = {
-    "dw": ("Russian troops mass near Ukraine border, satellite images show",
-           "New satellite images show Russian troops and armour massing near the Ukrainian "
-           "border at Yelnya."),
-    "npr": ("Satellite images show Russian troops massing near Ukraine's border",
-            "Maxar satellite images show Russian troops and tanks gathering near Yelnya, close "
-            "to Ukraine."),
-    "bbc": ("Russia masses troops near Ukraine border, new satellite images show",
-            "Fresh satellite images of Yelnya show Russia massing troops near the border with "
-            "Ukraine."),
-}
 OUTLETS = list(REPORTS)
 
 
@@ -44,306 +32,250 @@ def feed_of(outlet: str, minutes: int) -> bytes:
                  NOW + timedelta(minutes=minutes))])
 
 
-def embeds_text(msg: EmuMessage) -> str:
-    return json.dumps(msg.embeds)
+@pytest.fixture
+async def feeds() -> AsyncIterator[FeedServer]:
+    """Each outlet's feed, empty until it reports."""
+    async with FeedServer() as server:
+        for o in OUTLETS:
+            server.set(f"/{o}", Route(body=rss([])))
+        yield server
 
 
-@asynccontextmanager
-async def newswatch(emu: DiscordEmulator, tmp_path: Path, server: FeedServer,
-                    **overrides: Any) -> AsyncIterator[Running]:
-    (tmp_path / "seeds").mkdir(exist_ok=True)
-    data = bot_config(
-        emu, tmp_path,
-        fetch={"allow_private": ["127.0.0.1/32"]},
-        sources=[{"name": o, "type": "feed", "url": server.url(f"/{o}"), "every": "1h",
-                  "backfill": 5} for o in OUTLETS],
-        rules=[{"name": "troops", "query": "troops"}],
-    )
-    data.update(overrides)
-    run = await start_running(parse_config(data, base_dir=tmp_path), emu, tmp_path / "seeds")
-    try:
-        await emu.wait_until_identified(timeout=10)
-        await run.engine.run_once()  # every feed's baseline (empty)
-        yield run
-    finally:
-        run.stop.set()
-        assert await asyncio.wait_for(run.task, 15) == 0
+def newswatch(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer,
+              **overrides: Any) -> AbstractAsyncContextManager[Running]:
+    return watching_feeds(emu, tmp_path, feeds, OUTLETS, backfill=5, **overrides)
 
 
-async def report(run: Running, server: FeedServer, outlet: str, minutes: int) -> None:
+async def report(run: Running, feeds: FeedServer, outlet: str, minutes: int) -> None:
     """``outlet`` publishes its report; newswatch polls it and delivers what it wrote."""
-    server.set(f"/{outlet}", Route(body=feed_of(outlet, minutes)))
+    feeds.set(f"/{outlet}", Route(body=feed_of(outlet, minutes)))
     await run.engine.run_once()
 
 
-async def settle(run: Running, predicate: Any, seconds: float = 10.0) -> None:
-    await run.wait_for(predicate, seconds)
-    await asyncio.sleep(0.2)  # a duplicate would arrive now
-
-
-def edits(emu: DiscordEmulator, message_id: int | str) -> int:
-    return sum(1 for r in emu.requests if r.method == "PATCH"
-               and r.path.endswith(f"/messages/{message_id}"))
+async def first_alert(run: Running, feeds: FeedServer) -> EmuMessage:
+    """dw reports first; returns the one message that posts in the alerts channel."""
+    await report(run, feeds, "dw", 0)
+    await settle(run, lambda: len(run.emu.messages(run.alerts_channel)) == 1)
+    (first,) = run.emu.messages(run.alerts_channel)
+    return first
 
 
 async def test_one_story_from_three_feeds_is_one_message_edited_twice(
-        emu: DiscordEmulator, tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        async with newswatch(emu, tmp_path, server) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            (first,) = emu.messages(channel)
-            await report(run, server, "npr", 20)
-            await settle(run, lambda: edits(emu, first.id) == 1)
-            await report(run, server, "bbc", 40)
-            await settle(run, lambda: edits(emu, first.id) == 2)
-            (only,) = emu.messages(channel)  # no second message, so nobody was pinged again
-            shown = embeds_text(emu.get_message(only.id))
-            assert "npr" in shown and "bbc" in shown and "3 outlets" in shown
-            assert "bbc.example" in shown  # the newest report's link
-            stories = await run.engine.store.stories_of(
-                [a.id for a, _ in await run.engine.store.recent(limit=10)])
-            assert len({s.id for s in stories.values()}) == 1
-            assert next(iter(stories.values())).outlets == ("dw", "npr", "bbc")
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    async with newswatch(emu, tmp_path, feeds) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: edits(emu, first.id) == 2)
+        (only,) = emu.messages(channel)  # no second message, so nobody was pinged again
+        shown = embeds_text(emu.get_message(only.id))
+        assert "npr" in shown and "bbc" in shown and "3 outlets" in shown
+        assert "bbc.example" in shown  # the newest report's link
+        stories = await run.engine.store.stories_of(
+            [a.id for a, _ in await run.engine.store.recent(limit=10)])
+        assert len({s.id for s in stories.values()}) == 1
+        assert next(iter(stories.values())).outlets == ("dw", "npr", "bbc")
     assert emu.validate_all() == []
 
 
-async def test_thread_mode_posts_the_later_reports_in_a_thread(emu: DiscordEmulator,
-                                                               tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        channels = {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
-        async with newswatch(emu, tmp_path, server, channels=channels) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            await report(run, server, "npr", 20)
-            await report(run, server, "bbc", 40)
-            await settle(run, lambda: sum(len(emu.messages(t.id))
-                                          for t in emu.threads(channel)) == 2)
-            assert len(emu.messages(channel)) == 1
-            (thread,) = emu.threads(channel)
-            lines = [m.content for m in emu.messages(thread.id)]
-            assert "npr" in lines[0] and "bbc" in lines[1]
+async def test_thread_mode_posts_the_later_reports_in_a_thread(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    channels = {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
+    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
+        channel = run.alerts_channel
+        await report(run, feeds, "dw", 0)
+        await settle(run, lambda: len(emu.messages(channel)) == 1)
+        await report(run, feeds, "npr", 20)
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: sum(len(emu.messages(t.id))
+                                      for t in emu.threads(channel)) == 2)
+        assert len(emu.messages(channel)) == 1
+        (thread,) = emu.threads(channel)
+        lines = [m.content for m in emu.messages(thread.id)]
+        assert "npr" in lines[0] and "bbc" in lines[1]
     assert emu.validate_all() == []
 
 
-async def test_a_deleted_original_is_posted_afresh_and_then_edited(emu: DiscordEmulator,
-                                                                   tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        async with newswatch(emu, tmp_path, server) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            (first,) = emu.messages(channel)
-            await emu.delete_message(channel, first.id)  # a moderator removed it
-            await report(run, server, "npr", 20)
-            await settle(run, lambda: len(emu.messages(channel)) == 1
-                         and emu.messages(channel)[0].id != first.id)
-            (fresh,) = emu.messages(channel)
-            assert "npr" in embeds_text(fresh)
-            await report(run, server, "bbc", 40)
-            await settle(run, lambda: edits(emu, fresh.id) == 1)
-            assert len(emu.messages(channel)) == 1
-            status = await run.engine.delivery_status()
-            assert status.counts.get("rejected", 0) == 0
+async def test_a_deleted_original_is_posted_afresh_and_then_edited(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    async with newswatch(emu, tmp_path, feeds) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        await emu.delete_message(channel, first.id)  # a moderator removed it
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: len(emu.messages(channel)) == 1
+                     and emu.messages(channel)[0].id != first.id)
+        (fresh,) = emu.messages(channel)
+        assert "npr" in embeds_text(fresh)
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: edits(emu, fresh.id) == 1)
+        assert len(emu.messages(channel)) == 1
+        status = await run.engine.delivery_status()
+        assert status.counts.get("rejected", 0) == 0
     assert emu.validate_all() == []
 
 
 async def test_min_sources_waits_for_a_second_outlet_then_posts_once_naming_both(
-        emu: DiscordEmulator, tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        rules = [{"name": "troops", "query": "troops", "min_sources": 2}]
-        async with newswatch(emu, tmp_path, server, rules=rules) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await asyncio.sleep(0.5)
-            assert emu.messages(channel) == []
-            status = await run.engine.delivery_status()
-            assert len(status.waiting) == 1 and status.held == {}
-            await report(run, server, "npr", 20)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            shown = embeds_text(emu.messages(channel)[0])
-            assert "dw" in shown and "npr" in shown
-            assert (await run.engine.delivery_status()).waiting == []
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    rules = [{"name": "troops", "query": "troops", "min_sources": 2}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        channel = run.alerts_channel
+        await report(run, feeds, "dw", 0)
+        await asyncio.sleep(0.5)
+        assert emu.messages(channel) == []
+        status = await run.engine.delivery_status()
+        assert len(status.waiting) == 1 and status.held == {}
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: len(emu.messages(channel)) == 1)
+        shown = embeds_text(emu.messages(channel)[0])
+        assert "dw" in shown and "npr" in shown
+        assert (await run.engine.delivery_status()).waiting == []
     assert emu.validate_all() == []
 
 
-async def test_a_rule_of_higher_severity_escalates_with_a_new_message(emu: DiscordEmulator,
-                                                                      tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        rules = [{"name": "troops", "query": "troops"},
-                 {"name": "armour", "query": "tanks", "severity": "critical"}]
-        async with newswatch(emu, tmp_path, server, rules=rules) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            await report(run, server, "npr", 20)  # "tanks": critical
-            await settle(run, lambda: len(emu.messages(channel)) == 2)
-            first, second = emu.messages(channel)
-            assert "Escalated" in embeds_text(second) and "critical" in embeds_text(second)
-            await report(run, server, "bbc", 40)  # medium again: updates the newest message
-            await settle(run, lambda: edits(emu, second.id) == 1)
-            assert edits(emu, first.id) == 0 and len(emu.messages(channel)) == 2
+async def test_a_rule_of_higher_severity_escalates_with_a_new_message(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    rules = [{"name": "troops", "query": "troops"},
+             {"name": "armour", "query": "tanks", "severity": "critical"}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        channel = run.alerts_channel
+        await report(run, feeds, "dw", 0)
+        await settle(run, lambda: len(emu.messages(channel)) == 1)
+        await report(run, feeds, "npr", 20)  # "tanks": critical
+        await settle(run, lambda: len(emu.messages(channel)) == 2)
+        first, second = emu.messages(channel)
+        assert "Escalated" in embeds_text(second) and "critical" in embeds_text(second)
+        await report(run, feeds, "bbc", 40)  # medium again: updates the newest message
+        await settle(run, lambda: edits(emu, second.id) == 1)
+        assert edits(emu, first.id) == 0 and len(emu.messages(channel)) == 2
     assert emu.validate_all() == []
 
 
-async def test_a_story_spans_a_restart(emu: DiscordEmulator, tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        async with newswatch(emu, tmp_path, server) as run:
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(run.alerts_channel)) == 1)
-        (first,) = emu.messages(emu.channel("alerts").id)
-        async with newswatch(emu, tmp_path, server) as run:
-            await report(run, server, "npr", 20)
-            await settle(run, lambda: edits(emu, first.id) == 1)
-            assert len(emu.messages(run.alerts_channel)) == 1
+async def test_a_story_spans_a_restart(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    async with newswatch(emu, tmp_path, feeds) as run:
+        await report(run, feeds, "dw", 0)
+        await settle(run, lambda: len(emu.messages(run.alerts_channel)) == 1)
+    (first,) = emu.messages(emu.channel("alerts").id)
+    async with newswatch(emu, tmp_path, feeds) as run:
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        assert len(emu.messages(run.alerts_channel)) == 1
     assert emu.validate_all() == []
 
 
 async def test_an_edit_whose_answer_is_lost_or_refused_is_retried_not_doubled(
-        emu: DiscordEmulator, tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        async with newswatch(emu, tmp_path, server) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            (first,) = emu.messages(channel)
-            emu.inject(f"PATCH /channels/{channel}/messages/{first.id}", "reset_after_receive")
-            await report(run, server, "npr", 20)
-            await settle(run, lambda: "npr" in embeds_text(emu.get_message(first.id)))
-            emu.inject(f"PATCH /channels/{channel}/messages/{first.id}", 500)
-            await report(run, server, "bbc", 40)
-            await settle(run, lambda: "bbc" in embeds_text(emu.get_message(first.id)))
-            assert len(emu.messages(channel)) == 1
-            counts = (await run.engine.delivery_status()).counts
-            assert counts.get("rejected", 0) == 0
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    async with newswatch(emu, tmp_path, feeds) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        emu.inject(f"PATCH /channels/{channel}/messages/{first.id}", "reset_after_receive")
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: "npr" in embeds_text(emu.get_message(first.id)))
+        emu.inject(f"PATCH /channels/{channel}/messages/{first.id}", 500)
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: "bbc" in embeds_text(emu.get_message(first.id)))
+        assert len(emu.messages(channel)) == 1
+        counts = (await run.engine.delivery_status()).counts
+        assert counts.get("rejected", 0) == 0
     assert emu.validate_all() == []
 
 
-async def test_an_article_changed_in_place_updates_its_story(emu: DiscordEmulator,
-                                                             tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        async with newswatch(emu, tmp_path, server) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            (first,) = emu.messages(channel)
-            # the same item (guid and link), a typo fixed: not material, nothing happens
-            title, text = REPORTS["dw"]
-            fixed = rss([("dw-1", "https://dw.example/troops", title, text.replace("armour",
-                          "armor"), NOW)])
-            server.set("/dw", Route(body=fixed))
-            reports = await run.engine.run_once()
-            assert sum(r.updated for r in reports) == 0
-            # the same item rewritten with news: the story's message says "updated"
-            news = rss([("dw-1", "https://dw.example/troops",
-                         "Russian troops mass near Ukraine border; Kremlin denies invasion plan",
-                         "The Kremlin denied any plan to invade as satellite images showed "
-                         "troops massing near Yelnya.", NOW)])
-            server.set("/dw", Route(body=news))
-            reports = await run.engine.run_once()
-            assert sum(r.updated for r in reports) == 1
-            await settle(run, lambda: edits(emu, first.id) == 1)
-            assert "Kremlin denies" in embeds_text(emu.get_message(first.id))
-            assert len(emu.messages(channel)) == 1
-            article = await run.engine.article(
-                (await run.engine.store.recent(limit=1))[0][0].id)
-            assert article is not None and "Kremlin" in article[0].title
+async def test_an_article_changed_in_place_updates_its_story(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    async with newswatch(emu, tmp_path, feeds) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        # the same item (guid and link), a typo fixed: not material, nothing happens
+        title, text = REPORTS["dw"]
+        fixed = rss([("dw-1", "https://dw.example/troops", title, text.replace("armour",
+                      "armor"), NOW)])
+        feeds.set("/dw", Route(body=fixed))
+        reports = await run.engine.run_once()
+        assert sum(r.updated for r in reports) == 0
+        # the same item rewritten with news: the story's message says "updated"
+        news = rss([("dw-1", "https://dw.example/troops",
+                     "Russian troops mass near Ukraine border; Kremlin denies invasion plan",
+                     "The Kremlin denied any plan to invade as satellite images showed "
+                     "troops massing near Yelnya.", NOW)])
+        feeds.set("/dw", Route(body=news))
+        reports = await run.engine.run_once()
+        assert sum(r.updated for r in reports) == 1
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        assert "Kremlin denies" in embeds_text(emu.get_message(first.id))
+        assert len(emu.messages(channel)) == 1
+        article = await run.engine.article(
+            (await run.engine.store.recent(limit=1))[0][0].id)
+        assert article is not None and "Kremlin" in article[0].title
     assert emu.validate_all() == []
 
 
 async def test_a_crash_between_the_commit_and_the_edit_loses_nothing_and_doubles_nothing(
-        emu: DiscordEmulator, tmp_path: Path) -> None:
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
     import sqlite3
 
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        async with newswatch(emu, tmp_path, server) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            await run.engine.delivery.stop()  # what follows is committed, never delivered
-            server.set("/npr", Route(body=feed_of("npr", 20)))
-            await run.engine.watch.run_once()
-        (first,) = emu.messages(emu.channel("alerts").id)
-        assert edits(emu, first.id) == 0
-        # As kill -9 in the middle of the edit leaves it: claimed, outcome unknown.
-        with sqlite3.connect(tmp_path / "nw.db") as conn:
-            assert conn.execute("UPDATE outbox SET state = 'sending', attempts = 1 "
-                                "WHERE kind = 'update' AND state = 'pending'").rowcount == 1
-        async with newswatch(emu, tmp_path, server) as run:
-            await settle(run, lambda: edits(emu, first.id) == 1)
-            assert "npr" in embeds_text(emu.get_message(first.id))
-            await report(run, server, "bbc", 40)
-            await settle(run, lambda: edits(emu, first.id) == 2)
-            assert len(emu.messages(run.alerts_channel)) == 1
+    async with newswatch(emu, tmp_path, feeds) as run:
+        channel = run.alerts_channel
+        await report(run, feeds, "dw", 0)
+        await settle(run, lambda: len(emu.messages(channel)) == 1)
+        await run.engine.delivery.stop()  # what follows is committed, never delivered
+        feeds.set("/npr", Route(body=feed_of("npr", 20)))
+        await run.engine.watch.run_once()
+    (first,) = emu.messages(emu.channel("alerts").id)
+    assert edits(emu, first.id) == 0
+    # As kill -9 in the middle of the edit leaves it: claimed, outcome unknown.
+    with sqlite3.connect(tmp_path / "nw.db") as conn:
+        assert conn.execute("UPDATE outbox SET state = 'sending', attempts = 1 "
+                            "WHERE kind = 'update' AND state = 'pending'").rowcount == 1
+    async with newswatch(emu, tmp_path, feeds) as run:
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        assert "npr" in embeds_text(emu.get_message(first.id))
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: edits(emu, first.id) == 2)
+        assert len(emu.messages(run.alerts_channel)) == 1
     assert emu.validate_all() == []
 
 
 async def test_a_word_for_word_copy_from_another_outlet_corroborates_the_story(
-        emu: DiscordEmulator, tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        rules = [{"name": "troops", "query": "troops", "min_sources": 2}]
-        async with newswatch(emu, tmp_path, server, rules=rules) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await asyncio.sleep(0.3)
-            assert emu.messages(channel) == []  # waits for a second outlet
-            # npr runs dw's wire copy word for word (its own guid and link)
-            title, text = REPORTS["dw"]
-            server.set("/npr", Route(body=rss([("npr-wire", "https://npr.example/wire", title,
-                                                text, NOW)])))
-            await run.engine.run_once()
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            shown = embeds_text(emu.messages(channel)[0])
-            assert "dw" in shown and "npr" in shown
-            assert await run.engine.count_articles() == 1  # the copy stores nothing new
-            await run.engine.run_once()  # seen again: nothing more
-            await asyncio.sleep(0.3)
-            assert len(emu.messages(channel)) == 1 and edits(emu, emu.messages(channel)[0].id) == 0
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    rules = [{"name": "troops", "query": "troops", "min_sources": 2}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        channel = run.alerts_channel
+        await report(run, feeds, "dw", 0)
+        await asyncio.sleep(0.3)
+        assert emu.messages(channel) == []  # waits for a second outlet
+        # npr runs dw's wire copy word for word (its own guid and link)
+        title, text = REPORTS["dw"]
+        feeds.set("/npr", Route(body=rss([("npr-wire", "https://npr.example/wire", title,
+                                            text, NOW)])))
+        await run.engine.run_once()
+        await settle(run, lambda: len(emu.messages(channel)) == 1)
+        shown = embeds_text(emu.messages(channel)[0])
+        assert "dw" in shown and "npr" in shown
+        assert await run.engine.count_articles() == 1  # the copy stores nothing new
+        await run.engine.run_once()  # seen again: nothing more
+        await asyncio.sleep(0.3)
+        assert len(emu.messages(channel)) == 1 and edits(emu, emu.messages(channel)[0].id) == 0
     assert emu.validate_all() == []
 
 
-async def test_a_text_style_story_is_edited_in_its_content(emu: DiscordEmulator,
-                                                           tmp_path: Path) -> None:
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
-        channels = {"alerts": {"target": emu.channel("alerts").id,
-                               "template": "{title} · {outlets}", "template_style": "text"}}
-        async with newswatch(emu, tmp_path, server, channels=channels) as run:
-            channel = run.alerts_channel
-            await report(run, server, "dw", 0)
-            await settle(run, lambda: len(emu.messages(channel)) == 1)
-            (first,) = emu.messages(channel)
-            assert first.embeds == [] and "Russian troops mass" in first.content
-            await report(run, server, "npr", 20)
-            await settle(run, lambda: edits(emu, first.id) == 1)
-            edited = emu.get_message(first.id)
-            assert edited.embeds == [] and "npr" in edited.content
-            await emu.delete_message(channel, first.id)
-            await report(run, server, "bbc", 40)
-            await settle(run, lambda: len(emu.messages(channel)) == 1
-                         and emu.messages(channel)[0].id != first.id)
-            assert "bbc" in emu.messages(channel)[0].content  # reposted with its text
+async def test_a_text_style_story_is_edited_in_its_content(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    channels = {"alerts": {"target": emu.channel("alerts").id,
+                           "template": "{title} · {outlets}", "template_style": "text"}}
+    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        assert first.embeds == [] and "Russian troops mass" in first.content
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        edited = emu.get_message(first.id)
+        assert edited.embeds == [] and "npr" in edited.content
+        await emu.delete_message(channel, first.id)
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: len(emu.messages(channel)) == 1
+                     and emu.messages(channel)[0].id != first.id)
+        assert "bbc" in emu.messages(channel)[0].content  # reposted with its text
     assert emu.validate_all() == []

@@ -8,7 +8,6 @@ Discord's limits."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +18,11 @@ from typing import Any
 import discord
 
 from bot.embeds import LIMITS, article_embed, group_results, results_embed, story_embed
-from tests.bot.conftest import Running, bot_config, start_running
+from tests.bot._stories import REPORTS, watching_feeds
+from tests.bot.conftest import Running
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
-from watchers.config import parse_config
 from watchers.engine import StoryDetail
 from watchers.models import Article
 from watchers.store.base import StoryRecord
@@ -31,19 +30,8 @@ from watchers.store.base import StoryRecord
 NOW = datetime.now(UTC).replace(microsecond=0)
 OUTLETS = ("dw", "npr", "bbc")
 
-# One event told by three outlets...
-REPORTS = {
-    "dw": ("Russian troops mass near Ukraine border, satellite images show",
-           "New satellite images show Russian troops and armour massing near the Ukrainian "
-           "border at Yelnya."),
-    "npr": ("Satellite images show Russian troops massing near Ukraine's border",
-            "Maxar satellite images show Russian troops and tanks gathering near Yelnya, close "
-            "to Ukraine."),
-    "bbc": ("Russia masses troops near Ukraine border, new satellite images show",
-            "Fresh satellite images of Yelnya show Russia massing troops near the border with "
-            "Ukraine."),
-}
-# ...and other events that say "troops", each its own line.
+# Besides the one event the outlets report (REPORTS), events that say "troops", each its own
+# line.
 OTHERS = [
     ("French troops parade on the Champs-Elysees for Bastille Day",
      "Thousands of soldiers and troops marched in Paris as jets flew overhead."),
@@ -75,18 +63,8 @@ async def newswatch(emu: DiscordEmulator, tmp_path: Path, *, others: int = 1,
     async with FeedServer() as server:
         for name in (*OUTLETS, "wire"):
             server.set(f"/{name}", Route(body=rss([])))
-        (tmp_path / "seeds").mkdir(exist_ok=True)
-        data = bot_config(
-            emu, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
-            sources=[{"name": o, "type": "feed", "url": server.url(f"/{o}"), "every": "1h",
-                      "backfill": 10} for o in (*OUTLETS, "wire")],
-            rules=rules or [{"name": "troops", "query": "troops"}],
-        )
-        run = await start_running(parse_config(data, base_dir=tmp_path), emu,
-                                  tmp_path / "seeds")
-        try:
-            await emu.wait_until_identified(timeout=10)
-            await run.engine.run_once()  # every feed's baseline (empty)
+        async with watching_feeds(emu, tmp_path, server, (*OUTLETS, "wire"), backfill=10,
+                                  rules=rules or [{"name": "troops", "query": "troops"}]) as run:
             for minutes, outlet in enumerate(outlets):
                 server.set(f"/{outlet}", Route(body=rss([item(outlet, 1, *REPORTS[outlet],
                                                               minutes * 20)])))
@@ -95,9 +73,6 @@ async def newswatch(emu: DiscordEmulator, tmp_path: Path, *, others: int = 1,
                                                 for i, (t, x) in enumerate(OTHERS[:others])])))
             await run.engine.run_once()
             yield run, server
-        finally:
-            run.stop.set()
-            assert await asyncio.wait_for(run.task, 15) == 0
 
 
 async def the_story(run: Running) -> StoryRecord:

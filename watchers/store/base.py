@@ -19,7 +19,7 @@ delivery never asks the watch side what a rule looks like now.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -49,7 +49,9 @@ __all__ = [
     "StoryLink",
     "StoryRecord",
     "StoryStore",
+    "highest_severity",
     "page_second",
+    "severity_rank",
     "sort_time",
     "story_outcome",
 ]
@@ -106,8 +108,16 @@ class StoryRecord:
     updated_at: datetime | None = None
 
 
-def _severity_rank(severity: str | None) -> int:
+def severity_rank(severity: str | None) -> int:
+    """A severity's place in :data:`SEVERITIES` (mildest 0); an unknown one ranks as
+    "medium", the default a rule has."""
     return SEVERITIES.index(severity) if severity in SEVERITIES else 2
+
+
+def highest_severity(severities: Iterable[str]) -> str:
+    """The most severe of ``severities`` that is known, "medium" when none is."""
+    known = [s for s in severities if s in SEVERITIES]
+    return max(known, key=SEVERITIES.index) if known else "medium"
 
 
 def story_outcome(entry: OutboxEntry, outlets: int, existing: Sequence[tuple[str, str | None]]
@@ -130,8 +140,8 @@ def story_outcome(entry: OutboxEntry, outlets: int, existing: Sequence[tuple[str
         if existing:  # waiting for corroboration
             return None, "waiting", None
         return "alert", ready, None
-    top = max(live, key=_severity_rank)
-    if _severity_rank(entry.severity) > _severity_rank(top):
+    top = max(live, key=severity_rank)
+    if severity_rank(entry.severity) > severity_rank(top):
         return "alert", ready, top
     return "update", "pending", None
 
@@ -233,8 +243,8 @@ class ArticleStore(Protocol):
     ) -> Article | None: ...
     async def record_many(self, records: Sequence[ArticleRecord], *,
                           at: datetime | None = None) -> list[Article | None]: ...
-    async def changed(self, articles: Sequence[Article]) -> list[Article | None]: ...
-    async def copies(self, articles: Sequence[Article]) -> list[Article | None]: ...
+    async def known_versions(self, articles: Sequence[Article]
+                             ) -> list[tuple[Article | None, Article | None]]: ...
     async def get_article(self, article_id: str) -> Article | None: ...
     async def matches_for(self, article_id: str) -> list[Match]: ...
     async def count_articles(self) -> int: ...

@@ -280,45 +280,34 @@ class ArticlesMixin:
                 out.append(dup)
         return out
 
-    async def copies(self, articles: Sequence[Article]) -> list[Article | None]:
-        """For each article, the stored article with the same content from another source (a
-        word-for-word copy, e.g. a wire story) whose story does not count that source yet, else
-        None."""
+    async def known_versions(self, articles: Sequence[Article]
+                             ) -> list[tuple[Article | None, Article | None]]:
+        """For each article :meth:`known` calls a duplicate, (changed-from, copy-of): what
+        :meth:`changed` and :meth:`copies` say of it, read in one pass. At most one is set: a
+        copy shares its content with a stored article, a new version shares none."""
 
-        async def find(conn: aiosqlite.Connection) -> list[Article | None]:
-            out: list[Article | None] = []
-            for article in articles:
-                cur = await conn.execute(
-                    f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN stories s ON s.id = a.story_id "
-                    "WHERE a.content_hash = ?1 AND a.source != ?2 AND NOT EXISTS "
-                    "(SELECT 1 FROM json_each(s.outlets) WHERE value = ?2)",
-                    (article.content_hash, article.source))
-                row = await cur.fetchone()
-                out.append(article_of(row) if row is not None else None)
-            return out
-
-        return await self._db.read(find)
-
-    async def changed(self, articles: Sequence[Article]) -> list[Article | None]:
-        """For each article :meth:`known` calls a duplicate, the stored article it is a new
-        version of (same guid or link, other content), else None (the same content is stored)."""
-
-        async def find(conn: aiosqlite.Connection) -> list[Article | None]:
-            out: list[Article | None] = []
+        async def find(conn: aiosqlite.Connection
+                       ) -> list[tuple[Article | None, Article | None]]:
+            out: list[tuple[Article | None, Article | None]] = []
             for article in articles:
                 cur = await conn.execute("SELECT 1 FROM articles WHERE content_hash = ?",
                                          (article.content_hash,))
                 if await cur.fetchone() is not None:
-                    out.append(None)
+                    cur = await conn.execute(
+                        f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN stories s "
+                        "ON s.id = a.story_id WHERE a.content_hash = ?1 AND a.source != ?2 "
+                        "AND NOT EXISTS (SELECT 1 FROM json_each(s.outlets) WHERE value = ?2)",
+                        (article.content_hash, article.source))
+                    row = await cur.fetchone()
+                    out.append((None, article_of(row) if row is not None else None))
                     continue
                 stored = await _duplicate_of(conn, article)
-                if stored is None:
-                    out.append(None)
-                    continue
-                cur = await conn.execute(f"SELECT {ARTICLE_COLS} FROM articles WHERE id = ?",
-                                         (stored,))
-                row = await cur.fetchone()
-                out.append(article_of(row) if row is not None else None)
+                row = None
+                if stored is not None:
+                    cur = await conn.execute(f"SELECT {ARTICLE_COLS} FROM articles WHERE id = ?",
+                                             (stored,))
+                    row = await cur.fetchone()
+                out.append((article_of(row) if row is not None else None, None))
             return out
 
         return await self._db.read(find)

@@ -53,7 +53,15 @@ _UPSERT_STORY = (
     "(SELECT 1 FROM json_each(stories.outlets) WHERE value = ?5) THEN outlets "
     "ELSE json_insert(outlets, '$[#]', ?5) END "
     "RETURNING json_array_length(outlets)")
+_LIVE = ",".join(repr(s) for s in LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = ",".join(repr(s) for s in (*LIVE_ALERT_STATES, "waiting"))
+# A story's alerts waiting for corroboration that its outlet count (the last parameter) now
+# releases: the routes they wait on, and the release. A stored article and a wire copy
+# (add_outlet) both release them.
+_RELEASABLE = ("SELECT route FROM outbox INDEXED BY outbox_story "
+               "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?")
+_RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = ? "
+            "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?")
 
 
 def write_story(conn: sqlite3.Connection, article: Article, link: StoryLink) -> int:
@@ -76,15 +84,9 @@ def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord, o
     # A waiting alert posts once enough outlets have reported (before the new rows, so it keeps
     # its place ahead of them in the route's order). The alert then names this article's
     # outlet too, so the article needs no update of its own on those routes.
-    released = {str(route) for (route,) in conn.execute(
-        "SELECT route FROM outbox INDEXED BY outbox_story "
-        "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?", (story, outlets))}
+    released = {str(route) for (route,) in conn.execute(_RELEASABLE, (story, outlets))}
     if released:
-        conn.execute(
-            "UPDATE outbox SET state = 'pending', updated_at = ? "
-            "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?",
-            (when, story, outlets),
-        )
+        conn.execute(_RELEASE, (when, story, outlets))
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         if entry.route in released and not entry.suppressed:
@@ -124,7 +126,7 @@ async def _queue_update(tx: Tx, story: str, route: str, article_id: str, at: str
     live = await tx.fetchone(
         "SELECT rules, severity FROM outbox INDEXED BY outbox_story "
         "WHERE story_id = ? AND route = ? AND kind = 'alert' AND state IN "
-        f"({','.join(repr(s) for s in LIVE_ALERT_STATES)}) ORDER BY id DESC LIMIT 1",
+        f"({_LIVE}) ORDER BY id DESC LIMIT 1",
         (story, route))
     if live is None:
         return 0
@@ -271,12 +273,8 @@ class StoriesMixin:
                 "UPDATE stories SET last_seen = max(last_seen, ?), "
                 "outlets = json_insert(outlets, '$[#]', ?) WHERE id = ? "
                 "RETURNING json_array_length(outlets)", (iso(when), outlet, story))
-            released = {str(r) for (r,) in await tx.fetchall(
-                "SELECT route FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
-                "state = 'waiting' AND min_sources <= ?", (story, outlets))}
-            await tx.execute(
-                "UPDATE outbox SET state = 'pending', updated_at = ? WHERE story_id = ? AND "
-                "state = 'waiting' AND min_sources <= ?", (at, story, outlets))
+            released = {str(r) for (r,) in await tx.fetchall(_RELEASABLE, (story, outlets))}
+            await tx.execute(_RELEASE, (at, story, outlets))
             queued = 0
             for route in dict.fromkeys(routes):
                 if route in released:
