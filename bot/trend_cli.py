@@ -50,12 +50,12 @@ def add_parser(subparsers: Any) -> None:
     sp.set_defaults(func=run)
 
 
-
 def _period(value: str) -> timedelta:
     try:
         period = parse_duration(value)
     except ValueError as exc:
-        raise _Usage(f"--since: {exc}") from None
+        raise _Usage(f"--since: {exc}; use {format_duration(MIN_PERIOD)} to "
+                     f"{format_duration(MAX_PERIOD)}") from None
     if not MIN_PERIOD <= period <= MAX_PERIOD:
         raise _Usage(f"--since: {format_duration(period)} is out of range; use "
                      f"{format_duration(MIN_PERIOD)} to {format_duration(MAX_PERIOD)}")
@@ -86,7 +86,9 @@ async def _trend(cfg: Config, what: str, since: timedelta, until: datetime) -> T
         raise NewswatchError(f"no database at {path} yet: run `newswatch run` or "
                              "`newswatch import` first")
     async with await SqliteStore.open(str(path), readonly=True) as store:
-        rules = {r.name for r in cfg.rules} | {r.name for r in await store.list_rules()}
+        # Rules by key, as the engine knows them without a server (a server's rule is
+        # "<guild>:<name>"; a config rule's key is its name).
+        rules = {r.key for r in cfg.rules} | {r.key for r in await store.list_rules()}
         return await trend_of(store, what, rules=rules, since=since, until=until,
                               surge=cfg.surge, threshold=cfg.threshold, aliases=cfg.aliases)
 
@@ -95,7 +97,8 @@ def _table(result: Trend) -> str:
     daily = result.bucket >= timedelta(days=1)
     fmt = "%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"
     width = 10 if daily else 16
-    lines = [f"{result.label}: matches per {'day' if daily else 'hour'} (UTC); "
+    label = result.label if len(result.label) <= 200 else result.label[:199] + "…"
+    lines = [f"{label}: matches per {'day' if daily else 'hour'} (UTC); "
              "usual = mean ± std of the baseline",
              f"{'bucket':<{width}}  {'count':>6}  {'usual':>13}  surge"]
     for p in result.points:

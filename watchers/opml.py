@@ -161,8 +161,8 @@ def parse_opml(data: bytes) -> OpmlDocument:
     DTD or entity declaration, is not ``<opml>``, or lists no feed (or too many).
     """
     if len(data) > MAX_BYTES:
-        raise OpmlError(f"the file is {len(data):,} bytes; an OPML import takes at most "
-                        f"{MAX_BYTES // (1024 * 1024)} MiB")
+        raise OpmlError(f"the file is over {MAX_BYTES // (1024 * 1024)} MiB; an OPML import "
+                        f"takes at most {MAX_BYTES // (1024 * 1024)} MiB")
     if not data.strip():
         raise OpmlError("the file is empty")
     parser = expat.ParserCreate()

@@ -1,0 +1,84 @@
+"""Slash commands of this session given what they should refuse, on the emulator with the real
+discord.py: each is answered privately with a message naming the problem and inside Discord's
+limits, pings nobody, and newswatch keeps its articles and keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+
+from tests.bot.conftest import Running
+from tests.fakes.discord_emulator import EmuMessage
+
+SEED_ARTICLES = 5
+RAW_MENTION = re.compile(r"(?<!\\)@(everyone|here)|(?<!\\)<(?:\\)?[@#]")
+MARKUP = "@everyone <@&123456789012345678> **bold** `tick` [x](https://evil.example) <#1>"
+
+
+async def settled(run: Running) -> int:
+    """The article count once the seeds are read (it changes no more after that)."""
+    for _ in range(200):
+        if await run.engine.count_articles() >= SEED_ARTICLES:
+            break
+        await asyncio.sleep(0.05)
+    return await run.engine.count_articles()
+
+
+def shown(msg: EmuMessage) -> str:
+    """The content as the user reads it (markdown escapes aside)."""
+    return msg.content.replace("\\", "")
+
+
+async def attack(run: Running, command: str, options: dict[str, Any]) -> EmuMessage:
+    """Send the command; the answer must be private, short, ping nobody and leave the store."""
+    before = await settled(run)
+    assert before == SEED_ARTICLES
+    msg = await (await run.emu.send_interaction(command, options)).final_message()
+    assert msg.ephemeral, msg.content
+    assert 0 < len(msg.content) <= 2000
+    assert "Traceback" not in msg.content
+    # a mention pings unless allowed_mentions forbids it or it is escaped in the text
+    parse = (msg.allowed_mentions or {}).get("parse", ["everyone", "roles", "users"])
+    if "everyone" in parse or "roles" in parse:
+        assert not RAW_MENTION.search(msg.content), msg.content
+    assert await run.engine.count_articles() == before
+    # still answering: a well-formed unknown story id gets its own answer
+    unknown = "s" + "0" * 16
+    after = await (await run.emu.send_interaction("story", {"id": unknown})).final_message()
+    assert f"No story with id `{unknown}`" in after.content
+    assert not run.task.done()
+    assert run.emu.validate_all() == []
+    return msg
+
+
+async def test_a_story_id_of_five_thousand_characters(running: Running) -> None:
+    msg = await attack(running, "story", {"id": "s" + "a" * 4999})
+    assert "is not a story id" in msg.content
+    assert "'s" + "a" * 20 in msg.content  # the id is shown, cut short
+
+
+async def test_a_story_id_full_of_markup_and_mentions(running: Running) -> None:
+    msg = await attack(running, "story", {"id": MARKUP})
+    assert "is not a story id" in msg.content
+    assert "@everyone" in shown(msg)  # named, not pinged (checked in attack)
+
+
+async def test_a_trend_query_of_thirty_thousand_characters(running: Running) -> None:
+    msg = await attack(running, "trend", {"query_or_rule": "troops OR " * 3000})
+    # the value as received, trailing space trimmed
+    assert "query_or_rule: 29999 characters; at most 500" in shown(msg), msg.content
+    assert not msg.attachments
+
+
+@pytest.mark.parametrize("route", ["nowhere", MARKUP])
+async def test_digest_now_on_an_unknown_route(running: Running, route: str) -> None:
+    msg = await attack(running, "digest now", {"route": route})
+    assert f"no route named {route!r}; known: alerts" in shown(msg), msg.content
+
+
+async def test_digest_now_on_a_route_of_five_thousand_characters(running: Running) -> None:
+    msg = await attack(running, "digest now", {"route": "x" * 5000})
+    assert msg.content.startswith("no route named 'xxxx"), msg.content
