@@ -586,7 +586,8 @@ class Engine:
         it carries. Raises NewswatchError for a route newswatch does not know."""
         known = set(self.route_names())
         if route not in known:
-            raise NewswatchError(f"no route named {route!r}; known: "
+            shown = route if len(route) <= 100 else route[:99] + "…"
+            raise NewswatchError(f"no route named {shown!r}; known: "
                                  f"{', '.join(sorted(known)) or 'none'}")
         return await self.delivery.digest_now(route)
 

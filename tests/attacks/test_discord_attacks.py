@@ -82,3 +82,4 @@ async def test_digest_now_on_an_unknown_route(running: Running, route: str) -> N
 async def test_digest_now_on_a_route_of_five_thousand_characters(running: Running) -> None:
     msg = await attack(running, "digest now", {"route": "x" * 5000})
     assert msg.content.startswith("no route named 'xxxx"), msg.content
+    assert "known: alerts" in shown(msg)  # a long name is shortened, the known routes stay
