@@ -75,6 +75,19 @@ async def settle(run: Running, count: int) -> list[EmuMessage]:
     return run.emu.messages(run.alerts_channel)
 
 
+async def all_scheduled(run: Running, count: int) -> None:
+    """Wait until ``count`` alerts are kept for the digest. The background poll may record some
+    of the articles after publish() drained; an alert still pending when the clock moves on
+    would be kept for the digest after next."""
+    for _ in range(200):
+        await run.engine.delivery.drain()
+        if (await run.engine.store.alert_counts()).get("scheduled", 0) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not all {count} alerts were scheduled: "
+                         f"{await run.engine.store.alert_counts()}")
+
+
 async def delivered_digest(run: Running) -> Any:
     """The route's digest row once it is delivered (drained now and then meanwhile)."""
     for _ in range(200):
@@ -102,6 +115,7 @@ async def test_a_digest_route_posts_one_digest_at_its_time(emu: DiscordEmulator,
     clock = ManualClock(START)
     async with newswatch(emu, tmp_path, clock, {"mode": "digest", "digest_every": "1h"}) as run:
         await publish(run, TITLES[:3])
+        await all_scheduled(run, 3)
         await asyncio.sleep(0.2)
         assert emu.messages(run.alerts_channel) == []  # kept for the digest
         status = await (await emu.send_interaction("alerts status")).final_message()
@@ -141,6 +155,7 @@ async def test_quiet_hours_hold_alerts_and_a_critical_one_breaks_through(
     async with newswatch(emu, tmp_path, clock, route, rules) as run:
         await publish(run, [*TITLES[:2], "Missiles strike an airfield near the capital"])
         (urgent,) = await settle(run, 1)
+        await all_scheduled(run, 2)
         (embed,) = urgent.embeds
         assert "Missiles" in embed["title"] and "critical" in embed["footer"]["text"]
         end = START.replace(minute=0) + timedelta(hours=1)
@@ -165,6 +180,7 @@ async def test_past_the_cap_alerts_fold_into_and_n_more(emu: DiscordEmulator,
     async with newswatch(emu, tmp_path, clock, {"max_per_hour": 2}) as run:
         await publish(run, TITLES)
         alerts = await settle(run, 2)
+        await all_scheduled(run, 3)
         assert len(alerts) == 2
         posted = {m.embeds[0]["url"] for m in alerts}
         clock.set(NEXT_HOUR)
@@ -186,6 +202,7 @@ async def test_a_digest_whose_answer_is_lost_posts_once(emu: DiscordEmulator,
     clock = ManualClock(START)
     async with newswatch(emu, tmp_path, clock, {"mode": "digest", "digest_every": "1h"}) as run:
         await publish(run, TITLES[:2])
+        await all_scheduled(run, 2)
         emu.inject(POST_MESSAGE, "reset_after_receive", times=1)
         clock.set(NEXT_HOUR)
         await delivered_digest(run)  # the retry comes after a short backoff
@@ -219,6 +236,7 @@ async def test_a_big_digest_is_split_between_stories(emu: DiscordEmulator,
     titles = long_titles(40)
     async with newswatch(emu, tmp_path, clock, {"mode": "digest", "digest_every": "1h"}) as run:
         await publish(run, titles)
+        await all_scheduled(run, len(titles))
         clock.set(NEXT_HOUR)
         row = await delivered_digest(run)
         await asyncio.sleep(0.2)
