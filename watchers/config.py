@@ -116,6 +116,8 @@ class DiscordConfig(_Strict):
     escalation_role: int | None = Field(default=None, gt=0)
     # How many rules one server may add from Discord (the config file's are not counted).
     max_rules_per_server: int = Field(default=50, ge=0, le=10_000)
+    # How many sources one server may follow from Discord (the config file's are not counted).
+    max_sources_per_server: int = Field(default=50, ge=0, le=10_000)
 
     @field_validator("escalate_after")
     @classmethod
@@ -221,6 +223,28 @@ class RuleConfig(_Strict):
 
 ChannelRef = int | str
 StoriesMode = Literal["edit", "thread", "off"]
+
+
+class ServerRoute(_Strict):
+    """A route a server made by picking a channel in Discord (``/rules add channel:``).
+
+    It belongs to that server: only its rules may name it (``RuleConfig.channel`` holds
+    ``key``), so a server's alerts can only land in its own channels. It takes a route's
+    default settings (``route``)."""
+
+    guild_id: int = Field(gt=0)
+    name: str = Field(min_length=1, max_length=100)
+    channel_id: int = Field(gt=0)
+    created_by: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The route's identity: ``"<guild id>:<name>"`` (a config route's name has no ':')."""
+        return f"{self.guild_id}:{self.name}"
+
+    @property
+    def route(self) -> RouteConfig:
+        return RouteConfig(target=self.channel_id)
 
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -446,6 +470,9 @@ def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
         if src.enabled and isinstance(folder, str) and not cfg.resolve(folder).is_dir():
             issues.append(ConfigIssue(f"sources[{i}].path",
                                       f"no such folder: {cfg.resolve(folder)}"))
+        if src.name.startswith("@"):
+            issues.append(ConfigIssue(f"sources[{i}].name", "a source name may not start with "
+                                      "'@' (it marks the feeds servers follow from Discord)"))
         if src.name in names:
             issues.append(
                 ConfigIssue(f"sources[{i}].name", f"duplicate source name {src.name!r} "
@@ -453,6 +480,9 @@ def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
             )
         names.setdefault(src.name, i)
     for key, entry in cfg.channels.items():
+        if ":" in key:
+            issues.append(ConfigIssue(f"channels.{key}", "a route name may not contain ':' "
+                                      "(it marks the routes servers pick in Discord)"))
         ref = entry.target if isinstance(entry, RouteConfig) else entry
         where = f"channels.{key}" + (".target" if isinstance(entry, RouteConfig) else "")
         if isinstance(ref, str) and not (

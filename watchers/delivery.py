@@ -300,6 +300,10 @@ class DeliveryService:
     # Each route's schedule (digest, quiet hours, cap); None or a None answer: immediate.
     routes: Callable[[str], RouteConfig | None] | None = None
     known_routes: Sequence[str] = ()  # routes to report on (besides those with a sink)
+    # A source as a route's readers know it: ``source_label(route, source)`` is the name the
+    # route's server gave a feed it follows, or None for a feed that server does not follow
+    # (left out of a story's outlets). None: every source as stored.
+    source_label: Callable[[str, str], str | None] | None = None
     clock: Clock = field(default_factory=SystemClock)
     # Acknowledgement: alerts at or above ack_from carry buttons ("none": none do); with an
     # escalation_role, a critical one nobody acknowledged re-pings that role once,
@@ -724,6 +728,7 @@ class DeliveryService:
         article = await self.store.get_article(row.article_id)
         if article is None:
             return None
+        article = self._relabel(row.route, article)
         names = {r.key for r in row.rules}  # matches are stored under the rule key
         matches = tuple(m for m in await self.store.matches_for(article.id) if m.rule in names)
         return Alert(
@@ -735,9 +740,23 @@ class DeliveryService:
             matches=matches,
             rules=row.rules,
             maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
-            story=await self._story(row.story_id),
+            story=self._outlets_seen(row.route, await self._story(row.story_id)),
             escalated_from=row.escalated_from,
         )
+
+    def _relabel(self, route: str, article: Article) -> Article:
+        label = None if self.source_label is None else self.source_label(route, article.source)
+        if label is None or label == article.source:
+            return article
+        return article.model_copy(update={"source": label})
+
+    def _outlets_seen(self, route: str, story: StoryView | None) -> StoryView | None:
+        """The story with the outlets the route's readers see, by their names."""
+        if story is None or self.source_label is None:
+            return story
+        seen = tuple(x for o in story.outlets
+                     if (x := self.source_label(route, o)) is not None)
+        return story if seen == story.outlets else replace(story, outlets=seen)
 
     # ------------------------------------------------------------------ schedules
 
@@ -806,8 +825,9 @@ class DeliveryService:
                         and (a := await self.store.get_article(m.article_id)) is not None]
             if not articles:
                 continue
+            articles = [self._relabel(row.route, a) for a in articles]
             rules = tuple({r.key: r for m in members for r in m.rules}.values())
-            story = await self._story(members[0].story_id)
+            story = self._outlets_seen(row.route, await self._story(members[0].story_id))
             times = [a.published or a.fetched_at for a in articles]
             items.append(DigestItem(
                 article=articles[0], rules=rules, story=story, articles=len(articles),

@@ -46,7 +46,9 @@ from pydantic import ValidationError
 from watchers.config import (
     Config,
     FeedSourceConfig,
+    RouteConfig,
     RuleConfig,
+    ServerRoute,
     SourceConfig,
     pydantic_issues,
 )
@@ -63,8 +65,9 @@ from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
 from watchers.sources.base import Source
 from watchers.store import SourceState, SqliteStore
-from watchers.store.base import OutboxRow, StoryRecord
+from watchers.store.base import SERVER_FEED_PREFIX, OutboxRow, StoryRecord
 from watchers.surge import Trend
+from watchers.tenancy import Tenancy, feed_key
 from watchers.trends import trend_of
 
 __all__ = [
@@ -136,6 +139,9 @@ class SourceView:
     every: timedelta
     origin: str
     state: SourceState
+    # Every server sees it (the config file's, or added without a server); False: a feed the
+    # asking server follows, under the name it gave it.
+    shared: bool = True
 
 
 @dataclass(frozen=True)
@@ -201,8 +207,10 @@ class Engine:
 
     def __init__(self, config: Config, store: SqliteStore, fetcher: Fetcher,
                  executor: ThreadPoolExecutor, watch: WatchService,
-                 delivery: DeliveryService) -> None:
+                 delivery: DeliveryService, tenancy: Tenancy | None = None) -> None:
         self.config = config
+        self.tenancy = tenancy or Tenancy(config)
+        self._route_listeners: list[Callable[[str, RouteConfig], None]] = []
         self.store = store
         self.fetcher = fetcher
         self.executor = executor
@@ -252,21 +260,63 @@ class Engine:
     async def search(self, query: str, *, since: timedelta | None = None,
                      source: str | None = None, limit: int = 10,
                      order: Literal["newest", "best"] = "newest",
-                     budget: float = 5.0) -> Lookup:
-        """Stored articles matching ``query``, newest (or best) first, within a time budget.
+                     budget: float = 5.0, guild: int | None = None) -> Lookup:
+        """Stored articles matching ``query``, newest (or best) first, within a time budget
+        (with ``guild``: among those that server sees, ``source`` named as it names it).
         Raises QuerySyntaxError for a bad query and NewswatchError for an unknown source."""
-        if source is not None and source not in self.watch.source_names():
+        stored = source
+        if source is not None and guild is not None:
+            stored = await self._source_key(source, guild)
+        elif source is not None and source not in self.watch.source_names():
             # A removed source's articles stay searchable; one indexed read tells.
             page = await self.store.candidate_page(fts=None, source=source, limit=1)
             if not page.articles:
                 known = set(self.watch.source_names()) | set(await self.store.count_by_source())
                 raise NewswatchError(f"no source named {source!r}; known: "
                                      f"{', '.join(sorted(known)) or 'none'}")
-        return await search(
+        found = await search(
             self.store, query, since=datetime.now(UTC) - since if since else None,
-            source=source, limit=limit, order=order, threshold=self.config.threshold,
+            source=stored, limit=limit, order=order, threshold=self.config.threshold,
             aliases=self.config.aliases, budget=budget, executor=self.executor,
+            follows=self._follows(guild),
         )
+        if guild is None:
+            return found
+        return dataclasses.replace(found, hits=[
+            dataclasses.replace(h, article=self._relabel(h.article, guild)) for h in found.hits])
+
+    def _follows(self, guild: int | None) -> tuple[str, ...] | None:
+        """What store lookups take to show only what ``guild`` sees (None: everything)."""
+        return None if guild is None else self.tenancy.feed_keys(guild)
+
+    def _visible(self, article: Article, guild: int | None) -> bool:
+        return (guild is None or not article.source.startswith(SERVER_FEED_PREFIX)
+                or article.source in self.tenancy.labels(guild))
+
+    def _relabel(self, article: Article, guild: int | None) -> Article:
+        """The article as ``guild`` knows it: a feed it follows under the name it gave it."""
+        if guild is None:
+            return article
+        label = self.tenancy.labels(guild).get(article.source)
+        return article if label is None else article.model_copy(update={"source": label})
+
+    async def _source_key(self, name: str, guild: int) -> str:
+        """The stored source name of a source as ``guild`` names it, or NewswatchError."""
+        own = self.tenancy.follows_of(guild)
+        if name in own:
+            return feed_key(str(getattr(own[name], "url", "")))
+        if name in self._shared_sources():
+            return name
+        if not name.startswith(SERVER_FEED_PREFIX):
+            # A removed shared source's articles stay searchable; one indexed read tells.
+            page = await self.store.candidate_page(fts=None, source=name, limit=1)
+            if page.articles:
+                return name
+        raise NewswatchError(f"no source named {name[:64]!r}; known: "
+                             f"{', '.join(self.source_names(guild)) or 'none'}")
+
+    def _shared_sources(self) -> list[str]:
+        return [n for n in self.watch.source_names() if not n.startswith(SERVER_FEED_PREFIX)]
 
     @property
     def database(self) -> str:
@@ -286,21 +336,26 @@ class Engine:
             return await self.store.recent(rule=rule, limit=limit)
         key = None if rule is None else self._rule_of(rule, guild).key
         found = await self.store.recent(rule=key, limit=limit,
-                                        rules=[r.key for r in self._rules_seen(guild)])
-        return [(art, self._matches_seen(matches, guild)) for art, matches in found]
+                                        rules=[r.key for r in self._rules_seen(guild)],
+                                        follows=self._follows(guild))
+        return [(self._relabel(art, guild), self._matches_seen(matches, guild))
+                for art, matches in found]
 
     async def article(self, article_id: str, *, guild: int | None = None
                       ) -> tuple[Article, list[Match]] | None:
         """One stored article (by id or a unique id prefix) and the rules that matched it
-        (with ``guild``: those that server sees, by name)."""
+        (with ``guild``: only an article that server sees, and the matches of the rules it
+        sees, by name)."""
         wanted = article_id.strip()
         if not wanted or not wanted.isprintable():  # ids are printable; this one is no id
             return None
         art = await self.store.get_article(wanted)
-        if art is None:
+        if art is None or not self._visible(art, guild):
             return None
         matches = await self.store.matches_for(art.id)
-        return art, matches if guild is None else self._matches_seen(matches, guild)
+        if guild is None:
+            return art, matches
+        return self._relabel(art, guild), self._matches_seen(matches, guild)
 
     def _matches_seen(self, matches: Iterable[Match], guild: int) -> list[Match]:
         """The matches of the rules ``guild`` sees, named as it knows them: another server's
@@ -309,29 +364,55 @@ class Engine:
         return [m.model_copy(update={"rule": names[m.rule]}) for m in matches
                 if m.rule in names]
 
-    async def story(self, story_id: str, *, limit: int = 50) -> StoryDetail | None:
+    async def story(self, story_id: str, *, limit: int = 50, guild: int | None = None
+                    ) -> StoryDetail | None:
         """One story (by id): its outlets, first and last report, and its articles oldest
-        first (at most ``limit``; ``record.articles`` says how many there are)."""
+        first (at most ``limit``; ``record.articles`` says how many there are). With
+        ``guild``: only the articles and outlets that server sees (None when it sees none)."""
         wanted = story_id.strip()
         if not wanted or not wanted.isprintable():
             return None
         record = await self.store.get_story(wanted)
         if record is None:
             return None
-        return StoryDetail(record, await self.store.story_articles(record.id, limit=limit))
+        if guild is None:
+            return StoryDetail(record, await self.store.story_articles(record.id, limit=limit))
+        everything = await self.store.story_articles(record.id, limit=max(limit, 1000))
+        seen = [self._relabel(a, guild) for a in everything if self._visible(a, guild)]
+        if not seen:
+            return None
+        labels = self.tenancy.labels(guild)
+        outlets = tuple(labels.get(o, o) for o in record.outlets
+                        if not o.startswith(SERVER_FEED_PREFIX) or o in labels)
+        record = dataclasses.replace(record, outlets=outlets, articles=len(seen))
+        return StoryDetail(record, seen[:limit])
 
     async def stories_of(self, article_ids: Sequence[str]) -> dict[str, StoryRecord]:
         """The story of each of these articles that has one, by article id (articles stored
         before stories existed, or imported, have none and stand alone)."""
         return await self.store.stories_of(article_ids)
 
-    async def stats(self) -> Stats:
-        """Counts of articles and alerts, source health and paused destinations."""
+    async def stats(self, guild: int | None = None) -> Stats:
+        """Counts of articles and alerts, source health and paused destinations (with
+        ``guild``: the articles that server sees, the alerts and destinations of its routes and
+        of the config file's)."""
+        if guild is None:
+            return Stats(
+                articles=await self.store.count_articles(),
+                alerts=await self.store.alert_counts(),
+                sources=await self.sources(),
+                paused_routes=dict(self.delivery.paused_routes()),
+            )
+        # The config file's routes are declared for every server; a server's own are its.
+        routes = {*self.config.channels, *(r.channel for r in self.watch.rules
+                                           if r.guild_id is None),
+                  *self.tenancy.server_routes(guild)}
         return Stats(
-            articles=await self.store.count_articles(),
-            alerts=await self.store.alert_counts(),
-            sources=await self.sources(),
-            paused_routes=dict(self.delivery.paused_routes()),
+            articles=await self.store.count_articles(follows=self._follows(guild)),
+            alerts=await self.store.alert_counts(routes=list(routes)),
+            sources=await self.sources(guild),
+            paused_routes={self.route_label(k): why
+                           for k, why in self.delivery.paused_routes().items() if k in routes},
         )
 
     async def import_articles(
@@ -446,7 +527,14 @@ class Engine:
         except ValidationError as err:
             raise ConfigError(pydantic_issues(err), file="rule") from None
         issues = []
-        if self.config.channels and rule.channel not in self.config.channels:
+        if guild is not None:
+            # A server's alerts only ever land in its own channels.
+            routes = self.tenancy.server_routes(guild)
+            if rule.channel not in routes:
+                have = ", ".join(self.route_label(k) for k in routes) or "none yet"
+                issues.append(ConfigIssue("channel", "a server's rule posts to one of its own "
+                                          f"channels; pick one (this server has {have})"))
+        elif self.config.channels and rule.channel not in self.config.channels:
             issues.append(ConfigIssue("channel", f"unknown channel {rule.channel!r}; known: "
                                       f"{', '.join(sorted(self.config.channels))}"))
         if any(r.name == rule.name for r in self.config.rules):
@@ -507,34 +595,51 @@ class Engine:
 
     # ------------------------------------------------------------------ sources
 
-    def source_names(self) -> list[str]:
-        """The names of the running sources, sorted."""
-        return sorted(self.watch.source_names())
+    def source_names(self, guild: int | None = None) -> list[str]:
+        """The names of the running sources, sorted (with ``guild``: the shared ones and the
+        feeds that server follows, by the names it gave them)."""
+        if guild is None:
+            return sorted(self.watch.source_names())
+        return sorted({*self._shared_sources(), *self.tenancy.follows_of(guild)})
 
-    async def sources(self) -> list[SourceView]:
-        """Every source with its stored health."""
+    async def sources(self, guild: int | None = None) -> list[SourceView]:
+        """Every source with its stored health (with ``guild``: the shared ones, then the
+        feeds that server follows, by its names)."""
         health = {s.name: s for s in await self.watch.health()}
-        return [SourceView(c.name, c.type, describe_source(c), c.every, c.origin,
-                           health.get(c.name) or SourceState(c.name))
-                for c in self.watch.source_configs()]
+        views = [SourceView(c.name, c.type, describe_source(c), c.every, c.origin,
+                            health.get(c.name) or SourceState(c.name))
+                 for c in self.watch.source_configs()
+                 if guild is None or not c.name.startswith(SERVER_FEED_PREFIX)]
+        if guild is not None:
+            for name, f in sorted(self.tenancy.follows_of(guild).items()):
+                key = feed_key(str(getattr(f, "url", "")))
+                state = health.get(key) or SourceState(key)
+                views.append(SourceView(name, f.type, describe_source(f), f.every, f.origin,
+                                        dataclasses.replace(state, name=name), shared=False))
+        return views
 
-    async def add_source(self, fields: Mapping[str, Any], *, created_by: str | None = None
-                         ) -> SourceView:
+    async def add_source(self, fields: Mapping[str, Any], *, created_by: str | None = None,
+                         guild: int | None = None) -> SourceView:
         """Add a feed at run time, validated like the config file's ``[[sources]]``; the URL is
-        checked (scheme, address ranges) before anything is fetched or stored."""
+        checked (scheme, address ranges) before anything is fetched or stored. With
+        ``guild``, the server follows the feed under that name: fetched once however many
+        servers follow it, its articles seen only by them (see :mod:`watchers.tenancy`)."""
         if isinstance(fields.get("url"), str):
             check_url(fields["url"], self.config.fetch.allow_private)  # before anything else
-        data = {"type": "feed", **fields, "origin": "store", "created_by": created_by}
+        data = {"type": "feed", **fields, "origin": "store", "created_by": created_by,
+                "guild_id": guild}
         try:
             source = FeedSourceConfig.model_validate(data)
         except ValidationError as err:
             raise ConfigError(pydantic_issues(err), file="source") from None
         if not re.fullmatch(r"[\w.-]{1,64}", source.name):
             raise NewswatchError("a source name is 1–64 letters, digits, '.', '_' or '-'")
-        if source.name in self.watch.source_names():
-            raise NewswatchError(f"a source named {source.name!r} already exists")
         if source.every < timedelta(minutes=1):
             raise NewswatchError("a feed is polled at most once a minute")
+        if guild is not None:
+            return await self._follow(source, guild)
+        if source.name in self.watch.source_names():
+            raise NewswatchError(f"a source named {source.name!r} already exists")
         # Building the FeedSource checks the validated URL against the same allowlist, before
         # anything is stored.
         await self.watch.add_source(source)
@@ -544,9 +649,80 @@ class Engine:
         return SourceView(source.name, source.type, describe_source(source), source.every,
                           source.origin, state)
 
-    async def remove_source(self, name: str) -> bool:
-        """Remove a source added at run time; False when there is none of that name."""
-        if name not in self.watch.source_names():
+    async def _follow(self, source: FeedSourceConfig, guild: int) -> SourceView:
+        own = self.tenancy.follows_of(guild)
+        url = source.url.strip()
+        if source.name in self._shared_sources():
+            raise NewswatchError(f"a source named {source.name!r} is shared by every server; "
+                                 "choose another name")
+        shared = next((c.name for c in self.watch.source_configs()
+                       if not c.name.startswith(SERVER_FEED_PREFIX)
+                       and str(getattr(c, "url", "")).strip() == url), None)
+        if shared is not None:
+            raise NewswatchError(f"this feed is already watched for every server as "
+                                 f"{shared!r}; its articles are in your lookups already")
+        same = next((n for n, f in own.items()
+                     if n != source.name and str(getattr(f, "url", "")).strip() == url), None)
+        if same is not None:
+            raise NewswatchError(f"this server already follows that feed as {same!r}")
+        limit = self.config.discord.max_sources_per_server
+        if source.name not in own and len(own) >= limit:
+            raise NewswatchError(f"this server has {len(own)} sources, the most it may have "
+                                 f"(max_sources_per_server = {limit}); remove one first")
+        before = self.tenancy.follows.get(source.key)
+        self.tenancy.follows[source.key] = source
+        try:
+            await self._sync_feed(url)
+            if before is not None and str(getattr(before, "url", "")).strip() != url:
+                await self._sync_feed(str(getattr(before, "url", "")))
+        except BaseException:
+            # Refused (the fetch allowlist): back to the follows as they were.
+            if before is None:
+                del self.tenancy.follows[source.key]
+            else:
+                self.tenancy.follows[source.key] = before
+            await self._sync_feed(url)
+            raise
+        await self.store.put_source(source)
+        key = feed_key(url)
+        state = await self.store.source_state(key) or SourceState(key)
+        return SourceView(source.name, source.type, describe_source(source), source.every,
+                          source.origin, dataclasses.replace(state, name=source.name),
+                          shared=False)
+
+    async def _sync_feed(self, url: str) -> None:
+        """Make the running feed of ``url`` what its followers ask for: started for a first
+        follower, polled as often as the most eager one, stopped when the last one leaves."""
+        key = feed_key(url)
+        wanted = self.tenancy.feed(url)
+        running = next((c for c in self.watch.source_configs() if c.name == key), None)
+        if wanted is None:
+            self.watch.audiences.pop(key, None)
+            if running is not None:
+                await self.watch.remove_source(key)
+            return
+        if running is not None and running.every != wanted.every:
+            await self.watch.remove_source(key)
+            running = None
+        if running is None:
+            await self.watch.add_source(wanted)
+        self.watch.audiences[key] = self.tenancy.audience(url)
+
+    async def remove_source(self, name: str, *, guild: int | None = None) -> bool:
+        """Remove a source added at run time; False when there is none of that name (with
+        ``guild``: stop that server following one of its feeds)."""
+        if guild is not None:
+            follow = self.tenancy.follows_of(guild).get(name)
+            if follow is None:
+                if name in self._shared_sources():
+                    raise NewswatchError(f"source {name!r} is shared by every server; only "
+                                         "the operator can remove it")
+                return False
+            await self.store.delete_source(follow.key)
+            del self.tenancy.follows[follow.key]
+            await self._sync_feed(str(getattr(follow, "url", "")))
+            return True
+        if name not in self.watch.source_names() or name.startswith(SERVER_FEED_PREFIX):
             return False
         if any(s.name == name for s in self.config.sources):
             raise NewswatchError(f"source {name!r} is defined in the config file; "
@@ -554,9 +730,60 @@ class Engine:
         await self.store.delete_source(name)
         return await self.watch.remove_source(name)
 
-    async def resume_source(self, name: str) -> bool:
-        """Resume a paused source now; False when it is unknown or was never polled."""
+    async def resume_source(self, name: str, *, guild: int | None = None) -> bool:
+        """Resume a paused source now; False when it is unknown or was never polled (with
+        ``guild``: one of the feeds that server follows)."""
+        if guild is not None:
+            follow = self.tenancy.follows_of(guild).get(name)
+            if follow is None:
+                if name in self._shared_sources():
+                    raise NewswatchError(f"source {name!r} is shared by every server; only "
+                                         "the operator can resume it")
+                return False
+            return await self.watch.resume_source(feed_key(str(getattr(follow, "url", ""))))
         return await self.watch.resume_source(name)
+
+    # ------------------------------------------------------------------ routes
+
+    def server_routes(self, guild: int | None = None) -> dict[str, ServerRoute]:
+        """The routes servers picked in Discord (with ``guild``: that server's), by key."""
+        return self.tenancy.server_routes(guild)
+
+    def route_label(self, key: str) -> str:
+        """A route as people read it: ``#name`` for a server's, the name otherwise."""
+        server = self.tenancy.routes.get(key)
+        return key if server is None else f"#{server.name}"
+
+    def add_route_listener(self, listener: Callable[[str, RouteConfig], None]) -> None:
+        """Call ``listener(key, route)`` for every server route now, and for each new one (a
+        front end gives each a destination; see :meth:`attach_sink`)."""
+        self._route_listeners.append(listener)
+        for key, server in self.tenancy.routes.items():
+            listener(key, server.route)
+
+    def attach_sink(self, key: str, sink: Sink) -> None:
+        """Deliver route ``key``'s alerts to ``sink``."""
+        self.delivery.sinks = {**self.delivery.sinks, key: sink}
+
+    async def add_server_route(self, guild: int, channel_id: int, name: str, *,
+                               created_by: str | None = None) -> str:
+        """The route of server ``guild`` posting to its channel ``channel_id`` (named after
+        the channel): made and stored the first time, the same key after. Returns the key a
+        rule's ``channel`` takes."""
+        found = self.tenancy.route_for_channel(guild, channel_id)
+        if found is not None:
+            return found.key
+        try:
+            route = ServerRoute(guild_id=guild, channel_id=channel_id,
+                                name=self.tenancy.free_route_name(guild, name),
+                                created_by=created_by)
+        except ValidationError as err:
+            raise ConfigError(pydantic_issues(err), file="route") from None
+        await self.store.put_server_route(route)
+        self.tenancy.routes[route.key] = route
+        for listener in self._route_listeners:
+            listener(route.key, route.route)
+        return route.key
 
     # ------------------------------------------------------------------ delivery
 
@@ -665,11 +892,15 @@ async def open_engine(
         stack.push_async_callback(fetcher.aclose)
         stored_rules = await store.list_rules()
         stored_sources = await store.list_sources()
+        tenancy = Tenancy(config, await store.list_server_routes(),
+                          [s for s in stored_sources if s.guild_id is not None])
         wake = asyncio.Event()
         watch = WatchService(
             store=store,
             context=SourceContext(fetcher=fetcher, resolve=config.resolve),
-            sources=merged_sources(config, stored_sources),
+            sources=[*merged_sources(config, [s for s in stored_sources if s.guild_id is None]),
+                     *tenancy.feeds()],
+            audiences=tenancy.audiences(),
             rules=merged_rules(config, stored_rules),
             threshold=config.threshold,
             aliases=config.aliases,
@@ -679,7 +910,7 @@ async def open_engine(
             wake=wake,
             executor=executor,
             on_report=on_report,
-            stories_mode=config.stories_mode,
+            stories_mode=tenancy.stories_mode,
             story_window=config.stories.window,
             surge=config.surge,
             clock=clock or SystemClock(),
@@ -688,9 +919,9 @@ async def open_engine(
         delivery = DeliveryService(store=store, sinks=dict(sinks or {}),
                                    default_sink=default_sink,
                                    notices_route=config.discord.notices, wake_event=wake,
-                                   stories_mode=config.stories_mode,
+                                   stories_mode=tenancy.stories_mode,
                                    story_window=config.stories.window,
-                                   routes=config.route,
+                                   routes=tenancy.route, source_label=tenancy.label,
                                    known_routes=sorted({r.channel for r in config.rules}
                                                        | set(config.channels)),
                                    clock=clock or SystemClock(),
@@ -698,7 +929,7 @@ async def open_engine(
                                    escalate_after=config.discord.escalate_after,
                                    escalation_role=config.discord.escalation_role)
         stack.push_async_callback(delivery.aclose)
-        engine = Engine(config, store, fetcher, executor, watch, delivery)
+        engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy)
         watch.on_fatal = delivery.on_fatal = engine.fail
         stack.push_async_callback(engine.stop)
         if start:

@@ -313,26 +313,29 @@ def _url_key(url: str) -> str:
 
 
 async def import_opml(engine: Engine, data: bytes, *, created_by: str | None = None,
-                      every: timedelta = timedelta(minutes=10)) -> OpmlReport:
+                      every: timedelta = timedelta(minutes=10),
+                      guild: int | None = None) -> OpmlReport:
     """Add every feed of the OPML ``data`` to ``engine`` as ``/sources add`` would (polled
-    ``every``), and say per entry what happened. Raises :class:`OpmlError` (nothing added) when
-    the file as a whole is unusable."""
+    ``every``; with ``guild``, followed by that server), and say per entry what happened.
+    Raises :class:`OpmlError` (nothing added) when the file as a whole is unusable."""
     # A 5 MiB file takes about a second to parse: off the event loop, which also serves Discord.
     document = await asyncio.to_thread(parse_opml, data)
-    views = await engine.sources()
-    taken = {v.name for v in views} | set(engine.source_names())
+    views = await engine.sources(guild)
+    taken = {v.name for v in views} | set(engine.source_names(guild))
     by_url: dict[str, str] = {_url_key(v.where): v.name for v in views if v.kind == "feed"}
     in_file: dict[str, OpmlEntry] = {}
     report = OpmlReport()
     for entry in document.entries:
         report.outcomes.append(await _import_one(engine, entry, taken, by_url, in_file,
-                                                 created_by=created_by, every=every))
+                                                 created_by=created_by, every=every,
+                                                 guild=guild))
     return report
 
 
 async def _import_one(engine: Engine, entry: OpmlEntry, taken: set[str],
                       by_url: Mapping[str, str], in_file: dict[str, OpmlEntry], *,
-                      created_by: str | None, every: timedelta) -> OpmlOutcome:
+                      created_by: str | None, every: timedelta,
+                      guild: int | None = None) -> OpmlOutcome:
     if not entry.url:
         return OpmlOutcome(entry, "refused", reason="the xmlUrl is empty")
     if len(entry.url) > MAX_URL:
@@ -350,7 +353,7 @@ async def _import_one(engine: Engine, entry: OpmlEntry, taken: set[str],
     name = _unique(base, taken)
     try:
         view = await engine.add_source({"name": name, "type": "feed", "url": entry.url,
-                                        "every": every}, created_by=created_by)
+                                        "every": every}, created_by=created_by, guild=guild)
     except ConfigError as exc:
         return OpmlOutcome(entry, "refused", reason="; ".join(i.message for i in exc.issues)
                            or str(exc))

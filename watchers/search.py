@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,12 +108,14 @@ async def search(
     aliases: Mapping[str, Sequence[str]] | None = None,
     budget: float = DEFAULT_BUDGET,
     executor: Executor | None = None,
+    follows: Collection[str] | None = None,
 ) -> Lookup:
     """Stored articles that match ``query``; raises QuerySyntaxError for a bad query.
 
     Newest first: the ``limit`` newest matches, exactly those a full scan finds. Best order:
     the newest ``max(limit, BEST_POOL)`` matches ranked by score (ties newest first), which
-    is every match when there are no more than that."""
+    is every match when there are no more than that. ``follows``: look only at what a server
+    sees (see :meth:`watchers.store.ArticleStore.candidate_page`)."""
     started = time.monotonic()
     node = parse(query)  # fail fast, before touching the store
     alias_map = {k: list(v) for k, v in (aliases or {}).items()}
@@ -136,7 +138,7 @@ async def search(
             confirm.truncated = True
             break
         page = await store.candidate_page(fts=fts, since=since, source=source, after=after,
-                                          limit=min(size, MAX_PAGE))
+                                          limit=min(size, MAX_PAGE), follows=follows)
         done = await loop.run_in_executor(executor, confirm.page, page.articles)
         if done or page.next is None:
             break

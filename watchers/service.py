@@ -142,6 +142,11 @@ class WatchService:
     surge: SurgeConfig = field(default_factory=SurgeConfig)
     clock: Clock = field(default_factory=SystemClock)  # when matches are recorded; surges
     over_budget: Counter[str] = field(default_factory=Counter)  # rule → articles cut short
+    # Who sees a source's articles, by running name: ((server, the name it gave the source),
+    # …) for a feed servers follow — only their rules match it, each seeing the source under
+    # its own name. A source not listed is seen by every rule (the config file's).
+    audiences: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
+    _server_sets: dict[int, RuleSet] = field(default_factory=dict, init=False)
     _ruleset: RuleSet = field(init=False)
     _rules: dict[str, RuleConfig] = field(init=False)
     _running: dict[str, _Running] = field(default_factory=dict, init=False)
@@ -219,6 +224,7 @@ class WatchService:
                     del wanted[r.key]
             ruleset = RuleSet([compiled(r) for r in wanted.values()], aliases=aliases)
         self._ruleset = ruleset
+        self._server_sets = {}
         self._rules = wanted
         self.rules = tuple(wanted.values())
         for r, error in bad:
@@ -228,6 +234,17 @@ class WatchService:
     @property
     def ruleset(self) -> RuleSet:
         return self._ruleset
+
+    def server_ruleset(self, guild: int) -> RuleSet:
+        """The running rules of one server (what matches the feeds it follows); built on first
+        use after each change of rules."""
+        found = self._server_sets.get(guild)
+        if found is None:
+            aliases = {k: list(v) for k, v in self.aliases.items()}
+            found = self._server_sets[guild] = RuleSet(
+                [Rule(name=r.key, query=r.query, threshold=r.threshold or self.threshold)
+                 for r in self._rules.values() if r.guild_id == guild], aliases=aliases)
+        return found
 
     # ------------------------------------------------------------------ sources
 
@@ -419,20 +436,36 @@ class WatchService:
         return PollReport(source=running.name, error=error)
 
     def _analyse(self, ruleset: RuleSet, articles: Sequence[Article],
-                 stories: StoryIndex | None = None) -> list[_Analysis]:
+                 stories: StoryIndex | None = None,
+                 audience: Sequence[tuple[str, RuleSet]] | None = None) -> list[_Analysis]:
         """Match, index and group a batch, oldest first (runs in the executor, off the event
-        loop)."""
+        loop). ``audience``: for a feed servers follow, each follower's name for it and rule
+        set, matched in its turn against the article under that name (``ruleset`` is then
+        not used)."""
         out = []
         for article in articles:
             seen = matchable(article)
             analysis = Analysis(seen)
-            report = ruleset.match_report(seen, regex_budget=self.regex_budget,
-                                          analysis=analysis)
+            over: tuple[str, ...] = ()
+            if audience is None:
+                report = ruleset.match_report(seen, regex_budget=self.regex_budget,
+                                              analysis=analysis)
+                matches, over = report.matches, report.over_budget
+            else:
+                matches = []
+                shared = analysis  # each follower reuses the title and text tokenised before
+                for label, rules in audience:
+                    named = seen.model_copy(update={"source": label})
+                    shared = shared.relabelled(named)
+                    report = rules.match_report(named, regex_budget=self.regex_budget,
+                                                analysis=shared)
+                    matches += report.matches
+                    over += report.over_budget
+                analysis = shared.relabelled(seen)
             link = None
             if stories is not None:  # the matcher's own title tokens give the signature
                 link = join_story(stories, article, signature_from(analysis))
-            out.append(_Analysis(report.matches, analysed_terms(analysis), report.over_budget,
-                                 link))
+            out.append(_Analysis(matches, analysed_terms(analysis), over, link))
         return out
 
     async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
@@ -459,8 +492,11 @@ class WatchService:
                               updated=updated)
         loop = asyncio.get_running_loop()
         stories = await self.story_index()
+        followers = self.audiences.get(running.name)
+        audience = None if followers is None else [
+            (label, self.server_ruleset(guild)) for guild, label in followers]
         analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh,
-                                              stories)
+                                              stories, audience)
         routed = []
         for article, analysis in zip(fresh, analyses, strict=True):
             for rule in analysis.over_budget:

@@ -33,6 +33,14 @@ def config(tmp_path: Path, **discord: Any) -> Config:
     }, base_dir=tmp_path)
 
 
+async def server_rule(engine: Engine, fields: dict[str, Any], guild: int) -> RuleConfig:
+    """A rule of ``guild`` posting to one of its channels (named by ``fields["channel"]``, as
+    the channel picker would make it)."""
+    name = str(fields.get("channel", "news"))
+    key = await engine.add_server_route(guild, guild * 100 + len(name), name)
+    return await engine.add_rule({**fields, "channel": key}, guild=guild)
+
+
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     shutil.copytree(SEEDS, tmp_path / "seeds")
@@ -41,9 +49,8 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 
 
 async def test_two_servers_each_have_a_rule_of_the_same_name_apart(engine: Engine) -> None:
-    a = await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
-    b = await engine.add_rule({"name": "kyiv", "query": "sanctions", "channel": "desk"},
-                              guild=B)
+    a = await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
+    b = await server_rule(engine, {"name": "kyiv", "query": "sanctions", "channel": "desk"}, B)
     assert (a.key, b.key) == (f"{A}:kyiv", f"{B}:kyiv")
     assert (a.guild_id, b.guild_id) == (A, B)
     # each server sees the shared rule and its own, by name; never the other's
@@ -68,7 +75,7 @@ async def test_two_servers_each_have_a_rule_of_the_same_name_apart(engine: Engin
 
 
 async def test_a_server_cannot_see_change_or_mute_another_servers_rule(engine: Engine) -> None:
-    await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
     await engine.run_once()
     for call in (engine.mute("kyiv", timedelta(hours=1), guild=B),
                  engine.unmute("kyiv", guild=B),
@@ -94,8 +101,8 @@ async def test_a_server_cannot_see_change_or_mute_another_servers_rule(engine: E
 
 
 async def test_mutes_are_by_key(engine: Engine) -> None:
-    await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
-    await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=B)
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, B)
     until = await engine.mute("kyiv", timedelta(hours=1), guild=A)
     assert {v.rule.key: v.muted_until for v in await engine.rules()} == {
         f"{A}:kyiv": until, f"{B}:kyiv": None, "troops": None}
@@ -108,8 +115,8 @@ async def test_mutes_are_by_key(engine: Engine) -> None:
 
 async def test_a_servers_muted_rule_posts_nothing_while_another_servers_does(
         engine: Engine) -> None:
-    await engine.add_rule({"name": "kyiv", "query": "kyiv~", "channel": "desk"}, guild=A)
-    await engine.add_rule({"name": "kyiv", "query": "kyiv~", "channel": "alerts"}, guild=B)
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~", "channel": "desk"}, A)
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~", "channel": "alerts"}, B)
     await engine.mute("kyiv", timedelta(hours=1), guild=A)
     engine.watch.regex_budget = 10.0
     reports = await engine.watch.run_once()
@@ -117,7 +124,7 @@ async def test_a_servers_muted_rule_posts_nothing_while_another_servers_does(
     rows = await engine.store.alerts(kind="alert")
     posted = {(row.route, tuple(r.key for r in row.rules)) for row in rows
               if row.state != "suppressed"}
-    assert not any(route == "desk" for route, _ in posted)
+    assert not any(route == f"{A}:desk" for route, _ in posted)
     assert any(f"{B}:kyiv" in keys for _, keys in posted)
     # the outbox keeps each rule as it matched, server and all
     assert any(r.guild_id == B for row in rows for r in row.rules)
@@ -125,12 +132,12 @@ async def test_a_servers_muted_rule_posts_nothing_while_another_servers_does(
 
 async def test_a_server_rule_cannot_shadow_a_global_one(engine: Engine) -> None:
     with pytest.raises(ConfigError, match="defined in the config file") as err:
-        await engine.add_rule({"name": "troops", "query": "tanks"}, guild=A)
+        await server_rule(engine, {"name": "troops", "query": "tanks"}, A)
     assert err.value.issues[0].path == "name"
     # nor a global one added without a server
     await engine.add_rule({"name": "shared", "query": "tanks"})
     with pytest.raises(ConfigError, match="shared by every server"):
-        await engine.add_rule({"name": "shared", "query": "tanks"}, guild=A)
+        await server_rule(engine, {"name": "shared", "query": "tanks"}, A)
     with pytest.raises(NewswatchError, match="shared by every server"):
         await engine.remove_rule("shared", guild=A)
     with pytest.raises(NewswatchError, match="config file"):
@@ -139,7 +146,7 @@ async def test_a_server_rule_cannot_shadow_a_global_one(engine: Engine) -> None:
 
 
 async def test_a_server_may_not_set_its_own_id_nor_another_servers(engine: Engine) -> None:
-    rule = await engine.add_rule({"name": "kyiv", "query": "kyiv~", "guild_id": B}, guild=A)
+    rule = await server_rule(engine, {"name": "kyiv", "query": "kyiv~", "guild_id": B}, A)
     assert rule.guild_id == A
     rule = await engine.add_rule({"name": "free", "query": "kyiv~", "guild_id": B})
     assert rule.guild_id is None
@@ -155,26 +162,26 @@ async def test_the_config_file_may_not_set_a_rules_server(tmp_path: Path) -> Non
 async def test_rules_per_server_are_limited_with_a_clear_refusal(tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
     async with open_engine(config(tmp_path, max_rules_per_server=2), start=False) as engine:
-        await engine.add_rule({"name": "one", "query": "kyiv"}, guild=A)
-        await engine.add_rule({"name": "two", "query": "kyiv"}, guild=A)
+        await server_rule(engine, {"name": "one", "query": "kyiv"}, A)
+        await server_rule(engine, {"name": "two", "query": "kyiv"}, A)
         with pytest.raises(ConfigError, match=r"max_rules_per_server = 2"):
-            await engine.add_rule({"name": "three", "query": "kyiv"}, guild=A)
+            await server_rule(engine, {"name": "three", "query": "kyiv"}, A)
         # replacing one of its rules is not a new rule; another server has its own allowance
-        await engine.add_rule({"name": "two", "query": "sanctions"}, guild=A)
-        await engine.add_rule({"name": "three", "query": "kyiv"}, guild=B)
+        await server_rule(engine, {"name": "two", "query": "sanctions"}, A)
+        await server_rule(engine, {"name": "three", "query": "kyiv"}, B)
         # nor do rules without a server count
         await engine.add_rule({"name": "cli", "query": "kyiv"})
         assert engine.rule_names(A) == ["cli", "one", "troops", "two"]
         assert await engine.remove_rule("one", guild=A)
-        await engine.add_rule({"name": "three", "query": "kyiv"}, guild=A)
+        await server_rule(engine, {"name": "three", "query": "kyiv"}, A)
 
 
 async def test_server_rules_come_back_with_their_server_after_a_restart(tmp_path: Path
                                                                         ) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
     async with open_engine(config(tmp_path), start=False) as engine:
-        await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
-        await engine.add_rule({"name": "kyiv", "query": "sanctions"}, guild=B)
+        await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
+        await server_rule(engine, {"name": "kyiv", "query": "sanctions"}, B)
         await engine.add_rule({"name": "old", "query": "kyiv"})
         await engine.mute("kyiv", timedelta(hours=1), guild=B)
     con = sqlite3.connect(tmp_path / "nw.db")
@@ -197,7 +204,7 @@ def test_a_rules_key_is_its_name_without_a_server() -> None:
 
 
 async def test_a_trend_of_a_server_rule_is_by_name_in_that_server(engine: Engine) -> None:
-    await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
     await engine.run_once()
     mine = await engine.trend("kyiv", guild=A)
     assert mine.label == "rule kyiv"
@@ -212,8 +219,8 @@ async def test_alerts_and_feedback_are_counted_per_server_rule(tmp_path: Path) -
     shutil.copytree(SEEDS, tmp_path / "seeds")
     sink = RecordingSink()
     async with open_engine(config(tmp_path), start=False, default_sink=sink) as engine:
-        await engine.add_rule({"name": "kyiv", "query": "kyiv~"}, guild=A)
-        await engine.add_rule({"name": "kyiv", "query": "troops"}, guild=B)
+        await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
+        await server_rule(engine, {"name": "kyiv", "query": "troops"}, B)
         await engine.run_once()
         rows = [row for row in await engine.store.alerts(kind="alert")
                 if any(r.key == f"{A}:kyiv" for r in row.rules)]

@@ -113,6 +113,13 @@ class Analysis:
             ft = self._fields[name] = FieldText.of(self.article.field(name))
             return ft
 
+    def relabelled(self, article: Article) -> Analysis:
+        """An analysis of ``article`` — this article under another source name — that shares
+        the fields already tokenised except the source."""
+        other = Analysis(article)
+        other._fields = {k: v for k, v in self._fields.items() if k != "source"}
+        return other
+
 
 # Evidence while evaluating is kept in plain tuples, and a rule's Hit models are built only when
 # it matches: many candidate rules fail, and building a model costs more than finding a word.

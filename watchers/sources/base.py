@@ -110,6 +110,15 @@ class SourceConfigBase(BaseModel):
     # Set by the engine, never by a file: "store" for sources added at run time (Discord).
     origin: Literal["config", "store"] = "config"
     created_by: str | None = None
+    # Set by the engine: the server (Discord guild) that follows this source; None: every
+    # server sees it (the config file's, or added from the command line).
+    guild_id: int | None = Field(default=None, gt=0)
+
+    @property
+    def key(self) -> str:
+        """The stored identity: the name, or ``"<guild id>:<name>"`` for a server's source, so
+        two servers can each name a source alike."""
+        return self.name if self.guild_id is None else f"{self.guild_id}:{self.name}"
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

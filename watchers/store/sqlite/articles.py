@@ -22,6 +22,7 @@ import aiosqlite
 
 from watchers.models import Article, Hit, Match
 from watchers.store.base import (
+    SERVER_FEED_PREFIX,
     ArticleRecord,
     CandidatePage,
     OutboxEntry,
@@ -58,9 +59,10 @@ def _cursor_position(cursor: str) -> tuple[str, int]:
     return sort_at, int(rowid)
 
 
-def _filters(since: datetime | None, source: str | None) -> tuple[str, list[Any]]:
-    """The ``since`` and ``source`` filters of a candidate page, as SQL ``AND`` clauses on
-    ``articles`` and their parameters."""
+def _filters(since: datetime | None, source: str | None,
+             follows: Collection[str] | None = None) -> tuple[str, list[Any]]:
+    """The ``since``, ``source`` and visibility filters of a candidate page, as SQL ``AND``
+    clauses on ``articles`` and their parameters (see :func:`visible_clause`)."""
     where = ""
     params: list[Any] = []
     if since is not None:
@@ -69,7 +71,22 @@ def _filters(since: datetime | None, source: str | None) -> tuple[str, list[Any]
     if source is not None:
         where += " AND source = ?"
         params.append(source)
+    if follows is not None:
+        clause, extra = visible_clause(follows)
+        where += f" AND {clause}"
+        params += extra
     return where, params
+
+
+def visible_clause(follows: Collection[str], column: str = "source") -> tuple[str, list[Any]]:
+    """What a server sees: every article of a source all servers see, and those of the server
+    feeds it follows (``follows``: their keys). A server feed's articles carry its key, which
+    starts with ``SERVER_FEED_PREFIX``; no other source name may."""
+    keys = sorted(set(follows))
+    clause = f"(substr({column}, 1, 1) <> '{SERVER_FEED_PREFIX}'"
+    if keys:
+        clause += f" OR {column} IN ({','.join('?' * len(keys))})"
+    return clause + ")", list(keys)
 
 
 def article_of(row: Iterable[Any]) -> Article:
@@ -390,12 +407,17 @@ class ArticlesMixin:
             await tx.run(partial(_write_outbox, stored=stored, when=when or ""))
         return out
 
-    async def count_articles(self) -> int:
-        rows = await self._db.fetchall("SELECT count(*) FROM articles")
+    async def count_articles(self, *, follows: Collection[str] | None = None) -> int:
+        """How many articles are stored (with ``follows``: visible to that server)."""
+        where, params = _filters(None, None, follows)
+        rows = await self._db.fetchall(f"SELECT count(*) FROM articles WHERE 1{where}", params)
         return int(rows[0][0])
 
-    async def count_by_source(self) -> dict[str, int]:
-        rows = await self._db.fetchall("SELECT source, count(*) FROM articles GROUP BY source")
+    async def count_by_source(self, *, follows: Collection[str] | None = None
+                              ) -> dict[str, int]:
+        where, params = _filters(None, None, follows)
+        rows = await self._db.fetchall(
+            f"SELECT source, count(*) FROM articles WHERE 1{where} GROUP BY source", params)
         return {str(s): int(n) for s, n in rows}
 
     async def get_article(self, article_id: str) -> Article | None:
@@ -429,11 +451,13 @@ class ArticlesMixin:
         return [_match(*r) for r in rows]
 
     async def recent(
-        self, *, rule: str | None = None, limit: int = 10, rules: Collection[str] | None = None
+        self, *, rule: str | None = None, limit: int = 10, rules: Collection[str] | None = None,
+        follows: Collection[str] | None = None,
     ) -> list[tuple[Article, list[Match]]]:
         """The newest articles that matched ``rule`` (a key) — or, without it, any rule (any of
         ``rules`` when given: a server's lookups see only its rules' matches) — with every
-        match of each."""
+        match of each; with ``follows``, only articles that server sees."""
+        visible, vparams = _filters(None, None, follows)
         if rules is not None and not rule:
             keys = sorted(set(rules))
             if not keys:
@@ -441,25 +465,30 @@ class ArticlesMixin:
             sql = (
                 f"SELECT {ARTICLE_COLS} FROM articles WHERE id IN "
                 "(SELECT DISTINCT article_id FROM matches "
-                f"WHERE rule IN ({','.join('?' * len(keys))})) "
+                f"WHERE rule IN ({','.join('?' * len(keys))})){visible} "
                 "ORDER BY sort_at DESC, rowid DESC LIMIT ?"
             )
-            rows = await self._db.fetchall(sql, (*keys, limit))
+            rows = await self._db.fetchall(sql, (*keys, *vparams, limit))
             return [(a, await self.matches_for(a.id)) for a in map(article_of, rows)]
         if rule:
+            visible, vparams = "", []
+            if follows is not None:
+                clause, vparams = visible_clause(follows, "a.source")
+                visible = f" AND {clause}"
             sql = (
                 f"SELECT {ARTICLE_COLS_A} "
-                "FROM articles a JOIN matches m ON m.article_id = a.id WHERE m.rule = ? "
+                "FROM articles a JOIN matches m ON m.article_id = a.id WHERE m.rule = ?"
+                f"{visible} "
                 "ORDER BY a.sort_at DESC, a.rowid DESC LIMIT ?"
             )
-            params: tuple[Any, ...] = (rule, limit)
+            params: tuple[Any, ...] = (rule, *vparams, limit)
         else:
             sql = (
                 f"SELECT {ARTICLE_COLS} FROM articles WHERE id IN "
-                "(SELECT DISTINCT article_id FROM matches) "
+                f"(SELECT DISTINCT article_id FROM matches){visible} "
                 "ORDER BY sort_at DESC, rowid DESC LIMIT ?"
             )
-            params = (limit,)
+            params = (*vparams, limit)
         articles = [article_of(r) for r in await self._db.fetchall(sql, params)]
         return [(a, await self.matches_for(a.id)) for a in articles]
 
@@ -470,6 +499,7 @@ class ArticlesMixin:
         since: datetime | None = None,
         source: str | None = None,
         limit: int = 2000,
+        follows: Collection[str] | None = None,
     ) -> list[Article]:
         """Articles that may match, newest first: those the index query ``fts`` finds (see
         :func:`watchers.rules.lookup.index_query`), or all when it is None; at most ``limit``."""
@@ -477,7 +507,8 @@ class ArticlesMixin:
         after: str | None = None
         while len(out) < limit:
             page = await self.candidate_page(fts=fts, since=since, source=source, after=after,
-                                             limit=min(limit - len(out), CANDIDATE_PAGE_MAX))
+                                             limit=min(limit - len(out), CANDIDATE_PAGE_MAX),
+                                             follows=follows)
             out += page.articles
             if page.next is None:
                 break
@@ -492,6 +523,7 @@ class ArticlesMixin:
         source: str | None = None,
         after: str | None = None,
         limit: int = 200,
+        follows: Collection[str] | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates`: at most ``limit`` candidates read from the index (or
         from the articles when ``fts`` is None) after the cursor ``after``, newest first.
@@ -501,11 +533,12 @@ class ArticlesMixin:
         articles the term has; the articles are then read by rowid. Without an index query the
         articles are read down the ``sort_at`` index from the cursor."""
         if fts:
-            return await self._index_page(fts, since, source, after, limit)
-        return await self._scan_page(since, source, after, limit)
+            return await self._index_page(fts, since, source, after, limit, follows)
+        return await self._scan_page(since, source, after, limit, follows)
 
     async def _index_page(self, fts: str, since: datetime | None, source: str | None,
-                          after: str | None, limit: int) -> CandidatePage:
+                          after: str | None, limit: int,
+                          follows: Collection[str] | None = None) -> CandidatePage:
         sql = "SELECT rowid FROM article_index WHERE article_index MATCH ?"
         params: list[Any] = [fts]
         if after is not None:
@@ -520,7 +553,7 @@ class ArticlesMixin:
             sql, params, what="search index rejected the query")]
         if not keys:
             return CandidatePage([], None)
-        where, extra = _filters(since, source)
+        where, extra = _filters(since, source, follows)
         by_rowid: dict[int, Article] = {}
         rowids = [k & INDEX_ROWID_MASK for k in keys]
         for at in range(0, len(rowids), 500):  # under SQLite's bound-parameter limit
@@ -533,14 +566,14 @@ class ArticlesMixin:
         return CandidatePage(found, f"k{keys[-1]}" if len(keys) == limit else None)
 
     async def _scan_page(self, since: datetime | None, source: str | None, after: str | None,
-                         limit: int) -> CandidatePage:
+                         limit: int, follows: Collection[str] | None = None) -> CandidatePage:
         sql = f"SELECT rowid, {ARTICLE_COLS} FROM articles WHERE 1"
         params: list[Any] = []
         if after is not None:
             sort_at, rowid = _cursor_position(after)
             sql += " AND (sort_at, rowid) < (?, ?)"
             params += [sort_at, rowid]
-        where, extra = _filters(since, source)
+        where, extra = _filters(since, source, follows)
         sql += where
         params += extra
         sql += " ORDER BY sort_at DESC, rowid DESC LIMIT ?"

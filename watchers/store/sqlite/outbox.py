@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -243,14 +243,20 @@ class OutboxMixin:
             "GROUP BY route")
         return {str(r): int(n) for r, n in rows}
 
-    async def _counts(self, kind: OutboxKind) -> dict[str, int]:
-        rows = await self._db.fetchall(
-            "SELECT state, count(*) FROM outbox WHERE kind = ? GROUP BY state", (kind,))
+    async def _counts(self, kind: OutboxKind, routes: Collection[str] | None = None
+                      ) -> dict[str, int]:
+        sql = "SELECT state, count(*) FROM outbox WHERE kind = ?"
+        params: list[Any] = [kind]
+        if routes is not None:
+            keys = sorted(set(routes))
+            sql += f" AND route IN ({','.join('?' * len(keys))})" if keys else " AND 0"
+            params += keys
+        rows = await self._db.fetchall(sql + " GROUP BY state", params)
         return {str(s): int(n) for s, n in rows}
 
-    async def alert_counts(self) -> dict[str, int]:
-        """Alerts (not notices) per state."""
-        return await self._counts("alert")
+    async def alert_counts(self, *, routes: Collection[str] | None = None) -> dict[str, int]:
+        """Alerts (not notices) per state (with ``routes``: of those routes only)."""
+        return await self._counts("alert", routes)
 
     async def notice_counts(self) -> dict[str, int]:
         """Notices per state."""

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -164,6 +164,12 @@ CREATE TABLE rules (
     guild_id INTEGER
 );
 CREATE TABLE sources (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    guild_id INTEGER
+);
+CREATE TABLE routes (
     name TEXT PRIMARY KEY,
     model TEXT NOT NULL,
     created_at TEXT NOT NULL,
@@ -487,8 +493,21 @@ async def m9(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     """)
 
 
+async def m10(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Routes servers pick in Discord (a channel of theirs), keyed ``"<guild id>:<name>"``,
+    stored like rules and sources."""
+    await tx.script("""
+        CREATE TABLE routes (
+            name TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            guild_id INTEGER
+        );
+    """)
+
+
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
-MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9}
+MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10}
 
 
 async def _header(db: Db) -> tuple[int, int, int]:

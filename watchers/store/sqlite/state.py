@@ -1,10 +1,10 @@
-"""Per-source state, and the rules, sources and mutes added at run time.
+"""Per-source state, and the rules, sources, routes and mutes added at run time.
 
-Run-time rules and sources are stored as JSON of their validated config models (durations as
-seconds), keyed by their key in the ``name`` column (the name, or ``"<guild id>:<name>"`` for a
-server's; the server in ``guild_id`` too), and read back through the same models with
-``origin="store"``. A stored row that no longer validates (the model changed under it) is logged
-and skipped, never fatal: one bad row must not stop a start.
+Run-time rules, sources and server routes are stored as JSON of their validated config models
+(durations as seconds), keyed by their key in the ``name`` column (the name, or
+``"<guild id>:<name>"`` for a server's; the server in ``guild_id`` too), and read back through
+the same models with ``origin="store"``. A stored row that no longer validates (the model
+changed under it) is logged and skipped, never fatal: one bad row must not stop a start.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from watchers.config import RuleConfig, SourceConfig
+from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.store.base import SourceState
 from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
 
 __all__ = ["StateMixin"]
 
 log = logging.getLogger(__name__)
-M = TypeVar("M", RuleConfig, SourceConfig)
+M = TypeVar("M", RuleConfig, SourceConfig, ServerRoute)
 
 _SOURCE: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
 _STATE_COLS = ("name, cursor, polls, last_success, last_error, last_error_at, failures, "
@@ -45,6 +45,11 @@ def _state(row: Sequence[Any]) -> SourceState:
         paused=bool(paused),
         skipped=skipped,
     )
+
+
+def _server_route(data: dict[str, Any]) -> ServerRoute:
+    data.pop("origin", None)  # a route has no origin: only servers make them
+    return ServerRoute.model_validate(data)
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -131,12 +136,26 @@ class StateMixin:
         return await self._models("sources", "source", _SOURCE.validate_python)
 
     async def put_source(self, source: SourceConfig) -> None:
-        """Add or replace a run-time source (keyed by name; every stored source belongs to
-        every server until sources carry a server)."""
-        await self._put("sources", source.name, None, dump_model(source, exclude={"origin"}))
+        """Add or replace a run-time source (keyed by ``source.key``)."""
+        await self._put("sources", source.key, source.guild_id,
+                        dump_model(source, exclude={"origin"}))
 
-    async def delete_source(self, name: str) -> bool:
-        return await self._delete("sources", name)
+    async def delete_source(self, key: str) -> bool:
+        """Remove the run-time source of this key (``SourceConfig.key``); False if none."""
+        return await self._delete("sources", key)
+
+    # ------------------------------------------------------------- server routes
+
+    async def list_server_routes(self) -> list[ServerRoute]:
+        """The routes servers picked in Discord, as validated models."""
+        return await self._models("routes", "route", _server_route)
+
+    async def put_server_route(self, route: ServerRoute) -> None:
+        """Add or replace a server's route (keyed by ``route.key``)."""
+        await self._put("routes", route.key, route.guild_id, dump_model(route))
+
+    async def delete_server_route(self, key: str) -> bool:
+        return await self._delete("routes", key)
 
     # ------------------------------------------------------------- mutes
 

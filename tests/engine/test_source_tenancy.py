@@ -1,0 +1,229 @@
+"""Sources and routes per server at the engine: a feed two servers follow is fetched once per
+poll and matched once per server's rules, each server sees its articles under its own name for
+the feed, a third server sees none of them (search, recent, article, story, stats), the config
+file's rules never fire on a server's feed, limits and clashes are refused with a clear error,
+and follows and routes come back after a restart. Real parts: a local feed server, a SQLite
+file, the engine's own services."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.feed_server import FeedServer, Route
+from tests.fakes.sinks import RecordingSink
+from watchers.config import Config, RouteConfig, parse_config
+from watchers.engine import Engine, open_engine
+from watchers.errors import ConfigError, FetchBlockedError, NewswatchError
+from watchers.tenancy import feed_key
+
+A, B, C = 111, 222, 333
+
+
+def rss(*items: tuple[str, str]) -> bytes:
+    body = "".join(
+        f"<item><title>{t}</title><link>http://example.org/{g}</link><guid>{g}</guid>"
+        f"<description>{t} — the story in full.</description>"
+        "<pubDate>Mon, 24 Jan 2022 10:00:00 GMT</pubDate></item>" for g, t in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{body}'
+            "</channel></rss>").encode()
+
+
+def config(tmp_path: Path, *more: dict[str, Any], **discord: Any) -> Config:
+    (tmp_path / "seeds").mkdir(exist_ok=True)
+    return parse_config({
+        "storage": {"path": "nw.db"},
+        "discord": discord,
+        "fetch": {"allow_private": ["127.0.0.1/32"]},
+        "channels": {"alerts": 1},
+        "sources": [{"name": "local", "type": "folder", "path": "seeds", "settle": 0}, *more],
+        "rules": [{"name": "everything", "query": "story"}],
+    }, base_dir=tmp_path)
+
+
+@pytest.fixture
+async def feeds() -> AsyncIterator[FeedServer]:
+    async with FeedServer() as server:
+        server.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"))))
+        server.set("/other", Route(body=rss(("o1", "Grain ships leave Odesa"))))
+        yield server
+
+
+async def server_rule(engine: Engine, guild: int, name: str, query: str) -> str:
+    key = await engine.add_server_route(guild, guild * 10, "news")
+    await engine.add_rule({"name": name, "query": query, "channel": key}, guild=guild)
+    return key
+
+
+async def test_a_feed_two_servers_follow_is_fetched_once_and_matched_per_server(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    sink = RecordingSink()
+    async with open_engine(config(tmp_path), start=False, default_sink=sink) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        await engine.add_source({"name": "kyiv-wire", "url": feeds.url("/wire")}, guild=B)
+        await engine.add_source({"name": "grain", "url": feeds.url("/other")}, guild=C)
+        route_a = await server_rule(engine, A, "troops", "troops")
+        route_b = await server_rule(engine, B, "kharkiv", "kharkiv OR source:kyiv-wire")
+        await engine.run_once()  # the baseline: recorded, no alerts
+        assert len(feeds.hits("/wire")) == 1  # one fetch for two servers
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"),
+                                          ("g2", "More troops reach Kharkiv"))))
+        await engine.run_once()
+        assert len(feeds.hits("/wire")) == 2
+        by_route = {a.route: a for a in sink.alerts}
+        assert set(by_route) == {route_a, route_b}  # each server's rule, on its own route
+        assert by_route[route_a].article.source == "wire"
+        assert by_route[route_b].article.source == "kyiv-wire"
+        # the config file's rule matches "story" in the text, yet never fires on their feeds
+        assert not any(a.route == "alerts" for a in sink.alerts)
+        # stored once, under the feed's key
+        stored = (await engine.search("kharkiv")).hits
+        assert {h.article.source for h in stored} == {feed_key(feeds.url("/wire"))}
+        assert len(stored) == 2
+        # lookups per server: its own name; C follows nothing of it and sees nothing
+        for guild, label in ((A, "wire"), (B, "kyiv-wire")):
+            hits = (await engine.search("kharkiv", guild=guild)).hits
+            assert {h.article.source for h in hits} == {label} and len(hits) == 2
+            assert {a.source for a, _ in await engine.recent(guild=guild, limit=20)} == {label}
+            art = await engine.article(hits[0].article.id, guild=guild)
+            assert art is not None and art[0].source == label
+            assert (await engine.search("troops", source=label, guild=guild)).hits
+        assert not (await engine.search("kharkiv", guild=C)).hits
+        assert await engine.article(stored[0].article.id, guild=C) is None
+        assert not await engine.recent(guild=C, limit=20)
+        with pytest.raises(NewswatchError, match="no source named 'wire'"):
+            await engine.search("troops", source="wire", guild=C)
+        # another server's name for the feed never reaches B, even as a known source
+        assert "wire" not in engine.source_names(B)
+        assert engine.source_names(B) == ["kyiv-wire", "local"]
+        # counts: what each server sees
+        total = await engine.count_articles()
+        stats_a, stats_c = await engine.stats(A), await engine.stats(C)
+        assert stats_c.articles == total - 2 and stats_a.articles == total - 1
+        assert sum(stats_a.alerts.values()) == 1 and not stats_c.alerts  # "alerts" sent none
+        assert [(v.name, v.shared) for v in stats_a.sources] == [("local", True),
+                                                                ("wire", False)]
+
+
+async def test_a_story_shows_a_server_only_what_it_sees(tmp_path: Path,
+                                                        feeds: FeedServer) -> None:
+    async with open_engine(config(tmp_path), start=False) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        await engine.run_once()
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"),
+                                          ("g2", "Troops gather near Kharkiv city"))))
+        await engine.run_once()
+        found = (await engine.search("kharkiv", guild=A)).hits
+        stories = await engine.stories_of([h.article.id for h in found])
+        assert stories
+        story_id = next(iter(stories.values())).id
+        mine = await engine.story(story_id, guild=A)
+        assert mine is not None and {a.source for a in mine.articles} == {"wire"}
+        assert set(mine.record.outlets) <= {"wire"}
+        assert await engine.story(story_id, guild=B) is None
+
+
+async def test_following_is_checked_and_limited(tmp_path: Path, feeds: FeedServer) -> None:
+    cfg = config(tmp_path, {"name": "shared-wire", "type": "feed", "url": feeds.url("/wire")},
+                 max_sources_per_server=2)
+    async with open_engine(cfg, start=False) as engine:
+        with pytest.raises(NewswatchError, match="already watched for every server as "
+                                                 "'shared-wire'"):
+            await engine.add_source({"name": "mine", "url": feeds.url("/wire")}, guild=A)
+        with pytest.raises(NewswatchError, match="'local' is shared by every server"):
+            await engine.add_source({"name": "local", "url": feeds.url("/other")}, guild=A)
+        await engine.add_source({"name": "one", "url": feeds.url("/other")}, guild=A)
+        with pytest.raises(NewswatchError, match="already follows that feed as 'one'"):
+            await engine.add_source({"name": "two", "url": feeds.url("/other")}, guild=A)
+        await engine.add_source({"name": "two", "url": feeds.url("/x2")}, guild=A)
+        with pytest.raises(NewswatchError, match=r"max_sources_per_server = 2"):
+            await engine.add_source({"name": "three", "url": feeds.url("/x3")}, guild=A)
+        # replacing one of its own is no new source; another server has its own allowance
+        await engine.add_source({"name": "two", "url": feeds.url("/x4")}, guild=A)
+        await engine.add_source({"name": "one", "url": feeds.url("/x3")}, guild=B)
+        with pytest.raises(FetchBlockedError, match="scheme 'ftp'"):
+            await engine.add_source({"name": "bad", "url": "ftp://example.org/x"}, guild=A)
+        with pytest.raises(FetchBlockedError, match="refused"):
+            await engine.add_source({"name": "bad", "url": "http://10.0.0.1/feed"}, guild=A)
+        # nothing of the refusals was kept: the feeds running are the follows' feeds
+        running = {n for n in engine.watch.source_names() if n.startswith("@")}
+        assert running == {feed_key(feeds.url(p)) for p in ("/other", "/x4", "/x3")}
+        # a server cannot remove or resume a shared source, nor see another's
+        with pytest.raises(NewswatchError, match="shared by every server"):
+            await engine.remove_source("shared-wire", guild=A)
+        with pytest.raises(NewswatchError, match="shared by every server"):
+            await engine.resume_source("shared-wire", guild=A)
+        assert not await engine.remove_source("two", guild=B)
+        assert await engine.remove_source("two", guild=A)
+        assert feed_key(feeds.url("/x4")) not in engine.watch.source_names()
+
+
+async def test_the_last_follower_leaving_stops_the_feed_and_the_most_eager_sets_the_pace(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    async with open_engine(config(tmp_path), start=False) as engine:
+        key = feed_key(feeds.url("/wire"))
+        await engine.add_source({"name": "w", "url": feeds.url("/wire"), "every": "30m"},
+                                guild=A)
+        await engine.add_source({"name": "w", "url": feeds.url("/wire"), "every": "5m"},
+                                guild=B)
+        polled = {c.name: c.every.total_seconds() for c in engine.watch.source_configs()}
+        assert polled[key] == 300
+        assert await engine.remove_source("w", guild=B)
+        polled = {c.name: c.every.total_seconds() for c in engine.watch.source_configs()}
+        assert polled[key] == 1800 and engine.watch.audiences[key] == ((A, "w"),)
+        assert await engine.remove_source("w", guild=A)
+        assert key not in engine.watch.source_names() and key not in engine.watch.audiences
+
+
+async def test_follows_and_routes_come_back_after_a_restart(tmp_path: Path,
+                                                            feeds: FeedServer) -> None:
+    seen: list[tuple[str, RouteConfig]] = []
+    async with open_engine(config(tmp_path), start=False) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        key = await engine.add_server_route(A, 5001, "news-desk", created_by="9")
+        assert key == f"{A}:news-desk"
+        # the same channel again is the same route; another channel of that name is suffixed
+        assert await engine.add_server_route(A, 5001, "renamed") == key
+        assert await engine.add_server_route(A, 5002, "news-desk") == f"{A}:news-desk-2"
+        assert await engine.add_server_route(B, 6001, "news-desk") == f"{B}:news-desk"
+        engine.add_route_listener(lambda k, r: seen.append((k, r)))
+        assert sorted(k for k, _ in seen) == [f"{A}:news-desk", f"{A}:news-desk-2",
+                                             f"{B}:news-desk"]
+        await engine.add_server_route(B, 6002, "wire-room")
+        assert seen[-1] == (f"{B}:wire-room", RouteConfig(target=6002))
+        await engine.add_rule({"name": "troops", "query": "troops", "channel": key}, guild=A)
+        # a route of another server, or of the config file, is refused for a server's rule
+        for channel in (f"{B}:news-desk", "alerts"):
+            with pytest.raises(ConfigError, match="one of its own channels") as err:
+                await engine.add_rule({"name": "x", "query": "troops", "channel": channel},
+                                      guild=A)
+            assert err.value.issues[0].path == "channel"
+        assert engine.route_label(key) == "#news-desk" and engine.route_label("alerts") == "alerts"
+    con = sqlite3.connect(tmp_path / "nw.db")
+    try:
+        assert con.execute("SELECT name, guild_id FROM sources").fetchall() == [
+            (f"{A}:wire", A)]
+        assert len(con.execute("SELECT name FROM routes").fetchall()) == 4
+    finally:
+        con.close()
+    async with open_engine(config(tmp_path), start=False) as engine:
+        assert feed_key(feeds.url("/wire")) in engine.watch.source_names()
+        assert engine.source_names(A) == ["local", "wire"]
+        assert set(engine.server_routes(A)) == {f"{A}:news-desk", f"{A}:news-desk-2"}
+        assert engine.tenancy.route(key) == RouteConfig(target=5001)
+        assert [v.rule.channel for v in await engine.rules(A) if not v.is_global] == [key]
+
+
+async def test_a_source_name_of_the_feed_prefix_is_refused_in_the_config(tmp_path: Path
+                                                                         ) -> None:
+    with pytest.raises(ConfigError, match="may not start with '@'"):
+        parse_config({"sources": [{"name": "@abc", "type": "feed",
+                                   "url": "https://example.org/feed"}],
+                      "rules": [{"name": "x", "query": "y"}]}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="may not contain ':'"):
+        parse_config({"channels": {"a:b": 1}, "rules": [{"name": "x", "query": "y"}]},
+                     base_dir=tmp_path)
