@@ -799,7 +799,7 @@ class Engine:
             self.store, what if key is None else key, rules=set(seen.values()), since=since,
             until=self.delivery.clock.now(), surge=self.config.surge,
             threshold=self.config.threshold, aliases=self.config.aliases, bucket=bucket,
-            executor=self.executor)
+            executor=self.executor, follows=self._follows(guild))
         if key is not None and key != what:
             found = dataclasses.replace(found, label=f"rule {what}")
         return found
@@ -901,6 +901,7 @@ async def open_engine(
             sources=[*merged_sources(config, [s for s in stored_sources if s.guild_id is None]),
                      *tenancy.feeds()],
             audiences=tenancy.audiences(),
+            source_label=tenancy.label,
             rules=merged_rules(config, stored_rules),
             threshold=config.threshold,
             aliases=config.aliases,

@@ -146,6 +146,8 @@ class WatchService:
     # …) for a feed servers follow — only their rules match it, each seeing the source under
     # its own name. A source not listed is seen by every rule (the config file's).
     audiences: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
+    # A source as a route's readers know it (see DeliveryService.source_label); None: as is.
+    source_label: Callable[[str, str], str | None] | None = None
     _server_sets: dict[int, RuleSet] = field(default_factory=dict, init=False)
     _ruleset: RuleSet = field(init=False)
     _rules: dict[str, RuleConfig] = field(init=False)
@@ -524,7 +526,8 @@ class WatchService:
                     new += 1
                     alerts += sum(1 for e in entries if not e.suppressed)
         for route, titles in overflow.items():
-            await self.store.add_notice(route, _overflow_text(running.name, titles))
+            label = self.source_label(route, running.name) if self.source_label else None
+            await self.store.add_notice(route, _overflow_text(label or running.name, titles))
             alerts += 1
         fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
         alerts += await self._surges(fired)

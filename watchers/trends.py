@@ -23,11 +23,13 @@ TREND_BUDGET = 10.0  # … found within this many seconds (else the trend says i
 async def trend_of(store: Store, what: str, *, rules: Collection[str], since: timedelta,
                    until: datetime, surge: SurgeConfig, threshold: int,
                    aliases: Mapping[str, Sequence[str]] | None = None,
-                   bucket: timedelta | None = None, executor: Executor | None = None) -> Trend:
+                   bucket: timedelta | None = None, executor: Executor | None = None,
+                   follows: Collection[str] | None = None) -> Trend:
     """Matches per hour (periods up to :data:`HOURLY_UP_TO`) or per day of the rule named
     ``what`` (when it is one of ``rules``) or of the query ``what``, counted by when the
     articles were published, from ``until - since`` to ``until``. Raises QuerySyntaxError for
-    a bad query."""
+    a bad query. ``follows``: a query counts only what a server sees (see
+    :meth:`watchers.store.ArticleStore.candidate_page`)."""
     bucket = bucket or (timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1))
     start = until - since
     history = start - timedelta(days=surge.days)  # for the first buckets' bands
@@ -38,7 +40,7 @@ async def trend_of(store: Store, what: str, *, rules: Collection[str], since: ti
     else:
         found = await search(store, what, since=history, limit=TREND_MAX_HITS,
                              threshold=threshold, aliases=aliases, budget=TREND_BUDGET,
-                             executor=executor)
+                             executor=executor, follows=follows)
         times = sorted(sort_time(h.article) for h in found.hits)
         label, truncated = what, found.truncated
     result = trend(label, times, start, until, bucket=bucket, sigma=surge.sigma,

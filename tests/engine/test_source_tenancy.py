@@ -227,3 +227,29 @@ async def test_a_source_name_of_the_feed_prefix_is_refused_in_the_config(tmp_pat
     with pytest.raises(ConfigError, match="may not contain ':'"):
         parse_config({"channels": {"a:b": 1}, "rules": [{"name": "x", "query": "y"}]},
                      base_dir=tmp_path)
+
+
+async def test_a_burst_from_a_followed_feed_is_summed_up_under_the_servers_name(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    sink = RecordingSink()
+    async with open_engine(config(tmp_path), start=False, default_sink=sink) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        route = await server_rule(engine, A, "troops", "troops")
+        await engine.run_once()
+        words = ("harbour bakery glacier violin tractor lantern meadow copper saddle orchard "
+                 "pigeon quarry tunnel walnut ferry castle pepper rocket island canyon blanket "
+                 "compass dolphin ember falcon garnet hammock igloo jasmine kettle ladder mango "
+                 "nectar oyster parrot quilt raven spruce thimble umbrella velvet willow yacht "
+                 "zephyr anchor beacon cactus dynamo easel fjord gondola hazel ivory jigsaw kiosk "
+                 "lemur marble nutmeg opal pylon quartz rhubarb sparrow tulip urchin vortex "
+                 "wombat").split()
+        # thirty unrelated stories, each with "troops": none groups with another
+        feeds.set("/wire", Route(body=rss(*(
+            (f"n{i}", f"Troops {' '.join(words[2 * i:2 * i + 2])} {words[-1 - i]}")
+            for i in range(30)))))
+        await engine.run_once()
+        # at most 25 alert messages from one poll on a route; the rest are summed up in one
+        # notice naming the source as the server named it (its key is never shown)
+        assert len([a for a in sink.alerts if a.route == route]) <= 25
+        assert [(r, t.split(" brought")[0]) for r, t in sink.notices] == [
+            (route, "Source 'wire'")]
