@@ -1,6 +1,10 @@
 """NewsBot: the discord.py front end. ``run_discord`` builds the session, the bot and the engine
 (as in discord.py's advanced_startup example) and owns their lifetimes; setup_hook loads the
-extensions, starts the engine and syncs slash commands."""
+extensions, starts the engine and syncs slash commands: to each server of ``[discord]
+guild_ids``, or globally when that list is empty.
+
+One DiscordSink serves every route: the config file's and the ones servers pick with
+``/rules add channel:`` (added as the engine reports them, before it starts)."""
 
 from __future__ import annotations
 
@@ -18,14 +22,18 @@ from discord.ext import commands
 from bot.interactions import NewswatchTree
 from bot.logs import add_secret
 from bot.runner import report_poll, until_stopped
-from bot.sinks import discord_sinks
-from watchers.config import Config
+from bot.sinks import ChannelTarget, DiscordSink, discord_sink
+from watchers.config import Config, RouteConfig
+from watchers.delivery import Sink
 from watchers.engine import Engine, open_engine
 from watchers.errors import ConfigError, ConfigIssue
 
-__all__ = ["EXTENSIONS", "NewsBot", "point_at", "run_discord"]
+__all__ = ["EXTENSIONS", "GLOBAL", "NewsBot", "point_at", "run_discord", "serve_server_routes"]
 
 log = logging.getLogger("newswatch")
+
+#: The key of :attr:`NewsBot.synced` for a global sync (no guild has id 0).
+GLOBAL = 0
 
 EXTENSIONS = ("bot.exts.acks", "bot.exts.admin", "bot.exts.lookup", "bot.exts.rules",
               "bot.exts.sources", "bot.exts.trend")
@@ -56,6 +64,7 @@ class NewsBot(commands.Bot):
         self.guild_ids = guild_ids
         self.admin_role = admin_role
         self._start_engine = start_engine
+        # commands synced, by guild id (GLOBAL: synced globally)
         self.synced: dict[int, int] = {}
         self.ready_event = asyncio.Event()
 
@@ -66,6 +75,13 @@ class NewsBot(commands.Bot):
             await self.load_extension(ext)
         if self._start_engine:
             await self.newswatch.start()
+        if not self.guild_ids:
+            # Global commands reach every server the bot is invited to (Discord may take a
+            # while to show them); each server then sees only its own rules and sources.
+            synced = await self.tree.sync()
+            self.synced[GLOBAL] = len(synced)
+            log.info("synced %d slash commands globally (every server; guild_ids is empty)",
+                     len(synced))
         for gid in self.guild_ids:
             guild = discord.Object(id=gid)
             self.tree.copy_global_to(guild=guild)
@@ -95,6 +111,20 @@ def _unrouted(cfg: Config, routes: set[str]) -> list[ConfigIssue]:
             for i, r in enumerate(cfg.rules) if r.enabled and r.channel not in routes]
 
 
+def serve_server_routes(engine: Engine, sink: DiscordSink) -> None:
+    """Deliver every route a server picked (stored ones now, new ones as they are made) through
+    ``sink``, to that route's channel. Called before the engine starts, so no alert of such a
+    route is claimed before it has a destination."""
+    def serve(key: str, route: RouteConfig) -> None:
+        if not isinstance(route.target, int):  # a picked channel is always a channel id
+            log.error("route %s: target is not a channel id; its alerts are held", key)
+            return
+        sink.add_route(key, ChannelTarget(route.target), route)
+        engine.attach_sink(key, sink)
+
+    engine.add_route_listener(serve)
+
+
 async def run_discord(cfg: Config, token: str, *, once: bool = False,
                       stop: asyncio.Event | None = None, guild_ready_timeout: float = 2.0,
                       on_engine: Callable[[Engine], None] | None = None) -> int:
@@ -106,12 +136,15 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
     async with aiohttp.ClientSession() as session:
         bot = NewsBot(guild_ids=cfg.discord.guild_ids, admin_role=cfg.discord.admin_role,
                       start_engine=not once, guild_ready_timeout=guild_ready_timeout)
-        sinks = discord_sinks(cfg.targets, client=bot, session=session, routes=cfg.routes,
-                              settings=cfg.discord)
+        # one sink even without config routes: the routes servers pick are added to it
+        sink = discord_sink(cfg.targets, client=bot, session=session, routes=cfg.routes,
+                            settings=cfg.discord)
+        sinks: dict[str, Sink] = dict.fromkeys(sink.targets, sink)
         issues = _unrouted(cfg, set(sinks))
         if issues:
             raise ConfigError(issues)
         async with open_engine(cfg, sinks=sinks, start=False, on_report=report_poll) as engine:
+            serve_server_routes(engine, sink)
             bot.newswatch = engine
             if on_engine is not None:
                 on_engine(engine)

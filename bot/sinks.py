@@ -37,6 +37,12 @@ cannot read the forum's tags), and a story's updates edit the post's message (th
 post's thread), as webhooks do elsewhere: a webhook send carries no nonce, so a reply could
 double where an edit cannot.
 
+Server routes: a channel a server picked for its rules (``/rules add channel:``) is added at
+run time with :meth:`DiscordSink.add_route` and is then served exactly like a config route of
+the same channel: a text, announcement or thread channel gets messages, a forum posts. The
+front end checked the bot may post there when it was picked; if that changes later, Discord's
+refusal pauses the route like any other.
+
 Acknowledgement: an alert at or above ``ack_from`` posted by the bot carries "Acknowledge" and
 "Not relevant" buttons (custom ids with the alert's outbox id, answered by the acks extension).
 Webhook targets get no buttons: Discord only lets a webhook owned by an application carry
@@ -86,7 +92,9 @@ from watchers.store.base import SEVERITIES
 __all__ = [
     "ChannelTarget",
     "DiscordSink",
+    "Target",
     "WebhookTarget",
+    "discord_sink",
     "discord_sinks",
     "parse_webhook_url",
     "resolve_targets",
@@ -259,6 +267,14 @@ class DiscordSink:
         self._fetched_forums: dict[int, discord.ForumChannel] = {}
         # webhooks Discord told us post into a forum (they need thread_name)
         self._forum_hooks: set[int] = set()
+
+    def add_route(self, key: str, target: Target, route: RouteConfig) -> None:
+        """Serve one more route: a server's picked channel (see
+        :meth:`watchers.engine.Engine.add_route_listener`). Its alerts, stories, digests and
+        notices go to ``target`` with ``route``'s settings, exactly as a config route's do; a
+        forum channel's id makes forum posts. Adding a key again replaces its target."""
+        self.targets[key] = target
+        self.routes[key] = route
 
     async def deliver(self, alert: Alert) -> str | None:
         kwargs = alert_message(alert, route=self._route(alert.route))
@@ -727,24 +743,32 @@ def _classify(exc: discord.HTTPException) -> DeliveryError:
     return PermanentDeliveryError(f"Discord refused the alert: {text}")
 
 
-def discord_sinks(channels: Mapping[str, int | str], *, session: aiohttp.ClientSession,
-                  client: discord.Client | None = None,
-                  routes: Mapping[str, RouteConfig] | None = None,
-                  settings: DiscordConfig | None = None) -> dict[str, Sink]:
-    """A sink for every route of ``[channels]`` this front end can serve: all of them with a
-    bot client, only the webhooks without one. Unusable entries are logged, not fatal.
-    ``routes``: each route's settings (``Config.route(name)``), for its message template;
-    ``settings``: the [discord] table (acknowledgement buttons, the escalation role;
-    defaults when None)."""
+def discord_sink(channels: Mapping[str, int | str], *, session: aiohttp.ClientSession,
+                 client: discord.Client | None = None,
+                 routes: Mapping[str, RouteConfig] | None = None,
+                 settings: DiscordConfig | None = None) -> DiscordSink:
+    """One sink serving every route of ``[channels]`` this front end can: all of them with a
+    bot client, only the webhooks without one (unusable entries are logged, not fatal). It
+    exists even when it serves none, so routes servers pick later can be added to it
+    (:meth:`DiscordSink.add_route`). ``routes``: each route's settings (``Config.route(name)``),
+    for its message template; ``settings``: the [discord] table (acknowledgement buttons, the
+    escalation role; defaults when None)."""
     settings = settings or DiscordConfig()
     targets, problems = resolve_targets(channels)
     for p in problems:
         log.error("%s", p)
     if client is None:
         targets = {r: t for r, t in targets.items() if isinstance(t, WebhookTarget)}
-    if not targets:
-        return {}
-    sink: Sink = DiscordSink(targets, client=client, session=session, routes=routes,
-                             ack_from=settings.ack_from,
-                             escalation_role=settings.escalation_role)
-    return dict.fromkeys(targets, sink)
+    return DiscordSink(targets, client=client, session=session, routes=routes,
+                       ack_from=settings.ack_from, escalation_role=settings.escalation_role)
+
+
+def discord_sinks(channels: Mapping[str, int | str], *, session: aiohttp.ClientSession,
+                  client: discord.Client | None = None,
+                  routes: Mapping[str, RouteConfig] | None = None,
+                  settings: DiscordConfig | None = None) -> dict[str, Sink]:
+    """The routes of :func:`discord_sink`'s sink, each mapped to it (empty when it serves
+    none)."""
+    sink = discord_sink(channels, session=session, client=client, routes=routes,
+                        settings=settings)
+    return dict.fromkeys(sink.targets, sink)

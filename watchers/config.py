@@ -6,9 +6,10 @@ fixes a config in one pass rather than one error per run.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -97,7 +98,42 @@ class _Strict(BaseModel):
 
 
 class StorageConfig(_Strict):
+    """Where articles, the outbox and run-time state live: an SQLite file (``path``, the
+    default) or a PostgreSQL database (``url``: ``"postgresql://…"``, or ``"env:VAR"`` naming
+    a variable that holds one, so a password stays out of the file)."""
+
     path: str = "newswatch.db"
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        value = value.strip()
+        if value.startswith("env:"):
+            if not re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", value):
+                raise ValueError(f"{value!r} is not 'env:VAR' with a variable name")
+            return value
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a 'postgresql://…' URL or 'env:VAR'")
+        return value
+
+    def target(self, resolve: Callable[[str], Path],
+               env: Mapping[str, str] | None = None) -> str:
+        """The database to open: the PostgreSQL URL (read from its variable for ``env:``),
+        else the SQLite file's path (``resolve`` makes it absolute). Raises ConfigError for
+        an ``env:`` variable that is unset or holds no PostgreSQL URL."""
+        if self.url is None:
+            return str(resolve(self.path))
+        if not self.url.startswith("env:"):
+            return self.url
+        var = self.url.removeprefix("env:")
+        value = (os.environ if env is None else env).get(var, "").strip()
+        if not value.startswith(("postgresql://", "postgres://")):
+            why = "is not set" if not value else "does not hold a 'postgresql://…' URL"
+            raise ConfigError([ConfigIssue("storage.url", f"${var} {why}")])
+        return value
 
 
 class DiscordConfig(_Strict):

@@ -749,6 +749,10 @@ class Engine:
         """The routes servers picked in Discord (with ``guild``: that server's), by key."""
         return self.tenancy.server_routes(guild)
 
+    def route(self, key: str) -> RouteConfig | None:
+        """A route's settings, the config file's or a server's (None: no such route)."""
+        return self.tenancy.route(key)
+
     def route_label(self, key: str) -> str:
         """A route as people read it: ``#name`` for a server's, the name otherwise."""
         server = self.tenancy.routes.get(key)

@@ -109,7 +109,8 @@ def on_clock(clock: ManualClock) -> Callable[[Engine], None]:
 
 async def start_running(cfg: Config, emu: DiscordEmulator, folder: Path,
                         tune: Callable[[Engine], None] | None = None) -> Running:
-    """Start ``newswatch run`` in-process against the emulator; returns once commands synced."""
+    """Start ``newswatch run`` in-process against the emulator; returns once commands synced
+    (to the first guild, or globally when the config lists no guild)."""
     engines: list[Engine] = []
 
     def on_engine(engine: Engine) -> None:
@@ -121,7 +122,7 @@ async def start_running(cfg: Config, emu: DiscordEmulator, folder: Path,
     task = asyncio.create_task(run_discord(cfg, TOKEN, stop=stop, guild_ready_timeout=0.05,
                                            on_engine=on_engine))
     for _ in range(400):
-        if (engines and emu.commands(emu.guild.id)) or task.done():
+        if (engines and (emu.commands(emu.guild.id) or emu.commands())) or task.done():
             break
         await asyncio.sleep(0.05)
     if task.done():

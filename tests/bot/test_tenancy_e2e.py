@@ -49,15 +49,22 @@ async def ask(emu: DiscordEmulator, guild: int, name: str,
     return await (await emu.send_interaction(name, options, guild_id=guild)).final_message()
 
 
+def alerts_of(emu: DiscordEmulator, guild: int) -> int:
+    return next(g for g in emu.guilds if g.id == guild).channel("alerts").id
+
+
 async def test_two_servers_keep_their_rules_and_mutes_apart(running: Running) -> None:
     emu, engine = running.emu, running.engine
     ch = running.alerts_channel
     await running.wait_for(lambda: len(emu.messages(ch)) >= 5)
     # the same name in both servers; one more rule only A has
+    # (each posting to its own server's #alerts; A's is the config's "alerts" channel too)
     for guild, query in ((A, "grizzly"), (B, "sanctions")):
-        ok = await ask(emu, guild, "rules add", {"name": "watch", "query": query})
+        ok = await ask(emu, guild, "rules add", {"name": "watch", "query": query,
+                                                 "channel": alerts_of(emu, guild)})
         assert not ok.ephemeral and "watch" in ok.content
-    ok = await ask(emu, A, "rules add", {"name": "alpha", "query": "lviv"})
+    ok = await ask(emu, A, "rules add", {"name": "alpha", "query": "lviv",
+                                         "channel": ch})
     assert not ok.ephemeral
     assert sorted(r.key for r in await engine.store.list_rules()) == [
         f"{A}:alpha", f"{A}:watch", f"{B}:watch"]

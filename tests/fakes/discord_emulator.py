@@ -2542,8 +2542,44 @@ class DiscordEmulator:
         synced = sorted({c["name"] for cmds in self._commands.values() for c in cmds})
         raise LookupError(f"slash command {top!r} is not synced (synced: {synced})")
 
+    def _permissions_in(self, guild: GuildSpec, member: MemberSpec, channel: ChannelSpec
+                        ) -> int:
+        """A member's permissions in a channel; a thread has its parent channel's."""
+        if channel.type in (10, 11, 12) and channel.parent_id is not None:
+            with contextlib.suppress(KeyError):
+                channel = guild.channel(channel.parent_id)
+        return guild.channel_permissions(member, channel)
+
+    def _resolved_channel(self, opt: dict[str, Any], channel_id: int, guild: GuildSpec,
+                          member: MemberSpec, foreign: bool) -> dict[str, Any]:
+        """A CHANNEL option's ``resolved`` entry: one of the interaction's guild's channels or
+        threads, of a type the option allows, with the invoking member's permissions there
+        (as Discord sends it). Discord's picker offers nothing else; ``foreign`` emulates a
+        forged request naming another guild's channel (its data as that guild has it)."""
+        found = self._find_channel(channel_id)
+        if found is None:
+            raise LookupError(f"option {opt['name']!r}: no channel {channel_id}")
+        owner, ch = found
+        if owner is not guild:
+            if not foreign:
+                raise LookupError(
+                    f"option {opt['name']!r}: channel {channel_id} is in guild {owner.name}, "
+                    f"not {guild.name}; Discord's picker offers only the guild's own channels "
+                    "(foreign_channels=True forges one)")
+            cp = ch.payload()
+            cp["permissions"] = "0"
+            return cp
+        allowed = opt.get("channel_types")
+        if allowed and ch.type not in allowed:
+            raise LookupError(f"option {opt['name']!r} takes channel types {allowed}; "
+                              f"#{ch.name} is type {ch.type}")
+        cp = ch.payload()
+        cp["permissions"] = str(self._permissions_in(guild, member, ch))
+        return cp
+
     def _option_value(self, opt: dict[str, Any], value: Any, guild: GuildSpec,
-                      resolved: dict[str, dict[str, Any]]) -> Any:
+                      resolved: dict[str, dict[str, Any]], member_of: MemberSpec,
+                      foreign: bool = False) -> Any:
         t = opt["type"]
         if t == 3:
             return str(value)
@@ -2569,10 +2605,8 @@ class DiscordEmulator:
                     resolved.setdefault("roles", {})[str(vid)] = guild.role(vid).payload()
                     return str(vid)
             if t == 7:
-                ch = guild.channel(vid)
-                cp = ch.payload()
-                cp["permissions"] = str(Permissions.ALL)
-                resolved.setdefault("channels", {})[str(vid)] = cp
+                resolved.setdefault("channels", {})[str(vid)] = self._resolved_channel(
+                    opt, vid, guild, member_of, foreign)
                 return str(vid)
             raise LookupError(f"cannot resolve {value!r} for option {opt['name']!r}")
         if t == 11:
@@ -2598,7 +2632,8 @@ class DiscordEmulator:
         return aid
 
     def _build_command_data(self, name: str, options: Mapping[str, Any] | None,
-                            guild: GuildSpec, *, focused: str | None = None) -> dict[str, Any]:
+                            guild: GuildSpec, *, member: MemberSpec, focused: str | None = None,
+                            foreign: bool = False) -> dict[str, Any]:
         words = name.split()
         cmd, is_guild = self._find_command(words[0], guild.id)
         defs = cmd.get("options") or []
@@ -2628,7 +2663,8 @@ class DiscordEmulator:
                 opts.append({"type": od["type"], "name": key, "value": str(value), "focused": True})
                 continue
             opts.append({"type": od["type"], "name": key,
-                         "value": self._option_value(od, value, guild, resolved)})
+                         "value": self._option_value(od, value, guild, resolved, member,
+                                                     foreign)})
         if focused is not None:
             if focused not in given:
                 od = next((o for o in defs if o["name"] == focused), None)
@@ -2659,21 +2695,27 @@ class DiscordEmulator:
         guild_id: int | None = None,
         channel_id: int | None = None,
         locale: str = "en-US",
+        foreign_channels: bool = False,
     ) -> InteractionHandle:
         """A user runs a slash command (INTERACTION_CREATE type 2 through the gateway).
 
         ``name``: ``"search"`` or ``"watch add"`` / ``"admin rules list"`` for subcommands.
         ``options``: leaf option values by name (users/roles/channels may be specs or ids; they
         get ``resolved`` data; an attachment option takes ``(filename, bytes)``, served from the
-        emulated CDN at the URL its ``resolved`` entry gives). ``user``: ``"admin"``,
-        ``"member"``, a MemberSpec or a user id.
+        emulated CDN at the URL its ``resolved`` entry gives). A channel option takes only the
+        guild's own channels and threads of the types it allows (as Discord's picker), resolved
+        with the invoking member's permissions there; ``foreign_channels=True`` forges a request
+        naming another guild's channel. ``user``: ``"admin"``, ``"member"``, a MemberSpec or a
+        user id.
         The command must have been synced (guild commands first, then global). If the client is
         between gateway connections, delivery waits up to 5 s for it to (re)connect.
         """
         guild = self._find_guild(guild_id) if guild_id else self.guild
         if guild is None:
             raise LookupError(f"unknown guild {guild_id}")
-        data = self._build_command_data(name, options, guild)
+        data = self._build_command_data(name, options, guild,
+                                        member=self._resolve_member(guild, user),
+                                        foreign=foreign_channels)
         payload, _, _ = self._interaction_base(2, data, user=user, guild_id=guild.id,
                                                channel_id=channel_id, locale=locale)
         return await self._send(payload)
@@ -2714,7 +2756,8 @@ class DiscordEmulator:
             if not options:
                 raise ValueError("send_autocomplete needs focused= or at least one option")
             focused = list(options)[-1]
-        data = self._build_command_data(name, options, guild, focused=focused)
+        data = self._build_command_data(name, options, guild, focused=focused,
+                                        member=self._resolve_member(guild, user))
         payload, _, _ = self._interaction_base(4, data, user=user, guild_id=guild.id,
                                                channel_id=channel_id, locale="en-US")
         return await self._send(payload)

@@ -818,3 +818,114 @@ async def test_a_thread_channel_is_cached_and_posted_to_like_a_channel(
         assert [m.content for m in emu.messages(spec.id)] == ["into the thread"]
         assert emu.messages(alerts(emu)) == []
         assert emu.validate_all() == []
+
+
+# --------------------------------------------------------------------------------------------
+# Channel options, two guilds, global commands
+# --------------------------------------------------------------------------------------------
+
+OTHER = 1100000000000000501
+
+
+class TextOrThread(app_commands.Transformer):
+    """A channel option for text channels and threads, passed on as Discord resolved it
+    (discord.py's own AppCommandChannel option also offers media channels, a type the spec's
+    command options do not know)."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return [discord.ChannelType.text, discord.ChannelType.public_thread]
+
+    async def transform(self, interaction: discord.Interaction, value: Any, /) -> Any:
+        return value
+
+
+def where_bot() -> commands.Bot:
+    """A bot whose /where echoes the channel option as discord.py received it."""
+    bot = commands.Bot(command_prefix="!", intents=discord.Intents(guilds=True),
+                       guild_ready_timeout=0.05)
+
+    @bot.tree.command(name="where", description="Echo a channel option")
+    async def where(interaction: discord.Interaction,
+                    channel: app_commands.Transform[app_commands.AppCommandChannel,
+                                                    TextOrThread]) -> None:
+        perms = channel.permissions
+        await interaction.response.send_message(
+            f"{channel.name} guild={channel.guild_id} type={channel.type.value} "
+            f"send={perms.send_messages} view={perms.view_channel} "
+            f"me={interaction.guild is not None and interaction.guild.me is not None}")
+
+    return bot
+
+
+async def test_a_global_sync_reaches_every_guild_and_channel_options_stay_in_theirs(
+        discord_errors: Any) -> None:
+    guilds = [default_guild(), default_guild(OTHER, "Other desk")]
+    guilds[0].channels.append(discord_emulator.ChannelSpec(
+        guilds[0].id + 20, "closed", position=3, permission_overwrites=[{
+            "id": str(guilds[0].id + 101), "type": 0, "allow": "0",
+            "deny": str(discord_emulator.Permissions.SEND_MESSAGES)}]))
+    async with DiscordEmulator(guilds=guilds) as emu, emu.patch_discord():
+        thread = emu.add_thread(guilds[0].channel("alerts").id, "desk chat")
+        bot = where_bot()
+        async with run_client(bot, emu):
+            await bot.tree.sync()  # global: no guild id
+            assert emu.commands(guilds[0].id) == [] and emu.commands(OTHER) == []
+            assert [c["name"] for c in emu.commands()] == ["where"]
+            for guild, channel in ((guilds[0], "alerts"), (guilds[1], "ops")):
+                spec = guild.channel(channel)
+                msg = await (await emu.send_interaction(
+                    "where", {"channel": spec}, guild_id=guild.id)).final_message()
+                assert msg.content == (f"{channel} guild={guild.id} type=0 send=True view=True "
+                                       "me=True")
+            # a thread of the guild resolves too
+            msg = await (await emu.send_interaction("where", {"channel": thread.id})
+                         ).final_message()
+            assert msg.content.startswith(f"desk chat guild={guilds[0].id} type=11 ")
+            # resolved permissions are the invoking member's: bob's role may not send there
+            closed = guilds[0].channel("closed")
+            as_bob = await (await emu.send_interaction("where", {"channel": closed},
+                                                       user="member")).final_message()
+            assert "send=False view=True" in as_bob.content
+            as_alice = await (await emu.send_interaction("where", {"channel": closed})
+                              ).final_message()
+            assert "send=True view=True" in as_alice.content
+            # Discord's picker cannot offer another guild's channel ...
+            with pytest.raises(LookupError, match="only the guild's own channels"):
+                await emu.send_interaction("where", {"channel": guilds[1].channel("ops")})
+            # ... but a forged request reaches the bot with it; discord.py files it under the
+            # interaction's guild, so a bot must look the id up itself
+            forged = await (await emu.send_interaction(
+                "where", {"channel": guilds[1].channel("ops")}, foreign_channels=True)
+            ).final_message()
+            assert forged.content == (f"ops guild={guilds[0].id} type=0 send=False "
+                                      "view=False me=True")
+            assert bot.get_guild(guilds[0].id).get_channel_or_thread(  # type: ignore[union-attr]
+                guilds[1].channel("ops").id) is None
+        assert emu.validate_all() == []
+
+
+async def test_a_channel_option_offers_only_the_types_it_allows(discord_errors: Any) -> None:
+    guild = default_guild()
+    guild.channels.append(discord_emulator.ChannelSpec(guild.id + 21, "news desk", type=4,
+                                                       position=4))
+    async with DiscordEmulator(guilds=[guild]) as emu, emu.patch_discord():
+        bot = commands.Bot(command_prefix="!", intents=discord.Intents(guilds=True),
+                           guild_ready_timeout=0.05)
+
+        @bot.tree.command(name="text", description="A text channel")
+        async def text(interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+            await interaction.response.send_message(channel.name)
+
+        async with run_client(bot, emu):
+            await bot.tree.sync()
+            with pytest.raises(LookupError, match="takes channel types"):
+                await emu.send_interaction("text", {"channel": guild.channel("news desk")})
+            ok = await (await emu.send_interaction("text", {"channel": guild.channel("ops")})
+                        ).final_message()
+            assert ok.content == "ops"
+        assert emu.validate_all() == []

@@ -3,10 +3,17 @@ for admins.
 
 Every command is scoped to the server it runs in (``interaction.guild_id``): it sees and names
 the rules every server shares (the config file's, marked global) and the server's own, never
-another server's."""
+another server's.
+
+A server's rule posts to a channel picked with Discord's channel picker (default: the channel
+the command runs in), which becomes a route of that server. Before anything is stored the
+channel must be one of this server's, of a kind alerts can go to, and one the bot may post in;
+the id is looked up in the bot's own cache of the server, never taken from the interaction's
+resolved data, so a forged id of another server's channel is refused like an unknown one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -22,6 +29,66 @@ from watchers.errors import NewswatchError
 from watchers.rules import RegexBudget, match_query, parse
 from watchers.templates import MAX_TEMPLATE_LENGTH
 
+#: What a rule may post to: Discord's picker offers only these.
+POSTABLE_TYPES = (discord.ChannelType.text, discord.ChannelType.news, discord.ChannelType.forum,
+                  discord.ChannelType.public_thread, discord.ChannelType.private_thread,
+                  discord.ChannelType.news_thread)
+
+
+class Destination(app_commands.Transformer):
+    """A channel option offering the channel kinds alerts can go to; yields the picked id
+    (checked against the server by :func:`postable_channel`, not trusted as resolved)."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return list(POSTABLE_TYPES)
+
+    async def transform(self, interaction: discord.Interaction[Any], value: Any, /) -> int:
+        # an AppCommandChannel/AppCommandThread, or a bare Object when Discord sent no data
+        return int(value.id)
+
+
+Postable = discord.TextChannel | discord.ForumChannel | discord.Thread
+
+
+def postable_channel(guild: discord.Guild, channel_id: int) -> Postable:
+    """The channel of ``guild`` a rule may post to, or NewswatchError naming what is wrong:
+    not this server's channel, a kind that takes no alerts, or the permissions the bot lacks
+    there (View Channel, Send Messages — in a thread, Send Messages in Threads; in a forum,
+    also Create Public Threads — and Embed Links)."""
+    channel = guild.get_channel_or_thread(channel_id)
+    if channel is None:
+        raise NewswatchError(f"Channel {channel_id} is not a channel of this server that I can "
+                             "see; pick one of this server's channels")
+    if not isinstance(channel, Postable) or channel.type not in POSTABLE_TYPES:
+        raise NewswatchError(f"#{channel.name} is a {channel.type.name} channel; pick a text, "
+                             "announcement, forum or thread channel")
+    me = guild.me
+    if me is None:
+        raise NewswatchError("I cannot check my permissions in this server yet; try again in "
+                             "a minute")
+    try:
+        perms = channel.permissions_for(me)
+    except discord.ClientException:  # a thread whose parent channel is not cached
+        raise NewswatchError(f"I cannot see the channel #{channel.name} belongs to; pick "
+                             "another channel") from None
+    send = ((perms.send_messages_in_threads, "Send Messages in Threads")
+            if isinstance(channel, discord.Thread) else (perms.send_messages, "Send Messages"))
+    needed: list[tuple[bool, str]] = [(perms.view_channel, "View Channel"), send]
+    if isinstance(channel, discord.ForumChannel):
+        needed.append((perms.create_public_threads, "Create Public Threads"))
+    if send[0]:  # without the send permission Discord denies Embed Links implicitly
+        needed.append((perms.embed_links, "Embed Links"))
+    missing = [name for ok, name in needed if not ok]
+    if missing:
+        raise NewswatchError(f"I cannot post in #{channel.name}: missing permission "
+                             f"{', '.join(missing)}; grant it there or pick another channel")
+    return channel
+
 
 class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                group_description="Alert rules."):
@@ -32,7 +99,10 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         """Every rule with its query, route and state."""
-        views = await self.engine.rules(guild=interaction.guild_id)
+        engine = self.engine
+        views = [replace(v, rule=v.rule.model_copy(
+                    update={"channel": engine.route_label(v.rule.channel)}))
+                 for v in await engine.rules(guild=interaction.guild_id)]
         embed = rules_embed(views)
         shared = [v.rule.name for v in views if v.is_global]
         if interaction.guild_id is not None and shared:
@@ -52,7 +122,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
 
     @app_commands.command(name="add")
     @app_commands.describe(name="a short name (letters, digits, . _ -)", query="the rule's query",
-                           channel="the route its alerts go to (default: alerts)",
+                           channel="where its alerts go (default: this channel)",
                            severity="how loud the alert looks",
                            template="the alert's format, e.g. '{headline} · {source}' "
                                     "(see /rules preview)",
@@ -60,21 +130,30 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                                           "message")
     async def add(self, interaction: discord.Interaction[Any],
                   name: app_commands.Range[str, 1, 64], query: app_commands.Range[str, 1, 500],
-                  channel: str = "alerts", severity: Severity = "medium",
+                  channel: app_commands.Transform[int, Destination] | None = None,
+                  severity: Severity = "medium",
                   template: app_commands.Range[str, 1, MAX_TEMPLATE_LENGTH] | None = None,
                   template_style: Literal["embed", "text"] = "embed") -> None:
         """Add or replace a rule; it applies from the next poll."""
-        fields: dict[str, Any] = {"name": name, "query": query, "channel": channel,
+        guild = interaction.guild
+        if guild is None:
+            raise NewswatchError("Rules post to a server's channels: run /rules add in a server")
+        parse(query)  # a bad query is refused before the channel becomes a route
+        picked = postable_channel(guild, channel if channel is not None
+                                  else interaction.channel_id or 0)
+        engine = self.engine
+        user = str(interaction.user.id)
+        key = await engine.add_server_route(guild.id, picked.id, picked.name, created_by=user)
+        fields: dict[str, Any] = {"name": name, "query": query, "channel": key,
                                   "severity": severity, "template_style": template_style}
         if template is not None:
             # a slash option is one line; "\n" typed in it stands for a line break
             fields["template"] = template.replace("\\n", "\n")
-        rule = await self.engine.add_rule(fields, created_by=str(interaction.user.id),
-                                          guild=interaction.guild_id)
+        rule = await engine.add_rule(fields, created_by=user, guild=guild.id)
         shape = (f" · {rule.template_style} template (`/rules preview {rule.name}`)"
                  if rule.template is not None or rule.template_style != "embed" else "")
         await interaction.response.send_message(
-            f"Rule **{escape(rule.name)}** → `{rule.channel}` saved{shape}: "
+            f"Rule **{escape(rule.name)}** → <#{picked.id}> saved{shape}: "
             f"`{truncate(rule.query, 500)}`")
 
     @app_commands.command(name="preview")
@@ -117,7 +196,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         alert = Alert(id=0, route=rule.channel, nonce="preview", attempt=0, article=art,
                       matches=(match,) if match is not None else (), rules=(rule,),
                       story=story)
-        kwargs = alert_message(alert, route=engine.config.route(rule.channel))
+        kwargs = alert_message(alert, route=engine.route(rule.channel))
         # the preview pings nobody, whatever the rule would
         content = "\n".join(x for x in (note, kwargs["content"]) if x) or None
         embed = kwargs["embed"]
