@@ -22,7 +22,7 @@ from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
 
 if TYPE_CHECKING:
     from watchers.models import Article
-    from watchers.store import SqliteStore
+    from watchers.store import Store
     from watchers.store.base import StoryRecord
 
 __all__ = ["main"]
@@ -31,12 +31,25 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("newswatch")
 
 
-async def _read_only(path: Path) -> SqliteStore:
-    """The database at ``path`` for reading: no process lock, so it never waits for, or gets in
-    the way of, a running newswatch."""
-    from watchers.store import SqliteStore
+async def _read_only(target: str | Path) -> Store:
+    """The database at ``target`` (a file or a PostgreSQL URL) for reading: no process lock, so
+    it never waits for, or gets in the way of, a running newswatch."""
+    from watchers.store import open_store
 
-    return await SqliteStore.open(str(path), readonly=True)
+    return await open_store(target, readonly=True)
+
+
+def _where(cfg: Config) -> str:
+    """Where the config keeps its data, for people: the file, or the PostgreSQL database
+    without its credentials (an ``env:`` URL is named by its variable, never read here)."""
+    url = cfg.storage.url
+    if url is None:
+        return str(cfg.resolve(cfg.storage.path))
+    if url.startswith("env:"):
+        return f"PostgreSQL from ${url.removeprefix('env:')}"
+    from watchers.store.postgres import describe
+
+    return f"PostgreSQL {describe(url)}"
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -52,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     cfg = load_config(path)
     print(f"{path}: ok")
-    print(f"  storage  {cfg.resolve(cfg.storage.path)}")
+    print(f"  storage  {_where(cfg)}")
     print(f"  sources  {len(cfg.sources)}")
     for s in cfg.sources:
         where = getattr(s, "url", None) or getattr(s, "path", "")
@@ -84,10 +97,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 async def _check_live(cfg: Config) -> int:
     """Poll every source once now (nothing is stored) and show what the database remembers."""
     from watchers.engine import probe_sources
+    from watchers.store import store_exists
 
-    db_path = cfg.resolve(cfg.storage.path)
+    db_path = cfg.storage.target(cfg.resolve)
     states = {}
-    if db_path.exists():
+    if store_exists(db_path):
         async with await _read_only(db_path) as store:
             states = {s.name: s for s in await store.all_source_states()}
     print("  live", file=sys.stdout)
@@ -178,10 +192,11 @@ def _since(value: str | None) -> datetime | None:
 
 async def _search(args: argparse.Namespace) -> int:
     from watchers.search import search
+    from watchers.store import store_exists
 
     cfg = load(args.config)
-    path = cfg.resolve(cfg.storage.path)
-    if not path.exists():
+    path = cfg.storage.target(cfg.resolve)
+    if not store_exists(path):
         raise NewswatchError(f"no database at {path} yet: run `newswatch run` first")
     async with await _read_only(path) as store:
         # One indexed read when the source is known; the full count only to say what is.

@@ -155,13 +155,13 @@ async def _sources(cfg: Config) -> list[_Feed]:
     """The sources a started engine would run (the engine's own merge of the file's and the
     stored ones)."""
     from watchers.engine import merged_sources
-    from watchers.store import SqliteStore
+    from watchers.store import open_store, store_exists
 
-    path = cfg.resolve(cfg.storage.path)
+    path = cfg.storage.target(cfg.resolve)
     stored = []
-    if path.exists():
+    if store_exists(path):
         try:
-            store = await SqliteStore.open(str(path), readonly=True)
+            store = await open_store(path, readonly=True)
         except NewswatchError as exc:
             raise NewswatchError(f"{path}: cannot read the database: {exc}") from None
         try:

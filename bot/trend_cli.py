@@ -78,14 +78,14 @@ class _Usage(ValueError):
 
 
 async def _trend(cfg: Config, what: str, since: timedelta, until: datetime) -> Trend:
-    from watchers.store import SqliteStore
+    from watchers.store import open_store, store_exists
     from watchers.trends import trend_of
 
-    path = cfg.resolve(cfg.storage.path)
-    if not path.exists():
+    path = cfg.storage.target(cfg.resolve)
+    if not store_exists(path):
         raise NewswatchError(f"no database at {path} yet: run `newswatch run` or "
                              "`newswatch import` first")
-    async with await SqliteStore.open(str(path), readonly=True) as store:
+    async with await open_store(path, readonly=True) as store:
         # Rules by key, as the engine knows them without a server (a server's rule is
         # "<guild>:<name>"; a config rule's key is its name).
         rules = {r.key for r in cfg.rules} | {r.key for r in await store.list_rules()}

@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the repo, the seeds and the shared corpora."""
+"""Shared fixtures: paths to the repo, the seeds and the shared corpora; the store, on SQLite or
+PostgreSQL (tests/pg.py starts the server)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from watchers.store import SqliteStore
+from tests.pg import pg_database, pg_url  # noqa: F401  (fixtures)
+from watchers.store import SqliteStore, Store
+from watchers.store.postgres import PostgresStore
 
 REPO = Path(__file__).resolve().parents[1]
 # The suite's own copy of the sample articles: a user's file dropped into seeds/ must not change
@@ -23,8 +26,15 @@ def corpora_or_skip() -> Path:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(tmp_path / "test.db")
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A new, empty store: SQLite unless a test module asks for both backends (indirect
+    parameter "sqlite" | "postgres", see tests/store/conftest.py)."""
+    backend = getattr(request, "param", "sqlite")
+    s: Store
+    if backend == "postgres":
+        s = await PostgresStore.open(request.getfixturevalue("pg_database"))
+    else:
+        s = await SqliteStore.open(tmp_path / "test.db")
     try:
         yield s
     finally:

@@ -64,7 +64,7 @@ from watchers.sources import SourceContext, build_source, describe_source
 from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
 from watchers.sources.base import Source
-from watchers.store import SourceState, SqliteStore
+from watchers.store import SourceState, Store, open_store
 from watchers.store.base import SERVER_FEED_PREFIX, OutboxRow, StoryRecord
 from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key
@@ -205,7 +205,7 @@ def merged_sources(cfg: Config, stored: list[SourceConfig]) -> list[SourceConfig
 class Engine:
     """A running engine. Build it with :func:`open_engine`; every method is one user action."""
 
-    def __init__(self, config: Config, store: SqliteStore, fetcher: Fetcher,
+    def __init__(self, config: Config, store: Store, fetcher: Fetcher,
                  executor: ThreadPoolExecutor, watch: WatchService,
                  delivery: DeliveryService, tenancy: Tenancy | None = None) -> None:
         self.config = config
@@ -887,7 +887,7 @@ async def open_engine(
     and close everything in order. See the module docstring. ``clock`` is what every schedule
     (digests, quiet hours, caps, surges) reads; tests pass a :class:`ManualClock`."""
     async with AsyncExitStack() as stack:
-        store = await SqliteStore.open(store_path or str(config.resolve(config.storage.path)),
+        store = await open_store(store_path or config.storage.target(config.resolve),
                                        terms_of=index_terms)
         stack.push_async_callback(store.aclose)
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="newswatch-cpu")

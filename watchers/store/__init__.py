@@ -12,6 +12,8 @@ from watchers.store.base import (
     StateStore,
     Store,
 )
+from watchers.store.open import is_postgres_url, open_store, store_exists
+from watchers.store.postgres import PostgresStore
 from watchers.store.sqlite import SqliteStore
 
 __all__ = [
@@ -22,8 +24,12 @@ __all__ = [
     "OutboxKind",
     "OutboxRow",
     "OutboxStore",
+    "PostgresStore",
     "SourceState",
     "SqliteStore",
     "StateStore",
     "Store",
+    "is_postgres_url",
+    "open_store",
+    "store_exists",
 ]

@@ -22,7 +22,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.models import Article, Match
@@ -413,4 +413,10 @@ class Store(ArticleStore, OutboxStore, StateStore, StoryStore, ScheduleStore, Ac
             Protocol):
     """Persistence for the engine. Every write is one short transaction."""
 
+    @property
+    def path(self) -> str:  # where the data is, for messages (never credentials)
+        ...
+
     async def aclose(self) -> None: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, *exc: object) -> None: ...

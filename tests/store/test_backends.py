@@ -1,0 +1,609 @@
+"""The store contract on both backends, for what the shared ``store`` fixture cannot express:
+a store reopened at the same place, two stores side by side, rows written behind the store's
+back, and lookups (the index path and a full scan agree; pages hold every candidate once).
+
+``backend`` (parametrised "sqlite" | "postgres" by tests/store/conftest.py) opens stores by a
+short name: the same name is the same database (an SQLite file, or a PostgreSQL database of the
+session's throwaway server), a new name a new, empty one.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import SEEDS
+from tests.pg import admin, database_url
+from tests.store._support import alert, art, match, rule
+from watchers.config import FeedSourceConfig, FolderSourceConfig, RuleConfig, ServerRoute
+from watchers.errors import StoreError
+from watchers.models import Article, Match
+from watchers.rules import match_query
+from watchers.rules.lookup import index_terms
+from watchers.search import search
+from watchers.sources.folder import read_article_file
+from watchers.store import SourceState, SqliteStore, Store
+from watchers.store.base import ArticleRecord, OutboxEntry, StoryLink
+from watchers.store.open import open_store
+from watchers.store.postgres import PostgresStore
+
+
+async def put(store: Store, a: Article, matches: list[Match] | None = None,
+              alerts: list[OutboxEntry] | None = None) -> Article | None:
+    """Record an article with its index terms, as the watch service does."""
+    return await store.record(a, matches or [], alerts or [], terms=index_terms(a.title, a.text))
+
+
+class Backend:
+    """Stores of one backend, by name (see the module docstring)."""
+
+    def __init__(self, kind: str, tmp_path: Path, server: str | None) -> None:
+        self.kind = kind
+        self.tmp_path = tmp_path
+        self.server = server
+        self.databases: dict[str, str] = {}
+
+    def target(self, name: str = "main") -> str:
+        if self.kind == "sqlite":
+            return str(self.tmp_path / f"{name}.db")
+        assert self.server is not None
+        if name not in self.databases:
+            db = f"nw_test_{uuid.uuid4().hex[:16]}"
+            admin(self.server, f'CREATE DATABASE "{db}"')
+            self.databases[name] = db
+        return database_url(self.server, self.databases[name])
+
+    async def open(self, name: str = "main", **kw: Any) -> SqliteStore | PostgresStore:
+        if self.kind == "sqlite":
+            return await SqliteStore.open(self.target(name), **kw)
+        return await PostgresStore.open(self.target(name), **kw)
+
+    async def raw(self, name: str, sqlite_sql: str, pg_sql: str) -> None:
+        """A statement run behind the store's back (a row an older or newer version wrote)."""
+        if self.kind == "sqlite":
+            con = sqlite3.connect(self.target(name))
+            try:
+                con.execute(sqlite_sql)
+                con.commit()
+            finally:
+                con.close()
+        else:
+            import asyncpg  # type: ignore[import-untyped]
+
+            conn = await asyncpg.connect(self.target(name))
+            try:
+                await conn.execute(pg_sql)
+            finally:
+                await conn.close()
+
+    def drop(self) -> None:
+        for db in self.databases.values():
+            assert self.server is not None
+            admin(self.server, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    kind = getattr(request, "param", "sqlite")
+    server = request.getfixturevalue("pg_url") if kind == "postgres" else None
+    b = Backend(kind, tmp_path, server)
+    try:
+        yield b
+    finally:
+        b.drop()
+
+
+@pytest.fixture
+async def one(backend: Backend) -> AsyncIterator[Store]:
+    s = await backend.open()
+    try:
+        yield s
+    finally:
+        await s.aclose()
+
+
+# ------------------------------------------------------------------ state, reopened
+
+
+async def test_source_state_and_mutes_persist(backend: Backend) -> None:
+    now = datetime.now(UTC)
+    async with await backend.open() as s:
+        await s.save_source_state(SourceState("bbc", cursor={"etag": "x"}, polls=3, failures=1,
+                                              last_error="timeout", last_error_at=now,
+                                              skipped=2, next_poll=now, paused=True))
+        await s.save_source_states([SourceState("dw", polls=1), SourceState("dw", polls=2)])
+        await s.mute("kyiv", now + timedelta(hours=1))
+    async with await backend.open() as s:
+        st_ = await s.source_state("bbc")
+        assert st_ is not None and st_.cursor == {"etag": "x"} and st_.failures == 1
+        assert st_.skipped == 2 and st_.last_error_at == now and st_.paused
+        assert st_.next_poll == now and st_.last_success is None
+        assert [(x.name, x.polls) for x in await s.all_source_states()] == [("bbc", 3),
+                                                                            ("dw", 2)]
+        assert await s.source_state("npr") is None
+        assert dict(await s.mutes(now=now)) == {"kyiv": now + timedelta(hours=1)}
+        assert set(await s.mutes(now=now + timedelta(hours=2))) == set()
+        assert await s.unmute("kyiv") and not await s.unmute("kyiv")
+
+
+async def test_run_time_rules_and_sources_are_config_models(backend: Backend) -> None:
+    kyiv = RuleConfig(name="kyiv", query="kyiv~", channel="ops", severity="high",
+                      mention_role=5, threshold=80, created_by="alice")
+    feed = FeedSourceConfig(type="feed", name="dw", url="https://rss.dw.com/x", every="10m",
+                            backfill=3, created_by="bob")
+    folder = FolderSourceConfig(type="folder", name="drop", path="inbox", every=45.5)
+    async with await backend.open() as s:
+        await s.put_rule(kyiv)
+        await s.put_source(feed)
+        await s.put_source(folder)
+    async with await backend.open() as s:
+        (got,) = await s.list_rules()
+        assert got == kyiv.model_copy(update={"origin": "store"})
+        assert await s.list_sources() == [folder.model_copy(update={"origin": "store"}),
+                                          feed.model_copy(update={"origin": "store"})]
+        await s.put_rule(kyiv.model_copy(update={"query": "kiev"}))
+        assert [r.query for r in await s.list_rules()] == ["kiev"]
+        assert await s.delete_rule("kyiv") and not await s.delete_rule("kyiv")
+        assert await s.delete_source("dw") and not await s.delete_source("dw")
+        assert [x.name for x in await s.list_sources()] == ["drop"]
+
+
+async def test_a_stored_rule_that_no_longer_validates_is_skipped_with_a_warning(
+        backend: Backend, caplog: pytest.LogCaptureFixture) -> None:
+    async with await backend.open() as s:
+        await s.put_rule(rule("good", "troops"))
+    bad = '{"name": "bad", "query": "x", "severity": "apocalyptic"}'
+    await backend.raw("main",
+                      f"INSERT INTO rules (name, model, created_at) VALUES ('bad', '{bad}', 'x')",
+                      f"INSERT INTO rules (name, model, created_at) VALUES ('bad', '{bad}', now())")
+    async with await backend.open() as s:
+        assert [r.name for r in await s.list_rules()] == ["good"]
+    assert "stored rule 'bad' is not valid" in caplog.text and "severity" in caplog.text
+
+
+async def test_rule_snapshots_keep_what_matched(backend: Backend) -> None:
+    snap = rule("kyiv", "kyiv~ OR kiev", channel="ops", severity="critical", mention_role=7,
+                threshold=90, origin="store", created_by="alice")
+    async with await backend.open() as s:
+        a = art("Kyiv talks")
+        await put(s, a, [match(a, "kyiv")], [alert("ops", snap, rule("other", "talks"))])
+    async with await backend.open() as s:
+        (row,) = await s.alerts()
+        assert row.rules == (snap, rule("other", "talks"))
+
+
+# ------------------------------------------------------------------ batches
+
+
+def record_of(a: Article, route: str | None = "alerts") -> ArticleRecord:
+    return ArticleRecord(a, [match(a)], [alert(route)] if route else [],
+                         index_terms(a.title, a.text))
+
+
+def tangled(rng: random.Random, n: int) -> list[Article]:
+    out = []
+    for _ in range(n):
+        out.append(Article(
+            source=rng.choice(["a", "b"]), guid=rng.choice([None, "g1", "g2", "g3"]),
+            url=rng.choice([None, "https://ex.org/1", "https://EX.org/1/?utm_source=x",
+                            "https://ex.org/2", "https://ex.org/live"]),
+            title=rng.choice(["Troops move", "Troops move!", "Talks resume", "Live: border"]),
+            text=rng.choice(["one", "two", "three", "four five"])))
+    return out
+
+
+async def snapshot(store: Store) -> list[object]:
+    arts = await store.candidates(fts=None, limit=10_000)
+    outbox = [(r.article_id, r.route, r.state) for r in await store.alerts(limit=10_000)]
+    found = {w: sorted(a.id for a in await store.candidates(fts=f'"{w}"'))
+             for w in ("troops", "talks", "live", "border", "four")}
+    return [sorted(a.id for a in arts), outbox, found]
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_record_many_equals_record_one_by_one(backend: Backend, seed: int) -> None:
+    rng = random.Random(seed)
+    earlier, batch = tangled(rng, 6), tangled(rng, 30)
+
+    async def singly(store: Store, a: Article) -> Article | None:
+        if await store.is_known(a):
+            return None
+        return await store.record(a, [match(a)], [alert()], terms=index_terms(a.title, a.text))
+
+    async with await backend.open("one") as store:
+        for a in earlier:
+            await singly(store, a)
+        expected = [await singly(store, a) for a in batch]
+        one = await snapshot(store)
+    async with await backend.open("many") as store:
+        await store.record_many([record_of(a) for a in earlier])
+        together = await store.record_many([record_of(a) for a in batch])
+        many = await snapshot(store)
+    assert together == expected
+    assert any(s is None for s in together) and any(s is not None for s in together)
+    assert one == many
+
+
+async def test_known_equals_is_known_article_by_article(backend: Backend) -> None:
+    rng = random.Random(101)
+    stored, asked = tangled(rng, 8), tangled(rng, 40)
+    async with await backend.open("batch") as store:
+        await store.record_many([record_of(a) for a in stored])
+        answer = await store.known(asked)
+        assert await store.known([]) == []
+    expected = []
+    async with await backend.open("one") as store:
+        await store.record_many([record_of(a) for a in stored])
+        for a in asked:
+            expected.append(await store.is_known(a))
+            if not expected[-1]:
+                await store.record(a, [], [], terms=index_terms(a.title, a.text))
+    assert answer == expected
+    assert True in expected and False in expected
+
+
+async def test_a_failing_batch_stores_nothing(one: Store) -> None:
+    good = [art(f"Story {i}") for i in range(5)]
+    broken = ArticleRecord(art("Broken"), [], [alert("alerts"), alert("alerts")], "broken")
+    with pytest.raises(StoreError):
+        await one.record_many([*(record_of(a) for a in good), broken])
+    assert await one.count_articles() == 0
+    assert await one.alerts() == []
+    assert None not in await one.record_many([record_of(a) for a in good])
+    assert await one.count_articles() == 5
+
+
+# ------------------------------------------------------------------ stories
+
+
+T0 = datetime(2022, 1, 20, 9, 0, tzinfo=UTC)
+
+
+def entry(route: str = "alerts", *, severity: str = "medium", min_sources: int = 1,
+          stories: str = "edit", suppressed: bool = False) -> OutboxEntry:
+    return OutboxEntry(route, (rule(severity=severity, min_sources=min_sources),),
+                       suppressed=suppressed, stories=stories, severity=severity,
+                       min_sources=min_sources)
+
+
+def srec(a: Article, story: str, outlet: str, *entries: OutboxEntry, minutes: int = 0
+         ) -> ArticleRecord:
+    return ArticleRecord(a, [match(a)], list(entries), index_terms(a.title, a.text),
+                         StoryLink(story, f"sig of {story}", outlet,
+                                   T0 + timedelta(minutes=minutes)))
+
+
+async def outbox(store: Store) -> list[tuple[str, str | None, str, str | None, str | None]]:
+    return [(r.kind, r.article_id, r.state, r.story_id, r.escalated_from)
+            for r in await store.alerts(limit=10_000)]
+
+
+async def test_a_story_is_written_with_its_articles_and_outlets(one: Store) -> None:
+    a, b, c = (art("Troops mass at border", published=T0),
+               art("Border sees troops mass", published=T0 + timedelta(minutes=30)),
+               art("Troops!", published=T0 + timedelta(minutes=10)))
+    await one.record_many([srec(a, "s1", "dw", entry()),
+                           srec(b, "s1", "npr", entry(), minutes=30)])
+    await one.record_many([srec(c, "s1", "dw", entry(), minutes=10)])
+    story = await one.get_story("s1")
+    assert story is not None and story.headline == "Troops mass at border"
+    assert story.outlets == ("dw", "npr") and story.articles == 3
+    assert (story.first_seen, story.last_seen) == (T0, T0 + timedelta(minutes=30))
+    assert [x.id for x in await one.story_articles("s1")] == [a.id, c.id, b.id]
+    assert set(await one.stories_of([a.id, b.id, c.id])) == {a.id, b.id, c.id}
+    assert [s.id for s in await one.live_stories(timedelta(minutes=10))] == ["s1"]
+    assert await one.live_stories(T0 + timedelta(minutes=31)) == []
+    assert await one.count_stories() == 1
+    assert [(k, s) for k, _, s, _, _ in await outbox(one)] == [
+        ("alert", "pending"), ("update", "pending"), ("update", "pending")]
+
+
+async def test_a_higher_severity_posts_anew_and_says_what_it_escalated_from(one: Store) -> None:
+    await one.record_many([
+        srec(art("One"), "s", "dw", entry(severity="medium")),
+        srec(art("Two"), "s", "npr", entry(severity="low")),
+        srec(art("Three"), "s", "bbc", entry(severity="critical")),
+        srec(art("Four"), "s", "ap", entry(severity="high")),
+    ])
+    assert [(k, e) for k, _, _, _, e in await outbox(one)] == [
+        ("alert", None), ("update", None), ("alert", "medium"), ("update", None)]
+
+
+async def test_an_alert_waits_for_enough_outlets_then_posts_once(one: Store) -> None:
+    await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=3))])
+    await one.record_many([srec(art("Two"), "s", "dw", entry(min_sources=3))])
+    assert [r[2] for r in await outbox(one)] == ["waiting"]
+    await one.record_many([srec(art("Three"), "s", "npr", entry(min_sources=3))])
+    assert [r[2] for r in await outbox(one)] == ["waiting"]
+    await one.record_many([srec(art("Four"), "s", "bbc", entry(min_sources=3))])
+    assert [(r[0], r[2]) for r in await outbox(one)] == [("alert", "pending")]
+    await one.record_many([srec(art("Five"), "s", "ap", entry(min_sources=3))])
+    assert [(r[0], r[2]) for r in await outbox(one)] == [
+        ("alert", "pending"), ("update", "pending")]
+
+
+async def test_a_wait_that_outlives_the_window_ends_uncorroborated(one: Store) -> None:
+    await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=2))])
+    await one.pause_route("alerts", "down")
+    assert await one.held_counts() == {}
+    await one.resume_route("alerts")
+    assert await one.expire_waiting(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert await one.expire_waiting(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=2))])
+    assert [(r[0], r[2]) for r in await outbox(one)] == [
+        ("alert", "uncorroborated"), ("alert", "pending")]
+
+
+async def test_changes_and_wire_copies_update_the_story_message(one: Store) -> None:
+    a = art("Troops mass at border")
+    (stored,) = await one.record_many([srec(a, "s", "dw", entry(min_sources=2))])
+    assert stored is not None
+    # a wire copy from a second outlet releases the waiting alert; the same outlet again is
+    # nothing new
+    assert await one.add_outlet(stored.id, "npr", T0 + timedelta(minutes=5), ["alerts"]) == 0
+    assert await one.add_outlet(stored.id, "npr", T0 + timedelta(minutes=6), ["alerts"]) == 0
+    assert [(r[0], r[2]) for r in await outbox(one)] == [("alert", "pending")]
+    story = await one.get_story("s")
+    assert story is not None and story.outlets == ("dw", "npr")
+    assert story.last_seen == T0 + timedelta(minutes=5)
+    (row,) = await one.claim_route("alerts", now=datetime.now(UTC))
+    await one.mark_delivered(row.id, "m1")
+    assert (await one.story_alert("s", "alerts")).id == row.id  # type: ignore[union-attr]
+    assert await one.add_outlet(stored.id, "ap", T0, ["alerts"]) == 1
+    changed = art("Troops mass at border", "new text")
+    assert await one.record_change(stored.id, changed, ["alerts", "alerts", "ops"]) == 1
+    assert (await one.get_article(stored.id)).text == "new text"  # type: ignore[union-attr]
+    updates = await one.alerts(kind="update")
+    assert [(u.changed, u.rules) for u in updates] == [(False, row.rules), (True, row.rules)]
+    assert (await one.get_story("s")).updated_at is not None  # type: ignore[union-attr]
+
+
+async def test_a_rule_needing_fewer_outlets_releases_the_waiting_alert(one: Store) -> None:
+    await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=3))])
+    await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=1))])
+    assert [(r[0], r[2]) for r in await outbox(one)] == [("alert", "pending")]
+
+
+async def test_stories_off_alert_per_article_and_muted_rules_stay_suppressed(one: Store) -> None:
+    await one.record_many([
+        srec(art("One"), "s", "dw", entry(stories="off"), entry("ops", suppressed=True)),
+        srec(art("Two"), "s", "npr", entry(stories="off"), entry("ops")),
+    ])
+    assert [(k, s) for k, _, s, _, _ in await outbox(one)] == [
+        ("alert", "pending"), ("alert", "suppressed"), ("alert", "pending"), ("alert", "pending")]
+
+
+async def test_the_story_message_per_route_is_kept(one: Store) -> None:
+    assert await one.story_message("s", "alerts") is None
+    await one.set_story_message("s", "alerts", "100", None)
+    await one.set_story_message("s", "alerts", "100", "100")
+    await one.set_story_message("s", "ops", "7", None)
+    assert await one.story_message("s", "alerts") == ("100", "100")
+    assert await one.story_message("s", "ops") == ("7", None)
+
+
+plans = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["dw", "npr", "bbc"]),
+                           st.integers(1, 3), st.sampled_from(["low", "medium", "critical"])),
+                 min_size=1, max_size=12)
+
+
+async def test_every_article_belongs_to_one_story_and_each_route_posts_a_story_once(
+        one: Store) -> None:
+    """The property of test_stories.py, on one database: each example has stories and
+    articles of its own."""
+    examples: list[tuple[list[tuple[int, str, int, str]], int]] = []
+
+    @settings(max_examples=15, deadline=None, database=None)
+    @given(plans, st.integers(1, 4))
+    def draw(plan: list[tuple[int, str, int, str]], batch: int) -> None:
+        examples.append((plan, batch))
+
+    draw()
+    for n, (plan, batch) in enumerate(examples):
+        records = [srec(art(f"Event {i} of story {s} in example {n}"), f"x{n}s{s}", outlet,
+                        entry(severity=sev, min_sources=need), minutes=i)
+                   for i, (s, outlet, need, sev) in enumerate(plan)]
+        for i in range(0, len(records), batch):
+            await one.record_many(records[i : i + batch])
+        stories = await one.stories_of([r.article.id for r in records])
+        assert {a: s.id for a, s in stories.items()} == {
+            r.article.id: r.story.id for r in records if r.story}
+        assert sum(s.articles for s in {s.id: s for s in stories.values()}.values()) == len(
+            records)
+        rows = await outbox(one)
+        for sid in {f"x{n}s{s}" for s, *_ in plan}:
+            mine = [r for r in rows if r[3] == sid]
+            plain = [r for r in mine if r[0] == "alert" and r[4] is None]
+            assert len(plain) <= 1
+            if any(r[0] == "update" for r in mine):
+                assert plain and plain[0][2] == "pending"
+
+
+# ------------------------------------------------------------------ schedule and surges
+
+
+async def test_scheduled_rows_become_one_digest_per_route(one: Store) -> None:
+    now = datetime.now(UTC)
+    for i, route in enumerate(["alerts", "alerts", "ops"]):
+        x = art(f"Story {i}")
+        await put(one, x, [match(x)], [alert(route)])
+    rows = await one.claim_route("alerts", now=now) + await one.claim_route("ops", now=now)
+    for r in rows:
+        await one.schedule(r.id, now + timedelta(hours=1), "quiet hours")
+    assert await one.scheduled_routes() == {"alerts": (2, now + timedelta(hours=1)),
+                                            "ops": (1, now + timedelta(hours=1))}
+    assert await one.make_digests(now) == []
+    assert await one.digest_now("ops", now) == 1
+    (digest,) = await one.make_digests(now)
+    assert [m.id for m in await one.digest_members(digest)] == [rows[2].id]
+    made = await one.make_digests(now + timedelta(hours=2))
+    assert len(made) == 1 and [m.id for m in await one.digest_members(made[0])] == [
+        rows[0].id, rows[1].id]
+    assert await one.scheduled_routes() == {}
+    assert {r.kind for r in await one.alerts(kind="digest")} == {"digest"}
+    (d,) = await one.claim_route("ops", now=now)
+    await one.mark_delivered(d.id, "m9", at=now)
+    assert await one.sent_since("ops", now - timedelta(minutes=1)) == 0  # digests do not count
+
+
+async def test_surges_and_match_times(one: Store) -> None:
+    assert await one.last_surge("troops") is None
+    assert await one.first_match("troops") is None
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(3):
+        x = art(f"Troops {i}", published=at + timedelta(hours=i))
+        await one.record_many([ArticleRecord(x, [match(x)], [], "troops")],
+                              at=at + timedelta(minutes=i))
+    surge = await one.add_surge("troops", "ops", "troops surging", at)
+    assert await one.last_surge("troops") == at
+    assert [(r.id, r.kind, r.text) for r in await one.alerts(kind="surge")] == [
+        (surge, "surge", "troops surging")]
+    times = await one.match_times(["troops", "other"], at + timedelta(minutes=1))
+    assert times == {"troops": [at + timedelta(minutes=1), at + timedelta(minutes=2)],
+                     "other": []}
+    assert await one.first_match("troops") == at
+    assert await one.rule_times("troops", at + timedelta(hours=1)) == [
+        at + timedelta(hours=1), at + timedelta(hours=2)]
+    top = await one.top_stories("troops", at)
+    assert len(top) == 3 and all(n == 1 for _, n in top)
+    assert await one.rule_match_counts(since=at + timedelta(minutes=2)) == {"troops": 1}
+    assert await one.rule_match_counts() == {"troops": 3}
+
+
+# ------------------------------------------------------------------ lookups
+
+
+def lookup_articles() -> list[Article]:
+    arts = [read_article_file(p, source="seeds") for p in sorted(SEEDS.glob("*.txt"))]
+    arts.append(Article(source="x", title="Cyber attack on ministries", text="Russia’s troops."))
+    arts.append(Article(source="x", title="Kiev talks", text="Київ said the cyber-attack ended."))
+    arts.append(Article(source="x", title="Mobilisation", text="1,000 troops; O'Brien's view."))
+    return arts
+
+
+WORDS = ["troops", "troop", "kyiv", "kiev", "russia", "nato", "sanctions", "talks", "donbas",
+         "cyberattack", "attack", "minister", "government", "election", "football", "oil",
+         "moscow", "ukraine", "border", "mobili*", "gov*", '"prime minister"', "kyiv~",
+         "/\\d{4}/", "title:troops", "text:kyiv", "o'brien"]
+queries = st.recursive(
+    st.sampled_from(WORDS),
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} AND {t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} OR {t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} NOT {t[1]})"),
+    ),
+    max_leaves=4,
+)
+
+
+async def test_the_index_path_finds_exactly_what_a_full_scan_finds(backend: Backend) -> None:
+    arts = lookup_articles()
+    async with await backend.open() as store:
+        for a in arts:
+            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+
+        @settings(max_examples=40, deadline=None,
+                  suppress_health_check=[HealthCheck.too_slow])
+        @given(query=queries)
+        def check(query: str) -> None:
+            expected = {a.title for a in arts if match_query(query, a) is not None}
+            results.append((query, expected))
+
+        results: list[tuple[str, set[str]]] = []
+        check()
+        for query, expected in results:
+            hits = await search(store, query, limit=10_000)
+            assert {h.article.title for h in hits} == expected, query
+
+
+def crowded() -> list[Article]:
+    """Articles crowded into a few seconds (sub-second differences and exact ties)."""
+    rng = random.Random(7)
+    base = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+    words = ["troops", "border", "talks", "oil", "prices"]
+    out = []
+    for i in range(60):
+        pair = " ".join(rng.sample(words, 2))
+        published = None
+        if i % 9:
+            published = base + timedelta(seconds=rng.randrange(4),
+                                         microseconds=rng.choice([0, 250_000, 999_999]))
+        out.append(Article(title=f"Story {i} {pair}", text=f"Body {i} about {pair}.",
+                           source=f"s{i % 3}", guid=f"g{i}", published=published,
+                           fetched_at=base + timedelta(seconds=rng.randrange(-2, 6))))
+    rng.shuffle(out)
+    return out
+
+
+@pytest.mark.parametrize("fts", ['"troops"', '("oil" OR "talks")', None])
+async def test_pages_hold_every_candidate_once_newest_first(one: Store, fts: str | None) -> None:
+    kept = [a for a in [await one.record(a, [], [], terms=index_terms(a.title, a.text))
+                        for a in crowded()] if a is not None]
+    word = {'"troops"': ["troops"], '("oil" OR "talks")': ["oil", "talks"], None: [""]}[fts]
+    expected = [a for a in kept if any(w in a.title for w in word)]
+    full = [x.id for x in await one.candidates(fts=fts, limit=10_000)]
+    for size in (1, 7):
+        seen: list[Article] = []
+        after = None
+        for _ in range(200):
+            page = await one.candidate_page(fts=fts, after=after, limit=size)
+            assert len(page.articles) <= size
+            seen += page.articles
+            if page.next is None:
+                break
+            after = page.next
+        assert sorted(a.id for a in seen) == sorted(a.id for a in expected)
+        assert [a.id for a in seen] == full
+        secs = [int((a.published or a.fetched_at).timestamp()) for a in seen]
+        assert secs == sorted(secs, reverse=True)
+
+
+async def test_a_server_sees_only_the_feeds_it_follows(one: Store) -> None:
+    for source in ("bbc", "@feed1", "@feed2"):
+        await one.record(Article(source=source, title=f"Troops {source}", text="x"), [], [],
+                         terms="troops")
+    assert await one.count_articles() == 3
+    assert await one.count_articles(follows=[]) == 1
+    assert await one.count_by_source(follows=["@feed2"]) == {"bbc": 1, "@feed2": 1}
+    found = await one.candidates(fts='"troops"', follows=["@feed1"])
+    assert sorted(a.source for a in found) == ["@feed1", "bbc"]
+
+
+async def test_a_query_the_index_cannot_read_is_one_clear_error(one: Store) -> None:
+    for bad in ('"unbalanced', "(troops", "troops)", "AND", "a OR", "ti:tle"):
+        with pytest.raises(StoreError, match="search index rejected the query"):
+            await one.candidates(fts=bad)
+
+
+# ------------------------------------------------------------------ server routes
+
+
+async def test_server_routes_are_kept_by_key(one: Store) -> None:
+    b = ServerRoute(guild_id=42, name="b-desk", channel_id=9, created_by="ann")
+    a = ServerRoute(guild_id=42, name="alerts", channel_id=123456789012345678)
+    await one.put_server_route(b)
+    await one.put_server_route(a)
+    await one.put_server_route(a.model_copy(update={"channel_id": 7}))
+    assert await one.list_server_routes() == [a.model_copy(update={"channel_id": 7}), b]
+    assert await one.delete_server_route(a.key) and not await one.delete_server_route(a.key)
+    assert await one.list_server_routes() == [b]
+
+
+# ------------------------------------------------------------------ opening
+
+
+async def test_open_store_picks_the_backend_from_the_target(backend: Backend) -> None:
+    store = await open_store(backend.target())
+    try:
+        assert isinstance(store, PostgresStore if backend.kind == "postgres" else SqliteStore)
+    finally:
+        await store.aclose()

@@ -1,0 +1,234 @@
+"""What only the PostgreSQL store has: its schema marker and version, the one-writer lock taken
+through the server, read-only sessions, one-line errors for a server that is not there, the
+translation of index queries, and writers in several pools (as in several processes) that
+never store an article twice or claim a row twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from tests.conftest import REPO
+from tests.store._support import alert, art, match
+from watchers.errors import StoreError
+from watchers.rules.lookup import index_terms
+from watchers.store.base import ArticleRecord
+from watchers.store.postgres import PostgresStore, describe, fts_to_tsquery
+from watchers.store.postgres.schema import SCHEMA_VERSION
+
+
+async def sql(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def test_index_queries_become_tsqueries_word_for_word() -> None:
+    assert fts_to_tsquery('"troops"') == "'troops'"
+    assert fts_to_tsquery("donbas") == "'donbas'"
+    assert fts_to_tsquery('"mobili"*') == "'mobili':*"
+    assert fts_to_tsquery('("kyiv" OR "kiev") AND "talks"') == "(('kyiv' | 'kiev') & 'talks')"
+    # FTS5 precedence: NOT over AND (also implicit) over OR
+    assert fts_to_tsquery('a b OR c NOT d') == "(('a' & 'b') | ('c' & !'d'))"
+    assert fts_to_tsquery('"o\'brien" "say ""hi"""') == "('o''brien' & 'say \"hi\"')"
+    assert fts_to_tsquery('"back\\slash"') == "'back\\\\slash'"
+    for bad in ('"open', "(a", "a)", "OR", "a AND", "col:a", "a + b", "*"):
+        with pytest.raises(StoreError, match="search index rejected the query"):
+            fts_to_tsquery(bad)
+
+
+def test_messages_name_the_database_but_never_the_password() -> None:
+    assert describe("postgresql://u:secret@db.example:5433/news") == (
+        "postgresql://db.example:5433/news")
+    assert describe("postgresql:///news?host=/run/pg&port=5444") == (
+        "postgresql:///run/pg:5444/news")
+
+
+async def test_a_new_database_gets_the_current_schema_once(pg_database: str) -> None:
+    async with await PostgresStore.open(pg_database):
+        pass
+    async with await PostgresStore.open(pg_database, readonly=True) as reader:
+        assert await reader.count_articles() == 0
+    conn = await asyncpg.connect(pg_database)
+    try:
+        assert await conn.fetchval("SELECT version FROM schema_version") == SCHEMA_VERSION
+        assert await conn.fetchval("SELECT count(*) FROM schema_version") == 1
+    finally:
+        await conn.close()
+
+
+async def test_a_database_that_is_not_newswatch_s_is_refused(pg_database: str) -> None:
+    await sql(pg_database, "CREATE TABLE invoices (id int)")
+    with pytest.raises(StoreError, match=r"is not a newswatch database \(it holds other tables\)"):
+        await PostgresStore.open(pg_database)
+    conn = await asyncpg.connect(pg_database)
+    try:  # nothing was written into it
+        assert await conn.fetchval("SELECT to_regclass('articles')") is None
+    finally:
+        await conn.close()
+
+
+async def test_a_newer_schema_or_an_empty_database_for_reading_is_refused(
+        pg_database: str) -> None:
+    with pytest.raises(StoreError, match="is an empty database, not a newswatch one yet"):
+        await PostgresStore.open(pg_database, readonly=True)
+    await (await PostgresStore.open(pg_database)).aclose()
+    await sql(pg_database, f"UPDATE schema_version SET version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match=f"has schema version {SCHEMA_VERSION + 1}, newer than"):
+        await PostgresStore.open(pg_database)
+
+
+async def test_one_writer_at_a_time_and_readers_beside_it(pg_database: str) -> None:
+    async with await PostgresStore.open(pg_database) as writer:
+        await writer.add_notice("ops", "hello")
+        with pytest.raises(StoreError, match="already open for writing in this process"):
+            await PostgresStore.open(pg_database)
+        async with await PostgresStore.open(pg_database, lock=False) as reader:
+            assert await reader.notice_counts() == {"pending": 1}
+        async with await PostgresStore.open(pg_database, readonly=True) as reader:
+            with pytest.raises(StoreError, match="readonly"):
+                await reader.add_notice("ops", "not written")
+    # the lock went with the writer's session
+    await (await PostgresStore.open(pg_database)).aclose()
+
+
+async def test_a_writer_in_another_process_is_named(pg_database: str) -> None:
+    holder = await asyncpg.connect(pg_database,
+                                   server_settings={"application_name": "newswatch pid 4242"})
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1, 1)", int.from_bytes(b"nwsw", "big"))
+        with pytest.raises(StoreError) as caught:
+            await PostgresStore.open(pg_database)
+        assert str(caught.value) == (
+            f"another newswatch process (pid 4242) is using {describe(pg_database)}; stop it "
+            "first (read-only commands such as search and check do not need to)")
+    finally:
+        await holder.close()
+
+
+async def test_a_server_that_is_not_there_is_one_clear_line() -> None:
+    url = "postgresql://nobody@/nw?host=/nonexistent-socket-dir&port=1"
+    with pytest.raises(StoreError) as caught:
+        await PostgresStore.open(url)
+    message = str(caught.value)
+    assert message.startswith("cannot open the database postgresql:///nonexistent-socket-dir:1/nw")
+    assert "\n" not in message
+
+
+async def test_writers_in_two_pools_store_each_article_once(pg_database: str) -> None:
+    await (await PostgresStore.open(pg_database)).aclose()
+    batch = [art(f"Story {i}", guid=f"g{i}") for i in range(40)]
+    records = [ArticleRecord(a, [match(a)], [alert()], index_terms(a.title, a.text))
+               for a in batch]
+    first = await PostgresStore.open(pg_database, lock=False)
+    second = await PostgresStore.open(pg_database, lock=False)
+    try:
+        one, two = await asyncio.gather(first.record_many(records),
+                                        second.record_many(list(reversed(records))))
+        stored = [a for a in [*one, *two] if a is not None]
+        assert sorted(a.id for a in stored) == sorted(a.id for a in batch)
+        assert await first.count_articles() == 40
+        assert len(await first.alerts(limit=1000)) == 40
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_claimers_in_two_pools_never_claim_a_row_twice(pg_database: str) -> None:
+    async with await PostgresStore.open(pg_database) as store:
+        await store.record_many([
+            ArticleRecord(a, [match(a)], [alert()], index_terms(a.title, a.text))
+            for a in (art(f"Story {i}") for i in range(30))])
+    stores = [await PostgresStore.open(pg_database, lock=False) for _ in range(3)]
+    try:
+        claimed: list[int] = []
+        now = datetime.now(UTC)
+
+        async def drain(s: PostgresStore) -> None:
+            while rows := await s.claim_route("alerts", now=now, limit=4):
+                claimed.extend(r.id for r in rows)
+                for r in rows:
+                    await s.mark_delivered(r.id, f"m{r.id}")
+
+        await asyncio.wait_for(asyncio.gather(*(drain(s) for s in stores)), 60)
+        assert len(claimed) == 30 and len(set(claimed)) == 30
+        assert await stores[0].alert_counts() == {"delivered": 30}
+    finally:
+        for s in stores:
+            await s.aclose()
+
+
+HOLDER = """
+import asyncio, sys
+from datetime import UTC, datetime
+from watchers.store.postgres import PostgresStore
+
+async def main() -> None:
+    store = await PostgresStore.open(sys.argv[1])
+    rows = await store.claim_route("alerts", now=datetime.now(UTC), limit=3)
+    print("claimed", len(rows), flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_writer_leaves_no_lock_and_its_claims_come_back(pg_database: str) -> None:
+    async with await PostgresStore.open(pg_database) as store:
+        await store.record_many([
+            ArticleRecord(a, [match(a)], [alert()], index_terms(a.title, a.text))
+            for a in (art(f"Story {i}") for i in range(5))])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, pg_database, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if line.strip() != b"claimed 3":
+            err = await proc.stderr.read() if proc.stderr else b""
+            pytest.fail(f"holder did not start: {line!r} {err.decode()[-500:]}")
+        with pytest.raises(StoreError, match=f"another newswatch process .pid {proc.pid}."):
+            await PostgresStore.open(pg_database)
+        os.kill(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    # the server ends a dead client's session, and its advisory lock with it
+    for _ in range(100):
+        try:
+            store = await PostgresStore.open(pg_database)
+            break
+        except StoreError:
+            await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the killed writer's lock was never released")
+    try:
+        assert await store.alert_counts() == {"sending": 3, "pending": 2}
+        assert await store.requeue_interrupted() == 3
+        assert await store.count_maybe_sent() == 3
+        rows = await store.claim_route("alerts", now=datetime.now(UTC), limit=10)
+        assert [r.attempts for r in rows] == [2, 2, 2, 1, 1]
+    finally:
+        await store.aclose()
+
+
+def test_a_missing_postgresql_skips_with_how_to_enable_it_but_fails_under_ci(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests import pg
+
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="NEWSWATCH_TEST_PG_URL"):
+        pg._missing("initdb and pg_ctl are not on PATH")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="under CI the PostgreSQL tests must run"):
+        pg._missing("initdb and pg_ctl are not on PATH")

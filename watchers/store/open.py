@@ -1,0 +1,32 @@
+"""Open the store a config names: a ``postgresql://`` (or ``postgres://``) URL is a
+:class:`PostgresStore`, anything else the path of an SQLite file (:class:`SqliteStore`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from watchers.store.base import Store
+from watchers.store.postgres import PostgresStore, is_postgres_url
+from watchers.store.sqlite import SqliteStore, TermsOf
+
+__all__ = ["is_postgres_url", "open_store", "store_exists"]
+
+
+def store_exists(target: str | Path) -> bool:
+    """Whether there may be a database at ``target`` to read: a PostgreSQL server is asked
+    when opened; an SQLite file must exist."""
+    return is_postgres_url(str(target)) or Path(target).exists()
+
+
+async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None,
+                     lock: bool = True, readonly: bool = False) -> Store:
+    """The store at ``url_or_path``, opened (created or upgraded when writing).
+
+    ``terms_of`` is only needed to upgrade an SQLite database older than its lookup index;
+    PostgreSQL's history starts after that. ``lock`` and ``readonly`` mean the same on both:
+    hold the one-writer lock; open without writing.
+    """
+    target = str(url_or_path)
+    if is_postgres_url(target):
+        return await PostgresStore.open(target, lock=lock, readonly=readonly)
+    return await SqliteStore.open(target, terms_of=terms_of, lock=lock, readonly=readonly)

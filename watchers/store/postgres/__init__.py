@@ -1,0 +1,95 @@
+"""PostgresStore: the store for several processes and machines, on PostgreSQL through asyncpg.
+
+Same :class:`watchers.store.Store` protocol and behaviour as :class:`SqliteStore`, split the
+same way: domain mixins (:mod:`.articles`, :mod:`.outbox`, :mod:`.state`, :mod:`.stories`,
+:mod:`.schedule`, :mod:`.acks`) over one pool and transaction helper (:mod:`._db`), with the
+schema and its migrations in :mod:`.schema`, applied when a writer opens the store. Every
+failure is a :class:`watchers.errors.StoreError` of one line, as with SQLite, so callers cannot
+tell the backends apart.
+
+Driver: asyncpg. It speaks PostgreSQL's native protocol with binary codecs (timestamps, arrays
+and integers cross without text parsing), prepares and caches statements itself, and pipelines
+``executemany``; it is the fastest async driver for Python and brings its own pool. psycopg 3
+(async, with psycopg_pool) is the alternative, better where its sync/async symmetry or
+server-side COPY helpers matter; nothing here needs either.
+
+Opening for writing (the default) takes the writer lock described in :mod:`._db`, like the
+SQLite store's process lock; readers (``lock=False`` or ``readonly=True``) do not.
+"""
+
+from __future__ import annotations
+
+from watchers.store.postgres._db import Pg, describe
+from watchers.store.postgres.acks import AcksMixin
+from watchers.store.postgres.articles import ArticlesMixin, fts_to_tsquery
+from watchers.store.postgres.outbox import OutboxMixin
+from watchers.store.postgres.schedule import ScheduleMixin
+from watchers.store.postgres.schema import SCHEMA_VERSION, check, upgrade
+from watchers.store.postgres.state import StateMixin
+from watchers.store.postgres.stories import StoriesMixin
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "describe", "fts_to_tsquery", "is_postgres_url"]
+
+
+def is_postgres_url(target: str) -> bool:
+    """Whether ``target`` names a PostgreSQL database rather than an SQLite file."""
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, ScheduleMixin,
+                    AcksMixin):
+    """The PostgreSQL implementation of :class:`watchers.store.Store`.
+
+    ``store = await PostgresStore.open(url)`` and ``await store.aclose()``, or
+    ``async with await PostgresStore.open(url) as store``.
+    """
+
+    def __init__(self, db: Pg) -> None:
+        self._db = db
+
+    @property
+    def path(self) -> str:
+        """The database, for messages (host and name; never credentials)."""
+        return self._db.name
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        lock: bool = True,
+        readonly: bool = False,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> PostgresStore:
+        """Open the database at ``url`` (``postgresql://…``), creating or upgrading its schema.
+
+        ``lock``: hold the writer lock, refusing to open while another process holds it.
+        ``readonly``: every transaction is read-only, no lock is taken and nothing changes (the
+        schema must be current). ``min_size`` / ``max_size``: the connection pool's bounds.
+        """
+        db = await Pg.connect(url, lock=lock, readonly=readonly, min_size=min_size,
+                              max_size=max_size)
+        try:
+            version = await check(db, readonly=readonly)
+            if not readonly:
+                await upgrade(db, version)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def __aenter__(self) -> PostgresStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+    async def integrity_check(self) -> str:
+        """Always "ok" once the server answers: PostgreSQL checks its own pages (checksums,
+        amcheck); the method exists so callers of either store can ask."""
+        await self._db.fetchval("SELECT 1")
+        return "ok"

@@ -1,0 +1,202 @@
+"""One asyncpg pool per store, its transactions, the writer lock, and error translation.
+
+Invariants every domain module relies on:
+
+- Every statement runs on a connection of the store's pool; a write runs inside
+  :meth:`Pg.tx` (one transaction, committed whole or rolled back). Reads outside a transaction
+  see committed data only.
+- Writes that decide from what they read (dedupe before insert, a story's outcome, a route's
+  claim, an escalation) take a transaction-scoped advisory lock on what they decide about, so
+  two writers — in this process or another — never decide from the same stale read. The locks
+  are named in :data:`LOCKS`.
+- Every asyncpg / connection error leaves here as one :class:`StoreError` line naming the
+  database (host and database name; never the password).
+- A writing store (``lock=True``) holds a session advisory lock on one dedicated connection
+  for its lifetime, so a second process that would poll or deliver refuses to start instead of
+  requeueing the first one's in-flight alerts, as with SQLite. The holder is found through its
+  ``application_name``, which carries the client's pid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
+
+from watchers.errors import StoreError
+
+__all__ = ["LOCKS", "Pg", "describe", "now"]
+
+# Advisory lock keys (pg_advisory_*lock(int, int)): the first number is newswatch's, the second
+# what is locked. Route claims lock (ROUTE_SPACE, hashtext(route)).
+NEWSWATCH = int.from_bytes(b"nwsw", "big")  # fits a signed int4
+LOCKS = {"writer": 1, "articles": 2, "schema": 3}
+ROUTE_SPACE = NEWSWATCH ^ 0x7F
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def describe(url: str) -> str:
+    """The database a URL names, for messages: ``postgresql://host/db`` without credentials."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    host = parts.hostname or query.get("host") or "localhost"
+    port = parts.port or query.get("port")
+    db = parts.path.lstrip("/") or query.get("dbname") or "(default database)"
+    return f"postgresql://{host}{f':{port}' if port else ''}/{db}"
+
+
+def rowcount(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 3`` or ``INSERT 0 1``."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+async def _init(conn: asyncpg.Connection) -> None:
+    # The binary codec reads times as aware UTC datetimes anyway; this keeps any text
+    # rendering of them (errors, ad-hoc SQL in a session) in UTC too, whatever the server's zone.
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+class Pg:
+    """The pool of one store, with its transactions, writer lock and error translation."""
+
+    def __init__(self, pool: asyncpg.Pool, name: str, lock_conn: asyncpg.Connection | None,
+                 *, readonly: bool) -> None:
+        self.pool = pool
+        self.name = name
+        self.readonly = readonly
+        self._lock_conn = lock_conn
+        self._closed = False
+
+    # ------------------------------------------------------------- opening and closing
+
+    @classmethod
+    async def connect(cls, url: str, *, lock: bool, readonly: bool,
+                      min_size: int = 1, max_size: int = 10) -> Pg:
+        name = describe(url)
+        settings = {"application_name": f"newswatch pid {os.getpid()}"}
+        if readonly:
+            settings["default_transaction_read_only"] = "on"
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, init=_init, server_settings=settings,
+                command_timeout=60, timeout=30)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
+                ValueError) as exc:
+            raise StoreError(f"cannot open the database {name}: {_detail(exc)}") from None
+        db = cls(pool, name, None, readonly=readonly)
+        if lock and not readonly:
+            try:
+                await db._take_writer_lock(url, settings)
+            except BaseException:
+                await pool.close()
+                raise
+        return db
+
+    async def _take_writer_lock(self, url: str, settings: dict[str, str]) -> None:
+        try:
+            conn = await asyncpg.connect(url, server_settings=settings, timeout=30)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise StoreError(f"cannot open the database {self.name}: {_detail(exc)}") from None
+        try:
+            got = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)",
+                                      NEWSWATCH, LOCKS["writer"])
+            if not got:
+                holder = await conn.fetchval(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                    "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid::int8 = $1 "
+                    "AND l.objid::int8 = $2 AND l.objsubid = 2 AND l.granted LIMIT 1",
+                    NEWSWATCH, LOCKS["writer"])
+                pid = str(holder).rsplit(" ", 1)[-1] if holder else "unknown"
+                if pid == str(os.getpid()):
+                    raise StoreError(f"{self.name} is already open for writing in this process "
+                                     f"(pid {pid}); close that store first")
+                raise StoreError(
+                    f"another newswatch process (pid {pid}) is using {self.name}; stop it first "
+                    "(read-only commands such as search and check do not need to)")
+        except BaseException:
+            await conn.close()
+            raise
+        self._lock_conn = conn
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._lock_conn is not None:
+                # Closing the session releases its advisory lock.
+                await self._lock_conn.close()
+            await self.pool.close()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise self.error(exc) from None
+
+    # ------------------------------------------------------------- errors
+
+    def error(self, exc: BaseException, what: str | None = None) -> StoreError:
+        """The one-line StoreError for a driver error on this database."""
+        detail = _detail(exc)
+        if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+            return StoreError(f"the database {self.name} is open readonly; it cannot be "
+                              f"written ({detail})")
+        if what:
+            return StoreError(f"{what}: {detail}")
+        return StoreError(f"the database {self.name}: {detail}")
+
+    # ------------------------------------------------------------- statements
+
+    @asynccontextmanager
+    async def tx(self, *locks: int) -> AsyncIterator[asyncpg.Connection]:
+        """One write transaction, committed whole or rolled back; ``locks`` are keys of
+        :data:`LOCKS` held until it ends."""
+        if self._closed:
+            raise StoreError(f"the store {self.name} is closed")
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for key in locks:
+                    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", NEWSWATCH, key)
+                yield conn
+        except _DRIVER_ERRORS as exc:
+            raise self.error(exc) from None
+
+    async def lock_route(self, conn: asyncpg.Connection, route: str) -> None:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", ROUTE_SPACE, route)
+
+    async def fetch(self, sql: str, *args: Any, what: str | None = None) -> list[asyncpg.Record]:
+        if self._closed:
+            raise StoreError(f"the store {self.name} is closed")
+        try:
+            async with self.pool.acquire() as conn:
+                return list(await conn.fetch(sql, *args))
+        except _DRIVER_ERRORS as exc:
+            raise self.error(exc, what) from None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        rows = await self.fetch(sql, *args)
+        return rows[0][0] if rows else None
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """One statement in its own transaction; returns the rows it changed."""
+        async with self.tx() as conn:
+            return rowcount(await conn.execute(sql, *args))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self.tx() as conn:
+            await conn.executemany(sql, rows)
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+def _detail(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text
+

@@ -1,0 +1,539 @@
+"""Articles, their matches, and lookup candidates, on PostgreSQL.
+
+Dedupe follows the SQLite store's rules exactly (the pure part, ``_Identities.duplicate`` and
+``add``, is shared with it): content fingerprint, normalised link (unless a live page's items
+differ by guid and title), (source, guid) when the links agree. A batch decides under the
+``articles`` advisory lock, so two writers never both store the same article.
+
+Lookups: an article's index terms (the rule engine's word keys) are a ``tsvector`` under the
+``simple`` configuration, GIN-indexed. The index query the search layer gives is in the SQLite
+FTS5 subset that :mod:`watchers.rules.lookup` writes (quoted or bare words, ``*`` prefixes,
+AND / OR / NOT, parentheses); :func:`fts_to_tsquery` translates it, word for word, so both
+backends find the same candidates. Candidate pages are in ``(sort_at, rowid)`` order, newest
+first, with the cursor ``s<sort_at> <rowid>`` for index and scan pages alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
+
+from watchers.errors import StoreError
+from watchers.models import Article, Hit, Match
+from watchers.store.base import (
+    SERVER_FEED_PREFIX,
+    ArticleRecord,
+    CandidatePage,
+    sort_time,
+)
+from watchers.store.postgres._db import LOCKS, Pg, now
+from watchers.store.postgres.stories import story_rows, write_story
+from watchers.store.sqlite._db import dump_model
+from watchers.store.sqlite.articles import _Identities, _identity, prefix_successor
+
+__all__ = ["ARTICLE_COLS", "ArticlesMixin", "article_of", "fts_to_tsquery"]
+
+CANDIDATE_PAGE_MAX = 2000
+MIN_PREFIX = 6
+_CHUNK = 1000
+
+ARTICLE_COLS = "id, source, guid, url, title, text, published, fetched_at, content_hash"
+ARTICLE_COLS_A = ", ".join("a." + c.strip() for c in ARTICLE_COLS.split(","))
+
+_REJECTED = "search index rejected the query"
+
+
+def article_of(row: asyncpg.Record | Sequence[Any]) -> Article:
+    id_, source, guid, url, title, text, published, fetched_at, content_hash = row
+    return Article(id=id_, source=source, guid=guid, url=url, title=title, text=text,
+                   published=published, fetched_at=fetched_at, content_hash=content_hash)
+
+
+def _match(article_id: str, rule: str, score: float, hits: str) -> Match:
+    return Match(rule=rule, article_id=article_id, score=score,
+                 hits=tuple(Hit.model_validate(h) for h in json.loads(hits)))
+
+
+# ------------------------------------------------------------------ the index query
+
+_TOKEN = re.compile(r'\s*(?:(?P<quoted>"(?:[^"]|"")*")|(?P<word>[\w\u0080-\U0010ffff]+)'
+                    r'|(?P<op>[()*])|(?P<bad>\S))')
+
+
+def _lexeme(word: str) -> str:
+    # A quoted tsquery operand: to_tsquery('simple') lowercases it and, should it hold several
+    # tokens, makes them a phrase (as FTS5 does with a quoted string).
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+class _Parser:
+    """The FTS5 query subset written by :func:`watchers.rules.lookup.index_query` (and typed by
+    hand), into ``to_tsquery`` syntax. FTS5's precedence: NOT binds tighter than AND (also
+    implicit between terms), which binds tighter than OR."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[tuple[str, str]] = []
+        pos = 0
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if m is None:  # only trailing whitespace is left
+                break
+            pos = m.end()
+            kind = m.lastgroup
+            if kind is None:
+                break
+            value = m.group(kind)
+            if kind == "bad" or (kind == "quoted" and len(value) < 2):
+                raise StoreError(f"{_REJECTED}: unexpected {value!r} in {text!r}")
+            if kind == "word" and value in ("AND", "OR", "NOT"):
+                kind = "op"
+            self.tokens.append((kind, value))
+        self.at = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise StoreError(f"{_REJECTED}: {self.text!r} ends too early")
+        self.at += 1
+        return tok
+
+    def parse(self) -> str:
+        out = self.or_expr()
+        if self.peek() is not None:
+            raise StoreError(f"{_REJECTED}: unexpected {self.peek()[1]!r} in "  # type: ignore[index]
+                             f"{self.text!r}")
+        return out
+
+    def or_expr(self) -> str:
+        parts = [self.and_expr()]
+        while self.peek() == ("op", "OR"):
+            self.take()
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
+
+    def and_expr(self) -> str:
+        parts = [self.not_expr()]
+        while (tok := self.peek()) is not None and tok != ("op", "OR") and tok != ("op", ")"):
+            if tok == ("op", "AND"):
+                self.take()
+            parts.append(self.not_expr())
+        return parts[0] if len(parts) == 1 else "(" + " & ".join(parts) + ")"
+
+    def not_expr(self) -> str:
+        out = self.primary()
+        while self.peek() == ("op", "NOT"):
+            self.take()
+            out = f"({out} & !{self.primary()})"
+        return out
+
+    def primary(self) -> str:
+        kind, value = self.take()
+        if (kind, value) == ("op", "("):
+            inner = self.or_expr()
+            if self.take() != ("op", ")"):
+                raise StoreError(f"{_REJECTED}: a parenthesis is not closed in {self.text!r}")
+            return inner
+        if kind == "quoted":
+            word = value[1:-1].replace('""', '"')
+        elif kind == "word":
+            word = value
+        else:
+            raise StoreError(f"{_REJECTED}: unexpected {value!r} in {self.text!r}")
+        if self.peek() == ("op", "*"):
+            self.take()
+            return _lexeme(word) + ":*"
+        return _lexeme(word)
+
+
+def fts_to_tsquery(fts: str) -> str:
+    """The ``to_tsquery('simple', …)`` text of an FTS5 index query; StoreError if it is not
+    one (the same "search index rejected the query" the SQLite store gives)."""
+    return _Parser(fts).parse()
+
+
+# ------------------------------------------------------------------ filters
+
+
+def visible_clause(follows: Collection[str], column: str, params: list[Any]) -> str:
+    """What a server sees (see the SQLite store's ``visible_clause``): articles of sources
+    every server sees, and those of the server feeds it follows. Appends to ``params``."""
+    params.append(SERVER_FEED_PREFIX)
+    clause = f"(left({column}, 1) <> ${len(params)}"
+    keys = sorted(set(follows))
+    if keys:
+        params.append(keys)
+        clause += f" OR {column} = ANY(${len(params)}::text[])"
+    return clause + ")"
+
+
+def _filters(since: datetime | None, source: str | None, follows: Collection[str] | None,
+             params: list[Any], column: str = "source", sort: str = "sort_at") -> str:
+    where = ""
+    if since is not None:
+        params.append(since)
+        where += f" AND {sort} >= ${len(params)}"
+    if source is not None:
+        params.append(source)
+        where += f" AND {column} = ${len(params)}"
+    if follows is not None:
+        where += " AND " + visible_clause(follows, column, params)
+    return where
+
+
+def _cursor_position(cursor: str) -> tuple[datetime, int]:
+    sort_at, _, rowid = cursor[1:].partition(" ")
+    if not cursor.startswith("s") or not rowid.isdigit():
+        raise ValueError(f"not an articles cursor: {cursor!r}")
+    try:
+        return datetime.fromisoformat(sort_at), int(rowid)
+    except ValueError:
+        raise ValueError(f"not an articles cursor: {cursor!r}") from None
+
+
+# ------------------------------------------------------------------ dedupe
+
+
+class _PgIdentities(_Identities):
+    """The SQLite store's batch dedupe, loaded from PostgreSQL (arrays instead of IN lists)."""
+
+    async def load_pg(self, conn: asyncpg.Connection, articles: Sequence[Article]) -> None:
+        for i in range(0, len(articles), _CHUNK):
+            chunk = articles[i:i + _CHUNK]
+            hashes = list({a.content_hash for a in chunk})
+            rows = await conn.fetch(
+                "SELECT content_hash FROM articles WHERE content_hash = ANY($1::text[])", hashes)
+            self.hashes.update(str(r[0]) for r in rows)
+            links = list({link for a in chunk if (link := _identity(a)[0])})
+            if links:
+                for link, source, guid, title in await conn.fetch(
+                        "SELECT link_key, source, guid, title FROM articles "
+                        "WHERE link_key = ANY($1::text[])", links):
+                    self.by_link.setdefault(link, []).append((source, guid, title))
+            pairs = list({(a.source, a.guid) for a in chunk if a.guid})
+            if pairs:
+                for source, guid, link in await conn.fetch(
+                        "SELECT a.source, a.guid, a.link_key FROM articles a JOIN "
+                        "unnest($1::text[], $2::text[]) AS p(source, guid) "
+                        "ON a.source = p.source AND a.guid = p.guid",
+                        [p[0] for p in pairs], [p[1] for p in pairs]):
+                    self.by_guid.setdefault((source, guid), []).append(link)
+
+
+async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | None:
+    """The id of the stored article ``article`` duplicates (the SQLite store's rules)."""
+    link, content = _identity(article)
+    found = await conn.fetchval("SELECT id FROM articles WHERE content_hash = $1", content)
+    if found is not None:
+        return str(found)
+    if link:
+        for other_id, other_source, other_guid, other_title in await conn.fetch(
+                "SELECT id, source, guid, title FROM articles WHERE link_key = $1 ORDER BY rowid",
+                link):
+            distinct = (article.guid and other_guid and other_source == article.source
+                        and other_guid != article.guid and other_title != article.title)
+            if not distinct:
+                return str(other_id)
+    if article.guid:
+        for other_id, other_link in await conn.fetch(
+                "SELECT id, link_key FROM articles WHERE source = $1 AND guid = $2 "
+                "ORDER BY rowid", article.source, article.guid):
+            if not link or not other_link or other_link == link:
+                return str(other_id)
+    return None
+
+
+def _nonce() -> str:
+    return secrets.token_hex(12)
+
+
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, created_at, updated_at, "
+    "story_id, severity, min_sources, escalated_from) "
+    "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12)")
+
+
+async def _write_outbox(conn: asyncpg.Connection,
+                        stored: Sequence[tuple[Article, ArticleRecord]], when: datetime) -> None:
+    """The stored articles' outbox rows, in article order (ids are delivery order); an article
+    in a story joins it first and its rows depend on what the story has on each route, rows of
+    earlier articles of the same batch included."""
+    plain: list[tuple[Any, ...]] = []
+    for article, rec in stored:
+        rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in rec.alerts]
+        if rec.story is None:
+            plain += [("alert", article.id, a.route, r,
+                       "suppressed" if a.suppressed else "pending", _nonce(), when, when,
+                       None, a.severity, 1, None)
+                      for a, r in zip(rec.alerts, rules, strict=True)]
+            continue
+        if plain:
+            await conn.executemany(INSERT_OUTBOX, plain)
+            plain = []
+        outlets = await write_story(conn, article, rec.story)
+        rows = await story_rows(conn, article, rec, outlets, rules, when, _nonce)
+        if rows:
+            await conn.executemany(INSERT_OUTBOX, rows)
+    if plain:
+        await conn.executemany(INSERT_OUTBOX, plain)
+
+
+class ArticlesMixin:
+    """The :class:`watchers.store.ArticleStore` part of :class:`PostgresStore`."""
+
+    _db: Pg
+
+    async def is_known(self, article: Article) -> bool:
+        return (await self.known([article]))[0]
+
+    async def known(self, articles: Sequence[Article]) -> list[bool]:
+        """For each article, whether :meth:`record_many` of the list would find it a
+        duplicate: of a stored article or of an earlier one of the list."""
+        seen = _PgIdentities()
+        out: list[bool] = []
+        for i in range(0, len(articles), _CHUNK):
+            chunk = articles[i:i + _CHUNK]
+            try:
+                async with self._db.pool.acquire() as conn:
+                    await seen.load_pg(conn, chunk)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                raise self._db.error(exc) from None
+            for a in chunk:
+                dup = seen.duplicate(a)
+                if not dup:
+                    seen.add(a)
+                out.append(dup)
+        return out
+
+    async def known_versions(self, articles: Sequence[Article]
+                             ) -> list[tuple[Article | None, Article | None]]:
+        """For each article :meth:`known` calls a duplicate, (changed-from, copy-of); at most
+        one is set: a copy shares its content with a stored article, a new version shares
+        none."""
+        out: list[tuple[Article | None, Article | None]] = []
+        try:
+            async with self._db.pool.acquire() as conn:
+                for article in articles:
+                    if await conn.fetchval("SELECT 1 FROM articles WHERE content_hash = $1",
+                                           article.content_hash) is not None:
+                        row = await conn.fetchrow(
+                            f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN stories s "
+                            "ON s.id = a.story_id WHERE a.content_hash = $1 AND a.source <> $2 "
+                            "AND NOT s.outlets ? $2", article.content_hash, article.source)
+                        out.append((None, article_of(row) if row is not None else None))
+                        continue
+                    stored = await _duplicate_of(conn, article)
+                    row = None
+                    if stored is not None:
+                        row = await conn.fetchrow(
+                            f"SELECT {ARTICLE_COLS} FROM articles WHERE id = $1", stored)
+                    out.append((article_of(row) if row is not None else None, None))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise self._db.error(exc) from None
+        return out
+
+    async def record(self, article: Article, matches: Sequence[Match],
+                     alerts: Sequence[Any], *, terms: str) -> Article | None:
+        """Store a new article with its index terms, matches and alerts in one transaction;
+        the article as stored (its id may change when taken), or None for a duplicate."""
+        (stored,) = await self.record_many([ArticleRecord(article, matches, alerts, terms)])
+        return stored
+
+    async def record_many(self, records: Sequence[ArticleRecord], *,
+                          at: datetime | None = None) -> list[Article | None]:
+        """:meth:`record` for each of ``records``, in order, in one transaction: all stored
+        (or found duplicate) or, on an error, none."""
+        if not records:
+            return []
+        when = at or now()
+        out: list[Article | None] = []
+        async with self._db.tx(LOCKS["articles"]) as conn:
+            seen = _PgIdentities()
+            await seen.load_pg(conn, [r.article for r in records])
+            ids = list({r.article.id for r in records})
+            taken = {str(r[0]) for r in await conn.fetch(
+                "SELECT id FROM articles WHERE id = ANY($1::text[])", ids)}
+            articles: list[tuple[Any, ...]] = []
+            matches: list[tuple[Any, ...]] = []
+            stored: list[tuple[Article, ArticleRecord]] = []
+            for rec in records:
+                article = rec.article
+                if seen.duplicate(article):
+                    out.append(None)
+                    continue
+                seen.add(article)
+                link, content = _identity(article)
+                if article.id in taken:
+                    article = Article(**{**article.model_dump(), "id": content[:16]})
+                taken.add(article.id)
+                articles.append((
+                    article.id, article.source, article.guid, article.url, link, article.title,
+                    article.text, article.published, article.fetched_at, sort_time(article),
+                    content, rec.story.id if rec.story else None, rec.terms,
+                ))
+                matches += [(article.id, m.rule, m.score,
+                             json.dumps([h.model_dump() for h in m.hits]), when)
+                            for m in rec.matches]
+                stored.append((article, rec))
+                out.append(article)
+            if articles:
+                await conn.executemany(
+                    "INSERT INTO articles (id, source, guid, url, link_key, title, text, "
+                    "published, fetched_at, sort_at, content_hash, story_id, terms) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+                    "to_tsvector('simple', $13))", articles)
+            if matches:
+                await conn.executemany(
+                    "INSERT INTO matches (article_id, rule, score, hits, matched_at) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (article_id, rule) DO UPDATE SET "
+                    "score = excluded.score, hits = excluded.hits, "
+                    "matched_at = excluded.matched_at", matches)
+            await _write_outbox(conn, stored, when)
+        return out
+
+    async def count_articles(self, *, follows: Collection[str] | None = None) -> int:
+        params: list[Any] = []
+        where = _filters(None, None, follows, params)
+        return int(await self._db.fetchval(
+            f"SELECT count(*) FROM articles WHERE TRUE{where}", *params))
+
+    async def count_by_source(self, *, follows: Collection[str] | None = None
+                              ) -> dict[str, int]:
+        params: list[Any] = []
+        where = _filters(None, None, follows, params)
+        rows = await self._db.fetch(
+            f"SELECT source, count(*) FROM articles WHERE TRUE{where} GROUP BY source", *params)
+        return {str(s): int(n) for s, n in rows}
+
+    async def get_article(self, article_id: str) -> Article | None:
+        """The article with this id, else the only one whose id starts with it (at least
+        ``MIN_PREFIX`` characters)."""
+        rows = await self._db.fetch(
+            f"SELECT {ARTICLE_COLS} FROM articles WHERE id = $1", article_id)
+        if rows:
+            return article_of(rows[0])
+        if len(article_id) < MIN_PREFIX:
+            return None
+        for prefix in dict.fromkeys((article_id, article_id.lower())):
+            upper = prefix_successor(prefix)
+            if upper is None:
+                continue
+            # ``id`` is COLLATE "C": code point order, the order prefix_successor assumes.
+            rows = await self._db.fetch(
+                f"SELECT {ARTICLE_COLS} FROM articles WHERE id >= $1 AND id < $2 "
+                "ORDER BY id LIMIT 2", prefix, upper)
+            if rows:
+                return article_of(rows[0]) if len(rows) == 1 else None
+        return None
+
+    async def matches_for(self, article_id: str) -> list[Match]:
+        rows = await self._db.fetch(
+            "SELECT article_id, rule, score, hits FROM matches WHERE article_id = $1 "
+            "ORDER BY rule COLLATE \"C\"", article_id)
+        return [_match(*r) for r in rows]
+
+    async def recent(
+        self, *, rule: str | None = None, limit: int = 10, rules: Collection[str] | None = None,
+        follows: Collection[str] | None = None,
+    ) -> list[tuple[Article, list[Match]]]:
+        """The newest articles that matched ``rule`` (a key) — or, without it, any rule (any of
+        ``rules`` when given) — with every match of each; with ``follows``, only articles that
+        server sees."""
+        params: list[Any] = []
+        if rules is not None and not rule:
+            keys = sorted(set(rules))
+            if not keys:
+                return []
+            params.append(keys)
+            visible = _filters(None, None, follows, params)
+            params.append(limit)
+            sql = (f"SELECT {ARTICLE_COLS} FROM articles WHERE id IN "
+                   "(SELECT article_id FROM matches WHERE rule = ANY($1::text[]))"
+                   f"{visible} ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}")
+        elif rule:
+            params.append(rule)
+            visible = _filters(None, None, follows, params, column="a.source")
+            params.append(limit)
+            sql = (f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN matches m "
+                   f"ON m.article_id = a.id WHERE m.rule = $1{visible} "
+                   f"ORDER BY a.sort_at DESC, a.rowid DESC LIMIT ${len(params)}")
+        else:
+            visible = _filters(None, None, follows, params)
+            params.append(limit)
+            sql = (f"SELECT {ARTICLE_COLS} FROM articles WHERE id IN "
+                   f"(SELECT article_id FROM matches){visible} "
+                   f"ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}")
+        articles = [article_of(r) for r in await self._db.fetch(sql, *params)]
+        return [(a, await self.matches_for(a.id)) for a in articles]
+
+    async def candidates(
+        self,
+        *,
+        fts: str | None,
+        since: datetime | None = None,
+        source: str | None = None,
+        limit: int = 2000,
+        follows: Collection[str] | None = None,
+    ) -> list[Article]:
+        """Articles that may match, newest first: those the index query ``fts`` finds, or all
+        when it is None; at most ``limit``."""
+        out: list[Article] = []
+        after: str | None = None
+        while len(out) < limit:
+            page = await self.candidate_page(fts=fts, since=since, source=source, after=after,
+                                             limit=min(limit - len(out), CANDIDATE_PAGE_MAX),
+                                             follows=follows)
+            out += page.articles
+            if page.next is None:
+                break
+            after = page.next
+        return out[:limit]
+
+    async def candidate_page(
+        self,
+        *,
+        fts: str | None,
+        since: datetime | None = None,
+        source: str | None = None,
+        after: str | None = None,
+        limit: int = 200,
+        follows: Collection[str] | None = None,
+    ) -> CandidatePage:
+        """One page of :meth:`candidates` after the cursor ``after``, newest first: the
+        articles whose terms match ``fts`` (the GIN index), or all of them (down the
+        ``articles_sort`` index) when it is None."""
+        params: list[Any] = []
+        sql = f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM articles WHERE TRUE"
+        if fts:
+            params.append(fts_to_tsquery(fts))
+            sql += " AND terms @@ to_tsquery('simple', $1)"
+        if after is not None:
+            sort_at, rowid = _cursor_position(after)
+            params += [sort_at, rowid]
+            sql += f" AND (sort_at, rowid) < (${len(params) - 1}, ${len(params)})"
+        sql += _filters(since, source, follows, params)
+        params.append(limit)
+        sql += f" ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}"
+        rows = await self._db.fetch(sql, *params, what=_REJECTED if fts else None)
+        found = [article_of(tuple(r)[2:]) for r in rows]
+        if len(rows) < limit:
+            return CandidatePage(found, None)
+        last = rows[-1]
+        return CandidatePage(found, f"s{last['sort_at'].isoformat()} {last['rowid']}")
+
+    async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
+        if since is None:
+            rows = await self._db.fetch("SELECT rule, count(*) FROM matches GROUP BY rule")
+        else:
+            rows = await self._db.fetch(
+                "SELECT rule, count(*) FROM matches WHERE matched_at >= $1 GROUP BY rule", since)
+        return {str(r): int(n) for r, n in rows}

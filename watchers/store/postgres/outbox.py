@@ -1,0 +1,221 @@
+"""The outbox on PostgreSQL: the state machine of :mod:`watchers.store.sqlite.outbox`.
+
+A route's rows are claimed strictly in id order under a transaction-scoped advisory lock on
+the route (two deliverers never claim the same route's rows at once, so neither can overtake
+the other's row waiting for a retry); the claimed rows are also locked ``FOR UPDATE`` until the
+claim commits. A claim interrupted by a crash comes back ``pending`` with ``maybe_sent`` set;
+a row's nonce is fixed when it is written and kept for every attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
+
+from watchers.store.base import AlertState, OutboxKind, OutboxRow
+from watchers.store.postgres._db import Pg, now
+from watchers.store.sqlite.outbox import _rule
+
+__all__ = ["OUTBOX_COLS", "OutboxMixin", "row_of"]
+
+OUTBOX_COLS = (
+    "id, kind, article_id, route, rules, text, state, attempts, nonce, next_attempt_at, "
+    "remote_id, reason, created_at, story_id, escalated_from, changed, min_sources, digest_id, "
+    "scheduled_for"
+)
+_KINDS = ["alert", "notice", "update", "digest", "surge"]
+_WAITING = "state IN ('pending', 'retry')"
+# The first waiting row of each route, read down the partial index outbox_waiting.
+_DUE_ROUTES = (f"SELECT DISTINCT ON (route) route, state, next_attempt_at FROM outbox "
+               f"WHERE {_WAITING} ORDER BY route, id")
+
+
+def row_of(row: asyncpg.Record) -> OutboxRow:
+    return OutboxRow(
+        id=int(row["id"]),
+        kind=row["kind"],
+        article_id=row["article_id"],
+        route=row["route"],
+        rules=tuple(_rule(r) for r in json.loads(row["rules"])),
+        text=row["text"],
+        state=row["state"],
+        attempts=row["attempts"],
+        nonce=row["nonce"],
+        next_attempt_at=row["next_attempt_at"],
+        remote_id=row["remote_id"],
+        reason=row["reason"],
+        created_at=row["created_at"] or now(),
+        story_id=row["story_id"],
+        escalated_from=row["escalated_from"],
+        changed=bool(row["changed"]),
+        min_sources=int(row["min_sources"]),
+        digest_id=row["digest_id"],
+        scheduled_for=row["scheduled_for"],
+    )
+
+
+async def insert_notice(conn: asyncpg.Connection, route: str, text: str, at: datetime,
+                        kind: str = "notice") -> int:
+    """A notice-like row (no article) queued behind what the route waits for; its id."""
+    return int(await conn.fetchval(
+        "INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, created_at, "
+        "updated_at) VALUES ($1, NULL, $2, '[]', $3, 'pending', $4, $5, $5) RETURNING id",
+        kind, route, text, secrets.token_hex(12), at))
+
+
+class OutboxMixin:
+    """The :class:`watchers.store.OutboxStore` part of :class:`PostgresStore`."""
+
+    _db: Pg
+
+    async def add_notice(self, route: str, text: str) -> int:
+        """Queue an operational notice for a route, behind what the route already waits for.
+        Returns its id."""
+        async with self._db.tx() as conn:
+            return await insert_notice(conn, route, text, now())
+
+    async def mark_delivered(self, alert_id: int, remote_id: str | None, *,
+                             at: datetime | None = None) -> None:
+        """Record a delivery; ``at`` (default now) is when, as the route's hourly cap counts
+        it."""
+        await self._db.execute(
+            "UPDATE outbox SET state = 'delivered', remote_id = $1, reason = NULL, "
+            "updated_at = $2 WHERE id = $3", remote_id, at or now(), alert_id)
+
+    async def mark_retry(self, alert_id: int, *, at: datetime, reason: str) -> None:
+        await self._db.execute(
+            "UPDATE outbox SET state = 'retry', updated_at = $1, next_attempt_at = $2, "
+            "reason = $3 WHERE id = $4", now(), at, reason, alert_id)
+
+    async def mark_rejected(self, alert_id: int, reason: str) -> None:
+        await self._db.execute(
+            "UPDATE outbox SET state = 'rejected', updated_at = $1, reason = $2 WHERE id = $3",
+            now(), reason, alert_id)
+
+    async def requeue_interrupted(self) -> int:
+        """Put rows left ``sending`` by a crash back to ``pending`` (marked maybe sent);
+        returns how many."""
+        return await self._db.execute(
+            "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, updated_at = $1 "
+            "WHERE state = 'sending'", now())
+
+    async def claim_route(self, route: str, *, now: datetime, limit: int = 20
+                          ) -> list[OutboxRow]:
+        """Move the route's next rows to ``sending``, strictly in the order they were written:
+        the claim stops at the first row that is not due yet."""
+        async with self._db.tx() as conn:
+            await self._db.lock_route(conn, route)
+            found = await conn.fetch(
+                f"SELECT {OUTBOX_COLS} FROM outbox WHERE route = $1 AND {_WAITING} "
+                "ORDER BY id LIMIT $2 FOR UPDATE", route, limit)
+            rows: list[OutboxRow] = []
+            for r in map(row_of, found):
+                if r.state == "retry" and r.next_attempt_at is not None and r.next_attempt_at > now:
+                    break
+                rows.append(r)
+            if rows:
+                await conn.execute(
+                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
+                    "updated_at = $1 WHERE id = ANY($2::bigint[])", now, [r.id for r in rows])
+        return [replace(r, state="sending", attempts=r.attempts + 1) for r in rows]
+
+    async def due_routes(self) -> dict[str, datetime | None]:
+        """Routes with rows to send: when their oldest waiting row is due (None: now)."""
+        rows = await self._db.fetch(_DUE_ROUTES)
+        return {str(r["route"]): (r["next_attempt_at"] if r["state"] == "retry" else None)
+                for r in rows}
+
+    async def mark_maybe_sent(self, alert_id: int) -> None:
+        """Record that an attempt may have reached the destination (the outcome was lost)."""
+        await self._db.execute(
+            "UPDATE outbox SET maybe_sent = TRUE, updated_at = $1 WHERE id = $2", now(), alert_id)
+
+    async def maybe_sent(self, alert_id: int) -> bool:
+        return bool(await self._db.fetchval("SELECT maybe_sent FROM outbox WHERE id = $1",
+                                            alert_id))
+
+    async def count_maybe_sent(self) -> int:
+        return int(await self._db.fetchval("SELECT count(*) FROM outbox WHERE maybe_sent"))
+
+    async def pause_route(self, route: str, reason: str) -> int:
+        """Pause a destination and hold its waiting rows, in one transaction. Returns how many
+        alerts were held."""
+        at = now()
+        async with self._db.tx() as conn:
+            await self._db.lock_route(conn, route)
+            await conn.execute(
+                "INSERT INTO route_pauses (route, reason, paused_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (route) DO UPDATE SET reason = excluded.reason, "
+                "paused_at = excluded.paused_at", route, reason, at)
+            held = await conn.fetch(
+                "UPDATE outbox SET state = 'held', reason = $1, updated_at = $2 "
+                "WHERE route = $3 AND state IN ('pending', 'retry', 'sending') "
+                "AND kind = ANY($4::text[]) RETURNING kind", reason, at, route, _KINDS)
+            return sum(1 for r in held if r["kind"] == "alert")
+
+    async def resume_route(self, route: str) -> int:
+        """Lift a pause; the held rows become pending again. Returns how many alerts."""
+        at = now()
+        async with self._db.tx() as conn:
+            await self._db.lock_route(conn, route)
+            await conn.execute("DELETE FROM route_pauses WHERE route = $1", route)
+            resumed = await conn.fetch(
+                "UPDATE outbox SET state = 'pending', reason = NULL, updated_at = $1 "
+                "WHERE route = $2 AND state = 'held' AND kind = ANY($3::text[]) RETURNING kind",
+                at, route, _KINDS)
+            return sum(1 for r in resumed if r["kind"] == "alert")
+
+    async def paused_routes(self) -> dict[str, str]:
+        rows = await self._db.fetch(
+            "SELECT route, reason FROM route_pauses ORDER BY route COLLATE \"C\"")
+        return {str(r): str(reason) for r, reason in rows}
+
+    async def held_counts(self) -> dict[str, int]:
+        """Alerts held per paused route."""
+        rows = await self._db.fetch(
+            "SELECT route, count(*) FROM outbox WHERE state = 'held' AND kind = 'alert' "
+            "GROUP BY route")
+        return {str(r): int(n) for r, n in rows}
+
+    async def _counts(self, kind: OutboxKind, routes: Collection[str] | None = None
+                      ) -> dict[str, int]:
+        sql = "SELECT state, count(*) FROM outbox WHERE kind = $1"
+        params: list[Any] = [kind]
+        if routes is not None:
+            params.append(sorted(set(routes)))
+            sql += " AND route = ANY($2::text[])"
+        rows = await self._db.fetch(sql + " GROUP BY state", *params)
+        return {str(s): int(n) for s, n in rows}
+
+    async def alert_counts(self, *, routes: Collection[str] | None = None) -> dict[str, int]:
+        """Alerts (not notices) per state (with ``routes``: of those routes only)."""
+        return await self._counts("alert", routes)
+
+    async def notice_counts(self) -> dict[str, int]:
+        """Notices per state."""
+        return await self._counts("notice")
+
+    async def alerts(self, *, state: AlertState | None = None, kind: OutboxKind | None = None,
+                     limit: int = 1000) -> list[OutboxRow]:
+        """Outbox rows in the order they were written, of one state and kind if given."""
+        where: list[str] = []
+        params: list[Any] = []
+        if state:
+            params.append(state)
+            where.append(f"state = ${len(params)}")
+        if kind:
+            params.append(kind)
+            where.append(f"kind = ${len(params)}")
+        sql = f"SELECT {OUTBOX_COLS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        params.append(limit)
+        rows = await self._db.fetch(sql + f" ORDER BY id LIMIT ${len(params)}", *params)
+        return [row_of(r) for r in rows]
+

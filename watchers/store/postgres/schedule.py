@@ -1,0 +1,132 @@
+"""Quiet channels on PostgreSQL: the rules of :mod:`watchers.store.sqlite.schedule`.
+
+:meth:`ScheduleMixin.make_digests` moves every due scheduled row of a route into one new
+``digest`` row in one transaction, under the route's advisory lock, so two processes making
+digests at once never carry a member twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from watchers.store.base import OutboxRow
+from watchers.store.postgres._db import Pg
+from watchers.store.postgres.outbox import OUTBOX_COLS, insert_notice, row_of
+
+__all__ = ["ScheduleMixin"]
+
+
+class ScheduleMixin:
+    """The scheduling part of :class:`PostgresStore`."""
+
+    _db: Pg
+
+    async def schedule(self, row_id: int, until: datetime, reason: str) -> None:
+        """Keep a claimed row for the digest due at ``until``."""
+        await self._db.execute(
+            "UPDATE outbox SET state = 'scheduled', scheduled_for = $1, reason = $2, "
+            "updated_at = $3 WHERE id = $4", until, reason, datetime.now(UTC), row_id)
+
+    async def sent_since(self, route: str, since: datetime) -> int:
+        """Alert messages the route posted at or after ``since``."""
+        return int(await self._db.fetchval(
+            "SELECT count(*) FROM outbox WHERE route = $1 AND state = 'delivered' AND "
+            "updated_at >= $2 AND kind = 'alert' AND digest_id IS NULL", route, since))
+
+    async def make_digests(self, now: datetime) -> list[int]:
+        """One digest row per route whose scheduled rows are due at ``now``, carrying them all;
+        returns the new digests' ids."""
+        made: list[int] = []
+        async with self._db.tx() as conn:
+            due = await conn.fetch(
+                "SELECT route, min(reason COLLATE \"C\") AS reason FROM outbox "
+                "WHERE state = 'scheduled' AND scheduled_for <= $1 GROUP BY route "
+                "ORDER BY route COLLATE \"C\"", now)
+            for route, reason in due:
+                await self._db.lock_route(conn, route)
+                digest = await insert_notice(conn, route, reason, now, kind="digest")
+                await conn.execute(
+                    "UPDATE outbox SET state = 'digested', digest_id = $1, updated_at = $2 "
+                    "WHERE route = $3 AND state = 'scheduled' AND scheduled_for <= $2",
+                    digest, now, route)
+                made.append(digest)
+        return made
+
+    async def digest_members(self, digest_id: int) -> list[OutboxRow]:
+        """The rows a digest carries, in the order they were written."""
+        rows = await self._db.fetch(
+            f"SELECT {OUTBOX_COLS} FROM outbox WHERE digest_id = $1 ORDER BY id", digest_id)
+        return [row_of(r) for r in rows]
+
+    async def digest_now(self, route: str, now: datetime) -> int:
+        """Make everything scheduled on the route due now; how many rows the digest carries."""
+        return await self._db.execute(
+            "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled'",
+            now, route)
+
+    async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per route: how many rows wait for a digest, and when the next one is due."""
+        rows = await self._db.fetch(
+            "SELECT route, count(*), min(scheduled_for) FROM outbox WHERE state = 'scheduled' "
+            "GROUP BY route")
+        return {str(r): (int(n), at) for r, n, at in rows}
+
+    async def scheduled_story_row(self, story_id: str, route: str) -> OutboxRow | None:
+        """The story's newest alert on the route if it waits for or went out in a digest."""
+        rows = await self._db.fetch(
+            f"SELECT {OUTBOX_COLS} FROM outbox WHERE story_id = $1 AND route = $2 AND "
+            "kind = 'alert' AND state IN ('scheduled', 'digested') ORDER BY id DESC LIMIT 1",
+            story_id, route)
+        return row_of(rows[0]) if rows else None
+
+    # ------------------------------------------------------------------ surges
+
+    async def last_surge(self, rule: str) -> datetime | None:
+        value: datetime | None = await self._db.fetchval(
+            "SELECT last_at FROM surges WHERE rule = $1", rule)
+        return value
+
+    async def add_surge(self, rule: str, route: str, text: str, at: datetime) -> int:
+        """Queue a surge alert on a route and start the rule's cooldown, in one transaction."""
+        async with self._db.tx() as conn:
+            await conn.execute(
+                "INSERT INTO surges (rule, last_at) VALUES ($1, $2) ON CONFLICT (rule) "
+                "DO UPDATE SET last_at = excluded.last_at", rule, at)
+            return await insert_notice(conn, route, text, at, kind="surge")
+
+    async def match_times(self, rules: Sequence[str], since: datetime
+                          ) -> dict[str, list[datetime]]:
+        """When each rule matched (the time the match was recorded), since ``since``."""
+        out: dict[str, list[datetime]] = {r: [] for r in rules}
+        rows = await self._db.fetch(
+            "SELECT rule, matched_at FROM matches WHERE rule = ANY($1::text[]) AND "
+            "matched_at >= $2 ORDER BY rule, matched_at", list(rules), since)
+        for rule, at in rows:
+            out[str(rule)].append(at)
+        return out
+
+    async def first_match(self, rule: str) -> datetime | None:
+        value: datetime | None = await self._db.fetchval(
+            "SELECT min(matched_at) FROM matches WHERE rule = $1", rule)
+        return value
+
+    async def top_stories(self, rule: str, since: datetime, limit: int = 3
+                          ) -> list[tuple[str, int]]:
+        """The headlines the rule matched most since ``since``, counted per story (an article
+        without a story is its own), most articles first."""
+        rows = await self._db.fetch(
+            "SELECT min(coalesce(s.headline, a.title)) AS headline, count(*) AS n "
+            "FROM matches m JOIN articles a ON a.id = m.article_id "
+            "LEFT JOIN stories s ON s.id = a.story_id "
+            "WHERE m.rule = $1 AND m.matched_at >= $2 GROUP BY coalesce(a.story_id, a.id) "
+            "ORDER BY n DESC, max(m.matched_at) DESC LIMIT $3", rule, since, limit)
+        return [(str(h), int(n)) for h, n in rows]
+
+    async def rule_times(self, rule: str, since: datetime) -> list[datetime]:
+        """When the articles a rule matched were published (else fetched), since ``since``,
+        oldest first."""
+        rows = await self._db.fetch(
+            "SELECT a.sort_at FROM matches m JOIN articles a ON a.id = m.article_id "
+            "WHERE m.rule = $1 AND a.sort_at >= $2 ORDER BY a.sort_at", rule, since)
+        return [r[0] for r in rows]

@@ -1,0 +1,257 @@
+"""Stories on PostgreSQL: the same rules as the SQLite store (:mod:`watchers.store.sqlite.stories`).
+
+A story row is written in the transaction that stores its first article and updated by each
+later one: ``first_seen`` / ``last_seen`` widen, the count grows, a new outlet is appended to
+``outlets`` (a jsonb array, in reporting order) and the signature is replaced. What a route gets
+for a story's article is :func:`watchers.store.base.story_outcome`, decided against the rows the
+story already has on the route; writers decide under the ``articles`` advisory lock.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
+
+from watchers.models import Article
+from watchers.store.base import (
+    LIVE_ALERT_STATES,
+    ArticleRecord,
+    OutboxEntry,
+    OutboxRow,
+    StoryLink,
+    StoryRecord,
+    story_outcome,
+)
+from watchers.store.postgres._db import LOCKS, Pg
+
+__all__ = ["StoriesMixin", "story_rows", "write_story"]
+
+STORY_COLS = "id, headline, first_seen, last_seen, articles, outlets, signature, updated_at"
+STORY_COLS_S = ", ".join("s." + c.strip() for c in STORY_COLS.split(","))
+
+
+def story_of(row: asyncpg.Record | Sequence[Any]) -> StoryRecord:
+    id_, headline, first, last, articles, outlets, signature, updated = row
+    return StoryRecord(
+        id=str(id_), headline=str(headline), first_seen=first, last_seen=last,
+        articles=int(articles), outlets=tuple(json.loads(outlets)), signature=str(signature),
+        updated_at=updated,
+    )
+
+
+_UPSERT_STORY = (
+    "INSERT INTO stories AS s (id, headline, first_seen, last_seen, signature, articles, "
+    "outlets) VALUES ($1, $2, $3, $3, $4, 1, jsonb_build_array($5::text)) "
+    "ON CONFLICT (id) DO UPDATE SET first_seen = least(s.first_seen, $3), "
+    "last_seen = greatest(s.last_seen, $3), signature = $4, articles = s.articles + 1, "
+    "outlets = CASE WHEN s.outlets ? $5 THEN s.outlets "
+    "ELSE s.outlets || jsonb_build_array($5::text) END "
+    "RETURNING jsonb_array_length(s.outlets)")
+_LIVE = list(LIVE_ALERT_STATES)
+_LIVE_OR_WAITING = [*LIVE_ALERT_STATES, "waiting"]
+_RELEASABLE = ("SELECT DISTINCT route FROM outbox "
+               "WHERE story_id = $1 AND state = 'waiting' AND min_sources <= $2")
+_RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = $3 "
+            "WHERE story_id = $1 AND state = 'waiting' AND min_sources <= $2")
+
+
+async def write_story(conn: asyncpg.Connection, article: Article, link: StoryLink) -> int:
+    """Add a stored article to its story (creating it); the story's distinct outlets after."""
+    n = await conn.fetchval(_UPSERT_STORY, link.id, article.title, link.when, link.signature,
+                            link.outlet)
+    return int(n) if n is not None else 1
+
+
+async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRecord,
+                     outlets: int, rules_json: Sequence[str], when: datetime,
+                     nonce: Callable[[], str]) -> list[tuple[Any, ...]]:
+    """The outbox rows of a stored article of a story, decided route by route; releases alerts
+    that waited for the outlets this article brings (before the new rows: they keep their
+    place ahead of them)."""
+    assert rec.story is not None
+    story = rec.story.id
+    released = {str(r[0]) for r in await conn.fetch(_RELEASABLE, story, outlets)}
+    if released:
+        await conn.execute(_RELEASE, story, outlets, when)
+    rows: list[tuple[Any, ...]] = []
+    for entry, rules in zip(rec.alerts, rules_json, strict=True):
+        if entry.route in released and not entry.suppressed:
+            continue
+        kind, state, escalated = await _outcome(conn, story, entry, outlets)
+        if kind is None:
+            continue
+        rows.append((kind, article.id, entry.route, rules, state, nonce(), when, when, story,
+                     entry.severity, entry.min_sources, escalated))
+    return rows
+
+
+async def _outcome(conn: asyncpg.Connection, story: str, entry: OutboxEntry, outlets: int
+                   ) -> tuple[str | None, str, str | None]:
+    if entry.suppressed:
+        return "alert", "suppressed", None
+    if entry.stories == "off":
+        return "alert", "pending" if outlets >= entry.min_sources else "waiting", None
+    existing = await conn.fetch(
+        "SELECT state, severity FROM outbox WHERE story_id = $1 AND route = $2 AND "
+        "kind = 'alert' AND state = ANY($3::text[]) ORDER BY id",
+        story, entry.route, _LIVE_OR_WAITING)
+    if any(r["state"] == "waiting" for r in existing) and outlets >= entry.min_sources:
+        # This article's rules need fewer outlets than the waiting alert's: it posts now.
+        await conn.execute(
+            "UPDATE outbox SET state = 'pending' WHERE story_id = $1 AND route = $2 AND "
+            "state = 'waiting' AND kind = 'alert'", story, entry.route)
+        return None, "pending", None
+    return story_outcome(entry, outlets, [(str(r["state"]), r["severity"]) for r in existing])
+
+
+async def _queue_update(conn: asyncpg.Connection, story: str, route: str, article_id: str,
+                        at: datetime, *, changed: bool) -> int:
+    """An ``update`` of the story's message on a route where it has a live alert (1), or
+    nothing (0)."""
+    live = await conn.fetchrow(
+        "SELECT rules, severity FROM outbox WHERE story_id = $1 AND route = $2 AND "
+        "kind = 'alert' AND state = ANY($3::text[]) ORDER BY id DESC LIMIT 1",
+        story, route, _LIVE)
+    if live is None:
+        return 0
+    await conn.execute(
+        "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, created_at, "
+        "updated_at, story_id, severity, changed) "
+        "VALUES ('update', $1, $2, $3, 'pending', $4, $5, $5, $6, $7, $8)",
+        article_id, route, live["rules"], secrets.token_hex(12), at, story, live["severity"],
+        changed)
+    return 1
+
+
+class StoriesMixin:
+    """The :class:`watchers.store.StoryStore` part of :class:`PostgresStore`."""
+
+    _db: Pg
+
+    async def live_stories(self, since: datetime | timedelta) -> list[StoryRecord]:
+        """Stories reported at or after ``since``; a timedelta counts back from the newest
+        story's last report."""
+        if isinstance(since, timedelta):
+            newest = await self._db.fetchval("SELECT max(last_seen) FROM stories")
+            if newest is None:
+                return []
+            since = newest - since
+        rows = await self._db.fetch(
+            f"SELECT {STORY_COLS} FROM stories WHERE last_seen >= $1 ORDER BY last_seen", since)
+        return [story_of(r) for r in rows]
+
+    async def get_story(self, story_id: str) -> StoryRecord | None:
+        rows = await self._db.fetch(f"SELECT {STORY_COLS} FROM stories WHERE id = $1", story_id)
+        return story_of(rows[0]) if rows else None
+
+    async def stories_of(self, article_ids: Sequence[str]) -> dict[str, StoryRecord]:
+        """The story of each of these articles that has one, by article id."""
+        rows = await self._db.fetch(
+            f"SELECT a.id, {STORY_COLS_S} FROM articles a JOIN stories s ON s.id = a.story_id "
+            "WHERE a.id = ANY($1::text[])", list(dict.fromkeys(article_ids)))
+        return {str(r[0]): story_of(tuple(r)[1:]) for r in rows}
+
+    async def story_articles(self, story_id: str, *, limit: int = 100) -> list[Article]:
+        """The story's articles, oldest first."""
+        from watchers.store.postgres.articles import ARTICLE_COLS, article_of
+
+        rows = await self._db.fetch(
+            f"SELECT {ARTICLE_COLS} FROM articles WHERE story_id = $1 "
+            "ORDER BY sort_at, rowid LIMIT $2", story_id, limit)
+        return [article_of(r) for r in rows]
+
+    async def story_alert(self, story_id: str, route: str) -> OutboxRow | None:
+        """The story's newest delivered alert on a route (what its updates re-render)."""
+        from watchers.store.postgres.outbox import OUTBOX_COLS, row_of
+
+        rows = await self._db.fetch(
+            f"SELECT {OUTBOX_COLS} FROM outbox WHERE story_id = $1 AND route = $2 AND "
+            "kind = 'alert' AND state = 'delivered' ORDER BY id DESC LIMIT 1", story_id, route)
+        return row_of(rows[0]) if rows else None
+
+    async def story_message(self, story_id: str, route: str
+                            ) -> tuple[str | None, str | None] | None:
+        """The story's message and thread on a route, or None if it was never posted there."""
+        rows = await self._db.fetch(
+            "SELECT message_id, thread_id FROM story_routes WHERE story_id = $1 AND route = $2",
+            story_id, route)
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def set_story_message(self, story_id: str, route: str, message_id: str | None,
+                                thread_id: str | None) -> None:
+        await self._db.execute(
+            "INSERT INTO story_routes (story_id, route, message_id, thread_id) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (story_id, route) DO UPDATE SET "
+            "message_id = excluded.message_id, thread_id = excluded.thread_id",
+            story_id, route, message_id, thread_id)
+
+    async def expire_waiting(self, before: datetime) -> int:
+        """Alerts still waiting for corroboration written before ``before`` become
+        ``uncorroborated``. Returns how many."""
+        return await self._db.execute(
+            "UPDATE outbox SET state = 'uncorroborated', reason = 'the story window ended "
+            "before enough outlets reported it', updated_at = $1 "
+            "WHERE state = 'waiting' AND created_at < $2", datetime.now(UTC), before)
+
+    async def record_change(self, stored_id: str, article: Article, routes: Sequence[str]
+                            ) -> int:
+        """A stored article whose content changed in place: keep the new title and text, mark
+        its story updated, queue an ``update`` on each of ``routes`` where the story has a live
+        alert. Returns how many updates were queued. The lookup terms stay as they were (as
+        with the SQLite store's contentless index)."""
+        at = datetime.now(UTC)
+        async with self._db.tx(LOCKS["articles"]) as conn:
+            row = await conn.fetchrow("SELECT story_id FROM articles WHERE id = $1", stored_id)
+            if row is None:
+                return 0
+            if await conn.fetchval("SELECT 1 FROM articles WHERE content_hash = $1",
+                                   article.content_hash) is not None:
+                return 0
+            await conn.execute(
+                "UPDATE articles SET title = $1, text = $2, content_hash = $3 WHERE id = $4",
+                article.title, article.text, article.content_hash, stored_id)
+            story = row[0]
+            if story is None:
+                return 0
+            await conn.execute("UPDATE stories SET updated_at = $1 WHERE id = $2", at, story)
+            queued = 0
+            for route in dict.fromkeys(routes):
+                queued += await _queue_update(conn, story, route, stored_id, at, changed=True)
+            return queued
+
+    async def add_outlet(self, article_id: str, outlet: str, when: datetime,
+                         routes: Sequence[str]) -> int:
+        """A wire copy of a stored article from another outlet: the story counts the outlet,
+        waiting alerts may post, and the story's message on each of ``routes`` is updated.
+        Returns how many updates were queued (0 when the story knew the outlet already)."""
+        at = datetime.now(UTC)
+        async with self._db.tx(LOCKS["articles"]) as conn:
+            story = await conn.fetchval("SELECT story_id FROM articles WHERE id = $1",
+                                        article_id)
+            if story is None:
+                return 0
+            if await conn.fetchval("SELECT 1 FROM stories WHERE id = $1 AND outlets ? $2",
+                                   story, outlet) is not None:
+                return 0
+            outlets = await conn.fetchval(
+                "UPDATE stories SET last_seen = greatest(last_seen, $1), "
+                "outlets = outlets || jsonb_build_array($2::text) WHERE id = $3 "
+                "RETURNING jsonb_array_length(outlets)", when, outlet, story)
+            if outlets is None:
+                return 0
+            released = {str(r[0]) for r in await conn.fetch(_RELEASABLE, story, outlets)}
+            await conn.execute(_RELEASE, story, outlets, at)
+            queued = 0
+            for route in dict.fromkeys(routes):
+                if route in released:
+                    continue
+                queued += await _queue_update(conn, story, route, article_id, at, changed=False)
+            return queued
+
+    async def count_stories(self) -> int:
+        return int(await self._db.fetchval("SELECT count(*) FROM stories"))
