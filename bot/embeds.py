@@ -718,17 +718,24 @@ def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
 
 
 def sources_embed(views: Sequence[SourceView]) -> discord.Embed:
-    """/sources list: each source's kind, schedule and health."""
+    """/sources list: each source's kind, schedule and health; the shared ones (the operator's,
+    which every server sees) are marked, and named again in the footer."""
     lines = []
     for v in views:
         st = v.state
         health = "paused" if st.paused else ("failing" if st.failures else
                                              ("ok" if st.last_success else "not polled yet"))
-        lines.append(f"**{escape(v.name)}** ({v.kind}, every {format_duration(v.every)},"
+        mark = " · shared" if v.shared else ""
+        lines.append(f"**{escape(v.name)}**{mark} ({v.kind}, every {format_duration(v.every)},"
                      f" {health}) {escape(truncate(v.where, 200))}")
-    return discord.Embed(title=f"{len(views)} source(s)", colour=SEVERITY_COLOURS["info"],
-                         description=truncate("\n".join(lines) or "No sources.",
-                                              LIMITS["description"]))
+    embed = discord.Embed(title=f"{len(views)} source(s)", colour=SEVERITY_COLOURS["info"],
+                          description=truncate("\n".join(lines) or "No sources.",
+                                               LIMITS["description"]))
+    shared = [v.name for v in views if v.shared]
+    if shared:
+        embed.set_footer(text=truncate("Shared with every server (the operator's): "
+                                       + ", ".join(shared), LIMITS["footer"]))
+    return embed
 
 
 def rule_test_embed(result: RuleTest) -> discord.Embed:

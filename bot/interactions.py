@@ -6,7 +6,9 @@ Invariants:
   (ephemeral). Errors the user can fix (a bad query, an unknown rule, a refused URL, a missing
   permission) are shown as written; anything else is logged with its traceback under a short
   reference (6 hex digits) and the user sees only that reference.
-- With ``bot.guild_ids`` set, no interaction from another server (or a DM) reaches a command.
+- With ``bot.guild_ids`` set, no interaction from another server reaches a command; no
+  interaction from a DM ever does (everything newswatch shows belongs to a server, and the engine
+  reads ``guild=None`` as the operator's unscoped view).
 - A command that changes what newswatch does needs Manage Server, or the configured admin role —
   given by id, or by name as a role of the server the interaction comes from.
 """
@@ -33,6 +35,7 @@ log = logging.getLogger("newswatch")
 
 __all__ = [
     "ADMIN_PERMISSIONS",
+    "ONLY_IN_SERVERS",
     "Duration",
     "NewswatchCog",
     "NewswatchTree",
@@ -49,12 +52,14 @@ __all__ = [
     "describe_error",
     "engine_of",
     "is_admin",
+    "routes_seen",
 ]
 
 #: Discord's default for commands that change things: hidden from members without Manage Server
 #: until a server admin widens it (so the bot checks again at run time, see check_admin).
 ADMIN_PERMISSIONS = discord.Permissions(manage_guild=True)
 NOT_ENABLED = "newswatch is not enabled in this server."
+ONLY_IN_SERVERS = "newswatch commands work only inside a server."
 
 
 class NotAdmin(app_commands.CheckFailure):
@@ -73,14 +78,17 @@ class NewswatchTree(app_commands.CommandTree[Any]):
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         allowed: list[int] = getattr(self.client, "guild_ids", None) or []
-        if not allowed or interaction.guild_id in allowed:
+        if interaction.guild_id is None:
+            text = ONLY_IN_SERVERS
+        elif not allowed or interaction.guild_id in allowed:
             return True
-        log.info("refused /%s from guild %s (not in guild_ids)",
-                 _command_name(interaction), interaction.guild_id)
+        else:
+            text = NOT_ENABLED
+        log.info("refused /%s from guild %s", _command_name(interaction), interaction.guild_id)
         if interaction.type is discord.InteractionType.autocomplete:
             await interaction.response.autocomplete([])
         else:
-            await interaction.response.send_message(NOT_ENABLED, ephemeral=True)
+            await interaction.response.send_message(text, ephemeral=True)
         return False
 
     async def on_error(self, interaction: discord.Interaction[Any],
@@ -247,23 +255,68 @@ class RuleName(_Named):
 
 
 class SourceName(_Named):
-    """A source's name; offers the watched sources."""
+    """A source's name; offers the sources the server sees (the shared ones and its own, by
+    the names it gave them)."""
 
     def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
-        return engine.source_names()
+        return engine.source_names(guild)
 
 
-class PausedRoute(_Named):
-    """A delivery route; offers the paused ones."""
+def routes_seen(names: Iterable[str], guild: int | None) -> list[str]:
+    """The routes among ``names`` a caller in ``guild`` may see and act on, sorted: the
+    operator's (a config file route's name has no ':') and the server's own (its picked
+    channels, keyed ``"<guild id>:<name>"``); never another server's."""
+    if guild is None:
+        return sorted(names)
+    own = f"{guild}:"
+    return sorted(n for n in names if ":" not in n or n.startswith(own))
+
+
+class _Route(_Named):
+    """A delivery route: offered by its label (``#name`` for a picked channel); a server's own
+    route may be given as ``#name``, ``name`` (unless a config route has that name: that one
+    is meant) or its key, and comes out as its key."""
+
+    def routes(self, engine: Engine) -> Iterable[str]:
+        raise NotImplementedError
 
     def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
+        return routes_seen(self.routes(engine), guild)
+
+    async def transform(self, interaction: discord.Interaction[Any], value: Any, /) -> str:
+        typed = str(value).strip()
+        guild = interaction.guild_id
+        routes = set(self.routes(engine_of(interaction.client)))
+        if guild is not None and ":" not in typed and typed not in routes:
+            key = f"{guild}:{typed.removeprefix('#')}"
+            if key in routes:
+                return key
+        return typed
+
+    async def autocomplete(  # type: ignore[override]  # see _Named.autocomplete
+            self, interaction: discord.Interaction[Any], value: int | float | str, /
+    ) -> list[app_commands.Choice[str]]:
+        engine = engine_of(interaction.client)
+        typed = str(value).lower()
+        # the label is also the value: a key of a long name would pass Discord's 100
+        # characters, and transform maps "#name" back to the server's key
+        labels = sorted(engine.route_label(k) for k in self.names(engine, interaction.guild_id))
+        return [app_commands.Choice(name=label, value=label)
+                for label in labels if typed in label.lower() and len(label) <= 100][:25]
+
+
+class PausedRoute(_Route):
+    """A delivery route; offers the paused ones the server sees."""
+
+    def routes(self, engine: Engine) -> Iterable[str]:
         return engine.paused_routes()
 
 
-class RouteName(_Named):
-    """A delivery route (a name in [channels] or a rule's channel); offers them all."""
+class RouteName(_Route):
+    """A delivery route (a name in [channels], a picked channel, or a rule's channel); offers
+    those the server sees."""
 
-    def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
+    def routes(self, engine: Engine) -> Iterable[str]:
         return engine.route_names()
 
 

@@ -387,10 +387,40 @@ class Engine:
         record = dataclasses.replace(record, outlets=outlets, articles=len(seen))
         return StoryDetail(record, seen[:limit])
 
-    async def stories_of(self, article_ids: Sequence[str]) -> dict[str, StoryRecord]:
+    async def stories_of(self, article_ids: Sequence[str], *, guild: int | None = None
+                         ) -> dict[str, StoryRecord]:
         """The story of each of these articles that has one, by article id (articles stored
-        before stories existed, or imported, have none and stand alone)."""
-        return await self.store.stories_of(article_ids)
+        before stories existed, or imported, have none and stand alone). With ``guild``: as
+        that server sees it — the outlets it sees, by its names, and its articles counted —
+        and none for an article it does not see."""
+        found = await self.store.stories_of(article_ids)
+        if guild is None:
+            return found
+        labels = self.tenancy.labels(guild)
+        scoped: dict[str, StoryRecord | None] = {}
+        out: dict[str, StoryRecord] = {}
+        for article_id, record in found.items():
+            if record.id not in scoped:
+                scoped[record.id] = await self._story_seen(record, guild, labels)
+            if (seen := scoped[record.id]) is not None:
+                out[article_id] = seen
+        return out
+
+    async def _story_seen(self, record: StoryRecord, guild: int, labels: Mapping[str, str]
+                          ) -> StoryRecord | None:
+        if not any(o.startswith(SERVER_FEED_PREFIX) for o in record.outlets):
+            return record  # every server sees all of it, by the same names
+        hidden = any(o.startswith(SERVER_FEED_PREFIX) and o not in labels
+                     for o in record.outlets)
+        articles = record.articles
+        if hidden:  # count only the articles this server sees
+            stored = await self.store.story_articles(record.id, limit=max(articles, 1))
+            articles = sum(1 for a in stored if self._visible(a, guild))
+            if not articles:
+                return None
+        outlets = tuple(labels.get(o, o) for o in record.outlets
+                        if not o.startswith(SERVER_FEED_PREFIX) or o in labels)
+        return dataclasses.replace(record, outlets=outlets, articles=articles)
 
     async def stats(self, guild: int | None = None) -> Stats:
         """Counts of articles and alerts, source health and paused destinations (with

@@ -179,7 +179,8 @@ async def test_rules_added_in_discord_fire_on_the_next_poll_and_persist(running:
         "rules add", {"name": "broken", "query": "sanctions AND"})).final_message()
     assert bad.ephemeral and "column 14" in bad.content
     ok = await (await emu.send_interaction(
-        "rules add", {"name": "bears", "query": "bear~ OR grizzly", "severity": "high"})
+        "rules add", {"name": "bears", "query": "bear~ OR grizzly", "severity": "high",
+                      "channel": emu.channel("alerts")})
     ).final_message()
     assert not ok.ephemeral and "bears" in ok.content
     assert [r.name for r in await running.engine.store.list_rules()] == ["bears"]
@@ -232,16 +233,16 @@ async def test_sources_add_refuses_blocked_urls_and_accepts_public_ones(running:
         assert "refused URL" in msg.content, msg.content
     assert [s.name for s in await running.engine.store.list_sources()] == []
     ok = await (await emu.send_interaction(
-        "sources add", {"name": "bbc", "url": "https://feeds.bbci.co.uk/news/rss.xml",
+        "sources add", {"name": "bbc", "url": "https://feeds.bbc.example/news/rss.xml",
                         "every": "15m"})).final_message()
     assert "Watching" in ok.content
     assert [s.name for s in await running.engine.store.list_sources()] == ["bbc"]
-    assert "bbc" in running.engine.source_names()
+    assert "bbc" in running.engine.source_names(emu.guild.id)
     choices = await emu.send_autocomplete("sources remove", {"name": "bb"}, focused="name")
     assert [c["value"] for c in choices] == ["bbc"]
     gone = await (await emu.send_interaction("sources remove", {"name": "bbc"})).final_message()
     assert "removed" in gone.content
-    assert "bbc" not in running.engine.source_names()
+    assert "bbc" not in running.engine.source_names(emu.guild.id)
     assert emu.validate_all() == []
 
 

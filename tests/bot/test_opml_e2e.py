@@ -64,7 +64,7 @@ async def test_an_admin_imports_an_opml_attachment_and_sees_every_entry(
     assert lines[2].startswith("⏭️ line 7") and "same URL as line 4" in lines[2]
     assert lines[3].startswith("✅ line 4") and "world\\-desk" in lines[3]
     assert lines[4].startswith("✅ line 5") and "europe\\-desk" in lines[4]
-    assert {"world-desk", "europe-desk"} <= set(bot.engine.source_names())
+    assert {"world-desk", "europe-desk"} <= set(bot.engine.source_names(emu.guild.id))
     stored = {s.name: s for s in await bot.engine.store.list_sources()}
     assert set(stored) == {"world-desk", "europe-desk"}
     assert stored["world-desk"].created_by == str(emu.admin.id)

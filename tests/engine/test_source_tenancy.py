@@ -125,6 +125,11 @@ async def test_a_story_shows_a_server_only_what_it_sees(tmp_path: Path,
         assert mine is not None and {a.source for a in mine.articles} == {"wire"}
         assert set(mine.record.outlets) <= {"wire"}
         assert await engine.story(story_id, guild=B) is None
+        ids = [h.article.id for h in found]
+        assert {r.outlets for r in (await engine.stories_of(ids, guild=A)).values()} == {
+            ("wire",)}
+        assert await engine.stories_of(ids, guild=B) == {}
+        assert {r.outlets for r in stories.values()} == {(feed_key(feeds.url("/wire")),)}
 
 
 async def test_following_is_checked_and_limited(tmp_path: Path, feeds: FeedServer) -> None:

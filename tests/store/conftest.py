@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-PORTED = frozenset({"test_store", "test_acks", "test_stories", "test_batch", "test_backends"})
+PORTED = frozenset({"test_store", "test_acks", "test_stories", "test_batch", "test_backends",
+                    "test_cancel"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

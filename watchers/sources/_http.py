@@ -93,6 +93,9 @@ class FetchResult:
         return self.headers.get("Content-Type")
 
 
+RESERVED_TLDS = frozenset({"example", "invalid", "test", "localhost"})
+
+
 class GuardedResolver(AbstractResolver):
     """A resolver that drops blocked addresses and refuses a name that leads only to them.
 
@@ -108,6 +111,9 @@ class GuardedResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         allowed = current_allowlist()
         check_host(host, allowed)
+        if host.rstrip(".").lower().rsplit(".", 1)[-1] in RESERVED_TLDS:
+            # RFC 2606/6761 names never resolve: no query leaves the machine for them.
+            raise OSError(f"{host} is a reserved name that never resolves")
         if self._inner is None:
             # Created lazily: ThreadedResolver wants a running loop.
             self._inner = ThreadedResolver()

@@ -1,11 +1,17 @@
 """The lookup cog: read-only questions about stored articles; anyone may ask them.
 
+Every lookup is scoped to the server it runs in (``interaction.guild_id``): it finds only
+articles of the sources that server sees (the shared ones and its own), shows them by the
+names the server gave its sources, and answers for another server's article or story exactly
+as for one that does not exist.
+
 Results show one line per story (in the order of each story's first hit), so ten outlets
 reporting one event take one line; articles without a story of several articles stand alone.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 from datetime import timedelta
 from typing import Any, Literal
@@ -27,6 +33,7 @@ from bot.interactions import Duration, NewswatchCog, RuleName, SourceName, Story
 from watchers.errors import NewswatchError
 from watchers.models import Article, Match
 from watchers.rules import parse
+from watchers.store.base import StoryRecord
 
 PAGE = 5
 # More articles than one embed can list; the embed says how many it left out.
@@ -46,9 +53,12 @@ class LookupCog(NewswatchCog):
 
     async def _show(self, interaction: discord.Interaction[Any], title: str,
                     rows: list[tuple[Article, Match | None]], note: str | None = None) -> None:
-        stories = await self.engine.stories_of([a.id for a, _ in rows])
+        guild = interaction.guild_id
+        stories = await self._stories([a.id for a, _ in rows], guild)
+        # the select expands a story as the server that asked sees it, whoever clicks
         view = PagedResults(title, group_results(rows, stories), page_size=PAGE, note=note,
-                            total=len(rows), expand=self._story_embed)
+                            total=len(rows),
+                            expand=functools.partial(self._story_embed, guild=guild))
         self.views.add(view)
         paged = view if view.has_items else discord.utils.MISSING
         if interaction.response.is_done():
@@ -56,7 +66,14 @@ class LookupCog(NewswatchCog):
         else:
             await interaction.response.send_message(embed=view.embed(), view=paged)
 
+    async def _stories(self, article_ids: list[str], guild: int | None
+                       ) -> dict[str, StoryRecord]:
+        """The story of each article that has one, as ``guild`` sees it (another server's
+        feed is not even hinted at: see :meth:`Engine.stories_of`)."""
+        return await self.engine.stories_of(article_ids, guild=guild)
+
     @app_commands.command(name="search")
+    @app_commands.guild_only()
     @app_commands.describe(query='e.g. troops NEAR/5 border, "security guarantees", kyiv~',
                            since="only articles newer than this, e.g. 24h or 7d",
                            source="only this source", limit="how many results (1-50)",
@@ -71,17 +88,20 @@ class LookupCog(NewswatchCog):
         # What the user can get wrong is checked before deferring: after it, Discord shows the
         # first answer in the public "thinking" message, so an error could not stay private.
         parse(query)
-        if source is not None and source not in self.engine.source_names():
-            raise NewswatchError(f"no source named {source!r}; known: "
-                                 f"{', '.join(self.engine.source_names()) or 'none'}")
+        guild = interaction.guild_id
+        if source is not None and source not in self.engine.source_names(guild):
+            known = self.engine.source_names(guild)
+            raise NewswatchError(truncate(f"no source named {source!r}; known: "
+                                          f"{', '.join(known) or 'none'}", 1500))
         await interaction.response.defer(thinking=True)
         found = await self.engine.search(query, since=since, source=source, limit=limit,
-                                         order=order)
+                                         order=order, guild=guild)
         await self._show(interaction, truncate(f"Search: {query}", 200),
                          [(h.article, h.match) for h in found.hits],
                          CUT_SHORT if found.truncated else None)
 
     @app_commands.command(name="recent")
+    @app_commands.guild_only()
     @app_commands.describe(rule="only this rule", limit="how many (1-25)")
     async def recent(self, interaction: discord.Interaction[Any],
                      rule: app_commands.Transform[str, RuleName] | None = None,
@@ -94,6 +114,7 @@ class LookupCog(NewswatchCog):
                          rows)
 
     @app_commands.command(name="article")
+    @app_commands.guild_only()
     @app_commands.describe(id="the article id shown in alerts and results")
     async def article(self, interaction: discord.Interaction[Any],
                       id: app_commands.Range[str, 4, 64]) -> None:
@@ -104,26 +125,29 @@ class LookupCog(NewswatchCog):
                                                     ephemeral=True)
             return
         article, matches = found
-        story = (await self.engine.stories_of([article.id])).get(article.id)
+        story = (await self._stories([article.id], interaction.guild_id)).get(article.id)
         await interaction.response.send_message(
             embed=article_embed(article, matches, story=story))
 
-    async def _story_embed(self, story_id: str) -> discord.Embed | None:
-        detail = await self.engine.story(story_id, limit=STORY_ARTICLES)
+    async def _story_embed(self, story_id: str, *, guild: int | None) -> discord.Embed | None:
+        detail = await self.engine.story(story_id, limit=STORY_ARTICLES, guild=guild)
         return story_embed(detail) if detail is not None else None
 
     @app_commands.command(name="story")
+    @app_commands.guild_only()
     @app_commands.describe(id="the story id shown in alerts, /article and /search")
     async def story(self, interaction: discord.Interaction[Any],
                     id: app_commands.Transform[str, StoryId]) -> None:
         """One story: its outlets, first and last report, and its articles oldest first."""
-        embed = await self._story_embed(id)
+        embed = await self._story_embed(id, guild=interaction.guild_id)
         if embed is None:
             await interaction.response.send_message(f"No story with id `{id}`.", ephemeral=True)
             return
         await interaction.response.send_message(embed=embed)
 
     @app_commands.command(name="stats")
+    @app_commands.guild_only()
     async def stats(self, interaction: discord.Interaction[Any]) -> None:
         """Articles, alerts and the health of every source."""
-        await interaction.response.send_message(embed=stats_embed(await self.engine.stats()))
+        stats = await self.engine.stats(guild=interaction.guild_id)
+        await interaction.response.send_message(embed=stats_embed(stats))

@@ -1,6 +1,11 @@
 """The sources cog: /sources list|export for anyone, /sources add|remove|resume|import for
 admins. Import and export go through :mod:`watchers.opml`, so an imported feed meets exactly the
-checks of /sources add."""
+checks of /sources add.
+
+Every command is scoped to the server it runs in (``interaction.guild_id``): it sees the shared
+sources (the config file's, marked as such) and the server's own, by the names the server gave
+them, and changes only the server's own. Another server's sources are as unknown as a name
+nobody used: the answers do not tell them apart."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from watchers.errors import NewswatchError
 from watchers.opml import export_opml, import_opml
 
 
+@app_commands.guild_only()
 class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
                  group_description="News sources."):
     """List, add, remove and resume the sources being watched."""
@@ -29,7 +35,8 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         """Every source with its schedule and health."""
-        await interaction.response.send_message(embed=sources_embed(await self.engine.sources()))
+        views = await self.engine.sources(guild=interaction.guild_id)
+        await interaction.response.send_message(embed=sources_embed(views))
 
     @app_commands.command(name="add")
     @app_commands.describe(name="a short name", url="the feed's http(s) URL",
@@ -41,7 +48,7 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
         """Watch a new RSS, Atom or JSON feed."""
         view = await self.engine.add_source(
             {"name": name, "type": "feed", "url": url.strip(), "every": every},
-            created_by=str(interaction.user.id))
+            created_by=str(interaction.user.id), guild=interaction.guild_id)
         await interaction.response.send_message(
             f"Watching **{escape(view.name)}** every {format_duration(view.every)}. "
             "The first poll records a baseline; new items alert from then on.")
@@ -51,7 +58,8 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
     async def remove(self, interaction: discord.Interaction[Any],
                      name: app_commands.Transform[str, SourceName]) -> None:
         """Stop watching a source added in Discord."""
-        await answer(interaction, await self.engine.remove_source(name),
+        await answer(interaction, await self.engine.remove_source(
+                         name, guild=interaction.guild_id),
                      f"Source **{escape(name)}** removed; its articles stay stored.",
                      f"No source named `{name[:64]}`.")
 
@@ -60,7 +68,8 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
     async def resume(self, interaction: discord.Interaction[Any],
                      name: app_commands.Transform[str, SourceName]) -> None:
         """Resume a paused source and poll it now."""
-        await answer(interaction, await self.engine.resume_source(name),
+        await answer(interaction, await self.engine.resume_source(
+                         name, guild=interaction.guild_id),
                      f"Source **{escape(name)}** resumed.",
                      f"No source named `{name[:64]}` has been polled yet.")
 
@@ -81,14 +90,15 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
             data = await file.read()
         except discord.HTTPException as exc:
             raise NewswatchError(f"could not download {file.filename}: {exc.status}") from None
-        report = await import_opml(self.engine, data,
-                                   created_by=str(interaction.user.id), every=every)
+        report = await import_opml(self.engine, data, created_by=str(interaction.user.id),
+                                   every=every, guild=interaction.guild_id)
         await interaction.followup.send(embed=import_embed(file.filename, report))
 
     @app_commands.command(name="export")
     async def export(self, interaction: discord.Interaction[Any]) -> None:
-        """Every feed being watched, as an OPML file for a feed reader or another bot."""
-        views = [v for v in await self.engine.sources() if v.kind == "feed"]
+        """Every feed this server sees, as an OPML file for a feed reader or another bot."""
+        views = [v for v in await self.engine.sources(guild=interaction.guild_id)
+                 if v.kind == "feed"]
         if not views:
             await interaction.response.send_message("There are no feeds to export.",
                                                     ephemeral=True)

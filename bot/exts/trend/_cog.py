@@ -44,6 +44,7 @@ class TrendCog(NewswatchCog):
     """Matches over time, as a chart."""
 
     @app_commands.command(name="trend")
+    @app_commands.guild_only()
     @app_commands.describe(query_or_rule="a rule's name, or a query such as troops NEAR/5 border",
                            period="how far back, e.g. 24h, 7d or 30d (1h to 90d; default 7d)")
     async def trend(self, interaction: discord.Interaction[Any],

@@ -164,6 +164,12 @@ class Db:
                 await self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self.error(exc) from exc
+            except BaseException:
+                # Cancelled while the connection's thread ran BEGIN: it may have begun, and a
+                # connection left inside a transaction refuses every later one.
+                with suppress(sqlite3.Error):
+                    await self.conn.execute("ROLLBACK")
+                raise
             try:
                 yield Tx(self.conn)
             except BaseException as exc:
