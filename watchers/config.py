@@ -272,6 +272,9 @@ class ServerRoute(_Strict):
     name: str = Field(min_length=1, max_length=100)
     channel_id: int = Field(gt=0)
     created_by: str | None = None
+    # The route's settings as the server set them (``/channels set``; the target is always the
+    # channel); None: a route's defaults.
+    settings: RouteConfig | None = None
 
     @property
     def key(self) -> str:
@@ -280,6 +283,8 @@ class ServerRoute(_Strict):
 
     @property
     def route(self) -> RouteConfig:
+        if self.settings is not None:
+            return self.settings.model_copy(update={"target": self.channel_id})
         return RouteConfig(target=self.channel_id)
 
 

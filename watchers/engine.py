@@ -799,6 +799,31 @@ class Engine:
         """Deliver route ``key``'s alerts to ``sink``."""
         self.delivery.sinks = {**self.delivery.sinks, key: sink}
 
+    async def configure_server_route(self, guild: int, key: str, changes: Mapping[str, Any]
+                                     ) -> ServerRoute:
+        """Change the settings of one of ``guild``'s routes (stories, digest schedule, quiet
+        hours, cap, template: the keys of a ``[channels.NAME]`` table, validated by the same
+        model, errors naming the key); a None value puts that key back to its default. They
+        apply to the next alert, as a config route's do. Another server's route is unknown."""
+        server = self.tenancy.server_routes(guild).get(key)
+        if server is None:
+            raise NewswatchError(f"no channel of this server named {key[:100]!r} takes alerts")
+        if "target" in changes:
+            raise ConfigError([ConfigIssue("target", "a channel's route always posts there")],
+                              file="route")
+        current = server.route.model_dump(exclude_unset=True, exclude={"target"})
+        merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
+        try:
+            settings = RouteConfig.model_validate({**merged, "target": server.channel_id})
+        except ValidationError as err:
+            raise ConfigError(pydantic_issues(err), file="route") from None
+        updated = server.model_copy(update={"settings": settings})
+        await self.store.put_server_route(updated)
+        self.tenancy.routes[key] = updated
+        for listener in self._route_listeners:
+            listener(key, updated.route)
+        return updated
+
     async def add_server_route(self, guild: int, channel_id: int, name: str, *,
                                created_by: str | None = None) -> str:
         """The route of server ``guild`` posting to its channel ``channel_id`` (named after

@@ -27,7 +27,7 @@ from tests.fakes.discord_emulator import (
     Permissions,
     default_guild,
 )
-from watchers.config import parse_config
+from watchers.config import RouteConfig, parse_config
 
 A, B = 1100000000000000001, 1100000000000000501
 BOT_ROLE_A = A + 999  # the emulator's managed role of the bot in A
@@ -269,4 +269,55 @@ async def test_commands_sync_globally_without_guild_ids(
     puts = emu.requests_for("PUT /applications/{application_id}/commands")
     assert len(puts) == 1
     assert not emu.requests_for("PUT /applications/{application_id}/guilds/{guild_id}/commands")
+    assert emu.validate_all() == []
+
+
+async def test_a_servers_channel_takes_route_settings_from_discord(running: Running) -> None:
+    emu, engine = running.emu, running.engine
+    ops = _ch(emu, A, "ops")
+    # checked by the config's own model; the refusal names what was wrong, nothing is stored
+    bad = await ask(emu, A, "channels set", {"channel": ops, "mode": "digest"})
+    assert bad.ephemeral and "digest_every" in _shown(bad)
+    bad = await ask(emu, A, "channels set", {"channel": ops, "timezone": "Mars/Olympus"})
+    assert bad.ephemeral and "timezone" in _shown(bad)
+    # members may look, only admins change
+    member = await ask(emu, A, "channels set", {"channel": ops, "stories": "off"},
+                       user="member")
+    assert member.ephemeral
+    ok = await ask(emu, A, "channels set", {"channel": ops, "mode": "digest",
+                                            "digest_every": "6h", "stories": "off"})
+    assert not ok.ephemeral and "mode digest" in _shown(ok)
+    assert "digest_every 6h" in _shown(ok)
+    key = next(k for k, r in engine.server_routes(A).items() if r.channel_id == ops.id)
+    route = engine.route(key)
+    assert route is not None and route.mode == "digest" and route.stories == "off"
+    listed = (await ask(emu, A, "channels list")).embeds[0]["description"]
+    assert "#ops" in listed and "mode digest" in listed
+    # B sees none of A's channels and cannot set one of them
+    nothing = await ask(emu, B, "channels list")
+    assert nothing.ephemeral and "No channel" in nothing.content
+    foreign = await ask(emu, B, "channels set", {"channel": ops.id, "mode": "immediate"},
+                        foreign_channels=True)
+    assert foreign.ephemeral and engine.route(key) == route
+    # the digest route keeps the alert for its digest, as a config route would
+    added = await ask(emu, A, "rules add", {"name": "bears", "query": "grizzly",
+                                            "channel": ops})
+    assert not added.ephemeral
+    (running.seeds / "bear.txt").write_text(BEAR)
+    rows = []
+    for _ in range(200):
+        rows = [r for r in await engine.store.alerts(kind="alert") if r.route == key]
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    assert [r.state for r in rows] == ["scheduled"]
+    assert _bears(emu.messages(ops.id)) == []
+    sent = await ask(emu, A, "digest now", {"route": "#ops"})
+    assert not sent.ephemeral, sent.content
+    await running.wait_for(lambda: any(
+        "bear news" in (m.content + json.dumps(m.embeds)).lower()
+        for m in emu.messages(ops.id) if m.source != "interaction"))
+    # back to the defaults
+    reset = await ask(emu, A, "channels set", {"channel": ops, "reset": True})
+    assert "defaults" in reset.content and engine.route(key) == RouteConfig(target=ops.id)
     assert emu.validate_all() == []

@@ -241,13 +241,14 @@ async def test_a_burst_from_a_followed_feed_is_summed_up_under_the_servers_name(
         await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
         route = await server_rule(engine, A, "troops", "troops")
         await engine.run_once()
-        words = ("harbour bakery glacier violin tractor lantern meadow copper saddle orchard "
-                 "pigeon quarry tunnel walnut ferry castle pepper rocket island canyon blanket "
-                 "compass dolphin ember falcon garnet hammock igloo jasmine kettle ladder mango "
-                 "nectar oyster parrot quilt raven spruce thimble umbrella velvet willow yacht "
-                 "zephyr anchor beacon cactus dynamo easel fjord gondola hazel ivory jigsaw kiosk "
-                 "lemur marble nutmeg opal pylon quartz rhubarb sparrow tulip urchin vortex "
-                 "wombat").split()
+        words = str.split("harbour bakery glacier violin tractor lantern meadow copper saddle "
+                          "orchard pigeon quarry tunnel walnut ferry castle pepper rocket "
+                          "island canyon blanket compass dolphin ember falcon garnet hammock "
+                          "igloo jasmine kettle ladder mango nectar oyster parrot quilt raven "
+                          "spruce thimble umbrella velvet willow yacht zephyr anchor beacon "
+                          "cactus dynamo easel fjord gondola hazel ivory jigsaw kiosk lemur "
+                          "marble nutmeg opal pylon quartz rhubarb sparrow tulip urchin vortex "
+                          "wombat")
         # thirty unrelated stories, each with "troops": none groups with another
         feeds.set("/wire", Route(body=rss(*(
             (f"n{i}", f"Troops {' '.join(words[2 * i:2 * i + 2])} {words[-1 - i]}")
@@ -258,3 +259,51 @@ async def test_a_burst_from_a_followed_feed_is_summed_up_under_the_servers_name(
         assert len([a for a in sink.alerts if a.route == route]) <= 25
         assert [(r, t.split(" brought")[0]) for r, t in sink.notices] == [
             (route, "Source 'wire'")]
+
+
+async def test_a_servers_channel_takes_route_settings_like_a_config_route(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    sink = RecordingSink()
+    async with open_engine(config(tmp_path), start=False, default_sink=sink) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        route = await server_rule(engine, A, "troops", "troops")
+        # checked by the config's own model, errors naming the key; nothing changes
+        for bad, key in (({"mode": "digest"}, "a digest route needs digest_every"),
+                         ({"timezone": "Mars/Olympus"}, "timezone"),
+                         ({"quiet_hours": "22-7"}, "quiet_hours"),
+                         ({"template": "{nope}"}, "template"), ({"target": 5}, "target")):
+            with pytest.raises(ConfigError) as err:
+                await engine.configure_server_route(A, route, bad)
+            assert key in str(err.value), (bad, str(err.value))
+        assert engine.route(route) == RouteConfig(target=A * 10)
+        with pytest.raises(NewswatchError, match="no channel of this server"):
+            await engine.configure_server_route(B, route, {"mode": "immediate"})
+        seen: list[RouteConfig] = []
+        engine.add_route_listener(lambda k, r: seen.append(r) if k == route else None)
+        updated = await engine.configure_server_route(
+            A, route, {"mode": "digest", "digest_every": "2h", "stories": "off"})
+        assert seen[-1] == updated.route == engine.route(route)
+        assert updated.route.digest_every is not None and updated.route.stories == "off"
+        await engine.run_once()
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"),
+                                          ("g2", "More troops reach Kharkiv"))))
+        await engine.run_once()
+        # a digest route keeps its alerts for the digest, as a config route does
+        assert sink.alerts == []
+        kept = [r for r in await engine.store.alerts(kind="alert") if r.route == route]
+        assert [r.state for r in kept] == ["scheduled"]
+        assert await engine.digest_now(route) == 1
+        await engine.delivery.drain()
+        assert len(sink.digests) == 1
+        # one key back to its default; then all of them
+        again = await engine.configure_server_route(A, route, {"stories": None})
+        assert again.route.stories == "edit" and again.route.mode == "digest"
+        reset = await engine.configure_server_route(
+            A, route, dict.fromkeys(RouteConfig.model_fields.keys() - {"target"}))
+        assert reset.route == RouteConfig(target=A * 10)
+        await engine.configure_server_route(A, route, {"quiet_hours": "22:00-07:00",
+                                                       "timezone": "Europe/Kyiv"})
+    async with open_engine(config(tmp_path), start=False) as engine:
+        kept_route = engine.route(route)
+        assert kept_route is not None and kept_route.quiet_hours == "22:00-07:00"
+        assert kept_route.timezone == "Europe/Kyiv" and kept_route.target == A * 10

@@ -23,7 +23,7 @@ from discord.ext import commands
 
 from bot.embeds import LIMITS, alert_message, escape, rule_test_embed, rules_embed, truncate
 from bot.interactions import Duration, NewswatchCog, RuleName, answer
-from watchers.config import Severity
+from watchers.config import RouteConfig, Severity, format_duration
 from watchers.delivery import Alert, StoryView
 from watchers.errors import NewswatchError
 from watchers.rules import RegexBudget, match_query, parse
@@ -239,3 +239,112 @@ class MuteCog(NewswatchCog):
         text = (f"Rule **{escape(rule)}** unmuted." if was
                 else f"Rule **{escape(rule)}** was not muted.")
         await interaction.response.send_message(text)
+
+
+_CLEAR = frozenset({"off", "none", "default", "-"})
+
+
+def _settings_text(route: RouteConfig) -> str:
+    """A route's settings that differ from the defaults, on one line ("defaults" if none)."""
+    default = RouteConfig(target=route.target)
+    shown = []
+    for key in ("stories", "mode", "digest_every", "digest_at", "timezone", "quiet_hours",
+                "break_through", "max_per_hour", "template_style", "template"):
+        value = getattr(route, key)
+        if value == getattr(default, key):
+            continue
+        if isinstance(value, timedelta):
+            value = format_duration(value)
+        elif isinstance(value, list):
+            value = ", ".join(value)
+        elif key == "template":
+            value = truncate(str(value), 60)
+        shown.append(f"{key} {value}")
+    return escape(" · ".join(shown)) if shown else "defaults"
+
+
+class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
+                  group_description="The channels this server's alerts go to."):
+    """/channels list for anyone, /channels set for admins: a picked channel is a route of its
+    server, with the settings a ``[channels.NAME]`` table has in the config file."""
+
+    admin_commands = frozenset({"set"})
+
+    @app_commands.command(name="list")
+    async def list_(self, interaction: discord.Interaction[Any]) -> None:
+        """The channels this server's rules post to, with their settings."""
+        routes = self.engine.server_routes(interaction.guild_id or 0)
+        if not routes:
+            await interaction.response.send_message(
+                "No channel of this server takes alerts yet; `/rules add` picks one.",
+                ephemeral=True)
+            return
+        lines = [f"**#{escape(r.name)}** <#{r.channel_id}> — {_settings_text(r.route)}"
+                 for r in sorted(routes.values(), key=lambda r: r.name)]
+        await interaction.response.send_message(
+            embed=discord.Embed(title="Alert channels",
+                                description=truncate("\n".join(lines),
+                                                     LIMITS["description"])))
+
+    @app_commands.command(name="set")
+    @app_commands.describe(
+        channel="the channel (default: this one)",
+        stories="a story's later articles: edit its message, reply in a thread, or post anew",
+        mode="immediate, or collect alerts into a digest",
+        digest_every="digest mode: how often, e.g. 1h ('off' to clear)",
+        digest_at="digest mode: times of day, e.g. 08:00,18:00 ('off' to clear)",
+        timezone="for digest times and quiet hours, e.g. Europe/Kyiv",
+        quiet_hours="e.g. 22:00-07:00: alerts below break_through wait ('off' to clear)",
+        break_through="the severity that still posts during quiet hours or past the cap",
+        max_per_hour="at most this many alerts an hour, the rest in a digest (0: no cap)",
+        template="the alerts' format unless their rule has one ('off' to clear)",
+        template_style="embed: the format fills the embed; text: plain message",
+        reset="put every setting back to its default first")
+    async def set_(self, interaction: discord.Interaction[Any],
+                   channel: app_commands.Transform[int, Destination] | None = None,
+                   stories: Literal["edit", "thread", "off"] | None = None,
+                   mode: Literal["immediate", "digest"] | None = None,
+                   digest_every: app_commands.Range[str, 1, 20] | None = None,
+                   digest_at: app_commands.Range[str, 1, 200] | None = None,
+                   timezone: app_commands.Range[str, 1, 64] | None = None,
+                   quiet_hours: app_commands.Range[str, 1, 20] | None = None,
+                   break_through: Severity | None = None,
+                   max_per_hour: app_commands.Range[int, 0, 10_000] | None = None,
+                   template: app_commands.Range[str, 1, MAX_TEMPLATE_LENGTH] | None = None,
+                   template_style: Literal["embed", "text"] | None = None,
+                   reset: bool = False) -> None:
+        """Set how and when a channel of this server gets its alerts."""
+        guild = interaction.guild
+        if guild is None:
+            raise NewswatchError("Channels belong to a server: run /channels set in a server")
+        picked = postable_channel(guild, channel if channel is not None
+                                  else interaction.channel_id or 0)
+        engine = self.engine
+        key = await engine.add_server_route(guild.id, picked.id, picked.name,
+                                            created_by=str(interaction.user.id))
+        changes: dict[str, Any] = {}
+        if reset:
+            changes = dict.fromkeys(RouteConfig.model_fields.keys() - {"target"})
+        texts = {"digest_every": digest_every, "quiet_hours": quiet_hours,
+                 "template": None if template is None else template.replace("\\n", "\n")}
+        for name, value in texts.items():
+            if value is not None:
+                changes[name] = None if value.strip().lower() in _CLEAR else value.strip()
+        if digest_at is not None:
+            changes["digest_at"] = ([] if digest_at.strip().lower() in _CLEAR else
+                                    [t.strip() for t in digest_at.split(",") if t.strip()])
+        if max_per_hour is not None:
+            changes["max_per_hour"] = max_per_hour or None
+        for name, chosen in (("stories", stories), ("mode", mode), ("timezone", timezone),
+                             ("break_through", break_through),
+                             ("template_style", template_style)):
+            if chosen is not None:
+                changes[name] = chosen
+        if not changes:
+            route = engine.server_routes(guild.id)[key].route
+            await interaction.response.send_message(
+                f"<#{picked.id}>: {_settings_text(route)}", ephemeral=True)
+            return
+        updated = await engine.configure_server_route(guild.id, key, changes)
+        await interaction.response.send_message(
+            f"<#{picked.id}> now: {_settings_text(updated.route)}")
