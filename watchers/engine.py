@@ -537,9 +537,10 @@ class Engine:
         return await self.store.mark_not_relevant(alert_id, user_id, self.delivery.clock.now())
 
     async def test_rule(self, query: str, *, window: timedelta = timedelta(days=7),
-                        samples: int = 3) -> RuleTest:
-        """How many stored articles of the last ``window`` a query matches, with samples."""
-        found = await self.search(query, since=window, limit=100_000)
+                        samples: int = 3, guild: int | None = None) -> RuleTest:
+        """How many stored articles of the last ``window`` a query matches, with samples (with
+        ``guild``: of the articles that server sees)."""
+        found = await self.search(query, since=window, limit=100_000, guild=guild)
         return RuleTest(query, window, len(found.hits), found.hits[:samples], found.truncated)
 
     async def add_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None,

@@ -337,6 +337,15 @@ async def test_lookups_show_a_server_only_the_articles_of_sources_it_sees(
         assert total in msg.content, (g, msg.content)
     zebra_trend = await ask(emu, B, "trend", {"query_or_rule": "zebra", "period": "1d"})
     assert "1 match " in zebra_trend.content
+
+    # /rules test: a query counts (and samples) only the articles the server sees
+    tried = {g: (await ask(emu, g, "rules test", {"query": "grizzly OR bison"})).embeds[0]
+             for g in (A, B)}
+    samples = {g: " ".join(f["name"] + f["value"] for f in e["fields"]).lower()
+               for g, e in tried.items()}
+    assert tried[A]["title"] == tried[B]["title"] == "1 match(es) in the last 7 days"
+    assert "grizzly" in samples[A] and "bison" not in samples[A]
+    assert "bison" in samples[B] and "grizzly" not in samples[B]
     assert emu.validate_all() == []
 
 

@@ -117,7 +117,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         """How many stored articles from the last 7 days a query would match."""
         parse(query)  # a bad query answers at once, before deferring
         await interaction.response.defer(thinking=True)
-        embed = rule_test_embed(await self.engine.test_rule(query))
+        embed = rule_test_embed(await self.engine.test_rule(query, guild=interaction.guild_id))
         await interaction.followup.send(embed=embed)
 
     @app_commands.command(name="add")
