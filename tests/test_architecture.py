@@ -52,10 +52,12 @@ def test_the_public_api_is_complete() -> None:
 
 
 def test_a_search_starts_without_the_network_stack() -> None:
-    """`newswatch search` loads no aiohttp, feedparser or discord (start-up time)."""
+    """`newswatch search` on SQLite loads no aiohttp, feedparser, discord or asyncpg (start-up
+    time)."""
     code = ("import sys, bot.cli\n"
             "from watchers.search import search\nfrom watchers.store import SqliteStore\n"
-            "print(','.join(m for m in ('aiohttp', 'feedparser', 'discord') if m in sys.modules))")
+            "print(','.join(m for m in ('aiohttp', 'feedparser', 'discord', 'asyncpg') "
+            "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,8 @@
-"""Storage behind the :class:`Store` protocols; :class:`SqliteStore` is the default."""
+"""Storage behind the :class:`Store` protocols; :class:`SqliteStore` is the default,
+:class:`PostgresStore` (imported on first use: its driver is not needed for SQLite) the
+scale-out one."""
+
+from typing import TYPE_CHECKING
 
 from watchers.store.base import (
     AlertState,
@@ -13,8 +17,10 @@ from watchers.store.base import (
     Store,
 )
 from watchers.store.open import is_postgres_url, open_store, store_exists
-from watchers.store.postgres import PostgresStore
 from watchers.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from watchers.store.postgres import PostgresStore
 
 __all__ = [
     "AlertState",
@@ -33,3 +39,11 @@ __all__ = [
     "open_store",
     "store_exists",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "PostgresStore":
+        from watchers.store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

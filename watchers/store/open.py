@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from watchers.store.base import Store
-from watchers.store.postgres import PostgresStore, is_postgres_url
 from watchers.store.sqlite import SqliteStore, TermsOf
 
 __all__ = ["is_postgres_url", "open_store", "store_exists"]
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    """Whether ``target`` names a PostgreSQL database rather than an SQLite file."""
+    return str(target).startswith(("postgresql://", "postgres://"))
 
 
 def store_exists(target: str | Path) -> bool:
@@ -28,5 +32,8 @@ async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None
     """
     target = str(url_or_path)
     if is_postgres_url(target):
+        # Imported here: the driver costs a tenth of a second that SQLite users need not pay.
+        from watchers.store.postgres import PostgresStore
+
         return await PostgresStore.open(target, lock=lock, readonly=readonly)
     return await SqliteStore.open(target, terms_of=terms_of, lock=lock, readonly=readonly)
