@@ -11,7 +11,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tests.fakes.feed_server import Canary, FeedServer, Route
 from tests.sources._support import FAST, LOOPBACK, Seed, rss_doc
-from watchers.errors import FetchBlockedError
+from watchers.errors import FetchBlockedError, SourceError
 from watchers.sources._guard import blocked_reason, check_url, parse_networks
 from watchers.sources._http import Fetcher
 from watchers.sources.feed import FeedSource
@@ -167,6 +167,15 @@ async def test_a_name_that_resolves_to_loopback_is_never_dialled(canary: Canary)
             await fetcher.get(f"http://mixed.example:{canary.port}/feed")
     assert resolver.asked == ["feeds.example", "mixed.example"]
     assert canary.connections == 0
+
+
+@pytest.mark.parametrize("host", ["feeds.example", "news.invalid", "a.test", "wire.EXAMPLE."])
+async def test_reserved_names_never_reach_dns(host: str) -> None:
+    # RFC 2606/6761 names resolve nowhere public: the real resolver is never asked, and the
+    # failure says why.
+    async with Fetcher(timeouts=FAST) as fetcher:
+        with pytest.raises(SourceError, match=re.escape(f"{host} is a reserved name")):
+            await fetcher.get(f"http://{host}/feed")
 
 
 async def test_legacy_notations_are_refused_by_the_connector_too(canary: Canary) -> None:

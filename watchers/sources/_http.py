@@ -105,14 +105,16 @@ class GuardedResolver(AbstractResolver):
 
     def __init__(self, inner: AbstractResolver | None = None) -> None:
         self._inner = inner
+        self._custom = inner is not None
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         allowed = current_allowlist()
         check_host(host, allowed)
-        if host.rstrip(".").lower().rsplit(".", 1)[-1] in RESERVED_TLDS:
-            # RFC 2606/6761 names never resolve: no query leaves the machine for them.
+        if not self._custom and host.rstrip(".").lower().rsplit(".", 1)[-1] in RESERVED_TLDS:
+            # RFC 2606/6761 names never resolve publicly: no query leaves the machine for them
+            # (an injected resolver, e.g. a test's, still answers for them).
             raise OSError(f"{host} is a reserved name that never resolves")
         if self._inner is None:
             # Created lazily: ThreadedResolver wants a running loop.
@@ -410,7 +412,9 @@ def _describe(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return "TLS certificate could not be verified"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"could not connect ({exc.os_error.strerror or type(exc.os_error).__name__})"
+        os_error = exc.os_error
+        why = os_error.strerror or (str(os_error) if os_error.args else "")
+        return f"could not connect ({why or type(os_error).__name__})"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server closed the connection"
     if isinstance(exc, aiohttp.ClientPayloadError):
