@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= config.example.toml
 
-.PHONY: run once test lint typecheck bench eval soak clean scale
+.PHONY: run once test lint typecheck bench eval soak clean scale crash-pg
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "newswatch needs Python 3.11 or newer")'
@@ -25,8 +25,11 @@ run: $(VENV)/.installed          ## the demo: watch seeds/ (and real feeds) and 
 once: $(VENV)/.installed         ## poll every source once, deliver, exit
 	$(VENV)/bin/newswatch run -c $(CONFIG) --once
 
-test: $(VENV)/.installed-test    ## the whole suite, plus the architecture contracts
-	$(PY) -m pytest -q
+test: $(VENV)/.installed-test    ## the whole suite, plus the architecture contracts (PostgreSQL crash runs: make crash-pg)
+	$(PY) -m pytest -q -m "not pg_crash"
+
+crash-pg: $(VENV)/.installed-test  ## kill -9 crash tests on PostgreSQL (a private cluster, about 70 s)
+	$(PY) -m pytest -q -rP -m pg_crash
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check watchers bot tests bench

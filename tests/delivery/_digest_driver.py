@@ -1,6 +1,8 @@
 """Driving ``newswatch run`` as a real process around a digest send: a store whose alerts on a
 digest route fell due while newswatch was stopped, the config that makes the route a digest
-route on the Discord API emulator, and starting, killing and stopping the process.
+route on the Discord API emulator, and starting, killing and stopping the process. The store is
+an SQLite file or a PostgreSQL database (:mod:`tests.delivery.backends` says which, and reads
+it).
 
 Every wait here is bounded; a process started through :class:`Newswatch` is killed when the
 block exits, whatever happened inside it.
@@ -10,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,11 +28,11 @@ from tests.fakes.discord_emulator import DiscordEmulator
 from watchers.config import RuleConfig
 from watchers.models import Article, Hit, Match
 from watchers.rules.lookup import index_terms
-from watchers.store import SqliteStore
 from watchers.store.base import ArticleRecord, OutboxEntry
+from watchers.store.open import open_store
 
-__all__ = ["ROUTE", "Newswatch", "ScheduledAlert", "integrity", "newswatch", "outbox_states",
-           "schedule_due_alerts", "until", "write_config"]
+__all__ = ["ROUTE", "Newswatch", "ScheduledAlert", "newswatch", "schedule_due_alerts", "until",
+           "write_config"]
 
 ROUTE = "alerts"
 RULE = RuleConfig(name="troops", query="troops")
@@ -43,13 +45,13 @@ class ScheduledAlert:
     url: str
 
 
-async def schedule_due_alerts(db: Path, n: int, *, overdue: timedelta = timedelta(hours=2)
-                              ) -> list[ScheduledAlert]:
+async def schedule_due_alerts(db: str | Path, n: int, *,
+                              overdue: timedelta = timedelta(hours=2)) -> list[ScheduledAlert]:
     """Store ``n`` matched articles whose alerts on the digest route are ``scheduled`` for a
     digest that fell due ``overdue`` ago, as if it came while newswatch was stopped.
 
     Titles are long and distinct (each its own digest line, no stories), so a few dozen of them
-    need more than one digest message."""
+    need more than one digest message. ``db``: an SQLite file or a PostgreSQL URL."""
     written = datetime.now(UTC) - overdue - timedelta(hours=1)
     records = []
     for i in range(n):
@@ -63,7 +65,7 @@ async def schedule_due_alerts(db: Path, n: int, *, overdue: timedelta = timedelt
         records.append(ArticleRecord(
             article, [Match(rule=RULE.name, article_id=article.id, score=1.0, hits=(hit,))],
             [OutboxEntry(ROUTE, (RULE,))], index_terms(article.title, article.text)))
-    store = await SqliteStore.open(db)
+    store = await open_store(db)
     try:
         stored = await store.record_many(records, at=written)
         if any(a is None for a in stored):
@@ -82,14 +84,16 @@ async def schedule_due_alerts(db: Path, n: int, *, overdue: timedelta = timedelt
         await store.aclose()
 
 
-def write_config(workdir: Path, emu: DiscordEmulator) -> Path:
+def write_config(workdir: Path, emu: DiscordEmulator,
+                 storage: Mapping[str, str] | None = None) -> Path:
     """``config.toml`` for ``newswatch run``: the alerts route is an hourly digest route on the
-    emulator's #alerts; an empty folder source keeps the watch side idle."""
+    emulator's #alerts; an empty folder source keeps the watch side idle. ``storage``: the
+    ``[storage]`` table (default: ``nw.db`` in ``workdir``)."""
     (workdir / "seeds").mkdir(exist_ok=True)
     q = json.dumps  # a TOML basic string or array is a JSON one for these values
     text = "\n".join([
         "[storage]",
-        'path = "nw.db"',
+        *(f"{key} = {q(value)}" for key, value in (storage or {"path": "nw.db"}).items()),
         "[discord]",
         'token_env = "NEWSWATCH_TEST_TOKEN"',
         f"guild_ids = [{emu.guild.id}]",
@@ -114,38 +118,34 @@ def write_config(workdir: Path, emu: DiscordEmulator) -> Path:
     return path
 
 
-async def until(predicate: Callable[[], bool], within: float) -> bool:
-    """Poll ``predicate`` until it holds or ``within`` seconds pass; returns its last value."""
+async def _holds(predicate: Callable[[], bool | Awaitable[bool]]) -> bool:
+    value = predicate()
+    return bool(await value) if inspect.isawaitable(value) else bool(value)
+
+
+async def until(predicate: Callable[[], bool | Awaitable[bool]], within: float) -> bool:
+    """Poll ``predicate`` (plain or async) until it holds or ``within`` seconds pass; returns
+    its last value."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if predicate():
+        if await _holds(predicate):
             return True
         await asyncio.sleep(0.02)
-    return predicate()
-
-
-def integrity(db: Path) -> str:
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-def outbox_states(db: Path) -> dict[tuple[str, str], int]:
-    """(kind, state) -> rows, read beside a running process (WAL lets a reader in)."""
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-        rows = conn.execute("SELECT kind, state, count(*) FROM outbox GROUP BY kind, state")
-        return {(str(k), str(s)): int(n) for k, s, n in rows.fetchall()}
+    return await _holds(predicate)
 
 
 class Newswatch:
-    """``newswatch run -c config.toml`` in ``workdir``, its stderr appended to ``stderr.log``."""
+    """``newswatch run -c config.toml`` in ``workdir``, its stderr appended to ``stderr.log``;
+    ``env``: variables added to its environment (the store's URL)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.env = dict(env or {})
         self.log = workdir / "stderr.log"
         self.procs: list[asyncio.subprocess.Process] = []
 
     async def start(self) -> asyncio.subprocess.Process:
-        env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
+        env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN, **self.env}
         with self.log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=self.workdir,
@@ -174,10 +174,11 @@ class Newswatch:
 
 
 @contextlib.asynccontextmanager
-async def newswatch(workdir: Path) -> AsyncIterator[Newswatch]:
+async def newswatch(workdir: Path, env: Mapping[str, str] | None = None
+                    ) -> AsyncIterator[Newswatch]:
     """A :class:`Newswatch` whose processes are all killed on exit (a failing test leaves none
     running)."""
-    nw = Newswatch(workdir)
+    nw = Newswatch(workdir, env)
     try:
         yield nw
     finally:

@@ -3,9 +3,10 @@
 Each cycle drops a few new matching articles into the watched folder, starts ``newswatch run``
 as a subprocess against the Discord API emulator, kills it with SIGKILL at a random point
 (sometimes at a random moment, sometimes right after the emulator received its k-th message,
-sometimes while Discord is slow to answer a message it already created), and checks the SQLite
-file. A last run delivers whatever is left and stops cleanly. Then every alert must be at the
-emulator exactly once.
+sometimes while Discord is slow to answer a message it already created), and checks the store
+(an SQLite file, or a PostgreSQL database: see :mod:`tests.delivery.backends`). A last run
+delivers whatever is left and stops cleanly. Then every alert must be at the emulator exactly
+once.
 """
 
 from __future__ import annotations
@@ -13,20 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import os
 import random
 import signal
-import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.bot.conftest import TOKEN, bot_config
 from tests.bot.test_run_with_token import write_toml
 from tests.delivery.articles import MESSAGES, drop_articles, report_numbers
+from tests.delivery.backends import Backend, SqliteBackend
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
 
 __all__ = ["CrashReport", "crash_loop"]
@@ -42,38 +44,22 @@ class CrashReport:
     seconds: float
     deduplicated: int = 0  # resends Discord answered with the message it had (same nonce)
     integrity: list[str] = field(default_factory=list)  # every result that was not "ok"
+    backend: str = "sqlite"
     outbox: dict[str, int] = field(default_factory=dict)  # states after the last run
     clean_exit: bool = False
     stderr: str = ""
 
     def summary(self) -> str:
-        return (f"cycles {self.cycles} · alerts expected {self.expected} · delivered "
-                f"{self.delivered} · lost {self.lost} · duplicated {self.duplicated} · "
+        return (f"{self.backend}: cycles {self.cycles} · alerts expected {self.expected} · "
+                f"delivered {self.delivered} · lost {self.lost} · duplicated {self.duplicated} · "
                 f"resends deduplicated by nonce {self.deduplicated} · "
                 f"integrity {'ok' if not self.integrity else self.integrity} · "
                 f"{self.seconds:.1f} s")
 
 
-def _integrity(db: Path) -> str:
-    if not db.exists():
-        return "ok"
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-def _outbox(db: Path) -> dict[str, int]:
-    if not db.exists():
-        return {}
-    try:
-        with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-            rows = conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
-    except sqlite3.OperationalError:  # not created yet
-        return {}
-    return {str(s): int(n) for s, n in rows}
-
-
-async def _spawn(workdir: Path, log_file: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
+async def _spawn(workdir: Path, log_file: Path, backend: Backend
+                 ) -> asyncio.subprocess.Process:
+    env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN, **backend.env()}
     with log_file.open("ab") as err:
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=workdir, env=env,
@@ -84,30 +70,44 @@ def _reached(count: Callable[[], int], target: int) -> bool:
     return count() >= target
 
 
-async def _until(predicate: Callable[[], bool], within: float) -> bool:
+async def _holds(predicate: Callable[[], bool | Awaitable[bool]]) -> bool:
+    value = predicate()
+    return bool(await value) if inspect.isawaitable(value) else bool(value)
+
+
+async def _until(predicate: Callable[[], bool | Awaitable[bool]], within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if predicate():
+        if await _holds(predicate):
             return True
         await asyncio.sleep(0.02)
-    return predicate()
+    return await _holds(predicate)
 
 
 async def crash_loop(emu: DiscordEmulator, workdir: Path, *, cycles: int, per_cycle: int = 3,
-                     seed: int | None = None, say: Callable[[str], None] | None = None
-                     ) -> CrashReport:
-    """Run ``cycles`` kill -9 / restart cycles in ``workdir`` against ``emu``."""
+                     seed: int | None = None, say: Callable[[str], None] | None = None,
+                     backend: Backend | None = None) -> CrashReport:
+    """Run ``cycles`` kill -9 / restart cycles in ``workdir`` against ``emu``, the store on
+    ``backend`` (default: ``nw.db`` in ``workdir``)."""
+    async with backend or SqliteBackend(workdir) as store:
+        return await _crash_loop(emu, workdir, cycles, per_cycle, seed, say, store)
+
+
+async def _crash_loop(emu: DiscordEmulator, workdir: Path, cycles: int, per_cycle: int,
+                      seed: int | None, say: Callable[[str], None] | None, backend: Backend
+                      ) -> CrashReport:
     rng = random.Random(seed)
     started = time.monotonic()
     folder = workdir / "seeds"
     folder.mkdir(parents=True, exist_ok=True)
     data = bot_config(emu, workdir, rules=[{"name": "troops", "query": "troops"}])
     data["sources"] = [{"name": "seeds", "type": "folder", "path": "seeds", "every": "1s"}]
+    data["storage"] = backend.storage()
     write_toml(data, workdir / "config.toml")
-    db, log_file = workdir / "nw.db", workdir / "stderr.log"
+    log_file = workdir / "stderr.log"
     channel = emu.channel("alerts").id
     report = CrashReport(cycles=cycles, expected=0, delivered=0, lost=0, duplicated=0,
-                         seconds=0.0)
+                         seconds=0.0, backend=backend.name)
 
     def posts() -> int:
         return len(emu.requests_for(MESSAGES))
@@ -122,7 +122,7 @@ async def crash_loop(emu: DiscordEmulator, workdir: Path, *, cycles: int, per_cy
             emu.inject(MESSAGES, Fault.slow(rng.uniform(0.3, 0.8), after_processing=True))
             if cycle % 4 == 3:
                 how = "after-post"
-        proc = await _spawn(workdir, log_file)
+        proc = await _spawn(workdir, log_file, backend)
         if how == "time":
             await asyncio.sleep(rng.uniform(0.0, 2.5))
         else:
@@ -133,7 +133,7 @@ async def crash_loop(emu: DiscordEmulator, workdir: Path, *, cycles: int, per_cy
             proc.send_signal(signal.SIGKILL)
         await proc.wait()
         emu.clear_faults()
-        check = _integrity(db)
+        check = await backend.integrity()
         if check != "ok":
             report.integrity.append(f"cycle {cycle}: {check}")
         if say:
@@ -142,7 +142,7 @@ async def crash_loop(emu: DiscordEmulator, workdir: Path, *, cycles: int, per_cy
 
     # The last run: everything left must go out, then a clean stop.
     identified = len(emu.identify_payloads)
-    proc = await _spawn(workdir, log_file)
+    proc = await _spawn(workdir, log_file, backend)
     # stop it only once it is up (its signal handlers are installed before it identifies)
     await _until(lambda: len(emu.identify_payloads) > identified, 30.0)
     expected = set(range(report.expected))
@@ -150,9 +150,10 @@ async def crash_loop(emu: DiscordEmulator, workdir: Path, *, cycles: int, per_cy
     def numbers() -> list[int]:
         return report_numbers(emu, channel)
 
-    def settled() -> bool:
+    async def settled() -> bool:
         # at the emulator, and recorded as delivered (a stop before that is a restart's job)
-        return set(numbers()) >= expected and _outbox(db) == {"delivered": report.expected}
+        return (set(numbers()) >= expected
+                and await backend.outbox() == {"delivered": report.expected})
 
     await _until(settled, 30.0 + report.expected * 0.05)
     await asyncio.sleep(0.3)  # a late duplicate would show up now
@@ -162,7 +163,7 @@ async def crash_loop(emu: DiscordEmulator, workdir: Path, *, cycles: int, per_cy
     except TimeoutError:
         proc.kill()
         await proc.wait()
-    check = _integrity(db)
+    check = await backend.integrity(stopped_cleanly=report.clean_exit)
     if check != "ok":
         report.integrity.append(f"final: {check}")
 
@@ -173,7 +174,7 @@ async def crash_loop(emu: DiscordEmulator, workdir: Path, *, cycles: int, per_cy
     nonces = Counter(r.json.get("nonce") for r in emu.requests_for(MESSAGES)
                      if r.status == 200 and isinstance(r.json, dict))
     report.deduplicated = sum(n - 1 for n in nonces.values())
-    report.outbox = _outbox(db)
+    report.outbox = await backend.outbox()
     report.stderr = log_file.read_text(errors="replace") if log_file.exists() else ""
     report.seconds = time.monotonic() - started
     return report

@@ -2,17 +2,19 @@
 yet created the digest's message or had created it and not yet answered, the restart posts the
 digest exactly once (each part once), and it carries every alert that was waiting for it.
 
-The store starts with alerts ``scheduled`` for a digest that fell due while newswatch was
-stopped, so the first start makes the digest at once. The emulator holds one digest POST (before
-or after creating the message); the process is killed while Discord holds it, then started again
-without faults. Discord deduplicates by ``nonce`` + ``enforce_nonce``, so a resend of a part with
-the same nonce returns the message already there: that is what keeps the count at one.
+Runs on SQLite and on PostgreSQL (marked ``pg_crash``, for ``make crash-pg``). The store starts
+with alerts ``scheduled`` for a digest that fell due while newswatch was stopped, so the first
+start makes the digest at once. The emulator holds one digest POST (before or after creating the
+message); the process is killed while Discord holds it, then started again without faults.
+Discord deduplicates by ``nonce`` + ``enforce_nonce``, so a resend of a part with the same nonce
+returns the message already there: that is what keeps the count at one.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +22,15 @@ import pytest
 from tests.bot.conftest import TOKEN
 from tests.delivery._digest_driver import (
     ROUTE,
-    integrity,
     newswatch,
-    outbox_states,
     schedule_due_alerts,
     until,
     write_config,
 )
 from tests.delivery.articles import MESSAGES
+from tests.delivery.backends import BACKENDS, Backend, backend_for
 from tests.fakes.discord_emulator import DiscordEmulator, Fault, RecordedRequest
-from watchers.store import SqliteStore
+from watchers.store.open import open_store
 
 # Enough long headlines that the digest needs two messages, so "each part once" is tested.
 ALERTS = 24
@@ -43,13 +44,19 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with backend_for(request, tmp_path) as b:
+        yield b
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("after_processing", "part"), CASES)
 async def test_kill_9_around_a_digest_send_posts_it_once_with_every_alert(
-        emu: DiscordEmulator, tmp_path: Path, after_processing: bool, part: int) -> None:
-    db = tmp_path / "nw.db"
-    scheduled = await schedule_due_alerts(db, ALERTS)
-    write_config(tmp_path, emu)
+        emu: DiscordEmulator, tmp_path: Path, after_processing: bool, part: int,
+        backend: Backend) -> None:
+    scheduled = await schedule_due_alerts(backend.target, ALERTS)
+    write_config(tmp_path, emu, backend.storage())
     channel = emu.channel(ROUTE).id
 
     def posts() -> list[RecordedRequest]:
@@ -60,7 +67,7 @@ async def test_kill_9_around_a_digest_send_posts_it_once_with_every_alert(
         emu.inject(MESSAGES, Fault.slow(0.0))
     emu.inject(MESSAGES, Fault.slow(HOLD, after_processing=after_processing))
 
-    async with newswatch(tmp_path) as nw:
+    async with newswatch(tmp_path, backend.env()) as nw:
         first = await nw.start()
         reached = await until(lambda: len(posts()) > part, 20)
         assert reached, f"no digest POST reached Discord\n{nw.stderr()[-3000:]}"
@@ -71,16 +78,19 @@ async def test_kill_9_around_a_digest_send_posts_it_once_with_every_alert(
         assert in_window and held.fault == f"slow:{HOLD}", held
         # the premise of each case: the held part was (or was not yet) created when killed
         assert len(emu.messages(channel)) == part + (1 if after_processing else 0)
-        assert integrity(db) == "ok"
+        assert await backend.integrity() == "ok"
         # the digest was made before its send began; the kill left it unsent, not lost
-        killed = outbox_states(db)
+        killed = await backend.outbox_by_kind()
         assert killed.get(("alert", "digested")) == ALERTS, killed
         assert sum(n for (kind, _), n in killed.items() if kind == "digest") == 1, killed
 
         second = await nw.start()
         want = {("alert", "digested"): ALERTS, ("digest", "delivered"): 1}
-        settled = await until(lambda: outbox_states(db) == want, 20)
-        assert settled, f"{outbox_states(db)}\n{nw.stderr()[-3000:]}"
+        async def wanted() -> bool:
+            return await backend.outbox_by_kind() == want
+
+        settled = await until(wanted, 20)
+        assert settled, f"{await backend.outbox_by_kind()}\n{nw.stderr()[-3000:]}"
         status = await nw.stop(second, within=10)
         if not after_processing:
             # The held request is processed HOLD seconds after it arrived (its handler outlives
@@ -113,7 +123,7 @@ async def test_kill_9_around_a_digest_send_posts_it_once_with_every_alert(
         assert text.count(alert.title) == 1, alert
 
     (digest_id,) = digest_ids
-    store = await SqliteStore.open(db, readonly=True)
+    store = await open_store(backend.target, readonly=True)
     try:
         digests = await store.alerts(kind="digest")
         assert [(d.id, d.state) for d in digests] == [(digest_id, "delivered")]
@@ -124,7 +134,7 @@ async def test_kill_9_around_a_digest_send_posts_it_once_with_every_alert(
         assert [m.id for m in members] == [a.row_id for a in scheduled]
     finally:
         await store.aclose()
-    assert integrity(db) == "ok"
+    assert await backend.integrity(stopped_cleanly=True) == "ok"
     assert emu.validate_all() == []
     log = nw.stderr()
     assert TOKEN not in log

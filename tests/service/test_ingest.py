@@ -11,9 +11,10 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,12 +22,14 @@ import watchers.service as service_module
 from tests.conftest import REPO
 from tests.fakes.sinks import RecordingSink
 from tests.service._harness import deliver, folder, watch
+from watchers.errors import StoreError
 from watchers.models import Article
 from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_terms, index_terms, lookup_terms
 from watchers.rules.matcher import Analysis
 from watchers.sources.base import Poll
 from watchers.store import SqliteStore
+from watchers.store.open import open_store
 
 CORPORA = REPO.parent / "shared" / "corpora" / "articles"
 
@@ -132,20 +135,26 @@ from watchers.rules.lookup import index_terms
 from watchers.service import WatchService
 from watchers.sources import SourceContext
 from watchers.store import SqliteStore
+from watchers.store.open import open_store
+from watchers.store.postgres import PostgresStore
 
 s.INGEST_BATCH = 50
 # Paced, so the parent sees the poll half written and kills it between (or during) commits.
-_record_many = SqliteStore.record_many
+def paced(cls):
+    record_many = cls.record_many
 
-async def paced(self, records, **kw):
-    out = await _record_many(self, records, **kw)
-    await asyncio.sleep(0.03)
-    return out
+    async def paced_record_many(self, records, **kw):
+        out = await record_many(self, records, **kw)
+        await asyncio.sleep(0.03)
+        return out
 
-SqliteStore.record_many = paced
+    cls.record_many = paced_record_many
+
+paced(SqliteStore)
+paced(PostgresStore)
 
 async def main():
-    store = await SqliteStore.open(sys.argv[1], terms_of=index_terms)
+    store = await open_store(sys.argv[1], terms_of=index_terms)
     src = FolderSourceConfig(name="inbox", type="folder", path=sys.argv[2],
                              every=timedelta(seconds=1), settle=timedelta(0),
                              max_alerts_per_poll=100000)
@@ -160,28 +169,70 @@ asyncio.run(main())
 
 N = 1200
 
-
-def _count(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
-            return int(con.execute("SELECT count(*) FROM articles").fetchone()[0])
-    except sqlite3.OperationalError:  # schema not there yet
-        return 0
+# Each stored article has its match and its alert (whole articles only); same SQL on both.
+PARTIAL = ("SELECT count(*) FROM articles a WHERE NOT EXISTS (SELECT 1 FROM matches m "
+           "WHERE m.article_id = a.id) OR NOT EXISTS (SELECT 1 FROM outbox o "
+           "WHERE o.article_id = a.id)")
+ALERT_TITLES = ("SELECT a.title FROM outbox o JOIN articles a ON a.id = o.article_id "
+                "WHERE o.kind = 'alert' ORDER BY o.id")
 
 
-async def _run_and_kill(db: Path, inbox: Path, kill_after: int | None) -> int:
+class Db:
+    """The driver's store as the test reads it beside (or after) the driver: an SQLite file
+    through sqlite3, or a PostgreSQL database over one asyncpg connection."""
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = target
+        self._conn: Any = None
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of ``sql``; [] while the schema is not there yet."""
+        if isinstance(self.target, Path):
+            if not self.target.exists():
+                return []
+            try:
+                with contextlib.closing(sqlite3.connect(self.target, timeout=30)) as con:
+                    return list(con.execute(sql).fetchall())
+            except sqlite3.OperationalError:  # schema not there yet
+                return []
+        import asyncpg  # type: ignore[import-untyped]
+
+        if self._conn is None:
+            self._conn = await asyncpg.connect(self.target, timeout=30)
+        if not await self._conn.fetchval("SELECT to_regclass('outbox') IS NOT NULL"):
+            return []
+        return [tuple(r) for r in await self._conn.fetch(sql)]
+
+    async def count(self) -> int:
+        rows = await self.rows("SELECT count(*) FROM articles")
+        return int(rows[0][0]) if rows else 0
+
+    async def sound(self) -> str:
+        """"ok", or what is wrong with the store after a kill."""
+        if isinstance(self.target, Path):
+            return str((await self.rows("PRAGMA integrity_check"))[0][0])
+        try:  # the schema whole, and the killed writer's lock gone with its connection
+            await (await open_store(self.target)).aclose()
+        except StoreError as exc:
+            return str(exc)
+        return "ok"
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+async def _run_and_kill(db: Db, inbox: Path, kill_after: int | None) -> int:
     """Run the driver; with ``kill_after``, SIGKILL it once more than that many articles are
     committed. Returns how many were committed when it ended."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", DRIVER, str(db), str(inbox), cwd=REPO,
+        sys.executable, "-c", DRIVER, str(db.target), str(inbox), cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     deadline = time.monotonic() + 50
     try:
         if kill_after is not None:
             while time.monotonic() < deadline and proc.returncode is None:
-                if _count(db) > kill_after:
+                if await db.count() > kill_after:
                     proc.send_signal(signal.SIGKILL)
                     break
                 await asyncio.sleep(0.005)
@@ -193,33 +244,37 @@ async def _run_and_kill(db: Path, inbox: Path, kill_after: int | None) -> int:
     if kill_after is None:
         assert proc.returncode == 0, err.decode()
         assert out.decode().startswith("done"), out.decode() + err.decode()
-    return _count(db)
+    return await db.count()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.pg_crash)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Db]:
+    """Where the driver stores: ``nw.db``, or a fresh PostgreSQL database (``make crash-pg``)."""
+    target = (request.getfixturevalue("pg_database") if request.param == "postgres"
+              else tmp_path / "nw.db")
+    d = Db(target)
+    try:
+        yield d
+    finally:
+        await d.aclose()
 
 
 @pytest.mark.timeout(120)
-async def test_kill_9_mid_poll_loses_no_article_and_doubles_no_alert(tmp_path: Path) -> None:
+async def test_kill_9_mid_poll_loses_no_article_and_doubles_no_alert(
+        tmp_path: Path, db: Db) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for i in range(N):
         (inbox / f"{i:05d}.txt").write_text(f"Troops report {i:05d}\nTroops moved, {i}.\n")
-    db = tmp_path / "nw.db"
     stages = []
     for kill_after in (0, N // 3):
         stages.append(await _run_and_kill(db, inbox, kill_after))
-        with contextlib.closing(sqlite3.connect(db)) as con:
-            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            # whole articles only: each stored article has its match and its alert
-            assert con.execute(
-                "SELECT count(*) FROM articles a WHERE NOT EXISTS (SELECT 1 FROM matches m "
-                "WHERE m.article_id = a.id) OR NOT EXISTS (SELECT 1 FROM outbox o "
-                "WHERE o.article_id = a.id)").fetchone()[0] == 0
+        assert await db.sound() == "ok"
+        assert (await db.rows(PARTIAL))[0][0] == 0
     final = await _run_and_kill(db, inbox, None)
     # the kills landed mid-poll (some batches committed, not all), and the last run completed it
     assert 0 < stages[0] < N and final == N, stages
-    with contextlib.closing(sqlite3.connect(db)) as con:
-        titles = [t for (t,) in con.execute(
-            "SELECT a.title FROM outbox o JOIN articles a ON a.id = o.article_id "
-            "WHERE o.kind = 'alert' ORDER BY o.id")]
-        matches = con.execute("SELECT count(*) FROM matches").fetchone()[0]
+    titles = [t for (t,) in await db.rows(ALERT_TITLES)]
+    matches = (await db.rows("SELECT count(*) FROM matches"))[0][0]
     assert sorted(titles) == [f"Troops report {i:05d}" for i in range(N)]  # each alert once
     assert matches == N
