@@ -67,6 +67,7 @@ clean:
 
 scale: $(VENV)/.installed-test   ## 1,000,000-article lookups, 20,000-feed polling, memory (long)
 	$(PY) bench/scale_lookup.py --label after
+	$(PY) bench/scale_pg_lookup.py --label after
 	$(PY) bench/polling.py --feeds 20000 --every 60 --cycles 2
 	$(PY) bench/memory.py
 	$(PY) bench/delivery_scale.py

@@ -9,7 +9,10 @@ statements (``articles`` and ``article_terms``) with the index terms the engine 
 its parts' terms, which is what ``index_terms`` gives for the whole because tokens never span
 the paragraph break that joins the parts.
 
-The file is cached under ``/tmp/newswatch-bench/`` per schema version, so reruns are fast.
+The file is cached under ``/tmp/newswatch-bench/`` per schema version, so reruns are fast. When
+only an older version is cached, a copy of the newest older one is upgraded by the store's own
+migrations (opened once for writing) instead of being rebuilt: the same articles, the current
+schema, in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import asyncio
 import hashlib
 import json
 import random
+import re
+import shutil
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -62,12 +67,59 @@ def store_path(n: int) -> Path:
     return CACHE / f"{n}-v{SCHEMA_VERSION}.db"
 
 
+def _older(n: int) -> Path | None:
+    """The cached store of ``n`` articles of the newest schema version before the current one."""
+    found: list[tuple[int, Path]] = []
+    for candidate in CACHE.glob(f"{n}-v*.db"):
+        m = re.fullmatch(rf"{n}-v(\d+)\.db", candidate.name)
+        if m and int(m.group(1)) < SCHEMA_VERSION:
+            found.append((int(m.group(1)), candidate))
+    return max(found)[1] if found else None
+
+
+def _upgrade(older: Path, path: Path) -> None:
+    """``path`` as a copy of ``older`` brought to the current schema by the store's migrations.
+    The copy is made under a temporary name and renamed only once upgraded, so an interrupted
+    upgrade never leaves a current-version file behind."""
+    started = time.perf_counter()
+    tmp = path.with_suffix(".upgrading")
+    for stale in CACHE.glob(tmp.name + "*"):
+        stale.unlink()
+    # A checkpointed store has an empty WAL; a non-empty one would hold committed rows.
+    with sqlite3.connect(older) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    shutil.copyfile(older, tmp)
+    copied = time.perf_counter() - started
+    asyncio.run(_migrate(tmp))
+    con = sqlite3.connect(tmp, isolation_level=None)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    for side in CACHE.glob(tmp.name + "-*"):  # -wal / -shm of the upgraded copy
+        side.unlink()
+    tmp.rename(path)
+    print(f"  upgraded a copy of {older.name} to schema {SCHEMA_VERSION} in "
+          f"{time.perf_counter() - started:.0f} s (copy {copied:.0f} s, migrations "
+          f"{time.perf_counter() - started - copied:.0f} s): {path}")
+
+
+async def _migrate(path: Path) -> None:
+    # index_terms: the terms the store was built with, needed only to upgrade a store older
+    # than the lookup index.
+    await (await SqliteStore.open(path, lock=False, terms_of=index_terms)).aclose()
+
+
 def build(n: int, *, seed: int = 12) -> Path:
-    """The cached store of ``n`` articles, building it first if needed (prints the time)."""
+    """The cached store of ``n`` articles, building it first if needed (prints the time); when
+    only an older schema version is cached, an upgraded copy of it."""
     path = store_path(n)
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
+    older = _older(n)
+    if older is not None:
+        _upgrade(older, path)
+        return path
     tmp = path.with_suffix(".building")
     for stale in CACHE.glob(tmp.name + "*"):
         stale.unlink()

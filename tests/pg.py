@@ -12,6 +12,9 @@ database per test.
 Where neither is available the PostgreSQL tests skip with a message saying how to enable them,
 except under ``CI=true``: CI must run them, so there a missing PostgreSQL fails.
 
+:func:`local_cluster` is that start and stop on its own (no pytest), so benchmarks can run the
+same cluster, and keep it between runs.
+
 ``pg_database`` (function) creates a database with a unique name on that server, yields its URL
 and drops it afterwards, so tests never see each other's rows.
 """
@@ -27,12 +30,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 
-__all__ = ["admin", "database_url", "pg_database", "pg_url", "start_seconds"]
+__all__ = [
+    "ClusterError", "admin", "database_url", "local_cluster", "pg_database", "pg_url",
+    "start_seconds",
+]
 
 ENV_URL = "NEWSWATCH_TEST_PG_URL"
 HOW_TO_ENABLE = (
@@ -60,13 +67,83 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ClusterError(RuntimeError):
+    """A local cluster could not be started; ``missing``: PostgreSQL (or the user to run it
+    as) is not installed here, rather than installed and failing."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 def _run(cmd: list[str], *, as_user: str | None, what: str) -> None:
     if as_user is not None:
         cmd = ["runuser", "-u", as_user, "--", *cmd]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip()[-2000:]
-        pytest.fail(f"{what} failed (exit {done.returncode}): {tail}", pytrace=False)
+        raise ClusterError(f"{what} failed (exit {done.returncode}): {tail}")
+
+
+# Throwaway settings: a crash of such a cluster loses nothing anyone needs.
+FAST_SETTINGS = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                 "-c max_connections=200")
+
+
+@contextmanager
+def local_cluster(base: Path, *, settings: str = FAST_SETTINGS, keep: bool = False,
+                  stop_mode: str = "immediate",
+                  timings: dict[str, float] | None = None) -> Iterator[str]:
+    """A PostgreSQL cluster in ``base`` (``data/``, ``sock/``, ``log``), listening on a unix
+    socket only; yields the URL of its ``postgres`` database and stops it on exit.
+
+    ``base/data`` is created by ``initdb`` unless it already holds a cluster (``keep``: one a
+    previous run left), so a kept cluster's databases survive between runs. As root the server
+    runs as the ``postgres`` user, which then owns ``base``. Without ``keep``, ``base`` is
+    removed at the end. ``settings``: extra server options (``-c name=value``). ``timings``
+    gets the seconds to start (initdb included) and to stop. ClusterError if it cannot start.
+    """
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise ClusterError("initdb and pg_ctl are not on PATH", missing=True)
+    as_root = os.geteuid() == 0
+    user = "postgres" if as_root else None
+    if as_root:
+        try:
+            import pwd
+
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            raise ClusterError("running as root and there is no postgres user to run the "
+                               "server as", missing=True) from None
+    data, sock = base / "data", base / "sock"
+    sock.mkdir(parents=True, exist_ok=True)
+    if as_root:
+        for path in (base, sock):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    port = _free_port()
+    started = time.monotonic()
+    try:
+        if not (data / "PG_VERSION").exists():
+            _run([initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync",
+                  "-E", "UTF8", "--locale=C"], as_user=user, what="initdb")
+        options = f"-k {sock} -p {port} -c listen_addresses='' {settings}"
+        _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
+             as_user=user, what="pg_ctl start")
+        if timings is not None:
+            timings["start"] = time.monotonic() - started
+        yield f"postgresql://postgres@/postgres?{urlencode({'host': str(sock), 'port': port})}"
+    finally:
+        stopping = time.monotonic()
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                (["runuser", "-u", "postgres", "--"] if as_root else [])
+                + [pg_ctl, "-D", str(data), "-m", stop_mode, "-w", "stop"],
+                capture_output=True, timeout=60, check=False)
+        if timings is not None:
+            timings["stop"] = time.monotonic() - stopping
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def database_url(server: str, database: str) -> str:
@@ -83,46 +160,17 @@ def pg_url() -> Iterator[str]:
     if given:
         yield given
         return
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
         _missing("initdb and pg_ctl are not on PATH")
-    assert initdb is not None and pg_ctl is not None
-    as_root = os.geteuid() == 0
-    user = "postgres" if as_root else None
-    if as_root:
-        try:
-            import pwd
-
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            _missing("running as root and there is no postgres user to run the server as")
     base = Path(tempfile.mkdtemp(prefix="newswatch-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if as_root:
-        for path in (base, sock):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
-    started = time.monotonic()
     try:
-        _run([initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync",
-              "-E", "UTF8", "--locale=C"], as_user=user, what="initdb")
-        # fsync off: a crash of a throwaway cluster loses nothing anyone needs.
-        options = (f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
-             as_user=user, what="pg_ctl start")
-        start_seconds["start"] = time.monotonic() - started
-        yield f"postgresql://postgres@/postgres?{urlencode({'host': str(sock), 'port': port})}"
-    finally:
-        stopping = time.monotonic()
-        if (data / "postmaster.pid").exists():
-            subprocess.run(
-                (["runuser", "-u", "postgres", "--"] if as_root else [])
-                + [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                capture_output=True, timeout=60, check=False)
-        start_seconds["stop"] = time.monotonic() - stopping
+        with local_cluster(base, timings=start_seconds) as url:
+            yield url
+    except ClusterError as exc:
         shutil.rmtree(base, ignore_errors=True)
+        if exc.missing:
+            _missing(str(exc))
+        pytest.fail(str(exc), pytrace=False)
 
 
 def admin(server: str, sql: str) -> None:

@@ -37,10 +37,19 @@ from watchers.store.postgres.stories import story_rows, write_story
 from watchers.store.sqlite._db import dump_model
 from watchers.store.sqlite.articles import _Identities, _identity, prefix_successor
 
-__all__ = ["ARTICLE_COLS", "ArticlesMixin", "article_of", "fts_to_tsquery"]
+__all__ = ["ARTICLE_COLS", "ArticlesMixin", "article_of", "fts_to_tsquery",
+           "walk_or_index"]
 
 CANDIDATE_PAGE_MAX = 2000
 MIN_PREFIX = 6
+# A candidate page with an index query walks the date index first, WALK_FIRST_PER_ROW rows per
+# row wanted (at least WALK_FIRST_MIN); what the walk found tells how dense the matches are, and
+# the rest comes from walking on or from the GIN index, whichever reads less: a walked row costs
+# WALK_COST times a row the GIN index finds (its tsvector is detoasted and tested; measured at
+# 1,000,000 articles with bench/scale_pg_lookup.py).
+WALK_FIRST_PER_ROW = 4
+WALK_FIRST_MIN = 400
+WALK_COST = 3.0
 _CHUNK = 1000
 
 ARTICLE_COLS = "id, source, guid, url, title, text, published, fetched_at, content_hash"
@@ -153,6 +162,22 @@ class _Parser:
             self.take()
             return _lexeme(word) + ":*"
         return _lexeme(word)
+
+
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal (an escape string: its meaning does not depend on
+    ``standard_conforming_strings``)."""
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def walk_or_index(wanted: int, walked: int, found: int, rows: int) -> int:
+    """How many rows to walk on for ``wanted`` more matches, having found ``found`` in the
+    last ``walked`` rows, of about ``rows`` in all; 0: turn to the GIN index instead."""
+    density = (found + 1) / walked  # +1: an empty walk still says "rare", not "none"
+    walk = wanted / density
+    if walk * WALK_COST > density * rows:
+        return 0
+    return max(WALK_FIRST_MIN, int(2 * walk))
 
 
 def fts_to_tsquery(fts: str) -> str:
@@ -509,26 +534,87 @@ class ArticlesMixin:
         follows: Collection[str] | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates` after the cursor ``after``, newest first: the
-        articles whose terms match ``fts`` (the GIN index), or all of them (down the
-        ``articles_sort`` index) when it is None."""
+        articles whose terms match ``fts``, or all of them (down the ``articles_sort`` index)
+        when it is None.
+
+        With ``fts``, the page first walks ``articles_sort`` newest first a little way, testing
+        each row's terms: a common query fills the page there. Otherwise the matches the walk
+        found say how dense they are, and :func:`walk_or_index` picks walking on or reading
+        every older match from the GIN index and keeping the newest (cheap exactly when they
+        are few). The planner cannot make that choice itself: it costs the test of a walked
+        row as one operator, not the detoasting of a tsvector, so for words of under about 1%
+        of the articles it walks tens of thousands of rows where the index reads a few
+        thousand."""
         params: list[Any] = []
-        sql = f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM articles WHERE TRUE"
-        if fts:
-            params.append(fts_to_tsquery(fts))
-            sql += " AND terms @@ to_tsquery('simple', $1)"
+        where = ""
         if after is not None:
             sort_at, rowid = _cursor_position(after)
             params += [sort_at, rowid]
-            sql += f" AND (sort_at, rowid) < (${len(params) - 1}, ${len(params)})"
-        sql += _filters(since, source, follows, params)
-        params.append(limit)
-        sql += f" ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}"
-        rows = await self._db.fetch(sql, *params, what=_REJECTED if fts else None)
+            where += f" AND (sort_at, rowid) < (${len(params) - 1}, ${len(params)})"
+        where += _filters(since, source, follows, params)
+        if not fts:
+            params.append(limit)
+            rows = await self._db.fetch(
+                f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM articles WHERE TRUE{where} "
+                f"ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}", *params)
+        else:
+            rows = await self._matching_page(fts_to_tsquery(fts), where, params, limit)
         found = [article_of(tuple(r)[2:]) for r in rows]
         if len(rows) < limit:
             return CandidatePage(found, None)
         last = rows[-1]
         return CandidatePage(found, f"s{last['sort_at'].isoformat()} {last['rowid']}")
+
+    async def _matching_page(self, tsquery: str, where: str, params: list[Any],
+                             limit: int) -> list[asyncpg.Record]:
+        """Up to ``limit`` newest articles matching ``tsquery`` among those ``where``
+        (clauses on ``params``) admits: walks of the date index while the matches are dense,
+        then, if they are sparse, the GIN index below the last row walked."""
+        n = len(params)
+        # The query is written into the statement, not passed as a parameter: a statement run
+        # again with a parameter may get the planner's generic plan, which cannot know whether
+        # the query is common or rare, and walks the date index for a rare one.
+        match = f"terms @@ to_tsquery('simple', {_literal(tsquery)})"
+        walk = max(WALK_FIRST_MIN, WALK_FIRST_PER_ROW * limit)
+        edge: list[Any] = []  # the last row walked: (sort_at, rowid)
+        out: list[asyncpg.Record] = []
+        while True:
+            below = f" AND (sort_at, rowid) < (${n + 1}, ${n + 2})" if edge else ""
+            args = [*params, *edge] if edge else list(params)
+            # The inner LIMIT keeps the walk a walk (a subquery with a LIMIT is not flattened)
+            # and bounds it; the outer LIMIT stops it as soon as the page is full. Limits are
+            # written in (ints), as a generic plan would guess them.
+            rows = await self._db.fetch(
+                f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM (SELECT * FROM articles "
+                f"WHERE TRUE{where}{below} ORDER BY sort_at DESC, rowid DESC "
+                f"LIMIT {int(walk)}) w WHERE {match} "
+                f"ORDER BY sort_at DESC, rowid DESC LIMIT {int(limit - len(out))}",
+                *args, what=_REJECTED)
+            out += rows
+            if len(out) >= limit:
+                return out
+            last = await self._db.fetch(
+                f"SELECT sort_at, rowid, (SELECT reltuples FROM pg_class WHERE oid = "
+                f"'articles'::regclass) FROM articles WHERE TRUE{where}{below} "
+                f"ORDER BY sort_at DESC, rowid DESC OFFSET {int(walk - 1)} LIMIT 1", *args)
+            if not last:  # the walk saw every article there is
+                return out
+            edge = [last[0][0], last[0][1]]
+            walk = walk_or_index(limit - len(out), walk, len(rows), max(0, int(last[0][2])))
+            if walk == 0:
+                break
+        # Ordering by an expression articles_sort does not provide (adding nothing to the
+        # time) keeps the planner from walking again: it reads the matches from the GIN
+        # index and keeps the newest (a top-N sort). The edge and the limit are written in
+        # too (typed values, not text from outside): as parameters, the generic plan the
+        # statement gets after a few runs walks the date index from the edge.
+        sort_at, rowid = edge
+        rest = await self._db.fetch(
+            f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM articles WHERE {match} "
+            f"AND (sort_at, rowid) < ('{sort_at.isoformat()}'::timestamptz, {int(rowid)})"
+            f"{where} ORDER BY sort_at + interval '0 s' DESC, rowid DESC "
+            f"LIMIT {int(limit - len(out))}", *params, what=_REJECTED)
+        return out + rest
 
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         if since is None:
