@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import sources_cli, stories_cli, trend_cli
+from bot import sources_cli, store_cli, stories_cli, trend_cli
 from bot.cli_config import config_arg, config_path, load
 from bot.logs import say
 from watchers.config import Config, format_duration, load_config, parse_duration
@@ -354,7 +354,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     from bot.runner import run
 
-    return asyncio.run(run(cfg, once=args.once, console=args.console))
+    return asyncio.run(run(cfg, once=args.once, console=args.console, role=args.role,
+                           lease=args.lease, safety_poll=args.safety_poll))
+
+
+def _run_duration(value: str) -> float:
+    """The seconds of a positive duration such as 30s or 2m (``run --lease``,
+    ``--safety-poll``)."""
+    try:
+        seconds = parse_duration(value).total_seconds()
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive duration, not {value!r}")
+    return seconds
 
 
 def _limit(value: str) -> int:
@@ -389,6 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--console", action="store_true",
                      help="deliver to this terminal even if a Discord token is set")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.add_argument("--role", choices=("all", "poll", "deliver", "bot"), default="all",
+                     help="all (default): one process does everything; poll, deliver, bot: "
+                          "this process's share of the work, beside others on the same "
+                          "PostgreSQL database ([storage] url)")
+    run.add_argument("--lease", type=_run_duration, default="60s",
+                     metavar="DURATION",
+                     help="--role poll: how long a killed worker's sources wait before "
+                          "another worker takes them (default 60s)")
+    run.add_argument("--safety-poll", type=_run_duration, default="30s",
+                     metavar="DURATION",
+                     help="--role deliver: how often the outbox is read when no "
+                          "notification arrived (default 30s)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a config file and summarise it")
@@ -430,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     stories_cli.add_parser(sub)
     sources_cli.add_parser(sub)
     trend_cli.add_parser(sub)
+    store_cli.add_parsers(sub)
     return p
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from datetime import timedelta
 
 import aiohttp
 import discord
@@ -27,6 +28,7 @@ from watchers.config import Config, RouteConfig
 from watchers.delivery import Sink
 from watchers.engine import Engine, open_engine
 from watchers.errors import ConfigError, ConfigIssue
+from watchers.roles import Role
 
 __all__ = ["EXTENSIONS", "GLOBAL", "NewsBot", "point_at", "run_discord", "serve_server_routes"]
 
@@ -54,7 +56,8 @@ class NewsBot(commands.Bot):
     """A commands.Bot that carries the engine (``bot.newswatch``) and starts it in setup_hook."""
 
     def __init__(self, *, guild_ids: list[int], admin_role: int | str | None = None,
-                 start_engine: bool = True, **options: object) -> None:
+                 start_engine: bool = True, slash_commands: bool = True,
+                 **options: object) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
@@ -64,6 +67,8 @@ class NewsBot(commands.Bot):
         self.guild_ids = guild_ids
         self.admin_role = admin_role
         self._start_engine = start_engine
+        # False: a deliver process only posts; the bot process answers the commands.
+        self._slash_commands = slash_commands
         # commands synced, by guild id (GLOBAL: synced globally)
         self.synced: dict[int, int] = {}
         self.ready_event = asyncio.Event()
@@ -71,10 +76,12 @@ class NewsBot(commands.Bot):
     async def setup_hook(self) -> None:
         if self.newswatch is None:
             raise RuntimeError("set bot.newswatch to an engine before starting the bot")
-        for ext in EXTENSIONS:
-            await self.load_extension(ext)
         if self._start_engine:
             await self.newswatch.start()
+        if not self._slash_commands:
+            return
+        for ext in EXTENSIONS:
+            await self.load_extension(ext)
         if not self.guild_ids:
             # Global commands reach every server the bot is invited to (Discord may take a
             # while to show them); each server then sees only its own rules and sources.
@@ -127,23 +134,29 @@ def serve_server_routes(engine: Engine, sink: DiscordSink) -> None:
 
 async def run_discord(cfg: Config, token: str, *, once: bool = False,
                       stop: asyncio.Event | None = None, guild_ready_timeout: float = 2.0,
-                      on_engine: Callable[[Engine], None] | None = None) -> int:
+                      on_engine: Callable[[Engine], None] | None = None, role: Role = "all",
+                      lease: timedelta = timedelta(seconds=60), safety_poll: float = 30.0
+                      ) -> int:
     """Connect, deliver alerts to Discord and answer slash commands until ``stop`` (or a signal).
 
-    ``on_engine`` sees the engine once it is open and before it starts (tests tune it there)."""
+    ``on_engine`` sees the engine once it is open and before it starts (tests tune it there).
+    ``role`` (see :mod:`watchers.roles`): ``deliver`` logs in only to post (no slash
+    commands), ``bot`` only answers commands; ``lease`` and ``safety_poll`` go to the engine."""
     add_secret(token)
     point_at(cfg.discord.api_base, cfg.discord.gateway_url)
     async with aiohttp.ClientSession() as session:
         bot = NewsBot(guild_ids=cfg.discord.guild_ids, admin_role=cfg.discord.admin_role,
-                      start_engine=not once, guild_ready_timeout=guild_ready_timeout)
+                      start_engine=not once, guild_ready_timeout=guild_ready_timeout,
+                      slash_commands=role != "deliver")
         # one sink even without config routes: the routes servers pick are added to it
         sink = discord_sink(cfg.targets, client=bot, session=session, routes=cfg.routes,
                             settings=cfg.discord)
         sinks: dict[str, Sink] = dict.fromkeys(sink.targets, sink)
-        issues = _unrouted(cfg, set(sinks))
+        issues = _unrouted(cfg, set(sinks)) if role in ("all", "deliver") else []
         if issues:
             raise ConfigError(issues)
-        async with open_engine(cfg, sinks=sinks, start=False, on_report=report_poll) as engine:
+        async with open_engine(cfg, sinks=sinks, start=False, on_report=report_poll, role=role,
+                               lease=lease, safety_poll=safety_poll) as engine:
             serve_server_routes(engine, sink)
             bot.newswatch = engine
             if on_engine is not None:

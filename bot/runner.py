@@ -1,4 +1,9 @@
-"""``newswatch run``: the engine with the console or Discord front end, until Ctrl-C."""
+"""``newswatch run``: the engine with the console or Discord front end, until Ctrl-C.
+
+``--role`` (see :mod:`watchers.roles`) runs one share of the work beside other processes on a
+PostgreSQL store: ``poll`` never talks to Discord; ``deliver`` logs in (with a token) only to
+post, without slash commands, and otherwise delivers to webhooks and the console as ``all``
+does; ``bot`` answers slash commands and needs a token."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -16,6 +22,8 @@ from bot.logs import add_secret, say
 from watchers.config import Config
 from watchers.delivery import Sink
 from watchers.engine import Engine, open_engine
+from watchers.errors import NewswatchError
+from watchers.roles import Role, check_role
 from watchers.service import PollReport
 
 __all__ = ["report_poll", "run", "token_from_env"]
@@ -51,22 +59,38 @@ async def _intro(engine: Engine, where: str) -> None:
         say(f"watching {n_src} source(s) with {n_rules} rule(s) → {where}")
 
 
-async def run(cfg: Config, *, once: bool = False, console: bool = False) -> int:
-    token = None if console else token_from_env(cfg)
+async def run(cfg: Config, *, once: bool = False, console: bool = False, role: Role = "all",
+              lease: float = 60.0, safety_poll: float = 30.0) -> int:
+    if role != "all":
+        check_role(role, cfg.storage.target(cfg.resolve))  # before anything else: [storage] url
+        if once:
+            raise NewswatchError(f"--once polls and delivers in this one process; it does not "
+                                 f"go with --role {role}")
+    token = None if console or role == "poll" else token_from_env(cfg)
+    if role == "bot" and token is None:
+        raise NewswatchError(f"--role bot answers slash commands: it needs a Discord token in "
+                             f"${cfg.discord.token_env}")
     add_secret(token)
     if token is not None:
         from bot.client import run_discord
 
-        return await run_discord(cfg, token, once=once)
+        return await run_discord(cfg, token, once=once, role=role,
+                                 lease=timedelta(seconds=lease), safety_poll=safety_poll)
     webhooks = _has_webhooks(cfg)
-    say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
-        + (" (and to webhooks)" if webhooks else ""))
+    if role == "poll":
+        say("poll worker: the sources are shared with every other poll worker of this "
+            "database; alerts are delivered by the deliver processes")
+    else:
+        say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
+            + (" (and to webhooks)" if webhooks else ""))
     # Leaving open_engine stops delivery (webhook sends in flight finish) before the session
     # closes.
     async with aiohttp.ClientSession() as session, open_engine(
             cfg, sinks=_webhook_sinks(cfg, session), start=False, default_sink=ConsoleSink(),
-            on_report=report_poll) as engine:
-        await _intro(engine, "webhooks and console" if webhooks else "console")
+            on_report=report_poll, role=role, lease=timedelta(seconds=lease),
+            safety_poll=safety_poll) as engine:
+        await _intro(engine, "the deliver processes" if role == "poll"
+                     else "webhooks and console" if webhooks else "console")
         if once:
             await engine.run_once()
             return 0

@@ -23,6 +23,13 @@ small transaction per step, so a crash anywhere leaves every alert either delive
   escalation in one transaction, so never twice.
 - The service knows the watch side only through the store: it waits on ``wake`` (set by whoever
   wrote outbox rows) or its poll interval, then reads what is due.
+- Shared (``shared=True``: several processes deliver from one PostgreSQL store, see
+  :mod:`watchers.roles`): ``wake`` is set by the store's outbox notification and
+  ``poll_interval`` is only a slow safety net. The store gives a route to one process at a time
+  (a route with rows another live process claimed yields nothing; such a route is looked at
+  again after ``elsewhere_wait``), so order and exactly-once hold across processes. Only the
+  claims of processes that are gone are requeued (at start and every ``orphans_every``), never
+  a live one's; pauses are re-read when any process pauses or resumes a route.
 """
 
 from __future__ import annotations
@@ -273,6 +280,7 @@ class _RouteState:
     failures: int = 0
     not_before: datetime | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    elsewhere_until: datetime | None = None  # another process delivers it (shared)
 
 
 @dataclass
@@ -311,9 +319,13 @@ class DeliveryService:
     ack_from: str = "none"
     escalate_after: timedelta = timedelta(minutes=15)
     escalation_role: int | None = None
+    shared: bool = False  # several processes deliver from this store (see the docstring)
+    elsewhere_wait: float = 2.0
+    orphans_every: timedelta = timedelta(seconds=10)
     delivered: int = 0
     _expired_at: datetime | None = None
     _escalated_at: datetime | None = None
+    _orphans_at: datetime | None = None
     _routes: dict[str, _RouteState] = field(default_factory=lambda: defaultdict(_RouteState))
     _workers: dict[str, asyncio.Task[int]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
@@ -361,6 +373,18 @@ class DeliveryService:
         log.info("route %s resumed; %d held alert(s) queued", route, n)
         self.wake()
         return n
+
+    async def reload_pauses(self) -> None:
+        """Take the paused destinations as stored now (another process paused or resumed
+        one), and look at the outbox again."""
+        stored = await self.store.paused_routes()
+        for route, state in self._routes.items():
+            if route not in stored:
+                state.paused_reason = None
+        for route, reason in stored.items():
+            self._routes[route].paused_reason = reason
+        self._loaded = True
+        self.wake()
 
     async def status(self) -> DeliveryStatus:
         await self._load()
@@ -455,12 +479,14 @@ class DeliveryService:
             self._routes[route].paused_reason = reason
 
     async def _run(self) -> None:
-        await self.store.requeue_interrupted()
+        if not self.shared:
+            await self.store.requeue_interrupted()
         await self._load()
         while True:
             timeout = self.poll_interval
             self.wake_event.clear()  # before looking, so a wake-up during the look is not lost
             try:
+                await self._requeue_orphans()
                 await self._expire_waiting()
                 await self._escalate_unacknowledged()
                 timeout = min(timeout, await self._make_digests())
@@ -474,6 +500,20 @@ class DeliveryService:
                 log.exception("delivery loop failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake_event.wait(), timeout=max(timeout, 0.01))
+
+    async def _requeue_orphans(self) -> None:
+        """Shared: put back what a process that is gone left half-sent (at start, then every
+        ``orphans_every``)."""
+        if not self.shared:
+            return
+        now = datetime.now(UTC)
+        if self._orphans_at is not None and now - self._orphans_at < self.orphans_every:
+            return
+        self._orphans_at = now
+        n = await self.store.requeue_orphaned()
+        if n:
+            log.warning("%d alert(s) left sending by a stopped process queued again "
+                        "(marked maybe sent)", n)
 
     async def _expire_waiting(self) -> None:
         """Alerts that waited for corroboration longer than the story window become
@@ -538,7 +578,7 @@ class DeliveryService:
         wait = self.poll_interval
         for route, due_at in (await self.store.due_routes()).items():
             state = self._routes[route]
-            when = max(due_at or now, state.not_before or now)
+            when = max(due_at or now, state.not_before or now, state.elsewhere_until or now)
             if when > now:
                 wait = min(wait, (when - now).total_seconds())
                 continue
@@ -612,7 +652,11 @@ class DeliveryService:
                     return settled
                 rows = await self.store.claim_route(route, now=now, limit=self.batch)
                 if not rows:
+                    if self.shared and not settled:
+                        # Due but nothing claimed: another process is delivering this route.
+                        state.elsewhere_until = now + timedelta(seconds=self.elsewhere_wait)
                     return settled
+                state.elsewhere_until = None
                 for i, row in enumerate(rows):
                     if self._closing:
                         # not tried yet: back in the queue as they were, for the next start

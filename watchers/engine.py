@@ -53,9 +53,10 @@ from watchers.config import (
     pydantic_issues,
 )
 from watchers.delivery import DeliveryService, DeliveryStatus, Sink
-from watchers.errors import ConfigError, ConfigIssue, NewswatchError
+from watchers.errors import ConfigError, ConfigIssue, NewswatchError, StoreError
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
+from watchers.roles import Role, check_role
 from watchers.rules.lookup import index_terms, lookup_terms
 from watchers.schedule import Clock, SystemClock
 from watchers.search import Lookup, SearchHit, search
@@ -65,7 +66,13 @@ from watchers.sources._guard import check_url
 from watchers.sources._http import Fetcher, Timeouts
 from watchers.sources.base import Source
 from watchers.store import SourceState, Store, open_store
-from watchers.store.base import SERVER_FEED_PREFIX, OutboxRow, StoryRecord
+from watchers.store.base import (
+    CONFIG_CHANNEL,
+    OUTBOX_CHANNEL,
+    SERVER_FEED_PREFIX,
+    OutboxRow,
+    StoryRecord,
+)
 from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key
 from watchers.trends import trend_of
@@ -207,8 +214,12 @@ class Engine:
 
     def __init__(self, config: Config, store: Store, fetcher: Fetcher,
                  executor: ThreadPoolExecutor, watch: WatchService,
-                 delivery: DeliveryService, tenancy: Tenancy | None = None) -> None:
+                 delivery: DeliveryService, tenancy: Tenancy | None = None, *,
+                 role: Role = "all") -> None:
         self.config = config
+        self.role: Role = role
+        self._changes: set[str] = set()
+        self._reloader: asyncio.Task[None] | None = None
         self.tenancy = tenancy or Tenancy(config)
         self._route_listeners: list[Callable[[str, RouteConfig], None]] = []
         self.store = store
@@ -233,9 +244,13 @@ class Engine:
     # ------------------------------------------------------------------ lifetime
 
     async def start(self) -> None:
-        """Start polling and delivering (``open_engine`` does this unless ``start=False``)."""
-        self.delivery.start()
-        await self.watch.start()
+        """Start polling and delivering (``open_engine`` does this unless ``start=False``) —
+        what the engine's role does of it: ``poll`` only polls, ``deliver`` only delivers,
+        ``bot`` neither (see :mod:`watchers.roles`)."""
+        if self.role in ("all", "deliver"):
+            self.delivery.start()
+        if self.role in ("all", "poll"):
+            await self.watch.start()
 
     async def stop(self) -> None:
         """Stop polling, then let delivery finish the sends in flight. Idempotent; call it while
@@ -243,6 +258,9 @@ class Engine:
         if self._stopped:
             return
         self._stopped = True
+        if self._reloader is not None:
+            self._reloader.cancel()
+            await asyncio.gather(self._reloader, return_exceptions=True)
         if self._fatal.done():
             self._fatal.exception()  # retrieved: a failure that nobody awaited is not an error
         await self.watch.aclose()
@@ -611,6 +629,69 @@ class Engine:
         """Rebuild the running rules from the config and the store."""
         self.watch.set_rules(merged_rules(self.config, await self.store.list_rules()))
 
+    # ------------------------------------------------------------------ other processes
+
+    async def reload(self, tables: Iterable[str] = ("",)) -> None:
+        """Take what another process changed from the store: ``tables`` as the store's
+        change notifications name them ("rules", "sources", "routes", "mutes",
+        "route_pauses"; "" for everything). Mutes need nothing: each poll reads them."""
+        what = set(tables)
+        everything = "" in what
+        if everything or "rules" in what:
+            await self.reload_rules()
+        if everything or what & {"sources", "routes"}:
+            await self._reload_sources()
+        if everything or "route_pauses" in what:
+            await self.delivery.reload_pauses()
+
+    async def _reload_sources(self) -> None:
+        """The server routes, the follows and the running sources as stored now."""
+        stored = await self.store.list_sources()
+        routes = {r.key: r for r in await self.store.list_server_routes()}
+        # new routes, and routes whose settings changed (/channels set in another process)
+        new_routes = [r for k, r in routes.items() if self.tenancy.routes.get(k) != r]
+        self.tenancy.routes.clear()
+        self.tenancy.routes.update(routes)
+        for route in new_routes:
+            for listener in self._route_listeners:
+                listener(route.key, route.route)
+        self.tenancy.follows.clear()
+        self.tenancy.follows.update({s.key: s for s in stored if s.guild_id is not None})
+        wanted = {c.name: c for c in [
+            *merged_sources(self.config, [s for s in stored if s.guild_id is None]),
+            *self.tenancy.feeds()]}
+        running = {c.name: c for c in self.watch.source_configs()}
+        for name, cfg in running.items():
+            if wanted.get(name) != cfg:
+                await self.watch.remove_source(name)
+        for name, cfg in wanted.items():
+            if running.get(name) != cfg:
+                try:
+                    await self.watch.add_source(cfg)
+                except NewswatchError as exc:  # e.g. refused by this machine's allowlist
+                    log.error("source %s not started here: %s", name, exc)
+        self.watch.audiences.clear()
+        self.watch.audiences.update(self.tenancy.audiences())
+
+    def _changed(self, channel: str, payload: str) -> None:
+        """A store change notification (see :data:`watchers.store.base.CONFIG_CHANNEL`):
+        reload in the background, a burst of them at once."""
+        self._changes.add(payload)
+        if self._reloader is None or self._reloader.done():
+            self._reloader = asyncio.get_running_loop().create_task(
+                self._reload_changes(), name="newswatch-reload")
+
+    async def _reload_changes(self) -> None:
+        while self._changes:
+            what, self._changes = self._changes, set()
+            try:
+                await self.reload(what)
+            except StoreError as exc:
+                self.fail(exc)
+                return
+            except Exception:
+                log.exception("reloading %s from the store failed", ", ".join(sorted(what)))
+
     async def mute(self, rule: str, duration: timedelta, *, guild: int | None = None
                    ) -> datetime:
         """Silence a rule (as ``guild`` names it) until now + ``duration``; its matches are
@@ -938,13 +1019,25 @@ async def open_engine(
     store_path: str | None = None,
     on_report: Callable[[PollReport], None] | None = None,
     clock: Clock | None = None,
+    role: Role = "all",
+    lease: timedelta = timedelta(seconds=60),
+    safety_poll: float = 30.0,
 ) -> AsyncIterator[Engine]:
     """Open the store, build the services and (unless ``start=False``) start them; on exit stop
     and close everything in order. See the module docstring. ``clock`` is what every schedule
-    (digests, quiet hours, caps, surges) reads; tests pass a :class:`ManualClock`."""
+    (digests, quiet hours, caps, surges) reads; tests pass a :class:`ManualClock`.
+
+    ``role`` (see :mod:`watchers.roles`): ``"all"`` is one process with the one-writer lock;
+    the others share a PostgreSQL store with other processes (refused on SQLite, with
+    ConfigError naming ``[storage] url``), open it without the lock, follow other processes'
+    changes, and start only their part. ``lease``: how long a poll worker's claim on a source
+    lasts unless renewed (a killed worker's sources wait that long). ``safety_poll``: seconds
+    between a deliver process's looks at the outbox when no notification woke it."""
     async with AsyncExitStack() as stack:
-        store = await open_store(store_path or config.storage.target(config.resolve),
-                                       terms_of=index_terms)
+        target = store_path or config.storage.target(config.resolve)
+        check_role(role, target)
+        shared = role != "all"
+        store = await open_store(target, terms_of=index_terms, lock=not shared)
         stack.push_async_callback(store.aclose)
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="newswatch-cpu")
         stack.callback(executor.shutdown, wait=True, cancel_futures=True)
@@ -975,6 +1068,8 @@ async def open_engine(
             story_window=config.stories.window,
             surge=config.surge,
             clock=clock or SystemClock(),
+            shared=shared,
+            lease=lease,
         )
         stack.push_async_callback(watch.aclose)
         delivery = DeliveryService(store=store, sinks=dict(sinks or {}),
@@ -988,11 +1083,21 @@ async def open_engine(
                                    clock=clock or SystemClock(),
                                    ack_from=config.discord.ack_from,
                                    escalate_after=config.discord.escalate_after,
-                                   escalation_role=config.discord.escalation_role)
+                                   escalation_role=config.discord.escalation_role,
+                                   shared=shared)
+        if shared:
+            delivery.poll_interval = safety_poll
         stack.push_async_callback(delivery.aclose)
-        engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy)
+        engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy, role=role)
         watch.on_fatal = delivery.on_fatal = engine.fail
         stack.push_async_callback(engine.stop)
+        if shared:
+            # Outbox rows written by any process wake delivery at once; changes made by any
+            # process reach this one's rules, sources, routes and pauses.
+            if role == "deliver":
+                await store.listen(OUTBOX_CHANNEL, lambda _channel, _payload: wake.set())
+            await store.listen(CONFIG_CHANNEL, engine._changed)
+            await delivery.reload_pauses()  # what /alerts status and resume see, before any
         if start:
             await engine.start()
         yield engine

@@ -14,6 +14,13 @@ were when they matched*, so a rule edited later does not change how an earlier a
 
 Matching, tokenising for the lookup index and anything else CPU-bound runs in ``executor``
 (a small thread pool), never on the event loop, so a poll of a large feed cannot stall Discord.
+
+Shared (``shared=True``: several processes on one PostgreSQL store, see :mod:`watchers.roles`):
+instead of a task per source, one loop claims due sources through store leases
+(:class:`watchers.store.LeaseStore`), at most ``max_polls`` at a time, polls each from the
+state the claim read, saves its new state at once and releases it; a lease is renewed while
+its poll runs and freed when the service stops, and a killed worker's leases expire after
+``lease``. Source states are then never cached: health and resume read the store.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import random
+import secrets
+import socket
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -61,6 +71,10 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 # Articles per write transaction: a poll of thousands is written in a few short transactions
 # rather than one per article, and none holds the write lock for long.
 INGEST_BATCH = 500
+# Shared workers read the stories others grew since their last look, this much earlier.
+STORY_SYNC_SLACK = timedelta(hours=1)
+# How often a shared worker registers its sources again (see WatchService._claim_loop).
+REREGISTER = timedelta(minutes=5)
 # Live stories restored at start above which their objects are frozen out of the collector.
 FREEZE_STORIES = 10_000
 
@@ -148,6 +162,15 @@ class WatchService:
     audiences: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
     # A source as a route's readers know it (see DeliveryService.source_label); None: as is.
     source_label: Callable[[str, str], str | None] | None = None
+    # Several processes share the store (see the module docstring): poll through leases.
+    shared: bool = False
+    lease: timedelta = timedelta(seconds=60)  # how long a killed worker keeps its sources
+    claim_every: float = 1.0  # seconds between looks for due sources (a poke looks at once)
+    max_polls: int = 64  # polls at once in a shared worker
+    owner: str = field(default_factory=lambda: (
+        f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"))
+    _inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _server_sets: dict[int, RuleSet] = field(default_factory=dict, init=False)
     _ruleset: RuleSet = field(init=False)
     _rules: dict[str, RuleConfig] = field(init=False)
@@ -159,6 +182,7 @@ class WatchService:
     _book: _StateBook = field(init=False)
     _stories: StoryIndex | None = field(default=None, init=False)
     _stories_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _stories_synced: datetime | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._book = _StateBook(self.store, self._fatal)
@@ -184,6 +208,7 @@ class WatchService:
                     return index
 
                 loop = asyncio.get_running_loop()
+                self._stories_synced = datetime.now(UTC)
                 self._stories = await loop.run_in_executor(self.executor, build)
                 if len(self._stories) > FREEZE_STORIES:
                     # Many long-lived story objects: keep the cyclic collector from walking
@@ -191,6 +216,25 @@ class WatchService:
                     gc.collect()
                     gc.freeze()
             return self._stories
+
+    async def _sync_stories(self, stories: StoryIndex) -> None:
+        """Shared: take the stories other workers started or grew since the last look (by
+        their last report, with an hour's slack for late-published articles), so an article
+        polled here joins a story another worker's article began. Two workers grouping
+        articles of a new event in the same moment may still start two stories."""
+        now = datetime.now(UTC)
+        since = (self._stories_synced or now) - STORY_SYNC_SLACK
+        self._stories_synced = now
+        found = await self.store.live_stories(since)
+        if not found:
+            return
+
+        def restore() -> None:
+            for st in found:
+                stories.restore(st.id, Signature.load(st.signature), st.first_seen,
+                                st.last_seen, st.outlets)
+
+        await asyncio.get_running_loop().run_in_executor(self.executor, restore)
 
     # ------------------------------------------------------------------ rules
 
@@ -263,21 +307,38 @@ class WatchService:
             raise NewswatchError(f"a source named {config.name!r} already exists")
         running = _Running(config, source or build_source(config, self.context))
         self._running[config.name] = running
-        if self._started:
+        if self._started and self.shared:
+            await self._register([running])
+            self._wakeup.set()
+        elif self._started:
             self._spawn(running)
 
     async def remove_source(self, name: str) -> bool:
         running = self._running.pop(name, None)
         if running is None:
             return False
-        task = self._tasks.pop(name, None)
+        task = self._tasks.pop(name, None) or self._inflight.get(name)
         if task:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if self.shared and self._started:
+            # No worker claims it any more (one that still runs it registers it again); a
+            # poll cut short here frees its lease now, not after the expiry.
+            await self.store.retire_source(name)
         await running.source.aclose()
         return True
 
     async def resume_source(self, name: str) -> bool:
+        if self.shared:
+            # Another process polls it: due now, from the state as stored (its lease, cursor
+            # and poll count are the poller's, left alone).
+            state = await self.store.source_state(name)
+            if state is None or name not in self._running:
+                return False
+            await self.store.save_source_state(
+                replace(state, paused=False, failures=0, next_poll=None))
+            self.poke(name)
+            return True
         state = (await self._book.all()).get(name)
         if state is None or name not in self._running:
             return False
@@ -288,6 +349,7 @@ class WatchService:
 
     def poke(self, name: str | None = None) -> None:
         """Poll a source (or all) now instead of at its next scheduled time."""
+        self._wakeup.set()
         for key, event in self._pokes.items():
             if name is None or key == name:
                 event.set()
@@ -305,12 +367,86 @@ class WatchService:
         if self._started:
             return
         self._started = True
+        if self.shared:
+            await self._register(list(self._running.values()))
+            task = asyncio.create_task(self._claim_loop(), name="newswatch-source-leases")
+            task.add_done_callback(self._task_done)
+            self._tasks[""] = task  # no source has an empty name
+            return
         self._book.write_behind = True
         # Many sources never polled before would all poll in the same second, and then again
         # every interval: spread their first polls over the interval (at most a minute).
         spread = len(self._running) > 100
         for running in self._running.values():
             self._spawn(running, spread=spread)
+
+    # ------------------------------------------------------------------ shared: leases
+
+    async def _register(self, running: Sequence[_Running]) -> None:
+        """Make these sources claimable; first polls spread as in :meth:`start`."""
+        spread = len(running) > 100
+        now = datetime.now(UTC)
+        await self.store.register_sources({
+            r.name: now + timedelta(seconds=random.uniform(
+                0, min(r.config.every.total_seconds(), 60))) if spread else None
+            for r in running})
+
+    async def _claim_loop(self) -> None:
+        renewed = registered = datetime.now(UTC)
+        while True:
+            self._wakeup.clear()
+            now = datetime.now(UTC)
+            if now - registered > REREGISTER:
+                # Sources another worker retired that this one runs (workers started from
+                # different configs) become claimable again.
+                registered = now
+                await self._register(list(self._running.values()))
+            free = self.max_polls - len(self._inflight)
+            claimed = await self.store.claim_sources(owner=self.owner, until=now + self.lease,
+                                                     now=now, limit=free)
+            for state in claimed:
+                if state.name not in self._running:
+                    # Removed (or never run here): nobody is to poll it.
+                    log.info("source %s is not run by this worker; retired", state.name)
+                    await self.store.retire_source(state.name)
+                    continue
+                task = asyncio.create_task(self._poll_leased(state),
+                                           name=f"newswatch-source-{state.name}")
+                self._inflight[state.name] = task
+                task.add_done_callback(self._leased_done)
+            if now - renewed > self.lease / 3 and self._inflight:
+                renewed = now
+                await self.store.renew_leases(list(self._inflight), owner=self.owner,
+                                              until=now + self.lease)
+            if claimed and len(claimed) == free:
+                continue  # more may be due; a finished poll frees a slot (and wakes us)
+            # Often enough to renew leases in time however short they are.
+            tick = min(self.claim_every, self.lease.total_seconds() / 4)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=tick)
+
+    def _leased_done(self, task: asyncio.Task[None]) -> None:
+        for name, t in list(self._inflight.items()):
+            if t is task:
+                del self._inflight[name]
+        if len(self._inflight) == self.max_polls - 1:
+            self._wakeup.set()  # the loop was full and waits for a free slot
+        self._task_done(task)
+
+    async def _poll_leased(self, state: SourceState) -> None:
+        """Poll a claimed source from its claimed state; save the outcome and release it."""
+        running = self._running.get(state.name)
+        if running is None:  # removed meanwhile: hand it back as it was
+            await self.store.release_source(state, owner=self.owner)
+            return
+        self._book.put(state)
+        try:
+            await self._poll_guarded(running)
+        finally:
+            done = self._book.take(state.name) or state
+        if not await self.store.release_source(done, owner=self.owner):
+            log.warning("source %s: lease lost while polling (another worker took it over); "
+                        "its newer state kept", state.name)
 
     def _spawn(self, running: _Running, *, spread: bool = False) -> None:
         self._pokes[running.name] = asyncio.Event()
@@ -365,7 +501,7 @@ class WatchService:
         if self._closed:
             return
         self._closed = True
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks.values()) + list(self._inflight.values())
         self._book.closing = True
         if self._book.flusher is not None:
             tasks.append(self._book.flusher)
@@ -374,6 +510,9 @@ class WatchService:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         try:
+            if self.shared and self._started:
+                # Polls cut short hand their sources straight back to the other workers.
+                await self.store.release_leases(self.owner)
             await self._book.flush()
         except StoreError as exc:
             log.error("source states not saved: %s", exc)
@@ -494,6 +633,8 @@ class WatchService:
                               updated=updated)
         loop = asyncio.get_running_loop()
         stories = await self.story_index()
+        if stories is not None and self.shared:
+            await self._sync_stories(stories)
         followers = self.audiences.get(running.name)
         audience = None if followers is None else [
             (label, self.server_ruleset(guild)) for guild, label in followers]
@@ -594,6 +735,9 @@ class WatchService:
         return updated
 
     async def health(self) -> list[SourceState]:
+        if self.shared:  # other processes poll: what the store says now
+            states = {s.name: s for s in await self.store.all_source_states()}
+            return [states.get(name) or SourceState(name=name) for name in self._running]
         states = await self._book.all()
         return [states.get(name) or SourceState(name=name) for name in self._running]
 
@@ -690,6 +834,18 @@ class _StateBook:
 
     async def get(self, name: str) -> SourceState:
         return (await self.all()).get(name) or SourceState(name=name)
+
+    def put(self, state: SourceState) -> None:
+        """Take ``state`` as the source's current state (claimed from the store) unsaved."""
+        if self._states is None:
+            self._states = {}
+        self._states[state.name] = state
+
+    def take(self, name: str) -> SourceState | None:
+        """The source's state, no longer held here nor waiting to be written (its caller
+        saves it)."""
+        self._dirty.pop(name, None)
+        return None if self._states is None else self._states.pop(name, None)
 
     def save(self, state: SourceState) -> None:
         if self._states is not None:

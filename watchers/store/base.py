@@ -8,6 +8,10 @@ what it uses and a second implementation (PostgreSQL) can be written one domain 
   written, with their delivery state; destinations paused across restarts.
 - :class:`StateStore`: per-source state, and the rules, sources and mutes added at run time.
 - :class:`StoryStore`: stories (the same event from several outlets), their messages per route.
+- :class:`LeaseStore`: what several processes sharing one database need (PostgreSQL): source
+  leases for poll workers, requeueing the claims of a process that is gone, and change
+  notifications. The SQLite store is one process's by design: it refuses leases, has no
+  other process's claims to requeue and never notifies (see its ``state`` module).
 - :class:`AckStore`: who acknowledged an alert (once, the first click wins) or found it not
   relevant (once per person), the one escalation of an unacknowledged alert, feedback per rule.
 
@@ -19,7 +23,7 @@ delivery never asks the watch side what a rule looks like now.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, Self
@@ -28,7 +32,9 @@ from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.models import Article, Match
 
 __all__ = [
+    "CONFIG_CHANNEL",
     "LIVE_ALERT_STATES",
+    "OUTBOX_CHANNEL",
     "PAGE_MAX_SECOND",
     "SERVER_FEED_PREFIX",
     "SEVERITIES",
@@ -38,6 +44,7 @@ __all__ = [
     "ArticleRecord",
     "ArticleStore",
     "CandidatePage",
+    "LeaseStore",
     "OutboxEntry",
     "OutboxKind",
     "OutboxRow",
@@ -331,6 +338,31 @@ class StateStore(Protocol):
     async def mutes(self, *, now: datetime) -> Mapping[str, datetime]: ...
 
 
+# Change notifications (LeaseStore.listen): OUTBOX_CHANNEL when outbox rows become pending
+# (payload empty); CONFIG_CHANNEL when rules, sources, routes, mutes or route pauses change
+# (payload: the table — "rules", "sources", "routes", "mutes", "route_pauses"). A listener
+# may also be called with an empty payload after a lost connection: look at everything.
+OUTBOX_CHANNEL = "newswatch_outbox"
+CONFIG_CHANNEL = "newswatch_config"
+
+
+class LeaseStore(Protocol):
+    """Several processes on one database: poll workers lease due sources (each polled by one
+    worker at a time; a lease that expires frees the source for another), delivering
+    processes requeue only claims whose process is gone, and every process hears changes."""
+
+    async def register_sources(self, first_polls: Mapping[str, datetime | None]) -> None: ...
+    async def retire_source(self, name: str) -> None: ...
+    async def claim_sources(self, *, owner: str, until: datetime, now: datetime, limit: int
+                            ) -> list[SourceState]: ...
+    async def release_source(self, state: SourceState, *, owner: str) -> bool: ...
+    async def renew_leases(self, names: Sequence[str], *, owner: str, until: datetime
+                           ) -> int: ...
+    async def release_leases(self, owner: str) -> int: ...
+    async def requeue_orphaned(self) -> int: ...
+    async def listen(self, channel: str, listener: Callable[[str, str], None]) -> None: ...
+
+
 class StoryStore(Protocol):
     """Stories: written with their articles (see :class:`ArticleRecord`), read for lookups, the
     live index at start-up, and the story's message per route for updates."""
@@ -410,7 +442,7 @@ class AckStore(Protocol):
 
 
 class Store(ArticleStore, OutboxStore, StateStore, StoryStore, ScheduleStore, AckStore,
-            Protocol):
+            LeaseStore, Protocol):
     """Persistence for the engine. Every write is one short transaction."""
 
     @property

@@ -19,7 +19,7 @@ SQLite store's process lock; readers (``lock=False`` or ``readonly=True``) do no
 
 from __future__ import annotations
 
-from watchers.store.postgres._db import Pg, describe
+from watchers.store.postgres._db import Listener, Pg, describe
 from watchers.store.postgres.acks import AcksMixin
 from watchers.store.postgres.articles import ArticlesMixin, fts_to_tsquery
 from watchers.store.postgres.outbox import OutboxMixin
@@ -87,6 +87,11 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
 
     async def aclose(self) -> None:
         await self._db.close()
+
+    async def listen(self, channel: str, listener: Listener) -> None:
+        """Call ``listener(channel, payload)`` on every NOTIFY of ``channel`` (see
+        :data:`watchers.store.base.CHANNELS`) until the store closes."""
+        await self._db.listen(channel, listener)
 
     async def integrity_check(self) -> str:
         """Always "ok" once the server answers: PostgreSQL checks its own pages (checksums,

@@ -15,12 +15,23 @@ Invariants every domain module relies on:
   for its lifetime, so a second process that would poll or deliver refuses to start instead of
   requeueing the first one's in-flight alerts, as with SQLite. The holder is found through its
   ``application_name``, which carries the client's pid.
+- Several processes (see :mod:`watchers.roles`): a store also keeps, once asked for it, one
+  dedicated *session* connection for its lifetime. Its identity (backend pid @ start time,
+  unique on the server while it lives) marks the outbox rows this process claims, so another
+  process can tell an interrupted claim (its session is gone: SIGKILL, crash, lost network)
+  from one in flight; and it LISTENs for the NOTIFYs the schema's triggers send. When it drops
+  it is reopened (a new identity: this process's claims then count as interrupted, which only
+  costs a "maybe sent" check) and every listener is called once, since a notification may
+  have been missed meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +41,14 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 
 from watchers.errors import StoreError
 
-__all__ = ["LOCKS", "Pg", "describe", "now"]
+__all__ = ["LOCKS", "Listener", "Pg", "describe", "now"]
+
+log = logging.getLogger(__name__)
+
+# What a NOTIFY is handed to: (channel, payload); called on the event loop, must not block.
+Listener = Callable[[str, str], None]
+# The identity of a live session: SELECT it beside pg_stat_activity to tell whether it lives.
+SESSION_ID = "format('%s@%s', a.pid, extract(epoch from a.backend_start))"
 
 # Advisory lock keys (pg_advisory_*lock(int, int)): the first number is newswatch's, the second
 # what is locked. Route claims lock (ROUTE_SPACE, hashtext(route)).
@@ -75,6 +93,13 @@ class Pg:
         self.readonly = readonly
         self._lock_conn = lock_conn
         self._closed = False
+        self._url = ""
+        self._settings: dict[str, str] = {}
+        self._session: asyncpg.Connection | None = None
+        self._session_id: str | None = None
+        self._session_lock = asyncio.Lock()
+        self._listeners: list[tuple[str, Listener]] = []
+        self._reconnect: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------- opening and closing
 
@@ -93,6 +118,7 @@ class Pg:
                 ValueError) as exc:
             raise StoreError(f"cannot open the database {name}: {_detail(exc)}") from None
         db = cls(pool, name, None, readonly=readonly)
+        db._url, db._settings = url, settings
         if lock and not readonly:
             try:
                 await db._take_writer_lock(url, settings)
@@ -131,13 +157,94 @@ class Pg:
         if self._closed:
             return
         self._closed = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect
         try:
+            if self._session is not None:
+                await self._session.close()
             if self._lock_conn is not None:
                 # Closing the session releases its advisory lock.
                 await self._lock_conn.close()
             await self.pool.close()
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise self.error(exc) from None
+
+    # ------------------------------------------------------------- the session
+
+    async def session_id(self) -> str:
+        """This store's session identity (opening the session on first use)."""
+        async with self._session_lock:
+            if self._session is None:
+                await self._open_session()
+            assert self._session_id is not None
+            return self._session_id
+
+    async def listen(self, channel: str, listener: Listener) -> None:
+        """Call ``listener(channel, payload)`` for every NOTIFY on ``channel`` from now on."""
+        async with self._session_lock:
+            if self._session is None:
+                await self._open_session()
+            assert self._session is not None
+            self._listeners.append((channel, listener))
+            try:
+                await self._session.add_listener(channel, self._dispatch)
+            except _DRIVER_ERRORS as exc:
+                raise self.error(exc) from None
+
+    async def _open_session(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.name} is closed")
+        try:
+            conn = await asyncpg.connect(self._url, server_settings=self._settings, timeout=30)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise StoreError(f"cannot open the database {self.name}: {_detail(exc)}") from None
+        try:
+            await _init(conn)
+            ident = await conn.fetchval(
+                f"SELECT {SESSION_ID} FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()")
+            for channel in dict.fromkeys(c for c, _ in self._listeners):
+                await conn.add_listener(channel, self._dispatch)
+        except BaseException:
+            await conn.close()
+            raise
+        conn.add_termination_listener(self._lost)
+        self._session, self._session_id = conn, str(ident)
+
+    def _dispatch(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        for wanted, listener in list(self._listeners):
+            if wanted == channel:
+                try:
+                    listener(channel, payload)
+                except Exception:
+                    log.exception("listener of %s failed", channel)
+
+    def _lost(self, conn: object) -> None:
+        if self._closed or conn is not self._session:
+            return
+        self._session = None
+        log.warning("the session with %s was lost; reconnecting", self.name)
+        if self._reconnect is None or self._reconnect.done():
+            self._reconnect = asyncio.get_running_loop().create_task(
+                self._reopen(), name="newswatch-pg-session")
+
+    async def _reopen(self) -> None:
+        delay = 0.5
+        while not self._closed:
+            try:
+                async with self._session_lock:
+                    if self._session is None:
+                        await self._open_session()
+            except StoreError as exc:
+                log.warning("%s; retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+                continue
+            # Whatever was announced while the session was down is looked at now.
+            for channel in dict.fromkeys(c for c, _ in self._listeners):
+                self._dispatch(None, 0, channel, "")
+            return
 
     # ------------------------------------------------------------- errors
 

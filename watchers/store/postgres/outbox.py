@@ -5,6 +5,12 @@ the route (two deliverers never claim the same route's rows at once, so neither 
 the other's row waiting for a retry); the claimed rows are also locked ``FOR UPDATE`` until the
 claim commits. A claim interrupted by a crash comes back ``pending`` with ``maybe_sent`` set;
 a row's nonce is fixed when it is written and kept for every attempt.
+
+Several delivering processes: a claimed row records the claiming session (``claimed_by``, see
+:mod:`._db`). A route whose rows another *live* session has claimed is that process's until
+they are settled, so a claim elsewhere takes nothing (order is kept across processes, not only
+within one); rows whose session is gone were interrupted and are put back ``pending``, maybe
+sent, by the next claim of the route or by :meth:`OutboxMixin.requeue_orphaned`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.store.base import AlertState, OutboxKind, OutboxRow
-from watchers.store.postgres._db import Pg, now
+from watchers.store.postgres._db import SESSION_ID, Pg, now
 from watchers.store.sqlite.outbox import _rule
 
 __all__ = ["OUTBOX_COLS", "OutboxMixin", "row_of"]
@@ -34,6 +40,11 @@ _WAITING = "state IN ('pending', 'retry')"
 # The first waiting row of each route, read down the partial index outbox_waiting.
 _DUE_ROUTES = (f"SELECT DISTINCT ON (route) route, state, next_attempt_at FROM outbox "
                f"WHERE {_WAITING} ORDER BY route, id")
+
+
+# A 'sending' row whose claimer's session no longer exists (or predates claimers).
+_ORPHAN = (f"(claimed_by IS NULL OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+           f"WHERE {SESSION_ID} = outbox.claimed_by))")
 
 
 def row_of(row: asyncpg.Record) -> OutboxRow:
@@ -105,12 +116,30 @@ class OutboxMixin:
             "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, updated_at = $1 "
             "WHERE state = 'sending'", now())
 
+    async def requeue_orphaned(self) -> int:
+        """Put back ``pending`` (maybe sent) the rows left ``sending`` by a process that is
+        gone, leaving live processes' claims alone; returns how many."""
+        return await self._db.execute(
+            "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, claimed_by = NULL, "
+            f"updated_at = $1 WHERE state = 'sending' AND {_ORPHAN}", now())
+
     async def claim_route(self, route: str, *, now: datetime, limit: int = 20
                           ) -> list[OutboxRow]:
         """Move the route's next rows to ``sending``, strictly in the order they were written:
         the claim stops at the first row that is not due yet."""
+        me = await self._db.session_id()
         async with self._db.tx() as conn:
             await self._db.lock_route(conn, route)
+            busy = await conn.fetch(
+                f"SELECT id, claimed_by = $2 AS mine, {_ORPHAN} AS orphan FROM outbox "
+                "WHERE route = $1 AND state = 'sending'", route, me)
+            if any(not r["mine"] and not r["orphan"] for r in busy):
+                return []  # another process is delivering this route
+            orphans = [r["id"] for r in busy if not r["mine"] and r["orphan"]]
+            if orphans:
+                await conn.execute(
+                    "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, claimed_by = NULL, "
+                    "updated_at = $1 WHERE id = ANY($2::bigint[])", now, orphans)
             found = await conn.fetch(
                 f"SELECT {OUTBOX_COLS} FROM outbox WHERE route = $1 AND {_WAITING} "
                 "ORDER BY id LIMIT $2 FOR UPDATE", route, limit)
@@ -122,7 +151,8 @@ class OutboxMixin:
             if rows:
                 await conn.execute(
                     "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
-                    "updated_at = $1 WHERE id = ANY($2::bigint[])", now, [r.id for r in rows])
+                    "updated_at = $1, claimed_by = $3 WHERE id = ANY($2::bigint[])",
+                    now, [r.id for r in rows], me)
         return [replace(r, state="sending", attempts=r.attempts + 1) for r in rows]
 
     async def due_routes(self) -> dict[str, datetime | None]:

@@ -45,6 +45,12 @@ class ScheduleMixin:
                 "ORDER BY route COLLATE \"C\"", now)
             for route, reason in due:
                 await self._db.lock_route(conn, route)
+                # Read again under the route's lock: another delivering process may have made
+                # this digest since (an empty digest would be posted otherwise).
+                if not await conn.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM outbox WHERE route = $1 "
+                        "AND state = 'scheduled' AND scheduled_for <= $2)", route, now):
+                    continue
                 digest = await insert_notice(conn, route, reason, now, kind="digest")
                 await conn.execute(
                     "UPDATE outbox SET state = 'digested', digest_id = $1, updated_at = $2 "

@@ -5,7 +5,10 @@ version numbers for the same shape of data, so a copy between backends can compa
 
 - ``FRESH`` is the current schema (version ``SCHEMA_VERSION``); a new database gets it in one
   transaction. PostgreSQL's history starts at version 10 (the SQLite schema of the same
-  version, with routes), so there is nothing older to migrate from.
+  version, with routes), so there is nothing older to migrate from. Version 11 is
+  PostgreSQL's own (several processes: source leases, the claimer of an outbox row, the
+  NOTIFY triggers); SQLite, one process by design, has no use for it and stays at 10, so a
+  copy compares versions 10 and 11 as the same shape of data.
 - ``MIGRATIONS[v]`` takes a database from ``v - 1`` to ``v`` in its own transaction together
   with the version bump (PostgreSQL's DDL is transactional: a crash leaves a whole version).
   Never edit one that has shipped.
@@ -31,9 +34,9 @@ from watchers.store.postgres._db import LOCKS, Pg
 
 __all__ = ["FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
-FRESH = """
+_V10 = """
 CREATE TABLE schema_version (
     one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
     version INTEGER NOT NULL,
@@ -185,9 +188,60 @@ CREATE TABLE escalations (
 );
 """
 
+# Version 11: several processes share the database (see watchers.roles).
+# - source_state.lease_owner / lease_until: the poll worker polling a source, until when; a
+#   source is claimed only when it is due and its lease is free or expired (SKIP LOCKED).
+#   source_state.active: a source some worker runs (registered); a removed one is retired, so
+#   a claim reads the due-and-active index alone and never has to be told every name.
+# - outbox.claimed_by: the session (backend pid @ start time) that moved a row to 'sending';
+#   a row whose session is gone was interrupted and may be requeued by anyone.
+# - NOTIFY in the writing transaction itself (statement triggers, so every writer — engine,
+#   bot, CLI, copy — signals without knowing it): newswatch_outbox when rows become pending,
+#   newswatch_config (payload: the table) when rules, sources, routes, mutes or pauses change.
+_V11 = """
+ALTER TABLE source_state ADD COLUMN lease_owner TEXT, ADD COLUMN lease_until TIMESTAMPTZ,
+    ADD COLUMN active BOOLEAN NOT NULL DEFAULT TRUE;
+CREATE INDEX source_state_due ON source_state((COALESCE(next_poll, '-infinity'))) WHERE active;
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+CREATE FUNCTION newswatch_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM changed WHERE state = 'pending') THEN
+        PERFORM pg_notify('newswatch_outbox', '');
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER outbox_inserted AFTER INSERT ON outbox REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION newswatch_outbox_notify();
+CREATE TRIGGER outbox_updated AFTER UPDATE ON outbox REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION newswatch_outbox_notify();
+CREATE FUNCTION newswatch_config_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('newswatch_config', TG_TABLE_NAME);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE ON rules
+    FOR EACH STATEMENT EXECUTE FUNCTION newswatch_config_notify();
+CREATE TRIGGER sources_changed AFTER INSERT OR UPDATE OR DELETE ON sources
+    FOR EACH STATEMENT EXECUTE FUNCTION newswatch_config_notify();
+CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE ON routes
+    FOR EACH STATEMENT EXECUTE FUNCTION newswatch_config_notify();
+CREATE TRIGGER mutes_changed AFTER INSERT OR UPDATE OR DELETE ON mutes
+    FOR EACH STATEMENT EXECUTE FUNCTION newswatch_config_notify();
+CREATE TRIGGER route_pauses_changed AFTER INSERT OR UPDATE OR DELETE ON route_pauses
+    FOR EACH STATEMENT EXECUTE FUNCTION newswatch_config_notify();
+"""
+
+FRESH = _V10 + _V11
+
 Migration = Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+async def _m11(conn: asyncpg.Connection) -> None:
+    await conn.execute(_V11)
+
+
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {11: _m11}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:
@@ -195,9 +249,12 @@ async def _version(conn: asyncpg.Connection, name: str) -> int:
     if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
         tables = await conn.fetchval(
             "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
-        if tables:
+        if not tables:
+            return 0
+        # Processes starting together: another one's new schema (its tables and
+        # schema_version commit together) may have appeared between the two looks.
+        if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
             raise StoreError(f"{name} is not a newswatch database (it holds other tables)")
-        return 0
     row = await conn.fetchrow("SELECT version, application FROM schema_version")
     if row is None or row["application"] != "newswatch":
         raise StoreError(f"{name} is not a newswatch database (its schema_version is not "

@@ -4,6 +4,21 @@ As in the SQLite store (:mod:`watchers.store.sqlite.state`): run-time rules, sou
 routes are JSON of their validated config models (durations as seconds), keyed by their key in
 ``name`` (the server in ``guild_id`` too), read back through the same models; a stored row that
 no longer validates is logged and skipped, never fatal.
+
+Source leases (several poll workers, see :mod:`watchers.roles`): a source is polled by the
+worker that holds its lease (``lease_owner`` until ``lease_until``). A claim takes due sources
+whose lease is free or expired, oldest due first, ``FOR UPDATE SKIP LOCKED`` so concurrent
+claims never wait for nor take the same row, and returns their state as stored at that moment
+(another worker may just have advanced a cursor). Only ``active`` sources are claimed: workers
+register the sources they run and retire the ones removed (or that none of them runs), so a
+claim walks the partial index of due, active sources and needs no list of names — sending
+20,000 names with every claim cost more than the polls themselves. Releasing saves the new
+state and frees the lease in one statement, only while this worker still holds it: a worker
+whose lease expired and was taken over does not overwrite the newer state.
+
+Why leases on ``source_state`` rather than a task queue (procrastinate …): the state a poll
+needs and the schedule are already this row; one indexed UPDATE claims and reads both, with
+nothing else to run or keep in step, and an expiry is what lets a killed worker's sources go.
 """
 
 from __future__ import annotations
@@ -30,6 +45,12 @@ M = TypeVar("M", RuleConfig, SourceConfig, ServerRoute)
 _SOURCE: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
 _STATE_COLS = ("name, cursor, polls, last_success, last_error, last_error_at, failures, "
                "next_poll, paused, skipped")
+
+
+def _cols(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _STATE_COLS.split(","))
+
+
 _TABLES = frozenset({"rules", "sources", "routes"})
 
 
@@ -90,6 +111,74 @@ class StateMixin:
               s.last_error_at, s.failures, s.next_poll, s.paused, s.skipped)
              for s in last.values()],
         )
+
+    # ------------------------------------------------------------- leases
+
+    async def register_sources(self, first_polls: Mapping[str, datetime | None]) -> None:
+        """Make the sources claimable (active): a row for each that has none yet, first due
+        at the given time (None: now); an existing row keeps its state and becomes active."""
+        if not first_polls:
+            return
+        await self._db.execute(
+            "INSERT INTO source_state (name, next_poll) "
+            "SELECT * FROM unnest($1::text[], $2::timestamptz[]) "
+            "ON CONFLICT (name) DO UPDATE SET active = TRUE WHERE NOT source_state.active",
+            list(first_polls), list(first_polls.values()))
+
+    async def retire_source(self, name: str) -> None:
+        """No longer claim this source (removed; its state is kept, as for health), and free
+        its lease."""
+        await self._db.execute(
+            "UPDATE source_state SET active = FALSE, lease_owner = NULL, lease_until = NULL "
+            "WHERE name = $1", name)
+
+    async def claim_sources(self, *, owner: str, until: datetime, now: datetime, limit: int
+                            ) -> list[SourceState]:
+        """Lease up to ``limit`` active sources that are due by ``now`` and not leased (or
+        whose lease expired) to ``owner`` until ``until``; their states as stored, oldest
+        due first."""
+        if limit <= 0:
+            return []
+        async with self._db.tx() as conn:
+            rows = await conn.fetch(
+                # Never polled (NULL) sorts first; the index is on this very expression, so
+                # the scan stops at the first source not yet due.
+                "WITH due AS (SELECT name FROM source_state WHERE active "
+                "AND COALESCE(next_poll, '-infinity') <= $1 "
+                "AND (lease_until IS NULL OR lease_until < $1) "
+                "ORDER BY COALESCE(next_poll, '-infinity') LIMIT $2 FOR UPDATE SKIP LOCKED) "
+                "UPDATE source_state s SET lease_owner = $3, lease_until = $4 FROM due "
+                f"WHERE s.name = due.name RETURNING {_cols('s')}",
+                now, limit, owner, until)
+        found = [_state(r) for r in rows]
+        found.sort(key=lambda st: (st.next_poll is not None, st.next_poll or now))
+        return found
+
+    async def release_source(self, state: SourceState, *, owner: str) -> bool:
+        """Save a leased source's new state and free its lease, if ``owner`` still holds it;
+        False (nothing saved) when another worker took it over."""
+        return await self._db.execute(
+            "UPDATE source_state SET cursor = $3::jsonb, polls = $4, last_success = $5, "
+            "last_error = $6, last_error_at = $7, failures = $8, next_poll = $9, paused = $10, "
+            "skipped = $11, lease_owner = NULL, lease_until = NULL "
+            "WHERE name = $1 AND lease_owner = $2",
+            state.name, owner, json.dumps(dict(state.cursor)), state.polls, state.last_success,
+            state.last_error, state.last_error_at, state.failures, state.next_poll,
+            state.paused, state.skipped) > 0
+
+    async def renew_leases(self, names: Sequence[str], *, owner: str, until: datetime) -> int:
+        """Extend ``owner``'s leases of ``names`` (polls still running) to ``until``."""
+        if not names:
+            return 0
+        return await self._db.execute(
+            "UPDATE source_state SET lease_until = $3 WHERE lease_owner = $1 "
+            "AND name = ANY($2::text[])", owner, list(names), until)
+
+    async def release_leases(self, owner: str) -> int:
+        """Free every lease ``owner`` holds (a worker stopping), states unchanged."""
+        return await self._db.execute(
+            "UPDATE source_state SET lease_owner = NULL, lease_until = NULL "
+            "WHERE lease_owner = $1", owner)
 
     async def all_source_states(self) -> list[SourceState]:
         rows = await self._db.fetch(

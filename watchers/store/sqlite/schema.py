@@ -19,11 +19,14 @@ from watchers.store.base import PAGE_MAX_SECOND
 from watchers.store.sqlite._db import Db, Tx
 
 __all__ = [
-    "APPLICATION_ID", "FRESH", "INDEX_KEY_SQL", "INDEX_MAX_SECOND", "INDEX_ROWID_BITS",
-    "INDEX_ROWID_MASK", "MIGRATIONS", "SCHEMA_VERSION", "TermsOf", "check", "upgrade",
+    "APPLICATION_ID", "COPYING_APPLICATION_ID", "FRESH", "INDEX_KEY_SQL", "INDEX_MAX_SECOND",
+    "INDEX_ROWID_BITS", "INDEX_ROWID_MASK", "MIGRATIONS", "SCHEMA_VERSION", "TermsOf", "check",
+    "upgrade",
 ]
 
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
+# The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
+COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
 SCHEMA_VERSION = 10
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
@@ -523,6 +526,9 @@ async def _header(db: Db) -> tuple[int, int, int]:
 async def check(db: Db, *, readonly: bool) -> int:
     """The schema version of a database newswatch may open, or StoreError; changes nothing."""
     app, version, objects = await _header(db)
+    if app == COPYING_APPLICATION_ID:
+        raise StoreError(f"{db.path} holds an incomplete copy (`newswatch copy` did not finish): "
+                         "delete it and copy again")
     if app not in (0, APPLICATION_ID):
         raise StoreError(f"{db.path} is not a newswatch database (application id {app:#x})")
     if version == 0 and objects:

@@ -5,6 +5,12 @@ Run-time rules, sources and server routes are stored as JSON of their validated 
 ``"<guild id>:<name>"`` for a server's; the server in ``guild_id`` too), and read back through
 the same models with ``origin="store"``. A stored row that no longer validates (the model
 changed under it) is logged and skipped, never fatal: one bad row must not stop a start.
+
+The :class:`watchers.store.LeaseStore` part is trivial or refused here, by design: an SQLite
+store is one process's (its process lock), so there are no workers to share sources between
+(leases are refused, naming ``[storage] url``), no other process whose claims to requeue (that
+process's interrupted claims are requeued at start by ``requeue_interrupted``), and nobody to
+notify (the process's own services wake each other in memory).
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
+from watchers.errors import StoreError
 from watchers.store.base import SourceState
 from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
 
 __all__ = ["StateMixin"]
+
+_NO_LEASES = ("source leases (several poll workers) need a PostgreSQL store: set [storage] url "
+              "to a postgresql://… database")
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", RuleConfig, SourceConfig, ServerRoute)
@@ -61,6 +71,33 @@ class StateMixin:
     """The :class:`watchers.store.StateStore` part of :class:`SqliteStore`."""
 
     _db: Db
+
+    # ------------------------------------------------------------- several processes
+
+    async def register_sources(self, first_polls: Mapping[str, datetime | None]) -> None:
+        raise StoreError(_NO_LEASES)
+
+    async def retire_source(self, name: str) -> None:
+        raise StoreError(_NO_LEASES)
+
+    async def claim_sources(self, *, owner: str, until: datetime, now: datetime, limit: int
+                            ) -> list[SourceState]:
+        raise StoreError(_NO_LEASES)
+
+    async def release_source(self, state: SourceState, *, owner: str) -> bool:
+        raise StoreError(_NO_LEASES)
+
+    async def renew_leases(self, names: Sequence[str], *, owner: str, until: datetime) -> int:
+        raise StoreError(_NO_LEASES)
+
+    async def release_leases(self, owner: str) -> int:
+        return 0  # nothing was ever leased
+
+    async def requeue_orphaned(self) -> int:
+        return 0  # one process: no other process's claims exist
+
+    async def listen(self, channel: str, listener: Callable[[str, str], None]) -> None:
+        return None  # one process: nobody else changes anything
 
     async def source_state(self, name: str) -> SourceState | None:
         rows = await self._db.fetchall(

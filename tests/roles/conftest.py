@@ -1,0 +1,3 @@
+"""The Discord emulator fixture, shared with tests/bot."""
+
+from tests.bot.conftest import emu  # noqa: F401  (fixture)

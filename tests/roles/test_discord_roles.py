@@ -1,0 +1,57 @@
+"""The roles with a Discord token, against the emulator (tests/fakes): a ``deliver`` process
+logs in to post alerts that a ``poll`` process wrote and registers no slash commands; a ``bot``
+process answers them and posts nothing. Engines of their own, one PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from bot.client import run_discord
+from tests.bot.conftest import TOKEN, bot_config
+from tests.conftest import SEEDS
+from tests.fakes.discord_emulator import DiscordEmulator
+from tests.roles._support import eventually
+from watchers.config import parse_config
+from watchers.engine import open_engine
+
+
+async def test_deliver_posts_without_commands_and_bot_answers_without_posting(
+        emu: DiscordEmulator, tmp_path: Path, pg_database: str) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = parse_config(bot_config(emu, tmp_path, storage={"url": pg_database}),
+                       base_dir=tmp_path)
+    channel = emu.channel("alerts").id
+    stop = asyncio.Event()
+    deliver = asyncio.create_task(run_discord(cfg, TOKEN, role="deliver", stop=stop,
+                                              guild_ready_timeout=0.05, safety_poll=3600))
+    try:
+        async with open_engine(cfg, role="poll"):
+
+            async def posted() -> bool:
+                assert not deliver.done(), deliver.result()
+                return len(emu.messages(channel)) == 5  # the seeds' five alerts
+
+            await eventually(posted, within=30, what="the deliver process posting the alerts")
+        assert emu.commands(emu.guild.id) == []  # a deliver process registers no commands
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(deliver, 30) == 0
+    stop = asyncio.Event()
+    bot = asyncio.create_task(run_discord(cfg, TOKEN, role="bot", stop=stop,
+                                          guild_ready_timeout=0.05))
+    try:
+        async def synced() -> bool:
+            assert not bot.done(), bot.result()
+            return bool(emu.commands(emu.guild.id))
+
+        await eventually(synced, within=30, what="the bot's commands")
+        resp = await emu.send_interaction("search", {"query": "troops"})
+        msg = await resp.final_message(timeout=10)
+        assert "result(s)" in msg.embeds[0]["footer"]["text"]
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(bot, 30) == 0
+    assert len(emu.messages(channel)) == 5  # the bot posted no alert of its own
+    assert emu.validate_all() == []

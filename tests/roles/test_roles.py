@@ -1,0 +1,299 @@
+"""Several processes on one PostgreSQL database (``run --role``): poll workers share the
+sources through leases, a deliver process wakes on the outbox's NOTIFY, changes made by one
+process reach the others, and SQLite refuses every role but ``all``.
+
+Each "process" here is an engine with a store of its own (its own pool and session), so
+everything between them goes through PostgreSQL; the kill test (test_kill.py) uses real
+subprocesses. A throwaway cluster from tests/pg.py; feeds from a local server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from bot.cli import main
+from tests.fakes.sinks import RecordingSink
+from tests.roles._support import TimedFeedServer, config, eventually, feed_route
+from tests.store._support import alert, art, match
+from watchers.config import RuleConfig
+from watchers.delivery import Alert
+from watchers.engine import open_engine
+from watchers.errors import ConfigError
+from watchers.rules.lookup import index_terms
+from watchers.service import PollReport
+from watchers.store import PostgresStore
+from watchers.store.base import CONFIG_CHANNEL, ArticleRecord
+from watchers.store.postgres import schema
+
+EVERY = 1.0  # seconds between polls of each feed
+
+
+async def test_two_poll_workers_poll_each_feed_once_per_interval_between_them(
+        tmp_path: Path, pg_database: str) -> None:
+    async with TimedFeedServer() as server:
+        paths = [f"/f{i}" for i in range(8)]
+        for i, path in enumerate(paths):
+            server.set(path, feed_route((f"g{i}", f"story {i}")))
+        cfg = config(tmp_path, pg_database, rules=[{"name": "all", "query": "story"}],
+                     sources=[{"name": f"f{i}", "type": "feed", "url": server.url(p),
+                               "every": EVERY} for i, p in enumerate(paths)])
+        polls: dict[str, Counter[str]] = {"a": Counter(), "b": Counter()}
+
+        def recorder(worker: str) -> Callable[[PollReport], None]:
+            return lambda report: polls[worker].update([report.source])
+
+        async with open_engine(cfg, role="poll", on_report=recorder("a")) as a, \
+                open_engine(cfg, role="poll", on_report=recorder("b")) as b:
+            assert (a.role, b.role) == ("poll", "poll")
+
+            async def polled_thrice() -> bool:
+                return all(len(server.times.get(p, [])) >= 3 for p in paths)
+
+            await eventually(polled_thrice, what="three polls of every feed")
+        async with await PostgresStore.open(pg_database, readonly=True) as store:
+            states = {s.name: s for s in await store.all_source_states()}
+            # stopped workers hand their leases back
+            held = await store._db.fetch("SELECT name FROM source_state WHERE lease_owner "
+                                         "IS NOT NULL")
+    assert held == []
+    for i, path in enumerate(paths):
+        times = server.times[path]
+        # one worker at a time, each poll saved before the next claim: the stored count is
+        # the number of requests, and no two requests of a feed came within its interval
+        assert states[f"f{i}"].polls == len(times), path
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert min(gaps) > EVERY / 2, (path, gaps)
+    # both workers took part, and between them every poll was reported once
+    assert polls["a"] and polls["b"]
+    assert polls["a"] + polls["b"] == Counter({f"f{i}": len(server.times[p])
+                                               for i, p in enumerate(paths)})
+
+
+async def test_a_deliver_process_wakes_on_the_notify_of_a_poll_process(
+        tmp_path: Path, pg_database: str) -> None:
+    (tmp_path / "in").mkdir()
+    cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                 sources=[{"name": "desk", "type": "folder", "path": "in", "settle": "0s",
+                           "every": 0.2}])
+    sink = RecordingSink()
+    # The safety poll is far beyond the test's timeout: only the NOTIFY can wake delivery.
+    async with open_engine(cfg, role="deliver", default_sink=sink, safety_poll=3600) as deliver:
+        assert deliver.delivery.poll_interval == 3600
+
+        async def looked() -> bool:  # its first look at the (empty) outbox is over
+            return deliver.delivery._loaded and deliver.delivery._orphans_at is not None
+
+        await eventually(looked, what="the deliver process's first look")
+        await asyncio.sleep(0.2)  # now waiting, on the notification alone
+        (tmp_path / "in" / "a.txt").write_text("Troops cross the border\n\nTroops moved.\n")
+        async with open_engine(cfg, role="poll"):
+
+            async def delivered() -> bool:
+                return len(sink.alerts) == 1
+
+            await eventually(delivered, within=30, what="delivery of the poll's alert")
+    assert sink.alerts[0].article.title == "Troops cross the border"
+    assert [r.name for r in sink.alerts[0].rules] == ["troops"]
+
+
+async def test_rules_and_sources_changed_by_the_bot_reach_a_poll_worker(
+        tmp_path: Path, pg_database: str) -> None:
+    (tmp_path / "in").mkdir()
+    cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                 sources=[{"name": "desk", "type": "folder", "path": "in", "settle": "0s",
+                           "every": 0.2}])
+    reports: list[PollReport] = []
+    async with TimedFeedServer() as server, \
+            open_engine(cfg, role="poll", on_report=reports.append) as worker, \
+            open_engine(cfg, role="bot") as bot:
+        server.set("/wire", feed_route(("w1", "wire story")))
+        assert worker.rule_names() == ["troops"]
+        await bot.add_rule({"name": "kyiv", "query": "kyiv", "channel": "alerts"})
+        await bot.add_source({"name": "wire", "url": server.url("/wire"), "every": "1h"})
+
+        async def reloaded() -> bool:
+            return "kyiv" in worker.rule_names() and "wire" in worker.source_names()
+
+        await eventually(reloaded, within=20, what="the worker reloading the bot's changes")
+        # the new rule matches the next article, the new source is polled by the worker
+        (tmp_path / "in" / "k.txt").write_text("Kyiv talks resume\n\nIn Kyiv today.\n")
+
+        async def matched() -> bool:
+            found = await worker.recent(rule="kyiv")
+            return bool(found) and bool(server.times.get("/wire"))
+
+        await eventually(matched, within=20, what="the new rule matching, the source polled")
+        assert [a.title for a, _ in await worker.recent(rule="kyiv")] == ["Kyiv talks resume"]
+        assert any(r.source == "wire" for r in reports)
+        # a removal travels the same way
+        assert await bot.remove_rule("kyiv")
+
+        async def removed() -> bool:
+            return "kyiv" not in worker.rule_names()
+
+        await eventually(removed, within=20, what="the worker dropping the removed rule")
+        # the bot neither polls nor delivers
+        assert not bot.watch._tasks and bot.delivery._task is None
+
+
+def test_roles_other_than_all_are_refused_on_sqlite(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "newswatch.toml").write_text(
+        '[storage]\npath = "nw.db"\n[[sources]]\nname = "desk"\ntype = "folder"\n'
+        'path = "in"\n[[rules]]\nname = "troops"\nquery = "troops"\n')
+    for role in ("poll", "deliver", "bot"):
+        assert main(["run", "--role", role, "-c", str(tmp_path / "newswatch.toml")]) == 2
+        err = capsys.readouterr().err
+        assert f"--role {role}" in err and "[storage] url" in err and "PostgreSQL" in err
+    assert not (tmp_path / "nw.db").exists()  # refused before anything was opened
+
+
+async def test_the_engine_refuses_a_role_on_sqlite_too(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "postgresql://unused/db", rules=[{"name": "t", "query": "t"}],
+                 sources=[])
+    with pytest.raises(ConfigError, match=r"\[storage\] url"):
+        async with open_engine(cfg, role="poll", store_path=str(tmp_path / "nw.db")):
+            pass
+    assert not (tmp_path / "nw.db").exists()
+
+
+async def test_a_route_is_delivered_by_one_process_and_a_dead_ones_claims_come_back(
+        pg_database: str) -> None:
+    async with await PostgresStore.open(pg_database) as store:
+        await store.record_many([
+            ArticleRecord(a, [match(a)], [alert()], index_terms(a.title, a.text))
+            for a in (art(f"Story {i}") for i in range(4))])
+    first = await PostgresStore.open(pg_database, lock=False)
+    second = await PostgresStore.open(pg_database, lock=False)
+    try:
+        now = datetime.now(UTC)
+        claimed = await first.claim_route("alerts", now=now, limit=2)
+        assert len(claimed) == 2
+        # another live process delivers the route: nothing to take, nothing to requeue
+        assert await second.claim_route("alerts", now=now, limit=10) == []
+        assert await second.requeue_orphaned() == 0
+        await first.aclose()  # its session ends, as with SIGKILL
+        assert await second.requeue_orphaned() == 2
+        rows = await second.claim_route("alerts", now=now, limit=10)
+        assert [r.id for r in rows] == sorted(r.id for r in rows)
+        assert [r.attempts for r in rows] == [2, 2, 1, 1]
+        assert [await second.maybe_sent(r.id) for r in rows] == [True, True, False, False]
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_version_10_databases_migrate_and_changes_are_notified(pg_database: str) -> None:
+    conn = await asyncpg.connect(pg_database)
+    try:
+        await conn.execute(schema._V10)
+        await conn.execute("INSERT INTO schema_version (version) VALUES (10)")
+        await conn.execute("INSERT INTO source_state (name) VALUES ('old')")
+    finally:
+        await conn.close()
+    heard: list[str] = []
+    async with await PostgresStore.open(pg_database, lock=False) as listener, \
+            await PostgresStore.open(pg_database, lock=False) as writer:
+        await listener.listen(CONFIG_CHANNEL, lambda _c, payload: heard.append(payload))
+        await writer.put_rule(RuleConfig(name="r", query="x"))
+        await writer.mute("r", datetime.now(UTC))
+
+        async def both() -> bool:
+            return heard == ["rules", "mutes"]
+
+        await eventually(both, within=20, what="the rule and mute notifications")
+        # a source of the old schema is claimable; a retired one is not, until registered
+        claimed = await writer.claim_sources(owner="w", until=datetime.now(UTC),
+                                             now=datetime.now(UTC), limit=5)
+        assert [s.name for s in claimed] == ["old"]
+        await writer.retire_source("old")
+        assert await writer.claim_sources(owner="w", until=datetime.now(UTC),
+                                          now=datetime.now(UTC), limit=5) == []
+        await writer.register_sources({"old": None, "new": None})
+        claimed = await writer.claim_sources(owner="w", until=datetime.now(UTC),
+                                             now=datetime.now(UTC), limit=5)
+        assert sorted(s.name for s in claimed) == ["new", "old"]
+        version = (await writer._db.fetch("SELECT version FROM schema_version"))[0][0]
+        assert version == schema.SCHEMA_VERSION == 11
+
+
+class _SharedSink:
+    """One destination that two deliver processes post to: it sees every post in order."""
+
+    def __init__(self, log: list[tuple[str, int]], name: str) -> None:
+        self.log, self.name = log, name
+
+    async def deliver(self, alert: Alert) -> str | None:
+        self.log.append((self.name, alert.id))
+        await asyncio.sleep(0.01)  # a send takes a moment; the other process may try meanwhile
+        return f"m{alert.id}"
+
+
+async def test_two_deliver_processes_post_each_alert_once_and_in_order(
+        tmp_path: Path, pg_database: str) -> None:
+    cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                 sources=[])
+
+    async def write(first: int, n: int) -> None:
+        async with await PostgresStore.open(pg_database, lock=False) as store:
+            await store.record_many([
+                ArticleRecord(a, [match(a)], [alert()], index_terms(a.title, a.text))
+                for a in (art(f"Story {i}") for i in range(first, first + n))])
+
+    await write(0, 30)  # waiting before either starts: both race for the route
+    posted: list[tuple[str, int]] = []
+    async with open_engine(cfg, role="deliver", default_sink=_SharedSink(posted, "a"),
+                           safety_poll=3600), \
+            open_engine(cfg, role="deliver", default_sink=_SharedSink(posted, "b"),
+                        safety_poll=3600):
+        await write(30, 30)  # and more while they run, announced by NOTIFY
+
+        async def all_posted() -> bool:
+            return len(posted) >= 60
+
+        await eventually(all_posted, within=30, what="every alert posted")
+        await asyncio.sleep(0.3)  # a double post, if any, would come now
+    ids = [i for _, i in posted]
+    assert len(ids) == 60 and len(set(ids)) == 60
+    assert ids == sorted(ids)  # one route: strictly in the order written
+    async with await PostgresStore.open(pg_database, readonly=True) as store:
+        assert await store.alert_counts() == {"delivered": 60}
+
+
+async def test_an_article_polled_by_one_worker_joins_the_story_another_worker_began(
+        tmp_path: Path, pg_database: str) -> None:
+    for folder in ("dw", "npr"):
+        (tmp_path / folder).mkdir()
+    cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                 sources=[{"name": n, "type": "folder", "path": n, "settle": "0s",
+                           "every": 0.2} for n in ("dw", "npr")])
+    # the second worker's story index is built before the story exists
+    async with open_engine(cfg, role="poll", start=False) as late:
+        assert await late.watch.story_index() is not None
+        async with open_engine(cfg, role="poll") as first:
+            (tmp_path / "dw" / "a.txt").write_text(
+                "Russian troops mass near Ukraine border, satellite images show\n\n"
+                "New satellite images show Russian troops and armour massing near the "
+                "Ukrainian border at Yelnya.\n")
+
+            async def stored() -> bool:
+                return await first.count_articles() == 1
+
+            await eventually(stored, within=20, what="the first article stored")
+        (tmp_path / "npr" / "b.txt").write_text(
+            "Satellite images show Russian troops massing near Ukraine's border\n\n"
+            "Maxar satellite images show Russian troops and tanks gathering near Yelnya, "
+            "close to Ukraine.\n")
+        report = await late.watch.poll_source("npr")
+        assert report.new == 1
+        found = await late.recent(limit=5)
+        stories = await late.stories_of([a.id for a, _ in found])
+    assert len(found) == 2 and len({s.id for s in stories.values()}) == 1

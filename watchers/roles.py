@@ -1,0 +1,49 @@
+"""Roles: one newswatch split across processes and machines that share a PostgreSQL store.
+
+``newswatch run --role all|poll|deliver|bot``:
+
+- ``all`` (the default): one process does everything, as it always has. It takes the store's
+  one-writer lock, so a second ``all`` (or a role process started by mistake beside it on
+  SQLite) refuses to start instead of requeueing the first one's alerts.
+- ``poll``: the WatchService only — sources, matching, articles and outbox rows. Any number of
+  poll workers share the sources through leases on ``source_state``
+  (:class:`watchers.store.LeaseStore`): each due source is claimed by one worker, polled from
+  the state stored at claim time, saved at once and released; a killed worker's leases expire
+  after ``lease`` and its sources are claimed by the others.
+- ``deliver``: the DeliveryService only. The outbox's NOTIFY wakes it the moment rows are
+  written (its own poll of the table is a slow safety net); a route is delivered by one process
+  at a time, in order, and only a dead process's half-sent rows are requeued (marked maybe
+  sent, so the nonce check keeps Discord messages exactly once).
+- ``bot``: slash commands only (lookups and changes); it neither polls nor delivers.
+
+Every role process opens the store without the one-writer lock and LISTENs for changes: a
+rule, source, server route, mute or pause written by any process (the bot, the CLI) reaches
+every worker within moments (see :meth:`watchers.engine.Engine.reload`). Roles other than
+``all`` need PostgreSQL: SQLite is one process's by design.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from watchers.errors import ConfigError, ConfigIssue
+from watchers.store.open import is_postgres_url
+
+__all__ = ["ROLES", "Role", "check_role"]
+
+Role = Literal["all", "poll", "deliver", "bot"]
+ROLES: tuple[str, ...] = get_args(Role)
+
+
+def check_role(role: str, target: str) -> None:
+    """Refuse a role that cannot run on the store ``target`` (a URL or an SQLite path), with
+    an error naming ``[storage] url``."""
+    if role not in ROLES:
+        raise ConfigError([ConfigIssue("role", f"unknown role {role!r}; expected one of "
+                                       f"{', '.join(ROLES)}")])
+    if role != "all" and not is_postgres_url(target):
+        raise ConfigError([ConfigIssue(
+            "storage.url",
+            f"--role {role} shares the database with other newswatch processes, which needs "
+            "PostgreSQL: set [storage] url to a postgresql://… database (or env:VAR); the "
+            "SQLite file is one process's (run without --role, or --role all)")])
