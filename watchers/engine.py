@@ -1037,7 +1037,7 @@ async def open_engine(
         target = store_path or config.storage.target(config.resolve)
         check_role(role, target)
         shared = role != "all"
-        store = await open_store(target, terms_of=index_terms, lock=not shared)
+        store = await open_store(target, terms_of=index_terms, lock=not shared, shared=shared)
         stack.push_async_callback(store.aclose)
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="newswatch-cpu")
         stack.callback(executor.shutdown, wait=True, cancel_futures=True)

@@ -25,7 +25,7 @@ from tests.store._support import alert, art, match
 from watchers.config import RuleConfig
 from watchers.delivery import Alert
 from watchers.engine import open_engine
-from watchers.errors import ConfigError
+from watchers.errors import ConfigError, StoreError
 from watchers.rules.lookup import index_terms
 from watchers.service import PollReport
 from watchers.store import PostgresStore
@@ -297,3 +297,24 @@ async def test_an_article_polled_by_one_worker_joins_the_story_another_worker_be
         found = await late.recent(limit=5)
         stories = await late.stories_of([a.id for a, _ in found])
     assert len(found) == 2 and len({s.id for s in stories.values()}) == 1
+
+
+async def test_a_process_that_runs_the_database_alone_never_runs_beside_role_processes(
+        tmp_path: Path, pg_database: str) -> None:
+    cfg = config(tmp_path, pg_database, rules=[{"name": "t", "query": "t"}], sources=[])
+    # role processes share the database with each other …
+    async with open_engine(cfg, role="poll", start=False), \
+            open_engine(cfg, role="deliver", start=False):
+        # … but not with a process that takes it as its own (it would requeue their claims)
+        with pytest.raises(StoreError, match=r"newswatch role processes \(pid \d+\) share .*; "
+                                             r"stop them before running it alone"):
+            async with open_engine(cfg, start=False):
+                pass
+    async with open_engine(cfg, start=False):
+        with pytest.raises(StoreError, match=r"runs .* alone \(--role all, or an import or "
+                                             r"copy\); role processes cannot share"):
+            async with open_engine(cfg, role="bot", start=False):
+                pass
+    # once it is gone, the roles start again
+    async with open_engine(cfg, role="poll", start=False):
+        pass

@@ -61,15 +61,18 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         readonly: bool = False,
         min_size: int = 1,
         max_size: int = 10,
+        shared: bool = False,
     ) -> PostgresStore:
         """Open the database at ``url`` (``postgresql://…``), creating or upgrading its schema.
 
         ``lock``: hold the writer lock, refusing to open while another process holds it.
+        ``shared`` (with ``lock=False``): hold it shared, as role processes do — any number of
+        them together, but never beside a process that holds it alone (``--role all``).
         ``readonly``: every transaction is read-only, no lock is taken and nothing changes (the
         schema must be current). ``min_size`` / ``max_size``: the connection pool's bounds.
         """
         db = await Pg.connect(url, lock=lock, readonly=readonly, min_size=min_size,
-                              max_size=max_size)
+                              max_size=max_size, shared=shared)
         try:
             version = await check(db, readonly=readonly)
             if not readonly:

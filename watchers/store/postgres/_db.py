@@ -105,7 +105,7 @@ class Pg:
 
     @classmethod
     async def connect(cls, url: str, *, lock: bool, readonly: bool,
-                      min_size: int = 1, max_size: int = 10) -> Pg:
+                      min_size: int = 1, max_size: int = 10, shared: bool = False) -> Pg:
         name = describe(url)
         settings = {"application_name": f"newswatch pid {os.getpid()}"}
         if readonly:
@@ -119,29 +119,43 @@ class Pg:
             raise StoreError(f"cannot open the database {name}: {_detail(exc)}") from None
         db = cls(pool, name, None, readonly=readonly)
         db._url, db._settings = url, settings
-        if lock and not readonly:
+        if (lock or shared) and not readonly:
             try:
-                await db._take_writer_lock(url, settings)
+                await db._take_writer_lock(url, settings, shared=not lock)
             except BaseException:
                 await pool.close()
                 raise
         return db
 
-    async def _take_writer_lock(self, url: str, settings: dict[str, str]) -> None:
+    async def _take_writer_lock(self, url: str, settings: dict[str, str], *,
+                                shared: bool = False) -> None:
+        """The writer lock: alone (``--role all``, imports, copies) or shared (role processes,
+        any number together). Either refuses while the other kind is held, so a process that
+        takes the store as its own never runs beside workers that share it."""
         try:
             conn = await asyncpg.connect(url, server_settings=settings, timeout=30)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise StoreError(f"cannot open the database {self.name}: {_detail(exc)}") from None
         try:
-            got = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)",
-                                      NEWSWATCH, LOCKS["writer"])
+            how = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+            got = await conn.fetchval(f"SELECT {how}($1, $2)", NEWSWATCH, LOCKS["writer"])
             if not got:
-                holder = await conn.fetchval(
-                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                holders = await conn.fetch(
+                    "SELECT a.application_name, l.mode FROM pg_locks l JOIN pg_stat_activity a "
                     "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid::int8 = $1 "
-                    "AND l.objid::int8 = $2 AND l.objsubid = 2 AND l.granted LIMIT 1",
+                    "AND l.objid::int8 = $2 AND l.objsubid = 2 AND l.granted",
                     NEWSWATCH, LOCKS["writer"])
-                pid = str(holder).rsplit(" ", 1)[-1] if holder else "unknown"
+                pids = sorted({str(h[0]).rsplit(" ", 1)[-1] for h in holders if h[0]})
+                pid = pids[0] if pids else "unknown"
+                if not shared and any(h[1] == "ShareLock" for h in holders):
+                    raise StoreError(
+                        f"newswatch role processes (pid {', '.join(pids)}) share {self.name}; "
+                        "stop them before running it alone (or run this one with --role)")
+                if shared:
+                    raise StoreError(
+                        f"a newswatch process (pid {pid}) runs {self.name} alone (--role all, "
+                        "or an import or copy); role processes cannot share the database with "
+                        "it: stop it first")
                 if pid == str(os.getpid()):
                     raise StoreError(f"{self.name} is already open for writing in this process "
                                      f"(pid {pid}); close that store first")
