@@ -182,7 +182,9 @@ def test_a_failed_copy_into_postgresql_is_marked_and_says_how_to_start_over(
                      r"postgresql://\S+ and create it again", err)
 
     async def refused() -> None:
-        with pytest.raises(StoreError, match="not a newswatch database"):
+        with pytest.raises(StoreError, match=re.escape(
+                "holds an incomplete copy (`newswatch copy` did not finish): drop the database, "
+                "create it again and copy again")):
             await PostgresStore.open(pg_database)
 
     asyncio.run(refused())

@@ -88,7 +88,7 @@ RUNTIME_COLUMNS = frozenset({("source_state", "lease_owner"), ("source_state", "
                              ("source_state", "active"), ("outbox", "claimed_by")})
 
 COPYING_SQLITE_ID = lite_schema.COPYING_APPLICATION_ID
-COPYING_PG_MARK = "newswatch: incomplete copy"
+COPYING_PG_MARK = pg_schema.COPYING_MARK
 
 Kind = Literal["sqlite", "postgres"]
 

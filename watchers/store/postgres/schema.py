@@ -32,7 +32,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 from watchers.errors import StoreError
 from watchers.store.postgres._db import LOCKS, Pg
 
-__all__ = ["FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
+__all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
 
 SCHEMA_VERSION = 11
 
@@ -240,6 +240,9 @@ async def _m11(conn: asyncpg.Connection) -> None:
     await conn.execute(_V11)
 
 
+# schema_version.application of a database ``newswatch copy`` is still filling.
+COPYING_MARK = "newswatch: incomplete copy"
+
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
 MIGRATIONS: dict[int, Migration] = {11: _m11}
 
@@ -256,6 +259,9 @@ async def _version(conn: asyncpg.Connection, name: str) -> int:
         if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
             raise StoreError(f"{name} is not a newswatch database (it holds other tables)")
     row = await conn.fetchrow("SELECT version, application FROM schema_version")
+    if row is not None and row["application"] == COPYING_MARK:
+        raise StoreError(f"{name} holds an incomplete copy (`newswatch copy` did not finish): "
+                         "drop the database, create it again and copy again")
     if row is None or row["application"] != "newswatch":
         raise StoreError(f"{name} is not a newswatch database (its schema_version is not "
                          "newswatch's)")
