@@ -198,9 +198,12 @@ def write_config(path: Path, storage: str, port: int, feeds: int, every: float, 
     path.write_text("\n".join(lines) + "\n")
 
 
-def start(cfg: Path, role: str, log: Path, lease: float) -> subprocess.Popen[bytes]:
+def start(cfg: Path, role: str, log: Path, lease: float, profile: Path | None = None
+          ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
-    args = [sys.executable, "-m", "bot", "run", "-c", str(cfg), "--console"]
+    # --profile: this worker runs under cProfile, which writes its file at a clean stop
+    prof = [] if profile is None else ["-m", "cProfile", "-o", str(profile)]
+    args = [sys.executable, *prof, "-m", "bot", "run", "-c", str(cfg), "--console"]
     if role != "all":
         args += ["--role", role, "--lease", f"{lease}s"]
     with log.open("wb") as err:
@@ -246,7 +249,9 @@ async def scenario(args: argparse.Namespace, storage: str, roles: list[str], tmp
         from watchers.store import PostgresStore
 
         await (await PostgresStore.open(storage)).aclose()  # the schema, before the workers
-    procs = {f"{role}{i}": start(cfg, role, tmp / f"{role}{i}.log", args.lease)
+    profiled = f"poll{len(roles) - 1}" if args.profile and roles[-1] == "poll" else None
+    procs = {f"{role}{i}": start(cfg, role, tmp / f"{role}{i}.log", args.lease,
+                                 tmp / "poll.prof" if f"{role}{i}" == profiled else None)
              for i, role in enumerate(roles)}
     out: dict[str, Any] = {"procs": list(procs)}
     try:
@@ -342,7 +347,49 @@ async def scenario(args: argparse.Namespace, storage: str, roles: list[str], tmp
                 p.kill()
         server.terminate()
         server.join(10)
+    if profiled is not None and (tmp / "poll.prof").exists():
+        out["profile"] = where_time_goes(tmp / "poll.prof")
+        shutil.copy(tmp / "poll.prof", CACHE_PROFILE)  # for a closer look with pstats
     return out
+
+
+CACHE_PROFILE = Path("/tmp/newswatch-bench/poll-worker.prof")
+
+# Where a poll worker's CPU goes, by the code it is in (first match of the file path wins).
+AREAS = (("asyncpg (store round trips)", "asyncpg"), ("store code", "watchers/store"),
+         ("HTTP client (aiohttp, yarl, multidict)", "aiohttp"), ("", "yarl"), ("", "multidict"),
+         ("fetch guard and conditional GET", "watchers/sources/_http"),
+         ("fetch guard and conditional GET", "watchers/sources/_guard"),
+         ("feed parsing", "watchers/sources"), ("feed parsing", "feedparser"),
+         ("scheduling and leases (service)", "watchers/service"),
+         ("matching and stories", "watchers/rules"), ("matching and stories", "watchers/stories"),
+         ("event loop and sockets", "asyncio"), ("event loop and sockets", "selectors"),
+         ("event loop and sockets", "ssl"), ("event loop and sockets", "socket"),
+         ("logging", "logging"))
+
+
+def where_time_goes(path: Path) -> list[tuple[str, float]]:
+    """The profiled worker's own time (tottime) summed by area, largest first, as shares."""
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    by: dict[str, float] = {}
+    total = 0.0
+    for (file, _line, fn), row in stats.stats.items():  # type: ignore[attr-defined]
+        own = float(row[2])
+        if file == "~" and ("epoll" in fn or "select" in fn):
+            continue  # the event loop waiting: idle, not work (cProfile times the wall clock)
+        total += own
+        area = "other"
+        for name, needle in AREAS:
+            if needle in file:
+                area = name or "HTTP client (aiohttp, yarl, multidict)"
+                break
+        if file == "~":
+            area = ("event loop and sockets" if "socket" in fn or "_asyncio" in fn
+                    else "built-ins called from the above (C)")
+        by[area] = by.get(area, 0.0) + own
+    return sorted(((a, t / total) for a, t in by.items()), key=lambda x: -x[1]) if total else []
 
 
 def report(title: str, r: dict[str, Any], args: argparse.Namespace) -> None:
@@ -367,6 +414,11 @@ def report(title: str, r: dict[str, Any], args: argparse.Namespace) -> None:
     if "lost" in r:
         print(f"  alerts lost: {r['lost']}, duplicated: {r['duplicated']}, not yet delivered: "
               f"{r['undelivered']}; outbox {r['states']}")
+    if r.get("profile"):
+        print("  where one poll worker's CPU goes (cProfile, own time by area):")
+        for area, share in r["profile"]:
+            print(f"    {share * 100:5.1f}%  {area}")
+        print(f"  (the profile is kept in {CACHE_PROFILE})")
 
 
 def main() -> None:
@@ -383,6 +435,8 @@ def main() -> None:
     p.add_argument("--hosts", type=int, default=8,
                    help="loopback addresses the feeds are spread over (127.0.0.1 …)")
     p.add_argument("--pg-url", help="a server to create the bench database on")
+    p.add_argument("--profile", action="store_true",
+                   help="profile one poll worker (cProfile) and print where its time goes")
     p.add_argument("--sqlite", action="store_true",
                    help="also run one --role all process on SQLite, for comparison")
     args = p.parse_args()
