@@ -26,6 +26,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 
 from watchers.errors import StoreError
 from watchers.models import Article, Hit, Match
+from watchers.store._shared import CandidateList
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
@@ -40,7 +41,6 @@ from watchers.store.sqlite.articles import _Identities, _identity, prefix_succes
 __all__ = ["ARTICLE_COLS", "ArticlesMixin", "article_of", "fts_to_tsquery",
            "walk_or_index"]
 
-CANDIDATE_PAGE_MAX = 2000
 MIN_PREFIX = 6
 # A candidate page with an index query walks the date index first, WALK_FIRST_PER_ROW rows per
 # row wanted (at least WALK_FIRST_MIN); what the walk found tells how dense the matches are, and
@@ -312,7 +312,7 @@ async def _write_outbox(conn: asyncpg.Connection,
         await conn.executemany(INSERT_OUTBOX, plain)
 
 
-class ArticlesMixin:
+class ArticlesMixin(CandidateList):
     """The :class:`watchers.store.ArticleStore` part of :class:`PostgresStore`."""
 
     _db: Pg
@@ -499,29 +499,6 @@ class ArticlesMixin:
                    f"ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}")
         articles = [article_of(r) for r in await self._db.fetch(sql, *params)]
         return [(a, await self.matches_for(a.id)) for a in articles]
-
-    async def candidates(
-        self,
-        *,
-        fts: str | None,
-        since: datetime | None = None,
-        source: str | None = None,
-        limit: int = 2000,
-        follows: Collection[str] | None = None,
-    ) -> list[Article]:
-        """Articles that may match, newest first: those the index query ``fts`` finds, or all
-        when it is None; at most ``limit``."""
-        out: list[Article] = []
-        after: str | None = None
-        while len(out) < limit:
-            page = await self.candidate_page(fts=fts, since=since, source=source, after=after,
-                                             limit=min(limit - len(out), CANDIDATE_PAGE_MAX),
-                                             follows=follows)
-            out += page.articles
-            if page.next is None:
-                break
-            after = page.next
-        return out[:limit]
 
     async def candidate_page(
         self,

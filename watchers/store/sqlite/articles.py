@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 
 from watchers.models import Article, Hit, Match
+from watchers.store._shared import CandidateList
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
@@ -37,7 +38,6 @@ from watchers.urls import normalise_link
 __all__ = ["ArticlesMixin", "prefix_successor"]
 
 # The most candidates one page reads (bounds one statement's time and memory).
-CANDIDATE_PAGE_MAX = 2000
 # Shortest id prefix that get_article resolves (what /article accepts).
 MIN_PREFIX = 6
 
@@ -272,7 +272,7 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
         conn.executemany(_INSERT_OUTBOX, plain)
 
 
-class ArticlesMixin:
+class ArticlesMixin(CandidateList):
     """The :class:`watchers.store.ArticleStore` part of :class:`SqliteStore`."""
 
     _db: Db
@@ -491,29 +491,6 @@ class ArticlesMixin:
             params = (*vparams, limit)
         articles = [article_of(r) for r in await self._db.fetchall(sql, params)]
         return [(a, await self.matches_for(a.id)) for a in articles]
-
-    async def candidates(
-        self,
-        *,
-        fts: str | None,
-        since: datetime | None = None,
-        source: str | None = None,
-        limit: int = 2000,
-        follows: Collection[str] | None = None,
-    ) -> list[Article]:
-        """Articles that may match, newest first: those the index query ``fts`` finds (see
-        :func:`watchers.rules.lookup.index_query`), or all when it is None; at most ``limit``."""
-        out: list[Article] = []
-        after: str | None = None
-        while len(out) < limit:
-            page = await self.candidate_page(fts=fts, since=since, source=source, after=after,
-                                             limit=min(limit - len(out), CANDIDATE_PAGE_MAX),
-                                             follows=follows)
-            out += page.articles
-            if page.next is None:
-                break
-            after = page.next
-        return out[:limit]
 
     async def candidate_page(
         self,

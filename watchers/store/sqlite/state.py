@@ -19,14 +19,14 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.errors import StoreError
+from watchers.store._shared import M, RuntimeModels
 from watchers.store.base import SourceState
-from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
+from watchers.store.sqlite._db import Db, dt, iso, now
 
 __all__ = ["StateMixin"]
 
@@ -34,9 +34,7 @@ _NO_LEASES = ("source leases (several poll workers) need a PostgreSQL store: set
               "to a postgresql://… database")
 
 log = logging.getLogger(__name__)
-M = TypeVar("M", RuleConfig, SourceConfig, ServerRoute)
 
-_SOURCE: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
 _STATE_COLS = ("name, cursor, polls, last_success, last_error, last_error_at, failures, "
                "next_poll, paused, skipped")
 
@@ -57,17 +55,12 @@ def _state(row: Sequence[Any]) -> SourceState:
     )
 
 
-def _server_route(data: dict[str, Any]) -> ServerRoute:
-    data.pop("origin", None)  # a route has no origin: only servers make them
-    return ServerRoute.model_validate(data)
-
-
 def _one_line(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}"
                      for e in exc.errors())
 
 
-class StateMixin:
+class StateMixin(RuntimeModels):
     """The :class:`watchers.store.StateStore` part of :class:`SqliteStore`."""
 
     _db: Db
@@ -155,44 +148,6 @@ class StateMixin:
         async with self._db.tx() as tx:
             cur = await tx.execute(f"DELETE FROM {table} WHERE name = ?", (key,))
             return cur.rowcount > 0
-
-    async def list_rules(self) -> list[RuleConfig]:
-        """Rules added at run time, by key, as validated models with ``origin="store"``."""
-        return await self._models("rules", "rule", RuleConfig.model_validate)
-
-    async def put_rule(self, rule: RuleConfig) -> None:
-        """Add or replace a run-time rule (keyed by ``rule.key``)."""
-        await self._put("rules", rule.key, rule.guild_id, dump_model(rule, exclude={"origin"}))
-
-    async def delete_rule(self, key: str) -> bool:
-        """Remove the run-time rule of this key (``RuleConfig.key``); False if there is none."""
-        return await self._delete("rules", key)
-
-    async def list_sources(self) -> list[SourceConfig]:
-        """Sources added at run time, by name, as validated models with ``origin="store"``."""
-        return await self._models("sources", "source", _SOURCE.validate_python)
-
-    async def put_source(self, source: SourceConfig) -> None:
-        """Add or replace a run-time source (keyed by ``source.key``)."""
-        await self._put("sources", source.key, source.guild_id,
-                        dump_model(source, exclude={"origin"}))
-
-    async def delete_source(self, key: str) -> bool:
-        """Remove the run-time source of this key (``SourceConfig.key``); False if none."""
-        return await self._delete("sources", key)
-
-    # ------------------------------------------------------------- server routes
-
-    async def list_server_routes(self) -> list[ServerRoute]:
-        """The routes servers picked in Discord, as validated models."""
-        return await self._models("routes", "route", _server_route)
-
-    async def put_server_route(self, route: ServerRoute) -> None:
-        """Add or replace a server's route (keyed by ``route.key``)."""
-        await self._put("routes", route.key, route.guild_id, dump_model(route))
-
-    async def delete_server_route(self, key: str) -> bool:
-        return await self._delete("routes", key)
 
     # ------------------------------------------------------------- mutes
 
