@@ -267,56 +267,34 @@ MAX_BAD_SHOWN = 100
 
 
 class _ImportReport:
-    """Progress and bad lines of an import, on stderr: a bar redrawn in place on a terminal,
-    else one line every ``PROGRESS_EVERY_S`` seconds."""
+    """Progress and bad lines of an import, on stderr (see :class:`bot.progress.ProgressBar`:
+    a line every ``PROGRESS_EVERY_S`` seconds when stderr is not a terminal)."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self.tty = sys.stderr.isatty()
-        self.started = self.last = time.monotonic()
-        self.drawn = False
-        self.bad_seen = 0
+        from bot.progress import ProgressBar
 
-    def _clear(self) -> None:
-        if self.drawn:
-            sys.stderr.write("\r\x1b[K")
-            self.drawn = False
+        self.name = name
+        self.bar = ProgressBar("import")
+        self.bad_seen = 0
 
     def bad_line(self, number: int, reason: str) -> None:
         self.bad_seen += 1
         if self.bad_seen <= MAX_BAD_SHOWN:
-            self._clear()
+            self.bar.clear()
             say(f"{self.name}:{number}: {reason}")
         elif self.bad_seen == MAX_BAD_SHOWN + 1:
-            self._clear()
+            self.bar.clear()
             say("more bad lines; only their count is shown from here on")
 
     def progress(self, p: Any) -> None:
-        now = time.monotonic()
-        rate = p.imported / max(now - self.started, 1e-9)
-        share = f"{p.bytes_read / p.total_bytes:4.0%}" if p.total_bytes else "   ?"
+        rate = p.imported / max(time.monotonic() - self.bar.started, 1e-9)
         counts = (f"{p.lines:,} lines · imported {p.imported:,} · duplicates {p.duplicates:,} "
                   f"· bad {p.bad:,} · {rate:,.0f}/s")
-        if self.tty:
-            if now - self.last < 0.1 and p.bytes_read < p.total_bytes:
-                return
-            width = 24
-            filled = int(width * p.bytes_read / p.total_bytes) if p.total_bytes else 0
-            bar = "#" * filled + "." * (width - filled)
-            sys.stderr.write(f"\r\x1b[K[{bar}] {share} {counts}")
-            sys.stderr.flush()
-            self.drawn = True
-        elif now - self.last >= PROGRESS_EVERY_S:
-            say(f"import {share.strip()}: {counts}")
-        else:
-            return
-        self.last = now
+        self.bar.update(p.bytes_read / p.total_bytes if p.total_bytes else None, counts,
+                        finished=p.bytes_read >= p.total_bytes, every=PROGRESS_EVERY_S)
 
     def done(self) -> None:
-        if self.drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self.drawn = False
+        self.bar.done()
 
 
 async def _import(args: argparse.Namespace) -> int:

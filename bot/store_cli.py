@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from typing import TYPE_CHECKING
 
 from bot.cli_config import config_arg, load
 from bot.logs import say
+from bot.progress import ProgressBar
 
 if TYPE_CHECKING:
     # Imported when a command runs: the copy code loads the PostgreSQL driver, which no other
@@ -82,41 +82,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 class _CopyReport:
-    """Progress of a copy on stderr: a bar redrawn in place on a terminal, else one line every
-    ``PROGRESS_EVERY_S`` seconds."""
+    """Progress of a copy on stderr (see :class:`bot.progress.ProgressBar`: a line every
+    ``PROGRESS_EVERY_S`` seconds when stderr is not a terminal)."""
 
     def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.started = self.last = time.monotonic()
-        self.drawn = False
+        self.bar = ProgressBar("copy")
 
     def progress(self, p: CopyProgress) -> None:
-        now = time.monotonic()
-        finished = p.rows >= p.total
-        rate = p.rows / max(now - self.started, 1e-9)
-        share = p.rows / p.total if p.total else 1.0
+        rate = p.rows / max(time.monotonic() - self.bar.started, 1e-9)
         counts = (f"{p.table} {p.table_rows:,}/{p.table_total:,} · all {p.rows:,}/{p.total:,} "
                   f"rows · {rate:,.0f}/s")
-        if self.tty:
-            if now - self.last < 0.1 and not finished:
-                return
-            width = 24
-            filled = int(width * share)
-            bar = "#" * filled + "." * (width - filled)
-            sys.stderr.write(f"\r\x1b[K[{bar}] {share:4.0%} {counts}")
-            sys.stderr.flush()
-            self.drawn = True
-        elif now - self.last >= PROGRESS_EVERY_S:
-            say(f"copy {share:.0%}: {counts}")
-        else:
-            return
-        self.last = now
+        self.bar.update(p.rows / p.total if p.total else 1.0, counts,
+                        finished=p.rows >= p.total, every=PROGRESS_EVERY_S)
 
     def done(self) -> None:
-        if self.drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self.drawn = False
+        self.bar.done()
 
 
 def _print_counts(summary: CopySummary) -> None:

@@ -1,0 +1,55 @@
+"""Progress of long work on stderr: a bar redrawn in place on a terminal, else one line every
+``every`` seconds (a log, a CI job), so neither floods a file nor leaves a terminal silent."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from bot.logs import say
+
+__all__ = ["ProgressBar"]
+
+WIDTH = 24
+
+
+class ProgressBar:
+    """``update`` as work goes on, ``clear`` before printing a line of one's own, ``done`` at
+    the end. ``what`` names the work in the lines written to a file ("import 40%: …")."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.tty = sys.stderr.isatty()
+        self.started = self.last = time.monotonic()
+        self.drawn = False
+
+    def update(self, share: float | None, counts: str, *, finished: bool, every: float) -> None:
+        """Show ``share`` (0..1; None: unknown) done and ``counts``: at most ten times a second
+        on a terminal (always the last time), else once every ``every`` seconds."""
+        now = time.monotonic()
+        shown = f"{share:4.0%}" if share is not None else "   ?"
+        if self.tty:
+            if now - self.last < 0.1 and not finished:
+                return
+            filled = int(WIDTH * share) if share is not None else 0
+            bar = "#" * filled + "." * (WIDTH - filled)
+            sys.stderr.write(f"\r\x1b[K[{bar}] {shown} {counts}")
+            sys.stderr.flush()
+            self.drawn = True
+        elif now - self.last >= every:
+            say(f"{self.what} {shown.strip()}: {counts}")
+        else:
+            return
+        self.last = now
+
+    def clear(self) -> None:
+        """Take the bar off the line, so a message of one's own prints on a clean line."""
+        if self.drawn:
+            sys.stderr.write("\r\x1b[K")
+            self.drawn = False
+
+    def done(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.drawn = False
