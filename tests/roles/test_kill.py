@@ -54,16 +54,25 @@ async def test_a_killed_workers_sources_are_taken_over_with_nothing_lost_or_doub
                 return len(await rows("SELECT name FROM source_state WHERE polls > 0")) == FEEDS
 
             await eventually(baseline, within=30, what="the first poll of every feed")
-            victim, survivor = workers
+            # the victim: whichever worker is caught holding a slow feed's lease (which one
+            # claims a feed first is up to the scheduler)
+            pids = {w.pid: w for w in workers}
+            caught: list[int] = []
+
+            async def one_holds_slow() -> bool:
+                for r in await rows("SELECT name, lease_owner FROM source_state "
+                                    "WHERE lease_owner IS NOT NULL"):
+                    pid = next((p for p in pids if f":{p}:" in r["lease_owner"]), None)
+                    if pid is not None and int(r["name"][1:]) in SLOW:
+                        caught.append(pid)
+                        return True
+                return False
+
+            await eventually(one_holds_slow, within=30,
+                             what="a worker holding a slow feed's lease")
+            victim = pids[caught[0]]
+            survivor = next(w for w in workers if w is not victim)
             tag = f":{victim.pid}:"
-
-            async def victim_holds_slow() -> bool:
-                held = await rows("SELECT name FROM source_state WHERE lease_owner LIKE "
-                                  f"'%{tag}%'")
-                return any(int(r["name"][1:]) in SLOW for r in held)
-
-            await eventually(victim_holds_slow, within=30,
-                             what="the victim holding a slow feed's lease")
             held = {r["name"] for r in await rows(
                 f"SELECT name FROM source_state WHERE lease_owner LIKE '%{tag}%'")}
             before = {r["name"]: r["polls"] for r in await rows(
