@@ -65,15 +65,17 @@ async def test_two_poll_workers_poll_each_feed_once_per_interval_between_them(
     assert held == []
     for i, path in enumerate(paths):
         times = server.times[path]
+        reported = polls["a"][f"f{i}"] + polls["b"][f"f{i}"]
         # one worker at a time, each poll saved before the next claim: the stored count is
-        # the number of requests, and no two requests of a feed came within its interval
-        assert states[f"f{i}"].polls == len(times), path
+        # the number of polls the workers finished, each reported once …
+        assert states[f"f{i}"].polls == reported, path
+        # … and every request but one the stop cut short (at most one: one lease at a time)
+        assert reported <= len(times) <= reported + 1, (path, reported, times)
+        # no two requests of a feed came within its interval
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) > EVERY / 2, (path, gaps)
-    # both workers took part, and between them every poll was reported once
+    # both workers took part
     assert polls["a"] and polls["b"]
-    assert polls["a"] + polls["b"] == Counter({f"f{i}": len(server.times[p])
-                                               for i, p in enumerate(paths)})
 
 
 async def test_a_deliver_process_wakes_on_the_notify_of_a_poll_process(
