@@ -74,7 +74,7 @@ from watchers.store.base import (
     StoryRecord,
 )
 from watchers.surge import Trend
-from watchers.tenancy import Tenancy, feed_key
+from watchers.tenancy import Tenancy, feed_key, url_of
 from watchers.trends import trend_of
 
 __all__ = [
@@ -322,7 +322,7 @@ class Engine:
         """The stored source name of a source as ``guild`` names it, or NewswatchError."""
         own = self.tenancy.follows_of(guild)
         if name in own:
-            return feed_key(str(getattr(own[name], "url", "")))
+            return feed_key(url_of(own[name]))
         if name in self._shared_sources():
             return name
         if not name.startswith(SERVER_FEED_PREFIX):
@@ -724,7 +724,7 @@ class Engine:
                  if guild is None or not c.name.startswith(SERVER_FEED_PREFIX)]
         if guild is not None:
             for name, f in sorted(self.tenancy.follows_of(guild).items()):
-                key = feed_key(str(getattr(f, "url", "")))
+                key = feed_key(url_of(f))
                 state = health.get(key) or SourceState(key)
                 views.append(SourceView(name, f.type, describe_source(f), f.every, f.origin,
                                         dataclasses.replace(state, name=name), shared=False))
@@ -769,12 +769,12 @@ class Engine:
                                  "choose another name")
         shared = next((c.name for c in self.watch.source_configs()
                        if not c.name.startswith(SERVER_FEED_PREFIX)
-                       and str(getattr(c, "url", "")).strip() == url), None)
+                       and url_of(c) == url), None)
         if shared is not None:
             raise NewswatchError(f"this feed is already watched for every server as "
                                  f"{shared!r}; its articles are in your lookups already")
         same = next((n for n, f in own.items()
-                     if n != source.name and str(getattr(f, "url", "")).strip() == url), None)
+                     if n != source.name and url_of(f) == url), None)
         if same is not None:
             raise NewswatchError(f"this server already follows that feed as {same!r}")
         limit = self.config.discord.max_sources_per_server
@@ -785,8 +785,8 @@ class Engine:
         self.tenancy.follows[source.key] = source
         try:
             await self._sync_feed(url)
-            if before is not None and str(getattr(before, "url", "")).strip() != url:
-                await self._sync_feed(str(getattr(before, "url", "")))
+            if before is not None and url_of(before) != url:
+                await self._sync_feed(url_of(before))
         except BaseException:
             # Refused (the fetch allowlist): back to the follows as they were.
             if before is None:
@@ -832,7 +832,7 @@ class Engine:
                 return False
             await self.store.delete_source(follow.key)
             del self.tenancy.follows[follow.key]
-            await self._sync_feed(str(getattr(follow, "url", "")))
+            await self._sync_feed(url_of(follow))
             return True
         if name not in self.watch.source_names() or name.startswith(SERVER_FEED_PREFIX):
             return False
@@ -852,7 +852,7 @@ class Engine:
                     raise NewswatchError(f"source {name!r} is shared by every server; only "
                                          "the operator can resume it")
                 return False
-            return await self.watch.resume_source(feed_key(str(getattr(follow, "url", ""))))
+            return await self.watch.resume_source(feed_key(url_of(follow)))
         return await self.watch.resume_source(name)
 
     # ------------------------------------------------------------------ routes

@@ -29,7 +29,7 @@ from datetime import timedelta
 from watchers.config import Config, FeedSourceConfig, RouteConfig, ServerRoute, SourceConfig
 from watchers.store.base import SERVER_FEED_PREFIX
 
-__all__ = ["Tenancy", "feed_key"]
+__all__ = ["Tenancy", "feed_key", "url_of"]
 
 
 def feed_key(url: str) -> str:
@@ -96,7 +96,7 @@ class Tenancy:
 
     def labels(self, guild: int) -> dict[str, str]:
         """Feed key → the name ``guild`` gave it, for each feed the server follows."""
-        return {feed_key(_url(f)): f.name for f in self.follows.values() if f.guild_id == guild}
+        return {feed_key(url_of(f)): f.name for f in self.follows.values() if f.guild_id == guild}
 
     def feed_keys(self, guild: int) -> tuple[str, ...]:
         """The keys of the feeds ``guild`` follows (what store lookups take as ``follows``)."""
@@ -104,7 +104,7 @@ class Tenancy:
 
     def followers(self, url: str) -> list[SourceConfig]:
         key = feed_key(url)
-        return sorted((f for f in self.follows.values() if feed_key(_url(f)) == key),
+        return sorted((f for f in self.follows.values() if feed_key(url_of(f)) == key),
                       key=lambda f: f.key)
 
     def feed(self, url: str) -> FeedSourceConfig | None:
@@ -119,7 +119,7 @@ class Tenancy:
 
     def feeds(self) -> list[FeedSourceConfig]:
         """Every followed feed, once."""
-        urls = {feed_key(_url(f)): _url(f) for f in self.follows.values()}
+        urls = {feed_key(url_of(f)): url_of(f) for f in self.follows.values()}
         return [cfg for url in urls.values() if (cfg := self.feed(url)) is not None]
 
     def audience(self, url: str) -> tuple[tuple[int, str], ...]:
@@ -128,9 +128,10 @@ class Tenancy:
                      if f.guild_id is not None)
 
     def audiences(self) -> dict[str, tuple[tuple[int, str], ...]]:
-        urls = {feed_key(_url(f)): _url(f) for f in self.follows.values()}
+        urls = {feed_key(url_of(f)): url_of(f) for f in self.follows.values()}
         return {key: self.audience(url) for key, url in urls.items()}
 
 
-def _url(source: SourceConfig) -> str:
+def url_of(source: SourceConfig) -> str:
+    """The URL a source polls (a feed's; "" for a folder), as compared for shared fetch."""
     return str(getattr(source, "url", "")).strip()

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.models import Article
@@ -22,12 +24,19 @@ from watchers.store.sqlite._db import dump_model
 __all__ = ["CANDIDATE_PAGE_MAX", "SOURCE_MODEL", "CandidateList", "M", "RuntimeModels",
            "server_route"]
 
+log = logging.getLogger(__name__)
+
 M = TypeVar("M", RuleConfig, SourceConfig, ServerRoute)
 
 SOURCE_MODEL: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
 
 # The most candidates one page reads.
 CANDIDATE_PAGE_MAX = 2000
+
+
+def _one_line(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}"
+                     for e in exc.errors())
 
 
 def server_route(data: dict[str, Any]) -> ServerRoute:
@@ -38,10 +47,23 @@ def server_route(data: dict[str, Any]) -> ServerRoute:
 class RuntimeModels:
     """Run-time rules, sources and server routes over a backend's table primitives."""
 
+    async def _rows(self, table: str) -> list[tuple[str, str]]:
+        """(key, model JSON) of every row of ``table``, in code-point order of the key."""
+        raise NotImplementedError
+
     async def _models(self, table: str, what: str, validate: Callable[[dict[str, Any]], M]
                       ) -> list[M]:
-        """The valid models stored in ``table``, by key; an invalid one is logged, skipped."""
-        raise NotImplementedError
+        """The valid models stored in ``table``, by key, with ``origin="store"``. A row that no
+        longer validates (the model changed under it) is logged and skipped, never fatal: one
+        bad row must not stop a start."""
+        out: list[M] = []
+        for key, model in await self._rows(table):
+            try:
+                out.append(validate({**json.loads(model), "origin": "store"}))
+            except ValidationError as exc:
+                log.warning("stored %s %r is not valid and was skipped: %s", what, str(key),
+                            _one_line(exc))
+        return out
 
     async def _put(self, table: str, key: str, guild_id: int | None, model: str) -> None:
         raise NotImplementedError

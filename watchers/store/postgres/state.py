@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
-from pydantic import ValidationError
 
-from watchers.store._shared import M, RuntimeModels
+from watchers.store._shared import RuntimeModels
 from watchers.store.base import SourceState
 from watchers.store.postgres._db import Pg, now
 
@@ -64,11 +62,6 @@ def _state(row: asyncpg.Record) -> SourceState:
         paused=row["paused"],
         skipped=row["skipped"],
     )
-
-
-def _one_line(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}"
-                     for e in exc.errors())
 
 
 class StateMixin(RuntimeModels):
@@ -179,20 +172,12 @@ class StateMixin(RuntimeModels):
 
     # ------------------------------------------------------------- run-time rules and sources
 
-    async def _models(self, table: str, what: str, validate: Callable[[dict[str, Any]], M]
-                      ) -> list[M]:
-        """The valid models stored in ``table``, by name; an invalid one is logged and skipped."""
+    async def _rows(self, table: str) -> list[tuple[str, str]]:
         assert table in _TABLES
-        out: list[M] = []
         # COLLATE "C": code point order, as SQLite's BINARY order lists them.
-        for name, model in await self._db.fetch(
-                f"SELECT name, model FROM {table} ORDER BY name COLLATE \"C\""):
-            try:
-                out.append(validate({**json.loads(model), "origin": "store"}))
-            except ValidationError as exc:
-                log.warning("stored %s %r is not valid and was skipped: %s", what, str(name),
-                            _one_line(exc))
-        return out
+        rows = await self._db.fetch(
+            f"SELECT name, model FROM {table} ORDER BY name COLLATE \"C\"")
+        return [(str(k), str(m)) for k, m in rows]
 
     async def _put(self, table: str, key: str, guild_id: int | None, model: str) -> None:
         assert table in _TABLES

@@ -21,10 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from watchers.errors import StoreError
-from watchers.store._shared import M, RuntimeModels
+from watchers.store._shared import RuntimeModels
 from watchers.store.base import SourceState
 from watchers.store.sqlite._db import Db, dt, iso, now
 
@@ -53,11 +51,6 @@ def _state(row: Sequence[Any]) -> SourceState:
         paused=bool(paused),
         skipped=skipped,
     )
-
-
-def _one_line(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}"
-                     for e in exc.errors())
 
 
 class StateMixin(RuntimeModels):
@@ -123,18 +116,9 @@ class StateMixin(RuntimeModels):
 
     # ------------------------------------------------------------- run-time rules and sources
 
-    async def _models(self, table: str, what: str, validate: Callable[[dict[str, Any]], M]
-                      ) -> list[M]:
-        """The valid models stored in ``table``, by name; an invalid one is logged and skipped."""
-        out: list[M] = []
-        for name, model in await self._db.fetchall(
-                f"SELECT name, model FROM {table} ORDER BY name"):
-            try:
-                out.append(validate({**json.loads(model), "origin": "store"}))
-            except ValidationError as exc:
-                log.warning("stored %s %r is not valid and was skipped: %s", what, str(name),
-                            _one_line(exc))
-        return out
+    async def _rows(self, table: str) -> list[tuple[str, str]]:
+        rows = await self._db.fetchall(f"SELECT name, model FROM {table} ORDER BY name")
+        return [(str(k), str(m)) for k, m in rows]
 
     async def _put(self, table: str, key: str, guild_id: int | None, model: str) -> None:
         async with self._db.tx() as tx:
