@@ -39,7 +39,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -95,6 +95,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_V = TypeVar("_V")
 
 
 
@@ -959,9 +960,34 @@ class Engine:
                                  f"{', '.join(sorted(known)) or 'none'}")
         return await self.delivery.digest_now(route)
 
-    async def delivery_status(self) -> DeliveryStatus:
-        """The outbox by state, paused destinations, backoffs and recent rejections."""
-        return await self.delivery.status()
+    async def delivery_status(self, guild: int | None = None) -> DeliveryStatus:
+        """The outbox by state, paused destinations, backoffs and recent rejections. With
+        ``guild``: only the routes that server sees (the config file's and its own), by label,
+        and the alert counts of those routes."""
+        st = await self.delivery.status()
+        if guild is None:
+            return st
+        own = f"{guild}:"
+
+        def seen(route: str) -> bool:  # a config route's name has no ':'
+            return ":" not in route or route.startswith(own)
+
+        label = self.route_label
+
+        def keep(d: Mapping[str, _V]) -> dict[str, _V]:
+            return {label(k): v for k, v in d.items() if seen(k)}
+
+        waiting = [dataclasses.replace(r, route=label(r.route)) for r in st.waiting
+                   if seen(r.route)]
+        return dataclasses.replace(
+            st, counts=(await self.stats(guild=guild)).alerts, paused=keep(st.paused),
+            held=keep(st.held), backing_off=keep(st.backing_off),
+            rejected=[dataclasses.replace(r, route=label(r.route)) for r in st.rejected
+                      if seen(r.route)],
+            waiting=waiting,
+            stories={k: v for k, v in st.stories.items()
+                     if any(r.story_id == k for r in waiting)},
+            scheduled=keep(st.scheduled), next_digest=keep(st.next_digest))
 
     def paused_routes(self) -> dict[str, str]:
         """Paused destinations and why."""

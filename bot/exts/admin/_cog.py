@@ -6,8 +6,7 @@ channels, shown by label (``#name``), never on another server's: those are left 
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -23,33 +22,7 @@ from bot.interactions import (
     routes_seen,
 )
 from bot.logs import redact
-from watchers.delivery import DeliveryStatus
-from watchers.engine import Engine
 from watchers.errors import NewswatchError
-
-_V = TypeVar("_V")
-
-
-async def scoped_status(engine: Engine, st: DeliveryStatus, guild: int) -> DeliveryStatus:
-    """``st`` as ``guild`` may see it: only the routes it sees, by label, and the alert counts
-    of those routes."""
-    seen = set(routes_seen({*engine.route_names(), *st.paused, *st.held, *st.backing_off,
-                            *st.scheduled, *st.next_digest,
-                            *(r.route for r in (*st.rejected, *st.waiting))}, guild))
-    label = engine.route_label
-
-    def keep(d: dict[str, _V]) -> dict[str, _V]:
-        return {label(k): v for k, v in d.items() if k in seen}
-
-    waiting = [replace(r, route=label(r.route)) for r in st.waiting if r.route in seen]
-    return replace(
-        st, counts=(await engine.stats(guild=guild)).alerts, paused=keep(st.paused),
-        held=keep(st.held), backing_off=keep(st.backing_off),
-        rejected=[replace(r, route=label(r.route)) for r in st.rejected if r.route in seen],
-        waiting=waiting,
-        stories={k: v for k, v in st.stories.items()
-                 if any(r.story_id == k for r in waiting)},
-        scheduled=keep(st.scheduled), next_digest=keep(st.next_digest))
 
 
 @app_commands.default_permissions(ADMIN_PERMISSIONS)
@@ -63,9 +36,7 @@ class AdminCog(NewswatchCog, commands.GroupCog, group_name="alerts",
     @app_commands.command(name="status")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
         """Alerts by state, paused destinations, rejections, waiting alerts and digest schedules."""
-        st = await self.engine.delivery_status()
-        if interaction.guild_id is not None:
-            st = await scoped_status(self.engine, st, interaction.guild_id)
+        st = await self.engine.delivery_status(guild=interaction.guild_id)
         embed = delivery_embed(st, redact)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
