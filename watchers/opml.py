@@ -35,6 +35,9 @@ from xml.parsers import expat
 
 from watchers.errors import ConfigError, NewswatchError
 
+# As /sources add allows; longer URLs would also make every report line that quotes one huge.
+from watchers.sources.feed import MAX_URL
+
 if TYPE_CHECKING:
     from watchers.engine import Engine
 
@@ -59,8 +62,6 @@ __all__ = [
 MAX_BYTES = 5 * 1024 * 1024
 #: Feeds one file may add; each becomes a polled source, so a huge list is a mistake or an attack.
 MAX_ENTRIES = 1000
-#: As /sources add allows; longer URLs would also make every report line that quotes one huge.
-MAX_URL = 2000
 _NAME_MAX = 64
 _TEXT_MAX = 200  # longest title kept from a file (names are cut to 64 anyway)
 

@@ -54,12 +54,17 @@ __all__ = [
     "parse_retry_after",
 ]
 
+# The longest feed URL taken (browsers and servers stop near 2,000 characters; a longer one is
+# a mistake or an attack, refused before anything is fetched or stored).
+MAX_URL = 2000
+
+
 class FeedSourceConfig(SourceConfigBase):
     """``[[sources]] type = "feed"``: ``url`` (http or https), ``every`` (default 5m) and
     ``backfill`` (how many of the first poll's newest items may alert; default 0)."""
 
     type: Literal["feed"]
-    url: str
+    url: str = Field(max_length=MAX_URL)
     backfill: int = Field(default=0, ge=0)
 
     @field_validator("url")
