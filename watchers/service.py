@@ -33,6 +33,7 @@ import os
 import random
 import secrets
 import socket
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -71,8 +72,11 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 # Articles per write transaction: a poll of thousands is written in a few short transactions
 # rather than one per article, and none holds the write lock for long.
 INGEST_BATCH = 500
-# Shared workers read the stories others grew since their last look, this much earlier.
-STORY_SYNC_SLACK = timedelta(hours=1)
+# Shared workers read the stories others wrote since their last look (by the database's clock
+# of the writes), this much earlier: a write whose transaction was still committing then.
+STORY_SYNC_SLACK = timedelta(seconds=5)
+# ... and look at most this often (every poll with new articles would ask otherwise).
+STORY_SYNC_EVERY = 1.0
 # How often a shared worker registers its sources again (see WatchService._claim_loop).
 REREGISTER = timedelta(minutes=5)
 # Live stories restored at start above which their objects are frozen out of the collector.
@@ -170,6 +174,7 @@ class WatchService:
     owner: str = field(default_factory=lambda: (
         f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"))
     _inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _unreleased: dict[str, SourceState] = field(default_factory=dict, init=False)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _server_sets: dict[int, RuleSet] = field(default_factory=dict, init=False)
     _ruleset: RuleSet = field(init=False)
@@ -182,7 +187,8 @@ class WatchService:
     _book: _StateBook = field(init=False)
     _stories: StoryIndex | None = field(default=None, init=False)
     _stories_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-    _stories_synced: datetime | None = field(default=None, init=False)
+    _stories_synced: datetime | None = field(default=None, init=False)  # database's clock
+    _stories_looked: float = field(default=0.0, init=False)  # monotonic, this process's
 
     def __post_init__(self) -> None:
         self._book = _StateBook(self.store, self._fatal)
@@ -198,6 +204,9 @@ class WatchService:
             return None
         async with self._stories_lock:
             if self._stories is None:
+                if self.shared:  # later writes by other workers are read from here on
+                    _, clock = await self.store.stories_touched(None)
+                    self._stories_synced = clock - STORY_SYNC_SLACK
                 live = await self.store.live_stories(self.story_window)
 
                 def build() -> StoryIndex:  # CPU-bound for many stories: off the event loop
@@ -208,7 +217,6 @@ class WatchService:
                     return index
 
                 loop = asyncio.get_running_loop()
-                self._stories_synced = datetime.now(UTC)
                 self._stories = await loop.run_in_executor(self.executor, build)
                 if len(self._stories) > FREEZE_STORIES:
                     # Many long-lived story objects: keep the cyclic collector from walking
@@ -218,14 +226,18 @@ class WatchService:
             return self._stories
 
     async def _sync_stories(self, stories: StoryIndex) -> None:
-        """Shared: take the stories other workers started or grew since the last look (by
-        their last report, with an hour's slack for late-published articles), so an article
-        polled here joins a story another worker's article began. Two workers grouping
-        articles of a new event in the same moment may still start two stories."""
-        now = datetime.now(UTC)
-        since = (self._stories_synced or now) - STORY_SYNC_SLACK
-        self._stories_synced = now
-        found = await self.store.live_stories(since)
+        """Shared: take the stories other workers started or grew since the last look (by when
+        they were written, on the database's clock), so an article polled here joins a story
+        another worker's article began. At most one look a second, shared by the polls
+        meanwhile; each reads only what was written since the one before (and the slack), so
+        its cost follows the rate of writes, not the number of live stories. Two workers
+        grouping articles of a new event in the same second may still start two stories."""
+        async with self._stories_lock:
+            if time.monotonic() - self._stories_looked < STORY_SYNC_EVERY:
+                return
+            found, clock = await self.store.stories_touched(self._stories_synced)
+            self._stories_synced = clock - STORY_SYNC_SLACK
+            self._stories_looked = time.monotonic()
         if not found:
             return
 
@@ -444,7 +456,13 @@ class WatchService:
             await self._poll_guarded(running)
         finally:
             done = self._book.take(state.name) or state
-        if not await self.store.release_source(done, owner=self.owner):
+        try:
+            released = await self.store.release_source(done, owner=self.owner)
+        except asyncio.CancelledError:
+            # Stopped while saving a finished poll: the stop saves it (still leased here).
+            self._unreleased[state.name] = done
+            raise
+        if not released:
             log.warning("source %s: lease lost while polling (another worker took it over); "
                         "its newer state kept", state.name)
 
@@ -511,6 +529,8 @@ class WatchService:
         self._tasks.clear()
         try:
             if self.shared and self._started:
+                for state in self._unreleased.values():  # finished polls the stop cut short
+                    await self.store.release_source(state, owner=self.owner)
                 # Polls cut short hand their sources straight back to the other workers.
                 await self.store.release_leases(self.owner)
             await self._book.flush()

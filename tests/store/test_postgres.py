@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -18,7 +18,8 @@ from tests.conftest import REPO
 from tests.store._support import alert, art, match
 from watchers.errors import StoreError
 from watchers.rules.lookup import index_terms
-from watchers.store.base import ArticleRecord
+from watchers.models import Article
+from watchers.store.base import ArticleRecord, StoryLink
 from watchers.store.postgres import PostgresStore, describe, fts_to_tsquery
 from watchers.store.postgres.schema import SCHEMA_VERSION
 
@@ -232,3 +233,30 @@ def test_a_missing_postgresql_skips_with_how_to_enable_it_but_fails_under_ci(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="under CI the PostgreSQL tests must run"):
         pg._missing("initdb and pg_ctl are not on PATH")
+
+
+async def test_a_worker_reads_only_the_stories_written_since_its_last_look(
+        pg_database: str) -> None:
+    def rec(a: Article, story: str, outlet: str) -> ArticleRecord:
+        return ArticleRecord(a, [match(a)], [alert()], index_terms(a.title, a.text),
+                             StoryLink(story, f"sig of {story}", outlet, datetime.now(UTC)))
+
+    async with await PostgresStore.open(pg_database) as store:
+        none, clock = await store.stories_touched(None)
+        assert none == []  # None: only the clock
+        troops = art("Troops mass at the border")
+        await store.record_many([rec(troops, "s1", "dw")])
+        found, after_first = await store.stories_touched(clock)
+        assert [s.id for s in found] == ["s1"]
+        await store.record_many([rec(art("Talks in Geneva end"), "s2", "npr")])
+        found, after_second = await store.stories_touched(after_first)
+        assert [s.id for s in found] == ["s2"]  # s1 was not written again
+        assert after_second > after_first
+        # a story grown by another outlet is written again (the trigger, whoever writes)
+        await store.add_outlet(troops.id, "bbc", datetime.now(UTC) + timedelta(seconds=1),
+                               [])
+        found, _ = await store.stories_touched(after_second)
+        assert [(s.id, s.outlets) for s in found] == [("s1", ("dw", "bbc"))]
+        # nothing written since: nothing read
+        _, now = await store.stories_touched(None)
+        assert (await store.stories_touched(now))[0] == []

@@ -7,8 +7,9 @@ version numbers for the same shape of data, so a copy between backends can compa
   transaction. PostgreSQL's history starts at version 10 (the SQLite schema of the same
   version, with routes), so there is nothing older to migrate from. Version 11 is
   PostgreSQL's own (several processes: source leases, the claimer of an outbox row, the
-  NOTIFY triggers); SQLite, one process by design, has no use for it and stays at 10, so a
-  copy compares versions 10 and 11 as the same shape of data.
+  NOTIFY triggers), and so is 12 (when each story was last written); SQLite, one process by
+  design, has no use for them and stays at 10, so a copy compares versions 10 to 12 as the
+  same shape of data.
 - ``MIGRATIONS[v]`` takes a database from ``v - 1`` to ``v`` in its own transaction together
   with the version bump (PostgreSQL's DDL is transactional: a crash leaves a whole version).
   Never edit one that has shipped.
@@ -34,7 +35,7 @@ from watchers.store.postgres._db import LOCKS, Pg
 
 __all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 _V10 = """
 CREATE TABLE schema_version (
@@ -231,7 +232,23 @@ CREATE TRIGGER route_pauses_changed AFTER INSERT OR UPDATE OR DELETE ON route_pa
     FOR EACH STATEMENT EXECUTE FUNCTION newswatch_config_notify();
 """
 
-FRESH = _V10 + _V11
+# Version 12: stories.touched_at, when a story was last written (the database's clock, set by
+# a trigger so every writer keeps it), indexed: a poll worker reads the stories the others
+# started or grew since its last look without reading every live story again (each poll did,
+# which made a worker's cost grow with the square of the stories of the last hour).
+_V12 = """
+ALTER TABLE stories ADD COLUMN touched_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity';
+CREATE INDEX stories_touched ON stories(touched_at);
+CREATE FUNCTION newswatch_story_touched() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.touched_at := clock_timestamp();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER stories_touched BEFORE INSERT OR UPDATE ON stories
+    FOR EACH ROW EXECUTE FUNCTION newswatch_story_touched();
+"""
+
+FRESH = _V10 + _V11 + _V12
 
 Migration = Callable[[asyncpg.Connection], Awaitable[None]]
 
@@ -240,11 +257,15 @@ async def _m11(conn: asyncpg.Connection) -> None:
     await conn.execute(_V11)
 
 
+async def _m12(conn: asyncpg.Connection) -> None:
+    await conn.execute(_V12)
+
+
 # schema_version.application of a database ``newswatch copy`` is still filling.
 COPYING_MARK = "newswatch: incomplete copy"
 
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
-MIGRATIONS: dict[int, Migration] = {11: _m11}
+MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:

@@ -145,6 +145,19 @@ class StoriesMixin:
             f"SELECT {STORY_COLS} FROM stories WHERE last_seen >= $1 ORDER BY last_seen", since)
         return [story_of(r) for r in rows]
 
+    async def stories_touched(self, after: datetime | None
+                              ) -> tuple[list[StoryRecord], datetime]:
+        """Stories written after ``after`` (the database's clock; None: none), oldest write
+        first, and the database's clock before they were read: the next call's ``after``,
+        less a slack for writes that were still committing (see WatchService._sync_stories)."""
+        clock = await self._db.fetchval("SELECT clock_timestamp()")
+        if after is None:
+            return [], clock
+        rows = await self._db.fetch(
+            f"SELECT {STORY_COLS} FROM stories WHERE touched_at > $1 ORDER BY touched_at",
+            after)
+        return [story_of(r) for r in rows], clock
+
     async def get_story(self, story_id: str) -> StoryRecord | None:
         rows = await self._db.fetch(f"SELECT {STORY_COLS} FROM stories WHERE id = $1", story_id)
         return story_of(rows[0]) if rows else None

@@ -23,7 +23,7 @@ from typing import Any
 
 from watchers.errors import StoreError
 from watchers.store._shared import RuntimeModels
-from watchers.store.base import SourceState
+from watchers.store.base import SourceState, StoryRecord
 from watchers.store.sqlite._db import Db, dt, iso, now
 
 __all__ = ["StateMixin"]
@@ -84,6 +84,10 @@ class StateMixin(RuntimeModels):
 
     async def listen(self, channel: str, listener: Callable[[str, str], None]) -> None:
         return None  # one process: nobody else changes anything
+
+    async def stories_touched(self, after: datetime | None
+                              ) -> tuple[list[StoryRecord], datetime]:
+        return [], now()  # one process: no other process writes stories
 
     async def source_state(self, name: str) -> SourceState | None:
         rows = await self._db.fetchall(
