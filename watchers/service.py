@@ -384,6 +384,9 @@ class WatchService:
             task = asyncio.create_task(self._claim_loop(), name="newswatch-source-leases")
             task.add_done_callback(self._task_done)
             self._tasks[""] = task  # no source has an empty name
+            renew = asyncio.create_task(self._renew_loop(), name="newswatch-lease-renewal")
+            renew.add_done_callback(self._task_done)
+            self._tasks["\0"] = renew
             return
         self._book.write_behind = True
         # Many sources never polled before would all poll in the same second, and then again
@@ -404,7 +407,7 @@ class WatchService:
             for r in running})
 
     async def _claim_loop(self) -> None:
-        renewed = registered = datetime.now(UTC)
+        registered = datetime.now(UTC)
         while True:
             self._wakeup.clear()
             now = datetime.now(UTC)
@@ -426,16 +429,21 @@ class WatchService:
                                            name=f"newswatch-source-{state.name}")
                 self._inflight[state.name] = task
                 task.add_done_callback(self._leased_done)
-            if now - renewed > self.lease / 3 and self._inflight:
-                renewed = now
-                await self.store.renew_leases(list(self._inflight), owner=self.owner,
-                                              until=now + self.lease)
             if claimed and len(claimed) == free:
                 continue  # more may be due; a finished poll frees a slot (and wakes us)
-            # Often enough to renew leases in time however short they are.
-            tick = min(self.claim_every, self.lease.total_seconds() / 4)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=tick)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.claim_every)
+
+    async def _renew_loop(self) -> None:
+        """Extend the leases of the polls running here, three times a lease: a task of its own,
+        so a claim waiting for the database (or a long batch of claims) never lets a running
+        poll's lease lapse and its source be polled twice."""
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            if self._inflight:
+                await self.store.renew_leases(list(self._inflight), owner=self.owner,
+                                              until=datetime.now(UTC) + self.lease)
 
     def _leased_done(self, task: asyncio.Task[None]) -> None:
         for name, t in list(self._inflight.items()):

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -76,6 +76,27 @@ async def test_two_poll_workers_poll_each_feed_once_per_interval_between_them(
         assert min(gaps) > EVERY / 2, (path, gaps)
     # both workers took part
     assert polls["a"] and polls["b"]
+
+
+async def test_a_poll_longer_than_the_lease_keeps_its_source_from_the_other_worker(
+        tmp_path: Path, pg_database: str) -> None:
+    async with TimedFeedServer() as server:
+        slow = 2.5  # seconds the feed takes to answer: more than the 1 s lease
+        server.set("/slow", feed_route(("g", "story slow"), delay=slow))
+        cfg = config(tmp_path, pg_database, rules=[{"name": "all", "query": "story"}],
+                     sources=[{"name": "slow", "type": "feed", "url": server.url("/slow"),
+                               "every": 0.5}])
+        lease = timedelta(seconds=1)
+        async with open_engine(cfg, role="poll", lease=lease), \
+                open_engine(cfg, role="poll", lease=lease):
+
+            async def polled_thrice() -> bool:
+                return len(server.times.get("/slow", [])) >= 3
+
+            await eventually(polled_thrice, within=40, what="three polls of the slow feed")
+    # each poll's lease was renewed while it ran: no poll began before the previous one ended
+    gaps = [b - a for a, b in itertools.pairwise(server.times["/slow"])]
+    assert min(gaps) >= slow, gaps
 
 
 async def test_a_deliver_process_wakes_on_the_notify_of_a_poll_process(

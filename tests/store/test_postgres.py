@@ -17,8 +17,8 @@ import pytest
 from tests.conftest import REPO
 from tests.store._support import alert, art, match
 from watchers.errors import StoreError
-from watchers.rules.lookup import index_terms
 from watchers.models import Article
+from watchers.rules.lookup import index_terms
 from watchers.store.base import ArticleRecord, StoryLink
 from watchers.store.postgres import PostgresStore, describe, fts_to_tsquery
 from watchers.store.postgres.schema import SCHEMA_VERSION

@@ -82,10 +82,12 @@ _ORDER = {"articles": "rowid", "outbox": "id"}
 _TERMS = "terms"
 _ID_SEQUENCES = (("articles", "rowid"), ("outbox", "id"))
 # What running processes hold on PostgreSQL (a poll worker's source lease, the session sending
-# an outbox row): meaningless in another database, so never copied; the destination's defaults
-# (no lease, no claimer) stand.
+# an outbox row, when a story was last written for the workers' story sync): meaningless in
+# another database, so never copied; the destination's defaults (no lease, no claimer, written
+# by the copy) stand.
 RUNTIME_COLUMNS = frozenset({("source_state", "lease_owner"), ("source_state", "lease_until"),
-                             ("source_state", "active"), ("outbox", "claimed_by")})
+                             ("source_state", "active"), ("outbox", "claimed_by"),
+                             ("stories", "touched_at")})
 
 COPYING_SQLITE_ID = lite_schema.COPYING_APPLICATION_ID
 COPYING_PG_MARK = pg_schema.COPYING_MARK

@@ -83,6 +83,15 @@ async def _init(conn: asyncpg.Connection) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
+async def _released(conn: asyncpg.Connection) -> None:
+    """What a connection goes through on its way back to the pool, beyond asyncpg's own
+    rollback of a transaction left open: nothing. asyncpg's default reset (``RESET ALL``,
+    ``UNLISTEN *``, ``pg_advisory_unlock_all()`` …) is a round trip on every release, a quarter
+    of a poll worker's store time, and undoes nothing here: a pool connection never holds
+    session state (locks are transaction-scoped, LISTEN and the writer lock have connections
+    of their own), and the time zone ``_init`` sets is meant to last."""
+
+
 class Pg:
     """The pool of one store, with its transactions, writer lock and error translation."""
 
@@ -112,8 +121,8 @@ class Pg:
             settings["default_transaction_read_only"] = "on"
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=min_size, max_size=max_size, init=_init, server_settings=settings,
-                command_timeout=60, timeout=30)
+                url, min_size=min_size, max_size=max_size, init=_init, reset=_released,
+                server_settings=settings, command_timeout=60, timeout=30)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
                 ValueError) as exc:
             raise StoreError(f"cannot open the database {name}: {_detail(exc)}") from None
@@ -305,9 +314,15 @@ class Pg:
         return rows[0][0] if rows else None
 
     async def execute(self, sql: str, *args: Any) -> int:
-        """One statement in its own transaction; returns the rows it changed."""
-        async with self.tx() as conn:
-            return rowcount(await conn.execute(sql, *args))
+        """One statement, atomic on its own (PostgreSQL runs it as its own transaction: no
+        BEGIN and COMMIT round trips); returns the rows it changed."""
+        if self._closed:
+            raise StoreError(f"the store {self.name} is closed")
+        try:
+            async with self.pool.acquire() as conn:
+                return rowcount(await conn.execute(sql, *args))
+        except _DRIVER_ERRORS as exc:
+            raise self.error(exc) from None
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         async with self.tx() as conn:

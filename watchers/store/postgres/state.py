@@ -124,17 +124,16 @@ class StateMixin(RuntimeModels):
         due first."""
         if limit <= 0:
             return []
-        async with self._db.tx() as conn:
-            rows = await conn.fetch(
-                # Never polled (NULL) sorts first; the index is on this very expression, so
-                # the scan stops at the first source not yet due.
-                "WITH due AS (SELECT name FROM source_state WHERE active "
-                "AND COALESCE(next_poll, '-infinity') <= $1 "
-                "AND (lease_until IS NULL OR lease_until < $1) "
-                "ORDER BY COALESCE(next_poll, '-infinity') LIMIT $2 FOR UPDATE SKIP LOCKED) "
-                "UPDATE source_state s SET lease_owner = $3, lease_until = $4 FROM due "
-                f"WHERE s.name = due.name RETURNING {_cols('s')}",
-                now, limit, owner, until)
+        rows = await self._db.fetch(  # one statement: atomic without BEGIN/COMMIT
+            # Never polled (NULL) sorts first; the index is on this very expression, so
+            # the scan stops at the first source not yet due.
+            "WITH due AS (SELECT name FROM source_state WHERE active "
+            "AND COALESCE(next_poll, '-infinity') <= $1 "
+            "AND (lease_until IS NULL OR lease_until < $1) "
+            "ORDER BY COALESCE(next_poll, '-infinity') LIMIT $2 FOR UPDATE SKIP LOCKED) "
+            "UPDATE source_state s SET lease_owner = $3, lease_until = $4 FROM due "
+            f"WHERE s.name = due.name RETURNING {_cols('s')}",
+            now, limit, owner, until)
         found = [_state(r) for r in rows]
         found.sort(key=lambda st: (st.next_poll is not None, st.next_poll or now))
         return found
