@@ -342,13 +342,10 @@ class WatchService:
 
     async def resume_source(self, name: str) -> bool:
         if self.shared:
-            # Another process polls it: due now, from the state as stored (its lease, cursor
-            # and poll count are the poller's, left alone).
-            state = await self.store.source_state(name)
-            if state is None or name not in self._running:
+            # Another process polls it: due now, changed in place (its lease, cursor and poll
+            # count are the poller's, left alone, even by a poll finishing at this moment).
+            if name not in self._running or not await self.store.resume_shared(name):
                 return False
-            await self.store.save_source_state(
-                replace(state, paused=False, failures=0, next_poll=None))
             self.poke(name)
             return True
         state = (await self._book.all()).get(name)

@@ -19,7 +19,7 @@ from tests.store._support import alert, art, match
 from watchers.errors import StoreError
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
-from watchers.store.base import ArticleRecord, StoryLink
+from watchers.store.base import ArticleRecord, SourceState, StoryLink
 from watchers.store.postgres import PostgresStore, describe, fts_to_tsquery
 from watchers.store.postgres.schema import SCHEMA_VERSION
 
@@ -260,3 +260,24 @@ async def test_a_worker_reads_only_the_stories_written_since_its_last_look(
         # nothing written since: nothing read
         _, now = await store.stories_touched(None)
         assert (await store.stories_touched(now))[0] == []
+
+
+async def test_resuming_a_leased_source_leaves_the_pollers_cursor_and_lease_alone(
+        pg_database: str) -> None:
+    async with await PostgresStore.open(pg_database, lock=False) as store:
+        await store.register_sources({"wire": None})
+        now = datetime.now(UTC)
+        (claimed,) = await store.claim_sources(owner="w1", until=now + timedelta(minutes=1),
+                                               now=now, limit=1)
+        # the bot resumes it while the worker polls …
+        assert await store.resume_shared("wire")
+        assert not await store.resume_shared("nobody")
+        # … and the worker's poll then saves what it found: its lease was kept, so it may
+        polled = SourceState(name="wire", cursor={"etag": '"v2"'}, polls=claimed.polls + 1,
+                             failures=3, paused=True,
+                             next_poll=now + timedelta(hours=1))
+        assert await store.release_source(polled, owner="w1")
+        assert await store.resume_shared("wire")  # a paused source, resumed in place
+        (state,) = await store.all_source_states()
+        assert (state.cursor, state.polls) == ({"etag": '"v2"'}, polled.polls)
+        assert (state.paused, state.failures, state.next_poll) == (False, 0, None)

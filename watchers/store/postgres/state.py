@@ -117,6 +117,14 @@ class StateMixin(RuntimeModels):
             "UPDATE source_state SET active = FALSE, lease_owner = NULL, lease_until = NULL "
             "WHERE name = $1", name)
 
+    async def resume_shared(self, name: str) -> bool:
+        """Make a paused or backing-off source due now, in place: its cursor, poll count and
+        lease stay the poller's (a poll finishing meanwhile keeps what it saved). False when
+        the source has no state yet."""
+        return await self._db.execute(
+            "UPDATE source_state SET paused = FALSE, failures = 0, next_poll = NULL "
+            "WHERE name = $1", name) > 0
+
     async def claim_sources(self, *, owner: str, until: datetime, now: datetime, limit: int
                             ) -> list[SourceState]:
         """Lease up to ``limit`` active sources that are due by ``now`` and not leased (or

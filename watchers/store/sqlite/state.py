@@ -66,6 +66,9 @@ class StateMixin(RuntimeModels):
     async def retire_source(self, name: str) -> None:
         raise StoreError(_NO_LEASES)
 
+    async def resume_shared(self, name: str) -> bool:
+        raise StoreError(_NO_LEASES)
+
     async def claim_sources(self, *, owner: str, until: datetime, now: datetime, limit: int
                             ) -> list[SourceState]:
         raise StoreError(_NO_LEASES)
