@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
@@ -281,3 +282,33 @@ async def test_resuming_a_leased_source_leaves_the_pollers_cursor_and_lease_alon
         (state,) = await store.all_source_states()
         assert (state.cursor, state.polls) == ({"etag": '"v2"'}, polled.polls)
         assert (state.paused, state.failures, state.next_poll) == (False, 0, None)
+
+
+async def test_workers_registering_claiming_and_renewing_at_once_never_deadlock(
+        pg_database: str) -> None:
+    names = [f"f{i}" for i in range(300)]
+    stores = [await PostgresStore.open(pg_database, lock=False) for _ in range(3)]
+
+    async def worker(store: PostgresStore, owner: str, seed: int) -> None:
+        rnd = random.Random(seed)
+        for _ in range(12):
+            # every statement that locks many rows is handed them in its own random order
+            await store.register_sources(dict.fromkeys(rnd.sample(names, len(names))))
+            now = datetime.now(UTC)
+            # leases that have already run out: the other workers claim the same sources
+            held = await store.claim_sources(owner=owner, until=now, now=now + timedelta(
+                seconds=1), limit=120)
+            mine = rnd.sample([s.name for s in held], len(held))
+            await asyncio.gather(
+                store.renew_leases(mine, owner=owner, until=now),
+                store.save_source_states(rnd.sample(held, len(held))),
+                *(store.release_source(s, owner=owner) for s in held[:20]))
+            await store.release_leases(owner)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(
+            *(worker(s, f"w{i}", i) for i, s in enumerate(stores))), timeout=50)
+        assert len(await stores[0].all_source_states()) == len(names)
+    finally:
+        for s in stores:
+            await s.aclose()

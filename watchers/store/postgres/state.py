@@ -47,6 +47,11 @@ def _cols(alias: str) -> str:
 
 
 _TABLES = frozenset({"rules", "sources", "routes"})
+# Every statement that locks several source_state rows locks them in one order, code points
+# of the name (Python's sorted() too), so two workers' statements never wait on each other in
+# a cycle (PostgreSQL would abort one with "deadlock detected", which stops that worker).
+_LOCK_ORDER = 'ORDER BY name COLLATE "C" FOR UPDATE'
+
 
 
 def _state(row: asyncpg.Record) -> SourceState:
@@ -83,7 +88,7 @@ class StateMixin(RuntimeModels):
             return
         # The last state of a name wins, as successive replaces would leave it; an upsert of
         # one statement may not touch a row twice.
-        last = {s.name: s for s in states}
+        last = {s.name: s for s in sorted(states, key=lambda st: st.name)}  # lock order
         await self._db.executemany(
             f"INSERT INTO source_state ({_STATE_COLS}) "
             "VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10) "
@@ -104,11 +109,20 @@ class StateMixin(RuntimeModels):
         at the given time (None: now); an existing row keeps its state and becomes active."""
         if not first_polls:
             return
+        # Rows are locked in name order by every multi-row statement here (see _LOCK_ORDER):
+        # an ON CONFLICT DO UPDATE would lock every existing row in the order given, and a
+        # worker renewing its leases meanwhile could deadlock with it. DO NOTHING locks no
+        # existing row; the retired ones are then woken in name order.
+        names = sorted(first_polls)
         await self._db.execute(
             "INSERT INTO source_state (name, next_poll) "
-            "SELECT * FROM unnest($1::text[], $2::timestamptz[]) "
-            "ON CONFLICT (name) DO UPDATE SET active = TRUE WHERE NOT source_state.active",
-            list(first_polls), list(first_polls.values()))
+            "SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (name) DO NOTHING",
+            names, [first_polls[n] for n in names])
+        await self._db.execute(
+            "WITH woken AS (SELECT name FROM source_state WHERE name = ANY($1::text[]) "
+            f"AND NOT active {_LOCK_ORDER}) "
+            "UPDATE source_state s SET active = TRUE FROM woken WHERE s.name = woken.name",
+            names)
 
     async def retire_source(self, name: str) -> None:
         """No longer claim this source (removed; its state is kept, as for health), and free
@@ -163,14 +177,17 @@ class StateMixin(RuntimeModels):
         if not names:
             return 0
         return await self._db.execute(
-            "UPDATE source_state SET lease_until = $3 WHERE lease_owner = $1 "
-            "AND name = ANY($2::text[])", owner, list(names), until)
+            "WITH mine AS (SELECT name FROM source_state WHERE lease_owner = $1 "
+            f"AND name = ANY($2::text[]) {_LOCK_ORDER}) "
+            "UPDATE source_state s SET lease_until = $3 FROM mine WHERE s.name = mine.name",
+            owner, list(names), until)
 
     async def release_leases(self, owner: str) -> int:
         """Free every lease ``owner`` holds (a worker stopping), states unchanged."""
         return await self._db.execute(
-            "UPDATE source_state SET lease_owner = NULL, lease_until = NULL "
-            "WHERE lease_owner = $1", owner)
+            f"WITH mine AS (SELECT name FROM source_state WHERE lease_owner = $1 {_LOCK_ORDER}) "
+            "UPDATE source_state s SET lease_owner = NULL, lease_until = NULL FROM mine "
+            "WHERE s.name = mine.name", owner)
 
     async def all_source_states(self) -> list[SourceState]:
         rows = await self._db.fetch(
