@@ -223,6 +223,15 @@ def tokenise_only(article: Article) -> None:
     analysis.field("text")
 
 
+_BARE_WORD = re.compile(r"\w+")
+
+
+def bare_regex(article: Article) -> None:
+    """A bare ``re.findall`` word pass over the article: the machine's speed, for context."""
+    _BARE_WORD.findall(article.title)
+    _BARE_WORD.findall(article.text)
+
+
 def source_of(article: Article) -> str:
     return {"fwd": "reddit headlines", "bbc": "bbc full text", "kj": "scraped pages"}.get(
         article.id.split("-")[0], "other"
@@ -246,6 +255,11 @@ def table(
     # Warm the shared caches (word folding, frequencies) so the first row is not penalised.
     for a in articles:
         tokenise_only(a)
+    bare = per_second(bare_regex, articles, repeat=3)
+    print(
+        f"a bare re.findall word pass: {bare:,.0f} articles/s on this machine now "
+        "(rates below scale with it)\n"
+    )
 
     header = (
         f"{'rules':>6} {'compile s':>9} {'(a) naive/s':>12} {'(b) compiled/s':>15} "
@@ -265,9 +279,16 @@ def table(
         naive_rate = per_second(rs.match_naive, sample)
         # The compiled path is warmed over the articles once (its token cache is part of its
         # design) and checked against the naive loop on the naive sample.
+        roomy: RuleSet | None = None
         for a in sample:
             if rs.match(a) != rs.match_naive(a):
-                raise SystemExit(f"compiled and naive results differ on {a.id} at {n} rules")
+                # Regexes share a wall-clock budget per article, which a loaded machine can
+                # exhaust in one run and not the other; only a difference that remains with a
+                # budget no article reaches is a wrong result.
+                roomy = roomy or RuleSet(rules, regex_budget=3600.0)
+                if roomy.match(a) != roomy.match_naive(a):
+                    raise SystemExit(f"compiled and naive results differ on {a.id} at {n} rules")
+                print(f"  ({a.id}: a regex ran out of its time budget in one run; equal without)")
         matches = sum(len(rs.match(a)) for a in articles) / len(articles)
         candidates = sum(len(rs.candidates(a)) for a in articles) / len(articles)
         compiled_rate = per_second(rs.match, articles, repeat=2)

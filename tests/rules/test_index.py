@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import pytest
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watchers.models import Article
 from watchers.rules import Rule, RuleSet, parse
-from watchers.rules.index import RuleIndex, _anchors, required_literals
+from watchers.rules.index import (
+    _GRAM_SCREEN_FROM,
+    RuleIndex,
+    _anchors,
+    _RegexScreen,
+    _screen_form,
+    required_literals,
+)
 from watchers.rules.matcher import Analysis
 from watchers.rules.variants import shipped_aliases
 
@@ -194,3 +204,32 @@ def test_fuzzy_cache_overflow_keeps_results(monkeypatch: pytest.MonkeyPatch) -> 
         art = Article(title=text)
         assert rules.match(art) == rules.match_naive(art)
         assert rules.match(art)
+
+
+# Enough literals for the pure screen to look them up by their first three letters.
+_SCREEN_WORDS = [f"{a}{b}{c}" for a in "kyivt" for b in "roai" for c in "opsn"] + ["ky", "ro"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(_SCREEN_WORDS), min_size=1, max_size=40),
+    st.lists(
+        st.text(alphabet="kyivtroapsKYIVS \u017f\u0131-.", max_size=60), min_size=1, max_size=3
+    ),
+)
+def test_pure_regex_screen_finds_each_literal_in_the_texts(
+    words: list[str], texts: list[str]
+) -> None:
+    patterns = [f"{w}s? x" for w in _SCREEN_WORDS] + [f"{w}.i" for w in words]
+    screen = _RegexScreen(patterns)
+    assert len(screen.literals) >= _GRAM_SCREEN_FROM
+    screen._db = None  # the pure path, with or without Hyperscan installed
+    joined = "\x00".join(_screen_form(t) for t in texts if t)
+    expected = set(screen.unscreened)
+    for lit, needing in screen.literals.items():
+        if lit in joined:
+            expected.update(needing)
+    assert screen.matching(texts) == expected
+    # a superset of the patterns that match, as screening must be
+    matched = {p for p in patterns if any(regex.search(p, t, regex.IGNORECASE) for t in texts)}
+    assert matched <= expected

@@ -15,8 +15,9 @@ seen before is compared with the whole fuzzy vocabulary in one batch (``process.
 dictionary lookups for aliases, transliteration keys and letter swaps).
 
 Regular expressions are screened by the literal strings they require, found for all of them in
-one scan (Hyperscan when the ``hyperscan`` package is present); a regex with no such string is
-tried on every article, within the article's regex budget.
+one scan (Hyperscan when the ``hyperscan`` package is present; otherwise each literal whose first
+three letters occur in the text is searched for); a regex with no such string is tried on every
+article, within the article's regex budget.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, compress, pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
 from rapidfuzz import process
@@ -60,6 +61,8 @@ R = TypeVar("R", bound=IndexedRule)
 Anchor = tuple[Any, ...]
 
 _CACHE_LIMIT = 200_000
+# From this many regex literals the pure screen looks them up by their first three letters.
+_GRAM_SCREEN_FROM = 64
 _REGEX_COST = 1e7  # a regex rule is screened by one scan, but costs more than a rare word
 
 
@@ -228,6 +231,12 @@ class _RegexScreen:
                     self.literals.setdefault(lit, []).append(p)
         self._ordered = sorted(self.literals)
         self._db: Any = _hyperscan_literals(self._ordered)
+        # Without Hyperscan, many literals are first screened by their first three letters:
+        # a text's three-letter sequences are one C-level pass, and a literal whose first three
+        # are not among them is not in the text. Short literals are searched for directly.
+        self._short = [lit for lit in self._ordered if len(lit) < 3]
+        self._by_gram = [lit for lit in self._ordered if len(lit) >= 3]
+        self._grams = [tuple(lit[:3]) for lit in self._by_gram]
 
     def matching(self, texts: Iterable[str]) -> set[str]:
         """Patterns that may match one of ``texts``: a superset of those that do."""
@@ -239,7 +248,13 @@ class _RegexScreen:
             # One string to search: a literal never holds NUL, so none is found across a join.
             text = "\x00".join(lowered)
             literals = self.literals
-            for lit in [lit for lit in self._ordered if lit in text]:
+            if len(self._ordered) < _GRAM_SCREEN_FROM:
+                present = [lit for lit in self._ordered if lit in text]
+            else:
+                grams = set(zip(text, text[1:], text[2:], strict=False))
+                maybe = compress(self._by_gram, map(grams.__contains__, self._grams))
+                present = [lit for lit in chain(self._short, maybe) if lit in text]
+            for lit in present:
                 found.update(literals[lit])
             return found
         seen: set[int] = set()

@@ -162,6 +162,10 @@ class Evaluator:
         self.aliases = aliases
         self.fuzzy_candidates = fuzzy_candidates
         self._plain = {} if plain_words is None else plain_words
+        self._no_alias: dict[str, bool] = {}
+        # Per phrase node, whether its words are found by their keys alone; by identity, as
+        # hashing a node costs more than the answer, and holding the node keeps its id unique.
+        self._plain_phrases: dict[int, tuple[Phrase, bool]] = {}
         self._terms: dict[tuple[str, str, str, float], list[tuple[int, Verdict | None]]] = {}
         self._occs: dict[tuple[str, str, float], list[_Occ]] = {}
         self._regex: dict[tuple[str, str], list[tuple[int, int]] | None] = {}
@@ -187,7 +191,7 @@ class Evaluator:
         out: list[tuple[int, Verdict | None]] = []
         if term.kind == "prefix":
             prefix = term.norm
-            out = [(i, None) for i, tok in enumerate(ft.tokens) if tok.norm.startswith(prefix)]
+            out = [(i, None) for i, n in enumerate(ft.norms) if n.startswith(prefix)]
         elif not fuzzy:
             keys = self.aliases.of(term.key) if self.aliases is not None else frozenset()
             by_key = ft.by_key
@@ -257,25 +261,35 @@ class Evaluator:
         if not found and not occs:
             self._occs[ck] = _NONE
             return _NONE
-        tokens = self.analysis.field(field).tokens
+        # The columns, not Token views: a token's norm is read only for a variant to report.
+        ft = self.analysis.field(field)
+        starts, ends, pos, last = ft.starts, ft.ends, ft.pos, ft.last
         for i, verdict in found:
-            tok = tokens[i]
             if verdict is None:
-                raw: _RawHit = (rank, tok.start, tok.end, label, field, "prefix", 100.0, tok.norm)
+                raw: _RawHit = (
+                    rank,
+                    starts[i],
+                    ends[i],
+                    label,
+                    field,
+                    "prefix",
+                    100.0,
+                    ft.norms[i],
+                )
             elif verdict.kind == "exact":
-                raw = (rank, tok.start, tok.end, label, field, "exact", 100.0, None)
+                raw = (rank, starts[i], ends[i], label, field, "exact", 100.0, None)
             else:
                 raw = (
                     rank,
-                    tok.start,
-                    tok.end,
+                    starts[i],
+                    ends[i],
                     label,
                     field,
                     verdict.kind,
                     verdict.score,
-                    tok.norm,
+                    ft.norms[i],
                 )
-            occs.append((rank, tok.pos, tok.last, (raw,)))
+            occs.append((rank, pos[i], last[i], (raw,)))
         if splits:
             occs.sort(key=_BY_PLACE)
         self._occs[ck] = occs
@@ -316,12 +330,20 @@ class Evaluator:
             )
         return plain
 
+    def _unaliased(self, key: str) -> bool:
+        """Whether a word is in no alias group: inside a phrase it is then found by its key
+        alone (a phrase's words are matched as written; compound readings are for terms)."""
+        plain = self._no_alias.get(key)
+        if plain is None:
+            plain = self._no_alias[key] = not (self.aliases is not None and self.aliases.of(key))
+        return plain
+
     def _split_occs(
         self, term: Term, field: str, splits: tuple[tuple[str, str], ...]
     ) -> list[_Occ]:
         """Where a closed compound is written as two adjacent words ("cyber attack")."""
         ft = self.analysis.field(field)
-        tokens = ft.tokens
+        pos, last, starts, ends = ft.pos, ft.last, ft.starts, ft.ends
         rank = _FIELD_RANK[field]
         out: list[_Occ] = []
         for left, right in splits:
@@ -329,28 +351,27 @@ class Evaluator:
             ri = ft.by_key.get(right)
             if not li or not ri:
                 continue
-            after = {tokens[j].pos: j for j in ri}
+            after = {pos[j]: j for j in ri}
             for i in li:
-                a = tokens[i]
-                j = after.get(a.last + 1)
-                if j is None or tokens[j].pos != tokens[j].last:
+                j = after.get(last[i] + 1)
+                if j is None or pos[j] != last[j]:
                     continue
-                b = tokens[j]
                 # Written apart means a space between: "cyber-attack" is the compound token's
                 # hit already, and "cyber, attack" is two words.
-                if not ft.text[a.end : b.start].isspace():
+                if not ft.text[ends[i] : starts[j]].isspace():
                     continue
+                norms = ft.norms
                 raw: _RawHit = (
                     rank,
-                    a.start,
-                    b.end,
+                    starts[i],
+                    ends[j],
                     term.text,
                     field,
                     "exact",
                     100.0,
-                    f"{a.norm} {b.norm}",
+                    f"{norms[i]} {norms[j]}",
                 )
-                out.append((rank, a.pos, b.last, (raw,)))
+                out.append((rank, pos[i], last[j], (raw,)))
         return out
 
     # -- positional nodes -----------------------------------------------------------------------
@@ -381,7 +402,13 @@ class Evaluator:
         raise TypeError(f"not a positional node: {node!r}")  # the parser prevents this
 
     def _phrase(self, node: Phrase, field: str, threshold: float) -> list[_Occ]:
-        if node.slop == 0 and all(w.kind == "word" and self._is_plain(w.key) for w in node.words):
+        known = self._plain_phrases.get(id(node))
+        if known is None:
+            plain = node.slop == 0 and all(
+                w.kind == "word" and self._unaliased(w.key) for w in node.words
+            )
+            known = self._plain_phrases[id(node)] = (node, plain)
+        if known[1]:
             return self._plain_phrase(node, field)
         return self._any_phrase(node, field, threshold)
 
@@ -433,7 +460,8 @@ class Evaluator:
         return out
 
     def _plain_phrase(self, node: Phrase, field: str) -> list[_Occ]:
-        """An exact phrase of plain words: what :meth:`_phrase` finds, by position lookups."""
+        """An exact phrase of words in no alias group: what :meth:`_any_phrase` finds, by
+        position lookups."""
         ft = self.analysis.field(field)
         by_key = ft.by_key
         first = by_key.get(node.words[0].key)
@@ -599,8 +627,12 @@ class Evaluator:
         text = self._texts.get(field)
         if text is None:
             text = self._texts[field] = self.analysis.article.field(field)
-        hit: Hit = _trusted(
-            Hit,
+        # What _trusted does, inline: a match builds a model per hit, and this is most of the
+        # cost of evidence.
+        hit: Hit = _new_model(Hit)
+        _set_attr(
+            hit,
+            "__dict__",
             {
                 "term": h[3],
                 "field": field,
@@ -612,6 +644,9 @@ class Evaluator:
                 "variant": h[7],
             },
         )
+        _set_attr(hit, "__pydantic_fields_set__", set(_HIT_FIELDS))
+        _set_attr(hit, "__pydantic_extra__", None)
+        _set_attr(hit, "__pydantic_private__", None)
         self._hits[h] = hit
         return hit
 
@@ -633,6 +668,14 @@ class Evaluator:
                 hit = self._hit(h)
             return (hit,), float(round(_FIELD_WEIGHT[h[0]] * h[6] / 100.0, 4))
         ordered = sorted(raw, key=_BY_SIG)
+        if len(set(map(_BY_SIG, ordered))) == len(ordered):
+            # No two hits of one term on one span (the common case: nothing to settle), so
+            # every hit is kept in this order and each counts.
+            made = self._hits
+            hits = [made.get(h) or self._hit(h) for h in ordered[:MAX_HITS]]
+            weight = _FIELD_WEIGHT
+            score = sum([weight[h[0]] * h[6] / 100.0 for h in ordered])
+            return tuple(hits), float(round(score, 4))
         out: list[Hit] = []
         weights: list[float] = []
         made = self._hits
@@ -657,6 +700,8 @@ class Evaluator:
 
 _M = TypeVar("_M", bound=BaseModel)
 _set_attr = object.__setattr__
+_new_model = object.__new__
+_HIT_FIELDS: Final = frozenset(Hit.model_fields)
 
 
 def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:

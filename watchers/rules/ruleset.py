@@ -169,8 +169,13 @@ class RuleSet:
         """The rules that match ``article``, ordered by rule name, each with its evidence."""
         return self.match_report(article).matches
 
-    def match_report(self, article: Article, *, regex_budget: float | None = None,
-                     analysis: Analysis | None = None) -> MatchReport:
+    def match_report(
+        self,
+        article: Article,
+        *,
+        regex_budget: float | None = None,
+        analysis: Analysis | None = None,
+    ) -> MatchReport:
         """:meth:`match`, and the rules whose regexes ran out of the article's budget.
 
         ``regex_budget`` replaces the rule set's budget for this article. ``analysis`` (of this

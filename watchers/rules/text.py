@@ -13,9 +13,9 @@ position; positions count words, which is what phrases and NEAR measure.
 last position) plus an index from key to token numbers: matching reads those, and builds a
 :class:`Token` only for the words it reports. It equals what :func:`tokenize` returns, token for
 token; its lists are filled by C-level passes (split, accumulate, map over the folding cache),
-its norms only when read, and its key index finds token numbers only when a rule asks (by
-C-level list scans for the first few keys, then all at once), since tokenising is a large part
-of the cost of matching.
+its norms only when read, and its key index finds token numbers only when a rule asks (from
+each key's first and last token number, and C-level list scans between them), since tokenising
+is a large part of the cost of matching.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, KeysView, Mapping, Sequence
 from itertools import accumulate, compress
 from operator import itemgetter
-from typing import NamedTuple, cast, overload
+from typing import NamedTuple, overload
 
 __all__ = [
     "FieldText",
@@ -215,70 +215,54 @@ class _Tokens(Sequence[Token]):
             yield _new(Token, t)
 
 
-# Keys of a field looked up by scanning before all are indexed in one pass.
-_SCANS = 12
-
-
 class KeyIndex(Mapping[str, list[int]]):
     """Key → token numbers (ascending) of one field, found when first asked for.
 
-    The key set alone (what the rule index reads) is built in C. The first few keys asked for
-    are found by C-level list scans, bounded by each key's last token number; from
-    :data:`_SCANS` on, every key's token numbers are found in one pass (a Python step per
-    token), which costs less than scanning for dozens of keys.
+    The key set alone (what the rule index reads) is built in C, with each key's last token
+    number; its first is found (also in C) when a rule first asks. Most words of an article occur
+    once, so first == last answers most lookups; a repeated word is found by C-level list scans
+    between its first and last token, which never walk tokens outside that range.
     """
 
-    __slots__ = ("_found", "_keys", "_last", "_scans")
+    __slots__ = ("_first", "_found", "_keys", "_last")
 
     def __init__(self, keys: list[str]) -> None:
         self._keys = keys
         self._last = dict(zip(keys, range(len(keys)), strict=True))
+        self._first: dict[str, int] | None = None
         self._found: dict[str, list[int]] = {}
-        self._scans = 0
 
-    def _index(self) -> dict[str, list[int]]:
-        found: dict[str, list[int]] = {}
-        for i, k in enumerate(self._keys):
-            slot = found.get(k)
-            if slot is None:
-                found[k] = [i]
-            else:
-                slot.append(i)
-        self._found = found
-        self._scans = -1  # all found
-        return found
-
-    def _scan(self, k: str) -> list[int]:
-        stop = self._last[k] + 1
-        keys = self._keys
-        i = keys.index(k, 0, stop)
-        found = [i]
-        while i + 1 < stop:
-            i = keys.index(k, i + 1, stop)
-            found.append(i)
+    def _lookup(self, k: str, stop: int) -> list[int]:
+        first = self._first
+        if first is None:
+            n = len(self._keys)
+            first = self._first = dict(zip(reversed(self._keys), range(n - 1, -1, -1), strict=True))
+        i = first[k]
+        if i == stop:
+            found = [i]
+        else:
+            index = self._keys.index
+            found = [i]
+            while i < stop:
+                i = index(k, i + 1, stop + 1)
+                found.append(i)
         self._found[k] = found
-        self._scans += 1
         return found
 
     def __getitem__(self, k: str) -> list[int]:
         found = self._found.get(k)
         if found is not None:
             return found
-        if self._scans < 0:
-            raise KeyError(k)
-        if self._scans < _SCANS:
-            return self._scan(k)
-        return self._index()[k]
+        return self._lookup(k, self._last[k])
 
     def get(self, k: str, default: list[int] | None = None) -> list[int] | None:  # type: ignore[override]
         found = self._found.get(k)
         if found is not None:
             return found
-        if self._scans < 0 or k not in self._last:
+        stop = self._last.get(k)
+        if stop is None:
             return default
-        if self._scans < _SCANS:
-            return self._scan(k)
-        return self._index()[k]
+        return self._lookup(k, stop)
 
     def __contains__(self, k: object) -> bool:
         return k in self._last
@@ -360,62 +344,72 @@ class FieldText:
         offsets = list(accumulate(map(len, pieces)))
         starts = offsets[0:-1:2]
         ends = offsets[1::2]
-        cached: list[_Folded | None] = list(map(_FOLDED.get, raws))
-        folded = cast("list[_Folded]", cached)
-        if None in cached:
-            folded = [f or _fold_word(r) for f, r in zip(cached, raws, strict=True)]
+        try:
+            folded = list(map(_FOLDED.__getitem__, raws))
+        except KeyError:  # a word not seen before (or the cache was cleared)
+            folded = list(map(_fold_word, raws))
         odd = list(compress(range(len(raws)), map(_ODD, folded)))
         keys = list(map(_KEY, folded))
         ft._folded, ft._odd, ft._norms = folded, odd, None
-        heads: list[tuple[int, int]] = []  # (token number, parts) of each compound
         if odd:
-            keys, starts, ends, heads = _expand(keys, starts, ends, odd, folded)
-        ft.keys, ft.starts, ft.ends = keys, starts, ends
-        if heads:
-            # A compound takes no position of its own: it shares its first part's.
-            consumes = [1] * len(keys)
-            for h, _ in heads:
-                consumes[h] = 0
-            pos = list(accumulate(consumes, initial=0))
-            pos.pop()
-            last = pos.copy()
-            for h, n in heads:
-                last[h] = pos[h] + n - 1
-            ft.pos, ft.last = pos, last
+            keys, starts, ends, positions = _expand(keys, starts, ends, odd, folded)
+            if positions is not None:
+                ft.pos, ft.last = positions
+            else:
+                ft.pos = ft.last = range(len(keys))
         else:
             ft.pos = ft.last = range(len(keys))
+        ft.keys, ft.starts, ft.ends = keys, starts, ends
         ft.by_key = KeyIndex(keys)
         return ft
 
 
 def _expand(
     keys: list[str], starts: list[int], ends: list[int], odd: list[int], folded: list[_Folded]
-) -> tuple[list[str], list[int], list[int], list[tuple[int, int]]]:
+) -> tuple[list[str], list[int], list[int], tuple[list[int], list[int]] | None]:
     """Per-word lists made per-token around the few odd words: those with no key dropped, each
-    compound followed by its parts. Runs of plain words between them are copied as slices."""
-    k2: list[str] = []
-    s2: list[int] = []
-    e2: list[int] = []
-    heads: list[tuple[int, int]] = []
-    prev = 0
-    for m in odd:
-        k2 += keys[prev:m]
-        s2 += starts[prev:m]
-        e2 += ends[prev:m]
-        prev = m + 1
+    compound followed by its parts. The lists are edited in place from the end, so each odd word
+    costs a memory move rather than a copy of the runs of plain words around it.
+
+    Also each token's position and last position, or None when no compound moves them from the
+    token numbers: a compound takes no position of its own but shares its first part's.
+    """
+    for m in reversed(odd):
         f = folded[m]
         if not f[1]:
+            del keys[m], starts[m], ends[m]
             continue
         start = starts[m]
-        heads.append((len(k2), len(f[2])))
-        k2.append(f[1])
-        s2.append(start)
-        e2.append(ends[m])
-        for _, p_key, p_start, p_end in f[2]:
-            k2.append(p_key)
-            s2.append(start + p_start)
-            e2.append(start + p_end)
-    return k2 + keys[prev:], s2 + starts[prev:], e2 + ends[prev:], heads
+        parts = f[2]
+        keys[m + 1 : m + 1] = [p[1] for p in parts]
+        starts[m + 1 : m + 1] = [start + p[2] for p in parts]
+        ends[m + 1 : m + 1] = [start + p[3] for p in parts]
+    heads: list[tuple[int, int]] = []  # (token number, parts) of each compound
+    shift = 0
+    for m in odd:
+        f = folded[m]
+        if not f[1]:
+            shift -= 1
+        else:
+            heads.append((m + shift, len(f[2])))
+            shift += len(f[2])
+    if not heads:
+        return keys, starts, ends, None
+    pos: list[int] = []
+    before = 0  # compounds before the current run of tokens
+    prev = 0
+    for h, _ in heads:
+        # Tokens prev..h-1 each move back one position per compound before them; the compound
+        # at h shares the position of its first part at h + 1.
+        pos += range(prev - before, h - before)
+        pos.append(h - before)
+        before += 1
+        prev = h + 1
+    pos += range(prev - before, len(keys) - before)
+    last = pos.copy()
+    for h, n in heads:
+        last[h] = pos[h] + n - 1
+    return keys, starts, ends, (pos, last)
 
 
 def _expand_norms(folded: list[_Folded], odd: list[int]) -> list[str]:
