@@ -14,11 +14,13 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.logs import say
-from watchers.config import format_duration, parse_duration
-from watchers.stories import DEFAULT_WINDOW, Story, StoryInput, cluster
+from watchers.config import StoriesConfig, format_duration, parse_duration
+
+if TYPE_CHECKING:  # the clustering code is loaded by the command itself, not by every command
+    from watchers.stories import Story, StoryInput
 
 __all__ = ["add_parser", "run"]
 
@@ -42,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
                     "a story only within WINDOW of it. Any bad line is named with its number "
                     "and nothing is printed (exit status 2).")
     sp.add_argument("file", metavar="FILE")
-    sp.add_argument("--window", metavar="DURATION", default=format_duration(DEFAULT_WINDOW),
+    sp.add_argument("--window", metavar="DURATION", default=format_duration(StoriesConfig().window),
                     help="how far apart articles of one story may be (default 48h)")
     sp.add_argument("--json", action="store_true",
                     help='one {"story": ID, "ids": [...]} per line, every input id once')
@@ -83,6 +85,8 @@ def _parse(raw: str) -> StoryInput | None:
         raise _Bad(f"'date' is not an ISO 8601 date: {date_raw[:60]!r}") from None
     if date.tzinfo is None:
         date = date.replace(tzinfo=UTC)
+    from watchers.stories import StoryInput
+
     return StoryInput(
         id=ident.strip(), title=title.strip(), text=_string(doc, "text", required=False) or "",
         url=_string(doc, "url", required=False),
@@ -160,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"{path}: {len(problems)} bad line{'s' if len(problems) != 1 else ''}; "
             "nothing clustered")
         return EXIT_USAGE
+    from watchers.stories import cluster
+
     stories = cluster(items, window)
     out = sys.stdout
     if args.json:

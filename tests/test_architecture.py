@@ -52,11 +52,12 @@ def test_the_public_api_is_complete() -> None:
 
 
 def test_a_search_starts_without_the_network_stack() -> None:
-    """`newswatch search` on SQLite loads no aiohttp, feedparser, discord or asyncpg (start-up
-    time)."""
+    """`newswatch search` on SQLite loads no aiohttp, feedparser, discord or asyncpg, nor the
+    story clustering (start-up time)."""
     code = ("import sys, bot.cli\n"
             "from watchers.search import search\nfrom watchers.store import SqliteStore\n"
-            "print(','.join(m for m in ('aiohttp', 'feedparser', 'discord', 'asyncpg') "
+            "print(','.join(m for m in ('aiohttp', 'feedparser', 'discord', 'asyncpg', "
+            "'watchers.stories') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
