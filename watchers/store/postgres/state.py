@@ -113,7 +113,14 @@ class StateMixin(RuntimeModels):
         # an ON CONFLICT DO UPDATE would lock every existing row in the order given, and a
         # worker renewing its leases meanwhile could deadlock with it. DO NOTHING locks no
         # existing row; the retired ones are then woken in name order.
-        names = sorted(first_polls)
+        # Workers register their sources again every few minutes: a plain read (no lock, no
+        # wait) finds the few that need it, usually none, instead of writing every row.
+        active = {str(r[0]) for r in await self._db.fetch(
+            "SELECT name FROM source_state WHERE active AND name = ANY($1::text[])",
+            list(first_polls))}
+        names = sorted(n for n in first_polls if n not in active)
+        if not names:
+            return
         await self._db.execute(
             "INSERT INTO source_state (name, next_poll) "
             "SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (name) DO NOTHING",
