@@ -192,24 +192,37 @@ def check_host(host: str, allowed: Sequence[IPNetwork] = ()) -> None:
 
     Names pass: they are checked when resolved.
     """
-    literal = _host_address(host)
-    if literal is not None:
-        reason = blocked_reason(literal, allowed)
-        if reason is not None:
-            raise FetchBlockedError(f"refused connection: {host} is {reason}")
+    reason = _host_refusal(host, tuple(allowed))
+    if reason is not None:
+        raise FetchBlockedError(reason)
 
 
 def check_peer(address: str, allowed: Sequence[IPNetwork] = ()) -> None:
     """Raise FetchBlockedError if a connection reached an address it must not."""
+    reason = _peer_refusal(address, tuple(allowed))
+    if reason is not None:
+        raise FetchBlockedError(reason)
+
+
+# Both are asked on every connection a poll makes (thousands a minute), with a handful of
+# distinct hosts and peers; the verdict depends only on the two arguments.
+@functools.lru_cache(maxsize=65536)
+def _host_refusal(host: str, allowed: tuple[IPNetwork, ...]) -> str | None:
+    literal = _host_address(host)
+    if literal is None:
+        return None
+    reason = blocked_reason(literal, allowed)
+    return None if reason is None else f"refused connection: {host} is {reason}"
+
+
+@functools.lru_cache(maxsize=65536)
+def _peer_refusal(address: str, allowed: tuple[IPNetwork, ...]) -> str | None:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        raise FetchBlockedError(
-            f"refused connection: unreadable peer address {address!r}"
-        ) from None
+        return f"refused connection: unreadable peer address {address!r}"
     reason = blocked_reason(ip, allowed)
-    if reason is not None:
-        raise FetchBlockedError(f"refused connection: {ip} is {reason}")
+    return None if reason is None else f"refused connection: {ip} is {reason}"
 
 
 def current_allowlist() -> tuple[IPNetwork, ...]:
