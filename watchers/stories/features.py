@@ -36,6 +36,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from math import isfinite
 
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import FieldText
@@ -83,6 +84,11 @@ _NOISE = frozenset(
 )
 
 Exemplar = tuple[tuple[str, float], ...]
+
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# '["stem",' per term, as Signature.dump writes it: terms repeat from article to article.
+_HEADS: dict[str, str] = {}
+_HEADS_MAX = 50_000
 
 # Marks are weightless terms: what kind of event a headline reports and who acts in it. Two
 # reports of one topic that name different kinds of event ("elected" / "resigns") or different
@@ -264,23 +270,37 @@ def lead(text: str) -> str:
     return text[:cut] if cut > 0 else text[:_LEAD_CHARS]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Signature:
     """Exemplars (each a sorted tuple of (stem, weight)); the first is the story's founder."""
 
     exemplars: tuple[Exemplar, ...]
 
     def dump(self) -> str:
-        return json.dumps([[list(t) for t in ex] for ex in self.exemplars],
-                          separators=(",", ":"), ensure_ascii=False)
+        """Compact JSON, ``[[["stem",weight],...],...]``: what ``json.dumps`` spells, built
+        from cached term prefixes (every stored article dumps its story's signature)."""
+        heads = _HEADS
+        out = []
+        for ex in self.exemplars:
+            parts = []
+            for t, w in ex:
+                head = heads.get(t)
+                if head is None:
+                    if len(heads) >= _HEADS_MAX:
+                        heads.clear()  # numbers and names come and go; the bound is memory's
+                    head = heads[t] = "[" + _JSON.encode(t) + ","
+                # json spells a finite float as repr() does; anything else goes through json.
+                parts.append(head + (float.__repr__(w) if type(w) is float and isfinite(w)
+                                     else _JSON.encode(w)) + "]")
+            out.append("[" + ",".join(parts) + "]")
+        return "[" + ",".join(out) + "]"
 
     @classmethod
     def load(cls, text: str) -> Signature:
         try:
             raw = json.loads(text)
-            exemplars = tuple(
-                tuple((str(s), float(w)) for s, w in ex) for ex in raw
-            )
+            # Lists, then tuples: a restart loads every live story's signature.
+            exemplars = tuple([tuple([(str(s), float(w)) for s, w in ex]) for ex in raw])
         except (ValueError, TypeError) as exc:
             raise ValueError(f"not a story signature: {text[:80]!r}") from exc
         if not isinstance(raw, list):

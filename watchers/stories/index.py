@@ -24,7 +24,11 @@ Invariants:
   for at most :data:`_LOOKUP_TERMS` of its terms and scores at most :data:`_SCORED` of them, so
   its cost does not grow with the number of live stories.
 - Stories whose last article is older than ``window`` before the newest date seen are dropped,
-  so memory is bounded by the stories of one window.
+  so memory is bounded by the stories of one window. A live story is a few objects (its
+  exemplars ready to compare, terms interned, equal mark sets shared): a window may hold
+  100,000 of them, each walked by the cyclic collector unless the service freezes them.
+- How an exemplar is held changes no decision: :func:`_logit` adds the same terms in the same
+  order whatever the representation, so a score is the same float.
 - ``assign`` and ``restore`` hold one lock: two threads may call them at once.
 """
 
@@ -34,11 +38,12 @@ import hashlib
 import heapq
 import math
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
+from operator import itemgetter
+from sys import intern
 
 from watchers.stories.features import (
     ACTOR_MARK,
@@ -65,6 +70,7 @@ DEFAULT_WINDOW = timedelta(hours=48)
 _LOOKUP_TERMS = 4
 _POSTING_SCAN = 8
 _SCORED = 4
+_COUNT = itemgetter(1)
 # Terms lighter than this are not looked up: they would only find stories by grammar.
 _INDEX_MIN = 1.0
 
@@ -100,6 +106,24 @@ _LEAD = False
 _NEVER = -100.0
 
 
+_EMPTY: frozenset[str] = frozenset()
+_SETS: dict[frozenset[str], frozenset[str]] = {}
+_SETS_MAX = 20_000
+
+
+def _shared(items: list[str]) -> frozenset[str]:
+    """``frozenset(items)``, one object for equal sets (bounded: cleared when full)."""
+    if not items:
+        return _EMPTY
+    fs = frozenset(items)
+    got = _SETS.get(fs)
+    if got is None:
+        if len(_SETS) >= _SETS_MAX:
+            _SETS.clear()
+        got = _SETS[fs] = fs
+    return got
+
+
 def story_id_for(article_id: str) -> str:
     """The id of the story an article starts: stable, short, and not the article's own id."""
     return "s" + hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).hexdigest()
@@ -108,7 +132,7 @@ def story_id_for(article_id: str) -> str:
 class _Ex:
     """One exemplar, ready to compare: weighted terms, their total, and its marks."""
 
-    __slots__ = ("actors", "countries", "events", "numbers", "order", "subject", "title", "total",
+    __slots__ = ("actors", "countries", "events", "numbers", "order", "size", "subject", "total",
                  "weights")
 
     def __init__(self, exemplar: Exemplar) -> None:
@@ -120,6 +144,9 @@ class _Ex:
         numbers: list[str] = []
         self.subject = ""
         for t, w in exemplar:
+            # One string per distinct term across all live stories (signatures loaded from
+            # the store spell each anew): less memory, and lookups compare by identity.
+            t = intern(t)
             if w > 0:
                 weights[t] = w
                 title.append(t)
@@ -131,21 +158,32 @@ class _Ex:
             elif t[0] == EVENT_MARK:
                 events.append(t)
             elif t[0] == ACTOR_MARK:
-                actors.append(t[1:])
+                actors.append(intern(t[1:]))
             elif t[0] == COUNTRY_MARK:
-                countries.append(t[1:])
+                countries.append(intern(t[1:]))
             elif t[0] == SUBJECT_MARK:
-                self.subject = t[1:]
+                self.subject = intern(t[1:])
         self.weights = weights
-        self.title = frozenset(title)
+        self.size = len(weights)
         self.total = sum(weights.values()) or 1.0
-        self.events = frozenset(events)
-        self.actors = frozenset(actors)
+        # Marks are few and repeat from story to story: equal sets are one shared object, not
+        # one per exemplar of every live story (memory, and objects for the collector to walk).
+        self.events = _shared(events)
+        self.actors = _shared(actors)
         # Signatures stored before countries were marked name their actor only.
-        self.countries = frozenset(countries) | self.actors
-        self.numbers = frozenset(numbers)
+        self.countries = _shared([*countries, *actors]) if countries else self.actors
+        self.numbers = _shared(numbers)
         # Title terms, heaviest first: what the other side must name to tell the same event.
-        self.order = tuple(sorted(title, key=lambda t: -weights[t]))
+        # (A stable sort on descending weight keeps ties in title order, as sorting on the
+        # negated weight did.)
+        self.order = tuple(sorted(title, key=weights.__getitem__, reverse=True))
+
+    @property
+    def title(self) -> frozenset[str]:
+        """The title's terms. Made when asked, not kept: one set per exemplar of every live
+        story is memory the decision does not need (it counts the weighted terms both share,
+        which are the title's: see :func:`_logit`)."""
+        return frozenset(self.order)
 
 
 # Feature names, in the order :func:`features` returns them and :data:`_COEF` weighs them.
@@ -244,8 +282,13 @@ def _actor_conflict(a: _Ex, b: _Ex) -> bool:
 def _logit(a: _Ex, b: _Ex, gap_hours: float) -> float:
     """``_BIAS + _COEF · features(a, b, gap_hours)``, or :data:`_NEVER` for a pair that can
     never be one story; written out because it runs for every candidate of every article
-    (tests check it against :func:`features`)."""
-    if len(a.title & b.title) < _MIN_TITLE:
+    (tests check it against :func:`features`). The shared terms are found once: a title's
+    terms are its weighted terms, so they serve the title test and the overlap alike, summed
+    in the same order as :func:`_overlap` sums them."""
+    aw, bw = a.weights, b.weights
+    both = aw.keys() & bw.keys()
+    common = len(a.title & b.title) if _LEAD else len(both)
+    if common < _MIN_TITLE:
         # One shared name is a topic ("Ukraine", "Omicron"), not an event.
         return _NEVER
     ea, eb = a.events, b.events
@@ -255,17 +298,34 @@ def _logit(a: _Ex, b: _Ex, gap_hours: float) -> float:
         # Another kind of event or another acting country: never one story, however many
         # names they share ("Andersson elected" / "Andersson resigns").
         return _NEVER
-    aw, bw = a.weights, b.weights
-    shared, rare, top = _overlap(a, b)
+    shared = 0.0
+    rare = 0
+    for t in both:
+        w, v = aw[t], bw[t]
+        m = w if w < v else v
+        shared += m
+        if m >= _RARE_W:
+            rare += 1
+    top = 0.0
+    for t in a.order:
+        if t not in bw:
+            top = aw[t]
+            break
+    for t in b.order:
+        if t not in aw:
+            if bw[t] > top:
+                top = bw[t]
+            break
     na, nb = a.numbers, b.numbers
     num_shared = not na.isdisjoint(nb)
-    la, lb = len(aw), len(bw)
+    la, lb = a.size, b.size
+    ta, tb = a.total, b.total
     c = _COEF
-    z = (_BIAS + c[0] * 2.0 * shared / (a.total + b.total)
-         + c[1] * shared / min(a.total, b.total)
+    z = (_BIAS + c[0] * 2.0 * shared / (ta + tb)
+         + c[1] * shared / (ta if ta < tb else tb)
          + c[2] * math.log1p(shared)
-         + c[3] * min(len(a.title & b.title), 6)
-         + c[4] * min(rare, 4)
+         + c[3] * (common if common < 6 else 6)
+         + c[4] * (rare if rare < 4 else 4)
          + c[5] * top / _MAX_W
          + c[11] * math.log1p(gap_hours)
          + c[12] * ((la / lb if la < lb else lb / la) if la and lb else 0.0))
@@ -296,7 +356,7 @@ def same_story_score(a: Exemplar, b: Exemplar, gap: timedelta = timedelta(0)) ->
     return _logit(_Ex(a), _Ex(b), abs(gap.total_seconds()) / 3600.0) - _FOUNDER
 
 
-@dataclass
+@dataclass(slots=True)  # one per live story: no per-instance dict
 class _Story:
     sig: Signature
     exemplars: list[_Ex]
@@ -384,23 +444,33 @@ class StoryIndex:
         if not mine:
             return None
         a = mine[0]
-        weights = a.weights
-        lookup = [t for _, t in sorted(((w, t) for t, w in weights.items() if w >= _INDEX_MIN),
-                                       reverse=True)[:_LOOKUP_TERMS]]
-        # Candidates: the stories that most of the article's rarest terms find, counted at C
-        # speed; the exact score is computed for the few best only.
-        found: Counter[str] = Counter()
+        # The rarest terms, ties by term (descending), as the candidates were always found.
+        lookup = sorted([(w, t) for t, w in a.weights.items() if w >= _INDEX_MIN],
+                        reverse=True)[:_LOOKUP_TERMS]
+        # Candidates: the stories that most of the article's rarest terms find (counted in a
+        # plain dict: a Counter's update costs more than the few ids it counts); the exact
+        # score is computed for the few best only.
+        found: dict[str, int] = {}
         postings = self._postings
-        for t in lookup:
+        get = found.get
+        for _, t in lookup:
             ids = postings.get(t)
             if ids:
-                found.update(islice(reversed(ids), _POSTING_SCAN))
+                for sid in islice(reversed(ids), _POSTING_SCAN):
+                    found[sid] = get(sid, 0) + 1
         if not found:
             return None
+        if len(found) > _SCORED:
+            # The same few as Counter.most_common: most terms first, ties in the order found.
+            chosen = [sid for sid, _ in sorted(found.items(), key=_COUNT, reverse=True)
+                      [:_SCORED]]
+        else:
+            chosen = list(found)
         best, best_score = None, _JOIN
         window = self.window
-        for sid, _ in found.most_common(_SCORED):
-            st = self._stories[sid]
+        stories = self._stories
+        for sid in chosen:
+            st = stories[sid]
             if when < st.first - window or when > st.last + window:
                 continue
             exs = st.exemplars
@@ -426,9 +496,14 @@ class StoryIndex:
                     {o for o in outlets if o}, size)
         self._stories[sid] = st
         postings = self._postings
+        get = postings.get
         for ex in st.exemplars:
             for t in ex.weights:
-                postings.setdefault(t, {})[sid] = None
+                ids = get(t)
+                if ids is None:
+                    postings[t] = {sid: None}
+                else:
+                    ids[sid] = None
         heapq.heappush(self._expiry, (last, sid))
 
     def _join(self, sid: str, sig: Signature, when: datetime, outlet: str,
@@ -464,9 +539,12 @@ class StoryIndex:
                 continue
             for t in e.weights:
                 # Moved to the end: lookups scan the most recently active stories first.
-                ids = postings.setdefault(t, {})
-                ids.pop(sid, None)
-                ids[sid] = None
+                ids = postings.get(t)
+                if ids is None:
+                    postings[t] = {sid: None}
+                else:
+                    ids.pop(sid, None)
+                    ids[sid] = None
 
     def _unpost(self, term: str, sid: str) -> None:
         ids = self._postings.get(term)

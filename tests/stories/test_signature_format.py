@@ -1,0 +1,71 @@
+"""The persisted form of a story signature: exactly what ``json.dumps`` writes, and a round trip.
+
+Signatures are stored with every article and read back at start-up by every worker, so the text
+must not depend on how it is built (cached pieces, fast paths for floats).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watchers.stories import Signature, signature
+from watchers.stories import features as ft
+from watchers.stories import index as ix
+
+
+def _reference(sig: Signature) -> str:
+    return json.dumps([[list(t) for t in ex] for ex in sig.exemplars],
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+_terms = st.text(min_size=1, max_size=8)
+_weights = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                     st.sampled_from([0.0, -0.0, 1.0, 3.5, 6.0, 1e-300, 1e300]))
+_exemplars = st.lists(st.tuples(_terms, _weights), max_size=12).map(tuple)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_exemplars, max_size=4))
+def test_dump_is_what_json_writes(exemplars: list[tuple[tuple[str, float], ...]]) -> None:
+    sig = Signature(tuple(exemplars))
+    text = sig.dump()
+    assert text == _reference(sig)
+    # The same text the second time, from the cached pieces.
+    assert sig.dump() == text
+
+
+def test_dump_of_odd_terms_and_values_round_trips() -> None:
+    sig = Signature(((("quote\"back\\slash", 1.5), ("new\nline\x01", 0.0), ("émigré€😀", 4.25),
+                      ("\u2028", 2.0)),
+                     (("n", -0.0), ("x", 1e-7)), ()))
+    assert sig.dump() == _reference(sig)
+    assert Signature.load(sig.dump()) == sig
+
+
+def test_dump_stays_exact_when_its_term_cache_turns_over(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ft, "_HEADS_MAX", 50)
+    sig = signature("Howard Hesseman, star of 'WKRP in Cincinnati,' dies at 81")
+    before = sig.dump()
+    for i in range(ft._HEADS_MAX * 3):  # more distinct terms than the cache keeps
+        Signature((((f"t{i}", 1.0),),)).dump()
+    assert len(ft._HEADS) <= ft._HEADS_MAX
+    assert sig.dump() == before == _reference(sig)
+
+
+def test_an_exemplar_keeps_its_title_terms_and_marks() -> None:
+    (ex,) = signature("Russia evacuates embassy in Kyiv as invasion fears grow").exemplars
+    e = ix._Ex(ex)
+    weighted = {t for t, w in ex if w > 0}
+    assert e.title == frozenset(weighted) == frozenset(e.weights)
+    assert set(e.order) == weighted
+    assert [e.weights[t] for t in e.order] == sorted((e.weights[t] for t in e.order),
+                                                      reverse=True)
+    assert e.actors == frozenset({"russia"}) and "ukraine" in e.countries
+    # Loaded from text, the same terms: one string object per term across exemplars.
+    loaded = ix._Ex(Signature.load(Signature((ex,)).dump()).exemplars[0])
+    assert all(a is b for a, b in zip(e.order, loaded.order, strict=True))
