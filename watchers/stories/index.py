@@ -39,6 +39,7 @@ import heapq
 import math
 import threading
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -210,13 +211,15 @@ _EVENT_CONFLICT = FEATURES.index("event_conflict")
 _ACTOR_CONFLICT = FEATURES.index("actor_conflict")
 
 
-def _overlap(a: _Ex, b: _Ex) -> tuple[float, int, float]:
+def _overlap(a: _Ex, b: _Ex, both: AbstractSet[str] | None = None
+             ) -> tuple[float, int, float]:
     """The weight the two share (the smaller weight of each shared term), how many shared terms
-    are rare, and the heaviest first term either has that the other lacks."""
+    are rare, and the heaviest first term either has that the other lacks. ``both``: their
+    shared terms, when the caller has them already."""
     aw, bw = a.weights, b.weights
     shared = 0.0
     rare = 0
-    for t in aw.keys() & bw.keys():
+    for t in (aw.keys() & bw.keys()) if both is None else both:
         w, v = aw[t], bw[t]
         m = w if w < v else v
         shared += m
@@ -283,8 +286,7 @@ def _logit(a: _Ex, b: _Ex, gap_hours: float) -> float:
     """``_BIAS + _COEF · features(a, b, gap_hours)``, or :data:`_NEVER` for a pair that can
     never be one story; written out because it runs for every candidate of every article
     (tests check it against :func:`features`). The shared terms are found once: a title's
-    terms are its weighted terms, so they serve the title test and the overlap alike, summed
-    in the same order as :func:`_overlap` sums them."""
+    terms are its weighted terms, so they serve the title test and the overlap alike."""
     aw, bw = a.weights, b.weights
     both = aw.keys() & bw.keys()
     common = len(a.title & b.title) if _LEAD else len(both)
@@ -298,24 +300,7 @@ def _logit(a: _Ex, b: _Ex, gap_hours: float) -> float:
         # Another kind of event or another acting country: never one story, however many
         # names they share ("Andersson elected" / "Andersson resigns").
         return _NEVER
-    shared = 0.0
-    rare = 0
-    for t in both:
-        w, v = aw[t], bw[t]
-        m = w if w < v else v
-        shared += m
-        if m >= _RARE_W:
-            rare += 1
-    top = 0.0
-    for t in a.order:
-        if t not in bw:
-            top = aw[t]
-            break
-    for t in b.order:
-        if t not in aw:
-            if bw[t] > top:
-                top = bw[t]
-            break
+    shared, rare, top = _overlap(a, b, both)
     na, nb = a.numbers, b.numbers
     num_shared = not na.isdisjoint(nb)
     la, lb = a.size, b.size
