@@ -25,8 +25,12 @@ run: $(VENV)/.installed          ## the demo: watch seeds/ (and real feeds) and 
 once: $(VENV)/.installed         ## poll every source once, deliver, exit
 	$(VENV)/bin/newswatch run -c $(CONFIG) --once
 
+# Tests mostly wait on sockets and subprocesses: two processes share them (TEST_WORKERS=0: all in
+# this one process).
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed-test    ## the whole suite, plus the architecture contracts (PostgreSQL crash runs: make crash-pg)
-	$(PY) -m pytest -q -m "not pg_crash"
+	$(PY) -m pytest -q -m "not pg_crash" -n $(TEST_WORKERS)
 
 crash-pg: $(VENV)/.installed-test  ## kill -9 crash tests on PostgreSQL (a private cluster, about 70 s)
 	$(PY) -m pytest -q -rP -m pg_crash
