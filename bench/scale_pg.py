@@ -34,7 +34,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from polling import free_port  # noqa: E402  (the single-process bench's)
 
 ITEM = ("<item><title>{title}</title><link>http://example.org/{guid}</link><guid>{guid}</guid>"
         "<description>{text}</description></item>")
@@ -106,12 +108,6 @@ def serve(port: int, ready: Any, slow: float, hosts: int) -> None:
         await asyncio.Event().wait()
 
     asyncio.run(main())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- PostgreSQL

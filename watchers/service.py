@@ -180,7 +180,8 @@ class WatchService:
     _ruleset: RuleSet = field(init=False)
     _rules: dict[str, RuleConfig] = field(init=False)
     _running: dict[str, _Running] = field(default_factory=dict, init=False)
-    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)  # by source
+    _background: list[asyncio.Task[None]] = field(default_factory=list, init=False)  # leases
     _pokes: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
     _started: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
@@ -378,12 +379,11 @@ class WatchService:
         self._started = True
         if self.shared:
             await self._register(list(self._running.values()))
-            task = asyncio.create_task(self._claim_loop(), name="newswatch-source-leases")
-            task.add_done_callback(self._task_done)
-            self._tasks[""] = task  # no source has an empty name
-            renew = asyncio.create_task(self._renew_loop(), name="newswatch-lease-renewal")
-            renew.add_done_callback(self._task_done)
-            self._tasks["\0"] = renew
+            for loop, name in ((self._claim_loop, "newswatch-source-leases"),
+                               (self._renew_loop, "newswatch-lease-renewal")):
+                task = asyncio.create_task(loop(), name=name)
+                task.add_done_callback(self._task_done)
+                self._background.append(task)
             return
         self._book.write_behind = True
         # Many sources never polled before would all poll in the same second, and then again
@@ -524,7 +524,7 @@ class WatchService:
         if self._closed:
             return
         self._closed = True
-        tasks = list(self._tasks.values()) + list(self._inflight.values())
+        tasks = [*self._tasks.values(), *self._background, *self._inflight.values()]
         self._book.closing = True
         if self._book.flusher is not None:
             tasks.append(self._book.flusher)
@@ -532,6 +532,7 @@ class WatchService:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._background.clear()
         try:
             if self.shared and self._started:
                 for state in self._unreleased.values():  # finished polls the stop cut short

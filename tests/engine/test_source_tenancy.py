@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.feed_server import FeedServer, Route
+from tests.fakes.feed_server import FeedServer, Route, rss
 from tests.fakes.sinks import RecordingSink
 from watchers.config import Config, RouteConfig, parse_config
 from watchers.engine import Engine, open_engine
@@ -22,15 +22,6 @@ from watchers.errors import ConfigError, FetchBlockedError, NewswatchError
 from watchers.tenancy import feed_key
 
 A, B, C = 111, 222, 333
-
-
-def rss(*items: tuple[str, str]) -> bytes:
-    body = "".join(
-        f"<item><title>{t}</title><link>http://example.org/{g}</link><guid>{g}</guid>"
-        f"<description>{t} — the story in full.</description>"
-        "<pubDate>Mon, 24 Jan 2022 10:00:00 GMT</pubDate></item>" for g, t in items)
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{body}'
-            "</channel></rss>").encode()
 
 
 def config(tmp_path: Path, *more: dict[str, Any], **discord: Any) -> Config:

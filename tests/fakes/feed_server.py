@@ -20,7 +20,17 @@ from typing import Self
 
 from aiohttp import web
 
-__all__ = ["Canary", "FeedServer", "Recorded", "Route", "Tarpit"]
+__all__ = ["Canary", "FeedServer", "Recorded", "Route", "Tarpit", "rss"]
+
+
+def rss(*items: tuple[str, str]) -> bytes:
+    """An RSS document of (guid, title) items, each with a description and a date."""
+    body = "".join(
+        f"<item><title>{t}</title><link>http://example.org/{g}</link><guid>{g}</guid>"
+        f"<description>{t}: the story in full.</description>"
+        "<pubDate>Mon, 24 Jan 2022 10:00:00 GMT</pubDate></item>" for g, t in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{body}'
+            "</channel></rss>").encode()
 
 
 @dataclass

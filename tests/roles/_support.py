@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.feed_server import FeedServer, Route
+from tests.fakes.feed_server import FeedServer, Route, rss
 from watchers.config import Config, parse_config
 
 __all__ = ["TimedFeedServer", "config", "eventually", "feed_route", "rss", "toml"]
@@ -28,16 +28,6 @@ class TimedFeedServer(FeedServer):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.times.setdefault(request.path, []).append(time.monotonic())
         return await super()._handle(request)
-
-
-def rss(*items: tuple[str, str]) -> bytes:
-    """An RSS document of (guid, title) items."""
-    body = "".join(
-        f"<item><title>{t}</title><link>http://example.org/{g}</link><guid>{g}</guid>"
-        f"<description>{t}: the story in full.</description>"
-        "<pubDate>Mon, 24 Jan 2022 10:00:00 GMT</pubDate></item>" for g, t in items)
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{body}'
-            "</channel></rss>").encode()
 
 
 def feed_route(*items: tuple[str, str], delay: float = 0.0) -> Route:
