@@ -336,6 +336,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                            lease=args.lease, safety_poll=args.safety_poll))
 
 
+def _lease(value: str) -> float:
+    """``run --lease``: a duration no shorter than a poll worker's lease may be."""
+    from watchers.roles import MIN_LEASE
+
+    seconds = _run_duration(value)
+    if seconds < MIN_LEASE.total_seconds():
+        raise argparse.ArgumentTypeError(
+            f"a lease must be at least {MIN_LEASE.total_seconds():g}s, not {value!r} "
+            "(it is renewed every third of it)")
+    return seconds
+
+
 def _run_duration(value: str) -> float:
     """The seconds of a positive duration such as 30s or 2m (``run --lease``,
     ``--safety-poll``)."""
@@ -384,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="all (default): one process does everything; poll, deliver, bot: "
                           "this process's share of the work, beside others on the same "
                           "PostgreSQL database ([storage] url)")
-    run.add_argument("--lease", type=_run_duration, default="60s",
+    run.add_argument("--lease", type=_lease, default="60s",
                      metavar="DURATION",
                      help="--role poll: how long a killed worker's sources wait before "
                           "another worker takes them (default 60s)")

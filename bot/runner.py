@@ -62,7 +62,8 @@ async def _intro(engine: Engine, where: str) -> None:
 async def run(cfg: Config, *, once: bool = False, console: bool = False, role: Role = "all",
               lease: float = 60.0, safety_poll: float = 30.0) -> int:
     if role != "all":
-        check_role(role, cfg.storage.target(cfg.resolve))  # before anything else: [storage] url
+        # before anything else: [storage] url, and the lease
+        check_role(role, cfg.storage.target(cfg.resolve), timedelta(seconds=lease))
         if once:
             raise NewswatchError(f"--once polls and delivers in this one process; it does not "
                                  f"go with --role {role}")

@@ -1061,7 +1061,7 @@ async def open_engine(
     between a deliver process's looks at the outbox when no notification woke it."""
     async with AsyncExitStack() as stack:
         target = store_path or config.storage.target(config.resolve)
-        check_role(role, target)
+        check_role(role, target, lease)
         shared = role != "all"
         store = await open_store(target, terms_of=index_terms, lock=not shared, shared=shared)
         stack.push_async_callback(store.aclose)

@@ -24,20 +24,30 @@ every worker within moments (see :meth:`watchers.engine.Engine.reload`). Roles o
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal, get_args
 
 from watchers.errors import ConfigError, ConfigIssue
 from watchers.store.open import is_postgres_url
 
-__all__ = ["ROLES", "Role", "check_role"]
+__all__ = ["MIN_LEASE", "ROLES", "Role", "check_role"]
 
 Role = Literal["all", "poll", "deliver", "bot"]
 ROLES: tuple[str, ...] = get_args(Role)
 
 
-def check_role(role: str, target: str) -> None:
+# A lease is renewed every third of it while a poll runs: shorter than a second, the renewals
+# would flood the database and a worker slowed for a moment would lose its sources mid-poll.
+MIN_LEASE = timedelta(seconds=1)
+
+
+def check_role(role: str, target: str, lease: timedelta = MIN_LEASE) -> None:
     """Refuse a role that cannot run on the store ``target`` (a URL or an SQLite path), with
-    an error naming ``[storage] url``."""
+    an error naming ``[storage] url``, and a lease too short to hold a source (naming it)."""
+    if lease < MIN_LEASE:
+        raise ConfigError([ConfigIssue(
+            "lease", f"a poll worker's lease must be at least {MIN_LEASE.total_seconds():g}s, "
+            f"not {lease.total_seconds():g}s (it is renewed every third of it)")])
     if role not in ROLES:
         raise ConfigError([ConfigIssue("role", f"unknown role {role!r}; expected one of "
                                        f"{', '.join(ROLES)}")])
