@@ -58,6 +58,7 @@ from watchers.store.base import (
     SourceState,
     Store,
     StoryLink,
+    StoryRecord,
     highest_severity,
     sort_time,
 )
@@ -210,15 +211,11 @@ class WatchService:
                     self._stories_synced = clock - STORY_SYNC_SLACK
                 live = await self.store.live_stories(self.story_window)
 
-                def build() -> StoryIndex:  # CPU-bound for many stories: off the event loop
-                    index = StoryIndex(self.story_window)
-                    for st in live:
-                        index.restore(st.id, Signature.load(st.signature), st.first_seen,
-                                      st.last_seen, st.outlets)
-                    return index
-
+                index = StoryIndex(self.story_window)
                 loop = asyncio.get_running_loop()
-                self._stories = await loop.run_in_executor(self.executor, build)
+                # CPU-bound for many stories: off the event loop
+                await loop.run_in_executor(self.executor, _restore, index, live)
+                self._stories = index
                 if len(self._stories) > FREEZE_STORIES:
                     # Many long-lived story objects: keep the cyclic collector from walking
                     # them on every full collection (it would cost each poll a pause).
@@ -239,15 +236,9 @@ class WatchService:
             found, clock = await self.store.stories_touched(self._stories_synced)
             self._stories_synced = clock - STORY_SYNC_SLACK
             self._stories_looked = time.monotonic()
-        if not found:
-            return
-
-        def restore() -> None:
-            for st in found:
-                stories.restore(st.id, Signature.load(st.signature), st.first_seen,
-                                st.last_seen, st.outlets)
-
-        await asyncio.get_running_loop().run_in_executor(self.executor, restore)
+        if found:
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, _restore, stories, found)
 
     # ------------------------------------------------------------------ rules
 
@@ -766,6 +757,19 @@ class WatchService:
             return [states.get(name) or SourceState(name=name) for name in self._running]
         states = await self._book.all()
         return [states.get(name) or SourceState(name=name) for name in self._running]
+
+
+def _restore(index: StoryIndex, stories: Iterable[StoryRecord]) -> None:
+    """Put stored stories into the live index. A story whose stored signature does not read
+    (written by hand, or damaged) is left out with a warning: its articles stay stored and
+    findable, later ones start a new story, and no poll fails for it."""
+    for st in stories:
+        try:
+            sig = Signature.load(st.signature)
+        except ValueError as exc:
+            log.warning("story %s left out of the live index: %s", st.id, exc)
+            continue
+        index.restore(st.id, sig, st.first_seen, st.last_seen, st.outlets)
 
 
 def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int

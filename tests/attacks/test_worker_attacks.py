@@ -1,9 +1,10 @@
 """Poll workers handled the wrong way: a lease too short to hold a source (from the command line
-and from the library), and a worker registering a thousand times more sources than a test
-would, again and again, as it does every few minutes."""
+and from the library), a worker registering a thousand times more sources than a test would,
+again and again, as it does every few minutes, and a stored story damaged by hand."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from bot.cli import main
 from tests.roles._support import config
+from watchers.config import parse_config
 from watchers.engine import open_engine
 from watchers.errors import ConfigError
 from watchers.store import PostgresStore
@@ -66,3 +68,24 @@ async def test_registering_twenty_thousand_sources_again_writes_none_and_wakes_t
         claimed = await store.claim_sources(owner="w", until=now + timedelta(minutes=1),
                                             now=now, limit=20_000)
         assert len(claimed) == 20_000  # feed-7 is claimable again
+
+
+async def test_a_damaged_stored_story_is_left_out_and_polls_go_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "in").mkdir()
+    cfg = parse_config({
+        "storage": {"path": "nw.db"},
+        "sources": [{"name": "desk", "type": "folder", "path": "in", "settle": "0s"}],
+        "rules": [{"name": "troops", "query": "troops"}],
+    }, base_dir=tmp_path)
+    (tmp_path / "in" / "a.txt").write_text("Troops mass at the border\n\nTroops moved.\n")
+    async with open_engine(cfg, start=False) as engine:
+        assert (await engine.watch.poll_source("desk")).new == 1
+    with sqlite3.connect(tmp_path / "nw.db") as db:  # someone edits the database by hand
+        assert db.execute("UPDATE stories SET signature = 'not json'").rowcount == 1
+    (tmp_path / "in" / "b.txt").write_text("Grain ships leave Odesa\n\nTroops watch.\n")
+    async with open_engine(cfg, start=False) as engine:
+        report = await engine.watch.poll_source("desk")
+        assert report.error is None and report.new == 1
+        assert await engine.count_articles() == 2  # the damaged story's article is kept
+    assert "left out of the live index" in caplog.text and "not a story signature" in caplog.text
