@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from watchers.rules.text import key  # noqa: E402
-from watchers.rules.variants import COMMON_ZIPF, _zipf  # noqa: E402
+from watchers.rules.variants import COMMON_ZIPF  # noqa: E402
+from watchers.rules.variants import _wordfreq_zipf as _zipf  # noqa: E402  # all of wordfreq
 
 OUT = REPO / "watchers" / "rules" / "data" / "lexicon.txt"
 FIRST_NAMES = 2000  # per sex, by frequency

@@ -140,11 +140,31 @@ def similarity(a: str, b: str) -> float:
     return Indel.normalized_similarity(a, b) * 100.0
 
 
+# How common plain words are comes from a table shipped with the package (``data/zipf_en.txt``,
+# built from wordfreq by bench/build_zipf.py): wordfreq itself takes about 0.3 s to import and
+# load, which a short command like ``newswatch search`` should not pay. The table holds every
+# lowercase a-z word wordfreq rates above ZIPF_FLOOR, with wordfreq's value; a plain word not in
+# it is at or below the floor, where no threshold of ours falls (story weights are clamped at
+# 2.5 and below), and reads as 0.0. Any other string is asked of wordfreq.
+ZIPF_FLOOR = 2.5
+_zipf_table: dict[str, str] | None = None
 _zipf_impl: object | None = None
 
 
-@lru_cache(maxsize=100_000)
-def _zipf(word: str) -> float:
+def _load_zipf_table() -> dict[str, str]:
+    global _zipf_table
+    if _zipf_table is None:
+        text = resources.files(__package__).joinpath("data/zipf_en.txt").read_text("ascii")
+        while text.startswith("#"):
+            text = text.partition("\n")[2]
+        # Pairs split and zipped in C: about 15 ms for the 50,000 words; values are parsed
+        # when asked for (lookups are cached).
+        pairs = iter(text.split())
+        _zipf_table = dict(zip(pairs, pairs, strict=True))
+    return _zipf_table
+
+
+def _wordfreq_zipf(word: str) -> float:
     global _zipf_impl
     if _zipf_impl is None:
         try:
@@ -156,6 +176,16 @@ def _zipf(word: str) -> float:
     if _zipf_impl is False:
         return 0.0
     return float(_zipf_impl(word, "en"))  # type: ignore[operator]
+
+
+@lru_cache(maxsize=100_000)
+def _zipf(word: str) -> float:
+    """wordfreq's zipf value of ``word`` in English, or 0.0 for a plain a-z word at or below
+    :data:`ZIPF_FLOOR`."""
+    if word.isascii() and word.isalpha() and word.islower():
+        value = _load_zipf_table().get(word)
+        return 0.0 if value is None else float(value)
+    return _wordfreq_zipf(word)
 
 
 def is_common_word(word: str) -> bool:

@@ -1,0 +1,72 @@
+"""The shipped word-frequency table answers as wordfreq does wherever an answer decides anything.
+
+``watchers/rules/data/zipf_en.txt`` (built by bench/build_zipf.py) spares short commands the cost
+of loading wordfreq. These tests hold it to the installed wordfreq: every value in it is
+wordfreq's, every plain word left out is at or below the floor, and every threshold that reads
+these values sits above the floor, so a word left out decides exactly as wordfreq's value would.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+
+from watchers.rules import variants
+from watchers.rules.variants import (
+    COMMON_ZIPF,
+    SPLIT_MIN_ZIPF,
+    ZIPF_FLOOR,
+    _load_zipf_table,
+    _zipf,
+    compound_splits,
+    is_common_word,
+)
+from watchers.stories import features
+
+wordfreq = pytest.importorskip("wordfreq")
+
+
+def test_every_value_in_the_table_is_wordfreqs() -> None:
+    table = _load_zipf_table()
+    assert len(table) > 40_000
+    wrong = [(w, v) for w, v in table.items() if float(v) != wordfreq.zipf_frequency(w, "en")]
+    assert not wrong[:10], "rebuild the table: python bench/build_zipf.py"
+    assert all(float(v) > ZIPF_FLOOR for v in table.values())
+
+
+def test_plain_words_left_out_are_at_or_below_the_floor() -> None:
+    table = _load_zipf_table()
+    known = [w for w in wordfreq.get_frequency_dict("en", wordlist="best")
+             if w.isascii() and w.isalpha() and w.islower() and w not in table]
+    sample = random.Random(3).sample(known, 5_000)
+    rng = random.Random(4)
+    made_up = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 12)))
+               for _ in range(500)]
+    for w in sample + made_up:
+        if w not in table:
+            assert wordfreq.zipf_frequency(w, "en") <= ZIPF_FLOOR, w
+            assert _zipf(w) == 0.0
+
+
+def test_other_strings_are_asked_of_wordfreq() -> None:
+    for w in ["2022", "covid19", "kyiv's", "київ", "zürich", "Ukraine", "nato-led"]:
+        assert _zipf(w) == wordfreq.zipf_frequency(w, "en"), w
+
+
+def test_every_threshold_on_these_values_is_above_the_floor() -> None:
+    # A threshold at or below the floor would tell apart words the table cannot.
+    assert COMMON_ZIPF > ZIPF_FLOOR
+    assert SPLIT_MIN_ZIPF > ZIPF_FLOOR
+    assert features._STOP_ZIPF > ZIPF_FLOOR
+    # Story weights are clamped at _MAX for every value up to _TOP - _MAX.
+    assert features._TOP - features._MAX >= ZIPF_FLOOR
+
+
+def test_decisions_read_from_the_table() -> None:
+    assert is_common_word("stalk") and is_common_word("trope")
+    assert not is_common_word("kharkiv") and not is_common_word("lugansk")
+    assert compound_splits("cyberattack") == (("cyber", "attack"),)
+    assert compound_splits("kyiv") == ()
+    assert variants._zipf("the") == 7.73
