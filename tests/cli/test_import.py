@@ -188,7 +188,9 @@ def test_the_fast_fingerprint_equals_the_plain_definition() -> None:
         return hashlib.sha256(" ".join(re.findall(r"\w+", folded)).encode()).hexdigest()
 
     samples = [("", ""), ("Troops", "x"), ("Café NAÏVE", "Ǆemal ﬁnds Ⅻ e\u0301"),
-               ("Straße", "İstanbul ΣΊΣΥΦΟΣ"), ("日本語", "١٢٣ x\u200bz")]
+               ("Straße", "İstanbul ΣΊΣΥΦΟΣ"), ("日本語", "١٢٣ x\u200bz"),
+               # marks of many scripts, and several on one letter
+               ("שָׁלוֹם", "مُحَمَّد हिन्दी ภาษาไทย a\u0301\u0302\u0303\u20d0 ]-^\\ \u0345")]
     corpora = REPO.parent / "shared" / "corpora" / "articles"
     for path in sorted(corpora.glob("*.jsonl")) if corpora.is_dir() else []:
         with path.open(encoding="utf-8") as fh:
