@@ -16,10 +16,19 @@ token; its lists are filled by C-level passes (split, accumulate, map over the f
 its norms only when read, and its key index finds token numbers only when a rule asks (from
 each key's first and last token number, and C-level list scans between them), since tokenising
 is a large part of the cost of matching.
+
+Words are found by one C pass when the optional extension ``watchers.rules._ctext`` is built
+(``setup.py``), else by the pure path (``_SPLIT_RE``); both give the same FieldText for every
+string, and the regex path is the spec where they could differ. The C pass only finds word spans
+and reads the folding cache: folding itself stays here. Setting the environment variable
+``NEWSWATCH_PURE`` to anything but empty or ``0`` before this module is first imported forces
+the pure path (tests and benchmarks compare the two); it is read once.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, KeysView, Mapping, Sequence
@@ -124,6 +133,19 @@ class _Folded(NamedTuple):
 
 _FOLDED: dict[str, _Folded] = {}
 _FOLDED_LIMIT = 300_000
+
+_PURE = os.environ.get("NEWSWATCH_PURE", "") not in ("", "0")
+_Scan = Callable[
+    [str, dict[str, _Folded], Callable[[str], _Folded]],
+    tuple[list[_Folded], list[str], list[int], list[int], list[int]],
+]
+_scan: _Scan | None = None
+if not _PURE:
+    try:
+        # By name: the import graph checks (import-linter) see no module file for an extension.
+        _scan = importlib.import_module("watchers.rules._ctext").scan
+    except ImportError:  # not built (no compiler at install): the pure path gives the same tokens
+        _scan = None
 
 
 def _fold_word(raw: str) -> _Folded:
@@ -336,20 +358,10 @@ class FieldText:
         ft = cls(text)
         if not text:
             return ft
-        marks = not text.isascii() and _COMBINING.search(text)
-        pieces = (_SPLIT_RE_MARKS if marks else _SPLIT_RE).split(text)
-        raws = pieces[1::2]
-        # pieces alternate gap, word, gap, ...: word m runs from the end of piece 2m to the
-        # end of piece 2m + 1.
-        offsets = list(accumulate(map(len, pieces)))
-        starts = offsets[0:-1:2]
-        ends = offsets[1::2]
-        try:
-            folded = list(map(_FOLDED.__getitem__, raws))
-        except KeyError:  # a word not seen before (or the cache was cleared)
-            folded = list(map(_fold_word, raws))
-        odd = list(compress(range(len(raws)), map(_ODD, folded)))
-        keys = list(map(_KEY, folded))
+        if _scan is not None:
+            folded, keys, odd, starts, ends = _scan(text, _FOLDED, _fold_word)
+        else:
+            folded, keys, odd, starts, ends = _split_fold(text)
         ft._folded, ft._odd, ft._norms = folded, odd, None
         if odd:
             keys, starts, ends, positions = _expand(keys, starts, ends, odd, folded)
@@ -362,6 +374,25 @@ class FieldText:
         ft.keys, ft.starts, ft.ends = keys, starts, ends
         ft.by_key = KeyIndex(keys)
         return ft
+
+
+def _split_fold(text: str) -> tuple[list[_Folded], list[str], list[int], list[int], list[int]]:
+    """The pure path of the C scan: each word's fold, key, the odd word numbers and the spans."""
+    marks = not text.isascii() and _COMBINING.search(text)
+    pieces = (_SPLIT_RE_MARKS if marks else _SPLIT_RE).split(text)
+    raws = pieces[1::2]
+    # pieces alternate gap, word, gap, ...: word m runs from the end of piece 2m to the
+    # end of piece 2m + 1.
+    offsets = list(accumulate(map(len, pieces)))
+    starts = offsets[0:-1:2]
+    ends = offsets[1::2]
+    try:
+        folded = list(map(_FOLDED.__getitem__, raws))
+    except KeyError:  # a word not seen before (or the cache was cleared)
+        folded = list(map(_fold_word, raws))
+    odd = list(compress(range(len(raws)), map(_ODD, folded)))
+    keys = list(map(_KEY, folded))
+    return folded, keys, odd, starts, ends
 
 
 def _expand(

@@ -1,0 +1,195 @@
+"""The C word scan (``watchers.rules._ctext``) gives exactly the FieldText of the pure path.
+
+The regex path is the spec: every list a FieldText exposes, its key index and its folding
+internals are compared between the two on generated strings heavy in the characters the word
+pattern treats specially, on hand-picked cases and on the shared corpora. Skipped when the
+extension is not built.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watchers.rules import text as text_mod
+from watchers.rules.text import FieldText
+
+from ._corpus import REPO, corpus_articles
+
+try:
+    from watchers.rules import _ctext
+except ImportError:  # pragma: no cover - depends on the install
+    pytest.skip(
+        "watchers.rules._ctext is not built (no C compiler at install); build it with "
+        "`pip install -e .` (or `python setup.py build_ext --inplace` with setuptools >= 77)",
+        allow_module_level=True,
+    )
+
+
+@contextmanager
+def _path(scan: Any) -> Iterator[None]:
+    """FieldText.of on the given path for the duration (None: pure), whatever NEWSWATCH_PURE
+    chose at import; the same switch the import sets."""
+    saved = text_mod._scan
+    text_mod._scan = scan
+    try:
+        yield
+    finally:
+        text_mod._scan = saved
+
+
+def _snapshot(ft: FieldText) -> dict[str, Any]:
+    return {
+        "keys": ft.keys,
+        "starts": ft.starts,
+        "ends": ft.ends,
+        "pos": list(ft.pos),
+        "last": list(ft.last),
+        "norms": ft.norms,
+        "by_key": {k: ft.by_key[k] for k in ft.by_key},
+        "by_key_order": list(ft.by_key),
+        "folded": ft._folded,
+        "odd": ft._odd,
+        "tokens": list(ft.tokens),
+    }
+
+
+def _assert_same(text: str) -> None:
+    with _path(_ctext.scan):
+        c = _snapshot(FieldText.of(text))
+    with _path(None):
+        pure = _snapshot(FieldText.of(text))
+    assert c == pure, text
+
+
+# Letters (accented, non-Latin, non-BMP), decimals of other scripts, a digit that is \w but not
+# \d (²), Latin-1 letters and signs above 127, every joiner and a few near misses (— is not a
+# joiner), combining marks and the code points either side of their block, emoji.
+ALPHABET = list(
+    "abzAZ_éßÆªµ½×Жж中ك٣०"  # letters, Latin-1, Cyrillic, CJK, Arabic-Indic and Devanagari digits
+    "0159²"
+    "'’‘`-‐‑–—"
+    ".,;:!? \n\t"
+    "\u0301\u0300\u036f\u02ff\u0370"
+    "\U0001f600\U0001d400\U0001d7d9"  # emoji, mathematical bold A, double-struck digit one
+)
+WORDS = [
+    "U.S.A.", "100,000", "1.5", "Russia's", "cyber-attack", "rock'n'roll", "a.b.c", "_x_",
+    "e\u0301lan", "Київ", "x-y.z.", "1.5.6.", "e.g.", "’s", "talks'",
+]  # fmt: skip
+
+chars = st.text(alphabet=st.sampled_from(ALPHABET), max_size=60)
+mixed = st.lists(st.one_of(st.sampled_from(WORDS), chars), max_size=8).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(chars)
+def test_generated_characters(text: str) -> None:
+    _assert_same(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mixed)
+def test_generated_words(text: str) -> None:
+    _assert_same(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "U.S.A.",
+        "the U.S. and the U.K.",
+        "100,000 troops",
+        "1.5 million",
+        "Russia's war",
+        "a cyber-attack on Russia-Ukraine talks",
+        "rock'n'roll",
+        "a.b.c",
+        "ab.c.",
+        "end of sentence.",
+        "_x_",
+        "e\u0301lan and Ame\u0301lie",
+        "٣,٥٠٠ and ²,5",
+        "x-y.z. and 1.5.6.",
+        "dash— and – and -- and ''",
+        "\U0001d400\U0001d401.\U0001d7d9.",
+        "",
+        " ",
+        "...,,,",
+    ],
+)
+def test_explicit_cases(text: str) -> None:
+    _assert_same(text)
+
+
+def test_corpus_articles_tokenise_alike() -> None:
+    # A cap per file keeps this to a few seconds while covering BBC, Reddit and scraped text.
+    seen = 0
+    for article in corpus_articles(limit_per_file=400):
+        _assert_same(article.title)
+        _assert_same(article.text)
+        seen += 1
+    assert seen > 0
+
+
+def test_scan_folds_misses_through_the_callback_once() -> None:
+    folded_calls: list[str] = []
+
+    def fold(raw: str) -> tuple[str, str, tuple[()], bool]:
+        folded_calls.append(raw)
+        return (raw.lower(), raw.lower(), (), raw == "odd")
+
+    cache = {"Kyiv": ("kyiv", "KYIV-KEY", (), False)}
+    folded, keys, odd, starts, ends = _ctext.scan("Kyiv odd U.S. Kyiv", cache, fold)
+    assert folded_calls == ["odd", "U.S."]
+    assert keys == ["KYIV-KEY", "odd", "u.s.", "KYIV-KEY"]
+    assert odd == [1]
+    assert (starts, ends) == ([0, 5, 9, 14], [4, 8, 13, 18])
+    assert folded[0] is cache["Kyiv"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((b"bytes", {}, str), "text must be str, not bytes"),
+        (("text", [], str), "cache must be a dict, not list"),
+        (("text", {}, 3), "fold must be callable, not int"),
+        (("text", {}, str), "folded word must be a tuple"),
+        (("text", {"text": ("a", "b")}, str), "folded word must be a tuple"),
+        (("text", {}), "takes 3 arguments"),
+    ],
+)
+def test_scan_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        _ctext.scan(*args)
+
+
+def test_scan_passes_on_a_folding_error() -> None:
+    def fold(raw: str) -> tuple[str, str, tuple[()], bool]:
+        raise ValueError(f"cannot fold {raw}")
+
+    with pytest.raises(ValueError, match="cannot fold word"):
+        _ctext.scan("word", {}, fold)
+
+
+@pytest.mark.parametrize(("value", "pure"), [("1", True), ("0", False), ("", False)])
+def test_newswatch_pure_selects_the_path_at_import(value: str, pure: bool) -> None:
+    env = {**os.environ, "NEWSWATCH_PURE": value}
+    out = subprocess.run(
+        [sys.executable, "-c", "import watchers.rules.text as t; print(t._scan is None)"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert out.stdout.strip() == str(pure)

@@ -1,0 +1,279 @@
+/*
+ * Word scanning for watchers.rules.text in one C pass (optional; the pure path is the spec).
+ *
+ * scan(text, cache, fold) finds the words of ``text`` exactly as text._SPLIT_RE (or
+ * _SPLIT_RE_MARKS when the text holds a combining mark U+0300-U+036F) does, looks each raw word
+ * up in ``cache`` (the folding cache dict) and calls ``fold(raw)`` for a word not in it, so the
+ * folding rules stay in Python. It returns (folded, keys, odd, starts, ends): each word's cached
+ * fold tuple, its key (item 1), the word numbers whose item 3 is true, and the word spans.
+ *
+ * The pattern, with W = \w (or [\w\u0300-\u036f] in the marks variant):
+ *
+ *   W+(?:(?:['\u2019\u2018`\-\u2010\u2011\u2013]|[.,](?<=\d[.,])(?=\d))W+)*
+ *   (?:\.(?<=\b\w\.)(?:\w\.)+)?
+ *
+ * Everything after the first W+ is optional and each repetition is greedy, so the regex engine's
+ * first successful path is the longest at every choice and never backtracks into an earlier
+ * step: the scan below takes each step as far as it goes, which is that path. \w is the regex
+ * engine's Unicode \w (Py_UNICODE_ISALNUM or '_') and \d its Unicode \d (Py_UNICODE_ISDECIMAL);
+ * the acronym tail uses \w even in the marks variant, as the pattern does.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static unsigned char ascii_word[128];
+
+static inline int
+is_w(Py_UCS4 ch)
+{
+    if (ch < 128) {
+        return ascii_word[ch];
+    }
+    return Py_UNICODE_ISALNUM(ch);
+}
+
+static inline int
+is_word(Py_UCS4 ch, int marks)
+{
+    if (ch < 128) {
+        return ascii_word[ch];
+    }
+    if (marks && ch >= 0x300 && ch <= 0x36F) {
+        return 1;
+    }
+    return Py_UNICODE_ISALNUM(ch);
+}
+
+static inline int
+is_d(Py_UCS4 ch)
+{
+    if (ch < 128) {
+        return ch >= '0' && ch <= '9';
+    }
+    return Py_UNICODE_ISDECIMAL(ch);
+}
+
+static inline int
+is_joiner(Py_UCS4 ch)
+{
+    switch (ch) {
+    case '\'': case 0x2019: case 0x2018: case '`':
+    case '-': case 0x2010: case 0x2011: case 0x2013:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The end of the word that starts at s (text[s] is a word character). */
+static Py_ssize_t
+word_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t s, int marks)
+{
+    Py_ssize_t i = s + 1;
+    for (;;) {
+        while (i < n && is_word(PyUnicode_READ(kind, data, i), marks)) {
+            i++;
+        }
+        /* A joiner counts only with a word character after it. */
+        if (i + 1 >= n) {
+            break;
+        }
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        Py_UCS4 next = PyUnicode_READ(kind, data, i + 1);
+        if (is_joiner(c)) {
+            if (!is_word(next, marks)) {
+                break;
+            }
+        }
+        else if (c == '.' || c == ',') {
+            if (!is_d(next) || !is_d(PyUnicode_READ(kind, data, i - 1))) {
+                break;
+            }
+        }
+        else {
+            break;
+        }
+        i += 2;
+    }
+    /* Dotted acronym tail: a single \w at a word boundary, then one or more "\w." pairs. */
+    if (i + 2 < n && PyUnicode_READ(kind, data, i) == '.'
+        && is_w(PyUnicode_READ(kind, data, i - 1))
+        && (i - 1 == 0 || !is_w(PyUnicode_READ(kind, data, i - 2)))) {
+        Py_ssize_t j = i + 1;
+        while (j + 1 < n && is_w(PyUnicode_READ(kind, data, j))
+               && PyUnicode_READ(kind, data, j + 1) == '.') {
+            j += 2;
+        }
+        if (j > i + 1) {
+            i = j;
+        }
+    }
+    return i;
+}
+
+static int
+append_ssize(PyObject *list, Py_ssize_t v)
+{
+    PyObject *o = PyLong_FromSsize_t(v);
+    if (o == NULL) {
+        return -1;
+    }
+    int r = PyList_Append(list, o);
+    Py_DECREF(o);
+    return r;
+}
+
+static PyObject *
+ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "scan() takes 3 arguments (text, cache, fold), got %zd",
+                     nargs);
+        return NULL;
+    }
+    PyObject *text = args[0], *cache = args[1], *fold = args[2];
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "scan() text must be str, not %.100s",
+                     Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (!PyDict_Check(cache)) {
+        PyErr_Format(PyExc_TypeError, "scan() cache must be a dict, not %.100s",
+                     Py_TYPE(cache)->tp_name);
+        return NULL;
+    }
+    if (!PyCallable_Check(fold)) {
+        PyErr_Format(PyExc_TypeError, "scan() fold must be callable, not %.100s",
+                     Py_TYPE(fold)->tp_name);
+        return NULL;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0) {
+        return NULL;
+    }
+#endif
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+
+    /* The marks variant only when a combining mark occurs; none fits in one byte per char. */
+    int marks = 0;
+    if (kind != PyUnicode_1BYTE_KIND) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+            if (ch >= 0x300 && ch <= 0x36F) {
+                marks = 1;
+                break;
+            }
+        }
+    }
+
+    PyObject *folded = PyList_New(0);
+    PyObject *keys = PyList_New(0);
+    PyObject *odd = PyList_New(0);
+    PyObject *starts = PyList_New(0);
+    PyObject *ends = PyList_New(0);
+    if (!folded || !keys || !odd || !starts || !ends) {
+        goto fail;
+    }
+    Py_ssize_t i = 0, m = 0;
+    while (i < n) {
+        if (!is_word(PyUnicode_READ(kind, data, i), marks)) {
+            i++;
+            continue;
+        }
+        Py_ssize_t e = word_end(kind, data, n, i, marks);
+        PyObject *raw = PyUnicode_Substring(text, i, e);
+        if (raw == NULL) {
+            goto fail;
+        }
+        PyObject *f = PyDict_GetItemWithError(cache, raw);
+        if (f != NULL) {
+            Py_INCREF(f);
+        }
+        else if (PyErr_Occurred()) {
+            Py_DECREF(raw);
+            goto fail;
+        }
+        else {
+            f = PyObject_CallOneArg(fold, raw);
+        }
+        Py_DECREF(raw);
+        if (f == NULL) {
+            goto fail;
+        }
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 4) {
+            PyErr_Format(PyExc_TypeError,
+                         "scan() folded word must be a tuple (norm, key, parts, odd), "
+                         "not %.100s", Py_TYPE(f)->tp_name);
+            Py_DECREF(f);
+            goto fail;
+        }
+        int is_odd = PyObject_IsTrue(PyTuple_GET_ITEM(f, 3));
+        if (is_odd < 0
+            || PyList_Append(folded, f) < 0
+            || PyList_Append(keys, PyTuple_GET_ITEM(f, 1)) < 0
+            || (is_odd && append_ssize(odd, m) < 0)
+            || append_ssize(starts, i) < 0
+            || append_ssize(ends, e) < 0) {
+            Py_DECREF(f);
+            goto fail;
+        }
+        Py_DECREF(f);
+        m++;
+        i = e;
+    }
+    PyObject *result = PyTuple_Pack(5, folded, keys, odd, starts, ends);
+    Py_DECREF(folded);
+    Py_DECREF(keys);
+    Py_DECREF(odd);
+    Py_DECREF(starts);
+    Py_DECREF(ends);
+    return result;
+
+fail:
+    Py_XDECREF(folded);
+    Py_XDECREF(keys);
+    Py_XDECREF(odd);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends);
+    return NULL;
+}
+
+static PyMethodDef ctext_methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))ctext_scan, METH_FASTCALL,
+     "scan(text, cache, fold) -> (folded, keys, odd, starts, ends)\n\n"
+     "The words of text as watchers.rules.text's word pattern splits them, each folded through\n"
+     "cache (a dict from raw word to fold tuple) or, for a word not in it, fold(raw)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+ctext_exec(PyObject *Py_UNUSED(module))
+{
+    for (int c = 0; c < 128; c++) {
+        ascii_word[c] = (unsigned char)((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+                                        || (c >= 'A' && c <= 'Z') || c == '_');
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot ctext_slots[] = {
+    {Py_mod_exec, ctext_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef ctext_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "watchers.rules._ctext",
+    .m_doc = "Word scanning for watchers.rules.text in one C pass.",
+    .m_size = 0,
+    .m_methods = ctext_methods,
+    .m_slots = ctext_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__ctext(void)
+{
+    return PyModuleDef_Init(&ctext_module);
+}

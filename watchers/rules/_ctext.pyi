@@ -1,0 +1,8 @@
+from collections.abc import Callable
+from typing import TypeVar
+
+_F = TypeVar("_F", bound=tuple[object, ...])
+
+def scan(
+    text: str, cache: dict[str, _F], fold: Callable[[str], _F], /
+) -> tuple[list[_F], list[str], list[int], list[int], list[int]]: ...
