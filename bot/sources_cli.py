@@ -19,21 +19,17 @@ import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.cli_config import config_arg, load
 from bot.logs import say
 from watchers.config import Config, parse_duration
 from watchers.errors import NewswatchError
-from watchers.opml import (
-    MAX_BYTES,
-    OpmlError,
-    OpmlReport,
-    export_opml,
-    import_opml,
-    parse_opml,
-)
 from watchers.sources import describe_source
+
+if TYPE_CHECKING:
+    # watchers.opml is loaded by these subcommands only, not by every `newswatch` command.
+    from watchers.opml import OpmlReport
 
 __all__ = ["add_parser", "run"]
 
@@ -79,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(path: Path) -> bytes:
+    from watchers.opml import MAX_BYTES, OpmlError
+
     if not path.is_file():
         raise OpmlError("no such file" if not path.exists() else "not a file")
     with path.open("rb") as fh:
@@ -95,6 +93,8 @@ def _run_import(args: argparse.Namespace) -> int:
     if every < timedelta(minutes=1):
         say(f"--every: a feed is polled at most once a minute, not every {args.every}")
         return EXIT_USAGE
+    from watchers.opml import OpmlError, parse_opml
+
     cfg = load(args.config)
     path = Path(args.file)
     try:
@@ -111,6 +111,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
 async def _import(cfg: Config, data: bytes, every: timedelta) -> OpmlReport:
     from watchers.engine import open_engine
+    from watchers.opml import import_opml
 
     async with open_engine(cfg, start=False) as engine:
         return await import_opml(engine, data, created_by="cli", every=every)
@@ -132,6 +133,8 @@ def _listing(report: OpmlReport) -> str:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    from watchers.opml import export_opml
+
     cfg = load(args.config)
     feeds = [f for f in asyncio.run(_sources(cfg)) if f.kind == "feed"]
     data = export_opml(feeds)

@@ -18,13 +18,15 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.cli_config import config_arg, load
 from bot.logs import say
 from watchers.config import Config, format_duration, parse_duration
 from watchers.errors import NewswatchError
-from watchers.surge import Trend
+
+if TYPE_CHECKING:
+    from watchers.surge import Trend
 
 __all__ = ["add_parser", "run"]
 

@@ -29,9 +29,6 @@ from dataclasses import dataclass
 from itertools import chain, compress, pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
-from rapidfuzz import process
-from rapidfuzz.distance import Indel
-
 from .matcher import DEFAULT_FIELDS, Analysis, FuzzyCandidates
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .variants import Aliases, _zipf, compare, compound_splits, translit_key
@@ -550,6 +547,9 @@ def _similar_pairs(
     queries: list[str], choices: list[str], cutoff: float
 ) -> Iterable[tuple[int, int]]:
     """Index pairs whose Indel similarity reaches ``cutoff``: one batch when numpy is there."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import Indel
+
     try:
         import numpy  # noqa: F401  (rapidfuzz's cdist returns a numpy array)
     except ImportError:

@@ -20,15 +20,17 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-import regex
 from pydantic import BaseModel
 
 from ..models import Article, Hit, HitKind, Match
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term, parse
 from .text import FieldText
 from .variants import Aliases, Verdict, compare, compound_splits, shipped_aliases
+
+if TYPE_CHECKING:
+    import regex
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -767,6 +769,8 @@ _REGEX_CACHE: dict[str, regex.Pattern[str]] = {}
 def _compiled_regex(pattern: str) -> regex.Pattern[str]:
     rx = _REGEX_CACHE.get(pattern)
     if rx is None:
+        import regex  # loaded by the first regex rule, not by every command that matches
+
         if len(_REGEX_CACHE) > 50_000:
             _REGEX_CACHE.clear()
         rx = _REGEX_CACHE[pattern] = regex.compile(pattern, regex.IGNORECASE | regex.V0)

@@ -60,8 +60,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-import regex
-
 from ..errors import QuerySyntaxError
 from .text import query_words
 
@@ -685,9 +683,11 @@ class _Parser:
         # The size check runs on the text as written, so its columns are the query's.
         _check_regex_size(tok.value, tok.column + 1, self.query)
         pattern = tok.value.replace("\\/", "/")
+        import regex as rx  # only queries with a regex pay for loading the module
+
         try:
-            regex.compile(pattern, regex.IGNORECASE | regex.V0)
-        except (regex.error, RecursionError, OverflowError, ValueError) as exc:
+            rx.compile(pattern, rx.IGNORECASE | rx.V0)
+        except (rx.error, RecursionError, OverflowError, ValueError) as exc:
             raise self.error(
                 f"bad regular expression ({_show(str(exc), 80)}); expected a valid pattern", tok
             ) from None

@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Literal, NamedTuple
-
-from rapidfuzz.distance import Indel
 
 from .text import key as word_key
 
@@ -137,7 +135,22 @@ def _findable(term: str, token: str, threshold: float) -> bool:
 
 def similarity(a: str, b: str) -> float:
     """rapidfuzz's ``fuzz.ratio`` (normalised Indel similarity, 0 to 100)."""
-    return Indel.normalized_similarity(a, b) * 100.0
+    score = _indel_similarity
+    if score is None:
+        score = _load_indel()
+    return score(a, b) * 100.0
+
+
+_indel_similarity: Callable[[str, str], float] | None = None
+
+
+def _load_indel() -> Callable[[str, str], float]:
+    # rapidfuzz is loaded by the first fuzzy comparison, not by every command that parses rules.
+    global _indel_similarity
+    from rapidfuzz.distance import Indel
+
+    _indel_similarity = Indel.normalized_similarity
+    return _indel_similarity
 
 
 # How common plain words are comes from a table shipped with the package (``data/zipf_en.txt``,
