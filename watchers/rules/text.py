@@ -159,6 +159,16 @@ def _fold_word(raw: str) -> _Folded:
 
 
 def _fold_uncached(raw: str) -> _Folded:
+    if raw.isascii() and raw.isalnum():
+        # Most new words (names, numbers): no accent, apostrophe, hyphen or dot to handle, so
+        # what the general path below computes is just this.
+        lowered = raw.lower()
+        k = fold_plural(fold_spelling(lowered))
+        return _Folded(lowered, k, (), not k)
+    return _fold_general(raw)
+
+
+def _fold_general(raw: str) -> _Folded:
     # Offsets of the parts are computed on the raw word, so they stay valid for the original text
     # even when accent stripping changes lengths.
     base = _POSSESSIVE.sub("", raw) if len(raw) > 2 else raw
@@ -306,10 +316,10 @@ class FieldText:
     """
 
     __slots__ = (
+        "_by_key",
         "_folded",
         "_norms",
         "_odd",
-        "by_key",
         "ends",
         "keys",
         "last",
@@ -328,7 +338,15 @@ class FieldText:
         self.ends: list[int] = []
         self.pos: Sequence[int] = ()
         self.last: Sequence[int] = ()
-        self.by_key = KeyIndex(self.keys)
+        self._by_key: KeyIndex | None = None
+
+    @property
+    def by_key(self) -> KeyIndex:
+        """The key index, built on first use: the lookup index's terms need only the keys."""
+        index = self._by_key
+        if index is None:
+            index = self._by_key = KeyIndex(self.keys)
+        return index
 
     def adjacent(self, a: str, b: str) -> bool:
         """Whether a token of key ``b`` is at the position after a token of key ``a`` ends."""
@@ -372,7 +390,6 @@ class FieldText:
         else:
             ft.pos = ft.last = range(len(keys))
         ft.keys, ft.starts, ft.ends = keys, starts, ends
-        ft.by_key = KeyIndex(keys)
         return ft
 
 
