@@ -12,17 +12,26 @@ and groups, the event loop, the database thread), which a busy shared machine di
 The configurations take turns, round after round, after one warm-up run.
 
     .venv/bin/python bench/stories_ingest.py [--articles 3000] [--live 0,1000,100000]
-                                             [--rules 100] [--repeat 2]
+                                             [--rules 100] [--repeat 2] [--profile 0,100000]
+
+``--profile LIVE,...`` measures nothing: it ingests once without stories and once with stories
+on each of those numbers of live stories under cProfile (every thread: the event loop, the
+executor that matches and groups, the database's), and prints where the time went, by function
+and in totals per area (clustering, the store's story writes, the corroboration query, ...).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import json
+import pstats
 import random
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -70,10 +79,52 @@ async def fill_stories(db: Path, titles: list[str], n: int) -> None:
         await store.aclose()
 
 
+class ThreadProfiles:
+    """cProfile in every thread started while it is on (the executor's and the database's)
+    as well as the calling one. cProfile hooks one thread; ``threading.setprofile`` gives each
+    new thread a first call that swaps in a profiler of its own."""
+
+    def __init__(self) -> None:
+        self.profiles: list[cProfile.Profile] = []
+        self.on = False
+
+    def _start_here(self, *_: object) -> None:
+        sys.setprofile(None)
+        if self.on:
+            # CPU time of the thread: a thread waiting for work costs nothing.
+            prof = cProfile.Profile(time.thread_time)
+            self.profiles.append(prof)
+            prof.enable()
+
+    def start(self) -> None:
+        self.on = True
+        threading.setprofile(self._start_here)
+        self._start_here()
+
+    def reset(self) -> None:
+        """Forget what was profiled so far (the other threads are idle, waiting for work)."""
+        for prof in self.profiles:
+            prof.clear()
+
+    def stop(self) -> tuple[pstats.Stats, int]:
+        """Stop, once the threads started meanwhile have ended (their hooks go with them);
+        what was profiled, and in how many threads."""
+        self.on = False
+        threading.setprofile(None)
+        self.profiles[0].disable()
+        stats = pstats.Stats(self.profiles[0], stream=io.StringIO())
+        for prof in self.profiles[1:]:
+            stats.add(prof)
+        return stats, len(self.profiles)
+
+
 async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, stories: bool
-                 ) -> tuple[float, float, float, int]:
+                 , profiles: ThreadProfiles | None = None) -> tuple[float, float, float, int]:
     """Articles/s through the service into the store; CPU µs per article; the seconds the live
-    index took to restore (before the clock starts); the stories stored."""
+    index took to restore (before the clock starts); the stories stored. With ``profiles``,
+    the service's ingest runs under them (the restore does not)."""
+    if profiles is not None:  # before the database's thread starts
+        profiles.start()
     store = await SqliteStore.open(db, terms_of=index_terms)
     executor = ThreadPoolExecutor(max_workers=1)
     service = WatchService(store=store, context=SourceContext(fetcher=None, resolve=Path),
@@ -84,6 +135,8 @@ async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, 
         t0 = time.perf_counter()
         await service.story_index()
         restored = time.perf_counter() - t0
+        if profiles is not None:
+            profiles.reset()
         c0, t0 = time.process_time(), time.perf_counter()
         (report,) = await service.run_once()
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -97,12 +150,55 @@ async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, 
     return report.new / elapsed, cpu / max(1, report.new) * 1e6, restored, made
 
 
+# Where story grouping's time goes: each area is the functions whose (file, name) match, timed
+# inclusively (cumulative). The areas nest in the ingest path, not in each other.
+AREAS: dict[str, tuple[tuple[str, str], ...]] = {
+    "matching (RuleSet.match_report)": (("watchers/rules/", "match_report"),),
+    "story signature (signature_from)": (("watchers/stories/features.py", "signature_from"),),
+    "clustering (StoryIndex.assign)": (("watchers/stories/index.py", "assign"),),
+    "signature dumps (Signature.dump)": (("watchers/stories/features.py", "dump"),),
+    "store: record_many (whole)": (("watchers/store/sqlite/articles.py", "record_many"),),
+    "store: outbox + story writes (DB thread)": (
+        ("watchers/store/sqlite/articles.py", "_write_outbox"),),
+    "store: story reads + upserts": (("watchers/store/sqlite/stories.py", "story_batch"),
+                                     ("watchers/store/sqlite/stories.py", "write_stories")),
+    "store: story outbox rows (story_rows)": (("watchers/store/sqlite/stories.py", "story_rows"),),
+    "store: route lookups (_outcome)": (("watchers/store/sqlite/stories.py", "_outcome"),),
+    "store: dedupe reads (known)": (("watchers/store/sqlite/articles.py", "known"),),
+}
+
+
+def report(stats: pstats.Stats, threads: int, articles: int, label: str) -> None:
+    """The areas' inclusive time per article, and the functions with the most own time."""
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = (
+        stats.stats)  # type: ignore[attr-defined]
+    total = sum(tt for _, _, tt, _, _ in raw.values())
+    print(f"== profile, {label} ({threads} threads): {articles} articles, "
+          f"{total / articles * 1e6:.0f} µs/article profiled (CPU of all threads; profiling "
+          "inflates Python calls)")
+    for area, keys in AREAS.items():
+        cum = sum(ct for (file, _, name), (_, _, _, ct, _) in raw.items()
+                  if any(file.endswith(f) or f in file for f, n in keys if n == name))
+        print(f"   {area:<44} {cum / articles * 1e6:>7.0f} µs/article")
+    # The SQLite calls the DB thread makes on behalf of the store (C functions of sqlite3).
+    sql = sum(tt for (file, _, name), (_, _, tt, _, _) in raw.items()
+              if file == "~" and "sqlite3" in name)
+    print(f"   {'sqlite3 C calls (own time)':<44} {sql / articles * 1e6:>7.0f} µs/article")
+    out = io.StringIO()
+    stats.stream = out  # type: ignore[attr-defined]
+    stats.sort_stats("tottime").print_stats(25)
+    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--articles", type=int, default=3000)
     p.add_argument("--live", default="0,1000,100000")
     p.add_argument("--rules", type=int, default=100)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--profile", metavar="LIVE,...",
+                   help="profile one ingest per number of live stories instead of timing")
     args = p.parse_args(argv)
     records = load_records()
     random.Random(5).shuffle(records)
@@ -125,6 +221,23 @@ def main(argv: list[str] | None = None) -> int:
             (Path(tmp) / "inbox").mkdir()
             asyncio.run(fill_stories(db, titles, live or 0))
             return asyncio.run(ingest(db, rules, articles, stories=live is not None))
+
+    if args.profile is not None:
+        # Warm the matcher's caches and the story features' (word frequencies, patterns): a
+        # first use costs more than the ingest of an article and is not what is profiled.
+        run(None)
+        run(0)
+        for live in [None, *(int(x) for x in args.profile.split(","))]:
+            profiles = ThreadProfiles()
+            with tempfile.TemporaryDirectory() as tmp:
+                db = Path(tmp) / "nw.db"
+                (Path(tmp) / "inbox").mkdir()
+                asyncio.run(fill_stories(db, titles, live or 0))
+                asyncio.run(ingest(db, rules, articles, stories=live is not None,
+                                   profiles=profiles))
+            report(*profiles.stop(), len(articles),
+                   "without stories" if live is None else f"{live:,} live stories")
+        return 0
 
     # Each round runs every configuration once, the one without stories first: on a shared
     # machine a slow spell then hits all of them, not only the configurations measured in it.

@@ -607,3 +607,58 @@ async def test_open_store_picks_the_backend_from_the_target(backend: Backend) ->
         assert isinstance(store, PostgresStore if backend.kind == "postgres" else SqliteStore)
     finally:
         await store.aclose()
+
+
+def story_plan(rng: random.Random, n: int) -> list[ArticleRecord]:
+    """Articles of a few stories from a few outlets, on two routes (one following stories, one
+    not), with rules that need 1 to 3 outlets and mixed severities: every kind of outbox row a
+    story gets (alert, update, escalation, waiting, released) in one plan."""
+    t0 = datetime(2022, 1, 20, 9, 0, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        a = Article(title=f"Event {i} {rng.random()}", text="troops body", source="feed",
+                    published=t0 + timedelta(minutes=rng.randrange(600)))
+        story = f"s{rng.randrange(10)}"
+        entries = []
+        for route, mode in (("alerts", "edit"), ("ops", "off")):
+            if rng.random() < 0.7:
+                severity = rng.choice(["low", "medium", "critical"])
+                need = rng.choice([1, 1, 2, 3])
+                entries.append(OutboxEntry(
+                    route, (rule(severity=severity, min_sources=need),), stories=mode,
+                    severity=severity, min_sources=need, suppressed=rng.random() < 0.1))
+        out.append(ArticleRecord(
+            a, [match(a)], entries, index_terms(a.title, a.text),
+            StoryLink(story, f"sig {i}", rng.choice(["dw", "npr", "bbc", "ap", "dw"]),
+                      a.published or t0)))
+    return out
+
+
+async def stories_snapshot(store: Store, records: list[ArticleRecord]) -> list[object]:
+    stories = [await store.get_story(sid) for sid in sorted({r.story.id for r in records
+                                                            if r.story})]
+    rows = [(r.kind, r.article_id, r.route, r.state, r.story_id, r.escalated_from, r.min_sources)
+            for r in await store.alerts(limit=10_000)]
+    return [[(s.headline, s.first_seen, s.last_seen, s.articles, s.outlets, s.signature)
+             if s else None for s in stories], rows]
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_batch_writes_its_stories_as_one_article_per_batch_does(backend: Backend,
+                                                                         seed: int) -> None:
+    # A write batch decides its stories' rows in memory and writes each story once: the
+    # stories, and every outbox decision (updates, escalations, waits and their release),
+    # must be what one transaction per article gives, whatever the batch boundaries.
+    records = story_plan(random.Random(seed), 40)
+    got = []
+    for name, size in (("one", 1), ("some", 7), ("all", len(records))):
+        async with await backend.open(name) as store:
+            for i in range(0, len(records), size):
+                await store.record_many(records[i : i + size])
+            got.append(await stories_snapshot(store, records))
+    assert got[0] == got[1] == got[2]
+    rows: list[tuple[Any, ...]] = got[0][1]  # type: ignore[assignment]
+    # The plan exercises waits, waits released by later outlets, updates and escalations.
+    assert any(r[3] == "waiting" for r in rows)
+    assert any(r[0] == "alert" and r[3] == "pending" and r[6] > 1 for r in rows)
+    assert any(r[0] == "update" for r in rows) and any(r[5] is not None for r in rows)

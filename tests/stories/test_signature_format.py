@@ -69,3 +69,18 @@ def test_an_exemplar_keeps_its_title_terms_and_marks() -> None:
     # Loaded from text, the same terms: one string object per term across exemplars.
     loaded = ix._Ex(Signature.load(Signature((ex,)).dump()).exemplars[0])
     assert all(a is b for a, b in zip(e.order, loaded.order, strict=True))
+
+
+def test_equal_weights_of_other_spellings_do_not_share_cached_text(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1.0 == 1 and 0.0 == -0.0 (with equal hashes), but json spells each its own way: a cached
+    # ["t",1.0] must not stand for ["t",1], nor ["z",0.0] for ["z",-0.0].
+    first = Signature(((("t", 1.0), ("z", 0.0), ("w", 2.5)),))
+    assert first.dump() == _reference(first)
+    other = Signature(((("t", 1), ("z", -0.0), ("w", 2.5)),))
+    assert other.dump() == _reference(other) == '[[["t",1],["z",-0.0],["w",2.5]]]'
+    monkeypatch.setattr(ft, "_PAIRS_MAX", 20)
+    for i in range(60):  # more weighted terms than the pair cache keeps
+        Signature((((f"p{i}", 1.5),),)).dump()
+    assert len(ft._PAIRS) <= ft._PAIRS_MAX
+    assert first.dump() == _reference(first)

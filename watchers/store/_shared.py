@@ -4,6 +4,7 @@
   of their validated config models keyed by their key (``RuleConfig.key``, ``SourceConfig.key``,
   ``ServerRoute.key``), on a backend's ``_models`` / ``_put`` / ``_delete``.
 - :class:`CandidateList`: :meth:`candidates` as successive :meth:`candidate_page` calls.
+- :class:`StoryBatch`: a write batch's story rows, decided in memory and written once each.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from watchers.store.base import CandidatePage
 from watchers.store.sqlite._db import dump_model
 
 __all__ = ["CANDIDATE_PAGE_MAX", "SOURCE_MODEL", "CandidateList", "M", "RuntimeModels",
-           "server_route"]
+           "StoryBatch", "server_route"]
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +135,67 @@ class CandidateList:
                 break
             after = page.next
         return out[:limit]
+
+
+# A story's outlets as the stores keep them (compact; one encoder, not one per json.dumps call).
+_OUTLETS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+class StoryBatch:
+    """The story rows of one :meth:`record_many` batch, decided in memory and written once.
+
+    Each stored article of a story used to upsert the story row and ask the outbox which of
+    the story's alerts its outlets release. Here the batch reads the rows of its stories and
+    which of them have alerts waiting for corroboration once, before the first article; each
+    article then joins its story in memory (:meth:`join`: the story's distinct outlets, this
+    article's included — what the upsert returned), and :meth:`rows` gives one row per story
+    for the end of the batch. Invariants, so the stored result is the one the per-article
+    upserts gave. The outbox stays the authority on what a story has: ``waiting`` (the stories
+    that may hold alerts waiting for corroboration) and ``routed`` (the (story, route) pairs
+    that may hold alerts) only let a writer skip a query that could find nothing — each is the
+    set read before the batch plus what the batch wrote since, never less. The story rows:
+    ``headline`` is the story's stored one or its first article's title;
+    ``first`` / ``last`` widen over the batch's dates (the writers widen them again against the
+    stored row, under the same lock); ``signature`` is the last stored article's; ``articles``
+    counts the batch's articles (added to the stored count); ``outlets`` is the stored list
+    followed by the batch's new outlets in reporting order.
+    """
+
+    def __init__(self, outlets: dict[str, list[str]], waiting: Collection[str] = (),
+                 routed: Collection[tuple[str, str]] = ()) -> None:
+        self._outlets = outlets  # story id → its stored outlets, in reporting order
+        self._known = {sid: set(names) for sid, names in outlets.items()}
+        self.waiting = set(waiting)
+        self.routed = set(routed)
+        self._rows: dict[str, list[Any]] = {}
+
+    def wrote(self, story: str, route: str, state: str) -> None:
+        """Note an outbox row the batch wrote for a story on a route."""
+        self.routed.add((story, route))
+        if state == "waiting":
+            self.waiting.add(story)
+
+    def join(self, title: str, link: Any) -> int:
+        """Add a stored article (its ``title``, its :class:`~watchers.store.base.StoryLink`)
+        to its story; the story's number of distinct outlets after it."""
+        row = self._rows.get(link.id)
+        if row is None:
+            outlets = self._outlets.setdefault(link.id, [])
+            known = self._known.setdefault(link.id, set())
+            row = self._rows[link.id] = [title, link.when, link.when, link.signature, 0, outlets]
+        else:
+            outlets, known = row[5], self._known[link.id]
+            row[1], row[2] = min(row[1], link.when), max(row[2], link.when)
+            row[3] = link.signature
+        row[4] += 1
+        if link.outlet not in known:
+            known.add(link.outlet)
+            outlets.append(link.outlet)
+        return len(outlets)
+
+    def rows(self) -> list[tuple[str, str, datetime, datetime, str, int, str]]:
+        """(id, headline, first, last, signature, articles, outlets as JSON) per story, in the
+        order the batch first reached them."""
+        dump = _OUTLETS_JSON.encode
+        return [(sid, title, first, last, sig, n, dump(outlets))
+                for sid, (title, first, last, sig, n, outlets) in self._rows.items()]

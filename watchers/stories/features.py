@@ -86,9 +86,24 @@ _NOISE = frozenset(
 Exemplar = tuple[tuple[str, float], ...]
 
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-# '["stem",' per term, as Signature.dump writes it: terms repeat from article to article.
+# '["stem",' per term, and '["stem",weight]' per weighted term, as Signature.dump writes them:
+# terms repeat from article to article.
 _HEADS: dict[str, str] = {}
 _HEADS_MAX = 50_000
+_PAIRS: dict[tuple[str, float], str] = {}
+_PAIRS_MAX = 50_000
+
+
+def _pair_text(term: str, weight: float) -> str:
+    """``["term",weight]`` as ``json.dumps`` spells it."""
+    head = _HEADS.get(term)
+    if head is None:
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        head = _HEADS[term] = "[" + _JSON.encode(term) + ","
+    # json spells a finite float as repr() does; anything else goes through json.
+    return head + (float.__repr__(weight) if type(weight) is float and isfinite(weight)
+                   else _JSON.encode(weight)) + "]"
 
 # Marks are weightless terms: what kind of event a headline reports and who acts in it. Two
 # reports of one topic that name different kinds of event ("elected" / "resigns") or different
@@ -278,20 +293,27 @@ class Signature:
 
     def dump(self) -> str:
         """Compact JSON, ``[[["stem",weight],...],...]``: what ``json.dumps`` spells, built
-        from cached term prefixes (every stored article dumps its story's signature)."""
-        heads = _HEADS
+        from cached pieces (every stored article dumps its story's signature): the whole
+        ``["stem",weight]`` of a term with a non-zero float weight (weights are rounded, so a
+        term comes back with the same one), the ``["stem",`` prefix of any other."""
+        pairs = _PAIRS
+        get = pairs.get
         out = []
         for ex in self.exemplars:
             parts = []
-            for t, w in ex:
-                head = heads.get(t)
-                if head is None:
-                    if len(heads) >= _HEADS_MAX:
-                        heads.clear()  # numbers and names come and go; the bound is memory's
-                    head = heads[t] = "[" + _JSON.encode(t) + ","
-                # json spells a finite float as repr() does; anything else goes through json.
-                parts.append(head + (float.__repr__(w) if type(w) is float and isfinite(w)
-                                     else _JSON.encode(w)) + "]")
+            for p in ex:
+                w = p[1]
+                # Only a non-zero float is its own cache key: 0.0 == -0.0 and 1.0 == 1 would
+                # find each other's text.
+                if type(w) is float and w:
+                    text = get(p)
+                    if text is None:
+                        if len(pairs) >= _PAIRS_MAX:
+                            pairs.clear()  # numbers and names come and go; the bound is memory's
+                        text = pairs[p] = _pair_text(p[0], w)
+                else:
+                    text = _pair_text(p[0], w)
+                parts.append(text)
             out.append("[" + ",".join(parts) + "]")
         return "[" + ",".join(out) + "]"
 

@@ -34,7 +34,7 @@ from watchers.store.base import (
     sort_time,
 )
 from watchers.store.postgres._db import LOCKS, Pg, now
-from watchers.store.postgres.stories import story_rows, write_story
+from watchers.store.postgres.stories import story_batch, story_rows, write_stories
 from watchers.store.sqlite._db import dump_model
 from watchers.store.sqlite.articles import _Identities, _identity, prefix_successor
 
@@ -291,7 +291,10 @@ async def _write_outbox(conn: asyncpg.Connection,
                         stored: Sequence[tuple[Article, ArticleRecord]], when: datetime) -> None:
     """The stored articles' outbox rows, in article order (ids are delivery order); an article
     in a story joins it first and its rows depend on what the story has on each route, rows of
-    earlier articles of the same batch included."""
+    earlier articles of the same batch included. The batch's stories are read once before the
+    first article and written once each after the last (see StoryBatch)."""
+    stories = await story_batch(conn, list(dict.fromkeys(
+        rec.story.id for _, rec in stored if rec.story is not None)))
     plain: list[tuple[Any, ...]] = []
     for article, rec in stored:
         rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in rec.alerts]
@@ -304,12 +307,14 @@ async def _write_outbox(conn: asyncpg.Connection,
         if plain:
             await conn.executemany(INSERT_OUTBOX, plain)
             plain = []
-        outlets = await write_story(conn, article, rec.story)
-        rows = await story_rows(conn, article, rec, outlets, rules, when, _nonce)
+        outlets = stories.join(article.title, rec.story)
+        rows = await story_rows(conn, article, rec, outlets, rules, when, _nonce,
+                                stories)
         if rows:
             await conn.executemany(INSERT_OUTBOX, rows)
     if plain:
         await conn.executemany(INSERT_OUTBOX, plain)
+    await write_stories(conn, stories)
 
 
 class ArticlesMixin(CandidateList):

@@ -18,18 +18,18 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.models import Article
+from watchers.store._shared import StoryBatch
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
     OutboxEntry,
     OutboxRow,
-    StoryLink,
     StoryRecord,
     story_outcome,
 )
 from watchers.store.postgres._db import LOCKS, Pg
 
-__all__ = ["StoriesMixin", "story_rows", "write_story"]
+__all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
 STORY_COLS = "id, headline, first_seen, last_seen, articles, outlets, signature, updated_at"
 STORY_COLS_S = ", ".join("s." + c.strip() for c in STORY_COLS.split(","))
@@ -44,14 +44,14 @@ def story_of(row: asyncpg.Record | Sequence[Any]) -> StoryRecord:
     )
 
 
+# One row per story of a write batch (see StoryBatch): the batch's dates widen the stored ones,
+# its articles add to the count; outlets and signature are the batch's final ones.
 _UPSERT_STORY = (
     "INSERT INTO stories AS s (id, headline, first_seen, last_seen, signature, articles, "
-    "outlets) VALUES ($1, $2, $3, $3, $4, 1, jsonb_build_array($5::text)) "
-    "ON CONFLICT (id) DO UPDATE SET first_seen = least(s.first_seen, $3), "
-    "last_seen = greatest(s.last_seen, $3), signature = $4, articles = s.articles + 1, "
-    "outlets = CASE WHEN s.outlets ? $5 THEN s.outlets "
-    "ELSE s.outlets || jsonb_build_array($5::text) END "
-    "RETURNING jsonb_array_length(s.outlets)")
+    "outlets) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) "
+    "ON CONFLICT (id) DO UPDATE SET first_seen = least(s.first_seen, excluded.first_seen), "
+    "last_seen = greatest(s.last_seen, excluded.last_seen), signature = excluded.signature, "
+    "articles = s.articles + excluded.articles, outlets = excluded.outlets")
 _LIVE = list(LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = [*LIVE_ALERT_STATES, "waiting"]
 _RELEASABLE = ("SELECT DISTINCT route FROM outbox "
@@ -60,42 +60,69 @@ _RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = $3 "
             "WHERE story_id = $1 AND state = 'waiting' AND min_sources <= $2")
 
 
-async def write_story(conn: asyncpg.Connection, article: Article, link: StoryLink) -> int:
-    """Add a stored article to its story (creating it); the story's distinct outlets after."""
-    n = await conn.fetchval(_UPSERT_STORY, link.id, article.title, link.when, link.signature,
-                            link.outlet)
-    return int(n) if n is not None else 1
+async def story_batch(conn: asyncpg.Connection, story_ids: Sequence[str]) -> StoryBatch:
+    """The stored outlets of these stories, on which routes they have outbox rows and which of
+    them have alerts waiting for corroboration: two reads for a whole write batch (see
+    StoryBatch)."""
+    if not story_ids:  # grouping off: no round trip
+        return StoryBatch({}, ())
+    outlets = {str(r[0]): [str(n) for n in json.loads(r[1])] for r in await conn.fetch(
+        "SELECT id, outlets FROM stories WHERE id = ANY($1::text[])", story_ids)}
+    rows = await conn.fetch(
+        "SELECT story_id, route, bool_or(state = 'waiting') FROM outbox "
+        "WHERE story_id = ANY($1::text[]) GROUP BY story_id, route", story_ids)
+    return StoryBatch(outlets, {str(r[0]) for r in rows if r[2]},
+                      {(str(r[0]), str(r[1])) for r in rows})
+
+
+async def write_stories(conn: asyncpg.Connection, batch: StoryBatch) -> None:
+    """Write a batch's stories, one upsert each (in the batch's transaction)."""
+    rows = batch.rows()
+    if rows:
+        await conn.executemany(_UPSERT_STORY, rows)
 
 
 async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRecord,
                      outlets: int, rules_json: Sequence[str], when: datetime,
-                     nonce: Callable[[], str]) -> list[tuple[Any, ...]]:
+                     nonce: Callable[[], str], batch: StoryBatch | None = None
+                     ) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article of a story, decided route by route; releases alerts
     that waited for the outlets this article brings (before the new rows: they keep their
-    place ahead of them)."""
+    place ahead of them). ``batch``: the write batch's StoryBatch, which lets queries that
+    could find nothing be skipped (None: none is), and learns the rows written."""
     assert rec.story is not None
     story = rec.story.id
-    released = {str(r[0]) for r in await conn.fetch(_RELEASABLE, story, outlets)}
+    released: set[str] = set()
+    if batch is None or story in batch.waiting:
+        released = {str(r[0]) for r in await conn.fetch(_RELEASABLE, story, outlets)}
     if released:
         await conn.execute(_RELEASE, story, outlets, when)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         if entry.route in released and not entry.suppressed:
             continue
-        kind, state, escalated = await _outcome(conn, story, entry, outlets)
+        kind, state, escalated = await _outcome(
+            conn, story, entry, outlets,
+            batch is None or (story, entry.route) in batch.routed)
         if kind is None:
             continue
         rows.append((kind, article.id, entry.route, rules, state, nonce(), when, when, story,
                      entry.severity, entry.min_sources, escalated))
+        if batch is not None:
+            batch.wrote(story, entry.route, state)
     return rows
 
 
-async def _outcome(conn: asyncpg.Connection, story: str, entry: OutboxEntry, outlets: int
-                   ) -> tuple[str | None, str, str | None]:
+async def _outcome(conn: asyncpg.Connection, story: str, entry: OutboxEntry, outlets: int,
+                   routed: bool = True) -> tuple[str | None, str, str | None]:
+    """What the route gets (see story_outcome); ``routed`` False: the story has no outbox row
+    on the route, so none is read."""
     if entry.suppressed:
         return "alert", "suppressed", None
     if entry.stories == "off":
         return "alert", "pending" if outlets >= entry.min_sources else "waiting", None
+    if not routed:
+        return story_outcome(entry, outlets, [])
     existing = await conn.fetch(
         "SELECT state, severity FROM outbox WHERE story_id = $1 AND route = $2 AND "
         "kind = 'alert' AND state = ANY($3::text[]) ORDER BY id",

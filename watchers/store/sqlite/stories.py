@@ -3,8 +3,11 @@
 A story row is written in the transaction that stores its first article and updated by each
 later one (same transaction as that article): ``last_seen`` / ``first_seen`` widen, the article
 count grows, a new outlet is appended, and the signature the live index needs at start-up is
-replaced. Every article stored with a story link has ``articles.story_id`` set; an article stored
-before stories existed (or imported without grouping) has none and is its own story in lookups.
+replaced. A write batch decides its stories' rows in memory and writes each story once, at the
+end of its transaction (:class:`~watchers.store._shared.StoryBatch`): the same row as one upsert
+per article, in fewer statements. Every article stored with a story link has
+``articles.story_id`` set; an article stored before stories existed (or imported without
+grouping) has none and is its own story in lookups.
 
 ``story_routes`` remembers where a story lives on each route (its message, and the thread started
 on it); delivery writes it when the story's alert is delivered and when an update reposts it.
@@ -20,18 +23,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchers.models import Article
+from watchers.store._shared import StoryBatch
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
     OutboxEntry,
     OutboxRow,
-    StoryLink,
     StoryRecord,
     story_outcome,
 )
 from watchers.store.sqlite._db import Db, Tx, dt, iso
 
-__all__ = ["StoriesMixin", "write_story"]
+__all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
 STORY_COLS = ("id, headline, first_seen, last_seen, articles, outlets, signature, updated_at")
 
@@ -45,14 +48,14 @@ def story_of(row: Iterable[Any]) -> StoryRecord:
     )
 
 
+# One row per story of a write batch (see StoryBatch): the batch's dates widen the stored ones,
+# its articles add to the count; outlets and signature are the batch's final ones.
 _UPSERT_STORY = (
     "INSERT INTO stories (id, headline, first_seen, last_seen, signature, articles, outlets) "
-    "VALUES (?1, ?2, ?3, ?3, ?4, 1, json_array(?5)) ON CONFLICT (id) DO UPDATE SET "
-    "first_seen = min(first_seen, ?3), last_seen = max(last_seen, ?3), signature = ?4, "
-    "articles = articles + 1, outlets = CASE WHEN EXISTS "
-    "(SELECT 1 FROM json_each(stories.outlets) WHERE value = ?5) THEN outlets "
-    "ELSE json_insert(outlets, '$[#]', ?5) END "
-    "RETURNING json_array_length(outlets)")
+    "VALUES (?, ?, ?, ?, ?, ?, json(?)) ON CONFLICT (id) DO UPDATE SET "
+    "first_seen = min(first_seen, excluded.first_seen), "
+    "last_seen = max(last_seen, excluded.last_seen), signature = excluded.signature, "
+    "articles = articles + excluded.articles, outlets = excluded.outlets")
 _LIVE = ",".join(repr(s) for s in LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = ",".join(repr(s) for s in (*LIVE_ALERT_STATES, "waiting"))
 # A story's alerts waiting for corroboration that its outlet count (the last parameter) now
@@ -64,47 +67,81 @@ _RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = ? "
             "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?")
 
 
-def write_story(conn: sqlite3.Connection, article: Article, link: StoryLink) -> int:
-    """Add a stored article (whose row already names the story) to its story, creating the
-    story with its first article; returns the story's number of distinct outlets, this
-    article's included. One statement: the outlet is appended only when it is new."""
-    row = conn.execute(_UPSERT_STORY, (link.id, article.title, iso(link.when), link.signature,
-                                       link.outlet)).fetchone()
-    return int(row[0]) if row is not None else 1
+def story_batch(conn: sqlite3.Connection, story_ids: Sequence[str]) -> StoryBatch:
+    """The stored outlets of these stories, on which routes they have outbox rows and which of
+    them have alerts waiting for corroboration: two reads per 500 stories, for a whole write
+    batch (see StoryBatch)."""
+    outlets: dict[str, list[str]] = {}
+    waiting: set[str] = set()
+    routed: set[tuple[str, str]] = set()
+    for i in range(0, len(story_ids), 500):
+        chunk = story_ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for sid, names in conn.execute(
+                f"SELECT id, outlets FROM stories WHERE id IN ({marks})", chunk):
+            outlets[str(sid)] = [str(n) for n in json.loads(names)]
+        for sid, route, waits in conn.execute(
+                "SELECT story_id, route, max(state = 'waiting') FROM outbox INDEXED BY "
+                f"outbox_story WHERE story_id IN ({marks}) GROUP BY story_id, route", chunk):
+            routed.add((str(sid), str(route)))
+            if waits:
+                waiting.add(str(sid))
+    return StoryBatch(outlets, waiting, routed)
+
+
+def write_stories(conn: sqlite3.Connection, batch: StoryBatch) -> None:
+    """Write a batch's stories, one upsert each (in the batch's transaction)."""
+    rows = []
+    for sid, title, first, last, sig, n, outlets in batch.rows():
+        seen = iso(first)
+        rows.append((sid, title, seen, seen if last == first else iso(last), sig, n, outlets))
+    conn.executemany(_UPSERT_STORY, rows)
 
 
 def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord, outlets: int,
-               rules_json: Sequence[str], when: str, nonce: Callable[[], str]
-               ) -> list[tuple[Any, ...]]:
+               rules_json: Sequence[str], when: str, nonce: Callable[[], str],
+               batch: StoryBatch | None = None) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article that belongs to a story, decided route by route by
     :func:`story_outcome` against what the story already has on the route; releases alerts that
-    waited for the outlets this article brings. ``rules_json[i]`` is entry i's rules as JSON."""
+    waited for the outlets this article brings. ``rules_json[i]`` is entry i's rules as JSON.
+    ``batch``: the write batch's StoryBatch, which lets queries that could find nothing be
+    skipped (None: none is), and learns the rows written."""
     assert rec.story is not None
     story = rec.story.id
     # A waiting alert posts once enough outlets have reported (before the new rows, so it keeps
     # its place ahead of them in the route's order). The alert then names this article's
     # outlet too, so the article needs no update of its own on those routes.
-    released = {str(route) for (route,) in conn.execute(_RELEASABLE, (story, outlets))}
+    released: set[str] = set()
+    if batch is None or story in batch.waiting:
+        released = {str(route) for (route,) in conn.execute(_RELEASABLE, (story, outlets))}
     if released:
         conn.execute(_RELEASE, (when, story, outlets))
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         if entry.route in released and not entry.suppressed:
             continue
-        kind, state, escalated = _outcome(conn, story, entry, outlets)
+        kind, state, escalated = _outcome(
+            conn, story, entry, outlets,
+            batch is None or (story, entry.route) in batch.routed)
         if kind is None:
             continue
         rows.append((kind, article.id, entry.route, rules, state, nonce(), when, when, story,
                      entry.severity, entry.min_sources, escalated))
+        if batch is not None:
+            batch.wrote(story, entry.route, state)
     return rows
 
 
-def _outcome(conn: sqlite3.Connection, story: str, entry: OutboxEntry, outlets: int
-             ) -> tuple[str | None, str, str | None]:
+def _outcome(conn: sqlite3.Connection, story: str, entry: OutboxEntry, outlets: int,
+             routed: bool = True) -> tuple[str | None, str, str | None]:
+    """What the route gets (see story_outcome); ``routed`` False: the story has no outbox row
+    on the route, so none is read."""
     if entry.suppressed:
         return "alert", "suppressed", None
     if entry.stories == "off":
         return "alert", "pending" if outlets >= entry.min_sources else "waiting", None
+    if not routed:
+        return story_outcome(entry, outlets, [])
     existing = conn.execute(
         "SELECT state, severity FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
         f"route = ? AND kind = 'alert' AND state IN ({_LIVE_OR_WAITING})",
