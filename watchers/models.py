@@ -26,6 +26,7 @@ __all__ = [
     "Hit",
     "Match",
     "content_fingerprint",
+    "derive_id",
     "matchable",
     "storable",
 ]
@@ -116,6 +117,11 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+def derive_id(source: str, key: str) -> str:
+    """An article's id from its source and its identity (guid, else link, else content hash)."""
+    return hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()[:16]
+
+
 class Article(_Frozen):
     """One news item, normalised from whatever the source returned.
 
@@ -161,8 +167,7 @@ class Article(_Frozen):
             data["content_hash"] = content_fingerprint(title, text)
         if not data.get("id"):
             key = data.get("guid") or data.get("url") or data["content_hash"]
-            raw = f"{data.get('source') or ''}\x00{key}"
-            data["id"] = hashlib.sha256(raw.encode()).hexdigest()[:16]
+            data["id"] = derive_id(data.get("source") or "", key)
         return data
 
     def field(self, name: str) -> str:

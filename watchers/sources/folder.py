@@ -43,7 +43,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from watchers.errors import SourceError
-from watchers.models import Article
+from watchers.models import Article, derive_id
 from watchers.sources.base import (
     Duration,
     Poll,
@@ -448,8 +448,9 @@ class FolderSource:
             scan.cursor[c.key] = c.stamp
             # content_hash is the fingerprint of the stored title and text: no second pass over it.
             guid = f"{c.key}#{art.content_hash[:16]}"
-            # id derives from the guid, so it is rebuilt rather than copied.
-            articles.append(Article(**{**art.model_dump(exclude={"id"}), "guid": guid}))
+            # id derives from the guid; every other field is validated already.
+            articles.append(art.model_copy(update={"guid": guid,
+                                                   "id": derive_id(art.source, guid)}))
         return articles
 
     def _read(self, c: _Candidate) -> bytes:

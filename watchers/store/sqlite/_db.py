@@ -43,14 +43,23 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def iso(value: datetime | None) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC: the stored form, which sorts as time does."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    if utc.year >= 1000:
+        # isoformat writes what strftime does for four-digit years, several times faster.
+        return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def dt(value: str | None) -> datetime | None:
     if not value:
         return None
+    if len(value) == 27 and value[10] == "T" and value[19] == "." and value[-1] == "Z":
+        # The stored form (see iso); fromisoformat reads it several times faster.
+        with suppress(ValueError):
+            return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
