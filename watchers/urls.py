@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 __all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "normalise_link"]
@@ -29,6 +30,16 @@ def _is_tracking(name: str) -> bool:
     return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
 
 
+# A link already in normal form: lower-case http(s) scheme and host, no port, userinfo, query,
+# fragment or percent-escape, and a path of non-empty segments of characters that quoting leaves
+# alone. Most article links are; for them the general path below returns them unchanged (with
+# "/" for an empty path), so they skip it.
+_NORMAL = re.compile(
+    r"(https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)"
+    r"((?:/[A-Za-z0-9_.~:@!$&'()*+,;=-]+)*)"
+)
+
+
 def normalise_link(url: str) -> str:
     """A canonical form of ``url`` for comparing links, not for fetching.
 
@@ -39,6 +50,12 @@ def normalise_link(url: str) -> str:
     stripped and otherwise unchanged.
     """
     raw = url.strip()
+    if (m := _NORMAL.fullmatch(raw)) is not None:
+        return raw if m.group(2) else raw + "/"
+    return _normalise(raw)
+
+
+def _normalise(raw: str) -> str:
     try:
         parts = urlsplit(raw)
         port = parts.port

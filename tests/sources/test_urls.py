@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from watchers.urls import normalise_link
+from watchers.urls import _normalise, normalise_link
 
 
 @pytest.mark.parametrize(
@@ -62,3 +64,19 @@ def test_non_urls_come_back_stripped(raw: str) -> None:
 
 def test_ipv6_hosts_keep_their_brackets() -> None:
     assert normalise_link("http://[2001:DB8::1]:80/x/") == "http://[2001:db8::1]/x"
+
+
+# The short way for links already in normal form must return what the general path returns.
+_URL_PARTS = st.sampled_from([*"abcXYZ019-._~:@!$&'()*+,;=%/?#", "//", "%41", "%2F", "..", "é",
+                              " ", "A"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(scheme=st.sampled_from(["http", "https", "HTTP", "ftp"]),
+       host=st.sampled_from(["example.org", "Example.org", "ex-ample.org.", "a", "1.2.3.4",
+                             "ex.org:443", "ex.org:8080", "u@ex.org", "[::1]", "xn--e-ufa.de"]),
+       path=st.lists(_URL_PARTS, max_size=12).map("".join))
+def test_a_link_in_normal_form_takes_the_short_way_to_the_same_answer(
+        scheme: str, host: str, path: str) -> None:
+    url = f"{scheme}://{host}{'/' if path and not path.startswith('/') else ''}{path}"
+    assert normalise_link(url) == _normalise(url.strip())
