@@ -47,6 +47,10 @@ def main() -> int:
     with OUT.open("w", encoding="ascii", newline="\n") as fh:
         fh.write(f"# zipf values of plain English words above {FLOOR}, from wordfreq {version} "
                  "(bench/build_zipf.py)\n")
+        # wordfreq's data is CC BY-SA 4.0; a table derived from it carries the same terms.
+        fh.write("# derived from the wordfreq data by Robyn Speer "
+                 "(https://github.com/rspeer/wordfreq), CC BY-SA 4.0; this file is under the "
+                 "same license\n")
         for w, z in rows:
             fh.write(f"{w} {z!r}\n")
     print(f"{len(rows):,} words written to {OUT.relative_to(REPO)}", file=sys.stderr)
