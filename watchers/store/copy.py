@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -430,11 +431,10 @@ class _SqliteDest:
         async with self.db.tx() as tx:
             await tx.executemany(sql, rows)
             if terms is not None:
-                # The view's trigger keys the index entry by the article's date and rowid, as
-                # the store's own writes do.
+                # Keyed by the article's date and rowid, as the store's own writes are.
                 rowid = list(cols).index("rowid")
-                await tx.executemany("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)",
-                                     [(r[rowid], t) for r, t in zip(rows, terms, strict=True)])
+                await tx.run(partial(lite_schema.index_articles, rows=[
+                    (r[rowid], t) for r, t in zip(rows, terms, strict=True)]))
 
     async def mark(self, *, complete: bool) -> None:
         app = lite_schema.APPLICATION_ID if complete else COPYING_SQLITE_ID

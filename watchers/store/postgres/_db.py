@@ -300,29 +300,30 @@ class Pg:
     async def lock_route(self, conn: asyncpg.Connection, route: str) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", ROUTE_SPACE, route)
 
-    async def fetch(self, sql: str, *args: Any, what: str | None = None) -> list[asyncpg.Record]:
+    @asynccontextmanager
+    async def _statement(self, what: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A pool connection for one statement, which PostgreSQL runs as its own transaction
+        (no BEGIN and COMMIT round trips); driver errors become StoreError."""
         if self._closed:
             raise StoreError(f"the store {self.name} is closed")
         try:
             async with self.pool.acquire() as conn:
-                return list(await conn.fetch(sql, *args))
+                yield conn
         except _DRIVER_ERRORS as exc:
             raise self.error(exc, what) from None
+
+    async def fetch(self, sql: str, *args: Any, what: str | None = None) -> list[asyncpg.Record]:
+        async with self._statement(what) as conn:
+            return list(await conn.fetch(sql, *args))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         rows = await self.fetch(sql, *args)
         return rows[0][0] if rows else None
 
     async def execute(self, sql: str, *args: Any) -> int:
-        """One statement, atomic on its own (PostgreSQL runs it as its own transaction: no
-        BEGIN and COMMIT round trips); returns the rows it changed."""
-        if self._closed:
-            raise StoreError(f"the store {self.name} is closed")
-        try:
-            async with self.pool.acquire() as conn:
-                return rowcount(await conn.execute(sql, *args))
-        except _DRIVER_ERRORS as exc:
-            raise self.error(exc) from None
+        """One statement, atomic on its own; returns the rows it changed."""
+        async with self._statement() as conn:
+            return rowcount(await conn.execute(sql, *args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         async with self.tx() as conn:

@@ -42,6 +42,10 @@ BUSY_TIMEOUT_S = 30
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+# How times are stored: UTC, to the microsecond, so that text order is time order.
+_STORED = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def iso(value: datetime | None) -> str | None:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC: the stored form, which sorts as time does."""
     if value is None:
@@ -50,7 +54,7 @@ def iso(value: datetime | None) -> str | None:
     if utc.year >= 1000:
         # isoformat writes what strftime does for four-digit years, several times faster.
         return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.strftime(_STORED)
 
 
 def dt(value: str | None) -> datetime | None:
@@ -60,7 +64,7 @@ def dt(value: str | None) -> datetime | None:
         # The stored form (see iso); fromisoformat reads it several times faster.
         with suppress(ValueError):
             return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.strptime(value, _STORED).replace(tzinfo=UTC)
 
 
 def now() -> datetime:

@@ -31,7 +31,7 @@ from watchers.store.base import (
     sort_time,
 )
 from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
-from watchers.store.sqlite.schema import INDEX_KEY_SQL, INDEX_ROWID_BITS, INDEX_ROWID_MASK
+from watchers.store.sqlite.schema import INDEX_ROWID_BITS, INDEX_ROWID_MASK, index_articles
 from watchers.store.sqlite.stories import story_batch, story_rows, write_stories
 from watchers.urls import normalise_link
 
@@ -175,29 +175,14 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 
 def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str]]) -> None:
-    """Index (terms, article id) pairs of articles this transaction stored, in key order.
-
-    Straight into ``article_index`` rather than through the ``article_terms`` view that other
-    writers use, with the same key (:data:`INDEX_KEY_SQL`) and the same checks: FTS5 keeps a
-    transaction's rows in memory while their keys rise, but the view's trigger made it write
-    every row out on its own, which cost about 100 µs an article (6x the rest of the insert).
-    """
-    keys: dict[str, tuple[int, int]] = {}
+    """Index (terms, article id) pairs of articles this transaction stored (see
+    :func:`~watchers.store.sqlite.schema.index_articles`)."""
+    rowid_of: dict[str, int] = {}
     for chunk in _chunks([i for _, i in terms]):
-        keys.update((i, (rowid, key)) for i, rowid, key in conn.execute(
-            f"SELECT a.id, a.rowid, {INDEX_KEY_SQL} FROM articles a "
-            f"WHERE a.id IN ({','.join('?' * len(chunk))})", chunk))
-    rows = []
-    for text, article_id in terms:
-        found = keys.get(article_id)
-        if found is None:
-            raise sqlite3.IntegrityError("article_terms: no stored article has this rowid")
-        rowid, key = found
-        if not 1 <= rowid <= INDEX_ROWID_MASK:
-            raise sqlite3.IntegrityError("article_terms: article rowid out of the index key range")
-        rows.append((key, text))
-    rows.sort()
-    conn.executemany("INSERT INTO article_index (rowid, terms) VALUES (?, ?)", rows)
+        rowid_of.update(conn.execute(
+            f"SELECT id, rowid FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    # An id not found indexes under rowid 0, which index_articles refuses by name.
+    index_articles(conn, [(rowid_of.get(i, 0), text) for text, i in terms])
 
 
 class _Identities:
