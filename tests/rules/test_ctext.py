@@ -193,3 +193,16 @@ def test_newswatch_pure_selects_the_path_at_import(value: str, pure: bool) -> No
         check=True,
     )
     assert out.stdout.strip() == str(pure)
+
+
+@pytest.mark.parametrize("text", [
+    "a" * 1_000_000,                          # one word of a million letters
+    "x-" * 300_000 + "x",                     # a compound of 300,000 parts
+    "1," * 300_000 + "1",                     # a number with 300,000 separators
+    "a." * 300_000,                           # a dotted acronym that never ends
+    "é\u0301 " * 200_000,                     # combining marks everywhere
+    "'-.,`" * 200_000,                        # joiners with no word
+], ids=["long-word", "compound", "number", "acronym", "marks", "joiners"])
+def test_inputs_a_thousand_times_larger_tokenise_alike(text: str) -> None:
+    """Texts far past any article (the per-test timeout catches a scan that would not end)."""
+    _assert_same(text)

@@ -80,3 +80,16 @@ def test_a_link_in_normal_form_takes_the_short_way_to_the_same_answer(
         scheme: str, host: str, path: str) -> None:
     url = f"{scheme}://{host}{'/' if path and not path.startswith('/') else ''}{path}"
     assert normalise_link(url) == _normalise(url.strip())
+
+
+@pytest.mark.parametrize("url", [
+    "https://" + "a" * 1_000_000 + ".org/x",             # a host a million letters long
+    "https://" + "a-" * 500_000 + "!",                   # fails the short way at its last byte
+    "https://ex.org" + "/seg" * 250_000,                 # a quarter of a million segments
+    "https://ex.org" + "/seg" * 250_000 + "/",           # ... with a trailing slash
+    "https://ex.org/a?" + "&".join(f"utm_{i}=x" for i in range(50_000)),
+], ids=["long-host", "late-failure", "segments", "trailing-slash", "tracking-params"])
+def test_links_a_thousand_times_larger_normalise_alike(url: str) -> None:
+    """Far past any real link: both ways end (the per-test timeout catches one that would not)
+    with the same answer."""
+    assert normalise_link(url) == _normalise(url.strip())

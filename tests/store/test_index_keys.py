@@ -13,6 +13,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from watchers.errors import StoreError
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
 from watchers.store import SqliteStore
@@ -78,3 +81,26 @@ async def test_the_batch_and_the_view_write_the_same_index(tmp_path: Path) -> No
             q = "SELECT rowid FROM article_index WHERE article_index MATCH ?"
             assert (src.execute(q, (f"marker{i}",)).fetchall()
                     == dst.execute(q, (f"marker{i}",)).fetchall())
+
+
+async def test_an_article_past_the_index_key_range_is_refused_and_the_batch_kept_out(
+        tmp_path: Path) -> None:
+    """A file whose rowids reached 2**31 (edited by hand, or a very old store): the batch that
+    would index past the key range fails by name and stores nothing; the store goes on."""
+    path = tmp_path / "nw.db"
+    store = await SqliteStore.open(path, terms_of=index_terms)
+    first = _articles(1)[0]
+    await store.record_many([ArticleRecord(first, [], [], index_terms(first.title, first.text))])
+    await store.aclose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE articles SET rowid = 2147483647")  # the next one is out of range
+    store = await SqliteStore.open(path, terms_of=index_terms)
+    try:
+        late = _articles(3)[1:]
+        with pytest.raises(StoreError, match="index key range"):
+            await store.record_many(
+                [ArticleRecord(a, [], [], index_terms(a.title, a.text)) for a in late])
+        assert await store.count_articles() == 1
+        assert await store.get_article(first.id) is not None
+    finally:
+        await store.aclose()
