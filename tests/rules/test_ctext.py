@@ -35,15 +35,15 @@ except ImportError:  # pragma: no cover - depends on the install
 
 
 @contextmanager
-def _path(scan: Any) -> Iterator[None]:
-    """FieldText.of on the given path for the duration (None: pure), whatever NEWSWATCH_PURE
-    chose at import; the same switch the import sets."""
-    saved = text_mod._scan
-    text_mod._scan = scan
+def _path(scan: Any, terms: Any = None) -> Iterator[None]:
+    """FieldText.of (and add_terms) on the given path for the duration (None: pure), whatever
+    NEWSWATCH_PURE chose at import; the same switches the import sets."""
+    saved = text_mod._scan, text_mod._scan_terms
+    text_mod._scan, text_mod._scan_terms = scan, terms
     try:
         yield
     finally:
-        text_mod._scan = saved
+        text_mod._scan, text_mod._scan_terms = saved
 
 
 def _snapshot(ft: FieldText) -> dict[str, Any]:
@@ -63,11 +63,23 @@ def _snapshot(ft: FieldText) -> dict[str, Any]:
 
 
 def _assert_same(text: str) -> None:
-    with _path(_ctext.scan):
+    with _path(_ctext.scan, _ctext.terms):
         c = _snapshot(FieldText.of(text))
+        c_terms: set[str] = set()
+        text_mod.add_terms(text, c_terms)
     with _path(None):
-        pure = _snapshot(FieldText.of(text))
+        ft = FieldText.of(text)
+        pure = _snapshot(ft)
+        pure_terms: set[str] = set()
+        text_mod.add_terms(text, pure_terms)
     assert c == pure, text
+    # The lookup index's words, three ways: C, the pure shortcut and the tokens themselves.
+    tokens = set(ft.keys) | set(ft.norms)
+    from_lists: set[str] = set()
+    ft.add_terms(from_lists)
+    for found in (c_terms, pure_terms, from_lists):
+        found.discard("")
+    assert c_terms == pure_terms == from_lists == tokens, text
 
 
 # Letters (accented, non-Latin, non-BMP), decimals of other scripts, a digit that is \w but not
@@ -170,6 +182,46 @@ def test_scan_folds_misses_through_the_callback_once() -> None:
 def test_scan_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None:
     with pytest.raises(TypeError, match=message):
         _ctext.scan(*args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((b"bytes", {}, str, set()), "text must be str, not bytes"),
+        (("text", [], str, set()), "cache must be a dict, not list"),
+        (("text", {}, 3, set()), "fold must be callable, not int"),
+        (("text", {}, str, []), "out must be a set, not list"),
+        (("text", {}, str, set()), "folded word must be a tuple"),
+        (("text", {"text": ("a", 1, (), False)}, str, set()), "key must be str"),
+        (("text", {"text": ("a", "b", [], False)}, str, set()), "parts must be a tuple"),
+        (("text", {"text": ("a", "b", (("p",),), True)}, str, set()), "a part must be a tuple"),
+        (("text", {}, str), "takes 4 arguments"),
+    ],
+)
+def test_terms_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        _ctext.terms(*args)
+
+
+def test_terms_adds_each_keyed_word_and_its_parts() -> None:
+    Fold = tuple[str, str, tuple[tuple[str, str, int, int], ...], bool]
+    cache: dict[str, Fold] = {
+        "Kyiv": ("kyiv", "kyiv", (), False),
+        "cyber-attacks": ("cyberattacks", "cyberattack",
+                          (("cyber", "cyber", 0, 5), ("attacks", "attack", 6, 13)), True),
+    }
+    missed: list[str] = []
+
+    def fold(raw: str) -> Fold:
+        # A word with no key: neither it nor its parts are tokens.
+        missed.append(raw)
+        return ("gone", "", (("part", "part", 0, 1),), True)
+
+    out = {"already"}
+    _ctext.terms("Kyiv cyber-attacks __", cache, fold, out)
+    assert missed == ["__"]
+    assert out == {"already", "kyiv", "cyberattacks", "cyberattack", "cyber", "attacks",
+                   "attack"}
 
 
 def test_scan_passes_on_a_folding_error() -> None:

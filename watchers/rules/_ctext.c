@@ -240,7 +240,140 @@ fail:
     return NULL;
 }
 
+/*
+ * terms(text, cache, fold, out): add to the set ``out`` what the lookup index holds of text's
+ * words: each word's norm and key (items 0 and 1) and its parts' norms and keys (the pairs at
+ * the front of each item of item 2), for every word whose key is not empty, as the tokens of a
+ * FieldText would give them. The words are found and folded as by scan(); no list is built.
+ */
+static int
+add_terms(PyObject *out, PyObject *f)
+{
+    PyObject *key = PyTuple_GET_ITEM(f, 1);
+    if (!PyUnicode_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "terms() folded word's key must be str");
+        return -1;
+    }
+    if (PyUnicode_GET_LENGTH(key) == 0) {
+        return 0;  /* no token: the word is dropped, parts and all */
+    }
+    if (PySet_Add(out, PyTuple_GET_ITEM(f, 0)) < 0 || PySet_Add(out, key) < 0) {
+        return -1;
+    }
+    PyObject *parts = PyTuple_GET_ITEM(f, 2);
+    if (!PyTuple_Check(parts)) {
+        PyErr_SetString(PyExc_TypeError, "terms() folded word's parts must be a tuple");
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(parts); j++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, j);
+        if (!PyTuple_Check(part) || PyTuple_GET_SIZE(part) < 2) {
+            PyErr_SetString(PyExc_TypeError, "terms() a part must be a tuple (norm, key, ...)");
+            return -1;
+        }
+        if (PySet_Add(out, PyTuple_GET_ITEM(part, 0)) < 0
+            || PySet_Add(out, PyTuple_GET_ITEM(part, 1)) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+ctext_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "terms() takes 4 arguments (text, cache, fold, out), got %zd", nargs);
+        return NULL;
+    }
+    PyObject *text = args[0], *cache = args[1], *fold = args[2], *out = args[3];
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "terms() text must be str, not %.100s",
+                     Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (!PyDict_Check(cache)) {
+        PyErr_Format(PyExc_TypeError, "terms() cache must be a dict, not %.100s",
+                     Py_TYPE(cache)->tp_name);
+        return NULL;
+    }
+    if (!PyCallable_Check(fold)) {
+        PyErr_Format(PyExc_TypeError, "terms() fold must be callable, not %.100s",
+                     Py_TYPE(fold)->tp_name);
+        return NULL;
+    }
+    if (!PySet_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "terms() out must be a set, not %.100s",
+                     Py_TYPE(out)->tp_name);
+        return NULL;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0) {
+        return NULL;
+    }
+#endif
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int marks = 0;
+    if (kind != PyUnicode_1BYTE_KIND) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+            if (ch >= 0x300 && ch <= 0x36F) {
+                marks = 1;
+                break;
+            }
+        }
+    }
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (!is_word(PyUnicode_READ(kind, data, i), marks)) {
+            i++;
+            continue;
+        }
+        Py_ssize_t e = word_end(kind, data, n, i, marks);
+        PyObject *raw = PyUnicode_Substring(text, i, e);
+        if (raw == NULL) {
+            return NULL;
+        }
+        PyObject *f = PyDict_GetItemWithError(cache, raw);
+        if (f != NULL) {
+            Py_INCREF(f);
+        }
+        else if (PyErr_Occurred()) {
+            Py_DECREF(raw);
+            return NULL;
+        }
+        else {
+            f = PyObject_CallOneArg(fold, raw);
+        }
+        Py_DECREF(raw);
+        if (f == NULL) {
+            return NULL;
+        }
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 4) {
+            PyErr_Format(PyExc_TypeError,
+                         "terms() folded word must be a tuple (norm, key, parts, odd), "
+                         "not %.100s", Py_TYPE(f)->tp_name);
+            Py_DECREF(f);
+            return NULL;
+        }
+        int r = add_terms(out, f);
+        Py_DECREF(f);
+        if (r < 0) {
+            return NULL;
+        }
+        i = e;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef ctext_methods[] = {
+    {"terms", (PyCFunction)(void (*)(void))ctext_terms, METH_FASTCALL,
+     "terms(text, cache, fold, out) -> None\n\n"
+     "Add to the set out the norms and keys of text's tokens (words found and folded as by\n"
+     "scan), without building the token lists."},
     {"scan", (PyCFunction)(void (*)(void))ctext_scan, METH_FASTCALL,
      "scan(text, cache, fold) -> (folded, keys, odd, starts, ends)\n\n"
      "The words of text as watchers.rules.text's word pattern splits them, each folded through\n"

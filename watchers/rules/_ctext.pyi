@@ -6,3 +6,6 @@ _F = TypeVar("_F", bound=tuple[object, ...])
 def scan(
     text: str, cache: dict[str, _F], fold: Callable[[str], _F], /
 ) -> tuple[list[_F], list[str], list[int], list[int], list[int]]: ...
+def terms(
+    text: str, cache: dict[str, _F], fold: Callable[[str], _F], out: set[str], /
+) -> None: ...

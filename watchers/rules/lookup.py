@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from .matcher import Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
-from .text import FieldText, tokenize
+from .text import FieldText, add_terms, tokenize
 from .variants import Aliases, compound_splits
 
 __all__ = ["analysed_terms", "index_query", "index_terms", "lookup_terms"]
@@ -33,9 +33,13 @@ def index_terms(*fields: str) -> str:
 
 
 def lookup_terms(*fields: str) -> str:
-    """:func:`index_terms`, from the matcher's own field tokenising (the same keys and norms,
-    fewer objects built; a test keeps the two equal)."""
-    return _terms(FieldText.of(text) for text in fields)
+    """:func:`index_terms`, from the matcher's own word scan and folding cache (the same keys
+    and norms, no token built; a test keeps the two equal)."""
+    words: set[str] = set()
+    for text in fields:
+        add_terms(text, words)
+    words.discard("")
+    return " ".join(sorted(words))
 
 
 def analysed_terms(analysis: Analysis) -> str:
@@ -47,8 +51,7 @@ def analysed_terms(analysis: Analysis) -> str:
 def _terms(fields: Iterable[FieldText]) -> str:
     words: set[str] = set()
     for ft in fields:
-        words.update(ft.keys)
-        words.update(ft.norms)
+        ft.add_terms(words)
     words.discard("")
     return " ".join(sorted(words))
 

@@ -139,13 +139,19 @@ _Scan = Callable[
     [str, dict[str, _Folded], Callable[[str], _Folded]],
     tuple[list[_Folded], list[str], list[int], list[int], list[int]],
 ]
+_Terms = Callable[[str, dict[str, _Folded], Callable[[str], _Folded], set[str]], None]
 _scan: _Scan | None = None
+_scan_terms: _Terms | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
-        _scan = importlib.import_module("watchers.rules._ctext").scan
+        _ctext = importlib.import_module("watchers.rules._ctext")
     except ImportError:  # not built (no compiler at install): the pure path gives the same tokens
-        _scan = None
+        pass
+    else:
+        _scan = _ctext.scan
+        # An extension built before terms() was added still serves scan().
+        _scan_terms = getattr(_ctext, "terms", None)
 
 
 def _fold_word(raw: str) -> _Folded:
@@ -360,6 +366,16 @@ class FieldText:
         after = {last[i] + 1 for i in ia}
         return any(pos[j] in after for j in ib)
 
+    def add_terms(self, out: set[str]) -> None:
+        """Add every token's key and norm to ``out`` (see :func:`add_terms`), from the word
+        lists without building the token norms."""
+        out.update(self.keys)
+        folded = self._folded
+        out.update(map(_NORM, folded))
+        for m in self._odd:
+            for p in folded[m][2]:
+                out.add(p[0])
+
     @property
     def tokens(self) -> Sequence[Token]:
         return _Tokens(self)
@@ -391,6 +407,29 @@ class FieldText:
             ft.pos = ft.last = range(len(keys))
         ft.keys, ft.starts, ft.ends = keys, starts, ends
         return ft
+
+
+def add_terms(text: str, out: set[str]) -> None:
+    """Add the key and norm of every token of ``text`` to ``out`` (and, when the text has a
+    word with no key, the empty string): the set of ``FieldText.of(text)``'s keys and norms,
+    found without building its lists.
+
+    The lookup index holds exactly these words; bulk loading computes them for every article.
+    """
+    if not text:
+        return
+    if _scan_terms is not None:
+        _scan_terms(text, _FOLDED, _fold_word, out)
+        return
+    folded, keys, odd, _, _ = _split_fold(text)
+    out.update(keys)
+    out.update(map(_NORM, folded))
+    # A word with no key has the empty norm too (see _fold_uncached/_fold_general), so only a
+    # compound's parts are left to add.
+    for m in odd:
+        for p in folded[m][2]:
+            out.add(p[0])
+            out.add(p[1])
 
 
 def _split_fold(text: str) -> tuple[list[_Folded], list[str], list[int], list[int], list[int]]:
