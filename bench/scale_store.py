@@ -28,7 +28,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from watchers.rules.lookup import index_terms
+from watchers.rules.lookup import index_terms, lookup_terms
 from watchers.store import SqliteStore
 from watchers.store.sqlite.schema import SCHEMA_VERSION
 
@@ -104,9 +104,9 @@ def _upgrade(older: Path, path: Path) -> None:
 
 
 async def _migrate(path: Path) -> None:
-    # index_terms: the terms the store was built with, needed only to upgrade a store older
-    # than the lookup index.
-    await (await SqliteStore.open(path, lock=False, terms_of=index_terms)).aclose()
+    # The terms the store was built with (lookup_terms equals index_terms, faster), needed to
+    # upgrade a store older than the lookup index or its word list.
+    await (await SqliteStore.open(path, lock=False, terms_of=lookup_terms)).aclose()
 
 
 def build(n: int, *, seed: int = 12) -> Path:

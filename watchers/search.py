@@ -8,6 +8,12 @@ candidate of the same second as the last of them, since pages are ordered to the
 so a lookup reads about as many articles as it returns when the index query is tight, however
 many articles match. The answer is exactly the newest matches a full scan would find.
 
+A fuzzy term (``kyiv~``) is looked up through the words the index holds: the store lists
+them (:meth:`~watchers.store.ArticleStore.index_words`, read incrementally and kept per store
+object), the term expands to those its comparison accepts, and the index is asked for any of
+them. A store that keeps no word list leaves the term unconstrained, as an index cannot narrow
+it otherwise.
+
 A lookup has a total time budget (``budget`` seconds, matching included): when it runs out the
 lookup answers with what it confirmed so far and says so (``Lookup.truncated``), so one member's
 pathological query cannot hold the bot. Matching runs in an executor, never on the event loop.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -25,11 +32,13 @@ from typing import Literal
 
 from watchers.models import Article, Match, matchable
 from watchers.rules import DEFAULT_THRESHOLD, match_query, parse, shipped_aliases
-from watchers.rules.lookup import index_query
+from watchers.rules.lookup import NOTHING, FuzzyKeys, Vocabulary, index_query
 from watchers.rules.matcher import RegexBudget
+from watchers.rules.syntax import Near, Node, Not, Phrase, Term
+from watchers.rules.variants import Aliases
 from watchers.store.base import Store, page_second, sort_time
 
-__all__ = ["Lookup", "SearchHit", "search"]
+__all__ = ["Lookup", "SearchHit", "index_vocabulary", "search"]
 
 # Seconds a lookup may take in all; the regex share of one article's budget.
 DEFAULT_BUDGET = 5.0
@@ -39,6 +48,60 @@ BEST_POOL = 60
 # Candidates read per page: the first page is about what the limit needs, later ones grow.
 FIRST_PAGE = 32
 MAX_PAGE = 2000
+
+
+# Each store's index words as last read, with the store's cursor for reading on: by store object,
+# so a process that opens and closes stores does not keep their words.
+_WORDS: weakref.WeakKeyDictionary[Store, tuple[int, Vocabulary]] = weakref.WeakKeyDictionary()
+# One lookup at a time reads on a store's words and expands its fuzzy terms over them: a word
+# list is extended in place, never while another lookup compares terms with it.
+_LOCKS: weakref.WeakKeyDictionary[Store, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _words_lock(store: Store) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    held = _LOCKS.get(store)
+    if held is None or held[0] is not loop:
+        held = _LOCKS[store] = (loop, asyncio.Lock())
+    return held[1]
+
+
+def _has_fuzzy(node: Node) -> bool:
+    if isinstance(node, Term):
+        return node.kind == "fuzzy"
+    if isinstance(node, Phrase):
+        return any(w.kind == "fuzzy" for w in node.words)
+    if isinstance(node, Near):
+        return _has_fuzzy(node.left) or _has_fuzzy(node.right)
+    if isinstance(node, Not):
+        return _has_fuzzy(node.child)
+    return any(_has_fuzzy(c) for c in getattr(node, "children", ()))
+
+
+async def index_vocabulary(store: Store) -> Vocabulary | None:
+    """The words ``store``'s lookup index holds, read on from where the last call stopped; None
+    when the store keeps no word list. Callers hold the store's words lock."""
+    try:
+        cursor, vocab = _WORDS[store]
+    except KeyError:
+        cursor, vocab = 0, Vocabulary()
+    found = await store.index_words(after=cursor)
+    if found is None:
+        return None
+    words, cursor_now = found
+    if words:
+        loop = asyncio.get_running_loop()
+        # Transliteration keys for a large first read take a while: off the event loop.
+        await loop.run_in_executor(None, vocab.extend, words)
+    _WORDS[store] = (cursor_now, vocab)
+    return vocab
+
+
+def _expander(vocab: Vocabulary | None, table: Aliases) -> FuzzyKeys | None:
+    if vocab is None:
+        return None
+    return lambda key, threshold: vocab.matching(key, threshold, table)
 
 
 @dataclass(frozen=True)
@@ -120,7 +183,18 @@ async def search(
     node = parse(query)  # fail fast, before touching the store
     alias_map = {k: list(v) for k, v in (aliases or {}).items()}
     table = shipped_aliases(alias_map)
-    fts = index_query(node, table)
+    loop = asyncio.get_running_loop()
+    if _has_fuzzy(node):
+        async with _words_lock(store):
+            fuzzy = _expander(await index_vocabulary(store), table)
+            # Comparing a term with every index word is CPU work: off the event loop.
+            fts = await loop.run_in_executor(executor, index_query, node, table,
+                                             float(threshold), fuzzy)
+    else:
+        fts = index_query(node, table)
+    if fts == NOTHING:
+        # No word the index holds matches a term every match needs.
+        return Lookup([], False, 0)
 
     def match(article: Article) -> Match | None:
         # One query, so the reference matcher: no rule index to build (and no word-frequency
@@ -130,7 +204,6 @@ async def search(
 
     want = limit if order == "newest" else max(limit, BEST_POOL)
     confirm = _Confirm(match, max(1, want), started + budget)
-    loop = asyncio.get_running_loop()
     after: str | None = None
     size = max(FIRST_PAGE, 2 * want)
     while True:

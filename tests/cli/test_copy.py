@@ -29,6 +29,7 @@ from watchers.rules.lookup import lookup_terms
 from watchers.store import PostgresStore, SqliteStore
 from watchers.store.copy import TABLES, CopyProgress, copy_store
 from watchers.store.postgres.schema import SCHEMA_VERSION as PG_VERSION
+from watchers.store.sqlite.schema import SCHEMA_VERSION as LITE_VERSION
 
 QUERIES = ("troops", "soldier*", "kyiv~", "russia AND NOT football", '"united nations"')
 # Tables the seeds run below must fill, so that their copy is really exercised.
@@ -294,19 +295,21 @@ def test_migrate_reports_versions_on_both_backends(
     cfg = tmp_path / "old.toml"
     cfg.write_text(f'[storage]\npath = "{old.name}"\n{RULE}')
     assert cli.main(["migrate", "-c", str(cfg)]) == 0
-    assert capsys.readouterr().out == f"{old}: migrated from schema version 3 to 10\n"
+    assert capsys.readouterr().out == f"{old}: migrated from schema version 3 to {LITE_VERSION}\n"
     assert cli.main(["migrate", "-c", str(cfg)]) == 0
-    assert capsys.readouterr().out == f"{old}: already at schema version 10\n"
+    assert capsys.readouterr().out == f"{old}: already at schema version {LITE_VERSION}\n"
 
     new = tmp_path / "new.toml"
     new.write_text(f'[storage]\npath = "fresh.db"\n{RULE}')
     assert cli.main(["migrate", "-c", str(new)]) == 0
-    assert capsys.readouterr().out == f"{tmp_path / 'fresh.db'}: created at schema version 10\n"
+    assert capsys.readouterr().out == (
+        f"{tmp_path / 'fresh.db'}: created at schema version {LITE_VERSION}\n")
 
     with closing(sqlite3.connect(tmp_path / "fresh.db")) as con:
         con.execute("PRAGMA user_version=999")
     assert cli.main(["migrate", "-c", str(new)]) == 1
-    assert "has schema version 999, newer than this newswatch (10)" in capsys.readouterr().err
+    assert (f"has schema version 999, newer than this newswatch ({LITE_VERSION})"
+            in capsys.readouterr().err)
 
     monkeypatch.setenv("NW_COPY_TEST_DB", pg_database)
     pgc = tmp_path / "pg.toml"

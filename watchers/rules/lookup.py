@@ -12,14 +12,31 @@ the other way — and the matcher then gives the exact answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 
-from .matcher import Analysis
+from .matcher import DEFAULT_THRESHOLD, Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .text import FieldText, add_terms, tokenize
-from .variants import Aliases, compound_splits
+from .variants import Aliases, compare, compound_splits, translit_key
 
-__all__ = ["analysed_terms", "index_query", "index_terms", "lookup_terms"]
+__all__ = [
+    "NOTHING",
+    "FuzzyKeys",
+    "Vocabulary",
+    "analysed_terms",
+    "index_query",
+    "index_terms",
+    "lookup_terms",
+]
+
+# A fuzzy term's expansion: the index words a fuzzy term (key, threshold) matches, or None
+# when they are not known (the term then leaves the index query unconstrained).
+FuzzyKeys = Callable[[str, float], "Collection[str] | None"]
+# The index query of a node that no article can match (a fuzzy term whose expansion is empty).
+NOTHING = ""
+# A fuzzy term that matches more index words than this leaves the query unconstrained rather
+# than become a query of thousands of words.
+MAX_FUZZY_WORDS = 400
 
 
 def index_terms(*fields: str) -> str:
@@ -61,18 +78,33 @@ def _q(word: str) -> str:
 
 
 def _any(parts: list[str]) -> str:
+    # A part that can match nothing adds nothing to an OR.
+    parts = [p for p in parts if p != NOTHING]
+    if not parts:
+        return NOTHING
     return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
 
 def _all(parts: list[str]) -> str | None:
     if not parts:
         return None
+    if NOTHING in parts:
+        return NOTHING
     return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
-def _term(term: Term, aliases: Aliases) -> str | None:
-    if term.kind == "fuzzy" or not term.key:
+def _term(term: Term, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | None
+          ) -> str | None:
+    if not term.key:
         return None
+    if term.kind == "fuzzy":
+        if fuzzy is None:
+            return None
+        thr = float(term.similarity if term.similarity is not None else threshold)
+        words = fuzzy(term.key, thr)
+        if words is None or len(words) > MAX_FUZZY_WORDS:
+            return None
+        return _any([_q(w) for w in sorted(words)])
     if term.kind == "prefix":
         return _q(term.norm) + "*" if term.norm else None
     keys = sorted({term.key} | aliases.of(term.key))
@@ -82,25 +114,92 @@ def _term(term: Term, aliases: Aliases) -> str | None:
     return _any(parts)
 
 
-def index_query(node: Node, aliases: Aliases) -> str | None:
+def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHOLD,
+                fuzzy: FuzzyKeys | None = None) -> str | None:
     """An index query matching at least every article ``node`` matches; None when the index
-    cannot narrow the search (every article is a candidate)."""
+    cannot narrow the search (every article is a candidate), :data:`NOTHING` when no article
+    can match.
+
+    ``fuzzy`` expands a fuzzy term (key, threshold) into the index words it matches (see
+    :class:`Vocabulary`); without it a fuzzy term constrains nothing. ``threshold`` is the
+    similarity of fuzzy terms that give none.
+    """
     if isinstance(node, Term):
-        return _term(node, aliases)
+        return _term(node, aliases, threshold, fuzzy)
     if isinstance(node, Phrase):
-        words = [_term(w, aliases) for w in node.words]
+        words = [_term(w, aliases, threshold, fuzzy) for w in node.words]
         return _all([w for w in words if w is not None])
     if isinstance(node, Regex | Not):
         return None
     if isinstance(node, Near):
-        sides = [index_query(node.left, aliases), index_query(node.right, aliases)]
+        sides = [index_query(node.left, aliases, threshold, fuzzy),
+                 index_query(node.right, aliases, threshold, fuzzy)]
         return _all([s for s in sides if s is not None])
     if isinstance(node, And):
-        kids = [index_query(c, aliases) for c in node.children]
+        kids = [index_query(c, aliases, threshold, fuzzy) for c in node.children]
         return _all([k for k in kids if k is not None])
     if isinstance(node, Or):
-        kids = [index_query(c, aliases) for c in node.children]
+        kids = [index_query(c, aliases, threshold, fuzzy) for c in node.children]
         if any(k is None for k in kids):
             return None
         return _any([k for k in kids if k is not None])
     return None
+
+
+class Vocabulary:
+    """The words a lookup index holds, kept to expand a fuzzy term into the words it matches.
+
+    :meth:`matching` gives exactly the words :func:`~watchers.rules.variants.compare` accepts
+    for the term: candidates are the words rapidfuzz finds similar enough, compared as written,
+    as transliteration keys (equal keys are similar) and as sorted letters (anagrams: a swap of
+    two letters), plus the term's aliases, which together miss no pair ``compare`` accepts
+    (the rule index finds candidate tokens for articles the same way); then ``compare``
+    decides. Words are added as the index grows (:meth:`extend`); a word that left the index
+    only makes a lookup read a candidate the matcher then refuses.
+
+    Three parallel lists of strings and a set, about 250 bytes a word: kept by a process only
+    once it has looked a fuzzy term up.
+    """
+
+    def __init__(self, words: Iterable[str] = ()) -> None:
+        self.words: list[str] = []
+        self.translit: list[str] = []
+        self.letters: list[str] = []
+        self._known: set[str] = set()
+        self.extend(words)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._known
+
+    def extend(self, words: Iterable[str]) -> None:
+        known = self._known
+        for w in words:
+            if not w or w in known:
+                continue
+            known.add(w)
+            self.words.append(w)
+            self.translit.append(translit_key(w))
+            self.letters.append("".join(sorted(w)))
+
+    def matching(self, key: str, threshold: float, aliases: Aliases | None) -> list[str]:
+        """The words of the vocabulary that the fuzzy term ``key`` matches at ``threshold``."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import Indel
+
+        known = self._known
+        cands: set[str] = {key} & known
+        if aliases is not None:
+            cands.update(a for a in aliases.of(key) if a in known)
+        # A hair of slack keeps rounding from hiding a pair that compare() would accept.
+        cutoff = max(0.0, threshold / 100.0 - 1e-9)
+        words = self.words
+        for query, choices, least in ((key, words, cutoff),
+                                      (translit_key(key), self.translit, cutoff),
+                                      ("".join(sorted(key)), self.letters, 1.0)):
+            for _, _, i in process.extract(query, choices, scorer=Indel.normalized_similarity,
+                                           score_cutoff=least, limit=None):
+                cands.add(words[i])
+        return sorted(w for w in cands if compare(key, w, threshold, aliases) is not None)

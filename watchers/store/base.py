@@ -288,6 +288,11 @@ class ArticleStore(Protocol):
         follows: Collection[str] | None = None,
     ) -> CandidatePage: ...
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]: ...
+    async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
+        """The words the lookup index holds listed after the cursor ``after`` (0: all), with
+        the cursor to read on from; None when the store keeps no word list (a fuzzy lookup
+        then reads every article)."""
+        ...
 
 
 class OutboxStore(Protocol):

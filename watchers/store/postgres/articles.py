@@ -598,6 +598,12 @@ class ArticlesMixin(CandidateList):
             f"LIMIT {int(limit - len(out))}", *params, what=_REJECTED)
         return out + rest
 
+    async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
+        """None: PostgreSQL keeps no list of its index words yet, so a fuzzy lookup reads
+        every article (within its time budget). Several writers commit out of order, so a list
+        read on by a cursor needs more than SQLite's single writer gives for free."""
+        return None
+
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         if since is None:
             rows = await self._db.fetch("SELECT rule, count(*) FROM matches GROUP BY rule")

@@ -574,6 +574,16 @@ class ArticlesMixin(CandidateList):
             return CandidatePage(found, None)
         return CandidatePage(found, f"s{iso(sort_time(found[-1]))} {rows[-1][0]}")
 
+    async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
+        """The words the lookup index holds that were listed after the cursor ``after`` (0:
+        all), and the cursor to read on from. Words are listed in the transaction that indexes
+        them and never unlisted."""
+        rows = await self._db.fetchall(
+            "SELECT rowid, word FROM index_words WHERE rowid > ? ORDER BY rowid", (after,))
+        if not rows:
+            return [], after
+        return [str(w) for _, w in rows], int(rows[-1][0])
+
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         rows = await self._db.fetchall(
             "SELECT rule, count(*) FROM matches WHERE matched_at >= ? GROUP BY rule",

@@ -14,14 +14,25 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from watchers.errors import StoreError
 from watchers.store.base import PAGE_MAX_SECOND
 from watchers.store.sqlite._db import Db, Tx
 
 __all__ = [
-    "APPLICATION_ID", "COPYING_APPLICATION_ID", "FRESH", "INDEX_KEY_SQL", "INDEX_MAX_SECOND",
-    "INDEX_ROWID_BITS", "INDEX_ROWID_MASK", "MIGRATIONS", "SCHEMA_VERSION", "TermsOf", "check",
+    "APPLICATION_ID",
+    "COPYING_APPLICATION_ID",
+    "FRESH",
+    "INDEX_KEY_SQL",
+    "INDEX_MAX_SECOND",
+    "INDEX_ROWID_BITS",
+    "INDEX_ROWID_MASK",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "TermsOf",
+    "add_index_words",
+    "check",
     "index_articles",
     "upgrade",
 ]
@@ -29,7 +40,7 @@ __all__ = [
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
 COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -74,9 +85,46 @@ def index_articles(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) ->
         keyed.append((key, terms))
     keyed.sort()
     conn.executemany("INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
+    add_index_words(conn, [terms for _, terms in rows])
 
+
+def add_index_words(conn: sqlite3.Connection, terms: Sequence[str]) -> None:
+    """Record the words of index rows (space-separated terms) in ``index_words``, the list of
+    every word the lookup index holds, which fuzzy lookups expand over (see
+    ``ArticleStore.index_words``). In the caller's transaction, on the connection's thread:
+    a word is listed exactly when an index row holding it is committed."""
+    words = set(" ".join(terms).split())
+    words.discard("")
+    if words:
+        # Sorted: the inserts walk the word index in order.
+        conn.execute("INSERT OR IGNORE INTO index_words (word) SELECT value FROM json_each(?)",
+                     (json.dumps(sorted(words), ensure_ascii=False),))
+
+
+# Space-separated terms as a JSON array of words, in SQL (a trigger cannot use a recursive
+# CTE to split them): backslashes and quotes escaped, whitespace that is not a space made one.
+_JSON_WORDS = (
+    """'["' || replace(replace(replace(replace(replace(replace({terms}, '\\', '\\\\'), """
+    """'"', '\\"'), char(9), ' '), char(10), ' '), char(13), ' '), ' ', '","') || '"]'"""
+)
+INDEX_WORDS = "CREATE TABLE index_words (word TEXT PRIMARY KEY);"
 
 ARTICLE_TERMS = f"""
+CREATE VIEW article_terms(rowid, terms) AS SELECT NULL, NULL WHERE 0;
+CREATE TRIGGER article_terms_insert INSTEAD OF INSERT ON article_terms BEGIN
+    SELECT RAISE(ABORT, 'article_terms: no stored article has this rowid')
+        WHERE NOT EXISTS (SELECT 1 FROM articles WHERE rowid = NEW.rowid);
+    SELECT RAISE(ABORT, 'article_terms: article rowid out of the index key range')
+        WHERE NEW.rowid < 1 OR NEW.rowid > {INDEX_ROWID_MASK};
+    INSERT INTO article_index (rowid, terms)
+        SELECT {INDEX_KEY_SQL}, NEW.terms FROM articles a WHERE a.rowid = NEW.rowid;
+    INSERT OR IGNORE INTO index_words (word)
+        SELECT value FROM json_each({_JSON_WORDS.format(terms="NEW.terms")}) WHERE value <> '';
+END;
+"""
+
+# The view as migration 5 made it (before the word list), kept as it shipped.
+_ARTICLE_TERMS_V5 = f"""
 CREATE VIEW article_terms(rowid, terms) AS SELECT NULL, NULL WHERE 0;
 CREATE TRIGGER article_terms_insert INSTEAD OF INSERT ON article_terms BEGIN
     SELECT RAISE(ABORT, 'article_terms: no stored article has this rowid')
@@ -111,7 +159,7 @@ CREATE INDEX articles_sort ON articles(sort_at);
 CREATE VIRTUAL TABLE article_index USING fts5(
     terms, content='', tokenize="unicode61 remove_diacritics 0"
 );
-""" + ARTICLE_TERMS + """
+""" + INDEX_WORDS + ARTICLE_TERMS + """
 CREATE TABLE matches (
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     rule TEXT NOT NULL,
@@ -361,7 +409,7 @@ async def m5(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
         "GROUP BY doc) v JOIN articles a ON a.rowid = v.doc"
     )
     await tx.script("DROP TABLE temp.article_terms_v4; DROP TABLE article_terms;")
-    await tx.script(ARTICLE_TERMS)
+    await tx.script(_ARTICLE_TERMS_V5)
 
 
 async def m6(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
@@ -539,8 +587,43 @@ async def m10(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     """)
 
 
+async def m11(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """The list of every word the lookup index holds (``index_words``), so a fuzzy lookup asks
+    the index for the words its term matches instead of reading every article; the view's
+    trigger lists the words of every row inserted through it from now on.
+
+    Filled from the stored articles' terms, computed again a chunk at a time (the index keeps
+    no text of its own). Opened without ``terms_of`` (tools, tests), the list is read back from
+    the index's own tokens instead, which split a word at a dot or underscore ("1.5" is "1" and
+    "5"): every article stays findable by those tokens, but a fuzzy term that matches only such
+    a whole word may miss it until it is stored again."""
+    await tx.script(INDEX_WORDS + """
+        DROP TRIGGER article_terms_insert;
+        DROP VIEW article_terms;
+    """)
+    await tx.script(ARTICLE_TERMS)
+    if terms_of is None:
+        await tx.script("""
+            CREATE VIRTUAL TABLE temp.index_words_v10 USING fts5vocab(main, article_index, row);
+            INSERT OR IGNORE INTO index_words (word) SELECT term FROM temp.index_words_v10;
+            DROP TABLE temp.index_words_v10;
+        """)
+        return
+    after = 0
+    while True:
+        rows = await tx.fetchall("SELECT rowid, title, text FROM articles WHERE rowid > ? "
+                                 "ORDER BY rowid LIMIT 5000", (after,))
+        if not rows:
+            break
+        after = rows[-1][0]
+        terms = [terms_of(title, text) for _, title, text in rows]
+        await tx.run(partial(add_index_words, terms=terms))
+
+
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
-MIGRATIONS: dict[int, Migration] = {2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10}
+MIGRATIONS: dict[int, Migration] = {
+    2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11,
+}
 
 
 async def _header(db: Db) -> tuple[int, int, int]:

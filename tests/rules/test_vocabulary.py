@@ -1,0 +1,96 @@
+"""A fuzzy term expanded over the lookup index's words gives exactly the words the matcher's
+own comparison accepts, so a lookup that asks the index for them misses no article."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watchers.rules import shipped_aliases
+from watchers.rules.lookup import NOTHING, Vocabulary, index_query, index_terms
+from watchers.rules.syntax import parse
+from watchers.rules.variants import compare
+
+from ._corpus import EVAL, corpus_articles
+
+ALIASES = shipped_aliases()
+THRESHOLDS = (85.0, 70.0, 95.0)
+
+
+def _pairs() -> list[tuple[str, str]]:
+    with (EVAL / "pairs.tsv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh, delimiter="\t") if r and not r[0].startswith("#")]
+    return [(r[0], r[1]) for r in rows]
+
+
+def _expected(vocab: Vocabulary, key: str, threshold: float) -> list[str]:
+    return sorted(w for w in vocab.words if compare(key, w, threshold, ALIASES) is not None)
+
+
+@pytest.fixture(scope="module")
+def corpus_vocabulary() -> Vocabulary:
+    """Every index word of a few hundred corpus articles, the labelled pairs' tokens folded as
+    an article's would be, and the seeds' variants."""
+    words: set[str] = set()
+    for article in corpus_articles(limit_per_file=8):
+        words.update(index_terms(article.title, article.text).split())
+    for _, token in _pairs():
+        words.update(index_terms(token).split())
+    return Vocabulary(sorted(words))
+
+
+def test_every_labelled_term_expands_to_exactly_what_compare_accepts(
+        corpus_vocabulary: Vocabulary) -> None:
+    terms = sorted({index_terms(term).split()[0] for term, _ in _pairs()
+                    if index_terms(term)})
+    assert len(terms) > 100 and len(corpus_vocabulary) > 1000
+    accepted = 0
+    for key in terms:
+        for thr in (85.0,) if len(key) % 2 else (70.0,):
+            found = corpus_vocabulary.matching(key, thr, ALIASES)
+            assert found == _expected(corpus_vocabulary, key, thr), (key, thr)
+            accepted += len(found)
+    assert accepted > len(terms)  # the terms find their variants, not only themselves
+
+
+letters = st.text(alphabet=st.sampled_from(list("kievyjhgchwozdnstaułö")), min_size=2,
+                  max_size=9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(words=st.lists(letters, max_size=40), key=letters,
+       thr=st.sampled_from(THRESHOLDS))
+def test_generated_words_expand_to_exactly_what_compare_accepts(
+        words: list[str], key: str, thr: float) -> None:
+    vocab = Vocabulary(words)
+    assert vocab.matching(key, thr, ALIASES) == _expected(vocab, key, thr)
+
+
+def test_extend_adds_only_new_words() -> None:
+    vocab = Vocabulary(["kyiv", "kiev"])
+    vocab.extend(["kiev", "kyjiw", "", "kyiv"])
+    assert vocab.words == ["kyiv", "kiev", "kyjiw"]
+    assert len(vocab) == 3 and "kyjiw" in vocab and "" not in vocab
+    assert vocab.matching("kyiv", 85.0, ALIASES) == ["kiev", "kyiv", "kyjiw"]
+
+
+def test_index_query_expands_fuzzy_terms_or_leaves_them_open() -> None:
+    vocab = Vocabulary(["kiev", "kyiv", "talks", "troop"])
+
+    def fuzzy(key: str, thr: float) -> list[str]:
+        return vocab.matching(key, thr, ALIASES)
+
+    assert index_query(parse("kyiv~"), ALIASES) is None  # no vocabulary: unconstrained
+    assert index_query(parse("kyiv~"), ALIASES, fuzzy=fuzzy) == '("kiev" OR "kyiv")'
+    assert index_query(parse("kyiv~ AND talks"), ALIASES, fuzzy=fuzzy) == (
+        '(("kiev" OR "kyiv") AND "talk")')
+    # A fuzzy term no index word matches: an AND with it can match nothing, an OR drops it.
+    assert index_query(parse("zzqx~ AND talks"), ALIASES, fuzzy=fuzzy) == NOTHING
+    assert index_query(parse("zzqx~ OR talks"), ALIASES, fuzzy=fuzzy) == '"talk"'
+    assert index_query(parse("zzqx~"), ALIASES, fuzzy=fuzzy) == NOTHING
+    assert index_query(parse('"zzqx~ talks"'), ALIASES, fuzzy=fuzzy) == NOTHING
+    # An unknown expansion leaves the term open, as without a vocabulary.
+    assert index_query(parse("kyiv~ OR talks"), ALIASES, fuzzy=lambda k, t: None) is None

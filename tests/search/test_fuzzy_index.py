@@ -1,0 +1,121 @@
+"""Fuzzy lookups go through the lookup index's word list: the term expands to the stored words
+it matches, so a lookup reads only the articles holding one of them and still finds exactly
+what a full scan finds; the list follows every way an article is indexed."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.search.test_search import articles
+from watchers.models import Article
+from watchers.rules import match_query
+from watchers.rules.lookup import index_terms
+from watchers.search import search
+from watchers.store import SqliteStore
+from watchers.store.sqlite.schema import _ARTICLE_TERMS_V5
+
+
+async def _fill(path: Path, arts: list[Article]) -> None:
+    async with await SqliteStore.open(path) as store:
+        for a in arts:
+            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+
+
+@pytest.mark.parametrize("query", ["kyiv~", "sanctoins~", "kyiv~ AND talks",
+                                   "minister OR zelensky~80", '"kyiv~ talks"'])
+async def test_a_fuzzy_lookup_reads_only_articles_that_hold_a_matching_word(
+        tmp_path: Path, query: str) -> None:
+    arts = articles()
+    await _fill(tmp_path / "nw.db", arts)
+    expected = {a.title for a in arts if match_query(query, a) is not None}
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        found = await search(store, query, limit=10_000)
+    assert {h.article.title for h in found} == expected
+    assert not found.truncated
+    if query == "kyiv~":
+        assert len(expected) >= 2  # Kiev and Київ both found
+    # Candidates are the articles holding a matching word, not every article.
+    assert found.scanned < len(arts) // 2
+
+
+async def test_words_stored_after_a_lookup_are_found_by_the_next(tmp_path: Path) -> None:
+    db = tmp_path / "nw.db"
+    await _fill(db, articles())
+    async with await SqliteStore.open(db) as store:
+        assert len(await search(store, "kharkiv~")) == 0
+        late = Article(source="dw", title="Charkiw unter Beschuss", text="Die Stadt Charkiw.")
+        await store.record(late, [], [], terms=index_terms(late.title, late.text))
+        (hit,) = await search(store, "kharkiv~")
+        assert hit.article.title == "Charkiw unter Beschuss"
+
+
+async def test_a_fuzzy_term_no_stored_word_matches_reads_no_article(tmp_path: Path) -> None:
+    await _fill(tmp_path / "nw.db", articles())
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        for query in ("qqxzv~", "qqxzv~ AND troops", '"qqxzv~ talks"'):
+            found = await search(store, query)
+            assert (len(found), found.scanned, found.truncated) == (0, 0, False), query
+        # an OR with a findable branch still finds it
+        assert len(await search(store, "qqxzv~ OR troops")) > 0
+
+
+async def test_rows_indexed_through_the_view_list_their_words(tmp_path: Path) -> None:
+    db = tmp_path / "nw.db"
+    await _fill(db, [Article(source="x", title="one", text="two")])
+    con = sqlite3.connect(db)
+    with con:
+        # An article written by a tool that indexes through the view, as older code did.
+        con.execute("INSERT INTO articles (rowid, id, source, title, text, fetched_at, sort_at,"
+                    " content_hash) VALUES (2, 'tool-1', 'tool', 'Kyjiw talks', 'In Kyjiw.',"
+                    " '2022-01-20T10:00:00.000000Z', '2022-01-20T10:00:00.000000Z', 'h-tool-1')")
+        con.execute("INSERT INTO article_terms (rowid, terms) VALUES (2, ?)",
+                    ('kyjiw talk talks in odd"word back\\slash tab\there\nnewline  ',))
+    words = {w for (w,) in con.execute("SELECT word FROM index_words")}
+    con.close()
+    assert {'odd"word', "back\\slash", "tab", "here", "newline", "kyjiw", "one", "two"} <= words
+    assert "" not in words
+    async with await SqliteStore.open(db) as store:
+        (hit,) = await search(store, "kyiv~")
+        assert hit.article.title == "Kyjiw talks"  # found through the word the view listed
+
+
+def _as_version_10(db: Path) -> None:
+    """The database as schema 10 left it: no word list, the view's trigger as it shipped."""
+    con = sqlite3.connect(db)
+    with con:
+        con.executescript("DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
+                          "DROP TABLE index_words;" + _ARTICLE_TERMS_V5)
+        con.execute("PRAGMA user_version=10")
+    con.close()
+
+
+@pytest.mark.parametrize("with_terms", [True, False], ids=["retokenised", "from-index"])
+async def test_a_schema_10_store_lists_its_words_when_upgraded(
+        tmp_path: Path, with_terms: bool) -> None:
+    db = tmp_path / "nw.db"
+    arts = articles()
+    await _fill(db, arts)
+    _as_version_10(db)
+    terms_of = index_terms if with_terms else None
+    async with await SqliteStore.open(db, terms_of=terms_of) as store:
+        listed = await store.index_words()
+        assert listed is not None
+        words, cursor = listed
+        assert {"kiev", "kyiv", "troop", "sanction"} <= set(words) and cursor >= len(words)
+        assert await store.index_words(after=cursor) == ([], cursor)
+        found = await search(store, "kyiv~", limit=100)
+    assert {h.article.title for h in found} == {
+        a.title for a in arts if match_query("kyiv~", a) is not None}
+    fresh = tmp_path / "fresh.db"
+    await (await SqliteStore.open(fresh)).aclose()
+    for path in (db, fresh):
+        con = sqlite3.connect(path)
+        assert con.execute("PRAGMA user_version").fetchone()[0] == 11
+        con.close()
+    schema = [sorted(sqlite3.connect(p).execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
+        for p in (db, fresh)]
+    assert schema[0] == schema[1]
