@@ -32,7 +32,7 @@ from typing import Literal
 
 from watchers.models import Article, Match, matchable
 from watchers.rules import DEFAULT_THRESHOLD, match_query, parse, shipped_aliases
-from watchers.rules.lookup import NOTHING, FuzzyKeys, Vocabulary, index_query
+from watchers.rules.lookup import NOTHING, FuzzyKeys, Vocabulary, fuzzy_terms, index_query
 from watchers.rules.matcher import RegexBudget
 from watchers.rules.syntax import Near, Node, Not, Phrase, Term
 from watchers.rules.variants import Aliases
@@ -98,10 +98,14 @@ async def index_vocabulary(store: Store) -> Vocabulary | None:
     return vocab
 
 
-def _expander(vocab: Vocabulary | None, table: Aliases) -> FuzzyKeys | None:
-    if vocab is None:
-        return None
-    return lambda key, threshold: vocab.matching(key, threshold, table)
+def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases
+            ) -> tuple[str | None, dict[tuple[str, float], list[str]]]:
+    """The index query of ``node`` with its fuzzy terms expanded over ``vocab``, and each fuzzy
+    term's words: the only words of any stored article it can match, so the matcher compares
+    those alone."""
+    words = {t: vocab.matching(t[0], t[1], table) for t in fuzzy_terms(node, threshold)}
+    expand: FuzzyKeys = lambda key, thr: words.get((key, thr))  # noqa: E731
+    return index_query(node, table, threshold, expand), words
 
 
 @dataclass(frozen=True)
@@ -184,13 +188,16 @@ async def search(
     alias_map = {k: list(v) for k, v in (aliases or {}).items()}
     table = shipped_aliases(alias_map)
     loop = asyncio.get_running_loop()
+    fuzzy: dict[tuple[str, float], list[str]] | None = None
+    vocab = None
     if _has_fuzzy(node):
         async with _words_lock(store):
-            fuzzy = _expander(await index_vocabulary(store), table)
-            # Comparing a term with every index word is CPU work: off the event loop.
-            fts = await loop.run_in_executor(executor, index_query, node, table,
-                                             float(threshold), fuzzy)
-    else:
+            vocab = await index_vocabulary(store)
+            if vocab is not None:
+                # Comparing a term with every index word is CPU work: off the event loop.
+                fts, fuzzy = await loop.run_in_executor(executor, _expand, node,
+                                                        float(threshold), vocab, table)
+    if vocab is None:
         fts = index_query(node, table)
     if fts == NOTHING:
         # No word the index holds matches a term every match needs.
@@ -200,7 +207,7 @@ async def search(
         # One query, so the reference matcher: no rule index to build (and no word-frequency
         # data to load for it), the same answer as a compiled rule set.
         return match_query(node, article, threshold, table, name="query",
-                           budget=RegexBudget(REGEX_BUDGET))
+                           budget=RegexBudget(REGEX_BUDGET), fuzzy_candidates=fuzzy)
 
     want = limit if order == "newest" else max(limit, BEST_POOL)
     confirm = _Confirm(match, max(1, want), started + budget)

@@ -25,7 +25,8 @@ async def _fill(path: Path, arts: list[Article]) -> None:
 
 
 @pytest.mark.parametrize("query", ["kyiv~", "sanctoins~", "kyiv~ AND talks",
-                                   "minister OR zelensky~80", '"kyiv~ talks"'])
+                                   "minister OR zelensky~80", '"kyiv~ talks"',
+                                   "troops NOT kyiv~", "talks AND NOT kiev~90"])
 async def test_a_fuzzy_lookup_reads_only_articles_that_hold_a_matching_word(
         tmp_path: Path, query: str) -> None:
     arts = articles()

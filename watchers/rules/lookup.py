@@ -13,6 +13,7 @@ the other way — and the matcher then gives the exact answer.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 from .matcher import DEFAULT_THRESHOLD, Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
@@ -24,6 +25,7 @@ __all__ = [
     "FuzzyKeys",
     "Vocabulary",
     "analysed_terms",
+    "fuzzy_terms",
     "index_query",
     "index_terms",
     "lookup_terms",
@@ -144,6 +146,16 @@ def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHO
             return None
         return _any([k for k in kids if k is not None])
     return None
+
+
+def fuzzy_terms(node: Node, threshold: float = DEFAULT_THRESHOLD) -> set[tuple[str, float]]:
+    """Every fuzzy term of ``node`` as (key, threshold), NOT and phrases included: the keys of
+    the ``fuzzy_candidates`` a matcher reads (see :func:`~watchers.rules.match_query`)."""
+    from .index import _fuzzy_terms
+
+    found: set[Any] = set()
+    _fuzzy_terms(node, float(threshold), found)
+    return {(t.key, t.threshold) for t in found}
 
 
 class Vocabulary:

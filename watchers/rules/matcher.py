@@ -790,6 +790,7 @@ def match_query(
     *,
     name: str | None = None,
     budget: RegexBudget | None = None,
+    fuzzy_candidates: FuzzyCandidates | None = None,
 ) -> Match | None:
     """Match one query against one article, without compiling a rule set.
 
@@ -797,6 +798,9 @@ def match_query(
     ``aliases`` extends the shipped alias table. The match's ``rule`` is ``name`` or the query.
     ``budget`` limits the time its regexes may take (default :data:`REGEX_BUDGET` for this call);
     pass one budget to many calls to limit them all, and read its ``exhausted`` afterwards.
+    ``fuzzy_candidates`` maps each fuzzy term's (key, threshold) to the words it may match
+    (e.g. every word of a lookup index that it matches); every fuzzy term of the query must
+    be in it. Without it every token of the article is compared.
     """
     node = parse(query) if isinstance(query, str) else query
     if isinstance(aliases, Aliases):
@@ -804,4 +808,5 @@ def match_query(
     else:
         table = _default_aliases() if not aliases else shipped_aliases(aliases)
     label = name if name is not None else (query if isinstance(query, str) else "")
-    return Evaluator(Analysis(article), table, budget=budget).match(label, node, threshold)
+    return Evaluator(Analysis(article), table, fuzzy_candidates, budget=budget).match(
+        label, node, threshold)

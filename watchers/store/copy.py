@@ -48,6 +48,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 
 from watchers.errors import StoreError
 from watchers.store.postgres import PostgresStore, describe, is_postgres_url
+from watchers.store.postgres import articles as pg_articles
 from watchers.store.postgres import schema as pg_schema
 from watchers.store.postgres._db import Pg
 from watchers.store.sqlite import SqliteStore
@@ -480,6 +481,8 @@ class _PgDest:
             args.append(list(terms))
         async with self.db.tx() as conn:
             await conn.execute(sql, *args)
+            if terms is not None:
+                await pg_articles.add_index_words(conn, terms)
 
     async def mark(self, *, complete: bool) -> None:
         async with self.db.tx() as conn:

@@ -81,6 +81,16 @@ def _lexeme(word: str) -> str:
     return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+async def add_index_words(conn: asyncpg.Connection, terms: Sequence[str]) -> None:
+    """List the words of articles' index terms in ``index_words`` (see
+    :meth:`ArticlesMixin.index_words`), in the caller's transaction. Sorted, so two writers
+    listing the same new words wait for each other in one order and never deadlock."""
+    words = sorted(set(" ".join(terms).split()))
+    if words:
+        await conn.execute("INSERT INTO index_words (word) SELECT unnest($1::text[]) ORDER BY 1 "
+                           "ON CONFLICT DO NOTHING", words)
+
+
 class _Parser:
     """The FTS5 query subset written by :func:`watchers.rules.lookup.index_query` (and typed by
     hand), into ``to_tsquery`` syntax. FTS5's precedence: NOT binds tighter than AND (also
@@ -421,6 +431,8 @@ class ArticlesMixin(CandidateList):
                     "published, fetched_at, sort_at, content_hash, story_id, terms) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
                     "to_tsvector('simple', $13))", articles)
+            if articles:
+                await add_index_words(conn, [a[-1] for a in articles])
             if matches:
                 await conn.executemany(
                     "INSERT INTO matches (article_id, rule, score, hits, matched_at) "
@@ -599,10 +611,14 @@ class ArticlesMixin(CandidateList):
         return out + rest
 
     async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
-        """None: PostgreSQL keeps no list of its index words yet, so a fuzzy lookup reads
-        every article (within its time budget). Several writers commit out of order, so a list
-        read on by a cursor needs more than SQLite's single writer gives for free."""
-        return None
+        """The words the lookup index holds listed by transactions from ``after`` on (0: all),
+        and the cursor to read on from: the oldest transaction still running when this read
+        was made (its words, and those of any later one, are not visible yet or are read
+        again next time: a word is never missed, and re-reading one is harmless)."""
+        (row,) = await self._db.fetch(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
+            "array(SELECT word FROM index_words WHERE xact >= $1::text::xid8)", str(after))
+        return [str(w) for w in row[1]], int(row[0])
 
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         if since is None:

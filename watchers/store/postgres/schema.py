@@ -8,8 +8,9 @@ version numbers for the same shape of data, so a copy between backends can compa
   version, with routes), so there is nothing older to migrate from. Version 11 is
   PostgreSQL's own (several processes: source leases, the claimer of an outbox row, the
   NOTIFY triggers), and so is 12 (when each story was last written); SQLite, one process by
-  design, has no use for them and stays at 10, so a copy compares versions 10 to 12 as the
-  same shape of data.
+  design, has no use for them. Version 13 is SQLite's 11 (the lookup index's word list).
+  Neither list is copied (each backend fills its own as articles are indexed), so a copy
+  compares the copied tables' shape, not the numbers.
 - ``MIGRATIONS[v]`` takes a database from ``v - 1`` to ``v`` in its own transaction together
   with the version bump (PostgreSQL's DDL is transactional: a crash leaves a whole version).
   Never edit one that has shipped.
@@ -35,7 +36,7 @@ from watchers.store.postgres._db import LOCKS, Pg
 
 __all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 _V10 = """
 CREATE TABLE schema_version (
@@ -248,7 +249,19 @@ CREATE TRIGGER stories_touched BEFORE INSERT OR UPDATE ON stories
     FOR EACH ROW EXECUTE FUNCTION newswatch_story_touched();
 """
 
-FRESH = _V10 + _V11 + _V12
+# Version 13: the list of every word the lookup index holds (SQLite's version 11), so a fuzzy
+# lookup asks the index for the words its term matches. Several writers commit out of order, so
+# each word carries the transaction that listed it: a reader reads on from the oldest
+# transaction still running at its last read (see ArticlesMixin.index_words) and misses none.
+_V13 = """
+CREATE TABLE index_words (
+    word TEXT COLLATE "C" PRIMARY KEY,
+    xact xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE INDEX index_words_xact ON index_words(xact);
+"""
+
+FRESH = _V10 + _V11 + _V12 + _V13
 
 Migration = Callable[[asyncpg.Connection], Awaitable[None]]
 
@@ -261,11 +274,21 @@ async def _m12(conn: asyncpg.Connection) -> None:
     await conn.execute(_V12)
 
 
+async def _m13(conn: asyncpg.Connection) -> None:
+    """Filled from the stored articles' index: their tsvector lexemes, which are the words
+    as written except that the parser splits a few at a dot or underscore ("1.5" stays whole,
+    "a_b" is two); such a word is listed whole once an article holding it is stored again."""
+    await conn.execute(_V13)
+    await conn.execute(
+        "INSERT INTO index_words (word) SELECT DISTINCT w FROM articles, "
+        "unnest(tsvector_to_array(terms)) AS w ORDER BY 1 ON CONFLICT DO NOTHING")
+
+
 # schema_version.application of a database ``newswatch copy`` is still filling.
 COPYING_MARK = "newswatch: incomplete copy"
 
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
-MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12}
+MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:

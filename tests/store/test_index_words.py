@@ -1,0 +1,64 @@
+"""The lookup index's word list, on both backends: a stored article's words are listed in the
+transaction that indexes it (not when it rolls back), a reader reads on from its cursor and
+misses none, and a fuzzy lookup goes through it to exactly the articles a full scan finds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.store._support import art, put
+from watchers.rules import match_query
+from watchers.search import search
+from watchers.store import Store
+
+
+async def _words(store: Store, after: int = 0) -> tuple[set[str], int]:
+    listed = await store.index_words(after=after)
+    assert listed is not None
+    return set(listed[0]), listed[1]
+
+
+async def test_stored_words_are_listed_and_read_on_from_the_cursor(store: Store) -> None:
+    assert (await _words(store))[0] == set()
+    await put(store, art("Kyiv talks", "Troops near Kharkiv."))
+    words, cursor = await _words(store)
+    assert {"kyiv", "talk", "talks", "troop", "troops", "near", "kharkiv"} <= words
+    await put(store, art("Kiew und Charkiw", "Truppen."))
+    later, cursor2 = await _words(store, cursor)
+    # What was listed since the cursor is read (a word read twice is harmless).
+    assert {"kiew", "charkiw", "truppen"} <= later
+    assert (await _words(store, 0))[0] == words | later
+    assert {"kiew", "charkiw"}.isdisjoint((await _words(store, cursor2))[0])
+
+
+async def test_words_are_listed_exactly_when_their_article_is_stored(store: Store) -> None:
+    # Writes cancelled at different points (a shutdown, a timeout): each article and its words
+    # commit together or not at all.
+    names = [f"Zorya{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(24)]
+    for i, name in enumerate(names):
+        a = art(f"{name} reported", "Details follow.")
+        task = asyncio.create_task(put(store, a))
+        for _ in range(i % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    words, _ = await _words(store)
+    stored = {a.title for a in await store.candidates(fts=None, limit=100)}
+    for name in names:
+        assert (name.lower() in words) == (f"{name} reported" in stored), name
+
+
+@pytest.mark.parametrize("query", ["kyiv~", "kharkiv~ AND shelled", "qqxzv~"])
+async def test_a_fuzzy_lookup_finds_exactly_what_a_full_scan_finds(store: Store,
+                                                                   query: str) -> None:
+    arts = [art("Kiev talks resume"), art("Київ under fire"), art("Kyjiw und Charkiw shelled"),
+            art("Kharkov shelled again"), art("Kivu province floods"), art("Troops in Lviv")]
+    arts += [art(f"Market report {i}", "Shares and bonds.") for i in range(30)]
+    for a in arts:
+        await put(store, a)
+    expected = {a.title for a in arts if match_query(query, a) is not None}
+    found = await search(store, query, limit=100)
+    assert {h.article.title for h in found} == expected
+    assert found.scanned <= len(expected) + 2  # the market reports are never read
