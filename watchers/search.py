@@ -8,11 +8,11 @@ candidate of the same second as the last of them, since pages are ordered to the
 so a lookup reads about as many articles as it returns when the index query is tight, however
 many articles match. The answer is exactly the newest matches a full scan would find.
 
-A fuzzy term (``kyiv~``) is looked up through the words the index holds: the store lists
-them (:meth:`~watchers.store.ArticleStore.index_words`, read incrementally and kept per store
-object), the term expands to those its comparison accepts, and the index is asked for any of
-them. A store that keeps no word list leaves the term unconstrained, as an index cannot narrow
-it otherwise.
+A fuzzy term (``kyiv~``) or a regex is looked up through the words the index holds: the store
+lists them (:meth:`~watchers.store.ArticleStore.index_words`, read incrementally and kept per
+store object); a fuzzy term expands to those its comparison accepts, a regex to those that hold
+a string it requires, and the index is asked for any of them. A store that keeps no word list
+leaves them unconstrained, as an index cannot narrow them otherwise.
 
 A lookup has a total time budget (``budget`` seconds, matching included): when it runs out the
 lookup answers with what it confirmed so far and says so (``Lookup.truncated``), so one member's
@@ -32,9 +32,16 @@ from typing import Literal
 
 from watchers.models import Article, Match, matchable
 from watchers.rules import DEFAULT_THRESHOLD, match_query, parse, shipped_aliases
-from watchers.rules.lookup import NOTHING, FuzzyKeys, Vocabulary, fuzzy_terms, index_query
+from watchers.rules.lookup import (
+    NOTHING,
+    FuzzyKeys,
+    Vocabulary,
+    fuzzy_terms,
+    index_query,
+    regex_runs,
+)
 from watchers.rules.matcher import RegexBudget
-from watchers.rules.syntax import Near, Node, Not, Phrase, Term
+from watchers.rules.syntax import Near, Node, Not, Phrase, Regex, Term
 from watchers.rules.variants import Aliases
 from watchers.store.base import Store, page_second, sort_time
 
@@ -67,16 +74,19 @@ def _words_lock(store: Store) -> asyncio.Lock:
     return held[1]
 
 
-def _has_fuzzy(node: Node) -> bool:
+def _needs_words(node: Node) -> bool:
+    """Whether ``node`` has a fuzzy term or a regex: what the index's word list narrows."""
+    if isinstance(node, Regex):
+        return True
     if isinstance(node, Term):
         return node.kind == "fuzzy"
     if isinstance(node, Phrase):
         return any(w.kind == "fuzzy" for w in node.words)
     if isinstance(node, Near):
-        return _has_fuzzy(node.left) or _has_fuzzy(node.right)
+        return _needs_words(node.left) or _needs_words(node.right)
     if isinstance(node, Not):
-        return _has_fuzzy(node.child)
-    return any(_has_fuzzy(c) for c in getattr(node, "children", ()))
+        return _needs_words(node.child)
+    return any(_needs_words(c) for c in getattr(node, "children", ()))
 
 
 async def index_vocabulary(store: Store) -> Vocabulary | None:
@@ -105,7 +115,14 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases
     those alone."""
     words = {t: vocab.matching(t[0], t[1], table) for t in fuzzy_terms(node, threshold)}
     expand: FuzzyKeys = lambda key, thr: words.get((key, thr))  # noqa: E731
-    return index_query(node, table, threshold, expand), words
+
+    def holding(pattern: str) -> set[str] | None:
+        runs = regex_runs(pattern)
+        if runs is None:
+            return None
+        return {w for run in runs for w in vocab.containing(run)}
+
+    return index_query(node, table, threshold, expand, holding), words
 
 
 @dataclass(frozen=True)
@@ -190,7 +207,7 @@ async def search(
     loop = asyncio.get_running_loop()
     fuzzy: dict[tuple[str, float], list[str]] | None = None
     vocab = None
-    if _has_fuzzy(node):
+    if _needs_words(node):
         async with _words_lock(store):
             vocab = await index_vocabulary(store)
             if vocab is not None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watchers.rules import shipped_aliases
-from watchers.rules.lookup import NOTHING, Vocabulary, index_query, index_terms
+from watchers.rules.lookup import NOTHING, Vocabulary, index_query, index_terms, regex_runs
 from watchers.rules.syntax import parse
 from watchers.rules.variants import compare
 
@@ -94,3 +94,25 @@ def test_index_query_expands_fuzzy_terms_or_leaves_them_open() -> None:
     assert index_query(parse('"zzqx~ talks"'), ALIASES, fuzzy=fuzzy) == NOTHING
     # An unknown expansion leaves the term open, as without a vocabulary.
     assert index_query(parse("kyiv~ OR talks"), ALIASES, fuzzy=lambda k, t: None) is None
+
+
+def test_regex_runs_are_the_longest_ascii_run_of_each_required_literal() -> None:
+    assert regex_runs("covid-?19") == ["covid"]
+    assert sorted(regex_runs("kiev|kyiv") or []) == ["iev", "yiv"]  # k(?:iev|yiv) as parsed
+    assert regex_runs(r"\d{4} election") == ["election"]
+    assert regex_runs("ab|kyiv") is None  # a literal too short to narrow anything
+    assert regex_runs(r"\w+") is None  # no literal at all
+
+
+def test_containing_reads_words_as_a_case_insensitive_regex_does() -> None:
+    vocab = Vocabulary(["kiev", "kıev", "kyiv", "preſident", "x"])
+    # ı (dotless i) and ſ (long s) match i and s under IGNORECASE; NFKD already folds most.
+    assert vocab.containing("kie") == ["kiev", "kıev"]
+    assert vocab.containing("sid") == ["preſident"]
+    assert vocab.containing("zzz") == []
+
+
+def test_source_and_link_terms_leave_the_index_query_open() -> None:
+    for query in ("source:bbc", "url:kyiv", "url:/kyiv/", 'source:"bbc news"', "url:kyiv~"):
+        assert index_query(parse(query), ALIASES) is None, query
+    assert index_query(parse("source:bbc AND troops"), ALIASES) == '"troop"'

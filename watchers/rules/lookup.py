@@ -12,6 +12,7 @@ the other way — and the matcher then gives the exact answer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
@@ -23,17 +24,26 @@ from .variants import Aliases, compare, compound_splits, translit_key
 __all__ = [
     "NOTHING",
     "FuzzyKeys",
+    "RegexWords",
     "Vocabulary",
     "analysed_terms",
     "fuzzy_terms",
     "index_query",
     "index_terms",
     "lookup_terms",
+    "regex_runs",
 ]
 
 # A fuzzy term's expansion: the index words a fuzzy term (key, threshold) matches, or None
 # when they are not known (the term then leaves the index query unconstrained).
 FuzzyKeys = Callable[[str, float], "Collection[str] | None"]
+# A regex's expansion: index words one of which every article it matches holds, or None.
+RegexWords = Callable[[str], "Collection[str] | None"]
+# The fields whose words the index holds (None: a term's default fields, title and text).
+_INDEXED = (None, "title", "text")
+# A literal's letters and digits, as a word of the index holds them (a run of them in a text is
+# inside one word, and folding keeps it whole).
+_RUN = re.compile(r"[a-z0-9]{3,}")
 # The index query of a node that no article can match (a fuzzy term whose expansion is empty).
 NOTHING = ""
 # A fuzzy term that matches more index words than this leaves the query unconstrained rather
@@ -117,35 +127,66 @@ def _term(term: Term, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | Non
 
 
 def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHOLD,
-                fuzzy: FuzzyKeys | None = None) -> str | None:
+                fuzzy: FuzzyKeys | None = None,
+                regex: RegexWords | None = None) -> str | None:
     """An index query matching at least every article ``node`` matches; None when the index
     cannot narrow the search (every article is a candidate), :data:`NOTHING` when no article
     can match.
 
-    ``fuzzy`` expands a fuzzy term (key, threshold) into the index words it matches (see
-    :class:`Vocabulary`); without it a fuzzy term constrains nothing. ``threshold`` is the
-    similarity of fuzzy terms that give none.
+    ``fuzzy`` expands a fuzzy term (key, threshold) into the index words it matches, and
+    ``regex`` a regex into index words one of which any article it matches holds (see
+    :class:`Vocabulary`); without them those terms constrain nothing. ``threshold`` is the
+    similarity of fuzzy terms that give none. The index holds the words of titles and texts
+    only, so a term that looks in the source or link constrains nothing either.
     """
+    if isinstance(node, Term | Phrase | Regex) and node.field not in _INDEXED:
+        return None
     if isinstance(node, Term):
         return _term(node, aliases, threshold, fuzzy)
     if isinstance(node, Phrase):
         words = [_term(w, aliases, threshold, fuzzy) for w in node.words]
         return _all([w for w in words if w is not None])
-    if isinstance(node, Regex | Not):
+    if isinstance(node, Regex):
+        found = regex(node.pattern) if regex is not None else None
+        if found is None or len(found) > MAX_FUZZY_WORDS:
+            return None
+        return _any([_q(w) for w in sorted(found)])
+    if isinstance(node, Not):
         return None
     if isinstance(node, Near):
-        sides = [index_query(node.left, aliases, threshold, fuzzy),
-                 index_query(node.right, aliases, threshold, fuzzy)]
+        sides = [index_query(node.left, aliases, threshold, fuzzy, regex),
+                 index_query(node.right, aliases, threshold, fuzzy, regex)]
         return _all([s for s in sides if s is not None])
     if isinstance(node, And):
-        kids = [index_query(c, aliases, threshold, fuzzy) for c in node.children]
+        kids = [index_query(c, aliases, threshold, fuzzy, regex) for c in node.children]
         return _all([k for k in kids if k is not None])
     if isinstance(node, Or):
-        kids = [index_query(c, aliases, threshold, fuzzy) for c in node.children]
+        kids = [index_query(c, aliases, threshold, fuzzy, regex) for c in node.children]
         if any(k is None for k in kids):
             return None
         return _any([k for k in kids if k is not None])
     return None
+
+
+def regex_runs(pattern: str) -> list[str] | None:
+    """Strings at least one of which is inside an index word of every article that ``pattern``
+    matches in its title or text, or None: for each literal the pattern requires (one of them
+    is in any match, see :func:`~watchers.rules.index.required_literals`), its longest run of
+    three or more ASCII letters and digits. Such a run of a text is inside one word, whose
+    index words (lower-cased, accents stripped, apostrophes and hyphens removed) keep it whole;
+    :meth:`Vocabulary.containing` allows for the letters the regex engine folds to ASCII."""
+    from .index import required_literals
+
+    literals = required_literals(pattern)
+    if literals is None:
+        return None
+    runs = []
+    for lit in literals:
+        found = _RUN.findall(lit)
+        if not found:
+            return None
+        runs.append(max(found, key=len))
+    return runs
 
 
 def fuzzy_terms(node: Node, threshold: float = DEFAULT_THRESHOLD) -> set[tuple[str, float]]:
@@ -195,6 +236,14 @@ class Vocabulary:
             self.words.append(w)
             self.translit.append(translit_key(w))
             self.letters.append("".join(sorted(w)))
+
+    def containing(self, run: str) -> list[str]:
+        """The words that hold ``run`` (lower-case ASCII), read as the regex engine reads them
+        under IGNORECASE: a dotless or dotted i as i, a long s as s."""
+        from .index import _screen_form
+
+        return [w for w in self.words
+                if run in w or (not w.isascii() and run in _screen_form(w))]
 
     def matching(self, key: str, threshold: float, aliases: Aliases | None) -> list[str]:
         """The words of the vocabulary that the fuzzy term ``key`` matches at ``threshold``."""
