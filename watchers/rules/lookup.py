@@ -234,8 +234,15 @@ class Vocabulary:
                 continue
             known.add(w)
             self.words.append(w)
-            self.translit.append(translit_key(w))
-            self.letters.append("".join(sorted(w)))
+
+    def _prepare(self) -> None:
+        # The transliteration keys and sorted letters of words added since: made when a fuzzy
+        # term first needs them (a regex or prefix lookup reads the words alone).
+        done = len(self.translit)
+        if done < len(self.words):
+            fresh = self.words[done:]
+            self.translit += map(translit_key, fresh)
+            self.letters += ("".join(sorted(w)) for w in fresh)
 
     def containing(self, run: str) -> list[str]:
         """The words that hold ``run`` (lower-case ASCII), read as the regex engine reads them
@@ -250,6 +257,7 @@ class Vocabulary:
         from rapidfuzz import process
         from rapidfuzz.distance import Indel
 
+        self._prepare()
         known = self._known
         cands: set[str] = {key} & known
         if aliases is not None:
