@@ -8,11 +8,12 @@ candidate of the same second as the last of them, since pages are ordered to the
 so a lookup reads about as many articles as it returns when the index query is tight, however
 many articles match. The answer is exactly the newest matches a full scan would find.
 
-A fuzzy term (``kyiv~``) or a regex is looked up through the words the index holds: the store
-lists them (:meth:`~watchers.store.ArticleStore.index_words`, read incrementally and kept per
-store object); a fuzzy term expands to those its comparison accepts, a regex to those that hold
-a string it requires, and the index is asked for any of them. A store that keeps no word list
-leaves them unconstrained, as an index cannot narrow them otherwise.
+A fuzzy term (``kyiv~``), a prefix or a regex is looked up through the words the index holds:
+the store lists them (:meth:`~watchers.store.ArticleStore.index_words`, read incrementally and
+kept per store object); a fuzzy term expands to those its comparison accepts, a prefix to those
+it starts (up to a few hundred; FTS5's prefix query otherwise), a regex to those that hold a
+string it requires, and the index is asked for any of them. A store that keeps no word list
+leaves fuzzy terms and regexes unconstrained, as an index cannot narrow them otherwise.
 
 A lookup has a total time budget (``budget`` seconds, matching included): when it runs out the
 lookup answers with what it confirmed so far and says so (``Lookup.truncated``), so one member's
@@ -75,13 +76,14 @@ def _words_lock(store: Store) -> asyncio.Lock:
 
 
 def _needs_words(node: Node) -> bool:
-    """Whether ``node`` has a fuzzy term or a regex: what the index's word list narrows."""
+    """Whether ``node`` has a fuzzy term, a prefix or a regex: what the index's word list
+    narrows (or, for a prefix, reads faster)."""
     if isinstance(node, Regex):
         return True
     if isinstance(node, Term):
-        return node.kind == "fuzzy"
+        return node.kind in ("fuzzy", "prefix")
     if isinstance(node, Phrase):
-        return any(w.kind == "fuzzy" for w in node.words)
+        return any(w.kind in ("fuzzy", "prefix") for w in node.words)
     if isinstance(node, Near):
         return _needs_words(node.left) or _needs_words(node.right)
     if isinstance(node, Not):
@@ -122,7 +124,7 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases
             return None
         return {w for run in runs for w in vocab.containing(run)}
 
-    return index_query(node, table, threshold, expand, holding), words
+    return index_query(node, table, threshold, expand, holding, vocab.starting), words
 
 
 @dataclass(frozen=True)

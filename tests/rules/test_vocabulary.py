@@ -116,3 +116,17 @@ def test_source_and_link_terms_leave_the_index_query_open() -> None:
     for query in ("source:bbc", "url:kyiv", "url:/kyiv/", 'source:"bbc news"', "url:kyiv~"):
         assert index_query(parse(query), ALIASES) is None, query
     assert index_query(parse("source:bbc AND troops"), ALIASES) == '"troop"'
+
+
+def test_a_prefix_expands_to_the_words_it_starts_or_stays_fts5s_own() -> None:
+    vocab = Vocabulary(["mobilise", "mobilised", "mobile", "mob", "gov", "zz"])
+    assert vocab.starting("mobil") == ["mobile", "mobilise", "mobilised"]
+    assert vocab.starting("zzz") == []
+    vocab.extend(["mobility"])  # the sorted view follows what was added
+    assert vocab.starting("mobili") == ["mobilise", "mobilised", "mobility"]
+    q = index_query(parse("mobili*"), ALIASES, prefixed=vocab.starting)
+    assert q == '("mobilise" OR "mobilised" OR "mobility")'
+    assert index_query(parse("qq* AND mob"), ALIASES, prefixed=vocab.starting) == NOTHING
+    assert index_query(parse("mobili*"), ALIASES) == '"mobili"*'
+    many = Vocabulary(f"pre{i:04d}" for i in range(1000))
+    assert index_query(parse("pre*"), ALIASES, prefixed=many.starting) == '"pre"*'

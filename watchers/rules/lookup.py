@@ -12,6 +12,7 @@ the other way — and the matcher then gives the exact answer.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
@@ -105,8 +106,8 @@ def _all(parts: list[str]) -> str | None:
     return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
-def _term(term: Term, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | None
-          ) -> str | None:
+def _term(term: Term, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | None,
+          prefixed: RegexWords | None = None) -> str | None:
     if not term.key:
         return None
     if term.kind == "fuzzy":
@@ -118,7 +119,14 @@ def _term(term: Term, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | Non
             return None
         return _any([_q(w) for w in sorted(words)])
     if term.kind == "prefix":
-        return _q(term.norm) + "*" if term.norm else None
+        if not term.norm:
+            return None
+        found = prefixed(term.norm) if prefixed is not None else None
+        if found is None or len(found) > MAX_FUZZY_WORDS:
+            # FTS5's own prefix query: it reads every matching word's list before the first
+            # answer, where an OR of the words reads them newest first and stops.
+            return _q(term.norm) + "*"
+        return _any([_q(w) for w in sorted(found)])
     keys = sorted({term.key} | aliases.of(term.key))
     parts = [_q(k) for k in keys]
     # A closed compound also matches when written apart: "cyberattack" ~ "cyber attack".
@@ -128,23 +136,26 @@ def _term(term: Term, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | Non
 
 def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHOLD,
                 fuzzy: FuzzyKeys | None = None,
-                regex: RegexWords | None = None) -> str | None:
+                regex: RegexWords | None = None,
+                prefixed: RegexWords | None = None) -> str | None:
     """An index query matching at least every article ``node`` matches; None when the index
     cannot narrow the search (every article is a candidate), :data:`NOTHING` when no article
     can match.
 
-    ``fuzzy`` expands a fuzzy term (key, threshold) into the index words it matches, and
-    ``regex`` a regex into index words one of which any article it matches holds (see
-    :class:`Vocabulary`); without them those terms constrain nothing. ``threshold`` is the
-    similarity of fuzzy terms that give none. The index holds the words of titles and texts
-    only, so a term that looks in the source or link constrains nothing either.
+    ``fuzzy`` expands a fuzzy term (key, threshold) into the index words it matches,
+    ``regex`` a regex into index words one of which any article it matches holds, and
+    ``prefixed`` a prefix into the index words that start with it (see :class:`Vocabulary`);
+    without them fuzzy terms and regexes constrain nothing and a prefix is FTS5's own.
+    ``threshold`` is the similarity of fuzzy terms that give none. The index holds the words
+    of titles and texts only, so a term that looks in the source or link constrains nothing
+    either.
     """
     if isinstance(node, Term | Phrase | Regex) and node.field not in _INDEXED:
         return None
     if isinstance(node, Term):
-        return _term(node, aliases, threshold, fuzzy)
+        return _term(node, aliases, threshold, fuzzy, prefixed)
     if isinstance(node, Phrase):
-        words = [_term(w, aliases, threshold, fuzzy) for w in node.words]
+        words = [_term(w, aliases, threshold, fuzzy, prefixed) for w in node.words]
         return _all([w for w in words if w is not None])
     if isinstance(node, Regex):
         found = regex(node.pattern) if regex is not None else None
@@ -154,14 +165,14 @@ def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHO
     if isinstance(node, Not):
         return None
     if isinstance(node, Near):
-        sides = [index_query(node.left, aliases, threshold, fuzzy, regex),
-                 index_query(node.right, aliases, threshold, fuzzy, regex)]
+        sides = [index_query(node.left, aliases, threshold, fuzzy, regex, prefixed),
+                 index_query(node.right, aliases, threshold, fuzzy, regex, prefixed)]
         return _all([s for s in sides if s is not None])
     if isinstance(node, And):
-        kids = [index_query(c, aliases, threshold, fuzzy, regex) for c in node.children]
+        kids = [index_query(c, aliases, threshold, fuzzy, regex, prefixed) for c in node.children]
         return _all([k for k in kids if k is not None])
     if isinstance(node, Or):
-        kids = [index_query(c, aliases, threshold, fuzzy, regex) for c in node.children]
+        kids = [index_query(c, aliases, threshold, fuzzy, regex, prefixed) for c in node.children]
         if any(k is None for k in kids):
             return None
         return _any([k for k in kids if k is not None])
@@ -218,6 +229,7 @@ class Vocabulary:
         self.words: list[str] = []
         self.translit: list[str] = []
         self.letters: list[str] = []
+        self._sorted: list[str] = []
         self._known: set[str] = set()
         self.extend(words)
 
@@ -243,6 +255,18 @@ class Vocabulary:
             fresh = self.words[done:]
             self.translit += map(translit_key, fresh)
             self.letters += ("".join(sorted(w)) for w in fresh)
+
+    def starting(self, prefix: str) -> list[str]:
+        """The words that start with ``prefix``."""
+        ordered = self._sorted
+        if len(ordered) != len(self.words):
+            ordered = self._sorted = sorted(self.words)
+        out = []
+        for w in ordered[bisect.bisect_left(ordered, prefix):]:
+            if not w.startswith(prefix):
+                break
+            out.append(w)
+        return out
 
     def containing(self, run: str) -> list[str]:
         """The words that hold ``run`` (lower-case ASCII), read as the regex engine reads them
