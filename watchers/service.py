@@ -47,7 +47,7 @@ from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.importer import join_story
 from watchers.models import Article, Match, matchable
 from watchers.rules import Rule, RuleSet
-from watchers.rules.lookup import analysed_terms
+from watchers.rules.lookup import analysed_words, terms_text
 from watchers.rules.matcher import Analysis
 from watchers.schedule import Clock, SystemClock
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
@@ -132,6 +132,7 @@ class _Analysis:
     terms: str
     over_budget: tuple[str, ...]
     story: StoryLink | None = None
+    words: set[str] | None = None  # the terms' words, for the index's word list
 
 
 @dataclass
@@ -623,7 +624,8 @@ class WatchService:
             link = None
             if stories is not None:  # the matcher's own title tokens give the signature
                 link = join_story(stories, article, signature_from(analysis))
-            out.append(_Analysis(matches, analysed_terms(analysis), over, link))
+            words = analysed_words(analysis)
+            out.append(_Analysis(matches, terms_text(words), over, link, words))
         return out
 
     async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
@@ -677,7 +679,7 @@ class WatchService:
             batch = routed[start : start + INGEST_BATCH]
             stored = await self.store.record_many(
                 [ArticleRecord(article, analysis.matches, entries, analysis.terms,
-                               analysis.story)
+                               analysis.story, analysis.words)
                  for article, analysis, entries in batch], at=self.clock.now())
             for (_, _, entries), kept in zip(batch, stored, strict=True):
                 if kept is not None:

@@ -28,11 +28,14 @@ __all__ = [
     "RegexWords",
     "Vocabulary",
     "analysed_terms",
+    "analysed_words",
     "fuzzy_terms",
     "index_query",
     "index_terms",
     "lookup_terms",
+    "lookup_words",
     "regex_runs",
+    "terms_text",
 ]
 
 # A fuzzy term's expansion: the index words a fuzzy term (key, threshold) matches, or None
@@ -65,25 +68,40 @@ def index_terms(*fields: str) -> str:
 def lookup_terms(*fields: str) -> str:
     """:func:`index_terms`, from the matcher's own word scan and folding cache (the same keys
     and norms, no token built; a test keeps the two equal)."""
+    return terms_text(lookup_words(*fields))
+
+
+def lookup_words(*fields: str) -> set[str]:
+    """The words of :func:`lookup_terms`, as a set."""
     words: set[str] = set()
     for text in fields:
         add_terms(text, words)
     words.discard("")
-    return " ".join(sorted(words))
+    return words
 
 
 def analysed_terms(analysis: Analysis) -> str:
     """The index terms of an article the matcher has already tokenised: its title and text
     fields are reused, not tokenised again."""
-    return _terms((analysis.field("title"), analysis.field("text")))
+    return terms_text(analysed_words(analysis))
 
 
-def _terms(fields: Iterable[FieldText]) -> str:
+def analysed_words(analysis: Analysis) -> set[str]:
+    """The words of :func:`analysed_terms`, as a set."""
+    return _words((analysis.field("title"), analysis.field("text")))
+
+
+def terms_text(words: Iterable[str]) -> str:
+    """Index words as the index terms a store is given: sorted, space-separated."""
+    return " ".join(sorted(words))
+
+
+def _words(fields: Iterable[FieldText]) -> set[str]:
     words: set[str] = set()
     for ft in fields:
         ft.add_terms(words)
     words.discard("")
-    return " ".join(sorted(words))
+    return words
 
 
 def _q(word: str) -> str:

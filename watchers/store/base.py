@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, Self
@@ -163,13 +164,18 @@ def story_outcome(entry: OutboxEntry, outlets: int, existing: Sequence[tuple[str
 @dataclass(frozen=True)
 class ArticleRecord:
     """One new article to store with everything written beside it: its matches, its outbox
-    entries, its lookup terms and the story it joins (see :meth:`ArticleStore.record`)."""
+    entries, its lookup terms and the story it joins (see :meth:`ArticleStore.record`).
+
+    ``words``, when the caller has them, are the terms' words as a set (``set(terms.split())``,
+    exactly): the store lists them in the index's word list without splitting the terms again.
+    """
 
     article: Article
     matches: Sequence[Match]
     alerts: Sequence[OutboxEntry]
     terms: str
     story: StoryLink | None = None
+    words: AbstractSet[str] | None = None
 
 
 @dataclass(frozen=True)
