@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,6 +26,7 @@ __all__ = [
     "Highlight",
     "Hit",
     "Match",
+    "checked_article",
     "content_fingerprint",
     "derive_id",
     "matchable",
@@ -47,10 +49,23 @@ def content_fingerprint(title: str, text: str) -> str:
     """A hash of an article's words that ignores case, accents, punctuation and spacing.
 
     Two copies of one story that differ only in markup, whitespace or tracking links get the same
-    fingerprint, which is what dedupe needs. ASCII text (most of it) needs no decomposition and
-    no accent stripping; other text is decomposed and its marks dropped in one translate.
+    fingerprint, which is what dedupe needs. The words are those of ``\\w+`` in the text
+    decomposed (NFKD), case-folded and stripped of its combining marks, joined by one space.
+    ASCII text (most of it) needs no decomposition and no accent stripping; other text is
+    decomposed and its marks dropped in one translate.
     """
     joined = f"{title}\n{text}"
+    if len(joined) <= _CHUNK:
+        if not joined.isascii():
+            # News in English is ASCII but for its curly quotes, dashes and pound signs: when
+            # every other character folds to punctuation, it parts words as a space would.
+            others = set(_NON_ASCII.findall(joined))
+            if all(map(_parts_words, others)):
+                joined = _NON_ASCII.sub(" ", joined)
+        if joined.isascii():
+            # One C pass lowercases and blanks every non-word byte; split() then drops runs.
+            return hashlib.sha256(b" ".join(joined.encode().translate(_ASCII_FOLD).split())
+                                  ).hexdigest()
     if joined.isascii():
         folded = joined.lower()  # casefold() of ASCII is lower()
     else:
@@ -62,6 +77,25 @@ def content_fingerprint(title: str, text: str) -> str:
             digest.update(((" " if not first else "") + " ".join(words)).encode())
             first = False
     return digest.hexdigest()
+
+
+# Byte ``b`` of ASCII text maps to itself lowercased if it is a word character (``\w`` on
+# ASCII: letters, digits, underscore), else to a space.
+_ASCII_FOLD = bytes(
+    ord(chr(b).lower()) if chr(b).isalnum() or chr(b) == "_" else 0x20 for b in range(128)
+) + b" " * 128
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+@lru_cache(maxsize=4096)
+def _parts_words(char: str) -> bool:
+    """Whether ``char`` anywhere in a text parts the words around it exactly as a space would:
+    it is no combining mark (NFKD's reordering moves only those), and decomposed, case-folded
+    and stripped of marks it leaves at least one character and no word character."""
+    if unicodedata.combining(char):
+        return False
+    folded = _drop_marks(unicodedata.normalize("NFKD", char).casefold())
+    return bool(folded) and _WORDS.search(folded) is None
 
 
 _WORDS = re.compile(r"\w+")
@@ -189,6 +223,39 @@ class Article(_Frozen):
             return flat
         cut = flat.rfind(" ", 0, limit)
         return flat[: cut if cut > limit // 2 else limit].rstrip(" ,;:") + "…"
+
+
+_ARTICLE_FIELDS = frozenset(Article.model_fields)
+_set_attr = object.__setattr__
+
+
+def checked_article(*, source: str, guid: str | None, url: str | None, title: str, text: str,
+                    published: datetime | None, fetched_at: datetime, content_hash: str = "",
+                    id: str = "") -> Article:
+    """``Article(...)`` of values whose types the caller has checked (strings, aware or naive
+    datetimes), without pydantic's validation: the same normalising (storable strings, UTC
+    dates, the derived hash and id) gives an article equal to the validated one, field for
+    field, for a fraction of the cost. Bulk loading builds one per line; tests compare the two.
+    """
+    data: Article = object.__new__(Article)
+    title, text = storable(title), storable(text)
+    content_hash = storable(content_hash) or content_fingerprint(title, text)
+    source = storable(source)
+    guid = storable(guid) if guid is not None else None
+    url = storable(url) if url is not None else None
+    id = storable(id) or derive_id(source, guid or url or content_hash)
+    try:
+        published = _utc(published)
+    except OverflowError:
+        published = None  # as Article._published_utc
+    _set_attr(data, "__dict__", {
+        "id": id, "source": source, "guid": guid, "url": url, "title": title, "text": text,
+        "published": published, "fetched_at": _utc(fetched_at), "content_hash": content_hash,
+    })
+    _set_attr(data, "__pydantic_fields_set__", set(_ARTICLE_FIELDS))
+    _set_attr(data, "__pydantic_extra__", None)
+    _set_attr(data, "__pydantic_private__", None)
+    return data
 
 
 class Highlight(_Frozen):

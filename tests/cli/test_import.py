@@ -5,16 +5,25 @@ database to itself."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 import sqlite3
+import unicodedata
 from contextlib import closing
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from bot import cli
 from tests.cli.test_cli import nw
 from watchers.importer import BadLine, ImportProgress, import_file, parse_line
+from watchers.models import Article, checked_article, content_fingerprint
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import index_terms
 from watchers.store import SqliteStore
@@ -205,3 +214,81 @@ def test_the_fast_fingerprint_equals_the_plain_definition() -> None:
     samples.append(("One word", "w" * 600_000))
     for title, text in samples:
         assert fingerprint(title, text) == content_fingerprint(title, text), title
+
+
+_AWKWARD = ["", " ", "x", "Caf\u00e9", "e\u0301", "\x00", "\ud800", "\ud83d\ude00", "a\x00b",
+            "https://ex.org/a", "  pad  "]
+
+
+@pytest.mark.parametrize("published", [
+    None, datetime(2022, 1, 5, 10, tzinfo=UTC), datetime(2022, 1, 5, 10),
+    datetime(2022, 1, 5, 10, tzinfo=timezone(timedelta(hours=5))),
+    datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),  # before datetime.min in UTC
+])
+def test_a_checked_article_equals_the_validated_one(published: datetime | None) -> None:
+    fetched = datetime(2023, 3, 1, 8, tzinfo=timezone(timedelta(hours=-3)))
+    for value in _AWKWARD:
+        for ident in ("", value):
+            values: dict[str, Any] = {
+                "source": value or "s", "guid": value or None, "url": value or None,
+                "title": "T" + value, "text": value, "published": published,
+                "fetched_at": fetched, "id": ident,
+            }
+            checked = checked_article(**values)
+            validated = Article(**values)
+            assert checked == validated, values
+            assert checked.model_dump() == validated.model_dump()
+            assert checked.model_fields_set == validated.model_fields_set
+            assert repr(checked) == repr(validated)
+            with pytest.raises(ValidationError):  # still frozen
+                checked.title = "changed"  # type: ignore[misc]
+
+
+def test_parse_line_builds_what_validation_builds() -> None:
+    fetched = datetime(2023, 3, 1, 8, tzinfo=UTC)
+    lines = [json.dumps(g) for g in GOOD] + [
+        json.dumps({"title": " Caf\u00e9\u0000 ", "text": "\ud800 x", "url": " https://ex.org ",
+                    "id": " a\u0000 ", "source": "", "date": "0001-01-01T00:00:00+01:00"}),
+        json.dumps({"title": "No id", "url": "https://ex.org/n", "date": "2020-02-02"}),
+        json.dumps({"title": "Nothing else"}),
+    ]
+    for line in lines:
+        doc = json.loads(line)
+        got = parse_line(line, fetched_at=fetched)
+        assert got is not None
+        ident = (doc.get("id") or "").strip()
+        expected = Article(
+            source=(doc.get("source") or "").strip() or "import", guid=ident or None,
+            url=(doc.get("url") or "").strip() or None, title=doc["title"].strip(),
+            text=doc.get("text") or "", published=_published(doc) if "date" in doc else None,
+            fetched_at=fetched, **({"id": ident} if ident else {}))
+        assert got == expected, line
+
+
+def _published(doc: dict[str, Any]) -> datetime:
+    parsed = datetime.fromisoformat(doc["date"])
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# Characters that test the fingerprint's shortcut for text ASCII but for punctuation: curly
+# quotes and dashes (punctuation), a fraction and a trademark sign (punctuation that decomposes
+# into word characters), an acute accent alone (decomposes to a space and a mark), a
+# zero-width space and joiner (no word, no space), ß and the ypogegrammeni (fold to letters), a
+# combining mark, a ligature, letters of other scripts.
+_FINGERPRINT_ALPHABET = ("ab Z9_ .,-\n\t'\"\u2019\u2018\u201c\u2014\u00a3\u2026\u00bd\u2122"
+                         "\u00b4\u200b\u2060\u00df\u0345\u0301\ufb01\u00e9\u03a3\u65e5\u0663"
+                         "\u00a0\u00d7")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_FINGERPRINT_ALPHABET, max_size=40),
+       st.text(alphabet=_FINGERPRINT_ALPHABET, max_size=80))
+def test_the_fingerprint_equals_the_plain_definition_on_mixed_text(title: str, text: str
+                                                                   ) -> None:
+    assert _plain_fingerprint(title, text) == content_fingerprint(title, text)
+
+
+def _plain_fingerprint(title: str, text: str) -> str:
+    folded = unicodedata.normalize("NFKD", f"{title}\n{text}").casefold()
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return hashlib.sha256(" ".join(re.findall(r"\w+", folded)).encode()).hexdigest()

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.store._support import alert, art, match, put
-from watchers.store import SourceState, SqliteStore
+from watchers.rules.lookup import index_terms
+from watchers.store import ArticleRecord, SourceState, SqliteStore
 
 # A scan of these is a cost that grows with the store; temporary b-trees for ORDER BY over an
 # index search, the lookup index (a virtual table) and one-row-per-route subqueries are not.
@@ -61,6 +62,36 @@ async def test_hot_path_queries_use_an_index(tmp_path: Path) -> None:
                    if d.startswith("SCAN ") and d.split()[1] in BIG_TABLES]
             if bad:
                 scans[sql] = bad
+    finally:
+        con.close()
+    assert scans == {}
+
+
+async def test_batch_dedupe_and_writes_use_an_index(tmp_path: Path) -> None:
+    """A poll's or an import's batch: ``known`` and ``record_many`` of several articles read
+    each identity (hash, link, source and guid) through an index, however many there are."""
+    path = tmp_path / "nw.db"
+    statements: list[str] = []
+    async with await SqliteStore.open(path) as store:
+        stored = [art(f"Story {i}", guid=f"g{i}", url=f"https://ex.org/{i}") for i in range(30)]
+        await store.record_many([ArticleRecord(a, [match(a)], (), index_terms(a.title, a.text))
+                                 for a in stored])
+        await store._db.conn.set_trace_callback(statements.append)
+        batch = [*stored[:5],
+                 *(art(f"New {i}", guid=f"n{i}", url=f"https://ex.org/n{i}") for i in range(5))]
+        assert await store.known(batch) == [True] * 5 + [False] * 5
+        out = await store.record_many([ArticleRecord(a, [], (), index_terms(a.title, a.text))
+                                       for a in batch])
+        assert [a is not None for a in out] == [False] * 5 + [True] * 5
+        await store._db.conn.set_trace_callback(None)  # type: ignore[arg-type]
+    checked = [s for s in statements
+               if s.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "INSERT", "WITH"))]
+    assert any("guid" in s for s in checked), statements  # the (source, guid) read ran
+    con = sqlite3.connect(path)
+    try:
+        scans = {sql: bad for sql in checked
+                 if (bad := [d for d in plan(con, sql)
+                             if d.startswith("SCAN ") and d.split()[1] in BIG_TABLES])}
     finally:
         con.close()
     assert scans == {}

@@ -14,6 +14,8 @@ Opening for writing (the default) takes the process lock described in :mod:`._db
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from watchers.store.sqlite._db import Db
@@ -25,7 +27,10 @@ from watchers.store.sqlite.schema import SCHEMA_VERSION, TermsOf, check, upgrade
 from watchers.store.sqlite.state import StateMixin
 from watchers.store.sqlite.stories import StoriesMixin
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore", "TermsOf"]
+__all__ = ["BULK_CACHE_KIB", "SCHEMA_VERSION", "SqliteStore", "TermsOf"]
+
+# The page cache of a bulk load (KiB): a year of history's index pages for one batch's inserts.
+BULK_CACHE_KIB = 64 * 1024
 
 
 class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, ScheduleMixin,
@@ -82,6 +87,21 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
 
     async def aclose(self) -> None:
         await self._db.close()
+
+    @asynccontextmanager
+    async def bulk_load(self) -> AsyncIterator[None]:
+        """Room for a bulk load (``newswatch import``): while inside, the connection caches up
+        to ``BULK_CACHE_KIB`` of pages instead of SQLite's default 2 MiB, so the random-keyed
+        indexes (ids, content hashes) a batch inserts into stay in memory instead of being read
+        back page by page. Durability is unchanged: every batch is still its own transaction,
+        with the store's journal and synchronous settings."""
+        (before,) = (await self._db.fetchall("PRAGMA cache_size"))[0]
+        await _pragmas(self._db, f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            if not self._db.closed:
+                await _pragmas(self._db, f"PRAGMA cache_size={int(before)}")
 
     async def integrity_check(self) -> str:
         rows = await self._db.fetchall("PRAGMA integrity_check")

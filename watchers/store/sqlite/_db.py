@@ -128,6 +128,10 @@ class Db:
             st = os.stat(self.path)
             self._identity = (st.st_dev, st.st_ino)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def close(self) -> None:
         if self._closed:
             return

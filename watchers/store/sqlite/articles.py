@@ -215,15 +215,21 @@ class _Identities:
                     self.by_link.setdefault(link, []).append((source, guid, title))
             pairs = list({(a.source, a.guid) for a in chunk if a.guid})
             if pairs:
+                # A join, not ``(source, guid) IN (VALUES ...)``: SQLite plans that row-value
+                # IN as a scan of every article, this as one guid-index search per pair.
                 cur = await conn.execute(
-                    "SELECT source, guid, link_key FROM articles WHERE (source, guid) IN "
-                    f"(VALUES {','.join(['(?,?)'] * len(pairs))})",
+                    "SELECT a.source, a.guid, a.link_key FROM "
+                    f"(VALUES {','.join(['(?,?)'] * len(pairs))}) AS v "
+                    "JOIN articles a ON a.source = v.column1 AND a.guid = v.column2",
                     [v for pair in pairs for v in pair])
                 for source, guid, link in await cur.fetchall():
                     self.by_guid.setdefault((source, guid), []).append(link)
 
-    def duplicate(self, article: Article) -> bool:
-        link, content = _identity(article)
+    def duplicate(self, article: Article, identity: tuple[str | None, str] | None = None
+                  ) -> bool:
+        """Whether ``article`` (of ``identity``, :func:`_identity`'s, when the caller has it)
+        duplicates a loaded row or an article added so far."""
+        link, content = identity or _identity(article)
         if content in self.hashes:
             return True
         if link:
@@ -238,8 +244,8 @@ class _Identities:
                     return True
         return False
 
-    def add(self, article: Article) -> None:
-        link, content = _identity(article)
+    def add(self, article: Article, identity: tuple[str | None, str] | None = None) -> None:
+        link, content = identity or _identity(article)
         self.hashes.add(content)
         if link:
             self.by_link.setdefault(link, []).append((article.source, article.guid, article.title))
@@ -384,20 +390,27 @@ class ArticlesMixin(CandidateList):
                 taken.update(str(i) for (i,) in rows)
             articles, terms, matches = [], [], []
             stored: list[tuple[Article, ArticleRecord]] = []
+            # A batch's articles mostly share one fetch time (an import's, a poll's).
+            stamps: dict[datetime | None, str | None] = {None: None}
             for rec in records:
                 article = rec.article
-                if seen.duplicate(article):
+                identity = _identity(article)
+                if seen.duplicate(article, identity):
                     out.append(None)
                     continue
-                seen.add(article)
-                link, content = _identity(article)
+                seen.add(article, identity)
+                link, content = identity
                 if article.id in taken:
                     article = Article(**{**article.model_dump(), "id": content[:16]})
                 taken.add(article.id)
+                published, fetched = article.published, article.fetched_at
+                if (p := stamps.get(published)) is None and published is not None:
+                    p = stamps[published] = iso(published)
+                if (f := stamps.get(fetched)) is None:
+                    f = stamps[fetched] = iso(fetched)
                 articles.append((
                     article.id, article.source, article.guid, article.url, link, article.title,
-                    article.text, iso(article.published), iso(article.fetched_at),
-                    iso(sort_time(article)), content, rec.story.id if rec.story else None,
+                    article.text, p, f, p or f, content, rec.story.id if rec.story else None,
                 ))
                 terms.append((rec.terms, article.id))
                 for m in rec.matches:
