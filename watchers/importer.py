@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 from watchers.errors import NewswatchError
 from watchers.models import Article, checked_article, matchable
 from watchers.rules import RuleSet
-from watchers.rules.lookup import analysed_terms
+from watchers.rules.lookup import analysed_words, lookup_terms, lookup_words, terms_text
 from watchers.rules.matcher import Analysis
 from watchers.store.base import ArticleRecord, ArticleStore, StoryLink, sort_time
 from watchers.stories import Signature, StoryIndex, signature
@@ -192,17 +192,22 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
         if article is None:
             continue
         seen = matchable(article)
+        words: set[str] | None = None
         if len(ruleset):  # the matcher's tokens also give the index terms
             analysis = Analysis(seen)
             matches = ruleset.match_report(seen, regex_budget=regex_budget,
                                            analysis=analysis).matches
-            terms = analysed_terms(analysis)
-        else:  # with no rules, not even the matcher's tokenising
+            words = analysed_words(analysis)
+            terms = terms_text(words)
+        elif terms_of is lookup_terms:  # no rules: the words alone, not the matcher's tokens
+            matches, words = [], lookup_words(seen.title, seen.text)
+            terms = terms_text(words)
+        else:
             matches, terms = [], terms_of(seen.title, seen.text)
         link = None
         if stories is not None:
             link = join_story(stories, article, signature(seen.title, seen.text))
-        records.append(ArticleRecord(article, matches, (), terms, link))
+        records.append(ArticleRecord(article, matches, (), terms, link, words))
     return _Batch(records, bad, chunk[-1][0], chunk[-1][1])
 
 

@@ -8,19 +8,21 @@ import asyncio
 
 import pytest
 
-from tests.store._support import art, put
+from tests.store._support import art, put, rule
+from watchers.errors import StoreError
 from watchers.rules import match_query
+from watchers.rules.lookup import index_terms
 from watchers.search import search
-from watchers.store import Store
+from watchers.store import ArticleRecord, OutboxEntry, SqliteStore
 
 
-async def _words(store: Store, after: int = 0) -> tuple[set[str], int]:
+async def _words(store: SqliteStore, after: int = 0) -> tuple[set[str], int]:
     listed = await store.index_words(after=after)
     assert listed is not None
     return set(listed[0]), listed[1]
 
 
-async def test_stored_words_are_listed_and_read_on_from_the_cursor(store: Store) -> None:
+async def test_stored_words_are_listed_and_read_on_from_the_cursor(store: SqliteStore) -> None:
     assert (await _words(store))[0] == set()
     await put(store, art("Kyiv talks", "Troops near Kharkiv."))
     words, cursor = await _words(store)
@@ -33,7 +35,7 @@ async def test_stored_words_are_listed_and_read_on_from_the_cursor(store: Store)
     assert {"kiew", "charkiw"}.isdisjoint((await _words(store, cursor2))[0])
 
 
-async def test_words_are_listed_exactly_when_their_article_is_stored(store: Store) -> None:
+async def test_words_are_listed_exactly_when_their_article_is_stored(store: SqliteStore) -> None:
     # Writes cancelled at different points (a shutdown, a timeout): each article and its words
     # commit together or not at all.
     names = [f"Zorya{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(24)]
@@ -48,10 +50,29 @@ async def test_words_are_listed_exactly_when_their_article_is_stored(store: Stor
     stored = {a.title for a in await store.candidates(fts=None, limit=100)}
     for name in names:
         assert (name.lower() in words) == (f"{name} reported" in stored), name
+    # Stored again, the articles a cancellation kept out list their words now: the store
+    # remembers only words it committed.
+    for name in names:
+        await put(store, art(f"{name} reported", "Details follow."))
+    words, _ = await _words(store)
+    assert {name.lower() for name in names} <= words
+
+
+async def test_a_batch_that_fails_after_listing_its_words_lists_none(store: SqliteStore) -> None:
+    doomed = art("Zaporizhzhia plant", "Inspectors arrive.")
+    # An outbox row without a route fails the batch at its last statement, after its words
+    # went into the word list: they go with the rollback, and the store does not remember them.
+    bad_entry = OutboxEntry(None, (rule(),))  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        await store.record_many([ArticleRecord(doomed, [], [bad_entry],
+                                               index_terms(doomed.title, doomed.text))])
+    assert "zaporizhzhia" not in (await _words(store))[0]
+    await put(store, doomed)
+    assert "zaporizhzhia" in (await _words(store))[0]
 
 
 @pytest.mark.parametrize("query", ["kyiv~", "kharkiv~ AND shelled", "qqxzv~"])
-async def test_a_fuzzy_lookup_finds_exactly_what_a_full_scan_finds(store: Store,
+async def test_a_fuzzy_lookup_finds_exactly_what_a_full_scan_finds(store: SqliteStore,
                                                                    query: str) -> None:
     arts = [art("Kiev talks resume"), art("Київ under fire"), art("Kyjiw und Charkiw shelled"),
             art("Kharkov shelled again"), art("Kivu province floods"), art("Troops in Lviv")]

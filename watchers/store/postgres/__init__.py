@@ -46,6 +46,8 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
 
     def __init__(self, db: Pg) -> None:
         self._db = db
+        # Words this store committed to the index's word list (see ArticlesMixin.record_many).
+        self._listed_words: set[str] = set()
 
     @property
     def path(self) -> str:

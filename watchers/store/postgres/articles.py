@@ -83,12 +83,21 @@ def _lexeme(word: str) -> str:
 
 async def add_index_words(conn: asyncpg.Connection, terms: Sequence[str]) -> None:
     """List the words of articles' index terms in ``index_words`` (see
-    :meth:`ArticlesMixin.index_words`), in the caller's transaction. Sorted, so two writers
+    :meth:`ArticlesMixin.index_words`), in the caller's transaction."""
+    await list_words(conn, set(" ".join(terms).split()))
+
+
+async def list_words(conn: asyncpg.Connection, words: Collection[str]) -> None:
+    """List ``words`` in ``index_words``, in the caller's transaction. Sorted, so two writers
     listing the same new words wait for each other in one order and never deadlock."""
-    words = sorted(set(" ".join(terms).split()))
-    if words:
+    listed = sorted(w for w in words if w)
+    if listed:
         await conn.execute("INSERT INTO index_words (word) SELECT unnest($1::text[]) ORDER BY 1 "
-                           "ON CONFLICT DO NOTHING", words)
+                           "ON CONFLICT DO NOTHING", listed)
+
+
+# Words a store remembers having committed to the word list, at most (see the SQLite store's).
+_LISTED_MAX = 300_000
 
 
 class _Parser:
@@ -331,6 +340,7 @@ class ArticlesMixin(CandidateList):
     """The :class:`watchers.store.ArticleStore` part of :class:`PostgresStore`."""
 
     _db: Pg
+    _listed_words: set[str]
 
     async def is_known(self, article: Article) -> bool:
         return (await self.known([article]))[0]
@@ -403,6 +413,7 @@ class ArticlesMixin(CandidateList):
             taken = {str(r[0]) for r in await conn.fetch(
                 "SELECT id FROM articles WHERE id = ANY($1::text[])", ids)}
             articles: list[tuple[Any, ...]] = []
+            words: set[str] = set()
             matches: list[tuple[Any, ...]] = []
             stored: list[tuple[Article, ArticleRecord]] = []
             for rec in records:
@@ -420,6 +431,7 @@ class ArticlesMixin(CandidateList):
                     article.text, article.published, article.fetched_at, sort_time(article),
                     content, rec.story.id if rec.story else None, rec.terms,
                 ))
+                words.update(rec.words if rec.words is not None else rec.terms.split())
                 matches += [(article.id, m.rule, m.score,
                              json.dumps([h.model_dump() for h in m.hits]), when)
                             for m in rec.matches]
@@ -432,7 +444,9 @@ class ArticlesMixin(CandidateList):
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
                     "to_tsvector('simple', $13))", articles)
             if articles:
-                await add_index_words(conn, [a[-1] for a in articles])
+                # Words this store listed in a committed batch are listed for good.
+                words -= self._listed_words
+                await list_words(conn, words)
             if matches:
                 await conn.executemany(
                     "INSERT INTO matches (article_id, rule, score, hits, matched_at) "
@@ -440,6 +454,10 @@ class ArticlesMixin(CandidateList):
                     "score = excluded.score, hits = excluded.hits, "
                     "matched_at = excluded.matched_at", matches)
             await _write_outbox(conn, stored, when)
+        # Committed (an error or a cancellation above leaves them unremembered).
+        if len(self._listed_words) + len(words) > _LISTED_MAX:
+            self._listed_words.clear()
+        self._listed_words |= words
         return out
 
     async def count_articles(self, *, follows: Collection[str] | None = None) -> int:

@@ -43,6 +43,8 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
 
     def __init__(self, db: Db) -> None:
         self._db = db
+        # Words this store committed to the index's word list (see ArticlesMixin.record_many).
+        self._listed_words: set[str] = set()
 
     @property
     def path(self) -> str:

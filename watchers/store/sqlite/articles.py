@@ -14,6 +14,7 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -174,15 +175,22 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
-def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str]]) -> None:
+def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str]],
+                 words: AbstractSet[str] | None = None) -> None:
     """Index (terms, article id) pairs of articles this transaction stored (see
-    :func:`~watchers.store.sqlite.schema.index_articles`)."""
+    :func:`~watchers.store.sqlite.schema.index_articles`; ``words``: those of the terms the
+    word list may lack)."""
     rowid_of: dict[str, int] = {}
     for chunk in _chunks([i for _, i in terms]):
         rowid_of.update(conn.execute(
             f"SELECT id, rowid FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk))
     # An id not found indexes under rowid 0, which index_articles refuses by name.
-    index_articles(conn, [(rowid_of.get(i, 0), text) for text, i in terms])
+    index_articles(conn, [(rowid_of.get(i, 0), text) for text, i in terms], words)
+
+
+# Words a store remembers having committed to the index's word list, at most: past it, the
+# memory starts afresh (the next batches list their words again, which only costs time).
+_LISTED_MAX = 300_000
 
 
 class _Identities:
@@ -297,6 +305,7 @@ class ArticlesMixin(CandidateList):
     """The :class:`watchers.store.ArticleStore` part of :class:`SqliteStore`."""
 
     _db: Db
+    _listed_words: set[str]
 
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
@@ -389,6 +398,7 @@ class ArticlesMixin(CandidateList):
                     f"SELECT id FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk)
                 taken.update(str(i) for (i,) in rows)
             articles, terms, matches = [], [], []
+            words: set[str] = set()
             stored: list[tuple[Article, ArticleRecord]] = []
             # A batch's articles mostly share one fetch time (an import's, a poll's).
             stamps: dict[datetime | None, str | None] = {None: None}
@@ -413,6 +423,7 @@ class ArticlesMixin(CandidateList):
                     article.text, p, f, p or f, content, rec.story.id if rec.story else None,
                 ))
                 terms.append((rec.terms, article.id))
+                words.update(rec.words if rec.words is not None else rec.terms.split())
                 for m in rec.matches:
                     hits = json.dumps([h.model_dump() for h in m.hits])
                     matches.append((article.id, m.rule, m.score, hits, when))
@@ -425,12 +436,19 @@ class ArticlesMixin(CandidateList):
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     articles)
                 # The lookup index is keyed by the articles' rowids, assigned by the insert above.
-                await tx.run(partial(_index_terms, terms=terms))
+                # Words this store listed in a committed batch are listed for good: only the
+                # others are offered to the word list.
+                words -= self._listed_words
+                await tx.run(partial(_index_terms, terms=terms, words=words))
             if matches:
                 await tx.executemany(
                     "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
                     "VALUES (?,?,?,?,?)", matches)
             await tx.run(partial(_write_outbox, stored=stored, when=when or ""))
+        # Committed (an error or a cancellation above leaves them unremembered).
+        if len(self._listed_words) + len(words) > _LISTED_MAX:
+            self._listed_words.clear()
+        self._listed_words |= words
         return out
 
     async def count_articles(self, *, follows: Collection[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from functools import partial
 
 from watchers.errors import StoreError
@@ -62,12 +63,15 @@ INDEX_KEY_SQL = (
 )
 
 
-def index_articles(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
+def index_articles(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]],
+                   words: AbstractSet[str] | None = None) -> None:
     """Index stored articles: ``(articles.rowid, terms)`` pairs, under the key and with the
     checks of the ``article_terms`` view, inserted straight into ``article_index`` in key order.
     FTS5 keeps a transaction's rows in memory while their keys rise; the view's trigger made it
     write every row out on its own, about 100 µs an article. Runs on the connection's thread,
-    inside the caller's transaction."""
+    inside the caller's transaction. The rows' words are listed in the word list (see
+    :func:`add_index_words`): ``words`` when given (a caller that knows which of them are
+    listed already leaves those out), else every word of the rows' terms."""
     keys: dict[int, int] = {}
     rowids = [r for r, _ in rows]
     for i in range(0, len(rowids), 500):
@@ -85,7 +89,10 @@ def index_articles(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) ->
         keyed.append((key, terms))
     keyed.sort()
     conn.executemany("INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
-    add_index_words(conn, [terms for _, terms in rows])
+    if words is None:
+        add_index_words(conn, [terms for _, terms in rows])
+    else:
+        _list_words(conn, words)
 
 
 def add_index_words(conn: sqlite3.Connection, terms: Sequence[str]) -> None:
@@ -93,12 +100,15 @@ def add_index_words(conn: sqlite3.Connection, terms: Sequence[str]) -> None:
     every word the lookup index holds, which fuzzy lookups expand over (see
     ``ArticleStore.index_words``). In the caller's transaction, on the connection's thread:
     a word is listed exactly when an index row holding it is committed."""
-    words = set(" ".join(terms).split())
-    words.discard("")
-    if words:
-        # Sorted: the inserts walk the word index in order.
+    _list_words(conn, set(" ".join(terms).split()))
+
+
+def _list_words(conn: sqlite3.Connection, words: AbstractSet[str]) -> None:
+    # Sorted: the inserts walk the word index in order.
+    listed = sorted(w for w in words if w)
+    if listed:
         conn.execute("INSERT OR IGNORE INTO index_words (word) SELECT value FROM json_each(?)",
-                     (json.dumps(sorted(words), ensure_ascii=False),))
+                     (json.dumps(listed, ensure_ascii=False),))
 
 
 # Space-separated terms as a JSON array of words, in SQL (a trigger cannot use a recursive
