@@ -84,3 +84,33 @@ def test_equal_weights_of_other_spellings_do_not_share_cached_text(
         Signature((((f"p{i}", 1.5),),)).dump()
     assert len(ft._PAIRS) <= ft._PAIRS_MAX
     assert first.dump() == _reference(first)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_exemplars, max_size=4), st.lists(_exemplars, max_size=3),
+       st.sampled_from(["neither", "story", "article", "both"]))
+def test_a_merged_signature_dumps_what_json_writes(
+        story: list[tuple[tuple[str, float], ...]], article: list[tuple[tuple[str, float], ...]],
+        dumped: str) -> None:
+    # A story's signature carries the text of the exemplars it dumped before into the signature
+    # it grows into: the text is the same whichever side was dumped first.
+    a, b = Signature(tuple(story)), Signature(tuple(article))
+    if dumped in ("story", "both"):
+        assert a.dump() == _reference(a)
+    if dumped in ("article", "both"):
+        assert b.dump() == _reference(b)
+    grown = a.merged(b)
+    assert grown == a.merged(Signature(tuple(article)))  # the cached text is not the value
+    assert grown.dump() == _reference(grown)
+    again = grown.merged(Signature(tuple(story[:1])))
+    assert again.dump() == _reference(again)
+
+
+def test_marks_dump_as_json_writes_them_whatever_zero_they_hold() -> None:
+    made = signature("Russia evacuates embassy in Kyiv as invasion fears grow")
+    assert any(w == 0.0 for t, w in made.exemplars[0])
+    assert made.dump() == _reference(made)
+    # The same marks with a negative zero and an int zero: not the made signature's text.
+    for zero in (-0.0, 0):
+        other = Signature((tuple((t, w if w else zero) for t, w in made.exemplars[0]),))
+        assert other.dump() == _reference(other) != made.dump()

@@ -26,7 +26,9 @@ Invariants:
   weaker evidence, but nothing in the labelled set (titles only) can teach their weight and
   scraped pages' leads are mostly site furniture, which merged unrelated pages. Signatures
   persisted by that version hold lead terms with negative weights; the index ignores them.
-- ``Signature.load(sig.dump()) == sig``.
+- ``Signature.load(sig.dump()) == sig``; ``dump`` writes what ``json.dumps`` writes, from
+  text cached per exemplar and carried into :meth:`Signature.merged` (not part of the value:
+  equality and hash are the exemplars').
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from math import isfinite
 
@@ -218,6 +220,11 @@ def _stem(key: str) -> str:
     return key if key[:1].isdigit() else key[:STEM]
 
 
+# A mark's weight: this very object, so that a dump knows it for a positive zero without
+# looking (see Signature.dump).
+_ZERO = 0.0
+
+
 @lru_cache(maxsize=200_000)
 def _word(key: str, norm: str) -> tuple[str, float, str | None, str | None]:
     """A word's stem, weight, event class and country (cached: news repeats its words)."""
@@ -260,17 +267,17 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
             # "Jan. 6", "July 4": a date names a day, not a count; it weighs as a year.
             w = _YEAR
         if event is not None:
-            into[EVENT_MARK + event] = 0.0
+            into[EVENT_MARK + event] = _ZERO
         if country is not None:
-            into[COUNTRY_MARK + country] = 0.0
+            into[COUNTRY_MARK + country] = _ZERO
             if not actor:
                 nxt = i + 1
                 speaker = ends[i] <= colon or (nxt < len(keys) and keys[nxt] in _SPEAKS)
                 if not speaker:
-                    into[ACTOR_MARK + country] = 0.0
+                    into[ACTOR_MARK + country] = _ZERO
                     actor = True
         if not subject and w >= 1.0 and starts[i] > colon and not key[:1].isdigit():
-            into[SUBJECT_MARK + stem] = 0.0
+            into[SUBJECT_MARK + stem] = _ZERO
             subject = True
         if w and into.get(stem, 0.0) < w:
             into[stem] = w
@@ -285,37 +292,52 @@ def lead(text: str) -> str:
     return text[:cut] if cut > 0 else text[:_LEAD_CHARS]
 
 
+def _exemplar_text(ex: Exemplar) -> str:
+    """``json.dumps(ex)`` in compact form, from cached pieces: the whole ``["stem",weight]`` of
+    a term with a non-zero float weight (weights are rounded, so a term comes back with the
+    same one) or with the marks' own zero (:data:`_ZERO`), the ``["stem",`` prefix of any
+    other."""
+    pairs = _PAIRS
+    get = pairs.get
+    parts = []
+    for p in ex:
+        w = p[1]
+        # Only a non-zero float, or the very zero marks are made with, is its own cache key:
+        # 0.0 == -0.0 and 1.0 == 1 would find each other's text.
+        if (type(w) is float and w) or w is _ZERO:
+            text = get(p)
+            if text is None:
+                if len(pairs) >= _PAIRS_MAX:
+                    pairs.clear()  # numbers and names come and go; the bound is memory's
+                text = pairs[p] = _pair_text(p[0], w)
+        else:
+            text = _pair_text(p[0], w)
+        parts.append(text)
+    return "[" + ",".join(parts) + "]"
+
+
 @dataclass(frozen=True, slots=True)
 class Signature:
     """Exemplars (each a sorted tuple of (stem, weight)); the first is the story's founder."""
 
     exemplars: tuple[Exemplar, ...]
+    # Each exemplar's JSON text once dumped (None: not yet), carried over by merged(): a
+    # story's signature is dumped with every article it gets, and only the new exemplar is
+    # new text. Not part of the value.
+    _texts: tuple[str | None, ...] | None = field(default=None, compare=False, repr=False)
 
     def dump(self) -> str:
-        """Compact JSON, ``[[["stem",weight],...],...]``: what ``json.dumps`` spells, built
-        from cached pieces (every stored article dumps its story's signature): the whole
-        ``["stem",weight]`` of a term with a non-zero float weight (weights are rounded, so a
-        term comes back with the same one), the ``["stem",`` prefix of any other."""
-        pairs = _PAIRS
-        get = pairs.get
-        out = []
-        for ex in self.exemplars:
-            parts = []
-            for p in ex:
-                w = p[1]
-                # Only a non-zero float is its own cache key: 0.0 == -0.0 and 1.0 == 1 would
-                # find each other's text.
-                if type(w) is float and w:
-                    text = get(p)
-                    if text is None:
-                        if len(pairs) >= _PAIRS_MAX:
-                            pairs.clear()  # numbers and names come and go; the bound is memory's
-                        text = pairs[p] = _pair_text(p[0], w)
-                else:
-                    text = _pair_text(p[0], w)
-                parts.append(text)
-            out.append("[" + ",".join(parts) + "]")
-        return "[" + ",".join(out) + "]"
+        """Compact JSON, ``[[["stem",weight],...],...]``: what ``json.dumps`` spells."""
+        texts = self._texts
+        if texts is None or None in texts:
+            exemplars = self.exemplars
+            if texts is None:
+                texts = tuple([_exemplar_text(ex) for ex in exemplars])
+            else:
+                texts = tuple([t if t is not None else _exemplar_text(ex)
+                               for ex, t in zip(exemplars, texts, strict=True)])
+            object.__setattr__(self, "_texts", texts)
+        return "[" + ",".join(texts) + "]"  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, text: str) -> Signature:
@@ -341,13 +363,19 @@ class Signature:
     def merged(self, other: Signature, limit: int = MAX_EXEMPLARS) -> Signature:
         """This story's signature having learnt ``other``: founder kept, newest exemplars after."""
         exemplars = list(self.exemplars)
-        for ex in other.exemplars:
+        mine = self._texts
+        texts: list[str | None] = list(mine) if mine is not None else [None] * len(exemplars)
+        theirs = other._texts
+        for i, ex in enumerate(other.exemplars):
             if ex in exemplars or not ex:
                 continue
             exemplars.append(ex)
+            texts.append(theirs[i] if theirs is not None else None)
         if len(exemplars) > limit:
-            exemplars = exemplars[:1] + exemplars[len(exemplars) - (limit - 1):]
-        return Signature(tuple(exemplars))
+            cut = len(exemplars) - (limit - 1)
+            exemplars = exemplars[:1] + exemplars[cut:]
+            texts = texts[:1] + texts[cut:]
+        return Signature(tuple(exemplars), tuple(texts))
 
 
 def _exemplar(weights: Mapping[str, float]) -> Exemplar:

@@ -38,10 +38,10 @@ import hashlib
 import heapq
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from operator import itemgetter
 from sys import intern
@@ -107,6 +107,24 @@ _LEAD = False
 _NEVER = -100.0
 
 
+# Times inside the index are integer microseconds since the epoch: exact like datetimes (a
+# gap's hours are the same float timedelta.total_seconds() gives: microseconds over 10**6),
+# and comparing or subtracting them makes no objects.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_US_PER_S = 1_000_000
+
+
+def _us(when: datetime) -> int:
+    """``when`` (timezone-aware) in integer microseconds since the epoch."""
+    return (when - _EPOCH) // _ONE_US
+
+
+def _hours(us: int) -> float:
+    """``abs(timedelta(microseconds=us).total_seconds()) / 3600.0``, to the last bit."""
+    return (us if us >= 0 else -us) / _US_PER_S / 3600.0
+
+
 _EMPTY: frozenset[str] = frozenset()
 _SETS: dict[frozenset[str], frozenset[str]] = {}
 _SETS_MAX = 20_000
@@ -130,6 +148,34 @@ def story_id_for(article_id: str) -> str:
     return "s" + hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).hexdigest()
 
 
+# The event, actor and country sets a run of marks (subject left out) stands for: marks are
+# few and repeat from headline to headline, so equal sets are one shared object (see _shared).
+# Bounded, cleared when full.
+_MARKSETS: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
+_MARKSETS_MAX = 20_000
+
+
+def _marksets(marks: tuple[str, ...]
+              ) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    events: list[str] = []
+    actors: list[str] = []
+    countries: list[str] = []
+    for t in marks:
+        if t[0] == EVENT_MARK:
+            events.append(intern(t))
+        elif t[0] == ACTOR_MARK:
+            actors.append(intern(t[1:]))
+        elif t[0] == COUNTRY_MARK:
+            countries.append(intern(t[1:]))
+    act = _shared(actors)
+    # Signatures stored before countries were marked name their actor only.
+    got = (_shared(events), act, _shared([*countries, *actors]) if countries else act)
+    if len(_MARKSETS) >= _MARKSETS_MAX:
+        _MARKSETS.clear()
+    _MARKSETS[marks] = got
+    return got
+
+
 class _Ex:
     """One exemplar, ready to compare: weighted terms, their total, and its marks."""
 
@@ -138,45 +184,38 @@ class _Ex:
 
     def __init__(self, exemplar: Exemplar) -> None:
         weights: dict[str, float] = {}
-        title: list[str] = []
-        events: list[str] = []
-        actors: list[str] = []
-        countries: list[str] = []
+        marks: list[str] = []
         numbers: list[str] = []
-        self.subject = ""
+        subject = ""
         for t, w in exemplar:
-            # One string per distinct term across all live stories (signatures loaded from
-            # the store spell each anew): less memory, and lookups compare by identity.
-            t = intern(t)
             if w > 0:
+                # One string per distinct term across all live stories (signatures loaded from
+                # the store spell each anew): less memory, and lookups compare by identity.
+                t = intern(t)
                 weights[t] = w
-                title.append(t)
-                if t[0].isdigit() and w >= _NUMBER_W:
+                if w >= _NUMBER_W and t[0].isdigit():
                     numbers.append(t)
-            elif w:
-                if _LEAD:
-                    weights[t] = -w
-            elif t[0] == EVENT_MARK:
-                events.append(t)
-            elif t[0] == ACTOR_MARK:
-                actors.append(intern(t[1:]))
-            elif t[0] == COUNTRY_MARK:
-                countries.append(intern(t[1:]))
-            elif t[0] == SUBJECT_MARK:
-                self.subject = intern(t[1:])
+            elif not w:
+                if t[0] == SUBJECT_MARK:
+                    subject = t
+                else:
+                    marks.append(t)
+            elif _LEAD:
+                weights[intern(t)] = -w
+        self.subject = intern(subject[1:]) if subject else ""
+        key = tuple(marks)
+        sets = _MARKSETS.get(key)
+        if sets is None:
+            sets = _marksets(key)
+        self.events, self.actors, self.countries = sets
         self.weights = weights
         self.size = len(weights)
         self.total = sum(weights.values()) or 1.0
-        # Marks are few and repeat from story to story: equal sets are one shared object, not
-        # one per exemplar of every live story (memory, and objects for the collector to walk).
-        self.events = _shared(events)
-        self.actors = _shared(actors)
-        # Signatures stored before countries were marked name their actor only.
-        self.countries = _shared([*countries, *actors]) if countries else self.actors
         self.numbers = _shared(numbers)
         # Title terms, heaviest first: what the other side must name to tell the same event.
         # (A stable sort on descending weight keeps ties in title order, as sorting on the
         # negated weight did.)
+        title = [t for t, w in weights.items() if w > 0] if _LEAD else weights
         self.order = tuple(sorted(title, key=weights.__getitem__, reverse=True))
 
     @property
@@ -345,8 +384,8 @@ def same_story_score(a: Exemplar, b: Exemplar, gap: timedelta = timedelta(0)) ->
 class _Story:
     sig: Signature
     exemplars: list[_Ex]
-    first: datetime
-    last: datetime
+    first: int  # microseconds since the epoch (see _us)
+    last: int
     outlets: set[str] = field(default_factory=set)
     size: int = 1
 
@@ -358,12 +397,13 @@ class StoryIndex:
         if window <= timedelta(0):
             raise ValueError("the story window must be positive")
         self.window = window
+        self._window = window // _ONE_US
         self._lock = threading.Lock()
         self._stories: dict[str, _Story] = {}
         # term -> story ids holding it, least recently updated first.
         self._postings: dict[str, dict[str, None]] = {}
-        self._expiry: list[tuple[datetime, str]] = []
-        self._newest: datetime | None = None
+        self._expiry: list[tuple[int, str]] = []
+        self._newest: int | None = None
 
     def __len__(self) -> int:
         return len(self._stories)
@@ -375,17 +415,18 @@ class StoryIndex:
         """The id of the story the article joins, and True when it starts a new story."""
         if when.tzinfo is None:
             raise ValueError("'when' must be timezone-aware")
+        at = _us(when)
         with self._lock:
-            self._advance(when)
+            self._advance(at)
             mine = [_Ex(ex) for ex in sig.exemplars]
-            best = self._best(mine, when)
+            best = self._best(mine[0], at) if mine else None
             if best is None:
                 sid = story_id_for(article_id)
                 if sid not in self._stories:
-                    self._add(sid, sig, when, when, (outlet,), size=1, ready=mine)
+                    self._add(sid, sig, at, at, (outlet,), size=1, ready=mine)
                     return sid, True
                 best = sid  # the same article again: it belongs where it started
-            self._join(best, sig, when, outlet, mine)
+            self._join(best, sig, at, outlet, mine)
             return best, False
 
     def story_signature(self, story_id: str) -> Signature | None:
@@ -403,21 +444,22 @@ class StoryIndex:
         """Rebuild a live story at start-up from what the store persisted."""
         if first_seen.tzinfo is None or last_seen.tzinfo is None:
             raise ValueError("first_seen and last_seen must be timezone-aware")
-        if last_seen < first_seen:
-            first_seen, last_seen = last_seen, first_seen
+        first, last = _us(first_seen), _us(last_seen)
+        if last < first:
+            first, last = last, first
         with self._lock:
-            self._advance(last_seen)
+            self._advance(last)
             if story_id in self._stories:
                 self._drop(story_id)
-            self._add(story_id, sig, first_seen, last_seen, outlets,
-                      size=max(1, len(sig.exemplars)))
+            self._add(story_id, sig, first, last, outlets, size=max(1, len(sig.exemplars)))
 
     # ------------------------------------------------------------------ internals
 
-    def _advance(self, when: datetime) -> None:
-        if self._newest is None or when > self._newest:
-            self._newest = when
-        horizon = self._newest - self.window
+    def _advance(self, at: int) -> None:
+        newest = self._newest
+        if newest is None or at > newest:
+            newest = self._newest = at
+        horizon = newest - self._window
         heap = self._expiry
         while heap and heap[0][0] < horizon:
             last, sid = heapq.heappop(heap)
@@ -425,46 +467,55 @@ class StoryIndex:
             if st is not None and st.last == last:
                 self._drop(sid)
 
-    def _best(self, mine: list[_Ex], when: datetime) -> str | None:
-        if not mine:
-            return None
-        a = mine[0]
+    def _best(self, a: _Ex, at: int) -> str | None:
         # The rarest terms, ties by term (descending), as the candidates were always found.
         lookup = sorted([(w, t) for t, w in a.weights.items() if w >= _INDEX_MIN],
                         reverse=True)[:_LOOKUP_TERMS]
-        # Candidates: the stories that most of the article's rarest terms find (counted in a
-        # plain dict: a Counter's update costs more than the few ids it counts); the exact
-        # score is computed for the few best only.
-        found: dict[str, int] = {}
+        # Candidates: the stories that most of the article's rarest terms find, ties in the
+        # order found (most recently active first, term by term); the exact score is computed
+        # for the few best only.
         postings = self._postings
-        get = found.get
+        seen: list[str] = []
         for _, t in lookup:
             ids = postings.get(t)
             if ids:
-                for sid in islice(reversed(ids), _POSTING_SCAN):
-                    found[sid] = get(sid, 0) + 1
-        if not found:
-            return None
-        if len(found) > _SCORED:
-            # The same few as Counter.most_common: most terms first, ties in the order found.
-            chosen = [sid for sid, _ in sorted(found.items(), key=_COUNT, reverse=True)
-                      [:_SCORED]]
+                seen += islice(reversed(ids), _POSTING_SCAN)
+        if len(seen) <= _SCORED:
+            if not seen:
+                return None
+            chosen: Iterable[str] = dict.fromkeys(seen)
         else:
-            chosen = list(found)
+            found = dict.fromkeys(seen, 0)
+            if len(found) == len(seen):
+                # Each found once (the common case): the first few found.
+                chosen = seen[:_SCORED]
+            else:
+                for sid in seen:
+                    found[sid] += 1
+                # The same few as Counter.most_common: most terms first, ties in the order
+                # found (a stable sort).
+                chosen = [sid for sid, _ in sorted(found.items(), key=_COUNT, reverse=True)
+                          [:_SCORED]]
         best, best_score = None, _JOIN
-        window = self.window
+        window = self._window
         stories = self._stories
+        terms = a.weights.keys()
         for sid in chosen:
             st = stories[sid]
-            if when < st.first - window or when > st.last + window:
+            first, last = st.first, st.last
+            if at < first - window or at > last + window:
                 continue
             exs = st.exemplars
-            founder = _logit(a, exs[0], abs((when - st.first).total_seconds()) / 3600.0)
+            if len(terms & exs[0].weights.keys()) < _MIN_TITLE:
+                # What _logit says first of most candidates, without its call: too few terms
+                # shared with the founder (a title's terms are among the weighted ones).
+                continue
+            founder = _logit(a, exs[0], _hours(at - first))
             if founder < _FOUNDER:
                 continue
             score = founder
             if len(exs) > 1:
-                gap = abs((when - st.last).total_seconds()) / 3600.0
+                gap = _hours(at - last)
                 for b in exs[1:]:
                     z = _logit(a, b, gap)
                     if z > score:
@@ -474,7 +525,7 @@ class StoryIndex:
             best, best_score = sid, score
         return best
 
-    def _add(self, sid: str, sig: Signature, first: datetime, last: datetime,
+    def _add(self, sid: str, sig: Signature, first: int, last: int,
              outlets: Sequence[str], size: int, ready: list[_Ex] | None = None) -> None:
         st = _Story(sig, ready if ready is not None else [_Ex(ex) for ex in sig.exemplars],
                     first, last,
@@ -491,7 +542,7 @@ class StoryIndex:
                     ids[sid] = None
         heapq.heappush(self._expiry, (last, sid))
 
-    def _join(self, sid: str, sig: Signature, when: datetime, outlet: str,
+    def _join(self, sid: str, sig: Signature, when: int, outlet: str,
               mine: list[_Ex]) -> None:
         st = self._stories[sid]
         old = st.sig.exemplars
@@ -507,12 +558,16 @@ class StoryIndex:
             heapq.heappush(self._expiry, (when, sid))
         if new == old:
             return
-        ready = dict(zip(old, st.exemplars, strict=True))
-        ready.update(zip(sig.exemplars, mine, strict=True))
-        st.exemplars = [ready.get(ex) or _Ex(ex) for ex in new]
-        kept = set(new)
+        # merged() keeps the very exemplar objects it was given: which is which by identity
+        # (hashing an exemplar hashes every term of it).
+        was = {id(ex): e for ex, e in zip(old, st.exemplars, strict=True)}
+        ready = dict(was)
+        for ex, e in zip(sig.exemplars, mine, strict=True):
+            ready.setdefault(id(ex), e)
+        st.exemplars = [ready.get(id(ex)) or _Ex(ex) for ex in new]
+        kept = {id(ex) for ex in new}
         postings = self._postings
-        dropped = [e for ex, e in ready.items() if ex in old and ex not in kept]
+        dropped = [e for i, e in was.items() if i not in kept]
         if dropped:
             remaining = {t for e in st.exemplars for t in e.weights}
             for e in dropped:
@@ -520,7 +575,7 @@ class StoryIndex:
                     if t not in remaining:
                         self._unpost(t, sid)
         for ex, e in zip(new, st.exemplars, strict=True):
-            if ex in old:
+            if id(ex) in was:
                 continue
             for t in e.weights:
                 # Moved to the end: lookups scan the most recently active stories first.
