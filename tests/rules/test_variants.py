@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib import resources
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watchers.models import Article
 from watchers.rules import Rule, RuleSet, match_query
@@ -18,7 +20,7 @@ from watchers.rules.variants import (
     translit_key,
 )
 
-from ._corpus import REPO
+from ._corpus import REPO, corpus_articles
 
 
 def _pairs() -> list[tuple[str, str, str]]:
@@ -105,3 +107,34 @@ def test_compiled_rule_set_finds_every_pair_the_naive_loop_finds() -> None:
         article = Article(title=f"news {token} today")
         compiled = {m.rule for m in rules.match(article)}
         assert compiled == {m.rule for m in rules.match_naive(article)}, (term, token)
+
+
+def _translit_reference(word: str) -> str:
+    """translit_key as first written: one regex of every class, then doubled letters."""
+    import re
+
+    from watchers.rules import variants as v
+
+    w = word.translate(v._CYR_TABLE).replace("ł", "l").replace("'", "")
+    w = v._COARSE.sub(lambda m: v._COARSE_CLASS[m.group()], w)
+    if w.endswith("ov") and len(w) > 4:
+        w = w[:-2] + "iv"
+    return re.sub(r"(.)\1+", r"\1", w)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("tschzrkhouagcjyezwnv'łжчшщхцкиївє ØøßÅ")),
+               max_size=14))
+def test_translit_key_equals_its_reference(word: str) -> None:
+    assert translit_key.__wrapped__(word) == _translit_reference(word)
+
+
+def test_translit_key_equals_its_reference_on_corpus_words() -> None:
+    from watchers.rules.lookup import index_terms
+
+    seen = 0
+    for article in corpus_articles(limit_per_file=60):
+        for word in index_terms(article.title, article.text).split():
+            assert translit_key.__wrapped__(word) == _translit_reference(word), word
+            seen += 1
+    assert seen > 1000

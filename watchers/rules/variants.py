@@ -105,6 +105,19 @@ _COARSE_CLASS = {
 }  # fmt: skip
 
 
+_COARSE_MULTI = re.compile(
+    "|".join(a for a in _COARSE.pattern.split("|") if not a.startswith("[")))
+_COARSE_SINGLE = str.maketrans({k: v for k, v in _COARSE_CLASS.items() if len(k) == 1})
+
+
+def _coarse_class(m: re.Match[str]) -> str:
+    return _COARSE_CLASS[m[0]]
+
+
+def _first_letter(m: re.Match[str]) -> str:
+    return m[1]
+
+
 @lru_cache(maxsize=100_000)
 def translit_key(word: str) -> str:
     """A coarse key for finding candidate variants of a word (a blocking key).
@@ -115,11 +128,18 @@ def translit_key(word: str) -> str:
     words at least as similar as the threshold, so an index that looks candidates up by this
     key and by similarity misses none.
     """
-    w = word.translate(_CYR_TABLE).replace("ł", "l").replace("'", "")
-    w = _COARSE.sub(lambda m: _COARSE_CLASS[m.group()], w)
+    # (Written for speed, as every word of a lookup index may need its key: the table only
+    # changes non-ASCII letters, and most words hold no doubled letter.)
+    w = word if word.isascii() else word.translate(_CYR_TABLE).replace("ł", "l")
+    if "'" in w:
+        w = w.replace("'", "")
+    # _COARSE's spellings of several letters by regex, then its single letters in one C pass:
+    # the same result, since a single letter there consumes one character, as not matching
+    # does, and no class a spelling becomes (h s u) is itself a letter that changes.
+    w = _COARSE_MULTI.sub(_coarse_class, w).translate(_COARSE_SINGLE)
     if w.endswith("ov") and len(w) > 4:
         w = w[:-2] + "iv"
-    return _DOUBLE.sub(r"\1", w)
+    return _DOUBLE.sub(_first_letter, w) if _DOUBLE.search(w) else w
 
 
 def _findable(term: str, token: str, threshold: float) -> bool:
