@@ -1,6 +1,6 @@
 """Resident memory of a running newswatch: 10,000 realistic rules over the 1,000,000-article
 benchmark store (built once by `make scale`, under /tmp/newswatch-bench), after start-up, after
-a poll and after a few lookups.
+a poll and after a few lookups (the last ones read the index's word list).
 
 Run: .venv/bin/python bench/memory.py [--rules 10000] [--articles 1000000]
 """
@@ -68,6 +68,10 @@ async def main(n_rules: int, n_articles: int) -> None:
             for q in ("government", "troops OR soldiers", '"prime minister"', "title:putin"):
                 await engine.search(q, limit=20)
             print(f"  after four lookups: {rss_mb():.0f} MB")
+            for q in ("kyiv~", "/covid-?19/", "mobili*"):
+                await engine.search(q, limit=20)
+            print(f"  after a fuzzy, a regex and a prefix lookup (the index's word list read): "
+                  f"{rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":
