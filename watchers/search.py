@@ -118,11 +118,11 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases
     words = {t: vocab.matching(t[0], t[1], table) for t in fuzzy_terms(node, threshold)}
     expand: FuzzyKeys = lambda key, thr: words.get((key, thr))  # noqa: E731
 
-    def holding(pattern: str) -> set[str] | None:
-        runs = regex_runs(pattern)
-        if runs is None:
+    def holding(pattern: str) -> list[set[str]] | None:
+        sets = regex_runs(pattern)
+        if sets is None:
             return None
-        return {w for run in runs for w in vocab.containing(run)}
+        return [{w for run in runs for w in vocab.containing(run)} for runs in sets]
 
     return index_query(node, table, threshold, expand, holding, vocab.starting), words
 

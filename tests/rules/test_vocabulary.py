@@ -97,11 +97,24 @@ def test_index_query_expands_fuzzy_terms_or_leaves_them_open() -> None:
 
 
 def test_regex_runs_are_the_longest_ascii_run_of_each_required_literal() -> None:
-    assert regex_runs("covid-?19") == ["covid"]
-    assert sorted(regex_runs("kiev|kyiv") or []) == ["iev", "yiv"]  # k(?:iev|yiv) as parsed
-    assert regex_runs(r"\d{4} election") == ["election"]
+    assert regex_runs("covid-?19") == [["covid"]]
+    assert regex_runs("kiev|kyiv") == [["iev", "yiv"]]  # k(?:iev|yiv) as parsed
+    assert regex_runs(r"\d{4} election") == [["election"]]
+    # every literal a match needs, each its own set
+    assert regex_runs("gold(en)? medal") == [["gold"], ["medal"]]
     assert regex_runs("ab|kyiv") is None  # a literal too short to narrow anything
     assert regex_runs(r"\w+") is None  # no literal at all
+    vocab = Vocabulary(["gold", "golden", "medal", "medals", "goldsmith", "x"])
+
+    def holding(pattern: str) -> list[list[str]] | None:
+        sets = regex_runs(pattern)
+        return None if sets is None else [
+            [w for run in runs for w in vocab.containing(run)] for runs in sets]
+
+    assert index_query(parse("/gold(en)? medal/"), ALIASES, regex=holding) == (
+        '(("gold" OR "golden" OR "goldsmith") AND ("medal" OR "medals"))')
+    assert index_query(parse("/gold(en)? trophy/"), ALIASES, regex=holding) == NOTHING
+    assert index_query(parse(r"/\w+/"), ALIASES, regex=holding) is None
 
 
 def test_containing_reads_words_as_a_case_insensitive_regex_does() -> None:

@@ -320,8 +320,29 @@ def required_literals(pattern: str) -> list[str] | None:
     return sorted(set(found))
 
 
+def required_literal_sets(pattern: str) -> list[list[str]] | None:
+    """Every set of alternative lower-case strings that each match of ``pattern`` contains one
+    of (all the sets hold at once, where :func:`required_literals` gives the best one), or
+    None; read as :func:`required_literals` reads patterns."""
+    if required_literals(pattern) is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = _sre_parse.parse(pattern, re.IGNORECASE)
+    return [sorted(set(o)) for o in _options(list(tree))]
+
+
 def _required(items: list[Any]) -> list[str] | None:
     """The best set of alternative literals that a sequence of parsed items requires."""
+    options = _options(items)
+    if not options:
+        return None
+    # The best option has the longest shortest literal, then the fewest alternatives.
+    return max(options, key=lambda o: (min(len(x) for x in o), -len(o)))
+
+
+def _options(items: list[Any]) -> list[list[str]]:
+    """The sets of alternative literals a sequence of parsed items requires, every one."""
     options: list[list[str]] = []
     run: list[str] = []
 
@@ -365,10 +386,7 @@ def _required(items: list[Any]) -> list[str] | None:
             # run of literals.
             close_run()
     close_run()
-    if not options:
-        return None
-    # The best option has the longest shortest literal, then the fewest alternatives.
-    return max(options, key=lambda o: (min(len(x) for x in o), -len(o)))
+    return options
 
 
 class RuleIndex(Generic[R]):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from .matcher import DEFAULT_THRESHOLD, Analysis
@@ -25,6 +25,7 @@ from .variants import Aliases, compare, compound_splits, translit_key
 __all__ = [
     "NOTHING",
     "FuzzyKeys",
+    "PrefixWords",
     "RegexWords",
     "Vocabulary",
     "analysed_terms",
@@ -41,8 +42,11 @@ __all__ = [
 # A fuzzy term's expansion: the index words a fuzzy term (key, threshold) matches, or None
 # when they are not known (the term then leaves the index query unconstrained).
 FuzzyKeys = Callable[[str, float], "Collection[str] | None"]
-# A regex's expansion: index words one of which every article it matches holds, or None.
-RegexWords = Callable[[str], "Collection[str] | None"]
+# A prefix's expansion: the index words that start with it, or None when unknown.
+PrefixWords = Callable[[str], "Collection[str] | None"]
+# A regex's expansion: sets of index words such that every article it matches holds one word
+# of each set, or None.
+RegexWords = Callable[[str], "Sequence[Collection[str]] | None"]
 # The fields whose words the index holds (None: a term's default fields, title and text).
 _INDEXED = (None, "title", "text")
 # A literal's letters and digits, as a word of the index holds them (a run of them in a text is
@@ -125,7 +129,7 @@ def _all(parts: list[str]) -> str | None:
 
 
 def _term(term: Term, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | None,
-          prefixed: RegexWords | None = None) -> str | None:
+          prefixed: PrefixWords | None = None) -> str | None:
     if not term.key:
         return None
     if term.kind == "fuzzy":
@@ -155,7 +159,7 @@ def _term(term: Term, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | Non
 def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHOLD,
                 fuzzy: FuzzyKeys | None = None,
                 regex: RegexWords | None = None,
-                prefixed: RegexWords | None = None) -> str | None:
+                prefixed: PrefixWords | None = None) -> str | None:
     """An index query matching at least every article ``node`` matches; None when the index
     cannot narrow the search (every article is a candidate), :data:`NOTHING` when no article
     can match.
@@ -177,9 +181,10 @@ def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHO
         return _all([w for w in words if w is not None])
     if isinstance(node, Regex):
         found = regex(node.pattern) if regex is not None else None
-        if found is None or len(found) > MAX_FUZZY_WORDS:
+        if found is None:
             return None
-        return _any([_q(w) for w in sorted(found)])
+        return _all([_any([_q(w) for w in sorted(words)]) for words in found
+                     if len(words) <= MAX_FUZZY_WORDS])
     if isinstance(node, Not):
         return None
     if isinstance(node, Near):
@@ -197,25 +202,28 @@ def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHO
     return None
 
 
-def regex_runs(pattern: str) -> list[str] | None:
-    """Strings at least one of which is inside an index word of every article that ``pattern``
-    matches in its title or text, or None: for each literal the pattern requires (one of them
-    is in any match, see :func:`~watchers.rules.index.required_literals`), its longest run of
-    three or more ASCII letters and digits. Such a run of a text is inside one word, whose
-    index words (lower-cased, accents stripped, apostrophes and hyphens removed) keep it whole;
-    :meth:`Vocabulary.containing` allows for the letters the regex engine folds to ASCII."""
-    from .index import required_literals
+def regex_runs(pattern: str) -> list[list[str]] | None:
+    """Sets of strings such that every article ``pattern`` matches in its title or text holds,
+    for each set, an index word containing one of its strings; or None.
 
-    literals = required_literals(pattern)
-    if literals is None:
+    Each set stands for literals the pattern requires one of (see
+    :func:`~watchers.rules.index.required_literal_sets`; all the sets at once): each literal's
+    longest run of three or more ASCII letters and digits. Such a run of a text is inside one
+    word, whose index words (lower-cased, accents stripped, apostrophes and hyphens removed)
+    keep it whole; :meth:`Vocabulary.containing` allows for the letters the regex engine folds
+    to ASCII. A set with a literal too short to narrow anything is left out.
+    """
+    from .index import required_literal_sets
+
+    found = required_literal_sets(pattern)
+    if found is None:
         return None
-    runs = []
-    for lit in literals:
-        found = _RUN.findall(lit)
-        if not found:
-            return None
-        runs.append(max(found, key=len))
-    return runs
+    sets = []
+    for literals in found:
+        runs = [_RUN.findall(lit) for lit in literals]
+        if runs and all(runs):
+            sets.append(sorted({max(r, key=len) for r in runs}))
+    return sets or None
 
 
 def fuzzy_terms(node: Node, threshold: float = DEFAULT_THRESHOLD) -> set[tuple[str, float]]:
