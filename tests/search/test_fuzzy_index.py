@@ -4,6 +4,7 @@ what a full scan finds; the list follows every way an article is indexed."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -95,13 +96,19 @@ def _as_version_10(db: Path) -> None:
 
 @pytest.mark.parametrize("with_terms", [True, False], ids=["retokenised", "from-index"])
 async def test_a_schema_10_store_lists_its_words_when_upgraded(
-        tmp_path: Path, with_terms: bool) -> None:
+        tmp_path: Path, with_terms: bool, caplog: pytest.LogCaptureFixture) -> None:
     db = tmp_path / "nw.db"
     arts = articles()
     await _fill(db, arts)
     _as_version_10(db)
     terms_of = index_terms if with_terms else None
-    async with await SqliteStore.open(db, terms_of=terms_of) as store:
+    with caplog.at_level(logging.INFO, logger="watchers.store"):
+        store = await SqliteStore.open(db, terms_of=terms_of)
+    if with_terms:  # the long way says what it does and how far it got
+        said = [r.getMessage() for r in caplog.records]
+        assert f"{db}: listing the lookup index's words of {len(arts)} stored articles" in said[0]
+        assert said[-1] == f"{db}: listed the words of {len(arts)} articles"
+    async with store:
         listed = await store.index_words()
         assert listed is not None
         words, cursor = listed

@@ -27,12 +27,15 @@ only: no stemming, no stop words), with a GIN index.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.errors import StoreError
 from watchers.store.postgres._db import LOCKS, Pg
+
+log = logging.getLogger(__name__)
 
 __all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
 
@@ -279,6 +282,8 @@ async def _m13(conn: asyncpg.Connection) -> None:
     as written except that the parser splits a few at a dot or underscore ("1.5" stays whole,
     "a_b" is two); such a word is listed whole once an article holding it is stored again."""
     await conn.execute(_V13)
+    log.info("listing the lookup index's words of the stored articles (schema 13, for fuzzy, "
+             "prefix and regex lookups); a large store takes a minute or more")
     await conn.execute(
         "INSERT INTO index_words (word) SELECT DISTINCT w FROM articles, "
         "unnest(tsvector_to_array(terms)) AS w ORDER BY 1 ON CONFLICT DO NOTHING")

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from functools import partial
@@ -37,6 +39,8 @@ __all__ = [
     "index_articles",
     "upgrade",
 ]
+
+log = logging.getLogger(__name__)
 
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
@@ -619,7 +623,13 @@ async def m11(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
             DROP TABLE temp.index_words_v10;
         """)
         return
-    after = 0
+    (stored,) = await tx.fetchone("SELECT count(*) FROM articles")
+    if stored:
+        # A large store takes minutes (about 200 µs an article): say so, and how far it got.
+        log.info("%s: listing the lookup index's words of %d stored articles (schema 11, for "
+                 "fuzzy, prefix and regex lookups)", path, stored)
+    after = done = 0
+    said = time.monotonic()
     while True:
         rows = await tx.fetchall("SELECT rowid, title, text FROM articles WHERE rowid > ? "
                                  "ORDER BY rowid LIMIT 5000", (after,))
@@ -628,6 +638,12 @@ async def m11(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
         after = rows[-1][0]
         terms = [terms_of(title, text) for _, title, text in rows]
         await tx.run(partial(add_index_words, terms=terms))
+        done += len(rows)
+        if time.monotonic() - said >= 10:
+            said = time.monotonic()
+            log.info("%s: listed the words of %d of %d articles", path, done, stored)
+    if stored:
+        log.info("%s: listed the words of %d articles", path, done)
 
 
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
