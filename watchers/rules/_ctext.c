@@ -123,33 +123,36 @@ append_ssize(PyObject *list, Py_ssize_t v)
     return r;
 }
 
-static PyObject *
-ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+/* What to do with each word: its fold tuple (checked to be a tuple of at least 4 items) and
+ * its span; a non-zero return is an error (with the exception set). */
+typedef int (*visit_fn)(void *ctx, PyObject *f, Py_ssize_t start, Py_ssize_t end);
+
+/*
+ * The loop scan() and terms() share: check text, cache and fold (messages name ``fname``),
+ * find each word, fold it through the cache or the callback, and hand it to ``visit``.
+ */
+static int
+each_word(const char *fname, PyObject *text, PyObject *cache, PyObject *fold, visit_fn visit,
+          void *ctx)
 {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "scan() takes 3 arguments (text, cache, fold), got %zd",
-                     nargs);
-        return NULL;
-    }
-    PyObject *text = args[0], *cache = args[1], *fold = args[2];
     if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "scan() text must be str, not %.100s",
+        PyErr_Format(PyExc_TypeError, "%s() text must be str, not %.100s", fname,
                      Py_TYPE(text)->tp_name);
-        return NULL;
+        return -1;
     }
     if (!PyDict_Check(cache)) {
-        PyErr_Format(PyExc_TypeError, "scan() cache must be a dict, not %.100s",
+        PyErr_Format(PyExc_TypeError, "%s() cache must be a dict, not %.100s", fname,
                      Py_TYPE(cache)->tp_name);
-        return NULL;
+        return -1;
     }
     if (!PyCallable_Check(fold)) {
-        PyErr_Format(PyExc_TypeError, "scan() fold must be callable, not %.100s",
+        PyErr_Format(PyExc_TypeError, "%s() fold must be callable, not %.100s", fname,
                      Py_TYPE(fold)->tp_name);
-        return NULL;
+        return -1;
     }
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(text) < 0) {
-        return NULL;
+        return -1;
     }
 #endif
     int kind = PyUnicode_KIND(text);
@@ -167,16 +170,7 @@ ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             }
         }
     }
-
-    PyObject *folded = PyList_New(0);
-    PyObject *keys = PyList_New(0);
-    PyObject *odd = PyList_New(0);
-    PyObject *starts = PyList_New(0);
-    PyObject *ends = PyList_New(0);
-    if (!folded || !keys || !odd || !starts || !ends) {
-        goto fail;
-    }
-    Py_ssize_t i = 0, m = 0;
+    Py_ssize_t i = 0;
     while (i < n) {
         if (!is_word(PyUnicode_READ(kind, data, i), marks)) {
             i++;
@@ -185,7 +179,7 @@ ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t e = word_end(kind, data, n, i, marks);
         PyObject *raw = PyUnicode_Substring(text, i, e);
         if (raw == NULL) {
-            goto fail;
+            return -1;
         }
         PyObject *f = PyDict_GetItemWithError(cache, raw);
         if (f != NULL) {
@@ -193,51 +187,75 @@ ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         }
         else if (PyErr_Occurred()) {
             Py_DECREF(raw);
-            goto fail;
+            return -1;
         }
         else {
             f = PyObject_CallOneArg(fold, raw);
         }
         Py_DECREF(raw);
         if (f == NULL) {
-            goto fail;
+            return -1;
         }
         if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 4) {
             PyErr_Format(PyExc_TypeError,
-                         "scan() folded word must be a tuple (norm, key, parts, odd), "
-                         "not %.100s", Py_TYPE(f)->tp_name);
+                         "%s() folded word must be a tuple (norm, key, parts, odd), "
+                         "not %.100s", fname, Py_TYPE(f)->tp_name);
             Py_DECREF(f);
-            goto fail;
+            return -1;
         }
-        int is_odd = PyObject_IsTrue(PyTuple_GET_ITEM(f, 3));
-        if (is_odd < 0
-            || PyList_Append(folded, f) < 0
-            || PyList_Append(keys, PyTuple_GET_ITEM(f, 1)) < 0
-            || (is_odd && append_ssize(odd, m) < 0)
-            || append_ssize(starts, i) < 0
-            || append_ssize(ends, e) < 0) {
-            Py_DECREF(f);
-            goto fail;
-        }
+        int r = visit(ctx, f, i, e);
         Py_DECREF(f);
-        m++;
+        if (r < 0) {
+            return -1;
+        }
         i = e;
     }
-    PyObject *result = PyTuple_Pack(5, folded, keys, odd, starts, ends);
-    Py_DECREF(folded);
-    Py_DECREF(keys);
-    Py_DECREF(odd);
-    Py_DECREF(starts);
-    Py_DECREF(ends);
-    return result;
+    return 0;
+}
 
-fail:
-    Py_XDECREF(folded);
-    Py_XDECREF(keys);
-    Py_XDECREF(odd);
-    Py_XDECREF(starts);
-    Py_XDECREF(ends);
-    return NULL;
+struct scan_lists {
+    PyObject *folded, *keys, *odd, *starts, *ends;
+    Py_ssize_t m;  /* the word number */
+};
+
+static int
+scan_visit(void *ctx, PyObject *f, Py_ssize_t start, Py_ssize_t end)
+{
+    struct scan_lists *out = ctx;
+    int is_odd = PyObject_IsTrue(PyTuple_GET_ITEM(f, 3));
+    if (is_odd < 0
+        || PyList_Append(out->folded, f) < 0
+        || PyList_Append(out->keys, PyTuple_GET_ITEM(f, 1)) < 0
+        || (is_odd && append_ssize(out->odd, out->m) < 0)
+        || append_ssize(out->starts, start) < 0
+        || append_ssize(out->ends, end) < 0) {
+        return -1;
+    }
+    out->m++;
+    return 0;
+}
+
+static PyObject *
+ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "scan() takes 3 arguments (text, cache, fold), got %zd",
+                     nargs);
+        return NULL;
+    }
+    struct scan_lists out = {PyList_New(0), PyList_New(0), PyList_New(0), PyList_New(0),
+                             PyList_New(0), 0};
+    PyObject *result = NULL;
+    if (out.folded && out.keys && out.odd && out.starts && out.ends
+        && each_word("scan", args[0], args[1], args[2], scan_visit, &out) == 0) {
+        result = PyTuple_Pack(5, out.folded, out.keys, out.odd, out.starts, out.ends);
+    }
+    Py_XDECREF(out.folded);
+    Py_XDECREF(out.keys);
+    Py_XDECREF(out.odd);
+    Py_XDECREF(out.starts);
+    Py_XDECREF(out.ends);
+    return result;
 }
 
 /*
@@ -247,8 +265,9 @@ fail:
  * FieldText would give them. The words are found and folded as by scan(); no list is built.
  */
 static int
-add_terms(PyObject *out, PyObject *f)
+terms_visit(void *ctx, PyObject *f, Py_ssize_t Py_UNUSED(start), Py_ssize_t Py_UNUSED(end))
 {
+    PyObject *out = ctx;
     PyObject *key = PyTuple_GET_ITEM(f, 1);
     if (!PyUnicode_Check(key)) {
         PyErr_SetString(PyExc_TypeError, "terms() folded word's key must be str");
@@ -287,84 +306,14 @@ ctext_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
                      "terms() takes 4 arguments (text, cache, fold, out), got %zd", nargs);
         return NULL;
     }
-    PyObject *text = args[0], *cache = args[1], *fold = args[2], *out = args[3];
-    if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "terms() text must be str, not %.100s",
-                     Py_TYPE(text)->tp_name);
-        return NULL;
-    }
-    if (!PyDict_Check(cache)) {
-        PyErr_Format(PyExc_TypeError, "terms() cache must be a dict, not %.100s",
-                     Py_TYPE(cache)->tp_name);
-        return NULL;
-    }
-    if (!PyCallable_Check(fold)) {
-        PyErr_Format(PyExc_TypeError, "terms() fold must be callable, not %.100s",
-                     Py_TYPE(fold)->tp_name);
-        return NULL;
-    }
+    PyObject *out = args[3];
     if (!PySet_Check(out)) {
         PyErr_Format(PyExc_TypeError, "terms() out must be a set, not %.100s",
                      Py_TYPE(out)->tp_name);
         return NULL;
     }
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(text) < 0) {
+    if (each_word("terms", args[0], args[1], args[2], terms_visit, out) < 0) {
         return NULL;
-    }
-#endif
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    int marks = 0;
-    if (kind != PyUnicode_1BYTE_KIND) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
-            if (ch >= 0x300 && ch <= 0x36F) {
-                marks = 1;
-                break;
-            }
-        }
-    }
-    Py_ssize_t i = 0;
-    while (i < n) {
-        if (!is_word(PyUnicode_READ(kind, data, i), marks)) {
-            i++;
-            continue;
-        }
-        Py_ssize_t e = word_end(kind, data, n, i, marks);
-        PyObject *raw = PyUnicode_Substring(text, i, e);
-        if (raw == NULL) {
-            return NULL;
-        }
-        PyObject *f = PyDict_GetItemWithError(cache, raw);
-        if (f != NULL) {
-            Py_INCREF(f);
-        }
-        else if (PyErr_Occurred()) {
-            Py_DECREF(raw);
-            return NULL;
-        }
-        else {
-            f = PyObject_CallOneArg(fold, raw);
-        }
-        Py_DECREF(raw);
-        if (f == NULL) {
-            return NULL;
-        }
-        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 4) {
-            PyErr_Format(PyExc_TypeError,
-                         "terms() folded word must be a tuple (norm, key, parts, odd), "
-                         "not %.100s", Py_TYPE(f)->tp_name);
-            Py_DECREF(f);
-            return NULL;
-        }
-        int r = add_terms(out, f);
-        Py_DECREF(f);
-        if (r < 0) {
-            return NULL;
-        }
-        i = e;
     }
     Py_RETURN_NONE;
 }

@@ -123,21 +123,7 @@ _JSON_WORDS = (
 )
 INDEX_WORDS = "CREATE TABLE index_words (word TEXT PRIMARY KEY);"
 
-ARTICLE_TERMS = f"""
-CREATE VIEW article_terms(rowid, terms) AS SELECT NULL, NULL WHERE 0;
-CREATE TRIGGER article_terms_insert INSTEAD OF INSERT ON article_terms BEGIN
-    SELECT RAISE(ABORT, 'article_terms: no stored article has this rowid')
-        WHERE NOT EXISTS (SELECT 1 FROM articles WHERE rowid = NEW.rowid);
-    SELECT RAISE(ABORT, 'article_terms: article rowid out of the index key range')
-        WHERE NEW.rowid < 1 OR NEW.rowid > {INDEX_ROWID_MASK};
-    INSERT INTO article_index (rowid, terms)
-        SELECT {INDEX_KEY_SQL}, NEW.terms FROM articles a WHERE a.rowid = NEW.rowid;
-    INSERT OR IGNORE INTO index_words (word)
-        SELECT value FROM json_each({_JSON_WORDS.format(terms="NEW.terms")}) WHERE value <> '';
-END;
-"""
-
-# The view as migration 5 made it (before the word list), kept as it shipped.
+# The view writers may insert into, as migration 5 made it (kept as it shipped) ...
 _ARTICLE_TERMS_V5 = f"""
 CREATE VIEW article_terms(rowid, terms) AS SELECT NULL, NULL WHERE 0;
 CREATE TRIGGER article_terms_insert INSTEAD OF INSERT ON article_terms BEGIN
@@ -149,6 +135,12 @@ CREATE TRIGGER article_terms_insert INSTEAD OF INSERT ON article_terms BEGIN
         SELECT {INDEX_KEY_SQL}, NEW.terms FROM articles a WHERE a.rowid = NEW.rowid;
 END;
 """
+
+# ... and as it is from migration 11: it also lists the words of each row in the word list.
+ARTICLE_TERMS = _ARTICLE_TERMS_V5.replace("\nEND;", f"""
+    INSERT OR IGNORE INTO index_words (word)
+        SELECT value FROM json_each({_JSON_WORDS.format(terms="NEW.terms")}) WHERE value <> '';
+END;""")
 
 FRESH = """
 CREATE TABLE articles (
