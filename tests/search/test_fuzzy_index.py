@@ -12,9 +12,9 @@ import pytest
 
 from tests.search.test_search import articles
 from watchers.models import Article
-from watchers.rules import match_query
-from watchers.rules.lookup import index_terms
-from watchers.search import search
+from watchers.rules import match_query, shipped_aliases
+from watchers.rules.lookup import MAX_FUZZY_WORDS, index_terms
+from watchers.search import index_vocabulary, search
 from watchers.store import SqliteStore
 from watchers.store.sqlite.schema import _ARTICLE_TERMS_V5
 
@@ -127,3 +127,30 @@ async def test_a_schema_10_store_lists_its_words_when_upgraded(
         "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
         for p in (db, fresh)]
     assert schema[0] == schema[1]
+
+
+async def test_a_fuzzy_term_matching_hundreds_of_stored_words_still_equals_a_full_scan(
+        tmp_path: Path) -> None:
+    # Hundreds of one-letter typos of a name, each in its own article beside plain ones: past
+    # MAX_FUZZY_WORDS the term leaves the index query open instead of asking for every word,
+    # and either way the answer is the full scan's.
+    name = "zelenskyy"
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    typos = sorted({name[:i] + c + name[i + 1:] for i in range(len(name)) for c in letters}
+                   | {name[:i] + c + name[i:] for i in range(len(name) + 1) for c in letters}
+                   - {name})
+    assert len(typos) > MAX_FUZZY_WORDS
+    arts = [Article(source="x", title=f"{t} speaks", text="Address to parliament.")
+            for t in typos]
+    arts += [Article(source="x", title=f"Markets {i}", text="Shares fell.") for i in range(50)]
+    await _fill(tmp_path / "nw.db", arts)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        vocab = await index_vocabulary(store)
+        assert vocab is not None
+        accepted = vocab.matching(name, 85.0, shipped_aliases())
+        assert len(accepted) > MAX_FUZZY_WORDS  # so the lookup reads newest first
+        for query in (f"{name}~", f"{name}~ AND speaks", f"{name}~95"):
+            expected = {a.title for a in arts if match_query(query, a) is not None}
+            found = await search(store, query, limit=10_000)
+            assert {h.article.title for h in found} == expected, query
+            assert not found.truncated
