@@ -46,7 +46,7 @@ from watchers.config import FolderSourceConfig, RuleConfig  # noqa: E402
 from watchers.importer import import_file  # noqa: E402
 from watchers.models import Article  # noqa: E402
 from watchers.rules import Rule, RuleSet  # noqa: E402
-from watchers.rules.lookup import index_terms, lookup_terms  # noqa: E402
+from watchers.rules.lookup import index_terms  # noqa: E402
 from watchers.service import PollReport, WatchService, _Analysis, _cap, _route, _Running  # noqa: E402
 from watchers.sources import SourceContext, build_source  # noqa: E402
 from watchers.sources.base import Poll  # noqa: E402
@@ -241,7 +241,7 @@ async def import_rate(path: Path, rules: list[Rule], db: Path) -> tuple[float, f
     executor = ThreadPoolExecutor(max_workers=1)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        summary = await import_file(store, path, ruleset=RuleSet(rules), terms_of=lookup_terms,
+        summary = await import_file(store, path, ruleset=RuleSet(rules),
                                     executor=executor)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:

@@ -57,7 +57,7 @@ from watchers.errors import ConfigError, ConfigIssue, NewswatchError, StoreError
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
 from watchers.roles import Role, check_role
-from watchers.rules.lookup import index_terms, lookup_terms
+from watchers.rules.lookup import index_terms
 from watchers.schedule import Clock, SystemClock
 from watchers.search import Lookup, SearchHit, search
 from watchers.service import PollReport, WatchService
@@ -475,7 +475,7 @@ class Engine:
         stored with the matches of the running rules, in its story, and no alert. Bad lines
         are reported to ``on_bad_line`` (line number, reason) and skipped."""
         return await import_file(
-            self.store, path, ruleset=self.watch.ruleset, terms_of=lookup_terms,
+            self.store, path, ruleset=self.watch.ruleset,
             executor=self.executor, regex_budget=self.watch.regex_budget,
             on_progress=on_progress, on_bad_line=on_bad_line,
             stories=await self.watch.story_index(),

@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 from watchers.errors import NewswatchError
 from watchers.models import Article, checked_article, matchable
 from watchers.rules import RuleSet
-from watchers.rules.lookup import analysed_words, lookup_terms, lookup_words, terms_text
+from watchers.rules.lookup import analysed_words, lookup_words, terms_text
 from watchers.rules.matcher import Analysis
 from watchers.store.base import ArticleRecord, ArticleStore, StoryLink, sort_time
 from watchers.stories import Signature, StoryIndex, signature
@@ -175,7 +175,7 @@ class _Batch:
 
 
 def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
-             terms_of: Callable[[str, str], str], regex_budget: float,
+             terms_of: Callable[[str, str], str] | None, regex_budget: float,
              stories: StoryIndex | None = None) -> _Batch:
     """Parse, match, index and group one batch of lines (in the executor)."""
     records, bad = [], []
@@ -199,7 +199,7 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
                                            analysis=analysis).matches
             words = analysed_words(analysis)
             terms = terms_text(words)
-        elif terms_of is lookup_terms:  # no rules: the words alone, not the matcher's tokens
+        elif terms_of is None:  # no rules: the words alone, not the matcher's tokens
             matches, words = [], lookup_words(seen.title, seen.text)
             terms = terms_text(words)
         else:
@@ -216,7 +216,7 @@ async def import_file(
     path: str | Path,
     *,
     ruleset: RuleSet,
-    terms_of: Callable[[str, str], str],
+    terms_of: Callable[[str, str], str] | None = None,
     executor: Executor | None = None,
     regex_budget: float = 0.1,
     on_progress: Callable[[ImportProgress], None] | None = None,
@@ -225,7 +225,9 @@ async def import_file(
     stories: StoryIndex | None = None,
 ) -> ImportSummary:
     """Load a JSON Lines file into ``store`` (see the module docstring); ``on_progress`` is
-    called after each batch is written, ``on_bad_line`` for each bad line as it is found."""
+    called after each batch is written, ``on_bad_line`` for each bad line as it is found.
+    ``terms_of(title, text)`` gives the index terms when there are no rules (default: the rule
+    engine's own words, as the matcher's tokens give them when there are)."""
     loop = asyncio.get_running_loop()
     fh, total = await loop.run_in_executor(executor, _open, Path(path))
     imported = duplicates = lines = 0

@@ -5,13 +5,14 @@
   ``ServerRoute.key``), on a backend's ``_models`` / ``_put`` / ``_delete``.
 - :class:`CandidateList`: :meth:`candidates` as successive :meth:`candidate_page` calls.
 - :class:`StoryBatch`: a write batch's story rows, decided in memory and written once each.
+- :class:`ListedWords`: the words a store has committed to the lookup index's word list.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,11 +20,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.models import Article
-from watchers.store.base import CandidatePage
+from watchers.store.base import ArticleRecord, CandidatePage
 from watchers.store.sqlite._db import dump_model
 
-__all__ = ["CANDIDATE_PAGE_MAX", "SOURCE_MODEL", "CandidateList", "M", "RuntimeModels",
-           "StoryBatch", "server_route"]
+__all__ = ["CANDIDATE_PAGE_MAX", "SOURCE_MODEL", "CandidateList", "ListedWords", "M",
+           "RuntimeModels", "StoryBatch", "server_route"]
 
 log = logging.getLogger(__name__)
 
@@ -199,3 +200,31 @@ class StoryBatch:
         dump = _OUTLETS_JSON.encode
         return [(sid, title, first, last, sig, n, dump(outlets))
                 for sid, (title, first, last, sig, n, outlets) in self._rows.items()]
+
+
+class ListedWords:
+    """The words a store committed to the index's word list, so that a write batch offers it
+    only the others. Words are listed for good, so a remembered word needs no listing again;
+    :meth:`remember` is called only once the batch has committed (a failed or cancelled batch
+    leaves its words unremembered). Bounded: past ``limit`` words the memory starts afresh,
+    which only costs the next batches time."""
+
+    def __init__(self, limit: int = 300_000) -> None:
+        self.limit = limit
+        self._words: set[str] = set()
+
+    @staticmethod
+    def of(records: Iterable[ArticleRecord]) -> set[str]:
+        """The index words of ``records``: their word sets, else their terms split."""
+        words: set[str] = set()
+        for rec in records:
+            words.update(rec.words if rec.words is not None else rec.terms.split())
+        return words
+
+    def unlisted(self, words: set[str]) -> set[str]:
+        return words - self._words
+
+    def remember(self, words: set[str]) -> None:
+        if len(self._words) + len(words) > self.limit:
+            self._words.clear()
+        self._words |= words

@@ -19,6 +19,7 @@ SQLite store's process lock; readers (``lock=False`` or ``readonly=True``) do no
 
 from __future__ import annotations
 
+from watchers.store._shared import ListedWords
 from watchers.store.postgres._db import Listener, Pg, describe
 from watchers.store.postgres.acks import AcksMixin
 from watchers.store.postgres.articles import ArticlesMixin, fts_to_tsquery
@@ -47,7 +48,7 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
     def __init__(self, db: Pg) -> None:
         self._db = db
         # Words this store committed to the index's word list (see ArticlesMixin.record_many).
-        self._listed_words: set[str] = set()
+        self._listed_words = ListedWords()
 
     @property
     def path(self) -> str:

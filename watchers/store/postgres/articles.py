@@ -26,7 +26,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 
 from watchers.errors import StoreError
 from watchers.models import Article, Hit, Match
-from watchers.store._shared import CandidateList
+from watchers.store._shared import CandidateList, ListedWords
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
@@ -96,8 +96,6 @@ async def list_words(conn: asyncpg.Connection, words: Collection[str]) -> None:
                            "ON CONFLICT DO NOTHING", listed)
 
 
-# Words a store remembers having committed to the word list, at most (see the SQLite store's).
-_LISTED_MAX = 300_000
 
 
 class _Parser:
@@ -340,7 +338,7 @@ class ArticlesMixin(CandidateList):
     """The :class:`watchers.store.ArticleStore` part of :class:`PostgresStore`."""
 
     _db: Pg
-    _listed_words: set[str]
+    _listed_words: ListedWords
 
     async def is_known(self, article: Article) -> bool:
         return (await self.known([article]))[0]
@@ -431,7 +429,6 @@ class ArticlesMixin(CandidateList):
                     article.text, article.published, article.fetched_at, sort_time(article),
                     content, rec.story.id if rec.story else None, rec.terms,
                 ))
-                words.update(rec.words if rec.words is not None else rec.terms.split())
                 matches += [(article.id, m.rule, m.score,
                              json.dumps([h.model_dump() for h in m.hits]), when)
                             for m in rec.matches]
@@ -445,7 +442,7 @@ class ArticlesMixin(CandidateList):
                     "to_tsvector('simple', $13))", articles)
             if articles:
                 # Words this store listed in a committed batch are listed for good.
-                words -= self._listed_words
+                words = self._listed_words.unlisted(ListedWords.of(r for _, r in stored))
                 await list_words(conn, words)
             if matches:
                 await conn.executemany(
@@ -455,9 +452,7 @@ class ArticlesMixin(CandidateList):
                     "matched_at = excluded.matched_at", matches)
             await _write_outbox(conn, stored, when)
         # Committed (an error or a cancellation above leaves them unremembered).
-        if len(self._listed_words) + len(words) > _LISTED_MAX:
-            self._listed_words.clear()
-        self._listed_words |= words
+        self._listed_words.remember(words)
         return out
 
     async def count_articles(self, *, follows: Collection[str] | None = None) -> int:

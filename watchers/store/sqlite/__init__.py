@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from watchers.store._shared import ListedWords
 from watchers.store.sqlite._db import Db
 from watchers.store.sqlite.acks import AcksMixin
 from watchers.store.sqlite.articles import ArticlesMixin
@@ -44,7 +45,7 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
     def __init__(self, db: Db) -> None:
         self._db = db
         # Words this store committed to the index's word list (see ArticlesMixin.record_many).
-        self._listed_words: set[str] = set()
+        self._listed_words = ListedWords()
 
     @property
     def path(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import aiosqlite
 
 from watchers.models import Article, Hit, Match
-from watchers.store._shared import CandidateList
+from watchers.store._shared import CandidateList, ListedWords
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
@@ -188,9 +188,6 @@ def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str]],
     index_articles(conn, [(rowid_of.get(i, 0), text) for text, i in terms], words)
 
 
-# Words a store remembers having committed to the index's word list, at most: past it, the
-# memory starts afresh (the next batches list their words again, which only costs time).
-_LISTED_MAX = 300_000
 
 
 class _Identities:
@@ -305,7 +302,7 @@ class ArticlesMixin(CandidateList):
     """The :class:`watchers.store.ArticleStore` part of :class:`SqliteStore`."""
 
     _db: Db
-    _listed_words: set[str]
+    _listed_words: ListedWords
 
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
@@ -423,7 +420,6 @@ class ArticlesMixin(CandidateList):
                     article.text, p, f, p or f, content, rec.story.id if rec.story else None,
                 ))
                 terms.append((rec.terms, article.id))
-                words.update(rec.words if rec.words is not None else rec.terms.split())
                 for m in rec.matches:
                     hits = json.dumps([h.model_dump() for h in m.hits])
                     matches.append((article.id, m.rule, m.score, hits, when))
@@ -438,7 +434,7 @@ class ArticlesMixin(CandidateList):
                 # The lookup index is keyed by the articles' rowids, assigned by the insert above.
                 # Words this store listed in a committed batch are listed for good: only the
                 # others are offered to the word list.
-                words -= self._listed_words
+                words = self._listed_words.unlisted(ListedWords.of(r for _, r in stored))
                 await tx.run(partial(_index_terms, terms=terms, words=words))
             if matches:
                 await tx.executemany(
@@ -446,9 +442,7 @@ class ArticlesMixin(CandidateList):
                     "VALUES (?,?,?,?,?)", matches)
             await tx.run(partial(_write_outbox, stored=stored, when=when or ""))
         # Committed (an error or a cancellation above leaves them unremembered).
-        if len(self._listed_words) + len(words) > _LISTED_MAX:
-            self._listed_words.clear()
-        self._listed_words |= words
+        self._listed_words.remember(words)
         return out
 
     async def count_articles(self, *, follows: Collection[str] | None = None) -> int:
