@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.search.test_search import articles
+from watchers.errors import QuerySyntaxError
 from watchers.models import Article
 from watchers.rules import match_query, shipped_aliases
 from watchers.rules.lookup import MAX_FUZZY_WORDS, index_terms
@@ -154,3 +155,63 @@ async def test_a_fuzzy_term_matching_hundreds_of_stored_words_still_equals_a_ful
             found = await search(store, query, limit=10_000)
             assert {h.article.title for h in found} == expected, query
             assert not found.truncated
+
+
+@pytest.mark.parametrize("query", ["k" * 5000 + "yiv~", "q" * 5000 + "~", "k" * 5000 + "*",
+                                   "/" + "k" * 2000 + "yiv/", "talks AND " + "z" * 5000 + "~80"])
+async def test_terms_a_thousand_times_longer_than_a_word_answer_as_a_full_scan(
+        tmp_path: Path, query: str) -> None:
+    arts = articles()
+    await _fill(tmp_path / "nw.db", arts)
+    expected = {a.title for a in arts if match_query(query, a) is not None}
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        found = await search(store, query, limit=100)
+        # (a regex past the size limit is refused by name, before the store is read)
+        with pytest.raises(QuerySyntaxError, match="regular expression too large"):
+            await search(store, "/" + "k" * 5000 + "yiv/")
+    assert {h.article.title for h in found} == expected
+    assert not found.truncated
+    assert found.scanned <= len(expected)  # only articles holding a matching word are read
+
+
+async def test_a_reader_sees_the_words_another_process_stores_after_its_first_lookup(
+        tmp_path: Path) -> None:
+    db = tmp_path / "nw.db"
+    await _fill(db, articles())
+    reader = await SqliteStore.open(db, lock=False, readonly=True)
+    async with reader:
+        assert len(await search(reader, "mykolaiv~")) == 0  # the reader now holds the list
+        writer = await SqliteStore.open(db, lock=False)
+        async with writer:
+            late = Article(source="ua", title="Mykolajiw port shelled", text="At night.")
+            await writer.record(late, [], [], terms=index_terms(late.title, late.text))
+        (hit,) = await search(reader, "mykolaiv~")
+        assert hit.article.title == "Mykolajiw port shelled"
+
+
+async def test_an_upgrade_that_fails_half_way_changes_nothing_and_completes_later(
+        tmp_path: Path) -> None:
+    db = tmp_path / "nw.db"
+    arts = articles()
+    await _fill(db, arts)
+    _as_version_10(db)
+    seen: list[str] = []
+
+    def failing(title: str, text: str) -> str:
+        seen.append(title)
+        if len(seen) > 20:
+            raise ValueError("tokeniser broke")
+        return index_terms(title, text)
+
+    with pytest.raises(ValueError, match="tokeniser broke"):
+        await SqliteStore.open(db, terms_of=failing)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 10
+    assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'index_words'"
+                       ).fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM articles").fetchone()[0] == len(arts)
+    con.close()
+    async with await SqliteStore.open(db, terms_of=index_terms) as store:
+        found = await search(store, "kyiv~", limit=100)
+    assert {h.article.title for h in found} == {
+        a.title for a in arts if match_query("kyiv~", a) is not None}
