@@ -35,15 +35,15 @@ except ImportError:  # pragma: no cover - depends on the install
 
 
 @contextmanager
-def _path(scan: Any, terms: Any = None) -> Iterator[None]:
+def _path(scan: Any, terms: Any = None, tokens: Any = None) -> Iterator[None]:
     """FieldText.of (and add_terms) on the given path for the duration (None: pure), whatever
     NEWSWATCH_PURE chose at import; the same switches the import sets."""
-    saved = text_mod._scan, text_mod._scan_terms
-    text_mod._scan, text_mod._scan_terms = scan, terms
+    saved = text_mod._scan, text_mod._scan_terms, text_mod._tokens
+    text_mod._scan, text_mod._scan_terms, text_mod._tokens = scan, terms, tokens
     try:
         yield
     finally:
-        text_mod._scan, text_mod._scan_terms = saved
+        text_mod._scan, text_mod._scan_terms, text_mod._tokens = saved
 
 
 def _snapshot(ft: FieldText) -> dict[str, Any]:
@@ -63,16 +63,21 @@ def _snapshot(ft: FieldText) -> dict[str, Any]:
 
 
 def _assert_same(text: str) -> None:
-    with _path(_ctext.scan, _ctext.terms):
+    with _path(_ctext.scan, _ctext.terms, _ctext.tokens):
         c = _snapshot(FieldText.of(text))
         c_terms: set[str] = set()
         text_mod.add_terms(text, c_terms)
+    with _path(_ctext.scan, _ctext.terms):
+        # The C word scan with the token lists expanded in Python (an extension built before
+        # tokens() existed).
+        c_scan = _snapshot(FieldText.of(text))
     with _path(None):
         ft = FieldText.of(text)
         pure = _snapshot(ft)
         pure_terms: set[str] = set()
         text_mod.add_terms(text, pure_terms)
     assert c == pure, text
+    assert c_scan == pure, text
     # The lookup index's words, three ways: C, the pure shortcut and the tokens themselves.
     tokens = set(ft.keys) | set(ft.norms)
     from_lists: set[str] = set()
@@ -201,6 +206,46 @@ def test_scan_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None
 def test_terms_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None:
     with pytest.raises(TypeError, match=message):
         _ctext.terms(*args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((b"bytes", {}, str), "text must be str, not bytes"),
+        (("text", [], str), "cache must be a dict, not list"),
+        (("text", {}, 3), "fold must be callable, not int"),
+        (("text", {}, str), "folded word must be a tuple"),
+        (("text", {"text": ("a", "b", [], True)}, str), "parts must be a tuple"),
+        (("text", {"text": ("a", "b", (("p", "p", 0),), True)}, str), "a part must be a tuple"),
+        (("text", {"text": ("a", "b", (("p", "p", "0", 1),), True)}, str), "integer"),
+        (("text", {}), "takes 3 arguments"),
+    ],
+)
+def test_tokens_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        _ctext.tokens(*args)
+
+
+def test_tokens_expands_compounds_and_drops_keyless_words() -> None:
+    Fold = tuple[str, str, tuple[tuple[str, str, int, int], ...], bool]
+    cache: dict[str, Fold] = {
+        "Kyiv": ("kyiv", "kyiv", (), False),
+        "cyber-attacks": ("cyberattacks", "cyberattack",
+                          (("cyber", "cyber", 0, 5), ("attacks", "attack", 6, 13)), True),
+        "__": ("", "", (), True),
+    }
+    folded, odd, keys, norms, starts, ends, pos, last = _ctext.tokens(
+        "Kyiv __ cyber-attacks hit", cache, lambda raw: (raw, raw, (), False))
+    assert [f[0] for f in folded] == ["kyiv", "", "cyberattacks", "hit"]
+    assert odd == [1, 2]
+    assert keys == ["kyiv", "cyberattack", "cyber", "attack", "hit"]
+    assert norms == ["kyiv", "cyberattacks", "cyber", "attacks", "hit"]
+    assert (starts, ends) == ([0, 8, 8, 14, 22], [4, 21, 13, 21, 25])
+    # The compound shares its first part's position; the word after it comes after its last.
+    assert (pos, last) == ([0, 1, 1, 2, 3], [0, 2, 1, 2, 3])
+    # Without a compound, positions are the token numbers and are not built.
+    plain = _ctext.tokens("Kyiv __ Kyiv", cache, lambda raw: (raw, raw, (), False))
+    assert plain[6:] == (None, None)
 
 
 def test_terms_adds_each_keyed_word_and_its_parts() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -96,17 +97,24 @@ def test_word_pattern_splits_real_news_like_its_plain_form() -> None:
 @settings(max_examples=200, deadline=None)
 @given(texts, st.lists(st.sampled_from(PIECES), max_size=30))
 def test_key_lookups_are_the_same_scanned_or_indexed(text: str, asked: list[str]) -> None:
-    # Keys met once are answered from their first and last token, repeated ones by scans
-    # between: the same lists as a full index, in any order of asking, and again when cached.
+    # The first keys asked for are found by list scans, later ones from each key's first and
+    # last token (repeated ones by scans between): the same lists as a full index, in any order
+    # of asking, and again when cached; absent keys answer the default either way.
     ft = FieldText.of(text)
     expected: dict[str, list[int]] = {}
     tokenize(text, expected)
     for word in asked + list(expected) + asked:
         k = key(word)
         assert ft.by_key.get(k) == expected.get(k)
+        assert ft.by_key.get(k, [-1]) == expected.get(k, [-1])
         assert (k in ft.by_key) == (k in expected)
         if k in expected:
             assert ft.by_key[k] == expected[k]
+        else:
+            with pytest.raises(KeyError):
+                ft.by_key[k]
+    assert list(ft.by_key) == list(expected)
+    assert len(ft.by_key) == len(expected)
 
 
 PHRASE_WORDS = ["talks", "troops", "new", "york", "the", "border", "attack", "cyber", "a"]

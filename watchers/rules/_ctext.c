@@ -259,6 +259,136 @@ ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 }
 
 /*
+ * tokens(text, cache, fold) -> (folded, odd, keys, norms, starts, ends, pos, last): the word
+ * lists of scan() (folded, odd) and the token lists text.FieldText holds, made in the same
+ * pass: a word with an empty key gives no token; a compound (an odd word with parts) gives its
+ * own token, then one per part (spans offset by the word's start). Positions count words: a
+ * compound takes the position of its first part and its last is that of its last part. pos and
+ * last are None when no compound occurs (every token's position is then its number).
+ */
+struct token_lists {
+    PyObject *folded, *odd, *keys, *norms, *starts, *ends, *pos, *last;
+    Py_ssize_t m;         /* the word number */
+    Py_ssize_t position;  /* the next token's position */
+    Py_ssize_t tokens;    /* tokens made so far */
+};
+
+static int
+positions_so_far(struct token_lists *out)
+{
+    /* The first compound: positions so far equal token numbers, so build them now. */
+    out->pos = PyList_New(0);
+    out->last = PyList_New(0);
+    if (out->pos == NULL || out->last == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t t = 0; t < out->tokens; t++) {
+        if (append_ssize(out->pos, t) < 0 || append_ssize(out->last, t) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+add_token(struct token_lists *out, PyObject *key, PyObject *norm, Py_ssize_t start,
+          Py_ssize_t end, Py_ssize_t pos, Py_ssize_t last)
+{
+    if (PyList_Append(out->keys, key) < 0 || PyList_Append(out->norms, norm) < 0
+        || append_ssize(out->starts, start) < 0 || append_ssize(out->ends, end) < 0) {
+        return -1;
+    }
+    if (out->pos != NULL
+        && (append_ssize(out->pos, pos) < 0 || append_ssize(out->last, last) < 0)) {
+        return -1;
+    }
+    out->tokens++;
+    return 0;
+}
+
+static int
+tokens_visit(void *ctx, PyObject *f, Py_ssize_t start, Py_ssize_t end)
+{
+    struct token_lists *out = ctx;
+    int is_odd = PyObject_IsTrue(PyTuple_GET_ITEM(f, 3));
+    if (is_odd < 0 || PyList_Append(out->folded, f) < 0
+        || (is_odd && append_ssize(out->odd, out->m) < 0)) {
+        return -1;
+    }
+    out->m++;
+    PyObject *norm = PyTuple_GET_ITEM(f, 0);
+    PyObject *key = PyTuple_GET_ITEM(f, 1);
+    if (!is_odd) {
+        Py_ssize_t p = out->position++;
+        return add_token(out, key, norm, start, end, p, p);
+    }
+    int keyed = PyObject_IsTrue(key);
+    if (keyed <= 0) {
+        return keyed;  /* no key: no token (or an error) */
+    }
+    PyObject *parts = PyTuple_GET_ITEM(f, 2);
+    if (!PyTuple_Check(parts)) {
+        PyErr_SetString(PyExc_TypeError, "tokens() folded word's parts must be a tuple");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(parts);
+    if (n > 0 && out->pos == NULL && positions_so_far(out) < 0) {
+        return -1;
+    }
+    Py_ssize_t p = out->position;
+    if (add_token(out, key, norm, start, end, p, n > 0 ? p + n - 1 : p) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, j);
+        if (!PyTuple_Check(part) || PyTuple_GET_SIZE(part) < 4) {
+            PyErr_SetString(PyExc_TypeError,
+                            "tokens() a part must be a tuple (norm, key, start, end)");
+            return -1;
+        }
+        Py_ssize_t ps = PyLong_AsSsize_t(PyTuple_GET_ITEM(part, 2));
+        Py_ssize_t pe = ps == -1 && PyErr_Occurred() ? -1
+                        : PyLong_AsSsize_t(PyTuple_GET_ITEM(part, 3));
+        if (pe == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (add_token(out, PyTuple_GET_ITEM(part, 1), PyTuple_GET_ITEM(part, 0), start + ps,
+                      start + pe, p + j, p + j) < 0) {
+            return -1;
+        }
+    }
+    out->position = p + (n > 0 ? n : 1);
+    return 0;
+}
+
+static PyObject *
+ctext_tokens(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "tokens() takes 3 arguments (text, cache, fold), got %zd", nargs);
+        return NULL;
+    }
+    struct token_lists out = {PyList_New(0), PyList_New(0), PyList_New(0), PyList_New(0),
+                              PyList_New(0), PyList_New(0), NULL, NULL, 0, 0, 0};
+    PyObject *result = NULL;
+    if (out.folded && out.odd && out.keys && out.norms && out.starts && out.ends
+        && each_word("tokens", args[0], args[1], args[2], tokens_visit, &out) == 0) {
+        result = PyTuple_Pack(8, out.folded, out.odd, out.keys, out.norms, out.starts, out.ends,
+                              out.pos ? out.pos : Py_None, out.last ? out.last : Py_None);
+    }
+    Py_XDECREF(out.folded);
+    Py_XDECREF(out.odd);
+    Py_XDECREF(out.keys);
+    Py_XDECREF(out.norms);
+    Py_XDECREF(out.starts);
+    Py_XDECREF(out.ends);
+    Py_XDECREF(out.pos);
+    Py_XDECREF(out.last);
+    return result;
+}
+
+/*
  * terms(text, cache, fold, out): add to the set ``out`` what the lookup index holds of text's
  * words: each word's norm and key (items 0 and 1) and its parts' norms and keys (the pairs at
  * the front of each item of item 2), for every word whose key is not empty, as the tokens of a
@@ -323,6 +453,10 @@ static PyMethodDef ctext_methods[] = {
      "terms(text, cache, fold, out) -> None\n\n"
      "Add to the set out the norms and keys of text's tokens (words found and folded as by\n"
      "scan), without building the token lists."},
+    {"tokens", (PyCFunction)(void (*)(void))ctext_tokens, METH_FASTCALL,
+     "tokens(text, cache, fold) -> (folded, odd, keys, norms, starts, ends, pos, last)\n\n"
+     "scan's word lists and, in the same pass, the token lists of text.FieldText: compounds\n"
+     "followed by their parts, keyless words dropped; pos and last None without compounds."},
     {"scan", (PyCFunction)(void (*)(void))ctext_scan, METH_FASTCALL,
      "scan(text, cache, fold) -> (folded, keys, odd, starts, ends)\n\n"
      "The words of text as watchers.rules.text's word pattern splits them, each folded through\n"

@@ -9,3 +9,9 @@ def scan(
 def terms(
     text: str, cache: dict[str, _F], fold: Callable[[str], _F], out: set[str], /
 ) -> None: ...
+def tokens(
+    text: str, cache: dict[str, _F], fold: Callable[[str], _F], /
+) -> tuple[
+    list[_F], list[int], list[str], list[str], list[int], list[int],
+    list[int] | None, list[int] | None,
+]: ...

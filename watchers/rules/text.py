@@ -19,8 +19,9 @@ is a large part of the cost of matching.
 
 Words are found by one C pass when the optional extension ``watchers.rules._ctext`` is built
 (``setup.py``), else by the pure path (``_SPLIT_RE``); both give the same FieldText for every
-string, and the regex path is the spec where they could differ. The C pass only finds word spans
-and reads the folding cache: folding itself stays here. Setting the environment variable
+string, and the regex path is the spec where they could differ. The C pass finds word spans, reads
+the folding cache and lays out the token lists (compounds and their parts, positions, norms):
+folding itself stays here. Setting the environment variable
 ``NEWSWATCH_PURE`` to anything but empty or ``0`` before this module is first imported forces
 the pure path (tests and benchmarks compare the two); it is read once.
 """
@@ -140,8 +141,14 @@ _Scan = Callable[
     tuple[list[_Folded], list[str], list[int], list[int], list[int]],
 ]
 _Terms = Callable[[str, dict[str, _Folded], Callable[[str], _Folded], set[str]], None]
+_TokenLists = tuple[
+    list[_Folded], list[int], list[str], list[str], list[int], list[int],
+    "list[int] | None", "list[int] | None",
+]
+_TokensFn = Callable[[str, dict[str, _Folded], Callable[[str], _Folded]], _TokenLists]
 _scan: _Scan | None = None
 _scan_terms: _Terms | None = None
+_tokens: _TokensFn | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -150,8 +157,9 @@ if not _PURE:
         pass
     else:
         _scan = _ctext.scan
-        # An extension built before terms() was added still serves scan().
+        # An extension built before terms() or tokens() was added still serves scan().
         _scan_terms = getattr(_ctext, "terms", None)
+        _tokens = getattr(_ctext, "tokens", None)
 
 
 def _fold_word(raw: str) -> _Folded:
@@ -260,15 +268,28 @@ class KeyIndex(Mapping[str, list[int]]):
     number; its first is found (also in C) when a rule first asks. Most words of an article occur
     once, so first == last answers most lookups; a repeated word is found by C-level list scans
     between its first and last token, which never walk tokens outside that range.
+
+    A one-query lookup asks for a handful of keys, for which building the key set costs more
+    than scanning the token list: the first :data:`_PROBES` keys asked for are found by list
+    scans, and the key set is built only when more are asked for (or the keys are iterated,
+    as the rule index does first).
     """
 
-    __slots__ = ("_first", "_found", "_keys", "_last")
+    __slots__ = ("_first", "_found", "_keys", "_last", "_probes")
 
     def __init__(self, keys: list[str]) -> None:
         self._keys = keys
-        self._last = dict(zip(keys, range(len(keys)), strict=True))
+        self._last: dict[str, int] | None = None
         self._first: dict[str, int] | None = None
         self._found: dict[str, list[int]] = {}
+        self._probes = 0
+
+    def _index(self) -> dict[str, int]:
+        last = self._last
+        if last is None:
+            keys = self._keys
+            last = self._last = dict(zip(keys, range(len(keys)), strict=True))
+        return last
 
     def _lookup(self, k: str, stop: int) -> list[int]:
         first = self._first
@@ -287,32 +308,58 @@ class KeyIndex(Mapping[str, list[int]]):
         self._found[k] = found
         return found
 
+    def _probe(self, k: str) -> list[int]:
+        """``k``'s token numbers by list scans (empty when it has none), remembered."""
+        self._probes += 1
+        index = self._keys.index
+        found: list[int] = []
+        i = -1
+        try:
+            while True:
+                i = index(k, i + 1)
+                found.append(i)
+        except ValueError:
+            pass
+        self._found[k] = found
+        return found
+
     def __getitem__(self, k: str) -> list[int]:
-        found = self._found.get(k)
-        if found is not None:
-            return found
-        return self._lookup(k, self._last[k])
+        found = self.get(k)
+        if found is None:
+            raise KeyError(k)
+        return found
 
     def get(self, k: str, default: list[int] | None = None) -> list[int] | None:  # type: ignore[override]
         found = self._found.get(k)
         if found is not None:
-            return found
-        stop = self._last.get(k)
+            return found or default  # an empty list: a probed key the field does not hold
+        last = self._last
+        if last is None:
+            if self._probes < _PROBES:
+                return self._probe(k) or default
+            last = self._index()
+        stop = last.get(k)
         if stop is None:
             return default
         return self._lookup(k, stop)
 
     def __contains__(self, k: object) -> bool:
-        return k in self._last
+        if not isinstance(k, str):
+            return False
+        return self.get(k) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._last)
+        return iter(self._index())
 
     def __len__(self) -> int:
-        return len(self._last)
+        return len(self._index())
 
     def keys(self) -> KeysView[str]:
-        return self._last.keys()
+        return self._index().keys()
+
+
+# Keys a KeyIndex finds by list scans before it builds its key set (see KeyIndex).
+_PROBES = 8
 
 
 class FieldText:
@@ -391,6 +438,19 @@ class FieldText:
     def of(cls, text: str) -> FieldText:
         ft = cls(text)
         if not text:
+            return ft
+        if _tokens is not None:
+            # One C pass makes the token lists too, compounds and norms included: expanding
+            # them here moves every list's tail once per compound, which long pages feel.
+            folded, odd, keys, norms, starts, ends, pos, last = _tokens(
+                text, _FOLDED, _fold_word
+            )
+            ft._folded, ft._odd, ft._norms = folded, odd, norms
+            ft.keys, ft.starts, ft.ends = keys, starts, ends
+            if pos is None or last is None:
+                ft.pos = ft.last = range(len(keys))
+            else:
+                ft.pos, ft.last = pos, last
             return ft
         if _scan is not None:
             folded, keys, odd, starts, ends = _scan(text, _FOLDED, _fold_word)
