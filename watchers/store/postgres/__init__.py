@@ -22,7 +22,7 @@ from __future__ import annotations
 from watchers.store._shared import ListedWords
 from watchers.store.postgres._db import Listener, Pg, describe
 from watchers.store.postgres.acks import AcksMixin
-from watchers.store.postgres.articles import ArticlesMixin, fts_to_tsquery
+from watchers.store.postgres.articles import ArticlesMixin, Continuations, fts_to_tsquery
 from watchers.store.postgres.outbox import OutboxMixin
 from watchers.store.postgres.schedule import ScheduleMixin
 from watchers.store.postgres.schema import SCHEMA_VERSION, check, upgrade
@@ -49,6 +49,8 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         self._db = db
         # Words this store committed to the index's word list (see ArticlesMixin.record_many).
         self._listed_words = ListedWords()
+        # What candidate pages leave for the pages that continue them (see Continuations).
+        self._pages = Continuations()
 
     @property
     def path(self) -> str:

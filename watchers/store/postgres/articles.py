@@ -11,6 +11,15 @@ FTS5 subset that :mod:`watchers.rules.lookup` writes (quoted or bare words, ``*`
 AND / OR / NOT, parentheses); :func:`fts_to_tsquery` translates it, word for word, so both
 backends find the same candidates. Candidate pages are in ``(sort_at, rowid)`` order, newest
 first, with the cursor ``s<sort_at> <rowid>`` for index and scan pages alike.
+
+A page holds at most ``PAGE_CAP`` articles on the first two pages of a lookup, then twice as many
+as the last on each page that continues it (up to ``PAGE_CAP_MAX``), whatever the caller asks
+for: every candidate is read whole, and lookups usually stop a few rows into their last page.
+Sparse matches are read from the GIN index within a window of the date index when that is
+cheaper than visiting every older match. What a page learnt (the density of matches it met, the
+further matches a GIN read found) is left for the page that continues its cursor
+(:class:`Continuations`); a page without it reads afresh. Either way the pages hold every match
+once, newest first (a GIN read's positions as of that read).
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +50,7 @@ from watchers.store.postgres.stories import story_batch, story_rows, write_stori
 from watchers.store.sqlite._db import dump_model
 from watchers.store.sqlite.articles import _Identities, _identity, prefix_successor
 
-__all__ = ["ARTICLE_COLS", "ArticlesMixin", "article_of", "fts_to_tsquery",
+__all__ = ["ARTICLE_COLS", "ArticlesMixin", "Continuations", "article_of", "fts_to_tsquery",
            "walk_or_index"]
 
 MIN_PREFIX = 6
@@ -50,6 +62,26 @@ MIN_PREFIX = 6
 WALK_FIRST_PER_ROW = 4
 WALK_FIRST_MIN = 400
 WALK_COST = 3.0
+# The GIN read below a walk is bounded to a window of the date index expected to hold
+# WINDOW_MARGIN times the matches the page still wants, when the window's rows (each WINDOW_COST
+# of a match the unbounded read visits) cost less than every older match (see _window).
+WINDOW_MARGIN = 3.0
+WINDOW_COST = 0.3
+# A posting the GIN index reads for a bitmap, in visits of a matching row (the same).
+GIN_POSTING_COST = 0.1
+# The most articles one candidate page returns, whatever its caller asks for (a shorter page
+# keeps its cursor, as CandidatePage allows): PAGE_CAP for a lookup's first two pages, then
+# twice the last for each page that continues one, up to PAGE_CAP_MAX. A lookup asks for
+# pages that grow fourfold and usually stops a few rows into the last; every row on a page is
+# read whole (its text detoasted, a long page decompressed) and sent, so growing from a
+# smaller first page bounds that waste to about what the lookup used, for a few more round
+# trips.
+PAGE_CAP = 64
+PAGE_CAP_MAX = 1024
+# Positions of matches one GIN read keeps for the pages after its own (see Continuations).
+GIN_IDS = 2000
+CONTINUATIONS = 64
+CONTINUATION_SECONDS = 30.0
 _CHUNK = 1000
 
 ARTICLE_COLS = "id, source, guid, url, title, text, published, fetched_at, content_hash"
@@ -192,7 +224,11 @@ def walk_or_index(wanted: int, walked: int, found: int, rows: int) -> int:
     last ``walked`` rows, of about ``rows`` in all; 0: turn to the GIN index instead."""
     density = (found + 1) / walked  # +1: an empty walk still says "rare", not "none"
     walk = wanted / density
-    if walk * WALK_COST > density * rows:
+    # In visits of a matching row: the GIN read of every older match, or of a window of the
+    # date index (its rows, and the query's whole posting lists to AND with them).
+    index = density * rows
+    window = WINDOW_COST * WINDOW_MARGIN * walk + GIN_POSTING_COST * index
+    if walk * WALK_COST > min(index, window):
         return 0
     return max(WALK_FIRST_MIN, int(2 * walk))
 
@@ -219,7 +255,8 @@ def visible_clause(follows: Collection[str], column: str, params: list[Any]) -> 
 
 
 def _filters(since: datetime | None, source: str | None, follows: Collection[str] | None,
-             params: list[Any], column: str = "source", sort: str = "sort_at") -> str:
+             params: list[Any], column: str = "source", sort: str = "sort_at",
+             sources: Collection[str] | None = None) -> str:
     where = ""
     if since is not None:
         params.append(since)
@@ -227,6 +264,9 @@ def _filters(since: datetime | None, source: str | None, follows: Collection[str
     if source is not None:
         params.append(source)
         where += f" AND {column} = ${len(params)}"
+    if sources is not None:
+        params.append(sorted(set(sources)))
+        where += f" AND {column} = ANY(${len(params)}::text[])"
     if follows is not None:
         where += " AND " + visible_clause(follows, column, params)
     return where
@@ -334,11 +374,74 @@ async def _write_outbox(conn: asyncpg.Connection,
     await write_stories(conn, stories)
 
 
+def _cursor(sort_at: datetime, rowid: int) -> str:
+    return f"s{sort_at.isoformat()} {rowid}"
+
+
+@dataclass
+class _Rest:
+    """Positions ``(sort_at, rowid)`` of matches a GIN read found, newest first; ``whole``:
+    they are every match there was below the read's edge; ``last``: the position of the last
+    match on the page before them."""
+
+    positions: list[tuple[datetime, int]]
+    whole: bool
+    last: tuple[datetime, int] | None = None
+    # The density of matches the read met (per row), and the planner's row count: what the
+    # page after these positions needs to read on from the GIN index without walking first.
+    sparse: tuple[float, int] | None = None
+
+    def split(self, n: int) -> tuple[list[tuple[datetime, int]], _Rest]:
+        return self.positions[:n], _Rest(self.positions[n:], self.whole, sparse=self.sparse)
+
+
+@dataclass(frozen=True)
+class _Next:
+    """What a page tells the page that continues it: its size cap, the density of matches
+    its walk found (matches per walked row; None: no walk), the GIN read's further matches,
+    and, after a GIN read, its density and row count (``sparse``: read on from the index)."""
+
+    cap: int
+    density: float | None
+    rest: _Rest | None
+    sparse: tuple[float, int] | None = None
+
+
+class Continuations:
+    """What a candidate page leaves for the page that continues it, by (query, filters) and
+    the page's cursor: a larger size cap, the density of matches (so the next walk is sized to
+    fill its page in one go), and the positions a GIN read found beyond the page, so that
+    paging on reads those rows by id instead of visiting every older match again (a GIN read
+    costs the same for one page as for GIN_IDS positions).
+
+    Taken once: the page that continues a cursor removes its entry (and leaves its own).
+    Bounded in entries and age; GIN positions are as of their read, so a lookup that pages on
+    within CONTINUATION_SECONDS does not see an article stored meanwhile below its cursor, as
+    if its pages had all been read at once. A lookup starts without a cursor and reads
+    afresh; a cursor with no entry (expired, or continued already) is read afresh too."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[Any, ...], tuple[float, _Next]] = OrderedDict()
+
+    def keep(self, key: tuple[Any, ...], cursor: str, after: _Next) -> None:
+        self._kept[(*key, cursor)] = (time.monotonic(), after)
+        self._kept.move_to_end((*key, cursor))
+        while len(self._kept) > CONTINUATIONS:
+            self._kept.popitem(last=False)
+
+    def take(self, key: tuple[Any, ...], cursor: str) -> _Next | None:
+        kept = self._kept.pop((*key, cursor), None)
+        if kept is None or time.monotonic() - kept[0] > CONTINUATION_SECONDS:
+            return None
+        return kept[1]
+
+
 class ArticlesMixin(CandidateList):
     """The :class:`watchers.store.ArticleStore` part of :class:`PostgresStore`."""
 
     _db: Pg
     _listed_words: ListedWords
+    _pages: Continuations
 
     async def is_known(self, article: Article) -> bool:
         return (await self.known([article]))[0]
@@ -461,6 +564,16 @@ class ArticlesMixin(CandidateList):
         return int(await self._db.fetchval(
             f"SELECT count(*) FROM articles WHERE TRUE{where}", *params))
 
+    async def stored_sources(self) -> list[str]:
+        """Every distinct source name of the stored articles, in code point order: one step
+        down the (source, guid) index per name, however many articles each has."""
+        rows = await self._db.fetch(
+            "WITH RECURSIVE s(name) AS (SELECT min(source) FROM articles UNION ALL "
+            "SELECT (SELECT min(source) FROM articles WHERE source > s.name) FROM s "
+            "WHERE s.name IS NOT NULL) SELECT name FROM s WHERE name IS NOT NULL")
+        # The database's collation may not be code point order (SQLite's): sorted here.
+        return sorted(str(r[0]) for r in rows)
+
     async def count_by_source(self, *, follows: Collection[str] | None = None
                               ) -> dict[str, int]:
         params: list[Any] = []
@@ -539,10 +652,13 @@ class ArticlesMixin(CandidateList):
         after: str | None = None,
         limit: int = 200,
         follows: Collection[str] | None = None,
+        sources: Collection[str] | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates` after the cursor ``after``, newest first: the
         articles whose terms match ``fts``, or all of them (down the ``articles_sort`` index)
-        when it is None.
+        when it is None; ``sources``: only articles of these sources. At most ``PAGE_CAP``
+        articles (see its comment), however many are asked for; a page that stops at the cap
+        keeps its cursor.
 
         With ``fts``, the page first walks ``articles_sort`` newest first a little way, testing
         each row's terms: a common query fills the page there. Otherwise the matches the walk
@@ -551,41 +667,101 @@ class ArticlesMixin(CandidateList):
         are few). The planner cannot make that choice itself: it costs the test of a walked
         row as one operator, not the detoasting of a tsvector, so for words of under about 1%
         of the articles it walks tens of thousands of rows where the index reads a few
-        thousand."""
+        thousand. A GIN read keeps the positions of the next ``GIN_IDS`` matches under the
+        page's cursor, and the page that continues from it reads them rather than the index
+        again (see :class:`Continuations`)."""
+        if limit < 1:
+            raise ValueError(f"a candidate page holds at least one article, not {limit}")
         params: list[Any] = []
-        where = ""
+        filters = _filters(since, source, follows, params, sources=sources)
+        tsquery = fts_to_tsquery(fts) if fts else None
+        key = (tsquery, filters, repr(params))
+        told = self._pages.take(key, after) if after is not None else None
+        cap = told.cap if told is not None else PAGE_CAP
+        limit = min(limit, cap)
+        # The second page is as large as the first (most lookups that need one need only a
+        # little more), then each twice the last.
+        grown = min(2 * cap, PAGE_CAP_MAX) if told is not None else cap
+        if told is not None and told.rest is not None:
+            ids, rest = told.rest.split(limit)
+            rest.last = ids[-1]  # a kept rest is never empty
+            rows = await self._by_rowid(ids)
+            return self._page(key, grown, rows, limit, None, rest)
+        where = filters
+        start: list[Any] = []
         if after is not None:
             sort_at, rowid = _cursor_position(after)
+            start = [sort_at, rowid]
             params += [sort_at, rowid]
             where += f" AND (sort_at, rowid) < (${len(params) - 1}, ${len(params)})"
-        where += _filters(since, source, follows, params)
-        if not fts:
+        if tsquery is None:
             params.append(limit)
             rows = await self._db.fetch(
                 f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM articles WHERE TRUE{where} "
                 f"ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}", *params)
-        else:
-            rows = await self._matching_page(fts_to_tsquery(fts), where, params, limit)
-        found = [article_of(tuple(r)[2:]) for r in rows]
-        if len(rows) < limit:
-            return CandidatePage(found, None)
-        last = rows[-1]
-        return CandidatePage(found, f"s{last['sort_at'].isoformat()} {last['rowid']}")
+            return self._page(key, grown, rows, limit, None, None)
+        rows, density, gin = await self._matching_page(
+            tsquery, where, params, limit, told.density if told is not None else None,
+            told.sparse if told is not None and start else None, start)
+        return self._page(key, grown, rows, limit, density, gin)
 
-    async def _matching_page(self, tsquery: str, where: str, params: list[Any],
-                             limit: int) -> list[asyncpg.Record]:
+    def _page(self, key: tuple[Any, ...], cap: int, rows: list[asyncpg.Record], limit: int,
+              density: float | None, rest: _Rest | None) -> CandidatePage:
+        """The page of ``rows`` (``limit`` asked for), leaving what the next page needs under
+        its cursor (``cap``: that page's size cap). After a GIN read (``rest``) the cursor is
+        the last position on the page, so an article deleted since the read (missing from
+        ``rows``) moves nothing."""
+        found = [article_of(tuple(r)[2:]) for r in rows]
+        if rest is not None:
+            if rest.last is None or (rest.whole and not rest.positions):
+                return CandidatePage(found, None)
+            cursor = _cursor(*rest.last)
+        elif len(rows) < limit:
+            return CandidatePage(found, None)
+        else:
+            cursor = _cursor(rows[-1]["sort_at"], rows[-1]["rowid"])
+        self._pages.keep(key, cursor, _Next(
+            cap, density, rest if rest is not None and rest.positions else None,
+            rest.sparse if rest is not None else None))
+        return CandidatePage(found, cursor)
+
+    async def _by_rowid(self, ids: Sequence[tuple[datetime, int]]) -> list[asyncpg.Record]:
+        if not ids:
+            return []
+        return await self._db.fetch(
+            f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM articles "
+            "WHERE rowid = ANY($1::bigint[]) ORDER BY sort_at DESC, rowid DESC",
+            [rowid for _, rowid in ids])
+
+    async def _matching_page(self, tsquery: str, where: str, params: list[Any], limit: int,
+                             density: float | None, sparse: tuple[float, int] | None,
+                             start: list[Any]
+                             ) -> tuple[list[asyncpg.Record], float | None, _Rest | None]:
         """Up to ``limit`` newest articles matching ``tsquery`` among those ``where``
         (clauses on ``params``) admits: walks of the date index while the matches are dense,
-        then, if they are sparse, the GIN index below the last row walked."""
+        then, if they are sparse, the GIN index below the last row walked. Returns the rows,
+        the density of matches the walks found, and, after a GIN read, the positions of its
+        matches the page did not hold (None: the walk filled the page or saw every article).
+        ``density``: what the previous page's walks found, to size the first walk; ``sparse``:
+        the density and row count the previous page's GIN read met, to read on from the GIN
+        index below ``start`` (the cursor's position) without walking first."""
         n = len(params)
         # The query is written into the statement, not passed as a parameter: a statement run
         # again with a parameter may get the planner's generic plan, which cannot know whether
         # the query is common or rare, and walks the date index for a rare one.
         match = f"terms @@ to_tsquery('simple', {_literal(tsquery)})"
-        walk = max(WALK_FIRST_MIN, WALK_FIRST_PER_ROW * limit)
+        if density:
+            # A margin over what the density says fills the page, so one walk usually does.
+            walk = max(WALK_FIRST_MIN, min(int(1.5 * limit / density), 64 * limit))
+        else:
+            walk = max(WALK_FIRST_MIN, WALK_FIRST_PER_ROW * limit)
         edge: list[Any] = []  # the last row walked: (sort_at, rowid)
         out: list[asyncpg.Record] = []
-        while True:
+        walked = 0
+        rows_in_all = 0  # the planner's row count, as the last walk read it
+        if sparse is not None:
+            edge, rows_in_all = start, sparse[1]
+        while sparse is None:
             below = f" AND (sort_at, rowid) < (${n + 1}, ${n + 2})" if edge else ""
             args = [*params, *edge] if edge else list(params)
             # The inner LIMIT keeps the walk a walk (a subquery with a LIMIT is not flattened)
@@ -599,29 +775,86 @@ class ArticlesMixin(CandidateList):
                 *args, what=_REJECTED)
             out += rows
             if len(out) >= limit:
-                return out
+                # The walk stopped at the page's last match, short of its bound: at least this
+                # dense, and a walk sized on too low a density stops early all the same.
+                return out, len(out) / (walked + walk), None
             last = await self._db.fetch(
                 f"SELECT sort_at, rowid, (SELECT reltuples FROM pg_class WHERE oid = "
                 f"'articles'::regclass) FROM articles WHERE TRUE{where}{below} "
                 f"ORDER BY sort_at DESC, rowid DESC OFFSET {int(walk - 1)} LIMIT 1", *args)
+            walked += walk
             if not last:  # the walk saw every article there is
-                return out
+                return out, len(out) / walked, None
             edge = [last[0][0], last[0][1]]
-            walk = walk_or_index(limit - len(out), walk, len(rows), max(0, int(last[0][2])))
+            rows_in_all = max(0, int(last[0][2]))
+            walk = walk_or_index(limit - len(out), walk, len(rows), rows_in_all)
             if walk == 0:
                 break
         # Ordering by an expression articles_sort does not provide (adding nothing to the
         # time) keeps the planner from walking again: it reads the matches from the GIN
         # index and keeps the newest (a top-N sort). The edge and the limit are written in
         # too (typed values, not text from outside): as parameters, the generic plan the
-        # statement gets after a few runs walks the date index from the edge.
+        # statement gets after a few runs walks the date index from the edge. Only positions
+        # are read: finding them costs the same for a few or GIN_IDS (every older match's
+        # row is visited for its time), and only those on this page are read whole.
         sort_at, rowid = edge
-        rest = await self._db.fetch(
-            f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM articles WHERE {match} "
-            f"AND (sort_at, rowid) < ('{sort_at.isoformat()}'::timestamptz, {int(rowid)})"
-            f"{where} ORDER BY sort_at + interval '0 s' DESC, rowid DESC "
-            f"LIMIT {int(limit - len(out))}", *params, what=_REJECTED)
-        return out + rest
+        gin = (f"SELECT sort_at, rowid FROM articles WHERE {match} "
+               f"AND (sort_at, rowid) < ('{sort_at.isoformat()}'::timestamptz, {int(rowid)})"
+               f"{where}")
+        order = " ORDER BY sort_at + interval '0 s' DESC, rowid DESC LIMIT "
+        found: list[asyncpg.Record] = []
+        dens = (len(out) + 1) / walked if walked else sparse[0] if sparse else 1.0
+        lo, window = await self._window(where, params, edge, limit - len(out), dens,
+                                        rows_in_all)
+        if lo is not None:
+            # The matches of the window, then (should it hold too few) those older than it:
+            # together the newest below the edge, as one unbounded read would find them.
+            found = await self._db.fetch(
+                f"{gin} AND sort_at >= '{lo.isoformat()}'::timestamptz{order}{int(GIN_IDS)}",
+                *params, what=_REJECTED)
+            # What the window held says how dense the matches are below the edge.
+            dens = max(len(found), 1) / window
+            if len(found) < limit - len(out):
+                found += await self._db.fetch(
+                    f"{gin} AND sort_at < '{lo.isoformat()}'::timestamptz"
+                    f"{order}{int(GIN_IDS - len(found))}", *params, what=_REJECTED)
+                lo = None
+        else:
+            found = await self._db.fetch(f"{gin}{order}{int(GIN_IDS)}", *params,
+                                         what=_REJECTED)
+            if len(found) < GIN_IDS:
+                dens = max(len(found), 1) / max(rows_in_all, 1)
+        # A window's matches are not every match below the edge (older ones are not read).
+        whole = lo is None and len(found) < GIN_IDS
+        ids, rest = _Rest([(r[0], r[1]) for r in found], whole,
+                          sparse=(dens, rows_in_all)).split(limit - len(out))
+        out += await self._by_rowid(ids)
+        rest.last = ids[-1] if ids else None
+        return out, None, rest
+
+    async def _window(self, where: str, params: list[Any], edge: list[Any], wanted: int,
+                      density: float, rows: int) -> tuple[datetime | None, int]:
+        """The oldest time of a window below ``edge`` expected to hold ``wanted`` matches
+        WINDOW_MARGIN times over (at ``density``), when reading the GIN index within it is
+        cheaper than reading every older match; None otherwise, or when the window would reach
+        the end.
+
+        The GIN index gives matches in no time order, so an unbounded read visits every
+        older match's row for its time (a few thousand rows for a word of 1% of a million
+        articles); bounded by ``sort_at``, the planner ANDs the GIN index's bitmap with the
+        date index's range and visits only the window's matches. A window row costs about
+        WINDOW_COST of a visited match (the range scan, and the probe that finds its end).
+        Also returns the window's size in rows."""
+        window = max(1, int(WINDOW_MARGIN * wanted / density))
+        if window * WINDOW_COST >= density * rows:
+            return None, window
+        sort_at, rowid = edge
+        n = len(params)
+        found = await self._db.fetch(
+            f"SELECT sort_at FROM articles WHERE TRUE{where} AND (sort_at, rowid) < "
+            f"(${n + 1}, ${n + 2}) ORDER BY sort_at DESC, rowid DESC "
+            f"OFFSET {int(window - 1)} LIMIT 1", *params, sort_at, rowid)
+        return (found[0][0] if found else None), window
 
     async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
         """The words the lookup index holds listed by transactions from ``after`` on (0: all),
