@@ -42,7 +42,7 @@ from watchers.rules.lookup import (
     regex_runs,
 )
 from watchers.rules.matcher import RegexBudget
-from watchers.rules.syntax import Near, Node, Not, Phrase, Regex, Term
+from watchers.rules.syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from watchers.rules.variants import Aliases
 from watchers.store.base import Store, page_second, sort_time
 
@@ -56,6 +56,10 @@ BEST_POOL = 60
 # Candidates read per page: the first page is about what the limit needs, later ones grow.
 FIRST_PAGE = 32
 MAX_PAGE = 2000
+# A lookup's source: terms narrow it to the stored sources they accept when there are at most
+# this many names to judge, and at most this many accepted (a filter the store applies).
+MAX_SOURCE_NAMES = 5000
+MAX_SOURCE_FILTER = 500
 
 
 # Each store's index words as last read, with the store's cursor for reading on: by store object,
@@ -125,6 +129,49 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases
         return [{w for run in runs for w in vocab.containing(run)} for runs in sets]
 
     return index_query(node, table, threshold, expand, holding, vocab.starting), words
+
+
+def _source_only(node: Node) -> bool:
+    """Whether ``node``'s truth depends on an article's source name alone."""
+    if isinstance(node, (Term, Phrase, Regex)):
+        return node.field == "source"
+    if isinstance(node, Not):
+        return _source_only(node.child)
+    if isinstance(node, Near):
+        return _source_only(node.left) and _source_only(node.right)
+    if isinstance(node, (And, Or)):
+        return all(_source_only(c) for c in node.children)
+    return False
+
+
+def _source_parts(node: Node) -> list[Node]:
+    """The parts of ``node`` that every match needs true and that read the source alone: the
+    node itself, or some of the operands of a top-level AND."""
+    parts = node.children if isinstance(node, And) else (node,)
+    return [p for p in parts if _source_only(p)]
+
+
+def _sources_accepted(parts: Sequence[Node], stored: Sequence[str], threshold: float,
+                      table: Aliases) -> list[str] | None:
+    """The stored source names every one of ``parts`` accepts, as the matcher judges them on
+    an article of that source; None when narrowing would not pay (more names than
+    :data:`MAX_SOURCE_NAMES` to judge, or more than :data:`MAX_SOURCE_FILTER` or all of them
+    accepted) or a regex ran out of time before all were judged: the lookup then reads every
+    source, as the matcher confirms each article anyway."""
+    if len(stored) > MAX_SOURCE_NAMES:
+        return None
+    budget = RegexBudget(REGEX_BUDGET)
+    out = []
+    for name in stored:
+        probe = Article(title="-", source=name)
+        if all(match_query(p, probe, threshold, table, name="query", budget=budget) is not None
+               for p in parts):
+            out.append(name)
+        if budget.exhausted:
+            return None
+    if out and (len(out) > MAX_SOURCE_FILTER or len(out) == len(stored)):
+        return None
+    return out
 
 
 @dataclass(frozen=True)
@@ -221,6 +268,18 @@ async def search(
     if fts == NOTHING:
         # No word the index holds matches a term every match needs.
         return Lookup([], False, 0)
+    # ``source:`` terms every match needs narrow the lookup to the stored sources they accept
+    # (a few hundred names, judged one by one), which the store filters on; the index holds
+    # titles and texts only.
+    sources: list[str] | None = None
+    parts = _source_parts(node)
+    if parts:
+        stored = await store.stored_sources()
+        sources = await loop.run_in_executor(executor, _sources_accepted, parts, stored,
+                                             float(threshold), table)
+        if sources is not None and (not sources or (source is not None
+                                                    and source not in sources)):
+            return Lookup([], False, 0)
 
     def match(article: Article) -> Match | None:
         # One query, so the reference matcher: no rule index to build (and no word-frequency
@@ -237,7 +296,8 @@ async def search(
             confirm.truncated = True
             break
         page = await store.candidate_page(fts=fts, since=since, source=source, after=after,
-                                          limit=min(size, MAX_PAGE), follows=follows)
+                                          limit=min(size, MAX_PAGE), follows=follows,
+                                          sources=sources)
         done = await loop.run_in_executor(executor, confirm.page, page.articles)
         if done or page.next is None:
             break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ WORDS = ["troops", "troop", "kyiv", "kiev", "russia", "nato", "sanctions", "talk
          "oil", "prices", "moscow", "ukraine", "expansion", "border", "mobili*", "gov*",
          '"prime minister"', '"security guarantees"', "kyiv~", "sanctoins~", "/\\d{4}/",
          "title:troops", "text:kyiv", "title:gov*", "/ukrain(e|ian)/",
-         # the index holds titles' and texts' words only: other fields narrow nothing
-         "source:bbc", "url:bbc", "source:seeds",
+         # the index holds titles' and texts' words only; source: terms narrow the lookup to
+         # the stored sources they accept, url: terms narrow nothing
+         "source:bbc", "url:bbc", "source:seeds", "source:x", "source:bb*", "source:seed~",
+         "source:/^b/", "source:reuters",
          # regexes narrowed by the index words that hold a string they require
          "/kiev|kyiv/", "/troops?/", "title:/minist/", "/gov[a-z]+ment/"]
 
@@ -92,3 +95,30 @@ async def test_search_orders_newest_or_best(tmp_path: Path) -> None:
     assert scores == sorted(scores, reverse=True)
     dated = [h.article.published for h in newest if h.article.published]
     assert dated == sorted(dated, reverse=True)
+
+
+async def test_source_terms_read_only_the_sources_they_accept(tmp_path: Path) -> None:
+    # 300 articles from three outlets: a source nobody stored answers without reading any
+    # article; a stored one reads its own articles only, alone or beside a word; the caller's
+    # own source filter and the term must agree.
+    outlets = ["bbc-world", "dw", "npr"]
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        for i in range(300):
+            a = Article(source=outlets[i % 3], title=f"Troops and talks {i}",
+                        text=f"Story number {i} about the border.", guid=str(i),
+                        published=datetime(2022, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
+            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+        assert await store.stored_sources() == sorted(outlets)
+        nobody = await search(store, "source:reuters", limit=10)
+        assert (len(nobody), nobody.scanned, nobody.truncated) == (0, 0, False)
+        for query in ("source:dw", "troops source:dw", "source:d*",
+                      "talks -source:bbc -source:npr"):
+            found = await search(store, query, limit=10)
+            assert len(found) == 10, query
+            assert found.scanned == 10, query
+            assert {h.article.source for h in found} == {"dw"}, query
+        both = await search(store, "source:bbc OR source:npr", limit=300)
+        assert {h.article.source for h in both} == {"bbc-world", "npr"}
+        assert len(both) == 200
+        assert len(await search(store, "source:dw", source="npr", limit=10)) == 0
+        assert len(await search(store, "source:dw", source="dw", limit=500)) == 100

@@ -115,8 +115,8 @@ class CandidateList:
 
     async def candidate_page(self, *, fts: str | None, since: datetime | None = None,
                              source: str | None = None, after: str | None = None,
-                             limit: int = 200, follows: Collection[str] | None = None
-                             ) -> CandidatePage:
+                             limit: int = 200, follows: Collection[str] | None = None,
+                             sources: Collection[str] | None = None) -> CandidatePage:
         raise NotImplementedError
 
     async def candidates(self, *, fts: str | None, since: datetime | None = None,

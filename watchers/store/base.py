@@ -292,7 +292,11 @@ class ArticleStore(Protocol):
         after: str | None = None,
         limit: int = 200,
         follows: Collection[str] | None = None,
+        sources: Collection[str] | None = None,
     ) -> CandidatePage: ...
+    async def stored_sources(self) -> list[str]:
+        """Every distinct source name of the stored articles, in order."""
+        ...
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]: ...
     async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
         """The words the lookup index holds listed after the cursor ``after`` (0: all), with

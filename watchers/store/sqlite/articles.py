@@ -61,9 +61,11 @@ def _cursor_position(cursor: str) -> tuple[str, int]:
 
 
 def _filters(since: datetime | None, source: str | None,
-             follows: Collection[str] | None = None) -> tuple[str, list[Any]]:
-    """The ``since``, ``source`` and visibility filters of a candidate page, as SQL ``AND``
-    clauses on ``articles`` and their parameters (see :func:`visible_clause`)."""
+             follows: Collection[str] | None = None,
+             sources: Collection[str] | None = None) -> tuple[str, list[Any]]:
+    """The ``since``, ``source`` (one), ``sources`` (any of them) and visibility filters of a
+    candidate page, as SQL ``AND`` clauses on ``articles`` and their parameters (see
+    :func:`visible_clause`)."""
     where = ""
     params: list[Any] = []
     if since is not None:
@@ -72,6 +74,10 @@ def _filters(since: datetime | None, source: str | None,
     if source is not None:
         where += " AND source = ?"
         params.append(source)
+    if sources is not None:
+        names = sorted(set(sources))
+        where += f" AND source IN ({','.join('?' * len(names))})" if names else " AND 0"
+        params += names
     if follows is not None:
         clause, extra = visible_clause(follows)
         where += f" AND {clause}"
@@ -451,6 +457,15 @@ class ArticlesMixin(CandidateList):
         rows = await self._db.fetchall(f"SELECT count(*) FROM articles WHERE 1{where}", params)
         return int(rows[0][0])
 
+    async def stored_sources(self) -> list[str]:
+        """Every distinct source name of the stored articles, in order: one step down the
+        (source, guid) index per name, however many articles each has."""
+        rows = await self._db.fetchall(
+            "WITH RECURSIVE s(name) AS (SELECT min(source) FROM articles UNION ALL "
+            "SELECT (SELECT min(source) FROM articles WHERE source > name) FROM s "
+            "WHERE name IS NOT NULL) SELECT name FROM s WHERE name IS NOT NULL")
+        return [str(name) for (name,) in rows]
+
     async def count_by_source(self, *, follows: Collection[str] | None = None
                               ) -> dict[str, int]:
         where, params = _filters(None, None, follows)
@@ -539,21 +554,25 @@ class ArticlesMixin(CandidateList):
         after: str | None = None,
         limit: int = 200,
         follows: Collection[str] | None = None,
+        sources: Collection[str] | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates`: at most ``limit`` candidates read from the index (or
         from the articles when ``fts`` is None) after the cursor ``after``, newest first.
+        ``sources``: only articles of these sources (the names a lookup's ``source:`` terms
+        accept).
 
         The index is keyed in date order (see :mod:`.schema`), so a page reads only its own
         ``limit`` entries of a term's document list, from the newest down, however many
         articles the term has; the articles are then read by rowid. Without an index query the
         articles are read down the ``sort_at`` index from the cursor."""
         if fts:
-            return await self._index_page(fts, since, source, after, limit, follows)
-        return await self._scan_page(since, source, after, limit, follows)
+            return await self._index_page(fts, since, source, after, limit, follows, sources)
+        return await self._scan_page(since, source, after, limit, follows, sources)
 
     async def _index_page(self, fts: str, since: datetime | None, source: str | None,
                           after: str | None, limit: int,
-                          follows: Collection[str] | None = None) -> CandidatePage:
+                          follows: Collection[str] | None = None,
+                          sources: Collection[str] | None = None) -> CandidatePage:
         sql = "SELECT rowid FROM article_index WHERE article_index MATCH ?"
         params: list[Any] = [fts]
         if after is not None:
@@ -568,7 +587,7 @@ class ArticlesMixin(CandidateList):
             sql, params, what="search index rejected the query")]
         if not keys:
             return CandidatePage([], None)
-        where, extra = _filters(since, source, follows)
+        where, extra = _filters(since, source, follows, sources)
         by_rowid: dict[int, Article] = {}
         rowids = [k & INDEX_ROWID_MASK for k in keys]
         for at in range(0, len(rowids), 500):  # under SQLite's bound-parameter limit
@@ -581,14 +600,15 @@ class ArticlesMixin(CandidateList):
         return CandidatePage(found, f"k{keys[-1]}" if len(keys) == limit else None)
 
     async def _scan_page(self, since: datetime | None, source: str | None, after: str | None,
-                         limit: int, follows: Collection[str] | None = None) -> CandidatePage:
+                         limit: int, follows: Collection[str] | None = None,
+                         sources: Collection[str] | None = None) -> CandidatePage:
         sql = f"SELECT rowid, {ARTICLE_COLS} FROM articles WHERE 1"
         params: list[Any] = []
         if after is not None:
             sort_at, rowid = _cursor_position(after)
             sql += " AND (sort_at, rowid) < (?, ?)"
             params += [sort_at, rowid]
-        where, extra = _filters(since, source, follows)
+        where, extra = _filters(since, source, follows, sources)
         sql += where
         params += extra
         sql += " ORDER BY sort_at DESC, rowid DESC LIMIT ?"
