@@ -302,7 +302,9 @@ async def search(
         if done or page.next is None:
             break
         after = page.next
-        size *= 4
+        # Once the limit's matches are in, only candidates of the last one's second remain:
+        # usually a few, so a small page rather than a larger one read whole for its first row.
+        size = FIRST_PAGE if confirm.cutoff is not None else size * 4
     # Candidates come ordered to the second; within one, newest first by the stored time.
     hits = sorted(confirm.hits, key=lambda h: sort_time(h.article), reverse=True)
     if order == "best":
