@@ -77,6 +77,28 @@ def test_extend_adds_only_new_words() -> None:
     assert vocab.matching("kyiv", 85.0, ALIASES) == ["kiev", "kyiv", "kyjiw"]
 
 
+@settings(max_examples=100, deadline=None)
+@given(first=st.lists(letters, max_size=25), later=st.lists(st.lists(letters, max_size=10),
+                                                           max_size=3),
+       key=letters, thr=st.sampled_from(THRESHOLDS))
+def test_an_expansion_kept_and_read_on_equals_one_made_afresh(
+        first: list[str], later: list[list[str]], key: str, thr: float) -> None:
+    # A term expanded once, then again after words were added (and again with another alias
+    # table): each time what a vocabulary of the same words finds afresh.
+    vocab = Vocabulary(first)
+    assert vocab.matching(key, thr, ALIASES) == _expected(vocab, key, thr)
+    for words in later:
+        vocab.extend(words)
+        assert vocab.matching(key, thr, ALIASES) == _expected(vocab, key, thr)
+        assert vocab.matching(key, thr, ALIASES) == Vocabulary(vocab.words).matching(
+            key, thr, ALIASES)
+    # Another alias table is another expansion, and the first is still kept as it was.
+    vocab.extend(["kyiv", "zzz"])
+    assert "zzz" not in vocab.matching("kyiv", thr, ALIASES)
+    assert "zzz" in vocab.matching("kyiv", thr, shipped_aliases({"kyiv": ["zzz"]}))
+    assert vocab.matching("kyiv", thr, ALIASES) == _expected(vocab, "kyiv", thr)
+
+
 def test_index_query_expands_fuzzy_terms_or_leaves_them_open() -> None:
     vocab = Vocabulary(["kiev", "kyiv", "talks", "troop"])
 

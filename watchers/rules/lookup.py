@@ -236,6 +236,10 @@ def fuzzy_terms(node: Node, threshold: float = DEFAULT_THRESHOLD) -> set[tuple[s
     return {(t.key, t.threshold) for t in found}
 
 
+# Fuzzy terms whose expansion a Vocabulary keeps (see Vocabulary.matching).
+_EXPANDED_MAX = 256
+
+
 class Vocabulary:
     """The words a lookup index holds, kept to expand a fuzzy term into the words it matches.
 
@@ -257,6 +261,10 @@ class Vocabulary:
         self.letters: list[str] = []
         self._sorted: list[str] = []
         self._known: set[str] = set()
+        # Per fuzzy term (key, threshold): the alias table it was expanded with, how many
+        # words the expansion covered, and what it found. A lookup repeated (or paged on) then
+        # compares only the words added since: words are only ever appended.
+        self._expanded: dict[tuple[str, float], tuple[Aliases | None, int, list[str]]] = {}
         self.extend(words)
 
     def __len__(self) -> int:
@@ -304,20 +312,38 @@ class Vocabulary:
 
     def matching(self, key: str, threshold: float, aliases: Aliases | None) -> list[str]:
         """The words of the vocabulary that the fuzzy term ``key`` matches at ``threshold``."""
+        self._prepare()
+        sig = (key, threshold)
+        kept = self._expanded.get(sig)
+        if kept is not None and kept[0] is aliases and kept[1] == len(self.words):
+            return list(kept[2])
+        start = kept[1] if kept is not None and kept[0] is aliases else 0
+        found = self._matching(key, threshold, aliases, start)
+        if start:
+            found = sorted({*kept[2], *found}) if kept is not None else found
+        if len(self._expanded) >= _EXPANDED_MAX:
+            self._expanded.clear()
+        self._expanded[sig] = (aliases, len(self.words), found)
+        return list(found)
+
+    def _matching(self, key: str, threshold: float, aliases: Aliases | None, start: int
+                  ) -> list[str]:
+        """:meth:`matching` over the words from number ``start`` on."""
         from rapidfuzz import process
         from rapidfuzz.distance import Indel
 
-        self._prepare()
-        known = self._known
-        cands: set[str] = {key} & known
+        words = self.words[start:] if start else self.words
+        fresh = set(words) if start else self._known
+        cands: set[str] = {key} & fresh
         if aliases is not None:
-            cands.update(a for a in aliases.of(key) if a in known)
+            cands.update(a for a in aliases.of(key) if a in fresh)
         # A hair of slack keeps rounding from hiding a pair that compare() would accept.
         cutoff = max(0.0, threshold / 100.0 - 1e-9)
-        words = self.words
+        translit = self.translit[start:] if start else self.translit
+        letters = self.letters[start:] if start else self.letters
         for query, choices, least in ((key, words, cutoff),
-                                      (translit_key(key), self.translit, cutoff),
-                                      ("".join(sorted(key)), self.letters, 1.0)):
+                                      (translit_key(key), translit, cutoff),
+                                      ("".join(sorted(key)), letters, 1.0)):
             for _, _, i in process.extract(query, choices, scorer=Indel.normalized_similarity,
                                            score_cutoff=least, limit=None):
                 cands.add(words[i])
