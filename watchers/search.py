@@ -274,7 +274,8 @@ async def search(
     sources: list[str] | None = None
     parts = _source_parts(node)
     if parts:
-        stored = await store.stored_sources()
+        # One more than can be judged says there are too many.
+        stored = await store.stored_sources(limit=MAX_SOURCE_NAMES + 1)
         sources = await loop.run_in_executor(executor, _sources_accepted, parts, stored,
                                              float(threshold), table)
         if sources is not None and (not sources or (source is not None

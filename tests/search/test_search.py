@@ -109,6 +109,7 @@ async def test_source_terms_read_only_the_sources_they_accept(tmp_path: Path) ->
                         published=datetime(2022, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
             await store.record(a, [], [], terms=index_terms(a.title, a.text))
         assert await store.stored_sources() == sorted(outlets)
+        assert await store.stored_sources(limit=2) == sorted(outlets)[:2]
         nobody = await search(store, "source:reuters", limit=10)
         assert (len(nobody), nobody.scanned, nobody.truncated) == (0, 0, False)
         for query in ("source:dw", "troops source:dw", "source:d*",

@@ -238,6 +238,7 @@ async def test_pages_of_a_few_sources_hold_their_matches_only(
     monkeypatch.setattr(pg_articles, "WALK_FIRST_PER_ROW", 1)
     force(monkeypatch, choice)
     assert await pg_store.stored_sources() == ["s0", "s1", "s2", "s3"]
+    assert len(await pg_store.stored_sources(limit=3)) == 3
     for fts in ('"half"', '("few" OR "nine")', None):
         for names in (["s1", "s3"], ["s2"], []):
             seen: list[str] = []

@@ -294,8 +294,8 @@ class ArticleStore(Protocol):
         follows: Collection[str] | None = None,
         sources: Collection[str] | None = None,
     ) -> CandidatePage: ...
-    async def stored_sources(self) -> list[str]:
-        """Every distinct source name of the stored articles, in order."""
+    async def stored_sources(self, *, limit: int | None = None) -> list[str]:
+        """The distinct source names of the stored articles, in order; at most ``limit``."""
         ...
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]: ...
     async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:

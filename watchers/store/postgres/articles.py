@@ -564,13 +564,16 @@ class ArticlesMixin(CandidateList):
         return int(await self._db.fetchval(
             f"SELECT count(*) FROM articles WHERE TRUE{where}", *params))
 
-    async def stored_sources(self) -> list[str]:
-        """Every distinct source name of the stored articles, in code point order: one step
-        down the (source, guid) index per name, however many articles each has."""
+    async def stored_sources(self, *, limit: int | None = None) -> list[str]:
+        """The distinct source names of the stored articles, in code point order (``limit``:
+        at most that many, the first in the database's collation order): one step down the
+        (source, guid) index per name, however many articles each has. The recursion stops
+        once the outer LIMIT has its rows."""
         rows = await self._db.fetch(
             "WITH RECURSIVE s(name) AS (SELECT min(source) FROM articles UNION ALL "
             "SELECT (SELECT min(source) FROM articles WHERE source > s.name) FROM s "
-            "WHERE s.name IS NOT NULL) SELECT name FROM s WHERE name IS NOT NULL")
+            "WHERE s.name IS NOT NULL) SELECT name FROM s WHERE name IS NOT NULL LIMIT $1",
+            limit)
         # The database's collation may not be code point order (SQLite's): sorted here.
         return sorted(str(r[0]) for r in rows)
 

@@ -457,14 +457,16 @@ class ArticlesMixin(CandidateList):
         rows = await self._db.fetchall(f"SELECT count(*) FROM articles WHERE 1{where}", params)
         return int(rows[0][0])
 
-    async def stored_sources(self) -> list[str]:
-        """Every distinct source name of the stored articles, in order: one step down the
-        (source, guid) index per name, however many articles each has."""
+    async def stored_sources(self, *, limit: int | None = None) -> list[str]:
+        """The distinct source names of the stored articles, in order (the first ``limit``):
+        one step down the (source, guid) index per name, however many articles each has."""
         rows = await self._db.fetchall(
             "WITH RECURSIVE s(name) AS (SELECT min(source) FROM articles UNION ALL "
             "SELECT (SELECT min(source) FROM articles WHERE source > name) FROM s "
-            "WHERE name IS NOT NULL) SELECT name FROM s WHERE name IS NOT NULL")
-        return [str(name) for (name,) in rows]
+            "WHERE name IS NOT NULL LIMIT ?) SELECT name FROM s WHERE name IS NOT NULL",
+            (-1 if limit is None else limit + 1,))
+        names = [str(name) for (name,) in rows]
+        return names if limit is None else names[:limit]
 
     async def count_by_source(self, *, follows: Collection[str] | None = None
                               ) -> dict[str, int]:
