@@ -125,11 +125,12 @@ def _strip_accents(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-class _Folded(NamedTuple):
-    norm: str
-    key: str
-    parts: tuple[tuple[str, str, int, int], ...]  # (norm, key, start, end) within the word
-    odd: bool  # not one plain token: a compound with parts, or no key at all
+# A raw word folded: (norm, key, parts, odd). ``parts``: (norm, key, start, end) of each part
+# within the word; ``odd``: not one plain token (a compound with parts, or no key at all).
+# A plain tuple, not a named one: the folding cache holds hundreds of thousands, and the
+# collector stops tracking a tuple of strings and such tuples (never an instance of a tuple
+# subclass), so full collections do not walk the cache again and again.
+_Folded = tuple[str, str, tuple[tuple[str, str, int, int], ...], bool]
 
 
 _FOLDED: dict[str, _Folded] = {}
@@ -178,7 +179,7 @@ def _fold_uncached(raw: str) -> _Folded:
         # what the general path below computes is just this.
         lowered = raw.lower()
         k = fold_plural(fold_spelling(lowered))
-        return _Folded(lowered, k, (), not k)
+        return (lowered, k, (), not k)
     return _fold_general(raw)
 
 
@@ -192,7 +193,7 @@ def _fold_general(raw: str) -> _Folded:
     if "." in folded or "," in folded:
         # Acronyms and numbers: U.S. → us, 100,000 → 100000 (a decimal point is kept).
         joined = folded.replace(",", "") if folded[0].isdigit() else folded.replace(".", "")
-        return _Folded(joined, joined, (), not joined)
+        return (joined, joined, (), not joined)
     joined = _APOSTROPHES.sub("", _HYPHENS.sub("", folded))
     parts: list[tuple[str, str, int, int]] = []
     if _HYPHENS.search(base):
@@ -203,17 +204,17 @@ def _fold_general(raw: str) -> _Folded:
                 parts.append((p_norm, fold_plural(fold_spelling(p_norm)), pos, pos + len(piece)))
             pos += len(piece) + 1
     key = fold_plural(fold_spelling(joined))
-    return _Folded(joined, key, tuple(parts), bool(parts) or not key)
+    return (joined, key, tuple(parts), bool(parts) or not key)
 
 
 def norm(word: str) -> str:
     """A word folded for comparison but keeping its plural (``Mobilised`` → ``mobilised``)."""
-    return _fold_word(word).norm
+    return _fold_word(word)[0]
 
 
 def key(word: str) -> str:
     """A word's matching key (``Russia's`` → ``russia``, ``Cyber-Attacks`` → ``cyberattack``)."""
-    return _fold_word(word).key
+    return _fold_word(word)[1]
 
 
 class Token(NamedTuple):
@@ -631,6 +632,6 @@ def query_words(term: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for m in (_WORD_RE_MARKS if _COMBINING.search(term) else _WORD_RE).finditer(term):
         f = _fold_word(m.group())
-        if f.key:
-            out.append((f.key, f.norm))
+        if f[1]:
+            out.append((f[1], f[0]))
     return out
