@@ -8,6 +8,8 @@ process is measured over a window of whole intervals, with how many polls came o
 conditional GETs gives the floor.
 
 Run: .venv/bin/python bench/polling.py [--feeds 20000] [--every 60] [--cycles 2]
+(NEWSWATCH_PURE=1 makes the fetcher use aiohttp instead of its lean httptools client;
+--threads prints each thread's CPU share, --profile where the event loop's CPU time went.)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {n}</titl
 <description>Troops and talks, item {n}.</description></item></channel></rss>"""
 
 
-def serve(port: int, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+def serve(port: int, ready: multiprocessing.synchronize.Event) -> None:
     from aiohttp import web
 
     async def feed(request: web.Request) -> web.StreamResponse:
@@ -68,13 +70,30 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def thread_cpu() -> dict[str, tuple[float, float]]:
+    """Per-thread (user, system) CPU seconds, by thread name (Linux /proc only)."""
+    out: dict[str, tuple[float, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        user, system = int(fields[11]) / tick, int(fields[12]) / tick
+        key = f"{name}[{task.name}]"
+        out[key] = (user, system)
+    return out
+
+
 class NullSink:
     async def deliver(self, alert: object) -> str | None:
         return None
 
 
-async def newswatch(port: int, feeds: int, every: float, cycles: int, profile: bool = False
-                    ) -> tuple[float, float, int]:
+async def newswatch(port: int, feeds: int, every: float, cycles: int, profile: bool = False,
+                    threads: bool = False) -> tuple[float, float, int]:
     from watchers.config import parse_config
     from watchers.engine import open_engine
 
@@ -90,6 +109,11 @@ async def newswatch(port: int, feeds: int, every: float, cycles: int, profile: b
         async with open_engine(cfg, default_sink=NullSink(), start=False,
                                on_report=lambda r: polls[r.source].append(time.monotonic())
                                ) as engine:
+            client = engine.fetcher.client
+            print(f"  HTTP client: {client} ("
+                  f"{'httptools on asyncio protocols' if client == 'lean' else 'aiohttp'}"
+                  f"{'; NEWSWATCH_PURE is set' if os.environ.get('NEWSWATCH_PURE') else ''})",
+                  flush=True)
             await engine.start()
             started = time.monotonic()
             for _ in range(int(every * 6)):  # until every feed had its first poll
@@ -102,13 +126,20 @@ async def newswatch(port: int, feeds: int, every: float, cycles: int, profile: b
                 import cProfile
                 import pstats
 
-                prof = cProfile.Profile()
+                prof = cProfile.Profile(time.thread_time)  # CPU, not waits for the GIL
                 prof.enable()
-            t0, c0 = time.monotonic(), cpu()
+            t0, c0, th0 = time.monotonic(), cpu(), thread_cpu() if threads else {}
             await asyncio.sleep(every * cycles)
-            t1, c1 = time.monotonic(), cpu()
+            t1, c1, th1 = time.monotonic(), cpu(), thread_cpu() if threads else {}
+            for key, (user, system) in sorted(th1.items()):
+                u0, s0 = th0.get(key, (0.0, 0.0))
+                if user + system - u0 - s0 >= 0.01 * (t1 - t0):
+                    print(f"  thread {key}: user {(user - u0) / (t1 - t0) * 100:.1f}%, "
+                          f"system {(system - s0) / (t1 - t0) * 100:.1f}%")
             if profile:
                 prof.disable()
+                if os.environ.get("BENCH_PROFILE_OUT"):
+                    prof.dump_stats(os.environ["BENCH_PROFILE_OUT"])
                 pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     in_window = [(name, [t for t in times if t0 <= t <= t1]) for name, times in polls.items()]
     on_time = late = 0
@@ -161,6 +192,7 @@ def main() -> None:
     p.add_argument("--cycles", type=int, default=2)
     p.add_argument("--skip-bare", action="store_true")
     p.add_argument("--profile", action="store_true", help="print where newswatch's time went")
+    p.add_argument("--threads", action="store_true", help="print each thread's CPU share")
     args = p.parse_args()
     port = free_port()
     ready = multiprocessing.Event()
@@ -171,7 +203,8 @@ def main() -> None:
         print(f"Polling {args.feeds} local feeds every {args.every:.0f} s (mostly 304), "
               f"{args.cycles} interval(s) measured, pid {os.getpid()}")
         share, on_time, total = asyncio.run(newswatch(port, args.feeds, args.every,
-                                                      args.cycles, args.profile))
+                                                      args.cycles, args.profile,
+                                                      args.threads))
         print(f"  newswatch: {share * 100:.1f}% of one core, {on_time * 100:.1f}% of "
               f"{total} polls on time")
         if not args.skip_bare:

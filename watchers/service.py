@@ -184,7 +184,7 @@ class WatchService:
     _running: dict[str, _Running] = field(default_factory=dict, init=False)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)  # by source
     _background: list[asyncio.Task[None]] = field(default_factory=list, init=False)  # leases
-    _pokes: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
+    _pokes: dict[str, _Poke] = field(default_factory=dict, init=False)
     _started: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
     _book: _StateBook = field(init=False)
@@ -464,7 +464,7 @@ class WatchService:
                         "its newer state kept", state.name)
 
     def _spawn(self, running: _Running, *, spread: bool = False) -> None:
-        self._pokes[running.name] = asyncio.Event()
+        self._pokes[running.name] = _Poke()
         delay = random.uniform(0, min(running.config.every.total_seconds(), 60)) if spread else 0
         task = asyncio.create_task(self._loop(running, delay),
                                    name=f"newswatch-source-{running.name}")
@@ -492,9 +492,7 @@ class WatchService:
             if state.next_poll and state.next_poll > now:
                 poke.clear()
                 # A poke (resume, poll now) cuts the wait short.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(poke.wait(),
-                                           timeout=(state.next_poll - now).total_seconds())
+                await poke.wait_at_most((state.next_poll - now).total_seconds())
             # A paused source is still probed, at its backoff ceiling: a success resumes it.
             await self._poll_guarded(running)
 
@@ -553,10 +551,15 @@ class WatchService:
         else:
             first = state.polls == 0 and state.last_success is None
             baseline = first and SOURCE_TYPES[running.config.type].baseline
-            report = await self._ingest(running, poll.articles, baseline=baseline)
+            if poll.articles:
+                report = await self._ingest(running, poll.articles, baseline=baseline)
+                report = replace(report, not_modified=poll.not_modified,
+                                 skipped=len(poll.skipped))
+            else:  # most polls (304): nothing to ingest
+                report = PollReport(source=running.name, baseline=baseline,
+                                    not_modified=poll.not_modified, skipped=len(poll.skipped))
             for item in poll.skipped:
                 log.warning("source %s: skipped %s", printable(name), item)
-            report = replace(report, not_modified=poll.not_modified, skipped=len(poll.skipped))
             self._book.save(
                 replace(state, cursor=dict(poll.cursor) or state.cursor, polls=state.polls + 1,
                         last_success=now, failures=0, paused=False,
@@ -840,6 +843,53 @@ def materially_changed(old: Article, new: Article) -> bool:
         return True
     before, after = _gist(old.text)[:4000], _gist(new.text)[:4000]
     return before != after and fuzz.ratio(before, after) < 90
+
+
+class _Poke:
+    """An event a source's loop waits on between polls, up to its due time.
+
+    Like ``asyncio.wait_for(event.wait(), timeout)`` but one future and one timer per wait:
+    every source waits once per poll, thousands of times a minute, and wait_for's task and
+    cancellation on every timeout were a good part of a 304 poll's cost."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        await self.wait_at_most(None)
+
+    async def wait_at_most(self, seconds: float | None) -> None:
+        """Return when set, or after ``seconds`` (None: no limit), whichever comes first."""
+        if self._set:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if seconds is None else loop.call_later(seconds, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiter = None
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _StateBook:

@@ -155,6 +155,7 @@ class FakeResolver(AbstractResolver):
         pass
 
 
+@pytest.mark.usefixtures("client_path")
 async def test_a_name_that_resolves_to_loopback_is_never_dialled(canary: Canary) -> None:
     # DNS rebinding: the name looks public, the answer is the canary on 127.0.0.1.
     resolver = FakeResolver({"feeds.example": ["127.0.0.1"], "mixed.example": ["::1", "10.0.0.8"]})
@@ -170,6 +171,7 @@ async def test_a_name_that_resolves_to_loopback_is_never_dialled(canary: Canary)
 
 
 @pytest.mark.parametrize("host", ["feeds.example", "news.invalid", "a.test", "wire.EXAMPLE."])
+@pytest.mark.usefixtures("client_path")
 async def test_reserved_names_never_reach_dns(host: str) -> None:
     # RFC 2606/6761 names resolve nowhere public: the real resolver is never asked, and the
     # failure says why.
@@ -232,6 +234,7 @@ async def test_a_redirect_to_a_blocked_address_is_refused(
     assert canary.connections == 0
 
 
+@pytest.mark.usefixtures("client_path")
 async def test_redirect_hops_through_a_name_are_resolved_and_checked(
     server: FeedServer, canary: Canary
 ) -> None:

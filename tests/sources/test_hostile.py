@@ -43,7 +43,7 @@ def deflate_bomb() -> bytes:
 
 
 @pytest.fixture
-async def small_fetcher() -> AsyncIterator[Fetcher]:
+async def small_fetcher(client_path: str) -> AsyncIterator[Fetcher]:
     async with Fetcher(timeouts=FAST, max_bytes=CAP, allow_private=LOOPBACK) as f:
         yield f
 
@@ -114,6 +114,7 @@ async def test_a_drip_feeding_server_hits_the_total_deadline(
     assert time.monotonic() - started < FAST.total + 1
 
 
+@pytest.mark.usefixtures("client_path")
 async def test_a_server_that_never_answers_times_out(tarpit: Tarpit) -> None:
     async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as fetcher:
         started = time.monotonic()
@@ -242,6 +243,7 @@ async def test_a_document_of_nothing_but_markup_is_refused_before_parsing() -> N
     assert time.monotonic() - started < 1
 
 
+@pytest.mark.usefixtures("client_path")
 async def test_the_default_cap_is_5_mib(server: FeedServer, gzip_bomb: bytes) -> None:
     server.set("/bomb", Route(body=gzip_bomb, headers={"Content-Encoding": "gzip"}, chunked=True))
     async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as fetcher:

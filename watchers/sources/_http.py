@@ -5,13 +5,21 @@ before and after connecting (see ``_guard``), redirects are followed by hand so 
 checked, the whole fetch has a deadline, and the body is decompressed here, chunk by chunk, so the
 size cap counts the bytes we would actually hold (a gzip bomb stops at the cap, whatever
 Content-Length said).
+
+Two clients carry the hops, with the same checks, results and error messages: a fetcher that owns
+its connections uses the lean httptools client of ``_lean`` (far cheaper per request than
+aiohttp, and polling thousands of feeds a minute is mostly requests); a fetcher given a session, an
+install without httptools, or ``NEWSWATCH_PURE=1`` uses aiohttp. Either way names resolve through
+:class:`GuardedResolver` (with the caller's resolver inside it, if one was given).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
+import ssl
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +43,11 @@ from watchers.sources._guard import (
     current_allowlist,
     parse_networks,
 )
+
+try:
+    from watchers.sources import _lean
+except ImportError:  # httptools is missing: every fetch takes the aiohttp path
+    _lean = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from aiohttp.client_reqrep import ClientRequest
@@ -260,6 +273,16 @@ class Fetcher:
         self.user_agent = user_agent
         self._resolver = resolver
         self._closed = False
+        # The lean client serves only a fetcher that owns its connections; a caller's session
+        # keeps its own connector (and its own policy) for every hop.
+        pure = os.environ.get("NEWSWATCH_PURE", "") not in ("", "0")
+        self._lean_wanted = session is None and _lean is not None and not pure
+        self._lean: _lean.LeanClient | None = None
+
+    @property
+    def client(self) -> str:
+        """Which HTTP client makes this fetcher's requests: ``"lean"`` or ``"aiohttp"``."""
+        return "lean" if self._lean_wanted else "aiohttp"
 
     @property
     def allow_private(self) -> tuple[IPNetwork, ...]:
@@ -278,8 +301,11 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session if this fetcher created it."""
+        """Close the session if this fetcher created it, and every pooled connection."""
         self._closed = True
+        if self._lean is not None:
+            lean, self._lean = self._lean, None
+            await lean.aclose()
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -308,9 +334,10 @@ class Fetcher:
 
         ``allow_private`` adds networks to the fetcher's own allowlist for this call only.
         """
-        allowed = self._allowed + parse_networks(allow_private)
+        allowed = self._allowed + parse_networks(allow_private) if allow_private else self._allowed
         check_url(url, allowed)
-        session = self._get_session()
+        if self._closed:
+            raise SourceError("fetcher is closed")
         headers = {
             "User-Agent": self.user_agent,
             "Accept": _ACCEPT,
@@ -322,7 +349,9 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         try:
             async with asyncio.timeout(self.timeouts.total):
-                return await self._follow(session, url, headers, allowed)
+                if self._lean_wanted:
+                    return await self._follow_lean(self._lean_client(), url, headers, allowed)
+                return await self._follow(self._get_session(), url, headers, allowed)
         except TimeoutError:
             raise FetchTimeoutError(
                 f"{url}: timed out (limit {self.timeouts.total:g}s for the whole fetch)"
@@ -382,6 +411,87 @@ class Fetcher:
                 raise SourceError(f"{current}: {_describe(exc)}") from None
         raise FetchBlockedError(f"{url}: more than {self.max_redirects} redirects")
 
+    def _lean_client(self) -> _lean.LeanClient:
+        if self._lean is None:
+            self._lean = _lean.LeanClient(GuardedResolver(self._resolver))
+        return self._lean
+
+    async def _follow_lean(
+        self,
+        client: _lean.LeanClient,
+        url: str,
+        headers: dict[str, str],
+        allowed: tuple[IPNetwork, ...],
+    ) -> FetchResult:
+        """:meth:`_follow` on the lean client: the same hops, checks, results and messages."""
+        current = url
+        for hop in range(self.max_redirects + 1):
+            if hop:  # the first URL was checked by get(), against the same allowlist
+                check_url(current, allowed)
+            try:
+                with allowing(allowed):
+                    resp = await client.get(
+                        current,
+                        headers,
+                        allowed=allowed,
+                        connect_timeout=self.timeouts.connect,
+                        read_timeout=self.timeouts.read,
+                    )
+                try:
+                    status = resp.status
+                    if status in _REDIRECTS:
+                        location = resp.headers.get("Location")
+                        if not location:
+                            raise SourceError(f"{current}: HTTP {status} redirect without Location")
+                        current = urljoin(resp.url, location.strip())
+                        continue
+                    if status == 304:
+                        return FetchResult(304, resp.url, resp.headers, b"", not_modified=True)
+                    body = b""
+                    if 200 <= status < 300:
+                        body = await self._read_lean_body(resp, current)
+                    return FetchResult(status, resp.url, resp.headers, body)
+                finally:
+                    resp.release()
+            except _lean.ResponseCutError as exc:
+                raise SourceError(f"{current}: {exc}") from None
+            except SourceError:
+                raise
+            except TimeoutError:
+                raise FetchTimeoutError(
+                    f"{current}: timed out (connect {self.timeouts.connect:g}s, "
+                    f"read {self.timeouts.read:g}s)"
+                ) from None
+            except ssl.SSLCertVerificationError:
+                raise SourceError(f"{current}: TLS certificate could not be verified") from None
+            except _lean.ConnectFailedError as exc:
+                raise SourceError(f"{current}: {_could_not_connect(exc.os_error)}") from None
+            except _lean.DisconnectedError:
+                raise SourceError(f"{current}: server closed the connection") from None
+            except OSError as exc:  # the connection broke while the body was being read
+                raise SourceError(f"{current}: {_could_not_connect(exc)}") from None
+        raise FetchBlockedError(f"{url}: more than {self.max_redirects} redirects")
+
+    async def _read_lean_body(self, resp: _lean.LeanResponse, url: str) -> bytes:
+        declared = _content_length(resp.headers.get("Content-Length"))
+        encoding = resp.headers.get("Content-Encoding", "")
+        if declared is not None and declared > self.max_bytes and not encoding:
+            raise FetchBlockedError(
+                f"{url}: response body exceeds {self.max_bytes} bytes (Content-Length {declared})"
+            )
+        decoder = _Decoder(encoding, self.max_bytes)
+        parts: list[bytes] = []
+        try:
+            while chunks := await resp.chunks():
+                for chunk in chunks:
+                    parts.append(decoder.feed(chunk))
+            parts.append(decoder.flush())
+        except FetchBlockedError as exc:
+            raise FetchBlockedError(f"{url}: {exc}") from None
+        except (SourceError, _lean.ResponseCutError) as exc:
+            raise SourceError(f"{url}: {exc}") from None
+        return b"".join(parts)
+
     async def _read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
         declared = resp.content_length
         encoding = resp.headers.get("Content-Encoding", "")
@@ -407,14 +517,26 @@ def _plain_headers(headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
     return CIMultiDictProxy(CIMultiDict(headers))
 
 
+def _content_length(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _could_not_connect(os_error: OSError) -> str:
+    why = os_error.strerror or (str(os_error) if os_error.args else "")
+    return f"could not connect ({why or type(os_error).__name__})"
+
+
 def _describe(exc: aiohttp.ClientError) -> str:
     """A one-line reason that names the failure, never the response body."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return "TLS certificate could not be verified"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        why = os_error.strerror or (str(os_error) if os_error.args else "")
-        return f"could not connect ({why or type(os_error).__name__})"
+        return _could_not_connect(exc.os_error)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server closed the connection"
     if isinstance(exc, aiohttp.ClientPayloadError):

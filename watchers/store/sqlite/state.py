@@ -105,17 +105,22 @@ class StateMixin(RuntimeModels):
         20,000 feeds polled every minute would otherwise be 333 transactions a second)."""
         if not states:
             return
+        rows = [
+            (
+                state.name, json.dumps(dict(state.cursor)), state.polls,
+                iso(state.last_success), state.last_error, iso(state.last_error_at),
+                state.failures, iso(state.next_poll), int(state.paused), state.skipped,
+            )
+            for state in states
+        ]
+        # One statement for the batch: one trip to the database's thread, not one a source
+        # (successive replaces of a name leave its last state, as the loop did).
         async with self._db.tx() as tx:
-            for state in states:
-                await tx.execute(
-                    f"INSERT OR REPLACE INTO source_state ({_STATE_COLS}) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        state.name, json.dumps(dict(state.cursor)), state.polls,
-                        iso(state.last_success), state.last_error, iso(state.last_error_at),
-                        state.failures, iso(state.next_poll), int(state.paused), state.skipped,
-                    ),
-                )
+            await tx.executemany(
+                f"INSERT OR REPLACE INTO source_state ({_STATE_COLS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
 
     async def all_source_states(self) -> list[SourceState]:
         rows = await self._db.fetchall(f"SELECT {_STATE_COLS} FROM source_state ORDER BY name")

@@ -1,0 +1,638 @@
+"""The fetcher's lean HTTP client (httptools on asyncio protocols) against real local servers.
+
+Raw asyncio servers script the answers no well-behaved server gives (malformed, cut short,
+delimited by close, silent, closing a kept-alive connection); the guarantees that both client
+paths share are also run on the aiohttp path, with the same expected messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ipaddress
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from tests.fakes.feed_server import FeedServer, Route
+from tests.sources._support import FAST, LOOPBACK
+from watchers.errors import FetchBlockedError, SourceError
+from watchers.sources._http import Fetcher, FetchTimeoutError, Timeouts
+
+httptools = pytest.importorskip("httptools", reason="the lean client needs httptools")
+from watchers.sources._lean import LeanClient  # noqa: E402 - after the skip
+
+LOOPBACK_NETS = (ipaddress.ip_network("127.0.0.1/32"),)
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 whose every connection runs ``script(reader, writer, n)``
+    (``n`` counts connections from 0); it records requests and how many connections were open
+    at once."""
+
+    def __init__(self, script: Script, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.script = script
+        self.ssl_context = ssl_context
+        self.connections = 0
+        self.open = 0
+        self.most_open = 0
+        self.closed_by_peer = 0
+        self.requests: list[bytes] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", 0, ssl=self.ssl_context
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for writer in self._writers:
+            writer.close()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def url(self, path: str = "/feed", host: str = "127.0.0.1", scheme: str = "http") -> str:
+        return f"{scheme}://{host}:{self.port}{path}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        n = self.connections
+        self.connections += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        self._writers.append(writer)
+        try:
+            await self.script(reader, writer, n)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+    async def request(self, reader: asyncio.StreamReader) -> bytes | None:
+        """The next request head, or None when the client closed the connection."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            self.closed_by_peer += 1
+            return None
+        self.requests.append(head)
+        return head
+
+
+def answer(body: bytes = b"<rss/>", *, extra: str = "", status: str = "200 OK") -> bytes:
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/rss+xml\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
+
+
+def keep_alive(server_ref: list[RawServer], body: bytes = b"<rss/>") -> Script:
+    """Answer every request on the connection with ``body``, keeping the connection open."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await server_ref[0].request(reader) is not None:
+            writer.write(answer(body, extra=f"X-Conn: {n}\r\n"))
+            await writer.drain()
+
+    return script
+
+
+@pytest.fixture
+async def lean() -> AsyncIterator[Fetcher]:
+    async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        assert f.client == "lean"
+        yield f
+
+
+class FakeResolver(AbstractResolver):
+    """Answers names from a table (tests never reach real DNS)."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        if host not in self.table:
+            raise OSError(f"unknown test host {host}")
+        return [
+            {"hostname": host, "host": ip, "port": port, "family": socket.AF_INET, "proto": 0,
+             "flags": socket.AI_NUMERICHOST}
+            for ip in self.table[host]
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- choosing the client
+
+
+def test_the_client_path_is_chosen_per_fetcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSWATCH_PURE", raising=False)
+    assert Fetcher().client == "lean"
+    monkeypatch.setenv("NEWSWATCH_PURE", "1")
+    assert Fetcher().client == "aiohttp"
+    monkeypatch.setenv("NEWSWATCH_PURE", "0")
+    assert Fetcher().client == "lean"
+
+
+async def test_a_given_session_keeps_the_aiohttp_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiohttp
+
+    monkeypatch.delenv("NEWSWATCH_PURE", raising=False)
+    async with aiohttp.ClientSession() as session:
+        assert Fetcher(session).client == "aiohttp"
+
+
+# ---------------------------------------------------------------- keep-alive and the pool
+
+
+async def test_a_kept_alive_connection_carries_the_next_requests(lean: Fetcher) -> None:
+    ref: list[RawServer] = []
+    async with RawServer(keep_alive(ref, b"<rss>one</rss>")) as server:
+        ref.append(server)
+        results = [await lean.get(server.url(f"/f{i}?q=1#frag")) for i in range(3)]
+    assert server.connections == 1
+    assert [r.body for r in results] == [b"<rss>one</rss>"] * 3
+    first = results[0]
+    assert first.status == 200 and not first.not_modified
+    assert first.url == server.url("/f0?q=1")  # no fragment, as aiohttp reports it
+    assert first.headers["content-type"] == first.content_type == "application/rss+xml"
+    head = server.requests[0].decode()
+    assert head.startswith("GET /f0?q=1 HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n" in head
+    assert "Accept-Encoding: gzip, deflate\r\n" in head
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\n",
+    ],
+    ids=["connection-close", "http-1.0"],
+)
+async def test_a_connection_the_server_will_close_is_never_reused(
+    lean: Fetcher, head: str
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(head.encode() + b"<rss/>")
+        await writer.drain()
+        await asyncio.sleep(0.5)  # the server is slow to close; the client must not wait
+
+    async with RawServer(script) as server:
+        for _ in range(2):
+            assert (await lean.get(server.url())).body == b"<rss/>"
+    assert server.connections == 2
+
+
+async def test_a_body_delimited_by_close_is_read_whole(
+    client_path: str,
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n\r\n<rss>")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"the rest</rss>")
+        await writer.drain()
+        writer.close()
+
+    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        for _ in range(2):
+            assert (await f.get(server.url())).body == b"<rss>the rest</rss>"
+    assert server.connections == 2
+
+
+async def test_an_idle_connection_the_server_closed_is_not_used(lean: Fetcher) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(answer(extra=f"X-Conn: {n}\r\n"))
+        await writer.drain()
+        writer.close()  # said keep-alive, then closed it while idle
+
+    async with RawServer(script) as server:
+        assert (await lean.get(server.url())).headers["X-Conn"] == "0"
+        await asyncio.sleep(0.1)  # the close reaches the client
+        assert (await lean.get(server.url())).headers["X-Conn"] == "1"
+    assert len(server.requests) == 2
+
+
+async def test_a_stale_connection_is_retried_once_on_a_fresh_one(lean: Fetcher) -> None:
+    # The second request lands on a connection the server drops without a byte of answer
+    # (it closed at that very moment): sent again on a new connection, it succeeds.
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(answer(extra=f"X-Conn: {n}\r\n"))
+        await writer.drain()
+        if n == 0:
+            await server.request(reader)
+            return  # closes without answering
+        while await server.request(reader) is not None:
+            writer.write(answer(extra=f"X-Conn: {n}\r\n"))
+            await writer.drain()
+
+    async with RawServer(script) as server:
+        assert (await lean.get(server.url())).headers["X-Conn"] == "0"
+        assert (await lean.get(server.url())).headers["X-Conn"] == "1"
+    assert server.connections == 2
+    assert len(server.requests) == 3
+
+
+async def test_a_fresh_connection_closed_before_any_answer_fails_at_once(
+    client_path: str,
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+
+    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        with pytest.raises(SourceError, match=re.escape(f"{server.url()}: server closed the "
+                                                        "connection")):
+            await f.get(server.url())
+    if client_path == "lean":  # (aiohttp tries a second connection, where nothing was stale)
+        assert server.connections == 1
+
+
+async def test_connections_per_host_are_bounded(lean: Fetcher) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await server.request(reader) is not None:
+            await asyncio.sleep(0.05)
+            writer.write(answer())
+            await writer.drain()
+
+    async with RawServer(script) as server:
+        results = await asyncio.gather(*(lean.get(server.url(f"/{i}")) for i in range(12)))
+    assert all(r.status == 200 for r in results)
+    assert server.most_open == 4
+    assert len(server.requests) == 12
+
+
+async def test_idle_connections_are_bounded_in_all_and_closed_by_aclose() -> None:
+    refs: list[list[RawServer]] = [[], [], []]
+    servers = [RawServer(keep_alive(ref)) for ref in refs]
+    for ref, server in zip(refs, servers, strict=True):
+        ref.append(await server.__aenter__())
+    try:
+        client = LeanClient(FakeResolver({}), max_idle=2)
+        for server in servers:
+            response = await client.get(
+                server.url(), {}, allowed=LOOPBACK_NETS, connect_timeout=1, read_timeout=1
+            )
+            assert await response.chunks() == [b"<rss/>"]
+            assert await response.chunks() == []
+            response.release()
+        assert client.idle_connections == 2
+        await asyncio.sleep(0.1)
+        assert [s.closed_by_peer for s in servers] == [1, 0, 0]  # the oldest went first
+        await client.aclose()
+        await asyncio.sleep(0.1)
+        assert [s.closed_by_peer for s in servers] == [1, 1, 1]
+    finally:
+        for server in servers:
+            await server.__aexit__(None, None, None)
+
+
+# ---------------------------------------------------------------- the SSRF guard
+
+
+async def test_a_pooled_connection_is_checked_against_the_next_calls_allowlist() -> None:
+    ref: list[RawServer] = []
+    resolver = FakeResolver({"feeds.example": ["127.0.0.1"]})
+    async with RawServer(keep_alive(ref)) as server, Fetcher(
+        resolver=resolver, timeouts=FAST
+    ) as fetcher:
+        ref.append(server)
+        url = server.url(host="feeds.example")
+        assert (await fetcher.get(url, allow_private=LOOPBACK)).status == 200
+        # The next call allows no private address: the pooled connection to 127.0.0.1 is
+        # refused by the peer check itself (the resolver is not asked again).
+        with pytest.raises(
+            FetchBlockedError, match=re.escape("refused connection: 127.0.0.1 is a loopback")
+        ):
+            await fetcher.get(url)
+        assert resolver.asked == ["feeds.example"]
+        assert (await fetcher.get(url, allow_private=LOOPBACK)).status == 200
+    assert len(server.requests) == 2
+    assert server.connections == 2  # the refused connection was closed, not pooled
+
+
+async def test_an_address_literal_is_checked_before_dialling(lean: Fetcher) -> None:
+    ref: list[RawServer] = []
+    async with RawServer(keep_alive(ref)) as server:
+        ref.append(server)
+        client = lean._lean_client()
+        blocked = re.escape("refused connection: 127.0.0.1 is a loopback")
+        with pytest.raises(FetchBlockedError, match=blocked):
+            await client.get(server.url(), {}, allowed=(), connect_timeout=1, read_timeout=1)
+        with pytest.raises(FetchBlockedError, match="not a canonical IPv4 address"):
+            await client.get(
+                server.url(host="2130706433"), {}, allowed=LOOPBACK_NETS,
+                connect_timeout=1, read_timeout=1,
+            )
+    assert server.connections == 0
+
+
+async def test_a_redirect_is_followed_hop_by_hop(lean: Fetcher) -> None:
+    async with FeedServer() as server:
+        server.set("/a", Route(status=301, location="/b"))
+        server.set("/b", Route(status=302, location=server.url("/c")))
+        server.set("/c", Route(body=b"<rss/>", etag='"e1"'))
+        result = await lean.get(server.url("/a"))
+        assert (result.status, result.url, result.body) == (200, server.url("/c"), b"<rss/>")
+        again = await lean.get(server.url("/c"), etag='"e1"')
+        assert again.not_modified and again.status == 304 and again.body == b""
+        assert server.hits("/c")[-1].headers["If-None-Match"] == '"e1"'
+        server.set("/loop", Route(status=307, location="/loop"))
+        with pytest.raises(FetchBlockedError, match="more than 5 redirects"):
+            await lean.get(server.url("/loop"))
+
+
+# ---------------------------------------------------------------- malformed and cut short
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"NOT HTTP AT ALL\r\n\r\n", "bad HTTP response (400)"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nBad Header\r\n\r\nhello",
+         "bad HTTP response (400)"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+         "response body was cut off or malformed"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+         "response body was cut off or malformed"),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "server closed the connection"),
+        # headers without end: refused before they fill memory
+        (b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 200_000 + b"\r\n\r\n",
+         "bad HTTP response (400)"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: aaaaaaaaaaaaaaaaaaaa\r\n" * 4000 + b"\r\n",
+         "bad HTTP response (400)"),
+    ],
+    ids=["garbage", "bad-header", "short-length", "short-chunked", "half-head", "long-header",
+         "many-headers"],
+)
+async def test_broken_responses_give_the_same_errors_on_both_paths(
+    client_path: str, payload: bytes, message: str
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(payload)
+        await writer.drain()
+
+    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        with pytest.raises(SourceError, match=re.escape(f"{server.url()}: {message}")):
+            await f.get(server.url())
+
+
+async def test_chunked_and_gzipped_bodies_are_decoded(client_path: str) -> None:
+    doc = b"<rss>" + b"story " * 5000 + b"</rss>"
+    packed = gzip.compress(doc)
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                     b"Content-Encoding: gzip\r\n\r\n")
+        for i in range(0, len(packed), 1000):
+            piece = packed[i : i + 1000]
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        assert (await f.get(server.url())).body == doc
+
+
+# ---------------------------------------------------------------- timeouts
+
+
+async def test_silence_after_the_headers_is_a_read_timeout_and_the_connection_is_dropped(
+    client_path: str,
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await server.request(reader) is not None:
+            if n == 0:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+                await writer.drain()
+                continue  # then silence
+            writer.write(answer())
+            await writer.drain()
+
+    timeouts = Timeouts(total=5.0, connect=1.0, read=0.3)
+    async with RawServer(script) as server, Fetcher(timeouts=timeouts,
+                                                    allow_private=LOOPBACK) as f:
+        with pytest.raises(FetchTimeoutError, match=re.escape("read 0.3s")):
+            await f.get(server.url())
+        assert (await f.get(server.url())).body == b"<rss/>"
+    assert server.connections == 2  # the timed-out connection was never reused
+
+
+async def test_a_drip_feeding_server_is_stopped_by_the_total_deadline(client_path: str) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(100000):
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.1)  # within the read timeout, forever
+
+    timeouts = Timeouts(total=1.0, connect=1.0, read=0.5)
+    async with RawServer(script) as server, Fetcher(timeouts=timeouts,
+                                                    allow_private=LOOPBACK) as f:
+        with pytest.raises(FetchTimeoutError, match="limit 1s for the whole fetch"):
+            await f.get(server.url())
+
+
+async def test_a_cancelled_fetch_leaves_no_connection_in_the_pool(lean: Fetcher) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await server.request(reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.write(b"-whole")
+            await writer.drain()
+
+    async with RawServer(script) as server:
+        task = asyncio.create_task(lean.get(server.url()))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert lean._lean_client().idle_connections == 0
+        assert (await lean.get(server.url())).body == b"half-whole"
+    assert server.connections == 2
+
+
+# ---------------------------------------------------------------- TLS
+
+
+def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` signed by itself: with ``cryptography`` if installed, else
+    the openssl command; skips when neither is there."""
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    try:
+        from cryptography import x509  # type: ignore[import-not-found, unused-ignore]
+        from cryptography.hazmat.primitives import hashes, serialization  # type: ignore[import-not-found, unused-ignore]
+        from cryptography.hazmat.primitives.asymmetric import ec  # type: ignore[import-not-found, unused-ignore]
+        from cryptography.x509.oid import NameOID  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.skip("neither the cryptography package nor openssl is installed: "
+                        "no certificate to test TLS with")
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext",
+             f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=30,
+        )
+        return cert, key
+    import datetime as dt
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+        .public_key(private.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(private, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert, key
+
+
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[RawServer, Path]]:
+    cert, key = _self_signed(tmp_path, "feeds.example")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    ref: list[RawServer] = []
+    async with RawServer(keep_alive(ref, b"<rss>secret</rss>"), ssl_context=context) as server:
+        ref.append(server)
+        yield server, cert
+
+
+async def test_a_self_signed_certificate_is_refused(
+    client_path: str, tls_server: tuple[RawServer, Path]
+) -> None:
+    server, _ = tls_server
+    resolver = FakeResolver({"feeds.example": ["127.0.0.1"]})
+    url = server.url(host="feeds.example", scheme="https")
+    async with Fetcher(resolver=resolver, timeouts=FAST, allow_private=LOOPBACK) as fetcher:
+        with pytest.raises(
+            SourceError, match=re.escape(f"{url}: TLS certificate could not be verified")
+        ):
+            await fetcher.get(url)
+    assert not server.requests
+
+
+async def test_a_trusted_certificate_is_verified_against_the_host_name(
+    tls_server: tuple[RawServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default verified context reads SSL_CERT_FILE when built: trust only our certificate.
+    server, cert = tls_server
+    monkeypatch.delenv("NEWSWATCH_PURE", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    resolver = FakeResolver({"feeds.example": ["127.0.0.1"], "other.example": ["127.0.0.1"]})
+    async with Fetcher(resolver=resolver, timeouts=FAST, allow_private=LOOPBACK) as fetcher:
+        ok = await fetcher.get(server.url(host="feeds.example", scheme="https"))
+        assert ok.body == b"<rss>secret</rss>"
+        assert b"Host: feeds.example:" in server.requests[0]
+        # The same certificate for another name (SNI and the check use the URL's host).
+        with pytest.raises(SourceError, match="TLS certificate could not be verified"):
+            await fetcher.get(server.url(host="other.example", scheme="https"))
+    assert len(server.requests) == 1
+
+
+async def test_a_request_cancelled_as_it_is_handed_a_connection_gives_its_turn_back() -> None:
+    ref: list[RawServer] = []
+    async with RawServer(keep_alive(ref)) as server:
+        ref.append(server)
+        client = LeanClient(FakeResolver({}), per_host=1)
+
+        async def get() -> bytes:
+            response = await client.get(
+                server.url(), {}, allowed=LOOPBACK_NETS, connect_timeout=1, read_timeout=1
+            )
+            try:
+                return b"".join(await response.chunks())
+            finally:
+                response.release()
+
+        first = await client.get(
+            server.url(), {}, allowed=LOOPBACK_NETS, connect_timeout=1, read_timeout=1
+        )
+        waiting = asyncio.create_task(get())
+        await asyncio.sleep(0.05)  # queued behind the first request (one connection per host)
+        assert not waiting.done()
+        assert await first.chunks() == [b"<rss/>"]
+        assert await first.chunks() == []
+        first.release()  # hands the turn to the waiting request ...
+        waiting.cancel()  # ... which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with asyncio.timeout(5):  # the turn came back: no wait forever
+            assert await get() == b"<rss/>"
+        await client.aclose()
+
+
+async def test_connections_in_all_are_bounded() -> None:
+    busy = [0, 0]  # requests being answered now, most at once
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await servers[0].request(reader) is not None:
+            busy[0] += 1
+            busy[1] = max(busy)
+            await asyncio.sleep(0.05)
+            busy[0] -= 1
+            writer.write(answer())
+            await writer.drain()
+
+    servers: list[RawServer] = []
+    async with RawServer(script) as server:
+        servers.append(server)
+        client = LeanClient(
+            FakeResolver({f"h{i}.example": ["127.0.0.1"] for i in range(6)}), limit=3
+        )
+
+        async def get(i: int) -> int:
+            response = await client.get(
+                server.url(host=f"h{i}.example"), {}, allowed=LOOPBACK_NETS,
+                connect_timeout=1, read_timeout=1,
+            )
+            response.release()
+            return response.status
+
+        assert await asyncio.gather(*(get(i) for i in range(6))) == [200] * 6
+        await client.aclose()
+    assert busy[1] == 3  # six hosts, three connections in use at a time
+    assert server.connections == 6

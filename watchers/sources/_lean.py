@@ -1,0 +1,618 @@
+"""A small HTTP/1.1 GET client on asyncio protocols and ``httptools``, for the fetcher's hops.
+
+Polling thousands of feeds a minute is mostly tiny 304 answers, where a general client's
+per-request machinery costs more than the exchange itself. This client does one thing: send a
+GET on a kept-alive connection and parse the answer as it arrives. ``_http.Fetcher`` keeps every
+rule (redirect loop, deadlines, size cap, decoding); this module keeps the ones that live on the
+connection:
+
+* a host name is resolved through the fetcher's ``GuardedResolver`` (the allowlist of the call in
+  force), an address literal is checked with ``check_host`` before dialling, and the address a
+  connection reached is checked with ``check_peer`` against the current call's allowlist every
+  time the connection is handed out, pooled ones included, before a request byte is written;
+* connecting is bounded by the connect timeout (per address tried), every wait for bytes by the
+  read timeout (the longest silence, checked every quarter of it by one timer for all
+  connections); the fetch as a whole by the fetcher's total;
+* a connection goes back to the pool only after a complete response that allows keep-alive, and
+  nothing else is pending on it; any failure, timeout or cancellation closes it;
+* a request sent on a pooled connection that fails before any response byte (the server closed
+  it while idle) is sent once more on a fresh connection (GET is idempotent);
+* at most ``per_host`` connections per (scheme, host, port) and ``limit`` in all at once (more
+  requests wait) and at most ``max_idle`` idle connections in all (the oldest is closed
+  first); idle connections older than ``keepalive`` seconds are not reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import ipaddress
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from watchers.errors import FetchBlockedError, SourceError
+from watchers.sources._guard import IPNetwork, check_host, check_peer
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
+
+__all__ = ["ConnectFailedError", "DisconnectedError", "LeanClient", "LeanResponse",
+           "ResponseCutError"]
+
+_HIGH_WATER = 256 * 1024  # buffered body bytes before the socket stops being read
+# Header bytes of one response at most: a server that never ends its headers would otherwise
+# fill memory until the fetch's deadline (aiohttp refuses a header line over 8,190 bytes).
+_MAX_HEADER_BYTES = 64 * 1024
+
+
+class ResponseCutError(Exception):
+    """The body ended before its declared end, or the response could not be parsed; the
+    message is the one the aiohttp path gives for the same fault."""
+
+
+class ConnectFailedError(Exception):
+    """No connection could be made; ``os_error`` is the last attempt's reason."""
+
+    def __init__(self, os_error: OSError) -> None:
+        super().__init__(str(os_error))
+        self.os_error = os_error
+
+
+class DisconnectedError(Exception):
+    """The server closed the connection before the response headers were complete."""
+
+
+class _Target:
+    """What a URL means on the wire; parsed once per distinct URL (feeds repeat every poll)."""
+
+    __slots__ = ("address", "final", "host", "host_header", "key", "path", "port", "tls")
+
+    def __init__(self, url: str) -> None:
+        parsed = URL(url).with_fragment(None)
+        host = parsed.raw_host
+        port = parsed.port
+        if not host or port is None:
+            raise SourceError(f"{url}: no host to connect to")
+        self.final = str(parsed)  # what aiohttp reports as the response URL
+        self.tls = parsed.scheme == "https"
+        self.host = host
+        self.port = port
+        self.key = (parsed.scheme, host, port)
+        if ":" not in host and host.replace(".", "").isdigit() and not _canonical_ipv4(host):
+            # Legacy numeric forms (2130706433, 127.1) are refused outright, as aiohttp does:
+            # the resolver would map them onto an address the allowlist never named.
+            raise FetchBlockedError(f"refused URL: {host} - is not a canonical IPv4 address")
+        try:
+            self.address: str | None = str(ipaddress.ip_address(host))
+        except ValueError:
+            self.address = None  # a name (or 0x7f.1 and such): the resolver decides
+        shown = f"[{host}]" if ":" in host else host
+        self.host_header = shown if parsed.is_default_port() else f"{shown}:{port}"
+        self.path = parsed.raw_path_qs or "/"
+
+
+def _canonical_ipv4(host: str) -> bool:
+    parts = host.split(".")
+    return len(parts) == 4 and all(
+        1 <= len(p) <= 3 and p.isascii() and p.isdigit() and (p == "0" or p[0] != "0")
+        and int(p) <= 255
+        for p in parts
+    )
+
+
+@functools.lru_cache(maxsize=16384)
+def _target(url: str) -> _Target:
+    return _Target(url)
+
+
+class _Conn(asyncio.Protocol):
+    """One connection and the response being read on it (one at a time)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int]) -> None:
+        self.loop = loop
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.closed = False
+        self.idle_since = 0.0
+        self.reused = False
+        # The allowlist the peer was last found allowed by (kept, so identity is meaningful).
+        self.passed: tuple[IPNetwork, ...] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parser: Any = None
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.header_bytes = 0
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.got_bytes = False
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.paused = False
+        self.error: BaseException | None = None
+        self.eof = False
+        self.extra = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.last = 0.0  # when a byte last came (or the request went)
+        self.read_timeout = 0.0
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        self.last = self.loop.time()
+        if self.parser is None or self.complete:
+            self.extra = True  # bytes nobody asked for: the connection is not reusable
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self.complete:
+                self.extra = True  # trailing bytes after a whole response
+            else:
+                self._fail(ResponseCutError("bad HTTP response (400)"))
+            self.close()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._finish_at_eof()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.eof = True
+        self._finish_at_eof(exc)
+
+    # -- httptools callbacks -------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True  # a second response nobody asked for
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > _MAX_HEADER_BYTES:
+            # Raised inside the parser's callback: feed_data stops and raises, and
+            # data_received fails the response and closes the connection.
+            raise ResponseCutError("bad HTTP response (400)")
+        self.headers.append(
+            (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+        )
+
+    def on_headers_complete(self) -> None:
+        if self.complete:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.headers = []  # an interim answer (100 Continue): the real one follows
+            return
+        self.status = status
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def on_message_complete(self) -> None:
+        if self.headers_done and not self.complete:
+            self.complete = True
+            # Asked here: llhttp answers for the message in hand only inside its callbacks.
+            self.keep_alive = self.parser.should_keep_alive()
+
+    # -- used by the client ----------------------------------------------------------------
+
+    def usable(self) -> bool:
+        return not (self.closed or self.eof or self.extra) and not (
+            self.transport is None or self.transport.is_closing()
+        )
+
+    def start(self, request: bytes, read_timeout: float) -> None:
+        """Send a request; the answer is then awaited with :meth:`wait`."""
+        self._reset()
+        self.parser = httptools.HttpResponseParser(self)
+        self.read_timeout = read_timeout
+        self.last = self.loop.time()
+        assert self.transport is not None
+        self.transport.write(request)
+
+    def waiting(self) -> bool:
+        """A response is expected and not finished."""
+        return not (self.complete or self.closed or self.error is not None or self.parser is None)
+
+    def time_out(self) -> None:
+        self._fail(TimeoutError())
+        self.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _finish_at_eof(self, exc: Exception | None = None) -> None:
+        if self.parser is None or self.complete or self.error is not None:
+            return
+        if self.headers_done and not self._length_known():
+            self.complete = True  # a body delimited by the connection's close
+        elif self.headers_done:
+            self.error = ResponseCutError("response body was cut off or malformed")
+        elif isinstance(exc, ssl.SSLError):
+            self.error = exc
+        else:
+            self.error = DisconnectedError("server closed the connection")
+        self._wake()
+
+    def _length_known(self) -> bool:
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                return True
+            if lowered == "transfer-encoding" and "chunked" in value.lower():
+                return True
+        # Statuses that never carry a body end at the headers; llhttp completes those itself.
+        return False
+
+    async def wait(self, until_headers: bool) -> None:
+        """Wait for the headers (or, after them, more body or its end), a failure or silence."""
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self.headers_done if until_headers else (self.complete or self.body):
+                return
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def take_body(self) -> list[bytes]:
+        chunks, self.body, self.buffered = self.body, [], 0
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return chunks
+
+    def finished_cleanly(self) -> bool:
+        """The response ended and the connection may carry another one."""
+        return (
+            self.complete
+            and self.error is None
+            and not self.extra
+            and self.keep_alive
+            and self.usable()
+        )
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.closed = True
+
+
+@dataclass
+class LeanResponse:
+    """A response whose headers have arrived; read the body with :meth:`chunks`, then
+    :meth:`release` (always, also on failure: it pools or closes the connection)."""
+
+    status: int
+    url: str
+    headers: CIMultiDictProxy[str]
+    _conn: _Conn
+    _client: LeanClient
+
+    async def chunks(self) -> list[bytes]:
+        """The next body pieces as they arrive; an empty list at the end of the body."""
+        conn = self._conn
+        while True:
+            if conn.body:
+                return conn.take_body()
+            if conn.complete:
+                return []
+            await conn.wait(until_headers=False)
+
+    def release(self) -> None:
+        self._client._release(self._conn)
+
+
+class _Host:
+    """Connections to one (scheme, host, port): the idle ones and how many are in use."""
+
+    __slots__ = ("active", "idle", "waiters")
+
+    def __init__(self) -> None:
+        self.idle: list[_Conn] = []
+        self.active = 0
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+
+class LeanClient:
+    """A keep-alive pool of HTTP/1.1 connections for plain GETs (see the module docstring)."""
+
+    def __init__(
+        self,
+        resolver: AbstractResolver,
+        *,
+        per_host: int = 4,
+        limit: int = 100,
+        max_idle: int = 100,
+        keepalive: float = 15.0,
+    ) -> None:
+        self._resolver = resolver
+        self.per_host = per_host
+        # Connections in use at once, all hosts together (aiohttp's default too): thousands of
+        # slow feeds polled together must not run out of file descriptors.
+        self._slots = asyncio.Semaphore(limit)
+        self.max_idle = max_idle
+        self.keepalive = keepalive
+        self._hosts: dict[tuple[str, str, int], _Host] = {}
+        self._idle: collections.OrderedDict[_Conn, None] = collections.OrderedDict()
+        self._ssl: ssl.SSLContext | None = None
+        self._closed = False
+        # Connections waiting for bytes, looked at by one timer every quarter of the read
+        # timeout (a timer per request would cost every poll a timer of its own).
+        self._reading: set[_Conn] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
+
+    async def get(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        allowed: tuple[IPNetwork, ...],
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> LeanResponse:
+        """Send a GET for ``url`` and return once the response headers have arrived.
+
+        Raises FetchBlockedError (refused address), TimeoutError (connect or read),
+        ssl.SSLCertVerificationError, ConnectFailedError, DisconnectedError (closed before
+        answering) and ResponseCutError (malformed response); what the resolver raises passes
+        through.
+        """
+        if self._closed:
+            raise SourceError("fetcher is closed")
+        target = _target(url)
+        request = _request(target, headers)
+        host = self._hosts.get(target.key)
+        if host is None:
+            host = self._hosts[target.key] = _Host()
+        await self._slots.acquire()
+        try:
+            await self._acquire(host)
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            conn = self._pooled(host, allowed)
+            for attempt in (0, 1):
+                if conn is None:
+                    conn = await self._connect(target, allowed, connect_timeout)
+                reused = conn.reused
+                try:
+                    conn.start(request, read_timeout)
+                    self._watch(conn)
+                    await conn.wait(until_headers=True)
+                except DisconnectedError:
+                    conn.close()
+                    if reused and attempt == 0 and not conn.got_bytes:
+                        conn = None  # the server dropped it while idle: once more, fresh
+                        continue
+                    raise
+                except BaseException:
+                    conn.close()
+                    raise
+                break
+        except BaseException:
+            self._leave(host)
+            raise
+        assert conn is not None
+        return LeanResponse(
+            conn.status,
+            target.final,
+            CIMultiDictProxy(CIMultiDict(conn.headers)),
+            conn,
+            self,
+        )
+
+    def _watch(self, conn: _Conn) -> None:
+        self._reading.add(conn)
+        if self._sweeper is None:
+            self._sweeper = conn.loop.call_later(conn.read_timeout / 4, self._sweep)
+
+    def _sweep(self) -> None:
+        """Time out every connection silent for its read timeout: a timeout fires between one
+        and one and a quarter read timeouts after the last byte."""
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        shortest = None
+        for conn in list(self._reading):
+            if not conn.waiting():
+                self._reading.discard(conn)
+            elif now - conn.last >= conn.read_timeout:
+                self._reading.discard(conn)
+                conn.time_out()
+            elif shortest is None or conn.read_timeout < shortest:
+                shortest = conn.read_timeout
+        if shortest is not None:
+            self._sweeper = asyncio.get_running_loop().call_later(shortest / 4, self._sweep)
+
+    async def _acquire(self, host: _Host) -> None:
+        if host.active < self.per_host and not host.waiters:
+            host.active += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        host.waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._leave_host(host)  # handed a slot, then cancelled: pass the slot on
+            else:
+                host.waiters.remove(waiter)
+            raise
+
+    def _leave(self, host: _Host) -> None:
+        self._leave_host(host)
+        self._slots.release()
+
+    def _leave_host(self, host: _Host) -> None:
+        host.active -= 1
+        self._handoff(host)
+
+    def _handoff(self, host: _Host) -> None:
+        while host.waiters and host.active < self.per_host:
+            waiter = host.waiters.popleft()
+            if not waiter.done():
+                host.active += 1
+                waiter.set_result(None)
+
+    def _pooled(self, host: _Host, allowed: tuple[IPNetwork, ...]) -> _Conn | None:
+        now = asyncio.get_running_loop().time()
+        while host.idle:
+            conn = host.idle.pop()
+            self._idle.pop(conn, None)
+            if not conn.usable() or now - conn.idle_since > self.keepalive:
+                conn.close()
+                continue
+            if conn.passed is not allowed:
+                try:
+                    # The allowlist is this call's: a connection opened for another call is
+                    # checked again before it carries this one (the same allowlist object, the
+                    # fetcher's own, needs no second look at the same peer).
+                    check_peer(conn.peer, allowed)
+                except BaseException:
+                    conn.close()
+                    raise
+                conn.passed = allowed
+            conn.reused = True
+            return conn
+        return None
+
+    async def _connect(
+        self, target: _Target, allowed: tuple[IPNetwork, ...], limit: float
+    ) -> _Conn:
+        check_host(target.host, allowed)
+        if target.address is not None:
+            family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
+            addresses = [(target.address, target.port, int(family))]
+        else:
+            try:
+                found = await self._resolver.resolve(target.host, target.port, socket.AF_UNSPEC)
+            except OSError as exc:
+                raise ConnectFailedError(exc) from None
+            addresses = [(r["host"], r["port"], int(r["family"])) for r in found]
+        loop = asyncio.get_running_loop()
+        context = self._context() if target.tls else None
+        last: OSError | None = None
+        for address, port, fam in addresses:
+            try:
+                async with asyncio.timeout(limit):
+                    _, conn = await loop.create_connection(
+                        functools.partial(_Conn, loop, target.key),
+                        address,
+                        port,
+                        family=fam,
+                        ssl=context,
+                        server_hostname=target.host if context is not None else None,
+                    )
+            except ssl.SSLCertVerificationError:
+                raise
+            except OSError as exc:
+                last = exc
+                continue
+            transport = conn.transport
+            peer = transport.get_extra_info("peername") if transport is not None else None
+            if not peer:
+                conn.close()
+                raise FetchBlockedError("refused connection: the peer address is unknown")
+            conn.peer = str(peer[0])
+            try:
+                check_peer(conn.peer, allowed)
+            except BaseException:
+                conn.close()
+                raise
+            conn.passed = allowed
+            return conn
+        if isinstance(last, TimeoutError):
+            raise last
+        raise ConnectFailedError(last or OSError("no addresses to connect to"))
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    def _release(self, conn: _Conn) -> None:
+        host = self._hosts.get(conn.key)
+        if conn.finished_cleanly() and not self._closed:
+            conn.parser = None
+            conn.idle_since = asyncio.get_running_loop().time()
+            if host is not None:
+                host.idle.append(conn)
+                self._idle[conn] = None
+                while len(self._idle) > self.max_idle:
+                    oldest, _ = self._idle.popitem(last=False)
+                    owner = self._hosts.get(oldest.key)
+                    if owner is not None and oldest in owner.idle:
+                        owner.idle.remove(oldest)
+                    oldest.close()
+            else:
+                conn.close()
+        else:
+            conn.close()
+        if host is not None:
+            self._leave(host)
+
+    async def aclose(self) -> None:
+        """Close every idle connection; connections in use close when released."""
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self._idle):
+            conn.close()
+        self._idle.clear()
+        for host in self._hosts.values():
+            host.idle.clear()
+        await asyncio.sleep(0)  # let the transports run their close callbacks
+
+
+def _request(target: _Target, headers: Mapping[str, str]) -> bytes:
+    lines = [f"GET {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value or "\x00" in value:
+            raise SourceError(f"refused request: header {name} contains a line break")
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
