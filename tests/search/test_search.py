@@ -123,3 +123,21 @@ async def test_source_terms_read_only_the_sources_they_accept(tmp_path: Path) ->
         assert len(both) == 200
         assert len(await search(store, "source:dw", source="npr", limit=10)) == 0
         assert len(await search(store, "source:dw", source="dw", limit=500)) == 100
+
+
+async def test_a_source_regex_that_runs_out_of_time_reads_every_source(tmp_path: Path) -> None:
+    # A catastrophic regex over the stored source names spends the narrowing's time budget:
+    # the lookup then reads every source, as without narrowing, and still answers exactly.
+    evil = "a" * 60 + "!"
+    outlets = [evil, "dw", "aaaa"]
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        for i in range(30):
+            a = Article(source=outlets[i % 3], title=f"Talks {i}", text="On the border.",
+                        guid=str(i))
+            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+        query = "talks source:/(a|aa)+$/"
+        found = await search(store, query, limit=100)
+        # The matcher gives up on the evil name too (its own budget): "aaaa" alone matches.
+        assert {h.article.source for h in found} == {"aaaa"}
+        assert len(found) == 10
+        assert found.scanned == 30  # every source read: the narrowing gave up
