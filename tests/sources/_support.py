@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tests.conftest import SEEDS
 from watchers.sources._http import Timeouts
@@ -109,3 +111,32 @@ def corpora_or_skip() -> Path:
     if not (CORPORA / "feeds" / "index.json").is_file():
         pytest.skip(f"shared corpora not found at {CORPORA}; these tests need ../shared/corpora")
     return CORPORA
+
+
+class FakeResolver(AbstractResolver):
+    """Answers from a table, so tests exercise DNS without touching real DNS."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        if host not in self.table:
+            raise OSError(f"unknown test host {host}")
+        return [
+            {
+                "hostname": host,
+                "host": ip,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for ip in self.table[host]
+        ]
+
+    async def close(self) -> None:
+        pass

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tests.fakes.feed_server import Canary, FeedServer, Route
-from tests.sources._support import FAST, LOOPBACK, Seed, rss_doc
+from tests.sources._support import FAST, LOOPBACK, FakeResolver, Seed, rss_doc
 from watchers.errors import FetchBlockedError, SourceError
 from watchers.sources._guard import blocked_reason, check_url, parse_networks
 from watchers.sources._http import Fetcher
@@ -124,35 +122,6 @@ def test_blocked_reason_names_the_range() -> None:
     reason = blocked_reason(ipaddress.ip_address("::ffff:127.0.0.1"))
     assert reason is not None and "loopback" in reason
     assert blocked_reason(ipaddress.ip_address("93.184.216.34")) is None
-
-
-class FakeResolver(AbstractResolver):
-    """Answers from a table, so tests exercise DNS without touching real DNS."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.asked: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.asked.append(host)
-        if host not in self.table:
-            raise OSError(f"unknown test host {host}")
-        return [
-            {
-                "hostname": host,
-                "host": ip,
-                "port": port,
-                "family": socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-            for ip in self.table[host]
-        ]
-
-    async def close(self) -> None:
-        pass
 
 
 @pytest.mark.usefixtures("client_path")

@@ -12,7 +12,6 @@ import gzip
 import ipaddress
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,10 +20,9 @@ from types import TracebackType
 from typing import Self
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tests.fakes.feed_server import FeedServer, Route
-from tests.sources._support import FAST, LOOPBACK
+from tests.sources._support import FAST, LOOPBACK, FakeResolver
 from watchers.errors import FetchBlockedError, SourceError
 from watchers.sources._http import Fetcher, FetchTimeoutError, Timeouts
 
@@ -123,32 +121,6 @@ async def lean() -> AsyncIterator[Fetcher]:
     async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
         assert f.client == "lean"
         yield f
-
-
-class FakeResolver(AbstractResolver):
-    """Answers names from a table (tests never reach real DNS)."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.asked: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.asked.append(host)
-        if host not in self.table:
-            raise OSError(f"unknown test host {host}")
-        return [
-            {"hostname": host, "host": ip, "port": port, "family": socket.AF_INET, "proto": 0,
-             "flags": socket.AI_NUMERICHOST}
-            for ip in self.table[host]
-        ]
-
-    async def close(self) -> None:
-        pass
-
-
-# ---------------------------------------------------------------- choosing the client
 
 
 def test_the_client_path_is_chosen_per_fetcher(monkeypatch: pytest.MonkeyPatch) -> None:

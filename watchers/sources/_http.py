@@ -21,7 +21,7 @@ import os
 import socket
 import ssl
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -48,6 +48,9 @@ try:
     from watchers.sources import _lean
 except ImportError:  # httptools is missing: every fetch takes the aiohttp path
     _lean = None  # type: ignore[assignment]
+# A body that failed to decode, or (the lean client) was cut short or malformed: reported alike.
+_BODY_ERRORS: tuple[type[Exception], ...] = (
+    (SourceError, _lean.ResponseCutError) if _lean is not None else (SourceError,))
 
 if TYPE_CHECKING:
     from aiohttp.client_reqrep import ClientRequest
@@ -473,28 +476,21 @@ class Fetcher:
         raise FetchBlockedError(f"{url}: more than {self.max_redirects} redirects")
 
     async def _read_lean_body(self, resp: _lean.LeanResponse, url: str) -> bytes:
-        declared = _content_length(resp.headers.get("Content-Length"))
-        encoding = resp.headers.get("Content-Encoding", "")
-        if declared is not None and declared > self.max_bytes and not encoding:
-            raise FetchBlockedError(
-                f"{url}: response body exceeds {self.max_bytes} bytes (Content-Length {declared})"
-            )
-        decoder = _Decoder(encoding, self.max_bytes)
-        parts: list[bytes] = []
-        try:
+        async def pieces() -> AsyncIterator[bytes]:
             while chunks := await resp.chunks():
                 for chunk in chunks:
-                    parts.append(decoder.feed(chunk))
-            parts.append(decoder.flush())
-        except FetchBlockedError as exc:
-            raise FetchBlockedError(f"{url}: {exc}") from None
-        except (SourceError, _lean.ResponseCutError) as exc:
-            raise SourceError(f"{url}: {exc}") from None
-        return b"".join(parts)
+                    yield chunk
+
+        return await self._decoded(pieces(), _content_length(resp.headers.get("Content-Length")),
+                                   resp.headers.get("Content-Encoding", ""), url)
 
     async def _read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
-        declared = resp.content_length
-        encoding = resp.headers.get("Content-Encoding", "")
+        return await self._decoded(resp.content.iter_chunked(_CHUNK), resp.content_length,
+                                   resp.headers.get("Content-Encoding", ""), url)
+
+    async def _decoded(self, chunks: AsyncIterator[bytes], declared: int | None, encoding: str,
+                       url: str) -> bytes:
+        """A response body read chunk by chunk (either client's), decompressed under the cap."""
         if declared is not None and declared > self.max_bytes and not encoding:
             raise FetchBlockedError(
                 f"{url}: response body exceeds {self.max_bytes} bytes (Content-Length {declared})"
@@ -502,12 +498,12 @@ class Fetcher:
         decoder = _Decoder(encoding, self.max_bytes)
         parts: list[bytes] = []
         try:
-            async for chunk in resp.content.iter_chunked(_CHUNK):
+            async for chunk in chunks:
                 parts.append(decoder.feed(chunk))
             parts.append(decoder.flush())
         except FetchBlockedError as exc:
             raise FetchBlockedError(f"{url}: {exc}") from None
-        except SourceError as exc:
+        except _BODY_ERRORS as exc:
             raise SourceError(f"{url}: {exc}") from None
         return b"".join(parts)
 

@@ -225,6 +225,16 @@ class _Conn(asyncio.Protocol):
 
     # -- used by the client ----------------------------------------------------------------
 
+    def admit(self, allowed: tuple[IPNetwork, ...]) -> None:
+        """Check the peer against ``allowed`` before a request byte is written; a refused
+        connection is closed."""
+        try:
+            check_peer(self.peer, allowed)
+        except BaseException:
+            self.close()
+            raise
+        self.passed = allowed
+
     def usable(self) -> bool:
         return not (self.closed or self.eof or self.extra) and not (
             self.transport is None or self.transport.is_closing()
@@ -506,15 +516,10 @@ class LeanClient:
                 conn.close()
                 continue
             if conn.passed is not allowed:
-                try:
-                    # The allowlist is this call's: a connection opened for another call is
-                    # checked again before it carries this one (the same allowlist object, the
-                    # fetcher's own, needs no second look at the same peer).
-                    check_peer(conn.peer, allowed)
-                except BaseException:
-                    conn.close()
-                    raise
-                conn.passed = allowed
+                # The allowlist is this call's: a connection opened for another call is checked
+                # again before it carries this one (the same allowlist object, the fetcher's
+                # own, needs no second look at the same peer).
+                conn.admit(allowed)
             conn.reused = True
             return conn
         return None
@@ -557,12 +562,7 @@ class LeanClient:
                 conn.close()
                 raise FetchBlockedError("refused connection: the peer address is unknown")
             conn.peer = str(peer[0])
-            try:
-                check_peer(conn.peer, allowed)
-            except BaseException:
-                conn.close()
-                raise
-            conn.passed = allowed
+            conn.admit(allowed)
             return conn
         if isinstance(last, TimeoutError):
             raise last
