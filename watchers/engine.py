@@ -1048,6 +1048,7 @@ async def open_engine(
     role: Role = "all",
     lease: timedelta = timedelta(seconds=60),
     safety_poll: float = 30.0,
+    max_polls: int = 64,
 ) -> AsyncIterator[Engine]:
     """Open the store, build the services and (unless ``start=False``) start them; on exit stop
     and close everything in order. See the module docstring. ``clock`` is what every schedule
@@ -1058,7 +1059,12 @@ async def open_engine(
     ConfigError naming ``[storage] url``), open it without the lock, follow other processes'
     changes, and start only their part. ``lease``: how long a poll worker's claim on a source
     lasts unless renewed (a killed worker's sources wait that long). ``safety_poll``: seconds
-    between a deliver process's looks at the outbox when no notification woke it."""
+    between a deliver process's looks at the outbox when no notification woke it.
+    ``max_polls``: polls a shared poll worker runs at once; it claims no more due sources than
+    that, so the others take the rest (a worker with room for every due source takes them
+    all: work goes to whoever is free)."""
+    if max_polls < 1:
+        raise ValueError(f"max_polls must be at least 1, not {max_polls}")
     async with AsyncExitStack() as stack:
         target = store_path or config.storage.target(config.resolve)
         check_role(role, target, lease)
@@ -1096,6 +1102,7 @@ async def open_engine(
             clock=clock or SystemClock(),
             shared=shared,
             lease=lease,
+            max_polls=max_polls,
         )
         stack.push_async_callback(watch.aclose)
         delivery = DeliveryService(store=store, sinks=dict(sinks or {}),

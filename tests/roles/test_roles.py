@@ -37,10 +37,13 @@ EVERY = 1.0  # seconds between polls of each feed
 
 async def test_two_poll_workers_poll_each_feed_once_per_interval_between_them(
         tmp_path: Path, pg_database: str) -> None:
+    # Each worker has room for half the feeds at once and a feed takes a moment to answer, so
+    # the first worker cannot take every feed: work goes to whoever has room, and with room
+    # for all one worker may rightly poll everything.
     async with TimedFeedServer() as server:
         paths = [f"/f{i}" for i in range(8)]
         for i, path in enumerate(paths):
-            server.set(path, feed_route((f"g{i}", f"story {i}")))
+            server.set(path, feed_route((f"g{i}", f"story {i}"), delay=0.3))
         cfg = config(tmp_path, pg_database, rules=[{"name": "all", "query": "story"}],
                      sources=[{"name": f"f{i}", "type": "feed", "url": server.url(p),
                                "every": EVERY} for i, p in enumerate(paths)])
@@ -49,9 +52,13 @@ async def test_two_poll_workers_poll_each_feed_once_per_interval_between_them(
         def recorder(worker: str) -> Callable[[PollReport], None]:
             return lambda report: polls[worker].update([report.source])
 
-        async with open_engine(cfg, role="poll", on_report=recorder("a")) as a, \
-                open_engine(cfg, role="poll", on_report=recorder("b")) as b:
+        async with open_engine(cfg, role="poll", on_report=recorder("a"), max_polls=4,
+                               start=False) as a, \
+                open_engine(cfg, role="poll", on_report=recorder("b"), max_polls=4,
+                            start=False) as b:
             assert (a.role, b.role) == ("poll", "poll")
+            await a.start()
+            await b.start()
 
             async def polled_thrice() -> bool:
                 return all(len(server.times.get(p, [])) >= 3 for p in paths)
@@ -341,3 +348,12 @@ async def test_a_process_that_runs_the_database_alone_never_runs_beside_role_pro
     # once it is gone, the roles start again
     async with open_engine(cfg, role="poll", start=False):
         pass
+
+
+async def test_a_worker_with_no_room_for_a_poll_is_refused_by_name(tmp_path: Path) -> None:
+    # Refused before anything is opened: the database named need not exist.
+    cfg = config(tmp_path, "postgresql://127.0.0.1:1/nowhere",
+                 rules=[{"name": "all", "query": "story"}], sources=[])
+    with pytest.raises(ValueError, match="max_polls must be at least 1, not 0"):
+        async with open_engine(cfg, max_polls=0):
+            pass
