@@ -74,6 +74,13 @@ def expected(fts: str, *, source: str | None = None, since: datetime | None = No
     return [f"Story {i}" for i in sorted(keep, reverse=True)]
 
 
+def shrink(monkeypatch: pytest.MonkeyPatch, **caps: int) -> None:
+    """Candidate pages' caps and first walks made tiny for the test (``PAGE_CAP=2``, …), so
+    that a small store takes many pages."""
+    for name, value in caps.items():
+        monkeypatch.setattr(pg_articles, name, value)
+
+
 def force(monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
     """Make candidate pages read the matches one way: ``walk`` the date index on, read the
     GIN ``index`` below the walk unbounded, or within a date ``window`` (``short window``: one
@@ -95,8 +102,7 @@ CHOICES = ["walk", "index", "window", "short window", "costs"]
 async def test_pages_hold_every_match_once_newest_first_whichever_index_reads_them(
         pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
     # Short first walks, so that one page takes several walks or turns to the GIN index.
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_MIN", 3)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_PER_ROW", 1)
+    shrink(monkeypatch, WALK_FIRST_MIN=3, WALK_FIRST_PER_ROW=1)
     force(monkeypatch, choice)
     since = START + timedelta(minutes=100)
     for fts in QUERIES:
@@ -164,11 +170,8 @@ async def test_capped_pages_that_grow_and_continue_a_gin_read_hold_every_match_o
         pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
     # Tiny caps and GIN reads, so pages are cut short, grow, continue a GIN read's positions
     # and run past them into a fresh read.
-    monkeypatch.setattr(pg_articles, "PAGE_CAP", 2)
-    monkeypatch.setattr(pg_articles, "PAGE_CAP_MAX", 8)
-    monkeypatch.setattr(pg_articles, "GIN_IDS", 5)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_MIN", 3)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_PER_ROW", 1)
+    shrink(monkeypatch, PAGE_CAP=2, PAGE_CAP_MAX=8, GIN_IDS=5,
+           WALK_FIRST_MIN=3, WALK_FIRST_PER_ROW=1)
     force(monkeypatch, choice)
     for fts in QUERIES:
         pages = await page_through(pg_store, fts, 100)
@@ -183,10 +186,8 @@ async def test_capped_pages_that_grow_and_continue_a_gin_read_hold_every_match_o
 
 async def test_a_page_continuing_a_gin_read_skips_an_article_deleted_since(
         pg_store: PostgresStore, pg_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_MIN", 3)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_PER_ROW", 1)
+    shrink(monkeypatch, WALK_FIRST_MIN=3, WALK_FIRST_PER_ROW=1, PAGE_CAP=3)
     monkeypatch.setattr(pg_articles, "WALK_COST", 1e12)  # the GIN index reads the matches
-    monkeypatch.setattr(pg_articles, "PAGE_CAP", 3)
     want = expected('"half"')
     gone = want[7]  # on a page the first GIN read's positions serve
 
@@ -206,10 +207,8 @@ async def test_two_lookups_paging_on_from_the_same_cursor_both_read_every_match(
         pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # What a page leaves for the next is taken once: the second reader of a cursor reads
     # afresh from it and must find the same.
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_MIN", 3)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_PER_ROW", 1)
+    shrink(monkeypatch, WALK_FIRST_MIN=3, WALK_FIRST_PER_ROW=1, PAGE_CAP=4)
     monkeypatch.setattr(pg_articles, "WALK_COST", 1e12)
-    monkeypatch.setattr(pg_articles, "PAGE_CAP", 4)
     first = await pg_store.candidate_page(fts='"half"', limit=50)
     assert first.next is not None
     rests: list[list[str]] = []
@@ -233,9 +232,7 @@ async def test_a_page_of_no_articles_is_refused_by_name(pg_store: PostgresStore)
 @pytest.mark.parametrize("choice", CHOICES[:4])
 async def test_pages_of_a_few_sources_hold_their_matches_only(
         pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
-    monkeypatch.setattr(pg_articles, "PAGE_CAP", 3)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_MIN", 3)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_PER_ROW", 1)
+    shrink(monkeypatch, PAGE_CAP=3, WALK_FIRST_MIN=3, WALK_FIRST_PER_ROW=1)
     force(monkeypatch, choice)
     assert await pg_store.stored_sources() == ["s0", "s1", "s2", "s3"]
     assert len(await pg_store.stored_sources(limit=3)) == 3

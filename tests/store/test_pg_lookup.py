@@ -12,14 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.search.test_search import articles, queries
-from tests.store.test_pg_candidates import CHOICES, force
+from tests.store.test_pg_candidates import CHOICES, force, shrink
 from watchers.models import Article
 from watchers.rules import match_query
 from watchers.rules.lookup import index_terms
 from watchers.search import search
 from watchers.store.base import sort_time
 from watchers.store.postgres import PostgresStore
-from watchers.store.postgres import articles as pg_articles
 
 
 async def fill(store: PostgresStore) -> list[Article]:
@@ -36,11 +35,8 @@ async def fill(store: PostgresStore) -> list[Article]:
 async def test_lookups_on_postgresql_find_exactly_what_a_full_scan_finds(
         pg_database: str, monkeypatch: pytest.MonkeyPatch, query: str, choice: str,
         limit: int) -> None:
-    monkeypatch.setattr(pg_articles, "PAGE_CAP", 2)
-    monkeypatch.setattr(pg_articles, "PAGE_CAP_MAX", 4)
-    monkeypatch.setattr(pg_articles, "GIN_IDS", 3)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_MIN", 2)
-    monkeypatch.setattr(pg_articles, "WALK_FIRST_PER_ROW", 1)
+    shrink(monkeypatch, PAGE_CAP=2, PAGE_CAP_MAX=4, GIN_IDS=3,
+           WALK_FIRST_MIN=2, WALK_FIRST_PER_ROW=1)
     force(monkeypatch, choice)
     async with await PostgresStore.open(pg_database) as store:
         arts = await fill(store)

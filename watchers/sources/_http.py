@@ -352,128 +352,111 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         try:
             async with asyncio.timeout(self.timeouts.total):
-                if self._lean_wanted:
-                    return await self._follow_lean(self._lean_client(), url, headers, allowed)
-                return await self._follow(self._get_session(), url, headers, allowed)
+                return await self._follow(url, headers, allowed)
         except TimeoutError:
             raise FetchTimeoutError(
                 f"{url}: timed out (limit {self.timeouts.total:g}s for the whole fetch)"
             ) from None
 
     async def _follow(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        headers: dict[str, str],
-        allowed: tuple[IPNetwork, ...],
+        self, url: str, headers: dict[str, str], allowed: tuple[IPNetwork, ...]
     ) -> FetchResult:
+        """Follow redirects by hand, checking every hop's URL, on whichever client this fetcher
+        uses; a hop answers with the result or the URL it redirects to."""
+        hop = self._lean_hop if self._lean_wanted else self._aiohttp_hop
+        current = url
+        for n in range(self.max_redirects + 1):
+            if n:  # get() checked the first URL, against the same allowlist
+                check_url(current, allowed)
+            with allowing(allowed):
+                found = await hop(current, headers, allowed)
+            if isinstance(found, FetchResult):
+                return found
+            current = found
+        raise FetchBlockedError(f"{url}: more than {self.max_redirects} redirects")
+
+    def _timed_out(self, url: str) -> FetchTimeoutError:
+        return FetchTimeoutError(
+            f"{url}: timed out (connect {self.timeouts.connect:g}s, read {self.timeouts.read:g}s)"
+        )
+
+    async def _aiohttp_hop(
+        self, current: str, headers: dict[str, str], allowed: tuple[IPNetwork, ...]
+    ) -> FetchResult | str:
         timeout = aiohttp.ClientTimeout(
             total=None,
             sock_connect=self.timeouts.connect,
             sock_read=self.timeouts.read,
         )
-        current = url
-        for _hop in range(self.max_redirects + 1):
-            check_url(current, allowed)
-            try:
-                with allowing(allowed):
-                    async with session.get(
-                        current,
-                        headers=headers,
-                        allow_redirects=False,
-                        auto_decompress=False,
-                        timeout=timeout,
-                    ) as resp:
-                        if resp.status in _REDIRECTS:
-                            location = resp.headers.get("Location")
-                            if not location:
-                                raise SourceError(
-                                    f"{current}: HTTP {resp.status} redirect without Location"
-                                )
-                            current = urljoin(str(resp.url), location.strip())
-                            continue
-                        result_headers = _plain_headers(resp.headers)
-                        if resp.status == 304:
-                            return FetchResult(
-                                304, str(resp.url), result_headers, b"", not_modified=True
-                            )
-                        body = b""
-                        if 200 <= resp.status < 300:
-                            body = await self._read_body(resp, current)
-                        return FetchResult(resp.status, str(resp.url), result_headers, body)
-            except SourceError:
-                raise
-            except TimeoutError:
-                raise FetchTimeoutError(
-                    f"{current}: timed out (connect {self.timeouts.connect:g}s, "
-                    f"read {self.timeouts.read:g}s)"
-                ) from None
-            except aiohttp.InvalidURL as exc:
-                raise FetchBlockedError(f"refused URL: {exc}") from None
-            except aiohttp.ClientError as exc:
-                raise SourceError(f"{current}: {_describe(exc)}") from None
-        raise FetchBlockedError(f"{url}: more than {self.max_redirects} redirects")
+        try:
+            async with self._get_session().get(
+                current,
+                headers=headers,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=timeout,
+            ) as resp:
+                if resp.status in _REDIRECTS:
+                    return _redirect(resp.status, str(resp.url), resp.headers, current)
+                result_headers = _plain_headers(resp.headers)
+                if resp.status == 304:
+                    return FetchResult(304, str(resp.url), result_headers, b"", not_modified=True)
+                body = b""
+                if 200 <= resp.status < 300:
+                    body = await self._read_body(resp, current)
+                return FetchResult(resp.status, str(resp.url), result_headers, body)
+        except SourceError:
+            raise
+        except TimeoutError:
+            raise self._timed_out(current) from None
+        except aiohttp.InvalidURL as exc:
+            raise FetchBlockedError(f"refused URL: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise SourceError(f"{current}: {_describe(exc)}") from None
 
     def _lean_client(self) -> _lean.LeanClient:
         if self._lean is None:
             self._lean = _lean.LeanClient(GuardedResolver(self._resolver))
         return self._lean
 
-    async def _follow_lean(
-        self,
-        client: _lean.LeanClient,
-        url: str,
-        headers: dict[str, str],
-        allowed: tuple[IPNetwork, ...],
-    ) -> FetchResult:
-        """:meth:`_follow` on the lean client: the same hops, checks, results and messages."""
-        current = url
-        for hop in range(self.max_redirects + 1):
-            if hop:  # the first URL was checked by get(), against the same allowlist
-                check_url(current, allowed)
+    async def _lean_hop(
+        self, current: str, headers: dict[str, str], allowed: tuple[IPNetwork, ...]
+    ) -> FetchResult | str:
+        """:meth:`_aiohttp_hop` on the lean client: the same results and messages."""
+        try:
+            resp = await self._lean_client().get(
+                current,
+                headers,
+                allowed=allowed,
+                connect_timeout=self.timeouts.connect,
+                read_timeout=self.timeouts.read,
+            )
             try:
-                with allowing(allowed):
-                    resp = await client.get(
-                        current,
-                        headers,
-                        allowed=allowed,
-                        connect_timeout=self.timeouts.connect,
-                        read_timeout=self.timeouts.read,
-                    )
-                try:
-                    status = resp.status
-                    if status in _REDIRECTS:
-                        location = resp.headers.get("Location")
-                        if not location:
-                            raise SourceError(f"{current}: HTTP {status} redirect without Location")
-                        current = urljoin(resp.url, location.strip())
-                        continue
-                    if status == 304:
-                        return FetchResult(304, resp.url, resp.headers, b"", not_modified=True)
-                    body = b""
-                    if 200 <= status < 300:
-                        body = await self._read_lean_body(resp, current)
-                    return FetchResult(status, resp.url, resp.headers, body)
-                finally:
-                    resp.release()
-            except _lean.ResponseCutError as exc:
-                raise SourceError(f"{current}: {exc}") from None
-            except SourceError:
-                raise
-            except TimeoutError:
-                raise FetchTimeoutError(
-                    f"{current}: timed out (connect {self.timeouts.connect:g}s, "
-                    f"read {self.timeouts.read:g}s)"
-                ) from None
-            except ssl.SSLCertVerificationError:
-                raise SourceError(f"{current}: TLS certificate could not be verified") from None
-            except _lean.ConnectFailedError as exc:
-                raise SourceError(f"{current}: {_could_not_connect(exc.os_error)}") from None
-            except _lean.DisconnectedError:
-                raise SourceError(f"{current}: server closed the connection") from None
-            except OSError as exc:  # the connection broke while the body was being read
-                raise SourceError(f"{current}: {_could_not_connect(exc)}") from None
-        raise FetchBlockedError(f"{url}: more than {self.max_redirects} redirects")
+                status = resp.status
+                if status in _REDIRECTS:
+                    return _redirect(status, resp.url, resp.headers, current)
+                if status == 304:
+                    return FetchResult(304, resp.url, resp.headers, b"", not_modified=True)
+                body = b""
+                if 200 <= status < 300:
+                    body = await self._read_lean_body(resp, current)
+                return FetchResult(status, resp.url, resp.headers, body)
+            finally:
+                resp.release()
+        except _lean.ResponseCutError as exc:
+            raise SourceError(f"{current}: {exc}") from None
+        except SourceError:
+            raise
+        except TimeoutError:
+            raise self._timed_out(current) from None
+        except ssl.SSLCertVerificationError:
+            raise SourceError(f"{current}: TLS certificate could not be verified") from None
+        except _lean.ConnectFailedError as exc:
+            raise SourceError(f"{current}: {_could_not_connect(exc.os_error)}") from None
+        except _lean.DisconnectedError:
+            raise SourceError(f"{current}: server closed the connection") from None
+        except OSError as exc:  # the connection broke while the body was being read
+            raise SourceError(f"{current}: {_could_not_connect(exc)}") from None
 
     async def _read_lean_body(self, resp: _lean.LeanResponse, url: str) -> bytes:
         async def pieces() -> AsyncIterator[bytes]:
@@ -506,6 +489,14 @@ class Fetcher:
         except _BODY_ERRORS as exc:
             raise SourceError(f"{url}: {exc}") from None
         return b"".join(parts)
+
+
+def _redirect(status: int, url: str, headers: Mapping[str, str], current: str) -> str:
+    """The URL a redirect answer points to, resolved against the answer's own URL."""
+    location = headers.get("Location")
+    if not location:
+        raise SourceError(f"{current}: HTTP {status} redirect without Location")
+    return urljoin(url, location.strip())
 
 
 def _plain_headers(headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:

@@ -86,26 +86,19 @@ class _Target:
         self.host = host
         self.port = port
         self.key = (parsed.scheme, host, port)
-        if ":" not in host and host.replace(".", "").isdigit() and not _canonical_ipv4(host):
-            # Legacy numeric forms (2130706433, 127.1) are refused outright, as aiohttp does:
-            # the resolver would map them onto an address the allowlist never named.
-            raise FetchBlockedError(f"refused URL: {host} - is not a canonical IPv4 address")
         try:
             self.address: str | None = str(ipaddress.ip_address(host))
         except ValueError:
+            if ":" not in host and host.replace(".", "").isdigit():
+                # Legacy numeric forms (2130706433, 127.1, 010.0.0.1) are refused outright, as
+                # aiohttp does: the resolver would map them onto an address the allowlist
+                # never named.
+                raise FetchBlockedError(
+                    f"refused URL: {host} - is not a canonical IPv4 address") from None
             self.address = None  # a name (or 0x7f.1 and such): the resolver decides
         shown = f"[{host}]" if ":" in host else host
         self.host_header = shown if parsed.is_default_port() else f"{shown}:{port}"
         self.path = parsed.raw_path_qs or "/"
-
-
-def _canonical_ipv4(host: str) -> bool:
-    parts = host.split(".")
-    return len(parts) == 4 and all(
-        1 <= len(p) <= 3 and p.isascii() and p.isdigit() and (p == "0" or p[0] != "0")
-        and int(p) <= 255
-        for p in parts
-    )
 
 
 @functools.lru_cache(maxsize=16384)
