@@ -173,57 +173,41 @@ def test_scan_folds_misses_through_the_callback_once() -> None:
     assert folded[0] is cache["Kyiv"]
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ((b"bytes", {}, str), "text must be str, not bytes"),
-        (("text", [], str), "cache must be a dict, not list"),
-        (("text", {}, 3), "fold must be callable, not int"),
-        (("text", {}, str), "folded word must be a tuple"),
-        (("text", {"text": ("a", "b")}, str), "folded word must be a tuple"),
-        (("text", {}), "takes 3 arguments"),
-    ],
-)
-def test_scan_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None:
-    with pytest.raises(TypeError, match=message):
-        _ctext.scan(*args)
+# Checked alike by every function (their shared word loop): (text, cache, fold) and message.
+_SHARED_BAD: list[tuple[tuple[Any, ...], str]] = [
+    ((b"bytes", {}, str), "text must be str, not bytes"),
+    (("text", [], str), "cache must be a dict, not list"),
+    (("text", {}, 3), "fold must be callable, not int"),
+    (("text", {}, str), "folded word must be a tuple"),
+]
+# What each function takes after those three.
+_MORE: dict[str, tuple[Any, ...]] = {"scan": (), "terms": (set(),), "tokens": ()}
+_OWN_BAD: list[tuple[str, tuple[Any, ...], str]] = [
+    ("scan", ("text", {"text": ("a", "b")}, str), "folded word must be a tuple"),
+    ("scan", ("text", {}), "takes 3 arguments"),
+    ("terms", ("text", {}, str, []), "out must be a set, not list"),
+    ("terms", ("text", {"text": ("a", 1, (), False)}, str, set()), "key must be str"),
+    ("terms", ("text", {"text": ("a", "b", [], False)}, str, set()), "parts must be a tuple"),
+    ("terms", ("text", {"text": ("a", "b", (("p",),), True)}, str, set()),
+     "a part must be a tuple"),
+    ("terms", ("text", {}, str), "takes 4 arguments"),
+    ("tokens", ("text", {"text": ("a", "b", [], True)}, str), "parts must be a tuple"),
+    ("tokens", ("text", {"text": ("a", "b", (("p", "p", 0),), True)}, str),
+     "a part must be a tuple"),
+    ("tokens", ("text", {"text": ("a", "b", (("p", "p", "0", 1),), True)}, str), "integer"),
+    ("tokens", ("text", {}), "takes 3 arguments"),
+]
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ((b"bytes", {}, str, set()), "text must be str, not bytes"),
-        (("text", [], str, set()), "cache must be a dict, not list"),
-        (("text", {}, 3, set()), "fold must be callable, not int"),
-        (("text", {}, str, []), "out must be a set, not list"),
-        (("text", {}, str, set()), "folded word must be a tuple"),
-        (("text", {"text": ("a", 1, (), False)}, str, set()), "key must be str"),
-        (("text", {"text": ("a", "b", [], False)}, str, set()), "parts must be a tuple"),
-        (("text", {"text": ("a", "b", (("p",),), True)}, str, set()), "a part must be a tuple"),
-        (("text", {}, str), "takes 4 arguments"),
-    ],
+    ("function", "args", "message"),
+    [(f, (*args, *more), message) for f, more in _MORE.items() for args, message in _SHARED_BAD]
+    + _OWN_BAD,
 )
-def test_terms_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None:
+def test_the_c_functions_refuse_bad_arguments(
+        function: str, args: tuple[Any, ...], message: str) -> None:
     with pytest.raises(TypeError, match=message):
-        _ctext.terms(*args)
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ((b"bytes", {}, str), "text must be str, not bytes"),
-        (("text", [], str), "cache must be a dict, not list"),
-        (("text", {}, 3), "fold must be callable, not int"),
-        (("text", {}, str), "folded word must be a tuple"),
-        (("text", {"text": ("a", "b", [], True)}, str), "parts must be a tuple"),
-        (("text", {"text": ("a", "b", (("p", "p", 0),), True)}, str), "a part must be a tuple"),
-        (("text", {"text": ("a", "b", (("p", "p", "0", 1),), True)}, str), "integer"),
-        (("text", {}), "takes 3 arguments"),
-    ],
-)
-def test_tokens_refuses_bad_arguments(args: tuple[Any, ...], message: str) -> None:
-    with pytest.raises(TypeError, match=message):
-        _ctext.tokens(*args)
+        getattr(_ctext, function)(*args)
 
 
 def test_tokens_expands_compounds_and_drops_keyless_words() -> None:
