@@ -141,3 +141,29 @@ async def test_a_source_regex_that_runs_out_of_time_reads_every_source(tmp_path:
         assert {h.article.source for h in found} == {"aaaa"}
         assert len(found) == 10
         assert found.scanned == 30  # every source read: the narrowing gave up
+
+
+async def test_more_source_names_than_are_judged_or_a_huge_source_term_answer_as_a_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past the names a lookup judges it reads every source (as without narrowing); a source
+    # term a thousand times longer than a name matches none of them and reads nothing. Either
+    # way the answer is a full scan's.
+    import watchers.search as search_mod
+
+    outlets = [f"outlet-{i}" for i in range(6)]
+    arts = [Article(source=outlets[i % 6], title=f"Talks {i}", text="On the border.",
+                    guid=str(i)) for i in range(60)]
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        for a in arts:
+            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+        monkeypatch.setattr(search_mod, "MAX_SOURCE_NAMES", 3)
+        for query, scanned in (("talks source:outlet-2", 60),
+                               ("source:" + "x" * 5000, 60),
+                               ("talks source:" + "outlet" * 1000, 60)):
+            found = await search(store, query, limit=100)
+            expected = {a.title for a in arts if match_query(query, a) is not None}
+            assert {h.article.title for h in found} == expected, query[:40]
+            assert found.scanned == scanned and not found.truncated, query[:40]
+        monkeypatch.setattr(search_mod, "MAX_SOURCE_NAMES", 5000)
+        huge = await search(store, "source:" + "x" * 5000, limit=100)
+        assert (len(huge), huge.scanned, huge.truncated) == (0, 0, False)
