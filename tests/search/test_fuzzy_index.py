@@ -15,7 +15,7 @@ from watchers.errors import QuerySyntaxError
 from watchers.models import Article
 from watchers.rules import match_query, shipped_aliases
 from watchers.rules.lookup import MAX_FUZZY_WORDS, index_terms
-from watchers.search import index_vocabulary, search
+from watchers.search import Lookup, index_vocabulary, search
 from watchers.store import SqliteStore
 from watchers.store.sqlite.schema import _ARTICLE_TERMS_V5
 
@@ -26,16 +26,22 @@ async def _fill(path: Path, arts: list[Article]) -> None:
             await store.record(a, [], [], terms=index_terms(a.title, a.text))
 
 
+async def _looked_up(db: Path, query: str, limit: int) -> tuple[list[Article], set[str], Lookup]:
+    """The corpus articles stored in ``db``, the titles a full scan matches, and the lookup."""
+    arts = articles()
+    await _fill(db, arts)
+    expected = {a.title for a in arts if match_query(query, a) is not None}
+    async with await SqliteStore.open(db) as store:
+        found = await search(store, query, limit=limit)
+    return arts, expected, found
+
+
 @pytest.mark.parametrize("query", ["kyiv~", "sanctoins~", "kyiv~ AND talks",
                                    "minister OR zelensky~80", '"kyiv~ talks"',
                                    "troops NOT kyiv~", "talks AND NOT kiev~90"])
 async def test_a_fuzzy_lookup_reads_only_articles_that_hold_a_matching_word(
         tmp_path: Path, query: str) -> None:
-    arts = articles()
-    await _fill(tmp_path / "nw.db", arts)
-    expected = {a.title for a in arts if match_query(query, a) is not None}
-    async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        found = await search(store, query, limit=10_000)
+    arts, expected, found = await _looked_up(tmp_path / "nw.db", query, 10_000)
     assert {h.article.title for h in found} == expected
     assert not found.truncated
     if query == "kyiv~":
@@ -161,11 +167,8 @@ async def test_a_fuzzy_term_matching_hundreds_of_stored_words_still_equals_a_ful
                                    "/" + "k" * 2000 + "yiv/", "talks AND " + "z" * 5000 + "~80"])
 async def test_terms_a_thousand_times_longer_than_a_word_answer_as_a_full_scan(
         tmp_path: Path, query: str) -> None:
-    arts = articles()
-    await _fill(tmp_path / "nw.db", arts)
-    expected = {a.title for a in arts if match_query(query, a) is not None}
+    _, expected, found = await _looked_up(tmp_path / "nw.db", query, 100)
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        found = await search(store, query, limit=100)
         # (a regex past the size limit is refused by name, before the store is read)
         with pytest.raises(QuerySyntaxError, match="regular expression too large"):
             await search(store, "/" + "k" * 5000 + "yiv/")
