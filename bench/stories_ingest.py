@@ -65,9 +65,9 @@ async def fill_stories(db: Path, titles: list[str], n: int) -> None:
     for i in range(n):
         a, b = rng.choice(titles).split(), rng.choice(titles).split()
         headline = " ".join(a[: len(a) // 2] + b[len(b) // 2 :]) + f" {i}"
-        when = (now - timedelta(minutes=rng.randrange(40 * 60))).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ")
-        rows.append((story_id_for(f"live-{i}"), headline, when, when,
+        stamp = now - timedelta(minutes=rng.randrange(40 * 60))
+        when = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rows.append((story_id_for(f"live-{i}", stamp), headline, when, when,
                      signature(headline, "").dump(), json.dumps([rng.choice(OUTLETS)])))
     store = await SqliteStore.open(db, terms_of=index_terms)
     try:

@@ -320,14 +320,15 @@ class RouteName(_Route):
         return engine.route_names()
 
 
-# A story's id: "s" and 16 hex digits (watchers.stories.index.story_id_for). Checked here so a
-# mistyped id is told apart from one that is well formed but unknown.
-_STORY_ID = re.compile(r"s[0-9a-f]{16}")
+# A story's id: "s" and 20 hex digits, or 16 for stories begun before ids carried their time
+# (watchers.stories.index.story_id_for). Checked here so a mistyped id is told apart from one
+# that is well formed but unknown.
+_STORY_ID = re.compile(r"s[0-9a-f]{16}(?:[0-9a-f]{4})?")
 
 
 class StoryId(app_commands.Transformer[Any]):
-    """A story's id as alerts, /article and /search show it (``s`` and 16 hex digits); a
-    malformed one is an OptionError naming it."""
+    """A story's id as alerts, /article and /search show it (``s`` and 20 hex digits, or 16
+    for older stories); a malformed one is an OptionError naming it."""
 
     @property
     def min_value(self) -> int:
@@ -347,7 +348,7 @@ def parse_story_id(value: str) -> str:
     wanted = value.strip().strip("`").strip().lower()
     if not _STORY_ID.fullmatch(wanted):
         raise OptionError(f"id: {truncate(value.strip(), 64)!r} is not a story id (one looks "
-                          "like s0123456789abcdef; alerts, /article and /search show them)")
+                          "like s692e8c1f0123456789ab; alerts, /article and /search show them)")
     return wanted
 
 

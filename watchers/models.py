@@ -11,9 +11,10 @@ that cannot be expressed in UTC (year 1 with a positive offset) counts as missin
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
@@ -29,6 +30,7 @@ __all__ = [
     "checked_article",
     "content_fingerprint",
     "derive_id",
+    "hits_json",
     "matchable",
     "storable",
 ]
@@ -284,6 +286,45 @@ class Hit(_Frozen):
     kind: HitKind = "exact"
     score: float = 100.0
     variant: str | None = None
+
+
+_ascii = json.encoder.encode_basestring_ascii
+# The JSON of the few strings every hit repeats (its field and kind), spelt once.
+_SPELT: dict[str, str] = {}
+
+
+def _spelt(value: str) -> str:
+    text = _SPELT.get(value)
+    if text is None:
+        text = _ascii(value)
+        if len(_SPELT) < 64:
+            _SPELT[value] = text
+    return text
+
+
+def _hit_json(hit: Hit) -> str:
+    """``json.dumps(hit.model_dump())``, spelt out from the hit's values (see :func:`hits_json`)."""
+    v = hit.__dict__
+    start, end, score, variant = v["start"], v["end"], v["score"], v["variant"]
+    if type(start) is not int or type(end) is not int or type(score) is not float:
+        return json.dumps(hit.model_dump())  # not what a matcher builds: the general way
+    spelt = float.__repr__(score)
+    if spelt[-1] > "9":  # nan, inf, -inf: JSON spells them its own way
+        spelt = json.dumps(score)
+    return (f'{{"term": {_ascii(v["term"])}, "field": {_spelt(v["field"])}, '
+            f'"start": {int.__repr__(start)}, "end": {int.__repr__(end)}, '
+            f'"text": {_ascii(v["text"])}, "kind": {_spelt(v["kind"])}, "score": {spelt}, '
+            f'"variant": {"null" if variant is None else _ascii(variant)}}}')
+
+
+def hits_json(hits: Iterable[Hit]) -> str:
+    """A match's evidence as the stores keep it: the very text of
+    ``json.dumps([h.model_dump() for h in hits])``, spelt out from each hit's values without
+    building a dict per hit and encoding it (which cost more than finding the evidence: a
+    rule-heavy article stores dozens of hits per match). A Hit's ``__dict__`` holds its field
+    values (pydantic keeps private and extra attributes apart)."""
+    return "[" + ", ".join([_hit_json(h) if type(h) is Hit else json.dumps(h.model_dump())
+                            for h in hits]) + "]"
 
 
 class Match(_Frozen):

@@ -132,12 +132,13 @@ async def test_story_and_article_show_the_story(emu: DiscordEmulator, tmp_path: 
 
 async def test_story_errors_name_the_id(emu: DiscordEmulator, tmp_path: Path) -> None:
     async with newswatch(emu, tmp_path, outlets=("dw",), others=0):
-        for bad in ("xyz", "s123", "s0123456789abcdeg", "0123456789abcdef0"):
+        for bad in ("xyz", "s123", "s0123456789abcdeg", "0123456789abcdef0", "s" + "0" * 18,
+                    "s" + "0" * 21):
             msg = await (await emu.send_interaction("story", {"id": bad})).final_message()
             assert msg.ephemeral and repr(bad) in msg.content and "not a story id" in msg.content
-        unknown = "s" + "0" * 16
-        msg = await (await emu.send_interaction("story", {"id": unknown})).final_message()
-        assert msg.ephemeral and f"No story with id `{unknown}`" in msg.content
+        for unknown in ("s" + "0" * 16, "s" + "0" * 20):  # an older story's id, and today's
+            msg = await (await emu.send_interaction("story", {"id": unknown})).final_message()
+            assert msg.ephemeral and f"No story with id `{unknown}`" in msg.content
     assert emu.validate_all() == []
 
 

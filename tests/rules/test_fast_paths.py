@@ -10,6 +10,7 @@ built from raw hits with its first definition.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchers.models import Article, Hit
+from watchers.models import Article, Hit, hits_json
 from watchers.rules import parse, shipped_aliases
 from watchers.rules.matcher import FIELD_WEIGHTS, MAX_HITS, Analysis, Evaluator, _hit_order
 from watchers.rules.syntax import Phrase, Term
@@ -243,3 +244,34 @@ def test_evidence_is_capped_but_the_score_counts_every_hit() -> None:
     hits, score = ev._build_hits(raw)
     assert (hits, score) == _reference_hits(art, raw)
     assert len(hits) == MAX_HITS and score == MAX_HITS + 20
+
+
+_strings = st.text(st.characters(codec="utf-8"), max_size=12)
+hits = st.builds(
+    Hit, term=_strings, field=st.sampled_from(["title", "text", "url", "source", "tïtle\n\""]),
+    start=st.integers(0, 2**70), end=st.integers(0, 2**70), text=_strings,
+    kind=st.sampled_from(["exact", "prefix", "alias", "fuzzy", "regex"]),
+    score=st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([100.0, 0.0, -0.0]),
+    variant=st.none() | _strings)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(hits, max_size=6))
+def test_hits_json_is_json_of_the_dumped_hits(found: list[Hit]) -> None:
+    """What the stores keep of a match's evidence: spelt out without a dict per hit, the same
+    text as the models dumped and encoded."""
+    assert hits_json(found) == json.dumps([h.model_dump() for h in found])
+
+
+def test_hits_json_of_matcher_built_hits_and_of_a_subclass() -> None:
+    article = Article(title="Kyiv talks: Russia’s “troops” — 100,000", text="Київ talks, kyiv")
+    match = Evaluator(Analysis(article), shipped_aliases()).match("r", parse("kyiv OR talk*"), 85)
+    assert match is not None and len(match.hits) >= 3
+    assert hits_json(match.hits) == json.dumps([h.model_dump() for h in match.hits])
+
+    class Noted(Hit):
+        note: str = "extra"
+
+    odd = [Noted(term="a", field="text", start=0, end=1, text="a"), *match.hits]
+    assert json.loads(hits_json(odd))[0]["note"] == "extra"
+    assert hits_json(odd) == json.dumps([h.model_dump() for h in odd])

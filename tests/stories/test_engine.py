@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
@@ -56,12 +57,29 @@ def test_reports_of_one_event_join_and_another_event_does_not() -> None:
     index = StoryIndex()
     ids = [index.assign(f"a{i}", signature(t, ""), T0 + timedelta(hours=i), f"o{i}")
            for i, t in enumerate(HESSEMAN)]
-    assert ids[0] == (story_id_for("a0"), True)
+    assert ids[0] == (story_id_for("a0", T0), True)
     assert ids[1] == (ids[0][0], False) and ids[2] == (ids[0][0], False)
     other, new = index.assign("b", signature(OTHER, ""), T0 + timedelta(hours=3), "o9")
     assert new and other != ids[0][0]
     assert len(index) == 2
     assert index.story_outlets(ids[0][0]) == {"o0", "o1", "o2"}
+
+
+def test_story_ids_sort_by_when_their_stories_began() -> None:
+    """Ids that grow with time are written at the end of every index that holds them."""
+    late = story_id_for("a", T0 + timedelta(seconds=1))
+    assert story_id_for("a", T0) == story_id_for("a", T0)  # a replay gives the same id
+    assert story_id_for("b", T0) != story_id_for("a", T0)
+    assert story_id_for("z", T0) < late < story_id_for("0", T0 + timedelta(days=400))
+    assert re.fullmatch(r"s[0-9a-f]{20}", late)
+    assert story_id_for("a", T0.astimezone(timezone(timedelta(hours=5)))) == story_id_for("a", T0)
+    # Out of what 8 hex digits of seconds hold: clamped, still well formed.
+    early = story_id_for("a", datetime(1900, 1, 1, tzinfo=UTC))
+    assert early.startswith("s00000000") and len(early) == 21
+    assert story_id_for("a", datetime(9999, 1, 1, tzinfo=UTC)).startswith("sffffffff")
+    assert re.fullmatch(r"s[0-9a-f]{16}", story_id_for("a"))  # no time: the earlier form
+    with pytest.raises(ValueError, match="timezone-aware"):
+        story_id_for("a", datetime(2022, 1, 1))
 
 
 def test_same_names_another_event_is_another_story() -> None:
@@ -106,7 +124,7 @@ def test_old_stories_expire_and_memory_stays_bounded() -> None:
         index.assign(f"a{i}", signature(f"Unrelated headline number {i} about zorblax{i}"),
                      T0 + timedelta(hours=2 * i), "x")
     assert len(index) == 1
-    assert index.story_signature(story_id_for("a0")) is None
+    assert index.story_signature(story_id_for("a0", T0)) is None
 
 
 def test_restore_then_join() -> None:

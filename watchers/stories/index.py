@@ -16,7 +16,8 @@ act: see :mod:`.features`), are never one story.
 Invariants:
 
 - Every assigned article gets exactly one story id; a story's id is the id its founding article
-  gives through :func:`story_id_for`, so replaying the same articles gives the same ids.
+  and its time give through :func:`story_id_for`, so replaying the same articles gives the
+  same ids.
 - An article joins a story only if its date lies within ``window`` of the story's span
   (``first - window <= when <= last + window``): the dates of a story's articles, sorted, are
   never more than ``window`` apart from one to the next.
@@ -143,9 +144,24 @@ def _shared(items: list[str]) -> frozenset[str]:
     return got
 
 
-def story_id_for(article_id: str) -> str:
-    """The id of the story an article starts: stable, short, and not the article's own id."""
-    return "s" + hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).hexdigest()
+def story_id_for(article_id: str, when: datetime | None = None) -> str:
+    """The id of the story an article starts: stable, short, and not the article's own id.
+
+    With the founding article's time (as the index always passes it): ``s``, the second it
+    happened in (8 hex digits, seconds since 1970, clamped to what 8 digits hold) and 12 hex
+    digits of a hash of the article's id, so ids sort by when their stories began. A store
+    keeps story ids in several indexes (the stories, the articles of a story, the outbox rows
+    of a story): ids that grow with time are written at the end of each, where random ids
+    would dirty a page of each index per new story, anywhere in it (a commit of 500 new stories
+    into a table of 100,000 wrote 2.5 times the pages). Without a time: ``s`` and 16 hex
+    digits of the hash (the form of ids made before)."""
+    digest = hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).hexdigest()
+    if when is None:
+        return "s" + digest
+    if when.tzinfo is None:
+        raise ValueError("'when' must be timezone-aware")
+    seconds = min(max(_us(when) // _US_PER_S, 0), 0xFFFFFFFF)
+    return f"s{seconds:08x}{digest[:12]}"
 
 
 # The event, actor and country sets a run of marks (subject left out) stands for: marks are
@@ -421,7 +437,7 @@ class StoryIndex:
             mine = [_Ex(ex) for ex in sig.exemplars]
             best = self._best(mine[0], at) if mine else None
             if best is None:
-                sid = story_id_for(article_id)
+                sid = story_id_for(article_id, when)
                 if sid not in self._stories:
                     self._add(sid, sig, at, at, (outlet,), size=1, ready=mine)
                     return sid, True

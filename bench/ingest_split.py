@@ -1,0 +1,169 @@
+"""Where ingest's CPU time goes, per article, without a profiler (printed, never asserted).
+
+The same ingest as ``stories_ingest.py`` (corpus articles handed to the real ``WatchService``
+and a SQLite file, realistic rules), with and without story grouping, at 100 and 1,000 rules.
+Instead of cProfile, which inflates Python calls several times over and so misstates the split
+between Python and SQLite's C, the thread CPU time spent inside a few functions is added up:
+
+- executor (the thread that matches and groups): ``RuleSet.match_report``, the story signature
+  (``signature_from``), joining or starting a story (``join_story``: the live index's decision
+  and the story's signature as stored), the lookup index's words (``analysed_words``);
+- event loop: routing matches to outbox entries (``_route``), the matches' evidence as JSON
+  (``hits_json``);
+- the database's thread: every call it runs, by statement (the article rows, the matches, the
+  lookup index rows and word list, the outbox and story rows, the commit, the dedupe reads).
+
+"other" is the process's CPU time (all threads) that no area holds: the event loop's own work,
+the service's and the store's Python around the statements, the source. The timing wrappers
+add about a microsecond a call. The figure to read is each area's share: the goal of issue 12
+is ingest at 80% of the matcher's own rate, so everything but matching must fit in a quarter of
+the matcher's time.
+
+    .venv/bin/python bench/ingest_split.py [--articles 3000] [--rules 100,1000] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import stories_ingest as si
+from ingest import load_records, pick
+from realistic_rules import corpus_vocabulary, realistic_rules
+
+import watchers.rules.ruleset as ruleset_module
+import watchers.service as service_module
+import watchers.store.sqlite.articles as articles_module
+from watchers.config import RuleConfig
+from watchers.models import Article
+
+SPENT: dict[str, float] = defaultdict(float)
+
+
+def timed(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            SPENT[label] += time.thread_time() - start
+    return run
+
+
+# What the database thread runs, by the statement's first words or the function's name.
+_SQL_AREAS = (
+    ("INSERT INTO articles", "db: article rows"),
+    ("INSERT OR REPLACE INTO matches", "db: match rows (evidence)"),
+    ("_index_terms", "db: lookup index rows + word list"),
+    ("_write_outbox", "db: outbox + story rows"),
+    ("COMMIT", "db: commit"),
+    ("SELECT", "db: dedupe and id reads"),
+)
+
+
+def _sql_area(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    name = str(getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", ""))
+    text = " ".join(args[0].split()[:6]) if args and isinstance(args[0], str) else name
+    for prefix, label in _SQL_AREAS:
+        if text.startswith(prefix):
+            return label
+    return "db: other calls"
+
+
+def instrument() -> None:
+    for module, name, label in (
+            (service_module, "signature_from", "ex: story signature"),
+            (service_module, "join_story", "ex: story decision + signature text"),
+            (service_module, "analysed_words", "ex: lookup index words"),
+            (service_module, "_route", "loop: routing"),
+            (articles_module, "hits_json", "loop: evidence JSON")):
+        if hasattr(module, name):
+            setattr(module, name, timed(label, getattr(module, name)))
+    rs = ruleset_module.RuleSet
+    rs.match_report = timed("ex: matching", rs.match_report)  # type: ignore[method-assign]
+    original: Callable[..., Any] = aiosqlite.Connection._execute
+
+    async def execute(self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any,
+                      **kwargs: Any) -> Any:
+        return await original(self, timed(_sql_area(fn, args), fn), *args, **kwargs)
+
+    aiosqlite.Connection._execute = execute  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--articles", type=int, default=3000)
+    ap.add_argument("--rules", default="100,1000")
+    ap.add_argument("--rounds", type=int, default=2, help="the lowest of this many runs")
+    args = ap.parse_args(argv)
+    instrument()
+    records = load_records()
+    random.Random(5).shuffle(records)
+    n = args.articles
+    chosen = pick(records[:n], n)
+    now = datetime.now(UTC)
+    articles = [Article(source=si.OUTLETS[i % len(si.OUTLETS)], guid=f"a{i}", title=r["title"],
+                        text=r["text"], url=r["url"] or None,
+                        published=now - timedelta(seconds=n - i))
+                for i, r in enumerate(chosen)]
+    words, phrases = corpus_vocabulary(articles)
+
+    def run(rules: list[RuleConfig], stories: bool) -> tuple[float, dict[str, float]]:
+        SPENT.clear()
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "nw.db"
+            (Path(tmp) / "inbox").mkdir()
+            _, cpu, _, _ = asyncio.run(si.ingest(db, rules, articles, stories=stories))
+        return cpu, {k: v / n * 1e6 for k, v in SPENT.items()}
+
+    print(f"== where ingest's CPU goes: {n} corpus articles through WatchService into SQLite, "
+          f"µs per article (the lowest of {args.rounds} runs per area)")
+    for count in (int(x) for x in args.rules.split(",")):
+        rules = [RuleConfig(name=r.name, query=r.query)
+                 for r in realistic_rules(count, words, phrases)]
+        run(rules, False)  # warm the caches the runs share (the matcher's, the stories')
+        run(rules, True)
+        best: dict[bool, tuple[float, dict[str, float]]] = {}
+        for _ in range(args.rounds):
+            for stories in (False, True):  # alternating, so a slow spell hits both
+                cpu, areas = run(rules, stories)
+                if stories not in best:
+                    best[stories] = (cpu, areas)
+                else:
+                    low_cpu, low = best[stories]
+                    best[stories] = (min(low_cpu, cpu),
+                                     {k: min(v, low.get(k, v)) for k, v in areas.items()})
+        labels = sorted({k for _, a in best.values() for k in a},
+                        key=lambda k: -max(a.get(k, 0.0) for _, a in best.values()))
+        print(f"\n{count} rules               without stories   with stories")
+        for label in labels:
+            cells = [best[s][1].get(label, 0.0) for s in (False, True)]
+            if max(cells) >= 0.5:
+                print(f"  {label:36} {cells[0]:9.1f} {cells[1]:14.1f}")
+        others = [best[s][0] - sum(best[s][1].values()) for s in (False, True)]
+        print(f"  {'other (event loop, Python around)':36} {others[0]:9.1f} {others[1]:14.1f}")
+        totals = [best[s][0] for s in (False, True)]
+        print(f"  {'total CPU per article':36} {totals[0]:9.1f} {totals[1]:14.1f}")
+        match = best[False][1].get("ex: matching", 0.0)
+        if match:
+            print(f"  matching is {match / totals[0]:.0%} of ingest without stories: ingest at "
+                  f"{match / totals[0]:.0%} of the matcher's rate as measured inside ingest")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
