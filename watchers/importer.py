@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -204,10 +204,13 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
             terms = terms_text(words)
         else:
             matches, terms = [], terms_of(seen.title, seen.text)
-        link = None
-        if stories is not None:
-            link = join_story(stories, article, signature(seen.title, seen.text))
-        records.append(ArticleRecord(article, matches, (), terms, link, words))
+        records.append(ArticleRecord(article, matches, (), terms, None, words))
+    if stories is not None:
+        # Once the batch is matched, in the same order (see WatchService._analyse): the live
+        # index walked article after article, not between two articles' matching.
+        records = [replace(rec, story=join_story(stories, rec.article,
+                                                 signature(rec.article.title, rec.article.text)))
+                   for rec in records]
     return _Batch(records, bad, chunk[-1][0], chunk[-1][1])
 
 

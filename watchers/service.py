@@ -604,7 +604,8 @@ class WatchService:
         loop). ``audience``: for a feed servers follow, each follower's name for it and rule
         set, matched in its turn against the article under that name (``ruleset`` is then
         not used)."""
-        out = []
+        found: list[tuple[list[Match], str, tuple[str, ...], set[str]]] = []
+        sigs: list[Signature | None] = []
         for article in articles:
             seen = matchable(article)
             analysis = Analysis(seen)
@@ -624,12 +625,19 @@ class WatchService:
                     matches += report.matches
                     over += report.over_budget
                 analysis = shared.relabelled(seen)
-            link = None
-            if stories is not None:  # the matcher's own title tokens give the signature
-                link = join_story(stories, article, signature_from(analysis))
+            # The matcher's own title tokens give the signature.
+            sigs.append(signature_from(analysis) if stories is not None else None)
             words = analysed_words(analysis)
-            out.append(_Analysis(matches, terms_text(words), over, link, words))
-        return out
+            found.append((matches, terms_text(words), over, words))
+        links: list[StoryLink | None] = [None] * len(found)
+        if stories is not None:
+            # The batch joins its stories once it is matched, in the same order: the live index
+            # is then walked article after article rather than between two articles' matching,
+            # which each time leaves little of the other in the processor's caches.
+            links = [join_story(stories, article, sig) if sig is not None else None
+                     for article, sig in zip(articles, sigs, strict=True)]
+        return [_Analysis(matches, terms, over, link, words)
+                for (matches, terms, over, words), link in zip(found, links, strict=True)]
 
     async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
                       ) -> PollReport:
