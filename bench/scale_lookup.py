@@ -48,6 +48,10 @@ QUERIES: dict[str, list[str]] = {
     "field": ["title:putin", "title:covid", "title:election"],
     "NEAR": ["government NEAR/5 plans", "police NEAR/10 arrested", "oil NEAR/3 prices"],
     "regex": ["/covid-?19/", "/gold(en)? medal/", r"/\d{4} election/"],
+    # The outlet's word in the link (one source of about 300), and with a title/text word.
+    "url:": ["url:bbc", "url:reuters", 'url:"aljazeera com"'],
+    "url: AND word": ["ukraine AND url:reuters", "government AND url:bbc",
+                      "police AND url:theguardian"],
 }
 
 

@@ -9,8 +9,8 @@ in best order on both stores in the same run, alternating store by store per que
 drift of the machine hits both alike, and prints p50 and p95 per kind side by side (a
 process's first fuzzy lookup, which reads the index's word list, is timed and printed on its
 own before them, as :mod:`scale_lookup` does); then each
-store's size on disk (SQLite: the file and its WAL; PostgreSQL: ``pg_database_size`` and the
-tsvector GIN index).
+store's size on disk (SQLite: the file and its WAL; PostgreSQL: ``pg_database_size``, the
+tsvector GIN index and the URL index).
 
 The PostgreSQL cluster is started by this script (tests/pg.py's :func:`local_cluster`: a unix
 socket only, as the ``postgres`` user when run as root) with its data directory cached under
@@ -193,6 +193,9 @@ async def pg_sizes(pg: str) -> dict[str, int]:
             "SELECT pg_relation_size('articles_terms')"))
         out["postgres_articles"] = int(await conn.fetchval(
             "SELECT pg_total_relation_size('articles')"))
+        # The URL index (schema 14): its table with its GIN index.
+        out["postgres_urls"] = int(await conn.fetchval(
+            "SELECT coalesce(pg_total_relation_size(to_regclass('article_urls')), 0)"))
     finally:
         await conn.close()
     return out
@@ -228,7 +231,8 @@ def show(results: dict[str, dict[str, Any]]) -> None:
         print(f"store size on disk: SQLite {size['sqlite'] / 1e9:.2f} GB (file + WAL); "
               f"PostgreSQL {size['postgres'] / 1e9:.2f} GB (pg_database_size), of which the "
               f"articles table with its indexes {size['postgres_articles'] / 1e9:.2f} GB and "
-              f"the tsvector GIN index {size['postgres_gin'] / 1e9:.2f} GB")
+              f"the tsvector GIN index {size['postgres_gin'] / 1e9:.2f} GB; the URL index "
+              f"{size.get('postgres_urls', 0) / 1e9:.2f} GB")
 
 
 def main() -> None:

@@ -3,8 +3,10 @@
 Articles are recombined from ``../shared/corpora/articles``: a title from any corpus (BBC, Reddit
 headlines, scraped pages) with no text (a headline, as Reddit gives), half of one BBC body joined
 to half of another, or a scraped page; dates spread over a year and about 300 source names, in
-random order (a history import, not a live feed). Rows go in through the store's own schema and
-statements (``articles`` and ``article_terms``) with the index terms the engine computes
+random order (a history import, not a live feed), each with an outlet-style link (host of its
+source, section, slug of its title). Rows go in through the store's own schema and statements
+(``articles``, ``article_terms`` and :func:`~watchers.store.sqlite.schema.index_urls`) with the
+index terms the engine computes
 (:func:`watchers.rules.lookup.index_terms`); the terms of a recombined article are the union of
 its parts' terms, which is what ``index_terms`` gives for the whole because tokens never span
 the paragraph break that joins the parts.
@@ -30,13 +32,44 @@ from pathlib import Path
 
 from watchers.rules.lookup import index_terms, lookup_terms
 from watchers.store import SqliteStore
-from watchers.store.sqlite.schema import SCHEMA_VERSION
+from watchers.store.sqlite.schema import SCHEMA_VERSION, index_urls
+from watchers.urls import normalise_link
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora" / "articles"
 CACHE = Path("/tmp/newswatch-bench")
 SOURCES = 300
 BATCH = 50_000
+
+
+# The outlets' hosts: a few real ones (source 0 is the BBC), the rest made-up names (each in up to
+# three top-level domains), so that url: words range from rare (an outlet's name) to common (a
+# section, a top-level domain).
+_OUTLETS = ["www.bbc.co.uk", "www.reuters.com", "apnews.com", "www.aljazeera.com",
+            "www.theguardian.com", "kyivindependent.com", "www.nytimes.com", "edition.cnn.com",
+            "www.dw.com", "www.france24.com", "www.euronews.com", "www.politico.eu"]
+_PLACES = ["daily", "morning", "evening", "city", "valley", "coast", "north", "south", "east",
+           "west"]
+_TITLES = ["herald", "times", "post", "gazette", "tribune", "courier", "observer", "journal",
+           "star", "record"]
+_TLDS = ["com", "co.uk", "net"]
+_SECTIONS = ["news", "world", "business", "politics", "sport", "news/world", "news/uk",
+             "articles", "story", "live"]
+
+
+def host(source: int) -> str:
+    """The host name of source number ``source`` (0 ≤ source < SOURCES)."""
+    if source < len(_OUTLETS):
+        return _OUTLETS[source]
+    k = source - len(_OUTLETS)
+    place, name = _PLACES[k % 10], _TITLES[k // 10 % 10]
+    return f"www.{place}{name}.{_TLDS[k // 100 % 3]}"
+
+
+def article_url(source: int, title: str, i: int) -> str:
+    """An outlet-style URL: host, section, a slug of the title's first words and a number."""
+    slug = "-".join(re.findall(r"\w+", title.lower())[:8]) or "article"
+    return f"https://{host(source)}/{_SECTIONS[i % len(_SECTIONS)]}/{slug}-{i}"
 
 
 def _load() -> tuple[list[str], list[str], list[str]]:
@@ -162,9 +195,10 @@ def build(n: int, *, seed: int = 12) -> Path:
             when = start + timedelta(seconds=rng.randrange(year))
             iso = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             digest = hashlib.sha256(f"scale-{seed}-{i}".encode()).hexdigest()
-            rows.append((rowid, digest[:16], f"src-{rng.randrange(SOURCES):03d}", f"g{i}",
-                         f"https://example.org/{i}", f"https://example.org/{i}", titles[ti], text,
-                         iso, fetched, iso, digest))
+            source = rng.randrange(SOURCES)
+            url = article_url(source, titles[ti], i)
+            rows.append((rowid, digest[:16], f"src-{source:03d}", f"g{i}", url,
+                         normalise_link(url), titles[ti], text, iso, fetched, iso, digest))
             terms.append((rowid, " ".join(sorted(w for w in words if w))))
         con.execute("BEGIN")
         con.executemany(
@@ -172,6 +206,7 @@ def build(n: int, *, seed: int = 12) -> Path:
             "published, fetched_at, sort_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             rows)
         con.executemany("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)", terms)
+        index_urls(con, [r[0] for r in rows])
         con.execute("COMMIT")
         done += len(rows)
         print(f"\r  built {done:,}/{n:,} articles  {time.perf_counter() - started:6.0f} s",

@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 from watchers.errors import NewswatchError
 from watchers.models import Article, checked_article, matchable
 from watchers.rules import RuleSet
-from watchers.rules.lookup import analysed_words, lookup_words, terms_text
+from watchers.rules.lookup import analysed_words, lookup_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
 from watchers.store.base import ArticleRecord, ArticleStore, StoryLink, sort_time
 from watchers.stories import Signature, StoryIndex, signature
@@ -204,7 +204,8 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
             terms = terms_text(words)
         else:
             matches, terms = [], terms_of(seen.title, seen.text)
-        records.append(ArticleRecord(article, matches, (), terms, None, words))
+        records.append(ArticleRecord(article, matches, (), terms, None, words,
+                                     url_terms(article.url)))
     if stories is not None:
         # Once the batch is matched, in the same order (see WatchService._analyse): the live
         # index walked article after article, not between two articles' matching.

@@ -15,6 +15,12 @@ it starts (up to a few hundred; FTS5's prefix query otherwise), a regex to those
 string it requires, and the index is asked for any of them. A store that keeps no word list
 leaves fuzzy terms and regexes unconstrained, as an index cannot narrow them otherwise.
 
+``url:`` terms are looked up in the store's URL index (each article's link, tokenised as the
+matcher reads the ``url`` field): a word, phrase or prefix every match needs narrows the
+candidates like a title or text term; a fuzzy ``url:`` term or regex does not (an index of
+link words holds a word or two of every article alone, its id or slug: too many to list for
+expanding a term over them).
+
 A lookup has a total time budget (``budget`` seconds, matching included): when it runs out the
 lookup answers with what it confirmed so far and says so (``Lookup.truncated``), so one member's
 pathological query cannot hold the bot. Matching runs in an executor, never on the event loop.
@@ -40,6 +46,7 @@ from watchers.rules.lookup import (
     fuzzy_terms,
     index_query,
     regex_runs,
+    url_query,
 )
 from watchers.rules.matcher import RegexBudget
 from watchers.rules.syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
@@ -268,6 +275,9 @@ async def search(
     if fts == NOTHING:
         # No word the index holds matches a term every match needs.
         return Lookup([], False, 0)
+    # ``url:`` terms every match needs narrow through the URL index (the words of each
+    # article's link), which the store intersects with the title and text index query.
+    urls = url_query(node, table)
     # ``source:`` terms every match needs narrow the lookup to the stored sources they accept
     # (a few hundred names, judged one by one), which the store filters on; the index holds
     # titles and texts only.
@@ -298,7 +308,7 @@ async def search(
             break
         page = await store.candidate_page(fts=fts, since=since, source=source, after=after,
                                           limit=min(size, MAX_PAGE), follows=follows,
-                                          sources=sources)
+                                          sources=sources, urls=urls)
         done = await loop.run_in_executor(executor, confirm.page, page.articles)
         if done or page.next is None:
             break

@@ -47,7 +47,7 @@ from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.importer import join_story
 from watchers.models import Article, Match, matchable
 from watchers.rules import Rule, RuleSet
-from watchers.rules.lookup import analysed_words, terms_text
+from watchers.rules.lookup import analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
 from watchers.schedule import Clock, SystemClock
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
@@ -133,6 +133,7 @@ class _Analysis:
     over_budget: tuple[str, ...]
     story: StoryLink | None = None
     words: set[str] | None = None  # the terms' words, for the index's word list
+    url_terms: str = ""  # the link's words, for the URL index
 
 
 @dataclass
@@ -604,7 +605,7 @@ class WatchService:
         loop). ``audience``: for a feed servers follow, each follower's name for it and rule
         set, matched in its turn against the article under that name (``ruleset`` is then
         not used)."""
-        found: list[tuple[list[Match], str, tuple[str, ...], set[str]]] = []
+        found: list[tuple[list[Match], str, tuple[str, ...], set[str], str]] = []
         sigs: list[Signature | None] = []
         for article in articles:
             seen = matchable(article)
@@ -628,7 +629,7 @@ class WatchService:
             # The matcher's own title tokens give the signature.
             sigs.append(signature_from(analysis) if stories is not None else None)
             words = analysed_words(analysis)
-            found.append((matches, terms_text(words), over, words))
+            found.append((matches, terms_text(words), over, words, url_terms(article.url)))
         links: list[StoryLink | None] = [None] * len(found)
         if stories is not None:
             # The batch joins its stories once it is matched, in the same order: the live index
@@ -636,8 +637,8 @@ class WatchService:
             # which each time leaves little of the other in the processor's caches.
             links = [join_story(stories, article, sig) if sig is not None else None
                      for article, sig in zip(articles, sigs, strict=True)]
-        return [_Analysis(matches, terms, over, link, words)
-                for (matches, terms, over, words), link in zip(found, links, strict=True)]
+        return [_Analysis(matches, terms, over, link, words, urls)
+                for (matches, terms, over, words, urls), link in zip(found, links, strict=True)]
 
     async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
                       ) -> PollReport:
@@ -690,7 +691,7 @@ class WatchService:
             batch = routed[start : start + INGEST_BATCH]
             stored = await self.store.record_many(
                 [ArticleRecord(article, analysis.matches, entries, analysis.terms,
-                               analysis.story, analysis.words)
+                               analysis.story, analysis.words, analysis.url_terms)
                  for article, analysis, entries in batch], at=self.clock.now())
             for (_, _, entries), kept in zip(batch, stored, strict=True):
                 if kept is not None:

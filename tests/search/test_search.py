@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from tests.conftest import SEEDS, corpora_or_skip
 from watchers.models import Article
 from watchers.rules import match_query
-from watchers.rules.lookup import index_terms
+from watchers.rules.lookup import index_terms, url_terms
 from watchers.search import search
 from watchers.sources.folder import read_article_file
 from watchers.store import SqliteStore
@@ -24,9 +25,14 @@ WORDS = ["troops", "troop", "kyiv", "kiev", "russia", "nato", "sanctions", "talk
          '"prime minister"', '"security guarantees"', "kyiv~", "sanctoins~", "/\\d{4}/",
          "title:troops", "text:kyiv", "title:gov*", "/ukrain(e|ian)/",
          # the index holds titles' and texts' words only; source: terms narrow the lookup to
-         # the stored sources they accept, url: terms narrow nothing
-         "source:bbc", "url:bbc", "source:seeds", "source:x", "source:bb*", "source:seed~",
+         # the stored sources they accept
+         "source:bbc", "source:seeds", "source:x", "source:bb*", "source:seed~",
          "source:/^b/", "source:reuters",
+         # url: words, phrases and prefixes narrow through the URL index; fuzzy url: terms and
+         # regexes do not
+         "url:bbc", "url:reuters", 'url:"bbc co uk"', "url:kyiv",
+         "url:київ", "url:cyberattack", "url:attack", "url:troop", "url:news*", "url:kyi*",
+         "url:kyiv~", "url:/europe/", "url:world", "url:2005", "url:russia",
          # regexes narrowed by the index words that hold a string they require
          "/kiev|kyiv/", "/troops?/", "title:/minist/", "/gov[a-z]+ment/"]
 
@@ -41,10 +47,21 @@ def articles() -> list[Article]:
             if i >= 60:
                 break
             d = json.loads(line)
-            arts.append(Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"]))
-    arts.append(Article(source="x", title="Cyber attack on ministries", text="Russia’s troops."))
-    arts.append(Article(source="x", title="Kiev talks", text="Київ said the cyber-attack ended."))
+            slug = "-".join(re.findall(r"\w+", d["title"].lower())[:6])
+            url = URLS[i % len(URLS)].format(id=d["id"], slug=slug) if i % 5 != 4 else None
+            arts.append(Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"],
+                                url=url))
+    arts.append(Article(source="x", title="Cyber attack on ministries", text="Russia’s troops.",
+                        url="https://news.example.com/Cyber-Attacks/Russia's-troops?id=7"))
+    arts.append(Article(source="x", title="Kiev talks", text="Київ said the cyber-attack ended.",
+                        url="https://www.dw.com/uk/Київ-talks/a-2005%20x"))
     return arts
+
+
+# Links of the corpus articles (four in five have one): outlets, sections, slugs of the title.
+URLS = ["https://www.bbc.co.uk/news/world-europe-{id}", "https://www.reuters.com/world/{slug}",
+        "https://kyivindependent.com/{slug}/", "https://www.theguardian.com/world/2005/{slug}",
+        "http://news.bbc.co.uk/2/hi/business/{id}.stm"]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +74,8 @@ async def fill(db: Path) -> list[Article]:
     async with await SqliteStore.open(db) as store:
         if await store.count_articles() == 0:
             for a in arts:
-                await store.record(a, [], [], terms=index_terms(a.title, a.text))
+                await store.record(a, [], [], terms=index_terms(a.title, a.text),
+                                   url_terms=url_terms(a.url))
         return arts
 
 
@@ -107,7 +125,8 @@ async def test_source_terms_read_only_the_sources_they_accept(tmp_path: Path) ->
             a = Article(source=outlets[i % 3], title=f"Troops and talks {i}",
                         text=f"Story number {i} about the border.", guid=str(i),
                         published=datetime(2022, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
-            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+            await store.record(a, [], [], terms=index_terms(a.title, a.text),
+                                   url_terms=url_terms(a.url))
         assert await store.stored_sources() == sorted(outlets)
         assert await store.stored_sources(limit=2) == sorted(outlets)[:2]
         nobody = await search(store, "source:reuters", limit=10)
@@ -134,7 +153,8 @@ async def test_a_source_regex_that_runs_out_of_time_reads_every_source(tmp_path:
         for i in range(30):
             a = Article(source=outlets[i % 3], title=f"Talks {i}", text="On the border.",
                         guid=str(i))
-            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+            await store.record(a, [], [], terms=index_terms(a.title, a.text),
+                                   url_terms=url_terms(a.url))
         query = "talks source:/(a|aa)+$/"
         found = await search(store, query, limit=100)
         # The matcher gives up on the evil name too (its own budget): "aaaa" alone matches.
@@ -155,7 +175,8 @@ async def test_more_source_names_than_are_judged_or_a_huge_source_term_answer_as
                     guid=str(i)) for i in range(60)]
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         for a in arts:
-            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+            await store.record(a, [], [], terms=index_terms(a.title, a.text),
+                                   url_terms=url_terms(a.url))
         monkeypatch.setattr(search_mod, "MAX_SOURCE_NAMES", 3)
         for query, scanned in (("talks source:outlet-2", 60),
                                ("source:" + "x" * 5000, 60),

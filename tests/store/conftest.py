@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 PORTED = frozenset({"test_store", "test_acks", "test_stories", "test_batch", "test_backends",
-                    "test_index_words",
+                    "test_index_words", "test_url_index",
                     "test_cancel"})
 
 

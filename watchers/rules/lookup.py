@@ -37,6 +37,8 @@ __all__ = [
     "lookup_words",
     "regex_runs",
     "terms_text",
+    "url_query",
+    "url_terms",
 ]
 
 # A fuzzy term's expansion: the index words a fuzzy term (key, threshold) matches, or None
@@ -47,8 +49,10 @@ PrefixWords = Callable[[str], "Collection[str] | None"]
 # A regex's expansion: sets of index words such that every article it matches holds one word
 # of each set, or None.
 RegexWords = Callable[[str], "Sequence[Collection[str]] | None"]
-# The fields whose words the index holds (None: a term's default fields, title and text).
-_INDEXED = (None, "title", "text")
+# The fields whose words the index holds (None: a term's default fields, title and text), and
+# the field whose words the URL index holds.
+_INDEXED: tuple[str | None, ...] = (None, "title", "text")
+_URL: tuple[str | None, ...] = ("url",)
 # A literal's letters and digits, as a word of the index holds them (a run of them in a text is
 # inside one word, and folding keeps it whole).
 _RUN = re.compile(r"[a-z0-9]{3,}")
@@ -82,6 +86,12 @@ def lookup_words(*fields: str) -> set[str]:
         add_terms(text, words)
     words.discard("")
     return words
+
+
+def url_terms(url: str | None) -> str:
+    """The words an article's URL is indexed under (its ``url`` field's keys and norms, as
+    :func:`lookup_terms` gives them), sorted and space-separated; empty without a URL."""
+    return lookup_terms(url) if url else ""
 
 
 def analysed_terms(analysis: Analysis) -> str:
@@ -170,9 +180,26 @@ def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHO
     without them fuzzy terms and regexes constrain nothing and a prefix is FTS5's own.
     ``threshold`` is the similarity of fuzzy terms that give none. The index holds the words
     of titles and texts only, so a term that looks in the source or link constrains nothing
-    either.
+    either (the link's words are in the URL index: see :func:`url_query`).
     """
-    if isinstance(node, Term | Phrase | Regex) and node.field not in _INDEXED:
+    return _index_query(node, aliases, threshold, fuzzy, regex, prefixed, _INDEXED)
+
+
+def url_query(node: Node, aliases: Aliases) -> str | None:
+    """The query of the URL index (the words of each article's URL, :func:`url_terms`) that
+    matches at least every article ``node`` matches; None when its ``url:`` terms cannot narrow
+    the search: a ``url:`` word, phrase or prefix that every match needs narrows (through AND,
+    NEAR and phrases; an OR narrows when each of its operands does); any other term, a fuzzy
+    ``url:`` term or regex, and a negation constrain nothing. A prefix is FTS5's own (the
+    index's word list holds title and text words only)."""
+    return _index_query(node, aliases, DEFAULT_THRESHOLD, None, None, None, _URL)
+
+
+def _index_query(node: Node, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | None,
+                 regex: RegexWords | None, prefixed: PrefixWords | None,
+                 fields: tuple[str | None, ...]) -> str | None:
+    """:func:`index_query` of an index holding the words of ``fields``."""
+    if isinstance(node, Term | Phrase | Regex) and node.field not in fields:
         return None
     if isinstance(node, Term):
         return _term(node, aliases, threshold, fuzzy, prefixed)
@@ -188,14 +215,16 @@ def index_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHO
     if isinstance(node, Not):
         return None
     if isinstance(node, Near):
-        sides = [index_query(node.left, aliases, threshold, fuzzy, regex, prefixed),
-                 index_query(node.right, aliases, threshold, fuzzy, regex, prefixed)]
+        sides = [_index_query(node.left, aliases, threshold, fuzzy, regex, prefixed, fields),
+                 _index_query(node.right, aliases, threshold, fuzzy, regex, prefixed, fields)]
         return _all([s for s in sides if s is not None])
     if isinstance(node, And):
-        kids = [index_query(c, aliases, threshold, fuzzy, regex, prefixed) for c in node.children]
+        kids = [_index_query(c, aliases, threshold, fuzzy, regex, prefixed, fields)
+                for c in node.children]
         return _all([k for k in kids if k is not None])
     if isinstance(node, Or):
-        kids = [index_query(c, aliases, threshold, fuzzy, regex, prefixed) for c in node.children]
+        kids = [_index_query(c, aliases, threshold, fuzzy, regex, prefixed, fields)
+                for c in node.children]
         if any(k is None for k in kids):
             return None
         return _any([k for k in kids if k is not None])

@@ -20,11 +20,21 @@ from pydantic import TypeAdapter, ValidationError
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.models import Article
-from watchers.store.base import ArticleRecord, CandidatePage
+from watchers.store.base import URLS_INCOMPLETE, ArticleRecord, CandidatePage
 from watchers.store.sqlite._db import dump_model
 
-__all__ = ["CANDIDATE_PAGE_MAX", "SOURCE_MODEL", "CandidateList", "ListedWords", "M",
-           "RuntimeModels", "StoryBatch", "server_route"]
+__all__ = [
+    "CANDIDATE_PAGE_MAX",
+    "SOURCE_MODEL",
+    "URLS_INCOMPLETE",
+    "CandidateList",
+    "ListedWords",
+    "M",
+    "RuntimeModels",
+    "StoryBatch",
+    "link_terms",
+    "server_route",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,21 +126,24 @@ class CandidateList:
     async def candidate_page(self, *, fts: str | None, since: datetime | None = None,
                              source: str | None = None, after: str | None = None,
                              limit: int = 200, follows: Collection[str] | None = None,
-                             sources: Collection[str] | None = None) -> CandidatePage:
+                             sources: Collection[str] | None = None,
+                             urls: str | None = None) -> CandidatePage:
         raise NotImplementedError
 
     async def candidates(self, *, fts: str | None, since: datetime | None = None,
                          source: str | None = None, limit: int = 2000,
-                         follows: Collection[str] | None = None) -> list[Article]:
+                         follows: Collection[str] | None = None,
+                         urls: str | None = None) -> list[Article]:
         """Articles that may match, newest first: those the index query ``fts`` finds (see
-        :func:`watchers.rules.lookup.index_query`), or all when it is None; at most
+        :func:`watchers.rules.lookup.index_query`), or all when it is None, and the URL index
+        query ``urls`` finds too when given (:func:`watchers.rules.lookup.url_query`); at most
         ``limit``."""
         out: list[Article] = []
         after: str | None = None
         while len(out) < limit:
             page = await self.candidate_page(fts=fts, since=since, source=source, after=after,
                                              limit=min(limit - len(out), CANDIDATE_PAGE_MAX),
-                                             follows=follows)
+                                             follows=follows, urls=urls)
             out += page.articles
             if page.next is None:
                 break
@@ -228,3 +241,19 @@ class ListedWords:
         if len(self._words) + len(words) > self.limit:
             self._words.clear()
         self._words |= words
+
+
+def link_terms(rec: ArticleRecord, terms_of: Callable[[str, str], str] | None) -> str | None:
+    """The words ``rec``'s link is indexed under for ``url:`` lookups: the record's own
+    ``url_terms`` when the writer gave them, else ``terms_of(link, "")`` with the engine's
+    words function the store was opened with; "" without a link. None when neither is there:
+    the store then marks its URL index incomplete (:data:`URLS_INCOMPLETE`), so that no
+    ``url:`` lookup misses the article."""
+    if rec.url_terms is not None:
+        return rec.url_terms
+    url = rec.article.url
+    if not url:
+        return ""
+    if terms_of is None:
+        return None
+    return terms_of(url, "")

@@ -161,6 +161,12 @@ def story_outcome(entry: OutboxEntry, outlets: int, existing: Sequence[tuple[str
     return "update", "pending", None
 
 
+# A table whose presence says the URL index misses some stored article's link: a writer stored
+# one without its words (see link_terms), or an upgrade had no words function. Lookups then do
+# not narrow by it (they read as before the URL index: slower, never wrong).
+URLS_INCOMPLETE = "article_urls_incomplete"
+
+
 @dataclass(frozen=True)
 class ArticleRecord:
     """One new article to store with everything written beside it: its matches, its outbox
@@ -168,6 +174,10 @@ class ArticleRecord:
 
     ``words``, when the caller has them, are the terms' words as a set (``set(terms.split())``,
     exactly): the store lists them in the index's word list without splitting the terms again.
+    ``url_terms`` are the words the article's link is found under by ``url:`` terms (the caller
+    computes them, as it does ``terms``: see :func:`watchers.rules.lookup.url_terms`); None:
+    the store computes them with the ``terms_of`` it was opened with, and refuses the record
+    if it has none and the article has a link.
     """
 
     article: Article
@@ -176,6 +186,7 @@ class ArticleRecord:
     terms: str
     story: StoryLink | None = None
     words: AbstractSet[str] | None = None
+    url_terms: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +271,7 @@ class ArticleStore(Protocol):
         alerts: Sequence[OutboxEntry],
         *,
         terms: str,
+        url_terms: str | None = None,
     ) -> Article | None: ...
     async def record_many(self, records: Sequence[ArticleRecord], *,
                           at: datetime | None = None) -> list[Article | None]: ...
@@ -282,6 +294,7 @@ class ArticleStore(Protocol):
         source: str | None = None,
         limit: int = 2000,
         follows: Collection[str] | None = None,
+        urls: str | None = None,
     ) -> list[Article]: ...
     async def candidate_page(
         self,
@@ -293,7 +306,13 @@ class ArticleStore(Protocol):
         limit: int = 200,
         follows: Collection[str] | None = None,
         sources: Collection[str] | None = None,
-    ) -> CandidatePage: ...
+        urls: str | None = None,
+    ) -> CandidatePage:
+        """Candidates newest first after the cursor ``after``: articles the index query
+        ``fts`` finds among their title and text words (all when None) and, with ``urls``,
+        that the URL index query ``urls`` finds among their URL words too (see
+        :func:`watchers.rules.lookup.url_query`)."""
+        ...
     async def stored_sources(self, *, limit: int | None = None) -> list[str]:
         """The distinct source names of the stored articles, in order; at most ``limit``."""
         ...

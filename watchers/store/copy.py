@@ -21,7 +21,8 @@ Invariants:
   per-article text); they are computed again with ``terms_of`` from its title and text — the
   same function the engine gives ``record`` — and written the way each store writes them
   (SQLite: into the ``article_terms`` view; PostgreSQL: ``to_tsvector('simple', terms)``), so
-  both backends index the rule engine's own word keys.
+  both backends index the rule engine's own word keys. The URL index is written the same way,
+  from each article's link, in the transaction that writes the article.
 - Columns that only running processes use (:data:`RUNTIME_COLUMNS`: PostgreSQL's leases and
   claims) are not copied; any other column that one side lacks makes the copy refuse.
 - Rows move in batches of ``batch`` rows, one destination transaction each; values are converted
@@ -280,7 +281,7 @@ async def migrate(target: str, *, terms_of: TermsOf | None = None) -> Migrated:
     if _kind(target) == "sqlite":
         store: SqliteStore | PostgresStore = await SqliteStore.open(target, terms_of=terms_of)
     else:
-        store = await PostgresStore.open(target)
+        store = await PostgresStore.open(target, terms_of=terms_of)
     await store.aclose()
     after = await _probe(target)
     return Migrated(describe_target(target), before.version, after.version)
@@ -335,7 +336,8 @@ class _Dest(Protocol):
     async def columns(self, table: str) -> dict[str, str]: ...
     async def count(self, table: str) -> int: ...
     async def write(self, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]],
-                    terms: Sequence[str] | None) -> None: ...
+                    terms: Sequence[str] | None,
+                    links: Sequence[str] | None = None) -> None: ...
     async def mark(self, *, complete: bool) -> None: ...
     async def finish(self) -> None: ...
 
@@ -426,7 +428,8 @@ class _SqliteDest:
         return int((await self.db.fetchall(f"SELECT count(*) FROM {_q(table)}"))[0][0])
 
     async def write(self, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]],
-                    terms: Sequence[str] | None) -> None:
+                    terms: Sequence[str] | None,
+                    links: Sequence[str] | None = None) -> None:
         sql = (f"INSERT INTO {_q(table)} ({', '.join(map(_q, cols))}) "
                f"VALUES ({', '.join('?' * len(cols))})")
         async with self.db.tx() as tx:
@@ -435,7 +438,8 @@ class _SqliteDest:
                 # Keyed by the article's date and rowid, as the store's own writes are.
                 rowid = list(cols).index("rowid")
                 await tx.run(partial(lite_schema.index_articles, rows=[
-                    (r[rowid], t) for r, t in zip(rows, terms, strict=True)]))
+                    (r[rowid], t, link) for r, t, link
+                    in zip(rows, terms, links or [""] * len(rows), strict=True)]))
 
     async def mark(self, *, complete: bool) -> None:
         app = lite_schema.APPLICATION_ID if complete else COPYING_SQLITE_ID
@@ -461,7 +465,8 @@ class _PgDest:
         return int(await self.db.fetchval(f"SELECT count(*) FROM {_q(table)}"))
 
     async def write(self, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]],
-                    terms: Sequence[str] | None) -> None:
+                    terms: Sequence[str] | None,
+                    links: Sequence[str] | None = None) -> None:
         types = await self.columns(table)
         # One statement per batch: column arrays unnested server-side (far fewer round trips
         # than a row per statement), terms made a tsvector as the store's own insert does.
@@ -483,6 +488,11 @@ class _PgDest:
             await conn.execute(sql, *args)
             if terms is not None:
                 await pg_articles.add_index_words(conn, terms)
+                # The URL index, from the words of the links.
+                rowid = list(cols).index("rowid")
+                keyed = [(r[rowid], t) for r, t in zip(rows, links or (), strict=False) if t]
+                await conn.execute(pg_schema.INSERT_URLS, [r for r, _ in keyed],
+                                   [t for _, t in keyed])
 
     async def mark(self, *, complete: bool) -> None:
         async with self.db.tx() as conn:
@@ -714,9 +724,9 @@ async def _copy_rows(src: _Source, dst: _Dest, plan: Sequence[_Table], totals: d
             if on_progress is not None:
                 on_progress(CopyProgress(t.name, 0, totals[t.name], done, total))
             async for rows in src.rows(t.name, t.cols, batch):
-                values, terms = _prepare(t, rows, terms_of)
+                values, terms, links = _prepare(t, rows, terms_of)
                 await settle(t.name)
-                writing = asyncio.create_task(dst.write(t.name, t.cols, values, terms))
+                writing = asyncio.create_task(dst.write(t.name, t.cols, values, terms, links))
                 in_flight = len(values)
                 await asyncio.sleep(0)  # let it send before the next batch is prepared
             await settle(t.name)  # a table's last batch is in before the next table's first
@@ -728,12 +738,15 @@ async def _copy_rows(src: _Source, dst: _Dest, plan: Sequence[_Table], totals: d
 
 
 def _prepare(t: _Table, rows: list[tuple[Any, ...]], terms_of: TermsOf
-             ) -> tuple[list[tuple[Any, ...]], list[str] | None]:
-    """A batch's values for the destination, and its articles' lookup terms."""
+             ) -> tuple[list[tuple[Any, ...]], list[str] | None, list[str] | None]:
+    """A batch's values for the destination, and its articles' lookup terms and their links'
+    (``terms_of(link, "")``: the engine's words of a text, as the URL index holds them)."""
     if any(f is not None for f in t.convert):
         rows = [tuple(v if f is None else f(v) for f, v in zip(t.convert, r, strict=True))
                 for r in rows]
     if t.terms is None:
-        return rows, None
+        return rows, None, None
     title, text = t.terms
-    return rows, [terms_of(r[title], r[text]) for r in rows]
+    url = t.cols.index("url") if "url" in t.cols else None
+    return (rows, [terms_of(r[title], r[text]) for r in rows],
+            [terms_of(r[url], "") if url is not None and r[url] else "" for r in rows])

@@ -26,15 +26,16 @@ async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None
                      lock: bool = True, readonly: bool = False, shared: bool = False) -> Store:
     """The store at ``url_or_path``, opened (created or upgraded when writing).
 
-    ``terms_of`` is only needed to upgrade an SQLite database older than its lookup index;
-    PostgreSQL's history starts after that. ``lock`` and ``readonly`` mean the same on both:
-    hold the one-writer lock; open without writing. ``shared`` (PostgreSQL, with
-    ``lock=False``): hold the writer lock shared, as role processes do.
+    ``terms_of`` (the engine's index words of a text) is only needed to upgrade a database
+    older than its lookup index (SQLite) or its URL index (both). ``lock`` and ``readonly``
+    mean the same on both: hold the one-writer lock; open without writing. ``shared``
+    (PostgreSQL, with ``lock=False``): hold the writer lock shared, as role processes do.
     """
     target = str(url_or_path)
     if is_postgres_url(target):
         # Imported here: the driver costs a tenth of a second that SQLite users need not pay.
         from watchers.store.postgres import PostgresStore
 
-        return await PostgresStore.open(target, lock=lock, readonly=readonly, shared=shared)
+        return await PostgresStore.open(target, lock=lock, readonly=readonly, shared=shared,
+                                        terms_of=terms_of)
     return await SqliteStore.open(target, terms_of=terms_of, lock=lock, readonly=readonly)

@@ -25,7 +25,7 @@ from watchers.store.postgres.acks import AcksMixin
 from watchers.store.postgres.articles import ArticlesMixin, Continuations, fts_to_tsquery
 from watchers.store.postgres.outbox import OutboxMixin
 from watchers.store.postgres.schedule import ScheduleMixin
-from watchers.store.postgres.schema import SCHEMA_VERSION, check, upgrade
+from watchers.store.postgres.schema import SCHEMA_VERSION, TermsOf, check, upgrade
 from watchers.store.postgres.state import StateMixin
 from watchers.store.postgres.stories import StoriesMixin
 
@@ -49,6 +49,8 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         self._db = db
         # Words this store committed to the index's word list (see ArticlesMixin.record_many).
         self._listed_words = ListedWords()
+        # The engine's index words of a text, when the opener gave them (see link_terms).
+        self._terms_of: TermsOf | None = None
         # What candidate pages leave for the pages that continue them (see Continuations).
         self._pages = Continuations()
 
@@ -67,6 +69,7 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         min_size: int = 1,
         max_size: int = 10,
         shared: bool = False,
+        terms_of: TermsOf | None = None,
     ) -> PostgresStore:
         """Open the database at ``url`` (``postgresql://…``), creating or upgrading its schema.
 
@@ -75,17 +78,22 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         them together, but never beside a process that holds it alone (``--role all``).
         ``readonly``: every transaction is read-only, no lock is taken and nothing changes (the
         schema must be current). ``min_size`` / ``max_size``: the connection pool's bounds.
+        ``terms_of(title, text)``: the engine's index words of a text (see
+        :func:`watchers.rules.lookup.index_terms`), which an upgrade that indexes stored text
+        needs (the URL index of a database holding links).
         """
         db = await Pg.connect(url, lock=lock, readonly=readonly, min_size=min_size,
                               max_size=max_size, shared=shared)
         try:
             version = await check(db, readonly=readonly)
             if not readonly:
-                await upgrade(db, version)
+                await upgrade(db, version, terms_of=terms_of)
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        store = cls(db)
+        store._terms_of = terms_of
+        return store
 
     async def __aenter__(self) -> PostgresStore:
         return self

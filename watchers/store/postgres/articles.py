@@ -29,7 +29,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,15 +37,17 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.errors import StoreError
-from watchers.models import Article, Hit, Match
-from watchers.store._shared import CandidateList, ListedWords
+from watchers.models import Article, Hit, Match, hits_json
+from watchers.store._shared import CandidateList, ListedWords, link_terms
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
+    URLS_INCOMPLETE,
     ArticleRecord,
     CandidatePage,
     sort_time,
 )
 from watchers.store.postgres._db import LOCKS, Pg, now
+from watchers.store.postgres.schema import MARK_URL_GAP
 from watchers.store.postgres.stories import story_batch, story_rows, write_stories
 from watchers.store.sqlite._db import dump_model
 from watchers.store.sqlite.articles import _Identities, _identity, prefix_successor
@@ -441,6 +443,7 @@ class ArticlesMixin(CandidateList):
 
     _db: Pg
     _listed_words: ListedWords
+    _terms_of: Callable[[str, str], str] | None
     _pages: Continuations
 
     async def is_known(self, article: Article) -> bool:
@@ -493,10 +496,13 @@ class ArticlesMixin(CandidateList):
         return out
 
     async def record(self, article: Article, matches: Sequence[Match],
-                     alerts: Sequence[Any], *, terms: str) -> Article | None:
-        """Store a new article with its index terms, matches and alerts in one transaction;
-        the article as stored (its id may change when taken), or None for a duplicate."""
-        (stored,) = await self.record_many([ArticleRecord(article, matches, alerts, terms)])
+                     alerts: Sequence[Any], *, terms: str, url_terms: str | None = None
+                     ) -> Article | None:
+        """Store a new article with its index terms (``url_terms``: its link's), matches and
+        alerts in one transaction; the article as stored (its id may change when taken), or
+        None for a duplicate."""
+        (stored,) = await self.record_many([ArticleRecord(article, matches, alerts, terms,
+                                                          url_terms=url_terms)])
         return stored
 
     async def record_many(self, records: Sequence[ArticleRecord], *,
@@ -532,8 +538,7 @@ class ArticlesMixin(CandidateList):
                     article.text, article.published, article.fetched_at, sort_time(article),
                     content, rec.story.id if rec.story else None, rec.terms,
                 ))
-                matches += [(article.id, m.rule, m.score,
-                             json.dumps([h.model_dump() for h in m.hits]), when)
+                matches += [(article.id, m.rule, m.score, hits_json(m.hits), when)
                             for m in rec.matches]
                 stored.append((article, rec))
                 out.append(article)
@@ -544,6 +549,18 @@ class ArticlesMixin(CandidateList):
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
                     "to_tsvector('simple', $13))", articles)
             if articles:
+                # The URL index's rows, by the ids just stored (the rowids are the database's).
+                given = [(a.id, link_terms(r, self._terms_of)) for a, r in stored]
+                links = [(i, t) for i, t in given if t]
+                if any(t is None for _, t in given):
+                    # A link whose words the writer could not give: the URL index misses it.
+                    await conn.execute(MARK_URL_GAP)
+                if links:
+                    await conn.execute(
+                        "INSERT INTO article_urls (article, words) SELECT a.rowid, "
+                        "to_tsvector('simple', u.w) FROM unnest($1::text[], $2::text[]) "
+                        "AS u(id, w) JOIN articles a ON a.id = u.id",
+                        [i for i, _ in links], [t for _, t in links])
                 # Words this store listed in a committed batch are listed for good.
                 words = self._listed_words.unlisted(ListedWords.of(r for _, r in stored))
                 await list_words(conn, words)
@@ -656,10 +673,12 @@ class ArticlesMixin(CandidateList):
         limit: int = 200,
         follows: Collection[str] | None = None,
         sources: Collection[str] | None = None,
+        urls: str | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates` after the cursor ``after``, newest first: the
-        articles whose terms match ``fts``, or all of them (down the ``articles_sort`` index)
-        when it is None; ``sources``: only articles of these sources. At most ``PAGE_CAP``
+        articles whose terms match ``fts`` and whose link's words (``article_urls``) match
+        ``urls``, or all of them (down the ``articles_sort`` index) when both are None;
+        ``sources``: only articles of these sources. At most ``PAGE_CAP``
         articles (see its comment), however many are asked for; a page that stops at the cap
         keeps its cursor.
 
@@ -678,7 +697,22 @@ class ArticlesMixin(CandidateList):
         params: list[Any] = []
         filters = _filters(since, source, follows, params, sources=sources)
         tsquery = fts_to_tsquery(fts) if fts else None
-        key = (tsquery, filters, repr(params))
+        if urls and await self._db.fetchval(f"SELECT EXISTS (SELECT 1 FROM {URLS_INCOMPLETE})"):
+            urls = None  # the URL index misses some link: read as if it were not there
+        urlquery = fts_to_tsquery(urls) if urls else None
+        key = (tsquery, urlquery, filters, repr(params))
+        # The query is written into the statement, not passed as a parameter: a statement run
+        # again with a parameter may get the planner's generic plan, which cannot know whether
+        # the query is common or rare, and walks the date index for a rare one. The link's
+        # words are tested through the URL index's row of the article (``rowid`` is the outer
+        # row's: article_urls has no such column).
+        tests = []
+        if tsquery is not None:
+            tests.append(f"terms @@ to_tsquery('simple', {_literal(tsquery)})")
+        if urlquery is not None:
+            tests.append("EXISTS (SELECT 1 FROM article_urls u WHERE u.article = rowid AND "
+                         f"u.words @@ to_tsquery('simple', {_literal(urlquery)}))")
+        match = " AND ".join(tests) if tests else None
         told = self._pages.take(key, after) if after is not None else None
         cap = told.cap if told is not None else PAGE_CAP
         limit = min(limit, cap)
@@ -697,14 +731,14 @@ class ArticlesMixin(CandidateList):
             start = [sort_at, rowid]
             params += [sort_at, rowid]
             where += f" AND (sort_at, rowid) < (${len(params) - 1}, ${len(params)})"
-        if tsquery is None:
+        if match is None:
             params.append(limit)
             rows = await self._db.fetch(
                 f"SELECT rowid, sort_at, {ARTICLE_COLS} FROM articles WHERE TRUE{where} "
                 f"ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}", *params)
             return self._page(key, grown, rows, limit, None, None)
         rows, density, gin = await self._matching_page(
-            tsquery, where, params, limit, told.density if told is not None else None,
+            match, where, params, limit, told.density if told is not None else None,
             told.sparse if told is not None and start else None, start)
         return self._page(key, grown, rows, limit, density, gin)
 
@@ -736,11 +770,12 @@ class ArticlesMixin(CandidateList):
             "WHERE rowid = ANY($1::bigint[]) ORDER BY sort_at DESC, rowid DESC",
             [rowid for _, rowid in ids])
 
-    async def _matching_page(self, tsquery: str, where: str, params: list[Any], limit: int,
+    async def _matching_page(self, match: str, where: str, params: list[Any], limit: int,
                              density: float | None, sparse: tuple[float, int] | None,
                              start: list[Any]
                              ) -> tuple[list[asyncpg.Record], float | None, _Rest | None]:
-        """Up to ``limit`` newest articles matching ``tsquery`` among those ``where``
+        """Up to ``limit`` newest articles ``match`` (a condition on a row) admits among those
+        ``where``
         (clauses on ``params``) admits: walks of the date index while the matches are dense,
         then, if they are sparse, the GIN index below the last row walked. Returns the rows,
         the density of matches the walks found, and, after a GIN read, the positions of its
@@ -749,10 +784,6 @@ class ArticlesMixin(CandidateList):
         the density and row count the previous page's GIN read met, to read on from the GIN
         index below ``start`` (the cursor's position) without walking first."""
         n = len(params)
-        # The query is written into the statement, not passed as a parameter: a statement run
-        # again with a parameter may get the planner's generic plan, which cannot know whether
-        # the query is common or rare, and walks the date index for a rare one.
-        match = f"terms @@ to_tsquery('simple', {_literal(tsquery)})"
         if density:
             # A margin over what the density says fills the page, so one walk usually does.
             walk = max(WALK_FIRST_MIN, min(int(1.5 * limit / density), 64 * limit))

@@ -8,7 +8,8 @@ version numbers for the same shape of data, so a copy between backends can compa
   version, with routes), so there is nothing older to migrate from. Version 11 is
   PostgreSQL's own (several processes: source leases, the claimer of an outbox row, the
   NOTIFY triggers), and so is 12 (when each story was last written); SQLite, one process by
-  design, has no use for them. Version 13 is SQLite's 11 (the lookup index's word list).
+  design, has no use for them. Version 13 is SQLite's 11 (the lookup index's word list), and
+  14 is SQLite's 12 (the URL index).
   Neither list is copied (each backend fills its own as articles are indexed), so a copy
   compares the copied tables' shape, not the numbers.
 - ``MIGRATIONS[v]`` takes a database from ``v - 1`` to ``v`` in its own transaction together
@@ -28,18 +29,20 @@ only: no stemming, no stop words), with a GIN index.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.errors import StoreError
+from watchers.store.base import URLS_INCOMPLETE
 from watchers.store.postgres._db import LOCKS, Pg
 
 log = logging.getLogger(__name__)
 
 __all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 _V10 = """
 CREATE TABLE schema_version (
@@ -264,20 +267,56 @@ CREATE TABLE index_words (
 CREATE INDEX index_words_xact ON index_words(xact);
 """
 
-FRESH = _V10 + _V11 + _V12 + _V13
+# Version 14: the URL index (SQLite's version 12): the words of each article's link
+# (watchers.rules.lookup.url_terms, the matcher's tokens of the ``url`` field, which writers give
+# with each article as they give its terms) as a tsvector,
+# GIN-indexed, so a lookup's ``url:`` terms narrow it. A table of its own, one row per article
+# with a link: filling a column of ``articles`` would rewrite every article row and add each
+# one's title and text words to the GIN index of ``terms`` again; this table is written once,
+# its index built after. No word list: a link's words include its id or slug, unique to one
+# article, so fuzzy ``url:`` terms are not expanded over them.
+_V14_TABLE = """
+CREATE TABLE article_urls (
+    article BIGINT PRIMARY KEY REFERENCES articles(rowid) ON DELETE CASCADE,
+    words TSVECTOR NOT NULL
+);
+"""
+_V14_INDEX = "CREATE INDEX article_urls_words ON article_urls USING GIN (words);\n"
+# A row here says the URL index misses some stored article's link (a writer without its words,
+# an upgrade without the engine's words function): lookups then do not narrow by it.
+_V14_GAPS = f"""
+CREATE TABLE {URLS_INCOMPLETE} (
+    gap BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (gap),
+    since TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"""
+# Marks the URL index incomplete (once: later marks change nothing).
+MARK_URL_GAP = f"INSERT INTO {URLS_INCOMPLETE} DEFAULT VALUES ON CONFLICT DO NOTHING"
+_V14 = _V14_TABLE + _V14_INDEX + _V14_GAPS
 
-Migration = Callable[[asyncpg.Connection], Awaitable[None]]
+FRESH = _V10 + _V11 + _V12 + _V13 + _V14
+
+# The URL index's rows of stored articles: (articles.rowid, url words as text) arrays.
+INSERT_URLS = ("INSERT INTO article_urls (article, words) SELECT u.a, to_tsvector('simple', u.w) "
+               "FROM unnest($1::bigint[], $2::text[]) AS u(a, w)")
+# Links per chunk of the URL index's fill (migration 14).
+URL_CHUNK = 20_000
+
+# A text's index words (the engine's ``terms_of(title, text)``, see watchers.store.sqlite): a
+# link's are ``terms_of(link, "")``. Given by the caller: the store does not know the rules.
+TermsOf = Callable[[str, str], str]
+Migration = Callable[[asyncpg.Connection, "TermsOf | None"], Awaitable[None]]
 
 
-async def _m11(conn: asyncpg.Connection) -> None:
+async def _m11(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
     await conn.execute(_V11)
 
 
-async def _m12(conn: asyncpg.Connection) -> None:
+async def _m12(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
     await conn.execute(_V12)
 
 
-async def _m13(conn: asyncpg.Connection) -> None:
+async def _m13(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
     """Filled from the stored articles' index: their tsvector lexemes, which are the words
     as written except that the parser splits a few at a dot or underscore ("1.5" stays whole,
     "a_b" is two); such a word is listed whole once an article holding it is stored again."""
@@ -289,11 +328,58 @@ async def _m13(conn: asyncpg.Connection) -> None:
         "unnest(tsvector_to_array(terms)) AS w ORDER BY 1 ON CONFLICT DO NOTHING")
 
 
+async def _m14(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
+    """The URL index, filled from the stored links a chunk at a time (logging how far it got),
+    its GIN index built once the rows are in; in one transaction with the version bump, so an
+    interrupted fill leaves version 13 and the next writer starts it over. A link's words are
+    ``terms_of(link, "")``: a database holding links needs it."""
+    await conn.execute(_V14_TABLE + _V14_GAPS)
+    stored = 0
+    if await conn.fetchval("SELECT 1 FROM articles WHERE url IS NOT NULL LIMIT 1"):
+        if terms_of is None:
+            # Without the engine's words the links cannot be indexed: marked incomplete, and
+            # url: lookups read as they did before the index.
+            log.warning("upgraded without the engine's words of a text: the stored links are "
+                        "not indexed, and url: lookups read without narrowing")
+            await conn.execute(MARK_URL_GAP)
+            await conn.execute(_V14_INDEX)
+            return
+        stored = int(await conn.fetchval("SELECT count(*) FROM articles"))
+        log.info("indexing the links of %d stored articles (schema 14, for url: lookups)",
+                 stored)
+    done = 0
+    said = time.monotonic()
+    async for chunk in _links(conn):
+        rows = [(rowid, terms) for rowid, url in chunk
+                if url and terms_of is not None and (terms := terms_of(url, ""))]
+        await conn.execute(INSERT_URLS, [r for r, _ in rows], [t for _, t in rows])
+        done += len(chunk)
+        if time.monotonic() - said >= 5:
+            said = time.monotonic()
+            log.info("indexed the links of %d of %d articles", done, stored)
+    await conn.execute(_V14_INDEX)
+    if stored:
+        log.info("indexed the links of %d articles", done)
+
+
+async def _links(conn: asyncpg.Connection) -> AsyncIterator[list[tuple[int, str]]]:
+    """The stored articles' (rowid, url), a chunk at a time, in rowid order."""
+    after = 0
+    while True:
+        chunk = await conn.fetch(
+            "SELECT rowid, url FROM articles WHERE rowid > $1 AND url IS NOT NULL "
+            "ORDER BY rowid LIMIT $2", after, URL_CHUNK)
+        if not chunk:
+            return
+        after = chunk[-1][0]
+        yield [(int(r[0]), str(r[1])) for r in chunk]
+
+
 # schema_version.application of a database ``newswatch copy`` is still filling.
 COPYING_MARK = "newswatch: incomplete copy"
 
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
-MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13}
+MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13, 14: _m14}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:
@@ -337,8 +423,9 @@ async def check(db: Pg, *, readonly: bool) -> int:
     return version
 
 
-async def upgrade(db: Pg, version: int) -> None:
-    """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION``."""
+async def upgrade(db: Pg, version: int, terms_of: TermsOf | None = None) -> None:
+    """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION`` (``terms_of``: the
+    engine's index words of a text, for migrations that index stored text)."""
     for target in range(version + 1, SCHEMA_VERSION + 1):
         async with db.tx(LOCKS["schema"]) as conn:
             # Read again under the lock: another process may have moved it meanwhile.
@@ -350,6 +437,6 @@ async def upgrade(db: Pg, version: int) -> None:
                 await conn.execute("INSERT INTO schema_version (version) VALUES ($1)",
                                    SCHEMA_VERSION)
                 return
-            await MIGRATIONS[target](conn)
+            await MIGRATIONS[target](conn, terms_of)
             await conn.execute("UPDATE schema_version SET version = $1", target)
 

@@ -46,6 +46,8 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         self._db = db
         # Words this store committed to the index's word list (see ArticlesMixin.record_many).
         self._listed_words = ListedWords()
+        # The engine's index words of a text, when the opener gave them (see link_terms).
+        self._terms_of: TermsOf | None = None
 
     @property
     def path(self) -> str:
@@ -80,7 +82,9 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        store = cls(db)
+        store._terms_of = terms_of
+        return store
 
     async def __aenter__(self) -> SqliteStore:
         return self

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache, partial
@@ -21,8 +21,8 @@ from typing import Any
 
 import aiosqlite
 
-from watchers.models import Article, Hit, Match
-from watchers.store._shared import CandidateList, ListedWords
+from watchers.models import Article, Hit, Match, hits_json
+from watchers.store._shared import URLS_INCOMPLETE, CandidateList, ListedWords, link_terms
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
@@ -32,11 +32,21 @@ from watchers.store.base import (
     sort_time,
 )
 from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
-from watchers.store.sqlite.schema import INDEX_ROWID_BITS, INDEX_ROWID_MASK, index_articles
+from watchers.store.sqlite.schema import (
+    INDEX_ROWID_BITS,
+    INDEX_ROWID_MASK,
+    MARK_URL_GAP,
+    index_articles,
+)
 from watchers.store.sqlite.stories import story_batch, story_rows, write_stories
 from watchers.urls import normalise_link
 
 __all__ = ["ArticlesMixin", "prefix_successor"]
+
+# A page of a lookup that needs both indexes reads the URL index's keys this many at a time and
+# the lookup index's keys of their span this many at a time (see _joined_keys).
+URL_WINDOW = 4096
+JOIN_CHUNK = 2048
 
 # The most candidates one page reads (bounds one statement's time and memory).
 # Shortest id prefix that get_article resolves (what /article accepts).
@@ -181,17 +191,21 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
-def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str]],
+def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str | None]],
                  words: AbstractSet[str] | None = None) -> None:
-    """Index (terms, article id) pairs of articles this transaction stored (see
+    """Index (terms, article id, link's terms) of articles this transaction stored (see
     :func:`~watchers.store.sqlite.schema.index_articles`; ``words``: those of the terms the
     word list may lack)."""
     rowid_of: dict[str, int] = {}
-    for chunk in _chunks([i for _, i in terms]):
+    for chunk in _chunks([i for _, i, _ in terms]):
         rowid_of.update(conn.execute(
             f"SELECT id, rowid FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk))
     # An id not found indexes under rowid 0, which index_articles refuses by name.
-    index_articles(conn, [(rowid_of.get(i, 0), text) for text, i in terms], words)
+    index_articles(conn, [(rowid_of.get(i, 0), text, link or "") for text, i, link in terms],
+                   words)
+    if any(link is None for _, _, link in terms):
+        # A link whose words the writer could not give: the URL index misses it from now on.
+        conn.execute(MARK_URL_GAP, (iso(now()),))
 
 
 
@@ -309,6 +323,7 @@ class ArticlesMixin(CandidateList):
 
     _db: Db
     _listed_words: ListedWords
+    _terms_of: Callable[[str, str], str] | None
 
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
@@ -369,15 +384,18 @@ class ArticlesMixin(CandidateList):
         alerts: Sequence[OutboxEntry],
         *,
         terms: str,
+        url_terms: str | None = None,
     ) -> Article | None:
         """Store a new article with its index terms, matches and alerts in one transaction.
 
         ``terms`` are the words it is found under in lookups (the caller computes them; see
-        :func:`watchers.rules.lookup.index_terms`). Returns the article as stored (its id may
+        :func:`watchers.rules.lookup.index_terms`), ``url_terms`` those of its link
+        (:func:`watchers.rules.lookup.url_terms`). Returns the article as stored (its id may
         differ when another item already holds the same id), or None if it duplicates a stored
         article.
         """
-        (stored,) = await self.record_many([ArticleRecord(article, matches, alerts, terms)])
+        (stored,) = await self.record_many([ArticleRecord(article, matches, alerts, terms,
+                                                          url_terms=url_terms)])
         return stored
 
     async def record_many(self, records: Sequence[ArticleRecord], *,
@@ -425,9 +443,9 @@ class ArticlesMixin(CandidateList):
                     article.id, article.source, article.guid, article.url, link, article.title,
                     article.text, p, f, p or f, content, rec.story.id if rec.story else None,
                 ))
-                terms.append((rec.terms, article.id))
+                terms.append((rec.terms, article.id, link_terms(rec, self._terms_of)))
                 for m in rec.matches:
-                    hits = json.dumps([h.model_dump() for h in m.hits])
+                    hits = hits_json(m.hits)
                     matches.append((article.id, m.rule, m.score, hits, when))
                 stored.append((article, rec))
                 out.append(article)
@@ -557,36 +575,37 @@ class ArticlesMixin(CandidateList):
         limit: int = 200,
         follows: Collection[str] | None = None,
         sources: Collection[str] | None = None,
+        urls: str | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates`: at most ``limit`` candidates read from the index (or
-        from the articles when ``fts`` is None) after the cursor ``after``, newest first.
-        ``sources``: only articles of these sources (the names a lookup's ``source:`` terms
-        accept).
+        from the articles when ``fts`` and ``urls`` are None) after the cursor ``after``, newest
+        first. ``sources``: only articles of these sources (the names a lookup's ``source:``
+        terms accept). ``urls``: only articles the URL index query finds (both indexes are
+        keyed alike, so the two are joined on the key, newest first).
 
         The index is keyed in date order (see :mod:`.schema`), so a page reads only its own
         ``limit`` entries of a term's document list, from the newest down, however many
         articles the term has; the articles are then read by rowid. Without an index query the
         articles are read down the ``sort_at`` index from the cursor."""
-        if fts:
-            return await self._index_page(fts, since, source, after, limit, follows, sources)
+        if urls and await self._db.fetchall(f"SELECT 1 FROM {URLS_INCOMPLETE} LIMIT 1"):
+            urls = None  # the URL index misses some link: read as if it were not there
+        if fts or urls:
+            return await self._index_page(fts or None, since, source, after, limit, follows,
+                                          sources, urls or None)
         return await self._scan_page(since, source, after, limit, follows, sources)
 
-    async def _index_page(self, fts: str, since: datetime | None, source: str | None,
+    async def _index_page(self, fts: str | None, since: datetime | None, source: str | None,
                           after: str | None, limit: int,
                           follows: Collection[str] | None = None,
-                          sources: Collection[str] | None = None) -> CandidatePage:
-        sql = "SELECT rowid FROM article_index WHERE article_index MATCH ?"
-        params: list[Any] = [fts]
-        if after is not None:
-            sql += " AND rowid < ?"
-            params.append(_cursor_key(after))
-        if since is not None:
-            sql += " AND rowid >= ?"
-            params.append(page_second(since) << INDEX_ROWID_BITS)
-        sql += " ORDER BY rowid DESC LIMIT ?"
-        params.append(limit)
-        keys = [int(k) for (k,) in await self._db.fetchall(
-            sql, params, what="search index rejected the query")]
+                          sources: Collection[str] | None = None,
+                          urls: str | None = None) -> CandidatePage:
+        upper = _cursor_key(after) if after is not None else None
+        lower = page_second(since) << INDEX_ROWID_BITS if since is not None else None
+        if fts is not None and urls is not None:
+            keys = await self._joined_keys(fts, urls, upper, lower, limit)
+        else:
+            table = "article_index" if fts is not None else "article_urls"
+            keys = await self._keys(table, fts or urls or "", upper, lower, limit)
         if not keys:
             return CandidatePage([], None)
         where, extra = _filters(since, source, follows, sources)
@@ -600,6 +619,51 @@ class ArticlesMixin(CandidateList):
             by_rowid.update((int(r[0]), article_of(r[1:])) for r in rows)
         found = [by_rowid[r] for r in rowids if r in by_rowid]
         return CandidatePage(found, f"k{keys[-1]}" if len(keys) == limit else None)
+
+    async def _keys(self, table: str, query: str, upper: int | None, lower: int | None,
+                    limit: int) -> list[int]:
+        """The keys of ``table`` (an index) that ``query`` matches below ``upper`` and from
+        ``lower`` on (either None: unbounded), newest first, at most ``limit``."""
+        sql = f"SELECT rowid FROM {table} WHERE {table} MATCH ?"
+        params: list[Any] = [query]
+        if upper is not None:
+            sql += " AND rowid < ?"
+            params.append(upper)
+        if lower is not None:
+            sql += " AND rowid >= ?"
+            params.append(lower)
+        sql += " ORDER BY rowid DESC LIMIT ?"
+        params.append(limit)
+        return [int(k) for (k,) in await self._db.fetchall(
+            sql, params, what="search index rejected the query")]
+
+    async def _joined_keys(self, fts: str, urls: str, upper: int | None, lower: int | None,
+                           limit: int) -> list[int]:
+        """The keys both indexes match (``fts`` the lookup index, ``urls`` the URL index),
+        newest first, at most ``limit``: a window of the URL index's keys (URL_WINDOW of
+        them, newest first) is held as a set and the lookup index's keys of the same span are
+        read newest first and kept when in it, then the next window below. A join would test
+        each key of one index in the other, a fresh FTS5 query each (20 to 70 µs); this reads
+        each key once (about 1 µs), however the two sides' sizes compare."""
+        out: list[int] = []
+        while len(out) < limit:
+            window = await self._keys("article_urls", urls, upper, lower, URL_WINDOW)
+            if not window:
+                break
+            # The window spans [lo, upper): every URL key of it is in the set.
+            lo = window[-1] if len(window) == URL_WINDOW else lower
+            held = set(window)
+            top = upper
+            while len(out) < limit:
+                keys = await self._keys("article_index", fts, top, lo, JOIN_CHUNK)
+                out += [k for k in keys if k in held]
+                if len(keys) < JOIN_CHUNK:
+                    break
+                top = keys[-1]
+            if len(window) < URL_WINDOW:
+                break
+            upper = window[-1]
+        return out[:limit]
 
     async def _scan_page(self, since: datetime | None, source: str | None, after: str | None,
                          limit: int, follows: Collection[str] | None = None,

@@ -15,12 +15,12 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from functools import partial
 
 from watchers.errors import StoreError
-from watchers.store.base import PAGE_MAX_SECOND
+from watchers.store.base import PAGE_MAX_SECOND, URLS_INCOMPLETE
 from watchers.store.sqlite._db import Db, Tx
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "add_index_words",
     "check",
     "index_articles",
+    "index_urls",
     "upgrade",
 ]
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
 COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -57,7 +58,18 @@ TermsOf = Callable[[str, str], str]
 # 2**31 plus its rowid, unique and decodable (``key & INDEX_ROWID_MASK`` is the rowid; rowids
 # stop at 2**31 - 1). Writers index stored articles with :func:`index_articles`; the view
 # ``article_terms``, whose trigger computes the same key row by row, stays for older code paths
-# and tools that insert into it.
+# and tools that insert into it (it indexes titles and texts only: such a tool indexes the URLs
+# of its articles with :func:`index_urls`).
+#
+# The URL index (``article_urls``, from version 12) holds the words of each article's link
+# (:func:`watchers.rules.lookup.url_terms`, the matcher's own tokens of the ``url`` field, which
+# writers give with each article as they give its terms) under
+# the same key, so a lookup's ``url:`` terms narrow it as title and text terms do. A table of
+# its own rather than marked words in ``article_index``: a contentless FTS5 row cannot be
+# extended, so marked words would have meant re-indexing every stored article's text to add
+# them; a second table is filled from the links alone. No per-row sizes (``columnsize=0``: they
+# serve ranking only), and no word list: a link's words include its id or slug, unique to one
+# article, so fuzzy ``url:`` terms are not expanded over them.
 INDEX_ROWID_BITS = 31
 INDEX_ROWID_MASK = (1 << INDEX_ROWID_BITS) - 1
 INDEX_MAX_SECOND = PAGE_MAX_SECOND  # the same clamp as the order CandidatePage promises
@@ -67,34 +79,66 @@ INDEX_KEY_SQL = (
 )
 
 
-def index_articles(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]],
+def _keys(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, int]:
+    """The index key of each stored article of ``rowids``."""
+    found: dict[int, int] = {}
+    for i in range(0, len(rowids), 500):
+        chunk = rowids[i : i + 500]
+        found.update(conn.execute(
+            f"SELECT a.rowid, {INDEX_KEY_SQL} FROM articles a "
+            f"WHERE a.rowid IN ({','.join('?' * len(chunk))})", chunk))
+    return found
+
+
+def _checked_key(found: dict[int, int], rowid: int) -> int:
+    key = found.get(rowid)
+    if key is None:
+        raise sqlite3.IntegrityError("article_terms: no stored article has this rowid")
+    if not 1 <= rowid <= INDEX_ROWID_MASK:
+        raise sqlite3.IntegrityError("article_terms: article rowid out of the index key range")
+    return key
+
+
+def _insert_urls(conn: sqlite3.Connection, keyed: Iterable[tuple[int, str]]) -> None:
+    # Articles without a link (or with none of its words) have no row: no url: term matches them.
+    conn.executemany("INSERT INTO article_urls (rowid, terms) VALUES (?, ?)",
+                     sorted((key, terms) for key, terms in keyed if terms))
+
+
+def index_urls(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
+    """Index the links of stored articles in the URL index: ``(articles.rowid, url terms)``
+    pairs (the caller computes the words, :func:`watchers.rules.lookup.url_terms`), as
+    :func:`index_articles` does; for a writer that indexed their titles and texts through the
+    ``article_terms`` view. In the caller's transaction, on the connection's thread."""
+    found = _keys(conn, [r for r, _ in rows])
+    _insert_urls(conn, [(_checked_key(found, r), terms) for r, terms in rows])
+
+
+def index_articles(conn: sqlite3.Connection,
+                   rows: Sequence[tuple[int, str] | tuple[int, str, str]],
                    words: AbstractSet[str] | None = None) -> None:
-    """Index stored articles: ``(articles.rowid, terms)`` pairs, under the key and with the
-    checks of the ``article_terms`` view, inserted straight into ``article_index`` in key order.
+    """Index stored articles: ``(articles.rowid, terms)`` or ``(articles.rowid, terms, url
+    terms)``, under the key and with the checks of the ``article_terms`` view, inserted straight
+    into ``article_index`` in key order, and the words of their links (the caller's, as the
+    terms are) into the URL index ``article_urls``.
     FTS5 keeps a transaction's rows in memory while their keys rise; the view's trigger made it
     write every row out on its own, about 100 µs an article. Runs on the connection's thread,
     inside the caller's transaction. The rows' words are listed in the word list (see
     :func:`add_index_words`): ``words`` when given (a caller that knows which of them are
     listed already leaves those out), else every word of the rows' terms."""
-    keys: dict[int, int] = {}
-    rowids = [r for r, _ in rows]
-    for i in range(0, len(rowids), 500):
-        chunk = rowids[i : i + 500]
-        keys.update(conn.execute(
-            f"SELECT a.rowid, {INDEX_KEY_SQL} FROM articles a "
-            f"WHERE a.rowid IN ({','.join('?' * len(chunk))})", chunk))
+    found = _keys(conn, [row[0] for row in rows])
     keyed = []
-    for rowid, terms in rows:
-        key = keys.get(rowid)
-        if key is None:
-            raise sqlite3.IntegrityError("article_terms: no stored article has this rowid")
-        if not 1 <= rowid <= INDEX_ROWID_MASK:
-            raise sqlite3.IntegrityError("article_terms: article rowid out of the index key range")
-        keyed.append((key, terms))
+    links = []
+    for row in rows:
+        key = _checked_key(found, row[0])
+        keyed.append((key, row[1]))
+        if len(row) > 2:
+            links.append((key, row[2]))
     keyed.sort()
     conn.executemany("INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
+    _insert_urls(conn, links)
     if words is None:
-        add_index_words(conn, [terms for _, terms in rows])
+        add_index_words(conn, [row[1] for row in rows])
     else:
         _list_words(conn, words)
 
@@ -142,6 +186,17 @@ ARTICLE_TERMS = _ARTICLE_TERMS_V5.replace("\nEND;", f"""
         SELECT value FROM json_each({_JSON_WORDS.format(terms="NEW.terms")}) WHERE value <> '';
 END;""")
 
+# The URL index (version 12), and the row that says it misses some stored article's link (see
+# watchers.store.base.URLS_INCOMPLETE).
+ARTICLE_URLS = f"""
+CREATE VIRTUAL TABLE article_urls USING fts5(
+    terms, content='', columnsize=0, tokenize="unicode61 remove_diacritics 0"
+);
+CREATE TABLE {URLS_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap = 1), since TEXT NOT NULL);
+"""
+# Marks the URL index incomplete (once: later marks change nothing); the time as parameter.
+MARK_URL_GAP = f"INSERT OR IGNORE INTO {URLS_INCOMPLETE} (gap, since) VALUES (1, ?)"
+
 FRESH = """
 CREATE TABLE articles (
     rowid INTEGER PRIMARY KEY,
@@ -165,7 +220,7 @@ CREATE INDEX articles_sort ON articles(sort_at);
 CREATE VIRTUAL TABLE article_index USING fts5(
     terms, content='', tokenize="unicode61 remove_diacritics 0"
 );
-""" + INDEX_WORDS + ARTICLE_TERMS + """
+""" + INDEX_WORDS + ARTICLE_TERMS + ARTICLE_URLS + """
 CREATE TABLE matches (
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     rule TEXT NOT NULL,
@@ -638,9 +693,56 @@ async def m11(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
         log.info("%s: listed the words of %d articles", path, done)
 
 
+# Links per chunk of the URL index's fill (migration 12).
+URL_CHUNK = 20_000
+
+
+async def m12(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """The URL index (``article_urls``): the words of each article's link, so a lookup's
+    ``url:`` terms narrow it. Filled from the stored links in key order (each FTS5 segment
+    then written once), a chunk at a time, logging how far it got; in one transaction with the
+    version bump, so an interrupted fill leaves version 11 and the next writer starts it over.
+    A link's words are ``terms_of(link, "")``: the engine's own words of a text, which are
+    what :func:`watchers.rules.lookup.url_terms` gives (the store does not know the rule
+    language); a store holding links needs it, as migration 3 does."""
+    await tx.script(ARTICLE_URLS)
+    if await tx.fetchone("SELECT 1 FROM articles WHERE url IS NOT NULL LIMIT 1") is None:
+        return
+    if terms_of is None:
+        # Without the engine's words the links cannot be indexed: the index is marked
+        # incomplete, and url: lookups read as they did before it (see link_terms).
+        log.warning("%s: upgraded without the engine's words of a text: its links are not "
+                    "indexed, and url: lookups read it without narrowing", path)
+        await tx.execute(MARK_URL_GAP, (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),))
+        return
+    (stored,) = await tx.fetchone("SELECT count(*) FROM articles")
+    log.info("%s: indexing the links of %d stored articles (schema 12, for url: lookups)",
+             path, stored)
+    done = await tx.run(partial(_fill_urls, terms_of=terms_of, path=path, stored=stored))
+    log.info("%s: indexed the links of %d articles", path, done)
+
+
+def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: int) -> int:
+    # On the connection's thread: one read in key order (SQLite sorts the keys and links),
+    # the words of a chunk, one insert of the chunk.
+    cur = conn.execute(f"SELECT {INDEX_KEY_SQL}, a.url FROM articles a "
+                       "WHERE a.url IS NOT NULL ORDER BY 1")
+    insert = "INSERT INTO article_urls (rowid, terms) VALUES (?, ?)"
+    done = 0
+    said = time.monotonic()
+    while chunk := cur.fetchmany(URL_CHUNK):
+        conn.executemany(insert, [(key, terms) for key, url in chunk
+                                  if url and (terms := terms_of(url, ""))])
+        done += len(chunk)
+        if time.monotonic() - said >= 5:
+            said = time.monotonic()
+            log.info("%s: indexed the links of %d of %d articles", path, done, stored)
+    return done
+
+
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
 MIGRATIONS: dict[int, Migration] = {
-    2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11,
+    2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11, 12: m12,
 }
 
 
