@@ -7,7 +7,8 @@ between Python and SQLite's C, the thread CPU time spent inside a few functions 
 
 - executor (the thread that matches and groups): ``RuleSet.match_report``, the story signature
   (``signature_from``), joining or starting a story (``join_story``: the live index's decision
-  and the story's signature as stored), the lookup index's words (``analysed_words``);
+  and the story's signature as stored), the lookup index's words (``analysed_words``) and the
+  link's (``url_terms``);
 - event loop: routing matches to outbox entries (``_route``), the matches' evidence as JSON
   (``hits_json``);
 - the database's thread: every call it runs, by statement (the article rows, the matches, the
@@ -89,6 +90,7 @@ def instrument() -> None:
             (service_module, "signature_from", "ex: story signature"),
             (service_module, "join_story", "ex: story decision + signature text"),
             (service_module, "analysed_words", "ex: lookup index words"),
+            (service_module, "url_terms", "ex: link words (URL index)"),
             (service_module, "_route", "loop: routing"),
             (articles_module, "hits_json", "loop: evidence JSON")):
         if hasattr(module, name):
