@@ -1,5 +1,6 @@
 """When a route speaks: digest times, quiet hours and the hourly cap, as pure functions of a
-route's settings and an instant, plus the one clock every schedule reads.
+route's settings and an instant, plus the one clock every schedule reads; and when a source
+polls next (:class:`Timetable`, one timer for every source).
 
 Times of day are wall-clock times in the route's IANA time zone, so "08:00" stays 08:00 local
 across a daylight-saving change (the UTC instant moves by an hour). A wall-clock time that does
@@ -11,6 +12,9 @@ Every function takes and returns timezone-aware datetimes; results are in UTC.
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -22,6 +26,7 @@ __all__ = [
     "Clock",
     "ManualClock",
     "SystemClock",
+    "Timetable",
     "cap_window_end",
     "in_quiet_hours",
     "next_digest",
@@ -127,3 +132,113 @@ def cap_window_end(at: datetime) -> datetime:
     """The end of the clock hour (UTC) containing ``at``: where an hourly cap rolls over."""
     at = at.astimezone(UTC)
     return at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+class Timetable:
+    """When each of many keys (sources) is due next, and one timer that starts the due ones.
+
+    A timer and a waiting task per source cost every poll a wake-up of its own: 20,000 feeds
+    polled every minute are 333 wake-ups a second, each dearer than the poll's own work. Here
+    future due times are rounded up to a grid of ``tick`` seconds and one timer (on the running
+    loop's monotonic clock) fires at the next grid point that has something due, calling
+    ``start(key)`` for every key due by then, in due order. A key thus starts between its due
+    time and one tick after it, never early (a backoff or a server's Retry-After is honoured to
+    the second); a key set due now (or in the past) starts at once.
+
+    A key is either waiting here or not (started and not yet set again, or never set):
+    ``start`` hands it over, and its owner sets it again when it wants it to come back.
+    ``start`` must not raise.
+    """
+
+    def __init__(self, start: Callable[[str], object], tick: float = 0.1) -> None:
+        if not tick > 0:
+            raise ValueError(f"the timetable's tick must be positive, not {tick!r}")
+        self._start = start
+        self.tick = tick
+        self._due: dict[str, float] = {}  # key -> when due (loop time); the truth
+        self._heap: list[tuple[float, str]] = []  # (when, key); entries not in _due are stale
+        self._timer: asyncio.TimerHandle | None = None
+        self._wake_at = math.inf
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._due
+
+    def keys(self) -> list[str]:
+        """The keys waiting, in no particular order."""
+        return list(self._due)
+
+    def due_in(self, key: str) -> float | None:
+        """Seconds until ``key`` is due (negative: overdue), or None when it is not waiting."""
+        when = self._due.get(key)
+        return None if when is None else when - asyncio.get_running_loop().time()
+
+    def set(self, key: str, delay: float) -> None:
+        """Make ``key`` due ``delay`` seconds from now (0 or less: now, so it starts once the
+        running callback returns), replacing any time it had."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(delay, 0.0)
+        self._due[key] = when
+        heap = self._heap
+        heapq.heappush(heap, (when, key))
+        if len(heap) > 2 * len(self._due) + 1024:  # many replaced times: drop the stale ones
+            self._heap = heap = sorted((w, k) for k, w in self._due.items())
+        self._arm(loop, when)
+
+    def hurry(self, key: str) -> bool:
+        """Make a waiting ``key`` due now; False (and nothing done) when it is not waiting."""
+        if key not in self._due:
+            return False
+        self.set(key, 0.0)
+        return True
+
+    def discard(self, key: str) -> None:
+        """Forget ``key`` (it will not start)."""
+        self._due.pop(key, None)
+
+    def close(self) -> None:
+        """Stop the timer and forget every key; nothing starts from here on."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._due.clear()
+        self._heap.clear()
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        # Due already (a poke, a first poll, a poll that outlasted its interval): at once;
+        # else at the next grid point, with whatever else is due by then.
+        at = when if when <= loop.time() else math.ceil(when / self.tick) * self.tick
+        if at < self._wake_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._wake_at = at
+            self._timer = loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Everything due by the grid point the timer was set for starts now (the loop may fire
+        # a timer a hair before its time, and rounding may put a due time a hair after it).
+        limit = max(loop.time(), self._wake_at)
+        self._timer = None
+        self._wake_at = math.inf
+        heap, due = self._heap, self._due
+        ready = []
+        while heap and heap[0][0] <= limit:
+            when, key = heapq.heappop(heap)
+            if due.get(key) == when:  # else stale: replaced or discarded
+                del due[key]
+                ready.append(key)
+        while heap and due.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        if heap:
+            self._arm(loop, heap[0][0])
+        for key in ready:  # after the pops: a key set again from start() waits its turn
+            if self._closed:
+                return
+            self._start(key)

@@ -1,6 +1,9 @@
 """WatchService: polls every source on its own schedule, matches new articles, records alerts.
 
-Each source runs in its own task. A failing source — a SourceError, or any unexpected exception
+One timetable (:class:`watchers.schedule.Timetable`) holds when each source is due and starts
+each due poll as a task of its own, so a slow or hanging source delays nobody; a poll starts
+at most ``tick`` seconds (and at most a twentieth of its source's interval) after it is due.
+A failing source — a SourceError, or any unexpected exception
 while polling or storing — is logged, backs off exponentially (with jitter) and after
 ``pause_after`` consecutive failures is paused: a notice is written to the outbox for its route,
 it is probed once every ``probe_every``, and a successful probe (or a resume) brings it back. It
@@ -49,7 +52,7 @@ from watchers.models import Article, Match, matchable
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
-from watchers.schedule import Clock, SystemClock
+from watchers.schedule import Clock, SystemClock, Timetable
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
 from watchers.store.base import (
@@ -174,6 +177,9 @@ class WatchService:
     lease: timedelta = timedelta(seconds=60)  # how long a killed worker keeps its sources
     claim_every: float = 1.0  # seconds between looks for due sources (a poke looks at once)
     max_polls: int = 64  # polls at once in a shared worker
+    # Seconds: due polls start together on this grid (one wake-up for many polls), so each
+    # starts at most this late (or a twentieth of its source's interval, if that is shorter).
+    tick: float = 0.1
     owner: str = field(default_factory=lambda: (
         f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"))
     _inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
@@ -183,9 +189,9 @@ class WatchService:
     _ruleset: RuleSet = field(init=False)
     _rules: dict[str, RuleConfig] = field(init=False)
     _running: dict[str, _Running] = field(default_factory=dict, init=False)
-    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)  # by source
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)  # polls
     _background: list[asyncio.Task[None]] = field(default_factory=list, init=False)  # leases
-    _pokes: dict[str, _Poke] = field(default_factory=dict, init=False)
+    _timetable: Timetable | None = field(default=None, init=False)
     _started: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
     _book: _StateBook = field(init=False)
@@ -317,12 +323,14 @@ class WatchService:
             await self._register([running])
             self._wakeup.set()
         elif self._started:
-            self._spawn(running)
+            await self._plan_first([running], spread=False)
 
     async def remove_source(self, name: str) -> bool:
         running = self._running.pop(name, None)
         if running is None:
             return False
+        if self._timetable is not None:
+            self._timetable.discard(name)
         task = self._tasks.pop(name, None) or self._inflight.get(name)
         if task:
             task.cancel()
@@ -353,9 +361,10 @@ class WatchService:
     def poke(self, name: str | None = None) -> None:
         """Poll a source (or all) now instead of at its next scheduled time."""
         self._wakeup.set()
-        for key, event in self._pokes.items():
-            if name is None or key == name:
-                event.set()
+        # A source polling right now is not polled again after it (that poll is the "now").
+        if self._timetable is not None:
+            for key in self._timetable.keys() if name is None else [name]:
+                self._timetable.hurry(key)
 
     # ------------------------------------------------------------------ running
 
@@ -379,11 +388,14 @@ class WatchService:
                 self._background.append(task)
             return
         self._book.write_behind = True
+        self._timetable = Timetable(self._start_poll, self.tick)
         # Many sources never polled before would all poll in the same second, and then again
         # every interval: spread their first polls over the interval (at most a minute).
-        spread = len(self._running) > 100
-        for running in self._running.values():
-            self._spawn(running, spread=spread)
+        task = asyncio.create_task(
+            self._plan_first(list(self._running.values()), spread=len(self._running) > 100),
+            name="newswatch-sources")
+        task.add_done_callback(self._task_done)
+        self._background.append(task)
 
     # ------------------------------------------------------------------ shared: leases
 
@@ -464,13 +476,51 @@ class WatchService:
             log.warning("source %s: lease lost while polling (another worker took it over); "
                         "its newer state kept", state.name)
 
-    def _spawn(self, running: _Running, *, spread: bool = False) -> None:
-        self._pokes[running.name] = _Poke()
-        delay = random.uniform(0, min(running.config.every.total_seconds(), 60)) if spread else 0
-        task = asyncio.create_task(self._loop(running, delay),
-                                   name=f"newswatch-source-{running.name}")
-        task.add_done_callback(self._task_done)
-        self._tasks[running.name] = task
+    async def _plan_first(self, running: Sequence[_Running], *, spread: bool) -> None:
+        """Put sources on the timetable: due when their stored state says (now if never
+        polled; with ``spread``, somewhere within their interval, at most a minute)."""
+        states = await self._book.all()
+        timetable = self._timetable
+        if timetable is None or self._closed:
+            return
+        shortest = min((r.config.every.total_seconds() for r in running), default=self.tick * 20)
+        timetable.tick = max(min(timetable.tick, shortest / 20), 1e-4)
+        now = datetime.now(UTC)
+        for r in running:
+            if self._running.get(r.name) is not r or r.name in self._tasks:
+                continue  # removed (or already polling) meanwhile
+            state = states.get(r.name)
+            if state is None or (state.next_poll is None and state.polls == 0):
+                delay = random.uniform(0, min(r.config.every.total_seconds(), 60)) if spread else 0
+            else:
+                delay = 0 if state.next_poll is None else (state.next_poll - now).total_seconds()
+            timetable.set(r.name, delay)
+
+    def _start_poll(self, name: str) -> None:
+        """The timetable's call: poll a due source in a task of its own."""
+        running = self._running.get(name)
+        if running is not None and not self._closed:
+            self._tasks[name] = asyncio.create_task(self._poll_due(running),
+                                                    name=f"newswatch-source-{name}")
+
+    async def _poll_due(self, running: _Running) -> None:
+        """One scheduled poll; then back on the timetable, due when its new state says."""
+        name = running.name
+        try:
+            # A paused source is still probed, at its backoff ceiling: a success resumes it.
+            await self._poll_guarded(running)
+        except Exception as exc:  # a store failure concerns every source: stop
+            self._fatal(exc)
+            return
+        finally:
+            if self._tasks.get(name) is asyncio.current_task():
+                del self._tasks[name]
+        timetable = self._timetable
+        if timetable is not None and self._running.get(name) is running:  # still run here
+            state = self._book.peek(name)
+            nxt = state.next_poll if state is not None else None
+            timetable.set(name, 0 if nxt is None else
+                          (nxt - datetime.now(UTC)).total_seconds())
 
     def _fatal(self, exc: BaseException) -> None:
         if self.on_fatal is not None:
@@ -481,21 +531,6 @@ class WatchService:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._fatal(task.exception())  # type: ignore[arg-type]
-
-    async def _loop(self, running: _Running, first_delay: float = 0) -> None:
-        poke = self._pokes[running.name]
-        while True:
-            state = await self._book.get(running.name)
-            now = datetime.now(UTC)
-            if state.next_poll is None and state.polls == 0 and first_delay:
-                state = replace(state, next_poll=now + timedelta(seconds=first_delay))
-                first_delay = 0
-            if state.next_poll and state.next_poll > now:
-                poke.clear()
-                # A poke (resume, poll now) cuts the wait short.
-                await poke.wait_at_most((state.next_poll - now).total_seconds())
-            # A paused source is still probed, at its backoff ceiling: a success resumes it.
-            await self._poll_guarded(running)
 
     async def _poll_guarded(self, running: _Running) -> PollReport:
         """One poll; any unexpected exception counts as a failure of this source (state saved,
@@ -515,6 +550,8 @@ class WatchService:
         if self._closed:
             return
         self._closed = True
+        if self._timetable is not None:
+            self._timetable.close()
         tasks = [*self._tasks.values(), *self._background, *self._inflight.values()]
         self._book.closing = True
         if self._book.flusher is not None:
@@ -854,53 +891,6 @@ def materially_changed(old: Article, new: Article) -> bool:
     return before != after and fuzz.ratio(before, after) < 90
 
 
-class _Poke:
-    """An event a source's loop waits on between polls, up to its due time.
-
-    Like ``asyncio.wait_for(event.wait(), timeout)`` but one future and one timer per wait:
-    every source waits once per poll, thousands of times a minute, and wait_for's task and
-    cancellation on every timeout were a good part of a 304 poll's cost."""
-
-    __slots__ = ("_set", "_waiter")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def clear(self) -> None:
-        self._set = False
-
-    async def wait(self) -> None:
-        await self.wait_at_most(None)
-
-    async def wait_at_most(self, seconds: float | None) -> None:
-        """Return when set, or after ``seconds`` (None: no limit), whichever comes first."""
-        if self._set:
-            return
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = None if seconds is None else loop.call_later(seconds, _resolve, waiter)
-        try:
-            await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._waiter = None
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 class _StateBook:
     """Source states while the service runs: read once, kept in memory (this process is their
     only writer — the store's process lock), and written behind, every change of the last
@@ -920,11 +910,20 @@ class _StateBook:
 
     async def all(self) -> dict[str, SourceState]:
         if self._states is None:
-            self._states = {s.name: s for s in await self.store.all_source_states()}
+            loaded = {s.name: s for s in await self.store.all_source_states()}
+            if self._states is None:  # else another caller's load came first, maybe changed since
+                self._states = loaded
         return self._states
 
     async def get(self, name: str) -> SourceState:
-        return (await self.all()).get(name) or SourceState(name=name)
+        states = self._states
+        if states is None:
+            states = await self.all()
+        return states.get(name) or SourceState(name=name)
+
+    def peek(self, name: str) -> SourceState | None:
+        """The source's state if it is held here (no store read)."""
+        return None if self._states is None else self._states.get(name)
 
     def put(self, state: SourceState) -> None:
         """Take ``state`` as the source's current state (claimed from the store) unsaved."""

@@ -439,6 +439,36 @@ async def test_a_drip_feeding_server_is_stopped_by_the_total_deadline(client_pat
             await f.get(server.url())
 
 
+async def test_a_total_timeout_leaves_the_task_usable_and_an_outer_cancel_stays_one(
+    client_path: str,
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(100000):
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    timeouts = Timeouts(total=0.4, connect=1.0, read=0.5)
+    async with RawServer(script) as server, Fetcher(timeouts=timeouts,
+                                                    allow_private=LOOPBACK) as f:
+        # The deadline cancels the fetch's task; the timeout reported, the task is not left
+        # cancelling: the next await in it runs, and so does the next fetch's deadline.
+        for _ in range(2):
+            with pytest.raises(FetchTimeoutError, match=r"limit 0\.4s for the whole fetch"):
+                await f.get(server.url())
+            task = asyncio.current_task()
+            assert task is not None and task.cancelling() == 0
+            await asyncio.sleep(0.01)
+        # Cancelled from outside before its deadline: a cancellation, not a timeout.
+        fetch = asyncio.create_task(f.get(server.url()))
+        await asyncio.sleep(0.1)
+        fetch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await fetch
+
+
 async def test_a_cancelled_fetch_leaves_no_connection_in_the_pool(lean: Fetcher) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while await server.request(reader) is not None:
@@ -574,6 +604,44 @@ async def test_a_request_cancelled_as_it_is_handed_a_connection_gives_its_turn_b
             await waiting
         async with asyncio.timeout(5):  # the turn came back: no wait forever
             assert await get() == b"<rss/>"
+        await client.aclose()
+
+
+@pytest.mark.parametrize("limit", ["per host", "in all"])
+async def test_a_request_cancelled_while_it_waits_for_a_connection_just_leaves(limit: str
+                                                                             ) -> None:
+    ref: list[RawServer] = []
+    async with RawServer(keep_alive(ref)) as server:
+        ref.append(server)
+        resolver = FakeResolver({"a.example": ["127.0.0.1"], "b.example": ["127.0.0.1"]})
+        client = (LeanClient(resolver, per_host=1) if limit == "per host"
+                  else LeanClient(resolver, limit=1))
+
+        async def get(host: str) -> bytes:
+            response = await client.get(
+                server.url(host=host), {}, allowed=LOOPBACK_NETS, connect_timeout=1,
+                read_timeout=1,
+            )
+            try:
+                return b"".join(await response.chunks())
+            finally:
+                response.release()
+
+        first = await client.get(
+            server.url(host="a.example"), {}, allowed=LOOPBACK_NETS, connect_timeout=1,
+            read_timeout=1,
+        )
+        # Per host: a second request to the same host; in all: one to another host.
+        waiting = asyncio.create_task(get("a.example" if limit == "per host" else "b.example"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        waiting.cancel()  # cancelled while it waits ...
+        assert b"".join(await first.chunks()) == b"<rss/>"
+        first.release()  # ... and passed over by the release before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with asyncio.timeout(5):  # the freed connection serves the next request
+            assert await get("b.example") == b"<rss/>"
         await client.aclose()
 
 

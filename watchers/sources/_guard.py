@@ -20,8 +20,7 @@ import contextvars
 import functools
 import ipaddress
 import socket
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from watchers.errors import FetchBlockedError
@@ -230,11 +229,18 @@ def current_allowlist() -> tuple[IPNetwork, ...]:
     return _ALLOWED.get()
 
 
-@contextmanager
-def allowing(allowed: Sequence[IPNetwork]) -> Iterator[None]:
-    """Make ``allowed`` the allowlist that the fetcher's resolver applies in this context."""
-    token = _ALLOWED.set(tuple(allowed))
-    try:
-        yield
-    finally:
-        _ALLOWED.reset(token)
+class allowing:
+    """Make ``allowed`` the allowlist that the fetcher's resolver applies in this context.
+
+    A class rather than a generator context manager: it is entered on every request."""
+
+    __slots__ = ("_allowed", "_token")
+
+    def __init__(self, allowed: Sequence[IPNetwork]) -> None:
+        self._allowed = tuple(allowed)
+
+    def __enter__(self) -> None:
+        self._token = _ALLOWED.set(self._allowed)
+
+    def __exit__(self, *exc: object) -> None:
+        _ALLOWED.reset(self._token)

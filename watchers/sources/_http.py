@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import os
 import socket
 import ssl
@@ -72,6 +73,7 @@ USER_AGENT = "newswatch/0.1 (+https://github.com/newswatch)"
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+_PASSED_MAX = 65536  # URLs remembered as checked, per fetcher
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
     "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -87,7 +89,9 @@ class FetchTimeoutError(SourceError):
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds. ``read`` is the longest silence between bytes; ``total`` bounds a whole fetch,
-    redirects included, so a server that drips one byte at a time cannot hold us."""
+    redirects included, so a server that drips one byte at a time cannot hold us (it is
+    checked every eighth of it, so a fetch stops between one and one and an eighth ``total``
+    after it began)."""
 
     total: float = 30.0
     connect: float = 10.0
@@ -281,6 +285,10 @@ class Fetcher:
         pure = os.environ.get("NEWSWATCH_PURE", "") not in ("", "0")
         self._lean_wanted = session is None and _lean is not None and not pure
         self._lean: _lean.LeanClient | None = None
+        self._deadlines = _Deadlines()
+        # URLs already found fetchable under the fetcher's own allowlist: a feed's URL is
+        # checked on every poll, and the verdict depends only on the two.
+        self._passed: set[str] = set()
 
     @property
     def client(self) -> str:
@@ -337,8 +345,16 @@ class Fetcher:
 
         ``allow_private`` adds networks to the fetcher's own allowlist for this call only.
         """
-        allowed = self._allowed + parse_networks(allow_private) if allow_private else self._allowed
-        check_url(url, allowed)
+        if allow_private:
+            allowed = self._allowed + parse_networks(allow_private)
+            check_url(url, allowed)
+        else:
+            allowed = self._allowed
+            if url not in self._passed:
+                check_url(url, allowed)
+                if len(self._passed) >= _PASSED_MAX:
+                    self._passed.clear()
+                self._passed.add(url)
         if self._closed:
             raise SourceError("fetcher is closed")
         headers = {
@@ -350,13 +366,17 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        deadline = self._deadlines.enter(self.timeouts.total)
         try:
-            async with asyncio.timeout(self.timeouts.total):
-                return await self._follow(url, headers, allowed)
-        except TimeoutError:
-            raise FetchTimeoutError(
-                f"{url}: timed out (limit {self.timeouts.total:g}s for the whole fetch)"
-            ) from None
+            return await self._follow(url, headers, allowed)
+        except asyncio.CancelledError:
+            if self._deadlines.leave(deadline):
+                raise FetchTimeoutError(
+                    f"{url}: timed out (limit {self.timeouts.total:g}s for the whole fetch)"
+                ) from None
+            raise
+        finally:
+            self._deadlines.leave(deadline)
 
     async def _follow(
         self, url: str, headers: dict[str, str], allowed: tuple[IPNetwork, ...]
@@ -368,8 +388,7 @@ class Fetcher:
         for n in range(self.max_redirects + 1):
             if n:  # get() checked the first URL, against the same allowlist
                 check_url(current, allowed)
-            with allowing(allowed):
-                found = await hop(current, headers, allowed)
+            found = await hop(current, headers, allowed)
             if isinstance(found, FetchResult):
                 return found
             current = found
@@ -389,22 +408,9 @@ class Fetcher:
             sock_read=self.timeouts.read,
         )
         try:
-            async with self._get_session().get(
-                current,
-                headers=headers,
-                allow_redirects=False,
-                auto_decompress=False,
-                timeout=timeout,
-            ) as resp:
-                if resp.status in _REDIRECTS:
-                    return _redirect(resp.status, str(resp.url), resp.headers, current)
-                result_headers = _plain_headers(resp.headers)
-                if resp.status == 304:
-                    return FetchResult(304, str(resp.url), result_headers, b"", not_modified=True)
-                body = b""
-                if 200 <= resp.status < 300:
-                    body = await self._read_body(resp, current)
-                return FetchResult(resp.status, str(resp.url), result_headers, body)
+            # The connector and its resolver read the allowlist from the context.
+            with allowing(allowed):
+                return await self._aiohttp_exchange(current, headers, timeout)
         except SourceError:
             raise
         except TimeoutError:
@@ -413,6 +419,26 @@ class Fetcher:
             raise FetchBlockedError(f"refused URL: {exc}") from None
         except aiohttp.ClientError as exc:
             raise SourceError(f"{current}: {_describe(exc)}") from None
+
+    async def _aiohttp_exchange(
+        self, current: str, headers: dict[str, str], limits: aiohttp.ClientTimeout
+    ) -> FetchResult | str:
+        async with self._get_session().get(
+            current,
+            headers=headers,
+            allow_redirects=False,
+            auto_decompress=False,
+            timeout=limits,
+        ) as resp:
+            if resp.status in _REDIRECTS:
+                return _redirect(resp.status, str(resp.url), resp.headers, current)
+            result_headers = _plain_headers(resp.headers)
+            if resp.status == 304:
+                return FetchResult(304, str(resp.url), result_headers, b"", not_modified=True)
+            body = b""
+            if 200 <= resp.status < 300:
+                body = await self._read_body(resp, current)
+            return FetchResult(resp.status, str(resp.url), result_headers, body)
 
     def _lean_client(self) -> _lean.LeanClient:
         if self._lean is None:
@@ -489,6 +515,75 @@ class Fetcher:
         except _BODY_ERRORS as exc:
             raise SourceError(f"{url}: {exc}") from None
         return b"".join(parts)
+
+
+class _Deadline:
+    __slots__ = ("cancelling", "expired", "left", "step", "task", "when")
+
+    def __init__(self, task: asyncio.Task[Any], when: float, step: float) -> None:
+        self.task = task
+        self.when = when
+        self.step = step
+        self.cancelling = task.cancelling()
+        self.expired = False
+        self.left = False
+
+
+class _Deadlines:
+    """The total deadlines of the fetches in flight, looked at by one timer every eighth of the
+    shortest of them (a timer per fetch cost every poll a push onto the loop's timer heap and a
+    cancellation). An expired fetch's task is cancelled, and the caller turns that cancellation
+    into a timeout, as ``asyncio.timeout`` does (a cancellation from elsewhere stays one)."""
+
+    def __init__(self) -> None:
+        self._live: set[_Deadline] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._period = math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def enter(self, seconds: float) -> _Deadline:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a fetch runs in a task")
+        loop = task.get_loop()
+        if loop is not self._loop:  # a new event loop: the old one's timer never fires
+            self._live.clear()
+            self._timer = None
+            self._period = math.inf
+            self._loop = loop
+        deadline = _Deadline(task, loop.time() + seconds, seconds / 8)
+        self._live.add(deadline)
+        if deadline.step < self._period:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._period = deadline.step
+            self._timer = loop.call_later(deadline.step, self._sweep)
+        return deadline
+
+    def leave(self, deadline: _Deadline) -> bool:
+        """Done with ``deadline`` (again: nothing). True, the first time only, when it expired
+        and no one else cancelled the fetch: the caller reports a timeout."""
+        if deadline.left:
+            return False
+        deadline.left = True
+        self._live.discard(deadline)
+        return deadline.expired and deadline.task.uncancel() <= deadline.cancelling
+
+    def _sweep(self) -> None:
+        self._timer = None
+        self._period = math.inf
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        for deadline in list(self._live):
+            if deadline.when <= now:
+                self._live.discard(deadline)
+                deadline.expired = True
+                deadline.task.cancel()
+            else:
+                self._period = min(self._period, deadline.step)
+        if self._live:
+            self._timer = loop.call_later(self._period, self._sweep)
 
 
 def _redirect(status: int, url: str, headers: Mapping[str, str], current: str) -> str:

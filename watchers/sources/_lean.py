@@ -39,7 +39,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from watchers.errors import FetchBlockedError, SourceError
-from watchers.sources._guard import IPNetwork, check_host, check_peer
+from watchers.sources._guard import IPNetwork, allowing, check_host, check_peer
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
@@ -101,7 +101,9 @@ class _Target:
         self.path = parsed.raw_path_qs or "/"
 
 
-@functools.lru_cache(maxsize=16384)
+# Large enough for every feed of a big install: a cache smaller than the set of URLs polled in
+# turn would miss on every poll.
+@functools.lru_cache(maxsize=65536)
 def _target(url: str) -> _Target:
     return _Target(url)
 
@@ -345,7 +347,8 @@ class LeanResponse:
 
 
 class _Host:
-    """Connections to one (scheme, host, port): the idle ones and how many are in use."""
+    """Connections to one (scheme, host, port): the idle ones, how many are in use and the
+    requests waiting for one (also, without idle ones, the client's limit on all hosts)."""
 
     __slots__ = ("active", "idle", "waiters")
 
@@ -371,7 +374,8 @@ class LeanClient:
         self.per_host = per_host
         # Connections in use at once, all hosts together (aiohttp's default too): thousands of
         # slow feeds polled together must not run out of file descriptors.
-        self._slots = asyncio.Semaphore(limit)
+        self.limit = limit
+        self._all = _Host()
         self.max_idle = max_idle
         self.keepalive = keepalive
         self._hosts: dict[tuple[str, str, int], _Host] = {}
@@ -410,11 +414,19 @@ class LeanClient:
         host = self._hosts.get(target.key)
         if host is None:
             host = self._hosts[target.key] = _Host()
-        await self._slots.acquire()
+        # Free slots are taken here, without a coroutine each: the common case by far.
+        everyone = self._all
+        if everyone.active < self.limit and not everyone.waiters:
+            everyone.active += 1
+        else:
+            await self._acquire(everyone, self.limit)
         try:
-            await self._acquire(host)
+            if host.active < self.per_host and not host.waiters:
+                host.active += 1
+            else:
+                await self._acquire(host, self.per_host)
         except BaseException:
-            self._slots.release()
+            self._leave_host(everyone, self.limit)
             raise
         try:
             conn = self._pooled(host, allowed)
@@ -470,8 +482,9 @@ class LeanClient:
         if shortest is not None:
             self._sweeper = asyncio.get_running_loop().call_later(shortest / 4, self._sweep)
 
-    async def _acquire(self, host: _Host) -> None:
-        if host.active < self.per_host and not host.waiters:
+    async def _acquire(self, host: _Host, limit: int) -> None:
+        """Wait for one of ``host``'s ``limit`` slots."""
+        if host.active < limit and not host.waiters:
             host.active += 1
             return
         waiter = asyncio.get_running_loop().create_future()
@@ -480,21 +493,21 @@ class LeanClient:
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                self._leave_host(host)  # handed a slot, then cancelled: pass the slot on
-            else:
+                self._leave_host(host, limit)  # handed a slot, then cancelled: pass it on
+            elif waiter in host.waiters:  # a release may have passed over it already
                 host.waiters.remove(waiter)
             raise
 
     def _leave(self, host: _Host) -> None:
-        self._leave_host(host)
-        self._slots.release()
+        self._leave_host(host, self.per_host)
+        self._leave_host(self._all, self.limit)
 
-    def _leave_host(self, host: _Host) -> None:
+    def _leave_host(self, host: _Host, limit: int) -> None:
         host.active -= 1
-        self._handoff(host)
+        self._handoff(host, limit)
 
-    def _handoff(self, host: _Host) -> None:
-        while host.waiters and host.active < self.per_host:
+    def _handoff(self, host: _Host, limit: int) -> None:
+        while host.waiters and host.active < limit:
             waiter = host.waiters.popleft()
             if not waiter.done():
                 host.active += 1
@@ -526,7 +539,9 @@ class LeanClient:
             addresses = [(target.address, target.port, int(family))]
         else:
             try:
-                found = await self._resolver.resolve(target.host, target.port, socket.AF_UNSPEC)
+                with allowing(allowed):  # the resolver reads the call's allowlist from here
+                    found = await self._resolver.resolve(target.host, target.port,
+                                                         socket.AF_UNSPEC)
             except OSError as exc:
                 raise ConnectFailedError(exc) from None
             addresses = [(r["host"], r["port"], int(r["family"])) for r in found]
