@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.search.test_search import articles
+from tests.store._support import breaks_after
 from watchers.errors import QuerySyntaxError
 from watchers.models import Article
 from watchers.rules import match_query, shipped_aliases
@@ -200,16 +201,8 @@ async def test_an_upgrade_that_fails_half_way_changes_nothing_and_completes_late
     arts = articles()
     await _fill(db, arts)
     _as_version_10(db)
-    seen: list[str] = []
-
-    def failing(title: str, text: str) -> str:
-        seen.append(title)
-        if len(seen) > 20:
-            raise ValueError("tokeniser broke")
-        return index_terms(title, text)
-
     with pytest.raises(ValueError, match="tokeniser broke"):
-        await SqliteStore.open(db, terms_of=failing)
+        await SqliteStore.open(db, terms_of=breaks_after(20, index_terms))
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA user_version").fetchone()[0] == 10
     assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'index_words'"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,21 @@ from watchers.rules.lookup import index_terms
 from watchers.store import OutboxEntry, SqliteStore
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "store"
+
+
+def breaks_after(calls: int, terms_of: Callable[[str, str], str]) -> Callable[[str, str], str]:
+    """``terms_of`` that raises ValueError("tokeniser broke") from its call number ``calls + 1``
+    on: an upgrade that fails half-way."""
+    made = 0
+
+    def words(title: str, text: str) -> str:
+        nonlocal made
+        made += 1
+        if made > calls:
+            raise ValueError("tokeniser broke")
+        return terms_of(title, text)
+
+    return words
 
 
 def art(title: str, text: str = "", **kw: Any) -> Article:

@@ -13,6 +13,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from tests.search.test_search import articles
+from tests.store._support import breaks_after
 from watchers.importer import import_file
 from watchers.models import Article
 from watchers.rules import RuleSet, match_query, shipped_aliases
@@ -144,13 +145,19 @@ def _as_version_11(db: Path) -> None:
     con.close()
 
 
-async def test_a_schema_11_store_indexes_its_links_when_upgraded(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def _schema_11_store(tmp_path: Path) -> tuple[Path, list[Article]]:
+    """An SQLite store of the test articles as schema 11 left it."""
     db = tmp_path / "nw.db"
     arts = articles()
     async with await SqliteStore.open(db) as store:
         await _fill(store, arts)
     _as_version_11(db)
+    return db, arts
+
+
+async def test_a_schema_11_store_indexes_its_links_when_upgraded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db, arts = await _schema_11_store(tmp_path)
     with caplog.at_level(logging.INFO, logger="watchers.store"):
         store = await SqliteStore.open(db, terms_of=lookup_terms)
     said = [r.getMessage() for r in caplog.records]
@@ -166,22 +173,10 @@ async def test_a_schema_11_store_indexes_its_links_when_upgraded(
 
 
 async def test_an_sqlite_upgrade_that_fails_half_way_changes_nothing_and_completes_later(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = tmp_path / "nw.db"
-    arts = articles()
-    async with await SqliteStore.open(db) as store:
-        await _fill(store, arts)
-    _as_version_11(db)
-    seen: list[str | None] = []
-
-    def failing(title: str, text: str) -> str:
-        seen.append(title)
-        if len(seen) > 20:
-            raise ValueError("tokeniser broke")
-        return lookup_terms(title, text)
-
+        tmp_path: Path) -> None:
+    db, arts = await _schema_11_store(tmp_path)
     with pytest.raises(ValueError, match="tokeniser broke"):
-        await SqliteStore.open(db, terms_of=failing)
+        await SqliteStore.open(db, terms_of=breaks_after(20, lookup_terms))
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA user_version").fetchone()[0] == 11
     assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'article_urls'"
@@ -209,16 +204,8 @@ async def test_a_schema_13_postgresql_store_indexes_its_links_when_upgraded(
     await _as_version_13(pg_database)
     # Chunks of a few links, so the fill takes many.
     monkeypatch.setattr(pg_schema, "URL_CHUNK", 7)
-    seen: list[str | None] = []
-
-    def failing(title: str, text: str) -> str:
-        seen.append(title)
-        if len(seen) > 20:
-            raise ValueError("tokeniser broke")
-        return lookup_terms(title, text)
-
     with pytest.raises(ValueError, match="tokeniser broke"):
-        await PostgresStore.open(pg_database, terms_of=failing)
+        await PostgresStore.open(pg_database, terms_of=breaks_after(20, lookup_terms))
     conn = await asyncpg.connect(pg_database)
     try:
         assert await conn.fetchval("SELECT version FROM schema_version") == 13
@@ -241,11 +228,7 @@ async def test_links_without_their_words_leave_url_lookups_whole_not_narrowed(
     upgrade without the engine's words function, or an article stored without its link's words
     by a store opened without one, marks the index incomplete, and url: lookups then read as
     they did before it (every match found, none narrowed away)."""
-    db = tmp_path / "nw.db"
-    arts = articles()
-    async with await SqliteStore.open(db) as store:
-        await _fill(store, arts)
-    _as_version_11(db)
+    db, arts = await _schema_11_store(tmp_path)
     async with await SqliteStore.open(db) as store:  # no terms_of: the links stay unindexed
         for query in ("url:bbc", "url:kyiv AND talks"):
             found = await search(store, query, limit=10_000)
