@@ -307,8 +307,8 @@ async def test_a_servers_channel_takes_route_settings_from_discord(running: Runn
     rows = []
     for _ in range(200):
         rows = [r for r in await engine.store.alerts(kind="alert") if r.route == key]
-        # written pending; delivery's claim is what keeps it for the digest
-        if rows and all(r.state != "pending" for r in rows):
+        # written pending; delivery claims it (sending) and keeps it for the digest
+        if rows and all(r.state not in ("pending", "sending") for r in rows):
             break
         await asyncio.sleep(0.05)
     assert [r.state for r in rows] == ["scheduled"]
