@@ -493,7 +493,7 @@ class WatchService:
             if state is None or (state.next_poll is None and state.polls == 0):
                 delay = random.uniform(0, min(r.config.every.total_seconds(), 60)) if spread else 0
             else:
-                delay = 0 if state.next_poll is None else (state.next_poll - now).total_seconds()
+                delay = _seconds_until(state.next_poll, now)
             timetable.set(r.name, delay)
 
     def _start_poll(self, name: str) -> None:
@@ -518,9 +518,8 @@ class WatchService:
         timetable = self._timetable
         if timetable is not None and self._running.get(name) is running:  # still run here
             state = self._book.peek(name)
-            nxt = state.next_poll if state is not None else None
-            timetable.set(name, 0 if nxt is None else
-                          (nxt - datetime.now(UTC)).total_seconds())
+            timetable.set(name, _seconds_until(state.next_poll if state is not None else None,
+                                               datetime.now(UTC)))
 
     def _fatal(self, exc: BaseException) -> None:
         if self.on_fatal is not None:
@@ -842,6 +841,11 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
         kept.append((article, analysis, keep))
     kept.reverse()
     return kept, {route: titles[::-1] for route, titles in overflow.items()}
+
+def _seconds_until(when: datetime | None, now: datetime) -> float:
+    """Seconds from ``now`` until a source's next poll is due (0: due now, never polled)."""
+    return 0.0 if when is None else (when - now).total_seconds()
+
 
 def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
            mutes: Mapping[str, datetime], stories_mode: Callable[[str], str] | None = None

@@ -116,6 +116,21 @@ def keep_alive(server_ref: list[RawServer], body: bytes = b"<rss/>") -> Script:
     return script
 
 
+def drip_feed(server_ref: list[RawServer], pause: float) -> Script:
+    """Promise 100,000 bytes and send one every ``pause`` seconds (within a read timeout longer
+    than it, for ever): only the whole fetch's deadline stops it."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server_ref[0].request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(100000):
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(pause)
+
+    return script
+
+
 @pytest.fixture
 async def lean() -> AsyncIterator[Fetcher]:
     async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
@@ -424,17 +439,11 @@ async def test_silence_after_the_headers_is_a_read_timeout_and_the_connection_is
 
 
 async def test_a_drip_feeding_server_is_stopped_by_the_total_deadline(client_path: str) -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await server.request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-        for _ in range(100000):
-            writer.write(b"x")
-            await writer.drain()
-            await asyncio.sleep(0.1)  # within the read timeout, forever
-
+    ref: list[RawServer] = []
     timeouts = Timeouts(total=1.0, connect=1.0, read=0.5)
-    async with RawServer(script) as server, Fetcher(timeouts=timeouts,
-                                                    allow_private=LOOPBACK) as f:
+    async with RawServer(drip_feed(ref, 0.1)) as server, Fetcher(timeouts=timeouts,
+                                                                allow_private=LOOPBACK) as f:
+        ref.append(server)
         with pytest.raises(FetchTimeoutError, match="limit 1s for the whole fetch"):
             await f.get(server.url())
 
@@ -442,17 +451,11 @@ async def test_a_drip_feeding_server_is_stopped_by_the_total_deadline(client_pat
 async def test_a_total_timeout_leaves_the_task_usable_and_an_outer_cancel_stays_one(
     client_path: str,
 ) -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await server.request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-        for _ in range(100000):
-            writer.write(b"x")
-            await writer.drain()
-            await asyncio.sleep(0.05)
-
+    ref: list[RawServer] = []
     timeouts = Timeouts(total=0.4, connect=1.0, read=0.5)
-    async with RawServer(script) as server, Fetcher(timeouts=timeouts,
-                                                    allow_private=LOOPBACK) as f:
+    async with RawServer(drip_feed(ref, 0.05)) as server, Fetcher(timeouts=timeouts,
+                                                                 allow_private=LOOPBACK) as f:
+        ref.append(server)
         # The deadline cancels the fetch's task; the timeout reported, the task is not left
         # cancelling: the next await in it runs, and so does the next fetch's deadline.
         for _ in range(2):
