@@ -14,6 +14,7 @@ import pytest
 
 from tests.search.test_search import articles
 from tests.store._support import breaks_after
+from watchers.errors import QuerySyntaxError
 from watchers.importer import import_file
 from watchers.models import Article
 from watchers.rules import RuleSet, match_query, shipped_aliases
@@ -252,3 +253,58 @@ async def test_links_without_their_words_leave_url_lookups_whole_not_narrowed(
             for query in ("url:latewire", "url:bbc"):
                 found = await search(store, query, limit=10_000)
                 assert {h.article.title for h in found} == _expected([*arts, late], query), query
+
+
+async def test_hostile_url_terms_answer_like_a_full_scan(store: Store) -> None:
+    """url: terms written to break the URL index's query (its quotes, operators, a prefix of
+    nothing, a word a thousand times longer than any) answer what a full scan answers, or a
+    clear syntax error, and the store keeps answering."""
+    arts = articles()
+    await _fill(store, arts)
+    hostile = ['url:"bbc""co"', 'url:"AND"', "url:NEAR", 'url:"bbc OR reuters"',
+               "url:" + "x" * 5000, 'url:"' + "bbc " * 500 + '"', "url:co*",
+               'url:"*"', "url:'bbc'", "url:b-b-c", "url:%22bbc%22", "url:bbc\u0000x"]
+    for query in hostile:
+        try:
+            expected = _expected(arts, query)
+        except QuerySyntaxError:
+            with pytest.raises(QuerySyntaxError):
+                await search(store, query, limit=10_000)
+            continue
+        found = await search(store, query, limit=10_000)
+        assert not found.truncated, query
+        assert {h.article.title for h in found} == expected, query
+    assert {h.article.title for h in await search(store, "url:bbc", limit=10_000)
+            } == _expected(arts, "url:bbc")
+
+
+async def test_a_link_a_thousand_times_longer_is_indexed_and_found(store: Store) -> None:
+    """A feed item whose link is 200 KB (a tracking URL gone wrong) is stored whole, its words
+    indexed with it, and found by a word at its far end."""
+    tail = "-".join(f"w{i}" for i in range(40_000))
+    huge = Article(source="x", title="Huge link", text="Ports shut.",
+                   url=f"https://hugewire.example/{tail}-farend")
+    assert len(huge.url or "") > 200_000
+    await _fill(store, [huge, *articles()[:5]])
+    for query in ("url:farend", "url:hugewire AND ports", "url:w39999"):
+        found = await search(store, query, limit=10)
+        assert [h.article.title for h in found] == ["Huge link"], query
+
+
+async def test_a_runaway_link_or_guid_neither_fails_its_batch_nor_escapes_dedupe(
+        store: Store) -> None:
+    """A link of 200 KB is kept as a hash of itself in the dedupe key (PostgreSQL's b-tree
+    refuses entries over about 2.7 KB, which failed the whole batch), so the batch is stored,
+    and the same link again is a duplicate while another long link is not."""
+    tail = "-".join(f"w{i}" for i in range(40_000))
+    first = Article(source="x", title="One", text="a", url=f"https://runaway.example/{tail}")
+    again = Article(source="x", title="One, again", text="b", url=f"https://runaway.example/{tail}")
+    other = Article(source="x", title="Other", text="c", url=f"https://runaway.example/{tail}-2")
+    wide = Article(source="y", title="Wide guid", text="d", guid="新" * 2000)
+    stored = await store.record_many([ArticleRecord(a, [], [], index_terms(a.title, a.text),
+                                                    url_terms=url_terms(a.url))
+                                      for a in (first, other, wide)])
+    assert [a.title if a else None for a in stored] == ["One", "Other", "Wide guid"]
+    assert await store.known([again, wide]) == [True, True]
+    assert await store.record(again, [], [], terms=index_terms(again.title, again.text),
+                              url_terms=url_terms(again.url)) is None

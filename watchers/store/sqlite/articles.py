@@ -10,6 +10,7 @@ Each of those is an indexed lookup, as is every query of ``get_article`` and ``m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -144,9 +145,23 @@ def prefix_successor(prefix: str) -> str | None:
     return None
 
 
+# A stored link key longer than this (in UTF-8 bytes) is kept as a hash of itself: PostgreSQL's
+# b-tree refuses an entry over about 2.7 KB, which made a feed item with a runaway tracking link
+# fail its whole batch. Two such links still differ exactly when their hashes do.
+MAX_LINK_KEY = 1000
+
+
+def _bounded_link_key(url: str) -> str:
+    key = normalise_link(url)
+    encoded = key.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_LINK_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
+
+
 # A poll's links are normalised for the dedupe read before matching and again in the batch that
 # records them; the function is pure and costs more than a lookup.
-_link_key = lru_cache(maxsize=20_000)(normalise_link)
+_link_key = lru_cache(maxsize=20_000)(_bounded_link_key)
 
 
 def _identity(article: Article) -> tuple[str | None, str]:
