@@ -16,10 +16,12 @@ A page holds at most ``PAGE_CAP`` articles on the first two pages of a lookup, t
 as the last on each page that continues it (up to ``PAGE_CAP_MAX``), whatever the caller asks
 for: every candidate is read whole, and lookups usually stop a few rows into their last page.
 Sparse matches are read from the GIN index within a window of the date index when that is
-cheaper than visiting every older match. What a page learnt (the density of matches it met, the
-further matches a GIN read found) is left for the page that continues its cursor
-(:class:`Continuations`); a page without it reads afresh. Either way the pages hold every match
-once, newest first (a GIN read's positions as of that read).
+cheaper than visiting every older match; with a ``url:`` query, from the URL index's rows, which
+carry their articles' times, testing the newest candidates' titles and texts first. What a
+page learnt (the density of matches it met, the further matches a GIN read found) is left for
+the page that continues its cursor (:class:`Continuations`); a page without it reads afresh.
+Either way the pages hold every match once, newest first (a GIN read's positions as of that
+read).
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ PAGE_CAP = 64
 PAGE_CAP_MAX = 1024
 # Positions of matches one GIN read keeps for the pages after its own (see Continuations).
 GIN_IDS = 2000
+# A page with a ``url:`` query reads the URL index's matches with their times (see
+# _url_matches) when there are at most URL_IDS of them below its start (about 2 µs each); more,
+# and it reads as before, walking first and then the planner joining the two indexes.
+URL_IDS = 10_000
 CONTINUATIONS = 64
 CONTINUATION_SECONDS = 30.0
 _CHUNK = 1000
@@ -409,6 +415,19 @@ class _Next:
     sparse: tuple[float, int] | None = None
 
 
+@dataclass(frozen=True)
+class _UrlSide:
+    """A lookup's ``url:`` query (``to_tsquery`` text over the URL index), its title and text
+    test (an SQL condition on ``articles``; None: there is none), its ``since`` (which the URL
+    index's times answer), and whether it has other filters (sources, what a server sees),
+    which only the articles' rows answer."""
+
+    query: str
+    terms: str | None
+    since: datetime | None
+    filtered: bool
+
+
 class Continuations:
     """What a candidate page leaves for the page that continues it, by (query, filters) and
     the page's cursor: a larger size cap, the density of matches (so the next walk is sized to
@@ -557,9 +576,9 @@ class ArticlesMixin(CandidateList):
                     await conn.execute(MARK_URL_GAP)
                 if links:
                     await conn.execute(
-                        "INSERT INTO article_urls (article, words) SELECT a.rowid, "
-                        "to_tsvector('simple', u.w) FROM unnest($1::text[], $2::text[]) "
-                        "AS u(id, w) JOIN articles a ON a.id = u.id",
+                        "INSERT INTO article_urls (article, sort_at, words) SELECT a.rowid, "
+                        "a.sort_at, to_tsvector('simple', u.w) FROM unnest($1::text[], "
+                        "$2::text[]) AS u(id, w) JOIN articles a ON a.id = u.id",
                         [i for i, _ in links], [t for _, t in links])
                 # Words this store listed in a committed batch are listed for good.
                 words = self._listed_words.unlisted(ListedWords.of(r for _, r in stored))
@@ -691,7 +710,8 @@ class ArticlesMixin(CandidateList):
         of the articles it walks tens of thousands of rows where the index reads a few
         thousand. A GIN read keeps the positions of the next ``GIN_IDS`` matches under the
         page's cursor, and the page that continues from it reads them rather than the index
-        again (see :class:`Continuations`)."""
+        again (see :class:`Continuations`). With ``urls``, that read is the URL index's (see
+        :meth:`_url_matches`) while it holds few enough matches."""
         if limit < 1:
             raise ValueError(f"a candidate page holds at least one article, not {limit}")
         params: list[Any] = []
@@ -706,13 +726,15 @@ class ArticlesMixin(CandidateList):
         # the query is common or rare, and walks the date index for a rare one. The link's
         # words are tested through the URL index's row of the article (``rowid`` is the outer
         # row's: article_urls has no such column).
-        tests = []
-        if tsquery is not None:
-            tests.append(f"terms @@ to_tsquery('simple', {_literal(tsquery)})")
+        terms = (f"terms @@ to_tsquery('simple', {_literal(tsquery)})"
+                 if tsquery is not None else None)
+        tests = [terms] if terms is not None else []
         if urlquery is not None:
             tests.append("EXISTS (SELECT 1 FROM article_urls u WHERE u.article = rowid AND "
                          f"u.words @@ to_tsquery('simple', {_literal(urlquery)}))")
         match = " AND ".join(tests) if tests else None
+        url = (_UrlSide(urlquery, terms, since, source is not None or sources is not None
+                        or follows is not None) if urlquery is not None else None)
         told = self._pages.take(key, after) if after is not None else None
         cap = told.cap if told is not None else PAGE_CAP
         limit = min(limit, cap)
@@ -739,7 +761,7 @@ class ArticlesMixin(CandidateList):
             return self._page(key, grown, rows, limit, None, None)
         rows, density, gin = await self._matching_page(
             match, where, params, limit, told.density if told is not None else None,
-            told.sparse if told is not None and start else None, start)
+            told.sparse if told is not None and start else None, start, url)
         return self._page(key, grown, rows, limit, density, gin)
 
     def _page(self, key: tuple[Any, ...], cap: int, rows: list[asyncpg.Record], limit: int,
@@ -772,7 +794,7 @@ class ArticlesMixin(CandidateList):
 
     async def _matching_page(self, match: str, where: str, params: list[Any], limit: int,
                              density: float | None, sparse: tuple[float, int] | None,
-                             start: list[Any]
+                             start: list[Any], url: _UrlSide | None = None
                              ) -> tuple[list[asyncpg.Record], float | None, _Rest | None]:
         """Up to ``limit`` newest articles ``match`` (a condition on a row) admits among those
         ``where``
@@ -782,8 +804,20 @@ class ArticlesMixin(CandidateList):
         matches the page did not hold (None: the walk filled the page or saw every article).
         ``density``: what the previous page's walks found, to size the first walk; ``sparse``:
         the density and row count the previous page's GIN read met, to read on from the GIN
-        index below ``start`` (the cursor's position) without walking first."""
+        index below ``start`` (the cursor's position) without walking first.
+
+        ``url``: the ``url:`` part of ``match``. The URL index's matches are then read, with
+        their times, instead of the GIN index of ``terms`` (see :meth:`_url_matches`), and
+        before any walk on a lookup's first page: while they are few enough to read whole
+        (URL_IDS), that costs less than a walk, whatever the share of them the rest of the
+        query keeps. Pages after a walk walk first, as without it."""
         n = len(params)
+        url_many = False  # the URL index has too many matches to read them whole
+        if url is not None and density is None and sparse is None:
+            read = await self._url_matches(url, where, params, start, limit)
+            if read is not None:
+                return await self._url_page([], limit, read, (1.0, 0))
+            url_many = True
         if density:
             # A margin over what the density says fills the page, so one walk usually does.
             walk = max(WALK_FIRST_MIN, min(int(1.5 * limit / density), 64 * limit))
@@ -824,6 +858,11 @@ class ArticlesMixin(CandidateList):
             walk = walk_or_index(limit - len(out), walk, len(rows), rows_in_all)
             if walk == 0:
                 break
+        dens = (len(out) + 1) / walked if walked else sparse[0] if sparse else 1.0
+        if url is not None and not url_many:
+            read = await self._url_matches(url, where, params, edge, limit - len(out))
+            if read is not None:
+                return await self._url_page(out, limit, read, (dens, rows_in_all))
         # Ordering by an expression articles_sort does not provide (adding nothing to the
         # time) keeps the planner from walking again: it reads the matches from the GIN
         # index and keeps the newest (a top-N sort). The edge and the limit are written in
@@ -837,7 +876,6 @@ class ArticlesMixin(CandidateList):
                f"{where}")
         order = " ORDER BY sort_at + interval '0 s' DESC, rowid DESC LIMIT "
         found: list[asyncpg.Record] = []
-        dens = (len(out) + 1) / walked if walked else sparse[0] if sparse else 1.0
         lo, window = await self._window(where, params, edge, limit - len(out), dens,
                                         rows_in_all)
         if lo is not None:
@@ -865,6 +903,60 @@ class ArticlesMixin(CandidateList):
         out += await self._by_rowid(ids)
         rest.last = ids[-1] if ids else None
         return out, None, rest
+
+    async def _url_page(self, out: list[asyncpg.Record], limit: int,
+                        read: tuple[list[tuple[datetime, int]], bool],
+                        sparse: tuple[float, int]
+                        ) -> tuple[list[asyncpg.Record], float | None, _Rest]:
+        """:meth:`_matching_page`'s answer after a read of the URL index: the rows walked
+        (``out``) and the read's first matches to ``limit``, the rest of them kept, with
+        ``sparse`` for the page that reads on below them."""
+        ids, rest = _Rest(read[0], read[1], sparse=sparse).split(limit - len(out))
+        out = out + await self._by_rowid(ids)
+        rest.last = ids[-1] if ids else None
+        return out, None, rest
+
+    async def _url_matches(self, url: _UrlSide, where: str, params: list[Any],
+                           edge: list[Any], wanted: int
+                           ) -> tuple[list[tuple[datetime, int]], bool] | None:
+        """The positions of the ``wanted`` newest matches below ``edge`` (``[]``: all), and
+        whether they are every one there is, read from the URL index; None when its query
+        matches more than URL_IDS links below the edge (the caller reads the GIN index of
+        ``terms`` instead).
+
+        One statement: the URL index's matches with their times (a bitmap of its GIN index and
+        a visit of each row, about 2 µs; a common word's rows are read in table order up to
+        URL_IDS), counted, then newest first. Without a title and text query or a filter they
+        are the matches; otherwise each one's article is tested in that order (a probe by
+        rowid, about 10 µs) until the page has its matches, so a word in a fifth of the links'
+        articles costs five probes a match. Reading ``terms`` first instead cost a visit of
+        every article its words match (a fifth of all for "government"); the planner's join of
+        the two, a visit of every link's article for its time, before the newest were kept."""
+        older = (f" AND (sort_at, article) < ('{edge[0].isoformat()}'::timestamptz, "
+                 f"{int(edge[1])})" if edge else "")
+        if url.since is not None:
+            older += f" AND sort_at >= '{url.since.isoformat()}'::timestamptz"
+        newest = "SELECT sort_at, article FROM c ORDER BY sort_at DESC, article DESC"
+        args: list[Any] = []
+        if url.terms is not None or url.filtered:
+            # A subquery run per link, in the links' order (OFFSET 0 keeps the planner from
+            # joining the two otherwise), stopped by the LIMIT below once the page is full.
+            test = f" AND {url.terms}" if url.terms is not None else ""
+            newest = (f"SELECT a.sort_at, a.rowid FROM ({newest}) o CROSS JOIN LATERAL "
+                      f"(SELECT sort_at, rowid FROM articles WHERE rowid = o.article{test}{where} "
+                      "OFFSET 0) a")
+            args = params
+        rows = await self._db.fetch(
+            "WITH c AS MATERIALIZED (SELECT sort_at, article FROM article_urls WHERE words @@ "
+            f"to_tsquery('simple', {_literal(url.query)}){older} LIMIT {int(URL_IDS + 1)}) "
+            "SELECT t.n, m.sort_at, m.article FROM (SELECT count(*) AS n FROM c) t "
+            f"LEFT JOIN LATERAL (SELECT * FROM ({newest}) x(sort_at, article) "
+            f"WHERE t.n <= {int(URL_IDS)} LIMIT {int(wanted)}) m ON TRUE "
+            "ORDER BY m.sort_at DESC, m.article DESC", *args, what=_REJECTED)
+        if rows[0][0] > URL_IDS:
+            return None
+        found = [(r[1], r[2]) for r in rows if r[2] is not None]
+        return found, len(found) < wanted
 
     async def _window(self, where: str, params: list[Any], edge: list[Any], wanted: int,
                       density: float, rows: int) -> tuple[datetime | None, int]:
