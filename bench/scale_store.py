@@ -30,7 +30,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from watchers.rules.lookup import index_terms, lookup_terms
+from watchers.rules.lookup import index_terms, lookup_terms, url_terms
 from watchers.store import SqliteStore
 from watchers.store.sqlite.schema import SCHEMA_VERSION, index_urls
 from watchers.urls import normalise_link
@@ -206,7 +206,7 @@ def build(n: int, *, seed: int = 12) -> Path:
             "published, fetched_at, sort_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             rows)
         con.executemany("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)", terms)
-        index_urls(con, [r[0] for r in rows])
+        index_urls(con, [(r[0], url_terms(r[4])) for r in rows])
         con.execute("COMMIT")
         done += len(rows)
         print(f"\r  built {done:,}/{n:,} articles  {time.perf_counter() - started:6.0f} s",
