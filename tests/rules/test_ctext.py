@@ -35,15 +35,18 @@ except ImportError:  # pragma: no cover - depends on the install
 
 
 @contextmanager
-def _path(scan: Any, terms: Any = None, tokens: Any = None) -> Iterator[None]:
-    """FieldText.of (and add_terms) on the given path for the duration (None: pure), whatever
-    NEWSWATCH_PURE chose at import; the same switches the import sets."""
-    saved = text_mod._scan, text_mod._scan_terms, text_mod._tokens
+def _path(scan: Any, terms: Any = None, tokens: Any = None, positions: Any = None
+          ) -> Iterator[None]:
+    """FieldText.of (and add_terms, and the key index) on the given path for the duration
+    (None: pure), whatever NEWSWATCH_PURE chose at import; the same switches the import sets."""
+    saved = text_mod._scan, text_mod._scan_terms, text_mod._tokens, text_mod._positions
     text_mod._scan, text_mod._scan_terms, text_mod._tokens = scan, terms, tokens
+    text_mod._positions = positions
     try:
         yield
     finally:
-        text_mod._scan, text_mod._scan_terms, text_mod._tokens = saved
+        (text_mod._scan, text_mod._scan_terms, text_mod._tokens,
+         text_mod._positions) = saved
 
 
 def _snapshot(ft: FieldText) -> dict[str, Any]:
@@ -63,7 +66,7 @@ def _snapshot(ft: FieldText) -> dict[str, Any]:
 
 
 def _assert_same(text: str) -> None:
-    with _path(_ctext.scan, _ctext.terms, _ctext.tokens):
+    with _path(_ctext.scan, _ctext.terms, _ctext.tokens, _ctext.positions):
         c = _snapshot(FieldText.of(text))
         c_terms: set[str] = set()
         text_mod.add_terms(text, c_terms)
@@ -196,6 +199,9 @@ _OWN_BAD: list[tuple[str, tuple[Any, ...], str]] = [
      "a part must be a tuple"),
     ("tokens", ("text", {"text": ("a", "b", (("p", "p", "0", 1),), True)}, str), "integer"),
     ("tokens", ("text", {}), "takes 3 arguments"),
+    ("positions", (("a", "b"),), "keys must be a list, not tuple"),
+    ("positions", (["a", 1],), "keys must be str, not int"),
+    ("positions", (["a"], ["b"]), "takes 1 argument"),
 ]
 
 
@@ -287,3 +293,42 @@ def test_newswatch_pure_selects_the_path_at_import(value: str, pure: bool) -> No
 def test_inputs_a_thousand_times_larger_tokenise_alike(text: str) -> None:
     """Texts far past any article (the per-test timeout catches a scan that would not end)."""
     _assert_same(text)
+
+
+def _grouped(keys: list[str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        out.setdefault(k, []).append(i)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "kyiv", "é", "", "\x00", "𝔘"]), max_size=600))
+def test_positions_lists_each_keys_indexes_in_order(keys: list[str]) -> None:
+    found = _ctext.positions(keys)
+    assert found == _grouped(keys)
+    assert list(found) == list(dict.fromkeys(keys))  # keys in order of first occurrence
+
+
+def test_a_key_index_asked_for_many_repeated_words_lists_them_all_alike() -> None:
+    # Long enough, and repeated enough, that the scans pass their share and the C listing
+    # takes over part way through; every answer, before and after, is the pure one.
+    words = [f"w{i % 97}" for i in range(5000)] + ["once"]
+    text = " ".join(words)
+    with _path(_ctext.scan, _ctext.terms, _ctext.tokens, _ctext.positions):
+        ft = FieldText.of(text)
+        index = ft.by_key
+        expected = _grouped(ft.keys)
+        asked = []
+        listed_at = None
+        for k in expected:
+            asked.append(index[k])
+            if listed_at is None and len(index._found) > len(asked):
+                listed_at = len(asked)  # every key's list is known: the C listing ran
+        assert listed_at is not None and listed_at < len(expected)
+        assert asked == list(expected.values())
+        assert index.get("absent") is None and "absent" not in index
+        assert index.get("once") == [5000]
+    with _path(None):
+        pure = FieldText.of(text).by_key
+        assert [pure[k] for k in expected] == asked

@@ -150,6 +150,7 @@ _TokensFn = Callable[[str, dict[str, _Folded], Callable[[str], _Folded]], _Token
 _scan: _Scan | None = None
 _scan_terms: _Terms | None = None
 _tokens: _TokensFn | None = None
+_positions: Callable[[list[str]], dict[str, list[int]]] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -161,6 +162,7 @@ if not _PURE:
         # An extension built before terms() or tokens() was added still serves scan().
         _scan_terms = getattr(_ctext, "terms", None)
         _tokens = getattr(_ctext, "tokens", None)
+        _positions = getattr(_ctext, "positions", None)
 
 
 def _fold_word(raw: str) -> _Folded:
@@ -274,9 +276,14 @@ class KeyIndex(Mapping[str, list[int]]):
     than scanning the token list: the first :data:`_PROBES` keys asked for are found by list
     scans, and the key set is built only when more are asked for (or the keys are iterated,
     as the rule index does first).
+
+    A repeated word's scans cover the tokens between its first and last occurrence, so a field
+    asked for many repeated words (a large rule set's candidates) scans much of its token list
+    per word: once the scans have covered the list :data:`_SCAN_SHARE` times over, every key's
+    token numbers are found in one C pass (``_ctext.positions``) when the extension has it.
     """
 
-    __slots__ = ("_first", "_found", "_keys", "_last", "_probes")
+    __slots__ = ("_first", "_found", "_keys", "_last", "_probes", "_scans")
 
     def __init__(self, keys: list[str]) -> None:
         self._keys = keys
@@ -284,6 +291,7 @@ class KeyIndex(Mapping[str, list[int]]):
         self._first: dict[str, int] | None = None
         self._found: dict[str, list[int]] = {}
         self._probes = 0
+        self._scans = 0
 
     def _index(self) -> dict[str, int]:
         last = self._last
@@ -300,7 +308,14 @@ class KeyIndex(Mapping[str, list[int]]):
         i = first[k]
         if i == stop:
             found = [i]
+        elif self._scans > _SCAN_SHARE * len(self._keys) and _positions is not None:
+            # Every key at once (the keys asked for since keep their lists: equal values).
+            every = _positions(self._keys)
+            every.update(self._found)
+            self._found = every
+            return every[k]
         else:
+            self._scans += stop - i
             index = self._keys.index
             found = [i]
             while i < stop:
@@ -361,6 +376,10 @@ class KeyIndex(Mapping[str, list[int]]):
 
 # Keys a KeyIndex finds by list scans before it builds its key set (see KeyIndex).
 _PROBES = 8
+# How many times over a KeyIndex may scan its token list for repeated keys before it lists
+# every key's token numbers at once (a scan step is a pointer compare; listing a token costs
+# a dict lookup and an append, several times that).
+_SCAN_SHARE = 12
 
 
 class FieldText:
