@@ -178,6 +178,34 @@ def test_a_plain_words_hits_are_its_occurrences_hits(text: str, word: str) -> No
     assert ev._word_hits(node, fields) == (expected or None)
 
 
+# Compounds written whole, hyphenated and apart, in any order.
+compound_texts = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["cyber", "Cyber", "attack", "attacks", "cyber-attack", "cyberattack", "cease",
+             "fire", "ceasefire", "talks"]
+        ),
+        st.sampled_from([" ", ", ", "-"]),
+    ),
+    max_size=12,
+).map(lambda parts: "".join(w + sep for w, sep in parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(compound_texts, st.sampled_from(["cyberattack", "ceasefire", "attack"]))
+def test_an_unaliased_words_occurrences_are_the_general_paths(text: str, word: str) -> None:
+    node = parse(word)
+    assert isinstance(node, Term)
+    art = Article(title=text, text=text[::-1] + " " + text)
+    short = Evaluator(Analysis(art), shipped_aliases())
+    # The same word in an alias group of its own, with a word no text holds, takes the
+    # general path (resolve, then the compound readings).
+    general = Evaluator(Analysis(art), shipped_aliases({node.key: ["zzqxv"]}))
+    assert short._unaliased(node.key) and not general._unaliased(node.key)
+    for field in ("title", "text"):
+        assert short._term_occs(node, field, 85) == general._term_occs(node, field, 85)
+
+
 def _reference_hits(art: Article, raw: list[Any]) -> tuple[tuple[Hit, ...], float]:
     """Evidence as first defined: sort on the full order, keep the first of each (term, field,
     span), build every hit by validation, sum the kept hits' weights in that order."""

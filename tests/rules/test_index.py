@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import regex
 from hypothesis import given, settings
@@ -46,6 +48,37 @@ def test_and_and_near_of_plain_words_anchor_on_pairs() -> None:
     both = Article(title="Shelling", text="and drones")
     assert rules.candidates(both) == ["a", "n"]
     assert [m.rule for m in rules.match(both)] == ["a"]
+
+
+def test_a_word_with_a_compound_reading_pairs_through_its_rarer_part() -> None:
+    # cyberattack is also found written apart ("cyber attack"), which needs "cyber" too
+    assert anchors("cyberattack AND shelling") == {
+        ("pair", "shelling", "cyberattack"),
+        ("pair", "shelling", "cyber"),
+    }
+    rules = RuleSet.from_queries(
+        {"a": "cyberattack AND shelling", "n": "shelling NEAR/3 cyberattack"}
+    )
+    assert rules.candidates(Article(title="Shelling", text="an attack")) == []
+    for text in ("a cyber attack", "a cyber-attack", "the cyberattacks", "cyber, attack"):
+        art = Article(title="Shelling", text=text)
+        assert rules.candidates(art) == ["a", "n"]
+        assert rules.match(art) == rules.match_naive(art)
+    near = Article(title="x", text="Shelling, then a cyber attack")
+    assert [m.rule for m in rules.match(near)] == ["a", "n"]
+
+
+def test_a_fuzzy_term_and_a_word_anchor_on_both() -> None:
+    assert anchors("kyiv~ AND talks") == {("fuzzy_pair", "kyiv", 85.0, "talk")}
+    assert anchors("talks NEAR/3 kyiv~90") == {("fuzzy_pair", "kyiv", 90.0, "talk")}
+    assert anchors("kyiv~ AND sanctions~") == {("fuzzy", "kyiv", 85.0)}
+    rules = RuleSet.from_queries({"a": "kyiv~ AND talks", "n": "talks NEAR/3 kyiv~90"})
+    assert rules.candidates(Article(title="Kiev", text="no such thing")) == []
+    assert rules.candidates(Article(title="Talks", text="in Lviv")) == []
+    for art in (Article(title="Talks", text="in Kiev"), Article(title="x", text="Kyiv talks")):
+        assert rules.candidates(art) == ["a", "n"]
+        assert rules.match(art) == rules.match_naive(art)
+        assert [m.rule for m in rules.match(art)] == (["a"] if art.title == "Talks" else ["a", "n"])
 
 
 def test_or_anchors_on_every_child_and_not_never() -> None:
@@ -133,6 +166,22 @@ def test_bigram_anchors_miss_no_phrase_around_compounds(text: str) -> None:
     assert rules.match(art) == rules.match_naive(art)
     matched = {m.rule for m in rules.match_naive(art)}
     assert matched <= set(rules.candidates(art))
+
+
+def test_a_phrase_anchors_on_a_pair_of_words_with_compound_readings() -> None:
+    # a phrase's words are matched as written: "cyber attack warning" is not the phrase
+    assert anchors('"cyberattack warning"') == {("bigram", "cyberattack", "warning")}
+    rules = RuleSet.from_queries({"p": '"cyberattack warning"'})
+    for text, found in [
+        ("a cyberattack warning", ["p"]),
+        ("a cyber-attack warning", ["p"]),
+        ("a cyber attack warning", []),
+        ("a cyberattack, then a warning", []),
+    ]:
+        art = Article(title="x", text=text)
+        assert rules.candidates(art) == found
+        assert rules.match(art) == rules.match_naive(art)
+        assert [m.rule for m in rules.match(art)] == found
 
 
 def test_bigram_anchors_find_phrases_around_compounds() -> None:
@@ -233,3 +282,41 @@ def test_pure_regex_screen_finds_each_literal_in_the_texts(
     # a superset of the patterns that match, as screening must be
     matched = {p for p in patterns if any(regex.search(p, t, regex.IGNORECASE) for t in texts)}
     assert matched <= expected
+
+
+def test_a_regex_is_a_candidate_only_where_each_required_string_is() -> None:
+    rules = RuleSet.from_queries({"r": r"/kyiv\W+talks/", "s": "/(kyiv|kiev) (said|says)/"})
+    assert rules.candidates(Article(title="Kyiv", text="no such thing")) == []
+    assert rules.candidates(Article(title="Kyiv", text="said nothing")) == ["s"]
+    both = Article(title="Kyiv", text="More talks. Kiev said so")
+    assert rules.candidates(both) == ["r", "s"]
+    assert [m.rule for m in rules.match(both)] == ["s"]
+    assert rules.match(both) == rules.match_naive(both)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_SCREEN_WORDS), min_size=2, max_size=6), st.data())
+def test_every_required_literal_set_keeps_each_matching_pattern(
+    words: list[str], data: st.DataObject
+) -> None:
+    # Texts of the patterns' own words, so that some of them match.
+    part = st.tuples(st.sampled_from(words), st.sampled_from([" ", "s ", "-", ". ", "S\u017f "]))
+    texts = data.draw(
+        st.lists(
+            st.lists(part, max_size=8).map(lambda ps: "".join(w.upper() + s for w, s in ps)),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    patterns = [f"{a}\\W+{b}" for a, b in pairwise(words)]
+    patterns += [f"(?:{a}|{b})s? {b}" for a, b in pairwise(words)]
+    screen = _RegexScreen(patterns)
+    for db in (screen._db, None):  # with Hyperscan when installed, and the pure path
+        screen._db = db
+        narrowed = screen.matching_all(texts)
+        assert set(narrowed) <= screen.matching(texts)
+        matched = {p for p in patterns if any(regex.search(p, t, regex.IGNORECASE) for t in texts)}
+        assert matched <= set(narrowed)
+        joined = "\x00".join(_screen_form(t) for t in texts if t)
+        for p in narrowed:
+            assert all(any(lit in joined for lit in s) for s in screen.also.get(p, []))

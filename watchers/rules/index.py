@@ -3,10 +3,11 @@
 The idea of Lucene's Monitor and Elasticsearch's percolator: each rule is indexed under *anchor*
 terms, words at least one of which any matching article must contain. An AND or NEAR anchors
 on its rarest positive child (by English word frequency), or on pairs of words from it and
-another child when both are plain words; an OR on all its children, a NOT never; a phrase of
-plain words (no aliases, no compound readings) on its rarest pair of neighbouring words, which
-the article must hold at consecutive positions. An article then looks up its distinct words,
-so the work grows with the article and the rules it could match, not with the number of rules.
+another child when both are words (or one is a fuzzy term); an OR on all its children, a NOT
+never; a phrase of words in no alias group (a phrase's words are matched as written, never by
+compound readings) on its rarest pair of neighbouring words, which the article must hold at
+consecutive positions. An article then looks up its distinct words, so the work grows with the
+article and the rules it could match, not with the number of rules.
 The candidates are evaluated exactly as the naive loop would, so the index can only save
 time, never change a result.
 
@@ -16,15 +17,16 @@ dictionary lookups for aliases, transliteration keys and letter swaps).
 
 Regular expressions are screened by the literal strings they require, found for all of them in
 one scan (Hyperscan when the ``hyperscan`` package is present; otherwise each literal whose first
-three letters occur in the text is searched for); a regex with no such string is tried on every
-article, within the article's regex budget.
+three letters occur in the text is searched for); a regex that requires several strings
+(``kyiv\\W+talks``) is tried only where the text holds each of them; a regex with no such
+string is tried on every article, within the article's regex budget.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, pairwise
 from typing import Any, Generic, Protocol, TypeVar
@@ -54,7 +56,7 @@ class IndexedRule(Protocol):
 R = TypeVar("R", bound=IndexedRule)
 
 # Anchors: ("key", key) | ("pair", word, word) | ("bigram", word, next word) | ("prefix", norm)
-# | ("fuzzy", key, threshold) | ("regex", pattern)
+# | ("fuzzy", key, threshold) | ("fuzzy_pair", key, threshold, word) | ("regex", pattern)
 Anchor = tuple[Any, ...]
 
 _CACHE_LIMIT = 200_000
@@ -90,10 +92,9 @@ def _anchors(
     if isinstance(node, Phrase):
         found = _cheapest([_anchors(w, threshold, aliases) for w in node.words])
         words = [w.key for w in node.words]
-        plain = all(
-            w.kind == "word" and w.key and not aliases.of(w.key) and not compound_splits(w.key)
-            for w in node.words
-        )
+        # A phrase's words are matched as written (compound readings are for terms), so only
+        # an alias group can find one by another key.
+        plain = all(w.kind == "word" and w.key and not aliases.of(w.key) for w in node.words)
         if found is None or node.slop or len(words) < 2 or not plain:
             return found
         # Words found by their keys alone, at consecutive positions: each adjacent pair is
@@ -143,26 +144,55 @@ def _all_of(
 ) -> tuple[frozenset[Anchor], float] | None:
     """The anchors of a node that needs every one of ``options`` (AND, NEAR).
 
-    The cheapest option, or, when it and another option are plain words, pairs of a word from
-    each (both must be in a matching article): fewer articles hold a pair than its rarer word.
-    The cost stays that of the cheapest option, so a parent chooses among its children as it did
-    before.
+    The cheapest option, or, when it and another option are words, pairs of a word from each
+    (both must be in a matching article): fewer articles hold a pair than its rarer word. A pair
+    anchor stands for its rarer word here (a word written apart, "inter net" for internet, needs
+    both). A fuzzy term pairs with the words of another option the same way. The cost stays
+    that of the cheapest option, so a parent chooses among its children as it did before.
     """
     best = _cheapest(options)
-    if best is None or not _words_only(best[0]):
+    if best is None:
         return best
-    others = [o for o in options if o is not None and o is not best and _words_only(o[0])]
-    if not others:
-        return best
-    other = min(others, key=lambda o: o[1])
-    if len(best[0]) * len(other[0]) > _MAX_PAIRS:
-        return best
-    pairs = {("pair", a[1], b[1]) for a in best[0] for b in other[0]}
-    return frozenset(pairs), best[1]
+    rest = [o for o in options if o is not None and o is not best]
+    words = [o for o in rest if _words_only(o[0])]
+    if _words_only(best[0]):
+        if words:
+            other = min(words, key=lambda o: o[1])
+            if len(best[0]) * len(other[0]) > _MAX_PAIRS:
+                return best
+            pairs = {("pair", _word_of(a), _word_of(b)) for a in best[0] for b in other[0]}
+            return frozenset(pairs), best[1]
+        fuzzy = [o for o in rest if _fuzzy_only(o[0])]
+        if not fuzzy or len(best[0]) > _MAX_PAIRS:
+            return best
+        return _fuzzy_pairs(min(fuzzy, key=lambda o: o[1])[0], best[0]), best[1]
+    if _fuzzy_only(best[0]) and words:
+        other = min(words, key=lambda o: o[1])
+        if len(other[0]) <= _MAX_PAIRS:
+            return _fuzzy_pairs(best[0], other[0]), best[1]
+    return best
 
 
 def _words_only(anchors: frozenset[Anchor]) -> bool:
-    return all(a[0] == "key" for a in anchors)
+    return all(a[0] == "key" or a[0] == "pair" for a in anchors)
+
+
+def _fuzzy_only(anchors: frozenset[Anchor]) -> bool:
+    return len(anchors) == 1 and next(iter(anchors))[0] == "fuzzy"
+
+
+def _fuzzy_pairs(fuzzy: frozenset[Anchor], words: frozenset[Anchor]) -> frozenset[Anchor]:
+    """A fuzzy term and each word: the article must hold a token the term matches and the word
+    (an AND of "kyiv~" and "talks" is tried only where both are)."""
+    (term,) = fuzzy
+    return frozenset(("fuzzy_pair", term[1], term[2], _word_of(w)) for w in words)
+
+
+def _word_of(anchor: Anchor) -> str:
+    """A word that every article an anchor of words fires on holds: a pair's rarer word."""
+    if anchor[0] == "key":
+        return str(anchor[1])
+    return str(min(anchor[1], anchor[2], key=_word_cost))
 
 
 def _fields_of(node: Node, defaults: Sequence[str], out: set[str]) -> None:
@@ -219,6 +249,9 @@ class _RegexScreen:
     def __init__(self, patterns: Sequence[str]) -> None:
         self.unscreened: list[str] = []
         self.literals: dict[str, list[str]] = {}  # literal → patterns that need it
+        # Per pattern, the other sets of literals it requires one of each (see
+        # required_literal_sets): "kyiv\W+talks" needs "talks" as well as "kyiv".
+        self.also: dict[str, list[list[str]]] = {}
         for p in patterns:
             lits = required_literals(p)
             if lits is None:
@@ -226,8 +259,22 @@ class _RegexScreen:
             else:
                 for lit in lits:
                     self.literals.setdefault(lit, []).append(p)
+                others = [
+                    s
+                    for s in required_literal_sets(p) or ()
+                    if s != lits and min(len(x) for x in s) >= 2
+                ]
+                if others:
+                    self.also[p] = others
         self._ordered = sorted(self.literals)
-        self._db: Any = _hyperscan_literals(self._ordered)
+        # Hyperscan looks for the literals of the other sets in the same scan; the pure screen
+        # looks for them only in a text that holds one of a pattern's first set.
+        scanned = set(self.literals)
+        for sets in self.also.values():
+            for lits in sets:
+                scanned.update(lits)
+        self._scanned = sorted(scanned)
+        self._db: Any = _hyperscan_literals(self._scanned)
         # Without Hyperscan, many literals are first screened by their first three letters:
         # a text's three-letter sequences are one C-level pass, and a literal whose first three
         # are not among them is not in the text. Short literals are searched for directly.
@@ -240,20 +287,55 @@ class _RegexScreen:
         found = set(self.unscreened)
         if not self.literals:
             return found
+        literals = self.literals
+        for lit in self._present([_screen_form(t) for t in texts if t]):
+            found.update(literals.get(lit, ()))
+        return found
+
+    def matching_all(self, texts: Iterable[str]) -> set[str]:
+        """What :meth:`matching` finds, less the patterns missing one of their other required
+        literals from every text: still a superset of the patterns that match. Each pattern
+        left out saves running it over the whole text."""
+        found = set(self.unscreened)
+        if not self.literals:
+            return found
         lowered = [_screen_form(t) for t in texts if t]
+        present = self._present(lowered)
+        if self._db is None:
+            # The pure screen found the first sets' literals only: look for the others in the
+            # text, each once.
+            text = "\x00".join(lowered)
+            known: dict[str, bool] = {}
+
+            def in_text(lit: str) -> bool:
+                has = known.get(lit)
+                if has is None:
+                    has = known[lit] = lit in text
+                return has
+
+            holds: Callable[[str], bool] = in_text
+        else:
+            holds = present.__contains__
+        literals = self.literals
+        also = self.also
+        for lit in present:
+            for p in literals.get(lit, ()):
+                sets = also.get(p)
+                if sets is None or all(any(map(holds, s)) for s in sets):
+                    found.add(p)
+        return found
+
+    def _present(self, lowered: list[str]) -> set[str]:
+        """The literals found in one of the ``lowered`` texts: by Hyperscan, every literal of
+        every set; by the pure screen, those of each pattern's first set."""
         if self._db is None:
             # One string to search: a literal never holds NUL, so none is found across a join.
             text = "\x00".join(lowered)
-            literals = self.literals
             if len(self._ordered) < _GRAM_SCREEN_FROM:
-                present = [lit for lit in self._ordered if lit in text]
-            else:
-                grams = set(zip(text, text[1:], text[2:], strict=False))
-                maybe = compress(self._by_gram, map(grams.__contains__, self._grams))
-                present = [lit for lit in chain(self._short, maybe) if lit in text]
-            for lit in present:
-                found.update(literals[lit])
-            return found
+                return {lit for lit in self._ordered if lit in text}
+            grams = set(zip(text, text[1:], text[2:], strict=False))
+            maybe = compress(self._by_gram, map(grams.__contains__, self._grams))
+            return {lit for lit in chain(self._short, maybe) if lit in text}
         seen: set[int] = set()
 
         def on_match(lit_id: int, start: int, end: int, flags: int, ctx: Any) -> None:
@@ -261,9 +343,8 @@ class _RegexScreen:
 
         for t in lowered:
             self._db.scan(t.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
-        for lit_id in seen:
-            found.update(self.literals[self._ordered[lit_id]])
-        return found
+        scanned = self._scanned
+        return {scanned[i] for i in seen}
 
 
 # Under IGNORECASE these non-ASCII letters match ASCII ones (ſ/s, ı/i, İ/i, K/k); the screen
@@ -401,6 +482,8 @@ class RuleIndex(Generic[R]):
         self.by_bigram: dict[str, list[tuple[str, bool, int]]] = {}
         self.by_prefix: dict[str, list[int]] = {}
         self.by_fuzzy: dict[_FuzzyTerm, list[int]] = {}
+        # fuzzy term → (word the article must also hold, rule)
+        self.by_fuzzy_pair: dict[_FuzzyTerm, list[tuple[str, int]]] = {}
         self.by_regex: dict[str, list[int]] = {}
         self.always: list[int] = []
         fields: set[str] = set()
@@ -428,6 +511,9 @@ class RuleIndex(Generic[R]):
                     self.by_prefix.setdefault(anchor[1], []).append(i)
                 elif kind == "fuzzy":
                     self.by_fuzzy.setdefault(_FuzzyTerm(anchor[1], anchor[2]), []).append(i)
+                elif kind == "fuzzy_pair":
+                    term = _FuzzyTerm(anchor[1], anchor[2])
+                    self.by_fuzzy_pair.setdefault(term, []).append((anchor[3], i))
                 else:
                     self.by_regex.setdefault(anchor[1], []).append(i)
         self.fields = tuple(sorted(fields))
@@ -435,7 +521,7 @@ class RuleIndex(Generic[R]):
         self._regex = _RegexScreen(sorted(self.by_regex))
         # Every fuzzy term goes in the vocabulary, anchor or not: the evaluator reads a fuzzy
         # term's candidate tokens from it, inside a NOT as much as anywhere.
-        fuzzy_terms: set[_FuzzyTerm] = set(self.by_fuzzy)
+        fuzzy_terms: set[_FuzzyTerm] = set(self.by_fuzzy) | set(self.by_fuzzy_pair)
         for rule in self.rules:
             _fuzzy_terms(rule.node, rule.threshold, fuzzy_terms)
         self._fuzzy = _FuzzyVocabulary(sorted(fuzzy_terms, key=_fuzzy_order), aliases)
@@ -453,12 +539,13 @@ class RuleIndex(Generic[R]):
         # A dict view & a set walks the smaller side in C; most of an article's words anchor
         # nothing, and a large rule set has more anchors than an article has words.
         by_key = self.by_key
-        for k in by_key.keys() & keys:
-            hit.update(by_key[k])
+        hit.update(chain.from_iterable(map(by_key.__getitem__, by_key.keys() & keys)))
         if self.by_pair:
             by_pair = self.by_pair
             for k in by_pair.keys() & keys:
-                hit.update(i for other, i in by_pair[k] if other in keys)
+                for other, i in by_pair[k]:
+                    if other in keys:
+                        hit.add(i)
         if self.by_bigram:
             by_bigram = self.by_bigram
             fts = [analysis.field(name) for name in self.fields]
@@ -481,18 +568,23 @@ class RuleIndex(Generic[R]):
         fuzzy: dict[tuple[str, float], list[str]] = {}
         if self._fuzzy.terms:
             by_fuzzy = self.by_fuzzy
+            by_fuzzy_pair = self.by_fuzzy_pair
             for k, terms in self._fuzzy.lookup(keys).items():
                 for term in terms:
                     fuzzy.setdefault((term.key, term.threshold), []).append(k)
                     ids = by_fuzzy.get(term)
                     if ids:
                         hit.update(ids)
+                    pairs = by_fuzzy_pair.get(term)
+                    if pairs:
+                        for other, i in pairs:
+                            if other in keys:
+                                hit.add(i)
         if self.by_regex:
             texts = [analysis.article.field(f) for f in self.fields]
-            for pattern in self._regex.matching(texts):
+            for pattern in self._regex.matching_all(texts):
                 hit.update(self.by_regex[pattern])
-        rules = self.rules
-        return [rules[i] for i in sorted(hit)], fuzzy
+        return list(map(self.rules.__getitem__, sorted(hit))), fuzzy
 
 
 class _FuzzyVocabulary:

@@ -16,11 +16,13 @@ other rules first.
 from __future__ import annotations
 
 import bisect
+import operator
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
+from itertools import islice
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -131,7 +133,9 @@ _RawHit = tuple[int, int, int, str, str, HitKind, float, "str | None"]
 _Occ = tuple[int, int, int, tuple[_RawHit, ...]]
 _BY_PLACE = itemgetter(0, 1, 2)
 _BY_SIG = itemgetter(0, 1, 2, 3)
+_BEFORE = operator.lt
 _NONE: list[_Occ] = []  # shared empty result; never mutated
+_UNSEEN: Final = object()  # a cache's answer for a key it does not hold (None is an answer)
 
 # A term's resolution: per field, (token number, verdict) pairs in token order.
 FuzzyCandidates = Mapping[tuple[str, float], Iterable[str]]
@@ -233,26 +237,31 @@ class Evaluator:
         occs = self._occs.get(ck)
         if occs is not None:
             return occs
-        if term.kind == "word" and self._is_plain(term.key):
-            # The common case, kept short: most terms of most candidate rules are plain words
-            # that the article lacks.
+        if term.kind == "word" and self._unaliased(term.key):
+            # The common case, kept short: most terms of most candidate rules are words in no
+            # alias group, found by their key (and some also written apart, "cyber attack").
             ft = self.analysis.field(field)
             idx = ft.by_key.get(term.key)
-            if not idx:
+            splits = () if self._is_plain(term.key) else compound_splits(term.key)
+            occs = self._split_occs(term, field, splits) if splits else []
+            if not idx and not occs:
                 self._occs[ck] = _NONE
                 return _NONE
-            rank = _FIELD_RANK[field]
-            label = term.text
-            starts, ends, pos, last = ft.starts, ft.ends, ft.pos, ft.last
-            occs = [
-                (
-                    rank,
-                    pos[i],
-                    last[i],
-                    ((rank, starts[i], ends[i], label, field, "exact", 100.0, None),),
-                )
-                for i in idx
-            ]
+            if idx:
+                rank = _FIELD_RANK[field]
+                label = term.text
+                starts, ends, pos, last = ft.starts, ft.ends, ft.pos, ft.last
+                occs += [
+                    (
+                        rank,
+                        pos[i],
+                        last[i],
+                        ((rank, starts[i], ends[i], label, field, "exact", 100.0, None),),
+                    )
+                    for i in idx
+                ]
+            if splits:
+                occs.sort(key=_BY_PLACE)
             self._occs[ck] = occs
             return occs
         found = self.resolve(term, field, threshold)
@@ -304,10 +313,9 @@ class Evaluator:
         The list is cached and shared by every rule that asks, so no caller may change it.
         """
         ck = (term.text, tuple(fields))
-        try:
-            return self._words[ck]
-        except KeyError:
-            pass
+        cached = self._words.get(ck, _UNSEEN)
+        if cached is not _UNSEEN:
+            return cast("list[_RawHit] | None", cached)
         hits: list[_RawHit] = []
         key = term.key
         label = term.text
@@ -317,9 +325,15 @@ class Evaluator:
             if idx:
                 rank = _FIELD_RANK[field]
                 starts, ends = ft.starts, ft.ends
-                hits += [
-                    (rank, starts[i], ends[i], label, field, "exact", 100.0, None) for i in idx
-                ]
+                if len(idx) == 1:
+                    # Most words occur once in a field: no comprehension to set up.
+                    i = idx[0]
+                    hits.append((rank, starts[i], ends[i], label, field, "exact", 100.0, None))
+                else:
+                    hits += [
+                        (rank, starts[i], ends[i], label, field, "exact", 100.0, None)
+                        for i in idx
+                    ]
         found = self._words[ck] = hits or None
         return found
 
@@ -548,7 +562,7 @@ class Evaluator:
         """The evidence that makes ``node`` true, or None when it is false (NOT gives none)."""
         if isinstance(node, Term):
             fields = self._default_fields if node.field is None else (node.field,)
-            if node.kind == "word" and self._is_plain(node.key):
+            if node.kind == "word" and (self._plain.get(node.key) or self._is_plain(node.key)):
                 return self._word_hits(node, fields)
             hits: list[_RawHit] = []
             for field in fields:
@@ -632,9 +646,8 @@ class Evaluator:
         # What _trusted does, inline: a match builds a model per hit, and this is most of the
         # cost of evidence.
         hit: Hit = _new_model(Hit)
-        _set_attr(
+        _set_dict(
             hit,
-            "__dict__",
             {
                 "term": h[3],
                 "field": field,
@@ -646,9 +659,9 @@ class Evaluator:
                 "variant": h[7],
             },
         )
-        _set_attr(hit, "__pydantic_fields_set__", set(_HIT_FIELDS))
-        _set_attr(hit, "__pydantic_extra__", None)
-        _set_attr(hit, "__pydantic_private__", None)
+        _set_fields_set(hit, set(_HIT_FIELDS))
+        _set_extra(hit, None)
+        _set_private(hit, None)
         self._hits[h] = hit
         return hit
 
@@ -669,8 +682,14 @@ class Evaluator:
             if hit is None:
                 hit = self._hit(h)
             return (hit,), float(round(_FIELD_WEIGHT[h[0]] * h[6] / 100.0, 4))
-        ordered = sorted(raw, key=_BY_SIG)
-        if len(set(map(_BY_SIG, ordered))) == len(ordered):
+        sigs = list(map(_BY_SIG, raw))
+        ordered: list[_RawHit] | None = None
+        if all(map(_BEFORE, sigs, islice(sigs, 1, None))):
+            # Already in order with no two alike, as a word's hits are (no caller changes raw).
+            ordered = raw
+        elif len(set(sigs)) == len(sigs):
+            ordered = sorted(raw, key=_BY_SIG)
+        if ordered is not None:
             # No two hits of one term on one span (the common case: nothing to settle), so
             # every hit is kept in this order and each counts.
             made = self._hits
@@ -682,7 +701,7 @@ class Evaluator:
         weights: list[float] = []
         made = self._hits
         last: _RawHit | None = None
-        for h in ordered:
+        for h in sorted(raw, key=_BY_SIG):
             # Equal spans are rare: the start tells most hits apart before a slice is made.
             if last is not None and h[1] == last[1] and h[:4] == last[:4]:
                 if _hit_order(h) < _hit_order(last):
@@ -701,9 +720,30 @@ class Evaluator:
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_set_attr = object.__setattr__
 _new_model = object.__new__
 _HIT_FIELDS: Final = frozenset(Hit.model_fields)
+
+
+def _slot_setter(name: str) -> Callable[[Any, Any], None]:
+    """The setter of a model's attribute ``name`` that pydantic keeps in a slot.
+
+    Calling the slot's descriptor directly skips the look-up through the class that
+    ``object.__setattr__`` makes first: that halves the cost of building a model.
+    """
+    for klass in BaseModel.__mro__:
+        slot = klass.__dict__.get(name)
+        if slot is not None:
+            setter: Callable[[Any, Any], None] | None = getattr(slot, "__set__", None)
+            if setter is not None:
+                return setter
+    set_attr = object.__setattr__
+    return lambda obj, value: set_attr(obj, name, value)
+
+
+_set_dict = _slot_setter("__dict__")
+_set_fields_set = _slot_setter("__pydantic_fields_set__")
+_set_extra = _slot_setter("__pydantic_extra__")
+_set_private = _slot_setter("__pydantic_private__")
 
 
 def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
@@ -714,10 +754,10 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     model equals, prints and serialises like a validated one; tests/rules check that it does.
     """
     obj = cls.__new__(cls)
-    _set_attr(obj, "__dict__", values)
-    _set_attr(obj, "__pydantic_fields_set__", set(values))
-    _set_attr(obj, "__pydantic_extra__", None)
-    _set_attr(obj, "__pydantic_private__", None)
+    _set_dict(obj, values)
+    _set_fields_set(obj, set(values))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
 
 

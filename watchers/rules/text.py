@@ -430,8 +430,10 @@ class FieldText:
         if not ib:
             return False
         pos, last = self.pos, self.last
+        if len(ia) == 1:  # most words occur once: one position to look for
+            return last[ia[0]] + 1 in map(pos.__getitem__, ib)
         after = {last[i] + 1 for i in ia}
-        return any(pos[j] in after for j in ib)
+        return not after.isdisjoint(map(pos.__getitem__, ib))
 
     def add_terms(self, out: set[str]) -> None:
         """Add every token's key and norm to ``out`` (see :func:`add_terms`), from the word
