@@ -13,7 +13,9 @@ from typing import Any
 from watchers.config import RuleConfig
 from watchers.models import Article, Hit, Match
 from watchers.rules.lookup import index_terms
+from watchers.search import Lookup
 from watchers.store import OutboxEntry, SqliteStore
+from watchers.store.base import sort_time
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "store"
 
@@ -177,3 +179,18 @@ def legacy_v1(path: Path) -> Path:
     finally:
         con.close()
     return path
+
+
+def assert_newest_of_all(every: Lookup, newest: Lookup, expected: set[str], limit: int) -> None:
+    """``every`` (a lookup with room for all) holds exactly the titles ``expected``, and
+    ``newest`` (one of ``limit``) the newest of them: as many as there are up to the limit, all
+    matches, newest first, and none older than a match left out."""
+    assert not every.truncated and not newest.truncated
+    assert sorted(h.article.title for h in every) == sorted(expected)
+    titles = [h.article.title for h in newest]
+    assert len(titles) == min(limit, len(expected)) and set(titles) <= expected
+    times = [sort_time(h.article) for h in newest]
+    assert times == sorted(times, reverse=True)
+    if times:
+        left = [sort_time(h.article) for h in every if h.article.title not in set(titles)]
+        assert all(t <= times[-1] for t in left)

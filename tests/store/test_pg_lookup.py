@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.search.test_search import articles, queries
+from tests.store._support import assert_newest_of_all
 from tests.store.test_pg_candidates import CHOICES, force, shrink
 from watchers.models import Article
 from watchers.rules import match_query
 from watchers.rules.lookup import index_terms
 from watchers.search import search
-from watchers.store.base import sort_time
 from watchers.store.postgres import PostgresStore
 
 
@@ -44,14 +44,4 @@ async def test_lookups_on_postgresql_find_exactly_what_a_full_scan_finds(
         # Tiny pages make many round trips: a budget no loaded machine runs out of.
         every = await search(store, query, limit=10_000, budget=50)
         newest = await search(store, query, limit=limit, budget=50)
-    assert not every.truncated and not newest.truncated
-    assert sorted(h.article.title for h in every) == sorted(expected)
-    # The newest few: as many as there are (up to the limit), all matches, newest first, and
-    # none older than a match left out.
-    titles = [h.article.title for h in newest]
-    assert len(titles) == min(limit, len(expected)) and set(titles) <= expected
-    times = [sort_time(h.article) for h in newest]
-    assert times == sorted(times, reverse=True)
-    if times:
-        left = [sort_time(h.article) for h in every if h.article.title not in set(titles)]
-        assert all(t <= times[-1] for t in left)
+    assert_newest_of_all(every, newest, expected, limit)

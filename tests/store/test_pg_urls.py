@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.search.test_search import articles, queries
+from tests.store._support import assert_newest_of_all
 from tests.store.test_pg_candidates import CHOICES, force, shrink
 from watchers.errors import StoreError
 from watchers.models import Article
@@ -176,15 +177,7 @@ async def test_url_lookups_on_postgresql_find_exactly_what_a_full_scan_finds(
         # Tiny pages make many round trips: a budget no loaded machine runs out of.
         every = await search(store, query, limit=10_000, budget=50, **kw)
         newest = await search(store, query, limit=limit, budget=50, **kw)
-    assert not every.truncated and not newest.truncated
-    assert sorted(h.article.title for h in every) == sorted(expected)
-    titles = [h.article.title for h in newest]
-    assert len(titles) == min(limit, len(expected)) and set(titles) <= expected
-    times = [sort_time(h.article) for h in newest]
-    assert times == sorted(times, reverse=True)
-    if times:
-        left = [sort_time(h.article) for h in every if h.article.title not in set(titles)]
-        assert all(t <= times[-1] for t in left)
+    assert_newest_of_all(every, newest, expected, limit)
 
 
 # --------------------------------------------------------------------------- query plans
