@@ -6,14 +6,17 @@
 - :class:`CandidateList`: :meth:`candidates` as successive :meth:`candidate_page` calls.
 - :class:`StoryBatch`: a write batch's story rows, decided in memory and written once each.
 - :class:`ListedWords`: the words a store has committed to the lookup index's word list.
+- :func:`article_identity`: what an article is deduplicated by (its link key and content hash).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -22,6 +25,7 @@ from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.models import Article
 from watchers.store.base import URLS_INCOMPLETE, ArticleRecord, CandidatePage
 from watchers.store.sqlite._db import dump_model
+from watchers.urls import normalise_link
 
 __all__ = [
     "CANDIDATE_PAGE_MAX",
@@ -257,3 +261,29 @@ def link_terms(rec: ArticleRecord, terms_of: Callable[[str, str], str] | None) -
     if terms_of is None:
         return None
     return terms_of(url, "")
+
+
+# A stored link key longer than this (in UTF-8 bytes) is kept as a hash of itself: PostgreSQL's
+# b-tree refuses an entry over about 2.7 KB, which made a feed item with a runaway tracking link
+# fail its whole batch. Two such links still differ exactly when their hashes do.
+MAX_LINK_KEY = 1000
+
+
+def _bounded_link_key(url: str) -> str:
+    key = normalise_link(url)
+    encoded = key.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_LINK_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
+
+
+# A poll's links are normalised for the dedupe read before matching and again in the batch that
+# records them; the function is pure and costs more than a lookup.
+_link_key = lru_cache(maxsize=20_000)(_bounded_link_key)
+
+
+def article_identity(article: Article) -> tuple[str | None, str]:
+    """What both stores deduplicate ``article`` by: its link key (its normalised link, or a
+    hash of one too long to index; None without a link) and its content hash."""
+    link = _link_key(article.url) if article.url else None
+    return link, article.content_hash

@@ -40,7 +40,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 
 from watchers.errors import StoreError
 from watchers.models import Article, Hit, Match, hits_json
-from watchers.store._shared import CandidateList, ListedWords, link_terms
+from watchers.store._shared import CandidateList, ListedWords, article_identity, link_terms
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     URLS_INCOMPLETE,
@@ -52,7 +52,7 @@ from watchers.store.postgres._db import LOCKS, Pg, now
 from watchers.store.postgres.schema import MARK_URL_GAP
 from watchers.store.postgres.stories import story_batch, story_rows, write_stories
 from watchers.store.sqlite._db import dump_model
-from watchers.store.sqlite.articles import _Identities, _identity, prefix_successor
+from watchers.store.sqlite.articles import _Identities, prefix_successor
 
 __all__ = ["ARTICLE_COLS", "ArticlesMixin", "Continuations", "article_of", "fts_to_tsquery",
            "walk_or_index"]
@@ -303,7 +303,7 @@ class _PgIdentities(_Identities):
             rows = await conn.fetch(
                 "SELECT content_hash FROM articles WHERE content_hash = ANY($1::text[])", hashes)
             self.hashes.update(str(r[0]) for r in rows)
-            links = list({link for a in chunk if (link := _identity(a)[0])})
+            links = list({link for a in chunk if (link := article_identity(a)[0])})
             if links:
                 for link, source, guid, title in await conn.fetch(
                         "SELECT link_key, source, guid, title FROM articles "
@@ -321,7 +321,7 @@ class _PgIdentities(_Identities):
 
 async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | None:
     """The id of the stored article ``article`` duplicates (the SQLite store's rules)."""
-    link, content = _identity(article)
+    link, content = article_identity(article)
     found = await conn.fetchval("SELECT id FROM articles WHERE content_hash = $1", content)
     if found is not None:
         return str(found)
@@ -548,7 +548,7 @@ class ArticlesMixin(CandidateList):
                     out.append(None)
                     continue
                 seen.add(article)
-                link, content = _identity(article)
+                link, content = article_identity(article)
                 if article.id in taken:
                     article = Article(**{**article.model_dump(), "id": content[:16]})
                 taken.add(article.id)

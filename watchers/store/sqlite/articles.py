@@ -10,20 +10,25 @@ Each of those is an indexed lookup, as is every query of ``get_article`` and ``m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import aiosqlite
 
 from watchers.models import Article, Hit, Match, hits_json
-from watchers.store._shared import URLS_INCOMPLETE, CandidateList, ListedWords, link_terms
+from watchers.store._shared import (
+    URLS_INCOMPLETE,
+    CandidateList,
+    ListedWords,
+    article_identity,
+    link_terms,
+)
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
@@ -40,7 +45,6 @@ from watchers.store.sqlite.schema import (
     index_articles,
 )
 from watchers.store.sqlite.stories import story_batch, story_rows, write_stories
-from watchers.urls import normalise_link
 
 __all__ = ["ArticlesMixin", "prefix_successor"]
 
@@ -145,32 +149,8 @@ def prefix_successor(prefix: str) -> str | None:
     return None
 
 
-# A stored link key longer than this (in UTF-8 bytes) is kept as a hash of itself: PostgreSQL's
-# b-tree refuses an entry over about 2.7 KB, which made a feed item with a runaway tracking link
-# fail its whole batch. Two such links still differ exactly when their hashes do.
-MAX_LINK_KEY = 1000
-
-
-def _bounded_link_key(url: str) -> str:
-    key = normalise_link(url)
-    encoded = key.encode("utf-8", "surrogatepass")
-    if len(encoded) <= MAX_LINK_KEY:
-        return key
-    return "sha256:" + hashlib.sha256(encoded).hexdigest()
-
-
-# A poll's links are normalised for the dedupe read before matching and again in the batch that
-# records them; the function is pure and costs more than a lookup.
-_link_key = lru_cache(maxsize=20_000)(_bounded_link_key)
-
-
-def _identity(article: Article) -> tuple[str | None, str]:
-    link = _link_key(article.url) if article.url else None
-    return link, article.content_hash
-
-
 async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | None:
-    link, content = _identity(article)
+    link, content = article_identity(article)
     cur = await conn.execute("SELECT id FROM articles WHERE content_hash = ?", (content,))
     if row := await cur.fetchone():
         return str(row[0])
@@ -246,7 +226,7 @@ class _Identities:
                 f"SELECT content_hash FROM articles WHERE content_hash IN "
                 f"({','.join('?' * len(hashes))})", hashes)
             self.hashes.update(str(h) for (h,) in await cur.fetchall())
-            links = list({link for a in chunk if (link := _identity(a)[0])})
+            links = list({link for a in chunk if (link := article_identity(a)[0])})
             if links:
                 cur = await conn.execute(
                     f"SELECT link_key, source, guid, title FROM articles WHERE link_key IN "
@@ -267,9 +247,9 @@ class _Identities:
 
     def duplicate(self, article: Article, identity: tuple[str | None, str] | None = None
                   ) -> bool:
-        """Whether ``article`` (of ``identity``, :func:`_identity`'s, when the caller has it)
+        """Whether ``article`` (of ``identity``, :func:`article_identity`'s, when the caller has it)
         duplicates a loaded row or an article added so far."""
-        link, content = identity or _identity(article)
+        link, content = identity or article_identity(article)
         if content in self.hashes:
             return True
         if link:
@@ -285,7 +265,7 @@ class _Identities:
         return False
 
     def add(self, article: Article, identity: tuple[str | None, str] | None = None) -> None:
-        link, content = identity or _identity(article)
+        link, content = identity or article_identity(article)
         self.hashes.add(content)
         if link:
             self.by_link.setdefault(link, []).append((article.source, article.guid, article.title))
@@ -440,7 +420,7 @@ class ArticlesMixin(CandidateList):
             stamps: dict[datetime | None, str | None] = {None: None}
             for rec in records:
                 article = rec.article
-                identity = _identity(article)
+                identity = article_identity(article)
                 if seen.duplicate(article, identity):
                     out.append(None)
                     continue
