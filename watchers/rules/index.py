@@ -283,25 +283,25 @@ class _RegexScreen:
         self._grams = [tuple(lit[:3]) for lit in self._by_gram]
 
     def matching(self, texts: Iterable[str]) -> set[str]:
-        """Patterns that may match one of ``texts``: a superset of those that do."""
-        found = set(self.unscreened)
-        if not self.literals:
-            return found
-        literals = self.literals
-        for lit in self._present([_screen_form(t) for t in texts if t]):
-            found.update(literals.get(lit, ()))
-        return found
+        """Patterns that may match one of ``texts``: a superset of those that do (each
+        pattern's first set of required literals screened only)."""
+        return self._screen(texts, every_set=False)
 
     def matching_all(self, texts: Iterable[str]) -> set[str]:
         """What :meth:`matching` finds, less the patterns missing one of their other required
         literals from every text: still a superset of the patterns that match. Each pattern
         left out saves running it over the whole text."""
+        return self._screen(texts, every_set=True)
+
+    def _screen(self, texts: Iterable[str], *, every_set: bool) -> set[str]:
         found = set(self.unscreened)
         if not self.literals:
             return found
         lowered = [_screen_form(t) for t in texts if t]
         present = self._present(lowered)
-        if self._db is None:
+        literals = self.literals
+        also = self.also if every_set else {}
+        if also and self._db is None:
             # The pure screen found the first sets' literals only: look for the others in the
             # text, each once.
             text = "\x00".join(lowered)
@@ -316,8 +316,6 @@ class _RegexScreen:
             holds: Callable[[str], bool] = in_text
         else:
             holds = present.__contains__
-        literals = self.literals
-        also = self.also
         for lit in present:
             for p in literals.get(lit, ()):
                 sets = also.get(p)
