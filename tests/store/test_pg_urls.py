@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -146,6 +146,23 @@ async def test_url_pages_hold_every_match_once_newest_first_whichever_way_they_r
         assert answered and not any(answered)
     else:
         assert True in answered and False in answered
+
+
+@pytest.mark.parametrize("reads", list(URL_READS))
+async def test_url_pages_with_since_at_the_ends_of_time_answer_like_a_scan(
+        pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch, reads: str) -> None:
+    # The URL index's read writes its time bounds into the statement: the earliest and latest
+    # times a datetime holds, and one in another offset, must read as the same instants.
+    shrink(monkeypatch, URL_IDS=URL_READS[reads])
+    other_offset = (START + timedelta(minutes=100)).astimezone(timezone(timedelta(hours=-9,
+                                                                               minutes=-30)))
+    for since, keep in ((datetime.min.replace(tzinfo=UTC), None),
+                        (datetime.max.replace(tzinfo=UTC), START + timedelta(days=10**6)),
+                        (other_offset, other_offset)):
+        for fts, urls in (('"half"', '"site1"'), (None, '"site1"'), ('"nine"', '"sec0"')):
+            page = await pg_store.candidate_page(fts=fts, urls=urls, since=since, limit=500)
+            assert [a.title for a in page.articles] == expected(fts, urls, since=keep), since
+            assert page.next is None
 
 
 @settings(max_examples=30, deadline=None,
