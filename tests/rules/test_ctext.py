@@ -332,3 +332,185 @@ def test_a_key_index_asked_for_many_repeated_words_lists_them_all_alike() -> Non
     with _path(None):
         pure = FieldText.of(text).by_key
         assert [pure[k] for k in expected] == asked
+
+
+# The word table: the C module remembers (raw word, fold) pairs it has read from the cache dict,
+# and must read the dict exactly as one lookup per word would, whatever happens to the dict.
+
+_Serial = tuple[str, str, tuple[()], bool, int]
+# Words of each width (ASCII, Latin-1, two-byte, four-byte), one of several code units, and
+# words that are one word with joiners or dots; a text's kind is set by a non-word suffix.
+_VOCAB = ["Kyiv", "talks", "a", "alpha", "café", "Київ", "中国", "\U0001d400x", "x-y", "U.S.",
+          "100,000", "_"]
+_WIDTHS = ["", " \u2019", " \U0001f600"]
+
+
+class _Folder:
+    """A folding cache and callback like text's: each fold is a new tuple numbered in order;
+    the callback clears the cache when it holds ``limit`` words, and stores what it returns
+    unless the word starts with ``a``."""
+
+    def __init__(self, limit: int) -> None:
+        self.cache: dict[str, _Serial] = {}
+        self.limit = limit
+        self.serial = 0
+
+    def fold(self, raw: str) -> _Serial:
+        if len(self.cache) >= self.limit:
+            self.cache.clear()
+        self.serial += 1
+        f: _Serial = (raw.lower(), raw.lower(), (), False, self.serial)
+        if not raw.startswith("a"):
+            self.cache[raw] = f
+        return f
+
+    def lookup(self, raw: str) -> _Serial:
+        """One dict lookup, then the callback: what each word must be folded to."""
+        return self.cache.get(raw) or self.fold(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(_VOCAB), max_size=12),
+            st.sampled_from(_WIDTHS),
+            st.sampled_from(["keep", "clear", "other dict", "replace"]),
+        ),
+        max_size=6,
+    ),
+    st.integers(min_value=1, max_value=6),
+)
+def test_the_word_table_reads_the_cache_as_one_lookup_per_word_would(
+        calls: list[tuple[list[str], str, str]], limit: int) -> None:
+    c, spec = _Folder(limit), _Folder(limit)
+    for words, width, before in calls:
+        if before == "clear":
+            c.cache.clear()
+            spec.cache.clear()
+        elif before == "other dict":
+            # Another cache holding other folds of the same words in between.
+            other = _Folder(limit)
+            _ctext.scan(" ".join(_VOCAB), other.cache, other.fold)
+        elif before == "replace" and words:
+            # The cache emptied and given a new fold for a word, which may leave it no smaller
+            # than it was: forget() says so.
+            for folder in (c, spec):
+                folder.cache.clear()
+                folder.serial += 1
+                folder.cache[words[0]] = (words[0], "new", (), False, folder.serial)
+            _ctext.forget()
+        text = " ".join(words) + width
+        folded, keys, _, starts, ends = _ctext.scan(text, c.cache, c.fold)
+        raws = [text[s:e] for s, e in zip(starts, ends, strict=True)]
+        assert raws == words, text
+        expected = [spec.lookup(raw) for raw in raws]
+        # Each fold is a new tuple with its own number: the same numbers are the same tuples.
+        assert [f[4] for f in folded] == [f[4] for f in expected], text
+        assert all(k is f[1] for f, k in zip(folded, keys, strict=True))
+
+
+def _storing_fold(cache: dict[str, _Serial], calls: list[str]) -> Any:
+    def fold(raw: str) -> _Serial:
+        calls.append(raw)
+        f = cache[raw] = (raw.lower(), raw.lower(), (), False, len(calls))
+        return f
+    return fold
+
+
+def test_a_word_is_folded_once_in_texts_of_every_width() -> None:
+    cache: dict[str, _Serial] = {}
+    calls: list[str] = []
+    fold = _storing_fold(cache, calls)
+    texts = ["Kyiv café Київ", "Kyiv café Київ \u2019", "Kyiv café Київ \U0001f600"]
+    for text in texts * 2:
+        folded, _, keys, _, _, _, _, _ = _ctext.tokens(text, cache, fold)
+        assert [f[0] for f in folded] == ["kyiv", "café", "київ"]
+        assert all(f is cache[raw] for f, raw in zip(folded, text.split(), strict=False))
+        assert all(k is f[1] for k, f in zip(keys, folded, strict=True))
+    assert calls == ["Kyiv", "café", "Київ"]
+
+
+def test_a_cleared_cache_is_folded_again() -> None:
+    cache: dict[str, _Serial] = {}
+    calls: list[str] = []
+    fold = _storing_fold(cache, calls)
+    before = _ctext.tokens("alpha beta", cache, fold)[0]
+    cache.clear()
+    after = _ctext.tokens("alpha beta", cache, fold)[0]
+    assert calls == ["alpha", "beta", "alpha", "beta"]
+    assert after[0] is cache["alpha"] and after[0] is not before[0]
+
+
+def test_a_fold_the_cache_does_not_keep_is_asked_for_again() -> None:
+    calls: list[str] = []
+
+    def fold(raw: str) -> tuple[str, str, tuple[()], bool]:
+        calls.append(raw)
+        return (raw, raw, (), False)
+
+    _ctext.tokens("Kyiv Kyiv", {}, fold)
+    _ctext.tokens("Kyiv", {}, fold)
+    assert calls == ["Kyiv", "Kyiv", "Kyiv"]
+
+
+def test_more_words_than_the_word_table_holds_share_its_slots() -> None:
+    # Far more distinct words than the table's largest size, so words crowd each other's
+    # slots and push each other out; every fold is still the one the cache holds.
+    cache: dict[str, _Serial] = {}
+    calls: list[str] = []
+    fold = _storing_fold(cache, calls)
+    words = [f"w{i}" for i in range(300_000)]
+    for order in (words, words[::-1], words):
+        text = " ".join(order)
+        folded = _ctext.scan(text, cache, fold)[0]
+        assert all(f is cache[w] for f, w in zip(folded, order, strict=True))
+    assert len(calls) == len(words)
+
+
+def test_long_words_are_compared_whole() -> None:
+    cache: dict[str, _Serial] = {}
+    calls: list[str] = []
+    fold = _storing_fold(cache, calls)
+    long_a, long_b = "a" * 100_000 + "x", "a" * 100_000 + "y"
+    wide = "\U0001d400" * 50_000
+    for _ in range(2):
+        folded = _ctext.scan(f"{long_a} {long_b} {wide} {long_a}", cache, fold)[0]
+        assert [f[4] for f in folded] == [1, 2, 3, 1]
+    assert calls == [long_a, long_b, wide]
+
+
+def test_a_fold_callback_may_tokenise_with_another_cache() -> None:
+    inner: dict[str, _Serial] = {}
+    inner_calls: list[str] = []
+    inner_fold = _storing_fold(inner, inner_calls)
+    outer: dict[str, _Serial] = {}
+
+    def fold(raw: str) -> _Serial:
+        # The word table follows the inner cache for a while, then the outer one again.
+        _ctext.tokens(f"inner {raw} words", inner, inner_fold)
+        f = outer[raw] = (raw, raw, (), False, 0)
+        return f
+
+    text = "one two one three two"
+    for _ in range(2):
+        folded = _ctext.tokens(text, outer, fold)[0]
+        assert all(f is outer[w] for f, w in zip(folded, text.split(), strict=True))
+    assert sorted(inner) == ["inner", "one", "three", "two", "words"]
+
+
+def test_text_empties_the_word_table_when_it_clears_its_cache(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text_mod, "_FOLDED", {})
+    monkeypatch.setattr(text_mod, "_FOLDED_LIMIT", 3)
+    monkeypatch.setattr(text_mod, "_forget", _ctext.forget)
+    with _path(_ctext.scan, _ctext.terms, _ctext.tokens, _ctext.positions):
+        before = FieldText.of("alpha beta gamma")._folded[0]
+        # Folded outside the C pass: the cache is cleared when full and refilled to the size
+        # the C pass last saw, without "alpha".
+        for word in ("delta", "epsilon", "zeta"):
+            text_mod.key(word)
+        assert sorted(text_mod._FOLDED) == ["delta", "epsilon", "zeta"]
+        after = FieldText.of("alpha")._folded[0]
+    assert after == before and after is not before
+    assert after is text_mod._FOLDED["alpha"]

@@ -17,26 +17,55 @@
  * step: the scan below takes each step as far as it goes, which is that path. \w is the regex
  * engine's Unicode \w (Py_UNICODE_ISALNUM or '_') and \d its Unicode \d (Py_UNICODE_ISDECIMAL);
  * the acronym tail uses \w even in the marks variant, as the pattern does.
+ *
+ * Tokenising is a large part of the cost of matching, so the per-word work avoids Python
+ * objects where it can:
+ *
+ * - The word table (module state) sits in front of the cache dict: a word is hashed and compared
+ *   in place in the text, so a word seen before costs no substring, str hash or dict lookup. It
+ *   only holds (raw word, fold tuple) pairs the dict held, for one dict at a time, on the terms
+ *   text.py keeps: the dict only gains entries, or is cleared. The table is emptied when it is
+ *   handed another dict; when the dict has fewer entries than when last looked at (before each
+ *   word); when a fold callback does anything but add one entry (text._fold_word clears the
+ *   dict when full, then adds one); and by forget(), which text.py calls when it clears the
+ *   dict, so a clear followed by a refill to the old size outside this module is not missed
+ *   either. The table is bounded: it grows to WORDS_MAX slots, a word is looked for in at most
+ *   WORD_PROBES of them, and past that a new word takes the place of an old one.
+ * - The results are gathered in C arrays and each list is made once at its final length.
+ * - Ints for spans, positions and word numbers below INTS_MAX are made once (the module keeps
+ *   them) and shared, as CPython shares its small ints (nothing relies on their identity).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
-static unsigned char ascii_word[128];
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define ALWAYS_INLINE inline
+#define PREFETCH(p) ((void)(p))
+#endif
 
-static inline int
+/* \w and \d of the code points below 256: one table read for ASCII and Latin-1 text. */
+static unsigned char latin1_word[256];
+static unsigned char latin1_digit[256];
+
+static ALWAYS_INLINE int
 is_w(Py_UCS4 ch)
 {
-    if (ch < 128) {
-        return ascii_word[ch];
+    if (ch < 256) {
+        return latin1_word[ch];
     }
     return Py_UNICODE_ISALNUM(ch);
 }
 
-static inline int
+static ALWAYS_INLINE int
 is_word(Py_UCS4 ch, int marks)
 {
-    if (ch < 128) {
-        return ascii_word[ch];
+    if (ch < 256) {
+        return latin1_word[ch];
     }
     if (marks && ch >= 0x300 && ch <= 0x36F) {
         return 1;
@@ -44,16 +73,16 @@ is_word(Py_UCS4 ch, int marks)
     return Py_UNICODE_ISALNUM(ch);
 }
 
-static inline int
+static ALWAYS_INLINE int
 is_d(Py_UCS4 ch)
 {
-    if (ch < 128) {
-        return ch >= '0' && ch <= '9';
+    if (ch < 256) {
+        return latin1_digit[ch];
     }
     return Py_UNICODE_ISDECIMAL(ch);
 }
 
-static inline int
+static ALWAYS_INLINE int
 is_joiner(Py_UCS4 ch)
 {
     switch (ch) {
@@ -66,7 +95,7 @@ is_joiner(Py_UCS4 ch)
 }
 
 /* The end of the word that starts at s (text[s] is a word character). */
-static Py_ssize_t
+static ALWAYS_INLINE Py_ssize_t
 word_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t s, int marks)
 {
     Py_ssize_t i = s + 1;
@@ -111,29 +140,581 @@ word_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t s, int marks)
     return i;
 }
 
-static int
-append_ssize(PyObject *list, Py_ssize_t v)
+/* ---- Module state: the word table and the shared ints ---- */
+
+#define WORDS_MIN (1 << 12)   /* slots of a new word table */
+#define WORDS_MAX (1 << 17)   /* slots it may grow to (4 MB of slots) */
+#define WORD_PROBES 8         /* slots a word may be found in, from its hash's own */
+#define INTS_MAX (1 << 16)    /* ints below this are made once and shared */
+
+typedef struct {
+    uint64_t hash;        /* word_hash() of the word's code points */
+    Py_ssize_t length;    /* its length in code points */
+    PyObject *raw;        /* a str equal to the word; NULL in an empty slot */
+    PyObject *folded;     /* the fold tuple the cache dict held for the word */
+} word_slot;
+
+typedef struct {
+    PyObject *cache;        /* the cache dict the word table follows, or NULL */
+    Py_ssize_t cache_size;  /* its number of entries when last looked at */
+    word_slot *slots;       /* mask + 1 slots, or NULL before the first word */
+    size_t mask;
+    size_t used;
+    PyObject **ints;        /* ints[v] is the int v, or NULL until first needed */
+    Py_ssize_t ints_cap;
+} ctext_state;
+
+static ALWAYS_INLINE uint64_t
+word_hash(int kind, const void *data, Py_ssize_t s, Py_ssize_t e)
 {
-    PyObject *o = PyLong_FromSsize_t(v);
-    if (o == NULL) {
-        return -1;
+    /* FNV-1a over code points (so a word hashes alike in texts of any kind), then a mix so
+       the low bits, which pick the slot, depend on every code point. */
+    uint64_t h = 0xcbf29ce484222325u;
+    for (Py_ssize_t j = s; j < e; j++) {
+        h = (h ^ PyUnicode_READ(kind, data, j)) * 0x100000001b3u;
     }
-    int r = PyList_Append(list, o);
-    Py_DECREF(o);
-    return r;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93u;
+    h ^= h >> 32;
+    return h;
 }
 
-/* What to do with each word: its fold tuple (checked to be a tuple of at least 4 items) and
- * its span; a non-zero return is an error (with the exception set). */
+/* Whether the str raw (of length len) holds the code points text[s:s + len]. */
+static ALWAYS_INLINE int
+same_word(PyObject *raw, int kind, const void *data, Py_ssize_t s, Py_ssize_t len)
+{
+    int rkind = PyUnicode_KIND(raw);
+    const void *rdata = PyUnicode_DATA(raw);
+    if (rkind == kind) {
+        return memcmp(rdata, (const char *)data + s * kind, (size_t)len * kind) == 0;
+    }
+    /* An ASCII word in a two-byte text, say: the str holds it in the narrowest kind. */
+    for (Py_ssize_t j = 0; j < len; j++) {
+        if (PyUnicode_READ(rkind, rdata, j) != PyUnicode_READ(kind, data, s + j)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Empty the word table. The slots are detached before any reference is released, since a
+   release may run Python code that comes back here. */
+static void
+words_drop(ctext_state *st)
+{
+    word_slot *slots = st->slots;
+    size_t n = slots != NULL ? st->mask + 1 : 0;
+    st->slots = NULL;
+    st->mask = 0;
+    st->used = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (slots[j].raw != NULL) {
+            Py_DECREF(slots[j].raw);
+            Py_DECREF(slots[j].folded);
+        }
+    }
+    PyMem_Free(slots);
+}
+
+static Py_NO_INLINE void
+words_rebind(ctext_state *st, PyObject *cache)
+{
+    words_drop(st);
+    if (st->cache != cache) {
+        PyObject *old = st->cache;
+        Py_INCREF(cache);
+        st->cache = cache;
+        Py_XDECREF(old);
+    }
+    st->cache_size = PyDict_GET_SIZE(cache);
+}
+
+/* Make the word table follow ``cache``: emptied when it followed another dict or when the dict
+   lost entries (see the top of this file). */
+static ALWAYS_INLINE void
+words_follow(ctext_state *st, PyObject *cache)
+{
+    Py_ssize_t size = PyDict_GET_SIZE(cache);
+    if (st->cache != cache || size < st->cache_size) {
+        words_rebind(st, cache);
+    }
+    else {
+        st->cache_size = size;
+    }
+}
+
+/* The fold tuple the table holds for text[s:s + len] (borrowed), or NULL. */
+static ALWAYS_INLINE PyObject *
+words_find(ctext_state *st, uint64_t h, int kind, const void *data, Py_ssize_t s,
+           Py_ssize_t len)
+{
+    word_slot *slots = st->slots;
+    if (slots == NULL) {
+        return NULL;
+    }
+    size_t mask = st->mask;
+    size_t at = (size_t)h & mask;
+    /* Slots are only ever filled or replaced (never emptied one by one), so an empty slot ends
+       the search. */
+    for (int j = 0; j < WORD_PROBES; j++, at = (at + 1) & mask) {
+        word_slot *w = &slots[at];
+        if (w->raw == NULL) {
+            return NULL;
+        }
+        if (w->hash == h && w->length == len && same_word(w->raw, kind, data, s, len)) {
+            return w->folded;
+        }
+    }
+    return NULL;
+}
+
+/* Put a word into the empty slot nearest its own within WORD_PROBES; 0 when there is none. */
+static int
+words_place(word_slot *slots, size_t mask, const word_slot *w)
+{
+    size_t at = (size_t)w->hash & mask;
+    for (int j = 0; j < WORD_PROBES; j++, at = (at + 1) & mask) {
+        if (slots[at].raw == NULL) {
+            slots[at] = *w;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Double the table (or make the first one) while it is below WORDS_MAX; on failure to get
+   memory the table stays as it is, as it is only a cache. */
+static void
+words_grow(ctext_state *st)
+{
+    size_t old_n = st->slots != NULL ? st->mask + 1 : 0;
+    size_t n = old_n ? old_n * 2 : WORDS_MIN;
+    if (n > WORDS_MAX) {
+        return;
+    }
+    word_slot *slots = PyMem_Calloc(n, sizeof(word_slot));
+    if (slots == NULL) {
+        return;
+    }
+    word_slot *old = st->slots;
+    size_t used = 0;
+    for (size_t j = 0; j < old_n; j++) {
+        if (old[j].raw == NULL) {
+            continue;
+        }
+        if (words_place(slots, n - 1, &old[j])) {
+            used++;
+        }
+        else {
+            /* Too crowded around its slot even in the larger table: let the word go. */
+            Py_DECREF(old[j].raw);
+            Py_DECREF(old[j].folded);
+        }
+    }
+    st->slots = slots;
+    st->mask = n - 1;
+    st->used = used;
+    PyMem_Free(old);
+}
+
+/* Remember raw (a str equal to the word, whose hash is h) -> folded, as the dict holds it. */
+static void
+words_add(ctext_state *st, uint64_t h, PyObject *raw, PyObject *folded)
+{
+    if (st->slots == NULL || (st->used + 1) * 2 > st->mask + 1) {
+        words_grow(st);
+        if (st->slots == NULL) {
+            return;
+        }
+    }
+    Py_INCREF(raw);
+    Py_INCREF(folded);
+    word_slot w = {h, PyUnicode_GET_LENGTH(raw), raw, folded};
+    if (words_place(st->slots, st->mask, &w)) {
+        st->used++;
+        return;
+    }
+    /* No free slot near its own: the word takes the place of the one in its own slot. */
+    word_slot *home = &st->slots[(size_t)h & st->mask];
+    word_slot gone = *home;
+    *home = w;
+    Py_DECREF(gone.raw);
+    Py_DECREF(gone.folded);
+}
+
+/* int_of's slow path: make the int, and keep it when below INTS_MAX. */
+static Py_NO_INLINE PyObject *
+int_made(ctext_state *st, Py_ssize_t v)
+{
+    if (v < 0 || v >= INTS_MAX) {
+        return PyLong_FromSsize_t(v);
+    }
+    if (v >= st->ints_cap) {
+        Py_ssize_t cap = st->ints_cap ? st->ints_cap : 1024;
+        while (cap <= v) {
+            cap *= 2;
+        }
+        if (cap > INTS_MAX) {
+            cap = INTS_MAX;
+        }
+        PyObject **ints = PyMem_Realloc(st->ints, (size_t)cap * sizeof(PyObject *));
+        if (ints == NULL) {
+            return PyLong_FromSsize_t(v);  /* not shared, which is only slower */
+        }
+        memset(ints + st->ints_cap, 0, (size_t)(cap - st->ints_cap) * sizeof(PyObject *));
+        st->ints = ints;
+        st->ints_cap = cap;
+    }
+    PyObject *o = PyLong_FromSsize_t(v);
+    if (o == NULL) {
+        return NULL;
+    }
+    Py_INCREF(o);
+    st->ints[v] = o;
+    return o;
+}
+
+/* The int v (a new reference), shared when below INTS_MAX. */
+static ALWAYS_INLINE PyObject *
+int_of(ctext_state *st, Py_ssize_t v)
+{
+    if ((size_t)v < (size_t)st->ints_cap) {
+        PyObject *o = st->ints[v];
+        if (o != NULL) {
+            Py_INCREF(o);
+            return o;
+        }
+    }
+    return int_made(st, v);
+}
+
+/* ---- Growing C arrays, made into lists once at the end ---- */
+
+static int
+grow(void **items, Py_ssize_t *cap, size_t size)
+{
+    Py_ssize_t n = *cap ? *cap * 2 : 16;
+    if ((size_t)n > (size_t)PY_SSIZE_T_MAX / size) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    void *p = PyMem_Realloc(*items, (size_t)n * size);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *items = p;
+    *cap = n;
+    return 0;
+}
+
+/* Append value to the array arr of n items (room for cap): 0, or -1 with MemoryError set. */
+#define PUSH(arr, n, cap, value)                                                    \
+    (((n) < (cap) || grow((void **)&(arr), &(cap), sizeof(*(arr))) == 0)           \
+         ? ((arr)[(n)++] = (value), 0)                                              \
+         : -1)
+
+/* A first guess at a text's words: about one per six characters in prose. */
+static Py_ssize_t
+words_guess(PyObject *text)
+{
+    return PyUnicode_GET_LENGTH(text) / 6 + 16;
+}
+
+static int
+reserve(void **items, Py_ssize_t *cap, size_t size, Py_ssize_t n)
+{
+    if ((size_t)n > (size_t)PY_SSIZE_T_MAX / size) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *items = PyMem_Malloc((size_t)n * size);
+    if (*items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *cap = n;
+    return 0;
+}
+
+/* A list of the objects at base, base + stride, ... (n of them; new references). */
+static PyObject *
+objects_list(const void *base, Py_ssize_t n, size_t stride)
+{
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        return NULL;
+    }
+    const char *at = base;
+    for (Py_ssize_t i = 0; i < n; i++, at += stride) {
+        PyObject *o = *(PyObject *const *)at;
+        Py_INCREF(o);
+        PyList_SET_ITEM(list, i, o);
+    }
+    return list;
+}
+
+/* A list of the ints at base, base + stride, ... (n Py_ssize_t values). */
+static PyObject *
+ints_list(ctext_state *st, const void *base, Py_ssize_t n, size_t stride)
+{
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        return NULL;
+    }
+    const char *at = base;
+    for (Py_ssize_t i = 0; i < n; i++, at += stride) {
+        PyObject *o = int_of(st, *(const Py_ssize_t *)at);
+        if (o == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, o);
+    }
+    return list;
+}
+
+/* The fold tuples of a text's words, owned until made into the folded list. */
+typedef struct {
+    PyObject **items;
+    Py_ssize_t n, cap;
+} fold_array;
+
+static void
+fold_array_free(fold_array *a)
+{
+    for (Py_ssize_t i = 0; i < a->n; i++) {
+        Py_DECREF(a->items[i]);
+    }
+    PyMem_Free(a->items);
+    a->items = NULL;
+    a->n = a->cap = 0;
+}
+
+/* The folded list, taking the array's references. */
+static PyObject *
+fold_array_list(fold_array *a)
+{
+    PyObject *list = PyList_New(a->n);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < a->n; i++) {
+        PyList_SET_ITEM(list, i, a->items[i]);
+    }
+    a->n = 0;
+    return list;
+}
+
+static ALWAYS_INLINE int
+truth(PyObject *o)
+{
+    if (o == Py_True) {
+        return 1;
+    }
+    if (o == Py_False) {
+        return 0;
+    }
+    return PyObject_IsTrue(o);
+}
+
+/* ---- The word loop ---- */
+
+/* What to do with each word: its fold tuple (checked to be a tuple of at least 4 items; the
+ * reference is handed over) and its span; a non-zero return is an error (with the exception
+ * set). */
 typedef int (*visit_fn)(void *ctx, PyObject *f, Py_ssize_t start, Py_ssize_t end);
 
+/* The fold of the word text[s:e] (a new reference) that the word table does not hold: from the
+ * cache dict, else from fold(raw); remembered in the table when it is what the dict holds. */
+static Py_NO_INLINE PyObject *
+fold_missed(ctext_state *st, const char *fname, PyObject *text, uint64_t h, Py_ssize_t s,
+            Py_ssize_t e, PyObject *cache, PyObject *fold)
+{
+    PyObject *raw = PyUnicode_Substring(text, s, e);
+    if (raw == NULL) {
+        return NULL;
+    }
+    int held = 1;  /* whether the dict holds f for raw */
+    PyObject *f = PyDict_GetItemWithError(cache, raw);
+    if (f != NULL) {
+        Py_INCREF(f);
+    }
+    else if (PyErr_Occurred()) {
+        Py_DECREF(raw);
+        return NULL;
+    }
+    else {
+        Py_ssize_t before = PyDict_GET_SIZE(cache);
+        f = PyObject_CallOneArg(fold, raw);
+        if (f == NULL) {
+            Py_DECREF(raw);
+            return NULL;
+        }
+        /* text._fold_word adds one entry, the word's; anything else (it clears the dict when
+           full) empties the table, which then holds nothing the dict may have lost. */
+        if (PyDict_GET_SIZE(cache) != before + 1) {
+            words_rebind(st, cache);
+        }
+        PyObject *now = PyDict_GetItemWithError(cache, raw);
+        if (now == NULL && PyErr_Occurred()) {
+            Py_DECREF(raw);
+            Py_DECREF(f);
+            return NULL;
+        }
+        held = now == f;
+    }
+    if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() folded word must be a tuple (norm, key, parts, odd), "
+                     "not %.100s", fname, Py_TYPE(f)->tp_name);
+        Py_DECREF(raw);
+        Py_DECREF(f);
+        return NULL;
+    }
+    if (held) {
+        words_follow(st, cache);
+        words_add(st, h, raw, f);
+    }
+    Py_DECREF(raw);
+    return f;
+}
+
+/* How far the loop runs ahead (see words_of): a word's slot is requested when it is found, its
+   str and fold tuple SLOT_AHEAD words later, and it is folded WORD_AHEAD words after that. */
+#define SLOT_AHEAD 4
+#define WORD_AHEAD 4
+#define RING 16  /* a power of two above WORD_AHEAD + SLOT_AHEAD */
+/* A word found ahead of the one being folded: its span and hash. */
+typedef struct {
+    Py_ssize_t start, end;
+    uint64_t hash;
+} ahead;
+
+/* Start loading the slot a word's search begins at. */
+static ALWAYS_INLINE void
+words_prefetch_slot(const ctext_state *st, uint64_t h)
+{
+    if (st->slots != NULL) {
+        PREFETCH(&st->slots[(size_t)h & st->mask]);
+    }
+}
+
+/* Start loading the str and fold tuple of the word in a word's first slot, if the hashes
+   agree (its slot was prefetched a word earlier). */
+static ALWAYS_INLINE void
+words_prefetch_word(const ctext_state *st, uint64_t h)
+{
+    if (st->slots != NULL) {
+        const word_slot *w = &st->slots[(size_t)h & st->mask];
+        if (w->raw != NULL && w->hash == h) {
+            PREFETCH(w->raw);
+            PREFETCH((const char *)w->raw + 56);  /* where a non-ASCII str's code units start */
+            PREFETCH(w->folded);
+        }
+    }
+}
+
+/* The word loop for one kind of text (inlined once per kind, so each reads its code units
+ * directly).
+ *
+ * Finding a word in the word table costs two memory loads that mostly miss the CPU caches
+ * (its slot, then the str to compare with), so the loop runs ahead of the word it folds: a
+ * word's slot is requested when the word is found, the str and fold tuple in that slot when
+ * SLOT_AHEAD more words are found, and the word is folded when WORD_AHEAD more are. The
+ * requests are only hints: the fold itself searches the table as it is then.
+ */
+static ALWAYS_INLINE int
+words_of(ctext_state *st, const char *fname, PyObject *text, int kind, const void *data,
+         Py_ssize_t n, int marks, PyObject *cache, PyObject *fold, visit_fn visit, void *ctx)
+{
+    ahead ring[RING];
+    unsigned first = 0, count = 0;
+    Py_ssize_t i = 0;
+    for (;;) {
+        while (i < n && !is_word(PyUnicode_READ(kind, data, i), marks)) {
+            i++;
+        }
+        if (i < n) {
+            Py_ssize_t e = word_end(kind, data, n, i, marks);
+            ahead *a = &ring[(first + count) & (RING - 1)];
+            a->start = i;
+            a->end = e;
+            a->hash = word_hash(kind, data, i, e);
+            words_prefetch_slot(st, a->hash);
+            if (count >= SLOT_AHEAD) {
+                words_prefetch_word(st, ring[(first + count - SLOT_AHEAD) & (RING - 1)].hash);
+            }
+            count++;
+            i = e;
+            if (count <= SLOT_AHEAD + WORD_AHEAD) {
+                continue;
+            }
+        }
+        else if (count == 0) {
+            return 0;
+        }
+        ahead a = ring[first];
+        first = (first + 1) & (RING - 1);
+        count--;
+        words_follow(st, cache);
+        PyObject *f = words_find(st, a.hash, kind, data, a.start, a.end - a.start);
+        if (f != NULL) {
+            Py_INCREF(f);
+        }
+        else {
+            f = fold_missed(st, fname, text, a.hash, a.start, a.end, cache, fold);
+            if (f == NULL) {
+                return -1;
+            }
+        }
+        if (visit(ctx, f, a.start, a.end) < 0) {
+            return -1;
+        }
+    }
+}
+
+/* Whether a two- or four-byte text holds a combining mark (U+0300-U+036F). */
+static int
+has_marks(int kind, const void *data, Py_ssize_t n)
+{
+    if (kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *u = data;
+        /* Blocks without an early exit, so the compiler can test many code units at once. */
+        Py_ssize_t i = 0;
+        for (; i + 64 <= n; i += 64) {
+            int found = 0;
+            for (int j = 0; j < 64; j++) {
+                found |= (Py_UCS2)(u[i + j] - 0x300) < 0x70;
+            }
+            if (found) {
+                return 1;
+            }
+        }
+        for (; i < n; i++) {
+            if ((Py_UCS2)(u[i] - 0x300) < 0x70) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    const Py_UCS4 *u = data;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (u[i] - 0x300 < 0x70) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /*
- * The loop scan() and terms() share: check text, cache and fold (messages name ``fname``),
- * find each word, fold it through the cache or the callback, and hand it to ``visit``.
+ * The loop scan(), tokens() and terms() share: check text, cache and fold (messages name
+ * ``fname``), find each word, fold it through the word table, the cache or the callback, and
+ * hand it to ``visit``.
  */
 static int
-each_word(const char *fname, PyObject *text, PyObject *cache, PyObject *fold, visit_fn visit,
-          void *ctx)
+each_word(ctext_state *st, const char *fname, PyObject *text, PyObject *cache, PyObject *fold,
+          visit_fn visit, void *ctx)
 {
     if (!PyUnicode_Check(text)) {
         PyErr_Format(PyExc_TypeError, "%s() text must be str, not %.100s", fname,
@@ -158,103 +739,106 @@ each_word(const char *fname, PyObject *text, PyObject *cache, PyObject *fold, vi
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-
-    /* The marks variant only when a combining mark occurs; none fits in one byte per char. */
-    int marks = 0;
-    if (kind != PyUnicode_1BYTE_KIND) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
-            if (ch >= 0x300 && ch <= 0x36F) {
-                marks = 1;
-                break;
-            }
+    switch (kind) {
+    case PyUnicode_1BYTE_KIND:
+        /* No combining mark fits in one byte per character. */
+        return words_of(st, fname, text, PyUnicode_1BYTE_KIND, data, n, 0, cache, fold, visit,
+                        ctx);
+    case PyUnicode_2BYTE_KIND:
+        if (has_marks(kind, data, n)) {
+            return words_of(st, fname, text, PyUnicode_2BYTE_KIND, data, n, 1, cache, fold,
+                            visit, ctx);
         }
+        return words_of(st, fname, text, PyUnicode_2BYTE_KIND, data, n, 0, cache, fold, visit,
+                        ctx);
+    default:
+        return words_of(st, fname, text, PyUnicode_4BYTE_KIND, data, n,
+                        has_marks(kind, data, n), cache, fold, visit, ctx);
     }
-    Py_ssize_t i = 0;
-    while (i < n) {
-        if (!is_word(PyUnicode_READ(kind, data, i), marks)) {
-            i++;
-            continue;
-        }
-        Py_ssize_t e = word_end(kind, data, n, i, marks);
-        PyObject *raw = PyUnicode_Substring(text, i, e);
-        if (raw == NULL) {
-            return -1;
-        }
-        PyObject *f = PyDict_GetItemWithError(cache, raw);
-        if (f != NULL) {
-            Py_INCREF(f);
-        }
-        else if (PyErr_Occurred()) {
-            Py_DECREF(raw);
-            return -1;
-        }
-        else {
-            f = PyObject_CallOneArg(fold, raw);
-        }
-        Py_DECREF(raw);
-        if (f == NULL) {
-            return -1;
-        }
-        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < 4) {
-            PyErr_Format(PyExc_TypeError,
-                         "%s() folded word must be a tuple (norm, key, parts, odd), "
-                         "not %.100s", fname, Py_TYPE(f)->tp_name);
-            Py_DECREF(f);
-            return -1;
-        }
-        int r = visit(ctx, f, i, e);
-        Py_DECREF(f);
-        if (r < 0) {
-            return -1;
-        }
-        i = e;
-    }
-    return 0;
 }
 
-struct scan_lists {
-    PyObject *folded, *keys, *odd, *starts, *ends;
-    Py_ssize_t m;  /* the word number */
+static ctext_state *
+state_of(PyObject *module)
+{
+    return (ctext_state *)PyModule_GetState(module);
+}
+
+/* ---- scan() ---- */
+
+typedef struct {
+    Py_ssize_t start, end;
+} span;
+
+struct scan_out {
+    fold_array folded;
+    Py_ssize_t *odd;
+    Py_ssize_t odds, odd_cap;
+    span *spans;
+    Py_ssize_t spans_n, spans_cap;
 };
 
 static int
 scan_visit(void *ctx, PyObject *f, Py_ssize_t start, Py_ssize_t end)
 {
-    struct scan_lists *out = ctx;
-    int is_odd = PyObject_IsTrue(PyTuple_GET_ITEM(f, 3));
-    if (is_odd < 0
-        || PyList_Append(out->folded, f) < 0
-        || PyList_Append(out->keys, PyTuple_GET_ITEM(f, 1)) < 0
-        || (is_odd && append_ssize(out->odd, out->m) < 0)
-        || append_ssize(out->starts, start) < 0
-        || append_ssize(out->ends, end) < 0) {
+    struct scan_out *out = ctx;
+    int is_odd = truth(PyTuple_GET_ITEM(f, 3));
+    Py_ssize_t m = out->folded.n;
+    if (is_odd < 0 || PUSH(out->folded.items, out->folded.n, out->folded.cap, f) < 0) {
+        Py_DECREF(f);
         return -1;
     }
-    out->m++;
+    span sp = {start, end};
+    if ((is_odd && PUSH(out->odd, out->odds, out->odd_cap, m) < 0)
+        || PUSH(out->spans, out->spans_n, out->spans_cap, sp) < 0) {
+        return -1;
+    }
     return 0;
 }
 
 static PyObject *
-ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+ctext_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
         PyErr_Format(PyExc_TypeError, "scan() takes 3 arguments (text, cache, fold), got %zd",
                      nargs);
         return NULL;
     }
-    struct scan_lists out = {PyList_New(0), PyList_New(0), PyList_New(0), PyList_New(0),
-                             PyList_New(0), 0};
+    ctext_state *st = state_of(module);
+    struct scan_out out = {{NULL, 0, 0}, NULL, 0, 0, NULL, 0, 0};
     PyObject *result = NULL;
-    if (out.folded && out.keys && out.odd && out.starts && out.ends
-        && each_word("scan", args[0], args[1], args[2], scan_visit, &out) == 0) {
-        result = PyTuple_Pack(5, out.folded, out.keys, out.odd, out.starts, out.ends);
+    PyObject *folded = NULL, *keys = NULL, *odd = NULL, *starts = NULL, *ends = NULL;
+    Py_ssize_t guess = PyUnicode_Check(args[0]) ? words_guess(args[0]) : 16;
+    if (reserve((void **)&out.folded.items, &out.folded.cap, sizeof(PyObject *), guess) < 0
+        || reserve((void **)&out.spans, &out.spans_cap, sizeof(span), guess) < 0
+        || each_word(st, "scan", args[0], args[1], args[2], scan_visit, &out) < 0) {
+        goto done;
     }
-    Py_XDECREF(out.folded);
-    Py_XDECREF(out.keys);
-    Py_XDECREF(out.odd);
-    Py_XDECREF(out.starts);
-    Py_XDECREF(out.ends);
+    Py_ssize_t words = out.folded.n;
+    keys = PyList_New(words);
+    if (keys == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < words; i++) {
+        PyObject *k = PyTuple_GET_ITEM(out.folded.items[i], 1);
+        Py_INCREF(k);
+        PyList_SET_ITEM(keys, i, k);
+    }
+    if ((odd = ints_list(st, out.odd, out.odds, sizeof(Py_ssize_t))) == NULL
+        || (starts = ints_list(st, &out.spans[0].start, words, sizeof(span))) == NULL
+        || (ends = ints_list(st, &out.spans[0].end, words, sizeof(span))) == NULL
+        || (folded = fold_array_list(&out.folded)) == NULL) {
+        goto done;
+    }
+    result = PyTuple_Pack(5, folded, keys, odd, starts, ends);
+done:
+    Py_XDECREF(folded);
+    Py_XDECREF(keys);
+    Py_XDECREF(odd);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends);
+    fold_array_free(&out.folded);
+    PyMem_Free(out.odd);
+    PyMem_Free(out.spans);
     return result;
 }
 
@@ -266,63 +850,49 @@ ctext_scan(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
  * compound takes the position of its first part and its last is that of its last part. pos and
  * last are None when no compound occurs (every token's position is then its number).
  */
-struct token_lists {
-    PyObject *folded, *odd, *keys, *norms, *starts, *ends, *pos, *last;
-    Py_ssize_t m;         /* the word number */
+typedef struct {
+    PyObject *key, *norm;  /* borrowed from the word's fold tuple, which folded holds */
+    Py_ssize_t start, end, pos, last;
+} token;
+
+struct token_out {
+    fold_array folded;
+    Py_ssize_t *odd;
+    Py_ssize_t odds, odd_cap;
+    token *tokens;
+    Py_ssize_t tokens_n, tokens_cap;
     Py_ssize_t position;  /* the next token's position */
-    Py_ssize_t tokens;    /* tokens made so far */
+    int compound;         /* a compound with parts occurred: pos and last are lists */
 };
 
-static int
-positions_so_far(struct token_lists *out)
-{
-    /* The first compound: positions so far equal token numbers, so build them now. */
-    out->pos = PyList_New(0);
-    out->last = PyList_New(0);
-    if (out->pos == NULL || out->last == NULL) {
-        return -1;
-    }
-    for (Py_ssize_t t = 0; t < out->tokens; t++) {
-        if (append_ssize(out->pos, t) < 0 || append_ssize(out->last, t) < 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int
-add_token(struct token_lists *out, PyObject *key, PyObject *norm, Py_ssize_t start,
+static ALWAYS_INLINE int
+add_token(struct token_out *out, PyObject *key, PyObject *norm, Py_ssize_t start,
           Py_ssize_t end, Py_ssize_t pos, Py_ssize_t last)
 {
-    if (PyList_Append(out->keys, key) < 0 || PyList_Append(out->norms, norm) < 0
-        || append_ssize(out->starts, start) < 0 || append_ssize(out->ends, end) < 0) {
-        return -1;
-    }
-    if (out->pos != NULL
-        && (append_ssize(out->pos, pos) < 0 || append_ssize(out->last, last) < 0)) {
-        return -1;
-    }
-    out->tokens++;
-    return 0;
+    token t = {key, norm, start, end, pos, last};
+    return PUSH(out->tokens, out->tokens_n, out->tokens_cap, t);
 }
 
 static int
 tokens_visit(void *ctx, PyObject *f, Py_ssize_t start, Py_ssize_t end)
 {
-    struct token_lists *out = ctx;
-    int is_odd = PyObject_IsTrue(PyTuple_GET_ITEM(f, 3));
-    if (is_odd < 0 || PyList_Append(out->folded, f) < 0
-        || (is_odd && append_ssize(out->odd, out->m) < 0)) {
+    struct token_out *out = ctx;
+    int is_odd = truth(PyTuple_GET_ITEM(f, 3));
+    Py_ssize_t m = out->folded.n;
+    if (is_odd < 0 || PUSH(out->folded.items, out->folded.n, out->folded.cap, f) < 0) {
+        Py_DECREF(f);
         return -1;
     }
-    out->m++;
+    if (is_odd && PUSH(out->odd, out->odds, out->odd_cap, m) < 0) {
+        return -1;
+    }
     PyObject *norm = PyTuple_GET_ITEM(f, 0);
     PyObject *key = PyTuple_GET_ITEM(f, 1);
     if (!is_odd) {
         Py_ssize_t p = out->position++;
         return add_token(out, key, norm, start, end, p, p);
     }
-    int keyed = PyObject_IsTrue(key);
+    int keyed = truth(key);
     if (keyed <= 0) {
         return keyed;  /* no key: no token (or an error) */
     }
@@ -332,8 +902,8 @@ tokens_visit(void *ctx, PyObject *f, Py_ssize_t start, Py_ssize_t end)
         return -1;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(parts);
-    if (n > 0 && out->pos == NULL && positions_so_far(out) < 0) {
-        return -1;
+    if (n > 0) {
+        out->compound = 1;
     }
     Py_ssize_t p = out->position;
     if (add_token(out, key, norm, start, end, p, n > 0 ? p + n - 1 : p) < 0) {
@@ -362,29 +932,57 @@ tokens_visit(void *ctx, PyObject *f, Py_ssize_t start, Py_ssize_t end)
 }
 
 static PyObject *
-ctext_tokens(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+ctext_tokens(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
         PyErr_Format(PyExc_TypeError,
                      "tokens() takes 3 arguments (text, cache, fold), got %zd", nargs);
         return NULL;
     }
-    struct token_lists out = {PyList_New(0), PyList_New(0), PyList_New(0), PyList_New(0),
-                              PyList_New(0), PyList_New(0), NULL, NULL, 0, 0, 0};
+    ctext_state *st = state_of(module);
+    struct token_out out = {{NULL, 0, 0}, NULL, 0, 0, NULL, 0, 0, 0, 0};
     PyObject *result = NULL;
-    if (out.folded && out.odd && out.keys && out.norms && out.starts && out.ends
-        && each_word("tokens", args[0], args[1], args[2], tokens_visit, &out) == 0) {
-        result = PyTuple_Pack(8, out.folded, out.odd, out.keys, out.norms, out.starts, out.ends,
-                              out.pos ? out.pos : Py_None, out.last ? out.last : Py_None);
+    PyObject *folded = NULL, *odd = NULL, *keys = NULL, *norms = NULL, *starts = NULL,
+             *ends = NULL, *pos = NULL, *last = NULL;
+    Py_ssize_t guess = PyUnicode_Check(args[0]) ? words_guess(args[0]) : 16;
+    if (reserve((void **)&out.folded.items, &out.folded.cap, sizeof(PyObject *), guess) < 0
+        || reserve((void **)&out.tokens, &out.tokens_cap, sizeof(token), guess) < 0
+        || each_word(st, "tokens", args[0], args[1], args[2], tokens_visit, &out) < 0) {
+        goto done;
     }
-    Py_XDECREF(out.folded);
-    Py_XDECREF(out.odd);
-    Py_XDECREF(out.keys);
-    Py_XDECREF(out.norms);
-    Py_XDECREF(out.starts);
-    Py_XDECREF(out.ends);
-    Py_XDECREF(out.pos);
-    Py_XDECREF(out.last);
+    Py_ssize_t n = out.tokens_n;
+    const token *t = out.tokens;
+    if ((odd = ints_list(st, out.odd, out.odds, sizeof(Py_ssize_t))) == NULL
+        || (keys = objects_list(&t->key, n, sizeof(token))) == NULL
+        || (norms = objects_list(&t->norm, n, sizeof(token))) == NULL
+        || (starts = ints_list(st, &t->start, n, sizeof(token))) == NULL
+        || (ends = ints_list(st, &t->end, n, sizeof(token))) == NULL) {
+        goto done;
+    }
+    if (out.compound) {
+        if ((pos = ints_list(st, &t->pos, n, sizeof(token))) == NULL
+            || (last = ints_list(st, &t->last, n, sizeof(token))) == NULL) {
+            goto done;
+        }
+    }
+    /* Last, as it takes the fold tuples (which hold the keys and norms) from the array. */
+    if ((folded = fold_array_list(&out.folded)) == NULL) {
+        goto done;
+    }
+    result = PyTuple_Pack(8, folded, odd, keys, norms, starts, ends, pos ? pos : Py_None,
+                          last ? last : Py_None);
+done:
+    Py_XDECREF(folded);
+    Py_XDECREF(odd);
+    Py_XDECREF(keys);
+    Py_XDECREF(norms);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends);
+    Py_XDECREF(pos);
+    Py_XDECREF(last);
+    fold_array_free(&out.folded);
+    PyMem_Free(out.odd);
+    PyMem_Free(out.tokens);
     return result;
 }
 
@@ -395,9 +993,8 @@ ctext_tokens(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
  * FieldText would give them. The words are found and folded as by scan(); no list is built.
  */
 static int
-terms_visit(void *ctx, PyObject *f, Py_ssize_t Py_UNUSED(start), Py_ssize_t Py_UNUSED(end))
+terms_add(PyObject *out, PyObject *f)
 {
-    PyObject *out = ctx;
     PyObject *key = PyTuple_GET_ITEM(f, 1);
     if (!PyUnicode_Check(key)) {
         PyErr_SetString(PyExc_TypeError, "terms() folded word's key must be str");
@@ -428,8 +1025,16 @@ terms_visit(void *ctx, PyObject *f, Py_ssize_t Py_UNUSED(start), Py_ssize_t Py_U
     return 0;
 }
 
+static int
+terms_visit(void *ctx, PyObject *f, Py_ssize_t Py_UNUSED(start), Py_ssize_t Py_UNUSED(end))
+{
+    int r = terms_add(ctx, f);
+    Py_DECREF(f);
+    return r;
+}
+
 static PyObject *
-ctext_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+ctext_terms(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4) {
         PyErr_Format(PyExc_TypeError,
@@ -442,14 +1047,14 @@ ctext_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
                      Py_TYPE(out)->tp_name);
         return NULL;
     }
-    if (each_word("terms", args[0], args[1], args[2], terms_visit, out) < 0) {
+    if (each_word(state_of(module), "terms", args[0], args[1], args[2], terms_visit, out) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
 static PyObject *
-ctext_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+ctext_positions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 1) {
         PyErr_Format(PyExc_TypeError, "positions() takes 1 argument (keys), got %zd", nargs);
@@ -461,6 +1066,7 @@ ctext_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
                      Py_TYPE(keys)->tp_name);
         return NULL;
     }
+    ctext_state *st = state_of(module);
     PyObject *out = PyDict_New();
     if (out == NULL) {
         return NULL;
@@ -474,7 +1080,7 @@ ctext_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
                          Py_TYPE(key)->tp_name);
             goto fail;
         }
-        PyObject *at = PyLong_FromSsize_t(i);
+        PyObject *at = int_of(st, i);
         if (at == NULL) {
             goto fail;
         }
@@ -509,7 +1115,20 @@ fail:
     return NULL;
 }
 
+static PyObject *
+ctext_forget(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    ctext_state *st = state_of(module);
+    words_drop(st);
+    Py_CLEAR(st->cache);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef ctext_methods[] = {
+    {"forget", ctext_forget, METH_NOARGS,
+     "forget() -> None\n\n"
+     "Empty the table of folds read from a cache dict: call it after a cache entry is changed\n"
+     "or removed other than by the fold callback (one that leaves the dict smaller is seen)."},
     {"positions", (PyCFunction)(void (*)(void))ctext_positions, METH_FASTCALL,
      "positions(keys) -> dict\n\n"
      "Each distinct key of the list keys (str) with the ascending list of its indexes: the\n"
@@ -532,11 +1151,54 @@ static PyMethodDef ctext_methods[] = {
 static int
 ctext_exec(PyObject *Py_UNUSED(module))
 {
-    for (int c = 0; c < 128; c++) {
-        ascii_word[c] = (unsigned char)((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-                                        || (c >= 'A' && c <= 'Z') || c == '_');
+    for (Py_UCS4 c = 0; c < 256; c++) {
+        latin1_word[c] = (unsigned char)(Py_UNICODE_ISALNUM(c) || c == '_');
+        latin1_digit[c] = (unsigned char)Py_UNICODE_ISDECIMAL(c);
     }
     return 0;
+}
+
+static int
+ctext_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    ctext_state *st = state_of(module);
+    if (st == NULL) {
+        return 0;
+    }
+    Py_VISIT(st->cache);
+    if (st->slots != NULL) {
+        /* The raw words are exact str, which hold no references. */
+        for (size_t j = 0; j <= st->mask; j++) {
+            Py_VISIT(st->slots[j].folded);
+        }
+    }
+    return 0;
+}
+
+static int
+ctext_clear(PyObject *module)
+{
+    ctext_state *st = state_of(module);
+    if (st == NULL) {
+        return 0;
+    }
+    words_drop(st);
+    Py_CLEAR(st->cache);
+    PyObject **ints = st->ints;
+    Py_ssize_t n = st->ints_cap;
+    st->ints = NULL;
+    st->ints_cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(ints[i]);
+    }
+    PyMem_Free(ints);
+    return 0;
+}
+
+static void
+ctext_free(void *module)
+{
+    ctext_clear((PyObject *)module);
 }
 
 static PyModuleDef_Slot ctext_slots[] = {
@@ -548,9 +1210,12 @@ static struct PyModuleDef ctext_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "watchers.rules._ctext",
     .m_doc = "Word scanning for watchers.rules.text in one C pass.",
-    .m_size = 0,
+    .m_size = sizeof(ctext_state),
     .m_methods = ctext_methods,
     .m_slots = ctext_slots,
+    .m_traverse = ctext_traverse,
+    .m_clear = ctext_clear,
+    .m_free = ctext_free,
 };
 
 PyMODINIT_FUNC

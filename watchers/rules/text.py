@@ -151,6 +151,8 @@ _scan: _Scan | None = None
 _scan_terms: _Terms | None = None
 _tokens: _TokensFn | None = None
 _positions: Callable[[list[str]], dict[str, list[int]]] | None = None
+# Empties the extension's table of folds read from _FOLDED, which must not outlive a clear.
+_forget: Callable[[], None] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -163,6 +165,7 @@ if not _PURE:
         _scan_terms = getattr(_ctext, "terms", None)
         _tokens = getattr(_ctext, "tokens", None)
         _positions = getattr(_ctext, "positions", None)
+        _forget = getattr(_ctext, "forget", None)
 
 
 def _fold_word(raw: str) -> _Folded:
@@ -171,6 +174,8 @@ def _fold_word(raw: str) -> _Folded:
     if f is None:
         if len(_FOLDED) >= _FOLDED_LIMIT:
             _FOLDED.clear()
+            if _forget is not None:
+                _forget()
         f = _FOLDED[raw] = _fold_uncached(raw)
     return f
 
