@@ -12,6 +12,11 @@ setup(
             "watchers.rules._ctext",
             ["watchers/rules/_ctext.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "watchers.rules._cmatch",
+            ["watchers/rules/_cmatch.c"],
+            optional=True,
+        ),
     ]
 )

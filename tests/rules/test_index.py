@@ -25,6 +25,13 @@ from watchers.rules.variants import shipped_aliases
 ALIASES = shipped_aliases()
 
 
+def index_candidates(rules: RuleSet, article: Article) -> list[str]:
+    """The rules the rule index proposes for ``article``: what a rule set evaluates in Python
+    (every rule, without the C engine, which anchors its own rules on their keys alone)."""
+    found, _ = RuleIndex(rules.rules, rules.aliases).candidates(Analysis(article))
+    return [r.name for r in found]
+
+
 def anchors(query: str) -> set[tuple[object, ...]] | None:
     found = _anchors(parse(query), 85, ALIASES)
     return None if found is None else set(found[0])
@@ -44,9 +51,9 @@ def test_and_and_near_of_plain_words_anchor_on_pairs() -> None:
     }
     assert anchors("shelling NEAR/5 drones") == {("pair", "shelling", "drone")}
     rules = RuleSet.from_queries({"a": "shelling AND drones", "n": "shelling NEAR/3 drones"})
-    assert rules.candidates(Article(title="Shelling", text="no such thing")) == []
+    assert index_candidates(rules, Article(title="Shelling", text="no such thing")) == []
     both = Article(title="Shelling", text="and drones")
-    assert rules.candidates(both) == ["a", "n"]
+    assert index_candidates(rules, both) == ["a", "n"]
     assert [m.rule for m in rules.match(both)] == ["a"]
 
 
@@ -59,10 +66,10 @@ def test_a_word_with_a_compound_reading_pairs_through_its_rarer_part() -> None:
     rules = RuleSet.from_queries(
         {"a": "cyberattack AND shelling", "n": "shelling NEAR/3 cyberattack"}
     )
-    assert rules.candidates(Article(title="Shelling", text="an attack")) == []
+    assert index_candidates(rules, Article(title="Shelling", text="an attack")) == []
     for text in ("a cyber attack", "a cyber-attack", "the cyberattacks", "cyber, attack"):
         art = Article(title="Shelling", text=text)
-        assert rules.candidates(art) == ["a", "n"]
+        assert index_candidates(rules, art) == ["a", "n"]
         assert rules.match(art) == rules.match_naive(art)
     near = Article(title="x", text="Shelling, then a cyber attack")
     assert [m.rule for m in rules.match(near)] == ["a", "n"]
@@ -118,8 +125,8 @@ def test_a_phrase_is_a_candidate_only_where_its_words_are_adjacent() -> None:
     rules = RuleSet.from_queries({"p": '"security guarantees"'})
     apart = Article(title="Guarantees", text="Security was tight.")
     together = Article(title="x", text="Talks on security guarantees went on.")
-    assert rules.candidates(apart) == []
-    assert rules.candidates(together) == ["p"]
+    assert index_candidates(rules, apart) == []
+    assert index_candidates(rules, together) == ["p"]
 
 
 # Phrases next to, across and inside hyphenated compounds (which share positions with their
@@ -179,7 +186,7 @@ def test_a_phrase_anchors_on_a_pair_of_words_with_compound_readings() -> None:
         ("a cyberattack, then a warning", []),
     ]:
         art = Article(title="x", text=text)
-        assert rules.candidates(art) == found
+        assert index_candidates(rules, art) == found
         assert rules.match(art) == rules.match_naive(art)
         assert [m.rule for m in rules.match(art)] == found
 

@@ -14,15 +14,19 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 from ..models import Article, Match
+from .compiled import CompiledRules, compile_rules
 from .index import RuleIndex
 from .matcher import DEFAULT_THRESHOLD, REGEX_BUDGET, Analysis, Evaluator, RegexBudget
 from .syntax import FIELDS, Node, parse
 from .variants import Aliases, shipped_aliases
 
 __all__ = ["MatchReport", "Rule", "RuleSet"]
+
+_FIRST = itemgetter(0)
 
 # From this many rules a rule set is a long-lived heap of its own; see RuleSet._build_index.
 FREEZE_FROM = 1000
@@ -98,11 +102,18 @@ class RuleSet:
             by_name[rule.name] = rule
         self._rules = dict(sorted(by_name.items()))
         self._aliases = aliases if isinstance(aliases, Aliases) else shipped_aliases(aliases)
-        self._index = self._build_index()
+        self._compiled, self._index = self._build_index()
         self._plain_words: dict[str, bool] = {}
 
-    def _build_index(self) -> RuleIndex[Rule]:
-        index = RuleIndex(list(self._rules.values()), self._aliases)
+    def _build_index(self) -> tuple[CompiledRules | None, RuleIndex[Rule]]:
+        # Word, phrase and boolean rules go to the C engine when it is built; the rest (or all,
+        # without it) to the rule index and the Python evaluator. Each rule's position in name
+        # order puts the two lists of matches back in order.
+        rules = list(self._rules.values())
+        compiled = compile_rules(rules, self._aliases)
+        rest = rules if compiled is None else [rules[i] for i in compiled.rest]
+        self._position = {rule.name: i for i, rule in enumerate(rules)}
+        index = RuleIndex(rest, self._aliases)
         if len(self._rules) >= FREEZE_FROM and gc.isenabled():
             # Every full collection while matching would walk the whole compiled set again
             # (a fifth of matching time at 10,000 rules) only to find it alive. Collect once so
@@ -111,7 +122,7 @@ class RuleSet:
             # application that turned the collector off manages it itself.
             gc.collect()
             gc.freeze()
-        return index
+        return compiled, index
 
     @classmethod
     def from_queries(
@@ -193,12 +204,26 @@ class RuleSet:
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
             if m is not None:
                 out.append(m)
+        if self._compiled is not None:
+            decided = self._compiled.match(analysis)
+            if decided:
+                if out:
+                    position = self._position
+                    decided += [(position[m.rule], m) for m in out]
+                    decided.sort(key=_FIRST)
+                out = [m for _, m in decided]
         return MatchReport(out, tuple(ev.over_budget))
 
     def candidates(self, article: Article) -> list[str]:
         """The rules the index would evaluate on ``article`` (a superset of those that match)."""
-        found, _ = self._index.candidates(Analysis(article))
-        return [r.name for r in found]
+        analysis = Analysis(article)
+        found, _ = self._index.candidates(analysis)
+        if self._compiled is None:
+            return [r.name for r in found]
+        rules = list(self._rules.values())
+        numbers = self._compiled.candidates(analysis)
+        numbers += [self._position[r.name] for r in found]
+        return [rules[i].name for i in sorted(numbers)]
 
     def match_one(self, name: str, article: Article) -> Match | None:
         """Whether the rule ``name`` matches ``article`` (KeyError if there is no such rule)."""

@@ -1,0 +1,1572 @@
+/*
+ * Deciding and evidencing word, phrase and boolean rules in C (optional; the Python evaluator in
+ * watchers.rules.matcher is the specification, and watchers.rules.compiled says which rules come
+ * here).
+ *
+ * An Engine holds rules whose every term is a plain word (a key in no alias group, with no
+ * compound reading) or an exact phrase of words in no alias group, joined by AND, OR and NOT.
+ * Such a rule's truth and evidence depend only on where its keys occur in the article's token
+ * lists, so the engine reads the lists FieldText already holds:
+ *
+ *   1. each field's token keys are looked up in the engine's key table (a bitset on the str's
+ *      cached hash first: most words of an article are in no rule), and the token numbers of
+ *      every key a rule uses are gathered per field;
+ *   2. the rules anchored on a key found (or anchored on nothing) are evaluated in rule order:
+ *      a word term hits each token of its key in the term's fields; a phrase hits where each
+ *      later word's token starts at the position after the previous one's last; AND needs every
+ *      positive child then no NOT child true; OR collects every true child's hits;
+ *   3. a true rule's hits are sorted by (field rank, start, end, term), equal ones kept once,
+ *      the first MAX_HITS kept as Hit models (shared between rules over one article) and the
+ *      score summed over all of them by field weight, as Evaluator._build_hits does; the Match
+ *      and Hit models are built unvalidated, by setting their slots as matcher._trusted does.
+ *
+ * Engine.match(fields, article_id) -> [(rule number, Match), ...] in rule order, where fields is
+ * a tuple with one entry per field rank: None, or (keys, starts, ends, pos, last, text) of that
+ * field's FieldText (pos and last None when every token's position is its number).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+enum { OP_WORD = 0, OP_PHRASE = 1, OP_AND = 2, OP_OR = 3, OP_NOT = 4 };
+#define NRANKS 4
+#define BLOOM_BITS 16
+
+typedef struct {
+    int op;
+    int a;      /* term number (word, phrase); positive children (AND) */
+    int mask;   /* field ranks (word, phrase) */
+    int n;      /* children */
+    int first;  /* index of the first child in Engine.kids */
+} Node;
+
+typedef struct {
+    int kind;   /* OP_WORD or OP_PHRASE */
+    int nkeys;  /* a word: its key, then the other keys of its alias group; a phrase: its words */
+    int first;  /* index of the first key in Engine.term_keys */
+    int left, right;  /* a word's compound reading as two words written apart, or -1 */
+    PyObject *label;
+} TermSpec;
+
+typedef struct {
+    PyObject *name;
+    Py_ssize_t number;  /* the caller's rule number */
+    int root;
+} RuleSpec;
+
+/* A hit while evaluating: the Hit model is made when the rule matches. */
+enum { KIND_EXACT = 0, KIND_ALIAS = 1 };
+
+typedef struct {
+    int rank, term, kind;
+    Py_ssize_t start, end;
+    Py_ssize_t vi, vj;  /* the variant: no token (-1), token vi's norm, or "norm_vi norm_vj" */
+} Raw;
+
+typedef struct {
+    unsigned gen;
+    Py_ssize_t start[NRANKS];
+    Py_ssize_t count[NRANKS];
+} KeyOcc;
+
+typedef struct {
+    int key, rank;
+    Py_ssize_t tok;
+} Pair;
+
+typedef struct {
+    unsigned gen;
+    int term, rank, kind;
+    Py_ssize_t start, end, vi, vj;
+    PyObject *hit;  /* borrowed from the article's list of made hits */
+} HitSlot;
+
+typedef struct {
+    /* per article */
+    unsigned gen;
+    KeyOcc *occ;            /* per key */
+    int *touched;           /* keys found, in order found */
+    int ntouched;
+    Pair *pairs;            /* the tokens of the engine's keys, field by field */
+    Py_ssize_t npairs, cap_pairs;
+    Py_ssize_t *toks;       /* token numbers by key and rank */
+    Py_ssize_t *fill;       /* per key and rank while filling */
+    unsigned *rule_gen;     /* per rule: the article it was last queued for */
+    int *queue;
+    int nqueue;
+    Raw *raw;
+    Py_ssize_t nraw, cap_raw;
+    HitSlot *slots;
+    Py_ssize_t cap_slots, nslots;
+    PyObject *made;         /* list: the Hit models made for this article (owns them) */
+    /* the fields of this article */
+    PyObject *keys[NRANKS], *starts[NRANKS], *ends[NRANKS], *pos[NRANKS], *last[NRANKS];
+    PyObject *text[NRANKS], *norms[NRANKS];
+    Py_ssize_t ntok[NRANKS];
+    int busy;
+} Scratch;
+
+/* A token key str seen before, and its key number (-1: none). */
+typedef struct {
+    PyObject *str;
+    int key;
+} Seen;
+#define SEEN_BITS 15
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *keymap;       /* dict: key -> key number */
+    /* The tokeniser gives every occurrence of a word the same str object (its fold cache's),
+     * so a table by identity answers most lookups with one compare. It holds each str it
+     * names, so no other str can take its address. */
+    Seen *seen;
+    int nkeys;
+    unsigned char bloom[1 << (BLOOM_BITS - 3)];
+    TermSpec *terms;
+    int nterms;
+    int *term_keys;
+    RuleSpec *rules;
+    int nrules;
+    Node *nodes;
+    int nnodes, cap_nodes;
+    int *kids;
+    int nkids, cap_kids;
+    int **anchored;         /* per key: rules anchored on it, -1 ended */
+    int *always;            /* rules anchored on nothing, -1 ended */
+    int rank_mask;          /* the ranks some rule reads */
+    double weight[NRANKS];
+    Py_ssize_t max_hits;
+    PyObject *hit_type, *match_type;
+    PyObject *set_dict, *set_fields_set, *set_extra, *set_private;
+    PyObject *hit_fields, *match_fields;  /* the sets every model of each kind shares */
+    PyObject *hit_template;  /* a Hit's values, to copy: a dict made whole, never resized */
+    PyObject *field_names;  /* tuple of NRANKS str */
+    PyObject *exact, *alias, *hundred;
+    PyObject *s_term, *s_field, *s_start, *s_end, *s_text, *s_kind, *s_score, *s_variant;
+    PyObject *s_rule, *s_article_id, *s_hits;
+    Scratch scratch;
+} Engine;
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int
+add_node(Engine *e, Node nd)
+{
+    if (e->nnodes == e->cap_nodes) {
+        int cap = e->cap_nodes ? e->cap_nodes * 2 : 256;
+        Node *p = PyMem_Realloc(e->nodes, sizeof(Node) * (size_t)cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->nodes = p;
+        e->cap_nodes = cap;
+    }
+    e->nodes[e->nnodes] = nd;
+    return e->nnodes++;
+}
+
+static int
+reserve_kids(Engine *e, int n)
+{
+    if (e->nkids + n > e->cap_kids) {
+        int cap = e->cap_kids ? e->cap_kids : 256;
+        while (cap < e->nkids + n) {
+            cap *= 2;
+        }
+        int *p = PyMem_Realloc(e->kids, sizeof(int) * (size_t)cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->kids = p;
+        e->cap_kids = cap;
+    }
+    return 0;
+}
+
+static int compile_node(Engine *e, PyObject *prog, int depth);
+
+static int
+compile_children(Engine *e, PyObject *seq, int depth, int *out, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int c = compile_node(e, PyTuple_GET_ITEM(seq, i), depth + 1);
+        if (c < 0) {
+            return -1;
+        }
+        out[i] = c;
+    }
+    return 0;
+}
+
+/* A program node: (0|1, term, mask), (2, (positive...), (negated...)), (3, (child...)), (4, child). */
+static int
+compile_node(Engine *e, PyObject *prog, int depth)
+{
+    if (depth > 200) {
+        PyErr_SetString(PyExc_ValueError, "Engine: program nested too deeply");
+        return -1;
+    }
+    if (!PyTuple_Check(prog) || PyTuple_GET_SIZE(prog) < 2) {
+        PyErr_SetString(PyExc_TypeError, "Engine: a program node must be a tuple (op, ...)");
+        return -1;
+    }
+    long op = PyLong_AsLong(PyTuple_GET_ITEM(prog, 0));
+    if (op == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    Node nd = {(int)op, 0, 0, 0, 0};
+    if (op == OP_WORD || op == OP_PHRASE) {
+        if (PyTuple_GET_SIZE(prog) != 3) {
+            PyErr_SetString(PyExc_TypeError, "Engine: a term node is (op, term, mask)");
+            return -1;
+        }
+        long t = PyLong_AsLong(PyTuple_GET_ITEM(prog, 1));
+        long mask = PyLong_AsLong(PyTuple_GET_ITEM(prog, 2));
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        if (t < 0 || t >= e->nterms || mask <= 0 || mask >= (1 << NRANKS)
+            || e->terms[t].kind != op) {
+            PyErr_SetString(PyExc_ValueError, "Engine: bad term node");
+            return -1;
+        }
+        nd.a = (int)t;
+        nd.mask = (int)mask;
+        e->rank_mask |= (int)mask;
+        return add_node(e, nd);
+    }
+    if (op == OP_AND) {
+        if (PyTuple_GET_SIZE(prog) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(prog, 1))
+            || !PyTuple_Check(PyTuple_GET_ITEM(prog, 2))) {
+            PyErr_SetString(PyExc_TypeError, "Engine: AND is (2, positives, negated)");
+            return -1;
+        }
+        PyObject *pos = PyTuple_GET_ITEM(prog, 1), *neg = PyTuple_GET_ITEM(prog, 2);
+        int np = (int)PyTuple_GET_SIZE(pos), nn = (int)PyTuple_GET_SIZE(neg);
+        int *tmp = PyMem_Malloc(sizeof(int) * (size_t)(np + nn + 1));
+        if (tmp == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (compile_children(e, pos, depth, tmp, np) < 0
+            || compile_children(e, neg, depth, tmp + np, nn) < 0
+            || reserve_kids(e, np + nn) < 0) {
+            PyMem_Free(tmp);
+            return -1;
+        }
+        nd.a = np;
+        nd.n = np + nn;
+        nd.first = e->nkids;
+        memcpy(e->kids + e->nkids, tmp, sizeof(int) * (size_t)(np + nn));
+        e->nkids += np + nn;
+        PyMem_Free(tmp);
+        return add_node(e, nd);
+    }
+    if (op == OP_OR) {
+        if (PyTuple_GET_SIZE(prog) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(prog, 1))) {
+            PyErr_SetString(PyExc_TypeError, "Engine: OR is (3, children)");
+            return -1;
+        }
+        PyObject *ch = PyTuple_GET_ITEM(prog, 1);
+        int n = (int)PyTuple_GET_SIZE(ch);
+        int *tmp = PyMem_Malloc(sizeof(int) * (size_t)(n + 1));
+        if (tmp == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (compile_children(e, ch, depth, tmp, n) < 0 || reserve_kids(e, n) < 0) {
+            PyMem_Free(tmp);
+            return -1;
+        }
+        nd.n = n;
+        nd.first = e->nkids;
+        memcpy(e->kids + e->nkids, tmp, sizeof(int) * (size_t)n);
+        e->nkids += n;
+        PyMem_Free(tmp);
+        return add_node(e, nd);
+    }
+    if (op == OP_NOT) {
+        int c = compile_node(e, PyTuple_GET_ITEM(prog, 1), depth + 1);
+        if (c < 0 || reserve_kids(e, 1) < 0) {
+            return -1;
+        }
+        nd.n = 1;
+        nd.first = e->nkids;
+        e->kids[e->nkids++] = c;
+        return add_node(e, nd);
+    }
+    PyErr_Format(PyExc_ValueError, "Engine: unknown op %ld", op);
+    return -1;
+}
+
+static inline Py_hash_t
+str_hash(PyObject *s)
+{
+    return PyObject_Hash(s);  /* cached in the str after the first time */
+}
+
+static inline unsigned
+bloom_bit(Py_hash_t h)
+{
+    return (unsigned)((size_t)h ^ ((size_t)h >> 17)) & ((1u << BLOOM_BITS) - 1);
+}
+
+static int *
+int_list(PyObject *seq, const char *what)
+{
+    PyObject *fast = PySequence_Fast(seq, what);
+    if (fast == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    int *out = PyMem_Malloc(sizeof(int) * (size_t)(n + 1));
+    if (out == NULL) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (v == -1 && PyErr_Occurred()) {
+            PyMem_Free(out);
+            Py_DECREF(fast);
+            return NULL;
+        }
+        out[i] = (int)v;
+    }
+    out[n] = -1;
+    Py_DECREF(fast);
+    return out;
+}
+
+static void
+scratch_free(Scratch *s)
+{
+    PyMem_Free(s->occ);
+    PyMem_Free(s->touched);
+    PyMem_Free(s->pairs);
+    PyMem_Free(s->toks);
+    PyMem_Free(s->fill);
+    PyMem_Free(s->rule_gen);
+    PyMem_Free(s->queue);
+    PyMem_Free(s->raw);
+    PyMem_Free(s->slots);
+    Py_CLEAR(s->made);
+    memset(s, 0, sizeof(*s));
+}
+
+static int
+scratch_init(Scratch *s, Engine *e)
+{
+    memset(s, 0, sizeof(*s));
+    s->occ = PyMem_Calloc((size_t)e->nkeys + 1, sizeof(KeyOcc));
+    s->touched = PyMem_Malloc(sizeof(int) * ((size_t)e->nkeys + 1));
+    s->fill = PyMem_Malloc(sizeof(Py_ssize_t) * NRANKS * ((size_t)e->nkeys + 1));
+    s->rule_gen = PyMem_Calloc((size_t)e->nrules + 1, sizeof(unsigned));
+    s->queue = PyMem_Malloc(sizeof(int) * ((size_t)e->nrules + 1));
+    if (!s->occ || !s->touched || !s->fill || !s->rule_gen || !s->queue) {
+        scratch_free(s);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static PyObject *
+engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *keys, *terms, *rules, *anchors, *always, *models;
+    static char *kwlist[] = {"keys", "terms", "rules", "anchors", "always", "models", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!OO!:Engine", kwlist, &PyList_Type,
+                                     &keys, &PyList_Type, &terms, &PyList_Type, &rules,
+                                     &PyList_Type, &anchors, &always, &PyTuple_Type, &models)) {
+        return NULL;
+    }
+    Engine *e = (Engine *)type->tp_alloc(type, 0);
+    if (e == NULL) {
+        return NULL;
+    }
+    /* models: (Hit, Match, set __dict__, set fields set, set extra, set private, hit fields,
+     *          match fields, field names, weights, max hits, "exact") */
+    if (PyTuple_GET_SIZE(models) != 12) {
+        PyErr_SetString(PyExc_TypeError, "Engine: models must have 12 items");
+        goto fail;
+    }
+    PyObject **m = &PyTuple_GET_ITEM(models, 0);
+    e->hit_type = Py_NewRef(m[0]);
+    e->match_type = Py_NewRef(m[1]);
+    e->set_dict = Py_NewRef(m[2]);
+    e->set_fields_set = Py_NewRef(m[3]);
+    e->set_extra = Py_NewRef(m[4]);
+    e->set_private = Py_NewRef(m[5]);
+    e->hit_fields = PySet_New(m[6]);
+    e->match_fields = PySet_New(m[7]);
+    if (e->hit_fields == NULL || e->match_fields == NULL) {
+        goto fail;
+    }
+    e->field_names = Py_NewRef(m[8]);
+    e->exact = PyUnicode_InternFromString("exact");
+    e->alias = PyUnicode_InternFromString("alias");
+    if (e->exact == NULL || e->alias == NULL) {
+        goto fail;
+    }
+    (void)m[11];
+    if (!PyType_Check(e->hit_type) || !PyType_Check(e->match_type)
+        || !PyTuple_Check(e->field_names) || PyTuple_GET_SIZE(e->field_names) != NRANKS
+        || !PyTuple_Check(m[9]) || PyTuple_GET_SIZE(m[9]) != NRANKS) {
+        PyErr_SetString(PyExc_TypeError, "Engine: bad models");
+        goto fail;
+    }
+    PyObject *setters[4] = {e->set_dict, e->set_fields_set, e->set_extra, e->set_private};
+    for (int i = 0; i < 4; i++) {
+        if (Py_TYPE(setters[i])->tp_descr_set == NULL) {
+            PyErr_SetString(PyExc_TypeError, "Engine: a setter must be a data descriptor");
+            goto fail;
+        }
+    }
+    for (int r = 0; r < NRANKS; r++) {
+        e->weight[r] = PyFloat_AsDouble(PyTuple_GET_ITEM(m[9], r));
+    }
+    e->max_hits = PyLong_AsSsize_t(m[10]);
+    if (PyErr_Occurred()) {
+        goto fail;
+    }
+    e->hundred = PyFloat_FromDouble(100.0);
+    const char *names[] = {"term", "field", "start", "end", "text", "kind", "score", "variant",
+                           "rule", "article_id", "hits"};
+    PyObject **slots[] = {&e->s_term, &e->s_field, &e->s_start, &e->s_end, &e->s_text,
+                          &e->s_kind, &e->s_score, &e->s_variant, &e->s_rule,
+                          &e->s_article_id, &e->s_hits};
+    for (int i = 0; i < 11; i++) {
+        *slots[i] = PyUnicode_InternFromString(names[i]);
+        if (*slots[i] == NULL) {
+            goto fail;
+        }
+    }
+    if (e->hundred == NULL) {
+        goto fail;
+    }
+    e->hit_template = PyDict_New();
+    if (e->hit_template == NULL) {
+        goto fail;
+    }
+    {
+        PyObject *order[] = {e->s_term, e->s_field, e->s_start, e->s_end, e->s_text, e->s_kind,
+                             e->s_score, e->s_variant};
+        for (int i = 0; i < 8; i++) {
+            if (PyDict_SetItem(e->hit_template, order[i], Py_None) < 0) {
+                goto fail;
+            }
+        }
+    }
+
+    /* keys */
+    e->nkeys = (int)PyList_GET_SIZE(keys);
+    e->keymap = PyDict_New();
+    if (e->keymap == NULL) {
+        goto fail;
+    }
+    for (int k = 0; k < e->nkeys; k++) {
+        PyObject *key = PyList_GET_ITEM(keys, k);
+        if (!PyUnicode_CheckExact(key)) {
+            PyErr_SetString(PyExc_TypeError, "Engine: keys must be str");
+            goto fail;
+        }
+        PyObject *num = PyLong_FromLong(k);
+        if (num == NULL || PyDict_SetItem(e->keymap, key, num) < 0) {
+            Py_XDECREF(num);
+            goto fail;
+        }
+        Py_DECREF(num);
+        Py_hash_t h = str_hash(key);
+        if (h == -1) {
+            goto fail;
+        }
+        unsigned b = bloom_bit(h);
+        e->bloom[b >> 3] |= (unsigned char)(1u << (b & 7));
+    }
+    if (PyDict_GET_SIZE(e->keymap) != e->nkeys) {
+        PyErr_SetString(PyExc_ValueError, "Engine: keys must be distinct");
+        goto fail;
+    }
+
+    /* terms: (kind, (key, ...), label) */
+    e->nterms = (int)PyList_GET_SIZE(terms);
+    e->terms = PyMem_Calloc((size_t)e->nterms + 1, sizeof(TermSpec));
+    Py_ssize_t total = 0;
+    for (int t = 0; t < e->nterms; t++) {
+        PyObject *spec = PyList_GET_ITEM(terms, t);
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 4
+            || !PyTuple_Check(PyTuple_GET_ITEM(spec, 1))
+            || !PyTuple_Check(PyTuple_GET_ITEM(spec, 3))) {
+            PyErr_SetString(PyExc_TypeError, "Engine: a term is (kind, keys, label, split)");
+            goto fail;
+        }
+        total += PyTuple_GET_SIZE(PyTuple_GET_ITEM(spec, 1));
+    }
+    e->term_keys = PyMem_Malloc(sizeof(int) * ((size_t)total + 1));
+    if (e->terms == NULL || e->term_keys == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    int at = 0;
+    for (int t = 0; t < e->nterms; t++) {
+        PyObject *spec = PyList_GET_ITEM(terms, t);
+        PyObject *tk = PyTuple_GET_ITEM(spec, 1);
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(spec, 0));
+        if (kind == -1 && PyErr_Occurred()) {
+            goto fail;
+        }
+        int n = (int)PyTuple_GET_SIZE(tk);
+        PyObject *split = PyTuple_GET_ITEM(spec, 3);
+        Py_ssize_t nsplit = PyTuple_GET_SIZE(split);
+        if ((kind != OP_WORD && kind != OP_PHRASE) || n < 1
+            || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 2))
+            || (nsplit != 0 && (nsplit != 2 || kind != OP_WORD))) {
+            PyErr_SetString(PyExc_ValueError, "Engine: bad term");
+            goto fail;
+        }
+        e->terms[t].kind = (int)kind;
+        e->terms[t].nkeys = n;
+        e->terms[t].first = at;
+        e->terms[t].label = Py_NewRef(PyTuple_GET_ITEM(spec, 2));
+        e->terms[t].left = e->terms[t].right = -1;
+        if (nsplit == 2) {
+            long l = PyLong_AsLong(PyTuple_GET_ITEM(split, 0));
+            long r = PyLong_AsLong(PyTuple_GET_ITEM(split, 1));
+            if (l < 0 || l >= e->nkeys || r < 0 || r >= e->nkeys) {
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_ValueError, "Engine: a split's key is out of range");
+                }
+                goto fail;
+            }
+            e->terms[t].left = (int)l;
+            e->terms[t].right = (int)r;
+        }
+        for (int j = 0; j < n; j++) {
+            long k = PyLong_AsLong(PyTuple_GET_ITEM(tk, j));
+            if (k < 0 || k >= e->nkeys) {
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_ValueError, "Engine: a term's key is out of range");
+                }
+                goto fail;
+            }
+            e->term_keys[at++] = (int)k;
+        }
+    }
+
+    /* rules: (name, number, program) */
+    e->nrules = (int)PyList_GET_SIZE(rules);
+    e->rules = PyMem_Calloc((size_t)e->nrules + 1, sizeof(RuleSpec));
+    if (e->rules == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (int r = 0; r < e->nrules; r++) {
+        PyObject *spec = PyList_GET_ITEM(rules, r);
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 3
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(spec, 0))) {
+            PyErr_SetString(PyExc_TypeError, "Engine: a rule is (name, number, program)");
+            goto fail;
+        }
+        e->rules[r].name = Py_NewRef(PyTuple_GET_ITEM(spec, 0));
+        e->rules[r].number = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 1));
+        if (e->rules[r].number == -1 && PyErr_Occurred()) {
+            goto fail;
+        }
+        int root = compile_node(e, PyTuple_GET_ITEM(spec, 2), 0);
+        if (root < 0) {
+            goto fail;
+        }
+        e->rules[r].root = root;
+    }
+
+    /* anchors: per key, the rules anchored on it */
+    if (PyList_GET_SIZE(anchors) != e->nkeys) {
+        PyErr_SetString(PyExc_ValueError, "Engine: one anchor list per key");
+        goto fail;
+    }
+    e->anchored = PyMem_Calloc((size_t)e->nkeys + 1, sizeof(int *));
+    if (e->anchored == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (int k = 0; k < e->nkeys; k++) {
+        e->anchored[k] = int_list(PyList_GET_ITEM(anchors, k), "Engine: anchors");
+        if (e->anchored[k] == NULL) {
+            goto fail;
+        }
+        for (int *p = e->anchored[k]; *p >= 0; p++) {
+            if (*p >= e->nrules) {
+                PyErr_SetString(PyExc_ValueError, "Engine: an anchored rule is out of range");
+                goto fail;
+            }
+        }
+    }
+    e->always = int_list(always, "Engine: always");
+    if (e->always == NULL) {
+        goto fail;
+    }
+    for (int *p = e->always; *p >= 0; p++) {
+        if (*p >= e->nrules) {
+            PyErr_SetString(PyExc_ValueError, "Engine: an always rule is out of range");
+            goto fail;
+        }
+    }
+    e->seen = PyMem_Calloc((size_t)1 << SEEN_BITS, sizeof(Seen));
+    if (e->seen == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    if (scratch_init(&e->scratch, e) < 0) {
+        goto fail;
+    }
+    return (PyObject *)e;
+fail:
+    Py_DECREF(e);
+    return NULL;
+}
+
+static void
+engine_dealloc(Engine *e)
+{
+    scratch_free(&e->scratch);
+    Py_XDECREF(e->keymap);
+    if (e->seen) {
+        for (size_t i = 0; i < ((size_t)1 << SEEN_BITS); i++) {
+            Py_XDECREF(e->seen[i].str);
+        }
+        PyMem_Free(e->seen);
+    }
+    if (e->terms) {
+        for (int t = 0; t < e->nterms; t++) {
+            Py_XDECREF(e->terms[t].label);
+        }
+    }
+    PyMem_Free(e->terms);
+    PyMem_Free(e->term_keys);
+    if (e->rules) {
+        for (int r = 0; r < e->nrules; r++) {
+            Py_XDECREF(e->rules[r].name);
+        }
+    }
+    PyMem_Free(e->rules);
+    PyMem_Free(e->nodes);
+    PyMem_Free(e->kids);
+    if (e->anchored) {
+        for (int k = 0; k < e->nkeys; k++) {
+            PyMem_Free(e->anchored[k]);
+        }
+    }
+    PyMem_Free(e->anchored);
+    PyMem_Free(e->always);
+    PyObject **refs[] = {&e->hit_type, &e->match_type, &e->set_dict, &e->set_fields_set,
+                         &e->set_extra, &e->set_private, &e->hit_fields, &e->match_fields,
+                         &e->field_names, &e->hit_template, &e->exact, &e->alias, &e->hundred, &e->s_term, &e->s_field,
+                         &e->s_start, &e->s_end, &e->s_text, &e->s_kind, &e->s_score,
+                         &e->s_variant, &e->s_rule, &e->s_article_id, &e->s_hits};
+    for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
+        Py_CLEAR(*refs[i]);
+    }
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Per article: gathering the keys' tokens */
+
+static inline Py_ssize_t
+int_at(PyObject *list, Py_ssize_t i)
+{
+    /* The lists are FieldText's, made by the tokeniser: ints in range. */
+    return PyLong_AsSsize_t(PyList_GET_ITEM(list, i));
+}
+
+static inline Py_ssize_t
+pos_at(Scratch *s, int r, Py_ssize_t i)
+{
+    return s->pos[r] == NULL ? i : int_at(s->pos[r], i);
+}
+
+static inline Py_ssize_t
+last_at(Scratch *s, int r, Py_ssize_t i)
+{
+    return s->last[r] == NULL ? i : int_at(s->last[r], i);
+}
+
+static int
+grow(void **p, Py_ssize_t *cap, Py_ssize_t need, size_t size)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    Py_ssize_t c = *cap ? *cap : 256;
+    while (c < need) {
+        c *= 2;
+    }
+    void *q = PyMem_Realloc(*p, size * (size_t)c);
+    if (q == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int
+set_fields(Engine *e, Scratch *s, PyObject *fields)
+{
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != NRANKS) {
+        PyErr_Format(PyExc_TypeError, "Engine: fields must be a tuple of %d", NRANKS);
+        return -1;
+    }
+    for (int r = 0; r < NRANKS; r++) {
+        PyObject *f = PyTuple_GET_ITEM(fields, r);
+        s->keys[r] = s->starts[r] = s->ends[r] = s->pos[r] = s->last[r] = s->text[r] = NULL;
+        s->norms[r] = NULL;
+        s->ntok[r] = 0;
+        if (f == Py_None) {
+            if (e->rank_mask & (1 << r)) {
+                PyErr_Format(PyExc_ValueError, "Engine: field %d is needed", r);
+                return -1;
+            }
+            continue;
+        }
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 7) {
+            PyErr_SetString(PyExc_TypeError,
+                            "Engine: a field is (keys, starts, ends, pos, last, text, norms)");
+            return -1;
+        }
+        PyObject *keys = PyTuple_GET_ITEM(f, 0), *starts = PyTuple_GET_ITEM(f, 1);
+        PyObject *ends = PyTuple_GET_ITEM(f, 2), *pos = PyTuple_GET_ITEM(f, 3);
+        PyObject *last = PyTuple_GET_ITEM(f, 4), *text = PyTuple_GET_ITEM(f, 5);
+        PyObject *norms = PyTuple_GET_ITEM(f, 6);
+        if (!PyList_Check(keys) || !PyList_Check(starts) || !PyList_Check(ends)
+            || !PyList_Check(norms)
+            || !PyUnicode_Check(text) || (pos != Py_None && !PyList_Check(pos))
+            || (last != Py_None && !PyList_Check(last))) {
+            PyErr_SetString(PyExc_TypeError, "Engine: bad field lists");
+            return -1;
+        }
+        Py_ssize_t n = PyList_GET_SIZE(keys);
+        if (PyList_GET_SIZE(starts) != n || PyList_GET_SIZE(ends) != n
+            || (pos != Py_None && PyList_GET_SIZE(pos) != n)
+            || (last != Py_None && PyList_GET_SIZE(last) != n)
+            || PyList_GET_SIZE(norms) != n) {
+            PyErr_SetString(PyExc_ValueError, "Engine: a field's lists differ in length");
+            return -1;
+        }
+        s->keys[r] = keys;
+        s->starts[r] = starts;
+        s->ends[r] = ends;
+        s->pos[r] = pos == Py_None ? NULL : pos;
+        s->last[r] = last == Py_None ? NULL : last;
+        s->text[r] = text;
+        s->norms[r] = norms;
+        s->ntok[r] = n;
+    }
+    return 0;
+}
+
+/* Find the tokens of every key of the engine in the fields; queue the rules they anchor. */
+static int
+gather(Engine *e, Scratch *s)
+{
+    s->gen++;
+    if (s->gen == 0) {  /* wrapped: forget every stamp */
+        memset(s->occ, 0, sizeof(KeyOcc) * ((size_t)e->nkeys + 1));
+        memset(s->rule_gen, 0, sizeof(unsigned) * ((size_t)e->nrules + 1));
+        if (s->slots != NULL) {
+            memset(s->slots, 0, sizeof(HitSlot) * (size_t)s->cap_slots);
+        }
+        s->gen = 1;
+    }
+    s->nslots = 0;
+    unsigned gen = s->gen;
+    s->ntouched = 0;
+    s->npairs = 0;
+    for (int r = 0; r < NRANKS; r++) {
+        if (!(e->rank_mask & (1 << r)) || s->keys[r] == NULL) {
+            continue;
+        }
+        PyObject *keys = s->keys[r];
+        Py_ssize_t n = s->ntok[r];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *key = PyList_GET_ITEM(keys, i);
+            Py_hash_t h;
+            if (PyUnicode_CheckExact(key) && ((PyASCIIObject *)key)->hash != -1) {
+                h = ((PyASCIIObject *)key)->hash;
+            }
+            else {
+                h = PyObject_Hash(key);
+                if (h == -1) {
+                    return -1;
+                }
+            }
+            Seen *seen = &e->seen[(size_t)h & (((size_t)1 << SEEN_BITS) - 1)];
+            int k;
+            if (seen->str == key) {
+                k = seen->key;
+            }
+            else {
+                unsigned b = bloom_bit(h);
+                if (!(e->bloom[b >> 3] & (1u << (b & 7)))) {
+                    k = -1;
+                }
+                else {
+                    PyObject *num = PyDict_GetItemWithError(e->keymap, key);
+                    if (num == NULL && PyErr_Occurred()) {
+                        return -1;
+                    }
+                    k = num == NULL ? -1 : (int)PyLong_AsLong(num);
+                }
+                if (PyUnicode_CheckExact(key)) {
+                    PyObject *old = seen->str;
+                    seen->str = Py_NewRef(key);
+                    seen->key = k;
+                    Py_XDECREF(old);  /* a str: freeing it runs no Python code */
+                }
+            }
+            if (k < 0) {
+                continue;
+            }
+            if (s->npairs == s->cap_pairs
+                && grow((void **)&s->pairs, &s->cap_pairs, s->npairs + 1, sizeof(Pair)) < 0) {
+                return -1;
+            }
+            Pair *pr = &s->pairs[s->npairs++];
+            pr->key = k;
+            pr->rank = r;
+            pr->tok = i;
+            KeyOcc *o = &s->occ[k];
+            if (o->gen != gen) {
+                o->gen = gen;
+                memset(o->count, 0, sizeof(o->count));
+                s->touched[s->ntouched++] = k;
+            }
+            o->count[r]++;
+        }
+    }
+    /* Lay out each key's tokens, rank by rank, in token order. */
+    Py_ssize_t cap = 0, off = 0;
+    for (int j = 0; j < s->ntouched; j++) {
+        KeyOcc *o = &s->occ[s->touched[j]];
+        for (int r = 0; r < NRANKS; r++) {
+            o->start[r] = off;
+            s->fill[(size_t)s->touched[j] * NRANKS + r] = off;
+            off += o->count[r];
+        }
+    }
+    cap = off + 1;
+    Py_ssize_t *toks = PyMem_Realloc(s->toks, sizeof(Py_ssize_t) * (size_t)cap);
+    if (toks == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    s->toks = toks;
+    for (Py_ssize_t p = 0; p < s->npairs; p++) {
+        Pair *pr = &s->pairs[p];
+        toks[s->fill[(size_t)pr->key * NRANKS + (size_t)pr->rank]++] = pr->tok;
+    }
+    /* The rules to try, in rule order. */
+    s->nqueue = 0;
+    for (int *p = e->always; *p >= 0; p++) {
+        s->rule_gen[*p] = gen;
+        s->queue[s->nqueue++] = *p;
+    }
+    for (int j = 0; j < s->ntouched; j++) {
+        for (int *p = e->anchored[s->touched[j]]; *p >= 0; p++) {
+            if (s->rule_gen[*p] != gen) {
+                s->rule_gen[*p] = gen;
+                s->queue[s->nqueue++] = *p;
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Evaluation */
+
+static inline Py_ssize_t *
+occ_of(Scratch *s, int key, int rank, Py_ssize_t *n)
+{
+    KeyOcc *o = &s->occ[key];
+    if (o->gen != s->gen) {
+        *n = 0;
+        return NULL;
+    }
+    *n = o->count[rank];
+    return s->toks + o->start[rank];
+}
+
+static int
+push_raw(Scratch *s, int rank, int term, Py_ssize_t start, Py_ssize_t end, int kind,
+         Py_ssize_t vi, Py_ssize_t vj)
+{
+    if (s->nraw == s->cap_raw
+        && grow((void **)&s->raw, &s->cap_raw, s->nraw + 1, sizeof(Raw)) < 0) {
+        return -1;
+    }
+    Raw *h = &s->raw[s->nraw++];
+    h->rank = rank;
+    h->term = term;
+    h->start = start;
+    h->end = end;
+    h->kind = kind;
+    h->vi = vi;
+    h->vj = vj;
+    return 0;
+}
+
+/* The last of the ascending token numbers toks[0..n) whose position is p, or -1. */
+static Py_ssize_t
+last_token_at(Scratch *s, int r, Py_ssize_t *toks, Py_ssize_t n, Py_ssize_t p)
+{
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (pos_at(s, r, toks[mid]) <= p) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    if (lo > 0 && pos_at(s, r, toks[lo - 1]) == p) {
+        return toks[lo - 1];
+    }
+    return -1;
+}
+
+/* Whether text[a:b] is not empty and all white space, as str.isspace says. */
+static int
+only_space(PyObject *text, Py_ssize_t a, Py_ssize_t b)
+{
+    if (a >= b) {
+        return 0;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = a; i < b; i++) {
+        if (!Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The first of the ascending token numbers toks[0..n) whose position is p, or -1. */
+static Py_ssize_t
+token_at(Scratch *s, int r, Py_ssize_t *toks, Py_ssize_t n, Py_ssize_t p)
+{
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {  /* positions never decrease along the token list */
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (pos_at(s, r, toks[mid]) < p) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    if (lo < n && pos_at(s, r, toks[lo]) == p) {
+        return toks[lo];
+    }
+    return -1;
+}
+
+/* 1 if true (its hits appended), 0 if false (nothing appended), -1 on error. */
+static int
+eval_node(Engine *e, Scratch *s, int at)
+{
+    Node *nd = &e->nodes[at];
+    switch (nd->op) {
+    case OP_WORD: {
+        TermSpec *t = &e->terms[nd->a];
+        const int *keys = e->term_keys + t->first;
+        Py_ssize_t before = s->nraw;
+        for (int r = 0; r < NRANKS; r++) {
+            if (!(nd->mask & (1 << r))) {
+                continue;
+            }
+            for (int w = 0; w < t->nkeys; w++) {
+                /* The word's own key is an exact hit; another of its alias group an alias. */
+                Py_ssize_t n;
+                Py_ssize_t *toks = occ_of(s, keys[w], r, &n);
+                for (Py_ssize_t j = 0; j < n; j++) {
+                    Py_ssize_t i = toks[j];
+                    Py_ssize_t st = int_at(s->starts[r], i), en = int_at(s->ends[r], i);
+                    if (push_raw(s, r, nd->a, st, en, w ? KIND_ALIAS : KIND_EXACT,
+                                 w ? i : -1, -1) < 0) {
+                        return -1;
+                    }
+                }
+            }
+            if (t->left < 0) {
+                continue;
+            }
+            /* The compound written apart: its first word, white space, its second word (not
+             * itself a compound) at the next position. */
+            Py_ssize_t nl, nr;
+            Py_ssize_t *lt = occ_of(s, t->left, r, &nl);
+            Py_ssize_t *rt = occ_of(s, t->right, r, &nr);
+            if (nl == 0 || nr == 0) {
+                continue;
+            }
+            for (Py_ssize_t a = 0; a < nl; a++) {
+                Py_ssize_t i = lt[a];
+                Py_ssize_t j = last_token_at(s, r, rt, nr, last_at(s, r, i) + 1);
+                if (j < 0 || pos_at(s, r, j) != last_at(s, r, j)) {
+                    continue;
+                }
+                Py_ssize_t en_i = int_at(s->ends[r], i), st_j = int_at(s->starts[r], j);
+                if (!only_space(s->text[r], en_i, st_j)) {
+                    continue;
+                }
+                if (push_raw(s, r, nd->a, int_at(s->starts[r], i), int_at(s->ends[r], j),
+                             KIND_EXACT, i, j) < 0) {
+                    return -1;
+                }
+            }
+        }
+        return s->nraw > before;
+    }
+    case OP_PHRASE: {
+        TermSpec *t = &e->terms[nd->a];
+        const int *keys = e->term_keys + t->first;
+        int found = 0;
+        for (int r = 0; r < NRANKS; r++) {
+            if (!(nd->mask & (1 << r))) {
+                continue;
+            }
+            Py_ssize_t n0;
+            Py_ssize_t *first = occ_of(s, keys[0], r, &n0);
+            if (n0 == 0) {
+                continue;
+            }
+            int missing = 0;
+            for (int w = 1; w < t->nkeys; w++) {
+                Py_ssize_t nw;
+                occ_of(s, keys[w], r, &nw);
+                if (nw == 0) {
+                    missing = 1;
+                    break;
+                }
+            }
+            if (missing) {
+                continue;
+            }
+            for (Py_ssize_t j = 0; j < n0; j++) {
+                Py_ssize_t cur = first[j];
+                Py_ssize_t st = int_at(s->starts[r], cur), en = int_at(s->ends[r], cur);
+                int whole = 1;
+                for (int w = 1; w < t->nkeys; w++) {
+                    Py_ssize_t nw;
+                    Py_ssize_t *toks = occ_of(s, keys[w], r, &nw);
+                    Py_ssize_t nxt = token_at(s, r, toks, nw, last_at(s, r, cur) + 1);
+                    if (nxt < 0) {
+                        whole = 0;
+                        break;
+                    }
+                    Py_ssize_t a = int_at(s->starts[r], nxt), b = int_at(s->ends[r], nxt);
+                    if (a < st) {
+                        st = a;
+                    }
+                    if (b > en) {
+                        en = b;
+                    }
+                    cur = nxt;
+                }
+                if (whole) {
+                    if (push_raw(s, r, nd->a, st, en, KIND_EXACT, -1, -1) < 0) {
+                        return -1;
+                    }
+                    found = 1;
+                }
+            }
+        }
+        return found;
+    }
+    case OP_AND: {
+        Py_ssize_t saved = s->nraw;
+        for (int j = 0; j < nd->n; j++) {
+            int c = e->kids[nd->first + j];
+            if (j < nd->a) {
+                int v = eval_node(e, s, c);
+                if (v <= 0) {
+                    s->nraw = saved;
+                    return v;
+                }
+            }
+            else {
+                /* A NOT child: its inner node must be false. */
+                Py_ssize_t before = s->nraw;
+                int v = eval_node(e, s, c);
+                s->nraw = before;
+                if (v != 0) {
+                    s->nraw = saved;
+                    return v < 0 ? -1 : 0;
+                }
+            }
+        }
+        return 1;
+    }
+    case OP_OR: {
+        int any = 0;
+        for (int j = 0; j < nd->n; j++) {
+            int v = eval_node(e, s, e->kids[nd->first + j]);
+            if (v < 0) {
+                return -1;
+            }
+            any |= v;
+        }
+        return any;
+    }
+    case OP_NOT: {
+        Py_ssize_t before = s->nraw;
+        int v = eval_node(e, s, e->kids[nd->first]);
+        s->nraw = before;
+        return v < 0 ? -1 : !v;
+    }
+    }
+    PyErr_SetString(PyExc_SystemError, "Engine: bad node");
+    return -1;
+}
+
+/* A raw hit's variant (a new reference), or None. */
+static PyObject *
+variant_of(Scratch *s, const Raw *h)
+{
+    if (h->vi < 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *a = PyList_GET_ITEM(s->norms[h->rank], h->vi);
+    if (h->vj < 0) {
+        return Py_NewRef(a);
+    }
+    return PyUnicode_FromFormat("%U %U", a, PyList_GET_ITEM(s->norms[h->rank], h->vj));
+}
+
+/* Sorting hits as Evaluator._build_hits keeps them: by (rank, start, end, term text), and among
+ * hits of one term on one span the first by (kind, -score, variant) is the one kept. */
+static Engine *sort_engine;
+static Scratch *sort_scratch;
+
+static int
+cmp_sig(const Raw *a, const Raw *b)
+{
+    if (a->rank != b->rank) {
+        return a->rank < b->rank ? -1 : 1;
+    }
+    if (a->start != b->start) {
+        return a->start < b->start ? -1 : 1;
+    }
+    if (a->end != b->end) {
+        return a->end < b->end ? -1 : 1;
+    }
+    if (a->term == b->term) {
+        return 0;
+    }
+    PyObject *x = sort_engine->terms[a->term].label, *y = sort_engine->terms[b->term].label;
+    if (x == y) {
+        return 0;
+    }
+    return PyUnicode_Compare(x, y);  /* str with str: never an error */
+}
+
+static int
+cmp_raw(const void *pa, const void *pb)
+{
+    const Raw *a = pa, *b = pb;
+    int c = cmp_sig(a, b);
+    if (c != 0) {
+        return c;
+    }
+    if (a->kind != b->kind) {
+        return a->kind == KIND_ALIAS ? -1 : 1;  /* "alias" < "exact" */
+    }
+    if (a->vi == b->vi && a->vj == b->vj) {
+        return 0;
+    }
+    /* Rare: one term twice on one span. Compare the variants' text (None as ""). */
+    PyObject *x = variant_of(sort_scratch, a), *y = variant_of(sort_scratch, b);
+    if (x == NULL || y == NULL) {
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *empty = PyUnicode_New(0, 0);
+    c = empty == NULL ? 0 : PyUnicode_Compare(x == Py_None ? empty : x, y == Py_None ? empty : y);
+    Py_XDECREF(empty);
+    Py_DECREF(x);
+    Py_DECREF(y);
+    return c;
+}
+
+static int
+set_slot(PyObject *descr, PyObject *obj, PyObject *value)
+{
+    return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
+}
+
+/* A model of type ``type`` holding ``values`` (a dict, stolen), unvalidated. */
+static PyObject *
+make_model(Engine *e, PyObject *type, PyObject *values, PyObject *fields)
+{
+    if (values == NULL) {
+        return NULL;
+    }
+    /* Every model of a kind shares one set of the fields set: pydantic only reads it, and
+     * copies it before a copy changes it (model_copy). */
+    PyTypeObject *tp = (PyTypeObject *)type;
+    PyObject *obj = tp->tp_alloc(tp, 0);
+    if (obj == NULL || set_slot(e->set_dict, obj, values) < 0
+        || set_slot(e->set_fields_set, obj, fields) < 0
+        || set_slot(e->set_extra, obj, Py_None) < 0
+        || set_slot(e->set_private, obj, Py_None) < 0) {
+        Py_XDECREF(obj);
+        Py_DECREF(values);
+        return NULL;
+    }
+    Py_DECREF(values);
+    return obj;
+}
+
+static PyObject *
+new_hit(Engine *e, Scratch *s, const Raw *h)
+{
+    PyObject *text = PyUnicode_Substring(s->text[h->rank], h->start, h->end);
+    PyObject *start = PyLong_FromSsize_t(h->start), *end = PyLong_FromSsize_t(h->end);
+    PyObject *variant = variant_of(s, h);
+    PyObject *d = PyDict_Copy(e->hit_template);
+    if (text == NULL || start == NULL || end == NULL || d == NULL || variant == NULL
+        || PyDict_SetItem(d, e->s_term, e->terms[h->term].label) < 0
+        || PyDict_SetItem(d, e->s_field, PyTuple_GET_ITEM(e->field_names, h->rank)) < 0
+        || PyDict_SetItem(d, e->s_start, start) < 0 || PyDict_SetItem(d, e->s_end, end) < 0
+        || PyDict_SetItem(d, e->s_text, text) < 0
+        || PyDict_SetItem(d, e->s_kind, h->kind == KIND_ALIAS ? e->alias : e->exact) < 0
+        || PyDict_SetItem(d, e->s_score, e->hundred) < 0
+        || PyDict_SetItem(d, e->s_variant, variant) < 0) {
+        Py_XDECREF(variant);
+        Py_XDECREF(text);
+        Py_XDECREF(start);
+        Py_XDECREF(end);
+        Py_XDECREF(d);
+        return NULL;
+    }
+    Py_DECREF(variant);
+    Py_DECREF(text);
+    Py_DECREF(start);
+    Py_DECREF(end);
+    return make_model(e, e->hit_type, d, e->hit_fields);
+}
+
+/* The article's Hit for a raw hit: made once per (term, rank, span) and shared. */
+static PyObject *
+hit_for(Engine *e, Scratch *s, const Raw *h)
+{
+    if (s->nslots * 2 >= s->cap_slots) {
+        Py_ssize_t cap = s->cap_slots ? s->cap_slots * 2 : 1024;
+        HitSlot *fresh = PyMem_Calloc((size_t)cap, sizeof(HitSlot));
+        if (fresh == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < s->cap_slots; i++) {
+            HitSlot *o = &s->slots[i];
+            if (o->gen != s->gen) {
+                continue;
+            }
+            size_t j = ((size_t)o->term * 1000003u ^ (size_t)o->start * 31u ^ (size_t)o->end
+                        ^ (size_t)o->rank << 29) & (size_t)(cap - 1);
+            while (fresh[j].gen == s->gen) {
+                j = (j + 1) & (size_t)(cap - 1);
+            }
+            fresh[j] = *o;
+        }
+        PyMem_Free(s->slots);
+        s->slots = fresh;
+        s->cap_slots = cap;
+    }
+    size_t mask = (size_t)(s->cap_slots - 1);
+    size_t j = ((size_t)h->term * 1000003u ^ (size_t)h->start * 31u ^ (size_t)h->end
+                ^ (size_t)h->rank << 29) & mask;
+    while (s->slots[j].gen == s->gen) {
+        HitSlot *o = &s->slots[j];
+        if (o->term == h->term && o->rank == h->rank && o->start == h->start
+            && o->end == h->end && o->kind == h->kind && o->vi == h->vi && o->vj == h->vj) {
+            return o->hit;
+        }
+        j = (j + 1) & mask;
+    }
+    PyObject *hit = new_hit(e, s, h);
+    if (hit == NULL) {
+        return NULL;
+    }
+    if (PyList_Append(s->made, hit) < 0) {
+        Py_DECREF(hit);
+        return NULL;
+    }
+    Py_DECREF(hit);  /* s->made holds it */
+    HitSlot *o = &s->slots[j];
+    o->gen = s->gen;
+    o->term = h->term;
+    o->rank = h->rank;
+    o->start = h->start;
+    o->end = h->end;
+    o->kind = h->kind;
+    o->vi = h->vi;
+    o->vj = h->vj;
+    o->hit = hit;
+    s->nslots++;
+    return hit;
+}
+
+static PyObject *
+make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *article_id)
+{
+    Py_ssize_t n = s->nraw;
+    Raw *raw = s->raw;
+    sort_engine = e;
+    sort_scratch = s;
+    if (n > 1) {
+        qsort(raw, (size_t)n, sizeof(Raw), cmp_raw);
+    }
+    /* One hit per (rank, span, term); the score counts each once. */
+    Py_ssize_t kept = 0;
+    double score = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (kept > 0 && cmp_sig(&raw[kept - 1], &raw[i]) == 0) {
+            continue;
+        }
+        raw[kept++] = raw[i];
+        score += e->weight[raw[i].rank];
+    }
+    Py_ssize_t shown = kept < e->max_hits ? kept : e->max_hits;
+    PyObject *hits = PyTuple_New(shown);
+    if (hits == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < shown; i++) {
+        PyObject *hit = hit_for(e, s, &raw[i]);
+        if (hit == NULL) {
+            Py_DECREF(hits);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(hits, i, Py_NewRef(hit));
+    }
+    PyObject *sc = PyFloat_FromDouble(score);
+    PyObject *d = PyDict_New();
+    if (sc == NULL || d == NULL || PyDict_SetItem(d, e->s_rule, rule->name) < 0
+        || PyDict_SetItem(d, e->s_article_id, article_id) < 0
+        || PyDict_SetItem(d, e->s_score, sc) < 0 || PyDict_SetItem(d, e->s_hits, hits) < 0) {
+        Py_XDECREF(sc);
+        Py_XDECREF(d);
+        Py_DECREF(hits);
+        return NULL;
+    }
+    Py_DECREF(sc);
+    Py_DECREF(hits);
+    return make_model(e, e->match_type, d, e->match_fields);
+}
+
+static Scratch *
+take_scratch(Engine *e, Scratch *spare)
+{
+    /* Matching calls into Python (allocations may collect garbage), so another thread may
+     * enter the same engine meanwhile: it gets scratch space of its own. */
+    if (!e->scratch.busy) {
+        e->scratch.busy = 1;
+        return &e->scratch;
+    }
+    if (scratch_init(spare, e) < 0) {
+        return NULL;
+    }
+    spare->busy = 1;
+    return spare;
+}
+
+static void
+give_scratch(Engine *e, Scratch *s)
+{
+    int i;
+    for (i = 0; i < NRANKS; i++) {
+        s->keys[i] = s->starts[i] = s->ends[i] = s->pos[i] = s->last[i] = s->text[i] = NULL;
+        s->norms[i] = NULL;
+    }
+    Py_CLEAR(s->made);
+    if (s == &e->scratch) {
+        s->busy = 0;
+    }
+    else {
+        scratch_free(s);
+    }
+}
+
+static PyObject *
+engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "match(fields, article_id)");
+        return NULL;
+    }
+    Scratch spare;
+    Scratch *s = take_scratch(e, &spare);
+    if (s == NULL) {
+        return NULL;
+    }
+    PyObject *out = NULL;
+    s->made = PyList_New(0);
+    if (s->made == NULL || set_fields(e, s, args[0]) < 0 || gather(e, s) < 0) {
+        goto done;
+    }
+    qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
+    out = PyList_New(0);
+    if (out == NULL) {
+        goto done;
+    }
+    for (int q = 0; q < s->nqueue; q++) {
+        RuleSpec *rule = &e->rules[s->queue[q]];
+        s->nraw = 0;
+        int v = eval_node(e, s, rule->root);
+        if (v < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        if (v == 0) {
+            continue;
+        }
+        PyObject *m = make_match(e, s, rule, args[1]);
+        PyObject *num = m ? PyLong_FromSsize_t(rule->number) : NULL;
+        PyObject *pair = num ? PyTuple_Pack(2, num, m) : NULL;
+        Py_XDECREF(num);
+        Py_XDECREF(m);
+        if (pair == NULL || PyList_Append(out, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_DECREF(pair);
+    }
+done:
+    give_scratch(e, s);
+    return out;
+}
+
+static PyObject *
+engine_candidates(Engine *e, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "candidates(fields)");
+        return NULL;
+    }
+    Scratch spare;
+    Scratch *s = take_scratch(e, &spare);
+    if (s == NULL) {
+        return NULL;
+    }
+    PyObject *out = NULL;
+    if (set_fields(e, s, args[0]) < 0 || gather(e, s) < 0) {
+        goto done;
+    }
+    qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
+    out = PyList_New(s->nqueue);
+    if (out == NULL) {
+        goto done;
+    }
+    for (int q = 0; q < s->nqueue; q++) {
+        PyObject *num = PyLong_FromSsize_t(e->rules[s->queue[q]].number);
+        if (num == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, q, num);
+    }
+done:
+    give_scratch(e, s);
+    return out;
+}
+
+static PyObject *
+engine_get_rank_mask(Engine *e, void *Py_UNUSED(closure))
+{
+    return PyLong_FromLong(e->rank_mask);
+}
+
+static PyObject *
+engine_get_size(Engine *e, void *Py_UNUSED(closure))
+{
+    return PyLong_FromLong(e->nrules);
+}
+
+static PyMethodDef engine_methods[] = {
+    {"match", (PyCFunction)(void (*)(void))engine_match, METH_FASTCALL,
+     "match(fields, article_id) -> [(rule number, Match), ...] in rule order"},
+    {"candidates", (PyCFunction)(void (*)(void))engine_candidates, METH_FASTCALL,
+     "candidates(fields) -> [rule number, ...]: the rules match would evaluate"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef engine_getset[] = {
+    {"rank_mask", (getter)engine_get_rank_mask, NULL, "the field ranks some rule reads", NULL},
+    {"size", (getter)engine_get_size, NULL, "the number of rules", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "watchers.rules._cmatch.Engine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_dealloc = (destructor)engine_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Engine(keys, terms, rules, anchors, always, models): see the module docstring.",
+    .tp_methods = engine_methods,
+    .tp_getset = engine_getset,
+    .tp_new = engine_new,
+};
+
+static int
+cmatch_exec(PyObject *module)
+{
+    if (PyType_Ready(&EngineType) < 0) {
+        return -1;
+    }
+    Py_INCREF(&EngineType);
+    if (PyModule_AddObject(module, "Engine", (PyObject *)&EngineType) < 0) {
+        Py_DECREF(&EngineType);
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot cmatch_slots[] = {
+    {Py_mod_exec, cmatch_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef cmatch_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "watchers.rules._cmatch",
+    .m_doc = "Word, phrase and boolean rules decided and evidenced in C.",
+    .m_size = 0,
+    .m_slots = cmatch_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__cmatch(void)
+{
+    return PyModuleDef_Init(&cmatch_module);
+}
