@@ -617,11 +617,6 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             goto fail;
         }
     }
-    e->seen = PyMem_Calloc((size_t)1 << SEEN_BITS, sizeof(Seen));
-    if (e->seen == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
     if (scratch_init(&e->scratch, e) < 0) {
         goto fail;
     }
@@ -787,6 +782,13 @@ gather(Engine *e, Scratch *s)
     }
     s->nslots = 0;
     unsigned gen = s->gen;
+    if (e->seen == NULL) {  /* made on the first article: a rule set may never match one */
+        e->seen = PyMem_Calloc((size_t)1 << SEEN_BITS, sizeof(Seen));
+        if (e->seen == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     s->ntouched = 0;
     s->npairs = 0;
     for (int r = 0; r < NRANKS; r++) {
