@@ -52,9 +52,14 @@ plain = st.sampled_from([w for w in QUERY_WORDS if not shipped_aliases().of(key(
 
 @st.composite
 def engine_terms(draw: st.DrawFn) -> str:
-    """Terms the engine takes: words (aliased, compound), exact phrases, fielded ones."""
+    """Terms the engine takes: words (aliased, compound), fuzzy terms, exact phrases, fielded
+    ones."""
     w = draw(word)
-    kind = draw(st.integers(0, 5))
+    kind = draw(st.integers(0, 7))
+    if kind == 6:
+        return f"{w}~"
+    if kind == 7:
+        return f"{w}~{draw(st.integers(60, 100))}"
     if kind == 0:
         return f'"{draw(plain)} {draw(plain)}"'
     if kind == 1:
@@ -90,11 +95,12 @@ texts = st.lists(
     st.lists(engine_queries(), min_size=1, max_size=8),
     st.lists(st.tuples(texts, texts), min_size=1, max_size=3),
     st.sampled_from([None, ("title",), ("text",), ("text", "title")]),
+    st.sampled_from([70, 85, 95]),
 )
 def test_engine_equals_the_python_evaluator(
-    qs: list[str], docs: list[tuple[str, str]], fields: tuple[str, ...] | None
+    qs: list[str], docs: list[tuple[str, str]], fields: tuple[str, ...] | None, threshold: int
 ) -> None:
-    rules = RuleSet([Rule(f"r{i}", q, fields=fields) for i, q in enumerate(qs)])
+    rules = RuleSet([Rule(f"r{i}", q, threshold, fields=fields) for i, q in enumerate(qs)])
     assert rules._compiled is not None and len(rules._compiled) == len(qs)
     for title, text in docs:
         article = Article(title=title, text=text)
@@ -106,10 +112,10 @@ def test_engine_equals_the_python_evaluator(
 def test_which_rules_the_engine_takes() -> None:
     taken = [
         "kyiv", '"peace talks"', "kyiv AND NOT russia", "(a OR b) -c", "title:kyiv",
-        "cyberattack", "war AND NOT (fire OR kiev)",
+        "cyberattack", "war AND NOT (fire OR kiev)", "kyiv~", "kyiv AND russia~80",
     ]  # fmt: skip
-    left = ["kyiv~", "kyi*", "/kyiv/", "kyiv NEAR/3 talks", '"peace talks"~2', '"kiev talks"',
-            "kyiv AND russia~"]  # fmt: skip
+    left = ["kyi*", "/kyiv/", "kyiv NEAR/3 talks", '"peace talks"~2', '"kiev talks"',
+            '"kyiv~ talks"', "kyiv AND kyi*"]  # fmt: skip
     rules = RuleSet([Rule(f"t{i}", q) for i, q in enumerate(taken)]
                     + [Rule(f"u{i}", q) for i, q in enumerate(left)])
     assert rules._compiled is not None
@@ -208,3 +214,20 @@ def test_without_the_engine_every_rule_is_evaluated_in_python() -> None:
         timeout=120, check=True,
     ).stdout.split()
     assert out == ["False", "True", "[4.0]"]
+
+
+@needs_engine
+def test_fuzzy_terms_in_the_engine_hit_as_the_python_evaluator_does() -> None:
+    rules = RuleSet([Rule("f", "kyiv~ OR sanctions~80"), Rule("g", "donbas~ AND NOT kharkiv~")])
+    assert rules._compiled is not None and len(rules._compiled) == 2
+    article = Article(
+        title="Kiev and Київ",
+        text="Kyiv's sanctoins, Donbass, the pro-Kyiv side, sanctions-busting and Kivu.",
+    )
+    assert rules.match(article) == rules.match_naive(article)
+    by_rule = {m.rule: m for m in rules.match(article)}
+    hits = {(h.text, h.kind) for h in by_rule["f"].hits}
+    assert ("Kiev", "alias") in hits and ("sanctoins", "fuzzy") in hits
+    assert ("Kivu", "fuzzy") not in hits  # another place, refused
+    assert by_rule["f"].score != round(by_rule["f"].score)  # fuzzy scores below 100 count
+    assert "g" in by_rule

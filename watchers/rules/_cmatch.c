@@ -28,7 +28,7 @@
 #include <Python.h>
 #include <string.h>
 
-enum { OP_WORD = 0, OP_PHRASE = 1, OP_AND = 2, OP_OR = 3, OP_NOT = 4 };
+enum { OP_WORD = 0, OP_PHRASE = 1, OP_AND = 2, OP_OR = 3, OP_NOT = 4, OP_FUZZY = 5 };
 #define NRANKS 4
 #define BLOOM_BITS 16
 
@@ -55,10 +55,10 @@ typedef struct {
 } RuleSpec;
 
 /* A hit while evaluating: the Hit model is made when the rule matches. */
-enum { KIND_EXACT = 0, KIND_ALIAS = 1 };
-
 typedef struct {
-    int rank, term, kind;
+    int rank, term;
+    PyObject *kind;  /* borrowed: the engine's or the call's verdicts' */
+    double score;
     Py_ssize_t start, end;
     Py_ssize_t vi, vj;  /* the variant: no token (-1), token vi's norm, or "norm_vi norm_vj" */
 } Raw;
@@ -72,11 +72,15 @@ typedef struct {
 typedef struct {
     int key, rank;
     Py_ssize_t tok;
+    PyObject *kind;  /* a fuzzy term's verdict on the token (borrowed), or NULL */
+    double score;
 } Pair;
 
 typedef struct {
     unsigned gen;
-    int term, rank, kind;
+    int term, rank;
+    PyObject *kind;
+    double score;
     Py_ssize_t start, end, vi, vj;
     PyObject *hit;  /* borrowed from the article's list of made hits */
 } HitSlot;
@@ -90,6 +94,8 @@ typedef struct {
     Pair *pairs;            /* the tokens of the engine's keys, field by field */
     Py_ssize_t npairs, cap_pairs;
     Py_ssize_t *toks;       /* token numbers by key and rank */
+    PyObject **tok_kind;    /* beside each: a fuzzy term's verdict kind and score */
+    double *tok_score;
     Py_ssize_t *fill;       /* per key and rank while filling */
     unsigned *rule_gen;     /* per rule: the article it was last queued for */
     int *queue;
@@ -116,6 +122,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *keymap;       /* dict: key -> key number */
+    int nfuzzy;             /* fuzzy terms: key numbers nkeys.. nkeys + nfuzzy - 1 */
     /* The tokeniser gives every occurrence of a word the same str object (its fold cache's),
      * so a table by identity answers most lookups with one compare. It holds each str it
      * names, so no other str can take its address. */
@@ -141,7 +148,7 @@ typedef struct {
     PyObject *hit_fields, *match_fields;  /* the sets every model of each kind shares */
     PyObject *hit_template;  /* a Hit's values, to copy: a dict made whole, never resized */
     PyObject *field_names;  /* tuple of NRANKS str */
-    PyObject *exact, *alias, *hundred;
+    PyObject *exact, *alias, *hundred, *sum, *round;
     PyObject *s_term, *s_field, *s_start, *s_end, *s_text, *s_kind, *s_score, *s_variant;
     PyObject *s_rule, *s_article_id, *s_hits;
     Scratch scratch;
@@ -217,7 +224,7 @@ compile_node(Engine *e, PyObject *prog, int depth)
         return -1;
     }
     Node nd = {(int)op, 0, 0, 0, 0};
-    if (op == OP_WORD || op == OP_PHRASE) {
+    if (op == OP_WORD || op == OP_PHRASE || op == OP_FUZZY) {
         if (PyTuple_GET_SIZE(prog) != 3) {
             PyErr_SetString(PyExc_TypeError, "Engine: a term node is (op, term, mask)");
             return -1;
@@ -348,6 +355,8 @@ scratch_free(Scratch *s)
     PyMem_Free(s->touched);
     PyMem_Free(s->pairs);
     PyMem_Free(s->toks);
+    PyMem_Free(s->tok_kind);
+    PyMem_Free(s->tok_score);
     PyMem_Free(s->fill);
     PyMem_Free(s->rule_gen);
     PyMem_Free(s->queue);
@@ -361,9 +370,10 @@ static int
 scratch_init(Scratch *s, Engine *e)
 {
     memset(s, 0, sizeof(*s));
-    s->occ = PyMem_Calloc((size_t)e->nkeys + 1, sizeof(KeyOcc));
-    s->touched = PyMem_Malloc(sizeof(int) * ((size_t)e->nkeys + 1));
-    s->fill = PyMem_Malloc(sizeof(Py_ssize_t) * NRANKS * ((size_t)e->nkeys + 1));
+    size_t nk = (size_t)e->nkeys + (size_t)e->nfuzzy + 1;
+    s->occ = PyMem_Calloc(nk, sizeof(KeyOcc));
+    s->touched = PyMem_Malloc(sizeof(int) * nk);
+    s->fill = PyMem_Malloc(sizeof(Py_ssize_t) * NRANKS * nk);
     s->rule_gen = PyMem_Calloc((size_t)e->nrules + 1, sizeof(unsigned));
     s->queue = PyMem_Malloc(sizeof(int) * ((size_t)e->nrules + 1));
     if (!s->occ || !s->touched || !s->fill || !s->rule_gen || !s->queue) {
@@ -380,15 +390,33 @@ static PyObject *
 engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     PyObject *keys, *terms, *rules, *anchors, *always, *models;
-    static char *kwlist[] = {"keys", "terms", "rules", "anchors", "always", "models", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!OO!:Engine", kwlist, &PyList_Type,
+    int nfuzzy = 0;
+    static char *kwlist[] = {"keys", "terms", "rules", "anchors", "always", "models", "fuzzy",
+                             NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!OO!|i:Engine", kwlist, &PyList_Type,
                                      &keys, &PyList_Type, &terms, &PyList_Type, &rules,
-                                     &PyList_Type, &anchors, &always, &PyTuple_Type, &models)) {
+                                     &PyList_Type, &anchors, &always, &PyTuple_Type, &models,
+                                     &nfuzzy)) {
+        return NULL;
+    }
+    if (nfuzzy < 0) {
+        PyErr_SetString(PyExc_ValueError, "Engine: fuzzy must be >= 0");
         return NULL;
     }
     Engine *e = (Engine *)type->tp_alloc(type, 0);
     if (e == NULL) {
         return NULL;
+    }
+    e->nfuzzy = nfuzzy;
+    {
+        PyObject *builtins = PyEval_GetBuiltins();  /* borrowed */
+        e->sum = Py_XNewRef(PyDict_GetItemString(builtins, "sum"));
+        e->round = Py_XNewRef(PyDict_GetItemString(builtins, "round"));
+        if (e->sum == NULL || e->round == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "Engine: no builtins sum and round");
+            Py_DECREF(e);
+            return NULL;
+        }
     }
     /* models: (Hit, Match, set __dict__, set fields set, set extra, set private, hit fields,
      *          match fields, field names, weights, max hits, "exact") */
@@ -524,7 +552,8 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         int n = (int)PyTuple_GET_SIZE(tk);
         PyObject *split = PyTuple_GET_ITEM(spec, 3);
         Py_ssize_t nsplit = PyTuple_GET_SIZE(split);
-        if ((kind != OP_WORD && kind != OP_PHRASE) || n < 1
+        if ((kind != OP_WORD && kind != OP_PHRASE && kind != OP_FUZZY) || n < 1
+            || (kind == OP_FUZZY && n != 1)
             || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 2))
             || (nsplit != 0 && (nsplit != 2 || kind != OP_WORD))) {
             PyErr_SetString(PyExc_ValueError, "Engine: bad term");
@@ -549,7 +578,8 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
         for (int j = 0; j < n; j++) {
             long k = PyLong_AsLong(PyTuple_GET_ITEM(tk, j));
-            if (k < 0 || k >= e->nkeys) {
+            int fuzzy_key = k >= e->nkeys && k < e->nkeys + e->nfuzzy;
+            if (k < 0 || (kind == OP_FUZZY ? !fuzzy_key : k >= e->nkeys)) {
                 if (!PyErr_Occurred()) {
                     PyErr_SetString(PyExc_ValueError, "Engine: a term's key is out of range");
                 }
@@ -586,16 +616,16 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
 
     /* anchors: per key, the rules anchored on it */
-    if (PyList_GET_SIZE(anchors) != e->nkeys) {
-        PyErr_SetString(PyExc_ValueError, "Engine: one anchor list per key");
+    if (PyList_GET_SIZE(anchors) != e->nkeys + e->nfuzzy) {
+        PyErr_SetString(PyExc_ValueError, "Engine: one anchor list per key and fuzzy term");
         goto fail;
     }
-    e->anchored = PyMem_Calloc((size_t)e->nkeys + 1, sizeof(int *));
+    e->anchored = PyMem_Calloc((size_t)e->nkeys + (size_t)e->nfuzzy + 1, sizeof(int *));
     if (e->anchored == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
-    for (int k = 0; k < e->nkeys; k++) {
+    for (int k = 0; k < e->nkeys + e->nfuzzy; k++) {
         e->anchored[k] = int_list(PyList_GET_ITEM(anchors, k), "Engine: anchors");
         if (e->anchored[k] == NULL) {
             goto fail;
@@ -653,7 +683,7 @@ engine_dealloc(Engine *e)
     PyMem_Free(e->nodes);
     PyMem_Free(e->kids);
     if (e->anchored) {
-        for (int k = 0; k < e->nkeys; k++) {
+        for (int k = 0; k < e->nkeys + e->nfuzzy; k++) {
             PyMem_Free(e->anchored[k]);
         }
     }
@@ -661,7 +691,7 @@ engine_dealloc(Engine *e)
     PyMem_Free(e->always);
     PyObject **refs[] = {&e->hit_type, &e->match_type, &e->set_dict, &e->set_fields_set,
                          &e->set_extra, &e->set_private, &e->hit_fields, &e->match_fields,
-                         &e->field_names, &e->hit_template, &e->exact, &e->alias, &e->hundred, &e->s_term, &e->s_field,
+                         &e->field_names, &e->hit_template, &e->exact, &e->alias, &e->sum, &e->round, &e->hundred, &e->s_term, &e->s_field,
                          &e->s_start, &e->s_end, &e->s_text, &e->s_kind, &e->s_score,
                          &e->s_variant, &e->s_rule, &e->s_article_id, &e->s_hits};
     for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
@@ -769,11 +799,72 @@ set_fields(Engine *e, Scratch *s, PyObject *fields)
 
 /* Find the tokens of every key of the engine in the fields; queue the rules they anchor. */
 static int
-gather(Engine *e, Scratch *s)
+push_pair(Scratch *s, int k, int r, Py_ssize_t i, PyObject *kind, double score, unsigned gen)
+{
+    if (s->npairs == s->cap_pairs
+        && grow((void **)&s->pairs, &s->cap_pairs, s->npairs + 1, sizeof(Pair)) < 0) {
+        return -1;
+    }
+    Pair *pr = &s->pairs[s->npairs++];
+    pr->key = k;
+    pr->rank = r;
+    pr->tok = i;
+    pr->kind = kind;
+    pr->score = score;
+    KeyOcc *o = &s->occ[k];
+    if (o->gen != gen) {
+        o->gen = gen;
+        memset(o->count, 0, sizeof(o->count));
+        s->touched[s->ntouched++] = k;
+    }
+    o->count[r]++;
+    return 0;
+}
+
+/* A token's verdicts: ((fuzzy term, kind, score, whole-word only), ...) of the call's dict. */
+static int
+push_verdicts(Engine *e, Scratch *s, PyObject *verdicts, int r, Py_ssize_t i, unsigned gen)
+{
+    if (!PyTuple_Check(verdicts)) {
+        PyErr_SetString(PyExc_TypeError, "Engine: a token's verdicts must be a tuple");
+        return -1;
+    }
+    for (Py_ssize_t v = 0; v < PyTuple_GET_SIZE(verdicts); v++) {
+        PyObject *item = PyTuple_GET_ITEM(verdicts, v);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4
+            || !PyUnicode_Check(PyTuple_GET_ITEM(item, 1))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "Engine: a verdict is (fuzzy term, kind, score, whole word only)");
+            return -1;
+        }
+        long f = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+        double score = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 2));
+        int whole = PyObject_IsTrue(PyTuple_GET_ITEM(item, 3));
+        if (PyErr_Occurred() || whole < 0) {
+            return -1;
+        }
+        if (f < 0 || f >= e->nfuzzy) {
+            PyErr_SetString(PyExc_ValueError, "Engine: a verdict's fuzzy term is out of range");
+            return -1;
+        }
+        /* A fuzzy verdict holds for whole words only: a compound is matched through its
+         * parts (see Evaluator.resolve). */
+        if (whole && pos_at(s, r, i) != last_at(s, r, i)) {
+            continue;
+        }
+        if (push_pair(s, e->nkeys + (int)f, r, i, PyTuple_GET_ITEM(item, 1), score, gen) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+gather(Engine *e, Scratch *s, PyObject *verdicts)
 {
     s->gen++;
     if (s->gen == 0) {  /* wrapped: forget every stamp */
-        memset(s->occ, 0, sizeof(KeyOcc) * ((size_t)e->nkeys + 1));
+        memset(s->occ, 0, sizeof(KeyOcc) * ((size_t)e->nkeys + (size_t)e->nfuzzy + 1));
         memset(s->rule_gen, 0, sizeof(unsigned) * ((size_t)e->nrules + 1));
         if (s->slots != NULL) {
             memset(s->slots, 0, sizeof(HitSlot) * (size_t)s->cap_slots);
@@ -833,24 +924,20 @@ gather(Engine *e, Scratch *s)
                     Py_XDECREF(old);  /* a str: freeing it runs no Python code */
                 }
             }
-            if (k < 0) {
-                continue;
-            }
-            if (s->npairs == s->cap_pairs
-                && grow((void **)&s->pairs, &s->cap_pairs, s->npairs + 1, sizeof(Pair)) < 0) {
+            if (k >= 0 && push_pair(s, k, r, i, NULL, 100.0, gen) < 0) {
                 return -1;
             }
-            Pair *pr = &s->pairs[s->npairs++];
-            pr->key = k;
-            pr->rank = r;
-            pr->tok = i;
-            KeyOcc *o = &s->occ[k];
-            if (o->gen != gen) {
-                o->gen = gen;
-                memset(o->count, 0, sizeof(o->count));
-                s->touched[s->ntouched++] = k;
+            if (verdicts != NULL) {
+                PyObject *v = PyDict_GetItemWithError(verdicts, key);
+                if (v == NULL) {
+                    if (PyErr_Occurred()) {
+                        return -1;
+                    }
+                }
+                else if (push_verdicts(e, s, v, r, i, gen) < 0) {
+                    return -1;
+                }
             }
-            o->count[r]++;
         }
     }
     /* Lay out each key's tokens, rank by rank, in token order. */
@@ -865,14 +952,27 @@ gather(Engine *e, Scratch *s)
     }
     cap = off + 1;
     Py_ssize_t *toks = PyMem_Realloc(s->toks, sizeof(Py_ssize_t) * (size_t)cap);
-    if (toks == NULL) {
+    if (toks != NULL) {
+        s->toks = toks;
+    }
+    PyObject **kinds = PyMem_Realloc(s->tok_kind, sizeof(PyObject *) * (size_t)cap);
+    if (kinds != NULL) {
+        s->tok_kind = kinds;
+    }
+    double *scores = PyMem_Realloc(s->tok_score, sizeof(double) * (size_t)cap);
+    if (scores != NULL) {
+        s->tok_score = scores;
+    }
+    if (toks == NULL || kinds == NULL || scores == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    s->toks = toks;
     for (Py_ssize_t p = 0; p < s->npairs; p++) {
         Pair *pr = &s->pairs[p];
-        toks[s->fill[(size_t)pr->key * NRANKS + (size_t)pr->rank]++] = pr->tok;
+        Py_ssize_t at = s->fill[(size_t)pr->key * NRANKS + (size_t)pr->rank]++;
+        toks[at] = pr->tok;
+        kinds[at] = pr->kind;
+        scores[at] = pr->score;
     }
     /* The rules to try, in rule order. */
     s->nqueue = 0;
@@ -914,8 +1014,8 @@ occ_of(Scratch *s, int key, int rank, Py_ssize_t *n)
 }
 
 static int
-push_raw(Scratch *s, int rank, int term, Py_ssize_t start, Py_ssize_t end, int kind,
-         Py_ssize_t vi, Py_ssize_t vj)
+push_raw(Scratch *s, int rank, int term, Py_ssize_t start, Py_ssize_t end, PyObject *kind,
+         double score, Py_ssize_t vi, Py_ssize_t vj)
 {
     if (s->nraw == s->cap_raw
         && grow((void **)&s->raw, &s->cap_raw, s->nraw + 1, sizeof(Raw)) < 0) {
@@ -927,6 +1027,7 @@ push_raw(Scratch *s, int rank, int term, Py_ssize_t start, Py_ssize_t end, int k
     h->start = start;
     h->end = end;
     h->kind = kind;
+    h->score = score;
     h->vi = vi;
     h->vj = vj;
     return 0;
@@ -1010,7 +1111,7 @@ eval_node(Engine *e, Scratch *s, int at)
                 for (Py_ssize_t j = 0; j < n; j++) {
                     Py_ssize_t i = toks[j];
                     Py_ssize_t st = int_at(s->starts[r], i), en = int_at(s->ends[r], i);
-                    if (push_raw(s, r, nd->a, st, en, w ? KIND_ALIAS : KIND_EXACT,
+                    if (push_raw(s, r, nd->a, st, en, w ? e->alias : e->exact, 100.0,
                                  w ? i : -1, -1) < 0) {
                         return -1;
                     }
@@ -1038,12 +1139,41 @@ eval_node(Engine *e, Scratch *s, int at)
                     continue;
                 }
                 if (push_raw(s, r, nd->a, int_at(s->starts[r], i), int_at(s->ends[r], j),
-                             KIND_EXACT, i, j) < 0) {
+                             e->exact, 100.0, i, j) < 0) {
                     return -1;
                 }
             }
         }
         return s->nraw > before;
+    }
+    case OP_FUZZY: {
+        /* The tokens some verdict of the call accepted: an exact one hits as a word does,
+         * another kind with its score and the token's norm. */
+        int key = e->term_keys[e->terms[nd->a].first];
+        int found = 0;
+        for (int r = 0; r < NRANKS; r++) {
+            if (!(nd->mask & (1 << r))) {
+                continue;
+            }
+            Py_ssize_t n;
+            Py_ssize_t *toks = occ_of(s, key, r, &n);
+            if (n == 0) {
+                continue;
+            }
+            Py_ssize_t base = toks - s->toks;
+            for (Py_ssize_t j = 0; j < n; j++) {
+                Py_ssize_t i = toks[j];
+                PyObject *kind = s->tok_kind[base + j];
+                int exact = kind == e->exact || PyUnicode_Compare(kind, e->exact) == 0;
+                Py_ssize_t st = int_at(s->starts[r], i), en = int_at(s->ends[r], i);
+                if (push_raw(s, r, nd->a, st, en, exact ? e->exact : kind,
+                             exact ? 100.0 : s->tok_score[base + j], exact ? -1 : i, -1) < 0) {
+                    return -1;
+                }
+            }
+            found = 1;
+        }
+        return found;
     }
     case OP_PHRASE: {
         TermSpec *t = &e->terms[nd->a];
@@ -1092,7 +1222,7 @@ eval_node(Engine *e, Scratch *s, int at)
                     cur = nxt;
                 }
                 if (whole) {
-                    if (push_raw(s, r, nd->a, st, en, KIND_EXACT, -1, -1) < 0) {
+                    if (push_raw(s, r, nd->a, st, en, e->exact, 100.0, -1, -1) < 0) {
                         return -1;
                     }
                     found = 1;
@@ -1197,7 +1327,13 @@ cmp_raw(const void *pa, const void *pb)
         return c;
     }
     if (a->kind != b->kind) {
-        return a->kind == KIND_ALIAS ? -1 : 1;  /* "alias" < "exact" */
+        int k = PyUnicode_Compare(a->kind, b->kind);
+        if (k != 0) {
+            return k;
+        }
+    }
+    if (a->score != b->score) {
+        return a->score > b->score ? -1 : 1;  /* the better score first */
     }
     if (a->vi == b->vi && a->vj == b->vj) {
         return 0;
@@ -1253,16 +1389,19 @@ new_hit(Engine *e, Scratch *s, const Raw *h)
     PyObject *text = PyUnicode_Substring(s->text[h->rank], h->start, h->end);
     PyObject *start = PyLong_FromSsize_t(h->start), *end = PyLong_FromSsize_t(h->end);
     PyObject *variant = variant_of(s, h);
+    PyObject *score = h->score == 100.0 ? Py_NewRef(e->hundred) : PyFloat_FromDouble(h->score);
     PyObject *d = PyDict_Copy(e->hit_template);
     if (text == NULL || start == NULL || end == NULL || d == NULL || variant == NULL
+        || score == NULL
         || PyDict_SetItem(d, e->s_term, e->terms[h->term].label) < 0
         || PyDict_SetItem(d, e->s_field, PyTuple_GET_ITEM(e->field_names, h->rank)) < 0
         || PyDict_SetItem(d, e->s_start, start) < 0 || PyDict_SetItem(d, e->s_end, end) < 0
         || PyDict_SetItem(d, e->s_text, text) < 0
-        || PyDict_SetItem(d, e->s_kind, h->kind == KIND_ALIAS ? e->alias : e->exact) < 0
-        || PyDict_SetItem(d, e->s_score, e->hundred) < 0
+        || PyDict_SetItem(d, e->s_kind, h->kind) < 0
+        || PyDict_SetItem(d, e->s_score, score) < 0
         || PyDict_SetItem(d, e->s_variant, variant) < 0) {
         Py_XDECREF(variant);
+        Py_XDECREF(score);
         Py_XDECREF(text);
         Py_XDECREF(start);
         Py_XDECREF(end);
@@ -1270,6 +1409,7 @@ new_hit(Engine *e, Scratch *s, const Raw *h)
         return NULL;
     }
     Py_DECREF(variant);
+    Py_DECREF(score);
     Py_DECREF(text);
     Py_DECREF(start);
     Py_DECREF(end);
@@ -1309,7 +1449,8 @@ hit_for(Engine *e, Scratch *s, const Raw *h)
     while (s->slots[j].gen == s->gen) {
         HitSlot *o = &s->slots[j];
         if (o->term == h->term && o->rank == h->rank && o->start == h->start
-            && o->end == h->end && o->kind == h->kind && o->vi == h->vi && o->vj == h->vj) {
+            && o->end == h->end && o->kind == h->kind && o->score == h->score && o->vi == h->vi
+            && o->vj == h->vj) {
             return o->hit;
         }
         j = (j + 1) & mask;
@@ -1330,6 +1471,7 @@ hit_for(Engine *e, Scratch *s, const Raw *h)
     o->start = h->start;
     o->end = h->end;
     o->kind = h->kind;
+    o->score = h->score;
     o->vi = h->vi;
     o->vj = h->vj;
     o->hit = hit;
@@ -1350,29 +1492,67 @@ make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *article_id)
     /* One hit per (rank, span, term); the score counts each once. */
     Py_ssize_t kept = 0;
     double score = 0.0;
+    int whole = 1;  /* every score 100: the sum is of halves and wholes, exact */
     for (Py_ssize_t i = 0; i < n; i++) {
         if (kept > 0 && cmp_sig(&raw[kept - 1], &raw[i]) == 0) {
             continue;
         }
         raw[kept++] = raw[i];
         score += e->weight[raw[i].rank];
+        whole &= raw[i].score == 100.0;
+    }
+    PyObject *sc = NULL;
+    if (whole) {
+        sc = PyFloat_FromDouble(score);
+    }
+    else {
+        /* As Evaluator._build_hits: float(round(sum(weight * score / 100.0 ...), 4)), in
+         * Python, whose sum may add floats otherwise than a loop here. */
+        PyObject *parts = PyList_New(kept);
+        if (parts == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < kept; i++) {
+            PyObject *x = PyFloat_FromDouble(e->weight[raw[i].rank] * raw[i].score / 100.0);
+            if (x == NULL) {
+                Py_DECREF(parts);
+                return NULL;
+            }
+            PyList_SET_ITEM(parts, i, x);
+        }
+        PyObject *total = PyObject_CallOneArg(e->sum, parts);
+        Py_DECREF(parts);
+        PyObject *four = total ? PyLong_FromLong(4) : NULL;
+        PyObject *rounded = four ? PyObject_CallFunctionObjArgs(e->round, total, four, NULL)
+                                 : NULL;
+        Py_XDECREF(total);
+        Py_XDECREF(four);
+        if (rounded == NULL) {
+            return NULL;
+        }
+        sc = PyNumber_Float(rounded);
+        Py_DECREF(rounded);
+    }
+    if (sc == NULL) {
+        return NULL;
     }
     Py_ssize_t shown = kept < e->max_hits ? kept : e->max_hits;
     PyObject *hits = PyTuple_New(shown);
     if (hits == NULL) {
+        Py_DECREF(sc);
         return NULL;
     }
     for (Py_ssize_t i = 0; i < shown; i++) {
         PyObject *hit = hit_for(e, s, &raw[i]);
         if (hit == NULL) {
             Py_DECREF(hits);
+            Py_DECREF(sc);
             return NULL;
         }
         PyTuple_SET_ITEM(hits, i, Py_NewRef(hit));
     }
-    PyObject *sc = PyFloat_FromDouble(score);
     PyObject *d = PyDict_New();
-    if (sc == NULL || d == NULL || PyDict_SetItem(d, e->s_rule, rule->name) < 0
+    if (d == NULL || PyDict_SetItem(d, e->s_rule, rule->name) < 0
         || PyDict_SetItem(d, e->s_article_id, article_id) < 0
         || PyDict_SetItem(d, e->s_score, sc) < 0 || PyDict_SetItem(d, e->s_hits, hits) < 0) {
         Py_XDECREF(sc);
@@ -1421,9 +1601,17 @@ give_scratch(Engine *e, Scratch *s)
 static PyObject *
 engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "match(fields, article_id)");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "match(fields, article_id[, verdicts])");
         return NULL;
+    }
+    PyObject *verdicts = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
+    if (verdicts != NULL && !PyDict_Check(verdicts)) {
+        PyErr_SetString(PyExc_TypeError, "Engine: verdicts must be a dict");
+        return NULL;
+    }
+    if (verdicts != NULL && PyDict_GET_SIZE(verdicts) == 0) {
+        verdicts = NULL;
     }
     Scratch spare;
     Scratch *s = take_scratch(e, &spare);
@@ -1432,7 +1620,7 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *out = NULL;
     s->made = PyList_New(0);
-    if (s->made == NULL || set_fields(e, s, args[0]) < 0 || gather(e, s) < 0) {
+    if (s->made == NULL || set_fields(e, s, args[0]) < 0 || gather(e, s, verdicts) < 0) {
         goto done;
     }
     qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
@@ -1471,17 +1659,19 @@ done:
 static PyObject *
 engine_candidates(Engine *e, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, "candidates(fields)");
+    if (nargs != 1 && nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "candidates(fields[, verdicts])");
         return NULL;
     }
+    PyObject *verdicts = nargs == 2 && PyDict_Check(args[1]) && PyDict_GET_SIZE(args[1]) ? args[1]
+                                                                                        : NULL;
     Scratch spare;
     Scratch *s = take_scratch(e, &spare);
     if (s == NULL) {
         return NULL;
     }
     PyObject *out = NULL;
-    if (set_fields(e, s, args[0]) < 0 || gather(e, s) < 0) {
+    if (set_fields(e, s, args[0]) < 0 || gather(e, s, verdicts) < 0) {
         goto done;
     }
     qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);

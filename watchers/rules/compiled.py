@@ -1,13 +1,19 @@
 """Rules decided and evidenced in C: which rules qualify, and their programs.
 
 A rule qualifies when every term of it is a word (found by its key, the other keys of its
-alias group, and its compound reading written apart) or an exact phrase of words in no alias
-group, and they are joined by AND, OR and NOT. Its truth and evidence then depend only on where
-its keys occur in the article's token lists, which the C engine (``watchers.rules._cmatch``,
-optional) reads without making a Python object per term. It gives the same matches as
+alias group, and its compound reading written apart), a fuzzy term, or an exact phrase of words
+in no alias group, and they are joined by AND, OR and NOT. Its truth and evidence then depend
+only on where its keys occur in the article's token lists (and, for a fuzzy term, on which of
+the article's words it accepts), which the C engine (``watchers.rules._cmatch``, optional) reads
+without making a Python object per term. It gives the same matches as
 :class:`~watchers.rules.matcher.Evaluator`, which is the specification: the naive loop always
-runs on it, and tests compare the two. Other rules (fuzzy terms, prefixes, NEAR, regexes,
-sloppy phrases, phrases with an aliased word) stay with the Python evaluator and the rule index.
+runs on it, and tests compare the two. Other rules (prefixes, NEAR, regexes, sloppy phrases,
+phrases with an aliased or fuzzy word) stay with the Python evaluator and the rule index.
+
+Fuzzy terms: per article, the article's words are looked up in a fuzzy vocabulary of the
+engine's fuzzy terms (the rule index's, cached per distinct word), each word accepted gets its
+verdicts from :func:`~watchers.rules.variants.compare` (cached per word), and the engine hits
+the tokens of those words as ``Evaluator.resolve`` does (a fuzzy verdict only on whole words).
 
 ``NEWSWATCH_PURE`` set (as for the C word scan) or the extension missing: every rule stays in
 Python.
@@ -26,6 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ..models import Hit, Match
+from .index import _FuzzyTerm, _FuzzyVocabulary
 from .matcher import (
     _FIELD_RANK,
     _FIELD_WEIGHT,
@@ -35,14 +42,16 @@ from .matcher import (
     Analysis,
 )
 from .syntax import And, Node, Not, Or, Phrase, Term
-from .variants import Aliases, _zipf, compound_splits
+from .variants import Aliases, _zipf, compare, compound_splits
 
 if TYPE_CHECKING:
     from .ruleset import Rule
 
 __all__ = ["CompiledRules", "available"]
 
-_WORD, _PHRASE, _AND, _OR, _NOT = 0, 1, 2, 3, 4
+_WORD, _PHRASE, _AND, _OR, _NOT, _FUZZY = 0, 1, 2, 3, 4, 5
+# Words whose fuzzy verdicts are kept before the cache starts afresh.
+_VERDICTS_LIMIT = 200_000
 _RANK_NAMES: Final = tuple(sorted(_FIELD_RANK, key=_FIELD_RANK.__getitem__))
 _NO_FIELD: Final = None
 
@@ -82,6 +91,7 @@ class _Builder:
         self.keys: dict[str, int] = {}
         self.terms: dict[tuple[int, tuple[int, ...], str, tuple[int, ...]], int] = {}
         self.splits: dict[str, tuple[tuple[str, str], ...]] = {}
+        self.fuzzy: dict[_FuzzyTerm, int] = {}  # fuzzy term -> its number
 
     def _key(self, key: str) -> int:
         k = self.keys.get(key)
@@ -120,6 +130,8 @@ class _Builder:
     def check(self, node: Node) -> bool:
         """Whether ``node`` qualifies (see the module docstring)."""
         if isinstance(node, Term):
+            if node.kind == "fuzzy":
+                return True
             return node.kind == "word" and len(self._split(node.key)) <= 1
         if isinstance(node, Phrase):
             return (
@@ -133,8 +145,23 @@ class _Builder:
             return self.check(node.child)
         return False
 
-    def program(self, node: Node, defaults: Sequence[str]) -> tuple[Any, ...]:
+    def _fuzzy(self, node: Term, threshold: float) -> int:
+        thr = float(node.similarity if node.similarity is not None else threshold)
+        term = _FuzzyTerm(node.key, thr)
+        f = self.fuzzy.get(term)
+        if f is None:
+            f = self.fuzzy[term] = len(self.fuzzy)
+        return f
+
+    def program(self, node: Node, defaults: Sequence[str], threshold: float) -> tuple[Any, ...]:
         """``node`` as the engine's nested tuples (it must :meth:`check`)."""
+        if isinstance(node, Term) and node.kind == "fuzzy":
+            # Its key number is the fuzzy term's number until the keys are all known.
+            spec = (_FUZZY, (self._fuzzy(node, threshold),), node.text, ())
+            t = self.terms.get(spec)
+            if t is None:
+                t = self.terms[spec] = len(self.terms)
+            return (_FUZZY, t, self._mask(node.field, defaults))
         if isinstance(node, Term):
             split = self._split(node.key)
             keys = self._word_keys(node.key)
@@ -146,19 +173,27 @@ class _Builder:
         if isinstance(node, And):
             # Positive children first, in order, then the NOTs' inner nodes, as evaluate does.
             kids = node.children
-            pos = tuple(self.program(c, defaults) for c in kids if not isinstance(c, Not))
-            neg = tuple(self.program(c.child, defaults) for c in kids if isinstance(c, Not))
+            pos = tuple(
+                self.program(c, defaults, threshold) for c in kids if not isinstance(c, Not)
+            )
+            neg = tuple(
+                self.program(c.child, defaults, threshold) for c in kids if isinstance(c, Not)
+            )
             return (_AND, pos, neg)
         if isinstance(node, Or):
-            return (_OR, tuple(self.program(c, defaults) for c in node.children))
+            return (_OR, tuple(self.program(c, defaults, threshold) for c in node.children))
         assert isinstance(node, Not)
-        return (_NOT, self.program(node.child, defaults))
+        return (_NOT, self.program(node.child, defaults, threshold))
 
-    def anchors(self, node: Node) -> tuple[frozenset[str], float] | None:
-        """Keys one of which any article ``node`` is true on holds, with their cost; or None."""
+    def anchors(self, node: Node, threshold: float) -> tuple[frozenset[str | int], float] | None:
+        """Keys (a fuzzy term by its number) one of which any article ``node`` is true on
+        holds, with their cost; or None."""
+        if isinstance(node, Term) and node.kind == "fuzzy":
+            return frozenset({self._fuzzy(node, threshold)}), 2.0 * _cost(node.key)
         if isinstance(node, Term):
-            keys = set(self._word_keys(node.key))
-            cost = sum(map(_cost, keys))
+            words = self._word_keys(node.key)
+            cost = float(sum(map(_cost, words)))
+            keys: set[str | int] = set(words)
             for left, right in self._split(node.key):
                 rarer = min((left, right), key=lambda k: (_cost(k), k))
                 keys.add(rarer)
@@ -170,19 +205,19 @@ class _Builder:
         if isinstance(node, Not):
             return None
         if isinstance(node, And):
-            best: tuple[frozenset[str], float] | None = None
+            best: tuple[frozenset[str | int], float] | None = None
             for child in node.children:
                 if isinstance(child, Not):
                     continue
-                found = self.anchors(child)
+                found = self.anchors(child, threshold)
                 if found is not None and (best is None or found[1] < best[1]):
                     best = found
             return best
         assert isinstance(node, Or)
-        union: set[str] = set()
+        union: set[str | int] = set()
         cost = 0.0
         for child in node.children:
-            found = self.anchors(child)
+            found = self.anchors(child, threshold)
             if found is None:
                 return None
             union |= found[0]
@@ -200,7 +235,7 @@ class CompiledRules:
     def __init__(self, rules: Sequence[Rule], aliases: Aliases) -> None:
         b = _Builder(aliases)
         specs: list[tuple[str, int, tuple[Any, ...]]] = []
-        anchor_keys: list[frozenset[str] | None] = []
+        anchor_keys: list[frozenset[str | int] | None] = []
         self.numbers: list[int] = []
         self.rest: list[int] = []
         for i, rule in enumerate(rules):
@@ -209,19 +244,24 @@ class CompiledRules:
                 self.rest.append(i)
                 continue
             defaults = rule.fields or DEFAULT_FIELDS
-            specs.append((rule.name, i, b.program(node, defaults)))
-            found = b.anchors(node)
+            specs.append((rule.name, i, b.program(node, defaults, rule.threshold)))
+            found = b.anchors(node, rule.threshold)
             anchor_keys.append(None if found is None else found[0])
             self.numbers.append(i)
+        nkeys = len(b.keys)
         always: list[int] = []
-        by_key: list[list[int]] = [[] for _ in b.keys]
+        by_key: list[list[int]] = [[] for _ in range(nkeys + len(b.fuzzy))]
         for r, keys in enumerate(anchor_keys):
             if keys is None:
                 always.append(r)
                 continue
             for k in keys:
-                by_key[b.keys[k]].append(r)
-        terms = sorted(b.terms, key=b.terms.__getitem__)
+                by_key[nkeys + k if isinstance(k, int) else b.keys[k]].append(r)
+        # A fuzzy term's key number follows the keys.
+        terms = [
+            (kind, (nkeys + keys[0],) if kind == _FUZZY else keys, label, split)
+            for kind, keys, label, split in sorted(b.terms, key=b.terms.__getitem__)
+        ]
         models = (
             Hit,
             Match,
@@ -236,7 +276,18 @@ class CompiledRules:
             MAX_HITS,
             "exact",
         )
-        self.engine = _cmatch.Engine(list(b.keys), terms, specs, by_key, always, models)
+        self.engine = _cmatch.Engine(
+            list(b.keys), terms, specs, by_key, always, models, fuzzy=len(b.fuzzy)
+        )
+        self._aliases = aliases
+        # The fuzzy terms, their numbers, and each word's verdicts (see the module docstring).
+        self._fuzzy_numbers = b.fuzzy
+        self._vocabulary = (
+            _FuzzyVocabulary(sorted(b.fuzzy, key=lambda t: (t.key, t.threshold)), aliases)
+            if b.fuzzy
+            else None
+        )
+        self._verdicts: dict[str, tuple[tuple[int, str, float, bool], ...]] = {}
         mask = self.engine.rank_mask
         self.fields: tuple[str, ...] = tuple(
             name for name in _RANK_NAMES if mask & (1 << _FIELD_RANK[name])
@@ -254,16 +305,51 @@ class CompiledRules:
             out[_FIELD_RANK[name]] = (ft.keys, ft.starts, ft.ends, pos, last, ft.text, ft.norms)
         return tuple(out)
 
+    def _fuzzy_verdicts(
+        self, fields: tuple[Any, ...]
+    ) -> dict[str, tuple[tuple[int, str, float, bool], ...]] | None:
+        """The article's words some fuzzy term accepts, each with (term number, kind, score,
+        whether the verdict holds for whole words only) per term."""
+        vocabulary = self._vocabulary
+        if vocabulary is None:
+            return None
+        words: set[str] = set()
+        for f in fields:
+            if f is not None:
+                words.update(f[0])
+        found = vocabulary.lookup(words)
+        if not found:
+            return None
+        cache = self._verdicts
+        if len(cache) + len(found) > _VERDICTS_LIMIT:
+            cache.clear()
+        out: dict[str, tuple[tuple[int, str, float, bool], ...]] = {}
+        numbers, aliases = self._fuzzy_numbers, self._aliases
+        for word, terms in found.items():
+            verdicts = cache.get(word)
+            if verdicts is None:
+                made = []
+                for term in terms:
+                    v = compare(term.key, word, term.threshold, aliases)
+                    if v is not None:
+                        made.append((numbers[term], v.kind, float(v.score), v.kind == "fuzzy"))
+                verdicts = cache[word] = tuple(made)
+            if verdicts:
+                out[word] = verdicts
+        return out
+
     def match(self, analysis: Analysis) -> list[tuple[int, Match]]:
         """The engine's rules that match, as (position in the rule set, match), in order."""
+        fields = self._fields(analysis)
         result: list[tuple[int, Match]] = self.engine.match(
-            self._fields(analysis), analysis.article.id
+            fields, analysis.article.id, self._fuzzy_verdicts(fields)
         )
         return result
 
     def candidates(self, analysis: Analysis) -> list[int]:
         """The positions of the engine's rules that :meth:`match` evaluates, in order."""
-        result: list[int] = self.engine.candidates(self._fields(analysis))
+        fields = self._fields(analysis)
+        result: list[int] = self.engine.candidates(fields, self._fuzzy_verdicts(fields))
         return result
 
 
