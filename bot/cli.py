@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import sources_cli, store_cli, stories_cli, trend_cli
 from bot.cli_config import config_arg, config_path, load
 from bot.logs import say
-from watchers.config import Config, format_duration, load_config, parse_duration
-from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
 
+# What a command needs (asyncio, the config models, the engine, the store) is imported by that
+# command when it runs, not here: `newswatch --help` and a mistyped option answer at once, and
+# each command pays only for its own modules (tests/cli/test_startup.py keeps it so).
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from watchers.config import Config
     from watchers.models import Article
     from watchers.store import Store
     from watchers.store.base import StoryRecord
@@ -62,6 +63,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from watchers.config import format_duration, load_config
+
     path = config_path(args.config)
     cfg = load_config(path)
     print(f"{path}: ok")
@@ -90,6 +93,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"    {route:<16} {dest}; stories: {cfg.stories_mode(route)}")
     print(f"  stories  window {format_duration(cfg.stories.window)}")
     if args.live:
+        import asyncio
+
         return asyncio.run(_check_live(cfg))
     return EXIT_OK
 
@@ -128,6 +133,7 @@ async def _check_live(cfg: Config) -> int:
 
 
 def _documents(paths: Sequence[str]) -> list[Path]:
+    from watchers.errors import NewswatchError
     from watchers.sources.folder import SUFFIXES
 
     files: list[Path] = []
@@ -144,6 +150,9 @@ def _documents(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
+    import json
+
+    from watchers.errors import NewswatchError
     from watchers.rules import explain, match_query, parse
     from watchers.sources.folder import read_article_file
 
@@ -182,6 +191,11 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 
 def _since(value: str | None) -> datetime | None:
+    from datetime import UTC, datetime
+
+    from watchers.config import parse_duration
+    from watchers.errors import NewswatchError
+
     if not value:
         return None
     try:
@@ -191,6 +205,9 @@ def _since(value: str | None) -> datetime | None:
 
 
 async def _search(args: argparse.Namespace) -> int:
+    import json
+
+    from watchers.errors import NewswatchError
     from watchers.search import search
     from watchers.store import store_exists
 
@@ -255,6 +272,8 @@ def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecor
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    import asyncio
+
     return asyncio.run(_search(args))
 
 
@@ -317,6 +336,10 @@ async def _import(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from watchers.errors import NewswatchError
+
     path = Path(args.file)
     if not path.is_file():
         raise NewswatchError(f"{path}: no such file" if not path.exists()
@@ -328,6 +351,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     cfg = load(args.config)
     _setup_logging(args.verbose)
     from bot.runner import run
@@ -351,6 +376,8 @@ def _lease(value: str) -> float:
 def _run_duration(value: str) -> float:
     """The seconds of a positive duration such as 30s or 2m (``run --lease``,
     ``--safety-poll``)."""
+    from watchers.config import parse_duration
+
     try:
         seconds = parse_duration(value).total_seconds()
     except (ValueError, TypeError) as exc:
@@ -379,13 +406,7 @@ def _around(query: str, column: int, width: int = 70) -> tuple[str, int]:
     return prefix + shown + suffix, column - 1 - start + len(prefix)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="newswatch",
-        description="Watch news sources, match rules, and alert a Discord team (or a terminal).",
-    )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run = sub.add_parser("run", help="watch sources and deliver alerts")
     config_arg(run)
     run.add_argument("--once", action="store_true", help="poll every source once, deliver, exit")
@@ -406,12 +427,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "notification arrived (default 30s)")
     run.set_defaults(func=cmd_run)
 
+
+def _add_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     check = sub.add_parser("check", help="validate a config file and summarise it")
     config_arg(check)
     check.add_argument("--live", action="store_true",
                        help="also poll every source once now and show its stored health")
     check.set_defaults(func=cmd_check)
 
+
+def _add_match(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     match = sub.add_parser("match", help="try a query on files or folders (no store needed)")
     match.add_argument("query")
     match.add_argument("paths", nargs="*", metavar="PATH",
@@ -421,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--threshold", type=int, default=85, help="fuzzy similarity (default 85)")
     match.set_defaults(func=cmd_match)
 
+
+def _add_search(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     search = sub.add_parser("search", help="search stored articles with the rule language")
     search.add_argument("query")
     config_arg(search)
@@ -431,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="one JSON object per result")
     search.set_defaults(func=cmd_search)
 
+
+def _add_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     imp = sub.add_parser(
         "import", help="load history from a JSON Lines file (matched, never alerted)",
         description="Load articles from FILE, one JSON object per line with id, title, text, "
@@ -442,15 +471,45 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", metavar="FILE")
     config_arg(imp)
     imp.set_defaults(func=cmd_import)
-    stories_cli.add_parser(sub)
-    sources_cli.add_parser(sub)
-    trend_cli.add_parser(sub)
-    store_cli.add_parsers(sub)
+
+
+# Each command's names and what adds it to the parser, in the order `--help` lists them.
+_COMMANDS: tuple[tuple[tuple[str, ...], Callable[[Any], None]], ...] = (
+    (("run",), _add_run),
+    (("check",), _add_check),
+    (("match",), _add_match),
+    (("search",), _add_search),
+    (("import",), _add_import),
+    (("stories",), stories_cli.add_parser),
+    (("sources",), sources_cli.add_parser),
+    (("trend",), trend_cli.add_parser),
+    (("migrate", "copy"), store_cli.add_parsers),
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``newswatch`` command line; with ``command``, only that command's part of it (when
+    it names one), which parses that command's arguments exactly as the whole does."""
+    p = argparse.ArgumentParser(
+        prog="newswatch",
+        description="Watch news sources, match rules, and alert a Discord team (or a terminal).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    known = any(command in names for names, _ in _COMMANDS)
+    for names, add in _COMMANDS:
+        if not known or command in names:
+            add(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Only the named command's parser is built: building all dozen of them costs a few
+    # milliseconds on every start. The top level has no options of its own but -h, so the
+    # command is the first word; anything else (-h, a typo) gets the whole parser.
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
+
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from watchers.config import Config, load_config
+if TYPE_CHECKING:
+    from watchers.config import Config
 
 __all__ = ["config_arg", "config_path", "load"]
 
@@ -25,4 +27,8 @@ def config_path(arg: str | None) -> Path:
 
 
 def load(arg: str | None) -> Config:
+    # The config models (pydantic) load here, for the commands that read a config, not when
+    # `newswatch` starts: `--help` and the offline commands do without them.
+    from watchers.config import load_config
+
     return load_config(config_path(arg))

@@ -15,7 +15,6 @@ newswatch.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -23,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.cli_config import config_arg, load
 from bot.logs import say
-from watchers.config import Config, parse_duration
-from watchers.errors import NewswatchError
-from watchers.sources import describe_source
 
 if TYPE_CHECKING:
-    # watchers.opml is loaded by these subcommands only, not by every `newswatch` command.
+    # asyncio, the config models, the sources and watchers.opml are loaded by these
+    # subcommands when they run, not by every `newswatch` command.
+    from watchers.config import Config
     from watchers.opml import OpmlReport
 
 __all__ = ["add_parser", "run"]
@@ -85,6 +83,10 @@ def _read(path: Path) -> bytes:
 
 
 def _run_import(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from watchers.config import parse_duration
+
     try:
         every = parse_duration(args.every)
     except ValueError as exc:
@@ -133,6 +135,8 @@ def _listing(report: OpmlReport) -> str:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    import asyncio
+
     from watchers.opml import export_opml
 
     cfg = load(args.config)
@@ -158,6 +162,8 @@ async def _sources(cfg: Config) -> list[_Feed]:
     """The sources a started engine would run (the engine's own merge of the file's and the
     stored ones)."""
     from watchers.engine import merged_sources
+    from watchers.errors import NewswatchError
+    from watchers.sources import describe_source
     from watchers.store import open_store, store_exists
 
     path = cfg.storage.target(cfg.resolve)

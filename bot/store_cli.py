@@ -11,7 +11,6 @@ unfinished copy leaves the destination marked incomplete and the message says ho
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,7 @@ from bot.progress import ProgressBar
 
 if TYPE_CHECKING:
     # Imported when a command runs: the copy code loads the PostgreSQL driver, which no other
-    # command should pay for at start-up.
+    # command should pay for at start-up (nor asyncio, which `newswatch --help` does without).
     from watchers.store.copy import CopyProgress, CopySummary
 
 __all__ = ["add_parsers"]
@@ -63,6 +62,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
     from watchers.rules.lookup import lookup_terms
     from watchers.store.copy import migrate
 
@@ -108,6 +109,8 @@ def _print_counts(summary: CopySummary) -> None:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    import asyncio
+
     from watchers.rules.lookup import lookup_terms
     from watchers.store.copy import copy_store, describe_target, resolve_target, start_over
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.logs import say
-from watchers.config import StoriesConfig, format_duration, parse_duration
 
-if TYPE_CHECKING:  # the clustering code is loaded by the command itself, not by every command
+if TYPE_CHECKING:
+    # The clustering code and the config models are loaded by the command itself, not by
+    # every command (nor by `newswatch --help`).
     from watchers.stories import Story, StoryInput
 
 __all__ = ["add_parser", "run"]
@@ -44,7 +45,8 @@ def add_parser(subparsers: Any) -> None:
                     "a story only within WINDOW of it. Any bad line is named with its number "
                     "and nothing is printed (exit status 2).")
     sp.add_argument("file", metavar="FILE")
-    sp.add_argument("--window", metavar="DURATION", default=format_duration(StoriesConfig().window),
+    # No default here: without --window the command takes [stories] window's default.
+    sp.add_argument("--window", metavar="DURATION",
                     help="how far apart articles of one story may be (default 48h)")
     sp.add_argument("--json", action="store_true",
                     help='one {"story": ID, "ids": [...]} per line, every input id once')
@@ -142,8 +144,11 @@ def _listing(stories: list[Story], by_id: dict[str, StoryInput]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Exit code: 0, or 2 for a bad window, a missing file or any bad line."""
+    from watchers.config import StoriesConfig, parse_duration
+
     try:
-        window = parse_duration(args.window)
+        window = (StoriesConfig().window if args.window is None
+                  else parse_duration(args.window))
     except ValueError as exc:
         say(f"--window: {exc}")
         return EXIT_USAGE

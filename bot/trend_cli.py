@@ -14,7 +14,6 @@ articles were published.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.cli_config import config_arg, load
 from bot.logs import say
-from watchers.config import Config, format_duration, parse_duration
-from watchers.errors import NewswatchError
 
 if TYPE_CHECKING:
+    # asyncio and the config models are loaded by the command when it runs, not by every
+    # `newswatch` command.
+    from watchers.config import Config
     from watchers.surge import Trend
 
 __all__ = ["add_parser", "run"]
@@ -53,6 +53,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _period(value: str) -> timedelta:
+    from watchers.config import format_duration, parse_duration
+
     try:
         period = parse_duration(value)
     except ValueError as exc:
@@ -80,6 +82,7 @@ class _Usage(ValueError):
 
 
 async def _trend(cfg: Config, what: str, since: timedelta, until: datetime) -> Trend:
+    from watchers.errors import NewswatchError
     from watchers.store import open_store, store_exists
     from watchers.trends import trend_of
 
@@ -125,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     if not what:
         say("QUERY_OR_RULE: give a rule's name or a query")
         return EXIT_USAGE
+    import asyncio
+
     cfg = load(args.config)
     result = asyncio.run(_trend(cfg, what, since, until))
     if args.png:

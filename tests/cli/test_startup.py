@@ -1,0 +1,95 @@
+"""What `newswatch` loads before a command runs: `import bot.cli`, `--help` and a command's own
+`--help` load no asyncio, no pydantic config models, no engine, store or network code; each
+command imports what it needs when it runs. A search loads the store and the rules, and still
+nothing of the network, Discord, charts or PostgreSQL. This keeps the start-up short; how
+short is measured, never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli import nw
+from tests.conftest import REPO
+
+# Never needed to parse a command line or print its help.
+NOT_AT_START = (
+    "asyncio", "pydantic", "pydantic_core", "tomllib", "sqlite3", "aiosqlite", "asyncpg",
+    "aiohttp", "discord", "feedparser", "matplotlib", "numpy", "regex", "rapidfuzz",
+    "hyperscan", "wordfreq", "watchers.config", "watchers.models", "watchers.sources",
+    "watchers.rules", "watchers.store", "watchers.search", "watchers.engine",
+    "watchers.stories",
+)
+# Never needed by a search of an SQLite store.
+NOT_IN_A_SEARCH = (
+    "aiohttp", "discord", "feedparser", "matplotlib", "asyncpg", "watchers.engine",
+    "watchers.stories", "watchers.store.postgres", "watchers.opml", "bot.client", "bot.charts",
+)
+
+
+def loaded_after(code: str, cwd: Path = REPO) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    script = f"import sys\n{code}\nimport json\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_importing_the_cli_loads_no_command_code() -> None:
+    assert loaded_after("import bot.cli") & set(NOT_AT_START) == set()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["stories", "--help"], ["search", "--help"],
+                                  ["run", "--help"], ["trend", "--help"],
+                                  ["sources", "import", "--help"], ["copy", "--help"],
+                                  ["no-such-command"]])
+def test_help_and_usage_errors_load_no_command_code(argv: list[str]) -> None:
+    code = ("from bot.cli import main\n"
+            "try:\n"
+            f"    main({argv!r})\n"
+            "except SystemExit:\n"
+            "    pass\n")
+    assert loaded_after(code) & set(NOT_AT_START) == set()
+
+
+def test_a_search_loads_no_network_discord_or_chart_code(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n'
+                                          '[[rules]]\nname = "troops"\nquery = "troops"\n')
+    (tmp_path / "h.jsonl").write_text(json.dumps({
+        "id": "a1", "title": "Troops gather near the border", "text": "More troops arrived.",
+        "url": "https://example.org/a1", "date": "2022-01-30T12:00:00+00:00",
+        "source": "example"}) + "\n")
+    imported = nw("import", "h.jsonl", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    code = ("from bot.cli import main\n"
+            "assert main(['search', 'troops', '-c', 'config.toml']) == 0\n")
+    loaded = loaded_after(code, cwd=tmp_path)
+    assert {"watchers.search", "watchers.store.sqlite"} <= loaded  # it did search
+    assert loaded & set(NOT_IN_A_SEARCH) == set()
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--once", "--role", "poll", "--lease", "90s"], ["check", "--live", "-c", "x.toml"],
+    ["match", "troops", "a", "b", "--json"], ["search", "troops", "--limit", "5", "--best"],
+    ["import", "h.jsonl"], ["stories", "f.jsonl", "--window", "5d"],
+    ["sources", "export", "-o", "out.opml"], ["trend", "troops", "--since", "3d"],
+    ["migrate"], ["copy", "--from", "a.db", "--to", "b.db"],
+])
+def test_the_one_command_parser_reads_as_the_whole_one(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """main builds only the named command's parser; it gives the same arguments and help."""
+    from bot.cli import build_parser
+
+    assert build_parser(argv[0]).parse_args(argv) == build_parser().parse_args(argv)
+    words = argv[:2] if argv[0] == "sources" else argv[:1]
+    helps = []
+    for parser in (build_parser(argv[0]), build_parser()):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*words, "--help"])
+        helps.append(capsys.readouterr().out)
+    assert helps[0] == helps[1] and helps[0].startswith(f"usage: newswatch {' '.join(words)}")
