@@ -12,11 +12,11 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # setup.py builds the optional C word scan (watchers/rules/_ctext.c) into the editable install.
-$(VENV)/.installed: pyproject.toml setup.py watchers/rules/_ctext.c watchers/rules/_cmatch.c | $(PY)
+$(VENV)/.installed: pyproject.toml setup.py watchers/rules/_ctext.c watchers/rules/_cmatch.c watchers/stories/_cstories.c | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml setup.py watchers/rules/_ctext.c watchers/rules/_cmatch.c | $(PY)
+$(VENV)/.installed-test: pyproject.toml setup.py watchers/rules/_ctext.c watchers/rules/_cmatch.c watchers/stories/_cstories.c | $(PY)
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $@ $(VENV)/.installed
 

@@ -1,7 +1,8 @@
-"""Build hook for the optional C word scanner; everything else is in pyproject.toml.
+"""Build hook for the optional C modules; everything else is in pyproject.toml.
 
-The extension is optional: where it cannot be compiled the install still succeeds and
-``watchers.rules.text`` uses its pure-Python path, which gives the same tokens.
+The rule engine's word scan (``_ctext``) and evaluator (``_cmatch``) and the story signature's
+loop (``_cstories``) are optional: where they cannot be compiled the install still succeeds and
+the pure-Python paths give the same results.
 """
 
 from setuptools import Extension, setup
@@ -16,6 +17,11 @@ setup(
         Extension(
             "watchers.rules._cmatch",
             ["watchers/rules/_cmatch.c"],
+            optional=True,
+        ),
+        Extension(
+            "watchers.stories._cstories",
+            ["watchers/stories/_cstories.c"],
             optional=True,
         ),
     ]

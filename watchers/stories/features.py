@@ -29,16 +29,23 @@ Invariants:
 - ``Signature.load(sig.dump()) == sig``; ``dump`` writes what ``json.dumps`` writes, from
   text cached per exemplar and carried into :meth:`Signature.merged` (not part of the value:
   equality and hash are the exemplars').
+- The token loop and an exemplar's JSON have a C twin (``_cstories.c``, optional, off with
+  ``NEWSWATCH_PURE``) that gives the same terms and the same text; this module is the
+  specification.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from math import isfinite
+from sys import intern
+from types import ModuleType
 
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import FieldText
@@ -87,6 +94,23 @@ _NOISE = frozenset(
 
 Exemplar = tuple[tuple[str, float], ...]
 
+# The optional C twin of the token loop and of an exemplar's JSON (watchers/stories/_cstories.c):
+# the same terms and the same text as the Python code below, which is the specification.
+# NEWSWATCH_PURE set (as for the rule engine's C parts) or the extension missing: Python only.
+_CSTORIES: ModuleType | None = None
+_cterms: Callable[..., None] | None = None
+_cexemplar_text: Callable[
+    [Exemplar, Callable[[str, float], str], dict[float, str], int], str] | None = None
+if os.environ.get("NEWSWATCH_PURE", "") in ("", "0"):
+    try:
+        # By name: the import graph checks (import-linter) see no module file for an extension.
+        _CSTORIES = importlib.import_module("watchers.stories._cstories")
+    except ImportError:  # not built (no compiler at install)
+        pass
+    else:
+        _cterms = _CSTORIES.terms
+        _cexemplar_text = _CSTORIES.exemplar_text
+
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 # '["stem",' per term, and '["stem",weight]' per weighted term, as Signature.dump writes them:
 # terms repeat from article to article.
@@ -94,6 +118,9 @@ _HEADS: dict[str, str] = {}
 _HEADS_MAX = 50_000
 _PAIRS: dict[tuple[str, float], str] = {}
 _PAIRS_MAX = 50_000
+# repr() of non-zero weights, for the C spelling of an exemplar (weights are rounded: few).
+_REPRS: dict[float, str] = {}
+_REPRS_MAX = 20_000
 
 
 def _pair_text(term: str, weight: float) -> str:
@@ -234,6 +261,33 @@ def _word(key: str, norm: str) -> tuple[str, float, str | None, str | None]:
             _ACTORS.get(key) or _ACTORS.get(norm))
 
 
+# What _terms needs of a token, by its norm: (key, stem, weight, event mark, country mark,
+# actor mark, subject mark), the marks None where the word is no event or country. Strings
+# are interned: the live index holds one object per term whatever signature it came from.
+# Keyed by the norm alone and checked against the key: one dict lookup per token.
+_Word = tuple[str, str, float, "str | None", "str | None", "str | None", str]
+_WORDS: dict[str, _Word] = {}
+_WORDS_MAX = 200_000
+
+
+def _word_of(key: str, norm: str) -> _Word:
+    """The cached :data:`_Word` of a token (made on a miss)."""
+    got = _WORDS.get(norm)
+    if got is not None and got[0] == key:
+        return got
+    stem, w, event, country = _word(key, norm)
+    stem = intern(stem)
+    got = (key, stem, w,
+           intern(EVENT_MARK + event) if event is not None else None,
+           intern(COUNTRY_MARK + country) if country is not None else None,
+           intern(ACTOR_MARK + country) if country is not None else None,
+           intern(SUBJECT_MARK + stem))
+    if len(_WORDS) >= _WORDS_MAX:
+        _WORDS.clear()
+    _WORDS[norm] = got
+    return got
+
+
 def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> None:
     keys = ft.keys
     if not keys:
@@ -242,6 +296,16 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
     pos, last = ft.pos, ft.last
     text, starts, ends = ft.text, ft.starts, ft.ends
     n = len(keys) if limit is None else min(limit, len(keys))
+    listed = type(pos) is list and type(last) is list
+    if _cterms is not None and type(keys) is list and type(norms) is list and (
+            type(starts) is list and type(ends) is list) and (
+            listed or (pos == range(len(pos)) and last == pos)):
+        # The same loop in C (see _cstories.c): pos and last None where every token's
+        # position is its number.
+        _cterms(keys, norms, pos if listed else None, last if listed else None, starts, ends,
+                n, text.find(":"), _WORDS, _word_of, _MONTHS, _SPEAKS, into, _ZERO, _YEAR,
+                _NUMBER)
+        return
     actor = False
     # A source or speaker before a colon near the start ("Kyiv Independent: ...") names no
     # actor.
@@ -249,7 +313,7 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
     if colon >= 0 and sum(1 for i in range(n) if ends[i] <= colon) > 4:
         colon = -1
     inside = (-1, -1)  # positions of the current compound's parts after its first
-    word = _word
+    words = _WORDS
     subject = False
     for i in range(n):
         p, q = pos[i], last[i]
@@ -262,22 +326,26 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
         if inside[0] <= p <= inside[1] and key.isdigit():
             # A number after a hyphen names something ("COVID-19", "F-35"); it is not a count.
             continue
-        stem, w, event, country = word(key, norms[i])
+        norm = norms[i]
+        got = words.get(norm)
+        if got is None or got[0] != key:
+            got = _word_of(key, norm)
+        _, stem, w, event, country, acting, subject_mark = got
         if w == _NUMBER and i and keys[i - 1] in _MONTHS:
             # "Jan. 6", "July 4": a date names a day, not a count; it weighs as a year.
             w = _YEAR
         if event is not None:
-            into[EVENT_MARK + event] = _ZERO
+            into[event] = _ZERO
         if country is not None:
-            into[COUNTRY_MARK + country] = _ZERO
+            into[country] = _ZERO
             if not actor:
                 nxt = i + 1
                 speaker = ends[i] <= colon or (nxt < len(keys) and keys[nxt] in _SPEAKS)
                 if not speaker:
-                    into[ACTOR_MARK + country] = _ZERO
+                    into[acting] = _ZERO  # type: ignore[index]
                     actor = True
         if not subject and w >= 1.0 and starts[i] > colon and not key[:1].isdigit():
-            into[SUBJECT_MARK + stem] = _ZERO
+            into[subject_mark] = _ZERO
             subject = True
         if w and into.get(stem, 0.0) < w:
             into[stem] = w
@@ -296,7 +364,11 @@ def _exemplar_text(ex: Exemplar) -> str:
     """``json.dumps(ex)`` in compact form, from cached pieces: the whole ``["stem",weight]`` of
     a term with a non-zero float weight (weights are rounded, so a term comes back with the
     same one) or with the marks' own zero (:data:`_ZERO`), the ``["stem",`` prefix of any
-    other."""
+    other. With the C extension, each pair is spelt directly (no cache) and only a term or
+    weight json would escape or spell otherwise (quotes, control characters, infinities, ints)
+    goes through :func:`_pair_text`."""
+    if _cexemplar_text is not None:
+        return _cexemplar_text(ex, _pair_text, _REPRS, _REPRS_MAX)
     pairs = _PAIRS
     get = pairs.get
     parts = []

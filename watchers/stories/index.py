@@ -39,7 +39,7 @@ import hashlib
 import heapq
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +48,7 @@ from operator import itemgetter
 from sys import intern
 
 from watchers.stories.features import (
+    _CSTORIES,
     ACTOR_MARK,
     COUNTRY_MARK,
     EVENT_MARK,
@@ -67,6 +68,11 @@ __all__ = [
 ]
 
 DEFAULT_WINDOW = timedelta(hours=48)
+
+# The C walk over an exemplar, when the extension is built (see watchers.stories.features).
+_cprepare: Callable[[Exemplar, float], tuple[dict[str, float], tuple[str, ...], list[str], str,
+                                             tuple[str, ...]] | None] | None = getattr(
+    _CSTORIES, "prepare", None)
 
 # Candidate search bounds (see the module invariants).
 _LOOKUP_TERMS = 4
@@ -155,12 +161,21 @@ def story_id_for(article_id: str, when: datetime | None = None) -> str:
     would dirty a page of each index per new story, anywhere in it (a commit of 500 new stories
     into a table of 100,000 wrote 2.5 times the pages). Without a time: ``s`` and 16 hex
     digits of the hash (the form of ids made before)."""
-    digest = hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).hexdigest()
     if when is None:
-        return "s" + digest
+        return "s" + hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).hexdigest()
     if when.tzinfo is None:
         raise ValueError("'when' must be timezone-aware")
-    seconds = min(max(_us(when) // _US_PER_S, 0), 0xFFFFFFFF)
+    return _story_id(article_id, _us(when))
+
+
+def _story_id(article_id: str, at: int) -> str:
+    """:func:`story_id_for` of an article at ``at`` (microseconds since the epoch)."""
+    digest = hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).hexdigest()
+    seconds = at // _US_PER_S
+    if seconds < 0:
+        seconds = 0
+    elif seconds > 0xFFFFFFFF:
+        seconds = 0xFFFFFFFF
     return f"s{seconds:08x}{digest[:12]}"
 
 
@@ -199,6 +214,12 @@ class _Ex:
                  "weights")
 
     def __init__(self, exemplar: Exemplar) -> None:
+        got = _cprepare(exemplar, _NUMBER_W) if _cprepare is not None and not _LEAD else None
+        if got is not None:
+            # The same walk in C (see watchers/stories/_cstories.c).
+            self.subject, self.order = got[3], got[4]
+            self._finish(got[0], got[1], got[2])
+            return
         weights: dict[str, float] = {}
         marks: list[str] = []
         numbers: list[str] = []
@@ -219,20 +240,23 @@ class _Ex:
             elif _LEAD:
                 weights[intern(t)] = -w
         self.subject = intern(subject[1:]) if subject else ""
-        key = tuple(marks)
-        sets = _MARKSETS.get(key)
-        if sets is None:
-            sets = _marksets(key)
-        self.events, self.actors, self.countries = sets
-        self.weights = weights
-        self.size = len(weights)
-        self.total = sum(weights.values()) or 1.0
-        self.numbers = _shared(numbers)
         # Title terms, heaviest first: what the other side must name to tell the same event.
         # (A stable sort on descending weight keeps ties in title order, as sorting on the
         # negated weight did.)
         title = [t for t, w in weights.items() if w > 0] if _LEAD else weights
         self.order = tuple(sorted(title, key=weights.__getitem__, reverse=True))
+        self._finish(weights, tuple(marks), numbers)
+
+    def _finish(self, weights: dict[str, float], marks: tuple[str, ...], numbers: list[str]
+                ) -> None:
+        sets = _MARKSETS.get(marks)
+        if sets is None:
+            sets = _marksets(marks)
+        self.events, self.actors, self.countries = sets
+        self.weights = weights
+        self.size = len(weights)
+        self.total = sum(weights.values()) or 1.0
+        self.numbers = _shared(numbers)
 
     @property
     def title(self) -> frozenset[str]:
@@ -396,14 +420,17 @@ def same_story_score(a: Exemplar, b: Exemplar, gap: timedelta = timedelta(0)) ->
     return _logit(_Ex(a), _Ex(b), abs(gap.total_seconds()) / 3600.0) - _FOUNDER
 
 
-@dataclass(slots=True)  # one per live story: no per-instance dict
+@dataclass(slots=True, eq=False)  # one per live story: no per-instance dict; hashed by identity
 class _Story:
+    sid: str
     sig: Signature
     exemplars: list[_Ex]
     first: int  # microseconds since the epoch (see _us)
     last: int
     outlets: set[str] = field(default_factory=set)
     size: int = 1
+    # The founder's weighted terms (exemplars[0].weights): what a candidate must share first.
+    founder: dict[str, float] = field(default_factory=dict)
 
 
 class StoryIndex:
@@ -416,8 +443,10 @@ class StoryIndex:
         self._window = window // _ONE_US
         self._lock = threading.Lock()
         self._stories: dict[str, _Story] = {}
-        # term -> story ids holding it, least recently updated first.
-        self._postings: dict[str, dict[str, None]] = {}
+        # term -> the stories holding it, least recently updated first. Keyed by the story
+        # itself (hashed by identity): a candidate found is the story, with no lookup by id
+        # in a table of every live story.
+        self._postings: dict[str, dict[_Story, None]] = {}
         self._expiry: list[tuple[int, str]] = []
         self._newest: int | None = None
 
@@ -437,13 +466,14 @@ class StoryIndex:
             mine = [_Ex(ex) for ex in sig.exemplars]
             best = self._best(mine[0], at) if mine else None
             if best is None:
-                sid = story_id_for(article_id, when)
-                if sid not in self._stories:
+                sid = _story_id(article_id, at)
+                again = self._stories.get(sid)
+                if again is None:
                     self._add(sid, sig, at, at, (outlet,), size=1, ready=mine)
                     return sid, True
-                best = sid  # the same article again: it belongs where it started
+                best = again  # the same article again: it belongs where it started
             self._join(best, sig, at, outlet, mine)
-            return best, False
+            return best.sid, False
 
     def story_signature(self, story_id: str) -> Signature | None:
         with self._lock:
@@ -483,7 +513,7 @@ class StoryIndex:
             if st is not None and st.last == last:
                 self._drop(sid)
 
-    def _best(self, a: _Ex, at: int) -> str | None:
+    def _best(self, a: _Ex, at: int) -> _Story | None:
         # The rarest terms, ties by term (descending), as the candidates were always found.
         lookup = sorted([(w, t) for t, w in a.weights.items() if w >= _INDEX_MIN],
                         reverse=True)[:_LOOKUP_TERMS]
@@ -491,7 +521,7 @@ class StoryIndex:
         # order found (most recently active first, term by term); the exact score is computed
         # for the few best only.
         postings = self._postings
-        seen: list[str] = []
+        seen: list[_Story] = []
         for _, t in lookup:
             ids = postings.get(t)
             if ids:
@@ -499,33 +529,32 @@ class StoryIndex:
         if len(seen) <= _SCORED:
             if not seen:
                 return None
-            chosen: Iterable[str] = dict.fromkeys(seen)
+            chosen: Iterable[_Story] = dict.fromkeys(seen)
         else:
             found = dict.fromkeys(seen, 0)
             if len(found) == len(seen):
                 # Each found once (the common case): the first few found.
                 chosen = seen[:_SCORED]
             else:
-                for sid in seen:
-                    found[sid] += 1
+                for st in seen:
+                    found[st] += 1
                 # The same few as Counter.most_common: most terms first, ties in the order
                 # found (a stable sort).
-                chosen = [sid for sid, _ in sorted(found.items(), key=_COUNT, reverse=True)
+                chosen = [st for st, _ in sorted(found.items(), key=_COUNT, reverse=True)
                           [:_SCORED]]
-        best, best_score = None, _JOIN
+        best: _Story | None = None
+        best_score = _JOIN
         window = self._window
-        stories = self._stories
         terms = a.weights.keys()
-        for sid in chosen:
-            st = stories[sid]
+        for st in chosen:
             first, last = st.first, st.last
             if at < first - window or at > last + window:
                 continue
-            exs = st.exemplars
-            if len(terms & exs[0].weights.keys()) < _MIN_TITLE:
+            if len(terms & st.founder.keys()) < _MIN_TITLE:
                 # What _logit says first of most candidates, without its call: too few terms
                 # shared with the founder (a title's terms are among the weighted ones).
                 continue
+            exs = st.exemplars
             founder = _logit(a, exs[0], _hours(at - first))
             if founder < _FOUNDER:
                 continue
@@ -536,31 +565,32 @@ class StoryIndex:
                     z = _logit(a, b, gap)
                     if z > score:
                         score = z
-            if score < best_score or (best is not None and (score, sid) <= (best_score, best)):
+            if score < best_score or (best is not None
+                                      and (score, st.sid) <= (best_score, best.sid)):
                 continue
-            best, best_score = sid, score
+            best, best_score = st, score
         return best
 
     def _add(self, sid: str, sig: Signature, first: int, last: int,
              outlets: Sequence[str], size: int, ready: list[_Ex] | None = None) -> None:
-        st = _Story(sig, ready if ready is not None else [_Ex(ex) for ex in sig.exemplars],
-                    first, last,
-                    {o for o in outlets if o}, size)
+        exs = ready if ready is not None else [_Ex(ex) for ex in sig.exemplars]
+        st = _Story(sid, sig, exs, first, last, {o for o in outlets if o}, size,
+                    exs[0].weights if exs else {})
         self._stories[sid] = st
         postings = self._postings
         get = postings.get
-        for ex in st.exemplars:
+        for ex in exs:
             for t in ex.weights:
                 ids = get(t)
                 if ids is None:
-                    postings[t] = {sid: None}
+                    postings[t] = {st: None}
                 else:
-                    ids[sid] = None
+                    ids[st] = None
         heapq.heappush(self._expiry, (last, sid))
 
-    def _join(self, sid: str, sig: Signature, when: int, outlet: str,
+    def _join(self, st: _Story, sig: Signature, when: int, outlet: str,
               mine: list[_Ex]) -> None:
-        st = self._stories[sid]
+        sid = st.sid
         old = st.sig.exemplars
         st.sig = st.sig.merged(sig, _EXEMPLARS)
         new = st.sig.exemplars
@@ -581,6 +611,7 @@ class StoryIndex:
         for ex, e in zip(sig.exemplars, mine, strict=True):
             ready.setdefault(id(ex), e)
         st.exemplars = [ready.get(id(ex)) or _Ex(ex) for ex in new]
+        st.founder = st.exemplars[0].weights
         kept = {id(ex) for ex in new}
         postings = self._postings
         dropped = [e for i, e in was.items() if i not in kept]
@@ -589,7 +620,7 @@ class StoryIndex:
             for e in dropped:
                 for t in e.weights:
                     if t not in remaining:
-                        self._unpost(t, sid)
+                        self._unpost(t, st)
         for ex, e in zip(new, st.exemplars, strict=True):
             if id(ex) in was:
                 continue
@@ -597,19 +628,19 @@ class StoryIndex:
                 # Moved to the end: lookups scan the most recently active stories first.
                 ids = postings.get(t)
                 if ids is None:
-                    postings[t] = {sid: None}
+                    postings[t] = {st: None}
                 else:
-                    ids.pop(sid, None)
-                    ids[sid] = None
+                    ids.pop(st, None)
+                    ids[st] = None
 
-    def _unpost(self, term: str, sid: str) -> None:
+    def _unpost(self, term: str, st: _Story) -> None:
         ids = self._postings.get(term)
         if ids is not None:
-            ids.pop(sid, None)
+            ids.pop(st, None)
             if not ids:
                 del self._postings[term]
 
     def _drop(self, sid: str) -> None:
         st = self._stories.pop(sid)
         for t in {t for e in st.exemplars for t in e.weights}:
-            self._unpost(t, sid)
+            self._unpost(t, st)
