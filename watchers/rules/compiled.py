@@ -289,8 +289,9 @@ class CompiledRules:
         )
         self._verdicts: dict[str, tuple[tuple[int, str, float, bool], ...]] = {}
         mask = self.engine.rank_mask
+        # Sorted, as the rule index's: the two share the article's key set (Analysis.key_set).
         self.fields: tuple[str, ...] = tuple(
-            name for name in _RANK_NAMES if mask & (1 << _FIELD_RANK[name])
+            sorted(name for name in _RANK_NAMES if mask & (1 << _FIELD_RANK[name]))
         )
 
     def __len__(self) -> int:
@@ -306,18 +307,14 @@ class CompiledRules:
         return tuple(out)
 
     def _fuzzy_verdicts(
-        self, fields: tuple[Any, ...]
+        self, analysis: Analysis
     ) -> dict[str, tuple[tuple[int, str, float, bool], ...]] | None:
         """The article's words some fuzzy term accepts, each with (term number, kind, score,
         whether the verdict holds for whole words only) per term."""
         vocabulary = self._vocabulary
         if vocabulary is None:
             return None
-        words: set[str] = set()
-        for f in fields:
-            if f is not None:
-                words.update(f[0])
-        found = vocabulary.lookup(words)
+        found = vocabulary.lookup(analysis.key_set(self.fields))
         if not found:
             return None
         cache = self._verdicts
@@ -342,14 +339,14 @@ class CompiledRules:
         """The engine's rules that match, as (position in the rule set, match), in order."""
         fields = self._fields(analysis)
         result: list[tuple[int, Match]] = self.engine.match(
-            fields, analysis.article.id, self._fuzzy_verdicts(fields)
+            fields, analysis.article.id, self._fuzzy_verdicts(analysis)
         )
         return result
 
     def candidates(self, analysis: Analysis) -> list[int]:
         """The positions of the engine's rules that :meth:`match` evaluates, in order."""
         fields = self._fields(analysis)
-        result: list[int] = self.engine.candidates(fields, self._fuzzy_verdicts(fields))
+        result: list[int] = self.engine.candidates(fields, self._fuzzy_verdicts(analysis))
         return result
 
 

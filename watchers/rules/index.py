@@ -62,7 +62,9 @@ Anchor = tuple[Any, ...]
 _CACHE_LIMIT = 200_000
 # From this many regex literals the pure screen looks them up by their first three letters.
 _GRAM_SCREEN_FROM = 64
-_REGEX_COST = 1e7  # a regex rule is screened by one scan, but costs more than a rare word
+_REGEX_COST = 1e7
+# Candidates up to which the evaluator finds keys by scanning the token lists (see candidates).
+_PROBING_CANDIDATES = 4  # a regex rule is screened by one scan, but costs more than a rare word
 
 
 def _word_cost(key: str) -> float:
@@ -527,13 +529,15 @@ class RuleIndex(Generic[R]):
     def candidates(self, analysis: Analysis) -> tuple[list[R], FuzzyCandidates]:
         """The rules worth evaluating on ``analysis``, and each fuzzy term's candidate tokens."""
         hit: set[int] = set(self.always)
-        keys: set[str] = set()
+        # The article's keys, from the token lists (a key index is built only if a rule asks);
+        # none when no anchor is a word (a rule set whose word rules are all in the C engine
+        # may have only regexes and prefixes here).
+        wants_keys = bool(self.by_key or self.by_pair or self.by_bigram or self._fuzzy.terms)
+        keys: set[str] = analysis.key_set(self.fields) if wants_keys else set()
         norms: set[str] = set()
-        for name in self.fields:
-            ft = analysis.field(name)
-            keys.update(ft.by_key)
-            if self.prefix_lengths:
-                norms.update(ft.norms)
+        if self.prefix_lengths:
+            for name in self.fields:
+                norms.update(analysis.field(name).norms)
         # A dict view & a set walks the smaller side in C; most of an article's words anchor
         # nothing, and a large rule set has more anchors than an article has words.
         by_key = self.by_key
@@ -582,6 +586,11 @@ class RuleIndex(Generic[R]):
             texts = [analysis.article.field(f) for f in self.fields]
             for pattern in self._regex.matching_all(texts):
                 hit.update(self.by_regex[pattern])
+        if len(hit) > _PROBING_CANDIDATES:
+            # Many rules will ask for many keys: build each field's key index at once rather
+            # than let it scan the token list for the first few (see text.KeyIndex).
+            for name in self.fields:
+                analysis.field(name).by_key.keys()
         return list(map(self.rules.__getitem__, sorted(hit))), fuzzy
 
 

@@ -104,11 +104,12 @@ class RegexBudget:
 class Analysis:
     """An article's fields, tokenised on first use and kept for every rule that asks."""
 
-    __slots__ = ("_fields", "article")
+    __slots__ = ("_fields", "_keys", "article")
 
     def __init__(self, article: Article) -> None:
         self.article = article
         self._fields: dict[str, FieldText] = {}
+        self._keys: dict[tuple[str, ...], set[str]] = {}
 
     def field(self, name: str) -> FieldText:
         try:
@@ -116,6 +117,16 @@ class Analysis:
         except KeyError:
             ft = self._fields[name] = FieldText.of(self.article.field(name))
             return ft
+
+    def key_set(self, fields: tuple[str, ...]) -> set[str]:
+        """The keys of the tokens of ``fields``, made once: the rule index and the C engine's
+        fuzzy terms both read them. Shared, so no caller may change it."""
+        keys = self._keys.get(fields)
+        if keys is None:
+            keys = self._keys[fields] = set()
+            for name in fields:
+                keys.update(self.field(name).keys)
+        return keys
 
     def relabelled(self, article: Article) -> Analysis:
         """An analysis of ``article`` — this article under another source name — that shares
