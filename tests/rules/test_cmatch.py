@@ -90,7 +90,7 @@ texts = st.lists(
 
 
 @needs_engine
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(engine_queries(), min_size=1, max_size=8),
     st.lists(st.tuples(texts, texts), min_size=1, max_size=3),

@@ -153,7 +153,7 @@ def test_explicit_cases(text: str) -> None:
 def test_corpus_articles_tokenise_alike() -> None:
     # A cap per file keeps this to a few seconds while covering BBC, Reddit and scraped text.
     seen = 0
-    for article in corpus_articles(limit_per_file=400):
+    for article in corpus_articles(limit_per_file=200):
         _assert_same(article.title)
         _assert_same(article.text)
         seen += 1
