@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ..models import Hit, Match
-from .index import _FuzzyTerm, _FuzzyVocabulary
+from .index import _FuzzyTerm, _FuzzyVocabulary, _word_cost
 from .matcher import (
     _FIELD_RANK,
     _FIELD_WEIGHT,
@@ -40,9 +40,10 @@ from .matcher import (
     DEFAULT_FIELDS,
     MAX_HITS,
     Analysis,
+    _slot_descriptor,
 )
 from .syntax import And, Node, Not, Or, Phrase, Term
-from .variants import Aliases, _zipf, compare, compound_splits
+from .variants import Aliases, compare, compound_splits
 
 if TYPE_CHECKING:
     from .ruleset import Rule
@@ -69,18 +70,10 @@ def available() -> bool:
 
 
 def _descriptor(name: str) -> Any:
-    """The data descriptor through which a model's slot ``name`` is set (see matcher)."""
-    from pydantic import BaseModel
-
-    for klass in BaseModel.__mro__:
-        slot = klass.__dict__.get(name)
-        if slot is not None and hasattr(slot, "__set__"):
-            return slot
-    raise RuntimeError(f"pydantic models have no slot {name!r}")  # pragma: no cover
-
-
-def _cost(key: str) -> float:
-    return 10.0 ** _zipf(key) if key.isascii() else 1.0
+    slot = _slot_descriptor(name)
+    if slot is None:  # pragma: no cover - every pydantic model has these slots
+        raise RuntimeError(f"pydantic models have no slot {name!r}")
+    return slot
 
 
 class _Builder:
@@ -189,19 +182,19 @@ class _Builder:
         """Keys (a fuzzy term by its number) one of which any article ``node`` is true on
         holds, with their cost; or None."""
         if isinstance(node, Term) and node.kind == "fuzzy":
-            return frozenset({self._fuzzy(node, threshold)}), 2.0 * _cost(node.key)
+            return frozenset({self._fuzzy(node, threshold)}), 2.0 * _word_cost(node.key)
         if isinstance(node, Term):
             words = self._word_keys(node.key)
-            cost = float(sum(map(_cost, words)))
+            cost = float(sum(map(_word_cost, words)))
             keys: set[str | int] = set(words)
             for left, right in self._split(node.key):
-                rarer = min((left, right), key=lambda k: (_cost(k), k))
+                rarer = min((left, right), key=lambda k: (_word_cost(k), k))
                 keys.add(rarer)
-                cost += _cost(rarer)
+                cost += _word_cost(rarer)
             return frozenset(keys), cost
         if isinstance(node, Phrase):
-            rarest = min((w.key for w in node.words), key=lambda k: (_cost(k), k))
-            return frozenset({rarest}), _cost(rarest)
+            rarest = min((w.key for w in node.words), key=lambda k: (_word_cost(k), k))
+            return frozenset({rarest}), _word_cost(rarest)
         if isinstance(node, Not):
             return None
         if isinstance(node, And):

@@ -741,14 +741,22 @@ def _slot_setter(name: str) -> Callable[[Any, Any], None]:
     Calling the slot's descriptor directly skips the look-up through the class that
     ``object.__setattr__`` makes first: that halves the cost of building a model.
     """
-    for klass in BaseModel.__mro__:
-        slot = klass.__dict__.get(name)
-        if slot is not None:
-            setter: Callable[[Any, Any], None] | None = getattr(slot, "__set__", None)
-            if setter is not None:
-                return setter
+    slot = _slot_descriptor(name)
+    if slot is not None:
+        setter: Callable[[Any, Any], None] = slot.__set__
+        return setter
     set_attr = object.__setattr__
     return lambda obj, value: set_attr(obj, name, value)
+
+
+def _slot_descriptor(name: str) -> Any:
+    """The data descriptor of pydantic models' slot ``name`` (None if there is none); the C
+    rule engine sets model slots through it too."""
+    for klass in BaseModel.__mro__:
+        slot = klass.__dict__.get(name)
+        if slot is not None and hasattr(slot, "__set__"):
+            return slot
+    return None
 
 
 _set_dict = _slot_setter("__dict__")
