@@ -231,3 +231,22 @@ def test_fuzzy_terms_in_the_engine_hit_as_the_python_evaluator_does() -> None:
     assert ("Kivu", "fuzzy") not in hits  # another place, refused
     assert by_rule["f"].score != round(by_rule["f"].score)  # fuzzy scores below 100 count
     assert "g" in by_rule
+
+
+@needs_engine
+def test_an_article_a_thousand_times_larger_matches_as_the_python_evaluator_does() -> None:
+    # About 5 MB: every engine rule kind over a text whose words repeat tens of thousands of
+    # times (hits capped, scores counting them all), equal to the naive loop.
+    chunk = " ".join(WORDS) + ". Kyiv talks; the sanctoins, Donbass cyber attack. "
+    text = chunk * (5_000_000 // len(chunk))
+    rules = RuleSet([
+        Rule("w", "kyiv"), Rule("p", '"peace talks"'), Rule("b", "war AND NOT xylophone"),
+        Rule("c", "cyberattack"), Rule("f", "sanctions~80 OR donbas~"),
+    ])
+    assert rules._compiled is not None and len(rules._compiled) == 5
+    article = Article(title="Kyiv", text=text)
+    found = rules.match(article)
+    assert found == rules.match_naive(article)
+    assert [m.rule for m in found] == ["b", "c", "f", "p", "w"]
+    assert all(len(m.hits) == 100 for m in found)
+    assert {m.rule: m.score for m in found}["w"] > 10_000
