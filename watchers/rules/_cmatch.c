@@ -1291,6 +1291,48 @@ variant_of(Scratch *s, const Raw *h)
     return PyUnicode_FromFormat("%U %U", a, PyList_GET_ITEM(s->norms[h->rank], h->vj));
 }
 
+/* The code point at i of a raw hit's variant (norm_vi, or norm_vi " " norm_vj), or -1 past
+ * its end; no variant reads as "". */
+static Py_UCS4
+variant_char(Scratch *s, const Raw *h, Py_ssize_t i, int *end)
+{
+    *end = 0;
+    if (h->vi >= 0) {
+        PyObject *a = PyList_GET_ITEM(s->norms[h->rank], h->vi);
+        Py_ssize_t na = PyUnicode_GET_LENGTH(a);
+        if (i < na) {
+            return PyUnicode_READ_CHAR(a, i);
+        }
+        if (h->vj >= 0) {
+            if (i == na) {
+                return ' ';
+            }
+            PyObject *b = PyList_GET_ITEM(s->norms[h->rank], h->vj);
+            if (i - na - 1 < PyUnicode_GET_LENGTH(b)) {
+                return PyUnicode_READ_CHAR(b, i - na - 1);
+            }
+        }
+    }
+    *end = 1;
+    return 0;
+}
+
+/* The order of two raw hits' variants' text, as str comparison gives it. */
+static int
+cmp_variants(Scratch *s, const Raw *a, const Raw *b)
+{
+    for (Py_ssize_t i = 0;; i++) {
+        int ea, eb;
+        Py_UCS4 x = variant_char(s, a, i, &ea), y = variant_char(s, b, i, &eb);
+        if (ea || eb) {
+            return ea && eb ? 0 : (ea ? -1 : 1);
+        }
+        if (x != y) {
+            return x < y ? -1 : 1;
+        }
+    }
+}
+
 /* Sorting hits as Evaluator._build_hits keeps them: by (rank, start, end, term text), and among
  * hits of one term on one span the first by (kind, -score, variant) is the one kept. */
 static Engine *sort_engine;
@@ -1338,19 +1380,10 @@ cmp_raw(const void *pa, const void *pb)
     if (a->vi == b->vi && a->vj == b->vj) {
         return 0;
     }
-    /* Rare: one term twice on one span. Compare the variants' text (None as ""). */
-    PyObject *x = variant_of(sort_scratch, a), *y = variant_of(sort_scratch, b);
-    if (x == NULL || y == NULL) {
-        Py_XDECREF(x);
-        Py_XDECREF(y);
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *empty = PyUnicode_New(0, 0);
-    c = empty == NULL ? 0 : PyUnicode_Compare(x == Py_None ? empty : x, y == Py_None ? empty : y);
-    Py_XDECREF(empty);
-    Py_DECREF(x);
-    Py_DECREF(y);
+    /* Rare: one term twice on one span. Compare the variants' text (None as ""), read in
+     * place: the comparator must not allocate, as a collection could run Python code and let
+     * another thread's match reset the sort's engine and scratch. */
+    c = cmp_variants(sort_scratch, a, b);
     return c;
 }
 
