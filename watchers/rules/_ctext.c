@@ -437,6 +437,19 @@ reserve(void **items, Py_ssize_t *cap, size_t size, Py_ssize_t n)
     return 0;
 }
 
+/* The token lists hold only strs, ints and tuples of strs, none of which can reach back to a
+ * list, so they can never be part of a reference cycle: they are left out of the cyclic
+ * garbage collector, whose every collection during a match would otherwise walk each of an
+ * article's lists (about a tenth of matching time at 10,000 rules). Nothing may put another
+ * kind of object into them. */
+static ALWAYS_INLINE void
+untrack(PyObject *list)
+{
+    if (PyObject_GC_IsTracked(list)) {
+        PyObject_GC_UnTrack(list);
+    }
+}
+
 /* A list of the objects at base, base + stride, ... (n of them; new references). */
 static PyObject *
 objects_list(const void *base, Py_ssize_t n, size_t stride)
@@ -451,6 +464,7 @@ objects_list(const void *base, Py_ssize_t n, size_t stride)
         Py_INCREF(o);
         PyList_SET_ITEM(list, i, o);
     }
+    untrack(list);
     return list;
 }
 
@@ -471,6 +485,7 @@ ints_list(ctext_state *st, const void *base, Py_ssize_t n, size_t stride)
         }
         PyList_SET_ITEM(list, i, o);
     }
+    untrack(list);
     return list;
 }
 
@@ -503,6 +518,7 @@ fold_array_list(fold_array *a)
         PyList_SET_ITEM(list, i, a->items[i]);
     }
     a->n = 0;
+    untrack(list);
     return list;
 }
 
@@ -823,6 +839,7 @@ ctext_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_INCREF(k);
         PyList_SET_ITEM(keys, i, k);
     }
+    untrack(keys);
     if ((odd = ints_list(st, out.odd, out.odds, sizeof(Py_ssize_t))) == NULL
         || (starts = ints_list(st, &out.spans[0].start, words, sizeof(span))) == NULL
         || (ends = ints_list(st, &out.spans[0].end, words, sizeof(span))) == NULL
