@@ -514,3 +514,20 @@ def test_text_empties_the_word_table_when_it_clears_its_cache(
         after = FieldText.of("alpha")._folded[0]
     assert after == before and after is not before
     assert after is text_mod._FOLDED["alpha"]
+
+
+def test_token_lists_stay_out_of_the_cyclic_collector() -> None:
+    """Every collection during a match would walk an article's token lists; they hold only
+    strs, ints and tuples of strs, so the word scan leaves them untracked (on both C paths)."""
+    import gc
+
+    text = "Kyiv's troops, the cyber-attack and U.S. talks near Donbas " * 20
+    ft = FieldText.of(text)
+    lists = [ft.keys, ft.norms, ft.starts, ft.ends, ft._folded, ft._odd]
+    if isinstance(ft.pos, list):
+        lists += [ft.pos, ft.last]
+    assert not any(gc.is_tracked(x) for x in lists)
+    with _path(_ctext.scan, tokens=None):
+        scanned = FieldText.of(text)
+    assert scanned.keys == ft.keys
+    assert not gc.is_tracked(scanned._folded)
