@@ -45,9 +45,14 @@ QUERY_WORDS = [
 ]  # fmt: skip
 
 word = st.sampled_from(QUERY_WORDS)
-# A phrase's words are matched as written: a phrase with a word of an alias group (kyiv, kiev,
-# donbas ...) stays with the Python evaluator, so the phrases here use the other words.
+# Words in no alias group (a phrase of them is found by its keys alone) and in one (kyiv, kiev,
+# donbas ...: a phrase's word is then found by any key of its group).
 plain = st.sampled_from([w for w in QUERY_WORDS if not shipped_aliases().of(key(w))])
+aliased = st.sampled_from([w for w in QUERY_WORDS if shipped_aliases().of(key(w))])
+phrase_word = st.one_of(plain, aliased, word)
+# Alias groups besides the shipped ones, some holding compounds, so a phrase's word may be
+# found by a token that spans two positions ("warship" for war, "ceasefire" for fire).
+EXTRA_ALIASES = [None, {"war": ["warship", "troops"], "fire": ["ceasefire", "cyberattack"]}]
 
 
 @st.composite
@@ -61,14 +66,30 @@ def engine_terms(draw: st.DrawFn) -> str:
     if kind == 7:
         return f"{w}~{draw(st.integers(60, 100))}"
     if kind == 0:
-        return f'"{draw(plain)} {draw(plain)}"'
+        return f'"{draw(phrase_word)} {draw(phrase_word)}"'
     if kind == 1:
-        return f'"{draw(plain)} {draw(plain)} {draw(plain)}"'
+        return f'"{draw(phrase_word)} {draw(phrase_word)} {draw(phrase_word)}"'
     if kind == 2:
         return f"{draw(st.sampled_from(['title', 'text']))}:{w}"
     if kind == 3:
-        return f'{draw(st.sampled_from(["title", "text"]))}:"{draw(plain)} {draw(plain)}"'
+        field = draw(st.sampled_from(["title", "text"]))
+        return f'{field}:"{draw(phrase_word)} {draw(phrase_word)}"'
     return w
+
+
+def positional() -> st.SearchStrategy[str]:
+    """Terms, phrases and ORs of them: what a NEAR's sides may be in the engine."""
+    return st.recursive(
+        engine_terms(),
+        lambda inner: st.tuples(inner, inner).map(lambda p: f"({p[0]} OR {p[1]})"),
+        max_leaves=3,
+    )
+
+
+def near() -> st.SearchStrategy[str]:
+    return st.tuples(positional(), st.integers(1, 4), positional()).map(
+        lambda p: f"({p[0]} NEAR/{p[1]} {p[2]})"
+    )
 
 
 def engine_queries() -> st.SearchStrategy[str]:
@@ -80,7 +101,7 @@ def engine_queries() -> st.SearchStrategy[str]:
             st.tuples(inner, inner).map(lambda p: f"({p[0]} AND NOT ({p[1]}))"),
         )
 
-    return st.recursive(engine_terms(), extend, max_leaves=6)
+    return st.recursive(st.one_of(engine_terms(), near()), extend, max_leaves=6)
 
 
 texts = st.lists(
@@ -96,11 +117,16 @@ texts = st.lists(
     st.lists(st.tuples(texts, texts), min_size=1, max_size=3),
     st.sampled_from([None, ("title",), ("text",), ("text", "title")]),
     st.sampled_from([70, 85, 95]),
+    st.sampled_from(EXTRA_ALIASES),
 )
 def test_engine_equals_the_python_evaluator(
-    qs: list[str], docs: list[tuple[str, str]], fields: tuple[str, ...] | None, threshold: int
+    qs: list[str],
+    docs: list[tuple[str, str]],
+    fields: tuple[str, ...] | None,
+    threshold: int,
+    aliases: dict[str, list[str]] | None,
 ) -> None:
-    rules = RuleSet([Rule(f"r{i}", q, threshold, fields=fields) for i, q in enumerate(qs)])
+    rules = RuleSet([Rule(f"r{i}", q, threshold, fields=fields) for i, q in enumerate(qs)], aliases)
     assert rules._compiled is not None and len(rules._compiled) == len(qs)
     for title, text in docs:
         article = Article(title=title, text=text)
@@ -113,9 +139,14 @@ def test_which_rules_the_engine_takes() -> None:
     taken = [
         "kyiv", '"peace talks"', "kyiv AND NOT russia", "(a OR b) -c", "title:kyiv",
         "cyberattack", "war AND NOT (fire OR kiev)", "kyiv~", "kyiv AND russia~80",
+        '"kiev talks"', '"zaporizhzhia nuclear"', '"wants kyiv" AND NOT urged',
+        'face OR intensive OR "volodymyr zelenskiy"', 'title:"talks in donbass"',
+        "kyiv NEAR/3 talks", '(kyiv OR "peace talks") NEAR/2 (war OR kiev~)',
+        "russia AND NOT (nato NEAR/5 title:kyiv)",
     ]  # fmt: skip
-    left = ["kyi*", "/kyiv/", "kyiv NEAR/3 talks", '"peace talks"~2', '"kiev talks"',
-            '"kyiv~ talks"', "kyiv AND kyi*"]  # fmt: skip
+    left = ["kyi*", "/kyiv/", '"peace talks"~2', '"kiev talks"~1', '"kyiv~ talks"',
+            '"kyi* talks"', "kyiv AND kyi*", "kyiv NEAR/3 kyi*", "(kyiv NEAR/3 talks) NEAR/2 war",
+            '"peace talks"~1 NEAR/2 war']  # fmt: skip
     rules = RuleSet([Rule(f"t{i}", q) for i, q in enumerate(taken)]
                     + [Rule(f"u{i}", q) for i, q in enumerate(left)])
     assert rules._compiled is not None
@@ -250,3 +281,73 @@ def test_an_article_a_thousand_times_larger_matches_as_the_python_evaluator_does
     assert [m.rule for m in found] == ["b", "c", "f", "p", "w"]
     assert all(len(m.hits) == 100 for m in found)
     assert {m.rule: m.score for m in found}["w"] > 10_000
+
+
+@needs_engine
+def test_phrases_with_aliased_words_hit_as_the_python_evaluator_does() -> None:
+    rules = RuleSet(
+        [
+            Rule("p", '"kyiv talks" OR "talks in donbas"'),
+            Rule("q", 'title:"war kiev" AND NOT "kiev war"'),
+            Rule("c", '"fire talks"'),
+        ],
+        {"fire": ["ceasefire"]},
+    )
+    assert rules._compiled is not None and len(rules._compiled) == 3
+    article = Article(
+        title="Warship Київ",
+        text="Kiev talks, Kyiv talks in Donbass; pro-Kiev talks. Cease-fire talks.",
+    )
+    assert rules.match(article) == rules.match_naive(article)
+    by_rule = {m.rule: m for m in rules.match(article)}
+    hits = {(h.text, h.kind, h.variant) for h in by_rule["p"].hits}
+    assert ("Kiev talks", "alias", "kiev talks") in hits
+    assert ("Kyiv talks", "exact", None) in hits
+    assert ("talks in Donbass", "alias", "talks in donbass") in hits
+    # "pro-Kiev talks": the compound's part "Kiev" starts the phrase too.
+    assert [(h.text, h.kind) for h in by_rule["p"].hits].count(("Kiev talks", "alias")) == 2
+    assert {(h.text, h.kind, h.variant) for h in by_rule["c"].hits} == {
+        ("Cease-fire talks", "alias", "ceasefire talks"),  # the compound, an alias of fire
+        ("fire talks", "exact", None),  # its part
+    }
+    assert "q" not in by_rule  # "war" is the compound's first part; "Київ" is not next to it
+
+
+@needs_engine
+def test_near_in_the_engine_pairs_occurrences_as_the_python_evaluator_does() -> None:
+    rules = RuleSet([
+        Rule("n", "kyiv NEAR/3 talks"),
+        Rule("self", "kyiv NEAR/1 kyiv"),  # one token is never near itself
+        Rule("o", '(war OR "peace talks" OR talks) NEAR/1 (talks OR ceasefire)'),
+        Rule("x", "russia AND NOT (nato NEAR/3 kyiv)"),
+    ])  # fmt: skip
+    assert rules._compiled is not None and len(rules._compiled) == 4
+    article = Article(
+        title="Kyiv", text="Kiev said the talks; far away, peace talks. Russia, NATO; nothing kyiv"
+    )
+    assert rules.match(article) == rules.match_naive(article)
+    by_rule = {m.rule: m for m in rules.match(article)}
+    assert {(h.text, h.kind) for h in by_rule["n"].hits} == {("Kiev", "alias"), ("talks", "exact")}
+    assert "self" not in by_rule
+    # "peace talks" and its own "talks" overlap (a gap of 0 or less is near); "talks" on both
+    # sides is not near itself, and the first "talks" is near nothing else.
+    assert [h.text for h in by_rule["o"].hits] == ["peace talks", "talks"]
+    assert "x" not in by_rule
+
+
+@needs_engine
+def test_aliased_phrases_and_near_over_a_large_article_match_as_the_python_evaluator_does() -> None:
+    # About 1 MB: thousands of alias-found phrase hits (each with its variant) and of NEAR
+    # occurrences, hits capped, scores counting them all.
+    chunk = " ".join(WORDS) + ". Kiev talks; Київ troops, Kyiv's talks in Donbass war. "
+    text = chunk * (1_000_000 // len(chunk))
+    rules = RuleSet([
+        Rule("p", '"kyiv talks" OR "talks in donbas"'), Rule("t", '"kiev troops" AND NOT nato'),
+        Rule("n", "kyiv NEAR/2 (talks OR donbas~)"), Rule("m", '"peace talks" NEAR/3 zelenskyy'),
+    ])  # fmt: skip
+    assert rules._compiled is not None and len(rules._compiled) == 4
+    article = Article(title="Kiev talks", text=text)
+    found = rules.match(article)
+    assert found == rules.match_naive(article)
+    assert [m.rule for m in found] == ["m", "n", "p"]
+    assert all(len(m.hits) == 100 for m in found)

@@ -3,18 +3,22 @@
  * watchers.rules.matcher is the specification, and watchers.rules.compiled says which rules come
  * here).
  *
- * An Engine holds rules whose every term is a plain word (a key in no alias group, with no
- * compound reading) or an exact phrase of words in no alias group, joined by AND, OR and NOT.
- * Such a rule's truth and evidence depend only on where its keys occur in the article's token
- * lists, so the engine reads the lists FieldText already holds:
+ * An Engine holds rules whose every term is a word (its key, the other keys of its alias group,
+ * its compound reading written apart), a fuzzy term or an exact phrase of words (each found by
+ * the keys of its alias group), joined by AND, OR, NOT and NEAR (of terms, phrases and ORs of
+ * them). Such a rule's truth and evidence depend only on where its keys occur in the article's
+ * token lists, so the engine reads the lists FieldText already holds:
  *
  *   1. each field's token keys are looked up in the engine's key table (a bitset on the str's
  *      cached hash first: most words of an article are in no rule), and the token numbers of
  *      every key a rule uses are gathered per field;
  *   2. the rules anchored on a key found (or anchored on nothing) are evaluated in rule order:
- *      a word term hits each token of its key in the term's fields; a phrase hits where each
- *      later word's token starts at the position after the previous one's last; AND needs every
- *      positive child then no NOT child true; OR collects every true child's hits;
+ *      a word term hits each token of its keys in the term's fields; a phrase hits where each
+ *      later word's first token at the position after the previous one's last is found (an
+ *      alias hit, with the tokens' norms as its variant, when a word is found by another key
+ *      of its group); AND needs every positive child then no NOT child true; OR collects every
+ *      true child's hits; NEAR keeps the hits of each side's occurrences (one hit each) within
+ *      its distance of one of the other side's, as Evaluator._near pairs them;
  *   3. a true rule's hits are sorted by (field rank, start, end, term), equal ones kept once,
  *      the first MAX_HITS kept as Hit models (shared between rules over one article) and the
  *      score summed over all of them by field weight, as Evaluator._build_hits does; the Match
@@ -26,24 +30,30 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <string.h>
 
-enum { OP_WORD = 0, OP_PHRASE = 1, OP_AND = 2, OP_OR = 3, OP_NOT = 4, OP_FUZZY = 5 };
+enum { OP_WORD = 0, OP_PHRASE = 1, OP_AND = 2, OP_OR = 3, OP_NOT = 4, OP_FUZZY = 5, OP_NEAR = 6 };
 #define NRANKS 4
 #define BLOOM_BITS 16
 
 typedef struct {
     int op;
-    int a;      /* term number (word, phrase); positive children (AND) */
+    int a;      /* term number (word, phrase); positive children (AND); distance (NEAR) */
     int mask;   /* field ranks (word, phrase) */
     int n;      /* children */
     int first;  /* index of the first child in Engine.kids */
 } Node;
 
 typedef struct {
-    int kind;   /* OP_WORD or OP_PHRASE */
-    int nkeys;  /* a word: its key, then the other keys of its alias group; a phrase: its words */
+    int kind;   /* OP_WORD, OP_PHRASE or OP_FUZZY */
+    /* a word: its key, then the other keys of its alias group; a phrase: its words' keys, each
+     * word's own key first, then the other keys of its alias group */
+    int nkeys;
     int first;  /* index of the first key in Engine.term_keys */
+    int nwords; /* a phrase's words */
+    int sizes;  /* a phrase: index in Engine.term_sizes of its words' key counts, or -1 when
+                 * each word has one key */
     int left, right;  /* a word's compound reading as two words written apart, or -1 */
     PyObject *label;
 } TermSpec;
@@ -61,6 +71,9 @@ typedef struct {
     double score;
     Py_ssize_t start, end;
     Py_ssize_t vi, vj;  /* the variant: no token (-1), token vi's norm, or "norm_vi norm_vj" */
+    Py_ssize_t vc;      /* or, vn > 0: the norms of Scratch.chain[vc..vc+vn) joined by spaces */
+    Py_ssize_t vn;
+    Py_ssize_t t0, t1;  /* its first and last token: NEAR reads the positions it covers */
 } Raw;
 
 typedef struct {
@@ -81,7 +94,7 @@ typedef struct {
     int term, rank;
     PyObject *kind;
     double score;
-    Py_ssize_t start, end, vi, vj;
+    Py_ssize_t start, end, vi, vj, vc, vn;
     PyObject *hit;  /* borrowed from the article's list of made hits */
 } HitSlot;
 
@@ -104,6 +117,8 @@ typedef struct {
     Py_ssize_t nraw, cap_raw;
     HitSlot *slots;
     Py_ssize_t cap_slots, nslots;
+    Py_ssize_t *chain;      /* the tokens of phrase hits' variants (kept for the article) */
+    Py_ssize_t nchain, cap_chain;
     PyObject *made;         /* list: the Hit models made for this article (owns them) */
     /* the fields of this article */
     PyObject *keys[NRANKS], *starts[NRANKS], *ends[NRANKS], *pos[NRANKS], *last[NRANKS];
@@ -132,6 +147,7 @@ typedef struct {
     TermSpec *terms;
     int nterms;
     int *term_keys;
+    int *term_sizes;
     RuleSpec *rules;
     int nrules;
     Node *nodes;
@@ -207,7 +223,8 @@ compile_children(Engine *e, PyObject *seq, int depth, int *out, int n)
     return 0;
 }
 
-/* A program node: (0|1, term, mask), (2, (positive...), (negated...)), (3, (child...)), (4, child). */
+/* A program node: (0|1|5, term, mask), (2, (positive...), (negated...)), (3, (child...)),
+ * (4, child), (6, left, right, distance). */
 static int
 compile_node(Engine *e, PyObject *prog, int depth)
 {
@@ -304,6 +321,31 @@ compile_node(Engine *e, PyObject *prog, int depth)
         e->kids[e->nkids++] = c;
         return add_node(e, nd);
     }
+    if (op == OP_NEAR) {
+        if (PyTuple_GET_SIZE(prog) != 4) {
+            PyErr_SetString(PyExc_TypeError, "Engine: NEAR is (6, left, right, distance)");
+            return -1;
+        }
+        long distance = PyLong_AsLong(PyTuple_GET_ITEM(prog, 3));
+        if (distance == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (distance < 0 || distance > INT_MAX / 4) {
+            PyErr_SetString(PyExc_ValueError, "Engine: bad NEAR distance");
+            return -1;
+        }
+        int left = compile_node(e, PyTuple_GET_ITEM(prog, 1), depth + 1);
+        int right = left < 0 ? -1 : compile_node(e, PyTuple_GET_ITEM(prog, 2), depth + 1);
+        if (right < 0 || reserve_kids(e, 2) < 0) {
+            return -1;
+        }
+        nd.a = (int)distance;
+        nd.n = 2;
+        nd.first = e->nkids;
+        e->kids[e->nkids++] = left;
+        e->kids[e->nkids++] = right;
+        return add_node(e, nd);
+    }
     PyErr_Format(PyExc_ValueError, "Engine: unknown op %ld", op);
     return -1;
 }
@@ -362,6 +404,7 @@ scratch_free(Scratch *s)
     PyMem_Free(s->queue);
     PyMem_Free(s->raw);
     PyMem_Free(s->slots);
+    PyMem_Free(s->chain);
     Py_CLEAR(s->made);
     memset(s, 0, sizeof(*s));
 }
@@ -522,10 +565,11 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         goto fail;
     }
 
-    /* terms: (kind, (key, ...), label) */
+    /* terms: (kind, (key, ...), label, split): a word's split is its compound reading's two
+     * keys or (); a phrase's, its words' key counts or () when each word has one key */
     e->nterms = (int)PyList_GET_SIZE(terms);
     e->terms = PyMem_Calloc((size_t)e->nterms + 1, sizeof(TermSpec));
-    Py_ssize_t total = 0;
+    Py_ssize_t total = 0, nsizes = 0;
     for (int t = 0; t < e->nterms; t++) {
         PyObject *spec = PyList_GET_ITEM(terms, t);
         if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 4
@@ -535,13 +579,15 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             goto fail;
         }
         total += PyTuple_GET_SIZE(PyTuple_GET_ITEM(spec, 1));
+        nsizes += PyTuple_GET_SIZE(PyTuple_GET_ITEM(spec, 3));
     }
     e->term_keys = PyMem_Malloc(sizeof(int) * ((size_t)total + 1));
-    if (e->terms == NULL || e->term_keys == NULL) {
+    e->term_sizes = PyMem_Malloc(sizeof(int) * ((size_t)nsizes + 1));
+    if (e->terms == NULL || e->term_keys == NULL || e->term_sizes == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
-    int at = 0;
+    int at = 0, at_sizes = 0;
     for (int t = 0; t < e->nterms; t++) {
         PyObject *spec = PyList_GET_ITEM(terms, t);
         PyObject *tk = PyTuple_GET_ITEM(spec, 1);
@@ -555,7 +601,8 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         if ((kind != OP_WORD && kind != OP_PHRASE && kind != OP_FUZZY) || n < 1
             || (kind == OP_FUZZY && n != 1)
             || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 2))
-            || (nsplit != 0 && (nsplit != 2 || kind != OP_WORD))) {
+            || (nsplit != 0 && kind == OP_FUZZY)
+            || (nsplit != 0 && nsplit != 2 && kind == OP_WORD)) {
             PyErr_SetString(PyExc_ValueError, "Engine: bad term");
             goto fail;
         }
@@ -564,7 +611,31 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         e->terms[t].first = at;
         e->terms[t].label = Py_NewRef(PyTuple_GET_ITEM(spec, 2));
         e->terms[t].left = e->terms[t].right = -1;
-        if (nsplit == 2) {
+        e->terms[t].nwords = kind == OP_PHRASE ? n : 1;
+        e->terms[t].sizes = -1;
+        if (kind == OP_PHRASE && nsplit != 0) {
+            long sum = 0;
+            for (Py_ssize_t w = 0; w < nsplit; w++) {
+                long c = PyLong_AsLong(PyTuple_GET_ITEM(split, w));
+                if (c < 1 || c > n) {
+                    if (!PyErr_Occurred()) {
+                        PyErr_SetString(PyExc_ValueError, "Engine: bad key count of a word");
+                    }
+                    goto fail;
+                }
+                sum += c;
+                e->term_sizes[at_sizes + w] = (int)c;
+            }
+            if (sum != n) {
+                PyErr_SetString(PyExc_ValueError,
+                                "Engine: a phrase's key counts must sum to its keys");
+                goto fail;
+            }
+            e->terms[t].nwords = (int)nsplit;
+            e->terms[t].sizes = at_sizes;
+            at_sizes += (int)nsplit;
+        }
+        else if (nsplit == 2 && kind == OP_WORD) {
             long l = PyLong_AsLong(PyTuple_GET_ITEM(split, 0));
             long r = PyLong_AsLong(PyTuple_GET_ITEM(split, 1));
             if (l < 0 || l >= e->nkeys || r < 0 || r >= e->nkeys) {
@@ -674,6 +745,7 @@ engine_dealloc(Engine *e)
     }
     PyMem_Free(e->terms);
     PyMem_Free(e->term_keys);
+    PyMem_Free(e->term_sizes);
     if (e->rules) {
         for (int r = 0; r < e->nrules; r++) {
             Py_XDECREF(e->rules[r].name);
@@ -872,6 +944,7 @@ gather(Engine *e, Scratch *s, PyObject *verdicts)
         s->gen = 1;
     }
     s->nslots = 0;
+    s->nchain = 0;
     unsigned gen = s->gen;
     if (e->seen == NULL) {  /* made on the first article: a rule set may never match one */
         e->seen = PyMem_Calloc((size_t)1 << SEEN_BITS, sizeof(Seen));
@@ -1030,7 +1103,18 @@ push_raw(Scratch *s, int rank, int term, Py_ssize_t start, Py_ssize_t end, PyObj
     h->score = score;
     h->vi = vi;
     h->vj = vj;
+    h->vc = -1;
+    h->vn = 0;
+    h->t0 = h->t1 = -1;
     return 0;
+}
+
+/* The first and last token of the last raw hit pushed (positions are read only by NEAR). */
+static inline void
+place(Scratch *s, Py_ssize_t t0, Py_ssize_t t1)
+{
+    s->raw[s->nraw - 1].t0 = t0;
+    s->raw[s->nraw - 1].t1 = t1;
 }
 
 /* The last of the ascending token numbers toks[0..n) whose position is p, or -1. */
@@ -1090,6 +1174,9 @@ token_at(Scratch *s, int r, Py_ssize_t *toks, Py_ssize_t n, Py_ssize_t p)
     return -1;
 }
 
+static int near_pairs(Engine *e, Scratch *s, Py_ssize_t lo, Py_ssize_t mid, Py_ssize_t hi,
+                      Py_ssize_t n);
+
 /* 1 if true (its hits appended), 0 if false (nothing appended), -1 on error. */
 static int
 eval_node(Engine *e, Scratch *s, int at)
@@ -1115,6 +1202,7 @@ eval_node(Engine *e, Scratch *s, int at)
                                  w ? i : -1, -1) < 0) {
                         return -1;
                     }
+                    place(s, i, i);
                 }
             }
             if (t->left < 0) {
@@ -1142,6 +1230,7 @@ eval_node(Engine *e, Scratch *s, int at)
                              e->exact, 100.0, i, j) < 0) {
                     return -1;
                 }
+                place(s, i, j);
             }
         }
         return s->nraw > before;
@@ -1170,6 +1259,7 @@ eval_node(Engine *e, Scratch *s, int at)
                              exact ? 100.0 : s->tok_score[base + j], exact ? -1 : i, -1) < 0) {
                     return -1;
                 }
+                place(s, i, i);
             }
             found = 1;
         }
@@ -1178,54 +1268,109 @@ eval_node(Engine *e, Scratch *s, int at)
     case OP_PHRASE: {
         TermSpec *t = &e->terms[nd->a];
         const int *keys = e->term_keys + t->first;
+        const int *sizes = t->sizes >= 0 ? e->term_sizes + t->sizes : NULL;
+        int nw = t->nwords;
         int found = 0;
         for (int r = 0; r < NRANKS; r++) {
             if (!(nd->mask & (1 << r))) {
                 continue;
             }
-            Py_ssize_t n0;
-            Py_ssize_t *first = occ_of(s, keys[0], r, &n0);
-            if (n0 == 0) {
-                continue;
-            }
+            /* Every word must occur in the field (by its key or another of its group). */
             int missing = 0;
-            for (int w = 1; w < t->nkeys; w++) {
-                Py_ssize_t nw;
-                occ_of(s, keys[w], r, &nw);
-                if (nw == 0) {
-                    missing = 1;
-                    break;
+            for (int w = 0, k = 0; w < nw && !missing; w++) {
+                int size = sizes ? sizes[w] : 1;
+                Py_ssize_t any = 0;
+                for (int g = 0; g < size; g++) {
+                    Py_ssize_t nk;
+                    occ_of(s, keys[k + g], r, &nk);
+                    any += nk;
                 }
+                missing = any == 0;
+                k += size;
             }
             if (missing) {
                 continue;
             }
-            for (Py_ssize_t j = 0; j < n0; j++) {
-                Py_ssize_t cur = first[j];
-                Py_ssize_t st = int_at(s->starts[r], cur), en = int_at(s->ends[r], cur);
-                int whole = 1;
-                for (int w = 1; w < t->nkeys; w++) {
-                    Py_ssize_t nw;
-                    Py_ssize_t *toks = occ_of(s, keys[w], r, &nw);
-                    Py_ssize_t nxt = token_at(s, r, toks, nw, last_at(s, r, cur) + 1);
-                    if (nxt < 0) {
-                        whole = 0;
-                        break;
+            /* The chain being tried is laid out at the end of the article's chain store: a
+             * variant names it there. */
+            if (grow((void **)&s->chain, &s->cap_chain, s->nchain + nw, sizeof(Py_ssize_t)) < 0) {
+                return -1;
+            }
+            Py_ssize_t *chain = s->chain + s->nchain;
+            int size0 = sizes ? sizes[0] : 1;
+            for (int g0 = 0; g0 < size0; g0++) {
+                Py_ssize_t n0;
+                Py_ssize_t *first = occ_of(s, keys[g0], r, &n0);
+                for (Py_ssize_t j = 0; j < n0; j++) {
+                    Py_ssize_t cur = first[j];
+                    Py_ssize_t st = int_at(s->starts[r], cur), en = int_at(s->ends[r], cur);
+                    int alias = g0 > 0;  /* a word found by another key of its group */
+                    int whole = 1;
+                    chain[0] = cur;
+                    for (int w = 1, k = size0; w < nw; w++) {
+                        /* The first token at the next position of any of the word's keys, as
+                         * Evaluator._any_phrase takes it. */
+                        int size = sizes ? sizes[w] : 1;
+                        Py_ssize_t p = last_at(s, r, cur) + 1, nxt = -1;
+                        int by = 0;
+                        for (int g = 0; g < size; g++) {
+                            Py_ssize_t nk;
+                            Py_ssize_t *toks = occ_of(s, keys[k + g], r, &nk);
+                            Py_ssize_t x = nk ? token_at(s, r, toks, nk, p) : -1;
+                            if (x >= 0 && (nxt < 0 || x < nxt)) {
+                                nxt = x;
+                                by = g;
+                            }
+                        }
+                        k += size;
+                        if (nxt < 0) {
+                            whole = 0;
+                            break;
+                        }
+                        alias |= by > 0;
+                        Py_ssize_t a = int_at(s->starts[r], nxt), b = int_at(s->ends[r], nxt);
+                        if (a < st) {
+                            st = a;
+                        }
+                        if (b > en) {
+                            en = b;
+                        }
+                        chain[w] = nxt;
+                        cur = nxt;
                     }
-                    Py_ssize_t a = int_at(s->starts[r], nxt), b = int_at(s->ends[r], nxt);
-                    if (a < st) {
-                        st = a;
+                    if (!whole) {
+                        continue;
                     }
-                    if (b > en) {
-                        en = b;
-                    }
-                    cur = nxt;
-                }
-                if (whole) {
-                    if (push_raw(s, r, nd->a, st, en, e->exact, 100.0, -1, -1) < 0) {
+                    if (push_raw(s, r, nd->a, st, en, alias ? e->alias : e->exact, 100.0, -1,
+                                 -1) < 0) {
                         return -1;
                     }
+                    /* Each word starts after the last position of the one before: the chain's
+                     * first token starts it, its last ends it. */
+                    place(s, first[j], cur);
                     found = 1;
+                    if (alias) {
+                        /* The variant: the chain's norms in start order (a stable sort, as
+                         * sorted() is); kept for the article, and the next chain goes after. */
+                        for (int a = 1; a < nw; a++) {
+                            Py_ssize_t x = chain[a], sx = int_at(s->starts[r], x);
+                            int b = a;
+                            while (b > 0 && int_at(s->starts[r], chain[b - 1]) > sx) {
+                                chain[b] = chain[b - 1];
+                                b--;
+                            }
+                            chain[b] = x;
+                        }
+                        Raw *h = &s->raw[s->nraw - 1];
+                        h->vc = s->nchain;
+                        h->vn = nw;
+                        s->nchain += nw;
+                        if (grow((void **)&s->chain, &s->cap_chain, s->nchain + nw,
+                                 sizeof(Py_ssize_t)) < 0) {
+                            return -1;
+                        }
+                        chain = s->chain + s->nchain;
+                    }
                 }
             }
         }
@@ -1272,6 +1417,22 @@ eval_node(Engine *e, Scratch *s, int at)
         s->nraw = before;
         return v < 0 ? -1 : !v;
     }
+    case OP_NEAR: {
+        /* Each side's occurrences are its hits (one each, with the positions it covers). */
+        Py_ssize_t before = s->nraw;
+        int v = eval_node(e, s, e->kids[nd->first]);
+        if (v <= 0) {
+            s->nraw = before;
+            return v;
+        }
+        Py_ssize_t mid = s->nraw;
+        v = eval_node(e, s, e->kids[nd->first + 1]);
+        if (v <= 0) {
+            s->nraw = before;
+            return v;
+        }
+        return near_pairs(e, s, before, mid, s->nraw, nd->a);
+    }
     }
     PyErr_SetString(PyExc_SystemError, "Engine: bad node");
     return -1;
@@ -1281,6 +1442,21 @@ eval_node(Engine *e, Scratch *s, int at)
 static PyObject *
 variant_of(Scratch *s, const Raw *h)
 {
+    if (h->vn > 0) {
+        PyObject *parts = PyList_New(h->vn);
+        if (parts == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t k = 0; k < h->vn; k++) {
+            PyList_SET_ITEM(parts, k,
+                            Py_NewRef(PyList_GET_ITEM(s->norms[h->rank], s->chain[h->vc + k])));
+        }
+        PyObject *space = PyUnicode_FromOrdinal(' ');
+        PyObject *out = space ? PyUnicode_Join(space, parts) : NULL;
+        Py_XDECREF(space);
+        Py_DECREF(parts);
+        return out;
+    }
     if (h->vi < 0) {
         Py_RETURN_NONE;
     }
@@ -1297,6 +1473,24 @@ static Py_UCS4
 variant_char(Scratch *s, const Raw *h, Py_ssize_t i, int *end)
 {
     *end = 0;
+    if (h->vn > 0) {
+        for (Py_ssize_t k = 0; k < h->vn; k++) {
+            PyObject *a = PyList_GET_ITEM(s->norms[h->rank], s->chain[h->vc + k]);
+            Py_ssize_t na = PyUnicode_GET_LENGTH(a);
+            if (i < na) {
+                return PyUnicode_READ_CHAR(a, i);
+            }
+            i -= na;
+            if (k + 1 < h->vn) {
+                if (i == 0) {
+                    return ' ';
+                }
+                i--;
+            }
+        }
+        *end = 1;
+        return 0;
+    }
     if (h->vi >= 0) {
         PyObject *a = PyList_GET_ITEM(s->norms[h->rank], h->vi);
         Py_ssize_t na = PyUnicode_GET_LENGTH(a);
@@ -1315,6 +1509,17 @@ variant_char(Scratch *s, const Raw *h, Py_ssize_t i, int *end)
     }
     *end = 1;
     return 0;
+}
+
+/* Whether two raw hits name their variant alike (then their text is the same). */
+static inline int
+same_variant(Scratch *s, const Raw *a, const Raw *b)
+{
+    if (a->vi != b->vi || a->vj != b->vj || a->vn != b->vn) {
+        return 0;
+    }
+    return a->vn == 0 || a->vc == b->vc
+           || memcmp(s->chain + a->vc, s->chain + b->vc, sizeof(Py_ssize_t) * (size_t)a->vn) == 0;
 }
 
 /* The order of two raw hits' variants' text, as str comparison gives it. */
@@ -1377,7 +1582,7 @@ cmp_raw(const void *pa, const void *pb)
     if (a->score != b->score) {
         return a->score > b->score ? -1 : 1;  /* the better score first */
     }
-    if (a->vi == b->vi && a->vj == b->vj) {
+    if (same_variant(sort_scratch, a, b)) {
         return 0;
     }
     /* Rare: one term twice on one span. Compare the variants' text (None as ""), read in
@@ -1385,6 +1590,116 @@ cmp_raw(const void *pa, const void *pb)
      * another thread's match reset the sort's engine and scratch. */
     c = cmp_variants(sort_scratch, a, b);
     return c;
+}
+
+/* NEAR */
+
+typedef struct {
+    int rank;
+    Py_ssize_t p0, p1, at;
+} Place;
+
+static int
+cmp_place(const void *pa, const void *pb)
+{
+    const Place *a = pa, *b = pb;
+    if (a->rank != b->rank) {
+        return a->rank < b->rank ? -1 : 1;
+    }
+    if (a->p0 != b->p0) {
+        return a->p0 < b->p0 ? -1 : 1;
+    }
+    return (a->at > b->at) - (a->at < b->at);
+}
+
+/* Whether two raw hits are one hit, as Evaluator._near compares its hit tuples. */
+static int
+same_raw(Engine *e, Scratch *s, const Raw *a, const Raw *b)
+{
+    if (a->rank != b->rank || a->start != b->start || a->end != b->end || a->score != b->score) {
+        return 0;
+    }
+    if (a->term != b->term) {
+        PyObject *x = e->terms[a->term].label, *y = e->terms[b->term].label;
+        if (x != y && PyUnicode_Compare(x, y) != 0) {  /* str with str: never an error */
+            return 0;
+        }
+    }
+    if (a->kind != b->kind && PyUnicode_Compare(a->kind, b->kind) != 0) {
+        return 0;
+    }
+    int va = a->vi >= 0 || a->vn > 0, vb = b->vi >= 0 || b->vn > 0;
+    if (va != vb) {
+        return 0;  /* None is no str */
+    }
+    return !va || same_variant(s, a, b) || cmp_variants(s, a, b) == 0;
+}
+
+/* A NEAR/n over the left side's hits raw[lo..mid) and the right's raw[mid..hi): keeps, in
+ * order, those of an occurrence within n positions of one of the other side's in its field
+ * (the gap between them counted as Evaluator._near does; an occurrence is never near itself,
+ * i.e. an equal hit). 1 if any pair is near, else 0 (nothing kept); -1 on error. */
+static int
+near_pairs(Engine *e, Scratch *s, Py_ssize_t lo, Py_ssize_t mid, Py_ssize_t hi, Py_ssize_t n)
+{
+    Py_ssize_t nr = hi - mid;
+    Place *right = PyMem_Malloc(sizeof(Place) * (size_t)(nr + 1));
+    char *keep = PyMem_Calloc((size_t)(hi - lo + 1), 1);
+    if (right == NULL || keep == NULL) {
+        PyMem_Free(right);
+        PyMem_Free(keep);
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t longest = 0;
+    for (Py_ssize_t k = 0; k < nr; k++) {
+        const Raw *h = &s->raw[mid + k];
+        right[k].rank = h->rank;
+        right[k].p0 = pos_at(s, h->rank, h->t0);
+        right[k].p1 = last_at(s, h->rank, h->t1);
+        right[k].at = mid + k;
+        if (right[k].p1 - right[k].p0 > longest) {
+            longest = right[k].p1 - right[k].p0;
+        }
+    }
+    qsort(right, (size_t)nr, sizeof(Place), cmp_place);
+    int any = 0;
+    for (Py_ssize_t i = lo; i < mid; i++) {
+        const Raw *l = &s->raw[i];
+        Py_ssize_t l0 = pos_at(s, l->rank, l->t0), l1 = last_at(s, l->rank, l->t1);
+        /* A right occurrence near l ends at or after l0 - n, so it starts no earlier than that
+         * minus the longest right span. */
+        Py_ssize_t from = l0 - n - longest;
+        Py_ssize_t a = 0, b = nr;
+        while (a < b) {
+            Py_ssize_t m = (a + b) / 2;
+            if (right[m].rank < l->rank || (right[m].rank == l->rank && right[m].p0 < from)) {
+                a = m + 1;
+            }
+            else {
+                b = m;
+            }
+        }
+        for (Py_ssize_t k = a; k < nr && right[k].rank == l->rank && right[k].p0 <= l1 + n;
+             k++) {
+            Py_ssize_t g1 = right[k].p0 - l1, g2 = l0 - right[k].p1;
+            if ((g1 > g2 ? g1 : g2) > n || same_raw(e, s, l, &s->raw[right[k].at])) {
+                continue;
+            }
+            keep[i - lo] = keep[right[k].at - lo] = 1;
+            any = 1;
+        }
+    }
+    Py_ssize_t w = lo;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        if (keep[i - lo]) {
+            s->raw[w++] = s->raw[i];
+        }
+    }
+    s->nraw = w;
+    PyMem_Free(right);
+    PyMem_Free(keep);
+    return any;
 }
 
 static int
@@ -1483,7 +1798,10 @@ hit_for(Engine *e, Scratch *s, const Raw *h)
         HitSlot *o = &s->slots[j];
         if (o->term == h->term && o->rank == h->rank && o->start == h->start
             && o->end == h->end && o->kind == h->kind && o->score == h->score && o->vi == h->vi
-            && o->vj == h->vj) {
+            && o->vj == h->vj && o->vn == h->vn
+            && (o->vn == 0 || o->vc == h->vc
+                || memcmp(s->chain + o->vc, s->chain + h->vc,
+                          sizeof(Py_ssize_t) * (size_t)o->vn) == 0)) {
             return o->hit;
         }
         j = (j + 1) & mask;
@@ -1507,6 +1825,8 @@ hit_for(Engine *e, Scratch *s, const Raw *h)
     o->score = h->score;
     o->vi = h->vi;
     o->vj = h->vj;
+    o->vc = h->vc;
+    o->vn = h->vn;
     o->hit = hit;
     s->nslots++;
     return hit;

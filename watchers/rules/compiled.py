@@ -1,14 +1,17 @@
 """Rules decided and evidenced in C: which rules qualify, and their programs.
 
 A rule qualifies when every term of it is a word (found by its key, the other keys of its
-alias group, and its compound reading written apart), a fuzzy term, or an exact phrase of words
-in no alias group, and they are joined by AND, OR and NOT. Its truth and evidence then depend
+alias group, and its compound reading written apart), a fuzzy term, or an exact phrase of plain
+words (each found by the keys of its alias group, as ``Evaluator._any_phrase`` finds it), and
+they are joined by AND, OR, NOT and NEAR (whose sides are such terms, phrases or ORs of them,
+so each occurrence is one hit). Its truth and evidence then depend
 only on where its keys occur in the article's token lists (and, for a fuzzy term, on which of
 the article's words it accepts), which the C engine (``watchers.rules._cmatch``, optional) reads
 without making a Python object per term. It gives the same matches as
 :class:`~watchers.rules.matcher.Evaluator`, which is the specification: the naive loop always
-runs on it, and tests compare the two. Other rules (prefixes, NEAR, regexes, sloppy phrases,
-phrases with an aliased or fuzzy word) stay with the Python evaluator and the rule index.
+runs on it, and tests compare the two. Other rules (prefixes, regexes, sloppy phrases, phrases
+with a fuzzy or prefix word, a NEAR inside a NEAR's side, words with several compound readings)
+stay with the Python evaluator and the rule index.
 
 Fuzzy terms: per article, the article's words are looked up in a fuzzy vocabulary of the
 engine's fuzzy terms (the rule index's, cached per distinct word), each word accepted gets its
@@ -19,9 +22,10 @@ the tokens of those words as ``Evaluator.resolve`` does (a fuzzy verdict only on
 Python.
 
 The engine anchors a rule on keys, at least one of which any article it matches holds: a word
-on its keys (and the rarer word of its compound reading), a phrase on its rarest word, an AND
-on its cheapest positive child, an OR on all its children; a rule with no such key is tried on
-every article. Evaluating a rule in C costs less than a finer anchor would save.
+on its keys (and the rarer word of its compound reading), a phrase on the keys of its rarest
+word (its alias group's), an AND on its cheapest positive child, a NEAR on its cheaper side, an
+OR on all its children; a rule with no such key is tried on every article. Evaluating a rule in
+C costs less than a finer anchor would save.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .matcher import (
     Analysis,
     _slot_descriptor,
 )
-from .syntax import And, Node, Not, Or, Phrase, Term
+from .syntax import And, Near, Node, Not, Or, Phrase, Term
 from .variants import Aliases, compare, compound_splits
 
 if TYPE_CHECKING:
@@ -50,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CompiledRules", "available"]
 
-_WORD, _PHRASE, _AND, _OR, _NOT, _FUZZY = 0, 1, 2, 3, 4, 5
+_WORD, _PHRASE, _AND, _OR, _NOT, _FUZZY, _NEAR = 0, 1, 2, 3, 4, 5, 6
 # Words whose fuzzy verdicts are kept before the cache starts afresh.
 _VERDICTS_LIMIT = 200_000
 _RANK_NAMES: Final = tuple(sorted(_FIELD_RANK, key=_FIELD_RANK.__getitem__))
@@ -109,6 +113,17 @@ class _Builder:
             found = self.splits[key] = compound_splits(key)
         return found
 
+    def _phrase(self, node: Phrase) -> int:
+        """The term of an exact phrase: each word's keys (its own first), and per word their
+        count when some word has more than one."""
+        groups = [self._word_keys(w.key) for w in node.words]
+        sizes = tuple(map(len, groups)) if any(len(g) > 1 for g in groups) else ()
+        spec = (_PHRASE, tuple(self._key(k) for g in groups for k in g), node.text, sizes)
+        t = self.terms.get(spec)
+        if t is None:
+            t = self.terms[spec] = len(self.terms)
+        return t
+
     def _word_keys(self, key: str) -> list[str]:
         """The word's key, then the other keys of its alias group (in a fixed order)."""
         return [key, *sorted(self.aliases.of(key) - {key})]
@@ -127,16 +142,28 @@ class _Builder:
                 return True
             return node.kind == "word" and len(self._split(node.key)) <= 1
         if isinstance(node, Phrase):
+            # A phrase's word is found by the keys of its alias group, each a single token
+            # (aliases are single words); compound readings are for terms only, so no word of
+            # an exact phrase spans tokens the engine does not see. Sloppy phrases and phrases
+            # with a prefix or fuzzy word stay in Python.
             return (
-                node.slop == 0
-                and len(node.words) > 0
-                and all(w.kind == "word" and not self.aliases.of(w.key) for w in node.words)
+                node.slop == 0 and len(node.words) > 0 and all(w.kind == "word" for w in node.words)
             )
         if isinstance(node, (And, Or)):
             return all(self.check(c) for c in node.children)
         if isinstance(node, Not):
             return self.check(node.child)
+        if isinstance(node, Near):
+            # Each side's occurrences are then its hits, one each; a NEAR inside a side (whose
+            # occurrences hold several) stays in Python.
+            return self._positional(node.left) and self._positional(node.right)
         return False
+
+    def _positional(self, node: Node) -> bool:
+        """Whether ``node`` is a term, phrase or OR of them that qualifies."""
+        if isinstance(node, Or):
+            return all(self._positional(c) for c in node.children)
+        return isinstance(node, (Term, Phrase)) and self.check(node)
 
     def _fuzzy(self, node: Term, threshold: float) -> int:
         thr = float(node.similarity if node.similarity is not None else threshold)
@@ -161,8 +188,7 @@ class _Builder:
             term = self._term(_WORD, keys, node.text, split[0] if split else ())
             return (_WORD, term, self._mask(node.field, defaults))
         if isinstance(node, Phrase):
-            keys = [w.key for w in node.words]
-            return (_PHRASE, self._term(_PHRASE, keys, node.text), self._mask(node.field, defaults))
+            return (_PHRASE, self._phrase(node), self._mask(node.field, defaults))
         if isinstance(node, And):
             # Positive children first, in order, then the NOTs' inner nodes, as evaluate does.
             kids = node.children
@@ -175,6 +201,20 @@ class _Builder:
             return (_AND, pos, neg)
         if isinstance(node, Or):
             return (_OR, tuple(self.program(c, defaults, threshold) for c in node.children))
+        if isinstance(node, Near):
+            # NEAR is symmetric (the same pairs either way round), so the side the rule is not
+            # anchored on (the costlier), which a candidate article may lack, goes first: when
+            # it is false the anchored side's hits are never gathered.
+            sides = (node.left, node.right)
+            costs = [self.anchors(side, threshold) for side in sides]
+            if costs[0] is not None and costs[1] is not None and costs[0][1] < costs[1][1]:
+                sides = (node.right, node.left)
+            return (
+                _NEAR,
+                self.program(sides[0], defaults, threshold),
+                self.program(sides[1], defaults, threshold),
+                node.distance,
+            )
         assert isinstance(node, Not)
         return (_NOT, self.program(node.child, defaults, threshold))
 
@@ -193,13 +233,19 @@ class _Builder:
                 cost += _word_cost(rarer)
             return frozenset(keys), cost
         if isinstance(node, Phrase):
-            rarest = min((w.key for w in node.words), key=lambda k: (_word_cost(k), k))
-            return frozenset({rarest}), _word_cost(rarest)
+            # The word whose keys (its alias group's) are rarest together.
+            costed = []
+            for w in node.words:
+                group = self._word_keys(w.key)
+                costed.append((float(sum(map(_word_cost, group))), group))
+            cost, group = min(costed)
+            return frozenset(group), cost
         if isinstance(node, Not):
             return None
-        if isinstance(node, And):
+        if isinstance(node, (And, Near)):
+            # Every positive child (both sides of a NEAR) is true where the node is.
             best: tuple[frozenset[str | int], float] | None = None
-            for child in node.children:
+            for child in node.children if isinstance(node, And) else (node.left, node.right):
                 if isinstance(child, Not):
                     continue
                 found = self.anchors(child, threshold)
