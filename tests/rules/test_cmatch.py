@@ -179,6 +179,43 @@ def test_a_match_from_the_engine_is_a_whole_model() -> None:
 
 
 @needs_engine
+def test_models_from_the_engine_stay_out_of_the_cyclic_collector() -> None:
+    """A large rule set makes hundreds of matches an article; none can be part of a cycle, so
+    the engine leaves them (their dicts and hit tuples) untracked, and reference counting
+    alone frees them: with the collector off, matching again and again holds no more memory."""
+    import gc
+    import tracemalloc
+
+    rules = RuleSet([
+        Rule("cyber", "cyberattack OR kiev", fields=("title", "text")),
+        Rule("near", '"cyber attack" NEAR/3 kyiv'),
+    ])
+    article = Article(id="a1", title="Kyiv hit", text="A cyber attack on Kyiv, a cyberattack.")
+    matches = rules.match(article)
+    assert [m.rule for m in matches] == ["cyber", "near"]
+    for m in matches:
+        assert not gc.is_tracked(m) and not gc.is_tracked(m.__dict__)
+        assert not gc.is_tracked(m.hits) and not any(gc.is_tracked(h) for h in m.hits)
+    assert Match.model_validate(matches[0].model_dump()) == matches[0]
+    del matches, m
+    enabled = gc.isenabled()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        for _ in range(200):
+            rules.match(article)
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(2000):
+            rules.match(article)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        if enabled:
+            gc.enable()
+    assert grown < 16_384, f"{grown} bytes held after 2,000 matches"
+
+
+@needs_engine
 def test_hits_are_capped_and_the_score_counts_them_all() -> None:
     text = " ".join(["war"] * 250)
     rules = RuleSet([Rule("w", "war"), Rule("p", '"war war"')])
