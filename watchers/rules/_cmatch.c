@@ -31,6 +31,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 enum { OP_WORD = 0, OP_PHRASE = 1, OP_AND = 2, OP_OR = 3, OP_NOT = 4, OP_FUZZY = 5, OP_NEAR = 6 };
@@ -955,6 +956,20 @@ gather(Engine *e, Scratch *s, PyObject *verdicts)
     }
     s->ntouched = 0;
     s->npairs = 0;
+    /* The article's few words with fuzzy verdicts, as 1,024 bits of their hashes: most tokens
+     * then skip the dict lookup. */
+    uint64_t vbits[16] = {0};
+    if (verdicts != NULL) {
+        Py_ssize_t pos = 0;
+        PyObject *word, *value;
+        while (PyDict_Next(verdicts, &pos, &word, &value)) {
+            Py_hash_t vh = PyObject_Hash(word);
+            if (vh == -1) {
+                return -1;
+            }
+            vbits[((size_t)vh >> 6) & 15] |= (uint64_t)1 << ((size_t)vh & 63);
+        }
+    }
     for (int r = 0; r < NRANKS; r++) {
         if (!(e->rank_mask & (1 << r)) || s->keys[r] == NULL) {
             continue;
@@ -1000,7 +1015,8 @@ gather(Engine *e, Scratch *s, PyObject *verdicts)
             if (k >= 0 && push_pair(s, k, r, i, NULL, 100.0, gen) < 0) {
                 return -1;
             }
-            if (verdicts != NULL) {
+            if (verdicts != NULL
+                && (vbits[((size_t)h >> 6) & 15] >> ((size_t)h & 63) & 1)) {
                 PyObject *v = PyDict_GetItemWithError(verdicts, key);
                 if (v == NULL) {
                     if (PyErr_Occurred()) {
