@@ -26,12 +26,20 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
-from .matcher import DEFAULT_FIELDS, Analysis, FuzzyCandidates
+from .matcher import (
+    DEFAULT_FIELDS,
+    Analysis,
+    FoldedText,
+    FuzzyCandidates,
+    folded_text,
+    regex_leads,
+)
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .variants import Aliases, _zipf, compare, compound_splits, translit_key
 
@@ -242,10 +250,12 @@ class _RegexScreen:
     """Which regex rules may match a text, found with one scan for their required literals.
 
     Each pattern is parsed (with Python's own regex parser) for a string that every match must
-    contain; the texts are lower-cased and searched for all those strings at once, with
-    Hyperscan when it is installed. A pattern with no such string, or one the parser does not
-    take, is always run: it is correct, only slower, and each run counts against the article's
-    regex budget.
+    contain; the texts' screen forms (ASCII lower-cased, :class:`~.matcher.FoldedText`) are
+    searched for all those strings at once, with Hyperscan when it is installed. A pattern with
+    no such string, or one the parser does not take, is always run: it is correct, only slower,
+    and each run counts against the article's regex budget. The same scan keeps, in each
+    text's screen form, where the literals that matches begin with are: the evaluator tries a
+    pattern there rather than search the text for it.
     """
 
     def __init__(self, patterns: Sequence[str]) -> None:
@@ -275,8 +285,21 @@ class _RegexScreen:
         for sets in self.also.values():
             for lits in sets:
                 scanned.update(lits)
+        # Hyperscan also reports every place where a pattern's leading literals are (see
+        # matcher.FoldedText), so that the evaluator tries the pattern there without a search
+        # of its own; a lead so common that reporting it costs more is left to the evaluator.
+        leads: set[str] = set()
+        for p in patterns:
+            for lead in regex_leads(p) or ():
+                text = lead.decode("ascii")
+                if _worth_reporting(text):
+                    leads.add(text)
+        scanned.update(leads)
         self._scanned = sorted(scanned)
-        self._db: Any = _hyperscan_literals(self._scanned)
+        self._lead_ids = {
+            lit.encode("ascii"): i for i, lit in enumerate(self._scanned) if lit in leads
+        }
+        self._db: Any = _hyperscan_literals([(lit, lit in leads) for lit in self._scanned])
         # Without Hyperscan, many literals are first screened by their first three letters:
         # a text's three-letter sequences are one C-level pass, and a literal whose first three
         # are not among them is not in the text. Short literals are searched for directly.
@@ -299,14 +322,14 @@ class _RegexScreen:
         found = set(self.unscreened)
         if not self.literals:
             return found
-        lowered = [_screen_form(t) for t in texts if t]
-        present = self._present(lowered)
+        folded = [folded_text(t) for t in texts if t]
+        present = self._present(folded)
         literals = self.literals
         also = self.also if every_set else {}
         if also and self._db is None:
             # The pure screen found the first sets' literals only: look for the others in the
             # text, each once.
-            text = "\x00".join(lowered)
+            text = "\x00".join(f.data.decode("latin-1") for f in folded)
             known: dict[str, bool] = {}
 
             def in_text(lit: str) -> bool:
@@ -325,26 +348,31 @@ class _RegexScreen:
                     found.add(p)
         return found
 
-    def _present(self, lowered: list[str]) -> set[str]:
-        """The literals found in one of the ``lowered`` texts: by Hyperscan, every literal of
-        every set; by the pure screen, those of each pattern's first set."""
+    def _present(self, folded: list[FoldedText]) -> set[str]:
+        """The literals found in one of the ``folded`` texts: by Hyperscan, every literal of
+        every set (and the places of the leads, kept in each text); by the pure screen, those
+        of each pattern's first set."""
         if self._db is None:
             # One string to search: a literal never holds NUL, so none is found across a join.
-            text = "\x00".join(lowered)
+            text = "\x00".join(f.data.decode("latin-1") for f in folded)
             if len(self._ordered) < _GRAM_SCREEN_FROM:
                 return {lit for lit in self._ordered if lit in text}
             grams = set(zip(text, text[1:], text[2:], strict=False))
             maybe = compress(self._by_gram, map(grams.__contains__, self._grams))
             return {lit for lit in chain(self._short, maybe) if lit in text}
         seen: set[int] = set()
-
-        def on_match(lit_id: int, start: int, end: int, flags: int, ctx: Any) -> None:
-            seen.add(lit_id)
-
-        for t in lowered:
-            self._db.scan(t.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
+        for f in folded:
+            # A lead is reported at each place it ends, any other literal once.
+            ends: defaultdict[int, list[int]] = defaultdict(list)
+            self._db.scan(f.data, match_event_handler=_on_match, context=ends)
+            seen.update(ends)
+            f.record(self._lead_ids, ends)
         scanned = self._scanned
         return {scanned[i] for i in seen}
+
+
+def _on_match(lit_id: int, start: int, end: int, flags: int, ends: Any) -> None:
+    ends[lit_id].append(end)
 
 
 # Under IGNORECASE these non-ASCII letters match ASCII ones (ſ/s, ı/i, İ/i, K/k); the screen
@@ -358,7 +386,9 @@ def _screen_form(text: str) -> str:
     return text.lower()
 
 
-def _hyperscan_literals(literals: Sequence[str]) -> Any:
+def _hyperscan_literals(literals: Sequence[tuple[str, bool]]) -> Any:
+    """A Hyperscan database of ``literals`` (ids by position), each with whether it is reported
+    wherever it occurs rather than once; None without Hyperscan."""
     if not literals:
         return None
     try:
@@ -366,14 +396,24 @@ def _hyperscan_literals(literals: Sequence[str]) -> Any:
     except ImportError:
         return None
     db = hyperscan.Database()
-    exprs = ["".join(f"\\x{b:02x}" for b in lit.encode()).encode() for lit in literals]
+    exprs = ["".join(f"\\x{b:02x}" for b in lit.encode()).encode() for lit, _ in literals]
     db.compile(
         expressions=exprs,
         ids=list(range(len(exprs))),
         elements=len(exprs),
-        flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(exprs),
+        flags=[0 if every else hyperscan.HS_FLAG_SINGLEMATCH for _, every in literals],
     )
     return db
+
+
+# Leads more common than this (zipf, as a word) are found by the evaluator when it needs them,
+# which stops looking after a few: Hyperscan would report every one, each a Python call.
+_LEAD_ZIPF_MAX = 6.5
+
+
+def _worth_reporting(lead: str) -> bool:
+    # Only a word is looked up (in the table, never wordfreq: this is rule-set compile time).
+    return len(lead) >= 3 and not (lead.isalpha() and _zipf(lead) >= _LEAD_ZIPF_MAX)
 
 
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789 ,.:;!?'\"&%$#@/-_=+<>")

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import bisect
 import operator
+import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from itertools import islice
@@ -82,15 +84,34 @@ class RegexBudget:
     def remaining(self) -> float:
         return self.seconds - self.spent
 
-    def spans(self, rx: regex.Pattern[str], text: str) -> list[tuple[int, int]] | None:
-        """The non-empty match spans of ``rx`` in ``text``, or None when the budget ran out."""
+    def spans(
+        self,
+        rx: regex.Pattern[str],
+        text: str,
+        starts: Sequence[int] | None = None,
+        pos: int = 0,
+    ) -> list[tuple[int, int]] | None:
+        """The non-empty match spans of ``rx`` in ``text``, or None when the budget ran out.
+
+        ``starts``, when given, are the only places (ascending) where a match may begin: the
+        pattern is tried at each of them instead of searched for, with the same result. A
+        caller that knows no match begins before ``pos`` may say so, and the search starts
+        there.
+        """
         left = self.seconds - self.spent
         if left <= 0:
             self.exhausted = True
             return None
+        if starts is not None and not starts:
+            return []
         start = time.perf_counter()
         try:
-            found = [m.span() for m in rx.finditer(text, timeout=left) if m.end() > m.start()]
+            if starts is None:
+                found = [
+                    m.span() for m in rx.finditer(text, pos, timeout=left) if m.end() > m.start()
+                ]
+            else:
+                found = _spans_at(rx, text, starts, start + left)
         except TimeoutError:
             # A pattern that takes this long is pathological (or the article is); it counts as
             # not matching rather than stalling every other rule.
@@ -99,6 +120,42 @@ class RegexBudget:
             return None
         self.spent += time.perf_counter() - start
         return found
+
+
+def _spans_at(
+    rx: regex.Pattern[str], text: str, starts: Sequence[int], deadline: float
+) -> list[tuple[int, int]]:
+    """What ``rx.finditer`` finds in ``text`` (non-empty spans) when every match begins at one
+    of ``starts`` (ascending); TimeoutError past ``deadline`` (a ``perf_counter`` time).
+
+    finditer's matches are leftmost and do not overlap: the first place at or after the end of
+    the last match where the pattern matches starts the next one. A match at a place is what
+    the search would find there, as ``pos`` moves where matching begins, not where the text
+    does (lookbehinds and ``\\b`` still see what is before it, ``^`` still means the start).
+    """
+    found: list[tuple[int, int]] = []
+    end = 0
+    match = rx.match
+    clock = time.perf_counter
+    for p in starts:
+        if p < end:
+            continue
+        left = deadline - clock()
+        if left <= 0:
+            raise TimeoutError
+        m = match(text, p, timeout=left)
+        if m is not None:
+            s, e = m.span()
+            if e == s:
+                # An empty match moves finditer on differently; none is possible when each
+                # match holds a literal, but the plain search is the one to trust.
+                left = deadline - clock()
+                if left <= 0:
+                    raise TimeoutError
+                return [m.span() for m in rx.finditer(text, timeout=left) if m.end() > m.start()]
+            found.append((s, e))
+            end = e
+    return found
 
 
 class Analysis:
@@ -563,7 +620,23 @@ class Evaluator:
         except KeyError:
             pass
         text = self.analysis.article.field(field)
-        spans = self.budget.spans(_compiled_regex(node.pattern), text) if text else []
+        if not text:
+            spans: list[tuple[int, int]] | None = []
+        else:
+            plan = _REGEX_PLANS.get(node.pattern) or _regex_plan(node.pattern)
+            rx, leads, word_start = plan
+            if leads is None:
+                spans = self.budget.spans(rx, text)
+            else:
+                # Every match begins with one of the leads: try the pattern where they are
+                # rather than have it search the whole text (a case-blind search, letter by
+                # letter), or, where they are too many for that, search from the first.
+                limit = _TRIES_BASE + len(text) // _CHARS_PER_TRY
+                starts, complete = _lead_starts(folded_text(text), leads, word_start, limit)
+                if complete:
+                    spans = self.budget.spans(rx, text, starts)
+                else:
+                    spans = self.budget.spans(rx, text, pos=starts[0])
         self._regex[sig] = spans
         return spans
 
@@ -834,6 +907,256 @@ def _compiled_regex(pattern: str) -> regex.Pattern[str]:
             _REGEX_CACHE.clear()
         rx = _REGEX_CACHE[pattern] = regex.compile(pattern, regex.IGNORECASE | regex.V0)
     return rx
+
+
+# Per pattern: the compiled pattern, the literals (screen form, see folded_text) one of which
+# every match begins with (None if not known), and whether a match must begin a word.
+_RegexPlan = tuple["regex.Pattern[str]", "tuple[bytes, ...] | None", bool]
+_REGEX_PLANS: dict[str, _RegexPlan] = {}
+# Trying a pattern at a place costs a regex call (with a timeout: two clock readings) where
+# searching costs a case-blind scan of the text; past this many places per this many
+# characters of text, searching from the first place is cheaper.
+_TRIES_BASE = 4
+_CHARS_PER_TRY = 1500
+
+
+def _regex_plan(pattern: str) -> _RegexPlan:
+    plan = _REGEX_PLANS.get(pattern)
+    if plan is None:
+        if len(_REGEX_PLANS) > 50_000:
+            _REGEX_PLANS.clear()
+        leads, word_start = _leading_literals(pattern)
+        plan = _REGEX_PLANS[pattern] = (_compiled_regex(pattern), leads, word_start)
+    return plan
+
+
+def regex_leads(pattern: str) -> tuple[bytes, ...] | None:
+    """The literals (screen form) one of which every match of ``pattern`` begins with, or
+    None if that is not known; without compiling the pattern."""
+    plan = _REGEX_PLANS.get(pattern)
+    return plan[1] if plan is not None else _leading_literals(pattern)[0]
+
+
+@lru_cache(maxsize=4096)
+def _leading_literals(pattern: str) -> tuple[tuple[bytes, ...] | None, bool]:
+    """Lower-case literals one of which every match of ``pattern`` begins with (after
+    zero-width assertions), or None; and whether a match must also begin a word (``\\b``
+    before a literal that starts with a word character).
+
+    Read as :func:`~watchers.rules.index.required_literals` reads patterns (and only those it
+    reads): with Python's own parser, which reads them as the ``regex`` module does.
+    """
+    import re._parser as sre_parse  # type: ignore[import-not-found]
+
+    from .index import _PLAIN, required_literals
+
+    if required_literals(pattern) is None:
+        return None, False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = sre_parse.parse(pattern, re.IGNORECASE)
+    except Exception:  # required_literals parsed it already; this is only in case
+        return None, False
+    items = list(tree)
+    leads = _leads(items, _PLAIN)
+    if not leads:
+        return None, False
+    boundary = False
+    for op, arg in items:
+        name = str(op)
+        if name == "AT":
+            boundary = boundary or str(arg) == "AT_BOUNDARY"
+        elif name not in ("ASSERT", "ASSERT_NOT"):
+            break
+    # Under (?a) a letter that matches an ASCII one (K for k) is not a word character to \\b.
+    ascii_words = bool(tree.state.flags & re.ASCII)
+    word_start = boundary and not ascii_words and all(lead[0] in _WORD_CHARS for lead in leads)
+    return tuple(lead.encode("ascii") for lead in leads), word_start
+
+
+def _leads(items: list[Any], plain: frozenset[str]) -> list[str] | None:
+    """The literals (of ``plain`` characters, lower-cased) one of which every match of a
+    sequence of parsed items begins with, or None when that is not known."""
+    found, _ = _prefixes(items, plain)
+    if "" in found:
+        return None
+    # A lead that begins with another is found where that one is: the shorter one will do.
+    ordered = sorted(set(found))
+    return [s for i, s in enumerate(ordered) if not any(s.startswith(t) for t in ordered[:i])]
+
+
+# Alternatives that a pattern's leads may multiply into (kyiv|kiev)(s|n)... at most.
+_MAX_LEADS: Final = 16
+
+
+def _prefixes(items: list[Any], plain: frozenset[str]) -> tuple[list[str], bool]:
+    """Strings one of which every match of ``items`` begins with, and whether each match is
+    one of them exactly (then what follows the items may lengthen them)."""
+    acc = [""]
+    for op, arg in items:
+        alts, exact = _item_prefixes(str(op), arg, plain)
+        if len(acc) * len(alts) > _MAX_LEADS:
+            return acc, False
+        acc = [a + b for a in acc for b in alts]
+        if not exact:
+            return acc, False
+    return acc, True
+
+
+def _item_prefixes(name: str, arg: Any, plain: frozenset[str]) -> tuple[list[str], bool]:
+    if name in _ZERO_WIDTH:
+        return [""], True
+    if name == "LITERAL":
+        ch = chr(arg).lower()
+        return ([ch], True) if ch in plain else ([""], False)
+    if name == "SUBPATTERN":
+        return _prefixes(list(arg[-1]), plain)
+    if name == "ATOMIC_GROUP":
+        return _prefixes(list(arg), plain)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[0] >= 1:
+        found, exact = _prefixes(list(arg[2]), plain)
+        return found, exact and arg[0] == arg[1] == 1
+    if name == "BRANCH":
+        out: list[str] = []
+        every = True
+        for branch in arg[1]:
+            found, exact = _prefixes(list(branch), plain)
+            out += found
+            every = every and exact
+        return out, every
+    return [""], False
+
+
+# Parsed items that match without consuming text: anchors, \b, lookarounds.
+_ZERO_WIDTH: Final = frozenset({"AT", "ASSERT", "ASSERT_NOT"})
+_WORD_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+# The screen form's bytes that are word characters to any regex: ASCII letters (lower-cased),
+# digits and the underscore. Any other byte may be a word character or not.
+_WORD_BYTES: Final = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _lead_starts(
+    folded: FoldedText, leads: tuple[bytes, ...], word_start: bool, limit: int
+) -> tuple[list[int], bool]:
+    """The places where ``leads`` occur in ``folded`` (ascending; those inside a word left out
+    when a match must begin a word), and True; or, past ``limit`` places, a place before which
+    none is, and False."""
+    if len(leads) == 1:
+        found = folded.starts(leads[0], limit)
+        if len(found) > limit:
+            return found[:1], False
+        if word_start and found:
+            data = folded.data
+            found = [p for p in found if not (p and data[p - 1] in _WORD_BYTES)]
+        return found, True
+    starts: list[int] = []
+    first = -1
+    data = folded.data
+    for lead in leads:
+        found = folded.starts(lead, limit)
+        if not found:
+            continue
+        if first < 0 or found[0] < first:
+            first = found[0]
+        if len(found) > limit:
+            starts = []
+            limit = -1  # past the limit: the others only move the first place
+            continue
+        if word_start:
+            starts += [p for p in found if not (p and data[p - 1] in _WORD_BYTES)]
+        else:
+            starts += found
+    if limit < 0 or len(starts) > limit:
+        return [first], False
+    if len(leads) > 1:
+        starts = sorted(set(starts))
+    return starts, True
+
+
+# Under IGNORECASE these non-ASCII letters match ASCII ones (ſ/s, ı/i, İ/i, K/k): the screen
+# form maps them to those letters first.
+_FOLD_SPECIALS: Final = (("\u017f", "s"), ("\u0131", "i"), ("\u0130", "i"), ("\u212a", "k"))
+
+
+class FoldedText:
+    """A text's screen form: the text as one byte per character, ASCII lower-cased.
+
+    Where a lower-case ASCII literal occurs in :attr:`data` is where it matches the text under
+    IGNORECASE (and where a ``?`` stands for a character beyond Latin-1, possibly more); the
+    offsets are the text's. It also keeps where literals were found in it, by a scan of many
+    literals at once (the regex screen's) or one by one.
+    """
+
+    __slots__ = ("_scans", "_starts", "data", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        if text.isascii():
+            self.data = text.encode("ascii").lower()
+        else:
+            plain = text
+            for ch, to in _FOLD_SPECIALS:
+                if ch in plain:
+                    plain = plain.replace(ch, to)
+            # Latin-1 letters never match an ASCII one, and bytes.lower() leaves them be.
+            self.data = plain.encode("latin-1", "replace").lower()
+        self._starts: dict[bytes, list[int]] = {}
+        self._scans: list[tuple[Mapping[bytes, int], Mapping[int, list[int]]]] = []
+
+    def record(self, ids: Mapping[bytes, int], ends: Mapping[int, list[int]]) -> None:
+        """Keep what a scan for every occurrence of each literal of ``ids`` (literal → id)
+        found: ``ends``, by id, the places where those it found at all end. Read on demand,
+        as most of them are never asked for."""
+        for i, (scanned, _) in enumerate(self._scans):
+            if scanned is ids:
+                self._scans[i] = (ids, ends)
+                return
+        self._scans.append((ids, ends))
+
+    def starts(self, literal: bytes, limit: int) -> list[int]:
+        """The places where ``literal`` occurs (ascending), every one, or more than ``limit``
+        of the first."""
+        found = self._starts.get(literal)
+        if found is not None:
+            return found
+        for ids, ends in self._scans:
+            i = ids.get(literal)
+            if i is not None:
+                n = len(literal)
+                found = self._starts[literal] = sorted([end - n for end in ends.get(i, ())])
+                return found
+        found = []
+        find = self.data.find
+        p = find(literal)
+        while p >= 0:
+            found.append(p)
+            if len(found) > limit:
+                # Not kept: another caller may want more of them.
+                return found
+            p = find(literal, p + 1)
+        self._starts[literal] = found
+        return found
+
+
+# Screen forms of the last few texts, by identity: the rule index screens an article's fields
+# and its evaluator then looks for literals in the same strings. Each holds its text, so an id
+# here is not reused while it is kept.
+_FOLDED: dict[int, FoldedText] = {}
+_FOLDED_KEPT: Final = 8
+
+
+def folded_text(text: str) -> FoldedText:
+    """The screen form of ``text`` (see :class:`FoldedText`), shared with the next few callers
+    that ask for the same string."""
+    kept = _FOLDED.get(id(text))
+    if kept is not None and kept.text is text:
+        return kept
+    folded = FoldedText(text)
+    if len(_FOLDED) >= _FOLDED_KEPT:
+        _FOLDED.clear()
+    _FOLDED[id(text)] = folded
+    return folded
 
 
 @lru_cache(maxsize=1)

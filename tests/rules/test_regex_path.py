@@ -1,0 +1,264 @@
+"""The regex path: a pattern whose matches begin with known literals is tried where they are,
+which must find exactly what a search of the whole text finds.
+
+The specification is ``finditer`` over the whole field text (non-empty spans); the texts here
+are hostile to the shortcut: letters that match ASCII ones under IGNORECASE (K, ſ, İ, ı),
+characters beyond Latin-1, lone surrogates, overlapping occurrences of a literal, matches at
+either end, patterns that can match empty and patterns whose literal is not at the start.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import regex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from watchers.models import Article
+from watchers.rules import RegexBudget, RuleSet, match_query
+from watchers.rules import matcher as matcher_module
+from watchers.rules.index import _PLAIN, _RegexScreen
+from watchers.rules.matcher import (
+    Analysis,
+    Evaluator,
+    FoldedText,
+    _leading_literals,
+    folded_text,
+)
+from watchers.rules.syntax import Regex
+
+FLAGS = regex.IGNORECASE | regex.V0
+
+# Patterns of the shapes rules use, and ones built to trip the shortcut.
+PATTERNS = [
+    r"\bkiev\w*",
+    r"kievs? (and|or) talks",
+    r"kiev\W+talks",
+    r"(kyiv|kiev)\W+talks",
+    r"\b(?:ki|sk)\w*",
+    r"aa",
+    r"aba",
+    r"^ab",
+    r"ab$",
+    r"\Bab",
+    r"\bab\b",
+    r"(?<=k)ab",
+    r"(?<!s)ki",
+    r"ab(?=a)",
+    r"(?:|x)ab",
+    r"(?:ab)?",
+    r"\w+ing",
+    r"x?abc",
+    r"(ab)+c",
+    r"ski",
+    r"kk",
+    r"sss",
+    r"\bii\w*",
+    r"(?a)\bki\w*",
+    r"(?-i:Ab)a",
+    r"[k]i\w",
+    "\u212aelvin",
+    r"what\?",
+    r"1,?00",
+    r"a.b",
+    r"s\b",
+]
+
+# Letters and marks that trip a case-blind literal search, as single characters and in runs.
+ALPHABET = st.sampled_from(
+    [
+        *"aAbBcikKsSxX_ 1,0.?-'\n",
+        *("\u212a", "\u017f", "\u0131", "\u0130", "\xdf", "\xe9", "\xc9", "\u03a3", "\u03c2"),
+        *("\u2019", "\u201c", "\u4e2d", "\U0001f600", "\ud800", "\udc00"),
+        *("kiev", "KIEV", "Kyiv", "talks", " and ", "ab", "aba", "abab", "aaa", "sk", "ing"),
+    ]
+)
+TEXTS = st.lists(ALPHABET, max_size=40).map("".join)
+
+
+def finditer_spans(pattern: str, text: str) -> list[tuple[int, int]]:
+    """The specification: every non-empty match of a search over the whole text."""
+    rx = regex.compile(pattern, FLAGS)
+    return [m.span() for m in rx.finditer(text) if m.end() > m.start()]
+
+
+def path_spans(
+    pattern: str, text: str, *, screened: bool, try_all: bool = False
+) -> list[tuple[int, int]] | None:
+    """The evaluator's spans; ``try_all`` has it try the pattern at every place of its lead
+    however many there are (rather than search from the first past a few)."""
+    article = Article(title="t", text=text)
+    if screened:
+        # The screen records where the leads are, as a rule set's index does before evaluating.
+        _RegexScreen([pattern]).matching_all([article.title, article.text])
+    ev = Evaluator(Analysis(article), None, budget=RegexBudget(30.0))
+    tries = matcher_module._TRIES_BASE
+    if try_all:
+        matcher_module._TRIES_BASE = 10**9
+    try:
+        return ev.regex_spans(Regex(pattern=pattern), "text")
+    finally:
+        matcher_module._TRIES_BASE = tries
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(PATTERNS), TEXTS, st.booleans(), st.booleans())
+def test_spans_equal_a_search_of_the_whole_text(
+    pattern: str, text: str, screened: bool, try_all: bool
+) -> None:
+    spans = path_spans(pattern, text, screened=screened, try_all=try_all)
+    assert spans == finditer_spans(pattern, text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(PATTERNS), st.lists(st.sampled_from(["ab", "aba", "ki", "x", " "]), max_size=60)
+)
+def test_many_occurrences(pattern: str, parts: list[str]) -> None:
+    # More places than are worth trying one by one: the search starts at the first.
+    text = "".join(parts)
+    for screened in (False, True):
+        for try_all in (False, True):
+            spans = path_spans(pattern, text, screened=screened, try_all=try_all)
+            assert spans == finditer_spans(pattern, text)
+
+
+def test_a_long_text_with_the_literal_everywhere() -> None:
+    text = ("Kiev talks, KIEV\u2019s \u212aiev-talks; sKiev " * 400)[:-1]
+    for pattern in PATTERNS:
+        for screened in (False, True):
+            for try_all in (False, True):
+                spans = path_spans(pattern, text, screened=screened, try_all=try_all)
+                assert spans == finditer_spans(pattern, text), pattern
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "spans"),
+    [
+        # Overlapping places of the literal: matches do not overlap, the leftmost wins.
+        ("aba", "ababa", [(0, 3)]),
+        ("aba", "abababa", [(0, 3), (4, 7)]),
+        ("aa", "aaaaa", [(0, 2), (2, 4)]),
+        (r"ab\w*", "abab ab", [(0, 4), (5, 7)]),
+        # At either end, and a literal inside a word where a match must begin one.
+        (r"\bab\w*", "ab xab _ab 1ab \u2019ab \xe9ab ab", [(0, 2), (16, 18), (23, 25)]),
+        ("ab$", "abab", [(2, 4)]),
+        ("^ab", "abab", [(0, 2)]),
+        # Letters that match ASCII ones under IGNORECASE.
+        ("kis", "\u212ai\u017f KIS", [(0, 3), (4, 7)]),
+    ],
+)
+def test_spans_at_known_places(pattern: str, text: str, spans: list[tuple[int, int]]) -> None:
+    assert finditer_spans(pattern, text) == spans
+    for screened in (False, True):
+        for try_all in (False, True):
+            assert path_spans(pattern, text, screened=screened, try_all=try_all) == spans
+
+
+def test_leads_are_read_from_the_start_of_the_pattern() -> None:
+    assert _leading_literals(r"\bkiev\w*") == ((b"kiev",), True)
+    assert _leading_literals(r"kievs? (and|or) talks") == ((b"kiev",), False)
+    assert _leading_literals(r"(kyiv|kiev)\W+talks") == ((b"kiev", b"kyiv"), False)
+    assert _leading_literals(r"(?:|x)ab") == ((b"ab", b"xab"), False)
+    assert _leading_literals(r"(?a)\bkiev") == ((b"kiev",), False)  # \b of ASCII words only
+    # No literal every match begins with: searched for as before.
+    for pattern in (r"\w+ing", r"x?abc", r"(?:ab)?", r"[ab]cd", r"(a|b|c)de", r"(?r)abc"):
+        assert _leading_literals(pattern)[0] is None, pattern
+
+
+def test_each_letter_that_matches_an_ascii_one_folds_to_it() -> None:
+    # Every code point, surrogates included: where a plain literal character matches one under
+    # IGNORECASE, the screen form holds that character there.
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    data = FoldedText(every).data
+    assert len(data) == len(every)
+    for ch in sorted(_PLAIN):
+        at = [m.start() for m in regex.compile(regex.escape(ch), FLAGS).finditer(every)]
+        assert at, ch
+        assert {data[i : i + 1] for i in at} == {ch.encode("ascii")}, ch
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXTS)
+def test_the_screen_form_keeps_offsets(text: str) -> None:
+    data = FoldedText(text).data
+    assert len(data) == len(text)
+    for i, ch in enumerate(text):
+        if ch.isascii():
+            assert data[i : i + 1] == ch.lower().encode("ascii")
+
+
+def test_the_screen_form_is_shared_by_identity_only() -> None:
+    text = "Kiev talks " * 3
+    assert folded_text(text) is folded_text(text)
+    other = "".join(list(text))  # equal, another object
+    assert other is not text
+    assert folded_text(other) is not folded_text(text)
+    assert folded_text(other).data == folded_text(text).data
+
+
+# A budget no test run overruns on a loaded machine: the two loops differ only past it.
+QUERIES = {f"r{i:02d}": f"/{p}/" for i, p in enumerate(PATTERNS)}
+RULES = RuleSet.from_queries(QUERIES, regex_budget=30.0)
+PURE_RULES = RuleSet.from_queries(QUERIES, regex_budget=30.0)
+PURE_RULES._index._regex._db = None  # the pure screen, with or without Hyperscan installed
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=3), st.booleans())
+def test_rule_set_equals_the_naive_loop(articles: list[tuple[str, str]], pure: bool) -> None:
+    rules = PURE_RULES if pure else RULES
+    for title, text in articles:
+        art = Article(title=title or "x", text=text)
+        assert rules.match(art) == rules.match_naive(art)
+
+
+# (a|aa)+$ backtracks exponentially on a run of a's that ends in another letter; the pattern
+# begins with a literal, so it is tried where that literal is.
+CATASTROPHIC = "/xx(a|aa)+$/"
+SLOW_TEXT = "xx" + "a" * 60 + "!"
+
+
+def test_a_catastrophic_pattern_tried_at_its_lead_ends_and_is_reported() -> None:
+    leads = _leading_literals(CATASTROPHIC.strip("/"))[0]
+    assert leads and all(lead.startswith(b"xx") for lead in leads)
+    rules = RuleSet.from_queries(
+        {"bad": CATASTROPHIC, "plain": "troops", "a_good": "/troops? massed/"}, regex_budget=0.05
+    )
+    art = Article(title="Troops massed", text=SLOW_TEXT)
+    report = rules.match_report(art)
+    assert [m.rule for m in report.matches] == ["a_good", "plain"]
+    assert report.over_budget == ("bad",)
+    assert report.matches == rules.match_naive(art)
+
+
+def test_a_spent_budget_is_reported_even_where_the_lead_is_absent() -> None:
+    budget = RegexBudget(0.05)
+    assert match_query(CATASTROPHIC, Article(title="x", text=SLOW_TEXT), budget=budget) is None
+    assert budget.exhausted
+    # The lead is not in this text, but a spent budget runs nothing and says so.
+    ev = Evaluator(Analysis(Article(title="x", text="no lead here")), None, budget=budget)
+    assert ev.match("r", Regex(pattern="xx(a|aa)+$"), 85) is None
+    assert ev.over_budget == ["r"]
+
+
+def test_the_try_limit_scales_with_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Five places of a lead are tried one by one in a long text, searched from the first in a
+    # short one; the spans are the same either way.
+    tried: list[str] = []
+    spans_at = matcher_module._spans_at
+
+    def spy(rx: regex.Pattern[str], text: str, starts: list[int], deadline: float) -> object:
+        tried.append(text)
+        return spans_at(rx, text, starts, deadline)
+
+    monkeypatch.setattr(matcher_module, "_spans_at", spy)
+    short, long = "ab " * 5, "ab " * 5 + " " * 3000
+    for text in (short, long):
+        for pattern in (r"ab", r"\bab\w*", r"ab $", r"(?<=a)b"):
+            spans = path_spans(pattern, text, screened=False)
+            assert spans == finditer_spans(pattern, text)
+    assert short not in tried
+    assert long in tried
