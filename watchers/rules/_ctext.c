@@ -440,8 +440,8 @@ reserve(void **items, Py_ssize_t *cap, size_t size, Py_ssize_t n)
 /* The token lists hold only strs, ints and tuples of strs, none of which can reach back to a
  * list, so they can never be part of a reference cycle: they are left out of the cyclic
  * garbage collector, whose every collection during a match would otherwise walk each of an
- * article's lists (about a tenth of matching time at 10,000 rules). Nothing may put another
- * kind of object into them. */
+ * article's lists (2% of the instructions of matching at 10,000 realistic rules). Nothing may
+ * put another kind of object into them. */
 static ALWAYS_INLINE void
 untrack(PyObject *list)
 {

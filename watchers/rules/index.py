@@ -19,7 +19,10 @@ Regular expressions are screened by the literal strings they require, found for 
 one scan (Hyperscan when the ``hyperscan`` package is present; otherwise each literal whose first
 three letters occur in the text is searched for); a regex that requires several strings
 (``kyiv\\W+talks``) is tried only where the text holds each of them; a regex with no such
-string is tried on every article, within the article's regex budget.
+string is tried on every article, within the article's regex budget. With Hyperscan the scan
+also notes where the literals a pattern's matches begin with occur (each field's screen form
+keeps them, see ``matcher.FoldedText``; otherwise the evaluator finds them), so the pattern is
+tried there instead of searched for.
 """
 
 from __future__ import annotations
