@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from watchers.models import Article, Hit, Match
 from watchers.rules import Rule, RuleSet
 from watchers.rules import compiled as compiled_module
+from watchers.rules.matcher import Analysis
 from watchers.rules.text import key
 from watchers.rules.variants import shipped_aliases
 
@@ -388,3 +389,136 @@ def test_aliased_phrases_and_near_over_a_large_article_match_as_the_python_evalu
     assert found == rules.match_naive(article)
     assert [m.rule for m in found] == ["m", "n", "p"]
     assert all(len(m.hits) == 100 for m in found)
+
+
+FUZZY_RULES = [
+    Rule("f", "kyiv~ OR sanctions~80"),
+    Rule("g", "donbas~ AND NOT kharkiv~"),
+    Rule("h", "ceasefire~85 NEAR/3 talks"),
+    Rule("w", "troops"),
+]
+FUZZY_TEXTS = [
+    "Troops at the border; no talks today.",
+    "Kyiv's sanctoins, Donbass, the pro-Kyiv side, sanctions-busting and Kivu.",
+    "Kharkiv and Donbas: a ceasfire in the talks, Kiev says.",
+    "The sanctiions on Russia, a cease-fire and peace talks; Київ troops.",
+    "Donbass troops, Kharkov talks, the ceasefires held.",
+]
+
+
+def fuzzy_articles(rounds: int = 1) -> list[Article]:
+    return [
+        Article(id=f"a{r}.{i}", title=f"Round {r} item {i}", text=f"{text} Word{r}x{i} here.")
+        for r in range(rounds)
+        for i, text in enumerate(FUZZY_TEXTS)
+    ]
+
+
+@needs_engine
+def test_words_first_met_in_a_later_article_get_their_verdicts() -> None:
+    rules = RuleSet(FUZZY_RULES)
+    compiled = rules._compiled
+    assert compiled is not None and len(compiled) == len(FUZZY_RULES)
+    engine = compiled.engine
+    assert engine.learned == 0
+    plain, misspelt = fuzzy_articles()[:2]
+    assert rules.match(plain) == rules.match_naive(plain)
+    known = engine.learned
+    assert known > 0
+    # The engine asks for the words it has no verdicts for rather than taking them for none.
+    fields = compiled._fields(Analysis(misspelt))
+    unknown = engine.match(fields, misspelt.id)
+    assert isinstance(unknown, set) and {key("sanctoins"), key("donbass"), key("kivu")} <= unknown
+    assert key("troops") not in unknown  # met in the first article
+    assert isinstance(engine.candidates(fields), set)
+    found = rules.match(misspelt)
+    assert found == rules.match_naive(misspelt)
+    assert engine.learned > known
+    hits = {(h.text, h.kind) for m in found if m.rule == "f" for h in m.hits}
+    assert ("sanctoins", "fuzzy") in hits
+    # Now the engine knows every word of the article: one call answers.
+    assert isinstance(engine.match(fields, misspelt.id), list)
+    assert rules.match(misspelt) == rules.match_naive(misspelt)
+
+
+@needs_engine
+def test_the_engine_refuses_malformed_verdicts() -> None:
+    compiled = RuleSet(FUZZY_RULES)._compiled
+    assert compiled is not None
+    engine = compiled.engine
+    with pytest.raises(TypeError):
+        engine.learn([("kiev", ())])
+    with pytest.raises(TypeError):
+        engine.learn({"kiev": [(0, "fuzzy", 90.0, True)]})
+    with pytest.raises(TypeError):
+        engine.learn({"kiev": ((0, "fuzzy", 90.0),)})
+    with pytest.raises(ValueError):
+        engine.learn({"kiev": ((99, "fuzzy", 90.0, True),)})
+    assert engine.learned == 0
+    engine.learn({"kiev": ()})
+    assert engine.learned == 1
+    engine.forget()
+    assert engine.learned == 0
+
+
+@needs_engine
+def test_a_forgetful_engine_still_gives_the_naive_loops_matches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = RuleSet(FUZZY_RULES)
+    compiled = rules._compiled
+    assert compiled is not None
+    articles = fuzzy_articles(3)
+    expected = [rules.match_naive(a) for a in articles]
+    # A limit below an article's words: the engine forgets before nearly every article.
+    monkeypatch.setattr(compiled_module, "_VERDICTS_LIMIT", 5)
+    for _ in range(2):
+        assert [rules.match(a) for a in articles] == expected
+        assert all(
+            set(rules.candidates(a)) >= {m.rule for m in want}
+            for a, want in zip(articles, expected, strict=True)
+        )
+    # Forgotten between learning and asking again (as another thread may make it): the
+    # verdicts passed along still count, and the rounds end.
+    learn = compiled._verdicts
+    rounds = []
+
+    def forgetful(words: set[str]) -> dict[str, tuple[tuple[int, str, float, bool], ...]]:
+        out = learn(words)
+        compiled.engine.forget()
+        rounds.append(len(words))
+        return out
+
+    monkeypatch.setattr(compiled, "_verdicts", forgetful)
+    assert [rules.match(a) for a in articles] == expected
+    assert rounds and compiled.engine.learned == 0
+
+
+@needs_engine
+def test_threads_matching_fuzzy_terms_with_a_forgetful_engine_get_the_same_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = RuleSet(FUZZY_RULES)
+    articles = fuzzy_articles(8)
+    expected = [rules.match_naive(a) for a in articles]
+    monkeypatch.setattr(compiled_module, "_VERDICTS_LIMIT", 40)
+    interval = sys.getswitchinterval()
+    failures: list[str] = []
+
+    def work() -> None:
+        for _ in range(10):
+            for a, want in zip(articles, expected, strict=True):
+                if rules.match(a) != want:
+                    failures.append(a.id)
+
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(t.is_alive() for t in threads)
+    assert failures == []

@@ -27,6 +27,14 @@
  * Engine.match(fields, article_id) -> [(rule number, Match), ...] in rule order, where fields is
  * a tuple with one entry per field rank: None, or (keys, starts, ends, pos, last, text) of that
  * field's FieldText (pos and last None when every token's position is its number).
+ *
+ * Fuzzy terms: the engine keeps each word's verdicts, ((fuzzy term, kind, score, whole word
+ * only), ...) or () when no fuzzy term accepts it, as the caller computed them (learn), and
+ * each entry of its table of strs seen holds its str's, so a word is looked up once. When an
+ * article holds words it has no verdicts for, match and candidates return the set of those
+ * words instead; the caller computes their verdicts, has the engine learn them and asks
+ * again, passing them too (a third argument, a dict), so a forget in between costs one more
+ * round, never a word without verdicts.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -121,6 +129,10 @@ typedef struct {
     Py_ssize_t *chain;      /* the tokens of phrase hits' variants (kept for the article) */
     Py_ssize_t nchain, cap_chain;
     PyObject *made;         /* list: the Hit models made for this article (owns them) */
+    PyObject *learned;      /* the engine's verdicts dict when the call began (held: a forget
+                             * meanwhile must not free the verdicts the call borrows) */
+    PyObject **unknown;     /* tokens' keys with no verdicts yet (borrowed from the fields) */
+    Py_ssize_t nunknown, cap_unknown;
     /* the fields of this article */
     PyObject *keys[NRANKS], *starts[NRANKS], *ends[NRANKS], *pos[NRANKS], *last[NRANKS];
     PyObject *text[NRANKS], *norms[NRANKS];
@@ -128,20 +140,26 @@ typedef struct {
     int busy;
 } Scratch;
 
-/* A token key str seen before, and its key number (-1: none). */
+/* A token key str seen before, its key number (-1: none) and, once known, its fuzzy verdicts
+ * (a value of Engine.learned, held; NULL: not looked up since the str or the dict changed). */
 typedef struct {
     PyObject *str;
+    PyObject *verdicts;
     int key;
 } Seen;
 #define SEEN_BITS 15
+/* Entries a str may take, by its hash: a word's keys are several strs ("the" of "The" and of
+ * "the"), which would otherwise push each other out of one entry, article after article. */
+#define SEEN_WAYS 4
 
 typedef struct {
     PyObject_HEAD
     PyObject *keymap;       /* dict: key -> key number */
     int nfuzzy;             /* fuzzy terms: key numbers nkeys.. nkeys + nfuzzy - 1 */
-    /* The tokeniser gives every occurrence of a word the same str object (its fold cache's),
-     * so a table by identity answers most lookups with one compare. It holds each str it
-     * names, so no other str can take its address. */
+    PyObject *learned;      /* dict: word -> its fuzzy verdicts (see the module docstring) */
+    /* The tokeniser gives every occurrence of a word as written the same key str (its fold
+     * cache's), so a table by identity answers most lookups with a compare or a few. It holds
+     * each str it names, so no other str can take its address. */
     Seen *seen;
     int nkeys;
     unsigned char bloom[1 << (BLOOM_BITS - 3)];
@@ -406,7 +424,9 @@ scratch_free(Scratch *s)
     PyMem_Free(s->raw);
     PyMem_Free(s->slots);
     PyMem_Free(s->chain);
+    PyMem_Free(s->unknown);
     Py_CLEAR(s->made);
+    Py_CLEAR(s->learned);
     memset(s, 0, sizeof(*s));
 }
 
@@ -452,6 +472,11 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     e->nfuzzy = nfuzzy;
+    e->learned = PyDict_New();
+    if (e->learned == NULL) {
+        Py_DECREF(e);
+        return NULL;
+    }
     {
         PyObject *builtins = PyEval_GetBuiltins();  /* borrowed */
         e->sum = Py_XNewRef(PyDict_GetItemString(builtins, "sum"));
@@ -733,9 +758,11 @@ engine_dealloc(Engine *e)
 {
     scratch_free(&e->scratch);
     Py_XDECREF(e->keymap);
+    Py_XDECREF(e->learned);
     if (e->seen) {
         for (size_t i = 0; i < ((size_t)1 << SEEN_BITS); i++) {
             Py_XDECREF(e->seen[i].str);
+            Py_XDECREF(e->seen[i].verdicts);
         }
         PyMem_Free(e->seen);
     }
@@ -894,7 +921,8 @@ push_pair(Scratch *s, int k, int r, Py_ssize_t i, PyObject *kind, double score, 
     return 0;
 }
 
-/* A token's verdicts: ((fuzzy term, kind, score, whole-word only), ...) of the call's dict. */
+/* A token's verdicts: ((fuzzy term, kind, score, whole-word only), ...), the engine's or the
+ * call's. */
 static int
 push_verdicts(Engine *e, Scratch *s, PyObject *verdicts, int r, Py_ssize_t i, unsigned gen)
 {
@@ -932,6 +960,9 @@ push_verdicts(Engine *e, Scratch *s, PyObject *verdicts, int r, Py_ssize_t i, un
     return 0;
 }
 
+/* 0 when gathered, 1 when some token's key has no verdicts yet (they are in s->unknown and
+ * nothing else is gathered), -1 on error. It runs no Python code (the keys are strs, the
+ * verdicts plain tuples), so no other thread changes the seen table or the verdicts meanwhile. */
 static int
 gather(Engine *e, Scratch *s, PyObject *verdicts)
 {
@@ -956,19 +987,11 @@ gather(Engine *e, Scratch *s, PyObject *verdicts)
     }
     s->ntouched = 0;
     s->npairs = 0;
-    /* The article's few words with fuzzy verdicts, as 1,024 bits of their hashes: most tokens
-     * then skip the dict lookup. */
-    uint64_t vbits[16] = {0};
-    if (verdicts != NULL) {
-        Py_ssize_t pos = 0;
-        PyObject *word, *value;
-        while (PyDict_Next(verdicts, &pos, &word, &value)) {
-            Py_hash_t vh = PyObject_Hash(word);
-            if (vh == -1) {
-                return -1;
-            }
-            vbits[((size_t)vh >> 6) & 15] |= (uint64_t)1 << ((size_t)vh & 63);
-        }
+    s->nunknown = 0;
+    PyObject *learned = NULL;
+    if (e->nfuzzy > 0) {
+        learned = e->learned;
+        Py_XSETREF(s->learned, Py_NewRef(learned));
     }
     for (int r = 0; r < NRANKS; r++) {
         if (!(e->rank_mask & (1 << r)) || s->keys[r] == NULL) {
@@ -988,9 +1011,22 @@ gather(Engine *e, Scratch *s, PyObject *verdicts)
                     return -1;
                 }
             }
-            Seen *seen = &e->seen[(size_t)h & (((size_t)1 << SEEN_BITS) - 1)];
+            Seen *ways = &e->seen[(size_t)h & (((size_t)1 << SEEN_BITS) - SEEN_WAYS)];
+            Seen *seen = NULL;
             int k;
-            if (seen->str == key) {
+            for (int w = 0; w < SEEN_WAYS; w++) {
+                if (ways[w].str == key) {
+                    seen = &ways[w];
+                    if (w > 0) {  /* one way nearer the front: the last way is dropped next */
+                        Seen t = ways[w - 1];
+                        ways[w - 1] = *seen;
+                        *seen = t;
+                        seen = &ways[w - 1];
+                    }
+                    break;
+                }
+            }
+            if (seen != NULL) {
                 k = seen->key;
             }
             else {
@@ -1006,28 +1042,59 @@ gather(Engine *e, Scratch *s, PyObject *verdicts)
                     k = num == NULL ? -1 : (int)PyLong_AsLong(num);
                 }
                 if (PyUnicode_CheckExact(key)) {
-                    PyObject *old = seen->str;
+                    Seen dropped = ways[SEEN_WAYS - 1];
+                    memmove(ways + 1, ways, sizeof(Seen) * (SEEN_WAYS - 1));
+                    seen = &ways[0];
                     seen->str = Py_NewRef(key);
+                    seen->verdicts = NULL;
                     seen->key = k;
-                    Py_XDECREF(old);  /* a str: freeing it runs no Python code */
+                    /* A str, and a tuple Engine.learned holds: freeing runs no Python code. */
+                    Py_XDECREF(dropped.str);
+                    Py_XDECREF(dropped.verdicts);
                 }
             }
             if (k >= 0 && push_pair(s, k, r, i, NULL, 100.0, gen) < 0) {
                 return -1;
             }
-            if (verdicts != NULL
-                && (vbits[((size_t)h >> 6) & 15] >> ((size_t)h & 63) & 1)) {
-                PyObject *v = PyDict_GetItemWithError(verdicts, key);
-                if (v == NULL) {
-                    if (PyErr_Occurred()) {
+            if (learned == NULL) {
+                continue;
+            }
+            PyObject *v = seen != NULL ? seen->verdicts : NULL;
+            if (v == NULL) {
+                v = PyDict_GetItemWithError(learned, key);
+                if (v != NULL) {
+                    if (seen != NULL) {
+                        seen->verdicts = Py_NewRef(v);
+                    }
+                }
+                else if (PyErr_Occurred()) {
+                    return -1;
+                }
+                else if (verdicts != NULL) {
+                    v = PyDict_GetItemWithError(verdicts, key);
+                    if (v == NULL && PyErr_Occurred()) {
                         return -1;
                     }
                 }
-                else if (push_verdicts(e, s, v, r, i, gen) < 0) {
-                    return -1;
+                if (v == NULL) {
+                    if (s->nunknown == s->cap_unknown
+                        && grow((void **)&s->unknown, &s->cap_unknown, s->nunknown + 1,
+                                sizeof(PyObject *)) < 0) {
+                        return -1;
+                    }
+                    s->unknown[s->nunknown++] = key;
+                    continue;
                 }
             }
+            /* Most words have none: (), a tuple push_verdicts would only check. */
+            if ((!PyTuple_Check(v) || PyTuple_GET_SIZE(v) > 0)
+                && push_verdicts(e, s, v, r, i, gen) < 0) {
+                return -1;
+            }
         }
+    }
+    if (s->nunknown > 0) {
+        return 1;
     }
     /* Lay out each key's tokens, rank by rank, in token order. */
     Py_ssize_t cap = 0, off = 0;
@@ -1969,12 +2036,32 @@ give_scratch(Engine *e, Scratch *s)
         s->norms[i] = NULL;
     }
     Py_CLEAR(s->made);
+    Py_CLEAR(s->learned);
+    s->nunknown = 0;
     if (s == &e->scratch) {
         s->busy = 0;
     }
     else {
         scratch_free(s);
     }
+}
+
+/* The set of the words gather found no verdicts for. */
+static PyObject *
+unknown_words(Scratch *s)
+{
+    PyObject *out = PySet_New(NULL);
+    if (out == NULL) {
+        return NULL;
+    }
+    /* The keys are the fields' (the caller holds them), so they outlive a collection here. */
+    for (Py_ssize_t j = 0; j < s->nunknown; j++) {
+        if (PySet_Add(out, s->unknown[j]) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
 }
 
 static PyObject *
@@ -1999,7 +2086,12 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *out = NULL;
     s->made = PyList_New(0);
-    if (s->made == NULL || set_fields(e, s, args[0]) < 0 || gather(e, s, verdicts) < 0) {
+    if (s->made == NULL || set_fields(e, s, args[0]) < 0) {
+        goto done;
+    }
+    int g = gather(e, s, verdicts);
+    if (g != 0) {
+        out = g > 0 ? unknown_words(s) : NULL;
         goto done;
     }
     qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
@@ -2050,7 +2142,12 @@ engine_candidates(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *out = NULL;
-    if (set_fields(e, s, args[0]) < 0 || gather(e, s, verdicts) < 0) {
+    if (set_fields(e, s, args[0]) < 0) {
+        goto done;
+    }
+    int g = gather(e, s, verdicts);
+    if (g != 0) {
+        out = g > 0 ? unknown_words(s) : NULL;
         goto done;
     }
     qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
@@ -2071,6 +2168,89 @@ done:
     return out;
 }
 
+/* A word's verdicts as learn takes them: a tuple of (fuzzy term, kind, score, whole word
+ * only), checked once here so gather may trust them. */
+static int
+check_verdicts(Engine *e, PyObject *verdicts)
+{
+    if (!PyTuple_CheckExact(verdicts)) {
+        PyErr_SetString(PyExc_TypeError, "Engine: a word's verdicts must be a tuple");
+        return -1;
+    }
+    for (Py_ssize_t v = 0; v < PyTuple_GET_SIZE(verdicts); v++) {
+        PyObject *item = PyTuple_GET_ITEM(verdicts, v);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 4
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(item, 0))
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 1))
+            || !PyFloat_CheckExact(PyTuple_GET_ITEM(item, 2))
+            || !PyBool_Check(PyTuple_GET_ITEM(item, 3))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "Engine: a verdict is (fuzzy term, kind, score, whole word only)");
+            return -1;
+        }
+        long f = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+        if (f == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (f < 0 || f >= e->nfuzzy) {
+            PyErr_SetString(PyExc_ValueError, "Engine: a verdict's fuzzy term is out of range");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+engine_learn(Engine *e, PyObject *mapping)
+{
+    if (!PyDict_Check(mapping)) {
+        PyErr_SetString(PyExc_TypeError, "learn(mapping): a dict of word -> verdicts");
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *word, *verdicts;
+    while (PyDict_Next(mapping, &pos, &word, &verdicts)) {
+        if (!PyUnicode_CheckExact(word)) {
+            PyErr_SetString(PyExc_TypeError, "Engine: a word must be a str");
+            return NULL;
+        }
+        if (check_verdicts(e, verdicts) < 0) {
+            return NULL;
+        }
+    }
+    /* Added, never replaced: a seen entry or a call may hold a word's verdicts already. */
+    pos = 0;
+    while (PyDict_Next(mapping, &pos, &word, &verdicts)) {
+        if (PyDict_SetDefault(e->learned, word, verdicts) == NULL) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+engine_forget(Engine *e, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *fresh = PyDict_New();
+    if (fresh == NULL) {
+        return NULL;
+    }
+    if (e->seen != NULL) {
+        for (size_t i = 0; i < ((size_t)1 << SEEN_BITS); i++) {
+            Py_CLEAR(e->seen[i].verdicts);
+        }
+    }
+    /* A call under way holds the old dict, and so the verdicts it borrows. */
+    Py_SETREF(e->learned, fresh);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+engine_get_learned(Engine *e, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(PyDict_GET_SIZE(e->learned));
+}
+
 static PyObject *
 engine_get_rank_mask(Engine *e, void *Py_UNUSED(closure))
 {
@@ -2085,15 +2265,21 @@ engine_get_size(Engine *e, void *Py_UNUSED(closure))
 
 static PyMethodDef engine_methods[] = {
     {"match", (PyCFunction)(void (*)(void))engine_match, METH_FASTCALL,
-     "match(fields, article_id) -> [(rule number, Match), ...] in rule order"},
+     "match(fields, article_id[, verdicts]) -> [(rule number, Match), ...] in rule order, or "
+     "the set of the words with no verdicts yet"},
     {"candidates", (PyCFunction)(void (*)(void))engine_candidates, METH_FASTCALL,
-     "candidates(fields) -> [rule number, ...]: the rules match would evaluate"},
+     "candidates(fields[, verdicts]) -> [rule number, ...]: the rules match would evaluate, or "
+     "the set of the words with no verdicts yet"},
+    {"learn", (PyCFunction)engine_learn, METH_O,
+     "learn(mapping): keep each word's fuzzy verdicts (a word's first ones stay)"},
+    {"forget", (PyCFunction)engine_forget, METH_NOARGS, "forget(): drop every word's verdicts"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef engine_getset[] = {
     {"rank_mask", (getter)engine_get_rank_mask, NULL, "the field ranks some rule reads", NULL},
     {"size", (getter)engine_get_size, NULL, "the number of rules", NULL},
+    {"learned", (getter)engine_get_learned, NULL, "the number of words with verdicts", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -13,10 +13,12 @@ runs on it, and tests compare the two. Other rules (prefixes, regexes, sloppy ph
 with a fuzzy or prefix word, a NEAR inside a NEAR's side, words with several compound readings)
 stay with the Python evaluator and the rule index.
 
-Fuzzy terms: per article, the article's words are looked up in a fuzzy vocabulary of the
-engine's fuzzy terms (the rule index's, cached per distinct word), each word accepted gets its
-verdicts from :func:`~watchers.rules.variants.compare` (cached per word), and the engine hits
-the tokens of those words as ``Evaluator.resolve`` does (a fuzzy verdict only on whole words).
+Fuzzy terms: the engine keeps each word's verdicts (none for most words) and hits the tokens of
+the words some fuzzy term accepts as ``Evaluator.resolve`` does (a fuzzy verdict only on whole
+words). It asks for the words it has not met: they are looked up in a fuzzy vocabulary of the
+engine's fuzzy terms (the rule index's kind), each word accepted gets its verdicts from
+:func:`~watchers.rules.variants.compare`, the engine learns them, and the article is matched
+again with them.
 
 ``NEWSWATCH_PURE`` set (as for the C word scan) or the extension missing: every rule stays in
 Python.
@@ -55,10 +57,12 @@ if TYPE_CHECKING:
 __all__ = ["CompiledRules", "available"]
 
 _WORD, _PHRASE, _AND, _OR, _NOT, _FUZZY, _NEAR = 0, 1, 2, 3, 4, 5, 6
-# Words whose fuzzy verdicts are kept before the cache starts afresh.
+# Words whose fuzzy verdicts the engine keeps before it starts afresh.
 _VERDICTS_LIMIT = 200_000
 _RANK_NAMES: Final = tuple(sorted(_FIELD_RANK, key=_FIELD_RANK.__getitem__))
 _NO_FIELD: Final = None
+# A word's fuzzy verdicts: (term number, kind, score, whole words only) per term accepting it.
+_Verdicts = tuple[tuple[int, str, float, bool], ...]
 
 _cmatch: Any = None
 if os.environ.get("NEWSWATCH_PURE", "") in ("", "0"):
@@ -326,9 +330,8 @@ class CompiledRules:
             if b.fuzzy
             else None
         )
-        self._verdicts: dict[str, tuple[tuple[int, str, float, bool], ...]] = {}
         mask = self.engine.rank_mask
-        # Sorted, as the rule index's: the two share the article's key set (Analysis.key_set).
+        # Sorted, as the rule index's.
         self.fields: tuple[str, ...] = tuple(
             sorted(name for name in _RANK_NAMES if mask & (1 << _FIELD_RANK[name]))
         )
@@ -345,47 +348,49 @@ class CompiledRules:
             out[_FIELD_RANK[name]] = (ft.keys, ft.starts, ft.ends, pos, last, ft.text, ft.norms)
         return tuple(out)
 
-    def _fuzzy_verdicts(
-        self, analysis: Analysis
-    ) -> dict[str, tuple[tuple[int, str, float, bool], ...]] | None:
-        """The article's words some fuzzy term accepts, each with (term number, kind, score,
-        whether the verdict holds for whole words only) per term."""
+    def _verdicts(self, words: set[str]) -> dict[str, _Verdicts]:
+        """Each of ``words`` with (term number, kind, score, whether the verdict holds for whole
+        words only) per fuzzy term that accepts it; the engine learns them."""
         vocabulary = self._vocabulary
-        if vocabulary is None:
-            return None
-        found = vocabulary.lookup(analysis.key_set(self.fields))
-        if not found:
-            return None
-        cache = self._verdicts
-        if len(cache) + len(found) > _VERDICTS_LIMIT:
-            cache.clear()
-        out: dict[str, tuple[tuple[int, str, float, bool], ...]] = {}
+        assert vocabulary is not None  # the engine asks only when it has fuzzy terms
+        out: dict[str, _Verdicts] = dict.fromkeys(words, ())
         numbers, aliases = self._fuzzy_numbers, self._aliases
-        for word, terms in found.items():
-            verdicts = cache.get(word)
-            if verdicts is None:
-                made = []
-                for term in terms:
-                    v = compare(term.key, word, term.threshold, aliases)
-                    if v is not None:
-                        made.append((numbers[term], v.kind, float(v.score), v.kind == "fuzzy"))
-                verdicts = cache[word] = tuple(made)
-            if verdicts:
-                out[word] = verdicts
+        for word, terms in vocabulary.lookup(words).items():
+            made = []
+            for term in terms:
+                v = compare(term.key, word, term.threshold, aliases)
+                if v is not None:
+                    made.append((numbers[term], v.kind, float(v.score), v.kind == "fuzzy"))
+            out[word] = tuple(made)
+        engine = self.engine
+        if engine.learned + len(out) > _VERDICTS_LIMIT:
+            # Start afresh rather than track recency: the next articles refill what they use.
+            engine.forget()
+        engine.learn(out)
         return out
+
+    def _ask(self, call: Any, *args: Any) -> Any:
+        """``call(*args)`` of the engine, given the verdicts of the words it has none for until
+        it answers; those passed along count even when another thread makes it forget."""
+        result = call(*args)
+        given: dict[str, _Verdicts] = {}
+        while type(result) is set:
+            # Each round adds words to ``given`` (those it holds are never asked for), so the
+            # rounds end.
+            given.update(self._verdicts(result))
+            result = call(*args, given)
+        return result
 
     def match(self, analysis: Analysis) -> list[tuple[int, Match]]:
         """The engine's rules that match, as (position in the rule set, match), in order."""
-        fields = self._fields(analysis)
-        result: list[tuple[int, Match]] = self.engine.match(
-            fields, analysis.article.id, self._fuzzy_verdicts(analysis)
+        result: list[tuple[int, Match]] = self._ask(
+            self.engine.match, self._fields(analysis), analysis.article.id
         )
         return result
 
     def candidates(self, analysis: Analysis) -> list[int]:
         """The positions of the engine's rules that :meth:`match` evaluates, in order."""
-        fields = self._fields(analysis)
-        result: list[int] = self.engine.candidates(fields, self._fuzzy_verdicts(analysis))
+        result: list[int] = self._ask(self.engine.candidates, self._fields(analysis))
         return result
 
 
