@@ -262,6 +262,51 @@ def test_fuzzy_cache_overflow_keeps_results(monkeypatch: pytest.MonkeyPatch) -> 
         assert rules.match(art)
 
 
+def test_fuzzy_vocabulary_shared_by_threads_starting_afresh_keeps_every_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Threads share a rule set's fuzzy vocabulary; one starting its cache afresh while another
+    reads must not take away (or raise over) an answer the other has counted on."""
+    import sys
+    import threading
+
+    import watchers.rules.index as index_module
+
+    monkeypatch.setattr(index_module, "_CACHE_LIMIT", 4)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    vocabulary = index_module._FuzzyVocabulary(
+        [index_module._FuzzyTerm("kyiv", 80.0), index_module._FuzzyTerm("sanctions", 80.0)],
+        shipped_aliases(),
+    )
+    words = [{"kiev", "today", f"w{i}", "sanctoins"} for i in range(6)]
+    expected = [
+        {k: {t.key for t in ts} for k, ts in vocabulary.lookup(set(ws)).items()} for ws in words
+    ]
+    assert expected[0] == {"kiev": {"kyiv"}, "sanctoins": {"sanctions"}}
+    wrong: list[object] = []
+
+    def work() -> None:
+        try:
+            for _ in range(400):
+                for ws, want in zip(words, expected, strict=True):
+                    got = {k: {t.key for t in ts} for k, ts in vocabulary.lookup(set(ws)).items()}
+                    if got != want:
+                        wrong.append(got)
+        except Exception as exc:  # noqa: BLE001 - any error is the failure reported below
+            wrong.append(exc)
+
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not wrong, wrong[:3]
+
+
 # Enough literals for the pure screen to look them up by their first three letters.
 _SCREEN_WORDS = [f"{a}{b}{c}" for a in "kyivt" for b in "roai" for c in "opsn"] + ["ky", "ro"]
 

@@ -666,19 +666,25 @@ class _FuzzyVocabulary:
     def lookup(self, keys: set[str]) -> dict[str, tuple[_FuzzyTerm, ...]]:
         """For each of ``keys`` that matches some fuzzy term, the terms it matches."""
         # Set operations keep the per-word work in C: most of an article's words are cached
-        # already and match no fuzzy term.
-        new = keys.difference(self.cache)
+        # already and match no fuzzy term. The cache is read and filled through the dicts
+        # taken here: starting afresh replaces them (never clears them), so another thread
+        # doing so meanwhile cannot take away an answer this call has counted on.
+        cache, matched = self.cache, self.matched
+        new = keys.difference(cache)
         if new:
-            if len(self.cache) + len(new) > _CACHE_LIMIT:
+            if len(cache) + len(new) > _CACHE_LIMIT:
                 # Start afresh rather than track recency: the next articles refill what they use.
-                self.cache.clear()
-                self.matched.clear()
+                cache, matched = self.cache, self.matched = {}, {}
                 new = set(keys)
-            self._score(sorted(new))
-        matched = self.matched
+            self._score(sorted(new), cache, matched)
         return {k: matched[k] for k in matched.keys() & keys}
 
-    def _score(self, new: list[str]) -> None:
+    def _score(
+        self,
+        new: list[str],
+        cache: dict[str, tuple[_FuzzyTerm, ...]],
+        matched: dict[str, tuple[_FuzzyTerm, ...]],
+    ) -> None:
         pairs: dict[str, set[_FuzzyTerm]] = {k: set() for k in new}
         for k in new:
             cand = pairs[k]
@@ -698,9 +704,9 @@ class _FuzzyVocabulary:
             accepted = tuple(
                 t for t in cand if compare(t.key, k, t.threshold, self.aliases) is not None
             )
-            self.cache[k] = accepted
+            cache[k] = accepted
             if accepted:
-                self.matched[k] = accepted
+                matched[k] = accepted
 
 
 def _similar_pairs(
