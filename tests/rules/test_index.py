@@ -293,7 +293,7 @@ def test_fuzzy_vocabulary_shared_by_threads_starting_afresh_keeps_every_answer(
                     got = {k: {t.key for t in ts} for k, ts in vocabulary.lookup(set(ws)).items()}
                     if got != want:
                         wrong.append(got)
-        except Exception as exc:  # noqa: BLE001 - any error is the failure reported below
+        except Exception as exc:  # any error is the failure reported below
             wrong.append(exc)
 
     try:
