@@ -552,10 +552,14 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         goto fail;
     }
     {
+        /* An exact hit's kind, score and variant are the template's: most hits set only the
+         * other five. */
         PyObject *order[] = {e->s_term, e->s_field, e->s_start, e->s_end, e->s_text, e->s_kind,
                              e->s_score, e->s_variant};
+        PyObject *values[] = {Py_None, Py_None, Py_None, Py_None, Py_None, e->exact,
+                              e->hundred, Py_None};
         for (int i = 0; i < 8; i++) {
-            if (PyDict_SetItem(e->hit_template, order[i], Py_None) < 0) {
+            if (PyDict_SetItem(e->hit_template, order[i], values[i]) < 0) {
                 goto fail;
             }
         }
@@ -1837,9 +1841,9 @@ new_hit(Engine *e, Scratch *s, const Raw *h)
         || PyDict_SetItem(d, e->s_field, PyTuple_GET_ITEM(e->field_names, h->rank)) < 0
         || PyDict_SetItem(d, e->s_start, start) < 0 || PyDict_SetItem(d, e->s_end, end) < 0
         || PyDict_SetItem(d, e->s_text, text) < 0
-        || PyDict_SetItem(d, e->s_kind, h->kind) < 0
-        || PyDict_SetItem(d, e->s_score, score) < 0
-        || PyDict_SetItem(d, e->s_variant, variant) < 0) {
+        || (h->kind != e->exact && PyDict_SetItem(d, e->s_kind, h->kind) < 0)
+        || (score != e->hundred && PyDict_SetItem(d, e->s_score, score) < 0)
+        || (variant != Py_None && PyDict_SetItem(d, e->s_variant, variant) < 0)) {
         Py_XDECREF(variant);
         Py_XDECREF(score);
         Py_XDECREF(text);
