@@ -1827,11 +1827,32 @@ make_model(Engine *e, PyObject *type, PyObject *values, PyObject *fields)
     return obj;
 }
 
+/* The int ``v``: token t's own from the field's list (starts or ends) when it is that value,
+ * as it is for most hits, rather than a new one. */
+static PyObject *
+span_int(PyObject *list, Py_ssize_t t, Py_ssize_t v)
+{
+    if (list != NULL && t >= 0 && t < PyList_GET_SIZE(list)) {
+        PyObject *o = PyList_GET_ITEM(list, t);
+        if (PyLong_CheckExact(o)) {
+            Py_ssize_t got = PyLong_AsSsize_t(o);
+            if (got == v) {
+                return Py_NewRef(o);
+            }
+            if (got == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+            }
+        }
+    }
+    return PyLong_FromSsize_t(v);
+}
+
 static PyObject *
 new_hit(Engine *e, Scratch *s, const Raw *h)
 {
     PyObject *text = PyUnicode_Substring(s->text[h->rank], h->start, h->end);
-    PyObject *start = PyLong_FromSsize_t(h->start), *end = PyLong_FromSsize_t(h->end);
+    PyObject *start = span_int(s->starts[h->rank], h->t0, h->start);
+    PyObject *end = span_int(s->ends[h->rank], h->t1, h->end);
     PyObject *variant = variant_of(s, h);
     PyObject *score = h->score == 100.0 ? Py_NewRef(e->hundred) : PyFloat_FromDouble(h->score);
     PyObject *d = PyDict_Copy(e->hit_template);
