@@ -70,6 +70,7 @@ typedef struct {
 typedef struct {
     PyObject *name;
     Py_ssize_t number;  /* the caller's rule number */
+    PyObject *numobj;   /* the same, as the caller's int */
     int root;
 } RuleSpec;
 
@@ -709,6 +710,7 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         if (e->rules[r].number == -1 && PyErr_Occurred()) {
             goto fail;
         }
+        e->rules[r].numobj = Py_NewRef(PyTuple_GET_ITEM(spec, 1));
         int root = compile_node(e, PyTuple_GET_ITEM(spec, 2), 0);
         if (root < 0) {
             goto fail;
@@ -781,6 +783,7 @@ engine_dealloc(Engine *e)
     if (e->rules) {
         for (int r = 0; r < e->nrules; r++) {
             Py_XDECREF(e->rules[r].name);
+            Py_XDECREF(e->rules[r].numobj);
         }
     }
     PyMem_Free(e->rules);
@@ -1950,7 +1953,7 @@ hit_for(Engine *e, Scratch *s, const Raw *h)
 }
 
 static PyObject *
-make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *article_id)
+make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *template)
 {
     Py_ssize_t n = s->nraw;
     Raw *raw = s->raw;
@@ -2022,9 +2025,8 @@ make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *article_id)
         PyTuple_SET_ITEM(hits, i, Py_NewRef(hit));
     }
     PyObject_GC_UnTrack(hits);  /* it holds untracked Hits only (see make_model) */
-    PyObject *d = PyDict_New();
+    PyObject *d = PyDict_Copy(template);
     if (d == NULL || PyDict_SetItem(d, e->s_rule, rule->name) < 0
-        || PyDict_SetItem(d, e->s_article_id, article_id) < 0
         || PyDict_SetItem(d, e->s_score, sc) < 0 || PyDict_SetItem(d, e->s_hits, hits) < 0) {
         Py_XDECREF(sc);
         Py_XDECREF(d);
@@ -2109,7 +2111,7 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
     if (s == NULL) {
         return NULL;
     }
-    PyObject *out = NULL;
+    PyObject *out = NULL, *template = NULL;
     s->made = PyList_New(0);
     if (s->made == NULL || set_fields(e, s, args[0]) < 0) {
         goto done;
@@ -2120,6 +2122,14 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
+    /* This article's Match values, to copy: its id set once, the dict made whole. */
+    template = PyDict_New();
+    if (template == NULL || PyDict_SetItem(template, e->s_rule, Py_None) < 0
+        || PyDict_SetItem(template, e->s_article_id, args[1]) < 0
+        || PyDict_SetItem(template, e->s_score, Py_None) < 0
+        || PyDict_SetItem(template, e->s_hits, Py_None) < 0) {
+        goto done;
+    }
     out = PyList_New(0);
     if (out == NULL) {
         goto done;
@@ -2135,10 +2145,8 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         if (v == 0) {
             continue;
         }
-        PyObject *m = make_match(e, s, rule, args[1]);
-        PyObject *num = m ? PyLong_FromSsize_t(rule->number) : NULL;
-        PyObject *pair = num ? PyTuple_Pack(2, num, m) : NULL;
-        Py_XDECREF(num);
+        PyObject *m = make_match(e, s, rule, template);
+        PyObject *pair = m ? PyTuple_Pack(2, rule->numobj, m) : NULL;
         Py_XDECREF(m);
         if (pair == NULL || PyList_Append(out, pair) < 0) {
             Py_XDECREF(pair);
@@ -2148,6 +2156,7 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(pair);
     }
 done:
+    Py_XDECREF(template);
     give_scratch(e, s);
     return out;
 }
