@@ -198,7 +198,11 @@ def test_models_from_the_engine_stay_out_of_the_cyclic_collector() -> None:
         assert not gc.is_tracked(m) and not gc.is_tracked(m.__dict__)
         assert not gc.is_tracked(m.hits) and not any(gc.is_tracked(h) for h in m.hits)
     assert Match.model_validate(matches[0].model_dump()) == matches[0]
-    del matches, m
+    assert rules._compiled is not None
+    pairs = rules._compiled.match(Analysis(article))
+    assert [m.rule for _, m in pairs] == ["cyber", "near"]
+    assert not any(gc.is_tracked(pair) for pair in pairs)
+    del matches, m, pairs
     enabled = gc.isenabled()
     gc.disable()
     tracemalloc.start()

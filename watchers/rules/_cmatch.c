@@ -2113,6 +2113,9 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *out = NULL, *template = NULL;
     s->made = PyList_New(0);
+    if (s->made != NULL) {
+        PyObject_GC_UnTrack(s->made);  /* it holds untracked Hits only (see make_model) */
+    }
     if (s->made == NULL || set_fields(e, s, args[0]) < 0) {
         goto done;
     }
@@ -2148,6 +2151,9 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         PyObject *m = make_match(e, s, rule, template);
         PyObject *pair = m ? PyTuple_Pack(2, rule->numobj, m) : NULL;
         Py_XDECREF(m);
+        if (pair != NULL) {
+            PyObject_GC_UnTrack(pair);  /* an int and an untracked Match (see make_model) */
+        }
         if (pair == NULL || PyList_Append(out, pair) < 0) {
             Py_XDECREF(pair);
             Py_CLEAR(out);
