@@ -25,6 +25,8 @@ from watchers.rules.matcher import Analysis
 from watchers.rules.text import key
 from watchers.rules.variants import shipped_aliases
 
+from ._threads import run_in_threads
+
 REPO = Path(__file__).resolve().parents[2]
 
 needs_engine = pytest.mark.skipif(
@@ -506,7 +508,6 @@ def test_threads_matching_fuzzy_terms_with_a_forgetful_engine_get_the_same_answe
     articles = fuzzy_articles(8)
     expected = [rules.match_naive(a) for a in articles]
     monkeypatch.setattr(compiled_module, "_VERDICTS_LIMIT", 40)
-    interval = sys.getswitchinterval()
     failures: list[str] = []
 
     def work() -> None:
@@ -515,14 +516,5 @@ def test_threads_matching_fuzzy_terms_with_a_forgetful_engine_get_the_same_answe
                 if rules.match(a) != want:
                     failures.append(a.id)
 
-    sys.setswitchinterval(1e-5)
-    try:
-        threads = [threading.Thread(target=work) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-    finally:
-        sys.setswitchinterval(interval)
-    assert not any(t.is_alive() for t in threads)
+    run_in_threads(work)
     assert failures == []

@@ -22,6 +22,8 @@ from watchers.rules.index import (
 from watchers.rules.matcher import Analysis
 from watchers.rules.variants import shipped_aliases
 
+from ._threads import run_in_threads
+
 ALIASES = shipped_aliases()
 
 
@@ -267,14 +269,9 @@ def test_fuzzy_vocabulary_shared_by_threads_starting_afresh_keeps_every_answer(
 ) -> None:
     """Threads share a rule set's fuzzy vocabulary; one starting its cache afresh while another
     reads must not take away (or raise over) an answer the other has counted on."""
-    import sys
-    import threading
-
     import watchers.rules.index as index_module
 
     monkeypatch.setattr(index_module, "_CACHE_LIMIT", 4)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
     vocabulary = index_module._FuzzyVocabulary(
         [index_module._FuzzyTerm("kyiv", 80.0), index_module._FuzzyTerm("sanctions", 80.0)],
         shipped_aliases(),
@@ -296,14 +293,7 @@ def test_fuzzy_vocabulary_shared_by_threads_starting_afresh_keeps_every_answer(
         except Exception as exc:  # any error is the failure reported below
             wrong.append(exc)
 
-    try:
-        threads = [threading.Thread(target=work) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-    finally:
-        sys.setswitchinterval(interval)
+    run_in_threads(work, interval=1e-6)
     assert not wrong, wrong[:3]
 
 
