@@ -355,7 +355,8 @@ class CompiledRules:
         assert vocabulary is not None  # the engine asks only when it has fuzzy terms
         out: dict[str, _Verdicts] = dict.fromkeys(words, ())
         numbers, aliases = self._fuzzy_numbers, self._aliases
-        for word, terms in vocabulary.lookup(words).items():
+        # The engine keeps the answers; the vocabulary's own cache would hold them twice.
+        for word, terms in vocabulary.accepted(words).items():
             made = []
             for term in terms:
                 v = compare(term.key, word, term.threshold, aliases)

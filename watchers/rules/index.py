@@ -36,6 +36,7 @@ from itertools import chain, compress, pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
 from .matcher import (
+    _FOLD_SPECIALS,
     DEFAULT_FIELDS,
     Analysis,
     FoldedText,
@@ -379,8 +380,9 @@ def _on_match(lit_id: int, start: int, end: int, flags: int, ends: Any) -> None:
 
 
 # Under IGNORECASE these non-ASCII letters match ASCII ones (ſ/s, ı/i, İ/i, K/k); the screen
-# lower-cases text, so they are mapped to the letters they match first.
-_SCREEN_TABLE = str.maketrans({"\u017f": "s", "\u0131": "i", "\u0130": "i", "\u212a": "k"})
+# lower-cases text, so they are mapped to the letters they match first (the same table as the
+# evaluator's screen form, matcher.FoldedText).
+_SCREEN_TABLE = str.maketrans(dict(_FOLD_SPECIALS))
 
 
 def _screen_form(text: str) -> str:
@@ -678,6 +680,13 @@ class _FuzzyVocabulary:
                 new = set(keys)
             self._score(sorted(new), cache, matched)
         return {k: matched[k] for k in matched.keys() & keys}
+
+    def accepted(self, words: Iterable[str]) -> dict[str, tuple[_FuzzyTerm, ...]]:
+        """What :meth:`lookup` gives for ``words``, worked out afresh and not cached: for a
+        caller that keeps its own answers (the C engine keeps each word's verdicts)."""
+        found: dict[str, tuple[_FuzzyTerm, ...]] = {}
+        self._score(sorted(words), {}, found)
+        return found
 
     def _score(
         self,
