@@ -262,3 +262,38 @@ def test_the_try_limit_scales_with_the_text(monkeypatch: pytest.MonkeyPatch) -> 
             assert spans == finditer_spans(pattern, text)
     assert short not in tried
     assert long in tried
+
+
+def test_an_article_a_thousand_times_larger_with_leads_everywhere() -> None:
+    """A 5 MB article holding a regex's leads tens of thousands of times: the rule set still
+    equals the naive loop (a budget no run reaches), and with a budget too small for it the
+    regex rules are reported over budget while the word rules beside them still match."""
+    chunk = "Kiev talks and Kyiv\u2019s talks; kyivska or kievan talks, \u212aiev talks. "
+    text = chunk * (5_000_000 // len(chunk))
+    article = Article(id="big", title="Kyiv talks", text=text)
+    queries = {
+        "lead": r"/\bkyiv\w*/",
+        "branch": r"/(kyiv|kiev)\W+talks/",
+        "sep": r"/talks? (and|or) kyiv/",
+        "word": "talks",
+    }
+    roomy = RuleSet.from_queries(queries, regex_budget=3600.0)
+    got = roomy.match(article)
+    assert got == roomy.match_naive(article)
+    assert [m.rule for m in got] == ["branch", "lead", "sep", "word"]
+    tight = RuleSet.from_queries(queries, regex_budget=1e-6)
+    report = tight.match_report(article)
+    assert set(report.over_budget) <= {"branch", "lead", "sep"} and report.over_budget
+    assert "word" in [m.rule for m in report.matches]
+
+
+def test_a_pattern_only_the_regex_module_reads_is_searched_for_as_before() -> None:
+    """Leads are read with Python's own parser; a pattern it refuses (``\\p{..}``, possessive
+    sets of the regex module) has none and is searched for over the whole text."""
+    assert matcher_module._leading_literals(r"\p{Lu}yiv\w*") == (None, False)
+    rules = RuleSet.from_queries({"p": r"/\p{Lu}yiv\w*/", "q": r"/\bkyiv\p{L}*/"})
+    article = Article(id="a", title="Kyivska", text="in Kyiv and kyivan, not xkyiv")
+    got = rules.match(article)
+    assert got == rules.match_naive(article)
+    assert [m.rule for m in got] == ["p", "q"]
+    assert [h.text for h in got[1].hits] == ["Kyivska", "Kyiv", "kyivan"]
