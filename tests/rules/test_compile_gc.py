@@ -42,3 +42,23 @@ def test_gc_left_off_when_the_application_turned_it_off(thawed: None) -> None:
     RuleSet(_rules(FREEZE_FROM))
     assert not gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+def test_a_large_fuzzy_rule_set_freezes_the_word_tables_it_reads(
+    thawed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Judging a fuzzy candidate reads the lexicon and wordfreq's list. Loaded by the first
+    article after the freeze, their 400,000 entries would be walked by every full collection."""
+    import wordfreq
+
+    from watchers.rules import variants
+
+    monkeypatch.setattr(variants, "_lexicon", None)
+    wordfreq.get_frequency_list.cache_clear()
+    wordfreq.get_frequency_dict.cache_clear()
+    rs = RuleSet([*_rules(FREEZE_FROM - 1), Rule("fuzzy", "kyiv~")])
+    words, names = variants._load_lexicon()
+    english = wordfreq.get_frequency_list("en", "best")  # as wordfreq asks for it
+    tracked = {id(o) for o in gc.get_objects()}  # the permanent generation is not listed
+    assert not {id(words), id(names), id(english), id(english[-1])} & tracked
+    assert [m.rule for m in rs.match(Article(title="Kyiv and Kiew"))] == ["fuzzy"]

@@ -21,8 +21,8 @@ from ..models import Article, Match
 from .compiled import CompiledRules, compile_rules
 from .index import RuleIndex
 from .matcher import DEFAULT_THRESHOLD, REGEX_BUDGET, Analysis, Evaluator, RegexBudget
-from .syntax import FIELDS, Node, parse
-from .variants import Aliases, shipped_aliases
+from .syntax import FIELDS, And, Near, Node, Not, Or, Phrase, Term, parse
+from .variants import Aliases, load_word_tables, shipped_aliases
 
 __all__ = ["MatchReport", "Rule", "RuleSet"]
 
@@ -30,6 +30,20 @@ _FIRST = itemgetter(0)
 
 # From this many rules a rule set is a long-lived heap of its own; see RuleSet._build_index.
 FREEZE_FROM = 1000
+
+
+def _has_fuzzy(node: Node) -> bool:
+    if isinstance(node, Term):
+        return node.kind == "fuzzy"
+    if isinstance(node, Phrase):
+        return any(word.kind == "fuzzy" for word in node.words)
+    if isinstance(node, Near):
+        return _has_fuzzy(node.left) or _has_fuzzy(node.right)
+    if isinstance(node, (And, Or)):
+        return any(_has_fuzzy(child) for child in node.children)
+    if isinstance(node, Not):
+        return _has_fuzzy(node.child)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +133,9 @@ class RuleSet:
             # (a fifth of matching time at 10,000 rules) only to find it alive. Collect once so
             # no garbage is kept, then move what is alive to the permanent generation, which
             # collections skip; it is still freed by reference counting when dropped. An
-            # application that turned the collector off manages it itself.
+            # application that turned the collector off manages it itself. The word tables
+            # that judging fuzzy candidates reads are loaded first, so they are frozen too.
+            load_word_tables(wordfreq=any(_has_fuzzy(rule.node) for rule in rules))
             gc.collect()
             gc.freeze()
         return compiled, index

@@ -306,6 +306,18 @@ def _load_lexicon() -> tuple[frozenset[str], frozenset[str]]:
     return _lexicon
 
 
+def load_word_tables(*, wordfreq: bool) -> None:
+    """Load now the word tables judging fuzzy candidates reads (the lexicon and the zipf table;
+    wordfreq's English list too when ``wordfreq``), instead of at the first article that needs
+    them. A large rule set loads them before it freezes the collector's heap (see
+    ``RuleSet``): loaded later, their 400,000 entries would be walked again by every full
+    collection while matching."""
+    _load_lexicon()
+    _load_zipf_table()
+    if wordfreq:
+        _wordfreq_zipf("0")  # any word: the first lookup loads the whole list
+
+
 def is_known_word(word: str) -> bool:
     """Whether a key is a word or name in its own right: common English, or in the lexicon of
     rarer words, places and given and family names (``data/lexicon.txt``).
