@@ -362,3 +362,25 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
         joined = "\x00".join(_screen_form(t) for t in texts if t)
         for p in narrowed:
             assert all(any(lit in joined for lit in s) for s in screen.also.get(p, []))
+
+
+def _key_index_built(analysis: Analysis) -> bool:
+    by_key = analysis.field("text")._by_key
+    return by_key is not None and by_key._last is not None
+
+
+def test_many_regex_candidates_do_not_build_the_key_index() -> None:
+    """Regexes read the text, not the key index: many regex candidates leave it unbuilt,
+    while as many prefix candidates (which read it) have it built at once."""
+    text = " ".join(f"storm{i}ed" for i in range(8))
+    article = Article(title="x", text=text)
+    regexes = RuleIndex([Rule(f"r{i}", rf"/\bstorm{i}\w*/") for i in range(8)], shipped_aliases())
+    analysis = Analysis(article)
+    found, _ = regexes.candidates(analysis)
+    assert len(found) == 8
+    assert not _key_index_built(analysis)
+    prefixes = RuleIndex([Rule(f"p{i}", f"storm{i}*") for i in range(8)], shipped_aliases())
+    analysis = Analysis(article)
+    found, _ = prefixes.candidates(analysis)
+    assert len(found) == 8
+    assert _key_index_built(analysis)

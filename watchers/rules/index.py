@@ -531,6 +531,10 @@ class RuleIndex(Generic[R]):
         self.by_fuzzy_pair: dict[_FuzzyTerm, list[tuple[str, int]]] = {}
         self.by_regex: dict[str, list[int]] = {}
         self.always: list[int] = []
+        # Rules of regexes alone, which never ask for a key's token numbers.
+        self._keyless = frozenset(
+            i for i, rule in enumerate(self.rules) if _regexes_only(rule.node)
+        )
         fields: set[str] = set()
         for i, rule in enumerate(self.rules):
             _fields_of(rule.node, rule.fields or DEFAULT_FIELDS, fields)
@@ -631,12 +635,24 @@ class RuleIndex(Generic[R]):
             texts = [analysis.article.field(f) for f in self.fields]
             for pattern in self._regex.matching_all(texts):
                 hit.update(self.by_regex[pattern])
-        if len(hit) > _PROBING_CANDIDATES:
+        keyed = hit.difference(self._keyless) if self._keyless else hit
+        if len(keyed) > _PROBING_CANDIDATES:
             # Many rules will ask for many keys: build each field's key index at once rather
-            # than let it scan the token list for the first few (see text.KeyIndex).
+            # than let it scan the token list for the first few (see text.KeyIndex). Regexes
+            # read the text, not the keys: their rules do not count.
             for name in self.fields:
                 analysis.field(name).by_key.keys()
         return list(map(self.rules.__getitem__, sorted(hit))), fuzzy
+
+
+def _regexes_only(node: Node) -> bool:
+    if isinstance(node, Regex):
+        return True
+    if isinstance(node, (And, Or)):
+        return all(_regexes_only(child) for child in node.children)
+    if isinstance(node, Not):
+        return _regexes_only(node.child)
+    return False
 
 
 class _FuzzyVocabulary:
