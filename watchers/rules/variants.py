@@ -201,11 +201,16 @@ def _wordfreq_zipf(word: str) -> float:
     global _zipf_impl
     if _zipf_impl is None:
         try:
-            from wordfreq import zipf_frequency
+            import wordfreq
         except ImportError:  # pragma: no cover - wordfreq is a dependency; degrade, do not crash
             _zipf_impl = False
         else:
-            _zipf_impl = zipf_frequency
+            wordfreq.zipf_frequency("0", "en")  # loads the English word list and its dict
+            # Lookups read the dict (str -> float, which the cyclic garbage collector leaves
+            # alone); the list it was made from is kept in a cache of its own, 300,000 strs in
+            # lists that each full collection would walk again. Let it go.
+            wordfreq.get_frequency_list.cache_clear()
+            _zipf_impl = wordfreq.zipf_frequency
     if _zipf_impl is False:
         return 0.0
     return float(_zipf_impl(word, "en"))  # type: ignore[operator]
@@ -290,32 +295,36 @@ def _loose(word: str) -> frozenset[str]:
     return frozenset(loose_key(r.replace("\x02", "sh")) for r in readings(word))
 
 
-_lexicon: tuple[frozenset[str], frozenset[str]] | None = None
+_lexicon: tuple[dict[str, None], dict[str, None]] | None = None
 
 
-def _load_lexicon() -> tuple[frozenset[str], frozenset[str]]:
-    """(words, names) from ``data/lexicon.txt``: comment lines, words, ``[names]``, names."""
+def _load_lexicon() -> tuple[dict[str, None], dict[str, None]]:
+    """(words, names) from ``data/lexicon.txt``: comment lines, words, ``[names]``, names.
+
+    Each is a dict of its words to None rather than a set: a dict holding only strs and None
+    is left out of the cyclic garbage collector, which walks a set's every member in each full
+    collection (80,000 of them, again and again, in a process whose heap grows)."""
     global _lexicon
     if _lexicon is None:
         text = resources.files(__package__).joinpath("data/lexicon.txt").read_text("utf-8")
         while text.startswith("#"):
             text = text.partition("\n")[2]
         words, _, names = text.partition("\n[names]\n")
-        # split() and frozenset() run in C: about 20 ms for the shipped 80,000 keys.
-        _lexicon = (frozenset(words.split()), frozenset(names.split()))
+        # split() and fromkeys() run in C: about 20 ms for the shipped 80,000 keys.
+        _lexicon = (dict.fromkeys(words.split()), dict.fromkeys(names.split()))
     return _lexicon
 
 
 def load_word_tables(*, wordfreq: bool) -> None:
-    """Load now the word tables judging fuzzy candidates reads (the lexicon and the zipf table;
-    wordfreq's English list too when ``wordfreq``), instead of at the first article that needs
-    them. A large rule set loads them before it freezes the collector's heap (see
-    ``RuleSet``): loaded later, their 400,000 entries would be walked again by every full
-    collection while matching."""
+    """Load now what judging fuzzy candidates reads (the lexicon and the zipf table; wordfreq,
+    its modules and its table too when ``wordfreq``) instead of at the first article that needs
+    it. A large rule set loads them before it freezes the collector's heap (see ``RuleSet``),
+    so wordfreq's modules are frozen with it rather than walked by every later full
+    collection (the tables themselves the collector leaves alone)."""
     _load_lexicon()
     _load_zipf_table()
     if wordfreq:
-        _wordfreq_zipf("0")  # any word: the first lookup loads the whole list
+        _wordfreq_zipf("0")
 
 
 def is_known_word(word: str) -> bool:
