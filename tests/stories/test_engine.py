@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
+import weakref
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
 
@@ -20,6 +22,7 @@ from watchers.stories import (
     signature,
     story_id_for,
 )
+from watchers.stories import index as story_index
 from watchers.stories.features import MAX_EXEMPLARS
 
 T0 = datetime(2022, 1, 30, 12, 0, tzinfo=UTC)
@@ -125,6 +128,30 @@ def test_old_stories_expire_and_memory_stays_bounded() -> None:
                      T0 + timedelta(hours=2 * i), "x")
     assert len(index) == 1
     assert index.story_signature(story_id_for("a0", T0)) is None
+
+
+@pytest.mark.skipif(story_index._CSTORIES is None, reason="the C extension is not built")
+def test_live_stories_are_left_out_of_the_cyclic_collector() -> None:
+    """A live story's parts can reach neither another story nor the index, so the collector
+    is spared walking them (100,000 of them, every full collection), and reference counting
+    still frees an expired one."""
+    index = StoryIndex(timedelta(hours=1))
+    sid, _ = index.assign("a", signature(HESSEMAN[0]), T0, "x")
+    for i, title in enumerate(HESSEMAN[1:]):  # grown by joins: new exemplars, a new signature
+        assert index.assign(f"b{i}", signature(title), T0 + timedelta(minutes=i), "y")[0] == sid
+    index.assign("c", signature(OTHER), T0, "z")
+    index.restore("r", signature(OTHER + " again, in Ottawa"), T0, T0, ["w"])
+    assert len(index) == 3
+    stories = list(index._stories.values())
+    parts = [p for st in stories for p in (st, st.sig, st.outlets, st.exemplars, *st.exemplars)]
+    assert not any(gc.is_tracked(p) for p in parts)
+    assert not any(gc.is_tracked(ids) for ids in index._postings.values())
+    expiring = [weakref.ref(st.outlets) for st in stories]
+    del stories, parts
+    index.assign("late", signature("Unrelated zorblax headline"), T0 + timedelta(hours=3), "x")
+    assert len(index) == 1
+    assert index.story_signature(sid) is None
+    assert all(ref() is None for ref in expiring)  # freed by reference counting alone
 
 
 def test_restore_then_join() -> None:

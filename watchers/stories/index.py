@@ -27,7 +27,9 @@ Invariants:
 - Stories whose last article is older than ``window`` before the newest date seen are dropped,
   so memory is bounded by the stories of one window. A live story is a few objects (its
   exemplars ready to compare, terms interned, equal mark sets shared): a window may hold
-  100,000 of them, each walked by the cyclic collector unless the service freezes them.
+  100,000 of them. None can reach back to another or to the index (posting lists name stories
+  by number), so with the C extension they are left out of the cyclic collector, which would
+  otherwise walk them, and the whole heap with them, again and again as stories are added.
 - How an exemplar is held changes no decision: :func:`_logit` adds the same terms in the same
   order whatever the representation, so a score is the same float.
 - ``assign`` and ``restore`` hold one lock: two threads may call them at once.
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -73,6 +76,9 @@ DEFAULT_WINDOW = timedelta(hours=48)
 _cprepare: Callable[[Exemplar, float], tuple[dict[str, float], tuple[str, ...], list[str], str,
                                              tuple[str, ...]] | None] | None = getattr(
     _CSTORIES, "prepare", None)
+# Leaves objects that can be in no reference cycle out of the cyclic collector (the same C
+# extension); without it they are collected as any others.
+_untrack: Callable[..., None] = getattr(_CSTORIES, "untrack", None) or (lambda *objects: None)
 
 # Candidate search bounds (see the module invariants).
 _LOOKUP_TERMS = 4
@@ -431,6 +437,9 @@ class _Story:
     size: int = 1
     # The founder's weighted terms (exemplars[0].weights): what a candidate must share first.
     founder: dict[str, float] = field(default_factory=dict)
+    # Its number in the index: posting lists hold numbers (ints, which the cyclic collector
+    # does not track) rather than the stories themselves.
+    num: int = 0
 
 
 class StoryIndex:
@@ -443,10 +452,12 @@ class StoryIndex:
         self._window = window // _ONE_US
         self._lock = threading.Lock()
         self._stories: dict[str, _Story] = {}
-        # term -> the stories holding it, least recently updated first. Keyed by the story
-        # itself (hashed by identity): a candidate found is the story, with no lookup by id
-        # in a table of every live story.
-        self._postings: dict[str, dict[_Story, None]] = {}
+        # term -> the numbers of the stories holding it, least recently updated first; a
+        # number is the story's key in _numbered (a dict of ints to None is left out of the
+        # cyclic collector, one of stories is not).
+        self._postings: dict[str, dict[int, None]] = {}
+        self._numbered: dict[int, _Story] = {}
+        self._numbers = itertools.count(1)
         self._expiry: list[tuple[int, str]] = []
         self._newest: int | None = None
 
@@ -521,7 +532,7 @@ class StoryIndex:
         # order found (most recently active first, term by term); the exact score is computed
         # for the few best only.
         postings = self._postings
-        seen: list[_Story] = []
+        seen: list[int] = []
         for _, t in lookup:
             ids = postings.get(t)
             if ids:
@@ -529,19 +540,20 @@ class StoryIndex:
         if len(seen) <= _SCORED:
             if not seen:
                 return None
-            chosen: Iterable[_Story] = dict.fromkeys(seen)
+            numbers: Iterable[int] = dict.fromkeys(seen)
         else:
             found = dict.fromkeys(seen, 0)
             if len(found) == len(seen):
                 # Each found once (the common case): the first few found.
-                chosen = seen[:_SCORED]
+                numbers = seen[:_SCORED]
             else:
-                for st in seen:
-                    found[st] += 1
+                for num in seen:
+                    found[num] += 1
                 # The same few as Counter.most_common: most terms first, ties in the order
                 # found (a stable sort).
-                chosen = [st for st, _ in sorted(found.items(), key=_COUNT, reverse=True)
-                          [:_SCORED]]
+                numbers = [num for num, _ in sorted(found.items(), key=_COUNT, reverse=True)
+                           [:_SCORED]]
+        chosen = map(self._numbered.__getitem__, numbers)
         best: _Story | None = None
         best_score = _JOIN
         window = self._window
@@ -574,18 +586,21 @@ class StoryIndex:
     def _add(self, sid: str, sig: Signature, first: int, last: int,
              outlets: Sequence[str], size: int, ready: list[_Ex] | None = None) -> None:
         exs = ready if ready is not None else [_Ex(ex) for ex in sig.exemplars]
+        num = next(self._numbers)
         st = _Story(sid, sig, exs, first, last, {o for o in outlets if o}, size,
-                    exs[0].weights if exs else {})
+                    exs[0].weights if exs else {}, num)
+        _untrack(st, sig, st.outlets, exs, *exs)
         self._stories[sid] = st
+        self._numbered[num] = st
         postings = self._postings
         get = postings.get
         for ex in exs:
             for t in ex.weights:
                 ids = get(t)
                 if ids is None:
-                    postings[t] = {st: None}
+                    postings[t] = {num: None}
                 else:
-                    ids[st] = None
+                    ids[num] = None
         heapq.heappush(self._expiry, (last, sid))
 
     def _join(self, st: _Story, sig: Signature, when: int, outlet: str,
@@ -593,6 +608,7 @@ class StoryIndex:
         sid = st.sid
         old = st.sig.exemplars
         st.sig = st.sig.merged(sig, _EXEMPLARS)
+        _untrack(st.sig)
         new = st.sig.exemplars
         st.size += 1
         if outlet:
@@ -611,6 +627,7 @@ class StoryIndex:
         for ex, e in zip(sig.exemplars, mine, strict=True):
             ready.setdefault(id(ex), e)
         st.exemplars = [ready.get(id(ex)) or _Ex(ex) for ex in new]
+        _untrack(st.exemplars, *st.exemplars)
         st.founder = st.exemplars[0].weights
         kept = {id(ex) for ex in new}
         postings = self._postings
@@ -621,6 +638,7 @@ class StoryIndex:
                 for t in e.weights:
                     if t not in remaining:
                         self._unpost(t, st)
+        num = st.num
         for ex, e in zip(new, st.exemplars, strict=True):
             if id(ex) in was:
                 continue
@@ -628,19 +646,20 @@ class StoryIndex:
                 # Moved to the end: lookups scan the most recently active stories first.
                 ids = postings.get(t)
                 if ids is None:
-                    postings[t] = {st: None}
+                    postings[t] = {num: None}
                 else:
-                    ids.pop(st, None)
-                    ids[st] = None
+                    ids.pop(num, None)
+                    ids[num] = None
 
     def _unpost(self, term: str, st: _Story) -> None:
         ids = self._postings.get(term)
         if ids is not None:
-            ids.pop(st, None)
+            ids.pop(st.num, None)
             if not ids:
                 del self._postings[term]
 
     def _drop(self, sid: str) -> None:
         st = self._stories.pop(sid)
+        del self._numbered[st.num]
         for t in {t for e in st.exemplars for t in e.weights}:
             self._unpost(t, st)
