@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, pairwise
 from typing import Any, Generic, Protocol, TypeVar
@@ -304,6 +304,14 @@ class _RegexScreen:
             lit.encode("ascii"): i for i, lit in enumerate(self._scanned) if lit in leads
         }
         self._db: Any = _hyperscan_literals([(lit, lit in leads) for lit in self._scanned])
+        # For Hyperscan's ids: per scanned literal, the patterns whose first set holds it; per
+        # pattern, its other sets as sets of ids.
+        number = {lit: i for i, lit in enumerate(self._scanned)}
+        self._patterns_of = [tuple(self.literals.get(lit, ())) for lit in self._scanned]
+        self._also_ids = {
+            p: [frozenset(map(number.__getitem__, lits)) for lits in sets]
+            for p, sets in self.also.items()
+        }
         # Without Hyperscan, many literals are first screened by their first three letters:
         # a text's three-letter sequences are one C-level pass, and a literal whose first three
         # are not among them is not in the text. Short literals are searched for directly.
@@ -327,24 +335,31 @@ class _RegexScreen:
         if not self.literals:
             return found
         folded = [folded_text(t) for t in texts if t]
+        if self._db is not None:
+            # By Hyperscan's literal ids, which the scan reports: every set of every pattern.
+            seen = self._scan(folded)
+            patterns_of = self._patterns_of
+            also_ids = self._also_ids if every_set else {}
+            for i in seen:
+                for p in patterns_of[i]:
+                    id_sets = also_ids.get(p)
+                    if id_sets is None or all(not seen.isdisjoint(ids) for ids in id_sets):
+                        found.add(p)
+            return found
         present = self._present(folded)
         literals = self.literals
         also = self.also if every_set else {}
-        if also and self._db is None:
-            # The pure screen found the first sets' literals only: look for the others in the
-            # text, each once.
-            text = "\x00".join(f.data.decode("latin-1") for f in folded)
-            known: dict[str, bool] = {}
+        # The pure screen found the first sets' literals only: the others are looked for in
+        # the text, each once.
+        text = "\x00".join(f.data.decode("latin-1") for f in folded) if also else ""
+        known: dict[str, bool] = {}
 
-            def in_text(lit: str) -> bool:
-                has = known.get(lit)
-                if has is None:
-                    has = known[lit] = lit in text
-                return has
+        def holds(lit: str) -> bool:
+            has = known.get(lit)
+            if has is None:
+                has = known[lit] = lit in text
+            return has
 
-            holds: Callable[[str], bool] = in_text
-        else:
-            holds = present.__contains__
         for lit in present:
             for p in literals.get(lit, ()):
                 sets = also.get(p)
@@ -353,17 +368,19 @@ class _RegexScreen:
         return found
 
     def _present(self, folded: list[FoldedText]) -> set[str]:
-        """The literals found in one of the ``folded`` texts: by Hyperscan, every literal of
-        every set (and the places of the leads, kept in each text); by the pure screen, those
-        of each pattern's first set."""
-        if self._db is None:
-            # One string to search: a literal never holds NUL, so none is found across a join.
-            text = "\x00".join(f.data.decode("latin-1") for f in folded)
-            if len(self._ordered) < _GRAM_SCREEN_FROM:
-                return {lit for lit in self._ordered if lit in text}
-            grams = set(zip(text, text[1:], text[2:], strict=False))
-            maybe = compress(self._by_gram, map(grams.__contains__, self._grams))
-            return {lit for lit in chain(self._short, maybe) if lit in text}
+        """The literals of each pattern's first set found in one of the ``folded`` texts, by
+        the pure screen."""
+        # One string to search: a literal never holds NUL, so none is found across a join.
+        text = "\x00".join(f.data.decode("latin-1") for f in folded)
+        if len(self._ordered) < _GRAM_SCREEN_FROM:
+            return {lit for lit in self._ordered if lit in text}
+        grams = set(zip(text, text[1:], text[2:], strict=False))
+        maybe = compress(self._by_gram, map(grams.__contains__, self._grams))
+        return {lit for lit in chain(self._short, maybe) if lit in text}
+
+    def _scan(self, folded: list[FoldedText]) -> set[int]:
+        """The ids of the literals Hyperscan finds in one of the ``folded`` texts (every
+        literal of every set); the places of the leads are kept in each text."""
         seen: set[int] = set()
         for f in folded:
             # A lead is reported at each place it ends, any other literal once.
@@ -371,8 +388,7 @@ class _RegexScreen:
             self._db.scan(f.data, match_event_handler=_on_match, context=ends)
             seen.update(ends)
             f.record(self._lead_ids, ends)
-        scanned = self._scanned
-        return {scanned[i] for i in seen}
+        return seen
 
 
 def _on_match(lit_id: int, start: int, end: int, flags: int, ends: Any) -> None:
