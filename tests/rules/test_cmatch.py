@@ -7,11 +7,13 @@ so comparing the two checks the engine.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -179,6 +181,41 @@ def test_a_match_from_the_engine_is_a_whole_model() -> None:
     assert all(h.model_fields_set == set(Hit.model_fields) for h in m.hits)
     with pytest.raises(ValidationError):
         first.score = 1.0  # type: ignore[misc]
+
+
+@needs_engine
+def test_models_are_the_same_when_their_slots_are_set_through_descriptors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine writes a model's slots where pydantic's members keep them; given setters that
+    are not plain members, it sets each through its descriptor instead, to the same models."""
+
+    class Through:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __get__(self, obj: object, owner: type | None = None) -> Any:
+            return self.inner.__get__(obj, owner)
+
+        def __set__(self, obj: object, value: object) -> None:
+            self.inner.__set__(obj, value)
+
+    rules = [Rule("cyber", "cyberattack OR kiev"), Rule("talks", '"peace talks" AND NOT war')]
+    article = Article(id="a1", title="Kyiv hit", text="A cyber attack on Kyiv; peace talks.")
+    real = compiled_module._descriptor
+    monkeypatch.setattr(compiled_module, "_descriptor", lambda name: Through(real(name)))
+    through = RuleSet(rules).match(article)
+    monkeypatch.undo()
+    direct = RuleSet(rules).match(article)
+    assert [m.rule for m in direct] == ["cyber", "talks"]
+    assert through == direct
+    assert [m.model_dump_json() for m in through] == [m.model_dump_json() for m in direct]
+    for a, b in zip(through, direct, strict=True):
+        for x, y in [(a, b), *zip(a.hits, b.hits, strict=True)]:
+            assert x.model_fields_set == y.model_fields_set
+            assert x.__pydantic_extra__ is None and y.__pydantic_extra__ is None
+            assert x.__pydantic_private__ is None and y.__pydantic_private__ is None
+            assert not gc.is_tracked(x) and not gc.is_tracked(y)
 
 
 @needs_engine

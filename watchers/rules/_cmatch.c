@@ -38,6 +38,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
@@ -181,6 +182,9 @@ typedef struct {
     Py_ssize_t max_hits;
     PyObject *hit_type, *match_type;
     PyObject *set_dict, *set_fields_set, *set_extra, *set_private;
+    /* Where the fields set, extra and private slots are in both model types (the setters'
+     * member offsets), or -1: then every slot is set through its descriptor. */
+    Py_ssize_t slot_at[3];
     PyObject *hit_fields, *match_fields;  /* the sets every model of each kind shares */
     PyObject *hit_template;  /* a Hit's values, to copy: a dict made whole, never resized */
     PyObject *field_names;  /* tuple of NRANKS str */
@@ -451,6 +455,8 @@ scratch_init(Scratch *s, Engine *e)
 
 /* ---------------------------------------------------------------------------------------- */
 
+static void slot_offsets(Engine *e, PyObject *const *setters);
+
 static PyObject *
 engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -526,6 +532,7 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             goto fail;
         }
     }
+    slot_offsets(e, setters + 1);
     for (int r = 0; r < NRANKS; r++) {
         e->weight[r] = PyFloat_AsDouble(PyTuple_GET_ITEM(m[9], r));
     }
@@ -1798,6 +1805,38 @@ set_slot(PyObject *descr, PyObject *obj, PyObject *value)
     return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
 }
 
+/* Sets slot_at from the three slot setters when each is an object member of a type both model
+ * types derive from, inside both: a model's slots are then written where the member is, as the
+ * descriptor would (after checking the type, each time), rather than through it. */
+static void
+slot_offsets(Engine *e, PyObject *const *setters)
+{
+    PyTypeObject *types[2] = {(PyTypeObject *)e->hit_type, (PyTypeObject *)e->match_type};
+    for (int i = 0; i < 3; i++) {
+        e->slot_at[i] = -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!PyObject_TypeCheck(setters[i], &PyMemberDescr_Type)) {
+            return;
+        }
+        PyMemberDescrObject *d = (PyMemberDescrObject *)setters[i];
+        PyMemberDef *m = d->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY) || m->offset < (Py_ssize_t)sizeof(PyObject)) {
+            return;
+        }
+        for (int t = 0; t < 2; t++) {
+            if (!PyType_IsSubtype(types[t], PyDescr_TYPE(d))
+                || m->offset + (Py_ssize_t)sizeof(PyObject *) > types[t]->tp_basicsize
+                || types[t]->tp_itemsize != 0) {
+                return;
+            }
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        e->slot_at[i] = ((PyMemberDescrObject *)setters[i])->d_member->offset;
+    }
+}
+
 /* A model of type ``type`` holding ``values`` (a dict, stolen), unvalidated. */
 static PyObject *
 make_model(Engine *e, PyObject *type, PyObject *values, PyObject *fields)
@@ -1809,6 +1848,22 @@ make_model(Engine *e, PyObject *type, PyObject *values, PyObject *fields)
      * copies it before a copy changes it (model_copy). */
     PyTypeObject *tp = (PyTypeObject *)type;
     PyObject *obj = tp->tp_alloc(tp, 0);
+    if (obj != NULL && e->slot_at[0] >= 0) {
+        /* Fresh from tp_alloc, every slot is NULL: set each where it is. */
+        PyObject **d = _PyObject_GetDictPtr(obj);
+        if (d != NULL && *d == NULL) {
+            *d = values;  /* stolen */
+            char *base = (char *)obj;
+            *(PyObject **)(base + e->slot_at[0]) = Py_NewRef(fields);
+            *(PyObject **)(base + e->slot_at[1]) = Py_NewRef(Py_None);
+            *(PyObject **)(base + e->slot_at[2]) = Py_NewRef(Py_None);
+            PyObject_GC_UnTrack(obj);
+            if (PyObject_GC_IsTracked(values)) {
+                PyObject_GC_UnTrack(values);
+            }
+            return obj;
+        }
+    }
     if (obj == NULL || set_slot(e->set_dict, obj, values) < 0
         || set_slot(e->set_fields_set, obj, fields) < 0
         || set_slot(e->set_extra, obj, Py_None) < 0
