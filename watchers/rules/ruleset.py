@@ -133,8 +133,9 @@ class RuleSet:
             # (a fifth of matching time at 10,000 rules) only to find it alive. Collect once so
             # no garbage is kept, then move what is alive to the permanent generation, which
             # collections skip; it is still freed by reference counting when dropped. An
-            # application that turned the collector off manages it itself. The word tables
-            # that judging fuzzy candidates reads are loaded first, so they are frozen too.
+            # application that turned the collector off manages it itself. What judging fuzzy
+            # candidates reads is loaded first (wordfreq would otherwise be imported by the
+            # first article), so wordfreq's modules are frozen too.
             load_word_tables(wordfreq=any(_has_fuzzy(rule.node) for rule in rules))
             gc.collect()
             gc.freeze()
