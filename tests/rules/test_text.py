@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from watchers.rules import text as text_module
 from watchers.rules.text import fold_plural, key, tokenize
 
 
@@ -75,3 +78,18 @@ def test_compound_parts_take_consecutive_positions() -> None:
     assert by_key["russiaukraine"].pos == by_key["russia"].pos == 1
     assert by_key["russiaukraine"].last == by_key["ukraine"].pos == 2
     assert by_key["border"].pos == 3
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=30))
+def test_ascii_words_lose_no_accent_the_general_way_would(word: str) -> None:
+    """ASCII skips the decomposition (it has no accents), with the general path's result."""
+    assert text_module._strip_accents(word) == text_module._strip_accents_general(word)
+
+
+@pytest.mark.parametrize(
+    ("word", "folded"),
+    [("Zaporižžja", "zaporizzja"), ("Łódź", "łodz"), ("Straße", "strasse"),
+     ("İstanbul", "istanbul"), ("Café-au-Lait", "cafe-au-lait"), ("O'Neill", "o'neill")],
+)
+def test_accents_are_stripped_and_case_folded(word: str, folded: str) -> None:
+    assert text_module._strip_accents(word) == folded

@@ -121,6 +121,14 @@ def fold_plural(word: str) -> str:
 
 
 def _strip_accents(text: str) -> str:
+    if text.isascii():
+        # Most words that come here (hyphens, apostrophes, dots): NFKD leaves ASCII as it is,
+        # none of it is a combining mark, and casefold() is lower() on it.
+        return text.lower()
+    return _strip_accents_general(text)
+
+
+def _strip_accents_general(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
