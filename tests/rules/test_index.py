@@ -384,3 +384,17 @@ def test_many_regex_candidates_do_not_build_the_key_index() -> None:
     found, _ = prefixes.candidates(analysis)
     assert len(found) == 8
     assert _key_index_built(analysis)
+
+
+def test_similar_pairs_are_the_same_with_and_without_numpy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from watchers.rules import index
+
+    queries = ["kyiv", "kiew", "donezk", "charkiw", "putin", "zelenskyy", "bakhmut", "x"]
+    choices = ["kyiv", "donetsk", "kharkiv", "putin", "zelensky", "bakhmut", "odesa"]
+    with_numpy = sorted(index._similar_pairs(queries, choices, 0.7))
+    assert {(0, 0), (2, 1), (4, 3)} <= set(with_numpy) and (7, 0) not in with_numpy
+    process, scorer, _ = index._rapidfuzz()
+    monkeypatch.setattr(index, "_RAPIDFUZZ", (process, scorer, False))
+    assert sorted(index._similar_pairs(queries, choices, 0.7)) == with_numpy

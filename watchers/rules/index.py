@@ -750,24 +750,40 @@ class _FuzzyVocabulary:
                 matched[k] = accepted
 
 
+# rapidfuzz's process module and Indel's scorer, and whether numpy is there (rapidfuzz's cdist
+# returns a numpy array): imported on first use, and kept, for an import statement run on
+# every call costs more than scoring a new word or two against a small vocabulary.
+_RAPIDFUZZ: tuple[Any, Any, bool] | None = None
+
+
+def _rapidfuzz() -> tuple[Any, Any, bool]:
+    global _RAPIDFUZZ
+    if _RAPIDFUZZ is None:
+        from rapidfuzz import process
+        from rapidfuzz.distance import Indel
+
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            has_numpy = False
+        else:
+            has_numpy = True
+        _RAPIDFUZZ = (process, Indel.normalized_similarity, has_numpy)
+    return _RAPIDFUZZ
+
+
 def _similar_pairs(
     queries: list[str], choices: list[str], cutoff: float
 ) -> Iterable[tuple[int, int]]:
     """Index pairs whose Indel similarity reaches ``cutoff``: one batch when numpy is there."""
-    from rapidfuzz import process
-    from rapidfuzz.distance import Indel
-
-    try:
-        import numpy  # noqa: F401  (rapidfuzz's cdist returns a numpy array)
-    except ImportError:
+    process, scorer, has_numpy = _rapidfuzz()
+    if not has_numpy:
         for r, q in enumerate(queries):
             for _, _, c in process.extract(
-                q, choices, scorer=Indel.normalized_similarity, score_cutoff=cutoff, limit=None
+                q, choices, scorer=scorer, score_cutoff=cutoff, limit=None
             ):
                 yield r, c
         return
-    scores = process.cdist(
-        queries, choices, scorer=Indel.normalized_similarity, score_cutoff=cutoff, workers=1
-    )
+    scores = process.cdist(queries, choices, scorer=scorer, score_cutoff=cutoff, workers=1)
     rows, cols = scores.nonzero()
     yield from zip(rows.tolist(), cols.tolist(), strict=True)
