@@ -40,6 +40,7 @@ from watchers.models import Article, checked_article, matchable
 from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_words, lookup_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
+from watchers.rules.text import untrack
 from watchers.store.base import ArticleRecord, ArticleStore, StoryLink, sort_time
 from watchers.stories import Signature, StoryIndex, signature
 
@@ -163,7 +164,9 @@ def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLi
     when = sort_time(article)
     story_id, _ = stories.assign(article.id, sig, when, article.source)
     grown = stories.story_signature(story_id) or sig
-    return StoryLink(story_id, grown.dump(), article.source, when)
+    link = StoryLink(story_id, grown.dump(), article.source, when)
+    untrack(link)  # strs and a datetime, kept until the article is written (see text.untrack)
+    return link
 
 
 @dataclass

@@ -52,6 +52,7 @@ from watchers.models import Article, Match, matchable
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
+from watchers.rules.text import untrack
 from watchers.schedule import Clock, SystemClock, Timetable
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
@@ -664,6 +665,11 @@ class WatchService:
                 analysis = shared.relabelled(seen)
             # The matcher's own title tokens give the signature.
             sigs.append(signature_from(analysis) if stories is not None else None)
+            # Kept until the batch is written, and no part of a cycle (untracked matches):
+            # left out of the collector, as are the words, the signature, the story link and
+            # the analysis, a poll of thousands of articles sets off fewer full collections,
+            # and each walks less (see text.untrack).
+            untrack(matches)
             words = analysed_words(analysis)
             found.append((matches, terms_text(words), over, words, url_terms(article.url)))
         links: list[StoryLink | None] = [None] * len(found)
@@ -673,8 +679,10 @@ class WatchService:
             # which each time leaves little of the other in the processor's caches.
             links = [join_story(stories, article, sig) if sig is not None else None
                      for article, sig in zip(articles, sigs, strict=True)]
-        return [_Analysis(matches, terms, over, link, words, urls)
-                for (matches, terms, over, words, urls), link in zip(found, links, strict=True)]
+        out = [_Analysis(matches, terms, over, link, words, urls)
+               for (matches, terms, over, words, urls), link in zip(found, links, strict=True)]
+        untrack(*out)
+        return out
 
     async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
                       ) -> PollReport:

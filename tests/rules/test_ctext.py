@@ -531,3 +531,23 @@ def test_token_lists_stay_out_of_the_cyclic_collector() -> None:
         scanned = FieldText.of(text)
     assert scanned.keys == ft.keys
     assert not gc.is_tracked(scanned._folded)
+
+
+def test_untrack_leaves_containers_out_and_lets_anything_else_pass() -> None:
+    """``text.untrack`` (the extension's ``untrack``) takes any objects: containers leave the
+    cyclic collector, atoms and objects already untracked are left as they are, and an
+    untracked container is still freed by reference counting."""
+    import gc
+    import weakref
+
+    class Box:  # a tracked object that takes weak references
+        pass
+
+    words, pair, box = {"kyiv", "donbas"}, ("a", ["b"]), Box()
+    assert gc.is_tracked(words) and gc.is_tracked(pair) and gc.is_tracked(box)
+    _ctext.untrack(words, pair, box, "text", 3, None, words)
+    assert not gc.is_tracked(words) and not gc.is_tracked(pair) and not gc.is_tracked(box)
+    gone = weakref.ref(box)
+    del box
+    assert gone() is None
+    text_mod.untrack()  # no objects: nothing to do

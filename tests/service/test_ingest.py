@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import watchers.importer as importer_module
 import watchers.service as service_module
 from tests.conftest import REPO
 from tests.fakes.sinks import RecordingSink
@@ -25,6 +27,7 @@ from tests.service._harness import deliver, folder, watch
 from watchers.errors import StoreError
 from watchers.models import Article
 from watchers.rules import RuleSet
+from watchers.rules import text as text_module
 from watchers.rules.lookup import analysed_terms, index_terms, lookup_terms
 from watchers.rules.matcher import Analysis
 from watchers.sources.base import Poll
@@ -100,6 +103,45 @@ async def test_batched_ingest_stores_what_one_by_one_stored(tmp_path: Path) -> N
         assert await store.count_articles() == 7
         titles = {a.title for a, _ in await store.recent(limit=20)}
         assert "Another update" in titles and "Rewritten" not in titles
+
+
+@pytest.mark.skipif(text_module._untrack is None, reason="the C extension is not built")
+async def test_what_a_poll_keeps_of_its_articles_stays_out_of_the_cyclic_collector(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll keeps each article's matches, words, signature and story link until the batch is
+    written: left tracked, a poll of thousands set off full collections that walked the whole
+    heap. None of them can be part of a cycle, so they are untracked; what is stored is as
+    before."""
+    kept: list[Any] = []
+    analyse = service_module.WatchService._analyse
+
+    def spy(self: Any, *args: Any) -> Any:
+        out = analyse(self, *args)
+        kept.extend(out)
+        return out
+
+    monkeypatch.setattr(service_module.WatchService, "_analyse", spy)
+    signatures: list[Any] = []
+    join = importer_module.join_story
+
+    def joined(stories: Any, article: Article, sig: Any) -> Any:
+        signatures.append(sig)
+        return join(stories, article, sig)
+
+    monkeypatch.setattr(service_module, "join_story", joined)
+    polled = items(30)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, stories_mode=lambda route: "edit")
+        await service.add_source(folder("flood", tmp_path), Fixed("flood", polled))
+        (report,) = await service.run_once()
+        assert report.new == 30 and report.alerts > 0
+        assert await store.count_articles() == 30
+        assert await store.count_stories() == len({a.story.id for a in kept})
+    assert len(kept) == 30 and len(signatures) == 30
+    assert all(a.matches and a.words and a.story for a in kept)
+    parts = [p for a in kept for p in (a, a.matches, a.words, a.story)]
+    parts += [p for sig in signatures for p in (sig, sig.exemplars, *sig.exemplars)]
+    assert not [p for p in parts if gc.is_tracked(p)]
 
 
 def test_lookup_terms_are_the_index_terms() -> None:

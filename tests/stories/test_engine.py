@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from watchers.rules import text as text_module
 from watchers.stories import (
     DEFAULT_WINDOW,
     Signature,
@@ -22,7 +23,6 @@ from watchers.stories import (
     signature,
     story_id_for,
 )
-from watchers.stories import features as story_features
 from watchers.stories.features import MAX_EXEMPLARS
 
 T0 = datetime(2022, 1, 30, 12, 0, tzinfo=UTC)
@@ -130,7 +130,7 @@ def test_old_stories_expire_and_memory_stays_bounded() -> None:
     assert index.story_signature(story_id_for("a0", T0)) is None
 
 
-@pytest.mark.skipif(story_features._CSTORIES is None, reason="the C extension is not built")
+@pytest.mark.skipif(text_module._untrack is None, reason="the C extension is not built")
 def test_live_stories_are_left_out_of_the_cyclic_collector() -> None:
     """A live story's parts can reach neither another story nor the index, so the collector
     is spared walking them (100,000 of them, every full collection), and reference counting

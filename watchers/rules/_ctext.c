@@ -1141,7 +1141,27 @@ ctext_forget(PyObject *module, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* untrack(*objects): leave each object out of the cyclic garbage collector. Only for objects
+ * that can never be part of a reference cycle, which nothing they hold leads back to (a set of
+ * strs, a live story's parts, what a poll keeps of each article until it is written);
+ * reference counting still frees them. Each tracked object that outlives two young
+ * collections counts toward the next full one, which walks the whole heap. */
+static PyObject *
+ctext_untrack(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyObject *o = args[i];
+        if (PyObject_IS_GC(o) && PyObject_GC_IsTracked(o)) {
+            PyObject_GC_UnTrack(o);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef ctext_methods[] = {
+    {"untrack", (PyCFunction)(void (*)(void))ctext_untrack, METH_FASTCALL,
+     "untrack(*objects) -> None\n\n"
+     "Leave objects that can be in no reference cycle out of the cyclic collector."},
     {"forget", ctext_forget, METH_NOARGS,
      "forget() -> None\n\n"
      "Empty the table of folds read from a cache dict: call it after a cache entry is changed\n"

@@ -19,7 +19,7 @@ from typing import Any
 
 from .matcher import DEFAULT_THRESHOLD, Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
-from .text import FieldText, add_terms, tokenize
+from .text import FieldText, add_terms, tokenize, untrack
 from .variants import Aliases, compare, compound_splits, translit_key
 
 __all__ = [
@@ -115,6 +115,9 @@ def _words(fields: Iterable[FieldText]) -> set[str]:
     for ft in fields:
         ft.add_terms(words)
     words.discard("")
+    # Strs only, and kept until the article is written (a poll's whole batch): the collector
+    # need not walk it (see watchers.rules.text.untrack).
+    untrack(words)
     return words
 
 

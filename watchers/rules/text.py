@@ -45,6 +45,7 @@ __all__ = [
     "norm",
     "query_words",
     "tokenize",
+    "untrack",
 ]
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
@@ -161,6 +162,7 @@ _tokens: _TokensFn | None = None
 _positions: Callable[[list[str]], dict[str, list[int]]] | None = None
 # Empties the extension's table of folds read from _FOLDED, which must not outlive a clear.
 _forget: Callable[[], None] | None = None
+_untrack: Callable[..., None] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -174,6 +176,22 @@ if not _PURE:
         _tokens = getattr(_ctext, "tokens", None)
         _positions = getattr(_ctext, "positions", None)
         _forget = getattr(_ctext, "forget", None)
+        _untrack = getattr(_ctext, "untrack", None)
+
+
+def untrack(*objects: object) -> None:
+    """Leave ``objects`` out of the cyclic garbage collector (with the C extension; without it,
+    nothing). Only for objects that can never be part of a reference cycle: nothing they hold
+    leads back to them (a set of strs, a tuple of such tuples, a list of untracked models).
+    Reference counting still frees them.
+
+    What for: a tracked object that outlives two young collections counts toward the next
+    full collection, which walks the whole heap. A poll keeps each article's words, matches
+    and story link until the poll is written, and a live story keeps its exemplars for the
+    whole window: left tracked, a poll of thousands of articles set off full collections, each
+    of which walked the heap, every article's word set included."""
+    if _untrack is not None:
+        _untrack(*objects)
 
 
 def _fold_word(raw: str) -> _Folded:

@@ -501,26 +501,7 @@ done:
     return out;
 }
 
-/* untrack(*objects): leave each object out of the cyclic garbage collector. Only for objects
- * that can never be part of a reference cycle, which nothing they hold leads back to (a live
- * story's parts: see index.StoryIndex); reference counting still frees them. Every new story
- * added some seven long-lived objects to the collector's oldest generation, and each time
- * they had grown it by a quarter it walked the whole heap again. */
-static PyObject *
-untrack(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        PyObject *o = args[i];
-        if (PyObject_IS_GC(o) && PyObject_GC_IsTracked(o)) {
-            PyObject_GC_UnTrack(o);
-        }
-    }
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef methods[] = {
-    {"untrack", (PyCFunction)(void (*)(void))untrack, METH_FASTCALL,
-     "Leave objects that can be in no reference cycle out of the cyclic collector."},
     {"prepare", prepare, METH_VARARGS, "index._Ex's walk over an exemplar."},
     {"terms", terms, METH_VARARGS, "features._terms over a FieldText's token lists."},
     {"exemplar_text", exemplar_text, METH_VARARGS, "json.dumps of an exemplar, compact."},

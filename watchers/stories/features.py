@@ -48,7 +48,7 @@ from sys import intern
 from types import ModuleType
 
 from watchers.rules.matcher import Analysis
-from watchers.rules.text import FieldText
+from watchers.rules.text import FieldText, untrack
 from watchers.rules.variants import _zipf
 
 __all__ = [
@@ -462,7 +462,11 @@ def _signature(title: FieldText, text: str) -> Signature:
         # No title (some feeds): the lead's first words stand for it.
         _terms(FieldText.of(lead(text)), weights, limit=_LEAD_WORDS)
     ex = _exemplar(weights)
-    return Signature((ex,) if ex else ())
+    sig = Signature((ex,) if ex else ())
+    # Strs and floats in tuples: no cycle. A poll keeps each article's signature until its
+    # story is decided, and a live story keeps it for the window (see text.untrack).
+    untrack(sig, sig.exemplars, ex, *ex)
+    return sig
 
 
 def signature(title: str, text: str = "") -> Signature:

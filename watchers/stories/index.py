@@ -28,8 +28,9 @@ Invariants:
   so memory is bounded by the stories of one window. A live story is a few objects (its
   exemplars ready to compare, terms interned, equal mark sets shared): a window may hold
   100,000 of them. None can reach back to another or to the index (posting lists name stories
-  by number), so with the C extension they are left out of the cyclic collector, which would
-  otherwise walk them, and the whole heap with them, again and again as stories are added.
+  by number), so they are left out of the cyclic collector
+  (:func:`watchers.rules.text.untrack`), which would otherwise walk them, and the whole heap
+  with them, again and again as stories are added.
 - How an exemplar is held changes no decision: :func:`_logit` adds the same terms in the same
   order whatever the representation, so a score is the same float.
 - ``assign`` and ``restore`` hold one lock: two threads may call them at once.
@@ -50,6 +51,7 @@ from itertools import islice
 from operator import itemgetter
 from sys import intern
 
+from watchers.rules.text import untrack
 from watchers.stories.features import (
     _CSTORIES,
     ACTOR_MARK,
@@ -76,9 +78,6 @@ DEFAULT_WINDOW = timedelta(hours=48)
 _cprepare: Callable[[Exemplar, float], tuple[dict[str, float], tuple[str, ...], list[str], str,
                                              tuple[str, ...]] | None] | None = getattr(
     _CSTORIES, "prepare", None)
-# Leaves objects that can be in no reference cycle out of the cyclic collector (the same C
-# extension); without it they are collected as any others.
-_untrack: Callable[..., None] = getattr(_CSTORIES, "untrack", None) or (lambda *objects: None)
 
 # Candidate search bounds (see the module invariants).
 _LOOKUP_TERMS = 4
@@ -589,7 +588,7 @@ class StoryIndex:
         num = next(self._numbers)
         st = _Story(sid, sig, exs, first, last, {o for o in outlets if o}, size,
                     exs[0].weights if exs else {}, num)
-        _untrack(st, sig, st.outlets, exs, *exs)
+        untrack(st, sig, st.outlets, exs, *exs)
         self._stories[sid] = st
         self._numbered[num] = st
         postings = self._postings
@@ -608,7 +607,7 @@ class StoryIndex:
         sid = st.sid
         old = st.sig.exemplars
         st.sig = st.sig.merged(sig, _EXEMPLARS)
-        _untrack(st.sig)
+        untrack(st.sig)
         new = st.sig.exemplars
         st.size += 1
         if outlet:
@@ -627,7 +626,7 @@ class StoryIndex:
         for ex, e in zip(sig.exemplars, mine, strict=True):
             ready.setdefault(id(ex), e)
         st.exemplars = [ready.get(id(ex)) or _Ex(ex) for ex in new]
-        _untrack(st.exemplars, *st.exemplars)
+        untrack(st.exemplars, *st.exemplars)
         st.founder = st.exemplars[0].weights
         kept = {id(ex) for ex in new}
         postings = self._postings
