@@ -162,6 +162,28 @@ def test_which_rules_the_engine_takes() -> None:
 
 
 @needs_engine
+def test_the_engine_tries_its_candidates_in_rule_order_few_or_many() -> None:
+    """The engine orders the rules an article makes candidates by sorting them when they are
+    few beside the rule set, and by reading its marks rule by rule when they are many: either
+    way the matches come in rule order, as the naive loop gives them."""
+    words = [f"zq{i:03d}" for i in range(400)]
+    # Rules numbered against the grain of their words, and some words in several rules.
+    rules = RuleSet([Rule(f"r{i:03d}", words[(i * 7) % 400] + (f" OR {words[i // 2]}"
+                                                             if i % 3 else ""))
+                     for i in range(400)])
+    assert rules._compiled is not None and len(rules._compiled) == 400
+    order = {name: n for n, name in enumerate(rules.names)}
+    for chosen in (words[390:393], words[::-1][:5], words[::2], words):  # 3 ... 400 candidates
+        article = Article(title="Briefing", text=" ".join(chosen))
+        got = rules.match(article)
+        assert got == rules.match_naive(article)
+        assert len(got) >= len(chosen)
+        assert [order[m.rule] for m in got] == sorted(order[m.rule] for m in got)
+        numbers = rules._compiled.candidates(Analysis(article))
+        assert len(numbers) >= len(chosen) and numbers == sorted(set(numbers))
+
+
+@needs_engine
 def test_a_match_from_the_engine_is_a_whole_model() -> None:
     rules = RuleSet([Rule("cyber", "cyberattack OR kiev", fields=("title", "text"))])
     assert rules._compiled is not None and len(rules._compiled) == 1

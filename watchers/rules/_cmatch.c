@@ -1168,6 +1168,27 @@ cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The queue in rule order. A queue that is a large share of the rules (556 of 10,000 rules an
+ * article in the realistic bench) is read back from rule_gen, which marks exactly the queued
+ * rules, in one pass over the rules: about four instructions a rule, where sorting cost about
+ * 25 a comparison, 2% of matching at 10,000 rules. A short queue is sorted. */
+static void
+order_queue(Engine *e, Scratch *s)
+{
+    if ((size_t)s->nqueue * 32 < (size_t)e->nrules) {
+        qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
+        return;
+    }
+    unsigned gen = s->gen;
+    int n = 0;
+    for (int r = 0; r < e->nrules; r++) {
+        if (s->rule_gen[r] == gen) {
+            s->queue[n++] = r;
+        }
+    }
+    s->nqueue = n;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Evaluation */
 
@@ -2179,7 +2200,7 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         out = g > 0 ? unknown_words(s) : NULL;
         goto done;
     }
-    qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
+    order_queue(e, s);
     /* This article's Match values, to copy: its id set once, the dict made whole. */
     template = PyDict_New();
     if (template == NULL || PyDict_SetItem(template, e->s_rule, Py_None) < 0
@@ -2245,7 +2266,7 @@ engine_candidates(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         out = g > 0 ? unknown_words(s) : NULL;
         goto done;
     }
-    qsort(s->queue, (size_t)s->nqueue, sizeof(int), cmp_int);
+    order_queue(e, s);
     out = PyList_New(s->nqueue);
     if (out == NULL) {
         goto done;
