@@ -353,7 +353,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    cfg = load(args.config)
+    cfg = load(args.config, watching=True)
     _setup_logging(args.verbose)
     from bot.runner import run
 

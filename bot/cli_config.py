@@ -26,9 +26,11 @@ def config_path(arg: str | None) -> Path:
     return Path("config.toml")
 
 
-def load(arg: str | None) -> Config:
+def load(arg: str | None, *, watching: bool = False) -> Config:
+    """The config a command reads. Only ``run`` watches with it (``watching``): the commands
+    that read or fill the store accept a file that names no source or rule."""
     # The config models (pydantic) load here, for the commands that read a config, not when
     # `newswatch` starts: `--help` and the offline commands do without them.
     from watchers.config import load_config
 
-    return load_config(config_path(arg))
+    return load_config(config_path(arg), watching=watching)

@@ -471,7 +471,7 @@ def pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
     return issues
 
 
-def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
+def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]:
     from watchers.rules import parse  # local: keeps config importable while rules load
 
     issues: list[ConfigIssue] = []
@@ -496,7 +496,7 @@ def _semantic_issues(cfg: Config) -> list[ConfigIssue]:
     from watchers.errors import FetchBlockedError
     from watchers.sources._guard import check_url
 
-    if not cfg.sources and not cfg.rules:
+    if watching and not cfg.sources and not cfg.rules:
         issues.append(ConfigIssue("", "no [[sources]] and no [[rules]]: nothing to watch "
                                   "(see config.example.toml)"))
     names: dict[str, int] = {}
@@ -559,9 +559,13 @@ def _raw_query_issues(data: Mapping[str, Any], reported: set[str]) -> list[Confi
     return issues
 
 
-def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: str | None = None
-                 ) -> Config:
-    """Validate a config mapping; raise ConfigError listing every problem with its key path."""
+def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: str | None = None,
+                 watching: bool = True) -> Config:
+    """Validate a config mapping; raise ConfigError listing every problem with its key path.
+
+    ``watching``: the config is to watch with (``newswatch run``, ``check``), so it must name
+    sources or rules. The commands that read or fill the store (search, import, trend, the
+    sources' OPML, migrate, copy) need its ``[storage]`` only."""
     internal = [ConfigIssue(f"{section}[{i}].{key}", "set by newswatch itself, not in a file")
                 for section in ("rules", "sources")
                 for i, item in enumerate(data.get(section) or [])
@@ -573,14 +577,14 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: s
         issues = pydantic_issues(err)
         issues += _raw_query_issues(data, {i.path for i in issues})
         raise ConfigError(internal + issues, file=file) from None
-    issues = internal + _semantic_issues(cfg)
+    issues = internal + _semantic_issues(cfg, watching=watching)
     if issues:
         raise ConfigError(issues, file=file)
     return cfg
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file."""
+def load_config(path: str | Path, *, watching: bool = True) -> Config:
+    """Read and validate a TOML config file (``watching``: see :func:`parse_config`)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -594,4 +598,4 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([ConfigIssue("", "not UTF-8 text")], file=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigIssue("", f"not valid TOML: {exc}")], file=str(p)) from None
-    return parse_config(data, base_dir=p.resolve().parent, file=str(p))
+    return parse_config(data, base_dir=p.resolve().parent, file=str(p), watching=watching)

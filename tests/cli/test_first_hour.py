@@ -71,6 +71,31 @@ path = "not-here"
     assert res.returncode == 2 and "nothing to watch" in res.stderr
 
 
+def test_a_store_only_config_serves_the_store_commands_but_not_run(tmp_path: Path) -> None:
+    """A config with only [storage] names nothing to watch: ``run`` and ``check`` refuse it,
+    while the commands that read or fill the store (import, search, trend, migrate, the
+    sources' OPML export) take it."""
+    cfg = write(tmp_path, '[storage]\npath = "nw.db"\n')
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps({
+        "id": f"h{i}", "title": f"Troops gather near the border, report {i}",
+        "text": "Troops and tanks were seen.", "url": f"https://ex.org/{i}",
+        "date": f"2022-01-{10 + i}T08:00:00Z", "source": "wire"}) + "\n" for i in range(3)))
+    res = nw("import", str(history), "-c", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "imported 3" in res.stderr
+    res = nw("search", "troops", "-c", str(cfg), "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(json.loads(line)["id"] for line in res.stdout.splitlines()) == ["h0", "h1", "h2"]
+    for command in (("trend", "troops", "--since", "90d"), ("migrate",), ("sources", "export")):
+        res = nw(*command, "-c", str(cfg), cwd=tmp_path)
+        assert res.returncode == 0, (command, res.stderr)
+        assert "nothing to watch" not in res.stderr
+    for command in ("check", "run"):
+        res = nw(command, "-c", str(cfg), cwd=tmp_path)
+        assert res.returncode == 2 and "nothing to watch" in res.stderr, (command, res.stderr)
+
+
 def test_a_rule_without_a_destination_is_an_error_when_a_token_is_set(tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
     cfg = write(tmp_path, """
