@@ -91,9 +91,9 @@ def test_a_store_only_config_serves_the_store_commands_but_not_run(tmp_path: Pat
         res = nw(*command, "-c", str(cfg), cwd=tmp_path)
         assert res.returncode == 0, (command, res.stderr)
         assert "nothing to watch" not in res.stderr
-    for command in ("check", "run"):
-        res = nw(command, "-c", str(cfg), cwd=tmp_path)
-        assert res.returncode == 2 and "nothing to watch" in res.stderr, (command, res.stderr)
+    for watching in ("check", "run"):
+        res = nw(watching, "-c", str(cfg), cwd=tmp_path)
+        assert res.returncode == 2 and "nothing to watch" in res.stderr, (watching, res.stderr)
 
 
 def test_a_rule_without_a_destination_is_an_error_when_a_token_is_set(tmp_path: Path) -> None:
