@@ -20,10 +20,31 @@
  *     float is spelt here ('["' term '",' repr(weight) ']', the repr of a non-zero weight kept
  *     in the dict ``reprs``, cleared when it holds ``max``); any other goes through
  *     ``pair_text(term, weight)``.
+ *
+ * Scorer(ex_type, story_type, constants)
+ *     The story decision, index.StoryIndex._best and index._logit, over the slots of index._Ex
+ *     and index._Story; ``constants`` is the index module's globals, read at every call
+ *     (bench/stories_train.py changes them). ``best(a, at, postings, numbered, window)`` is
+ *     _best and ``logit(a, b, gap_hours)`` is _logit: the same floats, computed in the same
+ *     order, and the same story. Either returns NotImplemented for anything it does not
+ *     mirror exactly (a weight or a constant that is not a float, lead terms on, times or
+ *     bounds out of 64 bits, ...): the Python code then decides, as it would have anyway.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+#include <limits.h>
 #include <math.h>
+
+/* A score must be the very double Python computes: no a * b + c fused into one rounding (GCC
+ * fuses by default where the target has FMA, clang within an expression). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#elif defined(_MSC_VER)
+#pragma fp_contract(off)
+#endif
 
 static int
 all_digits(PyObject *s)
@@ -501,6 +522,927 @@ done:
     return out;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The story decision: index.StoryIndex._best and index._logit.
+ *
+ * Helpers answer OK (done), PYTHON (not mirrored exactly here: the Python code decides) or ERR
+ * (a Python exception is set). Nothing here changes any object, so giving up half-way and
+ * letting Python start again gives what Python alone gives.
+ */
+
+#define ERR (-1)
+#define PYTHON 0
+#define OK 1
+
+/* Bounds of the candidate search this code handles (index._LOOKUP_TERMS, _POSTING_SCAN,
+ * _SCORED are 4, 8 and 4); larger settings are left to Python. */
+#define MAX_LOOKUP 8
+#define MAX_SCAN 32
+#define MAX_SEEN (MAX_LOOKUP * MAX_SCAN)
+#define MAX_SCORED 32
+#define NCOEF 15
+
+/* index._Ex's slots, and index._Story's this code reads. */
+enum { EX_WEIGHTS, EX_ORDER, EX_EVENTS, EX_ACTORS, EX_COUNTRIES, EX_NUMBERS, EX_SIZE, EX_TOTAL,
+       EX_SUBJECT, EX_NSLOTS };
+static const char *const ex_slots[EX_NSLOTS] = {
+    "weights", "order", "events", "actors", "countries", "numbers", "size", "total", "subject",
+};
+enum { ST_SID, ST_EXEMPLARS, ST_FIRST, ST_LAST, ST_FOUNDER, ST_NSLOTS };
+static const char *const story_slots[ST_NSLOTS] = {
+    "sid", "exemplars", "first", "last", "founder",
+};
+
+/* The index module's constants, as this code reads them from its globals at every call. */
+enum { K_BIAS, K_COEF, K_FOUNDER, K_JOIN, K_NEVER, K_RARE_W, K_MAX_W, K_INDEX_MIN, K_VETO,
+       K_RELAX_ACTOR, K_LEAD, K_MIN_TITLE, K_LOOKUP_TERMS, K_POSTING_SCAN, K_SCORED, K_N };
+static const char *const constant_names[K_N] = {
+    "_BIAS", "_COEF", "_FOUNDER", "_JOIN", "_NEVER", "_RARE_W", "_MAX_W", "_INDEX_MIN", "_VETO",
+    "_RELAX_ACTOR", "_LEAD", "_MIN_TITLE", "_LOOKUP_TERMS", "_POSTING_SCAN", "_SCORED",
+};
+static PyObject *constant_keys[K_N];  /* interned */
+static PyObject *s_isdisjoint, *s_reversed, *dict_keys;
+
+typedef struct {
+    double bias, coef[NCOEF], founder, join, never, rare_w, max_w, index_min;
+    int veto, relax_actor;
+    Py_ssize_t min_title, lookup_terms, posting_scan, scored;
+} Constants;
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *ex_type, *story_type;
+    PyObject *globals;
+    Py_ssize_t ex_at[EX_NSLOTS], story_at[ST_NSLOTS];  /* the slots' offsets in an object */
+} Scorer;
+
+/* One exemplar's slots (borrowed from it: an _Ex never changes once made). */
+typedef struct {
+    PyObject *weights, *order, *events, *actors, *countries, *numbers, *subject;
+    Py_ssize_t size;
+    double total;
+} Ex;
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+static int
+exact_double(PyObject *o, double *out)
+{
+    if (!PyFloat_CheckExact(o))
+        return PYTHON;
+    *out = PyFloat_AS_DOUBLE(o);
+    return OK;
+}
+
+/* An exact int that a Py_ssize_t (or a long long) holds; PYTHON for any other value. */
+static int
+exact_ssize(PyObject *o, Py_ssize_t *out)
+{
+    if (!PyLong_CheckExact(o))
+        return PYTHON;
+    Py_ssize_t v = PyLong_AsSsize_t(o);
+    if (v == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return ERR;
+        PyErr_Clear();
+        return PYTHON;
+    }
+    *out = v;
+    return OK;
+}
+
+static int
+exact_ll(PyObject *o, long long *out)
+{
+    if (!PyLong_CheckExact(o))
+        return PYTHON;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow)
+        return PYTHON;
+    if (v == -1 && PyErr_Occurred())
+        return ERR;
+    *out = v;
+    return OK;
+}
+
+static int
+truth(PyObject *o, int *out)
+{
+    int t = PyObject_IsTrue(o);
+    if (t < 0)
+        return ERR;
+    *out = t;
+    return OK;
+}
+
+/* The constants _best and _logit read, from the index module's globals. PYTHON when one is not
+ * of the type this code computes with, or when lead terms count (_LEAD: the title is then not
+ * the weighted terms, and _Ex holds other weights). */
+static int
+read_constants(Scorer *s, Constants *k)
+{
+    PyObject *v[K_N];
+    for (int i = 0; i < K_N; i++) {
+        v[i] = PyDict_GetItemWithError(s->globals, constant_keys[i]);  /* borrowed */
+        if (v[i] == NULL)
+            return PyErr_Occurred() ? ERR : PYTHON;
+    }
+    int r, lead;
+    if ((r = truth(v[K_LEAD], &lead)) != OK)
+        return r;
+    if (lead)
+        return PYTHON;
+    PyObject *coef = v[K_COEF];
+    if (!PyTuple_CheckExact(coef) || PyTuple_GET_SIZE(coef) < NCOEF)
+        return PYTHON;
+    for (int i = 0; i < NCOEF; i++) {
+        if (!exact_double(PyTuple_GET_ITEM(coef, i), &k->coef[i]))
+            return PYTHON;
+    }
+    if (!exact_double(v[K_BIAS], &k->bias) || !exact_double(v[K_FOUNDER], &k->founder)
+            || !exact_double(v[K_JOIN], &k->join) || !exact_double(v[K_NEVER], &k->never)
+            || !exact_double(v[K_RARE_W], &k->rare_w) || !exact_double(v[K_MAX_W], &k->max_w)
+            || !exact_double(v[K_INDEX_MIN], &k->index_min))
+        return PYTHON;
+    if ((r = truth(v[K_VETO], &k->veto)) != OK
+            || (r = truth(v[K_RELAX_ACTOR], &k->relax_actor)) != OK
+            || (r = exact_ssize(v[K_MIN_TITLE], &k->min_title)) != OK
+            || (r = exact_ssize(v[K_LOOKUP_TERMS], &k->lookup_terms)) != OK
+            || (r = exact_ssize(v[K_POSTING_SCAN], &k->posting_scan)) != OK
+            || (r = exact_ssize(v[K_SCORED], &k->scored)) != OK)
+        return r;
+    if (k->lookup_terms < 0 || k->lookup_terms > MAX_LOOKUP || k->posting_scan < 0
+            || k->posting_scan > MAX_SCAN || k->scored < 0 || k->scored > MAX_SCORED)
+        return PYTHON;
+    return OK;
+}
+
+static int
+is_set(PyObject *o)
+{
+    return PyFrozenSet_CheckExact(o) || PySet_CheckExact(o);
+}
+
+/* An _Ex's slots, checked to be what _Ex.__init__ makes. */
+static int
+load_ex(Scorer *s, PyObject *o, Ex *e)
+{
+    if (Py_TYPE(o) != s->ex_type)
+        return PYTHON;
+    PyObject *v[EX_NSLOTS];
+    for (int i = 0; i < EX_NSLOTS; i++) {
+        v[i] = SLOT(o, s->ex_at[i]);
+        if (v[i] == NULL)
+            return PYTHON;  /* unset: Python raises AttributeError */
+    }
+    if (!PyDict_CheckExact(v[EX_WEIGHTS]) || !PyTuple_CheckExact(v[EX_ORDER])
+            || !is_set(v[EX_EVENTS]) || !is_set(v[EX_ACTORS]) || !is_set(v[EX_COUNTRIES])
+            || !is_set(v[EX_NUMBERS]) || !PyUnicode_CheckExact(v[EX_SUBJECT]))
+        return PYTHON;
+    int r;
+    if ((r = exact_ssize(v[EX_SIZE], &e->size)) != OK)
+        return r;
+    if (!exact_double(v[EX_TOTAL], &e->total))
+        return PYTHON;  /* an int total (int weights): Python's exact int arithmetic */
+    e->weights = v[EX_WEIGHTS];
+    e->order = v[EX_ORDER];
+    e->events = v[EX_EVENTS];
+    e->actors = v[EX_ACTORS];
+    e->countries = v[EX_COUNTRIES];
+    e->numbers = v[EX_NUMBERS];
+    e->subject = v[EX_SUBJECT];
+    return OK;
+}
+
+/* x.isdisjoint(y) (the method itself, unless one of them is empty). */
+static int
+disjoint(PyObject *x, PyObject *y, int *out)
+{
+    if (PySet_GET_SIZE(x) == 0 || PySet_GET_SIZE(y) == 0) {
+        *out = 1;
+        return OK;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(x, s_isdisjoint, y);
+    if (r == NULL)
+        return ERR;
+    *out = r == Py_True;
+    Py_DECREF(r);
+    return OK;
+}
+
+/* len(x.keys() & y.keys()) of two dicts: the smaller's keys looked up in the other, as dict
+ * views intersect. The first two keys both hold go to first2. */
+static int
+common_keys(PyObject *x, PyObject *y, Py_ssize_t *count, PyObject **first2)
+{
+    PyObject *small = x, *big = y;
+    if (PyDict_GET_SIZE(x) > PyDict_GET_SIZE(y)) {
+        small = y;
+        big = x;
+    }
+    Py_ssize_t pos = 0, n = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(small, &pos, &key, &value)) {
+        int has = PyDict_Contains(big, key);
+        if (has < 0)
+            return ERR;
+        if (has) {
+            if (first2 != NULL && n < 2)
+                first2[n] = key;
+            n++;
+        }
+    }
+    *count = n;
+    return OK;
+}
+
+/* d[key] as a double: PYTHON when it is missing (Python raises KeyError) or not a float. */
+static int
+weight_of(PyObject *d, PyObject *key, double *out)
+{
+    PyObject *v = PyDict_GetItemWithError(d, key);  /* borrowed */
+    if (v == NULL)
+        return PyErr_Occurred() ? ERR : PYTHON;
+    return exact_double(v, out);
+}
+
+/* index._overlap's loop over one shared term: ``shared += min(w, v)``, ``rare += m >= _RARE_W``
+ * (``w`` is a's weight, ``v`` b's). */
+static int
+overlap_term(const Ex *a, const Ex *b, PyObject *t, double rare_w, double *shared,
+             Py_ssize_t *rare)
+{
+    double w, v;
+    int r;
+    if ((r = weight_of(a->weights, t, &w)) != OK || (r = weight_of(b->weights, t, &v)) != OK)
+        return r;
+    double m = w < v ? w : v;
+    *shared += m;
+    if (m >= rare_w)
+        (*rare)++;
+    return OK;
+}
+
+/* index._actor_conflict: different acting countries, neither naming the other's actor. */
+static int
+actor_conflict(const Constants *k, const Ex *a, const Ex *b, int *out)
+{
+    PyObject *aa = a->actors, *ba = b->actors;
+    int d, r;
+    *out = 0;
+    if (PySet_GET_SIZE(aa) == 0 || PySet_GET_SIZE(ba) == 0)
+        return OK;
+    if ((r = disjoint(aa, ba, &d)) != OK || !d)
+        return r;
+    if (!k->relax_actor) {
+        *out = 1;
+        return OK;
+    }
+    if ((r = disjoint(aa, b->countries, &d)) != OK || !d)
+        return r;
+    if ((r = disjoint(ba, a->countries, &d)) != OK)
+        return r;
+    *out = d;
+    return OK;
+}
+
+/* math.log1p: libm's log1p, except that a zero is returned as it is (CPython's m_log1p). */
+static double
+py_log1p(double x)
+{
+    return x == 0.0 ? x : log1p(x);
+}
+
+/* index._logit, step for step. The log-odds go to *z. */
+static int
+logit(const Constants *k, const Ex *a, const Ex *b, double gap_hours, double *z)
+{
+    PyObject *aw = a->weights, *bw = b->weights;
+    /* both = aw.keys() & bw.keys(); common = len(both) */
+    Py_ssize_t common;
+    PyObject *first2[2];
+    int r;
+    if ((r = common_keys(aw, bw, &common, first2)) != OK)
+        return r;
+    if (common < k->min_title) {
+        *z = k->never;
+        return OK;
+    }
+    PyObject *ea = a->events, *eb = b->events;
+    int d;
+    if ((r = disjoint(ea, eb, &d)) != OK)
+        return r;
+    int agree = !d;
+    int ea_any = PySet_GET_SIZE(ea) > 0, eb_any = PySet_GET_SIZE(eb) > 0;
+    if (k->veto) {
+        if (ea_any && eb_any && !agree) {
+            *z = k->never;
+            return OK;
+        }
+        if (PySet_GET_SIZE(a->actors) > 0 && PySet_GET_SIZE(b->actors) > 0) {
+            int conflict;
+            if ((r = actor_conflict(k, a, b, &conflict)) != OK)
+                return r;
+            if (conflict) {
+                *z = k->never;
+                return OK;
+            }
+        }
+    }
+    /* shared, rare, top = _overlap(a, b, both) */
+    double shared = 0.0;
+    Py_ssize_t rare = 0;
+    if (common <= 2) {
+        /* Weights are positive: 0.0 + m1 is m1 exactly and m1 + m2 is m2 + m1, so one or two
+         * shared terms sum to the same double in any order, without the set (whose making
+         * costs about 2,600 instructions). */
+        for (Py_ssize_t i = 0; i < common; i++) {
+            if ((r = overlap_term(a, b, first2[i], k->rare_w, &shared, &rare)) != OK)
+                return r;
+        }
+    }
+    else {
+        /* A sum of three or more depends on its order: the order of Python's own set,
+         * aw.keys() & bw.keys() (made by the very operation, whatever the version's rule). */
+        PyObject *ka = PyObject_CallOneArg(dict_keys, aw);
+        PyObject *kb = ka != NULL ? PyObject_CallOneArg(dict_keys, bw) : NULL;
+        PyObject *both = kb != NULL ? PyNumber_And(ka, kb) : NULL;
+        Py_XDECREF(ka);
+        Py_XDECREF(kb);
+        PyObject *it = both != NULL ? PyObject_GetIter(both) : NULL;
+        Py_XDECREF(both);
+        if (it == NULL)
+            return ERR;
+        PyObject *t;
+        r = OK;
+        while (r == OK && (t = PyIter_Next(it)) != NULL) {
+            r = overlap_term(a, b, t, k->rare_w, &shared, &rare);
+            Py_DECREF(t);
+        }
+        Py_DECREF(it);
+        if (r != OK)
+            return r;
+        if (PyErr_Occurred())
+            return ERR;
+    }
+    /* top: the heaviest first term either has that the other lacks */
+    double top = 0.0;
+    PyObject *order = a->order;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(order); i++) {
+        PyObject *t = PyTuple_GET_ITEM(order, i);
+        int has = PyDict_Contains(bw, t);
+        if (has < 0)
+            return ERR;
+        if (!has) {
+            if ((r = weight_of(aw, t, &top)) != OK)
+                return r;
+            break;
+        }
+    }
+    order = b->order;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(order); i++) {
+        PyObject *t = PyTuple_GET_ITEM(order, i);
+        int has = PyDict_Contains(aw, t);
+        if (has < 0)
+            return ERR;
+        if (!has) {
+            double v;
+            if ((r = weight_of(bw, t, &v)) != OK)
+                return r;
+            if (v > top)
+                top = v;
+            break;
+        }
+    }
+    PyObject *na = a->numbers, *nb = b->numbers;
+    if ((r = disjoint(na, nb, &d)) != OK)
+        return r;
+    int num_shared = !d;
+    Py_ssize_t la = a->size, lb = b->size;
+    double ta = a->total, tb = b->total;
+    const double *c = k->coef;
+    /* The sum as Python writes it: C's precedence and left-to-right association of + and * are
+     * Python's, and an int times a float is the int made a double (exact for these). la / lb
+     * of two ints is their correctly rounded quotient in Python, as it is of two doubles that
+     * hold them exactly. */
+    double s = (k->bias + c[0] * 2.0 * shared / (ta + tb)
+                + c[1] * shared / (ta < tb ? ta : tb)
+                + c[2] * py_log1p(shared)
+                + c[3] * (double)(common < 6 ? common : 6)
+                + c[4] * (double)(rare < 4 ? rare : 4)
+                + c[5] * top / k->max_w
+                + c[11] * py_log1p(gap_hours)
+                + c[12] * ((la && lb) ? (la < lb ? (double)la / (double)lb
+                                                  : (double)lb / (double)la) : 0.0));
+    if (num_shared)
+        s += c[6];
+    else if (PySet_GET_SIZE(na) > 0 && PySet_GET_SIZE(nb) > 0)
+        s += c[7];
+    if (agree)
+        s += c[8];
+    if (!k->veto) {
+        if (ea_any && eb_any && !agree)
+            s += c[9];
+        int conflict;
+        if ((r = actor_conflict(k, a, b, &conflict)) != OK)
+            return r;
+        if (conflict)
+            s += c[10];
+    }
+    PyObject *sa = a->subject, *sb = b->subject;
+    if (PyUnicode_GET_LENGTH(sa) > 0 && PyUnicode_GET_LENGTH(sb) > 0) {
+        int in_b = PyDict_Contains(bw, sa);
+        int in_a = in_b < 0 ? -1 : PyDict_Contains(aw, sb);
+        if (in_a < 0)
+            return ERR;
+        int found = in_b + in_a;
+        if (found)
+            s += c[13] * (double)found;
+        else {
+            /* aw.get(sa, 0.0) >= _RARE_W and bw.get(sb, 0.0) >= _RARE_W */
+            double wa = 0.0, wb = 0.0;
+            PyObject *v = PyDict_GetItemWithError(aw, sa);
+            if (v == NULL && PyErr_Occurred())
+                return ERR;
+            if (v != NULL && !exact_double(v, &wa))
+                return PYTHON;
+            if (wa >= k->rare_w) {
+                v = PyDict_GetItemWithError(bw, sb);
+                if (v == NULL && PyErr_Occurred())
+                    return ERR;
+                if (v != NULL && !exact_double(v, &wb))
+                    return PYTHON;
+                if (wb >= k->rare_w)
+                    s += c[14];
+            }
+        }
+    }
+    *z = s;
+    return OK;
+}
+
+/* x - y and x + y, or 0 when they overflow a long long. */
+static int
+sub_ll(long long x, long long y, long long *out)
+{
+    if ((y > 0 && x < LLONG_MIN + y) || (y < 0 && x > LLONG_MAX + y))
+        return 0;
+    *out = x - y;
+    return 1;
+}
+
+static int
+add_ll(long long x, long long y, long long *out)
+{
+    if ((y > 0 && x > LLONG_MAX - y) || (y < 0 && x < LLONG_MIN - y))
+        return 0;
+    *out = x + y;
+    return 1;
+}
+
+/* index._hours: abs(us) / 10**6 / 3600.0. Python's int division is correctly rounded, and so
+ * is one double division of ints a double holds exactly (up to 2**53 µs, 285 years). */
+static int
+hours(long long us, double *out)
+{
+    if (us < -(1LL << 53) || us > (1LL << 53))
+        return PYTHON;
+    if (us < 0)
+        us = -us;
+    *out = (double)us / 1000000.0 / 3600.0;
+    return OK;
+}
+
+/* _best's scores of one story's exemplars: _logit against the founder at the hours since the
+ * story's first article, and, unless that is below _FOUNDER (*skip set), against each later
+ * exemplar at the hours since its last; the best into *score. */
+static int
+score_exemplars(Scorer *s, const Constants *k, const Ex *a, PyObject *exs, long long at,
+                long long first, long long last, int *skip, double *score)
+{
+    long long gap_us;
+    double gap, z, best;
+    Ex b;
+    int r;
+    if (!sub_ll(at, first, &gap_us) || (r = hours(gap_us, &gap)) != OK)
+        return PYTHON;
+    PyObject *ex = Py_NewRef(PyList_GET_ITEM(exs, 0));
+    if ((r = load_ex(s, ex, &b)) == OK)
+        r = logit(k, a, &b, gap, &z);
+    Py_DECREF(ex);
+    if (r != OK)
+        return r;
+    if (z < k->founder)
+        return OK;  /* if founder < _FOUNDER: continue */
+    best = z;
+    if (PyList_GET_SIZE(exs) > 1) {
+        if (!sub_ll(at, last, &gap_us) || (r = hours(gap_us, &gap)) != OK)
+            return PYTHON;
+        for (Py_ssize_t i = 1; i < PyList_GET_SIZE(exs); i++) {
+            ex = Py_NewRef(PyList_GET_ITEM(exs, i));
+            if ((r = load_ex(s, ex, &b)) == OK)
+                r = logit(k, a, &b, gap, &z);
+            Py_DECREF(ex);
+            if (r != OK)
+                return r;
+            if (z > best)
+                best = z;
+        }
+    }
+    *skip = 0;
+    *score = best;
+    return OK;
+}
+
+/* One candidate story of _best's loop (held by the caller): *skip set when it cannot take the
+ * article (out of the window, too few terms shared with its founder, the founder's log-odds
+ * below _FOUNDER), else its best log-odds into *score. */
+static int
+score_story(Scorer *s, const Constants *k, const Ex *a, long long at, long long window,
+            PyObject *st, int *skip, double *score)
+{
+    *skip = 1;
+    if (Py_TYPE(st) != s->story_type)
+        return PYTHON;
+    PyObject *v[ST_NSLOTS];
+    for (int i = 0; i < ST_NSLOTS; i++) {
+        v[i] = SLOT(st, s->story_at[i]);
+        if (v[i] == NULL)
+            return PYTHON;
+    }
+    long long first, last, lo, hi;
+    int r;
+    if ((r = exact_ll(v[ST_FIRST], &first)) != OK || (r = exact_ll(v[ST_LAST], &last)) != OK)
+        return r;
+    /* if at < first - window or at > last + window: continue */
+    if (!sub_ll(first, window, &lo) || !add_ll(last, window, &hi))
+        return PYTHON;
+    if (at < lo || at > hi)
+        return OK;
+    /* if len(terms & st.founder.keys()) < _MIN_TITLE: continue */
+    PyObject *founder = v[ST_FOUNDER];
+    if (!PyDict_CheckExact(founder))
+        return PYTHON;
+    Py_ssize_t common;
+    if ((r = common_keys(a->weights, founder, &common, NULL)) != OK)
+        return r;
+    if (common < k->min_title)
+        return OK;
+    PyObject *exs = v[ST_EXEMPLARS];
+    if (!PyList_CheckExact(exs) || PyList_GET_SIZE(exs) == 0)
+        return PYTHON;  /* no founder: Python raises IndexError */
+    /* Held while scoring: making a set (_logit's) may run the cyclic collector, and with it
+     * any finalizer. */
+    Py_INCREF(exs);
+    r = score_exemplars(s, k, a, exs, at, first, last, skip, score);
+    Py_DECREF(exs);
+    return r;
+}
+
+/* StoryIndex._best: the story the article (its exemplar ``a``) joins, None, or NotImplemented
+ * (*out) for Python to decide. */
+static int
+best_story(Scorer *s, PyObject *a_obj, long long at, PyObject *postings, PyObject *numbered,
+           long long window, PyObject **out)
+{
+    Constants k;
+    Ex a;
+    int r;
+    if ((r = read_constants(s, &k)) != OK || (r = load_ex(s, a_obj, &a)) != OK)
+        return r;
+    if (!PyDict_CheckExact(postings) || !PyDict_CheckExact(numbered))
+        return PYTHON;
+
+    /* lookup = sorted([(w, t) for t, w in a.weights.items() if w >= _INDEX_MIN],
+     *                 reverse=True)[:_LOOKUP_TERMS]
+     * kept sorted as it is filled: heaviest first, ties by term, greater first. */
+    PyObject *lt[MAX_LOOKUP + 1];
+    double lw[MAX_LOOKUP + 1];
+    Py_ssize_t nlook = 0, pos = 0;
+    PyObject *t, *wobj;
+    while (PyDict_Next(a.weights, &pos, &t, &wobj)) {
+        double w;
+        if (!exact_double(wobj, &w) || !PyUnicode_CheckExact(t))
+            return PYTHON;
+        if (!(w >= k.index_min))
+            continue;
+        Py_ssize_t i = nlook;
+        while (i > 0 && (w > lw[i - 1]
+                         || (w == lw[i - 1] && PyUnicode_Compare(t, lt[i - 1]) > 0)))
+            i--;
+        if (i >= k.lookup_terms)
+            continue;
+        for (Py_ssize_t j = nlook < k.lookup_terms ? nlook : k.lookup_terms - 1; j > i; j--) {
+            lt[j] = lt[j - 1];
+            lw[j] = lw[j - 1];
+        }
+        lt[i] = t;
+        lw[i] = w;
+        if (nlook < k.lookup_terms)
+            nlook++;
+    }
+
+    /* seen += islice(reversed(postings[t]), _POSTING_SCAN), term by term */
+    /* Story numbers are exact ints, equal as dict keys when their values are. */
+    PyObject *seen[MAX_SEEN];
+    long long seen_v[MAX_SEEN];
+    Py_ssize_t nseen = 0;
+    PyObject *best = NULL;
+    r = OK;
+    for (Py_ssize_t i = 0; i < nlook && r == OK; i++) {
+        PyObject *ids = PyDict_GetItemWithError(postings, lt[i]);  /* borrowed */
+        if (ids == NULL) {
+            if (PyErr_Occurred())
+                r = ERR;
+            continue;
+        }
+        if (!PyDict_CheckExact(ids)) {
+            r = PYTHON;
+            break;
+        }
+        if (PyDict_GET_SIZE(ids) == 0 || k.posting_scan == 0)
+            continue;
+        PyObject *it = PyObject_CallMethodNoArgs(ids, s_reversed);
+        if (it == NULL) {
+            r = ERR;
+            break;
+        }
+        for (Py_ssize_t n = 0; n < k.posting_scan; n++) {
+            PyObject *num = PyIter_Next(it);
+            if (num == NULL) {
+                if (PyErr_Occurred())
+                    r = ERR;
+                break;
+            }
+            r = exact_ll(num, &seen_v[nseen]);
+            if (r != OK) {
+                Py_DECREF(num);
+                break;
+            }
+            seen[nseen++] = num;
+        }
+        Py_DECREF(it);
+    }
+    if (r != OK)
+        goto done;
+
+    /* The candidates: the stories most of those terms find, ties in the order found. */
+    PyObject *chosen[MAX_SEEN];
+    Py_ssize_t nchosen = 0;
+    PyObject *distinct[MAX_SEEN];
+    long long distinct_v[MAX_SEEN];
+    Py_ssize_t counts[MAX_SEEN], ndistinct = 0;
+    for (Py_ssize_t i = 0; i < nseen; i++) {
+        Py_ssize_t j = 0;
+        while (j < ndistinct && distinct_v[j] != seen_v[i])
+            j++;
+        if (j == ndistinct) {
+            distinct[ndistinct] = seen[i];
+            distinct_v[ndistinct] = seen_v[i];
+            counts[ndistinct++] = 0;
+        }
+        counts[j]++;
+    }
+    if (nseen <= k.scored) {
+        /* dict.fromkeys(seen): each once, in the order found */
+        for (Py_ssize_t i = 0; i < ndistinct; i++)
+            chosen[nchosen++] = distinct[i];
+    }
+    else if (ndistinct == nseen) {
+        /* seen[:_SCORED] */
+        for (Py_ssize_t i = 0; i < k.scored; i++)
+            chosen[nchosen++] = seen[i];
+    }
+    else {
+        /* sorted(found.items(), key=_COUNT, reverse=True)[:_SCORED]: the most found first, a
+         * stable sort keeping ties in the order found. */
+        while (nchosen < k.scored && nchosen < ndistinct) {
+            Py_ssize_t top = -1;
+            for (Py_ssize_t j = 0; j < ndistinct; j++) {
+                if (counts[j] >= 0 && (top < 0 || counts[j] > counts[top]))
+                    top = j;
+            }
+            chosen[nchosen++] = distinct[top];
+            counts[top] = -1;
+        }
+    }
+
+    /* The scoring loop over the chosen stories. */
+    double best_score = k.join;
+    for (Py_ssize_t i = 0; i < nchosen; i++) {
+        PyObject *st = PyDict_GetItemWithError(numbered, chosen[i]);  /* borrowed */
+        if (st == NULL) {
+            r = PyErr_Occurred() ? ERR : PYTHON;  /* Python raises KeyError */
+            goto done;
+        }
+        Py_INCREF(st);
+        int skip;
+        double score;
+        r = score_story(s, &k, &a, at, window, st, &skip, &score);
+        if (r != OK || skip) {
+            Py_DECREF(st);
+            if (r != OK)
+                goto done;
+            continue;
+        }
+        /* if score < best_score or (best is not None
+         *                           and (score, st.sid) <= (best_score, best.sid)): continue */
+        int worse = score < best_score;
+        if (!worse && best != NULL) {
+            if (score == best_score) {
+                PyObject *sid = SLOT(st, s->story_at[ST_SID]);
+                PyObject *bsid = SLOT(best, s->story_at[ST_SID]);
+                if (!PyUnicode_CheckExact(sid) || !PyUnicode_CheckExact(bsid)) {
+                    Py_DECREF(st);
+                    r = PYTHON;
+                    goto done;
+                }
+                worse = PyUnicode_Compare(sid, bsid) <= 0;
+            }
+            else
+                worse = score <= best_score;
+        }
+        if (worse) {
+            Py_DECREF(st);
+            continue;
+        }
+        Py_XSETREF(best, st);
+        best_score = score;
+    }
+done:
+    for (Py_ssize_t i = 0; i < nseen; i++)
+        Py_DECREF(seen[i]);
+    if (r != OK) {
+        Py_XDECREF(best);
+        return r;
+    }
+    *out = best != NULL ? best : Py_NewRef(Py_None);
+    return OK;
+}
+
+/* best(a, at, postings, numbered, window): StoryIndex._best(a, at) of the index whose
+ * _postings, _numbered and _window these are. */
+static PyObject *
+scorer_best(Scorer *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "best(a, at, postings, numbered, window)");
+        return NULL;
+    }
+    long long at, window;
+    int r;
+    if ((r = exact_ll(args[1], &at)) != OK || (r = exact_ll(args[4], &window)) != OK)
+        goto out;
+    PyObject *got;
+    r = best_story(s, args[0], at, args[2], args[3], window, &got);
+    if (r == OK)
+        return got;
+out:
+    return r == ERR ? NULL : Py_NewRef(Py_NotImplemented);
+}
+
+/* logit(a, b, gap_hours): index._logit(a, b, gap_hours). */
+static PyObject *
+scorer_logit(Scorer *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "logit(a, b, gap_hours)");
+        return NULL;
+    }
+    Constants k;
+    Ex a, b;
+    double gap, z;
+    int r;
+    if (!exact_double(args[2], &gap))
+        r = PYTHON;
+    else if ((r = read_constants(s, &k)) == OK && (r = load_ex(s, args[0], &a)) == OK
+             && (r = load_ex(s, args[1], &b)) == OK && (r = logit(&k, &a, &b, gap, &z)) == OK)
+        return PyFloat_FromDouble(z);
+    return r == ERR ? NULL : Py_NewRef(Py_NotImplemented);
+}
+
+/* The offsets of a type's slots, from their member descriptors (as _cmatch's slot_offsets). */
+static int
+slot_offsets(PyTypeObject *type, const char *const *names, int n, Py_ssize_t *at)
+{
+    for (int i = 0; i < n; i++) {
+        PyObject *d = PyObject_GetAttrString((PyObject *)type, names[i]);
+        if (d == NULL)
+            return -1;
+        int good = 0;
+        if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+            PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+            good = m->type == T_OBJECT_EX && PyType_IsSubtype(type, PyDescr_TYPE(d))
+                   && m->offset >= (Py_ssize_t)sizeof(PyObject)
+                   && m->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize;
+            at[i] = m->offset;
+        }
+        Py_DECREF(d);
+        if (!good) {
+            PyErr_Format(PyExc_TypeError, "%s.%s is not an object slot", type->tp_name,
+                         names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+scorer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyTypeObject *ex_type, *story_type;
+    PyObject *globals;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
+        PyErr_SetString(PyExc_TypeError, "Scorer() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!O!O!:Scorer", &PyType_Type, &ex_type, &PyType_Type,
+                                 &story_type, &PyDict_Type, &globals))
+        return NULL;
+    if (ex_type->tp_itemsize != 0 || story_type->tp_itemsize != 0) {
+        PyErr_SetString(PyExc_TypeError, "Scorer: variable-size types");
+        return NULL;
+    }
+    Scorer *s = (Scorer *)type->tp_alloc(type, 0);
+    if (s == NULL)
+        return NULL;
+    s->ex_type = (PyTypeObject *)Py_NewRef(ex_type);
+    s->story_type = (PyTypeObject *)Py_NewRef(story_type);
+    s->globals = Py_NewRef(globals);
+    if (slot_offsets(ex_type, ex_slots, EX_NSLOTS, s->ex_at) < 0
+            || slot_offsets(story_type, story_slots, ST_NSLOTS, s->story_at) < 0) {
+        Py_DECREF(s);
+        return NULL;
+    }
+    return (PyObject *)s;
+}
+
+static int
+scorer_traverse(Scorer *s, visitproc visit, void *arg)
+{
+    Py_VISIT(s->ex_type);
+    Py_VISIT(s->story_type);
+    Py_VISIT(s->globals);
+    return 0;
+}
+
+static int
+scorer_clear(Scorer *s)
+{
+    Py_CLEAR(s->ex_type);
+    Py_CLEAR(s->story_type);
+    Py_CLEAR(s->globals);
+    return 0;
+}
+
+static void
+scorer_dealloc(Scorer *s)
+{
+    PyObject_GC_UnTrack(s);
+    scorer_clear(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyMethodDef scorer_methods[] = {
+    {"best", (PyCFunction)(void (*)(void))scorer_best, METH_FASTCALL,
+     "best(a, at, postings, numbered, window): StoryIndex._best, or NotImplemented."},
+    {"logit", (PyCFunction)(void (*)(void))scorer_logit, METH_FASTCALL,
+     "logit(a, b, gap_hours): index._logit, or NotImplemented."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScorerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "watchers.stories._cstories.Scorer",
+    .tp_basicsize = sizeof(Scorer),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The story decision (index.StoryIndex._best, index._logit) over _Ex and _Story.",
+    .tp_new = scorer_new,
+    .tp_dealloc = (destructor)scorer_dealloc,
+    .tp_traverse = (traverseproc)scorer_traverse,
+    .tp_clear = (inquiry)scorer_clear,
+    .tp_methods = scorer_methods,
+};
+
+static int
+scorer_init(void)
+{
+    for (int i = 0; i < K_N; i++) {
+        if (constant_keys[i] == NULL
+                && (constant_keys[i] = PyUnicode_InternFromString(constant_names[i])) == NULL)
+            return -1;
+    }
+    if (s_isdisjoint == NULL && (s_isdisjoint = PyUnicode_InternFromString("isdisjoint")) == NULL)
+        return -1;
+    if (s_reversed == NULL && (s_reversed = PyUnicode_InternFromString("__reversed__")) == NULL)
+        return -1;
+    if (dict_keys == NULL
+            && (dict_keys = PyObject_GetAttrString((PyObject *)&PyDict_Type, "keys")) == NULL)
+        return -1;
+    return PyType_Ready(&ScorerType);
+}
+
 static PyMethodDef methods[] = {
     {"prepare", prepare, METH_VARARGS, "index._Ex's walk over an exemplar."},
     {"terms", terms, METH_VARARGS, "features._terms over a FieldText's token lists."},
@@ -509,7 +1451,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_cstories", "Story signature helpers in C.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_cstories", "Story signature helpers and the story decision in C.",
+    -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
@@ -522,5 +1465,14 @@ PyInit__cstories(void)
         if (s_zero == NULL || s_negzero == NULL)
             return NULL;
     }
-    return PyModule_Create(&module);
+    if (scorer_init() < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Scorer", (PyObject *)&ScorerType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
