@@ -522,7 +522,8 @@ def test_token_lists_stay_out_of_the_cyclic_collector() -> None:
     import gc
 
     text = "Kyiv's troops, the cyber-attack and U.S. talks near Donbas " * 20
-    ft = FieldText.of(text)
+    with _path(_ctext.scan, _ctext.terms, _ctext.tokens, _ctext.positions):
+        ft = FieldText.of(text)
     lists = [ft.keys, ft.norms, ft.starts, ft.ends, ft._folded, ft._odd]
     if isinstance(ft.pos, list):
         lists += [ft.pos, ft.last]
