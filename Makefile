@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= config.example.toml
 
-.PHONY: run once test lint typecheck bench eval soak clean scale crash-pg
+.PHONY: run once test test-pure lint typecheck bench eval soak clean scale crash-pg
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "newswatch needs Python 3.11 or newer")'
@@ -32,6 +32,9 @@ TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed-test    ## the whole suite, plus the architecture contracts (PostgreSQL crash runs: make crash-pg)
 	$(PY) -m pytest -q -m "not pg_crash" -n $(TEST_WORKERS)
+
+test-pure: $(VENV)/.installed-test  ## the suite with NEWSWATCH_PURE=1: the C extensions and the lean HTTP client off
+	NEWSWATCH_PURE=1 $(PY) -m pytest -q -m "not pg_crash" -n $(TEST_WORKERS)
 
 crash-pg: $(VENV)/.installed-test  ## kill -9 crash tests on PostgreSQL (a private cluster, about 70 s)
 	$(PY) -m pytest -q -rP -m pg_crash

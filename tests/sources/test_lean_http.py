@@ -131,6 +131,13 @@ def drip_feed(server_ref: list[RawServer], pause: float) -> Script:
     return script
 
 
+@pytest.fixture(autouse=True)
+def _lean_wanted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This module is about the lean client: NEWSWATCH_PURE (set to test the pure paths) would
+    give its fetchers aiohttp. Tests of the choice set it themselves."""
+    monkeypatch.delenv("NEWSWATCH_PURE", raising=False)
+
+
 @pytest.fixture
 async def lean() -> AsyncIterator[Fetcher]:
     async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
