@@ -406,3 +406,19 @@ def test_the_c_decision_keeps_no_references() -> None:
         assert ix._cbest(a, at, index._postings, index._numbered, index._window) is story
         _clogit(a, story.exemplars[0], 1.0)
     assert [sys.getrefcount(o) for o in objects] == before
+
+
+def test_signatures_a_thousand_times_larger_are_decided_as_python_decides() -> None:
+    """A title's signature holds a few terms, but a story restored from the store holds what
+    was persisted: stories and an article of 8,000 terms each (a tampered or foreign database)
+    are decided by the C code as by Python, the fixed search arrays bounding what is looked up,
+    not what is scored; the article joins the story that shares its terms."""
+    big: Exemplar = tuple(sorted((f"zorb{i:05d}", 1.0 + (i % 50) / 10) for i in range(8000)))
+    index = StoryIndex()
+    index.restore("big", Signature((big,)), T0, T0, ["x"])
+    index.restore("small", Signature((HESSEMAN,)), T0, T0, ["y"])
+    at = ix._us(T0 + timedelta(hours=1))
+    chosen = _decide(index, big[1:], at)
+    assert chosen is not None and chosen.sid == "big"
+    assert _decide(index, HESSEMAN, at) is not None
+    assert _decide(index, tuple(sorted((*big[::2], ("other", 9.0)))), at) is not None
