@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from watchers import collector
 from watchers.errors import NewswatchError
 from watchers.models import Article, checked_article, matchable
 from watchers.rules import RuleSet
@@ -253,10 +254,12 @@ async def import_file(
     source = chunks()
 
     def next_batch() -> _Batch | None:
-        # Reading the file, parsing and matching all happen here, in the executor.
-        chunk = next(source, None)
-        return None if chunk is None else _prepare(chunk, ruleset, terms_of, regex_budget,
-                                                   stories)
+        # Reading the file, parsing and matching all happen here, in the executor, with the
+        # cyclic collector held off (see watchers.collector).
+        with collector.paused():
+            chunk = next(source, None)
+            return None if chunk is None else _prepare(chunk, ruleset, terms_of, regex_budget,
+                                                       stories)
 
     async def prepare() -> _Batch | None:
         return await loop.run_in_executor(executor, next_batch)

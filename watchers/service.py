@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 
 from rapidfuzz import fuzz
 
+from watchers import collector
 from watchers.config import RuleConfig, SourceConfig, SurgeConfig
 from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.importer import join_story
@@ -642,6 +643,14 @@ class WatchService:
         loop). ``audience``: for a feed servers follow, each follower's name for it and rule
         set, matched in its turn against the article under that name (``ruleset`` is then
         not used)."""
+        # The collector is held off meanwhile: the batch's objects are freed by reference
+        # counting, and collections would walk them again and again (see watchers.collector).
+        with collector.paused():
+            return self._analysed(ruleset, articles, stories, audience)
+
+    def _analysed(self, ruleset: RuleSet, articles: Sequence[Article],
+                  stories: StoryIndex | None,
+                  audience: Sequence[tuple[str, RuleSet]] | None) -> list[_Analysis]:
         found: list[tuple[list[Match], str, tuple[str, ...], set[str], str]] = []
         sigs: list[Signature | None] = []
         for article in articles:

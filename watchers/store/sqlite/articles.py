@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import partial
@@ -283,7 +283,8 @@ _INSERT_OUTBOX = (
 
 
 def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, ArticleRecord]],
-                  when: str) -> None:
+                  when: str, stamps: Mapping[datetime | None, str | None] | None = None
+                  ) -> None:
     """Write the stored articles' outbox rows in article order (the outbox's ids are the
     order delivery sends them in). An article in a story joins it first, and its rows depend
     on what the story already has on each route — rows of earlier articles of the same batch
@@ -310,7 +311,7 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
             conn.executemany(_INSERT_OUTBOX, rows)
     if plain:
         conn.executemany(_INSERT_OUTBOX, plain)
-    write_stories(conn, stories)
+    write_stories(conn, stories, stamps)
 
 
 class ArticlesMixin(CandidateList):
@@ -459,7 +460,8 @@ class ArticlesMixin(CandidateList):
                 await tx.executemany(
                     "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
                     "VALUES (?,?,?,?,?)", matches)
-            await tx.run(partial(_write_outbox, stored=stored, when=when or ""))
+            await tx.run(partial(_write_outbox, stored=stored, when=when or "",
+                                 stamps=stamps))
         # Committed (an error or a cancellation above leaves them unremembered).
         self._listed_words.remember(words)
         return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,10 +49,12 @@ def story_of(row: Iterable[Any]) -> StoryRecord:
 
 
 # One row per story of a write batch (see StoryBatch): the batch's dates widen the stored ones,
-# its articles add to the count; outlets and signature are the batch's final ones.
+# its articles add to the count; outlets and signature are the batch's final ones. The outlets
+# come as compact JSON text already (StoryBatch.rows), which json() would only parse and
+# spell again, the same.
 _UPSERT_STORY = (
     "INSERT INTO stories (id, headline, first_seen, last_seen, signature, articles, outlets) "
-    "VALUES (?, ?, ?, ?, ?, ?, json(?)) ON CONFLICT (id) DO UPDATE SET "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
     "first_seen = min(first_seen, excluded.first_seen), "
     "last_seen = max(last_seen, excluded.last_seen), signature = excluded.signature, "
     "articles = articles + excluded.articles, outlets = excluded.outlets")
@@ -89,12 +91,18 @@ def story_batch(conn: sqlite3.Connection, story_ids: Sequence[str]) -> StoryBatc
     return StoryBatch(outlets, waiting, routed)
 
 
-def write_stories(conn: sqlite3.Connection, batch: StoryBatch) -> None:
-    """Write a batch's stories, one upsert each (in the batch's transaction)."""
+def write_stories(conn: sqlite3.Connection, batch: StoryBatch,
+                  stamps: Mapping[datetime | None, str | None] | None = None) -> None:
+    """Write a batch's stories, one upsert each (in the batch's transaction). ``stamps``: the
+    stored form (:func:`iso`) of times the batch has already spelt, such as its articles'
+    dates, which are their stories' first and last seen (spelling one costs ~10,000
+    instructions)."""
+    known = stamps or {}
     rows = []
     for sid, title, first, last, sig, n, outlets in batch.rows():
-        seen = iso(first)
-        rows.append((sid, title, seen, seen if last == first else iso(last), sig, n, outlets))
+        seen = known.get(first) or iso(first)
+        till = seen if last == first else (known.get(last) or iso(last))
+        rows.append((sid, title, seen, till, sig, n, outlets))
     conn.executemany(_UPSERT_STORY, rows)
 
 
