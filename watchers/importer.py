@@ -163,8 +163,7 @@ def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLi
     what the store records of it: the story's grown signature, the outlet and when. Polled and
     imported articles join stories this one way."""
     when = sort_time(article)
-    story_id, _ = stories.assign(article.id, sig, when, article.source)
-    grown = stories.story_signature(story_id) or sig
+    story_id, _, grown = stories.place(article.id, sig, when, article.source)
     link = StoryLink(story_id, grown.dump(), article.source, when)
     untrack(link)  # strs and a datetime, kept until the article is written (see text.untrack)
     return link

@@ -662,3 +662,8 @@ async def test_a_batch_writes_its_stories_as_one_article_per_batch_does(backend:
     assert any(r[3] == "waiting" for r in rows)
     assert any(r[0] == "alert" and r[3] == "pending" and r[6] > 1 for r in rows)
     assert any(r[0] == "update" for r in rows) and any(r[5] is not None for r in rows)
+    # What a batch's reads rely on: an outbox row of a story exists only beside its story row
+    # (the SQLite store asks the outbox about stored stories only).
+    async with await backend.open("all") as store:
+        for sid in {r[4] for r in rows if r[4] is not None}:
+            assert await store.get_story(sid) is not None

@@ -176,6 +176,23 @@ def test_story_signature_grows_but_stays_bounded() -> None:
     assert sig.exemplars[0] == signature(HESSEMAN[0]).exemplars[0]
 
 
+def test_place_gives_what_assign_and_story_signature_give() -> None:
+    """place() is assign() and the story's signature after it, read at once: a new story's is
+    the article's own; a joined story's has the article's exemplar in it."""
+    placed, assigned = StoryIndex(), StoryIndex()
+    titles = [HESSEMAN[0], OTHER, HESSEMAN[1], HESSEMAN[2]]
+    for i, title in enumerate(titles):
+        sig, when = signature(title), T0 + timedelta(minutes=i)
+        sid, started, grown = placed.place(f"a{i}", sig, when, f"o{i}")
+        assert (sid, started) == assigned.assign(f"a{i}", sig, when, f"o{i}")
+        assert grown == placed.story_signature(sid) == assigned.story_signature(sid)
+        if started:
+            assert grown is sig
+        else:
+            assert sig.exemplars[0] in grown.exemplars and grown != sig
+    assert len(placed) == len(assigned) == 2
+
+
 def test_naive_datetime_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         StoryIndex().assign("a", signature("x"), datetime(2022, 1, 1), "x")

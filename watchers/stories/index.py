@@ -488,6 +488,13 @@ class StoryIndex:
     def assign(self, article_id: str, sig: Signature, when: datetime, outlet: str
                ) -> tuple[str, bool]:
         """The id of the story the article joins, and True when it starts a new story."""
+        sid, started, _ = self.place(article_id, sig, when, outlet)
+        return sid, started
+
+    def place(self, article_id: str, sig: Signature, when: datetime, outlet: str
+              ) -> tuple[str, bool, Signature]:
+        """:meth:`assign`, and the story's signature with the article in it (what
+        :meth:`story_signature` would say next), read under the same lock."""
         if when.tzinfo is None:
             raise ValueError("'when' must be timezone-aware")
         at = _us(when)
@@ -500,10 +507,10 @@ class StoryIndex:
                 again = self._stories.get(sid)
                 if again is None:
                     self._add(sid, sig, at, at, (outlet,), size=1, ready=mine)
-                    return sid, True
+                    return sid, True, sig
                 best = again  # the same article again: it belongs where it started
             self._join(best, sig, at, outlet, mine)
-            return best.sid, False
+            return best.sid, False, best.sig
 
     def story_signature(self, story_id: str) -> Signature | None:
         with self._lock:
