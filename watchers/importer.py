@@ -42,7 +42,7 @@ from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_words, lookup_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import untrack
-from watchers.store.base import ArticleRecord, ArticleStore, StoryLink, sort_time
+from watchers.store.base import ArticleRecord, ArticleStore, StoryLink
 from watchers.stories import Signature, StoryIndex, signature
 
 __all__ = [
@@ -162,7 +162,7 @@ def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLi
     """Put ``article`` (of signature ``sig``) in its story — joined or started — and return
     what the store records of it: the story's grown signature, the outlet and when. Polled and
     imported articles join stories this one way."""
-    when = sort_time(article)
+    when = article.published or article.fetched_at  # sort_time(article), inline
     story_id, _, grown = stories.place(article.id, sig, when, article.source)
     link = StoryLink(story_id, grown.dump(), article.source, when)
     untrack(link)  # strs and a datetime, kept until the article is written (see text.untrack)

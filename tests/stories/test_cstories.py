@@ -91,3 +91,34 @@ def test_the_weight_text_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) ->
         ex = (("t", 1.0 + i / 1000), ("z", 0.0))
         assert ft._exemplar_text(ex) == json.dumps([list(p) for p in ex], separators=(",", ":"))
     assert len(ft._REPRS) <= 20
+
+
+def test_wrong_arguments_are_refused_naming_the_function_and_argument() -> None:
+    """The C functions read their arguments directly (no format string); a wrong count or
+    type is still a TypeError that says which, never a crash."""
+    c = ft._CSTORIES
+    assert c is not None
+    with pytest.raises(TypeError, match=r"prepare\(\) takes exactly 2 arguments \(1 given\)"):
+        c.prepare(())
+    with pytest.raises(TypeError, match=r"prepare\(\) argument 1 must be tuple, not list"):
+        c.prepare([], 3.5)
+    with pytest.raises(TypeError, match="must be real number"):
+        c.prepare((), "3.5")
+    with pytest.raises(TypeError, match=r"exemplar_text\(\) argument 3 must be dict"):
+        c.exemplar_text((), ft._pair_text, [], 10)
+    with pytest.raises(TypeError, match=r"exemplar_text\(\) argument 4 must be int, not float"):
+        c.exemplar_text((), ft._pair_text, {}, 1.5)
+    with pytest.raises(OverflowError):
+        c.exemplar_text((), ft._pair_text, {}, 2**70)
+    with pytest.raises(TypeError, match=r"terms\(\) takes exactly 16 arguments \(0 given\)"):
+        c.terms()
+    good = [[], [], None, None, [], [], 0, -1, {}, ft._word_of, ft._MONTHS, ft._SPEAKS, {},
+            ft._ZERO, ft._YEAR, ft._NUMBER]
+    assert c.terms(*good) is None
+    for i, wrong in ((0, ()), (8, []), (10, set()), (12, []), (6, "0")):
+        args = list(good)
+        args[i] = wrong
+        with pytest.raises(TypeError, match=rf"terms\(\) argument {i + 1} must be"):
+            c.terms(*args)
+    assert c.prepare((("abc", 2.0), ("#x", 0.0)), 3.5) == ({"abc": 2.0}, ("#x",), [], "",
+                                                           ("abc",))

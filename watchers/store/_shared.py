@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -211,12 +211,23 @@ class StoryBatch:
             outlets.append(link.outlet)
         return len(outlets)
 
-    def rows(self) -> list[tuple[str, str, datetime, datetime, str, int, str]]:
+    def rows(self, stamps: Mapping[Any, Any] | None = None,
+             spell: Callable[[datetime], Any] | None = None) -> list[tuple[Any, ...]]:
         """(id, headline, first, last, signature, articles, outlets as JSON) per story, in the
-        order the batch first reached them."""
+        order the batch first reached them. With ``spell``, first and last as it spells them
+        (a backend's stored form), looked up in ``stamps`` first (the times the batch has
+        spelt already: its articles' dates are their stories' first and last seen)."""
         dump = _OUTLETS_JSON.encode
-        return [(sid, title, first, last, sig, n, dump(outlets))
-                for sid, (title, first, last, sig, n, outlets) in self._rows.items()]
+        if spell is None:
+            return [(sid, title, first, last, sig, n, dump(outlets))
+                    for sid, (title, first, last, sig, n, outlets) in self._rows.items()]
+        known = stamps or {}
+        out = []
+        for sid, (title, first, last, sig, n, outlets) in self._rows.items():
+            seen = known.get(first) or spell(first)
+            till = seen if last == first else (known.get(last) or spell(last))
+            out.append((sid, title, seen, till, sig, n, dump(outlets)))
+        return out
 
 
 class ListedWords:

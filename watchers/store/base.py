@@ -97,7 +97,7 @@ class OutboxEntry:
     min_sources: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per stored article of a poll: no per-instance dict
 class StoryLink:
     """The story a new article joins (or starts): its id, the story's signature including this
     article (persisted so the live index can be rebuilt), the article's outlet and time."""

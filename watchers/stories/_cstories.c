@@ -81,19 +81,73 @@ item_ssize(PyObject *list, Py_ssize_t i, Py_ssize_t *out)
     return 0;
 }
 
+/* METH_FASTCALL arguments: what PyArg_ParseTuple's "O!", "n" and "d" check, without building
+ * an argument tuple and reading a format string on every call (these run once or more an
+ * article). Each answers 1, or 0 with a TypeError (or the conversion's error) set. */
+static int
+arg_count(const char *fname, Py_ssize_t nargs, Py_ssize_t want)
+{
+    if (nargs == want)
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd arguments (%zd given)", fname, want,
+                 nargs);
+    return 0;
+}
+
+static int
+arg_of(const char *fname, PyObject *const *args, int i, PyTypeObject *type)
+{
+    if (PyObject_TypeCheck(args[i], type))
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s() argument %d must be %.50s, not %.50s", fname, i + 1,
+                 type->tp_name, Py_TYPE(args[i])->tp_name);
+    return 0;
+}
+
+static int
+arg_ssize(const char *fname, PyObject *const *args, int i, Py_ssize_t *out)
+{
+    if (!PyIndex_Check(args[i])) {
+        PyErr_Format(PyExc_TypeError, "%s() argument %d must be int, not %.50s", fname, i + 1,
+                     Py_TYPE(args[i])->tp_name);
+        return 0;
+    }
+    Py_ssize_t v = PyNumber_AsSsize_t(args[i], PyExc_OverflowError);
+    if (v == -1 && PyErr_Occurred())
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static int
+arg_double(PyObject *const *args, int i, double *out)
+{
+    double v = PyFloat_AsDouble(args[i]);
+    if (v == -1.0 && PyErr_Occurred())
+        return 0;
+    *out = v;
+    return 1;
+}
+
 static PyObject *
-terms(PyObject *self, PyObject *args)
+terms(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *keys, *norms, *pos, *last, *starts, *ends, *words, *word_of, *months, *speaks;
     PyObject *into, *zero, *year;
     Py_ssize_t n, colon;
     double number;
-    if (!PyArg_ParseTuple(args, "O!O!OOO!O!nnO!OO!O!O!OOd", &PyList_Type, &keys, &PyList_Type,
-                          &norms, &pos, &last, &PyList_Type, &starts, &PyList_Type, &ends, &n,
-                          &colon, &PyDict_Type, &words, &word_of, &PyFrozenSet_Type, &months,
-                          &PyFrozenSet_Type, &speaks, &PyDict_Type, &into, &zero, &year,
-                          &number))
+    static const char *const fname = "terms";
+    if (!arg_count(fname, nargs, 16) || !arg_of(fname, args, 0, &PyList_Type)
+            || !arg_of(fname, args, 1, &PyList_Type) || !arg_of(fname, args, 4, &PyList_Type)
+            || !arg_of(fname, args, 5, &PyList_Type) || !arg_ssize(fname, args, 6, &n)
+            || !arg_ssize(fname, args, 7, &colon) || !arg_of(fname, args, 8, &PyDict_Type)
+            || !arg_of(fname, args, 10, &PyFrozenSet_Type)
+            || !arg_of(fname, args, 11, &PyFrozenSet_Type)
+            || !arg_of(fname, args, 12, &PyDict_Type) || !arg_double(args, 15, &number))
         return NULL;
+    keys = args[0], norms = args[1], pos = args[2], last = args[3], starts = args[4];
+    ends = args[5], words = args[8], word_of = args[9], months = args[10], speaks = args[11];
+    into = args[12], zero = args[13], year = args[14];
     Py_ssize_t nkeys = PyList_GET_SIZE(keys);
     int listed = pos != Py_None;
     if (listed && (!PyList_Check(pos) || !PyList_Check(last))) {
@@ -289,12 +343,15 @@ float_text(PyObject *w, PyObject *reprs, Py_ssize_t max)
 #define SMALL 32
 
 static PyObject *
-exemplar_text(PyObject *self, PyObject *args)
+exemplar_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *ex, *pair_text, *reprs;
     Py_ssize_t max;
-    if (!PyArg_ParseTuple(args, "OOO!n", &ex, &pair_text, &PyDict_Type, &reprs, &max))
+    static const char *const fname = "exemplar_text";
+    if (!arg_count(fname, nargs, 4) || !arg_of(fname, args, 2, &PyDict_Type)
+            || !arg_ssize(fname, args, 3, &max))
         return NULL;
+    ex = args[0], pair_text = args[1], reprs = args[2];
     PyObject *seq = PySequence_Fast(ex, "an exemplar must be a sequence");
     if (seq == NULL)
         return NULL;
@@ -418,12 +475,15 @@ done:
 /* index._Ex's walk over an exemplar (lead terms off), for exemplars of exact (str, float) pairs
  * with non-empty terms; None for any other (the Python loop then reads it). */
 static PyObject *
-prepare(PyObject *self, PyObject *args)
+prepare(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *ex;
     double number_w;
-    if (!PyArg_ParseTuple(args, "O!d", &PyTuple_Type, &ex, &number_w))
+    static const char *const fname = "prepare";
+    if (!arg_count(fname, nargs, 2) || !arg_of(fname, args, 0, &PyTuple_Type)
+            || !arg_double(args, 1, &number_w))
         return NULL;
+    ex = args[0];
     Py_ssize_t n = PyTuple_GET_SIZE(ex);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *p = PyTuple_GET_ITEM(ex, i);
@@ -1444,9 +1504,12 @@ scorer_init(void)
 }
 
 static PyMethodDef methods[] = {
-    {"prepare", prepare, METH_VARARGS, "index._Ex's walk over an exemplar."},
-    {"terms", terms, METH_VARARGS, "features._terms over a FieldText's token lists."},
-    {"exemplar_text", exemplar_text, METH_VARARGS, "json.dumps of an exemplar, compact."},
+    {"prepare", (PyCFunction)(void (*)(void))prepare, METH_FASTCALL,
+     "index._Ex's walk over an exemplar."},
+    {"terms", (PyCFunction)(void (*)(void))terms, METH_FASTCALL,
+     "features._terms over a FieldText's token lists."},
+    {"exemplar_text", (PyCFunction)(void (*)(void))exemplar_text, METH_FASTCALL,
+     "json.dumps of an exemplar, compact."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -451,7 +451,10 @@ class Signature:
 
 
 def _exemplar(weights: Mapping[str, float]) -> Exemplar:
-    return tuple(sorted(weights.items()))
+    # sorted(weights.items()), by the keys alone (they are distinct): a sort of strs compares
+    # them directly, where one of pairs goes through the tuples' comparison for each.
+    keys = sorted(weights)
+    return tuple(zip(keys, map(weights.__getitem__, keys), strict=True))
 
 
 def _signature(title: FieldText, text: str) -> Signature:

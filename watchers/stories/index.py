@@ -216,6 +216,37 @@ def _marksets(marks: tuple[str, ...]
     return got
 
 
+def _walk(exemplar: Exemplar
+          ) -> tuple[dict[str, float], tuple[str, ...], list[str], str, tuple[str, ...]]:
+    """An exemplar's weighted terms, marks, numbers, subject and terms heaviest first: what
+    :class:`_Ex` keeps of it (the C twin, ``_cstories.prepare``, gives the same)."""
+    weights: dict[str, float] = {}
+    marks: list[str] = []
+    numbers: list[str] = []
+    subject = ""
+    for t, w in exemplar:
+        if w > 0:
+            # One string per distinct term across all live stories (signatures loaded from
+            # the store spell each anew): less memory, and lookups compare by identity.
+            t = intern(t)
+            weights[t] = w
+            if w >= _NUMBER_W and t[0].isdigit():
+                numbers.append(t)
+        elif not w:
+            if t[0] == SUBJECT_MARK:
+                subject = t
+            else:
+                marks.append(t)
+        elif _LEAD:
+            weights[intern(t)] = -w
+    # Title terms, heaviest first: what the other side must name to tell the same event.
+    # (A stable sort on descending weight keeps ties in title order, as sorting on the
+    # negated weight did.)
+    title = [t for t, w in weights.items() if w > 0] if _LEAD else weights
+    return (weights, tuple(marks), numbers, intern(subject[1:]) if subject else "",
+            tuple(sorted(title, key=weights.__getitem__, reverse=True)))
+
+
 class _Ex:
     """One exemplar, ready to compare: weighted terms, their total, and its marks."""
 
@@ -223,49 +254,16 @@ class _Ex:
                  "weights")
 
     def __init__(self, exemplar: Exemplar) -> None:
+        # The walk in C when built (see watchers/stories/_cstories.c), which leaves what it
+        # does not mirror to Python (None).
         got = _cprepare(exemplar, _NUMBER_W) if _cprepare is not None and not _LEAD else None
-        if got is not None:
-            # The same walk in C (see watchers/stories/_cstories.c).
-            self.subject, self.order = got[3], got[4]
-            self._finish(got[0], got[1], got[2])
-            return
-        weights: dict[str, float] = {}
-        marks: list[str] = []
-        numbers: list[str] = []
-        subject = ""
-        for t, w in exemplar:
-            if w > 0:
-                # One string per distinct term across all live stories (signatures loaded from
-                # the store spell each anew): less memory, and lookups compare by identity.
-                t = intern(t)
-                weights[t] = w
-                if w >= _NUMBER_W and t[0].isdigit():
-                    numbers.append(t)
-            elif not w:
-                if t[0] == SUBJECT_MARK:
-                    subject = t
-                else:
-                    marks.append(t)
-            elif _LEAD:
-                weights[intern(t)] = -w
-        self.subject = intern(subject[1:]) if subject else ""
-        # Title terms, heaviest first: what the other side must name to tell the same event.
-        # (A stable sort on descending weight keeps ties in title order, as sorting on the
-        # negated weight did.)
-        title = [t for t, w in weights.items() if w > 0] if _LEAD else weights
-        self.order = tuple(sorted(title, key=weights.__getitem__, reverse=True))
-        self._finish(weights, tuple(marks), numbers)
-
-    def _finish(self, weights: dict[str, float], marks: tuple[str, ...], numbers: list[str]
-                ) -> None:
+        weights, marks, numbers, self.subject, self.order = got or _walk(exemplar)
         sets = _MARKSETS.get(marks)
-        if sets is None:
-            sets = _marksets(marks)
-        self.events, self.actors, self.countries = sets
+        self.events, self.actors, self.countries = sets if sets is not None else _marksets(marks)
         self.weights = weights
         self.size = len(weights)
         self.total = sum(weights.values()) or 1.0
-        self.numbers = _shared(numbers)
+        self.numbers = _shared(numbers) if numbers else _EMPTY
 
     @property
     def title(self) -> frozenset[str]:
@@ -497,10 +495,12 @@ class StoryIndex:
         :meth:`story_signature` would say next), read under the same lock."""
         if when.tzinfo is None:
             raise ValueError("'when' must be timezone-aware")
-        at = _us(when)
+        at = (when - _EPOCH) // _ONE_US  # _us(when), inline: once an article
+        exemplars = sig.exemplars
         with self._lock:
             self._advance(at)
-            mine = [_Ex(ex) for ex in sig.exemplars]
+            # An article's signature has one exemplar (a story's several).
+            mine = [_Ex(exemplars[0])] if len(exemplars) == 1 else [_Ex(ex) for ex in exemplars]
             best = self._best(mine[0], at) if mine else None
             if best is None:
                 sid = _story_id(article_id, at)
@@ -618,8 +618,9 @@ class StoryIndex:
              outlets: Sequence[str], size: int, ready: list[_Ex] | None = None) -> None:
         exs = ready if ready is not None else [_Ex(ex) for ex in sig.exemplars]
         num = next(self._numbers)
-        st = _Story(sid, sig, exs, first, last, {o for o in outlets if o}, size,
-                    exs[0].weights if exs else {}, num)
+        named = set(outlets)
+        named.discard("")
+        st = _Story(sid, sig, exs, first, last, named, size, exs[0].weights if exs else {}, num)
         untrack(st, sig, st.outlets, exs, *exs)
         self._stories[sid] = st
         self._numbered[num] = st

@@ -306,6 +306,8 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
             conn.executemany(_INSERT_OUTBOX, plain)
             plain = []
         outlets = stories.join(article.title, rec.story)
+        if not rec.alerts and rec.story.id not in stories.waiting:
+            continue  # no row of its own, and no alert of its story waits for its outlet
         rows = story_rows(conn, article, rec, outlets, rules, when, _nonce, stories)
         if rows:
             conn.executemany(_INSERT_OUTBOX, rows)

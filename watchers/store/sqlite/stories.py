@@ -106,13 +106,7 @@ def write_stories(conn: sqlite3.Connection, batch: StoryBatch,
     stored form (:func:`iso`) of times the batch has already spelt, such as its articles'
     dates, which are their stories' first and last seen (spelling one costs ~10,000
     instructions)."""
-    known = stamps or {}
-    rows = []
-    for sid, title, first, last, sig, n, outlets in batch.rows():
-        seen = known.get(first) or iso(first)
-        till = seen if last == first else (known.get(last) or iso(last))
-        rows.append((sid, title, seen, till, sig, n, outlets))
-    conn.executemany(_UPSERT_STORY, rows)
+    conn.executemany(_UPSERT_STORY, batch.rows(stamps or {}, iso))
 
 
 def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord, outlets: int,
