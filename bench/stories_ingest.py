@@ -160,7 +160,7 @@ async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, 
 AREAS: dict[str, tuple[tuple[str, str], ...]] = {
     "matching (RuleSet.match_report)": (("watchers/rules/", "match_report"),),
     "story signature (signature_from)": (("watchers/stories/features.py", "signature_from"),),
-    "clustering (StoryIndex.assign)": (("watchers/stories/index.py", "assign"),),
+    "clustering (StoryIndex.place)": (("watchers/stories/index.py", "place"),),
     "signature dumps (Signature.dump)": (("watchers/stories/features.py", "dump"),),
     "store: record_many (whole)": (("watchers/store/sqlite/articles.py", "record_many"),),
     "store: outbox + story writes (DB thread)": (

@@ -12,7 +12,8 @@ import tomllib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -454,13 +455,76 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _models_at(loc: tuple[int | str, ...]) -> list[type[BaseModel]]:
+    """The config models a key path (pydantic's ``loc``) leads to from :class:`Config`: list
+    items, dict values, unions and their tags followed (several where a union is not yet told
+    apart)."""
+    kinds: list[Any] = [Config]
+    for part in loc:
+        nxt: list[Any] = []
+        for kind in _unwrapped(kinds):
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                field = kind.model_fields.get(str(part))
+                if field is not None:
+                    nxt.append(field.annotation)
+            elif get_origin(kind) in (list, tuple) and isinstance(part, int):
+                nxt.extend(get_args(kind)[:1])
+            elif get_origin(kind) is dict and isinstance(part, str):
+                nxt.extend(get_args(kind)[1:2])
+        if not nxt:  # a union's tag ("feed", "route-table"): the same place, told apart
+            models = [k for k in _unwrapped(kinds) if isinstance(k, type)
+                      and issubclass(k, BaseModel)]
+            tagged = [k for k in models if _type_tag(k) == part]
+            nxt = tagged or models
+        kinds = nxt
+    return [k for k in _unwrapped(kinds) if isinstance(k, type) and issubclass(k, BaseModel)]
+
+
+def _unwrapped(kinds: list[Any]) -> list[Any]:
+    """Annotations with Annotated, unions and Optional taken apart."""
+    out: list[Any] = []
+    todo = list(kinds)
+    while todo:
+        kind = todo.pop(0)
+        origin = get_origin(kind)
+        if origin is Annotated:
+            todo.insert(0, get_args(kind)[0])
+        elif origin in (Union, UnionType):
+            todo[:0] = list(get_args(kind))
+        elif kind is not type(None):
+            out.append(kind)
+    return out
+
+
+def _type_tag(model: type[BaseModel]) -> object:
+    field = model.model_fields.get("type")
+    return field.default if field is not None else None
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    """"unknown key", with the nearest key the place takes (a misspelling) or the keys it
+    takes."""
+    import difflib  # local: only a config with a wrong key needs it
+
+    known = sorted({name for model in _models_at(loc[:-1]) for name in model.model_fields
+                    if name != "base_dir"})
+    if not known:
+        return "unknown key"
+    near = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
+    if near:
+        return f"unknown key (did you mean {near[0]!r}?)"
+    if len(known) <= 12:
+        return f"unknown key (expected one of: {', '.join(known)})"
+    return "unknown key"
+
+
 def pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
     """Pydantic's errors as config issues with key paths and plain messages."""
     issues = []
     for e in err.errors():
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = _unknown_key(tuple(e["loc"]))
         elif e["type"] == "union_tag_invalid":
             msg = f"unknown source type {e['input']!r}; expected 'folder' or 'feed'"
         elif e["type"] == "union_tag_not_found":

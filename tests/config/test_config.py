@@ -118,3 +118,24 @@ def test_env_webhook_channel_is_accepted() -> None:
     cfg = parse_config({"channels": {"alerts": "env:HOOK", "main": 42},
                         "rules": [{"name": "troops", "query": "troops"}]})
     assert cfg.channels == {"alerts": "env:HOOK", "main": 42}
+
+
+@pytest.mark.parametrize(("toml", "says"), [
+    ('[storage]\npaht = "x.db"\n', "storage.paht: unknown key (did you mean 'path'?)"),
+    ('[storage]\ndatabase = "x.db"\n',
+     "storage.database: unknown key (expected one of: path, url)"),
+    ('[[sources]]\nname = "a"\ntype = "feed"\nurll = "https://ex.org/"\n',
+     "sources[0].urll: unknown key (did you mean 'url'?)"),
+    ('[[sources]]\nname = "a"\ntype = "folder"\npth = "in"\n',
+     "sources[0].pth: unknown key (did you mean 'path'?)"),
+    ('[channels.alerts]\ntarget = "123"\nstorys = "edit"\n',
+     "channels.alerts.storys: unknown key (did you mean 'stories'?)"),
+    ('[[rules]]\nname = "a"\nquery = "x"\nchanel = "b"\n',
+     "rules[0].chanel: unknown key (did you mean 'channel'?)"),
+    ('[stories]\nwindw = "48h"\n', "stories.windw: unknown key (did you mean 'window'?)"),
+    ("colour = 1\n", "colour: unknown key (expected one of: aliases, channels, discord, fetch, "
+                     "rules, sources, storage, stories, surge, threshold)"),
+])
+def test_an_unknown_key_names_the_nearest_key_or_the_keys_its_place_takes(
+        toml: str, says: str, tmp_path: Path) -> None:
+    assert says in issues(toml, tmp_path)

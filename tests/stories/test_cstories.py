@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -112,8 +113,8 @@ def test_wrong_arguments_are_refused_naming_the_function_and_argument() -> None:
         c.exemplar_text((), ft._pair_text, {}, 2**70)
     with pytest.raises(TypeError, match=r"terms\(\) takes exactly 16 arguments \(0 given\)"):
         c.terms()
-    good = [[], [], None, None, [], [], 0, -1, {}, ft._word_of, ft._MONTHS, ft._SPEAKS, {},
-            ft._ZERO, ft._YEAR, ft._NUMBER]
+    good: list[Any] = [[], [], None, None, [], [], 0, -1, {}, ft._word_of, ft._MONTHS,
+                       ft._SPEAKS, {}, ft._ZERO, ft._YEAR, ft._NUMBER]
     assert c.terms(*good) is None
     for i, wrong in ((0, ()), (8, []), (10, set()), (12, []), (6, "0")):
         args = list(good)
