@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections.abc import Iterator
@@ -123,3 +124,28 @@ def test_wrong_arguments_are_refused_naming_the_function_and_argument() -> None:
             c.terms(*args)
     assert c.prepare((("abc", 2.0), ("#x", 0.0)), 3.5) == ({"abc": 2.0}, ("#x",), [], "",
                                                            ("abc",))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.lists(st.sampled_from("abcdefgh"), max_size=6),
+                          st.booleans()), max_size=30))
+def test_postings_lists_grow_and_move_as_in_python(
+        ops: list[tuple[int, list[str], bool]]) -> None:
+    """A story's number last in each of its terms' lists, moved there when already in one:
+    the same lists in the same order as the Python code, and none of them tracked."""
+    made: dict[str, dict[int, None]] = {}
+    spec: dict[str, dict[int, None]] = {}
+    for num, terms, move in ops:
+        weights = dict.fromkeys(terms, 1.0)
+        ix._post(made, num, weights, move)
+        ix._post_py(spec, num, weights, move)
+    assert {t: list(ids) for t, ids in made.items()} == {t: list(ids) for t, ids in spec.items()}
+    assert not any(gc.is_tracked(ids) for ids in made.values())
+
+
+def test_postings_refuse_what_is_not_a_dict() -> None:
+    assert ix._post is not ix._post_py
+    with pytest.raises(TypeError, match=r"post\(\) argument 1 must be dict"):
+        ix._post([], 1, {}, False)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a postings list must be a dict, not list"):
+        ix._post({"a": []}, 1, {"a": 1.0}, False)  # type: ignore[dict-item]

@@ -582,6 +582,56 @@ done:
     return out;
 }
 
+/* index._post: story number ``num`` last in the postings list of each key of ``terms`` (a dict),
+ * the list made when the term has none; with ``move``, taken out of the list first when it is in
+ * it. A list is a dict of numbers to None (never tracked by the cyclic collector). */
+static PyObject *
+post(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *const fname = "post";
+    if (!arg_count(fname, nargs, 4) || !arg_of(fname, args, 0, &PyDict_Type)
+            || !arg_of(fname, args, 2, &PyDict_Type))
+        return NULL;
+    PyObject *postings = args[0], *num = args[1], *terms = args[2];
+    int move = PyObject_IsTrue(args[3]);
+    if (move < 0)
+        return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *term, *value;
+    while (PyDict_Next(terms, &pos, &term, &value)) {
+        PyObject *ids = PyDict_GetItemWithError(postings, term);  /* borrowed */
+        if (ids == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            PyObject *made = PyDict_New();
+            if (made == NULL)
+                return NULL;
+            int bad = PyDict_SetItem(made, num, Py_None) < 0
+                      || PyDict_SetItem(postings, term, made) < 0;
+            Py_DECREF(made);
+            if (bad)
+                return NULL;
+            continue;
+        }
+        if (!PyDict_Check(ids)) {
+            PyErr_Format(PyExc_TypeError, "a postings list must be a dict, not %.50s",
+                         Py_TYPE(ids)->tp_name);
+            return NULL;
+        }
+        Py_INCREF(ids);
+        int bad = 0;
+        if (move) {
+            int has = PyDict_Contains(ids, num);
+            bad = has < 0 || (has && PyDict_DelItem(ids, num) < 0);
+        }
+        bad = bad || PyDict_SetItem(ids, num, Py_None) < 0;
+        Py_DECREF(ids);
+        if (bad)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The story decision: index.StoryIndex._best and index._logit.
  *
@@ -1506,6 +1556,8 @@ scorer_init(void)
 static PyMethodDef methods[] = {
     {"prepare", (PyCFunction)(void (*)(void))prepare, METH_FASTCALL,
      "index._Ex's walk over an exemplar."},
+    {"post", (PyCFunction)(void (*)(void))post, METH_FASTCALL,
+     "index._post: a story's number last in its terms' postings lists."},
     {"terms", (PyCFunction)(void (*)(void))terms, METH_FASTCALL,
      "features._terms over a FieldText's token lists."},
     {"exemplar_text", (PyCFunction)(void (*)(void))exemplar_text, METH_FASTCALL,

@@ -247,6 +247,24 @@ def _walk(exemplar: Exemplar
             tuple(sorted(title, key=weights.__getitem__, reverse=True)))
 
 
+def _post_py(postings: dict[str, dict[int, None]], num: int, terms: dict[str, float],
+             move: bool) -> None:
+    """Story ``num`` last in the postings list of each term (``move``: taken out first where
+    it is in it already). The C twin, ``_cstories.post``, does the same."""
+    for t in terms:
+        ids = postings.get(t)
+        if ids is None:
+            postings[t] = {num: None}
+        else:
+            if move:
+                ids.pop(num, None)
+            ids[num] = None
+
+
+_post: Callable[[dict[str, dict[int, None]], int, dict[str, float], bool], None] = getattr(
+    _CSTORIES, "post", _post_py)
+
+
 class _Ex:
     """One exemplar, ready to compare: weighted terms, their total, and its marks."""
 
@@ -625,14 +643,8 @@ class StoryIndex:
         self._stories[sid] = st
         self._numbered[num] = st
         postings = self._postings
-        get = postings.get
         for ex in exs:
-            for t in ex.weights:
-                ids = get(t)
-                if ids is None:
-                    postings[t] = {num: None}
-                else:
-                    ids[num] = None
+            _post(postings, num, ex.weights, False)
         heapq.heappush(self._expiry, (last, sid))
 
     def _join(self, st: _Story, sig: Signature, when: int, outlet: str,
@@ -672,16 +684,9 @@ class StoryIndex:
                         self._unpost(t, st)
         num = st.num
         for ex, e in zip(new, st.exemplars, strict=True):
-            if id(ex) in was:
-                continue
-            for t in e.weights:
+            if id(ex) not in was:
                 # Moved to the end: lookups scan the most recently active stories first.
-                ids = postings.get(t)
-                if ids is None:
-                    postings[t] = {num: None}
-                else:
-                    ids.pop(num, None)
-                    ids[num] = None
+                _post(postings, num, e.weights, True)
 
     def _unpost(self, term: str, st: _Story) -> None:
         ids = self._postings.get(term)

@@ -1,0 +1,146 @@
+"""What story grouping adds to ingest, in instructions (callgrind), which a busy machine does
+not move: the figure the clock bench (`bench/stories_ingest.py`) cannot give reliably here.
+
+For each number of live stories and each mode (without and with stories), two processes run
+under callgrind. Both ingest the same 3,000 corpus articles once to warm the caches, then open
+a fresh copy of a store holding the live stories and restore them into the live index; one of
+them then ingests the articles again, through the service, with 100 realistic rules. The
+difference of the two processes' instruction counts is that ingest alone (store opening,
+restoring and start-up cancel out), divided by the articles. `PYTHONHASHSEED=0` and one
+OpenBLAS thread (its idle threads otherwise add a random 20,000-90,000 instructions an
+article).
+
+    .venv/bin/python bench/stories_callgrind.py [--live 0,1000] [--jobs 2]
+
+Needs valgrind. 100,000 live stories work too but take about an hour under callgrind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ARTICLES = 3000
+# The articles' time, and the live stories' (fill_stories reads the clock): fixed, so that
+# every process does the same work.
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def child(live: int, stories: bool, measured: bool) -> None:
+    import stories_ingest as si
+    from ingest import Once, folder_config, load_records, pick
+    from realistic_rules import corpus_vocabulary, realistic_rules
+
+    from watchers.config import RuleConfig
+    from watchers.models import Article
+    from watchers.rules.lookup import index_terms
+    from watchers.service import WatchService
+    from watchers.sources import SourceContext
+    from watchers.store import SqliteStore
+
+    records = load_records()
+    random.Random(5).shuffle(records)
+    chosen = pick(records[:ARTICLES], ARTICLES)
+    articles = [Article(source=si.OUTLETS[i % len(si.OUTLETS)], guid=f"a{i}", title=r["title"],
+                        text=r["text"], url=r["url"] or None,
+                        published=NOW - timedelta(seconds=ARTICLES - i))
+                for i, r in enumerate(chosen)]
+    words, phrases = corpus_vocabulary(articles)
+    rules = [RuleConfig(name=r.name, query=r.query)
+             for r in realistic_rules(100, words, phrases)]
+    titles = [r["title"] for r in records[ARTICLES:]]
+
+    class Fixed(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> Fixed:
+            return NOW  # type: ignore[return-value]
+
+    vars(si)["datetime"] = Fixed  # fill_stories dates its stories by the clock
+
+    async def one(db: Path, ingest: bool) -> None:
+        store = await SqliteStore.open(db, terms_of=index_terms)
+        executor = ThreadPoolExecutor(max_workers=1)
+        service = WatchService(store=store, context=SourceContext(fetcher=None, resolve=Path),
+                               rules=rules, executor=executor,
+                               stories_mode=(lambda route: "edit") if stories else None)
+        await service.add_source(folder_config(db.parent / "inbox"), Once(articles))
+        try:
+            await service.story_index()
+            if ingest:
+                (report,) = await service.run_once()
+                if report.error:
+                    raise SystemExit(f"ingest failed: {report.error}")
+        finally:
+            await service.aclose()
+            await store.aclose()
+            executor.shutdown()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        base.mkdir()
+        asyncio.run(si.fill_stories(base / "nw.db", titles, live))
+        for k, ingest in enumerate((True, measured)):
+            run = Path(tmp) / f"run{k}"
+            (run / "inbox").mkdir(parents=True)
+            for f in base.iterdir():
+                shutil.copy(f, run / f.name)
+            asyncio.run(one(run / "nw.db", ingest))
+
+
+def count(live: int, stories: bool, measured: bool) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+           __file__, "--child", f"{live},{int(stories)},{int(measured)}"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    got = re.search(r"Collected : ([\d,]+)", done.stderr)
+    if done.returncode != 0 or got is None:
+        raise SystemExit(f"callgrind run failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+    return int(got.group(1).replace(",", ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--live", default="0,1000")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        live, stories, measured = (int(x) for x in args.child.split(","))
+        child(live, bool(stories), bool(measured))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("stories_callgrind: valgrind is not installed (apt install valgrind)",
+              file=sys.stderr)
+        return 2
+    lives = [int(x) for x in args.live.split(",")]
+    runs = [(live, stories, measured) for live in lives for stories in (False, True)
+            for measured in (False, True)]
+    print(f"== story grouping in ingest, callgrind: {ARTICLES} corpus articles, 100 rules, "
+          f"{len(runs)} processes", flush=True)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        counts = dict(zip(runs, pool.map(lambda r: count(*r), runs), strict=True))
+    for live in lives:
+        per = {stories: (counts[live, stories, True] - counts[live, stories, False]) / ARTICLES
+               for stories in (False, True)}
+        print(f"   {live:>7,} live stories: without {per[False]:>10,.0f}  with "
+              f"{per[True]:>10,.0f} instructions/article  +{per[True] / per[False] - 1:.1%}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
