@@ -42,15 +42,11 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 def child(live: int, stories: bool, measured: bool) -> None:
     import stories_ingest as si
-    from ingest import Once, folder_config, load_records, pick
+    from ingest import load_records, pick
     from realistic_rules import corpus_vocabulary, realistic_rules
 
     from watchers.config import RuleConfig
     from watchers.models import Article
-    from watchers.rules.lookup import index_terms
-    from watchers.service import WatchService
-    from watchers.sources import SourceContext
-    from watchers.store import SqliteStore
 
     records = load_records()
     random.Random(5).shuffle(records)
@@ -72,22 +68,12 @@ def child(live: int, stories: bool, measured: bool) -> None:
     vars(si)["datetime"] = Fixed  # fill_stories dates its stories by the clock
 
     async def one(db: Path, ingest: bool) -> None:
-        store = await SqliteStore.open(db, terms_of=index_terms)
-        executor = ThreadPoolExecutor(max_workers=1)
-        service = WatchService(store=store, context=SourceContext(fetcher=None, resolve=Path),
-                               rules=rules, executor=executor,
-                               stories_mode=(lambda route: "edit") if stories else None)
-        await service.add_source(folder_config(db.parent / "inbox"), Once(articles))
-        try:
+        async with si.serving(db, rules, articles, stories=stories) as (service, _):
             await service.story_index()
             if ingest:
                 (report,) = await service.run_once()
                 if report.error:
                     raise SystemExit(f"ingest failed: {report.error}")
-        finally:
-            await service.aclose()
-            await store.aclose()
-            executor.shutdown()
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"

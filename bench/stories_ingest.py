@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import io
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,13 +121,11 @@ class ThreadProfiles:
         return stats, len(self.profiles)
 
 
-async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, stories: bool
-                 , profiles: ThreadProfiles | None = None) -> tuple[float, float, float, int]:
-    """Articles/s through the service into the store; CPU µs per article; the seconds the live
-    index took to restore (before the clock starts); the stories stored. With ``profiles``,
-    the service's ingest runs under them (the restore does not)."""
-    if profiles is not None:  # before the database's thread starts
-        profiles.start()
+@contextlib.asynccontextmanager
+async def serving(db: Path, rules: list[RuleConfig], articles: list[Article], *, stories: bool
+                  ) -> AsyncIterator[tuple[WatchService, SqliteStore]]:
+    """The service over the store at ``db`` with ``rules`` and one folder source that yields
+    ``articles`` once, grouping stories or not; closed after."""
     store = await SqliteStore.open(db, terms_of=index_terms)
     executor = ThreadPoolExecutor(max_workers=1)
     service = WatchService(store=store, context=SourceContext(fetcher=None, resolve=Path),
@@ -133,6 +133,21 @@ async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, 
                            stories_mode=(lambda route: "edit") if stories else None)
     await service.add_source(folder_config(db.parent / "inbox"), Once(articles))
     try:
+        yield service, store
+    finally:
+        await service.aclose()
+        await store.aclose()
+        executor.shutdown()
+
+
+async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, stories: bool
+                 , profiles: ThreadProfiles | None = None) -> tuple[float, float, float, int]:
+    """Articles/s through the service into the store; CPU µs per article; the seconds the live
+    index took to restore (before the clock starts); the stories stored. With ``profiles``,
+    the service's ingest runs under them (the restore does not)."""
+    if profiles is not None:  # before the database's thread starts
+        profiles.start()
+    async with serving(db, rules, articles, stories=stories) as (service, store):
         t0 = time.perf_counter()
         await service.story_index()
         restored = time.perf_counter() - t0
@@ -148,10 +163,6 @@ async def ingest(db: Path, rules: list[RuleConfig], articles: list[Article], *, 
         if report.error:
             raise SystemExit(f"ingest failed: {report.error}")
         made = await store.count_stories()
-    finally:
-        await service.aclose()
-        await store.aclose()
-        executor.shutdown()
     return report.new / elapsed, cpu / max(1, report.new) * 1e6, restored, made
 
 
