@@ -218,15 +218,14 @@ class StoryBatch:
         (a backend's stored form), looked up in ``stamps`` first (the times the batch has
         spelt already: its articles' dates are their stories' first and last seen)."""
         dump = _OUTLETS_JSON.encode
-        if spell is None:
-            return [(sid, title, first, last, sig, n, dump(outlets))
-                    for sid, (title, first, last, sig, n, outlets) in self._rows.items()]
         known = stamps or {}
         out = []
         for sid, (title, first, last, sig, n, outlets) in self._rows.items():
-            seen = known.get(first) or spell(first)
-            till = seen if last == first else (known.get(last) or spell(last))
-            out.append((sid, title, seen, till, sig, n, dump(outlets)))
+            if spell is not None:
+                same = last == first
+                first = known.get(first) or spell(first)
+                last = first if same else (known.get(last) or spell(last))
+            out.append((sid, title, first, last, sig, n, dump(outlets)))
         return out
 
 
