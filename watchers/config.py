@@ -439,6 +439,9 @@ class Config(_Strict):
         return p if p.is_absolute() else (self.base_dir / p)
 
 
+_KEY_SHOWN = 60  # characters of a key that an error shows
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     prev: int | str | None = None
@@ -451,7 +454,10 @@ def _loc(loc: tuple[int | str, ...]) -> str:
                 part in ("int", "str") and prev == "route-ref"):
             continue  # the form of a [channels] entry (see RouteEntry)
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part)
+            if len(name) > _KEY_SHOWN:  # a key of any length, shown in a line of an error
+                name = name[: _KEY_SHOWN - 1] + "…"
+            out += f".{name}" if out else name
     return out
 
 

@@ -139,3 +139,12 @@ def test_env_webhook_channel_is_accepted() -> None:
 def test_an_unknown_key_names_the_nearest_key_or_the_keys_its_place_takes(
         toml: str, says: str, tmp_path: Path) -> None:
     assert says in issues(toml, tmp_path)
+
+
+def test_a_key_a_thousand_times_too_long_is_shown_cut_in_its_error(tmp_path: Path) -> None:
+    """A 200,000-character key is one short line of the error, not the whole key; every other
+    key of the file is still reported."""
+    found = issues("[storage]\np" + "a" * 200_000 + " = 1\ncolour = 2\n", tmp_path)
+    long = [line for line in found if line.startswith("storage.paaa")]
+    assert len(long) == 1 and len(long[0]) < 200 and "…: unknown key" in long[0]
+    assert "storage.colour: unknown key (expected one of: path, url)" in found
