@@ -4,7 +4,8 @@ The generated set in ``match_bench.py`` avoids common words and so rarely fires;
 name things the news is full of. Here every term is a word ranked 200 to 6,000 by frequency in
 the full-text articles themselves (the first 200 are function words: "the", "said", "would"),
 phrases are word pairs that occur in the corpus, and the mix is the bench's: about 60% words and
-phrases, 25% boolean, 10% fuzzy, 5% regex. At 1,000 rules about 1-2% fire per BBC article.
+phrases, 25% boolean, 10% fuzzy, 5% regex. At 1,000 rules about 3% fire per ~5 KB article of the
+bench (28 on a BBC article, 45 on a scraped page; 287 of 10,000).
 """
 
 from __future__ import annotations
