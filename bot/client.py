@@ -60,6 +60,10 @@ class NewsBot(commands.Bot):
                  **options: object) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
+        # No reply pings anyone unless it says so: an alert names the roles and users its rules
+        # ping, and nothing else the bot sends (a command's answer echoing a query, a name)
+        # may turn text into a ping.
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, tree_cls=NewswatchTree,
                          **options)  # type: ignore[arg-type]

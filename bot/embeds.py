@@ -49,6 +49,7 @@ __all__ = [
     "alert_message",
     "alert_template",
     "article_embed",
+    "code_text",
     "delivery_embed",
     "digest_groups",
     "digest_line",
@@ -56,6 +57,7 @@ __all__ = [
     "digest_title",
     "escalation_line",
     "escape",
+    "fit_embed",
     "group_results",
     "masked_link",
     "rule_test_embed",
@@ -104,7 +106,7 @@ def escape(text: str) -> str:
     return _MARKUP.sub(r"\\\1", _WS.sub(" ", text).strip())
 
 
-def _code(text: str) -> str:
+def code_text(text: str) -> str:
     """Text for inline code: a backtick would end the span, so it becomes a look-alike."""
     return text.replace("`", "ˋ")
 
@@ -176,11 +178,50 @@ def _when(dt: datetime | None, style: str = "R", missing: str = "never") -> str:
     return f"<t:{int(dt.timestamp())}:{style}>" if dt else missing
 
 
-def _fit(embed: discord.Embed) -> discord.Embed:
-    """Shrink the description until the whole embed is inside the 6000-character total."""
-    over = len(embed) - LIMITS["total"]
-    if over > 0 and embed.description:
-        embed.description = truncate(embed.description, max(1, len(embed.description) - over))
+# What fit_embed leaves of a part before it cuts the next one.
+_FIT_DESCRIPTION = 1024
+_FIT_FOOTER = 256
+_FIT_FIELD = 100
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """Shrink ``embed`` until the whole of it is inside Discord's 6,000-character total, which
+    Discord otherwise refuses (the user would see an error instead of the answer).
+
+    In turn, each only as far as needed: the description down to 1,024 characters, the footer
+    down to 256, the longest field values down to 100 each, then fields from the last, then the
+    description and the footer to nothing. Titles, author and field names are bounded by their
+    own limits already."""
+    total = LIMITS["total"]
+
+    def over() -> int:
+        return len(embed) - total
+
+    def cut_description(floor: int) -> None:
+        text = embed.description
+        if over() > 0 and text and len(text) > floor:
+            embed.description = truncate(text, max(floor, len(text) - over())) if floor else None
+
+    def cut_footer(floor: int) -> None:
+        text = embed.footer.text
+        if over() > 0 and text and len(text) > floor:
+            embed.set_footer(text=truncate(text, max(floor, len(text) - over())) if floor
+                             else None, icon_url=embed.footer.icon_url)
+
+    cut_description(_FIT_DESCRIPTION)
+    cut_footer(_FIT_FOOTER)
+    while over() > 0 and embed.fields:
+        at = max(range(len(embed.fields)), key=lambda i: len(embed.fields[i].value or ""))
+        field = embed.fields[at]
+        value = field.value or ""
+        if len(value) <= _FIT_FIELD:
+            break
+        embed.set_field_at(at, name=field.name, inline=bool(field.inline),
+                           value=truncate(value, max(_FIT_FIELD, len(value) - over())))
+    while over() > 0 and embed.fields:
+        embed.remove_field(len(embed.fields) - 1)
+    cut_description(0)
+    cut_footer(0)
     return embed
 
 
@@ -304,7 +345,7 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
                                  names=placeholders_in(chosen[0]))
         text = _render_template(chosen[0], values, budget)
         embed.description = (lead + text).strip() or None
-        return {"content": content, "embed": _fit(embed), "allowed_mentions": allowed}
+        return {"content": content, "embed": fit_embed(embed), "allowed_mentions": allowed}
     description = render_runs(snippet_runs(art.text, highlights, width=600), 1500)
     if banner:
         description = f"**{banner}**" + (f"\n{description}" if description else "")
@@ -317,7 +358,7 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
     if story:
         embed.add_field(name="Story", value=truncate("\n".join(story), LIMITS["field_value"]),
                         inline=False)
-    return {"content": content, "embed": _fit(embed), "allowed_mentions": allowed}
+    return {"content": content, "embed": fit_embed(embed), "allowed_mentions": allowed}
 
 
 # Discord takes at most 100 ids in each list of allowed_mentions.
@@ -441,7 +482,7 @@ def template_values(alert: Alert, *, latest: Article | None = None, changed: boo
         "headline": headline,
         "source": lambda: truncate(escape(art.source or "unknown source"), 100),
         "published": lambda: _when(art.published, "f", "unknown"),
-        "rules": lambda: ", ".join(f"`{_code(r.name)}`" for r in alert.rules),
+        "rules": lambda: ", ".join(f"`{code_text(r.name)}`" for r in alert.rules),
         "why": lambda: truncate(_hits_text(alert.matches), LIMITS["field_value"]),
         "snippet": snippet,
         "outlets": outlets,
@@ -554,12 +595,12 @@ def article_embed(article: Article, matches: Sequence[Match], *, excerpt: int = 
                  f" · last {_when(story.last_seen, 'f')}"]
         if story.updated_at is not None:
             lines.append(f"changed in place {_when(story.updated_at)}")
-        lines.append(f"`/story {_code(story.id)}` lists them")
+        lines.append(f"`/story {code_text(story.id)}` lists them")
         embed.add_field(name="Story", value=truncate("\n".join(lines), LIMITS["field_value"]),
                         inline=False)
     footer = f"article {article.id}"
     embed.set_footer(text=f"{footer} · story {story.id}" if shown and story else footer)
-    return _fit(embed)
+    return fit_embed(embed)
 
 
 @dataclass(frozen=True)
@@ -610,7 +651,7 @@ def _story_suffix(line: ResultLine) -> str:
         parts.append(f"{story.articles} articles")
     if line.matched > 1:
         parts.append(f"{line.matched} here")
-    parts.append(f"story `{_code(story.id)}`")
+    parts.append(f"story `{code_text(story.id)}`")
     return " · " + " · ".join(parts)
 
 
@@ -632,14 +673,14 @@ def results_embed(title: str, rows: Sequence[ResultLine | tuple[Article, Match |
         if m is not None:
             snippet = render_runs(snippet_runs(art.text, m.highlights, width=160), 220)
             why = f"\n> {snippet}" if snippet else ""
-        out.append(f"{head} · {escape(art.source)} · {when} · `{_code(art.id)}`"
+        out.append(f"{head} · {escape(art.source)} · {when} · `{code_text(art.id)}`"
                    f"{_story_suffix(line)}{why}")
     embed.description = truncate("\n".join(out) or "No results.", LIMITS["description"])
     footer = f"page {page + 1}/{max(pages, 1)} · {total} result(s)"
     if lines is not None and lines < total:
         footer += f" in {_plural(lines, 'line')}"
     embed.set_footer(text=f"{footer} · {note}" if note else footer)
-    return _fit(embed)
+    return fit_embed(embed)
 
 
 def story_embed(detail: StoryDetail) -> discord.Embed:
@@ -672,7 +713,7 @@ def story_embed(detail: StoryDetail) -> discord.Embed:
     if more > 0:
         out.append(f"… and {more} more")
     embed.description = "\n".join(out) or "No stored articles."
-    return _fit(embed)
+    return fit_embed(embed)
 
 
 def stats_embed(s: Stats) -> discord.Embed:
@@ -694,7 +735,7 @@ def stats_embed(s: Stats) -> discord.Embed:
     for route, reason in list(s.paused_routes.items())[:3]:
         embed.add_field(name=f"route {route} paused",
                         value=truncate(reason, LIMITS["field_value"]), inline=False)
-    return _fit(embed)
+    return fit_embed(embed)
 
 
 def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
@@ -709,12 +750,12 @@ def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
         share = v.not_relevant_share
         feedback = (f" · {v.alerts_7d} alert(s), {v.acks_7d} acknowledged, "
                     f"{share:.0%} not relevant" if share is not None else "")
-        lines.append(f"**{escape(r.name)}** → `{_code(r.channel)}` · {r.severity} · "
+        lines.append(f"**{escape(r.name)}** → `{code_text(r.channel)}` · {r.severity} · "
                      f"{v.matches_7d} in 7d{feedback}{slow}{muted}\n"
-                     f"`{_code(truncate(r.query, 200))}`")
-    return discord.Embed(title=f"{len(views)} rule(s)", colour=SEVERITY_COLOURS["info"],
-                         description=truncate("\n".join(lines) or "No rules.",
-                                              LIMITS["description"]))
+                     f"`{code_text(truncate(r.query, 200))}`")
+    return fit_embed(discord.Embed(title=f"{len(views)} rule(s)", colour=SEVERITY_COLOURS["info"],
+                                   description=truncate("\n".join(lines) or "No rules.",
+                                                        LIMITS["description"])))
 
 
 def sources_embed(views: Sequence[SourceView]) -> discord.Embed:
@@ -735,7 +776,7 @@ def sources_embed(views: Sequence[SourceView]) -> discord.Embed:
     if shared:
         embed.set_footer(text=truncate("Shared with every server (the operator's): "
                                        + ", ".join(shared), LIMITS["footer"]))
-    return embed
+    return fit_embed(embed)
 
 
 def rule_test_embed(result: RuleTest) -> discord.Embed:
@@ -744,14 +785,14 @@ def rule_test_embed(result: RuleTest) -> discord.Embed:
     embed = discord.Embed(
         title=truncate(f"{result.count} match(es) in the last {result.window.days} days",
                        LIMITS["title"]),
-        description=f"`{_code(truncate(result.query, 500))}`{cut}",
+        description=f"`{code_text(truncate(result.query, 500))}`{cut}",
         colour=SEVERITY_COLOURS["info"])
     for hit in result.samples:
         snippet = render_runs(snippet_runs(hit.article.text, hit.match.highlights, 200), 300)
         embed.add_field(name=truncate(escape(hit.article.title) or "(untitled)",
                                       LIMITS["field_name"]),
                         value=truncate(snippet or "—", LIMITS["field_value"]), inline=False)
-    return _fit(embed)
+    return fit_embed(embed)
 
 
 def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.Embed:
@@ -782,7 +823,7 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
     schedule = _schedule_text(st)
     if schedule:
         embed.add_field(name="Kept for digests", value=schedule, inline=False)
-    return _fit(embed)
+    return fit_embed(embed)
 
 
 def _schedule_text(st: DeliveryStatus) -> str | None:
@@ -793,7 +834,7 @@ def _schedule_text(st: DeliveryStatus) -> str | None:
         count, due = st.scheduled.get(route, (0, None))
         nxt = min((d for d in (due, st.next_digest.get(route)) if d is not None), default=None)
         when = f"next digest {_when(nxt, 'R')} ({_when(nxt, 't')})" if nxt else "no digest due"
-        lines.append(f"`{_code(truncate(route, 60))}` · {count} kept · {when}")
+        lines.append(f"`{code_text(truncate(route, 60))}` · {count} kept · {when}")
     if not lines:
         return None
     shown: list[str] = []
@@ -814,10 +855,10 @@ def _waiting_text(st: DeliveryStatus) -> str:
     size = 0
     for i, row in enumerate(sorted(st.waiting, key=lambda r: (r.created_at, r.id))):
         story = st.stories.get(row.story_id) if row.story_id else None
-        rules = ", ".join(f"`{_code(r.name)}`" for r in row.rules) or "—"
+        rules = ", ".join(f"`{code_text(r.name)}`" for r in row.rules) or "—"
         headline = truncate(escape(story.headline), 120) if story else "(story not found)"
         have = len(story.outlets) if story else 0
-        line = (f"`{_code(truncate(row.route, 60))}` · {rules} · {headline} · "
+        line = (f"`{code_text(truncate(row.route, 60))}` · {rules} · {headline} · "
                 f"{have}/{row.min_sources} outlets · since {_when(row.created_at)}")
         rest = len(st.waiting) - i
         if lines and size + len(line) + 1 > LIMITS["field_value"] - 20:
@@ -874,7 +915,7 @@ def digest_line(item: DigestItem, group: str = "") -> str:
         parts.append(_when(when, "t"))
     others = [r.name for r in item.rules if r.name != group]
     if others:
-        parts.append("also " + ", ".join(f"`{_code(truncate(n, 60))}`" for n in others[:3])
+        parts.append("also " + ", ".join(f"`{code_text(truncate(n, 60))}`" for n in others[:3])
                      + (f" +{len(others) - 3}" if len(others) > 3 else ""))
     return "• " + " · ".join(parts)
 
@@ -922,7 +963,7 @@ def digest_messages(digest: Digest) -> list[dict[str, Any]]:
     parts: list[list[str]] = []
     current = [intro]
     for name, items in groups:
-        label = f"**`{_code(truncate(name, 80))}`**" if name else "**other rules**"
+        label = f"**`{code_text(truncate(name, 80))}`**" if name else "**other rules**"
         in_part = started = False
         for item in items:
             line = digest_line(item, name)

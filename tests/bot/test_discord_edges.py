@@ -152,3 +152,28 @@ async def test_an_unexpected_error_answers_privately_with_a_logged_reference(
     assert record.levelno == logging.ERROR and "/bug" in record.getMessage()
     trace = record.exc_text or logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
     assert "RuntimeError" in trace and "secret-path" in trace
+
+
+async def test_a_reply_echoing_a_query_pings_nobody(running: Running) -> None:
+    """A backtick in a query ends the reply's code span; the mentions after it must stay text.
+    An admin without Mention Everyone could otherwise ping the whole server through /rules."""
+    emu = running.emu
+    role = emu.guild.role("Readers").id
+    query = f"/x`<@&{role}> @everyone <@1200000000000000002>`/"
+    msg = await (await emu.send_interaction("rules add", {"name": "inj", "query": query})
+                 ).final_message()
+    assert "saved" in msg.content
+    assert not msg.pings_everyone()
+    assert msg.pinged_role_ids() == set() and msg.pinged_user_ids() == set()
+    assert "`" not in msg.content.split("saved: ", 1)[1].strip("`")  # one code span, unbroken
+
+
+async def test_adding_a_rule_under_a_name_in_use_says_what_it_replaced(running: Running) -> None:
+    emu = running.emu
+    first = await (await emu.send_interaction(
+        "rules add", {"name": "dup", "query": "troops", "severity": "critical"})).final_message()
+    assert "replaced" not in first.content
+    again = await (await emu.send_interaction("rules add", {"name": "dup", "query": "grizzly"})
+                   ).final_message()
+    assert "saved" in again.content
+    assert "(replaced `troops`" in again.content and "critical" in again.content

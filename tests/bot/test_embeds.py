@@ -4,7 +4,7 @@ never more than one masked link per result whatever the article's URL holds."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 import discord
@@ -16,15 +16,22 @@ from bot.embeds import (
     alert_message,
     article_embed,
     escape,
+    fit_embed,
     link_target,
     masked_link,
     results_embed,
+    rules_embed,
     safe_url,
+    sources_embed,
+    stats_embed,
+    truncate,
 )
 from watchers.config import RuleConfig
 from watchers.delivery import Alert
+from watchers.engine import RuleView, SourceView, Stats
 from watchers.models import Article
 from watchers.rules import match_query
+from watchers.store.base import SourceState
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8000)
 
@@ -172,3 +179,76 @@ def test_links_without_a_usable_url_fall_back_to_bold() -> None:
     assert masked_link("t", "javascript:alert(1)") == "**t**"
     assert masked_link("t", "https://a(b)/x") == "**t**"  # link syntax in the host itself
     assert masked_link("t", "https://[2001:db8::1]/x(1)") == "[t](https://[2001:db8::1]/x%281%29)"
+
+
+# -- the 6,000-character total, whatever the parts hold ----------------------------------------
+
+def _failing(i: int, url_len: int) -> SourceView:
+    url = "https://news.example/rss/search?q=" + "x" * url_len + f"&feed={i}"
+    state = SourceState(f"feed-{i}", failures=3, last_error=f"HTTP 503 from {url}: " + "y" * 400,
+                        last_error_at=datetime(2026, 1, 1, tzinfo=UTC))
+    return SourceView(f"google-news-ukraine-{i:02d}", "feed", url, timedelta(minutes=10),
+                      "store", state, shared=False)
+
+
+def test_stats_of_twenty_failing_sources_fit_the_total() -> None:
+    """Twenty failing sources with long URLs in their errors: each field alone is within its
+    limit, together they were 6,931 characters, which Discord refuses."""
+    stats = Stats(articles=12, alerts={"delivered": 3},
+                  sources=[_failing(i, 250) for i in range(20)],
+                  paused_routes={f"route-{i}": "z" * 900 for i in range(3)})
+    embed = stats_embed(stats)
+    check_limits(embed)
+    names = [f.name for f in embed.fields]
+    assert names[:2] == ["Articles", "Alerts"]
+    assert "google-news-ukraine-00 (feed)" in names  # cut, not emptied
+
+
+def test_a_long_source_list_and_its_footer_fit_the_total() -> None:
+    views = [SourceView(f"operator-feed-{i:03d}", "folder", f"/srv/feeds/{'d' * 60}/{i}",
+                        timedelta(hours=1), "config", SourceState(f"operator-feed-{i:03d}"))
+             for i in range(120)]
+    embed = sources_embed(views)
+    check_limits(embed)
+    assert embed.description and embed.description.startswith("**operator\\-feed\\-000**")
+    assert embed.footer.text and embed.footer.text.startswith("Shared with every server")
+
+
+def test_a_rule_list_fits_the_total() -> None:
+    views = [RuleView(RuleConfig(name=f"rule-{i:03d}", query=f"troops{i} OR " + "q" * 300),
+                      None, i) for i in range(100)]
+    embed = rules_embed(views)
+    embed.set_footer(text=truncate("Global (every server, from the config file): "
+                                   + ", ".join(v.rule.name for v in views), LIMITS["footer"]))
+    check_limits(fit_embed(embed))
+    assert embed.footer.text and embed.footer.text.startswith("Global")
+
+
+def test_an_article_matched_by_many_wordy_rules_fits_the_total() -> None:
+    words = [f"word{i:02d}" for i in range(40)]
+    article = Article(id="a1", source="wire", title="Many words",
+                      text=" ".join(words * 30), url="https://example.org/a")
+    matches = [m for i in range(30) if (m := match_query(
+        " OR ".join(words), article, name=f"rule-{i:02d}")) is not None]
+    assert len(matches) == 30
+    embed = article_embed(article, matches)
+    check_limits(embed)
+    assert embed.footer.text == "article a1"
+    assert [f.name for f in embed.fields][:2] == ["Rule rule-00", "Rule rule-01"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(description=st.text(max_size=4096), footer=st.text(max_size=2048),
+       fields=st.lists(st.tuples(st.text(min_size=1, max_size=256),
+                                 st.text(min_size=1, max_size=1024)), max_size=25))
+def test_fit_embed_keeps_any_embed_inside_the_total(description: str, footer: str,
+                                                    fields: list[tuple[str, str]]) -> None:
+    embed = discord.Embed(title="t" * 256, description=description or None)
+    embed.set_footer(text=footer or None)
+    for name, value in fields:
+        embed.add_field(name=name, value=value)
+    before = len(embed)
+    fitted = fit_embed(embed)
+    assert len(fitted) <= LIMITS["total"]
+    if before <= LIMITS["total"]:
+        assert len(fitted) == before  # nothing cut that fitted

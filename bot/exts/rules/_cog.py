@@ -21,7 +21,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import LIMITS, alert_message, escape, rule_test_embed, rules_embed, truncate
+from bot.embeds import (
+    LIMITS,
+    alert_message,
+    code_text,
+    escape,
+    fit_embed,
+    rule_test_embed,
+    rules_embed,
+    truncate,
+)
 from bot.interactions import Duration, NewswatchCog, RuleName, answer
 from watchers.config import RouteConfig, Severity, format_duration
 from watchers.delivery import Alert, StoryView
@@ -108,7 +117,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         if interaction.guild_id is not None and shared:
             embed.set_footer(text=truncate("Global (every server, from the config file): "
                                            + ", ".join(shared), LIMITS["footer"]))
-        await interaction.response.send_message(embed=embed)
+        await interaction.response.send_message(embed=fit_embed(embed))
 
     @app_commands.command(name="test")
     @app_commands.describe(query="a query in the rule language")
@@ -143,6 +152,8 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                                   else interaction.channel_id or 0)
         engine = self.engine
         user = str(interaction.user.id)
+        before = next((v.rule for v in await engine.rules(guild=guild.id)
+                       if v.rule.name == name and not v.is_global), None)
         key = await engine.add_server_route(guild.id, picked.id, picked.name, created_by=user)
         fields: dict[str, Any] = {"name": name, "query": query, "channel": key,
                                   "severity": severity, "template_style": template_style}
@@ -152,9 +163,13 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         rule = await engine.add_rule(fields, created_by=user, guild=guild.id)
         shape = (f" · {rule.template_style} template (`/rules preview {rule.name}`)"
                  if rule.template is not None or rule.template_style != "embed" else "")
+        # Replacing is what /rules add does to a name in use; the reply says what went.
+        was = (f" (replaced `{code_text(truncate(before.query, 200))}` → "
+               f"`{code_text(engine.route_label(before.channel))}` · {before.severity})"
+               if before is not None else "")
         await interaction.response.send_message(
             f"Rule **{escape(rule.name)}** → <#{picked.id}> saved{shape}: "
-            f"`{truncate(rule.query, 500)}`")
+            f"`{code_text(truncate(rule.query, 500))}`{was}")
 
     @app_commands.command(name="preview")
     @app_commands.describe(name="the rule", article="a stored article's id (default: the newest "
@@ -282,9 +297,9 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
         lines = [f"**#{escape(r.name)}** <#{r.channel_id}> — {_settings_text(r.route)}"
                  for r in sorted(routes.values(), key=lambda r: r.name)]
         await interaction.response.send_message(
-            embed=discord.Embed(title="Alert channels",
-                                description=truncate("\n".join(lines),
-                                                     LIMITS["description"])))
+            embed=fit_embed(discord.Embed(title="Alert channels",
+                                          description=truncate("\n".join(lines),
+                                                               LIMITS["description"]))))
 
     @app_commands.command(name="set")
     @app_commands.describe(
