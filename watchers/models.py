@@ -15,18 +15,20 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "MAX_AHEAD",
     "MAX_MATCH_CHARS",
     "Article",
     "Highlight",
     "Hit",
     "Match",
+    "believed",
     "checked_article",
     "content_fingerprint",
     "derive_id",
@@ -153,6 +155,23 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+# A published date later than this after the article was fetched is not believed: a feed's
+# placeholder (9999-12-31) or a wrong year would otherwise sort first in every lookup for ever
+# and hold a story window open.
+MAX_AHEAD = timedelta(days=1)
+
+
+def believed(published: datetime | None, fetched_at: datetime | None) -> datetime | None:
+    """``published``, or None when it is more than :data:`MAX_AHEAD` after ``fetched_at``."""
+    if published is None or fetched_at is None:
+        return published
+    try:
+        ahead = published - fetched_at
+    except TypeError:  # naive against aware: the validators make both aware first
+        return published
+    return None if ahead > MAX_AHEAD else published
+
+
 def derive_id(source: str, key: str) -> str:
     """An article's id from its source and its identity (guid, else link, else content hash)."""
     return hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()[:16]
@@ -187,6 +206,13 @@ class Article(_Frozen):
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime | None:
         return _utc(value)
+
+    @model_validator(mode="after")
+    def _believable(self) -> Article:
+        published = believed(self.published, self.fetched_at)
+        if published is not self.published:
+            object.__setattr__(self, "published", published)
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -250,9 +276,11 @@ def checked_article(*, source: str, guid: str | None, url: str | None, title: st
         published = _utc(published)
     except OverflowError:
         published = None  # as Article._published_utc
+    fetched_at = _utc(fetched_at)
+    published = believed(published, fetched_at)
     _set_attr(data, "__dict__", {
         "id": id, "source": source, "guid": guid, "url": url, "title": title, "text": text,
-        "published": published, "fetched_at": _utc(fetched_at), "content_hash": content_hash,
+        "published": published, "fetched_at": fetched_at, "content_hash": content_hash,
     })
     _set_attr(data, "__pydantic_fields_set__", set(_ARTICLE_FIELDS))
     _set_attr(data, "__pydantic_extra__", None)

@@ -49,7 +49,7 @@ from watchers import collector
 from watchers.config import RuleConfig, SourceConfig, SurgeConfig
 from watchers.errors import NewswatchError, SourceError, StoreError
 from watchers.importer import join_story
-from watchers.models import Article, Match, matchable
+from watchers.models import MAX_AHEAD, Article, Match, matchable
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
@@ -219,7 +219,8 @@ class WatchService:
                 if self.shared:  # later writes by other workers are read from here on
                     _, clock = await self.store.stories_touched(None)
                     self._stories_synced = clock - STORY_SYNC_SLACK
-                live = await self.store.live_stories(self.story_window)
+                live = await self.store.live_stories(
+                    self.story_window, until=self.clock.now() + MAX_AHEAD)
 
                 index = StoryIndex(self.story_window)
                 loop = asyncio.get_running_loop()

@@ -302,6 +302,10 @@ async def test_a_story_is_written_with_its_articles_and_outlets(one: Store) -> N
     assert set(await one.stories_of([a.id, b.id, c.id])) == {a.id, b.id, c.id}
     assert [s.id for s in await one.live_stories(timedelta(minutes=10))] == ["s1"]
     assert await one.live_stories(T0 + timedelta(minutes=31)) == []
+    # counted back from the newest story not after ``until``; none before it: none at all
+    assert [s.id for s in await one.live_stories(
+        timedelta(minutes=10), until=T0 + timedelta(minutes=30))] == ["s1"]
+    assert await one.live_stories(timedelta(minutes=10), until=T0 - timedelta(days=1)) == []
     assert await one.count_stories() == 1
     assert [(k, s) for k, _, s, _, _ in await outbox(one)] == [
         ("alert", "pending"), ("update", "pending"), ("update", "pending")]

@@ -214,7 +214,7 @@ async def test_a_url_lookup_reads_the_url_index_and_probes_articles_by_key(
     for i in range(3000):
         a = Article(source=f"s{i % 26}", guid=f"g{i}",
                     title=f"{'Government' if i % 5 == 0 else 'Council'} report {i}",
-                    text="A statement followed.", fetched_at=START,
+                    text="A statement followed.", fetched_at=START + timedelta(days=3),
                     published=START + timedelta(minutes=(i * 7919) % 3000),
                     url=f"https://www.{OUTLETS[i % 26]}.example/news/report-{i}")
         recs.append(ArticleRecord(a, [], [], index_terms(a.title, a.text),

@@ -160,11 +160,16 @@ class StoriesMixin:
 
     _db: Pg
 
-    async def live_stories(self, since: datetime | timedelta) -> list[StoryRecord]:
+    async def live_stories(self, since: datetime | timedelta, *, until: datetime | None = None
+                           ) -> list[StoryRecord]:
         """Stories reported at or after ``since``; a timedelta counts back from the newest
-        story's last report."""
+        story's last report (of those at or before ``until``, when given)."""
         if isinstance(since, timedelta):
-            newest = await self._db.fetchval("SELECT max(last_seen) FROM stories")
+            # Not past ``until``: a story dated in the future (stored before such dates were
+            # refused) would otherwise leave every other story out of the window.
+            newest = await self._db.fetchval(
+                "SELECT max(last_seen) FROM stories WHERE $1::timestamptz IS NULL "
+                "OR last_seen <= $1", until)
             if newest is None:
                 return []
             since = newest - since

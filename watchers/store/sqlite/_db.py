@@ -22,6 +22,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -44,17 +45,17 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 # How times are stored: UTC, to the microsecond, so that text order is time order.
 _STORED = "%Y-%m-%dT%H:%M:%S.%fZ"
+_SHORT_YEAR = re.compile(r"(\d{1,3})(-\d\d-\d\dT.*)")
 
 
 def iso(value: datetime | None) -> str | None:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC: the stored form, which sorts as time does."""
     if value is None:
         return None
-    utc = value.astimezone(UTC)
-    if utc.year >= 1000:
-        # isoformat writes what strftime does for four-digit years, several times faster.
-        return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-    return utc.strftime(_STORED)
+    # isoformat pads the year to four digits, which strftime("%Y") does not on every platform
+    # (glibc writes "999"): an unpadded year sorts after "2026" and SQLite's date functions
+    # read it as NULL.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def dt(value: str | None) -> datetime | None:
@@ -64,7 +65,14 @@ def dt(value: str | None) -> datetime | None:
         # The stored form (see iso); fromisoformat reads it several times faster.
         with suppress(ValueError):
             return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
-    return datetime.strptime(value, _STORED).replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(value, _STORED).replace(tzinfo=UTC)
+    except ValueError:
+        # A year of fewer than four digits, as versions before 2026-12 stored years before 1000.
+        short = _SHORT_YEAR.match(value)
+        if short is None:
+            raise
+        return dt(f"{short[1].zfill(4)}{short[2]}")
 
 
 def now() -> datetime:

@@ -190,12 +190,19 @@ class StoriesMixin:
 
     _db: Db
 
-    async def live_stories(self, since: datetime | timedelta) -> list[StoryRecord]:
+    async def live_stories(self, since: datetime | timedelta, *, until: datetime | None = None
+                           ) -> list[StoryRecord]:
         """Stories reported at or after ``since`` (for the live index at start-up); a
-        timedelta counts back from the newest story's last report, so a store whose news is
-        older than the window still gives the stories that were live when it stopped."""
+        timedelta counts back from the newest story's last report (of those at or before
+        ``until``, when given), so a store whose news is older than the window still gives the
+        stories that were live when it stopped."""
         if isinstance(since, timedelta):
-            rows = await self._db.fetchall("SELECT max(last_seen) FROM stories")
+            # Not past ``until``: a story dated in the future (stored before such dates were
+            # refused) would otherwise leave every other story out of the window.
+            rows = await self._db.fetchall(
+                "SELECT max(last_seen) FROM stories"
+                + ("" if until is None else " WHERE last_seen <= ?"),
+                () if until is None else (iso(until),))
             newest = dt(rows[0][0]) if rows and rows[0][0] else None
             if newest is None:
                 return []
