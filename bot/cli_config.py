@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from watchers.config import Config
 
-__all__ = ["config_arg", "config_path", "load"]
+__all__ = ["config_arg", "config_path", "load", "write_output"]
 
 
 def config_arg(sp: argparse.ArgumentParser) -> None:
@@ -34,3 +37,47 @@ def load(arg: str | None, *, watching: bool = False) -> Config:
     from watchers.config import load_config
 
     return load_config(config_path(arg), watching=watching)
+
+
+def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[bytes], bool],
+                 cfg: Config, config_file: Path) -> str | None:
+    """Write ``data`` (a ``what``: "PNG image", "OPML file") to ``out`` whole, or say why not.
+
+    Refused: the config file and the SQLite store with its ``-wal``, ``-shm`` and ``.lock``
+    files (a slip of tab completion would otherwise replace the database with a chart), and
+    any other file already there that does not look like a ``what`` (``looks_like`` reads its
+    first bytes). The data goes to a temporary file in the same folder, renamed over ``out``,
+    so an interrupted write leaves the old file. Returns None when written, else the reason.
+    """
+    target = out.resolve()
+    guarded = {config_file.resolve()}
+    if cfg.storage.url is None:
+        store = cfg.resolve(cfg.storage.path).resolve()
+        guarded |= {store, *(Path(f"{store}{end}") for end in ("-wal", "-shm", "-journal",
+                                                               ".lock"))}
+    if target in guarded:
+        which = "config" if target == config_file.resolve() else "database"
+        return f"{out} is newswatch's {which}: not overwritten; give another name"
+    if target.is_dir():
+        return f"{out} is a folder; give a file name"
+    if target.exists():
+        try:
+            with target.open("rb") as fh:
+                head = fh.read(64)
+        except OSError as exc:
+            return f"cannot read {out} to check it: {exc.strerror or exc}"
+        if head and not looks_like(head):
+            return f"{out} exists and is not a {what}: not overwritten; give another name"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as exc:
+        return f"cannot write {out}: {exc.strerror or exc}"
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        return f"cannot write {out}: {exc.strerror or exc}"
+    return None

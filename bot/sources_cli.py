@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli_config import config_arg, load
+from bot.cli_config import config_arg, config_path, load, write_output
 from bot.logs import say
 
 if TYPE_CHECKING:
@@ -134,6 +134,13 @@ def _listing(report: OpmlReport) -> str:
 # --------------------------------------------------------------------------- export
 
 
+def _xml_like(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is XML (an OPML file to replace), BOM or not."""
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    return text.startswith((b"<?xml", b"<opml", b"<!--")) or head.startswith(
+        (b"\xff\xfe", b"\xfe\xff"))
+
+
 def _run_export(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -143,7 +150,11 @@ def _run_export(args: argparse.Namespace) -> int:
     feeds = [f for f in asyncio.run(_sources(cfg)) if f.kind == "feed"]
     data = export_opml(feeds)
     if args.output:
-        Path(args.output).write_bytes(data)
+        refused = write_output(Path(args.output), data, what="OPML file", looks_like=_xml_like,
+                               cfg=cfg, config_file=config_path(args.config))
+        if refused is not None:
+            say(f"-o: {refused}")
+            return EXIT_USAGE
         say(f"{args.output}: {len(feeds)} feed(s)")
     else:
         sys.stdout.buffer.write(data)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli_config import config_arg, load
+from bot.cli_config import config_arg, config_path, load, write_output
 from bot.logs import say
 
 if TYPE_CHECKING:
@@ -134,10 +134,11 @@ def run(args: argparse.Namespace) -> int:
     result = asyncio.run(_trend(cfg, what, since, until))
     if args.png:
         out = Path(args.png)
-        try:
-            out.write_bytes(render_trend(result))
-        except OSError as exc:
-            say(f"--png: cannot write {out}: {exc.strerror or exc}")
+        refused = write_output(out, render_trend(result), what="PNG image",
+                               looks_like=lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
+                               cfg=cfg, config_file=config_path(args.config))
+        if refused is not None:
+            say(f"--png: {refused}")
             return EXIT_USAGE
         say(f"wrote {out}: {summary(result)}")
     else:

@@ -149,3 +149,21 @@ def test_export_works_beside_a_running_newswatch_and_import_refuses(workdir: Pat
 
     asyncio.run(holding())
     assert stored(workdir) == []
+
+
+def test_export_never_overwrites_the_store_the_config_or_another_kind_of_file(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(workdir, "import", str(workdir / "hostile.opml"))  # creates the store
+    keep = workdir / "notes.txt"
+    keep.write_text("mine")
+    for target in ("nw.db", "config.toml", "notes.txt"):
+        before = (workdir / target).read_bytes()
+        capsys.readouterr()
+        assert run(workdir, "export", "-o", str(workdir / target)) == 2
+        assert "not overwritten" in capsys.readouterr().err
+        assert (workdir / target).read_bytes() == before
+    assert run(workdir, "export", "-o", str(workdir)) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert run(workdir, "export", "-o", str(workdir / "no" / "such.opml")) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert stored(workdir) == ["bbc-2", "reuters"]

@@ -90,3 +90,29 @@ def test_bad_input_is_exit_2_and_named(store: Path, args: list[str], expected: s
     res = nw("trend", *args, "--png", str(store / "bad.png"), cwd=store)
     assert res.returncode == 2 and expected in res.stderr, res.stderr
     assert not (store / "bad.png").exists()
+
+
+@pytest.mark.parametrize("name", ["nw.db", "nw.db-wal", "config.toml", "history.jsonl"])
+def test_png_never_overwrites_the_store_the_config_or_another_kind_of_file(
+        store: Path, name: str) -> None:
+    """One slip of tab completion (``--png nw.db``) replaced the database with a chart."""
+    target = store / name
+    existed = target.exists()
+    before = target.read_bytes() if existed else None
+    res = nw("trend", "troops", "--since", "3d", "--until", "2022-01-04", "--png", name,
+             cwd=store)
+    assert res.returncode == 2, res.stderr
+    assert f"--png: {name} " in res.stderr and "not overwritten" in res.stderr
+    assert (target.read_bytes() if existed else None) == before
+    assert nw("search", "troops", "--limit", "1", cwd=store).returncode == 0
+
+
+def test_png_replaces_an_earlier_chart_whole(store: Path) -> None:
+    out = store / "again.png"
+    for _ in range(2):
+        res = nw("trend", "troops", "--since", "3d", "--until", "2022-01-04", "--png",
+                 str(out), cwd=store)
+        assert res.returncode == 0, res.stderr
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+    assert [p.name for p in store.iterdir() if p.name.startswith(".again")] == []
