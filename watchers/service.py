@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import random
 import secrets
@@ -57,6 +58,7 @@ from watchers.rules.text import untrack
 from watchers.schedule import Clock, SystemClock, Timetable
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
+from watchers.sources.feed import MAX_RETRY_AFTER
 from watchers.store.base import (
     ArticleRecord,
     OutboxEntry,
@@ -617,8 +619,8 @@ class WatchService:
         backoff = min(every.total_seconds() * 2 ** (failures - 1),
                       self.max_backoff.total_seconds())
         backoff *= 0.8 + 0.4 * random.random()
-        if retry_after is not None:
-            backoff = max(backoff, retry_after)
+        if retry_after is not None and math.isfinite(retry_after):
+            backoff = max(backoff, min(retry_after, MAX_RETRY_AFTER))
         paused = failures >= self.pause_after
         if paused:
             backoff = max(backoff, self.probe_every.total_seconds())

@@ -249,6 +249,22 @@ async def test_a_failing_source_waits_out_its_backoff_and_the_servers_retry_afte
         assert state is not None and state.failures >= 3 and state.last_error == "HTTP 429"
 
 
+@pytest.mark.parametrize("retry_after", [1e12, float("inf"), float("nan")])
+async def test_a_retry_after_of_decades_waits_a_day_and_keeps_the_error(
+        tmp_path: Path, retry_after: float) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        down = Counting("down")
+        down.fail = FeedHTTPError("HTTP 503", status=503, kind="unavailable",
+                                  retry_after=retry_after)
+        service = await service_with(store, (down, timedelta(minutes=10)))
+        (report,) = await service.run_once()
+        assert report.error == "HTTP 503"
+        state = await store.source_state("down")
+        assert state is not None and state.next_poll is not None
+        assert state.last_error == "HTTP 503" and state.failures == 1
+        assert state.next_poll - datetime.now(UTC) <= timedelta(days=1)
+
+
 async def test_a_poke_polls_a_waiting_source_now_but_not_one_polling_already(tmp_path: Path
                                                                            ) -> None:
     async with await SqliteStore.open(tmp_path / "nw.db") as store:

@@ -15,6 +15,7 @@ from watchers.errors import FetchBlockedError, SourceError
 from watchers.sources._http import Fetcher
 from watchers.sources.base import Source
 from watchers.sources.feed import (
+    MAX_RETRY_AFTER,
     FeedFormatError,
     FeedHTTPError,
     FeedSource,
@@ -170,6 +171,19 @@ def test_parse_retry_after_edge_cases() -> None:
     assert parse_retry_after("soon") is None
     assert parse_retry_after(" 30 ") == 30.0
     assert parse_retry_after("Mon, 24 Jan 2022 12:00:00 GMT") == 0.0  # in the past
+
+
+@pytest.mark.parametrize("value", ["Fri, 31 Dec 2100 23:59:59 GMT", "2000000000", "999999999999",
+                                   "9" * 5000, "86401"])
+def test_a_retry_after_past_a_day_waits_a_day(value: str) -> None:
+    """A server asking for decades (or for a number too large to convert) got it: the source
+    was silently never polled again, or the poll failed on an overflow instead of its 503."""
+    assert parse_retry_after(value) == MAX_RETRY_AFTER == 86400.0
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1\u00b2", "-5", "1.5e9", "Fri, 31 Dec 99999 GMT"])
+def test_an_unreadable_retry_after_is_ignored(value: str) -> None:
+    assert parse_retry_after(value) is None
 
 
 async def test_html_200_is_not_a_feed(server: FeedServer, fetcher: Fetcher) -> None:

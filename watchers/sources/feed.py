@@ -105,21 +105,27 @@ class FeedHTTPError(SourceError):
         super().__init__(message)
 
 
+# The longest wait a Retry-After header is taken at: a server asking for more (a date in 2100,
+# ten digits of seconds) would otherwise stop the source being polled without anyone noticing.
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), at most
+    :data:`MAX_RETRY_AFTER`; None when absent or unreadable (the source's own backoff holds)."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # "²" is a digit to str.isdigit, not to float
+        return MAX_RETRY_AFTER if len(value) > 9 else min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     delta = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, float(math.ceil(delta)))
+    return min(MAX_RETRY_AFTER, max(0.0, float(math.ceil(delta))))
 
 
 def _status_error(url: str, result: FetchResult) -> FeedHTTPError:
