@@ -908,7 +908,14 @@ def _gist(text: str) -> str:
 
 def materially_changed(old: Article, new: Article) -> bool:
     """Whether a new version of an article says something else: another title, or a text
-    that differs by more than small edits (a typo, a tracking suffix, reflowed lines)."""
+    that differs by more than small edits (a typo, a tracking suffix, reflowed lines).
+
+    A version that has lost its title or its text (a feed's glitch: the same item served
+    empty) is not one: it would replace what was stored, and what lookups find, with nothing.
+    """
+    if (old.title.strip() and not new.title.strip()) or (old.text.strip()
+                                                         and not new.text.strip()):
+        return False
     if _gist(old.title) != _gist(new.title):
         return True
     before, after = _gist(old.text)[:4000], _gist(new.text)[:4000]

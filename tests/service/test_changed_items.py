@@ -1,0 +1,84 @@
+"""A feed item served again under the same guid and link: a rewrite with news updates the
+stored article; the same item served empty (a feed's glitch) changes nothing stored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.service._harness import folder, watch
+from watchers.models import Article
+from watchers.search import search
+from watchers.service import materially_changed
+from watchers.sources.base import Poll
+from watchers.store import SqliteStore
+
+NOW = datetime.now(UTC)
+TITLE = "Russian troops mass near Kharkiv border"
+TEXT = "Satellite images show troops and armour massing near Kharkiv, officials said."
+
+
+class Served:
+    """A source whose single item the test replaces between polls."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.item: Article | None = None
+
+    async def poll(self, cursor: Mapping[str, str]) -> Poll:
+        return Poll([self.item] if self.item is not None else [])
+
+    async def aclose(self) -> None:
+        pass
+
+
+def item(title: str, text: str) -> Article:
+    return Article(source="wire", guid="g-1", url="https://wire.example/1", title=title,
+                   text=text, published=NOW - timedelta(hours=1))
+
+
+@pytest.mark.parametrize(("title", "text"), [("", ""), ("", TEXT), (TITLE, ""), ("  ", " \n")])
+async def test_an_item_served_again_empty_keeps_what_was_stored(
+        tmp_path: Path, title: str, text: str) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, stories_mode=lambda route: "edit")
+        served = Served("wire")
+        await service.add_source(folder("wire", tmp_path), served)
+        served.item = item(TITLE, TEXT)
+        (first,) = await service.run_once()
+        assert first.new == 1
+        served.item = item(title, text)
+        (again,) = await service.run_once()
+        assert again.error is None and again.updated == 0 and again.new == 0
+        ((stored, _),) = await store.recent(limit=5)
+        assert (stored.title, stored.text) == (TITLE, TEXT)
+        assert [h.article.id for h in await search(store, "kharkiv")] == [stored.id]
+
+
+async def test_an_item_rewritten_with_news_still_updates(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, stories_mode=lambda route: "edit")
+        served = Served("wire")
+        await service.add_source(folder("wire", tmp_path), served)
+        served.item = item(TITLE, TEXT)
+        await service.run_once()
+        served.item = item("Kremlin denies invasion plan as troops mass near Kharkiv",
+                           "The Kremlin denied any plan to invade as satellite images showed "
+                           "troops massing.")
+        (again,) = await service.run_once()
+        assert again.updated == 1
+        ((stored, _),) = await store.recent(limit=5)
+        assert stored.title.startswith("Kremlin denies")
+
+
+def test_losing_a_field_is_not_a_material_change() -> None:
+    old = item(TITLE, TEXT)
+    assert not materially_changed(old, item("", TEXT))
+    assert not materially_changed(old, item(TITLE, ""))
+    assert materially_changed(old, item("Another headline entirely", TEXT))
+    # an item that never had text may gain some, and one without a title may gain one
+    assert materially_changed(item(TITLE, ""), item(TITLE, TEXT))
+    assert materially_changed(item("", TEXT), item(TITLE, TEXT))
