@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -503,6 +504,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        # The installed `newswatch` command: output piped into `head` ends quietly, as any
+        # command line tool's does (the default action), not with a BrokenPipeError.
+        with contextlib.suppress(AttributeError, ValueError):  # no SIGPIPE; not main thread
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = sys.argv[1:] if argv is None else list(argv)
     # Only the named command's parser is built: building all dozen of them costs a few
     # milliseconds on every start. The top level has no options of its own but -h, so the
@@ -531,5 +537,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

@@ -178,6 +178,11 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                 except discord.LoginFailure:
                     log.error("Discord refused the token in $%s", cfg.discord.token_env)
                     return 1
+                except (aiohttp.ClientError, OSError, discord.GatewayNotFound,
+                        discord.DiscordServerError) as exc:
+                    # A network outage, DNS or a firewall: one line, not a traceback.
+                    log.error("cannot reach Discord: %s", str(exc) or type(exc).__name__)
+                    return 1
                 finally:
                     await engine.stop()  # sends in flight finish while Discord is reachable
                     await bot.close()

@@ -102,6 +102,9 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
     (b"\xff\xfe\x00garbage", "not XML"),
     (b'<opml version="2.0"><body><outline xmlUrl="https://x.example/f">', "not XML"),
     (b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>', "<rss>, not <opml>"),
+    (b'<?xml version="1.0" encoding="bogus-9"?><opml version="2.0"><body>'
+     b'<outline xmlUrl="https://x.example/f" text="x"/></body></opml>',
+     "unknown encoding: bogus-9"),
     (b'<opml version="2.0"><head/><body/></opml>', "no feeds"),
     (b'<opml version="2.0"><body><outline text="Folder"><outline text="no url"/></outline>'
      b"</body></opml>", "no feeds"),

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -118,6 +119,9 @@ class StorageConfig(_Strict):
             return value
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a 'postgresql://…' URL or 'env:VAR'")
+        problem = _pg_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     def target(self, resolve: Callable[[str], Path],
@@ -134,7 +138,21 @@ class StorageConfig(_Strict):
         if not value.startswith(("postgresql://", "postgres://")):
             why = "is not set" if not value else "does not hold a 'postgresql://…' URL"
             raise ConfigError([ConfigIssue("storage.url", f"${var} {why}")])
+        problem = _pg_url_problem(value)
+        if problem is not None:
+            raise ConfigError([ConfigIssue("storage.url", f"${var}: {problem}")])
         return value
+
+
+def _pg_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be connected to (a port out of range, a broken IPv6 host), without
+    repeating it (it may hold a password); None when its parts read."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it is the check
+    except ValueError as exc:
+        return f"not a valid PostgreSQL URL ({exc})"
+    return None
 
 
 class DiscordConfig(_Strict):

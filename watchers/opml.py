@@ -229,6 +229,8 @@ def parse_opml(data: bytes) -> OpmlDocument:
     except expat.ExpatError as exc:
         raise OpmlError(f"not XML: {expat.ErrorString(exc.code)} at line {exc.lineno}, "
                         f"column {exc.offset + 1}") from None
+    except LookupError as exc:  # <?xml encoding="bogus-9"?>: the codec is looked up
+        raise OpmlError(f"not a usable OPML file: {exc}") from None
     if not entries:
         raise OpmlError("no feeds: the file has no <outline> with an xmlUrl attribute")
     return OpmlDocument(title=_clean("".join(head_title)), entries=entries)

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -99,3 +100,28 @@ async def test_alerts_keep_flowing_while_commands_run(running: Running) -> None:
     resp = await running.emu.send_interaction("stats")
     await resp.final_message()
     await running.wait_for(lambda: len(running.emu.messages(running.alerts_channel)) >= 6)
+
+
+async def test_run_says_in_one_line_when_discord_cannot_be_reached(tmp_path: Path) -> None:
+    """A network outage, a DNS failure or a firewall: a line naming it and exit 1, as for a
+    refused token; it was a 40-line traceback."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    data = {"storage": {"path": "nw.db"}, "channels": {"alerts": 123456789012345678},
+            "discord": {"token_env": "NEWSWATCH_TEST_TOKEN",
+                        "api_base": f"http://127.0.0.1:{port}/api/v10"},
+            "sources": [{"name": "seeds", "type": "folder", "path": "seeds"}],
+            "rules": [{"name": "troops", "query": "troops"}]}
+    write_toml(data, tmp_path / "config.toml")
+    env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
+    for extra in ([], ["--once"]):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "-c", "config.toml", *extra, cwd=tmp_path,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        text = err.decode()
+        assert proc.returncode == 1, text
+        assert "cannot reach Discord" in text and "Traceback" not in text
+        assert TOKEN not in text and TOKEN not in out.decode()

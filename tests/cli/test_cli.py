@@ -184,3 +184,22 @@ url = "{server.url('/gone')}"
     assert "seeds            ok, 5 item(s)" in text
     assert "good             ok, 1 item(s)" in text
     assert "gone             error:" in text and "410" in text
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """``newswatch match … | head -1``: the reader goes away, newswatch stops as command line
+    tools do (SIGPIPE), without a BrokenPipeError traceback."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    for _ in range(40):  # enough matching output to outlast the pipe's buffer
+        for f in list((tmp_path / "seeds").iterdir())[:5]:
+            shutil.copy(f, tmp_path / "seeds" / f"{_}-{f.name}")
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "match", "the", "seeds"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stderr:
+        assert proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, -signal.SIGPIPE)
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -148,3 +148,35 @@ def test_a_key_a_thousand_times_too_long_is_shown_cut_in_its_error(tmp_path: Pat
     long = [line for line in found if line.startswith("storage.paaa")]
     assert len(long) == 1 and len(long[0]) < 200 and "…: unknown key" in long[0]
     assert "storage.colour: unknown key (expected one of: path, url)" in found
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("postgresql://u:pw@127.0.0.1:99999/db", "(Port out of range 0-65535)"),
+    ("postgresql://u:pw@[::1/db", "(Invalid IPv6 URL)"),
+    ("postgresql://u:pw@host:port/db", "not a valid PostgreSQL URL"),
+])
+def test_a_postgresql_url_that_cannot_be_read_is_named_without_its_password(
+        tmp_path: Path, url: str, says: str) -> None:
+    """Every command (check included) ended in a traceback reading the port."""
+    (found,) = issues(f'[storage]\nurl = "{url}"\n', tmp_path)
+    assert found.startswith("storage.url: not a valid PostgreSQL URL") and says in found
+    assert "pw" not in found
+    cfg = load_config(_write(tmp_path, '[storage]\nurl = "env:NW_PG"\n'), watching=False)
+    with pytest.raises(ConfigError) as info:
+        cfg.storage.target(Path, env={"NW_PG": url})
+    (issue,) = info.value.issues
+    assert str(issue).startswith("storage.url: $NW_PG: not a valid") and "pw" not in str(issue)
+
+
+def test_a_feed_url_of_another_scheme_is_refused_without_its_credentials(
+        tmp_path: Path) -> None:
+    (found,) = issues('[[sources]]\nname = "f"\ntype = "feed"\n'
+                      'url = "ftp://bob:TopSecret99@127.0.0.1/feed"\n', tmp_path)
+    assert "is not an http(s) URL" in found and "TopSecret99" not in found
+    assert "ftp://…@127.0.0.1/feed" in found
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "ok.toml"
+    p.write_text(text)
+    return p

@@ -71,7 +71,10 @@ class FeedSourceConfig(SourceConfigBase):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"(?i)^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+            # Shown without a user and password (ftp://bob:secret@host), and cut.
+            shown = re.sub(r"^([^:/?#\s]*:)?//[^/?#@\s]*@", r"\1//…@", value.strip())
+            shown = shown if len(shown) <= 80 else shown[:79] + "…"
+            raise ValueError(f"{shown!r} is not an http(s) URL")
         return value
 
 
