@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import sources_cli, store_cli, stories_cli, trend_cli
 from bot.cli_config import config_arg, config_path, load
-from bot.logs import say
+from bot.logs import say, shown
 
 # What a command needs (asyncio, the config models, the engine, the store) is imported by that
 # command when it runs, not here: `newswatch --help` and a mistyped option answer at once, and
@@ -178,7 +178,7 @@ def cmd_match(args: argparse.Namespace) -> int:
             }, ensure_ascii=False))
         else:
             terms = ", ".join(f"{h.text!r}" for h in m.highlights[:8])
-            print(f"{path}  score {m.score:.2f}  {article.title[:70]}")
+            print(f"{shown(str(path))}  score {m.score:.2f}  {shown(article.title[:70])}")
             print(f"    {terms}")
             if args.explain:
                 for line in explain(m):
@@ -264,10 +264,11 @@ def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecor
         for i, a in enumerate(members):
             when = a.published.strftime("%Y-%m-%d") if a.published else "----------"
             indent = "  " if i else ""
-            print(f"{indent}{a.id}  {when}  {a.source:<12} {a.title[:80]}")
+            print(f"{indent}{shown(a.id)}  {when}  {shown(a.source):<12} {shown(a.title[:80])}")
         story = stories.get(members[0].id)
         if story is not None and not key.startswith("article:"):
-            outlets = ", ".join(story.outlets[:6]) + (", ..." if len(story.outlets) > 6 else "")
+            outlets = shown(", ".join(story.outlets[:6])) + (", ..." if len(story.outlets) > 6
+                                                             else "")
             print(f"  = story {story.id}: {len(story.outlets)} outlet(s), {story.articles} "
                   f"article(s): {outlets}")
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
+from bot.logs import shown
 from watchers.delivery import Alert, Digest, DigestItem, StoryUpdate, StoryView, UpdateResult
 from watchers.models import Highlight
 from watchers.snippet import Run, snippet_runs, title_runs
@@ -25,8 +26,9 @@ _SEVERITY_COLOUR = {"info": "36", "low": "34", "medium": "33", "high": "35", "cr
 
 def _paint(runs: Sequence[Run], ansi: bool) -> str:
     if ansi:
-        return "".join(f"\x1b[1;33m{r.text}\x1b[0m" if r.hit else r.text for r in runs)
-    return "".join(f"[{r.text}]" if r.hit else r.text for r in runs)
+        return "".join(f"\x1b[1;33m{shown(r.text)}\x1b[0m" if r.hit else shown(r.text)
+                       for r in runs)
+    return "".join(f"[{shown(r.text)}]" if r.hit else shown(r.text) for r in runs)
 
 
 def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
@@ -47,14 +49,14 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
         lines.append(f"  escalated: {alert.escalated_from} → {sev}")
     lines += [
         "  " + _paint(title_runs(art.title, highlights), ansi),
-        f"  {art.source or 'unknown source'} · {when} · id {art.id}",
+        f"  {shown(art.source or 'unknown source')} · {when} · id {shown(art.id)}",
         f"  matched: {', '.join(terms) if terms else '(no terms)'}",
     ]
     snippet = _paint(snippet_runs(art.text, highlights), ansi)
     if snippet:
         lines.append("  " + snippet)
     if art.url:
-        lines.append(f"  {art.url}")
+        lines.append(f"  {shown(art.url)}")
     story = _story_text(alert.story, own=art.source) if alert.story is not None else None
     if story:
         lines.append(f"  story: {story}")
@@ -82,14 +84,14 @@ def render_update(update: StoryUpdate) -> str:
     place, else ``↳ <outlet>: <title> · also reported by … · N outlets``."""
     art = update.article
     if update.changed:
-        line = f"  ↳ updated: {art.title}"
+        line = f"  ↳ updated: {shown(art.title)}"
     else:
-        line = f"  ↳ {art.source or 'unknown source'}: {art.title}"
+        line = f"  ↳ {shown(art.source or 'unknown source')}: {shown(art.title)}"
         story = _story_text(update.story, own=update.alert.article.source)
         if story:
             line += f" · {story}"
     if art.url:
-        line += f"  {art.url}"
+        line += f"  {shown(art.url)}"
     return line
 
 
@@ -130,9 +132,10 @@ def render_digest(digest: Digest, *, ansi: bool = False, width: int = 78) -> str
             if n_articles > n_outlets:
                 extra.append(f"{n_articles} articles")
             tail = "".join(f" · {x}" for x in extra)
-            lines.append(f"    • {art.title} — {art.source or 'unknown source'}{tail}")
+            lines.append(f"    • {shown(art.title)} — {shown(art.source or 'unknown source')}"
+                         f"{tail}")
             if art.url:
-                lines.append(f"      {art.url}")
+                lines.append(f"      {shown(art.url)}")
     return "\n".join(lines)
 
 

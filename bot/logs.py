@@ -13,13 +13,31 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["RedactingFilter", "add_secret", "install_redaction", "redact", "say", "setup_logging"]
+__all__ = [
+    "RedactingFilter",
+    "add_secret",
+    "install_redaction",
+    "redact",
+    "say",
+    "setup_logging",
+    "shown",
+]
 
 _SECRETS: set[str] = set()
 # Webhook URLs carry their token in the path; redact any, known or not.
 _WEBHOOK = re.compile(r"(/webhooks/\d+/)[\w-]{20,}")
 # "Authorization: Bot <token>" in a dumped request
 _AUTH = re.compile(r"(\bBot\s+)[\w.-]{20,}")
+
+
+def shown(text: str) -> str:
+    """``text`` from an article or a feed, safe to print on one terminal line: every control,
+    format or line-separating character (ESC and other escape sequences, carriage returns,
+    newlines, bidi overrides) becomes a space, so a title can neither drive the terminal nor
+    forge a line of output. One character for one: spans computed on the text still hold."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else " " for c in text)
 
 
 def say(msg: str) -> None:

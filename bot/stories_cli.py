@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.logs import say
+from bot.logs import say, shown
 
 if TYPE_CHECKING:
     # The clustering code and the config models are loaded by the command itself, not by
@@ -129,15 +129,15 @@ def _listing(stories: list[Story], by_id: dict[str, StoryInput]) -> str:
              f"({multi} reported more than once); times in UTC", ""]
     for s in sorted(stories, key=lambda s: (s.first, s.id)):
         n = len(s.ids)
-        outlets = ", ".join(s.outlets) or "no source"
+        outlets = shown(", ".join(s.outlets)) or "no source"
         span = _when(s.first) if s.first == s.last else f"{_when(s.first)} → {_when(s.last)}"
-        lines.append(s.headline)
+        lines.append(shown(s.headline))
         lines.append(f"  {n} article{'s' if n != 1 else ''} · {len(s.outlets)} "
                      f"outlet{'s' if len(s.outlets) != 1 else ''} ({outlets}) · {span} · {s.id}")
         if n > 1:
             for i in s.ids:
                 it = by_id[i]
-                lines.append(f"    {_when(it.date)}  {it.source or '-'}: {it.title}")
+                lines.append(f"    {_when(it.date)}  {shown(it.source or '-')}: {shown(it.title)}")
         lines.append("")
     return "\n".join(lines)
 

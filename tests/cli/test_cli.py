@@ -203,3 +203,27 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path
         err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) in (0, -signal.SIGPIPE)
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_control_characters_in_articles_never_reach_the_terminal(tmp_path: Path) -> None:
+    """A title may hold ESC sequences (set the window title, clear the screen), carriage
+    returns or a newline that forges a result line: search, match, stories and the console's
+    cards print each as a space."""
+    hostile = "Putin \x1b]0;PWNED\x07 title \x1b[2J\r\u202egnp.exe\nzz99  2099-01-01  forged"
+    (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n'
+                                          '[[sources]]\nname = "f"\ntype = "folder"\n'
+                                          'path = "f"\n[[rules]]\nname = "p"\nquery = "putin"\n')
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "e.txt").write_text(f"{hostile}\nPutin text \x1b[31m red.")
+    line = {"id": "h1", "title": hostile, "text": "Putin.", "date": "2022-01-01",
+            "source": "wire\x1b[2J"}
+    (tmp_path / "h.jsonl").write_text(json.dumps(line) + "\n")
+    outputs = [nw("run", "--once", cwd=tmp_path), nw("import", "h.jsonl", cwd=tmp_path),
+               nw("search", "putin", cwd=tmp_path), nw("match", "putin", "f", cwd=tmp_path),
+               nw("stories", "h.jsonl", cwd=tmp_path)]
+    for res in outputs:
+        assert res.returncode == 0, res.stderr
+        for text in (res.stdout, res.stderr):
+            assert not any(c in text for c in "\x1b\x07\r\u202e"), repr(text)
+            assert not [ln for ln in text.splitlines() if ln.startswith("zz99")]
+    assert "PWNED" in outputs[2].stdout  # shown as text, on its result's line
