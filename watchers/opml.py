@@ -315,14 +315,16 @@ def _url_key(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 
-async def import_opml(engine: Engine, data: bytes, *, created_by: str | None = None,
-                      every: timedelta = timedelta(minutes=10),
+async def import_opml(engine: Engine, data: bytes | OpmlDocument, *,
+                      created_by: str | None = None, every: timedelta = timedelta(minutes=10),
                       guild: int | None = None) -> OpmlReport:
-    """Add every feed of the OPML ``data`` to ``engine`` as ``/sources add`` would (polled
-    ``every``; with ``guild``, followed by that server), and say per entry what happened.
-    Raises :class:`OpmlError` (nothing added) when the file as a whole is unusable."""
+    """Add every feed of the OPML ``data`` (or of the document already parsed from it) to
+    ``engine`` as ``/sources add`` would (polled ``every``; with ``guild``, followed by that
+    server), and say per entry what happened. Raises :class:`OpmlError` (nothing added) when
+    the file as a whole is unusable."""
     # A 5 MiB file takes about a second to parse: off the event loop, which also serves Discord.
-    document = await asyncio.to_thread(parse_opml, data)
+    document = (data if isinstance(data, OpmlDocument)
+                else await asyncio.to_thread(parse_opml, data))
     views = await engine.sources(guild)
     taken = {v.name for v in views} | set(engine.source_names(guild))
     by_url: dict[str, str] = {_url_key(v.where): v.name for v in views if v.kind == "feed"}

@@ -84,6 +84,7 @@ async def test_members_cannot_import_and_hostile_files_add_nothing(
             "sources import", {"file": (name, data)})).final_message(timeout=15)
         assert said in msg.content, (name, msg.content)
         assert not msg.embeds
+        assert msg.ephemeral, name  # a refusal is private, not in the channel
     # refused by its declared size, before the bot downloads it
     big = await (await emu.send_interaction(
         "sources import", {"file": ("big.opml", b" " * (5 * 1024 * 1024 + 1))})).final_message()

@@ -9,6 +9,7 @@ nobody used: the answers do not tell them apart."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import timedelta
 from typing import Any
@@ -22,7 +23,19 @@ from bot.exts.sources._opml import MAX_ATTACHMENT_BYTES, import_embed
 from bot.interactions import Duration, NewswatchCog, SourceName, answer
 from watchers.config import format_duration
 from watchers.errors import NewswatchError
-from watchers.opml import export_opml, import_opml
+from watchers.opml import OpmlDocument, export_opml, import_opml, parse_opml
+
+# How long /sources import reads and parses its file before it defers its answer.
+PARSE_BEFORE_DEFER = 1.5
+
+
+async def _read_opml(file: discord.Attachment) -> OpmlDocument:
+    try:
+        data = await file.read()
+    except discord.HTTPException as exc:
+        raise NewswatchError(f"could not download {file.filename}: {exc.status}") from None
+    # A 5 MiB file takes about a second to parse: off the event loop, which also serves Discord.
+    return await asyncio.to_thread(parse_opml, data)
 
 
 @app_commands.guild_only()
@@ -83,14 +96,19 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
         if file.size > MAX_ATTACHMENT_BYTES:
             raise NewswatchError(f"{file.filename} is {file.size:,} bytes; an OPML import "
                                  f"takes at most {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MiB")
-        # Each feed is validated and stored in turn; a long list outlasts the 3 s Discord allows
-        # before the first answer.
-        await interaction.response.defer(thinking=True)
+        # Reading and parsing usually take a moment: what is wrong with the file is then said
+        # privately, before the command defers. A file that takes longer (up to 5 MiB) is
+        # finished after deferring, within the 3 s Discord allows before the first answer;
+        # each feed is then validated and stored in turn, which a long list also outlasts.
+        parsing = asyncio.ensure_future(_read_opml(file))
         try:
-            data = await file.read()
-        except discord.HTTPException as exc:
-            raise NewswatchError(f"could not download {file.filename}: {exc.status}") from None
-        report = await import_opml(self.engine, data, created_by=str(interaction.user.id),
+            document = await asyncio.wait_for(asyncio.shield(parsing), PARSE_BEFORE_DEFER)
+        except TimeoutError:
+            await interaction.response.defer(thinking=True)
+            document = await parsing
+        else:
+            await interaction.response.defer(thinking=True)
+        report = await import_opml(self.engine, document, created_by=str(interaction.user.id),
                                    every=every, guild=interaction.guild_id)
         await interaction.followup.send(embed=import_embed(file.filename, report))
 
