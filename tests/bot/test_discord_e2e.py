@@ -106,6 +106,11 @@ async def test_lookup_commands(running: Running) -> None:
     assert "Rule kyiv" in names
     missing = await (await emu.send_interaction("article", {"id": "nope-nope"})).final_message()
     assert missing.ephemeral and "No article" in missing.content
+    assert "first 6 or more characters" in missing.content  # how ids are found
+    short = await (await emu.send_interaction("article", {"id": art.id[:5]})).final_message()
+    assert short.ephemeral and "first 6 or more characters" in short.content
+    prefix = await (await emu.send_interaction("article", {"id": art.id[:6]})).final_message()
+    assert prefix.embeds and "Rule kyiv" in [f["name"] for f in prefix.embeds[0]["fields"]]
     stats = await (await emu.send_interaction("stats")).final_message()
     fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
     assert fields["Articles"] == "5" and "delivered 5" in fields["Alerts"]

@@ -35,6 +35,7 @@ from watchers.models import Article, Match
 __all__ = [
     "CONFIG_CHANNEL",
     "LIVE_ALERT_STATES",
+    "MIN_PREFIX",
     "OUTBOX_CHANNEL",
     "PAGE_MAX_SECOND",
     "SERVER_FEED_PREFIX",
@@ -248,6 +249,8 @@ class CandidatePage:
 
 # The whole seconds pages are ordered by are clamped to 1970..2106 (the lookup index's key range).
 PAGE_MAX_SECOND = (1 << 32) - 1
+# Shortest id prefix that get_article resolves (what /article accepts), in every backend.
+MIN_PREFIX = 6
 
 
 def sort_time(article: Article) -> datetime:

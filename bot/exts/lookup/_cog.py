@@ -23,6 +23,7 @@ from discord.ext import commands
 from bot.embeds import (
     CUT_SHORT,
     article_embed,
+    code_text,
     group_results,
     stats_embed,
     story_embed,
@@ -33,7 +34,7 @@ from bot.interactions import Duration, NewswatchCog, RuleName, SourceName, Story
 from watchers.errors import NewswatchError
 from watchers.models import Article, Match
 from watchers.rules import parse
-from watchers.store.base import StoryRecord
+from watchers.store.base import MIN_PREFIX, StoryRecord
 
 PAGE = 5
 # More articles than one embed can list; the embed says how many it left out.
@@ -121,8 +122,10 @@ class LookupCog(NewswatchCog):
         """One article: an excerpt and every rule that matched it, and why."""
         found = await self.engine.article(id, guild=interaction.guild_id)
         if found is None:
-            await interaction.response.send_message(f"No article with id `{id[:64]}`.",
-                                                    ephemeral=True)
+            await interaction.response.send_message(
+                f"No article with id `{code_text(id[:64])}`: an id is found whole, or by its "
+                f"first {MIN_PREFIX} or more characters when only one article's id starts with "
+                "them (see /search).", ephemeral=True)
             return
         article, matches = found
         story = (await self._stories([article.id], interaction.guild_id)).get(article.id)

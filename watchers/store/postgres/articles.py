@@ -42,6 +42,7 @@ from watchers.errors import StoreError
 from watchers.models import Article, Hit, Match, hits_json
 from watchers.store._shared import CandidateList, ListedWords, article_identity, link_terms
 from watchers.store.base import (
+    MIN_PREFIX,
     SERVER_FEED_PREFIX,
     URLS_INCOMPLETE,
     ArticleRecord,
@@ -57,7 +58,6 @@ from watchers.store.sqlite.articles import _Identities, prefix_successor
 __all__ = ["ARTICLE_COLS", "ArticlesMixin", "Continuations", "article_of", "fts_to_tsquery",
            "walk_or_index"]
 
-MIN_PREFIX = 6
 # A candidate page with an index query walks the date index first, WALK_FIRST_PER_ROW rows per
 # row wanted (at least WALK_FIRST_MIN); what the walk found tells how dense the matches are, and
 # the rest comes from walking on or from the GIN index, whichever reads less: a walked row costs

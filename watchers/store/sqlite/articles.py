@@ -30,6 +30,7 @@ from watchers.store._shared import (
     link_terms,
 )
 from watchers.store.base import (
+    MIN_PREFIX,
     SERVER_FEED_PREFIX,
     ArticleRecord,
     CandidatePage,
@@ -54,8 +55,6 @@ URL_WINDOW = 4096
 JOIN_CHUNK = 2048
 
 # The most candidates one page reads (bounds one statement's time and memory).
-# Shortest id prefix that get_article resolves (what /article accepts).
-MIN_PREFIX = 6
 
 ARTICLE_COLS = "id, source, guid, url, title, text, published, fetched_at, content_hash"
 # The same columns qualified, for queries that join articles (as ``a``) with another table.
