@@ -177,3 +177,22 @@ async def test_adding_a_rule_under_a_name_in_use_says_what_it_replaced(running: 
                    ).final_message()
     assert "saved" in again.content
     assert "(replaced `troops`" in again.content and "critical" in again.content
+
+
+async def test_look_alike_names_and_addresses_are_refused(running: Running) -> None:
+    """A zero-width joiner made a second 'kyiv' rule look like the first in every list and
+    autocomplete; a right-to-left override made a feed's address read as another one."""
+    emu = running.emu
+    for name in ("troops\u200d", "troops\u200c", "tro\u200bops"):
+        msg = await (await emu.send_interaction("rules add", {"name": name, "query": "grizzly"})
+                     ).final_message()
+        assert msg.ephemeral and msg.content.startswith("name"), msg.content
+        assert "saved" not in msg.content
+    names = [c["value"] for c in await emu.send_autocomplete(
+        "mute", {"rule": "tro", "duration": "1h"}, focused="rule")]
+    assert names == ["troops"]
+    msg = await (await emu.send_interaction(
+        "sources add", {"name": "spoof", "url": "https://ex\u202eample.org/feed"})
+    ).final_message()
+    assert msg.ephemeral and "direction\\-changing" in msg.content  # markdown-escaped
+    assert "spoof" not in running.engine.source_names(None)

@@ -84,6 +84,11 @@ def test_check_url_refuses_every_notation(host: str) -> None:
         ("http://example.com:0/", "port 0"),
         ("http://example.com:99999/", "refused URL"),
         ("", "empty"),
+        ("https://ex\u202eample.org/feed", "direction-changing"),  # shows as another address
+        ("https://example.org/\u2066feed", "direction-changing"),
+        ("https://exa\u200bmple.org/feed", "invisible"),  # zero-width space
+        ("https://example.org/\u00a0feed", "spacing"),  # no-break space
+        ("https://example.org/\u2028", "refused URL"),  # line separator
     ],
 )
 def test_check_url_refuses_bad_shapes(url: str, reason: str) -> None:
@@ -100,6 +105,8 @@ def test_check_url_refuses_bad_shapes(url: str, reason: str) -> None:
         "HTTPS://Example.COM:8443/x?y=1#z",
         "http://1e100.example/",
         "http://cafe.example/",
+        "https://café.example/actualités?q=kyiv",  # letters of any script are fine
+        "https://пример.испытание/лента",
     ],
 )
 def test_check_url_lets_public_urls_through(url: str) -> None:

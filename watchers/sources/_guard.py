@@ -20,6 +20,7 @@ import contextvars
 import functools
 import ipaddress
 import socket
+import unicodedata
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
@@ -148,6 +149,10 @@ def check_url(url: str, allow_private: Iterable[str | IPNetwork] = ()) -> None:
         raise FetchBlockedError(reason)
 
 
+# Unicode categories no URL shows: format (bidi overrides, zero-width), control, separators.
+_INVISIBLE = frozenset({"Cf", "Cc", "Co", "Cs", "Zs", "Zl", "Zp"})
+
+
 @functools.lru_cache(maxsize=65536)
 def _url_refusal(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
     """Why ``url`` is refused, or None. Cached: a feed's URL is checked on every poll (and every
@@ -159,6 +164,10 @@ def _url_refusal(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
         return "refused URL: contains a backslash"
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         return "refused URL: contains whitespace or control characters"
+    if not url.isascii() and any(unicodedata.category(c) in _INVISIBLE for c in url):
+        # A right-to-left override shows https://ex\u202eample.org as another address, and
+        # no fetch of such a host can succeed.
+        return "refused URL: contains invisible, spacing or direction-changing characters"
     try:
         parts = urlsplit(url)
         port = parts.port
