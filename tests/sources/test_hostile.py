@@ -4,6 +4,7 @@ attacks and external entities. Each must fail fast, in bounded memory, and reach
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 import tracemalloc
 import zlib
@@ -250,3 +251,25 @@ async def test_the_default_cap_is_5_mib(server: FeedServer, gzip_bomb: bytes) ->
         assert fetcher.max_bytes == 5 * 1024 * 1024
         with pytest.raises(FetchBlockedError, match="exceeds 5242880 bytes"):
             await fetcher.get(server.url("/bomb"))
+
+
+async def test_a_gzip_body_cut_short_is_an_error_not_a_shorter_feed(
+        server: FeedServer, small_fetcher: Fetcher) -> None:
+    """Half a gzip stream with a Content-Length that matches it decompressed to the first
+    items of the feed, with no error: the rest were silently missing."""
+    whole = gzip.compress(b"<rss>" + b"<item>x</item>" * 500 + b"</rss>")
+    server.set("/cut", Route(body=whole[: len(whole) // 2], headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(SourceError, match="truncated gzip"):
+        await small_fetcher.get(server.url("/cut"))
+
+
+async def test_gzip_members_one_after_another_are_all_read(
+        server: FeedServer, small_fetcher: Fetcher) -> None:
+    first, second = b"<rss><item>one</item>", b"<item>two</item></rss>"
+    server.set("/multi", Route(body=gzip.compress(first) + gzip.compress(second),
+                               headers={"Content-Encoding": "gzip"}))
+    assert (await small_fetcher.get(server.url("/multi"))).body == first + second
+    # padding after the last member is ignored, as gzip ignores it
+    server.set("/pad", Route(body=gzip.compress(first) + b"\x00" * 16,
+                             headers={"Content-Encoding": "gzip"}))
+    assert (await small_fetcher.get(server.url("/pad"))).body == first

@@ -236,6 +236,15 @@ class _Decoder:
                 piece = self._z.decompress(data, room)
                 out.append(self._take(piece))
                 data = self._z.unconsumed_tail
+                if self._z.eof and self._coding != "deflate":
+                    # gzip allows several members one after another (what `cat a.gz b.gz`
+                    # makes); bytes after the last that start no member are ignored, as gzip
+                    # does with trailing padding.
+                    rest = self._z.unused_data
+                    if rest.startswith(b"\x1f\x8b"):
+                        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        data = rest
+                        continue
                 if not piece and not data:
                     break
         except zlib.error:
@@ -246,9 +255,14 @@ class _Decoder:
         if self._z is None:
             return b""
         try:
-            return self._take(self._z.flush(self._limit - self.size + 1))
+            tail = self._take(self._z.flush(self._limit - self.size + 1))
         except zlib.error:
             raise SourceError(f"corrupt {self._coding} response body") from None
+        if not self._z.eof:
+            # The stream stopped before its end: a body cut short (with a Content-Length that
+            # matched what was sent) would otherwise pass as a feed missing its last items.
+            raise SourceError(f"truncated {self._coding} response body")
+        return tail
 
 
 class Fetcher:
