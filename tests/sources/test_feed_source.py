@@ -72,18 +72,19 @@ async def test_etag_gives_304_and_a_changed_etag_gives_new_items(
     route = server.set("/feed", Route(body=rss_doc(seeds[:2]), etag='"v1"'))
     feed = source(server, fetcher)
     first = await feed.poll({})
-    assert len(first.articles) == 2 and first.cursor == {"etag": '"v1"'}
+    url = server.url("/feed")
+    assert len(first.articles) == 2 and first.cursor == {"etag": '"v1"', "url": url}
 
     second = await feed.poll(first.cursor)
     assert second.not_modified and second.articles == []
-    assert second.cursor == {"etag": '"v1"'}
+    assert second.cursor == {"etag": '"v1"', "url": url}
     assert server.hits("/feed")[-1].headers["If-None-Match"] == '"v1"'
 
     route.body, route.etag = rss_doc(seeds), '"v2"'
     third = await feed.poll(second.cursor)
     assert not third.not_modified
     assert len(third.articles) == len(seeds)
-    assert third.cursor == {"etag": '"v2"'}
+    assert third.cursor == {"etag": '"v2"', "url": url}
 
 
 async def test_last_modified_gives_304(
@@ -92,10 +93,30 @@ async def test_last_modified_gives_304(
     server.set("/feed", Route(body=rss_doc(seeds), last_modified=LAST_MODIFIED))
     feed = source(server, fetcher)
     first = await feed.poll({})
-    assert first.cursor == {"last_modified": LAST_MODIFIED}
+    assert first.cursor == {"last_modified": LAST_MODIFIED, "url": server.url("/feed")}
     second = await feed.poll(first.cursor)
     assert second.not_modified
     assert server.hits("/feed")[-1].headers["If-Modified-Since"] == LAST_MODIFIED
+    # a cursor kept from before the URL was stored with it still counts as this URL's
+    third = await feed.poll({"last_modified": LAST_MODIFIED})
+    assert third.not_modified
+
+
+async def test_validators_of_the_old_url_are_not_sent_to_a_new_one(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    """A source whose URL was changed sent the old feed's Last-Modified to the new one, which
+    answered 304: its current items were never fetched."""
+    server.set("/old", Route(body=rss_doc(seeds[:1]), last_modified=LAST_MODIFIED, etag='"o"'))
+    server.set("/new", Route(body=rss_doc(seeds), last_modified=LAST_MODIFIED, etag='"o"'))
+    old = FeedSource("myfeed", server.url("/old"), fetcher=fetcher, allow_private=LOOPBACK)
+    first = await old.poll({})
+    new = FeedSource("myfeed", server.url("/new"), fetcher=fetcher, allow_private=LOOPBACK)
+    fresh = await new.poll(first.cursor)
+    assert not fresh.not_modified and len(fresh.articles) == len(seeds)
+    hit = server.hits("/new")[-1].headers
+    assert "If-Modified-Since" not in hit and "If-None-Match" not in hit
+    assert fresh.cursor["url"] == server.url("/new")
 
 
 async def test_gzip_and_deflate_bodies_are_decoded(

@@ -212,6 +212,11 @@ class FeedSource:
 
     async def poll(self, cursor: Mapping[str, str]) -> Poll:
         """Fetch and parse the feed; every entry comes back as an Article (the store dedupes)."""
+        # Validators belong to the URL that sent them: after the source's URL changed, the old
+        # feed's Last-Modified would have the new one answer 304 while it holds newer items.
+        # (A cursor stored before the URL was kept with it counts as this URL's.)
+        if cursor.get("url", self.url) != self.url:
+            cursor = {}
         result = await self._fetcher.get(
             self.url,
             etag=cursor.get("etag") or None,
@@ -219,7 +224,8 @@ class FeedSource:
             allow_private=self.allow_private,
         )
         if result.not_modified:
-            return Poll(articles=[], not_modified=True, cursor=_next_cursor(cursor, result))
+            return Poll(articles=[], not_modified=True,
+                        cursor=_next_cursor(cursor, result, self.url))
         if not 200 <= result.status < 300:
             raise _status_error(self.url, result)
         if result.status == 204 or not result.body.strip():
@@ -235,8 +241,8 @@ class FeedSource:
             except Exception as exc:  # one bad entry never stops the feed
                 ident = entry.guid or entry.url or entry.title
                 skipped.append(f"item {ident[:80]!r}: {type(exc).__name__}: {str(exc)[:160]!r}")
-        return Poll(articles=articles, not_modified=False, cursor=_next_cursor({}, result),
-                    skipped=tuple(skipped))
+        return Poll(articles=articles, not_modified=False,
+                    cursor=_next_cursor({}, result, self.url), skipped=tuple(skipped))
 
     async def _parse(self, result: FetchResult) -> ParsedFeed:
         from watchers.sources._feedparse import parse_feed
@@ -253,8 +259,10 @@ class FeedSource:
             await self._fetcher.aclose()
 
 
-def _next_cursor(previous: Mapping[str, str], result: FetchResult) -> dict[str, str]:
-    """The validators to send next time: the response's own, else (on 304) the ones we sent."""
+def _next_cursor(previous: Mapping[str, str], result: FetchResult, url: str
+                 ) -> dict[str, str]:
+    """The validators to send next time: the response's own, else (on 304) the ones we sent;
+    with the URL they came from, when there are any."""
     cursor = {k: v for k, v in previous.items() if k in ("etag", "last_modified")}
     etag = result.headers.get("ETag")
     modified = result.headers.get("Last-Modified")
@@ -262,4 +270,6 @@ def _next_cursor(previous: Mapping[str, str], result: FetchResult) -> dict[str, 
         cursor["etag"] = etag
     if modified:
         cursor["last_modified"] = modified
+    if cursor:
+        cursor["url"] = url
     return cursor
