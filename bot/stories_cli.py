@@ -63,7 +63,9 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
         raise _Bad(f"'{field}' must be a string, not {type(value).__name__}")
     if required and not value.strip():
         raise _Bad(f"'{field}' must not be blank")
-    return value
+    from watchers.models import storable
+
+    return storable(value)  # a lone surrogate ("\ud800") would fail when printed
 
 
 def _parse(raw: str) -> StoryInput | None:
@@ -87,6 +89,10 @@ def _parse(raw: str) -> StoryInput | None:
         raise _Bad(f"'date' is not an ISO 8601 date: {date_raw[:60]!r}") from None
     if date.tzinfo is None:
         date = date.replace(tzinfo=UTC)
+    try:
+        date = date.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past the last time there is
+        raise _Bad(f"'date' is out of range: {date_raw[:60]!r}") from None
     from watchers.stories import StoryInput
 
     return StoryInput(
@@ -125,7 +131,8 @@ def _when(d: datetime) -> str:
 
 def _listing(stories: list[Story], by_id: dict[str, StoryInput]) -> str:
     multi = sum(1 for s in stories if len(s.ids) > 1)
-    lines = [f"{len(stories)} stories from {len(by_id)} articles "
+    lines = [f"{len(stories)} {'story' if len(stories) == 1 else 'stories'} from "
+             f"{len(by_id)} article{'' if len(by_id) == 1 else 's'} "
              f"({multi} reported more than once); times in UTC", ""]
     for s in sorted(stories, key=lambda s: (s.first, s.id)):
         n = len(s.ids)

@@ -74,7 +74,21 @@ def _until(value: str | None) -> datetime:
     except ValueError:
         raise _Usage(f"--until: {value!r} is not an ISO 8601 date (e.g. 2022-03-01 or "
                      "2022-03-01T12:00)") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    # The chart reaches back a period and its baseline before --until, and a bucket after it:
+    # dates near the calendar's ends would overflow there.
+    try:
+        inside = _EARLIEST <= when <= _LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise _Usage(f"--until: {value.strip()[:40]!r} is out of range; use a date from "
+                     f"{_EARLIEST.year} to {_LATEST.year}")
+    return when
+
+
+_EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class _Usage(ValueError):

@@ -85,6 +85,9 @@ def test_query_per_day_and_png(store: Path) -> None:
     (["troops", "--since", "100d"], "--since: 100d is out of range"),
     (["troops", "--since", "soon"], "--since:"),
     (["troops", "--until", "yesterday"], "--until: 'yesterday' is not an ISO 8601 date"),
+    # the chart reaches a period before and a bucket after: an OverflowError near the ends
+    (["troops", "--until", "0001-01-05"], "--until: '0001-01-05' is out of range"),
+    (["troops", "--until", "9999-12-31T23:59:59", "--since", "90d"], "is out of range"),
 ])
 def test_bad_input_is_exit_2_and_named(store: Path, args: list[str], expected: str) -> None:
     res = nw("trend", *args, "--png", str(store / "bad.png"), cwd=store)

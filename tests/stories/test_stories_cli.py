@@ -88,6 +88,9 @@ def test_readable_listing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     ('{"id": "x", "title": 5, "date": "2022-01-01"}', "'title' must be a string, not int"),
     ('{"id": "x", "title": "t", "date": "2022-01-01", "source": []}', "'source' must be a"),
     ('{"id": "a", "title": "t", "date": "2022-01-01"}', "'id' 'a' repeats line 1"),
+    # past the calendar's ends once in UTC: an OverflowError before
+    ('{"id": "x", "title": "t", "date": "9999-12-31T23:59:59-14:00"}', "'date' is out of range"),
+    ('{"id": "x", "title": "t", "date": "0001-01-01T00:00:00+14:00"}', "'date' is out of range"),
 ])
 def test_bad_line_is_named_and_nothing_printed(tmp_path: Path, line: str, says: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,3 +142,15 @@ def test_command_bad_line_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert ":2: missing 'title'" in done.stderr
+
+
+def test_a_lone_surrogate_is_shown_as_a_replacement_character(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON may escape half a surrogate pair; printing it failed with UnicodeEncodeError."""
+    f = write(tmp_path / "a.jsonl", ['{"id": "s\\ud800", "title": "Putin \\ud800 x", '
+                                     '"date": "2022-01-01"}'])
+    assert stories_cli.run(parse(str(f))) == 0
+    out = capsys.readouterr().out
+    assert "1 story from 1 article " in out and "Putin \ufffd x" in out
+    assert stories_cli.run(parse(str(f), "--json")) == 0
+    assert '"ids": ["s\ufffd"]' in capsys.readouterr().out
