@@ -533,6 +533,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewswatchError as exc:
         say(str(exc))
         return EXIT_ERROR
+    except OSError as exc:
+        # A path the file system refuses (a folder where a file should be, a name too long,
+        # no permission) that a command did not name itself: one line naming it.
+        name = str(exc.filename) if exc.filename is not None else ""
+        where = f"{name[:120]}…: " if len(name) > 120 else f"{name}: " if name else ""
+        say(f"{where}{exc.strerror or exc}")
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
 

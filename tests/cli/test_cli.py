@@ -227,3 +227,16 @@ def test_control_characters_in_articles_never_reach_the_terminal(tmp_path: Path)
             assert not any(c in text for c in "\x1b\x07\r\u202e"), repr(text)
             assert not [ln for ln in text.splitlines() if ln.startswith("zz99")]
     assert "PWNED" in outputs[2].stdout  # shown as text, on its result's line
+
+
+def test_a_path_the_file_system_refuses_is_one_line_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('[storage]\npath = "c.toml/x.db"\n')  # under a file
+    (tmp_path / "ok.toml").write_text('[storage]\npath = "nw.db"\n')
+    assert nw("migrate", "-c", "ok.toml", cwd=tmp_path).returncode == 0
+    for args, says in [(["migrate", "-c", "c.toml"], "c.toml/x.db: Not a directory"),
+                       (["copy", "--from", "nw.db", "--to", "c.toml/x.db"], "Not a directory"),
+                       (["copy", "--from", "nw.db", "--to", "a" * 300], "File name too long")]:
+        res = nw(*args, cwd=tmp_path)
+        assert res.returncode == 1, res.stderr
+        assert says in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.splitlines()) == 1
