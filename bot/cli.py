@@ -157,6 +157,9 @@ def cmd_match(args: argparse.Namespace) -> int:
     from watchers.rules import explain, match_query, parse
     from watchers.sources.folder import read_article_file
 
+    if not 50 <= args.threshold <= 100:  # as a rule's threshold and the query's ~N
+        say(f"--threshold: {args.threshold} is out of range; use 50 to 100")
+        return EXIT_USAGE
     parse(args.query)
     found = 0
     for path in _documents(args.paths or ["seeds"]):
@@ -445,7 +448,8 @@ def _add_match(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                        help="files or folders (default: seeds/)")
     match.add_argument("--json", action="store_true", help="one JSON object per matching document")
     match.add_argument("--explain", action="store_true", help="show each term's evidence")
-    match.add_argument("--threshold", type=int, default=85, help="fuzzy similarity (default 85)")
+    match.add_argument("--threshold", type=int, default=85,
+                       help="fuzzy similarity, 50 to 100 (default 85)")
     match.set_defaults(func=cmd_match)
 
 

@@ -240,3 +240,11 @@ def test_a_path_the_file_system_refuses_is_one_line_naming_it(tmp_path: Path) ->
         assert res.returncode == 1, res.stderr
         assert says in res.stderr and "Traceback" not in res.stderr
         assert len(res.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "49", "101", "10000000000000000000000"])
+def test_match_threshold_out_of_range_is_refused(value: str) -> None:
+    """--threshold 0 matched every document at score 0; the config takes 50 to 100."""
+    res = nw("match", "zzzzqqq~", "seeds", "--threshold", value, cwd=REPO)
+    assert res.returncode == 2 and "--threshold" in res.stderr and "50 to 100" in res.stderr
+    assert res.stdout == ""
