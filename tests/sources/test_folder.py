@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -219,6 +220,9 @@ async def test_undecodable_names_and_surrogates_in_json_do_not_stop_the_folder(
     assert all("\\udcff" in s for s in poll.skipped)  # shown as an escape
     for text in (*poll.skipped, json.dumps(dict(poll.cursor))):
         text.encode("utf-8")  # storable, and printable in a log
+    # named once, as any file left out, not again at every poll
+    again = await instant(tmp_path).poll(poll.cursor)
+    assert again.skipped == () and again.articles == []
 
 
 async def test_an_unreadable_file_is_skipped_once_until_it_changes(tmp_path: Path) -> None:
@@ -233,6 +237,36 @@ async def test_an_unreadable_file_is_skipped_once_until_it_changes(tmp_path: Pat
     st = (tmp_path / "bad.json").stat()
     os.utime(tmp_path / "bad.json", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert [a.title for a in (await src.poll(first.cursor)).articles] == ["Fixed"]
+
+
+async def test_a_file_without_read_permission_is_named_once_and_read_once_allowed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was named at every poll (every 30 s) and the health's skipped count grew for ever.
+    Permission given later changes the file's ctime only: it is read then."""
+    locked = tmp_path / "locked.txt"
+    locked.write_text("Locked story\nText.")
+    real_open = os.open
+    denied = {str(locked)}
+
+    def guarded(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if str(path) in denied:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", guarded)
+    src = instant(tmp_path)
+    first = await src.poll({})
+    assert first.articles == [] and len(first.skipped) == 1
+    assert "cannot read (Permission denied)" in first.skipped[0]
+    second = await src.poll(first.cursor)
+    assert second.skipped == () and second.articles == []
+    denied.clear()
+    before = locked.stat().st_ctime_ns
+    while locked.stat().st_ctime_ns == before:  # a coarse clock may need a moment
+        await asyncio.sleep(0.01)
+        os.chmod(locked, 0o644)  # granting permission: a new ctime, same mtime and size
+    third = await src.poll(second.cursor)
+    assert [a.title for a in third.articles] == ["Locked story"] and third.skipped == ()
 
 
 @pytest.mark.parametrize(("value", "expected"), [

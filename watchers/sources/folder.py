@@ -278,12 +278,15 @@ def read_article_file(path: Path, *, source: str = "", guid: str | None = None) 
 
 
 class _Skip(Exception):
-    """This file version is left out; ``remember`` says whether to wait for it to change."""
+    """This file version is left out; ``remember`` says whether to wait for it to change, and
+    ``unreadable`` whether to wait for it or its permissions to change."""
 
-    def __init__(self, reason: str, *, remember: bool = True) -> None:
+    def __init__(self, reason: str, *, remember: bool = True, unreadable: bool = False
+                 ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.remember = remember
+        self.unreadable = unreadable
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,7 @@ class _Candidate:
     dev_ino: tuple[int, int]
     mtime_ns: int
     size: int
+    ctime_ns: int = 0  # changes with permissions too: what an unreadable file is kept by
 
 
 def _stamp(st: os.stat_result) -> str:
@@ -382,7 +386,16 @@ class FolderSource:
         try:
             key.encode("utf-8")
         except UnicodeEncodeError:
-            scan.skipped.append(f"file {_show(key)}: name is not UTF-8")
+            # Named once per version of the file, like any file left out (the cursor keeps
+            # text: the name's bytes, in hex, stand for it).
+            token = "/undecodable:" + os.fsencode(key).hex()  # no relative path starts so
+            try:
+                seen = f"skip:{_stamp(os.lstat(path))}"
+            except OSError:
+                return
+            if cursor.get(token) != seen:
+                scan.skipped.append(f"file {_show(key)}: name is not UTF-8")
+            scan.cursor[token] = seen
             return
         try:
             link = os.lstat(path)
@@ -407,11 +420,12 @@ class FolderSource:
             scan.skipped.append(f"file {_show(key)}: cannot read ({exc.strerror})")
             return
         stamp = _stamp(st)
-        if cursor.get(key) in (stamp, f"skip:{stamp}"):
+        if cursor.get(key) in (stamp, f"skip:{stamp}", f"skip:{stamp}:c{st.st_ctime_ns}"):
             scan.cursor[key] = str(cursor[key])
             return
         scan.candidates.append(
-            _Candidate(key, real, stamp, (st.st_dev, st.st_ino), st.st_mtime_ns, st.st_size)
+            _Candidate(key, real, stamp, (st.st_dev, st.st_ino), st.st_mtime_ns, st.st_size,
+                       st.st_ctime_ns)
         )
 
     def _changed(self, fresh: list[_Candidate]) -> set[str]:
@@ -437,6 +451,10 @@ class FolderSource:
                 scan.skipped.append(f"file {_show(c.key)}: {skip.reason}")
                 if skip.remember:
                     scan.cursor[c.key] = f"skip:{c.stamp}"
+                elif skip.unreadable:
+                    # Tried again once its contents or its permissions change (chmod changes
+                    # the ctime, not the size or mtime), not on every poll.
+                    scan.cursor[c.key] = f"skip:{c.stamp}:c{c.ctime_ns}"
                 continue
             except Exception as exc:  # one bad file never stops the folder
                 reason = str(exc)
@@ -459,7 +477,8 @@ class FolderSource:
         try:
             fd = os.open(c.real, flags | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            raise _Skip(f"cannot read ({exc.strerror})", remember=False) from None
+            raise _Skip(f"cannot read ({exc.strerror})", remember=False,
+                        unreadable=True) from None
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
             if (st.st_dev, st.st_ino) != c.dev_ino or not stat.S_ISREG(st.st_mode):
