@@ -164,3 +164,16 @@ def test_json_feed_fields() -> None:
     )
     assert first.published == datetime(2022, 1, 1, tzinfo=UTC)
     assert second.published == datetime(2022, 1, 2, 3, 4, 5, tzinfo=UTC)
+    # the item that is not an object is named, not dropped silently
+    assert feed.skipped == ("item 3: TypeError: 'an item is an object, not str'",)
+
+
+def test_a_json_feed_item_with_an_id_too_long_for_a_number_loses_nothing() -> None:
+    """One integer id of 5,000 digits (past int()'s limit) made the whole feed 'invalid JSON'."""
+    long_id = "7" * 5000
+    body = ('{"version": "https://jsonfeed.org/version/1.1", "items": ['
+            f'{{"id": {long_id}, "title": "Long id", "url": "https://x.example/1"}}, '
+            '{"id": 3, "title": "Short id", "url": "https://x.example/2"}]}').encode()
+    feed = parse_feed(body, url=URL, content_type="application/feed+json")
+    assert [(e.guid[:5], e.title) for e in feed.entries] == [("77777", "Long id"),
+                                                            ("3", "Short id")]

@@ -472,13 +472,19 @@ def _json_date(value: Any) -> datetime | None:
         return None  # 0001-01-01T00:00:00+01:00 has no UTC time: a date we do not know
 
 
+def _json_int(digits: str) -> int | str:
+    return int(digits) if len(digits) <= 4000 else digits
+
+
 def _json_str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
 def _parse_json(body: bytes, url: str) -> ParsedFeed:
     try:
-        doc = json.loads(body.decode("utf-8-sig"))
+        # A number too long for int() (over 4,300 digits: an item's id, say) stays text, so
+        # one such value does not make the whole feed invalid JSON.
+        doc = json.loads(body.decode("utf-8-sig"), parse_int=_json_int)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise FeedFormatError(f"{url} is not a feed: invalid JSON", "invalid-json") from None
     if not isinstance(doc, dict) or not (
@@ -493,6 +499,8 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
     skipped = _Skipped()
     for position, item in enumerate(items if isinstance(items, list) else [], 1):
         if not isinstance(item, dict):
+            skipped.add(position, None, TypeError(f"an item is an object, not "
+                                                  f"{type(item).__name__}"))
             continue
         try:
             raw = _json_entry(item, url)
