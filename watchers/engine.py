@@ -952,8 +952,11 @@ class Engine:
         return found
 
     def route_names(self) -> list[str]:
-        """Every route newswatch knows: those in [channels] and those rules name, sorted."""
-        return sorted({r.channel for r in self.watch.rules} | set(self.config.channels))
+        """Every route newswatch knows, sorted: those in [channels], those rules name, and the
+        channels servers picked (a channel set up for a digest keeps its route after its last
+        rule is removed, and what it kept still goes out)."""
+        return sorted({r.channel for r in self.watch.rules} | set(self.config.channels)
+                      | set(self.tenancy.routes))
 
     async def digest_now(self, route: str) -> int:
         """Send what ``route`` keeps for a digest now (``/digest now``); returns how many alerts

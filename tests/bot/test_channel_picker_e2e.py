@@ -313,6 +313,15 @@ async def test_a_servers_channel_takes_route_settings_from_discord(running: Runn
         await asyncio.sleep(0.05)
     assert [r.state for r in rows] == ["scheduled"]
     assert _bears(emu.messages(ops.id)) == []
+    # the channel's last rule removed: what it kept still waits for its digest, and
+    # /digest now still knows the channel (it refused it as 'no route named'); B does not
+    removed = await ask(emu, A, "rules remove", {"name": "bears"})
+    assert "removed" in _shown(removed).lower(), _shown(removed)
+    choices = await emu.send_autocomplete("digest now", {"route": "#o"}, focused="route",
+                                          guild_id=A)
+    assert [c["value"] for c in choices] == ["#ops"]
+    other = await ask(emu, B, "digest now", {"route": key})
+    assert other.ephemeral and "no route named" in _shown(other)
     sent = await ask(emu, A, "digest now", {"route": "#ops"})
     assert not sent.ephemeral, sent.content
     await running.wait_for(lambda: any(
