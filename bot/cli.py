@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -81,23 +82,54 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}{waits}")
     routes = sorted({r.channel for r in cfg.rules})
     print(f"  routes   {len(routes)}")
+    # What `run` would meet in this environment: a webhook variable unset or not a webhook (it
+    # cannot post there), a rule with no destination while a bot token is set (run refuses to
+    # start).
+    token = bool(os.environ.get(cfg.discord.token_env, "").strip())
+    warnings: list[str] = []
+    unrouted: list[str] = []
     for route in routes:
         ref = cfg.targets.get(route)
         if ref is None:
             dest = "console (no [channels] entry)"
+            if token:
+                unrouted.append(route)
         elif isinstance(ref, int):
             dest = f"channel {ref}"
         elif ref.startswith("env:"):
             dest = f"webhook from ${ref[4:]}"
+            problem = _webhook_problem(os.environ.get(ref[4:], ""))
+            if problem:
+                warnings.append(f"route {route}: ${ref[4:]} {problem}: run cannot post its "
+                                "alerts there")
         else:
             dest = "webhook (URL in file; prefer env:VAR)"
         print(f"    {route:<16} {dest}; stories: {cfg.stories_mode(route)}")
     print(f"  stories  window {format_duration(cfg.stories.window)}")
+    for warning in warnings:
+        say(f"warning: {warning}")
+    if unrouted:
+        say(f"{path}: with ${cfg.discord.token_env} set, run refuses rules whose route has no "
+            f"[channels] entry: {', '.join(unrouted)}")
+        return EXIT_USAGE
     if args.live:
         import asyncio
 
         return asyncio.run(_check_live(cfg))
     return EXIT_OK
+
+
+def _webhook_problem(value: str) -> str | None:
+    """Why a webhook variable's value would not post (None: it would)."""
+    if not value.strip():
+        return "is not set here"
+    from bot.sinks import parse_webhook_url
+
+    try:
+        parse_webhook_url(value)
+    except ValueError:
+        return "is not a Discord webhook URL here"
+    return None
 
 
 async def _check_live(cfg: Config) -> int:

@@ -248,3 +248,27 @@ def test_match_threshold_out_of_range_is_refused(value: str) -> None:
     res = nw("match", "zzzzqqq~", "seeds", "--threshold", value, cwd=REPO)
     assert res.returncode == 2 and "--threshold" in res.stderr and "50 to 100" in res.stderr
     assert res.stdout == ""
+
+
+def test_check_says_what_run_would_meet_in_this_environment(tmp_path: Path) -> None:
+    """check said ok for a webhook variable that was unset, and for rules with no destination
+    while a bot token was set (which run refuses)."""
+    (tmp_path / "hook.toml").write_text('[storage]\npath = "nw.db"\n[channels]\n'
+                                        'alerts = "env:NW_HOOK"\n'
+                                        '[[rules]]\nname = "a"\nquery = "putin"\n')
+    unset = nw("check", "-c", "hook.toml", cwd=tmp_path, env={"NW_HOOK": ""})
+    assert unset.returncode == 0 and "warning: route alerts: $NW_HOOK is not set here" in (
+        unset.stderr)
+    bad = nw("check", "-c", "hook.toml", cwd=tmp_path, env={"NW_HOOK": "https://example.org/x"})
+    assert bad.returncode == 0 and "is not a Discord webhook URL here" in bad.stderr
+    assert "example.org" not in bad.stderr + bad.stdout
+    good = nw("check", "-c", "hook.toml", cwd=tmp_path, env={
+        "NW_HOOK": "https://discord.com/api/webhooks/123456789012345678/" + "t" * 60})
+    assert good.returncode == 0 and "warning" not in good.stderr
+    (tmp_path / "bare.toml").write_text('[storage]\npath = "nw.db"\n'
+                                        '[[rules]]\nname = "a"\nquery = "putin"\n')
+    assert nw("check", "-c", "bare.toml", cwd=tmp_path).returncode == 0
+    token = nw("check", "-c", "bare.toml", cwd=tmp_path, env={"DISCORD_TOKEN": "x" * 60})
+    assert token.returncode == 2 and "run refuses rules whose route has no [channels] entry" in (
+        token.stderr)
+    assert "x" * 60 not in token.stderr + token.stdout
