@@ -226,18 +226,21 @@ def cmd_match(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- search
 
 
+class _BadOption(ValueError):
+    """A command line option's value is wrong: exit 2, as argparse's own refusals."""
+
+
 def _since(value: str | None) -> datetime | None:
     from datetime import UTC, datetime
 
     from watchers.config import parse_duration
-    from watchers.errors import NewswatchError
 
     if not value:
         return None
     try:
         return datetime.now(UTC) - parse_duration(value)
-    except ValueError as exc:
-        raise NewswatchError(f"--since: {exc}") from None
+    except (ValueError, OverflowError) as exc:
+        raise _BadOption(f"--since: {exc}") from None
 
 
 async def _search(args: argparse.Namespace) -> int:
@@ -311,6 +314,11 @@ def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecor
 def cmd_search(args: argparse.Namespace) -> int:
     import asyncio
 
+    try:
+        _since(args.since)  # a bad option is refused before the store is opened
+    except _BadOption as exc:
+        say(str(exc))
+        return EXIT_USAGE
     return asyncio.run(_search(args))
 
 

@@ -141,8 +141,10 @@ def test_search_after_run(workdir: Path) -> None:
     assert rows and all({"id", "title", "score", "highlights"} <= set(r) for r in rows)
     none = nw("search", "football", cwd=workdir)
     assert none.returncode == 0 and "0 result(s)" in none.stderr
-    bad = nw("search", "--since", "soon", "troops", cwd=workdir)
-    assert bad.returncode == 1 and "--since" in bad.stderr
+    # a bad option is exit 2, as every other command's (trend, stories, import) and argparse's
+    for since in ("soon", "99999999999d"):
+        bad = nw("search", "--since", since, "troops", cwd=workdir)
+        assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_example_config_checks() -> None:
