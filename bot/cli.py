@@ -340,6 +340,7 @@ class _ImportReport:
         self.name = name
         self.bar = ProgressBar("import")
         self.bad_seen = 0
+        self.lines = 0  # read so far, as the last progress report said
 
     def bad_line(self, number: int, reason: str) -> None:
         self.bad_seen += 1
@@ -351,6 +352,7 @@ class _ImportReport:
             say("more bad lines; only their count is shown from here on")
 
     def progress(self, p: Any) -> None:
+        self.lines = p.lines
         rate = p.imported / max(time.monotonic() - self.bar.started, 1e-9)
         counts = (f"{p.lines:,} lines · imported {p.imported:,} · duplicates {p.duplicates:,} "
                   f"· bad {p.bad:,} · {rate:,.0f}/s")
@@ -361,12 +363,11 @@ class _ImportReport:
         self.bar.done()
 
 
-async def _import(args: argparse.Namespace) -> int:
+async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
     from watchers.engine import open_engine
 
     cfg = load(args.config)
     path = Path(args.file)
-    report = _ImportReport(args.file)
     try:
         # Not started: nothing is polled or delivered; the store's process lock is held, so
         # the import refuses to run beside `newswatch run` (and the other way round).
@@ -375,8 +376,8 @@ async def _import(args: argparse.Namespace) -> int:
                                                    on_bad_line=report.bad_line)
     finally:
         report.done()
-    say(f"{args.file}: {summary.lines:,} lines · imported {summary.imported:,} · "
-        f"duplicates {summary.duplicates:,} · bad {summary.bad:,}")
+    say(f"{args.file}: {summary.lines:,} line{'' if summary.lines == 1 else 's'} · imported "
+        f"{summary.imported:,} · duplicates {summary.duplicates:,} · bad {summary.bad:,}")
     return EXIT_OK if not summary.bad else EXIT_ERROR
 
 
@@ -389,7 +390,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise NewswatchError(f"{path}: no such file" if not path.exists()
                              else f"{path} is not a file")
-    return asyncio.run(_import(args))
+    report = _ImportReport(args.file)
+    try:
+        return asyncio.run(_import(args, report))
+    except KeyboardInterrupt:
+        # Each batch is one transaction: what was committed stays, the batch under way does
+        # not; the same command again skips what is stored (counted as duplicates).
+        say(f"{args.file}: stopped after about {report.lines:,} lines; what was imported is "
+            "kept, and the same command again finishes the rest")
+        return 130
 
 
 # --------------------------------------------------------------------------- run

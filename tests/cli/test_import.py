@@ -292,3 +292,34 @@ def _plain_fingerprint(title: str, text: str) -> str:
     folded = unicodedata.normalize("NFKD", f"{title}\n{text}").casefold()
     folded = "".join(c for c in folded if not unicodedata.combining(c))
     return hashlib.sha256(" ".join(re.findall(r"\w+", folded)).encode()).hexdigest()
+
+
+def test_an_import_stopped_midway_says_so_keeps_what_it_stored_and_finishes_when_run_again(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C exited 130 with no word on what was kept or how to go on."""
+    monkeypatch.chdir(workdir)
+    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
+                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
+             for i in range(4500)]  # three batches
+    write_jsonl(workdir / "many.jsonl", lines)
+    progress = cli._ImportReport.progress
+
+    def interrupted(self: Any, p: Any) -> None:
+        progress(self, p)
+        if p.lines >= 2000:  # Ctrl-C once the first batch is stored
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli._ImportReport, "progress", interrupted)
+    assert cli.main(["import", "many.jsonl", "-c", "config.toml"]) == 130
+    err = capsys.readouterr().err
+    assert "many.jsonl: stopped after about 2,000 lines" in err
+    assert "the same command again finishes the rest" in err and "Traceback" not in err
+    with closing(sqlite3.connect(workdir / "nw.db")) as con:
+        kept = con.execute("SELECT count(*) FROM articles").fetchone()[0]
+    assert 2000 <= kept < 4500
+    monkeypatch.setattr(cli._ImportReport, "progress", progress)
+    assert cli.main(["import", "many.jsonl", "-c", "config.toml"]) == 0
+    assert f"imported {4500 - kept:,} · duplicates {kept:,} · bad 0" in capsys.readouterr().err
+    with closing(sqlite3.connect(workdir / "nw.db")) as con:
+        assert con.execute("SELECT count(*) FROM articles").fetchone()[0] == 4500
