@@ -231,7 +231,7 @@ class RuleConfig(_Strict):
     query: str = Field(min_length=1)
     channel: str = "alerts"
     severity: Severity = "medium"
-    mention_role: int | None = None
+    mention_role: DiscordId | None = None
     # Who the alert mentions besides mention_role: only these roles and users are ever pinged
     # (never @everyone or @here; Discord takes at most 100 ids of each).
     mention_roles: list[int] = Field(default_factory=list, max_length=100)
@@ -276,7 +276,17 @@ class RuleConfig(_Strict):
         return list(dict.fromkeys(value))
 
 
-ChannelRef = int | str
+# A Discord id is a positive number (a snowflake); -5 or 0 is a typo, not a channel.
+DiscordId = Annotated[int, Field(gt=0)]
+
+
+def _positive_channel(value: int | str) -> int | str:
+    if isinstance(value, int) and value <= 0:
+        raise ValueError(f"a channel id is a positive number (a Discord id), not {value}")
+    return value
+
+
+ChannelRef = Annotated[int | str, AfterValidator(_positive_channel)]
 StoriesMode = Literal["edit", "thread", "off"]
 
 
@@ -681,7 +691,9 @@ def load_config(path: str | Path, *, watching: bool = True) -> Config:
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read: {exc.strerror}")], file=str(p)) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # "utf-8-sig": a byte order mark, which some editors write first, is not TOML but not
+        # the user's mistake either.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue("", "not UTF-8 text")], file=str(p)) from None
     except tomllib.TOMLDecodeError as exc:

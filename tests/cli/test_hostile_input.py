@@ -112,5 +112,5 @@ def test_a_since_of_millions_of_days_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_text("")
     assert nw("import", "empty.jsonl", cwd=tmp_path).returncode == 0
     res = nw("search", "troops", "--since", "99999999d", cwd=tmp_path)
-    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "Traceback" not in res.stderr  # a bad option
     assert "--since: '99999999d' is longer than 100 years" in res.stderr

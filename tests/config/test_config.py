@@ -180,3 +180,16 @@ def _write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "ok.toml"
     p.write_text(text)
     return p
+
+
+def test_a_byte_order_mark_is_read_past_and_ids_must_be_positive(tmp_path: Path) -> None:
+    """An editor's byte order mark gave 'not valid TOML (line 1, column 1)'; a channel id or
+    mention_role of -5 passed check and could never post."""
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + b'[storage]\npath = "nw.db"\n')
+    assert load_config(p, watching=False).storage.path == "nw.db"
+    found = issues('[channels]\nalerts = -5\nops = 0\n[[rules]]\nname = "a"\nquery = "x"\n'
+                   'mention_role = -1\n', tmp_path)
+    assert "channels.alerts: a channel id is a positive number (a Discord id), not -5" in found
+    assert "channels.ops: a channel id is a positive number (a Discord id), not 0" in found
+    assert any(f.startswith("rules[0].mention_role: ") for f in found)
