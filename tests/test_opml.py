@@ -226,6 +226,21 @@ async def test_import_adds_skips_and_refuses_each_entry_with_its_reason(engine: 
     assert stored["reuters"].created_by == "u1"
 
 
+async def test_a_default_port_written_out_is_the_same_url(engine: Engine) -> None:
+    """https://EXAMPLE.com:443/a.xml was added beside https://example.com/a.xml."""
+    doc = (b'<opml version="2.0"><body>'
+           b'<outline text="BBC port" xmlUrl="https://FEEDS.example.co.uk:443/news/rss.xml"/>'
+           b'<outline text="Plain" xmlUrl="http://wire.example/f"/>'
+           b'<outline text="Plain port" xmlUrl="http://wire.example:80/f"/>'
+           b'<outline text="Other port" xmlUrl="http://wire.example:8080/f"/>'
+           b"</body></opml>")
+    report = await import_opml(engine, doc, created_by="u1")
+    got = {o.entry.title: (o.status, o.reason) for o in report.outcomes}
+    assert got["BBC port"] == ("skipped", "already watched as source 'bbc'")
+    assert got["Plain"][0] == "added" and got["Other port"][0] == "added"
+    assert got["Plain port"] == ("skipped", "same URL as line 1 of this file")
+
+
 async def test_importing_the_same_file_twice_adds_nothing_the_second_time(engine: Engine
                                                                           ) -> None:
     first = await import_opml(engine, READER_EXPORT)

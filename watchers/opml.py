@@ -305,14 +305,21 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 def _url_key(url: str) -> str:
-    """How two URLs are compared for duplicates: scheme and host are case-insensitive and a
-    fragment never reaches the server; the rest is compared as written."""
+    """How two URLs are compared for duplicates: scheme and host are case-insensitive, the
+    scheme's default port is the same as none, and a fragment never reaches the server; the
+    rest is compared as written."""
     try:
         parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
         netloc = parts.netloc.lower()
+        if parts.port is not None and _DEFAULT_PORTS.get(scheme) == parts.port:
+            netloc = netloc.rsplit(":", 1)[0]
     except ValueError:
         return url.strip()
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 async def import_opml(engine: Engine, data: bytes | OpmlDocument, *,
