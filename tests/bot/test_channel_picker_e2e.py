@@ -280,6 +280,9 @@ async def test_a_servers_channel_takes_route_settings_from_discord(running: Runn
     assert bad.ephemeral and "digest_every" in _shown(bad)
     bad = await ask(emu, A, "channels set", {"channel": ops, "timezone": "Mars/Olympus"})
     assert bad.ephemeral and "timezone" in _shown(bad)
+    # commas only name no time: refused, not taken as clearing the setting
+    bad = await ask(emu, A, "channels set", {"channel": ops, "digest_at": ",,,"})
+    assert bad.ephemeral and "names no time of day" in _shown(bad)
     # members may look, only admins change
     member = await ask(emu, A, "channels set", {"channel": ops, "stories": "off"},
                        user="member")

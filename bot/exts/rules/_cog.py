@@ -31,7 +31,7 @@ from bot.embeds import (
     rules_embed,
     truncate,
 )
-from bot.interactions import Duration, NewswatchCog, RuleName, answer
+from bot.interactions import Duration, NewswatchCog, OptionError, RuleName, answer
 from watchers.config import RouteConfig, Severity, format_duration
 from watchers.delivery import Alert, StoryView
 from watchers.errors import NewswatchError
@@ -346,8 +346,11 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
             if value is not None:
                 changes[name] = None if value.strip().lower() in _CLEAR else value.strip()
         if digest_at is not None:
-            changes["digest_at"] = ([] if digest_at.strip().lower() in _CLEAR else
-                                    [t.strip() for t in digest_at.split(",") if t.strip()])
+            times = [t.strip() for t in digest_at.split(",") if t.strip()]
+            if not times and digest_at.strip().lower() not in _CLEAR:
+                raise OptionError(f"digest_at: {digest_at.strip()[:40]!r} names no time of day; "
+                                  "give times such as 08:00,18:00, or 'off' to clear")
+            changes["digest_at"] = [] if digest_at.strip().lower() in _CLEAR else times
         if max_per_hour is not None:
             changes["max_per_hour"] = max_per_hour or None
         for name, chosen in (("stories", stories), ("mode", mode), ("timezone", timezone),
