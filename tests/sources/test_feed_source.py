@@ -321,3 +321,13 @@ async def test_the_fetchers_allowlist_counts_for_the_source(
     async with Fetcher(timeouts=FAST, allow_private=LOOPBACK) as intranet:
         feed = FeedSource("intranet", server.url("/feed"), fetcher=intranet)
         assert len((await feed.poll({})).articles) == 1
+
+
+async def test_a_304_to_an_unconditional_request_is_an_error(
+    server: FeedServer, fetcher: Fetcher
+) -> None:
+    """A server answering 304 to a first poll (no ETag or date sent) was a silent success: the
+    feed was never read and looked healthy."""
+    server.set("/feed", Route(status=304))
+    with pytest.raises(SourceError, match="304 Not Modified to a request that was not"):
+        await source(server, fetcher).poll({})

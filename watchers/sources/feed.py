@@ -224,6 +224,11 @@ class FeedSource:
             allow_private=self.allow_private,
         )
         if result.not_modified:
+            if not (cursor.get("etag") or cursor.get("last_modified")):
+                # Nothing was asked conditionally: "not modified" since when? Counted as a
+                # success, a feed that always answers so would never be read, and look healthy.
+                raise SourceError(f"{self.url}: HTTP 304 Not Modified to a request that was "
+                                  "not conditional")
             return Poll(articles=[], not_modified=True,
                         cursor=_next_cursor(cursor, result, self.url))
         if not 200 <= result.status < 300:
