@@ -100,8 +100,13 @@ async def test_unknown_content_encoding_is_refused(
     server: FeedServer, small_fetcher: Fetcher
 ) -> None:
     server.set("/br", Route(body=b"???", headers={"Content-Encoding": "br"}))
-    with pytest.raises(SourceError, match="unsupported Content-Encoding"):
+    with pytest.raises(SourceError, match="unsupported Content-Encoding") as info:
         await small_fetcher.get(server.url("/br"))
+    assert server.url("/br") in str(info.value)  # the feed is named, as for other body errors
+    server.set("/two", Route(body=b"???", headers={"Content-Encoding": "gzip, gzip"}))
+    with pytest.raises(SourceError, match="stacked codings") as info:
+        await small_fetcher.get(server.url("/two"))
+    assert server.url("/two") in str(info.value)
 
 
 async def test_a_drip_feeding_server_hits_the_total_deadline(

@@ -518,7 +518,10 @@ class Fetcher:
             raise FetchBlockedError(
                 f"{url}: response body exceeds {self.max_bytes} bytes (Content-Length {declared})"
             )
-        decoder = _Decoder(encoding, self.max_bytes)
+        try:
+            decoder = _Decoder(encoding, self.max_bytes)
+        except SourceError as exc:  # a coding it does not take: named with the URL
+            raise SourceError(f"{url}: {exc}") from None
         parts: list[bytes] = []
         try:
             async for chunk in chunks:
