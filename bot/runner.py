@@ -42,8 +42,10 @@ def report_poll(report: PollReport) -> None:
     if report.error:
         return
     if report.baseline and report.new:
-        log.info("source %s: first poll, %d items recorded as a baseline (no alerts)",
-                 report.source, report.new)
+        # backfill lets the newest few of a first poll alert; the rest are the baseline
+        alerted = f", {report.alerts} alert(s) from backfill" if report.alerts else " (no alerts)"
+        log.info("source %s: first poll, %d items recorded as a baseline%s",
+                 report.source, report.new, alerted)
     elif report.new:
         log.info("source %s: %d new article(s), %d alert(s)", report.source, report.new,
                  report.alerts)
