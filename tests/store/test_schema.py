@@ -60,6 +60,20 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         await SqliteStore.open(path)
 
 
+async def test_another_programs_database_of_a_high_version_is_not_taken_for_a_newer_one(
+        tmp_path: Path) -> None:
+    """It was told to 'upgrade newswatch'; newswatch stamps its application id on every
+    schema it writes."""
+    path = tmp_path / "other.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (body TEXT)")
+    con.execute("PRAGMA user_version=999")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match=r"is not a newswatch database \(user version 999"):
+        await SqliteStore.open(path)
+
+
 async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not sqlite" * 100)

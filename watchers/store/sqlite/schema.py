@@ -766,6 +766,10 @@ async def check(db: Db, *, readonly: bool) -> int:
         raise StoreError(f"{db.path} is not a newswatch database (application id {app:#x})")
     if version == 0 and objects:
         raise StoreError(f"{db.path} is not a newswatch database (it holds other tables)")
+    if version > SCHEMA_VERSION and app != APPLICATION_ID:
+        # Every newswatch that wrote a schema this new stamped its application id.
+        raise StoreError(f"{db.path} is not a newswatch database (user version {version}, no "
+                         "newswatch application id)")
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{db.path} has schema version {version}, newer than this newswatch "
