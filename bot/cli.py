@@ -177,6 +177,8 @@ def _documents(paths: Sequence[str]) -> list[Path]:
                                 if f.is_file() and f.suffix.lower() in SUFFIXES))
         elif path.is_file():
             files.append(path)
+        elif path.exists():  # a device, a pipe, a socket: nothing to read as a document
+            raise NewswatchError(f"{p}: not a regular file or folder")
         else:
             raise NewswatchError(f"{p}: no such file or folder")
     return files

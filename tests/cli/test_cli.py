@@ -131,6 +131,8 @@ def test_match_explain_and_bad_query(workdir: Path) -> None:
     assert bad.returncode == 2 and "column" in bad.stderr and "^" in bad.stderr
     missing = nw("match", "kyiv", "nope/", cwd=workdir)
     assert missing.returncode == 1 and "nope/: no such file or folder" in missing.stderr
+    device = nw("match", "kyiv", os.devnull, cwd=workdir)  # there, but not a document
+    assert device.returncode == 1 and f"{os.devnull}: not a regular file" in device.stderr
 
 
 def test_search_after_run(workdir: Path) -> None:
