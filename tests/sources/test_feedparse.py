@@ -177,3 +177,17 @@ def test_a_json_feed_item_with_an_id_too_long_for_a_number_loses_nothing() -> No
     feed = parse_feed(body, url=URL, content_type="application/feed+json")
     assert [(e.guid[:5], e.title) for e in feed.entries] == [("77777", "Long id"),
                                                             ("3", "Short id")]
+
+
+@pytest.mark.parametrize(("bom", "codec"), [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+                                            (b"\xff\xfe\x00\x00", "utf-32-le")])
+@pytest.mark.parametrize("declared", ["utf-8", "iso-8859-1"])
+def test_a_byte_order_mark_wins_over_the_declared_encoding(bom: bytes, codec: str,
+                                                            declared: str) -> None:
+    """UTF-16 with a BOM but declaring utf-8 lost the whole feed ('no RSS, Atom or RDF root')."""
+    doc = (f'<?xml version="1.0" encoding="{declared}"?><rss version="2.0"><channel>'
+           "<title>t</title><item><title>Київ: новини</title>"
+           "<link>https://x.example/1</link></item></channel></rss>")
+    feed = parse_feed(bom + doc.encode(codec), url=URL,
+                      content_type="application/rss+xml; charset=utf-8")
+    assert [e.title for e in feed.entries] == ["Київ: новини"]

@@ -367,11 +367,28 @@ def neutralise_charrefs(data: bytes) -> bytes:
     return _BYTES_CHARREF.sub(_charref, data)
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# The encoding named in an XML declaration, to be replaced once the text is UTF-8.
+_DECLARED = re.compile(r"""(\A\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
+
+
 def _prepare_xml(body: bytes, content_type: str | None) -> bytes:
     """Decode to UTF-8 (feedparser's own rules: BOM, HTTP charset, XML declaration), strip the
     DOCTYPE and neutralise impossible character references, so what feedparser parses next is
     known-safe UTF-8."""
     body = _XML_DECL_AFTER_SPACE.sub(b"", body, count=1)
+    for bom, codec in _BOMS:
+        # A byte order mark says how the bytes are encoded whatever the declaration or the
+        # HTTP charset claim (RFC 7303); feedparser believed a declared "utf-8" over it.
+        if body.startswith(bom):
+            try:
+                text = body[len(bom):].decode(codec)
+            except UnicodeDecodeError:
+                break
+            body = _DECLARED.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
+            content_type = None
+            break
     headers = {"content-type": content_type} if content_type else {}
     info: dict[str, Any] = {}
     data: bytes = convert_to_utf8(headers, body, info)
