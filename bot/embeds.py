@@ -200,13 +200,15 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
     def cut_description(floor: int) -> None:
         text = embed.description
         if over() > 0 and text and len(text) > floor:
-            embed.description = truncate(text, max(floor, len(text) - over())) if floor else None
+            keep = max(floor, len(text) - over())
+            embed.description = truncate(text, keep) if keep > 0 else None
 
     def cut_footer(floor: int) -> None:
         text = embed.footer.text
         if over() > 0 and text and len(text) > floor:
-            embed.set_footer(text=truncate(text, max(floor, len(text) - over())) if floor
-                             else None, icon_url=embed.footer.icon_url)
+            keep = max(floor, len(text) - over())
+            embed.set_footer(text=truncate(text, keep) if keep > 0 else None,
+                             icon_url=embed.footer.icon_url)
 
     cut_description(_FIT_DESCRIPTION)
     cut_footer(_FIT_FOOTER)

@@ -252,3 +252,6 @@ def test_fit_embed_keeps_any_embed_inside_the_total(description: str, footer: st
     assert len(fitted) <= LIMITS["total"]
     if before <= LIMITS["total"]:
         assert len(fitted) == before  # nothing cut that fitted
+    elif fields == [] or sum(len(n) + len(v) for n, v in fields) < LIMITS["total"] - 1024 - 512:
+        # what the fields leave room for is used: cut only as far as needed
+        assert len(fitted) >= LIMITS["total"] - 2
