@@ -563,14 +563,23 @@ class Engine:
         return RuleTest(query, window, len(found.hits), found.hits[:samples], found.truncated)
 
     async def add_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None,
-                       guild: int | None = None) -> RuleConfig:
+                       guild: int | None = None,
+                       picked: tuple[int, str] | None = None) -> RuleConfig:
         """Add or replace a run-time rule (with ``guild``: that server's); it applies to the
         next article matched.
 
         The fields are validated by the same model as the config file's ``[[rules]]`` (errors
         name the key), and the rule must compile before anything is stored. A server's rule
         may not take the name of a rule every server sees, and a server has at most
-        ``[discord] max_rules_per_server`` rules."""
+        ``[discord] max_rules_per_server`` rules.
+
+        ``picked`` (a server's channel id and name, with ``guild``) sets the rule's channel to
+        that channel's route, which is made and stored only if the rule is taken: a refused
+        rule leaves no route behind."""
+        route: ServerRoute | None = None
+        if picked is not None and guild is not None:
+            route = self._server_route(guild, picked[0], picked[1], created_by=created_by)
+            fields = {**fields, "channel": route.key}
         try:
             rule = RuleConfig.model_validate(
                 {**fields, "origin": "store", "created_by": created_by, "guild_id": guild})
@@ -585,7 +594,7 @@ class Engine:
         if guild is not None:
             # A server's alerts only ever land in its own channels.
             routes = self.tenancy.server_routes(guild)
-            if rule.channel not in routes:
+            if rule.channel not in routes and (route is None or rule.channel != route.key):
                 have = ", ".join(self.route_label(k) for k in routes) or "none yet"
                 issues.append(ConfigIssue("channel", "a server's rule posts to one of its own "
                                           f"channels; pick one (this server has {have})"))
@@ -607,6 +616,11 @@ class Engine:
                                           "remove one first"))
         if issues:
             raise ConfigError(issues, file="rule")
+        new_route = route if route is not None and route.key not in self.tenancy.routes else None
+        if new_route is not None:
+            # Known before the rule runs, so its first alert has a destination; stored only
+            # once the rule is taken.
+            self._serve_route(new_route)
         running = list(self.watch.rules)
         bad = self.watch.set_rules([*running, rule])  # compiles; bad ones left out
         for r, exc in bad:
@@ -614,7 +628,11 @@ class Engine:
                 # Back to the rules as they were: the refused rule may have displaced a running
                 # rule of the same name.
                 self.watch.set_rules(running)
+                if new_route is not None:
+                    del self.tenancy.routes[new_route.key]
                 raise ConfigError([ConfigIssue("query", str(exc))], file="rule")
+        if new_route is not None:
+            await self.store.put_server_route(new_route)
         await self.store.put_rule(rule)
         return rule
 
@@ -917,20 +935,32 @@ class Engine:
         """The route of server ``guild`` posting to its channel ``channel_id`` (named after
         the channel): made and stored the first time, the same key after. Returns the key a
         rule's ``channel`` takes."""
+        route = self._server_route(guild, channel_id, name, created_by=created_by)
+        if route.key not in self.tenancy.routes:
+            await self._keep_server_route(route)
+        return route.key
+
+    def _server_route(self, guild: int, channel_id: int, name: str, *,
+                      created_by: str | None = None) -> ServerRoute:
+        """The route of server ``guild``'s channel: the one it has, or a new one, not stored."""
         found = self.tenancy.route_for_channel(guild, channel_id)
         if found is not None:
-            return found.key
+            return found
         try:
-            route = ServerRoute(guild_id=guild, channel_id=channel_id,
-                                name=self.tenancy.free_route_name(guild, name),
-                                created_by=created_by)
+            return ServerRoute(guild_id=guild, channel_id=channel_id,
+                               name=self.tenancy.free_route_name(guild, name),
+                               created_by=created_by)
         except ValidationError as err:
             raise ConfigError(pydantic_issues(err), file="route") from None
+
+    async def _keep_server_route(self, route: ServerRoute) -> None:
         await self.store.put_server_route(route)
+        self._serve_route(route)
+
+    def _serve_route(self, route: ServerRoute) -> None:
         self.tenancy.routes[route.key] = route
         for listener in self._route_listeners:
             listener(route.key, route.route)
-        return route.key
 
     # ------------------------------------------------------------------ delivery
 

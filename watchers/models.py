@@ -276,11 +276,11 @@ def checked_article(*, source: str, guid: str | None, url: str | None, title: st
         published = _utc(published)
     except OverflowError:
         published = None  # as Article._published_utc
-    fetched_at = _utc(fetched_at)
-    published = believed(published, fetched_at)
+    fetched = _utc(fetched_at)
+    published = believed(published, fetched)
     _set_attr(data, "__dict__", {
         "id": id, "source": source, "guid": guid, "url": url, "title": title, "text": text,
-        "published": published, "fetched_at": fetched_at, "content_hash": content_hash,
+        "published": published, "fetched_at": fetched, "content_hash": content_hash,
     })
     _set_attr(data, "__pydantic_fields_set__", set(_ARTICLE_FIELDS))
     _set_attr(data, "__pydantic_extra__", None)

@@ -200,6 +200,14 @@ async def test_a_channel_the_bot_cannot_post_in_is_refused_and_nothing_stored(
     bad = await ask(emu, A, "rules add", {"name": "shut", "query": "grizzly AND",
                                           "channel": _ch(emu, A, "ops")})
     assert bad.ephemeral and "column" in bad.content
+    # so is a bad name (the model's, the engine's) or a bad template: the route is made with
+    # the rule, not before it (a refused rule left its channel in /channels list)
+    for options, says in [({"name": "bad name"}, "name"),
+                          ({"name": "shut\u200d"}, "invisible"),
+                          ({"name": "shut", "template": "{nope}"}, "template")]:
+        refused = await ask(emu, A, "rules add", {"query": "grizzly", **options,
+                                                  "channel": _ch(emu, A, "ops")})
+        assert refused.ephemeral and says in _shown(refused), _shown(refused)
     assert "shut" not in engine.rule_names(A)
     assert engine.server_routes(A) == {} and engine.server_routes() == {}
     assert await engine.store.list_rules() == []
