@@ -180,6 +180,10 @@ class _NotText(Exception):
     """Discord says the channel takes no messages (a forum, when the cache did not know)."""
 
 
+# What a request's error handling passes on as it is: this module's own outcomes.
+_DeliveryErrors = (DeliveryError, _Gone, _NotText)
+
+
 @dataclass(frozen=True)
 class _Post:
     """What a message becomes in a forum: a post with this name, tagged after these rules."""
@@ -489,6 +493,14 @@ class DiscordSink:
             raise _classify(exc) from None
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
+        except _DeliveryErrors:
+            raise
+        except Exception as exc:  # an answer discord.py could not read
+            # (a malformed rate-limit header, a body that is not JSON): the request may have
+            # been carried out; its nonce, or the lookup, keeps the retry from doubling it.
+            raise TransientDeliveryError(
+                redact(f"unreadable answer from Discord: {type(exc).__name__}: {exc}")[:300]
+            ) from None
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None) -> str | None:
         """Post a plain operational notice (markup shown as written) to the route's
@@ -678,13 +690,20 @@ class DiscordSink:
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UncertainDeliveryError(
                 redact(f"network error after sending: {exc!r}; {made}")) from None
+        except _DeliveryErrors:
+            raise
+        except Exception as exc:  # an answer discord.py could not read
+            # A malformed rate-limit header or a body that is not JSON comes after the request
+            # was carried out: "maybe sent", so the retry looks before it posts again.
+            raise UncertainDeliveryError(redact(
+                f"unreadable answer from {who}: {type(exc).__name__}: {exc}"[:240] + f"; {made}"
+            )) from None
 
     async def _find_sent(self, hook: discord.Webhook, kwargs: dict[str, Any]) -> str | None:
         """The id of this alert's message if an earlier attempt did post it, or None (also when
         there is no way to look: then the alert is sent again and may show twice)."""
         client = self.client
-        embed = kwargs.get("embed")
-        marker = embed.footer.text if isinstance(embed, discord.Embed) else None
+        marker = _marker(kwargs)  # the embed's footer, or a text-style message's content
         if client is None or client.user is None or not marker:
             log.warning("webhook %s: an earlier send may have gone through and the bot cannot "
                         "look; sending again (it may show twice)", hook.id)
@@ -704,7 +723,7 @@ class DiscordSink:
         for m in recent:
             if str(m.get("webhook_id")) != str(hook.id):
                 continue
-            if _carries(m.get("embeds", []), None, marker):
+            if _carries(m.get("embeds", []), m.get("content"), marker):
                 log.info("webhook %s: the earlier send did go through (message %s)",
                          hook.id, m["id"])
                 return str(m["id"])

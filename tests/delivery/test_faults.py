@@ -215,3 +215,62 @@ async def test_a_burst_of_200_alerts_is_paced_under_the_limits(
     assert emu.over_limit == 0
     assert emu.limited_requests >= 200
     assert (await run.engine.store.alert_counts()) == {"delivered": 200}
+
+
+@pytest.mark.parametrize("style", ["embed", "text"])
+async def test_a_webhook_send_whose_answer_was_lost_is_found_for_either_style(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path, style: str) -> None:
+    """A text-style alert has no embed footer to look for: it was posted again after a lost
+    answer. Its content identifies it as well."""
+    from tests.delivery.conftest import HOOK_ID, HOOK_TOKEN
+
+    drop_articles(tmp_path / "wire", "floods", range(3))
+    emu.inject(WEBHOOK, Fault.reset_after_receive(), times=1)
+    run = await newswatch(emu, channels={
+        "alerts": emu.channel("alerts").id, "desk": emu.channel("general").id,
+        "ops": emu.channel("ops").id,
+        "hook": {"target": f"https://discord.com/api/webhooks/{HOOK_ID}/{HOOK_TOKEN}",
+                 "template": "{title} · {link}", "template_style": style}})
+    hooks = emu.channel("hooks").id
+    await run.wait_for(lambda: len(emu.messages(hooks)) >= 3 and not emu.pending_faults, 20)
+    await asyncio.sleep(0.5)
+    assert len(emu.messages(hooks)) == 3
+    rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
+    assert {r.state for r in rows} == {"delivered"}
+    assert {r.remote_id for r in rows} == {str(m.id) for m in emu.messages(hooks)}
+
+
+class UnreadableAnswers(DiscordEmulator):
+    """Carries out the next ``bad`` message-creating POSTs under ``path`` (the message is made),
+    then answers with rate-limit headers discord.py cannot read."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.bad = 0
+        self.path = "/webhooks/"
+
+    async def _handle_http(self, request: Any) -> Any:
+        resp = await super()._handle_http(request)
+        if request.method == "POST" and self.path in request.path and self.bad > 0:
+            self.bad -= 1
+            resp.headers["X-RateLimit-Remaining"] = "0"
+            resp.headers["X-RateLimit-Reset-After"] = "soon"
+        return resp
+
+
+async def test_an_answer_discord_py_cannot_read_is_maybe_sent_not_sent_again(
+        newswatch: Start, tmp_path: Path) -> None:
+    """The webhook's message was made, then discord.py failed on the answer's headers
+    (ValueError): the alert was posted again at every retry, without end."""
+    from tests.delivery.conftest import world
+
+    async with UnreadableAnswers(**world()) as emu, emu.patch_discord():
+        drop_articles(tmp_path / "wire", "floods", range(3))
+        emu.bad = 2
+        run = await newswatch(emu)
+        await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 3 and emu.bad == 0, 20)
+        await asyncio.sleep(1.0)
+        assert report_numbers(emu, "hooks") == [0, 1, 2]
+        rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
+        assert {r.state for r in rows} == {"delivered"}
+        assert await run.engine.store.count_maybe_sent() >= 1
