@@ -299,6 +299,22 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
     roles = sorted({r.mention_role for r in alert.rules if r.mention_role}
                    | {i for r in alert.rules for i in r.mention_roles})[:_MAX_MENTIONS]
     users = sorted({i for r in alert.rules for i in r.mention_users})[:_MAX_MENTIONS]
+    # A message's content holds at most 2,000 characters: a hundred roles and a hundred users
+    # spelt out need about 4,500, and Discord refused every such alert. The roles come first,
+    # then the users, as many as fit in half of it (the other half is a text alert's).
+    used = 0
+    for kind, ids in (("roles", roles), ("users", users)):
+        kept = []
+        for i in ids:
+            cost = len(f"<@&{i}> " if kind == "roles" else f"<@{i}> ")
+            if used + cost > _MENTION_BUDGET:
+                break
+            kept.append(i)
+            used += cost
+        if kind == "roles":
+            roles = kept
+        else:
+            users = kept
     content = " ".join([*(f"<@&{r}>" for r in roles), *(f"<@{u}>" for u in users)]) or None
     allowed = discord.AllowedMentions(
         everyone=False, replied_user=False,
@@ -365,6 +381,8 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
 
 # Discord takes at most 100 ids in each list of allowed_mentions.
 _MAX_MENTIONS = 100
+# Characters of an alert's content its mentions may take (the content holds 2,000).
+_MENTION_BUDGET = 1000
 
 # Acknowledgement buttons: the custom ids carry the alert's outbox id, so a click is understood
 # by whichever process runs when it comes (the acks extension registers dynamic items that

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 import discord
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -255,3 +256,33 @@ def test_fit_embed_keeps_any_embed_inside_the_total(description: str, footer: st
     elif fields == [] or sum(len(n) + len(v) for n, v in fields) < LIMITS["total"] - 1024 - 512:
         # what the fields leave room for is used: cut only as far as needed
         assert len(fitted) >= LIMITS["total"] - 2
+
+
+@pytest.mark.parametrize("style", ["embed", "text"])
+def test_a_rule_that_pings_a_hundred_roles_and_users_still_posts(style: str) -> None:
+    """100 roles and 100 users (what the config takes) spelt out need about 4,500 characters:
+    Discord refused every such alert (content: 2,000 at most), and the alerts were lost. The
+    roles come first, then as many users as fit; only those mentioned may ping."""
+    art = Article(title="Troops", text="troops", source="wire", url="https://ok.example/a")
+    m = match_query("troops", art)
+    assert m is not None
+    roles = list(range(1_000_000_000_000_000_001, 1_000_000_000_000_000_101))
+    users = list(range(2_000_000_000_000_000_001, 2_000_000_000_000_000_101))
+    rule = RuleConfig(name="troops", query="troops", mention_roles=roles, mention_users=users,
+                      template="{title} · {link}" if style == "text" else None,
+                      template_style=style)
+    alert = Alert(id=1, route="alerts", nonce="n", attempt=1, article=art, matches=(m,),
+                  rules=(rule,))
+    kwargs = alert_message(alert)
+    content = kwargs["content"]
+    assert len(content) <= LIMITS["content"]
+    mentioned_roles = [int(x) for x in re.findall(r"<@&(\d+)>", content)]
+    mentioned_users = [int(x) for x in re.findall(r"<@(\d+)>", content)]
+    assert mentioned_roles == roles[: len(mentioned_roles)] and len(mentioned_roles) >= 30
+    allowed = kwargs["allowed_mentions"]
+    assert [o.id for o in allowed.roles] == mentioned_roles
+    assert [o.id for o in allowed.users or []] == mentioned_users
+    if style == "text":
+        assert "Troops" in content
+    else:
+        check_limits(kwargs["embed"], content)
