@@ -48,6 +48,7 @@ from typing import Literal, Protocol, runtime_checkable
 from watchers.config import RouteConfig, RuleConfig, format_duration
 from watchers.errors import (
     DeliveryError,
+    NewswatchError,
     PermanentDeliveryError,
     StoreError,
     TransientDeliveryError,
@@ -362,7 +363,11 @@ class DeliveryService:
 
     async def resume_route(self, route: str) -> int:
         """Resume a paused destination; its held alerts are sent again, in order. Returns how
-        many alerts were held."""
+        many alerts were held. A route with no destination now (taken out of the config
+        since it paused) stays paused: its alerts would otherwise wait unsent, unseen."""
+        if self.sink_for(route) is None:
+            raise NewswatchError(f"route {route!r} has no destination now (it is not in "
+                                 "[channels]); its alerts stay held until it has one")
         await self._load()
         state = self._routes[route]
         async with state.lock:

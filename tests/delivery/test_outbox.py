@@ -8,9 +8,12 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from watchers.config import RuleConfig
 from watchers.delivery import Alert, DeliveryService
 from watchers.errors import (
+    NewswatchError,
     PermanentDeliveryError,
     TransientDeliveryError,
     UncertainDeliveryError,
@@ -114,6 +117,23 @@ async def test_a_pause_outlives_a_restart_and_resuming_sends_in_order(tmp_path: 
         assert sink.titles == ["a1", "a2", "a3"]
         assert await store.paused_routes() == {}
         assert await store.integrity_check() == "ok"
+
+
+async def test_resuming_a_route_that_has_no_destination_now_keeps_it_held(
+        tmp_path: Path) -> None:
+    """A paused route taken out of the config, then resumed: the answer said its alerts were
+    being sent, and they waited unsent with no route in /alerts status."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1", "a2")
+        sink = ScriptedSink(PermanentDeliveryError("403 Missing Access", pause_destination=True))
+        await drain_until(service(store, sink), lambda: len(sink.notices) == 0)
+        delivery = DeliveryService(store=store, sinks={"desk": ScriptedSink()},
+                                   base_backoff=0.01)
+        await delivery.drain()
+        with pytest.raises(NewswatchError, match="'alerts' has no destination now"):
+            await delivery.resume_route("alerts")
+        status = await delivery.status()
+        assert status.paused == {"alerts": "403 Missing Access"} and status.held == {"alerts": 2}
 
 
 async def test_an_invalid_alert_is_rejected_once_with_its_reason(tmp_path: Path) -> None:
