@@ -168,6 +168,7 @@ _NO_THREADS_HERE = {50013, 50024}
 
 
 _NON_TEXT_CHANNEL = 50008  # a message sent to a forum itself
+_ARCHIVED_THREAD = 50083  # "Operation cannot be performed on an archived thread"
 _FORUM_WEBHOOK = 220001  # "Webhooks posted to forum channels must have a thread_name or thread_id"
 _MAX_APPLIED_TAGS = 5  # Discord's limit per post
 
@@ -757,7 +758,9 @@ def _classify(exc: discord.HTTPException) -> DeliveryError:
         return TransientDeliveryError(f"rate limited: {text}")
     if exc.status >= 500:
         return TransientDeliveryError(f"Discord error {text}")
-    if exc.status in (401, 403, 404):
+    if exc.status in (401, 403, 404) or exc.code == _ARCHIVED_THREAD:
+        # An archived or locked thread refuses every message until someone reopens it: the
+        # destination is paused and its alerts held, not each alert refused.
         return PermanentDeliveryError(f"destination unusable: {text}", pause_destination=True)
     return PermanentDeliveryError(f"Discord refused the alert: {text}")
 

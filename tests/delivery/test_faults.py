@@ -124,6 +124,10 @@ async def test_an_invalid_body_rejects_that_alert_with_the_reason_and_the_rest_g
     pytest.param("alerts", "alerts", MESSAGES, Fault.forbidden(50001), id="403-access"),
     pytest.param("alerts", "alerts", MESSAGES, Fault.not_found(10003), id="404-channel"),
     pytest.param("hook", "hooks", WEBHOOK, Fault.not_found(10015), id="404-webhook"),
+    # a thread archived or locked refuses every message: paused, not each alert rejected
+    pytest.param("alerts", "alerts", MESSAGES,
+                 Fault("status", 400, 50083, "Thread is archived", name="400/50083"),
+                 id="400-archived-thread"),
 ])
 async def test_an_unusable_destination_is_paused_held_announced_and_resumed(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path, route: str, channel: str,
