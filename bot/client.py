@@ -64,6 +64,10 @@ class NewsBot(commands.Bot):
         # ping, and nothing else the bot sends (a command's answer echoing a query, a name)
         # may turn text into a ping.
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        # A 429 asking for more than this (discord.py's least) is raised with its retry_after,
+        # which delivery honours for that route, instead of slept through: the sink's timeout
+        # would cut the sleep short and the route would retry on its own shorter backoff.
+        options.setdefault("max_ratelimit_timeout", 30.0)
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, tree_cls=NewswatchTree,
                          **options)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,25 @@ async def test_an_answer_discord_py_cannot_read_is_maybe_sent_not_sent_again(
         rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
         assert {r.state for r in rows} == {"delivered"}
         assert await run.engine.store.count_maybe_sent() >= 1
+
+
+@pytest.mark.parametrize("is_global", [False, True], ids=["bucket", "global"])
+async def test_a_rate_limit_longer_than_an_attempt_is_waited_out_on_that_route(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path, is_global: bool) -> None:
+    """A 429 asking for 45 s: discord.py slept in it until the attempt's timeout cut the sleep,
+    and the route tried again on its own shorter backoff, into the same limit. It is now raised
+    with its retry_after, which the route waits out; the other routes go on."""
+    drop_articles(tmp_path / "wire", "troops", range(2))
+    drop_articles(tmp_path / "wire", "sanctions", range(10, 12))
+    emu.inject(MESSAGES, Fault.rate_limited(45, is_global=is_global), times=1)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: len(report_numbers(emu, "general")) >= 2, 20)
+    await asyncio.sleep(1.0)
+    rows = [r for r in await run.engine.store.alerts() if r.route == "alerts"]
+    first = min(rows, key=lambda r: r.id)
+    assert first.state == "retry" and first.next_attempt_at is not None
+    assert first.next_attempt_at - datetime.now(UTC) > timedelta(seconds=35)
+    assert report_numbers(emu, "alerts") == []
+    limited = [r for r in emu.requests_for(MESSAGES)
+               if r.params.get("channel_id") == str(emu.channel("alerts").id)]
+    assert len(limited) == 1  # asked once, then waited
