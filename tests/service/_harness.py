@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from watchers.config import FeedSourceConfig, FolderSourceConfig, RuleConfig
 from watchers.delivery import DeliveryService, Sink
+from watchers.models import Article
 from watchers.service import WatchService
 from watchers.sources import SourceContext
 from watchers.sources._http import Fetcher
+from watchers.sources.base import Poll
 from watchers.store import SqliteStore
 
 
@@ -52,3 +55,17 @@ def deliver(store: SqliteStore, sink: Sink | dict[str, Sink], *, wake: asyncio.E
     kw.setdefault("base_backoff", 0.01)
     return DeliveryService(store=store, sinks=sinks, default_sink=default,
                            wake_event=wake or asyncio.Event(), **kw)
+
+
+class Fixed:
+    """A source that returns the same items on every poll."""
+
+    def __init__(self, name: str, items: list[Article]) -> None:
+        self.name = name
+        self.items = items
+
+    async def poll(self, cursor: Mapping[str, str]) -> Poll:
+        return Poll(self.items)
+
+    async def aclose(self) -> None:
+        pass

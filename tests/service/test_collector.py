@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import watchers.service as service_module
-from tests.service._harness import folder, watch
-from tests.service.test_ingest import Fixed, items
+from tests.service._harness import Fixed, folder, watch
+from tests.service.test_ingest import items
 from watchers import collector
 from watchers.store import SqliteStore
 

@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,32 +23,17 @@ import watchers.importer as importer_module
 import watchers.service as service_module
 from tests.conftest import REPO
 from tests.fakes.sinks import RecordingSink
-from tests.service._harness import deliver, folder, watch
+from tests.service._harness import Fixed, deliver, folder, watch
 from watchers.errors import StoreError
 from watchers.models import Article
 from watchers.rules import RuleSet
 from watchers.rules import text as text_module
 from watchers.rules.lookup import analysed_terms, index_terms, lookup_terms
 from watchers.rules.matcher import Analysis
-from watchers.sources.base import Poll
 from watchers.store import SqliteStore
 from watchers.store.open import open_store
 
 CORPORA = REPO.parent / "shared" / "corpora" / "articles"
-
-
-class Fixed:
-    """A source that returns the same items on every poll."""
-
-    def __init__(self, name: str, items: list[Article]) -> None:
-        self.name = name
-        self.items = items
-
-    async def poll(self, cursor: Mapping[str, str]) -> Poll:
-        return Poll(self.items)
-
-    async def aclose(self) -> None:
-        pass
 
 
 def items(n: int, *, source: str = "flood") -> list[Article]:

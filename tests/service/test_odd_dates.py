@@ -5,36 +5,33 @@ stopping the source, the other sources, or the stories read at the next start.""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.service._harness import folder, watch
+from tests.service._harness import Fixed, folder, watch
 from watchers.models import MAX_AHEAD, Article, checked_article
-from watchers.sources.base import Poll
 from watchers.store import SqliteStore
 from watchers.store.sqlite._db import dt, iso
 
 NOW = datetime.now(UTC)
 
 
-class Fixed:
-    """A source that returns the same items on every poll."""
-
-    def __init__(self, name: str, items: list[Article]) -> None:
-        self.name = name
-        self.items = items
-
-    async def poll(self, cursor: Mapping[str, str]) -> Poll:
-        return Poll(self.items)
-
-    async def aclose(self) -> None:
-        pass
-
-
 def art(source: str, guid: str, title: str, published: datetime | None) -> Article:
     return Article(source=source, guid=guid, title=title, text=f"{title}. Troops were seen.",
                    url=f"https://{source}.example/{guid}", published=published)
+
+
+async def restart_and_poll(tmp_path: Path, article: Article) -> tuple[int, int]:
+    """A new service on the store polls a source holding ``article``, which must be stored
+    without error; returns the articles and live stories the store then holds."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, stories_mode=lambda route: "edit")
+        await service.add_source(folder(article.source, tmp_path),
+                                 Fixed(article.source, [article]))
+        (report,) = await service.run_once()
+        assert report.error is None and report.new == 1
+        live = await store.live_stories(timedelta(hours=48), until=NOW + MAX_AHEAD)
+        return await store.count_articles(), len(live)
 
 
 def test_years_before_1000_are_stored_with_four_digits_and_read_back() -> None:
@@ -81,13 +78,8 @@ async def test_an_item_dated_before_1000_stops_neither_its_source_nor_the_others
         assert [a.title for a, _ in await store.recent(limit=1)] == ["Healthy sibling troops "
                                                                      "report"]
     # a restart reads every story back, and a new article still joins the store
-    async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service = watch(store, stories_mode=lambda route: "edit")
-        later = [art("late", "1", "A later troops report", NOW)]
-        await service.add_source(folder("late", tmp_path), Fixed("late", later))
-        (report,) = await service.run_once()
-        assert report.error is None and report.new == 1
-        assert await store.count_articles() == 5
+    stored_now, _ = await restart_and_poll(tmp_path, art("late", "1", "A later report", NOW))
+    assert stored_now == 5
 
 
 async def test_a_copy_dated_before_1000_leaves_its_story_readable(tmp_path: Path) -> None:
@@ -104,13 +96,9 @@ async def test_a_copy_dated_before_1000_leaves_its_story_readable(tmp_path: Path
         await service.add_source(folder("copy", tmp_path), Fixed("copy", [copy]))
         reports = await service.run_once()
         assert all(r.error is None for r in reports)
-    async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service = watch(store, stories_mode=lambda route: "edit")
-        news = [art("other", "1", "Something else entirely happened today", NOW)]
-        await service.add_source(folder("other", tmp_path), Fixed("other", news))
-        (report,) = await service.run_once()
-        assert report.error is None and report.new == 1
-        assert len(await store.live_stories(timedelta(hours=48), until=NOW + MAX_AHEAD)) >= 1
+    _, live = await restart_and_poll(
+        tmp_path, art("other", "1", "Something else entirely happened today", NOW))
+    assert live >= 1
 
 
 async def test_a_story_dated_in_the_future_leaves_the_window_to_the_others(
