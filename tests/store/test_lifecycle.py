@@ -79,6 +79,20 @@ async def test_a_second_writing_process_is_refused_and_readers_are_not(tmp_path:
         assert await store.count_articles() == 1
 
 
+async def test_another_path_to_the_same_database_is_refused_too(tmp_path: Path) -> None:
+    """A symlink (or ../ in a path) to the database locked a lock file of its own: two
+    writers ran on one database and doubled alerts."""
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Written before the other process started"))
+    (tmp_path / "link.db").symlink_to(path)
+    async with other_process(path) as proc:
+        for other in (tmp_path / "link.db", tmp_path / "data" / ".." / "data" / "nw.db"):
+            with pytest.raises(StoreError, match=f"another newswatch process .pid {proc.pid}."):
+                await SqliteStore.open(other)
+
+
 async def test_a_killed_process_leaves_no_lock_behind(tmp_path: Path) -> None:
     path = tmp_path / "nw.db"
     async with other_process(path) as proc:
@@ -122,6 +136,19 @@ async def test_a_removed_database_stops_writes_with_one_clear_line(tmp_path: Pat
             await put(store, art("After"))
     assert str(caught.value) == (
         f"the database file {path} was removed or replaced while newswatch was running")
+
+
+async def test_a_removed_lock_file_stops_writes_before_a_second_writer_can_double_them(
+        tmp_path: Path) -> None:
+    """Removing the lock file by hand (a 'stale lock') let a second `run` start beside the
+    first; both wrote and sent."""
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Before"))
+        os.remove(f"{path}.lock")
+        with pytest.raises(StoreError, match=r"the lock file .* was removed or replaced"):
+            await put(store, art("After"))
+        assert await store.count_articles() == 1
 
 
 async def test_a_replaced_database_stops_writes(tmp_path: Path) -> None:

@@ -177,6 +177,18 @@ class Db:
         if st is None or (st.st_dev, st.st_ino) != self._identity:
             raise StoreError(f"the database file {self.path} was removed or replaced while "
                              "newswatch was running")
+        if self._lock_fd is not None:
+            # The lock is on the lock file's inode: one removed (a "stale lock" cleaned up by
+            # hand) lets a second writer lock a new file beside ours and double the alerts.
+            held = os.fstat(self._lock_fd)
+            try:
+                now = os.stat(lock_path(self.path))
+            except FileNotFoundError:
+                now = None
+            if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+                raise StoreError(f"the lock file {lock_path(self.path)} was removed or "
+                                 "replaced while newswatch was running; stopping, so that no "
+                                 "second process writes beside this one")
 
     # ------------------------------------------------------------- statements
 
@@ -308,7 +320,9 @@ def _check_header(path: str, *, readonly: bool) -> None:
 
 
 def lock_path(path: str) -> str:
-    return path + ".lock"
+    """The lock file beside the database's real file: every path to one database (a symlink,
+    a relative path, ``..``) locks the same file, or two writers would each hold their own."""
+    return os.path.realpath(path) + ".lock"
 
 
 def take_process_lock(path: str) -> int:
