@@ -16,6 +16,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from tests.conftest import REPO
+from tests.pg import admin, database_url
 from tests.store._support import alert, art, match
 from watchers.errors import StoreError
 from watchers.models import Article
@@ -102,10 +103,17 @@ async def test_one_writer_at_a_time_and_readers_beside_it(pg_database: str) -> N
     await (await PostgresStore.open(pg_database)).aclose()
 
 
-async def test_a_writer_in_another_process_is_named(pg_database: str) -> None:
+async def test_a_writer_in_another_process_is_named(pg_database: str, pg_url: str) -> None:
     holder = await asyncpg.connect(pg_database,
                                    server_settings={"application_name": "newswatch pid 4242"})
+    # a newswatch on another database of the same server holds the same advisory lock there:
+    # not named (the message named every database's holders, so the wrong one was stopped)
+    other_db = f"nw_other_{os.getpid()}"
+    admin(pg_url, f'CREATE DATABASE "{other_db}"')
+    elsewhere = await asyncpg.connect(database_url(pg_url, other_db),
+                                      server_settings={"application_name": "newswatch pid 1111"})
     try:
+        await elsewhere.execute("SELECT pg_advisory_lock($1, 1)", int.from_bytes(b"nwsw", "big"))
         await holder.execute("SELECT pg_advisory_lock($1, 1)", int.from_bytes(b"nwsw", "big"))
         with pytest.raises(StoreError) as caught:
             await PostgresStore.open(pg_database)
@@ -114,6 +122,8 @@ async def test_a_writer_in_another_process_is_named(pg_database: str) -> None:
             "first (read-only commands such as search and check do not need to)")
     finally:
         await holder.close()
+        await elsewhere.close()
+        admin(pg_url, f'DROP DATABASE IF EXISTS "{other_db}" WITH (FORCE)')
 
 
 async def test_a_server_that_is_not_there_is_one_clear_line() -> None:
@@ -312,3 +322,44 @@ async def test_workers_registering_claiming_and_renewing_at_once_never_deadlock(
     finally:
         for s in stores:
             await s.aclose()
+
+
+async def _lock_backends(conn: asyncpg.Connection) -> list[int]:
+    return [r[0] for r in await conn.fetch(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid::int8 = $1 "
+        "AND objid::int8 = 1 AND granted AND database = (SELECT oid FROM pg_database "
+        "WHERE datname = current_database())", int.from_bytes(b"nwsw", "big"))]
+
+
+async def test_a_lost_writer_lock_is_taken_again_or_writing_stops(pg_database: str) -> None:
+    """The session holding the writer lock ended (a DBA's pg_terminate_backend, an idle
+    timeout): the process did not notice, a second writer started beside it, and alerts went
+    out twice. It now takes the lock back, or, when another process got it first, stops."""
+    admin = await asyncpg.connect(pg_database)
+    try:
+        async with await PostgresStore.open(pg_database) as store:
+            (first,) = await _lock_backends(admin)
+            await admin.execute("SELECT pg_terminate_backend($1)", first)
+            for _ in range(200):  # taken again on a new session
+                held = await _lock_backends(admin)
+                if held and held != [first]:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(held) == 1 and held != [first]
+            await store.add_notice("ops", "still the writer")
+            with pytest.raises(StoreError, match="already open for writing in this process"):
+                await PostgresStore.open(pg_database)  # held again, by this process
+            # lost again, and this time another session takes it first
+            await admin.execute("SELECT pg_terminate_backend($1)", held[0])
+            await admin.execute("SELECT pg_advisory_lock($1, 1)", int.from_bytes(b"nwsw", "big"))
+            for _ in range(200):
+                try:
+                    await store.add_notice("ops", "written while the lock is away?")
+                except StoreError as exc:
+                    assert "writer lock" in str(exc) and "stopping" in str(exc)
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the store kept writing without its writer lock")
+    finally:
+        await admin.close()

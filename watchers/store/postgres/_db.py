@@ -109,6 +109,10 @@ class Pg:
         self._session_lock = asyncio.Lock()
         self._listeners: list[tuple[str, Listener]] = []
         self._reconnect: asyncio.Task[None] | None = None
+        self._lock_shared = False
+        self._retaking: asyncio.Task[None] | None = None
+        # Why this process may no longer write (its writer lock went to another process).
+        self._writer_lost: str | None = None
 
     # ------------------------------------------------------------- opening and closing
 
@@ -152,7 +156,10 @@ class Pg:
                 holders = await conn.fetch(
                     "SELECT a.application_name, l.mode FROM pg_locks l JOIN pg_stat_activity a "
                     "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid::int8 = $1 "
-                    "AND l.objid::int8 = $2 AND l.objsubid = 2 AND l.granted",
+                    "AND l.objid::int8 = $2 AND l.objsubid = 2 AND l.granted "
+                    # advisory locks are the cluster's: only this database's holders count
+                    "AND l.database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())",
                     NEWSWATCH, LOCKS["writer"])
                 pids = sorted({str(h[0]).rsplit(" ", 1)[-1] for h in holders if h[0]})
                 pid = pids[0] if pids else "unknown"
@@ -174,16 +181,58 @@ class Pg:
         except BaseException:
             await conn.close()
             raise
-        self._lock_conn = conn
+        self._lock_conn, self._lock_shared = conn, shared
+        conn.add_termination_listener(self._lock_lost)
+
+    def _lock_lost(self, conn: object) -> None:
+        """The writer lock's session ended (a DBA's pg_terminate_backend, an idle timeout, a
+        network reset): its advisory lock went with it, and a second writer could start beside
+        this one. Take it back at once; if another process has it, stop writing."""
+        if self._closed or conn is not self._lock_conn:
+            return
+        self._lock_conn = None
+        log.warning("the session holding the writer lock on %s was lost; taking it again",
+                    self.name)
+        self._retaking = asyncio.get_running_loop().create_task(
+            self._retake_lock(), name="newswatch-pg-writer-lock")
+
+    async def _retake_lock(self) -> None:
+        delay, waited = 0.5, 0.0
+        while True:
+            try:
+                await self._take_writer_lock(self._url, self._settings,
+                                             shared=self._lock_shared)
+            except StoreError as exc:
+                # The server restarting: try again for a while (nothing can be written
+                # meanwhile anyway). Another process holding it: stop now.
+                if str(exc).startswith("cannot open the database") and waited < 60:
+                    await asyncio.sleep(delay)
+                    waited += delay
+                    delay = min(delay * 2, 10)
+                    continue
+                self._writer_lost = (f"the writer lock on {self.name} was lost and could not "
+                                     f"be taken again ({exc}); stopping, so that no two "
+                                     "processes write and send at once")
+                log.error("%s", self._writer_lost)
+            else:
+                log.info("the writer lock on %s is held again", self.name)
+            return
+
+    def _check_writer(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.name} is closed")
+        if self._writer_lost is not None:
+            raise StoreError(self._writer_lost)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._reconnect is not None:
-            self._reconnect.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnect
+        for task in (self._reconnect, self._retaking):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         try:
             if self._session is not None:
                 await self._session.close()
@@ -287,8 +336,7 @@ class Pg:
     async def tx(self, *locks: int) -> AsyncIterator[asyncpg.Connection]:
         """One write transaction, committed whole or rolled back; ``locks`` are keys of
         :data:`LOCKS` held until it ends."""
-        if self._closed:
-            raise StoreError(f"the store {self.name} is closed")
+        self._check_writer()
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 for key in locks:
@@ -322,6 +370,7 @@ class Pg:
 
     async def execute(self, sql: str, *args: Any) -> int:
         """One statement, atomic on its own; returns the rows it changed."""
+        self._check_writer()
         async with self._statement() as conn:
             return rowcount(await conn.execute(sql, *args))
 
