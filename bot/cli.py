@@ -69,6 +69,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     path = config_path(args.config)
     cfg = load_config(path)
+    # An env:VAR store URL is read as run reads it: unset or not a PostgreSQL URL is run's
+    # exit 2, so it is check's too.
+    from watchers.errors import ConfigError
+
+    try:
+        cfg.storage.target(cfg.resolve)
+    except ConfigError as exc:
+        raise ConfigError(exc.issues, file=str(path)) from None
     print(f"{path}: ok")
     print(f"  storage  {_where(cfg)}")
     print(f"  sources  {len(cfg.sources)}")
@@ -569,7 +577,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Only the named command's parser is built: building all dozen of them costs a few
     # milliseconds on every start. The top level has no options of its own but -h, so the
     # command is the first word; anything else (-h, a typo) gets the whole parser.
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    try:
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the command starts
+        return 130
     from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
 
     try:

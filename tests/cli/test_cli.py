@@ -276,3 +276,17 @@ def test_check_says_what_run_would_meet_in_this_environment(tmp_path: Path) -> N
     assert token.returncode == 2 and "run refuses rules whose route has no [channels] entry" in (
         token.stderr)
     assert "x" * 60 not in token.stderr + token.stdout
+
+
+def test_check_reads_the_store_url_variable_as_run_does(tmp_path: Path) -> None:
+    """check said ok with $VAR unset or holding no PostgreSQL URL; run refused it (exit 2)."""
+    (tmp_path / "db.toml").write_text('[storage]\nurl = "env:NW_DB"\n'
+                                      '[[rules]]\nname = "a"\nquery = "x"\n')
+    for value, says in [("", "storage.url: $NW_DB is not set"),
+                        ("mysql://u:pw@h/x", "$NW_DB does not hold a 'postgresql://…' URL"),
+                        ("postgresql://u:pw@h:99999/x", "not a valid PostgreSQL URL")]:
+        res = nw("check", "-c", "db.toml", cwd=tmp_path, env={"NW_DB": value})
+        assert res.returncode == 2 and says in res.stderr and "db.toml" in res.stderr
+        assert "pw" not in res.stderr + res.stdout
+    ok = nw("check", "-c", "db.toml", cwd=tmp_path, env={"NW_DB": "postgresql://u:pw@h/x"})
+    assert ok.returncode == 0 and "PostgreSQL from $NW_DB" in ok.stdout
