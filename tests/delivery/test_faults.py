@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.delivery.articles import MESSAGES, WEBHOOK, drop_articles, report_numbers
-from tests.delivery.conftest import Start
+from tests.delivery.conftest import HOOK_ID, HOOK_TOKEN, Start, world
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
 from tests.fakes.discord_ratelimit import RateLimitedEmulator
 
@@ -227,8 +227,6 @@ async def test_a_webhook_send_whose_answer_was_lost_is_found_for_either_style(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path, style: str) -> None:
     """A text-style alert has no embed footer to look for: it was posted again after a lost
     answer. Its content identifies it as well."""
-    from tests.delivery.conftest import HOOK_ID, HOOK_TOKEN
-
     drop_articles(tmp_path / "wire", "floods", range(3))
     emu.inject(WEBHOOK, Fault.reset_after_receive(), times=1)
     run = await newswatch(emu, channels={
@@ -267,13 +265,13 @@ async def test_an_answer_discord_py_cannot_read_is_maybe_sent_not_sent_again(
         newswatch: Start, tmp_path: Path) -> None:
     """The webhook's message was made, then discord.py failed on the answer's headers
     (ValueError): the alert was posted again at every retry, without end."""
-    from tests.delivery.conftest import world
-
-    async with UnreadableAnswers(**world()) as emu, emu.patch_discord():
+    answers = UnreadableAnswers(**world())
+    async with answers as emu, emu.patch_discord():
         drop_articles(tmp_path / "wire", "floods", range(3))
-        emu.bad = 2
+        answers.bad = 2
         run = await newswatch(emu)
-        await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 3 and emu.bad == 0, 20)
+        await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 3 and answers.bad == 0,
+                           20)
         await asyncio.sleep(1.0)
         assert report_numbers(emu, "hooks") == [0, 1, 2]
         rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
