@@ -667,7 +667,17 @@ class DeliveryService:
                         # not tried yet: back in the queue as they were, for the next start
                         await self._release(rows[i:])
                         return settled
-                    outcome = await self._deliver_one(sink, row, state)
+                    try:
+                        outcome = await self._deliver_one(sink, row, state)
+                    except asyncio.CancelledError:
+                        # A stop that could not wait for this send: the rows after it were
+                        # never tried and go back as they were. Left "sending", the next start
+                        # would take each for "maybe sent" (a webhook may then show it twice);
+                        # only this one is uncertain.
+                        if self._closing:
+                            with contextlib.suppress(Exception):
+                                await asyncio.shield(self._release(rows[i + 1:]))
+                        raise
                     if outcome == "wait":
                         await self._defer(rows[i + 1:], state)
                         return settled

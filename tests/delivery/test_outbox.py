@@ -254,3 +254,37 @@ async def test_a_notice_outlives_a_restart_and_keeps_its_place(tmp_path: Path) -
         assert order == ["o1", "source bbc paused after 10 failures", "o2"]
         assert await store.notice_counts() == {"delivered": 1}
         assert await store.alert_counts() == {"delivered": 2}
+
+
+class HangingSink(ScriptedSink):
+    """Never answers the first send (a webhook that takes minutes); the stop cannot wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+
+    async def deliver(self, alert: Alert) -> str | None:
+        self.started.set()
+        await asyncio.Event().wait()
+        return None
+
+
+async def test_a_stop_during_a_slow_send_leaves_only_that_send_uncertain(
+        tmp_path: Path) -> None:
+    """Every row the route had claimed was left 'sending', so the next start took each for
+    'maybe sent' (a webhook may then show it twice); only the interrupted one is."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1", "a2", "a3")
+        sink = HangingSink()
+        delivery = service(store, sink)
+        delivery.start()
+        await asyncio.wait_for(sink.started.wait(), 10)
+        await delivery.stop(grace=0.1)
+        states = {r.article_id: (r.state, r.id) for r in await store.alerts(limit=10)}
+        assert sorted(s for s, _ in states.values()) == ["retry", "retry", "sending"]
+        # the next start: the interrupted send alone may have gone through
+        assert await store.requeue_interrupted() == 1
+        assert await store.count_maybe_sent() == 1
+        second = ScriptedSink()
+        await drain_until(service(store, second), lambda: len(second.alerts) == 3)
+        assert second.titles == ["a1", "a2", "a3"]
