@@ -333,6 +333,15 @@ class DiscordSink:
                         f"digest part {i + 1}/{len(messages)} not sent ({exc}); the parts "
                         "before it were", retry_after=exc.retry_after) from None
                 raise
+            except PermanentDeliveryError as exc:
+                if i:
+                    # The destination went away (paused) after the first parts: when it is
+                    # resumed, those parts are looked for, not posted again.
+                    raise PermanentDeliveryError(
+                        f"digest part {i + 1}/{len(messages)} not sent ({exc}); the parts "
+                        "before it were", pause_destination=exc.pause_destination,
+                        maybe_sent=True) from None
+                raise
             first = first or sent
         return first
 

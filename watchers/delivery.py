@@ -717,6 +717,8 @@ class DeliveryService:
             await self._back_off(row, state, str(exc), exc.retry_after)
             return "wait"
         except PermanentDeliveryError as exc:
+            if exc.maybe_sent:
+                await self.store.mark_maybe_sent(row.id)
             if exc.pause_destination:
                 await self._pause(route, str(exc), state)
                 return "paused"

@@ -92,9 +92,13 @@ class PermanentDeliveryError(DeliveryError):
     """Delivery failed and retrying the same body will fail again.
 
     ``pause_destination`` is true when the destination itself is unusable (no access, unknown
-    channel or webhook): its alerts are held rather than rejected.
+    channel or webhook): its alerts are held rather than rejected. ``maybe_sent``: part of the
+    message went out before the failure (a digest's earlier parts), so a later try looks for
+    what was posted before posting again.
     """
 
-    def __init__(self, message: str, *, pause_destination: bool = False) -> None:
+    def __init__(self, message: str, *, pause_destination: bool = False,
+                 maybe_sent: bool = False) -> None:
         self.pause_destination = pause_destination
+        self.maybe_sent = maybe_sent
         super().__init__(message)

@@ -4,6 +4,7 @@ expected messages at the emulator — none lost, none doubled, in the order they
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -299,3 +300,41 @@ async def test_a_rate_limit_longer_than_an_attempt_is_waited_out_on_that_route(
     limited = [r for r in emu.requests_for(MESSAGES)
                if r.params.get("channel_id") == str(emu.channel("alerts").id)]
     assert len(limited) == 1  # asked once, then waited
+
+
+async def test_a_digest_paused_between_its_parts_posts_each_part_once_on_resume(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    """A webhook digest whose second part found the destination gone (403) paused the route;
+    on resume it was posted again from its first part, which then showed twice. The parts that
+    went out are now looked for first."""
+    drop_articles(tmp_path / "wire", "floods", range(120))
+    run = await newswatch(emu, channels={
+        "alerts": emu.channel("alerts").id, "desk": emu.channel("general").id,
+        "ops": emu.channel("ops").id,
+        "hook": {"target": f"https://discord.com/api/webhooks/{HOOK_ID}/{HOOK_TOKEN}",
+                 "mode": "digest", "digest_every": "1d"}})
+
+    async def scheduled() -> int:
+        return len([r for r in await run.engine.store.alerts(limit=1000)
+                    if r.route == "hook" and r.state == "scheduled"])
+
+    for _ in range(200):
+        if await scheduled() == 120:
+            break
+        await asyncio.sleep(0.05)
+    assert await scheduled() == 120
+    emu.inject(WEBHOOK, Fault.slow(0.0), times=1)  # the first part goes out
+    emu.inject(WEBHOOK, Fault.forbidden(50013), times=1)  # then the destination refuses
+    await run.engine.digest_now("hook")
+    await run.wait_for(lambda: bool(run.engine.delivery.paused_routes()), 10)
+    hooks = emu.channel("hooks").id
+    first = [m.embeds[0]["footer"]["text"] for m in emu.messages(hooks)]
+    assert len(first) == 1 and "part 1/" in first[0]
+    await run.engine.delivery.resume_route("hook")
+    match = re.search(r"part 1/(\d+)", first[0])
+    assert match is not None
+    total = int(match[1])
+    await run.wait_for(lambda: len(emu.messages(hooks)) >= total, 15)
+    await asyncio.sleep(0.5)
+    footers = [m.embeds[0]["footer"]["text"] for m in emu.messages(hooks)]
+    assert len(footers) == total == len(set(footers))
