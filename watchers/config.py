@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +29,7 @@ from pydantic import (
 )
 
 from watchers.errors import ConfigError, ConfigIssue, QuerySyntaxError
+from watchers.urls import url_parts_problem
 
 __all__ = [
     "ChannelRef",
@@ -145,14 +145,8 @@ class StorageConfig(_Strict):
 
 
 def _pg_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be connected to (a port out of range, a broken IPv6 host), without
-    repeating it (it may hold a password); None when its parts read."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - reading it is the check
-    except ValueError as exc:
-        return f"not a valid PostgreSQL URL ({exc})"
-    return None
+    problem = url_parts_problem(url)
+    return None if problem is None else f"not a valid PostgreSQL URL ({problem})"
 
 
 class DiscordConfig(_Strict):

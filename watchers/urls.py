@@ -6,7 +6,7 @@ import contextlib
 import re
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
-__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "normalise_link"]
+__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "normalise_link", "url_parts_problem"]
 
 # Parameters that identify the campaign or the click, never the document.
 TRACKING_PARAMS = frozenset(
@@ -83,3 +83,13 @@ def _normalise(raw: str) -> str:
     params.sort()
     query = "&".join(f"{k}={v}" if v else k for k, v in params)
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def url_parts_problem(url: str) -> str | None:
+    """Why ``url``'s parts do not read (a port out of range or not a number, a broken IPv6
+    host), in words that do not repeat the URL (it may hold a password); None when they do."""
+    try:
+        urlsplit(url).port  # noqa: B018 - reading the port is the check
+    except ValueError as exc:
+        return str(exc)
+    return None

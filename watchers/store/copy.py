@@ -43,7 +43,6 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
@@ -56,6 +55,7 @@ from watchers.store.sqlite import SqliteStore
 from watchers.store.sqlite import schema as lite_schema
 from watchers.store.sqlite._db import Db, iso, release_process_lock, take_process_lock
 from watchers.store.sqlite.schema import TermsOf
+from watchers.urls import url_parts_problem
 
 __all__ = [
     "BATCH",
@@ -161,12 +161,11 @@ def resolve_target(spec: str, *, what: str, env: dict[str, str] | None = None) -
             raise StoreError(f"{what}: ${var} is not set")
         spec = value
     if is_postgres_url(spec):
-        try:
-            parts = urlsplit(spec)
-            _ = parts.port  # a non-numeric port raises here rather than deep in the driver
-        except ValueError as exc:
+        # a non-numeric port is refused here rather than deep in the driver
+        problem = url_parts_problem(spec)
+        if problem is not None:
             raise StoreError(f"{what}: {describe_target(spec)} is not a valid PostgreSQL URL "
-                             f"({exc})") from None
+                             f"({problem})")
         return spec
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
