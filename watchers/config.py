@@ -253,6 +253,17 @@ class RuleConfig(_Strict):
         have a rule of the same name. People see ``name``."""
         return self.name if self.guild_id is None else f"{self.guild_id}:{self.name}"
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        # The pattern above runs on pydantic's regex engine, whose \w takes zero-width
+        # joiners: "kyiv\u200d" would sit beside "kyiv", the same in every list. Python's \w
+        # does not.
+        if not re.fullmatch(r"[\w.-]+", value):
+            raise ValueError("a rule's name is letters, digits, '.', '_' or '-', with no "
+                             "invisible characters")
+        return value
+
     @field_validator("mention_roles", "mention_users", mode="before")
     @classmethod
     def _no_bools(cls, value: Any) -> Any:

@@ -586,11 +586,6 @@ class Engine:
         except ValidationError as err:
             raise ConfigError(pydantic_issues(err), file="rule") from None
         issues = []
-        if not re.fullmatch(r"[\w.-]+", rule.name):
-            # The model's pattern takes zero-width joiners as word characters (its regex
-            # engine's \w): "kyiv\u200d" would sit beside "kyiv", looking the same in every list.
-            issues.append(ConfigIssue("name", "a rule's name is letters, digits, '.', '_' or "
-                                      "'-', with no invisible characters"))
         if guild is not None:
             # A server's alerts only ever land in its own channels.
             routes = self.tenancy.server_routes(guild)
