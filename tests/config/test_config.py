@@ -193,3 +193,12 @@ def test_a_byte_order_mark_is_read_past_and_ids_must_be_positive(tmp_path: Path)
     assert "channels.alerts: a channel id is a positive number (a Discord id), not -5" in found
     assert "channels.ops: a channel id is a positive number (a Discord id), not 0" in found
     assert any(f.startswith("rules[0].mention_role: ") for f in found)
+
+
+def test_a_config_rule_name_with_an_invisible_character_is_refused(tmp_path: Path) -> None:
+    """The same check as a rule added from Discord: 'kyiv' and 'kyiv' + a zero-width joiner
+    would look the same in every list and in /mute's choices."""
+    found = issues('[[rules]]\nname = "kyiv\\u200d"\nquery = "kyiv"\n'
+                   '[[rules]]\nname = "kyiv"\nquery = "kyiv"\n', tmp_path)
+    assert found == ["rules[0].name: a rule's name is letters, digits, '.', '_' or '-', with "
+                     "no invisible characters"]
