@@ -44,6 +44,7 @@ _EXPORTS = {
     "Stats": "watchers.engine",
     "Store": "watchers.store",
     "StoreError": "watchers.errors",
+    "StoreUnavailableError": "watchers.errors",
     "StoryDetail": "watchers.engine",
     "StoryIndex": "watchers.stories",
     "StoryRecord": "watchers.store.base",
@@ -99,6 +100,7 @@ __all__ = [
     "Stats",
     "Store",
     "StoreError",
+    "StoreUnavailableError",
     "StoryDetail",
     "StoryIndex",
     "StoryRecord",
@@ -166,6 +168,7 @@ if TYPE_CHECKING:
     from watchers.errors import QuerySyntaxError as QuerySyntaxError
     from watchers.errors import SourceError as SourceError
     from watchers.errors import StoreError as StoreError
+    from watchers.errors import StoreUnavailableError as StoreUnavailableError
     from watchers.errors import TransientDeliveryError as TransientDeliveryError
     from watchers.errors import UncertainDeliveryError as UncertainDeliveryError
     from watchers.models import Article as Article

@@ -51,10 +51,12 @@ from watchers.errors import (
     NewswatchError,
     PermanentDeliveryError,
     StoreError,
+    StoreUnavailableError,
     TransientDeliveryError,
     UncertainDeliveryError,
 )
 from watchers.models import Article, Match
+from watchers.outage import StoreOutage
 from watchers.schedule import Clock, SystemClock, cap_window_end, next_digest, quiet_end
 from watchers.store.base import (
     SEVERITIES,
@@ -282,6 +284,9 @@ class _RouteState:
     not_before: datetime | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     elsewhere_until: datetime | None = None  # another process delivers it (shared)
+    # A pass stopped by an unreachable store may have left rows claimed ("sending"), one of
+    # them maybe sent: the next pass puts them back as maybe sent first.
+    reclaim: bool = False
 
 
 @dataclass
@@ -303,6 +308,8 @@ class DeliveryService:
     max_backoff: float = 300.0
     poll_interval: float = 1.0
     on_fatal: Callable[[BaseException], None] | None = None  # the store failed: stop everything
+    # An unreachable store (a server restarting) is waited for, up to the outage's limit.
+    outage: StoreOutage = field(default_factory=StoreOutage)
     # How each route shows a story's later articles ("edit" | "thread"); None: edit.
     stories_mode: Callable[[str], str] | None = None
     story_window: timedelta = timedelta(hours=48)  # a wait for corroboration ends after this
@@ -498,11 +505,19 @@ class DeliveryService:
                 timeout = min(timeout, await self._spawn_due())
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailableError as exc:
+                try:
+                    timeout = self.outage.wait(exc)
+                except StoreError as final:
+                    self._fatal(final)
+                    return
             except StoreError as exc:
                 self._fatal(exc)
                 return
             except Exception:
                 log.exception("delivery loop failed; retrying")
+            else:
+                self.outage.over()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake_event.wait(), timeout=max(timeout, 0.01))
 
@@ -605,6 +620,17 @@ class DeliveryService:
         if self._workers.get(route) is task:
             del self._workers[route]
         exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, StoreUnavailableError):
+            # Its claimed rows are put back at the route's next pass, once the store is back.
+            try:
+                delay = self.outage.wait(exc)
+            except StoreError as final:
+                self._fatal(final)
+                return
+            state = self._routes[route]
+            state.not_before = datetime.now(UTC) + timedelta(seconds=delay)
+            self.wake_event.set()
+            return
         if isinstance(exc, StoreError):
             self._fatal(exc)
             return
@@ -646,44 +672,58 @@ class DeliveryService:
         """Send the route's due alerts in order until none is due or the route must wait.
         Returns how many alerts were settled (delivered, rejected or held)."""
         state = self._routes[route]
-        settled = 0
         async with state.lock:  # one pass per route at a time: order within a route is kept
-            while True:
-                now = datetime.now(UTC)
-                if self._waiting(route, now):
+            try:
+                if state.reclaim:
+                    n = await self.store.requeue_interrupted(route)
+                    state.reclaim = False
+                    if n:
+                        log.warning("route %s: %d alert(s) left sending while the store was "
+                                    "away queued again (each looked for before it is sent "
+                                    "again)", route, n)
+                return await self._pass(route, state)
+            except StoreUnavailableError:
+                state.reclaim = True
+                raise
+
+    async def _pass(self, route: str, state: _RouteState) -> int:
+        settled = 0
+        while True:
+            now = datetime.now(UTC)
+            if self._waiting(route, now):
+                return settled
+            sink = self.sink_for(route)
+            if sink is None:
+                return settled
+            rows = await self.store.claim_route(route, now=now, limit=self.batch)
+            if not rows:
+                if self.shared and not settled:
+                    # Due but nothing claimed: another process is delivering this route.
+                    state.elsewhere_until = now + timedelta(seconds=self.elsewhere_wait)
+                return settled
+            state.elsewhere_until = None
+            for i, row in enumerate(rows):
+                if self._closing:
+                    # not tried yet: back in the queue as they were, for the next start
+                    await self._release(rows[i:])
                     return settled
-                sink = self.sink_for(route)
-                if sink is None:
-                    return settled
-                rows = await self.store.claim_route(route, now=now, limit=self.batch)
-                if not rows:
-                    if self.shared and not settled:
-                        # Due but nothing claimed: another process is delivering this route.
-                        state.elsewhere_until = now + timedelta(seconds=self.elsewhere_wait)
-                    return settled
-                state.elsewhere_until = None
-                for i, row in enumerate(rows):
+                try:
+                    outcome = await self._deliver_one(sink, row, state)
+                except asyncio.CancelledError:
+                    # A stop that could not wait for this send: the rows after it were
+                    # never tried and go back as they were. Left "sending", the next start
+                    # would take each for "maybe sent" (a webhook may then show it twice);
+                    # only this one is uncertain.
                     if self._closing:
-                        # not tried yet: back in the queue as they were, for the next start
-                        await self._release(rows[i:])
-                        return settled
-                    try:
-                        outcome = await self._deliver_one(sink, row, state)
-                    except asyncio.CancelledError:
-                        # A stop that could not wait for this send: the rows after it were
-                        # never tried and go back as they were. Left "sending", the next start
-                        # would take each for "maybe sent" (a webhook may then show it twice);
-                        # only this one is uncertain.
-                        if self._closing:
-                            with contextlib.suppress(Exception):
-                                await asyncio.shield(self._release(rows[i + 1:]))
-                        raise
-                    if outcome == "wait":
-                        await self._defer(rows[i + 1:], state)
-                        return settled
-                    settled += 1
-                    if outcome == "paused":
-                        return settled
+                        with contextlib.suppress(Exception):
+                            await asyncio.shield(self._release(rows[i + 1:]))
+                    raise
+                if outcome == "wait":
+                    await self._defer(rows[i + 1:], state)
+                    return settled
+                settled += 1
+                if outcome == "paused":
+                    return settled
 
     # ------------------------------------------------------------------ one alert
 
@@ -728,7 +768,7 @@ class DeliveryService:
         except DeliveryError as exc:
             await self.store.mark_rejected(row.id, str(exc))
             return "settled"
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, StoreError):
             raise
         except Exception as exc:
             # A bug in a sink must not lose the alert: keep it and try again later.

@@ -1156,6 +1156,7 @@ async def open_engine(
         stack.push_async_callback(delivery.aclose)
         engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy, role=role)
         watch.on_fatal = delivery.on_fatal = engine.fail
+        delivery.outage = watch.outage  # one outage, waited for and logged once
         stack.push_async_callback(engine.stop)
         if shared:
             # Outbox rows written by any process wake delivery at once; changes made by any

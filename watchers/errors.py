@@ -8,6 +8,7 @@ Every error the engine raises on purpose derives from one root, so a caller can 
     ├── SourceError            a source could not be read (network, HTTP status, unparsable feed)
     │   └── FetchBlockedError  a URL was refused before any connection (scheme, address, size)
     ├── StoreError             the store could not do what was asked
+    │   └── StoreUnavailableError  … because it cannot be reached for now (a server restarting)
     └── DeliveryError          a sink could not deliver an alert
         ├── TransientDeliveryError   try again later (rate limit, 5xx, timeout)
         │   └── UncertainDeliveryError   … but the send may have gone through (response lost)
@@ -68,6 +69,18 @@ class FetchBlockedError(SourceError):
 
 class StoreError(NewswatchError):
     """The store could not complete an operation."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached for now: its server is restarting or the connection was
+    lost, or (PostgreSQL) the writer lock is being taken back after its session ended. Nothing
+    was written by the failed operation, unless it failed while committing; the same work may
+    succeed later. The engine waits for the store (up to :data:`STORE_OUTAGE_LIMIT` seconds)
+    instead of stopping."""
+
+
+# Seconds the engine waits for an unreachable store before it stops with the last error.
+STORE_OUTAGE_LIMIT = 120.0
 
 
 class DeliveryError(NewswatchError):

@@ -48,9 +48,10 @@ from rapidfuzz import fuzz
 
 from watchers import collector
 from watchers.config import RuleConfig, SourceConfig, SurgeConfig
-from watchers.errors import NewswatchError, SourceError, StoreError
+from watchers.errors import NewswatchError, SourceError, StoreError, StoreUnavailableError
 from watchers.importer import join_story
 from watchers.models import MAX_AHEAD, Article, Match, matchable
+from watchers.outage import StoreOutage
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
@@ -162,6 +163,8 @@ class WatchService:
     regex_budget: float = 0.1  # seconds of regex time per article, across all rules and fields
     on_report: Callable[[PollReport], None] | None = None
     on_fatal: Callable[[BaseException], None] | None = None  # the store failed: stop everything
+    # An unreachable store (a server restarting) is waited for, up to the outage's limit.
+    outage: StoreOutage = field(default_factory=StoreOutage)
     # Stories: each new article joins (or starts) a story within ``story_window``; a route's
     # mode ("edit" | "thread" | "off", see RouteConfig) decides whether a later article of a
     # story alerts anew. None: no grouping (every article alerts on its own).
@@ -205,7 +208,7 @@ class WatchService:
     _stories_looked: float = field(default=0.0, init=False)  # monotonic, this process's
 
     def __post_init__(self) -> None:
-        self._book = _StateBook(self.store, self._fatal)
+        self._book = _StateBook(self.store, self._fatal, self.outage)
         self.set_rules(self.rules)
         for cfg in self.sources:
             self._running[cfg.name] = _Running(cfg, build_source(cfg, self.context))
@@ -424,8 +427,16 @@ class WatchService:
                 registered = now
                 await self._register(list(self._running.values()))
             free = self.max_polls - len(self._inflight)
-            claimed = await self.store.claim_sources(owner=self.owner, until=now + self.lease,
-                                                     now=now, limit=free)
+            try:
+                claimed = await self.store.claim_sources(owner=self.owner,
+                                                         until=now + self.lease, now=now,
+                                                         limit=free)
+            except StoreUnavailableError as exc:
+                retry = self._unreachable(exc)
+                if retry is None:
+                    return
+                await asyncio.sleep(retry)
+                continue
             for state in claimed:
                 if state.name not in self._running:
                     # Removed (or never run here): nobody is to poll it.
@@ -449,8 +460,14 @@ class WatchService:
         while True:
             await asyncio.sleep(every)
             if self._inflight:
-                await self.store.renew_leases(list(self._inflight), owner=self.owner,
-                                              until=datetime.now(UTC) + self.lease)
+                try:
+                    await self.store.renew_leases(list(self._inflight), owner=self.owner,
+                                                  until=datetime.now(UTC) + self.lease)
+                except StoreUnavailableError as exc:
+                    # Tried again at the next renewal; a lease that lapses meanwhile only
+                    # lets another worker poll the source again, which dedupe keeps quiet.
+                    if self._unreachable(exc) is None:
+                        return
 
     def _leased_done(self, task: asyncio.Task[None]) -> None:
         for name, t in list(self._inflight.items()):
@@ -469,8 +486,14 @@ class WatchService:
         self._book.put(state)
         try:
             await self._poll_guarded(running)
+        except StoreUnavailableError as exc:
+            # Nothing of the poll was kept: the lease lapses and the source is claimed and
+            # polled again (here or by another worker) once the store is back.
+            self._unreachable(exc)
+            return
         finally:
             done = self._book.take(state.name) or state
+        self.outage.over()
         try:
             released = await self.store.release_source(done, owner=self.owner)
         except asyncio.CancelledError:
@@ -511,20 +534,41 @@ class WatchService:
     async def _poll_due(self, running: _Running) -> None:
         """One scheduled poll; then back on the timetable, due when its new state says."""
         name = running.name
+        retry: float | None = None
         try:
             # A paused source is still probed, at its backoff ceiling: a success resumes it.
             await self._poll_guarded(running)
+        except StoreUnavailableError as exc:
+            # Nothing of the poll was kept (its cursor neither): polled again when the store
+            # is back, as if for the first time since.
+            retry = self._unreachable(exc)
+            if retry is None:
+                return
         except Exception as exc:  # a store failure concerns every source: stop
             self._fatal(exc)
             return
+        else:
+            self.outage.over()
         finally:
             if self._tasks.get(name) is asyncio.current_task():
                 del self._tasks[name]
         timetable = self._timetable
         if timetable is not None and self._running.get(name) is running:  # still run here
+            if retry is not None:
+                timetable.set(name, retry)
+                return
             state = self._book.peek(name)
             timetable.set(name, _seconds_until(state.next_poll if state is not None else None,
                                                datetime.now(UTC)))
+
+    def _unreachable(self, exc: StoreUnavailableError) -> float | None:
+        """Seconds to wait for the unreachable store before trying again; None when it has
+        been away too long, and the engine stops."""
+        try:
+            return self.outage.wait(exc)
+        except StoreError as final:
+            self._fatal(final)
+            return None
 
     def _fatal(self, exc: BaseException) -> None:
         if self.on_fatal is not None:
@@ -929,9 +973,10 @@ class _StateBook:
     cursor only means one full fetch, and the store's dedupe keeps it from alerting twice."""
 
     def __init__(self, store: Store, fatal: Callable[[BaseException], None],
-                 every: float = 0.5) -> None:
+                 outage: StoreOutage, every: float = 0.5) -> None:
         self.store = store
         self.fatal = fatal
+        self.outage = outage
         self.every = every
         self.write_behind = False  # until the service starts, every change is flushed by hand
         self.closing = False
@@ -975,13 +1020,22 @@ class _StateBook:
         if self.flusher is None and self.write_behind and not self.closing:
             self.flusher = asyncio.create_task(self._flush_soon(), name="newswatch-source-states")
 
-    async def _flush_soon(self) -> None:
+    async def _flush_soon(self, delay: float | None = None) -> None:
         try:
-            await asyncio.sleep(self.every)
+            await asyncio.sleep(self.every if delay is None else delay)
         finally:
             self.flusher = None
         try:
             await self.flush()
+        except StoreUnavailableError as exc:  # kept, and written when the store is back
+            try:
+                retry = self.outage.wait(exc)
+            except StoreError as final:
+                self.fatal(final)
+                return
+            if self.flusher is None and not self.closing:
+                self.flusher = asyncio.create_task(self._flush_soon(retry),
+                                                   name="newswatch-source-states")
         except StoreError as exc:  # the store is gone: the engine stops, with one line
             self.fatal(exc)
 

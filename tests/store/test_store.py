@@ -112,6 +112,24 @@ async def test_outbox_claim_deliver_retry_and_restart(store: SqliteStore) -> Non
     assert await store.maybe_sent(later[0].id)
 
 
+async def test_a_routes_interrupted_claims_are_requeued_alone(store: SqliteStore) -> None:
+    """A delivery cut short by the store going away (PostgreSQL restarting) left its route's
+    claimed rows "sending": they go back, as maybe sent, and another route's claims stay."""
+    now = datetime.now(UTC)
+    for i, route in enumerate(("alerts", "alerts", "ops")):
+        a = art(f"Interrupted {i}")
+        await put(store, a, [match(a)], [alert(route)])
+    mine = await store.claim_route("alerts", now=now)
+    other = await store.claim_route("ops", now=now)
+    assert len(mine) == 2 and len(other) == 1
+    assert await store.requeue_interrupted("alerts") == 2
+    assert await store.alert_counts() == {"pending": 2, "sending": 1}
+    assert all([await store.maybe_sent(r.id) for r in mine])
+    assert not await store.maybe_sent(other[0].id)
+    again = await store.claim_route("alerts", now=now)
+    assert [r.id for r in again] == [r.id for r in mine]
+
+
 async def test_suppressed_and_held_alerts_are_not_claimed(store: SqliteStore) -> None:
     a, b = art("Muted story"), art("Held story")
     await put(store, a, [match(a)], [alert("alerts", suppressed=True)])

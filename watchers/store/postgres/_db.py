@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
-from watchers.errors import StoreError
+from watchers.errors import StoreError, StoreUnavailableError
 
 __all__ = ["LOCKS", "Listener", "Pg", "describe", "now"]
 
@@ -113,6 +113,7 @@ class Pg:
         self._retaking: asyncio.Task[None] | None = None
         # Why this process may no longer write (its writer lock went to another process).
         self._writer_lost: str | None = None
+        self._locked = False  # holds a writer lock (exclusive or shared), or is taking it back
 
     # ------------------------------------------------------------- opening and closing
 
@@ -148,7 +149,7 @@ class Pg:
         try:
             conn = await asyncpg.connect(url, server_settings=settings, timeout=30)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise StoreError(f"cannot open the database {self.name}: {_detail(exc)}") from None
+            raise _not_opened(self.name, exc) from None
         try:
             how = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
             got = await conn.fetchval(f"SELECT {how}($1, $2)", NEWSWATCH, LOCKS["writer"])
@@ -182,6 +183,7 @@ class Pg:
             await conn.close()
             raise
         self._lock_conn, self._lock_shared = conn, shared
+        self._locked = True
         conn.add_termination_listener(self._lock_lost)
 
     def _lock_lost(self, conn: object) -> None:
@@ -205,7 +207,7 @@ class Pg:
             except StoreError as exc:
                 # The server restarting: try again for a while (nothing can be written
                 # meanwhile anyway). Another process holding it: stop now.
-                if str(exc).startswith("cannot open the database") and waited < 60:
+                if isinstance(exc, StoreUnavailableError) and waited < 60:
                     await asyncio.sleep(delay)
                     waited += delay
                     delay = min(delay * 2, 10)
@@ -223,6 +225,11 @@ class Pg:
             raise StoreError(f"the store {self.name} is closed")
         if self._writer_lost is not None:
             raise StoreError(self._writer_lost)
+        if self._locked and self._lock_conn is None:
+            # Its session ended and the lock is being taken back: until then another process
+            # could hold it, and nothing may be written.
+            raise StoreUnavailableError(f"the writer lock on {self.name} is being taken again "
+                                        "after its session ended")
 
     async def close(self) -> None:
         if self._closed:
@@ -271,7 +278,7 @@ class Pg:
         try:
             conn = await asyncpg.connect(self._url, server_settings=self._settings, timeout=30)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise StoreError(f"cannot open the database {self.name}: {_detail(exc)}") from None
+            raise _not_opened(self.name, exc) from None
         try:
             await _init(conn)
             ident = await conn.fetchval(
@@ -309,7 +316,7 @@ class Pg:
                     if self._session is None:
                         await self._open_session()
             except StoreError as exc:
-                log.warning("%s; retrying in %.0fs", exc, delay)
+                log.warning("%s; retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
                 continue
@@ -321,11 +328,14 @@ class Pg:
     # ------------------------------------------------------------- errors
 
     def error(self, exc: BaseException, what: str | None = None) -> StoreError:
-        """The one-line StoreError for a driver error on this database."""
+        """The one-line StoreError for a driver error on this database: a
+        :class:`StoreUnavailableError` when the server cannot be reached for now."""
         detail = _detail(exc)
         if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
             return StoreError(f"the database {self.name} is open readonly; it cannot be "
                               f"written ({detail})")
+        if unreachable(exc):
+            return StoreUnavailableError(f"the database {self.name} cannot be reached: {detail}")
         if what:
             return StoreError(f"{what}: {detail}")
         return StoreError(f"the database {self.name}: {detail}")
@@ -338,10 +348,16 @@ class Pg:
         :data:`LOCKS` held until it ends."""
         self._check_writer()
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                for key in locks:
-                    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", NEWSWATCH, key)
-                yield conn
+            async with self.pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        for key in locks:
+                            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)",
+                                               NEWSWATCH, key)
+                        yield conn
+                except _DRIVER_ERRORS as exc:
+                    _drop_if_broken(conn, exc)
+                    raise
         except _DRIVER_ERRORS as exc:
             raise self.error(exc) from None
 
@@ -349,19 +365,23 @@ class Pg:
         await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", ROUTE_SPACE, route)
 
     @asynccontextmanager
-    async def _statement(self, what: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+    async def statement(self, what: str | None = None) -> AsyncIterator[asyncpg.Connection]:
         """A pool connection for one statement, which PostgreSQL runs as its own transaction
         (no BEGIN and COMMIT round trips); driver errors become StoreError."""
         if self._closed:
             raise StoreError(f"the store {self.name} is closed")
         try:
             async with self.pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except _DRIVER_ERRORS as exc:
+                    _drop_if_broken(conn, exc)
+                    raise
         except _DRIVER_ERRORS as exc:
             raise self.error(exc, what) from None
 
     async def fetch(self, sql: str, *args: Any, what: str | None = None) -> list[asyncpg.Record]:
-        async with self._statement(what) as conn:
+        async with self.statement(what) as conn:
             return list(await conn.fetch(sql, *args))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
@@ -371,7 +391,7 @@ class Pg:
     async def execute(self, sql: str, *args: Any) -> int:
         """One statement, atomic on its own; returns the rows it changed."""
         self._check_writer()
-        async with self._statement() as conn:
+        async with self.statement() as conn:
             return rowcount(await conn.execute(sql, *args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -379,7 +399,58 @@ class Pg:
             await conn.executemany(sql, rows)
 
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# asyncpg.InternalClientError: a pooled connection the server ended mid-operation can be left
+# in a state asyncpg refuses to use ("cannot switch to state 12; another operation is in
+# progress"); it is dropped (see _drop_if_broken) and the operation counts as unreachable.
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                  OSError, TimeoutError)
+
+# The server is restarting, shutting down or gone, or the connection to it was lost: the same
+# work may succeed once it is back (class 08 and the operator-intervention codes).
+_UNREACHABLE = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+                asyncpg.InternalClientError, OSError, TimeoutError)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a driver error means the server cannot be reached for now (rather than a
+    statement it refused)."""
+    if isinstance(exc, _UNREACHABLE):
+        return True
+    # asyncpg's own word for an operation on a connection that has been closed under it
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+
+
+class _OneLine(logging.Filter):
+    """asyncpg's pool logs a server it cannot reach (while restoring its connections after a
+    restart) with a traceback; this log says it in one line, as it says every store error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and unreachable(exc):
+            record.msg, record.args = f"{record.getMessage()}: {_detail(exc)}", ()
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_OneLine())
+
+
+def _not_opened(name: str, exc: BaseException) -> StoreError:
+    """The error for a connection that could not be opened: unavailable when the server cannot
+    be reached for now (restarting, refusing connections), plain otherwise (a wrong password)."""
+    cls = StoreUnavailableError if unreachable(exc) else StoreError
+    return cls(f"cannot open the database {name}: {_detail(exc)}")
+
+
+def _drop_if_broken(conn: asyncpg.Connection, exc: BaseException) -> None:
+    """A connection that failed because the server went away is closed at once rather than
+    handed back to the pool for the next caller to trip over."""
+    if unreachable(exc):
+        # asyncpg.InterfaceError: the pool took it back already (it saw the server go)
+        with contextlib.suppress(asyncpg.InterfaceError):
+            if not conn.is_closed():
+                conn.terminate()
 
 
 def _detail(exc: BaseException) -> str:

@@ -475,11 +475,8 @@ class ArticlesMixin(CandidateList):
         out: list[bool] = []
         for i in range(0, len(articles), _CHUNK):
             chunk = articles[i:i + _CHUNK]
-            try:
-                async with self._db.pool.acquire() as conn:
-                    await seen.load_pg(conn, chunk)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                raise self._db.error(exc) from None
+            async with self._db.statement() as conn:
+                await seen.load_pg(conn, chunk)
             for a in chunk:
                 dup = seen.duplicate(a)
                 if not dup:
@@ -493,25 +490,22 @@ class ArticlesMixin(CandidateList):
         one is set: a copy shares its content with a stored article, a new version shares
         none."""
         out: list[tuple[Article | None, Article | None]] = []
-        try:
-            async with self._db.pool.acquire() as conn:
-                for article in articles:
-                    if await conn.fetchval("SELECT 1 FROM articles WHERE content_hash = $1",
-                                           article.content_hash) is not None:
-                        row = await conn.fetchrow(
-                            f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN stories s "
-                            "ON s.id = a.story_id WHERE a.content_hash = $1 AND a.source <> $2 "
-                            "AND NOT s.outlets ? $2", article.content_hash, article.source)
-                        out.append((None, article_of(row) if row is not None else None))
-                        continue
-                    stored = await _duplicate_of(conn, article)
-                    row = None
-                    if stored is not None:
-                        row = await conn.fetchrow(
-                            f"SELECT {ARTICLE_COLS} FROM articles WHERE id = $1", stored)
-                    out.append((article_of(row) if row is not None else None, None))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise self._db.error(exc) from None
+        async with self._db.statement() as conn:
+            for article in articles:
+                if await conn.fetchval("SELECT 1 FROM articles WHERE content_hash = $1",
+                                       article.content_hash) is not None:
+                    row = await conn.fetchrow(
+                        f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN stories s "
+                        "ON s.id = a.story_id WHERE a.content_hash = $1 AND a.source <> $2 "
+                        "AND NOT s.outlets ? $2", article.content_hash, article.source)
+                    out.append((None, article_of(row) if row is not None else None))
+                    continue
+                stored = await _duplicate_of(conn, article)
+                row = None
+                if stored is not None:
+                    row = await conn.fetchrow(
+                        f"SELECT {ARTICLE_COLS} FROM articles WHERE id = $1", stored)
+                out.append((article_of(row) if row is not None else None, None))
         return out
 
     async def record(self, article: Article, matches: Sequence[Match],

@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.store.base import AlertState, OutboxKind, OutboxRow
-from watchers.store.postgres._db import SESSION_ID, Pg, now
+from watchers.store.postgres._db import SESSION_ID, Pg, now, rowcount
 from watchers.store.sqlite.outbox import _rule
 
 __all__ = ["OUTBOX_COLS", "OutboxMixin", "row_of"]
@@ -109,12 +109,22 @@ class OutboxMixin:
             "UPDATE outbox SET state = 'rejected', updated_at = $1, reason = $2 WHERE id = $3",
             now(), reason, alert_id)
 
-    async def requeue_interrupted(self) -> int:
+    async def requeue_interrupted(self, route: str | None = None) -> int:
         """Put rows left ``sending`` by a crash back to ``pending`` (marked maybe sent);
-        returns how many."""
-        return await self._db.execute(
-            "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, updated_at = $1 "
-            "WHERE state = 'sending'", now())
+        returns how many. With ``route``: that route's rows claimed by this process, or by one
+        that is gone (a delivery cut short by the database going away)."""
+        if route is None:
+            return await self._db.execute(
+                "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, updated_at = $1 "
+                "WHERE state = 'sending'", now())
+        me = await self._db.session_id()
+        async with self._db.tx() as conn:
+            await self._db.lock_route(conn, route)
+            done = await conn.execute(
+                "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, claimed_by = NULL, "
+                "updated_at = $1 WHERE route = $2 AND state = 'sending' "
+                f"AND (claimed_by = $3 OR {_ORPHAN})", now(), route, me)
+        return rowcount(done)
 
     async def requeue_orphaned(self) -> int:
         """Put back ``pending`` (maybe sent) the rows left ``sending`` by a process that is

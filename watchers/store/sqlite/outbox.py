@@ -143,15 +143,16 @@ class OutboxMixin:
     async def mark_rejected(self, alert_id: int, reason: str) -> None:
         await self._set_state(alert_id, "rejected", reason=reason)
 
-    async def requeue_interrupted(self) -> int:
-        """Put rows left ``sending`` by a crash back to ``pending``; returns how many."""
+    async def requeue_interrupted(self, route: str | None = None) -> int:
+        """Put rows left ``sending`` by a crash back to ``pending``; returns how many. With
+        ``route``: that route's only (a delivery cut short by the store going away)."""
         # A claim interrupted by a crash may have been sent already: keep that in the row so a
         # sink that cannot deduplicate (a webhook) can look before sending again.
         async with self._db.tx() as tx:
             cur = await tx.execute(
                 "UPDATE outbox SET state='pending', maybe_sent=1, updated_at=? "
-                "WHERE state='sending'",
-                (iso(now()),),
+                "WHERE state='sending' AND (? IS NULL OR route = ?)",
+                (iso(now()), route, route),
             )
             return cur.rowcount
 

@@ -1,0 +1,229 @@
+"""A PostgreSQL server that goes away for a moment — restarted by its operator, or every session
+ended by one — no longer stops the engine: polls and deliveries wait for it and go on, nothing is
+lost and nothing is sent twice. An outage longer than the limit still stops the engine, with one
+line. A cluster of the test's own (it is restarted and stopped); the real engine, folder source
+and store; the sink is a fake of Discord that, like the Discord sink, looks for an alert that
+may have been sent before sending it again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from tests.fakes.sinks import RecordingSink
+from tests.pg import ENV_URL, ClusterError, admin, database_url, local_cluster
+from watchers.config import parse_config
+from watchers.delivery import Alert
+from watchers.engine import open_engine
+from watchers.errors import StoreError, StoreUnavailableError
+from watchers.outage import StoreOutage
+
+
+class LookingSink(RecordingSink):
+    """Records alerts; one that may have been sent is looked for by its nonce first (Discord's
+    sink looks for the message), so a resend after a lost answer shows once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked = 0
+
+    async def deliver(self, alert: Alert) -> str | None:
+        if alert.maybe_sent:
+            self.looked += 1
+            for i, sent in enumerate(self.alerts):
+                if sent.nonce == alert.nonce:
+                    return f"m{i + 1}"
+        return await super().deliver(alert)
+
+
+@dataclass
+class OwnCluster:
+    url: str
+    base: Path
+
+    def pg_ctl(self, *args: str) -> None:
+        cmd = [str(shutil.which("pg_ctl")), "-D", str(self.base / "data"), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        # -l: the server's output goes to a file (a pipe would be held open by it)
+        subprocess.run([*cmd, "-l", str(self.base / "log")], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[OwnCluster]:
+    """A cluster this module may restart and stop, with PostgreSQL's safe settings (a crash
+    loses no committed transaction, unlike the test session's throwaway cluster)."""
+    if os.environ.get(ENV_URL):
+        pytest.skip(f"{ENV_URL} names a server these tests may not restart")
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("initdb and pg_ctl are not on PATH; under CI the PostgreSQL tests must "
+                        "run", pytrace=False)
+        pytest.skip("initdb and pg_ctl are not on PATH")
+    base = Path(tempfile.mkdtemp(prefix="newswatch-outage-"))
+    try:
+        with local_cluster(base, settings="-c max_connections=100") as url:
+            yield OwnCluster(url, base)
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def article_text(i: int) -> str:
+    """A title line and a text about Ukraine, of made-up words unlike every other one's (so
+    that no two are one story)."""
+    r = random.Random(i)
+
+    def words(k: int) -> str:
+        return " ".join("".join(r.choice("bcdfghklmnprstvz") + r.choice("aeiou")
+                                for _ in range(3)) for _ in range(k))
+
+    return f"{words(6)} {i}\n\nUkraine {words(40)} {i}"
+
+
+async def feed_through(url: str, tmp_path: Path, n: int,
+                       disrupt: Callable[[int, str], Awaitable[None]],
+                       outage: StoreOutage | None = None
+                       ) -> tuple[LookingSink, BaseException | None, str]:
+    """Run the engine on a new database of ``url`` while ``n`` articles arrive in a folder,
+    calling ``disrupt(i, database_url)`` after each; wait until every one is alerted or the
+    engine fails."""
+    name = f"outage_{random.randrange(10**9)}"
+    admin(url, f'CREATE DATABASE "{name}"')
+    db = database_url(url, name)
+    inbox = tmp_path / "in"
+    inbox.mkdir(exist_ok=True)
+    cfg = parse_config({
+        "storage": {"url": db},
+        "sources": [{"name": "drop", "type": "folder", "path": str(inbox), "settle": 0,
+                     "every": "0.2s", "max_alerts_per_poll": 1000}],
+        "rules": [{"name": "ukraine", "query": "ukraine"}],
+    }, base_dir=tmp_path)
+    sink = LookingSink()
+    async with open_engine(cfg, default_sink=sink) as engine:
+        if outage is not None:
+            engine.watch.outage = engine.delivery.outage = outage
+        failed = asyncio.ensure_future(engine.failed())
+        for i in range(n):
+            (inbox / f"a{i:03d}.txt").write_text(article_text(i))
+            await asyncio.sleep(0.05)
+            await disrupt(i, db)
+        for _ in range(250):
+            if failed.done() or len({a.article.id for a in sink.alerts}) >= n:
+                break
+            await asyncio.sleep(0.1)
+        error = failed.exception() if failed.done() else None
+        if not failed.done():
+            failed.cancel()
+    return sink, error, db
+
+
+async def assert_all_alerted_once(db: str, sink: LookingSink, n: int) -> None:
+    conn = await asyncpg.connect(db)
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM articles")
+        states = dict(await conn.fetch("SELECT state, count(*) FROM outbox GROUP BY state"))
+    finally:
+        await conn.close()
+    ids = [a.article.id for a in sink.alerts]
+    assert len(set(ids)) == n, (f"{n - len(set(ids))} of {n} articles never alerted "
+                                f"({stored} stored; outbox {states})")
+    assert len(ids) == n, f"{len(ids) - n} alerts sent twice"
+    assert stored == n and states == {"delivered": n}
+
+
+async def end_every_session(url: str, db: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()", urlsplit(db).path.lstrip("/")))
+    finally:
+        await conn.close()
+
+
+async def test_every_session_ended_by_an_operator_is_ridden_out(
+        cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before, the first statement on a lost connection stopped the whole engine (or, worse,
+    asyncpg's "another operation is in progress" failed the source as a broken feed)."""
+    ended: list[int] = []
+
+    async def disrupt(i: int, db: str) -> None:
+        if i % 6 == 3:
+            ended.append(await end_every_session(cluster.url, db))
+
+    caplog.set_level(logging.WARNING)
+    sink, error, db = await feed_through(cluster.url, tmp_path, 36, disrupt)
+    assert error is None, f"the engine stopped: {error}"
+    assert len(ended) == 6 and all(ended)  # the lock's, the pool's and the session's
+    await assert_all_alerted_once(db, sink, 36)
+    assert not any(r.exc_info for r in caplog.records if r.name.startswith("asyncpg"))
+    assert not [r for r in caplog.records if r.name == "watchers.service"
+                and "failed" in r.getMessage()], "a source was failed for the store's outage"
+
+
+async def test_a_server_restart_is_ridden_out(
+        cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def disrupt(i: int, db: str) -> None:
+        if i in (8, 20):
+            await asyncio.to_thread(cluster.pg_ctl, "-m", "fast", "-w", "restart")
+        elif i == 30:
+            await asyncio.to_thread(cluster.pg_ctl, "-m", "immediate", "-w", "restart")
+
+    caplog.set_level(logging.WARNING)
+    sink, error, db = await feed_through(cluster.url, tmp_path, 40, disrupt)
+    assert error is None, f"the engine stopped: {error}"
+    await assert_all_alerted_once(db, sink, 40)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("waiting for the store to come back" in m for m in said)
+    assert any("the store is reachable again" in m for m in said)
+    assert not any(r.exc_info for r in caplog.records if r.name.startswith("asyncpg"))
+
+
+async def test_an_outage_past_the_limit_stops_the_engine_with_one_line(
+        cluster: OwnCluster, tmp_path: Path) -> None:
+    """Run last in this module: the server stays down."""
+    async def disrupt(i: int, db: str) -> None:
+        if i == 2:
+            await asyncio.to_thread(cluster.pg_ctl, "-m", "fast", "-w", "stop")
+
+    _, error, _ = await feed_through(cluster.url, tmp_path, 4, disrupt,
+                                     outage=StoreOutage(limit=1.5))
+    assert isinstance(error, StoreError) and not isinstance(error, StoreUnavailableError)
+    message = str(error)
+    assert "cannot be reached" in message or "cannot open the database" in message
+    assert "unreachable for" in message and "\n" not in message
+
+
+def test_the_outage_backs_off_and_gives_up_after_its_limit(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    outage = StoreOutage(limit=10, most=2, clock=lambda: now[0])
+    down = StoreUnavailableError("the database db cannot be reached: gone")
+    caplog.set_level(logging.WARNING)
+    delays = []
+    for _ in range(6):
+        delays.append(outage.wait(down))
+        now[0] += 1
+    assert delays == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
+    outage.over()  # back: a later outage starts its own count
+    now[0] += 100
+    assert outage.wait(down) == 0.25
+    now[0] += 10
+    with pytest.raises(StoreError, match=r"gone \(the store was unreachable for 10 s\)"):
+        outage.wait(down)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("waiting for the store to come back" in m for m in said) == 2  # once each
+    assert sum("reachable again after 6.0 s" in m for m in said) == 1
