@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.store._support import art, match, rule
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
-from watchers.store import SqliteStore
+from watchers.store import SqliteStore, Store
 from watchers.store.base import ArticleRecord, OutboxEntry, StoryLink, story_outcome
 
 T0 = datetime(2022, 1, 20, 9, 0, tzinfo=UTC)
@@ -61,6 +61,19 @@ async def test_a_story_is_written_with_its_articles_and_outlets(tmp_path: Path) 
         assert await store.live_stories(T0 + timedelta(minutes=31)) == []
     kinds = [(k, s) for k, _, s, _, _ in outbox(tmp_path / "nw.db")]
     assert kinds == [("alert", "pending"), ("update", "pending"), ("update", "pending")]
+
+
+async def test_a_newest_story_dated_year_one_leaves_the_window_readable(store: Store) -> None:
+    """Go's zero time (0001-01-01) is what some feeds send for "no date". A store whose newest
+    story was dated so could not count its live window back from it (an OverflowError), so the
+    story index was never built at start and every poll of every source failed."""
+    zero = datetime(1, 1, 1, tzinfo=UTC)
+    a = art("Troops seen near the border", published=zero)
+    await store.record_many([ArticleRecord(a, [match(a)], [entry()],
+                                           index_terms(a.title, a.text),
+                                           StoryLink("s0", "sig of s0", "blog", zero))])
+    assert [s.id for s in await store.live_stories(timedelta(hours=48))] == ["s0"]
+    assert [s.id for s in await store.live_stories(timedelta(hours=48), until=T0)] == ["s0"]
 
 
 async def test_a_higher_severity_posts_anew_and_says_what_it_escalated_from(tmp_path: Path

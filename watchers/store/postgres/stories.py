@@ -172,7 +172,10 @@ class StoriesMixin:
                 "OR last_seen <= $1", until)
             if newest is None:
                 return []
-            since = newest - since
+            try:
+                since = newest - since
+            except OverflowError:  # the newest is dated near year 1 (a placeholder date)
+                since = datetime.min.replace(tzinfo=UTC)
         rows = await self._db.fetch(
             f"SELECT {STORY_COLS} FROM stories WHERE last_seen >= $1 ORDER BY last_seen", since)
         return [story_of(r) for r in rows]

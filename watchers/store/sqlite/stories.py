@@ -206,7 +206,10 @@ class StoriesMixin:
             newest = dt(rows[0][0]) if rows and rows[0][0] else None
             if newest is None:
                 return []
-            since = newest - since
+            try:
+                since = newest - since
+            except OverflowError:  # the newest is dated near year 1 (a placeholder date)
+                since = datetime.min.replace(tzinfo=UTC)
         rows = await self._db.fetchall(
             f"SELECT {STORY_COLS} FROM stories WHERE last_seen >= ? ORDER BY last_seen",
             (iso(since),))
