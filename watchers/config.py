@@ -367,7 +367,7 @@ class RouteConfig(_Strict):
 
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
                              "'Europe/Kyiv' or 'UTC'") from None
         return value

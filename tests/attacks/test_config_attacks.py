@@ -17,6 +17,7 @@ EXPECTED = {
     "channels.nosched": "a digest route needs digest_every",
     "channels.clock.digest_at": "digest time '25:00' is not a time of day",
     "channels.mars.timezone": "unknown time zone 'Mars/Base'",
+    "channels.region.timezone": "unknown time zone 'Europe'",  # a folder of zones: was exit 1
     "channels.still.quiet_hours": "start and end at the same time",
     "channels.none.max_per_hour": "greater than or equal to 1",
     "channels.flood.max_per_hour": "less than or equal to 10000",
@@ -41,6 +42,9 @@ digest_at = ["25:00"]
 [channels.mars]
 target = 3
 timezone = "Mars/Base"
+[channels.region]
+target = 33
+timezone = "Europe"
 [channels.still]
 target = 4
 quiet_hours = "22:00-22:00"
