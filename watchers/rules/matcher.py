@@ -200,6 +200,34 @@ _RawHit = tuple[int, int, int, str, str, HitKind, float, "str | None"]
 # An occurrence of a positional node: (field rank, first position, last position, raw hits).
 _Occ = tuple[int, int, int, tuple[_RawHit, ...]]
 _BY_PLACE = itemgetter(0, 1, 2)
+
+
+def _widest(occurrences: list[_Occ]) -> list[_Occ]:
+    """The occurrences whose span no other one's contains (the first of equal spans), each
+    with one other occurrence inside it, if there is one (an occurrence is never near itself,
+    but is near one inside it), in order of place: at most two per field and first position."""
+    kept: list[_Occ] = []
+    inner: dict[int, _Occ] = {}  # by the number of the one kept
+    for occ in sorted(occurrences, key=lambda o: (o[0], o[1], -o[2])):
+        if kept and kept[-1][0] == occ[0] and kept[-1][2] >= occ[2]:
+            # inside the last one kept, which starts no later and ends no sooner
+            if occ[3] != kept[-1][3]:
+                inner.setdefault(len(kept) - 1, occ)
+            continue
+        kept.append(occ)
+    out = kept + list(inner.values())
+    out.sort(key=_BY_PLACE)
+    return out
+
+
+def _holds_near(node: Node) -> bool:
+    if isinstance(node, Near):
+        return True
+    if isinstance(node, (And, Or)):
+        return any(_holds_near(c) for c in node.children)
+    if isinstance(node, Not):
+        return _holds_near(node.child)
+    return False
 _BY_SIG = itemgetter(0, 1, 2, 3)
 _BEFORE = operator.lt
 _NONE: list[_Occ] = []  # shared empty result; never mutated
@@ -578,13 +606,28 @@ class Evaluator:
                 out.append((rank, p0, max(last[i] for i in chain), (raw,)))
         return out
 
-    def _near(self, node: Near, threshold: float) -> list[_Occ]:
-        left = self.occurrences(node.left, threshold)
+    def _near(self, node: Near, threshold: float, *, widest: bool = False,
+              sides: bool = False) -> list[_Occ]:
+        """The pairs of occurrences within the distance of each other. ``widest``: for a NEAR
+        inside another, whose widest spans alone matter (see below), only each left
+        occurrence's pairs with the right one that starts first and the one that ends last,
+        whose spans hold every other pair's, or are as near to anything. ``sides``: for a NEAR
+        whose evidence alone matters, each occurrence of either side that is in a pair, once
+        (the hits of every pair, without building the pairs)."""
+        left = self._side(node.left, threshold)
         if not left:
             return []
-        right = self.occurrences(node.right, threshold)
+        right = self._side(node.right, threshold)
         if not right:
             return []
+        # A side holding a NEAR holds one occurrence per pair that NEAR found, and a chain of
+        # them multiplied: four NEARs of a repeated word took minutes on one article. Only its
+        # widest spans can matter here (a span containing another is at least as near to
+        # everything), and there is at most one per field and start.
+        if _holds_near(node.left):
+            left = _widest(left)
+        if _holds_near(node.right):
+            right = _widest(right)
         n = node.distance
         by_field: dict[int, list[_Occ]] = {}
         for r in right:
@@ -592,6 +635,8 @@ class Evaluator:
         starts = {f: [r[1] for r in rs] for f, rs in by_field.items()}
         longest = {f: max(r[2] - r[1] for r in rs) for f, rs in by_field.items()}
         out: list[_Occ] = []
+        paired: set[int] = set()  # sides: the right occurrences in a pair, by number
+        numbers = {id(r): k for k, r in enumerate(right)} if sides else {}
         for lo in left:
             rank, l_pos, l_last, l_hits = lo
             rs = by_field.get(rank)
@@ -600,15 +645,43 @@ class Evaluator:
             # A right occurrence near lo ends at or after l_pos - n, so it starts no earlier
             # than that minus the longest right span.
             j = bisect.bisect_left(starts[rank], l_pos - n - longest[rank])
+            first: _Occ | None = None
+            last: _Occ | None = None
+            second: _Occ | None = None
             for r in rs[j:]:
                 if r[1] > l_last + n:
                     break
                 gap = max(r[1] - l_last, l_pos - r[2])
-                if gap > n or r[3] == l_hits:
+                if gap > n or r[3] == l_hits:  # an occurrence is never near itself
+                    continue
+                if widest or sides:
+                    if first is None:
+                        first = r
+                        if sides:
+                            out.append(lo)
+                    elif second is None:
+                        second = r
+                    if sides:
+                        paired.add(numbers[id(r)])
+                    elif last is None or r[2] > last[2]:
+                        last = r
                     continue
                 out.append((rank, min(l_pos, r[1]), max(l_last, r[2]), l_hits + r[3]))
+            if widest:
+                # The first and the last, and one more, if any: a NEAR of this NEAR with
+                # itself needs to know that it occurs twice.
+                for r in dict.fromkeys(x for x in (first, last, second) if x is not None):
+                    out.append((rank, min(l_pos, r[1]), max(l_last, r[2]), l_hits + r[3]))
+        if sides:
+            out.extend(right[k] for k in sorted(paired))
         out.sort(key=_BY_PLACE)
         return out
+
+    def _side(self, node: Node, threshold: float) -> list[_Occ]:
+        """A NEAR side's occurrences; a NEAR's own widest pairs only (see _near)."""
+        if isinstance(node, Near):
+            return self._near(node, threshold, widest=True)
+        return self.occurrences(node, threshold)
 
     # -- regex ----------------------------------------------------------------------------------
 
@@ -693,7 +766,10 @@ class Evaluator:
                 for start, end in spans:
                     hits.append((rank, start, end, label, field, "regex", 100.0, None))
             return hits or None
-        occs = self.occurrences(node, threshold)
+        if isinstance(node, Near):
+            occs = self._near(node, threshold, sides=True)
+        else:
+            occs = self.occurrences(node, threshold)
         if not occs:
             return None
         return [h for o in occs for h in o[3]]
