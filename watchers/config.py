@@ -285,6 +285,18 @@ class RuleConfig(_Strict):
 DiscordId = Annotated[int, Field(gt=0)]
 
 
+def _alias_word(value: str) -> str:
+    from watchers.rules.text import key  # the rules' own word key (not at import: start-up)
+
+    if not key(value.strip()) or " " in value.strip():
+        raise ValueError(f"an alias must be a single word, not {value!r}")
+    return value
+
+
+# One word of an [aliases] group, as the rule engine takes it (it refused others at start).
+AliasWord = Annotated[str, AfterValidator(_alias_word)]
+
+
 def _positive_channel(value: int | str) -> int | str:
     if isinstance(value, int) and value <= 0:
         raise ValueError(f"a channel id is a positive number (a Discord id), not {value}")
@@ -434,7 +446,7 @@ class Config(_Strict):
     channels: dict[str, RouteEntry] = Field(default_factory=dict)
     stories: StoriesConfig = StoriesConfig()
     surge: SurgeConfig = SurgeConfig()
-    aliases: dict[str, list[str]] = Field(default_factory=dict)
+    aliases: dict[str, list[AliasWord]] = Field(default_factory=dict)
     threshold: int = Field(default=85, ge=50, le=100)
     sources: list[SourceConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)

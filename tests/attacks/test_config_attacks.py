@@ -18,6 +18,8 @@ EXPECTED = {
     "channels.clock.digest_at": "digest time '25:00' is not a time of day",
     "channels.mars.timezone": "unknown time zone 'Mars/Base'",
     "channels.region.timezone": "unknown time zone 'Europe'",  # a folder of zones: was exit 1
+    # check passed it, and every other command then ended in a traceback
+    "aliases.nyc[0]": "an alias must be a single word, not 'new york'",
     "channels.still.quiet_hours": "start and end at the same time",
     "channels.none.max_per_hour": "greater than or equal to 1",
     "channels.flood.max_per_hour": "less than or equal to 10000",
@@ -60,6 +62,8 @@ template = "{titel}"
 [channels.novel]
 target = 8
 template = "{title}NOVEL"
+[aliases]
+nyc = ["new york"]
 [stories]
 window = "WINDOW"
 [surge]
