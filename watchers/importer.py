@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 
 from watchers import collector
 from watchers.errors import NewswatchError
-from watchers.models import Article, checked_article, matchable
+from watchers.models import Article, checked_article, history_time, matchable
 from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_words, lookup_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
@@ -207,8 +207,10 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
             terms = terms_text(words)
         else:
             matches, terms = [], terms_of(seen.title, seen.text)
+        # History: its matches count at its own date (not as a burst now; see ArticleRecord).
         records.append(ArticleRecord(article, matches, (), terms, None, words,
-                                     url_terms(article.url)))
+                                     url_terms(article.url),
+                                     matched_at=history_time(article, at=None)))
     if stories is not None:
         # Once the batch is matched, in the same order (see WatchService._analyse): the live
         # index walked article after article, not between two articles' matching.

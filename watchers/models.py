@@ -32,6 +32,7 @@ __all__ = [
     "checked_article",
     "content_fingerprint",
     "derive_id",
+    "history_time",
     "hits_json",
     "matchable",
     "storable",
@@ -170,6 +171,15 @@ def believed(published: datetime | None, fetched_at: datetime | None) -> datetim
     except TypeError:  # naive against aware: the validators make both aware first
         return published
     return None if ahead > MAX_AHEAD else published
+
+
+def history_time(article: Article, *, at: datetime | None) -> datetime | None:
+    """When an article of history (a source's backlog, an import) counts as matched: its
+    publication, else its fetch, never after ``at`` (when given)."""
+    when = article.published or article.fetched_at
+    if when is not None and at is not None and when > at:
+        return at
+    return when
 
 
 def derive_id(source: str, key: str) -> str:

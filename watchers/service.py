@@ -50,7 +50,7 @@ from watchers import collector
 from watchers.config import RuleConfig, SourceConfig, SurgeConfig
 from watchers.errors import NewswatchError, SourceError, StoreError, StoreUnavailableError
 from watchers.importer import join_story
-from watchers.models import MAX_AHEAD, Article, Match, matchable
+from watchers.models import MAX_AHEAD, Article, Match, history_time, matchable
 from watchers.outage import StoreOutage
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_words, terms_text, url_terms
@@ -789,10 +789,13 @@ class WatchService:
         # brings it back on the next poll; the batches already committed are then known.
         for start in range(0, len(routed), INGEST_BATCH):
             batch = routed[start : start + INGEST_BATCH]
+            now = self.clock.now()
             stored = await self.store.record_many(
                 [ArticleRecord(article, analysis.matches, entries, analysis.terms,
-                               analysis.story, analysis.words, analysis.url_terms)
-                 for article, analysis, entries in batch], at=self.clock.now())
+                               analysis.story, analysis.words, analysis.url_terms,
+                               # a first poll's backlog is history: counted at its own dates
+                               matched_at=history_time(article, at=now) if baseline else None)
+                 for article, analysis, entries in batch], at=now)
             for (_, _, entries), kept in zip(batch, stored, strict=True):
                 if kept is not None:
                     new += 1
@@ -801,8 +804,11 @@ class WatchService:
             label = self.source_label(route, running.name) if self.source_label else None
             await self.store.add_notice(route, _overflow_text(label or running.name, titles))
             alerts += 1
-        fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
-        alerts += await self._surges(fired)
+        if not baseline:  # a backlog is no surge (nor is a muted rule's)
+            fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
+            alerts += await self._surges(
+                name for name in fired
+                if (cfg := self._rules.get(name)) is not None and cfg.key not in mutes)
         if alerts:
             self.wake.set()
         return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,

@@ -89,6 +89,9 @@ def test_import_stores_matches_and_reports_bad_lines_by_number(workdir: Path) ->
             ("h1", "troops"), ("h2", "markets")]
         assert con.execute("SELECT published FROM articles WHERE id = 'h2'").fetchone()[0] \
             .startswith("2022-01-06T00:00:00")
+        # history's matches count at the articles' dates, not as a burst now (surges, trends)
+        assert sorted(con.execute("SELECT article_id, substr(matched_at, 1, 19) FROM matches")) \
+            == [("h1", "2022-01-05T10:00:00"), ("h2", "2022-01-06T00:00:00")]
     found = nw("search", "troops", "-c", "config.toml", "--json", cwd=workdir)
     assert found.returncode == 0, found.stderr
     (hit,) = [json.loads(line) for line in found.stdout.splitlines()]

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.fakes.sinks import RecordingSink
-from tests.service._harness import deliver, folder, rule, watch
+from tests.service._harness import Fixed, deliver, feed, folder, rule, watch
 from watchers.config import SurgeConfig
+from watchers.models import Article
 from watchers.schedule import ManualClock
 from watchers.store import SqliteStore
 from watchers.surge import baseline, is_surge, trend
@@ -87,4 +88,46 @@ async def test_the_service_posts_one_surge_with_top_stories_then_cools_down(tmp_
         assert len(await store.alerts(kind="surge")) == 1
         await deliver(store, sink).drain()
         assert [r for r, _ in sink.notices] == ["alerts"]
+        await service.aclose()
+
+
+async def test_a_first_polls_backlog_and_a_muted_rule_post_no_surge(tmp_path: Path) -> None:
+    """A new feed's first poll brought forty month-old items: recorded as matched now, they
+    made a surge ("960× usual") then and a live item's poll surged again. Now a backlog counts
+    at its own dates. A muted rule, whose alerts are suppressed, posted its surge all the
+    same."""
+    now = datetime.now(UTC)
+    old = [Article(source="wire", guid=f"g{i}", url=f"https://wire.example/{i}",
+                   title=f"Troops item {i} about region {i * 7}", text=f"Troops in {i}.",
+                   published=now - timedelta(days=30, hours=i)) for i in range(40)]
+    fresh = [Article(source="wire", guid=f"n{i}", url=f"https://wire.example/n{i}",
+                     title=f"Troops today {i} at crossing {i * 3}", text=f"Troops {i}.",
+                     published=now) for i in range(2)]
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, rules=[rule("troops", "troops", surge=True)],
+                        surge=SurgeConfig(min_count=10))
+        source = Fixed("wire", old)
+        await service.add_source(feed("wire"), source)
+        (first,) = await service.run_once()
+        assert first.baseline and first.new == 40
+        source.items = old + fresh
+        (second,) = await service.run_once()
+        assert not second.baseline and second.new == 2
+        assert await store.alerts(kind="surge") == []
+        times = (await store.match_times(["troops"], now - timedelta(days=60)))["troops"]
+        assert sum(t < now - timedelta(days=29) for t in times) == 40  # at their own dates
+        await service.aclose()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    async with await SqliteStore.open(tmp_path / "muted.db") as store:
+        await store.mute("troops", now + timedelta(hours=8))
+        service = watch(store, sources=[folder("inbox", inbox)],
+                        rules=[rule("troops", "troops", surge=True)],
+                        surge=SurgeConfig(min_count=5))
+        await service.run_once()  # the folder's first poll: nothing yet
+        for i in range(12):
+            (inbox / f"b{i}.txt").write_text(f"Column {i} crosses\nTroops cross at {i}.")
+        await service.run_once()
+        assert {a.state for a in await store.alerts(kind="alert")} == {"suppressed"}
+        assert await store.alerts(kind="surge") == []
         await service.aclose()

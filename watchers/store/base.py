@@ -179,7 +179,9 @@ class ArticleRecord:
     ``url_terms`` are the words the article's link is found under by ``url:`` terms (the caller
     computes them, as it does ``terms``: see :func:`watchers.rules.lookup.url_terms`); None:
     the store computes them with the ``terms_of`` it was opened with, and refuses the record
-    if it has none and the article has a link.
+    if it has none and the article has a link. ``matched_at``: when its matches count as made
+    (surges, trends, /rules list); None: when the batch is recorded. History (a source's first
+    poll, an import) is counted at the article's own date, so that it is not taken for a burst.
     """
 
     article: Article
@@ -189,6 +191,7 @@ class ArticleRecord:
     story: StoryLink | None = None
     words: AbstractSet[str] | None = None
     url_terms: str | None = None
+    matched_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -551,7 +551,8 @@ class ArticlesMixin(CandidateList):
                     article.text, article.published, article.fetched_at, sort_time(article),
                     content, rec.story.id if rec.story else None, rec.terms,
                 ))
-                matches += [(article.id, m.rule, m.score, hits_json(m.hits), when)
+                made = when if rec.matched_at is None else rec.matched_at
+                matches += [(article.id, m.rule, m.score, hits_json(m.hits), made)
                             for m in rec.matches]
                 stored.append((article, rec))
                 out.append(article)

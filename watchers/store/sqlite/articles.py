@@ -441,9 +441,10 @@ class ArticlesMixin(CandidateList):
                     article.text, p, f, p or f, content, rec.story.id if rec.story else None,
                 ))
                 terms.append((rec.terms, article.id, link_terms(rec, self._terms_of)))
+                made = when if rec.matched_at is None else iso(rec.matched_at)
                 for m in rec.matches:
                     hits = hits_json(m.hits)
-                    matches.append((article.id, m.rule, m.score, hits, when))
+                    matches.append((article.id, m.rule, m.score, hits, made))
                 stored.append((article, rec))
                 out.append(article)
             if articles:
