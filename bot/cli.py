@@ -197,6 +197,7 @@ def cmd_match(args: argparse.Namespace) -> int:
 
     from watchers.errors import NewswatchError
     from watchers.rules import explain, match_query, parse
+    from watchers.rules.matcher import RegexBudget
     from watchers.sources.folder import read_article_file
 
     if not 50 <= args.threshold <= 100:  # as a rule's threshold and the query's ~N
@@ -210,7 +211,11 @@ def cmd_match(args: argparse.Namespace) -> int:
         except NewswatchError as exc:
             say(f"skipped {exc}")
             continue
-        m = match_query(args.query, article, threshold=args.threshold)
+        budget = RegexBudget()
+        m = match_query(args.query, article, threshold=args.threshold, budget=budget)
+        if budget.exhausted:  # the regex counted as not matching: say so, as run logs it
+            say(f"{shown(str(path))}: a regex ran out of time ({budget.seconds:g} s) and "
+                "counted as not matching")
         if m is None:
             continue
         found += 1
@@ -270,7 +275,7 @@ async def _search(args: argparse.Namespace) -> int:
                 fts=None, source=args.source, limit=1)).articles:
             known = await store.count_by_source()
             if args.source not in known:
-                names = ", ".join(sorted(known)) or "none"
+                names = ", ".join(shown(n) for n in sorted(known)) or "none"
                 raise NewswatchError(f"--source: no articles from a source named "
                                      f"{args.source!r}; known: {names}")
         found = await search(store, args.query, since=_since(args.since), limit=args.limit,

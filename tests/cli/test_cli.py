@@ -135,6 +135,18 @@ def test_match_explain_and_bad_query(workdir: Path) -> None:
     assert device.returncode == 1 and f"{os.devnull}: not a regular file" in device.stderr
 
 
+def test_match_says_when_a_regex_ran_out_of_time(workdir: Path) -> None:
+    """It said "0 matching document(s)" and nothing else: the document's regex had been cut
+    short and counted as not matching."""
+    (workdir / "slow.txt").write_text("Slow\n\nb" + "a" * 30 + "\n", encoding="utf-8")
+    res = nw("match", "/(a|aa)*c|b/", "slow.txt", cwd=workdir)
+    assert res.returncode == 0
+    assert "slow.txt: a regex ran out of time (0.1 s) and counted as not matching" in res.stderr
+    assert "0 matching document(s)" in res.stderr
+    quick = nw("match", "/b/", "slow.txt", cwd=workdir)
+    assert "ran out of time" not in quick.stderr and "1 matching document(s)" in quick.stderr
+
+
 def test_search_after_run(workdir: Path) -> None:
     assert nw("run", "--once", cwd=workdir).returncode == 0
     res = nw("search", "troops NEAR/5 ukraine", "--json", "--limit", "10", cwd=workdir)

@@ -123,6 +123,12 @@ def test_search_names_an_unknown_source(tmp_path: Path) -> None:
     res = nw("search", "troops", "--source", "bbc", "-c", str(cfg), cwd=tmp_path)
     assert res.returncode == 1
     assert "--source: no articles from a source named 'bbc'; known: seeds" in res.stderr
+    # a stored source name's control characters are not sent to the terminal
+    (tmp_path / "evil.jsonl").write_text(json.dumps(
+        {"id": "e1", "title": "Troops", "source": "evil\x1b[2J\x1b[31m"}) + "\n")
+    assert nw("import", "evil.jsonl", "-c", str(cfg), cwd=tmp_path).returncode == 0
+    res = nw("search", "troops", "--source", "bbc", "-c", str(cfg), cwd=tmp_path)
+    assert res.returncode == 1 and "\x1b" not in res.stderr and "evil" in res.stderr
 
 
 def test_unreadable_items_never_stop_run_or_check_live(tmp_path: Path) -> None:
