@@ -858,7 +858,10 @@ class WatchService:
         versions = list(zip(known, await self.store.known_versions(known), strict=True))
         updated = 0
         for new, (old, _) in versions:
-            if old is None or not materially_changed(old, new):
+            # Another source's version of the same link (two section feeds of one outlet, with
+            # their own summaries) is no news: taken for one, the stored text flipped at every
+            # poll of either feed, and each flip posted an "updated" line.
+            if old is None or old.source != new.source or not materially_changed(old, new):
                 continue
             updated += 1
             if await self.store.record_change(old.id, new, routes):

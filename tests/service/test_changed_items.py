@@ -74,6 +74,29 @@ async def test_an_item_rewritten_with_news_still_updates(tmp_path: Path) -> None
         assert stored.title.startswith("Kremlin denies")
 
 
+async def test_two_feeds_with_one_link_and_their_own_summaries_update_nothing(
+        tmp_path: Path) -> None:
+    """Two section feeds of one outlet list one article with different summaries: each poll
+    took the other's version for a change, flipped the stored text and posted "updated"."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, stories_mode=lambda route: "thread")
+        world, europe = Served("world"), Served("europe")
+        await service.add_source(folder("world", tmp_path), world)
+        await service.add_source(folder("europe", tmp_path), europe)
+        world.item = item(TITLE, TEXT).model_copy(update={"source": "world", "id": ""})
+        europe.item = item(TITLE, "Officials in Brussels called an emergency meeting as "
+                                  "columns were seen moving west.").model_copy(
+            update={"source": "europe", "id": ""})
+        texts = set()
+        for _ in range(3):
+            reports = await service.run_once()
+            assert sum(r.updated for r in reports) == 0
+            ((stored, _),) = await store.recent(limit=5)
+            texts.add(stored.text)
+        assert len(texts) == 1  # the first version stored stays
+        assert [r.kind for r in await store.alerts()] == ["alert"]
+
+
 def test_losing_a_field_is_not_a_material_change() -> None:
     old = item(TITLE, TEXT)
     assert not materially_changed(old, item("", TEXT))
