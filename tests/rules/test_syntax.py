@@ -71,6 +71,28 @@ def test_fuzzy_word_inside_phrase() -> None:
     assert [w.kind for w in node.words] == ["fuzzy", "word"]
 
 
+def test_a_colon_inside_quotes_is_text_not_a_field() -> None:
+    """Quotes make their content words, as in Lucene: "breaking: kyiv talks" was refused as an
+    unknown field 'breaking', a quoted link could not be written, and "title: putin" was
+    refused."""
+    from watchers.models import Article
+    from watchers.rules import match_query
+
+    article = Article(title="Update", text="Breaking: Kyiv talks resume. Title: Putin. "
+                                           "See https://www.reuters.com today.")
+    for query, words in (('"breaking: kyiv talks"', ["breaking", "kyiv", "talk"]),
+                         ('"title: putin"', ["title", "putin"]),
+                         ('"https://www.reuters.com"', ["http", "www", "reuter", "com"])):
+        node = parse(query)
+        assert isinstance(node, Phrase) and node.field is None
+        assert [w.key for w in node.words] == words
+        assert match_query(query, article) is not None
+    node = parse('url:"https://www.reuters.com"')
+    assert isinstance(node, Phrase) and node.field == "url"
+    with pytest.raises(QuerySyntaxError, match="unknown field 'breaking'"):
+        parse("breaking:kyiv")  # outside quotes a colon still names a field
+
+
 def test_field_applies_to_group() -> None:
     node = parse("title:(putin OR kremlin)")
     assert isinstance(node, Or)

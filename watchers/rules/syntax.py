@@ -359,7 +359,7 @@ class _Lexer:
         named = _FIELD_NAME.match(q, start)
         if named:
             name = named.group(1)
-            if name.isalpha() or (top and ("_" in name or "." in name)):
+            if top and (name.isalpha() or "_" in name or "." in name):
                 if name.lower() not in FIELDS:
                     raise self.error(_unknown_field(name), start)
                 self.i = named.end()
