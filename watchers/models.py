@@ -34,6 +34,7 @@ __all__ = [
     "derive_id",
     "history_time",
     "hits_json",
+    "readable",
     "matchable",
     "storable",
 ]
@@ -148,6 +149,24 @@ def storable(text: str) -> str:
     return text
 
 
+# Characters that show nothing and that a word may hold: the soft hyphen (HTML's &shy;, common in
+# German text), the zero-width space, the word joiner and a stray byte order mark. Kept, each
+# split its word: "Pu\u00adtin" matched neither putin nor putin~. (The zero-width joiner and
+# non-joiner are kept: they shape emoji and Persian words.)
+_INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")
+
+
+def readable(text: str) -> str:
+    """A title or text as rules and readers see it: NUL (a word break here; elsewhere it is
+    removed, see :func:`storable`) is a space, and the invisible characters a word may hold
+    are removed."""
+    if "\x00" in text:
+        text = text.replace("\x00", " ")
+    if not text.isascii() and _INVISIBLE.search(text):
+        text = _INVISIBLE.sub("", text)
+    return text
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -230,6 +249,9 @@ class Article(_Frozen):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        for key in ("title", "text"):
+            if isinstance(data.get(key), str):
+                data[key] = readable(data[key])
         for key in _TEXT_FIELDS:
             if isinstance(data.get(key), str):
                 data[key] = storable(data[key])
@@ -276,7 +298,7 @@ def checked_article(*, source: str, guid: str | None, url: str | None, title: st
     field, for a fraction of the cost. Bulk loading builds one per line; tests compare the two.
     """
     data: Article = object.__new__(Article)
-    title, text = storable(title), storable(text)
+    title, text = storable(readable(title)), storable(readable(text))
     content_hash = storable(content_hash) or content_fingerprint(title, text)
     source = storable(source)
     guid = storable(guid) if guid is not None else None

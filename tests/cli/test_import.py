@@ -220,7 +220,7 @@ def test_the_fast_fingerprint_equals_the_plain_definition() -> None:
 
 
 _AWKWARD = ["", " ", "x", "Caf\u00e9", "e\u0301", "\x00", "\ud800", "\ud83d\ude00", "a\x00b",
-            "https://ex.org/a", "  pad  "]
+            "https://ex.org/a", "  pad  ", "Pu\u00adtin", "a\u200bb\u2060c\ufeff", "\u00ad"]
 
 
 @pytest.mark.parametrize("published", [
