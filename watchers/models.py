@@ -34,8 +34,8 @@ __all__ = [
     "derive_id",
     "history_time",
     "hits_json",
-    "readable",
     "matchable",
+    "readable",
     "storable",
 ]
 
