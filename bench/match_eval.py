@@ -8,6 +8,8 @@ The set lives in ``tests/data/eval``:
   and a split: none for the original 130 pairs, ``dev``, ``holdout`` or ``holdout2`` (see the
   file's comments). A pair counts as predicted when ``word~`` at the default threshold hits the
   token.
+- ``probe.tsv``: look-alikes a hostile probe found on cases the pairs did not hold, scored on
+  their own (``make eval`` prints them last).
 - ``sentences.jsonl``: sentences from ``../shared/corpora/articles`` (and a few with typos put
   in, marked ``synthetic``), each with a fuzzy query and the spans it should hit. Scored per
   span: a hit at an expected start is a true positive, any other hit a false positive.
@@ -192,12 +194,14 @@ def rebuild() -> int:
     return 0
 
 
-def eval_pairs(verbose: bool = False, by: str = "kind") -> dict[str, Counts]:
-    """Counts per kind (``by="kind"``) or per split (``by="split"``)."""
+def eval_pairs(verbose: bool = False, by: str = "kind", name: str = "pairs.tsv"
+               ) -> dict[str, Counts]:
+    """Counts per kind (``by="kind"``) or per split (``by="split"``) of ``name`` (``pairs.tsv``,
+    or ``probe.tsv``: look-alikes a probe found on cases the set did not hold)."""
     if by not in ("kind", "split"):
         raise ValueError(f"eval_pairs groups by 'kind' or 'split', not {by!r}")
     by_kind: dict[str, Counts] = {}
-    for line in (EVAL / "pairs.tsv").read_text("utf-8").splitlines():
+    for line in (EVAL / name).read_text("utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split("\t")
@@ -298,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     both.add(pairs)
     both.add(sents)
     print(f"\noverall precision {both.precision:.3f}  recall {both.recall:.3f}")
+    print("\nunseen look-alikes a probe found (probe.tsv; not in the figures above):", end="")
+    _pair_table(eval_pairs(args.verbose, name="probe.tsv"))
     return 0
 
 

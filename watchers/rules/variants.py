@@ -384,6 +384,13 @@ def _judge(term: str, token: str, threshold: float) -> Verdict | None:
         return Verdict("fuzzy", TRANSLIT_SCORE)
     if is_known_word(token):
         return None
+    if _zipf(token) >= ZIPF_FLOOR and not _misspelt(term, token):
+        # A word English text uses in its own right, however rarely (Henan for china~,
+        # Disraeli for israel~, Assyria for syria~, Odisha for odesa~): past the spellings
+        # above, a fuzzy term takes typos and unknown spellings, not other words. A common
+        # misspelling is in the word lists too ("goverment"): one edit from a far commoner
+        # term, it is still taken for a typo.
+        return None
     l_term, l_token = _loose(term), _loose(token)
     if not l_term.isdisjoint(l_token):
         return Verdict("fuzzy", TRANSLIT_SCORE) if threshold <= TRANSLIT_SCORE else None
@@ -395,6 +402,26 @@ def _judge(term: str, token: str, threshold: float) -> Verdict | None:
     if score >= threshold:
         return Verdict("fuzzy", round(score, 2))
     return None
+
+
+# How much commoner (in zipf, a factor of ten each) a term must be than a listed word one edit
+# from it, for that word to be taken for its misspelling.
+MISSPELT_ZIPF_GAP = 1.5
+
+
+def _misspelt(term: str, token: str) -> bool:
+    """Whether ``token`` reads as a misspelling of ``term``: one letter left out, added,
+    changed or swapped with the next, and ``term`` far commoner."""
+    if _zipf(term) - _zipf(token) < MISSPELT_ZIPF_GAP:
+        return False
+    if is_transposition(term, token):
+        return True
+    short, long = sorted((term, token), key=len)
+    if len(long) - len(short) > 1:
+        return False
+    if len(long) == len(short):
+        return sum(a != b for a, b in zip(term, token, strict=True)) == 1
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
 
 
 def typo_similarity(term: str, token: str, t_term: str = "", t_token: str = "") -> float:
