@@ -107,6 +107,8 @@ def _read(path: Path) -> tuple[list[StoryInput], list[str]]:
     seen: dict[str, int] = {}
     with path.open("rb") as fh:
         for number, line in enumerate(fh, 1):
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]  # a byte order mark, as Windows tools write UTF-8
             try:
                 try:
                     text = line.decode("utf-8")

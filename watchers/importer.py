@@ -147,6 +147,8 @@ def _lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
     read = 0
     for number, line in enumerate(fh, start=1):
         read += len(line)
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]  # a byte order mark, as Windows tools write UTF-8
         yield number, read, line
 
 

@@ -109,6 +109,15 @@ def test_importing_again_counts_duplicates_and_succeeds(workdir: Path) -> None:
     assert "imported 0 · duplicates 3 · bad 0" in again.stderr
 
 
+def test_a_byte_order_mark_at_the_start_is_read_past(workdir: Path) -> None:
+    """Windows tools write UTF-8 with a byte order mark: line 1 was refused as bad."""
+    history = write_jsonl(workdir / "h.jsonl", [json.dumps(g) for g in GOOD])
+    history.write_bytes(b"\xef\xbb\xbf" + history.read_bytes())
+    res = nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    assert "imported 3 · duplicates 0 · bad 0" in res.stderr
+
+
 def test_import_refuses_while_another_process_writes(workdir: Path) -> None:
     history = write_jsonl(workdir / "h.jsonl", [json.dumps(GOOD[0])])
 

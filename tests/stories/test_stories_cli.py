@@ -58,6 +58,15 @@ def test_json_puts_every_id_in_exactly_one_story(tmp_path: Path,
         assert set(doc) == {"story", "ids"} and doc["story"]
 
 
+def test_a_byte_order_mark_at_the_start_is_read_past(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Windows tools write UTF-8 with a byte order mark: line 1 was refused as bad."""
+    f = write(tmp_path / "a.jsonl", ARTICLES)
+    f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    assert stories_cli.run(parse(str(f), "--json")) == 0
+    assert sorted(map(sorted, groups(capsys.readouterr().out))) == [["a", "b"], ["c"], ["d"]]
+
+
 def test_window_option_changes_what_may_join(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     f = write(tmp_path / "a.jsonl", ARTICLES)
