@@ -362,7 +362,7 @@ class RouteConfig(_Strict):
     timezone: str = "UTC"
     quiet_hours: str | None = None
     break_through: Severity = "critical"
-    max_per_hour: int | None = Field(default=None, ge=1, le=10_000)
+    max_per_hour: int | None = Field(default=None, ge=1, le=10_000, strict=True)  # not true
     # The format of this route's alerts unless their rule has one (see watchers.templates).
     template: Template = None
     template_style: TemplateStyle = "embed"

@@ -23,6 +23,7 @@ EXPECTED = {
     "channels.still.quiet_hours": "start and end at the same time",
     "channels.none.max_per_hour": "greater than or equal to 1",
     "channels.flood.max_per_hour": "less than or equal to 10000",
+    "channels.boolean.max_per_hour": "valid integer",  # true was taken for a cap of 1
     "channels.typo.template": "unknown placeholder {titel}",
     "channels.novel.template": "the template is 10007 characters long; at most 1500",
     "surge.sigma": "greater than 0",
@@ -53,6 +54,9 @@ quiet_hours = "22:00-22:00"
 [channels.none]
 target = 5
 max_per_hour = 0
+[channels.boolean]
+target = 34
+max_per_hour = true
 [channels.flood]
 target = 6
 max_per_hour = 1_000_000_000_000
