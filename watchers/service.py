@@ -864,7 +864,9 @@ class WatchService:
             if old is None or old.source != new.source or not materially_changed(old, new):
                 continue
             updated += 1
-            if await self.store.record_change(old.id, new, routes):
+            matches, entries = await self._newly_fired(old, new)
+            if await self.store.record_change(old.id, new, routes, matches=matches,
+                                              alerts=entries):
                 self.wake.set()
         # A word-for-word copy from another outlet stores nothing new, but it is one more
         # outlet reporting the story (what min_sources counts).
@@ -873,6 +875,26 @@ class WatchService:
                     original.id, new.source, sort_time(new), routes):
                 self.wake.set()
         return updated
+
+    async def _newly_fired(self, old: Article, new: Article
+                           ) -> tuple[list[Match], list[OutboxEntry]]:
+        """The rules the new version of a stored article fires that the stored one did not,
+        and their routes' entries: a placeholder item rewritten into news ("Breaking: details
+        to follow") alerts as a new article would. A source servers follow is matched by their
+        own rule sets at ingest; its changed items are not matched again."""
+        if new.source in self.audiences:
+            return [], []
+        ruleset, rules = self._ruleset, self._rules
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(self.executor, ruleset.match, matchable(new))
+        if not found:
+            return [], []
+        before = {m.rule for m in await self.store.matches_for(old.id)}
+        fresh = [m for m in found if m.rule not in before]
+        if not fresh:
+            return [], []
+        mutes = await self.store.mutes(now=datetime.now(UTC))
+        return fresh, _route(fresh, rules, mutes, self.stories_mode)
 
     async def health(self) -> list[SourceState]:
         if self.shared:  # other processes poll: what the store says now

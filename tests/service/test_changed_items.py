@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.service._harness import folder, watch
+from tests.fakes.sinks import RecordingSink
+from tests.service._harness import deliver, folder, rule, watch
 from watchers.models import Article
 from watchers.search import search
 from watchers.service import materially_changed
@@ -95,6 +96,33 @@ async def test_two_feeds_with_one_link_and_their_own_summaries_update_nothing(
             texts.add(stored.text)
         assert len(texts) == 1  # the first version stored stays
         assert [r.kind for r in await store.alerts()] == ["alert"]
+
+
+async def test_a_placeholder_rewritten_into_news_alerts(tmp_path: Path) -> None:
+    """A live-blog item first said "Breaking news: details to follow" and matched nothing;
+    rewritten under the same guid it fires a rule, and alerted nobody: the new version was
+    stored, never matched. Now it alerts as a new article would, once."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, rules=[rule("troops", "troops")],
+                        stories_mode=lambda route: "edit")
+        served = Served("wire")
+        await service.add_source(folder("wire", tmp_path), served)
+        served.item = item("Breaking news", "Details to follow.")
+        (first,) = await service.run_once()
+        assert first.new == 1 and first.alerts == 0
+        served.item = item(TITLE, TEXT)
+        (second,) = await service.run_once()
+        assert second.updated == 1
+        ((stored, _),) = await store.recent(limit=5)
+        (alert,) = await store.alerts(kind="alert")
+        assert (alert.article_id, alert.route, alert.state) == (stored.id, "alerts", "pending")
+        assert [m.rule for m in await store.matches_for(stored.id)] == ["troops"]
+        served.item = item(TITLE, TEXT + " Updated at noon with more on the troops.")
+        await service.run_once()  # changed again: the story's message is updated, no alert
+        assert len(await store.alerts(kind="alert")) == 1
+        sink = RecordingSink()
+        await deliver(store, sink, stories_mode=lambda route: "edit").drain()
+        assert [a.article.title for a in sink.alerts] == [TITLE]
 
 
 def test_losing_a_field_is_not_a_material_change() -> None:

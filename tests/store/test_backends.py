@@ -371,6 +371,37 @@ async def test_changes_and_wire_copies_update_the_story_message(one: Store) -> N
     assert (await one.get_story("s")).updated_at is not None  # type: ignore[union-attr]
 
 
+async def test_a_change_that_fires_a_new_rule_alerts_where_the_story_has_no_alert(
+        one: Store) -> None:
+    """A placeholder item ("Breaking: details to follow") matched nothing; rewritten into news
+    it fires a rule: that route gets an alert, decided as for a new article of the story, and
+    the match is kept. A route the story already alerted gets the update, not a second
+    alert."""
+    a = art("Breaking news", "Details to follow.")
+    (stored,) = await one.record_many([ArticleRecord(
+        a, [], [entry("ops")], index_terms(a.title, a.text),
+        StoryLink("s", "sig of s", "dw", T0))])
+    assert stored is not None
+    (ops,) = await one.claim_route("ops", now=datetime.now(UTC))
+    await one.mark_delivered(ops.id, "m-ops")
+    changed = art("Troops cross the border", "Columns of troops crossed at dawn.")
+    fired = match(changed)
+    n = await one.record_change(stored.id, changed, ["alerts", "ops"], matches=[fired],
+                                alerts=[entry("alerts"), entry("ops")])
+    assert n == 2  # the update on ops, the alert on alerts
+    rows = [(r.kind, r.route, r.article_id, r.state) for r in await one.alerts()]
+    assert ("alert", "alerts", stored.id, "pending") in rows
+    assert ("update", "ops", stored.id, "pending") in rows
+    assert not any(k == "alert" and route == "ops" and state == "pending"
+                   for k, route, _, state in rows)
+    assert [m.rule for m in await one.matches_for(stored.id)] == ["troops"]
+    # the same change again alerts nobody twice
+    await one.record_change(stored.id, art("Troops cross the border", "Columns crossed."),
+                            ["alerts", "ops"], matches=[fired],
+                            alerts=[entry("alerts"), entry("ops")])
+    assert sum(1 for r in await one.alerts(kind="alert") if r.route == "alerts") == 1
+
+
 async def test_a_rule_needing_fewer_outlets_releases_the_waiting_alert(one: Store) -> None:
     await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=3))])
     await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=1))])

@@ -342,7 +342,7 @@ async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | Non
     return None
 
 
-def _nonce() -> str:
+def new_nonce() -> str:
     return secrets.token_hex(12)
 
 
@@ -365,7 +365,7 @@ async def _write_outbox(conn: asyncpg.Connection,
         rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in rec.alerts]
         if rec.story is None:
             plain += [("alert", article.id, a.route, r,
-                       "suppressed" if a.suppressed else "pending", _nonce(), when, when,
+                       "suppressed" if a.suppressed else "pending", new_nonce(), when, when,
                        None, a.severity, 1, None)
                       for a, r in zip(rec.alerts, rules, strict=True)]
             continue
@@ -373,7 +373,7 @@ async def _write_outbox(conn: asyncpg.Connection,
             await conn.executemany(INSERT_OUTBOX, plain)
             plain = []
         outlets = stories.join(article.title, rec.story)
-        rows = await story_rows(conn, article, rec, outlets, rules, when, _nonce,
+        rows = await story_rows(conn, article, rec, outlets, rules, when, new_nonce,
                                 stories)
         if rows:
             await conn.executemany(INSERT_OUTBOX, rows)

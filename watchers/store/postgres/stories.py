@@ -17,17 +17,19 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
-from watchers.models import Article
+from watchers.models import Article, Match, hits_json
 from watchers.store._shared import StoryBatch
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
     OutboxEntry,
     OutboxRow,
+    StoryLink,
     StoryRecord,
     story_outcome,
 )
 from watchers.store.postgres._db import LOCKS, Pg
+from watchers.store.sqlite._db import dump_model
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -246,11 +248,14 @@ class StoriesMixin:
             "before enough outlets reported it', updated_at = $1 "
             "WHERE state = 'waiting' AND created_at < $2", datetime.now(UTC), before)
 
-    async def record_change(self, stored_id: str, article: Article, routes: Sequence[str]
-                            ) -> int:
+    async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
+                            *, matches: Sequence[Match] = (),
+                            alerts: Sequence[OutboxEntry] = ()) -> int:
         """A stored article whose content changed in place: keep the new title and text, mark
         its story updated, queue an ``update`` on each of ``routes`` where the story has a live
-        alert. Returns how many updates were queued. The lookup terms stay as they were (as
+        alert; ``matches`` and ``alerts`` (what the new version fires that the stored one did
+        not) are kept, and alert the routes the story has no alert on yet, as the SQLite
+        store's. Returns how many rows were queued. The lookup terms stay as they were (as
         with the SQLite store's contentless index)."""
         at = datetime.now(UTC)
         async with self._db.tx(LOCKS["articles"]) as conn:
@@ -270,6 +275,29 @@ class StoriesMixin:
             queued = 0
             for route in dict.fromkeys(routes):
                 queued += await _queue_update(conn, story, route, stored_id, at, changed=True)
+            if matches:
+                await conn.executemany(
+                    "INSERT INTO matches (article_id, rule, score, hits, matched_at) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (article_id, rule) DO UPDATE SET "
+                    "score = excluded.score, hits = excluded.hits, "
+                    "matched_at = excluded.matched_at",
+                    [(stored_id, m.rule, m.score, hits_json(m.hits), at) for m in matches])
+            fresh = [e for e in alerts if await conn.fetchval(
+                "SELECT 1 FROM outbox WHERE story_id = $1 AND route = $2 AND kind = 'alert'",
+                story, e.route) is None]
+            if fresh:
+                from watchers.store.postgres.articles import INSERT_OUTBOX, new_nonce
+
+                outlets = await conn.fetchval(
+                    "SELECT jsonb_array_length(outlets) FROM stories WHERE id = $1", story)
+                changed = article.model_copy(update={"id": stored_id})
+                rec = ArticleRecord(changed, (), fresh, "", StoryLink(story, "", "", at))
+                rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in fresh]
+                rows = await story_rows(conn, changed, rec, int(outlets or 1), rules, at,
+                                        new_nonce)
+                if rows:
+                    await conn.executemany(INSERT_OUTBOX, rows)
+                queued += len(rows)
             return queued
 
     async def add_outlet(self, article_id: str, outlet: str, when: datetime,

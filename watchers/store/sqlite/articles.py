@@ -272,11 +272,11 @@ class _Identities:
             self.by_guid.setdefault((article.source, article.guid), []).append(link)
 
 
-def _nonce() -> str:
+def new_nonce() -> str:
     return secrets.token_hex(12)
 
 
-_INSERT_OUTBOX = (
+INSERT_OUTBOX = (
     "INSERT INTO outbox (kind, article_id, route, rules, state, nonce, created_at, updated_at, "
     "story_id, severity, min_sources, escalated_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 
@@ -297,21 +297,21 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
         rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in rec.alerts]
         if rec.story is None:
             plain += [("alert", article.id, a.route, r,
-                       "suppressed" if a.suppressed else "pending", _nonce(), when, when,
+                       "suppressed" if a.suppressed else "pending", new_nonce(), when, when,
                        None, a.severity, 1, None)
                       for a, r in zip(rec.alerts, rules, strict=True)]
             continue
         if plain:
-            conn.executemany(_INSERT_OUTBOX, plain)
+            conn.executemany(INSERT_OUTBOX, plain)
             plain = []
         outlets = stories.join(article.title, rec.story)
         if not rec.alerts and rec.story.id not in stories.waiting:
             continue  # no row of its own, and no alert of its story waits for its outlet
-        rows = story_rows(conn, article, rec, outlets, rules, when, _nonce, stories)
+        rows = story_rows(conn, article, rec, outlets, rules, when, new_nonce, stories)
         if rows:
-            conn.executemany(_INSERT_OUTBOX, rows)
+            conn.executemany(INSERT_OUTBOX, rows)
     if plain:
-        conn.executemany(_INSERT_OUTBOX, plain)
+        conn.executemany(INSERT_OUTBOX, plain)
     write_stories(conn, stories, stamps)
 
 

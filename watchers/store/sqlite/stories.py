@@ -20,19 +20,21 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from watchers.models import Article
+from watchers.models import Article, Match, hits_json
 from watchers.store._shared import StoryBatch
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
     OutboxEntry,
     OutboxRow,
+    StoryLink,
     StoryRecord,
     story_outcome,
 )
-from watchers.store.sqlite._db import Db, Tx, dt, iso
+from watchers.store.sqlite._db import Db, Tx, dt, dump_model, iso
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -185,6 +187,22 @@ async def _queue_update(tx: Tx, story: str, route: str, article_id: str, at: str
     return 1
 
 
+def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
+                  alerts: Sequence[OutboxEntry], when: str) -> int:
+    """A changed article's alerts on routes its story has none on, decided by story_rows as
+    for a new article of the story (which it joins again: nothing new is counted)."""
+    from watchers.store.sqlite.articles import INSERT_OUTBOX, new_nonce
+
+    (outlets,) = conn.execute("SELECT json_array_length(outlets) FROM stories WHERE id = ?",
+                              (story,)).fetchone()
+    rec = ArticleRecord(article, (), alerts, "", StoryLink(story, "", "", datetime.now(UTC)))
+    rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in alerts]
+    rows = story_rows(conn, article, rec, int(outlets or 1), rules, when, new_nonce)
+    if rows:
+        conn.executemany(INSERT_OUTBOX, rows)
+    return len(rows)
+
+
 class StoriesMixin:
     """The :class:`watchers.store.StoryStore` part of :class:`SqliteStore`."""
 
@@ -282,13 +300,17 @@ class StoriesMixin:
                                                                iso(before)))
             return cur.rowcount
 
-    async def record_change(self, stored_id: str, article: Article, routes: Sequence[str]
-                            ) -> int:
+    async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
+                            *, matches: Sequence[Match] = (),
+                            alerts: Sequence[OutboxEntry] = ()) -> int:
         """A stored article whose content changed in place (same guid or link, new text):
         keep the new title and text, mark its story updated, and queue an ``update`` of the
-        story's message on each of ``routes`` where the story has a live alert. Returns how
-        many updates were queued. The lookup index keeps the words it had (a contentless index
-        forgets what it was given)."""
+        story's message on each of ``routes`` where the story has a live alert. ``matches``
+        and ``alerts``: what the new version fires that the stored one did not; its matches
+        are kept, and a route that has no alert of the story yet gets one, decided as for a
+        new article of the story (a placeholder item rewritten into news alerted nobody).
+        Returns how many rows were queued. The lookup index keeps the words it had (a
+        contentless index forgets what it was given)."""
         at = iso(datetime.now(UTC))
         async with self._db.tx() as tx:
             row = await tx.fetchone("SELECT story_id FROM articles WHERE id = ?", (stored_id,))
@@ -308,6 +330,18 @@ class StoriesMixin:
             queued = 0
             for route in dict.fromkeys(routes):
                 queued += await _queue_update(tx, story, route, stored_id, at, changed=True)
+            if matches:
+                await tx.executemany(
+                    "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
+                    "VALUES (?,?,?,?,?)",
+                    [(stored_id, m.rule, m.score, hits_json(m.hits), at) for m in matches])
+            fresh = [e for e in alerts if await tx.fetchone(
+                "SELECT 1 FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND route = ? "
+                "AND kind = 'alert'", (story, e.route)) is None]
+            if fresh and at is not None:
+                queued += await tx.run(partial(
+                    _alert_change, article=article.model_copy(update={"id": stored_id}),
+                    story=story, alerts=fresh, when=at))
             return queued
 
     async def add_outlet(self, article_id: str, outlet: str, when: datetime,
