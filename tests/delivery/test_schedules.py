@@ -192,3 +192,74 @@ async def test_a_story_is_one_line_of_its_digest_with_every_outlet(tmp_path: Pat
         (line,) = [i for i in digest.items if i.story is not None and i.story.id == "s1"]
         assert line.story is not None and line.story.outlets == ("dw", "npr", "bbc")
         assert line.articles == 3
+
+
+async def test_an_escalation_through_quiet_hours_is_the_message_later_articles_update(
+        tmp_path: Path) -> None:
+    """A story's medium alert waits for the quiet-hours digest; a critical article of the story
+    breaks through as an escalation. Later articles were folded into the digest at night and
+    dropped after it (marked delivered, nothing sent): they now update the escalated message."""
+    from collections.abc import Mapping
+    from datetime import timedelta
+
+    from tests.service._harness import folder, watch
+    from watchers.delivery import StoryUpdate, UpdateResult
+    from watchers.models import Article
+    from watchers.sources.base import Poll
+
+    class Source:
+        def __init__(self, name: str) -> None:
+            self.name, self.items = name, list[Article]()
+
+        async def poll(self, cursor: Mapping[str, str]) -> Poll:
+            return Poll(self.items)
+
+        async def aclose(self) -> None:
+            pass
+
+    class Updates(RecordingSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.updates: list[tuple[str | None, str]] = []
+
+        async def update(self, u: StoryUpdate) -> UpdateResult:
+            self.updates.append((u.message_id, u.article.source))
+            return UpdateResult(message_id=u.message_id)
+
+    night = datetime(2022, 3, 25, 21, 0, tzinfo=UTC)  # 23:00 in Kyiv
+    cfg = route(quiet_hours="22:00-07:00", timezone="Europe/Kyiv", break_through="critical")
+    clock = ManualClock(night)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, rules=[rule("troops", "troops"),
+                                      rule("invasion", "invasion", severity="critical")],
+                        stories_mode=lambda r: "edit", clock=clock)
+        sources = {n: Source(n) for n in ("ap", "bbc", "dw", "npr")}
+        for name, source in sources.items():
+            await service.add_source(folder(name, tmp_path), source)
+        sink = Updates()
+        delivery = deliver(store, sink, routes=lambda r: cfg, clock=clock,
+                           stories_mode=lambda r: "edit", known_routes=["alerts"])
+
+        async def report(outlet: str, title: str) -> None:
+            for source in sources.values():
+                source.items = []
+            sources[outlet].items = [Article(
+                source=outlet, guid=f"{outlet}-1", url=f"https://{outlet}.example/1",
+                title=title, text=f"{title}. Officials confirmed the reports.",
+                published=clock.now())]
+            await service.run_once()
+            await delivery.drain()
+
+        await report("ap", "Russian troops cross the border near Kharkiv")
+        clock.advance(timedelta(minutes=10))
+        await report("bbc", "Russian troops cross the border near Kharkiv in full-scale invasion")
+        assert [(a.article.source, a.escalated_from) for a in sink.alerts] == [("bbc", "medium")]
+        clock.advance(timedelta(minutes=10))
+        await report("dw", "Russian troops cross the border near Kharkiv, invasion under way")
+        assert sink.updates == [("m1", "dw")]
+        clock.set(datetime(2022, 3, 26, 5, 0, tzinfo=UTC))  # 07:00 in Kyiv: the digest
+        await delivery.drain()
+        assert len(sink.digests) == 1
+        clock.advance(timedelta(hours=2))
+        await report("npr", "Russian troops cross the border near Kharkiv as invasion widens")
+        assert sink.updates == [("m1", "dw"), ("m1", "npr")]

@@ -402,6 +402,21 @@ async def test_a_change_that_fires_a_new_rule_alerts_where_the_story_has_no_aler
     assert sum(1 for r in await one.alerts(kind="alert") if r.route == "alerts") == 1
 
 
+async def test_a_story_kept_for_a_digest_is_not_once_an_escalation_posted(one: Store) -> None:
+    """Updates join the digest of a story whose alert waits for one; once an escalation was
+    posted on its own (it broke through quiet hours), they update that message instead."""
+    (first,) = await one.record_many([srec(art("Troops mass"), "s", "ap", entry())])
+    assert first is not None
+    (kept,) = await one.alerts(kind="alert")
+    await one.schedule(kept.id, T0 + timedelta(hours=8), "quiet hours")
+    assert (await one.scheduled_story_row("s", "alerts")).id == kept.id  # type: ignore[union-attr]
+    await one.record_many([srec(art("Troops invade"), "s", "bbc", entry(severity="critical"),
+                                minutes=10)])
+    escalation = [r for r in await one.alerts(kind="alert") if r.id != kept.id]
+    assert [r.escalated_from for r in escalation] == ["medium"]
+    assert await one.scheduled_story_row("s", "alerts") is None
+
+
 async def test_a_rule_needing_fewer_outlets_releases_the_waiting_alert(one: Store) -> None:
     await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=3))])
     await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=1))])

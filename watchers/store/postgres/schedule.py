@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from watchers.store.base import OutboxRow
+from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
 from watchers.store.postgres._db import Pg
 from watchers.store.postgres.outbox import OUTBOX_COLS, insert_notice, row_of
+
+# The alerts of a story that still speak for it on a route (see LIVE_ALERT_STATES).
+_LIVE = ", ".join(f"'{state}'" for state in LIVE_ALERT_STATES)
 
 __all__ = ["ScheduleMixin"]
 
@@ -79,12 +82,16 @@ class ScheduleMixin:
         return {str(r): (int(n), at) for r, n, at in rows}
 
     async def scheduled_story_row(self, story_id: str, route: str) -> OutboxRow | None:
-        """The story's newest alert on the route if it waits for or went out in a digest."""
+        """The story's newest alert on the route if it waits for or went out in a digest (not
+        when a newer one was posted on its own, as the SQLite store's)."""
         rows = await self._db.fetch(
             f"SELECT {OUTBOX_COLS} FROM outbox WHERE story_id = $1 AND route = $2 AND "
-            "kind = 'alert' AND state IN ('scheduled', 'digested') ORDER BY id DESC LIMIT 1",
+            f"kind = 'alert' AND state IN ({_LIVE}) ORDER BY id DESC LIMIT 1",
             story_id, route)
-        return row_of(rows[0]) if rows else None
+        if not rows:
+            return None
+        row = row_of(rows[0])
+        return row if row.state in ("scheduled", "digested") else None
 
     # ------------------------------------------------------------------ surges
 

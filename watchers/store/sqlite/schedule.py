@@ -15,9 +15,12 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from watchers.store.base import OutboxRow
+from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
 from watchers.store.sqlite._db import Db, dt, iso
 from watchers.store.sqlite.outbox import OUTBOX_COLS, row_of
+
+# The alerts of a story that still speak for it on a route (see LIVE_ALERT_STATES).
+_LIVE = ", ".join(f"'{state}'" for state in LIVE_ALERT_STATES)
 
 __all__ = ["ScheduleMixin"]
 
@@ -90,12 +93,17 @@ class ScheduleMixin:
         return {str(r): (int(n), dt(at)) for r, n, at in rows}
 
     async def scheduled_story_row(self, story_id: str, route: str) -> OutboxRow | None:
-        """The story's newest alert on the route if it waits for or went out in a digest."""
+        """The story's newest alert on the route if it waits for or went out in a digest (not
+        when a newer one was posted on its own, as an escalation breaking through quiet hours
+        is: later articles update that message)."""
         rows = await self._db.fetchall(
             f"SELECT {OUTBOX_COLS} FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
-            "route = ? AND kind = 'alert' AND state IN ('scheduled', 'digested') "
+            f"route = ? AND kind = 'alert' AND state IN ({_LIVE}) "
             "ORDER BY id DESC LIMIT 1", (story_id, route))
-        return row_of(rows[0]) if rows else None
+        if not rows:
+            return None
+        row = row_of(rows[0])
+        return row if row.state in ("scheduled", "digested") else None
 
     # ------------------------------------------------------------------ surges
 
