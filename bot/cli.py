@@ -88,7 +88,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for r in cfg.rules:
         waits = f" (waits for {r.min_sources} outlets)" if r.min_sources > 1 else ""
         print(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}{waits}")
-    routes = sorted({r.channel for r in cfg.rules})
+    used = {r.channel for r in cfg.rules}
+    routes = sorted(used | set(cfg.targets))
     print(f"  routes   {len(routes)}")
     # What `run` would meet in this environment: a webhook variable unset or not a webhook (it
     # cannot post there), a rule with no destination while a bot token is set (run refuses to
@@ -112,7 +113,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                                 "alerts there")
         else:
             dest = "webhook (URL in file; prefer env:VAR)"
-        print(f"    {route:<16} {dest}; stories: {cfg.stories_mode(route)}")
+        print(f"    {route:<16} {dest}; stories: {cfg.stories_mode(route)}"
+              f"{_schedule(cfg.route(route))}{'' if route in used else '; no rule uses it'}")
     print(f"  stories  window {format_duration(cfg.stories.window)}")
     for warning in warnings:
         say(f"warning: {warning}")
@@ -190,6 +192,27 @@ def _documents(paths: Sequence[str]) -> list[Path]:
         else:
             raise NewswatchError(f"{p}: no such file or folder")
     return files
+
+
+def _schedule(route: Any) -> str:
+    """When a route speaks, as `check` shows it: its mode, quiet hours and cap."""
+    from watchers.config import format_duration
+
+    if route is None:
+        return ""
+    parts = []
+    if route.mode == "digest":
+        when = ", ".join(route.digest_at) if route.digest_at else (
+            f"every {format_duration(route.digest_every)}" if route.digest_every else "")
+        parts.append(f"digest {when}".rstrip())
+    if route.quiet_hours:
+        through = f", {route.break_through} breaks through" if route.break_through else ""
+        parts.append(f"quiet {route.quiet_hours}{through}")
+    if route.max_per_hour:
+        parts.append(f"at most {route.max_per_hour} an hour")
+    if parts and route.timezone != "UTC":
+        parts.append(route.timezone)
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def cmd_match(args: argparse.Namespace) -> int:

@@ -102,6 +102,22 @@ query = "(kyiv OR"
     assert "sources[0]" in bad.stderr and "telegraph" in bad.stderr
 
 
+def test_check_shows_when_each_route_speaks_and_routes_no_rule_uses(workdir: Path) -> None:
+    """The summary named a route's destination only: its quiet hours, cap and digest times were
+    not shown, and a [channels] entry no rule sends to was not listed."""
+    (workdir / "q.toml").write_text(
+        '[channels.alerts]\ntarget = 123\nquiet_hours = "22:00-07:00"\n'
+        'timezone = "Europe/Kyiv"\nmax_per_hour = 20\n'
+        '[channels.briefing]\ntarget = 456\nmode = "digest"\ndigest_every = "6h"\n'
+        '[[rules]]\nname = "troops"\nquery = "troops"\nchannel = "alerts"\n')
+    res = nw("check", "-c", "q.toml", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    assert ("alerts           channel 123; stories: edit; quiet 22:00-07:00, critical breaks "
+            "through; at most 20 an hour; Europe/Kyiv") in res.stdout
+    assert "briefing         channel 456; stories: edit; digest every 6h; no rule uses it" \
+        in res.stdout
+
+
 def test_check_reports_query_errors_with_key_path_and_column(workdir: Path) -> None:
     (workdir / "q.toml").write_text('[[rules]]\nname="a"\nquery="x"\n[[rules]]\nname="a"\n'
                                     'query="x"\n[[rules]]\nname="c"\nquery="sanctions AND"\n')
