@@ -52,11 +52,12 @@ def test_word_pairs_precision_and_recall() -> None:
 def test_unseen_look_alikes_a_probe_found_lose_no_ground() -> None:
     """probe.tsv holds what a hostile probe found on cases the pairs did not hold, kept as
     found. Reached: 9 of its 29 look-alikes refused (the words English's word lists hold, such
-    as Henan for china~ or Disraeli for israel~), 1 of its 10 spellings taken."""
+    as Henan for china~ or Disraeli for israel~), 6 of its 10 spellings taken (the exonyms
+    Kreml, Krim, Rovno, Saporoschje and Zaporoże now in the alias table)."""
     rows = _eval_module().eval_pairs(name="probe.tsv")
     refused = sum(c.tn for c in rows.values())
     taken = sum(c.tp for c in rows.values())
-    assert (refused, taken) >= (9, 1)
+    assert refused >= 9 and taken >= 6
     for term, token in (("china", "Henan"), ("israel", "Disraeli"), ("syria", "Assyria"),
                         ("odesa", "Odisha"), ("missile", "misspelled"), ("beijing", "boing"),
                         ("russia", "Rousey")):
