@@ -68,11 +68,22 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
     return storable(value)  # a lone surrogate ("\ud800") would fail when printed
 
 
+def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys each appear once: a repeated "id" was taken silently (the
+    last one), and the first id was then in no story."""
+    doc: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in doc:
+            raise _Bad(f"{name!r} appears twice in the object")
+        doc[name] = value
+    return doc
+
+
 def _parse(raw: str) -> StoryInput | None:
     if not raw.strip():
         return None
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, object_pairs_hook=_one_each)
     except json.JSONDecodeError as exc:
         raise _Bad(f"invalid JSON at column {exc.colno}: {exc.msg}") from None
     except RecursionError:
@@ -96,7 +107,8 @@ def _parse(raw: str) -> StoryInput | None:
     from watchers.stories import StoryInput
 
     return StoryInput(
-        id=ident.strip(), title=title.strip(), text=_string(doc, "text", required=False) or "",
+        # the id as given: --json prints every input id back, exactly
+        id=ident, title=title.strip(), text=_string(doc, "text", required=False) or "",
         url=_string(doc, "url", required=False),
         date=date, source=(_string(doc, "source", required=False) or "").strip())
 

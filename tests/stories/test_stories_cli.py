@@ -67,6 +67,16 @@ def test_a_byte_order_mark_at_the_start_is_read_past(tmp_path: Path,
     assert sorted(map(sorted, groups(capsys.readouterr().out))) == [["a", "b"], ["c"], ["d"]]
 
 
+def test_ids_come_back_exactly_as_given(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """" a1 " came back as "a1", and "a" beside "a " was refused as a repeat."""
+    rows = [dict(ARTICLES[2], id=" a1 "), dict(ARTICLES[3], id="a1")]
+    f = write(tmp_path / "a.jsonl", rows)
+    assert stories_cli.run(parse(str(f), "--json")) == 0
+    ids = {i for line in capsys.readouterr().out.splitlines() for i in json.loads(line)["ids"]}
+    assert ids == {" a1 ", "a1"}
+
+
 def test_window_option_changes_what_may_join(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     f = write(tmp_path / "a.jsonl", ARTICLES)
@@ -97,6 +107,8 @@ def test_readable_listing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     ('{"id": "x", "title": 5, "date": "2022-01-01"}', "'title' must be a string, not int"),
     ('{"id": "x", "title": "t", "date": "2022-01-01", "source": []}', "'source' must be a"),
     ('{"id": "a", "title": "t", "date": "2022-01-01"}', "'id' 'a' repeats line 1"),
+    # the last of two ids was taken, and the first was in no story
+    ('{"id": "x", "id": "y", "title": "t", "date": "2022-01-01"}', "'id' appears twice"),
     # past the calendar's ends once in UTC: an OverflowError before
     ('{"id": "x", "title": "t", "date": "9999-12-31T23:59:59-14:00"}', "'date' is out of range"),
     ('{"id": "x", "title": "t", "date": "0001-01-01T00:00:00+14:00"}', "'date' is out of range"),
