@@ -70,7 +70,7 @@ def test_a_byte_order_mark_at_the_start_is_read_past(tmp_path: Path,
 def test_ids_come_back_exactly_as_given(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     """" a1 " came back as "a1", and "a" beside "a " was refused as a repeat."""
-    rows = [dict(ARTICLES[2], id=" a1 "), dict(ARTICLES[3], id="a1")]
+    rows: list[object] = [{**ARTICLES[2], "id": " a1 "}, {**ARTICLES[3], "id": "a1"}]
     f = write(tmp_path / "a.jsonl", rows)
     assert stories_cli.run(parse(str(f), "--json")) == 0
     ids = {i for line in capsys.readouterr().out.splitlines() for i in json.loads(line)["ids"]}
