@@ -82,10 +82,14 @@ class Tenancy:
 
     def label(self, route: str, source: str) -> str | None:
         """``source`` as the readers of ``route`` know it: for a server route, the name that
-        server gave a feed it follows (None: a feed it does not follow); otherwise as stored."""
-        server = self.routes.get(route)
-        if server is None or not source.startswith(SERVER_FEED_PREFIX):
+        server gave a feed it follows (None: a feed it does not follow); for the config file's
+        routes, the config file's sources as stored and no server's feed (None: what a server
+        chose to follow is not shown in the operator's channels, not even by its key)."""
+        if not source.startswith(SERVER_FEED_PREFIX):
             return source
+        server = self.routes.get(route)
+        if server is None:
+            return None
         return self.labels(server.guild_id).get(source)
 
     # ------------------------------------------------------------------ follows

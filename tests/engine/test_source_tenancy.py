@@ -298,3 +298,24 @@ async def test_a_servers_channel_takes_route_settings_like_a_config_route(
         kept_route = engine.route(route)
         assert kept_route is not None and kept_route.quiet_hours == "22:00-07:00"
         assert kept_route.timezone == "Europe/Kyiv" and kept_route.target == A * 10
+
+
+def test_the_operators_routes_never_name_a_feed_a_server_follows() -> None:
+    """A story line on a config file's route listed servers' private feeds by their keys
+    ("Also reported by @4fb7253f64e6"): what a server follows is left out there, as it is on
+    another server's routes."""
+    from watchers.config import FeedSourceConfig, ServerRoute
+    from watchers.tenancy import Tenancy, feed_key
+
+    cfg = parse_config({"channels": {"desk": 123}, "rules": [
+        {"name": "troops", "query": "troops", "channel": "desk"}]}, base_dir=Path("."))
+    follow = FeedSourceConfig(type="feed", name="mine", url="https://a.example/feed",
+                              guild_id=11)
+    route = ServerRoute(guild_id=11, name="alerts", channel_id=456)
+    other = ServerRoute(guild_id=22, name="alerts", channel_id=789)
+    tenancy = Tenancy(cfg, routes=[route, other], follows=[follow])
+    private = feed_key("https://a.example/feed")
+    assert tenancy.label("desk", private) is None
+    assert tenancy.label("desk", "bbc") == "bbc"  # the config file's own sources, as stored
+    assert tenancy.label(route.key, private) == "mine"
+    assert tenancy.label(other.key, private) is None
