@@ -60,6 +60,16 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
         return f"{out} is newswatch's {which}: not overwritten; give another name"
     if target.is_dir():
         return f"{out} is a folder; give a file name"
+    if target.exists() and not target.is_file():
+        # A device, pipe or socket (/dev/stdout, /dev/null, a FIFO): written into, as any
+        # program writes to one. Renamed over, /dev/null became a plain file for the whole
+        # machine.
+        try:
+            with target.open("wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            return f"cannot write {out}: {exc.strerror or exc}"
+        return None
     if target.exists():
         try:
             with target.open("rb") as fh:

@@ -119,3 +119,25 @@ def test_png_replaces_an_earlier_chart_whole(store: Path) -> None:
     with Image.open(out) as im:
         assert im.format == "PNG"
     assert [p.name for p in store.iterdir() if p.name.startswith(".again")] == []
+
+
+def test_png_into_a_pipe_or_device_writes_into_it_and_leaves_it_one(store: Path) -> None:
+    """`--png /dev/null` (or /dev/stdout) renamed a temporary file over the device: run as
+    root, /dev/null became a plain file for the whole machine. A FIFO stands in for the device
+    here: the chart is written into it, and it is still a FIFO."""
+    import os
+    import stat
+    import threading
+
+    fifo = store / "pipe.png"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    res = nw("trend", "troops", "--since", "3d", "--until", "2022-01-04", "--png", str(fifo),
+             cwd=store)
+    reader.join(timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got and got[0].startswith(b"\x89PNG")
+    fifo.unlink()
