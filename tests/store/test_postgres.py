@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import REPO
 from tests.pg import admin, database_url
 from tests.store._support import alert, art, match
-from watchers.errors import StoreError
+from watchers.errors import StoreError, StoreUnavailableError
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
 from watchers.store.base import ArticleRecord, SourceState, StoryLink
@@ -355,6 +355,9 @@ async def test_a_lost_writer_lock_is_taken_again_or_writing_stops(pg_database: s
             for _ in range(200):
                 try:
                     await store.add_notice("ops", "written while the lock is away?")
+                except StoreUnavailableError as exc:
+                    # while the lock is being taken back, nothing is written either
+                    assert "being taken again" in str(exc)
                 except StoreError as exc:
                     assert "writer lock" in str(exc) and "stopping" in str(exc)
                     break
