@@ -6,6 +6,9 @@ Times of day are wall-clock times in the route's IANA time zone, so "08:00" stay
 across a daylight-saving change (the UTC instant moves by an hour). A wall-clock time that does
 not exist on a day (skipped by a spring-forward) is taken at the same offset as just before the
 gap, i.e. shifted forward by the gap; one that exists twice (autumn) is taken the first time.
+Quiet hours are the exception: a start or end in a gap is taken where the gap ends (the first
+instant at that wall-clock time or after), so that "00:30-01:30" is quiet from 01:00 on the
+night the clocks skip from 00:00 to 01:00 (shifted by the gap, its start fell on its end).
 
 Every function takes and returns timezone-aware datetimes; results are in UTC.
 """
@@ -79,6 +82,26 @@ def _local(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).replace(fold=0).astimezone(UTC)
 
 
+def _first_at(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """The first instant whose wall-clock time on ``day`` in ``zone`` is ``at`` or later: the
+    instant itself (its first occurrence, when repeated), or the end of the gap that skipped
+    it."""
+    naive = datetime.combine(day, at)
+    before = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)  # the offset before a gap
+    after = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)  # the offset after it
+    if before <= after:
+        return before  # an ordinary time, or a repeated one: its first occurrence
+    # Skipped: the gap ends between the two readings; halve to the second.
+    low, high = after, before
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= naive:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0) if high.microsecond else high
+
+
 def next_digest(route: RouteConfig, after: datetime) -> datetime | None:
     """The first digest time of the route strictly after ``after`` (None if it has none):
     the next ``digest_at`` time of day, or the next multiple of ``digest_every`` counted from
@@ -110,9 +133,9 @@ def _quiet_span(route: RouteConfig, at: datetime) -> tuple[datetime, datetime] |
     start_hm, end_hm = (_hm(x) for x in route.quiet_hours.split("-"))
     day = at.astimezone(zone).date()
     for start_day in (day - timedelta(days=1), day):
-        start = _local(start_day, start_hm, zone)
+        start = _first_at(start_day, start_hm, zone)
         end_day = start_day if end_hm > start_hm else start_day + timedelta(days=1)
-        end = _local(end_day, end_hm, zone)
+        end = _first_at(end_day, end_hm, zone)
         if start <= at < end:
             return start, end
     return None

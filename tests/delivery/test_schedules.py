@@ -263,3 +263,30 @@ async def test_an_escalation_through_quiet_hours_is_the_message_later_articles_u
         clock.advance(timedelta(hours=2))
         await report("npr", "Russian troops cross the border near Kharkiv as invasion widens")
         assert sink.updates == [("m1", "dw"), ("m1", "npr")]
+
+
+def test_quiet_hours_starting_in_a_skipped_hour_start_where_it_ends() -> None:
+    """"00:30-01:30" on a night the clocks skip from 00:00 to 01:00: the start, shifted by
+    the gap, fell on the end, and that night had no quiet hours at all. They now run from the
+    gap's end; an ordinary night and an autumn night (01:00 twice) keep their hours."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from watchers.schedule import in_quiet_hours, quiet_end
+
+    for zone, day in (("America/Havana", (2022, 3, 13)), ("America/Santiago", (2022, 9, 11))):
+        cfg = route(quiet_hours="00:30-01:30", timezone=zone)
+        z = ZoneInfo(zone)
+        night = datetime(*day, 1, 10, tzinfo=z).astimezone(UTC)  # after the gap
+        assert in_quiet_hours(cfg, night), zone
+        assert quiet_end(cfg, night) == datetime(*day, 1, 30, tzinfo=z).astimezone(UTC)
+        gap_end = datetime(*day, 1, 0, tzinfo=z).astimezone(UTC)
+        assert not in_quiet_hours(cfg, gap_end - timedelta(seconds=1))
+        assert in_quiet_hours(cfg, gap_end)
+        next_day = datetime(*day, tzinfo=z).date() + timedelta(days=1)
+        ordinary = datetime.combine(next_day, datetime.min.time().replace(minute=40), tzinfo=z)
+        assert in_quiet_hours(cfg, ordinary.astimezone(UTC))
+    # autumn in New York: 01:00-02:00 happens twice; "01:30-03:00" starts at the first 01:30
+    cfg = route(quiet_hours="01:30-03:00", timezone="America/New_York")
+    first = datetime(2022, 11, 6, 5, 30, tzinfo=UTC)  # 01:30 EDT
+    assert in_quiet_hours(cfg, first) and not in_quiet_hours(cfg, first - timedelta(minutes=1))
