@@ -76,6 +76,7 @@ from watchers.store.base import (
 from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key, url_of
 from watchers.trends import trend_of
+from watchers.urls import normalise_link
 
 __all__ = [
     "AckResult",
@@ -788,12 +789,12 @@ class Engine:
                                  "choose another name")
         shared = next((c.name for c in self.watch.source_configs()
                        if not c.name.startswith(SERVER_FEED_PREFIX)
-                       and url_of(c) == url), None)
+                       and _same_feed(url_of(c), url)), None)
         if shared is not None:
             raise NewswatchError(f"this feed is already watched for every server as "
                                  f"{shared!r}; its articles are in your lookups already")
         same = next((n for n, f in own.items()
-                     if n != source.name and url_of(f) == url), None)
+                     if n != source.name and _same_feed(url_of(f), url)), None)
         if same is not None:
             raise NewswatchError(f"this server already follows that feed as {same!r}")
         limit = self.config.discord.max_sources_per_server
@@ -1168,3 +1169,16 @@ async def open_engine(
         if start:
             await engine.start()
         yield engine
+
+
+def _same_feed(a: str, b: str) -> bool:
+    """Whether two feed URLs name one feed: as links compare (host case, default port,
+    tracking parameters, a trailing slash), over http or https alike. A server's copy of the
+    operator's feed under a variant of its URL was a feed of its own, whose articles then
+    counted as the operator's duplicates (see README, several servers)."""
+    def key(url: str) -> str:
+        link = normalise_link(url)
+        return link.split("://", 1)[1] if link.startswith(("http://", "https://")) else link
+
+    return key(a) == key(b)
+

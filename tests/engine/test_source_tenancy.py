@@ -130,6 +130,12 @@ async def test_following_is_checked_and_limited(tmp_path: Path, feeds: FeedServe
         with pytest.raises(NewswatchError, match="already watched for every server as "
                                                  "'shared-wire'"):
             await engine.add_source({"name": "mine", "url": feeds.url("/wire")}, guild=A)
+        # a variant of the operator's feed URL is that feed too: a private copy polled first
+        # made the operator's own items duplicates that no config rule ever matched
+        wire = feeds.url("/wire")
+        for variant in (wire + "?utm_source=x", wire + "/", wire.replace("http:", "https:")):
+            with pytest.raises(NewswatchError, match="already watched for every server"):
+                await engine.add_source({"name": "mine", "url": variant}, guild=A)
         with pytest.raises(NewswatchError, match="'local' is shared by every server"):
             await engine.add_source({"name": "local", "url": feeds.url("/other")}, guild=A)
         await engine.add_source({"name": "one", "url": feeds.url("/other")}, guild=A)
