@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -177,13 +177,14 @@ class _Batch:
     bad: list[tuple[int, str]]
     last_line: int
     bytes_read: int
+    numbers: list[int] = field(default_factory=list)  # each record's line
 
 
 def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
              terms_of: Callable[[str, str], str] | None, regex_budget: float,
              stories: StoryIndex | None = None) -> _Batch:
     """Parse, match, index and group one batch of lines (in the executor)."""
-    records, bad = [], []
+    records, bad, numbers = [], [], []
     fetched = datetime.now(UTC)
     for number, _, raw in chunk:
         try:
@@ -213,13 +214,39 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
         records.append(ArticleRecord(article, matches, (), terms, None, words,
                                      url_terms(article.url),
                                      matched_at=history_time(article, at=None)))
+        numbers.append(number)
     if stories is not None:
         # Once the batch is matched, in the same order (see WatchService._analyse): the live
         # index walked article after article, not between two articles' matching.
         records = [replace(rec, story=join_story(stories, rec.article,
                                                  signature(rec.article.title, rec.article.text)))
                    for rec in records]
-    return _Batch(records, bad, chunk[-1][0], chunk[-1][1])
+    return _Batch(records, bad, chunk[-1][0], chunk[-1][1], numbers)
+
+
+async def _clashes(store: ArticleStore, batch: _Batch, stored: Sequence[Article | None]
+                   ) -> list[tuple[int, str]]:
+    """The batch's lines the store took for duplicates that are not: their id (or link) is a
+    stored article's, whose content differs. They were counted as duplicates and lost
+    without a word; they are bad lines now, named by number."""
+    dups = [(n, rec.article) for n, rec, s in zip(batch.numbers, batch.records, stored,
+                                                   strict=True) if s is None]
+    if dups:
+        # The same article again (an import run twice) has its content stored: a duplicate
+        # indeed, found in one read per batch rather than looked at one by one.
+        stored_content = await store.stored_hashes([a.content_hash for _, a in dups])
+        dups = [(n, a) for n, a in dups if a.content_hash not in stored_content]
+    if not dups:
+        return []
+    versions = await store.known_versions([a for _, a in dups])
+    out = []
+    for (number, article), (other, _) in zip(dups, versions, strict=True):
+        if other is not None:
+            why = "id" if other.guid is not None and other.guid == article.guid else "link"
+            out.append((number, f"its {why} is another stored article's ("
+                                f"{other.title[:60]!r}), with other content: "
+                                "not imported"))
+    return out
 
 
 async def import_file(
@@ -280,9 +307,10 @@ async def import_file(
                     store.record_many(current.records), prepare())
                 kept = sum(1 for s in stored if s is not None)
                 imported += kept
-                duplicates += len(stored) - kept
+                clashes = await _clashes(store, current, stored)
+                duplicates += len(stored) - kept - len(clashes)
                 lines = current.last_line
-                for number, reason in current.bad:
+                for number, reason in sorted(current.bad + clashes):
                     bad.append((number, reason))
                     if on_bad_line is not None:
                         on_bad_line(number, reason)

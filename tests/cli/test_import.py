@@ -118,6 +118,25 @@ def test_a_byte_order_mark_at_the_start_is_read_past(workdir: Path) -> None:
     assert "imported 3 · duplicates 0 · bad 0" in res.stderr
 
 
+def test_a_line_whose_id_another_article_holds_is_named_not_counted_a_duplicate(
+        workdir: Path) -> None:
+    """Two different articles under one id: the second was counted as a duplicate and lost
+    without a word. It is a bad line now, named with the article it clashes with; a true
+    duplicate (the same article again) is still a duplicate."""
+    lines = [json.dumps({"id": "42", "title": "Troops cross the border",
+                         "text": "Tanks near Kharkiv", "date": "2022-02-24T04:00:00Z"}),
+             json.dumps({"id": "42", "title": "Grain deal signed in Istanbul",
+                         "text": "Black Sea exports", "date": "2022-07-22T15:00:00Z"}),
+             json.dumps({"id": "42", "title": "Troops cross the border",
+                         "text": "Tanks near Kharkiv", "date": "2022-02-24T04:00:00Z"})]
+    write_jsonl(workdir / "h.jsonl", lines)
+    res = nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir)
+    assert res.returncode == 1, res.stderr
+    assert ("h.jsonl:2: its id is another stored article's ('Troops cross the border'), "
+            "with other content: not imported") in res.stderr
+    assert "3 lines · imported 1 · duplicates 1 · bad 1" in res.stderr
+
+
 def test_import_refuses_while_another_process_writes(workdir: Path) -> None:
     history = write_jsonl(workdir / "h.jsonl", [json.dumps(GOOD[0])])
 

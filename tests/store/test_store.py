@@ -112,6 +112,14 @@ async def test_outbox_claim_deliver_retry_and_restart(store: SqliteStore) -> Non
     assert await store.maybe_sent(later[0].id)
 
 
+async def test_stored_hashes_names_the_content_already_stored(store: SqliteStore) -> None:
+    a, b = art("Stored story"), art("Never stored")
+    await put(store, a, [match(a)], [])
+    assert await store.stored_hashes([a.content_hash, b.content_hash, a.content_hash]) == {
+        a.content_hash}
+    assert await store.stored_hashes([]) == set()
+
+
 async def test_a_routes_interrupted_claims_are_requeued_alone(store: SqliteStore) -> None:
     """A delivery cut short by the store going away (PostgreSQL restarting) left its route's
     claimed rows "sending": they go back, as maybe sent, and another route's claims stay."""

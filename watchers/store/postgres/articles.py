@@ -465,6 +465,13 @@ class ArticlesMixin(CandidateList):
     _terms_of: Callable[[str, str], str] | None
     _pages: Continuations
 
+    async def stored_hashes(self, hashes: Collection[str]) -> set[str]:
+        """Those of these content hashes some stored article has (one read)."""
+        rows = await self._db.fetch(
+            "SELECT content_hash FROM articles WHERE content_hash = ANY($1::text[])",
+            list(dict.fromkeys(hashes)))
+        return {str(r[0]) for r in rows}
+
     async def is_known(self, article: Article) -> bool:
         return (await self.known([article]))[0]
 

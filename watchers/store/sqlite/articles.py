@@ -322,6 +322,17 @@ class ArticlesMixin(CandidateList):
     _listed_words: ListedWords
     _terms_of: Callable[[str, str], str] | None
 
+    async def stored_hashes(self, hashes: Collection[str]) -> set[str]:
+        """Those of these content hashes some stored article has (one read per 500)."""
+        found: set[str] = set()
+        unique = list(dict.fromkeys(hashes))
+        for chunk in _chunks(unique, 500):
+            rows = await self._db.fetchall(
+                f"SELECT content_hash FROM articles WHERE content_hash IN "
+                f"({','.join('?' * len(chunk))})", tuple(chunk))
+            found.update(str(h) for (h,) in rows)
+        return found
+
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
 
