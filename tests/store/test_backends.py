@@ -417,6 +417,25 @@ async def test_a_story_kept_for_a_digest_is_not_once_an_escalation_posted(one: S
     assert await one.scheduled_story_row("s", "alerts") is None
 
 
+async def test_an_id_held_by_another_article_gives_way_to_a_free_one(one: Store) -> None:
+    """A second source's article under an id the first one holds takes its content hash's
+    first 16 characters; when another article holds those too, more of them. The batch failed
+    on the unique id, every time it was tried."""
+    from watchers.models import content_fingerprint
+
+    holder = Article(id=content_fingerprint("Second title", "")[:16], source="s0",
+                     title="Holder of the hash id")
+    first = Article(id="X", source="s1", guid="X", title="First title")
+    second = Article(id="X", source="s2", guid="X", title="Second title")
+    stored = await one.record_many([ArticleRecord(a, [], [], index_terms(a.title, a.text))
+                                    for a in (holder, first, second)])
+    ids = [a.id if a is not None else None for a in stored]
+    assert ids[:2] == [holder.id, "X"]
+    assert ids[2] is not None and ids[2] not in (holder.id, "X")
+    assert ids[2].startswith(holder.id) and len(ids[2]) > 16
+    assert (await one.get_article(ids[2])).title == "Second title"  # type: ignore[union-attr]
+
+
 async def test_a_rule_needing_fewer_outlets_releases_the_waiting_alert(one: Store) -> None:
     await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=3))])
     await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=1))])

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -290,6 +291,19 @@ def _bounded_link_key(url: str) -> str:
 # A poll's links are normalised for the dedupe read before matching and again in the batch that
 # records them; the function is pure and costs more than a lookup.
 _link_key = lru_cache(maxsize=20_000)(_bounded_link_key)
+
+
+async def free_id(content: str, taken: AbstractSet[str],
+                  stored: Callable[[str], Awaitable[object]]) -> str:
+    """An id for an article whose own id another article holds: its content hash's first 16
+    characters, or more of them, or those with a number, the first that neither ``taken`` (this
+    batch's) nor the store (``stored(id)`` answers None for a free one) holds. The first 16
+    alone could be another article's id, and the whole batch then failed every time."""
+    for candidate in (*(content[:n] for n in (16, 24, 32, 48)), content,
+                      *(f"{content[:16]}-{k}" for k in range(2, 1000))):
+        if candidate not in taken and await stored(candidate) is None:
+            return candidate
+    raise ValueError(f"no free id for the article of content {content[:16]}")
 
 
 def article_identity(article: Article) -> tuple[str | None, str]:

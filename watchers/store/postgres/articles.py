@@ -40,7 +40,13 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 
 from watchers.errors import StoreError
 from watchers.models import Article, Hit, Match, hits_json
-from watchers.store._shared import CandidateList, ListedWords, article_identity, link_terms
+from watchers.store._shared import (
+    CandidateList,
+    ListedWords,
+    article_identity,
+    free_id,
+    link_terms,
+)
 from watchers.store.base import (
     MIN_PREFIX,
     SERVER_FEED_PREFIX,
@@ -551,7 +557,9 @@ class ArticlesMixin(CandidateList):
                 seen.add(article)
                 link, content = article_identity(article)
                 if article.id in taken:
-                    article = Article(**{**article.model_dump(), "id": content[:16]})
+                    free = await free_id(content, taken, lambda i: conn.fetchval(
+                        "SELECT 1 FROM articles WHERE id = $1", i))
+                    article = Article(**{**article.model_dump(), "id": free})
                 taken.add(article.id)
                 articles.append((
                     article.id, article.source, article.guid, article.url, link, article.title,

@@ -27,6 +27,7 @@ from watchers.store._shared import (
     CandidateList,
     ListedWords,
     article_identity,
+    free_id,
     link_terms,
 )
 from watchers.store.base import (
@@ -440,7 +441,9 @@ class ArticlesMixin(CandidateList):
                 seen.add(article, identity)
                 link, content = identity
                 if article.id in taken:
-                    article = Article(**{**article.model_dump(), "id": content[:16]})
+                    free = await free_id(content, taken, lambda i: tx.fetchone(
+                        "SELECT 1 FROM articles WHERE id = ?", (i,)))
+                    article = Article(**{**article.model_dump(), "id": free})
                 taken.add(article.id)
                 published, fetched = article.published, article.fetched_at
                 if (p := stamps.get(published)) is None and published is not None:
