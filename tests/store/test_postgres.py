@@ -349,9 +349,18 @@ async def test_a_lost_writer_lock_is_taken_again_or_writing_stops(pg_database: s
             await store.add_notice("ops", "still the writer")
             with pytest.raises(StoreError, match="already open for writing in this process"):
                 await PostgresStore.open(pg_database)  # held again, by this process
-            # lost again, and this time another session takes it first
-            await admin.execute("SELECT pg_terminate_backend($1)", held[0])
-            await admin.execute("SELECT pg_advisory_lock($1, 1)", int.from_bytes(b"nwsw", "big"))
+            # lost again, and this time another session takes it first (the store, retaking
+            # at once, sometimes wins: its new session is ended again, until the admin wins;
+            # a blocking pg_advisory_lock here waited for ever when the store won)
+            key = int.from_bytes(b"nwsw", "big")
+            for _ in range(100):
+                for pid in await _lock_backends(admin):
+                    await admin.execute("SELECT pg_terminate_backend($1)", pid)
+                if await admin.fetchval("SELECT pg_try_advisory_lock($1, 1)", key):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("the test's session never got the lock")
             for _ in range(200):
                 try:
                     await store.add_notice("ops", "written while the lock is away?")
