@@ -83,8 +83,12 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The shortest of ``"2d"``, ``"5m"``, ``"90s"`` that is exact (the inverse of parse)."""
-    s = int(value.total_seconds())
+    """The shortest of ``"2d"``, ``"5m"``, ``"90s"``, ``"1500ms"`` that is exact (the inverse of
+    parse): a part of a second shows in milliseconds, where "1ms" was shown as "0s"."""
+    ms = round(value.total_seconds() * 1000)
+    if ms % 1000:
+        return f"{ms}ms"
+    s = ms // 1000
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= size and s % size == 0:
             return f"{s // size}{unit}"

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from watchers.config import MAX_DURATION, parse_config, parse_duration
+from watchers.config import MAX_DURATION, format_duration, parse_config, parse_duration
 from watchers.errors import ConfigError
 
 
@@ -33,3 +33,14 @@ def test_a_config_with_an_absurd_interval_names_the_key() -> None:
                                    "every": "99999999999d"}]})
     assert [str(i) for i in err.value.issues] == [
         "sources[0].every: '99999999999d' is longer than 100 years"]
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("1ms", "1ms"), ("1500ms", "1500ms"), ("0.5s", "500ms"), ("90s", "90s"), ("5m", "5m"),
+    ("1h30m", "90m"), ("2d", "2d"),
+])
+def test_a_duration_is_shown_as_it_parses_back(text: str, shown: str) -> None:
+    """`check` showed `[stories] window = "1ms"` as "window 0s": a part of a second was cut."""
+    value = parse_duration(text)
+    assert format_duration(value) == shown
+    assert parse_duration(format_duration(value)) == value
