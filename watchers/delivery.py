@@ -506,11 +506,10 @@ class DeliveryService:
             except asyncio.CancelledError:
                 raise
             except StoreUnavailableError as exc:
-                try:
-                    timeout = self.outage.wait(exc)
-                except StoreError as final:
-                    self._fatal(final)
+                wait = self.outage.wait_or_stop(exc, self._fatal)
+                if wait is None:
                     return
+                timeout = wait
             except StoreError as exc:
                 self._fatal(exc)
                 return
@@ -622,10 +621,8 @@ class DeliveryService:
         exc = None if task.cancelled() else task.exception()
         if isinstance(exc, StoreUnavailableError):
             # Its claimed rows are put back at the route's next pass, once the store is back.
-            try:
-                delay = self.outage.wait(exc)
-            except StoreError as final:
-                self._fatal(final)
+            delay = self.outage.wait_or_stop(exc, self._fatal)
+            if delay is None:
                 return
             state = self._routes[route]
             state.not_before = datetime.now(UTC) + timedelta(seconds=delay)

@@ -43,6 +43,16 @@ class StoreOutage:
         self._tries += 1
         return float(min(0.25 * 2 ** min(self._tries - 1, 16), self.most))
 
+    def wait_or_stop(self, exc: StoreUnavailableError,
+                     stop: Callable[[BaseException], None]) -> float | None:
+        """:meth:`wait`, or, once the store has been away too long, ``stop(final error)`` and
+        None: what every loop that meets an unreachable store does."""
+        try:
+            return self.wait(exc)
+        except StoreError as final:
+            stop(final)
+            return None
+
     def over(self) -> None:
         if self.since is not None:
             log.warning("the store is reachable again after %.1f s", self.clock() - self.since)

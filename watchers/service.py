@@ -432,7 +432,7 @@ class WatchService:
                                                          until=now + self.lease, now=now,
                                                          limit=free)
             except StoreUnavailableError as exc:
-                retry = self._unreachable(exc)
+                retry = self.outage.wait_or_stop(exc, self._fatal)
                 if retry is None:
                     return
                 await asyncio.sleep(retry)
@@ -466,7 +466,7 @@ class WatchService:
                 except StoreUnavailableError as exc:
                     # Tried again at the next renewal; a lease that lapses meanwhile only
                     # lets another worker poll the source again, which dedupe keeps quiet.
-                    if self._unreachable(exc) is None:
+                    if self.outage.wait_or_stop(exc, self._fatal) is None:
                         return
 
     def _leased_done(self, task: asyncio.Task[None]) -> None:
@@ -489,7 +489,7 @@ class WatchService:
         except StoreUnavailableError as exc:
             # Nothing of the poll was kept: the lease lapses and the source is claimed and
             # polled again (here or by another worker) once the store is back.
-            self._unreachable(exc)
+            self.outage.wait_or_stop(exc, self._fatal)
             return
         finally:
             done = self._book.take(state.name) or state
@@ -541,7 +541,7 @@ class WatchService:
         except StoreUnavailableError as exc:
             # Nothing of the poll was kept (its cursor neither): polled again when the store
             # is back, as if for the first time since.
-            retry = self._unreachable(exc)
+            retry = self.outage.wait_or_stop(exc, self._fatal)
             if retry is None:
                 return
         except Exception as exc:  # a store failure concerns every source: stop
@@ -560,15 +560,6 @@ class WatchService:
             state = self._book.peek(name)
             timetable.set(name, _seconds_until(state.next_poll if state is not None else None,
                                                datetime.now(UTC)))
-
-    def _unreachable(self, exc: StoreUnavailableError) -> float | None:
-        """Seconds to wait for the unreachable store before trying again; None when it has
-        been away too long, and the engine stops."""
-        try:
-            return self.outage.wait(exc)
-        except StoreError as final:
-            self._fatal(final)
-            return None
 
     def _fatal(self, exc: BaseException) -> None:
         if self.on_fatal is not None:
@@ -1059,10 +1050,8 @@ class _StateBook:
         try:
             await self.flush()
         except StoreUnavailableError as exc:  # kept, and written when the store is back
-            try:
-                retry = self.outage.wait(exc)
-            except StoreError as final:
-                self.fatal(final)
+            retry = self.outage.wait_or_stop(exc, self.fatal)
+            if retry is None:
                 return
             if self.flusher is None and not self.closing:
                 self.flusher = asyncio.create_task(self._flush_soon(retry),

@@ -58,7 +58,7 @@ from watchers.store.base import (
 from watchers.store.postgres._db import LOCKS, Pg, now
 from watchers.store.postgres.schema import MARK_URL_GAP
 from watchers.store.postgres.stories import story_batch, story_rows, write_stories
-from watchers.store.sqlite._db import dump_model
+from watchers.store.sqlite._db import rules_json
 from watchers.store.sqlite.articles import _Identities, prefix_successor
 
 __all__ = ["ARTICLE_COLS", "ArticlesMixin", "Continuations", "article_of", "fts_to_tsquery",
@@ -368,7 +368,7 @@ async def _write_outbox(conn: asyncpg.Connection,
         rec.story.id for _, rec in stored if rec.story is not None)))
     plain: list[tuple[Any, ...]] = []
     for article, rec in stored:
-        rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in rec.alerts]
+        rules = rules_json(rec.alerts)
         if rec.story is None:
             plain += [("alert", article.id, a.route, r,
                        "suppressed" if a.suppressed else "pending", new_nonce(), when, when,

@@ -29,7 +29,7 @@ from watchers.store.base import (
     story_outcome,
 )
 from watchers.store.postgres._db import LOCKS, Pg
-from watchers.store.sqlite._db import dump_model
+from watchers.store.sqlite._db import rules_json
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -292,7 +292,7 @@ class StoriesMixin:
                     "SELECT jsonb_array_length(outlets) FROM stories WHERE id = $1", story)
                 changed = article.model_copy(update={"id": stored_id})
                 rec = ArticleRecord(changed, (), fresh, "", StoryLink(story, "", "", at))
-                rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in fresh]
+                rules = rules_json(fresh)
                 rows = await story_rows(conn, changed, rec, int(outlets or 1), rules, at,
                                         new_nonce)
                 if rows:

@@ -24,16 +24,19 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 from pydantic import BaseModel
 
 from watchers.errors import StoreError
+
+if TYPE_CHECKING:
+    from watchers.store.base import OutboxEntry
 
 __all__ = ["Db", "Tx", "dt", "dump_model", "iso", "now"]
 
@@ -84,6 +87,11 @@ def _json_default(value: object) -> object:
     if isinstance(value, timedelta):
         return value.total_seconds()
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def rules_json(entries: Iterable[OutboxEntry]) -> list[str]:
+    """Each outbox entry's rules as the outbox stores them: a JSON array of the rule models."""
+    return ["[" + ", ".join(dump_model(r) for r in e.rules) + "]" for e in entries]
 
 
 def dump_model(model: BaseModel, *, exclude: set[str] | None = None) -> str:

@@ -39,7 +39,7 @@ from watchers.store.base import (
     page_second,
     sort_time,
 )
-from watchers.store.sqlite._db import Db, dt, dump_model, iso, now
+from watchers.store.sqlite._db import Db, dt, iso, now, rules_json
 from watchers.store.sqlite.schema import (
     INDEX_ROWID_BITS,
     INDEX_ROWID_MASK,
@@ -295,7 +295,7 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
         rec.story.id for _, rec in stored if rec.story is not None)))
     plain: list[tuple[Any, ...]] = []
     for article, rec in stored:
-        rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in rec.alerts]
+        rules = rules_json(rec.alerts)
         if rec.story is None:
             plain += [("alert", article.id, a.route, r,
                        "suppressed" if a.suppressed else "pending", new_nonce(), when, when,

@@ -34,7 +34,7 @@ from watchers.store.base import (
     StoryRecord,
     story_outcome,
 )
-from watchers.store.sqlite._db import Db, Tx, dt, dump_model, iso
+from watchers.store.sqlite._db import Db, Tx, dt, iso, rules_json
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -196,7 +196,7 @@ def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
     (outlets,) = conn.execute("SELECT json_array_length(outlets) FROM stories WHERE id = ?",
                               (story,)).fetchone()
     rec = ArticleRecord(article, (), alerts, "", StoryLink(story, "", "", datetime.now(UTC)))
-    rules = ["[" + ", ".join(dump_model(r) for r in a.rules) + "]" for a in alerts]
+    rules = rules_json(alerts)
     rows = story_rows(conn, article, rec, int(outlets or 1), rules, when, new_nonce)
     if rows:
         conn.executemany(INSERT_OUTBOX, rows)
