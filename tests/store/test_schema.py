@@ -33,6 +33,16 @@ def schema_of(path: Path) -> dict[str, str]:
     return out
 
 
+def foreign_db(path: Path, *statements: str) -> Path:
+    """An SQLite file another program wrote: ``statements`` run, committed and closed."""
+    con = sqlite3.connect(path)
+    for sql in statements:
+        con.execute(sql)
+    con.commit()
+    con.close()
+    return path
+
+
 def header(path: Path) -> tuple[int, int, str]:
     con = sqlite3.connect(path)
     try:
@@ -52,10 +62,7 @@ async def test_a_new_database_is_marked_versioned_and_wal(tmp_path: Path) -> Non
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "v.db"
     await (await SqliteStore.open(path)).aclose()
-    con = sqlite3.connect(path)
-    con.execute("PRAGMA user_version=999")
-    con.commit()
-    con.close()
+    foreign_db(path, "PRAGMA user_version=999")
     with pytest.raises(StoreError, match="newer than this newswatch"):
         await SqliteStore.open(path)
 
@@ -64,12 +71,8 @@ async def test_another_programs_database_of_a_high_version_is_not_taken_for_a_ne
         tmp_path: Path) -> None:
     """It was told to 'upgrade newswatch'; newswatch stamps its application id on every
     schema it writes."""
-    path = tmp_path / "other.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE notes (body TEXT)")
-    con.execute("PRAGMA user_version=999")
-    con.commit()
-    con.close()
+    path = foreign_db(tmp_path / "other.db", "CREATE TABLE notes (body TEXT)",
+                      "PRAGMA user_version=999")
     with pytest.raises(StoreError, match=r"is not a newswatch database \(user version 999"):
         await SqliteStore.open(path)
 
@@ -83,17 +86,10 @@ async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
 
 
 async def test_another_applications_database_is_refused_untouched(tmp_path: Path) -> None:
-    other = tmp_path / "other.db"
-    con = sqlite3.connect(other)
-    con.execute("PRAGMA application_id=1234")
-    con.execute("CREATE TABLE t (x)")
-    con.commit()
-    con.close()
-    plain = tmp_path / "plain.db"  # no application id, but tables that are not ours
-    con = sqlite3.connect(plain)
-    con.execute("CREATE TABLE notes (x)")
-    con.commit()
-    con.close()
+    other = foreign_db(tmp_path / "other.db", "PRAGMA application_id=1234",
+                       "CREATE TABLE t (x)")
+    # no application id, but tables that are not ours
+    plain = foreign_db(tmp_path / "plain.db", "CREATE TABLE notes (x)")
     for path in (other, plain):
         before = path.read_bytes()
         with pytest.raises(StoreError, match="is not a newswatch database"):
