@@ -354,3 +354,20 @@ def test_an_import_stopped_midway_says_so_keeps_what_it_stored_and_finishes_when
     assert f"imported {4500 - kept:,} · duplicates {kept:,} · bad 0" in capsys.readouterr().err
     with closing(sqlite3.connect(workdir / "nw.db")) as con:
         assert con.execute("SELECT count(*) FROM articles").fetchone()[0] == 4500
+
+
+@pytest.mark.timeout(120)
+def test_three_thousand_lines_under_one_id_are_named_and_the_import_finishes(
+        workdir: Path) -> None:
+    """A careless export writes one id on every line: the first article is stored, every other
+    line is named as clashing with it (across batches of 2,000), and nothing else stops."""
+    lines = [json.dumps({"id": "same", "title": f"Story number {i} of the export",
+                         "text": f"Body {i}", "date": "2022-02-24T04:00:00Z"})
+             for i in range(3000)]
+    write_jsonl(workdir / "h.jsonl", lines)
+    res = nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir)
+    assert res.returncode == 1, res.stderr[-500:]
+    assert "3,000 lines · imported 1 · duplicates 0 · bad 2,999" in res.stderr
+    assert "h.jsonl:2: its id is another stored article's ('Story number 0" in res.stderr
+    assert "only their count is shown from here on" in res.stderr  # not 2,999 lines of it
+    assert nw("search", "export", "-c", "config.toml", cwd=workdir).returncode == 0
