@@ -81,3 +81,13 @@ def test_a_chain_of_nears_over_a_repeated_word_stays_cheap() -> None:
         assert m.hits and all(h.text == "alpha" for h in m.hits)
     assert not RuleSet([Rule(name="r", query="(alpha NEAR/3 beta) NEAR/3 alpha")]).match(
         Article(title="t", text=text))
+
+
+@pytest.mark.timeout(60)
+def test_a_thirty_term_chain_of_ors_over_common_words_ends() -> None:
+    """A careless rule: thirty NEARs of an OR of two common words, over a 700-word article
+    that is nothing but them. Every pair of pairs kept, it would not end; it ends, true."""
+    query = " NEAR/100 ".join(["(alpha OR beta)"] * 30)
+    text = " ".join(["alpha", "beta", "gamma"] * 233)
+    (m,) = RuleSet([Rule(name="r", query=query)]).match(Article(title="t", text=text))
+    assert {h.text for h in m.hits} <= {"alpha", "beta"}
