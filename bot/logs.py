@@ -61,9 +61,11 @@ def redact(text: str) -> str:
 def _scrub(record: logging.LogRecord) -> None:
     message = record.getMessage()
     clean = redact(message)
-    if record.exc_info:
+    if record.exc_info and not record.exc_text:
+        # Formatters print the cached text, never the exception again; the exception itself
+        # stays on the record for filters that judge by its class (watchers' store shortens
+        # a driver's "server unreachable" traceback to one line).
         record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.exc_info = None
     if record.exc_text:
         record.exc_text = redact(record.exc_text)
     if record.stack_info:

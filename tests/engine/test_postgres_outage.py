@@ -8,6 +8,7 @@ may have been sent before sending it again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from tests.fakes.pg_proxy import PgProxy
 from tests.fakes.sinks import RecordingSink
 from tests.pg import ENV_URL, ClusterError, admin, database_url, local_cluster
 from watchers.config import parse_config
@@ -29,6 +31,7 @@ from watchers.delivery import Alert
 from watchers.engine import open_engine
 from watchers.errors import StoreError, StoreUnavailableError
 from watchers.outage import StoreOutage
+from watchers.store.postgres._db import Pg
 
 
 class LookingSink(RecordingSink):
@@ -169,7 +172,8 @@ async def test_every_session_ended_by_an_operator_is_ridden_out(
     assert error is None, f"the engine stopped: {error}"
     assert len(ended) == 6 and all(ended)  # the lock's, the pool's and the session's
     await assert_all_alerted_once(db, sink, 36)
-    assert not any(r.exc_info for r in caplog.records if r.name.startswith("asyncpg"))
+    assert not any(r.exc_info or r.exc_text for r in caplog.records
+                   if r.name.startswith("asyncpg"))
     assert not [r for r in caplog.records if r.name == "watchers.service"
                 and "failed" in r.getMessage()], "a source was failed for the store's outage"
 
@@ -189,7 +193,90 @@ async def test_a_server_restart_is_ridden_out(
     said = [r.getMessage() for r in caplog.records]
     assert any("waiting for the store to come back" in m for m in said)
     assert any("the store is reachable again" in m for m in said)
-    assert not any(r.exc_info for r in caplog.records if r.name.startswith("asyncpg"))
+    assert not any(r.exc_info or r.exc_text for r in caplog.records
+                   if r.name.startswith("asyncpg"))
+
+
+async def backends(url: str, database: str) -> list[tuple[int, str]]:
+    """(pid, application_name) of this process's sessions on ``database``."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid, application_name FROM pg_stat_activity WHERE datname = $1 "
+            "AND application_name = $2", database, f"newswatch pid {os.getpid()}")
+        return [(r[0], r[1]) for r in rows]
+    finally:
+        await conn.close()
+
+
+async def terminate(url: str, pid: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await conn.close()
+
+
+async def test_a_session_cut_again_while_reopening_is_reopened(cluster: OwnCluster) -> None:
+    """The server going away again between reconnecting and the first statement (as when it
+    restarts twice in a row) stopped the reconnection for good before: no NOTIFY was heard
+    again, and closing the store raised the driver's error and left connections open."""
+    name = f"cut_{random.randrange(10**9)}"
+    admin(cluster.url, f'CREATE DATABASE "{name}"')
+    async with PgProxy(cluster.url) as proxy:
+        db = await Pg.connect(proxy.url(name), lock=False, readonly=False)
+        heard: list[str] = []
+        await db.listen("news", lambda _channel, payload: heard.append(payload))
+        session = int((await db.session_id()).split("@")[0])
+        proxy.cut_next(2)  # the reconnection and its first retry
+        await terminate(cluster.url, session)
+        for _ in range(150):
+            if proxy.cut == 2 and "hello" in heard:
+                break
+            conn = await asyncpg.connect(database_url(cluster.url, name))
+            await conn.execute("NOTIFY news, 'hello'")
+            await conn.close()
+            await asyncio.sleep(0.1)
+        assert proxy.cut == 2, f"{proxy.cut} of 2 reconnections cut"
+        assert "hello" in heard, "the session was never reopened"
+        assert int((await db.session_id()).split("@")[0]) != session
+        await db.close()
+        assert await backends(cluster.url, name) == []
+
+
+async def test_a_writer_lock_cut_again_while_retaken_is_retaken(cluster: OwnCluster) -> None:
+    """The lock's session cut, and the new one cut before it could ask for the lock: before,
+    the retake stopped for good and every write was refused as "being taken again" until the
+    outage limit stopped the engine."""
+    name = f"cut_{random.randrange(10**9)}"
+    admin(cluster.url, f'CREATE DATABASE "{name}"')
+    async with PgProxy(cluster.url) as proxy:
+        db = await Pg.connect(proxy.url(name), lock=True, readonly=False)
+        try:
+            async with db.tx() as conn:
+                await conn.execute("CREATE TABLE t (x int)")
+            pool_pids = {r["pid"] for r in await db.fetch("SELECT pg_backend_pid() AS pid")}
+            lock_pid = next(pid for pid, _ in await backends(cluster.url, name)
+                            if pid not in pool_pids)
+            proxy.cut_next(1)
+            await terminate(cluster.url, lock_pid)
+            holders: list[tuple[int, str]] = []
+            for _ in range(150):
+                await asyncio.sleep(0.1)
+                with contextlib.suppress(StoreUnavailableError):  # while it is retaken
+                    async with db.tx() as conn:
+                        await conn.execute("INSERT INTO t VALUES (1)")
+                    holders = await backends(cluster.url, name)
+                    # the pool's connection and the lock's again
+                    if proxy.cut == 1 and len(holders) == 2:
+                        break
+            assert proxy.cut == 1
+            assert len(holders) == 2, f"the writer lock was not taken again: {holders}"
+            with pytest.raises(StoreError, match="already open for writing in this process"):
+                await Pg.connect(database_url(cluster.url, name), lock=True, readonly=False)
+        finally:
+            await db.close()
+        assert await backends(cluster.url, name) == []
 
 
 async def test_an_outage_past_the_limit_stops_the_engine_with_one_line(

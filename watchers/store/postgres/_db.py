@@ -179,8 +179,13 @@ class Pg:
                 raise StoreError(
                     f"another newswatch process (pid {pid}) is using {self.name}; stop it first "
                     "(read-only commands such as search and check do not need to)")
+        except _DRIVER_ERRORS as exc:
+            # The session was cut between connecting and asking (the server restarting):
+            # the same try may succeed in a moment.
+            _discard(conn)
+            raise self.error(exc) from None
         except BaseException:
-            await conn.close()
+            await _close(conn)
             raise
         self._lock_conn, self._lock_shared = conn, shared
         self._locked = True
@@ -238,17 +243,32 @@ class Pg:
         for task in (self._reconnect, self._retaking):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:
+                    # A reconnection that failed has been logged by its task; closing goes on.
+                    log.exception("reconnecting to %s failed", self.name)
+        # Every connection is closed, whatever happens to the others: a connection left open
+        # would hold a server slot (and the lock session its lock) until collected.
+        failed: BaseException | None = None
+        for conn in (self._session, self._lock_conn):
+            if conn is not None:
+                try:
+                    # Closing the lock session releases its advisory lock.
+                    await conn.close(timeout=10)
+                except _DRIVER_ERRORS as exc:
+                    _discard(conn)
+                    failed = failed or exc
+        self._session = self._lock_conn = None
         try:
-            if self._session is not None:
-                await self._session.close()
-            if self._lock_conn is not None:
-                # Closing the session releases its advisory lock.
-                await self._lock_conn.close()
-            await self.pool.close()
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise self.error(exc) from None
+            await asyncio.wait_for(self.pool.close(), 30)
+        except _DRIVER_ERRORS as exc:
+            self.pool.terminate()
+            failed = failed or exc
+        if failed is not None and not unreachable(failed):
+            raise self.error(failed) from None
 
     # ------------------------------------------------------------- the session
 
@@ -285,8 +305,11 @@ class Pg:
                 f"SELECT {SESSION_ID} FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()")
             for channel in dict.fromkeys(c for c, _ in self._listeners):
                 await conn.add_listener(channel, self._dispatch)
+        except _DRIVER_ERRORS as exc:
+            _discard(conn)
+            raise self.error(exc) from None
         except BaseException:
-            await conn.close()
+            await _close(conn)
             raise
         conn.add_termination_listener(self._lost)
         self._session, self._session_id = conn, str(ident)
@@ -429,7 +452,7 @@ class _OneLine(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and unreachable(exc):
             record.msg, record.args = f"{record.getMessage()}: {_detail(exc)}", ()
-            record.exc_info = None
+            record.exc_info = record.exc_text = None
         return True
 
 
@@ -441,6 +464,20 @@ def _not_opened(name: str, exc: BaseException) -> StoreError:
     be reached for now (restarting, refusing connections), plain otherwise (a wrong password)."""
     cls = StoreUnavailableError if unreachable(exc) else StoreError
     return cls(f"cannot open the database {name}: {_detail(exc)}")
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    """Close a connection politely, or at once if it cannot be (it is broken)."""
+    try:
+        await conn.close(timeout=10)
+    except _DRIVER_ERRORS:
+        _discard(conn)
+
+
+def _discard(conn: asyncpg.Connection) -> None:
+    """Close a connection without a round trip (it may be broken): nothing is left open."""
+    if not conn.is_closed():
+        conn.terminate()
 
 
 def _drop_if_broken(conn: asyncpg.Connection, exc: BaseException) -> None:
