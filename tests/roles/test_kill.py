@@ -88,9 +88,14 @@ async def test_a_killed_workers_sources_are_taken_over_with_nothing_lost_or_doub
             async def all_stored() -> bool:
                 assert survivor.returncode is None, "the survivor exited"
                 found = await rows("SELECT guid FROM articles WHERE guid LIKE '%-1'")
-                return len(found) == FEEDS
+                # A poll's articles are committed before its source's state is saved (and its
+                # lease released): wait for both, so the state read below is the poll's.
+                polled = {r["name"] for r in await rows("SELECT name, polls FROM source_state")
+                          if r["polls"] > before.get(r["name"], 0)}
+                return len(found) == FEEDS and held <= polled
 
-            await eventually(all_stored, within=30, what="every new article stored")
+            await eventually(all_stored, within=30,
+                             what="every new article stored and the victim's feeds polled again")
             after = {r["name"]: (r["polls"], r["lease_owner"]) for r in await rows(
                 "SELECT name, polls, lease_owner FROM source_state")}
             alerts = await rows("SELECT a.guid, count(*) AS n FROM outbox o JOIN articles a "
