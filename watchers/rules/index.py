@@ -685,7 +685,7 @@ class _FuzzyVocabulary:
         keys: dict[str, list[_FuzzyTerm]] = {}
         for term in terms:
             keys.setdefault(term.key, []).append(term)
-            for k in {term.key} | aliases.of(term.key):
+            for k in {term.key} | aliases.fuzzy_of(term.key):
                 self.by_key.setdefault(k, []).append(term)
             self.by_translit.setdefault(translit_key(term.key), []).append(term)
             self.by_letters.setdefault("".join(sorted(term.key)), []).append(term)

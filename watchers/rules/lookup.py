@@ -368,7 +368,7 @@ class Vocabulary:
         fresh = set(words) if start else self._known
         cands: set[str] = {key} & fresh
         if aliases is not None:
-            cands.update(a for a in aliases.of(key) if a in fresh)
+            cands.update(a for a in aliases.fuzzy_of(key) if a in fresh)
         # A hair of slack keeps rounding from hiding a pair that compare() would accept.
         cutoff = max(0.0, threshold / 100.0 - 1e-9)
         translit = self.translit[start:] if start else self.translit

@@ -357,6 +357,8 @@ def compare(term: str, token: str, threshold: float, aliases: Aliases | None) ->
             return Verdict("alias", 100.0)
         if token in aliases.distinct_from(term):
             return None
+        if token in aliases.fuzzy_of(term):  # another language's name of a country
+            return Verdict("alias", 100.0)
     return _compare_fuzzy(term, token, float(threshold))
 
 
@@ -489,19 +491,52 @@ def compound_splits(key: str) -> tuple[tuple[str, str], ...]:
 
 
 class Aliases:
-    """Groups of keys that name the same thing; symmetric and transitive."""
+    """Groups of keys that name the same thing; symmetric and transitive.
+
+    ``variants``: further groups that only fuzzy terms take (a country's names in other
+    languages: ``iraq~`` finds "Irak", plain ``iraq`` does not), merged with the groups above
+    for them (see :meth:`fuzzy_of`)."""
 
     def __init__(
         self,
         table: Mapping[str, Sequence[str]] | None = None,
         distinct: Mapping[str, Sequence[str]] | None = None,
+        variants: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._group: dict[str, frozenset[str]] = {}
         self._distinct: dict[str, frozenset[str]] = {}
+        self._variants: list[frozenset[str]] = []
+        self._fuzzy: dict[str, frozenset[str]] | None = None
         if table:
             self.update(table)
         if distinct:
             self.add_distinct(distinct)
+        if variants:
+            self.add_variants(variants)
+
+    def add_variants(self, table: Mapping[str, Sequence[str]]) -> None:
+        """Add groups that fuzzy terms take as one word (and plain words do not)."""
+        for head, others in table.items():
+            if isinstance(others, str):
+                others = [others]
+            self._variants.append(frozenset({_alias_key(head), *map(_alias_key, others)}))
+        self._fuzzy = None
+
+    def fuzzy_of(self, key: str) -> frozenset[str]:
+        """The keys a fuzzy term ``key`` takes as itself: its group (:meth:`of`) joined with
+        its variant groups, transitively; empty if it has none."""
+        fuzzy = self._fuzzy
+        if fuzzy is None:
+            fuzzy = dict(self._group)
+            for keys in self._variants:
+                merged = set(keys)
+                for k in keys:
+                    merged |= fuzzy.get(k, frozenset())
+                group = frozenset(merged)
+                for k in group:
+                    fuzzy[k] = group
+            self._fuzzy = fuzzy
+        return fuzzy.get(key, frozenset())
 
     def add_distinct(self, table: Mapping[str, Sequence[str]]) -> None:
         """Record words that look like variants of each other but name different things."""
@@ -529,6 +564,7 @@ class Aliases:
             group = frozenset(merged)
             for k in group:
                 self._group[k] = group
+        self._fuzzy = None
 
     def of(self, key: str) -> frozenset[str]:
         """The keys in ``key``'s group, itself included; empty if it has none."""
@@ -545,10 +581,12 @@ class Aliases:
             isinstance(other, Aliases)
             and self._group == other._group
             and self._distinct == other._distinct
+            and set(self._variants) == set(other._variants)
         )
 
     def __hash__(self) -> int:
-        return hash((frozenset(self._group.items()), frozenset(self._distinct.items())))
+        return hash((frozenset(self._group.items()), frozenset(self._distinct.items()),
+                     frozenset(self._variants)))
 
     def __repr__(self) -> str:
         return f"Aliases({len(self)} groups)"
@@ -562,10 +600,13 @@ def _alias_key(word: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _shipped_tables() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    text = resources.files(__package__).joinpath("data/aliases.toml").read_text("utf-8")
-    data = tomllib.loads(text)
-    return data["aliases"], data.get("distinct", {})
+def _shipped_tables() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """(aliases, distinct, variants): ``data/aliases.toml`` and the countries' names in other
+    languages, ``data/exonyms.toml`` (built by bench/build_exonyms.py), for fuzzy terms."""
+    data = resources.files(__package__).joinpath("data")
+    table = tomllib.loads(data.joinpath("aliases.toml").read_text("utf-8"))
+    exonyms = tomllib.loads(data.joinpath("exonyms.toml").read_text("utf-8"))
+    return table["aliases"], table.get("distinct", {}), exonyms["aliases"]
 
 
 def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases:
@@ -582,13 +623,13 @@ def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases
 
 @lru_cache(maxsize=64)
 def _extended(sig: tuple[tuple[str, tuple[str, ...]], ...]) -> Aliases:
-    table, distinct = _shipped_tables()
-    aliases = Aliases(table, distinct)
+    table, distinct, variants = _shipped_tables()
+    aliases = Aliases(table, distinct, variants)
     aliases.update(dict(sig))
     return aliases
 
 
 @lru_cache(maxsize=1)
 def _shipped_default() -> Aliases:
-    table, distinct = _shipped_tables()
-    return Aliases(table, distinct)
+    table, distinct, variants = _shipped_tables()
+    return Aliases(table, distinct, variants)
