@@ -415,8 +415,18 @@ class DiscordSink:
 
     async def _reply_in_post(self, update: StoryUpdate) -> None:
         post = self._need_client().get_partial_messageable(int(update.message_id))
-        async with self._request_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE}):
-            await post.send(nonce=update.nonce, **thread_line(update))
+        try:
+            async with self._request_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE}):
+                await post.send(nonce=update.nonce, **thread_line(update))
+        except PermanentDeliveryError as exc:
+            if not exc.pause_destination:
+                raise
+            # One post locked or archived by a moderator refuses its replies; the forum's
+            # other posts and new alerts are not concerned (a forum the bot may no longer
+            # post in pauses at its next alert).
+            raise PermanentDeliveryError(
+                f"the story's post {update.message_id} refuses replies (locked or archived, "
+                f"or no permission to reply there): {exc}") from None
 
     async def _edit_channel(self, target: ChannelTarget, update: StoryUpdate) -> None:
         message = self._need_client().get_partial_messageable(target.channel_id
@@ -436,8 +446,19 @@ class DiscordSink:
             if thread_id is None:
                 return None
         channel = client.get_partial_messageable(int(thread_id))
-        async with self._request_errors(gone={_UNKNOWN_CHANNEL}):
-            await channel.send(nonce=update.nonce, **thread_line(update))
+        try:
+            async with self._request_errors(gone={_UNKNOWN_CHANNEL}):
+                await channel.send(nonce=update.nonce, **thread_line(update))
+        except PermanentDeliveryError as exc:
+            if not exc.pause_destination:
+                raise
+            # The story's thread refuses lines (a moderator locked or archived it, or Send
+            # Messages in Threads was taken away): the channel itself may be fine, and the
+            # story's message is edited instead. Were the channel unusable too, the edit
+            # pauses the route.
+            log.warning("route %s: the story's thread %s refuses new lines (%s); editing the "
+                        "story's message instead", update.route, thread_id, exc)
+            return None
         return thread_id
 
     async def _start_thread(self, client: discord.Client, target: ChannelTarget,

@@ -25,6 +25,7 @@ from tests.bot.conftest import TOKEN
 from tests.fakes.discord_emulator import (
     ChannelSpec,
     DiscordEmulator,
+    Fault,
     GuildSpec,
     default_guild,
     forum_tag,
@@ -145,6 +146,25 @@ async def test_a_deleted_post_is_posted_afresh(emu: DiscordEmulator, sink: Disco
     # the next update replies in the new post
     await sink.update(update(3, "NPR", result.message_id))
     assert len(emu.messages(post.id)) == 2
+    assert emu.validate_all() == []
+
+
+@pytest.mark.parametrize("fault", [
+    Fault("status", 400, 50083, "Thread is locked", name="locked"), Fault.forbidden(50013)],
+    ids=["locked", "no-permission-in-post"])
+async def test_a_locked_post_refuses_its_update_alone(emu: DiscordEmulator, sink: DiscordSink,
+                                                      fault: Fault) -> None:
+    """Before, one post a moderator locked paused the whole forum route: every later alert
+    was held, and resuming retried the refused reply and paused again."""
+    mid = await sink.deliver(alert("troops"))
+    assert mid is not None
+    emu.inject(f"POST /channels/{mid}/messages", fault, times=10)
+    with pytest.raises(PermanentDeliveryError, match="refuses replies") as err:
+        await sink.update(update(2, "DW", mid))
+    assert not err.value.pause_destination
+    # the forum still takes new stories
+    other = await sink.deliver(alert("troops", n=7))
+    assert other is not None and other != mid and len(emu.threads(FORUM)) == 2
     assert emu.validate_all() == []
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.bot._stories import REPORTS, edits, embeds_text, settle, watching_feeds
 from tests.bot.conftest import Running
-from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
+from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage, Fault
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
 
@@ -95,6 +95,32 @@ async def test_thread_mode_posts_the_later_reports_in_a_thread(
         (thread,) = emu.threads(channel)
         lines = [m.content for m in emu.messages(thread.id)]
         assert "npr" in lines[0] and "bbc" in lines[1]
+    assert emu.validate_all() == []
+
+
+@pytest.mark.parametrize("fault", [
+    Fault("status", 400, 50083, "Thread is locked", name="locked"), Fault.forbidden(50013)],
+    ids=["locked", "no-permission-in-thread"])
+async def test_a_locked_story_thread_edits_the_message_instead_and_pauses_nothing(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer, fault: Fault) -> None:
+    """Before, a thread a moderator locked (or Send Messages in Threads taken away) paused the
+    whole channel: its other alerts were held, and /alerts resume retried the refused line
+    and paused it again."""
+    channels = {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
+    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: sum(len(emu.messages(t.id))
+                                      for t in emu.threads(channel)) == 1)
+        (thread,) = emu.threads(channel)
+        emu.inject(f"POST /channels/{thread.id}/messages", fault, times=100)
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        assert "bbc" in embeds_text(emu.get_message(first.id))
+        status = await run.engine.delivery_status()
+        assert not status.paused
+        assert len(emu.messages(thread.id)) == 1  # the line before the lock
     assert emu.validate_all() == []
 
 
