@@ -543,10 +543,14 @@ def story_message(update: StoryUpdate, *, repost: bool = False,
     alert = replace(update.alert, story=update.story)
     kwargs = alert_message(alert, latest=update.article, changed=update.changed, route=route)
     kwargs["allowed_mentions"] = _NO_PINGS
+    acked = ack_line(*update.acknowledged) if update.acknowledged is not None else None
     if kwargs.get("embed") is None:
-        return kwargs  # text style: the content is the message
+        # text style: the content is the message, the acknowledgement line part of it
+        if acked is not None:
+            kwargs["content"] = with_ack_line(kwargs.get("content"), acked)
+        return kwargs
     if repost:
-        kwargs["content"] = None
+        kwargs["content"] = acked
     else:
         del kwargs["content"]
     return kwargs

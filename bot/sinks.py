@@ -387,8 +387,12 @@ class DiscordSink:
         except _Gone:
             log.info("route %s: the story's message %s is gone; posting the story afresh",
                      update.route, update.message_id)
-        new_id = await self._send(update.route, story_message(update, repost=True,
-                                                              route=self._route(update.route)),
+        kwargs = story_message(update, repost=True, route=self._route(update.route))
+        if self._buttons(update.route) and _rank(update.alert.severity) >= _rank(self.ack_from):
+            # the story's alert still asks to be acknowledged (the buttons name its row)
+            kwargs["view"] = ack_buttons(update.alert.id,
+                                         acknowledged=update.acknowledged is not None)
+        new_id = await self._send(update.route, kwargs,
                                   nonce=_repost_nonce(update.nonce),
                                   maybe_sent=update.maybe_sent, post=_post_of(update.alert))
         if new_id is None:  # _send always names what it posted; guard the contract

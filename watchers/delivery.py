@@ -155,6 +155,9 @@ class StoryUpdate:
     thread_id: str | None = None
     changed: bool = False
     maybe_sent: bool = False
+    # who acknowledged the story's alert and when (a front end's user id), if someone did:
+    # a message re-rendered whole (a text-style alert, a repost) shows it again
+    acknowledged: tuple[int, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -565,9 +568,16 @@ class DeliveryService:
         queued = 0
         for row in rows:
             sink = self.sink_for(row.route)
-            if not isinstance(sink, AckSink) or row.remote_id is None:
+            remote = row.remote_id
+            if row.story_id is not None:
+                # A story's alert a moderator deleted was posted afresh at the story's next
+                # update: the story's message on the route is the live one.
+                where = await self.store.story_message(row.story_id, row.route)
+                if where is not None and where[0] is not None:
+                    remote = where[0]
+            if not isinstance(sink, AckSink) or remote is None:
                 continue
-            link = sink.alert_link(row.route, row.remote_id)
+            link = sink.alert_link(row.route, remote)
             if link is None:
                 continue
             text = (f"<@&{self.escalation_role}> ⏰ Not acknowledged after "
@@ -961,6 +971,8 @@ class DeliveryService:
                      row.route, row.story_id)
             return None
         mode = self.stories_mode(row.route) if self.stories_mode is not None else "edit"
+        assert first is not None
+        ack = await self.store.get_ack(first.id)
         result = await sink.update(StoryUpdate(
             id=row.id, route=row.route, nonce=row.nonce, attempt=row.attempts,
             mode="thread" if mode == "thread" else "edit",
@@ -968,6 +980,7 @@ class DeliveryService:
             alert=replace(first_alert, story=update_alert.story),
             article=update_alert.article, message_id=where[0], thread_id=where[1],
             changed=row.changed, maybe_sent=update_alert.maybe_sent,
+            acknowledged=None if ack is None else (ack.user_id, ack.at),
         ))
         await self.store.set_story_message(row.story_id, row.route, result.message_id,
                                            result.thread_id)

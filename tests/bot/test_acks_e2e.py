@@ -276,3 +276,26 @@ async def test_webhook_alerts_carry_no_buttons_and_are_not_escalated(emu: Discor
         await later(run, clock)
         assert emu.messages(ops) == [posted] and escalations(run) == []
         assert emu.validate_all() == []
+
+
+async def test_a_deleted_critical_alert_reposted_by_its_story_keeps_its_buttons_and_link(
+        emu: DiscordEmulator, tmp_path: Path) -> None:
+    """A moderator deletes a critical alert; the story's next report posts it afresh. Before,
+    the repost had no buttons (nobody could acknowledge it, so the escalation was certain)
+    and the escalation linked the deleted message."""
+    clock = ManualClock(START)
+    role = emu.guild.roles[-1].id
+    async with newswatch(emu, tmp_path, clock, escalation_role=role) as run:
+        first = await publish(run, "Troops gather near the northern border", "c1")
+        await emu.delete_message(run.alerts_channel, first.id)
+        repost = await publish(run, "Troops gather near the northern border, officials say",
+                               "c2")
+        assert repost.id != first.id and not repost.pinged_role_ids()  # the story, no ping
+        assert alert_id(repost) == alert_id(first)  # the story's alert, acknowledged as one
+        await later(run, clock)
+        await run.wait_for(lambda: len(escalations(run)) == 1)
+        (ping,) = escalations(run)
+        assert ping.content.endswith(f"/{run.alerts_channel}/{repost.id}")
+        click = await emu.click_button(repost, f"nw:ack:{alert_id(repost)}", user="member")
+        assert (await click.callback())["type"] == 7
+    assert emu.validate_all() == []

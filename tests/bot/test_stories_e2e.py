@@ -305,3 +305,33 @@ async def test_a_text_style_story_is_edited_in_its_content(
                      and emu.messages(channel)[0].id != first.id)
         assert "bbc" in emu.messages(channel)[0].content  # reposted with its text
     assert emu.validate_all() == []
+
+
+async def test_an_acknowledged_text_style_alert_keeps_its_line_through_the_storys_edits(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    """A text-style alert's content is re-rendered at each of its story's updates; before,
+    that dropped the "Acknowledged by" line (the button stayed disabled), and a repost after
+    a deletion came back with no buttons."""
+    rules = [{"name": "troops", "query": "troops", "severity": "high",
+              "template_style": "text"}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        (ack,) = [c for c in first.custom_ids if c.startswith("nw:ack:")]
+        click = await emu.click_button(first, ack, user="member")
+        await click.callback()
+        await settle(run, lambda: "Acknowledged by" in emu.get_message(first.id).content)
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        edited = emu.get_message(first.id)
+        assert "npr" in edited.content and "Acknowledged by" in edited.content
+        await emu.delete_message(channel, first.id)
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: len(emu.messages(channel)) == 1
+                     and emu.messages(channel)[0].id != first.id)
+        (repost,) = emu.messages(channel)
+        assert "bbc" in repost.content and "Acknowledged by" in repost.content
+        assert repost.custom_ids == first.custom_ids  # its buttons, Acknowledge disabled
+        assert [c.get("disabled") for row in repost.components
+                for c in row["components"]][0] is True
+    assert emu.validate_all() == []
