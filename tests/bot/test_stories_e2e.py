@@ -332,6 +332,6 @@ async def test_an_acknowledged_text_style_alert_keeps_its_line_through_the_story
         (repost,) = emu.messages(channel)
         assert "bbc" in repost.content and "Acknowledged by" in repost.content
         assert repost.custom_ids == first.custom_ids  # its buttons, Acknowledge disabled
-        assert [c.get("disabled") for row in repost.components
-                for c in row["components"]][0] is True
+        acknowledge = next(c for row in repost.components for c in row["components"])
+        assert acknowledge["custom_id"] == ack and acknowledge.get("disabled") is True
     assert emu.validate_all() == []
