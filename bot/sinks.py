@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
@@ -63,7 +64,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import discord
@@ -487,7 +488,8 @@ class DiscordSink:
         if self.session is None:
             raise PermanentDeliveryError("webhook targets need an HTTP session",
                                          pause_destination=True)
-        hook = discord.Webhook.partial(target.webhook_id, target.token, session=self.session)
+        hook = discord.Webhook.partial(target.webhook_id, target.token,
+                                       session=cast(aiohttp.ClientSession, _Watched(self.session)))
         kwargs = _edit_kwargs(story_message(update, route=self._route(update.route)))
         mid = int(update.message_id)
         # Unknown Channel: the post (thread) the message lived in is gone too
@@ -673,7 +675,8 @@ class DiscordSink:
         if self.session is None:
             raise PermanentDeliveryError("webhook targets need an HTTP session",
                                          pause_destination=True)
-        hook = discord.Webhook.partial(target.webhook_id, target.token, session=self.session)
+        hook = discord.Webhook.partial(target.webhook_id, target.token,
+                                       session=cast(aiohttp.ClientSession, _Watched(self.session)))
         send = {k: v for k, v in kwargs.items() if v}
         # the webhook's requests do not go through the bot's rate limiter: nothing to release
         async with self._unsure_errors(who="the webhook", made="it may have gone through",
@@ -703,12 +706,20 @@ class DiscordSink:
         is "maybe sent" (UncertainDeliveryError, saying ``made``), so the retry looks first.
         ``who`` names what did not answer; ``bot``: the request went through the bot's HTTP
         client, whose global rate-limit wait a timeout may have cut short."""
+        limited = _LIMITED.set(None)
         try:
             async with asyncio.timeout(self.timeout):
                 yield
         except TimeoutError:
             if bot:
                 self._release_global_wait()
+            retry_after = _LIMITED.get()
+            if retry_after is not None:
+                # The last answer was a 429 and discord.py's webhook client was sleeping it
+                # out (it has no cap on that sleep): nothing was created, and the route waits
+                # out the limit rather than coming back into it on its own backoff.
+                raise TransientDeliveryError(f"rate limited by {who} for {retry_after:g}s",
+                                             retry_after=retry_after) from None
             raise UncertainDeliveryError(
                 f"no answer from {who} in {self.timeout:g}s; {made}") from None
         except discord.RateLimited as exc:
@@ -733,6 +744,8 @@ class DiscordSink:
             raise UncertainDeliveryError(redact(
                 f"unreadable answer from {who}: {type(exc).__name__}: {exc}"[:240] + f"; {made}"
             )) from None
+        finally:
+            _LIMITED.reset(limited)
 
     async def _find_sent(self, hook: discord.Webhook, kwargs: dict[str, Any]) -> str | None:
         """The id of this alert's message if an earlier attempt did post it, or None (also when
@@ -783,6 +796,46 @@ def _edit_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     if kwargs.get("embed") is None:
         return {"content": kwargs["content"], "allowed_mentions": kwargs["allowed_mentions"]}
     return {"embed": kwargs["embed"], "allowed_mentions": kwargs["allowed_mentions"]}
+
+
+# The Retry-After of the last answer of a webhook request in this task, if it was a 429 (set
+# by _Watched, read by _unsure_errors when its timeout cuts discord.py's sleep short).
+_LIMITED: contextvars.ContextVar[float | None] = contextvars.ContextVar("newswatch_limited",
+                                                                        default=None)
+
+
+class _Watched:
+    """The HTTP session as a webhook sees it: every answer's status is noted for this task,
+    so a 429 that discord.py's webhook client sleeps out (uncapped) is known for what it is
+    when the send's timeout ends the sleep."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def request(self, *args: Any, **kwargs: Any) -> _WatchedRequest:
+        return _WatchedRequest(self._session.request(*args, **kwargs))
+
+
+class _WatchedRequest:
+    def __init__(self, request: Any) -> None:
+        self._request = request
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        response: aiohttp.ClientResponse = await self._request.__aenter__()
+        retry: float | None = None
+        if response.status == 429:
+            try:
+                retry = max(1.0, float(response.headers.get("Retry-After", "1")))
+            except ValueError:
+                retry = 1.0
+        _LIMITED.set(retry)
+        return response
+
+    async def __aexit__(self, *exc: object) -> Any:
+        return await self._request.__aexit__(*exc)
 
 
 def _classify(exc: discord.HTTPException) -> DeliveryError:

@@ -302,6 +302,33 @@ async def test_a_rate_limit_longer_than_an_attempt_is_waited_out_on_that_route(
     assert len(limited) == 1  # asked once, then waited
 
 
+async def test_a_webhooks_long_rate_limit_is_waited_out_not_taken_for_a_lost_answer(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    """A webhook's 429 asking for two minutes: discord.py's webhook client sleeps in it with
+    no cap, the attempt's timeout cut the sleep, and the alert was marked "maybe sent" (no
+    answer in time) and tried again on the route's short backoff, into the same limit. It is
+    now a rate limit the route waits out; nothing is marked maybe sent."""
+    drop_articles(tmp_path / "wire", "floods", range(1))
+    emu.inject(WEBHOOK, Fault.rate_limited(120.0), times=1000)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: any(r.fault for r in emu.requests_for(WEBHOOK)), 10)
+
+    async def waiting() -> Any:
+        rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
+        return rows[0] if rows and rows[0].state == "retry" else None
+
+    for _ in range(100):
+        if (row := await waiting()) is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None, "the alert was not put back to wait"
+    assert "rate limited" in (row.reason or "")
+    assert row.next_attempt_at - datetime.now(UTC) > timedelta(seconds=60)
+    assert await run.engine.store.count_maybe_sent() == 0
+    await asyncio.sleep(1.0)
+    assert len([r for r in emu.requests_for(WEBHOOK) if r.method == "POST"]) == 1
+
+
 async def test_a_digest_paused_between_its_parts_posts_each_part_once_on_resume(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     """A webhook digest whose second part found the destination gone (403) paused the route;
