@@ -48,6 +48,7 @@ def main() -> int:
     print(f"duplicated        {r.duplicated}")
     print(f"resends Discord deduplicated by nonce (kills after a message was created) "
           f"{r.deduplicated}")
+    print(f"earlier sends found in the channel instead of sent again              {r.found}")
     print(f"integrity_check   {'ok' if not r.integrity else '; '.join(r.integrity)}")
     print(f"outbox at the end {dict(sorted(r.outbox.items()))}")
     print(f"last run stopped  {'cleanly' if r.clean_exit else 'NOT cleanly'}")

@@ -286,8 +286,12 @@ class DiscordSink:
         kwargs = alert_message(alert, route=self._route(alert.route))
         if self._buttons(alert.route) and _rank(alert.severity) >= _rank(self.ack_from):
             kwargs["view"] = ack_buttons(alert.id)
+        # A retry looks for an earlier attempt's message first: Discord keeps a nonce for a
+        # few minutes only, and a lost answer followed by a longer outage (or backoff) would
+        # otherwise post the alert twice.
         return await self._send(alert.route, kwargs, nonce=alert.nonce,
-                                maybe_sent=alert.maybe_sent, post=_post_of(alert))
+                                maybe_sent=alert.maybe_sent or alert.attempt > 1,
+                                post=_post_of(alert))
 
     def _buttons(self, route: str) -> bool:
         """Whether the route's alerts can carry acknowledgement buttons at all."""
@@ -572,10 +576,49 @@ class DiscordSink:
         forum = self._forum_of(route)
         if forum is None:
             try:
+                if maybe_sent:
+                    found = await self._find_in_channel(target.channel_id, kwargs)
+                    if found is not None:
+                        return found
                 return await self._send_channel(target, kwargs, nonce)
             except _NotText:
                 forum = await self._fetch_forum(target)
         return await self._post_in_forum(forum, kwargs, post, maybe_sent)
+
+    async def _find_in_channel(self, channel_id: int, kwargs: dict[str, Any]) -> str | None:
+        """The id of this message if an earlier attempt posted it in the channel: one of the
+        bot's last 50 messages there carrying its marker (and its embed's title and colour, so
+        that a later alert of the same article, an escalation, is not taken for it). None when
+        it is not there or the bot cannot look (no Read Message History): the send's nonce is
+        then all that keeps it from showing twice."""
+        client = self.client
+        marker = _marker(kwargs)
+        if client is None or client.user is None or not marker:
+            return None
+        try:
+            async with self._request_errors(gone=set()):
+                recent = await client.http.logs_from(channel_id, 50)
+        except PermanentDeliveryError as exc:
+            log.info("channel %s: cannot look for an earlier attempt's message (%s); sending "
+                     "with its nonce", channel_id, exc)
+            return None
+        embed = kwargs.get("embed")
+        want = ((embed.title, embed.colour.value if embed.colour is not None else None)
+                if isinstance(embed, discord.Embed) else None)
+        me = str(client.user.id)
+        for m in recent:
+            if str((m.get("author") or {}).get("id")) != me:
+                continue
+            embeds = m.get("embeds") or []
+            if not _carries(embeds, m.get("content"), marker):
+                continue
+            if want is not None and (not embeds or (embeds[0].get("title"),
+                                                    embeds[0].get("color")) != want):
+                continue
+            log.info("channel %s: an earlier attempt did post this (message %s)", channel_id,
+                     m["id"])
+            return str(m["id"])
+        return None
 
     async def _fetch_forum(self, target: ChannelTarget) -> discord.ForumChannel:
         """The channel Discord said takes no messages, when it is a forum the cache did not

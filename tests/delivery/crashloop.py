@@ -34,6 +34,11 @@ from tests.fakes.discord_emulator import DiscordEmulator, Fault
 __all__ = ["CrashReport", "crash_loop"]
 
 
+# What the Discord sink logs when a retry finds the message an earlier attempt posted (Discord
+# created it, the answer never came back) instead of sending it again.
+FOUND = "an earlier attempt did post this"
+
+
 @dataclass
 class CrashReport:
     cycles: int
@@ -43,6 +48,7 @@ class CrashReport:
     duplicated: int  # messages beyond the first for the same alert
     seconds: float
     deduplicated: int = 0  # resends Discord answered with the message it had (same nonce)
+    found: int = 0  # resends not needed: the earlier attempt's message found in the channel
     integrity: list[str] = field(default_factory=list)  # every result that was not "ok"
     backend: str = "sqlite"
     outbox: dict[str, int] = field(default_factory=dict)  # states after the last run
@@ -53,6 +59,7 @@ class CrashReport:
         return (f"{self.backend}: cycles {self.cycles} · alerts expected {self.expected} · "
                 f"delivered {self.delivered} · lost {self.lost} · duplicated {self.duplicated} · "
                 f"resends deduplicated by nonce {self.deduplicated} · "
+                f"earlier sends found by looking {self.found} · "
                 f"integrity {'ok' if not self.integrity else self.integrity} · "
                 f"{self.seconds:.1f} s")
 
@@ -182,5 +189,6 @@ async def _crash_loop(emu: DiscordEmulator, workdir: Path, cycles: int, per_cycl
     report.deduplicated = sum(n - 1 for n in nonces.values())
     report.outbox = await backend.outbox()
     report.stderr = log_file.read_text(errors="replace") if log_file.exists() else ""
+    report.found = report.stderr.count(FOUND)
     report.seconds = time.monotonic() - started
     return report

@@ -36,8 +36,9 @@ async def test_kill_9_at_random_points_loses_nothing_and_doubles_nothing(
     assert report.outbox == {"delivered": report.expected}
     assert report.clean_exit
     # some kills landed after Discord had created a message the process never heard about;
-    # the restart's resend carried the same nonce and Discord returned the existing message
-    assert report.deduplicated > 0, report.summary()
+    # the restart found it in the channel, or its resend carried the same nonce and Discord
+    # returned the existing message
+    assert report.deduplicated + report.found > 0, report.summary()
     assert TOKEN not in report.stderr
     at = report.stderr.find("Traceback")
     assert at < 0, report.stderr[max(0, at - 1500):at + 3000]

@@ -60,9 +60,39 @@ async def test_transient_fault_on_a_channel_ends_with_each_alert_once_in_order(
     assert emu.validate_all() == []
 
 
-async def test_a_retry_after_a_lost_answer_reuses_the_nonce_and_posts_nothing_new(
+async def test_a_retry_after_a_lost_answer_finds_the_message_and_posts_nothing_new(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     drop_articles(tmp_path / "wire", "troops", range(1))
+    emu.inject(MESSAGES, Fault.reset_after_receive(), times=1)  # created, the answer lost
+    run = await newswatch(emu)
+    await run.wait_for(lambda: bool(report_numbers(emu, "alerts")))
+    await run.wait_for(lambda: not emu.pending_faults)
+
+    async def delivered() -> list[Any]:
+        return await run.engine.store.alerts(state="delivered")
+
+    for _ in range(100):
+        if await delivered():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    assert len(posts_to(emu, "alerts")) == 1  # looked for, not sent again
+    assert report_numbers(emu, "alerts") == [0]
+    (row,) = await delivered()
+    (message,) = emu.messages(emu.channel("alerts").id)
+    assert row.attempts == 2 and row.remote_id == str(message.id)
+    looked = [r for r in emu.requests if r.method == "GET"
+              and r.path == f"/channels/{emu.channel('alerts').id}/messages"]
+    assert looked, [r.path for r in emu.requests]
+
+
+async def test_a_retry_after_a_lost_answer_reuses_the_nonce_and_posts_nothing_new(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    """Where the bot may not read the channel's history, the nonce alone keeps a retry from
+    posting twice (within Discord's window)."""
+    drop_articles(tmp_path / "wire", "troops", range(1))
+    # both retries ask first, and may not look
+    emu.inject("GET /channels/{channel_id}/messages", Fault.forbidden(50001), times=2)
     emu.inject(MESSAGES, Fault.reset_after_receive(), times=2)
     run = await newswatch(emu)
     await run.wait_for(lambda: bool(report_numbers(emu, "alerts")))
@@ -327,6 +357,40 @@ async def test_a_webhooks_long_rate_limit_is_waited_out_not_taken_for_a_lost_ans
     assert await run.engine.store.count_maybe_sent() == 0
     await asyncio.sleep(1.0)
     assert len([r for r in emu.requests_for(WEBHOOK) if r.method == "POST"]) == 1
+
+
+async def test_a_lost_answer_retried_after_discords_nonce_window_is_not_posted_twice(
+        newswatch: Start, tmp_path: Path) -> None:
+    """Discord keeps a message's nonce for a few minutes only (the emulator's window, shortened
+    here to 2 s). An alert whose answer was lost, then held back by a 5xx storm longer than
+    that, was posted a second time by its retry. A retry now looks among the channel's last
+    messages first."""
+    async with DiscordEmulator(**world(nonce_window=2.0)) as emu, emu.patch_discord():
+        drop_articles(tmp_path / "wire", "troops", range(1))
+        emu.inject(MESSAGES, Fault.reset_after_receive(), times=1)  # created, answer lost
+        emu.inject(MESSAGES, Fault.server_error(503), times=1000)  # then a 5xx storm
+        run = await newswatch(emu)
+        await run.wait_for(lambda: len(report_numbers(emu, "alerts")) == 1, 10)
+        await asyncio.sleep(2.5)  # the storm outlasts the nonce window
+        emu.clear_faults()
+
+        async def delivered() -> bool:
+            rows = [r for r in await run.engine.store.alerts() if r.route == "alerts"]
+            return bool(rows) and rows[0].state == "delivered"
+
+        for _ in range(150):
+            if await delivered():
+                break
+            await asyncio.sleep(0.1)
+        assert await delivered()
+        await asyncio.sleep(0.3)
+        assert report_numbers(emu, "alerts") == [0]
+        (row,) = [r for r in await run.engine.store.alerts() if r.route == "alerts"]
+        (message,) = emu.messages(emu.channel("alerts").id)
+        assert row.remote_id == str(message.id)
+        run.stop.set()
+        await asyncio.wait_for(run.task, 15)
+        assert emu.validate_all() == []
 
 
 async def test_a_digest_paused_between_its_parts_posts_each_part_once_on_resume(
