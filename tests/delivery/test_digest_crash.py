@@ -28,8 +28,8 @@ from tests.delivery._digest_driver import (
     write_config,
 )
 from tests.delivery.articles import MESSAGES
-from tests.delivery.crashloop import FOUND
 from tests.delivery.backends import BACKENDS, Backend, backend_for
+from tests.delivery.crashloop import FOUND
 from tests.fakes.discord_emulator import DiscordEmulator, Fault, RecordedRequest
 from watchers.store.open import open_store
 
