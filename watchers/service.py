@@ -626,7 +626,9 @@ class WatchService:
             report = await self._failed(running, state, str(exc),
                                         getattr(exc, "retry_after", None))
         else:
-            first = state.polls == 0 and state.last_success is None
+            # The first poll that succeeds, whether or not earlier ones failed: a new feed
+            # down at its first poll would otherwise post its whole backlog once it answers.
+            first = state.last_success is None
             baseline = first and SOURCE_TYPES[running.config.type].baseline
             if poll.articles:
                 report = await self._ingest(running, poll.articles, baseline=baseline)

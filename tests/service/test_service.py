@@ -167,6 +167,43 @@ async def test_feed_baseline_and_backfill(tmp_path: Path) -> None:
         assert len(sink.alerts) == 3
 
 
+async def test_a_feed_down_at_its_first_poll_still_takes_a_baseline(tmp_path: Path) -> None:
+    """A new feed whose first poll failed (a 503, a timeout) counted as polled, so its first
+    answer was taken for news: its whole backlog posted."""
+    from datetime import UTC, datetime
+
+    from watchers.errors import SourceError
+    from watchers.models import Article
+
+    class Feed:
+        name = "feed"
+        down = True
+
+        async def poll(self, cursor: Mapping[str, str]) -> Poll:
+            if self.down:
+                raise SourceError("HTTP 503")
+            return Poll([Article(source="feed", guid=str(i), title=f"Troops {i}",
+                                 text="troops", published=datetime(2022, 1, i + 1, tzinfo=UTC))
+                         for i in range(20)])
+
+        async def aclose(self) -> None:
+            pass
+
+    source = Feed()
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store)
+        await service.add_source(feed("feed", backfill=2), source)
+        assert (await service.run_once())[0].error == "HTTP 503"
+        source.down = False
+        await service.resume_source("feed")
+        report = (await service.run_once())[0]
+        assert report.error is None and report.baseline
+        assert report.new == 20 and report.alerts == 2  # the backfill, not the backlog
+        await deliver(store, sink).drain()
+        assert [a.article.title for a in sink.alerts] == ["Troops 18", "Troops 19"]
+
+
 async def test_muted_rule_records_but_does_not_post(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
