@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import subprocess
+import sys
 import time
 import tracemalloc
 import zlib
@@ -278,3 +280,35 @@ async def test_gzip_members_one_after_another_are_all_read(
     server.set("/pad", Route(body=gzip.compress(first) + b"\x00" * 16,
                              headers={"Content-Encoding": "gzip"}))
     assert (await small_fetcher.get(server.url("/pad"))).body == first
+
+
+_ONE_ITEM = (b'<rss version="2.0"><channel><title>T</title><item><title>One</title>'
+             b"<link>http://a.example/1</link></item></channel></rss>")
+
+
+def test_blank_lines_in_the_prolog_do_not_stall_the_process() -> None:
+    """Blank lines between the XML declaration and the root (80,000 of them gzip to 300
+    bytes) held the interpreter in feedparser's prolog patterns, quadratic in them: 47 s for
+    80,000, during which no other source was polled and a stop waited. Parsed in a process of
+    its own, so that a stall ends at the timeout instead of holding this one."""
+    code = (
+        "from watchers.sources._feedparse import parse_feed\n"
+        "body = b'<?xml version=\"1.0\" encoding=\"utf-8\"?>' + b'\\n' * 200_000 + "
+        f"{_ONE_ITEM!r}\n"
+        "feed = parse_feed(body, url='http://a.example/feed', content_type='application/rss+xml')\n"
+        "print([e.title for e in feed.entries])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['One']"
+
+
+@pytest.mark.parametrize("body", [
+    b" " * 2_000 + _ONE_ITEM,
+    b"\n" * 2_000 + b'{"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": '
+                    b'[{"id": "1", "title": "One", "url": "http://a.example/1"}]}'],
+    ids=["rss", "json"])
+def test_blank_space_before_a_document_is_not_an_empty_response(body: bytes) -> None:
+    """More than 1 KB of blank space before the document read as "the response is empty"."""
+    feed = parse_feed(body, url="http://a.example/feed", content_type=None)
+    assert [e.title for e in feed.entries] == ["One"]

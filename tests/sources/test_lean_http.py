@@ -366,6 +366,41 @@ async def test_a_redirect_is_followed_hop_by_hop(lean: Fetcher) -> None:
             await lean.get(server.url("/loop"))
 
 
+async def test_a_redirect_to_an_overlong_or_malformed_url_is_refused_by_name(
+        client_path: str) -> None:
+    """Before, a Location of any length was followed, each hop's URL kept in the URL checks'
+    caches (60 KB Locations grew the process by a megabyte a poll); a malformed one (an
+    unclosed IPv6 bracket) escaped as a bare ValueError, an "unexpected failure" with a
+    traceback that did not name the URL."""
+    async with FeedServer() as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        # (longer than 8 KB, aiohttp's header line limit refuses it first)
+        server.set("/long", Route(status=302, location="/x?" + "a" * 6_000))
+        with pytest.raises(SourceError, match=r"/long: HTTP 302 redirect to a URL of "
+                                              r"6,003 characters \(limit 4,000\)"):
+            await f.get(server.url("/long"))
+        server.set("/bracket", Route(status=302, location="http://[::1/good"))
+        with pytest.raises(SourceError, match=r"/bracket: HTTP 302 redirect to an invalid URL"):
+            await f.get(server.url("/bracket"))
+
+
+async def test_a_protocol_switch_is_an_unexpected_status_not_a_hang(client_path: str) -> None:
+    """A 101 Switching Protocols with an Upgrade header: the lean client's parser stops there
+    with an exception the client did not catch, and the fetch hung to its total deadline (then
+    "timed out"). It is now the answer it is, whose status the feed source refuses."""
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    slow = Timeouts(connect=5, read=20, total=20)
+    async with RawServer(script) as server, Fetcher(timeouts=slow, allow_private=LOOPBACK) as f:
+        async with asyncio.timeout(5):
+            result = await f.get(server.url())
+    assert result.status == 101  # the feed source refuses it as an unexpected status
+
+
 # ---------------------------------------------------------------- malformed and cut short
 
 

@@ -603,12 +603,27 @@ class _Deadlines:
             self._timer = loop.call_later(self._period, self._sweep)
 
 
+# The longest redirect Location followed: the limit on a configured feed URL
+# (watchers.sources.feed.MAX_URL) with room for a tracking query string.
+MAX_REDIRECT_URL = 4000
+
+
 def _redirect(status: int, url: str, headers: Mapping[str, str], current: str) -> str:
     """The URL a redirect answer points to, resolved against the answer's own URL."""
     location = headers.get("Location")
     if not location:
         raise SourceError(f"{current}: HTTP {status} redirect without Location")
-    return urljoin(url, location.strip())
+    location = location.strip()
+    if len(location) > MAX_REDIRECT_URL:
+        # (each hop is remembered by the URL checks' caches: unbounded Locations would grow
+        # them by megabytes a poll)
+        raise SourceError(f"{current}: HTTP {status} redirect to a URL of {len(location):,} "
+                          f"characters (limit {MAX_REDIRECT_URL:,})")
+    try:
+        return urljoin(url, location)
+    except ValueError as exc:  # a malformed host, such as an unclosed IPv6 bracket
+        raise SourceError(f"{current}: HTTP {status} redirect to an invalid URL "
+                          f"{location[:200]!r} ({exc})") from None
 
 
 def _plain_headers(headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:

@@ -157,6 +157,13 @@ class _Conn(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # A protocol switch (101, or any answer with Upgrade): httptools stops there. What
+            # was parsed is the answer, whose status the caller refuses as for any other.
+            if not self.complete:
+                self._fail(ResponseCutError("bad HTTP response (a protocol upgrade)"))
+            self.extra = True
+            self.close()
         except httptools.HttpParserError:
             if self.complete:
                 self.extra = True  # trailing bytes after a whole response
