@@ -131,26 +131,37 @@ async def test_failing_source_backs_off_pauses_and_never_stops_the_others(tmp_pa
         assert state is not None and not state.paused and state.failures == 0
 
 
-async def test_feed_baseline_and_backfill(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
+class Backlog:
+    """A feed of ``count`` dated items on troops (``Troops 0`` first); its polls fail with HTTP
+    503 while ``down``."""
 
+    name = "feed"
+
+    def __init__(self, count: int, *, down: bool = False) -> None:
+        from datetime import UTC, datetime
+
+        from watchers.models import Article
+
+        self.down = down
+        self.items = [Article(source="feed", guid=str(i), title=f"Troops {i}", text="troops",
+                              published=datetime(2022, 1, i + 1, tzinfo=UTC))
+                      for i in range(count)]
+
+    async def poll(self, cursor: Mapping[str, str]) -> Poll:
+        from watchers.errors import SourceError
+
+        if self.down:
+            raise SourceError("HTTP 503")
+        return Poll(list(self.items))
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_feed_baseline_and_backfill(tmp_path: Path) -> None:
     from watchers.models import Article
 
-    class Feed:
-        name = "feed"
-
-        def __init__(self) -> None:
-            self.items = [Article(source="feed", guid=str(i), title=f"Troops {i}", text="troops",
-                                  published=datetime(2022, 1, i + 1, tzinfo=UTC))
-                          for i in range(5)]
-
-        async def poll(self, cursor: Mapping[str, str]) -> Poll:
-            return Poll(list(self.items))
-
-        async def aclose(self) -> None:
-            pass
-
-    source = Feed()
+    source = Backlog(5)
     sink = RecordingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         service = watch(store)
@@ -170,26 +181,7 @@ async def test_feed_baseline_and_backfill(tmp_path: Path) -> None:
 async def test_a_feed_down_at_its_first_poll_still_takes_a_baseline(tmp_path: Path) -> None:
     """A new feed whose first poll failed (a 503, a timeout) counted as polled, so its first
     answer was taken for news: its whole backlog posted."""
-    from datetime import UTC, datetime
-
-    from watchers.errors import SourceError
-    from watchers.models import Article
-
-    class Feed:
-        name = "feed"
-        down = True
-
-        async def poll(self, cursor: Mapping[str, str]) -> Poll:
-            if self.down:
-                raise SourceError("HTTP 503")
-            return Poll([Article(source="feed", guid=str(i), title=f"Troops {i}",
-                                 text="troops", published=datetime(2022, 1, i + 1, tzinfo=UTC))
-                         for i in range(20)])
-
-        async def aclose(self) -> None:
-            pass
-
-    source = Feed()
+    source = Backlog(20, down=True)
     sink = RecordingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         service = watch(store)
