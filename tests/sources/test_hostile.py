@@ -312,3 +312,23 @@ def test_blank_space_before_a_document_is_not_an_empty_response(body: bytes) -> 
     """More than 1 KB of blank space before the document read as "the response is empty"."""
     feed = parse_feed(body, url="http://a.example/feed", content_type=None)
     assert [e.title for e in feed.entries] == ["One"]
+
+
+def test_a_description_of_unclosed_tags_does_not_stall_its_poll() -> None:
+    """240,000 "<a" in one description (inside the markup cap, 635 bytes gzipped): html.parser
+    rescans everything after each one, 200 s for the poll, and a stop waited for it. Parsed in
+    a process of its own, so that a stall ends at the timeout."""
+    code = (
+        "from watchers.sources._feedparse import parse_feed\n"
+        "body = (b'<rss version=\"2.0\"><channel><title>t</title><item><title>troops</title>'\n"
+        "        b'<guid>x</guid><description><![CDATA[' + b'<a' * 240_000 +\n"
+        "        b']]></description></item></channel></rss>')\n"
+        "feed = parse_feed(body, url='http://a.example/feed', content_type='application/rss+xml')\n"
+        "(entry,) = feed.entries\n"
+        "rest = entry.text.rstrip('…').replace('<a', '')\n"
+        "print(entry.title, entry.text.count('<a') > 1000, rest)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    # the text as written (as much of it as an article keeps, then "…"), nothing else
+    assert done.stdout.split() == ["troops", "True"]

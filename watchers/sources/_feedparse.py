@@ -148,10 +148,19 @@ def _tidy(text: str) -> str:
     return _NEWLINES.sub("\n\n", "\n".join(lines)).strip()
 
 
+_UNCLOSED = re.compile(r"<(?=[^<>]*<)")
+_MANY_TAGS = 1000
+
+
 def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment: tags removed, entities decoded, whitespace tidied."""
     if "<" not in html and "&" not in html:
         return _tidy(html)
+    if html.count("<") > _MANY_TAGS:
+        # A "<" that another "<" follows before any ">" opens no tag that could end: it is
+        # text. Left to html.parser, each one rescans everything after it (240,000 "<a" in
+        # one description took 200 s). A few, as in everyday broken markup, are left to it.
+        html = _UNCLOSED.sub("&lt;", html)
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()
