@@ -286,11 +286,8 @@ class DiscordSink:
         kwargs = alert_message(alert, route=self._route(alert.route))
         if self._buttons(alert.route) and _rank(alert.severity) >= _rank(self.ack_from):
             kwargs["view"] = ack_buttons(alert.id)
-        # A retry looks for an earlier attempt's message first: Discord keeps a nonce for a
-        # few minutes only, and a lost answer followed by a longer outage (or backoff) would
-        # otherwise post the alert twice.
         return await self._send(alert.route, kwargs, nonce=alert.nonce,
-                                maybe_sent=alert.maybe_sent or alert.attempt > 1,
+                                maybe_sent=alert.maybe_sent, retry=alert.attempt > 1,
                                 post=_post_of(alert))
 
     def _buttons(self, route: str) -> bool:
@@ -564,9 +561,12 @@ class DiscordSink:
                                 maybe_sent=False, post=_Post(thread_name(redact(body))))
 
     async def _send(self, route: str, kwargs: dict[str, Any], *, nonce: str, maybe_sent: bool,
-                    post: _Post) -> str | None:
+                    post: _Post, retry: bool = False) -> str | None:
         """Post one message to the route's destination; ``post`` names it (and picks its tags)
-        where the destination is a forum."""
+        where the destination is a forum. In a bot channel a ``retry`` (or a send that may have
+        gone through) looks for an earlier attempt's message first: Discord keeps a nonce for a
+        few minutes only, and a lost answer followed by a longer outage (or backoff) would
+        otherwise post it twice."""
         target = self.targets.get(route)
         if target is None:
             raise PermanentDeliveryError(f"route {route!r} has no Discord destination",
@@ -576,7 +576,7 @@ class DiscordSink:
         forum = self._forum_of(route)
         if forum is None:
             try:
-                if maybe_sent:
+                if maybe_sent or retry:
                     found = await self._find_in_channel(target.channel_id, kwargs)
                     if found is not None:
                         return found
