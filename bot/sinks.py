@@ -62,7 +62,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -230,6 +230,16 @@ def _carries(embeds: Sequence[Mapping[str, Any]], content: str | None, marker: s
     return content == marker or any(f is not None and f.get("text") == marker for f in footers)
 
 
+def _earlier(recent: Iterable[Mapping[str, Any]], marker: str,
+             sender: Callable[[Mapping[str, Any]], bool]) -> str | None:
+    """The id of the newest of ``recent`` messages (newest first, as Discord lists them) that
+    ``sender`` posted and that carries ``marker``, or None."""
+    for m in recent:
+        if sender(m) and _carries(m.get("embeds") or [], m.get("content"), marker):
+            return str(m["id"])
+    return None
+
+
 def _derived_nonce(nonce: str, purpose: str) -> str:
     # Fixed by the row's nonce and what the message is for, so every retry shares it and no
     # two messages of one row share one. 24 hex digits: inside Discord's 25 characters. The
@@ -284,8 +294,7 @@ class DiscordSink:
 
     async def deliver(self, alert: Alert) -> str | None:
         kwargs = alert_message(alert, route=self._route(alert.route))
-        if self._buttons(alert.route) and _rank(alert.severity) >= _rank(self.ack_from):
-            kwargs["view"] = ack_buttons(alert.id)
+        self._add_buttons(kwargs, alert)
         return await self._send(alert.route, kwargs, nonce=alert.nonce,
                                 maybe_sent=alert.maybe_sent, retry=alert.attempt > 1,
                                 post=_post_of(alert))
@@ -293,6 +302,13 @@ class DiscordSink:
     def _buttons(self, route: str) -> bool:
         """Whether the route's alerts can carry acknowledgement buttons at all."""
         return self.ack_from in SEVERITIES and isinstance(self.targets.get(route), ChannelTarget)
+
+    def _add_buttons(self, kwargs: dict[str, Any], alert: Alert, *,
+                     acknowledged: bool = False) -> None:
+        """The acknowledgement buttons on an alert's message, if its route and severity take
+        them (they name the alert's outbox row)."""
+        if self._buttons(alert.route) and _rank(alert.severity) >= _rank(self.ack_from):
+            kwargs["view"] = ack_buttons(alert.id, acknowledged=acknowledged)
 
     def alert_link(self, route: str, message_id: str) -> str | None:
         """A link to an alert posted on ``route`` (see :class:`watchers.delivery.AckSink`);
@@ -390,10 +406,8 @@ class DiscordSink:
             log.info("route %s: the story's message %s is gone; posting the story afresh",
                      update.route, update.message_id)
         kwargs = story_message(update, repost=True, route=self._route(update.route))
-        if self._buttons(update.route) and _rank(update.alert.severity) >= _rank(self.ack_from):
-            # the story's alert still asks to be acknowledged (the buttons name its row)
-            kwargs["view"] = ack_buttons(update.alert.id,
-                                         acknowledged=update.acknowledged is not None)
+        # the story's alert still asks to be acknowledged
+        self._add_buttons(kwargs, update.alert, acknowledged=update.acknowledged is not None)
         new_id = await self._send(update.route, kwargs,
                                   nonce=_repost_nonce(update.nonce),
                                   maybe_sent=update.maybe_sent, post=_post_of(update.alert))
@@ -587,10 +601,9 @@ class DiscordSink:
 
     async def _find_in_channel(self, channel_id: int, kwargs: dict[str, Any]) -> str | None:
         """The id of this message if an earlier attempt posted it in the channel: one of the
-        bot's last 50 messages there carrying its marker (and its embed's title and colour, so
-        that a later alert of the same article, an escalation, is not taken for it). None when
-        it is not there or the bot cannot look (no Read Message History): the send's nonce is
-        then all that keeps it from showing twice."""
+        bot's last 50 messages there carrying its marker (an alert's names its severity and
+        article). None when it is not there or the bot cannot look (no Read Message History):
+        the send's nonce is then all that keeps it from showing twice."""
         client = self.client
         marker = _marker(kwargs)
         if client is None or client.user is None or not marker:
@@ -602,23 +615,12 @@ class DiscordSink:
             log.info("channel %s: cannot look for an earlier attempt's message (%s); sending "
                      "with its nonce", channel_id, exc)
             return None
-        embed = kwargs.get("embed")
-        want = ((embed.title, embed.colour.value if embed.colour is not None else None)
-                if isinstance(embed, discord.Embed) else None)
         me = str(client.user.id)
-        for m in recent:
-            if str((m.get("author") or {}).get("id")) != me:
-                continue
-            embeds = m.get("embeds") or []
-            if not _carries(embeds, m.get("content"), marker):
-                continue
-            if want is not None and (not embeds or (embeds[0].get("title"),
-                                                    embeds[0].get("color")) != want):
-                continue
+        found = _earlier(recent, marker, lambda m: str((m.get("author") or {}).get("id")) == me)
+        if found is not None:
             log.info("channel %s: an earlier attempt did post this (message %s)", channel_id,
-                     m["id"])
-            return str(m["id"])
-        return None
+                     found)
+        return found
 
     async def _fetch_forum(self, target: ChannelTarget) -> discord.ForumChannel:
         """The channel Discord said takes no messages, when it is a forum the cache did not
@@ -811,14 +813,10 @@ class DiscordSink:
             log.warning("webhook %s: cannot look for an earlier send (%s); sending again",
                         hook.id, redact(f"{exc.status} {exc.text}"))
             return None
-        for m in recent:
-            if str(m.get("webhook_id")) != str(hook.id):
-                continue
-            if _carries(m.get("embeds", []), m.get("content"), marker):
-                log.info("webhook %s: the earlier send did go through (message %s)",
-                         hook.id, m["id"])
-                return str(m["id"])
-        return None
+        found = _earlier(recent, marker, lambda m: str(m.get("webhook_id")) == str(hook.id))
+        if found is not None:
+            log.info("webhook %s: the earlier send did go through (message %s)", hook.id, found)
+        return found
 
     def _release_global_wait(self) -> None:
         # discord.py clears its global rate-limit flag, sleeps retry_after, then sets it again; a

@@ -529,12 +529,7 @@ class Aliases:
         if fuzzy is None:
             fuzzy = dict(self._group)
             for keys in self._variants:
-                merged = set(keys)
-                for k in keys:
-                    merged |= fuzzy.get(k, frozenset())
-                group = frozenset(merged)
-                for k in group:
-                    fuzzy[k] = group
+                _join(fuzzy, keys)
             self._fuzzy = fuzzy
         return fuzzy.get(key, frozenset())
 
@@ -557,13 +552,7 @@ class Aliases:
         for head, others in table.items():
             if isinstance(others, str):
                 others = [others]
-            keys = {_alias_key(head), *(_alias_key(o) for o in others)}
-            merged: set[str] = set(keys)
-            for k in keys:
-                merged |= self._group.get(k, frozenset())
-            group = frozenset(merged)
-            for k in group:
-                self._group[k] = group
+            _join(self._group, {_alias_key(head), *(_alias_key(o) for o in others)})
         self._fuzzy = None
 
     def of(self, key: str) -> frozenset[str]:
@@ -590,6 +579,17 @@ class Aliases:
 
     def __repr__(self) -> str:
         return f"Aliases({len(self)} groups)"
+
+
+def _join(groups: dict[str, frozenset[str]], keys: Iterable[str]) -> None:
+    """Make ``keys`` one group in ``groups`` (key → its group), with every group one of them
+    was in already: groups stay symmetric and transitive."""
+    merged: set[str] = set(keys)
+    for k in list(merged):
+        merged |= groups.get(k, frozenset())
+    group = frozenset(merged)
+    for k in group:
+        groups[k] = group
 
 
 def _alias_key(word: str) -> str:

@@ -299,16 +299,20 @@ def _cursor_position(cursor: str) -> tuple[datetime, int]:
 # ------------------------------------------------------------------ dedupe
 
 
+async def _stored_hashes(conn: asyncpg.Connection, hashes: list[str]) -> set[str]:
+    """Those of ``hashes`` some stored article has."""
+    rows = await conn.fetch(
+        "SELECT content_hash FROM articles WHERE content_hash = ANY($1::text[])", hashes)
+    return {str(r[0]) for r in rows}
+
+
 class _PgIdentities(_Identities):
     """The SQLite store's batch dedupe, loaded from PostgreSQL (arrays instead of IN lists)."""
 
     async def load_pg(self, conn: asyncpg.Connection, articles: Sequence[Article]) -> None:
         for i in range(0, len(articles), _CHUNK):
             chunk = articles[i:i + _CHUNK]
-            hashes = list({a.content_hash for a in chunk})
-            rows = await conn.fetch(
-                "SELECT content_hash FROM articles WHERE content_hash = ANY($1::text[])", hashes)
-            self.hashes.update(str(r[0]) for r in rows)
+            self.hashes |= await _stored_hashes(conn, list({a.content_hash for a in chunk}))
             links = list({link for a in chunk if (link := article_identity(a)[0])})
             if links:
                 for link, source, guid, title in await conn.fetch(
@@ -473,10 +477,8 @@ class ArticlesMixin(CandidateList):
 
     async def stored_hashes(self, hashes: Collection[str]) -> set[str]:
         """Those of these content hashes some stored article has (one read)."""
-        rows = await self._db.fetch(
-            "SELECT content_hash FROM articles WHERE content_hash = ANY($1::text[])",
-            list(dict.fromkeys(hashes)))
-        return {str(r[0]) for r in rows}
+        async with self._db.statement() as conn:
+            return await _stored_hashes(conn, list(dict.fromkeys(hashes)))
 
     async def is_known(self, article: Article) -> bool:
         return (await self.known([article]))[0]

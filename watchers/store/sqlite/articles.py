@@ -186,6 +186,16 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
+async def _stored_hashes(conn: aiosqlite.Connection, hashes: Sequence[str]) -> set[str]:
+    """Those of ``hashes`` (at most a chunk of them) some stored article has."""
+    if not hashes:
+        return set()
+    cur = await conn.execute(
+        f"SELECT content_hash FROM articles WHERE content_hash IN ({','.join('?' * len(hashes))})",
+        tuple(hashes))
+    return {str(h) for (h,) in await cur.fetchall()}
+
+
 def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str | None]],
                  words: AbstractSet[str] | None = None) -> None:
     """Index (terms, article id, link's terms) of articles this transaction stored (see
@@ -221,11 +231,7 @@ class _Identities:
 
     async def load(self, conn: aiosqlite.Connection, articles: Sequence[Article]) -> None:
         for chunk in _chunks(articles):
-            hashes = list({a.content_hash for a in chunk})
-            cur = await conn.execute(
-                f"SELECT content_hash FROM articles WHERE content_hash IN "
-                f"({','.join('?' * len(hashes))})", hashes)
-            self.hashes.update(str(h) for (h,) in await cur.fetchall())
+            self.hashes |= await _stored_hashes(conn, list({a.content_hash for a in chunk}))
             links = list({link for a in chunk if (link := article_identity(a)[0])})
             if links:
                 cur = await conn.execute(
@@ -325,14 +331,15 @@ class ArticlesMixin(CandidateList):
 
     async def stored_hashes(self, hashes: Collection[str]) -> set[str]:
         """Those of these content hashes some stored article has (one read per 500)."""
-        found: set[str] = set()
         unique = list(dict.fromkeys(hashes))
-        for chunk in _chunks(unique, 500):
-            rows = await self._db.fetchall(
-                f"SELECT content_hash FROM articles WHERE content_hash IN "
-                f"({','.join('?' * len(chunk))})", tuple(chunk))
-            found.update(str(h) for (h,) in rows)
-        return found
+
+        async def read(conn: aiosqlite.Connection) -> set[str]:
+            found: set[str] = set()
+            for chunk in _chunks(unique):
+                found |= await _stored_hashes(conn, chunk)
+            return found
+
+        return await self._db.read(read)
 
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
