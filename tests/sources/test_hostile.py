@@ -286,14 +286,21 @@ _ONE_ITEM = (b'<rss version="2.0"><channel><title>T</title><item><title>One</tit
              b"<link>http://a.example/1</link></item></channel></rss>")
 
 
-def test_blank_lines_in_the_prolog_do_not_stall_the_process() -> None:
+@pytest.mark.parametrize("prolog", [
+    "b'<?xml version=\"1.0\" encoding=\"utf-8\"?>' + b'\\n' * 200_000",
+    "b'<?xml version=\"1.0\"?><!--' + b'\\n' * 200_000 + b'-->'",
+    "b'<?xml version=\"1.0\"?><?pi ' + b'\\n' * 200_000 + b'?>'",
+    "b'<?xml version=\"1.0\"' + b'\\n' * 200_000 + b'?>'"],
+    ids=["between", "in-a-comment", "in-a-processing-instruction", "in-the-declaration"])
+def test_blank_lines_in_the_prolog_do_not_stall_the_process(prolog: str) -> None:
     """Blank lines between the XML declaration and the root (80,000 of them gzip to 300
     bytes) held the interpreter in feedparser's prolog patterns, quadratic in them: 47 s for
-    80,000, during which no other source was polled and a stop waited. Parsed in a process of
-    its own, so that a stall ends at the timeout instead of holding this one."""
+    80,000, during which no other source was polled and a stop waited; inside a comment or a
+    processing instruction of the prolog alike. Parsed in a process of its own, so that a
+    stall ends at the timeout instead of holding this one."""
     code = (
         "from watchers.sources._feedparse import parse_feed\n"
-        "body = b'<?xml version=\"1.0\" encoding=\"utf-8\"?>' + b'\\n' * 200_000 + "
+        f"body = {prolog} + "
         f"{_ONE_ITEM!r}\n"
         "feed = parse_feed(body, url='http://a.example/feed', content_type='application/rss+xml')\n"
         "print([e.title for e in feed.entries])\n")

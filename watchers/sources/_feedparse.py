@@ -285,12 +285,12 @@ def strip_doctype(data: bytes) -> bytes:
         elif data.startswith(b"<?", i):
             end = data.find(b"?>", i + 2)
             end = n if end < 0 else end + 2
-            out.append(data[i:end])
+            out.append(_BLANKS.sub(b" ", data[i:end]))  # blank lines inside it stall alike
             i = end
         elif data.startswith(b"<!--", i):
             end = data.find(b"-->", i + 4)
             end = n if end < 0 else end + 3
-            out.append(data[i:end])
+            out.append(_BLANKS.sub(b" ", data[i:end]))
             i = end
         elif data[i : i + 9].upper() == b"<!DOCTYPE":
             i = _doctype_end(data, i)
