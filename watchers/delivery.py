@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -86,6 +87,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The longest wait a destination's retry_after is taken for (a day; longer is taken as a day);
+# one that is not a number makes the route back off as for any other error.
+MAX_RETRY_AFTER = 86_400.0
 
 @dataclass(frozen=True)
 class StoryView:
@@ -791,7 +796,11 @@ class DeliveryService:
     async def _back_off(self, row: OutboxRow, state: _RouteState, reason: str,
                         retry_after: float | None) -> None:
         state.failures += 1
-        delay = retry_after if retry_after is not None else self._backoff(state)
+        delay = self._backoff(state)
+        if retry_after is not None and math.isfinite(retry_after):
+            # what the destination asked for, within reason: a proxy's "inf" or 1e15 seconds
+            # overflowed the retry's time and stopped delivery altogether
+            delay = min(max(0.0, retry_after), MAX_RETRY_AFTER)
         state.not_before = datetime.now(UTC) + timedelta(seconds=delay)
         log.warning("route %s: %s; retrying in %.1fs", row.route, reason, delay)
         await self.store.mark_retry(row.id, at=state.not_before, reason=reason[:500])

@@ -5,6 +5,7 @@ as they were when the article matched, and the "maybe sent" mark."""
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -288,3 +289,24 @@ async def test_a_stop_during_a_slow_send_leaves_only_that_send_uncertain(
         second = ScriptedSink()
         await drain_until(service(store, second), lambda: len(second.alerts) == 3)
         assert second.titles == ["a1", "a2", "a3"]
+
+
+@pytest.mark.parametrize(("after", "at_most"), [
+    (math.inf, 1.0), (math.nan, 1.0), (1e15, 86_400.0), (-5.0, 1.0)],
+    ids=["inf", "nan", "1e15", "negative"])
+async def test_a_retry_after_out_of_all_reason_delays_the_route_within_reason(
+        tmp_path: Path, after: float, at_most: float) -> None:
+    """A destination (or a proxy in front of it) answering retry_after "inf", NaN or 1e15
+    seconds overflowed the retry's time: delivery stopped with an OverflowError."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1")
+        sink = ScriptedSink(TransientDeliveryError("429", retry_after=after))
+        delivery = service(store, sink)
+        assert await delivery.drain() == 0
+        (row,) = await store.alerts()
+        assert row.state == "retry" and row.next_attempt_at is not None
+        wait = (row.next_attempt_at - datetime.now(UTC)).total_seconds()
+        assert wait <= at_most
+        if at_most == 1.0:
+            await drain_until(delivery, lambda: len(sink.alerts) == 1)
+            assert sink.titles == ["a1"]
