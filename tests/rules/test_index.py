@@ -398,3 +398,65 @@ def test_similar_pairs_are_the_same_with_and_without_numpy(
     process, scorer, _ = index._rapidfuzz()
     monkeypatch.setattr(index, "_RAPIDFUZZ", (process, scorer, False))
     assert sorted(index._similar_pairs(queries, choices, 0.7)) == with_numpy
+
+
+# A pair exactly at its term's threshold: "putan" is 0.8 like "putin" (rapidfuzz scored such a
+# pair 0 at a cutoff only 1e-9 below it, so the index lost what the naive loop found).
+AT_THRESHOLD = [("putin~80", "Vladimir Putan said"), ("biden~80", "Joe Bidan said"),
+                ("trump~80", "Donald Trimp said")]
+
+
+@pytest.mark.parametrize(("query", "text"), AT_THRESHOLD)
+@pytest.mark.parametrize("path", ["c", "rapidfuzz"])
+def test_a_word_exactly_at_the_threshold_is_found_as_the_naive_loop_finds_it(
+    query: str, text: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchers.rules import text as text_module
+
+    if path == "rapidfuzz":
+        monkeypatch.setattr(text_module, "_similar", None)
+    elif text_module._similar is None:
+        pytest.skip("watchers.rules._ctext is not built")
+    rules = RuleSet([Rule("r", query)])
+    article = Article(id="a", title="", text=text)
+    assert [m.rule for m in rules.match_naive(article)] == ["r"]
+    assert [m.rule for m in rules.match(article)] == ["r"]
+    assert index_candidates(rules, article) == ["r"]
+
+
+words_of = st.text(alphabet=st.sampled_from(list("aabdeikorstuvyzłöüкиевж")), max_size=14)
+
+
+@settings(max_examples=300, deadline=None)
+@given(queries=st.lists(words_of, min_size=1, max_size=8),
+       choices=st.lists(words_of, max_size=12),
+       threshold=st.integers(min_value=50, max_value=100))
+def test_the_c_similar_pairs_are_rapidfuzzs(
+    queries: list[str], choices: list[str], threshold: int
+) -> None:
+    from watchers.rules import text as text_module
+    from watchers.rules.variants import CUTOFF_SLACK
+
+    if text_module._similar is None or text_module._pack_choices is None:
+        pytest.skip("watchers.rules._ctext is not built")
+    from watchers.rules import index
+
+    cutoff = threshold / 100 - CUTOFF_SLACK
+    got = text_module._similar(queries, text_module._pack_choices(choices), cutoff)
+    assert len(got) == len(set(got))
+    expected = set(index._similar_pairs(queries, choices, cutoff)) if choices else set()
+    assert set(got) == expected
+
+
+def test_the_c_similar_pairs_refuse_what_is_not_a_pack() -> None:
+    from watchers.rules import text as text_module
+
+    if text_module._similar is None or text_module._pack_choices is None:
+        pytest.skip("watchers.rules._ctext is not built")
+    pack = text_module._pack_choices(["kyiv", "donetsk"])
+    for bad in (b"", b"\x01", pack[:20], b"\xff" * len(pack)):
+        with pytest.raises(ValueError, match="not a pack of choices"):
+            text_module._similar(["kyiv"], bad, 0.8)
+    with pytest.raises(TypeError):
+        text_module._similar([b"kyiv"], pack, 0.8)  # type: ignore[list-item]
+    assert text_module._similar(["kiev"], pack, 0.7) == [(0, 0)]

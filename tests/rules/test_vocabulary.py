@@ -165,3 +165,11 @@ def test_a_prefix_expands_to_the_words_it_starts_or_stays_fts5s_own() -> None:
     assert index_query(parse("mobili*"), ALIASES) == '"mobili"*'
     many = Vocabulary(f"pre{i:04d}" for i in range(1000))
     assert index_query(parse("pre*"), ALIASES, prefixed=many.starting) == '"pre"*'
+
+
+def test_a_word_exactly_at_the_threshold_is_found() -> None:
+    # "putan" is exactly 0.8 like "putin": rapidfuzz turned it away at a cutoff 1e-9 below.
+    vocab = Vocabulary(["putan", "putin", "bidan", "trimp", "talks"])
+    assert vocab.matching("putin", 80.0, ALIASES) == ["putan", "putin"]
+    for key in ("putin", "biden", "trump"):
+        assert vocab.matching(key, 80.0, ALIASES) == _expected(vocab, key, 80.0)

@@ -1158,7 +1158,293 @@ ctext_untrack(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
     Py_RETURN_NONE;
 }
 
+/* ---- Similar words: which pairs of (query, choice) reach an Indel similarity ------------------
+ *
+ * rapidfuzz's normalised Indel similarity of a and b is 1 - D / (|a| + |b|), where D, the Indel
+ * distance, is |a| + |b| - 2 LCS(a, b). A fuzzy vocabulary compares every word it has not met
+ * with every term: with a thousand terms that batch was most of the cost of an article's new
+ * words. Two bounds that need no LCS turn nearly every pair away first: D is at least the
+ * difference of the lengths (the choices are packed by length, so only the lengths within reach
+ * are visited), and at least the number of letters one word holds and the other does not (each
+ * such letter is deleted or inserted); the letters are kept as a 64-bit mask of code point & 63,
+ * whose XOR has no more bits set than there are such letters. A pair that passes both is decided
+ * by the LCS itself and the same double expression as rapidfuzz's (1.0 - D / (|a| + |b|) >=
+ * cutoff), so the pairs are those rapidfuzz's cdist scores at or above the cutoff (a property
+ * test compares the two; rapidfuzz itself turns away a pair exactly at the cutoff, which is why
+ * callers leave variants.CUTOFF_SLACK below it).
+ *
+ * pack_choices(choices) copies the choices once into a bytes object: a header (count, longest
+ * length), where each length's choices start, per choice its mask, length, number and offset,
+ * then every code point. similar(queries, pack, cutoff) takes the queries against it. */
+
+typedef struct {
+    uint64_t mask;
+    int64_t len;
+    int64_t number;
+    int64_t off;
+} choice_t;
+
+static uint64_t
+letters_mask(const Py_UCS4 *s, Py_ssize_t n)
+{
+    uint64_t m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        m |= (uint64_t)1 << (s[i] & 63);
+    }
+    return m;
+}
+
+static ALWAYS_INLINE int
+bits_set(uint64_t x)
+{
+    /* Without -mpopcnt __builtin_popcountll is a call into libgcc: count in place. */
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+}
+
+typedef struct {
+    int64_t count;
+    int64_t longest;
+} pack_head_t;
+
+static int
+compare_lengths(const void *a, const void *b)
+{
+    const choice_t *x = a, *y = b;
+    if (x->len != y->len) {
+        return x->len < y->len ? -1 : 1;
+    }
+    return x->number < y->number ? -1 : (x->number > y->number);
+}
+
+static PyObject *
+ctext_pack_choices(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "pack_choices(choices): a list of str");
+        return NULL;
+    }
+    PyObject *choices = args[0];
+    Py_ssize_t n = PyList_GET_SIZE(choices);
+    Py_ssize_t chars = 0, longest = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PyList_GET_ITEM(choices, i);
+        if (!PyUnicode_Check(c)) {
+            PyErr_SetString(PyExc_TypeError, "pack_choices(choices): a list of str");
+            return NULL;
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(c);
+        chars += len;
+        if (len > longest) {
+            longest = len;
+        }
+    }
+    Py_ssize_t starts = (longest + 2) * (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t head = (Py_ssize_t)sizeof(pack_head_t) + starts;
+    Py_ssize_t table_size = n * (Py_ssize_t)sizeof(choice_t);
+    PyObject *out = PyBytes_FromStringAndSize(
+        NULL, head + table_size + chars * (Py_ssize_t)sizeof(Py_UCS4));
+    if (out == NULL) {
+        return NULL;
+    }
+    char *base = PyBytes_AS_STRING(out);
+    pack_head_t ph = {(int64_t)n, (int64_t)longest};
+    memcpy(base, &ph, sizeof ph);
+    int64_t *first = (int64_t *)(base + sizeof(pack_head_t));
+    choice_t *table = (choice_t *)(base + head);
+    Py_UCS4 *data = (Py_UCS4 *)(base + head + table_size);
+    Py_ssize_t off = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PyList_GET_ITEM(choices, i);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(c);
+        if (len > 0 && PyUnicode_AsUCS4(c, data + off, len, 0) == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        table[i].mask = letters_mask(data + off, len);
+        table[i].len = (int64_t)len;
+        table[i].number = (int64_t)i;
+        table[i].off = (int64_t)off;
+        off += len;
+    }
+    qsort(table, (size_t)n, sizeof(choice_t), compare_lengths);
+    /* first[len] is the first choice of that length or longer; first[longest + 1] == n. */
+    Py_ssize_t k = 0;
+    for (Py_ssize_t len = 0; len <= longest + 1; len++) {
+        while (k < n && table[k].len < len) {
+            k++;
+        }
+        first[len] = (int64_t)k;
+    }
+    return out;
+}
+
+/* The length of the longest common subsequence of a and b; row has room for lb + 1 values. */
+static Py_ssize_t
+lcs_length(const Py_UCS4 *a, Py_ssize_t la, const Py_UCS4 *b, Py_ssize_t lb, Py_ssize_t *row)
+{
+    for (Py_ssize_t j = 0; j <= lb; j++) {
+        row[j] = 0;
+    }
+    for (Py_ssize_t i = 0; i < la; i++) {
+        Py_ssize_t diag = 0;
+        Py_UCS4 ch = a[i];
+        for (Py_ssize_t j = 1; j <= lb; j++) {
+            Py_ssize_t up = row[j];
+            if (ch == b[j - 1]) {
+                row[j] = diag + 1;
+            }
+            else if (row[j - 1] > up) {
+                row[j] = row[j - 1];
+            }
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static int
+append_pair(PyObject *out, Py_ssize_t r, Py_ssize_t c)
+{
+    PyObject *pair = Py_BuildValue("(nn)", r, c);
+    if (pair == NULL) {
+        return -1;
+    }
+    int rc = PyList_Append(out, pair);
+    Py_DECREF(pair);
+    return rc;
+}
+
+static PyObject *
+ctext_similar(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "similar(queries, pack, cutoff): list, bytes, float");
+        return NULL;
+    }
+    double cutoff = PyFloat_AsDouble(args[2]);
+    if (cutoff == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *queries = args[0];
+    const char *base = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[1]);
+    pack_head_t ph;
+    if (size < (Py_ssize_t)sizeof ph) {
+        goto not_a_pack;
+    }
+    memcpy(&ph, base, sizeof ph);
+    if (ph.count < 0 || ph.longest < 0 || ph.longest > size || ph.count > size) {
+        goto not_a_pack;
+    }
+    Py_ssize_t n = (Py_ssize_t)ph.count, longest = (Py_ssize_t)ph.longest;
+    Py_ssize_t head = (Py_ssize_t)sizeof(pack_head_t) + (longest + 2) * (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t table_size = n * (Py_ssize_t)sizeof(choice_t);
+    if (head + table_size > size) {
+        goto not_a_pack;
+    }
+    const int64_t *first = (const int64_t *)(base + sizeof(pack_head_t));
+    const choice_t *table = (const choice_t *)(base + head);
+    const Py_UCS4 *data = (const Py_UCS4 *)(base + head + table_size);
+    Py_ssize_t data_len = (size - head - table_size) / (Py_ssize_t)sizeof(Py_UCS4);
+    for (Py_ssize_t c = 0; c < n; c++) {
+        if (table[c].len < 0 || table[c].len > longest || table[c].off < 0
+            || table[c].off + table[c].len > data_len || table[c].number < 0
+            || table[c].number >= n) {
+            goto not_a_pack;
+        }
+    }
+    for (Py_ssize_t len = 0; len <= longest + 1; len++) {
+        if (first[len] < 0 || first[len] > n || (len > 0 && first[len] < first[len - 1])) {
+            goto not_a_pack;
+        }
+    }
+
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t *row = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(longest + 1));
+    Py_UCS4 *q = NULL;
+    Py_ssize_t q_cap = 0;
+    if (row == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    double loose = 1.0 - cutoff;
+    Py_ssize_t nq = PyList_GET_SIZE(queries);
+    for (Py_ssize_t r = 0; r < nq; r++) {
+        PyObject *s = PyList_GET_ITEM(queries, r);
+        if (!PyUnicode_Check(s)) {
+            PyErr_SetString(PyExc_TypeError, "similar(): queries must be str");
+            goto fail;
+        }
+        Py_ssize_t la = PyUnicode_GET_LENGTH(s);
+        if (la > q_cap) {
+            PyMem_Free(q);
+            q_cap = la;
+            q = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)q_cap);
+            if (q == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+        }
+        if (la > 0 && PyUnicode_AsUCS4(s, q, la, 0) == NULL) {
+            goto fail;
+        }
+        uint64_t qmask = letters_mask(q, la);
+        for (Py_ssize_t lb = 0; lb <= longest; lb++) {
+            Py_ssize_t lo = (Py_ssize_t)first[lb], hi = (Py_ssize_t)first[lb + 1];
+            if (lo == hi) {
+                continue;
+            }
+            Py_ssize_t lensum = la + lb;
+            /* The most edits a pair of these lengths may need and still reach the cutoff
+             * (rounded generously; the exact test below decides). */
+            double slack = loose * (double)lensum + 1e-6;
+            Py_ssize_t most = slack < 0.0 ? -1 : (Py_ssize_t)slack;
+            Py_ssize_t diff = la > lb ? la - lb : lb - la;
+            if (diff > most) {
+                continue;
+            }
+            for (Py_ssize_t c = lo; c < hi; c++) {
+                if (bits_set(qmask ^ table[c].mask) > most) {
+                    continue;
+                }
+                double sim = 1.0;
+                if (lensum > 0) {
+                    Py_ssize_t common = lcs_length(q, la, data + table[c].off, lb, row);
+                    sim = 1.0 - (double)(lensum - 2 * common) / (double)lensum;
+                }
+                if (sim >= cutoff && append_pair(out, r, (Py_ssize_t)table[c].number) < 0) {
+                    goto fail;
+                }
+            }
+        }
+    }
+    PyMem_Free(row);
+    PyMem_Free(q);
+    return out;
+fail:
+    PyMem_Free(row);
+    PyMem_Free(q);
+    Py_DECREF(out);
+    return NULL;
+not_a_pack:
+    PyErr_SetString(PyExc_ValueError, "similar(): not a pack of choices");
+    return NULL;
+}
+
 static PyMethodDef ctext_methods[] = {
+    {"pack_choices", (PyCFunction)(void (*)(void))ctext_pack_choices, METH_FASTCALL,
+     "pack_choices(choices) -> bytes\n\n"
+     "The list of str choices packed once for similar()."},
+    {"similar", (PyCFunction)(void (*)(void))ctext_similar, METH_FASTCALL,
+     "similar(queries, pack, cutoff) -> list of (query number, choice number)\n\n"
+     "Every pair whose normalised Indel similarity (rapidfuzz's, 0 to 1) reaches cutoff,\n"
+     "exactly the pairs rapidfuzz's cdist scores at or above it."},
     {"untrack", (PyCFunction)(void (*)(void))ctext_untrack, METH_FASTCALL,
      "untrack(*objects) -> None\n\n"
      "Leave objects that can be in no reference cycle out of the cyclic collector."},

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from itertools import chain, compress, pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
+from . import text as _text
 from .matcher import (
     _FOLD_SPECIALS,
     DEFAULT_FIELDS,
@@ -45,7 +46,7 @@ from .matcher import (
     regex_leads,
 )
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
-from .variants import Aliases, _zipf, compare, compound_splits, translit_key
+from .variants import CUTOFF_SLACK, Aliases, _zipf, compare, compound_splits, translit_key
 
 try:  # Python's own regex parser, used to find the literals a pattern requires
     import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -692,10 +693,12 @@ class _FuzzyVocabulary:
         self.vocab = list(keys)
         self.vocab_terms = [keys[k] for k in self.vocab]
         self.vocab_translit = [translit_key(k) for k in self.vocab]
-        # Scores from rapidfuzz at or above the lowest threshold are candidates; a hair of
-        # slack keeps rounding from hiding a pair that compare() would accept.
+        # Scores at or above the lowest threshold are candidates; the slack keeps rapidfuzz
+        # from turning away a pair exactly at it, which compare() accepts.
         lowest = min((t.threshold for t in terms), default=100.0)
-        self.cutoff = max(0.0, lowest / 100.0 - 1e-9)
+        self.cutoff = max(0.0, lowest / 100.0 - CUTOFF_SLACK)
+        # The vocabulary as the C extension's similar() reads it, packed on first use.
+        self._packs: tuple[bytes, bytes] | None = None
 
     def lookup(self, keys: set[str]) -> dict[str, tuple[_FuzzyTerm, ...]]:
         """For each of ``keys`` that matches some fuzzy term, the terms it matches."""
@@ -727,19 +730,29 @@ class _FuzzyVocabulary:
         matched: dict[str, tuple[_FuzzyTerm, ...]],
     ) -> None:
         pairs: dict[str, set[_FuzzyTerm]] = {k: set() for k in new}
-        for k in new:
+        translit = [translit_key(k) for k in new]
+        by_key, by_translit, by_letters = self.by_key, self.by_translit, self.by_letters
+        for k, t in zip(new, translit, strict=True):
             cand = pairs[k]
-            cand.update(self.by_key.get(k, ()))
-            cand.update(self.by_translit.get(translit_key(k), ()))
-            cand.update(self.by_letters.get("".join(sorted(k)), ()))
+            cand.update(by_key.get(k, ()))
+            cand.update(by_translit.get(t, ()))
+            cand.update(by_letters.get("".join(sorted(k)), ()))
         if self.vocab and self.cutoff <= 0.0:
             for k in new:
                 for terms in self.vocab_terms:
                     pairs[k].update(terms)
         elif self.vocab:
-            translit = [translit_key(k) for k in new]
-            for queries, choices in ((new, self.vocab), (translit, self.vocab_translit)):
-                for r, c in _similar_pairs(queries, choices, self.cutoff):
+            similar, packs = _text._similar, self._packs
+            if similar is not None and packs is None and _text._pack_choices is not None:
+                pack = _text._pack_choices
+                packs = self._packs = (pack(self.vocab), pack(self.vocab_translit))
+            for i, queries in enumerate((new, translit)):
+                if similar is not None and packs is not None:
+                    found: Iterable[tuple[int, int]] = similar(queries, packs[i], self.cutoff)
+                else:
+                    choices = self.vocab if i == 0 else self.vocab_translit
+                    found = _similar_pairs(queries, choices, self.cutoff)
+                for r, c in found:
                     pairs[new[r]].update(self.vocab_terms[c])
         for k, cand in pairs.items():
             accepted = tuple(

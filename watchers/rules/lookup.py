@@ -20,7 +20,7 @@ from typing import Any
 from .matcher import DEFAULT_THRESHOLD, Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .text import FieldText, add_terms, tokenize, untrack
-from .variants import Aliases, compare, compound_splits, translit_key
+from .variants import CUTOFF_SLACK, Aliases, compare, compound_splits, translit_key
 
 __all__ = [
     "NOTHING",
@@ -369,8 +369,8 @@ class Vocabulary:
         cands: set[str] = {key} & fresh
         if aliases is not None:
             cands.update(a for a in aliases.fuzzy_of(key) if a in fresh)
-        # A hair of slack keeps rounding from hiding a pair that compare() would accept.
-        cutoff = max(0.0, threshold / 100.0 - 1e-9)
+        # Slack keeps rapidfuzz from turning away a pair exactly at the threshold.
+        cutoff = max(0.0, threshold / 100.0 - CUTOFF_SLACK)
         translit = self.translit[start:] if start else self.translit
         letters = self.letters[start:] if start else self.letters
         for query, choices, least in ((key, words, cutoff),

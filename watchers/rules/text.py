@@ -163,6 +163,9 @@ _positions: Callable[[list[str]], dict[str, list[int]]] | None = None
 # Empties the extension's table of folds read from _FOLDED, which must not outlive a clear.
 _forget: Callable[[], None] | None = None
 _untrack: Callable[..., None] | None = None
+# Which (word, term) pairs of a fuzzy vocabulary reach a similarity (see _ctext.similar).
+_pack_choices: Callable[[list[str]], bytes] | None = None
+_similar: Callable[[list[str], bytes, float], list[tuple[int, int]]] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -177,6 +180,8 @@ if not _PURE:
         _positions = getattr(_ctext, "positions", None)
         _forget = getattr(_ctext, "forget", None)
         _untrack = getattr(_ctext, "untrack", None)
+        _pack_choices = getattr(_ctext, "pack_choices", None)
+        _similar = getattr(_ctext, "similar", None)
 
 
 def untrack(*objects: object) -> None:

@@ -32,7 +32,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from .text import key as word_key
 
@@ -151,6 +151,14 @@ def _findable(term: str, token: str, threshold: float) -> bool:
         or similarity(term, token) >= threshold
         or sorted(term) == sorted(token)
     )
+
+
+# Slack given to rapidfuzz's score_cutoff where a candidate search must find every pair that
+# :func:`compare` accepts: rapidfuzz turns away a pair whose similarity is exactly the cutoff
+# unless the cutoff is some 2e-8 below it (``putin`` and ``putan`` are 0.8 alike, and at a
+# cutoff of 0.8 - 1e-9 rapidfuzz scored them 0). Two distinct similarities of words under 200
+# letters differ by far more than this, so it adds no other pair.
+CUTOFF_SLACK: Final = 1e-6
 
 
 def similarity(a: str, b: str) -> float:
