@@ -67,6 +67,7 @@ from watchers.store.base import (
     StoryRecord,
     highest_severity,
     severity_rank,
+    story_as_seen,
 )
 
 __all__ = [
@@ -328,6 +329,9 @@ class DeliveryService:
     # route's server gave a feed it follows, or None for a feed that server does not follow
     # (left out of a story's outlets). None: every source as stored.
     source_label: Callable[[str, str], str | None] | None = None
+    # For a route a server picked: (where the notice that it paused goes, its label there);
+    # None for the config file's routes, whose notices go to ``notices_route``.
+    paused_notice: Callable[[str], tuple[str | None, str] | None] | None = None
     clock: Clock = field(default_factory=SystemClock)
     # Acknowledgement: alerts at or above ack_from carry buttons ("none": none do); with an
     # escalation_role, a critical one nobody acknowledged re-pings that role once,
@@ -747,6 +751,9 @@ class DeliveryService:
             elif row.kind == "digest":
                 remote_id = await self._digest(sink, row)
             elif row.kind == "update":
+                if await self._unseen_update(row):
+                    await self.store.mark_delivered(row.id, None, at=self.clock.now())
+                    return "settled"
                 if await self._keep_update(row):
                     return "settled"
                 remote_id = await self._update(sink, row)
@@ -809,11 +816,15 @@ class DeliveryService:
         state.paused_reason = reason
         held = await self.store.pause_route(route, reason)
         log.error("route %s paused: %s (%d alerts held)", route, reason, held)
-        if self.notices_route and self.notices_route != route:
+        where, label = self.notices_route, route
+        server = self.paused_notice(route) if self.paused_notice is not None else None
+        if server is not None:  # a server's channel: that server is told, in another of its own
+            where, label = server
+        if where and where != route:
             await self.store.add_notice(
-                self.notices_route,
-                f"Destination {route!r} paused: {reason}. {held} alert(s) held; "
-                f"they are sent when it is resumed (/alerts resume {route}).")
+                where,
+                f"Destination {label!r} paused: {reason}. {held} alert(s) held; "
+                f"they are sent when it is resumed (/alerts resume {label}).")
             self.wake_event.set()
 
     def _backoff(self, state: _RouteState) -> float:
@@ -857,7 +868,7 @@ class DeliveryService:
             matches=matches,
             rules=row.rules,
             maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
-            story=self._outlets_seen(row.route, await self._story(row.story_id)),
+            story=await self._story_seen(row.route, await self._story(row.story_id)),
             escalated_from=row.escalated_from,
         )
 
@@ -867,13 +878,25 @@ class DeliveryService:
             return article
         return article.model_copy(update={"source": label})
 
-    def _outlets_seen(self, route: str, story: StoryView | None) -> StoryView | None:
-        """The story with the outlets the route's readers see, by their names."""
+    def _sees(self, route: str, article: Article) -> bool:
+        """Whether the route's readers see ``article`` (another server's feed they do not)."""
+        return self.source_label is None or self.source_label(route, article.source) is not None
+
+    async def _story_seen(self, route: str, story: StoryView | None) -> StoryView | None:
+        """The story as the route's readers know it: the outlets they see, by their names;
+        where another server's feed reported in it too, its headline, times and count from
+        the articles they see alone."""
         if story is None or self.source_label is None:
             return story
-        seen = tuple(x for o in story.outlets
-                     if (x := self.source_label(route, o)) is not None)
-        return story if seen == story.outlets else replace(story, outlets=seen)
+        labels = [self.source_label(route, o) for o in story.outlets]
+        seen = tuple(x for x in labels if x is not None)
+        if len(seen) == len(labels):
+            return story if seen == story.outlets else replace(story, outlets=seen)
+        stored = await self.store.story_articles(story.id, limit=max(story.articles, 1))
+        visible = [a for a in stored if self._sees(route, a)]
+        if not visible:
+            return replace(story, outlets=seen)
+        return story_as_seen(story, visible, seen)
 
     # ------------------------------------------------------------------ schedules
 
@@ -939,12 +962,13 @@ class DeliveryService:
         since = row.created_at
         for members in groups.values():
             articles = [a for m in members if m.article_id
-                        and (a := await self.store.get_article(m.article_id)) is not None]
+                        and (a := await self.store.get_article(m.article_id)) is not None
+                        and self._sees(row.route, a)]
             if not articles:
                 continue
             articles = [self._relabel(row.route, a) for a in articles]
             rules = tuple({r.key: r for m in members for r in m.rules}.values())
-            story = self._outlets_seen(row.route, await self._story(members[0].story_id))
+            story = await self._story_seen(row.route, await self._story(members[0].story_id))
             times = [a.published or a.fetched_at for a in articles]
             items.append(DigestItem(
                 article=articles[0], rules=rules, story=story, articles=len(articles),
@@ -963,10 +987,24 @@ class DeliveryService:
                     "shown", row.route, len(items))
         return None
 
+    async def _unseen_update(self, row: OutboxRow) -> bool:
+        """Whether an update is about an article the route's readers do not see: another
+        server's feed that changed in place, or reported a copy, in a story they follow. It
+        updates nothing there (not the message, not a digest)."""
+        if row.article_id is None or self.source_label is None:
+            return False
+        article = await self.store.get_article(row.article_id)
+        if article is None or self._sees(row.route, article):
+            return False
+        log.info("route %s: story %s not updated for an article its readers do not see",
+                 row.route, row.story_id)
+        return True
+
     async def _update(self, sink: Sink, row: OutboxRow) -> str | None:
         """Deliver a later article of a story: an edit of (or a thread post under) the story's
         message on this route. Without a delivered alert to update (it was rejected, or the
-        sink keeps no ids) the article posts as an alert of its own."""
+        sink keeps no ids) the article posts as an alert of its own. An article the route's
+        readers do not see never comes here (see :meth:`_unseen_update`)."""
         update_alert = await self._alert(row)
         if update_alert is None or update_alert.story is None or row.story_id is None:
             raise PermanentDeliveryError("article or story no longer stored")

@@ -72,6 +72,7 @@ from watchers.store.base import (
     SERVER_FEED_PREFIX,
     OutboxRow,
     StoryRecord,
+    story_as_seen,
 )
 from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key, url_of
@@ -404,7 +405,11 @@ class Engine:
         labels = self.tenancy.labels(guild)
         outlets = tuple(labels.get(o, o) for o in record.outlets
                         if not o.startswith(SERVER_FEED_PREFIX) or o in labels)
-        record = dataclasses.replace(record, outlets=outlets, articles=len(seen))
+        if len(seen) < len(everything):
+            # another server's feed reported in it: its headline and times are not shown
+            record = story_as_seen(record, seen, outlets)
+        else:
+            record = dataclasses.replace(record, outlets=outlets, articles=len(seen))
         return StoryDetail(record, seen[:limit])
 
     async def stories_of(self, article_ids: Sequence[str], *, guild: int | None = None
@@ -432,15 +437,15 @@ class Engine:
             return record  # every server sees all of it, by the same names
         hidden = any(o.startswith(SERVER_FEED_PREFIX) and o not in labels
                      for o in record.outlets)
-        articles = record.articles
-        if hidden:  # count only the articles this server sees
-            stored = await self.store.story_articles(record.id, limit=max(articles, 1))
-            articles = sum(1 for a in stored if self._visible(a, guild))
-            if not articles:
-                return None
         outlets = tuple(labels.get(o, o) for o in record.outlets
                         if not o.startswith(SERVER_FEED_PREFIX) or o in labels)
-        return dataclasses.replace(record, outlets=outlets, articles=articles)
+        if hidden:  # its headline, times and count from the articles this server sees
+            stored = await self.store.story_articles(record.id, limit=max(record.articles, 1))
+            seen = [a for a in stored if self._visible(a, guild)]
+            if not seen:
+                return None
+            return story_as_seen(record, seen, outlets)
+        return dataclasses.replace(record, outlets=outlets)
 
     async def stats(self, guild: int | None = None) -> Stats:
         """Counts of articles and alerts, source health and paused destinations (with
@@ -1121,6 +1126,7 @@ async def open_engine(
                      *tenancy.feeds()],
             audiences=tenancy.audiences(),
             source_label=tenancy.label,
+            server_notices=tenancy.notice_route,
             rules=merged_rules(config, stored_rules),
             threshold=config.threshold,
             aliases=config.aliases,
@@ -1145,6 +1151,7 @@ async def open_engine(
                                    stories_mode=tenancy.stories_mode,
                                    story_window=config.stories.window,
                                    routes=tenancy.route, source_label=tenancy.label,
+                                   paused_notice=tenancy.paused_notice,
                                    known_routes=sorted({r.channel for r in config.rules}
                                                        | set(config.channels)),
                                    clock=clock or SystemClock(),

@@ -179,6 +179,9 @@ class WatchService:
     audiences: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
     # A source as a route's readers know it (see DeliveryService.source_label); None: as is.
     source_label: Callable[[str, str], str | None] | None = None
+    # Where a server is told that a feed it follows paused (one of its own routes; None: it
+    # has none). Such a feed's notices never go to ``notices_route``, the operator's.
+    server_notices: Callable[[int], str | None] | None = None
     # Several processes share the store (see the module docstring): poll through leases.
     shared: bool = False
     lease: timedelta = timedelta(seconds=60)  # how long a killed worker keeps its sources
@@ -668,12 +671,18 @@ class WatchService:
         )
         log.warning("source %s failed (%d in a row): %s", running.name, failures, error)
         if paused and not state.paused:
-            route = running.config.route or self.notices_route
-            text = (f"Source {running.name!r} paused after {failures} failures in a row. "
-                    f"Last error: {error}")
-            if route:
-                await self.store.add_notice(route, text)
-                self.wake.set()
+            followers = self.audiences.get(running.name)
+            if followers is None:
+                told = [(running.config.route or self.notices_route, running.name)]
+            else:  # a feed servers follow: each is told in a channel of its own, by its name
+                told = [(self.server_notices(guild) if self.server_notices else None, label)
+                        for guild, label in followers]
+            for route, name in told:
+                if route:
+                    await self.store.add_notice(
+                        route, f"Source {name!r} paused after {failures} failures in a row. "
+                               f"Last error: {error}")
+                    self.wake.set()
         return PollReport(source=running.name, error=error)
 
     def _analyse(self, ruleset: RuleSet, articles: Sequence[Article],

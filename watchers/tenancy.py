@@ -65,6 +65,22 @@ class Tenancy:
     def server_routes(self, guild: int | None = None) -> dict[str, ServerRoute]:
         return {k: r for k, r in self.routes.items() if guild is None or r.guild_id == guild}
 
+    def notice_route(self, guild: int, *, besides: str | None = None) -> str | None:
+        """Where a server is told about its own feeds and channels (a feed it follows paused,
+        a channel of its own unusable): its first route by key other than ``besides``, None
+        when it has none. Never the operator's notices channel, which carries nothing a server
+        follows."""
+        keys = sorted(k for k, r in self.routes.items() if r.guild_id == guild and k != besides)
+        return keys[0] if keys else None
+
+    def paused_notice(self, route: str) -> tuple[str | None, str] | None:
+        """For a route a server picked: where the notice that it paused goes (see
+        :meth:`notice_route`) and its label there (``#name``); None for the config file's."""
+        server = self.routes.get(route)
+        if server is None:
+            return None
+        return self.notice_route(server.guild_id, besides=route), f"#{server.name}"
+
     def route_for_channel(self, guild: int, channel_id: int) -> ServerRoute | None:
         return next((r for r in self.routes.values()
                      if r.guild_id == guild and r.channel_id == channel_id), None)

@@ -22,12 +22,13 @@ delivery never asks the watch side what a rule looks like now.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple, Protocol, Self
+from typing import Literal, NamedTuple, Protocol, Self, TypeVar
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.models import Article, Match
@@ -259,6 +260,33 @@ MIN_PREFIX = 6
 def sort_time(article: Article) -> datetime:
     """The time an article is ordered by (``sort_at``): when published, else when fetched."""
     return article.published or article.fetched_at
+
+
+class _StoryLike(Protocol):
+    @property
+    def headline(self) -> str: ...
+    @property
+    def first_seen(self) -> datetime: ...
+    @property
+    def last_seen(self) -> datetime: ...
+    @property
+    def articles(self) -> int: ...
+    @property
+    def outlets(self) -> tuple[str, ...]: ...
+
+
+_S = TypeVar("_S", bound=_StoryLike)
+
+
+def story_as_seen(story: _S, seen: Sequence[Article], outlets: tuple[str, ...]) -> _S:
+    """``story`` (a :class:`StoryRecord` or a delivery's story view) as readers who see only
+    ``seen`` of its articles (oldest first, at least one) know it: the outlets they see, and
+    its headline, first and last seen and count from those articles alone, so that another
+    server's feed shows in none of them."""
+    times = [sort_time(a) for a in seen]
+    return dataclasses.replace(  # type: ignore[type-var]
+        story, headline=seen[0].title, first_seen=min(times), last_seen=max(times),
+        articles=len(seen), outlets=outlets)
 
 
 def page_second(when: datetime) -> int:

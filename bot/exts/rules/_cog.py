@@ -204,7 +204,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                                 engine.config.aliases, name=rule.name, budget=RegexBudget())
             if match is None:
                 note = f"Rule **{escape(rule.name)}** does not match this article; as if it did:"
-        record = (await engine.stories_of([art.id])).get(art.id)
+        record = (await engine.stories_of([art.id], guild=guild)).get(art.id)
         story = None if record is None else StoryView(
             id=record.id, headline=record.headline, first_seen=record.first_seen,
             last_seen=record.last_seen, outlets=record.outlets, articles=record.articles,

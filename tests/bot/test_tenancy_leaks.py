@@ -1,0 +1,215 @@
+"""Two servers share one newswatch: what one server's own feeds bring never shows in the
+other's channels, lookups or the operator's channels (real discord.py against the emulator).
+
+A story reported by server A's own feed, the operator's feed and server B's own feed is one
+story; B sees it without A's article (not its headline, its times or its count), and A's
+article changing in place updates A's messages only. A followed feed that pauses is told to
+the server that follows it, by its name there, in one of its own channels; a server's
+channel that becomes unusable is told to that server, never in the operator's notices."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bot._stories import REPORTS
+from tests.bot.conftest import TOKEN, Running, bot_config, start_running
+from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage, Fault, default_guild
+from tests.fakes.feed_server import FeedServer, Route
+from tests.service.test_identity import rss
+from watchers.config import parse_config
+
+A, B = 1100000000000000001, 1100000000000000501
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def item(guid: str, title: str, text: str, minutes_ago: int) -> tuple[Any, ...]:
+    return (guid, f"https://{guid}.example/news", title, text,
+            NOW - timedelta(minutes=minutes_ago))
+
+
+@pytest.fixture
+async def feeds() -> AsyncIterator[FeedServer]:
+    async with FeedServer() as server:
+        for path in ("/a-desk", "/b-desk", "/operator"):
+            server.set(path, Route(body=rss([])))
+        yield server
+
+
+@pytest.fixture
+async def two() -> AsyncIterator[DiscordEmulator]:
+    guilds = [default_guild(A, "Newsroom"), default_guild(B, "Other desk")]
+    async with DiscordEmulator(token=TOKEN, guilds=guilds) as e, e.patch_discord():
+        yield e
+
+
+@pytest.fixture
+async def running(two: DiscordEmulator, tmp_path: Path, feeds: FeedServer
+                  ) -> AsyncIterator[Running]:
+    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
+                      sources=[{"name": "operator", "type": "feed", "every": "1h",
+                                "url": feeds.url("/operator")}],
+                      rules=[{"name": "troops", "query": "troops"}])
+    data["discord"]["guild_ids"] = [A, B]
+    (tmp_path / "seeds").mkdir()
+    run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds")
+    try:
+        await two.wait_until_identified(timeout=10)
+        await run.wait_for(lambda: bool(two.commands(B)))
+        yield run
+    finally:
+        run.stop.set()
+        assert await asyncio.wait_for(run.task, 15) == 0
+
+
+async def ask(emu: DiscordEmulator, guild: int, name: str,
+              options: dict[str, Any] | None = None, user: str = "admin") -> EmuMessage:
+    handle = await emu.send_interaction(name, options, guild_id=guild, user=user)
+    return await handle.final_message(timeout=15)
+
+
+def text_of(msg: EmuMessage) -> str:
+    return msg.content + json.dumps(msg.embeds, ensure_ascii=False)
+
+
+def alerts_of(emu: DiscordEmulator, guild: int) -> list[EmuMessage]:
+    ch = next(g for g in emu.guilds if g.id == guild).channel("alerts").id
+    return emu.messages(ch)
+
+
+async def setup(run: Running, feeds: FeedServer) -> None:
+    """A and B each: rule "watch" (troops, high => ack buttons) to its #alerts, one feed."""
+    emu = run.emu
+    for guild in (A, B):
+        alerts = next(g for g in emu.guilds if g.id == guild).channel("alerts").id
+        said = await ask(emu, guild, "rules add", {"name": "watch", "query": "troops",
+                                                   "channel": alerts, "severity": "high"})
+        assert not said.ephemeral, said.content
+    for guild, path in ((A, "/a-desk"), (B, "/b-desk")):
+        said = await ask(emu, guild, "sources add", {"name": "desk", "url": feeds.url(path)})
+        assert not said.ephemeral, said.content
+    await run.engine.run_once()  # baselines (empty)
+
+
+SECRET = "A-ONLY SECRET: Minister Ivanenko resigns"
+
+
+def operator_messages(emu: DiscordEmulator) -> list[EmuMessage]:
+    """What the config file's rule (``troops``, route ``alerts``: A's #alerts) posted."""
+    return [m for m in alerts_of(emu, A) if "`troops`" in text_of(m)]
+
+
+async def test_a_story_with_another_servers_article_shows_it_nowhere(
+        running: Running, feeds: FeedServer) -> None:
+    emu, engine = running.emu, running.engine
+    await setup(running, feeds)
+    # A's own feed reports first, then the operator's feed, then B's own feed: one story
+    feeds.set("/a-desk", Route(body=rss([item("a-dw", *REPORTS["dw"], 30)])))
+    await engine.run_once()
+    await running.wait_for(lambda: len(alerts_of(emu, A)) >= 1)
+    feeds.set("/operator", Route(body=rss([item("o-npr", *REPORTS["npr"], 25)])))
+    await engine.run_once()
+    feeds.set("/b-desk", Route(body=rss([item("b-bbc", *REPORTS["bbc"], 20)])))
+    await engine.run_once()
+    await running.wait_for(lambda: len(alerts_of(emu, B)) >= 1)
+    ids = {str(h.article.url).split("//")[1].split(".")[0]: h.article.id
+           for h in (await engine.search("troops", limit=50)).hits}
+    stories = await engine.stories_of([ids["a-dw"], ids["b-bbc"], ids["o-npr"]])
+    assert len({s.id for s in stories.values()}) == 1, "the three reports are one story"
+    sid = stories[ids["b-bbc"]].id
+    a_headline = REPORTS["dw"][0]
+
+    story_b = text_of(await ask(emu, B, "story", {"id": sid}, user="member"))
+    assert a_headline not in story_b and "2 articles" in story_b
+    assert REPORTS["npr"][0] in story_b  # the first article B sees heads it
+    search_b = await ask(emu, B, "search", {"query": "satellite"}, user="member")
+    assert search_b.components and a_headline not in json.dumps(search_b.components)
+    preview = text_of(await ask(emu, B, "rules preview", {"name": "watch",
+                                                          "article": ids["b-bbc"]}))
+    assert not re.search(r"@[0-9a-f]{12}", preview), preview  # no feed key of A's
+    assert "3 articles" not in text_of(alerts_of(emu, B)[0])
+    a_story = text_of(await ask(emu, A, "story", {"id": sid}, user="member"))
+    assert a_headline in a_story  # A sees its own article heading the story
+
+    # A's article changes in place: A's messages are updated, B's and the operator's not
+    feeds.set("/a-desk", Route(body=rss([item("a-dw", SECRET, REPORTS["dw"][1], 30)])))
+    await engine.run_once()
+    await running.wait_for(lambda: any("SECRET" in text_of(m) for m in alerts_of(emu, A)
+                                       if "`watch`" in text_of(m)))
+    await engine.delivery.drain()
+    assert not any("SECRET" in text_of(m) for m in alerts_of(emu, B))
+    assert operator_messages(emu) and not any("SECRET" in text_of(m)
+                                              for m in operator_messages(emu))
+
+
+async def test_a_followed_feed_that_pauses_is_told_to_its_server_only(
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"],
+                                            "pause_after": 1},
+                      sources=[], rules=[{"name": "troops", "query": "troops"}])
+    data["discord"]["guild_ids"] = [A, B]
+    data["discord"]["notices"] = "alerts"  # the operator's notices: A's #alerts
+    (tmp_path / "seeds").mkdir()
+    run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds")
+    try:
+        await two.wait_until_identified(timeout=10)
+        await run.wait_for(lambda: bool(two.commands(B)))
+        b_alerts = next(g for g in two.guilds if g.id == B).channel("alerts").id
+        said = await ask(two, B, "rules add", {"name": "watch", "query": "troops",
+                                               "channel": b_alerts})
+        assert not said.ephemeral, said.content
+        feeds.set("/b-private", Route(body=rss([])))
+        said = await ask(two, B, "sources add",
+                         {"name": "tips", "url": feeds.url("/b-private") + "?key=B-SECRET"})
+        assert not said.ephemeral, said.content
+        await run.engine.run_once()
+        feeds.set("/b-private", Route(status=500))
+        await run.engine.run_once()
+        await run.wait_for(lambda: any("paused" in m.content for m in two.messages(b_alerts)))
+        told = [m.content for m in two.messages(b_alerts) if "paused" in m.content]
+        assert len(told) == 1 and "'tips'" in told[0], told
+        await run.engine.delivery.drain()
+        in_a = " ".join(m.content for m in alerts_of(two, A))
+        assert "B-SECRET" not in in_a and "paused" not in in_a
+    finally:
+        run.stop.set()
+        assert await asyncio.wait_for(run.task, 15) == 0
+
+
+async def test_a_servers_channel_that_pauses_is_told_to_that_server(
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
+                      sources=[], rules=[{"name": "troops", "query": "troops"}])
+    data["discord"]["guild_ids"] = [A, B]
+    data["discord"]["notices"] = "alerts"  # the operator's notices: A's #alerts
+    (tmp_path / "seeds").mkdir()
+    run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds")
+    try:
+        await two.wait_until_identified(timeout=10)
+        await run.wait_for(lambda: bool(two.commands(B)))
+        await setup(run, feeds)
+        b_guild = next(g for g in two.guilds if g.id == B)
+        ops = b_guild.channel("ops").id
+        said = await ask(two, B, "rules add", {"name": "other", "query": "zzzunmatched",
+                                               "channel": ops})
+        assert not said.ephemeral, said.content
+        two.inject(f"POST /channels/{b_guild.channel('alerts').id}/messages",
+                   Fault.forbidden(50001), times=100)
+        feeds.set("/b-desk", Route(body=rss([item("b-1", "Bison troops", "Troops.", 10)])))
+        await run.engine.run_once()
+        await run.wait_for(lambda: any("paused" in m.content for m in two.messages(ops)))
+        told = next(m.content for m in two.messages(ops) if "paused" in m.content)
+        told = told.replace("\\", "")  # markup is escaped: "\\#alerts" shows as "#alerts"
+        assert "'#alerts'" in told and "/alerts resume #alerts" in told and str(B) not in told
+        await run.engine.delivery.drain()
+        assert not any("paused" in m.content for m in alerts_of(two, A))
+    finally:
+        run.stop.set()
+        assert await asyncio.wait_for(run.task, 15) == 0
