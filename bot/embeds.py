@@ -136,7 +136,9 @@ _BAD_AUTHORITY = re.compile(r"[()<>\\\s]")
 
 
 def link_target(url: str | None) -> str | None:
-    """``url`` made safe to put inside ``[text](…)``, or None if it is not an http(s) URL."""
+    """``url`` made safe to put inside ``[text](…)``, or None if it is not an http(s) URL or
+    is longer than 2,000 characters once its link syntax is encoded (a URL of brackets grows
+    threefold, and one line must never outgrow a message)."""
     url = safe_url(url)
     if url is None:
         return None
@@ -145,8 +147,9 @@ def link_target(url: str | None) -> str | None:
     authority, tail = rest[:cut], rest[cut:]
     if _BAD_AUTHORITY.search(authority):
         return None
-    return f"{scheme}://{authority}" + _LINK_UNSAFE.sub(
+    target = f"{scheme}://{authority}" + _LINK_UNSAFE.sub(
         lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), tail)
+    return target if len(target) <= 2000 else None
 
 
 def masked_link(text: str, url: str | None) -> str:
@@ -923,17 +926,30 @@ def digest_line(item: DigestItem, group: str = "") -> str:
     """One story of a digest: "• [headline](url) · DW · 3 outlets · 4 articles · 10:42", and
     the other rules that fired ("also `kyiv`"). Article text is escaped, so it cannot ping,
     format or add a second link; a line is never longer than one URL plus ~400 characters."""
+    story = item.story
+    outlets = len(story.outlets) if story is not None else 1
+    articles = max(story.articles if story is not None else 0, item.articles)
+    return _digest_line(item, group, outlets, articles)
+
+
+# Counts that stand for any count when a digest is split (see digest_messages): shown as
+# "999+ outlets · 9999+ articles", the longest a line's counts can be.
+_MOST_OUTLETS, _MOST_ARTICLES = 1000, 10000
+
+
+def _count(n: int, most: int, what: str) -> str:
+    return f"{most - 1}+ {what}" if n >= most else f"{n} {what}"
+
+
+def _digest_line(item: DigestItem, group: str, outlets: int, articles: int) -> str:
     art = item.article
     parts = [masked_link(truncate(escape(art.title) or "(untitled)", 200), art.url)]
     if art.source:
         parts.append(truncate(escape(art.source), 60))
-    story = item.story
-    outlets = len(story.outlets) if story is not None else 1
-    articles = max(story.articles if story is not None else 0, item.articles)
     if outlets > 1:
-        parts.append(f"{outlets} outlets")
+        parts.append(_count(outlets, _MOST_OUTLETS, "outlets"))
     if articles > max(outlets, 1):
-        parts.append(f"{articles} articles")
+        parts.append(_count(articles, _MOST_ARTICLES, "articles"))
     when = item.newest or art.published
     if when is not None:
         parts.append(_when(when, "t"))
@@ -970,35 +986,63 @@ def digest_title(digest: Digest) -> str:
     return f"Digest ({digest.reason}) · {stories} · since {_since(digest)}"
 
 
+# The most messages one digest posts; what does not fit is counted in a last line, for
+# which every part keeps room.
+MAX_DIGEST_PARTS = 20
+_ROOM_FOR_MORE = 80
+
+
 def digest_messages(digest: Digest) -> list[dict[str, Any]]:
     """Keyword arguments for each message of a digest (one, or as few as Discord's limits
     need): one embed per message whose description lists the stories grouped by rule, newest
     first, a line each. Parts split between stories, never inside a line, and a group that
     continues says so. Every message pings nobody. Each footer names the digest and the part
     ("newswatch digest 42 · part 2/3"), so an earlier send of a part can be recognised.
-    No items: no messages."""
+    No items: no messages.
+
+    A retry of a digest is read again from the store, where its stories may have gained
+    outlets meanwhile: the parts are cut as though every line's counts were their longest
+    ("999+ outlets · 9999+ articles"), so every attempt cuts them between the same stories
+    and part *n* of a retry is part *n* of the first try (a retry finds the parts already
+    posted by their nonce or footer, which name the part). At most :data:`MAX_DIGEST_PARTS`
+    messages: a longer digest ends with a line saying how many stories it leaves out."""
     groups = digest_groups(digest)
     if not groups:
         return []
-    budget = LIMITS["description"]
+    budget = LIMITS["description"] - _ROOM_FOR_MORE
     intro = (f"Kept since {_when(digest.since, 'f')} · "
              f"{_plural(digest.stories, 'story', 'stories')} · "
              f"{_plural(digest.articles, 'article')}")
     parts: list[list[str]] = []
     current = [intro]
+    size = len(intro)  # of current as cut: each line at its longest
+    left_out = 0
     for name, items in groups:
         label = f"**`{code_text(truncate(name, 80))}`**" if name else "**other rules**"
         in_part = started = False
         for item in items:
+            if left_out:
+                left_out += 1
+                continue
             line = digest_line(item, name)
+            longest = len(_digest_line(item, name, _MOST_OUTLETS, _MOST_ARTICLES))
             add = [line] if in_part else [*([""] if current else []), label, line]
-            if len("\n".join([*current, *add])) > budget and any(
-                    x.startswith("• ") for x in current):
+            grow = sum(len(x) + 1 for x in add) - len(line) + longest
+            if size + grow > budget and any(x.startswith("• ") for x in current):
+                if len(parts) + 1 == MAX_DIGEST_PARTS:
+                    left_out = 1
+                    continue
                 parts.append(current)
                 current = []
                 add = [f"{label} (continued)" if started else label, line]
+                grow = sum(len(x) + 1 for x in add) - len(line) + longest - 1
+                size = 0
             current += add
+            size += grow
             in_part = started = True
+    if left_out:
+        current += ["", f"… and {_plural(left_out, 'more story', 'more stories')} not shown "
+                        "here (see /recent)"]
     parts.append(current)
     title = digest_title(digest)
     colour = max((i.severity for i in digest.items), key=_severity_rank)

@@ -215,6 +215,11 @@ def pick_tags(tags: Sequence[discord.ForumTag], rules: Sequence[str], *,
     return picked[:_MAX_APPLIED_TAGS]
 
 
+# How many of a channel's newest messages a retry looks through for an earlier attempt's (one
+# request: Discord's most); a digest's MAX_DIGEST_PARTS parts fit with room for others.
+LOOK_BACK = 100
+
+
 def _marker(kwargs: Mapping[str, Any]) -> str | None:
     """What identifies a message we posted, to find it again: its embed's footer (it names the
     article or the digest part), or for a text-style message its content."""
@@ -601,16 +606,16 @@ class DiscordSink:
 
     async def _find_in_channel(self, channel_id: int, kwargs: dict[str, Any]) -> str | None:
         """The id of this message if an earlier attempt posted it in the channel: one of the
-        bot's last 50 messages there carrying its marker (an alert's names its severity and
-        article). None when it is not there or the bot cannot look (no Read Message History):
-        the send's nonce is then all that keeps it from showing twice."""
+        bot's last :data:`LOOK_BACK` messages there carrying its marker (an alert's names its
+        severity and article). None when it is not there or the bot cannot look (no Read
+        Message History): the send's nonce is then all that keeps it from showing twice."""
         client = self.client
         marker = _marker(kwargs)
         if client is None or client.user is None or not marker:
             return None
         try:
             async with self._request_errors(gone=set()):
-                recent = await client.http.logs_from(channel_id, 50)
+                recent = await client.http.logs_from(channel_id, LOOK_BACK)
         except PermanentDeliveryError as exc:
             log.info("channel %s: cannot look for an earlier attempt's message (%s); sending "
                      "with its nonce", channel_id, exc)
@@ -808,7 +813,7 @@ class DiscordSink:
                 if channel_id is None:
                     return None
                 self._hook_channels[hook.id] = channel_id
-            recent = await client.http.logs_from(channel_id, 50)
+            recent = await client.http.logs_from(channel_id, LOOK_BACK)
         except discord.HTTPException as exc:
             log.warning("webhook %s: cannot look for an earlier send (%s); sending again",
                         hook.id, redact(f"{exc.status} {exc.text}"))

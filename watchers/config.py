@@ -408,6 +408,14 @@ class RouteConfig(_Strict):
                              "(e.g. ['08:00', '18:00'])")
         if self.digest_every is not None and self.digest_every < timedelta(minutes=1):
             raise ValueError("digest_every must be at least 1m")
+        if self.mode != "digest" and (self.digest_every is not None or self.digest_at):
+            raise ValueError("digest_every and digest_at are used only with mode = 'digest' "
+                             "(without it this route sends its alerts at once): set the mode "
+                             "too, or leave them out")
+        if self.mode == "digest" and (self.quiet_hours or self.max_per_hour):
+            raise ValueError("quiet_hours and max_per_hour do nothing on a digest route "
+                             "(everything waits for its digest): leave them out, or use "
+                             "mode = 'immediate'")
         return self
 
 

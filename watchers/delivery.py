@@ -758,7 +758,11 @@ class DeliveryService:
                     return "settled"
                 remote_id = await self._update(sink, row)
             else:
-                if await self._keep_alert(row):
+                # An alert an earlier attempt may have posted is sent now, not kept for a
+                # digest: the sink finds the message it made (by nonce, or by looking), where
+                # keeping it would show it twice.
+                sent = row.attempts > 1 and await self.store.maybe_sent(row.id)
+                if not sent and await self._keep_alert(row):
                     return "settled"
                 alert = await self._alert(row)
                 if alert is None:
@@ -918,8 +922,9 @@ class DeliveryService:
         elif cfg.quiet_hours and not urgent and (end := quiet_end(cfg, now)) is not None:
             until, why = end, "quiet hours"
         elif cfg.max_per_hour and not urgent:
-            hour = cap_window_end(now) - timedelta(hours=1)
-            if await self.store.sent_since(row.route, hour) >= cfg.max_per_hour:
+            end = cap_window_end(now)
+            if await self.store.sent_since(row.route, end - timedelta(hours=1),
+                                           end) >= cfg.max_per_hour:
                 until, why = cap_window_end(now), "cap"
         if until is None:
             return False

@@ -21,6 +21,9 @@ EXPECTED = {
     # check passed it, and every other command then ended in a traceback
     "aliases.nyc[0]": "an alias must be a single word, not 'new york'",
     "channels.still.quiet_hours": "start and end at the same time",
+    # were ignored without a word: the route sent its alerts at once, or kept everything
+    "channels.briefing": "digest_every and digest_at are used only with mode = 'digest'",
+    "channels.hush": "quiet_hours and max_per_hour do nothing on a digest route",
     "channels.none.max_per_hour": "greater than or equal to 1",
     "channels.flood.max_per_hour": "less than or equal to 10000",
     "channels.boolean.max_per_hour": "valid integer",  # true was taken for a cap of 1
@@ -42,6 +45,15 @@ mode = "digest"
 target = 2
 mode = "digest"
 digest_at = ["25:00"]
+[channels.briefing]
+target = 35
+digest_at = ["08:00"]
+timezone = "Europe/Kyiv"
+[channels.hush]
+target = 36
+mode = "digest"
+digest_every = "1h"
+quiet_hours = "22:00-07:00"
 [channels.mars]
 target = 3
 timezone = "Mars/Base"

@@ -302,6 +302,17 @@ async def test_a_servers_channel_takes_route_settings_from_discord(running: Runn
     key = next(k for k, r in engine.server_routes(A).items() if r.channel_id == ops.id)
     route = engine.route(key)
     assert route is not None and route.mode == "digest" and route.stories == "off"
+    # a schedule without the digest mode would do nothing: refused by name
+    bad = await ask(emu, A, "channels set", {"channel": _ch(emu, A, "general"),
+                                             "digest_at": "08:00"})
+    assert bad.ephemeral and "used only with mode = 'digest'" in _shown(bad)
+    # a mode leaves out the other mode's settings
+    general = _ch(emu, A, "general")
+    ok = await ask(emu, A, "channels set", {"channel": general, "mode": "digest",
+                                            "digest_every": "1h"})
+    assert not ok.ephemeral and "digest_every 1h" in _shown(ok)
+    back = await ask(emu, A, "channels set", {"channel": general, "mode": "immediate"})
+    assert not back.ephemeral and "digest_every" not in _shown(back), _shown(back)
     listed = (await ask(emu, A, "channels list")).embeds[0]["description"]
     assert "#ops" in listed and "mode digest" in listed
     # B sees none of A's channels and cannot set one of them

@@ -6,7 +6,7 @@ twice, across restarts too."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from tests.service._harness import deliver
 from tests.store._support import art, match, rule
 from watchers.config import RouteConfig
 from watchers.delivery import DeliveryService
+from watchers.errors import UncertainDeliveryError
 from watchers.rules.lookup import index_terms
 from watchers.schedule import ManualClock
 from watchers.store import SqliteStore
@@ -290,3 +291,51 @@ def test_quiet_hours_starting_in_a_skipped_hour_start_where_it_ends() -> None:
     cfg = route(quiet_hours="01:30-03:00", timezone="America/New_York")
     first = datetime(2022, 11, 6, 5, 30, tzinfo=UTC)  # 01:30 EDT
     assert in_quiet_hours(cfg, first) and not in_quiet_hours(cfg, first - timedelta(minutes=1))
+
+
+class _LostAnswer(RecordingSink):
+    """Discord made the message, and the answer was lost (once)."""
+
+    lost = 1
+
+    async def deliver(self, alert: Any) -> str | None:
+        self.alerts.append(alert)
+        if self.lost:
+            self.lost -= 1
+            raise UncertainDeliveryError("no answer from Discord in 20s")
+        return f"m{len(self.alerts)}"
+
+
+async def test_an_alert_maybe_sent_before_quiet_hours_is_not_kept_for_their_digest(
+        tmp_path: Path) -> None:
+    cfg = route(quiet_hours="22:00-07:00")
+    clock = ManualClock(datetime(2024, 5, 1, 21, 59, 50, tzinfo=UTC))
+    sink = _LostAnswer()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        (aid,) = await write(store, 1)
+        d = service(store, sink, clock, cfg)
+        await d.drain()  # sent; the answer lost: maybe sent
+        clock.set(datetime(2024, 5, 1, 22, 0, 5, tzinfo=UTC))
+        await asyncio.sleep(0.1)
+        await d.drain()  # the retry, inside quiet hours: sent (found again), not kept
+        clock.set(datetime(2024, 5, 2, 7, 0, tzinfo=UTC))
+        await d.drain()
+        posted = [a.article.id for a in sink.alerts]
+        assert posted.count(aid) == 2 and carried(sink).count(aid) == 0
+
+
+async def test_the_hourly_cap_counts_no_send_stamped_by_a_clock_that_ran_ahead(
+        tmp_path: Path) -> None:
+    cfg = route(max_per_hour=2)
+    real = datetime(2024, 5, 1, 9, 10, tzinfo=UTC)
+    clock = ManualClock(real + timedelta(days=1))  # a day fast
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        d = service(store, sink, clock, cfg)
+        await write(store, 2, tag="fast")
+        await d.drain()
+        for h in range(6):  # the clock stepped back; one alert an hour
+            clock.set(real + timedelta(hours=h))
+            await write(store, 1, tag=f"h{h}")
+            await d.drain()
+        assert len(sink.alerts) == 2 + 6 and not sink.digests

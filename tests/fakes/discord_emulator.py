@@ -2042,6 +2042,8 @@ class DiscordEmulator:
     async def _list_messages(self, req: RecordedRequest) -> tuple[int, Any]:
         _, channel = self._channel_or_404(req)
         limit = int(req.query.get("limit", 50))
+        if not 1 <= limit <= 100:  # Discord's range
+            raise _error(400, 50035, "Invalid Form Body")
         msgs = list(reversed(self.messages(channel.id)))[:limit]
         return 200, [m.payload() for m in msgs]
 

@@ -524,6 +524,19 @@ async def test_scheduled_rows_become_one_digest_per_route(one: Store) -> None:
     assert await one.sent_since("ops", now - timedelta(minutes=1)) == 0  # digests do not count
 
 
+async def test_sent_since_counts_alerts_sent_within_the_bounds(one: Store) -> None:
+    now = datetime.now(UTC)
+    for i in range(3):
+        x = art(f"Sent {i}")
+        await put(one, x, [match(x)], [alert("ops")])
+    rows = await one.claim_route("ops", now=now)
+    for i, r in enumerate(rows):  # sent now, in an hour, in a day (a clock running ahead)
+        await one.mark_delivered(r.id, f"m{i}", at=now + timedelta(hours=(0, 1, 24)[i]))
+    assert await one.sent_since("ops", now - timedelta(minutes=1)) == 3
+    assert await one.sent_since("ops", now - timedelta(minutes=1), now + timedelta(hours=1)) == 1
+    assert await one.sent_since("ops", now, now + timedelta(hours=2)) == 2
+
+
 async def test_surges_and_match_times(one: Store) -> None:
     assert await one.last_surge("troops") is None
     assert await one.first_match("troops") is None

@@ -359,6 +359,14 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
                              ("template_style", template_style)):
             if chosen is not None:
                 changes[name] = chosen
+        # A mode leaves out the settings the other one uses (unless given with it, which the
+        # route's model then refuses by name): they would do nothing.
+        if mode == "immediate":
+            changes.setdefault("digest_every", None)
+            changes.setdefault("digest_at", [])
+        elif mode == "digest":
+            changes.setdefault("quiet_hours", None)
+            changes.setdefault("max_per_hour", None)
         if not changes:
             route = engine.server_routes(guild.id)[key].route
             await interaction.response.send_message(

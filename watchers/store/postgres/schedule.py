@@ -31,11 +31,13 @@ class ScheduleMixin:
             "UPDATE outbox SET state = 'scheduled', scheduled_for = $1, reason = $2, "
             "updated_at = $3 WHERE id = $4", until, reason, datetime.now(UTC), row_id)
 
-    async def sent_since(self, route: str, since: datetime) -> int:
-        """Alert messages the route posted at or after ``since``."""
+    async def sent_since(self, route: str, since: datetime,
+                         until: datetime | None = None) -> int:
+        """Alert messages the route posted at or after ``since`` (and before ``until``)."""
         return int(await self._db.fetchval(
             "SELECT count(*) FROM outbox WHERE route = $1 AND state = 'delivered' AND "
-            "updated_at >= $2 AND kind = 'alert' AND digest_id IS NULL", route, since))
+            "updated_at >= $2 AND ($3::timestamptz IS NULL OR updated_at < $3) AND "
+            "kind = 'alert' AND digest_id IS NULL", route, since, until))
 
     async def make_digests(self, now: datetime) -> list[int]:
         """One digest row per route whose scheduled rows are due at ``now``, carrying them all;

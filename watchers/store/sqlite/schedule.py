@@ -38,13 +38,16 @@ class ScheduleMixin:
                 "UPDATE outbox SET state = 'scheduled', scheduled_for = ?, reason = ?, "
                 "updated_at = ? WHERE id = ?", (iso(until), reason, at, row_id))
 
-    async def sent_since(self, route: str, since: datetime) -> int:
-        """Alert messages the route posted at or after ``since`` (what an hourly cap counts;
-        edits, notices and digests do not count)."""
+    async def sent_since(self, route: str, since: datetime,
+                         until: datetime | None = None) -> int:
+        """Alert messages the route posted at or after ``since`` (and before ``until``): what
+        an hourly cap counts; edits, notices and digests do not count. The bound keeps a send
+        stamped by a clock that ran ahead, then stepped back, out of every later hour."""
         rows = await self._db.fetchall(
             "SELECT count(*) FROM outbox INDEXED BY outbox_sent WHERE route = ? AND "
-            "state = 'delivered' AND updated_at >= ? AND kind = 'alert' AND digest_id IS NULL",
-            (route, iso(since)))
+            "state = 'delivered' AND updated_at >= ? AND updated_at < ? AND kind = 'alert' "
+            "AND digest_id IS NULL",
+            (route, iso(since), iso(until) if until is not None else "9999"))
         return int(rows[0][0])
 
     async def make_digests(self, now: datetime) -> list[int]:
