@@ -102,10 +102,42 @@ def _first_at(day: date, at: time, zone: ZoneInfo) -> datetime:
     return high.replace(microsecond=0) if high.microsecond else high
 
 
+def _next_every(step: timedelta, after: datetime, zone: ZoneInfo) -> datetime:
+    """The first time of a ``digest_every`` schedule strictly after ``after``, in the route's
+    time zone: a step of a day or less counts from each local midnight (``6h``: 00:00,
+    06:00, 12:00, 18:00; ``7m``: 00:00, 00:07, … 23:55, then 00:00 again); a whole number of
+    days, from local midnight every so many days since 1 January 2000 (``7d``: a midnight
+    each week); any other step, from midnight UTC on 1 January 2000. Times of day are wall
+    clock times: across a daylight-saving change ``6h`` still gives 06:00, 12:00 and 18:00."""
+    seconds = step.total_seconds()
+    local = after.astimezone(zone)
+    day = local.date()
+    if seconds <= 86_400:
+        # wall-clock times, so that a daylight-saving change keeps 06:00 at 06:00
+        into = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+        n = int(into // seconds) + 1
+        while True:
+            if n * seconds >= 86_400:
+                return _first_at(day + timedelta(days=1), time(0, 0), zone)
+            wall = datetime.combine(day, time(0, 0)) + timedelta(seconds=n * seconds)
+            at = _first_at(day, wall.time(), zone)
+            if at > after:  # (a repeated hour read twice, or a skipped one: the next)
+                return at
+            n += 1
+    if seconds % 86_400 == 0:
+        days = int(seconds // 86_400)
+        since = (day - date(2000, 1, 1)).days
+        ahead = days - since % days
+        return _first_at(day + timedelta(days=ahead), time(0, 0), zone)
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    n = int((after - epoch).total_seconds() // seconds) + 1
+    return epoch + timedelta(seconds=n * seconds)
+
+
 def next_digest(route: RouteConfig, after: datetime) -> datetime | None:
     """The first digest time of the route strictly after ``after`` (None if it has none):
-    the next ``digest_at`` time of day, or the next multiple of ``digest_every`` counted from
-    midnight UTC, whichever comes first."""
+    the next ``digest_at`` time of day, or the next time of ``digest_every`` (counted from
+    local midnight, see :func:`_next_every`), whichever comes first."""
     candidates: list[datetime] = []
     if route.digest_at:
         zone = ZoneInfo(route.timezone)
@@ -118,10 +150,7 @@ def next_digest(route: RouteConfig, after: datetime) -> datetime | None:
             if candidates:
                 break
     if route.digest_every:
-        step = route.digest_every.total_seconds()
-        epoch = datetime(2000, 1, 1, tzinfo=UTC)
-        n = int((after - epoch).total_seconds() // step) + 1
-        candidates.append(epoch + timedelta(seconds=n * step))
+        candidates.append(_next_every(route.digest_every, after, ZoneInfo(route.timezone)))
     return min(candidates) if candidates else None
 
 

@@ -9,6 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.fakes.sinks import RecordingSink
 from tests.service._harness import deliver
@@ -17,7 +18,7 @@ from watchers.config import RouteConfig
 from watchers.delivery import DeliveryService
 from watchers.errors import UncertainDeliveryError
 from watchers.rules.lookup import index_terms
-from watchers.schedule import ManualClock
+from watchers.schedule import ManualClock, next_digest
 from watchers.store import SqliteStore
 from watchers.store.base import ArticleRecord, OutboxEntry, StoryLink
 
@@ -339,3 +340,33 @@ async def test_the_hourly_cap_counts_no_send_stamped_by_a_clock_that_ran_ahead(
             await write(store, 1, tag=f"h{h}")
             await d.drain()
         assert len(sink.alerts) == 2 + 6 and not sink.digests
+
+
+def _every(every: str, zone: str, start: datetime, n: int) -> list[str]:
+    cfg = RouteConfig(target=1, mode="digest", digest_every=every, timezone=zone)
+    out, at = [], start
+    for _ in range(n):
+        nxt = next_digest(cfg, at)
+        assert nxt is not None and nxt > at
+        at = nxt
+        out.append(at.astimezone(ZoneInfo(zone)).strftime("%d %H:%M"))
+    return out
+
+
+def test_digest_every_counts_from_local_midnight_in_the_routes_time_zone() -> None:
+    # "1d" in Kyiv is local midnight (it was 00:00 UTC, 03:00 there)
+    assert _every("1d", "Europe/Kyiv", datetime(2024, 5, 1, 23, 58, tzinfo=UTC), 2) == [
+        "03 00:00", "04 00:00"]
+    # "1h" in a half-hour zone is on the local hour
+    assert _every("1h", "Asia/Kolkata", datetime(2024, 5, 1, 10, 0, tzinfo=UTC), 2) == [
+        "01 16:00", "01 17:00"]
+    # a step that does not divide a day starts again at midnight
+    assert _every("7m", "UTC", datetime(2024, 5, 1, 23, 50, tzinfo=UTC), 3) == [
+        "01 23:55", "02 00:00", "02 00:07"]
+    # wall-clock times across a daylight-saving change: 06:00 stays 06:00
+    assert _every("6h", "Europe/Berlin", datetime(2024, 3, 30, 20, 0, tzinfo=UTC), 5) == [
+        "31 00:00", "31 06:00", "31 12:00", "31 18:00", "01 00:00"]
+    # whole days: local midnight every so many days
+    weekly = _every("7d", "Europe/Kyiv", datetime(2024, 5, 1, tzinfo=UTC), 3)
+    assert [w.endswith("00:00") for w in weekly] == [True] * 3
+    assert len({int(w[:2]) % 7 for w in weekly}) == 1
