@@ -524,6 +524,24 @@ async def test_scheduled_rows_become_one_digest_per_route(one: Store) -> None:
     assert await one.sent_since("ops", now - timedelta(minutes=1)) == 0  # digests do not count
 
 
+async def test_rows_kept_for_different_reasons_make_a_digest_each(one: Store) -> None:
+    now = datetime.now(UTC)
+    for i in range(5):
+        x = art(f"Kept {i}")
+        await put(one, x, [match(x)], [alert("alerts")])
+    rows = await one.claim_route("alerts", now=now)
+    for r, why in zip(rows, ["cap", "cap", "quiet hours", "quiet hours", "quiet hours"],
+                      strict=True):
+        await one.schedule(r.id, now - timedelta(minutes=1), why)
+    made = await one.make_digests(now)
+    assert len(made) == 2
+    digests = {d.id: d for d in await one.alerts(kind="digest")}
+    by_reason = {digests[d].text: [m.id for m in await one.digest_members(d)] for d in made}
+    assert by_reason == {"cap": [rows[0].id, rows[1].id],
+                         "quiet hours": [r.id for r in rows[2:]]}
+    assert await one.make_digests(now) == []
+
+
 async def test_sent_since_counts_alerts_sent_within_the_bounds(one: Store) -> None:
     now = datetime.now(UTC)
     for i in range(3):

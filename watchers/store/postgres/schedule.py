@@ -40,27 +40,28 @@ class ScheduleMixin:
             "kind = 'alert' AND digest_id IS NULL", route, since, until))
 
     async def make_digests(self, now: datetime) -> list[int]:
-        """One digest row per route whose scheduled rows are due at ``now``, carrying them all;
-        returns the new digests' ids."""
+        """One digest row per route and reason whose scheduled rows are due at ``now``,
+        carrying them all; returns the new digests' ids."""
         made: list[int] = []
         async with self._db.tx() as conn:
             due = await conn.fetch(
-                "SELECT route, min(reason COLLATE \"C\") AS reason FROM outbox "
-                "WHERE state = 'scheduled' AND scheduled_for <= $1 GROUP BY route "
-                "ORDER BY route COLLATE \"C\"", now)
-            for route, reason in due:
+                "SELECT route, reason, min(scheduled_for) AS first FROM outbox "
+                "WHERE state = 'scheduled' AND scheduled_for <= $1 GROUP BY route, reason "
+                "ORDER BY route COLLATE \"C\", first, reason COLLATE \"C\"", now)
+            for route, reason, _ in due:
                 await self._db.lock_route(conn, route)
                 # Read again under the route's lock: another delivering process may have made
                 # this digest since (an empty digest would be posted otherwise).
                 if not await conn.fetchval(
                         "SELECT EXISTS (SELECT 1 FROM outbox WHERE route = $1 "
-                        "AND state = 'scheduled' AND scheduled_for <= $2)", route, now):
+                        "AND state = 'scheduled' AND scheduled_for <= $2 "
+                        "AND reason IS NOT DISTINCT FROM $3)", route, now, reason):
                     continue
                 digest = await insert_notice(conn, route, reason, now, kind="digest")
                 await conn.execute(
                     "UPDATE outbox SET state = 'digested', digest_id = $1, updated_at = $2 "
-                    "WHERE route = $3 AND state = 'scheduled' AND scheduled_for <= $2",
-                    digest, now, route)
+                    "WHERE route = $3 AND state = 'scheduled' AND scheduled_for <= $2 "
+                    "AND reason IS NOT DISTINCT FROM $4", digest, now, route, reason)
                 made.append(digest)
         return made
 

@@ -51,15 +51,17 @@ class ScheduleMixin:
         return int(rows[0][0])
 
     async def make_digests(self, now: datetime) -> list[int]:
-        """One digest row per route whose scheduled rows are due at ``now``, carrying them all;
-        returns the new digests' ids."""
+        """One digest row per route and reason whose scheduled rows are due at ``now``
+        (what quiet hours kept and what the cap folded are two digests, each titled by its
+        reason), carrying them all; returns the new digests' ids."""
         made: list[int] = []
         at = iso(now)
         async with self._db.tx() as tx:
             due = await tx.fetchall(
-                "SELECT route, min(reason) FROM outbox WHERE state = 'scheduled' AND "
-                "scheduled_for <= ? GROUP BY route ORDER BY route", (at,))
-            for route, reason in due:
+                "SELECT route, reason, min(scheduled_for) AS first FROM outbox "
+                "WHERE state = 'scheduled' AND scheduled_for <= ? GROUP BY route, reason "
+                "ORDER BY route, first, reason", (at,))
+            for route, reason, _ in due:
                 cur = await tx.execute(
                     "INSERT INTO outbox (kind, route, text, state, nonce, created_at, updated_at) "
                     "VALUES ('digest', ?, ?, 'pending', ?, ?, ?)",
@@ -67,8 +69,8 @@ class ScheduleMixin:
                 digest = int(cur.lastrowid or 0)
                 await tx.execute(
                     "UPDATE outbox SET state = 'digested', digest_id = ?, updated_at = ? "
-                    "WHERE route = ? AND state = 'scheduled' AND scheduled_for <= ?",
-                    (digest, at, route, at))
+                    "WHERE route = ? AND state = 'scheduled' AND scheduled_for <= ? "
+                    "AND reason IS ?", (digest, at, route, at, reason))
                 made.append(digest)
         return made
 
