@@ -333,6 +333,9 @@ class DeliveryService:
     # None for the config file's routes, whose notices go to ``notices_route``.
     paused_notice: Callable[[str], tuple[str | None, str] | None] | None = None
     clock: Clock = field(default_factory=SystemClock)
+    # Each route's settings when its kept alerts were last brought in line with them.
+    _schedules_seen: dict[str, RouteConfig | None] = field(default_factory=dict, init=False,
+                                                           repr=False)
     # Acknowledgement: alerts at or above ack_from carry buttons ("none": none do); with an
     # escalation_role, a critical one nobody acknowledged re-pings that role once,
     # escalate_after its delivery (without one, nothing is escalated).
@@ -601,6 +604,7 @@ class DeliveryService:
         """Turn what is due of each route's scheduled alerts into digest rows; return the
         seconds until the next scheduled alert is due (at most ``poll_interval``)."""
         now = self.clock.now()
+        await self._follow_schedules(now)
         if await self.store.make_digests(now):
             self.wake_event.set()
         wait = self.poll_interval
@@ -608,6 +612,30 @@ class DeliveryService:
             if due is not None:
                 wait = min(wait, max((due - now).total_seconds(), 0.0))
         return wait
+
+    async def _follow_schedules(self, now: datetime) -> None:
+        """What a route keeps follows its settings as they are now: when they changed since the
+        alerts were kept (a digest route made immediate, quiet hours taken off or shortened,
+        an earlier digest time, a cap lifted) — also across a restart — they are due when the
+        new settings say, never later than they were."""
+        if self.routes is None:
+            return
+        for route in (await self.store.scheduled_routes()):
+            cfg = self.routes(route)
+            if route in self._schedules_seen and self._schedules_seen[route] == cfg:
+                continue
+            self._schedules_seen[route] = cfg
+            if cfg is None:
+                continue  # no settings (a route taken out): kept as they were
+            due: dict[str, datetime | None] = {
+                "digest": next_digest(cfg, now) if cfg.mode == "digest" else now,
+                "quiet hours": (quiet_end(cfg, now) or now) if cfg.quiet_hours else now,
+                "cap": cap_window_end(now) if cfg.max_per_hour else now,
+            }
+            for reason, until in due.items():
+                if until is not None and await self.store.reschedule(route, reason, until):
+                    log.info("route %s: alerts kept for %s now due %s (its settings changed)",
+                             route, reason, until.isoformat(timespec="minutes"))
 
     async def _spawn_due(self) -> float:
         """Start a worker for every route with something due; return seconds until the next

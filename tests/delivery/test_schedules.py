@@ -370,3 +370,33 @@ def test_digest_every_counts_from_local_midnight_in_the_routes_time_zone() -> No
     weekly = _every("7d", "Europe/Kyiv", datetime(2024, 5, 1, tzinfo=UTC), 3)
     assert [w.endswith("00:00") for w in weekly] == [True] * 3
     assert len({int(w[:2]) % 7 for w in weekly}) == 1
+
+
+async def test_kept_alerts_follow_the_routes_settings_when_they_change(tmp_path: Path) -> None:
+    cfgs = {"alerts": route(mode="digest", digest_every="30d")}
+    clock = ManualClock(datetime(2024, 5, 1, 9, 0, tzinfo=UTC))
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        d = deliver(store, sink, routes=lambda n: cfgs.get(n), clock=clock,
+                    known_routes=["alerts"])
+        old = await write(store, 3, tag="old")
+        await d.drain()
+        assert (await d.status()).scheduled.get("alerts", (0, None))[0] == 3
+        cfgs["alerts"] = route()  # back to immediate: what it kept goes out now
+        new = await write(store, 1, tag="new")
+        clock.advance(timedelta(minutes=1))
+        await d.drain()
+        assert carried(sink) == old and [a.article.id for a in sink.alerts] == new
+        assert not (await d.status()).scheduled.get("alerts")
+
+        # quiet hours shortened, then a restart: kept until the new end, not the old one
+        cfgs["alerts"] = route(quiet_hours="22:00-09:00")
+        clock.set(datetime(2024, 5, 1, 23, 0, tzinfo=UTC))
+        later = await write(store, 2, tag="night")
+        await d.drain()
+        cfgs["alerts"] = route(quiet_hours="22:00-06:00")
+        restarted = deliver(store, sink, routes=lambda n: cfgs.get(n), clock=clock,
+                            known_routes=["alerts"])
+        clock.set(datetime(2024, 5, 2, 6, 0, tzinfo=UTC))
+        await restarted.drain()
+        assert carried(sink)[-2:] == later

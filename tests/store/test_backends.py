@@ -542,6 +542,21 @@ async def test_rows_kept_for_different_reasons_make_a_digest_each(one: Store) ->
     assert await one.make_digests(now) == []
 
 
+async def test_reschedule_brings_a_reasons_rows_earlier_only(one: Store) -> None:
+    now = datetime.now(UTC)
+    for i in range(3):
+        x = art(f"Later {i}")
+        await put(one, x, [match(x)], [alert("alerts")])
+    rows = await one.claim_route("alerts", now=now)
+    await one.schedule(rows[0].id, now + timedelta(days=30), "digest")
+    await one.schedule(rows[1].id, now + timedelta(minutes=5), "digest")
+    await one.schedule(rows[2].id, now + timedelta(days=30), "quiet hours")
+    assert await one.reschedule("alerts", "digest", now + timedelta(hours=1)) == 1
+    assert await one.scheduled_routes() == {"alerts": (3, now + timedelta(minutes=5))}
+    assert await one.make_digests(now + timedelta(hours=1)) != []
+    assert await one.scheduled_routes() == {"alerts": (1, now + timedelta(days=30))}
+
+
 async def test_sent_since_counts_alerts_sent_within_the_bounds(one: Store) -> None:
     now = datetime.now(UTC)
     for i in range(3):

@@ -65,6 +65,12 @@ class ScheduleMixin:
                 made.append(digest)
         return made
 
+    async def reschedule(self, route: str, reason: str, until: datetime) -> int:
+        """Bring what the route keeps for ``reason`` due by ``until`` where it was due later."""
+        return await self._db.execute(
+            "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled' "
+            "AND reason = $3 AND scheduled_for > $1", until, route, reason)
+
     async def digest_members(self, digest_id: int) -> list[OutboxRow]:
         """The rows a digest carries, in the order they were written."""
         rows = await self._db.fetch(

@@ -74,6 +74,15 @@ class ScheduleMixin:
                 made.append(digest)
         return made
 
+    async def reschedule(self, route: str, reason: str, until: datetime) -> int:
+        """Bring what the route keeps for ``reason`` due by ``until`` where it was due later
+        (the route's schedule changed); returns how many rows moved."""
+        async with self._db.tx() as tx:
+            cur = await tx.execute(
+                "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled' "
+                "AND reason = ? AND scheduled_for > ?", (iso(until), route, reason, iso(until)))
+            return cur.rowcount
+
     async def digest_members(self, digest_id: int) -> list[OutboxRow]:
         """The rows a digest carries, in the order they were written."""
         rows = await self._db.fetchall(
