@@ -92,6 +92,15 @@ REREGISTER = timedelta(minutes=5)
 FREEZE_STORIES = 10_000
 
 
+def _matched_at(article: Article, now: datetime, since: datetime | None) -> datetime | None:
+    """When a match on ``article`` of a live poll counts: its publication (else fetch) within
+    [``since``, ``now``]; None (now) without ``since`` (see WatchService._ingest)."""
+    when = history_time(article, at=now)
+    if since is None or when is None:
+        return None
+    return min(now, max(when, since))
+
+
 def _overflow_text(source: str, titles: list[str]) -> str:
     """The summary of alerts past a poll's cap: how many, and the first titles."""
     lines = [f"Source {source!r} brought {len(titles)} more matching article(s) in one poll "
@@ -173,6 +182,8 @@ class WatchService:
     surge: SurgeConfig = field(default_factory=SurgeConfig)
     clock: Clock = field(default_factory=SystemClock)  # when matches are recorded; surges
     over_budget: Counter[str] = field(default_factory=Counter)  # rule → articles cut short
+    # When each source last answered, by this service's clock (see _ingest's ``since``).
+    _answered: dict[str, datetime] = field(default_factory=dict, init=False, repr=False)
     # Who sees a source's articles, by running name: ((server, the name it gave the source),
     # …) for a feed servers follow — only their rules match it, each seeing the source under
     # its own name. A source not listed is seen by every rule (the config file's).
@@ -633,8 +644,11 @@ class WatchService:
             # down at its first poll would otherwise post its whole backlog once it answers.
             first = state.last_success is None
             baseline = first and SOURCE_TYPES[running.config.type].baseline
+            since = self._answered.get(running.name, state.last_success)
+            self._answered[running.name] = self.clock.now()
             if poll.articles:
-                report = await self._ingest(running, poll.articles, baseline=baseline)
+                report = await self._ingest(running, poll.articles, baseline=baseline,
+                                            since=since)
                 report = replace(report, not_modified=poll.not_modified,
                                  skipped=len(poll.skipped))
             else:  # most polls (304): nothing to ingest
@@ -742,8 +756,13 @@ class WatchService:
         untrack(*out)
         return out
 
-    async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool
-                      ) -> PollReport:
+    async def _ingest(self, running: _Running, articles: Sequence[Article], *, baseline: bool,
+                      since: datetime | None = None) -> PollReport:
+        """Store a poll's articles with their matches, alerts and stories. ``since``: when the
+        source last answered before this poll. A match counts (for surges and trends) when its
+        article was published, but no earlier than that: what a feed published while
+        newswatch or the feed was down is spread over that time, not piled on this poll, and a
+        feed's old or late-listed item counts as new only since the last look."""
         if not articles:  # most polls: 304 or nothing new; no store round trip at all
             return PollReport(source=running.name, baseline=baseline)
         ruleset, rules = self._ruleset, self._rules
@@ -796,7 +815,8 @@ class WatchService:
                 [ArticleRecord(article, analysis.matches, entries, analysis.terms,
                                analysis.story, analysis.words, analysis.url_terms,
                                # a first poll's backlog is history: counted at its own dates
-                               matched_at=history_time(article, at=now) if baseline else None)
+                               matched_at=history_time(article, at=now) if baseline
+                               else _matched_at(article, now, since))
                  for article, analysis, entries in batch], at=now)
             for (_, _, entries), kept in zip(batch, stored, strict=True):
                 if kept is not None:

@@ -8,6 +8,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.sinks import RecordingSink
 from tests.service._harness import Fixed, deliver, feed, folder, rule, watch
 from watchers.config import SurgeConfig
@@ -131,3 +133,41 @@ async def test_a_first_polls_backlog_and_a_muted_rule_post_no_surge(tmp_path: Pa
         assert {a.state for a in await store.alerts(kind="alert")} == {"suppressed"}
         assert await store.alerts(kind="surge") == []
         await service.aclose()
+
+
+def _bulletin(i: int, at: datetime) -> Article:
+    return Article(source="wire", guid=f"g{i}", url=f"https://wire.example/{i}",
+                   title=f"Troops bulletin number {i} region {i * 7}", text=f"Troops {i}.",
+                   published=at)
+
+
+@pytest.mark.parametrize("catch_up", [True, False], ids=["after downtime", "a real burst"])
+async def test_what_a_feed_published_while_down_is_no_surge(tmp_path: Path,
+                                                            catch_up: bool) -> None:
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    clock = ManualClock(t0)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        svc = watch(store, rules=[rule("troops", "troops", surge=True)], clock=clock,
+                    surge=SurgeConfig(min_count=10))
+        src = Fixed("wire", [])
+        await svc.add_source(feed("wire"), src)
+        await svc.run_once()  # the baseline (nothing)
+        n = 0
+        for _ in range(8 * 24):  # eight days of one bulletin an hour, polled as they come
+            clock.advance(timedelta(hours=1))
+            src.items = [_bulletin(n, clock.now())]
+            n += 1
+            await svc.run_once()
+        assert await store.alerts(kind="surge") == []
+        if catch_up:  # down twelve hours, the usual one an hour published meanwhile
+            src.items = [_bulletin(n + k, clock.now() + timedelta(hours=k + 1))
+                         for k in range(12)]
+            clock.advance(timedelta(hours=12, minutes=5))
+        else:  # twelve in the last hour: a surge
+            clock.advance(timedelta(hours=1))
+            src.items = [_bulletin(n + k, clock.now() - timedelta(minutes=50 - 4 * k))
+                         for k in range(12)]
+        await svc.run_once()
+        surges = await store.alerts(kind="surge")
+        await svc.aclose()
+        assert (surges == []) is catch_up
