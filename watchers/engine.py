@@ -720,7 +720,8 @@ class Engine:
     async def mute(self, rule: str, duration: timedelta, *, guild: int | None = None
                    ) -> datetime:
         """Silence a rule (as ``guild`` names it) until now + ``duration``; its matches are
-        still recorded. A global rule muted from a server is muted for every server."""
+        still recorded. A global rule muted from a server is muted for every server (the
+        front end lets only the server it posts in do so)."""
         key = self._rule_of(rule, guild).key
         until = datetime.now(UTC) + duration
         await self.store.mute(key, until)

@@ -213,3 +213,23 @@ async def test_a_servers_channel_that_pauses_is_told_to_that_server(
     finally:
         run.stop.set()
         assert await asyncio.wait_for(run.task, 15) == 0
+
+
+async def test_only_the_server_a_config_rule_posts_in_may_mute_it(running: Running) -> None:
+    emu, engine = running.emu, running.engine
+    # "troops" is the config file's; its route "alerts" is a channel of server A
+    refused = await ask(emu, B, "mute", {"rule": "troops", "duration": "7d"})
+    assert refused.ephemeral and "config file's" in refused.content
+    assert not await engine.store.mutes(now=NOW)
+    refused = await ask(emu, B, "unmute", {"rule": "troops"})
+    assert refused.ephemeral and "config file's" in refused.content
+    muted = await ask(emu, A, "mute", {"rule": "troops", "duration": "7d"})
+    assert not muted.ephemeral and "muted until" in muted.content
+    assert await engine.store.mutes(now=NOW)
+    # a server's own rule is its own
+    b_alerts = next(g for g in emu.guilds if g.id == B).channel("alerts").id
+    said = await ask(emu, B, "rules add", {"name": "watch", "query": "troops",
+                                           "channel": b_alerts})
+    assert not said.ephemeral
+    mine = await ask(emu, B, "mute", {"rule": "watch", "duration": "1h"})
+    assert not mine.ephemeral and "muted until" in mine.content

@@ -242,6 +242,7 @@ class MuteCog(NewswatchCog):
                    rule: app_commands.Transform[str, RuleName],
                    duration: app_commands.Transform[timedelta, Duration("duration")]) -> None:
         """Silence a rule for a while; matches are still recorded."""
+        await self._may_silence(interaction, rule)
         until = await self.engine.mute(rule, duration, guild=interaction.guild_id)
         await interaction.response.send_message(
             f"Rule **{escape(rule)}** muted until <t:{int(until.timestamp())}:f>.")
@@ -251,10 +252,46 @@ class MuteCog(NewswatchCog):
     async def unmute(self, interaction: discord.Interaction[Any],
                      rule: app_commands.Transform[str, RuleName]) -> None:
         """Let a muted rule post alerts again."""
+        await self._may_silence(interaction, rule)
         was = await self.engine.unmute(rule, guild=interaction.guild_id)
         text = (f"Rule **{escape(rule)}** unmuted." if was
                 else f"Rule **{escape(rule)}** was not muted.")
         await interaction.response.send_message(text)
+
+
+    async def _may_silence(self, interaction: discord.Interaction[Any], name: str) -> None:
+        """A config file's rule is muted for every server, so only where it posts: in the
+        server that holds its channel, or — when that cannot be told (a webhook) — in a
+        server that holds one of the config file's channels. A server's own rule is its own."""
+        guild = interaction.guild_id
+        rule = next((v.rule for v in await self.engine.rules(guild=guild)
+                     if v.rule.name == name), None)
+        if rule is None or rule.guild_id is not None or guild is None:
+            return  # unknown (the engine says so) or this server's own
+        config = self.engine.config
+        here = _guild_of(interaction.client, config.route(rule.channel))
+        if here == guild:
+            return
+        if here is None and guild in {
+                g for n in config.channels if (g := _guild_of(interaction.client,
+                                                             config.route(n))) is not None}:
+            return
+        raise NewswatchError(
+            f"Rule {name[:64]!r} is the config file's and posts in another server's channel; "
+            "it can be muted only where it posts (or left out of the config file)")
+
+
+def _guild_of(client: discord.Client, route: RouteConfig | None) -> int | None:
+    """The server whose channel a route posts in, when the bot can tell (a channel it sees;
+    not a webhook's)."""
+    target = None if route is None else route.target
+    if isinstance(target, str) and target.isdigit():
+        target = int(target)
+    if not isinstance(target, int):
+        return None
+    channel = client.get_channel(target)
+    guild = getattr(channel, "guild", None)
+    return None if guild is None else int(guild.id)
 
 
 _CLEAR = frozenset({"off", "none", "default", "-"})
