@@ -332,6 +332,9 @@ class DeliveryService:
     # For a route a server picked: (where the notice that it paused goes, its label there);
     # None for the config file's routes, whose notices go to ``notices_route``.
     paused_notice: Callable[[str], tuple[str | None, str] | None] | None = None
+    # Whether a route is a server's own channel: the operator's escalation_role is a role of
+    # the operator's server, so an escalation there mentions no role.
+    is_server_route: Callable[[str], bool] | None = None
     clock: Clock = field(default_factory=SystemClock)
     # Each route's settings when its kept alerts were last brought in line with them.
     _schedules_seen: dict[str, RouteConfig | None] = field(default_factory=dict, init=False,
@@ -592,8 +595,9 @@ class DeliveryService:
             link = sink.alert_link(row.route, remote)
             if link is None:
                 continue
-            text = (f"<@&{self.escalation_role}> ⏰ Not acknowledged after "
-                    f"{format_duration(self.escalate_after)}: {link}")
+            theirs = self.is_server_route is not None and self.is_server_route(row.route)
+            text = (("" if theirs else f"<@&{self.escalation_role}> ") + "⏰ Not acknowledged "
+                    f"after {format_duration(self.escalate_after)}: {link}")
             if await self.store.escalate(row.id, row.route, text, now) is not None:
                 queued += 1
         if queued:

@@ -1153,6 +1153,7 @@ async def open_engine(
                                    story_window=config.stories.window,
                                    routes=tenancy.route, source_label=tenancy.label,
                                    paused_notice=tenancy.paused_notice,
+                                   is_server_route=tenancy.is_server_route,
                                    known_routes=sorted({r.channel for r in config.rules}
                                                        | set(config.channels)),
                                    clock=clock or SystemClock(),

@@ -233,3 +233,42 @@ async def test_only_the_server_a_config_rule_posts_in_may_mute_it(running: Runni
     assert not said.ephemeral
     mine = await ask(emu, B, "mute", {"rule": "watch", "duration": "1h"})
     assert not mine.ephemeral and "muted until" in mine.content
+
+
+async def test_an_escalation_in_a_servers_channel_mentions_no_operator_role(
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    from tests.bot.conftest import on_clock
+    from watchers.schedule import ManualClock
+
+    clock = ManualClock(NOW)
+    a_role = next(g for g in two.guilds if g.id == A).roles[-1].id
+    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
+                      sources=[], rules=[{"name": "troops", "query": "troops"}])
+    data["discord"]["guild_ids"] = [A, B]
+    data["discord"]["escalation_role"] = a_role  # a role of the operator's server
+    (tmp_path / "seeds").mkdir()
+    run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds",
+                              on_clock(clock))
+    try:
+        await two.wait_until_identified(timeout=10)
+        await run.wait_for(lambda: bool(two.commands(B)))
+        b_alerts = next(g for g in two.guilds if g.id == B).channel("alerts").id
+        said = await ask(two, B, "rules add", {"name": "crit", "query": "troops",
+                                               "channel": b_alerts, "severity": "critical"})
+        assert not said.ephemeral
+        feeds.set("/b-desk", Route(body=rss([])))
+        await ask(two, B, "sources add", {"name": "desk", "url": feeds.url("/b-desk")})
+        await run.engine.run_once()
+        feeds.set("/b-desk", Route(body=rss([item("b-x", "Troops on the bridge",
+                                                  "Troops seen.", 1)])))
+        await run.engine.run_once()
+        await run.wait_for(lambda: len(two.messages(b_alerts)) >= 1)
+        clock.advance(timedelta(minutes=16))
+        await run.wait_for(lambda: any("Not acknowledged" in m.content
+                                       for m in two.messages(b_alerts)))
+        (esc,) = [m for m in two.messages(b_alerts) if "Not acknowledged" in m.content]
+        assert str(a_role) not in esc.content and "<@&" not in esc.content
+        assert not (esc.allowed_mentions or {}).get("roles")
+    finally:
+        run.stop.set()
+        assert await asyncio.wait_for(run.task, 15) == 0
