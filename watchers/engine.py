@@ -193,11 +193,35 @@ def make_fetcher(cfg: Config) -> Fetcher:
 
 def merged_rules(cfg: Config, stored: list[RuleConfig]) -> list[RuleConfig]:
     """Rules from the config file, then those added at run time (a stored rule of the same key
-    replaces the file's: it is the newer decision)."""
+    replaces the file's: it is the newer decision); a server's only while it is served."""
     rules = {r.key: r for r in cfg.rules}
     for r in stored:
-        rules[r.key] = r
+        if served(cfg, r.guild_id):
+            rules[r.key] = r
     return list(rules.values())
+
+
+def served(cfg: Config, guild: int | None) -> bool:
+    """Whether newswatch serves what ``guild`` added (None: the config file's): every server
+    when ``[discord] guild_ids`` is empty, else those it names. A server taken out of the list
+    keeps its rules, feeds and channels stored, but none runs (its commands are refused, so
+    its alerts would come with no way to stop them) until it is listed again."""
+    return guild is None or not cfg.discord.guild_ids or guild in cfg.discord.guild_ids
+
+
+def _unserved_note(cfg: Config, rules: list[RuleConfig], sources: list[SourceConfig],
+                   routes: list[ServerRoute]) -> None:
+    counts: dict[int, list[int]] = {}
+    owners: tuple[list[int | None], ...] = ([r.guild_id for r in rules],
+                                            [s.guild_id for s in sources],
+                                            [r.guild_id for r in routes])
+    for i, guilds in enumerate(owners):
+        for guild in guilds:
+            if guild is not None and not served(cfg, guild):
+                counts.setdefault(guild, [0, 0, 0])[i] += 1
+    for guild, (r, f, c) in sorted(counts.items()):
+        log.warning("server %s is not in [discord] guild_ids: its %d rule(s), %d feed(s) and "
+                    "%d channel(s) are kept but not run", guild, r, f, c)
 
 
 def _sees(guild: int | None, rule: RuleConfig) -> bool:
@@ -672,7 +696,8 @@ class Engine:
     async def _reload_sources(self) -> None:
         """The server routes, the follows and the running sources as stored now."""
         stored = await self.store.list_sources()
-        routes = {r.key: r for r in await self.store.list_server_routes()}
+        routes = {r.key: r for r in await self.store.list_server_routes()
+                  if served(self.config, r.guild_id)}
         # new routes, and routes whose settings changed (/channels set in another process)
         new_routes = [r for k, r in routes.items() if self.tenancy.routes.get(k) != r]
         self.tenancy.routes.clear()
@@ -681,7 +706,8 @@ class Engine:
             for listener in self._route_listeners:
                 listener(route.key, route.route)
         self.tenancy.follows.clear()
-        self.tenancy.follows.update({s.key: s for s in stored if s.guild_id is not None})
+        self.tenancy.follows.update({s.key: s for s in stored if s.guild_id is not None
+                                     and served(self.config, s.guild_id)})
         wanted = {c.name: c for c in [
             *merged_sources(self.config, [s for s in stored if s.guild_id is None]),
             *self.tenancy.feeds()]}
@@ -1117,8 +1143,11 @@ async def open_engine(
         stack.push_async_callback(fetcher.aclose)
         stored_rules = await store.list_rules()
         stored_sources = await store.list_sources()
-        tenancy = Tenancy(config, await store.list_server_routes(),
-                          [s for s in stored_sources if s.guild_id is not None])
+        stored_routes = await store.list_server_routes()
+        _unserved_note(config, stored_rules, stored_sources, stored_routes)
+        tenancy = Tenancy(config, [r for r in stored_routes if served(config, r.guild_id)],
+                          [s for s in stored_sources
+                           if s.guild_id is not None and served(config, s.guild_id)])
         wake = asyncio.Event()
         watch = WatchService(
             store=store,

@@ -272,3 +272,52 @@ async def test_an_escalation_in_a_servers_channel_mentions_no_operator_role(
     finally:
         run.stop.set()
         assert await asyncio.wait_for(run.task, 15) == 0
+
+
+async def test_a_server_taken_out_of_guild_ids_is_kept_but_not_run(
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
+                      sources=[], rules=[{"name": "troops", "query": "troops"}])
+    data["discord"]["guild_ids"] = [A, B]
+    (tmp_path / "seeds").mkdir()
+
+    async def start() -> Running:
+        run = await start_running(parse_config(data, base_dir=tmp_path), two,
+                                  tmp_path / "seeds")
+        await two.wait_until_identified(timeout=10)
+        await run.wait_for(lambda: bool(two.commands(A)))
+        return run
+
+    async def stop(run: Running) -> None:
+        run.stop.set()
+        assert await asyncio.wait_for(run.task, 15) == 0
+
+    run = await start()
+    await run.wait_for(lambda: bool(two.commands(B)))
+    await setup(run, feeds)
+    await stop(run)
+
+    data["discord"]["guild_ids"] = [A]  # the operator stops serving B
+    run = await start()
+    try:
+        assert not [r for r in run.engine.watch.rules if r.guild_id == B]
+        assert run.engine.server_routes(B) == {}
+        before = sum(1 for r in feeds.requests if r.path == "/b-desk")
+        feeds.set("/b-desk", Route(body=rss([item("b-1", "Bison troops", "Troops.", 10)])))
+        feeds.set("/a-desk", Route(body=rss([item("a-1", "Grizzly troops", "Troops.", 10)])))
+        await run.engine.run_once()
+        await run.wait_for(lambda: len(alerts_of(two, A)) >= 1)
+        await run.engine.delivery.drain()
+        assert alerts_of(two, B) == []
+        assert sum(1 for r in feeds.requests if r.path == "/b-desk") == before
+    finally:
+        await stop(run)
+
+    data["discord"]["guild_ids"] = [A, B]  # listed again: B's rules, feed and channel are back
+    run = await start()
+    try:
+        assert [r.name for r in run.engine.watch.rules if r.guild_id == B] == ["watch"]
+        await run.engine.run_once()
+        await run.wait_for(lambda: len(alerts_of(two, B)) >= 1)
+    finally:
+        await stop(run)
