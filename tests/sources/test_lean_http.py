@@ -401,6 +401,21 @@ async def test_a_protocol_switch_is_an_unexpected_status_not_a_hang(client_path:
     assert result.status == 101  # the feed source refuses it as an unexpected status
 
 
+async def test_lines_ended_by_a_bare_lf_are_read_on_both_paths(client_path: str) -> None:
+    """Some servers end header lines with LF alone: aiohttp read them and the lean client
+    refused them as "bad HTTP response (400)", so such a feed failed with the default install
+    and worked without it."""
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\nContent-Type: application/rss+xml\n"
+                     b"Content-Length: 6\n\n<rss/>")
+        await writer.drain()
+
+    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        result = await f.get(server.url())
+    assert result.status == 200 and result.body == b"<rss/>"
+
+
 # ---------------------------------------------------------------- malformed and cut short
 
 
