@@ -163,9 +163,10 @@ _NOTICE_MARKUP = re.compile(r"([\\*_~|`>\[\]<@#])")
 _UNKNOWN_CHANNEL = 10003
 _UNKNOWN_MESSAGE = 10008
 _THREAD_EXISTS = 160004  # "A thread has already been created for this message"
-# The bot may not start threads here (permission) or the channel has none (its type): the
-# update edits the message instead of pausing the whole route.
-_NO_THREADS_HERE = {50013, 50024}
+# The bot may not start threads here (permission), the channel has none (its type) or has as
+# many active threads as Discord allows (160006): the update edits the message instead of
+# pausing the whole route, or being refused.
+_NO_THREADS_HERE = {50013, 50024, 160006}
 
 
 _NON_TEXT_CHANNEL = 50008  # a message sent to a forum itself

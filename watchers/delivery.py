@@ -1049,7 +1049,13 @@ class DeliveryService:
         first_alert = await self._alert(first) if first is not None else None
         where = await self.store.story_message(row.story_id, row.route)
         if first_alert is None or where is None or where[0] is None:
-            return await sink.deliver(update_alert)
+            # No message of the story to update (its alert was refused): this article posts
+            # it, and later updates edit this message rather than each posting one.
+            posted = await sink.deliver(update_alert)
+            if posted is not None:
+                await self.store.set_story_message(row.story_id, row.route, posted, None,
+                                                   posted_by=row.id)
+            return posted
         if not isinstance(sink, UpdateSink):
             log.info("route %s: its sink cannot update messages; story %s update skipped",
                      row.route, row.story_id)

@@ -436,10 +436,29 @@ async def test_an_id_held_by_another_article_gives_way_to_a_free_one(one: Store)
     assert (await one.get_article(ids[2])).title == "Second title"  # type: ignore[union-attr]
 
 
-async def test_a_rule_needing_fewer_outlets_releases_the_waiting_alert(one: Store) -> None:
+async def test_a_rule_needing_fewer_outlets_posts_the_story_in_place_of_the_waiting_alert(
+        one: Store) -> None:
+    """The second article's rule is satisfied: its own alert posts the story on the route, and
+    the alert that waits for three outlets is not posted (it was released with two, under the
+    rules and severity of the rule that waited, and the second article's alert was lost)."""
     await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=3))])
-    await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=1))])
-    assert [(r[0], r[2]) for r in await outbox(one)] == [("alert", "pending")]
+    await one.record_many([srec(art("Two"), "s", "npr",
+                                entry(min_sources=1, severity="critical"))])
+    rows = await one.alerts(limit=10)
+    assert [(r.kind, r.state) for r in rows] == [("alert", "uncorroborated"),
+                                                 ("alert", "pending")]
+    assert rows[1].rules[0].severity == "critical" and rows[0].reason
+
+
+async def test_an_article_that_releases_a_waiting_alert_still_escalates(one: Store) -> None:
+    await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=2))])
+    await one.record_many([srec(art("Two"), "s", "npr",
+                                entry(min_sources=1, severity="critical"))])
+    assert [(k, s, e) for k, _, s, _, e in await outbox(one)] == [
+        ("alert", "pending", None), ("alert", "pending", "medium")]
+    # a third article of no higher severity: the released alert names its outlet; no update
+    await one.record_many([srec(art("Three"), "s", "bbc", entry(min_sources=2))])
+    assert [k for k, *_ in await outbox(one)] == ["alert", "alert", "update"]
 
 
 async def test_stories_off_alert_per_article_and_muted_rules_stay_suppressed(one: Store) -> None:
@@ -491,7 +510,8 @@ async def test_every_article_belongs_to_one_story_and_each_route_posts_a_story_o
         rows = await outbox(one)
         for sid in {f"x{n}s{s}" for s, *_ in plan}:
             mine = [r for r in rows if r[3] == sid]
-            plain = [r for r in mine if r[0] == "alert" and r[4] is None]
+            plain = [r for r in mine if r[0] == "alert" and r[4] is None
+                     and r[2] != "uncorroborated"]
             assert len(plain) <= 1
             if any(r[0] == "update" for r in mine):
                 assert plain and plain[0][2] == "pending"

@@ -105,11 +105,13 @@ async def test_an_alert_waits_for_enough_outlets_then_posts_once(tmp_path: Path)
             ("alert", "pending"), ("update", "pending")]
 
 
-async def test_a_rule_needing_fewer_outlets_releases_the_waiting_alert(tmp_path: Path) -> None:
+async def test_a_rule_needing_fewer_outlets_posts_the_story_in_place_of_the_waiting_alert(
+        tmp_path: Path) -> None:
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         await store.record_many([rec(art("One"), "s", "dw", entry(min_sources=3))])
         await store.record_many([rec(art("Two"), "s", "npr", entry(min_sources=1))])
-    assert [(r[0], r[2]) for r in outbox(tmp_path / "nw.db")] == [("alert", "pending")]
+    assert [(r[0], r[2]) for r in outbox(tmp_path / "nw.db")] == [
+        ("alert", "uncorroborated"), ("alert", "pending")]
 
 
 async def test_a_wait_that_outlives_the_window_ends_uncorroborated_and_is_never_held(
@@ -184,7 +186,8 @@ async def test_every_article_belongs_to_one_story_and_each_route_posts_a_story_o
         rows = outbox(path)
         for sid in {f"s{s}" for s, *_ in plan}:
             mine = [r for r in rows if r[3] == sid]
-            plain = [r for r in mine if r[0] == "alert" and r[4] is None]
+            plain = [r for r in mine if r[0] == "alert" and r[4] is None
+                     and r[2] != "uncorroborated"]
             # one first alert per story and route; the rest are updates or escalations
             assert len(plain) <= 1
             if any(r[0] == "update" for r in mine):

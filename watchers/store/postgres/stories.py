@@ -56,6 +56,8 @@ _UPSERT_STORY = (
     "articles = s.articles + excluded.articles, outlets = excluded.outlets")
 _LIVE = list(LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = [*LIVE_ALERT_STATES, "waiting"]
+# Why a waiting alert was not posted when another rule's alert on the route posted the story.
+_SUPERSEDED = "another rule's alert posted the story on this route first"
 _RELEASABLE = ("SELECT DISTINCT route FROM outbox "
                "WHERE story_id = $1 AND state = 'waiting' AND min_sources <= $2")
 _RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = $3 "
@@ -101,13 +103,13 @@ async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRec
         await conn.execute(_RELEASE, story, outlets, when)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
-        if entry.route in released and not entry.suppressed:
-            continue
         kind, state, escalated = await _outcome(
             conn, story, entry, outlets,
             batch is None or (story, entry.route) in batch.routed)
         if kind is None:
             continue
+        if kind == "update" and entry.route in released:
+            continue  # the released alert names this article's outlet already
         rows.append((kind, article.id, entry.route, rules, state, nonce(), when, when, story,
                      entry.severity, entry.min_sources, escalated))
         if batch is not None:
@@ -130,11 +132,14 @@ async def _outcome(conn: asyncpg.Connection, story: str, entry: OutboxEntry, out
         "kind = 'alert' AND state = ANY($3::text[]) ORDER BY id",
         story, entry.route, _LIVE_OR_WAITING)
     if any(r["state"] == "waiting" for r in existing) and outlets >= entry.min_sources:
-        # This article's rules need fewer outlets than the waiting alert's: it posts now.
+        # This article's rules need fewer outlets than the waiting alert's: its own alert is
+        # the story's on the route now, and the one that waited is not posted (it would be a
+        # second message; its rule's later articles update this one).
         await conn.execute(
-            "UPDATE outbox SET state = 'pending' WHERE story_id = $1 AND route = $2 AND "
-            "state = 'waiting' AND kind = 'alert'", story, entry.route)
-        return None, "pending", None
+            "UPDATE outbox SET state = 'uncorroborated', reason = $3 WHERE story_id = $1 "
+            "AND route = $2 AND state = 'waiting' AND kind = 'alert'", story, entry.route,
+            _SUPERSEDED)
+        existing = [r for r in existing if r["state"] != "waiting"]
     return story_outcome(entry, outlets, [(str(r["state"]), r["severity"]) for r in existing])
 
 
@@ -233,12 +238,17 @@ class StoriesMixin:
         return (rows[0][0], rows[0][1]) if rows else None
 
     async def set_story_message(self, story_id: str, route: str, message_id: str | None,
-                                thread_id: str | None) -> None:
-        await self._db.execute(
-            "INSERT INTO story_routes (story_id, route, message_id, thread_id) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (story_id, route) DO UPDATE SET "
-            "message_id = excluded.message_id, thread_id = excluded.thread_id",
-            story_id, route, message_id, thread_id)
+                                thread_id: str | None, *, posted_by: int | None = None
+                                ) -> None:
+        async with self._db.tx() as conn:
+            await conn.execute(
+                "INSERT INTO story_routes (story_id, route, message_id, thread_id) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (story_id, route) DO UPDATE SET "
+                "message_id = excluded.message_id, thread_id = excluded.thread_id",
+                story_id, route, message_id, thread_id)
+            if posted_by is not None:
+                await conn.execute("UPDATE outbox SET kind = 'alert' WHERE id = $1 AND "
+                                   "kind = 'update'", posted_by)
 
     async def expire_waiting(self, before: datetime) -> int:
         """Alerts still waiting for corroboration written before ``before`` become

@@ -62,6 +62,8 @@ _UPSERT_STORY = (
     "articles = articles + excluded.articles, outlets = excluded.outlets")
 _LIVE = ",".join(repr(s) for s in LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = ",".join(repr(s) for s in (*LIVE_ALERT_STATES, "waiting"))
+# Why a waiting alert was not posted when another rule's alert on the route posted the story.
+_SUPERSEDED = "another rule's alert posted the story on this route first"
 # A story's alerts waiting for corroboration that its outlet count (the last parameter) now
 # releases: the routes they wait on, and the release. A stored article and a wire copy
 # (add_outlet) both release them.
@@ -131,13 +133,13 @@ def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord, o
         conn.execute(_RELEASE, (when, story, outlets))
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
-        if entry.route in released and not entry.suppressed:
-            continue
         kind, state, escalated = _outcome(
             conn, story, entry, outlets,
             batch is None or (story, entry.route) in batch.routed)
         if kind is None:
             continue
+        if kind == "update" and entry.route in released:
+            continue  # the released alert names this article's outlet already
         rows.append((kind, article.id, entry.route, rules, state, nonce(), when, when, story,
                      entry.severity, entry.min_sources, escalated))
         if batch is not None:
@@ -161,11 +163,14 @@ def _outcome(conn: sqlite3.Connection, story: str, entry: OutboxEntry, outlets: 
         (story, entry.route),
     ).fetchall()
     if any(state == "waiting" for state, _ in existing) and outlets >= entry.min_sources:
-        # This article's rules need fewer outlets than the waiting alert's: it posts now.
+        # This article's rules need fewer outlets than the waiting alert's: its own alert is
+        # the story's on the route now, and the one that waited is not posted (it would be a
+        # second message; its rule's later articles update this one).
         conn.execute(
-            "UPDATE outbox SET state = 'pending' WHERE story_id = ? AND route = ? AND "
-            "state = 'waiting' AND kind = 'alert'", (story, entry.route))
-        return None, "pending", None
+            "UPDATE outbox SET state = 'uncorroborated', reason = ? WHERE story_id = ? AND "
+            "route = ? AND state = 'waiting' AND kind = 'alert'",
+            (_SUPERSEDED, story, entry.route))
+        existing = [(s, sev) for s, sev in existing if s != "waiting"]
     return story_outcome(entry, outlets, [(str(s), sev) for s, sev in existing])
 
 
@@ -281,13 +286,20 @@ class StoriesMixin:
         return (rows[0][0], rows[0][1]) if rows else None
 
     async def set_story_message(self, story_id: str, route: str, message_id: str | None,
-                                thread_id: str | None) -> None:
+                                thread_id: str | None, *, posted_by: int | None = None
+                                ) -> None:
+        """Where the story's message on the route is. ``posted_by``: the update row that
+        posted it as an alert (its story had no alert there to update), which then counts as
+        the story's alert on the route (:meth:`story_alert`), so later updates edit it."""
         async with self._db.tx() as tx:
             await tx.execute(
                 "INSERT INTO story_routes (story_id, route, message_id, thread_id) "
                 "VALUES (?,?,?,?) ON CONFLICT (story_id, route) DO UPDATE SET "
                 "message_id = excluded.message_id, thread_id = excluded.thread_id",
                 (story_id, route, message_id, thread_id))
+            if posted_by is not None:
+                await tx.execute("UPDATE outbox SET kind = 'alert' WHERE id = ? AND "
+                                 "kind = 'update'", (posted_by,))
 
     async def expire_waiting(self, before: datetime) -> int:
         """Alerts still waiting for corroboration that were written before ``before`` become

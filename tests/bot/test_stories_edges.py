@@ -1,0 +1,83 @@
+"""Stories at their edges, the real discord.py against the emulator: an article that releases
+a waiting alert and fires a rule of higher severity; a rule satisfied while another waits; a
+channel at Discord's limit of active threads; later articles queued behind a refused alert."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.bot._stories import edits, embeds_text, settle
+from tests.bot.test_stories_e2e import feed_of, feeds, first_alert, newswatch, report  # noqa: F401
+from tests.fakes.discord_emulator import DiscordEmulator, Fault
+from tests.fakes.feed_server import FeedServer, Route
+
+# "npr" reports "tanks"; "dw" does not. A critical rule shows "critical" in the footer.
+
+
+async def test_an_article_that_releases_a_waiting_alert_also_escalates(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    rules = [{"name": "troops", "query": "troops", "min_sources": 2},
+             {"name": "armour", "query": "tanks", "severity": "critical"}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        channel = run.alerts_channel
+        await report(run, feeds, "dw", 0)
+        await asyncio.sleep(0.3)
+        assert emu.messages(channel) == []  # troops waits for a second outlet
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: len(emu.messages(channel)) >= 2)
+        first, second = (embeds_text(m) for m in emu.messages(channel))
+        assert "`troops`" in first and "critical" not in first
+        assert "`armour`" in second and "critical" in second
+
+
+async def test_a_rule_satisfied_while_another_waits_posts_its_own_alert(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    rules = [{"name": "troops", "query": "troops", "min_sources": 3},
+             {"name": "armour", "query": "tanks", "severity": "critical"}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        channel = run.alerts_channel
+        await report(run, feeds, "dw", 0)
+        await asyncio.sleep(0.3)
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: len(emu.messages(channel)) >= 1)
+        await asyncio.sleep(0.5)
+        (only,) = emu.messages(channel)
+        shown = embeds_text(only)
+        assert "`armour`" in shown and "critical" in shown  # npr's, not dw's troops released early
+        assert "npr" in shown.lower()
+
+
+async def test_a_channel_at_its_thread_limit_gets_edits(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    limit = Fault("status", 400, 160006, "Maximum number of active threads reached",
+                  name="max-threads")
+    channels = {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
+    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
+        first = await first_alert(run, feeds)
+        emu.inject(f"POST /channels/{run.alerts_channel}/messages/{first.id}/threads", limit,
+                   times=100)
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: edits(emu, first.id) == 1, seconds=5)
+        status = await run.engine.delivery_status()
+        assert "npr" in embeds_text(emu.get_message(first.id)).lower()
+        assert not status.paused and not status.rejected
+
+
+async def test_updates_queued_behind_a_refused_alert_post_the_story_once(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    rules = [{"name": "troops", "query": "troops", "mention_role": 1100000000000000099}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        await run.engine.delivery.stop()  # the three reports arrive before anything is sent
+        for outlet, minutes in (("dw", 0), ("npr", 20), ("bbc", 40)):
+            feeds.set(f"/{outlet}", Route(body=feed_of(outlet, minutes)))
+            await run.engine.watch.run_once()
+    channel = emu.channel("alerts").id
+    emu.inject(f"POST /channels/{channel}/messages",  # Discord refuses the story's alert
+               Fault("status", 400, 50035, "Invalid Form Body", name="400"))
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        await settle(run, lambda: len(emu.messages(channel)) >= 1)
+        (posted,) = emu.messages(channel)  # npr's posts the story; bbc's edits it
+        await settle(run, lambda: edits(emu, posted.id) == 1, seconds=5)
+        assert len(emu.messages(channel)) == 1 and "bbc" in embeds_text(
+            emu.get_message(posted.id)).lower()
