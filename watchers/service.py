@@ -888,7 +888,8 @@ class WatchService:
             updated += 1
             matches, entries = await self._newly_fired(old, new)
             if await self.store.record_change(old.id, new, routes, matches=matches,
-                                              alerts=entries):
+                                              alerts=entries,
+                                              rematched=new.source not in self.audiences):
                 self.wake.set()
         # A word-for-word copy from another outlet stores nothing new, but it is one more
         # outlet reporting the story (what min_sources counts).
@@ -900,10 +901,11 @@ class WatchService:
 
     async def _newly_fired(self, old: Article, new: Article
                            ) -> tuple[list[Match], list[OutboxEntry]]:
-        """The rules the new version of a stored article fires that the stored one did not,
-        and their routes' entries: a placeholder item rewritten into news ("Breaking: details
-        to follow") alerts as a new article would. A source servers follow is matched by their
-        own rule sets at ingest; its changed items are not matched again."""
+        """Every match of the new version of a stored article (its evidence is in the new
+        text), and the routes' entries of the rules it fires that the stored one did not: a
+        placeholder item rewritten into news ("Breaking: details to follow") alerts as a new
+        article would, and a rule of higher severity escalates. A source servers follow is
+        matched by their own rule sets at ingest; its changed items are not matched again."""
         if new.source in self.audiences:
             return [], []
         ruleset, rules = self._ruleset, self._rules
@@ -914,9 +916,9 @@ class WatchService:
         before = {m.rule for m in await self.store.matches_for(old.id)}
         fresh = [m for m in found if m.rule not in before]
         if not fresh:
-            return [], []
+            return found, []
         mutes = await self.store.mutes(now=datetime.now(UTC))
-        return fresh, _route(fresh, rules, mutes, self.stories_mode)
+        return found, _route(fresh, rules, mutes, self.stories_mode)
 
     async def health(self) -> list[SourceState]:
         if self.shared:  # other processes poll: what the store says now

@@ -1,6 +1,7 @@
 """Stories at their edges, the real discord.py against the emulator: an article that releases
 a waiting alert and fires a rule of higher severity; a rule satisfied while another waits; a
-channel at Discord's limit of active threads; later articles queued behind a refused alert."""
+channel at Discord's limit of active threads; later articles queued behind a refused alert; an
+article that changes in place into something graver, or into other words."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ import asyncio
 from pathlib import Path
 
 from tests.bot._stories import edits, embeds_text, settle
-from tests.bot.test_stories_e2e import feed_of, feeds, first_alert, newswatch, report  # noqa: F401
+from tests.bot.test_stories_e2e import (  # noqa: F401
+    NOW,
+    feed_of,
+    feeds,
+    first_alert,
+    newswatch,
+    report,
+)
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
 from tests.fakes.feed_server import FeedServer, Route
+from tests.service.test_identity import rss
 
 # "npr" reports "tanks"; "dw" does not. A critical rule shows "critical" in the footer.
 
@@ -81,3 +90,42 @@ async def test_updates_queued_behind_a_refused_alert_post_the_story_once(
         await settle(run, lambda: edits(emu, posted.id) == 1, seconds=5)
         assert len(emu.messages(channel)) == 1 and "bbc" in embeds_text(
             emu.get_message(posted.id)).lower()
+
+
+async def test_a_later_article_changed_into_something_graver_escalates(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    """npr's article updated the story's message; rewritten in place to fire a critical rule,
+    it posts an escalation, as a new article firing it would (it only updated the message).
+    The story's own alert article changed so is updated, not posted twice: an article alerts
+    once per route."""
+    rules = [{"name": "troops", "query": "troops"},
+             {"name": "nuclear", "query": "nuclear", "severity": "critical"}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        feeds.set("/npr", Route(body=rss([(
+            "npr-1", "https://npr.example/troops",
+            "Russian troops near Ukraine border put on nuclear alert",
+            "Russian troops massing at Yelnya were put on nuclear alert, the Kremlin said.",
+            NOW)])))
+        assert sum(r.updated for r in await run.engine.run_once()) == 1
+        await settle(run, lambda: len(emu.messages(channel)) >= 2)
+        escalated = embeds_text(emu.messages(channel)[1])
+        assert "`nuclear`" in escalated and "critical" in escalated
+
+
+async def test_an_article_changed_in_place_shows_its_new_words_highlighted(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    async with newswatch(emu, tmp_path, feeds) as run:
+        first = await first_alert(run, feeds)
+        title = "Troops deployed near Ukraine border as satellite images show build-up"
+        text = "The government sent more troops to the border near Yelnya, satellite images show."
+        feeds.set("/dw", Route(body=rss([("dw-1", "https://dw.example/troops", title, text,
+                                          NOW)])))
+        await run.engine.run_once()
+        await settle(run, lambda: edits(emu, first.id) == 1)
+        (embed,) = emu.get_message(first.id).embeds
+        assert embed["description"].replace("**", "") == text  # the old hits cut it up
+        assert "**Troops**" in embed["title"] and "**troops**" in embed["description"]

@@ -260,13 +260,15 @@ class StoriesMixin:
 
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
                             *, matches: Sequence[Match] = (),
-                            alerts: Sequence[OutboxEntry] = ()) -> int:
+                            alerts: Sequence[OutboxEntry] = (),
+                            rematched: bool = False) -> int:
         """A stored article whose content changed in place: keep the new title and text, mark
         its story updated, queue an ``update`` on each of ``routes`` where the story has a live
-        alert; ``matches`` and ``alerts`` (what the new version fires that the stored one did
-        not) are kept, and alert the routes the story has no alert on yet, as the SQLite
-        store's. Returns how many rows were queued. The lookup terms stay as they were (as
-        with the SQLite store's contentless index)."""
+        alert; ``matches`` (all of them with ``rematched``, replacing the stored ones) and
+        ``alerts`` (what the new version fires that the stored one did not: an alert where the
+        story has none on the route, an escalation), as the SQLite store's. Returns how many
+        rows were queued. The lookup terms stay as they were (as with the SQLite store's
+        contentless index)."""
         at = datetime.now(UTC)
         async with self._db.tx(LOCKS["articles"]) as conn:
             row = await conn.fetchrow("SELECT story_id FROM articles WHERE id = $1", stored_id)
@@ -285,6 +287,8 @@ class StoriesMixin:
             queued = 0
             for route in dict.fromkeys(routes):
                 queued += await _queue_update(conn, story, route, stored_id, at, changed=True)
+            if rematched:
+                await conn.execute("DELETE FROM matches WHERE article_id = $1", stored_id)
             if matches:
                 await conn.executemany(
                     "INSERT INTO matches (article_id, rule, score, hits, matched_at) "
@@ -292,9 +296,7 @@ class StoriesMixin:
                     "score = excluded.score, hits = excluded.hits, "
                     "matched_at = excluded.matched_at",
                     [(stored_id, m.rule, m.score, hits_json(m.hits), at) for m in matches])
-            fresh = [e for e in alerts if await conn.fetchval(
-                "SELECT 1 FROM outbox WHERE story_id = $1 AND route = $2 AND kind = 'alert'",
-                story, e.route) is None]
+            fresh = list(alerts)
             if fresh:
                 from watchers.store.postgres.articles import INSERT_OUTBOX, new_nonce
 
@@ -303,8 +305,11 @@ class StoriesMixin:
                 changed = article.model_copy(update={"id": stored_id})
                 rec = ArticleRecord(changed, (), fresh, "", StoryLink(story, "", "", at))
                 rules = rules_json(fresh)
-                rows = await story_rows(conn, changed, rec, int(outlets or 1), rules, at,
-                                        new_nonce)
+                rows = [r for r in await story_rows(conn, changed, rec, int(outlets or 1),
+                                                    rules, at, new_nonce)
+                        if r[0] != "update" and await conn.fetchval(
+                            "SELECT 1 FROM outbox WHERE article_id = $1 AND route = $2 AND "
+                            "kind = 'alert'", r[1], r[2]) is None]
                 if rows:
                     await conn.executemany(INSERT_OUTBOX, rows)
                 queued += len(rows)

@@ -194,15 +194,22 @@ async def _queue_update(tx: Tx, story: str, route: str, article_id: str, at: str
 
 def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
                   alerts: Sequence[OutboxEntry], when: str) -> int:
-    """A changed article's alerts on routes its story has none on, decided by story_rows as
-    for a new article of the story (which it joins again: nothing new is counted)."""
+    """A changed article's alerts, decided by story_rows as for a new article of the story
+    (which it joins again: nothing new is counted): an alert where the story has none on the
+    route, an escalation where the article is not the route's alert already; no update
+    (record_change queued its own)."""
     from watchers.store.sqlite.articles import INSERT_OUTBOX, new_nonce
 
     (outlets,) = conn.execute("SELECT json_array_length(outlets) FROM stories WHERE id = ?",
                               (story,)).fetchone()
     rec = ArticleRecord(article, (), alerts, "", StoryLink(story, "", "", datetime.now(UTC)))
     rules = rules_json(alerts)
-    rows = story_rows(conn, article, rec, int(outlets or 1), rules, when, new_nonce)
+    # An article alerts once per route (the outbox's own rule): one that was the route's alert
+    # already is updated there, not posted again.
+    rows = [r for r in story_rows(conn, article, rec, int(outlets or 1), rules, when, new_nonce)
+            if r[0] != "update" and conn.execute(
+                "SELECT 1 FROM outbox WHERE article_id = ? AND route = ? AND kind = 'alert'",
+                (r[1], r[2])).fetchone() is None]
     if rows:
         conn.executemany(INSERT_OUTBOX, rows)
     return len(rows)
@@ -314,15 +321,18 @@ class StoriesMixin:
 
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
                             *, matches: Sequence[Match] = (),
-                            alerts: Sequence[OutboxEntry] = ()) -> int:
+                            alerts: Sequence[OutboxEntry] = (),
+                            rematched: bool = False) -> int:
         """A stored article whose content changed in place (same guid or link, new text):
         keep the new title and text, mark its story updated, and queue an ``update`` of the
-        story's message on each of ``routes`` where the story has a live alert. ``matches``
-        and ``alerts``: what the new version fires that the stored one did not; its matches
-        are kept, and a route that has no alert of the story yet gets one, decided as for a
-        new article of the story (a placeholder item rewritten into news alerted nobody).
-        Returns how many rows were queued. The lookup index keeps the words it had (a
-        contentless index forgets what it was given)."""
+        story's message on each of ``routes`` where the story has a live alert. ``matches``:
+        the new version's (with ``rematched``, all of them: they replace the stored ones,
+        whose evidence points into the old text); ``alerts``: the routes of what it fires that
+        the stored one did not, decided as for a new article of the story — an alert where the
+        story has none yet (a placeholder item rewritten into news alerted nobody), an
+        escalation where a rule of higher severity fired. Returns how many rows were queued.
+        The lookup index keeps the words it had (a contentless index forgets what it was
+        given)."""
         at = iso(datetime.now(UTC))
         async with self._db.tx() as tx:
             row = await tx.fetchone("SELECT story_id FROM articles WHERE id = ?", (stored_id,))
@@ -342,18 +352,17 @@ class StoriesMixin:
             queued = 0
             for route in dict.fromkeys(routes):
                 queued += await _queue_update(tx, story, route, stored_id, at, changed=True)
+            if rematched:
+                await tx.execute("DELETE FROM matches WHERE article_id = ?", (stored_id,))
             if matches:
                 await tx.executemany(
                     "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
                     "VALUES (?,?,?,?,?)",
                     [(stored_id, m.rule, m.score, hits_json(m.hits), at) for m in matches])
-            fresh = [e for e in alerts if await tx.fetchone(
-                "SELECT 1 FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND route = ? "
-                "AND kind = 'alert'", (story, e.route)) is None]
-            if fresh and at is not None:
+            if alerts and at is not None:
                 queued += await tx.run(partial(
                     _alert_change, article=article.model_copy(update={"id": stored_id}),
-                    story=story, alerts=fresh, when=at))
+                    story=story, alerts=alerts, when=at))
             return queued
 
     async def add_outlet(self, article_id: str, outlet: str, when: datetime,
