@@ -41,7 +41,7 @@ import logging
 import math
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
@@ -335,6 +335,9 @@ class DeliveryService:
     # Whether a route is a server's own channel: the operator's escalation_role is a role of
     # the operator's server, so an escalation there mentions no role.
     is_server_route: Callable[[str], bool] | None = None
+    # The keys of the rules running now: an alert that waited for corroboration posts only if
+    # one of its rules still runs, unmuted (None: not checked).
+    rules_now: Callable[[], Collection[str]] | None = None
     clock: Clock = field(default_factory=SystemClock)
     # Each route's settings when its kept alerts were last brought in line with them.
     _schedules_seen: dict[str, RouteConfig | None] = field(default_factory=dict, init=False,
@@ -794,6 +797,10 @@ class DeliveryService:
                 # digest: the sink finds the message it made (by nonce, or by looking), where
                 # keeping it would show it twice.
                 sent = row.attempts > 1 and await self.store.maybe_sent(row.id)
+                if not sent and (why := await self._stale_wait(row)) is not None:
+                    log.info("alert %d to %s not sent: %s", row.id, route, why)
+                    await self.store.mark_rejected(row.id, why)
+                    return "settled"
                 if not sent and await self._keep_alert(row):
                     return "settled"
                 alert = await self._alert(row)
@@ -1022,6 +1029,19 @@ class DeliveryService:
             return await sink.digest(digest)
         log.warning("route %s: its sink cannot post digests; %d stories kept for it were not "
                     "shown", row.route, len(items))
+        return None
+
+    async def _stale_wait(self, row: OutboxRow) -> str | None:
+        """Why an alert that waited for corroboration must not post now that it may: each of
+        its rules was removed, or is muted, while it waited (None: it posts)."""
+        if row.min_sources <= 1 or self.rules_now is None or not row.rules:
+            return None
+        keys = {r.key for r in row.rules}
+        running = keys & set(self.rules_now())
+        if not running:
+            return "its rule was removed while it waited for corroboration"
+        if running <= set(await self.store.mutes(now=self.clock.now())):
+            return "its rule was muted while it waited for corroboration"
         return None
 
     async def _unseen_update(self, row: OutboxRow) -> bool:

@@ -1183,6 +1183,7 @@ async def open_engine(
                                    routes=tenancy.route, source_label=tenancy.label,
                                    paused_notice=tenancy.paused_notice,
                                    is_server_route=tenancy.is_server_route,
+                                   rules_now=lambda: [r.key for r in watch.rules],
                                    known_routes=sorted({r.channel for r in config.rules}
                                                        | set(config.channels)),
                                    clock=clock or SystemClock(),

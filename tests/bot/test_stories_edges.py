@@ -6,9 +6,11 @@ article that changes in place into something graver, or into other words."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from tests.bot._stories import edits, embeds_text, settle
+from tests.bot.conftest import Running
 from tests.bot.test_stories_e2e import (  # noqa: F401
     NOW,
     feed_of,
@@ -22,6 +24,18 @@ from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
 
 # "npr" reports "tanks"; "dw" does not. A critical rule shows "critical" in the footer.
+
+
+async def rejected(run: Running) -> list[str]:
+    """The reasons of the rejected alerts, once there are any (within 5 s)."""
+    for _ in range(100):
+        found = [r.reason or "" for r in await run.engine.store.alerts()
+                 if r.state == "rejected"]
+        if found:
+            await asyncio.sleep(0.2)  # a post would come now
+            return found
+        await asyncio.sleep(0.05)
+    return []
 
 
 async def test_an_article_that_releases_a_waiting_alert_also_escalates(
@@ -129,3 +143,29 @@ async def test_an_article_changed_in_place_shows_its_new_words_highlighted(
         (embed,) = emu.get_message(first.id).embeds
         assert embed["description"].replace("**", "") == text  # the old hits cut it up
         assert "**Troops**" in embed["title"] and "**troops**" in embed["description"]
+
+
+async def test_a_waiting_alert_of_a_rule_muted_meanwhile_does_not_post(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    rules = [{"name": "troops", "query": "troops", "min_sources": 2}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        channel = run.alerts_channel
+        await report(run, feeds, "dw", 0)
+        await asyncio.sleep(0.3)
+        await run.engine.mute("troops", timedelta(hours=4))
+        await report(run, feeds, "npr", 20)
+        (why,) = await rejected(run)
+        assert "muted while it waited" in why and emu.messages(channel) == []
+
+
+async def test_a_waiting_alert_of_a_rule_removed_meanwhile_does_not_post(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    async with newswatch(emu, tmp_path, feeds,
+                         rules=[{"name": "troops", "query": "troops", "min_sources": 2}]) as run:
+        await report(run, feeds, "dw", 0)
+        await asyncio.sleep(0.3)
+    async with newswatch(emu, tmp_path, feeds,
+                         rules=[{"name": "football", "query": "football"}]) as run:
+        await report(run, feeds, "npr", 20)
+        (why,) = await rejected(run)
+        assert "removed while it waited" in why and emu.messages(run.alerts_channel) == []
