@@ -677,6 +677,25 @@ class Engine:
     async def reload_rules(self) -> None:
         """Rebuild the running rules from the config and the store."""
         self.watch.set_rules(merged_rules(self.config, await self.store.list_rules()))
+        await self.refresh_waiting()
+
+    async def refresh_waiting(self) -> int:
+        """Alerts waiting for corroboration wait for what their rules need now: a rule whose
+        ``min_sources`` was lowered (in the file, or by /rules edit) lets its waiting alerts
+        post once their story has that many outlets — at once if it has them already. Returns
+        how many were released."""
+        running = {r.key: r for r in self.watch.rules}
+        released = 0
+        for row in await self.store.alerts(state="waiting", kind="alert", limit=10_000):
+            needs = [running[r.key].min_sources for r in row.rules if r.key in running]
+            if needs and min(needs) < row.min_sources and await self.store.lower_wait(
+                    row.id, min(needs)):
+                released += 1
+        if released:
+            log.info("%d alert(s) waiting for corroboration released: their rules need "
+                     "fewer outlets now", released)
+            self.delivery.wake()
+        return released
 
     # ------------------------------------------------------------------ other processes
 
@@ -1205,6 +1224,8 @@ async def open_engine(
                 await store.listen(OUTBOX_CHANNEL, lambda _channel, _payload: wake.set())
             await store.listen(CONFIG_CHANNEL, engine._changed)
             await delivery.reload_pauses()  # what /alerts status and resume see, before any
+        if role in ("all", "deliver"):
+            await engine.refresh_waiting()
         if start:
             await engine.start()
         yield engine

@@ -169,3 +169,19 @@ async def test_a_waiting_alert_of_a_rule_removed_meanwhile_does_not_post(
         await report(run, feeds, "npr", 20)
         (why,) = await rejected(run)
         assert "removed while it waited" in why and emu.messages(run.alerts_channel) == []
+
+
+async def test_a_waiting_alert_posts_once_its_rule_needs_fewer_outlets(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    async with newswatch(emu, tmp_path, feeds,
+                         rules=[{"name": "troops", "query": "troops", "min_sources": 3}]) as run:
+        await report(run, feeds, "dw", 0)
+        await report(run, feeds, "npr", 20)
+        await asyncio.sleep(0.3)
+        assert emu.messages(run.alerts_channel) == []  # two outlets of the three
+    async with newswatch(emu, tmp_path, feeds,
+                         rules=[{"name": "troops", "query": "troops", "min_sources": 2}]) as run:
+        channel = run.alerts_channel
+        await settle(run, lambda: len(emu.messages(channel)) >= 1)
+        (posted,) = emu.messages(channel)
+        assert "2 outlets" in embeds_text(posted)

@@ -450,6 +450,19 @@ async def test_a_rule_needing_fewer_outlets_posts_the_story_in_place_of_the_wait
     assert rows[1].rules[0].severity == "critical" and rows[0].reason
 
 
+async def test_a_wait_lowered_is_released_once_the_story_has_the_outlets(one: Store) -> None:
+    await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=3))])
+    await one.record_many([srec(art("Other"), "t", "dw", entry(min_sources=3))])
+    await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=3))])
+    first, other = await one.alerts(state="waiting", limit=10)
+    assert await one.lower_wait(first.id, 2)  # story s has two outlets: it posts
+    assert not await one.lower_wait(other.id, 2)  # story t has one: it waits for two now
+    rows = {r.id: r for r in await one.alerts(limit=10)}
+    assert (rows[first.id].state, rows[other.id].state) == ("pending", "waiting")
+    assert rows[other.id].min_sources == 2
+    assert not await one.lower_wait(other.id, 5)  # never raised
+
+
 async def test_an_article_that_releases_a_waiting_alert_still_escalates(one: Store) -> None:
     await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=2))])
     await one.record_many([srec(art("Two"), "s", "npr",

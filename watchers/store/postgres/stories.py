@@ -258,6 +258,19 @@ class StoriesMixin:
             "before enough outlets reported it', updated_at = $1 "
             "WHERE state = 'waiting' AND created_at < $2", datetime.now(UTC), before)
 
+    async def lower_wait(self, row_id: int, min_sources: int) -> bool:
+        """A waiting alert whose rule now needs fewer outlets waits for those, and posts at
+        once if its story has them already; returns whether it was released."""
+        async with self._db.tx() as conn:
+            await conn.execute(
+                "UPDATE outbox SET min_sources = $2 WHERE id = $1 AND state = 'waiting' AND "
+                "min_sources > $2", row_id, min_sources)
+            done = await conn.execute(
+                "UPDATE outbox SET state = 'pending', updated_at = $2 WHERE id = $1 AND "
+                "state = 'waiting' AND min_sources <= (SELECT jsonb_array_length(outlets) "
+                "FROM stories WHERE stories.id = outbox.story_id)", row_id, datetime.now(UTC))
+            return str(done).endswith(" 1")
+
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
                             *, matches: Sequence[Match] = (),
                             alerts: Sequence[OutboxEntry] = (),

@@ -319,6 +319,20 @@ class StoriesMixin:
                                                                iso(before)))
             return cur.rowcount
 
+    async def lower_wait(self, row_id: int, min_sources: int) -> bool:
+        """A waiting alert whose rule now needs fewer outlets (``min_sources``) waits for those,
+        and posts at once if its story has them already; returns whether it was released."""
+        async with self._db.tx() as tx:
+            await tx.execute(
+                "UPDATE outbox SET min_sources = ? WHERE id = ? AND state = 'waiting' AND "
+                "min_sources > ?", (min_sources, row_id, min_sources))
+            cur = await tx.execute(
+                "UPDATE outbox SET state = 'pending', updated_at = ? WHERE id = ? AND "
+                "state = 'waiting' AND min_sources <= (SELECT json_array_length(outlets) "
+                "FROM stories WHERE stories.id = outbox.story_id)",
+                (iso(datetime.now(UTC)), row_id))
+            return cur.rowcount > 0
+
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
                             *, matches: Sequence[Match] = (),
                             alerts: Sequence[OutboxEntry] = (),
