@@ -67,7 +67,7 @@ from watchers.store.base import (
     StoryRecord,
     highest_severity,
     severity_rank,
-    story_as_seen,
+    story_seen,
 )
 
 __all__ = [
@@ -329,12 +329,11 @@ class DeliveryService:
     # route's server gave a feed it follows, or None for a feed that server does not follow
     # (left out of a story's outlets). None: every source as stored.
     source_label: Callable[[str, str], str | None] | None = None
-    # For a route a server picked: (where the notice that it paused goes, its label there);
-    # None for the config file's routes, whose notices go to ``notices_route``.
-    paused_notice: Callable[[str], tuple[str | None, str] | None] | None = None
-    # Whether a route is a server's own channel: the operator's escalation_role is a role of
-    # the operator's server, so an escalation there mentions no role.
-    is_server_route: Callable[[str], bool] | None = None
+    # For a route a server picked: (where that server's notices go, the route's label there);
+    # None for the config file's routes, whose notices go to ``notices_route``. A server's
+    # route is told about in its own channels, and an escalation there mentions no role (the
+    # operator's escalation_role is a role of the operator's server).
+    server_route: Callable[[str], tuple[str | None, str] | None] | None = None
     # The keys of the rules running now: an alert that waited for corroboration posts only if
     # one of its rules still runs, unmuted (None: not checked).
     rules_now: Callable[[], Collection[str]] | None = None
@@ -342,6 +341,8 @@ class DeliveryService:
     # Each route's settings when its kept alerts were last brought in line with them.
     _schedules_seen: dict[str, RouteConfig | None] = field(default_factory=dict, init=False,
                                                            repr=False)
+    # The routes that keep alerts, as the last look at the store found them (None: not yet).
+    _kept_routes: list[str] | None = field(default=None, init=False, repr=False)
     # Acknowledgement: alerts at or above ack_from carry buttons ("none": none do); with an
     # escalation_role, a critical one nobody acknowledged re-pings that role once,
     # escalate_after its delivery (without one, nothing is escalated).
@@ -598,7 +599,7 @@ class DeliveryService:
             link = sink.alert_link(row.route, remote)
             if link is None:
                 continue
-            theirs = self.is_server_route is not None and self.is_server_route(row.route)
+            theirs = self.server_route is not None and self.server_route(row.route) is not None
             text = (("" if theirs else f"<@&{self.escalation_role}> ") + "⏰ Not acknowledged "
                     f"after {format_duration(self.escalate_after)}: {link}")
             if await self.store.escalate(row.id, row.route, text, now) is not None:
@@ -611,23 +612,29 @@ class DeliveryService:
         """Turn what is due of each route's scheduled alerts into digest rows; return the
         seconds until the next scheduled alert is due (at most ``poll_interval``)."""
         now = self.clock.now()
-        await self._follow_schedules(now)
+        if self._kept_routes is None:  # the first look: what this process has not seen yet
+            self._kept_routes = list(await self.store.scheduled_routes())
+        await self._follow_schedules(now, self._kept_routes)
         if await self.store.make_digests(now):
             self.wake_event.set()
         wait = self.poll_interval
-        for _, due in (await self.store.scheduled_routes()).values():
+        kept = await self.store.scheduled_routes()
+        self._kept_routes = list(kept)
+        for _, due in kept.values():
             if due is not None:
                 wait = min(wait, max((due - now).total_seconds(), 0.0))
         return wait
 
-    async def _follow_schedules(self, now: datetime) -> None:
+    async def _follow_schedules(self, now: datetime, kept: Sequence[str]) -> None:
         """What a route keeps follows its settings as they are now: when they changed since the
         alerts were kept (a digest route made immediate, quiet hours taken off or shortened,
         an earlier digest time, a cap lifted) — also across a restart — they are due when the
-        new settings say, never later than they were."""
+        new settings say, never later than they were. ``kept``: the routes that keep alerts,
+        as the last look at the store found them (alerts kept since then were kept under the
+        settings as they are)."""
         if self.routes is None:
             return
-        for route in (await self.store.scheduled_routes()):
+        for route in kept:
             cfg = self.routes(route)
             if route in self._schedules_seen and self._schedules_seen[route] == cfg:
                 continue
@@ -860,7 +867,7 @@ class DeliveryService:
         held = await self.store.pause_route(route, reason)
         log.error("route %s paused: %s (%d alerts held)", route, reason, held)
         where, label = self.notices_route, route
-        server = self.paused_notice(route) if self.paused_notice is not None else None
+        server = self.server_route(route) if self.server_route is not None else None
         if server is not None:  # a server's channel: that server is told, in another of its own
             where, label = server
         if where and where != route:
@@ -931,15 +938,9 @@ class DeliveryService:
         the articles they see alone."""
         if story is None or self.source_label is None:
             return story
-        labels = [self.source_label(route, o) for o in story.outlets]
-        seen = tuple(x for x in labels if x is not None)
-        if len(seen) == len(labels):
-            return story if seen == story.outlets else replace(story, outlets=seen)
-        stored = await self.store.story_articles(story.id, limit=max(story.articles, 1))
-        visible = [a for a in stored if self._sees(route, a)]
-        if not visible:
-            return replace(story, outlets=seen)
-        return story_as_seen(story, visible, seen)
+        label = self.source_label
+        scoped = await story_seen(self.store, story, lambda o: label(route, o))
+        return scoped if scoped is not None else replace(story, outlets=())
 
     # ------------------------------------------------------------------ schedules
 

@@ -73,6 +73,7 @@ from watchers.store.base import (
     OutboxRow,
     StoryRecord,
     story_as_seen,
+    story_seen,
 )
 from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key, url_of
@@ -459,17 +460,13 @@ class Engine:
                           ) -> StoryRecord | None:
         if not any(o.startswith(SERVER_FEED_PREFIX) for o in record.outlets):
             return record  # every server sees all of it, by the same names
-        hidden = any(o.startswith(SERVER_FEED_PREFIX) and o not in labels
-                     for o in record.outlets)
-        outlets = tuple(labels.get(o, o) for o in record.outlets
-                        if not o.startswith(SERVER_FEED_PREFIX) or o in labels)
-        if hidden:  # its headline, times and count from the articles this server sees
-            stored = await self.store.story_articles(record.id, limit=max(record.articles, 1))
-            seen = [a for a in stored if self._visible(a, guild)]
-            if not seen:
-                return None
-            return story_as_seen(record, seen, outlets)
-        return dataclasses.replace(record, outlets=outlets)
+
+        def label(source: str) -> str | None:
+            if source.startswith(SERVER_FEED_PREFIX):
+                return labels.get(source)
+            return source
+
+        return await story_seen(self.store, record, label)
 
     async def stats(self, guild: int | None = None) -> Stats:
         """Counts of articles and alerts, source health and paused destinations (with
@@ -1200,8 +1197,7 @@ async def open_engine(
                                    stories_mode=tenancy.stories_mode,
                                    story_window=config.stories.window,
                                    routes=tenancy.route, source_label=tenancy.label,
-                                   paused_notice=tenancy.paused_notice,
-                                   is_server_route=tenancy.is_server_route,
+                                   server_route=tenancy.server_route,
                                    rules_now=lambda: [r.key for r in watch.rules],
                                    known_routes=sorted({r.channel for r in config.rules}
                                                        | set(config.channels)),

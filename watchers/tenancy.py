@@ -73,13 +73,10 @@ class Tenancy:
         keys = sorted(k for k, r in self.routes.items() if r.guild_id == guild and k != besides)
         return keys[0] if keys else None
 
-    def is_server_route(self, route: str) -> bool:
-        """Whether ``route`` is a channel a server picked (not the config file's)."""
-        return route in self.routes
-
-    def paused_notice(self, route: str) -> tuple[str | None, str] | None:
-        """For a route a server picked: where the notice that it paused goes (see
-        :meth:`notice_route`) and its label there (``#name``); None for the config file's."""
+    def server_route(self, route: str) -> tuple[str | None, str] | None:
+        """For a route a server picked: where that server is told about it (another of its
+        routes, see :meth:`notice_route`) and its label there (``#name``); None for the config
+        file's routes."""
         server = self.routes.get(route)
         if server is None:
             return None

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from tests.bot._stories import REPORTS
-from tests.bot.conftest import TOKEN, Running, bot_config, start_running
-from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage, Fault, default_guild
+from tests.bot.conftest import Running, bot_config, start_running
+from tests.bot.test_isolation_e2e import A, B, two  # noqa: F401 - the two servers' emulator
+from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage, Fault
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
 from watchers.config import parse_config
 
-A, B = 1100000000000000001, 1100000000000000501
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -43,22 +43,23 @@ async def feeds() -> AsyncIterator[FeedServer]:
         yield server
 
 
-@pytest.fixture
-async def two() -> AsyncIterator[DiscordEmulator]:
-    guilds = [default_guild(A, "Newsroom"), default_guild(B, "Other desk")]
-    async with DiscordEmulator(token=TOKEN, guilds=guilds) as e, e.patch_discord():
-        yield e
+def two_servers(emu: DiscordEmulator, tmp_path: Path, *,
+                sources: list[dict[str, Any]] | None = None,
+                fetch: dict[str, Any] | None = None, **discord: Any) -> dict[str, Any]:
+    """The config of a newswatch serving A and B: the config file's rule "troops" (route
+    "alerts", A's #alerts), ``sources`` of its own, ``[discord]`` settings; seeds/ made."""
+    data = bot_config(emu, tmp_path, fetch={"allow_private": ["127.0.0.1/32"], **(fetch or {})},
+                      sources=sources or [], rules=[{"name": "troops", "query": "troops"}])
+    data["discord"].update(guild_ids=[A, B], **discord)
+    (tmp_path / "seeds").mkdir(exist_ok=True)
+    return data
 
 
 @pytest.fixture
-async def running(two: DiscordEmulator, tmp_path: Path, feeds: FeedServer
+async def running(two: DiscordEmulator, tmp_path: Path, feeds: FeedServer  # noqa: F811
                   ) -> AsyncIterator[Running]:
-    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
-                      sources=[{"name": "operator", "type": "feed", "every": "1h",
-                                "url": feeds.url("/operator")}],
-                      rules=[{"name": "troops", "query": "troops"}])
-    data["discord"]["guild_ids"] = [A, B]
-    (tmp_path / "seeds").mkdir()
+    data = two_servers(two, tmp_path, sources=[{"name": "operator", "type": "feed",
+                                                "every": "1h", "url": feeds.url("/operator")}])
     run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds")
     try:
         await two.wait_until_identified(timeout=10)
@@ -150,13 +151,9 @@ async def test_a_story_with_another_servers_article_shows_it_nowhere(
 
 
 async def test_a_followed_feed_that_pauses_is_told_to_its_server_only(
-        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
-    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"],
-                                            "pause_after": 1},
-                      sources=[], rules=[{"name": "troops", "query": "troops"}])
-    data["discord"]["guild_ids"] = [A, B]
-    data["discord"]["notices"] = "alerts"  # the operator's notices: A's #alerts
-    (tmp_path / "seeds").mkdir()
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    # the operator's notices: A's #alerts
+    data = two_servers(two, tmp_path, fetch={"pause_after": 1}, notices="alerts")
     run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds")
     try:
         await two.wait_until_identified(timeout=10)
@@ -184,12 +181,8 @@ async def test_a_followed_feed_that_pauses_is_told_to_its_server_only(
 
 
 async def test_a_servers_channel_that_pauses_is_told_to_that_server(
-        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
-    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
-                      sources=[], rules=[{"name": "troops", "query": "troops"}])
-    data["discord"]["guild_ids"] = [A, B]
-    data["discord"]["notices"] = "alerts"  # the operator's notices: A's #alerts
-    (tmp_path / "seeds").mkdir()
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    data = two_servers(two, tmp_path, notices="alerts")  # the operator's: A's #alerts
     run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds")
     try:
         await two.wait_until_identified(timeout=10)
@@ -236,17 +229,13 @@ async def test_only_the_server_a_config_rule_posts_in_may_mute_it(running: Runni
 
 
 async def test_an_escalation_in_a_servers_channel_mentions_no_operator_role(
-        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     from tests.bot.conftest import on_clock
     from watchers.schedule import ManualClock
 
     clock = ManualClock(NOW)
     a_role = next(g for g in two.guilds if g.id == A).roles[-1].id
-    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
-                      sources=[], rules=[{"name": "troops", "query": "troops"}])
-    data["discord"]["guild_ids"] = [A, B]
-    data["discord"]["escalation_role"] = a_role  # a role of the operator's server
-    (tmp_path / "seeds").mkdir()
+    data = two_servers(two, tmp_path, escalation_role=a_role)  # a role of A, the operator's
     run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds",
                               on_clock(clock))
     try:
@@ -275,11 +264,8 @@ async def test_an_escalation_in_a_servers_channel_mentions_no_operator_role(
 
 
 async def test_a_server_taken_out_of_guild_ids_is_kept_but_not_run(
-        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
-    data = bot_config(two, tmp_path, fetch={"allow_private": ["127.0.0.1/32"]},
-                      sources=[], rules=[{"name": "troops", "query": "troops"}])
-    data["discord"]["guild_ids"] = [A, B]
-    (tmp_path / "seeds").mkdir()
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    data = two_servers(two, tmp_path)
 
     async def start() -> Running:
         run = await start_running(parse_config(data, base_dir=tmp_path), two,

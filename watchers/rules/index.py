@@ -744,14 +744,15 @@ class _FuzzyVocabulary:
         elif self.vocab:
             similar, packs = _text._similar, self._packs
             if similar is not None and packs is None and _text._pack_choices is not None:
-                pack = _text._pack_choices
-                packs = self._packs = (pack(self.vocab), pack(self.vocab_translit))
-            for i, queries in enumerate((new, translit)):
-                if similar is not None and packs is not None:
-                    found: Iterable[tuple[int, int]] = similar(queries, packs[i], self.cutoff)
-                else:
-                    choices = self.vocab if i == 0 else self.vocab_translit
-                    found = _similar_pairs(queries, choices, self.cutoff)
+                packer = _text._pack_choices
+                packs = self._packs = (packer(self.vocab), packer(self.vocab_translit))
+            packed: tuple[bytes | None, bytes | None] = packs or (None, None)
+            for queries, choices, pack in zip((new, translit),
+                                              (self.vocab, self.vocab_translit), packed,
+                                              strict=True):
+                found: Iterable[tuple[int, int]] = (
+                    similar(queries, pack, self.cutoff) if similar is not None and pack
+                    else _similar_pairs(queries, choices, self.cutoff))
                 for r, c in found:
                     pairs[new[r]].update(self.vocab_terms[c])
         for k, cand in pairs.items():

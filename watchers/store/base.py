@@ -264,6 +264,8 @@ def sort_time(article: Article) -> datetime:
 
 class _StoryLike(Protocol):
     @property
+    def id(self) -> str: ...
+    @property
     def headline(self) -> str: ...
     @property
     def first_seen(self) -> datetime: ...
@@ -287,6 +289,22 @@ def story_as_seen(story: _S, seen: Sequence[Article], outlets: tuple[str, ...]) 
     return dataclasses.replace(  # type: ignore[type-var]
         story, headline=seen[0].title, first_seen=min(times), last_seen=max(times),
         articles=len(seen), outlets=outlets)
+
+
+async def story_seen(store: StoryStore, story: _S, label: Callable[[str], str | None]
+                     ) -> _S | None:
+    """``story`` as readers know it who see an outlet or an article's source by the name
+    ``label`` gives it (None: one they do not see, another server's feed): the outlets by
+    their names; where one is hidden, its headline, times and count from the articles they
+    see (read from ``store``). None when they see none of its articles."""
+    names = [label(o) for o in story.outlets]
+    seen = tuple(x for x in names if x is not None)
+    if len(seen) == len(names):
+        return story if seen == story.outlets else dataclasses.replace(  # type: ignore[type-var]
+            story, outlets=seen)
+    stored = await store.story_articles(story.id, limit=max(story.articles, 1))
+    visible = [a for a in stored if label(a.source) is not None]
+    return story_as_seen(story, visible, seen) if visible else None
 
 
 def page_second(when: datetime) -> int:
