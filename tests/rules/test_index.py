@@ -460,3 +460,29 @@ def test_the_c_similar_pairs_refuse_what_is_not_a_pack() -> None:
     with pytest.raises(TypeError):
         text_module._similar([b"kyiv"], pack, 0.8)  # type: ignore[list-item]
     assert text_module._similar(["kiev"], pack, 0.7) == [(0, 0)]
+
+
+def test_words_a_thousand_times_longer_are_compared_as_the_naive_loop_does() -> None:
+    """A 19,000-letter fuzzy term (within the query limit) and an article word one letter from
+    it: the C comparison's table would cost the product of their lengths, so words that long
+    go to rapidfuzz's scorer; both halves of a mixed batch keep their numbers."""
+    import random
+
+    from watchers.rules import index
+    from watchers.rules import text as text_module
+
+    if text_module._similar is None or text_module._pack_choices is None:
+        pytest.skip("watchers.rules._ctext is not built")
+    rng = random.Random(1)
+    term = "".join(rng.choice("abcdefghij") for _ in range(19_000))
+    word = term[:9000] + "x" + term[9001:]
+    rules = RuleSet([Rule("long", term + "~"), Rule("k", "kyiv~")])
+    article = Article(id="a", title="Kyiw", text=f"kyiv {word} kiev")
+    assert sorted(m.rule for m in rules.match(article)) == ["k", "long"]
+    assert rules.match(article) == rules.match_naive(article)
+    queries = ["kyiw", word, "kiev", term[:50]]
+    choices = ["kyiv", term]
+    pack = text_module._pack_choices(choices)
+    got = index._c_similar_pairs(text_module._similar, queries, choices, pack, 0.75)
+    assert sorted(got) == sorted(index._similar_pairs(queries, choices, 0.75)) == [
+        (0, 0), (1, 1), (2, 0)]
