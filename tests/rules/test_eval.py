@@ -18,9 +18,9 @@ from watchers.rules import match_query
 
 from ._corpus import REPO
 
-# Reached: pairs 0.992 / 0.983 on 466 pairs (the original 130: 1.000 / 1.000), sentences
-# 1.000 / 1.000.
-FLOOR = {"pairs": (0.985, 0.975), "original": (1.0, 1.0), "sentences": (1.0, 1.0)}
+# Reached: pairs 0.992 / 0.992 on 466 pairs (0.992 / 0.983 before the cities' names in other
+# languages; the original 130: 1.000 / 1.000), sentences 1.000 / 1.000.
+FLOOR = {"pairs": (0.985, 0.985), "original": (1.0, 1.0), "sentences": (1.0, 1.0)}
 MIN_PAIRS = 300
 
 
@@ -53,11 +53,12 @@ def test_unseen_look_alikes_a_probe_found_lose_no_ground() -> None:
     """probe.tsv holds what a hostile probe found on cases the pairs did not hold, kept as
     found. Reached: 9 of its 29 look-alikes refused (the words English's word lists hold, such
     as Henan for china~ or Disraeli for israel~), 6 of its 10 spellings taken (the exonyms
-    Kreml, Krim, Rovno, Saporoschje and Zaporoże now in the alias table)."""
+    Kreml, Krim, Rovno, Saporoschje and Zaporoże now in the alias table); 7 with the cities'
+    names in other languages (Kief)."""
     rows = _eval_module().eval_pairs(name="probe.tsv")
     refused = sum(c.tn for c in rows.values())
     taken = sum(c.tp for c in rows.values())
-    assert refused >= 9 and taken >= 6
+    assert refused >= 9 and taken >= 7
     for term, token in (("china", "Henan"), ("israel", "Disraeli"), ("syria", "Assyria"),
                         ("odesa", "Odisha"), ("missile", "misspelled"), ("beijing", "boing"),
                         ("russia", "Rousey")):
@@ -69,11 +70,22 @@ def test_unseen_look_alikes_a_probe_found_lose_no_ground() -> None:
 def test_a_second_unseen_set_loses_no_ground() -> None:
     """probe2.tsv: 202 pairs over 123 terms from every region, built without the matcher in
     view. Scored once as built: 76 of its 102 spellings taken, 93 of its 100 look-alikes
-    refused; with the countries' names in other languages, 80 and 93."""
+    refused; with the countries' names in other languages, 80 and 93; with the cities' names
+    (Wien, Tiflis, Halab, Dacca, ...), 89 and 93."""
     rows = _eval_module().eval_pairs(name="probe2.tsv")
     assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) == 202
-    assert sum(c.tp for c in rows.values()) >= 80
+    assert sum(c.tp for c in rows.values()) >= 89
     assert sum(c.tn for c in rows.values()) >= 93
+
+
+def test_a_third_unseen_set_loses_no_ground() -> None:
+    """probe3.tsv: 307 pairs over 166 terms, built the same way later. Scored as built: 120 of
+    its 154 spellings taken and 147 of its 153 look-alikes refused before the cities' names in
+    other languages, 131 and 147 with them."""
+    rows = _eval_module().eval_pairs(name="probe3.tsv")
+    assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) == 307
+    assert sum(c.tp for c in rows.values()) >= 131
+    assert sum(c.tn for c in rows.values()) >= 147
 
 
 def test_original_pairs_stay_perfect() -> None:

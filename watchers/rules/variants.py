@@ -27,6 +27,7 @@ the naive one agree). All data is loaded once, at first use.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -514,7 +515,8 @@ class Aliases:
         self._group: dict[str, frozenset[str]] = {}
         self._distinct: dict[str, frozenset[str]] = {}
         self._variants: list[frozenset[str]] = []
-        self._fuzzy: dict[str, frozenset[str]] | None = None
+        self._variant_of: dict[str, list[int]] | None = None  # key → its variant groups
+        self._fuzzy: dict[str, frozenset[str]] = {}  # fuzzy_of's answers
         if table:
             self.update(table)
         if distinct:
@@ -522,24 +524,48 @@ class Aliases:
         if variants:
             self.add_variants(variants)
 
-    def add_variants(self, table: Mapping[str, Sequence[str]]) -> None:
-        """Add groups that fuzzy terms take as one word (and plain words do not)."""
+    def add_variants(self, table: Mapping[str, Sequence[str]], *, keyed: bool = False) -> None:
+        """Add groups that fuzzy terms take as one word (and plain words do not). ``keyed``:
+        the table's words are match keys already (the shipped tables, built with
+        :func:`~watchers.rules.text.key`), so they are not folded again."""
+        fold = (lambda w: w) if keyed else _alias_key
         for head, others in table.items():
             if isinstance(others, str):
                 others = [others]
-            self._variants.append(frozenset({_alias_key(head), *map(_alias_key, others)}))
-        self._fuzzy = None
+            self._variants.append(frozenset({fold(head), *map(fold, others)}))
+        self._variant_of = None
+        self._fuzzy = {}
 
     def fuzzy_of(self, key: str) -> frozenset[str]:
         """The keys a fuzzy term ``key`` takes as itself: its group (:meth:`of`) joined with
-        its variant groups, transitively; empty if it has none."""
+        its variant groups, transitively; empty if it has none.
+
+        Worked out for each key on first use: the shipped tables hold some 30,000 names, and
+        joining them all would cost every process that starts tens of milliseconds."""
         fuzzy = self._fuzzy
-        if fuzzy is None:
-            fuzzy = dict(self._group)
-            for keys in self._variants:
-                _join(fuzzy, keys)
-            self._fuzzy = fuzzy
-        return fuzzy.get(key, frozenset())
+        found = fuzzy.get(key)
+        if found is not None:
+            return found
+        variant_of = self._variant_of
+        if variant_of is None:
+            variant_of = {}
+            for i, keys in enumerate(self._variants):
+                for k in keys:
+                    variant_of.setdefault(k, []).append(i)
+            self._variant_of = variant_of
+        seen = {key}
+        todo = [key]
+        while todo:
+            k = todo.pop()
+            more = set(self._group.get(k, ()))
+            for i in variant_of.get(k, ()):
+                more |= self._variants[i]
+            more -= seen
+            seen |= more
+            todo += more
+        found = frozenset(seen) if key in self._group or key in variant_of else frozenset()
+        fuzzy[key] = found
+        return found
 
     def add_distinct(self, table: Mapping[str, Sequence[str]]) -> None:
         """Record words that look like variants of each other but name different things."""
@@ -561,7 +587,7 @@ class Aliases:
             if isinstance(others, str):
                 others = [others]
             _join(self._group, {_alias_key(head), *(_alias_key(o) for o in others)})
-        self._fuzzy = None
+        self._fuzzy = {}
 
     def of(self, key: str) -> frozenset[str]:
         """The keys in ``key``'s group, itself included; empty if it has none."""
@@ -609,12 +635,18 @@ def _alias_key(word: str) -> str:
 
 @lru_cache(maxsize=1)
 def _shipped_tables() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
-    """(aliases, distinct, variants): ``data/aliases.toml`` and the countries' names in other
-    languages, ``data/exonyms.toml`` (built by bench/build_exonyms.py), for fuzzy terms."""
+    """(aliases, distinct, variants): ``data/aliases.toml``, and for fuzzy terms the countries'
+    and cities' names in other languages, ``data/exonyms.toml`` and ``data/cities.json`` (built
+    by bench/build_exonyms.py)."""
     data = resources.files(__package__).joinpath("data")
     table = tomllib.loads(data.joinpath("aliases.toml").read_text("utf-8"))
-    exonyms = tomllib.loads(data.joinpath("exonyms.toml").read_text("utf-8"))
-    return table["aliases"], table.get("distinct", {}), exonyms["aliases"]
+    variants: dict[str, list[str]] = {}
+    exonyms = tomllib.loads(data.joinpath("exonyms.toml").read_text("utf-8"))["aliases"]
+    cities = json.loads(data.joinpath("cities.json").read_text("utf-8"))["aliases"]
+    for table_of in (exonyms, cities):
+        for head, others in table_of.items():
+            variants.setdefault(head, []).extend(others)
+    return table["aliases"], table.get("distinct", {}), variants
 
 
 def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases:
@@ -632,7 +664,8 @@ def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases
 @lru_cache(maxsize=64)
 def _extended(sig: tuple[tuple[str, tuple[str, ...]], ...]) -> Aliases:
     table, distinct, variants = _shipped_tables()
-    aliases = Aliases(table, distinct, variants)
+    aliases = Aliases(table, distinct)
+    aliases.add_variants(variants, keyed=True)
     aliases.update(dict(sig))
     return aliases
 
@@ -640,4 +673,6 @@ def _extended(sig: tuple[tuple[str, tuple[str, ...]], ...]) -> Aliases:
 @lru_cache(maxsize=1)
 def _shipped_default() -> Aliases:
     table, distinct, variants = _shipped_tables()
-    return Aliases(table, distinct, variants)
+    aliases = Aliases(table, distinct)
+    aliases.add_variants(variants, keyed=True)
+    return aliases

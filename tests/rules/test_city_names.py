@@ -1,0 +1,116 @@
+"""A fuzzy term takes a city's name in other languages and eras (``vienna~`` finds "Wien",
+``tbilisi~`` "Tiflis", ``aleppo~`` "Halab"); a plain word still matches as written. The shipped
+table (``watchers/rules/data/cities.json``, built from GeoNames' alternate names by
+``bench/build_exonyms.py``) keeps no name that could mean something else."""
+
+from __future__ import annotations
+
+import json
+import random
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from watchers.models import Article
+from watchers.rules import Rule, RuleSet, match_query, shipped_aliases
+from watchers.rules.lookup import index_terms
+from watchers.rules.text import key
+from watchers.rules.variants import Aliases, _join, is_known_word
+from watchers.search import search
+from watchers.store import SqliteStore
+
+GERMAN = Article(source="dw", title="Gespräche in Wien und München",
+                 text="Die Delegation reiste weiter nach Tiflis und Genf.")
+
+
+def _cities() -> dict[str, list[str]]:
+    text = resources.files("watchers.rules").joinpath("data/cities.json").read_text("utf-8")
+    table: dict[str, list[str]] = json.loads(text)["aliases"]
+    return table
+
+
+@pytest.mark.parametrize(("query", "word"), [
+    ("vienna~", "Wien"), ("munich~", "München"), ("tbilisi~", "Tiflis"), ("geneva~", "Genf"),
+    ("vienna~ AND tbilisi~", "Tiflis")])
+def test_a_fuzzy_term_takes_another_languages_name_of_its_city(query: str, word: str) -> None:
+    m = match_query(query, GERMAN)
+    assert m is not None and word in {h.text for h in m.hits}
+    assert {h.kind for h in m.hits if h.text == word} == {"alias"}
+
+
+@pytest.mark.parametrize("query", ["vienna", "munich", "tbilisi", '"vienna and munich"'])
+def test_a_plain_word_is_matched_as_written(query: str) -> None:
+    assert match_query(query, GERMAN) is None
+
+
+@pytest.mark.parametrize(("term", "word"), [
+    ("seoul", "Soul"), ("lima", "Lime"), ("delhi", "Deli"), ("delhi", "delis"),
+    ("ankara", "Angara"), ("dnipro", "Dnipropetrovsk"), ("london", "Londonderry"),
+    ("beijing", "Pekin"), ("vienna", "Bienne")])
+def test_a_name_that_means_something_else_is_not_taken(term: str, word: str) -> None:
+    """A word (Soul, Lime, Deli), another place (Angara, a river; Pekin, Illinois; Bienne,
+    Biel's French name) or a longer name that begins with the city's (Dnipropetrovsk names
+    Dnipro's region) is not the city."""
+    assert key(word) not in shipped_aliases().fuzzy_of(term)
+    assert match_query(f"{term}~", Article(title=f"news from {word} today")) is None
+
+
+def test_the_compiled_rule_set_finds_what_the_evaluator_finds() -> None:
+    queries = ["vienna~", "munich~ AND geneva~", "tbilisi", "tbilisi~", "paris~"]
+    rules = RuleSet([Rule(f"r{i}", q) for i, q in enumerate(queries)])
+    compiled = {(m.rule, h.text) for m in rules.match(GERMAN) for h in m.hits}
+    naive = {(f"r{i}", h.text) for i, q in enumerate(queries)
+             if (m := match_query(q, GERMAN)) is not None for h in m.hits}
+    assert compiled == naive
+    assert ("r0", "Wien") in compiled and ("r3", "Tiflis") in compiled
+    assert not any(r in ("r2", "r4") for r, _ in compiled)
+
+
+async def test_a_fuzzy_lookup_finds_a_stored_article_by_another_languages_name(
+        tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        english = Article(source="bbc", title="Talks in Vienna", text="Vienna talks go on.")
+        for a in (GERMAN, english):
+            await store.record(a, [], [], terms=index_terms(a.title, a.text))
+        assert {h.article.source for h in await search(store, "vienna~")} == {"dw", "bbc"}
+        assert {h.article.source for h in await search(store, "vienna")} == {"bbc"}
+
+
+def test_the_table_keeps_no_name_that_could_mean_something_else() -> None:
+    table = _cities()
+    assert len(table) >= 3000
+    seen: dict[str, str] = {}
+    for head, others in table.items():
+        for name in (head, *others):
+            assert key(name) == name and " " not in name, name  # one word, stored as its key
+            assert seen.setdefault(name, head) == head, f"{name} names two cities"
+        for name in others:
+            assert not is_known_word(name), name
+            assert not (name.startswith(head) and len(name) > len(head) + 2), name
+
+
+def test_no_two_cities_or_countries_share_a_fuzzy_group() -> None:
+    aliases = shipped_aliases()
+    heads = set(_cities())
+    for head in heads:
+        assert aliases.fuzzy_of(head) & heads == {head}, head
+
+
+def test_a_fuzzy_group_is_worked_out_as_the_eager_join_would() -> None:
+    """fuzzy_of joins a key's groups on first use; the answer equals joining every group at
+    once, on random tables whose groups overlap."""
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(60)]
+    for _ in range(50):
+        table = {rng.choice(words): rng.sample(words, rng.randint(1, 3)) for _ in range(8)}
+        variants = {rng.choice(words): rng.sample(words, rng.randint(1, 3)) for _ in range(12)}
+        aliases = Aliases(table)
+        aliases.add_variants(variants, keyed=True)
+        eager = {k: g for k, g in ((k, aliases.of(k)) for k in words) if g}
+        for head, others in variants.items():
+            _join(eager, {head, *others})
+        for k in words:
+            assert aliases.fuzzy_of(k) == eager.get(k, frozenset()), k
+        aliases.update({words[0]: [words[1]]})  # a change starts the answers afresh
+        assert words[1] in aliases.fuzzy_of(words[0])
