@@ -98,11 +98,23 @@ class NewsBot(commands.Bot):
             log.info("synced %d slash commands globally (every server; guild_ids is empty)",
                      len(synced))
         for gid in self.guild_ids:
-            guild = discord.Object(id=gid)
-            self.tree.copy_global_to(guild=guild)
+            await self._sync_guild(gid)
+
+    async def _sync_guild(self, gid: int) -> bool:
+        """Sync the slash commands to one server of ``guild_ids``. A server the bot is not in
+        (it was removed, or never invited) is logged and skipped: the others are served, and
+        the commands are synced when it invites the bot (on_guild_join)."""
+        guild = discord.Object(id=gid)
+        self.tree.copy_global_to(guild=guild)
+        try:
             synced = await self.tree.sync(guild=guild)
-            self.synced[gid] = len(synced)
-            log.info("synced %d slash commands to guild %s", len(synced), gid)
+        except discord.Forbidden:
+            log.warning("cannot sync slash commands to guild %s: the bot is not in it (invite "
+                        "it there, or take the server out of [discord] guild_ids)", gid)
+            return False
+        self.synced[gid] = len(synced)
+        log.info("synced %d slash commands to guild %s", len(synced), gid)
+        return True
 
     async def close(self) -> None:
         # discord.py does not cancel its ready-delay task on close; left alone it dispatches
@@ -114,7 +126,30 @@ class NewsBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s", self.user)
+        if self.newswatch is not None:
+            # Removed from a server, or invited back, while newswatch was not connected.
+            await self.newswatch.present_in(lambda: [g.id for g in self.guilds])
         self.ready_event.set()
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a server (kicked, or the server deleted; an outage is not this): its
+        rules, feeds and channels are kept but not run until the bot is invited back."""
+        if self.newswatch is not None:
+            await self.newswatch.left(guild.id)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Invited to a server (again): what it set up runs again, and a server of
+        ``guild_ids`` whose commands could not be synced at start gets them now."""
+        if self.newswatch is not None:
+            await self.newswatch.returned(guild.id)
+        if self._slash_commands and guild.id in self.guild_ids and guild.id not in self.synced:
+            await self._sync_guild(guild.id)
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """A server back after an outage: if newswatch took it for one that removed the bot
+        (it was missing at connect), it is served again."""
+        if self.newswatch is not None and guild.id in self.newswatch.departed:
+            await self.newswatch.returned(guild.id)
 
 
 def _unrouted(cfg: Config, routes: set[str]) -> list[ConfigIssue]:

@@ -34,6 +34,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -192,37 +193,43 @@ def make_fetcher(cfg: Config) -> Fetcher:
     )
 
 
-def merged_rules(cfg: Config, stored: list[RuleConfig]) -> list[RuleConfig]:
+def merged_rules(cfg: Config, stored: list[RuleConfig],
+                 departed: AbstractSet[int] = frozenset()) -> list[RuleConfig]:
     """Rules from the config file, then those added at run time (a stored rule of the same key
     replaces the file's: it is the newer decision); a server's only while it is served."""
     rules = {r.key: r for r in cfg.rules}
     for r in stored:
-        if served(cfg, r.guild_id):
+        if served(cfg, r.guild_id, departed):
             rules[r.key] = r
     return list(rules.values())
 
 
-def served(cfg: Config, guild: int | None) -> bool:
+def served(cfg: Config, guild: int | None, departed: AbstractSet[int] = frozenset()) -> bool:
     """Whether newswatch serves what ``guild`` added (None: the config file's): every server
-    when ``[discord] guild_ids`` is empty, else those it names. A server taken out of the list
-    keeps its rules, feeds and channels stored, but none runs (its commands are refused, so
-    its alerts would come with no way to stop them) until it is listed again."""
-    return guild is None or not cfg.discord.guild_ids or guild in cfg.discord.guild_ids
+    when ``[discord] guild_ids`` is empty, else those it names, and of those none the bot was
+    removed from (``departed``). A server taken out of the list, or that removed the bot,
+    keeps its rules, feeds and channels stored, but none runs (its commands are refused or
+    cannot be given, so its alerts would come with no way to stop them, and its feeds would be
+    fetched for nobody) until it is listed again or invites the bot back."""
+    return guild is None or ((not cfg.discord.guild_ids or guild in cfg.discord.guild_ids)
+                             and guild not in departed)
 
 
 def _unserved_note(cfg: Config, rules: list[RuleConfig], sources: list[SourceConfig],
-                   routes: list[ServerRoute]) -> None:
+                   routes: list[ServerRoute], departed: Mapping[int, datetime]) -> None:
     counts: dict[int, list[int]] = {}
     owners: tuple[list[int | None], ...] = ([r.guild_id for r in rules],
                                             [s.guild_id for s in sources],
                                             [r.guild_id for r in routes])
     for i, guilds in enumerate(owners):
         for guild in guilds:
-            if guild is not None and not served(cfg, guild):
+            if guild is not None and not served(cfg, guild, departed.keys()):
                 counts.setdefault(guild, [0, 0, 0])[i] += 1
     for guild, (r, f, c) in sorted(counts.items()):
-        log.warning("server %s is not in [discord] guild_ids: its %d rule(s), %d feed(s) and "
-                    "%d channel(s) are kept but not run", guild, r, f, c)
+        why = (f"removed the bot on {departed[guild]:%Y-%m-%d %H:%M} UTC" if guild in departed
+               else "is not in [discord] guild_ids")
+        log.warning("server %s %s: its %d rule(s), %d feed(s) and %d channel(s) are kept but "
+                    "not run", guild, why, r, f, c)
 
 
 def _sees(guild: int | None, rule: RuleConfig) -> bool:
@@ -249,6 +256,10 @@ class Engine:
         self._changes: set[str] = set()
         self._reloader: asyncio.Task[None] | None = None
         self.tenancy = tenancy or Tenancy(config)
+        # Servers the bot was removed from, and since when (see left() and returned()); the
+        # gateway's events and the check at connect take turns.
+        self.departed: dict[int, datetime] = {}
+        self._presence = asyncio.Lock()
         self._route_listeners: list[Callable[[str, RouteConfig], None]] = []
         self.store = store
         self.fetcher = fetcher
@@ -673,7 +684,8 @@ class Engine:
 
     async def reload_rules(self) -> None:
         """Rebuild the running rules from the config and the store."""
-        self.watch.set_rules(merged_rules(self.config, await self.store.list_rules()))
+        self.watch.set_rules(merged_rules(self.config, await self.store.list_rules(),
+                                          self.departed.keys()))
         await self.refresh_waiting()
 
     async def refresh_waiting(self) -> int:
@@ -699,9 +711,15 @@ class Engine:
     async def reload(self, tables: Iterable[str] = ("",)) -> None:
         """Take what another process changed from the store: ``tables`` as the store's
         change notifications name them ("rules", "sources", "routes", "mutes",
-        "route_pauses"; "" for everything). Mutes need nothing: each poll reads them."""
+        "route_pauses", "departed_servers"; "" for everything). Mutes need nothing: each poll
+        reads them."""
         what = set(tables)
         everything = "" in what
+        if everything or "departed_servers" in what:
+            departed = dict(await self.store.departed_servers())
+            if departed != self.departed:
+                self.departed = departed
+                what |= {"rules", "sources"}
         if everything or "rules" in what:
             await self.reload_rules()
         if everything or what & {"sources", "routes"}:
@@ -713,7 +731,7 @@ class Engine:
         """The server routes, the follows and the running sources as stored now."""
         stored = await self.store.list_sources()
         routes = {r.key: r for r in await self.store.list_server_routes()
-                  if served(self.config, r.guild_id)}
+                  if served(self.config, r.guild_id, self.departed.keys())}
         # new routes, and routes whose settings changed (/channels set in another process)
         new_routes = [r for k, r in routes.items() if self.tenancy.routes.get(k) != r]
         self.tenancy.routes.clear()
@@ -723,7 +741,8 @@ class Engine:
                 listener(route.key, route.route)
         self.tenancy.follows.clear()
         self.tenancy.follows.update({s.key: s for s in stored if s.guild_id is not None
-                                     and served(self.config, s.guild_id)})
+                                     and served(self.config, s.guild_id,
+                                                self.departed.keys())})
         wanted = {c.name: c for c in [
             *merged_sources(self.config, [s for s in stored if s.guild_id is None]),
             *self.tenancy.feeds()]}
@@ -1071,6 +1090,69 @@ class Engine:
                      if any(r.story_id == k for r in waiting)},
             scheduled=keep(st.scheduled), next_digest=keep(st.next_digest))
 
+    # ------------------------------------------------------------------ servers
+
+    async def left(self, guild: int) -> bool:
+        """The bot was removed from ``guild`` (kicked, or the server deleted): its rules, feeds
+        and channels are kept but not run — its feeds no longer fetched, its rules no longer
+        matched — until it is back (:meth:`returned`). Stored, so a restart and the other
+        processes keep to it. Whether this is news."""
+        async with self._presence:
+            return await self._left(guild)
+
+    async def returned(self, guild: int) -> bool:
+        """The bot is in ``guild`` again: its rules, feeds and channels run again, and its
+        channels paused while the bot was away are resumed (their held alerts are sent).
+        Whether this is news."""
+        async with self._presence:
+            return await self._returned(guild)
+
+    async def present_in(self, guilds: Callable[[], Iterable[int]]) -> tuple[list[int], list[int]]:
+        """Reconcile with the servers the bot is in (at connect: it may have been removed or
+        invited back while it was down): every server with stored rules, feeds or channels
+        not among ``guilds()`` has left, every departed one among them has returned. ``guilds``
+        is asked after the store is read, so a join or removal meanwhile is not undone by an
+        old answer (the three calls take turns). Returns (left, returned)."""
+        async with self._presence:
+            owners = {r.guild_id for r in await self.store.list_rules()}
+            owners |= {s.guild_id for s in await self.store.list_sources()}
+            owners |= {r.guild_id for r in await self.store.list_server_routes()}
+            inside = set(guilds())
+            gone = sorted(g for g in owners if g is not None and g not in inside
+                          and g not in self.departed)
+            back = sorted(g for g in self.departed if g in inside)
+            for g in gone:
+                await self._left(g)
+            for g in back:
+                await self._returned(g)
+            return gone, back
+
+    async def _left(self, guild: int) -> bool:
+        new = await self.store.set_departed(guild, datetime.now(UTC))
+        if guild not in self.departed:
+            self.departed[guild] = datetime.now(UTC)
+            await self._apply_departures()
+        if new:
+            log.info("server %s removed the bot: its rules, feeds and channels are kept but not "
+                     "run until it is invited back", guild)
+        return new
+
+    async def _returned(self, guild: int) -> bool:
+        back = await self.store.set_departed(guild, None)
+        if self.departed.pop(guild, None) is not None or back:
+            await self._apply_departures()
+            for route in sorted(self.tenancy.server_routes(guild)):
+                if route in self.delivery.paused_routes():
+                    await self.delivery.resume_route(route)
+        if back:
+            log.info("server %s invited the bot back: its rules, feeds and channels run again",
+                     guild)
+        return back
+
+    async def _apply_departures(self) -> None:
+        await self.reload_rules()
+        await self._reload_sources()
+
     def paused_routes(self) -> dict[str, str]:
         """Paused destinations and why."""
         return dict(self.delivery.paused_routes())
@@ -1160,10 +1242,12 @@ async def open_engine(
         stored_rules = await store.list_rules()
         stored_sources = await store.list_sources()
         stored_routes = await store.list_server_routes()
-        _unserved_note(config, stored_rules, stored_sources, stored_routes)
-        tenancy = Tenancy(config, [r for r in stored_routes if served(config, r.guild_id)],
-                          [s for s in stored_sources
-                           if s.guild_id is not None and served(config, s.guild_id)])
+        departed = dict(await store.departed_servers())
+        _unserved_note(config, stored_rules, stored_sources, stored_routes, departed)
+        tenancy = Tenancy(config, [r for r in stored_routes
+                                   if served(config, r.guild_id, departed.keys())],
+                          [s for s in stored_sources if s.guild_id is not None
+                           and served(config, s.guild_id, departed.keys())])
         wake = asyncio.Event()
         watch = WatchService(
             store=store,
@@ -1173,7 +1257,7 @@ async def open_engine(
             audiences=tenancy.audiences(),
             source_label=tenancy.label,
             server_notices=tenancy.notice_route,
-            rules=merged_rules(config, stored_rules),
+            rules=merged_rules(config, stored_rules, departed.keys()),
             threshold=config.threshold,
             aliases=config.aliases,
             pause_after=config.fetch.pause_after,
@@ -1210,6 +1294,7 @@ async def open_engine(
             delivery.poll_interval = safety_poll
         stack.push_async_callback(delivery.aclose)
         engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy, role=role)
+        engine.departed = departed
         watch.on_fatal = delivery.on_fatal = engine.fail
         delivery.outage = watch.outage  # one outage, waited for and logged once
         stack.push_async_callback(engine.stop)

@@ -216,7 +216,7 @@ def test_a_count_mismatch_fails_and_leaves_the_copy_marked(
     assert re.search(r"^articles\s+5\s+5$", out, re.MULTILINE)
     assert f"the row counts differ in mutes: {dst} is left marked as an incomplete copy" in err
     progress = [line for line in err.splitlines() if line.startswith("newswatch: copy ")]
-    assert progress[-1].startswith("newswatch: copy 100%: surges 0/0 · all ")
+    assert progress[-1].startswith("newswatch: copy 100%: departed_servers 0/0 · all ")
     assert "\r" not in err  # no bar drawn into a file
     with pytest.raises(StoreError, match="holds an incomplete copy"):
         asyncio.run(SqliteStore.open(dst))

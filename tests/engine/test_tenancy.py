@@ -5,6 +5,7 @@ come back with their server after a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
@@ -231,3 +232,33 @@ async def test_alerts_and_feedback_are_counted_per_server_rule(tmp_path: Path) -
         assert (mine.alerts_7d, mine.not_relevant_7d) == (len(rows), 1)
         assert theirs.not_relevant_7d == 0 and theirs.alerts_7d > 0
         assert mine.matches_7d > 0 and theirs.matches_7d > 0
+
+
+async def test_a_server_that_removed_the_bot_has_its_rules_kept_but_not_run(
+        engine: Engine) -> None:
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
+    await server_rule(engine, {"name": "kyiv", "query": "sanctions"}, B)
+    assert await engine.left(B) and not await engine.left(B)
+    assert sorted(r.key for r in engine.watch.rules) == [f"{A}:kyiv", "troops"]
+    assert {r.key for r in await engine.store.list_rules()} == {f"{A}:kyiv", f"{B}:kyiv"}
+    assert await engine.returned(B) and not await engine.returned(B)
+    assert sorted(r.key for r in engine.watch.rules) == [f"{A}:kyiv", f"{B}:kyiv", "troops"]
+
+
+async def test_a_join_during_the_check_at_connect_is_not_undone_by_it(engine: Engine) -> None:
+    """At connect the bot compares its servers with the stored ones while Discord may already
+    say it joined one: the check asks who is in after reading the store, and the two take
+    turns, so the join wins rather than an older answer."""
+    await server_rule(engine, {"name": "kyiv", "query": "sanctions"}, B)
+    await engine.left(B)
+    members = {A}
+    check = asyncio.create_task(engine.present_in(lambda: set(members)))
+    await asyncio.sleep(0)  # the check is reading the store
+    members.add(B)  # Discord: the bot joined B (its cache first, then the event)
+    assert not await engine.returned(B)  # the check took it back already, in its turn
+    assert await check == ([], [B])
+    assert B not in engine.departed and f"{B}:kyiv" in {r.key for r in engine.watch.rules}
+    # and a server with stored rules that the bot is not in has left
+    members.discard(B)
+    assert await engine.present_in(lambda: set(members)) == ([B], [])
+    assert B in engine.departed

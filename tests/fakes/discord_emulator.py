@@ -1280,6 +1280,28 @@ class DiscordEmulator:
     def _find_guild(self, guild_id: int) -> GuildSpec | None:
         return next((g for g in self.guilds if g.id == guild_id), None)
 
+    async def remove_bot(self, guild_id: int) -> GuildSpec:
+        """The bot is removed from a guild (kicked, or the guild deleted): requests to its
+        channels answer 404 as for any channel the bot cannot see, and the gateway says
+        GUILD_DELETE with no ``unavailable`` (an outage would set it). Returns the guild, to be
+        given back to :meth:`add_bot`."""
+        guild = self._find_guild(int(guild_id))
+        if guild is None:
+            raise KeyError(f"the bot is not in guild {guild_id}")
+        self.guilds.remove(guild)
+        await self.dispatch("GUILD_DELETE", {"id": str(guild.id)}, intent=1 << 0)
+        return guild
+
+    async def add_bot(self, guild: GuildSpec) -> None:
+        """The bot is invited to a guild (again): GUILD_CREATE without ``unavailable``, which
+        is how a join differs from a guild coming back after an outage (``false``)."""
+        if self._find_guild(guild.id) is not None:
+            raise ValueError(f"the bot is in guild {guild.id} already")
+        self.guilds.append(guild)
+        payload = self.guild_payload(guild)
+        payload.pop("unavailable", None)
+        await self.dispatch("GUILD_CREATE", payload, intent=1 << 0)
+
     def _register_webhook(self, w: WebhookSpec) -> WebhookSpec:
         if w.guild_id is None:
             found = self._find_channel(w.channel_id)

@@ -173,6 +173,36 @@ async def test_rules_and_sources_changed_by_the_bot_reach_a_poll_worker(
         assert not bot.watch._tasks and bot.delivery._task is None
 
 
+async def test_a_server_that_removed_the_bot_stops_and_starts_in_a_poll_worker_too(
+        tmp_path: Path, pg_database: str) -> None:
+    """The bot process learns that a server removed it (and invited it back); the poll worker
+    drops and takes back that server's rules and feeds through the store's notification."""
+    guild = 4242
+    cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                 sources=[])
+    async with TimedFeedServer() as server, open_engine(cfg, role="poll") as worker, \
+            open_engine(cfg, role="bot") as bot:
+        server.set("/desk", feed_route(("d1", "desk story")))
+        route = await bot.add_server_route(guild, 99, "alerts")
+        await bot.add_rule({"name": "kyiv", "query": "kyiv", "channel": route}, guild=guild)
+        await bot.add_source({"name": "desk", "url": server.url("/desk"), "every": "1h"},
+                             guild=guild)
+
+        async def running(there: bool) -> bool:
+            rules = any(r.guild_id == guild for r in worker.watch.rules)
+            feeds = bool(worker.tenancy.follows)
+            return rules == there and feeds == there
+
+        await eventually(lambda: running(True), within=20, what="the server's rule and feed")
+        assert await bot.left(guild) and not await bot.left(guild)
+        await eventually(lambda: running(False), within=20,
+                         what="the worker dropping a departed server's rule and feed")
+        assert guild in worker.departed
+        assert await bot.returned(guild)
+        await eventually(lambda: running(True), within=20,
+                         what="the worker taking them back when the server invites the bot")
+
+
 def test_roles_other_than_all_are_refused_on_sqlite(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "in").mkdir()
@@ -252,7 +282,7 @@ async def test_version_10_databases_migrate_and_changes_are_notified(pg_database
                                              now=datetime.now(UTC), limit=5)
         assert sorted(s.name for s in claimed) == ["new", "old"]
         version = (await writer._db.fetch("SELECT version FROM schema_version"))[0][0]
-        assert version == schema.SCHEMA_VERSION == 15
+        assert version == schema.SCHEMA_VERSION == 16
 
 
 class _SharedSink:

@@ -135,6 +135,20 @@ async def test_source_state_and_mutes_persist(backend: Backend) -> None:
         assert await s.unmute("kyiv") and not await s.unmute("kyiv")
 
 
+async def test_departed_servers_persist_and_a_second_departure_keeps_the_first_time(
+        backend: Backend) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with await backend.open() as s:
+        assert dict(await s.departed_servers()) == {}
+        assert await s.set_departed(7, now)
+        assert not await s.set_departed(7, now + timedelta(hours=1))  # already away: kept
+        assert await s.set_departed(2**62, now)  # a Discord snowflake fits
+    async with await backend.open() as s:
+        assert dict(await s.departed_servers()) == {7: now, 2**62: now}
+        assert await s.set_departed(7, None) and not await s.set_departed(7, None)
+        assert dict(await s.departed_servers()) == {2**62: now}
+
+
 async def test_run_time_rules_and_sources_are_config_models(backend: Backend) -> None:
     kyiv = RuleConfig(name="kyiv", query="kyiv~", channel="ops", severity="high",
                       mention_role=5, threshold=80, created_by="alice")

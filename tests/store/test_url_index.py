@@ -142,6 +142,7 @@ def _as_version_11(db: Path) -> None:
     with con:
         con.execute("DROP TABLE article_urls")
         con.execute("DROP TABLE article_urls_incomplete")
+        con.execute("DROP TABLE departed_servers")  # schema 13
         con.execute("PRAGMA user_version=11")
     con.close()
 
@@ -194,6 +195,7 @@ async def _as_version_13(pg_database: str) -> None:
     async with await PostgresStore.open(pg_database) as store, store._db.tx() as conn:
         await conn.execute("DROP TABLE article_urls")
         await conn.execute("DROP TABLE article_urls_incomplete")
+        await conn.execute("DROP TABLE departed_servers")  # schema 16
         await conn.execute("UPDATE schema_version SET version = 13")
 
 

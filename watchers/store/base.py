@@ -424,11 +424,16 @@ class StateStore(Protocol):
     async def mute(self, rule: str, until: datetime) -> None: ...
     async def unmute(self, rule: str) -> bool: ...
     async def mutes(self, *, now: datetime) -> Mapping[str, datetime]: ...
+    # Servers the bot was removed from (guild id → since when): their rules, feeds and
+    # channels are kept but not run until the bot is back (see watchers.engine.Engine.left).
+    async def departed_servers(self) -> Mapping[int, datetime]: ...
+    async def set_departed(self, guild_id: int, since: datetime | None) -> bool: ...
 
 
 # Change notifications (LeaseStore.listen): OUTBOX_CHANNEL when outbox rows become pending
 # (payload empty); CONFIG_CHANNEL when rules, sources, routes, mutes or route pauses change
-# (payload: the table — "rules", "sources", "routes", "mutes", "route_pauses"). A listener
+# (payload: the table — "rules", "sources", "routes", "mutes", "route_pauses",
+# "departed_servers"). A listener
 # may also be called with an empty payload after a lost connection: look at everything.
 OUTBOX_CHANNEL = "newswatch_outbox"
 CONFIG_CHANNEL = "newswatch_config"

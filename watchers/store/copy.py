@@ -78,7 +78,7 @@ BATCH = 5000
 # Parents before children (foreign keys): outbox rows name articles, acks name outbox rows.
 TABLES = ("articles", "matches", "outbox", "acks", "not_relevant", "escalations", "stories",
           "story_routes", "route_pauses", "source_state", "rules", "sources", "routes", "mutes",
-          "surges")
+          "surges", "departed_servers")
 # The columns a copy reads in order, so that rows arrive in key order (cheap appends).
 _ORDER = {"articles": "rowid", "outbox": "id"}
 # Only PostgreSQL keeps the terms as a column; SQLite's are in the FTS5 index.

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 _V10 = """
 CREATE TABLE schema_version (
@@ -325,7 +325,19 @@ ALTER TABLE article_urls ADD PRIMARY KEY (article),
     ADD FOREIGN KEY (article) REFERENCES articles(rowid) ON DELETE CASCADE;
 """
 
-FRESH = _V10 + _V11 + _V12 + _V13 + _V15_TABLE + _V14_INDEX + _V14_GAPS
+# Version 16: the servers the bot was removed from; their rules, feeds and channels are kept but
+# not run until it is back. Changes are announced like the other run-time settings'.
+_V16 = """
+CREATE TABLE departed_servers (
+    guild_id BIGINT PRIMARY KEY,
+    since TIMESTAMPTZ NOT NULL
+);
+CREATE TRIGGER departed_servers_changed AFTER INSERT OR UPDATE OR DELETE ON departed_servers
+    FOR EACH STATEMENT EXECUTE FUNCTION newswatch_config_notify();
+"""
+
+
+FRESH = _V10 + _V11 + _V12 + _V13 + _V15_TABLE + _V14_INDEX + _V14_GAPS + _V16
 
 # The URL index's rows of stored articles: (articles.rowid, url words as text) arrays. The
 # time is the article's (a rowid no article has leaves it NULL, which the table refuses).
@@ -415,6 +427,10 @@ async def _m15(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> Non
         log.info("added the times of %d URL index rows", rows)
 
 
+async def _m16(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
+    await conn.execute(_V16)
+
+
 async def _links(conn: asyncpg.Connection) -> AsyncIterator[list[tuple[int, str]]]:
     """The stored articles' (rowid, url), a chunk at a time, in rowid order."""
     after = 0
@@ -432,7 +448,8 @@ async def _links(conn: asyncpg.Connection) -> AsyncIterator[list[tuple[int, str]
 COPYING_MARK = "newswatch: incomplete copy"
 
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
-MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13, 14: _m14, 15: _m15}
+MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13, 14: _m14, 15: _m15,
+                                    16: _m16}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:

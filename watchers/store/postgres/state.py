@@ -235,3 +235,19 @@ class StateMixin(RuntimeModels):
     async def mutes(self, *, now: datetime) -> Mapping[str, datetime]:
         rows = await self._db.fetch("SELECT rule, until FROM mutes WHERE until > $1", now)
         return {str(r): u for r, u in rows}
+
+    # ------------------------------------------------------------- departed servers
+
+    async def departed_servers(self) -> Mapping[int, datetime]:
+        rows = await self._db.fetch("SELECT guild_id, since FROM departed_servers")
+        return {int(g): t for g, t in rows}
+
+    async def set_departed(self, guild_id: int, since: datetime | None) -> bool:
+        """Record that the bot left ``guild_id`` at ``since`` (kept if already recorded), or
+        with None that it is back; whether anything changed."""
+        if since is None:
+            return await self._db.execute(
+                "DELETE FROM departed_servers WHERE guild_id = $1", guild_id) > 0
+        return await self._db.execute(
+            "INSERT INTO departed_servers (guild_id, since) VALUES ($1, $2) "
+            "ON CONFLICT (guild_id) DO NOTHING", guild_id, since) > 0

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
 COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -197,6 +197,15 @@ CREATE TABLE {URLS_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap = 1), since T
 # Marks the URL index incomplete (once: later marks change nothing); the time as parameter.
 MARK_URL_GAP = f"INSERT OR IGNORE INTO {URLS_INCOMPLETE} (gap, since) VALUES (1, ?)"
 
+# Servers the bot was removed from (version 13): their rules, feeds and channels are kept but
+# not run until it is back.
+DEPARTED = """
+CREATE TABLE departed_servers (
+    guild_id INTEGER PRIMARY KEY,
+    since TEXT NOT NULL
+);
+"""
+
 FRESH = """
 CREATE TABLE articles (
     rowid INTEGER PRIMARY KEY,
@@ -287,6 +296,7 @@ CREATE TABLE route_pauses (
     reason TEXT NOT NULL,
     paused_at TEXT NOT NULL
 );
+""" + DEPARTED + """
 CREATE TABLE source_state (
     name TEXT PRIMARY KEY,
     cursor TEXT NOT NULL DEFAULT '{}',
@@ -722,6 +732,11 @@ async def m12(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     log.info("%s: indexed the links of %d articles", path, done)
 
 
+async def m13(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """The servers the bot was removed from (``departed_servers``): none yet."""
+    await tx.script(DEPARTED)
+
+
 def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: int) -> int:
     # On the connection's thread: one read in key order (SQLite sorts the keys and links),
     # the words of a chunk, one insert of the chunk.
@@ -742,7 +757,7 @@ def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: i
 
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
 MIGRATIONS: dict[int, Migration] = {
-    2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11, 12: m12,
+    2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11, 12: m12, 13: m13,
 }
 
 

@@ -161,3 +161,22 @@ class StateMixin(RuntimeModels):
         rows = await self._db.fetchall("SELECT rule, until FROM mutes WHERE until > ?",
                                        (iso(now),))
         return {str(r): dt(u) or now for r, u in rows}
+
+    # ------------------------------------------------------------- departed servers
+
+    async def departed_servers(self) -> Mapping[int, datetime]:
+        rows = await self._db.fetchall("SELECT guild_id, since FROM departed_servers")
+        return {int(g): dt(t) or now() for g, t in rows}
+
+    async def set_departed(self, guild_id: int, since: datetime | None) -> bool:
+        """Record that the bot left ``guild_id`` at ``since`` (kept if already recorded), or
+        with None that it is back; whether anything changed."""
+        async with self._db.tx() as tx:
+            if since is None:
+                cur = await tx.execute("DELETE FROM departed_servers WHERE guild_id = ?",
+                                       (guild_id,))
+            else:
+                cur = await tx.execute(
+                    "INSERT OR IGNORE INTO departed_servers (guild_id, since) VALUES (?, ?)",
+                    (guild_id, iso(since)))
+            return cur.rowcount > 0
