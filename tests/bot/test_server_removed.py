@@ -8,20 +8,18 @@ down. Invited back, everything runs again and new articles reach its channel."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.bot.conftest import Running, start_running
+from tests.bot.conftest import Running
 from tests.bot.test_isolation_e2e import A, B, two  # noqa: F401 - the two servers' emulator
-from tests.bot.test_tenancy_leaks import alerts_of, ask, item, two_servers
-from tests.fakes.discord_emulator import DiscordEmulator
+from tests.bot.test_tenancy_leaks import alerts_of, ask, item, start_two, stop, two_servers
+from tests.fakes.discord_emulator import DiscordEmulator, GuildSpec
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
-from watchers.config import parse_config
 from watchers.store import SqliteStore
 
 STORY = ("Troops gather at the border", "Troops were seen near the border at dawn.")
@@ -37,17 +35,9 @@ async def feeds() -> AsyncIterator[FeedServer]:
 
 
 async def start(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> Running:
-    data = two_servers(emu, tmp_path, sources=[{"name": "operator", "type": "feed",
-                                                "every": "1h", "url": feeds.url("/operator")}])
-    run = await start_running(parse_config(data, base_dir=tmp_path), emu, tmp_path / "seeds")
-    await emu.wait_until_identified(timeout=10)
-    await run.wait_for(lambda: bool(emu.commands(A)))
-    return run
-
-
-async def stop(run: Running) -> None:
-    run.stop.set()
-    assert await asyncio.wait_for(run.task, 15) == 0
+    return await start_two(emu, tmp_path, two_servers(
+        emu, tmp_path, sources=[{"name": "operator", "type": "feed", "every": "1h",
+                                 "url": feeds.url("/operator")}]))
 
 
 async def follow_and_watch(run: Running, feeds: FeedServer) -> None:
@@ -61,6 +51,26 @@ async def follow_and_watch(run: Running, feeds: FeedServer) -> None:
         said = await ask(emu, guild, "sources add", {"name": "desk", "url": feeds.url(path)})
         assert not said.ephemeral, said.content
     await run.engine.run_once()  # baselines (empty)
+
+
+async def gone_while_down(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer
+                          ) -> tuple[GuildSpec, Running]:
+    """A and B set up, newswatch stopped, the bot taken out of B meanwhile (no event reaches
+    it), newswatch started again and B found gone at connect: (B, the new run)."""
+    run = await start(emu, tmp_path, feeds)
+    try:
+        await follow_and_watch(run, feeds)
+    finally:
+        await stop(run)
+    gone = next(g for g in emu.guilds if g.id == B)
+    emu.guilds.remove(gone)
+    run = await start(emu, tmp_path, feeds)
+    try:
+        await run.wait_for(lambda: B in run.engine.departed)
+    except BaseException:
+        await stop(run)
+        raise
+    return gone, run
 
 
 async def test_a_server_that_removes_the_bot_is_not_run_until_it_invites_it_back(
@@ -120,16 +130,8 @@ async def test_a_server_that_removes_the_bot_is_not_run_until_it_invites_it_back
 async def test_a_removal_and_a_return_while_newswatch_was_down_are_noticed_at_connect(
         two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     emu = two
-    run = await start(emu, tmp_path, feeds)
+    removed, run = await gone_while_down(emu, tmp_path, feeds)
     try:
-        await follow_and_watch(run, feeds)
-    finally:
-        await stop(run)
-    removed = next(g for g in emu.guilds if g.id == B)
-    emu.guilds.remove(removed)  # removed while newswatch was down: no event reaches it
-    run = await start(emu, tmp_path, feeds)
-    try:
-        await run.wait_for(lambda: B in run.engine.departed)
         polls = len(feeds.hits("/b-desk"))
         await run.engine.run_once()
         assert len(feeds.hits("/b-desk")) == polls
@@ -152,16 +154,8 @@ async def test_a_removal_and_a_return_while_newswatch_was_down_are_noticed_at_co
 async def test_a_server_missing_at_connect_that_comes_back_available_is_served_again(
         two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     emu = two
-    run = await start(emu, tmp_path, feeds)
+    missing, run = await gone_while_down(emu, tmp_path, feeds)
     try:
-        await follow_and_watch(run, feeds)
-    finally:
-        await stop(run)
-    missing = next(g for g in emu.guilds if g.id == B)
-    emu.guilds.remove(missing)
-    run = await start(emu, tmp_path, feeds)
-    try:
-        await run.wait_for(lambda: B in run.engine.departed)
         emu.guilds.append(missing)  # back from an outage: GUILD_CREATE with unavailable false
         assert await emu.dispatch("GUILD_CREATE", emu.guild_payload(missing), intent=1 << 0)
         await run.wait_for(lambda: B not in run.engine.departed)

@@ -70,6 +70,19 @@ async def running(two: DiscordEmulator, tmp_path: Path, feeds: FeedServer  # noq
         assert await asyncio.wait_for(run.task, 15) == 0
 
 
+async def start_two(emu: DiscordEmulator, tmp_path: Path, data: dict[str, Any]) -> Running:
+    """newswatch started on ``data`` (see :func:`two_servers`), once A has its commands."""
+    run = await start_running(parse_config(data, base_dir=tmp_path), emu, tmp_path / "seeds")
+    await emu.wait_until_identified(timeout=10)
+    await run.wait_for(lambda: bool(emu.commands(A)))
+    return run
+
+
+async def stop(run: Running) -> None:
+    run.stop.set()
+    assert await asyncio.wait_for(run.task, 15) == 0
+
+
 async def ask(emu: DiscordEmulator, guild: int, name: str,
               options: dict[str, Any] | None = None, user: str = "admin") -> EmuMessage:
     handle = await emu.send_interaction(name, options, guild_id=guild, user=user)
@@ -268,15 +281,7 @@ async def test_a_server_taken_out_of_guild_ids_is_kept_but_not_run(
     data = two_servers(two, tmp_path)
 
     async def start() -> Running:
-        run = await start_running(parse_config(data, base_dir=tmp_path), two,
-                                  tmp_path / "seeds")
-        await two.wait_until_identified(timeout=10)
-        await run.wait_for(lambda: bool(two.commands(A)))
-        return run
-
-    async def stop(run: Running) -> None:
-        run.stop.set()
-        assert await asyncio.wait_for(run.task, 15) == 0
+        return await start_two(two, tmp_path, data)
 
     run = await start()
     await run.wait_for(lambda: bool(two.commands(B)))
