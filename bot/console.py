@@ -162,8 +162,8 @@ class ConsoleSink:
         print(render_digest(digest, ansi=self.ansi), file=self.stream, flush=True)
         return f"console-digest-{digest.id}"
 
-    async def notice(self, route: str, text: str, *, nonce: str | None = None
-                     ) -> str | None:
+    async def notice(self, route: str, text: str, *, nonce: str | None = None,
+                     maybe_sent: bool = False) -> str | None:
         """An operational notice (a source or destination paused) as one marked line."""
         mark = "\x1b[1;31m!\x1b[0m" if self.ansi else "!"
         print(f"{mark} notice for {route}: {text}", file=self.stream, flush=True)

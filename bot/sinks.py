@@ -560,9 +560,12 @@ class DiscordSink:
                 redact(f"unreadable answer from Discord: {type(exc).__name__}: {exc}")[:300]
             ) from None
 
-    async def notice(self, route: str, text: str, *, nonce: str | None = None) -> str | None:
+    async def notice(self, route: str, text: str, *, nonce: str | None = None,
+                     maybe_sent: bool = False) -> str | None:
         """Post a plain operational notice (markup shown as written) to the route's
-        destination. ``nonce`` is the outbox row's, so a retry is not posted twice. It pings
+        destination. ``nonce`` is the outbox row's, so a retry is not posted twice; with
+        ``maybe_sent`` (an earlier attempt may have gone through) an earlier attempt's message
+        is looked for first, as for alerts: a webhook's send carries no nonce. It pings
         nobody, except that a notice that opens with a mention of ``escalation_role`` (an
         escalation) pings that role."""
         role = self.escalation_role
@@ -578,7 +581,7 @@ class DiscordSink:
                 discord.AllowedMentions.none()),
         }
         return await self._send(route, kwargs, nonce=nonce or secrets.token_hex(12),
-                                maybe_sent=False, post=_Post(thread_name(redact(body))))
+                                maybe_sent=maybe_sent, post=_Post(thread_name(redact(body))))
 
     async def _send(self, route: str, kwargs: dict[str, Any], *, nonce: str, maybe_sent: bool,
                     post: _Post, retry: bool = False) -> str | None:

@@ -244,10 +244,11 @@ class Sink(Protocol):
 
 @runtime_checkable
 class NoticeSink(Protocol):
-    """A sink that can also post a plain operational notice (a destination paused …)."""
+    """A sink that can also post a plain operational notice (a destination paused …).
+    ``nonce`` and ``maybe_sent`` mean what they mean on an :class:`Alert`."""
 
-    async def notice(self, route: str, text: str, *, nonce: str | None = None
-                     ) -> str | None: ...
+    async def notice(self, route: str, text: str, *, nonce: str | None = None,
+                     maybe_sent: bool = False) -> str | None: ...
 
 
 @runtime_checkable
@@ -896,7 +897,8 @@ class DeliveryService:
     async def _notice(self, sink: Sink, row: OutboxRow) -> str | None:
         text = row.text or ""
         if isinstance(sink, NoticeSink):
-            return await sink.notice(row.route, text, nonce=row.nonce)
+            maybe_sent = row.attempts > 1 and await self.store.maybe_sent(row.id)
+            return await sink.notice(row.route, text, nonce=row.nonce, maybe_sent=maybe_sent)
         log.warning("notice for %s: %s", row.route, text)
         return None
 

@@ -234,6 +234,36 @@ async def test_a_webhook_send_whose_answer_was_lost_is_found_not_sent_twice(
     assert emu.validate_all() == []
 
 
+@pytest.mark.parametrize("route", ["hook", "alerts"], ids=["webhook", "channel"])
+async def test_a_notice_whose_answer_was_lost_is_found_not_posted_twice(
+        emu: DiscordEmulator, newswatch: Start, route: str) -> None:
+    """A notice (a source paused …) whose answer was lost is looked for before it is posted
+    again, as an alert is: a webhook's send carries no nonce, and a channel's nonce is kept
+    for minutes only."""
+    run = await newswatch(emu)
+    endpoint = WEBHOOK if route == "hook" else MESSAGES
+    emu.inject(endpoint, Fault.reset_after_receive(), times=1)
+    text = "Source 'wire' paused after 5 failures in a row. Last error: timeout"
+    await run.engine.store.add_notice(route, text)
+    run.engine.delivery.wake()
+    channel = emu.channel("hooks" if route == "hook" else "alerts").id
+
+    def posted() -> list[str]:
+        return [m.content for m in emu.messages(channel) if "paused after 5" in m.content]
+
+    await run.wait_for(lambda: bool(posted()) and not emu.pending_faults, 20)
+    for _ in range(200):  # the retry settles it
+        if await run.engine.store.notice_counts() == {"delivered": 1}:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    assert await run.engine.store.notice_counts() == {"delivered": 1}
+    assert len(posted()) == 1, posted()
+    if route == "hook":  # recorded as maybe sent, then looked for (a channel's nonce held)
+        assert await run.engine.store.count_maybe_sent() == 1
+        assert emu.requests_for("GET /channels/{channel_id}/messages")
+
+
 async def test_a_burst_of_200_alerts_is_paced_under_the_limits(
         limited_emu: RateLimitedEmulator, newswatch: Start, tmp_path: Path) -> None:
     emu = limited_emu

@@ -41,8 +41,8 @@ class ScriptedSink:
         self.alerts.append(alert)
         return f"m{alert.id}"
 
-    async def notice(self, route: str, text: str, *, nonce: str | None = None
-                     ) -> str | None:
+    async def notice(self, route: str, text: str, *, nonce: str | None = None,
+                     maybe_sent: bool = False) -> str | None:
         self.notices.append((route, text))
         return None
 
@@ -245,8 +245,8 @@ async def test_a_notice_outlives_a_restart_and_keeps_its_place(tmp_path: Path) -
                 order.append(alert.article.title)
                 return await super().deliver(alert)
 
-            async def notice(self, route: str, text: str, *, nonce: str | None = None
-                     ) -> str | None:
+            async def notice(self, route: str, text: str, *, nonce: str | None = None,
+                     maybe_sent: bool = False) -> str | None:
                 order.append(text)
                 return await super().notice(route, text)
 

@@ -21,8 +21,8 @@ class RecordingSink:
         self.alerts.append(alert)
         return f"m{len(self.alerts)}"
 
-    async def notice(self, route: str, text: str, *, nonce: str | None = None
-                     ) -> str | None:
+    async def notice(self, route: str, text: str, *, nonce: str | None = None,
+                     maybe_sent: bool = False) -> str | None:
         self.notices.append((route, text))
         return None
 
