@@ -204,6 +204,11 @@ def merged_rules(cfg: Config, stored: list[RuleConfig],
     return list(rules.values())
 
 
+def _kept(cfg: Config, stored: list[RuleConfig], departed: AbstractSet[int]) -> frozenset[str]:
+    """The keys of the stored rules of servers not served now (see :func:`served`)."""
+    return frozenset(r.key for r in stored if not served(cfg, r.guild_id, departed))
+
+
 def served(cfg: Config, guild: int | None, departed: AbstractSet[int] = frozenset()) -> bool:
     """Whether newswatch serves what ``guild`` added (None: the config file's): every server
     when ``[discord] guild_ids`` is empty, else those it names, and of those none the bot was
@@ -259,6 +264,9 @@ class Engine:
         # Servers the bot was removed from, and since when (see left() and returned()); the
         # gateway's events and the check at connect take turns.
         self.departed: dict[int, datetime] = {}
+        # The stored rules of servers not served now (removed the bot, or not in guild_ids):
+        # not run, but not removed either, so their alerts waiting for corroboration stay.
+        self.kept_rules: frozenset[str] = frozenset()
         self._presence = asyncio.Lock()
         self._route_listeners: list[Callable[[str, RouteConfig], None]] = []
         self.store = store
@@ -684,8 +692,9 @@ class Engine:
 
     async def reload_rules(self) -> None:
         """Rebuild the running rules from the config and the store."""
-        self.watch.set_rules(merged_rules(self.config, await self.store.list_rules(),
-                                          self.departed.keys()))
+        stored = await self.store.list_rules()
+        self.watch.set_rules(merged_rules(self.config, stored, self.departed.keys()))
+        self.kept_rules = _kept(self.config, stored, self.departed.keys())
         await self.refresh_waiting()
 
     async def refresh_waiting(self) -> int:
@@ -1295,6 +1304,10 @@ async def open_engine(
         stack.push_async_callback(delivery.aclose)
         engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy, role=role)
         engine.departed = departed
+        engine.kept_rules = _kept(config, stored_rules, departed.keys())
+        # A waiting alert is given up when its rules were removed, not when they are kept
+        # but not run (their server removed the bot): it is sent, and held, until it is back.
+        delivery.rules_now = lambda: [*(r.key for r in watch.rules), *engine.kept_rules]
         watch.on_fatal = delivery.on_fatal = engine.fail
         delivery.outage = watch.outage  # one outage, waited for and logged once
         stack.push_async_callback(engine.stop)

@@ -185,3 +185,24 @@ async def test_a_waiting_alert_posts_once_its_rule_needs_fewer_outlets(
         await settle(run, lambda: len(emu.messages(channel)) >= 1)
         (posted,) = emu.messages(channel)
         assert "2 outlets" in embeds_text(posted)
+
+
+async def test_a_waiting_alert_of_a_server_that_removed_the_bot_is_kept_not_given_up(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    """Its rules are kept but not run while the bot is away: an alert of theirs that waited for
+    corroboration and is released meanwhile is sent (and, the channel being out of reach, held
+    until the server invites the bot back), not given up as if its rule had been removed."""
+    async with newswatch(emu, tmp_path, feeds, rules=[{"name": "floods", "query": "floods"}]
+                         ) as run:
+        engine, guild, channel = run.engine, emu.guild.id, run.alerts_channel
+        route = await engine.add_server_route(guild, channel, "alerts")
+        await engine.add_rule({"name": "troops", "query": "troops", "min_sources": 2,
+                               "channel": route}, guild=guild)
+        await report(run, feeds, "dw", 0)
+        await asyncio.sleep(0.3)
+        assert emu.messages(channel) == []  # waits for a second outlet
+        await engine.left(guild)  # here the emulator keeps the bot in, so the send succeeds
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: len(emu.messages(channel)) >= 1)
+        states = {r.state for r in await engine.store.alerts() if r.route == route}
+        assert states == {"delivered"}, states
