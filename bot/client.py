@@ -128,7 +128,8 @@ class NewsBot(commands.Bot):
         log.info("connected to Discord as %s", self.user)
         if self.newswatch is not None:
             # Removed from a server, or invited back, while newswatch was not connected.
-            await self.newswatch.present_in(lambda: [g.id for g in self.guilds])
+            await self.newswatch.present_in(lambda: [g.id for g in self.guilds],
+                                            self._config_routes_in)
         self.ready_event.set()
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
@@ -137,11 +138,21 @@ class NewsBot(commands.Bot):
         if self.newswatch is not None:
             await self.newswatch.left(guild.id)
 
+    def _config_routes_in(self, guild_id: int) -> list[str]:
+        """The config file's routes whose channel is in the server (a webhook's channel is not
+        known; a webhook keeps working when the bot is removed)."""
+        guild = self.get_guild(guild_id)
+        if self.newswatch is None or guild is None:
+            return []
+        return [name for name, target in self.newswatch.config.targets.items()
+                if isinstance(target, int) and guild.get_channel_or_thread(target) is not None]
+
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        """Invited to a server (again): what it set up runs again, and a server of
-        ``guild_ids`` whose commands could not be synced at start gets them now."""
+        """Invited to a server (again): what it set up runs again (and the config file's
+        channels there paused meanwhile are resumed), and a server of ``guild_ids`` whose
+        commands could not be synced at start gets them now."""
         if self.newswatch is not None:
-            await self.newswatch.returned(guild.id)
+            await self.newswatch.returned(guild.id, self._config_routes_in(guild.id))
         if self._slash_commands and guild.id in self.guild_ids and guild.id not in self.synced:
             await self._sync_guild(guild.id)
 
@@ -149,7 +160,7 @@ class NewsBot(commands.Bot):
         """A server back after an outage: if newswatch took it for one that removed the bot
         (it was missing at connect), it is served again."""
         if self.newswatch is not None and guild.id in self.newswatch.departed:
-            await self.newswatch.returned(guild.id)
+            await self.newswatch.returned(guild.id, self._config_routes_in(guild.id))
 
 
 def _unrouted(cfg: Config, routes: set[str]) -> list[ConfigIssue]:

@@ -335,6 +335,9 @@ class DeliveryService:
     # route is told about in its own channels, and an escalation there mentions no role (the
     # operator's escalation_role is a role of the operator's server).
     server_route: Callable[[str], tuple[str | None, str] | None] | None = None
+    # Whether a route is a channel of a server not served now (it removed the bot): no
+    # escalation is written for it meanwhile (None: none is).
+    away: Callable[[str], bool] | None = None
     # The keys of the rules running now: an alert that waited for corroboration posts only if
     # one of its rules still runs, unmuted (None: not checked).
     rules_now: Callable[[], Collection[str]] | None = None
@@ -480,6 +483,7 @@ class DeliveryService:
         so a clean stop leaves nothing half-sent; call it while the sinks still work."""
         self._closing = True
         if self._task is not None:
+            self.wake_event.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -517,7 +521,10 @@ class DeliveryService:
         if not self.shared:
             await self.store.requeue_interrupted()
         await self._load()
-        while True:
+        # Python 3.11's wait_for can swallow a cancellation that arrives as the event it waits
+        # for is set (a wake-up as the engine stops): the loop then ends on _closing, which
+        # stop() sets first, instead of waiting for the next wake-up for ever.
+        while not self._closing:
             timeout = self.poll_interval
             self.wake_event.clear()  # before looking, so a wake-up during the look is not lost
             try:
@@ -587,6 +594,8 @@ class DeliveryService:
             severities=("critical",), limit=500)
         queued = 0
         for row in rows:
+            if self.away is not None and self.away(row.route):
+                continue  # nobody there can see it or acknowledge it now
             sink = self.sink_for(row.route)
             remote = row.remote_id
             if row.story_id is not None:

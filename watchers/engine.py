@@ -739,8 +739,10 @@ class Engine:
     async def _reload_sources(self) -> None:
         """The server routes, the follows and the running sources as stored now."""
         stored = await self.store.list_sources()
-        routes = {r.key: r for r in await self.store.list_server_routes()
+        stored_routes = await self.store.list_server_routes()
+        routes = {r.key: r for r in stored_routes
                   if served(self.config, r.guild_id, self.departed.keys())}
+        self.tenancy.away_routes = {r.key: r for r in stored_routes if r.key not in routes}
         # new routes, and routes whose settings changed (/channels set in another process)
         new_routes = [r for k, r in routes.items() if self.tenancy.routes.get(k) != r]
         self.tenancy.routes.clear()
@@ -1109,19 +1111,24 @@ class Engine:
         async with self._presence:
             return await self._left(guild)
 
-    async def returned(self, guild: int) -> bool:
+    async def returned(self, guild: int, routes: Iterable[str] = ()) -> bool:
         """The bot is in ``guild`` again: its rules, feeds and channels run again, and its
-        channels paused while the bot was away are resumed (their held alerts are sent).
+        channels paused while the bot was away are resumed (their held alerts are sent), with
+        ``routes`` (the config file's channels in that server, which the front end knows).
         Whether this is news."""
         async with self._presence:
-            return await self._returned(guild)
+            return await self._returned(guild, routes)
 
-    async def present_in(self, guilds: Callable[[], Iterable[int]]) -> tuple[list[int], list[int]]:
+    async def present_in(self, guilds: Callable[[], Iterable[int]],
+                         routes_in: Callable[[int], Iterable[str]] = lambda _guild: ()
+                         ) -> tuple[list[int], list[int]]:
         """Reconcile with the servers the bot is in (at connect: it may have been removed or
         invited back while it was down): every server with stored rules, feeds or channels
         not among ``guilds()`` has left, every departed one among them has returned. ``guilds``
         is asked after the store is read, so a join or removal meanwhile is not undone by an
-        old answer (the three calls take turns). Returns (left, returned)."""
+        old answer (the three calls take turns). ``routes_in(guild)``: the config file's
+        channels in a server, resumed with its own when it has returned. Returns (left,
+        returned)."""
         async with self._presence:
             owners = {r.guild_id for r in await self.store.list_rules()}
             owners |= {s.guild_id for s in await self.store.list_sources()}
@@ -1133,7 +1140,7 @@ class Engine:
             for g in gone:
                 await self._left(g)
             for g in back:
-                await self._returned(g)
+                await self._returned(g, routes_in(g))
             return gone, back
 
     async def _left(self, guild: int) -> bool:
@@ -1146,13 +1153,19 @@ class Engine:
                      "run until it is invited back", guild)
         return new
 
-    async def _returned(self, guild: int) -> bool:
+    async def _returned(self, guild: int, routes: Iterable[str] = ()) -> bool:
         back = await self.store.set_departed(guild, None)
         if self.departed.pop(guild, None) is not None or back:
             await self._apply_departures()
-            for route in sorted(self.tenancy.server_routes(guild)):
+            # As stored: a process that has not started delivering (run --once, the bot
+            # role) has not read them, and the departure it just cleared is not noticed again.
+            await self.delivery.reload_pauses()
+            for route in sorted({*self.tenancy.server_routes(guild), *routes}):
                 if route in self.delivery.paused_routes():
-                    await self.delivery.resume_route(route)
+                    try:
+                        await self.delivery.resume_route(route)
+                    except NewswatchError as exc:  # no destination here now: stays paused
+                        log.warning("route %s not resumed: %s", route, exc)
         if back:
             log.info("server %s invited the bot back: its rules, feeds and channels run again",
                      guild)
@@ -1257,6 +1270,7 @@ async def open_engine(
                                    if served(config, r.guild_id, departed.keys())],
                           [s for s in stored_sources if s.guild_id is not None
                            and served(config, s.guild_id, departed.keys())])
+        tenancy.away_routes = {r.key: r for r in stored_routes if r.key not in tenancy.routes}
         wake = asyncio.Event()
         watch = WatchService(
             store=store,
@@ -1290,7 +1304,7 @@ async def open_engine(
                                    stories_mode=tenancy.stories_mode,
                                    story_window=config.stories.window,
                                    routes=tenancy.route, source_label=tenancy.label,
-                                   server_route=tenancy.server_route,
+                                   server_route=tenancy.server_route, away=tenancy.away,
                                    rules_now=lambda: [r.key for r in watch.rules],
                                    known_routes=sorted({r.channel for r in config.rules}
                                                        | set(config.channels)),

@@ -46,6 +46,10 @@ class Tenancy:
                  follows: Iterable[SourceConfig] = ()) -> None:
         self.config = config
         self.routes: dict[str, ServerRoute] = {r.key: r for r in routes}
+        # The routes of servers not served now (the bot was removed, or not in guild_ids):
+        # nothing is sent there and nobody there is told, but they are still a server's, never
+        # the operator's (see server_route and away).
+        self.away_routes: dict[str, ServerRoute] = {}
         self.follows: dict[str, SourceConfig] = {f.key: f for f in follows
                                                  if f.guild_id is not None}
 
@@ -75,12 +79,20 @@ class Tenancy:
 
     def server_route(self, route: str) -> tuple[str | None, str] | None:
         """For a route a server picked: where that server is told about it (another of its
-        routes, see :meth:`notice_route`) and its label there (``#name``); None for the config
-        file's routes."""
+        routes, see :meth:`notice_route`; nowhere while the server is not served) and its
+        label there (``#name``); None for the config file's routes."""
+        away = self.away_routes.get(route)
+        if away is not None:
+            return None, f"#{away.name}"
         server = self.routes.get(route)
         if server is None:
             return None
         return self.notice_route(server.guild_id, besides=route), f"#{server.name}"
+
+    def away(self, route: str) -> bool:
+        """Whether ``route`` is a channel of a server not served now: nothing is written for
+        it (an escalation, a notice) until the server is back."""
+        return route in self.away_routes
 
     def route_for_channel(self, guild: int, channel_id: int) -> ServerRoute | None:
         return next((r for r in self.routes.values()
