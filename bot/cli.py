@@ -215,6 +215,11 @@ def _schedule(route: Any) -> str:
     return "; " + "; ".join(parts) if parts else ""
 
 
+# The largest file `match` reads (a folder may hold a disk image or a log beside its articles;
+# matching reads at most the first 1,000,000 characters of a text anyway).
+MATCH_MAX_BYTES = 32 * 2**20
+
+
 def cmd_match(args: argparse.Namespace) -> int:
     import json
 
@@ -230,7 +235,8 @@ def cmd_match(args: argparse.Namespace) -> int:
     found = 0
     for path in _documents(args.paths or ["seeds"]):
         try:
-            article = read_article_file(path, source=str(path.parent))
+            article = read_article_file(path, source=str(path.parent),
+                                        max_bytes=MATCH_MAX_BYTES)
         except NewswatchError as exc:
             say(f"skipped {exc}")
             continue

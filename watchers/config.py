@@ -710,15 +710,25 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: s
     return cfg
 
 
+# The largest config file read (a config with a thousand rules is about 200 KB).
+MAX_CONFIG_BYTES = 4 * 2**20
+
+
 def load_config(path: str | Path, *, watching: bool = True) -> Config:
     """Read and validate a TOML config file (``watching``: see :func:`parse_config`)."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as fh:
+            # Read at most a byte more than a config may hold: /dev/zero or a log file given by
+            # mistake is refused, not read whole.
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError([ConfigIssue("", f"no such file: {p}")], file=str(p)) from None
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read: {exc.strerror}")], file=str(p)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigIssue("", f"larger than {MAX_CONFIG_BYTES // 2**20} MiB: not a "
+                                           "config file")], file=str(p))
     try:
         # "utf-8-sig": a byte order mark, which some editors write first, is not TOML but not
         # the user's mistake either.
@@ -727,4 +737,7 @@ def load_config(path: str | Path, *, watching: bool = True) -> Config:
         raise ConfigError([ConfigIssue("", "not UTF-8 text")], file=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigIssue("", f"not valid TOML: {exc}")], file=str(p)) from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise ConfigError([ConfigIssue("", "not a usable config: arrays or tables nested too "
+                                           "deep")], file=str(p)) from None
     return parse_config(data, base_dir=p.resolve().parent, file=str(p), watching=watching)

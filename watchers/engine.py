@@ -79,7 +79,7 @@ from watchers.store.base import (
 from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key, url_of
 from watchers.trends import trend_of
-from watchers.urls import normalise_link
+from watchers.urls import feed_url_key
 
 __all__ = [
     "AckResult",
@@ -1344,9 +1344,5 @@ def _same_feed(a: str, b: str) -> bool:
     tracking parameters, a trailing slash), over http or https alike. A server's copy of the
     operator's feed under a variant of its URL was a feed of its own, whose articles then
     counted as the operator's duplicates (see README, several servers)."""
-    def key(url: str) -> str:
-        link = normalise_link(url)
-        return link.split("://", 1)[1] if link.startswith(("http://", "https://")) else link
-
-    return key(a) == key(b)
+    return feed_url_key(a) == feed_url_key(b)
 

@@ -30,13 +30,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from xml.parsers import expat
 
 from watchers.errors import ConfigError, NewswatchError
 
 # As /sources add allows; longer URLs would also make every report line that quotes one huge.
 from watchers.sources.feed import MAX_URL
+from watchers.urls import feed_url_key
 
 if TYPE_CHECKING:
     from watchers.engine import Engine
@@ -231,6 +232,8 @@ def parse_opml(data: bytes) -> OpmlDocument:
                         f"column {exc.offset + 1}") from None
     except LookupError as exc:  # <?xml encoding="bogus-9"?>: the codec is looked up
         raise OpmlError(f"not a usable OPML file: {exc}") from None
+    except ValueError as exc:  # <?xml encoding="EUC-KR"?>: expat reads no multi-byte codec
+        raise OpmlError(f"not a usable OPML file: {exc} (save it as UTF-8)") from None
     if not entries:
         raise OpmlError("no feeds: the file has no <outline> with an xmlUrl attribute")
     return OpmlDocument(title=_clean("".join(head_title)), entries=entries)
@@ -305,21 +308,11 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 def _url_key(url: str) -> str:
-    """How two URLs are compared for duplicates: scheme and host are case-insensitive, the
-    scheme's default port is the same as none, and a fragment never reaches the server; the
-    rest is compared as written."""
-    try:
-        parts = urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        netloc = parts.netloc.lower()
-        if parts.port is not None and _DEFAULT_PORTS.get(scheme) == parts.port:
-            netloc = netloc.rsplit(":", 1)[0]
-    except ValueError:
-        return url.strip()
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    """How two URLs are compared for duplicates: as the engine compares a server's feed with
+    the operator's (:func:`~watchers.urls.feed_url_key`: host case, default port, tracking
+    parameters, a trailing slash, http or https)."""
+    return feed_url_key(url)
 
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 async def import_opml(engine: Engine, data: bytes | OpmlDocument, *,

@@ -6,7 +6,8 @@ import contextlib
 import re
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
-__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "normalise_link", "url_parts_problem"]
+__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "feed_url_key", "normalise_link",
+           "url_parts_problem"]
 
 # Parameters that identify the campaign or the click, never the document.
 TRACKING_PARAMS = frozenset(
@@ -55,6 +56,14 @@ def normalise_link(url: str) -> str:
     return _normalise(raw)
 
 
+def feed_url_key(url: str) -> str:
+    """How two feed URLs are compared for "one feed": as links compare (:func:`normalise_link`:
+    host case, default port, tracking parameters, a trailing slash), over http or https
+    alike."""
+    link = normalise_link(url)
+    return link.split("://", 1)[1] if link.startswith(("http://", "https://")) else link
+
+
 def _normalise(raw: str) -> str:
     try:
         parts = urlsplit(raw)
@@ -91,5 +100,13 @@ def url_parts_problem(url: str) -> str | None:
     try:
         urlsplit(url).port  # noqa: B018 - reading the port is the check
     except ValueError as exc:
-        return str(exc)
+        said = str(exc)
+        rest = url.split("://", 1)[-1]
+        credentials = rest.rsplit("@", 1)[0] if "@" in rest else ""
+        if credentials and any(q and q in credentials for q in re.findall(r"'([^']*)'", said)):
+            # urllib quotes what it took for the port, which with credentials holding a '/'
+            # (an unencoded password) is a piece of the password.
+            return ("its host and port cannot be read; a user name or password holding '/', "
+                    "'?', '#', '@' or ':' must be percent-encoded (%2F, %3F, %23, %40, %3A)")
+        return said
     return None

@@ -260,13 +260,18 @@ def _article_from_bytes(data: bytes, name: str, *, source: str, guid: str | None
     )
 
 
-def read_article_file(path: Path, *, source: str = "", guid: str | None = None) -> Article:
-    """Read one .txt, .md or .json article file the caller chose (no size cap, symlinks
-    followed). Raises SourceError naming the file if it is unreadable, binary or empty."""
+def read_article_file(path: Path, *, source: str = "", guid: str | None = None,
+                      max_bytes: int | None = None) -> Article:
+    """Read one .txt, .md or .json article file the caller chose (symlinks followed; no size
+    cap unless ``max_bytes``). Raises SourceError naming the file if it is unreadable, larger
+    than ``max_bytes``, binary or empty."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise SourceError(f"{path}: larger than {max_bytes // 2**20} MiB")
     try:
         return _article_from_bytes(data, path.name, source=source, guid=guid)
     except SourceError as exc:

@@ -181,9 +181,11 @@ def describe_target(target: str) -> str:
     try:
         return describe(target)
     except ValueError:
-        # A malformed URL (e.g. its port): name it as written, still without credentials.
-        netloc, _, path = target.split("://", 1)[1].partition("/")
-        return f"postgresql://{netloc.rsplit('@', 1)[-1]}/{path.split('?', 1)[0]}"
+        # A malformed URL (e.g. its port): name it as written, still without credentials,
+        # which end at the last '@' (an unencoded password may hold '/' or '?').
+        rest = target.split("://", 1)[1]
+        netloc, _, path = rest.rsplit("@", 1)[-1].partition("/")
+        return f"postgresql://{netloc}/{path.split('?', 1)[0]}"
 
 
 def _kind(target: str) -> Kind:
@@ -630,6 +632,10 @@ async def copy_store(
         raise ValueError("batch must be at least 1")
     if _same(source, destination):
         raise StoreError(f"--from and --to name the same database ({describe_target(source)})")
+    if (side := _sidecar_of(source, destination)) is not None:
+        raise StoreError(f"--to {destination} is the {side} file SQLite keeps beside "
+                         f"{describe_target(source)}: the source's next write would delete the "
+                         "copy; choose another file")
     started = time.monotonic()
     async with AsyncExitStack() as stack, _source(source) as src:
         totals = {t: await src.count(t) for t in TABLES}
@@ -649,6 +655,16 @@ async def copy_store(
         if not summary.mismatched:
             await dst.mark(complete=True)
         return summary
+
+
+def _sidecar_of(source: str, destination: str) -> str | None:
+    """Which of the files SQLite keeps beside the ``source`` file ``destination`` is
+    (``-wal``, ``-shm``, ``-journal``), if any."""
+    if _kind(source) != "sqlite" or _kind(destination) != "sqlite":
+        return None
+    src = os.path.realpath(source)
+    dst = os.path.realpath(destination)
+    return next((end for end in ("-wal", "-shm", "-journal") if dst == src + end), None)
 
 
 def _same(a: str, b: str) -> bool:

@@ -781,6 +781,8 @@ async def check(db: Db, *, readonly: bool) -> int:
         raise StoreError(f"{db.path} is not a newswatch database (application id {app:#x})")
     if version == 0 and objects:
         raise StoreError(f"{db.path} is not a newswatch database (it holds other tables)")
+    if version < 0:  # no newswatch writes one: another program's file, or a damaged header
+        raise StoreError(f"{db.path} is not a newswatch database (user version {version})")
     if version > SCHEMA_VERSION and app != APPLICATION_ID:
         # Every newswatch that wrote a schema this new stamped its application id.
         raise StoreError(f"{db.path} is not a newswatch database (user version {version}, no "
