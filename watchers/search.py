@@ -121,12 +121,22 @@ async def index_vocabulary(store: Store) -> Vocabulary | None:
     return vocab
 
 
-def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases
+class _OutOfTime(Exception):
+    """The lookup's budget ran out while its fuzzy terms were expanded."""
+
+
+def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
+            deadline: float = float("inf")
             ) -> tuple[str | None, dict[tuple[str, float], list[str]]]:
     """The index query of ``node`` with its fuzzy terms expanded over ``vocab``, and each fuzzy
     term's words: the only words of any stored article it can match, so the matcher compares
-    those alone."""
-    words = {t: vocab.matching(t[0], t[1], table) for t in fuzzy_terms(node, threshold)}
+    those alone. Raises _OutOfTime past ``deadline`` (a query of thousands of fuzzy terms
+    takes longer than the lookup's budget to expand)."""
+    words: dict[tuple[str, float], list[str]] = {}
+    for t in fuzzy_terms(node, threshold):
+        if time.monotonic() > deadline:
+            raise _OutOfTime
+        words[t] = vocab.matching(t[0], t[1], table)
     expand: FuzzyKeys = lambda key, thr: words.get((key, thr))  # noqa: E731
 
     def holding(pattern: str) -> list[set[str]] | None:
@@ -268,8 +278,12 @@ async def search(
             vocab = await index_vocabulary(store)
             if vocab is not None:
                 # Comparing a term with every index word is CPU work: off the event loop.
-                fts, fuzzy = await loop.run_in_executor(executor, _expand, node,
-                                                        float(threshold), vocab, table)
+                try:
+                    fts, fuzzy = await loop.run_in_executor(
+                        executor, _expand, node, float(threshold), vocab, table,
+                        started + budget)
+                except _OutOfTime:
+                    return Lookup([], True, 0)
     if vocab is None:
         fts = index_query(node, table)
     if fts == NOTHING:

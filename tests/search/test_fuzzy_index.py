@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.store._support import breaks_after
 from watchers.errors import QuerySyntaxError
 from watchers.models import Article
 from watchers.rules import match_query, shipped_aliases
-from watchers.rules.lookup import MAX_FUZZY_WORDS, index_terms
+from watchers.rules.lookup import MAX_FUZZY_WORDS, Vocabulary, index_terms
 from watchers.search import Lookup, index_vocabulary, search
 from watchers.store import SqliteStore
 from watchers.store.sqlite.schema import _ARTICLE_TERMS_V5, SCHEMA_VERSION
@@ -214,3 +215,29 @@ async def test_an_upgrade_that_fails_half_way_changes_nothing_and_completes_late
         found = await search(store, "kyiv~", limit=100)
     assert {h.article.title for h in found} == {
         a.title for a in arts if match_query("kyiv~", a) is not None}
+
+
+async def test_a_query_of_thousands_of_fuzzy_terms_stops_at_its_budget_while_expanding(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expanding each fuzzy term over the index's words came before the budget was first
+    looked at: a query of 2,800 fuzzy terms (within the length limit) took 18-30 s on a
+    year's store where the budget is 5. Now the expansion stops when the budget is spent and
+    the lookup says it is partial."""
+    db = tmp_path / "nw.db"
+    await _fill(db, articles())
+    expanded: list[str] = []
+    real = Vocabulary.matching
+
+    def counting(self: Vocabulary, key: str, threshold: float, aliases: Any) -> list[str]:
+        expanded.append(key)
+        return real(self, key, threshold, aliases)
+
+    monkeypatch.setattr(Vocabulary, "matching", counting)
+    query = " ".join(f"q{i}~" for i in range(2_800))  # within the length limit
+    async with await SqliteStore.open(db) as store:
+        whole = await search(store, "kyiv~ OR talks~", limit=5)
+        assert not whole.truncated and expanded  # within the budget, expanded and answered
+        expanded.clear()
+        cut = await search(store, query, limit=5, budget=1e-9)
+    assert cut.truncated and cut.hits == []
+    assert len(expanded) < 2_800, "every term was expanded before the budget was looked at"
