@@ -11,6 +11,7 @@ unfinished copy leaves the destination marked incomplete and the message says ho
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,10 @@ def cmd_copy(args: argparse.Namespace) -> int:
     destination = resolve_target(args.destination, what="--to")
     src_name, dst_name = describe_target(source), describe_target(destination)
     report = _CopyReport()
+    # A stop from outside (kill, a closed terminal) is told like Ctrl-C: what was left, and
+    # how to start over.
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         summary = asyncio.run(copy_store(source, destination, terms_of=lookup_terms,
                                          on_progress=report.progress))
@@ -129,6 +134,8 @@ def cmd_copy(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         report.done()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     _print_counts(summary)
     rate = summary.rows / max(summary.seconds, 1e-9)
     if summary.mismatched:

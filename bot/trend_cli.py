@@ -146,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load(args.config)
     result = asyncio.run(_trend(cfg, what, since, until))
-    if args.png:
+    if args.png is not None:  # --png "" is a mistake to name, not a request for the table
+        if not args.png.strip():
+            say("--png: expected a file name, got an empty one")
+            return EXIT_USAGE
         out = Path(args.png)
         refused = write_output(out, render_trend(result), what="PNG image",
                                looks_like=lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),

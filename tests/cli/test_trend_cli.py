@@ -110,6 +110,14 @@ def test_png_never_overwrites_the_store_the_config_or_another_kind_of_file(
     assert nw("search", "troops", "--limit", "1", cwd=store).returncode == 0
 
 
+def test_an_empty_png_name_is_named_not_taken_for_no_png(store: Path) -> None:
+    """``--png ""`` (an unset shell variable) printed the table as if --png were not given."""
+    res = nw("trend", "troops", "--since", "3d", "--until", "2022-01-04", "--png", "",
+             cwd=store)
+    assert res.returncode == 2 and "--png: expected a file name" in res.stderr
+    assert res.stdout == ""
+
+
 def test_png_replaces_an_earlier_chart_whole(store: Path) -> None:
     out = store / "again.png"
     for _ in range(2):

@@ -4,12 +4,16 @@ schema version is negative."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli.hostile_files._run import make_store, no_traceback, nw
+from tests.cli.hostile_files._run import NEWSWATCH, REPO, make_store, no_traceback, nw
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,3 +77,23 @@ def test_migrate_of_a_store_with_a_negative_schema_version_fails_cleanly(tmp_pat
     no_traceback(r)
     assert r.rc == 1, r.text
     assert len(r.err.strip().splitlines()) == 1, r.err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_copy_stopped_from_outside_says_what_was_left(tmp_path: Path, sig: int) -> None:
+    """Ctrl-C said the copy did not finish and how to start over; a kill or a closed terminal
+    ended it without a word (the destination was marked incomplete all the same)."""
+    make_store(tmp_path, "big.db", n=8_000)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([*NEWSWATCH, "copy", "--from", "big.db", "--to", "dst.db"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "dst.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the copy has begun writing
+    time.sleep(0.3)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert "interrupted: the copy did not finish" in err, (p.returncode, out, err)
+    assert "To start over, delete" in err and "Traceback" not in err
+    assert p.returncode == 130
