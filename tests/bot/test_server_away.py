@@ -17,8 +17,16 @@ from typing import Any
 from bot.client import run_discord
 from tests.bot.conftest import TOKEN, Running, on_clock, start_running
 from tests.bot.test_isolation_e2e import A, B, two  # noqa: F401 - the two servers' emulator
-from tests.bot.test_server_removed import LATER, STORY, feeds, follow_and_watch  # noqa: F401
-from tests.bot.test_tenancy_leaks import alerts_of, ask, item, stop, text_of, two_servers
+from tests.bot.test_server_removed import LATER, STORY, follow_and_watch
+from tests.bot.test_tenancy_leaks import (  # noqa: F401 - feeds: the three feeds' server
+    alerts_of,
+    ask,
+    feeds,
+    item,
+    stop,
+    text_of,
+    two_servers,
+)
 from tests.fakes.discord_emulator import DiscordEmulator, Fault, GuildSpec
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.bot.conftest import Running
 from tests.bot.test_isolation_e2e import A, B, two  # noqa: F401 - the two servers' emulator
-from tests.bot.test_tenancy_leaks import alerts_of, ask, item, start_two, stop, two_servers
+from tests.bot.test_tenancy_leaks import (  # noqa: F401 - feeds: the three feeds' server
+    alerts_of,
+    ask,
+    feeds,
+    item,
+    start_two,
+    stop,
+    two_servers,
+)
 from tests.fakes.discord_emulator import DiscordEmulator, GuildSpec
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
@@ -27,21 +34,13 @@ STORY = ("Troops gather at the border", "Troops were seen near the border at daw
 LATER = ("Troops move closer to the border", "More troops arrived at the border by night.")
 
 
-@pytest.fixture
-async def feeds() -> AsyncIterator[FeedServer]:
-    async with FeedServer() as server:
-        for path in ("/a-desk", "/b-desk", "/operator"):
-            server.set(path, Route(body=rss([])))
-        yield server
-
-
-async def start(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> Running:
+async def start(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> Running:  # noqa: F811
     return await start_two(emu, tmp_path, two_servers(
         emu, tmp_path, sources=[{"name": "operator", "type": "feed", "every": "1h",
                                  "url": feeds.url("/operator")}]))
 
 
-async def follow_and_watch(run: Running, feeds: FeedServer) -> None:
+async def follow_and_watch(run: Running, feeds: FeedServer) -> None:  # noqa: F811
     """A and B each: rule "watch" (troops) to its #alerts, and a feed of its own."""
     emu = run.emu
     for guild, path in ((A, "/a-desk"), (B, "/b-desk")):
@@ -62,7 +61,7 @@ def served_again(run: Running) -> bool:
                     for c in run.engine.watch.source_configs()))
 
 
-async def settled_hits(feeds: FeedServer, path: str) -> int:
+async def settled_hits(feeds: FeedServer, path: str) -> int:  # noqa: F811
     """How many requests ``path`` has had, once none came for half a second (10 s at most)."""
     count = len(feeds.hits(path))
     for _ in range(20):
@@ -73,7 +72,7 @@ async def settled_hits(feeds: FeedServer, path: str) -> int:
     return count
 
 
-async def gone_while_down(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer
+async def gone_while_down(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer  # noqa: F811
                           ) -> tuple[GuildSpec, Running]:
     """A and B set up, newswatch stopped, the bot taken out of B meanwhile (no event reaches
     it), newswatch started again and B found gone at connect: (B, the new run)."""
