@@ -10,6 +10,8 @@ what was queued for it is held and sent once on its return, and its channels pau
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,17 @@ from watchers.engine import Engine
 from watchers.schedule import ManualClock
 from watchers.store import SqliteStore
 from watchers.tenancy import feed_key
+
+
+@asynccontextmanager
+async def serving(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer,  # noqa: F811
+                  **kw: Any) -> AsyncIterator[Running]:
+    """:func:`start` for the length of a block, stopped cleanly after it."""
+    run = await start(emu, tmp_path, feeds, **kw)
+    try:
+        yield run
+    finally:
+        await stop(run)
 
 
 def is_back(engine: Engine) -> bool:
@@ -76,8 +89,7 @@ async def start(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer,  # noqa
 async def test_alert_in_flight_at_removal_is_sent_once_on_return_and_no_notice_leaks(
         two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     emu = two
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         await follow_and_watch(run, feeds)
         engine = run.engine
         b = guild(emu, B)
@@ -107,15 +119,12 @@ async def test_alert_in_flight_at_removal_is_sent_once_on_return_and_no_notice_l
         assert not [t for t in leaked if str(B) in t or "alerts" in t], (
             "a notice about server B's own channel reached the operator's notices channel: "
             f"{leaked}")
-    finally:
-        await stop(run)
 
 
 async def test_operators_channel_in_a_server_that_removed_the_bot_resumes_on_return(
         two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     emu = two
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         engine = run.engine
         await engine.run_once()
         b = guild(emu, B)
@@ -133,8 +142,6 @@ async def test_operators_channel_in_a_server_that_removed_the_bot_resumes_on_ret
             "the operator's channel in the server that invited the bot back stays paused: "
             f"{engine.paused_routes()}")
         await run.wait_for(lambda: len(emu.messages(b_ops)) >= 1, 5)
-    finally:
-        await stop(run)
 
 
 async def test_no_escalation_is_written_for_a_server_that_removed_the_bot(
@@ -187,8 +194,7 @@ async def test_no_escalation_is_written_for_a_server_that_removed_the_bot(
 async def _held_while_away(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer  # noqa: F811
                            ) -> GuildSpec:
     """B's alert is pending when B removes the bot; it is held (route paused). Returns B."""
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         await follow_and_watch(run, feeds)
         engine = run.engine
         b_alerts = guild(emu, B).channel("alerts").id
@@ -200,8 +206,6 @@ async def _held_while_away(emu: DiscordEmulator, tmp_path: Path, feeds: FeedServ
         removed = await emu.remove_bot(B)
         await run.wait_for(lambda: B in engine.departed)
         await run.wait_for(lambda: f"{B}:alerts" in engine.paused_routes(), 10)
-    finally:
-        await stop(run)
     return removed
 
 
@@ -227,8 +231,7 @@ async def test_return_noticed_by_run_once_resumes_the_held_channel(
         paused = dict(await store.paused_routes())
     assert B not in departed
     # then the service starts again as usual
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         b_alerts = b.channel("alerts").id
         await asyncio.sleep(2.0)
         assert f"{B}:alerts" not in run.engine.paused_routes(), (
@@ -236,8 +239,6 @@ async def test_return_noticed_by_run_once_resumes_the_held_channel(
             f"(store after --once: departed={departed}, paused={paused}; now "
             f"{run.engine.paused_routes()})")
         await run.wait_for(lambda: len(emu.messages(b_alerts)) >= 1, 5)
-    finally:
-        await stop(run)
 
 
 async def test_return_noticed_at_a_normal_restart_resumes_the_held_channel(
@@ -245,24 +246,20 @@ async def test_return_noticed_at_a_normal_restart_resumes_the_held_channel(
     emu = two
     removed = await _held_while_away(emu, tmp_path, feeds)
     emu.guilds.append(removed)
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         b_alerts = guild(emu, B).channel("alerts").id
         await run.wait_for(lambda: is_back(run.engine))
         await run.wait_for(lambda: len(emu.messages(b_alerts)) >= 1, 10)
         await asyncio.sleep(1.0)
         assert len(emu.messages(b_alerts)) == 1
         assert f"{B}:alerts" not in run.engine.paused_routes()
-    finally:
-        await stop(run)
 
 
 async def test_a_feed_both_servers_follow_keeps_running_for_the_one_still_present(
         two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     emu = two
     feeds.set("/shared", Route(body=rss([])))
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         engine = run.engine
         for g in (B, A):  # B follows first: its follow is the feed's first follower
             alerts = guild(emu, g).channel("alerts").id
@@ -295,15 +292,12 @@ async def test_a_feed_both_servers_follow_keeps_running_for_the_one_still_presen
         await run.wait_for(lambda: len(emu.messages(b_alerts)) >= 1)
         posted = " ".join(text_of(m) for m in emu.messages(b_alerts))
         assert f"wire{A % 1000}" not in posted
-    finally:
-        await stop(run)
 
 
 async def test_rapid_remove_and_invite_cycles_leave_one_consistent_state(
         two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     emu = two
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         engine = run.engine
         await follow_and_watch(run, feeds)
         b = guild(emu, B)
@@ -334,15 +328,12 @@ async def test_rapid_remove_and_invite_cycles_leave_one_consistent_state(
         assert B in await engine.store.departed_servers()
         assert all(r.guild_id != B for r in engine.watch.rules)
         assert key not in {c.name for c in engine.watch.source_configs()}
-    finally:
-        await stop(run)
 
 
 async def test_an_outage_is_not_a_removal(
         two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     emu = two
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         engine = run.engine
         await follow_and_watch(run, feeds)
         assert await emu.dispatch("GUILD_DELETE", {"id": str(B), "unavailable": True},
@@ -356,8 +347,6 @@ async def test_an_outage_is_not_a_removal(
                                   intent=1 << 0)
         await asyncio.sleep(0.5)
         assert B not in engine.departed
-    finally:
-        await stop(run)
 
 
 async def test_restart_during_an_outage_does_not_take_the_server_for_removed(
@@ -365,11 +354,8 @@ async def test_restart_during_an_outage_does_not_take_the_server_for_removed(
     """At connect Discord lists a server in an outage as unavailable in READY and sends no
     GUILD_CREATE for it until it is back."""
     emu = two
-    run = await start(emu, tmp_path, feeds)
-    try:
+    async with serving(emu, tmp_path, feeds) as run:
         await follow_and_watch(run, feeds)
-    finally:
-        await stop(run)
     real = emu.guild_payload
 
     def in_outage(g):  # type: ignore[no-untyped-def]
@@ -379,13 +365,10 @@ async def test_restart_during_an_outage_does_not_take_the_server_for_removed(
 
     emu.guild_payload = in_outage  # type: ignore[method-assign]
     try:
-        run = await start(emu, tmp_path, feeds)
-        try:
+        async with serving(emu, tmp_path, feeds) as run:
             await asyncio.sleep(1.0)
             assert B not in run.engine.departed
             assert not await run.engine.store.departed_servers()
-        finally:
-            await stop(run)
     finally:
         emu.guild_payload = real  # type: ignore[method-assign]
 
