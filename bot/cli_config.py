@@ -49,12 +49,13 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
     first bytes). The data goes to a temporary file in the same folder, renamed over ``out``,
     so an interrupted write leaves the old file. Returns None when written, else the reason.
     """
+    from watchers.store.sqlite import SIDECARS
+
     target = out.resolve()
     guarded = {config_file.resolve()}
     if cfg.storage.url is None:
         store = cfg.resolve(cfg.storage.path).resolve()
-        guarded |= {store, *(Path(f"{store}{end}") for end in ("-wal", "-shm", "-journal",
-                                                               ".lock"))}
+        guarded |= {store, *(Path(f"{store}{end}") for end in (*SIDECARS, ".lock"))}
     if target in guarded:
         which = "config" if target == config_file.resolve() else "database"
         return f"{out} is newswatch's {which}: not overwritten; give another name"

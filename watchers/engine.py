@@ -204,6 +204,22 @@ def merged_rules(cfg: Config, stored: list[RuleConfig],
     return list(rules.values())
 
 
+_Split = tuple[dict[str, ServerRoute], dict[str, ServerRoute], dict[str, SourceConfig]]
+
+
+def _served_split(cfg: Config, routes: Iterable[ServerRoute], sources: Iterable[SourceConfig],
+                  departed: AbstractSet[int]) -> _Split:
+    """The stored server routes of served servers, those of servers not served now (see
+    :attr:`Tenancy.away_routes`), and the served servers' follows, each by key."""
+    served_routes: dict[str, ServerRoute] = {}
+    away: dict[str, ServerRoute] = {}
+    for r in routes:
+        (served_routes if served(cfg, r.guild_id, departed) else away)[r.key] = r
+    follows = {s.key: s for s in sources
+               if s.guild_id is not None and served(cfg, s.guild_id, departed)}
+    return served_routes, away, follows
+
+
 def _kept(cfg: Config, stored: list[RuleConfig], departed: AbstractSet[int]) -> frozenset[str]:
     """The keys of the stored rules of servers not served now (see :func:`served`)."""
     return frozenset(r.key for r in stored if not served(cfg, r.guild_id, departed))
@@ -739,10 +755,8 @@ class Engine:
     async def _reload_sources(self) -> None:
         """The server routes, the follows and the running sources as stored now."""
         stored = await self.store.list_sources()
-        stored_routes = await self.store.list_server_routes()
-        routes = {r.key: r for r in stored_routes
-                  if served(self.config, r.guild_id, self.departed.keys())}
-        self.tenancy.away_routes = {r.key: r for r in stored_routes if r.key not in routes}
+        routes, self.tenancy.away_routes, follows = _served_split(
+            self.config, await self.store.list_server_routes(), stored, self.departed.keys())
         # new routes, and routes whose settings changed (/channels set in another process)
         new_routes = [r for k, r in routes.items() if self.tenancy.routes.get(k) != r]
         self.tenancy.routes.clear()
@@ -751,9 +765,7 @@ class Engine:
             for listener in self._route_listeners:
                 listener(route.key, route.route)
         self.tenancy.follows.clear()
-        self.tenancy.follows.update({s.key: s for s in stored if s.guild_id is not None
-                                     and served(self.config, s.guild_id,
-                                                self.departed.keys())})
+        self.tenancy.follows.update(follows)
         wanted = {c.name: c for c in [
             *merged_sources(self.config, [s for s in stored if s.guild_id is None]),
             *self.tenancy.feeds()]}
@@ -1144,9 +1156,10 @@ class Engine:
             return gone, back
 
     async def _left(self, guild: int) -> bool:
-        new = await self.store.set_departed(guild, datetime.now(UTC))
+        now = datetime.now(UTC)
+        new = await self.store.set_departed(guild, now)
         if guild not in self.departed:
-            self.departed[guild] = datetime.now(UTC)
+            self.departed[guild] = now
             await self._apply_departures()
         if new:
             log.info("server %s removed the bot: its rules, feeds and channels are kept but not "
@@ -1266,11 +1279,10 @@ async def open_engine(
         stored_routes = await store.list_server_routes()
         departed = dict(await store.departed_servers())
         _unserved_note(config, stored_rules, stored_sources, stored_routes, departed)
-        tenancy = Tenancy(config, [r for r in stored_routes
-                                   if served(config, r.guild_id, departed.keys())],
-                          [s for s in stored_sources if s.guild_id is not None
-                           and served(config, s.guild_id, departed.keys())])
-        tenancy.away_routes = {r.key: r for r in stored_routes if r.key not in tenancy.routes}
+        routes, away, follows = _served_split(config, stored_routes, stored_sources,
+                                              departed.keys())
+        tenancy = Tenancy(config, routes.values(), follows.values())
+        tenancy.away_routes = away
         wake = asyncio.Event()
         watch = WatchService(
             store=store,
@@ -1305,7 +1317,6 @@ async def open_engine(
                                    story_window=config.stories.window,
                                    routes=tenancy.route, source_label=tenancy.label,
                                    server_route=tenancy.server_route, away=tenancy.away,
-                                   rules_now=lambda: [r.key for r in watch.rules],
                                    known_routes=sorted({r.channel for r in config.rules}
                                                        | set(config.channels)),
                                    clock=clock or SystemClock(),

@@ -51,7 +51,7 @@ from watchers.store.postgres import PostgresStore, describe, is_postgres_url
 from watchers.store.postgres import articles as pg_articles
 from watchers.store.postgres import schema as pg_schema
 from watchers.store.postgres._db import Pg
-from watchers.store.sqlite import SqliteStore
+from watchers.store.sqlite import SIDECARS, SqliteStore
 from watchers.store.sqlite import schema as lite_schema
 from watchers.store.sqlite._db import Db, iso, release_process_lock, take_process_lock
 from watchers.store.sqlite.schema import TermsOf
@@ -664,7 +664,7 @@ def _sidecar_of(source: str, destination: str) -> str | None:
         return None
     src = os.path.realpath(source)
     dst = os.path.realpath(destination)
-    return next((end for end in ("-wal", "-shm", "-journal") if dst == src + end), None)
+    return next((end for end in SIDECARS if dst == src + end), None)
 
 
 def _same(a: str, b: str) -> bool:
