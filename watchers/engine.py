@@ -1149,40 +1149,52 @@ class Engine:
             gone = sorted(g for g in owners if g is not None and g not in inside
                           and g not in self.departed)
             back = sorted(g for g in self.departed if g in inside)
+            # Rules and sources are taken again once for all of them (a bot removed from a
+            # thousand servers while it was down: a thousand reloads of every stored rule).
             for g in gone:
-                await self._left(g)
+                await self._left(g, apply=False)
             for g in back:
-                await self._returned(g, routes_in(g))
+                await self._returned(g, routes_in(g), apply=False)
+            if gone or back:
+                await self._apply_departures()
+                for g in back:
+                    await self._resume_paused(g, routes_in(g))
             return gone, back
 
-    async def _left(self, guild: int) -> bool:
+    async def _left(self, guild: int, *, apply: bool = True) -> bool:
         now = datetime.now(UTC)
         new = await self.store.set_departed(guild, now)
         if guild not in self.departed:
             self.departed[guild] = now
-            await self._apply_departures()
+            if apply:
+                await self._apply_departures()
         if new:
             log.info("server %s removed the bot: its rules, feeds and channels are kept but not "
                      "run until it is invited back", guild)
         return new
 
-    async def _returned(self, guild: int, routes: Iterable[str] = ()) -> bool:
+    async def _returned(self, guild: int, routes: Iterable[str] = (), *, apply: bool = True
+                        ) -> bool:
         back = await self.store.set_departed(guild, None)
-        if self.departed.pop(guild, None) is not None or back:
+        if (self.departed.pop(guild, None) is not None or back) and apply:
             await self._apply_departures()
-            # As stored: a process that has not started delivering (run --once, the bot
-            # role) has not read them, and the departure it just cleared is not noticed again.
-            await self.delivery.reload_pauses()
-            for route in sorted({*self.tenancy.server_routes(guild), *routes}):
-                if route in self.delivery.paused_routes():
-                    try:
-                        await self.delivery.resume_route(route)
-                    except NewswatchError as exc:  # no destination here now: stays paused
-                        log.warning("route %s not resumed: %s", route, exc)
+            await self._resume_paused(guild, routes)
         if back:
             log.info("server %s invited the bot back: its rules, feeds and channels run again",
                      guild)
         return back
+
+    async def _resume_paused(self, guild: int, routes: Iterable[str]) -> None:
+        """Resume the server's channels, and ``routes``, paused while it was away."""
+        # As stored: a process that has not started delivering (run --once, the bot role) has
+        # not read them, and the departure just cleared is not noticed again.
+        await self.delivery.reload_pauses()
+        for route in sorted({*self.tenancy.server_routes(guild), *routes}):
+            if route in self.delivery.paused_routes():
+                try:
+                    await self.delivery.resume_route(route)
+                except NewswatchError as exc:  # no destination here now: stays paused
+                    log.warning("route %s not resumed: %s", route, exc)
 
     async def _apply_departures(self) -> None:
         await self.reload_rules()

@@ -9,7 +9,7 @@ import asyncio
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +262,49 @@ async def test_a_join_during_the_check_at_connect_is_not_undone_by_it(engine: En
     members.discard(B)
     assert await engine.present_in(lambda: set(members)) == ([B], [])
     assert B in engine.departed
+
+
+async def test_a_departure_stored_by_a_process_killed_before_applying_it_holds_at_start(
+        tmp_path: Path) -> None:
+    """``left`` stores the departure first, then stops the server's rules and feeds: killed in
+    between, the next start reads it and runs nothing of that server's."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    async with open_engine(config(tmp_path), start=False) as e:
+        await server_rule(e, {"name": "kyiv", "query": "kyiv~"}, A)
+        await server_rule(e, {"name": "kyiv", "query": "sanctions"}, B)
+        await e.store.set_departed(B, datetime.now(UTC))  # stored; the process dies here
+    async with open_engine(config(tmp_path), start=False) as e:
+        assert B in e.departed
+        assert sorted(r.key for r in e.watch.rules) == [f"{A}:kyiv", "troops"]
+        assert f"{B}:kyiv" in e.kept_rules
+
+
+@pytest.mark.timeout(120)
+async def test_a_thousand_servers_gone_at_connect_are_taken_out_and_back_at_once(
+        engine: Engine) -> None:
+    """A bot removed from every server while it was down (or started with another bot's
+    token) meets them all at the check at connect: all are taken out, and later back, with the
+    rules and sources taken again once, not once per server."""
+    servers = list(range(1, 1001))
+    for g in servers:
+        await engine.store.put_rule(RuleConfig(name="watch", query="troops", channel="alerts",
+                                               guild_id=g, origin="store"))
+    await engine.reload_rules()
+    assert len(engine.watch.rules) == 1 + len(servers)
+    reloads = 0
+    real = engine.reload_rules
+
+    async def counted() -> None:
+        nonlocal reloads
+        reloads += 1
+        await real()
+
+    engine.reload_rules = counted  # type: ignore[method-assign]
+    gone, back = await engine.present_in(lambda: [])
+    assert gone == servers and back == [] and reloads == 1
+    assert [r.key for r in engine.watch.rules] == ["troops"]
+    assert set(await engine.store.departed_servers()) == set(servers)
+    gone, back = await engine.present_in(lambda: servers)
+    assert gone == [] and back == servers and reloads == 2
+    assert len(engine.watch.rules) == 1 + len(servers)
+    assert not await engine.store.departed_servers()
