@@ -65,6 +65,8 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	$(PY) bench/quiet_replay.py
 	@echo "== longest event-loop stall under heavy work"
 	$(PY) bench/loop_stall.py
+	@echo "== the check at connect: 1,000 servers gone, then back"
+	$(PY) bench/presence.py 1000
 
 eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching and of stories
 	$(PY) bench/match_eval.py
