@@ -263,10 +263,20 @@ def _article_from_bytes(data: bytes, name: str, *, source: str, guid: str | None
 def read_article_file(path: Path, *, source: str = "", guid: str | None = None,
                       max_bytes: int | None = None) -> Article:
     """Read one .txt, .md or .json article file the caller chose (symlinks followed; no size
-    cap unless ``max_bytes``). Raises SourceError naming the file if it is unreadable, larger
-    than ``max_bytes``, binary or empty."""
+    cap unless ``max_bytes``). Raises SourceError naming the file if it is unreadable, not a
+    regular file (a FIFO, a device), larger than ``max_bytes``, binary or empty (a file of
+    /proc that says it holds 0 bytes is taken at its word and never read)."""
     try:
-        with path.open("rb") as fh:
+        # Opened without waiting: a FIFO, or a file of /proc that blocks its reader until the
+        # kernel writes (/proc/kmsg), is refused below rather than waited on for ever.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise SourceError(f"{path}: not a regular file")
+            if info.st_size == 0:
+                # Empty; or a system file (procfs, sysfs) that says it is and is no article.
+                raise SourceError(f"{path}: empty article (0 bytes)")
             data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None

@@ -28,3 +28,20 @@ def test_match_on_a_folder_with_a_huge_file_does_not_read_it_whole(tmp_path: Pat
     no_traceback(r)
     assert r.rc == 0, r.text
     assert "a.txt" in r.out, r.text
+
+
+def test_match_on_a_file_that_blocks_its_reader_does_not_wait(tmp_path: Path) -> None:
+    """A link to /proc/kmsg (a regular file to stat, size 0, whose read waits until the kernel
+    logs something) named on the command line: match waited for ever. Now it is skipped with a
+    reason (empty, or unreadable to a user who may not read it), and the other file is matched."""
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "a.txt").write_text("troops massing near the border\n")
+    (d / "kmsg.txt").symlink_to("/proc/kmsg")
+    r = nw(["match", "troops", str(d / "kmsg.txt"), str(d / "a.txt")], cwd=tmp_path,
+           timeout=30)
+    assert r.rc is not None, "match waited on /proc/kmsg"
+    no_traceback(r)
+    assert r.rc == 0, r.text
+    assert "skipped" in r.err and "kmsg.txt" in r.err, r.text
+    assert "a.txt" in r.out, r.text
