@@ -325,3 +325,45 @@ def test_the_operators_routes_never_name_a_feed_a_server_follows() -> None:
     assert tenancy.label("desk", "bbc") == "bbc"  # the config file's own sources, as stored
     assert tenancy.label(route.key, private) == "mine"
     assert tenancy.label(other.key, private) is None
+
+
+async def test_the_operators_feed_bringing_what_a_servers_feed_stored_first_still_alerts(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    """Dedupe was across every source: an article A's feed stored first (matched by A's rules
+    only) was a duplicate when the config file's feed brought it word for word under the same
+    link, so the config file's rules never saw it and the operator's channel stayed silent.
+    A followed feed's copy of what the operator's feed stored first stays a duplicate."""
+    feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"))))
+    sink = RecordingSink()
+    desk = {"name": "desk", "type": "feed", "url": feeds.url("/desk")}
+    async with open_engine(config(tmp_path, desk), start=False, default_sink=sink) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        route_a = await server_rule(engine, A, "troops", "troops")
+        await engine.run_once()  # the baselines: recorded, no alerts
+        news = ("g2", "More troops reach Kharkiv")
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"), news)))
+        await engine.run_once()
+        assert [(a.route, a.article.source) for a in sink.alerts] == [(route_a, "wire")]
+        feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"), news)))
+        await engine.run_once()
+        operators = [a for a in sink.alerts if a.route == "alerts"]
+        assert [(a.article.title, a.article.source) for a in operators] == [
+            ("More troops reach Kharkiv", "desk")]
+        # A's rule fires on the operator's copy too; it is the story A was told of, so no
+        # second alert reaches A (the story's message is updated).
+        assert [a.article.source for a in sink.alerts if a.route == route_a] == ["wire"]
+        # The operator sees its copy; A sees both (the config file's sources are everyone's).
+        assert {h.article.source for h in (await engine.search('"more troops"')).hits} >= {
+            "desk"}
+        assert {h.article.source for h in (await engine.search('"more troops"', guild=A)).hits
+                } == {"desk", "wire"}
+        # And the other way round: the operator's feed first, then A's: one copy, one alert.
+        later = ("g3", "Parliament approves the budget")
+        feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"), news, later)))
+        await engine.run_once()
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"), news, later)))
+        await engine.run_once()
+        hits = (await engine.search('"approves the budget"', guild=A)).hits
+        assert [h.article.source for h in hits] == ["desk"]
+        assert len([a for a in sink.alerts if a.article.title == later[1]
+                    and a.route == "alerts"]) == 1

@@ -207,7 +207,8 @@ def tangled(rng: random.Random, n: int) -> list[Article]:
     out = []
     for _ in range(n):
         out.append(Article(
-            source=rng.choice(["a", "b"]), guid=rng.choice([None, "g1", "g2", "g3"]),
+            # "@f…": feeds servers follow, whose copies dedupe by their own rule.
+            source=rng.choice(["a", "b", "@f1", "@f2"]), guid=rng.choice([None, "g1", "g2", "g3"]),
             url=rng.choice([None, "https://ex.org/1", "https://EX.org/1/?utm_source=x",
                             "https://ex.org/2", "https://ex.org/live"]),
             title=rng.choice(["Troops move", "Troops move!", "Talks resume", "Live: border"]),
@@ -263,6 +264,65 @@ async def test_known_equals_is_known_article_by_article(backend: Backend) -> Non
                 await store.record(a, [], [], terms=index_terms(a.title, a.text))
     assert answer == expected
     assert True in expected and False in expected
+
+
+async def test_the_operators_copy_of_a_server_feeds_article_is_stored_and_not_the_reverse(
+        backend: Backend) -> None:
+    """An article a feed servers follow stored first (source "@…": only its followers' rules
+    saw it) was a duplicate when a config file's source brought it, so the operator's rules,
+    and every other server's, never saw it. Now that copy is new (by content and by link);
+    a followed feed's copy of any stored article, and the operator's second copy, are not."""
+    body = "Russian troops massed near the border overnight, officials said."
+    first = Article(source="@f1", guid="p1", url="https://ex.org/a", title="Troops mass",
+                    text=body)
+    operators = Article(source="reuters", guid="r1", url="https://EX.org/a/?utm_source=x",
+                        title="Troops mass", text=body)
+    no_link = Article(source="ap", title="Troops mass", text=body)
+    another_server = Article(source="@f2", guid="q1", url="https://ex.org/b",
+                             title="Troops mass", text=body)
+    async with await backend.open("audiences") as store:
+        (p,) = await store.record_many([record_of(first)])
+        assert p is not None
+        assert await store.known([operators, another_server, first]) == [False, True, True]
+        assert await store.is_known(operators) is False
+        (s, again, copy) = await store.record_many(
+            [record_of(operators), record_of(no_link), record_of(another_server)])
+        assert s is not None and s.id != p.id and s.source == "reuters"
+        assert again is None and copy is None
+        assert await store.known([operators, no_link, another_server, first]) == [True] * 4
+        # Both read back with the article's own content hash.
+        for a in (p, s):
+            stored = await store.get_article(a.id)
+            assert stored is not None and stored.content_hash == first.content_hash
+        # A new version of the server's copy is still found as one (and a copy of none).
+        changed = Article(source="@f1", guid="p1", url="https://ex.org/a", title="Troops mass",
+                          text=body + " Talks were called off.")
+        assert await store.known([changed]) == [True]
+        ((old, original),) = await store.known_versions([changed])
+        assert old is not None and old.id == p.id and original is None
+        assert await store.record_change(p.id, changed, []) == 0
+        got = await store.get_article(p.id)
+        assert got is not None and got.content_hash == changed.content_hash
+        assert await store.count_articles() == 2
+
+
+async def test_a_server_feeds_article_stored_before_its_hash_was_marked_keeps_the_old_rule(
+        backend: Backend) -> None:
+    """Articles of followed feeds stored by an earlier version hold the plain content hash:
+    the operator's copy of one is still a duplicate (no second row, no unique-key error)."""
+    body = "Talks in Geneva ended without agreement, both delegations said."
+    old = Article(source="@f1", guid="p1", url="https://ex.org/a", title="Talks end", text=body)
+    operators = Article(source="reuters", url="https://ex.org/x", title="Talks end", text=body)
+    async with await backend.open("legacy") as store:
+        assert (await store.record_many([record_of(old)]))[0] is not None
+    unmark = "UPDATE articles SET content_hash = substr(content_hash, 2)"
+    await backend.raw("legacy", unmark, unmark)
+    async with await backend.open("legacy") as store:
+        assert await store.known([operators]) == [True]
+        assert await store.record_many([record_of(operators)]) == [None]
+        stored = await store.get_article(old.id)
+        assert stored is not None and stored.content_hash == old.content_hash
+        assert await store.count_articles() == 1
 
 
 async def test_a_failing_batch_stores_nothing(one: Store) -> None:

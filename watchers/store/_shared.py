@@ -24,7 +24,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.models import Article
-from watchers.store.base import URLS_INCOMPLETE, ArticleRecord, CandidatePage
+from watchers.store.base import (
+    SERVER_FEED_PREFIX,
+    URLS_INCOMPLETE,
+    ArticleRecord,
+    CandidatePage,
+)
 from watchers.store.sqlite._db import dump_model
 from watchers.urls import normalise_link
 
@@ -308,6 +313,48 @@ async def free_id(content: str, taken: AbstractSet[str],
 
 def article_identity(article: Article) -> tuple[str | None, str]:
     """What both stores deduplicate ``article`` by: its link key (its normalised link, or a
-    hash of one too long to index; None without a link) and its content hash."""
+    hash of one too long to index; None without a link) and its content hash as stored
+    (:func:`stored_hash`)."""
     link = _link_key(article.url) if article.url else None
-    return link, article.content_hash
+    return link, stored_hash(article.source, article.content_hash)
+
+
+# Dedupe across audiences. An article of a feed servers follow (its source is the feed's key,
+# SERVER_FEED_PREFIX and a hash) reaches only its followers' rules; one of the config file's
+# sources reaches every rule. So the operator's copy of an article a server's feed stored first
+# is new to the operator's rules (and to the other servers'), and is stored and matched; a
+# server's copy of an article any source stored first is not new to anyone. The articles
+# table's content hashes are unique: a followed feed's articles are stored under their hash
+# marked with the prefix (articles stored before this hold the plain hash, and keep the old
+# rule: any later copy is a duplicate).
+
+
+def private_source(source: str) -> bool:
+    """Whether ``source`` is a feed servers follow (its articles reach only their rules)."""
+    return source.startswith(SERVER_FEED_PREFIX)
+
+
+def stored_hash(source: str, content_hash: str) -> str:
+    """The articles table's content hash of an article of ``source``."""
+    return SERVER_FEED_PREFIX + content_hash if private_source(source) else content_hash
+
+
+def article_hash(source: str, stored: str) -> str:
+    """An article's content hash from the table's (:func:`stored_hash` undone)."""
+    if stored.startswith(SERVER_FEED_PREFIX) and private_source(source):
+        return stored[len(SERVER_FEED_PREFIX):]
+    return stored
+
+
+def dedupe_hashes(article: Article) -> tuple[str, ...]:
+    """The stored content hashes that make ``article`` a duplicate: a followed feed's article
+    is one of any stored copy, the config file's sources' only of theirs (and of a followed
+    feed's stored before hashes were marked)."""
+    own = stored_hash(article.source, article.content_hash)
+    return (own,) if own == article.content_hash else (own, article.content_hash)
+
+
+def link_dedupes(article: Article, other_source: str) -> bool:
+    """Whether a stored article of ``other_source`` with ``article``'s link may make it a
+    duplicate: not a followed feed's for an article of the config file's sources."""
+    return private_source(article.source) or not private_source(other_source)

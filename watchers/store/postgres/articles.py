@@ -43,8 +43,11 @@ from watchers.models import Article, Hit, Match, hits_json
 from watchers.store._shared import (
     CandidateList,
     ListedWords,
+    article_hash,
     article_identity,
+    dedupe_hashes,
     free_id,
+    link_dedupes,
     link_terms,
 )
 from watchers.store.base import (
@@ -107,7 +110,8 @@ _REJECTED = "search index rejected the query"
 def article_of(row: asyncpg.Record | Sequence[Any]) -> Article:
     id_, source, guid, url, title, text, published, fetched_at, content_hash = row
     return Article(id=id_, source=source, guid=guid, url=url, title=title, text=text,
-                   published=published, fetched_at=fetched_at, content_hash=content_hash)
+                   published=published, fetched_at=fetched_at,
+                   content_hash=article_hash(source, content_hash))
 
 
 def _match(article_id: str, rule: str, score: float, hits: str) -> Match:
@@ -312,7 +316,8 @@ class _PgIdentities(_Identities):
     async def load_pg(self, conn: asyncpg.Connection, articles: Sequence[Article]) -> None:
         for i in range(0, len(articles), _CHUNK):
             chunk = articles[i:i + _CHUNK]
-            self.hashes |= await _stored_hashes(conn, list({a.content_hash for a in chunk}))
+            self.hashes |= await _stored_hashes(
+                conn, list({h for a in chunk for h in dedupe_hashes(a)}))
             links = list({link for a in chunk if (link := article_identity(a)[0])})
             if links:
                 for link, source, guid, title in await conn.fetch(
@@ -331,8 +336,9 @@ class _PgIdentities(_Identities):
 
 async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | None:
     """The id of the stored article ``article`` duplicates (the SQLite store's rules)."""
-    link, content = article_identity(article)
-    found = await conn.fetchval("SELECT id FROM articles WHERE content_hash = $1", content)
+    link, _ = article_identity(article)
+    found = await conn.fetchval("SELECT id FROM articles WHERE content_hash = ANY($1::text[])",
+                                list(dedupe_hashes(article)))
     if found is not None:
         return str(found)
     if link:
@@ -341,7 +347,7 @@ async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | Non
                 link):
             distinct = (article.guid and other_guid and other_source == article.source
                         and other_guid != article.guid and other_title != article.title)
-            if not distinct:
+            if not distinct and link_dedupes(article, other_source):
                 return str(other_id)
     if article.guid:
         for other_id, other_link in await conn.fetch(
@@ -507,12 +513,13 @@ class ArticlesMixin(CandidateList):
         out: list[tuple[Article | None, Article | None]] = []
         async with self._db.statement() as conn:
             for article in articles:
-                if await conn.fetchval("SELECT 1 FROM articles WHERE content_hash = $1",
-                                       article.content_hash) is not None:
+                hashes = list(dedupe_hashes(article))
+                if await conn.fetchval("SELECT 1 FROM articles WHERE content_hash = "
+                                       "ANY($1::text[])", hashes) is not None:
                     row = await conn.fetchrow(
                         f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN stories s "
-                        "ON s.id = a.story_id WHERE a.content_hash = $1 AND a.source <> $2 "
-                        "AND NOT s.outlets ? $2", article.content_hash, article.source)
+                        "ON s.id = a.story_id WHERE a.content_hash = ANY($1::text[]) "
+                        "AND a.source <> $2 AND NOT s.outlets ? $2", hashes, article.source)
                     out.append((None, article_of(row) if row is not None else None))
                     continue
                 stored = await _duplicate_of(conn, article)

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.models import Article, Match, hits_json
-from watchers.store._shared import StoryBatch
+from watchers.store._shared import StoryBatch, stored_hash
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
@@ -287,12 +287,13 @@ class StoriesMixin:
             row = await conn.fetchrow("SELECT story_id FROM articles WHERE id = $1", stored_id)
             if row is None:
                 return 0
+            content = stored_hash(article.source, article.content_hash)
             if await conn.fetchval("SELECT 1 FROM articles WHERE content_hash = $1",
-                                   article.content_hash) is not None:
+                                   content) is not None:
                 return 0
             await conn.execute(
                 "UPDATE articles SET title = $1, text = $2, content_hash = $3 WHERE id = $4",
-                article.title, article.text, article.content_hash, stored_id)
+                article.title, article.text, content, stored_id)
             story = row[0]
             if story is None:
                 return 0

@@ -26,8 +26,11 @@ from watchers.store._shared import (
     URLS_INCOMPLETE,
     CandidateList,
     ListedWords,
+    article_hash,
     article_identity,
+    dedupe_hashes,
     free_id,
+    link_dedupes,
     link_terms,
 )
 from watchers.store.base import (
@@ -122,7 +125,7 @@ def article_of(row: Iterable[Any]) -> Article:
         text=text,
         published=dt(published),
         fetched_at=dt(fetched_at),
-        content_hash=content_hash,
+        content_hash=article_hash(source, content_hash),
     )
 
 
@@ -150,8 +153,10 @@ def prefix_successor(prefix: str) -> str | None:
 
 
 async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | None:
-    link, content = article_identity(article)
-    cur = await conn.execute("SELECT id FROM articles WHERE content_hash = ?", (content,))
+    link, _ = article_identity(article)
+    hashes = dedupe_hashes(article)
+    cur = await conn.execute(
+        f"SELECT id FROM articles WHERE content_hash IN ({','.join('?' * len(hashes))})", hashes)
     if row := await cur.fetchone():
         return str(row[0])
     if link:
@@ -162,7 +167,7 @@ async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | N
         for other_id, other_source, other_guid, other_title in await cur.fetchall():
             distinct = (article.guid and other_guid and other_source == article.source
                         and other_guid != article.guid and other_title != article.title)
-            if not distinct:
+            if not distinct and link_dedupes(article, other_source):
                 return str(other_id)
     if article.guid:
         # A guid alone is trusted only when the links do not contradict it: some feeds reuse
@@ -231,7 +236,8 @@ class _Identities:
 
     async def load(self, conn: aiosqlite.Connection, articles: Sequence[Article]) -> None:
         for chunk in _chunks(articles):
-            self.hashes |= await _stored_hashes(conn, list({a.content_hash for a in chunk}))
+            self.hashes |= await _stored_hashes(
+                conn, list({h for a in chunk for h in dedupe_hashes(a)}))
             links = list({link for a in chunk if (link := article_identity(a)[0])})
             if links:
                 cur = await conn.execute(
@@ -256,13 +262,15 @@ class _Identities:
         """Whether ``article`` (of ``identity``, :func:`article_identity`'s, when the caller has it)
         duplicates a loaded row or an article added so far."""
         link, content = identity or article_identity(article)
-        if content in self.hashes:
+        if content in self.hashes or (content != article.content_hash
+                                      and article.content_hash in self.hashes):
+            # (The second: a followed feed's copy of any stored article; see dedupe_hashes.)
             return True
         if link:
             for other_source, other_guid, other_title in self.by_link.get(link, ()):
                 distinct = (article.guid and other_guid and other_source == article.source
                             and other_guid != article.guid and other_title != article.title)
-                if not distinct:
+                if not distinct and link_dedupes(article, other_source):
                     return True
         if article.guid:
             for other_link in self.by_guid.get((article.source, article.guid), ()):
@@ -371,14 +379,17 @@ class ArticlesMixin(CandidateList):
                        ) -> list[tuple[Article | None, Article | None]]:
             out: list[tuple[Article | None, Article | None]] = []
             for article in articles:
-                cur = await conn.execute("SELECT 1 FROM articles WHERE content_hash = ?",
-                                         (article.content_hash,))
+                hashes = dedupe_hashes(article)
+                marks = ",".join("?" * len(hashes))
+                cur = await conn.execute(
+                    f"SELECT 1 FROM articles WHERE content_hash IN ({marks})", hashes)
                 if await cur.fetchone() is not None:
                     cur = await conn.execute(
                         f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN stories s "
-                        "ON s.id = a.story_id WHERE a.content_hash = ?1 AND a.source != ?2 "
-                        "AND NOT EXISTS (SELECT 1 FROM json_each(s.outlets) WHERE value = ?2)",
-                        (article.content_hash, article.source))
+                        f"ON s.id = a.story_id WHERE a.content_hash IN ({marks}) "
+                        "AND a.source != ? AND NOT EXISTS "
+                        "(SELECT 1 FROM json_each(s.outlets) WHERE value = ?)",
+                        (*hashes, article.source, article.source))
                     row = await cur.fetchone()
                     out.append((None, article_of(row) if row is not None else None))
                     continue

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from watchers.models import Article, Match, hits_json
-from watchers.store._shared import StoryBatch
+from watchers.store._shared import StoryBatch, stored_hash
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
@@ -352,13 +352,14 @@ class StoriesMixin:
             row = await tx.fetchone("SELECT story_id FROM articles WHERE id = ?", (stored_id,))
             if row is None:
                 return 0
+            content = stored_hash(article.source, article.content_hash)
             taken = await tx.fetchone("SELECT 1 FROM articles WHERE content_hash = ?",
-                                      (article.content_hash,))
+                                      (content,))
             if taken is not None:  # another stored article has this content already
                 return 0
             await tx.execute(
                 "UPDATE articles SET title = ?, text = ?, content_hash = ? WHERE id = ?",
-                (article.title, article.text, article.content_hash, stored_id))
+                (article.title, article.text, content, stored_id))
             story = row[0]
             if story is None:
                 return 0
