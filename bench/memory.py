@@ -38,11 +38,16 @@ class NullSink:
         return None
 
 
-async def main(n_rules: int, n_articles: int) -> None:
-    db = store_path(n_articles)
-    if not db.exists():
+def prepare(n_articles: int) -> None:
+    """The cached store, built first if missing (before the event loop: the build runs its
+    own)."""
+    if not store_path(n_articles).exists():
         print(f"building the {n_articles:,}-article store first (once) …", flush=True)
         build(n_articles)
+
+
+async def main(n_rules: int, n_articles: int) -> None:
+    db = store_path(n_articles)
     print(f"baseline interpreter: {rss_mb():.0f} MB")
     articles = news_articles(load_all(), 2000)
     words, phrases = corpus_vocabulary(articles)
@@ -79,4 +84,5 @@ if __name__ == "__main__":
     p.add_argument("--rules", type=int, default=10000)
     p.add_argument("--articles", type=int, default=1000000)
     a = p.parse_args()
+    prepare(a.articles)
     asyncio.run(main(a.rules, a.articles))
