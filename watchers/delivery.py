@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import math
 import random
@@ -299,6 +300,42 @@ class _RouteState:
     reclaim: bool = False
 
 
+def check_sink(sink: object, what: str) -> None:
+    """TypeError naming ``what`` unless ``sink`` has an ``async def deliver`` (a plain
+    ``def deliver`` ran, then failed at every retry, posting again each time)."""
+    deliver = getattr(sink, "deliver", None)
+    if not callable(deliver):
+        raise TypeError(f"{what}: {type(sink).__name__} has no deliver method "
+                        "(a sink needs 'async def deliver(self, alert)')")
+    if (inspect.isfunction(deliver) or inspect.ismethod(deliver)) and not (
+            inspect.iscoroutinefunction(deliver)):
+        raise TypeError(f"{what}: {type(sink).__name__}.deliver is not a coroutine function "
+                        "(write 'async def deliver(self, alert)')")
+
+
+def check_sinks(sinks: object, default_sink: object) -> None:
+    """:func:`check_sink` of each, and TypeError unless ``sinks`` is a mapping."""
+    if sinks is not None and not isinstance(sinks, Mapping):
+        raise TypeError(f"sinks: a mapping of route name to sink, not {type(sinks).__name__}")
+    for route, sink in (sinks or {}).items():
+        check_sink(sink, f"the sink of route {route!r}")
+    if default_sink is not None:
+        check_sink(default_sink, "default_sink")
+
+
+def sent_id(value: object, sink: object, method: str) -> str | None:
+    """What a sink's ``method`` returned, as the stored remote id: a str, or None. An int (a
+    message id, as some clients give it) is kept as its digits; anything else was sent but
+    names nothing we can keep, and is logged (storing it stopped every delivery)."""
+    if value is None or isinstance(value, str):
+        return None if value is None else str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    log.error("%s.%s returned %s, not a message id (str) or None: sent, but kept without an "
+              "id", type(sink).__name__, method, type(value).__name__)
+    return None
+
+
 @dataclass
 class DeliveryService:
     """Drains the outbox into sinks: ``sinks[route]``, else ``default_sink``; a route with
@@ -365,6 +402,9 @@ class DeliveryService:
     _task: asyncio.Task[None] | None = None
     _loaded: bool = False
     _closing: bool = False
+
+    def __post_init__(self) -> None:
+        check_sinks(self.sinks, self.default_sink)
 
     def sink_for(self, route: str) -> Sink | None:
         return self.sinks.get(route, self.default_sink)
@@ -708,10 +748,15 @@ class DeliveryService:
         self.wake_event.set()
 
     async def drain(self) -> int:
-        """Deliver everything due now, routes side by side; return how many were delivered."""
+        """Deliver everything due now, routes side by side (and wait for what the running
+        service is sending); return how many this call delivered."""
         await self._load()
         total = 0
         while True:
+            # The running service's own passes finish first: what they claimed is not due to
+            # this one, which returned while they were still sending it.
+            if busy := [t for t in self._workers.values() if not t.done()]:
+                await asyncio.wait(busy)
             await self._escalate_unacknowledged()
             await self._make_digests()
             now = datetime.now(UTC)
@@ -723,6 +768,8 @@ class DeliveryService:
                    if (when is None or when <= now) and not self._waiting(r, now)
                    and self.sink_for(r) is not None]
             if not due:
+                if any(not t.done() for t in self._workers.values()):
+                    continue  # one started meanwhile and claimed what was due
                 break
             before = self.delivered
             settled = sum(await asyncio.gather(*(self._route_pass(r) for r in due)))
@@ -824,7 +871,7 @@ class DeliveryService:
                 if alert is None:
                     await self.store.mark_rejected(row.id, "article no longer stored")
                     return "settled"
-                remote_id = await sink.deliver(alert)
+                remote_id = sent_id(await sink.deliver(alert), sink, "deliver")
                 if alert.story is not None and remote_id is not None:
                     # Later articles of the story update this message (the newest alert's,
                     # after an escalation).
@@ -907,7 +954,8 @@ class DeliveryService:
         text = row.text or ""
         if isinstance(sink, NoticeSink):
             maybe_sent = row.attempts > 1 and await self.store.maybe_sent(row.id)
-            return await sink.notice(row.route, text, nonce=row.nonce, maybe_sent=maybe_sent)
+            return sent_id(await sink.notice(row.route, text, nonce=row.nonce,
+                                             maybe_sent=maybe_sent), sink, "notice")
         log.warning("notice for %s: %s", row.route, text)
         return None
 
@@ -1038,7 +1086,7 @@ class DeliveryService:
                         maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
                         timezone=cfg.timezone if cfg is not None else "UTC")
         if isinstance(sink, DigestSink):
-            return await sink.digest(digest)
+            return sent_id(await sink.digest(digest), sink, "digest")
         log.warning("route %s: its sink cannot post digests; %d stories kept for it were not "
                     "shown", row.route, len(items))
         return None
@@ -1083,7 +1131,7 @@ class DeliveryService:
         if first_alert is None or where is None or where[0] is None:
             # No message of the story to update (its alert was refused): this article posts
             # it, and later updates edit this message rather than each posting one.
-            posted = await sink.deliver(update_alert)
+            posted = sent_id(await sink.deliver(update_alert), sink, "deliver")
             if posted is not None:
                 await self.store.set_story_message(row.story_id, row.route, posted, None,
                                                    posted_by=row.id)

@@ -53,7 +53,7 @@ from watchers.config import (
     SourceConfig,
     pydantic_issues,
 )
-from watchers.delivery import DeliveryService, DeliveryStatus, Sink
+from watchers.delivery import DeliveryService, DeliveryStatus, Sink, check_sinks
 from watchers.errors import ConfigError, ConfigIssue, NewswatchError, StoreError
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
@@ -1276,6 +1276,7 @@ async def open_engine(
     all: work goes to whoever is free)."""
     if max_polls < 1:
         raise ValueError(f"max_polls must be at least 1, not {max_polls}")
+    check_sinks(sinks, default_sink)  # before anything is opened
     async with AsyncExitStack() as stack:
         target = store_path or config.storage.target(config.resolve)
         check_role(role, target, lease)

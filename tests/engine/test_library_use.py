@@ -1,0 +1,106 @@
+"""The library used the wrong way, as a developer embedding ``watchers`` might: a sink that
+returns something odd, a sink written without ``async``, ``run_once`` on a started engine.
+Each fails with an error naming the mistake, or carries on; nothing is lost or sent twice.
+Real parts: the seeds folder, a SQLite file, the engine's own services."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SEEDS
+from watchers.config import Config, parse_config
+from watchers.delivery import Alert
+from watchers.engine import open_engine
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def config(tmp_path: Path) -> Config:
+    if not (tmp_path / "seeds").exists():
+        shutil.copytree(SEEDS, tmp_path / "seeds")
+    return parse_config({
+        "storage": {"path": "nw.db"},
+        "sources": [{"name": "seeds", "type": "folder", "path": "seeds", "settle": 0}],
+        "rules": [{"name": "any", "query": "russia OR ukraine OR kyiv~"}],
+    }, base_dir=tmp_path)
+
+
+class Odd:
+    """A sink that posts and returns what its client gave back (an object, a dict, an int)."""
+
+    def __init__(self, returns: Any) -> None:
+        self.returns = returns
+        self.got: list[Alert] = []
+
+    async def deliver(self, alert: Alert) -> Any:
+        self.got.append(alert)
+        return self.returns
+
+
+@pytest.mark.parametrize("returns", [object(), {"id": 1}, 1234567890123, True])
+async def test_a_sink_returning_no_message_id_is_sent_once_and_the_engine_runs_on(
+        tmp_path: Path, returns: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A sink returning an object stopped every delivery with a database error ("Error
+    binding parameter"), blamed on the store, and the alert it had sent was sent again at
+    the next start."""
+    sink = Odd(returns)
+    caplog.set_level(logging.ERROR, logger="watchers")
+    async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
+        await engine.run_once()
+        assert (await engine.delivery_status()).counts == {"delivered": 5}
+    assert len(sink.got) == 5
+    assert len({a.article.id for a in sink.got}) == 5
+    assert not any("binding" in r.getMessage() for r in caplog.records)
+    if isinstance(returns, int) and not isinstance(returns, bool):
+        assert not caplog.records  # a message id as an int is kept as its digits
+    else:
+        assert f"Odd.deliver returned {type(returns).__name__}" in caplog.text
+    again = Odd(None)
+    async with open_engine(config(tmp_path), default_sink=again, start=False) as engine:
+        await engine.run_once()
+    assert again.got == []  # nothing sent twice
+
+
+class Plain:
+    def deliver(self, alert: Alert) -> None:
+        print(alert)
+
+
+class NoDeliver:
+    async def send(self, alert: Alert) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("sinks", "error"), [
+    ({"default_sink": Plain()}, r"default_sink: Plain\.deliver is not a coroutine function"),
+    ({"default_sink": NoDeliver()}, "default_sink: NoDeliver has no deliver method"),
+    ({"sinks": {"alerts": Plain()}}, r"the sink of route 'alerts': Plain\.deliver"),
+    ({"sinks": [Odd(None)]}, "sinks: a mapping of route name to sink, not list"),
+])
+async def test_a_sink_that_cannot_be_awaited_is_refused_at_start(
+        tmp_path: Path, sinks: dict[str, Any], error: str) -> None:
+    """A plain ``def deliver`` was accepted: it ran (posting), failed to be awaited, and was
+    retried for ever, posting at every retry and blocking the route."""
+    with pytest.raises(TypeError, match=error):
+        async with open_engine(config(tmp_path), start=False, **sinks):
+            pass
+    assert not (tmp_path / "nw.db").exists()  # refused before the store was opened
+
+
+async def test_run_once_on_a_started_engine_returns_once_its_alerts_are_delivered(
+        tmp_path: Path) -> None:
+    """The README's example: ``run_once`` in a started engine returned while the running
+    delivery service was still sending what it had claimed (0 or 1 of 5 alerts delivered)."""
+    for attempt in range(3):
+        sink = Odd(None)
+        target = tmp_path / str(attempt)
+        target.mkdir()
+        async with open_engine(config(target), default_sink=sink) as engine:
+            await engine.run_once()
+            assert len(sink.got) == 5, attempt
+            assert (await engine.delivery_status()).counts == {"delivered": 5}
