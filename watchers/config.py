@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -518,11 +518,12 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _models_at(loc: tuple[int | str, ...]) -> list[type[BaseModel]]:
-    """The config models a key path (pydantic's ``loc``) leads to from :class:`Config`: list
-    items, dict values, unions and their tags followed (several where a union is not yet told
-    apart)."""
-    kinds: list[Any] = [Config]
+def _models_at(loc: tuple[int | str, ...], root: type[BaseModel] | None = None
+               ) -> list[type[BaseModel]]:
+    """The config models a key path (pydantic's ``loc``) leads to from ``root`` (default
+    :class:`Config`): list items, dict values, unions and their tags followed (several where a
+    union is not yet told apart)."""
+    kinds: list[Any] = [root or Config]
     for part in loc:
         nxt: list[Any] = []
         for kind in _unwrapped(kinds):
@@ -564,13 +565,13 @@ def _type_tag(model: type[BaseModel]) -> object:
     return field.default if field is not None else None
 
 
-def _unknown_key(loc: tuple[int | str, ...]) -> str:
+def _unknown_key(loc: tuple[int | str, ...], root: type[BaseModel] | None = None) -> str:
     """"unknown key", with the nearest key the place takes (a misspelling) or the keys it
     takes."""
     import difflib  # local: only a config with a wrong key needs it
 
-    known = sorted({name for model in _models_at(loc[:-1]) for name in model.model_fields
-                    if name != "base_dir"})
+    known = sorted({name for model in _models_at(loc[:-1], root) for name in model.model_fields
+                    if name not in INTERNAL_KEYS and name != "base_dir"})
     if not known:
         return "unknown key"
     near = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
@@ -581,13 +582,15 @@ def _unknown_key(loc: tuple[int | str, ...]) -> str:
     return "unknown key"
 
 
-def pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
-    """Pydantic's errors as config issues with key paths and plain messages."""
+def pydantic_issues(err: ValidationError, root: type[BaseModel] | None = None
+                    ) -> list[ConfigIssue]:
+    """Pydantic's errors as config issues with key paths and plain messages (``root``: the
+    model validated, default :class:`Config`)."""
     issues = []
     for e in err.errors():
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = _unknown_key(tuple(e["loc"]))
+            msg = _unknown_key(tuple(e["loc"]), root)
         elif e["type"] == "union_tag_invalid":
             msg = f"unknown source type {e['input']!r}; expected 'folder' or 'feed'"
         elif e["type"] == "union_tag_not_found":
@@ -596,6 +599,11 @@ def pydantic_issues(err: ValidationError) -> list[ConfigIssue]:
             msg = msg.removeprefix("Value error, ")
         issues.append(ConfigIssue(_loc(tuple(e["loc"])), msg))
     return issues
+
+
+# Keys of rules and sources newswatch sets itself (where a rule or source came from, who added
+# it, its server): refused in a file and in what is added at run time.
+INTERNAL_KEYS: Final = ("origin", "created_by", "guild_id")
 
 
 def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]:
@@ -697,7 +705,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: s
                 for section in ("rules", "sources")
                 for i, item in enumerate(data.get(section) or [])
                 if isinstance(item, dict)
-                for key in ("origin", "created_by", "guild_id") if key in item]
+                for key in INTERNAL_KEYS if key in item]
     try:
         cfg = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as err:

@@ -45,6 +45,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import ValidationError
 
 from watchers.config import (
+    INTERNAL_KEYS,
     Config,
     FeedSourceConfig,
     RouteConfig,
@@ -638,6 +639,7 @@ class Engine:
         ``picked`` (a server's channel id and name, with ``guild``) sets the rule's channel to
         that channel's route, which is made and stored only if the rule is taken: a refused
         rule leaves no route behind."""
+        _refuse_internal(fields, "rule")
         route: ServerRoute | None = None
         if picked is not None and guild is not None:
             route = self._server_route(guild, picked[0], picked[1], created_by=created_by)
@@ -646,7 +648,7 @@ class Engine:
             rule = RuleConfig.model_validate(
                 {**fields, "origin": "store", "created_by": created_by, "guild_id": guild})
         except ValidationError as err:
-            raise ConfigError(pydantic_issues(err), file="rule") from None
+            raise ConfigError(pydantic_issues(err, RuleConfig), file="rule") from None
         issues = []
         if guild is not None:
             # A server's alerts only ever land in its own channels.
@@ -846,6 +848,11 @@ class Engine:
         checked (scheme, address ranges) before anything is fetched or stored. With
         ``guild``, the server follows the feed under that name: fetched once however many
         servers follow it, its articles seen only by them (see :mod:`watchers.tenancy`)."""
+        _refuse_internal(fields, "source")
+        if fields.get("type", "feed") != "feed":
+            raise ConfigError([ConfigIssue("type", f"{fields['type']!r}: only feeds are added "
+                                           "at run time; a folder belongs in the config file")],
+                              file="source")
         if isinstance(fields.get("url"), str):
             check_url(fields["url"], self.config.fetch.allow_private)  # before anything else
         data = {"type": "feed", **fields, "origin": "store", "created_by": created_by,
@@ -853,7 +860,7 @@ class Engine:
         try:
             source = FeedSourceConfig.model_validate(data)
         except ValidationError as err:
-            raise ConfigError(pydantic_issues(err), file="source") from None
+            raise ConfigError(pydantic_issues(err, FeedSourceConfig), file="source") from None
         if not re.fullmatch(r"[\w.-]{1,64}", source.name):
             raise NewswatchError("a source name is 1–64 letters, digits, '.', '_' or '-'")
         if source.every < timedelta(minutes=1):
@@ -1008,7 +1015,7 @@ class Engine:
         try:
             settings = RouteConfig.model_validate({**merged, "target": server.channel_id})
         except ValidationError as err:
-            raise ConfigError(pydantic_issues(err), file="route") from None
+            raise ConfigError(pydantic_issues(err, RouteConfig), file="route") from None
         updated = server.model_copy(update={"settings": settings})
         await self.store.put_server_route(updated)
         self.tenancy.routes[key] = updated
@@ -1037,7 +1044,7 @@ class Engine:
                                name=self.tenancy.free_route_name(guild, name),
                                created_by=created_by)
         except ValidationError as err:
-            raise ConfigError(pydantic_issues(err), file="route") from None
+            raise ConfigError(pydantic_issues(err, ServerRoute), file="route") from None
 
     async def _keep_server_route(self, route: ServerRoute) -> None:
         await self.store.put_server_route(route)
@@ -1244,6 +1251,15 @@ async def probe_sources(config: Config) -> list[Probe]:
         finally:
             for source in sources:
                 await source.aclose()
+
+
+def _refuse_internal(fields: Mapping[str, Any], what: str) -> None:
+    """ConfigError naming the keys of ``fields`` that newswatch sets itself (a rule's server,
+    where it came from, who added it): given, they were silently replaced."""
+    given = [k for k in INTERNAL_KEYS if k in fields]
+    if given:
+        raise ConfigError([ConfigIssue(k, "set by newswatch itself (a server's rule or source "
+                                       "is added with guild=)") for k in given], file=what)
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ from tests.conftest import SEEDS
 from watchers.config import Config, parse_config
 from watchers.delivery import Alert
 from watchers.engine import open_engine
+from watchers.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -104,3 +105,29 @@ async def test_run_once_on_a_started_engine_returns_once_its_alerts_are_delivere
             await engine.run_once()
             assert len(sink.got) == 5, attempt
             assert (await engine.delivery_status()).counts == {"delivered": 5}
+
+
+async def test_run_time_rules_and_sources_name_their_own_keys(tmp_path: Path) -> None:
+    """A wrong key in ``add_rule``/``add_source`` was answered with the config file's top-level
+    sections as the keys expected; ``guild_id`` (a server's rule) was silently dropped and
+    the rule made global; a folder source was answered with a feed's missing url."""
+    async with open_engine(config(tmp_path), start=False) as engine:
+        with pytest.raises(ConfigError) as bad:
+            await engine.add_rule({"name": "x", "query": "troops", "colour": "red"})
+        assert "rule: colour: unknown key" in str(bad.value)
+        assert "storage" not in str(bad.value) and "sources" not in str(bad.value)
+        with pytest.raises(ConfigError, match=r"chanel: unknown key \(did you mean 'channel'\?\)"):
+            await engine.add_rule({"name": "x", "query": "troops", "chanel": "alerts"})
+        with pytest.raises(ConfigError, match="guild_id: set by newswatch itself"):
+            await engine.add_rule({"name": "x", "query": "troops", "guild_id": 5})
+        with pytest.raises(ConfigError) as bad:
+            await engine.add_source({"name": "w", "url": "https://example.org/f", "colour": 1})
+        assert "colour: unknown key (expected one of: backfill, enabled, every" in str(bad.value)
+        assert "storage" not in str(bad.value)
+        with pytest.raises(ConfigError, match="type: 'folder': only feeds are added at run time"):
+            await engine.add_source({"type": "folder", "path": str(tmp_path)})
+        with pytest.raises(ConfigError, match="origin: set by newswatch itself"):
+            await engine.add_source({"name": "w", "url": "https://example.org/f",
+                                     "origin": "config"})
+        assert [v.rule.name for v in await engine.rules()] == ["any"]
+        assert engine.source_names() == ["seeds"]

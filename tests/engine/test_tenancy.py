@@ -147,10 +147,15 @@ async def test_a_server_rule_cannot_shadow_a_global_one(engine: Engine) -> None:
 
 
 async def test_a_server_may_not_set_its_own_id_nor_another_servers(engine: Engine) -> None:
-    rule = await server_rule(engine, {"name": "kyiv", "query": "kyiv~", "guild_id": B}, A)
+    # Refused, naming the key (it was silently replaced, which made a global rule of one
+    # given a server's id).
+    with pytest.raises(ConfigError, match="guild_id: set by newswatch itself"):
+        await server_rule(engine, {"name": "kyiv", "query": "kyiv~", "guild_id": B}, A)
+    with pytest.raises(ConfigError, match="guild_id: set by newswatch itself"):
+        await engine.add_rule({"name": "free", "query": "kyiv~", "guild_id": B})
+    assert engine.rule_names() == ["troops"]
+    rule = await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
     assert rule.guild_id == A
-    rule = await engine.add_rule({"name": "free", "query": "kyiv~", "guild_id": B})
-    assert rule.guild_id is None
 
 
 async def test_the_config_file_may_not_set_a_rules_server(tmp_path: Path) -> None:
