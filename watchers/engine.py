@@ -346,6 +346,12 @@ class Engine:
         """Stored articles matching ``query``, newest (or best) first, within a time budget
         (with ``guild``: among those that server sees, ``source`` named as it names it).
         Raises QuerySyntaxError for a bad query and NewswatchError for an unknown source."""
+        since = None if since is None else _span("since", since)
+        limit = _count("limit", limit)
+        if order not in ("newest", "best"):
+            raise ValueError(f"order: 'newest' or 'best', not {order!r}")
+        if not isinstance(budget, int | float) or not budget > 0:
+            raise ValueError(f"budget: a positive number of seconds, not {budget!r}")
         stored = source
         if source is not None and guild is not None:
             stored = await self._source_key(source, guild)
@@ -357,7 +363,7 @@ class Engine:
                 raise NewswatchError(f"no source named {source!r}; known: "
                                      f"{', '.join(sorted(known)) or 'none'}")
         found = await search(
-            self.store, query, since=datetime.now(UTC) - since if since else None,
+            self.store, query, since=datetime.now(UTC) - since if since is not None else None,
             source=stored, limit=limit, order=order, threshold=self.config.threshold,
             aliases=self.config.aliases, budget=budget, executor=self.executor,
             follows=self._follows(guild),
@@ -414,6 +420,7 @@ class Engine:
         """The newest stored articles (that matched ``rule``, if given) with their matches.
         With ``guild``, ``rule`` is a name as that server knows it (an unknown one raises
         NewswatchError) and the matches are those of the rules it sees, by name."""
+        limit = _count("limit", limit)
         if guild is None:
             return await self.store.recent(rule=rule, limit=limit)
         key = None if rule is None else self._rule_of(rule, guild).key
@@ -428,6 +435,8 @@ class Engine:
         """One stored article (by id or a unique id prefix) and the rules that matched it
         (with ``guild``: only an article that server sees, and the matches of the rules it
         sees, by name)."""
+        if not isinstance(article_id, str):
+            raise TypeError(f"article_id: a str, not {type(article_id).__name__}")
         wanted = article_id.strip()
         if not wanted or not wanted.isprintable():  # ids are printable; this one is no id
             return None
@@ -451,6 +460,9 @@ class Engine:
         """One story (by id): its outlets, first and last report, and its articles oldest
         first (at most ``limit``; ``record.articles`` says how many there are). With
         ``guild``: only the articles and outlets that server sees (None when it sees none)."""
+        if not isinstance(story_id, str):
+            raise TypeError(f"story_id: a str, not {type(story_id).__name__}")
+        limit = _count("limit", limit)
         wanted = story_id.strip()
         if not wanted or not wanted.isprintable():
             return None
@@ -622,7 +634,9 @@ class Engine:
                         samples: int = 3, guild: int | None = None) -> RuleTest:
         """How many stored articles of the last ``window`` a query matches, with samples (with
         ``guild``: of the articles that server sees)."""
-        found = await self.search(query, since=window, limit=100_000, guild=guild)
+        samples = _count("samples", samples, least=0)
+        found = await self.search(query, since=_span("window", window), limit=100_000,
+                                  guild=guild)
         return RuleTest(query, window, len(found.hits), found.hits[:samples], found.truncated)
 
     async def add_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None,
@@ -808,6 +822,7 @@ class Engine:
         """Silence a rule (as ``guild`` names it) until now + ``duration``; its matches are
         still recorded. A global rule muted from a server is muted for every server (the
         front end lets only the server it posts in do so)."""
+        duration = _span("duration", duration)
         key = self._rule_of(rule, guild).key
         until = datetime.now(UTC) + duration
         await self.store.mute(key, until)
@@ -1251,6 +1266,30 @@ async def probe_sources(config: Config) -> list[Probe]:
         finally:
             for source in sources:
                 await source.aclose()
+
+
+# The longest window or duration taken (as parse_duration's, which /search and /mute read).
+_MAX_SPAN = timedelta(days=36_500)
+
+
+def _span(name: str, value: object) -> timedelta:
+    """``value``, a window or a duration: TypeError unless a timedelta, ValueError unless more
+    than nothing and at most a hundred years (0 meant "no limit" to search; a negative mute
+    muted nothing; a huge one overflowed the date)."""
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{name}: a datetime.timedelta, not {type(value).__name__}")
+    if not timedelta(0) < value <= _MAX_SPAN:
+        raise ValueError(f"{name}: more than 0 and at most 100 years, not {value}")
+    return value
+
+
+def _count(name: str, value: object, *, least: int = 1) -> int:
+    """``value``, a count: TypeError unless a whole number, ValueError below ``least``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name}: a whole number, not {type(value).__name__}")
+    if value < least:
+        raise ValueError(f"{name}: at least {least}, not {value}")
+    return value
 
 
 def _refuse_internal(fields: Mapping[str, Any], what: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,44 @@ async def test_run_time_rules_and_sources_name_their_own_keys(tmp_path: Path) ->
                                      "origin": "config"})
         assert [v.rule.name for v in await engine.rules()] == ["any"]
         assert engine.source_names() == ["seeds"]
+
+
+async def test_lookup_and_mute_arguments_of_the_wrong_kind_are_named(tmp_path: Path) -> None:
+    """``since=timedelta(0)`` searched everything (0 read as "no limit"); a negative limit
+    returned one hit, or every article from ``recent``; ``limit="5"`` and a huge ``since``
+    failed deep inside (TypeError, OverflowError); a negative or zero mute muted nothing and
+    said nothing; ``mute(rule, 3600)`` failed adding an int to a datetime."""
+    async with open_engine(config(tmp_path), start=False) as engine:
+        await engine.run_once()
+        assert len((await engine.search("russia", limit=50)).hits) == 5
+        for since in (timedelta(0), timedelta(hours=-1), timedelta(days=10**6)):
+            with pytest.raises(ValueError, match="since: more than 0 and at most 100 years"):
+                await engine.search("russia", since=since)
+        with pytest.raises(TypeError, match=r"since: a datetime\.timedelta, not int"):
+            await engine.search("russia", since=3600)  # type: ignore[arg-type]
+        for limit in (0, -1, -5):
+            with pytest.raises(ValueError, match=f"limit: at least 1, not {limit}"):
+                await engine.search("russia", limit=limit)
+            with pytest.raises(ValueError, match=f"limit: at least 1, not {limit}"):
+                await engine.recent(limit=limit)
+        odd: list[Any] = ["5", None, 2.5, True]
+        for wrong in odd:
+            with pytest.raises(TypeError, match="limit: a whole number"):
+                await engine.search("russia", limit=wrong)
+        with pytest.raises(ValueError, match="order: 'newest' or 'best', not 'oldest'"):
+            await engine.search("russia", order="oldest")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="samples: at least 0, not -1"):
+            await engine.test_rule("russia", samples=-1)
+        with pytest.raises(ValueError, match="window: more than 0"):
+            await engine.test_rule("russia", window=timedelta(0))
+        with pytest.raises(TypeError, match="article_id: a str, not NoneType"):
+            await engine.article(None)  # type: ignore[arg-type]
+        for duration in (timedelta(0), timedelta(hours=-1), timedelta.max):
+            with pytest.raises(ValueError, match="duration: more than 0 and at most 100 years"):
+                await engine.mute("any", duration)
+        not_spans: list[Any] = [3600, 1.5, "1h", None]
+        for wrong in not_spans:
+            with pytest.raises(TypeError, match=r"duration: a datetime\.timedelta"):
+                await engine.mute("any", wrong)
+        assert not await engine.unmute("any")  # none of them muted it
+        assert len(await engine.recent(limit=50)) == 5
