@@ -395,6 +395,10 @@ class _ImportReport:
             self.bar.clear()
             say("more bad lines; only their count is shown from here on")
 
+    def renamed(self, number: int, wanted: str, stored: str) -> None:
+        self.bad_line(number, f"its id {shown(wanted)!r} is another stored article's (other "
+                              f"content, another link): imported as {stored}")
+
     def progress(self, p: Any) -> None:
         self.lines = p.lines
         rate = p.imported / max(time.monotonic() - self.bar.started, 1e-9)
@@ -417,11 +421,14 @@ async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
         # the import refuses to run beside `newswatch run` (and the other way round).
         async with open_engine(cfg, start=False) as engine:
             summary = await engine.import_articles(path, on_progress=report.progress,
-                                                   on_bad_line=report.bad_line)
+                                                   on_bad_line=report.bad_line,
+                                                   on_renamed=report.renamed)
     finally:
         report.done()
+    renamed = f" ({len(summary.renamed):,} under a new id)" if summary.renamed else ""
     say(f"{args.file}: {summary.lines:,} line{'' if summary.lines == 1 else 's'} · imported "
-        f"{summary.imported:,} · duplicates {summary.duplicates:,} · bad {summary.bad:,}")
+        f"{summary.imported:,}{renamed} · duplicates {summary.duplicates:,} · bad "
+        f"{summary.bad:,}")
     return EXIT_OK if not summary.bad else EXIT_ERROR
 
 

@@ -545,14 +545,16 @@ class Engine:
         *,
         on_progress: Callable[[ImportProgress], None] | None = None,
         on_bad_line: Callable[[int, str], None] | None = None,
+        on_renamed: Callable[[int, str, str], None] | None = None,
     ) -> ImportSummary:
         """Load history from a JSON Lines file (see :mod:`watchers.importer`): each article is
         stored with the matches of the running rules, in its story, and no alert. Bad lines
-        are reported to ``on_bad_line`` (line number, reason) and skipped."""
+        are reported to ``on_bad_line`` (line number, reason) and skipped; an article stored
+        under another id than the file's (another article held it) to ``on_renamed``."""
         return await import_file(
             self.store, path, ruleset=self.watch.ruleset,
             executor=self.executor, regex_budget=self.watch.regex_budget,
-            on_progress=on_progress, on_bad_line=on_bad_line,
+            on_progress=on_progress, on_bad_line=on_bad_line, on_renamed=on_renamed,
             stories=await self.watch.story_index(),
         )
 

@@ -12,7 +12,8 @@ Invariants:
 - Dedupe is the store's own (:meth:`watchers.store.ArticleStore.record_many`): importing a file
   twice, or a line that repeats a stored story, counts a duplicate and stores nothing.
 - The file's ``id`` is kept as the article's id (and guid), so links to it keep working; an id
-  another article already holds is replaced as the store replaces any clashing id.
+  another article already holds (with other content and another link) is replaced as the
+  store replaces any clashing id, and the line is reported (``on_renamed``) with the new id.
 - Given a story index, each imported article joins (or starts) its story as a polled one does,
   so /story and lookups group history too; nothing alerts either way.
 - Work is done in batches of ``BATCH`` lines: parsing and matching in ``executor`` (off the
@@ -79,12 +80,15 @@ class ImportProgress:
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """What an import did; ``bad_lines`` holds (line number, reason) of every bad line."""
+    """What an import did; ``bad_lines`` holds (line number, reason) of every bad line,
+    ``renamed`` (line number, the file's id, the stored id) of every article imported under
+    another id than the file's, which another stored article held."""
 
     lines: int
     imported: int
     duplicates: int
     bad_lines: tuple[tuple[int, str], ...]
+    renamed: tuple[tuple[int, str, str], ...] = ()
 
     @property
     def bad(self) -> int:
@@ -259,17 +263,21 @@ async def import_file(
     regex_budget: float = 0.1,
     on_progress: Callable[[ImportProgress], None] | None = None,
     on_bad_line: Callable[[int, str], None] | None = None,
+    on_renamed: Callable[[int, str, str], None] | None = None,
     batch: int = BATCH,
     stories: StoryIndex | None = None,
 ) -> ImportSummary:
     """Load a JSON Lines file into ``store`` (see the module docstring); ``on_progress`` is
-    called after each batch is written, ``on_bad_line`` for each bad line as it is found.
+    called after each batch is written, ``on_bad_line`` for each bad line as it is found,
+    ``on_renamed`` (line number, the file's id, the stored one) for each article stored under
+    another id than the file's.
     ``terms_of(title, text)`` gives the index terms when there are no rules (default: the rule
     engine's own words, as the matcher's tokens give them when there are)."""
     loop = asyncio.get_running_loop()
     fh, total = await loop.run_in_executor(executor, _open, Path(path))
     imported = duplicates = lines = 0
     bad: list[tuple[int, str]] = []
+    renamed: list[tuple[int, str, str]] = []
 
     def chunks() -> Iterator[list[tuple[int, int, bytes]]]:
         buf: list[tuple[int, int, bytes]] = []
@@ -307,6 +315,12 @@ async def import_file(
                     store.record_many(current.records), prepare())
                 kept = sum(1 for s in stored if s is not None)
                 imported += kept
+                for number, rec, s in zip(current.numbers, current.records, stored,
+                                          strict=True):
+                    if s is not None and s.id != rec.article.id:
+                        renamed.append((number, rec.article.id, s.id))
+                        if on_renamed is not None:
+                            on_renamed(number, rec.article.id, s.id)
                 clashes = await _clashes(store, current, stored)
                 duplicates += len(stored) - kept - len(clashes)
                 lines = current.last_line
@@ -317,4 +331,4 @@ async def import_file(
                 if on_progress is not None:
                     on_progress(ImportProgress(lines, current.bytes_read, total, imported,
                                                duplicates, len(bad)))
-    return ImportSummary(lines, imported, duplicates, tuple(bad))
+    return ImportSummary(lines, imported, duplicates, tuple(bad), tuple(renamed))

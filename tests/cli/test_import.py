@@ -371,3 +371,27 @@ def test_three_thousand_lines_under_one_id_are_named_and_the_import_finishes(
     assert "h.jsonl:2: its id is another stored article's ('Story number 0" in res.stderr
     assert "only their count is shown from here on" in res.stderr  # not 2,999 lines of it
     assert nw("search", "export", "-c", "config.toml", cwd=workdir).returncode == 0
+
+
+def test_a_line_imported_under_a_new_id_is_named_with_it(workdir: Path) -> None:
+    """The file's id is kept so that links to it keep working; when another stored article
+    holds it (other content, another link) the article was stored under a new id without a
+    word. It is still imported (it is no duplicate), and the line is named with its new id."""
+    first = {"id": "a1", "title": "Troops mass at border", "source": "ex",
+             "text": "Russian troops massed at the border.", "url": "https://ex.com/a1",
+             "date": "2022-01-20T10:00:00Z"}
+    other = {"id": "a1", "title": "Grain deal signed", "source": "ex",
+             "text": "Black Sea exports resume.", "url": "https://ex.com/zz",
+             "date": "2022-01-21T10:00:00Z"}
+    write_jsonl(workdir / "h1.jsonl", [json.dumps(first)])
+    write_jsonl(workdir / "h2.jsonl", [json.dumps(other)])
+    assert nw("import", "h1.jsonl", "-c", "config.toml", cwd=workdir).returncode == 0
+    res = nw("import", "h2.jsonl", "-c", "config.toml", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    m = re.search(r"h2\.jsonl:1: its id 'a1' is another stored article's \(other content, "
+                  r"another link\): imported as (\S+)", res.stderr)
+    assert m is not None, res.stderr
+    assert "1 line · imported 1 (1 under a new id) · duplicates 0 · bad 0" in res.stderr
+    with sqlite3.connect(workdir / "nw.db") as con:
+        assert con.execute("SELECT title FROM articles WHERE id = ?", (m.group(1),)
+                           ).fetchone() == ("Grain deal signed",)
