@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,22 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
     """
     from watchers.store.sqlite import SIDECARS
 
+    try:
+        # The path as given, links followed by the system: /dev/stdout on a pipe resolves to
+        # "/proc/<pid>/fd/pipe:[…]", a name that does not exist, where stat finds the pipe.
+        special = not (stat.S_ISREG(mode := os.stat(out).st_mode) or stat.S_ISDIR(mode))
+    except OSError:
+        special = False
+    if special:
+        # A device, pipe or socket (/dev/stdout, /dev/null, a FIFO): written into, as any
+        # program writes to one. Renamed over, /dev/null became a plain file for the whole
+        # machine.
+        try:
+            with open(out, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            return f"cannot write {out}: {exc.strerror or exc}"
+        return None
     target = out.resolve()
     guarded = {config_file.resolve()}
     if cfg.storage.url is None:
@@ -61,16 +78,6 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
         return f"{out} is newswatch's {which}: not overwritten; give another name"
     if target.is_dir():
         return f"{out} is a folder; give a file name"
-    if target.exists() and not target.is_file():
-        # A device, pipe or socket (/dev/stdout, /dev/null, a FIFO): written into, as any
-        # program writes to one. Renamed over, /dev/null became a plain file for the whole
-        # machine.
-        try:
-            with target.open("wb") as fh:
-                fh.write(data)
-        except OSError as exc:
-            return f"cannot write {out}: {exc.strerror or exc}"
-        return None
     if target.exists():
         try:
             with target.open("rb") as fh:
@@ -78,7 +85,9 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
         except OSError as exc:
             return f"cannot read {out} to check it: {exc.strerror or exc}"
         if head and not looks_like(head):
-            return f"{out} exists and is not a {what}: not overwritten; give another name"
+            article = "an" if what[:1].upper() in "AEIOU" else "a"
+            return (f"{out} exists and is not {article} {what}: not overwritten; give another "
+                    "name")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as exc:

@@ -149,3 +149,17 @@ def test_png_into_a_pipe_or_device_writes_into_it_and_leaves_it_one(store: Path)
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert got and got[0].startswith(b"\x89PNG")
     fifo.unlink()
+
+
+def test_png_to_dev_stdout_on_a_pipe_is_written_into_the_pipe(store: Path) -> None:
+    """`trend --png /dev/stdout | …`: /dev/stdout resolves to "/proc/<pid>/fd/pipe:[…]", a
+    name that does not exist, so the chart went to a temporary file beside it and failed
+    ("cannot write /dev/stdout: No such file or directory", nothing written)."""
+    import subprocess
+
+    from tests.cli.test_cli import EXE
+
+    res = subprocess.run([*EXE, "trend", "troops", "--since", "3d", "--until", "2022-01-04",
+                          "--png", "/dev/stdout"], cwd=store, capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(b"\x89PNG")
