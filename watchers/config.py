@@ -561,8 +561,13 @@ def _unwrapped(kinds: list[Any]) -> list[Any]:
 
 
 def _type_tag(model: type[BaseModel]) -> object:
+    """The ``type`` a model of a tagged union takes: its default, or its one literal."""
     field = model.model_fields.get("type")
-    return field.default if field is not None else None
+    if field is None:
+        return None
+    if get_origin(field.annotation) is Literal and len(get_args(field.annotation)) == 1:
+        return get_args(field.annotation)[0]
+    return field.default
 
 
 def _unknown_key(loc: tuple[int | str, ...], root: type[BaseModel] | None = None) -> str:
@@ -577,7 +582,7 @@ def _unknown_key(loc: tuple[int | str, ...], root: type[BaseModel] | None = None
     near = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
     if near:
         return f"unknown key (did you mean {near[0]!r}?)"
-    if len(known) <= 12:
+    if len(known) <= 16:  # a rule's keys, the most of any place
         return f"unknown key (expected one of: {', '.join(known)})"
     return "unknown key"
 
@@ -675,15 +680,22 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
 
 
 def _raw_query_issues(data: Mapping[str, Any], reported: set[str]) -> list[ConfigIssue]:
-    """Query errors in rules the model could not validate, so a bad key elsewhere does not
-    hide them: every problem is reported in one pass."""
+    """Query errors and duplicate names in rules the model could not validate, so a bad key
+    elsewhere does not hide them: every problem is reported in one pass."""
     from watchers.rules import parse
 
     issues: list[ConfigIssue] = []
     rules = data.get("rules")
     if not isinstance(rules, list):
         return issues
+    seen: dict[str, int] = {}
     for i, rule in enumerate(rules):
+        name = rule.get("name") if isinstance(rule, dict) else None
+        if isinstance(name, str) and name:
+            if name in seen and f"rules[{i}].name" not in reported:
+                issues.append(ConfigIssue(f"rules[{i}].name", f"duplicate rule name {name!r} "
+                                          f"(first at rules[{seen[name]}])"))
+            seen.setdefault(name, i)
         query = rule.get("query") if isinstance(rule, dict) else None
         path = f"rules[{i}].query"
         if isinstance(query, str) and query and path not in reported:

@@ -77,6 +77,10 @@ query = "sanctions AND"
     assert "sources[0]" in text and "carrier-pigeon" in text
     assert "sources[1].url: 'ftp://example.org/feed' is not an http(s) URL" in text
     assert "sources[1].every:" in text and "'soon' is not a duration" in text
+    # beside them, in the same pass, what the file's rules say wrong (a duplicate name came
+    # only once every other error was fixed)
+    assert "rules[1].name: duplicate rule name 'ok' (first at rules[0])" in text
+    assert "rules[2].query: expected a term after AND" in text
     # semantic problems come once the shape is right
     found = issues("""
 [[rules]]
@@ -135,6 +139,13 @@ def test_env_webhook_channel_is_accepted() -> None:
     ('[stories]\nwindw = "48h"\n', "stories.windw: unknown key (did you mean 'window'?)"),
     ("colour = 1\n", "colour: unknown key (expected one of: aliases, channels, discord, fetch, "
                      "rules, sources, storage, stories, surge, threshold)"),
+    ('[[rules]]\nname = "a"\nquery = "x"\ncolour = "b"\n',
+     "rules[0].colour: unknown key (expected one of: channel, enabled, mention_role, "
+     "mention_roles, mention_users, min_sources, name, query, severity, surge, template, "
+     "template_style, threshold)"),
+    ('[[sources]]\nname = "a"\ntype = "feed"\nurl = "https://ex.org/"\ncolour = 1\n',
+     "sources[0].colour: unknown key (expected one of: backfill, enabled, every, "
+     "max_alerts_per_poll, name, route, type, url)"),
 ])
 def test_an_unknown_key_names_the_nearest_key_or_the_keys_its_place_takes(
         toml: str, says: str, tmp_path: Path) -> None:
