@@ -544,7 +544,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _add_match(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     match = sub.add_parser("match", help="try a query on files or folders (no store needed)")
     match.add_argument("query")
-    match.add_argument("paths", nargs="*", metavar="PATH",
+    match.add_argument("paths", nargs="*", metavar="PATH", default=[],
                        help="files or folders (default: seeds/)")
     match.add_argument("--json", action="store_true", help="one JSON object per matching document")
     match.add_argument("--explain", action="store_true", help="show each term's evidence")

@@ -27,7 +27,11 @@ def config_path(arg: str | None) -> Path:
     for candidate in ("config.toml", "config.example.toml"):
         if Path(candidate).is_file():
             return Path(candidate)
-    return Path("config.toml")
+    from watchers.errors import ConfigError, ConfigIssue
+
+    raise ConfigError([ConfigIssue("", "no config file here: neither config.toml nor "
+                                   "config.example.toml (give one with -c FILE)")],
+                      file="config.toml")
 
 
 def load(arg: str | None, *, watching: bool = False) -> Config:

@@ -84,8 +84,8 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
         say("poll worker: the sources are shared with every other poll worker of this "
             "database; alerts are delivered by the deliver processes")
     else:
-        say(f"no Discord token in ${cfg.discord.token_env}: alerts go to this terminal"
-            + (" (and to webhooks)" if webhooks else ""))
+        why = ("--console" if console else f"no Discord token in ${cfg.discord.token_env}")
+        say(f"{why}: alerts go to this terminal" + (" (and to webhooks)" if webhooks else ""))
     # Leaving open_engine stops delivery (webhook sends in flight finish) before the session
     # closes.
     async with aiohttp.ClientSession() as session, open_engine(

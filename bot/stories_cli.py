@@ -85,7 +85,9 @@ def _parse(raw: str) -> StoryInput | None:
     try:
         doc = json.loads(raw, object_pairs_hook=_one_each)
     except json.JSONDecodeError as exc:
-        raise _Bad(f"invalid JSON at column {exc.colno}: {exc.msg}") from None
+        from watchers.importer import json_problem
+
+        raise _Bad(json_problem(exc)) from None
     except RecursionError:
         raise _Bad("invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):

@@ -597,7 +597,12 @@ def pydantic_issues(err: ValidationError, root: type[BaseModel] | None = None
         if e["type"] == "extra_forbidden":
             msg = _unknown_key(tuple(e["loc"]), root)
         elif e["type"] == "union_tag_invalid":
-            msg = f"unknown source type {e['input']!r}; expected 'folder' or 'feed'"
+            # The input is the whole table; the tag is what was wrong, at its own key.
+            tag = (e.get("ctx") or {}).get("tag", e["input"])
+            issues.append(ConfigIssue(_loc((*e["loc"], "type")),
+                                      f"unknown source type {tag!r}; expected 'folder' or "
+                                      "'feed'"))
+            continue
         elif e["type"] == "union_tag_not_found":
             msg = "missing 'type' ('folder' or 'feed')"
         elif msg.startswith("Value error, "):

@@ -120,7 +120,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise BadLine(f"invalid JSON at column {exc.colno}: {exc.msg}") from None
+        raise BadLine(json_problem(exc)) from None
     except RecursionError:
         raise BadLine("invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
@@ -226,6 +226,16 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
                                                  signature(rec.article.title, rec.article.text)))
                    for rec in records]
     return _Batch(records, bad, chunk[-1][0], chunk[-1][1], numbers)
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """A JSON error as one sentence: "invalid JSON at column 5: Expecting value", and for the
+    messages that end by pointing ("Unterminated string starting at"), at the column (they
+    read "… starting at" and stopped)."""
+    msg = exc.msg
+    if msg.endswith(" at"):
+        return f"invalid JSON: {msg} column {exc.colno}"
+    return f"invalid JSON at column {exc.colno}: {msg}"
 
 
 async def _clashes(store: ArticleStore, batch: _Batch, stored: Sequence[Article | None]

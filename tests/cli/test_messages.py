@@ -1,0 +1,60 @@
+"""What the command says when it is used the wrong way, read as a new user reads it: each
+message names the problem, where it is, and what to do (a subprocess, real files)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.cli.test_cli import nw
+from tests.conftest import SEEDS
+
+
+def test_a_truncated_json_line_is_named_in_a_whole_sentence(tmp_path: Path) -> None:
+    """"invalid JSON at column 22: Unterminated string starting at" stopped mid-sentence."""
+    (tmp_path / "u.jsonl").write_text('{"id": "x", "title": "abc')
+    (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n')
+    for command in (["stories", "u.jsonl"], ["import", "u.jsonl"]):
+        res = nw(*command, cwd=tmp_path)
+        assert ("u.jsonl:1: invalid JSON: Unterminated string starting at column 22"
+                in res.stderr), res.stderr
+
+
+def test_an_unknown_source_type_names_the_type_at_its_key(tmp_path: Path) -> None:
+    """The whole table was printed as the "type", at the source's path."""
+    (tmp_path / "config.toml").write_text(
+        '[[sources]]\nname = "s"\ntype = "ftp"\nurl = "ftp://ex.org/"\n')
+    res = nw("check", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "sources[0].type: unknown source type 'ftp'; expected 'folder' or 'feed'" in (
+        res.stderr), res.stderr
+    assert "'name'" not in res.stderr
+
+
+def test_no_config_file_says_which_files_were_looked_for(tmp_path: Path) -> None:
+    for command in (["check"], ["search", "troops"], ["run", "--once"]):
+        res = nw(*command, cwd=tmp_path)
+        assert res.returncode == 2, res.stderr
+        assert ("no config file here: neither config.toml nor config.example.toml (give one "
+                "with -c FILE)") in res.stderr
+
+
+def test_match_without_a_query_asks_for_the_query_alone(tmp_path: Path) -> None:
+    """argparse listed PATH as required too, though the paths default to seeds/."""
+    res = nw("match", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "the following arguments are required: query\n" in res.stderr, res.stderr
+
+
+def test_console_says_it_is_why_alerts_go_to_the_terminal(tmp_path: Path) -> None:
+    """With a token in the environment, --console said there was no token."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    (tmp_path / "config.toml").write_text(
+        '[storage]\npath = "nw.db"\n[[sources]]\nname = "seeds"\ntype = "folder"\n'
+        'path = "seeds"\nsettle = "0s"\n[[rules]]\nname = "t"\nquery = "troops"\n')
+    res = nw("run", "--console", "--once", cwd=tmp_path,
+             env={"DISCORD_TOKEN": "not-a-real-token"})
+    assert res.returncode == 0, res.stderr
+    assert "--console: alerts go to this terminal" in res.stderr
+    assert "no Discord token" not in res.stderr
+    assert "not-a-real-token" not in res.stderr + res.stdout
