@@ -57,4 +57,11 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", nargs="?", help="the corpora's articles (default: "
+                   "../shared/corpora/articles)")
+    folder = p.parse_args().folder
+    sys.exit(main([sys.argv[0], *([folder] if folder else [])]))

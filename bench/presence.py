@@ -48,4 +48,10 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("servers", nargs="?", type=int, default=1000,
+                   help="servers gone and back (default 1000)")
+    asyncio.run(main(p.parse_args().servers))
