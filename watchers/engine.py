@@ -292,6 +292,7 @@ class Engine:
         self.watch = watch
         self.delivery = delivery
         self._stopped = False
+        self._closed = False  # its open_engine block has ended
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def fail(self, error: BaseException) -> None:
@@ -302,7 +303,10 @@ class Engine:
 
     async def failed(self) -> None:
         """Wait until the engine fails, then raise why; front ends wait on it beside their own
-        stop signal. Never returns normally."""
+        stop signal. Never returns normally; on an engine already closed, raises
+        NewswatchError at once (it would never fail, nor return)."""
+        if self._closed:
+            raise NewswatchError("this engine is closed (its open_engine block has ended)")
         await asyncio.shield(self._fatal)
 
     # ------------------------------------------------------------------ lifetime
@@ -311,6 +315,9 @@ class Engine:
         """Start polling and delivering (``open_engine`` does this unless ``start=False``) —
         what the engine's role does of it: ``poll`` only polls, ``deliver`` only delivers,
         ``bot`` neither (see :mod:`watchers.roles`)."""
+        if self._closed:
+            raise NewswatchError("this engine is closed (its open_engine block has ended); "
+                                 "open another with open_engine")
         if self.role in ("all", "deliver"):
             self.delivery.start()
         if self.role in ("all", "poll"):
@@ -1406,6 +1413,7 @@ async def open_engine(
         watch.on_fatal = delivery.on_fatal = engine.fail
         delivery.outage = watch.outage  # one outage, waited for and logged once
         stack.push_async_callback(engine.stop)
+        stack.callback(setattr, engine, "_closed", True)  # the first thing leaving does
         if shared:
             # Outbox rows written by any process wake delivery at once; changes made by any
             # process reach this one's rules, sources, routes and pauses.

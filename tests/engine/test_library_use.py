@@ -5,6 +5,7 @@ Real parts: the seeds folder, a SQLite file, the engine's own services."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from datetime import timedelta
@@ -17,7 +18,7 @@ from tests.conftest import SEEDS
 from watchers.config import Config, parse_config
 from watchers.delivery import Alert
 from watchers.engine import open_engine
-from watchers.errors import ConfigError
+from watchers.errors import ConfigError, NewswatchError, StoreError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -115,8 +116,9 @@ async def test_run_time_rules_and_sources_name_their_own_keys(tmp_path: Path) ->
     async with open_engine(config(tmp_path), start=False) as engine:
         with pytest.raises(ConfigError) as bad:
             await engine.add_rule({"name": "x", "query": "troops", "colour": "red"})
-        assert "rule: colour: unknown key" in str(bad.value)
-        assert "storage" not in str(bad.value) and "sources" not in str(bad.value)
+        assert ("rule: colour: unknown key (expected one of: channel, enabled, mention_role, "
+                "mention_roles, mention_users, min_sources, name, query, severity, surge, "
+                "template, template_style, threshold)") in str(bad.value)
         with pytest.raises(ConfigError, match=r"chanel: unknown key \(did you mean 'channel'\?\)"):
             await engine.add_rule({"name": "x", "query": "troops", "chanel": "alerts"})
         with pytest.raises(ConfigError, match="guild_id: set by newswatch itself"):
@@ -173,3 +175,23 @@ async def test_lookup_and_mute_arguments_of_the_wrong_kind_are_named(tmp_path: P
                 await engine.mute("any", wrong)
         assert not await engine.unmute("any")  # none of them muted it
         assert len(await engine.recent(limit=50)) == 5
+
+
+async def test_an_engine_used_after_its_block_says_it_is_closed(tmp_path: Path) -> None:
+    """After ``open_engine``'s block, every method failed with aiosqlite's "no active
+    connection", ``start()`` started the services again on the closed store, and ``failed()``
+    never returned."""
+    async with open_engine(config(tmp_path), start=False) as engine:
+        await engine.run_once()
+    with pytest.raises(StoreError, match=r"the store .*nw\.db is closed \(used after its engine"):
+        await engine.search("russia")
+    with pytest.raises(StoreError, match="is closed"):
+        await engine.recent()
+    with pytest.raises(StoreError, match="is closed"):
+        await engine.add_rule({"name": "x", "query": "troops"})
+    with pytest.raises(NewswatchError, match="this engine is closed"):
+        await engine.start()
+    with pytest.raises(NewswatchError, match="this engine is closed"):
+        await asyncio.wait_for(engine.failed(), 10)
+    async with open_engine(config(tmp_path), start=False) as again:  # nothing was lost
+        assert len(await again.recent(limit=50)) == 5

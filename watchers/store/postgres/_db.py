@@ -227,7 +227,8 @@ class Pg:
 
     def _check_writer(self) -> None:
         if self._closed:
-            raise StoreError(f"the store {self.name} is closed")
+            raise StoreError(f"the store {self.name} is closed (used after its engine or "
+                             "store was closed)")
         if self._writer_lost is not None:
             raise StoreError(self._writer_lost)
         if self._locked and self._lock_conn is None:
@@ -294,7 +295,8 @@ class Pg:
 
     async def _open_session(self) -> None:
         if self._closed:
-            raise StoreError(f"the store {self.name} is closed")
+            raise StoreError(f"the store {self.name} is closed (used after its engine or "
+                             "store was closed)")
         try:
             conn = await asyncpg.connect(self._url, server_settings=self._settings, timeout=30)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
@@ -392,7 +394,8 @@ class Pg:
         """A pool connection for one statement, which PostgreSQL runs as its own transaction
         (no BEGIN and COMMIT round trips); driver errors become StoreError."""
         if self._closed:
-            raise StoreError(f"the store {self.name} is closed")
+            raise StoreError(f"the store {self.name} is closed (used after its engine or "
+                             "store was closed)")
         try:
             async with self.pool.acquire() as conn:
                 try:

@@ -175,6 +175,11 @@ class Db:
             return StoreError(f"{what}: {detail}")
         return StoreError(f"the database {self.path}: {detail}")
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed (used after its engine or store "
+                             "was closed)")
+
     def _check_identity(self) -> None:
         if self._identity is None:
             return
@@ -203,6 +208,7 @@ class Db:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
         """One write transaction (``BEGIN IMMEDIATE``): committed whole or rolled back."""
+        self._check_open()
         async with self._lock:
             self._check_identity()
             try:
@@ -233,6 +239,7 @@ class Db:
     async def fetchall(self, sql: str, params: Sequence[Any] = (), *, what: str | None = None
                        ) -> list[Any]:
         """Rows of one read. ``what`` names the operation in the error for a rejected query."""
+        self._check_open()
         async with self._lock:
             try:
                 cur = await self.conn.execute(sql, params)
@@ -242,6 +249,7 @@ class Db:
 
     async def read(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run ``await fn(conn)`` under the lock, outside a transaction (several reads)."""
+        self._check_open()
         async with self._lock:
             try:
                 return await fn(self.conn)
