@@ -19,6 +19,7 @@ from watchers.config import Config, parse_config
 from watchers.delivery import Alert
 from watchers.engine import open_engine
 from watchers.errors import ConfigError, NewswatchError, StoreError
+from watchers.rules import Rule, RuleSet
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -195,3 +196,29 @@ async def test_an_engine_used_after_its_block_says_it_is_closed(tmp_path: Path) 
         await asyncio.wait_for(engine.failed(), 10)
     async with open_engine(config(tmp_path), start=False) as again:  # nothing was lost
         assert len(await again.recent(limit=50)) == 5
+
+
+def odd(value: object) -> Any:
+    """``value`` as a caller without a type checker passes it."""
+    return value
+
+
+@pytest.mark.parametrize(("make", "error"), [
+    (lambda: RuleSet.from_queries(odd({1: "troops"})), "a rule's name is a str, not int"),
+    (lambda: RuleSet.from_queries(odd({"a": None})), "rule 'a': its query is a str, not None"),
+    (lambda: RuleSet.from_queries(odd({"a": b"troops"})), "its query is a str, not bytes"),
+    (lambda: RuleSet.from_queries(odd(["x"])), "from_queries takes a mapping"),
+    (lambda: RuleSet(odd({"a": "troops"})), "RuleSet takes Rule objects; for"),
+    (lambda: RuleSet(odd(["troops"])), "RuleSet takes Rule objects, not str"),
+    (lambda: RuleSet.from_queries({"a": "x"}, threshold=odd("85")), "threshold is a number"),
+    (lambda: Rule("a", "x", fields=odd("title")), r"not a str \(write \('title',\)\)"),
+    (lambda: RuleSet.from_queries({"a": "k~"}, aliases=odd({"k": [1]})), "aliases: 'k'"),
+    (lambda: RuleSet.from_queries({"a": "x"}).match(odd(None)), "match takes an Article"),
+])
+def test_a_rule_set_built_from_the_wrong_things_says_what_they_should_be(
+        make: Any, error: str) -> None:
+    """A non-str name built and failed at the first match (a pydantic error about Match); a
+    non-str query failed deep in the parser ("object of type 'NoneType' has no len()");
+    ``fields="title"`` was read as five one-letter fields."""
+    with pytest.raises(TypeError, match=error):
+        make()

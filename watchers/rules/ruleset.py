@@ -60,13 +60,24 @@ class Rule:
     node: Node = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"a rule's name is a str, not {type(self.name).__name__}")
         if not self.name:
             raise ValueError("a rule needs a name")
+        if not isinstance(self.query, str):
+            raise TypeError(f"rule {self.name!r}: its query is a str, not "
+                            f"{type(self.query).__name__}")
+        if not isinstance(self.threshold, int | float) or isinstance(self.threshold, bool):
+            raise TypeError(f"rule {self.name!r}: threshold is a number, not "
+                            f"{type(self.threshold).__name__}")
         if not 0 <= self.threshold <= 100:
             raise ValueError(
                 f"rule {self.name!r}: threshold must be 0 to 100, not {self.threshold}"
             )
         if self.fields is not None:
+            if isinstance(self.fields, str):  # tuple("title") is five one-letter fields
+                raise TypeError(f"rule {self.name!r}: fields is a sequence of field names, "
+                                f"not a str (write ({self.fields!r},))")
             fields = tuple(self.fields)
             bad = [f for f in fields if f not in FIELDS]
             if bad or not fields:
@@ -110,7 +121,12 @@ class RuleSet:
         RegexBudget(regex_budget)  # refuses a budget that is not a positive number now
         self.regex_budget = float(regex_budget)
         by_name: dict[str, Rule] = {}
+        if isinstance(rules, str | Mapping):
+            raise TypeError("RuleSet takes Rule objects; for {name: query} use "
+                            "RuleSet.from_queries")
         for rule in rules:
+            if not isinstance(rule, Rule):
+                raise TypeError(f"RuleSet takes Rule objects, not {type(rule).__name__}")
             if rule.name in by_name:
                 raise ValueError(f"duplicate rule name {rule.name!r}")
             by_name[rule.name] = rule
@@ -151,6 +167,9 @@ class RuleSet:
         regex_budget: float = REGEX_BUDGET,
     ) -> RuleSet:
         """Build a rule set from ``{name: query}``, all at one fuzzy threshold."""
+        if not isinstance(queries, Mapping):
+            raise TypeError(f"from_queries takes a mapping of name to query, not "
+                            f"{type(queries).__name__}")
         rules = [Rule(name, q, threshold) for name, q in queries.items()]
         return cls(rules, aliases, regex_budget=regex_budget)
 
@@ -210,6 +229,8 @@ class RuleSet:
         same article) lets a caller reuse the tokenising afterwards, e.g. for the lookup index.
         """
         if analysis is None:
+            if not isinstance(article, Article):
+                raise TypeError(f"match takes an Article, not {type(article).__name__}")
             analysis = Analysis(article)
         elif analysis.article is not article:
             raise ValueError("the analysis is of another article")

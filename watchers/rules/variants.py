@@ -657,7 +657,14 @@ def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases
     """
     if not extra:
         return _shipped_default()
-    sig = tuple(sorted((k, (v,) if isinstance(v, str) else tuple(v)) for k, v in extra.items()))
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"aliases: a mapping of a name to its other names, not "
+                        f"{type(extra).__name__}")
+    pairs = [(k, (v,) if isinstance(v, str) else tuple(v)) for k, v in extra.items()]
+    for k, names in pairs:
+        if not isinstance(k, str) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"aliases: {k!r}: a name and its other names are str")
+    sig = tuple(sorted(pairs))
     return _extended(sig)
 
 
