@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -1317,7 +1318,7 @@ async def open_engine(
     sinks: Mapping[str, Sink] | None = None,
     default_sink: Sink | None = None,
     start: bool = True,
-    store_path: str | None = None,
+    store_path: str | os.PathLike[str] | None = None,
     on_report: Callable[[PollReport], None] | None = None,
     clock: Clock | None = None,
     role: Role = "all",
@@ -1328,6 +1329,8 @@ async def open_engine(
     """Open the store, build the services and (unless ``start=False``) start them; on exit stop
     and close everything in order. See the module docstring. ``clock`` is what every schedule
     (digests, quiet hours, caps, surges) reads; tests pass a :class:`ManualClock`.
+    ``store_path`` (a path, or a PostgreSQL URL) replaces the config's store; a relative path
+    is relative to the current directory, not to the config file's.
 
     ``role`` (see :mod:`watchers.roles`): ``"all"`` is one process with the one-writer lock;
     the others share a PostgreSQL store with other processes (refused on SQLite, with
@@ -1341,8 +1344,11 @@ async def open_engine(
     if max_polls < 1:
         raise ValueError(f"max_polls must be at least 1, not {max_polls}")
     check_sinks(sinks, default_sink)  # before anything is opened
+    if store_path is not None and not isinstance(store_path, str | os.PathLike):
+        raise TypeError(f"store_path: a path (str or Path), not {type(store_path).__name__}")
     async with AsyncExitStack() as stack:
-        target = store_path or config.storage.target(config.resolve)
+        target = (os.fspath(store_path) if store_path is not None
+                  else config.storage.target(config.resolve))
         check_role(role, target, lease)
         shared = role != "all"
         store = await open_store(target, terms_of=index_terms, lock=not shared, shared=shared)

@@ -222,3 +222,17 @@ def test_a_rule_set_built_from_the_wrong_things_says_what_they_should_be(
     ``fields="title"`` was read as five one-letter fields."""
     with pytest.raises(TypeError, match=error):
         make()
+
+
+async def test_a_store_path_that_is_no_path_is_refused(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``store_path=5`` made the files ./5 and ./5.lock in the current directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match="store_path: a path"):
+        async with open_engine(config(tmp_path), start=False, store_path=odd(5)):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seeds"]
+    async with open_engine(config(tmp_path), start=False,
+                           store_path=tmp_path / "other.db") as engine:  # a Path is a path
+        await engine.run_once()
+    assert (tmp_path / "other.db").is_file()

@@ -190,3 +190,21 @@ async def test_an_unusable_path_is_one_clear_line(tmp_path: Path) -> None:
         await SqliteStore.open(blocker / "sub" / "nw.db")
     with pytest.raises(StoreError, match="is a directory, not a newswatch database"):
         await SqliteStore.open(tmp_path)
+
+
+@pytest.mark.timeout(60)
+async def test_a_device_or_a_pipe_is_refused_before_anything_is_made_beside_it(
+        tmp_path: Path) -> None:
+    """``[storage] path = "/dev/null"`` read as an empty database: newswatch made
+    /dev/null.lock and /dev/null-journal in /dev, then failed with "disk I/O error". A FIFO
+    (here, beside a link to /dev/null) is refused alike, without waiting on it."""
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)
+    null = tmp_path / "null.db"
+    null.symlink_to("/dev/null")
+    in_dev = {p for p in os.listdir("/dev") if p.startswith("null")}
+    for path in (fifo, null):
+        with pytest.raises(StoreError, match="is not a regular file .*not a newswatch database"):
+            await SqliteStore.open(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null.db", "pipe.db"]
+    assert {p for p in os.listdir("/dev") if p.startswith("null")} == in_dev

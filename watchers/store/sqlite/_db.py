@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -320,6 +321,15 @@ def split_sql(script: str) -> list[str]:
 
 def _check_header(path: str, *, readonly: bool) -> None:
     """Refuse a file that is not SQLite before SQLite touches it (it would only fail later)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # missing (created below) or unreadable (said below)
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # /dev/null read as an empty database: its lock and journal were made beside it in
+        # /dev; a FIFO would have been waited on for ever.
+        raise StoreError(f"{path} is not a regular file (a device, pipe or socket), not a "
+                         "newswatch database")
     try:
         with open(path, "rb") as f:
             head = f.read(len(SQLITE_HEADER))
