@@ -211,6 +211,9 @@ class Article(_Frozen):
 
     Only ``title`` and ``text`` are required, so the library can match ad-hoc text. ``id`` is
     stable: it derives from the source and the item's guid, else its link, else its content.
+    Times are kept in UTC (a naive one is taken as UTC); a ``published`` more than a day after
+    ``fetched_at`` is not believed and becomes None (a feed's placeholder date, a wrong year),
+    as does one before the earliest time there is in UTC.
     """
 
     id: str = ""
@@ -234,7 +237,12 @@ class Article(_Frozen):
     @field_validator("fetched_at", mode="after")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime | None:
-        return _utc(value)
+        try:
+            return _utc(value)
+        except OverflowError:
+            # A validation error naming the field, not an OverflowError from inside.
+            raise ValueError(f"{value.isoformat()} is before the earliest time there is in "
+                             "UTC") from None
 
     @model_validator(mode="after")
     def _believable(self) -> Article:

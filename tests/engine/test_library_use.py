@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -231,8 +232,23 @@ async def test_a_store_path_that_is_no_path_is_refused(tmp_path: Path,
     with pytest.raises(TypeError, match="store_path: a path"):
         async with open_engine(config(tmp_path), start=False, store_path=odd(5)):
             pass
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["seeds"]
+    assert sorted(os.listdir(tmp_path)) == ["seeds"]
     async with open_engine(config(tmp_path), start=False,
                            store_path=tmp_path / "other.db") as engine:  # a Path is a path
         await engine.run_once()
     assert (tmp_path / "other.db").is_file()
+
+
+def test_an_article_fetched_before_the_earliest_utc_time_is_a_validation_error() -> None:
+    """0001-01-01T00:00+01:00 raised a bare OverflowError from inside the model (the same
+    value as ``published`` was already taken as no date)."""
+    from datetime import datetime, timezone
+
+    from pydantic import ValidationError
+
+    from watchers.models import Article
+
+    early = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    with pytest.raises(ValidationError, match=r"fetched_at\n.*before the earliest time"):
+        Article(title="t", fetched_at=early)
+    assert Article(title="t", published=early).published is None
