@@ -42,10 +42,10 @@ import logging
 import math
 import random
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
 
 from watchers.config import RouteConfig, RuleConfig, format_duration
 from watchers.errors import (
@@ -89,6 +89,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The longest wait a destination's retry_after is taken for (a day; longer is taken as a day);
 # one that is not a number makes the route back off as for any other error.
@@ -300,6 +301,10 @@ class _RouteState:
     reclaim: bool = False
 
 
+# Seconds aclose waits for cancelled delivery tasks to end.
+CLOSE_WAIT: Final = 10.0
+
+
 def check_sink(sink: object, what: str) -> None:
     """TypeError naming ``what`` unless ``sink`` has an ``async def deliver`` (a plain
     ``def deliver`` ran, then failed at every retry, posting again each time)."""
@@ -354,6 +359,8 @@ class DeliveryService:
     base_backoff: float = 1.0
     max_backoff: float = 300.0
     poll_interval: float = 1.0
+    # How long one call of a sink may take before it counts as lost (see _within).
+    send_timeout: float = 300.0
     on_fatal: Callable[[BaseException], None] | None = None  # the store failed: stop everything
     # An unreachable store (a server restarting) is waited for, up to the outage's limit.
     outage: StoreOutage = field(default_factory=StoreOutage)
@@ -408,6 +415,17 @@ class DeliveryService:
 
     def sink_for(self, route: str) -> Sink | None:
         return self.sinks.get(route, self.default_sink)
+
+    async def _within(self, call: Awaitable[T], sink: object) -> T:
+        """A sink's answer within :attr:`send_timeout` seconds, else UncertainDeliveryError
+        (the send may have gone through: the next attempt is marked maybe sent, for the sink
+        to look before it posts again). A sink that never answered held its route, and every
+        alert behind it, for ever."""
+        try:
+            return await asyncio.wait_for(call, self.send_timeout)
+        except TimeoutError:
+            raise UncertainDeliveryError(
+                f"{type(sink).__name__} did not answer in {self.send_timeout:g} s") from None
 
     def _route_config(self, route: str) -> RouteConfig | None:
         return self.routes(route) if self.routes is not None else None
@@ -537,13 +555,16 @@ class DeliveryService:
         tasks = [t for t in (self._task, *self._workers.values()) if t]
         for t in tasks:
             t.cancel()
+        if tasks:
+            # A sink that ignores the cancellation (catches CancelledError and goes on) is
+            # left behind after a while rather than holding the engine's exit for ever.
+            _, stuck = await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+            for t in stuck:
+                log.error("delivery task %s did not stop when cancelled (its sink ignores "
+                          "cancellation); left running", t.get_name())
         for t in tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("delivery task failed while closing")
+            if t.done() and not t.cancelled() and (exc := t.exception()) is not None:
+                log.error("delivery task failed while closing", exc_info=exc)
         self._task = None
         self._workers.clear()
 
@@ -871,7 +892,8 @@ class DeliveryService:
                 if alert is None:
                     await self.store.mark_rejected(row.id, "article no longer stored")
                     return "settled"
-                remote_id = sent_id(await sink.deliver(alert), sink, "deliver")
+                remote_id = sent_id(await self._within(sink.deliver(alert), sink), sink,
+                                    "deliver")
                 if alert.story is not None and remote_id is not None:
                     # Later articles of the story update this message (the newest alert's,
                     # after an escalation).
@@ -954,8 +976,9 @@ class DeliveryService:
         text = row.text or ""
         if isinstance(sink, NoticeSink):
             maybe_sent = row.attempts > 1 and await self.store.maybe_sent(row.id)
-            return sent_id(await sink.notice(row.route, text, nonce=row.nonce,
-                                             maybe_sent=maybe_sent), sink, "notice")
+            return sent_id(await self._within(sink.notice(row.route, text, nonce=row.nonce,
+                                                          maybe_sent=maybe_sent), sink),
+                           sink, "notice")
         log.warning("notice for %s: %s", row.route, text)
         return None
 
@@ -1086,7 +1109,7 @@ class DeliveryService:
                         maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
                         timezone=cfg.timezone if cfg is not None else "UTC")
         if isinstance(sink, DigestSink):
-            return sent_id(await sink.digest(digest), sink, "digest")
+            return sent_id(await self._within(sink.digest(digest), sink), sink, "digest")
         log.warning("route %s: its sink cannot post digests; %d stories kept for it were not "
                     "shown", row.route, len(items))
         return None
@@ -1131,7 +1154,8 @@ class DeliveryService:
         if first_alert is None or where is None or where[0] is None:
             # No message of the story to update (its alert was refused): this article posts
             # it, and later updates edit this message rather than each posting one.
-            posted = sent_id(await sink.deliver(update_alert), sink, "deliver")
+            posted = sent_id(await self._within(sink.deliver(update_alert), sink), sink,
+                             "deliver")
             if posted is not None:
                 await self.store.set_story_message(row.story_id, row.route, posted, None,
                                                    posted_by=row.id)
@@ -1143,7 +1167,7 @@ class DeliveryService:
         mode = self.stories_mode(row.route) if self.stories_mode is not None else "edit"
         assert first is not None
         ack = await self.store.get_ack(first.id)
-        result = await sink.update(StoryUpdate(
+        result = await self._within(sink.update(StoryUpdate(
             id=row.id, route=row.route, nonce=row.nonce, attempt=row.attempts,
             mode="thread" if mode == "thread" else "edit",
             story=update_alert.story,
@@ -1151,7 +1175,7 @@ class DeliveryService:
             article=update_alert.article, message_id=where[0], thread_id=where[1],
             changed=row.changed, maybe_sent=update_alert.maybe_sent,
             acknowledged=None if ack is None else (ack.user_id, ack.at),
-        ))
+        )), sink)
         await self.store.set_story_message(row.story_id, row.route, result.message_id,
                                            result.thread_id)
         return result.message_id

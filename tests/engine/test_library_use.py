@@ -252,3 +252,79 @@ def test_an_article_fetched_before_the_earliest_utc_time_is_a_validation_error()
     with pytest.raises(ValidationError, match=r"fetched_at\n.*before the earliest time"):
         Article(title="t", fetched_at=early)
     assert Article(title="t", published=early).published is None
+
+
+class Hangs:
+    """A sink whose first call never answers (a client waiting on a dead socket)."""
+
+    def __init__(self) -> None:
+        self.got: list[Alert] = []
+        self.calls = 0
+
+    async def deliver(self, alert: Alert) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.Event().wait()
+        self.got.append(alert)
+
+
+async def test_a_sink_that_never_answers_is_given_up_on_and_the_alert_retried(
+        tmp_path: Path) -> None:
+    """There was no limit on a sink's call: one that never answered held its route, and every
+    alert behind it, for ever. It counts as lost after ``send_timeout`` seconds; the alert is
+    retried, marked as maybe sent (for the sink to look first), and the others follow."""
+    sink = Hangs()
+    async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
+        engine.delivery.send_timeout = 0.5
+        engine.delivery.base_backoff = engine.delivery.max_backoff = 0.1
+        await asyncio.wait_for(engine.run_once(), 30)
+        for _ in range(100):
+            if len(sink.got) == 5:
+                break
+            await asyncio.sleep(0.05)
+            await engine.delivery.drain()
+        assert len(sink.got) == 5
+        assert [a.maybe_sent for a in sink.got].count(True) == 1
+        assert (await engine.delivery_status()).counts == {"delivered": 5}
+
+
+class IgnoresCancel:
+    """A sink that catches the cancellation of its call and goes on waiting."""
+
+    def __init__(self) -> None:
+        self.released = False
+        self.started = asyncio.Event()
+
+    async def deliver(self, alert: Alert) -> None:
+        self.started.set()
+        while not self.released:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue
+
+
+async def test_leaving_the_engine_does_not_wait_for_ever_on_a_sink_that_ignores_cancel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Leaving ``open_engine`` awaited every cancelled delivery task: a sink that swallowed
+    the cancellation held the exit for ever, past the grace period."""
+    import watchers.delivery
+
+    monkeypatch.setattr(watchers.delivery, "CLOSE_WAIT", 0.5)
+    caplog.set_level(logging.ERROR, logger="watchers")
+    sink = IgnoresCancel()
+
+    async def use() -> None:
+        async with open_engine(config(tmp_path), default_sink=sink) as engine:
+            engine.delivery.send_timeout = 3600
+            await engine.watch.run_once()
+            engine.delivery.wake_event.set()
+            await asyncio.wait_for(sink.started.wait(), 20)
+
+    try:
+        await asyncio.wait_for(use(), 30)  # the grace period (5 s) and CLOSE_WAIT, not for ever
+    finally:
+        sink.released = True
+        await asyncio.sleep(0.2)
+    assert "did not stop when cancelled (its sink ignores cancellation)" in caplog.text
