@@ -113,6 +113,7 @@ class Pg:
         self._retaking: asyncio.Task[None] | None = None
         # Why this process may no longer write (its writer lock went to another process).
         self._writer_lost: str | None = None
+        self._retake_error: StoreError | None = None  # the last failed try to take it back
         self._locked = False  # holds a writer lock (exclusive or shared), or is taking it back
 
     # ------------------------------------------------------------- opening and closing
@@ -213,6 +214,7 @@ class Pg:
                 # The server restarting: try again for a while (nothing can be written
                 # meanwhile anyway). Another process holding it: stop now.
                 if isinstance(exc, StoreUnavailableError) and waited < 60:
+                    self._retake_error = exc
                     await asyncio.sleep(delay)
                     waited += delay
                     delay = min(delay * 2, 10)
@@ -223,6 +225,7 @@ class Pg:
                 log.error("%s", self._writer_lost)
             else:
                 log.info("the writer lock on %s is held again", self.name)
+            self._retake_error = None
             return
 
     def _check_writer(self) -> None:
@@ -234,8 +237,10 @@ class Pg:
         if self._locked and self._lock_conn is None:
             # Its session ended and the lock is being taken back: until then another process
             # could hold it, and nothing may be written.
+            # Why it is not back yet, when a try failed (the server down: "cannot be reached").
+            why = f": {self._retake_error}" if self._retake_error is not None else ""
             raise StoreUnavailableError(f"the writer lock on {self.name} is being taken again "
-                                        "after its session ended")
+                                        f"after its session ended{why}")
 
     async def close(self) -> None:
         if self._closed:
