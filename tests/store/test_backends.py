@@ -306,6 +306,42 @@ async def test_the_operators_copy_of_a_server_feeds_article_is_stored_and_not_th
         assert await store.count_articles() == 2
 
 
+async def test_a_server_feeds_live_page_items_stay_new_beside_the_operators_copy_of_one(
+        backend: Backend) -> None:
+    """A live page gives every item one link, each with its own guid and title. Once the
+    operator's feed stored its copy of the first item (same link), every later item of the
+    server's feed was taken for a duplicate of that copy: not stored, never alerted."""
+    live = "https://ex.org/live/ukraine"
+
+    def item(source: str, guid: str, title: str) -> Article:
+        return Article(source=source, guid=guid, url=live, title=title, text=f"{title}: more")
+
+    async with await backend.open("live") as store:
+        first = item("@f1", "l1", "Shelling reported overnight")
+        copy = item("desk", "desk-live-1", "Shelling reported overnight")
+        assert None not in await store.record_many([record_of(first), record_of(copy)])
+        later = [item("@f1", "l2", "Talks to resume on Monday"),
+                 item("@f1", "l3", "Grain ships leave Odesa")]
+        assert await store.known(later) == [False, False]
+        assert None not in await store.record_many([record_of(a) for a in later])
+        # The feed's own items still decide: the same item again is a duplicate.
+        assert await store.known([item("@f1", "l2", "Talks to resume on Monday")]) == [True]
+        assert await store.count_articles() == 4
+
+
+async def test_a_server_feeds_article_given_a_free_id_gets_a_plain_one(backend: Backend
+                                                                       ) -> None:
+    """The replacement id of a followed feed's article whose id another holds was made from
+    the marked hash: "@" and 15 hex digits, where ids are 16."""
+    async with await backend.open("freeid") as store:
+        a = Article(id="taken", source="@f1", guid="g1", title="Troops mass", text="one")
+        b = Article(id="taken", source="@f1", guid="g2", url="https://ex.org/b",
+                    title="Talks end", text="two")
+        stored = await store.record_many([record_of(a), record_of(b)])
+        assert stored[0] is not None and stored[0].id == "taken"
+        assert stored[1] is not None and stored[1].id == b.content_hash[:16]
+
+
 async def test_a_server_feeds_article_stored_before_its_hash_was_marked_keeps_the_old_rule(
         backend: Backend) -> None:
     """Articles of followed feeds stored by an earlier version hold the plain content hash:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache
@@ -358,3 +358,21 @@ def link_dedupes(article: Article, other_source: str) -> bool:
     """Whether a stored article of ``other_source`` with ``article``'s link may make it a
     duplicate: not a followed feed's for an article of the config file's sources."""
     return private_source(article.source) or not private_source(other_source)
+
+
+def same_link(article: Article, rows: Sequence[tuple[str, str | None, str]]) -> int | None:
+    """Which of the stored articles under ``article``'s link, as (source, guid, title), it
+    duplicates (the index of the first), or None. One link is one article unless the items
+    say otherwise: some outlets give every item of a live page or a section front the same
+    link, each with its own guid and title. A followed feed that has items of its own under
+    the link is judged by those alone: the operator's copy of one of them (stored beside it,
+    see stored_hash) is not every later item of the page."""
+    mine = private_source(article.source) and any(r[0] == article.source for r in rows)
+    for i, (other_source, other_guid, other_title) in enumerate(rows):
+        if mine and other_source != article.source:
+            continue
+        distinct = (article.guid and other_guid and other_source == article.source
+                    and other_guid != article.guid and other_title != article.title)
+        if not distinct and link_dedupes(article, other_source):
+            return i
+    return None

@@ -47,8 +47,8 @@ from watchers.store._shared import (
     article_identity,
     dedupe_hashes,
     free_id,
-    link_dedupes,
     link_terms,
+    same_link,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -342,13 +342,12 @@ async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | Non
     if found is not None:
         return str(found)
     if link:
-        for other_id, other_source, other_guid, other_title in await conn.fetch(
-                "SELECT id, source, guid, title FROM articles WHERE link_key = $1 ORDER BY rowid",
-                link):
-            distinct = (article.guid and other_guid and other_source == article.source
-                        and other_guid != article.guid and other_title != article.title)
-            if not distinct and link_dedupes(article, other_source):
-                return str(other_id)
+        rows = await conn.fetch(
+            "SELECT id, source, guid, title FROM articles WHERE link_key = $1 ORDER BY rowid",
+            link)
+        at = same_link(article, [(r[1], r[2], r[3]) for r in rows])
+        if at is not None:
+            return str(rows[at][0])
     if article.guid:
         for other_id, other_link in await conn.fetch(
                 "SELECT id, link_key FROM articles WHERE source = $1 AND guid = $2 "
@@ -566,7 +565,7 @@ class ArticlesMixin(CandidateList):
                 seen.add(article)
                 link, content = article_identity(article)
                 if article.id in taken:
-                    free = await free_id(content, taken, lambda i: conn.fetchval(
+                    free = await free_id(article.content_hash, taken, lambda i: conn.fetchval(
                         "SELECT 1 FROM articles WHERE id = $1", i))
                     article = Article(**{**article.model_dump(), "id": free})
                 taken.add(article.id)

@@ -30,8 +30,8 @@ from watchers.store._shared import (
     article_identity,
     dedupe_hashes,
     free_id,
-    link_dedupes,
     link_terms,
+    same_link,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -160,15 +160,12 @@ async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | N
     if row := await cur.fetchone():
         return str(row[0])
     if link:
-        # One link is one article unless the items say otherwise: some outlets give every item
-        # of a live page or a section front the same link, each with its own guid and title.
         cur = await conn.execute(
             "SELECT id, source, guid, title FROM articles WHERE link_key = ?", (link,))
-        for other_id, other_source, other_guid, other_title in await cur.fetchall():
-            distinct = (article.guid and other_guid and other_source == article.source
-                        and other_guid != article.guid and other_title != article.title)
-            if not distinct and link_dedupes(article, other_source):
-                return str(other_id)
+        rows = list(await cur.fetchall())
+        found = same_link(article, [(r[1], r[2], r[3]) for r in rows])
+        if found is not None:
+            return str(rows[found][0])
     if article.guid:
         # A guid alone is trusted only when the links do not contradict it: some feeds reuse
         # one guid for every item, and those items are distinct.
@@ -266,12 +263,8 @@ class _Identities:
                                       and article.content_hash in self.hashes):
             # (The second: a followed feed's copy of any stored article; see dedupe_hashes.)
             return True
-        if link:
-            for other_source, other_guid, other_title in self.by_link.get(link, ()):
-                distinct = (article.guid and other_guid and other_source == article.source
-                            and other_guid != article.guid and other_title != article.title)
-                if not distinct and link_dedupes(article, other_source):
-                    return True
+        if link and same_link(article, self.by_link.get(link, [])) is not None:
+            return True
         if article.guid:
             for other_link in self.by_guid.get((article.source, article.guid), ()):
                 if not link or not other_link or other_link == link:
@@ -459,7 +452,7 @@ class ArticlesMixin(CandidateList):
                 seen.add(article, identity)
                 link, content = identity
                 if article.id in taken:
-                    free = await free_id(content, taken, lambda i: tx.fetchone(
+                    free = await free_id(article.content_hash, taken, lambda i: tx.fetchone(
                         "SELECT 1 FROM articles WHERE id = ?", (i,)))
                     article = Article(**{**article.model_dump(), "id": free})
                 taken.add(article.id)
