@@ -792,6 +792,8 @@ class WatchService:
             (label, self.server_ruleset(guild)) for guild, label in followers]
         analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh,
                                               stories, audience)
+        if followers is None and self.audiences:
+            await self._told_already(fresh, analyses)
         routed = []
         for article, analysis in zip(fresh, analyses, strict=True):
             for rule in analysis.over_budget:
@@ -867,6 +869,23 @@ class WatchService:
                      base.mean)
             posted += 1
         return posted
+
+    async def _told_already(self, fresh: Sequence[Article], analyses: Sequence[_Analysis]
+                            ) -> None:
+        """The servers whose followed feeds brought these articles first matched them then:
+        their rules' matches of the operator's copies are dropped (the copy is stored for the
+        operator's rules and every other server's). Kept, they alerted those servers again, or
+        edited their story, and counted twice in their trends and surges."""
+        copies = await self.store.followed_copies([a.content_hash for a in fresh])
+        if not copies:
+            return
+        for article, analysis in zip(fresh, analyses, strict=True):
+            told = {guild for source in copies.get(article.content_hash, ())
+                    for guild, _ in self.audiences.get(source, ())}
+            if told:
+                analysis.matches[:] = [
+                    m for m in analysis.matches
+                    if (rule := self._rules.get(m.rule)) is None or rule.guild_id not in told]
 
     async def _changes(self, known: Sequence[Article]) -> int:
         """Items the store already holds under the same guid or link whose content changed

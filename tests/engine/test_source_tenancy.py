@@ -349,8 +349,7 @@ async def test_the_operators_feed_bringing_what_a_servers_feed_stored_first_stil
         operators = [a for a in sink.alerts if a.route == "alerts"]
         assert [(a.article.title, a.article.source) for a in operators] == [
             ("More troops reach Kharkiv", "desk")]
-        # A's rule fires on the operator's copy too; it is the story A was told of, so no
-        # second alert reaches A (the story's message is updated).
+        # A's rules leave the operator's copy alone: A was told by its own feed.
         assert [a.article.source for a in sink.alerts if a.route == route_a] == ["wire"]
         # The operator sees its copy; A sees both (the config file's sources are everyone's).
         assert {h.article.source for h in (await engine.search('"more troops"')).hits} >= {
@@ -367,3 +366,36 @@ async def test_the_operators_feed_bringing_what_a_servers_feed_stored_first_stil
         assert [h.article.source for h in hits] == ["desk"]
         assert len([a for a in sink.alerts if a.article.title == later[1]
                     and a.route == "alerts"]) == 1
+
+
+@pytest.mark.parametrize("stories", ["off", "edit"])
+async def test_a_server_told_by_its_own_feed_is_not_told_again_by_the_operators_copy(
+        tmp_path: Path, feeds: FeedServer, stories: str) -> None:
+    """The operator's copy of what A's feed brought first is stored for the config file's
+    rules; A's rules matched it too, so A was alerted a second time (on a route with stories
+    off, or when the copy fell outside the story window) and its trend counted the article
+    twice. A's rules now leave the operator's copy alone."""
+    feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"))))
+    sink = RecordingSink()
+    desk = {"name": "desk", "type": "feed", "url": feeds.url("/desk")}
+    async with open_engine(config(tmp_path, desk), start=False, default_sink=sink) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        route_a = await server_rule(engine, A, "troops", "troops")
+        await engine.configure_server_route(A, route_a, {"stories": stories})
+        route_b = await server_rule(engine, B, "troops", "troops")  # B sees only the desk
+        await engine.run_once()
+        news = ("g2", "More troops reach Kharkiv")
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"), news)))
+        await engine.run_once()
+        feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"), news)))
+        await engine.run_once()
+        told = [(a.route, a.article.source) for a in sink.alerts]
+        assert sorted(told) == sorted([(route_a, "wire"), ("alerts", "desk"),
+                                       (route_b, "desk")])
+        # A's rule matched its own feed's two items, not the operator's copy of one of them.
+        assert sorted(a.title for a, _ in await engine.recent(rule="troops", guild=A, limit=50)
+                      ) == ["More troops reach Kharkiv", "Troops gather near Kharkiv"]
+        assert {a.source for a, _ in await engine.recent(rule="troops", guild=A, limit=50)
+                } == {"wire"}
+        assert [a.source for a, _ in await engine.recent(rule="troops", guild=B, limit=50)
+                ] == ["desk"]

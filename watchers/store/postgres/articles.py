@@ -49,6 +49,7 @@ from watchers.store._shared import (
     free_id,
     link_terms,
     same_link,
+    stored_hash,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -484,6 +485,19 @@ class ArticlesMixin(CandidateList):
         """Those of these content hashes some stored article has (one read)."""
         async with self._db.statement() as conn:
             return await _stored_hashes(conn, list(dict.fromkeys(hashes)))
+
+    async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
+        """For these content hashes, the followed feeds (their source keys) that stored an
+        article of that content (one read)."""
+        marked = {stored_hash(SERVER_FEED_PREFIX, h): h for h in hashes}
+        if not marked:
+            return {}
+        found: dict[str, set[str]] = {}
+        for stored, source in await self._db.fetch(
+                "SELECT content_hash, source FROM articles WHERE content_hash = ANY($1::text[])",
+                list(marked)):
+            found.setdefault(marked[stored], set()).add(str(source))
+        return found
 
     async def is_known(self, article: Article) -> bool:
         return (await self.known([article]))[0]

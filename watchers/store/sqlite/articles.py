@@ -32,6 +32,7 @@ from watchers.store._shared import (
     free_id,
     link_terms,
     same_link,
+    stored_hash,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -341,6 +342,23 @@ class ArticlesMixin(CandidateList):
             return found
 
         return await self._db.read(read)
+
+    async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
+        """For these content hashes, the followed feeds (their source keys) that stored an
+        article of that content (one indexed read per 500)."""
+        marked = {stored_hash(SERVER_FEED_PREFIX, h): h for h in hashes}
+
+        async def read(conn: aiosqlite.Connection) -> dict[str, set[str]]:
+            found: dict[str, set[str]] = {}
+            for chunk in _chunks(list(marked)):
+                cur = await conn.execute(
+                    "SELECT content_hash, source FROM articles WHERE content_hash IN "
+                    f"({','.join('?' * len(chunk))})", chunk)
+                for stored, source in await cur.fetchall():
+                    found.setdefault(marked[stored], set()).add(str(source))
+            return found
+
+        return await self._db.read(read) if marked else {}
 
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
