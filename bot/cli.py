@@ -402,9 +402,11 @@ class _ImportReport:
     def progress(self, p: Any) -> None:
         self.lines = p.lines
         rate = p.imported / max(time.monotonic() - self.bar.started, 1e-9)
-        counts = (f"{p.lines:,} lines · imported {p.imported:,} · duplicates {p.duplicates:,} "
+        counts = (f"{p.lines:,} line{'' if p.lines == 1 else 's'} · imported {p.imported:,} · "
+                  f"duplicates {p.duplicates:,} "
                   f"· bad {p.bad:,} · {rate:,.0f}/s")
-        self.bar.update(p.bytes_read / p.total_bytes if p.total_bytes else None, counts,
+        # A file that grows while it is read would pass 100%.
+        self.bar.update(min(1.0, p.bytes_read / p.total_bytes) if p.total_bytes else None, counts,
                         finished=p.bytes_read >= p.total_bytes, every=PROGRESS_EVERY_S)
 
     def done(self) -> None:
@@ -413,16 +415,28 @@ class _ImportReport:
 
 async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
     from watchers.engine import open_engine
+    from watchers.errors import StoreError
 
     cfg = load(args.config)
     path = Path(args.file)
+    started = False
     try:
         # Not started: nothing is polled or delivered; the store's process lock is held, so
         # the import refuses to run beside `newswatch run` (and the other way round).
         async with open_engine(cfg, start=False) as engine:
+            started = True
             summary = await engine.import_articles(path, on_progress=report.progress,
                                                    on_bad_line=report.bad_line,
                                                    on_renamed=report.renamed)
+    except StoreError as exc:
+        if not started:
+            raise
+        # A full disk, a database gone: what was committed before stays, as after Ctrl-C.
+        report.done()
+        say(f"{args.file}: stopped after about {report.lines:,} lines: {exc}")
+        say(f"{args.file}: what was imported is kept, and the same command again finishes "
+            "the rest")
+        return EXIT_ERROR
     finally:
         report.done()
     renamed = f" ({len(summary.renamed):,} under a new id)" if summary.renamed else ""

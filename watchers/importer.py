@@ -43,7 +43,7 @@ from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_words, lookup_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import untrack
-from watchers.store.base import ArticleRecord, ArticleStore, StoryLink
+from watchers.store.base import SERVER_FEED_PREFIX, ArticleRecord, ArticleStore, StoryLink
 from watchers.stories import Signature, StoryIndex, signature
 
 __all__ = [
@@ -59,6 +59,10 @@ __all__ = [
 # Lines per batch (and transaction): the lookup index writes a segment per transaction, and
 # fewer, larger segments cost less to write and to merge.
 BATCH = 2000
+# The longest line read (an article's text is matched on its first 1,000,000 characters; a
+# feed is capped at 5 MiB): a longer one is a bad line, skipped without being held whole (a
+# 200 MB line took 2 GB, and a 1 GB line of zeros 3 GB before it was refused).
+MAX_LINE_BYTES = 8 * 2**20
 _STRINGS = ("id", "text", "url", "source")
 
 
@@ -132,6 +136,12 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     for key in _STRINGS:
         if doc.get(key) is not None and not isinstance(doc[key], str):
             raise BadLine(f"'{key}' must be a string, not {type(doc[key]).__name__}")
+    if isinstance(doc.get("source"), str) and doc["source"].strip().startswith(
+            SERVER_FEED_PREFIX):
+        # As in the config file: the prefix marks the feeds servers follow, and articles of
+        # such a source were shown to no server.
+        raise BadLine(f"'source' may not start with {SERVER_FEED_PREFIX!r} (it marks the feeds "
+                      "servers follow)")
     published = _date(doc.get("date"))
     # Every value's type is checked above: the model's own validation would only repeat it.
     return checked_article(
@@ -146,22 +156,45 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     )
 
 
-def _lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, bytes read so far, line) for each line of the file."""
+def _lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes | int]]:
+    """(line number, bytes read so far, line) for each line of the file; for a line longer
+    than :data:`MAX_LINE_BYTES`, its length instead, read past without being kept."""
     read = 0
-    for number, line in enumerate(fh, start=1):
+    number = 0
+    while True:
+        line = fh.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
         read += len(line)
-        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-            line = line[3:]  # a byte order mark, as Windows tools write UTF-8
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            length = len(line)
+            while (rest := fh.readline(2**20)) and not rest.endswith(b"\n"):
+                length += len(rest)
+            length += len(rest)
+            read += length - len(line)
+            yield number, read, length
+            continue
+        if line.startswith(b"\xef\xbb\xbf"):
+            # A byte order mark, as Windows tools write UTF-8: at the start of the file, or of
+            # a line where two such files were joined.
+            line = line[3:]
         yield number, read, line
 
 
 def _open(path: Path) -> tuple[BinaryIO, int]:
     try:
         fh = path.open("rb")
-        return fh, os.fstat(fh.fileno()).st_size
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(16)
+        fh.seek(0)
     except OSError as exc:
         raise NewswatchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head == b"SQLite format 3\x00":
+        fh.close()
+        raise NewswatchError(f"{path} is an SQLite database (a newswatch store?), not a JSON "
+                             "Lines file")
+    return fh, size
 
 
 def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLink:
@@ -184,13 +217,16 @@ class _Batch:
     numbers: list[int] = field(default_factory=list)  # each record's line
 
 
-def _prepare(chunk: Sequence[tuple[int, int, bytes]], ruleset: RuleSet,
+def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
              terms_of: Callable[[str, str], str] | None, regex_budget: float,
              stories: StoryIndex | None = None) -> _Batch:
     """Parse, match, index and group one batch of lines (in the executor)."""
     records, bad, numbers = [], [], []
     fetched = datetime.now(UTC)
     for number, _, raw in chunk:
+        if isinstance(raw, int):
+            bad.append((number, f"longer than {MAX_LINE_BYTES // 2**20} MiB ({raw:,} bytes)"))
+            continue
         try:
             article = parse_line(raw, fetched_at=fetched)
         except BadLine as exc:
@@ -289,8 +325,8 @@ async def import_file(
     bad: list[tuple[int, str]] = []
     renamed: list[tuple[int, str, str]] = []
 
-    def chunks() -> Iterator[list[tuple[int, int, bytes]]]:
-        buf: list[tuple[int, int, bytes]] = []
+    def chunks() -> Iterator[list[tuple[int, int, bytes | int]]]:
+        buf: list[tuple[int, int, bytes | int]] = []
         for item in _lines(fh):
             buf.append(item)
             if len(buf) >= batch:

@@ -395,3 +395,72 @@ def test_a_line_imported_under_a_new_id_is_named_with_it(workdir: Path) -> None:
     with sqlite3.connect(workdir / "nw.db") as con:
         assert con.execute("SELECT title FROM articles WHERE id = ?", (m.group(1),)
                            ).fetchone() == ("Grain deal signed",)
+
+
+async def test_an_overlong_line_is_named_and_read_past_without_being_held(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line had no limit: a 200 MB line took 2 GB to import, a 1 GB line of zeros 3 GB to
+    refuse. A line over MAX_LINE_BYTES (made small here) is a bad line, named with its length,
+    and the lines after it are imported; a byte order mark at the start of a later line (two
+    Windows exports joined) is read past; a source with the followed feeds' prefix is a bad
+    line."""
+    import watchers.importer
+
+    monkeypatch.setattr(watchers.importer, "MAX_LINE_BYTES", 1000)
+    lines = [json.dumps(GOOD[0]),
+             json.dumps({**GOOD[1], "text": "x" * 5000}),
+             "\ufeff" + json.dumps(GOOD[1]),
+             json.dumps({**GOOD[2], "source": "@Reuters"})]
+    history = write_jsonl(tmp_path / "h.jsonl", lines)
+    bad: list[tuple[int, str]] = []
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        summary = await import_file(store, history, ruleset=RuleSet([]), terms_of=index_terms,
+                                    on_bad_line=lambda n, why: bad.append((n, why)))
+        assert await store.count_articles() == 2
+    size = len(lines[1].encode()) + 1
+    assert bad == [(2, f"longer than 0 MiB ({size:,} bytes)"),
+                   (4, "'source' may not start with '@' (it marks the feeds servers follow)")]
+    assert (summary.lines, summary.imported, summary.bad) == (4, 2, 2)
+
+
+def test_the_store_itself_given_as_the_file_is_refused(workdir: Path) -> None:
+    """`newswatch import nw.db` printed a hundred lines of noise about bad lines."""
+    write_jsonl(workdir / "h.jsonl", [json.dumps(GOOD[0])])
+    assert nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir).returncode == 0
+    res = nw("import", "nw.db", "-c", "config.toml", cwd=workdir)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip().endswith(
+        "nw.db is an SQLite database (a newswatch store?), not a JSON Lines file"), res.stderr
+    assert res.stderr.count("\n") == 1
+
+
+def test_an_import_stopped_by_a_full_disk_says_what_is_kept(workdir: Path) -> None:
+    """A full disk ended the import with the database's error alone: no count of what was
+    kept, nor that the same command finishes the rest (as after Ctrl-C). A file size limit
+    stands in for the full disk."""
+    import resource
+    import signal
+    import subprocess
+
+    from tests.cli.test_cli import EXE
+
+    lines = [json.dumps({**GOOD[0], "id": f"h{i}", "url": f"https://ex.org/{i}",
+                         "title": f"Troops {i} gather", "text": "words " * 150})
+             for i in range(6000)]
+    write_jsonl(workdir / "h.jsonl", lines)
+    assert nw("check", "-c", "config.toml", cwd=workdir).returncode == 0  # the store made
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6 * 2**20, 6 * 2**20))
+
+    res = subprocess.run([*EXE, "import", "h.jsonl", "-c", "config.toml"], cwd=workdir,
+                         capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "h.jsonl: stopped after about " in res.stderr, res.stderr
+    assert ("h.jsonl: what was imported is kept, and the same command again finishes the rest"
+            in res.stderr)
+    again = nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "6,000 lines · imported " in again.stderr and " · bad 0" in again.stderr
