@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -327,18 +328,26 @@ def test_the_operators_routes_never_name_a_feed_a_server_follows() -> None:
     assert tenancy.label(other.key, private) is None
 
 
+@asynccontextmanager
+async def operator_and_a(tmp_path: Path, feeds: FeedServer, sink: RecordingSink
+                         ) -> AsyncIterator[tuple[Engine, str]]:
+    """An engine whose config file has the feed "desk" (rule "everything"), and server A
+    following "wire" with a rule "troops" on its channel (yielded with the engine)."""
+    feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"))))
+    desk = {"name": "desk", "type": "feed", "url": feeds.url("/desk")}
+    async with open_engine(config(tmp_path, desk), start=False, default_sink=sink) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        yield engine, await server_rule(engine, A, "troops", "troops")
+
+
 async def test_the_operators_feed_bringing_what_a_servers_feed_stored_first_still_alerts(
         tmp_path: Path, feeds: FeedServer) -> None:
     """Dedupe was across every source: an article A's feed stored first (matched by A's rules
     only) was a duplicate when the config file's feed brought it word for word under the same
     link, so the config file's rules never saw it and the operator's channel stayed silent.
     A followed feed's copy of what the operator's feed stored first stays a duplicate."""
-    feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"))))
     sink = RecordingSink()
-    desk = {"name": "desk", "type": "feed", "url": feeds.url("/desk")}
-    async with open_engine(config(tmp_path, desk), start=False, default_sink=sink) as engine:
-        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
-        route_a = await server_rule(engine, A, "troops", "troops")
+    async with operator_and_a(tmp_path, feeds, sink) as (engine, route_a):
         await engine.run_once()  # the baselines: recorded, no alerts
         news = ("g2", "More troops reach Kharkiv")
         feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"), news)))
@@ -375,12 +384,8 @@ async def test_a_server_told_by_its_own_feed_is_not_told_again_by_the_operators_
     rules; A's rules matched it too, so A was alerted a second time (on a route with stories
     off, or when the copy fell outside the story window) and its trend counted the article
     twice. A's rules now leave the operator's copy alone."""
-    feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"))))
     sink = RecordingSink()
-    desk = {"name": "desk", "type": "feed", "url": feeds.url("/desk")}
-    async with open_engine(config(tmp_path, desk), start=False, default_sink=sink) as engine:
-        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
-        route_a = await server_rule(engine, A, "troops", "troops")
+    async with operator_and_a(tmp_path, feeds, sink) as (engine, route_a):
         await engine.configure_server_route(A, route_a, {"stories": stories})
         route_b = await server_rule(engine, B, "troops", "troops")  # B sees only the desk
         await engine.run_once()
