@@ -59,10 +59,10 @@ __all__ = [
 # Lines per batch (and transaction): the lookup index writes a segment per transaction, and
 # fewer, larger segments cost less to write and to merge.
 BATCH = 2000
-# The longest line read (an article's text is matched on its first 1,000,000 characters; a
-# feed is capped at 5 MiB): a longer one is a bad line, skipped without being held whole (a
-# 200 MB line took 2 GB, and a 1 GB line of zeros 3 GB before it was refused).
-MAX_LINE_BYTES = 8 * 2**20
+# The longest line read, as the longest file `newswatch match` reads (an article's text is
+# matched on its first 1,000,000 characters): a longer one is a bad line, skipped without
+# being held whole (a 200 MB line took 2 GB, and a 1 GB line of zeros 3 GB to be refused).
+MAX_LINE_BYTES = 32 * 2**20
 _STRINGS = ("id", "text", "url", "source")
 
 
