@@ -78,6 +78,7 @@ from watchers.store.base import (
     story_as_seen,
     story_seen,
 )
+from watchers.stories import StoryIndex
 from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key, url_of
 from watchers.trends import trend_of
@@ -558,12 +559,17 @@ class Engine:
         """Load history from a JSON Lines file (see :mod:`watchers.importer`): each article is
         stored with the matches of the running rules, in its story, and no alert. Bad lines
         are reported to ``on_bad_line`` (line number, reason) and skipped; an article stored
-        under another id than the file's (another article held it) to ``on_renamed``."""
+        under another id than the file's (another article held it) to ``on_renamed``.
+
+        The file's articles are grouped in a story index of their own, in date order: the
+        live one drops every story older than its newest article's window, so history
+        imported into a store in use, or out of order, was nearly all stories of one."""
         return await import_file(
             self.store, path, ruleset=self.watch.ruleset,
             executor=self.executor, regex_budget=self.watch.regex_budget,
             on_progress=on_progress, on_bad_line=on_bad_line, on_renamed=on_renamed,
-            stories=await self.watch.story_index(),
+            stories=(StoryIndex(self.config.stories.window)
+                     if self.watch.stories_mode is not None else None),
         )
 
     # ------------------------------------------------------------------ rules

@@ -15,7 +15,10 @@ Invariants:
   another article already holds (with other content and another link) is replaced as the
   store replaces any clashing id, and the line is reported (``on_renamed``) with the new id.
 - Given a story index, each imported article joins (or starts) its story as a polled one does,
-  so /story and lookups group history too; nothing alerts either way.
+  so /story and lookups group history too; nothing alerts either way. The lines are then taken
+  in date order (a first pass reads their dates and places; ties and lines without a readable
+  date keep the file's order, undated ones come last), since an index groups within a window
+  behind the newest article it has seen.
 - Work is done in batches of ``BATCH`` lines: parsing and matching in ``executor`` (off the
   event loop), each batch written in one transaction; a crash loses at most the batch being
   written, and importing the file again completes it (what was stored counts as duplicates).
@@ -182,6 +185,46 @@ def _lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes | int]]:
         yield number, read, line
 
 
+def _date_order(fh: BinaryIO) -> list[tuple[int, int, int]]:
+    """(line number, offset, length) of every line of the file, in the order of their dates
+    (ties, and lines of no date that can be read, in the file's order; a line that cannot be
+    read at all keeps its place after the line before it; undated lines last, as they count at
+    the import's time). A negative length: a line over :data:`MAX_LINE_BYTES`, not to be read.
+
+    Stories are grouped as articles come, within a window behind the newest: a file out of
+    date order left nearly every article a story of its own."""
+    far = int(datetime.now(UTC).timestamp() * 1e6) + 86_400_000_000  # believed up to a day on
+    keys: list[int] = []
+    where: list[tuple[int, int, int]] = []
+    offset = 0
+    last = -(2**62)
+    for number, read, raw in _lines(fh):
+        length = read - offset
+        if isinstance(raw, int):
+            where.append((number, offset, -length))
+            keys.append(last)
+        else:
+            where.append((number, offset, length))
+            key = last
+            try:
+                doc = json.loads(raw)
+                date = doc.get("date") if isinstance(doc, dict) else None
+                if date is None or date == "":
+                    key = 2**62
+                elif isinstance(date, str):
+                    when = datetime.fromisoformat(date.strip())
+                    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+                    micros = int(when.timestamp() * 1e6)
+                    key = micros if micros <= far else 2**62
+                    last = key
+            except (ValueError, RecursionError, OverflowError):
+                pass  # a bad line or date: named when it is read again, in its place
+            keys.append(key)
+        offset = read
+    order = sorted(range(len(where)), key=keys.__getitem__)  # stable: ties in file order
+    return [where[i] for i in order]
+
+
 def _open(path: Path) -> tuple[BinaryIO, int]:
     try:
         fh = path.open("rb")
@@ -215,6 +258,7 @@ class _Batch:
     last_line: int
     bytes_read: int
     numbers: list[int] = field(default_factory=list)  # each record's line
+    size: int = 0  # lines in the batch
 
 
 def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
@@ -261,7 +305,7 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
         records = [replace(rec, story=join_story(stories, rec.article,
                                                  signature(rec.article.title, rec.article.text)))
                    for rec in records]
-    return _Batch(records, bad, chunk[-1][0], chunk[-1][1], numbers)
+    return _Batch(records, bad, chunk[-1][0], chunk[-1][1], numbers, len(chunk))
 
 
 def json_problem(exc: json.JSONDecodeError) -> str:
@@ -325,9 +369,22 @@ async def import_file(
     bad: list[tuple[int, str]] = []
     renamed: list[tuple[int, str, str]] = []
 
+    def in_date_order() -> Iterator[tuple[int, int, bytes | int]]:
+        done = 0
+        for number, offset, length in _date_order(fh):
+            done += abs(length)
+            if length < 0:
+                yield number, done, -length
+                continue
+            fh.seek(offset)
+            line = fh.read(length)
+            if line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            yield number, done, line
+
     def chunks() -> Iterator[list[tuple[int, int, bytes | int]]]:
         buf: list[tuple[int, int, bytes | int]] = []
-        for item in _lines(fh):
+        for item in (in_date_order() if stories is not None else _lines(fh)):
             buf.append(item)
             if len(buf) >= batch:
                 yield buf
@@ -369,7 +426,7 @@ async def import_file(
                             on_renamed(number, rec.article.id, s.id)
                 clashes = await _clashes(store, current, stored)
                 duplicates += len(stored) - kept - len(clashes)
-                lines = current.last_line
+                lines += current.size
                 for number, reason in sorted(current.bad + clashes):
                     bad.append((number, reason))
                     if on_bad_line is not None:

@@ -464,3 +464,44 @@ def test_an_import_stopped_by_a_full_disk_says_what_is_kept(workdir: Path) -> No
     again = nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "6,000 lines · imported " in again.stderr and " · bad 0" in again.stderr
+
+
+async def test_history_is_grouped_into_stories_out_of_order_and_into_a_store_in_use(
+        tmp_path: Path) -> None:
+    """The importer placed each article in the live story index, which drops every story
+    older than its newest article's window: into a store holding today's news, or with a
+    later-dated line first, history was nearly all stories of one (149,924 stories for 149,999
+    articles of a shuffled year). Each import now groups in an index of its own, in date
+    order, as `newswatch stories` does."""
+    import shutil
+
+    from tests.conftest import SEEDS
+    from watchers.config import parse_config
+    from watchers.engine import open_engine
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = parse_config({"storage": {"path": "nw.db"},
+                        "sources": [{"name": "seeds", "type": "folder", "path": "seeds",
+                                     "settle": 0}],
+                        "rules": [{"name": "troops", "query": "troops"}]}, base_dir=tmp_path)
+    event = "Russian troops withdraw from the Kherson region after a long siege"
+    lines = [
+        json.dumps({"id": "r1", "title": event, "text": event + ", Reuters reports.",
+                    "source": "reuters",
+                    "url": "https://reuters.example/1", "date": "2025-03-01T12:00:00Z"}),
+        json.dumps({"id": "x1", "title": "Central bank leaves interest rates unchanged",
+                    "text": "Rates unchanged.", "source": "ap",
+                    "url": "https://ap.example/1", "date": "2025-12-01T09:00:00Z"}),
+        json.dumps({"id": "b1", "title": event, "text": event + ", the BBC has learnt.",
+                    "source": "bbc",
+                    "url": "https://bbc.example/1", "date": "2025-03-01T10:00:00Z"}),
+    ]
+    history = write_jsonl(tmp_path / "h.jsonl", lines)
+    async with open_engine(cfg, start=False) as engine:
+        await engine.run_once()  # today's news first: a store in use
+        summary = await engine.import_articles(history)
+        assert (summary.imported, summary.bad) == (3, 0)
+        stories = await engine.store.stories_of(["r1", "b1", "x1"])  # the file's ids kept
+    assert stories["r1"].id == stories["b1"].id
+    assert stories["x1"].id != stories["r1"].id
+    assert set(stories["r1"].outlets) == {"reuters", "bbc"}
