@@ -119,10 +119,11 @@ def _read(path: Path) -> tuple[list[StoryInput], list[str]]:
     items: list[StoryInput] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    from watchers.models import unmarked
+
     with path.open("rb") as fh:
-        for number, line in enumerate(fh, 1):
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]  # a byte order mark, as Windows tools write UTF-8
+        for number, marked in enumerate(fh, 1):
+            line = unmarked(marked)  # a byte order mark, as Windows tools write UTF-8
             try:
                 try:
                     text = line.decode("utf-8")

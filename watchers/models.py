@@ -167,6 +167,12 @@ def readable(text: str) -> str:
     return text
 
 
+def unmarked(line: bytes) -> bytes:
+    """``line`` without a UTF-8 byte order mark at its start (Windows tools write one at the
+    start of a file; two such files joined have one at the start of a line)."""
+    return line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None

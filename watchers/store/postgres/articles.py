@@ -49,7 +49,6 @@ from watchers.store._shared import (
     free_id,
     link_terms,
     same_link,
-    stored_hash,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -489,7 +488,7 @@ class ArticlesMixin(CandidateList):
     async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
         """For these content hashes, the followed feeds (their source keys) that stored an
         article of that content (one read)."""
-        marked = {stored_hash(SERVER_FEED_PREFIX, h): h for h in hashes}
+        marked = {SERVER_FEED_PREFIX + h: h for h in hashes}  # as stored_hash marks them
         if not marked:
             return {}
         found: dict[str, set[str]] = {}

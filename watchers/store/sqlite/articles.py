@@ -32,7 +32,6 @@ from watchers.store._shared import (
     free_id,
     link_terms,
     same_link,
-    stored_hash,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -346,7 +345,7 @@ class ArticlesMixin(CandidateList):
     async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
         """For these content hashes, the followed feeds (their source keys) that stored an
         article of that content (one indexed read per 500)."""
-        marked = {stored_hash(SERVER_FEED_PREFIX, h): h for h in hashes}
+        marked = {SERVER_FEED_PREFIX + h: h for h in hashes}  # as stored_hash marks them
 
         async def read(conn: aiosqlite.Connection) -> dict[str, set[str]]:
             found: dict[str, set[str]] = {}
