@@ -58,3 +58,18 @@ def test_console_says_it_is_why_alerts_go_to_the_terminal(tmp_path: Path) -> Non
     assert "--console: alerts go to this terminal" in res.stderr
     assert "no Discord token" not in res.stderr
     assert "not-a-real-token" not in res.stderr + res.stdout
+
+
+def test_stories_reads_a_byte_order_mark_at_the_start_of_any_line(tmp_path: Path) -> None:
+    """Two Windows exports joined put a byte order mark at the start of a later line: it was
+    a bad line for `stories` (and `import`), "Unexpected UTF-8 BOM"."""
+    import json
+
+    line = {"id": "a", "title": "Troops mass at the border", "date": "2022-01-20T10:00:00Z"}
+    (tmp_path / "s.jsonl").write_text(
+        "\ufeff" + json.dumps(line) + "\n" + "\ufeff" + json.dumps({**line, "id": "b"}) + "\n",
+        encoding="utf-8")
+    res = nw("stories", "s.jsonl", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(i for s in map(json.loads, res.stdout.splitlines()) for i in s["ids"]) == [
+        "a", "b"]
