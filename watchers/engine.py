@@ -47,6 +47,7 @@ from pydantic import ValidationError
 
 from watchers.config import (
     INTERNAL_KEYS,
+    MAX_DURATION,
     Config,
     FeedSourceConfig,
     RouteConfig,
@@ -1284,17 +1285,13 @@ async def probe_sources(config: Config) -> list[Probe]:
                 await source.aclose()
 
 
-# The longest window or duration taken (as parse_duration's, which /search and /mute read).
-_MAX_SPAN = timedelta(days=36_500)
-
-
 def _span(name: str, value: object) -> timedelta:
     """``value``, a window or a duration: TypeError unless a timedelta, ValueError unless more
     than nothing and at most a hundred years (0 meant "no limit" to search; a negative mute
     muted nothing; a huge one overflowed the date)."""
     if not isinstance(value, timedelta):
         raise TypeError(f"{name}: a datetime.timedelta, not {type(value).__name__}")
-    if not timedelta(0) < value <= _MAX_SPAN:
+    if not timedelta(0) < value <= MAX_DURATION:  # as parse_duration (/search, /mute)
         raise ValueError(f"{name}: more than 0 and at most 100 years, not {value}")
     return value
 
