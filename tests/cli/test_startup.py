@@ -73,6 +73,37 @@ def test_a_search_loads_no_network_discord_or_chart_code(tmp_path: Path) -> None
     assert loaded & set(NOT_IN_A_SEARCH) == set()
 
 
+def test_a_plain_search_reads_no_table_it_does_not_need(tmp_path: Path) -> None:
+    """A search of plain words reads neither the other languages' names that only fuzzy terms
+    take (30,000 of them) nor the whole word-frequency table (50,000 words); a fuzzy term
+    reads the names, and still finds through them."""
+    (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n')
+    lines = [{"id": "a1", "title": "Troops gather near the border", "text": "More troops.",
+              "url": "https://example.org/a1", "date": "2022-01-30T12:00:00+00:00",
+              "source": "example"},
+             {"id": "a2", "title": "Panzer vor München", "text": "Truppen in München.",
+              "url": "https://example.org/a2", "date": "2022-01-30T13:00:00+00:00",
+              "source": "example"}]
+    (tmp_path / "h.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert nw("import", "h.jsonl", cwd=tmp_path).returncode == 0
+    script = ("import json, sys\n"
+              "from bot.cli import main\n"
+              "from watchers.rules import variants\n"
+              "assert main(['search', sys.argv[1], '-c', 'config.toml', '--json']) == 0\n"
+              "print(json.dumps([variants._shipped_variants.cache_info().currsize,\n"
+              "                  variants._zipf_table is not None]))\n")
+    read = {}
+    for query in ("troops", "border AND troops", "munich~"):
+        result = subprocess.run([sys.executable, "-c", script, query], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        *found, tables = result.stdout.splitlines()
+        read[query] = ([json.loads(line)["id"] for line in found], json.loads(tables))
+    assert read["troops"] == (["a1"], [0, False])
+    assert read["border AND troops"] == (["a1"], [0, False])
+    assert read["munich~"][0] == ["a2"] and read["munich~"][1][0] == 1
+
+
 @pytest.mark.parametrize("argv", [
     ["run", "--once", "--role", "poll", "--lease", "90s"], ["check", "--live", "-c", "x.toml"],
     ["match", "troops", "a", "b", "--json"], ["search", "troops", "--limit", "5", "--best"],

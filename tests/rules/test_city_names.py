@@ -114,3 +114,22 @@ def test_a_fuzzy_group_is_worked_out_as_the_eager_join_would() -> None:
             assert aliases.fuzzy_of(k) == eager.get(k, frozenset()), k
         aliases.update({words[0]: [words[1]]})  # a change starts the answers afresh
         assert words[1] in aliases.fuzzy_of(words[0])
+
+
+def test_variant_tables_added_for_later_are_read_once_when_a_fuzzy_term_needs_them() -> None:
+    calls = []
+
+    def load() -> dict[str, list[str]]:
+        calls.append(1)
+        return {"wien": ["vienna", "viena"]}
+
+    later = Aliases({"kyiv": ["kiev"]})
+    later.add_variants_later(load)
+    assert later.of("kyiv") == {"kyiv", "kiev"} and calls == []  # plain words: not read
+    assert later.fuzzy_of("vienna") == {"wien", "vienna", "viena"} and calls == [1]
+    assert later.fuzzy_of("viena") == {"wien", "vienna", "viena"} and calls == [1]
+    now = Aliases({"kyiv": ["kiev"]}, variants={"wien": ["vienna", "viena"]})
+    other = Aliases({"kyiv": ["kiev"]})
+    other.add_variants_later(load)
+    assert other == now and hash(other) == hash(now) and calls == [1, 1]
+    assert shipped_aliases().fuzzy_of("munich") >= {"munchen", "monachium"}

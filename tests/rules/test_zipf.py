@@ -70,3 +70,26 @@ def test_decisions_read_from_the_table() -> None:
     assert compound_splits("cyberattack") == (("cyber", "attack"),)
     assert compound_splits("kyiv") == ()
     assert variants._zipf("the") == 7.73
+
+
+def test_the_first_words_are_searched_in_the_text_as_the_table_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short command finds its few words by a binary search of the table's sorted text, and
+    only later makes it a dict; both give the same value for every word in it, the words
+    around them and words before the first and after the last."""
+    table = dict(_load_zipf_table())
+    words = sorted(table)
+    others = ["", "0", "`", "zzzzzzzz", "aaaaaaaaaa", *(w + "q" for w in words[::97]),
+              *(w[:-1] for w in words[::89] if len(w) > 1)]
+    monkeypatch.setattr(variants, "_zipf_table", None)
+    monkeypatch.setattr(variants, "_zipf_asked", 0)
+    monkeypatch.setattr(variants, "ZIPF_SEARCHES", 10**9)
+    for w in [*words, *others]:
+        assert variants._zipf_value(w) == table.get(w), w
+    assert variants._zipf_table is None  # every answer came from the text
+    monkeypatch.setattr(variants, "ZIPF_SEARCHES", len(words) + len(others) + 3)
+    for w in ["the", "kharkiv", "stalk"]:
+        assert variants._zipf_value(w) == table.get(w)
+    assert variants._zipf_table is None
+    assert variants._zipf_value("the") == "7.73"
+    assert variants._zipf_table == table  # past the searches, the dict

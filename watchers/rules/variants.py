@@ -190,20 +190,57 @@ def _load_indel() -> Callable[[str, str], float]:
 # 2.5 and below), and reads as 0.0. Any other string is asked of wordfreq.
 ZIPF_FLOOR = 2.5
 _zipf_table: dict[str, str] | None = None
+_zipf_text: str | None = None  # the table's lines, searched until enough words were asked
+_zipf_asked = 0
 _zipf_impl: object | None = None
+# A short command asks for a handful of words (a query's terms and their splits): each is
+# found by a binary search of the table's sorted text (a few µs), and only past this many is
+# the table made a dict (about 20 ms: 50,000 words), which a process matching articles needs.
+ZIPF_SEARCHES = 2_000
 
 
 def _load_zipf_table() -> dict[str, str]:
     global _zipf_table
     if _zipf_table is None:
+        # Pairs split and zipped in C: about 15 ms for the 50,000 words; values are parsed
+        # when asked for (lookups are cached).
+        pairs = iter(_zipf_lines().split())
+        _zipf_table = dict(zip(pairs, pairs, strict=True))
+    return _zipf_table
+
+
+def _zipf_lines() -> str:
+    """The table's text without its comments: ``"word value\n"`` lines, sorted by word."""
+    global _zipf_text
+    if _zipf_text is None:
         text = resources.files(__package__).joinpath("data/zipf_en.txt").read_text("ascii")
         while text.startswith("#"):
             text = text.partition("\n")[2]
-        # Pairs split and zipped in C: about 15 ms for the 50,000 words; values are parsed
-        # when asked for (lookups are cached).
-        pairs = iter(text.split())
-        _zipf_table = dict(zip(pairs, pairs, strict=True))
-    return _zipf_table
+        _zipf_text = text
+    return _zipf_text
+
+
+def _zipf_value(word: str) -> str | None:
+    """The table's value of a plain a-z word, or None."""
+    global _zipf_asked
+    if _zipf_table is not None or _zipf_asked >= ZIPF_SEARCHES:
+        return _load_zipf_table().get(word)
+    _zipf_asked += 1
+    text = _zipf_lines()
+    lo, hi = 0, len(text)  # lo: a line's start; the line holding the word starts in [lo, hi)
+    while lo < hi:
+        # The start of the line around the middle: after lo, before hi.
+        mid = text.rfind("\n", lo, (lo + hi) // 2) + 1 or lo
+        space = text.index(" ", mid)
+        end = text.index("\n", space)
+        here = text[mid:space]
+        if here == word:
+            return text[space + 1:end]
+        if here < word:
+            lo = end + 1
+        else:
+            hi = mid
+    return None
 
 
 def _wordfreq_zipf(word: str) -> float:
@@ -230,7 +267,7 @@ def _zipf(word: str) -> float:
     """wordfreq's zipf value of ``word`` in English, or 0.0 for a plain a-z word at or below
     :data:`ZIPF_FLOOR`."""
     if word.isascii() and word.isalpha() and word.islower():
-        value = _load_zipf_table().get(word)
+        value = _zipf_value(word)
         return 0.0 if value is None else float(value)
     return _wordfreq_zipf(word)
 
@@ -515,6 +552,9 @@ class Aliases:
         self._group: dict[str, frozenset[str]] = {}
         self._distinct: dict[str, frozenset[str]] = {}
         self._variants: list[frozenset[str]] = []
+        # Tables of variants added but not read yet (the shipped ones: a short command whose
+        # query has no fuzzy term never reads their 30,000 names).
+        self._pending: list[Callable[[], Mapping[str, Sequence[str]]]] = []
         self._variant_of: dict[str, list[int]] | None = None  # key → its variant groups
         self._fuzzy: dict[str, frozenset[str]] = {}  # fuzzy_of's answers
         if table:
@@ -528,6 +568,21 @@ class Aliases:
         """Add groups that fuzzy terms take as one word (and plain words do not). ``keyed``:
         the table's words are match keys already (the shipped tables, built with
         :func:`~watchers.rules.text.key`), so they are not folded again."""
+        self._take_pending()
+        self._add_variants(table, keyed=keyed)
+
+    def add_variants_later(self, load: Callable[[], Mapping[str, Sequence[str]]]) -> None:
+        """Add the variant groups ``load()`` returns (keyed, as the shipped tables are) when
+        they are first needed: by a fuzzy term, or to compare two tables."""
+        self._pending.append(load)
+        self._variant_of = None
+        self._fuzzy = {}
+
+    def _take_pending(self) -> None:
+        while self._pending:
+            self._add_variants(self._pending.pop(0)(), keyed=True)
+
+    def _add_variants(self, table: Mapping[str, Sequence[str]], *, keyed: bool) -> None:
         fold = (lambda w: w) if keyed else _alias_key
         for head, others in table.items():
             if isinstance(others, str):
@@ -548,6 +603,7 @@ class Aliases:
             return found
         variant_of = self._variant_of
         if variant_of is None:
+            self._take_pending()
             variant_of = {}
             for i, keys in enumerate(self._variants):
                 for k in keys:
@@ -600,6 +656,9 @@ class Aliases:
         return len({id(g) for g in self._group.values()})
 
     def __eq__(self, other: object) -> bool:
+        self._take_pending()
+        if isinstance(other, Aliases):
+            other._take_pending()
         return (
             isinstance(other, Aliases)
             and self._group == other._group
@@ -608,6 +667,7 @@ class Aliases:
         )
 
     def __hash__(self) -> int:
+        self._take_pending()
         return hash((frozenset(self._group.items()), frozenset(self._distinct.items()),
                      frozenset(self._variants)))
 
@@ -634,19 +694,25 @@ def _alias_key(word: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _shipped_tables() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
-    """(aliases, distinct, variants): ``data/aliases.toml``, and for fuzzy terms the countries'
-    and cities' names in other languages, ``data/exonyms.toml`` and ``data/cities.json`` (built
-    by bench/build_exonyms.py)."""
+def _shipped_tables() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(aliases, distinct): ``data/aliases.toml``."""
     data = resources.files(__package__).joinpath("data")
     table = tomllib.loads(data.joinpath("aliases.toml").read_text("utf-8"))
+    return table["aliases"], table.get("distinct", {})
+
+
+@lru_cache(maxsize=1)
+def _shipped_variants() -> dict[str, list[str]]:
+    """For fuzzy terms, the countries' and cities' names in other languages,
+    ``data/exonyms.toml`` and ``data/cities.json`` (built by bench/build_exonyms.py)."""
+    data = resources.files(__package__).joinpath("data")
     variants: dict[str, list[str]] = {}
     exonyms = tomllib.loads(data.joinpath("exonyms.toml").read_text("utf-8"))["aliases"]
     cities = json.loads(data.joinpath("cities.json").read_text("utf-8"))["aliases"]
     for table_of in (exonyms, cities):
         for head, others in table_of.items():
             variants.setdefault(head, []).extend(others)
-    return table["aliases"], table.get("distinct", {}), variants
+    return variants
 
 
 def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases:
@@ -670,16 +736,16 @@ def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases
 
 @lru_cache(maxsize=64)
 def _extended(sig: tuple[tuple[str, tuple[str, ...]], ...]) -> Aliases:
-    table, distinct, variants = _shipped_tables()
+    table, distinct = _shipped_tables()
     aliases = Aliases(table, distinct)
-    aliases.add_variants(variants, keyed=True)
+    aliases.add_variants_later(_shipped_variants)
     aliases.update(dict(sig))
     return aliases
 
 
 @lru_cache(maxsize=1)
 def _shipped_default() -> Aliases:
-    table, distinct, variants = _shipped_tables()
+    table, distinct = _shipped_tables()
     aliases = Aliases(table, distinct)
-    aliases.add_variants(variants, keyed=True)
+    aliases.add_variants_later(_shipped_variants)
     return aliases
