@@ -34,7 +34,9 @@ every language's and era's name there, with no language tag, so a name is kept o
   web2 dictionary, or a common given or family name, or a word's plural: "Soul" for Seoul,
   "Lime" for Lima, "Deli" for Delhi, "Angara", a river, for Ankara). English names that English
   text uses as often as a word (Peking, Bombay, Kiev, Teheran) are left out with them: the
-  word lists cannot tell the city from the word or the other name.
+  word lists cannot tell the city from the word or the other name. A name is not called
+  common for being the singular of one of its city's own names: "Athen" (German) reads as
+  common only because "Athens" is.
 
 Run from the repo root with the build's packages installed (they are not dependencies of
 newswatch; the shipped files are): ``pip install -e '.[lexicon]' && python bench/build_exonyms.py``.
@@ -55,6 +57,9 @@ sys.path.insert(0, str(REPO))
 
 from watchers.rules.text import key  # noqa: E402
 from watchers.rules.variants import (  # noqa: E402
+    COMMON_ZIPF,
+    _load_lexicon,
+    _zipf,
     is_common_word,
     is_known_word,
     load_word_tables,
@@ -168,7 +173,12 @@ def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]],
         for k in (head, *others):
             hand_group[key(k)] = key(head)
 
-    def known(k: str) -> bool:
+    lexicon = _load_lexicon()
+
+    def known(k: str, names: set[str]) -> bool:
+        if k + "s" in names:  # "Athen" is common only as the city's own "Athens"
+            return (_zipf(k) >= COMMON_ZIPF or k in dictionary or k in people
+                    or k in lexicon[0] or k in lexicon[1])
         return (is_known_word(k) or k in dictionary or k in people
                 or (k.endswith("s") and is_common_word(k[:-1])))
 
@@ -191,6 +201,7 @@ def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]],
         if head is None or head in country_keys:
             continue
         pop = c["population"]
+        names = {head} | {k for n in c["alternatenames"] if (k := _city_single(n)) is not None}
         for n in c["alternatenames"]:
             k = _city_single(n)
             if k is None or k == head:
@@ -203,7 +214,7 @@ def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]],
                 left_out["another place's name"] += 1
             elif k in country_keys:
                 left_out["a country's name"] += 1
-            elif known(k):
+            elif known(k, names):
                 left_out["an English word or common name"] += 1
             elif k in hand_group and hand_group[k] != hand_group.get(head, head):
                 left_out["in another group by hand"] += 1
