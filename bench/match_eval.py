@@ -17,6 +17,9 @@ The set lives in ``tests/data/eval``:
 - ``probe3.tsv``: 307 pairs over 166 terms built the same way, later, and scored once before
   and after the cities' names in other languages (``data/cities.json``) that were built
   without it.
+- ``probe4.tsv``: 325 pairs over 176 terms built the same way, later still, and scored once
+  before and after the countries' short names in other languages (the CLDR's, built without
+  it).
 - ``sentences.jsonl``: sentences from ``../shared/corpora/articles`` (and a few with typos put
   in, marked ``synthetic``), each with a fuzzy query and the spans it should hit. Scored per
   span: a hit at an expected start is a true positive, any other hit a false positive.
@@ -316,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     _pair_table(eval_pairs(args.verbose, name="probe2.tsv"))
     print("\na third, built the same way (probe3.tsv, 307 pairs over 166 terms):", end="")
     _pair_table(eval_pairs(args.verbose, name="probe3.tsv"))
+    print("\na fourth, built the same way (probe4.tsv, 325 pairs over 176 terms):", end="")
+    _pair_table(eval_pairs(args.verbose, name="probe4.tsv"))
     return 0
 
 

@@ -71,21 +71,33 @@ def test_a_second_unseen_set_loses_no_ground() -> None:
     """probe2.tsv: 202 pairs over 123 terms from every region, built without the matcher in
     view. Scored once as built: 76 of its 102 spellings taken, 93 of its 100 look-alikes
     refused; with the countries' names in other languages, 80 and 93; with the cities' names
-    (Wien, Tiflis, Halab, Dacca, ...), 89 and 93."""
+    (Wien, Tiflis, Halab, Dacca, ...), 89 and 93; with the countries' short names (the
+    CLDR's) and the rare words kept (Katar, Kuba), 92 and 93."""
     rows = _eval_module().eval_pairs(name="probe2.tsv")
     assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) == 202
-    assert sum(c.tp for c in rows.values()) >= 89
+    assert sum(c.tp for c in rows.values()) >= 92
     assert sum(c.tn for c in rows.values()) >= 93
 
 
 def test_a_third_unseen_set_loses_no_ground() -> None:
     """probe3.tsv: 307 pairs over 166 terms, built the same way later. Scored as built: 120 of
     its 154 spellings taken and 147 of its 153 look-alikes refused before the cities' names in
-    other languages, 131 and 147 with them."""
+    other languages, 131 and 147 with them; 133 and 147 with the countries' short names and
+    German "Athen"."""
     rows = _eval_module().eval_pairs(name="probe3.tsv")
     assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) == 307
-    assert sum(c.tp for c in rows.values()) >= 131
+    assert sum(c.tp for c in rows.values()) >= 133
     assert sum(c.tn for c in rows.values()) >= 147
+
+
+def test_a_fourth_unseen_set_loses_no_ground() -> None:
+    """probe4.tsv: 325 pairs over 176 terms, built the same way later still. Scored as built:
+    135 of its 172 spellings taken and 141 of its 153 look-alikes refused; 140 and 141 with the
+    countries' short names in other languages."""
+    rows = _eval_module().eval_pairs(name="probe4.tsv")
+    assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) == 325
+    assert sum(c.tp for c in rows.values()) >= 140
+    assert sum(c.tn for c in rows.values()) >= 141
 
 
 def test_original_pairs_stay_perfect() -> None:
