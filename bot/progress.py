@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 
@@ -33,7 +35,7 @@ class ProgressBar:
                 return
             filled = int(WIDTH * share) if share is not None else 0
             bar = "#" * filled + "." * (WIDTH - filled)
-            sys.stderr.write(f"\r\x1b[K[{bar}] {shown} {counts}")
+            sys.stderr.write("\r\x1b[K" + fitted(f"[{bar}] {shown} {counts}", f"{shown} {counts}"))
             sys.stderr.flush()
             self.drawn = True
         elif now - self.last >= every:
@@ -53,3 +55,23 @@ class ProgressBar:
             sys.stderr.write("\n")
             sys.stderr.flush()
             self.drawn = False
+
+
+def fitted(line: str, short: str) -> str:
+    """``line`` if it fits the terminal's width, else ``short`` (the line without its bar),
+    cut to fit: a line that wraps cannot be redrawn in place, and every redraw would leave a
+    line behind."""
+    columns = _columns() - 1  # not the last column: a line filling it wraps on some terminals
+    if len(line) <= columns:
+        return line
+    short = short.strip()
+    return short if len(short) <= columns else short[: max(columns - 1, 0)] + "…"
+
+
+def _columns() -> int:
+    """The width of the terminal the bar is drawn on (stderr), else what the environment or
+    stdout's terminal says, else 80."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return shutil.get_terminal_size(fallback=(80, 24)).columns

@@ -505,3 +505,44 @@ async def test_history_is_grouped_into_stories_out_of_order_and_into_a_store_in_
     assert stories["r1"].id == stories["b1"].id
     assert stories["x1"].id != stories["r1"].id
     assert set(stories["r1"].outlets) == {"reuters", "bbc"}
+
+
+@pytest.mark.parametrize("columns", [40, 12])
+def test_the_bar_on_a_narrow_terminal_fits_its_width(workdir: Path, columns: int) -> None:
+    """On a terminal the bar is redrawn in place; a line wider than the terminal wraps and
+    every redraw leaves a line behind. The real command on a pseudo-terminal that wide: each
+    redraw fits (the bar left out first, then the counts cut)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    from tests.cli.test_cli import EXE
+
+    write_jsonl(workdir / "h.jsonl", [json.dumps(g) for g in GOOD])
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "DISCORD_TOKEN")}
+    try:
+        proc = subprocess.run([*EXE, "import", "h.jsonl", "-c", "config.toml"], cwd=workdir,
+                              stderr=follower, stdout=subprocess.DEVNULL, env=env, timeout=60)
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the follower is closed: all read
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    text = out.decode("utf-8")
+    draws = [d.split("\r\n")[0] for d in text.split("\r\x1b[K")[1:]]
+    assert draws and draws[-1].startswith("100%")  # the bar left out
+    assert all(0 < len(d) < columns for d in draws), draws
+    assert "imported 3" in text  # the summary line after it is whole
