@@ -443,7 +443,11 @@ async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
     say(f"{args.file}: {summary.lines:,} line{'' if summary.lines == 1 else 's'} · imported "
         f"{summary.imported:,}{renamed} · duplicates {summary.duplicates:,} · bad "
         f"{summary.bad:,}")
-    return EXIT_OK if not summary.bad else EXIT_ERROR
+    if summary.changed:
+        say(f"{args.file}: the file changed while it was read (written to, cut short or "
+            "replaced): lines may be missing. Once it is complete, the same command again "
+            "imports what is missing and skips what is stored")
+    return EXIT_OK if not summary.bad and not summary.changed else EXIT_ERROR
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -104,6 +104,9 @@ class ImportSummary:
     duplicates: int
     bad_lines: tuple[tuple[int, str], ...]
     renamed: tuple[tuple[int, str, str], ...] = ()
+    # The file changed while it was read (written to, cut short or replaced): lines may be
+    # missing that the same import again would find.
+    changed: bool = False
 
     @property
     def bad(self) -> int:
@@ -374,6 +377,7 @@ async def import_file(
     engine's own words, as the matcher's tokens give them when there are)."""
     loop = asyncio.get_running_loop()
     fh, total = await loop.run_in_executor(executor, _open, Path(path))
+    read_from = _version(os.fstat(fh.fileno()))
     imported = duplicates = lines = 0
     bad: list[tuple[int, str]] = []
     renamed: list[tuple[int, str, str]] = []
@@ -440,4 +444,17 @@ async def import_file(
                 if on_progress is not None:
                     on_progress(ImportProgress(lines, current.bytes_read, total, imported,
                                                duplicates, len(bad)))
-    return ImportSummary(lines, imported, duplicates, tuple(bad), tuple(renamed))
+        changed = _version(os.fstat(fh.fileno())) != read_from or _changed(Path(path), read_from)
+    return ImportSummary(lines, imported, duplicates, tuple(bad), tuple(renamed), changed)
+
+
+def _version(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _changed(path: Path, read_from: tuple[int, int, int, int]) -> bool:
+    """Whether ``path`` now names another file, or the same one changed, than the one read."""
+    try:
+        return _version(os.stat(path)) != read_from
+    except OSError:  # removed (or renamed away) while it was read: what was read is whole
+        return False

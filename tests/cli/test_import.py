@@ -546,3 +546,54 @@ def test_the_bar_on_a_narrow_terminal_fits_its_width(workdir: Path, columns: int
     assert draws and draws[-1].startswith("100%")  # the bar left out
     assert all(0 < len(d) < columns for d in draws), draws
     assert "imported 3" in text  # the summary line after it is whole
+
+
+@pytest.mark.parametrize("change", ["cut short", "written to", "replaced"])
+def test_a_file_changed_while_it_is_imported_is_named_and_the_rest_comes_with_a_second_run(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        change: str) -> None:
+    """A file cut short (or written to, or replaced) while it is imported: its later lines
+    were silently missing. The import says the file changed and exits 1; once the file is
+    whole again, the same command imports what is missing."""
+    monkeypatch.chdir(workdir)
+    lines = [json.dumps({"id": f"c{i}", "title": f"Convoy report number {i}",
+                         "text": f"Trucks moved in sector {i}.", "date": "2022-01-05"})
+             for i in range(5000)]  # three batches
+    whole = "".join(line + "\n" for line in lines)
+    path = workdir / "many.jsonl"
+    path.write_text(whole, encoding="utf-8")
+    progress = cli._ImportReport.progress
+
+    def changing(self: Any, p: Any) -> None:
+        progress(self, p)
+        if p.lines == 2000:  # once the first batch is stored
+            if change == "cut short":
+                with path.open("r+b") as fh:
+                    fh.truncate(len(whole) // 3)
+            elif change == "written to":
+                with path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"id": "late", "title": "A late line"}) + "\n")
+            else:
+                (workdir / "new.jsonl").write_text(whole[: len(whole) // 2], encoding="utf-8")
+                (workdir / "new.jsonl").replace(path)
+
+    monkeypatch.setattr(cli._ImportReport, "progress", changing)
+    assert cli.main(["import", "many.jsonl", "-c", "config.toml"]) == 1
+    err = capsys.readouterr().err
+    assert "many.jsonl: the file changed while it was read" in err, err
+    assert "the same command again imports what is missing" in err and "Traceback" not in err
+    path.write_text(whole, encoding="utf-8")
+    monkeypatch.setattr(cli._ImportReport, "progress", progress)
+    assert cli.main(["import", "many.jsonl", "-c", "config.toml"]) == 0
+    assert "changed while" not in capsys.readouterr().err
+    with closing(sqlite3.connect(workdir / "nw.db")) as con:
+        ids = {i for (i,) in con.execute("SELECT id FROM articles")}
+    assert {f"c{i}" for i in range(5000)} <= ids
+
+
+async def test_an_import_of_a_file_that_stays_as_it_was_is_not_changed(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    write_jsonl(path, [json.dumps(g) for g in GOOD])
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        summary = await import_file(store, path, ruleset=RuleSet([]))
+    assert summary.imported == len(GOOD) and not summary.changed
