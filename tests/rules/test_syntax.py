@@ -134,6 +134,8 @@ def test_hyphenated_and_dotted_terms() -> None:
         ("a NEAR/5 (b AND c)", 3, "expected words, phrases or an OR"),
         ("-football", 1, "at least one positive term"),
         ("NOT football", 1, "at least one positive term"),
+        ("  -football", 3, "at least one positive term"),
+        ("\t NOT football", 3, "at least one positive term"),
         ("talks OR -football", 10, "each side of OR needs a positive term"),
         ("colour:red", 1, "unknown field"),
         ("title:", 7, "expected a term after 'title:'"),

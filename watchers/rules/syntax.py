@@ -709,7 +709,7 @@ def _check_positive(node: Node, query: str) -> None:
         raise QuerySyntaxError(
             "a query needs at least one positive term; expected a term that must appear",
             query,
-            1,
+            len(query) - len(query.lstrip()) + 1,  # its first term, after any spaces
         )
 
 
