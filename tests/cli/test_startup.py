@@ -124,3 +124,26 @@ def test_the_one_command_parser_reads_as_the_whole_one(
             parser.parse_args([*words, "--help"])
         helps.append(capsys.readouterr().out)
     assert helps[0] == helps[1] and helps[0].startswith(f"usage: newswatch {' '.join(words)}")
+
+
+def test_ctrl_c_while_the_program_loads_ends_quietly_with_130() -> None:
+    """Ctrl-C in the first tens of milliseconds, while `newswatch` imports its modules, showed
+    a traceback of whichever module was loading; it ends as Ctrl-C anywhere else does."""
+    script = ("import builtins, sys\n"
+              "real = builtins.__import__\n"
+              "def interrupted(name, *args, **kwargs):\n"
+              "    if name == 'bot.cli':\n"
+              "        raise KeyboardInterrupt\n"
+              "    return real(name, *args, **kwargs)\n"
+              "builtins.__import__ = interrupted\n"
+              "from bot.entry import run\n"
+              "sys.exit(run())\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 130 and result.stderr == "", result.stderr
+    # and the installed command and `python -m bot` both start through it
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"newswatch": "bot.entry:run"}
+    assert "from bot.entry import run" in (REPO / "bot" / "__main__.py").read_text()

@@ -4,8 +4,13 @@ usable: the next write commits, and what the cancelled one wrote is either whole
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
-from watchers.store import SourceState, Store
+from tests.conftest import REPO
+from watchers.store import SourceState, SqliteStore, Store
 
 
 async def test_a_write_cancelled_while_it_begins_leaves_the_store_usable(store: Store) -> None:
@@ -21,3 +26,47 @@ async def test_a_write_cancelled_while_it_begins_leaves_the_store_usable(store: 
     names = {s.name: s.polls for s in await store.all_source_states()}
     assert all(names[f"kept{i}"] == 2 for i in range(30))
     assert all(names.get(f"gone{i}", 1) == 1 for i in range(30))
+
+
+async def test_an_open_cancelled_while_it_connects_releases_the_lock_and_its_thread(
+        tmp_path: Path) -> None:
+    """Opening a store cancelled while its connection is being made (Ctrl-C at start, a
+    timeout) kept the process lock, so the next open in the process was refused as if another
+    process held the store, and left the connection's thread behind."""
+    threads = threading.active_count()
+    for steps in range(4):  # cancelled at different points of the opening
+        task = asyncio.ensure_future(SqliteStore.open(tmp_path / "nw.db"))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        (opened,) = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(opened, SqliteStore):
+            await opened.aclose()  # it had opened before the cancel came
+        else:
+            assert isinstance(opened, asyncio.CancelledError)
+        async with await SqliteStore.open(tmp_path / "nw.db") as store:
+            await store.save_source_states([SourceState(f"s{steps}", polls=1)])
+    for _ in range(100):
+        if threading.active_count() <= threads:
+            break
+        await asyncio.sleep(0.01)
+    assert threading.active_count() <= threads
+
+
+def test_ctrl_c_while_a_store_opens_ends_without_a_traceback(tmp_path: Path) -> None:
+    """The connection's thread handed its result to the event loop after asyncio.run had
+    closed it: "RuntimeError: Event loop is closed" from a thread on the way out."""
+    script = (
+        "import asyncio, sys\n"
+        "from watchers.store import SqliteStore\n"
+        "async def main():\n"
+        "    task = asyncio.ensure_future(SqliteStore.open(sys.argv[1]))\n"
+        "    await asyncio.sleep(0)\n"
+        "    task.cancel()\n"
+        "    await asyncio.gather(task, return_exceptions=True)\n"
+        "asyncio.run(main())\n"
+    )
+    for _ in range(5):
+        result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "nw.db")],
+                                capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -127,16 +127,29 @@ class Db:
                 _make_parent(path)
             _check_header(path, readonly=readonly)
         lock_fd = take_process_lock(path) if lock and not readonly and not memory else None
+        if readonly and not memory:
+            connecting = aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None,
+                                           timeout=BUSY_TIMEOUT_S)
+        else:
+            connecting = aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        # The connection's own thread connects; shielded, a cancellation (Ctrl-C, a timeout)
+        # lets it finish and close here. Cancelled mid-way, the thread went on and handed its
+        # result to the event loop after the loop had closed: a traceback on the way out, or,
+        # where SIGPIPE is not ignored, the process killed by it before it could say a word.
+        task = asyncio.ensure_future(_connected(connecting))
         try:
-            if readonly and not memory:
-                conn = await aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None,
-                                               timeout=BUSY_TIMEOUT_S)
-            else:
-                conn = await aiosqlite.connect(path, isolation_level=None,
-                                               timeout=BUSY_TIMEOUT_S)
+            conn = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with suppress(BaseException):
+                await (await task).close()
+            release_process_lock(lock_fd)
+            raise
         except sqlite3.Error as exc:
             release_process_lock(lock_fd)
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        except BaseException:
+            release_process_lock(lock_fd)
+            raise
         return cls(conn, path, lock_fd)
 
     def remember_identity(self) -> None:
@@ -290,6 +303,10 @@ class Tx:
         # executescript() would COMMIT first; run statement by statement instead.
         for stmt in split_sql(script):
             await self.conn.execute(stmt)
+
+
+async def _connected(connecting: aiosqlite.Connection) -> aiosqlite.Connection:
+    return await connecting
 
 
 def _make_parent(path: str) -> None:
