@@ -638,9 +638,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # command is the first word; anything else (-h, a typo) gets the whole parser.
     try:
         args = build_parser(argv[0] if argv else None).parse_args(argv)
+        from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
     except KeyboardInterrupt:  # Ctrl-C while the command starts
         return 130
-    from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
 
     try:
         return int(args.func(args))
@@ -667,6 +667,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if _interrupted(exc):
+            return 130
+        raise
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C that a library wrapped: pydantic-core turns one that lands
+    while it builds a model's validator (the config's models, at their first import) into a
+    SchemaError naming it."""
+    return type(exc).__name__ == "SchemaError" and "KeyboardInterrupt" in str(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ short is measured, never asserted."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,42 @@ def test_ctrl_c_while_the_program_loads_ends_quietly_with_130() -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"newswatch": "bot.entry:run"}
     assert "from bot.entry import run" in (REPO / "bot" / "__main__.py").read_text()
+
+
+@pytest.mark.parametrize("module", ["bot.cli", "watchers.errors", "watchers.config"])
+def test_ctrl_c_while_a_command_loads_ends_quietly_with_130(module: str, tmp_path: Path) -> None:
+    """Past the program's own modules, a command loads the errors, then the config's models,
+    whose validators pydantic-core builds; a Ctrl-C landing there came out as a traceback
+    (pydantic-core wraps it in a SchemaError that names it)."""
+    raise_it = ("raise KeyboardInterrupt" if module != "watchers.config" else
+                "import pydantic_core\n"
+                "        raise pydantic_core.SchemaError("
+                "'Error building \"literal\" validator:\\n  KeyboardInterrupt: ')")
+    script = ("import builtins, sys\n"
+              "real = builtins.__import__\n"
+              "def interrupted(name, *args, **kwargs):\n"
+              f"    if name == {module!r}:\n"
+              f"        {raise_it}\n"
+              "    return real(name, *args, **kwargs)\n"
+              "builtins.__import__ = interrupted\n"
+              "from bot.entry import run\n"
+              "sys.exit(run())\n")
+    (tmp_path / "h.jsonl").write_text("")
+    result = subprocess.run([sys.executable, "-c", script, "stories", "h.jsonl"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 130 and result.stderr == "", result.stderr
+
+
+def test_a_schema_error_that_is_not_a_ctrl_c_is_not_hidden(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pydantic_core
+
+    from bot import cli, stories_cli
+
+    def broken(args: object) -> int:
+        raise pydantic_core.SchemaError("Error building \"model\" validator: bad")
+
+    monkeypatch.setattr(stories_cli, "run", broken)
+    with pytest.raises(pydantic_core.SchemaError):
+        cli.main(["stories", "nothing.jsonl"])
