@@ -275,15 +275,21 @@ async def search(
     vocab = None
     if _needs_words(node):
         async with _words_lock(store):
-            vocab = await index_vocabulary(store)
-            if vocab is not None:
-                # Comparing a term with every index word is CPU work: off the event loop.
-                try:
-                    fts, fuzzy = await loop.run_in_executor(
-                        executor, _expand, node, float(threshold), vocab, table,
-                        started + budget)
-                except _OutOfTime:
-                    return Lookup([], True, 0)
+            try:
+                vocab = await index_vocabulary(store)
+                if vocab is not None:
+                    # Comparing a term with every index word is CPU work: off the event loop.
+                    try:
+                        fts, fuzzy = await loop.run_in_executor(
+                            executor, _expand, node, float(threshold), vocab, table,
+                            started + budget)
+                    except _OutOfTime:
+                        return Lookup([], True, 0)
+            except asyncio.CancelledError:
+                # A cancelled lookup (a timeout, Ctrl-C) leaves its thread running on the word
+                # list, extending it or making its keys: the next lookup reads a list of its own.
+                _WORDS.pop(store, None)
+                raise
     if vocab is None:
         fts = index_query(node, table)
     if fts == NOTHING:

@@ -4,8 +4,11 @@ what a full scan finds; the list follows every way an article is indexed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +244,63 @@ async def test_a_query_of_thousands_of_fuzzy_terms_stops_at_its_budget_while_exp
         cut = await search(store, query, limit=5, budget=1e-9)
     assert cut.truncated and cut.hits == []
     assert len(expanded) < 2_800, "every term was expanded before the budget was looked at"
+
+
+class _HeldExecutor(ThreadPoolExecutor):
+    """Runs a lookup's term expansion in a thread of its own, held until ``go`` is set, and
+    notes every word list two expansions worked on at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=4)
+        self.go = threading.Event()
+        self.started = threading.Event()
+        self.busy: list[int] = []
+        self.shared: list[int] = []
+        self._guard = threading.Lock()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        lists = [id(a) for a in args if isinstance(a, Vocabulary)]
+        if not lists:  # not an expansion (the matching of candidates)
+            return super().submit(fn, *args, **kwargs)
+        vocab = lists[0]
+
+        def held() -> Any:
+            with self._guard:
+                if vocab in self.busy:
+                    self.shared.append(vocab)
+                self.busy.append(vocab)
+            self.started.set()
+            self.go.wait(30)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._guard:
+                    self.busy.remove(vocab)
+        return super().submit(held)
+
+
+async def test_a_cancelled_fuzzy_lookup_leaves_the_next_its_own_word_list(
+        tmp_path: Path) -> None:
+    # A lookup cancelled (a timeout, Ctrl-C) while its thread expands its terms: the thread
+    # goes on making the word list's keys. The next lookup sharing that list read it half made
+    # (IndexError on every later fuzzy lookup of the store).
+    db = tmp_path / "nw.db"
+    await _fill(db, articles())
+    held = _HeldExecutor()
+    async with await SqliteStore.open(db) as store:
+        expected = {h.article.title for h in await search(store, "kyiv~", limit=100)}
+        first = asyncio.ensure_future(search(store, "kremlin~", executor=held))
+        while not held.started.is_set():
+            await asyncio.sleep(0.01)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        second = asyncio.ensure_future(search(store, "kyiv~", limit=100, executor=held))
+        await asyncio.sleep(0.2)  # the second expansion starts while the first still runs
+        held.go.set()
+        found = await asyncio.wait_for(second, 30)
+        assert {h.article.title for h in found} == expected
+        assert held.shared == []
+        # and later lookups still work
+        assert {h.article.title for h in await search(store, "kyiv~", limit=100)} == expected
+    held.shutdown()
