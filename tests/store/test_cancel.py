@@ -4,9 +4,11 @@ usable: the next write commits, and what the cancelled one wrote is either whole
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -51,6 +53,63 @@ async def test_an_open_cancelled_while_it_connects_releases_the_lock_and_its_thr
             break
         await asyncio.sleep(0.01)
     assert threading.active_count() <= threads
+
+
+async def test_an_open_cancelled_twice_closes_its_connection_before_it_gives_up(
+        tmp_path: Path) -> None:
+    """A second cancellation (a timeout, another Ctrl-C) while the first was handled stopped
+    the closing of the half-made connection: the lock was released with the connection still
+    being made, and its thread was left behind (or answered a closed loop on the way out)."""
+    threads = threading.active_count()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for first in range(8):
+            for second in range(3):
+                task = asyncio.ensure_future(SqliteStore.open(tmp_path / "nw.db"))
+                for _ in range(first):
+                    await asyncio.sleep(0)
+                task.cancel()
+                for _ in range(second):
+                    await asyncio.sleep(0)
+                task.cancel()
+                (opened,) = await asyncio.gather(task, return_exceptions=True)
+                if isinstance(opened, SqliteStore):
+                    await opened.aclose()
+                else:
+                    assert isinstance(opened, asyncio.CancelledError)
+                async with await SqliteStore.open(tmp_path / "nw.db") as store:
+                    await store.save_source_states([SourceState(f"s{first}{second}", polls=1)])
+        await asyncio.sleep(0.1)
+        gc.collect()
+    # a connection nobody closed says so when it is collected
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    for _ in range(100):
+        if threading.active_count() <= threads:
+            break
+        await asyncio.sleep(0.01)
+    assert threading.active_count() <= threads
+
+
+async def test_a_bulk_load_cancelled_as_it_begins_gives_back_the_page_cache(
+        tmp_path: Path) -> None:
+    """An import cancelled while it set its large page cache kept that cache for the rest of
+    the connection's life (64 MiB more for a process that goes on running)."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        async def cache() -> int:
+            (size,) = (await store._db.fetchall("PRAGMA cache_size"))[0]
+            return int(size)
+
+        before = await cache()
+        for steps in range(1, 30):
+            async def load() -> None:
+                async with store.bulk_load():
+                    await asyncio.sleep(5)
+            task = asyncio.ensure_future(load())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert await cache() == before, f"cancelled after {steps} steps"
 
 
 def test_ctrl_c_while_a_store_opens_ends_without_a_traceback(tmp_path: Path) -> None:

@@ -375,3 +375,26 @@ async def test_a_lost_writer_lock_is_taken_again_or_writing_stops(pg_database: s
                 pytest.fail("the store kept writing without its writer lock")
     finally:
         await admin.close()
+
+
+async def test_a_close_cancelled_part_way_still_closes_every_connection(
+        pg_database: str) -> None:
+    """Closing cut short (a timeout around the store's block, Ctrl-C) left the pool and the
+    writer lock's session open, and closing again did nothing: a server connection each."""
+    name = pg_database.rsplit("/", 1)[1].split("?")[0]
+    for steps in range(5):
+        store = await PostgresStore.open(pg_database)
+        await store.integrity_check()  # the pool has a connection
+        task = asyncio.ensure_future(store.aclose())
+        for _ in range(1 + steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.aclose()
+    conn = await asyncpg.connect(database_url(pg_database, "postgres"))
+    try:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name)
+    finally:
+        await conn.close()
+    assert left == 0

@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
+from watchers._finish import finish
 from watchers.errors import StoreError, StoreUnavailableError
 
 __all__ = ["LOCKS", "Listener", "Pg", "describe", "now"]
@@ -246,6 +247,11 @@ class Pg:
         if self._closed:
             return
         self._closed = True
+        # To its end: cut short by a cancellation (a timeout around the store's block, Ctrl-C),
+        # the pool and the lock session stayed open, and closing again did nothing.
+        await finish(self._close())
+
+    async def _close(self) -> None:
         for task in (self._reconnect, self._retaking):
             if task is not None:
                 task.cancel()

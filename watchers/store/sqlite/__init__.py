@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from watchers._finish import finish
 from watchers.store._shared import ListedWords
 from watchers.store.sqlite._db import Db
 from watchers.store.sqlite.acks import AcksMixin
@@ -107,12 +108,13 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         back page by page. Durability is unchanged: every batch is still its own transaction,
         with the store's journal and synchronous settings."""
         (before,) = (await self._db.fetchall("PRAGMA cache_size"))[0]
-        await _pragmas(self._db, f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
         try:
+            # Inside: a cancellation while it is set (its thread sets it all the same) restores.
+            await _pragmas(self._db, f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
             yield
         finally:
             if not self._db.closed:
-                await _pragmas(self._db, f"PRAGMA cache_size={int(before)}")
+                await finish(_pragmas(self._db, f"PRAGMA cache_size={int(before)}"))
 
     async def integrity_check(self) -> str:
         rows = await self._db.fetchall("PRAGMA integrity_check")

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiosqlite
 from pydantic import BaseModel
 
+from watchers._finish import finish
 from watchers.errors import StoreError
 
 if TYPE_CHECKING:
@@ -140,8 +141,9 @@ class Db:
         try:
             conn = await asyncio.shield(task)
         except asyncio.CancelledError:
+            # However many cancellations arrive, the lock is released once the thread is done.
             with suppress(BaseException):
-                await (await task).close()
+                await finish(_close_when_connected(task))
             release_process_lock(lock_fd)
             raise
         except sqlite3.Error as exc:
@@ -167,7 +169,8 @@ class Db:
             return
         self._closed = True
         try:
-            await self.conn.close()
+            # To its end: the lock is not released while the thread still closes.
+            await finish(self.conn.close())
         except sqlite3.Error as exc:
             raise self.error(exc) from exc
         finally:
@@ -307,6 +310,11 @@ class Tx:
 
 async def _connected(connecting: aiosqlite.Connection) -> aiosqlite.Connection:
     return await connecting
+
+
+async def _close_when_connected(task: asyncio.Future[aiosqlite.Connection]) -> None:
+    with suppress(Exception):
+        await (await task).close()
 
 
 def _make_parent(path: str) -> None:
