@@ -290,8 +290,7 @@ async def test_a_cancelled_fuzzy_lookup_leaves_the_next_its_own_word_list(
     async with await SqliteStore.open(db) as store:
         expected = {h.article.title for h in await search(store, "kyiv~", limit=100)}
         first = asyncio.ensure_future(search(store, "kremlin~", executor=held))
-        while not held.started.is_set():
-            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(held.started.wait, 30)
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
