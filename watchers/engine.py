@@ -45,6 +45,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
+from watchers._finish import finish
 from watchers.config import (
     INTERNAL_KEYS,
     MAX_DURATION,
@@ -902,13 +903,21 @@ class Engine:
         if source.name in self.watch.source_names():
             raise NewswatchError(f"a source named {source.name!r} already exists")
         # Building the FeedSource checks the validated URL against the same allowlist, before
-        # anything is stored.
-        await self.watch.add_source(source)
-        await self.store.put_source(source)
+        # anything is stored. Started and stored as one step: cut short between the two (a
+        # cancelled command), the feed ran unstored, and adding it again was refused.
+        await finish(self._start_and_store(source))
         # A new source has no health yet: one view, not every source's (imports add hundreds).
         state = await self.store.source_state(source.name) or SourceState(source.name)
         return SourceView(source.name, source.type, describe_source(source), source.every,
                           source.origin, state)
+
+    async def _start_and_store(self, source: FeedSourceConfig) -> None:
+        await self.watch.add_source(source)
+        try:
+            await self.store.put_source(source)
+        except BaseException:
+            await self.watch.remove_source(source.name)
+            raise
 
     async def _follow(self, source: FeedSourceConfig, guild: int) -> SourceView:
         own = self.tenancy.follows_of(guild)
@@ -930,26 +939,32 @@ class Engine:
         if source.name not in own and len(own) >= limit:
             raise NewswatchError(f"this server has {len(own)} sources, the most it may have "
                                  f"(max_sources_per_server = {limit}); remove one first")
+        await finish(self._start_following(source, url))
+        key = feed_key(url)
+        state = await self.store.source_state(key) or SourceState(key)
+        return SourceView(source.name, source.type, describe_source(source), source.every,
+                          source.origin, dataclasses.replace(state, name=source.name),
+                          shared=False)
+
+    async def _start_following(self, source: FeedSourceConfig, url: str) -> None:
+        """Follow, run and store as one step (see :meth:`_start_and_store`)."""
         before = self.tenancy.follows.get(source.key)
         self.tenancy.follows[source.key] = source
         try:
             await self._sync_feed(url)
             if before is not None and url_of(before) != url:
                 await self._sync_feed(url_of(before))
+            await self.store.put_source(source)
         except BaseException:
-            # Refused (the fetch allowlist): back to the follows as they were.
+            # Refused (the fetch allowlist), or not stored: back to the follows as they were.
             if before is None:
                 del self.tenancy.follows[source.key]
             else:
                 self.tenancy.follows[source.key] = before
             await self._sync_feed(url)
+            if before is not None and url_of(before) != url:
+                await self._sync_feed(url_of(before))
             raise
-        await self.store.put_source(source)
-        key = feed_key(url)
-        state = await self.store.source_state(key) or SourceState(key)
-        return SourceView(source.name, source.type, describe_source(source), source.every,
-                          source.origin, dataclasses.replace(state, name=source.name),
-                          shared=False)
 
     async def _sync_feed(self, url: str) -> None:
         """Make the running feed of ``url`` what its followers ask for: started for a first
@@ -979,17 +994,24 @@ class Engine:
                     raise NewswatchError(f"source {name!r} is shared by every server; only "
                                          "the operator can remove it")
                 return False
-            await self.store.delete_source(follow.key)
-            del self.tenancy.follows[follow.key]
-            await self._sync_feed(url_of(follow))
+            await finish(self._unfollow(follow))
             return True
         if name not in self.watch.source_names() or name.startswith(SERVER_FEED_PREFIX):
             return False
         if any(s.name == name for s in self.config.sources):
             raise NewswatchError(f"source {name!r} is defined in the config file; "
                                  "remove it there")
+        # Deleted and stopped as one step, like adding.
+        return await finish(self._delete_and_stop(name))
+
+    async def _delete_and_stop(self, name: str) -> bool:
         await self.store.delete_source(name)
         return await self.watch.remove_source(name)
+
+    async def _unfollow(self, follow: SourceConfig) -> None:
+        await self.store.delete_source(follow.key)
+        del self.tenancy.follows[follow.key]
+        await self._sync_feed(url_of(follow))
 
     async def resume_source(self, name: str, *, guild: int | None = None) -> bool:
         """Resume a paused source now; False when it is unknown or was never polled (with

@@ -3,6 +3,7 @@ and lookups that answer within their time budget."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -67,6 +68,31 @@ async def test_a_feed_at_a_private_address_is_refused_and_never_stored(
         await engine.add_source({"name": "inside", "url": url})
     assert engine.source_names() == ["seeds"]
     assert await engine.store.list_sources() == []
+
+async def test_an_added_source_cancelled_part_way_is_either_running_and_stored_or_neither(
+        engine: Engine) -> None:
+    """A command cancelled between starting a feed and storing it left the feed running but
+    unstored: adding it again was refused as existing, and a restart dropped it."""
+    feed = {"name": "wire", "url": "http://93.184.216.34/feed.xml", "every": "1h"}
+    for steps in range(1, 12):
+        task = asyncio.ensure_future(engine.add_source(dict(feed)))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        stored = [s.name for s in await engine.store.list_sources()]
+        assert ("wire" in engine.source_names()) == ("wire" in stored), f"{steps} steps"
+        task = asyncio.ensure_future(engine.remove_source("wire"))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        stored = [s.name for s in await engine.store.list_sources()]
+        assert ("wire" in engine.source_names()) == ("wire" in stored), f"{steps} steps"
+        await engine.remove_source("wire")
+    view = await engine.add_source(dict(feed))
+    assert view.name == "wire" and [s.name for s in await engine.store.list_sources()] == ["wire"]
+
 
 async def test_a_lookup_answers_within_its_budget_and_says_it_was_cut_short(
         engine: Engine, tmp_path: Path) -> None:

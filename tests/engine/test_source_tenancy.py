@@ -7,6 +7,7 @@ file, the engine's own services."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -404,3 +405,26 @@ async def test_a_server_told_by_its_own_feed_is_not_told_again_by_the_operators_
                 } == {"wire"}
         assert [a.source for a, _ in await engine.recent(rule="troops", guild=B, limit=50)
                 ] == ["desk"]
+
+
+async def test_a_follow_cancelled_part_way_is_either_whole_or_absent(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    """A server's follow cancelled between following, running and storing the feed: whatever
+    point it stopped at, the server follows it, runs it and has it stored, or none of these."""
+    async with open_engine(config(tmp_path), start=False) as engine:
+        url = feeds.url("/wire")
+        for steps in range(1, 12):
+            for call in (lambda: engine.add_source({"name": "wire", "url": url}, guild=A),
+                         lambda: engine.remove_source("wire", guild=A)):
+                task = asyncio.ensure_future(call())
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                follows = "wire" in engine.tenancy.follows_of(A)
+                running = feed_key(url) in engine.source_names()
+                stored = "wire" in {s.name for s in await engine.store.list_sources()}
+                assert follows == running == stored, f"{steps} steps: {follows, running, stored}"
+            await engine.remove_source("wire", guild=A)
+        await engine.add_source({"name": "wire", "url": url}, guild=A)
+        assert "wire" in engine.tenancy.follows_of(A)
