@@ -722,10 +722,22 @@ class Engine:
                 if new_route is not None:
                     del self.tenancy.routes[new_route.key]
                 raise ConfigError([ConfigIssue("query", str(exc))], file="rule")
-        if new_route is not None:
-            await self.store.put_server_route(new_route)
-        await self.store.put_rule(rule)
+        # Stored to its end (a cancelled command), and taken back if it cannot be: a rule that
+        # runs is a rule that is stored.
+        await finish(self._store_rule(rule, new_route, running))
         return rule
+
+    async def _store_rule(self, rule: RuleConfig, new_route: ServerRoute | None,
+                          running: list[RuleConfig]) -> None:
+        try:
+            if new_route is not None:
+                await self.store.put_server_route(new_route)
+            await self.store.put_rule(rule)
+        except BaseException:
+            self.watch.set_rules(running)
+            if new_route is not None:
+                self.tenancy.routes.pop(new_route.key, None)
+            raise
 
     async def remove_rule(self, name: str, *, guild: int | None = None) -> bool:
         """Remove a rule added at run time (with ``guild``: one of that server's, by name;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from tests.conftest import SEEDS
 from watchers.config import parse_config
 from watchers.engine import Engine, open_engine
-from watchers.errors import ConfigError, FetchBlockedError, NewswatchError
+from watchers.errors import ConfigError, FetchBlockedError, NewswatchError, StoreError
 
 
 @pytest.fixture
@@ -92,6 +93,36 @@ async def test_an_added_source_cancelled_part_way_is_either_running_and_stored_o
         await engine.remove_source("wire")
     view = await engine.add_source(dict(feed))
     assert view.name == "wire" and [s.name for s in await engine.store.list_sources()] == ["wire"]
+
+
+async def test_a_rule_added_and_cancelled_part_way_runs_only_if_it_is_stored(
+        engine: Engine) -> None:
+    """Cancelled between taking the rule and storing it, the rule fired until the next
+    restart, which dropped it without a word."""
+    for steps in range(1, 10):
+        task = asyncio.ensure_future(engine.add_rule({"name": f"r{steps}", "query": "tanks"}))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        stored = {r.name for r in await engine.store.list_rules()}
+        assert (f"r{steps}" in engine.rule_names()) == (f"r{steps}" in stored), f"{steps} steps"
+
+
+async def test_a_rule_or_source_the_store_refuses_does_not_run(
+        engine: Engine, tmp_path: Path) -> None:
+    """A write the database refused left the rule firing (and the feed polled) though the
+    user was told it failed; the next restart dropped it."""
+    with sqlite3.connect(tmp_path / "nw.db") as con:
+        for table in ("rules", "sources"):
+            con.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                        "BEGIN SELECT RAISE(ABORT, 'the disk says no'); END")
+    with pytest.raises(StoreError, match="the disk says no"):
+        await engine.add_rule({"name": "tanks", "query": "tanks"})
+    assert engine.rule_names() == ["troops"]
+    with pytest.raises(StoreError, match="the disk says no"):
+        await engine.add_source({"name": "wire", "url": "http://93.184.216.34/feed.xml"})
+    assert engine.source_names() == ["seeds"]
 
 
 async def test_a_lookup_answers_within_its_budget_and_says_it_was_cut_short(
