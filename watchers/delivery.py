@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
 
+from watchers._finish import finish
 from watchers.config import RouteConfig, RuleConfig, format_duration
 from watchers.errors import (
     DeliveryError,
@@ -843,16 +844,22 @@ class DeliveryService:
                     # not tried yet: back in the queue as they were, for the next start
                     await self._release(rows[i:])
                     return settled
+                task = asyncio.current_task()
+                asked = task.cancelling() if task is not None else 0
                 try:
                     outcome = await self._deliver_one(sink, row, state)
+                    if task is not None and task.cancelling() > asked:
+                        # Python 3.11's wait_for hands back a sink's answer that came with a
+                        # cancellation and drops the cancellation: acted on here, once the
+                        # answer is recorded (the rest of the batch was sent before).
+                        raise asyncio.CancelledError
                 except asyncio.CancelledError:
-                    # A stop that could not wait for this send: the rows after it were
-                    # never tried and go back as they were. Left "sending", the next start
-                    # would take each for "maybe sent" (a webhook may then show it twice);
-                    # only this one is uncertain.
-                    if self._closing:
-                        with contextlib.suppress(Exception):
-                            await asyncio.shield(self._release(rows[i + 1:]))
+                    # A stop, a timeout or Ctrl-C that could not wait for this send: the rows
+                    # after it were never tried and go back as they were. Left "sending", the
+                    # next start would take each for "maybe sent" (a webhook may then show it
+                    # twice); only this one is uncertain.
+                    with contextlib.suppress(Exception):
+                        await finish(self._release(rows[i + 1:]))
                     raise
                 if outcome == "wait":
                     await self._defer(rows[i + 1:], state)
@@ -865,6 +872,7 @@ class DeliveryService:
 
     async def _deliver_one(self, sink: Sink, row: OutboxRow, state: _RouteState) -> str:
         route = row.route
+        story: str | None = None
         try:
             if row.kind in ("notice", "surge"):
                 remote_id = await self._notice(sink, row)
@@ -895,10 +903,7 @@ class DeliveryService:
                 remote_id = sent_id(await self._within(sink.deliver(alert), sink), sink,
                                     "deliver")
                 if alert.story is not None and remote_id is not None:
-                    # Later articles of the story update this message (the newest alert's,
-                    # after an escalation).
-                    await self.store.set_story_message(alert.story.id, row.route, remote_id,
-                                                       None)
+                    story = alert.story.id
         except TransientDeliveryError as exc:
             if isinstance(exc, UncertainDeliveryError):
                 await self.store.mark_maybe_sent(row.id)
@@ -923,11 +928,20 @@ class DeliveryService:
             log.exception("route %s: unexpected error delivering alert %d", route, row.id)
             await self._back_off(row, state, f"unexpected error: {type(exc).__name__}", None)
             return "wait"
-        await self.store.mark_delivered(row.id, remote_id, at=self.clock.now())
+        # Recorded to its end once sent: cut short, the next start took the sent alert for
+        # "maybe sent" and the sink had to look for it.
+        await finish(self._sent(row, remote_id, story))
         state.failures = 0
         state.not_before = None
         self.delivered += 1
         return "settled"
+
+    async def _sent(self, row: OutboxRow, remote_id: str | None, story: str | None) -> None:
+        if story is not None and remote_id is not None:
+            # Later articles of the story update this message (the newest alert's, after an
+            # escalation).
+            await self.store.set_story_message(story, row.route, remote_id, None)
+        await self.store.mark_delivered(row.id, remote_id, at=self.clock.now())
 
     async def _back_off(self, row: OutboxRow, state: _RouteState, reason: str,
                         retry_after: float | None) -> None:

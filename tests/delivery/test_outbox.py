@@ -291,6 +291,56 @@ async def test_a_stop_during_a_slow_send_leaves_only_that_send_uncertain(
         assert second.titles == ["a1", "a2", "a3"]
 
 
+async def test_a_cancelled_drain_leaves_only_the_send_in_flight_uncertain(
+        tmp_path: Path) -> None:
+    """Not a stop but a cancellation (a timeout around ``run --once``, Ctrl-C): the rows the
+    route had claimed behind the slow send stayed 'sending' and came back 'maybe sent'."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1", "a2", "a3")
+        sink = HangingSink()
+        task = asyncio.ensure_future(service(store, sink).drain())
+        await asyncio.wait_for(sink.started.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        states = sorted(r.state for r in await store.alerts(limit=10))
+        assert states == ["retry", "retry", "sending"]
+        assert await store.requeue_interrupted() == 1
+        second = ScriptedSink()
+        await drain_until(service(store, second), lambda: len(second.alerts) == 3)
+        assert [a.maybe_sent for a in second.alerts] == [True, False, False]
+
+
+class CancellingSink(ScriptedSink):
+    """Answers at once, and on its second alert cancels the task that drains: the
+    cancellation arrives with the answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.draining: asyncio.Task[int] | None = None
+
+    async def deliver(self, alert: Alert) -> str | None:
+        got = await super().deliver(alert)
+        if len(self.alerts) == 2 and self.draining is not None:
+            self.draining.cancel()
+        return got
+
+
+async def test_a_cancellation_that_comes_with_a_sink_s_answer_stops_the_drain(
+        tmp_path: Path) -> None:
+    """Python 3.11's wait_for returned the answer and dropped the cancellation: the drain went
+    on sending all twelve alerts before it ended as cancelled."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", *(f"a{i}" for i in range(12)))
+        sink = CancellingSink()
+        sink.draining = task = asyncio.ensure_future(service(store, sink).drain())
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sink.titles == ["a0", "a1"]
+        states = [r.state for r in await store.alerts(limit=20)]
+        assert states.count("delivered") == 2 and "sending" not in states
+
+
 @pytest.mark.parametrize(("after", "at_most"), [
     (math.inf, 1.0), (math.nan, 1.0), (1e15, 86_400.0), (-5.0, 1.0)],
     ids=["inf", "nan", "1e15", "negative"])
