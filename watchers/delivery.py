@@ -527,6 +527,11 @@ class DeliveryService:
             self.wake()
         return n
 
+    @property
+    def running(self) -> bool:
+        """Whether the service delivers on its own (started and not stopped)."""
+        return self._task is not None
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="newswatch-delivery")

@@ -343,7 +343,10 @@ class Engine:
 
     async def run_once(self) -> list[PollReport]:
         """Poll every source once and deliver everything that is due (``run --once``)."""
-        await self.store.requeue_interrupted()
+        if not self.delivery.running:
+            # Rows left 'sending' by a process that died; on a started engine they are the
+            # sends in flight, which would come back marked "maybe sent".
+            await self.store.requeue_interrupted()
         reports = await self.watch.run_once()
         await self.delivery.drain()
         return reports

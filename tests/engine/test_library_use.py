@@ -111,6 +111,31 @@ async def test_run_once_on_a_started_engine_returns_once_its_alerts_are_delivere
             assert (await engine.delivery_status()).counts == {"delivered": 5}
 
 
+class SlowSink:
+    def __init__(self) -> None:
+        self.got: list[Alert] = []
+        self.sent = asyncio.Event()
+
+    async def deliver(self, alert: Alert) -> None:
+        await asyncio.sleep(0.05)
+        self.got.append(alert)
+        self.sent.set()
+
+
+async def test_run_once_while_the_service_sends_marks_nothing_maybe_sent(
+        tmp_path: Path) -> None:
+    """``run_once`` put back the rows the running service was sending, as if a crash had left
+    them: every alert was sent once, yet the status called them "maybe sent" (and a webhook
+    sink would have looked for each before posting)."""
+    sink = SlowSink()
+    async with open_engine(config(tmp_path), default_sink=sink) as engine:
+        await asyncio.wait_for(sink.sent.wait(), 20)
+        await engine.run_once()
+        status = await engine.delivery_status()
+        assert status.counts == {"delivered": 5} and status.maybe_sent == 0
+    assert not any(a.maybe_sent for a in sink.got) and len(sink.got) == 5
+
+
 async def test_run_time_rules_and_sources_name_their_own_keys(tmp_path: Path) -> None:
     """A wrong key in ``add_rule``/``add_source`` was answered with the config file's top-level
     sections as the keys expected; ``guild_id`` (a server's rule) was silently dropped and
