@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -270,6 +271,42 @@ def merged_sources(cfg: Config, stored: list[SourceConfig]) -> list[SourceConfig
     return list(sources.values())
 
 
+class _OneChange:
+    """One change of the running rules, sources and routes at a time: each reads the store,
+    then replaces what runs, and two at once lost one of them (a rule added while another was
+    removed stored but never run). Re-entrant within a task, as a change may make another
+    (removing a rule reloads the rules)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            yield
+            return
+        async with self._lock:
+            self._owner = task
+            try:
+                yield
+            finally:
+                self._owner = None
+
+
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+
+
+def _one_change(method: _F) -> _F:
+    """Run ``method`` as one change (see :class:`_OneChange`)."""
+    @functools.wraps(method)
+    async def changing(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        async with self._changing.held():
+            return await method(self, *args, **kwargs)
+    return changing  # type: ignore[return-value]
+
+
 class Engine:
     """A running engine. Build it with :func:`open_engine`; every method is one user action."""
 
@@ -289,6 +326,7 @@ class Engine:
         # not run, but not removed either, so their alerts waiting for corroboration stay.
         self.kept_rules: frozenset[str] = frozenset()
         self._presence = asyncio.Lock()
+        self._changing = _OneChange()
         self._route_listeners: list[Callable[[str, RouteConfig], None]] = []
         self.store = store
         self.fetcher = fetcher
@@ -660,6 +698,7 @@ class Engine:
                                   guild=guild)
         return RuleTest(query, window, len(found.hits), found.hits[:samples], found.truncated)
 
+    @_one_change
     async def add_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None,
                        guild: int | None = None,
                        picked: tuple[int, str] | None = None) -> RuleConfig:
@@ -742,6 +781,7 @@ class Engine:
                 self.tenancy.routes.pop(new_route.key, None)
             raise
 
+    @_one_change
     async def remove_rule(self, name: str, *, guild: int | None = None) -> bool:
         """Remove a rule added at run time (with ``guild``: one of that server's, by name;
         without: any, by key); False when there is none."""
@@ -755,6 +795,7 @@ class Engine:
         await self.reload_rules()
         return removed
 
+    @_one_change
     async def reload_rules(self) -> None:
         """Rebuild the running rules from the config and the store."""
         stored = await self.store.list_rules()
@@ -782,6 +823,7 @@ class Engine:
 
     # ------------------------------------------------------------------ other processes
 
+    @_one_change
     async def reload(self, tables: Iterable[str] = ("",)) -> None:
         """Take what another process changed from the store: ``tables`` as the store's
         change notifications name them ("rules", "sources", "routes", "mutes",
@@ -890,6 +932,7 @@ class Engine:
                                         dataclasses.replace(state, name=name), shared=False))
         return views
 
+    @_one_change
     async def add_source(self, fields: Mapping[str, Any], *, created_by: str | None = None,
                          guild: int | None = None) -> SourceView:
         """Add a feed at run time, validated like the config file's ``[[sources]]``; the URL is
@@ -999,6 +1042,7 @@ class Engine:
             await self.watch.add_source(wanted)
         self.watch.audiences[key] = self.tenancy.audience(url)
 
+    @_one_change
     async def remove_source(self, name: str, *, guild: int | None = None) -> bool:
         """Remove a source added at run time; False when there is none of that name (with
         ``guild``: stop that server following one of its feeds)."""
@@ -1067,6 +1111,7 @@ class Engine:
         """Deliver route ``key``'s alerts to ``sink``."""
         self.delivery.sinks = {**self.delivery.sinks, key: sink}
 
+    @_one_change
     async def configure_server_route(self, guild: int, key: str, changes: Mapping[str, Any]
                                      ) -> ServerRoute:
         """Change the settings of one of ``guild``'s routes (stories, digest schedule, quiet
@@ -1092,6 +1137,7 @@ class Engine:
             listener(key, updated.route)
         return updated
 
+    @_one_change
     async def add_server_route(self, guild: int, channel_id: int, name: str, *,
                                created_by: str | None = None) -> str:
         """The route of server ``guild`` posting to its channel ``channel_id`` (named after
@@ -1272,6 +1318,7 @@ class Engine:
                 except NewswatchError as exc:  # no destination here now: stays paused
                     log.warning("route %s not resumed: %s", route, exc)
 
+    @_one_change
     async def _apply_departures(self) -> None:
         await self.reload_rules()
         await self._reload_sources()
