@@ -170,12 +170,19 @@ class Db:
         self._closed = True
         try:
             # To its end: the lock is not released while the thread still closes.
-            await finish(self.conn.close())
+            await finish(self._close_connection())
         except sqlite3.Error as exc:
             raise self.error(exc) from exc
         finally:
             release_process_lock(self._lock_fd)
             self._lock_fd = None
+
+    async def _close_connection(self) -> None:
+        # Once the statement running now has finished: those waiting for the connection then
+        # find the store closed (they were handed a connection closed under them, and failed
+        # with aiosqlite's "no active connection" or a query "rejected").
+        async with self._lock:
+            await self.conn.close()
 
     # ------------------------------------------------------------- errors
 
@@ -227,6 +234,7 @@ class Db:
         """One write transaction (``BEGIN IMMEDIATE``): committed whole or rolled back."""
         self._check_open()
         async with self._lock:
+            self._check_open()
             self._check_identity()
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
@@ -258,6 +266,7 @@ class Db:
         """Rows of one read. ``what`` names the operation in the error for a rejected query."""
         self._check_open()
         async with self._lock:
+            self._check_open()
             try:
                 cur = await self.conn.execute(sql, params)
                 return list(await cur.fetchall())
@@ -268,6 +277,7 @@ class Db:
         """Run ``await fn(conn)`` under the lock, outside a transaction (several reads)."""
         self._check_open()
         async with self._lock:
+            self._check_open()
             try:
                 return await fn(self.conn)
             except sqlite3.Error as exc:
