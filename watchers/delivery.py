@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -90,6 +91,21 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The route whose sink is being called now, in the task that calls it (and the tasks it
+# starts): a sink that calls back into what waits for its own send is refused, not left to
+# wait for itself until the send timeout.
+_SENDING: contextvars.ContextVar[str | None] = contextvars.ContextVar("_SENDING", default=None)
+
+
+def refuse_inside_sink(what: str, route: str | None = None) -> None:
+    """Raise NewswatchError when called from a sink's send (of ``route``, if given): ``what``
+    waits for that send to end."""
+    sending = _SENDING.get()
+    if sending is not None and (route is None or route == sending):
+        raise NewswatchError(f"{what} cannot be called from inside a sink's send (route "
+                             f"{sending!r}): it waits for that send to end; call it from "
+                             "another task")
 T = TypeVar("T")
 
 # The longest wait a destination's retry_after is taken for (a day; longer is taken as a day);
@@ -457,6 +473,7 @@ class DeliveryService:
         """Resume a paused destination; its held alerts are sent again, in order. Returns how
         many alerts were held. A route with no destination now (taken out of the config
         since it paused) stays paused: its alerts would otherwise wait unsent, unseen."""
+        refuse_inside_sink("resume_route", route)
         if self.sink_for(route) is None:
             raise NewswatchError(f"route {route!r} has no destination now (it is not in "
                                  "[channels]); its alerts stay held until it has one")
@@ -545,6 +562,7 @@ class DeliveryService:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking alerts and let the sends in flight finish (for up to ``grace`` seconds),
         so a clean stop leaves nothing half-sent; call it while the sinks still work."""
+        refuse_inside_sink("stop")
         self._closing = True
         if self._task is not None:
             self.wake_event.set()
@@ -777,6 +795,7 @@ class DeliveryService:
     async def drain(self) -> int:
         """Deliver everything due now, routes side by side (and wait for what the running
         service is sending); return how many this call delivered."""
+        refuse_inside_sink("drain (run_once)")
         await self._load()
         total = 0
         while True:
@@ -876,6 +895,13 @@ class DeliveryService:
     # ------------------------------------------------------------------ one alert
 
     async def _deliver_one(self, sink: Sink, row: OutboxRow, state: _RouteState) -> str:
+        sending = _SENDING.set(row.route)
+        try:
+            return await self._deliver_row(sink, row, state)
+        finally:
+            _SENDING.reset(sending)
+
+    async def _deliver_row(self, sink: Sink, row: OutboxRow, state: _RouteState) -> str:
         route = row.route
         story: str | None = None
         try:

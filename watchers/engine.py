@@ -58,7 +58,13 @@ from watchers.config import (
     SourceConfig,
     pydantic_issues,
 )
-from watchers.delivery import DeliveryService, DeliveryStatus, Sink, check_sinks
+from watchers.delivery import (
+    DeliveryService,
+    DeliveryStatus,
+    Sink,
+    check_sinks,
+    refuse_inside_sink,
+)
 from watchers.errors import ConfigError, ConfigIssue, NewswatchError, StoreError
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
@@ -333,7 +339,7 @@ class Engine:
         self.executor = executor
         self.watch = watch
         self.delivery = delivery
-        self._stopped = False
+        self._stopping: asyncio.Future[None] | None = None
         self._closed = False  # its open_engine block has ended
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -360,6 +366,9 @@ class Engine:
         if self._closed:
             raise NewswatchError("this engine is closed (its open_engine block has ended); "
                                  "open another with open_engine")
+        if self._stopping is not None:
+            # Its services are closed: delivery alone came back, and polling never did.
+            raise NewswatchError("this engine was stopped; open another with open_engine")
         if self.role in ("all", "deliver"):
             self.delivery.start()
         if self.role in ("all", "poll"):
@@ -368,9 +377,14 @@ class Engine:
     async def stop(self) -> None:
         """Stop polling, then let delivery finish the sends in flight. Idempotent; call it while
         the sinks still work."""
-        if self._stopped:
-            return
-        self._stopped = True
+        refuse_inside_sink("stop")
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+        # Every caller returns once stopped (a second one returned at once, while the sends
+        # in flight went on and its caller closed their sinks), cancelled or not.
+        await finish(self._stopping)
+
+    async def _stop(self) -> None:
         if self._reloader is not None:
             self._reloader.cancel()
             await asyncio.gather(self._reloader, return_exceptions=True)
@@ -381,6 +395,7 @@ class Engine:
 
     async def run_once(self) -> list[PollReport]:
         """Poll every source once and deliver everything that is due (``run --once``)."""
+        refuse_inside_sink("run_once")
         if not self.delivery.running:
             # Rows left 'sending' by a process that died; on a started engine they are the
             # sends in flight, which would come back marked "maybe sent".

@@ -136,6 +136,87 @@ async def test_run_once_while_the_service_sends_marks_nothing_maybe_sent(
     assert not any(a.maybe_sent for a in sink.got) and len(sink.got) == 5
 
 
+class CallsBack:
+    """A sink that calls the engine back from inside its send."""
+
+    def __init__(self, call: str) -> None:
+        self.call = call
+        self.engine: Any = None
+        self.got: list[Alert] = []
+        self.errors: list[str] = []
+
+    async def deliver(self, alert: Alert) -> None:
+        self.got.append(alert)
+        try:
+            await getattr(self.engine, self.call)()
+        except NewswatchError as exc:
+            self.errors.append(str(exc))
+
+
+@pytest.mark.parametrize("start", [False, True], ids=["run_once", "started"])
+@pytest.mark.parametrize("call", ["run_once", "stop"])
+async def test_a_sink_that_calls_back_what_waits_for_its_send_is_refused(
+        tmp_path: Path, call: str, start: bool) -> None:
+    """run_once from inside a sink waited for the send that called it (the running service's
+    worker, or the route's lock) until the send timed out, five minutes, and the alert was sent
+    again; stop() waited out its grace and cancelled the send that called it."""
+    sink = CallsBack(call)
+    async with open_engine(config(tmp_path), default_sink=sink, start=start) as engine:
+        sink.engine = engine
+        await asyncio.wait_for(engine.run_once(), 60)
+        status = await engine.delivery_status()
+        assert status.counts == {"delivered": 5} and status.maybe_sent == 0
+    assert len(sink.got) == 5 and len({a.id for a in sink.got}) == 5
+    assert sink.errors and all(f"{call} cannot be called from inside a sink's send" in e
+                               for e in sink.errors)
+
+
+async def test_every_stop_returns_once_stopped_and_a_stopped_engine_does_not_start(
+        tmp_path: Path) -> None:
+    """A second stop() at the same time (a signal handler and the front end's shutdown)
+    returned at once, while the first let the send in flight finish: its caller closed the
+    sinks under it. start() after stop() brought delivery back but never polling."""
+    sink = SlowSink()
+    async with open_engine(config(tmp_path), default_sink=sink) as engine:
+        await asyncio.wait_for(sink.sent.wait(), 20)
+        sink.sent.clear()
+        order: list[str] = []
+
+        async def stopping(name: str) -> None:
+            await engine.stop()
+            order.append(f"{name} returned")
+
+        async def in_flight() -> None:
+            await sink.sent.wait()
+            order.append("send ended")
+
+        watcher = asyncio.ensure_future(in_flight())
+        await asyncio.wait_for(asyncio.gather(stopping("first"), stopping("second")), 30)
+        watcher.cancel()
+        # the send in flight, if any, ended before either stop returned
+        assert order[-2:] == ["first returned", "second returned"], order
+        with pytest.raises(NewswatchError, match="this engine was stopped; open another"):
+            await engine.start()
+
+
+async def test_an_on_report_callback_that_raises_is_not_the_source_s_failure(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The callback's error was counted as the source's: ten in a row paused a healthy
+    source and posted "source paused"."""
+    def broken(report: Any) -> None:
+        raise RuntimeError("bug in my callback")
+
+    sink = Odd(None)
+    async with open_engine(config(tmp_path), default_sink=sink, start=False,
+                           on_report=broken) as engine:
+        (report,) = await engine.run_once()
+        assert report.error is None and report.new == 5
+        (health,) = [s for s in await engine.sources() if s.name == "seeds"]
+        assert health.state.failures == 0
+    assert len(sink.got) == 5
+    assert "the on_report callback failed" in caplog.text
+
+
 async def test_run_time_rules_and_sources_name_their_own_keys(tmp_path: Path) -> None:
     """A wrong key in ``add_rule``/``add_source`` was answered with the config file's top-level
     sections as the keys expected; ``guild_id`` (a server's rule) was silently dropped and
