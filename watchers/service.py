@@ -663,7 +663,13 @@ class WatchService:
                         next_poll=now + running.config.every)
             )
         if self.on_report:
-            self.on_report(report)
+            try:
+                self.on_report(report)
+            except Exception:
+                # The callback's own error: logged as such, not counted against the source (ten
+                # in a row paused a healthy feed and told the team it was failing).
+                log.exception("source %s: the on_report callback failed (the poll itself "
+                              "succeeded)", printable(running.name))
         return report
 
     async def _failed(self, running: _Running, state: SourceState, error: str,
