@@ -1160,11 +1160,17 @@ class DeliveryService:
         return None
 
     async def _stale_wait(self, row: OutboxRow) -> str | None:
-        """Why an alert that waited for corroboration must not post now that it may: each of
-        its rules was removed, or is muted, while it waited (None: it posts)."""
-        if row.min_sources <= 1 or self.rules_now is None or not row.rules:
+        """Why an alert must not post now that it may: each of its rules is muted now, or, for
+        one that waited for corroboration, was removed while it waited (None: it posts)."""
+        if not row.rules:
             return None
         keys = {r.key for r in row.rules}
+        if row.min_sources <= 1 or self.rules_now is None:
+            # Muted after it matched (a poll under way as /mute answered, or a backlog behind
+            # a paused channel): a muted rule posts nothing.
+            if keys <= set(await self.store.mutes(now=self.clock.now())):
+                return "its rule was muted before it was sent"
+            return None
         running = keys & set(self.rules_now())
         if not running:
             return "its rule was removed while it waited for corroboration"

@@ -217,6 +217,21 @@ async def test_an_on_report_callback_that_raises_is_not_the_source_s_failure(
     assert "the on_report callback failed" in caplog.text
 
 
+async def test_a_rule_muted_after_it_matched_posts_nothing(tmp_path: Path) -> None:
+    """Alerts matched before /mute answered (a poll under way, a backlog behind a slow or
+    paused channel) were still posted after it: 25 of them in one probe."""
+    sink = Odd(None)
+    async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
+        await engine.watch.run_once()  # matched and queued, not yet sent
+        await engine.mute("any", timedelta(hours=1))
+        await engine.delivery.drain()
+        status = await engine.delivery_status()
+        assert status.counts == {"rejected": 5}
+        assert {r.reason for r in status.rejected} == {"its rule was muted before it was sent"}
+        await engine.unmute("any")
+    assert sink.got == []
+
+
 async def test_run_time_rules_and_sources_name_their_own_keys(tmp_path: Path) -> None:
     """A wrong key in ``add_rule``/``add_source`` was answered with the config file's top-level
     sections as the keys expected; ``guild_id`` (a server's rule) was silently dropped and
