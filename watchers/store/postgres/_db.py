@@ -367,6 +367,11 @@ class Pg:
         """The one-line StoreError for a driver error on this database: a
         :class:`StoreUnavailableError` when the server cannot be reached for now."""
         detail = _detail(exc)
+        if self._closed:
+            # A call still under way as the store closed: its pool or connection went from
+            # under it (not the server out of reach, nor the call's own fault).
+            return StoreError(f"the store {self.name} is closed (used after its engine or "
+                              "store was closed)")
         if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
             return StoreError(f"the database {self.name} is open readonly; it cannot be "
                               f"written ({detail})")
