@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_cli import EXE, nw
 from tests.conftest import SEEDS
 
@@ -149,19 +151,27 @@ def test_unreadable_items_never_stop_run_or_check_live(tmp_path: Path) -> None:
     assert live.returncode == 0 and "1 unreadable item(s) skipped" in live.stdout
 
 
-def test_a_database_removed_while_running_stops_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["removed", "folder became a file"])
+def test_a_database_removed_while_running_stops_with_one_line(tmp_path: Path, how: str) -> None:
+    """Its folder replaced by a file: an OSError each second, taken for every source's
+    failure (with a traceback), and the program never stopped."""
     shutil.copytree(SEEDS, tmp_path / "seeds")
-    cfg = write(tmp_path, WATCH_SEEDS.replace('settle = 0', 'settle = 0\nevery = "1s"'))
+    cfg = write(tmp_path, WATCH_SEEDS.replace('settle = 0', 'settle = 0\nevery = "1s"')
+                .replace('path = "nw.db"', 'path = "db/nw.db"'))
     proc = subprocess.Popen([*EXE, "run", "-c", str(cfg)], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for _ in range(200):
-            if (tmp_path / "nw.db").exists():
+            if (tmp_path / "db" / "nw.db").exists():
                 break
             time.sleep(0.05)
         time.sleep(1.5)
-        for suffix in ("", "-wal", "-shm"):
-            (tmp_path / f"nw.db{suffix}").unlink(missing_ok=True)
+        if how == "removed":
+            for suffix in ("", "-wal", "-shm"):
+                (tmp_path / "db" / f"nw.db{suffix}").unlink(missing_ok=True)
+        else:
+            shutil.rmtree(tmp_path / "db")
+            (tmp_path / "db").write_text("not a folder")
         (tmp_path / "seeds" / "late.txt").write_text("Late\nMore troops.")
         _, err = proc.communicate(timeout=30)
     finally:

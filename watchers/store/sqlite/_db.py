@@ -211,6 +211,11 @@ class Db:
             st = os.stat(self.path)
         except FileNotFoundError:
             st = None
+        except OSError as exc:
+            # Its folder replaced by a file, the path now a symlink loop: gone all the same (an
+            # OSError here was taken for each source's failure, with a traceback a second).
+            raise StoreError(f"the database file {self.path} was removed or replaced while "
+                             f"newswatch was running ({exc.strerror or exc})") from None
         if st is None or (st.st_dev, st.st_ino) != self._identity:
             raise StoreError(f"the database file {self.path} was removed or replaced while "
                              "newswatch was running")
@@ -220,7 +225,7 @@ class Db:
             held = os.fstat(self._lock_fd)
             try:
                 now = os.stat(lock_path(self.path))
-            except FileNotFoundError:
+            except OSError:  # gone, or its folder replaced
                 now = None
             if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
                 raise StoreError(f"the lock file {lock_path(self.path)} was removed or "
