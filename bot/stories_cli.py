@@ -82,8 +82,10 @@ def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _parse(raw: str) -> StoryInput | None:
     if not raw.strip():
         return None
+    from watchers.models import json_int
+
     try:
-        doc = json.loads(raw, object_pairs_hook=_one_each)
+        doc = json.loads(raw, object_pairs_hook=_one_each, parse_int=json_int)
     except json.JSONDecodeError as exc:
         from watchers.importer import json_problem
 

@@ -47,6 +47,7 @@ from watchers.models import (
     believed,
     checked_article,
     history_time,
+    json_int,
     matchable,
     unmarked,
 )
@@ -136,7 +137,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     if not raw.strip():
         return None
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, parse_int=json_int)
     except json.JSONDecodeError as exc:
         raise BadLine(json_problem(exc)) from None
     except RecursionError:
@@ -214,7 +215,7 @@ def _date_order(fh: BinaryIO) -> Iterator[tuple[int, int, int]]:
         else:
             lengths.append(read - offset)
             try:
-                doc = json.loads(raw)
+                doc = json.loads(raw, parse_int=json_int)
                 when = _date(doc.get("date")) if isinstance(doc, dict) else None
                 # As the article will be: undated, or dated too far ahead to be believed.
                 when = believed(when, now)

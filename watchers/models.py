@@ -167,6 +167,13 @@ def readable(text: str) -> str:
     return text
 
 
+def json_int(digits: str) -> int | str:
+    """A JSON integer as an int, or as its digits when too long for ``int()`` (over 4,300
+    digits): for ``json.loads(..., parse_int=json_int)`` on what others wrote, where one such
+    number (an id, say) stopped the whole file with a ValueError."""
+    return int(digits) if len(digits) <= 4000 else digits
+
+
 def unmarked(line: bytes) -> bytes:
     """``line`` without a UTF-8 byte order mark at its start (Windows tools write one at the
     start of a file; two such files joined have one at the start of a line)."""

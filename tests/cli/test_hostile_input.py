@@ -114,3 +114,31 @@ def test_a_since_of_millions_of_days_is_refused(tmp_path: Path) -> None:
     res = nw("search", "troops", "--since", "99999999d", cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr  # a bad option
     assert "--since: '99999999d' is longer than 100 years" in res.stderr
+
+
+def test_a_number_too_long_for_python_stops_no_command(tmp_path: Path) -> None:
+    """A JSON number of 5,000 digits (an id, say) is a ValueError, not a JSONDecodeError:
+    `match` and `stories` stopped with a traceback, the files and lines after it never read;
+    `import` skipped the line telling the operator to call sys.set_int_max_str_digits()."""
+    big = "9" * 5000
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "a.json").write_text(
+        f'{{"title": "Big number troops", "text": "troops", "n": {big}}}')
+    (folder / "b.txt").write_text("Fine troops\nTroops near the border.")
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        article(1)[:-1] + f', "n": {big}}}\n' + article(2) + "\n", encoding="utf-8")
+    (tmp_path / "config.toml").write_text(CONFIG)
+    matched = nw("match", "troops", str(folder), cwd=tmp_path)
+    assert matched.returncode == 0, matched.stderr
+    assert "a.json" in matched.stdout and "b.txt" in matched.stdout
+    stories = nw("stories", str(lines), "--json", cwd=tmp_path)
+    assert stories.returncode == 0, stories.stderr
+    assert sorted(i for s in map(json.loads, stories.stdout.splitlines()) for i in s["ids"]) == [
+        "a1", "a2"]
+    imported = nw("import", str(lines), "-c", "config.toml", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert count(tmp_path / "nw.db") == 2
+    for res in (matched, stories, imported):
+        assert "Traceback" not in res.stderr and "set_int_max_str_digits" not in res.stderr

@@ -37,6 +37,7 @@ from feedparser.datetimes import _parse_date  # type: ignore[import-untyped]
 from feedparser.encodings import convert_to_utf8  # type: ignore[import-untyped]
 
 from watchers.errors import SourceError
+from watchers.models import json_int
 
 __all__ = [
     "MAX_MARKUP_TOKENS",
@@ -507,10 +508,6 @@ def _json_date(value: Any) -> datetime | None:
         return None  # 0001-01-01T00:00:00+01:00 has no UTC time: a date we do not know
 
 
-def _json_int(digits: str) -> int | str:
-    return int(digits) if len(digits) <= 4000 else digits
-
-
 def _json_str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -519,7 +516,7 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
     try:
         # A number too long for int() (over 4,300 digits: an item's id, say) stays text, so
         # one such value does not make the whole feed invalid JSON.
-        doc = json.loads(body.decode("utf-8-sig"), parse_int=_json_int)
+        doc = json.loads(body.decode("utf-8-sig"), parse_int=json_int)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise FeedFormatError(f"{url} is not a feed: invalid JSON", "invalid-json") from None
     if not isinstance(doc, dict) or not (

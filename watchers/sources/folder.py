@@ -43,7 +43,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from watchers.errors import SourceError
-from watchers.models import Article, derive_id
+from watchers.models import Article, derive_id, json_int
 from watchers.sources.base import (
     Duration,
     Poll,
@@ -230,7 +230,7 @@ def _article_from_bytes(data: bytes, name: str, *, source: str, guid: str | None
         stem, suffix = name, ""
     if suffix.lower() == "json":
         try:
-            doc = json.loads(raw)
+            doc = json.loads(raw, parse_int=json_int)
         except json.JSONDecodeError as exc:
             raise SourceError(f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
         except RecursionError:
