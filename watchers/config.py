@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -743,7 +744,14 @@ def load_config(path: str | Path, *, watching: bool = True) -> Config:
     """Read and validate a TOML config file (``watching``: see :func:`parse_config`)."""
     p = Path(path)
     try:
-        with p.open("rb") as fh:
+        # Without waiting: a named pipe given by mistake blocked the open until someone wrote
+        # to it (and a lookup command then ignored Ctrl-C).
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                raise ConfigError([ConfigIssue("", "a named pipe or socket, not a config "
+                                                   "file")], file=str(p))
             # Read at most a byte more than a config may hold: /dev/zero or a log file given by
             # mistake is refused, not read whole.
             raw = fh.read(MAX_CONFIG_BYTES + 1)

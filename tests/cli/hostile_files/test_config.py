@@ -3,6 +3,7 @@ or endless (/dev/zero): one line naming the problem, exit 2, no traceback."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,15 @@ def test_config_that_never_ends_is_refused_not_read_forever(tmp_path: Path) -> N
     assert r.rc is not None, "still reading /dev/zero after 40 s"
     no_traceback(r)
     assert r.rc == 2, r.text
+
+
+def test_config_that_is_a_named_pipe_is_refused_without_waiting(tmp_path: Path) -> None:
+    """`-c` naming a FIFO blocked in open() until something wrote to it; `search` read it
+    inside its event loop and ignored Ctrl-C."""
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    for command in (["check"], ["search", "troops"], ["run", "--once"]):
+        r = nw([*command, "-c", str(fifo)], cwd=tmp_path, timeout=40)
+        assert r.rc is not None, f"{command[0]} still waiting on the pipe after 40 s"
+        no_traceback(r)
+        assert r.rc == 2 and "a named pipe or socket, not a config file" in r.text, r.text
