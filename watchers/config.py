@@ -104,6 +104,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def path_problem(value: str) -> str | None:
+    """What makes ``value`` unusable as a path, or None: a NUL character (the config was
+    taken, then the program stopped with a traceback), or a ``~`` with no home directory to
+    expand it to (a container's user with no home)."""
+    if "\x00" in value:
+        return "contains a NUL character (\\u0000)"
+    if value.startswith("~"):
+        try:
+            Path(value).expanduser()
+        except RuntimeError:
+            return f"{value.split('/')[0]!r} cannot be expanded: no home directory (set HOME)"
+    return None
+
+
 class StorageConfig(_Strict):
     """Where articles, the outbox and run-time state live: an SQLite file (``path``, the
     default) or a PostgreSQL database (``url``: ``"postgresql://…"``, or ``"env:VAR"`` naming
@@ -111,6 +125,14 @@ class StorageConfig(_Strict):
 
     path: str = "newswatch.db"
     url: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        problem = path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("url")
     @classmethod

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -213,3 +218,40 @@ def test_a_config_rule_name_with_an_invisible_character_is_refused(tmp_path: Pat
                    '[[rules]]\nname = "kyiv"\nquery = "kyiv"\n', tmp_path)
     assert found == ["rules[0].name: a rule's name is letters, digits, '.', '_' or '-', with "
                      "no invisible characters"]
+
+
+def test_a_path_with_a_nul_character_is_refused_with_its_key(tmp_path: Path) -> None:
+    """`check` took it; `run` then stopped with "ValueError: embedded null byte"."""
+    with pytest.raises(ConfigError) as bad:
+        parse_config({"storage": {"path": "nw\x00.db"},
+                      "sources": [{"name": "f", "type": "folder", "path": "ne\x00ws"}],
+                      "rules": [{"name": "t", "query": "troops"}]}, base_dir=tmp_path)
+    assert sorted((i.path, i.message) for i in bad.value.issues) == [
+        ("sources[0].path", "contains a NUL character (\\u0000)"),
+        ("storage.path", "contains a NUL character (\\u0000)")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run as a user with no home directory")
+def test_a_tilde_path_without_a_home_directory_is_refused_with_its_key() -> None:
+    """A container's user with no passwd entry and no HOME: "RuntimeError: Could not determine
+    home directory" and a traceback from every command."""
+    # Outside pytest's folders, which only root may enter.
+    with tempfile.TemporaryDirectory(prefix="newswatch-nohome-") as folder:
+        Path(folder).chmod(0o755)
+        config = Path(folder) / "config.toml"
+        config.write_text('[storage]\npath = "~/nw.db"\n[[rules]]\nname = "t"\n'
+                          'query = "troops"\n')
+        config.chmod(0o644)
+        env = {k: v for k, v in os.environ.items() if k != "HOME"}
+        as_nobody = ["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups",
+                     sys.executable]
+        reach = subprocess.run([*as_nobody, "-c", "import bot"], capture_output=True,
+                               env=env, cwd=REPO, timeout=60)
+        if reach.returncode != 0:
+            pytest.skip("the project's folder or interpreter is not readable by other users")
+        r = subprocess.run([*as_nobody, "-m", "bot", "check", "-c", str(config)],
+                           capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "storage.path: '~' cannot be expanded: no home directory (set HOME)" in r.stderr
+    assert "Traceback" not in r.stderr

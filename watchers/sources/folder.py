@@ -111,6 +111,16 @@ class FolderSourceConfig(SourceConfigBase):
 
     type: Literal["folder"]
     path: str = Field(min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        from watchers.config import path_problem
+
+        problem = path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
     every: Duration = timedelta(seconds=30)
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     settle: Duration = DEFAULT_SETTLE
