@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEEDS
+from tests.conftest import REPO, SEEDS
 from watchers.config import FolderSourceConfig, parse_config
 from watchers.errors import ConfigError, SourceError
 from watchers.sources.folder import FolderSource, read_article_file, split_text_article
@@ -125,6 +129,74 @@ async def test_symlinks_out_of_the_folder_are_not_followed(tmp_path: Path) -> No
     # Each skipped version is reported once, not on every poll.
     again = await instant(folder).poll(poll.cursor)
     assert again.articles == [] and again.skipped == ()
+
+
+async def test_entries_that_cannot_be_read_are_named_once_not_at_every_poll(
+        tmp_path: Path) -> None:
+    """A dangling link, a loop of links and a folder nested too deep to list were warned
+    about at every poll (every 30 s, for ever), and counted as skipped each time."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "dangling.txt").symlink_to("nowhere.txt")
+    (folder / "loop1.txt").symlink_to("loop2.txt")
+    (folder / "loop2.txt").symlink_to("loop1.txt")
+    (folder / "ok.txt").write_text("Fine\nTroops moved.")
+    # Nested past the longest path the system lists (by folder handles, as no path can say).
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        for _ in range(20):
+            os.mkdir("d" * 250, dir_fd=fd)
+            inner = os.open("d" * 250, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    poll = await instant(folder).poll({})
+    assert [a.title for a in poll.articles] == ["Fine"]
+    named = sorted(s.split(":")[0] for s in poll.skipped)
+    assert named[:3] == ["file 'dangling.txt'", "file 'loop1.txt'", "file 'loop2.txt'"]
+    assert any(s.startswith("folder ") and "cannot list" in s for s in poll.skipped)
+    again = await instant(folder).poll(poll.cursor)
+    assert again.articles == [] and again.skipped == ()
+    # a link mended is read
+    (folder / "nowhere.txt").write_text("Mended\nTroops again.")
+    mended = await instant(folder).poll(again.cursor)
+    assert sorted(a.title for a in mended.articles) == ["Mended", "Mended"]  # link and file
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to poll as a user the folder shuts out")
+def test_a_folder_that_cannot_be_listed_is_a_failing_source() -> None:
+    """It counted as a good poll of nothing: no failure, no backoff, no pause, no notice; only
+    a log line at every poll."""
+    script = ("import asyncio, sys\n"
+              "from datetime import timedelta\n"
+              "from watchers.errors import SourceError\n"
+              "from watchers.sources.folder import FolderSource\n"
+              "from pathlib import Path\n"
+              "src = FolderSource('drop', Path(sys.argv[1]), settle=timedelta(0))\n"
+              "try:\n"
+              "    asyncio.run(src.poll({}))\n"
+              "    print('polled')\n"
+              "except SourceError as exc:\n"
+              "    print('failed:', exc)\n")
+    with tempfile.TemporaryDirectory(prefix="newswatch-shut-") as base:
+        Path(base).chmod(0o755)
+        folder = Path(base) / "drop"
+        folder.mkdir()
+        (folder / "a.txt").write_text("Title\nTroops.")
+        folder.chmod(0o000)
+        as_nobody = ["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups",
+                     sys.executable]
+        reach = subprocess.run([*as_nobody, "-c", "import watchers"], capture_output=True,
+                               cwd=REPO, timeout=60)
+        if reach.returncode != 0:
+            pytest.skip("the project's folder or interpreter is not readable by other users")
+        r = subprocess.run([*as_nobody, "-c", script, str(folder)], capture_output=True,
+                           text=True, cwd=REPO, timeout=60)
+        folder.chmod(0o755)
+    assert r.stdout.strip() == f"failed: cannot list folder {folder}: Permission denied", (
+        r.stdout + r.stderr)
 
 
 async def test_oversize_file_is_skipped_without_being_read(tmp_path: Path) -> None:

@@ -402,8 +402,18 @@ class FolderSource:
                     continue
                 self._look(root, os.path.join(top, file), cursor, scan)
         for err in walk_errors:
+            if err.filename and os.path.realpath(err.filename) == root:
+                # The watched folder itself cannot be listed: the source fails (it counted as
+                # a good poll of nothing, never backing off, pausing or saying so).
+                raise SourceError(f"cannot list folder {self.path}: {err.strerror}")
             where = os.path.relpath(err.filename, root) if err.filename else "?"
-            scan.skipped.append(f"folder {_show(where)}: cannot list ({err.strerror})")
+            # Named once for as long as it stays so, like a file left out (it was named at
+            # every poll).
+            token = "/unlisted:" + where
+            seen = f"skip:{err.errno}"
+            if cursor.get(token) != seen:
+                scan.skipped.append(f"folder {_show(where)}: cannot list ({err.strerror})")
+            scan.cursor[token] = seen
         return scan
 
     def _look(self, root: str, path: str, cursor: Mapping[str, str], scan: _Scan) -> None:
@@ -442,7 +452,11 @@ class FolderSource:
             scan.cursor[key] = stamp
             return
         except OSError as exc:
-            scan.skipped.append(f"file {_show(key)}: cannot read ({exc.strerror})")
+            # A dangling link, a loop of links: named once per version of the link.
+            stamp = f"skip:{_stamp(link)}:e{exc.errno}"
+            if cursor.get(key) != stamp:
+                scan.skipped.append(f"file {_show(key)}: cannot read ({exc.strerror})")
+            scan.cursor[key] = stamp
             return
         stamp = _stamp(st)
         if cursor.get(key) in (stamp, f"skip:{stamp}", f"skip:{stamp}:c{st.st_ctime_ns}"):
