@@ -250,7 +250,9 @@ def cmd_match(args: argparse.Namespace) -> int:
         found += 1
         if args.json:
             print(json.dumps({
-                "path": str(path),
+                # A name that is not UTF-8 shows its bytes escaped (written raw, the line was
+                # not UTF-8, or printing it failed and stopped the command).
+                "path": os.fsencode(path).decode("utf-8", "backslashreplace"),
                 "title": article.title,
                 "score": round(m.score, 4),
                 "highlights": [h.model_dump() for h in m.highlights],

@@ -140,6 +140,23 @@ def test_match_json_fields_and_donbass(workdir: Path) -> None:
         assert any(h["text"] == "Donbass" for h in d["highlights"]) or "Donbass" not in text
 
 
+@pytest.mark.parametrize("encoding", ["", "utf-8"])
+def test_match_json_escapes_a_file_name_that_is_not_utf8(tmp_path: Path, encoding: str) -> None:
+    """The name's raw bytes were written into the JSON line (not UTF-8, so no JSON reader
+    took it), or, with PYTHONIOENCODING=utf-8, printing failed and the files after it were
+    never shown."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / os.fsdecode(b"bad-\xff\xfe.txt")).write_text("Troops near the border\nTroops.")
+    (folder / "zz-good.txt").write_text("Troops again\nTroops moved.")
+    env = {"PYTHONIOENCODING": encoding} if encoding else {}
+    res = subprocess.run([*EXE, "match", "troops", "drop", "--json"], cwd=tmp_path,
+                         capture_output=True, env={**os.environ, **env}, timeout=60)
+    assert res.returncode == 0, res.stderr
+    paths = [json.loads(line.decode("utf-8"))["path"] for line in res.stdout.splitlines()]
+    assert paths == ["drop/bad-\\xff\\xfe.txt", "drop/zz-good.txt"]
+
+
 def test_match_explain_and_bad_query(workdir: Path) -> None:
     res = nw("match", "kyiv~", "--explain", cwd=workdir)
     assert res.returncode == 0 and "Kiev" in res.stdout and "alias" in res.stdout.lower()
