@@ -15,6 +15,7 @@ from typing import TextIO
 
 from bot.logs import shown
 from watchers.delivery import Alert, Digest, DigestItem, StoryUpdate, StoryView, UpdateResult
+from watchers.errors import TransientDeliveryError
 from watchers.models import Highlight
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import severity_rank
@@ -147,24 +148,34 @@ class ConsoleSink:
         self.ansi = self.stream.isatty() if ansi is None else ansi
         self.count = 0
 
+    def _print(self, text: str) -> None:
+        try:
+            print(text, file=self.stream, flush=True)
+        except OSError as exc:
+            # A full disk under `run > log`, a closed pipe: one line and a retry later, not a
+            # traceback at every attempt.
+            name = getattr(self.stream, "name", "the output")
+            raise TransientDeliveryError(f"cannot write alerts to {name}: "
+                                         f"{exc.strerror or exc}") from None
+
     async def deliver(self, alert: Alert) -> str | None:
-        print(render_card(alert, ansi=self.ansi), file=self.stream, flush=True)
+        self._print(render_card(alert, ansi=self.ansi))
         self.count += 1
         return f"console-{alert.id}"
 
     async def update(self, update: StoryUpdate) -> UpdateResult:
         """A later article of a story already shown: one line, not a new card."""
-        print(render_update(update), file=self.stream, flush=True)
+        self._print(render_update(update))
         return UpdateResult(message_id=update.message_id, thread_id=update.thread_id)
 
     async def digest(self, digest: Digest) -> str | None:
         """What a route kept for later, as one block."""
-        print(render_digest(digest, ansi=self.ansi), file=self.stream, flush=True)
+        self._print(render_digest(digest, ansi=self.ansi))
         return f"console-digest-{digest.id}"
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None,
                      maybe_sent: bool = False) -> str | None:
         """An operational notice (a source or destination paused) as one marked line."""
         mark = "\x1b[1;31m!\x1b[0m" if self.ansi else "!"
-        print(f"{mark} notice for {route}: {text}", file=self.stream, flush=True)
+        self._print(f"{mark} notice for {route}: {text}")
         return None

@@ -182,3 +182,25 @@ def test_a_database_removed_while_running_stops_with_one_line(tmp_path: Path, ho
     assert "was removed or replaced while newswatch was running" in err
     assert "Traceback" not in err
     assert sys.executable  # the process ended by itself
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_alerts_that_cannot_be_written_out_are_kept_and_said_in_one_line(tmp_path: Path) -> None:
+    """`run > log` on a full disk: a traceback at every attempt, from the console's print."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, WATCH_SEEDS)
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([*EXE, "run", "--once", "-c", str(cfg)], cwd=tmp_path, text=True,
+                             stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "cannot write alerts to <stdout>: No space left on device" in res.stderr
+    # kept for the next runs, which can write them once their retry is due (a second or so)
+    cards = 0
+    for _ in range(10):
+        again = nw("run", "--once", "-c", str(cfg), cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        cards += again.stdout.count("▶ ")
+        if cards >= 3:
+            break
+        time.sleep(0.5)
+    assert cards == 3
