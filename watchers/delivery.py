@@ -567,8 +567,9 @@ class DeliveryService:
         if self._task is not None:
             self.wake_event.set()
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Its own failure, if it failed, went to the engine (see _loop_done), which said
+            # it in one line: not raised again here, nor logged with a traceback by aclose.
+            await asyncio.wait([self._task])
             self._task = None
         pending = list(self._workers.values())
         if pending:
@@ -587,6 +588,8 @@ class DeliveryService:
                 log.error("delivery task %s did not stop when cancelled (its sink ignores "
                           "cancellation); left running", t.get_name())
         for t in tasks:
+            if t is self._task:
+                continue  # the loop: its failure was reported (see _loop_done)
             if t.done() and not t.cancelled() and (exc := t.exception()) is not None:
                 log.error("delivery task failed while closing", exc_info=exc)
         self._task = None

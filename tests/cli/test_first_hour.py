@@ -4,9 +4,11 @@ database that disappears or breaks while running named in one line."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -204,3 +206,28 @@ def test_alerts_that_cannot_be_written_out_are_kept_and_said_in_one_line(tmp_pat
             break
         time.sleep(0.5)
     assert cards == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run as a user who may not write the file")
+def test_a_database_the_user_may_not_write_is_refused_at_start() -> None:
+    """SQLite opened it read-only without a word: `run` said it was watching, then stopped at
+    its first write with a traceback from the delivery loop."""
+    with tempfile.TemporaryDirectory(prefix="newswatch-ro-") as base:
+        folder = Path(base)
+        folder.chmod(0o777)
+        shutil.copytree(SEEDS, folder / "seeds")
+        cfg = write(folder, WATCH_SEEDS)
+        assert nw("run", "--once", "-c", str(cfg), cwd=folder).returncode == 0
+        for path in folder.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (folder / "nw.db.lock").chmod(0o666)  # the database alone may not be written
+        as_nobody = ["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups"]
+        reach = subprocess.run([*as_nobody, *EXE, "--help"], capture_output=True, timeout=60)
+        if reach.returncode != 0:
+            pytest.skip("the project's folder or interpreter is not readable by other users")
+        res = subprocess.run([*as_nobody, *EXE, "run", "--once", "-c", str(cfg)], cwd=folder,
+                             capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert f"cannot write the database {folder / 'nw.db'}: Permission denied" in res.stderr
+    assert "watching" not in res.stderr and "Traceback" not in res.stderr

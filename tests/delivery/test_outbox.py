@@ -341,6 +341,26 @@ async def test_a_cancellation_that_comes_with_a_sink_s_answer_stops_the_drain(
         assert states.count("delivered") == 2 and "sending" not in states
 
 
+async def test_a_loop_that_failed_is_stopped_without_saying_it_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The store failed under the delivery loop (reported once, the engine stops): stopping
+    raised the same error again and logged it with a traceback, "delivery task failed while
+    closing"."""
+    failures: list[BaseException] = []
+    store = await SqliteStore.open(tmp_path / "nw.db")
+    delivery = DeliveryService(store=store, default_sink=ScriptedSink(),
+                               on_fatal=failures.append)  # type: ignore[arg-type]
+    await store.aclose()  # the loop's first statement fails
+    delivery.start()
+    for _ in range(200):
+        if failures:
+            break
+        await asyncio.sleep(0.01)
+    assert failures and "is closed" in str(failures[0])
+    await delivery.stop()
+    assert "failed while closing" not in caplog.text
+
+
 @pytest.mark.parametrize(("after", "at_most"), [
     (math.inf, 1.0), (math.nan, 1.0), (1e15, 86_400.0), (-5.0, 1.0)],
     ids=["inf", "nan", "1e15", "negative"])

@@ -383,6 +383,14 @@ def _check_header(path: str, *, readonly: bool) -> None:
         raise StoreError(f"cannot read the database {path}: {exc.strerror}") from None
     if head and head != SQLITE_HEADER:
         raise StoreError(f"{path} is not a newswatch database (not an SQLite file)")
+    if not readonly:
+        # SQLite opens a file it may not write read-only without a word: the program said it
+        # was watching, then stopped at its first write.
+        try:
+            os.close(os.open(path, os.O_RDWR))
+        except OSError as exc:
+            raise StoreError(f"cannot write the database {path}: {exc.strerror} (newswatch "
+                             "writes to it; check its owner and permissions)") from None
 
 
 def lock_path(path: str) -> str:
