@@ -676,9 +676,14 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
             except FetchBlockedError as exc:
                 issues.append(ConfigIssue(f"sources[{i}].url", str(exc)))
         folder = getattr(src, "path", None)
-        if src.enabled and isinstance(folder, str) and not cfg.resolve(folder).is_dir():
+        # Only to watch: a folder not there (a share mounted late) stopped every command,
+        # searches and imports included, which read and fill the store alone.
+        if (watching and src.enabled and isinstance(folder, str)
+                and not cfg.resolve(folder).is_dir()):
+            where = cfg.resolve(folder)
             issues.append(ConfigIssue(f"sources[{i}].path",
-                                      f"no such folder: {cfg.resolve(folder)}"))
+                                      f"not a folder: {where}" if where.exists()
+                                      else f"no such folder: {where}"))
         if src.name.startswith("@"):
             issues.append(ConfigIssue(f"sources[{i}].name", "a source name may not start with "
                                       "'@' (it marks the feeds servers follow from Discord)"))

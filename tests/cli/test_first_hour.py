@@ -61,6 +61,27 @@ query = "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((x))
     assert "Traceback" not in res.stderr
 
 
+def test_a_missing_folder_stops_watching_but_not_the_commands_on_the_store(
+        tmp_path: Path) -> None:
+    """A watched folder not there (a share mounted late) stopped search, import, trend and
+    the sources' export too, which read and fill the store alone; a file where the folder
+    should be was called missing."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, WATCH_SEEDS)
+    assert nw("run", "--once", "-c", str(cfg), cwd=tmp_path).returncode == 0
+    shutil.rmtree(tmp_path / "seeds")
+    (tmp_path / "seeds").write_text("not a folder")
+    found = nw("search", "troops", "-c", str(cfg), cwd=tmp_path)
+    assert found.returncode == 0 and found.stdout.strip(), found.stderr
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(json.dumps({"id": "x1", "title": "Archived troops", "text": "Troops.",
+                                 "date": "2022-01-01T00:00:00Z"}) + "\n")
+    assert nw("import", str(lines), "-c", str(cfg), cwd=tmp_path).returncode == 0
+    watch = nw("run", "--once", "-c", str(cfg), cwd=tmp_path)
+    assert watch.returncode == 2, watch.stderr
+    assert f"sources[0].path: not a folder: {tmp_path / 'seeds'}" in watch.stderr
+
+
 def test_a_missing_folder_and_an_empty_config_are_reported(tmp_path: Path) -> None:
     cfg = write(tmp_path, """
 [[sources]]
