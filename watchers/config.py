@@ -680,10 +680,10 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
         # searches and imports included, which read and fill the store alone.
         if (watching and src.enabled and isinstance(folder, str)
                 and not cfg.resolve(folder).is_dir()):
-            where = cfg.resolve(folder)
+            absent = cfg.resolve(folder)
             issues.append(ConfigIssue(f"sources[{i}].path",
-                                      f"not a folder: {where}" if where.exists()
-                                      else f"no such folder: {where}"))
+                                      f"not a folder: {absent}" if absent.exists()
+                                      else f"no such folder: {absent}"))
         if src.name.startswith("@"):
             issues.append(ConfigIssue(f"sources[{i}].name", "a source name may not start with "
                                       "'@' (it marks the feeds servers follow from Discord)"))

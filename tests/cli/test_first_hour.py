@@ -252,3 +252,28 @@ def test_a_database_the_user_may_not_write_is_refused_at_start() -> None:
     assert res.returncode == 1, res.stderr
     assert f"cannot write the database {folder / 'nw.db'}: Permission denied" in res.stderr
     assert "watching" not in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run as a user who may only read")
+def test_a_user_who_may_only_read_is_told_why_a_lookup_cannot_read() -> None:
+    """After a clean stop (no -wal or -shm beside the database), a lookup as a user who may
+    read the file but not write in its folder said "attempt to write a readonly database"
+    though it asked only to read."""
+    with tempfile.TemporaryDirectory(prefix="newswatch-reader-") as base:
+        folder = Path(base)
+        shutil.copytree(SEEDS, folder / "seeds")
+        cfg = write(folder, WATCH_SEEDS)
+        assert nw("run", "--once", "-c", str(cfg), cwd=folder).returncode == 0
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        as_nobody = ["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups"]
+        reach = subprocess.run([*as_nobody, *EXE, "--help"], capture_output=True, timeout=60)
+        if reach.returncode != 0:
+            pytest.skip("the project's folder or interpreter is not readable by other users")
+        res = subprocess.run([*as_nobody, *EXE, "search", "troops", "-c", str(cfg)],
+                             cwd=folder, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert (f"cannot read the database {folder / 'nw.db'} as this user: SQLite must create "
+            f"{folder / 'nw.db'}-shm beside it") in res.stderr
+    assert "Traceback" not in res.stderr
