@@ -193,6 +193,39 @@ async def test_an_unusable_path_is_one_clear_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize(("beside", "kind", "message"), [
+    (".lock", "pipe", r"the lock file .*nw\.db\.lock is not a regular file"),
+    ("-wal", "folder", r"nw\.db-wal, the database's wal file, is not a regular file"),
+    ("-shm", "folder", r"nw\.db-shm, the database's shm file, is not a regular file"),
+    ("-wal", "pipe", r"nw\.db-wal, the database's wal file, is not a regular file"),
+])
+async def test_a_file_beside_the_database_that_is_not_a_file_is_named(
+        tmp_path: Path, beside: str, kind: str, message: str) -> None:
+    """A pipe for the lock file failed with a bare "Invalid argument"; a folder or a pipe for
+    SQLite's own files with "unable to open database file", "disk I/O error" or "readonly
+    database", none naming the file."""
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Kept"))
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"nw.db{suffix}").unlink(missing_ok=True)
+    odd = tmp_path / f"nw.db{beside}"
+    odd.unlink(missing_ok=True)
+    if kind == "pipe":
+        os.mkfifo(odd)
+    else:
+        odd.mkdir()
+    with pytest.raises(StoreError, match=message):
+        await SqliteStore.open(path)
+    if kind == "pipe":
+        odd.unlink()
+    else:
+        odd.rmdir()
+    async with await SqliteStore.open(path) as store:  # nothing was lost
+        assert await store.count_articles() == 1
+
+
+@pytest.mark.timeout(60)
 async def test_a_device_or_a_pipe_is_refused_before_anything_is_made_beside_it(
         tmp_path: Path) -> None:
     """``[storage] path = "/dev/null"`` read as an empty database: newswatch made

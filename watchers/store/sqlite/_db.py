@@ -383,6 +383,16 @@ def _check_header(path: str, *, readonly: bool) -> None:
         raise StoreError(f"cannot read the database {path}: {exc.strerror}") from None
     if head and head != SQLITE_HEADER:
         raise StoreError(f"{path} is not a newswatch database (not an SQLite file)")
+    for suffix in ("-wal", "-shm", "-journal"):
+        # SQLite's own files beside it: one that is a folder or a pipe failed as "unable to
+        # open database file", "disk I/O error" or "readonly database", naming none of them.
+        try:
+            side = os.stat(path + suffix).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(side):
+            raise StoreError(f"{path}{suffix}, the database's {suffix[1:]} file, is not a "
+                             "regular file (a folder, pipe, socket or device); move it aside")
     if not readonly:
         # SQLite opens a file it may not write read-only without a word: the program said it
         # was watching, then stopped at its first write.
@@ -403,9 +413,14 @@ def take_process_lock(path: str) -> int:
     """Hold ``<db>.lock`` exclusively (with our pid in it) or say who holds it."""
     target = lock_path(path)
     try:
-        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)
     except OSError as exc:
         raise StoreError(f"cannot create the lock file {target}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        # A pipe there failed with a bare "Invalid argument", naming nothing.
+        raise StoreError(f"the lock file {target} is not a regular file (a pipe, socket or "
+                         "device); move it aside")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
