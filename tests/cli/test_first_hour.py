@@ -277,3 +277,15 @@ def test_a_user_who_may_only_read_is_told_why_a_lookup_cannot_read() -> None:
     assert (f"cannot read the database {folder / 'nw.db'} as this user: SQLite must create "
             f"{folder / 'nw.db'}-shm beside it") in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_lookup_on_a_database_path_that_cannot_be_followed_says_why(tmp_path: Path) -> None:
+    """A loop of links where the database should be was called "no database yet: run
+    `newswatch run` first"."""
+    (tmp_path / "nw.db").symlink_to("other.db")
+    (tmp_path / "other.db").symlink_to("nw.db")
+    cfg = write(tmp_path, '[storage]\npath = "nw.db"\n')
+    res = nw("search", "troops", "-c", str(cfg), cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert (f"cannot read the database {tmp_path / 'nw.db'}: Too many levels of symbolic links"
+            in res.stderr)

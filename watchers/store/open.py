@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from watchers.store.base import Store
@@ -19,7 +20,17 @@ def is_postgres_url(target: str | Path) -> bool:
 def store_exists(target: str | Path) -> bool:
     """Whether there may be a database at ``target`` to read: a PostgreSQL server is asked
     when opened; an SQLite file must exist."""
-    return is_postgres_url(str(target)) or Path(target).exists()
+    if is_postgres_url(str(target)):
+        return True
+    try:
+        os.stat(target)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        # A loop of links, a file where a folder should be: opening it says what is wrong
+        # (it was "no database yet: run `newswatch run` first").
+        return True
+    return True
 
 
 async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None,
