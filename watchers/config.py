@@ -118,6 +118,14 @@ def path_problem(value: str) -> str | None:
     return None
 
 
+def usable_path(value: str) -> str:
+    """``value``, or ValueError saying what makes it unusable (see :func:`path_problem`)."""
+    problem = path_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 class StorageConfig(_Strict):
     """Where articles, the outbox and run-time state live: an SQLite file (``path``, the
     default) or a PostgreSQL database (``url``: ``"postgresql://…"``, or ``"env:VAR"`` naming
@@ -129,10 +137,7 @@ class StorageConfig(_Strict):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        problem = path_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return usable_path(value)
 
     @field_validator("url")
     @classmethod

@@ -76,20 +76,15 @@ async def test_an_added_source_cancelled_part_way_is_either_running_and_stored_o
     unstored: adding it again was refused as existing, and a restart dropped it."""
     feed = {"name": "wire", "url": "http://93.184.216.34/feed.xml", "every": "1h"}
     for steps in range(1, 12):
-        task = asyncio.ensure_future(engine.add_source(dict(feed)))
-        for _ in range(steps):
-            await asyncio.sleep(0)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        stored = [s.name for s in await engine.store.list_sources()]
-        assert ("wire" in engine.source_names()) == ("wire" in stored), f"{steps} steps"
-        task = asyncio.ensure_future(engine.remove_source("wire"))
-        for _ in range(steps):
-            await asyncio.sleep(0)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        stored = [s.name for s in await engine.store.list_sources()]
-        assert ("wire" in engine.source_names()) == ("wire" in stored), f"{steps} steps"
+        for call in (lambda: engine.add_source(dict(feed)),
+                     lambda: engine.remove_source("wire")):
+            task = asyncio.ensure_future(call())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            stored = [s.name for s in await engine.store.list_sources()]
+            assert ("wire" in engine.source_names()) == ("wire" in stored), f"{steps} steps"
         await engine.remove_source("wire")
     view = await engine.add_source(dict(feed))
     assert view.name == "wire" and [s.name for s in await engine.store.list_sources()] == ["wire"]

@@ -9,6 +9,7 @@ session's throwaway server), a new name a new, empty one.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import uuid
@@ -112,6 +113,27 @@ async def one(backend: Backend) -> AsyncIterator[Store]:
 
 
 # ------------------------------------------------------------------ state, reopened
+
+
+async def test_calls_under_way_when_the_store_closes_are_told_it_is_closed(
+        backend: Backend) -> None:
+    """A command handler running as the program shuts down: SQLite's calls waiting for the
+    connection ran on the closed one (aiosqlite's "no active connection", or a lookup's "search
+    index rejected the query", blaming the query); PostgreSQL's said "pool is closing", or
+    that the server could not be reached."""
+    store = await backend.open()
+    await store.save_source_states([SourceState("s", polls=1)])
+    calls = []
+    for i in range(10):
+        calls += [asyncio.ensure_future(store.save_source_states([SourceState(f"w{i}")])),
+                  asyncio.ensure_future(store.all_source_states()),
+                  asyncio.ensure_future(store.recent(limit=5))]
+    await asyncio.sleep(0)  # they have started and wait for the connection
+    await store.aclose()
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert errors  # most of them were still waiting
+    assert all(type(e) is StoreError and "is closed" in str(e) for e in errors), errors
 
 
 async def test_source_state_and_mutes_persist(backend: Backend) -> None:

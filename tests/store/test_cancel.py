@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 from tests.conftest import REPO
-from watchers.errors import StoreError
 from watchers.store import SourceState, SqliteStore, Store
 
 
@@ -111,26 +110,6 @@ async def test_a_bulk_load_cancelled_as_it_begins_gives_back_the_page_cache(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             assert await cache() == before, f"cancelled after {steps} steps"
-
-
-async def test_calls_waiting_when_the_store_closes_are_told_it_is_closed(
-        tmp_path: Path) -> None:
-    """Calls queued for the connection when the store closed (a command handler running as
-    the program shuts down) ran on the closed connection: aiosqlite's "no active connection"
-    (a ValueError), or a lookup's "search index rejected the query", blaming the query."""
-    store = await SqliteStore.open(tmp_path / "nw.db")
-    await store.save_source_states([SourceState("s", polls=1)])
-    calls = []
-    for i in range(10):
-        calls += [asyncio.ensure_future(store.save_source_states([SourceState(f"w{i}")])),
-                  asyncio.ensure_future(store.all_source_states()),
-                  asyncio.ensure_future(store.recent(limit=5))]
-    await asyncio.sleep(0)  # they have started and wait for the connection
-    await store.aclose()
-    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    assert errors  # most of them were still waiting
-    assert all(isinstance(e, StoreError) and "is closed" in str(e) for e in errors), errors
 
 
 def test_ctrl_c_while_a_store_opens_ends_without_a_traceback(tmp_path: Path) -> None:

@@ -399,21 +399,3 @@ async def test_a_close_cancelled_part_way_still_closes_every_connection(
         await conn.close()
     assert left == 0
 
-
-async def test_calls_under_way_when_the_store_closes_are_told_it_is_closed(
-        pg_database: str) -> None:
-    """Their pool closed under them: "pool is closing", or "cannot be reached" as if the
-    server were down."""
-    store = await PostgresStore.open(pg_database)
-    await store.save_source_states([SourceState("s", polls=1)])
-    calls = []
-    for i in range(10):
-        calls += [asyncio.ensure_future(store.save_source_states([SourceState(f"w{i}")])),
-                  asyncio.ensure_future(store.all_source_states()),
-                  asyncio.ensure_future(store.recent(limit=5))]
-    await asyncio.sleep(0)
-    await store.aclose()
-    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    assert errors
-    assert all(type(e) is StoreError and "is closed" in str(e) for e in errors), errors

@@ -115,12 +115,9 @@ class FolderSourceConfig(SourceConfigBase):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        from watchers.config import path_problem
+        from watchers.config import usable_path
 
-        problem = path_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return usable_path(value)
     every: Duration = timedelta(seconds=30)
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     settle: Duration = DEFAULT_SETTLE
