@@ -436,8 +436,13 @@ async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
         # A full disk, a database gone: what was committed before stays, as after Ctrl-C.
         report.done()
         say(f"{args.file}: stopped after about {report.lines:,} lines: {exc}")
-        say(f"{args.file}: what was imported is kept, and the same command again finishes "
-            "the rest")
+        if "was removed or replaced" in str(exc):
+            # What it had imported went with the file: "kept" was not true.
+            say(f"{args.file}: what was imported went with that file; the same command again "
+                "imports the whole file into the database at that path")
+        else:
+            say(f"{args.file}: what was imported is kept, and the same command again finishes "
+                "the rest")
         return EXIT_ERROR
     finally:
         report.done()

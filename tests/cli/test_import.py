@@ -434,6 +434,30 @@ def test_the_store_itself_given_as_the_file_is_refused(workdir: Path) -> None:
     assert res.stderr.count("\n") == 1
 
 
+def test_an_import_whose_database_is_removed_does_not_say_it_kept_anything(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "what was imported is kept" of a database that was gone."""
+    monkeypatch.chdir(workdir)
+    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
+                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
+             for i in range(4500)]
+    write_jsonl(workdir / "many.jsonl", lines)
+    progress = cli._ImportReport.progress
+
+    def removed(self: Any, p: Any) -> None:
+        progress(self, p)
+        if p.lines >= 2000:
+            for suffix in ("", "-wal", "-shm"):
+                (workdir / f"nw.db{suffix}").unlink(missing_ok=True)
+
+    monkeypatch.setattr(cli._ImportReport, "progress", removed)
+    assert cli.main(["import", "many.jsonl", "-c", "config.toml"]) == 1
+    err = capsys.readouterr().err
+    assert "was removed or replaced while newswatch was running" in err
+    assert "what was imported went with that file" in err and "is kept" not in err
+
+
 def test_an_import_stopped_by_a_full_disk_says_what_is_kept(workdir: Path) -> None:
     """A full disk ended the import with the database's error alone: no count of what was
     kept, nor that the same command finishes the rest (as after Ctrl-C). A file size limit
