@@ -1456,7 +1456,7 @@ async def open_engine(
         store = await open_store(target, terms_of=index_terms, lock=not shared, shared=shared)
         stack.push_async_callback(store.aclose)
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="newswatch-cpu")
-        stack.callback(executor.shutdown, wait=True, cancel_futures=True)
+        stack.push_async_callback(_shut_down, executor)
         fetcher = make_fetcher(config)
         stack.push_async_callback(fetcher.aclose)
         stored_rules = await store.list_rules()
@@ -1534,6 +1534,11 @@ async def open_engine(
         if start:
             await engine.start()
         yield engine
+
+
+async def _shut_down(executor: ThreadPoolExecutor) -> None:
+    # From a thread: a job still running (a long match) held the event loop for its length.
+    await finish(asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True))
 
 
 def _same_feed(a: str, b: str) -> bool:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import shutil
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,28 @@ async def test_a_rule_muted_after_it_matched_posts_nothing(tmp_path: Path) -> No
         assert {r.reason for r in status.rejected} == {"its rule was muted before it was sent"}
         await engine.unmute("any")
     assert sink.got == []
+
+
+async def test_closing_while_a_job_runs_in_the_engine_s_threads_keeps_the_loop_going(
+        tmp_path: Path) -> None:
+    """The engine's thread pool was shut down on the event loop, which a job still running
+    (a long match) then held for its whole length: heartbeats and the caller's tasks stopped."""
+    ticks: list[float] = []
+
+    async def ticking() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    async with open_engine(config(tmp_path), start=False) as engine:
+        job = asyncio.get_running_loop().run_in_executor(engine.executor, time.sleep, 2.0)
+        ticker = asyncio.ensure_future(ticking())
+        await asyncio.sleep(0.05)
+        closing_from = time.monotonic()
+    ticker.cancel()
+    await job
+    during = [t for t in ticks if t > closing_from]
+    assert len(during) >= 5, f"{len(during)} ticks while the engine closed"
 
 
 async def test_run_time_rules_and_sources_name_their_own_keys(tmp_path: Path) -> None:
