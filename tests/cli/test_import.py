@@ -325,16 +325,22 @@ def _plain_fingerprint(title: str, text: str) -> str:
     return hashlib.sha256(" ".join(re.findall(r"\w+", folded)).encode()).hexdigest()
 
 
+def three_batches(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``many.jsonl`` of 4,500 lines (three batches) in ``workdir``, the working folder; the
+    import report's own progress, for a test's to call."""
+    monkeypatch.chdir(workdir)
+    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
+                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
+             for i in range(4500)]
+    write_jsonl(workdir / "many.jsonl", lines)
+    return cli._ImportReport.progress
+
+
 def test_an_import_stopped_midway_says_so_keeps_what_it_stored_and_finishes_when_run_again(
         workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Ctrl-C exited 130 with no word on what was kept or how to go on."""
-    monkeypatch.chdir(workdir)
-    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
-                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
-             for i in range(4500)]  # three batches
-    write_jsonl(workdir / "many.jsonl", lines)
-    progress = cli._ImportReport.progress
+    progress = three_batches(workdir, monkeypatch)
 
     def interrupted(self: Any, p: Any) -> None:
         progress(self, p)
@@ -438,12 +444,7 @@ def test_an_import_whose_database_is_removed_does_not_say_it_kept_anything(
         workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """It said "what was imported is kept" of a database that was gone."""
-    monkeypatch.chdir(workdir)
-    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
-                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
-             for i in range(4500)]
-    write_jsonl(workdir / "many.jsonl", lines)
-    progress = cli._ImportReport.progress
+    progress = three_batches(workdir, monkeypatch)
 
     def removed(self: Any, p: Any) -> None:
         progress(self, p)
