@@ -35,6 +35,7 @@ import functools
 import logging
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
@@ -1537,8 +1538,25 @@ async def open_engine(
 
 
 async def _shut_down(executor: ThreadPoolExecutor) -> None:
-    # From a thread: a job still running (a long match) held the event loop for its length.
-    await finish(asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True))
+    # From a thread of its own (not the loop's pool, which would outlive the engine): a job
+    # still running (a long match) held the event loop for its whole length.
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def ended() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def shut() -> None:
+        try:
+            executor.shutdown(wait=True, cancel_futures=True)
+        finally:
+            loop.call_soon_threadsafe(ended)
+
+    thread = threading.Thread(target=shut, name="newswatch-shutdown")
+    thread.start()
+    await finish(done)
+    thread.join()
 
 
 def _same_feed(a: str, b: str) -> bool:
