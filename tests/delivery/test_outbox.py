@@ -349,7 +349,7 @@ async def test_a_loop_that_failed_is_stopped_without_saying_it_again(
     failures: list[BaseException] = []
     store = await SqliteStore.open(tmp_path / "nw.db")
     delivery = DeliveryService(store=store, default_sink=ScriptedSink(),
-                               on_fatal=failures.append)  # type: ignore[arg-type]
+                               on_fatal=failures.append)
     await store.aclose()  # the loop's first statement fails
     delivery.start()
     for _ in range(200):

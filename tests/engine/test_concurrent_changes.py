@@ -6,6 +6,7 @@ local feed server, the engine's own services."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -59,7 +60,8 @@ async def test_a_rule_added_while_another_change_runs_is_running_and_stored(
             await engine.add_rule({"name": f"old{steps}", "query": "tanks"})
             await asyncio.wait_for(asyncio.gather(
                 changes[other](steps),
-                later(steps, lambda n=name: engine.add_rule({"name": n, "query": "grain"}))), 30)
+                later(steps, functools.partial(engine.add_rule,
+                                               {"name": name, "query": "grain"}))), 30)
             assert name in engine.rule_names(), f"{other}, {steps} steps"
             await agree(engine)
 
@@ -71,8 +73,9 @@ async def test_a_source_added_while_the_sources_are_reloaded_is_polled(tmp_path:
             name = f"wire{steps}"
             await asyncio.wait_for(asyncio.gather(
                 engine.reload(("sources",)),
-                later(steps, lambda n=name: engine.add_source(
-                    {"name": n, "url": feeds.url(f"/wire?{n}")}))), 30)
+                later(steps, functools.partial(engine.add_source,
+                                               {"name": name, "url": feeds.url(f"/wire?{name}")}))),
+                30)
             assert name in engine.source_names(), f"{steps} steps"
             await agree(engine)
 
