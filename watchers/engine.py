@@ -278,38 +278,17 @@ def merged_sources(cfg: Config, stored: list[SourceConfig]) -> list[SourceConfig
     return list(sources.values())
 
 
-class _OneChange:
-    """One change of the running rules, sources and routes at a time: each reads the store,
-    then replaces what runs, and two at once lost one of them (a rule added while another was
-    removed stored but never run). Re-entrant within a task, as a change may make another
-    (removing a rule reloads the rules)."""
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
-
-    @asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
-        task = asyncio.current_task()
-        if task is not None and task is self._owner:
-            yield
-            return
-        async with self._lock:
-            self._owner = task
-            try:
-                yield
-            finally:
-                self._owner = None
-
-
 _F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 
 
 def _one_change(method: _F) -> _F:
-    """Run ``method`` as one change (see :class:`_OneChange`)."""
+    """Run ``method`` as one change of the running rules, sources and routes, one at a time:
+    each reads the store, then replaces what runs, and two at once lost one of them (a rule
+    added while another was removed was stored but never ran). A change that makes another
+    (removing a rule reloads the rules) calls that one's unlocked body (``_reload_rules``)."""
     @functools.wraps(method)
     async def changing(self: Engine, *args: Any, **kwargs: Any) -> Any:
-        async with self._changing.held():
+        async with self._changing:
             return await method(self, *args, **kwargs)
     return changing  # type: ignore[return-value]
 
@@ -333,7 +312,7 @@ class Engine:
         # not run, but not removed either, so their alerts waiting for corroboration stay.
         self.kept_rules: frozenset[str] = frozenset()
         self._presence = asyncio.Lock()
-        self._changing = _OneChange()
+        self._changing = asyncio.Lock()  # see _one_change
         self._route_listeners: list[Callable[[str, RouteConfig], None]] = []
         self.store = store
         self.fetcher = fetcher
@@ -808,12 +787,15 @@ class Engine:
         if not removed and guild is not None and self._shared(name):
             raise NewswatchError(f"rule {name!r} is shared by every server; it can only be "
                                  "removed where it was added")
-        await self.reload_rules()
+        await self._reload_rules()
         return removed
 
     @_one_change
     async def reload_rules(self) -> None:
         """Rebuild the running rules from the config and the store."""
+        await self._reload_rules()
+
+    async def _reload_rules(self) -> None:
         stored = await self.store.list_rules()
         self.watch.set_rules(merged_rules(self.config, stored, self.departed.keys()))
         self.kept_rules = _kept(self.config, stored, self.departed.keys())
@@ -853,7 +835,7 @@ class Engine:
                 self.departed = departed
                 what |= {"rules", "sources"}
         if everything or "rules" in what:
-            await self.reload_rules()
+            await self._reload_rules()
         if everything or what & {"sources", "routes"}:
             await self._reload_sources()
         if everything or "route_pauses" in what:
@@ -1336,7 +1318,7 @@ class Engine:
 
     @_one_change
     async def _apply_departures(self) -> None:
-        await self.reload_rules()
+        await self._reload_rules()
         await self._reload_sources()
 
     def paused_routes(self) -> dict[str, str]:
