@@ -1168,17 +1168,17 @@ class DeliveryService:
         if not row.rules:
             return None
         keys = {r.key for r in row.rules}
-        if row.min_sources <= 1 or self.rules_now is None:
-            # Muted after it matched (a poll under way as /mute answered, or a backlog behind
-            # a paused channel): a muted rule posts nothing.
-            if keys <= set(await self.store.mutes(now=self.clock.now())):
-                return "its rule was muted before it was sent"
-            return None
-        running = keys & set(self.rules_now())
-        if not running:
-            return "its rule was removed while it waited for corroboration"
-        if running <= set(await self.store.mutes(now=self.clock.now())):
-            return "its rule was muted while it waited for corroboration"
+        waited = False
+        if row.min_sources > 1 and self.rules_now is not None:
+            waited = True
+            keys &= set(self.rules_now())
+            if not keys:
+                return "its rule was removed while it waited for corroboration"
+        # Muted after it matched (a poll under way as /mute answered, a backlog behind a paused
+        # channel, a long wait for corroboration): a muted rule posts nothing.
+        if keys <= set(await self.store.mutes(now=self.clock.now())):
+            return ("its rule was muted while it waited for corroboration" if waited
+                    else "its rule was muted before it was sent")
         return None
 
     async def _unseen_update(self, row: OutboxRow) -> bool:

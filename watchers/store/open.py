@@ -27,9 +27,7 @@ def store_exists(target: str | Path) -> bool:
     except FileNotFoundError:
         return False
     except OSError:
-        # A loop of links, a file where a folder should be: opening it says what is wrong
-        # (it was "no database yet: run `newswatch run` first").
-        return True
+        pass  # a loop of links, a file for a folder: opening it says what is wrong
     return True
 
 
