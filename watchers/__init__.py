@@ -44,6 +44,7 @@ _EXPORTS = {
     "Stats": "watchers.engine",
     "Store": "watchers.store",
     "StoreError": "watchers.errors",
+    "StoreGoneError": "watchers.errors",
     "StoreUnavailableError": "watchers.errors",
     "StoryDetail": "watchers.engine",
     "StoryIndex": "watchers.stories",
@@ -100,6 +101,7 @@ __all__ = [
     "Stats",
     "Store",
     "StoreError",
+    "StoreGoneError",
     "StoreUnavailableError",
     "StoryDetail",
     "StoryIndex",
@@ -168,6 +170,7 @@ if TYPE_CHECKING:
     from watchers.errors import QuerySyntaxError as QuerySyntaxError
     from watchers.errors import SourceError as SourceError
     from watchers.errors import StoreError as StoreError
+    from watchers.errors import StoreGoneError as StoreGoneError
     from watchers.errors import StoreUnavailableError as StoreUnavailableError
     from watchers.errors import TransientDeliveryError as TransientDeliveryError
     from watchers.errors import UncertainDeliveryError as UncertainDeliveryError

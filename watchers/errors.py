@@ -8,7 +8,8 @@ Every error the engine raises on purpose derives from one root, so a caller can 
     ├── SourceError            a source could not be read (network, HTTP status, unparsable feed)
     │   └── FetchBlockedError  a URL was refused before any connection (scheme, address, size)
     ├── StoreError             the store could not do what was asked
-    │   └── StoreUnavailableError  … because it cannot be reached for now (a server restarting)
+    │   ├── StoreUnavailableError  … because it cannot be reached for now (a server restarting)
+    │   └── StoreGoneError     … because its file was removed or replaced while open
     └── DeliveryError          a sink could not deliver an alert
         ├── TransientDeliveryError   try again later (rate limit, 5xx, timeout)
         │   └── UncertainDeliveryError   … but the send may have gone through (response lost)
@@ -69,6 +70,11 @@ class FetchBlockedError(SourceError):
 
 class StoreError(NewswatchError):
     """The store could not complete an operation."""
+
+
+class StoreGoneError(StoreError):
+    """The SQLite database file was removed or replaced (or its folder was) while the store
+    had it open: what was written to it went with that file."""
 
 
 class StoreUnavailableError(StoreError):

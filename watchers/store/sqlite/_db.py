@@ -35,7 +35,7 @@ import aiosqlite
 from pydantic import BaseModel
 
 from watchers._finish import finish
-from watchers.errors import StoreError
+from watchers.errors import StoreError, StoreGoneError
 
 if TYPE_CHECKING:
     from watchers.store.base import OutboxEntry
@@ -214,11 +214,11 @@ class Db:
         except OSError as exc:
             # Its folder replaced by a file, the path now a symlink loop: gone all the same (an
             # OSError here was taken for each source's failure, with a traceback a second).
-            raise StoreError(f"the database file {self.path} was removed or replaced while "
-                             f"newswatch was running ({exc.strerror or exc})") from None
+            raise StoreGoneError(f"the database file {self.path} was removed or replaced "
+                                 f"while newswatch was running ({exc.strerror or exc})") from None
         if st is None or (st.st_dev, st.st_ino) != self._identity:
-            raise StoreError(f"the database file {self.path} was removed or replaced while "
-                             "newswatch was running")
+            raise StoreGoneError(f"the database file {self.path} was removed or replaced "
+                                 "while newswatch was running")
         if self._lock_fd is not None:
             # The lock is on the lock file's inode: one removed (a "stale lock" cleaned up by
             # hand) lets a second writer lock a new file beside ours and double the alerts.
