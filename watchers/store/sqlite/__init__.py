@@ -13,14 +13,12 @@ Opening for writing (the default) takes the process lock described in :mod:`._db
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from watchers._finish import finish
-from watchers.errors import StoreError
 from watchers.store._shared import ListedWords
 from watchers.store.sqlite._db import Db
 from watchers.store.sqlite.acks import AcksMixin
@@ -86,19 +84,6 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
                 await _pragmas(db, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
                 await upgrade(db, version, terms_of=terms_of)
             db.remember_identity()
-        except StoreError as exc:
-            await db.close()
-            shm = f"{target}-shm"
-            if (readonly and "readonly database" in str(exc)
-                    and not os.path.exists(shm)):  # noqa: ASYNC240 - one stat, on failure
-                # Reading a database in WAL mode takes its shared-memory file, which SQLite
-                # makes beside it when no running newswatch has: the user asked only to read.
-                raise StoreError(
-                    f"cannot read the database {target} as this user: SQLite must create "
-                    f"{shm} beside it to read it, and this user may not write in that folder; "
-                    "run as the database's owner, or while newswatch runs (it keeps that "
-                    "file)") from None
-            raise
         except BaseException:
             await db.close()
             raise

@@ -110,9 +110,11 @@ def _is_corruption(exc: sqlite3.Error) -> bool:
 class Db:
     """The connection of one store, with its lock, transactions and error translation."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str, lock_fd: int | None) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_fd: int | None, *,
+                 readonly: bool = False) -> None:
         self.conn = conn
         self.path = path
+        self.readonly = readonly
         self._lock = asyncio.Lock()
         self._lock_fd = lock_fd
         self._identity: tuple[int, int] | None = None
@@ -152,7 +154,7 @@ class Db:
         except BaseException:
             release_process_lock(lock_fd)
             raise
-        return cls(conn, path, lock_fd)
+        return cls(conn, path, lock_fd, readonly=readonly)
 
     def remember_identity(self) -> None:
         """Note which file the path names now; writes check that it still does."""
@@ -192,6 +194,15 @@ class Db:
         if _is_corruption(exc):
             return StoreError(f"the database {self.path} is corrupted ({detail}); restore a "
                               "backup or move it aside")
+        shm = f"{self.path}-shm"
+        if (self.readonly and "readonly database" in detail
+                and not os.path.exists(shm)):
+            # Reading a database in WAL mode takes its shared-memory file, which SQLite makes
+            # beside it when no running newswatch has: the user asked only to read.
+            return StoreError(
+                f"cannot read the database {self.path} as this user: SQLite must create {shm} "
+                "beside it to read it, and this user may not write in that folder; run as the "
+                "database's owner, or while newswatch runs (it keeps that file)")
         if isinstance(exc, sqlite3.OperationalError) and "locked" in detail:
             return StoreError(f"the database {self.path} stayed locked by another process for "
                               f"{BUSY_TIMEOUT_S} s ({detail})")
