@@ -104,25 +104,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def path_problem(value: str) -> str | None:
-    """What makes ``value`` unusable as a path, or None: a NUL character (the config was
-    taken, then the program stopped with a traceback), or a ``~`` with no home directory to
-    expand it to (a container's user with no home)."""
+def usable_path(value: str) -> str:
+    """``value``, or ValueError saying what makes it unusable as a path: a NUL character (the
+    config was taken, then the program stopped with a traceback), or a ``~`` with no home
+    directory to expand it to (a container's user with no home)."""
     if "\x00" in value:
-        return "contains a NUL character (\\u0000)"
+        raise ValueError("contains a NUL character (\\u0000)")
     if value.startswith("~"):
         try:
             Path(value).expanduser()
         except RuntimeError:
-            return f"{value.split('/')[0]!r} cannot be expanded: no home directory (set HOME)"
-    return None
-
-
-def usable_path(value: str) -> str:
-    """``value``, or ValueError saying what makes it unusable (see :func:`path_problem`)."""
-    problem = path_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
+            raise ValueError(f"{value.split('/')[0]!r} cannot be expanded: no home directory "
+                             "(set HOME)") from None
     return value
 
 

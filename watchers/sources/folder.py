@@ -336,6 +336,13 @@ class _Scan:
     cursor: dict[str, str]  # files already settled (unchanged or remembered as skipped)
     skipped: list[str]
 
+    def skip(self, cursor: Mapping[str, str], key: str, seen: str, why: str) -> None:
+        """Leave out the entry the cursor knows as ``key``, in the state ``seen``: named (as
+        ``why``) only when that state is new, so each version is named once, not every poll."""
+        if cursor.get(key) != seen:
+            self.skipped.append(why)
+        self.cursor[key] = seen
+
 
 class FolderSource:
     """Polls a folder for new and changed article files (recursive; hidden entries ignored).
@@ -406,11 +413,8 @@ class FolderSource:
             where = os.path.relpath(err.filename, root) if err.filename else "?"
             # Named once for as long as it stays so, like a file left out (it was named at
             # every poll).
-            token = "/unlisted:" + where
-            seen = f"skip:{err.errno}"
-            if cursor.get(token) != seen:
-                scan.skipped.append(f"folder {_show(where)}: cannot list ({err.strerror})")
-            scan.cursor[token] = seen
+            scan.skip(cursor, "/unlisted:" + where, f"skip:{err.errno}",
+                      f"folder {_show(where)}: cannot list ({err.strerror})")
         return scan
 
     def _look(self, root: str, path: str, cursor: Mapping[str, str], scan: _Scan) -> None:
@@ -425,9 +429,7 @@ class FolderSource:
                 seen = f"skip:{_stamp(os.lstat(path))}"
             except OSError:
                 return
-            if cursor.get(token) != seen:
-                scan.skipped.append(f"file {_show(key)}: name is not UTF-8")
-            scan.cursor[token] = seen
+            scan.skip(cursor, token, seen, f"file {_show(key)}: name is not UTF-8")
             return
         try:
             link = os.lstat(path)
@@ -443,17 +445,12 @@ class FolderSource:
             if st.st_size > self.max_file_size:
                 raise _Skip(f"{st.st_size} bytes, over the limit of {self.max_file_size}")
         except _Skip as skip:
-            stamp = f"skip:{_stamp(link)}"
-            if cursor.get(key) != stamp:
-                scan.skipped.append(f"file {_show(key)}: {skip.reason}")
-            scan.cursor[key] = stamp
+            scan.skip(cursor, key, f"skip:{_stamp(link)}", f"file {_show(key)}: {skip.reason}")
             return
         except OSError as exc:
             # A dangling link, a loop of links: named once per version of the link.
-            stamp = f"skip:{_stamp(link)}:e{exc.errno}"
-            if cursor.get(key) != stamp:
-                scan.skipped.append(f"file {_show(key)}: cannot read ({exc.strerror})")
-            scan.cursor[key] = stamp
+            scan.skip(cursor, key, f"skip:{_stamp(link)}:e{exc.errno}",
+                      f"file {_show(key)}: cannot read ({exc.strerror})")
             return
         stamp = _stamp(st)
         if cursor.get(key) in (stamp, f"skip:{stamp}", f"skip:{stamp}:c{st.st_ctime_ns}"):
