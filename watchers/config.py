@@ -104,12 +104,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The longest path and file name the usual file systems take (Linux's PATH_MAX, NAME_MAX).
+_PATH_MAX: Final = 4096
+_NAME_MAX: Final = 255
+
+
 def usable_path(value: str) -> str:
     """``value``, or ValueError saying what makes it unusable as a path: a NUL character (the
     config was taken, then the program stopped with a traceback), or a ``~`` with no home
     directory to expand it to (a container's user with no home)."""
     if "\x00" in value:
         raise ValueError("contains a NUL character (\\u0000)")
+    # A path no system takes: refused here with its length, not later with the path itself
+    # in a message as long (`check` took a 100,000-character path).
+    if len(value.encode("utf-8", "surrogateescape")) > _PATH_MAX:
+        raise ValueError(f"is {len(value):,} characters long; paths are at most {_PATH_MAX:,} "
+                         "bytes")
+    longest = max(value.split("/"), key=len)
+    if len(longest.encode("utf-8", "surrogateescape")) > _NAME_MAX:
+        raise ValueError(f"has a name of {len(longest):,} characters in it; names are at most "
+                         f"{_NAME_MAX} bytes")
     if value.startswith("~"):
         try:
             Path(value).expanduser()

@@ -255,3 +255,16 @@ def test_a_tilde_path_without_a_home_directory_is_refused_with_its_key() -> None
     assert r.returncode == 2, r.stderr
     assert "storage.path: '~' cannot be expanded: no home directory (set HOME)" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_path_longer_than_any_system_takes_is_refused_with_its_length(tmp_path: Path) -> None:
+    """`check` took a storage path of 100,000 characters; `run` and `search` then failed with
+    the whole path in their message, a 100 KB line."""
+    with pytest.raises(ConfigError) as bad:
+        parse_config({"storage": {"path": "a" * 100_000 + ".db"},
+                      "sources": [{"name": "f", "type": "folder", "path": "x/" + "b" * 300}],
+                      "rules": [{"name": "t", "query": "troops"}]}, base_dir=tmp_path)
+    assert sorted((i.path, i.message) for i in bad.value.issues) == [
+        ("sources[0].path", "has a name of 300 characters in it; names are at most 255 bytes"),
+        ("storage.path", "is 100,003 characters long; paths are at most 4,096 bytes")]
+    assert len(str(bad.value)) < 400
