@@ -486,3 +486,47 @@ def test_words_a_thousand_times_longer_are_compared_as_the_naive_loop_does() -> 
     got = index._c_similar_pairs(text_module._similar, queries, choices, pack, 0.75)
     assert sorted(got) == sorted(index._similar_pairs(queries, choices, 0.75)) == [
         (0, 0), (1, 1), (2, 0)]
+
+
+lengths_apart = st.text(alphabet=st.sampled_from(list("abdeikorsty")), max_size=90)
+
+
+@settings(max_examples=300, deadline=None)
+@given(queries=st.lists(lengths_apart, min_size=1, max_size=6),
+       choices=st.lists(lengths_apart, min_size=1, max_size=6),
+       threshold=st.integers(min_value=50, max_value=100))  # what a fuzzy term may ask
+def test_queries_left_out_for_their_length_could_reach_no_choice(
+    queries: list[str], choices: list[str], threshold: int
+) -> None:
+    """The length bound only leaves out pairs rapidfuzz's scorer itself turns away."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import Indel
+
+    from watchers.rules import index
+    from watchers.rules.variants import CUTOFF_SLACK
+
+    cutoff = threshold / 100 - CUTOFF_SLACK
+    expected = {(r, c) for r, q in enumerate(queries)
+                for _, _, c in process.extract(q, choices, scorer=Indel.normalized_similarity,
+                                               score_cutoff=cutoff, limit=None)}
+    assert set(index._similar_pairs(queries, choices, cutoff)) == expected
+
+
+def test_a_word_too_long_for_every_fuzzy_term_loads_no_batch_scorer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Words longer than the C comparison takes went to rapidfuzz's batch scorer, whose first
+    import (with numpy's) stalled matching for about 0.1 s, though no fuzzy term of a few
+    letters can be similar to a word of 65."""
+    from watchers.rules import index
+    from watchers.rules import text as text_module
+
+    if text_module._similar is None or text_module._pack_choices is None:
+        pytest.skip("watchers.rules._ctext is not built")
+    monkeypatch.setattr(index, "_RAPIDFUZZ", None)
+    rules = RuleSet([Rule("k", "kyiv~"), Rule("d", "donetsk~80")])
+    article = Article(id="a", title="Kiev and Donezk",
+                      text="a" * 65 + " hashtag" + "x" * 70 + " kyiw")
+    assert sorted(m.rule for m in rules.match(article)) == ["d", "k"]
+    assert rules.match(article) == rules.match_naive(article)
+    assert index._RAPIDFUZZ is None

@@ -807,10 +807,34 @@ def _c_similar_pairs(similar: Callable[[list[str], bytes, float], list[tuple[int
     return found
 
 
+def _may_reach(length: int, shortest: int, longest: int, cutoff: float) -> bool:
+    """Whether a word of ``length`` may be ``cutoff`` similar (normalised Indel) to a word whose
+    length lies between ``shortest`` and ``longest`` (rounded generously: the scorer decides)."""
+    other = min(max(length, shortest), longest)  # the closest length there is
+    total = length + other
+    return total == 0 or 2 * min(length, other) / total >= cutoff - 1e-9
+
+
 def _similar_pairs(
     queries: list[str], choices: list[str], cutoff: float
 ) -> Iterable[tuple[int, int]]:
-    """Index pairs whose Indel similarity reaches ``cutoff``: one batch when numpy is there."""
+    """Index pairs whose Indel similarity reaches ``cutoff``: one batch when numpy is there.
+
+    A query whose length is too far from every choice's to reach the cutoff is not scored: two
+    words of lengths m <= n are at most 2m / (m + n) similar (Indel needs n - m edits at
+    least). With the C extension only words longer than it compares come here, hardly ever
+    close enough to a fuzzy term's length: rapidfuzz's batch scorer (and numpy) is then never
+    imported, which took 0.1 s in the middle of matching the first article with such a word."""
+    if not choices or not queries:
+        return
+    shortest, longest = min(map(len, choices)), max(map(len, choices))
+    kept = [r for r, q in enumerate(queries) if _may_reach(len(q), shortest, longest, cutoff)]
+    if not kept:
+        return
+    if len(kept) < len(queries):
+        for r, c in _similar_pairs([queries[r] for r in kept], choices, cutoff):
+            yield kept[r], c
+        return
     process, scorer, has_numpy = _rapidfuzz()
     if not has_numpy:
         for r, q in enumerate(queries):
