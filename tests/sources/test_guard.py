@@ -89,6 +89,11 @@ def test_check_url_refuses_every_notation(host: str) -> None:
         ("https://exa\u200bmple.org/feed", "invisible"),  # zero-width space
         ("https://example.org/\u00a0feed", "spacing"),  # no-break space
         ("https://example.org/\u2028", "refused URL"),  # line separator
+        # Names the resolver's IDNA encoding refuses: each poll failed as an unexpected error.
+        ("https://" + "a" * 300 + ".com/feed", "no DNS name"),  # a label over 63
+        ("https://a..b.example/feed", "no DNS name"),  # an empty label
+        ("https://.example.com/", "no DNS name"),
+        ("https://" + "abcdefghi." * 26 + "com/", "longer than a DNS name"),  # 263 in all
     ],
 )
 def test_check_url_refuses_bad_shapes(url: str, reason: str) -> None:
@@ -107,6 +112,8 @@ def test_check_url_refuses_bad_shapes(url: str, reason: str) -> None:
         "http://cafe.example/",
         "https://café.example/actualités?q=kyiv",  # letters of any script are fine
         "https://пример.испытание/лента",
+        "https://example.com./feed",  # the root's dot
+        "https://" + "a" * 63 + ".example/",  # the longest label
     ],
 )
 def test_check_url_lets_public_urls_through(url: str) -> None:

@@ -188,10 +188,25 @@ def _url_refusal(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
         name = host.rstrip(".")
         if name in _LOCAL_NAMES or name.endswith(".localhost"):
             return f"refused URL: host {host!r} is the local machine"
-        return None
+        return _name_refusal(name)
     reason = blocked_reason(address, allowed)
     if reason is not None:
         return f"refused URL: {host} is {reason}"
+    return None
+
+
+def _name_refusal(name: str) -> str | None:
+    """Why a host name (no trailing dot) is none DNS can hold, or None. The resolver encodes a
+    name by IDNA, which refuses an empty label or one over 63 characters: such a feed was taken
+    and then failed every poll as an unexpected UnicodeError."""
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    try:
+        encoded = name.encode("idna")
+    except UnicodeError:
+        return (f"refused URL: host {shown!r} is no DNS name (an empty label, one over 63 "
+                "characters, or letters IDNA cannot spell)")
+    if len(encoded) > 253:
+        return f"refused URL: host {shown!r} is longer than a DNS name may be (253 characters)"
     return None
 
 
