@@ -26,7 +26,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import escape, truncate
+from bot.embeds import code_text, escape, truncate
 from watchers.config import format_duration, parse_duration
 from watchers.engine import Engine
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
@@ -52,6 +52,7 @@ __all__ = [
     "describe_error",
     "engine_of",
     "is_admin",
+    "option_problem",
     "routes_seen",
 ]
 
@@ -80,10 +81,16 @@ class NewswatchTree(app_commands.CommandTree[Any]):
         allowed: list[int] = getattr(self.client, "guild_ids", None) or []
         if interaction.guild_id is None:
             text = ONLY_IN_SERVERS
-        elif not allowed or interaction.guild_id in allowed:
+        elif allowed and interaction.guild_id not in allowed:
+            text = NOT_ENABLED
+        elif interaction.type is not discord.InteractionType.application_command or (
+                problem := option_problem(interaction)) is None:
             return True
         else:
-            text = NOT_ENABLED
+            log.info("refused /%s: %s", _command_name(interaction), problem)
+            await interaction.response.send_message(truncate(escape(problem), 1900),
+                                                    ephemeral=True)
+            return False
         log.info("refused /%s from guild %s", _command_name(interaction), interaction.guild_id)
         if interaction.type is discord.InteractionType.autocomplete:
             await interaction.response.autocomplete([])
@@ -110,6 +117,36 @@ class NewswatchTree(app_commands.CommandTree[Any]):
             log.warning("could not answer /%s: %s", _command_name(interaction), exc)
 
 
+def option_problem(interaction: discord.Interaction[Any]) -> str | None:
+    """What is wrong with the interaction's options against the command's own declaration (a
+    number out of its range, a value none of its choices), or None. Discord's client keeps to
+    the declaration; a request made by hand need not, and discord.py passes such values on: a
+    limit of 0 reached the engine after /search had deferred, and the user saw "Something went
+    wrong" in public."""
+    command = interaction.command
+    if not isinstance(command, app_commands.Command):
+        return None
+    for param in command.parameters:
+        value = getattr(interaction.namespace, param.display_name, None)
+        if value is None:
+            continue
+        name = param.display_name
+        if param.choices and value not in [c.value for c in param.choices]:
+            allowed = ", ".join(str(c.value) for c in param.choices)
+            return f"{name}: one of {allowed}, not {str(value)[:60]!r}"
+        if param.type not in (discord.AppCommandOptionType.integer,
+                              discord.AppCommandOptionType.number) or not isinstance(
+                                  value, int | float) or isinstance(value, bool):
+            continue  # strings: each command names its own limits (with the value shown)
+        low, high = param.min_value, param.max_value
+        if (low is not None and value < low) or (high is not None and value > high):
+            shown = str(value) if len(str(value)) <= 30 else f"{str(value)[:27]}..."
+            bounds = (f"from {low} to {high}" if low is not None and high is not None
+                      else f"at least {low}" if low is not None else f"at most {high}")
+            return f"{name}: {bounds}, not {shown}"
+    return None
+
+
 def _command_name(interaction: discord.Interaction[Any]) -> str:
     command = interaction.command
     return command.qualified_name if command is not None else "command"
@@ -121,8 +158,10 @@ def describe_error(error: BaseException) -> str | None:
         # one line per problem, each naming its key: "query: … at column 14"
         return truncate("\n".join(escape(str(i)) for i in error.issues), 1900)
     if isinstance(error, QuerySyntaxError):
+        # The query in a code block, its backticks as look-alikes (one column each, so the
+        # caret still points at its place): three of them would close the block early.
         return (f"Query error: {escape(error.message)} at column {error.column}.\n"
-                f"```\n{truncate(error.caret(), 1800)}\n```")
+                f"```\n{code_text(truncate(error.caret(), 1800))}\n```")
     if isinstance(error, NewswatchError | app_commands.CheckFailure | OptionError):
         return truncate(escape(str(error)), 1900)
     if isinstance(error, app_commands.TransformerError):

@@ -167,6 +167,9 @@ class SourceView:
     # Every server sees it (the config file's, or added without a server); False: a feed the
     # asking server follows, under the name it gave it.
     shared: bool = True
+    # What a server's follow of the same name read before it was added again (where, every):
+    # adding a name the server uses replaces that feed.
+    replaced: tuple[str, timedelta] | None = None
 
 
 @dataclass(frozen=True)
@@ -995,12 +998,15 @@ class Engine:
         if source.name not in own and len(own) >= limit:
             raise NewswatchError(f"this server has {len(own)} sources, the most it may have "
                                  f"(max_sources_per_server = {limit}); remove one first")
+        previous = own.get(source.name)
         await finish(self._start_following(source, url))
         key = feed_key(url)
         state = await self.store.source_state(key) or SourceState(key)
         return SourceView(source.name, source.type, describe_source(source), source.every,
                           source.origin, dataclasses.replace(state, name=source.name),
-                          shared=False)
+                          shared=False,
+                          replaced=None if previous is None else (describe_source(previous),
+                                                                  previous.every))
 
     async def _start_following(self, source: FeedSourceConfig, url: str) -> None:
         """Follow, run and store as one step (see :meth:`_start_and_store`)."""

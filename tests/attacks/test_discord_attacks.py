@@ -83,3 +83,58 @@ async def test_digest_now_on_a_route_of_five_thousand_characters(running: Runnin
     msg = await attack(running, "digest now", {"route": "x" * 5000})
     assert msg.content.startswith("no route named 'xxxx"), msg.content
     assert "known: alerts" in shown(msg)  # a long name is shortened, the known routes stay
+
+
+# Values outside what a command declares, which only a request made by hand sends: discord.py
+# passed them on, and the engine's own refusal came after /search had deferred, as a public
+# "Something went wrong".
+@pytest.mark.parametrize(("command", "options", "said"), [
+    ("search", {"query": "troops", "limit": 0}, "limit: from 1 to 50, not 0"),
+    ("search", {"query": "troops", "limit": -1}, "limit: from 1 to 50, not -1"),
+    ("search", {"query": "troops", "order": "worst"}, "order: one of newest, best, not 'worst'"),
+    ("recent", {"limit": 10**20}, "limit: from 1 to 25, not 100000000000000000000"),
+    ("recent", {"limit": 0}, "limit: from 1 to 25, not 0"),
+])
+async def test_an_option_outside_its_declared_range_is_refused_by_name(
+        running: Running, command: str, options: dict[str, Any], said: str) -> None:
+    msg = await attack(running, command, options)
+    assert shown(msg) == said
+
+
+BREAKOUT = "a` **[click me](https://evil.example)** `b"
+
+
+@pytest.mark.parametrize(("command", "option"), [
+    ("rules remove", "name"), ("sources remove", "name"), ("sources resume", "name"),
+    ("alerts resume", "route")])
+async def test_a_name_with_backticks_stays_inside_its_code_span(
+        running: Running, command: str, option: str) -> None:
+    """The typed name was put between backticks as it came: its own backtick closed the span
+    and the bold link after it was rendered."""
+    msg = await attack(running, command, {option: BREAKOUT})
+    assert "`aˋ **[click me](https://evil.example)** ˋb`" in msg.content, msg.content
+
+
+async def test_a_query_error_keeps_the_query_inside_its_code_block(running: Running) -> None:
+    msg = await attack(running, "search",
+                       {"query": "troops ``` **[click me](https://evil.example)**"})
+    assert msg.content.count("```") == 2, msg.content
+    block = msg.content.split("```")[1]
+    assert "ˋˋˋ **[click me](https://evil.example)**" in block
+    query, caret = block.strip("\n").split("\n")
+    assert caret.index("^") == query.index("[")  # still under the bracket it is about
+
+
+async def test_adding_a_feed_under_a_name_in_use_says_what_it_replaced(
+        running: Running) -> None:
+    """Adding a name the server already uses replaces that feed (how its URL or interval is
+    changed); the reply said only "Watching", and the feed it dropped went unmentioned."""
+    first = await (await running.emu.send_interaction(
+        "sources add", {"name": "news", "url": "https://example.org/one"})).final_message()
+    assert "replaced" not in first.content
+    second = await (await running.emu.send_interaction(
+        "sources add", {"name": "news", "url": "https://example.org/two",
+                        "every": "30m"})).final_message()
+    assert "every 30m (replaced `https://example.org/one` every 10m)" in second.content
+    follows = [f.url for f in running.engine.tenancy.follows.values()]
+    assert follows == ["https://example.org/two"]

@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import delivery_embed, escape, truncate
+from bot.embeds import code_text, delivery_embed, escape, truncate
 from bot.interactions import (
     ADMIN_PERMISSIONS,
     NewswatchCog,
@@ -47,10 +47,12 @@ class AdminCog(NewswatchCog, commands.GroupCog, group_name="alerts",
         """Resume a paused destination and send its held alerts."""
         paused = routes_seen(self.engine.paused_routes(), interaction.guild_id)
         if route not in paused:
-            names = ", ".join(f"`{self.engine.route_label(r)}`" for r in paused) or "none"
+            names = ", ".join(f"`{code_text(self.engine.route_label(r))}`"
+                              for r in paused) or "none"
+            shown = code_text(truncate(route, 64))
             await interaction.response.send_message(
-                truncate(f"Route `{truncate(route, 64)}` is not paused (paused: {names}).",
-                         1900), ephemeral=True)
+                truncate(f"Route `{shown}` is not paused (paused: {names}).", 1900),
+                ephemeral=True)
             return
         held = await self.engine.resume_route(route)
         await interaction.response.send_message(

@@ -228,7 +228,8 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                      name: app_commands.Transform[str, RuleName]) -> None:
         """Remove a rule added in Discord."""
         await answer(interaction, await self.engine.remove_rule(name, guild=interaction.guild_id),
-                     f"Rule **{escape(name)}** removed.", f"No rule named `{name[:64]}`.")
+                     f"Rule **{escape(name)}** removed.",
+                     f"No rule named `{code_text(name[:64])}`.")
 
 
 class MuteCog(NewswatchCog):

@@ -18,7 +18,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import escape, sources_embed
+from bot.embeds import code_text, escape, sources_embed, truncate
 from bot.exts.sources._opml import MAX_ATTACHMENT_BYTES, import_embed
 from bot.interactions import Duration, NewswatchCog, SourceName, answer
 from watchers.config import format_duration
@@ -62,6 +62,14 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
         view = await self.engine.add_source(
             {"name": name, "type": "feed", "url": url.strip(), "every": every},
             created_by=str(interaction.user.id), guild=interaction.guild_id)
+        if view.replaced is not None:
+            # The name was the server's already: say what it read before, as /rules add does.
+            where, every = view.replaced
+            await interaction.response.send_message(
+                f"Watching **{escape(view.name)}** every {format_duration(view.every)} "
+                f"(replaced `{code_text(truncate(where, 300))}` every "
+                f"{format_duration(every)}).")
+            return
         await interaction.response.send_message(
             f"Watching **{escape(view.name)}** every {format_duration(view.every)}. "
             "The first poll records a baseline; new items alert from then on.")
@@ -74,7 +82,7 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
         await answer(interaction, await self.engine.remove_source(
                          name, guild=interaction.guild_id),
                      f"Source **{escape(name)}** removed; its articles stay stored.",
-                     f"No source named `{name[:64]}`.")
+                     f"No source named `{code_text(name[:64])}`.")
 
     @app_commands.command(name="resume")
     @app_commands.describe(name="the source to resume")
@@ -84,7 +92,7 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
         await answer(interaction, await self.engine.resume_source(
                          name, guild=interaction.guild_id),
                      f"Source **{escape(name)}** resumed.",
-                     f"No source named `{name[:64]}` has been polled yet.")
+                     f"No source named `{code_text(name[:64])}` has been polled yet.")
 
     @app_commands.command(name="import")
     @app_commands.describe(file="an OPML file (as feed readers export it), at most 5 MiB",
