@@ -136,5 +136,5 @@ async def test_adding_a_feed_under_a_name_in_use_says_what_it_replaced(
         "sources add", {"name": "news", "url": "https://example.org/two",
                         "every": "30m"})).final_message()
     assert "every 30m (replaced `https://example.org/one` every 10m)" in second.content
-    follows = [f.url for f in running.engine.tenancy.follows.values()]
-    assert follows == ["https://example.org/two"]
+    follows = list(running.engine.tenancy.follows.values())
+    assert [getattr(f, "url", None) for f in follows] == ["https://example.org/two"]
