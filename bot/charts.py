@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from watchers.surge import Trend
@@ -130,7 +130,9 @@ def render_trend(trend: Trend, *, width_px: int = 1100, height_px: int = 620) ->
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
-    heading = ax.set_title(trend.label, fontsize=big, fontweight="bold", loc="left",
+    # A control character (a NUL in a typed query) has no glyph: matplotlib warned of each.
+    label = "".join(c if c.isprintable() else " " for c in trend.label)
+    heading = ax.set_title(label, fontsize=big, fontweight="bold", loc="left",
                            pad=36 * scale)
     note = f"{trend.total:,} matches · {len(surges)} surge{'s' if len(surges) != 1 else ''}"
     if trend.truncated:
@@ -146,14 +148,24 @@ def render_trend(trend: Trend, *, width_px: int = 1100, height_px: int = 620) ->
               fontsize=small, frameon=False, handlelength=1.0, columnspacing=1.0,
               borderaxespad=0)
 
-    fig.tight_layout(pad=0.6 * scale)
-    # A long query is cut to the picture's width (with "…") rather than drawn off its edge.
+    # A long query is cut to the picture's width (with "…") rather than drawn off its edge:
+    # once before the layout, which warned and gave up on a title wider than the picture, and
+    # again after it, which moves the axes (and the title) left.
     renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]
-    text = trend.label
-    while len(text) > 8 and heading.get_window_extent(renderer).x1 > width_px - 6 * scale:
-        text = text[:-2]
-        heading.set_text(text.rstrip() + "…")
+    right = width_px - 6 * scale
+    text = _fit(heading, renderer, label, right)
+    fig.tight_layout(pad=0.6 * scale)
+    _fit(heading, renderer, text, right)
     out = io.BytesIO()
     # No "Software" (or any time) chunk: the bytes depend on the chart alone.
     fig.savefig(out, format="png", dpi=_DPI, metadata={"Software": None})
     return out.getvalue()
+
+
+def _fit(heading: Any, renderer: Any, text: str, right: float) -> str:
+    """Cut ``heading`` (showing ``text``) two letters at a time, with "…", until it ends left
+    of ``right`` (pixels) or 8 letters are left; the text it shows, without the "…"."""
+    while len(text) > 8 and heading.get_window_extent(renderer).x1 > right:
+        text = text[:-2]
+        heading.set_text(text.rstrip() + "…")
+    return text

@@ -135,3 +135,15 @@ def test_chart_is_deterministic_and_sized() -> None:
         assert small.size == (550, 310)
     with pytest.raises(ValueError, match="too small"):
         render_trend(series, width_px=100, height_px=100)
+
+
+@pytest.mark.parametrize("label", ["troops\x00russia", "kyiv OR " * 60, "a\x07\u200e" * 40])
+def test_a_chart_of_any_label_draws_without_warnings(label: str) -> None:
+    """A NUL in a typed query (no glyph) and a query wider than the picture (the layout gave
+    up) made matplotlib warn; with warnings as errors, /trend failed in public."""
+    end = datetime(2022, 2, 1, tzinfo=UTC)
+    times = sorted(end - timedelta(hours=h, minutes=5) for h in range(1, 200))
+    series = trend(label, times, end - timedelta(days=3), end)
+    png = render_trend(series)  # the suite runs with warnings as errors
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == (1100, 620)
