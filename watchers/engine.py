@@ -700,6 +700,22 @@ class Engine:
     async def add_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None,
                        guild: int | None = None,
                        picked: tuple[int, str] | None = None) -> RuleConfig:
+        """Add or replace a run-time rule (see :meth:`replace_rule`); the rule as added."""
+        rule, _ = await self._add_rule(fields, created_by=created_by, guild=guild, picked=picked)
+        return rule
+
+    @_one_change
+    async def replace_rule(self, fields: Mapping[str, Any], *, created_by: str | None = None,
+                           guild: int | None = None, picked: tuple[int, str] | None = None
+                           ) -> tuple[RuleConfig, RuleConfig | None]:
+        """:meth:`add_rule`, and the rule of the same name it replaced (None: a new name), as
+        one change: read before it, the replaced rule of one of two calls at once was the
+        other's."""
+        return await self._add_rule(fields, created_by=created_by, guild=guild, picked=picked)
+
+    async def _add_rule(self, fields: Mapping[str, Any], *, created_by: str | None,
+                        guild: int | None, picked: tuple[int, str] | None
+                        ) -> tuple[RuleConfig, RuleConfig | None]:
         """Add or replace a run-time rule (with ``guild``: that server's); it applies to the
         next article matched.
 
@@ -765,7 +781,7 @@ class Engine:
         # Stored to its end (a cancelled command), and taken back if it cannot be: a rule that
         # runs is a rule that is stored.
         await finish(self._store_rule(rule, new_route, running))
-        return rule
+        return rule, next((r for r in running if r.key == rule.key), None)
 
     async def _store_rule(self, rule: RuleConfig, new_route: ServerRoute | None,
                           running: list[RuleConfig]) -> None:

@@ -138,3 +138,21 @@ async def test_adding_a_feed_under_a_name_in_use_says_what_it_replaced(
     assert "every 30m (replaced `https://example.org/one` every 10m)" in second.content
     follows = list(running.engine.tenancy.follows.values())
     assert [getattr(f, "url", None) for f in follows] == ["https://example.org/two"]
+
+
+async def test_rules_added_at_once_under_one_name_each_name_what_they_replaced(
+        running: Running) -> None:
+    """The replaced rule was read before the change: of four /rules add at once, three said
+    they replaced the first one's query."""
+    sent = await asyncio.gather(*[running.emu.send_interaction(
+        "rules add", {"name": "dup", "query": f"troops OR x{i}"}) for i in range(4)])
+    answers = [(await s.final_message(timeout=10)).content for s in sent]
+    saved = [a.split("saved: `")[1].split("`")[0] for a in answers]
+    replaced = [a.split("(replaced `")[1].split("`")[0] for a in answers if "(replaced" in a]
+    # As one after another: one found the name free, each other replaced a different one, and
+    # the last saved is the one nobody replaced.
+    assert len(replaced) == 3 and len(set(replaced)) == 3, answers
+    assert sorted(replaced + [q for q in saved if q not in replaced]) == sorted(saved)
+    (last,) = [q for q in saved if q not in replaced]
+    running_rules = [r.query for r in running.engine.watch.rules if r.name == "dup"]
+    assert running_rules == [last]

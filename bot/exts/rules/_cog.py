@@ -152,16 +152,14 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                                   else interaction.channel_id or 0)
         engine = self.engine
         user = str(interaction.user.id)
-        before = next((v.rule for v in await engine.rules(guild=guild.id)
-                       if v.rule.name == name and not v.is_global), None)
         fields: dict[str, Any] = {"name": name, "query": query, "severity": severity,
                                   "template_style": template_style}
         if template is not None:
             # a slash option is one line; "\n" typed in it stands for a line break
             fields["template"] = template.replace("\\n", "\n")
         # the channel's route is made with the rule, not before: a refused rule leaves none
-        rule = await engine.add_rule(fields, created_by=user, guild=guild.id,
-                                     picked=(picked.id, picked.name))
+        rule, before = await engine.replace_rule(fields, created_by=user, guild=guild.id,
+                                                 picked=(picked.id, picked.name))
         shape = (f" · {rule.template_style} template (`/rules preview {rule.name}`)"
                  if rule.template is not None or rule.template_style != "embed" else "")
         # Replacing is what /rules add does to a name in use; the reply says what went.
