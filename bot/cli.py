@@ -640,6 +640,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError):  # no SIGPIPE; not main thread
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = sys.argv[1:] if argv is None else list(argv)
+    problem = _output_problem()
+    if problem is not None:
+        say(problem)
+        return EXIT_USAGE
     # Only the named command's parser is built: building all dozen of them costs a few
     # milliseconds on every start. The top level has no options of its own but -h, so the
     # command is the first word; anything else (-h, a typo) gets the whole parser.
@@ -678,6 +682,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _interrupted(exc):
             return 130
         raise
+
+
+def _output_problem() -> str | None:
+    """Make standard output and error print any text (a terminal whose locale is not UTF-8
+    gets escapes, ``\\u2192``, for what it cannot show: inside a JSON string, the same
+    character); or say why nothing can be written. A Latin-1 locale made every command that
+    prints a headline or an arrow end in a UnicodeEncodeError, and the console delivery of
+    `run` held every alert back; with standard output closed, results went nowhere and the
+    command said it had found them."""
+    if sys.stdout is None:
+        return "standard output is closed: the results could be written nowhere"
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+        reconfigure = getattr(stream, "reconfigure", None)
+        if encoding not in ("utf-8", "utf8") and reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+    return None
 
 
 def _interrupted(exc: BaseException) -> bool:

@@ -289,3 +289,43 @@ def test_a_lookup_on_a_database_path_that_cannot_be_followed_says_why(tmp_path: 
     assert res.returncode == 1, res.stderr
     assert (f"cannot read the database {tmp_path / 'nw.db'}: Too many levels of symbolic links"
             in res.stderr)
+
+
+def test_a_terminal_that_is_not_utf8_gets_escapes_not_tracebacks(tmp_path: Path) -> None:
+    """Under a Latin-1 locale (PYTHONIOENCODING stands for one here) `check` ended in a
+    UnicodeEncodeError at its first arrow, and `run --once` printed nothing: the console's
+    delivery failed on each card and held every alert back, with exit 0."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, WATCH_SEEDS)
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+
+    def latin(*args: str) -> tuple[int, str, str]:
+        res = subprocess.run([*EXE, *args, "-c", str(cfg)], cwd=tmp_path, env=env,
+                             capture_output=True, timeout=60)
+        return res.returncode, res.stdout.decode("latin-1"), res.stderr.decode("latin-1")
+
+    code, out, err = latin("check")
+    assert code == 0 and "Traceback" not in err, err
+    assert "\\u2192" in out  # the arrow, escaped
+    code, out, err = latin("run", "--once")
+    assert code == 0 and "Traceback" not in err, err
+    assert out.count("\\u25b6 ") == 3  # every card, its ▶ escaped
+    code, out, err = latin("search", "troops", "--json")
+    assert code == 0, err
+    titles = [json.loads(line)["title"] for line in out.splitlines()]
+    assert any(not t.isascii() for t in titles)  # the escapes are JSON's: read back whole
+
+
+@pytest.mark.parametrize("command", [["search", "troops"], ["check"], ["run", "--once"]])
+def test_a_closed_standard_output_is_said_not_written_to(tmp_path: Path,
+                                                          command: list[str]) -> None:
+    """With stdout closed (`>&-`), search printed "3 result(s)" and exited 0 having written
+    none, and `run --once` ended in a traceback."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, WATCH_SEEDS)
+    res = subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', *EXE, *command, "-c", str(cfg)],
+                         cwd=tmp_path, capture_output=False, stderr=subprocess.PIPE, text=True,
+                         timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == ("newswatch: standard output is closed: the results could be "
+                                  "written nowhere")
