@@ -32,8 +32,13 @@ log = logging.getLogger("newswatch")
 
 
 def token_from_env(cfg: Config) -> str | None:
-    """The bot token from the variable the config names (never from the file)."""
+    """The bot token from the variable the config names (never from the file). A token with
+    a space or control character inside (two lines pasted, a stray tab) is refused by name:
+    no token holds one, and aiohttp refused the header in a traceback."""
     value = os.environ.get(cfg.discord.token_env, "").strip()
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise NewswatchError(f"${cfg.discord.token_env} holds a space, line break or control "
+                             "character inside the token: set it to the token alone")
     return value or None
 
 

@@ -329,3 +329,16 @@ def test_a_closed_standard_output_is_said_not_written_to(tmp_path: Path,
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == ("newswatch: standard output is closed: the results could be "
                                   "written nowhere")
+
+
+@pytest.mark.parametrize("token", ["first-half\nsecond-half", "abc\tdef", "abc\x07def"])
+def test_a_token_with_a_line_break_inside_is_refused_by_name(tmp_path: Path, token: str) -> None:
+    """Two lines pasted into $DISCORD_TOKEN ended in aiohttp's "Forbidden control character
+    detected in headers", a traceback."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, WATCH_SEEDS)
+    res = nw("run", "--once", "-c", str(cfg), cwd=tmp_path, env={"DISCORD_TOKEN": token})
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "$DISCORD_TOKEN holds a space, line break or control character" in res.stderr
+    assert "half" not in res.stderr and "abc" not in res.stderr  # no part of the token shown
