@@ -250,7 +250,18 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
         fh.close()
         raise NewswatchError(f"{path} is an SQLite database (a newswatch store?), not a JSON "
                              "Lines file")
+    packed = next((kind for magic, kind in _PACKED if head.startswith(magic)), None)
+    if packed is not None:
+        # Each line was reported "not UTF-8" in turn, a hundred of them, and none imported.
+        fh.close()
+        raise NewswatchError(f"{path} is {packed}-compressed: decompress it first (the import "
+                             "reads JSON Lines as they are)")
     return fh, size
+
+
+# The first bytes of compressed files (a history export is often gzipped).
+_PACKED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
+           (b"\x28\xb5\x2f\xfd", "zstd"), (b"PK\x03\x04", "zip"))
 
 
 def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLink:

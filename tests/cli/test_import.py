@@ -5,11 +5,15 @@ database to itself."""
 from __future__ import annotations
 
 import asyncio
+import bz2
+import gzip
 import hashlib
 import json
+import lzma
 import re
 import sqlite3
 import unicodedata
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -622,3 +626,17 @@ async def test_an_import_of_a_file_that_stays_as_it_was_is_not_changed(tmp_path:
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         summary = await import_file(store, path, ruleset=RuleSet([]))
     assert summary.imported == len(GOOD) and not summary.changed
+
+
+@pytest.mark.parametrize(("pack", "kind"), [
+    (gzip.compress, "gzip"), (bz2.compress, "bzip2"), (lzma.compress, "xz")])
+def test_a_compressed_history_is_named_as_such(workdir: Path, pack: Callable[[bytes], bytes],
+                                               kind: str) -> None:
+    """A gzipped export printed a hundred "not UTF-8 (byte 2)" lines and imported nothing."""
+    (workdir / "h.jsonl.x").write_bytes(pack(json.dumps(GOOD[0]).encode() + b"\n"))
+    res = nw("import", "h.jsonl.x", "-c", "config.toml", cwd=workdir)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip().endswith(
+        f"h.jsonl.x is {kind}-compressed: decompress it first (the import reads JSON Lines "
+        "as they are)"), res.stderr
+    assert res.stderr.count("\n") == 1
