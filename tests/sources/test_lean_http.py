@@ -8,6 +8,7 @@ paths share are also run on the aiohttp path, with the same expected messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import ipaddress
 import re
@@ -450,6 +451,32 @@ async def test_broken_responses_give_the_same_errors_on_both_paths(
     async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
         with pytest.raises(SourceError, match=re.escape(f"{server.url()}: {message}")):
             await f.get(server.url())
+
+
+@pytest.mark.parametrize("start", [b"HTTP/1.1 200 OK\r\nX-Big: ", b"HTTP/1.1 200 OK", b""],
+                         ids=["header", "reason-phrase", "interim-answers"])
+async def test_a_head_that_never_ends_is_refused_at_once(client_path: str, start: bytes) -> None:
+    """A header (or status line) that never ends, or 100 Continue after 100 Continue: the cap
+    counted finished headers only, so the lean client read on until the fetch's deadline,
+    holding hundreds of MB and a core for each such source."""
+    if client_path == "aiohttp" and not start:
+        pytest.skip("aiohttp reads interim answers until the deadline (the lean client is the "
+                    "default)")
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(start)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(10_000):  # 640 MB at most, cut short by the refusal
+                writer.write(b"a" * 65536 if start else b"HTTP/1.1 100 Continue\r\n\r\n" * 2000)
+                await writer.drain()
+
+    patient = Timeouts(connect=5, read=60, total=60)
+    async with RawServer(script) as server, Fetcher(timeouts=patient,
+                                                    allow_private=LOOPBACK) as f:
+        async with asyncio.timeout(15):  # not the deadline: refused on the way
+            with pytest.raises(SourceError, match=re.escape("bad HTTP response (400)")):
+                await f.get(server.url())
 
 
 async def test_chunked_and_gzipped_bodies_are_decoded(client_path: str) -> None:

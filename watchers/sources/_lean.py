@@ -51,6 +51,12 @@ _HIGH_WATER = 256 * 1024  # buffered body bytes before the socket stops being re
 # Header bytes of one response at most: a server that never ends its headers would otherwise
 # fill memory until the fetch's deadline (aiohttp refuses a header line over 8,190 bytes).
 _MAX_HEADER_BYTES = 64 * 1024
+# Bytes before the headers end, whatever they are (a status line or a header line that never
+# ends, interim 1xx answers one after another): headers within the cap above, with their line
+# ends and a few interim answers, stay well under it. The cap above counts finished headers
+# only, and httptools holds an unfinished one until it ends: one that never did grew for the
+# fetch's whole deadline, hundreds of MB and a core for each such source.
+_MAX_HEAD_BYTES = 2 * _MAX_HEADER_BYTES
 
 
 class ResponseCutError(Exception):
@@ -128,6 +134,7 @@ class _Conn(asyncio.Protocol):
         self.status = 0
         self.headers: list[tuple[str, str]] = []
         self.header_bytes = 0
+        self.head_bytes = 0
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
@@ -170,6 +177,14 @@ class _Conn(asyncio.Protocol):
             else:
                 self._fail(ResponseCutError("bad HTTP response (400)"))
             self.close()
+        else:
+            if not self.headers_done and not self.complete:
+                # Counted once the chunk is read: one that ends the headers may carry body.
+                self.head_bytes += len(data)
+                if self.head_bytes > _MAX_HEAD_BYTES:
+                    # As aiohttp says it, and as the cap on finished headers does.
+                    self._fail(ResponseCutError("bad HTTP response (400)"))
+                    self.close()
         self._wake()
 
     def eof_received(self) -> bool:
