@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -191,3 +192,40 @@ def test_a_byte_order_mark_wins_over_the_declared_encoding(bom: bytes, codec: st
     feed = parse_feed(bom + doc.encode(codec), url=URL,
                       content_type="application/rss+xml; charset=utf-8")
     assert [e.title for e in feed.entries] == ["Київ: новини"]
+
+
+# Documents a broken feed serves for good: each was a successful poll of no item, so the source
+# never failed, never paused, and showed as healthy.
+@pytest.mark.parametrize(("body", "said"), [
+    (b'<?xml version="1.0"?><rss version="2.0"><channel><title>News</title><item><title>Cut',
+     "is ill-formed XML in which no item could be read: "),
+    (b'<rss version="2.0">\n</rss', "is ill-formed XML in which no item could be read: "),
+    (json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "x",
+                 "items": {"id": "1", "title": "a"}}).encode(),
+     "is a JSON Feed with 'items' that is an object, not a list"),
+    (json.dumps({"version": "https://jsonfeed.org/version/1", "items": None}).encode(),
+     "is a JSON Feed with 'items' that is null, not a list"),
+    (json.dumps({"version": "https://jsonfeed.org/version/1", "title": "x"}).encode(),
+     "is a JSON Feed with no 'items'"),
+])
+def test_a_feed_broken_before_its_first_item_is_an_error(body: bytes, said: str) -> None:
+    with pytest.raises(FeedFormatError, match=re.escape(f"https://example.org/f {said}")) as info:
+        parse_feed(body, url="https://example.org/f", content_type=None)
+    assert info.value.kind == "ill-formed"
+
+
+@pytest.mark.parametrize("body", [
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title></channel></rss>',
+    # Ill-formed only by a namespace prefix it never declared: empty, not broken.
+    b'<rss version="2.0"><channel><itunes:subtitle>Foo</itunes:subtitle></channel></rss>',
+    json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": []}).encode(),
+])
+def test_an_empty_feed_is_still_read_as_empty(body: bytes) -> None:
+    assert parse_feed(body, url="https://example.org/f", content_type=None).entries == []
+
+
+def test_ill_formed_xml_with_items_is_still_read_loosely() -> None:
+    body = (b'<rss version="2.0"><channel><item><title>One</title><link>https://e.org/1</link>'
+            b'</item><item><title>Two &nbsp; broken</title></item></channel>')
+    feed = parse_feed(body, url="https://example.org/f", content_type=None)
+    assert feed.bozo and [e.title for e in feed.entries][:1] == ["One"]

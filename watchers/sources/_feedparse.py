@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from xml.parsers.expat.errors import XML_ERROR_UNBOUND_PREFIX
+from xml.sax import SAXParseException
 
 import feedparser  # type: ignore[import-untyped]
 from feedparser.datetimes import _parse_date  # type: ignore[import-untyped]
@@ -75,7 +77,8 @@ class FeedFormatError(SourceError):
 
     Kinds: ``empty``, ``html``, ``json`` (JSON but not a JSON Feed), ``invalid-json``,
     ``not-a-feed`` (XML or text we do not recognise), ``too-complex`` (more markup than we will
-    spend CPU on; see ``MAX_MARKUP_TOKENS``).
+    spend CPU on; see ``MAX_MARKUP_TOKENS``), ``ill-formed`` (a feed's root, but XML so broken
+    that no item could be read, or a JSON Feed whose ``items`` is no list).
     """
 
     def __init__(self, message: str, kind: str) -> None:
@@ -450,8 +453,20 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
             continue
         if raw.guid or raw.url or raw.title or raw.text:
             entries.append(raw)
-    return ParsedFeed(title=title, entries=entries, format=version,
-                      bozo=bool(_raw(parsed, "bozo")), skipped=skipped.result())
+    bozo = bool(_raw(parsed, "bozo"))
+    reason = _raw(parsed, "bozo_exception")
+    if bozo and not entries and isinstance(reason, SAXParseException) and (
+            reason.getMessage() != XML_ERROR_UNBOUND_PREFIX):
+        # Cut short (or broken) before its first item: a poll of nothing that counted as a
+        # success, so a feed broken for good never failed. Ill-formed XML with items is read
+        # as the loose parser gives it, as before; an empty feed feedparser only warns about
+        # (a charset declared one way and read another) is empty, and so is one whose only
+        # fault is a namespace prefix it never declared (itunes:, as feeds often forget).
+        detail = f": {_one_line(str(reason))[:200]}"
+        raise FeedFormatError(f"{url} is ill-formed XML in which no item could be read"
+                              f"{detail}", "ill-formed")
+    return ParsedFeed(title=title, entries=entries, format=version, bozo=bozo,
+                      skipped=skipped.result())
 
 
 def _xml_entry(entry: Any, url: str) -> RawEntry:
@@ -512,6 +527,16 @@ def _json_str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _json_kind(value: Any) -> str:
+    """A JSON value's kind in JSON's words: null, an object, a string ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "an object", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)
+
+
 def _parse_json(body: bytes, url: str) -> ParsedFeed:
     try:
         # A number too long for int() (over 4,300 digits: an item's id, say) stays text, so
@@ -527,9 +552,15 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
     version = _json_str(doc.get("version"))
     fmt = "json11" if version.rstrip("/").endswith("1.1") else "json1"
     items = doc.get("items")
+    if not isinstance(items, list):
+        # A JSON Feed must have its items in a list: as null or an object, none was read and
+        # the poll counted as a success, so a feed broken for good never failed.
+        what = "no 'items'" if "items" not in doc else (
+            f"'items' that is {_json_kind(items)}, not a list")
+        raise FeedFormatError(f"{url} is a JSON Feed with {what}", "ill-formed")
     entries: list[RawEntry] = []
     skipped = _Skipped()
-    for position, item in enumerate(items if isinstance(items, list) else [], 1):
+    for position, item in enumerate(items, 1):
         if not isinstance(item, dict):
             skipped.add(position, None, TypeError(f"an item is an object, not "
                                                   f"{type(item).__name__}"))
