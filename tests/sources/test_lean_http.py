@@ -479,6 +479,26 @@ async def test_a_head_that_never_ends_is_refused_at_once(client_path: str, start
                 await f.get(server.url())
 
 
+async def test_content_encoding_on_two_lines_is_one_list(client_path: str) -> None:
+    """A header sent on two lines is one list (RFC 9110, 5.3): only the first line was read,
+    so identity + gzip left the body packed ("not a feed") and gzip + gzip was not named."""
+    packed = gzip.compress(b"<rss/>")
+    codings = [[b"identity", b"gzip"], [b"gzip", b"gzip"]]
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        lines = b"".join(b"Content-Encoding: %s\r\n" % c for c in codings[n % 2])
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + lines
+                     + b"Content-Length: %d\r\n\r\n" % len(packed) + packed)
+        await writer.drain()
+
+    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        assert (await f.get(server.url())).body == b"<rss/>"
+        with pytest.raises(SourceError, match=re.escape(
+                "unsupported Content-Encoding 'gzip, gzip' (stacked codings)")):
+            await f.get(server.url())
+
+
 async def test_chunked_and_gzipped_bodies_are_decoded(client_path: str) -> None:
     doc = b"<rss>" + b"story " * 5000 + b"</rss>"
     packed = gzip.compress(doc)

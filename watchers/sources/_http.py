@@ -505,11 +505,11 @@ class Fetcher:
                     yield chunk
 
         return await self._decoded(pieces(), _content_length(resp.headers.get("Content-Length")),
-                                   resp.headers.get("Content-Encoding", ""), url)
+                                   _codings(resp.headers), url)
 
     async def _read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
         return await self._decoded(resp.content.iter_chunked(_CHUNK), resp.content_length,
-                                   resp.headers.get("Content-Encoding", ""), url)
+                                   _codings(resp.headers), url)
 
     async def _decoded(self, chunks: AsyncIterator[bytes], declared: int | None, encoding: str,
                        url: str) -> bytes:
@@ -629,6 +629,13 @@ def _redirect(status: int, url: str, headers: Mapping[str, str], current: str) -
 def _plain_headers(headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
     # A case-insensitive copy that outlives the response.
     return CIMultiDictProxy(CIMultiDict(headers))
+
+
+def _codings(headers: CIMultiDictProxy[str]) -> str:
+    """The response's Content-Encoding as one list: a header sent on two lines is one list of
+    codings (RFC 9110, 5.3), and the first line alone left a gzip body undecoded, which then
+    read as "not a feed"."""
+    return ", ".join(headers.getall("Content-Encoding", []))
 
 
 def _content_length(value: str | None) -> int | None:
