@@ -160,6 +160,7 @@ class _Conn(asyncio.Protocol):
         self.last = self.loop.time()
         if self.parser is None or self.complete:
             self.extra = True  # bytes nobody asked for: the connection is not reusable
+            self._overran()
             self.close()
             return
         try:
@@ -174,10 +175,13 @@ class _Conn(asyncio.Protocol):
         except httptools.HttpParserError:
             if self.complete:
                 self.extra = True  # trailing bytes after a whole response
+                self._overran()
             else:
                 self._fail(ResponseCutError("bad HTTP response (400)"))
             self.close()
         else:
+            if self.extra and self.complete:
+                self._overran()
             if not self.headers_done and not self.complete:
                 # Counted once the chunk is read: one that ends the headers may carry body.
                 self.head_bytes += len(data)
@@ -301,6 +305,15 @@ class _Conn(asyncio.Protocol):
         else:
             self.error = DisconnectedError("server closed the connection")
         self._wake()
+
+    def _overran(self) -> None:
+        """Bytes came after a body of declared length: the length was a lie, and the body read
+        is only the first part of what was sent (aiohttp refuses it so too). A 204 or 304
+        with a stray body is left be: such answers carry none, and polls get many 304s."""
+        if self.error is None and self.parser is not None and self.status not in (204, 304) \
+                and any(name.lower() == "content-length" for name, _ in self.headers):
+            self.error = ResponseCutError("bad HTTP response (400)")
+            self._wake()
 
     def _length_known(self) -> bool:
         for name, value in self.headers:
