@@ -381,3 +381,18 @@ def test_folder_defaults(tmp_path: Path) -> None:
     assert isinstance(source, FolderSourceConfig)
     assert (source.every, source.settle, source.max_file_size) == (
         timedelta(seconds=30), timedelta(seconds=1), 1024 * 1024)
+
+
+@pytest.mark.parametrize(("doc", "said"), [
+    ({"title": ["Troops"], "text": "troops"}, "'title' must be a string, not a list"),
+    ({"title": "Troops", "text": {"a": "troops"}}, "'text' must be a string, not an object"),
+    ({"title": "Troops", "content": 5}, "'content' must be a string, not a number"),
+])
+async def test_a_json_article_whose_fields_are_not_text_is_skipped_by_name(
+        tmp_path: Path, doc: dict[str, object], said: str) -> None:
+    """Such a title was stored as Python spells the list ("['Troops']") and matched as that."""
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    (tmp_path / "good.json").write_text(json.dumps({"title": "Good", "text": "Fine."}))
+    poll = await instant(tmp_path).poll({})
+    assert [a.title for a in poll.articles] == ["Good"]
+    assert len(poll.skipped) == 1 and f"'c.json': {said}" in poll.skipped[0], poll.skipped

@@ -226,6 +226,27 @@ def decode_text(data: bytes) -> str | None:
         return data.decode("latin-1")
 
 
+def _json_string(doc: dict[str, Any], *keys: str) -> str:
+    """The first of ``keys`` that ``doc`` holds a value for (not null or empty), which must be
+    a string: a list or an object was stored as Python spells it ("['Troops']"), as the
+    article's title, and matched as such (the import refuses the same line)."""
+    for key in keys:
+        value = doc.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise SourceError(f"'{key}' must be a string, not {_json_kind(value)}")
+        return value
+    return ""
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    return {list: "a list", dict: "an object", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)
+
+
 def _article_from_bytes(data: bytes, name: str, *, source: str, guid: str | None) -> Article:
     """An Article from a file's content; raises SourceError (without the name) if unusable."""
     raw = decode_text(data)
@@ -244,8 +265,8 @@ def _article_from_bytes(data: bytes, name: str, *, source: str, guid: str | None
             raise SourceError("invalid JSON: nested too deeply") from None
         if not isinstance(doc, dict):
             raise SourceError("expected a JSON object with 'title' and 'text'")
-        text = str(doc.get("text") or doc.get("content") or doc.get("body") or "")
-        title = str(doc.get("title") or "").strip()
+        text = _json_string(doc, "text", "content", "body")
+        title = _json_string(doc, "title").strip()
         published = _parse_date(doc.get("published") or doc.get("date"))
         if not title:
             title, text, fallback = split_text_article(text)
