@@ -8,6 +8,8 @@ grouped by rule, newest first.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -143,9 +145,17 @@ def render_digest(digest: Digest, *, ansi: bool = False, width: int = 78) -> str
 class ConsoleSink:
     """Prints each alert as a card. Every route can share one ConsoleSink."""
 
-    def __init__(self, stream: TextIO | None = None, *, ansi: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, ansi: bool | None = None,
+                 width: int | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.ansi = self.stream.isatty() if ansi is None else ansi
+        tty = self.stream.isatty()
+        # Colour on a terminal, unless the user said no (https://no-color.org) or the terminal
+        # cannot show it; cards as wide as the terminal, up to 78 columns (a file gets 78).
+        self.ansi = (tty and not os.environ.get("NO_COLOR")
+                     and os.environ.get("TERM") != "dumb") if ansi is None else ansi
+        if width is None:
+            width = min(78, max(20, shutil.get_terminal_size((78, 24)).columns)) if tty else 78
+        self.width = width
         self.count = 0
 
     def _print(self, text: str) -> None:
@@ -159,7 +169,7 @@ class ConsoleSink:
                                          f"{exc.strerror or exc}") from None
 
     async def deliver(self, alert: Alert) -> str | None:
-        self._print(render_card(alert, ansi=self.ansi))
+        self._print(render_card(alert, ansi=self.ansi, width=self.width))
         self.count += 1
         return f"console-{alert.id}"
 
@@ -170,7 +180,7 @@ class ConsoleSink:
 
     async def digest(self, digest: Digest) -> str | None:
         """What a route kept for later, as one block."""
-        self._print(render_digest(digest, ansi=self.ansi))
+        self._print(render_digest(digest, ansi=self.ansi, width=self.width))
         return f"console-digest-{digest.id}"
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None,

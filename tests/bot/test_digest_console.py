@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from bot.console import ConsoleSink
 from tests.bot.test_digest_embeds import KYIV, TROOPS, digest, item
 
@@ -27,3 +29,32 @@ async def test_console_prints_a_digest_as_one_block() -> None:
         "kyiv [medium]",
         "• Kyiv shelled — dw · 3 outlets · 4 articles", "https://dw.example/30",
     ]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("env", "colour", "width"), [
+    ({}, True, 78),
+    ({"NO_COLOR": "1"}, False, 78),
+    ({"TERM": "dumb"}, False, 78),
+    ({"COLUMNS": "30"}, True, 30),
+    ({"COLUMNS": "5"}, True, 20),  # no narrower than a card's head
+])
+async def test_a_terminal_gets_colour_unless_refused_and_cards_as_wide_as_it(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str], colour: bool, width: int) -> None:
+    """`run` coloured its cards on any terminal (NO_COLOR and TERM=dumb aside) and drew their
+    rule 78 columns wide on a terminal of 20."""
+    for name in ("NO_COLOR", "TERM", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out = _Terminal()
+    sink = ConsoleSink(out)
+    await sink.digest(digest(item("Kyiv shelled", 30, KYIV)))
+    text = out.getvalue()
+    assert ("\x1b[" in text) is colour
+    rule = text.splitlines()[0].replace("\x1b[2m", "").replace("\x1b[0m", "")
+    assert rule == "═" * width
