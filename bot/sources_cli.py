@@ -173,7 +173,7 @@ async def _sources(cfg: Config) -> list[_Feed]:
     """The sources a started engine would run (the engine's own merge of the file's and the
     stored ones)."""
     from watchers.engine import merged_sources
-    from watchers.errors import NewswatchError
+    from watchers.errors import NewswatchError, StoreError
     from watchers.sources import describe_source
     from watchers.store import open_store, store_exists
 
@@ -182,6 +182,8 @@ async def _sources(cfg: Config) -> list[_Feed]:
     if store_exists(path):
         try:
             store = await open_store(path, readonly=True)
+        except StoreError:
+            raise  # names the database already (and says why it cannot be read)
         except NewswatchError as exc:
             raise NewswatchError(f"{path}: cannot read the database: {exc}") from None
         try:

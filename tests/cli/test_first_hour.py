@@ -342,3 +342,41 @@ def test_a_token_with_a_line_break_inside_is_refused_by_name(tmp_path: Path, tok
     assert "Traceback" not in res.stderr
     assert "$DISCORD_TOKEN holds a space, line break or control character" in res.stderr
     assert "half" not in res.stderr and "abc" not in res.stderr  # no part of the token shown
+
+
+def _mounted_read_only(source: Path, target: Path) -> bool:
+    """Bind ``source`` read-only at ``target`` (root, and a system that lets us mount)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    target.mkdir()
+    if subprocess.run(["mount", "--bind", str(source), str(target)],
+                      capture_output=True).returncode != 0:
+        return False
+    if subprocess.run(["mount", "-o", "remount,bind,ro", str(target)],
+                      capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(target)], capture_output=True)
+        return False
+    return True
+
+
+def test_a_lookup_on_a_read_only_file_system_says_why_it_cannot_read(tmp_path: Path) -> None:
+    """After a clean stop, a lookup (search, trend, sources export) on a database whose file
+    system is mounted read-only said only "unable to open database file"."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = write(tmp_path, WATCH_SEEDS)
+    assert nw("run", "--once", "-c", str(cfg), cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "nw.db-shm").exists()  # a clean stop leaves none
+    ro = tmp_path / "ro"
+    if not _mounted_read_only(tmp_path, ro):
+        pytest.skip("needs root and a read-only bind mount")
+    try:
+        for command in (["search", "troops"], ["sources", "export"]):
+            res = nw(*command, "-c", str(ro / "config.toml"), cwd=ro)
+            assert res.returncode == 1, res.stderr
+            assert res.stderr.strip() == (
+                f"newswatch: cannot read the database {ro / 'nw.db'}: it lies on a read-only "
+                f"file system, and SQLite must create {ro / 'nw.db'}-shm beside it to read it; "
+                "copy the database (with its -wal file, if any) to a writable place and read "
+                "it there"), res.stderr
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)

@@ -203,6 +203,14 @@ class Db:
                 f"cannot read the database {self.path} as this user: SQLite must create {shm} "
                 "beside it to read it, and this user may not write in that folder; run as the "
                 "database's owner, or while newswatch runs (it keeps that file)")
+        if (self.readonly and "unable to open database file" in detail
+                and not os.path.exists(shm) and _read_only_folder(self.path)):
+            # The same need, where no user can meet it: "unable to open database file" named
+            # nothing a user could act on.
+            return StoreError(
+                f"cannot read the database {self.path}: it lies on a read-only file system, "
+                f"and SQLite must create {shm} beside it to read it; copy the database (with "
+                "its -wal file, if any) to a writable place and read it there")
         if isinstance(exc, sqlite3.OperationalError) and "locked" in detail:
             return StoreError(f"the database {self.path} stayed locked by another process for "
                               f"{BUSY_TIMEOUT_S} s ({detail})")
@@ -412,6 +420,15 @@ def _check_header(path: str, *, readonly: bool) -> None:
         except OSError as exc:
             raise StoreError(f"cannot write the database {path}: {exc.strerror} (newswatch "
                              "writes to it; check its owner and permissions)") from None
+
+
+def _read_only_folder(path: str) -> bool:
+    """Whether the file system holding ``path``'s folder is mounted read-only."""
+    try:
+        return bool(os.statvfs(os.path.dirname(os.path.abspath(path)) or ".").f_flag
+                    & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def lock_path(path: str) -> str:
