@@ -640,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError):  # no SIGPIPE; not main thread
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = sys.argv[1:] if argv is None else list(argv)
-    problem = _output_problem()
+    problem = _output_problem() or _empty_argument(argv)
     if problem is not None:
         say(problem)
         return EXIT_USAGE
@@ -699,6 +699,21 @@ def _output_problem() -> str | None:
         if encoding not in ("utf-8", "utf8") and reconfigure is not None:
             with contextlib.suppress(ValueError, OSError):
                 reconfigure(errors="backslashreplace")
+    return None
+
+
+def _empty_argument(argv: Sequence[str]) -> str | None:
+    """What an empty argument stood for, if one was given: no option or argument of the
+    command takes one, and each was read as if left out (``--since ""`` as the default day,
+    ``-c ""`` as config.toml, ``match troops ""`` as this folder)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--") and arg.endswith("=") and len(arg) > 3:
+            return f"{arg[:-1]}: an empty value; give one, or leave the option out"
+        if arg == "":
+            before = argv[i - 1] if i else ""
+            if before.startswith("-") and "=" not in before and before != "--":
+                return f"{before}: an empty value; give one, or leave the option out"
+            return (f"argument {i + 1} is empty (''): give a value, or leave it out")
     return None
 
 

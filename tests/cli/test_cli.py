@@ -335,3 +335,20 @@ def test_check_reads_the_store_url_variable_as_run_does(tmp_path: Path) -> None:
         assert "pw" not in res.stderr + res.stdout
     ok = nw("check", "-c", "db.toml", cwd=tmp_path, env={"NW_DB": "postgresql://u:pw@h/x"})
     assert ok.returncode == 0 and "PostgreSQL from $NW_DB" in ok.stdout
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["search", "troops", "--since", ""], "--since: an empty value"),
+    (["search", "troops", "--since="], "--since: an empty value"),
+    (["check", "-c", ""], "-c: an empty value"),
+    (["match", "troops", ""], "argument 3 is empty ('')"),
+    (["import", ""], "argument 2 is empty ('')"),
+])
+def test_an_empty_argument_is_refused_not_read_as_left_out(
+        workdir: Path, args: list[str], said: str) -> None:
+    """An unset shell variable: --since "" searched the default day, -c "" read config.toml,
+    match troops "" searched this folder, and import "" named '.' as the file."""
+    res = nw(*args, cwd=workdir)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith(f"newswatch: {said}"), res.stderr
+    assert res.stdout == ""
