@@ -65,7 +65,14 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
         raise _Bad(f"'{field}' must not be blank")
     from watchers.models import storable
 
-    return storable(value)  # a lone surrogate ("\ud800") would fail when printed
+    kept = storable(value)  # a lone surrogate ("\ud800") would fail when printed
+    if field == "id" and kept != value:
+        # Made printable, "a\ud800" and "a\udc00" were one id, and the file was refused
+        # for a repeat it does not hold.
+        shown = value.encode("unicode_escape", "backslashreplace").decode("ascii")[:60]
+        raise _Bad(f"'id' holds a NUL or a lone surrogate ('{shown}'), which --json could "
+                   "not print back as given")
+    return kept
 
 
 def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

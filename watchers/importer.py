@@ -49,6 +49,7 @@ from watchers.models import (
     history_time,
     json_int,
     matchable,
+    storable,
     unmarked,
 )
 from watchers.rules import RuleSet
@@ -157,6 +158,12 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
         # such a source were shown to no server.
         raise BadLine(f"'source' may not start with {SERVER_FEED_PREFIX!r} (it marks the feeds "
                       "servers follow)")
+    ident = doc.get("id")
+    if isinstance(ident, str) and storable(ident) != ident:
+        # Stored, a lone surrogate became U+FFFD and a NUL nothing: "a\ud800" and "a\udc00"
+        # were one id, and the second line was renamed as a clash.
+        raise BadLine(f"'id' holds a NUL or a lone surrogate ({_escaped(ident)}), which no "
+                      "stored id may")
     published = _date(doc.get("date"))
     # Every value's type is checked above: the model's own validation would only repeat it.
     return checked_article(
@@ -169,6 +176,12 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
         fetched_at=fetched_at or datetime.now(UTC),
         id=(doc.get("id") or "").strip(),
     )
+
+
+def _escaped(text: str) -> str:
+    """``text`` shown with escapes for what cannot be printed, cut to 60 characters."""
+    shown = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return "'" + (shown if len(shown) <= 60 else shown[:57] + "...") + "'"
 
 
 def _lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes | int]]:

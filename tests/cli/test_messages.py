@@ -73,3 +73,17 @@ def test_stories_reads_a_byte_order_mark_at_the_start_of_any_line(tmp_path: Path
     assert res.returncode == 0, res.stderr
     assert sorted(i for s in map(json.loads, res.stdout.splitlines()) for i in s["ids"]) == [
         "a", "b"]
+
+
+def test_stories_names_an_id_with_a_lone_surrogate_instead_of_a_repeat(tmp_path: Path) -> None:
+    """Made printable, "a\\ud800" and "a\\udc00" were one id: the file was refused for a repeat
+    ("'id' 'a\ufffd' repeats line 1") it does not hold."""
+    (tmp_path / "s.jsonl").write_text(
+        '{"id": "a\\ud800", "title": "One", "date": "2022-01-20"}\n'
+        '{"id": "a\\udc00", "title": "Two", "date": "2022-01-20"}\n', encoding="utf-8")
+    res = nw("stories", "s.jsonl", "--json", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert ("s.jsonl:1: 'id' holds a NUL or a lone surrogate ('a\\ud800'), which --json "
+            "could not print back as given") in res.stderr
+    assert "s.jsonl:2: 'id' holds a NUL or a lone surrogate ('a\\udc00')" in res.stderr
+    assert "repeats" not in res.stderr
