@@ -288,7 +288,7 @@ def test_parse_line_builds_what_validation_builds() -> None:
     fetched = datetime(2023, 3, 1, 8, tzinfo=UTC)
     lines = [json.dumps(g) for g in GOOD] + [
         json.dumps({"title": " Caf\u00e9\u0000 ", "text": "\ud800 x", "url": " https://ex.org ",
-                    "id": " a\u0000 ", "source": "", "date": "0001-01-01T00:00:00+01:00"}),
+                    "id": " a ", "source": "", "date": "0001-01-01T00:00:00+01:00"}),
         json.dumps({"title": "No id", "url": "https://ex.org/n", "date": "2020-02-02"}),
         json.dumps({"title": "Nothing else"}),
     ]

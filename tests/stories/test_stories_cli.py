@@ -169,11 +169,12 @@ def test_command_bad_line_exits_2(tmp_path: Path) -> None:
 
 def test_a_lone_surrogate_is_shown_as_a_replacement_character(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """JSON may escape half a surrogate pair; printing it failed with UnicodeEncodeError."""
-    f = write(tmp_path / "a.jsonl", ['{"id": "s\\ud800", "title": "Putin \\ud800 x", '
+    """JSON may escape half a surrogate pair; printing it failed with UnicodeEncodeError. (In
+    an id it is a bad line: --json could not print the id back as given.)"""
+    f = write(tmp_path / "a.jsonl", ['{"id": "s1", "title": "Putin \\ud800 x", '
                                      '"date": "2022-01-01"}'])
     assert stories_cli.run(parse(str(f))) == 0
     out = capsys.readouterr().out
     assert "1 story from 1 article " in out and "Putin \ufffd x" in out
     assert stories_cli.run(parse(str(f), "--json")) == 0
-    assert '"ids": ["s\ufffd"]' in capsys.readouterr().out
+    assert '"ids": ["s1"]' in capsys.readouterr().out
