@@ -7,14 +7,16 @@ result is what the live engine would have decided had they arrived in that order
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from watchers.stories.features import signature
 from watchers.stories.index import DEFAULT_WINDOW, StoryIndex
 
-__all__ = ["Story", "StoryInput", "cluster"]
+__all__ = ["PROGRESS_EVERY", "Story", "StoryInput", "cluster"]
+
+PROGRESS_EVERY = 2000
 
 
 @dataclass(frozen=True)
@@ -37,14 +39,20 @@ class Story:
     last: datetime
 
 
-def cluster(items: Iterable[StoryInput], window: timedelta = DEFAULT_WINDOW) -> list[Story]:
-    """Stories of ``items``, in the order they started; members in the order they joined."""
+def cluster(items: Iterable[StoryInput], window: timedelta = DEFAULT_WINDOW, *,
+            on_progress: Callable[[int, int], None] | None = None) -> list[Story]:
+    """Stories of ``items``, in the order they started; members in the order they joined.
+    ``on_progress(done, total)`` is called every :data:`PROGRESS_EVERY` articles placed and
+    once at the end."""
     ordered = sorted(items, key=lambda it: it.date)
     index = StoryIndex(window)
     members: dict[str, list[StoryInput]] = {}
-    for it in ordered:
+    total = len(ordered)
+    for done, it in enumerate(ordered, 1):
         sid, _ = index.assign(it.id, signature(it.title, it.text), it.date, it.source)
         members.setdefault(sid, []).append(it)
+        if on_progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
+            on_progress(done, total)
     out = []
     for sid, arts in members.items():
         outlets = list(dict.fromkeys(a.source for a in arts if a.source))
