@@ -25,7 +25,7 @@ import pytest
 from tests.fakes.feed_server import FeedServer, Route
 from tests.sources._support import FAST, LOOPBACK, FakeResolver
 from watchers.errors import FetchBlockedError, SourceError
-from watchers.sources._http import Fetcher, FetchTimeoutError, Timeouts
+from watchers.sources._http import Fetcher, FetchResult, FetchTimeoutError, Timeouts
 
 httptools = pytest.importorskip("httptools", reason="the lean client needs httptools")
 from watchers.sources._lean import LeanClient  # noqa: E402 - after the skip
@@ -402,18 +402,23 @@ async def test_a_protocol_switch_is_an_unexpected_status_not_a_hang(client_path:
     assert result.status == 101  # the feed source refuses it as an unexpected status
 
 
+async def answered_with(payload: bytes, *, etag: str | None = None) -> FetchResult:
+    """What the fetcher makes of one request answered with ``payload`` as it is."""
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.request(reader)
+        writer.write(payload)
+        await writer.drain()
+
+    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
+        return await f.get(server.url(), etag=etag)
+
+
 async def test_lines_ended_by_a_bare_lf_are_read_on_both_paths(client_path: str) -> None:
     """Some servers end header lines with LF alone: aiohttp read them and the lean client
     refused them as "bad HTTP response (400)", so such a feed failed with the default install
     and worked without it."""
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await server.request(reader)
-        writer.write(b"HTTP/1.1 200 OK\nContent-Type: application/rss+xml\n"
-                     b"Content-Length: 6\n\n<rss/>")
-        await writer.drain()
-
-    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
-        result = await f.get(server.url())
+    result = await answered_with(b"HTTP/1.1 200 OK\nContent-Type: application/rss+xml\n"
+                                 b"Content-Length: 6\n\n<rss/>")
     assert result.status == 200 and result.body == b"<rss/>"
 
 
@@ -509,14 +514,9 @@ async def test_a_not_modified_answer_with_a_stray_body_is_still_not_modified(
     if client_path == "aiohttp":
         pytest.skip("aiohttp refuses a 304 with a body (400); only the lean client reads it")
 
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await server.request(reader)
-        writer.write(b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 6\r\n"
-                     b"Connection: close\r\n\r\n<rss/>")
-        await writer.drain()
-
-    async with RawServer(script) as server, Fetcher(timeouts=FAST, allow_private=LOOPBACK) as f:
-        result = await f.get(server.url(), etag='"x"')
+    result = await answered_with(b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n"
+                                 b"Content-Length: 6\r\nConnection: close\r\n\r\n<rss/>",
+                                 etag='"x"')
     assert result.status == 304
 
 
