@@ -347,9 +347,12 @@ class DiscordSink:
                     sent = await self._send_channel(ChannelTarget(int(first)), kwargs,
                                                     _part_nonce(digest.nonce, i))
                 else:
+                    # A retry looks for each part first, as an alert's does: the nonce
+                    # alone let a part post twice after a lost answer and a long outage.
                     sent = await self._send(digest.route, kwargs,
                                             nonce=_part_nonce(digest.nonce, i),
                                             maybe_sent=digest.maybe_sent,
+                                            retry=digest.attempt > 1,
                                             post=_Post(thread_name(digest_title(digest))))
             except TransientDeliveryError as exc:
                 if i and not isinstance(exc, UncertainDeliveryError):
@@ -416,7 +419,8 @@ class DiscordSink:
         self._add_buttons(kwargs, update.alert, acknowledged=update.acknowledged is not None)
         new_id = await self._send(update.route, kwargs,
                                   nonce=_repost_nonce(update.nonce),
-                                  maybe_sent=update.maybe_sent, post=_post_of(update.alert))
+                                  maybe_sent=update.maybe_sent, retry=update.attempt > 1,
+                                  post=_post_of(update.alert))
         if new_id is None:  # _send always names what it posted; guard the contract
             raise TransientDeliveryError("Discord did not name the reposted story's message")
         return UpdateResult(new_id, None, reposted=True)

@@ -6,9 +6,14 @@ article that changes in place into something graver, or into other words."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+import bot.sinks
+from bot.sinks import DiscordSink
 from tests.bot._stories import edits, embeds_text, settle
 from tests.bot.conftest import Running
 from tests.bot.test_stories_e2e import (  # noqa: F401
@@ -206,3 +211,42 @@ async def test_a_waiting_alert_of_a_server_that_removed_the_bot_is_kept_not_give
         await settle(run, lambda: len(emu.messages(channel)) >= 1)
         states = {r.state for r in await engine.store.alerts() if r.route == route}
         assert states == {"delivered"}, states
+
+
+async def test_a_story_reposted_after_a_lost_answer_is_not_posted_twice(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The story's message deleted, a later report posts the story afresh; that post's answer
+    was lost and a 5xx storm outlasted Discord's nonce window (2 s here, minutes there): the
+    retry relied on the nonce and posted the story a second time. It looks first now, as an
+    alert's retry does."""
+    monkeypatch.setattr(bot.sinks, "DiscordSink", functools.partial(DiscordSink, timeout=0.75))
+    emu.nonce_window = 2.0
+    async with newswatch(emu, tmp_path, feeds) as run:
+        run.engine.delivery.base_backoff = 0.05
+        run.engine.delivery.max_backoff = 0.4
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        await emu.delete_message(channel, first.id)
+        posts = f"POST /channels/{channel}/messages"
+        emu.inject(posts, Fault.reset_after_receive(), times=1)  # created, answer lost
+        emu.inject(posts, Fault.server_error(503), times=1000)  # then a storm
+        feeds.set("/bbc", Route(body=feed_of("bbc", 40)))
+        await run.engine.watch.run_once()
+        run.engine.delivery.wake()
+
+        def naming_bbc() -> int:
+            return len([m for m in emu.messages(channel)
+                        if "bbc" in (m.content + embeds_text(m)).lower()])
+
+        await settle(run, lambda: naming_bbc() == 1, seconds=10)
+        await asyncio.sleep(2.5)  # the storm outlasts the nonce window
+        emu.clear_faults()
+        for _ in range(150):
+            rows = await run.engine.store.alerts(limit=1000)
+            if rows and all(r.state == "delivered" for r in rows):
+                break
+            await asyncio.sleep(0.1)
+        assert all(r.state == "delivered" for r in await run.engine.store.alerts(limit=1000))
+        await asyncio.sleep(0.3)
+        assert naming_bbc() == 1

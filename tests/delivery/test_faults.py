@@ -423,6 +423,47 @@ async def test_a_lost_answer_retried_after_discords_nonce_window_is_not_posted_t
         assert emu.validate_all() == []
 
 
+async def test_a_digest_whose_answer_was_lost_is_not_posted_twice_after_the_nonce_window(
+        newswatch: Start, tmp_path: Path) -> None:
+    """As for an alert (above): a digest's retry relied on the nonce alone, and after a storm
+    longer than Discord keeps it, posted the digest a second time."""
+    async with DiscordEmulator(**world(nonce_window=2.0)) as emu, emu.patch_discord():
+        drop_articles(tmp_path / "wire", "sanctions", range(3))
+        run = await newswatch(emu, channels={
+            "alerts": emu.channel("alerts").id, "ops": emu.channel("ops").id,
+            "hook": emu.channel("hooks").id,
+            "desk": {"target": emu.channel("general").id, "mode": "digest",
+                     "digest_every": "1d"}})
+
+        async def rows(state: str, kind: str | None = None) -> int:
+            return len([r for r in await run.engine.store.alerts(limit=1000)
+                        if r.route == "desk" and r.state == state
+                        and (kind is None or r.kind == kind)])
+
+        for _ in range(200):
+            if await rows("scheduled") == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert await rows("scheduled") == 3
+        general = emu.channel("general").id
+        emu.inject(MESSAGES, Fault.reset_after_receive(), times=1)  # created, answer lost
+        emu.inject(MESSAGES, Fault.server_error(503), times=1000)  # then a 5xx storm
+        await run.engine.digest_now("desk")
+        await run.wait_for(lambda: len(emu.messages(general)) == 1, 10)
+        await asyncio.sleep(2.5)  # the storm outlasts the nonce window
+        emu.clear_faults()
+        for _ in range(150):
+            if await rows("delivered", "digest") == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await rows("delivered", "digest") == 1
+        await asyncio.sleep(0.3)
+        assert len(emu.messages(general)) == 1
+        run.stop.set()
+        await asyncio.wait_for(run.task, 15)
+        assert emu.validate_all() == []
+
+
 async def test_a_digest_paused_between_its_parts_posts_each_part_once_on_resume(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     """A webhook digest whose second part found the destination gone (403) paused the route;
