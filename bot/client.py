@@ -21,7 +21,7 @@ import yarl
 from discord.ext import commands
 
 from bot.interactions import NewswatchTree
-from bot.logs import add_secret
+from bot.logs import add_secret, quiet_discord_reconnects
 from bot.runner import report_poll, until_stopped
 from bot.sinks import ChannelTarget, DiscordSink, discord_sink
 from watchers.config import Config, RouteConfig
@@ -74,6 +74,7 @@ class NewsBot(commands.Bot):
         self.newswatch: Engine | None = None
         self.guild_ids = guild_ids
         self.admin_role = admin_role
+        quiet_discord_reconnects()  # however the bot is run (the CLI, a host's own logging)
         self._start_engine = start_engine
         # False: a deliver process only posts; the bot process answers the commands.
         self._slash_commands = slash_commands

@@ -101,8 +101,34 @@ def install_redaction() -> None:
     logging.setLogRecordFactory(factory)
 
 
+class _ReconnectFilter(logging.Filter):
+    """discord.py logs each failed gateway reconnect with ``logger.exception``: ERROR and a
+    traceback for what is always a fault outside newswatch (the gateway away, a 502 for the
+    upgrade, a reset). One warning line naming the error instead; discord.py goes on
+    reconnecting with its backoff, and delivery retries on its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith("Attempting a reconnect"):
+            exc = record.exc_info[1]
+            why = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:300]
+            record.msg = f"Discord gateway: {why}; {record.getMessage()[0].lower()}" \
+                         f"{record.getMessage()[1:]}"
+            record.args = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_discord_reconnects() -> None:
+    """Install :class:`_ReconnectFilter` on discord.py's client logger (idempotent)."""
+    logger = logging.getLogger("discord.client")
+    if not any(isinstance(f, _ReconnectFilter) for f in logger.filters):
+        logger.addFilter(_ReconnectFilter())
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     install_redaction()
+    quiet_discord_reconnects()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                                            "%H:%M:%S"))

@@ -12,7 +12,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 import watchers.store.postgres._db  # noqa: F401  (installs the one-line filter on asyncpg.pool)
-from bot.logs import add_secret, install_redaction
+from bot.logs import add_secret, install_redaction, quiet_discord_reconnects
 
 SECRET = "SENTINEL-log-secret-" + "y" * 30
 
@@ -57,3 +57,19 @@ def test_an_unreachable_server_in_the_drivers_pool_log_is_one_line(
     printed = output.getvalue()
     assert printed == ("WARNING asyncpg.pool: Failed to restore the pool connection floor; "
                        "retrying: the database system is shutting down\n")
+
+
+def test_a_failed_gateway_reconnect_is_one_warning_line(output: io.StringIO) -> None:
+    """discord.py logs each failed reconnect with logger.exception: an ERROR and a traceback
+    (a 502 for the WebSocket upgrade during a gateway incident) for a fault outside newswatch,
+    in every real run's log."""
+    quiet_discord_reconnects()
+    quiet_discord_reconnects()  # once is enough: not two filters
+    try:
+        raise ConnectionResetError("Connection reset by peer")
+    except OSError:
+        logging.getLogger("discord.client").exception("Attempting a reconnect in %.2fs", 0.43)
+    assert output.getvalue() == (
+        "WARNING discord.client: Discord gateway: ConnectionResetError: Connection reset by "
+        "peer; attempting a reconnect in 0.43s\n")
+    assert len(logging.getLogger("discord.client").filters) == 1
