@@ -399,3 +399,49 @@ async def test_a_close_cancelled_part_way_still_closes_every_connection(
         await conn.close()
     assert left == 0
 
+
+
+async def _blocked_by_a_lock(url: str, store: PostgresStore) -> BaseException:
+    """What counting the articles raises while another session holds the articles table."""
+    other = await asyncpg.connect(url)
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("LOCK TABLE articles IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StoreError) as info:
+            await store.count_articles()
+        await tx.rollback()
+    finally:
+        await other.close()
+    return info.value
+
+
+async def test_a_statement_the_servers_timeout_cancels_is_worth_retrying(
+        pg_database: str, pg_url: str) -> None:
+    """A lock_timeout (or statement_timeout) set on the server ended a statement: it was a
+    plain store error, and `run` stopped at the first one for good, though the same work
+    passes once the lock is gone."""
+    name = pg_database.rsplit("/", 1)[1].split("?")[0]
+    admin(pg_url, f'ALTER DATABASE "{name}" SET lock_timeout = \'300ms\'')
+    async with await PostgresStore.open(pg_database) as store:
+        exc = await _blocked_by_a_lock(pg_database, store)
+        assert isinstance(exc, StoreUnavailableError), exc
+        assert "cancelled a statement (canceling statement due to lock timeout): a timeout " \
+               "set on the server or its role" in str(exc)
+        assert await store.count_articles() == 0  # the lock gone, the same work passes
+
+
+async def test_a_statement_past_the_drivers_limit_says_what_may_hold_it(
+        pg_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It said "cannot be reached: TimeoutError" of a server that was there, a statement
+    waiting on a lock (another process's long schema upgrade, say)."""
+    from watchers.store.postgres import _db
+
+    monkeypatch.setattr(_db, "COMMAND_TIMEOUT", 1)
+    async with await PostgresStore.open(pg_database) as store:
+        exc = await _blocked_by_a_lock(pg_database, store)
+        assert isinstance(exc, StoreUnavailableError), exc
+        assert str(exc).endswith(
+            "did not answer within 1 s (a statement waiting on a lock another session holds, "
+            "such as another process's schema upgrade, or the server overloaded or out of "
+            "reach)"), exc

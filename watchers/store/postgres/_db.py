@@ -129,7 +129,7 @@ class Pg:
         try:
             pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, init=_init, reset=_released,
-                server_settings=settings, command_timeout=60, timeout=30)
+                server_settings=settings, command_timeout=COMMAND_TIMEOUT, timeout=30)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
                 ValueError) as exc:
             raise StoreError(f"cannot open the database {name}: {_detail(exc)}") from None
@@ -375,8 +375,23 @@ class Pg:
         if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
             return StoreError(f"the database {self.name} is open readonly; it cannot be "
                               f"written ({detail})")
+        if isinstance(exc, TimeoutError):
+            # The driver's limit on one statement (or on a pooled connection's reconnect):
+            # "cannot be reached: TimeoutError" named nothing, and the server often was there,
+            # a statement waiting on a lock (a long upgrade by another process, say).
+            return StoreUnavailableError(
+                f"the database {self.name} did not answer within {COMMAND_TIMEOUT} s (a "
+                "statement waiting on a lock another session holds, such as another process's "
+                "schema upgrade, or the server overloaded or out of reach)")
         if unreachable(exc):
             return StoreUnavailableError(f"the database {self.name} cannot be reached: {detail}")
+        if isinstance(exc, _CANCELLED):
+            # A statement_timeout or lock_timeout set on the server or its role ended a
+            # statement: the same work may pass once the lock is gone. Stopping `run` at the
+            # first one lost nothing but stopped delivery for good.
+            return StoreUnavailableError(
+                f"the database {self.name} cancelled a statement ({detail}): a timeout set on "
+                "the server or its role")
         if what:
             return StoreError(f"{what}: {detail}")
         return StoreError(f"the database {self.name}: {detail}")
@@ -444,6 +459,9 @@ class Pg:
 # asyncpg.InternalClientError: a pooled connection the server ended mid-operation can be left
 # in a state asyncpg refuses to use ("cannot switch to state 12; another operation is in
 # progress"); it is dropped (see _drop_if_broken) and the operation counts as unreachable.
+# Seconds one statement may take (asyncpg's command_timeout) before it counts as no answer.
+COMMAND_TIMEOUT = 60
+
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
                   OSError, TimeoutError)
 
@@ -452,6 +470,11 @@ _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.Interna
 _UNREACHABLE = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
                 asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
                 asyncpg.InternalClientError, OSError, TimeoutError)
+
+
+# A statement ended by the server's statement_timeout or lock_timeout (or an operator's
+# pg_cancel_backend): the server is there, the same statement may pass later.
+_CANCELLED = (asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError)
 
 
 def unreachable(exc: BaseException) -> bool:
