@@ -279,6 +279,49 @@ async def test_a_writer_lock_cut_again_while_retaken_is_retaken(cluster: OwnClus
         assert await backends(cluster.url, name) == []
 
 
+async def test_a_writer_lock_left_on_a_session_the_network_cut_off_is_taken_back(
+        cluster: OwnCluster) -> None:
+    """A cut no FIN crossed (a partition, a NAT dropping the flow): the server kept the lock's
+    session, and the lock with it, for hours. The process took its own old session for another
+    holder ("already open for writing in this process"), stopped, and every restart was
+    refused until the server noticed. That session is this store's to end: it is ended, and
+    the lock taken back."""
+    name = f"part_{random.randrange(10**9)}"
+    admin(cluster.url, f'CREATE DATABASE "{name}"')
+
+    async def lock_holders() -> set[int]:
+        conn = await asyncpg.connect(database_url(cluster.url, name))
+        try:
+            return {r[0] for r in await conn.fetch(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid::int8 = 1 "
+                "AND objsubid = 2 AND granted AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())")}
+        finally:
+            await conn.close()
+
+    async with PgProxy(cluster.url) as proxy:
+        db = await Pg.connect(proxy.url(name), lock=True, readonly=False)
+        try:
+            async with db.tx() as conn:
+                await conn.execute("CREATE TABLE t (x int)")
+            (old,) = await lock_holders()
+            proxy.part()
+            written = False
+            for _ in range(150):
+                await asyncio.sleep(0.1)
+                with contextlib.suppress(StoreUnavailableError):  # while it is retaken
+                    async with db.tx() as conn:
+                        await conn.execute("INSERT INTO t VALUES (1)")
+                    written = True
+                    break
+            assert written, "the store never wrote again"
+            holders = await lock_holders()
+            assert len(holders) == 1 and old not in holders
+            assert old not in {pid for pid, _ in await backends(cluster.url, name)}
+        finally:
+            await db.close()
+
+
 async def test_an_outage_past_the_limit_stops_the_engine_with_one_line(
         cluster: OwnCluster, tmp_path: Path) -> None:
     """Run last in this module: the server stays down."""

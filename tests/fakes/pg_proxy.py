@@ -31,6 +31,8 @@ class PgProxy:
         self.cut = 0  # connections cut so far
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._pairs: dict[asyncio.StreamWriter, asyncio.StreamWriter] = {}  # client: server
+        self._kept: list[asyncio.StreamWriter] = []  # server sides left open by part()
 
     async def __aenter__(self) -> PgProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -39,7 +41,7 @@ class PgProxy:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
-        for writer in list(self._writers):
+        for writer in [*self._writers, *self._kept]:
             writer.transport.abort()  # each connection's task then ends by itself
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
@@ -50,6 +52,14 @@ class PgProxy:
         port = self._server.sockets[0].getsockname()[1]
         # sslmode=disable: the server's socket side speaks no SSL anyway
         return f"postgresql://postgres@127.0.0.1:{port}/{database}?sslmode=disable"
+
+    def part(self) -> None:
+        """Cut every open connection on the client's side only, as a network partition does
+        where no FIN reaches the server: its sessions live on (holding their locks) until
+        this proxy closes."""
+        for client_w, server_w in list(self._pairs.items()):
+            self._kept.append(server_w)
+            client_w.transport.abort()
 
     def cut_next(self, count: int = 1) -> None:
         """Cut each of the next ``count`` connections opened at its first statement."""
@@ -70,15 +80,18 @@ class PgProxy:
             self._tasks.discard(task)
             return
         self._writers |= {client_w, server_w}
+        self._pairs[client_w] = server_w
         back = asyncio.ensure_future(self._pipe(server_r, client_w))
         try:
             await self._forward(client_r, server_w, doomed)
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._pairs.pop(client_w, None)
             for w in (client_w, server_w):
-                w.close()
                 self._writers.discard(w)
+                if w not in self._kept:
+                    w.close()
             back.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await back

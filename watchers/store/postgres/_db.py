@@ -116,6 +116,9 @@ class Pg:
         self._writer_lost: str | None = None
         self._retake_error: StoreError | None = None  # the last failed try to take it back
         self._locked = False  # holds a writer lock (exclusive or shared), or is taking it back
+        # The server's pid of the session that took the writer lock: after a network cut the
+        # server may keep that session (and the lock) alive for hours, and it is ours to end.
+        self._lock_backend: int | None = None
 
     # ------------------------------------------------------------- opening and closing
 
@@ -155,6 +158,8 @@ class Pg:
         try:
             how = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
             got = await conn.fetchval(f"SELECT {how}($1, $2)", NEWSWATCH, LOCKS["writer"])
+            if not got and self._lock_backend is not None:
+                got = await self._end_own_session(conn, how, self._lock_backend)
             if not got:
                 holders = await conn.fetch(
                     "SELECT a.application_name, l.mode FROM pg_locks l JOIN pg_stat_activity a "
@@ -191,7 +196,29 @@ class Pg:
             raise
         self._lock_conn, self._lock_shared = conn, shared
         self._locked = True
+        self._lock_backend = conn.get_server_pid()
         conn.add_termination_listener(self._lock_lost)
+
+    async def _end_own_session(self, conn: asyncpg.Connection, how: str, backend: int) -> bool:
+        """Taking the writer lock back, found held: if the holder is the session this store
+        took it with (cut off from this process by the network, its server side alive: no
+        FIN reached the server, which may keep it for hours), end that session and take the
+        lock. Before, the process named itself as the holder ("already open for writing in
+        this process"), stopped, and every restart was refused until the server noticed."""
+        holds = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::int8 = $1 "
+            "AND objid::int8 = $2 AND objsubid = 2 AND granted AND pid = $3",
+            NEWSWATCH, LOCKS["writer"], backend)
+        if not holds:
+            return False
+        log.warning("the writer lock on %s is still held by this process's earlier session "
+                    "(server pid %s), cut off from it; ending that session", self.name, backend)
+        await conn.fetchval("SELECT pg_terminate_backend($1)", backend)
+        for _ in range(50):  # the session ends (and lets go of the lock) in a moment
+            if await conn.fetchval(f"SELECT {how}($1, $2)", NEWSWATCH, LOCKS["writer"]):
+                return True
+            await asyncio.sleep(0.1)
+        return False
 
     def _lock_lost(self, conn: object) -> None:
         """The writer lock's session ended (a DBA's pg_terminate_backend, an idle timeout, a
