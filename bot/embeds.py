@@ -833,8 +833,12 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
                           LIMITS["field_name"]),
             value=truncate(escape(redact(reason)), LIMITS["field_value"]), inline=False)
     for route, when in list(st.backing_off.items())[:5]:
+        why, failures = st.backing_off_why.get(route, ("", 0))
+        said = (f"{escape(redact(why))} · {failures} failure{'s' if failures != 1 else ''} "
+                "in a row · " if why else "")
         embed.add_field(name=truncate(f"route {route} backing off", LIMITS["field_name"]),
-                        value=f"next attempt {_when(when)}", inline=False)
+                        value=truncate(f"{said}next attempt {_when(when)}",
+                                       LIMITS["field_value"]), inline=False)
     if st.maybe_sent:
         embed.add_field(name="Sends whose answer was lost", inline=False,
                         value=f"{st.maybe_sent} (checked before sending again where "

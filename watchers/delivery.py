@@ -294,6 +294,8 @@ class DeliveryStatus:
     # route → (alerts kept for a digest, when the next digest that carries them is due)
     scheduled: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
     next_digest: dict[str, datetime] = field(default_factory=dict)  # digest routes' next time
+    # route → (why its last send failed, failures in a row), for the routes backing off
+    backing_off_why: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def _severity(rules: Sequence[RuleConfig]) -> str:
@@ -311,6 +313,7 @@ class _RouteState:
     paused_reason: str | None = None
     failures: int = 0
     not_before: datetime | None = None
+    last_error: str | None = None  # why the last send failed (cleared by a success)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     elsewhere_until: datetime | None = None  # another process delivers it (shared)
     # A pass stopped by an unreachable store may have left rows claimed ("sending"), one of
@@ -516,6 +519,10 @@ class DeliveryService:
             held=await self.store.held_counts(),
             backing_off={r: s.not_before for r, s in self._routes.items()
                          if s.not_before and s.not_before > now},
+            # /alerts status said only "backing off": a 503 storm of hours looked like a
+            # moment's retry.
+            backing_off_why={r: (s.last_error, s.failures) for r, s in self._routes.items()
+                             if s.not_before and s.not_before > now and s.last_error},
             maybe_sent=await self.store.count_maybe_sent(),
             rejected=rejected[-5:],
             waiting=waiting,
@@ -967,6 +974,7 @@ class DeliveryService:
         await finish(self._sent(row, remote_id, story))
         state.failures = 0
         state.not_before = None
+        state.last_error = None
         self.delivered += 1
         return "settled"
 
@@ -986,6 +994,7 @@ class DeliveryService:
             # overflowed the retry's time and stopped delivery altogether
             delay = min(max(0.0, retry_after), MAX_RETRY_AFTER)
         state.not_before = datetime.now(UTC) + timedelta(seconds=delay)
+        state.last_error = reason[:500]
         log.warning("route %s: %s; retrying in %.1fs", row.route, reason, delay)
         await self.store.mark_retry(row.id, at=state.not_before, reason=reason[:500])
 

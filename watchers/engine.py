@@ -1253,7 +1253,8 @@ class Engine:
             waiting=waiting,
             stories={k: v for k, v in st.stories.items()
                      if any(r.story_id == k for r in waiting)},
-            scheduled=keep(st.scheduled), next_digest=keep(st.next_digest))
+            scheduled=keep(st.scheduled), next_digest=keep(st.next_digest),
+            backing_off_why=keep(st.backing_off_why))
 
     # ------------------------------------------------------------------ servers
 

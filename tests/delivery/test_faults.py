@@ -362,6 +362,26 @@ async def test_a_rate_limit_longer_than_an_attempt_is_waited_out_on_that_route(
     assert len(limited) == 1  # asked once, then waited
 
 
+async def test_a_route_backing_off_says_why_in_alerts_status(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    """/alerts status said only "route alerts backing off · next attempt …": a 429 of minutes
+    (or a 5xx storm of hours) looked like a moment's retry. It names the last failure and how
+    many came in a row; a route that delivers again says nothing more."""
+    drop_articles(tmp_path / "wire", "troops", range(2))
+    emu.inject(MESSAGES, Fault.rate_limited(45), times=1)
+    run = await newswatch(emu)
+    for _ in range(100):
+        rows = [r for r in await run.engine.store.alerts() if r.route == "alerts"]
+        if rows and min(rows, key=lambda r: r.id).state == "retry":
+            break
+        await asyncio.sleep(0.05)
+    status = await (await emu.send_interaction("alerts status")).final_message()
+    line = next(x for x in status.text.splitlines() if x.startswith("route alerts backing off"))
+    assert "rate limited" in line and "1 failure in a row · next attempt <t:" in line, line
+    st = await run.engine.delivery_status()
+    assert set(st.backing_off_why) == {"alerts"}
+
+
 async def test_a_webhooks_long_rate_limit_is_waited_out_not_taken_for_a_lost_answer(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     """A webhook's 429 asking for two minutes: discord.py's webhook client sleeps in it with
