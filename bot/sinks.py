@@ -476,9 +476,15 @@ class DiscordSink:
             if thread_id is None:
                 return None
         channel = client.get_partial_messageable(int(thread_id))
+        line = thread_line(update)
+        # A retry looks in the thread first, as an alert's does in its channel: the nonce
+        # alone let the line post twice after a lost answer and a long outage.
+        if (update.attempt > 1 or update.maybe_sent) and await self._find_in_channel(
+                int(thread_id), line) is not None:
+            return thread_id
         try:
             async with self._request_errors(gone={_UNKNOWN_CHANNEL}):
-                await channel.send(nonce=update.nonce, **thread_line(update))
+                await channel.send(nonce=update.nonce, **line)
         except PermanentDeliveryError as exc:
             if not exc.pause_destination:
                 raise

@@ -213,22 +213,33 @@ async def test_a_waiting_alert_of_a_server_that_removed_the_bot_is_kept_not_give
         assert states == {"delivered"}, states
 
 
-async def test_a_story_reposted_after_a_lost_answer_is_not_posted_twice(
+@pytest.mark.parametrize("mode", ["repost", "thread"])
+async def test_a_story_post_whose_answer_was_lost_is_not_posted_twice(
         emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer,  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The story's message deleted, a later report posts the story afresh; that post's answer
-    was lost and a 5xx storm outlasted Discord's nonce window (2 s here, minutes there): the
-    retry relied on the nonce and posted the story a second time. It looks first now, as an
-    alert's retry does."""
+        monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """A later report posts the story afresh (its message was deleted) or a line in its
+    thread; that post's answer was lost and a 5xx storm outlasted Discord's nonce window (2 s
+    here, minutes there): the retry relied on the nonce and posted it a second time. It looks
+    first now, as an alert's retry does."""
     monkeypatch.setattr(bot.sinks, "DiscordSink", functools.partial(DiscordSink, timeout=0.75))
     emu.nonce_window = 2.0
-    async with newswatch(emu, tmp_path, feeds) as run:
+    channels = {"alerts": {"target": emu.channel("alerts").id,
+                           "stories": "thread" if mode == "thread" else "edit"}}
+    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
         run.engine.delivery.base_backoff = 0.05
         run.engine.delivery.max_backoff = 0.4
         channel = run.alerts_channel
         first = await first_alert(run, feeds)
-        await emu.delete_message(channel, first.id)
-        posts = f"POST /channels/{channel}/messages"
+        if mode == "thread":
+            await report(run, feeds, "npr", 20)
+            await settle(run, lambda: sum(len(emu.messages(t.id))
+                                          for t in emu.threads(channel)) == 1)
+            (thread,) = emu.threads(channel)
+            target = thread.id
+        else:
+            await emu.delete_message(channel, first.id)
+            target = channel
+        posts = f"POST /channels/{target}/messages"
         emu.inject(posts, Fault.reset_after_receive(), times=1)  # created, answer lost
         emu.inject(posts, Fault.server_error(503), times=1000)  # then a storm
         feeds.set("/bbc", Route(body=feed_of("bbc", 40)))
@@ -236,7 +247,7 @@ async def test_a_story_reposted_after_a_lost_answer_is_not_posted_twice(
         run.engine.delivery.wake()
 
         def naming_bbc() -> int:
-            return len([m for m in emu.messages(channel)
+            return len([m for m in emu.messages(target)
                         if "bbc" in (m.content + embeds_text(m)).lower()])
 
         await settle(run, lambda: naming_bbc() == 1, seconds=10)
