@@ -833,9 +833,10 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
                           LIMITS["field_name"]),
             value=truncate(escape(redact(reason)), LIMITS["field_value"]), inline=False)
     for route, when in list(st.backing_off.items())[:5]:
-        why, failures = st.backing_off_why.get(route, ("", 0))
+        why, failures, waiting = st.backing_off_why.get(route, ("", 0, 0))
         said = (f"{escape(redact(why))} · {failures} failure{'s' if failures != 1 else ''} "
-                "in a row · " if why else "")
+                f"in a row · {waiting} alert{'s' if waiting != 1 else ''} waiting · "
+                if why else "")
         embed.add_field(name=truncate(f"route {route} backing off", LIMITS["field_name"]),
                         value=truncate(f"{said}next attempt {_when(when)}",
                                        LIMITS["field_value"]), inline=False)

@@ -294,8 +294,9 @@ class DeliveryStatus:
     # route → (alerts kept for a digest, when the next digest that carries them is due)
     scheduled: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
     next_digest: dict[str, datetime] = field(default_factory=dict)  # digest routes' next time
-    # route → (why its last send failed, failures in a row), for the routes backing off
-    backing_off_why: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # route → (why its last send failed, failures in a row, alerts waiting to be sent there),
+    # for the routes backing off
+    backing_off_why: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
 
 def _severity(rules: Sequence[RuleConfig]) -> str:
@@ -513,6 +514,12 @@ class DeliveryService:
             if (row.story_id and row.story_id not in stories
                     and (view := await self._story(row.story_id)) is not None):
                 stories[row.story_id] = view
+        why: dict[str, tuple[str, int, int]] = {}
+        for r, state in self._routes.items():
+            if state.not_before and state.not_before > now and state.last_error:
+                counts = await self.store.alert_counts(routes=[r])
+                why[r] = (state.last_error, state.failures,
+                          counts.get("pending", 0) + counts.get("retry", 0))
         return DeliveryStatus(
             counts=await self.store.alert_counts(),
             paused=dict(self.paused_routes()),
@@ -521,8 +528,7 @@ class DeliveryService:
                          if s.not_before and s.not_before > now},
             # /alerts status said only "backing off": a 503 storm of hours looked like a
             # moment's retry.
-            backing_off_why={r: (s.last_error, s.failures) for r, s in self._routes.items()
-                             if s.not_before and s.not_before > now and s.last_error},
+            backing_off_why=why,
             maybe_sent=await self.store.count_maybe_sent(),
             rejected=rejected[-5:],
             waiting=waiting,

@@ -365,8 +365,8 @@ async def test_a_rate_limit_longer_than_an_attempt_is_waited_out_on_that_route(
 async def test_a_route_backing_off_says_why_in_alerts_status(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     """/alerts status said only "route alerts backing off · next attempt …": a 429 of minutes
-    (or a 5xx storm of hours) looked like a moment's retry. It names the last failure and how
-    many came in a row; a route that delivers again says nothing more."""
+    (or a 5xx storm of hours) looked like a moment's retry. It names the last failure, how
+    many came in a row and how many alerts wait on the route."""
     drop_articles(tmp_path / "wire", "troops", range(2))
     emu.inject(MESSAGES, Fault.rate_limited(45), times=1)
     run = await newswatch(emu)
@@ -377,7 +377,8 @@ async def test_a_route_backing_off_says_why_in_alerts_status(
         await asyncio.sleep(0.05)
     status = await (await emu.send_interaction("alerts status")).final_message()
     line = next(x for x in status.text.splitlines() if x.startswith("route alerts backing off"))
-    assert "rate limited" in line and "1 failure in a row · next attempt <t:" in line, line
+    assert "rate limited" in line and "1 failure in a row · 2 alerts waiting · next attempt <t:" \
+        in line, line
     st = await run.engine.delivery_status()
     assert set(st.backing_off_why) == {"alerts"}
 
