@@ -232,22 +232,38 @@ def cmd_match(args: argparse.Namespace) -> int:
         say(f"--threshold: {args.threshold} is out of range; use 50 to 100")
         return EXIT_USAGE
     parse(args.query)
-    found = 0
+    from bot.progress import ProgressBar
+
+    found = read = 0
+    # Thousands of files take a while (30,000: about 11 s): after a second, how far it has
+    # got is shown on stderr (a bar on a terminal, a line every few seconds otherwise).
+    bar = ProgressBar("match")
+    started = time.monotonic()
+
+    def say_(text: str) -> None:
+        bar.clear()
+        say(text)
+
     for path in _documents(args.paths or ["seeds"]):
+        read += 1
+        if time.monotonic() - started > MATCH_QUIET_S:
+            bar.update(None, f"{read:,} documents read, {found:,} matching", finished=False,
+                       every=PROGRESS_EVERY_S)
         try:
             article = read_article_file(path, source=str(path.parent),
                                         max_bytes=MATCH_MAX_BYTES)
         except NewswatchError as exc:
-            say(f"skipped {exc}")
+            say_(f"skipped {exc}")
             continue
         budget = RegexBudget()
         m = match_query(args.query, article, threshold=args.threshold, budget=budget)
         if budget.exhausted:  # the regex counted as not matching: say so, as run logs it
-            say(f"{shown(str(path))}: a regex ran out of time ({budget.seconds:g} s) and "
-                "counted as not matching")
+            say_(f"{shown(str(path))}: a regex ran out of time ({budget.seconds:g} s) and "
+                 "counted as not matching")
         if m is None:
             continue
         found += 1
+        bar.clear()
         if args.json:
             print(json.dumps({
                 # A name that is not UTF-8 shows its bytes escaped (written raw, the line was
@@ -264,6 +280,7 @@ def cmd_match(args: argparse.Namespace) -> int:
             if args.explain:
                 for line in explain(m):
                     print(f"    {line}")
+    bar.clear()
     if not args.json:
         say(f"{found} matching document(s)")
     return EXIT_OK
@@ -372,6 +389,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 # Seconds between progress lines when stderr is not a terminal (a log, a CI job).
 PROGRESS_EVERY_S = 5.0
+# Seconds `match` works before it shows how far it has got (a folder of a few files says
+# nothing).
+MATCH_QUIET_S = 1.0
 # Bad lines named one by one; past this only the count goes on.
 MAX_BAD_SHOWN = 100
 
