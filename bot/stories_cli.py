@@ -65,16 +65,13 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
         raise _Bad(f"'{field}' must be a string, not {type(value).__name__}")
     if required and not value.strip():
         raise _Bad(f"'{field}' must not be blank")
-    from watchers.models import storable
+    from watchers.models import storable, unstorable_id
 
-    kept = storable(value)  # a lone surrogate ("\ud800") would fail when printed
-    if field == "id" and kept != value:
+    if field == "id" and (why := unstorable_id(value)) is not None:
         # Made printable, "a\ud800" and "a\udc00" were one id, and the file was refused
         # for a repeat it does not hold.
-        shown = value.encode("unicode_escape", "backslashreplace").decode("ascii")[:60]
-        raise _Bad(f"'id' holds a NUL or a lone surrogate ('{shown}'), which --json could "
-                   "not print back as given")
-    return kept
+        raise _Bad(f"{why}, which --json could not print back as given")
+    return storable(value)  # a lone surrogate ("\ud800") would fail when printed
 
 
 def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -49,8 +49,8 @@ from watchers.models import (
     history_time,
     json_int,
     matchable,
-    storable,
     unmarked,
+    unstorable_id,
 )
 from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_words, lookup_words, terms_text, url_terms
@@ -159,11 +159,9 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
         raise BadLine(f"'source' may not start with {SERVER_FEED_PREFIX!r} (it marks the feeds "
                       "servers follow)")
     ident = doc.get("id")
-    if isinstance(ident, str) and storable(ident) != ident:
-        # Stored, a lone surrogate became U+FFFD and a NUL nothing: "a\ud800" and "a\udc00"
-        # were one id, and the second line was renamed as a clash.
-        raise BadLine(f"'id' holds a NUL or a lone surrogate ({_escaped(ident)}), which no "
-                      "stored id may")
+    if isinstance(ident, str) and (why := unstorable_id(ident)) is not None:
+        # "a\ud800" and "a\udc00" were stored as one id: the second line renamed as a clash.
+        raise BadLine(f"{why}, which no stored id may")
     published = _date(doc.get("date"))
     # Every value's type is checked above: the model's own validation would only repeat it.
     return checked_article(
@@ -176,12 +174,6 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
         fetched_at=fetched_at or datetime.now(UTC),
         id=(doc.get("id") or "").strip(),
     )
-
-
-def _escaped(text: str) -> str:
-    """``text`` shown with escapes for what cannot be printed, cut to 60 characters."""
-    shown = text.encode("unicode_escape", "backslashreplace").decode("ascii")
-    return "'" + (shown if len(shown) <= 60 else shown[:57] + "...") + "'"
 
 
 def _lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes | int]]:

@@ -34,9 +34,11 @@ __all__ = [
     "derive_id",
     "history_time",
     "hits_json",
+    "json_kind",
     "matchable",
     "readable",
     "storable",
+    "unstorable_id",
 ]
 
 # Rules and the lookup index read at most this much of an article's text. News articles are far
@@ -172,6 +174,28 @@ def json_int(digits: str) -> int | str:
     digits): for ``json.loads(..., parse_int=json_int)`` on what others wrote, where one such
     number (an id, say) stopped the whole file with a ValueError."""
     return int(digits) if len(digits) <= 4000 else digits
+
+
+def json_kind(value: Any) -> str:
+    """A JSON value's kind in JSON's words ("null", "an object", "a list", "a number" ...), for
+    messages that say what a field held instead of the string it should have been."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def unstorable_id(ident: str) -> str | None:
+    """Why ``ident`` cannot be an article's id as given, or None: a NUL or a lone surrogate,
+    which :func:`storable` drops or makes U+FFFD, so that two ids differing only there were one.
+    Named with escapes: "'id' holds a NUL or a lone surrogate ('a\\ud800')"."""
+    if storable(ident) == ident:
+        return None
+    shown = ident.encode("unicode_escape", "backslashreplace").decode("ascii")
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"'id' holds a NUL or a lone surrogate ('{shown}')"
 
 
 def unmarked(line: bytes) -> bytes:

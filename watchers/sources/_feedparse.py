@@ -39,7 +39,7 @@ from feedparser.datetimes import _parse_date  # type: ignore[import-untyped]
 from feedparser.encodings import convert_to_utf8  # type: ignore[import-untyped]
 
 from watchers.errors import SourceError
-from watchers.models import json_int
+from watchers.models import json_int, json_kind
 
 __all__ = [
     "MAX_MARKUP_TOKENS",
@@ -527,16 +527,6 @@ def _json_str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _json_kind(value: Any) -> str:
-    """A JSON value's kind in JSON's words: null, an object, a string ..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return {dict: "an object", str: "a string", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__)
-
-
 def _parse_json(body: bytes, url: str) -> ParsedFeed:
     try:
         # A number too long for int() (over 4,300 digits: an item's id, say) stays text, so
@@ -556,7 +546,7 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
         # A JSON Feed must have its items in a list: as null or an object, none was read and
         # the poll counted as a success, so a feed broken for good never failed.
         what = "no 'items'" if "items" not in doc else (
-            f"'items' that is {_json_kind(items)}, not a list")
+            f"'items' that is {json_kind(items)}, not a list")
         raise FeedFormatError(f"{url} is a JSON Feed with {what}", "ill-formed")
     entries: list[RawEntry] = []
     skipped = _Skipped()

@@ -43,7 +43,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from watchers.errors import SourceError
-from watchers.models import Article, derive_id, json_int
+from watchers.models import Article, derive_id, json_int, json_kind
 from watchers.sources.base import (
     Duration,
     Poll,
@@ -235,16 +235,9 @@ def _json_string(doc: dict[str, Any], *keys: str) -> str:
         if value is None or value == "":
             continue
         if not isinstance(value, str):
-            raise SourceError(f"'{key}' must be a string, not {_json_kind(value)}")
+            raise SourceError(f"'{key}' must be a string, not {json_kind(value)}")
         return value
     return ""
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true or false"
-    return {list: "a list", dict: "an object", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__)
 
 
 def _article_from_bytes(data: bytes, name: str, *, source: str, guid: str | None) -> Article:
