@@ -158,34 +158,20 @@ class Pg:
         try:
             how = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
             got = await conn.fetchval(f"SELECT {how}($1, $2)", NEWSWATCH, LOCKS["writer"])
-            if not got and self._lock_backend is not None:
-                got = await self._end_own_session(conn, how, self._lock_backend)
             if not got:
                 holders = await conn.fetch(
-                    "SELECT a.application_name, l.mode FROM pg_locks l JOIN pg_stat_activity a "
+                    "SELECT a.application_name, l.mode, l.pid FROM pg_locks l "
+                    "JOIN pg_stat_activity a "
                     "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid::int8 = $1 "
                     "AND l.objid::int8 = $2 AND l.objsubid = 2 AND l.granted "
                     # advisory locks are the cluster's: only this database's holders count
                     "AND l.database = (SELECT oid FROM pg_database "
                     "WHERE datname = current_database())",
                     NEWSWATCH, LOCKS["writer"])
-                pids = sorted({str(h[0]).rsplit(" ", 1)[-1] for h in holders if h[0]})
-                pid = pids[0] if pids else "unknown"
-                if not shared and any(h[1] == "ShareLock" for h in holders):
-                    raise StoreError(
-                        f"newswatch role processes (pid {', '.join(pids)}) share {self.name}; "
-                        "stop them before running it alone (or run this one with --role)")
-                if shared:
-                    raise StoreError(
-                        f"a newswatch process (pid {pid}) runs {self.name} alone (--role all, "
-                        "or an import or copy); role processes cannot share the database with "
-                        "it: stop it first")
-                if pid == str(os.getpid()):
-                    raise StoreError(f"{self.name} is already open for writing in this process "
-                                     f"(pid {pid}); close that store first")
-                raise StoreError(
-                    f"another newswatch process (pid {pid}) is using {self.name}; stop it first "
-                    "(read-only commands such as search and check do not need to)")
+                own = self._lock_backend
+                if own is None or not any(h[2] == own for h in holders) or not (
+                        await self._end_own_session(conn, how, own)):
+                    raise self._held_by(holders, shared)
         except _DRIVER_ERRORS as exc:
             # The session was cut between connecting and asking (the server restarting):
             # the same try may succeed in a moment.
@@ -199,18 +185,32 @@ class Pg:
         self._lock_backend = conn.get_server_pid()
         conn.add_termination_listener(self._lock_lost)
 
+    def _held_by(self, holders: Sequence[asyncpg.Record], shared: bool) -> StoreError:
+        """Why the writer lock cannot be had, from its holders (application name, mode)."""
+        pids = sorted({str(h[0]).rsplit(" ", 1)[-1] for h in holders if h[0]})
+        pid = pids[0] if pids else "unknown"
+        if not shared and any(h[1] == "ShareLock" for h in holders):
+            return StoreError(
+                f"newswatch role processes (pid {', '.join(pids)}) share {self.name}; "
+                "stop them before running it alone (or run this one with --role)")
+        if shared:
+            return StoreError(
+                f"a newswatch process (pid {pid}) runs {self.name} alone (--role all, "
+                "or an import or copy); role processes cannot share the database with "
+                "it: stop it first")
+        if pid == str(os.getpid()):
+            return StoreError(f"{self.name} is already open for writing in this process "
+                              f"(pid {pid}); close that store first")
+        return StoreError(
+            f"another newswatch process (pid {pid}) is using {self.name}; stop it first "
+            "(read-only commands such as search and check do not need to)")
+
     async def _end_own_session(self, conn: asyncpg.Connection, how: str, backend: int) -> bool:
-        """Taking the writer lock back, found held: if the holder is the session this store
-        took it with (cut off from this process by the network, its server side alive: no
-        FIN reached the server, which may keep it for hours), end that session and take the
-        lock. Before, the process named itself as the holder ("already open for writing in
-        this process"), stopped, and every restart was refused until the server noticed."""
-        holds = await conn.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::int8 = $1 "
-            "AND objid::int8 = $2 AND objsubid = 2 AND granted AND pid = $3",
-            NEWSWATCH, LOCKS["writer"], backend)
-        if not holds:
-            return False
+        """Taking the writer lock back, found held by the session this store took it with
+        (cut off from this process by the network, its server side alive: no FIN reached the
+        server, which may keep it for hours): end that session and take the lock. Before,
+        the process named itself as the holder ("already open for writing in this process"),
+        stopped, and every restart was refused until the server noticed."""
         log.warning("the writer lock on %s is still held by this process's earlier session "
                     "(server pid %s), cut off from it; ending that session", self.name, backend)
         await conn.fetchval("SELECT pg_terminate_backend($1)", backend)
