@@ -727,7 +727,8 @@ def _empty_argument(argv: Sequence[str]) -> str | None:
     command takes one, and each was read as if left out (``--since ""`` as the default day,
     ``-c ""`` as config.toml, ``match troops ""`` as this folder)."""
     for i, arg in enumerate(argv):
-        if arg.startswith("--") and arg.endswith("=") and len(arg) > 3:
+        if arg.startswith("-") and arg.endswith("=") and len(arg) > 2 and arg != "--=":
+            # --since= and -c= (argparse reads the short one's value as empty too)
             return f"{arg[:-1]}: an empty value; give one, or leave the option out"
         if arg == "":
             before = argv[i - 1] if i else ""

@@ -341,6 +341,7 @@ def test_check_reads_the_store_url_variable_as_run_does(tmp_path: Path) -> None:
     (["search", "troops", "--since", ""], "--since: an empty value"),
     (["search", "troops", "--since="], "--since: an empty value"),
     (["check", "-c", ""], "-c: an empty value"),
+    (["check", "-c="], "-c: an empty value"),
     (["match", "troops", ""], "argument 3 is empty ('')"),
     (["import", ""], "argument 2 is empty ('')"),
 ])
