@@ -47,17 +47,18 @@ from watchers.models import (
     believed,
     checked_article,
     history_time,
-    json_int,
+    loads_json,
     matchable,
     unmarked,
     unstorable_id,
 )
 from watchers.rules import RuleSet
-from watchers.rules.lookup import analysed_words, lookup_words, terms_text, url_terms
+from watchers.rules.lookup import analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
-from watchers.rules.text import untrack
+from watchers.rules.text import FieldText, add_terms, untrack
 from watchers.store.base import SERVER_FEED_PREFIX, ArticleRecord, ArticleStore, StoryLink
 from watchers.stories import Signature, StoryIndex, signature
+from watchers.stories.features import signature_of
 
 __all__ = [
     "BATCH",
@@ -138,7 +139,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     if not raw.strip():
         return None
     try:
-        doc = json.loads(raw, parse_int=json_int)
+        doc = loads_json(raw)
     except json.JSONDecodeError as exc:
         raise BadLine(json_problem(exc)) from None
     except RecursionError:
@@ -220,7 +221,7 @@ def _date_order(fh: BinaryIO) -> Iterator[tuple[int, int, int]]:
         else:
             lengths.append(read - offset)
             try:
-                doc = json.loads(raw, parse_int=json_int)
+                doc = loads_json(raw)
                 when = _date(doc.get("date")) if isinstance(doc, dict) else None
                 # As the article will be: undated, or dated too far ahead to be believed.
                 when = believed(when, now)
@@ -295,6 +296,7 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
              stories: StoryIndex | None = None) -> _Batch:
     """Parse, match, index and group one batch of lines (in the executor)."""
     records, bad, numbers = [], [], []
+    sigs: list[Signature] = []
     fetched = datetime.now(UTC)
     for number, _, raw in chunk:
         if isinstance(raw, int):
@@ -312,17 +314,32 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
             continue
         seen = matchable(article)
         words: set[str] | None = None
+        title: FieldText | None = None  # the title's tokens, when made: the signature's too
         if len(ruleset):  # the matcher's tokens also give the index terms
             analysis = Analysis(seen)
             matches = ruleset.match_report(seen, regex_budget=regex_budget,
                                            analysis=analysis).matches
             words = analysed_words(analysis)
             terms = terms_text(words)
+            title = analysis.field("title")
         elif terms_of is None:  # no rules: the words alone, not the matcher's tokens
-            matches, words = [], lookup_words(seen.title, seen.text)
+            # The title's tokens are made once, for its words here and the signature below;
+            # the text's words are only scanned.
+            title = FieldText.of(seen.title)
+            words = set()
+            title.add_terms(words)
+            add_terms(seen.text, words)
+            words.discard("")
+            untrack(words)
+            matches = []
             terms = terms_text(words)
         else:
             matches, terms = [], terms_of(seen.title, seen.text)
+        if stories is not None:
+            # A signature reads the title (every imported article has one) and is the same
+            # from these tokens as from the title's own (see stories.signature_from).
+            sigs.append(signature(article.title, article.text) if title is None
+                        else signature_of(title, article.text))
         # History: its matches count at its own date (not as a burst now; see ArticleRecord).
         records.append(ArticleRecord(article, matches, (), terms, None, words,
                                      url_terms(article.url),
@@ -331,9 +348,8 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
     if stories is not None:
         # Once the batch is matched, in the same order (see WatchService._analyse): the live
         # index walked article after article, not between two articles' matching.
-        records = [replace(rec, story=join_story(stories, rec.article,
-                                                 signature(rec.article.title, rec.article.text)))
-                   for rec in records]
+        records = [replace(rec, story=join_story(stories, rec.article, sig))
+                   for rec, sig in zip(records, sigs, strict=True)]
     return _Batch(records, bad, chunk[-1][0], chunk[-1][1], numbers, len(chunk))
 
 

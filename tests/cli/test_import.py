@@ -645,3 +645,38 @@ def test_a_compressed_history_is_named_as_such(workdir: Path, pack: Callable[[by
         f"h.jsonl.x is {kind}-compressed: decompress it first (the import reads JSON Lines "
         "as they are)"), res.stderr
     assert res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("rules", [[], [Rule(name="covid", query="covid OR vaccine"),
+                                        Rule(name="pm", query='"prime minister"')]])
+def test_a_batch_tokenises_titles_once_with_the_same_words_and_stories(rules: list[Rule]
+                                                                         ) -> None:
+    """A batch's title tokens serve both its lookup words and its story signature: the words
+    are those of lookup_words (no rules) or of the matcher's tokens (rules), and the stories
+    those `newswatch stories` finds in the same lines (signatures read from the titles)."""
+    from watchers.importer import _prepare
+    from watchers.rules.lookup import lookup_terms, lookup_words
+    from watchers.stories import StoryIndex, StoryInput, cluster
+
+    labelled = Path(__file__).resolve().parents[1] / "data" / "stories" / "reddit_labelled.jsonl"
+    docs = [json.loads(line) for line in labelled.read_text(encoding="utf-8").splitlines()]
+    docs.sort(key=lambda d: d["date"])  # the order the import reads them in
+    raw = [json.dumps({k: d[k] for k in ("id", "title", "text", "url", "date", "source")
+                       if d.get(k) is not None}).encode() + b"\n" for d in docs]
+    chunk: list[tuple[int, int, bytes | int]] = [(n, 0, line) for n, line in
+                                                 enumerate(raw, 1)]
+    index = StoryIndex()
+    batch = _prepare(chunk, RuleSet(rules), None, 1.0, index)
+    assert not batch.bad and len(batch.records) == len(docs)
+    for rec in batch.records:
+        a = rec.article
+        assert rec.words == lookup_words(a.title, a.text), a.id
+        assert rec.terms == lookup_terms(a.title, a.text), a.id
+    by_story: dict[str, set[str]] = {}
+    for rec in batch.records:
+        assert rec.story is not None
+        by_story.setdefault(rec.story.id, set()).add(rec.article.id)
+    items = [StoryInput(a.id, a.title, a.text, a.url, a.published or a.fetched_at, a.source)
+             for a in (rec.article for rec in batch.records)]
+    assert sorted(map(sorted, by_story.values())) == sorted(sorted(s.ids) for s in cluster(items))
+    assert len(by_story) < len(docs) * 0.7  # stories of several articles were found

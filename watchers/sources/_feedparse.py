@@ -23,7 +23,6 @@ from __future__ import annotations
 import calendar
 import html
 import io
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from feedparser.datetimes import _parse_date  # type: ignore[import-untyped]
 from feedparser.encodings import convert_to_utf8  # type: ignore[import-untyped]
 
 from watchers.errors import SourceError
-from watchers.models import json_int, json_kind
+from watchers.models import json_kind, loads_json
 
 __all__ = [
     "MAX_MARKUP_TOKENS",
@@ -531,7 +530,7 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
     try:
         # A number too long for int() (over 4,300 digits: an item's id, say) stays text, so
         # one such value does not make the whole feed invalid JSON.
-        doc = json.loads(body.decode("utf-8-sig"), parse_int=json_int)
+        doc = loads_json(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise FeedFormatError(f"{url} is not a feed: invalid JSON", "invalid-json") from None
     if not isinstance(doc, dict) or not (

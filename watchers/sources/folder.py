@@ -43,7 +43,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from watchers.errors import SourceError
-from watchers.models import Article, derive_id, json_int, json_kind
+from watchers.models import Article, derive_id, json_kind, loads_json
 from watchers.sources.base import (
     Duration,
     Poll,
@@ -251,7 +251,7 @@ def _article_from_bytes(data: bytes, name: str, *, source: str, guid: str | None
         stem, suffix = name, ""
     if suffix.lower() == "json":
         try:
-            doc = json.loads(raw, parse_int=json_int)
+            doc = loads_json(raw)
         except json.JSONDecodeError as exc:
             raise SourceError(f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
         except RecursionError:

@@ -63,6 +63,7 @@ __all__ = [
     "lead",
     "signature",
     "signature_from",
+    "signature_of",
     "term_weight",
 ]
 
@@ -475,6 +476,12 @@ def _signature(title: FieldText, text: str) -> Signature:
 def signature(title: str, text: str = "") -> Signature:
     """The signature of an article: its title's terms (its lead's only when it has no title)."""
     return _signature(FieldText.of(title), text)
+
+
+def signature_of(title: FieldText, text: str = "") -> Signature:
+    """:func:`signature` of an article whose title's tokens are made (``FieldText.of(title)``,
+    or the matcher's): the same result without tokenising the title again."""
+    return _signature(title, text)
 
 
 def signature_from(analysis: Analysis) -> Signature:
