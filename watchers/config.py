@@ -133,6 +133,10 @@ def usable_path(value: str) -> str:
     return value
 
 
+# "scheme://" at the start of a value: a URL, not a file name.
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
 class StorageConfig(_Strict):
     """Where articles, the outbox and run-time state live: an SQLite file (``path``, the
     default) or a PostgreSQL database (``url``: ``"postgresql://…"``, or ``"env:VAR"`` naming
@@ -144,6 +148,20 @@ class StorageConfig(_Strict):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
+        # A database URL here was taken for a file name: `search` said "no database at
+        # <folder>/postgresql:/user:<password>@host/db" and `run` made folders of it. The
+        # value is not repeated: it may hold a password.
+        bare = value.strip()
+        scheme = _URL_SCHEME.match(bare)
+        if scheme is not None:
+            if scheme[1].lower() in ("postgresql", "postgres"):
+                raise ValueError("a PostgreSQL URL goes in [storage] url, not path (path names "
+                                 "an SQLite file)")
+            raise ValueError(f"is a {scheme[1]}:// URL; path names an SQLite file "
+                             "(e.g. \"newswatch.db\"), and [storage] url a PostgreSQL database")
+        if re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", bare):
+            raise ValueError(f"'{bare}' names a variable: that form is [storage] url's (a "
+                             "PostgreSQL URL held in the environment), not path's")
         return usable_path(value)
 
     @field_validator("url")

@@ -268,3 +268,29 @@ def test_a_path_longer_than_any_system_takes_is_refused_with_its_length(tmp_path
         ("sources[0].path", "has a name of 300 characters in it; names are at most 255 bytes"),
         ("storage.path", "is 100,003 characters long; paths are at most 4,096 bytes")]
     assert len(str(bad.value)) < 400
+
+
+@pytest.mark.parametrize(("path", "says"), [
+    ("postgresql://bob:Secret%23x@db.example/news",
+     "storage.path: a PostgreSQL URL goes in [storage] url, not path"),
+    ("  POSTGRES://bob:Secret@db.example/news", "storage.path: a PostgreSQL URL goes in"),
+    ("sqlite:///var/lib/bob:Secret.db", "storage.path: is a sqlite:// URL; path names an SQLite"),
+    ("env:DATABASE_URL", "storage.path: 'env:DATABASE_URL' names a variable: that form is "
+                         "[storage] url's"),
+])
+def test_a_database_url_given_as_the_path_is_refused_without_its_password(
+        tmp_path: Path, path: str, says: str) -> None:
+    """`path = "postgresql://…"` was taken for a file name: `search` answered "no database at
+    <folder>/postgresql:/user:<password>@host/news", the password shown, and `run` would have
+    made folders of the URL."""
+    (found,) = issues(f'[storage]\npath = "{path}"\n[[rules]]\nname = "a"\nquery = "kyiv"\n',
+                      tmp_path)
+    assert found.startswith(says), found
+    assert "Secret" not in found
+    assert not list(tmp_path.glob("*:*"))
+
+
+@pytest.mark.parametrize("path", ["news:2022.db", "data/env:x", "http_cache.db", "a//b.db"])
+def test_file_names_that_only_look_odd_are_still_paths(tmp_path: Path, path: str) -> None:
+    cfg = load_config(_write(tmp_path, f'[storage]\npath = "{path}"\n'), watching=False)
+    assert cfg.storage.path == path
