@@ -1,15 +1,21 @@
-"""Learn the story pair scorer on the even half of the labelled set (numpy here only).
+"""Learn the story pair scorer on the even half of the labelled set and half of the fresh days
+(numpy here only).
 
-Pairs: every two articles of the even half within 48 hours of each other that share a term the
+The training set: the even half of ``reddit_labelled.jsonl`` (labels whose SHA-1 is even) and
+the fresh set's days of December 2021 and February 2022 (``reddit_fresh.jsonl``: every
+headline of those days, labelled; ``stories_eval.FRESH_LEARNT``). Held out, never read here:
+the odd half and the fresh days of January and June 2022.
+
+Pairs: every two articles of the training set within 48 hours of each other that share a term the
 index looks up (the pairs the live index could ever compare), labelled same story or not.
 Features: :func:`watchers.stories.index.features` on their signatures. Model: L2-regularised
 logistic regression fitted by Newton's method. Then the two decision bars (against a story's
-founder, against its closest exemplar) are chosen by clustering the even half through
+founder, against its closest exemplar) are chosen by clustering the training set through
 :func:`watchers.stories.cluster` for each pair of bars on a grid, keeping the best pairwise
-F0.4 (precision first: a wrong merge silences an alert). The odd half is never read.
+F0.4 (precision first: a wrong merge silences an alert).
 
 ``--folds K`` first estimates the whole procedure (fit, then bars) by K-fold cross-validation
-inside the even half, folds by a hash of the label; that estimate, not the even half's own
+inside the training set, folds by a hash of the label; that estimate, not the training set's own
 figure, is what a feature or decision change is judged by. Small folds hold fewer look-alike
 stories than a half, so their precision reads high.
 
@@ -32,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from stories_eval import LABELLED, is_even, load  # noqa: E402
+from stories_eval import FRESH, FRESH_LEARNT, LABELLED, is_even, load  # noqa: E402
 
 import watchers.stories.index as ix  # noqa: E402
 from watchers.stories import StoryInput, cluster, signature  # noqa: E402
@@ -121,7 +127,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument("--folds", type=int, default=0, metavar="K",
-                    help="also cross-validate within the even half (K folds by label hash)")
+                    help="also cross-validate within the training set (K folds by label hash)")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--no-veto", action="store_true")
     ap.add_argument("--min-founder", type=float, default=GRID[0],
@@ -129,11 +135,16 @@ def main() -> int:
     ap.add_argument("--exemplars", type=int, default=ix._EXEMPLARS)
     args = ap.parse_args()
     items, gold = load(LABELLED)
+    fresh, fresh_gold = load(FRESH)
+    # A few fresh lines are in the labelled set too (labelled there within a wider window).
+    trained = [it for it in fresh
+               if it.date.strftime("%Y-%m") in FRESH_LEARNT and it.id not in gold]
+    gold = {**gold, **{it.id: fresh_gold[it.id] for it in trained}}
     ix._EXEMPLARS = args.exemplars
     ix._VETO = not args.no_veto
     global FOUNDER_GRID
     FOUNDER_GRID = [g for g in GRID if g >= args.min_founder]
-    even = [it for it in items if is_even(gold[it.id])]
+    train_set = [it for it in items if is_even(gold[it.id])] + trained
     if args.folds:
         import hashlib
 
@@ -146,8 +157,8 @@ def main() -> int:
 
         res: list[tuple[float, float]] = []
         for k in range(k_folds):
-            train = [it for it in even if fold(it) != k]
-            test = [it for it in even if fold(it) == k]
+            train = [it for it in train_set if fold(it) != k]
+            test = [it for it in train_set if fold(it) == k]
             x, y = pairs(train, gold)
             bias, coef = fit(x, y, args.l2)
             founder, join = choose(train, gold, bias, coef, False)
@@ -159,15 +170,15 @@ def main() -> int:
                   f"test P {tp:.3f} R {tr:.3f}")
         print(f"folds' test mean: P {sum(p for p, _ in res) / k_folds:.3f} "
               f"R {sum(r for _, r in res) / k_folds:.3f}")
-    x, y = pairs(even, gold)
+    x, y = pairs(train_set, gold)
     print(f"{len(y)} pairs, {int(y.sum())} same story")
     bias, coef = fit(x, y, args.l2)
     for name, c in zip(ix.FEATURES, coef, strict=True):
         print(f"  {name:15} {c:+.3f}")
-    founder, join = choose(even, gold, bias, coef, args.verbose)
+    founder, join = choose(train_set, gold, bias, coef, args.verbose)
     install(bias, coef, founder, join)
-    p, r = scores(even, gold)
-    print(f"even: P {p:.3f} R {r:.3f}\n")
+    p, r = scores(train_set, gold)
+    print(f"training set: P {p:.3f} R {r:.3f}\n")
     print(f"_BIAS = {bias:.3f}")
     print("_COEF: tuple[float, ...] = (" + ", ".join(f"{c:.3f}" for c in coef[:7]) + ",")
     print("         " + ", ".join(f"{c:.3f}" for c in coef[7:]) + ")")
