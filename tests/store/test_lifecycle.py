@@ -93,6 +93,43 @@ async def test_another_path_to_the_same_database_is_refused_too(tmp_path: Path) 
                 await SqliteStore.open(other)
 
 
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_OFD_SETLK"),
+                    reason="open file description locks are Linux's")
+async def test_a_hard_link_to_the_database_is_refused_too(tmp_path: Path) -> None:
+    """A hard link is another path to the same file, whose real path has a lock file of its
+    own: two writers ran on one database through its two names and both delivered."""
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Written before the other process started"))
+    (tmp_path / "other").mkdir()
+    link = tmp_path / "other" / "same.db"
+    os.link(path, link)
+    async with other_process(path):
+        with pytest.raises(StoreError) as caught:
+            await SqliteStore.open(link)
+        assert str(caught.value) == (
+            f"another newswatch process is using {link} through another name for the same "
+            "file (a hard link); stop it first (read-only commands such as search and check "
+            "do not need to)")
+        async with await SqliteStore.open(link, readonly=True) as reader:
+            assert await reader.count_articles() == 1
+        # the refusal released the lock file it had taken: the holder's own path is still
+        # refused by it, with its pid
+        with pytest.raises(StoreError, match=r"another newswatch process \(pid \d+\)"):
+            await SqliteStore.open(path)
+    # once the holder has stopped, either name may write, one at a time, and SQLite's own
+    # locks held while a second descriptor of the file comes and goes keep it whole
+    async with await SqliteStore.open(link) as store:
+        await put(store, art("Written through the link"))
+        with pytest.raises(StoreError, match="already open for writing in this process "
+                                             "through another name for the same file"):
+            await SqliteStore.open(path)
+        await put(store, art("Written after a refused open"))
+        assert await store.integrity_check() == "ok"
+    async with await SqliteStore.open(path) as store:
+        assert await store.count_articles() == 3
+
+
 async def test_a_killed_process_leaves_no_lock_behind(tmp_path: Path) -> None:
     path = tmp_path / "nw.db"
     async with other_process(path) as proc:

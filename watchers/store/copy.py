@@ -538,9 +538,10 @@ async def _source(target: str) -> AsyncIterator[_Source]:
             yield _SqliteSource(db)
         finally:
             try:
-                release_process_lock(lock_fd)
-            finally:
                 await db.close()
+            finally:
+                # After the connection: the lock's hold on the file must outlast SQLite's.
+                release_process_lock(lock_fd)
         return
     pg = await Pg.connect(target, lock=False, readonly=True, min_size=1, max_size=2)
     try:

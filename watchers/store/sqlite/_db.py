@@ -25,6 +25,7 @@ import os
 import re
 import sqlite3
 import stat
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -466,7 +467,63 @@ def take_process_lock(path: str) -> int:
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        held = _lock_inode(path)
+    except StoreError:
+        release_process_lock(fd)
+        raise
+    if held is not None:
+        _INODE_LOCKS[fd] = held
     return fd
+
+
+# The database file's own lock (see _lock_inode), by the lock file's descriptor that owns it:
+# its descriptor and the file's device and inode.
+_INODE_LOCKS: dict[int, tuple[int, tuple[int, int]]] = {}
+# The byte locked: far past any byte SQLite locks (its lock bytes sit at 1 GiB), so the lock
+# never meets SQLite's own.
+_INODE_LOCK_AT = 0x7FFF_FFFF_0000_0000
+_F_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
+
+
+def _lock_inode(path: str) -> tuple[int, tuple[int, int]] | None:
+    """Hold an exclusive lock on the database file itself, whatever name it is reached by: the
+    lock file is found by the path, and a hard link is another path to the same file (two
+    writers on two names of one database each held their own lock file, and both delivered).
+
+    An open file description lock (Linux): unlike a process's POSIX locks, it is not dropped
+    when the process closes another descriptor of the file, which SQLite does. This descriptor
+    in turn must not be closed while SQLite holds its own locks (closing any descriptor of a file
+    drops the process's POSIX locks on it): it is closed after the connection. None where such
+    locks do not exist or the file cannot be opened (SQLite then says why)."""
+    if _F_OFD_SETLK is None:
+        return None
+    with suppress(OSError):
+        st = os.stat(path)
+        if any(ident == (st.st_dev, st.st_ino) for _, ident in _INODE_LOCKS.values()):
+            # Found without opening the file: opening and closing a descriptor of it here would
+            # drop the open store's SQLite locks.
+            raise StoreError(f"{path} is already open for writing in this process through "
+                             "another name for the same file (a hard link); close that store "
+                             "first")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return None
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for these locks), padded.
+    request = struct.pack("@hhqqi", fcntl.F_WRLCK, os.SEEK_SET, _INODE_LOCK_AT, 1, 0)
+    try:
+        fcntl.fcntl(fd, _F_OFD_SETLK, request + bytes(32))
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            raise StoreError(
+                f"another newswatch process is using {path} through another name for the same "
+                "file (a hard link); stop it first (read-only commands such as search and check "
+                "do not need to)") from None
+        return None  # a file system without these locks: the lock file alone, as before
+    st = os.fstat(fd)
+    return fd, (st.st_dev, st.st_ino)
 
 
 def _read_pid(fd: int) -> int | None:
@@ -478,8 +535,14 @@ def _read_pid(fd: int) -> int | None:
 
 
 def release_process_lock(fd: int | None) -> None:
+    """Release what :func:`take_process_lock` took; only once the database's connection is
+    closed (see :func:`_lock_inode`)."""
     if fd is None:
         return
+    inode = _INODE_LOCKS.pop(fd, None)
+    if inode is not None:
+        with suppress(OSError):
+            os.close(inode[0])
     # The file stays: removing it would let a third process lock a new inode while a second
     # still waits on the old one.
     with suppress(OSError):
