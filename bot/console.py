@@ -34,6 +34,39 @@ def _paint(runs: Sequence[Run], ansi: bool) -> str:
     return "".join(f"[{shown(r.text)}]" if r.hit else shown(r.text) for r in runs)
 
 
+def _wrapped(runs: Sequence[Run], ansi: bool, width: int, indent: str = "  ") -> list[str]:
+    """``runs`` painted as lines of at most ``width`` visible columns, each after ``indent``,
+    broken at spaces; a matched term is never broken (without colour its brackets stay whole),
+    and a word longer than a line has a line of its own. The terminal wrapped a long snippet
+    mid-word at its own edge, back at the first column."""
+    words: list[list[Run]] = [[]]
+    for run in runs:
+        if run.hit:
+            words[-1].append(run)
+            continue
+        for i, part in enumerate(run.text.split(" ")):
+            if i:
+                words.append([])
+            if part:
+                words[-1].append(Run(part))
+    room = max(1, width - len(indent))
+    lines: list[str] = []
+    line: list[str] = []
+    used = 0
+    for word in words:
+        if not word:
+            continue
+        seen = sum(len(shown(r.text)) + (2 if r.hit and not ansi else 0) for r in word)
+        if line and used + 1 + seen > room:
+            lines.append(indent + " ".join(line))
+            line, used = [], 0
+        line.append(_paint(word, ansi))
+        used += seen + (1 if used else 0)
+    if line:
+        lines.append(indent + " ".join(line))
+    return lines
+
+
 def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
     """One alert as a few lines of text: rule, title, source and date, snippet, link."""
     highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
@@ -50,14 +83,12 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
     lines = [bar, head]
     if alert.escalated_from:
         lines.append(f"  escalated: {alert.escalated_from} → {sev}")
+    lines += _wrapped(title_runs(art.title, highlights), ansi, width) or ["  "]
     lines += [
-        "  " + _paint(title_runs(art.title, highlights), ansi),
         f"  {shown(art.source or 'unknown source')} · {when} · id {shown(art.id)}",
         f"  matched: {', '.join(terms) if terms else '(no terms)'}",
     ]
-    snippet = _paint(snippet_runs(art.text, highlights), ansi)
-    if snippet:
-        lines.append("  " + snippet)
+    lines += _wrapped(snippet_runs(art.text, highlights), ansi, width)
     if art.url:
         lines.append(f"  {shown(art.url)}")
     story = _story_text(alert.story, own=art.source) if alert.story is not None else None

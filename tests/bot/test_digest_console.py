@@ -4,11 +4,17 @@ rule, newest first, each with its outlet counts and link."""
 from __future__ import annotations
 
 import io
+import re
+from datetime import UTC, datetime
 
 import pytest
 
-from bot.console import ConsoleSink
+from bot.console import ConsoleSink, render_card
 from tests.bot.test_digest_embeds import KYIV, TROOPS, digest, item
+from watchers.config import RuleConfig
+from watchers.delivery import Alert
+from watchers.models import Article
+from watchers.rules import match_query
 
 
 async def test_console_prints_a_digest_as_one_block() -> None:
@@ -58,3 +64,44 @@ async def test_a_terminal_gets_colour_unless_refused_and_cards_as_wide_as_it(
     assert ("\x1b[" in text) is colour
     rule = text.splitlines()[0].replace("\x1b[2m", "").replace("\x1b[0m", "")
     assert rule == "═" * width
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.parametrize("ansi", [False, True])
+@pytest.mark.parametrize("width", [30, 50, 78])
+def test_a_card_wraps_its_title_and_snippet_to_its_width(ansi: bool, width: int) -> None:
+    """The snippet (about 320 characters) was one line, which the terminal wrapped mid-word at
+    its own edge, back at the first column; now the title and the snippet break at spaces into
+    indented lines as wide as the card, their matched terms whole."""
+    text = ("Officials said on Tuesday that Russian troops had moved closer to the border "
+            "overnight, while the prime minister of Ukraine met envoys in Kyiv to discuss new "
+            "sanctions; troops were also seen near Kharkiv, and a spokesman called the "
+            "deployment 'a serious escalation' in a statement to reporters at the ministry.")
+    title = "Russian troops gather near the border as the prime minister meets envoys in Kyiv"
+    art = Article(id="a1", source="Reuters", title=title, text=text,
+                  url="https://reuters.example/1", published=datetime(2022, 1, 5, tzinfo=UTC))
+    m = match_query('troops OR "prime minister"', art)
+    assert m is not None
+    rule = RuleConfig(name="troops", query="troops")
+    alert = Alert(id=1, route="alerts", nonce="n", attempt=1, article=art, matches=(m,),
+                  rules=(rule,))
+    card = render_card(alert, ansi=ansi, width=width).splitlines()
+    plain = [_ANSI.sub("", line) for line in card]
+    source = next(i for i, line in enumerate(plain) if line.startswith("  Reuters · "))
+    matched = next(i for i, line in enumerate(plain) if line.startswith("  matched: "))
+    title_lines, snippet_lines = plain[2:source], plain[matched + 1:-1]
+    assert len(title_lines) > 1 and len(snippet_lines) > 2
+    for line in title_lines + snippet_lines:
+        assert len(line) <= width and line.startswith("  ") and not line.startswith("   "), line
+    # the words, in order, are those of the one line the card printed before
+    words = " ".join(x.strip() for x in snippet_lines).replace("[", "").replace("]", "")
+    assert words == " ".join(text.split())
+    assert " ".join(x.strip() for x in title_lines).replace("[", "").replace("]", "") == title
+    hits = "prime minister" if ansi else "[prime minister]"
+    joined = [_ANSI.sub("", x) if not ansi else x for x in card]
+    assert any(hits in line for line in joined[matched + 1:-1])  # a phrase is never broken
+    if ansi:
+        assert "\x1b[1;33mprime minister\x1b[0m" in "\n".join(card)
+    assert plain[-1] == "  https://reuters.example/1"
