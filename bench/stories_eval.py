@@ -3,8 +3,8 @@
 ``tests/data/stories/reddit_labelled.jsonl`` holds articles with a gold ``story`` label. The set
 is split by a hash of the label: the *even* half is what the pair scorer was learnt on
 (``bench/stories_train.py``), the *odd* half is held out. ``reddit_fresh.jsonl`` holds every
-headline of 17 whole days, labelled the same way: the scorer also learnt from its days of
-December 2021 and February 2022, and those of January and June 2022 are held out. Each half
+headline of whole days, labelled the same way: the scorer also learnt from its days outside
+the windows of ``FRESH_HELD_OUT`` (16-20 January and 3-8 June 2022), which are held out. Each half
 (and the whole) is clustered on its own, through :func:`watchers.stories.cluster`, and scored
 pairwise and B-cubed. For comparison, on the same items (all single-link within a time window, as an
 incremental clusterer would see them):
@@ -40,19 +40,24 @@ from watchers.stories import StoryInput, cluster  # noqa: E402
 from watchers.stories.metrics import Scores, bcubed, pairwise  # noqa: E402
 
 LABELLED = REPO / "tests" / "data" / "stories" / "reddit_labelled.jsonl"
-# Whole windows of days (every headline of them, singletons included), labelled later: the
-# scorer learns from the days of FRESH_LEARNT (bench/stories_train.py); the others are held out.
+# Whole windows of days (every headline of them, singletons included), labelled later. These
+# windows are held out; the scorer learns from the set's other days (bench/stories_train.py).
 FRESH = REPO / "tests" / "data" / "stories" / "reddit_fresh.jsonl"
-FRESH_LEARNT = ("2021-12", "2022-02")
+FRESH_HELD_OUT = (("2022-01-16", "2022-01-20"), ("2022-06-03", "2022-06-08"))
+
+
+def held_out(item: StoryInput) -> bool:
+    """Whether a fresh line's day is in one of the held-out windows."""
+    day = item.date.date().isoformat()
+    return any(first <= day <= last for first, last in FRESH_HELD_OUT)
 
 
 def fresh_parts(items: list[StoryInput], labelled: dict[str, str]
                 ) -> list[tuple[str, list[StoryInput]]]:
     """The fresh set's days learnt from and held out (its lines also in the labelled set left
     out of the first: they were not learnt from there), and the whole."""
-    learnt = [it for it in items
-              if it.date.strftime("%Y-%m") in FRESH_LEARNT and it.id not in labelled]
-    held = [it for it in items if it.date.strftime("%Y-%m") not in FRESH_LEARNT]
+    learnt = [it for it in items if not held_out(it) and it.id not in labelled]
+    held = [it for it in items if held_out(it)]
     return [("fresh (tuned)", learnt), ("fresh held out", held), ("fresh whole", items)]
 
 
@@ -244,7 +249,7 @@ def main() -> None:
         n_fresh = sum(1 for n in _sizes(fresh_gold).values() if n > 1)
         print(f"\n{args.fresh.name}: {len(fresh)} articles (every headline of "
               f"{', '.join(windows)}), {len(set(fresh_gold.values()))} stories ({n_fresh} of 2+ "
-              f"articles); tuned on {' and '.join(FRESH_LEARNT)}, the rest held out")
+              "articles); held out: " + ", ".join(f"{a}..{b}" for a, b in FRESH_HELD_OUT))
         fparts = fresh_parts(fresh, gold)
         report("newswatch stories (watchers.stories.cluster, window 48h)", ours, fparts,
                fresh_gold)
