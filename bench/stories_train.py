@@ -1,10 +1,10 @@
-"""Learn the story pair scorer on the even half of the labelled set and the fresh days outside
-the held-out windows (numpy here only).
+"""Learn the story pair scorer on the even half of the labelled set and the fresh days of
+``stories_eval.FRESH_LEARNT`` (numpy here only).
 
 The training set: the even half of ``reddit_labelled.jsonl`` (labels whose SHA-1 is even) and
-the fresh set's days (``reddit_fresh.jsonl``: every headline of those days, labelled) outside
-its held-out windows (``stories_eval.FRESH_HELD_OUT``). Held out, never read here: the odd
-half and the fresh days of 16-20 January and 3-8 June 2022.
+the fresh set's days of ``stories_eval.FRESH_LEARNT`` (``reddit_fresh.jsonl``: every headline
+of those days, labelled): 6-7 December 2021 and 1-5 February 2022. Never read here: the odd
+half, the fresh days held out (16-20 January, 3-8 June 2022) and the later ones.
 
 Pairs: every two articles of the training set within 48 hours of each other that share a term the
 index looks up (the pairs the live index could ever compare), labelled same story or not.
@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from stories_eval import FRESH, LABELLED, held_out, is_even, load  # noqa: E402
+from stories_eval import FRESH, FRESH_LEARNT, LABELLED, is_even, load, within  # noqa: E402
 
 import watchers.stories.index as ix  # noqa: E402
 from watchers.stories import StoryInput, cluster, signature  # noqa: E402
@@ -138,7 +138,7 @@ def main() -> int:
     fresh, fresh_gold = load(FRESH)
     # A few fresh lines are in the labelled set too (labelled there within a wider window).
     trained = [it for it in fresh
-               if not held_out(it) and it.id not in gold]
+               if within(it, FRESH_LEARNT) and it.id not in gold]
     gold = {**gold, **{it.id: fresh_gold[it.id] for it in trained}}
     ix._EXEMPLARS = args.exemplars
     ix._VETO = not args.no_veto
