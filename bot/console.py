@@ -67,6 +67,22 @@ def _wrapped(runs: Sequence[Run], ansi: bool, width: int, indent: str = "  ") ->
     return lines
 
 
+def _filled(words: Sequence[str], width: int, indent: str = "  ") -> list[str]:
+    """``words`` (each kept whole: a term may hold a space) in lines of at most ``width``
+    columns after ``indent``, a word longer than a line on a line of its own."""
+    room = max(1, width - len(indent))
+    lines: list[str] = []
+    line = ""
+    for word in map(shown, words):
+        if line and len(line) + 1 + len(word) > room:
+            lines.append(indent + line)
+            line = ""
+        line = f"{line} {word}" if line else word
+    if line:
+        lines.append(indent + line)
+    return lines
+
+
 def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
     """One alert as a few lines of text: rule, title, source and date, snippet, link."""
     highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
@@ -86,8 +102,9 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
     lines += _wrapped(title_runs(art.title, highlights), ansi, width) or ["  "]
     lines += [
         f"  {shown(art.source or 'unknown source')} · {when} · id {shown(art.id)}",
-        f"  matched: {', '.join(terms) if terms else '(no terms)'}",
     ]
+    lines += _filled(["matched:", *[t + "," for t in terms[:-1]], *terms[-1:]] if terms
+                     else ["matched:", "(no terms)"], width)
     lines += _wrapped(snippet_runs(art.text, highlights), ansi, width)
     if art.url:
         lines.append(f"  {shown(art.url)}")

@@ -91,9 +91,14 @@ def test_a_card_wraps_its_title_and_snippet_to_its_width(ansi: bool, width: int)
     plain = [_ANSI.sub("", line) for line in card]
     source = next(i for i, line in enumerate(plain) if line.startswith("  Reuters · "))
     matched = next(i for i, line in enumerate(plain) if line.startswith("  matched: "))
+    # the terms that matched, each whole, as many lines as they need
+    while matched + 1 < len(plain) and "," in plain[matched].split()[-1]:
+        matched += 1
+    terms = " ".join(x.strip() for x in plain[source + 1:matched + 1])
+    assert terms == 'matched: troops, "prime minister"'
     title_lines, snippet_lines = plain[2:source], plain[matched + 1:-1]
     assert len(title_lines) > 1 and len(snippet_lines) > 2
-    for line in title_lines + snippet_lines:
+    for line in title_lines + snippet_lines + plain[source + 1:matched + 1]:
         assert len(line) <= width and line.startswith("  ") and not line.startswith("   "), line
     # the words, in order, are those of the one line the card printed before
     words = " ".join(x.strip() for x in snippet_lines).replace("[", "").replace("]", "")
