@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
@@ -32,6 +33,18 @@ def _paint(runs: Sequence[Run], ansi: bool) -> str:
         return "".join(f"\x1b[1;33m{shown(r.text)}\x1b[0m" if r.hit else shown(r.text)
                        for r in runs)
     return "".join(f"[{shown(r.text)}]" if r.hit else shown(r.text) for r in runs)
+
+
+def _columns(text: str) -> int:
+    """The terminal columns ``text`` takes: two for a wide character (CJK, most emoji), none for
+    a combining mark or a zero-width one, one for the rest."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) or ch in _ZERO_WIDTH
+               else 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufe0e\ufe0f")
 
 
 def _wrapped(runs: Sequence[Run], ansi: bool, width: int, indent: str = "  ") -> list[str]:
@@ -56,7 +69,7 @@ def _wrapped(runs: Sequence[Run], ansi: bool, width: int, indent: str = "  ") ->
     for word in words:
         if not word:
             continue
-        seen = sum(len(shown(r.text)) + (2 if r.hit and not ansi else 0) for r in word)
+        seen = sum(_columns(shown(r.text)) + (2 if r.hit and not ansi else 0) for r in word)
         if line and used + 1 + seen > room:
             lines.append(indent + " ".join(line))
             line, used = [], 0
@@ -73,11 +86,13 @@ def _filled(words: Sequence[str], width: int, indent: str = "  ") -> list[str]:
     room = max(1, width - len(indent))
     lines: list[str] = []
     line = ""
+    used = 0
     for word in map(shown, words):
-        if line and len(line) + 1 + len(word) > room:
+        wide = _columns(word)
+        if line and used + 1 + wide > room:
             lines.append(indent + line)
-            line = ""
-        line = f"{line} {word}" if line else word
+            line, used = "", 0
+        line, used = (f"{line} {word}", used + 1 + wide) if line else (word, wide)
     if line:
         lines.append(indent + line)
     return lines

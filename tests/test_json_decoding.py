@@ -77,3 +77,13 @@ def test_one_decoder_serves_threads_at_once() -> None:
     for t in threads:
         t.join(timeout=60)
     assert not wrong
+
+
+def test_other_kinds_of_input_as_json_loads() -> None:
+    assert loads_json(bytearray(b'{"a": 1}')) == json.loads(bytearray(b'{"a": 1}')) == {"a": 1}
+    for wrong in (5, memoryview(b"{}"), None):
+        with pytest.raises(TypeError) as want:
+            json.loads(wrong)  # type: ignore[arg-type]
+        with pytest.raises(TypeError) as got:
+            loads_json(wrong)  # type: ignore[arg-type]
+        assert str(got.value) == str(want.value)

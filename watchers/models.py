@@ -181,12 +181,15 @@ def json_int(digits: str) -> int | str:
 _DECODER = json.JSONDecoder(parse_int=json_int)
 
 
-def loads_json(doc: str | bytes) -> Any:
+def loads_json(doc: str | bytes | bytearray) -> Any:
     """``json.loads(doc, parse_int=json_int)``: the same values and the same errors (bytes
     read in the encoding JSON's rules detect; a str opening with a byte order mark refused),
     from one decoder made once."""
-    if isinstance(doc, bytes):
+    if isinstance(doc, bytes | bytearray):
         doc = doc.decode(json.detect_encoding(doc), "surrogatepass")
+    elif not isinstance(doc, str):
+        raise TypeError(f"the JSON object must be str, bytes or bytearray, not "
+                        f"{doc.__class__.__name__}")
     elif doc.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", doc, 0)
     return _DECODER.decode(doc)

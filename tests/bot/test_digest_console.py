@@ -110,3 +110,25 @@ def test_a_card_wraps_its_title_and_snippet_to_its_width(ansi: bool, width: int)
     if ansi:
         assert "\x1b[1;33mprime minister\x1b[0m" in "\n".join(card)
     assert plain[-1] == "  https://reuters.example/1"
+
+
+@pytest.mark.parametrize("width", [24, 40])
+def test_wide_characters_count_as_the_two_columns_they_take(width: int) -> None:
+    """The wrapping counted characters: a line of Japanese took twice the card's width."""
+    from bot.console import _columns
+
+    text = "部隊が国境付近に移動 ロシア軍の部隊 " * 6 + "e\u0301te\u0301 café 👍🏽 troops"
+    art = Article(id="a1", source="NHK", title="部隊 " * 12 + "troops", text=text,
+                  url="https://nhk.example/1", published=datetime(2022, 1, 5, tzinfo=UTC))
+    m = match_query("troops", art)
+    assert m is not None
+    alert = Alert(id=1, route="alerts", nonce="n", attempt=1, article=art, matches=(m,),
+                  rules=(RuleConfig(name="troops", query="troops"),))
+    card = render_card(alert, width=width).splitlines()
+    body = [line for line in card[2:] if not line.startswith(("  NHK · ", "  https://"))]
+    assert len(body) > 4
+    assert all(_columns(line) <= width for line in body), [
+        (line, _columns(line)) for line in body if _columns(line) > width]
+    assert _columns("部隊") == 4 and _columns("e\u0301") == 1 and _columns("ab") == 2
+    words = " ".join(line.strip() for line in body)
+    assert "e\u0301te\u0301 café 👍🏽 [troops]" in words

@@ -245,7 +245,11 @@ def test_bad_sources_and_destinations_are_named(
         (["--from", str(src), "--to", f"postgresql://u:secret@/nw?host={tmp_path}/no-such-dir"],
          f"cannot open the database postgresql://{tmp_path}/no-such-dir/nw"),
         (["--from", str(src), "--to", str(src)], "--from and --to name the same database"),
+        # a hard link: another name for the same file (it read "already holds data")
+        (["--from", str(src), "--to", str(tmp_path / "link.db")],
+         "--from and --to name the same database"),
     ]
+    os.link(src, tmp_path / "link.db")
     for args, expected in cases:
         assert cli.main(["copy", *args]) == 1, args
         err = capsys.readouterr().err

@@ -130,6 +130,44 @@ async def test_a_hard_link_to_the_database_is_refused_too(tmp_path: Path) -> Non
         assert await store.count_articles() == 3
 
 
+def _own_locks(path: Path) -> list[str]:
+    """The POSIX and OFD locks this process holds on ``path``'s file (from /proc/locks)."""
+    ino = os.stat(path).st_ino
+    return sorted(f"{f[1]} {f[3]} {f[6]}" for f in (line.split() for line in
+                                                    Path("/proc/locks").read_text().splitlines())
+                  if f[1] != "->" and f[4] == str(os.getpid()) and f[5].endswith(f":{ino}"))
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="reads Linux's /proc/locks")
+async def test_a_reader_keeps_its_lock_when_another_store_of_the_process_closes(
+        tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it: a
+    writer's close (its lock on the file), or a third store's header check, took away the lock
+    of a reader of the same database in the same process, and another process could then
+    checkpoint and remove the WAL under it."""
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Written first"))
+    writer = await SqliteStore.open(path)
+    reader = await SqliteStore.open(path, readonly=True)
+    assert await reader.count_articles() == 1
+    held = [lock for lock in _own_locks(path) if lock.startswith("POSIX")]
+    assert held, _own_locks(path)  # SQLite's shared lock, taken by the reader
+    await writer.aclose()
+    assert [lock for lock in _own_locks(path) if lock.startswith("POSIX")] == held
+    for _ in range(3):  # other stores opened and closed beside it, readers and a writer
+        await (await SqliteStore.open(path, readonly=True)).aclose()
+        await (await SqliteStore.open(path)).aclose()
+        assert [lock for lock in _own_locks(path) if lock.startswith("POSIX")] == held
+    # the file's own lock went with the writer: another process may write now
+    async with other_process(path):
+        assert await reader.count_articles() == 1
+    await reader.aclose()
+    assert _own_locks(path) == []
+    from watchers.store.sqlite import _db
+    assert not _db._KEPT and not _db._OPEN_ON  # every kept descriptor closed with the last
+
+
 async def test_a_killed_process_leaves_no_lock_behind(tmp_path: Path) -> None:
     path = tmp_path / "nw.db"
     async with other_process(path) as proc:

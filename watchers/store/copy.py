@@ -673,7 +673,13 @@ def _same(a: str, b: str) -> bool:
         return False
     if _kind(a) == "postgres":
         return a == b
-    return os.path.realpath(a) == os.path.realpath(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:  # two names of one file (a hard link)
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 @dataclass(frozen=True)

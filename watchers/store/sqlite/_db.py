@@ -26,6 +26,7 @@ import re
 import sqlite3
 import stat
 import struct
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,7 @@ class Db:
         self._lock = asyncio.Lock()
         self._lock_fd = lock_fd
         self._identity: tuple[int, int] | None = None
+        self._file: tuple[int, int] | None = None  # counted open on it (see _close_file)
         self._closed = False
 
     # ------------------------------------------------------------- opening and closing
@@ -155,7 +157,10 @@ class Db:
         except BaseException:
             release_process_lock(lock_fd)
             raise
-        return cls(conn, path, lock_fd, readonly=readonly)
+        db = cls(conn, path, lock_fd, readonly=readonly)
+        if not memory:
+            db._file = _connection_opened(path)
+        return db
 
     def remember_identity(self) -> None:
         """Note which file the path names now; writes check that it still does."""
@@ -177,6 +182,8 @@ class Db:
         except sqlite3.Error as exc:
             raise self.error(exc) from exc
         finally:
+            _connection_closed(self._file)
+            self._file = None
             release_process_lock(self._lock_fd)
             self._lock_fd = None
 
@@ -391,8 +398,7 @@ def _check_header(path: str, *, readonly: bool) -> None:
         raise StoreError(f"{path} is not a regular file (a device, pipe or socket), not a "
                          "newswatch database")
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_HEADER))
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         if readonly:
             raise StoreError(f"there is no newswatch database at {path}") from None
@@ -401,6 +407,14 @@ def _check_header(path: str, *, readonly: bool) -> None:
         raise StoreError(f"{path} is a directory, not a newswatch database") from None
     except OSError as exc:
         raise StoreError(f"cannot read the database {path}: {exc.strerror}") from None
+    try:
+        head = os.read(fd, len(SQLITE_HEADER))
+    except IsADirectoryError:
+        raise StoreError(f"{path} is a directory, not a newswatch database") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the database {path}: {exc.strerror}") from None
+    finally:
+        _close_file(fd)  # not while another store of this process reads the file
     if head and head != SQLITE_HEADER:
         raise StoreError(f"{path} is not a newswatch database (not an SQLite file)")
     for suffix in ("-wal", "-shm", "-journal"):
@@ -417,10 +431,66 @@ def _check_header(path: str, *, readonly: bool) -> None:
         # SQLite opens a file it may not write read-only without a word: the program said it
         # was watching, then stopped at its first write.
         try:
-            os.close(os.open(path, os.O_RDWR))
+            _close_file(os.open(path, os.O_RDWR | os.O_CLOEXEC))
         except OSError as exc:
             raise StoreError(f"cannot write the database {path}: {exc.strerror} (newswatch "
                              "writes to it; check its owner and permissions)") from None
+
+
+# Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+# among them: a reader and a writer of one database in one process, and the writer's close (or
+# a third store's header check) took the reader's lock away, so another process could
+# checkpoint and remove the WAL under it. The descriptors this module opens on a database file
+# are therefore kept open while a connection of this process is open on the same file (counted
+# by device and inode), and closed with the file's last connection.
+_FILES = threading.Lock()
+_OPEN_ON: dict[tuple[int, int], int] = {}
+_KEPT: dict[tuple[int, int], list[int]] = {}
+
+
+def _close_file(fd: int) -> None:
+    """Close ``fd``, a descriptor of a database file, once no connection of this process is
+    open on that file (at once when none is)."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return
+    ident = (st.st_dev, st.st_ino)
+    with _FILES:
+        if _OPEN_ON.get(ident):
+            _KEPT.setdefault(ident, []).append(fd)
+            return
+    with suppress(OSError):
+        os.close(fd)
+
+
+def _connection_opened(path: str) -> tuple[int, int] | None:
+    """Count a connection now open on the database file at ``path``; its file's identity."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    ident = (st.st_dev, st.st_ino)
+    with _FILES:
+        _OPEN_ON[ident] = _OPEN_ON.get(ident, 0) + 1
+    return ident
+
+
+def _connection_closed(ident: tuple[int, int] | None) -> None:
+    """The connection counted by :func:`_connection_opened` is closed: with the file's last,
+    the descriptors kept for it are closed too."""
+    if ident is None:
+        return
+    with _FILES:
+        left = _OPEN_ON.get(ident, 0) - 1
+        if left > 0:
+            _OPEN_ON[ident] = left
+            return
+        _OPEN_ON.pop(ident, None)
+        kept = _KEPT.pop(ident, [])
+    for fd in kept:
+        with suppress(OSError):
+            os.close(fd)
 
 
 def _read_only_folder(path: str) -> bool:
@@ -486,6 +556,12 @@ _INODE_LOCK_AT = 0x7FFF_FFFF_0000_0000
 _F_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 
 
+def _inode_lock_request(kind: int) -> bytes:
+    """The ``struct flock`` taking (``F_WRLCK``) or releasing (``F_UNLCK``) the database file's
+    own lock: l_type, l_whence, l_start, l_len, l_pid (0 for these locks), padded."""
+    return struct.pack("@hhqqi", kind, os.SEEK_SET, _INODE_LOCK_AT, 1, 0) + bytes(32)
+
+
 def _lock_inode(path: str) -> tuple[int, tuple[int, int]] | None:
     """Hold an exclusive lock on the database file itself, whatever name it is reached by: the
     lock file is found by the path, and a hard link is another path to the same file (two
@@ -510,12 +586,10 @@ def _lock_inode(path: str) -> tuple[int, tuple[int, int]] | None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         return None
-    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for these locks), padded.
-    request = struct.pack("@hhqqi", fcntl.F_WRLCK, os.SEEK_SET, _INODE_LOCK_AT, 1, 0)
     try:
-        fcntl.fcntl(fd, _F_OFD_SETLK, request + bytes(32))
+        fcntl.fcntl(fd, _F_OFD_SETLK, _inode_lock_request(fcntl.F_WRLCK))
     except OSError as exc:
-        os.close(fd)
+        _close_file(fd)
         if exc.errno in (errno.EAGAIN, errno.EACCES):
             raise StoreError(
                 f"another newswatch process is using {path} through another name for the same "
@@ -541,8 +615,12 @@ def release_process_lock(fd: int | None) -> None:
         return
     inode = _INODE_LOCKS.pop(fd, None)
     if inode is not None:
-        with suppress(OSError):
-            os.close(inode[0])
+        # Unlocked now; the descriptor itself may have to wait for this process's other
+        # connections to the file (see _close_file).
+        if _F_OFD_SETLK is not None:
+            with suppress(OSError):
+                fcntl.fcntl(inode[0], _F_OFD_SETLK, _inode_lock_request(fcntl.F_UNLCK))
+        _close_file(inode[0])
     # The file stays: removing it would let a third process lock a new inode while a second
     # still waits on the old one.
     with suppress(OSError):
