@@ -168,6 +168,29 @@ async def test_a_reader_keeps_its_lock_when_another_store_of_the_process_closes(
     assert not _db._KEPT and not _db._OPEN_ON  # every kept descriptor closed with the last
 
 
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts Linux's /proc/self/fd")
+async def test_stores_opened_and_closed_beside_an_open_one_keep_few_descriptors(
+        tmp_path: Path) -> None:
+    """The descriptors kept for an open connection's sake are reused: a long-lived store with
+    readers opened and closed beside it (a lookup per request) kept two more for each."""
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as writer:
+        await put(writer, art("Kept open"))
+        before = _open_descriptors()
+        for _ in range(60):
+            async with await SqliteStore.open(path, readonly=True) as reader:
+                assert await reader.count_articles() == 1
+            with pytest.raises(StoreError, match="already open for writing"):
+                await SqliteStore.open(path)
+        assert _open_descriptors() <= before + 3
+    from watchers.store.sqlite import _db
+    assert not _db._KEPT and not _db._OPEN_ON
+
+
 async def test_a_killed_process_leaves_no_lock_behind(tmp_path: Path) -> None:
     path = tmp_path / "nw.db"
     async with other_process(path) as proc:

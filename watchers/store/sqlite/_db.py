@@ -398,7 +398,7 @@ def _check_header(path: str, *, readonly: bool) -> None:
         raise StoreError(f"{path} is not a regular file (a device, pipe or socket), not a "
                          "newswatch database")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = _open_file(path, os.O_RDONLY)
     except FileNotFoundError:
         if readonly:
             raise StoreError(f"there is no newswatch database at {path}") from None
@@ -408,7 +408,7 @@ def _check_header(path: str, *, readonly: bool) -> None:
     except OSError as exc:
         raise StoreError(f"cannot read the database {path}: {exc.strerror}") from None
     try:
-        head = os.read(fd, len(SQLITE_HEADER))
+        head = os.pread(fd, len(SQLITE_HEADER), 0)  # a kept descriptor may have read before
     except IsADirectoryError:
         raise StoreError(f"{path} is a directory, not a newswatch database") from None
     except OSError as exc:
@@ -431,7 +431,7 @@ def _check_header(path: str, *, readonly: bool) -> None:
         # SQLite opens a file it may not write read-only without a word: the program said it
         # was watching, then stopped at its first write.
         try:
-            _close_file(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+            _close_file(_open_file(path, os.O_RDWR))
         except OSError as exc:
             raise StoreError(f"cannot write the database {path}: {exc.strerror} (newswatch "
                              "writes to it; check its owner and permissions)") from None
@@ -448,12 +448,29 @@ _OPEN_ON: dict[tuple[int, int], int] = {}
 _KEPT: dict[tuple[int, int], list[int]] = {}
 
 
+def _open_file(path: str, flags: int, mode: int = 0o644) -> int:
+    """A descriptor of the database file at ``path`` (``os.open``'s errors): one kept by
+    :func:`_close_file` with the same access when there is one, so that stores opened and
+    closed beside an open one do not pile up descriptors, else a new one."""
+    with suppress(OSError):
+        st = os.stat(path)
+        access = flags & os.O_ACCMODE
+        with _FILES:
+            kept = _KEPT.get((st.st_dev, st.st_ino), [])
+            for i, fd in enumerate(kept):
+                if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == access:
+                    return kept.pop(i)
+    return os.open(path, flags | os.O_CLOEXEC, mode)
+
+
 def _close_file(fd: int) -> None:
     """Close ``fd``, a descriptor of a database file, once no connection of this process is
     open on that file (at once when none is)."""
     try:
         st = os.fstat(fd)
     except OSError:
+        with suppress(OSError):
+            os.close(fd)
         return
     ident = (st.st_dev, st.st_ino)
     with _FILES:
@@ -583,7 +600,7 @@ def _lock_inode(path: str) -> tuple[int, tuple[int, int]] | None:
                              "another name for the same file (a hard link); close that store "
                              "first")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_file(path, os.O_RDWR | os.O_CREAT)
     except OSError:
         return None
     try:
