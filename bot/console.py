@@ -62,39 +62,32 @@ def _wrapped(runs: Sequence[Run], ansi: bool, width: int, indent: str = "  ") ->
                 words.append([])
             if part:
                 words[-1].append(Run(part))
-    room = max(1, width - len(indent))
-    lines: list[str] = []
-    line: list[str] = []
-    used = 0
-    for word in words:
-        if not word:
-            continue
-        seen = sum(_columns(shown(r.text)) + (2 if r.hit and not ansi else 0) for r in word)
-        if line and used + 1 + seen > room:
-            lines.append(indent + " ".join(line))
-            line, used = [], 0
-        line.append(_paint(word, ansi))
-        used += seen + (1 if used else 0)
-    if line:
-        lines.append(indent + " ".join(line))
-    return lines
+    return _fill([(_paint(word, ansi),
+                   sum(_columns(shown(r.text)) + (2 if r.hit and not ansi else 0) for r in word))
+                  for word in words if word], width, indent)
 
 
 def _filled(words: Sequence[str], width: int, indent: str = "  ") -> list[str]:
     """``words`` (each kept whole: a term may hold a space) in lines of at most ``width``
     columns after ``indent``, a word longer than a line on a line of its own."""
+    return _fill([(word, _columns(word)) for word in map(shown, words)], width, indent)
+
+
+def _fill(words: Sequence[tuple[str, int]], width: int, indent: str) -> list[str]:
+    """Words as written and the columns each takes, joined by spaces into lines of at most
+    ``width`` columns after ``indent``; a word longer than a line has one of its own."""
     room = max(1, width - len(indent))
     lines: list[str] = []
-    line = ""
+    line: list[str] = []
     used = 0
-    for word in map(shown, words):
-        wide = _columns(word)
-        if line and used + 1 + wide > room:
-            lines.append(indent + line)
-            line, used = "", 0
-        line, used = (f"{line} {word}", used + 1 + wide) if line else (word, wide)
+    for text, columns in words:
+        if line and used + 1 + columns > room:
+            lines.append(indent + " ".join(line))
+            line, used = [], 0
+        used += columns + (1 if line else 0)
+        line.append(text)
     if line:
-        lines.append(indent + line)
+        lines.append(indent + " ".join(line))
     return lines
 
 
