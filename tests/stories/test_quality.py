@@ -11,21 +11,19 @@ fails here.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from tests.bench._bench import bench_module
 from tests.conftest import REPO
 from watchers.stories import StoryInput, cluster
 from watchers.stories.metrics import Scores, bcubed, pairwise
 
-LABELLED = REPO / "tests" / "data" / "stories" / "reddit_labelled.jsonl"
-FRESH = REPO / "tests" / "data" / "stories" / "reddit_fresh.jsonl"
-FRESH_LEARNT = (("2021-12-06", "2021-12-07"), ("2022-02-01", "2022-02-05"))
-FRESH_HELD_OUT = (("2022-01-16", "2022-01-20"), ("2022-06-03", "2022-06-08"))
+# The sets, their halves and windows as `make eval` reads them: one definition of what is
+# learnt from and what is held out.
+EVAL = bench_module("stories_eval")
 
 # (pairwise P, pairwise R, B-cubed P, B-cubed R) per part.
 # Measured on 830 labelled articles (P/R pairwise, P/R B-cubed): even .917/.712 .959/.866,
@@ -46,54 +44,35 @@ FLOORS = {
 def _load(path: Path) -> tuple[list[StoryInput], dict[str, str]]:
     if not path.is_file():
         pytest.skip(f"no labelled set at {path}")
-    items, gold = [], {}
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                r = json.loads(line)
-                items.append(StoryInput(r["id"], r["title"], r.get("text") or "", r.get("url"),
-                                        datetime.fromisoformat(r["date"]), r.get("source") or ""))
-                gold[r["id"]] = r["story"]
+    items, gold = EVAL.load(path)
     return items, gold
-
-
-def _even(label: str) -> bool:
-    return int(hashlib.sha1(label.encode()).hexdigest(), 16) % 2 == 0
 
 
 @pytest.fixture(scope="module")
 def labelled() -> tuple[list[StoryInput], dict[str, str]]:
-    return _load(LABELLED)
+    return _load(EVAL.LABELLED)
 
 
 @pytest.fixture(scope="module")
 def fresh() -> tuple[list[StoryInput], dict[str, str]]:
-    return _load(FRESH)
+    return _load(EVAL.FRESH)
 
 
 _Set = tuple[list[StoryInput], dict[str, str]]
 
 
+# The test's names for the parts stories_eval reports.
+_PARTS = {"even": "even (tuned)", "odd": "odd (held out)", "whole": "whole",
+          "fresh learnt": "fresh (tuned)", "fresh held out": "fresh held out",
+          "fresh later": "fresh later", "fresh whole": "fresh whole"}
+
+
 def _part(part: str, labelled: _Set, fresh: _Set) -> _Set:
     items, gold = labelled
-    if part in ("even", "odd"):
-        return [it for it in items if _even(gold[it.id]) == (part == "even")], gold
-    if part == "whole":
-        return items, gold
+    if not part.startswith("fresh"):
+        return dict(EVAL.halves(items, gold))[_PARTS[part]], gold
     fresh_items, fresh_gold = fresh
-
-    def within(it: StoryInput, windows: tuple[tuple[str, str], ...]) -> bool:
-        return any(a <= it.date.date().isoformat() <= b for a, b in windows)
-
-    if part == "fresh learnt":  # its few lines of the labelled set were learnt from there
-        return [it for it in fresh_items
-                if within(it, FRESH_LEARNT) and it.id not in gold], fresh_gold
-    if part == "fresh held out":
-        return [it for it in fresh_items if within(it, FRESH_HELD_OUT)], fresh_gold
-    if part == "fresh later":
-        return [it for it in fresh_items if not within(it, FRESH_LEARNT)
-                and not within(it, FRESH_HELD_OUT)], fresh_gold
-    return fresh_items, fresh_gold
+    return dict(EVAL.fresh_parts(fresh_items, gold))[_PARTS[part]], fresh_gold
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
