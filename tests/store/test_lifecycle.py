@@ -323,6 +323,23 @@ async def test_a_file_beside_the_database_that_is_not_a_file_is_named(
         assert await store.count_articles() == 1
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+async def test_a_new_database_beside_a_side_file_that_is_a_folder_is_named_and_not_made(
+        tmp_path: Path, suffix: str) -> None:
+    """A brand-new database whose ``-wal`` name was a folder failed as "disk I/O error" and
+    left an empty database file (the side files were checked only when it existed)."""
+    path = tmp_path / "nw.db"
+    (tmp_path / f"nw.db{suffix}").mkdir()
+    with pytest.raises(StoreError, match=rf"nw\.db{suffix}, the database's {suffix[1:]} "
+                                         "file, is not a regular file"):
+        await SqliteStore.open(path)
+    assert not path.exists()
+    (tmp_path / f"nw.db{suffix}").rmdir()
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Kept"))
+        assert await store.count_articles() == 1
+
+
 @pytest.mark.timeout(60)
 async def test_a_device_or_a_pipe_is_refused_before_anything_is_made_beside_it(
         tmp_path: Path) -> None:

@@ -402,6 +402,9 @@ def _check_header(path: str, *, readonly: bool) -> None:
     except FileNotFoundError:
         if readonly:
             raise StoreError(f"there is no newswatch database at {path}") from None
+        # A new database: SQLite would make it, then fail on a side file that is no file
+        # ("disk I/O error"), leaving an empty database behind.
+        _check_side_files(path)
         return
     except IsADirectoryError:
         raise StoreError(f"{path} is a directory, not a newswatch database") from None
@@ -417,16 +420,7 @@ def _check_header(path: str, *, readonly: bool) -> None:
         _close_file(fd)  # not while another store of this process reads the file
     if head and head != SQLITE_HEADER:
         raise StoreError(f"{path} is not a newswatch database (not an SQLite file)")
-    for suffix in ("-wal", "-shm", "-journal"):
-        # SQLite's own files beside it: one that is a folder or a pipe failed as "unable to
-        # open database file", "disk I/O error" or "readonly database", naming none of them.
-        try:
-            side = os.stat(path + suffix).st_mode
-        except OSError:
-            continue
-        if not stat.S_ISREG(side):
-            raise StoreError(f"{path}{suffix}, the database's {suffix[1:]} file, is not a "
-                             "regular file (a folder, pipe, socket or device); move it aside")
+    _check_side_files(path)
     if not readonly:
         # SQLite opens a file it may not write read-only without a word: the program said it
         # was watching, then stopped at its first write.
@@ -435,6 +429,20 @@ def _check_header(path: str, *, readonly: bool) -> None:
         except OSError as exc:
             raise StoreError(f"cannot write the database {path}: {exc.strerror} (newswatch "
                              "writes to it; check its owner and permissions)") from None
+
+
+def _check_side_files(path: str) -> None:
+    """Refuse SQLite's own files beside the database (``-wal``, ``-shm``, ``-journal``) when
+    one is a folder, pipe, socket or device: they failed as "unable to open database file",
+    "disk I/O error" or "readonly database", naming none of them."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        try:
+            side = os.stat(path + suffix).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(side):
+            raise StoreError(f"{path}{suffix}, the database's {suffix[1:]} file, is not a "
+                             "regular file (a folder, pipe, socket or device); move it aside")
 
 
 # Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
