@@ -157,7 +157,7 @@ class StorageConfig(_Strict):
             if scheme[1].lower() in ("postgresql", "postgres"):
                 raise ValueError("a PostgreSQL URL goes in [storage] url, not path (path names "
                                  "an SQLite file)")
-            raise ValueError(f"is a {scheme[1]}:// URL; path names an SQLite file "
+            raise ValueError(f"is a URL ({scheme[1]}://…); path names an SQLite file "
                              "(e.g. \"newswatch.db\"), and [storage] url a PostgreSQL database")
         if re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", bare):
             raise ValueError(f"'{bare}' names a variable: that form is [storage] url's (a "

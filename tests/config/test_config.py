@@ -274,7 +274,8 @@ def test_a_path_longer_than_any_system_takes_is_refused_with_its_length(tmp_path
     ("postgresql://bob:Secret%23x@db.example/news",
      "storage.path: a PostgreSQL URL goes in [storage] url, not path"),
     ("  POSTGRES://bob:Secret@db.example/news", "storage.path: a PostgreSQL URL goes in"),
-    ("sqlite:///var/lib/bob:Secret.db", "storage.path: is a sqlite:// URL; path names an SQLite"),
+    ("sqlite:///var/lib/bob:Secret.db",
+     "storage.path: is a URL (sqlite://…); path names an SQLite"),
     ("env:DATABASE_URL", "storage.path: 'env:DATABASE_URL' names a variable: that form is "
                          "[storage] url's"),
 ])
