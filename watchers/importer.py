@@ -22,6 +22,9 @@ Invariants:
 - Work is done in batches of ``BATCH`` lines: parsing and matching in ``executor`` (off the
   event loop), each batch written in one transaction; a crash loses at most the batch being
   written, and importing the file again completes it (what was stored counts as duplicates).
+- The cyclic garbage collector is held off for the import (:func:`watchers.collector.paused`,
+  in every thread of the process): its records are freed by reference counting as they are
+  written, and the collections between batches only walked them.
 - A store with a ``bulk_load`` context (SQLite: a larger page cache) is inside it for the
   import; no store relaxes its journal or sync settings for it.
 """
@@ -451,7 +454,12 @@ async def import_file(
     # A store that can make room for a bulk load (SQLite's page cache) does so for this one.
     bulk: Callable[[], AbstractAsyncContextManager[None]] | None = getattr(
         store, "bulk_load", None)
-    with fh:
+    # The collector is held off for the whole import, not only while a batch is prepared:
+    # re-enabled between batches, it examined each batch's records (kept until written) and
+    # moved them on to the older generations, whose collections walked them again with the
+    # whole heap. An import makes almost no cyclic garbage (reference counting frees its
+    # records once written); what it makes is collected by the first collection after it.
+    with fh, collector.paused():
         async with bulk() if bulk is not None else nullcontext():
             pending = await prepare()
             while pending is not None:

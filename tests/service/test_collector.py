@@ -6,8 +6,10 @@ fails."""
 from __future__ import annotations
 
 import gc
+import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,9 @@ import watchers.service as service_module
 from tests.service._harness import Fixed, folder, watch
 from tests.service.test_ingest import items
 from watchers import collector
+from watchers.importer import import_file
+from watchers.rules import Rule, RuleSet
+from watchers.stories import StoryIndex
 from watchers.store import SqliteStore
 
 
@@ -128,4 +133,44 @@ async def test_a_failed_analysis_leaves_the_collector_on(
         (report,) = await service.run_once()
         assert report.error and "the story index broke" in report.error
         assert await store.count_articles() == 0
+    assert gc.isenabled()
+
+
+async def test_an_import_runs_no_collection_between_its_batches_and_leaves_it_on(
+        tmp_path: Path) -> None:
+    """The collector was held off only while a batch was prepared: turned on between two, it
+    examined the batch's records (kept until written) at once, and the main and database
+    threads' collections walked them again with the growing story index. None starts in any
+    thread from the import's first batch to its last."""
+    history = tmp_path / "h.jsonl"
+    history.write_text("".join(
+        json.dumps({"id": f"h{i}", "title": f"Troops seen near Kharkiv, report {i}",
+                    "text": "Shelling was reported overnight. " * 20,
+                    "date": f"2022-02-{1 + i % 20:02d}T{i % 24:02d}:00:00+00:00"}) + "\n"
+        for i in range(3000)), encoding="utf-8")
+    during: list[tuple[int, str]] = []
+    importing = threading.Event()
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and importing.is_set():
+            during.append((info["generation"], threading.current_thread().name))
+
+    def progress(done: Any) -> None:
+        if done.lines < 3000:  # from the first batch written to the last
+            importing.set()
+        else:
+            importing.clear()
+
+    ruleset = RuleSet([Rule(name="troops", query="troops AND kharkiv~")])
+    gc.callbacks.append(seen)
+    try:
+        async with await SqliteStore.open(tmp_path / "nw.db") as store:
+            summary = await import_file(store, history, ruleset=ruleset, batch=100,
+                                        on_progress=progress,
+                                        stories=StoryIndex(timedelta(hours=48)))
+            assert summary.imported == 3000
+            assert (await store.rule_match_counts())["troops"] == 3000
+    finally:
+        gc.callbacks.remove(seen)
+    assert during == []
     assert gc.isenabled()
