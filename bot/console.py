@@ -67,27 +67,31 @@ def _wrapped(runs: Sequence[Run], ansi: bool, width: int, indent: str = "  ") ->
                   for word in words if word], width, indent)
 
 
-def _filled(words: Sequence[str], width: int, indent: str = "  ") -> list[str]:
+def _filled(words: Sequence[str], width: int, indent: str = "  ",
+            first: str | None = None) -> list[str]:
     """``words`` (each kept whole: a term may hold a space) in lines of at most ``width``
-    columns after ``indent``, a word longer than a line on a line of its own."""
-    return _fill([(word, _columns(word)) for word in map(shown, words)], width, indent)
+    columns after ``indent`` (the first after ``first``, if given), a word longer than a line
+    on a line of its own."""
+    return _fill([(word, _columns(word)) for word in map(shown, words)], width, indent, first)
 
 
-def _fill(words: Sequence[tuple[str, int]], width: int, indent: str) -> list[str]:
+def _fill(words: Sequence[tuple[str, int]], width: int, indent: str,
+          first: str | None = None) -> list[str]:
     """Words as written and the columns each takes, joined by spaces into lines of at most
-    ``width`` columns after ``indent``; a word longer than a line has one of its own."""
-    room = max(1, width - len(indent))
+    ``width`` columns after ``indent`` (the first line after ``first``, if given); a word
+    longer than a line has one of its own."""
     lines: list[str] = []
     line: list[str] = []
     used = 0
+    lead = indent if first is None else first
     for text, columns in words:
-        if line and used + 1 + columns > room:
-            lines.append(indent + " ".join(line))
-            line, used = [], 0
+        if line and used + 1 + columns > max(1, width - len(lead)):
+            lines.append(lead + " ".join(line))
+            line, used, lead = [], 0, indent
         used += columns + (1 if line else 0)
         line.append(text)
     if line:
-        lines.append(indent + " ".join(line))
+        lines.append(lead + " ".join(line))
     return lines
 
 
@@ -96,21 +100,24 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
     highlights: list[Highlight] = [h for m in alert.matches for h in m.highlights]
     art = alert.article
     terms = list(dict.fromkeys(t for m in alert.matches for t in m.terms))
-    rules = ", ".join(r.name for r in alert.rules)
     sev = alert.severity
     bar = "─" * width
-    head = f"▶ {rules}  [{sev}]"
+    # The rules' names and the severity, the card's first line: as many lines as they need
+    # (a route of many rules made it one line the terminal broke mid-name).
+    names = [r.name for r in alert.rules]
+    head = _filled(["▶", *[n + "," for n in names[:-1]], f"{names[-1]}  [{sev}]"], width,
+                   first="")
     if ansi:
-        head = f"\x1b[1;{_SEVERITY_COLOUR.get(sev, '33')}m{head}\x1b[0m"
+        head = [f"\x1b[1;{_SEVERITY_COLOUR.get(sev, '33')}m{line}\x1b[0m" for line in head]
         bar = f"\x1b[2m{bar}\x1b[0m"
     when = art.published.strftime("%Y-%m-%d %H:%M UTC") if art.published else "date unknown"
-    lines = [bar, head]
+    lines = [bar, *head]
     if alert.escalated_from:
         lines.append(f"  escalated: {alert.escalated_from} → {sev}")
     lines += _wrapped(title_runs(art.title, highlights), ansi, width) or ["  "]
-    lines += [
-        f"  {shown(art.source or 'unknown source')} · {when} · id {shown(art.id)}",
-    ]
+    # Source, date and id: each part whole, on as many lines as they need.
+    lines += _filled([*(art.source or "unknown source").split(" "), f"· {when}",
+                      f"· id {art.id}"], width)
     lines += _filled(["matched:", *[t + "," for t in terms[:-1]], *terms[-1:]] if terms
                      else ["matched:", "(no terms)"], width)
     lines += _wrapped(snippet_runs(art.text, highlights), ansi, width)
@@ -118,7 +125,7 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
         lines.append(f"  {shown(art.url)}")
     story = _story_text(alert.story, own=art.source) if alert.story is not None else None
     if story:
-        lines.append(f"  story: {story}")
+        lines += _filled(["story:", *story.split(" ")], width)
     return "\n".join(lines)
 
 

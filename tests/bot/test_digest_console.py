@@ -12,7 +12,7 @@ import pytest
 from bot.console import ConsoleSink, render_card
 from tests.bot.test_digest_embeds import KYIV, TROOPS, digest, item
 from watchers.config import RuleConfig
-from watchers.delivery import Alert
+from watchers.delivery import Alert, StoryView
 from watchers.models import Article
 from watchers.rules import match_query
 
@@ -89,16 +89,19 @@ def test_a_card_wraps_its_title_and_snippet_to_its_width(ansi: bool, width: int)
                   rules=(rule,))
     card = render_card(alert, ansi=ansi, width=width).splitlines()
     plain = [_ANSI.sub("", line) for line in card]
-    source = next(i for i, line in enumerate(plain) if line.startswith("  Reuters · "))
-    matched = next(i for i, line in enumerate(plain) if line.startswith("  matched: "))
+    source = next(i for i, line in enumerate(plain) if line.startswith("  Reuters"))
+    after_source = next(i for i, line in enumerate(plain) if line.startswith("  matched: "))
+    assert " ".join(x.strip() for x in plain[source:after_source]) == (
+        "Reuters · 2022-01-05 00:00 UTC · id a1")
+    matched = after_source
     # the terms that matched, each whole, as many lines as they need
     while matched + 1 < len(plain) and "," in plain[matched].split()[-1]:
         matched += 1
-    terms = " ".join(x.strip() for x in plain[source + 1:matched + 1])
+    terms = " ".join(x.strip() for x in plain[after_source:matched + 1])
     assert terms == 'matched: troops, "prime minister"'
     title_lines, snippet_lines = plain[2:source], plain[matched + 1:-1]
     assert len(title_lines) > 1 and len(snippet_lines) > 2
-    for line in title_lines + snippet_lines + plain[source + 1:matched + 1]:
+    for line in title_lines + snippet_lines + plain[source:matched + 1]:
         assert len(line) <= width and line.startswith("  ") and not line.startswith("   "), line
     # the words, in order, are those of the one line the card printed before
     words = " ".join(x.strip() for x in snippet_lines).replace("[", "").replace("]", "")
@@ -125,10 +128,51 @@ def test_wide_characters_count_as_the_two_columns_they_take(width: int) -> None:
     alert = Alert(id=1, route="alerts", nonce="n", attempt=1, article=art, matches=(m,),
                   rules=(RuleConfig(name="troops", query="troops"),))
     card = render_card(alert, width=width).splitlines()
-    body = [line for line in card[2:] if not line.startswith(("  NHK · ", "  https://"))]
+    body = [line for line in card[2:] if not line.startswith(("  NHK", "  · ", "  https://"))]
     assert len(body) > 4
     assert all(_columns(line) <= width for line in body), [
         (line, _columns(line)) for line in body if _columns(line) > width]
     assert _columns("部隊") == 4 and _columns("e\u0301") == 1 and _columns("ab") == 2
     words = " ".join(line.strip() for line in body)
     assert "e\u0301te\u0301 café 👍🏽 [troops]" in words
+
+
+@pytest.mark.parametrize("ansi", [False, True])
+@pytest.mark.parametrize("width", [30, 50])
+def test_a_card_wraps_its_rules_source_line_and_story_too(ansi: bool, width: int) -> None:
+    """The head (every rule of the alert and the severity), the source, date and id line and
+    the story line were single lines however long: the terminal broke them mid-word at its
+    edge, back at the first column."""
+    from bot.console import _columns
+
+    art = Article(id="a-0042", source="Kyiv Independent live coverage", title="Troops mass",
+                  text="Troops massed near the border.", url="https://kyiv.example/1",
+                  published=datetime(2022, 1, 5, 14, 2, tzinfo=UTC))
+    m = match_query("troops", art)
+    assert m is not None
+    names = ["troops-near-kharkiv", "border-buildup", "ukraine-watch", "defence-desk"]
+    rules = tuple(RuleConfig(name=n, query="troops", severity="high") for n in names)
+    story = StoryView(id="s1", headline="Troops mass", first_seen=art.published,
+                      last_seen=art.published, articles=4,
+                      outlets=("Kyiv Independent live coverage", "Deutsche Welle", "NPR",
+                               "Reuters"))
+    alert = Alert(id=1, route="alerts", nonce="n", attempt=1, article=art, matches=(m,),
+                  rules=rules, story=story)
+    card = render_card(alert, ansi=ansi, width=width).splitlines()
+    plain = [_ANSI.sub("", line) for line in card]
+    assert all(_columns(line) <= width for line in plain
+               if not line.startswith("  https://")), plain
+    matched = next(i for i, line in enumerate(plain) if line.startswith("  matched: "))
+    source = next(i for i, line in enumerate(plain) if line.startswith("  Kyiv"))
+    head = " ".join(x.strip() for x in plain[1:source - 1])
+    assert head == "▶ " + ", ".join(names) + "  [high]"
+    assert plain[1].startswith("▶ ") and all(x.startswith("  ") for x in plain[2:source])
+    assert plain[source - 1].strip() == "Troops mass" or "[Troops] mass" in plain[source - 1]
+    assert " ".join(x.strip() for x in plain[source:matched]) == (
+        "Kyiv Independent live coverage · 2022-01-05 14:02 UTC · id a-0042")
+    told = next(i for i, line in enumerate(plain) if line.startswith("  story: "))
+    story_text = " ".join(x.strip() for x in plain[told:])
+    assert story_text.startswith("story: ") and "Deutsche Welle" in story_text
+    assert len(plain) - told > 1  # wrapped at these widths
+    if ansi:
+        assert all(line.startswith("\x1b[1;") for line in card[1:source - 1])
