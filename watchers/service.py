@@ -60,6 +60,7 @@ from watchers.schedule import Clock, SystemClock, Timetable
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
 from watchers.sources.feed import MAX_RETRY_AFTER
+from watchers.store._shared import one_version_each
 from watchers.store.base import (
     ArticleRecord,
     OutboxEntry,
@@ -636,6 +637,12 @@ class WatchService:
         now = datetime.now(UTC)
         try:
             poll = await running.source.poll(state.cursor)
+            if len(poll.articles) > 1:
+                # Two items of one poll under one identity: the first is kept (see
+                # one_version_each), else they replaced each other at every poll.
+                kept, twins = one_version_each(poll.articles)
+                if twins:
+                    poll = replace(poll, articles=kept, skipped=(*poll.skipped, *twins))
         except SourceError as exc:
             report = await self._failed(running, state, str(exc),
                                         getattr(exc, "retry_after", None))

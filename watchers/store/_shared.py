@@ -43,6 +43,7 @@ __all__ = [
     "RuntimeModels",
     "StoryBatch",
     "link_terms",
+    "one_version_each",
     "server_route",
 ]
 
@@ -376,3 +377,44 @@ def same_link(article: Article, rows: Sequence[tuple[str, str | None, str]]) -> 
         if not distinct and link_dedupes(article, other_source):
             return i
     return None
+
+
+def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[str]]:
+    """A poll's articles with each stored identity once: an item that the store would take for
+    another version of an earlier item of the same poll (by its link, or by its guid, as
+    ``_duplicate_of`` judges them) with other content is left out, and named in the second list
+    (log-safe). A feed listing two items under one guid and link had the store keep the first,
+    then replace it by the second at the next poll and back again at the one after: an
+    unchanged feed "updated" its story on every poll, and one of the two was always missing.
+    The first is kept, as the first poll kept it. Items of the same content are left to the
+    store (a plain duplicate)."""
+    kept: list[Article] = []
+    twins: list[str] = []
+    by_link: dict[str, list[Article]] = {}
+    by_guid: dict[tuple[str, str], list[tuple[str | None, Article]]] = {}
+    for article in articles:
+        link = _link_key(article.url) if article.url else None
+        earlier: Article | None = None
+        shared = "link"
+        if link is not None and link in by_link:
+            rows = by_link[link]
+            found = same_link(article, [(a.source, a.guid, a.title) for a in rows])
+            if found is not None:
+                earlier = rows[found]
+        if earlier is None and article.guid:
+            shared = "guid"
+            for other_link, other in by_guid.get((article.source, article.guid), ()):
+                if not link or not other_link or other_link == link:
+                    earlier = other
+                    break
+        if earlier is not None and earlier.content_hash != article.content_hash:
+            ident = article.guid or article.url or article.title
+            twins.append(f"item {ident[:80]!r}: the same {shared} as an earlier item of this "
+                         "poll, with other content (the first is kept)")
+            continue
+        kept.append(article)
+        if link is not None:
+            by_link.setdefault(link, []).append(article)
+        if article.guid:
+            by_guid.setdefault((article.source, article.guid), []).append((link, article))
+    return kept, twins
