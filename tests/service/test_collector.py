@@ -21,8 +21,8 @@ from tests.service.test_ingest import items
 from watchers import collector
 from watchers.importer import import_file
 from watchers.rules import Rule, RuleSet
-from watchers.stories import StoryIndex
 from watchers.store import SqliteStore
+from watchers.stories import StoryIndex
 
 
 @pytest.fixture(autouse=True)

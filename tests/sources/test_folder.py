@@ -85,6 +85,46 @@ async def test_folder_notices_new_and_changed_files_only(tmp_path: Path) -> None
     assert p3.articles[0].guid != p1.articles[0].guid
 
 
+@pytest.mark.parametrize("how", ["moved over it", "rewritten in place"])
+async def test_a_file_replaced_by_one_of_the_same_size_and_time_is_read_again(
+        tmp_path: Path, how: str) -> None:
+    """The cursor knew a file by its modification time and size: another file of the same
+    length given the same time (``cp -p``, ``touch -r``, an archive unpacked, then ``mv``) was
+    never read, the store keeping the old text for good."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    article = inbox / "a.txt"
+    article.write_text("Troops cross river\nTroops crossed the river at dawn.\n")
+    os.utime(article, ns=(10**18, 10**18))
+    src = FolderSource("f", inbox, settle=timedelta(0))
+    p1 = await src.poll({})
+    assert [a.title for a in p1.articles] == ["Troops cross river"]
+    assert (await src.poll(p1.cursor)).articles == []
+    if how == "moved over it":
+        other = tmp_path / "new.txt"
+        other.write_text("Troops cross ocean\nTroops crossed the ocean at dawn.\n")
+        os.utime(other, ns=(10**18, 10**18))
+        other.replace(article)
+    else:
+        article.write_text("Troops cross ocean\nTroops crossed the ocean at dawn.\n")
+        os.utime(article, ns=(10**18, 10**18))
+    assert article.stat().st_size == len("Troops cross river\nTroops crossed the river at dawn.\n")
+    p2 = await src.poll(p1.cursor)
+    assert [a.title for a in p2.articles] == ["Troops cross ocean"]
+    assert (await src.poll(p2.cursor)).articles == []
+
+
+async def test_a_cursor_of_the_earlier_form_reads_no_unchanged_file_again(tmp_path: Path
+                                                                          ) -> None:
+    """Cursors stored before versions held the inode and change time ("mtime_ns:size") still
+    mean the file was read: an upgrade reads no folder again."""
+    (tmp_path / "one.txt").write_text("First story\nTroops moved.")
+    st = (tmp_path / "one.txt").stat()
+    src = FolderSource("f", tmp_path, settle=timedelta(0))
+    assert (await src.poll({"one.txt": f"{st.st_mtime_ns}:{st.st_size}"})).articles == []
+    assert [a.title for a in (await src.poll({"one.txt": "1:2"})).articles] == ["First story"]
+
+
 async def test_missing_folder_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         await FolderSource("f", tmp_path / "nope").poll({})

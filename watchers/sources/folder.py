@@ -22,8 +22,9 @@ What a folder source reads, and why (a file left out is described once per file 
 - Hidden files and folders (a name starting with ``.``) are ignored; symlinked folders are not
   followed.
 
-The cursor maps each file's path (relative, ``/``-separated) to ``mtime_ns:size``, or to
-``skip:mtime_ns:size`` for a version that was skipped, so a poll reads only what changed.
+The cursor maps each file's path (relative, ``/``-separated) to its version,
+``mtime_ns:size:inode:ctime_ns``, or to ``skip:…`` for a version that was skipped, so a poll
+reads only what changed (a file replaced by another of the same size and time included).
 """
 
 from __future__ import annotations
@@ -329,7 +330,7 @@ class _Skip(Exception):
 class _Candidate:
     key: str  # path relative to the folder, "/"-separated
     real: str  # resolved path, inside the folder
-    stamp: str  # "mtime_ns:size" of the real file
+    stamp: str  # the real file's version (see _version)
     dev_ino: tuple[int, int]
     mtime_ns: int
     size: int
@@ -338,6 +339,15 @@ class _Candidate:
 
 def _stamp(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}:{st.st_size}"
+
+
+def _version(st: os.stat_result) -> str:
+    """A file's version as the cursor keeps it: its modification time and size, and its inode
+    and change time. A file replaced by another of the same size and modification time (``mv``
+    of a copy made with ``cp -p``, ``touch -r``, an unpacked archive) was never read again:
+    the new file has another inode, a file rewritten in place a new change time (which no
+    program sets back)."""
+    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}:{st.st_ctime_ns}"
 
 
 def _inside(root: str, real: str) -> bool:
@@ -466,9 +476,11 @@ class FolderSource:
             scan.skip(cursor, key, f"skip:{_stamp(link)}:e{exc.errno}",
                       f"file {_show(key)}: cannot read ({exc.strerror})")
             return
-        stamp = _stamp(st)
-        if cursor.get(key) in (stamp, f"skip:{stamp}", f"skip:{stamp}:c{st.st_ctime_ns}"):
-            scan.cursor[key] = str(cursor[key])
+        stamp, known = _version(st), cursor.get(key)
+        # (A cursor written before versions held the inode and change time: "mtime_ns:size".)
+        if known is not None and known.removeprefix("skip:").removesuffix(
+                f":c{st.st_ctime_ns}") in (stamp, _stamp(st)):
+            scan.cursor[key] = known
             return
         scan.candidates.append(
             _Candidate(key, real, stamp, (st.st_dev, st.st_ino), st.st_mtime_ns, st.st_size,
@@ -483,7 +495,7 @@ class FolderSource:
             except OSError:
                 changed.add(c.key)
                 continue
-            if _stamp(st) != c.stamp or (st.st_dev, st.st_ino) != c.dev_ino:
+            if _version(st) != c.stamp or (st.st_dev, st.st_ino) != c.dev_ino:
                 changed.add(c.key)
         return changed
 
