@@ -437,7 +437,7 @@ class _ImportReport:
 
 async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
     from watchers.engine import open_engine
-    from watchers.errors import StoreError, StoreGoneError
+    from watchers.errors import StoreCorruptError, StoreError, StoreGoneError
 
     cfg = load(args.config)
     path = Path(args.file)
@@ -456,7 +456,9 @@ async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
         # A full disk, a database gone: what was committed before stays, as after Ctrl-C.
         report.done()
         say(f"{args.file}: stopped after about {report.lines:,} lines: {exc}")
-        if isinstance(exc, StoreGoneError):
+        if isinstance(exc, StoreCorruptError):
+            pass  # the one thing to do is said: nothing is finished by running it again
+        elif isinstance(exc, StoreGoneError):
             # What it had imported went with the file: "kept" was not true.
             say(f"{args.file}: what was imported went with that file; the same command again "
                 "imports the whole file into the database at that path")

@@ -77,6 +77,11 @@ class StoreGoneError(StoreError):
     had it open: what was written to it went with that file."""
 
 
+class StoreCorruptError(StoreError):
+    """The database file is damaged (SQLite finds it malformed): nothing more can be read or
+    written through it until it is restored from a backup or moved aside."""
+
+
 class StoreUnavailableError(StoreError):
     """The store could not be reached for now: its server is restarting or the connection was
     lost, or (PostgreSQL) the writer lock is being taken back after its session ended. Nothing

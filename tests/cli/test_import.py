@@ -468,6 +468,29 @@ def test_an_import_whose_database_is_removed_does_not_say_it_kept_anything(
     assert "what was imported went with that file" in err and "is kept" not in err
 
 
+def test_a_damaged_database_is_named_as_such_and_no_rerun_is_promised(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store whose lookup index is damaged: the import said it was corrupted and then "what
+    was imported is kept, and the same command again finishes the rest", which no rerun does;
+    a search said "search index rejected the query", blaming the query."""
+    monkeypatch.chdir(workdir)
+    write_jsonl(workdir / "h.jsonl", [json.dumps(g) for g in GOOD])
+    assert cli.main(["import", "h.jsonl", "-c", "config.toml"]) == 0
+    with closing(sqlite3.connect(workdir / "nw.db")) as conn:
+        conn.execute("DROP TABLE article_index_config")  # one of the index's own tables
+        conn.commit()
+    capsys.readouterr()
+    write_jsonl(workdir / "more.jsonl", [json.dumps({**GOOD[0], "id": "h9", "title": "Troops"})])
+    assert cli.main(["import", "more.jsonl", "-c", "config.toml"]) == 1
+    err = capsys.readouterr().err
+    assert "nw.db is corrupted" in err and "restore a backup or move it aside" in err
+    assert "same command again" not in err and "is kept" not in err
+    assert cli.main(["search", "troops", "-c", "config.toml"]) == 1
+    err = capsys.readouterr().err
+    assert "nw.db is corrupted" in err and "rejected the query" not in err
+
+
 def test_an_import_stopped_by_a_full_disk_says_what_is_kept(workdir: Path) -> None:
     """A full disk ended the import with the database's error alone: no count of what was
     kept, nor that the same command finishes the rest (as after Ctrl-C). A file size limit

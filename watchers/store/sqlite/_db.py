@@ -37,7 +37,7 @@ import aiosqlite
 from pydantic import BaseModel
 
 from watchers._finish import finish
-from watchers.errors import StoreError, StoreGoneError
+from watchers.errors import StoreCorruptError, StoreError, StoreGoneError
 
 if TYPE_CHECKING:
     from watchers.store.base import OutboxEntry
@@ -106,7 +106,9 @@ def dump_model(model: BaseModel, *, exclude: set[str] | None = None) -> str:
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text
+    # A full-text index whose own tables are damaged fails to open as a table: "vtable
+    # constructor failed" (it read as the search index rejecting the query).
+    return "malformed" in text or "not a database" in text or "vtable constructor failed" in text
 
 
 class Db:
@@ -200,8 +202,8 @@ class Db:
         """The one-line StoreError for an sqlite3 error on this database."""
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if _is_corruption(exc):
-            return StoreError(f"the database {self.path} is corrupted ({detail}); restore a "
-                              "backup or move it aside")
+            return StoreCorruptError(f"the database {self.path} is corrupted ({detail}); "
+                                     "restore a backup or move it aside")
         shm = f"{self.path}-shm"
         if (self.readonly and "readonly database" in detail
                 and not os.path.exists(shm)):
