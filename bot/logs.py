@@ -41,8 +41,10 @@ def shown(text: str) -> str:
 
 
 def say(msg: str) -> None:
-    """One line for the person at the terminal (not a log record): ``newswatch: …``."""
-    print(f"newswatch: {msg}", file=sys.stderr, flush=True)
+    """One line for the person at the terminal (not a log record): ``newswatch: …``. One line
+    it is: a file name holding a line break ("a\nnewswatch: all good.jsonl"), an escape or a
+    bidi override, named in a message, could forge a line of output or drive the terminal."""
+    print(f"newswatch: {shown(msg)}", file=sys.stderr, flush=True)
 
 
 def add_secret(value: str | None) -> None:

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if problems:
         for p in problems[:_MAX_REPORTED]:
-            print(p, file=sys.stderr)
+            print(shown(p), file=sys.stderr)  # a file name may hold a line break
         if len(problems) > _MAX_REPORTED:
             print(f"… and {len(problems) - _MAX_REPORTED} more bad lines", file=sys.stderr)
         say(f"{path}: {len(problems)} bad line{'s' if len(problems) != 1 else ''}; "

@@ -161,6 +161,27 @@ def test_import_of_a_missing_file_says_so(workdir: Path) -> None:
     assert r.returncode == 1 and "nope.jsonl: no such file" in r.stderr
 
 
+@pytest.mark.parametrize("command", ["import", "stories"])
+def test_a_file_name_cannot_forge_a_line_of_output(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        command: str) -> None:
+    """A file named "evil\\nnewswatch: all good.jsonl" was printed as is: its second half read
+    as a message of its own. Escapes and bidi overrides in a name drove the terminal."""
+    monkeypatch.chdir(workdir)
+    name = "evil\nnewswatch: all good\x1b[2J\u202e.jsonl"
+    write_jsonl(workdir / name, [json.dumps(GOOD[0]), "oops"])
+    args = [command, name] + (["-c", "config.toml"] if command == "import" else [])
+    assert cli.main(args) != 0
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines and all(line.startswith(("newswatch: evil newswatch: all good", "  ",
+                                          "evil newswatch: all good")) for line in lines), lines
+    assert "\x1b" not in err and "\u202e" not in err
+    assert cli.main([command, "missing\nnewswatch: ok.jsonl"] + args[2:]) != 0
+    assert capsys.readouterr().err.splitlines() == [
+        "newswatch: missing newswatch: ok.jsonl: no such file"]
+
+
 def test_progress_lines_when_stderr_is_not_a_terminal(
         workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
