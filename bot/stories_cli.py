@@ -65,7 +65,11 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
         raise _Bad(f"'{field}' must be a string, not {type(value).__name__}")
     if required and not value.strip():
         raise _Bad(f"'{field}' must not be blank")
-    from watchers.models import storable, unstorable_id
+    from watchers.models import readable, storable, unstorable_id
+
+    if required and not readable(value).strip():
+        # A zero-width space or a soft hyphen alone: a blank headline once read.
+        raise _Bad(f"'{field}' holds only invisible characters")
 
     if field == "id" and (why := unstorable_id(value)) is not None:
         # Made printable, "a\ud800" and "a\udc00" were one id, and the file was refused

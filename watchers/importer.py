@@ -52,6 +52,7 @@ from watchers.models import (
     history_time,
     loads_json,
     matchable,
+    readable,
     unmarked,
     unstorable_id,
 )
@@ -153,6 +154,9 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     if not isinstance(title, str) or not title.strip():
         raise BadLine("missing 'title'" if title in (None, "") else
                       "'title' must be a non-empty string")
+    if not readable(title).strip():
+        # A zero-width space, a soft hyphen or a NUL alone was stored as an empty title.
+        raise BadLine("'title' holds only invisible characters")
     for key in _STRINGS:
         if doc.get(key) is not None and not isinstance(doc[key], str):
             raise BadLine(f"'{key}' must be a string, not {type(doc[key]).__name__}")

@@ -170,14 +170,14 @@ def test_a_file_name_cannot_forge_a_line_of_output(
     monkeypatch.chdir(workdir)
     name = "evil\nnewswatch: all good\x1b[2J\u202e.jsonl"
     write_jsonl(workdir / name, [json.dumps(GOOD[0]), "oops"])
-    args = [command, name] + (["-c", "config.toml"] if command == "import" else [])
+    args = [command, name, *(["-c", "config.toml"] if command == "import" else [])]
     assert cli.main(args) != 0
     err = capsys.readouterr().err
     lines = err.splitlines()
     assert lines and all(line.startswith(("newswatch: evil newswatch: all good", "  ",
                                           "evil newswatch: all good")) for line in lines), lines
     assert "\x1b" not in err and "\u202e" not in err
-    assert cli.main([command, "missing\nnewswatch: ok.jsonl"] + args[2:]) != 0
+    assert cli.main([command, "missing\nnewswatch: ok.jsonl", *args[2:]]) != 0
     assert capsys.readouterr().err.splitlines() == [
         "newswatch: missing newswatch: ok.jsonl: no such file"]
 
@@ -219,6 +219,10 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("line", "reason"), [
     (b'{"title": 5}', "'title' must be a non-empty string"),
     (b'{"title": "  "}', "'title' must be a non-empty string"),
+    # stored as an empty title
+    (b'{"title": "\\u200b"}', "'title' holds only invisible characters"),
+    (b'{"title": "\\u00ad\\u2060 \\ufeff"}', "'title' holds only invisible characters"),
+    (b'{"title": "\\u0000"}', "'title' holds only invisible characters"),
     (b'{"title": "x", "url": 3}', "'url' must be a string, not int"),
     (b'{"title": "x", "date": 20220101}', "'date' must be an ISO 8601 string, not int"),
     (b'{"title": "x", "date": "2022-13-01"}', "'date' is not an ISO 8601 date"),

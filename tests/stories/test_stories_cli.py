@@ -107,6 +107,9 @@ def test_readable_listing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     ('{"id": "x", "title": "t"}', "missing 'date'"),
     ('{"id": "x", "title": "t", "date": "yesterday"}', "'date' is not an ISO 8601 date"),
     ('{"id": "x", "title": 5, "date": "2022-01-01"}', "'title' must be a string, not int"),
+    # a blank headline once read
+    ('{"id": "x", "title": "\\u200b\\u00ad", "date": "2022-01-01"}',
+     "'title' holds only invisible characters"),
     ('{"id": "x", "title": "t", "date": "2022-01-01", "source": []}', "'source' must be a"),
     ('{"id": "a", "title": "t", "date": "2022-01-01"}', "'id' 'a' repeats line 1"),
     # the last of two ids was taken, and the first was in no story
