@@ -152,6 +152,10 @@ class StorageConfig(_Strict):
         # <folder>/postgresql:/user:<password>@host/db" and `run` made folders of it. The
         # value is not repeated: it may hold a password.
         bare = value.strip()
+        if not bare:
+            # "   " made a database file named three spaces beside the config; "" named the
+            # config's folder itself.
+            raise ValueError("is empty; it names the SQLite file (e.g. \"newswatch.db\")")
         scheme = _URL_SCHEME.match(bare)
         if scheme is not None:
             if scheme[1].lower() in ("postgresql", "postgres"):

@@ -278,6 +278,9 @@ def test_a_path_longer_than_any_system_takes_is_refused_with_its_length(tmp_path
      "storage.path: is a URL (sqlite://…); path names an SQLite"),
     ("env:DATABASE_URL", "storage.path: 'env:DATABASE_URL' names a variable: that form is "
                          "[storage] url's"),
+    # a database file named three spaces was made beside the config; "" named its folder
+    ("   ", "storage.path: is empty; it names the SQLite file"),
+    ("", "storage.path: is empty; it names the SQLite file"),
 ])
 def test_a_database_url_given_as_the_path_is_refused_without_its_password(
         tmp_path: Path, path: str, says: str) -> None:
