@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import sources_cli, store_cli, stories_cli, trend_cli
 from bot.cli_config import config_arg, config_path, load
-from bot.logs import say, shown
+from bot.logs import say, shown, stopped_like_ctrl_c
 
 # What a command needs (asyncio, the config models, the engine, the store) is imported by that
 # command when it runs, not here: `newswatch --help` and a mistyped option answer at once, and
@@ -490,10 +490,14 @@ def cmd_import(args: argparse.Namespace) -> int:
                              else f"{path} is not a file")
     report = _ImportReport(args.file)
     try:
-        return asyncio.run(_import(args, report))
+        # A stop from outside (kill, a closed terminal) is told like Ctrl-C: it ended the
+        # import without a word.
+        with stopped_like_ctrl_c():
+            return asyncio.run(_import(args, report))
     except KeyboardInterrupt:
         # Each batch is one transaction: what was committed stays, the batch under way does
         # not; the same command again skips what is stored (counted as duplicates).
+        report.done()
         say(f"{args.file}: stopped after about {report.lines:,} lines; what was imported is "
             "kept, and the same command again finishes the rest")
         return 130

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 __all__ = [
@@ -21,6 +25,7 @@ __all__ = [
     "say",
     "setup_logging",
     "shown",
+    "stopped_like_ctrl_c",
 ]
 
 _SECRETS: set[str] = set()
@@ -141,3 +146,27 @@ def setup_logging(level: int = logging.INFO) -> None:
     for name in ("newswatch", "watchers", "bot"):
         logging.getLogger(name).setLevel(level)
     logging.getLogger("discord").setLevel(logging.WARNING)
+
+
+@contextmanager
+def stopped_like_ctrl_c() -> Iterator[None]:
+    """Inside the block, a stop from outside (SIGTERM: ``kill``; SIGHUP: a closed terminal)
+    is taken as Ctrl-C: what the command says and keeps on Ctrl-C, it says and keeps then (they
+    ended it without a word). The signal is handed to SIGINT's handler of the moment, so that
+    under ``asyncio.run`` the main task is cancelled as Ctrl-C cancels it, rather than
+    KeyboardInterrupt raised inside whichever task was running (which printed "Task exception
+    was never retrieved" and a traceback)."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:  # SIGINT ignored, or left to the system: stop as Ctrl-C would by default
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

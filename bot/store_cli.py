@@ -11,12 +11,11 @@ unfinished copy leaves the destination marked incomplete and the message says ho
 from __future__ import annotations
 
 import argparse
-import signal
 import time
 from typing import TYPE_CHECKING
 
 from bot.cli_config import config_arg, load
-from bot.logs import say
+from bot.logs import say, stopped_like_ctrl_c
 from bot.progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -119,13 +118,12 @@ def cmd_copy(args: argparse.Namespace) -> int:
     destination = resolve_target(args.destination, what="--to")
     src_name, dst_name = describe_target(source), describe_target(destination)
     report = _CopyReport()
-    # A stop from outside (kill, a closed terminal) is told like Ctrl-C: what was left, and
-    # how to start over.
-    previous = {sig: signal.signal(sig, signal.default_int_handler)
-                for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        summary = asyncio.run(copy_store(source, destination, terms_of=lookup_terms,
-                                         on_progress=report.progress))
+        # A stop from outside (kill, a closed terminal) is told like Ctrl-C: what was left,
+        # and how to start over.
+        with stopped_like_ctrl_c():
+            summary = asyncio.run(copy_store(source, destination, terms_of=lookup_terms,
+                                             on_progress=report.progress))
     except KeyboardInterrupt:
         report.done()
         say(f"interrupted: the copy did not finish; if {dst_name} was written it is marked as "
@@ -134,8 +132,6 @@ def cmd_copy(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         report.done()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     _print_counts(summary)
     rate = summary.rows / max(summary.seconds, 1e-9)
     if summary.mismatched:

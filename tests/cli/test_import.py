@@ -11,7 +11,10 @@ import hashlib
 import json
 import lzma
 import re
+import signal
 import sqlite3
+import subprocess
+import time
 import unicodedata
 from collections.abc import Callable
 from contextlib import closing
@@ -25,7 +28,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bot import cli
-from tests.cli.test_cli import nw
+from tests.cli.test_cli import EXE, nw
 from watchers.importer import BadLine, ImportProgress, import_file, parse_line
 from watchers.models import Article, checked_article, content_fingerprint
 from watchers.rules import Rule, RuleSet
@@ -411,6 +414,39 @@ def test_three_thousand_lines_under_one_id_are_named_and_the_import_finishes(
     assert "h.jsonl:2: its id is another stored article's ('Story number 0" in res.stderr
     assert "only their count is shown from here on" in res.stderr  # not 2,999 lines of it
     assert nw("search", "export", "-c", "config.toml", cwd=workdir).returncode == 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_an_import_stopped_from_outside_says_what_is_kept_and_a_rerun_finishes(
+        workdir: Path, sig: int) -> None:
+    """Ctrl-C said how far the import got and that a rerun finishes it; a kill or a closed
+    terminal ended it without a word (exit 143 or 129)."""
+    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
+                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
+             for i in range(12_000)]
+    write_jsonl(workdir / "many.jsonl", lines)
+    p = subprocess.Popen([*EXE, "import", "many.jsonl", "-c", "config.toml"], cwd=workdir,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None:
+        with closing(sqlite3.connect(workdir / "nw.db", timeout=10)) as conn:
+            try:
+                (stored,) = conn.execute("SELECT count(*) FROM articles").fetchone()
+            except sqlite3.OperationalError:  # not made yet
+                stored = 0
+        if stored:
+            break  # a batch is committed
+        time.sleep(0.05)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, (p.returncode, err)
+    assert "stopped after about" in err and "the same command again finishes the rest" in err
+    assert "Traceback" not in err
+    again = nw("import", "many.jsonl", "-c", "config.toml", cwd=workdir, timeout=90)
+    assert again.returncode == 0, again.stderr
+    with closing(sqlite3.connect(workdir / "nw.db")) as conn:
+        assert conn.execute("SELECT count(*) FROM articles").fetchone() == (12_000,)
 
 
 def test_a_line_imported_under_a_new_id_is_named_with_it(workdir: Path) -> None:
