@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import sources_cli, store_cli, stories_cli, trend_cli
-from bot.cli_config import config_arg, config_path, load
+from bot.cli_config import config_arg, config_path, load, not_a_file
 from bot.logs import say, shown, stopped_like_ctrl_c
 
 # What a command needs (asyncio, the config models, the engine, the store) is imported by that
@@ -486,8 +486,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     if not path.is_file():
-        raise NewswatchError(f"{path}: no such file" if not path.exists()
-                             else f"{path} is not a file")
+        raise NewswatchError(not_a_file(path))
     report = _ImportReport(args.file)
     try:
         # A stop from outside (kill, a closed terminal) is told like Ctrl-C: it ended the

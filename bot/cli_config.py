@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from watchers.config import Config
 
-__all__ = ["config_arg", "config_path", "load", "write_output"]
+__all__ = ["config_arg", "config_path", "load", "not_a_file", "write_output"]
 
 
 def config_arg(sp: argparse.ArgumentParser) -> None:
@@ -105,3 +105,16 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
         Path(tmp).unlink(missing_ok=True)
         return f"cannot write {out}: {exc.strerror or exc}"
     return None
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path``, a file a command was asked to read that is not a regular file, cannot be
+    read: missing, a loop of links or a folder it may not search (both said "no such file"),
+    or something other than a file."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"{path}: no such file"
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    return f"{path} is not a file"

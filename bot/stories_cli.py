@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli_config import not_a_file
 from bot.logs import say, shown
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     path = Path(args.file)
     if not path.is_file():
-        say(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+        say(not_a_file(path))
         return EXIT_USAGE
     try:
         items, problems = _read(path)

@@ -185,6 +185,19 @@ def test_a_file_name_cannot_forge_a_line_of_output(
         "newswatch: missing newswatch: ok.jsonl: no such file"]
 
 
+@pytest.mark.parametrize("command", ["import", "stories"])
+def test_a_loop_of_links_is_named_as_such_not_as_missing(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        command: str) -> None:
+    monkeypatch.chdir(workdir)
+    (workdir / "loop1").symlink_to("loop2")
+    (workdir / "loop2").symlink_to("loop1")
+    assert cli.main([command, "loop1", *(["-c", "config.toml"] if command == "import"
+                                         else [])]) != 0
+    assert capsys.readouterr().err.splitlines() == [
+        "newswatch: loop1: Too many levels of symbolic links"]
+
+
 def test_progress_lines_when_stderr_is_not_a_terminal(
         workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
