@@ -152,11 +152,16 @@ def test_json_feed_fields() -> None:
             {"id": 12, "url": "a/b", "summary": "<b>s</b>", "date_published": "2022-01-01"},
             {"id": "x", "title": "T", "content_text": "c", "date_modified": "2022-01-02T03:04:05Z"},
             "not an item",
+            # stored as "(untitled)" with no text, and nothing said
+            {"id": 5, "title": ["Troops"], "content_text": {"a": 1}},
+            {"id": 6, "title": "Kept", "summary": 7},
+            {"id": 7, "title": None, "content_text": "a text without a title"},
         ],
     }
     feed = parse_feed(json.dumps(doc).encode(), url=URL, content_type="application/feed+json")
     assert feed.format == "json1"
-    first, second = feed.entries
+    first, second, third = feed.entries
+    assert (third.guid, third.title, third.text) == ("7", "", "a text without a title")
     assert (first.guid, first.url, first.title, first.text) == (
         "12",
         "https://site.example/feeds/a/b",
@@ -166,7 +171,9 @@ def test_json_feed_fields() -> None:
     assert first.published == datetime(2022, 1, 1, tzinfo=UTC)
     assert second.published == datetime(2022, 1, 2, 3, 4, 5, tzinfo=UTC)
     # the item that is not an object is named, not dropped silently
-    assert feed.skipped == ("item 3: TypeError: 'an item is an object, not str'",)
+    assert feed.skipped == ("item 3: is a string, not an object",
+                            "item 4 (id '5'): 'title' is a list, not a string",
+                            "item 5 (id '6'): 'summary' is a number, not a string")
 
 
 def test_a_json_feed_item_with_an_id_too_long_for_a_number_loses_nothing() -> None:

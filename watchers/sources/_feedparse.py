@@ -189,6 +189,10 @@ def _show(value: Any, limit: int = 80) -> str:
     return repr(text)
 
 
+class _Refused(ValueError):
+    """An item left out for what it holds (the message says what, in words of its own)."""
+
+
 class _Skipped:
     """Notes on entries left out; the count is kept in full, the notes up to a bound."""
 
@@ -200,7 +204,10 @@ class _Skipped:
         self.count += 1
         if len(self.notes) < _MAX_SKIP_NOTES:
             who = f" (id {_show(ident)})" if ident else ""
-            self.notes.append(f"item {position}{who}: {type(exc).__name__}: {_show(str(exc), 160)}")
+            # A refusal of ours says what was wrong in words; anything else names its type.
+            why = str(exc) if isinstance(exc, _Refused) else \
+                f"{type(exc).__name__}: {_show(str(exc), 160)}"
+            self.notes.append(f"item {position}{who}: {why}")
 
     def result(self) -> tuple[str, ...]:
         extra = self.count - len(self.notes)
@@ -551,8 +558,8 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
     skipped = _Skipped()
     for position, item in enumerate(items, 1):
         if not isinstance(item, dict):
-            skipped.add(position, None, TypeError(f"an item is an object, not "
-                                                  f"{type(item).__name__}"))
+            # It read "TypeError: 'an item is an object, not str'".
+            skipped.add(position, None, _Refused(f"is {json_kind(item)}, not an object"))
             continue
         try:
             raw = _json_entry(item, url)
@@ -566,6 +573,12 @@ def _parse_json(body: bytes, url: str) -> ParsedFeed:
 
 
 def _json_entry(item: dict[str, Any], url: str) -> RawEntry:
+    for key in _JSON_TEXTS:
+        value = item.get(key)
+        if value is not None and not isinstance(value, str):
+            # A list for a title, an object for a text: the item was stored as "(untitled)"
+            # with no text, and nothing said so (a folder's JSON file is refused alike).
+            raise _Refused(f"'{key}' is {json_kind(value)}, not a string")
     raw_id = item.get("id")
     guid = str(raw_id).strip() if isinstance(raw_id, str | int | float) else ""
     # content_html is HTML, content_text is plain text (JSON Feed 1.1). The summary is plain by
@@ -583,6 +596,10 @@ def _json_entry(item: dict[str, Any], url: str) -> RawEntry:
         text=_clip(text, _MAX_TEXT),
         published=_json_date(item.get("date_published")) or _json_date(item.get("date_modified")),
     )
+
+
+# The item's fields that are text by the JSON Feed spec.
+_JSON_TEXTS = ("title", "content_html", "content_text", "summary")
 
 
 # ---------------------------------------------------------------------------------------------
