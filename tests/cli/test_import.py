@@ -240,6 +240,9 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
     (b'{"title": "\\u00ad\\u2060 \\ufeff"}', "'title' holds only invisible characters"),
     (b'{"title": "\\u0000"}', "'title' holds only invisible characters"),
     (b'{"title": "x", "url": 3}', "'url' must be a string, not int"),
+    # the last of two was kept, the first lost without a word
+    (b'{"id": "d2", "id": "d3", "title": "x y z"}', "'id' appears twice in the object"),
+    (b'{"title": "a", "text": "b", "title": "c"}', "'title' appears twice in the object"),
     (b'{"title": "x", "date": 20220101}', "'date' must be an ISO 8601 string, not int"),
     (b'{"title": "x", "date": "2022-13-01"}', "'date' is not an ISO 8601 date"),
     (b'\xff{"title": "x"}', "not UTF-8 (byte 1)"),
@@ -252,6 +255,13 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
 def test_bad_lines_say_what_is_wrong(line: bytes, reason: str) -> None:
     with pytest.raises(BadLine, match=re.escape(reason)):
         parse_line(line)
+
+
+def test_a_field_name_found_twice_in_a_line_is_no_repeat_unless_it_is_one() -> None:
+    article = parse_line('{"title": "id", "id": "title", "text": "a \\"url\\" and \\"url\\"", '
+                         '"extra": {"id": 1, "id": 2}}')
+    assert article is not None
+    assert (article.title, article.id, article.text) == ("id", "title", 'a "url" and "url"')
 
 
 def test_a_line_keeps_its_id_date_and_source() -> None:
