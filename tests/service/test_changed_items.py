@@ -194,3 +194,17 @@ async def test_items_of_one_feed_that_share_only_a_link_of_a_live_page_are_all_k
         assert (report.new, report.skipped) == (3, 0)
         (again,) = await service.run_once()
         assert (again.new, again.updated, again.skipped) == (0, 0, 0)
+
+
+def test_only_one_sources_items_are_twins() -> None:
+    """Another source's item under the same link is a copy, the store's to drop (it never
+    replaces the stored one): left to the store, unnamed."""
+    from watchers.store._shared import one_version_each
+
+    a = Article(source="wire", url="https://wire.example/1", title=TITLE, text=TEXT)
+    b = Article(source="agency", url="https://wire.example/1", title="Other", text="Other.")
+    c = Article(source="wire", url="https://wire.example/1", title="Third", text="Third.")
+    kept, twins = one_version_each([a, b, c])
+    assert kept == [a, b]
+    assert twins == ["item 'https://wire.example/1': the same link as an earlier item of this "
+                     "poll, with other content (the first is kept)"]

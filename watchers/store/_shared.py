@@ -390,14 +390,16 @@ def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[s
     store (a plain duplicate)."""
     kept: list[Article] = []
     twins: list[str] = []
-    by_link: dict[str, list[Article]] = {}
+    # Of one source only: another source's item under the same link is a copy, which the
+    # store drops as such (and never takes for a new version).
+    by_link: dict[tuple[str, str], list[Article]] = {}
     by_guid: dict[tuple[str, str], list[tuple[str | None, Article]]] = {}
     for article in articles:
         link = _link_key(article.url) if article.url else None
         earlier: Article | None = None
         shared = "link"
-        if link is not None and link in by_link:
-            rows = by_link[link]
+        if link is not None and (article.source, link) in by_link:
+            rows = by_link[article.source, link]
             found = same_link(article, [(a.source, a.guid, a.title) for a in rows])
             if found is not None:
                 earlier = rows[found]
@@ -414,7 +416,7 @@ def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[s
             continue
         kept.append(article)
         if link is not None:
-            by_link.setdefault(link, []).append(article)
+            by_link.setdefault((article.source, link), []).append(article)
         if article.guid:
             by_guid.setdefault((article.source, article.guid), []).append((link, article))
     return kept, twins
