@@ -803,53 +803,59 @@ class WatchService:
         followers = self.audiences.get(running.name)
         audience = None if followers is None else [
             (label, self.server_ruleset(guild)) for guild, label in followers]
-        analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh,
-                                              stories, audience)
-        if followers is None and self.audiences:
-            await self._told_already(fresh, analyses)
-        routed = []
-        for article, analysis in zip(fresh, analyses, strict=True):
-            for rule in analysis.over_budget:
-                self.over_budget[rule] += 1
-                log.warning("rule %s: regex time budget exceeded on article %s (%s); "
-                            "counted as not matching", rule, article.id,
-                            printable(article.title, 80))
-            entries: list[OutboxEntry] = []
-            if alert_ok is None or article.id in alert_ok:
-                entries = _route(analysis.matches, rules, mutes, self.stories_mode)
-            routed.append((article, analysis, entries))
-        routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
-        new = alerts = 0
-        # Whole articles per transaction, a bounded number per transaction: a crash loses at
-        # most the batch being written, and the source's cursor (saved after this returns)
-        # brings it back on the next poll; the batches already committed are then known.
-        for start in range(0, len(routed), INGEST_BATCH):
-            batch = routed[start : start + INGEST_BATCH]
-            now = self.clock.now()
-            stored = await self.store.record_many(
-                [ArticleRecord(article, analysis.matches, entries, analysis.terms,
-                               analysis.story, analysis.words, analysis.url_terms,
-                               # a first poll's backlog is history: counted at its own dates
-                               matched_at=history_time(article, at=now) if baseline
-                               else _matched_at(article, now, since))
-                 for article, analysis, entries in batch], at=now)
-            for (_, _, entries), kept in zip(batch, stored, strict=True):
-                if kept is not None:
-                    new += 1
-                    alerts += sum(1 for e in entries if not e.suppressed)
-        for route, titles in overflow.items():
-            label = self.source_label(route, running.name) if self.source_label else None
-            await self.store.add_notice(route, _overflow_text(label or running.name, titles))
-            alerts += 1
-        if not baseline:  # a backlog is no surge (nor is a muted rule's)
-            fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
-            alerts += await self._surges(
-                name for name in fired
-                if (cfg := self._rules.get(name)) is not None and cfg.key not in mutes)
-        if alerts:
-            self.wake.set()
-        return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
-                          baseline=baseline, updated=updated)
+        # A large poll (a folder of history dropped at once, a first poll's backlog) is
+        # analysed and written with the cyclic collector held off throughout, not only while it
+        # is analysed: collections set off between the two walked its analyses again and again
+        # (see watchers.collector). Not every poll: polls overlap, and the collector must get
+        # its turns between them.
+        with collector.paused() if len(fresh) >= INGEST_BATCH else contextlib.nullcontext():
+            analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh,
+                                                  stories, audience)
+            if followers is None and self.audiences:
+                await self._told_already(fresh, analyses)
+            routed = []
+            for article, analysis in zip(fresh, analyses, strict=True):
+                for rule in analysis.over_budget:
+                    self.over_budget[rule] += 1
+                    log.warning("rule %s: regex time budget exceeded on article %s (%s); "
+                                "counted as not matching", rule, article.id,
+                                printable(article.title, 80))
+                entries: list[OutboxEntry] = []
+                if alert_ok is None or article.id in alert_ok:
+                    entries = _route(analysis.matches, rules, mutes, self.stories_mode)
+                routed.append((article, analysis, entries))
+            routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
+            new = alerts = 0
+            # Whole articles per transaction, a bounded number per transaction: a crash loses at
+            # most the batch being written, and the source's cursor (saved after this returns)
+            # brings it back on the next poll; the batches already committed are then known.
+            for start in range(0, len(routed), INGEST_BATCH):
+                batch = routed[start : start + INGEST_BATCH]
+                now = self.clock.now()
+                stored = await self.store.record_many(
+                    [ArticleRecord(article, analysis.matches, entries, analysis.terms,
+                                   analysis.story, analysis.words, analysis.url_terms,
+                                   # a first poll's backlog is history: counted at its own dates
+                                   matched_at=history_time(article, at=now) if baseline
+                                   else _matched_at(article, now, since))
+                     for article, analysis, entries in batch], at=now)
+                for (_, _, entries), kept in zip(batch, stored, strict=True):
+                    if kept is not None:
+                        new += 1
+                        alerts += sum(1 for e in entries if not e.suppressed)
+            for route, titles in overflow.items():
+                label = self.source_label(route, running.name) if self.source_label else None
+                await self.store.add_notice(route, _overflow_text(label or running.name, titles))
+                alerts += 1
+            if not baseline:  # a backlog is no surge (nor is a muted rule's)
+                fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
+                alerts += await self._surges(
+                    name for name in fired
+                    if (cfg := self._rules.get(name)) is not None and cfg.key not in mutes)
+            if alerts:
+                self.wake.set()
+            return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
+                              baseline=baseline, updated=updated)
 
     async def _surges(self, fired: Iterable[str]) -> int:
         """Post one surge alert for each rule that just matched far more than usual (see
