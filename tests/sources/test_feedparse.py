@@ -73,6 +73,12 @@ def test_relative_links_resolve_against_the_feed_url_and_xml_base() -> None:
         ("24 Jan 2022", datetime(2022, 1, 24, tzinfo=UTC)),
         ("yesterday-ish", None),
         ("", None),
+        # read as the year 1400 (the offset's digits): stored as 600 years old
+        ("Mon, 01 Jan 0001 00:00:00 +1400", None),
+        # across a year's end by the offset: the year written is one off, rightly
+        ("Fri, 31 Dec 2021 23:00:00 -0500", datetime(2022, 1, 1, 4, tzinfo=UTC)),
+        ("Sat, 01 Jan 2022 01:00:00 +1400", datetime(2021, 12, 31, 11, tzinfo=UTC)),
+        ("Mon, 24 Jan 22 09:30:00 GMT", datetime(2022, 1, 24, 9, 30, tzinfo=UTC)),
     ],
 )
 def test_dates_are_aware_utc_or_none(date: str, expected: datetime | None) -> None:

@@ -322,6 +322,18 @@ def _struct_to_datetime(value: Any) -> datetime | None:
         return None
 
 
+# A four-digit year as a date writes it (not an offset's digits, as in "+1400").
+_YEAR_IN_DATE = re.compile(r"(?<![+\-\d])(\d{4})(?!\d)")
+
+
+def _year_written(parsed: datetime, raw: Any) -> bool:
+    """Whether the year of ``parsed`` (UTC) is, within one (time zones), a year the date as
+    written holds, when it holds any: feedparser read "Mon, 01 Jan 0001 00:00:00 +1400" as
+    the year 1400, and the article was stored as 600 years old."""
+    years = [int(y) for y in _YEAR_IN_DATE.findall(raw)] if isinstance(raw, str) else []
+    return not years or any(abs(parsed.year - y) <= 1 for y in years)
+
+
 def _raw(mapping: Any, key: str, default: Any = None) -> Any:
     """``mapping[key]`` without FeedParserDict's aliases, which warn (``updated`` falling back
     to ``published``) and so break under warnings-as-errors."""
@@ -482,8 +494,9 @@ def _xml_entry(entry: Any, url: str) -> RawEntry:
     published = None
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         published = _struct_to_datetime(_raw(entry, key))
-        if published is not None:
+        if published is not None and _year_written(published, _raw(entry, key[:-7])):
             break
+        published = None
     return RawEntry(
         guid=guid,
         url=_entry_link(entry, base),
