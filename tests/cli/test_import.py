@@ -259,7 +259,7 @@ def test_bad_lines_say_what_is_wrong(line: bytes, reason: str) -> None:
 
 def test_a_field_name_found_twice_in_a_line_is_no_repeat_unless_it_is_one() -> None:
     article = parse_line('{"title": "id", "id": "title", "text": "a \\"url\\" and \\"url\\"", '
-                         '"extra": {"id": 1, "id": 2}}')
+                         '"extra": {"id": 1, "name": 2}, "more": 1, "more": 2}')
     assert article is not None
     assert (article.title, article.id, article.text) == ("id", "title", 'a "url" and "url"')
 
