@@ -152,8 +152,8 @@ def test_a_card_wraps_its_rules_source_line_and_story_too(ansi: bool, width: int
     assert m is not None
     names = ["troops-near-kharkiv", "border-buildup", "ukraine-watch", "defence-desk"]
     rules = tuple(RuleConfig(name=n, query="troops", severity="high") for n in names)
-    story = StoryView(id="s1", headline="Troops mass", first_seen=art.published,
-                      last_seen=art.published, articles=4,
+    when = datetime(2022, 1, 5, 14, 2, tzinfo=UTC)
+    story = StoryView(id="s1", headline="Troops mass", first_seen=when, last_seen=when, articles=4,
                       outlets=("Kyiv Independent live coverage", "Deutsche Welle", "NPR",
                                "Reuters"))
     alert = Alert(id=1, route="alerts", nonce="n", attempt=1, article=art, matches=(m,),
