@@ -185,6 +185,9 @@ class WatchService:
     over_budget: Counter[str] = field(default_factory=Counter)  # rule → articles cut short
     # When each source last answered, by this service's clock (see _ingest's ``since``).
     _answered: dict[str, datetime] = field(default_factory=dict, init=False, repr=False)
+    # What each source's last poll left out, as logged: an item a feed keeps listing is named
+    # when it first is left out, not at every poll (a folder names each file's version once).
+    _skips_told: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
     # Who sees a source's articles, by running name: ((server, the name it gave the source),
     # …) for a feed servers follow — only their rules match it, each seeing the source under
     # its own name. A source not listed is seen by every rule (the config file's).
@@ -661,8 +664,12 @@ class WatchService:
             else:  # most polls (304): nothing to ingest
                 report = PollReport(source=running.name, baseline=baseline,
                                     not_modified=poll.not_modified, skipped=len(poll.skipped))
+            told = self._skips_told.pop(running.name, frozenset())
             for item in poll.skipped:
-                log.warning("source %s: skipped %s", printable(name), item)
+                if item not in told:
+                    log.warning("source %s: skipped %s", printable(name), item)
+            if poll.skipped:
+                self._skips_told[running.name] = frozenset(poll.skipped)
             self._book.save(
                 replace(state, cursor=dict(poll.cursor) or state.cursor, polls=state.polls + 1,
                         last_success=now, failures=0, paused=False,
