@@ -51,6 +51,8 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	$(PY) bench/match_bench.py --pure
 	@echo "== matching as make run installs it (C word scan, numpy, hyperscan on x86-64 Linux)"
 	$(PY) bench/match_bench.py
+	@echo "== judging an article's new words against the fuzzy terms"
+	$(PY) bench/new_words.py
 	$(PY) bench/feed_parsers.py
 	@echo "== ingest and import"
 	$(PY) bench/ingest.py

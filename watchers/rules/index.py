@@ -729,18 +729,25 @@ class _FuzzyVocabulary:
         cache: dict[str, tuple[_FuzzyTerm, ...]],
         matched: dict[str, tuple[_FuzzyTerm, ...]],
     ) -> None:
-        pairs: dict[str, set[_FuzzyTerm]] = {k: set() for k in new}
+        # Candidates by word, made only for the words that have any (most new words have
+        # none: a set for each was most of this method's own time).
+        pairs: dict[str, set[_FuzzyTerm]] = {}
         translit = [translit_key(k) for k in new]
         by_key, by_translit, by_letters = self.by_key, self.by_translit, self.by_letters
         for k, t in zip(new, translit, strict=True):
-            cand = pairs[k]
-            cand.update(by_key.get(k, ()))
-            cand.update(by_translit.get(t, ()))
-            cand.update(by_letters.get("".join(sorted(k)), ()))
+            a, b, c = by_key.get(k), by_translit.get(t), by_letters.get("".join(sorted(k)))
+            if a or b or c:
+                cand = pairs.setdefault(k, set())
+                if a:
+                    cand.update(a)
+                if b:
+                    cand.update(b)
+                if c:
+                    cand.update(c)
         if self.vocab and self.cutoff <= 0.0:
             for k in new:
                 for terms in self.vocab_terms:
-                    pairs[k].update(terms)
+                    pairs.setdefault(k, set()).update(terms)
         elif self.vocab:
             similar, packs = _text._similar, self._packs
             if similar is not None and packs is None and _text._pack_choices is not None:
@@ -755,8 +762,12 @@ class _FuzzyVocabulary:
                     if similar is not None and pack
                     else _similar_pairs(queries, choices, self.cutoff))
                 for r, c in found:
-                    pairs[new[r]].update(self.vocab_terms[c])
-        for k, cand in pairs.items():
+                    pairs.setdefault(new[r], set()).update(self.vocab_terms[c])
+        for k in new:
+            cand = pairs.get(k)
+            if not cand:
+                cache[k] = ()
+                continue
             accepted = tuple(
                 t for t in cand if compare(t.key, k, t.threshold, self.aliases) is not None
             )
