@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import match_bench as mb  # noqa: E402
-from realistic_rules import corpus_vocabulary, realistic_rules  # noqa: E402
+import match_bench as mb
+from realistic_rules import corpus_vocabulary, realistic_rules
 
-from watchers.rules import RuleSet  # noqa: E402
-from watchers.rules.text import FieldText  # noqa: E402
+from watchers.rules import RuleSet
+from watchers.rules.text import FieldText
 
 
 def main(argv: list[str] | None = None) -> int:

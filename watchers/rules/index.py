@@ -735,15 +735,14 @@ class _FuzzyVocabulary:
         translit = [translit_key(k) for k in new]
         by_key, by_translit, by_letters = self.by_key, self.by_translit, self.by_letters
         for k, t in zip(new, translit, strict=True):
-            a, b, c = by_key.get(k), by_translit.get(t), by_letters.get("".join(sorted(k)))
-            if a or b or c:
+            same = by_key.get(k)
+            alike = by_translit.get(t)
+            anagram = by_letters.get("".join(sorted(k)))
+            if same or alike or anagram:
                 cand = pairs.setdefault(k, set())
-                if a:
-                    cand.update(a)
-                if b:
-                    cand.update(b)
-                if c:
-                    cand.update(c)
+                for found_terms in (same, alike, anagram):
+                    if found_terms:
+                        cand.update(found_terms)
         if self.vocab and self.cutoff <= 0.0:
             for k in new:
                 for terms in self.vocab_terms:
@@ -764,12 +763,12 @@ class _FuzzyVocabulary:
                 for r, c in found:
                     pairs.setdefault(new[r], set()).update(self.vocab_terms[c])
         for k in new:
-            cand = pairs.get(k)
-            if not cand:
+            some = pairs.get(k)
+            if not some:
                 cache[k] = ()
                 continue
             accepted = tuple(
-                t for t in cand if compare(t.key, k, t.threshold, self.aliases) is not None
+                t for t in some if compare(t.key, k, t.threshold, self.aliases) is not None
             )
             cache[k] = accepted
             if accepted:
