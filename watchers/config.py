@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -235,6 +237,29 @@ class DiscordConfig(_Strict):
         if value < timedelta(minutes=1):
             raise ValueError("escalate_after must be at least 1m")
         return value
+
+    @field_validator("api_base", "gateway_url")
+    @classmethod
+    def _endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # "nonsense" passed `check` and failed at `run` ("cannot reach Discord: nonsense/…");
+        # a user and password in the URL ended `run` with a traceback from the HTTP client,
+        # which will not send them beside the bot's own Authorization.
+        if value is None:
+            return value
+        schemes = ("http", "https") if info.field_name == "api_base" else ("ws", "wss")
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 - raises on a port that is no number
+        except ValueError as exc:
+            raise ValueError(f"is not a URL ({exc})") from None
+        if parts.scheme.lower() not in schemes or not parts.hostname:
+            article = "an" if schemes[0] == "http" else "a"
+            raise ValueError(f"must be {article} {' or '.join(s + '://' for s in schemes)} URL "
+                             "with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold a user name or password (the bot's token is its "
+                             "credential)")
+        return value.strip()
 
 
 class FetchConfig(_Strict):

@@ -298,3 +298,31 @@ def test_a_database_url_given_as_the_path_is_refused_without_its_password(
 def test_file_names_that_only_look_odd_are_still_paths(tmp_path: Path, path: str) -> None:
     cfg = load_config(_write(tmp_path, f'[storage]\npath = "{path}"\n'), watching=False)
     assert cfg.storage.path == path
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    # a traceback from the HTTP client at `run` (it will not send a URL's credentials beside
+    # the bot's Authorization); `check` said ok
+    ("api_base", "http://admin:Secret@127.0.0.1:9/api/v10",
+     "discord.api_base: must not hold a user name or password"),
+    ("gateway_url", "wss://u:Secret@gateway.example/", "discord.gateway_url: must not hold a user"),
+    # `run` failed with "cannot reach Discord: nonsense/users/@me"
+    ("api_base", "nonsense", "discord.api_base: must be an http:// or https:// URL with a host"),
+    ("api_base", "ftp://example.org/api", "discord.api_base: must be an http:// or https://"),
+    ("gateway_url", "https://example.org/gateway", "discord.gateway_url: must be a ws:// or wss://"),
+    ("api_base", "http://127.0.0.1:99999/api", "discord.api_base: is not a URL"),
+])
+def test_discord_endpoints_are_urls_without_credentials(
+        tmp_path: Path, key: str, value: str, says: str) -> None:
+    (found,) = issues(f'[discord]\n{key} = "{value}"\n[[rules]]\nname = "a"\nquery = "kyiv"\n',
+                      tmp_path)
+    assert found.startswith(says), found
+    assert "Secret" not in found
+
+
+def test_the_emulators_endpoints_are_taken(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, '[discord]\napi_base = "http://127.0.0.1:8080/api/v10"\n'
+                                        'gateway_url = "ws://127.0.0.1:8080/gateway"\n'),
+                      watching=False)
+    assert (cfg.discord.api_base, cfg.discord.gateway_url) == (
+        "http://127.0.0.1:8080/api/v10", "ws://127.0.0.1:8080/gateway")
