@@ -175,7 +175,10 @@ async def _check_live(cfg: Config) -> int:
 # --------------------------------------------------------------------------- match
 
 
-def _documents(paths: Sequence[str]) -> list[Path]:
+def _documents(paths: Sequence[str], skip: Callable[[str], None]) -> list[Path]:
+    """The files ``match`` reads under ``paths``; an entry of a folder that cannot be looked
+    at is handed to ``skip`` (named) and the rest read: one such entry ended the command
+    with its error, every other file's result lost."""
     from watchers.errors import NewswatchError
     from watchers.sources.folder import SUFFIXES
 
@@ -183,8 +186,16 @@ def _documents(paths: Sequence[str]) -> list[Path]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            files.extend(sorted(f for f in path.rglob("*")
-                                if f.is_file() and f.suffix.lower() in SUFFIXES))
+            found = []
+            for f in path.rglob("*"):
+                if f.suffix.lower() not in SUFFIXES:
+                    continue
+                try:
+                    if f.is_file():
+                        found.append(f)
+                except OSError as exc:
+                    skip(f"skipped {shown(str(f))}: {exc.strerror or exc}")
+            files.extend(sorted(found))
         elif path.is_file():
             files.append(path)
         elif path.exists():  # a device, a pipe, a socket: nothing to read as a document
@@ -244,7 +255,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         bar.clear()
         say(text)
 
-    for path in _documents(args.paths or ["seeds"]):
+    for path in _documents(args.paths or ["seeds"], say_):
         read += 1
         if time.monotonic() - started > MATCH_QUIET_S:
             bar.update(None, f"{read:,} documents read, {found:,} matching", finished=False,

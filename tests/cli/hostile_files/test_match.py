@@ -45,3 +45,31 @@ def test_match_on_a_file_that_blocks_its_reader_does_not_wait(tmp_path: Path) ->
     assert r.rc == 0, r.text
     assert "skipped" in r.err and "kmsg.txt" in r.err, r.text
     assert "a.txt" in r.out, r.text
+
+
+def test_an_entry_that_cannot_be_looked_at_is_named_and_the_rest_matched(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A link in the folder the system refuses to look through (``/proc/1/cwd`` for most
+    users: "Permission denied" from stat) ended `match` with that error alone: every other
+    file's result was lost. The refusal is the system's, so it is made here by pathlib's
+    stat refusing the one entry."""
+    from bot import cli
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "a.txt").write_text("troops massing near the border\n")
+    (d / "b.txt").write_text("troops again\n")
+    (d / "bad.txt").symlink_to("/proc/1/cwd")
+    real_is_file = Path.is_file
+
+    def refused(self: Path) -> bool:
+        if self.name == "bad.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", refused)
+    assert cli.main(["match", "troops", str(d)]) == 0
+    out, err = capsys.readouterr()
+    assert "a.txt" in out and "b.txt" in out
+    assert f"skipped {d / 'bad.txt'}: Permission denied" in err
