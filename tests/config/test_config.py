@@ -326,3 +326,15 @@ def test_the_emulators_endpoints_are_taken(tmp_path: Path) -> None:
                       watching=False)
     assert (cfg.discord.api_base, cfg.discord.gateway_url) == (
         "http://127.0.0.1:8080/api/v10", "ws://127.0.0.1:8080/gateway")
+
+
+def test_a_folders_settle_is_at_most_ten_minutes(tmp_path: Path) -> None:
+    """`settle = "3650d"` passed `check`, and `run --once` waited in silence: every file was
+    younger than settle, and a poll that finds such a file waits settle to look again."""
+    (tmp_path / "inbox").mkdir()
+    (found,) = issues('[[sources]]\nname = "in"\ntype = "folder"\npath = "inbox"\n'
+                      'settle = "3650d"\n[[rules]]\nname = "a"\nquery = "kyiv"\n', tmp_path)
+    assert found.startswith("sources[0].settle: is at most 10m"), found
+    cfg = load_config(_write(tmp_path, '[[sources]]\nname = "in"\ntype = "folder"\n'
+                                       'path = "inbox"\nsettle = "10m"\n'), watching=False)
+    assert cfg.sources[0].settle == timedelta(minutes=10)  # type: ignore[union-attr]

@@ -71,6 +71,9 @@ SUFFIXES = (".txt", ".md", ".json")
 TITLE_LIMIT = 160
 DEFAULT_MAX_FILE_SIZE = 1024 * 1024
 DEFAULT_SETTLE = timedelta(seconds=1)
+# The longest settle a folder may have: a file still being written over a slow share is
+# looked at again after this long at most.
+MAX_SETTLE = timedelta(minutes=10)
 _MAX_SIZE_LIMIT = 1024**3  # a larger cap would let one file take the memory the cap protects
 _SNIFF = 8192
 _COARSE_MTIME_NS = 2 * 10**9  # FAT stores modification times to 2 s
@@ -132,6 +135,18 @@ class FolderSourceConfig(SourceConfigBase):
             isinstance(value, str) and _ZERO.match(value)
         ):
             return timedelta(0)
+        return value
+
+    @field_validator("settle")
+    @classmethod
+    def _settle_bound(cls, value: timedelta) -> timedelta:
+        # A poll that finds a file changed within settle waits that long to look again:
+        # "3650d" passed `check`, and `run --once` waited in silence with every file fresh.
+        if value > MAX_SETTLE:
+            from watchers.config import format_duration
+
+            raise ValueError(f"is at most {format_duration(MAX_SETTLE)} (a poll that finds a "
+                             "file changed that recently waits this long before reading it)")
         return value
 
     @field_validator("max_file_size", mode="before")
