@@ -135,6 +135,29 @@ async def test_a_server_that_is_not_there_is_one_clear_line() -> None:
     assert "\n" not in message
 
 
+async def test_a_server_that_never_answers_is_named_as_such(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that takes the connection and says nothing: "cannot open the database …:
+    TimeoutError" after 30 s, naming no cause. The password stays out of it."""
+    import watchers.store.postgres._db as pg_db
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(pg_db, "CONNECT_TIMEOUT", 0.5)
+    try:
+        with pytest.raises(StoreError) as caught:
+            await PostgresStore.open(f"postgresql://u:Secret@127.0.0.1:{port}/db?sslmode=disable")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert str(caught.value) == (f"cannot open the database postgresql://127.0.0.1:{port}/db: "
+                                 "no answer from the server within 0.5 s")
+
+
 async def test_writers_in_two_pools_store_each_article_once(pg_database: str) -> None:
     await (await PostgresStore.open(pg_database)).aclose()
     batch = [art(f"Story {i}", guid=f"g{i}") for i in range(40)]

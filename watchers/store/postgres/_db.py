@@ -132,7 +132,8 @@ class Pg:
         try:
             pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, init=_init, reset=_released,
-                server_settings=settings, command_timeout=COMMAND_TIMEOUT, timeout=30)
+                server_settings=settings, command_timeout=COMMAND_TIMEOUT,
+                timeout=CONNECT_TIMEOUT)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
                 ValueError) as exc:
             raise StoreError(f"cannot open the database {name}: {_detail(exc)}") from None
@@ -152,7 +153,7 @@ class Pg:
         any number together). Either refuses while the other kind is held, so a process that
         takes the store as its own never runs beside workers that share it."""
         try:
-            conn = await asyncpg.connect(url, server_settings=settings, timeout=30)
+            conn = await asyncpg.connect(url, server_settings=settings, timeout=CONNECT_TIMEOUT)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise _not_opened(self.name, exc) from None
         try:
@@ -336,7 +337,8 @@ class Pg:
             raise StoreError(f"the store {self.name} is closed (used after its engine or "
                              "store was closed)")
         try:
-            conn = await asyncpg.connect(self._url, server_settings=self._settings, timeout=30)
+            conn = await asyncpg.connect(self._url, server_settings=self._settings,
+                                         timeout=CONNECT_TIMEOUT)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise _not_opened(self.name, exc) from None
         try:
@@ -488,6 +490,8 @@ class Pg:
 # progress"); it is dropped (see _drop_if_broken) and the operation counts as unreachable.
 # Seconds one statement may take (asyncpg's command_timeout) before it counts as no answer.
 COMMAND_TIMEOUT = 60
+# Seconds to open a connection (the TCP connection, TLS and the server's greeting).
+CONNECT_TIMEOUT = 30.0
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
                   OSError, TimeoutError)
@@ -560,6 +564,9 @@ def _drop_if_broken(conn: asyncpg.Connection, exc: BaseException) -> None:
 
 
 def _detail(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        # A server that takes the connection and never answers read "TimeoutError" alone.
+        return f"no answer from the server within {CONNECT_TIMEOUT:g} s"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text
 
