@@ -720,6 +720,14 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
                 ConfigIssue(f"rules[{i}].channel", f"unknown channel {rule.channel!r}; "
                             f"[channels] defines: {known}")
             )
+    # The routes notices go to, checked as a rule's channel is: a misspelt one passed
+    # `check`, and the notices went to no channel.
+    if cfg.channels:
+        known = ", ".join(sorted(cfg.channels))
+        named = [("discord.notices", cfg.discord.notices)] + [
+            (f"sources[{i}].route", src.route) for i, src in enumerate(cfg.sources)]
+        issues += [ConfigIssue(where, f"unknown channel {route!r}; [channels] defines: {known}")
+                   for where, route in named if route is not None and route not in cfg.channels]
     from watchers.errors import FetchBlockedError
     from watchers.sources._guard import check_url
 

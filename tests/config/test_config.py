@@ -338,3 +338,16 @@ def test_a_folders_settle_is_at_most_ten_minutes(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, '[[sources]]\nname = "in"\ntype = "folder"\n'
                                        'path = "inbox"\nsettle = "10m"\n'), watching=False)
     assert cfg.sources[0].settle == timedelta(minutes=10)  # type: ignore[union-attr]
+
+
+def test_a_notices_route_or_a_sources_route_must_be_a_channel(tmp_path: Path) -> None:
+    """`[discord] notices` and a source's `route` were not checked as a rule's channel is: a
+    misspelt one passed `check`, and the notices reached no channel."""
+    (tmp_path / "inbox").mkdir()
+    found = issues('[discord]\nnotices = "ops-typo"\n[channels]\nalerts = 1234\nops = 5678\n'
+                   '[[sources]]\nname = "in"\ntype = "folder"\npath = "inbox"\n'
+                   'route = "nosuchroute"\n[[rules]]\nname = "a"\nquery = "kyiv"\n'
+                   'channel = "alerts"\n', tmp_path)
+    assert found == ["discord.notices: unknown channel 'ops-typo'; [channels] defines: alerts, ops",
+                     "sources[0].route: unknown channel 'nosuchroute'; [channels] defines: "
+                     "alerts, ops"]
