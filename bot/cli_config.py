@@ -85,7 +85,7 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
     if target.exists():
         try:
             with target.open("rb") as fh:
-                head = fh.read(64)
+                head = fh.read(1024)
         except OSError as exc:
             return f"cannot read {out} to check it: {exc.strerror or exc}"
         if head and not looks_like(head):

@@ -134,11 +134,15 @@ def _listing(report: OpmlReport) -> str:
 # --------------------------------------------------------------------------- export
 
 
-def _xml_like(head: bytes) -> bool:
-    """Whether a file starting with ``head`` is XML (an OPML file to replace), BOM or not."""
-    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
-    return text.startswith((b"<?xml", b"<opml", b"<!--")) or head.startswith(
-        (b"\xff\xfe", b"\xfe\xff"))
+def _opml_like(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (its first KiB) is an OPML file to replace: its
+    root element, after an XML declaration or comments, is ``<opml``. Any XML file passed
+    (an export wrote over a file of other data that began with ``<?xml``)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = head.decode("utf-16", "ignore")
+    else:
+        text = head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "ignore")
+    return "<opml" in text.lower()
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -150,7 +154,7 @@ def _run_export(args: argparse.Namespace) -> int:
     feeds = [f for f in asyncio.run(_sources(cfg)) if f.kind == "feed"]
     data = export_opml(feeds)
     if args.output:
-        refused = write_output(Path(args.output), data, what="OPML file", looks_like=_xml_like,
+        refused = write_output(Path(args.output), data, what="OPML file", looks_like=_opml_like,
                                cfg=cfg, config_file=config_path(args.config))
         if refused is not None:
             say(f"-o: {refused}")

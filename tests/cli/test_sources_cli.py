@@ -156,7 +156,14 @@ def test_export_never_overwrites_the_store_the_config_or_another_kind_of_file(
     run(workdir, "import", str(workdir / "hostile.opml"))  # creates the store
     keep = workdir / "notes.txt"
     keep.write_text("mine")
-    for target in ("nw.db", "config.toml", "notes.txt"):
+    # any XML passed for OPML: its data was written over
+    (workdir / "data.xml").write_text('<?xml version="1.0"?><data>precious</data>')
+    # an OPML file (as an earlier export wrote it, or with a comment first) is replaced
+    (workdir / "old.opml").write_text('<?xml version="1.0"?>\n<!-- mine -->\n<opml version="2.0">'
+                                      '<head/><body/></opml>')
+    assert run(workdir, "export", "-o", str(workdir / "old.opml")) == 0
+    assert "reuters" in (workdir / "old.opml").read_text()
+    for target in ("nw.db", "config.toml", "notes.txt", "data.xml"):
         before = (workdir / target).read_bytes()
         capsys.readouterr()
         assert run(workdir, "export", "-o", str(workdir / target)) == 2
