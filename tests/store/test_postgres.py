@@ -6,6 +6,7 @@ never store an article twice or claim a row twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -141,9 +142,20 @@ async def test_a_server_that_never_answers_is_named_as_such(
     TimeoutError" after 30 s, naming no cause. The password stays out of it."""
     import watchers.store.postgres._db as pg_db
 
+    held: list[asyncio.StreamWriter] = []
+    done: list[asyncio.Event] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the client gives up
-        writer.close()
+        held.append(writer)
+        ended = asyncio.Event()
+        done.append(ended)
+        try:
+            await reader.read()  # until the client gives up
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            ended.set()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -153,6 +165,11 @@ async def test_a_server_that_never_answers_is_named_as_such(
             await PostgresStore.open(f"postgresql://u:Secret@127.0.0.1:{port}/db?sslmode=disable")
     finally:
         server.close()
+        for writer in held:  # each connection the server took, closed before the loop ends
+            writer.close()
+        async with asyncio.timeout(10):
+            for ended in done:
+                await ended.wait()
         await server.wait_closed()
     assert str(caught.value) == (f"cannot open the database postgresql://127.0.0.1:{port}/db: "
                                  "no answer from the server within 0.5 s")
