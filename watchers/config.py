@@ -238,6 +238,16 @@ class DiscordConfig(_Strict):
             raise ValueError("escalate_after must be at least 1m")
         return value
 
+    @field_validator("guild_ids", "admin_role")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        # -1, 0 or a number past 64 bits passed `check` as a server or a role.
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, int) and not 0 < v < 2**64:
+                raise ValueError(f"{v} is not a Discord id (ids are positive numbers of at "
+                                 "most 64 bits)")
+        return value
+
     @field_validator("api_base", "gateway_url")
     @classmethod
     def _endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -368,7 +378,7 @@ class RuleConfig(_Strict):
 
 
 # A Discord id is a positive number (a snowflake); -5 or 0 is a typo, not a channel.
-DiscordId = Annotated[int, Field(gt=0)]
+DiscordId = Annotated[int, Field(gt=0, lt=2**64)]
 
 
 def _alias_word(value: str) -> str:
@@ -383,9 +393,18 @@ def _alias_word(value: str) -> str:
 AliasWord = Annotated[str, AfterValidator(_alias_word)]
 
 
+# Discord ids are unsigned 64-bit numbers (snowflakes).
+_ID_LIMIT = 2**64
+
+
 def _positive_channel(value: int | str) -> int | str:
-    if isinstance(value, int) and value <= 0:
-        raise ValueError(f"a channel id is a positive number (a Discord id), not {value}")
+    if isinstance(value, int) and not 0 < value < _ID_LIMIT:
+        raise ValueError(f"a channel id is a positive number of at most 64 bits (a Discord "
+                         f"id), not {value}")
+    if isinstance(value, str) and value.strip().startswith("env:") and not re.fullmatch(
+            r"env:[A-Za-z_][A-Za-z0-9_]*", value.strip()):
+        # "env:" passed, and check then warned that "$ is not set".
+        raise ValueError(f"{value!r} is not 'env:VAR' with a variable name")
     return value
 
 

@@ -206,8 +206,9 @@ def test_a_byte_order_mark_is_read_past_and_ids_must_be_positive(tmp_path: Path)
     assert load_config(p, watching=False).storage.path == "nw.db"
     found = issues('[channels]\nalerts = -5\nops = 0\n[[rules]]\nname = "a"\nquery = "x"\n'
                    'mention_role = -1\n', tmp_path)
-    assert "channels.alerts: a channel id is a positive number (a Discord id), not -5" in found
-    assert "channels.ops: a channel id is a positive number (a Discord id), not 0" in found
+    said = "a channel id is a positive number of at most 64 bits (a Discord id)"
+    assert f"channels.alerts: {said}, not -5" in found
+    assert f"channels.ops: {said}, not 0" in found
     assert any(f.startswith("rules[0].mention_role: ") for f in found)
 
 
@@ -351,3 +352,29 @@ def test_a_notices_route_or_a_sources_route_must_be_a_channel(tmp_path: Path) ->
     assert found == ["discord.notices: unknown channel 'ops-typo'; [channels] defines: alerts, ops",
                      "sources[0].route: unknown channel 'nosuchroute'; [channels] defines: "
                      "alerts, ops"]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    # each passed `check`
+    ("[discord]\nguild_ids = [123, -1]\n",
+     "discord.guild_ids: -1 is not a Discord id (ids are positive numbers of at most 64 bits)"),
+    ("[discord]\nadmin_role = 0\n", "discord.admin_role: 0 is not a Discord id"),
+    ("[channels]\nalerts = 99999999999999999999\n",
+     "channels.alerts: a channel id is a positive number of at most 64 bits (a Discord id), "
+     "not 99999999999999999999"),
+    # warned "webhook from $" and "$ is not set"
+    ('[channels]\nalerts = "env:"\n', "channels.alerts: 'env:' is not 'env:VAR' with a variable"),
+    ('[channels]\nalerts = "env:1BAD"\n', "channels.alerts: 'env:1BAD' is not 'env:VAR'"),
+])
+def test_discord_ids_and_webhook_variables_are_checked(tmp_path: Path, text: str, says: str
+                                                       ) -> None:
+    found = issues(text + '[[rules]]\nname = "a"\nquery = "kyiv"\n', tmp_path)
+    assert found[0].startswith(says), found
+
+
+def test_the_largest_discord_ids_and_a_role_name_are_taken(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, '[discord]\nguild_ids = [18446744073709551615]\n'
+                                        'admin_role = "Moderators"\n[channels]\n'
+                                        'alerts = 18446744073709551615\nhook = "env:HOOK_1"\n'),
+                      watching=False)
+    assert cfg.discord.guild_ids == [2**64 - 1] and cfg.discord.admin_role == "Moderators"
