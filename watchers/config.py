@@ -539,7 +539,7 @@ class SurgeConfig(_Strict):
     ``enabled`` is the default for rules that do not set ``surge``."""
 
     enabled: bool = False
-    sigma: float = Field(default=3.0, gt=0, le=20)
+    sigma: float = Field(default=3.0, gt=0, le=20, allow_inf_nan=False)
     min_count: int = Field(default=10, ge=1, le=100_000)
     days: int = Field(default=14, ge=2, le=90)
     cooldown: Duration = timedelta(hours=3)

@@ -378,3 +378,11 @@ def test_the_largest_discord_ids_and_a_role_name_are_taken(tmp_path: Path) -> No
                                         'alerts = 18446744073709551615\nhook = "env:HOOK_1"\n'),
                       watching=False)
     assert cfg.discord.guild_ids == [2**64 - 1] and cfg.discord.admin_role == "Moderators"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_surge_sigma_that_is_no_number_says_so(tmp_path: Path, value: str) -> None:
+    """`sigma = nan` was refused as "Input should be less than or equal to 20"."""
+    (found,) = issues(f'[surge]\nsigma = {value}\n[[rules]]\nname = "a"\nquery = "kyiv"\n',
+                      tmp_path)
+    assert found == "surge.sigma: Input should be a finite number"
