@@ -175,6 +175,12 @@ async def _check_live(cfg: Config) -> int:
 # --------------------------------------------------------------------------- match
 
 
+def _path_shown(path: Path) -> str:
+    """A path on one printable line, a byte of a name that is not UTF-8 escaped as ``--json``
+    writes it (``\\xff``): shown as a space, "x\\xffy.txt" read as the name "x y.txt"."""
+    return shown(os.fsencode(path).decode("utf-8", "backslashreplace"))
+
+
 def _documents(paths: Sequence[str], skip: Callable[[str], None]) -> list[Path]:
     """The files ``match`` reads under ``paths``; an entry of a folder that cannot be looked
     at is handed to ``skip`` (named) and the rest read: one such entry ended the command
@@ -194,7 +200,7 @@ def _documents(paths: Sequence[str], skip: Callable[[str], None]) -> list[Path]:
                     if f.is_file():
                         found.append(f)
                 except OSError as exc:
-                    skip(f"skipped {shown(str(f))}: {exc.strerror or exc}")
+                    skip(f"skipped {_path_shown(f)}: {exc.strerror or exc}")
             files.extend(sorted(found))
         elif path.is_file():
             files.append(path)
@@ -269,7 +275,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         budget = RegexBudget()
         m = match_query(args.query, article, threshold=args.threshold, budget=budget)
         if budget.exhausted:  # the regex counted as not matching: say so, as run logs it
-            say_(f"{shown(str(path))}: a regex ran out of time ({budget.seconds:g} s) and "
+            say_(f"{_path_shown(path)}: a regex ran out of time ({budget.seconds:g} s) and "
                  "counted as not matching")
         if m is None:
             continue
@@ -286,7 +292,7 @@ def cmd_match(args: argparse.Namespace) -> int:
             }, ensure_ascii=False))
         else:
             terms = ", ".join(f"{h.text!r}" for h in m.highlights[:8])
-            print(f"{shown(str(path))}  score {m.score:.2f}  {shown(article.title[:70])}")
+            print(f"{_path_shown(path)}  score {m.score:.2f}  {shown(article.title[:70])}")
             print(f"    {terms}")
             if args.explain:
                 for line in explain(m):

@@ -73,3 +73,20 @@ def test_an_entry_that_cannot_be_looked_at_is_named_and_the_rest_matched(
     out, err = capsys.readouterr()
     assert "a.txt" in out and "b.txt" in out
     assert f"skipped {d / 'bad.txt'}: Permission denied" in err
+
+
+def test_a_name_that_is_not_utf8_is_shown_escaped_as_json_shows_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bad byte was shown as a space: "x\\xffy.txt" read as a file named "x y.txt", and
+    the path could not be copied back."""
+    import os
+
+    from bot import cli
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    with open(os.fsencode(d) + b"/x\xffy.txt", "wb") as fh:
+        fh.write(b"troops massing near the border\n")
+    assert cli.main(["match", "troops", str(d)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"{d}/x\\xffy.txt  score ")
