@@ -144,7 +144,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     if not raw.strip():
         return None
     try:
-        doc = _line_json(raw)
+        doc = loads_json(raw, _LINE)
     except json.JSONDecodeError as exc:
         raise BadLine(json_problem(exc)) from None
     except RecursionError:
@@ -204,13 +204,6 @@ def _fields_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # The lines' decoder: loads_json's, objects made through _fields_once (about 1 µs a line).
 _LINE = json.JSONDecoder(parse_int=json_int, object_pairs_hook=_fields_once)
-
-
-def _line_json(raw: str) -> Any:
-    """:func:`watchers.models.loads_json` of a line, with :func:`_fields_once`."""
-    if raw.startswith("\ufeff"):
-        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
-    return _LINE.decode(raw)
 
 
 def _lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes | int]]:

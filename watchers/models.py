@@ -181,10 +181,10 @@ def json_int(digits: str) -> int | str:
 _DECODER = json.JSONDecoder(parse_int=json_int)
 
 
-def loads_json(doc: str | bytes | bytearray) -> Any:
+def loads_json(doc: str | bytes | bytearray, decoder: json.JSONDecoder = _DECODER) -> Any:
     """``json.loads(doc, parse_int=json_int)``: the same values and the same errors (bytes
     read in the encoding JSON's rules detect; a str opening with a byte order mark refused),
-    from one decoder made once."""
+    from one decoder made once (``decoder``: another such, e.g. with an object hook)."""
     if isinstance(doc, bytes | bytearray):
         doc = doc.decode(json.detect_encoding(doc), "surrogatepass")
     elif not isinstance(doc, str):
@@ -192,7 +192,7 @@ def loads_json(doc: str | bytes | bytearray) -> Any:
                         f"{doc.__class__.__name__}")
     elif doc.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", doc, 0)
-    return _DECODER.decode(doc)
+    return decoder.decode(doc)
 
 
 def json_kind(value: Any) -> str:

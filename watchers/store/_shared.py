@@ -42,6 +42,7 @@ __all__ = [
     "M",
     "RuntimeModels",
     "StoryBatch",
+    "guid_links_agree",
     "link_terms",
     "one_version_each",
     "server_route",
@@ -361,6 +362,13 @@ def link_dedupes(article: Article, other_source: str) -> bool:
     return private_source(article.source) or not private_source(other_source)
 
 
+def guid_links_agree(link: str | None, other_link: str | None) -> bool:
+    """Whether an article and a stored one of the same source and guid, of these link keys,
+    are one article: a guid alone is trusted only when the links do not contradict it (some
+    feeds reuse one guid for every item, and those items are distinct)."""
+    return not link or not other_link or other_link == link
+
+
 def same_link(article: Article, rows: Sequence[tuple[str, str | None, str]]) -> int | None:
     """Which of the stored articles under ``article``'s link, as (source, guid, title), it
     duplicates (the index of the first), or None. One link is one article unless the items
@@ -406,7 +414,7 @@ def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[s
         if earlier is None and article.guid:
             shared = "guid"
             for other_link, other in by_guid.get((article.source, article.guid), ()):
-                if not link or not other_link or other_link == link:
+                if guid_links_agree(link, other_link):
                     earlier = other
                     break
         if earlier is not None and earlier.content_hash != article.content_hash:

@@ -47,6 +47,7 @@ from watchers.store._shared import (
     article_identity,
     dedupe_hashes,
     free_id,
+    guid_links_agree,
     link_terms,
     same_link,
 )
@@ -352,7 +353,7 @@ async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | Non
         for other_id, other_link in await conn.fetch(
                 "SELECT id, link_key FROM articles WHERE source = $1 AND guid = $2 "
                 "ORDER BY rowid", article.source, article.guid):
-            if not link or not other_link or other_link == link:
+            if guid_links_agree(link, other_link):
                 return str(other_id)
     return None
 

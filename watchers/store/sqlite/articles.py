@@ -30,6 +30,7 @@ from watchers.store._shared import (
     article_identity,
     dedupe_hashes,
     free_id,
+    guid_links_agree,
     link_terms,
     same_link,
 )
@@ -174,7 +175,7 @@ async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | N
             (article.source, article.guid),
         )
         for other_id, other_link in await cur.fetchall():
-            if not link or not other_link or other_link == link:
+            if guid_links_agree(link, other_link):
                 return str(other_id)
     return None
 
@@ -267,7 +268,7 @@ class _Identities:
             return True
         if article.guid:
             for other_link in self.by_guid.get((article.source, article.guid), ()):
-                if not link or not other_link or other_link == link:
+                if guid_links_agree(link, other_link):
                     return True
         return False
 
