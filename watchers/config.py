@@ -137,6 +137,10 @@ def usable_path(value: str) -> str:
 
 # "scheme://" at the start of a value: a URL, not a file name.
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# A value held in the environment: "env:" and a variable's name.
+_ENV_REF = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
+# Discord ids (snowflakes) are positive numbers of at most 64 bits.
+_ID_LIMIT = 2**64
 
 
 class StorageConfig(_Strict):
@@ -165,7 +169,7 @@ class StorageConfig(_Strict):
                                  "an SQLite file)")
             raise ValueError(f"is a URL ({scheme[1]}://…); path names an SQLite file "
                              "(e.g. \"newswatch.db\"), and [storage] url a PostgreSQL database")
-        if re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", bare):
+        if _ENV_REF.fullmatch(bare):
             raise ValueError(f"'{bare}' names a variable: that form is [storage] url's (a "
                              "PostgreSQL URL held in the environment), not path's")
         return usable_path(value)
@@ -177,7 +181,7 @@ class StorageConfig(_Strict):
             return value
         value = value.strip()
         if value.startswith("env:"):
-            if not re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", value):
+            if not _ENV_REF.fullmatch(value):
                 raise ValueError(f"{value!r} is not 'env:VAR' with a variable name")
             return value
         if not value.startswith(("postgresql://", "postgres://")):
@@ -243,7 +247,7 @@ class DiscordConfig(_Strict):
     def _ids(cls, value: Any) -> Any:
         # -1, 0 or a number past 64 bits passed `check` as a server or a role.
         for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, int) and not 0 < v < 2**64:
+            if isinstance(v, int) and not 0 < v < _ID_LIMIT:
                 raise ValueError(f"{v} is not a Discord id (ids are positive numbers of at "
                                  "most 64 bits)")
         return value
@@ -378,7 +382,7 @@ class RuleConfig(_Strict):
 
 
 # A Discord id is a positive number (a snowflake); -5 or 0 is a typo, not a channel.
-DiscordId = Annotated[int, Field(gt=0, lt=2**64)]
+DiscordId = Annotated[int, Field(gt=0, lt=_ID_LIMIT)]
 
 
 def _alias_word(value: str) -> str:
@@ -393,16 +397,12 @@ def _alias_word(value: str) -> str:
 AliasWord = Annotated[str, AfterValidator(_alias_word)]
 
 
-# Discord ids are unsigned 64-bit numbers (snowflakes).
-_ID_LIMIT = 2**64
-
-
 def _positive_channel(value: int | str) -> int | str:
     if isinstance(value, int) and not 0 < value < _ID_LIMIT:
         raise ValueError(f"a channel id is a positive number of at most 64 bits (a Discord "
                          f"id), not {value}")
-    if isinstance(value, str) and value.strip().startswith("env:") and not re.fullmatch(
-            r"env:[A-Za-z_][A-Za-z0-9_]*", value.strip()):
+    if isinstance(value, str) and value.strip().startswith("env:") and not _ENV_REF.fullmatch(
+            value.strip()):
         # "env:" passed, and check then warned that "$ is not set".
         raise ValueError(f"{value!r} is not 'env:VAR' with a variable name")
     return value
@@ -733,18 +733,13 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
             parse(rule.query)
         except QuerySyntaxError as exc:
             issues.append(ConfigIssue(f"rules[{i}].query", str(exc)))
-        if cfg.channels and rule.channel not in cfg.channels:
-            known = ", ".join(sorted(cfg.channels))
-            issues.append(
-                ConfigIssue(f"rules[{i}].channel", f"unknown channel {rule.channel!r}; "
-                            f"[channels] defines: {known}")
-            )
-    # The routes notices go to, checked as a rule's channel is: a misspelt one passed
-    # `check`, and the notices went to no channel.
+    # Every route named (a rule's channel; where notices go: a misspelt one passed `check`,
+    # and the notices reached no channel) is one [channels] defines, once it defines any.
     if cfg.channels:
         known = ", ".join(sorted(cfg.channels))
-        named = [("discord.notices", cfg.discord.notices)] + [
-            (f"sources[{i}].route", src.route) for i, src in enumerate(cfg.sources)]
+        named = [(f"rules[{i}].channel", rule.channel) for i, rule in enumerate(cfg.rules)]
+        named += [("discord.notices", cfg.discord.notices)]
+        named += [(f"sources[{i}].route", src.route) for i, src in enumerate(cfg.sources)]
         issues += [ConfigIssue(where, f"unknown channel {route!r}; [channels] defines: {known}")
                    for where, route in named if route is not None and route not in cfg.channels]
     from watchers.errors import FetchBlockedError
@@ -793,8 +788,6 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
                 ConfigIssue(where, "expected a channel id, a webhook URL, or "
                             "'env:VAR' naming a variable that holds a webhook URL")
             )
-        elif isinstance(ref, int) and ref <= 0:
-            issues.append(ConfigIssue(where, "a channel id is a positive number"))
     return issues
 
 
