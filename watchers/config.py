@@ -737,7 +737,8 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
     # and the notices reached no channel) is one [channels] defines, once it defines any.
     if cfg.channels:
         known = ", ".join(sorted(cfg.channels))
-        named = [(f"rules[{i}].channel", rule.channel) for i, rule in enumerate(cfg.rules)]
+        named: list[tuple[str, str | None]] = [
+            (f"rules[{i}].channel", rule.channel) for i, rule in enumerate(cfg.rules)]
         named += [("discord.notices", cfg.discord.notices)]
         named += [(f"sources[{i}].route", src.route) for i, src in enumerate(cfg.sources)]
         issues += [ConfigIssue(where, f"unknown channel {route!r}; [channels] defines: {known}")
