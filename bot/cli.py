@@ -175,10 +175,16 @@ async def _check_live(cfg: Config) -> int:
 # --------------------------------------------------------------------------- match
 
 
+def _path_text(path: Path) -> str:
+    """A path as text, a byte of a name that is not UTF-8 escaped (``\\xff``): written raw,
+    ``--json``'s line was not UTF-8 (or printing it failed and stopped the command), and
+    shown as a space, "x\\xffy.txt" read as the name "x y.txt"."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _path_shown(path: Path) -> str:
-    """A path on one printable line, a byte of a name that is not UTF-8 escaped as ``--json``
-    writes it (``\\xff``): shown as a space, "x\\xffy.txt" read as the name "x y.txt"."""
-    return shown(os.fsencode(path).decode("utf-8", "backslashreplace"))
+    """:func:`_path_text` on one printable line."""
+    return shown(_path_text(path))
 
 
 def _documents(paths: Sequence[str], skip: Callable[[str], None]) -> list[Path]:
@@ -283,9 +289,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         bar.clear()
         if args.json:
             print(json.dumps({
-                # A name that is not UTF-8 shows its bytes escaped (written raw, the line was
-                # not UTF-8, or printing it failed and stopped the command).
-                "path": os.fsencode(path).decode("utf-8", "backslashreplace"),
+                "path": _path_text(path),
                 "title": article.title,
                 "score": round(m.score, 4),
                 "highlights": [h.model_dump() for h in m.highlights],
@@ -512,8 +516,8 @@ def cmd_import(args: argparse.Namespace) -> int:
             return asyncio.run(_import(args, report))
     except KeyboardInterrupt:
         # Each batch is one transaction: what was committed stays, the batch under way does
-        # not; the same command again skips what is stored (counted as duplicates).
-        report.done()
+        # not; the same command again skips what is stored (counted as duplicates). (The
+        # bar is done: _import ends it on every way out.)
         say(f"{args.file}: stopped after about {report.lines:,} lines; what was imported is "
             "kept, and the same command again finishes the rest")
         return 130
