@@ -60,7 +60,7 @@ from watchers.schedule import Clock, SystemClock, Timetable
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
 from watchers.sources.base import Source, printable
 from watchers.sources.feed import MAX_RETRY_AFTER
-from watchers.store._shared import one_version_each
+from watchers.store import one_version_each
 from watchers.store.base import (
     ArticleRecord,
     OutboxEntry,

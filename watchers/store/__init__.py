@@ -22,6 +22,9 @@ from watchers.store.sqlite import SqliteStore
 if TYPE_CHECKING:
     from watchers.store.postgres import PostgresStore
 
+# After the SQLite store: _shared reads its helpers, and they read _shared.
+from watchers.store._shared import one_version_each
+
 __all__ = [
     "AlertState",
     "ArticleRecord",
@@ -36,6 +39,7 @@ __all__ = [
     "StateStore",
     "Store",
     "is_postgres_url",
+    "one_version_each",
     "open_store",
     "store_exists",
 ]
