@@ -399,32 +399,60 @@ def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[s
     kept: list[Article] = []
     twins: list[str] = []
     # Of one source only: another source's item under the same link is a copy, which the
-    # store drops as such (and never takes for a new version).
-    by_link: dict[tuple[str, str], list[Article]] = {}
-    by_guid: dict[tuple[str, str], list[tuple[str | None, Article]]] = {}
+    # store drops as such (and never takes for a new version). The earlier items are indexed
+    # so that the first one an item matches is found at once, by the rules ``same_link`` and
+    # ``guid_links_agree`` apply (the tests compare the two): a live page listing thousands of
+    # items under one link made each item compare with every earlier one (8,000: 13 s on the
+    # event loop). Each dict holds the position in ``kept`` of the first such item.
+    link_first: dict[tuple[str, str], int] = {}  # any item under the link
+    link_unguided: dict[tuple[str, str], int] = {}  # one without a guid
+    link_guid: dict[tuple[str, str, str], int] = {}  # one with this guid
+    link_title: dict[tuple[str, str, str], int] = {}  # one with this title
+    guid_first: dict[tuple[str, str], int] = {}  # any item under the guid
+    guid_unlinked: dict[tuple[str, str], int] = {}  # one without a link
+    guid_link: dict[tuple[str, str, str], int] = {}  # one with this link
     for article in articles:
-        link = _link_key(article.url) if article.url else None
-        earlier: Article | None = None
+        src, guid, link = article.source, article.guid, (
+            _link_key(article.url) if article.url else None)
+        at: int | None = None
         shared = "link"
-        if link is not None and (article.source, link) in by_link:
-            rows = by_link[article.source, link]
-            found = same_link(article, [(a.source, a.guid, a.title) for a in rows])
-            if found is not None:
-                earlier = rows[found]
-        if earlier is None and article.guid:
+        if link is not None and (src, link) in link_first:
+            # same_link among one source's items: the same article unless both have guids,
+            # and the guids and the titles differ.
+            if not guid:
+                at = link_first[src, link]
+            else:
+                found = [i for i in (link_unguided.get((src, link)),
+                                     link_guid.get((src, link, guid)),
+                                     link_title.get((src, link, article.title)))
+                         if i is not None]
+                at = min(found) if found else None
+        if at is None and guid and (src, guid) in guid_first:
             shared = "guid"
-            for other_link, other in by_guid.get((article.source, article.guid), ()):
-                if guid_links_agree(link, other_link):
-                    earlier = other
-                    break
-        if earlier is not None and earlier.content_hash != article.content_hash:
-            ident = article.guid or article.url or article.title
+            if link is None:
+                at = guid_first[src, guid]
+            else:  # guid_links_agree: either has no link, or the links are one
+                found = [i for i in (guid_unlinked.get((src, guid)),
+                                     guid_link.get((src, guid, link))) if i is not None]
+                at = min(found) if found else None
+        if at is not None and kept[at].content_hash != article.content_hash:
+            ident = guid or article.url or article.title
             twins.append(f"item {ident[:80]!r}: the same {shared} as an earlier item of this "
                          "poll, with other content (the first is kept)")
             continue
+        here = len(kept)
         kept.append(article)
         if link is not None:
-            by_link.setdefault((article.source, link), []).append(article)
-        if article.guid:
-            by_guid.setdefault((article.source, article.guid), []).append((link, article))
+            link_first.setdefault((src, link), here)
+            if not guid:
+                link_unguided.setdefault((src, link), here)
+            else:
+                link_guid.setdefault((src, link, guid), here)
+            link_title.setdefault((src, link, article.title), here)
+        if guid:
+            guid_first.setdefault((src, guid), here)
+            if link is None:
+                guid_unlinked.setdefault((src, guid), here)
+            else:
+                guid_link.setdefault((src, guid, link), here)
     return kept, twins
