@@ -387,6 +387,10 @@ def same_link(article: Article, rows: Sequence[tuple[str, str | None, str]]) -> 
     return None
 
 
+# The twins one poll names one by one (the rest are counted in one note).
+TWIN_NOTES = 20
+
+
 def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[str]]:
     """A poll's articles with each stored identity once: an item that the store would take for
     another version of an earlier item of the same poll (by its link, or by its guid, as
@@ -398,6 +402,7 @@ def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[s
     store (a plain duplicate)."""
     kept: list[Article] = []
     twins: list[str] = []
+    left_out = 0
     # Of one source only: another source's item under the same link is a copy, which the
     # store drops as such (and never takes for a new version). The earlier items are indexed
     # so that the first one an item matches is found at once, by the rules ``same_link`` and
@@ -436,9 +441,11 @@ def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[s
                                      guid_link.get((src, guid, link))) if i is not None]
                 at = min(found) if found else None
         if at is not None and kept[at].content_hash != article.content_hash:
-            ident = guid or article.url or article.title
-            twins.append(f"item {ident[:80]!r}: the same {shared} as an earlier item of this "
-                         "poll, with other content (the first is kept)")
+            left_out += 1
+            if len(twins) < TWIN_NOTES:
+                ident = guid or article.url or article.title
+                twins.append(f"item {ident[:80]!r}: the same {shared} as an earlier item of "
+                             "this poll, with other content (the first is kept)")
             continue
         here = len(kept)
         kept.append(article)
@@ -455,4 +462,8 @@ def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[s
                 guid_unlinked.setdefault((src, guid), here)
             else:
                 guid_link.setdefault((src, guid, link), here)
+    if left_out > len(twins):
+        # Named up to a bound, as a feed's unreadable items are: a feed of 40,000 items under
+        # one link logged 40,000 lines.
+        twins.append(f"{left_out - len(twins):,} more items under an earlier item's identity")
     return kept, twins
