@@ -129,15 +129,24 @@ def _parse(raw: str) -> StoryInput | None:
 
 
 def _read(path: Path) -> tuple[list[StoryInput], list[str]]:
+    """The file's articles and its bad lines, named; NewswatchError for a file that is not
+    JSON Lines at all (compressed, UTF-16, a database)."""
     items: list[StoryInput] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    from watchers.models import unmarked
+    from watchers.errors import NewswatchError
+    from watchers.importer import MAX_LINE_BYTES, json_lines, not_json_lines
 
     with path.open("rb") as fh:
-        for number, marked in enumerate(fh, 1):
-            line = unmarked(marked)  # a byte order mark, as Windows tools write UTF-8
+        if (why := not_json_lines(fh.read(16))) is not None:
+            raise NewswatchError(f"{path} {why}")
+        fh.seek(0)
+        # Lines as the import reads them: without a byte order mark, and one longer than its
+        # cap (a file with no line breaks) measured and passed over rather than held whole.
+        for number, _, line in json_lines(fh):
             try:
+                if isinstance(line, int):
+                    raise _Bad(f"longer than {MAX_LINE_BYTES // 2**20} MiB ({line:,} bytes)")
                 try:
                     text = line.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -193,10 +202,15 @@ def run(args: argparse.Namespace) -> int:
     if not path.is_file():
         say(not_a_file(path))
         return EXIT_USAGE
+    from watchers.errors import NewswatchError
+
     try:
         items, problems = _read(path)
     except OSError as exc:
         say(f"{path}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    except NewswatchError as exc:
+        say(str(exc))
         return EXIT_USAGE
     if problems:
         for p in problems[:_MAX_REPORTED]:

@@ -72,6 +72,8 @@ __all__ = [
     "ImportSummary",
     "import_file",
     "join_story",
+    "json_lines",
+    "not_json_lines",
     "parse_line",
 ]
 
@@ -206,7 +208,7 @@ def _fields_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _LINE = json.JSONDecoder(parse_int=json_int, object_pairs_hook=_fields_once)
 
 
-def _lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes | int]]:
+def json_lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes | int]]:
     """(line number, bytes read so far, line) for each line of the file; for a line longer
     than :data:`MAX_LINE_BYTES`, its length instead, read past without being kept."""
     read = 0
@@ -241,7 +243,7 @@ def _date_order(fh: BinaryIO) -> Iterator[tuple[int, int, int]]:
     keys, numbers, offsets, lengths = (array("q") for _ in range(4))
     offset = 0
     last = -(2**62)
-    for number, read, raw in _lines(fh):
+    for number, read, raw in json_lines(fh):
         numbers.append(number)
         offsets.append(offset)
         key = last
@@ -281,17 +283,39 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
         fh.seek(0)
     except OSError as exc:
         raise NewswatchError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if head == b"SQLite format 3\x00":
+    if (why := not_json_lines(head)) is not None:
         fh.close()
-        raise NewswatchError(f"{path} is an SQLite database (a newswatch store?), not a JSON "
-                             "Lines file")
+        raise NewswatchError(f"{path} {why}")
+    return fh, size
+
+
+def not_json_lines(head: bytes) -> str | None:
+    """Why a file beginning with ``head`` (its first 16 bytes or more) cannot be JSON Lines as
+    the import reads them (UTF-8 text), said after its name; None when it may be. Each line of
+    such a file was reported in turn as not UTF-8 or not JSON, and none imported."""
+    if head.startswith(b"SQLite format 3\x00"):
+        return "is an SQLite database (a newswatch store?), not a JSON Lines file"
     packed = next((kind for magic, kind in _PACKED if head.startswith(magic)), None)
     if packed is not None:
-        # Each line was reported "not UTF-8" in turn, a hundred of them, and none imported.
-        fh.close()
-        raise NewswatchError(f"{path} is {packed}-compressed: decompress it first (the import "
-                             "reads JSON Lines as they are)")
-    return fh, size
+        return f"is {packed}-compressed: decompress it first (JSON Lines are read as they are)"
+    wide = next((kind for magic, kind in _WIDE if head.startswith(magic)), None)
+    if wide is None and len(head) >= 4:
+        # No byte order mark: JSON text begins with an ASCII character, which UTF-16 and
+        # UTF-32 spell with zero bytes beside it.
+        zeros = [b == 0 for b in head[:4]]
+        if zeros in ([False, True, True, True], [True, True, True, False]):
+            wide = "UTF-32"
+        elif zeros[0] != zeros[1]:
+            wide = "UTF-16"
+    if wide is not None:
+        return (f"is {wide} text, not UTF-8: convert it first (e.g. iconv -f {wide} -t UTF-8 "
+                "FILE > NEW)")
+    return None
+
+
+# The byte order marks of the wide encodings (UTF-32's first: UTF-16 LE's is its prefix).
+_WIDE = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
 
 
 # The first bytes of compressed files (a history export is often gzipped).
@@ -456,7 +480,7 @@ async def import_file(
 
     def chunks() -> Iterator[list[tuple[int, int, bytes | int]]]:
         buf: list[tuple[int, int, bytes | int]] = []
-        for item in (in_date_order() if stories is not None else _lines(fh)):
+        for item in (in_date_order() if stories is not None else json_lines(fh)):
             buf.append(item)
             if len(buf) >= batch:
                 yield buf

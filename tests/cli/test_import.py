@@ -749,8 +749,25 @@ def test_a_compressed_history_is_named_as_such(workdir: Path, pack: Callable[[by
     res = nw("import", "h.jsonl.x", "-c", "config.toml", cwd=workdir)
     assert res.returncode == 1, res.stderr
     assert res.stderr.strip().endswith(
-        f"h.jsonl.x is {kind}-compressed: decompress it first (the import reads JSON Lines "
-        "as they are)"), res.stderr
+        f"h.jsonl.x is {kind}-compressed: decompress it first (JSON Lines are read as they "
+        "are)"), res.stderr
+    assert res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("encoding", "kind"), [
+    ("utf-16", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-16-le", "UTF-16"),
+    ("utf-32", "UTF-32"), ("utf-32-be", "UTF-32")])
+def test_a_wide_encoded_history_is_named_as_such(workdir: Path, encoding: str, kind: str
+                                                 ) -> None:
+    """A history saved as UTF-16 (as Windows' "Unicode") was every line "not UTF-8" or
+    "invalid JSON" in turn, and nothing imported."""
+    (workdir / "h.jsonl").write_bytes(
+        "".join(json.dumps(g) + "\n" for g in GOOD).encode(encoding))
+    res = nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip().endswith(
+        f"h.jsonl is {kind} text, not UTF-8: convert it first (e.g. iconv -f {kind} -t UTF-8 "
+        "FILE > NEW)"), res.stderr
     assert res.stderr.count("\n") == 1
 
 

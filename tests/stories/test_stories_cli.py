@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -141,6 +143,41 @@ def test_non_utf8_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     f.write_bytes(json.dumps(ARTICLES[0]).encode() + b"\n\xff\xfe\n")
     assert stories_cli.run(parse(str(f))) == 2
     assert f"{f}:2: not UTF-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("encode", "says"), [
+    (lambda b: gzip.compress(b), "is gzip-compressed: decompress it first"),
+    (lambda b: b.decode().encode("utf-16"), "is UTF-16 text, not UTF-8: convert it first"),
+    (lambda b: b.decode().encode("utf-16-be"), "is UTF-16 text, not UTF-8: convert it first"),
+    (lambda b: b.decode().encode("utf-32-le"), "is UTF-32 text, not UTF-8: convert it first"),
+])
+def test_a_file_that_is_not_utf8_json_lines_is_named_once(
+        tmp_path: Path, encode: Callable[[bytes], bytes], says: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A gzipped or UTF-16 export was every line "not UTF-8" or "invalid JSON" in turn."""
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(encode("".join(json.dumps(a) + "\n" for a in ARTICLES).encode()))
+    assert stories_cli.run(parse(str(f), "--json")) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and f"{f} {says}" in captured.err, captured.err
+
+
+def test_a_line_past_the_cap_is_named_and_not_held(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A file with no line breaks was read into memory whole as one line."""
+    from watchers.importer import MAX_LINE_BYTES
+
+    f = write(tmp_path / "a.jsonl", [ARTICLES[0]])
+    with f.open("ab") as fh:
+        fh.write(b'{"id": "x", "title": "' + b"a" * (MAX_LINE_BYTES + 10) + b'"}\n')
+    write_more = json.dumps(ARTICLES[1]) + "\n"
+    with f.open("a", encoding="utf-8") as fh:
+        fh.write(write_more)
+    assert stories_cli.run(parse(str(f), "--json")) == 2
+    err = capsys.readouterr().err
+    assert f"{f}:2: longer than {MAX_LINE_BYTES // 2**20} MiB" in err, err
+    assert f"{f}: 1 bad line; nothing clustered" in err
 
 
 # ----------------------------------------------------------------------------- real command
