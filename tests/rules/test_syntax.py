@@ -144,6 +144,10 @@ def test_hyphenated_and_dotted_terms() -> None:
         ("*", 1, "expected letters before '*'"),
         ('"kiev~200 talks"', 7, "expected a similarity"),
         ("&&&", 1, "expected a word with letters or digits"),
+        # Only non-empty matches count, so these never match (a search read every article).
+        ("/(?#a note)/", 1, "matches only empty text"),
+        ("ukraine AND /^$/", 13, "matches only empty text"),
+        ("ukraine AND title:/\\b(?=kyiv)/", 19, "matches only empty text"),
     ],
 )
 def test_errors_say_what_was_expected_and_where(query: str, column: int, fragment: str) -> None:
@@ -155,6 +159,15 @@ def test_errors_say_what_was_expected_and_where(query: str, column: int, fragmen
     assert err.column == column, (err.message, err.column)
     assert err.query == query
     assert str(err).endswith(f"at column {column}")
+
+
+@pytest.mark.parametrize("pattern", ["a?", "x*", "(?:)|kyiv", "\\p{L}+ruble", "(?<=a)b",
+                                     "(?i)KYIV"])
+def test_a_regex_that_may_match_characters_is_taken(pattern: str) -> None:
+    """Empty matches are possible here, but so are others (``\\p{L}``: a construct Python's
+    own parser does not read, searched as written)."""
+    node = parse(f"/{pattern}/")
+    assert isinstance(node, Regex) and node.pattern == pattern
 
 
 def test_caret_points_at_column() -> None:

@@ -691,7 +691,25 @@ class _Parser:
             raise self.error(
                 f"bad regular expression ({_show(str(exc), 80)}); expected a valid pattern", tok
             ) from None
+        if _matches_only_empty(pattern):
+            # Only non-empty matches count: such a pattern never matches, and a search for it
+            # read every stored article until its time ran out.
+            raise self.error(
+                "the regular expression matches only empty text, so nothing would ever match; "
+                "expected a pattern that matches some characters", tok)
         return Regex(pattern, field, tok.column)
+
+
+def _matches_only_empty(pattern: str) -> bool:
+    """Whether every match of ``pattern`` is empty (``/(?#note)/``, ``/^$/``, ``/\\b/``), as
+    Python's own parser measures it; False where it cannot read the pattern (a construct of
+    the regex module alone), which is then searched as written."""
+    import re._parser as sre_parse  # type: ignore[import-not-found,unused-ignore]
+
+    try:
+        return bool(sre_parse.parse(pattern, re.IGNORECASE).getwidth()[1] == 0)
+    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
+        return False
 
 
 def _positional(node: Node) -> bool:
