@@ -87,6 +87,48 @@ async def test_etag_gives_304_and_a_changed_etag_gives_new_items(
     assert third.cursor == {"etag": '"v2"', "url": url}
 
 
+@pytest.mark.parametrize("keep", [0.4, 0.7, 0.95])
+async def test_a_feed_cut_short_keeps_no_validators_and_is_read_whole_next_time(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed], keep: float
+) -> None:
+    """A response cut off mid-document (its server sent what it had, with a length to match)
+    was read as far as it went, and its ETag kept: the next poll was told "not modified", and
+    the items after the cut were never read until the feed changed again."""
+    whole = rss_doc(seeds)
+    route = server.set("/feed", Route(body=whole[: int(len(whole) * keep)], etag='"v1"',
+                                      last_modified=LAST_MODIFIED))
+    feed = source(server, fetcher)
+    first = await feed.poll({})
+    # (Cut in its closing tags, the last one holds every item: read again all the same.)
+    if keep < 0.9:
+        assert len(first.articles) < len(seeds)
+    assert first.cursor == {}
+    assert any("document ends early" in s and "reads the feed whole" in s
+               for s in first.skipped), first.skipped
+
+    route.body = whole
+    second = await feed.poll(first.cursor)
+    hit = server.hits("/feed")[-1].headers
+    assert "If-None-Match" not in hit and "If-Modified-Since" not in hit
+    assert not second.not_modified and len(second.articles) == len(seeds)
+    assert second.skipped == ()
+    assert second.cursor == {"etag": '"v1"', "last_modified": LAST_MODIFIED,
+                             "url": server.url("/feed")}
+
+
+async def test_an_ill_formed_feed_that_is_whole_keeps_its_validators(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
+) -> None:
+    """Feeds ill-formed in the middle (an undefined entity) are common and whole: they keep
+    conditional GET."""
+    body = rss_doc(seeds).replace(b"<title>", b"<title>&nbsp;", 1)
+    server.set("/feed", Route(body=body, etag='"v1"'))
+    first = await source(server, fetcher).poll({})
+    assert len(first.articles) == len(seeds)
+    assert first.cursor == {"etag": '"v1"', "url": server.url("/feed")}
+    assert first.skipped == ()
+
+
 async def test_last_modified_gives_304(
     server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
 ) -> None:

@@ -30,7 +30,13 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-from xml.parsers.expat.errors import XML_ERROR_UNBOUND_PREFIX
+from xml.parsers.expat.errors import (
+    XML_ERROR_NO_ELEMENTS,
+    XML_ERROR_PARTIAL_CHAR,
+    XML_ERROR_UNBOUND_PREFIX,
+    XML_ERROR_UNCLOSED_CDATA_SECTION,
+    XML_ERROR_UNCLOSED_TOKEN,
+)
 from xml.sax import SAXParseException
 
 import feedparser  # type: ignore[import-untyped]
@@ -99,13 +105,22 @@ class RawEntry:
 @dataclass(frozen=True)
 class ParsedFeed:
     """A parsed document. ``format`` is feedparser's version name (``rss20``, ``atom10`` …) or
-    ``json1`` / ``json11``; ``bozo`` says the XML was ill-formed and read by the loose parser."""
+    ``json1`` / ``json11``; ``bozo`` says the XML was ill-formed and read by the loose parser;
+    ``cut_short``, why the XML ended before its document did (a response cut off: the items
+    after the cut are missing), or None."""
 
     title: str
     entries: list[RawEntry] = field(default_factory=list)
     format: str = ""
     bozo: bool = False
     skipped: tuple[str, ...] = ()
+    cut_short: str | None = None
+
+
+# The parser's errors that only the end of the input can cause: the document stopped inside
+# an element, a tag, a CDATA section or a character.
+_ENDED_EARLY = frozenset({XML_ERROR_NO_ELEMENTS, XML_ERROR_UNCLOSED_TOKEN,
+                          XML_ERROR_UNCLOSED_CDATA_SECTION, XML_ERROR_PARTIAL_CHAR})
 
 
 class _TextExtractor(HTMLParser):
@@ -483,8 +498,10 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
         detail = f": {_one_line(str(reason))[:200]}"
         raise FeedFormatError(f"{url} is ill-formed XML in which no item could be read"
                               f"{detail}", "ill-formed")
+    cut = (reason.getMessage() if bozo and isinstance(reason, SAXParseException)
+           and reason.getMessage() in _ENDED_EARLY else None)
     return ParsedFeed(title=title, entries=entries, format=version, bozo=bozo,
-                      skipped=skipped.result())
+                      skipped=skipped.result(), cut_short=cut)
 
 
 def _xml_entry(entry: Any, url: str) -> RawEntry:

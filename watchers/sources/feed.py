@@ -246,8 +246,16 @@ class FeedSource:
             except Exception as exc:  # one bad entry never stops the feed
                 ident = entry.guid or entry.url or entry.title
                 skipped.append(f"item {ident[:80]!r}: {type(exc).__name__}: {str(exc)[:160]!r}")
-        return Poll(articles=articles, not_modified=False,
-                    cursor=_next_cursor({}, result, self.url), skipped=tuple(skipped))
+        validators = _next_cursor({}, result, self.url)
+        if parsed.cut_short is not None:
+            # Its validators are not kept: the next poll would be told "not modified" and the
+            # items after the cut never read (until the feed changed again).
+            validators = {}
+            skipped.append(f"the items after the point where the document ends early "
+                           f"({parsed.cut_short}: cut short in transit?); the next poll reads "
+                           "the feed whole")
+        return Poll(articles=articles, not_modified=False, cursor=validators,
+                    skipped=tuple(skipped))
 
     async def _parse(self, result: FetchResult) -> ParsedFeed:
         from watchers.sources._feedparse import parse_feed
