@@ -6,12 +6,13 @@ fixes a config in one pass rather than one error per run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
@@ -64,7 +65,9 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     """Parse ``"30s"``, ``"5m"``, ``"1h30m"``, ``"2d"`` (or plain seconds) into a timedelta."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        # a list or a table ended `check` with a traceback ("'list' object has no attribute
+        # 'strip'")
         raise ValueError("expected a duration such as '30s', '5m' or '1h'")
     if isinstance(value, int | float):
         seconds = float(value)
@@ -98,12 +101,20 @@ def format_duration(value: timedelta) -> str:
     return f"{s}s"
 
 
+# "30s", "5m", "1h30m", "2d" or a number of seconds, read by parse_duration before the type is
+# checked. A field of it is declared Field(strict=False): strings are its own form, so the
+# models' typed constructors take them too (see _Strict).
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a value is taken only as its own type. Converted, enabled = "no" read as false,
+    # threshold = "90" as 90 and enabled = 1 as true; TOML writes booleans and numbers
+    # unquoted, so a string or a number in their place is a mistake to name, not to guess at.
+    # A whole number still stands for a float, and durations and sizes still take strings
+    # ("5m", "2MiB"): their validators parse them first, and their fields say strict=False.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # The longest path and file name the usual file systems take (Linux's PATH_MAX, NAME_MAX).
@@ -228,7 +239,7 @@ class DiscordConfig(_Strict):
     ack_from: Literal["info", "low", "medium", "high", "critical", "none"] = "high"
     # An unacknowledged critical alert re-pings escalation_role once after this long (no
     # escalation_role: no re-ping).
-    escalate_after: Duration = timedelta(minutes=15)
+    escalate_after: Duration = Field(default=timedelta(minutes=15), strict=False)
     escalation_role: int | None = Field(default=None, gt=0)
     # How many rules one server may add from Discord (the config file's are not counted).
     max_rules_per_server: int = Field(default=50, ge=0, le=10_000)
@@ -278,11 +289,12 @@ class DiscordConfig(_Strict):
 
 class FetchConfig(_Strict):
     allow_private: list[str] = Field(default_factory=list)
-    timeout: Duration = timedelta(seconds=20)
-    connect_timeout: Duration = timedelta(seconds=10)
+    timeout: Duration = Field(default=timedelta(seconds=20), strict=False)
+    connect_timeout: Duration = Field(default=timedelta(seconds=10), strict=False)
     max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     pause_after: int = Field(default=10, ge=1)  # consecutive failures before a source pauses
-    probe_every: Duration = timedelta(hours=1)  # how often a paused source is tried again
+    # how often a paused source is tried again
+    probe_every: Duration = Field(default=timedelta(hours=1), strict=False)
 
     @field_validator("allow_private")
     @classmethod
@@ -362,14 +374,6 @@ class RuleConfig(_Strict):
         if not re.fullmatch(r"[\w.-]+", value):
             raise ValueError("a rule's name is letters, digits, '.', '_' or '-', with no "
                              "invisible characters")
-        return value
-
-    @field_validator("mention_roles", "mention_users", mode="before")
-    @classmethod
-    def _no_bools(cls, value: Any) -> Any:
-        # true/false would pass as ids 1/0 (a bool is an int to Python)
-        if isinstance(value, list) and any(isinstance(v, bool) for v in value):
-            raise ValueError("expected Discord ids (numbers), not true/false")
         return value
 
     @field_validator("mention_roles", "mention_users")
@@ -462,12 +466,12 @@ class RouteConfig(_Strict):
     target: ChannelRef
     stories: StoriesMode = "edit"
     mode: Literal["immediate", "digest"] = "immediate"
-    digest_every: Duration | None = None
+    digest_every: Duration | None = Field(default=None, strict=False)
     digest_at: list[str] = Field(default_factory=list)
     timezone: str = "UTC"
     quiet_hours: str | None = None
     break_through: Severity = "critical"
-    max_per_hour: int | None = Field(default=None, ge=1, le=10_000, strict=True)  # not true
+    max_per_hour: int | None = Field(default=None, ge=1, le=10_000)
     # The format of this route's alerts unless their rule has one (see watchers.templates).
     template: Template = None
     template_style: TemplateStyle = "embed"
@@ -542,14 +546,14 @@ class SurgeConfig(_Strict):
     sigma: float = Field(default=3.0, gt=0, le=20, allow_inf_nan=False)
     min_count: int = Field(default=10, ge=1, le=100_000)
     days: int = Field(default=14, ge=2, le=90)
-    cooldown: Duration = timedelta(hours=3)
+    cooldown: Duration = Field(default=timedelta(hours=3), strict=False)
 
 
 class StoriesConfig(_Strict):
     """Grouping articles into stories: an article joins a story whose articles it matches
     within ``window``; a rule's ``min_sources`` wait ends (uncorroborated) after it."""
 
-    window: Duration = timedelta(hours=48)
+    window: Duration = Field(default=timedelta(hours=48), strict=False)
 
 
 class Config(_Strict):
@@ -688,14 +692,97 @@ def _unknown_key(loc: tuple[int | str, ...], root: type[BaseModel] | None = None
     return "unknown key"
 
 
+# What a value of the wrong type should have been, by the error's type.
+_WANTED: Final = {
+    "bool_type": "a boolean (true or false)",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+# The last part pydantic adds to a key path for each member of a plain union (``int | str``),
+# with the error type that member reports.
+_MEMBER_TAGS: Final = {"int": "int_type", "str": "string_type", "float": "float_type",
+                       "bool": "bool_type"}
+_VALUE_SHOWN = 40  # characters of a string value that an error shows
+
+
+def _shown(value: object) -> str:
+    """A value as an error names it, in TOML's words."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = value if len(value) <= _VALUE_SHOWN else value[: _VALUE_SHOWN - 1] + "…"
+        return f"the string {json.dumps(text, ensure_ascii=False)}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime):
+        return "a date and time"
+    if isinstance(value, date):
+        return "a date"
+    if isinstance(value, time):
+        return "a time of day"
+    return f"a value of type {type(value).__name__}"
+
+
+# How TOML writes a whole number and a number, unquoted.
+_TOML_INT = re.compile(r"[+-]?\d[\d_]*")
+_TOML_FLOAT = re.compile(r"[+-]?\d[\d_]*(\.\d[\d_]*)?([eE][+-]?\d+)?")
+
+
+def _wrong_type(wanted: list[str], value: object) -> str:
+    """``expected a whole number, got the string "90" (…)``: what a key takes and what it was
+    given, and how to write it when the value only needs its quotes taken away or added."""
+    said = f"expected {' or '.join(wanted)}, got {_shown(value)}"
+    bare = value.strip() if isinstance(value, str) else None
+    if bare is not None and wanted == [_WANTED["bool_type"]] and bare in ("true", "false"):
+        return f"{said} (write {bare} without quotes)"
+    if bare is not None and (
+            (wanted == [_WANTED["int_type"]] and _TOML_INT.fullmatch(bare))
+            or (wanted == [_WANTED["float_type"]] and _TOML_FLOAT.fullmatch(bare))):
+        return f"{said} (write it without quotes: {bare})"
+    if isinstance(value, time) and wanted == [_WANTED["string_type"]]:
+        clock = value.strftime("%H:%M:%S" if value.second else "%H:%M")
+        return f'{said} (write it in quotes: "{clock}")'
+    return said
+
+
 def pydantic_issues(err: ValidationError, root: type[BaseModel] | None = None
                     ) -> list[ConfigIssue]:
     """Pydantic's errors as config issues with key paths and plain messages (``root``: the
-    model validated, default :class:`Config`)."""
-    issues = []
+    model validated, default :class:`Config`). A value of the wrong type is one issue naming
+    what the key takes, every alternative of a union in it."""
+    issues: list[ConfigIssue] = []
+    wrong: dict[str, tuple[int, list[str]]] = {}  # key path: its issue's index, types taken
     for e in err.errors():
         msg = e["msg"]
-        if e["type"] == "extra_forbidden":
+        wanted = _WANTED.get(e["type"])
+        if wanted is not None:
+            loc = tuple(e["loc"])
+            if loc and _MEMBER_TAGS.get(str(loc[-1])) == e["type"]:
+                loc = loc[:-1]  # one member of a union: the key is the union's
+            path = _loc(loc)
+            at, kinds = wrong.setdefault(path, (len(issues), []))
+            if wanted not in kinds:
+                kinds.append(wanted)
+            issue = ConfigIssue(path, _wrong_type(kinds, e["input"]))
+            if at == len(issues):
+                issues.append(issue)
+            else:
+                issues[at] = issue
+            continue
+        if e["type"] == "literal_error" and not isinstance(e["input"], str):
+            # `severity = 3`: one of the words it takes, and not a number
+            expected = (e.get("ctx") or {}).get("expected", "")
+            msg = f"expected {expected}, got {_shown(e['input'])}"
+        elif e["type"] == "extra_forbidden":
             msg = _unknown_key(tuple(e["loc"]), root)
         elif e["type"] == "union_tag_invalid":
             # The input is the whole table; the tag is what was wrong, at its own key.

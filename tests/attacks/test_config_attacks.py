@@ -26,7 +26,8 @@ EXPECTED = {
     "channels.hush": "quiet_hours and max_per_hour do nothing on a digest route",
     "channels.none.max_per_hour": "greater than or equal to 1",
     "channels.flood.max_per_hour": "less than or equal to 10000",
-    "channels.boolean.max_per_hour": "valid integer",  # true was taken for a cap of 1
+    # true was taken for a cap of 1
+    "channels.boolean.max_per_hour": "expected a whole number, got true",
     "channels.typo.template": "unknown placeholder {titel}",
     "channels.novel.template": "the template is 10007 characters long; at most 1500",
     "surge.sigma": "greater than 0",

@@ -27,7 +27,7 @@ from bot.embeds import (
     stats_embed,
     truncate,
 )
-from watchers.config import RuleConfig
+from watchers.config import RuleConfig, TemplateStyle
 from watchers.delivery import Alert
 from watchers.engine import RuleView, SourceView, Stats
 from watchers.models import Article
@@ -259,7 +259,7 @@ def test_fit_embed_keeps_any_embed_inside_the_total(description: str, footer: st
 
 
 @pytest.mark.parametrize("style", ["embed", "text"])
-def test_a_rule_that_pings_a_hundred_roles_and_users_still_posts(style: str) -> None:
+def test_a_rule_that_pings_a_hundred_roles_and_users_still_posts(style: TemplateStyle) -> None:
     """100 roles and 100 users (what the config takes) spelt out need about 4,500 characters:
     Discord refused every such alert (content: 2,000 at most), and the alerts were lost. The
     roles come first, then as many users as fit; only those mentioned may ping."""

@@ -22,7 +22,7 @@ from bot.embeds import (
     thread_name,
 )
 from tests.bot.test_embeds import check_limits, masked_links
-from watchers.config import RuleConfig
+from watchers.config import RuleConfig, Severity
 from watchers.delivery import Alert, StoryUpdate, StoryView
 from watchers.models import Article
 from watchers.rules import match_query
@@ -31,7 +31,7 @@ T0 = datetime(2022, 2, 24, 4, 0, tzinfo=UTC)
 
 
 def make_alert(*, source: str = "Reuters", title: str = "Troops cross the border",
-               severity: str = "high", story: StoryView | None = None,
+               severity: Severity = "high", story: StoryView | None = None,
                escalated_from: str | None = None, role: int | None = None) -> Alert:
     art = Article(id="a1", source=source, title=title, text="Troops moved at dawn.",
                   url="https://reuters.example/1", published=T0)

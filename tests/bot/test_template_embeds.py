@@ -26,7 +26,7 @@ from bot.embeds import (
     template_values,
 )
 from tests.bot.test_embeds import check_limits, masked_links
-from watchers.config import RouteConfig, RuleConfig
+from watchers.config import RouteConfig, RuleConfig, TemplateStyle
 from watchers.delivery import Alert, StoryView
 from watchers.models import Article, Match
 from watchers.rules import match_query
@@ -246,7 +246,7 @@ def any_template(draw: st.DrawFn) -> str:
        role=st.one_of(st.none(), st.just(ROLE)), outlets=st.integers(0, 300),
        latest=st.booleans())
 def test_any_template_with_hostile_values_is_mention_safe_and_within_limits(
-        template: str, style: str, title: str, text: str, source: str, url: str | None,
+        template: str, style: TemplateStyle, title: str, text: str, source: str, url: str | None,
         role: int | None, outlets: int, latest: bool) -> None:
     art = Article(id="a" + "1" * 30, title=title or "t", text=text + " troops", source=source,
                   url=url, published=WHEN)

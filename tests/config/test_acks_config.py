@@ -61,5 +61,6 @@ def test_too_many_mentions_are_refused() -> None:
 
 
 def test_true_is_not_an_id() -> None:
+    """true would pass as the id 1 (a bool is an int to Python)."""
     found = issues(config(mention_roles=[True]))
-    assert "not true/false" in found["rules[0].mention_roles"]
+    assert found == {"rules[0].mention_roles[0]": "expected a whole number, got true"}

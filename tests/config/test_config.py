@@ -33,7 +33,7 @@ def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "5", "5x", "m5", "-3s", "0s", "1h 2", True])
+@pytest.mark.parametrize("bad", ["", "5", "5x", "m5", "-3s", "0s", "1h 2", True, [5], {}])
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)  # type: ignore[arg-type]

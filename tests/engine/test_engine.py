@@ -62,10 +62,14 @@ async def test_a_refused_replacement_leaves_the_running_rule_as_it_was(engine: E
     assert engine.rule_names() == ["mine", "troops"]
     assert {r.name: r.query for r in engine.watch.rules}["mine"] == "tanks"
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1/feed", b"http://10.0.0.1/feed"])
+@pytest.mark.parametrize(("url", "refused"), [
+    ("http://127.0.0.1/feed", "refused URL"),
+    # not a string: refused as such (the config is strict), before any URL check
+    (b"http://10.0.0.1/feed", "url: expected a string"),
+])
 async def test_a_feed_at_a_private_address_is_refused_and_never_stored(
-        engine: Engine, url: str | bytes) -> None:
-    with pytest.raises(FetchBlockedError, match="refused URL"):
+        engine: Engine, url: str | bytes, refused: str) -> None:
+    with pytest.raises((FetchBlockedError, ConfigError), match=refused):
         await engine.add_source({"name": "inside", "url": url})
     assert engine.source_names() == ["seeds"]
     assert await engine.store.list_sources() == []

@@ -98,10 +98,11 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 class SourceConfigBase(BaseModel):
     """The keys every ``[[sources]]`` entry has; each source type adds its own and a ``type``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict, as every config model (see watchers.config._Strict): "no" is not read as false
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str = Field(min_length=1, max_length=64)
-    every: Duration = timedelta(minutes=5)
+    every: Duration = Field(default=timedelta(minutes=5), strict=False)
     enabled: bool = True
     route: str | None = None  # where this source's notices go; defaults to [discord].notices
     # At most this many alert messages per route from one poll; the rest are recorded (in

@@ -122,9 +122,10 @@ class FolderSourceConfig(SourceConfigBase):
         from watchers.config import usable_path
 
         return usable_path(value)
-    every: Duration = timedelta(seconds=30)
-    max_file_size: int = DEFAULT_MAX_FILE_SIZE
-    settle: Duration = DEFAULT_SETTLE
+    every: Duration = Field(default=timedelta(seconds=30), strict=False)
+    # bytes, or a string such as "512KB" (see parse_size)
+    max_file_size: int = Field(default=DEFAULT_MAX_FILE_SIZE, strict=False)
+    settle: Duration = Field(default=DEFAULT_SETTLE, strict=False)
 
     @field_validator("settle", mode="before")
     @classmethod

@@ -1,0 +1,194 @@
+"""A value of the wrong type is refused with its key path and what the key takes, never
+converted: TOML writes booleans and numbers unquoted, so ``enabled = "no"`` is a mistake (it
+was read as false, and "yes"/"no" read silently can turn a meaning round), ``threshold = "90"``
+one too (read as 90), and ``enabled = 1`` (read as true). Durations and sizes still take their
+strings, and a whole number stands for a float."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli import nw
+from watchers.config import load_config
+from watchers.errors import ConfigError
+
+RULE = '[[rules]]\nname = "a"\nquery = "kyiv"\n'
+
+
+def issues(text: str, tmp_path: Path) -> list[str]:
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(p, watching=False)
+    return [str(i) for i in info.value.issues]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    # a boolean given as a string or a number
+    (RULE + 'enabled = "no"\n',
+     'rules[0].enabled: expected a boolean (true or false), got the string "no"'),
+    (RULE + "enabled = 1\n",
+     "rules[0].enabled: expected a boolean (true or false), got the number 1"),
+    (RULE + 'surge = "yes"\n',
+     'rules[0].surge: expected a boolean (true or false), got the string "yes"'),
+    ('[surge]\nenabled = "true"\n',
+     'surge.enabled: expected a boolean (true or false), got the string "true" '
+     "(write true without quotes)"),
+    ('[[sources]]\nname = "s"\ntype = "feed"\nurl = "https://example.org/f"\n'
+     'enabled = "false"\n',
+     'sources[0].enabled: expected a boolean (true or false), got the string "false" '
+     "(write false without quotes)"),
+    # a whole number given as a string, a float or a boolean
+    ('threshold = "90"\n',
+     'threshold: expected a whole number, got the string "90" (write it without quotes: 90)'),
+    (RULE + 'threshold = "90"\n',
+     'rules[0].threshold: expected a whole number, got the string "90" '
+     "(write it without quotes: 90)"),
+    (RULE + 'mention_role = "123456789012345678"\n',
+     'rules[0].mention_role: expected a whole number, got the string "123456789012345678" '
+     "(write it without quotes: 123456789012345678)"),
+    ('[fetch]\npause_after = 10.0\n',
+     "fetch.pause_after: expected a whole number, got the number 10.0"),
+    ("[surge]\ndays = true\n", "surge.days: expected a whole number, got true"),
+    ('[discord]\nguild_ids = ["123"]\n',
+     'discord.guild_ids[0]: expected a whole number, got the string "123" '
+     "(write it without quotes: 123)"),
+    # a float given as a string
+    ('[surge]\nsigma = "3"\n',
+     'surge.sigma: expected a number, got the string "3" (write it without quotes: 3)'),
+    ('[surge]\nsigma = "2.5"\n',
+     'surge.sigma: expected a number, got the string "2.5" (write it without quotes: 2.5)'),
+    # a list given as a string
+    ('[discord]\nguild_ids = "123"\n', 'discord.guild_ids: expected a list, got the string "123"'),
+    ('[aliases]\nkyiv = "kiew"\n', 'aliases.kyiv: expected a list, got the string "kiew"'),
+    ('[fetch]\nallow_private = "10.0.0.0/8"\n',
+     'fetch.allow_private: expected a list, got the string "10.0.0.0/8"'),
+    # a string given as something else
+    (RULE + "channel = 5\n", "rules[0].channel: expected a string, got the number 5"),
+    ("[channels.brief]\ntarget = 1\nmode = \"digest\"\ndigest_at = [08:00:00]\n",
+     'channels.brief.digest_at[0]: expected a string, got a time of day '
+     '(write it in quotes: "08:00")'),
+    (RULE + "severity = 3\n",
+     "rules[0].severity: expected 'info', 'low', 'medium', 'high' or 'critical', "
+     "got the number 3"),
+    # a key that takes a number or a string: one issue, naming both
+    ("[discord]\nadmin_role = true\n",
+     "discord.admin_role: expected a whole number or a string, got true"),
+    ("[channels]\nalerts = true\n",
+     "channels.alerts: expected a whole number or a string, got true"),
+    ("[channels.alerts]\ntarget = 1.5\n",
+     "channels.alerts.target: expected a whole number or a string, got the number 1.5"),
+    # a table given as something else
+    ('storage = "nw.db"\n', 'storage: expected a table, got the string "nw.db"'),
+    # a duration given as a list ended `check` with a traceback
+    ('[[sources]]\nname = "s"\ntype = "feed"\nurl = "https://example.org/f"\nevery = [5]\n',
+     "sources[0].every: expected a duration such as '30s', '5m' or '1h'"),
+])
+def test_a_value_of_the_wrong_type_is_named_with_its_key(tmp_path: Path, text: str,
+                                                         says: str) -> None:
+    assert issues(text, tmp_path) == [says]
+
+
+def test_every_value_of_the_wrong_type_is_reported_at_once(tmp_path: Path) -> None:
+    found = issues('threshold = "90"\n[surge]\nsigma = "3"\n' + RULE
+                   + 'enabled = "no"\nmention_roles = "1"\n', tmp_path)
+    assert {f.split(":")[0] for f in found} == {
+        "surge.sigma", "threshold", "rules[0].mention_roles", "rules[0].enabled"}
+
+
+def test_the_forms_meant_to_be_flexible_still_load(tmp_path: Path) -> None:
+    """Durations and sizes as strings or plain numbers, a whole number for a float, a channel
+    as an id, a webhook URL or 'env:VAR', a role as an id or a name."""
+    (tmp_path / "news").mkdir()
+    p = tmp_path / "ok.toml"
+    p.write_text("""
+threshold = 90
+[discord]
+admin_role = "Moderators"
+escalate_after = "20m"
+escalation_role = 42
+guild_ids = [123]
+[fetch]
+timeout = 15
+probe_every = "2h"
+[stories]
+window = "36h"
+[surge]
+enabled = true
+sigma = 3
+cooldown = "90m"
+[channels]
+alerts = 123456789012345678
+hook = "https://discord.com/api/webhooks/1/abc"
+secret = "env:HOOK_URL"
+[channels.brief]
+target = 7
+mode = "digest"
+digest_every = "6h"
+[[sources]]
+name = "news"
+type = "folder"
+path = "news"
+every = "1m30s"
+max_file_size = "2MiB"
+settle = 0
+enabled = false
+[[sources]]
+name = "wire"
+type = "feed"
+url = "https://example.org/feed"
+every = 600
+[[rules]]
+name = "a"
+query = "kyiv"
+threshold = 95
+enabled = false
+surge = false
+mention_role = 5
+mention_roles = [6, 7]
+""")
+    cfg = load_config(p)
+    assert cfg.threshold == 90
+    assert cfg.discord.admin_role == "Moderators"
+    assert cfg.discord.escalate_after == timedelta(minutes=20)
+    assert cfg.fetch.timeout == timedelta(seconds=15)
+    assert cfg.stories.window == timedelta(hours=36)
+    assert cfg.surge.sigma == 3
+    assert cfg.targets == {"alerts": 123456789012345678,
+                           "hook": "https://discord.com/api/webhooks/1/abc",
+                           "secret": "env:HOOK_URL", "brief": 7}
+    folder, feed = cfg.sources
+    assert folder.every == timedelta(seconds=90) and feed.every == timedelta(minutes=10)
+    assert getattr(folder, "max_file_size", None) == 2 * 2**20
+    assert getattr(folder, "settle", None) == timedelta(0)
+    assert folder.enabled is False
+    (rule,) = cfg.rules
+    assert (rule.threshold, rule.enabled, rule.surge, rule.mention_roles) == (95, False, False,
+                                                                              [6, 7])
+    role = load_config(_written(tmp_path, '[discord]\nadmin_role = 123\n' + RULE))
+    assert role.discord.admin_role == 123
+
+
+def _written(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "more.toml"
+    p.write_text(text)
+    return p
+
+
+def test_check_names_a_string_given_for_a_boolean_or_a_number(tmp_path: Path) -> None:
+    """`newswatch check` took `enabled = "no"` and `threshold = "90"` and said the file was
+    fine."""
+    (tmp_path / "typed.toml").write_text('[storage]\npath = "nw.db"\n' + RULE
+                                         + 'enabled = "no"\nthreshold = "90"\n')
+    res = nw("check", "-c", "typed.toml", cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "typed.toml: 2 error(s) in the configuration" in res.stderr, res.stderr
+    lines = [line.strip() for line in res.stderr.splitlines()]
+    assert 'rules[0].enabled: expected a boolean (true or false), got the string "no"' in lines
+    assert ('rules[0].threshold: expected a whole number, got the string "90" (write it '
+            "without quotes: 90)") in lines
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "nw.db").exists()
