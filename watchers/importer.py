@@ -298,7 +298,8 @@ def not_json_lines(head: bytes) -> str | None:
     packed = next((kind for magic, kind in _PACKED if head.startswith(magic)), None)
     if packed is not None:
         return f"is {packed}-compressed: decompress it first (JSON Lines are read as they are)"
-    wide = next((kind for magic, kind in _WIDE if head.startswith(magic)), None)
+    wide = next((kind for magic, kind, codec in _WIDE if head.startswith(magic)
+                 and _ascii_first(head[len(magic):], codec)), None)
     if wide is None and len(head) >= 4:
         # No byte order mark: JSON text begins with an ASCII character, which UTF-16 and
         # UTF-32 spell with zero bytes beside it.
@@ -314,8 +315,17 @@ def not_json_lines(head: bytes) -> str | None:
 
 
 # The byte order marks of the wide encodings (UTF-32's first: UTF-16 LE's is its prefix).
-_WIDE = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
-         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+_WIDE = ((b"\xff\xfe\x00\x00", "UTF-32", "utf-32-le"),
+         (b"\x00\x00\xfe\xff", "UTF-32", "utf-32-be"),
+         (b"\xff\xfe", "UTF-16", "utf-16-le"), (b"\xfe\xff", "UTF-16", "utf-16-be"))
+
+
+def _ascii_first(data: bytes, codec: str) -> bool:
+    """Whether ``data`` read as ``codec`` begins (past any white space) with a printable ASCII
+    character, as JSON text does: bytes that only start like a byte order mark (binary, or
+    text in another encoding) are not called UTF-16 on that alone."""
+    text = data.decode(codec, "ignore").lstrip()
+    return not text or (text[0].isascii() and text[0].isprintable())
 
 
 # The first bytes of compressed files (a history export is often gzipped).
