@@ -6,11 +6,13 @@ checked, the whole fetch has a deadline, and the body is decompressed here, chun
 size cap counts the bytes we would actually hold (a gzip bomb stops at the cap, whatever
 Content-Length said).
 
-Two clients carry the hops, with the same checks, results and error messages: a fetcher that owns
-its connections uses the lean httptools client of ``_lean`` (far cheaper per request than
-aiohttp, and polling thousands of feeds a minute is mostly requests); a fetcher given a session, an
-install without httptools, or ``NEWSWATCH_PURE=1`` uses aiohttp. Either way names resolve through
-:class:`GuardedResolver` (with the caller's resolver inside it, if one was given).
+Two clients carry the hops, with the same checks, results and error messages (but for a response
+that cannot be parsed: the lean client names what is wrong with it, aiohttp's path gives its
+parser's reason): a fetcher that owns its connections uses the lean httptools client of ``_lean``
+(far cheaper per request than aiohttp, and polling thousands of feeds a minute is mostly
+requests); a fetcher given a session, an install without httptools, or ``NEWSWATCH_PURE=1`` uses
+aiohttp. Either way names resolve through :class:`GuardedResolver` (with the caller's resolver
+inside it, if one was given).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from watchers.sources._guard import (
     current_allowlist,
     parse_networks,
 )
+from watchers.sources.base import printable
 
 try:
     from watchers.sources import _lean
@@ -462,7 +465,8 @@ class Fetcher:
     async def _lean_hop(
         self, current: str, headers: dict[str, str], allowed: tuple[IPNetwork, ...]
     ) -> FetchResult | str:
-        """:meth:`_aiohttp_hop` on the lean client: the same results and messages."""
+        """:meth:`_aiohttp_hop` on the lean client: the same results and messages (a response
+        that cannot be parsed is named more closely)."""
         try:
             resp = await self._lean_client().get(
                 current,
@@ -663,5 +667,8 @@ def _describe(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "response body was cut off or malformed"
     if isinstance(exc, aiohttp.ClientResponseError):
-        return f"bad HTTP response ({exc.status})"
+        # The parser's reason is its message's first line (the rest repeats the server's
+        # bytes), cut and escaped: it may quote them too.
+        reason = exc.message.split("\n", 1)[0].strip().rstrip(":") if exc.message else ""
+        return f"bad HTTP response ({exc.status}{': ' + printable(reason, 80) if reason else ''})"
     return f"HTTP client error ({type(exc).__name__})"

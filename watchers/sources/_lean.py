@@ -28,6 +28,7 @@ import asyncio
 import collections
 import functools
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ from yarl import URL
 
 from watchers.errors import FetchBlockedError, SourceError
 from watchers.sources._guard import IPNetwork, allowing, check_host, check_peer
+from watchers.sources.base import printable
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
@@ -48,20 +50,26 @@ __all__ = ["ConnectFailedError", "DisconnectedError", "LeanClient", "LeanRespons
            "ResponseCutError"]
 
 _HIGH_WATER = 256 * 1024  # buffered body bytes before the socket stops being read
-# Header bytes of one response at most: a server that never ends its headers would otherwise
-# fill memory until the fetch's deadline (aiohttp refuses a header line over 8,190 bytes).
-_MAX_HEADER_BYTES = 64 * 1024
-# Bytes before the headers end, whatever they are (a status line or a header line that never
-# ends, interim 1xx answers one after another): headers within the cap above, with their line
-# ends and a few interim answers, stay well under it. The cap above counts finished headers
-# only, and httptools holds an unfinished one until it ends: one that never did grew for the
-# fetch's whole deadline, hundreds of MB and a core for each such source.
-_MAX_HEAD_BYTES = 2 * _MAX_HEADER_BYTES
+# The response head at most (status line and headers, interim answers included): a server that
+# never ends its headers would otherwise fill memory until the fetch's deadline (aiohttp refuses
+# a header line over 8,190 bytes). Counted twice, each count at most the head's true size: the
+# finished headers (name, value, ": " and line end), and every received chunk that did not end
+# the head (httptools holds an unfinished line until it ends: one that never did grew for the
+# fetch's whole deadline, hundreds of MB and a core for each such source).
+_MAX_HEAD_BYTES = 64 * 1024
+_HEAD_TOO_LONG = f"response head longer than {_MAX_HEAD_BYTES // 1024} KiB"
+# Interim (1xx) answers before the real one: 100 Continue and 103 Early Hints come once or a
+# few times; a server that sends them without end is refused, not read until the deadline.
+_MAX_INTERIM = 10
+# A status line as RFC 9112 writes it, line end included: a parse error before any header, after
+# such a line, is in the first header line (httptools reports no status without a reason phrase).
+_STATUS_LINE = re.compile(rb"HTTP/\d\.\d \d{3}(?: [^\r\n]*)?\r?\n")
+_QUOTED = 40  # characters of server text quoted in an error, at most
 
 
 class ResponseCutError(Exception):
     """The body ended before its declared end, or the response could not be parsed; the
-    message is the one the aiohttp path gives for the same fault."""
+    message names the fault (quoting at most a few escaped characters of the server's)."""
 
 
 class ConnectFailedError(Exception):
@@ -135,6 +143,9 @@ class _Conn(asyncio.Protocol):
         self.headers: list[tuple[str, str]] = []
         self.header_bytes = 0
         self.head_bytes = 0
+        self.head_start = b""  # the answer's first bytes, to quote a malformed status line
+        self.interim = 0
+        self.status_read = False  # of the message being parsed (see _STATUS_LINE)
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
@@ -163,6 +174,8 @@ class _Conn(asyncio.Protocol):
             self._overran()
             self.close()
             return
+        if len(self.head_start) <= _QUOTED and not self.headers_done:
+            self.head_start += data[:_QUOTED + 1]  # (one more: a longer line is shown cut)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -172,12 +185,12 @@ class _Conn(asyncio.Protocol):
                 self._fail(ResponseCutError("bad HTTP response (a protocol upgrade)"))
             self.extra = True
             self.close()
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             if self.complete:
                 self.extra = True  # trailing bytes after a whole response
                 self._overran()
             else:
-                self._fail(ResponseCutError("bad HTTP response (400)"))
+                self._fail(ResponseCutError(self._malformed(exc)))
             self.close()
         else:
             if self.extra and self.complete:
@@ -186,8 +199,7 @@ class _Conn(asyncio.Protocol):
                 # Counted once the chunk is read: one that ends the headers may carry body.
                 self.head_bytes += len(data)
                 if self.head_bytes > _MAX_HEAD_BYTES:
-                    # As aiohttp says it, and as the cap on finished headers does.
-                    self._fail(ResponseCutError("bad HTTP response (400)"))
+                    self._fail(ResponseCutError(_HEAD_TOO_LONG))
                     self.close()
         self._wake()
 
@@ -207,14 +219,19 @@ class _Conn(asyncio.Protocol):
         if self.complete:
             self.extra = True  # a second response nobody asked for
 
+    def on_status(self, reason: bytes) -> None:
+        self.status_read = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.complete:
             return
-        self.header_bytes += len(name) + len(value)
-        if self.header_bytes > _MAX_HEADER_BYTES:
+        self.status_read = True
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > _MAX_HEAD_BYTES:
             # Raised inside the parser's callback: feed_data stops and raises, and
-            # data_received fails the response and closes the connection.
-            raise ResponseCutError("bad HTTP response (400)")
+            # data_received closes the connection (the failure named here stays the one told).
+            self._fail(ResponseCutError(_HEAD_TOO_LONG))
+            raise ResponseCutError(_HEAD_TOO_LONG)
         self.headers.append(
             (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
         )
@@ -224,7 +241,14 @@ class _Conn(asyncio.Protocol):
             return
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            self.headers = []  # an interim answer (100 Continue): the real one follows
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            self.interim += 1
+            if self.interim > _MAX_INTERIM:
+                message = f"the server sent more than {_MAX_INTERIM} interim (1xx) responses"
+                self._fail(ResponseCutError(message))
+                raise ResponseCutError(message)
+            self.headers = []
+            self.status_read = False
             return
         self.status = status
         self.headers_done = True
@@ -310,10 +334,30 @@ class _Conn(asyncio.Protocol):
         """Bytes came after a body of declared length: the length was a lie, and the body read
         is only the first part of what was sent (aiohttp refuses it so too). A 204 or 304
         with a stray body is left be: such answers carry none, and polls get many 304s."""
-        if self.error is None and self.parser is not None and self.status not in (204, 304) \
-                and any(name.lower() == "content-length" for name, _ in self.headers):
-            self.error = ResponseCutError("bad HTTP response (400)")
-            self._wake()
+        if self.error is None and self.parser is not None and self.status not in (204, 304):
+            for name, value in self.headers:
+                if name.lower() == "content-length":
+                    declared = value.strip()
+                    length = f" of {int(declared):,} bytes" if declared.isdigit() else ""
+                    self.error = ResponseCutError(f"body longer than its Content-Length{length}")
+                    self._wake()
+                    return
+
+    def _malformed(self, exc: httptools.HttpParserError) -> str:
+        """What a parse error says: where it is (status line, a header, the chunked framing)
+        and httptools' reason, or the status line itself (quoted, cut and escaped)."""
+        reason = printable(str(exc), _QUOTED * 2)
+        if self.headers_done:
+            chunked = any(name.lower() == "transfer-encoding" and "chunked" in value.lower()
+                          for name, value in self.headers)
+            return f"malformed {'chunked ' if chunked else ''}body ({reason})"
+        if not self.status_read and not (self.interim == 0
+                                         and _STATUS_LINE.match(self.head_start)):
+            if self.interim:  # where the real answer began is not known
+                return f"malformed status line ({reason})"
+            line = self.head_start.split(b"\n", 1)[0].rstrip(b"\r")
+            return f"malformed status line {_quoted(line)}"
+        return f"malformed header ({reason})"
 
     def _length_known(self) -> bool:
         for name, value in self.headers:
@@ -654,6 +698,12 @@ class LeanClient:
         for host in self._hosts.values():
             host.idle.clear()
         await asyncio.sleep(0)  # let the transports run their close callbacks
+
+
+def _quoted(raw: bytes) -> str:
+    """Server bytes for an error message: quoted, cut to a few characters, anything not
+    printable ASCII escaped (such messages go to logs, ``check`` and Discord notices)."""
+    return f"'{printable(raw[:_QUOTED + 1].decode('ascii', 'backslashreplace'), _QUOTED)}'"
 
 
 def _request(target: _Target, headers: Mapping[str, str]) -> bytes:
