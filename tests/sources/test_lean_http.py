@@ -1,10 +1,10 @@
 """The fetcher's lean HTTP client (httptools on asyncio protocols) against real local servers.
 
 Raw asyncio servers script the answers no well-behaved server gives (malformed, cut short,
-delimited by close, silent, closing a kept-alive connection); the guarantees that both client
-paths share are also run on the aiohttp path, with the same expected messages where both word a
-fault alike (a response that cannot be parsed is named by the lean client, by its parser's
-reason on aiohttp's path).
+delimited by close, silent, closing a kept-alive connection, writing bytes nobody asked for);
+the guarantees that both client paths share are also run on the aiohttp path, with the same
+expected messages where both word a fault alike (a response that cannot be parsed is named by
+the lean client, by its parser's reason on aiohttp's path).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import ipaddress
 import re
+import select
 import shutil
 import ssl
 import subprocess
@@ -312,6 +313,161 @@ async def test_idle_connections_are_bounded_in_all_and_closed_by_aclose() -> Non
     finally:
         for server in servers:
             await server.__aexit__(None, None, None)
+
+
+# ---------------------------------------------------------------- bytes nobody asked for
+
+FEED_A = b"<rss>feed A</rss>"
+FEED_B = b"<rss>feed B</rss>"
+
+
+def two_feeds(server_ref: list[RawServer], stray: bytes,
+              before_stray: Callable[[], Awaitable[None]],
+              closed: asyncio.Queue[int] | None = None) -> Script:
+    """Feeds /a and /b on one host, kept alive: /a answers 304 (declaring A's length, as RFC
+    9110 allows), then writes ``stray`` once ``before_stray`` returns; /b answers with B.
+    A connection's number goes to ``closed`` when the client has closed it."""
+    not_modified = (f'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\n'
+                    f"Content-Length: {len(FEED_A)}\r\n\r\n").encode()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while (head := await server_ref[0].request(reader)) is not None:
+            if head.startswith(b"GET /a "):
+                writer.write(not_modified)
+                await writer.drain()
+                await before_stray()
+                writer.write(stray)
+            else:
+                writer.write(answer(FEED_B))
+            await writer.drain()
+        if closed is not None:
+            closed.put_nowait(n)
+
+    return script
+
+
+def wait_until_pending(fetcher: Fetcher) -> None:
+    """Block, the event loop too, until bytes wait in the socket of the fetcher's one idle
+    connection: the loop has not read them when the next request takes the connection."""
+    (conn,) = fetcher._lean_client()._idle
+    assert conn.transport is not None
+    readable, _, _ = select.select([conn.transport.get_extra_info("socket")], [], [], 5)
+    assert readable
+
+
+@pytest.mark.parametrize("stray", [answer(FEED_A), FEED_A], ids=["a-whole-answer", "a-body"])
+@pytest.mark.parametrize("when", ["with-the-304", "before-the-next-request"])
+async def test_bytes_after_a_not_modified_answer_never_answer_the_next_request(
+    lean: Fetcher, stray: bytes, when: str
+) -> None:
+    """A server that follows a 304 with a body, or with a whole answer, has put bytes on the
+    connection that answer nothing. Come with the 304, they closed it; come a moment later,
+    still unread in the socket when the connection was handed to the next request, they were
+    read as that request's answer: feed A's body stored as feed B's."""
+    go = asyncio.Event()
+
+    async def before_stray() -> None:
+        if when == "before-the-next-request":
+            await go.wait()
+
+    ref: list[RawServer] = []
+    async with RawServer(two_feeds(ref, stray, before_stray)) as server:
+        ref.append(server)
+        first = await lean.get(server.url("/a"), etag='"a"')
+        assert first.not_modified and first.body == b""
+        if when == "before-the-next-request":
+            go.set()
+            await asyncio.sleep(0)  # the server writes them, in the loop's turn that goes on:
+            wait_until_pending(lean)  # ... with the request for B
+        second = await lean.get(server.url("/b"))
+        assert (second.status, second.body) == (200, FEED_B)
+    assert server.connections == 2
+
+
+async def test_a_host_that_sent_stray_bytes_gets_a_connection_per_request(lean: Fetcher) -> None:
+    """Bytes a server writes 0.3 s after a 304, once the next request (feed B's) has gone out
+    on the connection, cannot be told from that request's answer: they were read as feed B's
+    (feed A's body under feed B). Caught once, here as they come while the connection idles,
+    they make the host's connections carry one request each: they never land on another
+    request again. (A host that does it for the first time after the next request was written
+    gets through that once: nothing on the wire tells those bytes from the answer.)"""
+    async def before_stray() -> None:
+        await asyncio.sleep(0.3)
+
+    ref: list[RawServer] = []
+    closed: asyncio.Queue[int] = asyncio.Queue()
+    async with RawServer(two_feeds(ref, answer(FEED_A), before_stray, closed)) as server:
+        ref.append(server)
+        assert (await lean.get(server.url("/a"), etag='"a"')).not_modified
+        async with asyncio.timeout(5):  # the stray answer comes while the connection idles,
+            assert await closed.get() == 0  # ... and the client closes it
+        for _ in range(2):
+            assert (await lean.get(server.url("/a"), etag='"a"')).not_modified
+            assert (await lean.get(server.url("/b"))).body == FEED_B  # at once, as feeds do
+        async with asyncio.timeout(5):  # each closed after its one request
+            assert sorted([await closed.get() for _ in range(4)]) == [1, 2, 3, 4]
+
+
+async def test_a_close_found_waiting_at_hand_out_costs_the_host_no_keep_alive(
+        lean: Fetcher) -> None:
+    """The server's close of an idle connection, still unread as the connection is handed out,
+    is no stray byte: a fresh connection is opened, and kept alive as before."""
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await server.request(reader) is not None:
+            writer.write(answer(extra=f"X-Conn: {n}\r\n"))
+            await writer.drain()
+            if n == 0:
+                return  # closed while idle
+
+    async with RawServer(script) as server:
+        assert (await lean.get(server.url())).headers["X-Conn"] == "0"
+        wait_until_pending(lean)
+        assert [(await lean.get(server.url())).headers["X-Conn"] for _ in range(2)] == ["1", "1"]
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("when", ["while-idle", "before-the-next-request"])
+async def test_a_line_end_after_an_answer_costs_the_host_no_keep_alive(
+        lean: Fetcher, when: str) -> None:
+    """Some servers end a body with a line end they did not count (httptools passes over it
+    before the next answer): the host is not taken for one that writes stray answers, and its
+    connections are still kept alive."""
+    go = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await server.request(reader) is not None:
+            writer.write(answer(extra=f"X-Conn: {n}\r\n"))
+            await writer.drain()
+            if n == 0:
+                await go.wait()
+                writer.write(b"\r\n")
+
+    async with RawServer(script) as server:
+        assert (await lean.get(server.url())).headers["X-Conn"] == "0"
+        go.set()
+        await asyncio.sleep(0)
+        if when == "while-idle":
+            await asyncio.sleep(0.1)  # the loop reads it
+        else:
+            wait_until_pending(lean)
+        conns = [(await lean.get(server.url())).headers["X-Conn"] for _ in range(3)]
+    assert len(set(conns)) == 1
+
+
+async def test_not_modified_answers_keep_the_connection_alive(lean: Fetcher) -> None:
+    """(the look into the socket as a connection is handed out finds nothing to refuse)"""
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while (head := await server.request(reader)) is not None:
+            writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\nContent-Length: 6\r\n\r\n'
+                         if head.startswith(b"GET /a ") else answer(FEED_B))
+            await writer.drain()
+
+    async with RawServer(script) as server:
+        for _ in range(3):
+            assert (await lean.get(server.url("/a"), etag='"a"')).not_modified
+            await asyncio.sleep(0.05)
+            assert (await lean.get(server.url("/b"))).body == FEED_B
+    assert server.connections == 1
 
 
 # ---------------------------------------------------------------- the SSRF guard

@@ -15,6 +15,12 @@ connection:
   connections); the fetch as a whole by the fetcher's total;
 * a connection goes back to the pool only after a complete response that allows keep-alive, and
   nothing else is pending on it; any failure, timeout or cancellation closes it;
+* bytes nobody asked for (a body after a 304, a second answer after the first, anything while
+  idle) close the connection, whether the loop has read them or they still wait in its socket
+  when it is handed out again (looked at before a request byte is written); and the host that
+  sent them gets a connection per request from then on: such bytes may also come after the next
+  request is written, where nothing tells them from its answer, and one feed's body would be
+  read as another's;
 * a request sent on a pooled connection that fails before any response byte (the server closed
   it while idle) is sent once more on a fresh connection (GET is idempotent);
 * at most ``per_host`` connections per (scheme, host, port) and ``limit`` in all at once (more
@@ -29,6 +35,7 @@ import collections
 import functools
 import ipaddress
 import re
+import select
 import socket
 import ssl
 from collections.abc import Mapping
@@ -125,9 +132,11 @@ def _target(url: str) -> _Target:
 class _Conn(asyncio.Protocol):
     """One connection and the response being read on it (one at a time)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int],
+                 host: _Host) -> None:
         self.loop = loop
         self.key = key
+        self.host = host
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.closed = False
@@ -170,7 +179,7 @@ class _Conn(asyncio.Protocol):
         self.got_bytes = True
         self.last = self.loop.time()
         if self.parser is None or self.complete:
-            self.extra = True  # bytes nobody asked for: the connection is not reusable
+            self._stray(data)  # while idle, or after the whole response: not reusable
             self._overran()
             self.close()
             return
@@ -187,7 +196,7 @@ class _Conn(asyncio.Protocol):
             self.close()
         except httptools.HttpParserError as exc:
             if self.complete:
-                self.extra = True  # trailing bytes after a whole response
+                self._stray()  # trailing bytes after a whole response
                 self._overran()
             else:
                 self._fail(ResponseCutError(self._malformed(exc)))
@@ -217,7 +226,7 @@ class _Conn(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         if self.complete:
-            self.extra = True  # a second response nobody asked for
+            self._stray()  # a second response nobody asked for
 
     def on_status(self, reason: bytes) -> None:
         self.status_read = True
@@ -285,6 +294,33 @@ class _Conn(asyncio.Protocol):
             self.transport is None or self.transport.is_closing()
         )
 
+    def quiet(self) -> bool:
+        """Nothing waits in the socket of this idle connection (bytes the loop has not read
+        yet, or the server's close): looked at as it is handed out, because its next bytes
+        will be read as the answer to the request written next."""
+        assert self.transport is not None
+        raw = self.transport.get_extra_info("socket")
+        if raw is None:
+            return True
+        fd = raw.fileno()
+        poller = select.poll()  # (a poll, not a peek: a fifth of the time, and no exception)
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(0):
+            return True
+        if self.transport.get_extra_info("sslcontext") is None:
+            # Bytes, or only the server's close? (Over TLS they may be the protocol's own
+            # records: the connection is closed all the same, the host not marked.)
+            peek = socket.socket(raw.family, raw.type, raw.proto, fd)
+            try:
+                peek.setblocking(False)  # (it is; a default timeout would make recv wait)
+                if waiting := peek.recv(64, socket.MSG_PEEK):
+                    self._stray(waiting)
+            except OSError:
+                pass  # a reset, say: not usable either
+            finally:
+                peek.detach()  # the descriptor stays the transport's
+        return False
+
     def start(self, request: bytes, read_timeout: float) -> None:
         """Send a request; the answer is then awaited with :meth:`wait`."""
         self._reset()
@@ -330,10 +366,19 @@ class _Conn(asyncio.Protocol):
             self.error = DisconnectedError("server closed the connection")
         self._wake()
 
+    def _stray(self, data: bytes | None = None) -> None:
+        """Bytes nobody asked for came: the connection is not reused; nor, unless they were
+        only line ends (some servers add one after a body, and httptools passes over them
+        between answers), is any other to the same host (see the module docstring)."""
+        self.extra = True
+        if data is None or data.strip(b"\r\n"):
+            self.host.strays = True
+
     def _overran(self) -> None:
         """Bytes came after a body of declared length: the length was a lie, and the body read
         is only the first part of what was sent (aiohttp refuses it so too). A 204 or 304
-        with a stray body is left be: such answers carry none, and polls get many 304s."""
+        with a stray body is left be: such answers carry none, and polls get many 304s (the
+        connection is closed all the same)."""
         if self.error is None and self.parser is not None and self.status not in (204, 304):
             for name, value in self.headers:
                 if name.lower() == "content-length":
@@ -432,13 +477,16 @@ class LeanResponse:
 
 class _Host:
     """Connections to one (scheme, host, port): the idle ones, how many are in use and the
-    requests waiting for one (also, without idle ones, the client's limit on all hosts)."""
+    requests waiting for one (also, without idle ones, the client's limit on all hosts);
+    ``strays``: the host once sent bytes nobody asked for, and its connections carry one
+    request each."""
 
-    __slots__ = ("active", "idle", "waiters")
+    __slots__ = ("active", "idle", "strays", "waiters")
 
     def __init__(self) -> None:
         self.idle: list[_Conn] = []
         self.active = 0
+        self.strays = False
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
 
@@ -516,7 +564,7 @@ class LeanClient:
             conn = self._pooled(host, allowed)
             for attempt in (0, 1):
                 if conn is None:
-                    conn = await self._connect(target, allowed, connect_timeout)
+                    conn = await self._connect(target, host, allowed, connect_timeout)
                 reused = conn.reused
                 try:
                     conn.start(request, read_timeout)
@@ -602,7 +650,8 @@ class LeanClient:
         while host.idle:
             conn = host.idle.pop()
             self._idle.pop(conn, None)
-            if not conn.usable() or now - conn.idle_since > self.keepalive:
+            if (not conn.usable() or now - conn.idle_since > self.keepalive or host.strays
+                    or not conn.quiet()):
                 conn.close()
                 continue
             if conn.passed is not allowed:
@@ -615,7 +664,7 @@ class LeanClient:
         return None
 
     async def _connect(
-        self, target: _Target, allowed: tuple[IPNetwork, ...], limit: float
+        self, target: _Target, host: _Host, allowed: tuple[IPNetwork, ...], limit: float
     ) -> _Conn:
         check_host(target.host, allowed)
         if target.address is not None:
@@ -636,7 +685,7 @@ class LeanClient:
             try:
                 async with asyncio.timeout(limit):
                     _, conn = await loop.create_connection(
-                        functools.partial(_Conn, loop, target.key),
+                        functools.partial(_Conn, loop, target.key, host),
                         address,
                         port,
                         family=fam,
@@ -667,7 +716,7 @@ class LeanClient:
 
     def _release(self, conn: _Conn) -> None:
         host = self._hosts.get(conn.key)
-        if conn.finished_cleanly() and not self._closed:
+        if conn.finished_cleanly() and not self._closed and not conn.host.strays:
             conn.parser = None
             conn.idle_since = asyncio.get_running_loop().time()
             if host is not None:
