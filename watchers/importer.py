@@ -15,7 +15,10 @@ Invariants:
   another article already holds (with other content and another link) is replaced as the
   store replaces any clashing id, and the line is reported (``on_renamed``) with the new id.
 - Given a story index, each imported article joins (or starts) its story as a polled one does,
-  so /story and lookups group history too; nothing alerts either way. The lines are then taken
+  so /story and lookups group history too; nothing alerts either way. A line that another
+  outlet's stored article already holds word for word stores nothing, but its outlet joins
+  that article's story (as a polled copy's does: it is one more outlet reporting it). The
+  lines are then taken
   in date order (a first pass reads their dates and places; ties and lines without a readable
   date keep the file's order, undated ones come last), since an index groups within a window
   behind the newest article it has seen.
@@ -35,7 +38,7 @@ import asyncio
 import json
 import os
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -61,7 +64,13 @@ from watchers.rules import RuleSet
 from watchers.rules.lookup import analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import FieldText, add_terms, untrack
-from watchers.store.base import SERVER_FEED_PREFIX, ArticleRecord, ArticleStore, StoryLink
+from watchers.store.base import (
+    SERVER_FEED_PREFIX,
+    ArticleRecord,
+    ArticleStore,
+    StoryLink,
+    sort_time,
+)
 from watchers.stories import Signature, StoryIndex, signature
 from watchers.stories.features import signature_of
 
@@ -426,18 +435,23 @@ def json_problem(exc: json.JSONDecodeError) -> str:
     return f"invalid JSON at column {exc.colno}: {msg}"
 
 
-async def _clashes(store: ArticleStore, batch: _Batch, stored: Sequence[Article | None]
-                   ) -> list[tuple[int, str]]:
+async def _clashes(store: ArticleStore, batch: _Batch, stored: Sequence[Article | None],
+                   *, outlets: bool = False) -> list[tuple[int, str]]:
     """The batch's lines the store took for duplicates that are not: their id (or link) is a
     stored article's, whose content differs. They were counted as duplicates and lost
-    without a word; they are bad lines now, named by number."""
+    without a word; they are bad lines now, named by number. With ``outlets`` (stories are
+    grouped), a line another source's stored article holds word for word adds its outlet to
+    that article's story."""
     dups = [(n, rec.article) for n, rec, s in zip(batch.numbers, batch.records, stored,
                                                    strict=True) if s is None]
     if dups:
         # The same article again (an import run twice) has its content stored: a duplicate
         # indeed, found in one read per batch rather than looked at one by one.
-        stored_content = await store.stored_hashes([a.content_hash for _, a in dups])
-        dups = [(n, a) for n, a in dups if a.content_hash not in stored_content]
+        sources = await store.hash_sources([a.content_hash for _, a in dups])
+        if outlets:
+            await _add_outlets(store, [a for _, a in dups
+                                       if sources.get(a.content_hash, {a.source}) - {a.source}])
+        dups = [(n, a) for n, a in dups if a.content_hash not in sources]
     if not dups:
         return []
     versions = await store.known_versions([a for _, a in dups])
@@ -449,6 +463,19 @@ async def _clashes(store: ArticleStore, batch: _Batch, stored: Sequence[Article 
                                 f"{other.title[:60]!r}), with other content: "
                                 "not imported"))
     return out
+
+
+async def _add_outlets(store: ArticleStore, copies: Sequence[Article]) -> None:
+    """Each of ``copies`` (lines whose content another source stored) as one more outlet of the
+    story of the stored article it copies, when that story does not count it yet (no route:
+    an import alerts nobody). A re-import of a file has no such line, and pays one read per
+    batch for finding that out (in :func:`_clashes`)."""
+    add_outlet: Callable[..., Awaitable[int]] | None = getattr(store, "add_outlet", None)
+    if not copies or add_outlet is None:  # (a store without stories: nothing to add to)
+        return
+    for article, (_, original) in zip(copies, await store.known_versions(copies), strict=True):
+        if original is not None:
+            await add_outlet(original.id, article.source, sort_time(article), ())
 
 
 async def import_file(
@@ -535,7 +562,7 @@ async def import_file(
                         renamed.append((number, rec.article.id, s.id))
                         if on_renamed is not None:
                             on_renamed(number, rec.article.id, s.id)
-                clashes = await _clashes(store, current, stored)
+                clashes = await _clashes(store, current, stored, outlets=stories is not None)
                 duplicates += len(stored) - kept - len(clashes)
                 lines += current.size
                 for number, reason in sorted(current.bad + clashes):

@@ -648,6 +648,45 @@ async def test_history_is_grouped_into_stories_out_of_order_and_into_a_store_in_
     assert set(stories["r1"].outlets) == {"reuters", "bbc"}
 
 
+async def test_a_word_for_word_copy_from_another_outlet_adds_its_outlet_to_the_story(
+        tmp_path: Path) -> None:
+    """A line another outlet's stored article holds word for word stores nothing (a
+    duplicate), but it is one more outlet reporting the story, as a polled copy is: the import
+    left it out, and the story of history counted one outlet fewer than the same articles
+    polled. Importing the file again adds nothing."""
+    from watchers.config import parse_config
+    from watchers.engine import open_engine
+
+    cfg = parse_config({"storage": {"path": "nw.db"},
+                        "rules": [{"name": "troops", "query": "troops"}]},
+                       base_dir=tmp_path, watching=False)
+    event = "Russian troops withdraw from the Kherson region after a long siege"
+    wire = {"title": event, "text": event + ", the agency reports."}
+    lines = [
+        json.dumps({"id": "r1", **wire, "source": "reuters", "url": "https://reuters.example/1",
+                    "date": "2025-03-01T10:00:00Z"}),
+        json.dumps({"id": "y1", **wire, "source": "yahoo", "url": "https://yahoo.example/1",
+                    "date": "2025-03-01T11:00:00Z"}),
+        json.dumps({"id": "r2", **wire, "source": "reuters", "url": "https://reuters.example/2",
+                    "date": "2025-03-01T11:30:00Z"}),
+        json.dumps({"id": "x1", "title": "Central bank leaves interest rates unchanged",
+                    "text": "Rates unchanged.", "source": "ap", "url": "https://ap.example/1",
+                    "date": "2025-03-01T12:00:00Z"}),
+    ]
+    history = write_jsonl(tmp_path / "h.jsonl", lines)
+    async with open_engine(cfg, start=False) as engine:
+        summary = await engine.import_articles(history)
+        assert (summary.imported, summary.duplicates, summary.bad) == (2, 2, 0)
+        stories = await engine.store.stories_of(["r1", "x1"])
+        assert stories["r1"].outlets == ("reuters", "yahoo")
+        assert stories["r1"].articles == 1
+        assert stories["x1"].outlets == ("ap",)
+        again = await engine.import_articles(history)
+        assert (again.imported, again.duplicates) == (0, 4)
+        assert (await engine.store.stories_of(["r1"]))["r1"].outlets == ("reuters", "yahoo")
+        assert not await engine.store.alerts(limit=10)  # an import alerts nobody
+
+
 @pytest.mark.parametrize("columns", [40, 12])
 def test_the_bar_on_a_narrow_terminal_fits_its_width(workdir: Path, columns: int) -> None:
     """On a terminal the bar is redrawn in place; a line wider than the terminal wraps and

@@ -120,6 +120,17 @@ async def test_stored_hashes_names_the_content_already_stored(store: SqliteStore
     assert await store.stored_hashes([]) == set()
 
 
+async def test_hash_sources_names_the_sources_that_stored_each_content(store: SqliteStore
+                                                                        ) -> None:
+    a, b = art("Stored story"), art("Never stored")
+    other = a.model_copy(update={"source": "wire", "guid": "w1"})
+    await put(store, a, [match(a)], [])
+    assert await put(store, other) is None  # word for word: stored once, under "feed"
+    assert await store.hash_sources([a.content_hash, b.content_hash, a.content_hash]) == {
+        a.content_hash: {"feed"}}
+    assert await store.hash_sources([]) == {}
+
+
 async def test_a_routes_interrupted_claims_are_requeued_alone(store: SqliteStore) -> None:
     """A delivery cut short by the store going away (PostgreSQL restarting) left its route's
     claimed rows "sending": they go back, as maybe sent, and another route's claims stay."""

@@ -486,18 +486,24 @@ class ArticlesMixin(CandidateList):
         async with self._db.statement() as conn:
             return await _stored_hashes(conn, list(dict.fromkeys(hashes)))
 
-    async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
-        """For these content hashes, the followed feeds (their source keys) that stored an
-        article of that content (one read)."""
-        marked = {SERVER_FEED_PREFIX + h: h for h in hashes}  # as stored_hash marks them
-        if not marked:
+    async def hash_sources(self, hashes: Collection[str]) -> dict[str, set[str]]:
+        """For these content hashes, the sources that stored an article of that content (one
+        read); a hash no article has is left out."""
+        unique = list(dict.fromkeys(hashes))
+        if not unique:
             return {}
         found: dict[str, set[str]] = {}
         for stored, source in await self._db.fetch(
                 "SELECT content_hash, source FROM articles WHERE content_hash = ANY($1::text[])",
-                list(marked)):
-            found.setdefault(marked[stored], set()).add(str(source))
+                unique):
+            found.setdefault(str(stored), set()).add(str(source))
         return found
+
+    async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
+        """For these content hashes, the followed feeds (their source keys) that stored an
+        article of that content (one read)."""
+        marked = {SERVER_FEED_PREFIX + h: h for h in hashes}  # as stored_hash marks them
+        return {marked[h]: sources for h, sources in (await self.hash_sources(marked)).items()}
 
     async def is_known(self, article: Article) -> bool:
         return (await self.known([article]))[0]

@@ -343,22 +343,28 @@ class ArticlesMixin(CandidateList):
 
         return await self._db.read(read)
 
-    async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
-        """For these content hashes, the followed feeds (their source keys) that stored an
-        article of that content (one indexed read per 500)."""
-        marked = {SERVER_FEED_PREFIX + h: h for h in hashes}  # as stored_hash marks them
+    async def hash_sources(self, hashes: Collection[str]) -> dict[str, set[str]]:
+        """For these content hashes, the sources that stored an article of that content (one
+        indexed read per 500); a hash no article has is left out."""
+        unique = list(dict.fromkeys(hashes))
 
         async def read(conn: aiosqlite.Connection) -> dict[str, set[str]]:
             found: dict[str, set[str]] = {}
-            for chunk in _chunks(list(marked)):
+            for chunk in _chunks(unique):
                 cur = await conn.execute(
                     "SELECT content_hash, source FROM articles WHERE content_hash IN "
                     f"({','.join('?' * len(chunk))})", chunk)
                 for stored, source in await cur.fetchall():
-                    found.setdefault(marked[stored], set()).add(str(source))
+                    found.setdefault(str(stored), set()).add(str(source))
             return found
 
-        return await self._db.read(read) if marked else {}
+        return await self._db.read(read) if unique else {}
+
+    async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
+        """For these content hashes, the followed feeds (their source keys) that stored an
+        article of that content (one indexed read per 500)."""
+        marked = {SERVER_FEED_PREFIX + h: h for h in hashes}  # as stored_hash marks them
+        return {marked[h]: sources for h, sources in (await self.hash_sources(marked)).items()}
 
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None
