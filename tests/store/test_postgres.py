@@ -22,6 +22,7 @@ from tests.store._support import alert, art, match
 from watchers.errors import StoreError, StoreUnavailableError
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
+from watchers.store._shared import article_identity
 from watchers.store.base import ArticleRecord, SourceState, StoryLink
 from watchers.store.postgres import PostgresStore, describe, fts_to_tsquery
 from watchers.store.postgres.schema import SCHEMA_VERSION
@@ -192,6 +193,52 @@ async def test_writers_in_two_pools_store_each_article_once(pg_database: str) ->
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_changed_items_stored_version_is_found_through_the_link_and_guid_indexes(
+        pg_database: str) -> None:
+    """The stored article a changed item changes is the first by rowid of its link's (or its
+    guid's) rows that qualify. With a live page's link holding much of the table, ordered by
+    the primary key and limited to one row, the planner walked the whole table down that key
+    from the oldest article looking for the first that qualified."""
+    from watchers.store.postgres.articles import _duplicate_of
+
+    await (await PostgresStore.open(pg_database)).aclose()
+    cols = "id, source, guid, url, link_key, title, text, fetched_at, sort_at, content_hash"
+    live = "https://ex.org/live"
+    key = article_identity(Article(url=live, title="", text=""))[0]
+    await sql(pg_database,
+              f"INSERT INTO articles ({cols}) SELECT 'o' || i, 'wire', 'o' || i, 'u', "
+              "'https://ex.org/' || i, 'Other ' || i, 'x', now(), now(), 'oh' || i "
+              "FROM generate_series(1, 30000) AS i")
+    await sql(pg_database,
+              f"INSERT INTO articles ({cols}) SELECT 'l' || i, 'desk', 'l' || i, '{live}', "
+              f"'{key}', 'Update ' || i, 'x', now(), now(), 'lh' || i "
+              "FROM generate_series(1, 20000) AS i")
+    conn = await asyncpg.connect(pg_database)
+    try:
+        await conn.execute("VACUUM ANALYZE articles")
+        asked: list[tuple[str, tuple[object, ...]]] = []
+
+        class Traced:
+            async def fetchval(self, statement: str, *args: object) -> object:
+                asked.append((statement, args))
+                return await conn.fetchval(statement, *args)
+
+        for article, found in [
+                (Article(source="desk", guid="l7", url=live, title="Update 7", text="new"), "l7"),
+                (Article(source="desk", guid="new", url=live, title="Fresh", text="y"), None),
+                (Article(source="@f1", guid="p", url=live, title="Fresh", text="y"), "l1"),
+                (Article(source="wire", guid="o9", title="Other 9", text="changed"), "o9")]:
+            assert await _duplicate_of(Traced(), article) == found
+        plans = {statement: "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + statement,
+                                                                       *args))
+                 for statement, args in asked if "ORDER BY" in statement}
+        assert len(plans) == 3, asked  # the link's rows, a followed feed's, the guid's
+        for statement, plan in plans.items():
+            assert "articles_pkey" not in plan and "Seq Scan" not in plan, (statement, plan)
+    finally:
+        await conn.close()
 
 
 async def test_claimers_in_two_pools_never_claim_a_row_twice(pg_database: str) -> None:

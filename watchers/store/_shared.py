@@ -7,6 +7,8 @@
 - :class:`StoryBatch`: a write batch's story rows, decided in memory and written once each.
 - :class:`ListedWords`: the words a store has committed to the lookup index's word list.
 - :func:`article_identity`: what an article is deduplicated by (its link key and content hash).
+- :class:`LinkRows` and :func:`same_link_sql`: the link's rule of dedupe (:func:`same_link`)
+  answered at once over a link's rows, in memory and in SQL.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "SOURCE_MODEL",
     "URLS_INCOMPLETE",
     "CandidateList",
+    "LinkRows",
     "ListedWords",
     "M",
     "RuntimeModels",
@@ -375,7 +378,10 @@ def same_link(article: Article, rows: Sequence[tuple[str, str | None, str]]) -> 
     say otherwise: some outlets give every item of a live page or a section front the same
     link, each with its own guid and title. A followed feed that has items of its own under
     the link is judged by those alone: the operator's copy of one of them (stored beside it,
-    see stored_hash) is not every later item of the page."""
+    see stored_hash) is not every later item of the page.
+
+    The rule as written: the stores answer it through :class:`LinkRows` (a batch) and
+    :func:`same_link_sql` (one article), which the tests compare with it."""
     mine = private_source(article.source) and any(r[0] == article.source for r in rows)
     for i, (other_source, other_guid, other_title) in enumerate(rows):
         if mine and other_source != article.source:
@@ -385,6 +391,88 @@ def same_link(article: Article, rows: Sequence[tuple[str, str | None, str]]) -> 
         if not distinct and link_dedupes(article, other_source):
             return i
     return None
+
+
+class LinkRows:
+    """The stored articles under one link, indexed so that :meth:`first` answers
+    :func:`same_link` over them (the rows :meth:`add`-ed, in order) at once, however many there
+    are: a live page's link holds thousands of items, and judging each new item against every
+    one of them made storing a page's items cost the square of their number. For each rule of
+    ``same_link``, the position of the first row it may pick: a source's first row, its first
+    row without a guid, with a guid, with a title; and the first rows of the first two sources
+    that are not followed feeds (for "the first row of another such source")."""
+
+    __slots__ = ("_by_guid", "_by_title", "_count", "_first", "_public", "_unguided")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._first: dict[str, int] = {}  # source → its first row
+        self._unguided: dict[str, int] = {}  # source → its first row without a guid
+        self._by_guid: dict[tuple[str, str], int] = {}  # (source, guid) → first row
+        self._by_title: dict[tuple[str, str], int] = {}  # (source, title) → first row
+        self._public: list[tuple[int, str]] = []  # (first row, source): two public sources'
+
+    def add(self, source: str, guid: str | None, title: str) -> None:
+        """One more row (the next position), as ``same_link`` reads one: (source, guid, title)."""
+        at = self._count
+        self._count += 1
+        if source not in self._first:
+            self._first[source] = at
+            if not private_source(source) and len(self._public) < 2:
+                self._public.append((at, source))
+        if guid:
+            self._by_guid.setdefault((source, guid), at)
+        else:
+            self._unguided.setdefault(source, at)
+        self._by_title.setdefault((source, title), at)
+
+    def _own(self, article: Article) -> int | None:
+        """The first row of ``article``'s own source that is not distinct from it (distinct:
+        both have guids, and the guids and the titles differ)."""
+        src = article.source
+        if not article.guid:
+            return self._first.get(src)
+        found = [i for i in (self._unguided.get(src), self._by_guid.get((src, article.guid)),
+                             self._by_title.get((src, article.title))) if i is not None]
+        return min(found) if found else None
+
+    def first(self, article: Article) -> int | None:
+        """``same_link(article, rows)``: the position of the first row ``article`` duplicates,
+        or None."""
+        if private_source(article.source):
+            if article.source in self._first:  # its own rows alone decide ("mine")
+                return self._own(article)
+            return 0 if self._count else None  # no row is distinct from it
+        # Rows of followed feeds never make it a duplicate; another source's always do.
+        found = [i for i, src in self._public if src != article.source][:1]
+        if article.source in self._first:
+            own = self._own(article)
+            if own is not None:
+                found.append(own)
+        return min(found) if found else None
+
+
+def same_link_sql(article: Article, mark: Callable[[int], str]) -> tuple[str, list[Any]]:
+    """:func:`same_link` as SQL: a condition on the ``articles`` rows of ``article``'s link
+    (the caller's ``link_key =`` parameter 1) that holds for exactly the rows same_link may
+    pick, so that the first of them by rowid is the one it picks; and the parameters from 2 on
+    (``mark(n)``: the backend's n-th placeholder). Each row is tested on its own (and, for a
+    followed feed's article, against whether the link has rows of that feed), never against
+    the others: the link's rows are read until the first that holds, not all of them into
+    Python to be compared one by one."""
+    link, src, guid, title, unguided = (mark(n) for n in range(1, 6))
+    params: list[Any] = [article.source, article.guid, article.title, not article.guid]
+    # Not distinct from the article, for a row of its source: distinct is both guids set, and
+    # the guids and the titles differ.
+    same = f"({unguided} OR guid IS NULL OR guid = '' OR guid = {guid} OR title = {title})"
+    if private_source(article.source):
+        # Its own rows decide when it has any ("mine"); else any row is its duplicate.
+        return (f"((source = {src} AND {same}) OR NOT EXISTS (SELECT 1 FROM articles "
+                f"WHERE link_key = {link} AND source = {src}))"), params
+    # A followed feed's row never makes it a duplicate (link_dedupes); another source's does.
+    prefix = SERVER_FEED_PREFIX
+    return (f"substr(source, 1, {len(prefix)}) <> '{prefix}' AND (source <> {src} OR {same})",
+            params)
 
 
 # The twins one poll names one by one (the rest are counted in one note).

@@ -1,9 +1,10 @@
 """Articles, their matches, and lookup candidates, on PostgreSQL.
 
 Dedupe follows the SQLite store's rules exactly (the pure part, ``_Identities.duplicate`` and
-``add``, is shared with it): content fingerprint, normalised link (unless a live page's items
-differ by guid and title), (source, guid) when the links agree. A batch decides under the
-``articles`` advisory lock, so two writers never both store the same article.
+``add``, is shared with it, and so is the link rule's SQL, ``same_link_sql``): content
+fingerprint, normalised link (unless a live page's items differ by guid and title), (source,
+guid) when the links agree. A batch decides under the ``articles`` advisory lock, so two writers
+never both store the same article.
 
 Lookups: an article's index terms (the rule engine's word keys) are a ``tsvector`` under the
 ``simple`` configuration, GIN-indexed. The index query the search layer gives is in the SQLite
@@ -47,9 +48,8 @@ from watchers.store._shared import (
     article_identity,
     dedupe_hashes,
     free_id,
-    guid_links_agree,
     link_terms,
-    same_link,
+    same_link_sql,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -319,12 +319,13 @@ class _PgIdentities(_Identities):
             chunk = articles[i:i + _CHUNK]
             self.hashes |= await _stored_hashes(
                 conn, list({h for a in chunk for h in dedupe_hashes(a)}))
+            chunk = self.new_content(chunk)
             links = list({link for a in chunk if (link := article_identity(a)[0])})
             if links:
                 for link, source, guid, title in await conn.fetch(
                         "SELECT link_key, source, guid, title FROM articles "
                         "WHERE link_key = ANY($1::text[])", links):
-                    self.by_link.setdefault(link, []).append((source, guid, title))
+                    self.link_row(link, source, guid, title)
             pairs = list({(a.source, a.guid) for a in chunk if a.guid})
             if pairs:
                 for source, guid, link in await conn.fetch(
@@ -332,7 +333,7 @@ class _PgIdentities(_Identities):
                         "unnest($1::text[], $2::text[]) AS p(source, guid) "
                         "ON a.source = p.source AND a.guid = p.guid",
                         [p[0] for p in pairs], [p[1] for p in pairs]):
-                    self.by_guid.setdefault((source, guid), []).append(link)
+                    self.guid_row(source, guid, link)
 
 
 async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | None:
@@ -342,19 +343,25 @@ async def _duplicate_of(conn: asyncpg.Connection, article: Article) -> str | Non
                                 list(dedupe_hashes(article)))
     if found is not None:
         return str(found)
+    # The first matching row by rowid in each query below. ``rowid + 0``: ordered by the
+    # primary key itself, a LIMIT 1 may be planned as a walk down that key from the oldest
+    # article, testing each, until the first of the link's (or guid's) rows that holds; the
+    # link's (guid's) rows are found through their index and the first of them kept instead.
     if link:
-        rows = await conn.fetch(
-            "SELECT id, source, guid, title FROM articles WHERE link_key = $1 ORDER BY rowid",
-            link)
-        at = same_link(article, [(r[1], r[2], r[3]) for r in rows])
-        if at is not None:
-            return str(rows[at][0])
+        same, params = same_link_sql(article, lambda n: f"${n}")
+        found = await conn.fetchval(
+            f"SELECT id FROM articles WHERE link_key = $1 AND {same} ORDER BY rowid + 0 LIMIT 1",
+            link, *params)
+        if found is not None:
+            return str(found)
     if article.guid:
-        for other_id, other_link in await conn.fetch(
-                "SELECT id, link_key FROM articles WHERE source = $1 AND guid = $2 "
-                "ORDER BY rowid", article.source, article.guid):
-            if guid_links_agree(link, other_link):
-                return str(other_id)
+        # guid_links_agree: a guid alone is trusted only when the links do not contradict it.
+        found = await conn.fetchval(
+            "SELECT id FROM articles WHERE source = $1 AND guid = $2 AND ($3 OR link_key IS NULL "
+            "OR link_key = '' OR link_key = $4) ORDER BY rowid + 0 LIMIT 1",
+            article.source, article.guid, not link, link)
+        if found is not None:
+            return str(found)
     return None
 
 

@@ -25,14 +25,14 @@ from watchers.models import Article, Hit, Match, hits_json
 from watchers.store._shared import (
     URLS_INCOMPLETE,
     CandidateList,
+    LinkRows,
     ListedWords,
     article_hash,
     article_identity,
     dedupe_hashes,
     free_id,
-    guid_links_agree,
     link_terms,
-    same_link,
+    same_link_sql,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -161,22 +161,23 @@ async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | N
     if row := await cur.fetchone():
         return str(row[0])
     if link:
+        # The first of the link's rows same_link picks (the link index holds them in rowid
+        # order): a live page's link holds thousands of rows, which were all read and compared.
+        same, params = same_link_sql(article, lambda n: f"?{n}")
         cur = await conn.execute(
-            "SELECT id, source, guid, title FROM articles WHERE link_key = ?", (link,))
-        rows = list(await cur.fetchall())
-        found = same_link(article, [(r[1], r[2], r[3]) for r in rows])
-        if found is not None:
-            return str(rows[found][0])
+            f"SELECT id FROM articles WHERE link_key = ?1 AND {same} ORDER BY rowid LIMIT 1",
+            (link, *params))
+        if row := await cur.fetchone():
+            return str(row[0])
     if article.guid:
-        # A guid alone is trusted only when the links do not contradict it: some feeds reuse
-        # one guid for every item, and those items are distinct.
+        # A guid alone is trusted only when the links do not contradict it (guid_links_agree):
+        # some feeds reuse one guid for every item, and those items are distinct.
         cur = await conn.execute(
-            "SELECT id, link_key FROM articles WHERE source = ? AND guid = ?",
-            (article.source, article.guid),
-        )
-        for other_id, other_link in await cur.fetchall():
-            if guid_links_agree(link, other_link):
-                return str(other_id)
+            "SELECT id FROM articles WHERE source = ?1 AND guid = ?2 AND (?3 OR link_key IS NULL "
+            "OR link_key = '' OR link_key = ?4) ORDER BY rowid LIMIT 1",
+            (article.source, article.guid, not link, link))
+        if row := await cur.fetchone():
+            return str(row[0])
     return None
 
 
@@ -221,28 +222,55 @@ def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str |
 class _Identities:
     """What :func:`_duplicate_of` would find for a batch, answered from a few reads.
 
-    ``load`` fetches every stored row that shares a content hash, a link or a (source, guid)
-    with an article of the batch (one indexed read of each kind per chunk); ``duplicate`` then
-    applies :func:`_duplicate_of`'s rules to those rows and to the articles ``add``-ed so far, so
-    an article that repeats an earlier one of the same batch is a duplicate too.
+    ``load`` fetches every stored row that shares a content hash with an article of the batch,
+    and a link or a (source, guid) with one whose content is not stored (one indexed read of
+    each kind per chunk); ``duplicate`` then applies :func:`_duplicate_of`'s rules to those rows
+    and to the articles ``add``-ed so far, so an article that repeats an earlier one of the same
+    batch is a duplicate too. Each answer is a few lookups in what was loaded (:class:`LinkRows`
+    per link, the links seen per (source, guid)), not a pass over every row of the article's
+    link or guid: a live page's link holds thousands of items, and a feed that reuses one guid
+    as many.
     """
 
     def __init__(self) -> None:
         self.hashes: set[str] = set()
-        self.by_link: dict[str, list[tuple[str, str | None, str]]] = {}  # source, guid, title
-        self.by_guid: dict[tuple[str, str], list[str | None]] = {}  # link_key
+        self.by_link: dict[str, LinkRows] = {}
+        # (source, guid) → the link keys of its rows ("" for a row without a link)
+        self.by_guid: dict[tuple[str, str], set[str]] = {}
+
+    def link_row(self, link: str, source: str, guid: str | None, title: str) -> None:
+        rows = self.by_link.get(link)
+        if rows is None:
+            rows = self.by_link[link] = LinkRows()
+        rows.add(source, guid, title)
+
+    def guid_row(self, source: str, guid: str, link: str | None) -> None:
+        self.by_guid.setdefault((source, guid), set()).add(link or "")
+
+    def new_content(self, articles: Sequence[Article]) -> list[Article]:
+        """Those of ``articles`` whose content is not among the loaded hashes: only they need
+        their link's and guid's rows (an unchanged item of a live page is a duplicate by its
+        content, and its link's thousands of rows were read for nothing at every poll)."""
+        return [a for a in articles if not self.same_content(a, article_identity(a)[1])]
+
+    def same_content(self, article: Article, content: str) -> bool:
+        """Whether ``article`` (of stored hash ``content``) has a loaded or added content: its
+        own, or (a followed feed's copy of any stored article; see dedupe_hashes) the plain."""
+        return content in self.hashes or (content != article.content_hash
+                                          and article.content_hash in self.hashes)
 
     async def load(self, conn: aiosqlite.Connection, articles: Sequence[Article]) -> None:
         for chunk in _chunks(articles):
             self.hashes |= await _stored_hashes(
                 conn, list({h for a in chunk for h in dedupe_hashes(a)}))
+            chunk = self.new_content(chunk)
             links = list({link for a in chunk if (link := article_identity(a)[0])})
             if links:
                 cur = await conn.execute(
                     f"SELECT link_key, source, guid, title FROM articles WHERE link_key IN "
                     f"({','.join('?' * len(links))})", links)
                 for link, source, guid, title in await cur.fetchall():
-                    self.by_link.setdefault(link, []).append((source, guid, title))
+                    self.link_row(link, source, guid, title)
             pairs = list({(a.source, a.guid) for a in chunk if a.guid})
             if pairs:
                 # A join, not ``(source, guid) IN (VALUES ...)``: SQLite plans that row-value
@@ -253,32 +281,30 @@ class _Identities:
                     "JOIN articles a ON a.source = v.column1 AND a.guid = v.column2",
                     [v for pair in pairs for v in pair])
                 for source, guid, link in await cur.fetchall():
-                    self.by_guid.setdefault((source, guid), []).append(link)
+                    self.guid_row(source, guid, link)
 
     def duplicate(self, article: Article, identity: tuple[str | None, str] | None = None
                   ) -> bool:
         """Whether ``article`` (of ``identity``, :func:`article_identity`'s, when the caller has it)
         duplicates a loaded row or an article added so far."""
         link, content = identity or article_identity(article)
-        if content in self.hashes or (content != article.content_hash
-                                      and article.content_hash in self.hashes):
-            # (The second: a followed feed's copy of any stored article; see dedupe_hashes.)
+        if self.same_content(article, content):
             return True
-        if link and same_link(article, self.by_link.get(link, [])) is not None:
+        if link and (rows := self.by_link.get(link)) is not None \
+                and rows.first(article) is not None:
             return True
-        if article.guid:
-            for other_link in self.by_guid.get((article.source, article.guid), ()):
-                if guid_links_agree(link, other_link):
-                    return True
+        if article.guid and (links := self.by_guid.get((article.source, article.guid))):
+            # guid_links_agree with one of them: either has no link, or the links are one.
+            return not link or "" in links or link in links
         return False
 
     def add(self, article: Article, identity: tuple[str | None, str] | None = None) -> None:
         link, content = identity or article_identity(article)
         self.hashes.add(content)
         if link:
-            self.by_link.setdefault(link, []).append((article.source, article.guid, article.title))
+            self.link_row(link, article.source, article.guid, article.title)
         if article.guid:
-            self.by_guid.setdefault((article.source, article.guid), []).append(link)
+            self.guid_row(article.source, article.guid, link)
 
 
 def new_nonce() -> str:
