@@ -909,6 +909,7 @@ class Engine:
             except Exception:
                 log.exception("reloading %s from the store failed", ", ".join(sorted(what)))
 
+    @_one_change
     async def mute(self, rule: str, duration: timedelta, *, guild: int | None = None
                    ) -> datetime:
         """Silence a rule (as ``guild`` names it) until now + ``duration``; its matches are
@@ -920,6 +921,7 @@ class Engine:
         await self.store.mute(key, until)
         return until
 
+    @_one_change
     async def unmute(self, rule: str, *, guild: int | None = None) -> bool:
         """Let a muted rule alert again; False when it was not muted."""
         return await self.store.unmute(self._rule_of(rule, guild).key)

@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +231,22 @@ async def test_a_rule_muted_after_it_matched_posts_nothing(tmp_path: Path) -> No
         assert {r.reason for r in status.rejected} == {"its rule was muted before it was sent"}
         await engine.unmute("any")
     assert sink.got == []
+
+
+async def test_a_removed_rule_takes_its_mute_with_it(tmp_path: Path) -> None:
+    """A mute was kept by the rule's key after the rule was removed: the next rule given the
+    same name was muted from its first match, and `/rules add` said only "saved"."""
+    sink = Odd(None)
+    async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
+        await engine.add_rule({"name": "watch", "query": "troops"})
+        await engine.mute("watch", timedelta(days=30))
+        assert await engine.remove_rule("watch")
+        await engine.add_rule({"name": "watch", "query": "russia OR ukraine"})
+        assert "watch" not in await engine.store.mutes(now=datetime.now(UTC))
+        await engine.run_once()
+        status = await engine.delivery_status()
+        assert "rejected" not in status.counts
+    assert any("watch" in {r.name for r in a.rules} for a in sink.got), sink.got
 
 
 async def test_closing_while_a_job_runs_in_the_engine_s_threads_keeps_the_loop_going(

@@ -131,6 +131,17 @@ async def test_hash_sources_names_the_sources_that_stored_each_content(store: Sq
     assert await store.hash_sources([]) == {}
 
 
+async def test_deleting_a_rule_deletes_its_mute_and_no_other(store: SqliteStore) -> None:
+    now = datetime.now(UTC)
+    await store.put_rule(rule("watch"))
+    await store.mute("watch", now + timedelta(days=30))
+    await store.mute("from-file", now + timedelta(days=30))  # a config file's rule: no row
+    assert not await store.delete_rule("from-file")
+    assert set(await store.mutes(now=now)) == {"watch", "from-file"}
+    assert await store.delete_rule("watch")
+    assert set(await store.mutes(now=now)) == {"from-file"}
+
+
 async def test_a_routes_interrupted_claims_are_requeued_alone(store: SqliteStore) -> None:
     """A delivery cut short by the store going away (PostgreSQL restarting) left its route's
     claimed rows "sending": they go back, as maybe sent, and another route's claims stay."""

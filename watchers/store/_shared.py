@@ -107,7 +107,9 @@ class RuntimeModels:
         await self._put("rules", rule.key, rule.guild_id, dump_model(rule, exclude={"origin"}))
 
     async def delete_rule(self, key: str) -> bool:
-        """Remove the run-time rule of this key (``RuleConfig.key``); False if there is none."""
+        """Remove the run-time rule of this key (``RuleConfig.key``) and, in the same
+        transaction, its mute; False if there is no such rule. A mute kept by the key outlived
+        its rule and silenced the next rule given the same name, with no word of it."""
         return await self._delete("rules", key)
 
     async def list_sources(self) -> list[SourceConfig]:

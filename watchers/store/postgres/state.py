@@ -32,7 +32,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 
 from watchers.store._shared import RuntimeModels
 from watchers.store.base import SourceState
-from watchers.store.postgres._db import Pg, now
+from watchers.store.postgres._db import Pg, now, rowcount
 
 __all__ = ["StateMixin"]
 
@@ -220,7 +220,13 @@ class StateMixin(RuntimeModels):
 
     async def _delete(self, table: str, key: str) -> bool:
         assert table in _TABLES
-        return await self._db.execute(f"DELETE FROM {table} WHERE name = $1", key) > 0
+        if table != "rules":
+            return await self._db.execute(f"DELETE FROM {table} WHERE name = $1", key) > 0
+        async with self._db.tx() as conn:
+            removed = rowcount(await conn.execute("DELETE FROM rules WHERE name = $1", key))
+            if removed:
+                await conn.execute("DELETE FROM mutes WHERE rule = $1", key)  # (see delete_rule)
+            return removed > 0
 
     # ------------------------------------------------------------- mutes
 

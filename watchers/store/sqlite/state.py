@@ -143,6 +143,8 @@ class StateMixin(RuntimeModels):
     async def _delete(self, table: str, key: str) -> bool:
         async with self._db.tx() as tx:
             cur = await tx.execute(f"DELETE FROM {table} WHERE name = ?", (key,))
+            if table == "rules" and cur.rowcount > 0:
+                await tx.execute("DELETE FROM mutes WHERE rule = ?", (key,))  # (see delete_rule)
             return cur.rowcount > 0
 
     # ------------------------------------------------------------- mutes
