@@ -772,7 +772,8 @@ def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
     lines = []
     for v in views:
         r = v.rule
-        muted = f" · muted until {_when(v.muted_until, 't')}" if v.muted_until else ""
+        # the date with the time, as /mute says it: a mute may last days
+        muted = f" · muted until {_when(v.muted_until, 'f')}" if v.muted_until else ""
         slow = f" · {v.over_budget} regex time-out(s) in 7d" if v.over_budget else ""
         share = v.not_relevant_share
         feedback = (f" · {v.alerts_7d} alert(s), {v.acks_7d} acknowledged, "

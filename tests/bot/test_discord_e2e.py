@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,19 @@ async def test_mute_records_but_posts_nothing_until_unmuted(running: Running) ->
     assert len(emu.messages(ch)) == 5
     unmuted = await (await emu.send_interaction("unmute", {"rule": "troops"})).final_message()
     assert "unmuted" in unmuted.content
+
+
+async def test_rules_list_gives_a_long_mutes_end_with_its_date(running: Running) -> None:
+    emu = running.emu
+    muted = await (await emu.send_interaction("mute", {"rule": "troops", "duration": "30d"})
+                   ).final_message()
+    stamp = re.search(r"<t:(\d+):f>", muted.content)
+    assert stamp is not None, muted.content
+    listed = (await (await emu.send_interaction("rules list")).final_message()
+              ).embeds[0]["description"]
+    # a time of day alone ("22:45") hides that the mute ends in a month
+    assert f"muted until <t:{stamp[1]}:f>" in listed, listed
+    assert emu.validate_all() == []
 
 
 async def test_sources_add_refuses_blocked_urls_and_accepts_public_ones(running: Running
