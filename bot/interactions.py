@@ -313,8 +313,13 @@ def routes_seen(names: Iterable[str], guild: int | None) -> list[str]:
 
 class _Route(_Named):
     """A delivery route: offered by its label (``#name`` for a picked channel); a server's own
-    route may be given as ``#name``, ``name`` (unless a config route has that name: that one
-    is meant) or its key, and comes out as its key."""
+    route may be given as that label, as ``name`` (unless a config route has that name: that
+    one is meant) or as its key, and comes out as its key.
+
+    A label names one route whatever it holds (``#desk: day``, ``#123:x``): a server's route
+    names are unique within it (a second channel of the same name gets ``name-2``), and no
+    key or config route's name begins with '#', so a label is looked up among the labels and
+    never parsed."""
 
     def routes(self, engine: Engine) -> Iterable[str]:
         raise NotImplementedError
@@ -325,11 +330,16 @@ class _Route(_Named):
     async def transform(self, interaction: discord.Interaction[Any], value: Any, /) -> str:
         typed = str(value).strip()
         guild = interaction.guild_id
-        routes = set(self.routes(engine_of(interaction.client)))
-        if guild is not None and ":" not in typed and typed not in routes:
-            key = f"{guild}:{typed.removeprefix('#')}"
-            if key in routes:
-                return key
+        if guild is None:
+            return typed
+        engine = engine_of(interaction.client)
+        seen = set(self.names(engine, guild))
+        own = f"{guild}:"
+        labels = {engine.route_label(k): k for k in seen if k.startswith(own)}
+        if (key := labels.get(str(value), labels.get(typed))) is not None:
+            return key
+        if typed not in seen and f"{own}{typed}" in seen:
+            return f"{own}{typed}"  # a server route's bare name
         return typed
 
     async def autocomplete(  # type: ignore[override]  # see _Named.autocomplete

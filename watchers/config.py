@@ -866,6 +866,9 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
         if ":" in key:
             issues.append(ConfigIssue(f"channels.{key}", "a route name may not contain ':' "
                                       "(it marks the routes servers pick in Discord)"))
+        elif key.startswith("#"):
+            issues.append(ConfigIssue(f"channels.{key}", "a route name may not start with "
+                                      "'#' (Discord shows a server's picked channels so)"))
         ref = entry.target if isinstance(entry, RouteConfig) else entry
         where = f"channels.{key}" + (".target" if isinstance(entry, RouteConfig) else "")
         if isinstance(ref, str) and not (

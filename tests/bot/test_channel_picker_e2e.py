@@ -24,6 +24,7 @@ from tests.fakes.discord_emulator import (
     ChannelSpec,
     DiscordEmulator,
     EmuMessage,
+    Fault,
     Permissions,
     default_guild,
 )
@@ -353,3 +354,46 @@ async def test_a_servers_channel_takes_route_settings_from_discord(running: Runn
     reset = await ask(emu, A, "channels set", {"channel": ops, "reset": True})
     assert "defaults" in reset.content and engine.route(key) == RouteConfig(target=ops.id)
     assert emu.validate_all() == []
+
+
+async def test_every_label_shown_names_its_route(two: DiscordEmulator, tmp_path: Path) -> None:
+    """A route is offered and shown by its label (``#name``); given back, each names its own
+    route, whatever ':' it holds: two threads of one name, and one named like a route's key."""
+    alerts = two.guild.channel("alerts").id
+    desk = two.add_thread(alerts, "desk: day")
+    twin = two.add_thread(alerts, "desk: day")
+    keyish = two.add_thread(alerts, f"{A}:ops")
+    async with newswatch(two, tmp_path, [A, B]) as run:
+        emu, engine = run.emu, run.engine
+        for i, ch in enumerate([twin, keyish, _ch(emu, A, "ops")]):
+            assert not (await ask(emu, A, "rules add", {"name": f"r{i}", "query": "troops",
+                                                        "channel": ch.id})).ephemeral
+            assert not (await ask(emu, A, "channels set", {"channel": ch.id, "mode": "digest",
+                                                           "digest_every": "1d"})).ephemeral
+        assert not (await ask(emu, A, "rules add", {"name": "wombats", "query": "wombat",
+                                                    "channel": desk.id})).ephemeral
+        offered = [c["value"] for c in await emu.send_autocomplete(
+            "digest now", {"route": ""}, focused="route", guild_id=A)]
+        assert {"#desk: day", "#desk: day-2", f"#{A}:ops", "#ops"} <= set(offered), offered
+        for label in offered:
+            said = _shown(await ask(emu, A, "digest now", {"route": label}))
+            assert "no route named" not in said and f"route **{label}**." in said, (label, said)
+        # a 403 pauses the thread's route; status shows it by its label, which resumes it
+        emu.inject(f"POST /channels/{desk.id}/messages", Fault.forbidden(), times=50)
+        (run.seeds / "wombat.txt").write_text("Wombat news\nA wombat was seen.")
+        await run.wait_for(lambda: bool(engine.paused_routes()), 30)
+        emu.clear_faults()
+        # the thread whose rule came last took the second name
+        label = "#desk: day-2"
+        assert engine.route_label(next(iter(engine.paused_routes()))) == label
+        status = (await ask(emu, A, "alerts status")).embeds[0]
+        assert f"route {label} paused · 1 held" in [f["name"] for f in status["fields"]]
+        paused = [c["value"] for c in await emu.send_autocomplete(
+            "alerts resume", {"route": ""}, focused="route", guild_id=A)]
+        assert paused == [label]
+        resumed = await ask(emu, A, "alerts resume", {"route": label})
+        assert not resumed.ephemeral and "resumed; 1 held" in _shown(resumed), resumed.content
+        assert engine.paused_routes() == {}
+        await run.wait_for(lambda: any("wombat" in json.dumps(m.embeds).lower()
+                                       for m in emu.messages(desk.id)))
+        assert emu.validate_all() == []

@@ -231,6 +231,10 @@ async def test_a_source_name_of_the_feed_prefix_is_refused_in_the_config(tmp_pat
     with pytest.raises(ConfigError, match="may not contain ':'"):
         parse_config({"channels": {"a:b": 1}, "rules": [{"name": "x", "query": "y"}]},
                      base_dir=tmp_path)
+    # "#name" is how a server's picked channel is shown, and given back, in Discord
+    with pytest.raises(ConfigError, match="may not start with '#'"):
+        parse_config({"channels": {"#ops": 1}, "rules": [{"name": "x", "query": "y"}]},
+                     base_dir=tmp_path)
 
 
 async def test_a_burst_from_a_followed_feed_is_summed_up_under_the_servers_name(

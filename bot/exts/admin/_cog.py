@@ -41,7 +41,7 @@ class AdminCog(NewswatchCog, commands.GroupCog, group_name="alerts",
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="resume")
-    @app_commands.describe(route="the paused route (its name in [channels])")
+    @app_commands.describe(route="the paused route (#channel, or its name in [channels])")
     async def resume(self, interaction: discord.Interaction[Any],
                      route: app_commands.Transform[str, PausedRoute]) -> None:
         """Resume a paused destination and send its held alerts."""
@@ -69,7 +69,7 @@ class DigestCog(NewswatchCog, commands.GroupCog, group_name="digest",
     admin_commands = True
 
     @app_commands.command(name="now")
-    @app_commands.describe(route="the route (its name in [channels])")
+    @app_commands.describe(route="the route (#channel, or its name in [channels])")
     async def now(self, interaction: discord.Interaction[Any],
                   route: app_commands.Transform[str, RouteName]) -> None:
         """Send what a route keeps for a digest (schedule, quiet hours or cap) now."""
