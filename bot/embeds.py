@@ -31,6 +31,7 @@ from watchers.delivery import (
 )
 from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
 from watchers.models import Article, Highlight, Match
+from watchers.rules.text import BIDI_CONTROLS
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import StoryRecord
 from watchers.templates import fill, placeholders_in
@@ -72,6 +73,7 @@ __all__ = [
     "thread_line",
     "thread_name",
     "truncate",
+    "visible",
     "with_ack_line",
 ]
 
@@ -101,14 +103,26 @@ _MARKUP = re.compile(r"([\\*_~|`>\[\]()<@#:-])")
 _WS = re.compile(r"\s+")
 
 
+def visible(text: str) -> str:
+    """``text`` with each direction control (:data:`watchers.rules.text.BIDI_CONTROLS`) shown as
+    its escape, ``\\u202e``, for text that takes no markdown (an autocomplete choice, a field
+    name). Shown rather than dropped: a right-to-left override makes what follows it read
+    reversed, and a name holding one would look like another name, or like nothing odd."""
+    if text.isascii():
+        return text
+    return BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def escape(text: str) -> str:
-    """Show ``text`` as written: no markdown, links, mentions or emoji codes take effect."""
-    return _MARKUP.sub(r"\\\1", _WS.sub(" ", text).strip())
+    """Show ``text`` as written: no markdown, links, mentions or emoji codes take effect, and
+    direction controls are shown as escapes (see :func:`visible`)."""
+    return _MARKUP.sub(r"\\\1", _WS.sub(" ", visible(text)).strip())
 
 
 def code_text(text: str) -> str:
-    """Text for inline code: a backtick would end the span, so it becomes a look-alike."""
-    return text.replace("`", "ˋ")
+    """Text for inline code: a backtick would end the span, so it becomes a look-alike;
+    direction controls are shown as escapes (see :func:`visible`)."""
+    return visible(text).replace("`", "ˋ")
 
 
 def truncate(text: str, limit: int) -> str:
@@ -760,7 +774,7 @@ def stats_embed(s: Stats) -> discord.Embed:
         embed.add_field(name=truncate(f"{src.name} ({src.kind})", LIMITS["field_name"]),
                         value=truncate("\n".join(lines), LIMITS["field_value"]), inline=False)
     for route, reason in list(s.paused_routes.items())[:3]:
-        embed.add_field(name=f"route {route} paused",
+        embed.add_field(name=truncate(f"route {visible(route)} paused", LIMITS["field_name"]),
                         value=truncate(reason, LIMITS["field_value"]), inline=False)
     return fit_embed(embed)
 
@@ -830,7 +844,7 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
     embed.add_field(name="Alerts", value=counts, inline=False)
     for route, reason in list(st.paused.items())[:5]:
         embed.add_field(
-            name=truncate(f"route {route} paused · {st.held.get(route, 0)} held",
+            name=truncate(f"route {visible(route)} paused · {st.held.get(route, 0)} held",
                           LIMITS["field_name"]),
             value=truncate(escape(redact(reason)), LIMITS["field_value"]), inline=False)
     for route, when in list(st.backing_off.items())[:5]:
@@ -838,7 +852,8 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
         said = (f"{escape(redact(why))} · {failures} failure{'s' if failures != 1 else ''} "
                 f"in a row · {waiting} alert{'s' if waiting != 1 else ''} waiting · "
                 if why else "")
-        embed.add_field(name=truncate(f"route {route} backing off", LIMITS["field_name"]),
+        embed.add_field(name=truncate(f"route {visible(route)} backing off",
+                                      LIMITS["field_name"]),
                         value=truncate(f"{said}next attempt {_when(when)}",
                                        LIMITS["field_value"]), inline=False)
     if st.maybe_sent:
@@ -846,7 +861,7 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
                         value=f"{st.maybe_sent} (checked before sending again where "
                               "the bot can read the channel)")
     if st.rejected:
-        lines = [f"#{r.id} → `{r.route}`: {escape(redact(r.reason or '?'))}"
+        lines = [f"#{r.id} → `{code_text(r.route)}`: {escape(redact(r.reason or '?'))}"
                  for r in st.rejected]
         embed.add_field(name="Recently rejected", inline=False,
                         value=truncate("\n".join(lines), LIMITS["field_value"]))

@@ -26,7 +26,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.embeds import code_text, escape, truncate
+from bot.embeds import code_text, escape, truncate, visible
 from watchers.config import format_duration, parse_duration
 from watchers.engine import Engine
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
@@ -265,7 +265,9 @@ async def answer(interaction: discord.Interaction[Any], done: bool, said: str, r
 def choices(names: Iterable[str], current: str) -> list[app_commands.Choice[str]]:
     """Autocomplete choices: names containing what was typed, at most 25 (Discord's limit)."""
     typed = current.lower()
-    return [app_commands.Choice(name=n, value=n) for n in sorted(names) if typed in n.lower()][:25]
+    # the name is what Discord shows: a direction control in it is shown as its escape
+    return [app_commands.Choice(name=truncate(visible(n), 100), value=n) for n in sorted(names)
+            if typed in n.lower()][:25]
 
 
 class _Named(app_commands.Transformer[Any]):
@@ -338,6 +340,11 @@ class _Route(_Named):
         labels = {engine.route_label(k): k for k in seen if k.startswith(own)}
         if (key := labels.get(str(value), labels.get(typed))) is not None:
             return key
+        # as shown (direction controls as escapes, see bot.embeds.visible), when no label
+        # is that text as written
+        shown = {visible(label): k for label, k in labels.items() if visible(label) != label}
+        if (key := shown.get(typed)) is not None:
+            return key
         if typed not in seen and f"{own}{typed}" in seen:
             return f"{own}{typed}"  # a server route's bare name
         return typed
@@ -350,7 +357,7 @@ class _Route(_Named):
         # the label is also the value: a key of a long name would pass Discord's 100
         # characters, and transform maps "#name" back to the server's key
         labels = sorted(engine.route_label(k) for k in self.names(engine, interaction.guild_id))
-        return [app_commands.Choice(name=label, value=label)
+        return [app_commands.Choice(name=truncate(visible(label), 100), value=label)
                 for label in labels if typed in label.lower() and len(label) <= 100][:25]
 
 

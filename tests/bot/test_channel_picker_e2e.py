@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -396,4 +397,48 @@ async def test_every_label_shown_names_its_route(two: DiscordEmulator, tmp_path:
         assert engine.paused_routes() == {}
         await run.wait_for(lambda: any("wombat" in json.dumps(m.embeds).lower()
                                        for m in emu.messages(desk.id)))
+        assert emu.validate_all() == []
+
+
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _raw_bidi(msg: EmuMessage) -> list[str]:
+    return _BIDI.findall(msg.content + json.dumps(msg.embeds, ensure_ascii=False))
+
+
+async def test_direction_controls_are_refused_in_queries_and_never_shown_raw(
+        two: DiscordEmulator, tmp_path: Path) -> None:
+    """A right-to-left override makes what follows read reversed: a query holding one is
+    refused by character and column, and a name or id holding one is shown with it escaped."""
+    evil = two.add_thread(two.guild.channel("alerts").id, "ops\u202eevil")
+    async with newswatch(two, tmp_path, [A, B]) as run:
+        emu = run.emu
+        refused = await ask(emu, A, "rules add", {"name": "t", "query": "troops\u202e",
+                                                  "channel": evil.id})
+        assert refused.ephemeral and not _raw_bidi(refused), refused.content
+        assert "U+202E (RIGHT-TO-LEFT OVERRIDE)" in _shown(refused)
+        assert "at column 7" in refused.content and "troops\\u202e" in refused.content
+        assert not run.engine.server_routes(A), "nothing is stored for a refused rule"
+        tested = await ask(emu, A, "rules test", {"query": "\u2066troops"})
+        assert tested.ephemeral and "U+2066" in tested.content and "column 1" in tested.content
+        seen = []
+        seen.append(await ask(emu, A, "rules add", {"name": "t", "query": "troops",
+                                                    "channel": evil.id}))
+        assert not seen[-1].ephemeral
+        seen.append(await ask(emu, A, "channels list"))
+        assert "ops\\\\u202eevil" in seen[-1].embeds[0]["description"]
+        offered = await emu.send_autocomplete("digest now", {"route": "ops"}, focused="route",
+                                              guild_id=A)
+        assert [c["name"] for c in offered] == ["#ops\\u202eevil"]
+        # the value is the label as it is, and so is what the list shows typed back
+        for value in (offered[0]["value"], offered[0]["name"]):
+            seen.append(await ask(emu, A, "digest now", {"route": value}))
+            assert "Nothing is waiting" in seen[-1].content, seen[-1].content
+        seen.append(await ask(emu, A, "digest now", {"route": "nowhere"}))
+        assert "known" in seen[-1].content and "u202eevil" in seen[-1].content
+        seen.append(await ask(emu, A, "article", {"id": "\u202e0123456789"}))
+        seen.append(await ask(emu, A, "rules list"))
+        for msg in seen:
+            assert not _raw_bidi(msg), (msg.content, msg.embeds)
         assert emu.validate_all() == []

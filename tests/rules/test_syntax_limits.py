@@ -164,3 +164,17 @@ def test_unprintable_text_is_escaped_in_messages() -> None:
     # A lone surrogate must not make the message unprintable in a log or a terminal.
     str(info.value).encode("utf-8")
     assert "\\ud800" in info.value.message
+
+
+@pytest.mark.parametrize("char", ["\u202a", "\u202e", "\u2066", "\u2069", "\u200e", "\u200f",
+                                  "\u061c"])
+def test_direction_controls_are_refused_by_character_and_column(char: str) -> None:
+    # Anywhere: in a word, a phrase or a regex, the query would read otherwise than it is.
+    for query, column in ((f"troops{char}", 7), (f'"a {char}b"', 4), (f"/x{char}/", 3)):
+        with pytest.raises(QuerySyntaxError) as info:
+            parse(query)
+        assert info.value.column == column
+        assert f"U+{ord(char):04X} (" in info.value.message
+        assert char not in info.value.message
+    # a zero-width non-joiner belongs inside some words: not a direction control
+    parse("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645")

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import QuerySyntaxError
-from .text import query_words
+from .text import BIDI_CONTROLS, query_words
 
 __all__ = [
     "FIELDS",
@@ -910,6 +910,15 @@ def parse(query: str) -> Node:
             f"{MAX_QUERY_LENGTH} (split it into several rules)",
             query,
             MAX_QUERY_LENGTH + 1,
+        )
+    if (bidi := BIDI_CONTROLS.search(query)) is not None:
+        # Refused, not dropped: the query would be stored and shown as it reads reversed.
+        c = bidi.group()
+        raise QuerySyntaxError(
+            f"U+{ord(c):04X} ({unicodedata.name(c)}) changes the direction text is shown in, "
+            "so the query would read otherwise than it matches; expected the query without it",
+            query,
+            bidi.start() + 1,
         )
     node = _Parser(query).parse()
     _check_depth(node, query)

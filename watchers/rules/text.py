@@ -38,6 +38,7 @@ from operator import itemgetter
 from typing import NamedTuple, overload
 
 __all__ = [
+    "BIDI_CONTROLS",
     "FieldText",
     "Token",
     "fold_plural",
@@ -47,6 +48,13 @@ __all__ = [
     "tokenize",
     "untrack",
 ]
+
+#: The characters that change the direction text is shown in (embeddings and overrides
+#: U+202A-U+202E, isolates U+2066-U+2069, the marks U+200E, U+200F and U+061C): invisible, they
+#: make a name or query read otherwise than it is (``\u202etroops`` shows as ``spoort``). The
+#: URL guard refuses every format character; these are the ones a name, id or query has no use
+#: for (a zero-width joiner or non-joiner belongs inside some words and emoji).
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
 # (100,000, 1.5) or a dotted acronym (U.S.). Texts with combining marks (decomposed accents) use
