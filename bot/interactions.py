@@ -19,6 +19,7 @@ import logging
 import re
 import secrets
 from collections.abc import Iterable
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -47,6 +48,7 @@ __all__ = [
     "SourceName",
     "StoryId",
     "answer",
+    "answering",
     "check_admin",
     "choices",
     "describe_error",
@@ -73,6 +75,16 @@ class OptionError(app_commands.AppCommandError):
 
 # ------------------------------------------------------------------------------ tree
 
+#: The slash command being answered in this task (set by NewswatchTree before the command
+#: runs): what a view sent in its answer edits when it times out (see PagedResults).
+_ANSWERING: ContextVar[discord.Interaction[Any] | None] = ContextVar("answering", default=None)
+
+
+def answering() -> discord.Interaction[Any] | None:
+    """The slash command whose answer the current task is making, or None outside one."""
+    return _ANSWERING.get()
+
+
 
 class NewswatchTree(app_commands.CommandTree[Any]):
     """The one command tree: refuses other servers, answers every command error."""
@@ -85,6 +97,8 @@ class NewswatchTree(app_commands.CommandTree[Any]):
             text = NOT_ENABLED
         elif interaction.type is not discord.InteractionType.application_command or (
                 problem := option_problem(interaction)) is None:
+            if interaction.type is discord.InteractionType.application_command:
+                _ANSWERING.set(interaction)  # the command runs next, in this task
             return True
         else:
             log.info("refused /%s: %s", _command_name(interaction), problem)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.bot.conftest import Running, start_running
+from tests.bot.conftest import Running, bot_config, running_with, start_running
+from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
 from watchers.models import Article
 
@@ -157,6 +159,45 @@ async def test_search_pages_with_buttons(running: Running) -> None:
     await clicked.callback()
     edited = emu.get_message(msg.id)
     assert "page 2/" in edited.embeds[0]["footer"]["text"]
+    assert emu.validate_all() == []
+
+
+def _disabled(msg: EmuMessage) -> list[bool]:
+    return [c.get("disabled", False) for row in msg.components for c in row["components"]]
+
+
+async def test_result_buttons_are_disabled_when_they_expire_and_answer_after_a_restart(
+        emu: DiscordEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.exts.lookup._views import PagedResults
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    for i in range(6):
+        (tmp_path / "seeds" / f"extra{i}.txt").write_text(f"Extra {i}\nRussia and NATO, {i}.")
+    data = bot_config(emu, tmp_path)
+    async with running_with(emu, tmp_path, data, tmp_path / "seeds") as run:
+        for _ in range(200):
+            if await run.engine.store.count_articles() >= 11:
+                break
+            await asyncio.sleep(0.05)
+        monkeypatch.setattr(PagedResults, "TIMEOUT", 1.0, raising=False)
+        short = await (await emu.send_interaction("search", {"query": "russia OR nato"})
+                       ).final_message()
+        await (await emu.click_button(short, short.custom_ids[1])).callback()
+        assert "page 2/" in emu.get_message(short.id).embeds[0]["footer"]["text"]
+        # a second after the last click, nothing on the message looks clickable any more
+        await run.wait_for(lambda: all(_disabled(emu.get_message(short.id))), 5)
+        assert "page 2/" in emu.get_message(short.id).embeds[0]["footer"]["text"]
+        monkeypatch.setattr(PagedResults, "TIMEOUT", 600.0)
+        kept = await (await emu.send_interaction("search", {"query": "russia OR nato"})
+                      ).final_message()
+        assert not all(_disabled(kept))  # ▶ at least
+    # a restart forgets every view: a click on the old buttons is answered, privately
+    async with running_with(emu, tmp_path, data, tmp_path / "seeds"):
+        clicked = await emu.click_button(emu.get_message(kept.id), kept.custom_ids[1],
+                                         user="member")
+        said = await clicked.final_message()
+        assert said.ephemeral and "expired" in said.content and "/search" in said.content
+        assert "page 1/" in emu.get_message(kept.id).embeds[0]["footer"]["text"]
     assert emu.validate_all() == []
 
 
