@@ -31,7 +31,7 @@ from watchers.delivery import (
 )
 from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
 from watchers.models import Article, Highlight, Match
-from watchers.rules.text import BIDI_CONTROLS
+from watchers.rules.text import BIDI_REORDERING
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import StoryRecord
 from watchers.templates import fill, placeholders_in
@@ -104,13 +104,15 @@ _WS = re.compile(r"\s+")
 
 
 def visible(text: str) -> str:
-    """``text`` with each direction control (:data:`watchers.rules.text.BIDI_CONTROLS`) shown as
-    its escape, ``\\u202e``, for text that takes no markdown (an autocomplete choice, a field
-    name). Shown rather than dropped: a right-to-left override makes what follows it read
-    reversed, and a name holding one would look like another name, or like nothing odd."""
+    """``text`` with each direction control that reorders a run of text
+    (:data:`watchers.rules.text.BIDI_REORDERING`) shown as its escape, ``\\u202e``, for text
+    that takes no markdown (an autocomplete choice, a field name). Shown rather than dropped: a
+    right-to-left override makes what follows it read reversed, and a name holding one would
+    look like another name, or like nothing odd. The direction marks (U+200F …) are left as
+    they are: right-to-left news carries them, and they reorder nothing."""
     if text.isascii():
         return text
-    return BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return BIDI_REORDERING.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def escape(text: str) -> str:

@@ -286,3 +286,14 @@ def test_a_rule_that_pings_a_hundred_roles_and_users_still_posts(style: Template
         assert "Troops" in content
     else:
         check_limits(kwargs["embed"], content)
+
+
+def test_right_to_left_news_keeps_its_direction_marks_and_loses_its_overrides() -> None:
+    """Hebrew and Arabic titles carry direction marks (U+200F, U+200E, U+061C), which reorder
+    nothing: shown as escapes they were noise in every alert. An override or isolate reorders
+    what follows it, and is shown as an escape."""
+    title = ("\u05e9\u05dc\u05d5\u05dd\u200f (\u05e2\u05d5\u05d3\u05db\u05df)\u200e "
+             "\u0645\u0631\u062d\u0628\u0627\u061c")
+    assert escape(title) == title.replace("(", "\\(").replace(")", "\\)")
+    # (the escape's backslash escaped for markdown: the message shows \u202e)
+    assert escape("ops\u202eevil \u2067x\u2069") == "ops\\\\u202eevil \\\\u2067x\\\\u2069"
