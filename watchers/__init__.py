@@ -22,6 +22,7 @@ _EXPORTS = {
     "Highlight": "watchers.models",
     "Hit": "watchers.models",
     "Lookup": "watchers.engine",
+    "LookupBusyError": "watchers.errors",
     "Match": "watchers.models",
     "NewswatchError": "watchers.errors",
     "PermanentDeliveryError": "watchers.errors",
@@ -79,6 +80,7 @@ __all__ = [
     "Highlight",
     "Hit",
     "Lookup",
+    "LookupBusyError",
     "Match",
     "NewswatchError",
     "PermanentDeliveryError",
@@ -165,6 +167,7 @@ if TYPE_CHECKING:
     from watchers.errors import ConfigError as ConfigError
     from watchers.errors import DeliveryError as DeliveryError
     from watchers.errors import FetchBlockedError as FetchBlockedError
+    from watchers.errors import LookupBusyError as LookupBusyError
     from watchers.errors import NewswatchError as NewswatchError
     from watchers.errors import PermanentDeliveryError as PermanentDeliveryError
     from watchers.errors import QuerySyntaxError as QuerySyntaxError

@@ -1,6 +1,7 @@
 """Engine: the library's front door. ``open_engine`` builds and owns everything a running
-newswatch needs — the store, the shared fetcher, a small CPU pool, the watch and delivery services —
-and every operation a front end offers is one Engine method.
+newswatch needs — the store, the shared fetcher, two small CPU pools (one for ingest, one for
+lookups), the watch and delivery services — and every operation a front end offers is one Engine
+method.
 
     async with open_engine(config, sinks={"alerts": my_sink}) as engine:
         await engine.run_once()                  # or: wait while the services run
@@ -9,7 +10,7 @@ and every operation a front end offers is one Engine method.
 Lifetimes: entering opens the store (a refused start — unusable database, bad source — closes
 whatever was opened and raises; nothing is left running), builds the services and, unless
 ``start=False``, starts them. Leaving (normally, on error or on cancel) stops the watch service,
-lets delivery finish the sends in flight, then closes the fetcher, the pool and the store, in
+lets delivery finish the sends in flight, then closes the fetcher, the pools and the store, in
 that order. ``stop()`` does the first two steps early, for a front end whose sinks must still work
 while delivery finishes (Discord closes after it).
 
@@ -72,7 +73,7 @@ from watchers.models import Article, Match
 from watchers.roles import Role, check_role
 from watchers.rules.lookup import index_terms
 from watchers.schedule import Clock, SystemClock
-from watchers.search import Lookup, SearchHit, search
+from watchers.search import DEFAULT_WAIT, Lookup, SearchHit, search
 from watchers.service import PollReport, WatchService
 from watchers.sources import SourceContext, build_source, describe_source
 from watchers.sources._guard import check_url
@@ -302,7 +303,8 @@ class Engine:
     def __init__(self, config: Config, store: Store, fetcher: Fetcher,
                  executor: ThreadPoolExecutor, watch: WatchService,
                  delivery: DeliveryService, tenancy: Tenancy | None = None, *,
-                 role: Role = "all") -> None:
+                 role: Role = "all", lookup_executor: ThreadPoolExecutor | None = None
+                 ) -> None:
         self.config = config
         self.role: Role = role
         self._changes: set[str] = set()
@@ -319,7 +321,9 @@ class Engine:
         self._route_listeners: list[Callable[[str, RouteConfig], None]] = []
         self.store = store
         self.fetcher = fetcher
-        self.executor = executor
+        self.executor = executor  # ingest: parsing, matching and indexing what is polled
+        # Lookups (search, trend, rules test): threads of their own, see open_engine.
+        self.lookup_executor = lookup_executor or executor
         self.watch = watch
         self.delivery = delivery
         self._stopping: asyncio.Future[None] | None = None
@@ -392,16 +396,20 @@ class Engine:
     async def search(self, query: str, *, since: timedelta | None = None,
                      source: str | None = None, limit: int = 10,
                      order: Literal["newest", "best"] = "newest",
-                     budget: float = 5.0, guild: int | None = None) -> Lookup:
+                     budget: float = 5.0, guild: int | None = None,
+                     wait: float = DEFAULT_WAIT) -> Lookup:
         """Stored articles matching ``query``, newest (or best) first, within a time budget
-        (with ``guild``: among those that server sees, ``source`` named as it names it).
-        Raises QuerySyntaxError for a bad query and NewswatchError for an unknown source."""
+        of its own work (with ``guild``: among those that server sees, ``source`` named as it
+        names it). Raises QuerySyntaxError for a bad query, NewswatchError for an unknown
+        source, and LookupBusyError when other lookups kept it waiting for the lookup threads
+        longer than ``wait`` seconds in all (see :mod:`watchers.search`)."""
         since = None if since is None else _span("since", since)
         limit = _count("limit", limit)
         if order not in ("newest", "best"):
             raise ValueError(f"order: 'newest' or 'best', not {order!r}")
-        if not isinstance(budget, int | float) or not budget > 0:
-            raise ValueError(f"budget: a positive number of seconds, not {budget!r}")
+        for name, seconds in (("budget", budget), ("wait", wait)):
+            if not isinstance(seconds, int | float) or not seconds > 0:
+                raise ValueError(f"{name}: a positive number of seconds, not {seconds!r}")
         stored = source
         if source is not None and guild is not None:
             stored = await self._source_key(source, guild)
@@ -415,8 +423,8 @@ class Engine:
         found = await search(
             self.store, query, since=datetime.now(UTC) - since if since is not None else None,
             source=stored, limit=limit, order=order, threshold=self.config.threshold,
-            aliases=self.config.aliases, budget=budget, executor=self.executor,
-            follows=self._follows(guild),
+            aliases=self.config.aliases, budget=budget, executor=self.lookup_executor,
+            follows=self._follows(guild), wait=wait,
         )
         if guild is None:
             return found
@@ -1206,7 +1214,7 @@ class Engine:
             self.store, what if key is None else key, rules=set(seen.values()), since=since,
             until=self.delivery.clock.now(), surge=self.config.surge,
             threshold=self.config.threshold, aliases=self.config.aliases, bucket=bucket,
-            executor=self.executor, follows=self._follows(guild))
+            executor=self.lookup_executor, follows=self._follows(guild))
         if key is not None and key != what:
             found = dataclasses.replace(found, label=f"rule {what}")
         return found
@@ -1463,8 +1471,16 @@ async def open_engine(
         shared = role != "all"
         store = await open_store(target, terms_of=index_terms, lock=not shared, shared=shared)
         stack.push_async_callback(store.aclose)
+        # Ingest and lookups each have threads of their own. On one shared pool, a member's
+        # burst of expensive lookups (a regex over 90 days, a query of 26 prefixes) held both
+        # threads: a poll's matching queued behind them and a new article alerted 10 s late.
+        # Two threads each: the work holds the GIL, so more would add contention on a 2-core
+        # machine, not speed; a lookup gives its thread up every few hundredths of a second
+        # (watchers.search), so lookups running at once take turns on these two.
         executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="newswatch-cpu")
         stack.push_async_callback(_shut_down, executor)
+        lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="newswatch-lookup")
+        stack.push_async_callback(_shut_down, lookups)
         fetcher = make_fetcher(config)
         stack.push_async_callback(fetcher.aclose)
         stored_rules = await store.list_rules()
@@ -1520,7 +1536,8 @@ async def open_engine(
         if shared:
             delivery.poll_interval = safety_poll
         stack.push_async_callback(delivery.aclose)
-        engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy, role=role)
+        engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy, role=role,
+                        lookup_executor=lookups)
         engine.departed = departed
         engine.kept_rules = _kept(config, stored_rules, departed.keys())
         # A waiting alert is given up when its rules were removed, not when they are kept

@@ -5,6 +5,7 @@ Every error the engine raises on purpose derives from one root, so a caller can 
     NewswatchError
     ├── ConfigError            a config file or value is wrong; ``issues`` lists every problem
     ├── QuerySyntaxError       a rule query does not parse; carries ``column`` (1-based)
+    ├── LookupBusyError        a lookup waited too long for a turn behind others; try again
     ├── SourceError            a source could not be read (network, HTTP status, unparsable feed)
     │   └── FetchBlockedError  a URL was refused before any connection (scheme, address, size)
     ├── StoreError             the store could not do what was asked
@@ -58,6 +59,11 @@ class QuerySyntaxError(NewswatchError):
     def caret(self) -> str:
         """The query with a caret under the offending column, for terminals and code blocks."""
         return f"{self.query}\n{' ' * (self.column - 1)}^"
+
+
+class LookupBusyError(NewswatchError):
+    """A lookup (a search, a trend) waited longer than it may for the lookups' threads, which
+    other lookups held: nothing is wrong with it, and the same lookup may succeed later."""
 
 
 class SourceError(NewswatchError):

@@ -21,22 +21,30 @@ candidates like a title or text term; a fuzzy ``url:`` term or regex does not (a
 link words holds a word or two of every article alone, its id or slug: too many to list for
 expanding a term over them).
 
-A lookup has a total time budget (``budget`` seconds, matching included): when it runs out the
-lookup answers with what it confirmed so far and says so (``Lookup.truncated``), so one member's
-pathological query cannot hold the bot. Matching runs in an executor, never on the event loop.
+A lookup has a time budget (``budget`` seconds of its own work, matching included): when it
+runs out the lookup answers with what it confirmed so far and says so (``Lookup.truncated``), so
+one member's pathological query cannot hold the bot. Matching runs in an executor, never on the
+event loop, in turns of at most :data:`TURN` seconds: each turn goes back to the end of the
+executor's queue, so lookups running at once take turns rather than the first ones holding
+every thread until their budgets run out. Time spent waiting for a turn (behind other lookups)
+is not the lookup's own and does not count against its budget — a cheap query issued while
+expensive ones run was cut short and told to narrow it — but a lookup waits at most ``wait``
+seconds in all, then raises LookupBusyError ("busy, try again") rather than queue on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
+from watchers.errors import LookupBusyError
 from watchers.models import Article, Match, matchable
 from watchers.rules import DEFAULT_THRESHOLD, match_query, parse, shipped_aliases
 from watchers.rules.lookup import (
@@ -55,9 +63,15 @@ from watchers.store.base import Store, page_second, sort_time
 
 __all__ = ["Lookup", "SearchHit", "index_vocabulary", "search"]
 
-# Seconds a lookup may take in all; the regex share of one article's budget.
+T = TypeVar("T")
+
+# Seconds of its own work a lookup may take; the regex share of one article's budget.
 DEFAULT_BUDGET = 5.0
 REGEX_BUDGET = 0.05
+# Seconds a lookup may wait, in all, for turns in the executor before it gives up as busy; and
+# the longest turn it takes there before it lets the lookups queued behind it have theirs.
+DEFAULT_WAIT = 10.0
+TURN = 0.05
 # Best order ranks the newest matches by score: this many at least (or the limit, if larger).
 BEST_POOL = 60
 # Candidates read per page: the first page is about what the limit needs, later ones grow.
@@ -125,13 +139,74 @@ class _OutOfTime(Exception):
     """The lookup's budget ran out while its fuzzy terms were expanded."""
 
 
+class _Turns:
+    """One lookup's clock and its work in the executor: a job's wait for a thread moves the
+    deadline on by as long (the budget counts the lookup's own work, not the others' ahead of
+    it in the queue), and once the waits add up to ``wait`` seconds the lookup raises
+    LookupBusyError — at that moment, not once its job finally starts."""
+
+    def __init__(self, executor: Executor | None, budget: float, wait: float) -> None:
+        self.executor = executor
+        self.deadline = time.monotonic() + budget
+        self.waited = 0.0
+        self.wait = wait
+
+    def busy(self) -> LookupBusyError:
+        return LookupBusyError(f"newswatch is busy with other lookups (this one waited "
+                               f"{self.waited:.0f} s for its turn); try again in a minute")
+
+    def waited_for(self, seconds: float) -> None:
+        """Count ``seconds`` spent waiting (for a thread, for a lock) as not the lookup's."""
+        self.waited += seconds
+        self.deadline += seconds
+
+    async def run(self, job: Callable[..., T], *args: Any) -> T:
+        """``job(*args)`` in the executor; it reads :attr:`deadline` as moved by its own
+        wait."""
+        queued = time.monotonic()
+        lock = threading.Lock()
+        claimed = False  # by the thread (the job runs) or by the lookup (it gave up): first wins
+
+        def turn(job: Callable[..., T], *args: Any) -> tuple[bool, T | None]:
+            nonlocal claimed
+            with lock:
+                if claimed:
+                    return False, None  # given up while it queued: nothing to do
+                claimed = True
+                self.waited_for(time.monotonic() - queued)  # before job() reads the deadline
+            return True, job(*args)
+
+        def give_up() -> bool:
+            nonlocal claimed
+            with lock:
+                gave_up, claimed = not claimed, True
+            if gave_up:
+                future.cancel()
+            return gave_up
+
+        future = asyncio.get_running_loop().run_in_executor(self.executor, turn, job, *args)
+        try:
+            done, _ = await asyncio.wait({future}, timeout=max(0.0, self.wait - self.waited))
+        except asyncio.CancelledError:
+            give_up()  # a job that runs already runs on, as it would have before
+            raise
+        if not done and give_up():
+            self.waited_for(time.monotonic() - queued)
+            raise self.busy()
+        ran, value = await future
+        if not ran:  # only give_up() makes a turn return without running, and it raised above
+            raise self.busy()
+        return value  # type: ignore[return-value]  # ran: job() returned it
+
+
 def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
-            deadline: float = float("inf")
+            turns: _Turns | None = None
             ) -> tuple[str | None, dict[tuple[str, float], list[str]]]:
     """The index query of ``node`` with its fuzzy terms expanded over ``vocab``, and each fuzzy
     term's words: the only words of any stored article it can match, so the matcher compares
-    those alone. Raises _OutOfTime past ``deadline`` (a query of thousands of fuzzy terms
-    takes longer than the lookup's budget to expand)."""
+    those alone. Raises _OutOfTime past the lookup's deadline (a query of thousands of fuzzy
+    terms takes longer than the lookup's budget to expand)."""
+    deadline = float("inf") if turns is None else turns.deadline  # as moved by its wait
     words: dict[tuple[str, float], list[str]] = {}
     for t in fuzzy_terms(node, threshold):
         if time.monotonic() > deadline:
@@ -219,31 +294,39 @@ class _Confirm:
     of the same second as the last of them are still read: one of them may be newer."""
 
     def __init__(self, match: Callable[[Article], Match | None], want: int,
-                 deadline: float) -> None:
+                 turns: _Turns) -> None:
         self.match = match
         self.want = want
-        self.deadline = deadline
+        self.turns = turns
         self.hits: list[SearchHit] = []
         self.scanned = 0
         self.cutoff: int | None = None  # the second of the want-th hit
         self.truncated = False
 
-    def page(self, articles: Sequence[Article]) -> bool:
-        """Confirm a page; True once the answer is complete (or the time is up)."""
-        for article in articles:
+    def page(self, articles: Sequence[Article], start: int = 0) -> int | None:
+        """Confirm a page from ``start`` for one turn (:data:`TURN` seconds at most); None
+        once the answer is complete (or the time is up), else where the next turn goes on
+        (``len(articles)``: the page is done)."""
+        deadline = self.turns.deadline  # as moved by this turn's wait
+        turn_ends = time.monotonic() + TURN
+        for at in range(start, len(articles)):
+            article = articles[at]
             second = page_second(sort_time(article))
             if self.cutoff is not None and second < self.cutoff:
-                return True
-            if time.monotonic() > self.deadline:
+                return None
+            now = time.monotonic()
+            if now > deadline:
                 self.truncated = True
-                return True
+                return None
+            if now > turn_ends:
+                return at
             self.scanned += 1
             found = self.match(matchable(article))
             if found is not None:
                 self.hits.append(SearchHit(article, found))
                 if len(self.hits) == self.want:
                     self.cutoff = second
-        return False
+        return len(articles)
 
 
 async def search(
@@ -259,30 +342,42 @@ async def search(
     budget: float = DEFAULT_BUDGET,
     executor: Executor | None = None,
     follows: Collection[str] | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> Lookup:
     """Stored articles that match ``query``; raises QuerySyntaxError for a bad query.
 
     Newest first: the ``limit`` newest matches, exactly those a full scan finds. Best order:
     the newest ``max(limit, BEST_POOL)`` matches ranked by score (ties newest first), which
     is every match when there are no more than that. ``follows``: look only at what a server
-    sees (see :meth:`watchers.store.ArticleStore.candidate_page`)."""
-    started = time.monotonic()
+    sees (see :meth:`watchers.store.ArticleStore.candidate_page`). ``budget``: seconds of
+    the lookup's own work; ``wait``: seconds it may wait in all for the executor (and for
+    another lookup's use of the index words) before it raises LookupBusyError."""
+    turns = _Turns(executor, budget, wait)
     node = parse(query)  # fail fast, before touching the store
     alias_map = {k: list(v) for k, v in (aliases or {}).items()}
     table = shipped_aliases(alias_map)
-    loop = asyncio.get_running_loop()
     fuzzy: dict[tuple[str, float], list[str]] | None = None
     vocab = None
     if _needs_words(node):
-        async with _words_lock(store):
+        words_lock = _words_lock(store)
+        asked = time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.0, wait - turns.waited)):
+                await words_lock.acquire()
+        except TimeoutError:
+            turns.waited_for(time.monotonic() - asked)
+            raise turns.busy() from None
+        turns.waited_for(time.monotonic() - asked)
+        try:
             try:
                 vocab = await index_vocabulary(store)
                 if vocab is not None:
-                    # Comparing a term with every index word is CPU work: off the event loop.
+                    # Comparing a term with every index word is CPU work: off the event loop,
+                    # in one turn up to the budget (the words lock lets one lookup at a time
+                    # expand, so it holds one of the lookup threads at most).
                     try:
-                        fts, fuzzy = await loop.run_in_executor(
-                            executor, _expand, node, float(threshold), vocab, table,
-                            started + budget)
+                        fts, fuzzy = await turns.run(_expand, node, float(threshold),
+                                                     vocab, table, turns)
                     except _OutOfTime:
                         return Lookup([], True, 0)
             except asyncio.CancelledError:
@@ -290,6 +385,8 @@ async def search(
                 # list, extending it or making its keys: the next lookup reads a list of its own.
                 _WORDS.pop(store, None)
                 raise
+        finally:
+            words_lock.release()
     if vocab is None:
         fts = index_query(node, table)
     if fts == NOTHING:
@@ -306,8 +403,7 @@ async def search(
     if parts:
         # One more than can be judged says there are too many.
         stored = await store.stored_sources(limit=MAX_SOURCE_NAMES + 1)
-        sources = await loop.run_in_executor(executor, _sources_accepted, parts, stored,
-                                             float(threshold), table)
+        sources = await turns.run(_sources_accepted, parts, stored, float(threshold), table)
         if sources is not None and (not sources or (source is not None
                                                     and source not in sources)):
             return Lookup([], False, 0)
@@ -319,18 +415,21 @@ async def search(
                            budget=RegexBudget(REGEX_BUDGET), fuzzy_candidates=fuzzy)
 
     want = limit if order == "newest" else max(limit, BEST_POOL)
-    confirm = _Confirm(match, max(1, want), started + budget)
+    confirm = _Confirm(match, max(1, want), turns)
     after: str | None = None
     size = max(FIRST_PAGE, 2 * want)
     while True:
-        if time.monotonic() > confirm.deadline:
+        if time.monotonic() > turns.deadline:
             confirm.truncated = True
             break
         page = await store.candidate_page(fts=fts, since=since, source=source, after=after,
                                           limit=min(size, MAX_PAGE), follows=follows,
                                           sources=sources, urls=urls)
-        done = await loop.run_in_executor(executor, confirm.page, page.articles)
-        if done or page.next is None:
+        articles = page.articles
+        at: int | None = 0
+        while at is not None and at < len(articles):
+            at = await turns.run(confirm.page, articles, at)
+        if at is None or page.next is None:
             break
         after = page.next
         # Once the limit's matches are in, only candidates of the last one's second remain:
