@@ -11,17 +11,24 @@ Invariants:
   reads ``guild=None`` as the operator's unscoped view).
 - A command that changes what newswatch does needs Manage Server, or the configured admin role —
   given by id, or by name as a role of the server the interaction comes from.
+- A lookup command (a cog's ``lookup_commands``) runs only while its member has fewer than
+  ``[discord] lookups_per_member`` lookups running and its server fewer than
+  ``lookups_per_server``; otherwise it is refused at once, privately (:class:`TooManyLookups`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+import weakref
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import discord
 from discord import app_commands
@@ -38,6 +45,7 @@ __all__ = [
     "ADMIN_PERMISSIONS",
     "ONLY_IN_SERVERS",
     "Duration",
+    "LookupLimits",
     "NewswatchCog",
     "NewswatchTree",
     "NotAdmin",
@@ -47,6 +55,7 @@ __all__ = [
     "RuleName",
     "SourceName",
     "StoryId",
+    "TooManyLookups",
     "answer",
     "answering",
     "check_admin",
@@ -54,6 +63,7 @@ __all__ = [
     "describe_error",
     "engine_of",
     "is_admin",
+    "lookup_limits",
     "option_problem",
     "routes_seen",
 ]
@@ -71,6 +81,10 @@ class NotAdmin(app_commands.CheckFailure):
 
 class OptionError(app_commands.AppCommandError):
     """An option value the user typed cannot be used; the message names the option."""
+
+
+class TooManyLookups(app_commands.CheckFailure):
+    """The member, or their server, has as many lookups running as it may."""
 
 
 # ------------------------------------------------------------------------------ tree
@@ -219,20 +233,97 @@ def check_admin(interaction: discord.Interaction[Any]) -> bool:
     return True
 
 
+class LookupLimits:
+    """Lookups running now, per member and per server, against the engine's ``[discord]
+    lookups_per_member`` and ``lookups_per_server``.
+
+    Lookups share the engine's lookup threads: one member's burst of expensive queries (eight
+    /trend of a backtracking regex over 90 days, eight /search of 26 prefixes) kept every other
+    server's lookups waiting behind it. A lookup past a cap is refused at once rather than
+    queued, so the answer comes in a moment and says what to do. Counted on the event loop
+    only: no lock needed.
+    """
+
+    def __init__(self) -> None:
+        self.members: Counter[tuple[int, int]] = Counter()
+        self.servers: Counter[int] = Counter()
+
+    @contextmanager
+    def hold(self, engine: Engine, guild: int | None, user: int) -> Iterator[None]:
+        """One lookup's place while it runs, or TooManyLookups saying whose cap it is."""
+        per_member = engine.config.discord.lookups_per_member
+        per_server = engine.config.discord.lookups_per_server
+        member, server = (guild or 0, user), guild or 0
+        if self.members[member] >= per_member:
+            raise TooManyLookups(f"You have {self.members[member]} lookups running; wait for "
+                                 "one to finish.")
+        if self.servers[server] >= per_server:
+            raise TooManyLookups(f"This server has {self.servers[server]} lookups running; "
+                                 "wait for one to finish.")
+        self.members[member] += 1
+        self.servers[server] += 1
+        try:
+            yield
+        finally:
+            self.members[member] -= 1
+            if not self.members[member]:
+                del self.members[member]
+            self.servers[server] -= 1
+            if not self.servers[server]:
+                del self.servers[server]
+
+
+# One set of counts per bot, for every cog it loads (a bot that is not a NewsBot loads the
+# extensions too); the counts go with the bot.
+_LIMITS: weakref.WeakKeyDictionary[discord.Client, LookupLimits] = weakref.WeakKeyDictionary()
+
+
+def lookup_limits(client: discord.Client) -> LookupLimits:
+    """The lookups ``client`` is running, per member and per server."""
+    limits = _LIMITS.get(client)
+    if limits is None:
+        limits = _LIMITS[client] = LookupLimits()
+    return limits
+
+
+_C = TypeVar("_C", bound=Callable[..., Awaitable[Any]])
+
+
+def _limited(callback: _C) -> _C:
+    """``callback`` (a cog's command) run only within its member's and server's lookups."""
+    @functools.wraps(callback)
+    async def limited(cog: NewswatchCog, interaction: discord.Interaction[Any], /,
+                      *args: Any, **kwargs: Any) -> Any:
+        with lookup_limits(cog.bot).hold(cog.engine, interaction.guild_id, interaction.user.id):
+            return await callback(cog, interaction, *args, **kwargs)
+    return cast(_C, limited)
+
+
 class NewswatchCog(commands.Cog):
-    """What every newswatch cog shares: the bot, its engine, and which commands need an admin.
+    """What every newswatch cog shares: the bot, its engine, which commands need an admin and
+    which are lookups.
 
     ``admin_commands`` names the commands (by name within the cog) that change what newswatch
     does, or is True for all of them. Those are checked at run time (server settings can widen
     who sees a command); top-level ones are also hidden by default from members without Manage
     Server and offered only inside servers. A group's own default permissions are set with
     discord.py's class decorators (Discord has no per-subcommand default).
+
+    ``lookup_commands`` names the commands that read stored articles (or is True for all):
+    each runs within its member's and its server's cap of lookups at once (see
+    :class:`LookupLimits`), counted across every cog of the bot.
     """
 
     admin_commands: ClassVar[frozenset[str] | bool] = False
+    lookup_commands: ClassVar[frozenset[str] | bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        for attr in vars(cls).values():
+            if isinstance(attr, app_commands.Command) and cls._is_lookup(attr.name):
+                # Around the command's own callback (discord.py has no hook after a command,
+                # errors included), so the place is given back however the command ends.
+                attr._callback = _limited(attr._callback)
         if cls.__cog_is_app_commands_group__:
             return
         for attr in vars(cls).values():
@@ -258,6 +349,11 @@ class NewswatchCog(commands.Cog):
     def _needs_admin(cls, name: str) -> bool:
         admin = cls.admin_commands
         return admin if isinstance(admin, bool) else name in admin
+
+    @classmethod
+    def _is_lookup(cls, name: str) -> bool:
+        lookup = cls.lookup_commands
+        return lookup if isinstance(lookup, bool) else name in lookup
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         command = interaction.command

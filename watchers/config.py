@@ -245,6 +245,10 @@ class DiscordConfig(_Strict):
     max_rules_per_server: int = Field(default=50, ge=0, le=10_000)
     # How many sources one server may follow from Discord (the config file's are not counted).
     max_sources_per_server: int = Field(default=50, ge=0, le=10_000)
+    # Lookups (/search, /trend, /rules test …) one member, and one server, may run at once;
+    # more are refused at once, so nobody's burst of expensive queries queues everyone's.
+    lookups_per_member: int = Field(default=2, ge=1, le=100)
+    lookups_per_server: int = Field(default=4, ge=1, le=1000)
 
     @field_validator("escalate_after")
     @classmethod

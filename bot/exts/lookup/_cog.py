@@ -44,6 +44,8 @@ STORY_ARTICLES = 50
 class LookupCog(NewswatchCog):
     """Read-only lookups over stored articles."""
 
+    lookup_commands = True
+
     def __init__(self, bot: commands.Bot) -> None:
         super().__init__(bot)
         self.views: weakref.WeakSet[PagedResults] = weakref.WeakSet()

@@ -104,6 +104,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
     """List, try, add and remove alert rules."""
 
     admin_commands = frozenset({"add", "remove"})
+    lookup_commands = frozenset({"test", "preview"})
 
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:

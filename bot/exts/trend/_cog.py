@@ -43,6 +43,8 @@ def check_period(period: timedelta, option: str = "period") -> timedelta:
 class TrendCog(NewswatchCog):
     """Matches over time, as a chart."""
 
+    lookup_commands = True
+
     @app_commands.command(name="trend")
     @app_commands.guild_only()
     @app_commands.describe(query_or_rule="a rule's name, or a query such as troops NEAR/5 border",
