@@ -26,7 +26,6 @@ import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -57,7 +56,6 @@ __all__ = [
     "StoryId",
     "TooManyLookups",
     "answer",
-    "answering",
     "check_admin",
     "choices",
     "describe_error",
@@ -89,16 +87,6 @@ class TooManyLookups(app_commands.CheckFailure):
 
 # ------------------------------------------------------------------------------ tree
 
-#: The slash command being answered in this task (set by NewswatchTree before the command
-#: runs): what a view sent in its answer edits when it times out (see PagedResults).
-_ANSWERING: ContextVar[discord.Interaction[Any] | None] = ContextVar("answering", default=None)
-
-
-def answering() -> discord.Interaction[Any] | None:
-    """The slash command whose answer the current task is making, or None outside one."""
-    return _ANSWERING.get()
-
-
 
 class NewswatchTree(app_commands.CommandTree[Any]):
     """The one command tree: refuses other servers, answers every command error."""
@@ -111,8 +99,6 @@ class NewswatchTree(app_commands.CommandTree[Any]):
             text = NOT_ENABLED
         elif interaction.type is not discord.InteractionType.application_command or (
                 problem := option_problem(interaction)) is None:
-            if interaction.type is discord.InteractionType.application_command:
-                _ANSWERING.set(interaction)  # the command runs next, in this task
             return True
         else:
             log.info("refused /%s: %s", _command_name(interaction), problem)

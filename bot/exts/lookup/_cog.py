@@ -60,7 +60,7 @@ class LookupCog(NewswatchCog):
         stories = await self._stories([a.id for a, _ in rows], guild)
         # the select expands a story as the server that asked sees it, whoever clicks
         view = PagedResults(title, group_results(rows, stories), page_size=PAGE, note=note,
-                            total=len(rows),
+                            total=len(rows), interaction=interaction,
                             expand=functools.partial(self._story_embed, guild=guild))
         self.views.add(view)
         paged = view if view.has_items else discord.utils.MISSING

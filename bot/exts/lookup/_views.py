@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 import discord
 
 from bot.embeds import ResultLine, results_embed, truncate
-from bot.interactions import answering
 
 __all__ = ["EXPIRED", "ExpiredResults", "PagedResults"]
 
@@ -60,9 +59,9 @@ class PagedResults(discord.ui.View):
                            ("story", self.expand)):
             item.custom_id = _ID.format(view=self.results_id, part=part)
         _LIVE[self.results_id] = self
-        # what edits the message once the view times out: the command answered with it
-        # (by default the one being answered now), then each page click
-        self._editor = interaction if interaction is not None else answering()
+        # what edits the message once the view times out: the command answered with it, then
+        # each page click (None: the buttons are left as they are)
+        self._editor = interaction
         self.title = title
         self.note = note
         self.rows = list(rows)
