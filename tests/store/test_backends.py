@@ -13,7 +13,7 @@ import asyncio
 import random
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,21 +72,8 @@ class Backend:
 
     async def raw(self, name: str, sqlite_sql: str, pg_sql: str) -> None:
         """A statement run behind the store's back (a row an older or newer version wrote)."""
-        if self.kind == "sqlite":
-            con = sqlite3.connect(self.target(name))
-            try:
-                con.execute(sqlite_sql)
-                con.commit()
-            finally:
-                con.close()
-        else:
-            import asyncpg  # type: ignore[import-untyped]
-
-            conn = await asyncpg.connect(self.target(name))
-            try:
-                await conn.execute(pg_sql)
-            finally:
-                await conn.close()
+        await self._behind(name, lambda con: con.execute(sqlite_sql),
+                           lambda conn: conn.execute(pg_sql))
 
     async def insert(self, name: str, rows: list[Article]) -> None:
         """Articles written straight into the table, in order (rowids ascending), with no index
@@ -96,22 +83,32 @@ class Backend:
                    a.fetched_at, a.fetched_at, stored_hash(a.source, a.content_hash))
                   for a in rows]
         cols = "id, source, guid, url, link_key, title, text, fetched_at, sort_at, content_hash"
+        await self._behind(
+            name,
+            lambda con: con.executemany(
+                f"INSERT INTO articles ({cols}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(*v[:7], iso(v[7]), iso(v[8]), v[9]) for v in values]),
+            lambda conn: conn.executemany(
+                f"INSERT INTO articles ({cols}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                values))
+
+    async def _behind(self, name: str, on_sqlite: Callable[[sqlite3.Connection], object],
+                      on_pg: Callable[[Any], Awaitable[object]]) -> None:
+        """``on_sqlite(connection)`` (then committed) or ``await on_pg(connection)`` on a
+        connection of its own, behind the store's back."""
         if self.kind == "sqlite":
             con = sqlite3.connect(self.target(name))
             try:
-                con.executemany(f"INSERT INTO articles ({cols}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                                [(*v[:7], iso(v[7]), iso(v[8]), v[9]) for v in values])
+                on_sqlite(con)
                 con.commit()
             finally:
                 con.close()
         else:
-            import asyncpg
+            import asyncpg  # type: ignore[import-untyped]
 
             conn = await asyncpg.connect(self.target(name))
             try:
-                await conn.executemany(
-                    f"INSERT INTO articles ({cols}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-                    values)
+                await on_pg(conn)
             finally:
                 await conn.close()
 
