@@ -375,9 +375,10 @@ class Engine:
         if self._reloader is not None:
             self._reloader.cancel()
             await asyncio.gather(self._reloader, return_exceptions=True)
-        if self._fatal.done():
+        failed = self._fatal.done()
+        if failed:
             self._fatal.exception()  # retrieved: a failure that nobody awaited is not an error
-        await self.watch.aclose()
+        await self.watch.aclose(store_failed=failed)
         await self.delivery.stop()
 
     async def run_once(self) -> list[PollReport]:

@@ -602,8 +602,10 @@ class WatchService:
             return await self._failed(running, state,
                                       f"unexpected error: {type(exc).__name__}: {exc}", None)
 
-    async def aclose(self) -> None:
-        """Stop every source task and close the sources. Safe to call twice."""
+    async def aclose(self, *, store_failed: bool = False) -> None:
+        """Stop every source task and close the sources. Safe to call twice. ``store_failed``:
+        the store's failure was already reported (it stopped the engine), so the states it
+        could not save are told without naming it again."""
         if self._closed:
             return
         self._closed = True
@@ -626,7 +628,11 @@ class WatchService:
                 await self.store.release_leases(self.owner)
             await self._book.flush()
         except StoreError as exc:
-            log.error("source states not saved: %s", exc)
+            if store_failed:
+                # The same failure, told a second time in full: once is enough.
+                log.warning("source states not saved: the store failed (above)")
+            else:
+                log.error("source states not saved: %s", exc)
         for running in self._running.values():
             try:
                 await running.source.aclose()
