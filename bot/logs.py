@@ -12,6 +12,7 @@ import logging
 import re
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -126,11 +127,47 @@ class _ReconnectFilter(logging.Filter):
         return True
 
 
+class _RateLimitFilter(logging.Filter):
+    """discord.py logs every retry of a rate-limited request at WARNING, two lines for a
+    global limit ("We are being rate limited. POST … responded with 429. Retrying in 0.05
+    seconds." and "Global rate limit has been hit …"): about ten lines a second while Discord
+    limits the bot, for what it handles itself (and delivery says once when a route backs
+    off). The first of each kind in :data:`EVERY` seconds is kept, saying how many like it
+    were left out since."""
+
+    EVERY = 60.0
+    _KINDS = ("We are being rate limited", "Global rate limit has been hit")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        kind = next((k for k in self._KINDS if message.startswith(k)), None)
+        if kind is None:
+            return True
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.EVERY) < self.EVERY:
+            self._left_out[kind] = self._left_out.get(kind, 0) + 1
+            return False
+        self._last[kind] = now
+        left_out = self._left_out.pop(kind, 0)
+        if left_out:
+            record.msg = f"{message} ({left_out} more like it in the last " \
+                         f"{self.EVERY:.0f} s not shown)"
+            record.args = None
+        return True
+
+
 def quiet_discord_reconnects() -> None:
-    """Install :class:`_ReconnectFilter` on discord.py's client logger (idempotent)."""
-    logger = logging.getLogger("discord.client")
-    if not any(isinstance(f, _ReconnectFilter) for f in logger.filters):
-        logger.addFilter(_ReconnectFilter())
+    """Install :class:`_ReconnectFilter` on discord.py's client logger and
+    :class:`_RateLimitFilter` on its HTTP logger (idempotent)."""
+    for name, kind in (("discord.client", _ReconnectFilter), ("discord.http", _RateLimitFilter)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
 
 
 def setup_logging(level: int = logging.INFO) -> None:

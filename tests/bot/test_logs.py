@@ -73,3 +73,36 @@ def test_a_failed_gateway_reconnect_is_one_warning_line(output: io.StringIO) -> 
         "WARNING discord.client: Discord gateway: ConnectionResetError: Connection reset by "
         "peer; attempting a reconnect in 0.43s\n")
     assert len(logging.getLogger("discord.client").filters) == 1
+
+
+def test_discord_rate_limit_retries_are_one_line_a_minute(
+        output: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """discord.py logs each retry of a rate-limited request, two lines for a global limit:
+    about ten lines a second while Discord limits the bot, for what it handles itself."""
+    from bot import logs
+
+    http = logging.getLogger("discord.http")
+    for f in [f for f in http.filters if isinstance(f, logs._RateLimitFilter)]:
+        http.removeFilter(f)  # a fresh one: its memory of earlier tests' lines gone
+    quiet_discord_reconnects()
+    quiet_discord_reconnects()
+    assert sum(isinstance(f, logs._RateLimitFilter) for f in http.filters) == 1
+    clock = [1000.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: clock[0])
+    for second in range(5):
+        clock[0] = 1000.0 + second
+        for _ in range(5):
+            http.warning("We are being rate limited. POST %s responded with 429. Retrying in "
+                         "%.2f seconds.", "http://x/api/v10/channels/1/messages", 0.05)
+            http.warning("Global rate limit has been hit. Retrying in %.2f seconds.", 0.05)
+    http.warning("Something else went wrong")  # not a rate limit: as it comes
+    clock[0] = 1061.0
+    http.warning("Global rate limit has been hit. Retrying in %.2f seconds.", 0.05)
+    assert output.getvalue().splitlines() == [
+        "WARNING discord.http: We are being rate limited. POST "
+        "http://x/api/v10/channels/1/messages responded with 429. Retrying in 0.05 seconds.",
+        "WARNING discord.http: Global rate limit has been hit. Retrying in 0.05 seconds.",
+        "WARNING discord.http: Something else went wrong",
+        "WARNING discord.http: Global rate limit has been hit. Retrying in 0.05 seconds. "
+        "(24 more like it in the last 60 s not shown)",
+    ]
