@@ -88,7 +88,7 @@ def test_discord_rate_limit_retries_are_one_line_a_minute(
     quiet_discord_reconnects()
     assert sum(isinstance(f, logs._RateLimitFilter) for f in http.filters) == 1
     clock = [1000.0]
-    monkeypatch.setattr(logs.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("bot.logs.time.monotonic", lambda: clock[0])
     for second in range(5):
         clock[0] = 1000.0 + second
         for _ in range(5):
