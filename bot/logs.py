@@ -142,13 +142,14 @@ class _RateLimitFilter(logging.Filter):
         super().__init__()
         self._last: dict[str, float] = {}
         self._left_out: dict[str, int] = {}
+        self.clock = time.monotonic
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         kind = next((k for k in self._KINDS if message.startswith(k)), None)
         if kind is None:
             return True
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last.get(kind, -self.EVERY) < self.EVERY:
             self._left_out[kind] = self._left_out.get(kind, 0) + 1
             return False
