@@ -229,6 +229,12 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                 except discord.LoginFailure:
                     log.error("Discord refused the token in $%s", cfg.discord.token_env)
                     return 1
+                except (discord.ConnectionClosed, discord.PrivilegedIntentsRequired) as exc:
+                    # A close code discord.py does not reconnect after (a token revoked while
+                    # running, sharding, intents): one line; undelivered alerts stay in the
+                    # outbox for the next start.
+                    log.error("%s", _gateway_refusal(exc, cfg.discord.token_env))
+                    return 1
                 except (aiohttp.ClientError, OSError, discord.GatewayNotFound,
                         discord.DiscordServerError) as exc:
                     # A network outage, DNS or a firewall: one line, not a traceback.
@@ -242,6 +248,31 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                         await runner
                     await _settle_event_tasks()
     return 0
+
+
+#: What each gateway close code discord.py gives up on means, and what to do about it.
+_FATAL_CLOSES = {
+    4010: "Discord closed the gateway: invalid shard (close code 4010)",
+    4011: "Discord closed the gateway: sharding required, the bot is in too many servers for "
+          "one connection (close code 4011)",
+    4012: "Discord closed the gateway: invalid API version (close code 4012); check [discord] "
+          "gateway_url",
+    4013: "Discord closed the gateway: invalid intents (close code 4013)",
+    4014: "Discord closed the gateway: disallowed intents (close code 4014); enable them for "
+          "the bot in the developer portal",
+}
+
+
+def _gateway_refusal(exc: discord.ConnectionClosed | discord.PrivilegedIntentsRequired,
+                     token_env: str) -> str:
+    """The one line for a gateway connection Discord ended for good."""
+    code = 4014 if isinstance(exc, discord.PrivilegedIntentsRequired) else exc.code
+    if code == 4004:
+        return (f"Discord refused the token in ${token_env} (authentication failed, close "
+                "code 4004: was it reset or revoked?); undelivered alerts are kept for the "
+                "next start")
+    return _FATAL_CLOSES.get(code, f"Discord closed the gateway with close code {code}") + \
+        "; undelivered alerts are kept for the next start"
 
 
 async def _settle_event_tasks() -> None:
