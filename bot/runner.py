@@ -22,7 +22,7 @@ from bot.logs import add_secret, say
 from watchers.config import Config
 from watchers.delivery import Sink
 from watchers.engine import Engine, open_engine
-from watchers.errors import NewswatchError
+from watchers.errors import ConfigError, ConfigIssue, NewswatchError
 from watchers.roles import Role, check_role
 from watchers.service import PollReport
 
@@ -74,6 +74,8 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
         if once:
             raise NewswatchError(f"--once polls and delivers in this one process; it does not "
                                  f"go with --role {role}")
+    if role in ("all", "deliver"):
+        _check_webhooks(cfg)
     token = None if console or role == "poll" else token_from_env(cfg)
     if role == "bot" and token is None:
         raise NewswatchError(f"--role bot answers slash commands: it needs a Discord token in "
@@ -110,6 +112,33 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
 
 def _has_webhooks(cfg: Config) -> bool:
     return any(isinstance(v, str) for v in cfg.targets.values())
+
+
+def _check_webhooks(cfg: Config) -> None:
+    """Refuse a webhook route whose URL is unusable (its variable unset, or not a webhook): its
+    alerts would otherwise be printed to the console and taken as delivered, and never posted
+    once the variable is fixed; with a token, the rules were refused as having no route."""
+    from bot.sinks import parse_webhook_url
+
+    issues: list[ConfigIssue] = []
+    for route, ref in cfg.targets.items():
+        if isinstance(ref, int):
+            continue
+        var = ref[4:] if ref.startswith("env:") else None
+        value = os.environ.get(var, "") if var is not None else ref
+        where = f"[channels] {route}" + (f" = env:{var}" if var is not None else "")
+        if not value.strip():
+            issues.append(ConfigIssue(where, "the variable is not set" if var is not None
+                                      else "the webhook URL is empty"))
+            continue
+        try:
+            parse_webhook_url(value)
+        except ValueError:
+            what = "the variable" if var is not None else "it"
+            issues.append(ConfigIssue(where, f"{what} is not a Discord webhook URL "
+                                             "(https://…/api/webhooks/ID/TOKEN)"))
+    if issues:
+        raise ConfigError(issues)
 
 
 def _webhook_sinks(cfg: Config, session: aiohttp.ClientSession) -> dict[str, Sink]:

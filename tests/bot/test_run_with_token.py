@@ -12,6 +12,8 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.bot.conftest import TOKEN, Running, bot_config
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator
@@ -125,3 +127,41 @@ async def test_run_says_in_one_line_when_discord_cannot_be_reached(tmp_path: Pat
         assert proc.returncode == 1, text
         assert "cannot reach Discord" in text and "Traceback" not in text
         assert TOKEN not in text and TOKEN not in out.decode()
+
+
+@pytest.mark.parametrize("token", [True, False])
+@pytest.mark.parametrize(("value", "said"), [
+    (None, "[channels] hook = env:NEWSWATCH_TEST_HOOK: the variable is not set"),
+    ("https://example.com/hooks?token=SECRET-ABC-123",
+     "[channels] hook = env:NEWSWATCH_TEST_HOOK: the variable is not a Discord webhook URL"),
+])
+async def test_run_refuses_a_webhook_route_whose_variable_is_unusable(
+        emu: DiscordEmulator, tmp_path: Path, token: bool, value: str | None,
+        said: str) -> None:
+    """Without a token the route's alerts were printed to the console and marked delivered
+    (never posted once the variable was fixed); with one, its rules were refused as having no
+    [channels] entry, which they have."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    write_toml(bot_config(emu, tmp_path, channels={"hook": "env:NEWSWATCH_TEST_HOOK"},
+                          rules=[{"name": "t", "query": "troops", "channel": "hook"}]),
+               tmp_path / "config.toml")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NEWSWATCH_TEST_HOOK", "NEWSWATCH_TEST_TOKEN")}
+    if value is not None:
+        env["NEWSWATCH_TEST_HOOK"] = value
+    if token:
+        env["NEWSWATCH_TEST_TOKEN"] = TOKEN
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode() + out.decode()
+    assert proc.returncode == 2, text
+    assert said in text and "no [channels] entry" not in text, text
+    assert "Traceback" not in text and "SECRET" not in text
+    assert not emu.identify_payloads
