@@ -533,8 +533,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     from bot.runner import run
 
-    return asyncio.run(run(cfg, once=args.once, console=args.console, role=args.role,
-                           lease=args.lease, safety_poll=args.safety_poll))
+    # A stop from outside (kill, a closed terminal) while it starts, or during --once, is
+    # taken as Ctrl-C; once it watches, each stops it as Ctrl-C does (bot.runner.StopSignals).
+    # SIGHUP's default ended it without a word.
+    with stopped_like_ctrl_c():
+        return asyncio.run(run(cfg, once=args.once, console=args.console, role=args.role,
+                               lease=args.lease, safety_poll=args.safety_poll))
 
 
 def _lease(value: str) -> float:

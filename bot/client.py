@@ -21,8 +21,8 @@ import yarl
 from discord.ext import commands
 
 from bot.interactions import NewswatchTree
-from bot.logs import add_secret, quiet_discord_reconnects
-from bot.runner import report_poll, until_stopped
+from bot.logs import add_secret, quiet_discord_reconnects, say
+from bot.runner import StopSignals, report_poll, until_stopped
 from bot.sinks import ChannelTarget, DiscordSink, discord_sink
 from watchers.config import Config, RouteConfig
 from watchers.delivery import Sink
@@ -216,37 +216,42 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
             bot.newswatch = engine
             if on_engine is not None:
                 on_engine(engine)
+            stop = stop or asyncio.Event()
+            # The signals' handlers stay until the engine has stopped and the bot closed.
             async with bot:
-                runner = asyncio.create_task(bot.start(token), name="newswatch-discord")
-                try:
-                    if once:
-                        await _until_ready(bot, runner)
-                        await engine.run_once()
-                    else:
-                        await until_stopped(engine, stop, runner)
-                        if runner.done():
-                            runner.result()  # surface a login failure
-                except discord.LoginFailure:
-                    log.error("Discord refused the token in $%s", cfg.discord.token_env)
-                    return 1
-                except (discord.ConnectionClosed, discord.PrivilegedIntentsRequired) as exc:
-                    # A close code discord.py does not reconnect after (a token revoked while
-                    # running, sharding, intents): one line; undelivered alerts stay in the
-                    # outbox for the next start.
-                    log.error("%s", _gateway_refusal(exc, cfg.discord.token_env))
-                    return 1
-                except (aiohttp.ClientError, OSError, discord.GatewayNotFound,
-                        discord.DiscordServerError) as exc:
-                    # A network outage, DNS or a firewall: one line, not a traceback.
-                    log.error("cannot reach Discord: %s", str(exc) or type(exc).__name__)
-                    return 1
-                finally:
-                    await engine.stop()  # sends in flight finish while Discord is reachable
-                    await bot.close()
-                    runner.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await runner
-                    await _settle_event_tasks()
+                with StopSignals(stop) as signals:
+                    runner = asyncio.create_task(bot.start(token), name="newswatch-discord")
+                    try:
+                        if once:
+                            await _until_ready(bot, runner)
+                            await engine.run_once()
+                        else:
+                            signals.arm()
+                            if await until_stopped(engine, stop, runner):
+                                say("stopping")
+                            if runner.done():
+                                runner.result()  # surface a login failure
+                    except discord.LoginFailure:
+                        log.error("Discord refused the token in $%s", cfg.discord.token_env)
+                        return 1
+                    except (discord.ConnectionClosed, discord.PrivilegedIntentsRequired) as exc:
+                        # A close code discord.py does not reconnect after (a token revoked while
+                        # running, sharding, intents): one line; undelivered alerts stay in the
+                        # outbox for the next start.
+                        log.error("%s", _gateway_refusal(exc, cfg.discord.token_env))
+                        return 1
+                    except (aiohttp.ClientError, OSError, discord.GatewayNotFound,
+                            discord.DiscordServerError) as exc:
+                        # A network outage, DNS or a firewall: one line, not a traceback.
+                        log.error("cannot reach Discord: %s", str(exc) or type(exc).__name__)
+                        return 1
+                    finally:
+                        await engine.stop()  # sends in flight finish while Discord is reachable
+                        await bot.close()
+                        runner.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await runner
+                        await _settle_event_tasks()
     return 0
 
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from watchers.errors import ConfigError, ConfigIssue, NewswatchError
 from watchers.roles import Role, check_role
 from watchers.service import PollReport
 
-__all__ = ["report_poll", "run", "token_from_env"]
+__all__ = ["STOP_SIGNALS", "StopSignals", "report_poll", "run", "token_from_env", "until_stopped"]
 
 log = logging.getLogger("newswatch")
 
@@ -94,19 +95,22 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
         why = ("--console" if console else f"no Discord token in ${cfg.discord.token_env}")
         say(f"{why}: alerts go to this terminal" + (" (and to webhooks)" if webhooks else ""))
     # Leaving open_engine stops delivery (webhook sends in flight finish) before the session
-    # closes.
-    async with aiohttp.ClientSession() as session, open_engine(
-            cfg, sinks=_webhook_sinks(cfg, session), start=False, default_sink=ConsoleSink(),
-            on_report=report_poll, role=role, lease=timedelta(seconds=lease),
-            safety_poll=safety_poll) as engine:
-        await _intro(engine, "the deliver processes" if role == "poll"
-                     else "webhooks and console" if webhooks else "console")
-        if once:
-            await engine.run_once()
-            return 0
-        await engine.start()
-        if await until_stopped(engine):
-            say("stopping")
+    # closes; the signals' handlers stay until then.
+    stop = asyncio.Event()
+    with StopSignals(stop) as signals:
+        async with aiohttp.ClientSession() as session, open_engine(
+                cfg, sinks=_webhook_sinks(cfg, session), start=False,
+                default_sink=ConsoleSink(), on_report=report_poll, role=role,
+                lease=timedelta(seconds=lease), safety_poll=safety_poll) as engine:
+            await _intro(engine, "the deliver processes" if role == "poll"
+                         else "webhooks and console" if webhooks else "console")
+            if once:
+                await engine.run_once()
+                return 0
+            await engine.start()
+            signals.arm()
+            if await until_stopped(engine, stop):
+                say("stopping")
     return 0
 
 
@@ -150,15 +154,53 @@ def _webhook_sinks(cfg: Config, session: aiohttp.ClientSession) -> dict[str, Sin
     return dict(discord_sinks(cfg.targets, session=session, routes=cfg.routes))
 
 
-async def until_stopped(engine: Engine, stop: asyncio.Event | None = None,
+#: The signals that stop ``run``: Ctrl-C, ``kill`` and a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignals:
+    """Once armed (:meth:`arm`), each of :data:`STOP_SIGNALS` sets ``stop``; one more after that
+    (the engine is stopping: sends in flight finishing, the connection closing) ends the process
+    at once with a line, as a second Ctrl-C is meant to. The handlers stay until the block is
+    left, after the shutdown: removed as soon as the waiting ended, a second signal meant
+    the system's default (gone without a word) and SIGHUP never had a handler."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> StopSignals:
+        return self
+
+    def arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._signalled)
+                self._installed.append(sig)
+
+    def _signalled(self) -> None:
+        if not self.stop.is_set():
+            self.stop.set()
+            return
+        say("stopping now (second signal)")
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        # What was being sent is claimed in the outbox and sent again at the next start.
+        os._exit(130)
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+
+async def until_stopped(engine: Engine, stop: asyncio.Event,
                         *others: asyncio.Future[Any]) -> bool:
-    """Wait for Ctrl-C/SIGTERM (or ``stop``), a fatal engine error (raised) or one of
-    ``others`` ending. Returns True when stopped by a signal or ``stop``."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    """Wait for ``stop`` (set by a :class:`StopSignals`: Ctrl-C, SIGTERM, SIGHUP), a fatal
+    engine error (raised) or one of ``others`` ending. Returns True when stopped by ``stop``."""
     waiter: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     failed: asyncio.Future[Any] = asyncio.ensure_future(engine.failed())
     try:
@@ -169,6 +211,3 @@ async def until_stopped(engine: Engine, stop: asyncio.Event | None = None,
     finally:
         waiter.cancel()
         failed.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)

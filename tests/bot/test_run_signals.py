@@ -1,0 +1,93 @@
+"""`newswatch run` stopped from outside, as a subprocess: SIGTERM, SIGHUP (a closed terminal)
+and Ctrl-C each stop it cleanly with "stopping", with a bot token or without; one more signal
+while it stops ends it at once, with a line and no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.bot.conftest import TOKEN, bot_config
+from tests.bot.test_run_with_token import write_toml
+from tests.conftest import SEEDS
+from tests.fakes.discord_emulator import DiscordEmulator, Fault
+
+
+async def start(tmp_path: Path, token: bool) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
+    if token:
+        env["NEWSWATCH_TEST_TOKEN"] = TOKEN
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def wait_for_line(proc: asyncio.subprocess.Process, part: str) -> list[str]:
+    """The lines of stderr up to the first holding ``part``."""
+    assert proc.stderr is not None
+    seen: list[str] = []
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        assert line, "".join(seen)
+        seen.append(line)
+        if part in line:
+            return seen
+
+
+async def finish(proc: asyncio.subprocess.Process, seen: list[str]) -> str:
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return "".join(seen) + err.decode()
+
+
+@pytest.mark.parametrize("token", [True, False])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+async def test_a_stop_from_outside_says_stopping_and_exits_0(
+        emu: DiscordEmulator, tmp_path: Path, token: bool, sig: signal.Signals) -> None:
+    """With a token SIGTERM stopped it without a word; SIGHUP's default action ended it
+    (killed, no line) with a token or without."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    write_toml(bot_config(emu, tmp_path), tmp_path / "config.toml")
+    proc = await start(tmp_path, token)
+    seen = await wait_for_line(proc, "5 alert(s)")
+    if token:
+        for _ in range(600):
+            if len(emu.messages(emu.channel("alerts").id)) >= 5:
+                break
+            await asyncio.sleep(0.05)
+    proc.send_signal(sig)
+    text = await finish(proc, seen)
+    assert proc.returncode == 0, text
+    assert "newswatch: stopping\n" in text and "Traceback" not in text, text
+
+
+async def test_a_second_signal_while_stopping_ends_it_at_once(emu: DiscordEmulator,
+                                                             tmp_path: Path) -> None:
+    """Stopping waits for the sends in flight (here 8 s each); a second SIGTERM meanwhile ended
+    it by the signal's default action, without a word."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    write_toml(bot_config(emu, tmp_path), tmp_path / "config.toml")
+    emu.inject("POST /channels/*/messages", Fault.slow(8.0), times=1000)
+    proc = await start(tmp_path, token=True)
+    seen = await wait_for_line(proc, "5 alert(s)")
+    await asyncio.sleep(0.5)  # a send under way
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.5)
+    assert proc.returncode is None
+    t = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    text = await finish(proc, seen)
+    assert time.monotonic() - t < 5, text
+    assert proc.returncode == 130, text
+    assert "newswatch: stopping now (second signal)" in text and "Traceback" not in text, text
