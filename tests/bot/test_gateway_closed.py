@@ -20,12 +20,15 @@ from tests.fakes.discord_emulator import DiscordEmulator
 
 @pytest.mark.parametrize(("code", "said"), [
     (4004, "Discord refused the token in $NEWSWATCH_TEST_TOKEN (authentication failed"),
+    (None, "Discord refused the token in $NEWSWATCH_TEST_TOKEN (authentication failed"),
     (4011, "sharding required"),
     (4013, "invalid intents"),
     (4014, "disallowed intents"),
 ])
 async def test_a_fatal_close_mid_run_ends_in_one_line(emu: DiscordEmulator, tmp_path: Path,
-                                                      code: int, said: str) -> None:
+                                                      code: int | None, said: str) -> None:
+    """``code`` None: the token is revoked and the connection dropped; the resume is refused,
+    and so is the IDENTIFY after it (4004)."""
     shutil.copytree(SEEDS, tmp_path / "seeds")
     write_toml(bot_config(emu, tmp_path), tmp_path / "config.toml")
     env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
@@ -37,7 +40,11 @@ async def test_a_fatal_close_mid_run_ends_in_one_line(emu: DiscordEmulator, tmp_
             if len(emu.messages(emu.channel("alerts").id)) >= 5:
                 break
             await asyncio.sleep(0.05)
-        await emu.drop_gateway(code)
+        if code is None:
+            emu.token = "revoked-token"
+            await emu.drop_gateway(4000)
+        else:
+            await emu.drop_gateway(code)
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         if proc.returncode is None:
