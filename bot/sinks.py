@@ -2,7 +2,8 @@
 
 Maps Discord's answers onto the engine's delivery errors: 429/5xx/timeouts/dropped connections
 are transient; an invalid body (400) rejects that alert; missing access or an unknown
-channel/webhook (401/403/404) pauses the destination so its alerts are held, not lost.
+channel/webhook (403/404, a webhook's 401) pauses the destination so its alerts are held, not
+lost; a 401 to the bot says its token was refused, not the channel, and is retried.
 
 Duplicates: a bot message carries the alert's nonce with ``enforce_nonce``, so Discord answers a
 retry with the message it already created. Webhooks take no nonce: when a webhook send may have
@@ -171,6 +172,10 @@ _NO_THREADS_HERE = {50013, 50024, 160006}
 
 _NON_TEXT_CHANNEL = 50008  # a message sent to a forum itself
 _ARCHIVED_THREAD = 50083  # "Operation cannot be performed on an archived thread"
+_INVALID_WEBHOOK_TOKEN = 50027
+# The reason a bot channel was paused with when the bot's token was refused ("destination
+# unusable: 401 401: Unauthorized"): a 401 that carries no error code.
+_TOKEN_PAUSE = re.compile(r"destination unusable: 401 (?!\(code )")
 _FORUM_WEBHOOK = 220001  # "Webhooks posted to forum channels must have a thread_name or thread_id"
 _MAX_APPLIED_TAGS = 5  # Discord's limit per post
 
@@ -428,6 +433,14 @@ class DiscordSink:
     def _route(self, route: str) -> RouteConfig | None:
         return self.routes.get(route)
 
+    def stale_pause(self, route: str, reason: str) -> bool:
+        """Whether ``route``'s stored pause came from the bot's token being refused (a bot
+        channel's 401 with no error code), which paused every channel before such a 401 was
+        retried instead: the channel was never at fault. A webhook's 401 (Invalid Webhook
+        Token) is its own and stays paused."""
+        return (isinstance(self.targets.get(route), ChannelTarget)
+                and _TOKEN_PAUSE.match(reason) is not None)
+
     def _need_client(self) -> discord.Client:
         if self.client is None:
             raise PermanentDeliveryError("channel targets need the bot connected",
@@ -524,7 +537,8 @@ class DiscordSink:
         kwargs = _edit_kwargs(story_message(update, route=self._route(update.route)))
         mid = int(update.message_id)
         # Unknown Channel: the post (thread) the message lived in is gone too
-        async with self._request_errors(gone={_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL}):
+        async with self._request_errors(gone={_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL},
+                                        webhook=True):
             if hook.id in self._forum_hooks:  # a post's message lives in its thread (same id)
                 await hook.edit_message(mid, thread=discord.Object(mid), **kwargs)
                 return
@@ -539,12 +553,13 @@ class DiscordSink:
                 self._forum_hooks.add(hook.id)
 
     @contextlib.asynccontextmanager
-    async def _request_errors(self, *, gone: set[int]) -> AsyncIterator[None]:
-        """One request of the bot (a send with a nonce, or a story update's), bounded by
-        ``timeout``, its failures mapped as for alerts. A 404 whose code is in ``gone`` raises
-        :class:`_Gone`. Every failure is transient rather than uncertain: a send or thread
-        line carries its nonce, an edit repeats harmlessly and a thread is found again by the
-        message's id."""
+    async def _request_errors(self, *, gone: set[int], webhook: bool = False
+                              ) -> AsyncIterator[None]:
+        """One request of the bot (a send with a nonce, or a story update's; a webhook's edit
+        with ``webhook``), bounded by ``timeout``, its failures mapped as for alerts. A 404
+        whose code is in ``gone`` raises :class:`_Gone`. Every failure is transient rather
+        than uncertain: a send or thread line carries its nonce, an edit repeats harmlessly
+        and a thread is found again by the message's id."""
         try:
             async with asyncio.timeout(self.timeout):
                 yield
@@ -556,9 +571,9 @@ class DiscordSink:
         except discord.NotFound as exc:
             if exc.code in gone:
                 raise _Gone from None
-            raise _classify(exc) from None
+            raise _classify(exc, webhook=webhook) from None
         except discord.HTTPException as exc:
-            raise _classify(exc) from None
+            raise _classify(exc, webhook=webhook) from None
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
         except _DeliveryErrors:
@@ -789,7 +804,7 @@ class DiscordSink:
         except discord.RateLimited as exc:
             raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
         except discord.HTTPException as exc:
-            error = _classify(exc)
+            error = _classify(exc, webhook=not bot)
             if exc.status >= 500:
                 # Discord may have created the message before failing to answer.
                 raise UncertainDeliveryError(str(error)) from None
@@ -898,13 +913,22 @@ class _WatchedRequest:
         return await self._request.__aexit__(*exc)
 
 
-def _classify(exc: discord.HTTPException) -> DeliveryError:
+def _classify(exc: discord.HTTPException, *, webhook: bool = False) -> DeliveryError:
+    """The delivery error for Discord's answer to a request of the bot (or, ``webhook``, of
+    a webhook, which carries its own token in its URL)."""
     code = f" (code {exc.code})" if exc.code else ""
     text = redact(f"{exc.status}{code} {exc.text or ''}".strip())[:300]
     if exc.status == 429:
         return TransientDeliveryError(f"rate limited: {text}")
     if exc.status >= 500:
         return TransientDeliveryError(f"Discord error {text}")
+    if exc.status == 401 and not webhook and exc.code != _INVALID_WEBHOOK_TOKEN:
+        # The bot's own token was refused: every channel would answer the same, and none of
+        # them is at fault. Pausing them held every route until someone resumed each one by
+        # hand, long after a token reset was over; the alert is retried with backoff instead.
+        return TransientDeliveryError(
+            f"Discord refused the bot's token ({text}): reset or replaced in the developer "
+            "portal? Alerts wait and are retried until it is accepted")
     if exc.status in (401, 403, 404) or exc.code == _ARCHIVED_THREAD:
         # An archived or locked thread refuses every message until someone reopens it: the
         # destination is paused and its alerts held, not each alert refused.

@@ -83,6 +83,7 @@ __all__ = [
     "DigestSink",
     "NoticeSink",
     "OutboxStore",
+    "PauseSink",
     "Sink",
     "StoryUpdate",
     "StoryView",
@@ -268,6 +269,15 @@ class NoticeSink(Protocol):
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None,
                      maybe_sent: bool = False) -> str | None: ...
+
+
+@runtime_checkable
+class PauseSink(Protocol):
+    """A sink that can tell a stored pause it would no longer make: the reason it gave was
+    not the destination's fault (a Discord sink once paused every channel when the bot's own
+    token was refused). Such a pause is lifted at start and its held alerts sent."""
+
+    def stale_pause(self, route: str, reason: str) -> bool: ...
 
 
 @runtime_checkable
@@ -615,8 +625,24 @@ class DeliveryService:
         if self._loaded:
             return
         self._loaded = True
-        for route, reason in (await self.store.paused_routes()).items():
+        paused = await self.store.paused_routes()
+        held = await self.store.held_counts() if paused else {}
+        for route, reason in paused.items():
+            sink = self.sink_for(route)
+            if isinstance(sink, PauseSink) and sink.stale_pause(route, reason):
+                n = await self.store.resume_route(route)
+                log.warning("route %s resumed at start: it was paused for a reason that no "
+                            "longer pauses a destination (%s); %d held alert(s) queued",
+                            route, reason, n)
+                continue
             self._routes[route].paused_reason = reason
+            label = route
+            if self.server_route is not None and (server := self.server_route(route)):
+                label = server[1]
+            # A pause outlives a restart without a word, and a route held for good looked
+            # like a quiet one: each is named at start with what it holds and the way out.
+            log.warning("route %s is paused (%s): %d alert(s) held, sent when it is resumed "
+                        "(/alerts resume %s)", route, reason, held.get(route, 0), label)
 
     async def _run(self) -> None:
         if not self.shared:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.bot.conftest import TOKEN
 from tests.delivery.articles import MESSAGES, WEBHOOK, drop_articles, report_numbers
 from tests.delivery.conftest import HOOK_ID, HOOK_TOKEN, Start, world
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
@@ -156,6 +157,10 @@ async def test_an_invalid_body_rejects_that_alert_with_the_reason_and_the_rest_g
     pytest.param("alerts", "alerts", MESSAGES, Fault.forbidden(50001), id="403-access"),
     pytest.param("alerts", "alerts", MESSAGES, Fault.not_found(10003), id="404-channel"),
     pytest.param("hook", "hooks", WEBHOOK, Fault.not_found(10015), id="404-webhook"),
+    # a webhook's own token refused: that destination's fault (the bot's 401 is not)
+    pytest.param("hook", "hooks", WEBHOOK,
+                 Fault("status", 401, 50027, "Invalid Webhook Token", name="401/50027"),
+                 id="401-webhook"),
     # a thread archived or locked refuses every message: paused, not each alert rejected
     pytest.param("alerts", "alerts", MESSAGES,
                  Fault("status", 400, 50083, "Thread is archived", name="400/50083"),
@@ -212,6 +217,73 @@ async def test_an_unusable_destination_is_paused_held_announced_and_resumed(
     assert run.engine.delivery.paused_routes() == {}
     assert len(emu.messages(ops)) == 1
     assert emu.validate_all() == []
+
+
+async def test_the_bots_token_refused_for_a_while_is_retried_and_pauses_no_channel(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A 401 to the bot says its token was refused (reset in the developer portal), not that
+    a channel is unusable: it paused every channel it met, for good (across restarts), and
+    their alerts stayed held after the token worked again."""
+    run = await newswatch(emu)
+    await emu.wait_until_identified(timeout=10)  # the gateway stays up; REST refuses the token
+    emu.token = "revoked"
+    wire = tmp_path / "wire"
+    drop_articles(wire, "troops", range(3))
+    drop_articles(wire, "sanctions", range(10, 12))
+
+    def refused() -> int:
+        return sum(1 for r in emu.requests if r.status == 401)
+
+    await run.wait_for(lambda: refused() >= 3, 20)
+    emu.token = TOKEN
+    await run.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 3
+                       and len(report_numbers(emu, "general")) >= 2, 20)
+    await asyncio.sleep(0.3)  # a late duplicate would show up now
+    assert report_numbers(emu, "alerts") == [0, 1, 2]
+    assert report_numbers(emu, "general") == [10, 11]
+    assert run.engine.delivery.paused_routes() == {}
+    assert await run.engine.store.paused_routes() == {}
+    assert emu.messages(emu.channel("ops").id) == []  # no "paused" notice
+    said = [r.getMessage() for r in caplog.records if "refused the bot's token" in r.getMessage()]
+    assert said and "401: Unauthorized" in said[0] and "retrying in" in said[0]
+    assert emu.validate_all() == []
+
+
+async def test_a_restart_names_each_paused_route_and_lifts_a_pause_by_the_bots_token(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A pause outlives a restart, and a start said nothing of it: a route held for good
+    looked like a quiet one. Each is now logged with why, what it holds and the way out; a
+    bot channel paused by the bot's own 401 (as a refused token once paused every channel)
+    is resumed and its alerts sent, while a webhook refused its own token stays paused."""
+    wire = tmp_path / "wire"
+    drop_articles(wire, "troops", range(3))
+    drop_articles(wire, "floods", range(20, 22))
+    emu.inject(MESSAGES, Fault.forbidden(50013), times=1)
+    emu.inject(WEBHOOK, Fault("status", 401, 50027, "Invalid Webhook Token"), times=1)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: len(run.engine.delivery.paused_routes()) == 2, 20)
+    # as a refused bot token left it before such a 401 was retried
+    await run.engine.store.pause_route("alerts", "destination unusable: 401 401: Unauthorized")
+    run.stop.set()
+    assert await asyncio.wait_for(run.task, 15) == 0
+    assert report_numbers(emu, "alerts") == [] and report_numbers(emu, "hooks") == []
+    caplog.clear()
+
+    again = await newswatch(emu)
+    await again.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 3, 20)
+    await asyncio.sleep(0.3)
+    assert report_numbers(emu, "alerts") == [0, 1, 2]
+    assert report_numbers(emu, "hooks") == []
+    assert set(again.engine.delivery.paused_routes()) == {"hook"}
+    lines = [r.getMessage() for r in caplog.records]
+    resumed = [line for line in lines if line.startswith("route alerts resumed at start")]
+    assert len(resumed) == 1 and "3 held alert(s)" in resumed[0], lines
+    (hook,) = [line for line in lines if line.startswith("route hook is paused")]
+    assert "Invalid Webhook Token" in hook and "2 alert(s) held" in hook
+    assert "/alerts resume hook" in hook
+    assert not any(line.startswith("route alerts is paused") for line in lines)
 
 
 async def test_a_webhook_send_whose_answer_was_lost_is_found_not_sent_twice(
