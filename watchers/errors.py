@@ -7,7 +7,8 @@ Every error the engine raises on purpose derives from one root, so a caller can 
     ├── QuerySyntaxError       a rule query does not parse; carries ``column`` (1-based)
     ├── LookupBusyError        a lookup waited too long for a turn behind others; try again
     ├── SourceError            a source could not be read (network, HTTP status, unparsable feed)
-    │   └── FetchBlockedError  a URL was refused before any connection (scheme, address, size)
+    │   ├── FetchBlockedError  a URL was refused before any connection (scheme, address, size)
+    │   └── FetchQueuedError   no connection came free in time (not the source's own failure)
     ├── StoreError             the store could not do what was asked
     │   ├── StoreUnavailableError  … because it cannot be reached for now (a server restarting)
     │   └── StoreGoneError     … because its file was removed or replaced while open
@@ -72,6 +73,11 @@ class SourceError(NewswatchError):
 
 class FetchBlockedError(SourceError):
     """A URL was refused before or while connecting (scheme, address range, redirect, size)."""
+
+
+class FetchQueuedError(SourceError):
+    """A fetch waited too long for a connection (the host's other feeds held all it may have):
+    it never reached the source, so it does not count among the source's failures."""
 
 
 class StoreError(NewswatchError):

@@ -48,7 +48,13 @@ from rapidfuzz import fuzz
 
 from watchers import collector
 from watchers.config import RuleConfig, SourceConfig, SurgeConfig
-from watchers.errors import NewswatchError, SourceError, StoreError, StoreUnavailableError
+from watchers.errors import (
+    FetchQueuedError,
+    NewswatchError,
+    SourceError,
+    StoreError,
+    StoreUnavailableError,
+)
 from watchers.importer import join_story
 from watchers.models import MAX_AHEAD, Article, Match, history_time, matchable
 from watchers.outage import StoreOutage
@@ -58,6 +64,7 @@ from watchers.rules.matcher import Analysis
 from watchers.rules.text import untrack
 from watchers.schedule import Clock, SystemClock, Timetable
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
+from watchers.sources._http import ANSWERING
 from watchers.sources.base import Source, printable
 from watchers.sources.feed import MAX_RETRY_AFTER
 from watchers.store import one_version_each
@@ -645,13 +652,22 @@ class WatchService:
         state = await self._book.get(name)
         now = datetime.now(UTC)
         try:
-            poll = await running.source.poll(state.cursor)
+            answering = ANSWERING.set(state.failures == 0)
+            try:
+                poll = await running.source.poll(state.cursor)
+            finally:
+                ANSWERING.reset(answering)
             if len(poll.articles) > 1:
                 # Two items of one poll under one identity: the first is kept (see
                 # one_version_each), else they replaced each other at every poll.
                 kept, twins = one_version_each(poll.articles)
                 if twins:
                     poll = replace(poll, articles=kept, skipped=(*poll.skipped, *twins))
+        except FetchQueuedError as exc:
+            if state.failures == 0 and state.last_success is not None:
+                report = self._not_reached(running, state, str(exc))
+            else:  # (see _not_reached)
+                report = await self._failed(running, state, str(exc), None)
         except SourceError as exc:
             report = await self._failed(running, state, str(exc),
                                         getattr(exc, "retry_after", None))
@@ -691,6 +707,21 @@ class WatchService:
                 log.exception("source %s: the on_report callback failed (the poll itself "
                               "succeeded)", printable(running.name))
         return report
+
+    def _not_reached(self, running: _Running, state: SourceState, error: str) -> PollReport:
+        """The fetch of a source that answered its last poll never reached it (no connection
+        to its host came free in time): tried again at its next turn, and not counted among
+        its failures, which paused healthy feeds that shared a host with a few hanging ones.
+        A source that has not answered since it last failed (or ever) has it counted: the
+        hanging feeds that hold the host's connections must back off and pause, or they
+        would queue again every interval and keep the host's connections taken for good."""
+        now = datetime.now(UTC)
+        wait = self.probe_every if state.paused else running.config.every
+        self._book.save(replace(state, polls=state.polls + 1, last_error=error,
+                                last_error_at=now, next_poll=now + wait))
+        log.warning("source %s not polled (not counted as its failure): %s", running.name,
+                    error)
+        return PollReport(source=running.name, error=error)
 
     async def _failed(self, running: _Running, state: SourceState, error: str,
                       retry_after: float | None) -> PollReport:

@@ -18,24 +18,26 @@ inside it, if one was given).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import ipaddress
 import math
 import os
 import socket
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from watchers.errors import FetchBlockedError, SourceError
+from watchers.errors import FetchBlockedError, FetchQueuedError, SourceError
 from watchers.sources._guard import (
     IPNetwork,
     allowing,
@@ -94,11 +96,14 @@ class Timeouts:
     """Seconds. ``read`` is the longest silence between bytes; ``total`` bounds a whole fetch,
     redirects included, so a server that drips one byte at a time cannot hold us (it is
     checked every eighth of it, so a fetch stops between one and one and an eighth ``total``
-    after it began)."""
+    after it began). The waits for a free connection (a host's feeds share
+    ``per_host`` of them) do not count in ``total``: those of one fetch are bounded by
+    ``queue`` together, and running out of it is :class:`FetchQueuedError`, not a timeout."""
 
     total: float = 30.0
     connect: float = 10.0
     read: float = 15.0
+    queue: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -347,6 +352,7 @@ class Fetcher:
                 auto_decompress=False,
                 trust_env=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=[_queue_trace()],
             )
         return self._session
 
@@ -383,16 +389,23 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        deadline = self._deadlines.enter(self.timeouts.total)
+        deadline = self._deadlines.enter(self.timeouts.total, self.timeouts.queue)
+        fetch = _FETCH.set((self._deadlines, deadline))
         try:
             return await self._follow(url, headers, allowed)
         except asyncio.CancelledError:
             if self._deadlines.leave(deadline):
+                if deadline.queued is not None:
+                    raise FetchQueuedError(
+                        f"{deadline.hop or url}: waited {deadline.waited:.0f}s for "
+                        f"{deadline.queued}"
+                    ) from None
                 raise FetchTimeoutError(
                     f"{url}: timed out (limit {self.timeouts.total:g}s for the whole fetch)"
                 ) from None
             raise
         finally:
+            _FETCH.reset(fetch)
             self._deadlines.leave(deadline)
 
     async def _follow(
@@ -405,6 +418,9 @@ class Fetcher:
         for n in range(self.max_redirects + 1):
             if n:  # get() checked the first URL, against the same allowlist
                 check_url(current, allowed)
+            fetch = _FETCH.get()
+            if fetch is not None:
+                fetch[1].hop = current
             found = await hop(current, headers, allowed)
             if isinstance(found, FetchResult):
                 return found
@@ -474,6 +490,8 @@ class Fetcher:
                 allowed=allowed,
                 connect_timeout=self.timeouts.connect,
                 read_timeout=self.timeouts.read,
+                queued=_queued,
+                later=not ANSWERING.get(),
             )
             try:
                 status = resp.status
@@ -539,15 +557,25 @@ class Fetcher:
 
 
 class _Deadline:
-    __slots__ = ("cancelling", "expired", "left", "step", "task", "when")
+    """One fetch's deadline. While the fetch waits for a connection (``queued`` names what
+    holds them) its total deadline stands still and ``queue_left`` bounds the waits instead."""
 
-    def __init__(self, task: asyncio.Task[Any], when: float, step: float) -> None:
+    __slots__ = ("cancelling", "expired", "hop", "left", "queue_left", "queued", "queued_at",
+                 "step", "task", "waited", "when")
+
+    def __init__(self, task: asyncio.Task[Any], when: float, step: float,
+                 queue: float) -> None:
         self.task = task
         self.when = when
         self.step = step
         self.cancelling = task.cancelling()
         self.expired = False
         self.left = False
+        self.hop: str | None = None
+        self.queue_left = queue
+        self.queued: str | None = None
+        self.queued_at = 0.0
+        self.waited = 0.0
 
 
 class _Deadlines:
@@ -562,7 +590,7 @@ class _Deadlines:
         self._period = math.inf
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def enter(self, seconds: float) -> _Deadline:
+    def enter(self, seconds: float, queue: float = math.inf) -> _Deadline:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a fetch runs in a task")
@@ -572,7 +600,7 @@ class _Deadlines:
             self._timer = None
             self._period = math.inf
             self._loop = loop
-        deadline = _Deadline(task, loop.time() + seconds, seconds / 8)
+        deadline = _Deadline(task, loop.time() + seconds, seconds / 8, queue)
         self._live.add(deadline)
         if deadline.step < self._period:
             if self._timer is not None:
@@ -580,6 +608,25 @@ class _Deadlines:
             self._period = deadline.step
             self._timer = loop.call_later(deadline.step, self._sweep)
         return deadline
+
+    @contextlib.contextmanager
+    def queued(self, deadline: _Deadline, why: str) -> Iterator[None]:
+        """A wait for a connection, kept out of ``deadline``'s total: the total is moved on
+        by the wait, and the sweep holds the wait to what is left of the queue bound."""
+        loop = deadline.task.get_loop()
+        if deadline.queued is not None or deadline.left:
+            yield
+            return
+        deadline.queued, deadline.queued_at = why, loop.time()
+        try:
+            yield
+        finally:
+            if not deadline.expired:
+                spent = loop.time() - deadline.queued_at
+                deadline.when += spent
+                deadline.waited += spent
+                deadline.queue_left -= spent
+                deadline.queued = None
 
     def leave(self, deadline: _Deadline) -> bool:
         """Done with ``deadline`` (again: nothing). True, the first time only, when it expired
@@ -597,7 +644,15 @@ class _Deadlines:
         assert loop is not None
         now = loop.time()
         for deadline in list(self._live):
-            if deadline.when <= now:
+            if deadline.queued is not None:
+                if now - deadline.queued_at < deadline.queue_left:
+                    self._period = min(self._period, deadline.step)
+                    continue
+                deadline.waited += now - deadline.queued_at
+                self._live.discard(deadline)
+                deadline.expired = True
+                deadline.task.cancel()
+            elif deadline.when <= now:
                 self._live.discard(deadline)
                 deadline.expired = True
                 deadline.task.cancel()
@@ -605,6 +660,54 @@ class _Deadlines:
                 self._period = min(self._period, deadline.step)
         if self._live:
             self._timer = loop.call_later(self._period, self._sweep)
+
+
+# Whether the source being polled in this task answered its last poll (set by the service):
+# its fetches are handed a host's free connection before those of sources that did not (on
+# the lean client; aiohttp's connector keeps one queue), so a host's feeds that hang do not
+# keep its healthy ones waiting. Outside a poll every fetch counts as answering.
+ANSWERING: contextvars.ContextVar[bool] = contextvars.ContextVar("ANSWERING", default=True)
+
+# The fetch in flight in this task (its deadlines and deadline), for the waits for a
+# connection in either client to stand its total deadline still.
+_FETCH: contextvars.ContextVar[tuple[_Deadlines, _Deadline] | None] = contextvars.ContextVar(
+    "_FETCH", default=None)
+
+
+def _queued(why: str) -> contextlib.AbstractContextManager[None]:
+    """A wait for a connection slot in this task's fetch (see :meth:`_Deadlines.queued`)."""
+    fetch = _FETCH.get()
+    if fetch is None:
+        return contextlib.nullcontext()
+    return fetch[0].queued(fetch[1], why)
+
+
+def _queue_trace() -> aiohttp.TraceConfig:
+    """aiohttp's connector queues a request when the host's (or all) connections are taken:
+    that wait is kept out of the fetch's total as on the lean client."""
+    trace = aiohttp.TraceConfig()
+
+    async def start(session: aiohttp.ClientSession, ctx: Any, params: Any) -> None:
+        fetch = _FETCH.get()
+        if fetch is None:
+            return
+        connector = session.connector
+        per_host = getattr(connector, "limit_per_host", 0)
+        host = urlsplit(fetch[1].hop or "").hostname or "the host"
+        why = (f"a connection to {host}: its other feeds hold all {per_host}" if per_host
+               else "a connection: all are in use")
+        ctx.wait = fetch[0].queued(fetch[1], why)
+        ctx.wait.__enter__()
+
+    async def end(session: aiohttp.ClientSession, ctx: Any, params: Any) -> None:
+        wait = getattr(ctx, "wait", None)
+        if wait is not None:
+            ctx.wait = None
+            wait.__exit__(None, None, None)
+
+    trace.on_connection_queued_start.append(start)
+    trace.on_connection_queued_end.append(end)
+    return trace
 
 
 # The longest redirect Location followed: the limit on a configured feed URL

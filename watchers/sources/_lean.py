@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import ipaddress
 import re
 import select
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -479,15 +480,22 @@ class _Host:
     """Connections to one (scheme, host, port): the idle ones, how many are in use and the
     requests waiting for one (also, without idle ones, the client's limit on all hosts);
     ``strays``: the host once sent bytes nobody asked for, and its connections carry one
-    request each."""
+    request each. ``later`` waits behind ``waiters``: the requests of sources that did not
+    answer their last poll, so that a host's hanging feeds do not keep its healthy ones
+    waiting for the connections they hold."""
 
-    __slots__ = ("active", "idle", "strays", "waiters")
+    __slots__ = ("active", "idle", "later", "strays", "waiters")
 
     def __init__(self) -> None:
         self.idle: list[_Conn] = []
         self.active = 0
         self.strays = False
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.later: collections.deque[asyncio.Future[None]] = collections.deque()
+
+
+def _not_timed(why: str) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
 
 
 class LeanClient:
@@ -531,8 +539,14 @@ class LeanClient:
         allowed: tuple[IPNetwork, ...],
         connect_timeout: float,
         read_timeout: float,
+        queued: Callable[[str], contextlib.AbstractContextManager[None]] | None = None,
+        later: bool = False,
     ) -> LeanResponse:
         """Send a GET for ``url`` and return once the response headers have arrived.
+
+        A wait for a free connection slot runs inside ``queued(why)`` (``why`` names what
+        holds the slots), for the caller to keep it apart from the request's own time. A
+        request ``later`` is handed a slot after those waiting that are not.
 
         Raises FetchBlockedError (refused address), TimeoutError (connect or read),
         ssl.SSLCertVerificationError, ConnectFailedError, DisconnectedError (closed before
@@ -548,15 +562,18 @@ class LeanClient:
             host = self._hosts[target.key] = _Host()
         # Free slots are taken here, without a coroutine each: the common case by far.
         everyone = self._all
-        if everyone.active < self.limit and not everyone.waiters:
+        if everyone.active < self.limit and not everyone.waiters and not everyone.later:
             everyone.active += 1
         else:
-            await self._acquire(everyone, self.limit)
+            with (queued or _not_timed)(f"a connection: all {self.limit} are in use"):
+                await self._acquire(everyone, self.limit, later)
         try:
-            if host.active < self.per_host and not host.waiters:
+            if host.active < self.per_host and not host.waiters and not host.later:
                 host.active += 1
             else:
-                await self._acquire(host, self.per_host)
+                with (queued or _not_timed)(f"a connection to {target.host}: its other feeds "
+                                            f"hold all {self.per_host}"):
+                    await self._acquire(host, self.per_host, later)
         except BaseException:
             self._leave_host(everyone, self.limit)
             raise
@@ -614,20 +631,21 @@ class LeanClient:
         if shortest is not None:
             self._sweeper = asyncio.get_running_loop().call_later(shortest / 4, self._sweep)
 
-    async def _acquire(self, host: _Host, limit: int) -> None:
-        """Wait for one of ``host``'s ``limit`` slots."""
-        if host.active < limit and not host.waiters:
+    async def _acquire(self, host: _Host, limit: int, later: bool = False) -> None:
+        """Wait for one of ``host``'s ``limit`` slots (``later``: behind the others)."""
+        if host.active < limit and not host.waiters and not host.later:
             host.active += 1
             return
         waiter = asyncio.get_running_loop().create_future()
-        host.waiters.append(waiter)
+        queue = host.later if later else host.waiters
+        queue.append(waiter)
         try:
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self._leave_host(host, limit)  # handed a slot, then cancelled: pass it on
-            elif waiter in host.waiters:  # a release may have passed over it already
-                host.waiters.remove(waiter)
+            elif waiter in queue:  # a release may have passed over it already
+                queue.remove(waiter)
             raise
 
     def _leave(self, host: _Host) -> None:
@@ -639,8 +657,8 @@ class LeanClient:
         self._handoff(host, limit)
 
     def _handoff(self, host: _Host, limit: int) -> None:
-        while host.waiters and host.active < limit:
-            waiter = host.waiters.popleft()
+        while (host.waiters or host.later) and host.active < limit:
+            waiter = (host.waiters or host.later).popleft()
             if not waiter.done():
                 host.active += 1
                 waiter.set_result(None)
