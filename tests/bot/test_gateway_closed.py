@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.bot.conftest import TOKEN, bot_config
-from tests.bot.test_run_with_token import write_toml
+from tests.bot.test_run_with_token import run_process, write_toml
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator
 
@@ -32,9 +31,7 @@ async def test_a_fatal_close_mid_run_ends_in_one_line(emu: DiscordEmulator, tmp_
     shutil.copytree(SEEDS, tmp_path / "seeds")
     write_toml(bot_config(emu, tmp_path), tmp_path / "config.toml")
     env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await run_process(tmp_path, env)
     try:
         for _ in range(600):
             if len(emu.messages(emu.channel("alerts").id)) >= 5:

@@ -8,14 +8,13 @@ import asyncio
 import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.bot.conftest import TOKEN, bot_config
-from tests.bot.test_run_with_token import write_toml
+from tests.bot.test_run_with_token import run_process, write_toml
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
 
@@ -24,9 +23,7 @@ async def start(tmp_path: Path, token: bool) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
     if token:
         env["NEWSWATCH_TEST_TOKEN"] = TOKEN
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    return await run_process(tmp_path, env)
 
 
 async def wait_for_line(proc: asyncio.subprocess.Process, part: str) -> list[str]:

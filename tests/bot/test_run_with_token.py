@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -38,14 +39,21 @@ def write_toml(data: dict, path: Path) -> None:  # type: ignore[type-arg]
     path.write_text("\n".join(lines) + "\n")
 
 
+async def run_process(tmp_path: Path, env: Mapping[str, str], *extra: str
+                      ) -> asyncio.subprocess.Process:
+    """``newswatch run -c config.toml`` in ``tmp_path``, a child process with ``env``, its
+    output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", "-c", "config.toml", *extra, cwd=tmp_path,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
 async def test_newswatch_run_with_a_token_posts_alerts_and_answers_search(
         emu: DiscordEmulator, tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
     write_toml(bot_config(emu, tmp_path), tmp_path / "config.toml")
     env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await run_process(tmp_path, env)
     ch = emu.channel("alerts").id
     try:
         for _ in range(300):
@@ -119,9 +127,7 @@ async def test_run_says_in_one_line_when_discord_cannot_be_reached(tmp_path: Pat
     write_toml(data, tmp_path / "config.toml")
     env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
     for extra in ([], ["--once"]):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "-c", "config.toml", *extra, cwd=tmp_path,
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proc = await run_process(tmp_path, env, *extra)
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         text = err.decode()
         assert proc.returncode == 1, text
@@ -151,9 +157,7 @@ async def test_run_refuses_a_webhook_route_whose_variable_is_unusable(
         env["NEWSWATCH_TEST_HOOK"] = value
     if token:
         env["NEWSWATCH_TEST_TOKEN"] = TOKEN
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "-c", "config.toml", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await run_process(tmp_path, env)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
