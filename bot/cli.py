@@ -95,7 +95,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     # cannot post there), a rule with no destination while a bot token is set (run refuses to
     # start).
     token = bool(os.environ.get(cfg.discord.token_env, "").strip())
-    warnings: list[str] = []
+    refused: list[str] = []  # webhook routes run refuses to start with (see bot.runner)
     unrouted: list[str] = []
     for route in routes:
         ref = cfg.targets.get(route)
@@ -109,18 +109,19 @@ def cmd_check(args: argparse.Namespace) -> int:
             dest = f"webhook from ${ref[4:]}"
             problem = _webhook_problem(os.environ.get(ref[4:], ""))
             if problem:
-                warnings.append(f"route {route}: ${ref[4:]} {problem}: run cannot post its "
-                                "alerts there")
+                refused.append(f"route {route}: ${ref[4:]} {problem}")
         else:
             dest = "webhook (URL in file; prefer env:VAR)"
         print(f"    {route:<16} {dest}; stories: {cfg.stories_mode(route)}"
               f"{_schedule(cfg.route(route))}{'' if route in used else '; no rule uses it'}")
     print(f"  stories  window {format_duration(cfg.stories.window)}")
-    for warning in warnings:
-        say(f"warning: {warning}")
+    for problem in refused:
+        say(f"{path}: run refuses to start: {problem}")
     if unrouted:
         say(f"{path}: with ${cfg.discord.token_env} set, run refuses rules whose route has no "
             f"[channels] entry: {', '.join(unrouted)}")
+        return EXIT_USAGE
+    if refused:
         return EXIT_USAGE
     if args.live:
         import asyncio

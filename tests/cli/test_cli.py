@@ -301,15 +301,18 @@ def test_match_threshold_out_of_range_is_refused(value: str) -> None:
 
 def test_check_says_what_run_would_meet_in_this_environment(tmp_path: Path) -> None:
     """check said ok for a webhook variable that was unset, and for rules with no destination
-    while a bot token was set (which run refuses)."""
+    while a bot token was set (which run refuses); then it warned about the variable, and exited
+    0, where run refuses to start (exit 2)."""
     (tmp_path / "hook.toml").write_text('[storage]\npath = "nw.db"\n[channels]\n'
                                         'alerts = "env:NW_HOOK"\n'
                                         '[[rules]]\nname = "a"\nquery = "putin"\n')
     unset = nw("check", "-c", "hook.toml", cwd=tmp_path, env={"NW_HOOK": ""})
-    assert unset.returncode == 0 and "warning: route alerts: $NW_HOOK is not set here" in (
-        unset.stderr)
+    assert unset.returncode == 2 and (
+        "hook.toml: run refuses to start: route alerts: $NW_HOOK is not set here") in unset.stderr
     bad = nw("check", "-c", "hook.toml", cwd=tmp_path, env={"NW_HOOK": "https://example.org/x"})
-    assert bad.returncode == 0 and "is not a Discord webhook URL here" in bad.stderr
+    assert bad.returncode == 2 and "is not a Discord webhook URL here" in bad.stderr
+    run = nw("run", "-c", "hook.toml", "--once", cwd=tmp_path, env={"NW_HOOK": ""})
+    assert run.returncode == 2 and "NW_HOOK" in run.stderr, run.stderr  # as check says
     assert "example.org" not in bad.stderr + bad.stdout
     good = nw("check", "-c", "hook.toml", cwd=tmp_path, env={
         "NW_HOOK": "https://discord.com/api/webhooks/123456789012345678/" + "t" * 60})
