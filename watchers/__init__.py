@@ -18,6 +18,7 @@ _EXPORTS = {
     "Engine": "watchers.engine",
     "FeedSourceConfig": "watchers.config",
     "FetchBlockedError": "watchers.errors",
+    "FetchQueuedError": "watchers.errors",
     "FolderSourceConfig": "watchers.config",
     "Highlight": "watchers.models",
     "Hit": "watchers.models",
@@ -76,6 +77,7 @@ __all__ = [
     "Engine",
     "FeedSourceConfig",
     "FetchBlockedError",
+    "FetchQueuedError",
     "FolderSourceConfig",
     "Highlight",
     "Hit",
@@ -167,6 +169,7 @@ if TYPE_CHECKING:
     from watchers.errors import ConfigError as ConfigError
     from watchers.errors import DeliveryError as DeliveryError
     from watchers.errors import FetchBlockedError as FetchBlockedError
+    from watchers.errors import FetchQueuedError as FetchQueuedError
     from watchers.errors import LookupBusyError as LookupBusyError
     from watchers.errors import NewswatchError as NewswatchError
     from watchers.errors import PermanentDeliveryError as PermanentDeliveryError
