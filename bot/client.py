@@ -81,6 +81,7 @@ class NewsBot(commands.Bot):
         # commands synced, by guild id (GLOBAL: synced globally)
         self.synced: dict[int, int] = {}
         self.ready_event = asyncio.Event()
+        self._channels_checked = False  # the config file's channels, looked for once
 
     async def setup_hook(self) -> None:
         if self.newswatch is None:
@@ -131,7 +132,30 @@ class NewsBot(commands.Bot):
             # Removed from a server, or invited back, while newswatch was not connected.
             await self.newswatch.present_in(lambda: [g.id for g in self.guilds],
                                             self._config_routes_in)
+            if not self._channels_checked:
+                self._channels_checked = True
+                await self._check_config_channels()
         self.ready_event.set()
+
+    async def _check_config_channels(self) -> None:
+        """Say at connect which of the config file's channels the bot cannot see (a mistyped
+        id, a channel deleted, one in a server it is not in): each was found only when its
+        first alert paused the route ("404 Unknown Channel")."""
+        assert self.newswatch is not None
+        for route, target in self.newswatch.config.targets.items():
+            if not isinstance(target, int) or self.get_channel(target) is not None or any(
+                    g.get_thread(target) is not None for g in self.guilds):
+                continue
+            try:
+                await self.fetch_channel(target)  # a thread not in the cache, say
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.warning("route %s: the bot cannot see channel %s (%s: a mistyped id, a "
+                            "channel deleted, or one in a server the bot is not in); its alerts "
+                            "will be held when they are sent (see /alerts status)", route,
+                            target, "not found" if isinstance(exc, discord.NotFound)
+                            else "no access")
+            except discord.HTTPException:
+                continue  # Discord not answering now: the first alert will say
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         """Removed from a server (kicked, or the server deleted; an outage is not this): its

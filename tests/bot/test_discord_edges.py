@@ -196,3 +196,21 @@ async def test_look_alike_names_and_addresses_are_refused(running: Running) -> N
     ).final_message()
     assert msg.ephemeral and "direction\\-changing" in msg.content  # markdown-escaped
     assert "spoof" not in running.engine.source_names(None)
+
+
+async def test_a_config_channel_the_bot_cannot_see_is_named_at_connect(
+        emu: DiscordEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A mistyped channel id (or a channel deleted) was found only when its route's first alert
+    paused it, "404 Unknown Channel"; the channels the bot sees are not named."""
+    caplog.set_level(logging.WARNING, logger="newswatch")
+    data = bot_config(emu, tmp_path)
+    data["channels"] = {"alerts": emu.channel("alerts").id, "gone": 1100000000000009999}
+    data["rules"][1]["channel"] = "gone"
+    async with running_on_seeds(emu, tmp_path, data) as run:
+        await run.wait_for(lambda: "cannot see channel" in caplog.text)
+    said = [r.getMessage() for r in caplog.records if r.name == "newswatch"
+            and r.getMessage().startswith("route ")]
+    assert said == ["route gone: the bot cannot see channel 1100000000000009999 (not found: a "
+                    "mistyped id, a channel deleted, or one in a server the bot is not in); its "
+                    "alerts will be held when they are sent (see /alerts status)"], said
+    assert emu.validate_all() == []
