@@ -823,7 +823,7 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
         try:
             parse(rule.query)
         except QuerySyntaxError as exc:
-            issues.append(ConfigIssue(f"rules[{i}].query", str(exc)))
+            issues.append(ConfigIssue(f"rules[{i}].query", _in_rule(exc, rule.name)))
     # Every route named (a rule's channel; where notices go: a misspelt one passed `check`,
     # and the notices reached no channel) is one [channels] defines, once it defines any.
     if cfg.channels:
@@ -909,8 +909,17 @@ def _raw_query_issues(data: Mapping[str, Any], reported: set[str]) -> list[Confi
             try:
                 parse(query)
             except QuerySyntaxError as exc:
-                issues.append(ConfigIssue(path, str(exc)))
+                issues.append(ConfigIssue(path, _in_rule(exc, name)))
     return issues
+
+
+def _in_rule(exc: QuerySyntaxError, name: object) -> str:
+    """A query's error, with the name of the rule it is the query of: a config of many rules
+    named it by position alone (``rules[37].query``)."""
+    if not isinstance(name, str) or not name.strip():
+        return str(exc)
+    shown = name if len(name) <= 40 else name[:39] + "…"
+    return f"{exc} (rule {ascii(shown) if not shown.isprintable() else repr(shown)})"
 
 
 def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: str | None = None,

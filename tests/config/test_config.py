@@ -85,7 +85,8 @@ query = "sanctions AND"
     # beside them, in the same pass, what the file's rules say wrong (a duplicate name came
     # only once every other error was fixed)
     assert "rules[1].name: duplicate rule name 'ok' (first at rules[0])" in text
-    assert "rules[2].query: expected a term after AND" in text
+    # named by the rule's name too: a config of many rules named it by position alone
+    assert "rules[2].query: expected a term after AND at column 14 (rule 'broken')" in text
     # semantic problems come once the shape is right
     found = issues("""
 [[rules]]
@@ -100,7 +101,7 @@ query = "sanctions AND"
 """, tmp_path)
     assert any(i.startswith("rules[1].name: duplicate rule name 'ok'") for i in found)
     broken = [i for i in found if i.startswith("rules[2].query:")]
-    assert broken and "expected" in broken[0] and "column 14" in broken[0]
+    assert broken and "expected" in broken[0] and broken[0].endswith("column 14 (rule 'broken')")
 
 
 def test_unknown_channel_and_bad_channel_refs(tmp_path: Path) -> None:
