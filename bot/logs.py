@@ -203,6 +203,13 @@ def stopped_like_ctrl_c() -> Iterator[None]:
             raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started with SIGINT ignored (a background job of a script: `newswatch import … &`),
+        # Python and asyncio.run leave it so, and a stop from outside became KeyboardInterrupt
+        # raised inside whichever task ran ("Task exception was never retrieved" and a
+        # traceback). Inside the block it is Ctrl-C's as usual, so that asyncio.run hands it
+        # to its own handler, which cancels the main task.
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
