@@ -1545,6 +1545,8 @@ async def open_engine(
         # but not run (their server removed the bot): it is sent, and held, until it is back.
         delivery.rules_now = lambda: [*(r.key for r in watch.rules), *engine.kept_rules]
         watch.on_fatal = delivery.on_fatal = engine.fail
+        if (writer_lost := getattr(store, "on_writer_lost", None)) is not None:
+            writer_lost(engine.fail)  # (PostgreSQL: its writer lock, lost for good)
         delivery.outage = watch.outage  # one outage, waited for and logged once
         stack.push_async_callback(engine.stop)
         stack.callback(setattr, engine, "_closed", True)  # the first thing leaving does

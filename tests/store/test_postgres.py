@@ -12,6 +12,7 @@ import random
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -423,8 +424,10 @@ async def test_a_lost_writer_lock_is_taken_again_or_writing_stops(pg_database: s
     timeout): the process did not notice, a second writer started beside it, and alerts went
     out twice. It now takes the lock back, or, when another process got it first, stops."""
     admin = await asyncpg.connect(pg_database)
+    told: list[BaseException] = []
     try:
         async with await PostgresStore.open(pg_database) as store:
+            store.on_writer_lost(told.append)
             (first,) = await _lock_backends(admin)
             await admin.execute("SELECT pg_terminate_backend($1)", first)
             for _ in range(200):  # taken again on a new session
@@ -460,8 +463,40 @@ async def test_a_lost_writer_lock_is_taken_again_or_writing_stops(pg_database: s
                 await asyncio.sleep(0.05)
             else:
                 pytest.fail("the store kept writing without its writer lock")
+            # and told, once, whether or not anything writes (a bot-role process never did,
+            # and was never stopped)
+            assert len(told) == 1 and "could not be taken again" in str(told[0]), told
     finally:
         await admin.close()
+
+
+async def test_a_bot_process_whose_writer_lock_is_taken_stops(pg_database: str,
+                                                                tmp_path: Path) -> None:
+    """A --role bot process writes nothing by itself: its lock lost to another process, it
+    said "stopping" and ran on, answering every change with the error, for good, while a
+    process that runs alone could start beside it. Its engine now fails, as the others'."""
+    from watchers.config import parse_config
+    from watchers.engine import open_engine
+
+    cfg = parse_config({"storage": {"url": pg_database},
+                        "rules": [{"name": "troops", "query": "troops"}]}, base_dir=tmp_path)
+    admin_conn = await asyncpg.connect(pg_database)
+    try:
+        async with open_engine(cfg, role="bot") as engine:
+            failed = asyncio.ensure_future(engine.failed())
+            key = int.from_bytes(b"nwsw", "big")
+            for _ in range(100):  # the bot's lock sessions ended until a process alone has it
+                for pid in await _lock_backends(admin_conn):
+                    await admin_conn.execute("SELECT pg_terminate_backend($1)", pid)
+                if await admin_conn.fetchval("SELECT pg_try_advisory_lock($1, 1)", key):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("the test's session never got the lock")
+            with pytest.raises(StoreError, match="could not be taken again"):
+                await asyncio.wait_for(failed, 30)
+    finally:
+        await admin_conn.close()
 
 
 async def test_a_close_cancelled_part_way_still_closes_every_connection(

@@ -19,6 +19,8 @@ SQLite store's process lock; readers (``lock=False`` or ``readonly=True``) do no
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from watchers.store._shared import ListedWords
 from watchers.store.postgres._db import Listener, Pg, describe
 from watchers.store.postgres.acks import AcksMixin
@@ -58,6 +60,14 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
     def path(self) -> str:
         """The database, for messages (host and name; never credentials)."""
         return self._db.name
+
+    def on_writer_lost(self, callback: Callable[[BaseException], None]) -> None:
+        """Have ``callback`` told (instead of the log) when the writer lock is lost for good:
+        another process took it, or the server stayed out of reach for as long as the engine
+        waits for a store. Writing stops then; a process that writes nothing (the bot role)
+        must be stopped by it, or it answered every change with the error, for good, and let
+        a process that runs alone start beside it."""
+        self._db.on_lost = callback
 
     @classmethod
     async def open(

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers._finish import finish
-from watchers.errors import StoreError, StoreUnavailableError
+from watchers.errors import STORE_OUTAGE_LIMIT, StoreError, StoreUnavailableError
 
 __all__ = ["LOCKS", "Listener", "Pg", "describe", "now"]
 
@@ -114,6 +115,9 @@ class Pg:
         self._retaking: asyncio.Task[None] | None = None
         # Why this process may no longer write (its writer lock went to another process).
         self._writer_lost: str | None = None
+        # Told once the writer lock is lost for good (see PostgresStore.on_writer_lost): a
+        # process that never writes (the bot role) was not stopped by its next write.
+        self.on_lost: Callable[[BaseException], None] | None = None
         self._retake_error: StoreError | None = None  # the last failed try to take it back
         self._locked = False  # holds a writer lock (exclusive or shared), or is taking it back
         # The server's pid of the session that took the writer lock: after a network cut the
@@ -234,24 +238,33 @@ class Pg:
             self._retake_lock(), name="newswatch-pg-writer-lock")
 
     async def _retake_lock(self) -> None:
-        delay, waited = 0.5, 0.0
+        delay, started = 0.5, time.monotonic()
         while True:
             try:
                 await self._take_writer_lock(self._url, self._settings,
                                              shared=self._lock_shared)
             except StoreError as exc:
-                # The server restarting: try again for a while (nothing can be written
-                # meanwhile anyway). Another process holding it: stop now.
-                if isinstance(exc, StoreUnavailableError) and waited < 60:
+                # The server restarting: try again for as long as the engine waits for the
+                # store (the time each try's connect took counted too: sleeps alone stopped
+                # every process after about 65 s of a 120 s limit). Another process holding
+                # it: stop now.
+                waited = time.monotonic() - started
+                if isinstance(exc, StoreUnavailableError) and waited < STORE_OUTAGE_LIMIT:
                     self._retake_error = exc
-                    await asyncio.sleep(delay)
-                    waited += delay
+                    await asyncio.sleep(min(delay, max(0.0, STORE_OUTAGE_LIMIT - waited)))
                     delay = min(delay * 2, 10)
                     continue
-                self._writer_lost = (f"the writer lock on {self.name} was lost and could not "
-                                     f"be taken again ({exc}); stopping, so that no two "
-                                     "processes write and send at once")
-                log.error("%s", self._writer_lost)
+                if isinstance(exc, StoreUnavailableError):
+                    self._writer_lost = (f"{self.name} could not be reached for {waited:.0f} s "
+                                         f"to take the writer lock again ({exc}); stopping")
+                else:
+                    self._writer_lost = (f"the writer lock on {self.name} was lost and could "
+                                         f"not be taken again ({exc}); stopping, so that no "
+                                         "two processes write and send at once")
+                if self.on_lost is not None:
+                    self.on_lost(StoreError(self._writer_lost))  # the engine says it, once
+                else:
+                    log.error("%s", self._writer_lost)
             else:
                 log.info("the writer lock on %s is held again", self.name)
             self._retake_error = None
