@@ -139,6 +139,14 @@ class PollReport:
     updated: int = 0  # stored articles whose content changed in place
 
 
+def _reached_store(report: PollReport) -> bool:
+    """Whether a poll that raised nothing read the store: one whose source gave items (each is
+    looked up there). A 304, a failed fetch or an empty folder reach only the source (their
+    state is written behind), and taking them for the store's answer logged "the store is
+    reachable again" while its server was still down, and set the outage's clock back."""
+    return report.error is None and report.seen > 0
+
+
 @dataclass
 class _Running:
     """A source as the service runs it: its validated config and the live poller."""
@@ -518,13 +526,13 @@ class WatchService:
             return
         finally:
             done = self._book.take(state.name) or state
-        self.outage.over()
         try:
             released = await self.store.release_source(done, owner=self.owner)
         except asyncio.CancelledError:
             # Stopped while saving a finished poll: the stop saves it (still leased here).
             self._unreleased[state.name] = done
             raise
+        self.outage.over()  # the release was written: the store answers
         if not released:
             log.warning("source %s: lease lost while polling (another worker took it over); "
                         "its newer state kept", state.name)
@@ -562,7 +570,7 @@ class WatchService:
         retry: float | None = None
         try:
             # A paused source is still probed, at its backoff ceiling: a success resumes it.
-            await self._poll_guarded(running)
+            report = await self._poll_guarded(running)
         except StoreUnavailableError as exc:
             # Nothing of the poll was kept (its cursor neither): polled again when the store
             # is back, as if for the first time since.
@@ -573,7 +581,8 @@ class WatchService:
             self._fatal(exc)
             return
         else:
-            self.outage.over()
+            if _reached_store(report):
+                self.outage.over()
         finally:
             if self._tasks.get(name) is asyncio.current_task():
                 del self._tasks[name]
@@ -1163,7 +1172,10 @@ class _StateBook:
         finally:
             self.flusher = None
         try:
+            wrote = bool(self._dirty)
             await self.flush()
+            if wrote:
+                self.outage.over()  # written: the store answers (a poll may not have asked it)
         except StoreUnavailableError as exc:  # kept, and written when the store is back
             retry = self.outage.wait_or_stop(exc, self.fatal)
             if retry is None:

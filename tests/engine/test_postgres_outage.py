@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -195,6 +196,50 @@ async def test_a_server_restart_is_ridden_out(
     assert any("the store is reachable again" in m for m in said)
     assert not any(r.exc_info or r.exc_text for r in caplog.records
                    if r.name.startswith("asyncpg"))
+
+
+async def test_polls_that_reach_no_store_do_not_say_it_is_back(
+        cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An empty folder's poll (as a 304's) reaches only the source: taken for the store's
+    answer, it logged "the store is reachable again" every few tenths of a second while the
+    server was down, each time setting the outage's clock back (so its limit never came)."""
+    name = f"outage_{random.randrange(10**9)}"
+    admin(cluster.url, f'CREATE DATABASE "{name}"')
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    cfg = parse_config({
+        "storage": {"url": database_url(cluster.url, name)},
+        "sources": [{"name": "drop", "type": "folder", "path": str(inbox), "settle": 0,
+                     "every": "0.2s"}],
+        "rules": [{"name": "ukraine", "query": "ukraine"}],
+    }, base_dir=tmp_path)
+    caplog.set_level(logging.WARNING)
+    async with open_engine(cfg, default_sink=LookingSink()) as engine:
+        failed = asyncio.ensure_future(engine.failed())
+        await asyncio.sleep(0.5)
+        # started again as it was started (its socket and port are options, not settings)
+        opts = shlex.split((cluster.base / "data" / "postmaster.opts").read_text())[1:]
+        at = opts.index("-D")
+        opts = opts[:at] + opts[at + 2:]
+        await asyncio.to_thread(cluster.pg_ctl, "-m", "fast", "-w", "stop")
+        try:
+            for _ in range(100):  # the outage is noticed (a state written behind, delivery)
+                if "waiting for the store to come back" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(3)  # about fifteen polls of the empty folder
+            down = [r.getMessage() for r in caplog.records]
+        finally:
+            await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", shlex.join(opts))
+        assert any("waiting for the store to come back" in m for m in down), down
+        assert not any("reachable again" in m for m in down), down
+        for _ in range(400):  # back: said once something reaches it
+            if "reachable again" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        assert "reachable again" in caplog.text
+        assert not failed.done()
+        failed.cancel()
 
 
 async def backends(url: str, database: str) -> list[tuple[int, str]]:
