@@ -65,6 +65,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from bot.sinks import webhook_problem
     from watchers.config import format_duration, load_config
 
     path = config_path(args.config)
@@ -107,9 +108,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             dest = f"channel {ref}"
         elif ref.startswith("env:"):
             dest = f"webhook from ${ref[4:]}"
-            problem = _webhook_problem(os.environ.get(ref[4:], ""))
+            problem = webhook_problem(os.environ.get(ref[4:], ""))
             if problem:
-                refused.append(f"route {route}: ${ref[4:]} {problem}")
+                refused.append(f"route {route}: ${ref[4:]} {problem} here")
         else:
             dest = "webhook (URL in file; prefer env:VAR)"
         print(f"    {route:<16} {dest}; stories: {cfg.stories_mode(route)}"
@@ -128,19 +129,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         return asyncio.run(_check_live(cfg))
     return EXIT_OK
-
-
-def _webhook_problem(value: str) -> str | None:
-    """Why a webhook variable's value would not post (None: it would)."""
-    if not value.strip():
-        return "is not set here"
-    from bot.sinks import parse_webhook_url
-
-    try:
-        parse_webhook_url(value)
-    except ValueError:
-        return "is not a Discord webhook URL here"
-    return None
 
 
 async def _check_live(cfg: Config) -> int:

@@ -122,25 +122,23 @@ def _check_webhooks(cfg: Config) -> None:
     """Refuse a webhook route whose URL is unusable (its variable unset, or not a webhook): its
     alerts would otherwise be printed to the console and taken as delivered, and never posted
     once the variable is fixed; with a token, the rules were refused as having no route."""
-    from bot.sinks import parse_webhook_url
+    from bot.sinks import webhook_problem
 
     issues: list[ConfigIssue] = []
     for route, ref in cfg.targets.items():
         if isinstance(ref, int):
             continue
         var = ref[4:] if ref.startswith("env:") else None
-        value = os.environ.get(var, "") if var is not None else ref
-        where = f"[channels] {route}" + (f" = env:{var}" if var is not None else "")
-        if not value.strip():
-            issues.append(ConfigIssue(where, "the variable is not set" if var is not None
-                                      else "the webhook URL is empty"))
+        problem = webhook_problem(os.environ.get(var, "") if var is not None else ref)
+        if problem is None:
             continue
-        try:
-            parse_webhook_url(value)
-        except ValueError:
-            what = "the variable" if var is not None else "it"
-            issues.append(ConfigIssue(where, f"{what} is not a Discord webhook URL "
-                                             "(https://…/api/webhooks/ID/TOKEN)"))
+        where = f"[channels] {route}" + (f" = env:{var}" if var is not None else "")
+        if problem == "is not set":
+            said = "the variable is not set" if var is not None else "the webhook URL is empty"
+        else:
+            said = (f"{'the variable' if var is not None else 'it'} {problem} "
+                    "(https://…/api/webhooks/ID/TOKEN)")
+        issues.append(ConfigIssue(where, said))
     if issues:
         raise ConfigError(issues)
 

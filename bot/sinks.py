@@ -124,6 +124,18 @@ class WebhookTarget:
 Target = ChannelTarget | WebhookTarget
 
 
+def webhook_problem(value: str) -> str | None:
+    """Why a webhook route's URL (or its variable's value) would not post: "is not set" or "is
+    not a Discord webhook URL"; None when it would. What `run` refuses and `check` reports."""
+    if not value.strip():
+        return "is not set"
+    try:
+        parse_webhook_url(value)
+    except ValueError:
+        return "is not a Discord webhook URL"
+    return None
+
+
 def parse_webhook_url(url: str) -> WebhookTarget:
     m = _WEBHOOK_URL.match(url.strip())
     if not m:
