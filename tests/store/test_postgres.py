@@ -419,6 +419,20 @@ async def _lock_backends(conn: asyncpg.Connection) -> list[int]:
         "WHERE datname = current_database())", int.from_bytes(b"nwsw", "big"))]
 
 
+async def _take_the_lock(conn: asyncpg.Connection) -> None:
+    """End the store's lock sessions until ``conn`` holds the writer lock itself, exclusively
+    (the store, retaking at once, sometimes wins: its new session is ended again; a blocking
+    pg_advisory_lock here waited for ever when the store won)."""
+    key = int.from_bytes(b"nwsw", "big")
+    for _ in range(100):
+        for pid in await _lock_backends(conn):
+            await conn.execute("SELECT pg_terminate_backend($1)", pid)
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1, 1)", key):
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail("the test's session never got the lock")
+
+
 async def test_a_lost_writer_lock_is_taken_again_or_writing_stops(pg_database: str) -> None:
     """The session holding the writer lock ended (a DBA's pg_terminate_backend, an idle
     timeout): the process did not notice, a second writer started beside it, and alerts went
@@ -439,18 +453,8 @@ async def test_a_lost_writer_lock_is_taken_again_or_writing_stops(pg_database: s
             await store.add_notice("ops", "still the writer")
             with pytest.raises(StoreError, match="already open for writing in this process"):
                 await PostgresStore.open(pg_database)  # held again, by this process
-            # lost again, and this time another session takes it first (the store, retaking
-            # at once, sometimes wins: its new session is ended again, until the admin wins;
-            # a blocking pg_advisory_lock here waited for ever when the store won)
-            key = int.from_bytes(b"nwsw", "big")
-            for _ in range(100):
-                for pid in await _lock_backends(admin):
-                    await admin.execute("SELECT pg_terminate_backend($1)", pid)
-                if await admin.fetchval("SELECT pg_try_advisory_lock($1, 1)", key):
-                    break
-                await asyncio.sleep(0.02)
-            else:
-                pytest.fail("the test's session never got the lock")
+            # lost again, and this time another session takes it first
+            await _take_the_lock(admin)
             for _ in range(200):
                 try:
                     await store.add_notice("ops", "written while the lock is away?")
@@ -484,15 +488,7 @@ async def test_a_bot_process_whose_writer_lock_is_taken_stops(pg_database: str,
     try:
         async with open_engine(cfg, role="bot") as engine:
             failed = asyncio.ensure_future(engine.failed())
-            key = int.from_bytes(b"nwsw", "big")
-            for _ in range(100):  # the bot's lock sessions ended until a process alone has it
-                for pid in await _lock_backends(admin_conn):
-                    await admin_conn.execute("SELECT pg_terminate_backend($1)", pid)
-                if await admin_conn.fetchval("SELECT pg_try_advisory_lock($1, 1)", key):
-                    break
-                await asyncio.sleep(0.02)
-            else:
-                pytest.fail("the test's session never got the lock")
+            await _take_the_lock(admin_conn)  # as a process running alone holds it
             with pytest.raises(StoreError, match="could not be taken again"):
                 await asyncio.wait_for(failed, 30)
     finally:
