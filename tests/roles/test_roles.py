@@ -64,6 +64,11 @@ async def test_two_poll_workers_poll_each_feed_once_per_interval_between_them(
                 return all(len(server.times.get(p, [])) >= 3 for p in paths)
 
             await eventually(polled_thrice, what="three polls of every feed")
+            # Both at once: a worker that stops hands the sources of its polls cut short
+            # straight back, and a worker still running polls them again at once (nothing of
+            # the cut poll was kept). Stopped one after the other, a feed whose request the
+            # first stop cut short was asked again by the second worker a moment later.
+            await asyncio.gather(a.stop(), b.stop())
         async with await PostgresStore.open(pg_database, readonly=True) as store:
             states = {s.name: s for s in await store.all_source_states()}
             # stopped workers hand their leases back
@@ -83,6 +88,32 @@ async def test_two_poll_workers_poll_each_feed_once_per_interval_between_them(
         assert min(gaps) > EVERY / 2, (path, gaps)
     # both workers took part
     assert polls["a"] and polls["b"]
+
+
+async def test_a_worker_that_stops_mid_poll_hands_its_source_to_a_running_one(
+        tmp_path: Path, pg_database: str) -> None:
+    # Nothing of a poll cut short was kept, so the source is due as it was: the worker still
+    # running asks for it at once, not after the lease (60 s) or the interval (an hour).
+    async with TimedFeedServer() as server:
+        server.set("/slow", feed_route(("g", "story slow"), delay=3.0))
+        cfg = config(tmp_path, pg_database, rules=[{"name": "all", "query": "story"}],
+                     sources=[{"name": "slow", "type": "feed", "url": server.url("/slow"),
+                               "every": 3600}])
+        async with open_engine(cfg, role="poll", start=False) as a, \
+                open_engine(cfg, role="poll", start=False) as b:
+            await b.start()
+
+            async def asked(times: int) -> bool:
+                return len(server.times.get("/slow", [])) >= times
+
+            await eventually(lambda: asked(1), what="the first worker's request")
+            await a.start()
+            await b.stop()  # its request is still waiting for the answer
+            await eventually(lambda: asked(2), within=20, what="the other worker's request")
+            async with await PostgresStore.open(pg_database, readonly=True) as store:
+                state = await store.source_state("slow")
+                assert state is not None and state.polls == 0  # the cut poll saved nothing
+            await a.stop()
 
 
 async def test_a_poll_longer_than_the_lease_keeps_its_source_from_the_other_worker(
