@@ -27,6 +27,7 @@ from watchers.engine import open_engine
 from watchers.errors import PermanentDeliveryError, StoreError
 from watchers.rules.lookup import lookup_terms
 from watchers.store import PostgresStore, SqliteStore
+from watchers.store import copy as store_copy
 from watchers.store.copy import TABLES, CopyProgress, copy_store
 from watchers.store.postgres.schema import SCHEMA_VERSION as PG_VERSION
 from watchers.store.sqlite.schema import SCHEMA_VERSION as LITE_VERSION
@@ -323,3 +324,29 @@ def test_migrate_reports_versions_on_both_backends(
     assert re.fullmatch(rf"postgresql://\S+: created at schema version {PG_VERSION}\n", first)
     assert cli.main(["migrate", "-c", str(pgc)]) == 0
     assert capsys.readouterr().out.endswith(f": already at schema version {PG_VERSION}\n")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_store_another_migration_created_meanwhile_is_not_reported_created_twice(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two `newswatch migrate` at once on a new store: both looked before either created it,
+    # and both said "created". The second opens it once the first is done and finds it made.
+    target = (str(tmp_path / "new.db") if backend == "sqlite"
+              else request.getfixturevalue("pg_database"))
+    opener = SqliteStore if backend == "sqlite" else PostgresStore
+    real_probe = store_copy._probe
+    probes = 0
+
+    async def probe_then_another_creates_it(where: str) -> Any:
+        nonlocal probes
+        found = await real_probe(where)
+        probes += 1
+        if probes == 1:  # the other migration, between this one's look and its open
+            await (await opener.open(where, terms_of=lookup_terms)).aclose()
+        return found
+
+    monkeypatch.setattr(store_copy, "_probe", probe_then_another_creates_it)
+    done = asyncio.run(store_copy.migrate(target, terms_of=lookup_terms))
+    version = LITE_VERSION if backend == "sqlite" else PG_VERSION
+    assert (done.before, done.after) == (version, version)

@@ -283,9 +283,12 @@ async def migrate(target: str, *, terms_of: TermsOf | None = None) -> Migrated:
         store: SqliteStore | PostgresStore = await SqliteStore.open(target, terms_of=terms_of)
     else:
         store = await PostgresStore.open(target, terms_of=terms_of)
+    # The version the upgrade found under its lock, not the probe's, read without one: two
+    # migrations at once both probed a new database, and both said they created it.
+    found = store.found_version
     await store.aclose()
     after = await _probe(target)
-    return Migrated(describe_target(target), before.version, after.version)
+    return Migrated(describe_target(target), found, after.version)
 
 
 # --------------------------------------------------------------------------- values

@@ -53,6 +53,9 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         self._listed_words = ListedWords()
         # The engine's index words of a text, when the opener gave them (see link_terms).
         self._terms_of: TermsOf | None = None
+        # The schema version the database had when opened, read under the lock that upgrades
+        # it (0: this open created it); what `newswatch migrate` reports.
+        self.found_version = 0
         # What candidate pages leave for the pages that continue them (see Continuations).
         self._pages = Continuations()
 
@@ -97,12 +100,13 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         try:
             version = await check(db, readonly=readonly)
             if not readonly:
-                await upgrade(db, version, terms_of=terms_of)
+                version = await upgrade(db, version, terms_of=terms_of)
         except BaseException:
             await db.close()
             raise
         store = cls(db)
         store._terms_of = terms_of
+        store.found_version = version
         return store
 
     async def __aenter__(self) -> PostgresStore:

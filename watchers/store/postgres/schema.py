@@ -493,20 +493,26 @@ async def check(db: Pg, *, readonly: bool) -> int:
     return version
 
 
-async def upgrade(db: Pg, version: int, terms_of: TermsOf | None = None) -> None:
+async def upgrade(db: Pg, version: int, terms_of: TermsOf | None = None) -> int:
     """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION`` (``terms_of``: the
-    engine's index words of a text, for migrations that index stored text)."""
+    engine's index words of a text, for migrations that index stored text); the version it was
+    at when the first step read it under the lock (``version`` when there was nothing to do):
+    another process may have created or upgraded it since ``version`` was read."""
+    found: int | None = None
     for target in range(version + 1, SCHEMA_VERSION + 1):
         async with db.tx(LOCKS["schema"]) as conn:
             # Read again under the lock: another process may have moved it meanwhile.
             current = await _version(conn, db.name)
+            if found is None:
+                found = current
             if current >= target:
                 continue
             if current == 0:
                 await conn.execute(FRESH)
                 await conn.execute("INSERT INTO schema_version (version) VALUES ($1)",
                                    SCHEMA_VERSION)
-                return
+                return found
             await MIGRATIONS[target](conn, terms_of)
             await conn.execute("UPDATE schema_version SET version = $1", target)
+    return version if found is None else found
 

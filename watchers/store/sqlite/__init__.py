@@ -53,6 +53,9 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         self._listed_words = ListedWords()
         # The engine's index words of a text, when the opener gave them (see link_terms).
         self._terms_of: TermsOf | None = None
+        # The schema version the database had when opened, read under the lock that upgrades
+        # it (0: this open created it); what `newswatch migrate` reports.
+        self.found_version = 0
 
     @property
     def path(self) -> str:
@@ -82,13 +85,14 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
             if not readonly:
                 # Only once the file is known to be ours (WAL mode rewrites its header).
                 await _pragmas(db, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
-                await upgrade(db, version, terms_of=terms_of)
+                version = await upgrade(db, version, terms_of=terms_of)
             db.remember_identity()
         except BaseException:
             await db.close()
             raise
         store = cls(db)
         store._terms_of = terms_of
+        store.found_version = version
         return store
 
     async def __aenter__(self) -> SqliteStore:

@@ -802,20 +802,26 @@ async def check(db: Db, *, readonly: bool) -> int:
     return version
 
 
-async def upgrade(db: Db, version: int, *, terms_of: TermsOf | None) -> None:
-    """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION``."""
+async def upgrade(db: Db, version: int, *, terms_of: TermsOf | None) -> int:
+    """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION``; the version it was at
+    when the first step read it under the write lock (``version`` when there was nothing to
+    do): another process may have created or upgraded it since ``version`` was read."""
+    found: int | None = None
     for target in range(version + 1, SCHEMA_VERSION + 1):
         async with db.tx() as tx:
             # Read again under the write lock: another process may have moved it meanwhile.
             (current,) = await tx.fetchone("SELECT user_version FROM pragma_user_version")
+            if found is None:
+                found = int(current)
             if current >= target:
                 continue
             if current == 0:
                 await tx.script(FRESH)
                 await _stamp(tx, SCHEMA_VERSION)
-                return
+                return found
             await MIGRATIONS[target](tx, terms_of, db.path)
             await _stamp(tx, target)
+    return version if found is None else found
 
 
 async def _stamp(tx: Tx, version: int) -> None:
