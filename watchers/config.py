@@ -295,6 +295,9 @@ class FetchConfig(_Strict):
     allow_private: list[str] = Field(default_factory=list)
     timeout: Duration = Field(default=timedelta(seconds=20), strict=False)
     connect_timeout: Duration = Field(default=timedelta(seconds=10), strict=False)
+    # how long one fetch may wait in all for a free connection to its host (a host's feeds
+    # share a few): running out is "queued too long", not the source's failure
+    queue_wait: Duration = Field(default=timedelta(seconds=30), strict=False)
     max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     pause_after: int = Field(default=10, ge=1)  # consecutive failures before a source pauses
     # how often a paused source is tried again

@@ -205,7 +205,8 @@ def make_fetcher(cfg: Config) -> Fetcher:
     return Fetcher(
         allow_private=cfg.fetch.allow_private,
         timeouts=Timeouts(total=cfg.fetch.timeout.total_seconds(),
-                          connect=cfg.fetch.connect_timeout.total_seconds()),
+                          connect=cfg.fetch.connect_timeout.total_seconds(),
+                          queue=cfg.fetch.queue_wait.total_seconds()),
         max_bytes=cfg.fetch.max_bytes,
     )
 

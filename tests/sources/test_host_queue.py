@@ -14,6 +14,8 @@ import pytest
 from tests.fakes.feed_server import FeedServer, Route, rss
 from tests.service._harness import feed, watch
 from tests.sources._support import LOOPBACK
+from watchers.config import parse_config
+from watchers.engine import make_fetcher
 from watchers.errors import FetchBlockedError, FetchQueuedError
 from watchers.sources._http import ANSWERING, Fetcher, FetchResult, Timeouts
 from watchers.store.sqlite import SqliteStore
@@ -68,6 +70,22 @@ async def test_a_fetch_that_waits_too_long_for_a_connection_says_so(
         # the slow fetches it waited for are not concerned, and the host serves it after
         assert all(r.status == 200 for r in await asyncio.gather(*slow))
         assert (await fetcher.get(server.url("/ok"))).status == 200
+
+
+async def test_the_wait_for_a_connection_is_the_configs_fetch_queue_wait(
+        server: FeedServer, client_path: str) -> None:
+    server.set("/ok", Route(body=rss()))
+    cfg = parse_config({"fetch": {"queue_wait": "1s", "allow_private": ["127.0.0.1/32"]},
+                        "rules": [{"name": "all", "query": "troops"}]})
+    async with make_fetcher(cfg) as fetcher:
+        slow = await hold_the_host(server, fetcher, 4, 4.0)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(FetchQueuedError, match=r" waited 1s for a connection"):
+            await fetcher.get(server.url("/ok"))
+        # stopped by the config's wait, well before the slow fetches free a connection
+        assert asyncio.get_running_loop().time() - started < 3.0
+        slow_results = await asyncio.gather(*slow)
+        assert all(r.status == 200 for r in slow_results)
 
 
 async def test_a_feed_that_found_no_connection_free_is_not_failed_or_paused(
