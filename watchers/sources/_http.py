@@ -580,9 +580,10 @@ class _Deadline:
 
 class _Deadlines:
     """The total deadlines of the fetches in flight, looked at by one timer every eighth of the
-    shortest of them (or of a shorter bound on their waits for a connection) (a timer per fetch cost every poll a push onto the loop's timer heap and a
-    cancellation). An expired fetch's task is cancelled, and the caller turns that cancellation
-    into a timeout, as ``asyncio.timeout`` does (a cancellation from elsewhere stays one)."""
+    shortest of them, or of a shorter bound on their waits for a connection (a timer per fetch
+    cost every poll a push onto the loop's timer heap and a cancellation). An expired fetch's
+    task is cancelled, and the caller turns that cancellation into a timeout, as
+    ``asyncio.timeout`` does (a cancellation from elsewhere stays one)."""
 
     def __init__(self) -> None:
         self._live: set[_Deadline] = set()
