@@ -10,6 +10,7 @@ either end, patterns that can match empty and patterns whose literal is not at t
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 import regex
@@ -297,3 +298,35 @@ def test_a_pattern_only_the_regex_module_reads_is_searched_for_as_before() -> No
     assert got == rules.match_naive(article)
     assert [m.rule for m in got] == ["p", "q"]
     assert [h.text for h in got[1].hits] == ["Kyivska", "Kyiv", "kyivan"]
+
+
+def test_attempts_are_bounded_only_for_linear_patterns() -> None:
+    """The rule shapes' attempts at a place take steps linear in the text at most; a pattern
+    that may backtrack more (two unbounded repeats, nested repeats, lookarounds) has no bound
+    and keeps the regex module's timeout."""
+    steps = matcher_module._attempt_steps
+    for pattern in (r"\bkiev\w*", r"kievs? (and|or) talks", r"kiev\W+talks",
+                    r"(kyiv|kiev)\W+talks", r"1,?00,?000 troops", r"a.b"):
+        assert steps(pattern) is not None, pattern
+    # No unbounded repeat: a fixed number of steps, whatever the text.
+    bounded = steps(r"kievs? (and|or) talks")
+    assert bounded is not None and bounded[1] == 0
+    for pattern in (r"xx(a|aa)+$", r"(ab)+c", r"\w+ing\w*", r"(?<=k)ab", r"(a|b\w*)c",
+                    r"ab{2,500}", r"(a)\1", r"(?>ab)c"):
+        assert steps(pattern) is None, pattern
+
+
+def test_an_untimed_attempt_that_ends_past_the_deadline_counts_as_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bounded pattern is tried without the regex module's timeout; if the clock has passed
+    the deadline when the attempt returns, it counts as stopped there, as with the timeout."""
+    rx = matcher_module._regex_plan(r"\bkiev\w*")[0]
+    assert id(rx) in matcher_module._BOUNDED
+    text = "in Kiev, kievan talks"
+    assert matcher_module._spans_at(rx, text, [3, 9], 1e9) == [(3, 7), (9, 15)]
+    # Read before the attempt (5 s left), then after it (5 s past the deadline).
+    ticks = iter([0.0, 10.0, 10.0])
+    monkeypatch.setattr(time, "perf_counter", lambda: next(ticks))
+    with pytest.raises(TimeoutError):
+        matcher_module._spans_at(rx, text, [3], 5.0)

@@ -137,13 +137,27 @@ def _spans_at(
     end = 0
     match = rx.match
     clock = time.perf_counter
+    # A pattern whose one attempt at a place is bounded (see _attempt_steps) is tried without
+    # the regex module's timeout while the budget left holds that bound many times over: the
+    # timeout reads the process's CPU clock twice per call (two system calls, costing more
+    # than the attempt), and such an attempt cannot overrun by more than its bound. One that
+    # ends past the deadline all the same counts as stopped by it.
+    bounded = _BOUNDED.get(id(rx))
+    untimed = -1.0  # seconds left above which an attempt runs untimed; never, as a rule
+    overrun = False  # whether an untimed attempt ran, which may have passed the deadline
+    if bounded is not None and bounded[0] is rx:
+        untimed = (bounded[1] + bounded[2] * len(text)) * _SECONDS_PER_STEP
     for p in starts:
         if p < end:
             continue
         left = deadline - clock()
         if left <= 0:
             raise TimeoutError
-        m = match(text, p, timeout=left)
+        if 0 <= untimed < left:
+            m = match(text, p)
+            overrun = True  # the next reading of the clock tells
+        else:
+            m = match(text, p, timeout=left)
         if m is not None:
             s, e = m.span()
             if e == s:
@@ -155,6 +169,8 @@ def _spans_at(
                 return [m.span() for m in rx.finditer(text, timeout=left) if m.end() > m.start()]
             found.append((s, e))
             end = e
+    if overrun and clock() > deadline:
+        raise TimeoutError
     return found
 
 
@@ -1002,9 +1018,106 @@ def _regex_plan(pattern: str) -> _RegexPlan:
     if plan is None:
         if len(_REGEX_PLANS) > 50_000:
             _REGEX_PLANS.clear()
+            _BOUNDED.clear()
         leads, word_start = _leading_literals(pattern)
-        plan = _REGEX_PLANS[pattern] = (_compiled_regex(pattern), leads, word_start)
+        rx = _compiled_regex(pattern)
+        plan = _REGEX_PLANS[pattern] = (rx, leads, word_start)
+        if leads is not None:
+            # Only a pattern tried at its leads' places is tried untimed (see _spans_at).
+            steps = _attempt_steps(pattern)
+            if steps is not None:
+                _BOUNDED[id(rx)] = (rx, *steps)
     return plan
+
+
+# Per compiled pattern (by id; each entry holds its pattern, so the id is not reused while it
+# is kept): the bound of one attempt at a place, (fixed, per character of the text) steps.
+_BOUNDED: dict[int, tuple[regex.Pattern[str], int, int]] = {}
+# What one step of the regex module's matcher may take, generously (a step is a few ns).
+_SECONDS_PER_STEP: Final = 1e-7
+# Bounded repeats and alternatives multiply the paths an attempt may take; past this many the
+# pattern keeps its timeout.
+_MAX_PATHS: Final = 64
+# Parsed items that match one character (under V0 IGNORECASE, simple case folding: exactly one).
+_ONE_CHAR: Final = frozenset({"LITERAL", "NOT_LITERAL", "ANY", "IN"})
+
+
+@lru_cache(maxsize=4096)
+def _attempt_steps(pattern: str) -> tuple[int, int] | None:
+    """A bound of the steps one attempt of ``pattern`` at a place takes, as (fixed steps, steps
+    per character of the text), or None when it has none that is linear in the text.
+
+    A backtracking attempt follows at most one path per choice of its repeats and
+    alternatives, each path at most as long as the pattern's items plus the characters it
+    consumes. With bounded repeats and alternatives (of fixed strings and one-character
+    classes) the paths are few and short; one unbounded repeat of a one-character class
+    (``\\w*``, ``\\W+``) gives up one character at a time, each time matching the rest of the
+    pattern once. Two of them, nested repeats, lookarounds or backreferences can take
+    polynomial or exponential time: those patterns keep the timeout. Read as
+    :func:`_leading_literals` reads patterns (only those it has leads for reach here).
+    """
+    import re._parser as sre_parse  # type: ignore[import-not-found]
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = sre_parse.parse(pattern, re.IGNORECASE)
+    except Exception:  # _leading_literals parsed it already; this is only in case
+        return None
+    found = _paths(list(tree), sre_parse.MAXREPEAT)
+    if found is None:
+        return None
+    paths, items, unbounded = found
+    if unbounded > 1 or paths > _MAX_PATHS:
+        return None
+    fixed = paths * (items + 1)
+    return fixed, fixed if unbounded else 0
+
+
+def _paths(items: list[Any], unbounded_max: int) -> tuple[int, int, int] | None:
+    """(paths, items, unbounded repeats) of a sequence of parsed items, or None if an item is
+    not one that :func:`_attempt_steps` bounds; ``unbounded_max`` is the parser's bound of a
+    repeat with none."""
+    paths, count, unbounded = 1, 0, 0
+    for op, arg in items:
+        name = str(op)
+        count += 1
+        if name in _ONE_CHAR or name == "AT":
+            continue
+        if name == "SUBPATTERN":
+            inner = _paths(list(arg[-1]), unbounded_max)
+        elif name == "BRANCH":
+            inner = None
+            total, size = 0, 0
+            for branch in arg[1]:
+                one = _paths(list(branch), unbounded_max)
+                if one is None or one[2]:
+                    break
+                total += one[0]
+                size += one[1]
+            else:
+                inner = (total, size, 0)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, body = arg
+            body = list(body)
+            if len(body) != 1 or str(body[0][0]) not in _ONE_CHAR:
+                return None
+            if high == unbounded_max:
+                inner = (1, 1, 1)
+            elif high - low < _MAX_PATHS:
+                inner = (high - low + 1, high, 0)
+            else:
+                return None
+        else:
+            return None
+        if inner is None:
+            return None
+        paths *= inner[0]
+        count += inner[1]
+        unbounded += inner[2]
+        if paths > _MAX_PATHS:
+            return None
+    return paths, count, unbounded
 
 
 def regex_leads(pattern: str) -> tuple[bytes, ...] | None:
@@ -1023,7 +1136,7 @@ def _leading_literals(pattern: str) -> tuple[tuple[bytes, ...] | None, bool]:
     Read as :func:`~watchers.rules.index.required_literals` reads patterns (and only those it
     reads): with Python's own parser, which reads them as the ``regex`` module does.
     """
-    import re._parser as sre_parse  # type: ignore[import-not-found]
+    import re._parser as sre_parse
 
     from .index import _PLAIN, required_literals
 
