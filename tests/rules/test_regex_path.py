@@ -330,3 +330,32 @@ def test_an_untimed_attempt_that_ends_past_the_deadline_counts_as_stopped(
     monkeypatch.setattr(time, "perf_counter", lambda: next(ticks))
     with pytest.raises(TimeoutError):
         matcher_module._spans_at(rx, text, [3], 5.0)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(PATTERNS), TEXTS, TEXTS, st.sampled_from([None, "title", "text"]))
+def test_a_rule_of_one_regex_hits_where_a_search_finds_it(
+    pattern: str, title: str, text: str, field: str | None
+) -> None:
+    """A rule that is one regex (evaluated without the boolean dispatch) has one hit per
+    non-empty match of a search of each of its fields, in field order, and no match where
+    there is none; with a spent budget it is reported over budget even with no lead."""
+    article = Article(title=title or "x", text=text)
+    query = f"{field}:/{pattern}/" if field else f"/{pattern}/"
+    got = match_query(query, article, budget=RegexBudget(30.0))
+    expected = [
+        (name, span)
+        for name in ((field,) if field else ("title", "text"))
+        for span in finditer_spans(pattern, article.field(name))
+    ]
+    if not expected:
+        assert got is None
+        return
+    assert got is not None
+    assert [(h.field, (h.start, h.end)) for h in got.hits] == expected
+    assert {(h.term, h.kind, h.score) for h in got.hits} == {(f"/{pattern}/", "regex", 100.0)}
+    spent = RegexBudget(1e-9)
+    spent.spent = 1.0
+    ev = Evaluator(Analysis(article), None, budget=spent)
+    assert ev.match("r", Regex(pattern=pattern, field=field), 85) is None
+    assert ev.over_budget == ["r"]

@@ -289,7 +289,8 @@ class Evaluator:
         self._regex: dict[tuple[str, str], list[tuple[int, int]] | None] = {}
         self._hits: dict[_RawHit, Hit] = {}
         self._words: dict[tuple[str, tuple[str, ...]], list[_RawHit] | None] = {}
-        self._texts: dict[str, str] = {}
+        self._texts: dict[str, str] = {}  # the article's fields, by name
+        self._folded: dict[str, FoldedText] = {}  # their screen forms, once asked for
         self._default_fields: Sequence[str] = DEFAULT_FIELDS
 
     def _fields(self, field: str | None) -> Sequence[str]:
@@ -709,7 +710,9 @@ class Evaluator:
         cached = self._regex.get(sig, _UNSEEN)
         if cached is not _UNSEEN:
             return cached  # type: ignore[return-value]
-        text = self.analysis.article.field(field)
+        text = self._texts.get(field)
+        if text is None:
+            text = self._texts[field] = self.analysis.article.field(field)
         if not text:
             spans: list[tuple[int, int]] | None = []
         else:
@@ -721,12 +724,20 @@ class Evaluator:
                 # Every match begins with one of the leads: try the pattern where they are
                 # rather than have it search the whole text (a case-blind search, letter by
                 # letter), or, where they are too many for that, search from the first.
+                folded = self._folded.get(field)
+                if folded is None:
+                    folded = self._folded[field] = folded_text(text)
                 limit = _TRIES_BASE + len(text) // _CHARS_PER_TRY
-                starts, complete = _lead_starts(folded_text(text), leads, word_start, limit)
-                if complete:
-                    spans = self.budget.spans(rx, text, starts)
+                starts, complete = _lead_starts(folded, leads, word_start, limit)
+                budget = self.budget
+                if not complete:
+                    spans = budget.spans(rx, text, pos=starts[0])
+                elif starts or budget.spent >= budget.seconds:
+                    spans = budget.spans(rx, text, starts)
                 else:
-                    spans = self.budget.spans(rx, text, pos=starts[0])
+                    # What budget.spans answers where no place is left to try, without the
+                    # call: most candidates' patterns have no lead in one of their fields.
+                    spans = []
         self._regex[sig] = spans
         return spans
 
@@ -771,17 +782,7 @@ class Evaluator:
         if isinstance(node, Not):
             return [] if self.evaluate(node.child, threshold) is None else None
         if isinstance(node, Regex):
-            hits = []
-            label = f"/{node.pattern}/"
-            for field in self._fields(node.field):
-                rank = _FIELD_RANK[field]
-                spans = self.regex_spans(node, field)
-                if spans is None:
-                    self._over = True
-                    continue
-                for start, end in spans:
-                    hits.append((rank, start, end, label, field, "regex", 100.0, None))
-            return hits or None
+            return self._regex_hits(node)
         if isinstance(node, Near):
             occs = self._near(node, threshold, sides=True)
         else:
@@ -789,6 +790,21 @@ class Evaluator:
         if not occs:
             return None
         return [h for o in occs for h in o[3]]
+
+    def _regex_hits(self, node: Regex) -> list[_RawHit] | None:
+        """The evidence of a regex node (see :meth:`evaluate`)."""
+        hits: list[_RawHit] = []
+        label = f"/{node.pattern}/"
+        for field in self._default_fields if node.field is None else (node.field,):
+            spans = self.regex_spans(node, field)
+            if spans is None:
+                self._over = True
+                continue
+            if spans:
+                rank = _FIELD_RANK[field]
+                hits += [(rank, start, end, label, field, "regex", 100.0, None)
+                         for start, end in spans]
+        return hits or None
 
     def match(
         self, name: str, node: Node, threshold: float, fields: Sequence[str] | None = None
@@ -799,7 +815,8 @@ class Evaluator:
         """
         self._default_fields = DEFAULT_FIELDS if fields is None else fields
         self._over = False
-        found = self.evaluate(node, threshold)
+        # A rule of one regex (most regex rules) skips the dispatch of evaluate.
+        found = self._regex_hits(node) if type(node) is Regex else self.evaluate(node, threshold)
         if self._over:
             self.over_budget.append(name)
         if found is None:
