@@ -878,6 +878,14 @@ class WatchService:
                     entries = _route(analysis.matches, rules, mutes, self.stories_mode)
                 routed.append((article, analysis, entries))
             routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
+            # The summary of the alerts the cap left out goes in the first transaction: those
+            # are the oldest articles, the first written, and once a batch of them is committed
+            # they are known, so a poll cut short after it (a stop, a crash, a full disk) and
+            # polled again never names them. After a crash some may be named twice; none is
+            # left unnamed.
+            notices = [(route, _overflow_text(
+                (self.source_label(route, running.name) if self.source_label else None)
+                or running.name, titles)) for route, titles in overflow.items()]
             new = alerts = 0
             # Whole articles per transaction, a bounded number per transaction: a crash loses at
             # most the batch being written, and the source's cursor (saved after this returns)
@@ -891,15 +899,13 @@ class WatchService:
                                    # a first poll's backlog is history: counted at its own dates
                                    matched_at=history_time(article, at=now) if baseline
                                    else _matched_at(article, now, since))
-                     for article, analysis, entries in batch], at=now)
+                     for article, analysis, entries in batch], at=now,
+                    notices=notices if start == 0 else ())
                 for (_, _, entries), kept in zip(batch, stored, strict=True):
                     if kept is not None:
                         new += 1
                         alerts += sum(1 for e in entries if not e.suppressed)
-            for route, titles in overflow.items():
-                label = self.source_label(route, running.name) if self.source_label else None
-                await self.store.add_notice(route, _overflow_text(label or running.name, titles))
-                alerts += 1
+            alerts += len(notices)
             if not baseline:  # a backlog is no surge (nor is a muted rule's)
                 fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
                 alerts += await self._surges(

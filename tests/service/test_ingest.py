@@ -69,6 +69,38 @@ async def test_a_poll_larger_than_a_batch_keeps_order_cap_and_dedupe(
         assert again.new == 0 and again.alerts == 0
 
 
+async def test_a_poll_cut_short_after_some_batches_still_names_every_capped_article(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary of the capped alerts was written after the last batch: a poll stopped
+    between batches (a stop, a crash, a full disk) left the committed batches' articles
+    stored, known at the next poll, and named in no message at all."""
+    monkeypatch.setattr(service_module, "INGEST_BATCH", 7)
+    flood = items(40)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store)
+        await service.add_source(folder("flood", tmp_path).model_copy(
+            update={"max_alerts_per_poll": 12}), Fixed("flood", flood[::-1]))
+        # The disk fills up as the third batch is written (a real error of the database).
+        with sqlite3.connect(tmp_path / "nw.db") as db:
+            db.execute("CREATE TRIGGER full BEFORE INSERT ON articles "
+                       "WHEN NEW.title = 'Troops report 0014' "
+                       "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        with contextlib.suppress(StoreError):
+            await service.run_once()
+        assert await store.count_articles() == 14  # two batches committed
+        with sqlite3.connect(tmp_path / "nw.db") as db:
+            db.execute("DROP TRIGGER full")
+        await service.resume_source("flood")
+        (again,) = await service.run_once()
+        assert again.new == 26
+        sink = RecordingSink()
+        await deliver(store, sink).drain()
+        assert [a.article.title for a in sink.alerts] == [
+            f"Troops report {i:04d}" for i in range(28, 40)]
+        named = "\n".join(text for _, text in sink.notices)
+        assert all(f"Troops report {i:04d}" in named for i in range(28)), named
+
+
 async def test_batched_ingest_stores_what_one_by_one_stored(tmp_path: Path) -> None:
     """Dedupe between the articles of one poll is the store's, as it was article by article."""
     base = items(6, source="mixed")

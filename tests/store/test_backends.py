@@ -583,6 +583,21 @@ async def test_a_failing_batch_stores_nothing(one: Store) -> None:
     assert await one.count_articles() == 5
 
 
+async def test_a_batchs_notices_are_written_with_it_or_not_at_all(one: Store) -> None:
+    good = [ArticleRecord(a, [match(a)], [alert("alerts")], "story") for a in
+            (art(f"Story {i}") for i in range(3))]
+    broken = ArticleRecord(art("Broken"), [], [alert("alerts"), alert("alerts")], "broken")
+    with pytest.raises(StoreError):
+        await one.record_many([*good, broken], notices=[("alerts", "9 more")])
+    assert await one.alerts() == []
+    await one.record_many(good, notices=[("alerts", "9 more"), ("other", "2 more")])
+    rows = await one.alerts()
+    # after the batch's alerts, in the order given
+    assert [(r.kind, r.route, r.text) for r in rows][-2:] == [
+        ("notice", "alerts", "9 more"), ("notice", "other", "2 more")]
+    assert [r.kind for r in rows] == ["alert"] * 3 + ["notice"] * 2
+
+
 # ------------------------------------------------------------------ stories
 
 

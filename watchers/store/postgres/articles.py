@@ -60,6 +60,7 @@ from watchers.store.base import (
     sort_time,
 )
 from watchers.store.postgres._db import LOCKS, Pg, now
+from watchers.store.postgres.outbox import insert_notice
 from watchers.store.postgres.schema import MARK_URL_GAP
 from watchers.store.postgres.stories import story_batch, story_rows, write_stories
 from watchers.store.sqlite._db import rules_json
@@ -567,10 +568,12 @@ class ArticlesMixin(CandidateList):
         return stored
 
     async def record_many(self, records: Sequence[ArticleRecord], *,
-                          at: datetime | None = None) -> list[Article | None]:
+                          at: datetime | None = None,
+                          notices: Sequence[tuple[str, str]] = ()) -> list[Article | None]:
         """:meth:`record` for each of ``records``, in order, in one transaction: all stored
-        (or found duplicate) or, on an error, none."""
-        if not records:
+        (or found duplicate) or, on an error, none. ``notices``: (route, text) of
+        operational notices queued in the same transaction, after the batch's alerts."""
+        if not records and not notices:
             return []
         when = at or now()
         out: list[Article | None] = []
@@ -635,6 +638,8 @@ class ArticlesMixin(CandidateList):
                     "score = excluded.score, hits = excluded.hits, "
                     "matched_at = excluded.matched_at", matches)
             await _write_outbox(conn, stored, when)
+            for route, text in notices:
+                await insert_notice(conn, route, text, when)
         # Committed (an error or a cancellation above leaves them unremembered).
         self._listed_words.remember(words)
         return out

@@ -44,6 +44,7 @@ from watchers.store.base import (
     sort_time,
 )
 from watchers.store.sqlite._db import Db, dt, iso, now, rules_json
+from watchers.store.sqlite.outbox import INSERT_NOTICE, notice_row
 from watchers.store.sqlite.schema import (
     INDEX_ROWID_BITS,
     INDEX_ROWID_MASK,
@@ -469,12 +470,14 @@ class ArticlesMixin(CandidateList):
         return stored
 
     async def record_many(self, records: Sequence[ArticleRecord], *,
-                          at: datetime | None = None) -> list[Article | None]:
+                          at: datetime | None = None,
+                          notices: Sequence[tuple[str, str]] = ()) -> list[Article | None]:
         """:meth:`record` for each of ``records``, in order, in one transaction: all of them
         are stored (or found duplicate) or, on an error, none. An article that duplicates an
         earlier one of the same batch is a duplicate too. The caller bounds the batch (a
-        transaction holds the write lock until it commits)."""
-        if not records:
+        transaction holds the write lock until it commits). ``notices``: (route, text) of
+        operational notices queued in the same transaction, after the batch's alerts."""
+        if not records and not notices:
             return []
         at = at or now()  # when the matches and alerts are recorded (the service's clock)
         when = iso(at)
@@ -539,6 +542,8 @@ class ArticlesMixin(CandidateList):
                     "VALUES (?,?,?,?,?)", matches)
             await tx.run(partial(_write_outbox, stored=stored, when=when or "",
                                  stamps=stamps))
+            for route, text in notices:
+                await tx.execute(INSERT_NOTICE, notice_row(route, text, when))
         # Committed (an error or a cancellation above leaves them unremembered).
         self._listed_words.remember(words)
         return out

@@ -103,6 +103,15 @@ def row_of(row: Iterable[Any]) -> OutboxRow:
     )
 
 
+INSERT_NOTICE = ("INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, "
+                 "created_at, updated_at) VALUES ('notice', NULL, ?, '[]', ?, 'pending', ?, ?, ?)")
+
+
+def notice_row(route: str, text: str, at: str) -> tuple[str, str, str, str, str]:
+    """The parameters of :data:`INSERT_NOTICE`: an operational notice queued at ``at``."""
+    return route, text, secrets.token_hex(12), at, at
+
+
 class OutboxMixin:
     """The :class:`watchers.store.OutboxStore` part of :class:`SqliteStore`."""
 
@@ -113,11 +122,7 @@ class OutboxMixin:
         Returns its id."""
         at = iso(now())
         async with self._db.tx() as tx:
-            cur = await tx.execute(
-                "INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, "
-                "created_at, updated_at) VALUES ('notice', NULL, ?, '[]', ?, 'pending', ?, ?, ?)",
-                (route, text, secrets.token_hex(12), at, at),
-            )
+            cur = await tx.execute(INSERT_NOTICE, notice_row(route, text, at))
             return int(cur.lastrowid or 0)
 
     async def _set_state(self, alert_id: int, state: AlertState, **cols: Any) -> None:
