@@ -107,7 +107,8 @@ INSERT_NOTICE = ("INSERT INTO outbox (kind, article_id, route, rules, text, stat
                  "created_at, updated_at) VALUES ('notice', NULL, ?, '[]', ?, 'pending', ?, ?, ?)")
 
 
-def notice_row(route: str, text: str, at: str) -> tuple[str, str, str, str, str]:
+def notice_row(route: str, text: str, at: str | None
+               ) -> tuple[str, str, str, str | None, str | None]:
     """The parameters of :data:`INSERT_NOTICE`: an operational notice queued at ``at``."""
     return route, text, secrets.token_hex(12), at, at
 
