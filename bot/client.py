@@ -22,7 +22,7 @@ from discord.ext import commands
 
 from bot.interactions import NewswatchTree
 from bot.logs import add_secret, quiet_discord_reconnects, say
-from bot.runner import StopSignals, report_poll, until_stopped
+from bot.runner import StopSignals, once_unless_stopped, report_poll, until_stopped
 from bot.sinks import ChannelTarget, DiscordSink, discord_sink
 from watchers.config import Config, RouteConfig
 from watchers.delivery import Sink
@@ -247,8 +247,9 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                     runner = asyncio.create_task(bot.start(token), name="newswatch-discord")
                     try:
                         if once:
-                            await _until_ready(bot, runner)
-                            await engine.run_once()
+                            if await once_unless_stopped(engine, stop, signals,
+                                                         first=_until_ready(bot, runner)):
+                                return 130
                         else:
                             signals.arm()
                             if await until_stopped(engine, stop, runner):

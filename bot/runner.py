@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,8 @@ from watchers.errors import ConfigError, ConfigIssue, NewswatchError
 from watchers.roles import Role, check_role
 from watchers.service import PollReport
 
-__all__ = ["STOP_SIGNALS", "StopSignals", "report_poll", "run", "token_from_env", "until_stopped"]
+__all__ = ["STOP_SIGNALS", "StopSignals", "once_unless_stopped", "report_poll", "run",
+           "token_from_env", "until_stopped"]
 
 log = logging.getLogger("newswatch")
 
@@ -105,8 +107,7 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
             await _intro(engine, "the deliver processes" if role == "poll"
                          else "webhooks and console" if webhooks else "console")
             if once:
-                await engine.run_once()
-                return 0
+                return 130 if await once_unless_stopped(engine, stop, signals) else 0
             await engine.start()
             signals.arm()
             if await until_stopped(engine, stop):
@@ -193,6 +194,35 @@ class StopSignals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         self._installed.clear()
+
+
+async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: StopSignals, *,
+                              first: Awaitable[Any] | None = None) -> bool:
+    """``run --once``'s work (``first``, then one round of polls and deliveries) with the stop
+    signals armed, as ``run`` has them: a stop says "stopping" at once and cancels the round
+    (what a poll had written stays, the rest comes at the next poll), and one more signal ends
+    the process. Returns True when stopped so. Unarmed, Ctrl-C was taken silently, a second
+    one did nothing, and the process ended only once the poll's analysis was done."""
+    signals.arm()
+
+    async def work() -> None:
+        if first is not None:
+            await first
+        await engine.run_once()
+
+    job = asyncio.ensure_future(work())
+    try:
+        await until_stopped(engine, stop, job)
+    finally:
+        if not job.done():
+            job.cancel()
+            if stop.is_set():
+                say("stopping")
+            await asyncio.gather(job, return_exceptions=True)
+    if job.cancelled():
+        return True
+    job.result()  # its failure, raised
+    return False
 
 
 async def until_stopped(engine: Engine, stop: asyncio.Event,

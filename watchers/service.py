@@ -862,8 +862,15 @@ class WatchService:
         # (see watchers.collector). Not every poll: polls overlap, and the collector must get
         # its turns between them.
         with collector.paused() if len(fresh) >= INGEST_BATCH else contextlib.nullcontext():
-            analyses = await loop.run_in_executor(self.executor, self._analyse, ruleset, fresh,
-                                                  stories, audience)
+            # A few hundred articles at a time: a stop (or a cancelled poll) waits for the
+            # chunk at hand, not for a whole folder of history (18 s for 30,000 files).
+            # Matching each chunk and then joining its stories, in order, joins the same
+            # stories as the whole poll at once.
+            analyses = []
+            for start in range(0, len(fresh), INGEST_BATCH):
+                analyses += await loop.run_in_executor(
+                    self.executor, self._analyse, ruleset, fresh[start : start + INGEST_BATCH],
+                    stories, audience)
             if followers is None and self.audiences:
                 await self._told_already(fresh, analyses)
             routed = []

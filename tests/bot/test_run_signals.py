@@ -17,6 +17,7 @@ from tests.bot.conftest import TOKEN, bot_config
 from tests.bot.test_run_with_token import run_process, write_toml
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
+from tests.fakes.feed_server import FeedServer, Route, rss
 
 
 async def start(tmp_path: Path, token: bool) -> asyncio.subprocess.Process:
@@ -88,3 +89,34 @@ async def test_a_second_signal_while_stopping_ends_it_at_once(emu: DiscordEmulat
     assert time.monotonic() - t < 5, text
     assert proc.returncode == 130, text
     assert "newswatch: stopping now (second signal)" in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize("token", [True, False])
+async def test_a_stop_during_run_once_says_stopping_and_ends_the_round(
+        emu: DiscordEmulator, tmp_path: Path, token: bool) -> None:
+    """`run --once` had no stop signals of its own: Ctrl-C was taken without a word, a second
+    one did nothing, and it ended only once the round's poll was done (a feed that takes 30
+    s to answer here; a folder of 30,000 files took 15 s)."""
+    async with FeedServer() as server:
+        server.set("/slow", Route(body=rss(("g1", "Troops move")), delay=30.0))
+        shutil.copytree(SEEDS, tmp_path / "seeds")
+        data = bot_config(emu, tmp_path)
+        data["fetch"] = {"allow_private": ["127.0.0.1/32"], "timeout": "60s"}
+        data["sources"].append({"name": "slow", "type": "feed", "url": server.url("/slow")})
+        write_toml(data, tmp_path / "config.toml")
+        env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
+        if token:
+            env["NEWSWATCH_TEST_TOKEN"] = TOKEN
+        proc = await run_process(tmp_path, env, "--once")
+        seen: list[str] = []
+        for _ in range(600):  # until the slow feed is being asked
+            if server.hits("/slow"):
+                break
+            await asyncio.sleep(0.05)
+        assert server.hits("/slow"), "the feed was never asked"
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        text = await finish(proc, seen)
+        assert time.monotonic() - t < 20, text  # not the feed's 30 s
+        assert proc.returncode == 130, text
+        assert "newswatch: stopping\n" in text and "Traceback" not in text, text
