@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from watchers.engine import Engine, open_engine
 from watchers.errors import ConfigError, ConfigIssue, NewswatchError
 from watchers.roles import Role, check_role
 from watchers.service import PollReport
+from watchers.sources.base import printable
 
 __all__ = ["STOP_SIGNALS", "StopSignals", "once_unless_stopped", "report_poll", "run",
            "token_from_env", "until_stopped"]
@@ -205,10 +206,10 @@ async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: Stop
     one did nothing, and the process ended only once the poll's analysis was done."""
     signals.arm()
 
-    async def work() -> None:
+    async def work() -> list[PollReport]:
         if first is not None:
             await first
-        await engine.run_once()
+        return await engine.run_once()
 
     job = asyncio.ensure_future(work())
     try:
@@ -221,8 +222,27 @@ async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: Stop
             await asyncio.gather(job, return_exceptions=True)
     if job.cancelled():
         return True
-    job.result()  # its failure, raised
+    await _round_left(engine, job.result())  # (its failure, raised)
     return False
+
+
+async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
+    """What ``run --once``'s round left undone, in one closing line (nothing when all went):
+    the sources that failed and the alerts not delivered (a destination down or refusing,
+    paused), which go at the next run. The exit status stays 0 (a feed down is not
+    newswatch's failure); the line is on stderr, which cron mails."""
+    failed = [r.source for r in reports if r.error is not None]
+    counts = (await engine.delivery_status()).counts
+    left = sum(counts.get(state, 0) for state in ("pending", "retry", "sending", "held"))
+    parts = []
+    if left:
+        parts.append(f"{left} alert(s) not delivered yet (see above); they go at the next run")
+    if failed:
+        shown = ", ".join(printable(name, 60) for name in failed[:10])
+        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        parts.append(f"{len(failed)} source(s) failed: {shown}{more} (see above)")
+    if parts:
+        say("round done; " + "; ".join(parts))
 
 
 async def until_stopped(engine: Engine, stop: asyncio.Event,

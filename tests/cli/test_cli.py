@@ -180,6 +180,27 @@ def test_match_says_when_a_regex_ran_out_of_time(workdir: Path) -> None:
     assert "ran out of time" not in quick.stderr and "1 matching document(s)" in quick.stderr
 
 
+def test_run_once_ends_with_what_its_round_left_undone(workdir: Path) -> None:
+    """It ended without a word, exit 0, when every alert failed to go and a feed was down: a
+    cron job saw nothing. The status stays 0; one closing line on stderr says what is left."""
+    config = (workdir / "config.toml").read_text()
+    (workdir / "config.toml").write_text(
+        config.replace('[[sources]]', '[discord]\napi_base = "http://127.0.0.1:9/api/v10"\n'
+                       '[fetch]\nallow_private = ["127.0.0.1/32"]\n[channels]\n'
+                       'alerts = "env:NW_TEST_HOOK"\n[[sources]]\nname = "down"\n'
+                       'type = "feed"\nurl = "http://127.0.0.1:9/rss.xml"\n[[sources]]', 1))
+    hook = "https://discord.com/api/webhooks/222222222222222222/tok"
+    res = nw("run", "--once", cwd=workdir, env={"NW_TEST_HOOK": hook})
+    assert res.returncode == 0, res.stderr
+    assert ("newswatch: round done; 4 alert(s) not delivered yet (see above); they go at the "
+            "next run; 1 source(s) failed: down (see above)\n") in res.stderr, res.stderr
+    assert hook not in res.stderr + res.stdout
+    # a round where everything went says nothing more
+    (workdir / "config.toml").write_text(config)
+    clean = nw("run", "--once", cwd=workdir)
+    assert clean.returncode == 0 and "round done" not in clean.stderr, clean.stderr
+
+
 def test_search_after_run(workdir: Path) -> None:
     assert nw("run", "--once", cwd=workdir).returncode == 0
     res = nw("search", "troops NEAR/5 ukraine", "--json", "--limit", "10", cwd=workdir)
