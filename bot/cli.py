@@ -75,10 +75,42 @@ def cmd_check(args: argparse.Namespace) -> int:
     from watchers.errors import ConfigError
 
     try:
-        cfg.storage.target(cfg.resolve)
+        target = cfg.storage.target(cfg.resolve)
     except ConfigError as exc:
         raise ConfigError(exc.issues, file=str(path)) from None
-    print(f"{path}: ok")
+    # What `run` would meet in this environment: a webhook variable unset or not a webhook (it
+    # cannot post there), a rule with no destination while a bot token is set, a token that
+    # is no token, a store path that is no file (run refuses to start or fails). Found first:
+    # "ok" is said only when there is none (it was said, and the refusal followed).
+    raw_token = os.environ.get(cfg.discord.token_env, "").strip()
+    token = bool(raw_token)
+    refused: list[str] = []  # what run refuses to start with (see bot.runner)
+    unrouted: list[str] = []
+    used = {r.channel for r in cfg.rules}
+    routes = sorted(used | set(cfg.targets))
+    dests: dict[str, str] = {}
+    for route in routes:
+        ref = cfg.targets.get(route)
+        if ref is None:
+            dests[route] = "console (no [channels] entry)"
+            if token:
+                unrouted.append(route)
+        elif isinstance(ref, int):
+            dests[route] = f"channel {ref}"
+        elif ref.startswith("env:"):
+            dests[route] = f"webhook from ${ref[4:]}"
+            problem = webhook_problem(os.environ.get(ref[4:], ""))
+            if problem:
+                refused.append(f"route {route}: ${ref[4:]} {problem} here")
+        else:
+            dests[route] = "webhook (URL in file; prefer env:VAR)"
+    if any(c.isspace() or not c.isprintable() for c in raw_token):
+        refused.append(f"${cfg.discord.token_env} holds a space, line break or control "
+                       "character inside the token")
+    if (where := _not_a_store_file(target, path)) is not None:
+        refused.append(where)
+    print(f"{path}: " + ("ok" if not (refused or unrouted)
+                         else "valid, but run refuses to start with it here (see below)"))
     print(f"  storage  {_where(cfg)}")
     print(f"  sources  {len(cfg.sources)}")
     for s in cfg.sources:
@@ -89,31 +121,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for r in cfg.rules:
         waits = f" (waits for {r.min_sources} outlets)" if r.min_sources > 1 else ""
         print(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}{waits}")
-    used = {r.channel for r in cfg.rules}
-    routes = sorted(used | set(cfg.targets))
     print(f"  routes   {len(routes)}")
-    # What `run` would meet in this environment: a webhook variable unset or not a webhook (it
-    # cannot post there), a rule with no destination while a bot token is set (run refuses to
-    # start).
-    token = bool(os.environ.get(cfg.discord.token_env, "").strip())
-    refused: list[str] = []  # webhook routes run refuses to start with (see bot.runner)
-    unrouted: list[str] = []
     for route in routes:
-        ref = cfg.targets.get(route)
-        if ref is None:
-            dest = "console (no [channels] entry)"
-            if token:
-                unrouted.append(route)
-        elif isinstance(ref, int):
-            dest = f"channel {ref}"
-        elif ref.startswith("env:"):
-            dest = f"webhook from ${ref[4:]}"
-            problem = webhook_problem(os.environ.get(ref[4:], ""))
-            if problem:
-                refused.append(f"route {route}: ${ref[4:]} {problem} here")
-        else:
-            dest = "webhook (URL in file; prefer env:VAR)"
-        print(f"    {route:<16} {dest}; stories: {cfg.stories_mode(route)}"
+        print(f"    {route:<16} {dests[route]}; stories: {cfg.stories_mode(route)}"
               f"{_schedule(cfg.route(route))}{'' if route in used else '; no rule uses it'}")
     print(f"  stories  window {format_duration(cfg.stories.window)}")
     for problem in refused:
@@ -129,6 +139,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         return asyncio.run(_check_live(cfg))
     return EXIT_OK
+
+
+def _not_a_store_file(target: str, config: Path) -> str | None:
+    """What is wrong with an SQLite store path that no command could open as a store (a
+    folder, a device, the config file itself); None for a file, a missing one (it is
+    created) or a PostgreSQL URL."""
+    if "://" in target:
+        return None
+    where = Path(target)
+    try:
+        if where.exists() and where.resolve() == config.resolve():
+            return f"[storage] path {target} is the config file itself"
+        if where.is_dir():
+            return f"[storage] path {target} is a folder, not a database file"
+        if where.exists() and not where.is_file():
+            return f"[storage] path {target} is not a regular file (a device or a pipe)"
+    except OSError as exc:
+        return f"[storage] path {target}: {exc.strerror or exc}"
+    return None
 
 
 async def _check_live(cfg: Config) -> int:

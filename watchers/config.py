@@ -813,6 +813,7 @@ INTERNAL_KEYS: Final = ("origin", "created_by", "guild_id")
 
 def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]:
     from watchers.rules import parse  # local: keeps config importable while rules load
+    from watchers.sources.base import printable
 
     issues: list[ConfigIssue] = []
     seen: dict[str, int] = {}
@@ -830,7 +831,7 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
     # Every route named (a rule's channel; where notices go: a misspelt one passed `check`,
     # and the notices reached no channel) is one [channels] defines, once it defines any.
     if cfg.channels:
-        known = ", ".join(sorted(cfg.channels))
+        known = ", ".join(printable(c, 100) for c in sorted(cfg.channels))
         named: list[tuple[str, str | None]] = [
             (f"rules[{i}].channel", rule.channel) for i, rule in enumerate(cfg.rules)]
         named += [("discord.notices", cfg.discord.notices)]
@@ -870,14 +871,22 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
             )
         names.setdefault(src.name, i)
     for key, entry in cfg.channels.items():
-        if ":" in key:
-            issues.append(ConfigIssue(f"channels.{key}", "a route name may not contain ':' "
+        # (a name shown in an issue's place with its invisible characters escaped)
+        at = f"channels.{printable(key, 100)}"
+        if not key.strip():
+            issues.append(ConfigIssue(at, "a route name may not be empty or blank"))
+        elif not key.isprintable():
+            issues.append(ConfigIssue(at, "a route name may not hold control, line-break or "
+                                      "direction characters (they forge or reorder what logs "
+                                      "and /alerts status show)"))
+        elif ":" in key:
+            issues.append(ConfigIssue(at, "a route name may not contain ':' "
                                       "(it marks the routes servers pick in Discord)"))
         elif key.startswith("#"):
-            issues.append(ConfigIssue(f"channels.{key}", "a route name may not start with "
+            issues.append(ConfigIssue(at, "a route name may not start with "
                                       "'#' (Discord shows a server's picked channels so)"))
         ref = entry.target if isinstance(entry, RouteConfig) else entry
-        where = f"channels.{key}" + (".target" if isinstance(entry, RouteConfig) else "")
+        where = at + (".target" if isinstance(entry, RouteConfig) else "")
         if isinstance(ref, str) and not (
             ref.startswith("env:")
             or re.match(r"^https?://[^/]+/api/(v\d+/)?webhooks/\d+/\S+$", ref)

@@ -195,8 +195,9 @@ def test_run_once_ends_with_what_its_round_left_undone(workdir: Path) -> None:
     assert ("newswatch: round done; 4 alert(s) not delivered yet (see above); they go at the "
             "next run; 1 source(s) failed: down (see above)\n") in res.stderr, res.stderr
     assert hook not in res.stderr + res.stdout
-    # a round where everything went says nothing more
-    (workdir / "config.toml").write_text(config)
+    # a round where everything went says nothing more (a new store: the alerts left above
+    # wait out their backoff)
+    (workdir / "config.toml").write_text(config.replace('"nw.db"', '"clean.db"'))
     clean = nw("run", "--once", cwd=workdir)
     assert clean.returncode == 0 and "round done" not in clean.stderr, clean.stderr
 
@@ -345,6 +346,36 @@ def test_check_says_what_run_would_meet_in_this_environment(tmp_path: Path) -> N
     assert token.returncode == 2 and "run refuses rules whose route has no [channels] entry" in (
         token.stderr)
     assert "x" * 60 not in token.stderr + token.stdout
+
+
+def test_check_says_ok_only_when_run_would_start(tmp_path: Path) -> None:
+    """It printed "ok" and then the refusal, exit 2; and it passed a token run refuses and a
+    store path no command can open."""
+    (tmp_path / "hook.toml").write_text('[storage]\npath = "nw.db"\n[channels]\n'
+                                        'alerts = "env:NW_HOOK"\n'
+                                        '[[rules]]\nname = "a"\nquery = "putin"\n')
+    bad = nw("check", "-c", "hook.toml", cwd=tmp_path, env={"NW_HOOK": "not-a-webhook"})
+    assert bad.returncode == 2 and "hook.toml: ok" not in bad.stdout, bad.stdout
+    assert bad.stdout.startswith("hook.toml: valid, but run refuses to start with it here")
+    (tmp_path / "bare.toml").write_text('[storage]\npath = "nw.db"\n[channels]\nalerts = 1\n'
+                                        '[[rules]]\nname = "a"\nquery = "putin"\n')
+    token = nw("check", "-c", "bare.toml", cwd=tmp_path,
+               env={"DISCORD_TOKEN": "abc\ndef"})
+    assert token.returncode == 2 and ("run refuses to start: $DISCORD_TOKEN holds a space, "
+                                      "line break or control character") in token.stderr
+    assert "abc" not in token.stdout + token.stderr
+    (tmp_path / "folder").mkdir()
+    for path, says in [("folder", "is a folder, not a database file"),
+                       ("/dev/null", "is not a regular file"),
+                       ("store.toml", "is the config file itself")]:
+        (tmp_path / "store.toml").write_text(f'[storage]\npath = "{path}"\n'
+                                             '[[rules]]\nname = "a"\nquery = "putin"\n')
+        res = nw("check", "-c", "store.toml", cwd=tmp_path)
+        assert res.returncode == 2 and says in res.stderr, res.stderr
+    (tmp_path / "store.toml").write_text('[storage]\npath = "new.db"\n'
+                                         '[[rules]]\nname = "a"\nquery = "putin"\n')
+    fine = nw("check", "-c", "store.toml", cwd=tmp_path)
+    assert fine.returncode == 0 and fine.stdout.startswith("store.toml: ok\n"), fine.stderr
 
 
 def test_check_reads_the_store_url_variable_as_run_does(tmp_path: Path) -> None:

@@ -387,3 +387,35 @@ def test_a_surge_sigma_that_is_no_number_says_so(tmp_path: Path, value: str) -> 
     (found,) = issues(f'[surge]\nsigma = {value}\n[[rules]]\nname = "a"\nquery = "kyiv"\n',
                       tmp_path)
     assert found == "surge.sigma: Input should be a finite number"
+
+
+@pytest.mark.parametrize(("channels", "source", "says"), [
+    ({"": 1}, "ok", "channels.: a route name may not be empty or blank"),
+    ({"  ": 1}, "ok", "a route name may not be empty or blank"),
+    ({"x\u202eevil": 1}, "ok", "channels.x\\u202eevil: a route name may not hold control, "
+                                "line-break or direction characters"),
+    ({"a\nb": 1}, "ok", "channels.a\\nb: a route name may not hold control"),
+    ({"alerts": 1}, "s\u202eevil", "sources[0].name: a source name may not hold control, "
+                                   "line-break or direction characters"),
+    ({"alerts": 1}, "feed\nforged", "sources[0].name: a source name may not hold control"),
+    ({"alerts": 1}, " ", "sources[0].name: a source name may not be blank"),
+])
+def test_route_and_source_names_are_shown_as_written(
+        channels: dict[str, int], source: str, says: str) -> None:
+    """A route or source name is in every log line and listing about it: a blank one was
+    taken, a line break forged a line, and a direction override reordered the rest of it."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"channels": channels,
+                      "sources": [{"name": source, "type": "folder", "path": "."}],
+                      "rules": [{"name": "r", "query": "x", "channel": next(iter(channels))}]})
+    text = str(caught.value)
+    assert says in text, text
+    assert "\u202e" not in text and "\nforged" not in text and "a\nb" not in text
+
+
+def test_a_route_or_source_name_with_spaces_and_letters_of_any_script_is_fine() -> None:
+    cfg = parse_config({"channels": {"Лента новостей": 1, "x y": 2},
+                        "sources": [{"name": "BBC World · عربي", "type": "folder",
+                                     "path": "."}],
+                        "rules": [{"name": "r", "query": "x", "channel": "x y"}]})
+    assert set(cfg.channels) == {"Лента новостей", "x y"}

@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from watchers.models import Article
 
@@ -103,6 +103,18 @@ class SourceConfigBase(BaseModel):
 
     name: str = Field(min_length=1, max_length=64)
     every: Duration = Field(default=timedelta(minutes=5), strict=False)
+
+    @field_validator("name")
+    @classmethod
+    def _shown_as_written(cls, value: str) -> str:
+        # A name is in every log line and listing about its source: a line break forged a
+        # line, a direction override reordered what follows it.
+        if not value.strip():
+            raise ValueError("a source name may not be blank")
+        if not value.isprintable():
+            raise ValueError("a source name may not hold control, line-break or direction "
+                             "characters")
+        return value
     enabled: bool = True
     route: str | None = None  # where this source's notices go; defaults to [discord].notices
     # At most this many alert messages per route from one poll; the rest are recorded (in
