@@ -58,6 +58,18 @@ def test_the_lexicon_knows_rare_words_and_names_but_not_typos() -> None:
         assert not is_known_word(typo), typo
 
 
+@pytest.mark.parametrize(("term", "token", "taken"), [
+    ("israel", "isreal", True),    # a family name, but two letters swapped in a common word
+    ("putin", "putian", False),    # a city: one letter more is another name as often as a slip
+    ("berlin", "erlin", False),
+    ("missile", "missive", False),  # a word English uses in its own right
+])
+def test_a_rare_name_two_swapped_letters_from_a_common_term_is_its_typo(
+        term: str, token: str, taken: bool) -> None:
+    assert is_known_word(token)
+    assert (compare(term, token, 85, shipped_aliases()) is not None) is taken
+
+
 def test_lexicon_file_is_keys_then_names() -> None:
     text = resources.files("watchers.rules").joinpath("data/lexicon.txt").read_text("utf-8")
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))

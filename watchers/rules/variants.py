@@ -13,7 +13,8 @@ order:
    :data:`TRANSLIT_SCORE`, unless both are common English words (gold/hold);
 4. otherwise a token that is a known word or name in its own right is refused: a common English
    word, or a rarer word, place or person name in the shipped lexicon (Kivu for kyiv, Gremlin for
-   kremlin, Zielinski for zelensky, Putten for putin). Typos are not in dictionaries;
+   kremlin, Zielinski for zelensky, Putten for putin). Typos are not in dictionaries, save a
+   rare one two swapped letters from a far commoner term (Isreal, a family name, for israel);
 5. both fold to the same loose transliteration key (:func:`loose_key`: also e/i and -ov/-iv,
    Gorbatschow/Gorbachev), scored :data:`TRANSLIT_SCORE`;
 6. a typo: similarity (rapidfuzz ``ratio``) at or above the threshold, for terms of at least
@@ -430,7 +431,7 @@ def _judge(term: str, token: str, threshold: float) -> Verdict | None:
         if is_common_word(term) and is_common_word(token):
             return None
         return Verdict("fuzzy", TRANSLIT_SCORE)
-    if is_known_word(token):
+    if is_known_word(token) and not _rare_misspelt(term, token):
         return None
     if _zipf(token) >= ZIPF_FLOOR and not _misspelt(term, token):
         # A word English text uses in its own right, however rarely (Henan for china~,
@@ -455,6 +456,17 @@ def _judge(term: str, token: str, threshold: float) -> Verdict | None:
 # How much commoner (in zipf, a factor of ten each) a term must be than a listed word one edit
 # from it, for that word to be taken for its misspelling.
 MISSPELT_ZIPF_GAP = 1.5
+
+
+def _rare_misspelt(term: str, token: str) -> bool:
+    """Whether a token that the lexicon knows but English text hardly uses (below
+    :data:`ZIPF_FLOOR`) reads as a slip of a common term: "Isreal" (a family name) for Israel.
+    Only two neighbouring letters swapped, the commonest slip: a rare name one letter added,
+    dropped or changed is as often a place or name of its own (Putian for putin, Erlin for
+    berlin, Russas for russia) as a typo."""
+    return (_zipf(token) < ZIPF_FLOOR and not is_common_word(token)
+            and _zipf(term) >= ZIPF_FLOOR + MISSPELT_ZIPF_GAP
+            and is_transposition(term, token))
 
 
 def _misspelt(term: str, token: str) -> bool:
