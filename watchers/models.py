@@ -63,17 +63,16 @@ def content_fingerprint(title: str, text: str) -> str:
     decomposed and its marks dropped in one translate.
     """
     joined = f"{title}\n{text}"
-    if len(joined) <= _CHUNK:
-        if not joined.isascii():
-            # News in English is ASCII but for its curly quotes, dashes and pound signs: when
-            # every other character folds to punctuation, it parts words as a space would.
-            others = set(_NON_ASCII.findall(joined))
-            if all(map(_parts_words, others)):
-                joined = _NON_ASCII.sub(" ", joined)
-        if joined.isascii():
-            # One C pass lowercases and blanks every non-word byte; split() then drops runs.
-            return hashlib.sha256(b" ".join(joined.encode().translate(_ASCII_FOLD).split())
-                                  ).hexdigest()
+    # News in English is ASCII but for its curly quotes, dashes and pound signs: when every
+    # other character folds to punctuation, it parts words as a space would, and so do the
+    # bytes of its UTF-8, which the table blanks like every byte past ASCII.
+    if len(joined) <= _CHUNK and (joined.isascii() or all(map(
+            _parts_words, set(_NON_ASCII.findall(joined))))):
+        # One C pass lowercases and blanks every non-word byte; the runs of blanks are then
+        # made one (a regex in C: splitting into words and joining them again cost twice as
+        # much), and the ends dropped.
+        return hashlib.sha256(_BLANKS.sub(b" ", joined.encode().translate(_ASCII_FOLD))
+                              .strip(b" ")).hexdigest()
     if joined.isascii():
         folded = joined.lower()  # casefold() of ASCII is lower()
     else:
@@ -93,6 +92,7 @@ _ASCII_FOLD = bytes(
     ord(chr(b).lower()) if chr(b).isalnum() or chr(b) == "_" else 0x20 for b in range(128)
 ) + b" " * 128
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_BLANKS = re.compile(b"  +")
 
 
 @lru_cache(maxsize=4096)
