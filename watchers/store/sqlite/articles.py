@@ -46,6 +46,7 @@ from watchers.store.base import (
 from watchers.store.sqlite._db import Db, dt, iso, now, rules_json
 from watchers.store.sqlite.outbox import INSERT_NOTICE, notice_row
 from watchers.store.sqlite.schema import (
+    INDEX_KEY_SQL,
     INDEX_ROWID_BITS,
     INDEX_ROWID_MASK,
     MARK_URL_GAP,
@@ -207,12 +208,17 @@ def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str |
     :func:`~watchers.store.sqlite.schema.index_articles`; ``words``: those of the terms the
     word list may lack)."""
     rowid_of: dict[str, int] = {}
+    keys: dict[int, int] = {}
     for chunk in _chunks([i for _, i, _ in terms]):
-        rowid_of.update(conn.execute(
-            f"SELECT id, rowid FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        # Each article's rowid and index key in one read (index_articles read the keys again).
+        for ident, rowid, key in conn.execute(
+                f"SELECT a.id, a.rowid, {INDEX_KEY_SQL} FROM articles a "
+                f"WHERE a.id IN ({','.join('?' * len(chunk))})", chunk):
+            rowid_of[ident] = rowid
+            keys[rowid] = key
     # An id not found indexes under rowid 0, which index_articles refuses by name.
     index_articles(conn, [(rowid_of.get(i, 0), text, link or "") for text, i, link in terms],
-                   words)
+                   words, keys)
     if any(link is None for _, _, link in terms):
         # A link whose words the writer could not give: the URL index misses it from now on.
         conn.execute(MARK_URL_GAP, (iso(now()),))
@@ -519,10 +525,15 @@ class ArticlesMixin(CandidateList):
                     article.text, p, f, p or f, content, rec.story.id if rec.story else None,
                 ))
                 terms.append((rec.terms, article.id, link_terms(rec, self._terms_of)))
-                made = when if rec.matched_at is None else iso(rec.matched_at)
-                for m in rec.matches:
-                    hits = hits_json(m.hits)
-                    matches.append((article.id, m.rule, m.score, hits, made))
+                if rec.matches:
+                    # History's matches count at its date, mostly the article's own: spelt once.
+                    made = when
+                    matched = rec.matched_at
+                    if matched is not None and (made := stamps.get(matched)) is None:
+                        made = stamps[matched] = iso(matched)
+                    for m in rec.matches:
+                        hits = hits_json(m.hits)
+                        matches.append((article.id, m.rule, m.score, hits, made))
                 stored.append((article, rec))
                 out.append(article)
             if articles:

@@ -15,7 +15,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from functools import partial
 
@@ -90,7 +90,7 @@ def _keys(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, int]:
     return found
 
 
-def _checked_key(found: dict[int, int], rowid: int) -> int:
+def _checked_key(found: Mapping[int, int], rowid: int) -> int:
     key = found.get(rowid)
     if key is None:
         raise sqlite3.IntegrityError("article_terms: no stored article has this rowid")
@@ -116,7 +116,8 @@ def index_urls(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> Non
 
 def index_articles(conn: sqlite3.Connection,
                    rows: Sequence[tuple[int, str] | tuple[int, str, str]],
-                   words: AbstractSet[str] | None = None) -> None:
+                   words: AbstractSet[str] | None = None,
+                   keys: Mapping[int, int] | None = None) -> None:
     """Index stored articles: ``(articles.rowid, terms)`` or ``(articles.rowid, terms, url
     terms)``, under the key and with the checks of the ``article_terms`` view, inserted straight
     into ``article_index`` in key order, and the words of their links (the caller's, as the
@@ -125,8 +126,10 @@ def index_articles(conn: sqlite3.Connection,
     write every row out on its own, about 100 µs an article. Runs on the connection's thread,
     inside the caller's transaction. The rows' words are listed in the word list (see
     :func:`add_index_words`): ``words`` when given (a caller that knows which of them are
-    listed already leaves those out), else every word of the rows' terms."""
-    found = _keys(conn, [row[0] for row in rows])
+    listed already leaves those out), else every word of the rows' terms. ``keys``: the index
+    key of each of the rows' articles by rowid (:data:`INDEX_KEY_SQL`'s), when the caller read
+    them already (with the rowids: one read of a batch's articles instead of two)."""
+    found = _keys(conn, [row[0] for row in rows]) if keys is None else keys
     keyed = []
     links = []
     for row in rows:
