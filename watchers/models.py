@@ -144,6 +144,8 @@ def storable(text: str) -> str:
     joined, a lone surrogate becomes U+FFFD, NUL is removed."""
     if "\x00" in text:
         text = text.replace("\x00", "")
+    if text.isascii():
+        return text  # no surrogate (a flag of the str, read without encoding it)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
