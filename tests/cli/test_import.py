@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import lzma
+import os
 import re
 import signal
 import sqlite3
@@ -651,6 +652,43 @@ async def test_history_is_grouped_into_stories_out_of_order_and_into_a_store_in_
     assert stories["r1"].id == stories["b1"].id
     assert stories["x1"].id != stories["r1"].id
     assert set(stories["r1"].outlets) == {"reuters", "bbc"}
+
+
+async def test_lines_read_in_date_order_in_short_pieces_are_read_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grouped in date order, each line is read at its place by ``os.pread``, which may give
+    fewer bytes than asked: the rest is read, and the lines are the same, in the same order,
+    as the file's own reading gives them."""
+    from watchers import importer
+    from watchers.stories import StoryIndex
+
+    lines = [json.dumps({"id": f"i{n}", "title": f"Title {n} " + "w" * n, "text": "caf\u00e9",
+                         "date": f"2025-03-{28 - n:02d}T12:00:00Z"}) for n in range(20)]
+    lines.insert(7, "not json")
+    history = write_jsonl(tmp_path / "h.jsonl", lines)
+    real = os.pread
+    monkeypatch.setattr(os, "pread",
+                        lambda fd, n, offset: real(fd, min(n, 7), offset))
+    seen: list[list[tuple[int, int, bytes | int]]] = []
+    prepare = importer._prepare
+
+    def spy(chunk: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(list(chunk))
+        return prepare(chunk, *args, **kwargs)
+
+    monkeypatch.setattr(importer, "_prepare", spy)
+    store = await SqliteStore.open(tmp_path / "nw.db")
+    try:
+        summary = await importer.import_file(store, history, ruleset=RuleSet([]),
+                                             stories=StoryIndex(), batch=8)
+    finally:
+        await store.aclose()
+    assert (summary.imported, summary.bad) == (20, 1)
+    got = [(number, raw) for chunk in seen for number, _, raw in chunk]
+    with history.open("rb") as fh:
+        whole = {number: raw for number, _, raw in importer.json_lines(fh)}
+    assert [n for n, _ in got] == [*range(21, 8, -1), 7, 8, *range(6, 0, -1)]
+    assert got == [(n, whole[n]) for n, _ in got]
 
 
 async def test_a_word_for_word_copy_from_another_outlet_adds_its_outlet_to_the_story(
