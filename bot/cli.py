@@ -716,7 +716,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # milliseconds on every start. The top level has no options of its own but -h, so the
     # command is the first word; anything else (-h, a typo) gets the whole parser.
     try:
-        args = build_parser(argv[0] if argv else None).parse_args(argv)
+        parser = build_parser(argv[0] if argv else None)
+        args, extra = parser.parse_known_args(argv)
+        if extra and isinstance(getattr(args, "paths", None), list) and not any(
+                e.startswith("-") for e in extra):
+            # `match troops --json seeds`: argparse takes a list of paths only before the
+            # options, and refused the later ones with the top level's usage.
+            args.paths = [*args.paths, *extra]
+        elif extra:
+            parser.parse_args(argv)  # refused as usual, naming what was not understood
         from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
     except KeyboardInterrupt:  # Ctrl-C while the command starts
         return 130

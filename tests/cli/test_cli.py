@@ -429,3 +429,14 @@ def test_match_over_many_files_says_how_far_it_has_got(
     said = [line for line in err.splitlines() if "documents read" in line]
     assert said[0] == "newswatch: match ?: 1 documents read, 0 matching", err
     assert said[-1] == "newswatch: match ?: 4 documents read, 1 matching", err
+
+
+def test_match_takes_its_paths_after_its_options_too(workdir: Path) -> None:
+    """`match troops --json seeds` was refused with the top level's usage ("unrecognized
+    arguments: seeds"); only `match --json troops seeds` worked."""
+    before = nw("match", "--json", "--threshold", "90", "troops", "seeds", cwd=workdir)
+    after = nw("match", "troops", "--json", "--threshold", "90", "seeds", cwd=workdir)
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert after.stdout == before.stdout and after.stdout.count("\n") == 3  # three seeds say troops
+    wrong = nw("search", "troops", "extra", cwd=workdir)
+    assert wrong.returncode == 2 and "unrecognized arguments: extra" in wrong.stderr
