@@ -462,10 +462,12 @@ class _ImportReport:
 
     def progress(self, p: Any) -> None:
         self.lines = p.lines
-        rate = p.imported / max(time.monotonic() - self.bar.started, 1e-9)
+        # Lines a second, not articles: a resumed import goes through the lines stored the
+        # first time as duplicates, and showed "0/s" while it did.
+        rate = p.lines / max(time.monotonic() - self.bar.started, 1e-9)
         counts = (f"{p.lines:,} line{'' if p.lines == 1 else 's'} · imported {p.imported:,} · "
                   f"duplicates {p.duplicates:,} "
-                  f"· bad {p.bad:,} · {rate:,.0f}/s")
+                  f"· bad {p.bad:,} · {rate:,.0f} lines/s")
         # A file that grows while it is read would pass 100%.
         self.bar.update(min(1.0, p.bytes_read / p.total_bytes) if p.total_bytes else None, counts,
                         finished=p.bytes_read >= p.total_bytes, every=PROGRESS_EVERY_S)
