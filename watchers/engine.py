@@ -419,9 +419,11 @@ class Engine:
             # A removed source's articles stay searchable; one indexed read tells.
             page = await self.store.candidate_page(fts=None, source=source, limit=1)
             if not page.articles:
-                known = set(self.watch.source_names()) | set(await self.store.count_by_source())
-                raise NewswatchError(f"no source named {source!r}; known: "
-                                     f"{', '.join(sorted(known)) or 'none'}")
+                # (the stored names by the index, a step each: counting every source's
+                # articles read the whole table)
+                known = set(self.watch.source_names()) | set(
+                    await self.store.stored_sources(limit=KNOWN_SOURCES_READ))
+                raise _no_source(source, known)
         found = await search(
             self.store, query, since=datetime.now(UTC) - since if since is not None else None,
             source=stored, limit=limit, order=order, threshold=self.config.threshold,
@@ -460,8 +462,7 @@ class Engine:
             page = await self.store.candidate_page(fts=None, source=name, limit=1)
             if page.articles:
                 return name
-        raise NewswatchError(f"no source named {name[:64]!r}; known: "
-                             f"{', '.join(self.source_names(guild)) or 'none'}")
+        raise _no_source(name, self.source_names(guild))
 
     def _shared_sources(self) -> list[str]:
         return [n for n in self.watch.source_names() if not n.startswith(SERVER_FEED_PREFIX)]
@@ -1563,6 +1564,26 @@ async def open_engine(
         if start:
             await engine.start()
         yield engine
+
+
+# Source names an unknown one is compared with, at most (a store holds a few hundred).
+KNOWN_SOURCES_READ = 5000
+# Up to this many known names are listed whole; past it, the closest few.
+KNOWN_SOURCES_LISTED = 12
+
+
+def _no_source(name: str, known: Iterable[str]) -> NewswatchError:
+    """"No source named …", with the known names when they are few, else their count and the
+    closest (every one of 250 names on one line hid the answer)."""
+    import difflib
+
+    names = sorted(set(known))
+    asked = repr(name[:64])
+    if len(names) <= KNOWN_SOURCES_LISTED:
+        return NewswatchError(f"no source named {asked}; known: {', '.join(names) or 'none'}")
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return NewswatchError(f"no source named {asked}{hint} ({len(names):,} known)")
 
 
 async def _shut_down(executor: ThreadPoolExecutor) -> None:

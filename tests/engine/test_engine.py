@@ -15,6 +15,9 @@ from tests.conftest import SEEDS
 from watchers.config import parse_config
 from watchers.engine import Engine, open_engine
 from watchers.errors import ConfigError, FetchBlockedError, NewswatchError, StoreError
+from watchers.models import Article
+from watchers.rules.lookup import index_terms
+from watchers.store.base import ArticleRecord
 
 
 @pytest.fixture
@@ -141,6 +144,22 @@ async def test_a_lookup_answers_within_its_budget_and_says_it_was_cut_short(
 async def test_an_unknown_source_is_named(engine: Engine) -> None:
     with pytest.raises(NewswatchError, match="no source named 'bbc'; known: seeds"):
         await engine.search("troops", source="bbc")
+
+
+async def test_an_unknown_source_among_many_gets_the_closest_not_every_name(
+        engine: Engine) -> None:
+    """Every known name was listed on one line (250 of them in a store that had followed many
+    feeds), and the names were read by counting every source's articles."""
+    await engine.store.record_many([ArticleRecord(
+        Article(title=f"Wire story {i}", text="troops", source=f"wire-{i:02d}"), [], [],
+        index_terms(f"Wire story {i}", "troops")) for i in range(30)])
+    with pytest.raises(NewswatchError) as caught:
+        await engine.search("troops", source="wire-7")
+    assert str(caught.value) == ("no source named 'wire-7'; did you mean wire-27 or wire-17 "
+                                 "or wire-07? (31 known)")
+    with pytest.raises(NewswatchError, match=r"^no source named 'zzz' \(31 known\)$"):
+        await engine.search("troops", source="zzz")
+    assert (await engine.search("troops", source="wire-07")).hits
 
 
 async def test_a_regex_rule_over_budget_is_counted_and_shown(engine: Engine,
