@@ -483,6 +483,9 @@ async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
     cfg = load(args.config)
     path = Path(args.file)
     started = False
+    # Opening a large store and putting a file's lines in date order take seconds before
+    # the first batch is counted.
+    report.bar.begin(f"reading {shown(args.file)}")
     try:
         # Not started: nothing is polled or delivered; the store's process lock is held, so
         # the import refuses to run beside `newswatch run` (and the other way round).

@@ -44,6 +44,16 @@ class ProgressBar:
             return
         self.last = now
 
+    def begin(self, text: str) -> None:
+        """Say at once what the work is doing before its first count (reading a large file,
+        opening the store): on a terminal the bar with ``text``, else nothing (a log gets its
+        first line after ``every`` seconds, as before). The first bar of a 55 MB file came
+        2.6 to 4.5 s after the command started, a terminal silent meanwhile."""
+        if self.tty:
+            sys.stderr.write("\r\x1b[K" + fitted(f"[{'.' * WIDTH}]    ? {text}", text))
+            sys.stderr.flush()
+            self.drawn = True
+
     def clear(self) -> None:
         """Take the bar off the line, so a message of one's own prints on a clean line."""
         if self.drawn:
@@ -72,6 +82,9 @@ def _columns() -> int:
     """The width of the terminal the bar is drawn on (stderr), else what the environment or
     stdout's terminal says, else 80."""
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        return shutil.get_terminal_size(fallback=(80, 24)).columns
+        columns = 0
+    # A terminal that reports no width (a pty never given a size says 0) is read as the
+    # environment's or 80: taken at its word, every line was cut to "…".
+    return columns or shutil.get_terminal_size(fallback=(80, 24)).columns or 80

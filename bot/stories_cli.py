@@ -202,16 +202,23 @@ def run(args: argparse.Namespace) -> int:
     if not path.is_file():
         say(not_a_file(path))
         return EXIT_USAGE
+    from bot.progress import ProgressBar
     from watchers.errors import NewswatchError
 
+    # A year of history takes a while (160,000 lines: about 12 s): said as it goes, on stderr.
+    bar = ProgressBar("stories")
+    bar.begin(f"reading {shown(str(path))}")
     try:
         items, problems = _read(path)
     except OSError as exc:
+        bar.clear()
         say(f"{path}: {exc.strerror or exc}")
         return EXIT_USAGE
     except NewswatchError as exc:
+        bar.clear()
         say(str(exc))
         return EXIT_USAGE
+    bar.clear()  # (the counts' bar takes its place)
     if problems:
         for p in problems[:_MAX_REPORTED]:
             print(shown(p), file=sys.stderr)  # a file name may hold a line break
@@ -220,11 +227,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{path}: {len(problems)} bad line{'s' if len(problems) != 1 else ''}; "
             "nothing clustered")
         return EXIT_USAGE
-    from bot.progress import ProgressBar
     from watchers.stories import cluster
-
-    # A year of history takes a while (160,000 lines: about 12 s): said as it goes, on stderr.
-    bar = ProgressBar("stories")
 
     def progress(done: int, total: int) -> None:
         bar.update(done / total, f"{done:,} of {total:,} articles placed in stories",

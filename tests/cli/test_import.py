@@ -730,11 +730,12 @@ async def test_a_word_for_word_copy_from_another_outlet_adds_its_outlet_to_the_s
         assert not await engine.store.alerts(limit=10)  # an import alerts nobody
 
 
-@pytest.mark.parametrize("columns", [40, 12])
+@pytest.mark.parametrize("columns", [40, 12, 0])
 def test_the_bar_on_a_narrow_terminal_fits_its_width(workdir: Path, columns: int) -> None:
     """On a terminal the bar is redrawn in place; a line wider than the terminal wraps and
     every redraw leaves a line behind. The real command on a pseudo-terminal that wide: each
-    redraw fits (the bar left out first, then the counts cut)."""
+    redraw fits (the bar left out first, then the counts cut). A terminal that reports no
+    width (0: a pty never given a size) is taken as 80 columns: every line was cut to "…"."""
     import fcntl
     import os
     import pty
@@ -766,8 +767,13 @@ def test_the_bar_on_a_narrow_terminal_fits_its_width(workdir: Path, columns: int
     assert proc.returncode == 0
     text = out.decode("utf-8")
     draws = [d.split("\r\n")[0] for d in text.split("\r\x1b[K")[1:]]
-    assert draws and draws[-1].startswith("100%")  # the bar left out
-    assert all(0 < len(d) < columns for d in draws), draws
+    if columns == 0:
+        # drawn at 80 columns, the reading first (before the first batch is counted)
+        assert draws and "reading h.jsonl" in draws[0] and "100%" in draws[-1], draws
+        assert all(1 < len(d) < 80 for d in draws), draws
+    else:
+        assert draws and draws[-1].startswith("100%")  # the bar left out
+        assert all(0 < len(d) < columns for d in draws), draws
     assert "imported 3" in text  # the summary line after it is whole
 
 
