@@ -58,6 +58,11 @@ def report_poll(report: PollReport) -> None:
     elif report.new:
         log.info("source %s: %d new article(s), %d alert(s)", report.source, report.new,
                  report.alerts)
+    else:  # (--verbose) every poll, also those that found nothing new
+        log.debug("source %s: polled, %s", report.source,
+                  "not modified" if report.not_modified
+                  else f"{report.seen} item(s), none new" if report.seen else "nothing new"
+                  + (f", {report.updated} updated in place" if report.updated else ""))
 
 
 async def _intro(engine: Engine, where: str) -> None:

@@ -1016,6 +1016,8 @@ class DeliveryService:
             # escalation).
             await self.store.set_story_message(story, row.route, remote_id, None)
         await self.store.mark_delivered(row.id, remote_id, at=self.clock.now())
+        log.debug("%s %d delivered to %s%s", row.kind, row.id, row.route,
+                  f" (message {remote_id})" if remote_id else "")
 
     async def _back_off(self, row: OutboxRow, state: _RouteState, reason: str,
                         retry_after: float | None) -> None:

@@ -440,3 +440,16 @@ def test_match_takes_its_paths_after_its_options_too(workdir: Path) -> None:
     assert after.stdout == before.stdout and after.stdout.count("\n") == 3  # three seeds say troops
     wrong = nw("search", "troops", "extra", cwd=workdir)
     assert wrong.returncode == 2 and "unrecognized arguments: extra" in wrong.stderr
+
+
+def test_run_verbose_says_what_every_poll_and_delivery_did(workdir: Path) -> None:
+    """`run -v` added nothing: no debug line was ever written."""
+    first = nw("run", "--once", "-v", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    delivered = [line for line in first.stderr.splitlines()
+                 if "DEBUG" in line and " delivered to alerts (message console-" in line]
+    assert len(delivered) == 4, first.stderr
+    again = nw("run", "--once", "-v", cwd=workdir)
+    assert "DEBUG   newswatch: source seeds: polled, nothing new" in again.stderr, again.stderr
+    quiet = nw("run", "--once", cwd=workdir)
+    assert "DEBUG" not in quiet.stderr
