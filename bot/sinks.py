@@ -104,6 +104,40 @@ __all__ = [
 
 log = logging.getLogger("newswatch")
 
+
+def _release_webhook_locks_in_the_background() -> None:
+    """discord.py's webhook client holds a webhook's lock while it sleeps out an emptied
+    rate-limit bucket, in the ``async with`` block's exit (``AsyncDeferredLock.__aexit__``:
+    sleep, then release). A send's timeout that cancelled that sleep left the lock taken for
+    good: every later send to the webhook waited behind it until its own timeout, for the
+    life of the process (a slow answer plus Discord's usual reset of about 2 s was enough).
+    And the answer, already read, was lost: the message was made, and sent again. Here the
+    exit hands the release to the event loop for after the wait and returns at once, as
+    discord.py's bot client (``MaybeUnlock``) does: the send returns its message, and the
+    next send to the webhook still waits out the bucket behind the lock."""
+    try:
+        from discord.webhook import async_ as webhook_async
+    except ImportError:  # pragma: no cover - a discord.py without it
+        return
+    deferred = getattr(webhook_async, "AsyncDeferredLock", None)
+    if deferred is None or getattr(deferred, "_newswatch_background", False):
+        return
+    if not all(hasattr(deferred, a) for a in ("__aenter__", "__aexit__", "delay_by")):
+        return  # another shape than the one this mends: left as it is
+
+    async def __aexit__(self: Any, *exc: object) -> None:
+        lock, delta = self.lock, self.delta
+        if delta:
+            asyncio.get_running_loop().call_later(delta, lock.release)
+        else:
+            lock.release()
+
+    deferred.__aexit__ = __aexit__
+    deferred._newswatch_background = True
+
+
+_release_webhook_locks_in_the_background()
+
 _WEBHOOK_URL = re.compile(r"^https?://[^/]+/api/(?:v\d+/)?webhooks/(\d+)/([\w-]+)/?$")
 
 
@@ -798,12 +832,19 @@ class DiscordSink:
         ``who`` names what did not answer; ``bot``: the request went through the bot's HTTP
         client, whose global rate-limit wait a timeout may have cut short."""
         limited = _LIMITED.set(None)
+        sent = _SENT.set(False)
         try:
             async with asyncio.timeout(self.timeout):
                 yield
         except TimeoutError:
             if bot:
                 self._release_global_wait()
+            if not bot and not _SENT.get():
+                # Still waiting behind the webhook's lock for its emptied bucket (an earlier
+                # send's answer said so): nothing of this one was sent.
+                raise TransientDeliveryError(
+                    f"{who} is rate limited: no room in its bucket within {self.timeout:g}s"
+                ) from None
             retry_after = _LIMITED.get()
             if retry_after is not None:
                 # The last answer was a 429 and discord.py's webhook client was sleeping it
@@ -832,11 +873,14 @@ class DiscordSink:
         except Exception as exc:  # an answer discord.py could not read
             # A malformed rate-limit header or a body that is not JSON comes after the request
             # was carried out: "maybe sent", so the retry looks before it posts again.
+            # (the secrets taken out before the text is cut: a token cut in two was no longer
+            # known for one, and its first part reached the log and /alerts status)
             raise UncertainDeliveryError(redact(
-                f"unreadable answer from {who}: {type(exc).__name__}: {exc}"[:240] + f"; {made}"
-            )) from None
+                f"unreadable answer from {who}: {type(exc).__name__}: {exc}")[:240]
+                + f"; {made}") from None
         finally:
             _LIMITED.reset(limited)
+            _SENT.reset(sent)
 
     async def _find_sent(self, hook: discord.Webhook, kwargs: dict[str, Any]) -> str | None:
         """The id of this alert's message if an earlier attempt did post it, or None (also when
@@ -891,6 +935,11 @@ _LIMITED: contextvars.ContextVar[float | None] = contextvars.ContextVar("newswat
                                                                         default=None)
 
 
+# Whether a webhook request that may change something (not a GET) has begun in this task's
+# send (set by _Watched, read by _unsure_errors when its timeout ends the send).
+_SENT: contextvars.ContextVar[bool] = contextvars.ContextVar("newswatch_sent", default=False)
+
+
 class _Watched:
     """The HTTP session as a webhook sees it: every answer's status is noted for this task,
     so a 429 that discord.py's webhook client sleeps out (uncapped) is known for what it is
@@ -903,6 +952,9 @@ class _Watched:
         return getattr(self._session, name)
 
     def request(self, *args: Any, **kwargs: Any) -> _WatchedRequest:
+        method = str(args[0] if args else kwargs.get("method", "")).upper()
+        if method != "GET":
+            _SENT.set(True)
         return _WatchedRequest(self._session.request(*args, **kwargs))
 
 

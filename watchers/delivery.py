@@ -109,9 +109,12 @@ def refuse_inside_sink(what: str, route: str | None = None) -> None:
                              "another task")
 T = TypeVar("T")
 
-# The longest wait a destination's retry_after is taken for (a day; longer is taken as a day);
-# one that is not a number makes the route back off as for any other error.
-MAX_RETRY_AFTER = 86_400.0
+# The longest wait a destination's retry_after is taken for (an hour; longer is taken as an
+# hour, and said); one that is not a number makes the route back off as for any other error.
+# A day let one bogus 429 (a proxy's, an edge server's) park a route for 24 hours, across
+# restarts (the wait is stored), with nothing to free it; asked again after an hour, a
+# destination that does want longer says so again.
+MAX_RETRY_AFTER = 3_600.0
 
 @dataclass(frozen=True)
 class StoryView:
@@ -1027,6 +1030,8 @@ class DeliveryService:
             # what the destination asked for, within reason: a proxy's "inf" or 1e15 seconds
             # overflowed the retry's time and stopped delivery altogether
             delay = min(max(0.0, retry_after), MAX_RETRY_AFTER)
+            if retry_after > MAX_RETRY_AFTER:
+                reason = f"{reason} (asked to wait {retry_after:,.0f}s; asking again sooner)"
         state.not_before = datetime.now(UTC) + timedelta(seconds=delay)
         state.last_error = reason[:500]
         log.warning("route %s: %s; retrying in %.1fs", row.route, reason, delay)

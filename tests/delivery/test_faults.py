@@ -4,6 +4,7 @@ expected messages at the emulator — none lost, none doubled, in the order they
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.bot.conftest import TOKEN
 from tests.delivery.articles import MESSAGES, WEBHOOK, drop_articles, report_numbers
@@ -593,3 +595,74 @@ async def test_a_digest_paused_between_its_parts_posts_each_part_once_on_resume(
     await asyncio.sleep(0.5)
     footers = [m.embeds[0]["footer"]["text"] for m in emu.messages(hooks)]
     assert len(footers) == total == len(set(footers))
+
+
+class _EmptiedBucket(DiscordEmulator):
+    """Answers the first webhook send (its message made) saying the webhook's rate-limit
+    bucket is empty for ``reset`` seconds, longer than a send's attempt may take."""
+
+    def __init__(self, reset: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reset = reset
+        self.left = 1
+
+    async def _handle_http(self, request: Any) -> Any:
+        response = await super()._handle_http(request)
+        if request.method == "POST" and "/webhooks/" in request.path and self.left:
+            self.left -= 1
+            response.headers["X-RateLimit-Limit"] = "5"
+            response.headers["X-RateLimit-Remaining"] = "0"
+            response.headers["X-RateLimit-Reset-After"] = str(self.reset)
+        return response
+
+
+async def test_a_webhook_answer_that_empties_its_bucket_leaves_the_webhook_usable(
+        newswatch: Start, tmp_path: Path) -> None:
+    """discord.py sleeps out an emptied bucket holding the webhook's lock; the send's
+    timeout cut that sleep short and the lock was never released: one alert made (and then
+    sent again), every later one waiting for ever, until the process ended."""
+    async with _EmptiedBucket(reset=2.0, **world()) as emu, emu.patch_discord():
+        drop_articles(tmp_path / "wire", "floods", range(3))
+        run = await newswatch(emu)
+        await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 3, 20)
+        await asyncio.sleep(0.5)
+        assert report_numbers(emu, "hooks") == [0, 1, 2]
+        rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
+        assert {r.state for r in rows} == {"delivered"}
+        # the first send's answer was read, not lost: nothing was sent in doubt
+        assert await run.engine.store.count_maybe_sent() == 0
+        # and the next send waited out the bucket behind the lock
+        posts = emu.requests_for(WEBHOOK)
+        assert len(posts) == 3
+        assert emu.validate_all() == []
+
+
+class _EchoingHook(DiscordEmulator):
+    """Answers webhook sends with a message whose id is text ending in the webhook's token,
+    which discord.py cannot read (as a proxy rewriting bodies, or an API change, would)."""
+
+    async def _handle_http(self, request: Any) -> Any:
+        response = await super()._handle_http(request)
+        if request.method == "POST" and "/webhooks/" in request.path:
+            assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+            body = json.loads(response.body)
+            body["id"] = "request " + "-" * 100 + " for " + HOOK_TOKEN
+            return web.Response(status=200, body=json.dumps(body).encode(),
+                                headers={"Content-Type": "application/json"})
+        return response
+
+
+async def test_no_part_of_a_webhook_token_reaches_a_reason_or_a_log(
+        newswatch: Start, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The text of an answer discord.py could not read was cut to 240 characters before the
+    secrets were taken out: a token cut in two was no longer known for one, and its first
+    part reached the log and the reason /alerts status shows."""
+    async with _EchoingHook(**world()) as emu, emu.patch_discord():
+        drop_articles(tmp_path / "wire", "floods", range(1))
+        run = await newswatch(emu)
+        await run.wait_for(lambda: any("unreadable answer from the webhook" in r.getMessage()
+                                       for r in caplog.records), 20)
+        reasons = [r.reason or "" for r in await run.engine.store.alerts()]
+    fragment = HOOK_TOKEN[:12]
+    assert not [r for r in reasons if fragment in r], reasons
+    assert not [r.getMessage() for r in caplog.records if fragment in r.getMessage()]
