@@ -993,6 +993,12 @@ def _classify(exc: discord.HTTPException, *, webhook: bool = False) -> DeliveryE
         return TransientDeliveryError(
             f"Discord refused the bot's token ({text}): reset or replaced in the developer "
             "portal? Alerts wait and are retried until it is accepted")
+    if exc.status in (401, 403, 404) and not exc.code:
+        # Not Discord's own answer (which names its reason by a code: 10003 Unknown Channel,
+        # 50013 Missing Permissions, ...), but a proxy's or a firewall's in front of it (an
+        # HTML "Forbidden"): that paused every route it touched, each to be resumed by hand;
+        # it is retried with backoff instead, as a 5xx is.
+        return TransientDeliveryError(f"refused before Discord (no Discord error code): {text}")
     if exc.status in (401, 403, 404) or exc.code == _ARCHIVED_THREAD:
         # An archived or locked thread refuses every message until someone reopens it: the
         # destination is paused and its alerts held, not each alert refused.

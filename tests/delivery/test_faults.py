@@ -666,3 +666,35 @@ async def test_no_part_of_a_webhook_token_reaches_a_reason_or_a_log(
     fragment = HOOK_TOKEN[:12]
     assert not [r for r in reasons if fragment in r], reasons
     assert not [r.getMessage() for r in caplog.records if fragment in r.getMessage()]
+
+
+class _ProxyRefusal(DiscordEmulator):
+    """Answers the first send to ``where`` as a proxy in front of Discord would refuse it:
+    403 with an HTML page, no Discord error code."""
+
+    def __init__(self, where: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.where, self.left = where, 1
+
+    async def _handle_http(self, request: Any) -> Any:
+        if request.method == "POST" and self.where in request.path and self.left:
+            self.left -= 1
+            return web.Response(status=403, body=b"<html>Forbidden by proxy</html>",
+                                headers={"Content-Type": "text/html"})
+        return await super()._handle_http(request)
+
+
+@pytest.mark.parametrize(("where", "topic", "channel"), [
+    ("/channels/", "troops", "alerts"), ("/webhooks/", "floods", "hooks")],
+    ids=["channel", "webhook"])
+async def test_a_refusal_without_discords_code_is_retried_not_a_pause(
+        newswatch: Start, tmp_path: Path, where: str, topic: str, channel: str) -> None:
+    """A proxy's or a firewall's 403 (an HTML page, no Discord error code) paused the route
+    and held its alerts until someone resumed it by hand, as Discord's own "Missing
+    Permissions" does."""
+    async with _ProxyRefusal(where, **world()) as emu, emu.patch_discord():
+        drop_articles(tmp_path / "wire", topic, range(2))
+        run = await newswatch(emu)
+        await run.wait_for(lambda: len(report_numbers(emu, channel)) >= 2, 20)
+        assert report_numbers(emu, channel) == [0, 1]
+        assert run.engine.delivery.paused_routes() == {}
