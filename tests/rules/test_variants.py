@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watchers.models import Article
-from watchers.rules import Rule, RuleSet, match_query
+from watchers.rules import Rule, RuleSet, match_query, variants
 from watchers.rules.text import key
 from watchers.rules.variants import (
     TRANSLIT_SCORE,
     compare,
+    is_foreign_word,
     is_known_word,
     readings,
     shipped_aliases,
@@ -152,3 +153,45 @@ def test_translit_key_equals_its_reference_on_corpus_words() -> None:
             assert translit_key.__wrapped__(word) == _translit_reference(word), word
             seen += 1
     assert seen > 1000
+
+
+@pytest.mark.parametrize(("query", "token"), [
+    ("putin", "Putain"), ("trump", "Trumpf"), ("romania", "Romagna"), ("macron", "Macaron"),
+    ("austria", "Asturias"), ("armenia", "Armonia"), ("atlanta", "Atalanta"),
+])
+def test_a_common_word_of_a_language_that_writes_the_term_is_not_its_typo(
+        query: str, token: str) -> None:
+    # Each is within typo tolerance of the term and no English list knows it: French writes
+    # "Putin" and says "putain", German writes "Trump" and says "Trumpf".
+    assert is_foreign_word(key(query), key(token))
+    hit = match_query(f"{query}~", Article(title=f"News from {token} today"))
+    assert (hit is None) == variants.FOREIGN_WORD_GUARD
+
+
+@pytest.mark.parametrize(("query", "token"), [
+    # Taken by the typo step: these languages' own names, common there, for a thing whose
+    # English name they do not write.
+    ("brittany", "Bretagne"), ("parliament", "Parlament"), ("catalonia", "Catalunya"),
+    ("siberia", "Sibirien"), ("mercosur", "Mercosul"),
+    # Taken by the tables and the transliteration rules before the typo step is reached.
+    ("kyiv", "Kiew"), ("tehran", "Teheran"), ("gorbachev", "Gorbatschow"),
+    ("turkey", "Türkiye"), ("germany", "Deutschland"),
+    # Plain typos stay typos.
+    ("ukraine", "Ukriane"), ("venezuela", "Venezula"), ("kremlin", "Kremlim"),
+])
+def test_other_languages_names_and_typos_stay_variants(query: str, token: str) -> None:
+    m = match_query(f"{query}~", Article(title=f"News from {token} today"))
+    assert m is not None and [key(h.text) for h in m.hits] == [key(token)]
+
+
+def test_foreign_word_table_needs_the_language_to_write_the_term() -> None:
+    # "bretagne" is common French, but French does not write "brittany": no guard.
+    assert not is_foreign_word("brittany", "bretagne")
+    # German writes "america" too, but "amerika" only spells it with German letters; Polish
+    # declines the names it writes.
+    assert not is_foreign_word("america", "amerika")
+    assert not is_foreign_word("putin", "putina")
+    assert not is_foreign_word("obama", "obamy")
+    # Short terms and unlisted keys are never guarded.
+    assert not is_foreign_word("zzqqxx", "putain")
+    assert not is_foreign_word("putin", "zzqqxx")

@@ -93,3 +93,39 @@ def test_the_first_words_are_searched_in_the_text_as_the_table_answers(
     assert variants._zipf_table is None
     assert variants._zipf_value("the") == "7.73"
     assert variants._zipf_table == table  # past the searches, the dict
+
+
+def test_foreign_word_letters_are_wordfreqs() -> None:
+    # A sample of the shipped table against the installed wordfreq: each letter in its case says
+    # how common some word with that key is in that language (bench/build_foreign_words.py).
+    from watchers.rules.text import key
+    from watchers.rules.variants import (
+        FOREIGN_LANGS,
+        FOREIGN_TERM_ZIPF,
+        FOREIGN_WORD_ZIPF,
+        _load_foreign_words,
+    )
+
+    table = _load_foreign_words()
+    assert len(table) > 50_000
+    rows = random.Random(7).sample(sorted(table.items()), 100)
+    rows += [(k, table[k]) for k in ("putain", "trump", "bretagne", "brittany")]
+    wanted = {k for k, _ in rows}
+    for lang, letter in FOREIGN_LANGS.items():
+        # The highest zipf value of a word with each sampled key, among the words common
+        # enough to count (a frequency from about FOREIGN_WORD_ZIPF up, read before the key).
+        best: dict[str, float] = {}
+        floor = 10 ** (FOREIGN_WORD_ZIPF - 9.01)
+        for w, f in wordfreq.get_frequency_dict(lang, wordlist="best").items():
+            if f >= floor and w.isalpha() and (k := key(w)) in wanted:
+                best[k] = max(best.get(k, 0.0), wordfreq.zipf_frequency(w, lang))
+        for k, letters in rows:
+            z = best.get(k, 0.0)
+            if letter.upper() in letters:
+                assert z >= FOREIGN_TERM_ZIPF, (k, lang, z)
+            elif letter in letters:
+                assert FOREIGN_WORD_ZIPF <= z < FOREIGN_TERM_ZIPF, (k, lang, z)
+            else:
+                # Left out: not common as a term there (a key kept as a term only leaves out
+                # the languages where it is a word and no more).
+                assert z < FOREIGN_TERM_ZIPF, (k, lang, z)
