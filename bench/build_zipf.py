@@ -21,6 +21,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the build scripts' shared part
+from _build import WORDFREQ_LICENSE, command, dist_version  # noqa: E402
+
 OUT = REPO / "watchers" / "rules" / "data" / "zipf_en.txt"
 FLOOR = 2.5
 _PLAIN = re.compile(r"[a-z]+")
@@ -43,29 +46,16 @@ def main() -> int:
     import wordfreq
 
     rows = build()
-    version = getattr(wordfreq, "__version__", None) or _dist_version("wordfreq")
+    version = getattr(wordfreq, "__version__", None) or dist_version("wordfreq")
     with OUT.open("w", encoding="ascii", newline="\n") as fh:
         fh.write(f"# zipf values of plain English words above {FLOOR}, from wordfreq {version} "
                  "(bench/build_zipf.py)\n")
-        # wordfreq's data is CC BY-SA 4.0; a table derived from it carries the same terms.
-        fh.write("# derived from the wordfreq data by Robyn Speer "
-                 "(https://github.com/rspeer/wordfreq), CC BY-SA 4.0; this file is under the "
-                 "same license\n")
+        fh.write(WORDFREQ_LICENSE)
         for w, z in rows:
             fh.write(f"{w} {z!r}\n")
     print(f"{len(rows):,} words written to {OUT.relative_to(REPO)}", file=sys.stderr)
     return 0
 
 
-def _dist_version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
-
-
 if __name__ == "__main__":
-    import argparse
-
-    argparse.ArgumentParser(description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    raise SystemExit(main())
+    raise SystemExit(command(main, __doc__))

@@ -223,11 +223,16 @@ def _zipf_lines() -> str:
     """The table's text without its comments: ``"word value\n"`` lines, sorted by word."""
     global _zipf_text
     if _zipf_text is None:
-        text = resources.files(__package__).joinpath("data/zipf_en.txt").read_text("ascii")
-        while text.startswith("#"):
-            text = text.partition("\n")[2]
-        _zipf_text = text
+        _zipf_text = _table_text("data/zipf_en.txt", "ascii")
     return _zipf_text
+
+
+def _table_text(name: str, encoding: str) -> str:
+    """A shipped table's text (``name`` under this package) without its leading comments."""
+    text = resources.files(__package__).joinpath(name).read_text(encoding)
+    while text.startswith("#"):
+        text = text.partition("\n")[2]
+    return text
 
 
 def _zipf_value(word: str) -> str | None:
@@ -441,10 +446,7 @@ def _foreign_letters(word: str) -> str | None:
 def _foreign_lines() -> str:
     global _foreign_text
     if _foreign_text is None:
-        text = resources.files(__package__).joinpath("data/foreign_words.txt").read_text("utf-8")
-        while text.startswith("#"):
-            text = text.partition("\n")[2]
-        _foreign_text = text
+        _foreign_text = _table_text("data/foreign_words.txt", "utf-8")
     return _foreign_text
 
 
