@@ -340,8 +340,6 @@ class DiscordSink:
         self._fetched_forums: dict[int, discord.ForumChannel] = {}
         # webhooks Discord told us post into a forum (they need thread_name)
         self._forum_hooks: set[int] = set()
-        # Nonces of the alerts a webhook-only set-up has sent again blindly (see _send_webhook).
-        self._blind: set[str] = set()
 
     def add_route(self, key: str, target: Target, route: RouteConfig) -> None:
         """Serve one more route: a server's picked channel (see
@@ -668,7 +666,7 @@ class DiscordSink:
             raise PermanentDeliveryError(f"route {route!r} has no Discord destination",
                                          pause_destination=True)
         if isinstance(target, WebhookTarget):
-            return await self._send_webhook(target, kwargs, maybe_sent, post, nonce=nonce)
+            return await self._send_webhook(target, kwargs, maybe_sent, post)
         forum = self._forum_of(route)
         if forum is None:
             try:
@@ -798,21 +796,10 @@ class DiscordSink:
             return str(msg.id)
 
     async def _send_webhook(self, target: WebhookTarget, kwargs: dict[str, Any],
-                            maybe_sent: bool, post: _Post, *, nonce: str = "") -> str:
+                            maybe_sent: bool, post: _Post) -> str:
         if self.session is None:
             raise PermanentDeliveryError("webhook targets need an HTTP session",
                                          pause_destination=True)
-        if maybe_sent and nonce and (self.client is None or self.client.user is None):
-            # Without a bot nothing can look in the channel for an earlier send: it is sent
-            # again blindly once, not at every retry (an answer that never reads, from a proxy
-            # rewriting bodies or an API change, posted one alert dozens of times an hour).
-            if nonce in self._blind:
-                self._blind.discard(nonce)
-                raise PermanentDeliveryError(
-                    "sent twice, and neither answer could be read; without a bot the channel "
-                    "cannot be looked at, so it is not sent a third time (it may show there "
-                    "once or twice)", maybe_sent=True)
-            self._blind.add(nonce)
         hook = discord.Webhook.partial(target.webhook_id, target.token,
                                        session=cast(aiohttp.ClientSession, _Watched(self.session)))
         send = {k: v for k, v in kwargs.items() if v}
@@ -834,7 +821,6 @@ class DiscordSink:
                     raise
                 self._forum_hooks.add(hook.id)
                 sent = await hook.send(wait=True, thread_name=post.name, **send)
-            self._blind.discard(nonce)  # (its answer read: nothing to remember)
             return str(sent.id)
 
     @contextlib.asynccontextmanager
