@@ -796,13 +796,20 @@ class DiscordSink:
             return str(msg.id)
 
     async def _send_webhook(self, target: WebhookTarget, kwargs: dict[str, Any],
-                            maybe_sent: bool, post: _Post) -> str:
+                            maybe_sent: bool, post: _Post) -> str | None:
         if self.session is None:
             raise PermanentDeliveryError("webhook targets need an HTTP session",
                                          pause_destination=True)
         hook = discord.Webhook.partial(target.webhook_id, target.token,
                                        session=cast(aiohttp.ClientSession, _Watched(self.session)))
         send = {k: v for k, v in kwargs.items() if v}
+        try:
+            return await self._webhook_send(hook, send, kwargs, maybe_sent, post)
+        except _MadeUnread:
+            return None
+
+    async def _webhook_send(self, hook: discord.Webhook, send: dict[str, Any],
+                            kwargs: dict[str, Any], maybe_sent: bool, post: _Post) -> str:
         # the webhook's requests do not go through the bot's rate limiter: nothing to release
         async with self._unsure_errors(who="the webhook", made="it may have gone through",
                                        bot=False):
@@ -833,6 +840,7 @@ class DiscordSink:
         client, whose global rate-limit wait a timeout may have cut short."""
         limited = _LIMITED.set(None)
         sent = _SENT.set(False)
+        answered = _ANSWERED.set(None)
         try:
             async with asyncio.timeout(self.timeout):
                 yield
@@ -871,6 +879,17 @@ class DiscordSink:
         except _DeliveryErrors:
             raise
         except Exception as exc:  # an answer discord.py could not read
+            status = _ANSWERED.get()
+            if (not bot and status is not None and 200 <= status < 300
+                    and (self.client is None or self.client.user is None)):
+                # The webhook said it made the message, in a body that does not read (a proxy
+                # rewriting it, an API change): made, its id unknown. Taken for "maybe sent"
+                # where no bot can look, it was posted again at every retry (52 copies in
+                # 15 s with short backoffs). (A bot looks, and finds the message's id.)
+                log.warning("%s answered %d to a send in a body that could not be read (%s): "
+                            "taken as posted, its message id unknown", who, status,
+                            redact(f"{type(exc).__name__}: {exc}")[:200])
+                raise _MadeUnread from None
             # A malformed rate-limit header or a body that is not JSON comes after the request
             # was carried out: "maybe sent", so the retry looks before it posts again.
             # (the secrets taken out before the text is cut: a token cut in two was no longer
@@ -881,6 +900,7 @@ class DiscordSink:
         finally:
             _LIMITED.reset(limited)
             _SENT.reset(sent)
+            _ANSWERED.reset(answered)
 
     async def _find_sent(self, hook: discord.Webhook, kwargs: dict[str, Any]) -> str | None:
         """The id of this alert's message if an earlier attempt did post it, or None (also when
@@ -917,6 +937,11 @@ class DiscordSink:
             flag.set()
 
 
+class _MadeUnread(Exception):
+    """A webhook's 2xx answer to a send that discord.py could not read: the message was made
+    (see :meth:`DiscordSink._unsure_errors`)."""
+
+
 def _rank(severity: str) -> int:
     return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
@@ -938,6 +963,10 @@ _LIMITED: contextvars.ContextVar[float | None] = contextvars.ContextVar("newswat
 # Whether a webhook request that may change something (not a GET) has begun in this task's
 # send (set by _Watched, read by _unsure_errors when its timeout ends the send).
 _SENT: contextvars.ContextVar[bool] = contextvars.ContextVar("newswatch_sent", default=False)
+# The status of the last answer to such a request (set by _Watched, read by _unsure_errors
+# when discord.py could not read the answer's body).
+_ANSWERED: contextvars.ContextVar[int | None] = contextvars.ContextVar("newswatch_answered",
+                                                                       default=None)
 
 
 class _Watched:
@@ -955,15 +984,18 @@ class _Watched:
         method = str(args[0] if args else kwargs.get("method", "")).upper()
         if method != "GET":
             _SENT.set(True)
-        return _WatchedRequest(self._session.request(*args, **kwargs))
+        return _WatchedRequest(self._session.request(*args, **kwargs), method != "GET")
 
 
 class _WatchedRequest:
-    def __init__(self, request: Any) -> None:
+    def __init__(self, request: Any, sends: bool = False) -> None:
         self._request = request
+        self._sends = sends
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
         response: aiohttp.ClientResponse = await self._request.__aenter__()
+        if self._sends:
+            _ANSWERED.set(response.status)
         retry: float | None = None
         if response.status == 429:
             try:

@@ -4,6 +4,7 @@ expected messages at the emulator — none lost, none doubled, in the order they
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from collections import Counter
@@ -11,14 +12,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+import bot.sinks as bot_sinks
+from bot.console import ConsoleSink
+from bot.runner import _webhook_sinks
 from tests.bot.conftest import TOKEN
 from tests.delivery.articles import MESSAGES, WEBHOOK, drop_articles, report_numbers
-from tests.delivery.conftest import HOOK_ID, HOOK_TOKEN, Start, world
+from tests.delivery.conftest import HOOK_ID, HOOK_TOKEN, Start, config, world
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
 from tests.fakes.discord_ratelimit import RateLimitedEmulator
+from watchers.config import parse_config
+from watchers.engine import open_engine
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -698,3 +705,53 @@ async def test_a_refusal_without_discords_code_is_retried_not_a_pause(
         await run.wait_for(lambda: len(report_numbers(emu, channel)) >= 2, 20)
         assert report_numbers(emu, channel) == [0, 1]
         assert run.engine.delivery.paused_routes() == {}
+
+
+class _NoIdAnswers(DiscordEmulator):
+    """Carries out every webhook send (the message is made) but answers with a message
+    without its id, which discord.py cannot read (a proxy rewriting bodies, an API change)."""
+
+    async def _handle_http(self, request: Any) -> Any:
+        response = await super()._handle_http(request)
+        if request.method == "POST" and "/webhooks/" in request.path and response.status == 200:
+            assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+            body = json.loads(response.body)
+            body.pop("id", None)
+            return web.Response(status=200, body=json.dumps(body).encode(),
+                                headers={"Content-Type": "application/json"})
+        return response
+
+
+async def test_a_webhooks_answer_that_says_made_but_does_not_read_is_taken_as_posted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With webhooks only, nothing can look in the channel for an earlier send: an alert whose
+    2xx answers never read (a proxy rewriting bodies) was "maybe sent" and posted again at
+    every retry (52 copies in 15 s here). The webhook said it made it: it is delivered, its
+    message id unknown."""
+    monkeypatch.setattr(bot_sinks, "DiscordSink",
+                        functools.partial(bot_sinks.DiscordSink, timeout=0.75))
+    async with _NoIdAnswers(**world()) as emu, emu.patch_discord():
+        drop_articles(tmp_path / "wire", "floods", range(2))
+        data = config(emu)
+        data["discord"].pop("notices", None)
+        data["rules"] = [{"name": "floods", "query": "floods", "channel": "hook"}]
+        data["channels"] = {"hook": f"https://discord.com/api/webhooks/{HOOK_ID}/{HOOK_TOKEN}"}
+        cfg = parse_config(data, base_dir=tmp_path)
+        async with aiohttp.ClientSession() as session, open_engine(
+                cfg, sinks=_webhook_sinks(cfg, session), start=False,
+                default_sink=ConsoleSink()) as engine:
+            engine.delivery.base_backoff = 0.05
+            engine.delivery.max_backoff = 0.2
+            engine.delivery.poll_interval = 0.1
+            await engine.start()
+            for _ in range(200):
+                rows = await engine.store.alerts()
+                if len(rows) == 2 and all(r.state == "delivered" for r in rows):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # time for more copies, had there been more
+            rows = await engine.store.alerts()
+            in_doubt = await engine.store.count_maybe_sent()
+            await engine.stop()
+    assert Counter(report_numbers(emu, "hooks")) == {0: 1, 1: 1}
+    assert {r.state for r in rows} == {"delivered"} and in_doubt == 0
