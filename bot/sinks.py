@@ -128,12 +128,27 @@ def _release_webhook_locks_in_the_background() -> None:
     async def __aexit__(self: Any, *exc: object) -> None:
         lock, delta = self.lock, self.delta
         if delta:
-            asyncio.get_running_loop().call_later(delta, lock.release)
+            # A task, not a timer: an event loop ending before the wait is over cancels it,
+            # and the lock is released all the same (a timer left on a closed loop kept the
+            # lock, process-wide, from the next loop's first send to that webhook).
+            task = asyncio.ensure_future(_release_after(lock, delta))
+            _RELEASING.add(task)
+            task.add_done_callback(_RELEASING.discard)
         else:
             lock.release()
 
     deferred.__aexit__ = __aexit__
     deferred._newswatch_background = True
+
+
+_RELEASING: set[asyncio.Future[None]] = set()  # the releases under way (kept from collection)
+
+
+async def _release_after(lock: asyncio.Lock, delta: float) -> None:
+    try:
+        await asyncio.sleep(delta)
+    finally:
+        lock.release()
 
 
 _release_webhook_locks_in_the_background()
