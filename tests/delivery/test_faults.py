@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import discord
 import pytest
 from aiohttp import web
 
@@ -757,18 +756,3 @@ async def test_a_webhooks_answer_that_says_made_but_does_not_read_is_taken_as_po
     assert Counter(report_numbers(emu, "hooks")) == {0: 1, 1: 1}
     assert {r.state for r in rows} == {"delivered"} and in_doubt == 0
 
-
-def test_a_webhook_whose_bucket_empties_as_the_event_loop_ends_serves_the_next_loop() -> None:
-    """The webhook's lock is held until its bucket refills, by a release waiting on the event
-    loop: one that ends first must still release it (a timer left on a closed loop kept the
-    lock, process-wide, and the next loop's first send to that webhook waited for ever)."""
-
-    async def send_once(reset: float) -> int:
-        async with _EmptiedBucket(reset=reset, **world()) as emu, emu.patch_discord(), \
-                aiohttp.ClientSession() as session:
-            hook = discord.Webhook.partial(HOOK_ID, HOOK_TOKEN, session=session)
-            message = await asyncio.wait_for(hook.send("x", wait=True), 5)
-            return message.id
-
-    assert asyncio.run(send_once(60.0))  # its bucket empty for a minute, its loop ends at once
-    assert asyncio.run(send_once(0.0))  # a second loop sends to the same webhook at once
