@@ -458,10 +458,10 @@ class _Route(_Named):
 
 
 class PausedRoute(_Route):
-    """A delivery route; offers the paused ones the server sees."""
+    """A delivery route; offers the paused ones, and those backing off, the server sees."""
 
     def routes(self, engine: Engine) -> Iterable[str]:
-        return engine.paused_routes()
+        return engine.resumable_routes()
 
 
 class RouteName(_Route):

@@ -486,10 +486,18 @@ class DeliveryService:
     def paused_routes(self) -> Mapping[str, str]:
         return {r: s.paused_reason for r, s in self._routes.items() if s.paused_reason}
 
+    def backing_off_routes(self) -> Mapping[str, str]:
+        """The routes waiting out a backoff (or a destination's retry_after) and why."""
+        now = datetime.now(UTC)
+        return {r: s.last_error or "backing off" for r, s in self._routes.items()
+                if not s.paused_reason and s.not_before is not None and s.not_before > now}
+
     async def resume_route(self, route: str) -> int:
         """Resume a paused destination; its held alerts are sent again, in order. Returns how
-        many alerts were held. A route with no destination now (taken out of the config
-        since it paused) stays paused: its alerts would otherwise wait unsent, unseen."""
+        many alerts were held. A route backing off is tried again now (a destination's
+        retry_after of an hour, a proxy's bogus one, had nothing to end it). A route with no
+        destination now (taken out of the config since it paused) stays paused: its alerts
+        would otherwise wait unsent, unseen."""
         refuse_inside_sink("resume_route", route)
         if self.sink_for(route) is None:
             raise NewswatchError(f"route {route!r} has no destination now (it is not in "

@@ -1361,10 +1361,16 @@ class Engine:
         """Paused destinations and why."""
         return dict(self.delivery.paused_routes())
 
+    def resumable_routes(self) -> dict[str, str]:
+        """The routes ``resume_route`` takes, and why each waits: the paused ones and those
+        backing off (a destination's retry_after, failures in a row)."""
+        return {**self.delivery.backing_off_routes(), **self.delivery.paused_routes()}
+
     async def resume_route(self, route: str) -> int:
-        """Resume a paused destination; returns how many held alerts are now sent."""
-        if route not in self.delivery.paused_routes():
-            raise NewswatchError(f"route {route!r} is not paused")
+        """Resume a paused destination, or end a route's backoff; returns how many held alerts
+        are now sent."""
+        if route not in self.resumable_routes():
+            raise NewswatchError(f"route {route!r} is neither paused nor backing off")
         return await self.delivery.resume_route(route)
 
 

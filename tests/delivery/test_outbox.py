@@ -383,3 +383,20 @@ async def test_a_retry_after_out_of_all_reason_delays_the_route_within_reason(
         if at_most == 1.0:
             await drain_until(delivery, lambda: len(sink.alerts) == 1)
             assert sink.titles == ["a1"]
+
+
+async def test_resuming_a_route_that_backs_off_tries_it_again_now(tmp_path: Path) -> None:
+    """A route waiting out an hour's retry_after (a proxy's bogus one) could not be freed:
+    /alerts resume answered that it was not paused, and the wait is stored across restarts."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1", "a2")
+        sink = ScriptedSink(TransientDeliveryError("429", retry_after=3600))
+        delivery = service(store, sink)
+        assert await delivery.drain() == 0
+        assert set(delivery.backing_off_routes()) == {"alerts"}
+        assert delivery.paused_routes() == {}
+        assert await delivery.drain() == 0  # still waiting
+        assert await delivery.resume_route("alerts") == 0  # none was held
+        assert delivery.backing_off_routes() == {}
+        assert await delivery.drain() == 2
+        assert sink.titles == ["a1", "a2"]

@@ -1151,3 +1151,15 @@ async def test_a_batch_writes_its_stories_as_one_article_per_batch_does(backend:
     async with await backend.open("all") as store:
         for sid in {r[4] for r in rows if r[4] is not None}:
             assert await store.get_story(sid) is not None
+
+
+async def test_resuming_a_route_makes_its_retries_due_now(one: Store) -> None:
+    a = art("Troops mass")
+    await one.record_many([ArticleRecord(a, [match(a)], [alert("alerts")], "troops")])
+    (row,) = await one.alerts()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await one.mark_retry(row.id, at=later, reason="429")
+    assert await one.resume_route("alerts") == 0  # nothing was held
+    (row,) = await one.alerts()
+    assert row.state == "retry" and row.next_attempt_at is not None
+    assert row.next_attempt_at <= datetime.now(UTC)

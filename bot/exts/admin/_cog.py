@@ -45,19 +45,22 @@ class AdminCog(NewswatchCog, commands.GroupCog, group_name="alerts",
     async def resume(self, interaction: discord.Interaction[Any],
                      route: app_commands.Transform[str, PausedRoute]) -> None:
         """Resume a paused destination and send its held alerts."""
-        paused = routes_seen(self.engine.paused_routes(), interaction.guild_id)
+        paused = routes_seen(self.engine.resumable_routes(), interaction.guild_id)
         if route not in paused:
             names = ", ".join(f"`{code_text(self.engine.route_label(r))}`"
                               for r in paused) or "none"
             shown = code_text(truncate(route, 64))
             await interaction.response.send_message(
-                truncate(f"Route `{shown}` is not paused (paused: {names}).", 1900),
+                truncate(f"Route `{shown}` is not paused (paused or backing off: {names}).",
+                         1900),
                 ephemeral=True)
             return
+        was_paused = route in self.engine.paused_routes()
         held = await self.engine.resume_route(route)
+        label = escape(self.engine.route_label(route))
         await interaction.response.send_message(
-            f"Route **{escape(self.engine.route_label(route))}** resumed; {held} held "
-            "alert(s) are being sent.")
+            f"Route **{label}** resumed; {held} held alert(s) are being sent." if was_paused
+            else f"Route **{label}** is tried again now; its backoff is over.")
 
 
 @app_commands.default_permissions(ADMIN_PERMISSIONS)

@@ -200,11 +200,14 @@ class OutboxMixin:
             return sum(1 for r in held if r["kind"] == "alert")
 
     async def resume_route(self, route: str) -> int:
-        """Lift a pause; the held rows become pending again. Returns how many alerts."""
+        """Lift a pause, or a backoff: the held rows become pending again, and the rows waiting
+        for a retry are due now. Returns how many alerts were held."""
         at = now()
         async with self._db.tx() as conn:
             await self._db.lock_route(conn, route)
             await conn.execute("DELETE FROM route_pauses WHERE route = $1", route)
+            await conn.execute("UPDATE outbox SET next_attempt_at = $1, updated_at = $1 "
+                               "WHERE route = $2 AND state = 'retry'", at, route)
             resumed = await conn.fetch(
                 "UPDATE outbox SET state = 'pending', reason = NULL, updated_at = $1 "
                 "WHERE route = $2 AND state = 'held' AND kind = ANY($3::text[]) RETURNING kind",

@@ -225,10 +225,13 @@ class OutboxMixin:
             return held
 
     async def resume_route(self, route: str) -> int:
-        """Lift a pause; the held rows become pending again. Returns how many alerts."""
+        """Lift a pause, or a backoff: the held rows become pending again, and the rows waiting
+        for a retry are due now. Returns how many alerts were held."""
         at = iso(now())
         async with self._db.tx() as tx:
             await tx.execute("DELETE FROM route_pauses WHERE route = ?", (route,))
+            await tx.execute("UPDATE outbox SET next_attempt_at = ?, updated_at = ? "
+                             "WHERE route = ? AND state = 'retry'", (at, at, route))
             resumed = 0
             for kind in ("alert", "notice", "update", "digest", "surge"):
                 cur = await tx.execute(
