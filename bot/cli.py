@@ -65,6 +65,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from bot.runner import token_from_env
     from bot.sinks import webhook_problem
     from watchers.config import format_duration, load_config
 
@@ -72,7 +73,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = load_config(path)
     # An env:VAR store URL is read as run reads it: unset or not a PostgreSQL URL is run's
     # exit 2, so it is check's too.
-    from watchers.errors import ConfigError
+    from watchers.errors import ConfigError, NewswatchError
 
     try:
         target = cfg.storage.target(cfg.resolve)
@@ -82,8 +83,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     # cannot post there), a rule with no destination while a bot token is set, a token that
     # is no token, a store path that is no file (run refuses to start or fails). Found first:
     # "ok" is said only when there is none (it was said, and the refusal followed).
-    raw_token = os.environ.get(cfg.discord.token_env, "").strip()
-    token = bool(raw_token)
+    try:
+        token = token_from_env(cfg) is not None  # as run reads it
+        unusable = None
+    except NewswatchError as exc:  # a token run refuses (a line break inside it)
+        token, unusable = True, str(exc)
     refused: list[str] = []  # what run refuses to start with (see bot.runner)
     unrouted: list[str] = []
     used = {r.channel for r in cfg.rules}
@@ -104,9 +108,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 refused.append(f"route {route}: ${ref[4:]} {problem} here")
         else:
             dests[route] = "webhook (URL in file; prefer env:VAR)"
-    if any(c.isspace() or not c.isprintable() for c in raw_token):
-        refused.append(f"${cfg.discord.token_env} holds a space, line break or control "
-                       "character inside the token")
+    if unusable is not None:
+        refused.append(unusable)
     if (where := _not_a_store_file(target, path)) is not None:
         refused.append(where)
     print(f"{path}: " + ("ok" if not (refused or unrouted)

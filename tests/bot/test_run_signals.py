@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.bot.conftest import TOKEN, bot_config
-from tests.bot.test_run_with_token import run_process, write_toml
+from tests.bot.test_run_with_token import outcome, run_process, write_toml
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
 from tests.fakes.feed_server import FeedServer, Route, rss
@@ -40,13 +40,8 @@ async def wait_for_line(proc: asyncio.subprocess.Process, part: str) -> list[str
 
 
 async def finish(proc: asyncio.subprocess.Process, seen: list[str]) -> str:
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    return "".join(seen) + err.decode()
+    _, err = await outcome(proc)
+    return "".join(seen) + err
 
 
 @pytest.mark.parametrize("token", [True, False])

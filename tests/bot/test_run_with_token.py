@@ -39,6 +39,18 @@ def write_toml(data: dict, path: Path) -> None:  # type: ignore[type-arg]
     path.write_text("\n".join(lines) + "\n")
 
 
+async def outcome(proc: asyncio.subprocess.Process, seconds: float = 60) -> tuple[str, str]:
+    """The child's stdout and stderr once it ends (killed if it outlives ``seconds``: a bound
+    against a hang, not a measure)."""
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), seconds)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return out.decode(), err.decode()
+
+
 async def run_process(tmp_path: Path, env: Mapping[str, str], *extra: str
                       ) -> asyncio.subprocess.Process:
     """``newswatch run -c config.toml`` in ``tmp_path``, a child process with ``env``, its
@@ -158,13 +170,8 @@ async def test_run_refuses_a_webhook_route_whose_variable_is_unusable(
     if token:
         env["NEWSWATCH_TEST_TOKEN"] = TOKEN
     proc = await run_process(tmp_path, env)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = err.decode() + out.decode()
+    out, err = await outcome(proc, 30)
+    text = err + out
     assert proc.returncode == 2, text
     assert said in text and "no [channels] entry" not in text, text
     assert "Traceback" not in text and "SECRET" not in text

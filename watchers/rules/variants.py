@@ -214,8 +214,7 @@ def _load_zipf_table() -> dict[str, str]:
     if _zipf_table is None:
         # Pairs split and zipped in C: about 15 ms for the 50,000 words; values are parsed
         # when asked for (lookups are cached).
-        pairs = iter(_zipf_lines().split())
-        _zipf_table = dict(zip(pairs, pairs, strict=True))
+        _zipf_table = _pairs(_zipf_lines())
     return _zipf_table
 
 
@@ -225,6 +224,12 @@ def _zipf_lines() -> str:
     if _zipf_text is None:
         _zipf_text = _table_text("data/zipf_en.txt", "ascii")
     return _zipf_text
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """A table's ``"key value"`` lines as a dict, split and zipped in C."""
+    pairs = iter(text.split())
+    return dict(zip(pairs, pairs, strict=True))
 
 
 def _table_text(name: str, encoding: str) -> str:
@@ -454,8 +459,7 @@ def _load_foreign_words() -> dict[str, str]:
     """The whole table as a dict, split and zipped in C."""
     global _foreign
     if _foreign is None:
-        pairs = iter(_foreign_lines().split())
-        _foreign = dict(zip(pairs, pairs, strict=True))
+        _foreign = _pairs(_foreign_lines())
     return _foreign
 
 
