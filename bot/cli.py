@@ -726,12 +726,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(argv[0] if argv else None)
         args, extra = parser.parse_known_args(argv)
-        if extra and isinstance(getattr(args, "paths", None), list) and not any(
-                e.startswith("-") for e in extra):
+        if extra and isinstance(getattr(args, "paths", None), list):
             # `match troops --json seeds`: argparse takes a list of paths only before the
-            # options, and refused the later ones with the top level's usage.
-            args.paths = [*args.paths, *extra]
-        elif extra:
+            # options, and refused the later ones with the top level's usage. After "--"
+            # every word is a path, a name starting with "-" too.
+            cut = extra.index("--") if "--" in extra else len(extra)
+            head, tail = extra[:cut], extra[cut + 1:]
+            if not any(e.startswith("-") for e in head):
+                args.paths, extra = [*args.paths, *head, *tail], []
+        if extra:
             parser.parse_args(argv)  # refused as usual, naming what was not understood
         from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
     except KeyboardInterrupt:  # Ctrl-C while the command starts

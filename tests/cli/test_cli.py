@@ -440,6 +440,13 @@ def test_match_takes_its_paths_after_its_options_too(workdir: Path) -> None:
     assert after.stdout == before.stdout and after.stdout.count("\n") == 3  # three seeds say troops
     wrong = nw("search", "troops", "extra", cwd=workdir)
     assert wrong.returncode == 2 and "unrecognized arguments: extra" in wrong.stderr
+    # after "--" a name that starts with "-" is a path too
+    (workdir / "-odd.txt").write_text("Troops\n\nTroops again.\n", encoding="utf-8")
+    odd = nw("match", "troops", "--json", "seeds", "--", "-odd.txt", cwd=workdir)
+    assert odd.returncode == 0, odd.stderr
+    assert odd.stdout.count("\n") == 4 and '"path": "-odd.txt"' in odd.stdout
+    unknown = nw("match", "troops", "seeds", "--nope", cwd=workdir)
+    assert unknown.returncode == 2 and "unrecognized arguments: --nope" in unknown.stderr
 
 
 def test_run_verbose_says_what_every_poll_and_delivery_did(workdir: Path) -> None:
