@@ -59,8 +59,9 @@ from watchers.errors import (
     TransientDeliveryError,
     UncertainDeliveryError,
 )
-from watchers.models import Article, Match
+from watchers.models import Article, Match, matchable
 from watchers.outage import StoreOutage
+from watchers.rules import Rule, RuleSet
 from watchers.schedule import Clock, SystemClock, cap_window_end, next_digest, quiet_end
 from watchers.store.base import (
     SEVERITIES,
@@ -92,6 +93,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The rule sets kept for rebuilding alerts' evidence (one per distinct set of an alert's rules).
+_EVIDENCE_SETS: Final = 256
 
 # The route whose sink is being called now, in the task that calls it (and the tasks it
 # starts): a sink that calls back into what waits for its own send is refused, not left to
@@ -429,6 +433,13 @@ class DeliveryService:
     # escalation_role, a critical one nobody acknowledged re-pings that role once,
     # escalate_after its delivery (without one, nothing is escalated).
     ack_from: str = "none"
+    # What an alert's evidence is rebuilt with (the service's): ingest stores which rules
+    # matched and their scores; the spans shown as "why" are found again when the alert is
+    # made, by the rules as the alert's row keeps them (see with_evidence).
+    threshold: int = 85
+    aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    _evidence_sets: dict[tuple[tuple[str, str, int], ...], RuleSet | None] = field(
+        default_factory=dict, init=False, repr=False)
     escalate_after: timedelta = timedelta(minutes=15)
     escalation_role: int | None = None
     shared: bool = False  # several processes deliver from this store (see the docstring)
@@ -1086,6 +1097,35 @@ class DeliveryService:
         log.warning("notice for %s: %s", row.route, text)
         return None
 
+    def with_evidence(self, article: Article, matches: tuple[Match, ...],
+                       rules: Sequence[RuleConfig]) -> tuple[Match, ...]:
+        """``matches`` with the evidence the store does not keep, found again on ``article``
+        by ``rules`` as the alert's row keeps them (a rule changed since still shows why the
+        article matched it then). A match its rule no longer finds, or whose rule does not
+        compile, stays as stored: its rule and score, no spans."""
+        wanted = {m.rule for m in matches if not m.hits}
+        spec = tuple(sorted((r.key, r.query, r.threshold or self.threshold)
+                            for r in rules if r.key in wanted))
+        if not spec:
+            return matches
+        if spec in self._evidence_sets:
+            ruleset = self._evidence_sets[spec]
+        else:
+            try:
+                ruleset = RuleSet([Rule(name=key, query=query, threshold=threshold)
+                                   for key, query, threshold in spec],
+                                  aliases={k: list(v) for k, v in self.aliases.items()})
+            except (NewswatchError, RecursionError, ValueError) as exc:
+                log.debug("evidence for %s not rebuilt: %s", [k for k, _, _ in spec], exc)
+                ruleset = None
+            if len(self._evidence_sets) >= _EVIDENCE_SETS:
+                self._evidence_sets.clear()
+            self._evidence_sets[spec] = ruleset
+        if ruleset is None:
+            return matches
+        found = {m.rule: m for m in ruleset.match(matchable(article))}
+        return tuple(found.get(m.rule, m) if not m.hits else m for m in matches)
+
     async def _alert(self, row: OutboxRow) -> Alert | None:
         if row.article_id is None:
             return None
@@ -1095,6 +1135,8 @@ class DeliveryService:
         article = self._relabel(row.route, article)
         names = {r.key for r in row.rules}  # matches are stored under the rule key
         matches = tuple(m for m in await self.store.matches_for(article.id) if m.rule in names)
+        if any(not m.hits for m in matches):
+            matches = self.with_evidence(article, matches, row.rules)
         return Alert(
             id=row.id,
             route=row.route,

@@ -404,8 +404,9 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
         title: FieldText | None = None  # the title's tokens, when made: the signature's too
         if len(ruleset):  # the matcher's tokens also give the index terms
             analysis = Analysis(seen)
+            # No evidence: an import alerts nobody, and /article builds it when shown.
             matches = ruleset.match_report(seen, regex_budget=regex_budget,
-                                           analysis=analysis).matches
+                                           analysis=analysis, evidence=False).matches
             words = analysed_words(analysis)
             terms = terms_text(words)
             title = analysis.field("title")

@@ -787,8 +787,10 @@ class WatchService:
             analysis = Analysis(seen)
             over: tuple[str, ...] = ()
             if audience is None:
+                # Which rules match and how well, no evidence: it is built when an alert or
+                # /article shows it (most matches of a large poll are never shown).
                 report = ruleset.match_report(seen, regex_budget=self.regex_budget,
-                                              analysis=analysis)
+                                              analysis=analysis, evidence=False)
                 matches, over = report.matches, report.over_budget
             else:
                 matches = []
@@ -797,7 +799,7 @@ class WatchService:
                     named = seen.model_copy(update={"source": label})
                     shared = shared.relabelled(named)
                     report = rules.match_report(named, regex_budget=self.regex_budget,
-                                                analysis=shared)
+                                                analysis=shared, evidence=False)
                     matches += report.matches
                     over += report.over_budget
                 analysis = shared.relabelled(seen)

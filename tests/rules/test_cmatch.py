@@ -137,6 +137,10 @@ def test_engine_equals_the_python_evaluator(
         article = Article(title=title, text=text)
         assert rules.match(article) == rules.match_naive(article)
         assert set(rules.candidates(article)) >= {m.rule for m in rules.match(article)}
+        # Deciding in the engine, no evidence built: the same rules and scores.
+        decided = rules.match_report(article, evidence=False).matches
+        assert [(m.rule, m.score, ()) for m in rules.match(article)] == [
+            (m.rule, m.score, m.hits) for m in decided]
 
 
 @needs_engine
@@ -290,6 +294,9 @@ def test_hits_are_capped_and_the_score_counts_them_all() -> None:
     by_rule = {m.rule: m for m in rules.match(article)}
     assert len(by_rule["w"].hits) == 100
     assert by_rule["w"].score == 2.0 + 250.0
+    decided = {m.rule: m for m in rules.match_report(article, evidence=False).matches}
+    assert decided["w"].score == 2.0 + 250.0 and decided["w"].hits == ()
+    assert decided["p"].score == by_rule["p"].score
 
 
 @needs_engine

@@ -80,3 +80,8 @@ def test_compiled_equals_naive(qs: list[str], docs: list[tuple[str, str]], thres
             assert m.hits
             for h in m.hits:
                 assert article.field(h.field)[h.start : h.end] == h.text
+        decided = rules.match_report(article, evidence=False).matches
+        assert [(m.rule, m.article_id, m.score) for m in decided] == [
+            (m.rule, m.article_id, m.score) for m in compiled]
+        assert all(m.hits == () for m in decided)
+        assert rules.evidence(article, [m.rule for m in decided]) == compiled

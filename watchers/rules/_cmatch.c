@@ -2028,8 +2028,9 @@ hit_for(Engine *e, Scratch *s, const Raw *h)
     return hit;
 }
 
+/* The rule's Match: its score, and its hits when ``evidence`` (else none: see decide). */
 static PyObject *
-make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *template)
+make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *template, int evidence)
 {
     Py_ssize_t n = s->nraw;
     Raw *raw = s->raw;
@@ -2085,7 +2086,7 @@ make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *template)
     if (sc == NULL) {
         return NULL;
     }
-    Py_ssize_t shown = kept < e->max_hits ? kept : e->max_hits;
+    Py_ssize_t shown = !evidence ? 0 : kept < e->max_hits ? kept : e->max_hits;
     PyObject *hits = PyTuple_New(shown);
     if (hits == NULL) {
         Py_DECREF(sc);
@@ -2168,10 +2169,11 @@ unknown_words(Scratch *s)
 }
 
 static PyObject *
-engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
+run_rules(Engine *e, PyObject *const *args, Py_ssize_t nargs, int evidence)
 {
     if (nargs != 2 && nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "match(fields, article_id[, verdicts])");
+        PyErr_SetString(PyExc_TypeError, evidence ? "match(fields, article_id[, verdicts])"
+                                                  : "decide(fields, article_id[, verdicts])");
         return NULL;
     }
     PyObject *verdicts = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
@@ -2224,7 +2226,7 @@ engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         if (v == 0) {
             continue;
         }
-        PyObject *m = make_match(e, s, rule, template);
+        PyObject *m = make_match(e, s, rule, template, evidence);
         PyObject *pair = m ? PyTuple_Pack(2, rule->numobj, m) : NULL;
         Py_XDECREF(m);
         if (pair != NULL) {
@@ -2241,6 +2243,18 @@ done:
     Py_XDECREF(template);
     give_scratch(e, s);
     return out;
+}
+
+static PyObject *
+engine_match(Engine *e, PyObject *const *args, Py_ssize_t nargs)
+{
+    return run_rules(e, args, nargs, 1);
+}
+
+static PyObject *
+engine_decide(Engine *e, PyObject *const *args, Py_ssize_t nargs)
+{
+    return run_rules(e, args, nargs, 0);
 }
 
 static PyObject *
@@ -2383,6 +2397,9 @@ static PyMethodDef engine_methods[] = {
     {"match", (PyCFunction)(void (*)(void))engine_match, METH_FASTCALL,
      "match(fields, article_id[, verdicts]) -> [(rule number, Match), ...] in rule order, or "
      "the set of the words with no verdicts yet"},
+    {"decide", (PyCFunction)(void (*)(void))engine_decide, METH_FASTCALL,
+     "decide(fields, article_id[, verdicts]) -> as match, each Match with its score and no "
+     "hits (the evidence is not built)"},
     {"candidates", (PyCFunction)(void (*)(void))engine_candidates, METH_FASTCALL,
      "candidates(fields[, verdicts]) -> [rule number, ...]: the rules match would evaluate, or "
      "the set of the words with no verdicts yet"},

@@ -389,6 +389,13 @@ class CompiledRules:
         )
         return result
 
+    def decide(self, analysis: Analysis) -> list[tuple[int, Match]]:
+        """As :meth:`match`, each match with its score and no hits: the evidence is not built."""
+        result: list[tuple[int, Match]] = self._ask(
+            self.engine.decide, self._fields(analysis), analysis.article.id
+        )
+        return result
+
     def candidates(self, analysis: Analysis) -> list[int]:
         """The positions of the engine's rules that :meth:`match` evaluates, in order."""
         result: list[int] = self._ask(self.engine.candidates, self._fields(analysis))

@@ -20,7 +20,14 @@ from typing import NamedTuple
 from ..models import Article, Match
 from .compiled import CompiledRules, compile_rules
 from .index import RuleIndex
-from .matcher import DEFAULT_THRESHOLD, REGEX_BUDGET, Analysis, Evaluator, RegexBudget
+from .matcher import (
+    DEFAULT_THRESHOLD,
+    REGEX_BUDGET,
+    Analysis,
+    Evaluator,
+    RegexBudget,
+    _trusted,
+)
 from .syntax import FIELDS, And, Near, Node, Not, Or, Phrase, Term, parse
 from .variants import Aliases, load_word_tables, shipped_aliases
 
@@ -222,11 +229,15 @@ class RuleSet:
         *,
         regex_budget: float | None = None,
         analysis: Analysis | None = None,
+        evidence: bool = True,
     ) -> MatchReport:
         """:meth:`match`, and the rules whose regexes ran out of the article's budget.
 
         ``regex_budget`` replaces the rule set's budget for this article. ``analysis`` (of this
         same article) lets a caller reuse the tokenising afterwards, e.g. for the lookup index.
+        ``evidence=False`` decides which rules match, each with its score, and builds no
+        evidence: every match's ``hits`` is empty (:meth:`evidence` builds it when it is shown).
+        The rules and scores are those of ``evidence=True``.
         """
         if analysis is None:
             if not isinstance(article, Article):
@@ -241,9 +252,10 @@ class RuleSet:
         for rule in candidates:
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
             if m is not None:
-                out.append(m)
+                out.append(m if evidence or not m.hits else _without_hits(m))
         if self._compiled is not None:
-            decided = self._compiled.match(analysis)
+            compiled = self._compiled
+            decided = compiled.match(analysis) if evidence else compiled.decide(analysis)
             if decided:
                 if out:
                     position = self._position
@@ -251,6 +263,26 @@ class RuleSet:
                     decided.sort(key=_FIRST)
                 out = [m for _, m in decided]
         return MatchReport(out, tuple(ev.over_budget))
+
+    def evidence(self, article: Article, names: Iterable[str]) -> list[Match]:
+        """The matches of the rules ``names`` on ``article``, each with its evidence, in rule
+        order: what :meth:`match` gives for them. A name the set does not hold, or a rule that
+        does not match, is left out."""
+        wanted = set(names)
+        out = []
+        analysis: Analysis | None = None
+        budget = RegexBudget(self.regex_budget)
+        for rule in self._rules.values():
+            if rule.name not in wanted:
+                continue
+            # As match_naive, whose results match's equal: one tokenising, and a fresh
+            # evaluator per rule.
+            analysis = analysis or Analysis(article)
+            ev = Evaluator(analysis, self._aliases, budget=budget)
+            m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
+            if m is not None:
+                out.append(m)
+        return out
 
     def candidates(self, article: Article) -> list[str]:
         """The rules the index would evaluate on ``article`` (a superset of those that match)."""
@@ -285,3 +317,9 @@ class RuleSet:
             if m is not None:
                 out.append(m)
         return out
+
+
+def _without_hits(m: Match) -> Match:
+    """``m`` with no evidence (its rule, article and score kept)."""
+    return _trusted(Match, {"rule": m.rule, "article_id": m.article_id, "score": m.score,
+                            "hits": ()})

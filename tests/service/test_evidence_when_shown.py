@@ -1,0 +1,101 @@
+"""Ingest stores which rules matched and their scores; an alert's and /article's evidence (the
+spans shown as "why") is found again when shown: a real SQLite file, the real services."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.conftest import SEEDS
+from tests.fakes.sinks import RecordingSink
+from tests.service._harness import Fixed, deliver, folder, rule, watch
+from watchers.config import RuleConfig, parse_config
+from watchers.delivery import Alert
+from watchers.engine import open_engine
+from watchers.models import Article
+from watchers.rules import Rule, RuleSet
+from watchers.store import SqliteStore
+
+ARTICLE = Article(
+    id="a1", source="wire", url="https://example.org/a1",
+    title="Troops near Kiev as talks stall",
+    text="Soldiers and troops gathered near Kyiv. Officials in Kiew said talks would go on.")
+
+
+async def ingest_and_deliver(
+        tmp_path: Path, rules: list[RuleConfig], aliases: dict[str, list[str]], threshold: int,
+        *, before_delivery: list[RuleConfig] | None = None) -> tuple[SqliteStore, list[Alert]]:
+    store = await SqliteStore.open(tmp_path / "nw.db")
+    sink = RecordingSink()
+    service = watch(store, sources=[], rules=rules, aliases=aliases, threshold=threshold)
+    await service.add_source(folder("wire", tmp_path), source=Fixed("wire", [ARTICLE]))
+    report = await service.run_once()
+    assert report[0].new == 1
+    if before_delivery is not None:
+        service.set_rules(before_delivery)
+    delivery = deliver(store, sink, aliases=aliases, threshold=threshold)
+    assert await delivery.drain() == 1
+    return store, sink.alerts
+
+
+async def test_the_alert_shows_the_evidence_the_store_does_not_keep(tmp_path: Path) -> None:
+    rules = [rule("troops", '"troops gathered" OR soldiers'), rule("city", "kyyiv~")]
+    aliases = {"kyyiv": ["kiew"]}
+    store, alerts = await ingest_and_deliver(tmp_path, rules, aliases, 80)
+    try:
+        stored = await store.matches_for("a1")
+        assert {m.rule for m in stored} == {"troops", "city"}
+        assert all(m.hits == () for m in stored)  # decided at ingest, no evidence kept
+        # The alert's evidence is what matching the article with the same rules, aliases and
+        # threshold gives, scores included.
+        expected = RuleSet([Rule("troops", '"troops gathered" OR soldiers', 80),
+                            Rule("city", "kyyiv~", 80)], aliases=aliases).match(ARTICLE)
+        (alert,) = alerts
+        assert list(alert.matches) == expected
+        assert {h.text for m in alert.matches for h in m.hits} >= {"troops gathered", "Kiew",
+                                                                  "Soldiers"}
+        assert [m.score for m in alert.matches] == [m.score for m in stored]
+    finally:
+        await store.aclose()
+
+
+async def test_a_rule_changed_before_delivery_shows_why_the_article_matched_it_then(
+        tmp_path: Path) -> None:
+    rules = [rule("troops", "soldiers")]
+    store, alerts = await ingest_and_deliver(
+        tmp_path, rules, {}, 85, before_delivery=[rule("troops", "officials")])
+    try:
+        (alert,) = alerts
+        assert [(m.rule, [h.text for h in m.hits]) for m in alert.matches] == [
+            ("troops", ["Soldiers"])]
+    finally:
+        await store.aclose()
+
+
+async def test_article_and_recent_show_evidence_by_the_running_rules(tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = parse_config({
+        "storage": {"path": "nw.db"},
+        "channels": {"alerts": 1},
+        "sources": [{"name": "seeds", "type": "folder", "path": "seeds", "settle": 0}],
+        "rules": [{"name": "troops", "query": "troops OR soldiers"}],
+    }, base_dir=tmp_path)
+    async with open_engine(cfg, start=False) as engine:
+        await engine.add_rule({"name": "kyiv", "query": "kyiv~"})
+        await engine.run_once()
+        recent = await engine.recent(limit=50)
+        assert recent and all(m.hits for _, matches in recent for m in matches)
+        article, matches = recent[0]
+        assert all(m.hits == () for m in await engine.store.matches_for(article.id))
+        found = await engine.article(article.id)
+        assert found is not None
+        assert found[1] == engine.watch.ruleset.evidence(article, [m.rule for m in matches])
+        # A rule removed since: its match is shown by rule and score, no spans.
+        fired = {m.rule for _, ms in recent for m in ms}
+        assert "kyiv" in fired
+        kyiv_article = next(a for a, ms in recent if any(m.rule == "kyiv" for m in ms))
+        assert await engine.remove_rule("kyiv")
+        found = await engine.article(kyiv_article.id)
+        assert found is not None
+        shown = {m.rule: m for m in found[1]}
+        assert shown["kyiv"].hits == () and shown["kyiv"].score > 0
