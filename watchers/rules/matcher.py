@@ -807,11 +807,13 @@ class Evaluator:
         return hits or None
 
     def match(
-        self, name: str, node: Node, threshold: float, fields: Sequence[str] | None = None
+        self, name: str, node: Node, threshold: float, fields: Sequence[str] | None = None,
+        evidence: bool = True,
     ) -> Match | None:
         """The match of rule ``name`` (query ``node``) on this article, or None.
 
-        ``fields`` are where terms that name no field look (default title and text).
+        ``fields`` are where terms that name no field look (default title and text). With
+        ``evidence=False`` the match has its score and no hits (none is built).
         """
         self._default_fields = DEFAULT_FIELDS if fields is None else fields
         self._over = False
@@ -821,7 +823,7 @@ class Evaluator:
             self.over_budget.append(name)
         if found is None:
             return None
-        hits, score = self._build_hits(found)
+        hits, score = self._build_hits(found, evidence)
         if type(name) is not str:
             # A caller's name is checked like any model input; everything else here is built
             # by this module with the right types.
@@ -859,19 +861,23 @@ class Evaluator:
         self._hits[h] = hit
         return hit
 
-    def _build_hits(self, raw: list[_RawHit]) -> tuple[tuple[Hit, ...], float]:
+    def _build_hits(self, raw: list[_RawHit], evidence: bool = True
+                    ) -> tuple[tuple[Hit, ...], float]:
         """The hits sorted by field, span and term, one per (term, field, span); and their score.
 
         Hits are immutable, so rules that share a term share its Hit objects. The score counts
         every hit (each hit's score/100, weighted by field: title hits count double); the
         evidence kept is the first :data:`MAX_HITS` — enough to show why, and bounded, so a huge
-        document does not carry (and store) hundreds of thousands of them.
+        document does not carry (and store) hundreds of thousands of them. Without
+        ``evidence``, no hit is built: the score alone, the same.
         """
         # Sorting on (field rank, start, end, term) in C and settling ties by the full order in
         # Python gives the same hits as sorting on the full order: only the first of each
         # (term, field, span) is kept, and ties are rare (one word hit by two routes).
         if len(raw) == 1:
             h = raw[0]
+            if not evidence:
+                return (), float(round(_FIELD_WEIGHT[h[0]] * h[6] / 100.0, 4))
             hit = self._hits.get(h)
             if hit is None:
                 hit = self._hit(h)
@@ -887,7 +893,7 @@ class Evaluator:
             # No two hits of one term on one span (the common case: nothing to settle), so
             # every hit is kept in this order and each counts.
             made = self._hits
-            hits = [made.get(h) or self._hit(h) for h in ordered[:MAX_HITS]]
+            hits = [made.get(h) or self._hit(h) for h in ordered[:MAX_HITS]] if evidence else []
             weight = _FIELD_WEIGHT
             score = sum([weight[h[0]] * h[6] / 100.0 for h in ordered])
             return tuple(hits), float(round(score, 4))
@@ -901,13 +907,13 @@ class Evaluator:
                 if _hit_order(h) < _hit_order(last):
                     # A better hit of the same span takes the place of the one kept before.
                     weights[-1] = _FIELD_WEIGHT[h[0]] * h[6] / 100.0
-                    if len(out) == len(weights):
+                    if evidence and len(out) == len(weights):
                         out[-1] = self._hit(h)
                     last = h
                 continue
             last = h
             weights.append(_FIELD_WEIGHT[h[0]] * h[6] / 100.0)
-            if len(out) < MAX_HITS:
+            if evidence and len(out) < MAX_HITS:
                 hit = made.get(h)
                 out.append(hit if hit is not None else self._hit(h))
         return tuple(out), float(round(sum(weights), 4))  # sum([]) is the int 0

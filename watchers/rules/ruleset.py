@@ -20,14 +20,7 @@ from typing import NamedTuple
 from ..models import Article, Match
 from .compiled import CompiledRules, compile_rules
 from .index import RuleIndex
-from .matcher import (
-    DEFAULT_THRESHOLD,
-    REGEX_BUDGET,
-    Analysis,
-    Evaluator,
-    RegexBudget,
-    _trusted,
-)
+from .matcher import DEFAULT_THRESHOLD, REGEX_BUDGET, Analysis, Evaluator, RegexBudget
 from .syntax import FIELDS, And, Near, Node, Not, Or, Phrase, Term, parse
 from .variants import Aliases, load_word_tables, shipped_aliases
 
@@ -250,9 +243,9 @@ class RuleSet:
         ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, budget)
         out = []
         for rule in candidates:
-            m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
+            m = ev.match(rule.name, rule.node, rule.threshold, rule.fields, evidence)
             if m is not None:
-                out.append(m if evidence or not m.hits else _without_hits(m))
+                out.append(m)
         if self._compiled is not None:
             compiled = self._compiled
             decided = compiled.match(analysis) if evidence else compiled.decide(analysis)
@@ -318,8 +311,3 @@ class RuleSet:
                 out.append(m)
         return out
 
-
-def _without_hits(m: Match) -> Match:
-    """``m`` with no evidence (its rule, article and score kept)."""
-    return _trusted(Match, {"rule": m.rule, "article_id": m.article_id, "score": m.score,
-                            "hits": ()})
