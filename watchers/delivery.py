@@ -44,6 +44,7 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
@@ -438,6 +439,7 @@ class DeliveryService:
     # made, by the rules as the alert's row keeps them (see with_evidence).
     threshold: int = 85
     aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    executor: Executor | None = None  # where evidence is found (None: asyncio's default)
     _evidence_sets: dict[tuple[tuple[str, str, int], ...], RuleSet | None] = field(
         default_factory=dict, init=False, repr=False)
     escalate_after: timedelta = timedelta(minutes=15)
@@ -1097,34 +1099,44 @@ class DeliveryService:
         log.warning("notice for %s: %s", row.route, text)
         return None
 
-    def with_evidence(self, article: Article, matches: tuple[Match, ...],
-                       rules: Sequence[RuleConfig]) -> tuple[Match, ...]:
+    async def with_evidence(self, article: Article, matches: Sequence[Match],
+                            rules: Sequence[RuleConfig]) -> list[Match]:
         """``matches`` with the evidence the store does not keep, found again on ``article``
-        by ``rules`` as the alert's row keeps them (a rule changed since still shows why the
-        article matched it then). A match its rule no longer finds, or whose rule does not
+        by ``rules`` (an alert's: as its row keeps them, so a rule changed since still shows
+        why the article matched it then), in ``executor``'s threads: a long article is not
+        read on the event loop. A match its rule no longer finds, or whose rule does not
         compile, stays as stored: its rule and score, no spans."""
-        wanted = {m.rule for m in matches if not m.hits}
+        if all(m.hits for m in matches):
+            return list(matches)
+        ruleset = self._evidence_set({m.rule for m in matches if not m.hits}, rules)
+        if ruleset is None:
+            return list(matches)
+        found = {m.rule: m for m in await asyncio.get_running_loop().run_in_executor(
+            self.executor, ruleset.match, matchable(article))}
+        return [found.get(m.rule, m) if not m.hits else m for m in matches]
+
+    def _evidence_set(self, wanted: Collection[str], rules: Sequence[RuleConfig]
+                      ) -> RuleSet | None:
+        """The rules of ``rules`` named in ``wanted`` as one rule set, kept for the next alert
+        of the same rules (None: none of them, or they do not compile)."""
         spec = tuple(sorted((r.key, r.query, r.threshold or self.threshold)
                             for r in rules if r.key in wanted))
         if not spec:
-            return matches
+            return None
         if spec in self._evidence_sets:
-            ruleset = self._evidence_sets[spec]
-        else:
-            try:
-                ruleset = RuleSet([Rule(name=key, query=query, threshold=threshold)
-                                   for key, query, threshold in spec],
-                                  aliases={k: list(v) for k, v in self.aliases.items()})
-            except (NewswatchError, RecursionError, ValueError) as exc:
-                log.debug("evidence for %s not rebuilt: %s", [k for k, _, _ in spec], exc)
-                ruleset = None
-            if len(self._evidence_sets) >= _EVIDENCE_SETS:
-                self._evidence_sets.clear()
-            self._evidence_sets[spec] = ruleset
-        if ruleset is None:
-            return matches
-        found = {m.rule: m for m in ruleset.match(matchable(article))}
-        return tuple(found.get(m.rule, m) if not m.hits else m for m in matches)
+            return self._evidence_sets[spec]
+        ruleset: RuleSet | None
+        try:
+            ruleset = RuleSet([Rule(name=key, query=query, threshold=threshold)
+                               for key, query, threshold in spec],
+                              aliases={k: list(v) for k, v in self.aliases.items()})
+        except (NewswatchError, RecursionError, ValueError) as exc:
+            log.debug("evidence for %s not rebuilt: %s", [k for k, _, _ in spec], exc)
+            ruleset = None
+        if len(self._evidence_sets) >= _EVIDENCE_SETS:
+            self._evidence_sets.clear()
+        self._evidence_sets[spec] = ruleset
+        return ruleset
 
     async def _alert(self, row: OutboxRow) -> Alert | None:
         if row.article_id is None:
@@ -1135,8 +1147,7 @@ class DeliveryService:
         article = self._relabel(row.route, article)
         names = {r.key for r in row.rules}  # matches are stored under the rule key
         matches = tuple(m for m in await self.store.matches_for(article.id) if m.rule in names)
-        if any(not m.hits for m in matches):
-            matches = self.with_evidence(article, matches, row.rules)
+        matches = tuple(await self.with_evidence(article, matches, row.rules))
         return Alert(
             id=row.id,
             route=row.route,

@@ -483,7 +483,7 @@ class Engine:
         NewswatchError) and the matches are those of the rules it sees, by name."""
         limit = _count("limit", limit)
         if guild is None:
-            return [(art, self._shown(art, matches))
+            return [(art, await self._shown(art, matches))
                     for art, matches in await self.store.recent(rule=rule, limit=limit)]
         key = None if rule is None else self._rule_of(rule, guild).key
         found = await self.store.recent(rule=key, limit=limit,
@@ -492,16 +492,13 @@ class Engine:
         out = []
         for art, matches in found:
             art = self._relabel(art, guild)
-            out.append((art, self._matches_seen(self._shown(art, matches), guild)))
+            out.append((art, self._matches_seen(await self._shown(art, matches), guild)))
         return out
 
-    def _shown(self, article: Article, matches: list[Match]) -> list[Match]:
-        """``matches`` with their evidence, which the store keeps only for what was shown
-        already: found again by the running rules (a match of a rule no longer running shows
-        its rule and score)."""
-        if all(m.hits for m in matches):
-            return matches
-        return list(self.delivery.with_evidence(article, tuple(matches), self.watch.rules))
+    async def _shown(self, article: Article, matches: list[Match]) -> list[Match]:
+        """``matches`` with their evidence, which ingest does not store: found again by the
+        running rules (a match of a rule no longer running shows its rule and score)."""
+        return await self.delivery.with_evidence(article, matches, self.watch.rules)
 
     async def article(self, article_id: str, *, guild: int | None = None
                       ) -> tuple[Article, list[Match]] | None:
@@ -518,9 +515,9 @@ class Engine:
             return None
         matches = await self.store.matches_for(art.id)
         if guild is None:
-            return art, self._shown(art, matches)
+            return art, await self._shown(art, matches)
         art = self._relabel(art, guild)
-        return art, self._matches_seen(self._shown(art, matches), guild)
+        return art, self._matches_seen(await self._shown(art, matches), guild)
 
     def _matches_seen(self, matches: Iterable[Match], guild: int) -> list[Match]:
         """The matches of the rules ``guild`` sees, named as it knows them: another server's
@@ -1553,6 +1550,7 @@ async def open_engine(
                                    clock=clock or SystemClock(),
                                    ack_from=config.discord.ack_from,
                                    threshold=config.threshold, aliases=config.aliases,
+                                   executor=lookups,
                                    escalate_after=config.discord.escalate_after,
                                    escalation_role=config.discord.escalation_role,
                                    shared=shared)

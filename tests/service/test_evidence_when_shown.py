@@ -4,7 +4,10 @@ spans shown as "why") is found again when shown: a real SQLite file, the real se
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tests.conftest import SEEDS
 from tests.fakes.sinks import RecordingSink
@@ -16,15 +19,30 @@ from watchers.models import Article
 from watchers.rules import Rule, RuleSet
 from watchers.store import SqliteStore
 
+T = TypeVar("T")
+
 ARTICLE = Article(
     id="a1", source="wire", url="https://example.org/a1",
     title="Troops near Kiev as talks stall",
     text="Soldiers and troops gathered near Kyiv. Officials in Kiew said talks would go on.")
 
 
+class CountingExecutor(ThreadPoolExecutor):
+    """A thread pool that counts the calls it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.calls = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.calls += 1
+        return super().submit(fn, *args, **kwargs)
+
+
 async def ingest_and_deliver(
         tmp_path: Path, rules: list[RuleConfig], aliases: dict[str, list[str]], threshold: int,
-        *, before_delivery: list[RuleConfig] | None = None) -> tuple[SqliteStore, list[Alert]]:
+        *, before_delivery: list[RuleConfig] | None = None,
+        executor: Executor | None = None) -> tuple[SqliteStore, list[Alert]]:
     store = await SqliteStore.open(tmp_path / "nw.db")
     sink = RecordingSink()
     service = watch(store, sources=[], rules=rules, aliases=aliases, threshold=threshold)
@@ -33,7 +51,7 @@ async def ingest_and_deliver(
     assert report[0].new == 1
     if before_delivery is not None:
         service.set_rules(before_delivery)
-    delivery = deliver(store, sink, aliases=aliases, threshold=threshold)
+    delivery = deliver(store, sink, aliases=aliases, threshold=threshold, executor=executor)
     assert await delivery.drain() == 1
     return store, sink.alerts
 
@@ -41,8 +59,11 @@ async def ingest_and_deliver(
 async def test_the_alert_shows_the_evidence_the_store_does_not_keep(tmp_path: Path) -> None:
     rules = [rule("troops", '"troops gathered" OR soldiers'), rule("city", "kyyiv~")]
     aliases = {"kyyiv": ["kiew"]}
-    store, alerts = await ingest_and_deliver(tmp_path, rules, aliases, 80)
+    threads = CountingExecutor()
+    store, alerts = await ingest_and_deliver(tmp_path, rules, aliases, 80, executor=threads)
     try:
+        # Found in the delivery's threads, not on the event loop (a long article takes time).
+        assert threads.calls == 1
         stored = await store.matches_for("a1")
         assert {m.rule for m in stored} == {"troops", "city"}
         assert all(m.hits == () for m in stored)  # decided at ingest, no evidence kept
@@ -57,6 +78,7 @@ async def test_the_alert_shows_the_evidence_the_store_does_not_keep(tmp_path: Pa
         assert [m.score for m in alert.matches] == [m.score for m in stored]
     finally:
         await store.aclose()
+        threads.shutdown()
 
 
 async def test_a_rule_changed_before_delivery_shows_why_the_article_matched_it_then(
