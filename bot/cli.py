@@ -710,11 +710,75 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+    except SystemExit:  # argparse's --help and usage errors
+        if _unwritten() is None:
+            raise
+        code = EXIT_ERROR
+    failed = _unwritten()
+    if failed is not None:
+        # The results (or help) never reached standard output (a full disk, a device that
+        # refuses them): said as such, not as a bare "No space left on device".
+        say(f"could not write the output to standard output: {failed.strerror or failed}")
+        return code or EXIT_ERROR  # a failure of its own (usage, Ctrl-C) keeps its status
+    return code
+
+
+def _unwritten() -> OSError | None:
+    """Why standard output cannot take what is waiting to be written, if it cannot. What a
+    failed write left in the buffer is then dropped, so the interpreter's own flush at exit
+    does not fail again with a traceback."""
+    stream = sys.stdout
+    if stream is not None and not _UNWRITTEN:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: closed
+            stream.flush()  # an OSError is kept by _Output
+    if not _UNWRITTEN:
+        return None
+    if stream is not None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
+    return _UNWRITTEN[0]
+
+
+_UNWRITTEN: list[OSError] = []  # why standard output refused what was written to it
+
+
+class _Output:
+    """Standard output as the command writes to it, remembering why a write failed (the
+    stream drops what it could not write, so a later flush cannot tell)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError as exc:
+            _UNWRITTEN.append(exc)
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            _UNWRITTEN.append(exc)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     if argv is None:
         # The installed `newswatch` command: output piped into `head` ends quietly, as any
         # command line tool's does (the default action), not with a BrokenPipeError.
         with contextlib.suppress(AttributeError, ValueError):  # no SIGPIPE; not main thread
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        if sys.stdout is not None:
+            sys.stdout = _Output(sys.stdout)
     argv = sys.argv[1:] if argv is None else list(argv)
     problem = _output_problem() or _empty_argument(argv)
     if problem is not None:
@@ -757,6 +821,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(str(exc))
         return EXIT_ERROR
     except OSError as exc:
+        if exc.filename is None and _unwritten() is not None:
+            return EXIT_ERROR  # standard output refused the results: main says so
         # A path the file system refuses (a folder where a file should be, a name too long,
         # no permission) that a command did not name itself: one line naming it.
         name = str(exc.filename) if exc.filename is not None else ""

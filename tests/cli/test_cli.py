@@ -460,3 +460,33 @@ def test_run_verbose_says_what_every_poll_and_delivery_did(workdir: Path) -> Non
     assert "DEBUG   newswatch: source seeds: polled, nothing new" in again.stderr, again.stderr
     quiet = nw("run", "--once", cwd=workdir)
     assert "DEBUG" not in quiet.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize("args, code", [
+    (["match", "troops", "seeds"], 1),
+    (["match", "troops", "seeds", "--json"], 1),
+    (["--help"], 1),
+])
+def test_output_that_cannot_be_written_is_named_as_such(args: list[str], code: int,
+                                                        tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([*EXE, *args], cwd=tmp_path, stdout=full, stderr=subprocess.PIPE,
+                             text=True, timeout=60)
+    assert res.returncode == code, res.stderr
+    said = [line for line in res.stderr.splitlines() if "standard output" in line]
+    assert said == ["newswatch: could not write the output to standard output: "
+                    "No space left on device"], res.stderr
+    assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_command_that_writes_nothing_to_full_output_says_only_its_own_error(
+        tmp_path: Path) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([*EXE, "match", "((", "seeds"], cwd=tmp_path, stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    assert res.returncode == 2 and "query error" in res.stderr
+    assert "standard output" not in res.stderr and "Traceback" not in res.stderr
