@@ -3,7 +3,9 @@ spans shown as "why") is found again when shown: a real SQLite file, the real se
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
@@ -121,3 +123,30 @@ async def test_article_and_recent_show_evidence_by_the_running_rules(tmp_path: P
         assert found is not None
         shown = {m.rule: m for m in found[1]}
         assert shown["kyiv"].hits == () and shown["kyiv"].score > 0
+
+
+async def test_an_alert_whose_kept_rules_do_not_compile_posts_without_spans(
+        tmp_path: Path) -> None:
+    """Rows written by older versions keep a rule's name only, or a query that no longer
+    parses: the alert still posts, with its stored rule and score."""
+    store = await SqliteStore.open(tmp_path / "nw.db")
+    try:
+        service = watch(store, sources=[], rules=[rule("troops", "soldiers"),
+                                                  rule("talks", "talks")])
+        await service.add_source(folder("wire", tmp_path), source=Fixed("wire", [ARTICLE]))
+        await service.run_once()
+        with sqlite3.connect(tmp_path / "nw.db") as db:
+            (raw,) = db.execute("SELECT rules FROM outbox").fetchone()
+            kept = json.loads(raw)
+            assert sorted(r["name"] for r in kept) == ["talks", "troops"]
+            # One kept by name only (before schema 4), one whose query no longer parses.
+            talks = next(r for r in kept if r["name"] == "talks")
+            talks["query"] = "((("
+            db.execute("UPDATE outbox SET rules = ?", (json.dumps(["troops", talks]),))
+        sink = RecordingSink()
+        assert await deliver(store, sink).drain() == 1
+        (alert,) = sink.alerts
+        assert [(m.rule, m.hits, m.score > 0) for m in alert.matches] == [
+            ("talks", (), True), ("troops", (), True)]
+    finally:
+        await store.aclose()
