@@ -62,6 +62,8 @@ def iso(value: datetime | None) -> str | None:
     # isoformat pads the year to four digits, which strftime("%Y") does not on every platform
     # (glibc writes "999"): an unpadded year sorts after "2026" and SQLite's date functions
     # read it as NULL.
+    if value.tzinfo is UTC:  # most times (a fifth less work: no conversion, no copy)
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
