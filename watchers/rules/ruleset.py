@@ -310,4 +310,3 @@ class RuleSet:
             if m is not None:
                 out.append(m)
         return out
-
