@@ -28,8 +28,9 @@ Invariants:
 - The cyclic garbage collector is held off for the import (:func:`watchers.collector.paused`,
   in every thread of the process): its records are freed by reference counting as they are
   written, and the collections between batches only walked them.
-- A store with a ``bulk_load`` context (SQLite: a larger page cache) is inside it for the
-  import; no store relaxes its journal or sync settings for it.
+- A store with a ``bulk_load`` context (SQLite: a larger page cache, and its write-ahead log
+  checkpointed less often) is inside it for the import; no store relaxes its journal or sync
+  settings for it.
 """
 
 from __future__ import annotations

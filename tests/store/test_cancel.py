@@ -95,9 +95,10 @@ async def test_a_bulk_load_cancelled_as_it_begins_gives_back_the_page_cache(
     """An import cancelled while it set its large page cache kept that cache for the rest of
     the connection's life (64 MiB more for a process that goes on running)."""
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        async def cache() -> int:
+        async def cache() -> tuple[int, int]:
             (size,) = (await store._db.fetchall("PRAGMA cache_size"))[0]
-            return int(size)
+            (pages,) = (await store._db.fetchall("PRAGMA wal_autocheckpoint"))[0]
+            return int(size), int(pages)
 
         before = await cache()
         for steps in range(1, 30):
