@@ -240,10 +240,23 @@ class _Identities:
     """
 
     def __init__(self) -> None:
+        # id(article) → (article, its article_identity): loading and judging a batch asked
+        # for each article's identity three times (a link normalised, a hash looked up each
+        # time). The article is kept beside it, so an id reused by another object is no hit.
+        self._identities: dict[int, tuple[Article, tuple[str | None, str]]] = {}
         self.hashes: set[str] = set()
         self.by_link: dict[str, LinkRows] = {}
         # (source, guid) → the link keys of its rows ("" for a row without a link)
         self.by_guid: dict[tuple[str, str], set[str]] = {}
+
+    def identity(self, article: Article) -> tuple[str | None, str]:
+        """:func:`article_identity` of ``article``, made once."""
+        got = self._identities.get(id(article))
+        if got is not None and got[0] is article:
+            return got[1]
+        identity = article_identity(article)
+        self._identities[id(article)] = (article, identity)
+        return identity
 
     def link_row(self, link: str, source: str, guid: str | None, title: str) -> None:
         rows = self.by_link.get(link)
@@ -258,7 +271,7 @@ class _Identities:
         """Those of ``articles`` whose content is not among the loaded hashes: only they need
         their link's and guid's rows (an unchanged item of a live page is a duplicate by its
         content, and its link's thousands of rows were read for nothing at every poll)."""
-        return [a for a in articles if not self.same_content(a, article_identity(a)[1])]
+        return [a for a in articles if not self.same_content(a, self.identity(a)[1])]
 
     def same_content(self, article: Article, content: str) -> bool:
         """Whether ``article`` (of stored hash ``content``) has a loaded or added content: its
@@ -271,7 +284,7 @@ class _Identities:
             self.hashes |= await _stored_hashes(
                 conn, list({h for a in chunk for h in dedupe_hashes(a)}))
             chunk = self.new_content(chunk)
-            links = list({link for a in chunk if (link := article_identity(a)[0])})
+            links = list({link for a in chunk if (link := self.identity(a)[0])})
             if links:
                 cur = await conn.execute(
                     f"SELECT link_key, source, guid, title FROM articles WHERE link_key IN "
@@ -294,7 +307,7 @@ class _Identities:
                   ) -> bool:
         """Whether ``article`` (of ``identity``, :func:`article_identity`'s, when the caller has it)
         duplicates a loaded row or an article added so far."""
-        link, content = identity or article_identity(article)
+        link, content = identity or self.identity(article)
         if self.same_content(article, content):
             return True
         if link and (rows := self.by_link.get(link)) is not None \
@@ -306,7 +319,7 @@ class _Identities:
         return False
 
     def add(self, article: Article, identity: tuple[str | None, str] | None = None) -> None:
-        link, content = identity or article_identity(article)
+        link, content = identity or self.identity(article)
         self.hashes.add(content)
         if link:
             self.link_row(link, article.source, article.guid, article.title)
@@ -504,7 +517,7 @@ class ArticlesMixin(CandidateList):
             stamps: dict[datetime | None, str | None] = {None: None}
             for rec in records:
                 article = rec.article
-                identity = article_identity(article)
+                identity = seen.identity(article)
                 if seen.duplicate(article, identity):
                     out.append(None)
                     continue
