@@ -29,7 +29,14 @@ from watchers.store.sqlite.schema import SCHEMA_VERSION, TermsOf, check, upgrade
 from watchers.store.sqlite.state import StateMixin
 from watchers.store.sqlite.stories import StoriesMixin
 
-__all__ = ["BULK_CACHE_KIB", "BULK_CHECKPOINT_PAGES", "SCHEMA_VERSION", "SIDECARS", "SqliteStore", "TermsOf"]
+__all__ = [
+    "BULK_CACHE_KIB",
+    "BULK_CHECKPOINT_PAGES",
+    "SCHEMA_VERSION",
+    "SIDECARS",
+    "SqliteStore",
+    "TermsOf",
+]
 
 # The files SQLite keeps beside a database file (its write-ahead log, shared memory, rollback
 # journal), by the suffix added to the file's name: never a place to write anything else.
