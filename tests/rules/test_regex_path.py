@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watchers.models import Article
-from watchers.rules import RegexBudget, RuleSet, match_query
+from watchers.rules import RegexBudget, Rule, RuleSet, match_query
 from watchers.rules import matcher as matcher_module
 from watchers.rules.index import _PLAIN, _RegexScreen
 from watchers.rules.matcher import (
@@ -359,3 +359,26 @@ def test_a_rule_of_one_regex_hits_where_a_search_finds_it(
     ev = Evaluator(Analysis(article), None, budget=spent)
     assert ev.match("r", Regex(pattern=pattern, field=field), 85) is None
     assert ev.over_budget == ["r"]
+
+
+def test_threads_matching_regex_rules_with_one_rule_set_get_the_same_answers() -> None:
+    """The regex screen scans with Hyperscan where it is installed: each thread gets scratch
+    space of its own (a database's own served one scan at a time, and a second thread's scan
+    raised ScratchInUseError, failing whole polls). The pure screen has nothing to share."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rules = RuleSet([Rule("n", r"/\b\d{2,} (dead|killed|injured)/"), Rule("k", r"/kyiv\W+talks/"),
+                     Rule("w", r"/\bwar\w*/"), Rule("t", "troops")])
+    words = ["troops", "near", "Kyiv", "talks", "war", "warring", "12", "dead", "killed", "and"]
+    articles = [Article(title=f"t{i}", text=" ".join(words[(i + j) % len(words)]
+                                                      for j in range(400)))
+                for i in range(60)]
+
+    def shown(article: Article) -> list[tuple[str, float, int]]:
+        return [(m.rule, m.score, len(m.hits)) for m in rules.match(article)]
+
+    alone = [shown(a) for a in articles]
+    assert any(alone)
+    for _ in range(5):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert list(pool.map(shown, articles * 4)) == alone * 4

@@ -28,6 +28,7 @@ tried there instead of searched for.
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -305,6 +306,10 @@ class _RegexScreen:
             lit.encode("ascii"): i for i, lit in enumerate(self._scanned) if lit in leads
         }
         self._db: Any = _hyperscan_literals([(lit, lit in leads) for lit in self._scanned])
+        # Hyperscan's scratch space, one per thread: a database's own may serve one scan at a
+        # time, and threads match with one rule set at once (a service's two matching threads,
+        # the lookup threads rebuilding evidence); a second scan raised ScratchInUseError.
+        self._scratch = threading.local()
         # For Hyperscan's ids: per scanned literal, the patterns whose first set holds it; per
         # pattern, its other sets as sets of ids.
         number = {lit: i for i, lit in enumerate(self._scanned)}
@@ -383,10 +388,13 @@ class _RegexScreen:
         """The ids of the literals Hyperscan finds in one of the ``folded`` texts (every
         literal of every set); the places of the leads are kept in each text."""
         seen: set[int] = set()
+        scratch = getattr(self._scratch, "space", None)
+        if scratch is None:
+            scratch = self._scratch.space = _new_scratch(self._db)
         for f in folded:
             # A lead is reported at each place it ends, any other literal once.
             ends: defaultdict[int, list[int]] = defaultdict(list)
-            self._db.scan(f.data, match_event_handler=_on_match, context=ends)
+            self._db.scan(f.data, match_event_handler=_on_match, context=ends, scratch=scratch)
             seen.update(ends)
             f.record(self._lead_ids, ends)
         return seen
@@ -406,6 +414,13 @@ def _screen_form(text: str) -> str:
     if not text.isascii() and ("\u017f" in text or "\u0131" in text or "\u0130" in text):
         text = text.translate(_SCREEN_TABLE)
     return text.lower()
+
+
+def _new_scratch(db: Any) -> Any:
+    """Scratch space of its own for one thread's scans of ``db`` (a Hyperscan database)."""
+    import hyperscan
+
+    return hyperscan.Scratch(db)
 
 
 def _hyperscan_literals(literals: Sequence[tuple[str, bool]]) -> Any:
