@@ -62,7 +62,7 @@ from watchers.errors import (
 )
 from watchers.models import Article, Match, matchable
 from watchers.outage import StoreOutage
-from watchers.rules import Rule, RuleSet
+from watchers.rules import REGEX_BUDGET, Rule, RuleSet
 from watchers.schedule import Clock, SystemClock, cap_window_end, next_digest, quiet_end
 from watchers.store.base import (
     SEVERITIES,
@@ -440,6 +440,10 @@ class DeliveryService:
     threshold: int = 85
     aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
     executor: Executor | None = None  # where evidence is found (None: asyncio's default)
+    # The regexes' time for one alert's evidence (seconds, wall clock): ten times ingest's
+    # budget, since the rule is known to match and the lookup threads may be busy (a regex
+    # that fit ingest's 0.1 s ran out of it on loaded threads and the alert showed no "why").
+    evidence_regex_budget: float = 10 * REGEX_BUDGET
     _evidence_sets: dict[tuple[tuple[str, str, int], ...], RuleSet | None] = field(
         default_factory=dict, init=False, repr=False)
     escalate_after: timedelta = timedelta(minutes=15)
@@ -1129,7 +1133,8 @@ class DeliveryService:
         try:
             ruleset = RuleSet([Rule(name=key, query=query, threshold=threshold)
                                for key, query, threshold in spec],
-                              aliases={k: list(v) for k, v in self.aliases.items()})
+                              aliases={k: list(v) for k, v in self.aliases.items()},
+                              regex_budget=self.evidence_regex_budget)
         except (NewswatchError, RecursionError, ValueError) as exc:
             log.debug("evidence for %s not rebuilt: %s", [k for k, _, _ in spec], exc)
             ruleset = None

@@ -150,3 +150,28 @@ async def test_an_alert_whose_kept_rules_do_not_compile_posts_without_spans(
             ("talks", (), True), ("troops", (), True)]
     finally:
         await store.aclose()
+
+
+async def test_a_regex_s_evidence_is_found_with_the_delivery_s_own_time_budget(
+        tmp_path: Path) -> None:
+    """The rule matched at ingest: its evidence gets more regex time than ingest's budget (the
+    lookup threads may be busy); a budget spent before the regex runs finds no spans, and the
+    alert still posts."""
+    rules = [rule("casualties", r"/\bsoldiers and troops\b/")]
+    for budget, spans in ((1.0, ["Soldiers and troops"]), (0.0, [])):
+        folder_path = tmp_path / str(budget)
+        folder_path.mkdir()
+        store = await SqliteStore.open(folder_path / "nw.db")
+        try:
+            service = watch(store, sources=[], rules=rules)
+            await service.add_source(folder("wire", folder_path),
+                                     source=Fixed("wire", [ARTICLE]))
+            await service.run_once()
+            sink = RecordingSink()
+            delivery = deliver(store, sink, evidence_regex_budget=budget)
+            assert await delivery.drain() == 1
+            (alert,) = sink.alerts
+            assert [h.text for m in alert.matches for h in m.hits] == spans
+        finally:
+            await store.aclose()
+    assert deliver(store, RecordingSink()).evidence_regex_budget > service.regex_budget
