@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -353,6 +354,36 @@ async def answer(interaction: discord.Interaction[Any], done: bool, said: str, r
     """Reply ``said`` for everyone when the command changed something; when there was nothing
     to change, ``refused`` goes only to the user who asked."""
     await interaction.response.send_message(said if done else refused, ephemeral=not done)
+
+
+#: Seconds a command's work may take before its interaction is deferred: Discord drops an
+#: interaction not answered within three.
+ANSWER_WITHIN = 2.0
+_T = TypeVar("_T")
+
+
+async def in_time(interaction: discord.Interaction[Any], work: Awaitable[_T], *,
+                  ephemeral: bool = False) -> _T:
+    """``work``'s result; when it takes longer than :data:`ANSWER_WITHIN`, the interaction is
+    deferred ("thinking…", private with ``ephemeral``) while it goes on, and the answer is then
+    sent as a follow-up (see :func:`reply`). A quick answer (an unknown id) stays a plain
+    reply, private where the command makes it so."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN)
+        if not done and not interaction.response.is_done():
+            await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+        return await task
+    finally:
+        task.cancel()  # the command was cancelled meanwhile (nothing, once it is done)
+
+
+async def reply(interaction: discord.Interaction[Any], **kwargs: Any) -> None:
+    """Send the command's answer: as its reply, or as the follow-up of a deferred one."""
+    if interaction.response.is_done():
+        await interaction.followup.send(**kwargs)
+    else:
+        await interaction.response.send_message(**kwargs)
 
 
 # ------------------------------------------------------------------------------ options

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import interactions
 from tests.bot.conftest import Running, bot_config, running_with, start_running
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
@@ -341,4 +342,27 @@ async def test_a_paused_source_is_announced_on_the_notices_route(emu: DiscordEmu
         finally:
             run.stop.set()
             assert await asyncio.wait_for(run.task, 15) == 0
+    assert emu.validate_all() == []
+
+
+async def test_lookups_slower_than_discord_waits_are_deferred_then_answered(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/recent, /article and /rules preview find their articles' evidence before they answer;
+    work past ANSWER_WITHIN (here: any) defers the interaction, privately where the answer is
+    private, and the answer follows."""
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    monkeypatch.setattr(interactions, "ANSWER_WITHIN", 0.0)
+    recent = await emu.send_interaction("recent", {"rule": "kyiv"})
+    shown = await recent.final_message()
+    assert (await recent.callback())["type"] == 5
+    assert "Recent alerts for kyiv" in shown.embeds[0]["title"]
+    art: Article = (await running.engine.recent(rule="kyiv", limit=1))[0][0]
+    detail = await emu.send_interaction("article", {"id": art.id})
+    names = [f["name"] for f in (await detail.final_message()).embeds[0]["fields"]]
+    assert (await detail.callback())["type"] == 5 and "Rule kyiv" in names
+    preview = await emu.send_interaction("rules preview", {"name": "kyiv"})
+    body = await preview.callback()
+    assert body["type"] == 5 and body["data"]["flags"] & 64  # deferred privately
+    assert (await preview.final_message()).embeds
     assert emu.validate_all() == []

@@ -30,7 +30,15 @@ from bot.embeds import (
     truncate,
 )
 from bot.exts.lookup._views import PagedResults
-from bot.interactions import Duration, NewswatchCog, RuleName, SourceName, StoryId
+from bot.interactions import (
+    Duration,
+    NewswatchCog,
+    RuleName,
+    SourceName,
+    StoryId,
+    in_time,
+    reply,
+)
 from watchers.errors import NewswatchError
 from watchers.models import Article, Match
 from watchers.rules import parse
@@ -110,7 +118,10 @@ class LookupCog(NewswatchCog):
                      rule: app_commands.Transform[str, RuleName] | None = None,
                      limit: app_commands.Range[int, 1, 25] = 10) -> None:
         """The latest articles that fired a rule."""
-        items = await self.engine.recent(rule=rule, limit=limit, guild=interaction.guild_id)
+        # Each article's evidence is found for the answer: a page of long articles can take
+        # longer than Discord waits for a first answer.
+        items = await in_time(interaction, self.engine.recent(rule=rule, limit=limit,
+                                                              guild=interaction.guild_id))
         rows = [(a, next((m for m in ms if rule is None or m.rule == rule), None))
                 for a, ms in items]
         await self._show(interaction, f"Recent alerts for {rule}" if rule else "Recent alerts",
@@ -122,17 +133,17 @@ class LookupCog(NewswatchCog):
     async def article(self, interaction: discord.Interaction[Any],
                       id: app_commands.Range[str, 4, 64]) -> None:
         """One article: an excerpt and every rule that matched it, and why."""
-        found = await self.engine.article(id, guild=interaction.guild_id)
+        found = await in_time(interaction, self.engine.article(id, guild=interaction.guild_id))
         if found is None:
-            await interaction.response.send_message(
-                f"No article with id `{code_text(id[:64])}`: an id is found whole, or by its "
-                f"first {MIN_PREFIX} or more characters when only one article's id starts with "
-                "them (see /search).", ephemeral=True)
+            await reply(
+                interaction,
+                content=f"No article with id `{code_text(id[:64])}`: an id is found whole, or "
+                f"by its first {MIN_PREFIX} or more characters when only one article's id "
+                "starts with them (see /search).", ephemeral=True)
             return
         article, matches = found
         story = (await self._stories([article.id], interaction.guild_id)).get(article.id)
-        await interaction.response.send_message(
-            embed=article_embed(article, matches, story=story))
+        await reply(interaction, embed=article_embed(article, matches, story=story))
 
     async def _story_embed(self, story_id: str, *, guild: int | None) -> discord.Embed | None:
         detail = await self.engine.story(story_id, limit=STORY_ARTICLES, guild=guild)

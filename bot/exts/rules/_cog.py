@@ -13,6 +13,8 @@ resolved data, so a forged id of another server's channel is refused like an unk
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
@@ -31,10 +33,19 @@ from bot.embeds import (
     rules_embed,
     truncate,
 )
-from bot.interactions import Duration, NewswatchCog, OptionError, RuleName, answer
+from bot.interactions import (
+    Duration,
+    NewswatchCog,
+    OptionError,
+    RuleName,
+    answer,
+    in_time,
+    reply,
+)
 from watchers.config import RouteConfig, Severity, format_duration
 from watchers.delivery import Alert, StoryView
 from watchers.errors import NewswatchError
+from watchers.models import Article, Match
 from watchers.rules import RegexBudget, match_query, parse
 from watchers.templates import MAX_TEMPLATE_LENGTH
 
@@ -186,21 +197,18 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
             known = ", ".join(engine.rule_names(guild)[:20]) or "none"
             raise NewswatchError(f"No rule named {name[:64]!r}; rules: {known}")
         note = ""
-        if article is None:
-            newest = await engine.recent(rule=rule.name, limit=1, guild=guild)
-            if not newest:
-                raise NewswatchError(f"Rule {rule.name!r} has matched no stored article yet; "
-                                     "give an article id (see /search)")
-            art, matches = newest[0]
-        else:
-            found = await engine.article(article, guild=guild)
-            if found is None:
-                raise NewswatchError(f"No stored article with id {article[:80]!r} (see /search)")
-            art, matches = found
+        # The article's evidence is found for the preview (a long article takes a while): a
+        # slow one is deferred, privately, rather than left past Discord's three seconds.
+        art, matches = await in_time(interaction, self._preview_article(rule.name, article, guild),
+                                     ephemeral=True)
         match = next((m for m in matches if m.rule == rule.name), None)
         if match is None:
-            match = match_query(rule.query, art, rule.threshold or engine.config.threshold,
-                                engine.config.aliases, name=rule.name, budget=RegexBudget())
+            # In the lookup threads, not on the event loop: a long article takes seconds.
+            match = await in_time(interaction, asyncio.get_running_loop().run_in_executor(
+                engine.lookup_executor, functools.partial(
+                    match_query, rule.query, art, rule.threshold or engine.config.threshold,
+                    engine.config.aliases, name=rule.name, budget=RegexBudget())),
+                ephemeral=True)
             if match is None:
                 note = f"Rule **{escape(rule.name)}** does not match this article; as if it did:"
         record = (await engine.stories_of([art.id], guild=guild)).get(art.id)
@@ -217,9 +225,25 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         embed = kwargs["embed"]
         if content is not None:  # the note may push a full message over the limit
             content = truncate(content, LIMITS["content"])
-        await interaction.response.send_message(
-            content=content, embed=embed if embed is not None else discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions.none(), ephemeral=True)
+        await reply(interaction, content=content,
+                    embed=embed if embed is not None else discord.utils.MISSING,
+                    allowed_mentions=discord.AllowedMentions.none(), ephemeral=True)
+
+    async def _preview_article(self, rule: str, article: str | None, guild: int | None
+                               ) -> tuple[Article, list[Match]]:
+        """The article a preview shows (the rule's newest when none is named), and its
+        matches with their evidence."""
+        engine = self.engine
+        if article is None:
+            newest = await engine.recent(rule=rule, limit=1, guild=guild)
+            if not newest:
+                raise NewswatchError(f"Rule {rule!r} has matched no stored article yet; "
+                                     "give an article id (see /search)")
+            return newest[0]
+        found = await engine.article(article, guild=guild)
+        if found is None:
+            raise NewswatchError(f"No stored article with id {article[:80]!r} (see /search)")
+        return found
 
     @app_commands.command(name="remove")
     @app_commands.describe(name="the rule to remove")
