@@ -55,7 +55,8 @@ __all__ = [
     "pydantic_issues",
 ]
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+# ASCII digits only: float() reads "१५" as 15, and "१५m" is no duration anyone wrote.
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Longer spans are mistakes (and overflow date arithmetic): "since 99999999d", "every 1e9w".
 MAX_DURATION = timedelta(days=100 * 365)
@@ -450,7 +451,7 @@ class ServerRoute(_Strict):
         return RouteConfig(target=self.channel_id)
 
 
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$", re.ASCII)
 
 
 def _clock_time(value: str, what: str) -> str:

@@ -33,7 +33,8 @@ def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "5", "5x", "m5", "-3s", "0s", "1h 2", True, [5], {}])
+@pytest.mark.parametrize("bad", ["", "5", "5x", "m5", "-3s", "0s", "1h 2", True, [5], {},
+                                 "\u0967\u096bm", "\uff15m", "1\u0665s"])  # other scripts' digits
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)  # type: ignore[arg-type]
@@ -419,3 +420,14 @@ def test_a_route_or_source_name_with_spaces_and_letters_of_any_script_is_fine() 
                                      "path": "."}],
                         "rules": [{"name": "r", "query": "x", "channel": "x y"}]})
     assert set(cfg.channels) == {"Лента новостей", "x y"}
+
+
+@pytest.mark.parametrize("fields", [
+    {"quiet_hours": "1\uff15:00-07:00"},  # a fullwidth 5
+    {"mode": "digest", "digest_at": ["0\u0668:00"]},  # an Arabic-Indic 8
+])
+def test_times_of_day_in_other_scripts_digits_are_refused(fields: dict[str, object]) -> None:
+    from watchers.config import RouteConfig
+
+    with pytest.raises(ValueError, match="is not a time of day"):
+        RouteConfig(target=1, **fields)
