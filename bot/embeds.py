@@ -123,8 +123,14 @@ def escape(text: str) -> str:
 
 def code_text(text: str) -> str:
     """Text for inline code: a backtick would end the span, so it becomes a look-alike;
-    direction controls are shown as escapes (see :func:`visible`)."""
-    return visible(text).replace("`", "ˋ")
+    direction controls are shown as escapes (see :func:`visible`), and control characters
+    (NUL, BEL, ESC, a line break …) as their pictures, ␀ ␇ ␛ ␊, one column each."""
+    shown = visible(text).replace("`", "ˋ")
+    return shown if shown.isprintable() else shown.translate(_CONTROL_PICTURES)
+
+
+# C0 controls and DEL → the Control Pictures block (U+2400–U+2421).
+_CONTROL_PICTURES = {**{c: 0x2400 + c for c in range(32)}, 0x7F: 0x2421}
 
 
 def truncate(text: str, limit: int) -> str:

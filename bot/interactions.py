@@ -175,8 +175,10 @@ def describe_error(error: BaseException) -> str | None:
     if isinstance(error, QuerySyntaxError):
         # The query in a code block, its backticks as look-alikes (one column each, so the
         # caret still points at its place): three of them would close the block early.
+        shown = code_text(truncate(error.query, 1800))
+        caret = " " * min(error.column - 1, len(shown)) + "^"
         return (f"Query error: {escape(error.message)} at column {error.column}.\n"
-                f"```\n{code_text(truncate(error.caret(), 1800))}\n```")
+                f"```\n{shown}\n{caret}\n```")
     if isinstance(error, NewswatchError | app_commands.CheckFailure | OptionError):
         return truncate(escape(str(error)), 1900)
     if isinstance(error, app_commands.TransformerError):

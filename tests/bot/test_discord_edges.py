@@ -214,3 +214,14 @@ async def test_a_config_channel_the_bot_cannot_see_is_named_at_connect(
                     "mistyped id, a channel deleted, or one in a server the bot is not in); its "
                     "alerts will be held when they are sent (see /alerts status)"], said
     assert emu.validate_all() == []
+
+
+@pytest.mark.parametrize(("command", "options", "shown"), [
+    ("search", {"query": "a\x00b\x07c\x1b[31md\x7f AND ("}, "a␀b␇c␛[31md␡ AND ("),
+    ("article", {"id": "\x00\x00\x00\x00"}, "␀␀␀␀"),
+])
+async def test_control_characters_in_an_answer_are_shown_as_their_pictures(
+        running: Running, command: str, options: dict[str, Any], shown: str) -> None:
+    msg = await (await running.emu.send_interaction(command, options)).final_message()
+    assert msg.ephemeral and shown in msg.content
+    assert not any((ord(c) < 32 and c != "\n") or c == "\x7f" for c in msg.content)
