@@ -144,3 +144,14 @@ def test_any_template_fills_within_any_limit(template: str, values: dict[str, st
         for name, value in values.items():
             if name in ATOMIC:
                 assert out.count(f"⟦{name}") == out.count(value)
+
+
+def test_direction_and_control_characters_in_a_template_are_shown_not_obeyed() -> None:
+    # A direction control would reorder what follows it, the article's title included: it is
+    # shown as its escape; other controls as their pictures. Line breaks, tabs and the
+    # direction marks of right-to-left text (U+200F) stay as written. Nothing is refused, so
+    # a rule stored with such a template keeps running.
+    template = "\u202eALERT {title} \u2066x\u2069 bell\x07\n\tok \u200f"
+    assert check_template(template) == []
+    assert parse_template(template) == [
+        "\\u202eALERT ", Placeholder("title"), " \\u2066x\\u2069 bell\u2407\n\tok \u200f"]

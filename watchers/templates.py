@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from watchers.rules.text import BIDI_REORDERING
+
 __all__ = [
     "ATOMIC",
     "MAX_TEMPLATE_LENGTH",
@@ -100,7 +102,7 @@ def _scan(text: str) -> tuple[tuple[Segment, ...], tuple[str, ...]]:
                 problems.append(f"unknown placeholder {{{shown}}}; known: {_known()}")
                 continue
             if literal:
-                segments.append("".join(literal))
+                segments.append(_shown("".join(literal)))
                 literal = []
             segments.append(Placeholder(name))
         elif token == "{":
@@ -114,8 +116,24 @@ def _scan(text: str) -> tuple[tuple[Segment, ...], tuple[str, ...]]:
         else:
             literal.append(token)
     if literal:
-        segments.append("".join(literal))
+        segments.append(_shown("".join(literal)))
     return tuple(segments), tuple(problems)
+
+
+def _shown(literal: str) -> str:
+    """A template's literal text as the message shows it: a direction control (U+202E …)
+    as its escape, ``\u202e``, since it would reorder what follows it, the article's title
+    included; other control characters but the line break and the tab as their pictures
+    (␀, ␇). Shown rather than refused: a rule stored with such a template keeps running."""
+    if literal.isprintable():
+        return literal
+    literal = BIDI_REORDERING.sub(lambda m: f"\\u{ord(m.group()):04x}", literal)
+    return literal.translate(_CONTROL_PICTURES)
+
+
+# C0 controls but the line break and the tab, and DEL → the Control Pictures block.
+_CONTROL_PICTURES: Final = {**{c: 0x2400 + c for c in range(32) if c not in (9, 10)},
+                            0x7F: 0x2421}
 
 
 def check_template(text: str) -> list[str]:
