@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "BIDI_REORDERING",
     "MAX_AHEAD",
     "MAX_MATCH_CHARS",
     "Article",
@@ -45,6 +46,12 @@ __all__ = [
 # shorter; a multi-megabyte "article" (a dump, a log) would otherwise hold the interpreter for
 # seconds inside single C calls, where no other thread — the event loop — can run.
 MAX_MATCH_CHARS = 1_000_000
+
+#: The direction controls that reorder a whole run of text (embeddings, overrides, isolates):
+#: what text shown to users must never carry raw. The marks (U+200E, U+200F, U+061C) only set
+#: the direction of the neutral characters beside them, and Hebrew and Arabic news carries them
+#: in its titles and text, where an escape would show as noise.
+BIDI_REORDERING = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 _SPACE = re.compile(r"\s+")
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from watchers.rules.text import BIDI_REORDERING
+from watchers.models import BIDI_REORDERING
 
 __all__ = [
     "ATOMIC",

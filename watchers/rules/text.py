@@ -37,6 +37,8 @@ from itertools import accumulate, compress
 from operator import itemgetter
 from typing import NamedTuple, overload
 
+from ..models import BIDI_REORDERING as _BIDI_REORDERING
+
 __all__ = [
     "BIDI_CONTROLS",
     "BIDI_REORDERING",
@@ -56,11 +58,9 @@ __all__ = [
 #: URL guard refuses every format character; these are the ones a name, id or query has no use
 #: for (a zero-width joiner or non-joiner belongs inside some words and emoji).
 BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-#: Of those, the ones that reorder a whole run of text (embeddings, overrides, isolates): what
-#: text shown to users must never carry raw. The marks (U+200E, U+200F, U+061C) only set the
-#: direction of the neutral characters beside them, and Hebrew and Arabic news carries them in
-#: its titles and text, where an escape would show as noise.
-BIDI_REORDERING = re.compile("[\u202a-\u202e\u2066-\u2069]")
+#: Of those, the ones that reorder a whole run of text (:data:`watchers.models.BIDI_REORDERING`,
+#: kept there for the modules that may not import the rule language).
+BIDI_REORDERING = _BIDI_REORDERING
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
 # (100,000, 1.5) or a dotted acronym (U.S.). Texts with combining marks (decomposed accents) use
