@@ -430,4 +430,4 @@ def test_times_of_day_in_other_scripts_digits_are_refused(fields: dict[str, obje
     from watchers.config import RouteConfig
 
     with pytest.raises(ValueError, match="is not a time of day"):
-        RouteConfig(target=1, **fields)
+        RouteConfig.model_validate({"target": 1, **fields})
