@@ -42,7 +42,7 @@ from bot.interactions import (
     in_time,
     reply,
 )
-from watchers.config import RouteConfig, Severity, format_duration
+from watchers.config import RouteConfig, RuleConfig, Severity, format_duration
 from watchers.delivery import Alert, StoryView
 from watchers.errors import NewswatchError
 from watchers.models import Article, Match
@@ -196,21 +196,12 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         if rule is None:
             known = ", ".join(engine.rule_names(guild)[:20]) or "none"
             raise NewswatchError(f"No rule named {name[:64]!r}; rules: {known}")
-        note = ""
         # The article's evidence is found for the preview (a long article takes a while): a
         # slow one is deferred, privately, rather than left past Discord's three seconds.
-        art, matches = await in_time(interaction, self._preview_article(rule.name, article, guild),
-                                     ephemeral=True)
-        match = next((m for m in matches if m.rule == rule.name), None)
-        if match is None:
-            # In the lookup threads, not on the event loop: a long article takes seconds.
-            match = await in_time(interaction, asyncio.get_running_loop().run_in_executor(
-                engine.lookup_executor, functools.partial(
-                    match_query, rule.query, art, rule.threshold or engine.config.threshold,
-                    engine.config.aliases, name=rule.name, budget=RegexBudget())),
-                ephemeral=True)
-            if match is None:
-                note = f"Rule **{escape(rule.name)}** does not match this article; as if it did:"
+        art, match = await in_time(interaction, self._preview_match(rule, article, guild),
+                                   ephemeral=True)
+        note = ("" if match is not None else
+                f"Rule **{escape(rule.name)}** does not match this article; as if it did:")
         record = (await engine.stories_of([art.id], guild=guild)).get(art.id)
         story = None if record is None else StoryView(
             id=record.id, headline=record.headline, first_seen=record.first_seen,
@@ -229,21 +220,30 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                     embed=embed if embed is not None else discord.utils.MISSING,
                     allowed_mentions=discord.AllowedMentions.none(), ephemeral=True)
 
-    async def _preview_article(self, rule: str, article: str | None, guild: int | None
-                               ) -> tuple[Article, list[Match]]:
-        """The article a preview shows (the rule's newest when none is named), and its
-        matches with their evidence."""
+    async def _preview_match(self, rule: RuleConfig, article: str | None, guild: int | None
+                             ) -> tuple[Article, Match | None]:
+        """The article a preview shows (the rule's newest when none is named) and the rule's
+        match on it with its evidence (None: the rule does not match it)."""
         engine = self.engine
         if article is None:
-            newest = await engine.recent(rule=rule, limit=1, guild=guild)
+            newest = await engine.recent(rule=rule.name, limit=1, guild=guild)
             if not newest:
-                raise NewswatchError(f"Rule {rule!r} has matched no stored article yet; "
+                raise NewswatchError(f"Rule {rule.name!r} has matched no stored article yet; "
                                      "give an article id (see /search)")
-            return newest[0]
-        found = await engine.article(article, guild=guild)
-        if found is None:
-            raise NewswatchError(f"No stored article with id {article[:80]!r} (see /search)")
-        return found
+            art, matches = newest[0]
+        else:
+            found = await engine.article(article, guild=guild)
+            if found is None:
+                raise NewswatchError(f"No stored article with id {article[:80]!r} (see /search)")
+            art, matches = found
+        match = next((m for m in matches if m.rule == rule.name), None)
+        if match is None:
+            # In the lookup threads, not on the event loop: a long article takes seconds.
+            match = await asyncio.get_running_loop().run_in_executor(
+                engine.lookup_executor, functools.partial(
+                    match_query, rule.query, art, rule.threshold or engine.config.threshold,
+                    engine.config.aliases, name=rule.name, budget=RegexBudget()))
+        return art, match
 
     @app_commands.command(name="remove")
     @app_commands.describe(name="the rule to remove")
