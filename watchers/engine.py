@@ -492,13 +492,29 @@ class Engine:
         out = []
         for art, matches in found:
             art = self._relabel(art, guild)
-            out.append((art, self._matches_seen(await self._shown(art, matches), guild)))
+            out.append((art, self._matches_seen(await self._shown(art, matches, relabel=False),
+                                                guild)))
         return out
 
-    async def _shown(self, article: Article, matches: list[Match]) -> list[Match]:
+    async def _shown(self, article: Article, matches: list[Match], *, relabel: bool = True
+                     ) -> list[Match]:
         """``matches`` with their evidence, which ingest does not store: found again by the
-        running rules (a match of a rule no longer running shows its rule and score)."""
-        return await self.delivery.with_evidence(article, matches, self.watch.rules)
+        running rules (a match of a rule no longer running shows its rule and score). With
+        ``relabel``, a server's rules see the article under that server's name for its feed,
+        as they matched it (the article as stored otherwise: a caller that named a server has
+        relabelled it already)."""
+        rules = self.watch.rules
+        if not relabel or all(m.hits for m in matches):
+            return await self.delivery.with_evidence(article, matches, rules)
+        servers = {r.key: r.guild_id for r in rules}
+        shown = list(matches)
+        for guild in {servers.get(m.rule) for m in matches if not m.hits}:
+            mine = [i for i, m in enumerate(matches) if servers.get(m.rule) == guild]
+            found = await self.delivery.with_evidence(
+                self._relabel(article, guild), [matches[i] for i in mine], rules)
+            for i, m in zip(mine, found, strict=True):
+                shown[i] = m
+        return shown
 
     async def article(self, article_id: str, *, guild: int | None = None
                       ) -> tuple[Article, list[Match]] | None:
@@ -517,7 +533,7 @@ class Engine:
         if guild is None:
             return art, await self._shown(art, matches)
         art = self._relabel(art, guild)
-        return art, self._matches_seen(await self._shown(art, matches), guild)
+        return art, self._matches_seen(await self._shown(art, matches, relabel=False), guild)
 
     def _matches_seen(self, matches: Iterable[Match], guild: int) -> list[Match]:
         """The matches of the rules ``guild`` sees, named as it knows them: another server's

@@ -432,3 +432,27 @@ async def test_a_follow_cancelled_part_way_is_either_whole_or_absent(
             await engine.remove_source("wire", guild=A)
         await engine.add_source({"name": "wire", "url": url}, guild=A)
         assert "wire" in engine.tenancy.follows_of(A)
+
+
+async def test_the_operator_s_lookups_show_a_server_rule_s_evidence_under_that_server_s_name(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    """Evidence is found when shown: a server's rule with a source: term matched the article
+    under the server's name for the feed, and is asked again under that name when the
+    operator (no server) looks the article up."""
+    async with open_engine(config(tmp_path), start=False, default_sink=RecordingSink()) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        await engine.add_source({"name": "kyiv-wire", "url": feeds.url("/wire")}, guild=B)
+        await server_rule(engine, A, "mine", "source:wire AND troops")
+        await server_rule(engine, B, "mine", "source:kyiv-wire AND kharkiv")
+        await engine.run_once()
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"),
+                                          ("g2", "More troops reach Kharkiv"))))
+        await engine.run_once()
+        (article, matches), *_ = await engine.recent(limit=1)
+        shown = {m.rule: sorted(h.text for h in m.hits) for m in matches}
+        # (the word in the title and in the text, and the source under the server's name)
+        assert shown == {f"{A}:mine": ["troops", "troops", "wire"],
+                         f"{B}:mine": ["Kharkiv", "Kharkiv", "kyiv-wire"]}
+        found = await engine.article(article.id)
+        assert found is not None and {m.rule: sorted(h.text for h in m.hits)
+                                      for m in found[1]} == shown
