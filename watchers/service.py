@@ -950,8 +950,12 @@ class WatchService:
             if not surging:
                 continue
             top = await self.store.top_stories(name, now - timedelta(hours=1))
-            await self.store.add_surge(name, rule.channel,
-                                       surge_text(rule.name, count, base, top), now)
+            # The cooldown is checked again where the surge is written: another source's poll
+            # (polls run at once) may have found the same surge meanwhile.
+            if not await self.store.add_surge(name, rule.channel,
+                                              surge_text(rule.name, count, base, top), now,
+                                              not_since=now - self.surge.cooldown):
+                continue
             log.info("rule %s surges: %d matches in the last hour (usual %.1f)", name, count,
                      base.mean)
             posted += 1

@@ -171,3 +171,28 @@ async def test_what_a_feed_published_while_down_is_no_surge(tmp_path: Path,
         surges = await store.alerts(kind="surge")
         await svc.aclose()
         assert (surges == []) is catch_up
+
+
+async def test_two_sources_polled_at_once_post_one_surge_for_one_rule(tmp_path: Path) -> None:
+    """Both sources' polls (run at once) find the rule surging; the cooldown is taken where
+    the surge is written, so the second poll posts nothing (it posted one each before)."""
+    inboxes = [tmp_path / "a", tmp_path / "b"]
+    for d in inboxes:
+        d.mkdir()
+    clock = ManualClock(datetime.now(UTC))
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, sources=[folder(d.name, d) for d in inboxes],
+                        rules=[rule("troops", "troops", surge=True)], clock=clock,
+                        surge=SurgeConfig(min_count=5, cooldown=timedelta(hours=2)))
+        for d in inboxes:
+            for i in range(2):
+                (d / f"q{i}.txt").write_text(f"Quiet {d.name} {i}\nTroops drill, {d.name} {i}.")
+        await service.run_once()
+        for d in inboxes:
+            for i in range(8):
+                (d / f"b{i}.txt").write_text(f"Column {d.name}-{i} crosses the border\n"
+                                             f"Troops cross at point {d.name}-{i}.")
+        reports = await service.run_once()
+        assert sorted(r.new for r in reports) == [8, 8]
+        assert len(await store.alerts(kind="surge")) == 1
+        await service.aclose()

@@ -947,10 +947,17 @@ async def test_surges_and_match_times(one: Store) -> None:
         x = art(f"Troops {i}", published=at + timedelta(hours=i))
         await one.record_many([ArticleRecord(x, [match(x)], [], "troops")],
                               at=at + timedelta(minutes=i))
-    surge = await one.add_surge("troops", "ops", "troops surging", at)
+    surge = await one.add_surge("troops", "ops", "troops surging", at,
+                                not_since=at - timedelta(hours=2))
     assert await one.last_surge("troops") == at
     assert [(r.id, r.kind, r.text) for r in await one.alerts(kind="surge")] == [
         (surge, "surge", "troops surging")]
+    # Within the cooldown (two polls found the same surge at once): nothing is written.
+    later = at + timedelta(minutes=5)
+    assert await one.add_surge("troops", "ops", "again", later,
+                               not_since=later - timedelta(hours=2)) == 0
+    assert await one.last_surge("troops") == at
+    assert [r.text for r in await one.alerts(kind="surge")] == ["troops surging"]
     times = await one.match_times(["troops", "other"], at + timedelta(minutes=1))
     assert times == {"troops": [at + timedelta(minutes=1), at + timedelta(minutes=2)],
                      "other": []}

@@ -109,12 +109,18 @@ class ScheduleMixin:
             "SELECT last_at FROM surges WHERE rule = $1", rule)
         return value
 
-    async def add_surge(self, rule: str, route: str, text: str, at: datetime) -> int:
-        """Queue a surge alert on a route and start the rule's cooldown, in one transaction."""
+    async def add_surge(self, rule: str, route: str, text: str, at: datetime,
+                        not_since: datetime | None = None) -> int:
+        """Queue a surge alert on a route and start the rule's cooldown, in one transaction;
+        with ``not_since``, only if the rule's last surge is older (else 0, nothing written):
+        two polls (or workers) that found the same surge at once post it once."""
         async with self._db.tx() as conn:
-            await conn.execute(
+            taken = await conn.fetchval(
                 "INSERT INTO surges (rule, last_at) VALUES ($1, $2) ON CONFLICT (rule) "
-                "DO UPDATE SET last_at = excluded.last_at", rule, at)
+                "DO UPDATE SET last_at = excluded.last_at WHERE $3::timestamptz IS NULL "
+                "OR surges.last_at < $3::timestamptz RETURNING rule", rule, at, not_since)
+            if taken is None:
+                return 0  # cooling down: another poll or worker posted this surge
             return await insert_notice(conn, route, text, at, kind="surge")
 
     async def match_times(self, rules: Sequence[str], since: datetime

@@ -125,13 +125,24 @@ class ScheduleMixin:
         rows = await self._db.fetchall("SELECT last_at FROM surges WHERE rule = ?", (rule,))
         return dt(rows[0][0]) if rows else None
 
-    async def add_surge(self, rule: str, route: str, text: str, at: datetime) -> int:
-        """Queue a surge alert on a route and start the rule's cooldown, in one transaction."""
+    async def add_surge(self, rule: str, route: str, text: str, at: datetime,
+                        not_since: datetime | None = None) -> int:
+        """Queue a surge alert on a route and start the rule's cooldown, in one transaction;
+        with ``not_since``, only if the rule's last surge is older (else 0, nothing written):
+        two polls that found the same surge at once post it once."""
         when = iso(at)
         async with self._db.tx() as tx:
-            await tx.execute(
-                "INSERT INTO surges (rule, last_at) VALUES (?, ?) ON CONFLICT (rule) "
-                "DO UPDATE SET last_at = excluded.last_at", (rule, when))
+            if not_since is None:
+                cur = await tx.execute(
+                    "INSERT INTO surges (rule, last_at) VALUES (?, ?) ON CONFLICT (rule) "
+                    "DO UPDATE SET last_at = excluded.last_at", (rule, when))
+            else:
+                cur = await tx.execute(
+                    "INSERT INTO surges (rule, last_at) VALUES (?, ?) ON CONFLICT (rule) "
+                    "DO UPDATE SET last_at = excluded.last_at WHERE surges.last_at < ?",
+                    (rule, when, iso(not_since)))
+            if cur.rowcount != 1:
+                return 0  # cooling down: another poll posted this surge
             cur = await tx.execute(
                 "INSERT INTO outbox (kind, route, rules, text, state, nonce, created_at, "
                 "updated_at) VALUES ('surge', ?, '[]', ?, 'pending', ?, ?, ?)",
