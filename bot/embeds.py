@@ -254,13 +254,19 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
 
 def _hits_text(matches: Iterable[Match]) -> str:
     parts: list[str] = []
+    unshown = False
     for m in matches:
+        unshown |= not m.hits
         for hit in m.hits:
             label = f"{escape(hit.text)}"
             if hit.kind in ("fuzzy", "alias") and hit.variant:
                 label += f" ≈ {escape(hit.term)} ({hit.score:.0f})"
             if label not in parts:
                 parts.append(label)
+    if not parts and unshown:
+        # Evidence is found when shown; a rule or alias changed since the article matched (or
+        # a regex out of time) can leave none to show.
+        return "matched; the words that fired it could not be found again"
     return ", ".join(parts) or "—"
 
 

@@ -11,6 +11,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.embeds import alert_message
 from tests.conftest import SEEDS
 from tests.fakes.sinks import RecordingSink
 from tests.service._harness import Fixed, deliver, folder, rule, watch
@@ -148,6 +149,10 @@ async def test_an_alert_whose_kept_rules_do_not_compile_posts_without_spans(
         (alert,) = sink.alerts
         assert [(m.rule, m.hits, m.score > 0) for m in alert.matches] == [
             ("talks", (), True), ("troops", (), True)]
+        # The message says so rather than show an empty "why".
+        embed = alert_message(alert)["embed"]
+        why = {f.name: f.value for f in embed.fields}["Why"]
+        assert why == "matched; the words that fired it could not be found again"
     finally:
         await store.aclose()
 
