@@ -30,8 +30,7 @@ from watchers.delivery import (
     StoryView,
 )
 from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
-from watchers.models import Article, Highlight, Match
-from watchers.rules.text import BIDI_REORDERING
+from watchers.models import Article, Highlight, Match, control_pictures, reordering_shown
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import StoryRecord
 from watchers.templates import fill, placeholders_in
@@ -105,14 +104,12 @@ _WS = re.compile(r"\s+")
 
 def visible(text: str) -> str:
     """``text`` with each direction control that reorders a run of text
-    (:data:`watchers.rules.text.BIDI_REORDERING`) shown as its escape, ``\\u202e``, for text
+    (:data:`watchers.models.BIDI_REORDERING`) shown as its escape, ``\\u202e``, for text
     that takes no markdown (an autocomplete choice, a field name). Shown rather than dropped: a
     right-to-left override makes what follows it read reversed, and a name holding one would
     look like another name, or like nothing odd. The direction marks (U+200F …) are left as
     they are: right-to-left news carries them, and they reorder nothing."""
-    if text.isascii():
-        return text
-    return BIDI_REORDERING.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return reordering_shown(text)
 
 
 def escape(text: str) -> str:
@@ -125,12 +122,7 @@ def code_text(text: str) -> str:
     """Text for inline code: a backtick would end the span, so it becomes a look-alike;
     direction controls are shown as escapes (see :func:`visible`), and control characters
     (NUL, BEL, ESC, a line break …) as their pictures, ␀ ␇ ␛ ␊, one column each."""
-    shown = visible(text).replace("`", "ˋ")
-    return shown if shown.isprintable() else shown.translate(_CONTROL_PICTURES)
-
-
-# C0 controls and DEL → the Control Pictures block (U+2400–U+2421).
-_CONTROL_PICTURES = {**{c: 0x2400 + c for c in range(32)}, 0x7F: 0x2421}
+    return control_pictures(visible(text).replace("`", "ˋ"))
 
 
 def truncate(text: str, limit: int) -> str:

@@ -59,10 +59,10 @@ def report_poll(report: PollReport) -> None:
         log.info("source %s: %d new article(s), %d alert(s)", report.source, report.new,
                  report.alerts)
     else:  # (--verbose) every poll, also those that found nothing new
-        log.debug("source %s: polled, %s", report.source,
-                  "not modified" if report.not_modified
-                  else f"{report.seen} item(s), none new" if report.seen else "nothing new"
-                  + (f", {report.updated} updated in place" if report.updated else ""))
+        found = ("not modified" if report.not_modified
+                 else f"{report.seen} item(s), none new" if report.seen else "nothing new")
+        updated = f", {report.updated} updated in place" if report.updated else ""
+        log.debug("source %s: polled, %s%s", report.source, found, updated)
 
 
 async def _intro(engine: Engine, where: str) -> None:

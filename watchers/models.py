@@ -53,6 +53,29 @@ MAX_MATCH_CHARS = 1_000_000
 #: in its titles and text, where an escape would show as noise.
 BIDI_REORDERING = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
+
+def reordering_shown(text: str) -> str:
+    """``text`` with each direction control of :data:`BIDI_REORDERING` shown as its escape,
+    ``\\u202e``: shown rather than dropped, since a right-to-left override makes what follows
+    it read reversed, and a name holding one would look like another name, or like nothing
+    odd."""
+    if text.isascii():
+        return text
+    return BIDI_REORDERING.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+# C0 controls and DEL → the Control Pictures block (U+2400–U+2421): one column each.
+_CONTROL_PICTURES: dict[int, int] = {**{c: 0x2400 + c for c in range(32)}, 0x7F: 0x2421}
+_LAYOUT_KEPT = {c: p for c, p in _CONTROL_PICTURES.items() if c not in (9, 10)}
+
+
+def control_pictures(text: str, *, keep_layout: bool = False) -> str:
+    """``text`` with its control characters (NUL, BEL, ESC, DEL ...) shown as their pictures,
+    ␀ ␇ ␛ ␡, one column each; with ``keep_layout`` line breaks and tabs stay as they are."""
+    if text.isprintable():
+        return text
+    return text.translate(_LAYOUT_KEPT if keep_layout else _CONTROL_PICTURES)
+
 _SPACE = re.compile(r"\s+")
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from watchers.models import BIDI_REORDERING
+from watchers.models import control_pictures, reordering_shown
 
 __all__ = [
     "ATOMIC",
@@ -125,15 +125,7 @@ def _shown(literal: str) -> str:
     as its escape, ``\u202e``, since it would reorder what follows it, the article's title
     included; other control characters but the line break and the tab as their pictures
     (␀, ␇). Shown rather than refused: a rule stored with such a template keeps running."""
-    if literal.isprintable():
-        return literal
-    literal = BIDI_REORDERING.sub(lambda m: f"\\u{ord(m.group()):04x}", literal)
-    return literal.translate(_CONTROL_PICTURES)
-
-
-# C0 controls but the line break and the tab, and DEL → the Control Pictures block.
-_CONTROL_PICTURES: Final = {**{c: 0x2400 + c for c in range(32) if c not in (9, 10)},
-                            0x7F: 0x2421}
+    return control_pictures(reordering_shown(literal), keep_layout=True)
 
 
 def check_template(text: str) -> list[str]:

@@ -262,20 +262,8 @@ class RuleSet:
         order: what :meth:`match` gives for them. A name the set does not hold, or a rule that
         does not match, is left out."""
         wanted = set(names)
-        out = []
-        analysis: Analysis | None = None
-        budget = RegexBudget(self.regex_budget)
-        for rule in self._rules.values():
-            if rule.name not in wanted:
-                continue
-            # As match_naive, whose results match's equal: one tokenising, and a fresh
-            # evaluator per rule.
-            analysis = analysis or Analysis(article)
-            ev = Evaluator(analysis, self._aliases, budget=budget)
-            m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
-            if m is not None:
-                out.append(m)
-        return out
+        # As match_naive, whose results match's equal.
+        return self._each(article, [r for r in self._rules.values() if r.name in wanted])
 
     def candidates(self, article: Article) -> list[str]:
         """The rules the index would evaluate on ``article`` (a superset of those that match)."""
@@ -301,10 +289,17 @@ class RuleSet:
         the article, which is deterministic; the article's regex budget is shared as in
         :meth:`match`.
         """
+        return self._each(article, list(self._rules.values()))
+
+    def _each(self, article: Article, rules: Sequence[Rule]) -> list[Match]:
+        """``rules`` tried in turn on one tokenising of ``article``, each with a fresh
+        evaluator, the article's regex budget shared."""
+        if not rules:
+            return []
         out = []
         analysis = Analysis(article)
         budget = RegexBudget(self.regex_budget)
-        for rule in self._rules.values():
+        for rule in rules:
             ev = Evaluator(analysis, self._aliases, budget=budget)
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
             if m is not None:

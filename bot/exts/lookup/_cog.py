@@ -72,10 +72,7 @@ class LookupCog(NewswatchCog):
                             expand=functools.partial(self._story_embed, guild=guild))
         self.views.add(view)
         paged = view if view.has_items else discord.utils.MISSING
-        if interaction.response.is_done():
-            await interaction.followup.send(embed=view.embed(), view=paged)
-        else:
-            await interaction.response.send_message(embed=view.embed(), view=paged)
+        await reply(interaction, embed=view.embed(), view=paged)
 
     async def _stories(self, article_ids: list[str], guild: int | None
                        ) -> dict[str, StoryRecord]:

@@ -132,15 +132,11 @@ class ScheduleMixin:
         two polls that found the same surge at once post it once."""
         when = iso(at)
         async with self._db.tx() as tx:
-            if not_since is None:
-                cur = await tx.execute(
-                    "INSERT INTO surges (rule, last_at) VALUES (?, ?) ON CONFLICT (rule) "
-                    "DO UPDATE SET last_at = excluded.last_at", (rule, when))
-            else:
-                cur = await tx.execute(
-                    "INSERT INTO surges (rule, last_at) VALUES (?, ?) ON CONFLICT (rule) "
-                    "DO UPDATE SET last_at = excluded.last_at WHERE surges.last_at < ?",
-                    (rule, when, iso(not_since)))
+            since = iso(not_since)
+            cur = await tx.execute(
+                "INSERT INTO surges (rule, last_at) VALUES (?, ?) ON CONFLICT (rule) "
+                "DO UPDATE SET last_at = excluded.last_at WHERE ? IS NULL OR surges.last_at < ?",
+                (rule, when, since, since))
             if cur.rowcount != 1:
                 return 0  # cooling down: another poll posted this surge
             cur = await tx.execute(
