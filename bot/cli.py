@@ -166,6 +166,7 @@ def _not_a_store_file(target: str, config: Path) -> str | None:
 async def _check_live(cfg: Config) -> int:
     """Poll every source once now (nothing is stored) and show what the database remembers."""
     from watchers.engine import probe_sources
+    from watchers.models import minute_text
     from watchers.store import store_exists
 
     db_path = cfg.storage.target(cfg.resolve)
@@ -184,7 +185,7 @@ async def _check_live(cfg: Config) -> int:
         st = states.get(p.name)
         history = ""
         if st is not None:
-            last = st.last_success.strftime("%Y-%m-%d %H:%M") if st.last_success else "never"
+            last = minute_text(st.last_success) if st.last_success else "never"
             history = f" | stored: last success {last}, {st.failures} failure(s) in a row"
             if st.paused:
                 history += ", PAUSED"
@@ -398,6 +399,8 @@ async def _search(args: argparse.Namespace) -> int:
 def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecord]) -> None:
     """One line per result, a story's results together under its first (in result order) with
     the story's id and outlets; an article without a story of several articles stands alone."""
+    from watchers.models import day_text
+
     groups: dict[str, list[Article]] = {}
     for a in articles:
         story = stories.get(a.id)
@@ -405,7 +408,7 @@ def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecor
         groups.setdefault(key, []).append(a)
     for key, members in groups.items():
         for i, a in enumerate(members):
-            when = a.published.strftime("%Y-%m-%d") if a.published else "----------"
+            when = day_text(a.published) if a.published else "----------"
             indent = "  " if i else ""
             print(f"{indent}{shown(a.id)}  {when}  {shown(a.source):<12} {shown(a.title[:80])}")
         story = stories.get(members[0].id)

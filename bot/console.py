@@ -19,7 +19,7 @@ from typing import TextIO
 from bot.logs import shown
 from watchers.delivery import Alert, Digest, DigestItem, StoryUpdate, StoryView, UpdateResult
 from watchers.errors import TransientDeliveryError
-from watchers.models import Highlight
+from watchers.models import Highlight, minute_text
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import severity_rank
 
@@ -110,7 +110,7 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
     if ansi:
         head = [f"\x1b[1;{_SEVERITY_COLOUR.get(sev, '33')}m{line}\x1b[0m" for line in head]
         bar = f"\x1b[2m{bar}\x1b[0m"
-    when = art.published.strftime("%Y-%m-%d %H:%M UTC") if art.published else "date unknown"
+    when = f"{minute_text(art.published)} UTC" if art.published else "date unknown"
     lines = [bar, *head]
     if alert.escalated_from:
         lines.append(f"  escalated: {alert.escalated_from} → {sev}")
@@ -172,7 +172,7 @@ def _newest(item: DigestItem) -> datetime:
 def render_digest(digest: Digest, *, ansi: bool = False, width: int = 78) -> str:
     """A digest as a block: "≡ digest for alerts · 3 stories · 4 articles · since …", then
     each rule (an item under its most severe rule) with its stories, newest first."""
-    since = digest.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    since = f"{minute_text(digest.since.astimezone(UTC))} UTC"
     why = _WHY.get(digest.reason, digest.reason)
     stories = f"{digest.stories} {'story' if digest.stories == 1 else 'stories'}"
     articles = f"{digest.articles} article{'' if digest.articles == 1 else 's'}"

@@ -90,10 +90,10 @@ def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return doc
 
 
-def _parse(raw: str) -> StoryInput | None:
+def _parse(raw: str, now: datetime) -> StoryInput | None:
     if not raw.strip():
         return None
-    from watchers.models import json_int
+    from watchers.models import believed, json_int, parse_iso
 
     try:
         doc = json.loads(raw, object_pairs_hook=_one_each, parse_int=json_int)
@@ -110,15 +110,16 @@ def _parse(raw: str) -> StoryInput | None:
     date_raw = _string(doc, "date", required=True)
     assert ident is not None and title is not None and date_raw is not None
     try:
-        date = datetime.fromisoformat(date_raw.strip())
+        date = parse_iso(date_raw.strip())
     except ValueError:
         raise _Bad(f"'date' is not an ISO 8601 date: {date_raw[:60]!r}") from None
-    if date.tzinfo is None:
-        date = date.replace(tzinfo=UTC)
     try:
         date = date.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59:59-14:00 is past the last time there is
         raise _Bad(f"'date' is out of range: {date_raw[:60]!r}") from None
+    # As `newswatch import` takes it: a date more than a day ahead of now (a 9999-12-31
+    # placeholder) is not believed, and the line counts at the time it is read.
+    date = believed(date, now) or now
     from watchers.stories import StoryInput
 
     return StoryInput(
@@ -134,6 +135,7 @@ def _read(path: Path) -> tuple[list[StoryInput], list[str]]:
     items: list[StoryInput] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    now = datetime.now(UTC)
     from watchers.errors import NewswatchError
     from watchers.importer import MAX_LINE_BYTES, json_lines, not_json_lines
 
@@ -151,7 +153,7 @@ def _read(path: Path) -> tuple[list[StoryInput], list[str]]:
                     text = line.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raise _Bad(f"not UTF-8 (byte {exc.start + 1})") from None
-                item = _parse(text)
+                item = _parse(text, now)
                 if item is None:
                     continue
                 if item.id in seen:
@@ -165,7 +167,9 @@ def _read(path: Path) -> tuple[list[StoryInput], list[str]]:
 
 
 def _when(d: datetime) -> str:
-    return d.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    from watchers.models import minute_text
+
+    return minute_text(d.astimezone(UTC))
 
 
 def _listing(stories: list[Story], by_id: dict[str, StoryInput]) -> str:

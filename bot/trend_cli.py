@@ -113,8 +113,10 @@ async def _trend(cfg: Config, what: str, since: timedelta, until: datetime) -> T
 
 
 def _table(result: Trend) -> str:
+    from watchers.models import day_text, minute_text
+
     daily = result.bucket >= timedelta(days=1)
-    fmt = "%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"
+    spell = day_text if daily else minute_text
     width = 10 if daily else 16
     label = result.label if len(result.label) <= 200 else result.label[:199] + "…"
     lines = [f"{label}: matches per {'day' if daily else 'hour'} (UTC); "
@@ -122,7 +124,7 @@ def _table(result: Trend) -> str:
              f"{'bucket':<{width}}  {'count':>6}  {'usual':>13}  surge"]
     for p in result.points:
         band = f"{p.mean:5.1f} ± {p.std:5.1f}"
-        lines.append(f"{p.start.astimezone(UTC).strftime(fmt):<{width}}  {p.count:>6}  "
+        lines.append(f"{spell(p.start.astimezone(UTC)):<{width}}  {p.count:>6}  "
                      f"{band:>13}  {'SURGE' if p.surge else ''}".rstrip())
     return "\n".join(lines)
 

@@ -58,6 +58,7 @@ from watchers.models import (
     json_int,
     loads_json,
     matchable,
+    parse_iso,
     readable,
     unmarked,
     unstorable_id,
@@ -140,10 +141,9 @@ def _date(value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise BadLine(f"'date' must be an ISO 8601 string, not {type(value).__name__}")
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        return parse_iso(value.strip())
     except ValueError:
         raise BadLine(f"'date' is not an ISO 8601 date: {value[:60]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_line(raw: bytes | str, *, default_source: str = "import",

@@ -32,11 +32,14 @@ __all__ = [
     "believed",
     "checked_article",
     "content_fingerprint",
+    "day_text",
     "derive_id",
     "history_time",
     "hits_json",
     "json_kind",
     "matchable",
+    "minute_text",
+    "parse_iso",
     "readable",
     "storable",
     "unstorable_id",
@@ -278,6 +281,40 @@ def believed(published: datetime | None, fetched_at: datetime | None) -> datetim
     except TypeError:  # naive against aware: the validators make both aware first
         return published
     return None if ahead > MAX_AHEAD else published
+
+
+_LEAP_SECOND = re.compile(r"(\d\d:\d\d):60(?![\d])")
+
+
+def parse_iso(text: str) -> datetime:
+    """An ISO 8601 date or date and time (what :meth:`datetime.fromisoformat` reads), made
+    aware: one without a zone is UTC. A leap second (``23:59:60``, which RFC 3339 allows) is
+    the second after ``23:59:59``, as the feed parser reads it in feeds. ValueError names what
+    could not be read."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        leap = _LEAP_SECOND.search(text)
+        if leap is None:
+            raise
+        try:
+            parsed = datetime.fromisoformat(
+                f"{text[:leap.start()]}{leap.group(1)}:59{text[leap.end():]}"
+            ) + timedelta(seconds=1)
+        except OverflowError:  # the second after 9999-12-31T23:59:59
+            raise ValueError(f"date out of range: {text[:60]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def day_text(when: datetime) -> str:
+    """``2024-03-01``: the date with its year in four digits, as ``strftime("%Y")`` does not
+    spell years before 1000 (``1-01-01``)."""
+    return f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
+
+
+def minute_text(when: datetime) -> str:
+    """``2024-03-01 18:45``, the year in four digits (see :func:`day_text`)."""
+    return f"{day_text(when)} {when.hour:02d}:{when.minute:02d}"
 
 
 def history_time(article: Article, *, at: datetime | None) -> datetime | None:

@@ -275,6 +275,28 @@ def test_a_line_keeps_its_id_date_and_source() -> None:
     assert parse_line(b"   \n") is None
 
 
+def test_a_leap_second_is_the_second_after_and_not_a_bad_line() -> None:
+    # RFC 3339 allows second 60; feeds read it as the next second, and so does the import.
+    a = parse_line(b'{"id": "x", "title": "T", "date": "2016-12-31T23:59:60Z"}')
+    assert a is not None and a.published == datetime(2017, 1, 1, tzinfo=UTC)
+    b = parse_line(b'{"id": "y", "title": "T", "date": "2016-12-31T23:59:60.5+01:00"}')
+    assert b is not None and b.published == datetime(2016, 12, 31, 23, 0, 0, 500000, tzinfo=UTC)
+    with pytest.raises(BadLine, match="not an ISO 8601 date"):
+        parse_line(b'{"id": "z", "title": "T", "date": "2016-12-31T23:60:00Z"}')
+
+
+def test_a_year_before_1000_is_listed_with_four_digits(workdir: Path) -> None:
+    f = write_jsonl(workdir / "old.jsonl", [json.dumps(
+        {"id": "y1", "title": "Troops of old", "text": "", "date": "0001-01-01T00:00:00Z",
+         "source": "archive"})])
+    res = nw("import", str(f), cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    res = nw("search", "troops", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    # strftime("%Y") spells year 1 as "1", and the columns no longer lined up
+    assert res.stdout.split()[:2] == ["y1", "0001-01-01"], res.stdout
+
+
 def test_the_fast_fingerprint_equals_the_plain_definition() -> None:
     import hashlib
     import re

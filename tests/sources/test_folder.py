@@ -29,6 +29,23 @@ def test_date_prefix_is_metadata_not_text() -> None:
     assert title == "Troops massed."
 
 
+def test_a_number_after_the_date_stays_text_and_a_time_of_day_is_read() -> None:
+    title, text, published = split_text_article("date 2024-03-01 300 troops crossed\nat dawn.")
+    assert (title, text) == ("300 troops crossed", "at dawn.")
+    assert published == datetime(2024, 3, 1, tzinfo=UTC)
+    assert split_text_article("date 2024-03-01 2024 was the year.")[0] == "2024 was the year."
+    for prefix, when in [("date 2024-03-01T18:45:00Z", datetime(2024, 3, 1, 18, 45)),
+                         ("date 2024-03-01 18:45", datetime(2024, 3, 1, 18, 45)),
+                         ("DATE 2024-03-01t18:45+01:00", datetime(2024, 3, 1, 17, 45)),
+                         ("date 2016-12-31T23:59:60Z", datetime(2017, 1, 1))]:
+        title, text, published = split_text_article(f"{prefix} Troops\nMore.")
+        assert (title, text) == ("Troops", "More."), prefix
+        assert published == when.replace(tzinfo=UTC), prefix
+    # not a day there is: the token stays in the text, and the article is undated
+    title, _, published = split_text_article("date 2024-02-30 Troops\nMore.")
+    assert (title, published) == ("date 2024-02-30 Troops", None)
+
+
 def test_short_first_line_without_punctuation_is_the_title() -> None:
     title, text, _ = split_text_article("Putin Wants Guarantees\nThe Kremlin said on Monday.")
     assert title == "Putin Wants Guarantees"
@@ -62,6 +79,10 @@ def test_json_and_markdown_articles(tmp_path: Path) -> None:
         "Kyiv talks", "https://example.org/a", datetime(2022, 1, 20, 10, tzinfo=UTC))
     b = read_article_file(tmp_path / "b.md")
     assert b.title == "Heading here" and b.text == "Some body text."
+    # a leap second is the second after, as in feeds (it left the article undated)
+    (tmp_path / "c.json").write_text(json.dumps({"title": "Leap", "published":
+                                                 "2016-12-31T23:59:60Z"}))
+    assert read_article_file(tmp_path / "c.json").published == datetime(2017, 1, 1, tzinfo=UTC)
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(SourceError, match=r"bad\.json: invalid JSON"):
         read_article_file(tmp_path / "bad.json")

@@ -101,6 +101,31 @@ def test_readable_listing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "2022-01-30 17:55 → 2022-01-30 19:23" in out
 
 
+def test_dates_are_read_as_the_import_reads_them(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    f = write(tmp_path / "a.jsonl", [
+        {"id": "x1", "title": ARTICLES[0]["title"], "date": hour_ago, "source": "a.org"},
+        # a placeholder date, not believed (as `import` takes it): the time the file is read
+        {"id": "x2", "title": ARTICLES[1]["title"], "date": "9999-12-31T23:59:59Z",
+         "source": "b.org"},
+        # second 60 (RFC 3339) is the second after 23:59:59
+        {"id": "x3", "title": "Webb telescope reaches its orbit",
+         "date": "2016-12-31T23:59:60Z", "source": "c.org"},
+        # a year before 1000, spelt with four digits
+        {"id": "x4", "title": "An old chronicle", "date": "0001-01-01T00:00:00Z"},
+    ])
+    assert stories_cli.run(parse(str(f), "--json")) == 0
+    assert sorted(map(sorted, groups(capsys.readouterr().out))) == [
+        ["x1", "x2"], ["x3"], ["x4"]]
+    assert stories_cli.run(parse(str(f))) == 0
+    out = capsys.readouterr().out
+    assert "9999" not in out
+    assert "2017-01-01 00:00" in out and "0001-01-01 00:00" in out
+
+
 @pytest.mark.parametrize(("line", "says"), [
     ("not json", "invalid JSON"),
     ("[1, 2]", "expected a JSON object"),

@@ -44,7 +44,7 @@ from feedparser.datetimes import _parse_date  # type: ignore[import-untyped]
 from feedparser.encodings import convert_to_utf8  # type: ignore[import-untyped]
 
 from watchers.errors import SourceError
-from watchers.models import json_kind, loads_json
+from watchers.models import json_kind, loads_json, parse_iso
 
 __all__ = [
     "MAX_MARKUP_TOKENS",
@@ -547,12 +547,10 @@ def _json_date(value: Any) -> datetime | None:
         return None
     text = value.strip()
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = parse_iso(text)
     except ValueError:
         # RFC 822 and friends, which some producers emit despite the spec.
         return _struct_to_datetime(_parse_date(text))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
     try:
         return parsed.astimezone(UTC)
     except OverflowError:

@@ -44,7 +44,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from watchers.errors import SourceError
-from watchers.models import Article, derive_id, json_kind, loads_json
+from watchers.models import Article, derive_id, json_kind, loads_json, parse_iso
 from watchers.sources.base import (
     Duration,
     Poll,
@@ -77,7 +77,11 @@ MAX_SETTLE = timedelta(minutes=10)
 _MAX_SIZE_LIMIT = 1024**3  # a larger cap would let one file take the memory the cap protects
 _SNIFF = 8192
 _COARSE_MTIME_NS = 2 * 10**9  # FAT stores modification times to 2 s
-_DATE_PREFIX = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})(?:[T ][0-9:]+Z?)?\s+", re.IGNORECASE)
+# ``date 2024-03-01``, optionally with a time of day (``T18:45``, `` 18:45:00Z``, an offset):
+# a time has a colon, so a number after the date ("date 2024-03-01 300 troops ...") is text.
+_DATE_PREFIX = re.compile(
+    r"^\s*date\s+(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+    r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)\s+", re.IGNORECASE)
 # A sentence ends at . ! ? (optionally followed by a closing quote) before whitespace.
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]?(?=\s|$)")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
@@ -188,7 +192,8 @@ def _cut(text: str, limit: int = TITLE_LIMIT) -> str:
 def split_text_article(raw: str) -> tuple[str, str, datetime | None]:
     """Apply the seeds convention to plain text: return (title, text, published).
 
-    A leading ``date YYYY-MM-DD`` token is the publication date and not part of the text. A short
+    A leading ``date YYYY-MM-DD`` token (optionally with a time: ``date 2024-03-01T18:45Z``) is
+    the publication date and not part of the text. A short
     first line without final punctuation is the title (and leaves the text); otherwise the title
     is the first sentence, cut at a word boundary, and the text keeps it.
     """
@@ -196,9 +201,9 @@ def split_text_article(raw: str) -> tuple[str, str, datetime | None]:
     m = _DATE_PREFIX.match(raw)
     if m:
         try:
-            published = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=UTC)
+            published = parse_iso(m.group(1).upper())
             raw = raw[m.end() :]
-        except ValueError:
+        except ValueError:  # not a day there is (2024-02-30): the token stays in the text
             pass
     raw = raw.strip()
     first, _, rest = raw.partition("\n")
@@ -213,12 +218,10 @@ def split_text_article(raw: str) -> tuple[str, str, datetime | None]:
 def _parse_date(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    text = value.strip().replace("Z", "+00:00")
     try:
-        dt = datetime.fromisoformat(text)
+        return parse_iso(value.strip())
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def decode_text(data: bytes) -> str | None:
