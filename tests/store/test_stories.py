@@ -114,6 +114,59 @@ async def test_a_rule_needing_fewer_outlets_posts_the_story_in_place_of_the_wait
         ("alert", "uncorroborated"), ("alert", "pending")]
 
 
+async def alert_rows(store: Store) -> list[tuple[str, str | None, str, str | None]]:
+    """Each alert's (state, severity of its rule, its article's title, escalated from)."""
+    out: list[tuple[str, str | None, str, str | None]] = []
+    for r in await store.alerts(kind="alert"):
+        article = await store.get_article(r.article_id or "")
+        assert article is not None
+        out.append((r.state, r.rules[0].severity, article.title, r.escalated_from))
+    return out
+
+
+async def test_a_more_severe_alert_behind_a_waiting_one_is_not_lost(store: Store) -> None:
+    # a mild rule waits for three outlets; the same outlet's next article fires a critical rule
+    # that needs two: it waits in its own right, in place of the mild one
+    await store.record_many([rec(art("One"), "s", "dw", entry(severity="low", min_sources=3))])
+    await store.record_many([rec(art("Two"), "s", "dw",
+                                 entry(severity="critical", min_sources=2))])
+    assert await alert_rows(store) == [("uncorroborated", "low", "One", None),
+                                       ("waiting", "critical", "Two", None)]
+    # a second outlet, firing the mild rule only, posts the critical alert
+    await store.record_many([rec(art("Three"), "s", "npr",
+                                 entry(severity="low", min_sources=3))])
+    assert await alert_rows(store) == [("uncorroborated", "low", "One", None),
+                                       ("pending", "critical", "Two", None)]
+    assert [r.kind for r in await store.alerts()] == ["alert", "alert"]
+
+
+async def test_waiting_alerts_post_one_message_a_release_each_escalating_the_last(
+        store: Store) -> None:
+    await store.record_many([rec(art("One"), "s", "dw", entry(severity="low", min_sources=2))])
+    await store.record_many([rec(art("Two"), "s", "dw",
+                                 entry(severity="critical", min_sources=3))])
+    assert await alert_rows(store) == [("waiting", "low", "One", None),
+                                       ("waiting", "critical", "Two", "low")]
+    await store.record_many([rec(art("Three"), "s", "npr")])  # fires nothing: an outlet
+    assert [r[0] for r in await alert_rows(store)] == ["pending", "waiting"]
+    await store.record_many([rec(art("Four"), "s", "bbc")])
+    assert await alert_rows(store) == [("pending", "low", "One", None),
+                                       ("pending", "critical", "Two", "low")]
+
+
+async def test_a_milder_alert_that_posts_first_leaves_a_more_severe_one_waiting(
+        store: Store) -> None:
+    await store.record_many([rec(art("One"), "s", "dw",
+                                 entry(severity="critical", min_sources=3))])
+    await store.record_many([rec(art("Two"), "s", "npr", entry(severity="low"))])
+    # the mild alert posts the story; the critical one waits on, to escalate it
+    assert await alert_rows(store) == [("waiting", "critical", "One", "low"),
+                                       ("pending", "low", "Two", None)]
+    await store.record_many([rec(art("Three"), "s", "bbc")])
+    assert await alert_rows(store) == [("pending", "critical", "One", "low"),
+                                       ("pending", "low", "Two", None)]
+
+
 async def test_a_wait_that_outlives_the_window_ends_uncorroborated_and_is_never_held(
         tmp_path: Path) -> None:
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
@@ -154,7 +207,15 @@ def test_story_outcome_table() -> None:
     e = entry(severity="high", min_sources=2)
     assert story_outcome(e, 1, []) == ("alert", "waiting", None)
     assert story_outcome(e, 2, []) == ("alert", "pending", None)
-    assert story_outcome(e, 2, [("waiting", "high")]) == (None, "waiting", None)
+    # an alert at least as severe waits for no more outlets: this article corroborates it
+    assert story_outcome(e, 1, [("waiting", "high")]) == (None, "waiting", None)
+    assert story_outcome(e, 1, [("waiting", "critical", 2)]) == (None, "waiting", None)
+    # a milder one, or one that waits for more outlets, does not stand for it: it waits too,
+    # and says it escalates from what posts before it
+    assert story_outcome(e, 1, [("waiting", "low", 1)]) == ("alert", "waiting", "low")
+    assert story_outcome(e, 1, [("waiting", "critical", 3)]) == ("alert", "waiting", None)
+    assert story_outcome(e, 1, [("delivered", "low"), ("waiting", "critical", 3)]) == (
+        "alert", "waiting", "low")
     assert story_outcome(e, 2, [("delivered", "high")]) == ("update", "pending", None)
     assert story_outcome(e, 2, [("delivered", "medium"), ("held", "low")]) == (
         "alert", "pending", "medium")
@@ -192,3 +253,13 @@ async def test_every_article_belongs_to_one_story_and_each_route_posts_a_story_o
             assert len(plain) <= 1
             if any(r[0] == "update" for r in mine):
                 assert plain and plain[0][2] == "pending"
+        # No rule's alert is lost: a rule that fired on a story that reached the outlets it
+        # needs has the story posted on the route by an alert at least as severe.
+        with sqlite3.connect(path) as conn:
+            posted = conn.execute("SELECT story_id, severity FROM outbox WHERE kind = 'alert' "
+                                  "AND state = 'pending'").fetchall()
+        ranks = ["low", "medium", "high", "critical"]
+        for s, _, need, sev in plan:
+            if len({o for t, o, *_ in plan if t == s}) >= need:
+                assert any(sid == f"s{s}" and ranks.index(p) >= ranks.index(sev)
+                           for sid, p in posted), (s, need, sev)

@@ -65,6 +65,7 @@ __all__ = [
     "severity_rank",
     "sort_time",
     "story_outcome",
+    "waiting_changes",
 ]
 
 # A feed servers follow from Discord is polled once, under a key of this prefix and a hash of
@@ -138,30 +139,64 @@ def highest_severity(severities: Iterable[str]) -> str:
     return max(known, key=SEVERITIES.index) if known else "medium"
 
 
-def story_outcome(entry: OutboxEntry, outlets: int, existing: Sequence[tuple[str, str | None]]
+def story_outcome(entry: OutboxEntry, outlets: int,
+                  existing: Sequence[tuple[str, str | None] | tuple[str, str | None, int]]
                   ) -> tuple[OutboxKind | None, AlertState, str | None]:
     """What a route gets for a story's new article (pure; shared by every store).
 
-    ``existing``: the (state, severity) of the story's alerts already on this route, other than
-    suppressed, rejected and uncorroborated ones; ``outlets``: the story's distinct outlets
-    including this article. Returns (kind, state, escalated_from); kind None means no row (the
-    article only corroborates an alert that still waits).
+    ``existing``: the (state, severity[, min_sources]) of the story's alerts already on this
+    route, other than suppressed, rejected and uncorroborated ones (min_sources 1 when not
+    given); ``outlets``: the story's distinct outlets including this article, after the alerts
+    they release were released. Returns (kind, state, escalated_from); kind None means no row
+    (the article only corroborates an alert that still waits).
 
-    - no alert yet: an alert, ``waiting`` until ``min_sources`` outlets have reported;
-    - only waiting alerts: nothing new (the caller releases them once enough outlets report);
+    - no live alert: an alert, ``waiting`` until ``min_sources`` outlets have reported — none
+      when an alert at least as severe already waits for no more outlets;
     - a live alert: an ``update`` of its message, unless a rule of higher severity fired, which
       posts a new alert that says what it escalated from.
+
+    An alert that waits says it escalates from the most severe alert that posts before it:
+    the live one, or one that waits for fewer outlets (and so is released first). With
+    :func:`waiting_changes`, a route's waiting alerts of a story stay a chain — the more
+    outlets one waits for, the more severe it is — so each release posts one message, and
+    every message after the story's first says what it escalated from.
     """
     ready: AlertState = "pending" if outlets >= entry.min_sources else "waiting"
-    live = [sev for state, sev in existing if state in LIVE_ALERT_STATES]
-    if not live:
-        if existing:  # waiting for corroboration
-            return None, "waiting", None
-        return "alert", ready, None
-    top = max(live, key=severity_rank)
-    if severity_rank(entry.severity) > severity_rank(top):
-        return "alert", ready, top
-    return "update", "pending", None
+    rank = severity_rank(entry.severity)
+    live = [row[1] for row in existing if row[0] in LIVE_ALERT_STATES]
+    top = max(live, key=severity_rank) if live else None
+    if live and rank <= severity_rank(top):
+        return "update", "pending", None
+    waiting = [(row[1], row[2] if len(row) > 2 else 1) for row in existing
+               if row[0] == "waiting"]
+    if ready == "waiting" and any(severity_rank(sev) >= rank and need <= entry.min_sources
+                                  for sev, need in waiting):
+        return None, "waiting", None  # corroborates an alert that waits
+    before = [*([top] if live else []),
+              *(sev for sev, need in waiting if ready == "waiting" and need < entry.min_sources)]
+    return "alert", ready, max(before, key=severity_rank) if before else None
+
+
+def waiting_changes(entry: OutboxEntry, ready: bool,
+                    waiting: Sequence[tuple[int, str | None, int, str | None]]
+                    ) -> tuple[list[int], dict[int, str]]:
+    """What a new alert of ``entry`` on a route (posting now when ``ready``, else waiting)
+    changes in the story's alerts that wait on that route, ``waiting``: (id, severity,
+    min_sources, escalated_from) each (pure; shared by every store). Returns the ids that will
+    not post (the new alert posts no later and is at least as severe: it would be a second
+    message saying less) and, for those that will post after it and are more severe, what
+    they now escalate from (see :func:`story_outcome`)."""
+    rank = severity_rank(entry.severity)
+    superseded: list[int] = []
+    escalates: dict[int, str] = {}
+    for wid, sev, need, since in waiting:
+        later = ready or need > entry.min_sources
+        if severity_rank(sev) <= rank and (ready or need >= entry.min_sources):
+            superseded.append(wid)
+        elif later and severity_rank(sev) > rank and (
+                since is None or severity_rank(since) < rank):
+            escalates[wid] = entry.severity
+    return superseded, escalates
 
 
 # A table whose presence says the URL index misses some stored article's link: a writer stored

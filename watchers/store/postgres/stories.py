@@ -27,6 +27,7 @@ from watchers.store.base import (
     StoryLink,
     StoryRecord,
     story_outcome,
+    waiting_changes,
 )
 from watchers.store.postgres._db import LOCKS, Pg
 from watchers.store.sqlite._db import rules_json
@@ -128,19 +129,26 @@ async def _outcome(conn: asyncpg.Connection, story: str, entry: OutboxEntry, out
     if not routed:
         return story_outcome(entry, outlets, [])
     existing = await conn.fetch(
-        "SELECT state, severity FROM outbox WHERE story_id = $1 AND route = $2 AND "
-        "kind = 'alert' AND state = ANY($3::text[]) ORDER BY id",
-        story, entry.route, _LIVE_OR_WAITING)
-    if any(r["state"] == "waiting" for r in existing) and outlets >= entry.min_sources:
-        # This article's rules need fewer outlets than the waiting alert's: its own alert is
-        # the story's on the route now, and the one that waited is not posted (it would be a
-        # second message; its rule's later articles update this one).
-        await conn.execute(
-            "UPDATE outbox SET state = 'uncorroborated', reason = $3 WHERE story_id = $1 "
-            "AND route = $2 AND state = 'waiting' AND kind = 'alert'", story, entry.route,
-            _SUPERSEDED)
-        existing = [r for r in existing if r["state"] != "waiting"]
-    return story_outcome(entry, outlets, [(str(r["state"]), r["severity"]) for r in existing])
+        "SELECT id, state, severity, min_sources, escalated_from FROM outbox WHERE "
+        "story_id = $1 AND route = $2 AND kind = 'alert' AND state = ANY($3::text[]) "
+        "ORDER BY id", story, entry.route, _LIVE_OR_WAITING)
+    kind, state, escalated = story_outcome(
+        entry, outlets, [(str(r["state"]), r["severity"], int(r["min_sources"]))
+                         for r in existing])
+    if kind == "alert":
+        superseded, escalates = waiting_changes(
+            entry, state == "pending",
+            [(int(r["id"]), r["severity"], int(r["min_sources"]), r["escalated_from"])
+             for r in existing if r["state"] == "waiting"])
+        if superseded:
+            # Not posted: this article's alert posts the story on the route no later, and is
+            # at least as severe (its rule's later articles update that message).
+            await conn.execute("UPDATE outbox SET state = 'uncorroborated', reason = $2 "
+                               "WHERE id = ANY($1::bigint[])", superseded, _SUPERSEDED)
+        if escalates:
+            await conn.executemany("UPDATE outbox SET escalated_from = $1 WHERE id = $2",
+                                   [(sev, i) for i, sev in escalates.items()])
+    return kind, state, escalated
 
 
 async def _queue_update(conn: asyncpg.Connection, story: str, route: str, article_id: str,

@@ -33,6 +33,7 @@ from watchers.store.base import (
     StoryLink,
     StoryRecord,
     story_outcome,
+    waiting_changes,
 )
 from watchers.store.sqlite._db import Db, Tx, dt, iso, rules_json
 
@@ -158,20 +159,26 @@ def _outcome(conn: sqlite3.Connection, story: str, entry: OutboxEntry, outlets: 
     if not routed:
         return story_outcome(entry, outlets, [])
     existing = conn.execute(
-        "SELECT state, severity FROM outbox INDEXED BY outbox_story WHERE story_id = ? AND "
-        f"route = ? AND kind = 'alert' AND state IN ({_LIVE_OR_WAITING})",
-        (story, entry.route),
+        "SELECT id, state, severity, min_sources, escalated_from FROM outbox INDEXED BY "
+        "outbox_story WHERE story_id = ? AND route = ? AND kind = 'alert' AND state IN "
+        f"({_LIVE_OR_WAITING})", (story, entry.route),
     ).fetchall()
-    if any(state == "waiting" for state, _ in existing) and outlets >= entry.min_sources:
-        # This article's rules need fewer outlets than the waiting alert's: its own alert is
-        # the story's on the route now, and the one that waited is not posted (it would be a
-        # second message; its rule's later articles update this one).
-        conn.execute(
-            "UPDATE outbox SET state = 'uncorroborated', reason = ? WHERE story_id = ? AND "
-            "route = ? AND state = 'waiting' AND kind = 'alert'",
-            (_SUPERSEDED, story, entry.route))
-        existing = [(s, sev) for s, sev in existing if s != "waiting"]
-    return story_outcome(entry, outlets, [(str(s), sev) for s, sev in existing])
+    kind, state, escalated = story_outcome(
+        entry, outlets, [(str(st), sev, int(need)) for _, st, sev, need, _ in existing])
+    if kind == "alert":
+        superseded, escalates = waiting_changes(
+            entry, state == "pending",
+            [(int(i), sev, int(need), since) for i, st, sev, need, since in existing
+             if st == "waiting"])
+        if superseded:
+            # Not posted: this article's alert posts the story on the route no later, and is
+            # at least as severe (its rule's later articles update that message).
+            conn.executemany("UPDATE outbox SET state = 'uncorroborated', reason = ? "
+                             "WHERE id = ?", [(_SUPERSEDED, i) for i in superseded])
+        if escalates:
+            conn.executemany("UPDATE outbox SET escalated_from = ? WHERE id = ?",
+                             [(sev, i) for i, sev in escalates.items()])
+    return kind, state, escalated
 
 
 async def _queue_update(tx: Tx, story: str, route: str, article_id: str, at: str | None, *,
