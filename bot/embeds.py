@@ -908,7 +908,7 @@ def _waiting_text(st: DeliveryStatus) -> str:
     lines: list[str] = []
     size = 0
     for i, row in enumerate(sorted(st.waiting, key=lambda r: (r.created_at, r.id))):
-        story = st.stories.get(row.story_id) if row.story_id else None
+        story = st.stories.get((row.route, row.story_id)) if row.story_id else None
         rules = ", ".join(f"`{code_text(r.name)}`" for r in row.rules) or "—"
         headline = truncate(escape(story.headline), 120) if story else "(story not found)"
         have = len(story.outlets) if story else 0

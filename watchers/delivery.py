@@ -308,7 +308,9 @@ class DeliveryStatus:
     maybe_sent: int
     rejected: list[OutboxRow]  # the most recent, newest last
     waiting: list[OutboxRow] = field(default_factory=list)  # alerts waiting for more outlets
-    stories: dict[str, StoryView] = field(default_factory=dict)  # the waiting alerts' stories
+    # (route, story id) → the waiting alerts' stories, as each route's readers see them (the
+    # outlets they see; a headline from another server's feed is not theirs to see)
+    stories: dict[tuple[str, str], StoryView] = field(default_factory=dict)
     # route → (alerts kept for a digest, when the next digest that carries them is due)
     scheduled: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
     next_digest: dict[str, datetime] = field(default_factory=dict)  # digest routes' next time
@@ -547,11 +549,16 @@ class DeliveryService:
         now = datetime.now(UTC)
         rejected = await self.store.alerts(state="rejected", limit=100_000)
         waiting = await self.store.alerts(state="waiting", kind="alert", limit=100)
-        stories = {}
+        stories: dict[tuple[str, str], StoryView] = {}
+        found: dict[str, StoryView | None] = {}
         for row in waiting:
-            if (row.story_id and row.story_id not in stories
-                    and (view := await self._story(row.story_id)) is not None):
-                stories[row.story_id] = view
+            if not row.story_id or (row.route, row.story_id) in stories:
+                continue
+            if row.story_id not in found:
+                found[row.story_id] = await self._story(row.story_id)
+            view = await self._story_seen(row.route, found[row.story_id])
+            if view is not None:
+                stories[(row.route, row.story_id)] = view
         why: dict[str, tuple[str, int, int]] = {}
         for r, state in self._routes.items():
             if state.not_before and state.not_before > now and state.last_error:

@@ -1290,8 +1290,8 @@ class Engine:
             rejected=[dataclasses.replace(r, route=label(r.route)) for r in st.rejected
                       if seen(r.route)],
             waiting=waiting,
-            stories={k: v for k, v in st.stories.items()
-                     if any(r.story_id == k for r in waiting)},
+            stories={(label(route), sid): v for (route, sid), v in st.stories.items()
+                     if seen(route)},
             scheduled=keep(st.scheduled), next_digest=keep(st.next_digest),
             backing_off_why=keep(st.backing_off_why))
 

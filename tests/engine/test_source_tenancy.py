@@ -456,3 +456,47 @@ async def test_the_operator_s_lookups_show_a_server_rule_s_evidence_under_that_s
         found = await engine.article(article.id)
         assert found is not None and {m.rule: sorted(h.text for h in m.hits)
                                       for m in found[1]} == shown
+
+
+async def test_alerts_status_shows_a_waiting_story_as_the_server_sees_it(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.embeds import delivery_embed
+    from tests.service.test_identity import rss as dated_rss
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    secret = "Russian troops mass near Ukraine border, satellite images show (B-PRIVATE-SCOOP)"
+    reports = {
+        "bfeed": (secret, "New satellite images show Russian troops and armour massing near "
+                          "the Ukrainian border at Yelnya."),
+        "dw": ("Satellite images show Russian troops massing near Ukraine's border",
+               "Maxar satellite images show Russian troops and tanks gathering near Yelnya, "
+               "close to Ukraine."),
+    }
+    async with FeedServer() as feeds:
+        for name in reports:
+            feeds.set(f"/{name}", Route(body=dated_rss([])))
+        cfg = config(tmp_path, {"name": "dw", "type": "feed", "url": feeds.url("/dw"),
+                                "every": "1h", "backfill": 5})
+        async with open_engine(cfg, start=False, default_sink=RecordingSink()) as engine:
+            await engine.add_source({"name": "bfeed", "url": feeds.url("/bfeed"),
+                                     "backfill": 5}, guild=B)
+            route = await engine.add_server_route(A, A * 10, "news")
+            await engine.add_rule({"name": "troops", "query": "troops", "channel": route,
+                                   "min_sources": 3}, guild=A)
+            await engine.run_once()
+            for minutes, name in enumerate(("bfeed", "dw")):
+                title, text = reports[name]
+                feeds.set(f"/{name}", Route(body=dated_rss([(
+                    f"{name}-1", f"https://{name}.example/x", title, text,
+                    now + timedelta(minutes=10 * minutes))])))
+                await engine.run_once()
+            st = await engine.delivery_status(guild=A)
+            assert [r.min_sources for r in st.waiting] == [3]
+            (view,) = st.stories.values()
+            # B's feed reported first: its headline and its key are not A's to see
+            assert view.headline == reports["dw"][0]
+            assert view.outlets == ("dw",)
+            shown = str(delivery_embed(st, lambda s: s).to_dict())
+            assert "B-PRIVATE" not in shown and feed_key(feeds.url("/bfeed")) not in shown
+            assert "1/3 outlets" in shown
