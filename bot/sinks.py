@@ -549,6 +549,8 @@ class DiscordSink:
             thread_id = await self._start_thread(client, target, update)
             if thread_id is None:
                 return None
+        else:
+            await self._starter_kept(client, target, update)
         channel = client.get_partial_messageable(int(thread_id))
         line = thread_line(update)
         # A retry looks in the thread first, as an alert's does in its channel: the nonce
@@ -570,6 +572,18 @@ class DiscordSink:
                         "story's message instead", update.route, thread_id, exc)
             return None
         return thread_id
+
+    async def _starter_kept(self, client: discord.Client, target: ChannelTarget,
+                            update: StoryUpdate) -> None:
+        """Raise :class:`_Gone` when the story's message, the thread's starter, was deleted:
+        the thread outlives it, and lines posted there alone left the story unseen in the
+        channel for good. Where the bot may not read the channel's messages it cannot look,
+        and the line posts as before."""
+        try:
+            async with self._request_errors(gone={_UNKNOWN_MESSAGE}):
+                await client.http.get_message(target.channel_id, int(update.message_id))
+        except PermanentDeliveryError:
+            return
 
     async def _start_thread(self, client: discord.Client, target: ChannelTarget,
                             update: StoryUpdate) -> str | None:

@@ -143,6 +143,48 @@ async def test_a_deleted_original_is_posted_afresh_and_then_edited(
     assert emu.validate_all() == []
 
 
+async def test_a_deleted_original_of_a_thread_story_is_posted_afresh(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    """The thread outlives its starter message: lines went on into it and the story was never
+    in the channel again."""
+    channels = {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
+    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: sum(len(emu.messages(t.id)) for t in emu.threads(channel)) == 1)
+        (thread,) = emu.threads(channel)
+        await emu.delete_message(channel, first.id)  # a moderator removed it; the thread stays
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: len(emu.messages(channel)) == 1
+                     and emu.messages(channel)[0].id != first.id)
+        (fresh,) = emu.messages(channel)
+        assert "bbc" in embeds_text(fresh).lower()
+        assert len(emu.messages(thread.id)) == 1  # no line for bbc in the orphaned thread
+        status = await run.engine.delivery_status()
+        assert status.counts.get("rejected", 0) == 0 and not status.paused
+    assert emu.validate_all() == []
+
+
+async def test_a_thread_story_where_the_bot_may_not_read_messages_still_gets_its_lines(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
+    channels = {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
+    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
+        channel = run.alerts_channel
+        first = await first_alert(run, feeds)
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: sum(len(emu.messages(t.id)) for t in emu.threads(channel)) == 1)
+        # looking for the story's message is refused (no Read Message History): the line posts
+        emu.inject(f"GET /channels/{channel}/messages/{first.id}",
+                   Fault("status", 403, 50013, "Missing Permissions"), times=100)
+        await report(run, feeds, "bbc", 40)
+        await settle(run, lambda: sum(len(emu.messages(t.id)) for t in emu.threads(channel)) == 2)
+        assert [m.id for m in emu.messages(channel)] == [first.id]
+        status = await run.engine.delivery_status()
+        assert status.counts.get("rejected", 0) == 0 and not status.paused
+    assert emu.validate_all() == []
+
+
 async def test_min_sources_waits_for_a_second_outlet_then_posts_once_naming_both(
         emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
     rules = [{"name": "troops", "query": "troops", "min_sources": 2}]
