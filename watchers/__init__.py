@@ -50,6 +50,7 @@ _EXPORTS = {
     "StoreUnavailableError": "watchers.errors",
     "StoryDetail": "watchers.engine",
     "StoryIndex": "watchers.stories",
+    "StoryInput": "watchers.stories",
     "StoryRecord": "watchers.store.base",
     "StoryUpdate": "watchers.delivery",
     "StoryView": "watchers.delivery",
@@ -109,6 +110,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoryDetail",
     "StoryIndex",
+    "StoryInput",
     "StoryRecord",
     "StoryUpdate",
     "StoryView",
@@ -197,4 +199,5 @@ if TYPE_CHECKING:
     from watchers.store import Store as Store
     from watchers.store.base import StoryRecord as StoryRecord
     from watchers.stories import StoryIndex as StoryIndex
+    from watchers.stories import StoryInput as StoryInput
     from watchers.stories import cluster as cluster

@@ -942,6 +942,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: s
     ``watching``: the config is to watch with (``newswatch run``, ``check``), so it must name
     sources or rules. The commands that read or fill the store (search, import, trend, the
     sources' OPML, migrate, copy) need its ``[storage]`` only."""
+    if not isinstance(data, Mapping):
+        raise ConfigError([ConfigIssue("(the configuration)", "must be a table of settings "
+                                       f"(a mapping), not {type(data).__name__}")], file=file)
     internal = [ConfigIssue(f"{section}[{i}].{key}", "set by newswatch itself, not in a file")
                 for section in ("rules", "sources")
                 for i, item in enumerate(data.get(section) or [])

@@ -385,6 +385,13 @@ class Engine:
     async def run_once(self) -> list[PollReport]:
         """Poll every source once and deliver everything that is due (``run --once``)."""
         refuse_inside_sink("run_once")
+        if self._closed:
+            raise NewswatchError("this engine is closed (its open_engine block has ended); "
+                                 "open another with open_engine")
+        if self._stopping is not None:
+            # Its delivery is stopped: what it found would wait in the outbox, reported as
+            # alerts, until another engine opened the store.
+            raise NewswatchError("this engine was stopped; open another with open_engine")
         if not self.delivery.running:
             # Rows left 'sending' by a process that died; on a started engine they are the
             # sends in flight, which would come back marked "maybe sent".
@@ -1497,6 +1504,9 @@ async def open_engine(
     if max_polls < 1:
         raise ValueError(f"max_polls must be at least 1, not {max_polls}")
     check_sinks(sinks, default_sink)  # before anything is opened
+    if not isinstance(config, Config):
+        raise TypeError(f"config: a Config (from load_config or parse_config), not "
+                        f"{type(config).__name__}")
     if store_path is not None and not isinstance(store_path, str | os.PathLike):
         raise TypeError(f"store_path: a path (str or Path), not {type(store_path).__name__}")
     async with AsyncExitStack() as stack:

@@ -198,6 +198,10 @@ async def test_every_stop_returns_once_stopped_and_a_stopped_engine_does_not_sta
         assert order[-2:] == ["first returned", "second returned"], order
         with pytest.raises(NewswatchError, match="this engine was stopped; open another"):
             await engine.start()
+        # nor polled: what it found was stored, claimed and reported as alerts, and waited
+        # unsent until another engine opened the store
+        with pytest.raises(NewswatchError, match="this engine was stopped; open another"):
+            await engine.run_once()
 
 
 async def test_an_on_report_callback_that_raises_is_not_the_source_s_failure(
@@ -354,6 +358,8 @@ async def test_an_engine_used_after_its_block_says_it_is_closed(tmp_path: Path) 
     with pytest.raises(NewswatchError, match="this engine is closed"):
         await engine.start()
     with pytest.raises(NewswatchError, match="this engine is closed"):
+        await engine.run_once()
+    with pytest.raises(NewswatchError, match="this engine is closed"):
         await asyncio.wait_for(engine.failed(), 10)
     async with open_engine(config(tmp_path), start=False) as again:  # nothing was lost
         assert len(await again.recent(limit=50)) == 5
@@ -488,3 +494,40 @@ async def test_leaving_the_engine_does_not_wait_for_ever_on_a_sink_that_ignores_
         sink.released = True
         await asyncio.sleep(0.2)
     assert "did not stop when cancelled (its sink ignores cancellation)" in caplog.text
+
+
+async def test_the_wrong_kind_of_argument_is_named_not_an_internal_traceback(
+        tmp_path: Path) -> None:
+    from watchers.models import Article
+    from watchers.rules import match_query
+    from watchers.stories import StoryInput, cluster
+
+    for data in ([1], None, "storage = 1"):
+        with pytest.raises(ConfigError, match=r"must be a table of settings \(a mapping\), "
+                                              f"not {type(data).__name__}"):
+            parse_config(data)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"config: a Config .* not str"):
+        async with open_engine("config.toml", start=False):  # type: ignore[arg-type]
+            pass
+    rules = RuleSet.from_queries({"troops": "troops"})
+    with pytest.raises(TypeError, match="not the str 'troops'"):
+        rules.evidence(Article(title="Troops", text=""), "troops")
+    for threshold in (0, 49, 101, 200):
+        with pytest.raises(ValueError, match=r"threshold must be .*50 to 100"):
+            RuleSet.from_queries({"t": "troops~"}, threshold=threshold)
+        with pytest.raises(ValueError, match=r"threshold must be .*50 to 100"):
+            match_query("troops~", Article(title="Troops", text=""), threshold=threshold)
+
+    when = datetime(2022, 1, 20, tzinfo=UTC)
+    one = StoryInput("a", "Troops gather", "", None, when, "dw")
+    with pytest.raises(ValueError, match="the id 'a' is given twice"):
+        cluster([one, one])
+    with pytest.raises(ValueError, match="'date' must be a timezone-aware datetime"):
+        cluster([StoryInput("b", "Troops", "", None, datetime(2022, 1, 20), "dw")])
+    with pytest.raises(ValueError, match="'date' must be a timezone-aware datetime"):
+        cluster([StoryInput("c", "Troops", "", None, "2022-01-20", "dw")])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="item 0: a StoryInput, not dict"):
+        cluster([{"id": "d"}])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="window: a positive timedelta, not 48"):
+        cluster([one], window=48)  # type: ignore[arg-type]
+    assert [s.ids for s in cluster([one])] == [["a"]]

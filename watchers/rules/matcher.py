@@ -1397,6 +1397,9 @@ def match_query(
     (e.g. every word of a lookup index that it matches); every fuzzy term of the query must
     be in it. Without it every token of the article is compared.
     """
+    if (not isinstance(threshold, int | float) or isinstance(threshold, bool)
+            or not 50 <= threshold <= 100):
+        raise ValueError(f"threshold must be a number from 50 to 100, not {threshold!r}")
     node = parse(query) if isinstance(query, str) else query
     if isinstance(aliases, Aliases):
         table = aliases

@@ -70,9 +70,11 @@ class Rule:
         if not isinstance(self.threshold, int | float) or isinstance(self.threshold, bool):
             raise TypeError(f"rule {self.name!r}: threshold is a number, not "
                             f"{type(self.threshold).__name__}")
-        if not 0 <= self.threshold <= 100:
+        if not 50 <= self.threshold <= 100:
+            # As the config's threshold and a term's ~n: below 50, nearly any word of a
+            # length is "similar" to any other.
             raise ValueError(
-                f"rule {self.name!r}: threshold must be 0 to 100, not {self.threshold}"
+                f"rule {self.name!r}: threshold must be 50 to 100, not {self.threshold}"
             )
         if self.fields is not None:
             if isinstance(self.fields, str):  # tuple("title") is five one-letter fields
@@ -261,6 +263,8 @@ class RuleSet:
         """The matches of the rules ``names`` on ``article``, each with its evidence, in rule
         order: what :meth:`match` gives for them. A name the set does not hold, or a rule that
         does not match, is left out."""
+        if isinstance(names, str):  # a str is an iterable of one-letter names
+            raise TypeError(f"names: rule names (a list or a set), not the str {names!r}")
         wanted = set(names)
         # As match_naive, whose results match's equal.
         return self._each(article, [r for r in self._rules.values() if r.name in wanted])

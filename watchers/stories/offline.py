@@ -43,7 +43,22 @@ def cluster(items: Iterable[StoryInput], window: timedelta = DEFAULT_WINDOW, *,
             on_progress: Callable[[int, int], None] | None = None) -> list[Story]:
     """Stories of ``items``, in the order they started; members in the order they joined.
     ``on_progress(done, total)`` is called every :data:`PROGRESS_EVERY` articles placed and
-    once at the end."""
+    once at the end. TypeError or ValueError names an input that is not one: an item that is
+    no :class:`StoryInput`, a date that is no timezone-aware datetime, an id given twice, a
+    window that is no positive timedelta."""
+    if not isinstance(window, timedelta) or window <= timedelta(0):
+        raise TypeError(f"window: a positive timedelta, not {window!r}")
+    items = list(items)
+    seen: set[str] = set()
+    for n, it in enumerate(items):
+        if not isinstance(it, StoryInput):
+            raise TypeError(f"item {n}: a StoryInput, not {type(it).__name__}")
+        if not isinstance(it.date, datetime) or it.date.utcoffset() is None:
+            raise ValueError(f"item {n} ({it.id!r}): 'date' must be a timezone-aware datetime, "
+                             f"not {it.date!r}")
+        if it.id in seen:
+            raise ValueError(f"item {n}: the id {it.id!r} is given twice")
+        seen.add(it.id)
     ordered = sorted(items, key=lambda it: it.date)
     index = StoryIndex(window)
     members: dict[str, list[StoryInput]] = {}
