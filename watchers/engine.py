@@ -813,7 +813,7 @@ class Engine:
             # once the rule is taken.
             self._serve_route(new_route)
         running = list(self.watch.rules)
-        bad = self.watch.set_rules([*running, rule])  # compiles; bad ones left out
+        bad = self.watch.set_rules([*running, rule], adding=rule)  # bad ones left out
         for r, exc in bad:
             if r is rule:
                 # Back to the rules as they were: the refused rule may have displaced a running

@@ -291,11 +291,13 @@ class WatchService:
 
     # ------------------------------------------------------------------ rules
 
-    def set_rules(self, rules: Iterable[RuleConfig]) -> list[tuple[RuleConfig, NewswatchError]]:
+    def set_rules(self, rules: Iterable[RuleConfig], *, adding: RuleConfig | None = None
+                  ) -> list[tuple[RuleConfig, NewswatchError]]:
         """Replace the running rules; the next article is matched against the new set.
 
         A rule that does not compile is left out and returned with its error (a stored rule
-        written by an older version must never stop the engine from starting)."""
+        written by an older version must never stop the engine from starting), and logged as
+        skipped — except ``adding``, a rule being added, whose caller refuses it instead."""
         aliases = {k: list(v) for k, v in self.aliases.items()}
         wanted: dict[str, RuleConfig] = {}
         for r in rules:
@@ -327,7 +329,8 @@ class WatchService:
         self._rules = wanted
         self.rules = tuple(wanted.values())
         for r, error in bad:
-            log.error("rule %s skipped: %s", r.key, error)
+            if r is not adding:
+                log.error("rule %s skipped: %s", r.key, error)
         return bad
 
     @property

@@ -531,3 +531,13 @@ async def test_the_wrong_kind_of_argument_is_named_not_an_internal_traceback(
     with pytest.raises(TypeError, match="window: a positive timedelta, not 48"):
         cluster([one], window=48)  # type: ignore[arg-type]
     assert [s.ids for s in cluster([one])] == [["a"]]
+
+
+async def test_a_rule_refused_when_added_is_not_also_logged_as_skipped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with open_engine(config(tmp_path), start=False) as engine:
+        with caplog.at_level(logging.INFO), pytest.raises(ConfigError, match="query"):
+            await engine.add_rule({"name": "x", "query": "troops AND"})
+        # the error is the caller's to show; "skipped" read as though the rule had been taken
+        assert not [r for r in caplog.records if "skipped" in r.getMessage()]
+        assert "x" not in {r.name for r in engine.watch.rules}
