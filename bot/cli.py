@@ -129,6 +129,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"    {route:<16} {dests[route]}; stories: {cfg.stories_mode(route)}"
               f"{_schedule(cfg.route(route))}{'' if route in used else '; no rule uses it'}")
     print(f"  stories  window {format_duration(cfg.stories.window)}")
+    for note in cfg.ignored_settings():
+        say(f"{path}: note: {note}")
     for problem in refused:
         say(f"{path}: run refuses to start: {problem}")
     if unrouted:
@@ -251,8 +253,11 @@ def _schedule(route: Any) -> str:
             f"every {format_duration(route.digest_every)}" if route.digest_every else "")
         parts.append(f"digest {when}".rstrip())
     if route.quiet_hours:
-        through = f", {route.break_through} breaks through" if route.break_through else ""
+        through = (f", {route.break_through} breaks through"
+                   if route.mode != "digest" or route.digest_breaks_through else "")
         parts.append(f"quiet {route.quiet_hours}{through}")
+    elif route.digest_breaks_through:
+        parts.append(f"{route.break_through} breaks through")
     if route.max_per_hour:
         parts.append(f"at most {route.max_per_hour} an hour")
     if parts and route.timezone != "UTC":

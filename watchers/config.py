@@ -467,7 +467,9 @@ class RouteConfig(_Strict):
     (``edit``), becomes a line in a thread on it (``thread``), or posts as an alert of its own
     (``off``). ``mode = "digest"`` collects alerts into one message posted every
     ``digest_every`` or at the ``digest_at`` times of day (in ``timezone``); ``quiet_hours``
-    ("22:00-07:00") keeps alerts below ``break_through`` for a digest when they end;
+    ("22:00-07:00") keeps alerts below ``break_through`` for a digest when they end (on a
+    digest route, a digest due in them waits until they end, and a route that names its
+    ``break_through`` posts alerts at or above it at once);
     ``max_per_hour`` folds alerts past the cap into a digest when the hour rolls over. Nothing
     is ever dropped: what waits is ``scheduled``."""
 
@@ -525,11 +527,23 @@ class RouteConfig(_Strict):
             raise ValueError("digest_every and digest_at are used only with mode = 'digest' "
                              "(without it this route sends its alerts at once): set the mode "
                              "too, or leave them out")
-        if self.mode == "digest" and (self.quiet_hours or self.max_per_hour):
-            raise ValueError("quiet_hours and max_per_hour do nothing on a digest route "
-                             "(everything waits for its digest): leave them out, or use "
-                             "mode = 'immediate'")
         return self
+
+    @property
+    def digest_breaks_through(self) -> bool:
+        """Whether alerts at or above ``break_through`` post at once on this digest route: when
+        the route names a ``break_through`` (a digest route keeps everything otherwise)."""
+        return self.mode == "digest" and "break_through" in self.model_fields_set
+
+    def ignored(self) -> list[str]:
+        """The settings this route has that its mode makes do nothing, as a sentence each
+        (``newswatch check`` and the start-up log say them): ``max_per_hour`` on a digest
+        route, where only alerts at or above ``break_through`` post at once, and a cap
+        folds none of those."""
+        if self.mode == "digest" and self.max_per_hour:
+            return ["max_per_hour does nothing on a digest route (what posts at once there "
+                    "breaks through, and no cap holds that back)"]
+        return []
 
 
 def _route_form(value: Any) -> str:
@@ -589,6 +603,13 @@ class Config(_Strict):
     def routes(self) -> dict[str, RouteConfig]:
         """Every route in [channels] with its settings (defaults for the short form)."""
         return {name: r for name in self.channels if (r := self.route(name)) is not None}
+
+    def ignored_settings(self) -> list[str]:
+        """What the routes set that their mode makes do nothing (``channels.NAME: ...``), for
+        ``newswatch check`` and the start-up log: accepted, since a setting a mode ignores is
+        no error, but said."""
+        return [f"channels.{name}: {why}" for name, route in self.routes.items()
+                for why in route.ignored()]
 
     def route(self, name: str) -> RouteConfig | None:
         """A route's settings (defaults for the short form); None if it is not defined."""

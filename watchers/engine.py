@@ -1196,6 +1196,10 @@ class Engine:
             settings = RouteConfig.model_validate({**merged, "target": server.channel_id})
         except ValidationError as err:
             raise ConfigError(pydantic_issues(err, RouteConfig), file="route") from None
+        if ignored := settings.ignored():
+            # Asked for now, by someone who can take it back: refused rather than kept unused.
+            raise ConfigError([ConfigIssue("max_per_hour", why) for why in ignored],
+                              file="route")
         updated = server.model_copy(update={"settings": settings})
         await self.store.put_server_route(updated)
         self.tenancy.routes[key] = updated
@@ -1507,6 +1511,8 @@ async def open_engine(
     if not isinstance(config, Config):
         raise TypeError(f"config: a Config (from load_config or parse_config), not "
                         f"{type(config).__name__}")
+    for note in config.ignored_settings():
+        log.warning("%s", note)
     if store_path is not None and not isinstance(store_path, str | os.PathLike):
         raise TypeError(f"store_path: a path (str or Path), not {type(store_path).__name__}")
     async with AsyncExitStack() as stack:

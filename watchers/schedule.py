@@ -137,7 +137,8 @@ def _next_every(step: timedelta, after: datetime, zone: ZoneInfo) -> datetime:
 def next_digest(route: RouteConfig, after: datetime) -> datetime | None:
     """The first digest time of the route strictly after ``after`` (None if it has none):
     the next ``digest_at`` time of day, or the next time of ``digest_every`` (counted from
-    local midnight, see :func:`_next_every`), whichever comes first."""
+    local midnight, see :func:`_next_every`), whichever comes first; one that falls in the
+    route's quiet hours is when they end."""
     candidates: list[datetime] = []
     if route.digest_at:
         zone = ZoneInfo(route.timezone)
@@ -151,7 +152,10 @@ def next_digest(route: RouteConfig, after: datetime) -> datetime | None:
                 break
     if route.digest_every:
         candidates.append(_next_every(route.digest_every, after, ZoneInfo(route.timezone)))
-    return min(candidates) if candidates else None
+    if not candidates:
+        return None
+    due = min(candidates)
+    return quiet_end(route, due) or due
 
 
 def _quiet_span(route: RouteConfig, at: datetime) -> tuple[datetime, datetime] | None:

@@ -23,7 +23,6 @@ EXPECTED = {
     "channels.still.quiet_hours": "start and end at the same time",
     # were ignored without a word: the route sent its alerts at once, or kept everything
     "channels.briefing": "digest_every and digest_at are used only with mode = 'digest'",
-    "channels.hush": "quiet_hours and max_per_hour do nothing on a digest route",
     "channels.none.max_per_hour": "greater than or equal to 1",
     "channels.flood.max_per_hour": "less than or equal to 10000",
     # true was taken for a cap of 1
@@ -50,11 +49,6 @@ digest_at = ["25:00"]
 target = 35
 digest_at = ["08:00"]
 timezone = "Europe/Kyiv"
-[channels.hush]
-target = 36
-mode = "digest"
-digest_every = "1h"
-quiet_hours = "22:00-07:00"
 [channels.mars]
 target = 3
 timezone = "Mars/Base"
@@ -139,3 +133,20 @@ def test_every_wrong_key_is_named_in_one_run_and_the_store_is_untouched(
             (key, res.stderr)
     assert len(res.stderr) < 4000  # the 10,000-character template is not echoed back
     assert (articles(db), db.stat().st_mtime_ns) == before == (1, before[1])
+
+
+def test_a_setting_its_mode_ignores_is_said_by_check_and_at_start(store: Path) -> None:
+    """A digest route with quiet hours, a break-through and a cap (the design document's own
+    example) loads: its quiet hours hold its digests, its break-through posts critical alerts
+    at once, and the cap, which holds nothing back there, is named."""
+    (store / "digest.toml").write_text(
+        '[storage]\npath = "nw.db"\n[channels.briefing]\ntarget = 35\nmode = "digest"\n'
+        'digest_at = ["08:00", "18:00"]\ntimezone = "Europe/Kyiv"\n'
+        'quiet_hours = "22:00-07:00"\nbreak_through = "critical"\nmax_per_hour = 20\n'
+        '[[rules]]\nname = "troops"\nquery = "troops"\nchannel = "briefing"\n')
+    res = nw("check", "-c", "digest.toml", cwd=store)
+    assert res.returncode == 0, res.stderr
+    assert ("briefing" in res.stdout and "digest 08:00, 18:00" in res.stdout
+            and "quiet 22:00-07:00, critical breaks through" in res.stdout), res.stdout
+    assert ("digest.toml: note: channels.briefing: max_per_hour does nothing on a digest "
+            "route") in res.stderr, res.stderr

@@ -400,3 +400,62 @@ async def test_kept_alerts_follow_the_routes_settings_when_they_change(tmp_path:
         clock.set(datetime(2024, 5, 2, 6, 0, tzinfo=UTC))
         await restarted.drain()
         assert carried(sink)[-2:] == later
+
+
+# The route of ../shared/DESIGN.md's configuration example, whose names other people's files
+# use: it was refused ("quiet_hours and max_per_hour do nothing on a digest route").
+DESIGN_BRIEFING: dict[str, Any] = {"target": 1, "stories": "edit", "mode": "digest",
+                   "digest_at": ["08:00", "18:00"], "timezone": "Europe/Kyiv",
+                   "quiet_hours": "22:00-07:00", "break_through": "critical",
+                   "max_per_hour": 20}
+
+
+def test_the_design_documents_digest_route_loads_and_says_what_it_ignores(
+        tmp_path: Path) -> None:
+    from watchers.config import parse_config
+
+    cfg = parse_config({"storage": {"path": "nw.db"},
+                        "channels": {"briefing": {**DESIGN_BRIEFING, "target": 5}},
+                        "rules": [{"name": "troops", "query": "troops", "channel": "briefing"}]},
+                       base_dir=tmp_path)
+    assert cfg.route("briefing") == RouteConfig.model_validate({**DESIGN_BRIEFING, "target": 5})
+    (note,) = cfg.ignored_settings()
+    assert note.startswith("channels.briefing: max_per_hour does nothing on a digest route")
+    plain = RouteConfig.model_validate({**DESIGN_BRIEFING, "max_per_hour": None})
+    assert plain.ignored() == [] and plain.digest_breaks_through
+    assert not RouteConfig(target=1, mode="digest", digest_every="1h").digest_breaks_through
+
+
+def test_a_digest_due_in_quiet_hours_goes_out_when_they_end() -> None:
+    kyiv = ZoneInfo("Europe/Kyiv")
+    cfg = route(mode="digest", digest_every="1h", quiet_hours="22:00-07:00",
+                timezone="Europe/Kyiv")
+    at = datetime(2022, 3, 24, 20, 30, tzinfo=kyiv)
+    assert next_digest(cfg, at) == datetime(2022, 3, 24, 21, 0, tzinfo=kyiv)  # not yet quiet
+    # 22:00, 23:00 ... 06:00 fall in the quiet hours: the next digest is at their end
+    for hour in (21, 22, 23):
+        later = datetime(2022, 3, 24, hour, 0, tzinfo=kyiv)
+        assert next_digest(cfg, later) == datetime(2022, 3, 25, 7, 0, tzinfo=kyiv)
+    morning = datetime(2022, 3, 25, 7, 0, tzinfo=kyiv)
+    assert next_digest(cfg, morning) == datetime(2022, 3, 25, 8, 0, tzinfo=kyiv)
+    # the design's times (08:00, 18:00) are outside its quiet hours: unchanged
+    design = RouteConfig.model_validate(DESIGN_BRIEFING)
+    assert next_digest(design, at) == datetime(2022, 3, 25, 8, 0, tzinfo=kyiv)
+
+
+async def test_a_digest_route_that_names_break_through_posts_those_alerts_at_once(
+        tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2022, 3, 24, 10, 0, tzinfo=UTC))
+    for cfg, urgent_at_once in ((RouteConfig.model_validate(DESIGN_BRIEFING), True),
+                                (route(mode="digest", digest_at=["18:00"]), False)):
+        sink = RecordingSink()
+        async with await SqliteStore.open(tmp_path / f"{urgent_at_once}.db") as store:
+            calm = await write(store, 2, tag="calm")
+            urgent = await write(store, 1, severity="critical", tag="urgent")
+            delivery = service(store, sink, clock, cfg)
+            await delivery.drain()
+            # a critical alert is news now where the route says so; the rest waits
+            assert [a.article.id for a in sink.alerts] == (urgent if urgent_at_once else [])
+            assert await store.alert_counts() == {
+                "delivered": 1, "scheduled": 2} if urgent_at_once else {"scheduled": 3}
+            assert sink.digests == [] and calm

@@ -274,6 +274,9 @@ async def test_a_servers_channel_takes_route_settings_like_a_config_route(
         for bad, key in (({"mode": "digest"}, "a digest route needs digest_every"),
                          ({"timezone": "Mars/Olympus"}, "timezone"),
                          ({"quiet_hours": "22-7"}, "quiet_hours"),
+                         # asked for now, and it would do nothing there
+                         ({"mode": "digest", "digest_every": "1h", "max_per_hour": 5},
+                          "max_per_hour does nothing on a digest route"),
                          ({"template": "{nope}"}, "template"), ({"target": 5}, "target")):
             with pytest.raises(ConfigError) as err:
                 await engine.configure_server_route(A, route, bad)

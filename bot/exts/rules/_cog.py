@@ -372,7 +372,8 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
         digest_at="digest mode: times of day, e.g. 08:00,18:00 ('off' to clear)",
         timezone="for digest times and quiet hours, e.g. Europe/Kyiv",
         quiet_hours="e.g. 22:00-07:00: alerts below break_through wait ('off' to clear)",
-        break_through="the severity that still posts during quiet hours or past the cap",
+        break_through="the severity that posts at once in quiet hours, past the cap, or on a "
+                      "digest route",
         max_per_hour="at most this many alerts an hour, the rest in a digest (0: no cap)",
         template="the alerts' format unless their rule has one ('off' to clear)",
         template_style="embed: the format fills the embed; text: plain message",
@@ -420,13 +421,12 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
                              ("template_style", template_style)):
             if chosen is not None:
                 changes[name] = chosen
-        # A mode leaves out the settings the other one uses (unless given with it, which the
-        # route's model then refuses by name): they would do nothing.
+        # A mode leaves out the settings it does not use (unless given with it, which is then
+        # refused by name): they would do nothing. Quiet hours hold a digest route's digests.
         if mode == "immediate":
             changes.setdefault("digest_every", None)
             changes.setdefault("digest_at", [])
         elif mode == "digest":
-            changes.setdefault("quiet_hours", None)
             changes.setdefault("max_per_hour", None)
         if not changes:
             route = engine.server_routes(guild.id)[key].route
