@@ -432,6 +432,9 @@ class DeliveryService:
                                                            repr=False)
     # The routes that keep alerts, as the last look at the store found them (None: not yet).
     _kept_routes: list[str] | None = field(default=None, init=False, repr=False)
+    # Rows this attempt marked maybe sent before calling their sink (see _within): the mark
+    # is the attempt's own, and its answer takes it back.
+    _marked: set[int] = field(default_factory=set, init=False, repr=False)
     # Acknowledgement: alerts at or above ack_from carry buttons ("none": none do); with an
     # escalation_role, a critical one nobody acknowledged re-pings that role once,
     # escalate_after its delivery (without one, nothing is escalated).
@@ -469,11 +472,21 @@ class DeliveryService:
     def sink_for(self, route: str) -> Sink | None:
         return self.sinks.get(route, self.default_sink)
 
-    async def _within(self, call: Awaitable[T], sink: object) -> T:
+    async def _within(self, call: Awaitable[T], sink: object, row: OutboxRow) -> T:
         """A sink's answer within :attr:`send_timeout` seconds, else UncertainDeliveryError
         (the send may have gone through: the next attempt is marked maybe sent, for the sink
         to look before it posts again). A sink that never answered held its route, and every
-        alert behind it, for ever."""
+        alert behind it, for ever.
+
+        Before the sink is called, ``row`` is marked maybe sent (unless it is already), so a
+        crash from here on leaves it so; a row claimed and never handed to its sink comes
+        back as it was (a digest route still keeps it, where every row of a claim cut short
+        by a crash used to come back maybe sent, and was posted at once with its pings). The
+        attempt's answer takes the mark back (see :meth:`_deliver_row`)."""
+        if row.id not in self._marked and not (
+                row.attempts > 1 and await self.store.maybe_sent(row.id)):
+            await self.store.mark_maybe_sent(row.id)
+            self._marked.add(row.id)
         try:
             return await asyncio.wait_for(call, self.send_timeout)
         except TimeoutError:
@@ -1008,18 +1021,19 @@ class DeliveryService:
                 if alert is None:
                     await self.store.mark_rejected(row.id, "article no longer stored")
                     return "settled"
-                remote_id = sent_id(await self._within(sink.deliver(alert), sink), sink,
+                remote_id = sent_id(await self._within(sink.deliver(alert), sink, row), sink,
                                     "deliver")
                 if alert.story is not None and remote_id is not None:
                     story = alert.story.id
         except TransientDeliveryError as exc:
             if isinstance(exc, UncertainDeliveryError):
-                await self.store.mark_maybe_sent(row.id)
+                await self._doubt(row, True)
+            else:
+                await self._doubt(row, False)
             await self._back_off(row, state, str(exc), exc.retry_after)
             return "wait"
         except PermanentDeliveryError as exc:
-            if exc.maybe_sent:
-                await self.store.mark_maybe_sent(row.id)
+            await self._doubt(row, exc.maybe_sent)
             if exc.pause_destination:
                 await self._pause(route, str(exc), state)
                 return "paused"
@@ -1027,32 +1041,50 @@ class DeliveryService:
             await self.store.mark_rejected(row.id, str(exc))
             return "settled"
         except DeliveryError as exc:
+            await self._doubt(row, False)
             await self.store.mark_rejected(row.id, str(exc))
             return "settled"
         except (asyncio.CancelledError, StoreError):
+            self._marked.discard(row.id)  # the mark stays: the send may have gone through
             raise
         except Exception as exc:
-            # A bug in a sink must not lose the alert: keep it and try again later.
+            # A bug in a sink must not lose the alert: keep it and try again later (marked
+            # maybe sent if its sink was called: it may have posted before it failed).
+            self._marked.discard(row.id)
             log.exception("route %s: unexpected error delivering alert %d", route, row.id)
             await self._back_off(row, state, f"unexpected error: {type(exc).__name__}", None)
             return "wait"
         # Recorded to its end once sent: cut short, the next start took the sent alert for
         # "maybe sent" and the sink had to look for it.
-        await finish(self._sent(row, remote_id, story))
+        await finish(self._sent(row, remote_id, story, own_mark=row.id in self._marked))
+        self._marked.discard(row.id)
         state.failures = 0
         state.not_before = None
         state.last_error = None
         self.delivered += 1
         return "settled"
 
-    async def _sent(self, row: OutboxRow, remote_id: str | None, story: str | None) -> None:
+    async def _sent(self, row: OutboxRow, remote_id: str | None, story: str | None, *,
+                    own_mark: bool = False) -> None:
         if story is not None and remote_id is not None:
             # Later articles of the story update this message (the newest alert's, after an
             # escalation).
             await self.store.set_story_message(story, row.route, remote_id, None)
-        await self.store.mark_delivered(row.id, remote_id, at=self.clock.now())
+        await self.store.mark_delivered(row.id, remote_id, at=self.clock.now(),
+                                        clear_maybe_sent=own_mark)
         log.debug("%s %d delivered to %s%s", row.kind, row.id, row.route,
                   f" (message {remote_id})" if remote_id else "")
+
+    async def _doubt(self, row: OutboxRow, maybe: bool) -> None:
+        """What an attempt's failure says of the row's maybe-sent mark: ``maybe`` (the send may
+        have gone through) keeps or sets it; otherwise the mark this attempt set before calling
+        the sink is taken back (nothing was posted), and an earlier attempt's stays."""
+        own = row.id in self._marked
+        self._marked.discard(row.id)
+        if maybe and not own:
+            await self.store.mark_maybe_sent(row.id)
+        elif not maybe and own:
+            await self.store.mark_maybe_sent(row.id, False)
 
     async def _back_off(self, row: OutboxRow, state: _RouteState, reason: str,
                         retry_after: float | None) -> None:
@@ -1105,7 +1137,7 @@ class DeliveryService:
         if isinstance(sink, NoticeSink):
             maybe_sent = row.attempts > 1 and await self.store.maybe_sent(row.id)
             return sent_id(await self._within(sink.notice(row.route, text, nonce=row.nonce,
-                                                          maybe_sent=maybe_sent), sink),
+                                                          maybe_sent=maybe_sent), sink, row),
                            sink, "notice")
         log.warning("notice for %s: %s", row.route, text)
         return None
@@ -1280,7 +1312,7 @@ class DeliveryService:
                         maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
                         timezone=cfg.timezone if cfg is not None else "UTC")
         if isinstance(sink, DigestSink):
-            return sent_id(await self._within(sink.digest(digest), sink), sink, "digest")
+            return sent_id(await self._within(sink.digest(digest), sink, row), sink, "digest")
         log.warning("route %s: its sink cannot post digests; %d stories kept for it were not "
                     "shown", row.route, len(items))
         return None
@@ -1331,7 +1363,7 @@ class DeliveryService:
         if first_alert is None or where is None or where[0] is None:
             # No message of the story to update (its alert was refused): this article posts
             # it, and later updates edit this message rather than each posting one.
-            posted = sent_id(await self._within(sink.deliver(update_alert), sink), sink,
+            posted = sent_id(await self._within(sink.deliver(update_alert), sink, row), sink,
                              "deliver")
             if posted is not None:
                 await self.store.set_story_message(row.story_id, row.route, posted, None,
@@ -1352,7 +1384,7 @@ class DeliveryService:
             article=update_alert.article, message_id=where[0], thread_id=where[1],
             changed=row.changed, maybe_sent=update_alert.maybe_sent,
             acknowledged=None if ack is None else (ack.user_id, ack.at),
-        )), sink)
+        )), sink, row)
         await self.store.set_story_message(row.story_id, row.route, result.message_id,
                                            result.thread_id)
         return result.message_id

@@ -159,17 +159,24 @@ async def test_a_send_that_may_have_gone_through_is_marked_for_the_retry(tmp_pat
         assert await store.count_maybe_sent() == 1
 
 
-async def test_an_interrupted_claim_comes_back_marked_maybe_sent(tmp_path: Path) -> None:
+async def test_an_interrupted_claim_comes_back_maybe_sent_only_if_its_sink_was_called(
+        tmp_path: Path) -> None:
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        await write(store, "hook", "h1")
-        (row,) = await store.claim_route("hook", now=datetime.now(UTC))
-        # the process dies here, mid-send; at the next start:
-        assert await store.requeue_interrupted() == 1
+        await write(store, "hook", "h1", "h2")
+        first, second = await store.claim_route("hook", now=datetime.now(UTC))
+        # the delivery marks a row before it calls the sink; the process dies mid-send
+        await store.mark_maybe_sent(first.id)
+        # at the next start:
+        assert await store.requeue_interrupted() == 2
+        assert await store.count_maybe_sent() == 1
         sink = ScriptedSink()
         await service(store, sink).drain()
-        (alert,) = sink.alerts
-        assert alert.id == row.id and alert.maybe_sent and alert.attempt == 2
-        assert alert.nonce == row.nonce  # fixed before the first try, kept for every retry
+        assert [(a.id, a.maybe_sent, a.attempt) for a in sink.alerts] == [
+            (first.id, True, 2), (second.id, False, 2)]
+        # fixed before the first try, kept for every retry
+        assert [a.nonce for a in sink.alerts] == [first.nonce, second.nonce]
+        # delivered: the second row's own mark, set before its sink was called, is taken back
+        assert await store.count_maybe_sent() == 1
 
 
 async def test_routes_are_delivered_side_by_side(tmp_path: Path) -> None:

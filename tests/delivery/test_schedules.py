@@ -459,3 +459,24 @@ async def test_a_digest_route_that_names_break_through_posts_those_alerts_at_onc
             assert await store.alert_counts() == {
                 "delivered": 1, "scheduled": 2} if urgent_at_once else {"scheduled": 3}
             assert sink.digests == [] and calm
+
+
+async def test_alerts_a_crash_left_claimed_are_still_kept_for_the_digest(tmp_path: Path
+                                                                         ) -> None:
+    """A kill -9 while the delivery held a claim of a digest route's alerts: every claimed row
+    came back maybe sent, and a row maybe sent is sent at once (the sink looks for it), so
+    they were posted one by one, with their pings, instead of going into the digest."""
+    cfg = route(mode="digest", digest_at=["18:00"])
+    clock = ManualClock(SAT)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        ids = await write(store, 3)
+        assert len(await store.claim_route("alerts", now=SAT)) == 3  # claimed; then the kill
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        assert await store.requeue_interrupted() == 3
+        sink = RecordingSink()
+        delivery = service(store, sink, clock, cfg)
+        await delivery.drain()
+        assert sink.alerts == [] and await store.alert_counts() == {"scheduled": 3}
+        clock.set(datetime(2022, 3, 26, 18, 0, tzinfo=ZoneInfo("UTC")))
+        await delivery.drain()
+        assert sorted(carried(sink)) == sorted(ids) and sink.alerts == []

@@ -3,8 +3,9 @@
 A route's rows are claimed strictly in id order under a transaction-scoped advisory lock on
 the route (two deliverers never claim the same route's rows at once, so neither can overtake
 the other's row waiting for a retry); the claimed rows are also locked ``FOR UPDATE`` until the
-claim commits. A claim interrupted by a crash comes back ``pending`` with ``maybe_sent`` set;
-a row's nonce is fixed when it is written and kept for every attempt.
+claim commits. A claim interrupted by a crash comes back ``pending``, ``maybe_sent`` if its
+sink had been called (the delivery marks a row before calling it); a row's nonce is fixed
+when it is written and kept for every attempt.
 
 Several delivering processes: a claimed row records the claiming session (``claimed_by``, see
 :mod:`._db`). A route whose rows another *live* session has claimed is that process's until
@@ -92,12 +93,15 @@ class OutboxMixin:
             return await insert_notice(conn, route, text, now())
 
     async def mark_delivered(self, alert_id: int, remote_id: str | None, *,
-                             at: datetime | None = None) -> None:
+                             at: datetime | None = None,
+                             clear_maybe_sent: bool = False) -> None:
         """Record a delivery; ``at`` (default now) is when, as the route's hourly cap counts
-        it."""
+        it. ``clear_maybe_sent``: the only doubt was this attempt's own, which its answer
+        settles."""
         await self._db.execute(
             "UPDATE outbox SET state = 'delivered', remote_id = $1, reason = NULL, "
-            "updated_at = $2 WHERE id = $3", remote_id, at or now(), alert_id)
+            "updated_at = $2, maybe_sent = maybe_sent AND NOT $4 WHERE id = $3",
+            remote_id, at or now(), alert_id, clear_maybe_sent)
 
     async def mark_retry(self, alert_id: int, *, at: datetime, reason: str) -> None:
         await self._db.execute(
@@ -110,27 +114,28 @@ class OutboxMixin:
             now(), reason, alert_id)
 
     async def requeue_interrupted(self, route: str | None = None) -> int:
-        """Put rows left ``sending`` by a crash back to ``pending`` (marked maybe sent);
+        """Put rows left ``sending`` by a crash back to ``pending`` (those whose sink was called
+        are marked maybe sent already);
         returns how many. With ``route``: that route's rows claimed by this process, or by one
         that is gone (a delivery cut short by the database going away)."""
         if route is None:
             return await self._db.execute(
-                "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, updated_at = $1 "
+                "UPDATE outbox SET state = 'pending', updated_at = $1 "
                 "WHERE state = 'sending'", now())
         me = await self._db.session_id()
         async with self._db.tx() as conn:
             await self._db.lock_route(conn, route)
             done = await conn.execute(
-                "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, claimed_by = NULL, "
+                "UPDATE outbox SET state = 'pending', claimed_by = NULL, "
                 "updated_at = $1 WHERE route = $2 AND state = 'sending' "
                 f"AND (claimed_by = $3 OR {_ORPHAN})", now(), route, me)
         return rowcount(done)
 
     async def requeue_orphaned(self) -> int:
-        """Put back ``pending`` (maybe sent) the rows left ``sending`` by a process that is
+        """Put back ``pending`` the rows left ``sending`` by a process that is
         gone, leaving live processes' claims alone; returns how many."""
         return await self._db.execute(
-            "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, claimed_by = NULL, "
+            "UPDATE outbox SET state = 'pending', claimed_by = NULL, "
             f"updated_at = $1 WHERE state = 'sending' AND {_ORPHAN}", now())
 
     async def claim_route(self, route: str, *, now: datetime, limit: int = 20
@@ -148,7 +153,7 @@ class OutboxMixin:
             orphans = [r["id"] for r in busy if not r["mine"] and r["orphan"]]
             if orphans:
                 await conn.execute(
-                    "UPDATE outbox SET state = 'pending', maybe_sent = TRUE, claimed_by = NULL, "
+                    "UPDATE outbox SET state = 'pending', claimed_by = NULL, "
                     "updated_at = $1 WHERE id = ANY($2::bigint[])", now, orphans)
             found = await conn.fetch(
                 f"SELECT {OUTBOX_COLS} FROM outbox WHERE route = $1 AND {_WAITING} "
@@ -171,10 +176,12 @@ class OutboxMixin:
         return {str(r["route"]): (r["next_attempt_at"] if r["state"] == "retry" else None)
                 for r in rows}
 
-    async def mark_maybe_sent(self, alert_id: int) -> None:
-        """Record that an attempt may have reached the destination (the outcome was lost)."""
+    async def mark_maybe_sent(self, alert_id: int, maybe: bool = True) -> None:
+        """Record that an attempt may reach (or may have reached) the destination: before its
+        sink is called, and when its outcome was lost; ``maybe`` False takes it back."""
         await self._db.execute(
-            "UPDATE outbox SET maybe_sent = TRUE, updated_at = $1 WHERE id = $2", now(), alert_id)
+            "UPDATE outbox SET maybe_sent = $3, updated_at = $1 WHERE id = $2", now(), alert_id,
+            maybe)
 
     async def maybe_sent(self, alert_id: int) -> bool:
         return bool(await self._db.fetchval("SELECT maybe_sent FROM outbox WHERE id = $1",

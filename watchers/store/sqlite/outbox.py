@@ -18,7 +18,8 @@ story's message, see ``story_routes``), ``digest`` (the scheduled rows of a rout
 
 A route's rows are claimed strictly in id order (the order they were written): a claim stops at
 the first row that is not due yet, so nothing overtakes a row waiting for a retry. A claim
-interrupted by a crash comes back ``pending`` with ``maybe_sent`` set. The nonce of a row is fixed
+interrupted by a crash comes back ``pending``, ``maybe_sent`` if its sink had been called (the
+delivery marks a row before calling it: see ``mark_maybe_sent``). The nonce of a row is fixed
 when it is written and kept for every attempt. An alert's ``rules`` are the rules as they were
 when the article matched (JSON of each :class:`RuleConfig`); rows written before schema 4 hold
 only rule names and read back as ``RuleConfig.model_construct(name=n, query="")``.
@@ -135,13 +136,16 @@ class OutboxMixin:
             )
 
     async def mark_delivered(self, alert_id: int, remote_id: str | None, *,
-                             at: datetime | None = None) -> None:
+                             at: datetime | None = None,
+                             clear_maybe_sent: bool = False) -> None:
         """Record a delivery; ``at`` (default now) is when, as the route's hourly cap counts
-        it (the delivery service passes its clock)."""
+        it (the delivery service passes its clock). ``clear_maybe_sent``: the only doubt was
+        this attempt's own (see :meth:`mark_maybe_sent`), which its answer settles."""
         async with self._db.tx() as tx:
             await tx.execute(
                 "UPDATE outbox SET state = 'delivered', remote_id = ?, reason = NULL, "
-                "updated_at = ? WHERE id = ?", (remote_id, iso(at or now()), alert_id))
+                "updated_at = ?, maybe_sent = CASE WHEN ? THEN 0 ELSE maybe_sent END "
+                "WHERE id = ?", (remote_id, iso(at or now()), clear_maybe_sent, alert_id))
 
     async def mark_retry(self, alert_id: int, *, at: datetime, reason: str) -> None:
         await self._set_state(alert_id, "retry", next_attempt_at=iso(at), reason=reason)
@@ -152,11 +156,12 @@ class OutboxMixin:
     async def requeue_interrupted(self, route: str | None = None) -> int:
         """Put rows left ``sending`` by a crash back to ``pending``; returns how many. With
         ``route``: that route's only (a delivery cut short by the store going away)."""
-        # A claim interrupted by a crash may have been sent already: keep that in the row so a
-        # sink that cannot deduplicate (a webhook) can look before sending again.
+        # A row that was being sent carries maybe_sent already (set before its sink was called,
+        # see mark_maybe_sent); one claimed and not yet sent does not, and a digest route may
+        # still keep it (all of a claim were marked, and posted at once with pings).
         async with self._db.tx() as tx:
             cur = await tx.execute(
-                "UPDATE outbox SET state='pending', maybe_sent=1, updated_at=? "
+                "UPDATE outbox SET state='pending', updated_at=? "
                 "WHERE state='sending' AND (? IS NULL OR route = ?)",
                 (iso(now()), route, route),
             )
@@ -190,11 +195,13 @@ class OutboxMixin:
         return {str(route): (dt(nxt) if state == "retry" else None)
                 for route, state, nxt in rows}
 
-    async def mark_maybe_sent(self, alert_id: int) -> None:
-        """Record that an attempt may have reached the destination (the outcome was lost)."""
+    async def mark_maybe_sent(self, alert_id: int, maybe: bool = True) -> None:
+        """Record that an attempt may reach (or may have reached) the destination: before its
+        sink is called, and when its outcome was lost. ``maybe`` False takes it back (the
+        attempt's answer said nothing was posted)."""
         async with self._db.tx() as tx:
-            await tx.execute("UPDATE outbox SET maybe_sent=1, updated_at=? WHERE id=?",
-                             (iso(now()), alert_id))
+            await tx.execute("UPDATE outbox SET maybe_sent=?, updated_at=? WHERE id=?",
+                             (1 if maybe else 0, iso(now()), alert_id))
 
     async def maybe_sent(self, alert_id: int) -> bool:
         rows = await self._db.fetchall("SELECT maybe_sent FROM outbox WHERE id = ?", (alert_id,))
