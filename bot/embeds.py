@@ -1019,6 +1019,14 @@ MAX_DIGEST_PARTS = 20
 _ROOM_FOR_MORE = 80
 
 
+def _route_shown(route: str) -> str:
+    """A route as its readers know it: a server's channel route (``<server id>:<name>``) as
+    ``#name``, its direction controls and control characters shown as such (a channel name
+    is anyone's to choose); a config file's route by its name."""
+    _, sep, name = route.partition(":")
+    return reordering_shown(control_pictures(f"#{name}" if sep else route))
+
+
 def digest_messages(digest: Digest) -> list[dict[str, Any]]:
     """Keyword arguments for each message of a digest (one, or as few as Discord's limits
     need): one embed per message whose description lists the stories grouped by rule, newest
@@ -1082,6 +1090,6 @@ def digest_messages(digest: Digest) -> list[dict[str, Any]]:
                               colour=SEVERITY_COLOURS.get(colour, SEVERITY_COLOURS["medium"]))
         part = f" · part {n}/{len(parts)}" if len(parts) > 1 else ""
         embed.set_footer(text=truncate(f"newswatch digest {digest.id}{part} · route "
-                                       f"{digest.route}", LIMITS["footer"]))
+                                       f"{_route_shown(digest.route)}", LIMITS["footer"]))
         out.append({"embed": embed, "allowed_mentions": _NO_PINGS})
     return out

@@ -144,3 +144,14 @@ def test_alerts_status_shows_what_each_route_keeps_and_its_next_digest() -> None
     quiet = DeliveryStatus(counts={}, paused={}, held={}, backing_off={}, maybe_sent=0,
                            rejected=[])
     assert "Kept for digests" not in {f.name for f in delivery_embed(quiet, str).fields}
+
+
+def test_a_server_channel_route_is_named_as_its_readers_know_it_in_the_footer() -> None:
+    import dataclasses
+
+    picked = dataclasses.replace(digest(item("Troops mass", 1)),
+                                 route="1100000000000000001:desk\u202eevil-\u2066x")
+    (msg,) = digest_messages(picked)
+    footer = msg["embed"].footer.text
+    # the server's id and the raw direction controls were in it
+    assert footer == "newswatch digest 7 · route #desk\\u202eevil-\\u2066x", footer
