@@ -893,6 +893,24 @@ async def test_scheduled_rows_become_one_digest_per_route(one: Store) -> None:
     assert await one.sent_since("ops", now - timedelta(minutes=1)) == 0  # digests do not count
 
 
+async def test_a_held_digest_counts_the_alerts_it_carries(one: Store) -> None:
+    """A route that paused part-way through a digest said "0 held" (in /alerts status, the
+    pause notice and /alerts resume): only held alert rows were counted."""
+    now = datetime.now(UTC)
+    for i in range(3):
+        x = art(f"Carried {i}")
+        await put(one, x, [match(x)], [alert("alerts")])
+    x = art("Held alone")
+    for r in await one.claim_route("alerts", now=now):
+        await one.schedule(r.id, now - timedelta(minutes=1), "digest")
+    assert len(await one.make_digests(now)) == 1
+    await put(one, x, [match(x)], [alert("alerts")])
+    assert await one.pause_route("alerts", "403 Missing Permissions") == 4
+    assert await one.held_counts() == {"alerts": 4}
+    assert await one.resume_route("alerts") == 4
+    assert await one.held_counts() == {}
+
+
 async def test_rows_kept_for_different_reasons_make_a_digest_each(one: Store) -> None:
     now = datetime.now(UTC)
     for i in range(5):

@@ -204,7 +204,8 @@ class OutboxMixin:
                 "UPDATE outbox SET state = 'held', reason = $1, updated_at = $2 "
                 "WHERE route = $3 AND state IN ('pending', 'retry', 'sending') "
                 "AND kind = ANY($4::text[]) RETURNING kind", reason, at, route, _KINDS)
-            return sum(1 for r in held if r["kind"] == "alert")
+            carried = await conn.fetchval(_IN_HELD_DIGESTS, route)
+            return sum(1 for r in held if r["kind"] == "alert") + int(carried)
 
     async def resume_route(self, route: str) -> int:
         """Lift a pause, or a backoff: the held rows become pending again, and the rows waiting
@@ -213,13 +214,14 @@ class OutboxMixin:
         async with self._db.tx() as conn:
             await self._db.lock_route(conn, route)
             await conn.execute("DELETE FROM route_pauses WHERE route = $1", route)
+            carried = await conn.fetchval(_IN_HELD_DIGESTS, route)
             await conn.execute("UPDATE outbox SET next_attempt_at = $1, updated_at = $1 "
                                "WHERE route = $2 AND state = 'retry'", at, route)
             resumed = await conn.fetch(
                 "UPDATE outbox SET state = 'pending', reason = NULL, updated_at = $1 "
                 "WHERE route = $2 AND state = 'held' AND kind = ANY($3::text[]) RETURNING kind",
                 at, route, _KINDS)
-            return sum(1 for r in resumed if r["kind"] == "alert")
+            return sum(1 for r in resumed if r["kind"] == "alert") + int(carried)
 
     async def paused_routes(self) -> dict[str, str]:
         rows = await self._db.fetch(
@@ -227,11 +229,16 @@ class OutboxMixin:
         return {str(r): str(reason) for r, reason in rows}
 
     async def held_counts(self) -> dict[str, int]:
-        """Alerts held per paused route."""
+        """Alerts held per paused route: held themselves, or carried by a held digest."""
         rows = await self._db.fetch(
             "SELECT route, count(*) FROM outbox WHERE state = 'held' AND kind = 'alert' "
-            "GROUP BY route")
-        return {str(r): int(n) for r, n in rows}
+            "GROUP BY route UNION ALL SELECT d.route, count(*) FROM outbox d JOIN outbox m "
+            "ON m.digest_id = d.id WHERE d.state = 'held' AND d.kind = 'digest' "
+            "AND m.kind = 'alert' GROUP BY d.route")
+        out: dict[str, int] = {}
+        for r, n in rows:
+            out[str(r)] = out.get(str(r), 0) + int(n)
+        return out
 
     async def _counts(self, kind: OutboxKind, routes: Collection[str] | None = None
                       ) -> dict[str, int]:
@@ -269,3 +276,9 @@ class OutboxMixin:
         rows = await self._db.fetch(sql + f" ORDER BY id LIMIT ${len(params)}", *params)
         return [row_of(r) for r in rows]
 
+
+
+# How many alerts a route's held digests carry (a digest row holds its members as digest_id).
+_IN_HELD_DIGESTS = (
+    "SELECT count(*) FROM outbox d JOIN outbox m ON m.digest_id = d.id WHERE d.route = $1 "
+    "AND d.state = 'held' AND d.kind = 'digest' AND m.kind = 'alert'")

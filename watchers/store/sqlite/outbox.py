@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from watchers.config import RuleConfig
 from watchers.store.base import AlertState, OutboxKind, OutboxRow
-from watchers.store.sqlite._db import Db, dt, iso, now
+from watchers.store.sqlite._db import Db, Tx, dt, iso, now
 
 __all__ = ["OutboxMixin"]
 
@@ -214,7 +214,7 @@ class OutboxMixin:
     async def pause_route(self, route: str, reason: str) -> int:
         """Pause a destination and hold its waiting rows (alerts and notices), in one
         transaction (a crash cannot leave rows held for a route that is not paused). Returns
-        how many alerts were held."""
+        how many alerts were held (those a held digest carries too)."""
         at = iso(now())
         async with self._db.tx() as tx:
             await tx.execute(
@@ -229,14 +229,16 @@ class OutboxMixin:
                     (reason, at, route, kind),
                 )
                 held += cur.rowcount if kind == "alert" else 0
-            return held
+            return held + await _in_held_digests(tx, route)
 
     async def resume_route(self, route: str) -> int:
         """Lift a pause, or a backoff: the held rows become pending again, and the rows waiting
-        for a retry are due now. Returns how many alerts were held."""
+        for a retry are due now. Returns how many alerts were held (those a held digest
+        carries too)."""
         at = iso(now())
         async with self._db.tx() as tx:
             await tx.execute("DELETE FROM route_pauses WHERE route = ?", (route,))
+            carried = await _in_held_digests(tx, route)
             await tx.execute("UPDATE outbox SET next_attempt_at = ?, updated_at = ? "
                              "WHERE route = ? AND state = 'retry'", (at, at, route))
             resumed = 0
@@ -247,18 +249,22 @@ class OutboxMixin:
                     (at, route, kind),
                 )
                 resumed += cur.rowcount if kind == "alert" else 0
-            return resumed
+            return resumed + carried
 
     async def paused_routes(self) -> dict[str, str]:
         rows = await self._db.fetchall("SELECT route, reason FROM route_pauses ORDER BY route")
         return {str(r): str(reason) for r, reason in rows}
 
     async def held_counts(self) -> dict[str, int]:
-        """Alerts held per paused route."""
+        """Alerts held per paused route: held themselves, or carried by a held digest (a digest
+        whose route paused part-way showed as "0 held")."""
         rows = await self._db.fetchall(
             "SELECT route, count(*) FROM outbox WHERE state = 'held' AND kind = 'alert' "
-            "GROUP BY route")
-        return {str(r): int(n) for r, n in rows}
+            "GROUP BY route UNION ALL " + _HELD_DIGESTS_BY_ROUTE)
+        out: dict[str, int] = {}
+        for r, n in rows:
+            out[str(r)] = out.get(str(r), 0) + int(n)
+        return out
 
     async def _counts(self, kind: OutboxKind, routes: Collection[str] | None = None
                       ) -> dict[str, int]:
@@ -295,3 +301,19 @@ class OutboxMixin:
             sql += " WHERE " + " AND ".join(where)
         rows = await self._db.fetchall(sql + " ORDER BY id LIMIT ?", (*params, limit))
         return [row_of(r) for r in rows]
+
+
+# The alerts that held digests carry (a digest row holds its members as ``digest_id``).
+_HELD_DIGESTS_BY_ROUTE = (
+    "SELECT d.route, count(*) FROM outbox d JOIN outbox m INDEXED BY outbox_digest "
+    "ON m.digest_id = d.id WHERE d.state = 'held' AND d.kind = 'digest' AND m.kind = 'alert' "
+    "GROUP BY d.route")
+
+
+async def _in_held_digests(tx: Tx, route: str) -> int:
+    """How many alerts the route's held digests carry."""
+    (n,) = await tx.fetchone(
+        "SELECT count(*) FROM outbox d JOIN outbox m INDEXED BY outbox_digest "
+        "ON m.digest_id = d.id WHERE d.route = ? AND d.state = 'held' AND d.kind = 'digest' "
+        "AND m.kind = 'alert'", (route,))
+    return int(n)
