@@ -15,6 +15,7 @@ newswatch.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -142,7 +143,14 @@ def _opml_like(head: bytes) -> bool:
         text = head.decode("utf-16", "ignore")
     else:
         text = head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "ignore")
-    return "<opml" in text.lower()
+    # Past the XML declaration, processing instructions, comments and a DOCTYPE, the first
+    # element: "<opml" anywhere in the first KiB let an export overwrite an XSLT stylesheet
+    # that held a literal <opml>, or a file that mentioned one in a comment.
+    return _ROOT.match(text) is not None
+
+
+_ROOT = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>]*>\s*)*<opml[\s>/]",
+                   re.DOTALL | re.IGNORECASE)
 
 
 def _run_export(args: argparse.Namespace) -> int:

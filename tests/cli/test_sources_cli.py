@@ -163,7 +163,13 @@ def test_export_never_overwrites_the_store_the_config_or_another_kind_of_file(
                                       '<head/><body/></opml>')
     assert run(workdir, "export", "-o", str(workdir / "old.opml")) == 0
     assert "reuters" in (workdir / "old.opml").read_text()
-    for target in ("nw.db", "config.toml", "notes.txt", "data.xml"):
+    # XML whose root is not <opml>, though "<opml" is in it: it was written over
+    (workdir / "style.xsl").write_text('<?xml version="1.0"?><xsl:stylesheet version="1.0">'
+                                       '<opml version="2.0"><body/></opml></xsl:stylesheet>')
+    (workdir / "said.xml").write_text('<?xml version="1.0"?><!-- not <opml> --><rss/>')
+    (workdir / "near.xml").write_text("<data><opmlish/></data>")
+    for target in ("nw.db", "config.toml", "notes.txt", "data.xml", "style.xsl", "said.xml",
+                   "near.xml"):
         before = (workdir / target).read_bytes()
         capsys.readouterr()
         assert run(workdir, "export", "-o", str(workdir / target)) == 2
