@@ -3,6 +3,7 @@ what is known, and filling that never exceeds a limit nor breaks a value that mu
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -155,3 +156,18 @@ def test_direction_and_control_characters_in_a_template_are_shown_not_obeyed() -
     assert check_template(template) == []
     assert parse_template(template) == [
         "\\u202eALERT ", Placeholder("title"), " \\u2066x\\u2069 bell\u2407\n\tok \u200f"]
+
+
+def test_a_nul_character_is_refused_by_name() -> None:
+    """Accepted, it stopped `run` on PostgreSQL and a copy of the store to it (the rule is
+    kept with its alerts, and PostgreSQL keeps no NUL)."""
+    from watchers.config import parse_config
+    from watchers.errors import ConfigError
+
+    assert any("NUL character" in p for p in check_template("ALERT \x00 {title}"))
+    with pytest.raises(ConfigError, match=r"rules\[0\]\.template: .*NUL character"):
+        parse_config({"storage": {"path": "nw.db"}, "rules": [
+            {"name": "t", "query": "troops", "template": "ALERT \x00 {title}"}]})
+    with pytest.raises(ConfigError, match=r"rules\[0\]\.query: .*NUL character"):
+        parse_config({"storage": {"path": "nw.db"}, "rules": [
+            {"name": "t", "query": "troops \x00 tanks"}]})

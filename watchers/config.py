@@ -384,6 +384,15 @@ class RuleConfig(_Strict):
                              "invisible characters")
         return value
 
+    @field_validator("query")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            # Kept with the rule's alerts, it stopped run on PostgreSQL (which keeps no NUL),
+            # and a copy of the store to it; no word of a query holds one.
+            raise ValueError("the query holds a NUL character (\\u0000)")
+        return value
+
     @field_validator("mention_roles", "mention_users")
     @classmethod
     def _mention_ids(cls, value: list[int]) -> list[int]:

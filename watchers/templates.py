@@ -133,6 +133,11 @@ def check_template(text: str) -> list[str]:
     problems: list[str] = []
     if not text.strip():
         problems.append("the template is empty; leave it out for the standard message")
+    if "\x00" in text:
+        # PostgreSQL keeps no NUL in text or JSON: the rule, kept with its alerts, could not be
+        # stored there (run stopped, and a copy of the store failed at its outbox).
+        problems.append("the template holds a NUL character (\\u0000), which no message "
+                        "needs and a PostgreSQL store cannot keep")
     if len(text) > MAX_TEMPLATE_LENGTH:
         problems.append(f"the template is {len(text)} characters long; at most "
                         f"{MAX_TEMPLATE_LENGTH} leave room for the article inside Discord's "
