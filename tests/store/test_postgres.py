@@ -82,6 +82,16 @@ async def test_a_database_that_is_not_newswatch_s_is_refused(pg_database: str) -
         await conn.close()
 
 
+async def test_another_applications_schema_version_table_is_refused_by_name(
+        pg_database: str) -> None:
+    """A table of that name without newswatch's columns: the missing column was the error."""
+    await sql(pg_database, "CREATE TABLE schema_version (version int)")
+    await sql(pg_database, "INSERT INTO schema_version VALUES (3)")
+    with pytest.raises(StoreError, match=r"is not a newswatch database \(its schema_version "
+                                         r"table is not newswatch's\)"):
+        await PostgresStore.open(pg_database)
+
+
 async def test_a_newer_schema_or_an_empty_database_for_reading_is_refused(
         pg_database: str) -> None:
     with pytest.raises(StoreError, match="is an empty database, not a newswatch one yet"):

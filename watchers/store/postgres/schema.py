@@ -463,6 +463,13 @@ async def _version(conn: asyncpg.Connection, name: str) -> int:
         # schema_version commit together) may have appeared between the two looks.
         if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
             raise StoreError(f"{name} is not a newswatch database (it holds other tables)")
+    columns = {str(c) for (c,) in map(tuple, await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = 'schema_version'"))}
+    if not {"version", "application"} <= columns:
+        # Another application's table of that name: its missing column was the error shown.
+        raise StoreError(f"{name} is not a newswatch database (its schema_version table is "
+                         "not newswatch's)")
     row = await conn.fetchrow("SELECT version, application FROM schema_version")
     if row is not None and row["application"] == COPYING_MARK:
         raise StoreError(f"{name} holds an incomplete copy (`newswatch copy` did not finish): "
