@@ -49,7 +49,7 @@ from types import ModuleType
 
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import FieldText, untrack
-from watchers.rules.variants import _zipf
+from watchers.rules.variants import _table_text, _zipf
 
 __all__ = [
     "ACTOR_MARK",
@@ -239,9 +239,18 @@ def term_weight(norm: str) -> float:
     if norm in _NOISE or len(norm) < 2:
         return 0.0
     z = _zipf(norm)
-    if z >= _STOP_ZIPF:
+    if z >= _STOP_ZIPF or norm in _function_words():
         return 0.0
     return round(min(_MAX, max(_MIN, _TOP - z)), _PRECISION)
+
+
+@lru_cache(maxsize=1)
+def _function_words() -> frozenset[str]:
+    """Other languages' commonest words in other scripts (``rules/data/function_words.txt``,
+    built by bench/build_function_words.py): weightless as "the" is. English rates a word it
+    never writes as rare as a name, and "στην" (in the) or "что" (that) made two reports of
+    two events in one place one story."""
+    return frozenset(_table_text("data/function_words.txt", "utf-8").split())
 
 
 def _stem(key: str) -> str:
