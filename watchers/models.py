@@ -93,9 +93,24 @@ def content_fingerprint(title: str, text: str) -> str:
     fingerprint, which is what dedupe needs. The words are those of ``\\w+`` in the text
     decomposed (NFKD), case-folded and stripped of its combining marks, joined by one space.
     ASCII text (most of it) needs no decomposition and no accent stripping; other text is
-    decomposed and its marks dropped in one translate.
+    decomposed and its marks dropped in one translate. A text with no word at all (emoji,
+    punctuation) is known by its characters (NFC), its runs of spaces made one.
     """
     joined = f"{title}\n{text}"
+    digest = _word_fingerprint(joined)
+    if digest is not None:
+        return digest
+    # No word at all (emoji, punctuation): its characters, spaces made one, tell two such posts
+    # apart (every one of them had the fingerprint of no words, and the second of two posts
+    # with other ids and links was taken for a copy of the first).
+    return hashlib.sha256(
+        ("\x00" + " ".join(unicodedata.normalize("NFC", joined).split())).encode(
+            "utf-8", "surrogatepass")).hexdigest()
+
+
+def _word_fingerprint(joined: str) -> str | None:
+    """The fingerprint of ``joined``'s words (see :func:`content_fingerprint`); None when it
+    has none."""
     # News in English is ASCII but for its curly quotes, dashes and pound signs: when every
     # other character folds to punctuation, it parts words as a space would, and so do the
     # bytes of its UTF-8, which the table blanks like every byte past ASCII.
@@ -104,8 +119,8 @@ def content_fingerprint(title: str, text: str) -> str:
         # One C pass lowercases and blanks every non-word byte; the runs of blanks are then
         # made one (a regex in C: splitting into words and joining them again cost twice as
         # much), and the ends dropped.
-        return hashlib.sha256(_BLANKS.sub(b" ", joined.encode().translate(_ASCII_FOLD))
-                              .strip(b" ")).hexdigest()
+        blanked = _BLANKS.sub(b" ", joined.encode().translate(_ASCII_FOLD)).strip(b" ")
+        return hashlib.sha256(blanked).hexdigest() if blanked else None
     if joined.isascii():
         folded = joined.lower()  # casefold() of ASCII is lower()
     else:
@@ -116,7 +131,7 @@ def content_fingerprint(title: str, text: str) -> str:
         if words:
             digest.update(((" " if not first else "") + " ".join(words)).encode())
             first = False
-    return digest.hexdigest()
+    return None if first else digest.hexdigest()
 
 
 # Byte ``b`` of ASCII text maps to itself lowercased if it is a word character (``\w`` on
