@@ -240,17 +240,22 @@ async def test_import_adds_skips_and_refuses_each_entry_with_its_reason(engine: 
     assert stored["reuters"].created_by == "u1"
 
 
+async def outcomes(engine: Engine, *feeds: tuple[str, str]) -> dict[str, tuple[str, str]]:
+    """Each (title, url) of one OPML line imported: its title's (status, reason)."""
+    doc = ('<opml version="2.0"><body>' + "".join(
+        f'<outline text="{title}" xmlUrl="{url}"/>' for title, url in feeds)
+        + "</body></opml>").encode()
+    report = await import_opml(engine, doc, created_by="u1")
+    return {o.entry.title: (o.status, o.reason) for o in report.outcomes}
+
+
 async def test_a_refused_line_does_not_skip_a_good_line_of_the_same_feed(engine: Engine
                                                                         ) -> None:
     """The first line's URL, with a password, was refused; the second, the same feed without
     one, was skipped as "same URL as line 1" and never added."""
-    doc = (b'<opml version="2.0"><body>'
-           b'<outline text="Creds" xmlUrl="https://user:pw@wire.example/feed"/>'
-           b'<outline text="Wire" xmlUrl="https://wire.example/feed"/>'
-           b'<outline text="Wire again" xmlUrl="https://wire.example/feed"/>'
-           b"</body></opml>")
-    report = await import_opml(engine, doc, created_by="u1")
-    got = {o.entry.title: (o.status, o.reason) for o in report.outcomes}
+    got = await outcomes(engine, ("Creds", "https://user:pw@wire.example/feed"),
+                         ("Wire", "https://wire.example/feed"),
+                         ("Wire again", "https://wire.example/feed"))
     assert got["Creds"][0] == "refused" and "credentials" in got["Creds"][1]
     assert got["Wire"] == ("added", "")
     assert got["Wire again"] == ("skipped", "same URL as line 1 of this file")
@@ -259,14 +264,10 @@ async def test_a_refused_line_does_not_skip_a_good_line_of_the_same_feed(engine:
 
 async def test_a_default_port_written_out_is_the_same_url(engine: Engine) -> None:
     """https://EXAMPLE.com:443/a.xml was added beside https://example.com/a.xml."""
-    doc = (b'<opml version="2.0"><body>'
-           b'<outline text="BBC port" xmlUrl="https://FEEDS.example.co.uk:443/news/rss.xml"/>'
-           b'<outline text="Plain" xmlUrl="http://wire.example/f"/>'
-           b'<outline text="Plain port" xmlUrl="http://wire.example:80/f"/>'
-           b'<outline text="Other port" xmlUrl="http://wire.example:8080/f"/>'
-           b"</body></opml>")
-    report = await import_opml(engine, doc, created_by="u1")
-    got = {o.entry.title: (o.status, o.reason) for o in report.outcomes}
+    got = await outcomes(engine, ("BBC port", "https://FEEDS.example.co.uk:443/news/rss.xml"),
+                         ("Plain", "http://wire.example/f"),
+                         ("Plain port", "http://wire.example:80/f"),
+                         ("Other port", "http://wire.example:8080/f"))
     assert got["BBC port"] == ("skipped", "already watched as source 'bbc'")
     assert got["Plain"][0] == "added" and got["Other port"][0] == "added"
     assert got["Plain port"] == ("skipped", "same URL as line 1 of this file")

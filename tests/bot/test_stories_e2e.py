@@ -143,16 +143,26 @@ async def test_a_deleted_original_is_posted_afresh_and_then_edited(
     assert emu.validate_all() == []
 
 
+def thread_route(emu: DiscordEmulator) -> dict[str, Any]:
+    return {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
+
+
+async def thread_with_a_line(run: Running, feeds: FeedServer) -> EmuMessage:
+    """dw's alert, then npr's report as the first line of a thread on it; the alert."""
+    first = await first_alert(run, feeds)
+    await report(run, feeds, "npr", 20)
+    await settle(run, lambda: sum(len(run.emu.messages(t.id))
+                                  for t in run.emu.threads(run.alerts_channel)) == 1)
+    return first
+
+
 async def test_a_deleted_original_of_a_thread_story_is_posted_afresh(
         emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
     """The thread outlives its starter message: lines went on into it and the story was never
     in the channel again."""
-    channels = {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
-    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
+    async with newswatch(emu, tmp_path, feeds, channels=thread_route(emu)) as run:
         channel = run.alerts_channel
-        first = await first_alert(run, feeds)
-        await report(run, feeds, "npr", 20)
-        await settle(run, lambda: sum(len(emu.messages(t.id)) for t in emu.threads(channel)) == 1)
+        first = await thread_with_a_line(run, feeds)
         (thread,) = emu.threads(channel)
         await emu.delete_message(channel, first.id)  # a moderator removed it; the thread stays
         await report(run, feeds, "bbc", 40)
@@ -168,12 +178,9 @@ async def test_a_deleted_original_of_a_thread_story_is_posted_afresh(
 
 async def test_a_thread_story_where_the_bot_may_not_read_messages_still_gets_its_lines(
         emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:
-    channels = {"alerts": {"target": emu.channel("alerts").id, "stories": "thread"}}
-    async with newswatch(emu, tmp_path, feeds, channels=channels) as run:
+    async with newswatch(emu, tmp_path, feeds, channels=thread_route(emu)) as run:
         channel = run.alerts_channel
-        first = await first_alert(run, feeds)
-        await report(run, feeds, "npr", 20)
-        await settle(run, lambda: sum(len(emu.messages(t.id)) for t in emu.threads(channel)) == 1)
+        first = await thread_with_a_line(run, feeds)
         # looking for the story's message is refused (no Read Message History): the line posts
         emu.inject(f"GET /channels/{channel}/messages/{first.id}",
                    Fault("status", 403, 50013, "Missing Permissions"), times=100)
