@@ -541,3 +541,19 @@ async def test_a_rule_refused_when_added_is_not_also_logged_as_skipped(
         # the error is the caller's to show; "skipped" read as though the rule had been taken
         assert not [r for r in caplog.records if "skipped" in r.getMessage()]
         assert "x" not in {r.name for r in engine.watch.rules}
+
+
+async def test_a_setting_its_route_ignores_is_named_when_the_engine_opens(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "seeds").mkdir()
+    cfg = parse_config({
+        "storage": {"path": "nw.db"},
+        "channels": {"briefing": {"target": 5, "mode": "digest", "digest_every": "1h",
+                                  "max_per_hour": 20}},
+        "rules": [{"name": "troops", "query": "troops", "channel": "briefing"}],
+    }, base_dir=tmp_path)
+    with caplog.at_level(logging.WARNING):
+        async with open_engine(cfg, start=False):
+            pass
+    assert any("channels.briefing: max_per_hour does nothing on a digest route" in r.getMessage()
+               for r in caplog.records)
