@@ -223,6 +223,25 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
     return index_query(node, table, threshold, expand, holding, vocab.starting), words
 
 
+# Fields whose words the index's word list does not hold (a link's, a source name's).
+_UNLISTED_FIELDS = ("url", "source")
+
+
+def _fuzzy_unlisted(node: Node, field: str | None = None) -> bool:
+    """Whether a fuzzy term of ``node`` reads a field of :data:`_UNLISTED_FIELDS`."""
+    if isinstance(node, Term):
+        return node.kind == "fuzzy" and (node.field or field) in _UNLISTED_FIELDS
+    if isinstance(node, Phrase):
+        return any(_fuzzy_unlisted(w, node.field or field) for w in node.words)
+    if isinstance(node, Near):
+        return _fuzzy_unlisted(node.left, field) or _fuzzy_unlisted(node.right, field)
+    if isinstance(node, Not):
+        return _fuzzy_unlisted(node.child, field)
+    if isinstance(node, (And, Or)):
+        return any(_fuzzy_unlisted(c, field) for c in node.children)
+    return False
+
+
 def _source_only(node: Node) -> bool:
     """Whether ``node``'s truth depends on an article's source name alone."""
     if isinstance(node, (Term, Phrase, Regex)):
@@ -408,11 +427,16 @@ async def search(
                                                     and source not in sources)):
             return Lookup([], False, 0)
 
+    # The fuzzy terms' words are those of titles and texts (the index's word list): a fuzzy
+    # term of a link or a source name matched no stored article whose word was only there.
+    # Such a query compares every word of each candidate, as a full scan does.
+    listed = None if _fuzzy_unlisted(node) else fuzzy
+
     def match(article: Article) -> Match | None:
         # One query, so the reference matcher: no rule index to build (and no word-frequency
         # data to load for it), the same answer as a compiled rule set.
         return match_query(node, article, threshold, table, name="query",
-                           budget=RegexBudget(REGEX_BUDGET), fuzzy_candidates=fuzzy)
+                           budget=RegexBudget(REGEX_BUDGET), fuzzy_candidates=listed)
 
     want = limit if order == "newest" else max(limit, BEST_POOL)
     confirm = _Confirm(match, max(1, want), turns)
