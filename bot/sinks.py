@@ -421,7 +421,9 @@ class DiscordSink:
                                             retry=digest.attempt > 1,
                                             post=_Post(thread_name(digest_title(digest))))
             except TransientDeliveryError as exc:
-                if i and not isinstance(exc, UncertainDeliveryError):
+                if i:
+                    # Maybe sent whatever this part's failure (the parts before it were), and
+                    # which part it was said.
                     raise UncertainDeliveryError(
                         f"digest part {i + 1}/{len(messages)} not sent ({exc}); the parts "
                         "before it were", retry_after=exc.retry_after) from None
@@ -632,15 +634,20 @@ class DiscordSink:
                               ) -> AsyncIterator[None]:
         """One request of the bot (a send with a nonce, or a story update's; a webhook's edit
         with ``webhook``), bounded by ``timeout``, its failures mapped as for alerts. A 404
-        whose code is in ``gone`` raises :class:`_Gone`. Every failure is transient rather
-        than uncertain: a send or thread line carries its nonce, an edit repeats harmlessly
-        and a thread is found again by the message's id."""
+        whose code is in ``gone`` raises :class:`_Gone`. A failure after the request may have
+        been carried out (no answer in time, a 5xx, a connection dropped after connecting, an
+        answer that does not read) is "maybe sent" (UncertainDeliveryError): the retry is safe
+        (a send or thread line carries its nonce and is looked for, an edit repeats harmlessly,
+        a thread is found again by the message's id), and the delivery must know it may have
+        posted: taken for a plain failure, an alert whose answer was lost just before quiet
+        hours was kept for their digest, and shown twice."""
         try:
             async with asyncio.timeout(self.timeout):
                 yield
         except TimeoutError:
             self._release_global_wait()
-            raise TransientDeliveryError(f"no answer from Discord in {self.timeout:g}s") from None
+            raise UncertainDeliveryError(
+                f"no answer from Discord in {self.timeout:g}s") from None
         except discord.RateLimited as exc:
             raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
         except discord.NotFound as exc:
@@ -648,15 +655,23 @@ class DiscordSink:
                 raise _Gone from None
             raise _classify(exc, webhook=webhook) from None
         except discord.HTTPException as exc:
-            raise _classify(exc, webhook=webhook) from None
-        except (aiohttp.ClientError, ConnectionError) as exc:
+            error = _classify(exc, webhook=webhook)
+            if exc.status >= 500:
+                # Discord may have carried it out before failing to answer.
+                raise UncertainDeliveryError(str(error)) from None
+            raise error from None
+        except aiohttp.ClientConnectorError as exc:
+            # never connected: nothing was sent
             raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UncertainDeliveryError(
+                redact(f"network error after sending: {exc!r}")) from None
         except _DeliveryErrors:
             raise
         except Exception as exc:  # an answer discord.py could not read
             # (a malformed rate-limit header, a body that is not JSON): the request may have
             # been carried out; its nonce, or the lookup, keeps the retry from doubling it.
-            raise TransientDeliveryError(
+            raise UncertainDeliveryError(
                 redact(f"unreadable answer from Discord: {type(exc).__name__}: {exc}")[:300]
             ) from None
 

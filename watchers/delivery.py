@@ -43,7 +43,7 @@ import logging
 import math
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -483,10 +483,16 @@ class DeliveryService:
         back as it was (a digest route still keeps it, where every row of a claim cut short
         by a crash used to come back maybe sent, and was posted at once with its pings). The
         attempt's answer takes the mark back (see :meth:`_deliver_row`)."""
-        if row.id not in self._marked and not (
-                row.attempts > 1 and await self.store.maybe_sent(row.id)):
-            await self.store.mark_maybe_sent(row.id)
-            self._marked.add(row.id)
+        try:
+            if row.id not in self._marked and not (
+                    row.attempts > 1 and await self.store.maybe_sent(row.id)):
+                await self.store.mark_maybe_sent(row.id)
+                self._marked.add(row.id)
+        except BaseException:
+            # Not sent (the store went away, a cancel): the sink's call is dropped unstarted.
+            if isinstance(call, Coroutine):
+                call.close()
+            raise
         try:
             return await asyncio.wait_for(call, self.send_timeout)
         except TimeoutError:
@@ -736,8 +742,8 @@ class DeliveryService:
         self._orphans_at = now
         n = await self.store.requeue_orphaned()
         if n:
-            log.warning("%d alert(s) left sending by a stopped process queued again "
-                        "(marked maybe sent)", n)
+            log.warning("%d alert(s) left sending by a stopped process queued again (those "
+                        "it had begun to send are looked for before they are sent again)", n)
 
     async def _expire_waiting(self) -> None:
         """Alerts that waited for corroboration longer than the story window become

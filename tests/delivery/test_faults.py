@@ -756,3 +756,42 @@ async def test_a_webhooks_answer_that_says_made_but_does_not_read_is_taken_as_po
     assert Counter(report_numbers(emu, "hooks")) == {0: 1, 1: 1}
     assert {r.state for r in rows} == {"delivered"} and in_doubt == 0
 
+
+
+async def test_an_alert_whose_answer_was_lost_just_before_quiet_hours_shows_once(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    """Discord made the message and its answer came too late; the retry fell inside quiet
+    hours. The lost answer was a plain failure, so the retry was kept for the quiet-hours
+    digest, which showed the alert a second time."""
+    from watchers.schedule import ManualClock
+
+    clock = ManualClock(datetime(2024, 5, 1, 21, 59, 50, tzinfo=UTC))
+    channel = emu.channel("alerts").id
+    run = await newswatch(emu, channels={
+        "alerts": {"target": channel, "quiet_hours": "22:00-07:00"},
+        "desk": emu.channel("general").id, "ops": emu.channel("ops").id,
+        "hook": emu.channel("hooks").id})
+    run.engine.delivery.clock = clock
+    run.engine.delivery.base_backoff = run.engine.delivery.max_backoff = 0.3
+    emu.inject(MESSAGES, Fault.slow(2.0, after_processing=True), times=1)  # made, answered late
+    (tmp_path / "wire" / "a.txt").write_text("Troops report 00001\nTroops seen.\n")
+    await run.wait_for(lambda: len(emu.messages(channel)) == 1, 15)
+    store = run.engine.store
+    for _ in range(200):  # the sink gave up waiting: the attempt may have posted
+        if await store.count_maybe_sent() == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert await store.count_maybe_sent() == 1
+    clock.set(datetime(2024, 5, 1, 22, 0, 5, tzinfo=UTC))  # the retry comes in quiet hours
+    run.engine.delivery.wake()
+    for _ in range(200):
+        if await store.alert_counts(routes=["alerts"]) == {"delivered": 1}:
+            break
+        await asyncio.sleep(0.05)
+    # sent again at once, where the sink found the message it made; nothing kept
+    assert await store.alert_counts(routes=["alerts"]) == {"delivered": 1}
+    clock.set(datetime(2024, 5, 2, 7, 0, 5, tzinfo=UTC))
+    run.engine.delivery.wake()
+    await asyncio.sleep(0.5)
+    assert len(emu.messages(channel)) == 1  # no digest shows it again
+    assert emu.validate_all() == []

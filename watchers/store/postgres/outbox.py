@@ -10,8 +10,9 @@ when it is written and kept for every attempt.
 Several delivering processes: a claimed row records the claiming session (``claimed_by``, see
 :mod:`._db`). A route whose rows another *live* session has claimed is that process's until
 they are settled, so a claim elsewhere takes nothing (order is kept across processes, not only
-within one); rows whose session is gone were interrupted and are put back ``pending``, maybe
-sent, by the next claim of the route or by :meth:`OutboxMixin.requeue_orphaned`.
+within one); rows whose session is gone were interrupted and are put back ``pending`` (maybe
+sent where their sink had been called) by the next claim of the route or by
+:meth:`OutboxMixin.requeue_orphaned`.
 """
 
 from __future__ import annotations
