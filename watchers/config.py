@@ -42,6 +42,7 @@ __all__ = [
     "FeedSourceConfig",
     "FetchConfig",
     "FolderSourceConfig",
+    "PageSourceConfig",
     "RouteConfig",
     "RuleConfig",
     "Severity",
@@ -322,6 +323,7 @@ class FetchConfig(_Strict):
 from watchers.sources import SourceConfig as SourceConfig  # noqa: E402
 from watchers.sources.feed import FeedSourceConfig  # noqa: E402
 from watchers.sources.folder import FolderSourceConfig  # noqa: E402
+from watchers.sources.page import PageSourceConfig  # noqa: E402
 
 TemplateStyle = Literal["embed", "text"]
 
@@ -648,7 +650,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for prev, part in zip((None, *loc), loc, strict=False):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("folder", "feed") and out.endswith("]"):
+        elif part in ("folder", "feed", "page") and out.endswith("]"):
             continue  # the discriminator tag pydantic adds for tagged unions
         elif part in ("route-ref", "route-table") or (
                 part in ("int", "str") and prev == "route-ref"):
@@ -826,11 +828,11 @@ def pydantic_issues(err: ValidationError, root: type[BaseModel] | None = None
             # The input is the whole table; the tag is what was wrong, at its own key.
             tag = (e.get("ctx") or {}).get("tag", e["input"])
             issues.append(ConfigIssue(_loc((*e["loc"], "type")),
-                                      f"unknown source type {tag!r}; expected 'folder' or "
-                                      "'feed'"))
+                                      f"unknown source type {tag!r}; expected 'folder', "
+                                      "'feed' or 'page'"))
             continue
         elif e["type"] == "union_tag_not_found":
-            msg = "missing 'type' ('folder' or 'feed')"
+            msg = "missing 'type' ('folder', 'feed' or 'page')"
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
         issues.append(ConfigIssue(_loc(tuple(e["loc"])), msg))

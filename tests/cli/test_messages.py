@@ -26,7 +26,7 @@ def test_an_unknown_source_type_names_the_type_at_its_key(tmp_path: Path) -> Non
         '[[sources]]\nname = "s"\ntype = "ftp"\nurl = "ftp://ex.org/"\n')
     res = nw("check", cwd=tmp_path)
     assert res.returncode == 2
-    assert "sources[0].type: unknown source type 'ftp'; expected 'folder' or 'feed'" in (
+    assert "sources[0].type: unknown source type 'ftp'; expected 'folder', 'feed' or 'page'" in (
         res.stderr), res.stderr
     assert "'name'" not in res.stderr
 

@@ -19,6 +19,7 @@ from watchers.sources import (
     describe_source,
     feed,
     folder,
+    page,
 )
 from watchers.sources._http import Fetcher
 from watchers.sources.feed import FeedSource
@@ -26,15 +27,17 @@ from watchers.sources.folder import FolderSource
 
 
 def test_every_type_is_one_module_and_the_config_offers_its_model() -> None:
-    assert set(SOURCE_TYPES) == {"folder", "feed"}
-    for name, module in (("folder", folder), ("feed", feed)):
+    assert set(SOURCE_TYPES) == {"folder", "feed", "page"}
+    for name, module in (("folder", folder), ("feed", feed), ("page", page)):
         kind = SOURCE_TYPES[name]
         assert kind.build is module.build and kind.describe is module.describe
         assert kind.config_model.__module__ == module.__name__
         assert kind.config_model.model_fields["type"].annotation is not None
     assert watchers.config.FolderSourceConfig is folder.FolderSourceConfig
     assert watchers.config.FeedSourceConfig is feed.FeedSourceConfig
+    assert watchers.config.PageSourceConfig is page.PageSourceConfig
     assert SOURCE_TYPES["feed"].baseline and not SOURCE_TYPES["folder"].baseline
+    assert SOURCE_TYPES["page"].baseline
 
 
 async def test_build_and_describe_from_the_config(

@@ -13,15 +13,17 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from watchers.sources import feed, folder
+from watchers.sources import feed, folder, page
 from watchers.sources.base import Poll, Source, SourceConfigBase, SourceContext
 from watchers.sources.feed import FeedSourceConfig
 from watchers.sources.folder import FolderSourceConfig
+from watchers.sources.page import PageSourceConfig
 
 __all__ = [
     "SOURCE_TYPES",
     "FeedSourceConfig",
     "FolderSourceConfig",
+    "PageSourceConfig",
     "Poll",
     "Source",
     "SourceConfig",
@@ -32,7 +34,8 @@ __all__ = [
     "describe_source",
 ]
 
-SourceConfig = Annotated[FolderSourceConfig | FeedSourceConfig, Field(discriminator="type")]
+SourceConfig = Annotated[FolderSourceConfig | FeedSourceConfig | PageSourceConfig,
+                         Field(discriminator="type")]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class SourceType:
 SOURCE_TYPES: dict[str, SourceType] = {
     "folder": SourceType(FolderSourceConfig, folder.build, folder.describe, baseline=False),
     "feed": SourceType(FeedSourceConfig, feed.build, feed.describe, baseline=True),
+    "page": SourceType(PageSourceConfig, page.build, page.describe, baseline=True),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -257,10 +257,15 @@ class FeedSource:
         return Poll(articles=articles, not_modified=False, cursor=validators,
                     skipped=tuple(skipped))
 
-    async def _parse(self, result: FetchResult) -> ParsedFeed:
+    def _parser(self) -> Callable[..., ParsedFeed]:
+        """What reads the fetched document (off the event loop): a feed's parser."""
         from watchers.sources._feedparse import parse_feed
 
-        job = partial(parse_feed, result.body, url=result.url, content_type=result.content_type)
+        return parse_feed
+
+    async def _parse(self, result: FetchResult) -> ParsedFeed:
+        job = partial(self._parser(), result.body, url=result.url,
+                      content_type=result.content_type)
         if self._executor is None:
             return await asyncio.to_thread(job)
         loop = asyncio.get_running_loop()

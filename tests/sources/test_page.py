@@ -1,0 +1,129 @@
+"""Web pages as sources (``type = "page"``): a site's page without a feed, its headline links
+taken for articles — through the real engine, a local HTTP server and a SQLite file. The first
+poll is a baseline, as a feed's; a link that appears later alerts; menus, other sites, scripts
+and short links are not stories; a hostile page is read in linear time."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.feed_server import FeedServer, Route
+from tests.fakes.sinks import RecordingSink
+from watchers.config import parse_config
+from watchers.engine import open_engine
+from watchers.errors import ConfigError
+from watchers.sources._feedparse import FeedFormatError
+from watchers.sources.page import MAX_LINKS, parse_page
+
+FRONT = """<!doctype html><html><head><meta charset="utf-8"><title>World</title></head><body>
+<nav><a href="/world">World news and analysis from everywhere</a></nav>
+<header><a href="/subscribe">Subscribe to our newsletter today</a></header>
+<main>
+<article><h2><a href="/2022/01/troops-mass">Russian troops mass near the Ukrainian border</a></h2>
+<p>By <a href="/staff/x">A. Writer</a></p></article>
+{more}
+<a href="https://ads.example.com/shoes">The best running shoes of the year, reviewed</a>
+<a href="javascript:void(0)">Read the whole story and more</a>
+<a href="/more">More</a>
+<script>document.write('<a href="/s">Not a story written by a script</a>')</script>
+</main>
+<footer><a href="/privacy">About us and our privacy policy</a></footer>
+</body></html>"""
+LATER = '<article><h2><a href="/2022/01/kyiv-talks">Kyiv talks resume as troops gather</a></h2>'
+
+
+def page(more: str = "") -> Route:
+    return Route(body=FRONT.format(more=more).encode(), content_type="text/html; charset=utf-8")
+
+
+def config(tmp_path: Path, url: str, **extra: Any) -> dict[str, Any]:
+    return {"storage": {"path": "nw.db"}, "fetch": {"allow_private": ["127.0.0.1/32"]},
+            "sources": [{"name": "world", "type": "page", "url": url, "every": "1h", **extra}],
+            "rules": [{"name": "troops", "query": "troops OR kyiv"}]}
+
+
+async def test_a_page_s_new_headline_links_alert_after_its_baseline(tmp_path: Path) -> None:
+    sink = RecordingSink()
+    async with FeedServer() as server:
+        server.set("/world", page())
+        cfg = parse_config(config(tmp_path, server.url("/world")), base_dir=tmp_path)
+        async with open_engine(cfg, start=False, default_sink=sink) as engine:
+            await engine.run_once()  # the baseline: what is there is old news
+            assert sink.alerts == []
+            stored = await engine.recent(limit=10)
+            assert [a.title for a, _ in stored] == [
+                "Russian troops mass near the Ukrainian border"]
+            server.set("/world", page(LATER))
+            await engine.run_once()
+            (alert,) = sink.alerts
+            assert alert.article.title == "Kyiv talks resume as troops gather"
+            assert alert.article.url == server.url("/2022/01/kyiv-talks")
+            assert alert.article.source == "world"
+            await engine.run_once()  # the same page again: nothing new
+            assert len(sink.alerts) == 1
+            (view,) = [v for v in await engine.sources() if v.name == "world"]
+            assert view.kind == "page" and view.where == server.url("/world")
+
+
+async def test_backfill_lets_a_page_s_first_links_alert(tmp_path: Path) -> None:
+    sink = RecordingSink()
+    async with FeedServer() as server:
+        server.set("/world", page(LATER))
+        cfg = parse_config(config(tmp_path, server.url("/world"), backfill=5),
+                           base_dir=tmp_path)
+        async with open_engine(cfg, start=False, default_sink=sink) as engine:
+            await engine.run_once()
+    assert sorted(a.article.title for a in sink.alerts) == [
+        "Kyiv talks resume as troops gather", "Russian troops mass near the Ukrainian border"]
+
+
+def test_only_headline_links_of_the_page_s_own_site_are_articles() -> None:
+    got = parse_page(FRONT.format(more=LATER + """
+        <a href="https://www.news.example/2022/01/kyiv-talks#comments">Kyiv talks resume as
+        troops <b>gather</b> &amp; wait</a>
+        <a href="https://sport.news.example/final">Cup final goes to extra time</a>
+        <a href="https://news.example.evil/x">A lookalike site's headline here</a>""").encode(),
+        url="https://www.news.example/world")
+    assert [(e.url, e.title) for e in got.entries] == [
+        ("https://www.news.example/2022/01/troops-mass",
+         "Russian troops mass near the Ukrainian border"),
+        # one article per link, the fragment dropped; its longest text is its title
+        ("https://www.news.example/2022/01/kyiv-talks",
+         "Kyiv talks resume as troops gather & wait"),
+        ("https://sport.news.example/final", "Cup final goes to extra time")]
+    assert all(e.guid == e.url and e.text == "" and e.published is None for e in got.entries)
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b"", "is not a page: the response is empty"),
+    (b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>', 'watch it as type = "feed"'),
+    (b'{"version": "https://jsonfeed.org/version/1.1", "items": []}', 'type = "feed"'),
+    (b"<div>" * 300_000, "not a page we will read"),
+])
+def test_what_is_no_page_is_named(body: bytes, says: str) -> None:
+    with pytest.raises(FeedFormatError, match=says):
+        parse_page(body, url="https://news.example/")
+
+
+def test_a_hostile_page_is_read_in_linear_time_and_its_links_are_capped() -> None:
+    start = time.process_time()
+    for body in (b'<a href="/x">' * 240_000, b"<a href=/x>one two three four five" * 200_000,
+                 b"<nav>" * 240_000 + b'<a href="/y">Troops mass near the border</a>'):
+        assert parse_page(body, url="https://news.example/").entries == []
+    many = "".join(f'<a href="/s{i}">Story number {i} of the day</a>' for i in range(2000))
+    assert len(parse_page(many.encode(), url="https://news.example/").entries) == MAX_LINKS
+    # a generous bound that catches a quadratic parse (which takes minutes here), not a timing
+    assert time.process_time() - start < 60
+
+
+def test_a_page_source_takes_an_http_url_and_is_configured_like_a_feed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.url: 'file:///etc/passwd' is not an"):
+        parse_config(config(tmp_path, "file:///etc/passwd"), base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"expected 'folder', 'feed' or 'page'"):
+        parse_config({**config(tmp_path, "https://news.example/"), "sources": [
+            {"name": "w", "type": "webpage", "url": "https://news.example/"}]},
+            base_dir=tmp_path)
