@@ -582,7 +582,7 @@ class DiscordSink:
         channel for good. Where the bot may not read the channel's messages it cannot look,
         and the line posts as before."""
         try:
-            async with self._request_errors(gone={_UNKNOWN_MESSAGE}):
+            async with self._request_errors(gone={_UNKNOWN_MESSAGE}, reading=True):
                 await client.http.get_message(target.channel_id, int(update.message_id))
         except PermanentDeliveryError:
             return
@@ -630,8 +630,8 @@ class DiscordSink:
                 self._forum_hooks.add(hook.id)
 
     @contextlib.asynccontextmanager
-    async def _request_errors(self, *, gone: set[int], webhook: bool = False
-                              ) -> AsyncIterator[None]:
+    async def _request_errors(self, *, gone: set[int], webhook: bool = False,
+                              reading: bool = False) -> AsyncIterator[None]:
         """One request of the bot (a send with a nonce, or a story update's; a webhook's edit
         with ``webhook``), bounded by ``timeout``, its failures mapped as for alerts. A 404
         whose code is in ``gone`` raises :class:`_Gone`. A failure after the request may have
@@ -640,13 +640,14 @@ class DiscordSink:
         (a send or thread line carries its nonce and is looked for, an edit repeats harmlessly,
         a thread is found again by the message's id), and the delivery must know it may have
         posted: taken for a plain failure, an alert whose answer was lost just before quiet
-        hours was kept for their digest, and shown twice."""
+        hours was kept for their digest, and shown twice. A read (``reading``: a lookup) that
+        fails so says nothing of what was posted: a plain failure, to be tried again."""
         try:
             async with asyncio.timeout(self.timeout):
                 yield
         except TimeoutError:
             self._release_global_wait()
-            raise UncertainDeliveryError(
+            raise (TransientDeliveryError if reading else UncertainDeliveryError)(
                 f"no answer from Discord in {self.timeout:g}s") from None
         except discord.RateLimited as exc:
             raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
@@ -656,7 +657,7 @@ class DiscordSink:
             raise _classify(exc, webhook=webhook) from None
         except discord.HTTPException as exc:
             error = _classify(exc, webhook=webhook)
-            if exc.status >= 500:
+            if exc.status >= 500 and not reading:
                 # Discord may have carried it out before failing to answer.
                 raise UncertainDeliveryError(str(error)) from None
             raise error from None
@@ -664,14 +665,14 @@ class DiscordSink:
             # never connected: nothing was sent
             raise TransientDeliveryError(redact(f"network error: {exc!r}")) from None
         except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UncertainDeliveryError(
+            raise (TransientDeliveryError if reading else UncertainDeliveryError)(
                 redact(f"network error after sending: {exc!r}")) from None
         except _DeliveryErrors:
             raise
         except Exception as exc:  # an answer discord.py could not read
             # (a malformed rate-limit header, a body that is not JSON): the request may have
             # been carried out; its nonce, or the lookup, keeps the retry from doubling it.
-            raise UncertainDeliveryError(
+            raise (TransientDeliveryError if reading else UncertainDeliveryError)(
                 redact(f"unreadable answer from Discord: {type(exc).__name__}: {exc}")[:300]
             ) from None
 
@@ -733,7 +734,7 @@ class DiscordSink:
         if client is None or client.user is None or not marker:
             return None
         try:
-            async with self._request_errors(gone=set()):
+            async with self._request_errors(gone=set(), reading=True):
                 recent = await client.http.logs_from(channel_id, LOOK_BACK)
         except PermanentDeliveryError as exc:
             log.info("channel %s: cannot look for an earlier attempt's message (%s); sending "

@@ -795,3 +795,35 @@ async def test_an_alert_whose_answer_was_lost_just_before_quiet_hours_shows_once
     await asyncio.sleep(0.5)
     assert len(emu.messages(channel)) == 1  # no digest shows it again
     assert emu.validate_all() == []
+
+
+async def test_a_failed_look_for_an_earlier_message_is_no_lost_send(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    """Nothing was ever posted (the first try refused before Discord); the retry's look among
+    the channel's messages failed. That read was taken for a lost send: the alert was counted
+    maybe sent for good and posted at once inside quiet hours instead of being kept."""
+    from watchers.schedule import ManualClock
+
+    clock = ManualClock(datetime(2024, 5, 1, 21, 59, 0, tzinfo=UTC))
+    channel = emu.channel("alerts").id
+    run = await newswatch(emu, channels={
+        "alerts": {"target": channel, "quiet_hours": "22:00-07:00"},
+        "desk": emu.channel("general").id, "ops": emu.channel("ops").id,
+        "hook": emu.channel("hooks").id})
+    run.engine.delivery.clock = clock
+    run.engine.delivery.base_backoff = run.engine.delivery.max_backoff = 2.0
+    emu.inject(MESSAGES, Fault("status", 403, 0, "Forbidden", name="403/none"), times=1)
+    emu.inject("GET /channels/{channel_id}/messages", Fault.server_error(500), times=1)
+    drop_articles(tmp_path / "wire", "troops", range(1))
+    store = run.engine.store
+    await run.wait_for(lambda: not emu.pending_faults, 15)
+    await asyncio.sleep(0.9)  # the second try gives up (its look failed)
+    assert emu.messages(channel) == [] and await store.count_maybe_sent() == 0
+    clock.set(datetime(2024, 5, 1, 22, 0, 5, tzinfo=UTC))  # the next try falls in quiet hours
+    run.engine.delivery.wake()
+    for _ in range(80):
+        if await store.alert_counts(routes=["alerts"]) == {"scheduled": 1}:
+            break
+        await asyncio.sleep(0.05)
+    assert await store.alert_counts(routes=["alerts"]) == {"scheduled": 1}
+    assert emu.messages(channel) == [] and await store.count_maybe_sent() == 0
