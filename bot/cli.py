@@ -253,11 +253,8 @@ def _schedule(route: Any) -> str:
             f"every {format_duration(route.digest_every)}" if route.digest_every else "")
         parts.append(f"digest {when}".rstrip())
     if route.quiet_hours:
-        through = (f", {route.break_through} breaks through"
-                   if route.mode != "digest" or route.digest_breaks_through else "")
+        through = f", {route.break_through} breaks through" if route.mode != "digest" else ""
         parts.append(f"quiet {route.quiet_hours}{through}")
-    elif route.digest_breaks_through:
-        parts.append(f"{route.break_through} breaks through")
     if route.max_per_hour:
         parts.append(f"at most {route.max_per_hour} an hour")
     if parts and route.timezone != "UTC":

@@ -479,8 +479,7 @@ class RouteConfig(_Strict):
     (``off``). ``mode = "digest"`` collects alerts into one message posted every
     ``digest_every`` or at the ``digest_at`` times of day (in ``timezone``); ``quiet_hours``
     ("22:00-07:00") keeps alerts below ``break_through`` for a digest when they end (on a
-    digest route, a digest due in them waits until they end, and a route that names its
-    ``break_through`` posts alerts at or above it at once);
+    digest route, a digest due in them waits until they end);
     ``max_per_hour`` folds alerts past the cap into a digest when the hour rolls over. Nothing
     is ever dropped: what waits is ``scheduled``."""
 
@@ -540,20 +539,13 @@ class RouteConfig(_Strict):
                              "too, or leave them out")
         return self
 
-    @property
-    def digest_breaks_through(self) -> bool:
-        """Whether alerts at or above ``break_through`` post at once on this digest route: when
-        the route names a ``break_through`` (a digest route keeps everything otherwise)."""
-        return self.mode == "digest" and "break_through" in self.model_fields_set
-
     def ignored(self) -> list[str]:
         """The settings this route has that its mode makes do nothing, as a sentence each
-        (``newswatch check`` and the start-up log say them): ``max_per_hour`` on a digest
-        route, where only alerts at or above ``break_through`` post at once, and a cap
-        folds none of those."""
+        (``newswatch check`` and the start-up log say them; ``/channels set`` refuses them):
+        ``max_per_hour`` on a digest route, which keeps everything for its digest."""
         if self.mode == "digest" and self.max_per_hour:
-            return ["max_per_hour does nothing on a digest route (what posts at once there "
-                    "breaks through, and no cap holds that back)"]
+            return ["max_per_hour does nothing on a digest route (everything waits for its "
+                    "digest)"]
         return []
 
 
@@ -618,9 +610,15 @@ class Config(_Strict):
     def ignored_settings(self) -> list[str]:
         """What the routes set that their mode makes do nothing (``channels.NAME: ...``), for
         ``newswatch check`` and the start-up log: accepted, since a setting a mode ignores is
-        no error, but said."""
-        return [f"channels.{name}: {why}" for name, route in self.routes.items()
-                for why in route.ignored()]
+        no error, but said. A ``break_through`` the file writes on a digest route is one (it
+        has a default, so only the file can tell it was written)."""
+        out = []
+        for name, route in self.routes.items():
+            out += [f"channels.{name}: {why}" for why in route.ignored()]
+            if route.mode == "digest" and "break_through" in route.model_fields_set:
+                out.append(f"channels.{name}: break_through does nothing on a digest route "
+                           "(everything waits for its digest; quiet hours hold the digest)")
+        return out
 
     def route(self, name: str) -> RouteConfig | None:
         """A route's settings (defaults for the short form); None if it is not defined."""

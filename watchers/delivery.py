@@ -1238,8 +1238,7 @@ class DeliveryService:
         route keeps everything for its next digest; quiet hours keep what is below
         ``break_through`` until they end; past ``max_per_hour`` an alert waits for the hour's
         roll-over. An alert at or above ``break_through`` is never kept by quiet hours or the
-        cap, nor by a digest route that names its ``break_through``. Returns whether it was
-        kept (``scheduled``)."""
+        cap. Returns whether it was kept (``scheduled``)."""
         cfg = self._route_config(row.route)
         if cfg is None:
             return False
@@ -1248,8 +1247,7 @@ class DeliveryService:
         why = ""
         urgent = severity_rank(_severity(row.rules)) >= severity_rank(cfg.break_through)
         if cfg.mode == "digest":
-            if not (urgent and cfg.digest_breaks_through):
-                until, why = next_digest(cfg, now), "digest"
+            until, why = next_digest(cfg, now), "digest"
         elif cfg.quiet_hours and not urgent and (end := quiet_end(cfg, now)) is not None:
             until, why = end, "quiet hours"
         elif cfg.max_per_hour and not urgent:
