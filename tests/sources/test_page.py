@@ -18,6 +18,7 @@ from watchers.engine import open_engine
 from watchers.errors import ConfigError
 from watchers.sources._feedparse import FeedFormatError
 from watchers.sources.page import MAX_LINKS, parse_page
+from watchers.urls import normalise_link
 
 FRONT = """<!doctype html><html><head><meta charset="utf-8"><title>World</title></head><body>
 <nav><a href="/world">World news and analysis from everywhere</a></nav>
@@ -33,7 +34,8 @@ FRONT = """<!doctype html><html><head><meta charset="utf-8"><title>World</title>
 </main>
 <footer><a href="/privacy">About us and our privacy policy</a></footer>
 </body></html>"""
-LATER = '<article><h2><a href="/2022/01/kyiv-talks">Kyiv talks resume as troops gather</a></h2>'
+LATER = ('<article><h2><a href="/2022/01/kyiv-talks">Kyiv talks resume as troops gather</a></h2>'
+         "</article>")
 
 
 def page(more: str = "") -> Route:
@@ -95,7 +97,51 @@ def test_only_headline_links_of_the_page_s_own_site_are_articles() -> None:
         ("https://www.news.example/2022/01/kyiv-talks",
          "Kyiv talks resume as troops gather & wait"),
         ("https://sport.news.example/final", "Cup final goes to extra time")]
-    assert all(e.guid == e.url and e.text == "" and e.published is None for e in got.entries)
+    # its guid is the link as links compare (tracking parameters out); dated when found
+    assert all(e.guid == normalise_link(e.url or "") and e.text == "" and e.published
+               for e in got.entries)
+
+
+def test_real_page_markup_is_read_as_a_browser_reads_it() -> None:
+    def links(body: str, url: str = "https://www.news.example/") -> list[tuple[str, str]]:
+        return [(e.url or "", e.title) for e in parse_page(body.encode(), url=url).entries]
+
+    story = "/2022/01/troops-mass"
+    headline = "Russian troops mass near the Ukrainian border"
+    # minified script with "<" and "<!--" before the headlines: they hid every one after it
+    assert links(f'<script>for(i=0;i<e.length;i++){{x="<!--"}}</script>'
+                 f'<a href="{story}">{headline}</a>') == [
+        (f"https://www.news.example{story}", headline)]
+    # an article's own header holds its headline (a card)
+    assert links(f'<header><a href="/about">About the newsroom and its staff</a></header>'
+                 f'<article><header><h2><a href="{story}">{headline}</a></h2></header>'
+                 "</article>") == [(f"https://www.news.example{story}", headline)]
+    # XHTML with an XML declaration is a page
+    assert links(f'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body>'
+                 f'<a href="{story}">{headline}</a></body></html>')
+    # headlines without spaces between words
+    assert links('<a href="/beijing">北京发生5.1级地震</a>') == [
+        ("https://www.news.example/beijing", "北京发生5.1级地震")]
+    # only the page's real <base> counts, not one in a comment or a script
+    assert links(f'<!-- <base href="https://elsewhere.example/"> --><a href="{story}">'
+                 f"{headline}</a>") == [(f"https://www.news.example{story}", headline)]
+    # the href attribute itself, not data-href or text inside another attribute
+    assert links(f'<a data-href="/track?x=1" title="see href=/wrong" href="{story}">'
+                 f"{headline}</a>") == [(f"https://www.news.example{story}", headline)]
+    # an <a> left open ends at the next one; a link in CDATA is no link
+    assert [t for _, t in links('<a href="/one">First story of the morning here<a href="/two">'
+                                'Second story of the morning here</a><![CDATA[<a href="/c">'
+                                "A story that is not there</a>]]>")] == [
+        "First story of the morning here", "Second story of the morning here"]
+    # an internationalised host, fetched as punycode, links written in Unicode
+    assert links(f'<a href="https://новости.example{story}">{headline}</a>',
+                 url="https://xn--b1amnebsh.example/") == [
+        (f"https://новости.example{story}", headline)]
+    # the top of the page is the newest: the first link is dated latest
+    entries = parse_page(f'<a href="/a">{headline}</a><a href="/b">Another story of the '
+                         'same morning</a>'.encode(), url="https://news.example/").entries
+    assert entries[0].published is not None and entries[1].published is not None
+    assert entries[0].published > entries[1].published
 
 
 @pytest.mark.parametrize(("body", "says"), [
@@ -111,9 +157,15 @@ def test_what_is_no_page_is_named(body: bytes, says: str) -> None:
 
 def test_a_hostile_page_is_read_in_linear_time_and_its_links_are_capped() -> None:
     start = time.process_time()
-    for body in (b'<a href="/x">' * 240_000, b"<a href=/x>one two three four five" * 200_000,
-                 b"<nav>" * 240_000 + b'<a href="/y">Troops mass near the border</a>'):
-        assert parse_page(body, url="https://news.example/").entries == []
+    for body in (b'<a href="/x">' * 240_000, b"<a href=/x>one two" * 200_000,
+                 b"<nav>" * 240_000 + b'<a href="/y">Troops mass near the border</a>',
+                 # no ">", an unclosed quote, comment or CDATA: each ended the page, but a
+                 # regular expression tried each "<" to the page's end again (30 s for 184 KB)
+                 b'<a href="/x" ' * 100_000, b'<a title="' + b"<b x " * 100_000,
+                 b"<!--" + b"<a " * 100_000, b"<![CDATA[" + b"<i " * 100_000,
+                 b"<script>" + b"if (a<b) {" * 100_000):
+        with pytest.raises(FeedFormatError, match="no headline links"):
+            parse_page(body, url="https://news.example/")
     many = "".join(f'<a href="/s{i}">Story number {i} of the day</a>' for i in range(2000))
     assert len(parse_page(many.encode(), url="https://news.example/").entries) == MAX_LINKS
     # a generous bound that catches a quadratic parse (which takes minutes here), not a timing
@@ -127,3 +179,21 @@ def test_a_page_source_takes_an_http_url_and_is_configured_like_a_feed(tmp_path:
         parse_config({**config(tmp_path, "https://news.example/"), "sources": [
             {"name": "w", "type": "webpage", "url": "https://news.example/"}]},
             base_dir=tmp_path)
+
+
+async def test_a_first_look_that_finds_no_headline_is_no_baseline(tmp_path: Path) -> None:
+    """A script's shell, a consent wall: taken for the page's first look, it recorded nothing,
+    and the next poll alerted every headline of the page as new."""
+    sink = RecordingSink()
+    async with FeedServer() as server:
+        server.set("/world", Route(body=b"<html><body><p>Please enable JavaScript</p></body>",
+                                   content_type="text/html"))
+        cfg = parse_config(config(tmp_path, server.url("/world"), backfill=1),
+                           base_dir=tmp_path)
+        async with open_engine(cfg, start=False, default_sink=sink) as engine:
+            (report,) = await engine.run_once()
+            assert report.error is not None and "no headline links" in report.error
+            server.set("/world", page(LATER))
+            await engine.run_once()  # the baseline now: backfill lets the top one alert
+    assert [a.article.title for a in sink.alerts] == [
+        "Russian troops mass near the Ukrainian border"]

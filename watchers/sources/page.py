@@ -3,26 +3,30 @@ feed, and takes each headline link on it for an article.
 
 A page is fetched as a feed is (the one fetcher: address checks, size and time caps, conditional
 requests, backoff), and its first poll is a baseline, as a feed's: the links already there are
-old news (``backfill`` lets its newest few alert). An article is a link whose text reads as a
-headline, on the page's own site:
+old news (``backfill`` lets the top few alert). A page with no headline link at all (a shell
+its scripts fill in, a consent wall) is a failed poll (FeedFormatError ``no-links``), never a
+first look. An article is a link whose text reads as a headline, on the page's own site:
 
-- ``<a href>`` with an http(s) link on the page's host (``www.`` aside, subdomains of it too):
-  a news page links its stories on its own site; other hosts are ads, partners and social media.
+- ``<a href>`` with an http(s) link on the page's host (``www.`` aside, subdomains of it too,
+  an internationalised name in either spelling): a news page links its stories on its own site;
+  other hosts are ads, partners and social media.
 - Its text, tags taken out and entities read, is at least :data:`MIN_WORDS` words and
-  :data:`MIN_CHARS` characters: menus, "More", dates and bylines are shorter.
-- Links inside ``<nav>``, ``<header>``, ``<footer>``, ``<aside>``, ``<script>``, ``<style>``,
-  ``<template>`` and ``<noscript>`` are not stories.
-- One article per link (the fragment dropped; the longest text of the link's anchors is its
-  title), at most :data:`MAX_LINKS` a page, in page order; its guid is the link.
+  :data:`MIN_CHARS` characters (:data:`MIN_CHARS_UNSPACED` in scripts written without spaces):
+  menus, "More", dates and bylines are shorter.
+- Links inside ``<nav>``, ``<aside>``, the site's ``<header>`` and ``<footer>`` (an article's
+  own are read), scripts and styles are not stories.
+- One article per link as links compare (tracking parameters out; the longest text of its
+  anchors is its title), at most :data:`MAX_LINKS` a page, dated when found, the first link of
+  the page latest (so the top of the page is the newest).
 
-The title is all a page gives (no summary, no date): rules match it, and the article is dated
-when it was found. The page is read with one pass of a regular expression over its tags (linear
-in its size: a page of unclosed tags cannot hold the parser, as html.parser would be held), off
-the event loop, under the feed parser's cap on tags.
+The page is read in one pass from tag to tag, each found where the last one ended (linear in
+its size: a tag, quote, comment or CDATA section that never ends ends the page, and a script's
+content is passed over to its end tag), off the event loop, under the feed parser's tag cap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 from collections.abc import Callable
@@ -40,18 +44,23 @@ __all__ = ["MAX_LINKS", "MIN_CHARS", "MIN_WORDS", "PageSource", "PageSourceConfi
 
 MIN_WORDS = 3
 MIN_CHARS = 15
+# A headline in a script written without spaces between words (Chinese, Japanese, Thai): its
+# characters are counted instead of its words.
+MIN_CHARS_UNSPACED = 8
 MAX_LINKS = 500
 MAX_TITLE = 300
-_SKIPPED = frozenset({"nav", "header", "footer", "aside", "script", "style", "template",
-                      "noscript", "svg", "select", "button"})
-# Raw text elements: what is inside is text to the end tag, not markup.
-_RAW = frozenset({"script", "style", "template", "noscript"})
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>|<!--.*?-->",
-                  re.DOTALL)
-_HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
-_BASE = re.compile(r"""<base\b[^>]*\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""",
-                   re.IGNORECASE)
+# Where a page's links are not stories. A <header> or <footer> inside an <article> is the
+# article's own (its headline, its byline) and is read.
+_SKIPPED = frozenset({"nav", "aside", "script", "style", "template", "noscript", "svg",
+                      "select", "button"})
+_SITE_PARTS = frozenset({"header", "footer"})
+# Raw text elements: what is inside is text up to the element's end tag, not markup.
+_RAW = frozenset({"script", "style", "template", "noscript", "textarea", "title", "xmp"})
+_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
+_TAG_STOP = re.compile(r"[>\"']")
+_ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
 _SPACE = re.compile(r"\s+")
+_UNSPACED = re.compile("[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 class PageSourceConfig(FeedSourceConfig):
@@ -80,7 +89,12 @@ class PageSource(FeedSource):
 
 
 def _host(url: str) -> str:
-    host = (urlsplit(url).hostname or "").lower()
+    """A link's host as compared for "the page's own site": lower case, ``www.`` aside, and an
+    internationalised name in its ASCII (punycode) form, as the fetched URL gives it."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if not host.isascii():
+        with contextlib.suppress(UnicodeError):  # not a name IDNA takes: compared as it is
+            host = host.encode("idna").decode("ascii")
     return host[4:] if host.startswith("www.") else host
 
 
@@ -89,21 +103,49 @@ def _on_site(link: str, site: str) -> bool:
     return bool(site) and (host == site or host.endswith("." + site))
 
 
+def _headline(title: str) -> bool:
+    if _UNSPACED.search(title):
+        return len(title) >= MIN_CHARS_UNSPACED
+    return len(title) >= MIN_CHARS and len(title.split()) >= MIN_WORDS
+
+
+def _attrs(text: str) -> dict[str, str]:
+    """A start tag's attributes (``text``: what follows its name), names in lower case; the
+    first of a name wins, as in HTML."""
+    out: dict[str, str] = {}
+    for m in _ATTR.finditer(text):
+        name = m.group(1).lower()
+        if name not in out:
+            value = next((g for g in m.groups()[1:] if g is not None), "")
+            out[name] = html.unescape(value)
+    return out
+
+
 def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
     """The headline links of a web page as items (see the module docstring); FeedFormatError
-    for what is no page (empty, a feed's XML or JSON, too many tags)."""
+    for what is no page (empty, a feed's XML or JSON, too many tags) and for a page without a
+    headline link (a script's shell or a consent wall: not taken for the page's baseline).
+
+    One pass: each tag is found from where the last one ended, its end by the next ``>``
+    outside quotes (a tag, comment or CDATA section that never ends ends the page), and the
+    content of a script or style is passed over to its end tag, so no part of the page is read
+    twice whatever it holds."""
+    from datetime import UTC, datetime, timedelta
+
     from watchers.sources._feedparse import (
         MAX_MARKUP_TOKENS,
         FeedFormatError,
         ParsedFeed,
         RawEntry,
     )
+    from watchers.urls import normalise_link
 
     text = _decode(body, content_type)
-    head = text.lstrip()[:200].lower()
+    head = text.lstrip()[:1024].lower()
     if not head:
         raise FeedFormatError(f"{url} is not a page: the response is empty", "empty")
-    if head.startswith(("<?xml", "<rss", "<feed", "{", "[")):
+    if head.startswith(("{", "[")) or (
+            head.startswith(("<?xml", "<rss", "<feed", "<rdf")) and "<html" not in head):
         raise FeedFormatError(f"{url} is a feed, not a web page: watch it as type = \"feed\"",
                               "not-a-page")
     tokens = text.count("<")
@@ -111,58 +153,132 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
         raise FeedFormatError(f"{url} is not a page we will read: {tokens} tags (limit "
                               f"{MAX_MARKUP_TOKENS})", "too-complex")
     base = url
-    found = _BASE.search(text)
-    if found:
-        base = urljoin(url, html.unescape(next(g for g in found.groups() if g is not None)))
     site = _host(url)
-    titles: dict[str, str] = {}
+    titles: dict[str, tuple[str, str]] = {}  # the link's key: (its link, its title)
     skipping: list[str] = []  # the open elements whose content is not stories
-    anchor: str | None = None  # the href of the open <a>, as written, if any
+    articles = 0  # open <article> elements: their header and footer are read
+    href: str | None = None  # the link of the open <a>, as written, if any
     parts: list[str] = []
-    raw_until: str | None = None
+    n = len(text)
     pos = 0
-    for m in _TAG.finditer(text):
-        if raw_until is not None:
-            if m.group(1) and m.group(2).lower() == raw_until:
-                raw_until = None
-                if skipping and skipping[-1] == m.group(2).lower():
-                    skipping.pop()
-            pos = m.end()
+
+    def close_anchor() -> bool:
+        """The open anchor taken as an article if it reads as a headline; False once the
+        page has given MAX_LINKS."""
+        title = _SPACE.sub(" ", html.unescape("".join(parts))).strip()
+        if href is None or not _headline(title):
+            return True
+        link = _link(base, href.strip())
+        if link is None or not _on_site(link, site):
+            return True
+        key = normalise_link(link)
+        title = title if len(title) <= MAX_TITLE else title[:MAX_TITLE - 1] + "…"
+        if len(title) > len(titles.get(key, ("", ""))[1]):
+            if key not in titles and len(titles) >= MAX_LINKS:
+                return False
+            titles[key] = (link, title)
+        return True
+
+    while pos < n:
+        lt = text.find("<", pos)
+        if lt < 0:
+            lt = n
+        if href is not None:
+            parts.append(text[pos:lt])
+        if lt >= n:
+            break
+        if text.startswith("<!--", lt):
+            end = text.find("-->", lt + 4)
+            if end < 0:
+                break
+            pos = end + 3
             continue
-        if anchor is not None:
-            parts.append(text[pos:m.start()])
-        pos = m.end()
-        name = (m.group(2) or "").lower()
-        if not name:  # a comment
+        if text.startswith("<![CDATA[", lt):
+            end = text.find("]]>", lt + 9)
+            if end < 0:
+                break
+            pos = end + 3
             continue
-        if not m.group(1):  # a start tag
-            if name in _RAW:
-                raw_until = name
-            if name in _SKIPPED and not m.group(3).rstrip().endswith("/"):
+        closing = text.startswith("</", lt)
+        name_at = lt + (2 if closing else 1)
+        m = _NAME.match(text, name_at)
+        if m is None:
+            # "<" not starting a tag ("a < b", "<!DOCTYPE", "<?xml"): a declaration is passed
+            # over to its ">", a lone "<" is text.
+            if text.startswith(("<!", "<?"), lt):
+                end = text.find(">", lt)
+                if end < 0:
+                    break
+                pos = end + 1
+            else:
+                if href is not None:
+                    parts.append("<")
+                pos = lt + 1
+            continue
+        name = m.group().lower()
+        # The tag's end: the next ">" outside quotes.
+        i = m.end()
+        while True:
+            stop = _TAG_STOP.search(text, i)
+            if stop is None:
+                i = -1
+                break
+            if stop.group() == ">":
+                i = stop.start()
+                break
+            close = text.find(stop.group(), stop.end())
+            if close < 0:
+                i = -1
+                break
+            i = close + 1
+        if i < 0:
+            break  # the page ends inside a tag
+        inside = text[m.end():i]
+        pos = i + 1
+        if closing:
+            if name in _SKIPPED or (name in _SITE_PARTS and not articles):
+                if name in skipping:
+                    while skipping and skipping.pop() != name:
+                        pass
+            elif name == "article":
+                articles = max(0, articles - 1)
+            elif name in ("main", "body"):
+                articles = 0  # an <article> left open ends with them
+            elif name == "a" and href is not None:
+                if not close_anchor():
+                    break
+                href = None
+            continue
+        self_closing = inside.rstrip().endswith("/")
+        if name in _RAW and not self_closing:
+            # passed over to its end tag, unread
+            end_tag = re.compile(f"</{name}[\\s>/]", re.IGNORECASE).search(text, pos)
+            pos = n if end_tag is None else end_tag.start()
+            continue
+        if name == "base" and base == url:
+            found = _attrs(inside).get("href")
+            if found:
+                base = urljoin(url, found.strip())
+        elif name == "article":
+            articles += 1
+        elif name in _SKIPPED or (name in _SITE_PARTS and not articles):
+            if not self_closing:
                 skipping.append(name)
-            elif name == "a" and not skipping:
-                href = _HREF.search(m.group(3))
-                anchor = None
-                parts = []
-                if href:  # made a link once its text reads as a headline (see below)
-                    anchor = next(g for g in href.groups() if g is not None)
-        elif name in _SKIPPED:
-            if name in skipping:
-                while skipping and skipping.pop() != name:
-                    pass
-        elif name == "a" and anchor is not None:
-            title = _SPACE.sub(" ", html.unescape("".join(parts))).strip()
-            link = (_link(base, html.unescape(anchor).strip())
-                    if len(title) >= MIN_CHARS and len(title.split()) >= MIN_WORDS else None)
-            if link is not None and _on_site(link, site):
-                title = title if len(title) <= MAX_TITLE else title[:MAX_TITLE - 1] + "…"
-                if len(title) > len(titles.get(link, "")):
-                    if link not in titles and len(titles) >= MAX_LINKS:
-                        break
-                    titles[link] = title
-            anchor = None
-    entries = [RawEntry(guid=link, url=link, title=title, text="", published=None)
-               for link, title in titles.items()]
+        elif name == "a" and not skipping:
+            if href is not None and not close_anchor():  # an <a> left open: it ends here
+                break
+            href = _attrs(inside).get("href")
+            parts = []
+    if not titles:
+        raise FeedFormatError(
+            f"{url} has no headline links: a page its scripts fill in, a consent or sign-in "
+            "page, or no links to its own site (not taken for its first look)", "no-links")
+    # Newest first as the page lists them: the first link is dated when found, each next one a
+    # microsecond earlier, so the page's order is kept wherever articles are sorted by date.
+    found_at = datetime.now(UTC)
+    entries = [RawEntry(guid=key, url=link, title=title, text="",
+                        published=found_at - timedelta(microseconds=i))
+               for i, (key, (link, title)) in enumerate(titles.items())]
     return ParsedFeed(title=site, entries=entries, format="html")
 
 
