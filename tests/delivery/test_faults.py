@@ -758,21 +758,29 @@ async def test_a_webhooks_answer_that_says_made_but_does_not_read_is_taken_as_po
 
 
 
+async def before_quiet_hours(emu: DiscordEmulator, newswatch: Start, second: int, *,
+                             backoff: float) -> tuple[Any, Any]:
+    """newswatch with the alerts channel quiet from 22:00 to 07:00, its delivery's clock at
+    21:59:``second`` and its backoff ``backoff`` seconds; (the run, the clock)."""
+    from watchers.schedule import ManualClock
+
+    clock = ManualClock(datetime(2024, 5, 1, 21, 59, second, tzinfo=UTC))
+    run = await newswatch(emu, channels={
+        "alerts": {"target": emu.channel("alerts").id, "quiet_hours": "22:00-07:00"},
+        "desk": emu.channel("general").id, "ops": emu.channel("ops").id,
+        "hook": emu.channel("hooks").id})
+    run.engine.delivery.clock = clock
+    run.engine.delivery.base_backoff = run.engine.delivery.max_backoff = backoff
+    return run, clock
+
+
 async def test_an_alert_whose_answer_was_lost_just_before_quiet_hours_shows_once(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     """Discord made the message and its answer came too late; the retry fell inside quiet
     hours. The lost answer was a plain failure, so the retry was kept for the quiet-hours
     digest, which showed the alert a second time."""
-    from watchers.schedule import ManualClock
-
-    clock = ManualClock(datetime(2024, 5, 1, 21, 59, 50, tzinfo=UTC))
+    run, clock = await before_quiet_hours(emu, newswatch, 50, backoff=0.3)
     channel = emu.channel("alerts").id
-    run = await newswatch(emu, channels={
-        "alerts": {"target": channel, "quiet_hours": "22:00-07:00"},
-        "desk": emu.channel("general").id, "ops": emu.channel("ops").id,
-        "hook": emu.channel("hooks").id})
-    run.engine.delivery.clock = clock
-    run.engine.delivery.base_backoff = run.engine.delivery.max_backoff = 0.3
     emu.inject(MESSAGES, Fault.slow(2.0, after_processing=True), times=1)  # made, answered late
     (tmp_path / "wire" / "a.txt").write_text("Troops report 00001\nTroops seen.\n")
     await run.wait_for(lambda: len(emu.messages(channel)) == 1, 15)
@@ -802,16 +810,8 @@ async def test_a_failed_look_for_an_earlier_message_is_no_lost_send(
     """Nothing was ever posted (the first try refused before Discord); the retry's look among
     the channel's messages failed. That read was taken for a lost send: the alert was counted
     maybe sent for good and posted at once inside quiet hours instead of being kept."""
-    from watchers.schedule import ManualClock
-
-    clock = ManualClock(datetime(2024, 5, 1, 21, 59, 0, tzinfo=UTC))
+    run, clock = await before_quiet_hours(emu, newswatch, 0, backoff=2.0)
     channel = emu.channel("alerts").id
-    run = await newswatch(emu, channels={
-        "alerts": {"target": channel, "quiet_hours": "22:00-07:00"},
-        "desk": emu.channel("general").id, "ops": emu.channel("ops").id,
-        "hook": emu.channel("hooks").id})
-    run.engine.delivery.clock = clock
-    run.engine.delivery.base_backoff = run.engine.delivery.max_backoff = 2.0
     emu.inject(MESSAGES, Fault("status", 403, 0, "Forbidden", name="403/none"), times=1)
     emu.inject("GET /channels/{channel_id}/messages", Fault.server_error(500), times=1)
     drop_articles(tmp_path / "wire", "troops", range(1))

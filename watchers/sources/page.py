@@ -60,6 +60,8 @@ _NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
 _TAG_STOP = re.compile(r"[>\"']")
 _ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
 _SPACE = re.compile(r"\s+")
+# What is passed over unread, from its opening to its end.
+_SECTIONS = (("<!--", "-->"), ("<![CDATA[", "]]>"))
 _UNSPACED = re.compile("[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
@@ -187,17 +189,10 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
             parts.append(text[pos:lt])
         if lt >= n:
             break
-        if text.startswith("<!--", lt):
-            end = text.find("-->", lt + 4)
-            if end < 0:
-                break
-            pos = end + 3
-            continue
-        if text.startswith("<![CDATA[", lt):
-            end = text.find("]]>", lt + 9)
-            if end < 0:
-                break
-            pos = end + 3
+        section = next((pair for pair in _SECTIONS if text.startswith(pair[0], lt)), None)
+        if section is not None:  # a comment or CDATA: passed over (unended, it ends the page)
+            end = text.find(section[1], lt + len(section[0]))
+            pos = n if end < 0 else end + len(section[1])
             continue
         closing = text.startswith("</", lt)
         name_at = lt + (2 if closing else 1)
