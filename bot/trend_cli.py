@@ -69,12 +69,13 @@ def _period(value: str) -> timedelta:
 def _until(value: str | None) -> datetime:
     if not value:
         return datetime.now(UTC)
+    from watchers.models import parse_iso
+
     try:
-        when = datetime.fromisoformat(value.strip())
+        when = parse_iso(value.strip())  # as import, stories and the feeds read a date
     except ValueError:
         raise _Usage(f"--until: {value!r} is not an ISO 8601 date (e.g. 2022-03-01 or "
                      "2022-03-01T12:00)") from None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
     # The chart reaches back a period and its baseline before --until, and a bucket after it:
     # dates near the calendar's ends would overflow there.
     try:

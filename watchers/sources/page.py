@@ -56,6 +56,7 @@ _SKIPPED = frozenset({"nav", "aside", "script", "style", "template", "noscript",
 _SITE_PARTS = frozenset({"header", "footer"})
 # Raw text elements: what is inside is text up to the element's end tag, not markup.
 _RAW = frozenset({"script", "style", "template", "noscript", "textarea", "title", "xmp"})
+_RAW_END = {name: re.compile(f"</{name}[\\s>/]", re.IGNORECASE) for name in _RAW}
 _NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
 _TAG_STOP = re.compile(r"[>\"']")
 _ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
@@ -247,7 +248,7 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
         self_closing = inside.rstrip().endswith("/")
         if name in _RAW and not self_closing:
             # passed over to its end tag, unread
-            end_tag = re.compile(f"</{name}[\\s>/]", re.IGNORECASE).search(text, pos)
+            end_tag = _RAW_END[name].search(text, pos)
             pos = n if end_tag is None else end_tag.start()
             continue
         if name == "base" and base == url:

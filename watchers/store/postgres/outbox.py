@@ -233,9 +233,8 @@ class OutboxMixin:
         """Alerts held per paused route: held themselves, or carried by a held digest."""
         rows = await self._db.fetch(
             "SELECT route, count(*) FROM outbox WHERE state = 'held' AND kind = 'alert' "
-            "GROUP BY route UNION ALL SELECT d.route, count(*) FROM outbox d JOIN outbox m "
-            "ON m.digest_id = d.id WHERE d.state = 'held' AND d.kind = 'digest' "
-            "AND m.kind = 'alert' GROUP BY d.route")
+            "GROUP BY route UNION ALL SELECT d.route, count(*) " + _HELD_DIGESTS
+            + " GROUP BY d.route")
         out: dict[str, int] = {}
         for r, n in rows:
             out[str(r)] = out.get(str(r), 0) + int(n)
@@ -279,7 +278,8 @@ class OutboxMixin:
 
 
 
-# How many alerts a route's held digests carry (a digest row holds its members as digest_id).
-_IN_HELD_DIGESTS = (
-    "SELECT count(*) FROM outbox d JOIN outbox m ON m.digest_id = d.id WHERE d.route = $1 "
-    "AND d.state = 'held' AND d.kind = 'digest' AND m.kind = 'alert'")
+# The alerts held digests carry (a digest row holds its members as digest_id): per route, and
+# of one route.
+_HELD_DIGESTS = ("FROM outbox d JOIN outbox m ON m.digest_id = d.id "
+                 "WHERE d.state = 'held' AND d.kind = 'digest' AND m.kind = 'alert'")
+_IN_HELD_DIGESTS = "SELECT count(*) " + _HELD_DIGESTS + " AND d.route = $1"

@@ -303,17 +303,14 @@ class OutboxMixin:
         return [row_of(r) for r in rows]
 
 
-# The alerts that held digests carry (a digest row holds its members as ``digest_id``).
-_HELD_DIGESTS_BY_ROUTE = (
-    "SELECT d.route, count(*) FROM outbox d JOIN outbox m INDEXED BY outbox_digest "
-    "ON m.digest_id = d.id WHERE d.state = 'held' AND d.kind = 'digest' AND m.kind = 'alert' "
-    "GROUP BY d.route")
+# The alerts that held digests carry (a digest row holds its members as ``digest_id``): per
+# route, and of one route.
+_HELD_DIGESTS = ("FROM outbox d JOIN outbox m INDEXED BY outbox_digest ON m.digest_id = d.id "
+                 "WHERE d.state = 'held' AND d.kind = 'digest' AND m.kind = 'alert'")
+_HELD_DIGESTS_BY_ROUTE = "SELECT d.route, count(*) " + _HELD_DIGESTS + " GROUP BY d.route"
 
 
 async def _in_held_digests(tx: Tx, route: str) -> int:
     """How many alerts the route's held digests carry."""
-    (n,) = await tx.fetchone(
-        "SELECT count(*) FROM outbox d JOIN outbox m INDEXED BY outbox_digest "
-        "ON m.digest_id = d.id WHERE d.route = ? AND d.state = 'held' AND d.kind = 'digest' "
-        "AND m.kind = 'alert'", (route,))
+    (n,) = await tx.fetchone("SELECT count(*) " + _HELD_DIGESTS + " AND d.route = ?", (route,))
     return int(n)
