@@ -144,6 +144,18 @@ def test_real_page_markup_is_read_as_a_browser_reads_it() -> None:
     assert entries[0].published > entries[1].published
 
 
+def test_a_byte_order_mark_is_read_and_a_base_that_is_no_web_address_is_not() -> None:
+    headline = "Russian troops mass near the Ukrainian border"
+    page_text = f'<html><body><a href="/story">{headline}</a></body></html>'
+    for body in (page_text.encode("utf-16"), b"\xef\xbb\xbf" + page_text.encode()):
+        assert [e.title for e in parse_page(body, url="https://news.example/").entries] == [
+            headline]
+    # a javascript: base made every link on the page none, and the page a failed poll
+    hostile = f'<base href="javascript:alert(1)"><a href="/story">{headline}</a>'
+    assert [e.url for e in parse_page(hostile.encode(), url="https://news.example/").entries
+            ] == ["https://news.example/story"]
+
+
 @pytest.mark.parametrize(("body", "says"), [
     (b"", "is not a page: the response is empty"),
     (b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>', 'watch it as type = "feed"'),

@@ -253,7 +253,7 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
             continue
         if name == "base" and base == url:
             found = _attrs(inside).get("href")
-            if found:
+            if found and _link(url, found.strip()) is not None:  # not javascript: or data:
                 base = urljoin(url, found.strip())
         elif name == "article":
             articles += 1
@@ -294,9 +294,13 @@ _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECA
 
 
 def _decode(body: bytes, content_type: str | None) -> str:
-    """The page's text: the charset its header or a ``<meta>`` names, else UTF-8 (bad bytes
-    replaced)."""
-    charset = None
+    """The page's text: a byte order mark's encoding, else the charset its header or a
+    ``<meta>`` names, else UTF-8 (bad bytes replaced)."""
+    for mark, marked in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"),
+                         (b"\xfe\xff", "utf-16")):
+        if body.startswith(mark):
+            return body.decode(marked, errors="replace")
+    charset: str | None = None
     if content_type:
         found = re.search(r"charset\s*=\s*[\"']?([\w-]+)", content_type, re.IGNORECASE)
         charset = found.group(1) if found else None
