@@ -1005,7 +1005,8 @@ class Engine:
         _refuse_internal(fields, "source")
         if fields.get("type", "feed") != "feed":
             raise ConfigError([ConfigIssue("type", f"{fields['type']!r}: only feeds are added "
-                                           "at run time; a folder belongs in the config file")],
+                                           "at run time; a folder or a web page belongs in the "
+                                           "config file")],
                               file="source")
         if isinstance(fields.get("url"), str):
             check_url(fields["url"], self.config.fetch.allow_private)  # before anything else

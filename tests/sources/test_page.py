@@ -209,3 +209,16 @@ async def test_a_first_look_that_finds_no_headline_is_no_baseline(tmp_path: Path
             await engine.run_once()  # the baseline now: backfill lets the top one alert
     assert [a.article.title for a in sink.alerts] == [
         "Russian troops mass near the Ukrainian border"]
+
+
+async def test_a_page_is_not_added_at_run_time_and_says_where_it_belongs(tmp_path: Path
+                                                                        ) -> None:
+    (tmp_path / "seeds").mkdir()
+    cfg = parse_config({"storage": {"path": "nw.db"},
+                        "sources": [{"name": "s", "type": "folder", "path": "seeds"}],
+                        "rules": [{"name": "t", "query": "troops"}]}, base_dir=tmp_path)
+    async with open_engine(cfg, start=False) as engine:
+        with pytest.raises(ConfigError, match="a folder or a web page belongs in the config"):
+            await engine.add_source({"name": "p", "type": "page",
+                                     "url": "https://news.example/"})
+        assert "p" not in engine.source_names()
