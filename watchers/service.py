@@ -203,6 +203,9 @@ class WatchService:
     # What each source's last poll left out, as logged: an item a feed keeps listing is named
     # when it first is left out, not at every poll (a folder names each file's version once).
     _skips_told: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
+    # Held from judging which servers a poll's copies told already to its last write (see
+    # _ingest), while any source has an audience.
+    _copies_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     # Who sees a source's articles, by running name: ((server, the name it gave the source),
     # …) for a feed servers follow — only their rules match it, each seeing the source under
     # its own name. A source not listed is seen by every rule (the config file's).
@@ -866,67 +869,73 @@ class WatchService:
         # is analysed: collections set off between the two walked its analyses again and again
         # (see watchers.collector). Not every poll: polls overlap, and the collector must get
         # its turns between them.
-        with collector.paused() if len(fresh) >= INGEST_BATCH else contextlib.nullcontext():
-            # A few hundred articles at a time: a stop (or a cancelled poll) waits for the
-            # chunk at hand, not for a whole folder of history (18 s for 30,000 files).
-            # Matching each chunk and then joining its stories, in order, joins the same
-            # stories as the whole poll at once.
-            analyses = []
-            for start in range(0, len(fresh), INGEST_BATCH):
-                analyses += await loop.run_in_executor(
-                    self.executor, self._analyse, ruleset, fresh[start : start + INGEST_BATCH],
-                    stories, audience)
-            if followers is None and self.audiences:
-                await self._told_already(fresh, analyses)
-            routed = []
-            for article, analysis in zip(fresh, analyses, strict=True):
-                for rule in analysis.over_budget:
-                    self.over_budget[rule] += 1
-                    log.warning("rule %s: regex time budget exceeded on article %s (%s); "
-                                "counted as not matching", rule, article.id,
-                                printable(article.title, 80))
-                entries: list[OutboxEntry] = []
-                if alert_ok is None or article.id in alert_ok:
-                    entries = _route(analysis.matches, rules, mutes, self.stories_mode)
-                routed.append((article, analysis, entries))
-            routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
-            # The summary of the alerts the cap left out goes in the first transaction: those
-            # are the oldest articles, the first written, and once a batch of them is committed
-            # they are known, so a poll cut short after it (a stop, a crash, a full disk) and
-            # polled again never names them. After a crash some may be named twice; none is
-            # left unnamed.
-            notices = [(route, _overflow_text(
-                (self.source_label(route, running.name) if self.source_label else None)
-                or running.name, titles)) for route, titles in overflow.items()]
-            new = alerts = 0
-            # Whole articles per transaction, a bounded number per transaction: a crash loses at
-            # most the batch being written, and the source's cursor (saved after this returns)
-            # brings it back on the next poll; the batches already committed are then known.
-            for start in range(0, len(routed), INGEST_BATCH):
-                batch = routed[start : start + INGEST_BATCH]
-                now = self.clock.now()
-                stored = await self.store.record_many(
-                    [ArticleRecord(article, analysis.matches, entries, analysis.terms,
-                                   analysis.story, analysis.words, analysis.url_terms,
-                                   # a first poll's backlog is history: counted at its own dates
-                                   matched_at=history_time(article, at=now) if baseline
-                                   else _matched_at(article, now, since))
-                     for article, analysis, entries in batch], at=now,
-                    notices=notices if start == 0 else ())
-                for (_, _, entries), kept in zip(batch, stored, strict=True):
-                    if kept is not None:
-                        new += 1
-                        alerts += sum(1 for e in entries if not e.suppressed)
-            alerts += len(notices)
-            if not baseline:  # a backlog is no surge (nor is a muted rule's)
-                fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
-                alerts += await self._surges(
-                    name for name in fired
-                    if (cfg := self._rules.get(name)) is not None and cfg.key not in mutes)
-            if alerts:
-                self.wake.set()
-            return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
-                              baseline=baseline, updated=updated)
+        # Servers told already (see _told_already) are judged and the poll written under one
+        # lock: two feeds bringing one article at once each found no copy of the other's, and a
+        # server following both was told twice.
+        async with contextlib.AsyncExitStack() as held:
+            with collector.paused() if len(fresh) >= INGEST_BATCH else contextlib.nullcontext():
+                # A few hundred articles at a time: a stop (or a cancelled poll) waits for the
+                # chunk at hand, not for a whole folder of history (18 s for 30,000 files).
+                # Matching each chunk and then joining its stories, in order, joins the same
+                # stories as the whole poll at once.
+                analyses = []
+                for start in range(0, len(fresh), INGEST_BATCH):
+                    analyses += await loop.run_in_executor(
+                        self.executor, self._analyse, ruleset, fresh[start : start + INGEST_BATCH],
+                        stories, audience)
+                if self.audiences:
+                    await held.enter_async_context(self._copies_lock)
+                    await self._told_already(fresh, analyses,
+                                             None if followers is None else running.name)
+                routed = []
+                for article, analysis in zip(fresh, analyses, strict=True):
+                    for rule in analysis.over_budget:
+                        self.over_budget[rule] += 1
+                        log.warning("rule %s: regex time budget exceeded on article %s (%s); "
+                                    "counted as not matching", rule, article.id,
+                                    printable(article.title, 80))
+                    entries: list[OutboxEntry] = []
+                    if alert_ok is None or article.id in alert_ok:
+                        entries = _route(analysis.matches, rules, mutes, self.stories_mode)
+                    routed.append((article, analysis, entries))
+                routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
+                # The summary of the alerts the cap left out goes in the first transaction: those
+                # are the oldest articles, the first written, and once a batch of them is committed
+                # they are known, so a poll cut short after it (a stop, a crash, a full disk) and
+                # polled again never names them. After a crash some may be named twice; none is
+                # left unnamed.
+                notices = [(route, _overflow_text(
+                    (self.source_label(route, running.name) if self.source_label else None)
+                    or running.name, titles)) for route, titles in overflow.items()]
+                new = alerts = 0
+                # Whole articles per transaction, a bounded number per transaction: a crash loses at
+                # most the batch being written, and the source's cursor (saved after this returns)
+                # brings it back on the next poll; the batches already committed are then known.
+                for start in range(0, len(routed), INGEST_BATCH):
+                    batch = routed[start : start + INGEST_BATCH]
+                    now = self.clock.now()
+                    stored = await self.store.record_many(
+                        [ArticleRecord(article, analysis.matches, entries, analysis.terms,
+                                       analysis.story, analysis.words, analysis.url_terms,
+                                       # a first poll's backlog is history: counted at its own dates
+                                       matched_at=history_time(article, at=now) if baseline
+                                       else _matched_at(article, now, since))
+                         for article, analysis, entries in batch], at=now,
+                        notices=notices if start == 0 else ())
+                    for (_, _, entries), kept in zip(batch, stored, strict=True):
+                        if kept is not None:
+                            new += 1
+                            alerts += sum(1 for e in entries if not e.suppressed)
+                alerts += len(notices)
+                if not baseline:  # a backlog is no surge (nor is a muted rule's)
+                    fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
+                    alerts += await self._surges(
+                        name for name in fired
+                        if (cfg := self._rules.get(name)) is not None and cfg.key not in mutes)
+                if alerts:
+                    self.wake.set()
+                return PollReport(source=running.name, seen=len(articles), new=new, alerts=alerts,
+                                  baseline=baseline, updated=updated)
 
     async def _surges(self, fired: Iterable[str]) -> int:
         """Post one surge alert for each rule that just matched far more than usual (see
@@ -964,18 +973,19 @@ class WatchService:
             posted += 1
         return posted
 
-    async def _told_already(self, fresh: Sequence[Article], analyses: Sequence[_Analysis]
-                            ) -> None:
+    async def _told_already(self, fresh: Sequence[Article], analyses: Sequence[_Analysis],
+                            feed: str | None = None) -> None:
         """The servers whose followed feeds brought these articles first matched them then:
-        their rules' matches of the operator's copies are dropped (the copy is stored for the
-        operator's rules and every other server's). Kept, they alerted those servers again, or
-        edited their story, and counted twice in their trends and surges."""
+        their rules' matches of these copies are dropped (the operator's copy is stored for the
+        operator's rules and every other server's; ``feed``'s, a followed feed's, for its
+        followers that follow none of the feeds that brought it). Kept, they alerted those
+        servers again, or edited their story, and counted twice in their trends and surges."""
         copies = await self.store.followed_copies([a.content_hash for a in fresh])
         if not copies:
             return
         for article, analysis in zip(fresh, analyses, strict=True):
             told = {guild for source in copies.get(article.content_hash, ())
-                    for guild, _ in self.audiences.get(source, ())}
+                    if source != feed for guild, _ in self.audiences.get(source, ())}
             if told:
                 analysis.matches[:] = [
                     m for m in analysis.matches

@@ -386,6 +386,47 @@ async def test_the_operators_feed_bringing_what_a_servers_feed_stored_first_stil
 
 
 @pytest.mark.parametrize("stories", ["off", "edit"])
+async def test_two_feeds_carrying_one_article_tell_each_server_that_follows_them_once(
+        tmp_path: Path, feeds: FeedServer, stories: str) -> None:
+    """A follows a feed, B another that carries the same item word for word and under the
+    same link (an outlet's two section feeds), C both. B's copy was a duplicate of A's, so
+    B's rules never saw the article; now each copy is stored for the servers that have not
+    seen it: A and B are told once each, and C once, by the feed that brought it first."""
+    sink = RecordingSink()
+    async with open_engine(config(tmp_path), start=False, default_sink=sink) as engine:
+        feeds.set("/mirror", Route(body=rss(("g1", "Troops gather near Kharkiv"))))
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        await engine.add_source({"name": "mirror", "url": feeds.url("/mirror")}, guild=B)
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=C)
+        await engine.add_source({"name": "mirror", "url": feeds.url("/mirror")}, guild=C)
+        routes = {guild: await server_rule(engine, guild, "troops", "troops")
+                  for guild in (A, B, C)}
+        for guild in (A, B, C):
+            await engine.configure_server_route(guild, routes[guild], {"stories": stories})
+        await engine.run_once()  # the baselines: no alerts
+        news = rss(("g1", "Troops gather near Kharkiv"), ("g2", "More troops reach Kharkiv"))
+        feeds.set("/wire", Route(body=news))
+        await engine.run_once()
+        feeds.set("/mirror", Route(body=news))
+        await engine.run_once()
+        told = sorted((a.route, a.article.source) for a in sink.alerts)
+        assert told == sorted([(routes[A], "wire"), (routes[C], "wire"),
+                               (routes[B], "mirror")])
+        for guild, names, matched in ((A, {"wire"}, "wire"), (B, {"mirror"}, "mirror"),
+                                      (C, {"wire", "mirror"}, "wire")):
+            hits = (await engine.search('"more troops"', guild=guild)).hits
+            assert {h.article.source for h in hits} == names
+            # Each server's rule matched each article once (C's, not the later copy).
+            seen = [(a.title, a.source) for a, _ in await engine.recent(
+                rule="troops", guild=guild, limit=50)]
+            assert len({title for title, _ in seen}) == len(seen) == 2
+            assert ("More troops reach Kharkiv", matched) in seen
+        # Polled again, neither feed brings anything new.
+        await engine.run_once()
+        assert len(sink.alerts) == 3
+
+
+@pytest.mark.parametrize("stories", ["off", "edit"])
 async def test_a_server_told_by_its_own_feed_is_not_told_again_by_the_operators_copy(
         tmp_path: Path, feeds: FeedServer, stories: str) -> None:
     """The operator's copy of what A's feed brought first is stored for the config file's

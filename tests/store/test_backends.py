@@ -10,6 +10,7 @@ session's throwaway server), a new name a new, empty one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import sqlite3
 import uuid
@@ -319,7 +320,8 @@ async def test_the_operators_copy_of_a_server_feeds_article_is_stored_and_not_th
     """An article a feed servers follow stored first (source "@…": only its followers' rules
     saw it) was a duplicate when a config file's source brought it, so the operator's rules,
     and every other server's, never saw it. Now that copy is new (by content and by link);
-    a followed feed's copy of any stored article, and the operator's second copy, are not."""
+    a followed feed's copy of what a config file's source stored, and the operator's second
+    copy, are not."""
     body = "Russian troops massed near the border overnight, officials said."
     first = Article(source="@f1", guid="p1", url="https://ex.org/a", title="Troops mass",
                     text=body)
@@ -352,6 +354,101 @@ async def test_the_operators_copy_of_a_server_feeds_article_is_stored_and_not_th
         got = await store.get_article(p.id)
         assert got is not None and got.content_hash == changed.content_hash
         assert await store.count_articles() == 2
+
+
+async def test_a_followed_feeds_copy_of_another_followed_feeds_article_is_stored(
+        backend: Backend) -> None:
+    """Two servers follow two feeds that carry one article (one outlet's two section feeds,
+    or a wire story word for word). The second feed's copy was a duplicate of the first's, so
+    the servers that follow only the second never saw it. It is stored now, by content and by
+    link, and each feed's copies are found by their plain hash (followed_copies); a copy of
+    either feed's own, or of the operator's, is still a duplicate."""
+    body = "Russian troops massed near the border overnight, officials said."
+    first = Article(source="@f1", guid="p1", url="https://ex.org/a", title="Troops mass",
+                    text=body)
+    same_link = Article(source="@f2", guid="q1", url="https://EX.org/a/?utm_source=x",
+                        title="Troops mass", text=body)
+    same_text = Article(source="@f3", guid="r1", url="https://other.org/b",
+                        title="Troops mass", text=body)
+    other_text = Article(source="@f4", guid="s1", url="https://ex.org/a",
+                         title="Troops mass", text=body + " More soon.")
+    async with await backend.open("feeds") as store:
+        assert (await store.record_many([record_of(first)]))[0] is not None
+        assert await store.known([same_link, same_text, other_text]) == [False] * 3
+        stored = await store.record_many(
+            [record_of(same_link), record_of(same_text), record_of(other_text)])
+        assert None not in stored
+        assert {s.source for s in stored if s is not None} == {"@f2", "@f3", "@f4"}
+        for s in stored:
+            assert s is not None
+            got = await store.get_article(s.id)
+            assert got is not None and got.content_hash in (first.content_hash,
+                                                            other_text.content_hash)
+        # Each feed's own copy again, and a later feed's copy of any of them, is known.
+        again = [Article(source=a.source, guid=a.guid, url=a.url, title=a.title, text=a.text)
+                 for a in (first, same_link, same_text)]
+        assert await store.known(again) == [True, True, True]
+        assert await store.record_many([record_of(a) for a in again]) == [None] * 3
+        assert await store.followed_copies([first.content_hash, other_text.content_hash,
+                                            "nothing"]) == {
+            first.content_hash: {"@f1", "@f2", "@f3"}, other_text.content_hash: {"@f4"}}
+        # The operator's copy is new to the operator's rules; a followed feed's copy of that
+        # one is a duplicate, as ever.
+        operators = Article(source="reuters", guid="w1", url="https://wire.org/1",
+                            title="Troops mass", text=body)
+        assert (await store.record_many([record_of(operators)]))[0] is not None
+        late = Article(source="@f5", guid="t1", url="https://wire.org/1", title="Troops mass",
+                       text=body)
+        assert await store.known([late]) == [True]
+        assert await store.count_articles() == 5
+
+
+async def test_a_store_from_before_the_feed_copies_index_gains_it_when_opened(
+        backend: Backend, caplog: pytest.LogCaptureFixture) -> None:
+    """A store of the version before (no index of the followed feeds' plain hashes) is
+    upgraded when opened: the index is built over the stored rows, said in the log, and a
+    second feed's copy of a stored followed feed's article is then found by it."""
+    body = "Grain ships left Odesa under a new corridor deal, the ministry said."
+    first = Article(source="@f1", guid="p1", url="https://ex.org/a", title="Ships leave",
+                    text=body)
+    async with await backend.open("before") as store:
+        assert (await store.record_many([record_of(first)]))[0] is not None
+    await backend.raw("before", "DROP INDEX articles_feed_copies",
+                      "DROP INDEX articles_feed_copies")
+    await backend.raw("before", "PRAGMA user_version = 13",
+                      "UPDATE schema_version SET version = 16")
+    with caplog.at_level(logging.INFO, logger="watchers.store"):
+        store = await backend.open("before")
+    assert any("indexed the content of 1 followed feeds' articles" in r.getMessage()
+               for r in caplog.records)
+    async with store:
+        assert await store.followed_copies([first.content_hash]) == {
+            first.content_hash: {"@f1"}}
+        copy = Article(source="@f2", guid="q1", url="https://ex.org/a", title="Ships leave",
+                       text=body)
+        assert await store.known([copy]) == [False]
+
+
+async def test_a_followed_feeds_article_marked_as_before_keeps_the_rule_it_had(
+        backend: Backend) -> None:
+    """A followed feed's article stored when every followed feed's hash was marked alike (the
+    prefix alone) keeps its rule: another followed feed's copy of it is a duplicate. It reads
+    back with its own hash, and followed_copies finds it."""
+    body = "Talks in Geneva ended without agreement, both delegations said."
+    old = Article(source="@f1", guid="p1", url="https://ex.org/a", title="Talks end", text=body)
+    async with await backend.open("marked") as store:
+        assert (await store.record_many([record_of(old)]))[0] is not None
+    remark = "UPDATE articles SET content_hash = '@' || substr(content_hash, length(source) + 2)"
+    await backend.raw("marked", remark, remark)
+    copy = Article(source="@f2", guid="q1", url="https://other.org/b", title="Talks end",
+                   text=body)
+    async with await backend.open("marked") as store:
+        stored = await store.get_article(old.id)
+        assert stored is not None and stored.content_hash == old.content_hash
+        assert await store.known([copy, old]) == [True, True]
+        assert await store.record_many([record_of(copy)]) == [None]
+        assert await store.followed_copies([old.content_hash]) == {old.content_hash: {"@f1"}}
+        assert await store.count_articles() == 1
 
 
 async def test_a_server_feeds_live_page_items_stay_new_beside_the_operators_copy_of_one(
@@ -399,7 +496,7 @@ async def test_a_server_feeds_article_stored_before_its_hash_was_marked_keeps_th
     operators = Article(source="reuters", url="https://ex.org/x", title="Talks end", text=body)
     async with await backend.open("legacy") as store:
         assert (await store.record_many([record_of(old)]))[0] is not None
-    unmark = "UPDATE articles SET content_hash = substr(content_hash, 2)"
+    unmark = "UPDATE articles SET content_hash = substr(content_hash, length(source) + 2)"
     await backend.raw("legacy", unmark, unmark)
     async with await backend.open("legacy") as store:
         assert await store.known([operators]) == [True]
@@ -472,9 +569,11 @@ _CORNERS: list[tuple[list[Identity], list[Identity]]] = [
     # A followed feed's own rows under the link decide, not the operator's copy beside them.
     ([("@f1", "g1", "1", "Troops move"), ("a", "g2", "1", "Troops move")],
      [("@f1", "g2", "1", "Talks resume")]),
-    # Without rows of its own under the link, the link's first row (another feed's) is it.
+    # Without rows of its own under the link, the link's first row of a config file's source
+    # is it; another followed feed's row is not (its followers saw it, this one's may not).
     ([("@f2", "g1", "1", "Troops move"), ("a", "g2", "1", "Talks resume")],
      [("@f1", "g1", "1", "Troops move")]),
+    ([("@f2", "g1", "1", "Troops move")], [("@f1", "g1", "1", "Troops move")]),
     # A source's own distinct item, and a followed feed's row, leave an item new...
     ([("a", "g1", "1", "Troops move"), ("@f1", None, "1", "Talks resume")],
      [("a", "g2", "1", "Talks resume")]),

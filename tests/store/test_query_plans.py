@@ -39,6 +39,8 @@ async def test_hot_path_queries_use_an_index(tmp_path: Path) -> None:
         assert await store.is_known(Article(source="@f1", guid="p1", url="https://ex.org/4",
                                             title="Story 4", text="its own text"))
         assert await store.is_known(art("Story 5", "changed", guid="g5"))
+        # The followed feeds that stored a copy of a poll's articles (see _told_already).
+        assert await store.followed_copies([known.content_hash, "none"]) == {}
         fresh = art("Brand new", guid="new", url="https://ex.org/new")
         stored = await put(store, fresh, [match(fresh)], [alert("alerts")])
         assert stored is not None

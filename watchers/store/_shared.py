@@ -328,12 +328,16 @@ def article_identity(article: Article) -> tuple[str | None, str]:
 
 # Dedupe across audiences. An article of a feed servers follow (its source is the feed's key,
 # SERVER_FEED_PREFIX and a hash) reaches only its followers' rules; one of the config file's
-# sources reaches every rule. So the operator's copy of an article a server's feed stored first
-# is new to the operator's rules (and to the other servers'), and is stored and matched; a
-# server's copy of an article any source stored first is not new to anyone. The articles
-# table's content hashes are unique: a followed feed's articles are stored under their hash
-# marked with the prefix (articles stored before this hold the plain hash, and keep the old
-# rule: any later copy is a duplicate).
+# sources reaches every rule. So an article is new to the rules of every audience that has not
+# seen it: the operator's copy of an article a server's feed stored first is stored and matched
+# (for the operator's rules and every other server's), and so is a server's feed's copy of what
+# *another* followed feed stored first (for the servers that do not follow that feed; see
+# WatchService._told_already); a copy of anything a config file's source stored, or of the
+# feed's own, is new to no one. The articles table's content hashes are unique: a followed
+# feed's articles are stored under their hash marked with the feed's key (stored_hash).
+# Articles stored by earlier versions keep the rule they were stored under: those marked with
+# the prefix alone (any later followed feed's copy of one is a duplicate) and those holding the
+# plain hash (any later copy is).
 
 
 def private_source(source: str) -> bool:
@@ -342,29 +346,49 @@ def private_source(source: str) -> bool:
 
 
 def stored_hash(source: str, content_hash: str) -> str:
-    """The articles table's content hash of an article of ``source``."""
-    return SERVER_FEED_PREFIX + content_hash if private_source(source) else content_hash
+    """The articles table's content hash of an article of ``source``: a followed feed's
+    marked with the feed's key."""
+    return f"{source}:{content_hash}" if private_source(source) else content_hash
 
 
 def article_hash(source: str, stored: str) -> str:
-    """An article's content hash from the table's (:func:`stored_hash` undone)."""
-    if stored.startswith(SERVER_FEED_PREFIX) and private_source(source):
-        return stored[len(SERVER_FEED_PREFIX):]
+    """An article's content hash from the table's (:func:`stored_hash` undone, and the prefix
+    alone that earlier versions marked a followed feed's with)."""
+    if private_source(source):
+        if stored.startswith(source + ":"):
+            return stored[len(source) + 1:]
+        if stored.startswith(SERVER_FEED_PREFIX):
+            return stored[len(SERVER_FEED_PREFIX):]
     return stored
 
 
 def dedupe_hashes(article: Article) -> tuple[str, ...]:
     """The stored content hashes that make ``article`` a duplicate: a followed feed's article
-    is one of any stored copy, the config file's sources' only of theirs (and of a followed
-    feed's stored before hashes were marked)."""
-    own = stored_hash(article.source, article.content_hash)
-    return (own,) if own == article.content_hash else (own, article.content_hash)
+    is one of its own feed's copy, of a config file's source's, and of a copy marked the way
+    earlier versions marked any followed feed's; the config file's sources' only of theirs
+    (and of a followed feed's stored before hashes were marked)."""
+    if not private_source(article.source):
+        return (article.content_hash,)
+    return (stored_hash(article.source, article.content_hash),
+            SERVER_FEED_PREFIX + article.content_hash, article.content_hash)
+
+
+# The plain content hash of a followed feed's stored article, in SQL (both backends): what
+# stored_hash marked (the feed's key and a colon, or the prefix alone before), taken off. The
+# stores index it over the followed feeds' rows (FEED_COPY_WHERE), for followed_copies.
+FEED_COPY_HASH = (
+    "(CASE WHEN substr(content_hash, 1, length(source) + 1) = source || ':' "
+    "THEN substr(content_hash, length(source) + 2) "
+    f"WHEN substr(content_hash, 1, {len(SERVER_FEED_PREFIX)}) = '{SERVER_FEED_PREFIX}' "
+    f"THEN substr(content_hash, {len(SERVER_FEED_PREFIX) + 1}) ELSE content_hash END)"
+)
+FEED_COPY_WHERE = f"substr(source, 1, {len(SERVER_FEED_PREFIX)}) = '{SERVER_FEED_PREFIX}'"
 
 
 def link_dedupes(article: Article, other_source: str) -> bool:
     """Whether a stored article of ``other_source`` with ``article``'s link may make it a
-    duplicate: not a followed feed's for an article of the config file's sources."""
-    return private_source(article.source) or not private_source(other_source)
+    duplicate: a followed feed's row only for an article of that same feed."""
+    return not private_source(other_source) or other_source == article.source
 
 
 def guid_links_agree(link: str | None, other_link: str | None) -> bool:
@@ -380,7 +404,8 @@ def same_link(article: Article, rows: Sequence[tuple[str, str | None, str]]) -> 
     say otherwise: some outlets give every item of a live page or a section front the same
     link, each with its own guid and title. A followed feed that has items of its own under
     the link is judged by those alone: the operator's copy of one of them (stored beside it,
-    see stored_hash) is not every later item of the page.
+    see stored_hash) is not every later item of the page. Another followed feed's rows never
+    make an article a duplicate: that feed's followers saw it, this one's may not have.
 
     The rule as written: the stores answer it through :class:`LinkRows` (a batch) and
     :func:`same_link_sql` (one article), which the tests compare with it."""
@@ -444,7 +469,8 @@ class LinkRows:
         if private_source(article.source):
             if article.source in self._first:  # its own rows alone decide ("mine")
                 return self._own(article)
-            return 0 if self._count else None  # no row is distinct from it
+            # No row is distinct from it, but only the config file's sources' rows count.
+            return self._public[0][0] if self._public else None
         # Rows of followed feeds never make it a duplicate; another source's always do.
         found = [i for i, src in self._public if src != article.source][:1]
         if article.source in self._first:
@@ -467,14 +493,15 @@ def same_link_sql(article: Article, mark: Callable[[int], str]) -> tuple[str, li
     # Not distinct from the article, for a row of its source: distinct is both guids set, and
     # the guids and the titles differ.
     same = f"({unguided} OR guid IS NULL OR guid = '' OR guid = {guid} OR title = {title})"
-    if private_source(article.source):
-        # Its own rows decide when it has any ("mine"); else any row is its duplicate.
-        return (f"((source = {src} AND {same}) OR NOT EXISTS (SELECT 1 FROM articles "
-                f"WHERE link_key = {link} AND source = {src}))"), params
-    # A followed feed's row never makes it a duplicate (link_dedupes); another source's does.
     prefix = SERVER_FEED_PREFIX
-    return (f"substr(source, 1, {len(prefix)}) <> '{prefix}' AND (source <> {src} OR {same})",
-            params)
+    public = f"substr(source, 1, {len(prefix)}) <> '{prefix}'"
+    if private_source(article.source):
+        # Its own rows decide when it has any ("mine"); else any row of the config file's
+        # sources is its duplicate (another followed feed's is not: link_dedupes).
+        return (f"((source = {src} AND {same}) OR ({public} AND NOT EXISTS (SELECT 1 FROM "
+                f"articles WHERE link_key = {link} AND source = {src})))"), params
+    # A followed feed's row never makes it a duplicate (link_dedupes); another source's does.
+    return f"{public} AND (source <> {src} OR {same})", params
 
 
 # The twins one poll names one by one (the rest are counted in one note).

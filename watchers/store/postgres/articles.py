@@ -42,6 +42,8 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 from watchers.errors import StoreError
 from watchers.models import Article, Hit, Match, hits_json
 from watchers.store._shared import (
+    FEED_COPY_HASH,
+    FEED_COPY_WHERE,
     CandidateList,
     ListedWords,
     article_hash,
@@ -509,9 +511,17 @@ class ArticlesMixin(CandidateList):
 
     async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
         """For these content hashes, the followed feeds (their source keys) that stored an
-        article of that content (one read)."""
-        marked = {SERVER_FEED_PREFIX + h: h for h in hashes}  # as stored_hash marks them
-        return {marked[h]: sources for h, sources in (await self.hash_sources(marked)).items()}
+        article of that content (one read, through the index of the followed feeds' plain
+        hashes, ``articles_feed_copies``)."""
+        unique = list(dict.fromkeys(hashes))
+        if not unique:
+            return {}
+        found: dict[str, set[str]] = {}
+        for plain, source in await self._db.fetch(
+                f"SELECT {FEED_COPY_HASH}, source FROM articles WHERE {FEED_COPY_WHERE} "
+                f"AND {FEED_COPY_HASH} = ANY($1::text[])", unique):
+            found.setdefault(str(plain), set()).add(str(source))
+        return found
 
     async def is_known(self, article: Article) -> bool:
         return (await self.known([article]))[0]

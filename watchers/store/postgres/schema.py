@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.errors import StoreError
+from watchers.store._shared import FEED_COPY_HASH, FEED_COPY_WHERE
 from watchers.store.base import URLS_INCOMPLETE
 from watchers.store.postgres._db import LOCKS, Pg, rowcount
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 _V10 = """
 CREATE TABLE schema_version (
@@ -337,7 +338,14 @@ CREATE TRIGGER departed_servers_changed AFTER INSERT OR UPDATE OR DELETE ON depa
 """
 
 
-FRESH = _V10 + _V11 + _V12 + _V13 + _V15_TABLE + _V14_INDEX + _V14_GAPS + _V16
+# The followed feeds' articles by their plain content hash (see _shared.FEED_COPY_HASH): a
+# partial index over their rows alone, for followed_copies.
+_V17 = f"""
+CREATE INDEX IF NOT EXISTS articles_feed_copies ON articles ({FEED_COPY_HASH})
+    WHERE {FEED_COPY_WHERE};
+"""
+
+FRESH = _V10 + _V11 + _V12 + _V13 + _V15_TABLE + _V14_INDEX + _V14_GAPS + _V16 + _V17
 
 # The URL index's rows of stored articles: (articles.rowid, url words as text) arrays. The
 # time is the article's (a rowid no article has leaves it NULL, which the table refuses).
@@ -431,6 +439,14 @@ async def _m16(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> Non
     await conn.execute(_V16)
 
 
+async def _m17(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
+    """The index of the followed feeds' plain content hashes (a read of every row once)."""
+    await conn.execute(_V17)
+    copies = int(await conn.fetchval(f"SELECT count(*) FROM articles WHERE {FEED_COPY_WHERE}"))
+    if copies:
+        log.info("indexed the content of %d followed feeds' articles (schema 17)", copies)
+
+
 async def _links(conn: asyncpg.Connection) -> AsyncIterator[list[tuple[int, str]]]:
     """The stored articles' (rowid, url), a chunk at a time, in rowid order."""
     after = 0
@@ -449,7 +465,7 @@ COPYING_MARK = "newswatch: incomplete copy"
 
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
 MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13, 14: _m14, 15: _m15,
-                                    16: _m16}
+                                    16: _m16, 17: _m17}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:

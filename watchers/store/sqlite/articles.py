@@ -23,6 +23,8 @@ import aiosqlite
 
 from watchers.models import Article, Hit, Match, hits_json
 from watchers.store._shared import (
+    FEED_COPY_HASH,
+    FEED_COPY_WHERE,
     URLS_INCOMPLETE,
     CandidateList,
     LinkRows,
@@ -275,9 +277,15 @@ class _Identities:
 
     def same_content(self, article: Article, content: str) -> bool:
         """Whether ``article`` (of stored hash ``content``) has a loaded or added content: its
-        own, or (a followed feed's copy of any stored article; see dedupe_hashes) the plain."""
-        return content in self.hashes or (content != article.content_hash
-                                          and article.content_hash in self.hashes)
+        own, or (a followed feed's; see dedupe_hashes) the plain one or the one marked as
+        earlier versions marked any followed feed's."""
+        hashes = self.hashes
+        if content in hashes:
+            return True
+        if content == article.content_hash:  # the config file's sources': their own alone
+            return False
+        plain = article.content_hash
+        return plain in hashes or SERVER_FEED_PREFIX + plain in hashes
 
     async def load(self, conn: aiosqlite.Connection, articles: Sequence[Article]) -> None:
         for chunk in _chunks(articles):
@@ -408,9 +416,21 @@ class ArticlesMixin(CandidateList):
 
     async def followed_copies(self, hashes: Collection[str]) -> dict[str, set[str]]:
         """For these content hashes, the followed feeds (their source keys) that stored an
-        article of that content (one indexed read per 500)."""
-        marked = {SERVER_FEED_PREFIX + h: h for h in hashes}  # as stored_hash marks them
-        return {marked[h]: sources for h, sources in (await self.hash_sources(marked)).items()}
+        article of that content (one indexed read per 500: the index of the followed feeds'
+        plain hashes, ``articles_feed_copies``)."""
+        unique = list(dict.fromkeys(hashes))
+
+        async def read(conn: aiosqlite.Connection) -> dict[str, set[str]]:
+            found: dict[str, set[str]] = {}
+            for chunk in _chunks(unique):
+                cur = await conn.execute(
+                    f"SELECT {FEED_COPY_HASH}, source FROM articles WHERE {FEED_COPY_WHERE} "
+                    f"AND {FEED_COPY_HASH} IN ({','.join('?' * len(chunk))})", chunk)
+                for plain, source in await cur.fetchall():
+                    found.setdefault(str(plain), set()).add(str(source))
+            return found
+
+        return await self._db.read(read) if unique else {}
 
     async def is_known(self, article: Article) -> bool:
         return await self._db.read(lambda conn: _duplicate_of(conn, article)) is not None

@@ -20,6 +20,7 @@ from collections.abc import Set as AbstractSet
 from functools import partial
 
 from watchers.errors import StoreError
+from watchers.store._shared import FEED_COPY_HASH, FEED_COPY_WHERE
 from watchers.store.base import PAGE_MAX_SECOND, URLS_INCOMPLETE
 from watchers.store.sqlite._db import Db, Tx
 
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
 COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -202,6 +203,13 @@ MARK_URL_GAP = f"INSERT OR IGNORE INTO {URLS_INCOMPLETE} (gap, since) VALUES (1,
 
 # Servers the bot was removed from (version 13): their rules, feeds and channels are kept but
 # not run until it is back.
+# The followed feeds' articles by their plain content hash (see _shared.FEED_COPY_HASH): a
+# partial index over their rows alone, which the config file's sources' articles never enter.
+FEED_COPIES = f"""
+CREATE INDEX IF NOT EXISTS articles_feed_copies ON articles({FEED_COPY_HASH})
+    WHERE {FEED_COPY_WHERE};
+"""
+
 DEPARTED = """
 CREATE TABLE departed_servers (
     guild_id INTEGER PRIMARY KEY,
@@ -232,7 +240,7 @@ CREATE INDEX articles_sort ON articles(sort_at);
 CREATE VIRTUAL TABLE article_index USING fts5(
     terms, content='', tokenize="unicode61 remove_diacritics 0"
 );
-""" + INDEX_WORDS + ARTICLE_TERMS + ARTICLE_URLS + """
+""" + FEED_COPIES + INDEX_WORDS + ARTICLE_TERMS + ARTICLE_URLS + """
 CREATE TABLE matches (
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     rule TEXT NOT NULL,
@@ -740,6 +748,17 @@ async def m13(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     await tx.script(DEPARTED)
 
 
+async def m14(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """The index of the followed feeds' plain content hashes (``articles_feed_copies``), by
+    which a followed feed's copy of another followed feed's article is known to be one. Built
+    over the stored articles once (a read of every row's source)."""
+    await tx.script(FEED_COPIES)
+    (copies,) = await tx.fetchone(f"SELECT count(*) FROM articles WHERE {FEED_COPY_WHERE}")
+    if copies:
+        log.info("%s: indexed the content of %d followed feeds' articles (schema 14)", path,
+                 copies)
+
+
 def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: int) -> int:
     # On the connection's thread: one read in key order (SQLite sorts the keys and links),
     # the words of a chunk, one insert of the chunk.
@@ -761,6 +780,7 @@ def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: i
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
 MIGRATIONS: dict[int, Migration] = {
     2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11, 12: m12, 13: m13,
+    14: m14,
 }
 
 
