@@ -9,7 +9,8 @@ Duplicates: a bot message carries the alert's nonce with ``enforce_nonce``, so D
 retry with the message it already created. Webhooks take no nonce: when a webhook send may have
 gone through (the connection dropped or timed out after sending, or a crash interrupted it) the
 alert is marked "maybe sent", and before sending it again the sink looks for it in the channel
-when the bot can read it; without a bot the retry may show a duplicate (see README).
+when the bot can read it; without a bot the retry may show a duplicate (see docs/delivery.md,
+"The webhook window").
 
 Stories (:meth:`DiscordSink.update`): a later article of a story edits the story's message or
 posts one line in a thread started on it; neither pings anyone. An edit is idempotent by

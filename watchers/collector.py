@@ -12,8 +12,8 @@ makes: nothing there needs the collector.
 nests and may be entered from several threads at once: the collector comes back on when the
 last block ends, and only if it was on when the first began (an application that turned it off
 keeps it off). Objects that become cyclic garbage meanwhile are collected by the first
-collection after it. Measured on a 3,000-article poll with stories (callgrind, see the README):
-one full collection instead of two, about 24,000 instructions an article less.
+collection after it. Measured on a 3,000-article poll with stories (callgrind, see
+docs/stories.md): one full collection instead of two, about 24,000 instructions an article less.
 """
 
 from __future__ import annotations

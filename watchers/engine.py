@@ -1663,6 +1663,6 @@ def _same_feed(a: str, b: str) -> bool:
     """Whether two feed URLs name one feed: as links compare (host case, default port,
     tracking parameters, a trailing slash), over http or https alike. A server's copy of the
     operator's feed under a variant of its URL was a feed of its own, whose articles then
-    counted as the operator's duplicates (see README, several servers)."""
+    counted as the operator's duplicates (see docs/discord.md, "Servers")."""
     return feed_url_key(a) == feed_url_key(b)
 

@@ -38,7 +38,7 @@ __all__ = [
     "placeholders_in",
 ]
 
-# name → what it stands for (the README and error messages list these).
+# name → what it stands for (docs/discord.md, "Message templates", and error messages list these).
 PLACEHOLDERS: Final[Mapping[str, str]] = {
     "title": "the article's title",
     "link": "the article's URL (http/https only; empty without one)",

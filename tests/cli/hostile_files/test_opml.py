@@ -37,9 +37,9 @@ def test_opml_declaring_a_multibyte_encoding_is_refused_cleanly(tmp_path: Path,
 
 def test_opml_import_skips_url_variants_of_a_config_feed(tmp_path: Path) -> None:
     """The engine treats http/https, a trailing slash and tracking parameters as the same
-    feed (engine._same_feed; README: "A server cannot follow the operator's feed ... under a
-    variant of its URL"), but `sources import` from the CLI adds each variant as a new source,
-    so one feed is fetched several times."""
+    feed (engine._same_feed; docs/discord.md: "A server cannot follow the operator's feed ...
+    under a variant of its URL"), but `sources import` from the CLI adds each variant as a new
+    source, so one feed is fetched several times."""
     cfg = tmp_path / "c.toml"
     cfg.write_text('[storage]\npath = "o.db"\n\n[[sources]]\nname = "bbc-world"\ntype = "feed"\n'
                    'url = "https://feeds.bbci.co.uk/news/world/rss.xml"\n')
