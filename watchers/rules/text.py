@@ -42,6 +42,7 @@ from ..models import BIDI_REORDERING as _BIDI_REORDERING
 __all__ = [
     "BIDI_CONTROLS",
     "BIDI_REORDERING",
+    "KEYS_VERSION",
     "FieldText",
     "Token",
     "fold_plural",
@@ -61,6 +62,13 @@ BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 #: Of those, the ones that reorder a whole run of text (:data:`watchers.models.BIDI_REORDERING`,
 #: kept there for the modules that may not import the rule language).
 BIDI_REORDERING = _BIDI_REORDERING
+
+#: The version of the word keys: raise it with any change that alters some word's key or a
+#: text's tokens. Stores record the version their lookup indexes were built with and rebuild them
+#: when it differs (see ``watchers.store.sqlite.schema.rekey``). 1: the keys before versions were
+#: recorded; 2: elisions and Turkish suffixes part words, ł ı ø đ ð þ æ œ ħ fold to ASCII, U+02BC
+#: is an apostrophe, Arabic and Hebrew vowel marks and the tatweel stay in words, out of keys.
+KEYS_VERSION = 2
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
 # (100,000, 1.5) or a dotted acronym (U.S.). Texts with combining marks (decomposed accents) use
