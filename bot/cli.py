@@ -34,12 +34,15 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("newswatch")
 
 
-async def _read_only(target: str | Path) -> Store:
+async def _read_only(target: str | Path, *, lookups: bool = False) -> Store:
     """The database at ``target`` (a file or a PostgreSQL URL) for reading: no process lock, so
-    it never waits for, or gets in the way of, a running newswatch."""
+    it never waits for, or gets in the way of, a running newswatch. ``lookups``: refuse lookup
+    indexes built with other word keys than the engine's (a writer's open rebuilds them)."""
+    from watchers.rules.text import KEYS_VERSION
     from watchers.store import open_store
 
-    return await open_store(target, readonly=True)
+    return await open_store(target, readonly=True,
+                            keys_version=KEYS_VERSION if lookups else None)
 
 
 def _where(cfg: Config) -> str:
@@ -362,7 +365,7 @@ async def _search(args: argparse.Namespace) -> int:
     path = cfg.storage.target(cfg.resolve)
     if not store_exists(path):
         raise NewswatchError(f"no database at {path} yet: run `newswatch run` first")
-    async with await _read_only(path) as store:
+    async with await _read_only(path, lookups=True) as store:
         # One indexed read when the source is known; the full count only to say what is.
         if args.source is not None and not (await store.candidate_page(
                 fts=None, source=args.source, limit=1)).articles:

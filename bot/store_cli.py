@@ -65,11 +65,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     import asyncio
 
     from watchers.rules.lookup import lookup_terms
+    from watchers.rules.text import KEYS_VERSION
     from watchers.store.copy import migrate
 
     cfg = load(args.config)
     target = cfg.storage.target(cfg.resolve)
-    done = asyncio.run(migrate(target, terms_of=lookup_terms))
+    done = asyncio.run(migrate(target, terms_of=lookup_terms, keys_version=KEYS_VERSION))
     if done.before == 0:
         print(f"{done.target}: created at schema version {done.after}")
     elif done.before == done.after:

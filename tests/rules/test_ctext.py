@@ -95,15 +95,20 @@ def _assert_same(text: str) -> None:
 # joiner), combining marks and the code points either side of their block, emoji.
 ALPHABET = list(
     "abzAZ_éßÆªµ½×Жж中ك٣०"  # letters, Latin-1, Cyrillic, CJK, Arabic-Indic and Devanagari digits
+    "łıøđþœİש\u0640\u02bc"  # letters folded by table, Hebrew, the tatweel, U+02BC
     "0159²"
     "'’‘`-‐‑–—"
     ".,;:!? \n\t"
     "\u0301\u0300\u036f\u02ff\u0370"
+    # Hebrew points and Arabic marks, and code points beside them that are not marks
+    "\u0591\u05bd\u05be\u05bf\u05c0\u05c7\u0610\u061a\u061b\u064b\u065f\u0660\u0670\u0671"
     "\U0001f600\U0001d400\U0001d7d9"  # emoji, mathematical bold A, double-struck digit one
 )
 WORDS = [
     "U.S.A.", "100,000", "1.5", "Russia's", "cyber-attack", "rock'n'roll", "a.b.c", "_x_",
     "e\u0301lan", "Київ", "x-y.z.", "1.5.6.", "e.g.", "’s", "talks'",
+    "l’Ukraine", "dell'Ucraina", "İstanbul'da", "D'Angelo", "d'Alsace-Lorraine", "Kyivʼs",
+    "غَزَّة", "שָׁלוֹם",
 ]  # fmt: skip
 
 chars = st.text(alphabet=st.sampled_from(ALPHABET), max_size=60)
@@ -144,6 +149,11 @@ def test_generated_words(text: str) -> None:
         "",
         " ",
         "...,,,",
+        "frappes sur l’Ukraine, d’Israël et l'OTAN; qu’il dell’Ucraina",
+        "İstanbul'da Erdoğan'ın Türkiye'nin d'Alsace-Lorraine D'Angelo don't O'Brien",
+        "Wałęsa Łódź København Đoković cœur Straße Kyivʼs мʼясо",
+        "هجومٌ على غَزَّة غـزة ّx ְ שָׁלוֹם עֲלֵיכֶם ٰ֑",
+        "א־ב بؐب ً",
     ],
 )
 def test_explicit_cases(text: str) -> None:

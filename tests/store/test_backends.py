@@ -415,6 +415,7 @@ async def test_a_store_from_before_the_feed_copies_index_gains_it_when_opened(
         assert (await store.record_many([record_of(first)]))[0] is not None
     await backend.raw("before", "DROP INDEX articles_feed_copies",
                       "DROP INDEX articles_feed_copies")
+    await backend.raw("before", "DROP TABLE index_keys", "DROP TABLE index_keys")  # the next
     await backend.raw("before", "PRAGMA user_version = 13",
                       "UPDATE schema_version SET version = 16")
     with caplog.at_level(logging.INFO, logger="watchers.store"):

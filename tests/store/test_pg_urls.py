@@ -270,6 +270,7 @@ async def _as_version_14(pg_database: str) -> None:
                                "SELECT article, words FROM kept")
             await conn.execute(pg_schema._V14_INDEX)
             await conn.execute("DROP TABLE departed_servers")  # schema 16
+            await conn.execute("DROP TABLE index_keys")  # schema 18
             await conn.execute("UPDATE schema_version SET version = 14")
     finally:
         await conn.close()
@@ -324,8 +325,8 @@ async def test_a_schema_14_store_keeps_every_url_index_row_when_upgraded(
     assert any(f"adding their articles' times to the {len(rows)} rows of the URL index" in m
                for m in said), said
     async with store:
-        assert await store._db.fetchval("SELECT version FROM schema_version") == \
-            pg_schema.SCHEMA_VERSION
+        assert (await store._db.fetchval("SELECT version FROM schema_version")
+                == pg_schema.SCHEMA_VERSION)
         # every row kept, each with its article's time
         assert await _url_rows(pg_database) == rows
         assert await store._db.fetchval(
@@ -364,8 +365,8 @@ async def test_an_upgrade_to_15_that_fails_half_way_changes_nothing_and_complete
         await conn.close()
     monkeypatch.undo()
     async with await PostgresStore.open(pg_database) as store:
-        assert await store._db.fetchval("SELECT version FROM schema_version") == \
-            pg_schema.SCHEMA_VERSION
+        assert (await store._db.fetchval("SELECT version FROM schema_version")
+                == pg_schema.SCHEMA_VERSION)
     assert await _url_rows(pg_database) == rows
 
 
@@ -381,8 +382,8 @@ async def test_an_incomplete_url_index_stays_marked_through_the_upgrade(
         await store.record(late, [], [], terms=index_terms(late.title, late.text))
     await _as_version_14(pg_database)
     async with await PostgresStore.open(pg_database) as store:
-        assert await store._db.fetchval("SELECT version FROM schema_version") == \
-            pg_schema.SCHEMA_VERSION
+        assert (await store._db.fetchval("SELECT version FROM schema_version")
+                == pg_schema.SCHEMA_VERSION)
         assert await store._db.fetchval(
             f"SELECT count(*) FROM {URLS_INCOMPLETE}") == 1
         for query in ("url:latewire", "url:bbc AND talks"):

@@ -2,12 +2,12 @@
  * Word scanning for watchers.rules.text in one C pass (optional; the pure path is the spec).
  *
  * scan(text, cache, fold) finds the words of ``text`` exactly as text._SPLIT_RE (or
- * _SPLIT_RE_MARKS when the text holds a combining mark U+0300-U+036F) does, looks each raw word
+ * _SPLIT_RE_MARKS when the text holds a mark of text._MARKS, see is_mark) does, looks each raw word
  * up in ``cache`` (the folding cache dict) and calls ``fold(raw)`` for a word not in it, so the
  * folding rules stay in Python. It returns (folded, keys, odd, starts, ends): each word's cached
  * fold tuple, its key (item 1), the word numbers whose item 3 is true, and the word spans.
  *
- * The pattern, with W = \w (or [\w\u0300-\u036f] in the marks variant):
+ * The pattern, with W = \w (or [\w<text._MARKS>] in the marks variant):
  *
  *   W+(?:(?:['\u2019\u2018`\-\u2010\u2011\u2013]|[.,](?<=\d[.,])(?=\d))W+)*
  *   (?:\.(?<=\b\w\.)(?:\w\.)+)?
@@ -61,13 +61,30 @@ is_w(Py_UCS4 ch)
     return Py_UNICODE_ISALNUM(ch);
 }
 
+/* The marks text._MARKS lists: combining accents, Hebrew points, Arabic vowel signs. */
+static ALWAYS_INLINE int
+is_mark(Py_UCS4 ch)
+{
+    if (ch <= 0x36F) {
+        return ch >= 0x300;
+    }
+    if (ch < 0x591 || ch > 0x670) {
+        return 0;
+    }
+    if (ch <= 0x5C7) {
+        return ch <= 0x5BD || ch == 0x5BF || ch == 0x5C1 || ch == 0x5C2 || ch == 0x5C4
+               || ch == 0x5C5 || ch == 0x5C7;
+    }
+    return (ch >= 0x610 && ch <= 0x61A) || (ch >= 0x64B && ch <= 0x65F) || ch == 0x670;
+}
+
 static ALWAYS_INLINE int
 is_word(Py_UCS4 ch, int marks)
 {
     if (ch < 256) {
         return latin1_word[ch];
     }
-    if (marks && ch >= 0x300 && ch <= 0x36F) {
+    if (marks && is_mark(ch)) {
         return 1;
     }
     return Py_UNICODE_ISALNUM(ch);
@@ -690,7 +707,11 @@ words_of(ctext_state *st, const char *fname, PyObject *text, int kind, const voi
     }
 }
 
-/* Whether a two- or four-byte text holds a combining mark (U+0300-U+036F). */
+/* Whether a two- or four-byte text may hold a mark of is_mark(): one in U+0300-U+036F or
+ * U+0591-U+0670 (a superset: Hebrew and Arabic letters too). Texts without marks split alike
+ * with or without them, so the superset only costs such a text the marks test of each
+ * character. */
+#define MAYBE_MARK(u) ((Py_UCS4)((u) - 0x300) < 0x70 || (Py_UCS4)((u) - 0x591) < 0xE0)
 static int
 has_marks(int kind, const void *data, Py_ssize_t n)
 {
@@ -701,14 +722,14 @@ has_marks(int kind, const void *data, Py_ssize_t n)
         for (; i + 64 <= n; i += 64) {
             int found = 0;
             for (int j = 0; j < 64; j++) {
-                found |= (Py_UCS2)(u[i + j] - 0x300) < 0x70;
+                found |= MAYBE_MARK(u[i + j]);
             }
             if (found) {
                 return 1;
             }
         }
         for (; i < n; i++) {
-            if ((Py_UCS2)(u[i] - 0x300) < 0x70) {
+            if (MAYBE_MARK(u[i])) {
                 return 1;
             }
         }
@@ -716,7 +737,7 @@ has_marks(int kind, const void *data, Py_ssize_t n)
     }
     const Py_UCS4 *u = data;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (u[i] - 0x300 < 0x70) {
+        if (MAYBE_MARK(u[i])) {
             return 1;
         }
     }
@@ -757,7 +778,7 @@ each_word(ctext_state *st, const char *fname, PyObject *text, PyObject *cache, P
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     switch (kind) {
     case PyUnicode_1BYTE_KIND:
-        /* No combining mark fits in one byte per character. */
+        /* No mark fits in one byte per character. */
         return words_of(st, fname, text, PyUnicode_1BYTE_KIND, data, n, 0, cache, fold, visit,
                         ctx);
     case PyUnicode_2BYTE_KIND:

@@ -42,6 +42,7 @@ from ..models import BIDI_REORDERING as _BIDI_REORDERING
 __all__ = [
     "BIDI_CONTROLS",
     "BIDI_REORDERING",
+    "KEYS_VERSION",
     "FieldText",
     "Token",
     "fold_plural",
@@ -62,6 +63,13 @@ BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 #: kept there for the modules that may not import the rule language).
 BIDI_REORDERING = _BIDI_REORDERING
 
+#: The version of the word keys: raise it with any change that alters some word's key or a
+#: text's tokens. Stores record the version their lookup indexes were built with and rebuild them
+#: when it differs (see ``watchers.store.sqlite.schema.rekey``). 1: the keys before versions were
+#: recorded; 2: elisions and Turkish suffixes part words, ł ı ø đ ð þ æ œ ħ fold to ASCII, U+02BC
+#: is an apostrophe, Arabic and Hebrew vowel marks and the tatweel stay in words, out of keys.
+KEYS_VERSION = 2
+
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
 # (100,000, 1.5) or a dotted acronym (U.S.). Texts with combining marks (decomposed accents) use
 # a slower variant that keeps them inside words; most text is composed, so the fast one serves.
@@ -78,15 +86,25 @@ def _word_pattern(w: str) -> str:
     )
 
 
+# The marks a word may hold that are not \w: combining accents (decomposed text), Hebrew points
+# and cantillation (niqqud) and Arabic vowel signs (harakat, shadda, sukun, superscript alef).
+# They are dropped from keys (see _strip_accents_general) and never part a word.
+_MARKS = (
+    "\u0300-\u036f\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u0610-\u061a"
+    "\u064b-\u065f\u0670"
+)
 _WORD_RE = re.compile(_word_pattern(r"\w"))
-_WORD_RE_MARKS = re.compile(_word_pattern(r"[\w\u0300-\u036f]"))
+_WORD_RE_MARKS = re.compile(_word_pattern(rf"[\w{_MARKS}]"))
 # The same words, captured, so ``split`` returns the gaps and the words in turn.
 _SPLIT_RE = re.compile("(" + _word_pattern(r"\w") + ")")
-_SPLIT_RE_MARKS = re.compile("(" + _word_pattern(r"[\w\u0300-\u036f]") + ")")
-_COMBINING = re.compile(r"[\u0300-\u036f]")
+_SPLIT_RE_MARKS = re.compile("(" + _word_pattern(rf"[\w{_MARKS}]") + ")")
+_COMBINING = re.compile(f"[{_MARKS}]")
 _HYPHENS = re.compile(f"[{_DASH}]")
-_APOSTROPHES = re.compile(f"[{_APOS}]")
-_POSSESSIVE = re.compile(f"[{_APOS}]s$")
+# Apostrophes as keys fold them: the word pattern's, and U+02BC (the modifier letter apostrophe
+# Ukrainian writes, "мʼясо"), which is \w and so already inside words.
+_APOS_FOLD = _APOS + "\u02bc"
+_APOSTROPHES = re.compile(f"[{_APOS_FOLD}]")
+_POSSESSIVE = re.compile(f"[{_APOS_FOLD}]s$")
 
 # Words that end in s but are not plurals of a shorter word, or whose "singular" is a different
 # word; folding them would make `new` find "news" or `it` find "its".
@@ -143,9 +161,63 @@ def _strip_accents(text: str) -> str:
     return _strip_accents_general(text)
 
 
+# Letters that Unicode does not decompose into a base letter and a mark, folded as their
+# languages' own ASCII spellings do (Wałęsa → walesa, Łódź → lodz, København → kobenhavn,
+# Kılıçdaroğlu → kilicdaroglu, cœur → coeur, Þór → thor); ß is casefold's (ss). Đ/đ (Serbian,
+# Croatian, Vietnamese) is d, as diacritics are dropped there (Điện Biên → dien bien):
+# "Đoković" is found by ``dokovic`` (and by ``djokovic~``), not by ``djokovic``. The Arabic
+# tatweel (a stretch of the line between letters, \w) is dropped.
+_LETTERS = str.maketrans({
+    "ł": "l", "ı": "i", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe",
+    "ħ": "h", "ŧ": "t", "\u0640": None,
+})
+
+
 def _strip_accents_general(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return folded.translate(_LETTERS)
+
+
+# Where an apostrophe parts a word in two words of its own (see _split_at): the elided forms of
+# French, Italian and Catalan articles, pronouns, prepositions and conjunctions, before a word
+# that starts with a vowel or h (l'Ukraine, d'Israël, qu'il, jusqu'à, dell'Ucraina, un'altra) ...
+_ELIDED = frozenset(
+    """
+    l d j m n s t c v qu jusqu lorsqu puisqu quoiqu presqu quelqu
+    dell dall nell sull all coll pell quell quest un nessun anch com dov bell sant tutt mezz
+    """.split()  # noqa: SIM905
+)
+_ELISION_NEXT = frozenset("aeiouyh")
+# ... and the Turkish case and possessive suffixes written after an apostrophe on a name
+# (İstanbul'da, Erdoğan'ın, Türkiye'nin, NATO'ya, Ankara'dan), folded (ı → i, ü → u).
+# English contractions end in none of them (n't, 'll, 're, 've, 'd, 'm; 's is the possessive).
+_SUFFIXES = frozenset(
+    """
+    i u yi yu in un nin nun a e ya ye na ne da de ta te nda nde dan den tan ten ndan nden
+    la le yla yle ile daki deki taki teki ndaki ndeki dir dur tir tur lar ler lari leri
+    si su ca ce li lu
+    """.split()  # noqa: SIM905
+)
+
+
+def _split_at(piece: str) -> int:
+    """Where an apostrophe in ``piece`` (a word or a hyphenated word's part) parts it into two
+    words, each findable alone: after an elided article or the like (``l’Ukraine``) or before
+    a Turkish suffix (``İstanbul'da``); -1 when none does (``don't``, ``O'Brien``)."""
+    m = _APOSTROPHES.search(piece)
+    if m is None:
+        return -1
+    i = m.start()
+    head, tail = piece[:i], _APOSTROPHES.sub("", piece[i + 1:])
+    if not head or not tail:
+        return -1
+    h, t = _strip_accents(head), _strip_accents(tail)
+    if h in _ELIDED and t[:1] in _ELISION_NEXT:
+        return i
+    if len(h) >= 2 and t in _SUFFIXES:
+        return i
+    return -1
 
 
 # A raw word folded: (norm, key, parts, odd). ``parts``: (norm, key, start, end) of each part
@@ -248,13 +320,25 @@ def _fold_general(raw: str) -> _Folded:
         return (joined, joined, (), not joined)
     joined = _APOSTROPHES.sub("", _HYPHENS.sub("", folded))
     parts: list[tuple[str, str, int, int]] = []
-    if _HYPHENS.search(base):
+    hyphened = _HYPHENS.search(base) is not None
+    if hyphened or _APOSTROPHES.search(base):
+        # The parts: a hyphenated word's pieces, and the two words an elision or a Turkish
+        # suffix's apostrophe joins (see _split_at), each findable alone.
+        pieces: list[tuple[str, int]] = []
         pos = 0
-        for piece in _HYPHENS.split(base):
-            p_norm = _APOSTROPHES.sub("", _strip_accents(piece))
-            if p_norm:
-                parts.append((p_norm, fold_plural(fold_spelling(p_norm)), pos, pos + len(piece)))
+        for piece in _HYPHENS.split(base) if hyphened else (base,):
+            cut = _split_at(piece)
+            if cut >= 0:
+                pieces += ((piece[:cut], pos), (piece[cut + 1:], pos + cut + 1))
+            else:
+                pieces.append((piece, pos))
             pos += len(piece) + 1
+        if len(pieces) > 1:
+            for piece, at in pieces:
+                p_norm = _APOSTROPHES.sub("", _strip_accents(piece))
+                if p_norm:
+                    parts.append((p_norm, fold_plural(fold_spelling(p_norm)), at,
+                                  at + len(piece)))
     key = fold_plural(fold_spelling(joined))
     return (joined, key, tuple(parts), bool(parts) or not key)
 

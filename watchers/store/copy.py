@@ -271,18 +271,21 @@ def _incomplete_error(target: str) -> StoreError:
 # --------------------------------------------------------------------------- migrate
 
 
-async def migrate(target: str, *, terms_of: TermsOf | None = None) -> Migrated:
+async def migrate(target: str, *, terms_of: TermsOf | None = None,
+                  keys_version: int | None = None) -> Migrated:
     """Apply the pending schema migrations of the store at ``target`` (creating it when there
     is none), holding its writer lock. ``terms_of`` rebuilds the lookup index of an SQLite file
-    older than it. A database newer than this newswatch, or not newswatch's, is refused with the
-    store's error and left untouched."""
+    older than it, and with ``keys_version`` (the engine's) rebuilds lookup indexes built with
+    other word keys. A database newer than this newswatch, or not newswatch's, is refused with
+    the store's error and left untouched."""
     before = await _probe(target)
     if before.incomplete:
         raise _incomplete_error(target)
     if _kind(target) == "sqlite":
-        store: SqliteStore | PostgresStore = await SqliteStore.open(target, terms_of=terms_of)
+        store: SqliteStore | PostgresStore = await SqliteStore.open(
+            target, terms_of=terms_of, keys_version=keys_version)
     else:
-        store = await PostgresStore.open(target, terms_of=terms_of)
+        store = await PostgresStore.open(target, terms_of=terms_of, keys_version=keys_version)
     # The version the upgrade found under its lock, not the probe's, read without one: two
     # migrations at once both probed a new database, and both said they created it.
     found = store.found_version

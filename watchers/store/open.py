@@ -32,13 +32,16 @@ def store_exists(target: str | Path) -> bool:
 
 
 async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None,
-                     lock: bool = True, readonly: bool = False, shared: bool = False) -> Store:
+                     lock: bool = True, readonly: bool = False, shared: bool = False,
+                     keys_version: int | None = None) -> Store:
     """The store at ``url_or_path``, opened (created or upgraded when writing).
 
     ``terms_of`` (the engine's index words of a text) is only needed to upgrade a database
     older than its lookup index (SQLite) or its URL index (both). ``lock`` and ``readonly``
     mean the same on both: hold the one-writer lock; open without writing. ``shared``
     (PostgreSQL, with ``lock=False``): hold the writer lock shared, as role processes do.
+    ``keys_version`` (the engine's ``KEYS_VERSION``): a writer rebuilds lookup indexes built
+    with other word keys (it needs ``terms_of``), a reader refuses them.
     """
     target = str(url_or_path)
     if is_postgres_url(target):
@@ -46,5 +49,6 @@ async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None
         from watchers.store.postgres import PostgresStore
 
         return await PostgresStore.open(target, lock=lock, readonly=readonly, shared=shared,
-                                        terms_of=terms_of)
-    return await SqliteStore.open(target, terms_of=terms_of, lock=lock, readonly=readonly)
+                                        terms_of=terms_of, keys_version=keys_version)
+    return await SqliteStore.open(target, terms_of=terms_of, lock=lock, readonly=readonly,
+                                  keys_version=keys_version)

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from watchers.errors import StoreError
 from watchers.store._shared import ListedWords
 from watchers.store.postgres._db import Listener, Pg, describe
 from watchers.store.postgres.acks import AcksMixin
 from watchers.store.postgres.articles import ArticlesMixin, Continuations, fts_to_tsquery
 from watchers.store.postgres.outbox import OutboxMixin
 from watchers.store.postgres.schedule import ScheduleMixin
-from watchers.store.postgres.schema import SCHEMA_VERSION, TermsOf, check, upgrade
+from watchers.store.postgres.schema import SCHEMA_VERSION, TermsOf, check, rekey, upgrade
+from watchers.store.postgres.schema import keys_version as held_keys
 from watchers.store.postgres.state import StateMixin
 from watchers.store.postgres.stories import StoriesMixin
 
@@ -83,6 +85,7 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         max_size: int = 10,
         shared: bool = False,
         terms_of: TermsOf | None = None,
+        keys_version: int | None = None,
     ) -> PostgresStore:
         """Open the database at ``url`` (``postgresql://…``), creating or upgrading its schema.
 
@@ -93,7 +96,9 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         schema must be current). ``min_size`` / ``max_size``: the connection pool's bounds.
         ``terms_of(title, text)``: the engine's index words of a text (see
         :func:`watchers.rules.lookup.index_terms`), which an upgrade that indexes stored text
-        needs (the URL index of a database holding links).
+        needs (the URL index of a database holding links). ``keys_version``: the engine's word
+        keys version: a writer given it with ``terms_of`` rebuilds lookup indexes built with
+        another (:func:`.schema.rekey`); a reader given it refuses them.
         """
         db = await Pg.connect(url, lock=lock, readonly=readonly, min_size=min_size,
                               max_size=max_size, shared=shared)
@@ -101,6 +106,15 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
             version = await check(db, readonly=readonly)
             if not readonly:
                 version = await upgrade(db, version, terms_of=terms_of)
+                if keys_version is not None and terms_of is not None:
+                    await rekey(db, keys_version, terms_of)
+            elif keys_version is not None and (held := await held_keys(db)) not in (
+                    0, keys_version):
+                # 0: written by openers that did not say which keys (nothing to hold against)
+                raise StoreError(
+                    f"{db.name} holds lookup indexes of word keys version {held}; open it once "
+                    f"with a command that writes (e.g. run) to rebuild them for version "
+                    f"{keys_version}")
         except BaseException:
             await db.close()
             raise

@@ -42,9 +42,10 @@ from watchers.store.postgres._db import LOCKS, Pg, rowcount
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "upgrade"]
+__all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "keys_version",
+           "rekey", "upgrade"]
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 
 _V10 = """
 CREATE TABLE schema_version (
@@ -345,7 +346,19 @@ CREATE INDEX IF NOT EXISTS articles_feed_copies ON articles ({FEED_COPY_HASH})
     WHERE {FEED_COPY_WHERE};
 """
 
-FRESH = _V10 + _V11 + _V12 + _V13 + _V15_TABLE + _V14_INDEX + _V14_GAPS + _V16 + _V17
+# Version 18 (SQLite's 15): which word keys the lookup indexes hold (see the SQLite schema's
+# INDEX_KEYS and rekey): 0 unknown, 1 the keys before versions were recorded.
+_V18 = """
+CREATE TABLE index_keys (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    version INTEGER NOT NULL,
+    building INTEGER,
+    after BIGINT NOT NULL DEFAULT 0
+);
+"""
+
+FRESH = (_V10 + _V11 + _V12 + _V13 + _V15_TABLE + _V14_INDEX + _V14_GAPS + _V16 + _V17 + _V18
+         + "INSERT INTO index_keys (version) VALUES (0);")
 
 # The URL index's rows of stored articles: (articles.rowid, url words as text) arrays. The
 # time is the article's (a rowid no article has leaves it NULL, which the table refuses).
@@ -447,6 +460,10 @@ async def _m17(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> Non
         log.info("indexed the content of %d followed feeds' articles (schema 17)", copies)
 
 
+async def _m18(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
+    await conn.execute(_V18 + "INSERT INTO index_keys (version) VALUES (1);")
+
+
 async def _links(conn: asyncpg.Connection) -> AsyncIterator[list[tuple[int, str]]]:
     """The stored articles' (rowid, url), a chunk at a time, in rowid order."""
     after = 0
@@ -465,7 +482,7 @@ COPYING_MARK = "newswatch: incomplete copy"
 
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
 MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13, 14: _m14, 15: _m15,
-                                    16: _m16, 17: _m17}
+                                    16: _m16, 17: _m17, 18: _m18}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:
@@ -539,3 +556,77 @@ async def upgrade(db: Pg, version: int, terms_of: TermsOf | None = None) -> int:
             await conn.execute("UPDATE schema_version SET version = $1", target)
     return version if found is None else found
 
+
+
+# Articles per transaction of a rebuild of the lookup indexes (see rekey).
+REKEY_CHUNK = 5_000
+
+
+async def keys_version(db: Pg) -> int:
+    """The keys version the store's lookup indexes hold."""
+    return int(await db.fetchval("SELECT version FROM index_keys"))
+
+
+async def rekey(db: Pg, version: int, terms_of: TermsOf) -> bool:
+    """Rebuild the lookup indexes (each article's ``terms``, the URL index, the word list) with
+    the engine's words ``terms_of`` when they hold another keys ``version``; whether it rebuilt.
+
+    :data:`REKEY_CHUNK` articles per transaction in rowid order, each recording how far it got
+    (``index_keys.after``), so a rebuild interrupted anywhere (kill -9 included) goes on from
+    the last chunk committed at the next open; only index columns and rows are written. The
+    transactions hold the schema lock, so processes starting together rebuild once; until the
+    last chunk, lookups of articles not yet reached read their old keys. Words only the old keys
+    had stay in the word list, where they expand a fuzzy lookup to words no article holds."""
+    async with db.tx(LOCKS["schema"]) as conn:
+        row = await conn.fetchrow("SELECT version, building, after FROM index_keys")
+        current, building, after = int(row[0]), row[1], int(row[2])
+        if current == version and building is None:
+            return False
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM articles)"):
+            await conn.execute("UPDATE index_keys SET version = $1, building = NULL, after = 0",
+                               version)
+            return False
+        if building != version:
+            after = 0
+            await conn.execute("UPDATE index_keys SET building = $1, after = 0", version)
+        stored = int(await conn.fetchval("SELECT count(*) FROM articles"))
+        done = int(await conn.fetchval("SELECT count(*) FROM articles WHERE rowid <= $1", after))
+    log.info("%s: rebuilding the lookup indexes of %d stored articles for the word keys of "
+             "version %d (they hold version %d)%s", db.name, stored, version, current,
+             f", going on after {done}" if done else "")
+    said = time.monotonic()
+    while True:
+        async with db.tx(LOCKS["schema"]) as conn:
+            got = await conn.fetchrow("SELECT version, building, after FROM index_keys")
+            if got[0] == version and got[1] is None:
+                return False  # another process finished it meanwhile
+            if int(got[2]) != after:
+                after = int(got[2])  # another process went on meanwhile: from where it got
+                continue
+            rows = await conn.fetch(
+                "SELECT rowid, title, text, url FROM articles WHERE rowid > $1 ORDER BY rowid "
+                "LIMIT $2", after, REKEY_CHUNK)
+            if not rows:
+                await conn.execute(f"DELETE FROM {URLS_INCOMPLETE}")
+                await conn.execute(
+                    "UPDATE index_keys SET version = $1, building = NULL, after = 0", version)
+                break
+            ids = [int(r[0]) for r in rows]
+            terms = [terms_of(r[1], r[2]) for r in rows]
+            await conn.execute(
+                "UPDATE articles a SET terms = to_tsvector('simple', u.t) FROM "
+                "unnest($1::bigint[], $2::text[]) AS u(a, t) WHERE a.rowid = u.a", ids, terms)
+            links = [(int(r[0]), t) for r in rows if r[3] and (t := terms_of(r[3], ""))]
+            await conn.execute("DELETE FROM article_urls WHERE article = ANY($1::bigint[])", ids)
+            await conn.execute(INSERT_URLS, [a for a, _ in links], [t for _, t in links])
+            words = sorted(set(" ".join(terms).split()))
+            await conn.execute("INSERT INTO index_words (word) SELECT unnest($1::text[]) "
+                               "ON CONFLICT DO NOTHING", words)
+            after = ids[-1]
+            await conn.execute("UPDATE index_keys SET after = $1", after)
+        done += len(rows)
+        if time.monotonic() - said >= 5:
+            said = time.monotonic()
+            log.info("%s: indexed %d of %d articles", db.name, done, stored)
+    log.info("%s: rebuilt the lookup indexes of %d articles", db.name, done)
+    return True

@@ -19,13 +19,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from watchers._finish import finish
+from watchers.errors import StoreError
 from watchers.store._shared import ListedWords
 from watchers.store.sqlite._db import Db
 from watchers.store.sqlite.acks import AcksMixin
 from watchers.store.sqlite.articles import ArticlesMixin
 from watchers.store.sqlite.outbox import OutboxMixin
 from watchers.store.sqlite.schedule import ScheduleMixin
-from watchers.store.sqlite.schema import SCHEMA_VERSION, TermsOf, check, upgrade
+from watchers.store.sqlite.schema import SCHEMA_VERSION, TermsOf, check, rekey, upgrade
+from watchers.store.sqlite.schema import keys_version as held_keys
 from watchers.store.sqlite.state import StateMixin
 from watchers.store.sqlite.stories import StoriesMixin
 
@@ -82,6 +84,7 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         terms_of: TermsOf | None = None,
         lock: bool = True,
         readonly: bool = False,
+        keys_version: int | None = None,
     ) -> SqliteStore:
         """Open (creating or upgrading) the database at ``path``.
 
@@ -89,6 +92,10 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         anything that polls, delivers or imports). ``readonly``: open read-only, take no lock and
         change nothing (the schema must be current). ``terms_of(title, text)``: the index terms
         of an article, needed only to upgrade a database older than the lookup index.
+        ``keys_version``: the engine's word keys version (``watchers.rules.text.KEYS_VERSION``):
+        a writer given it with ``terms_of`` rebuilds lookup indexes that hold another version's
+        keys (see :func:`.schema.rekey`); a reader given it refuses them, as it refuses an old
+        schema.
         """
         target = str(path)
         db = await Db.connect(target, lock=lock, readonly=readonly)
@@ -99,6 +106,15 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
                 # Only once the file is known to be ours (WAL mode rewrites its header).
                 await _pragmas(db, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
                 version = await upgrade(db, version, terms_of=terms_of)
+                if keys_version is not None and terms_of is not None:
+                    await rekey(db, keys_version, terms_of)
+            elif keys_version is not None and (held := await held_keys(db)) not in (
+                    0, keys_version):
+                # 0: written by openers that did not say which keys (nothing to hold against)
+                raise StoreError(
+                    f"{target} holds lookup indexes of word keys version {held}; open it once "
+                    f"with a command that writes (e.g. run) to rebuild them for version "
+                    f"{keys_version}")
             db.remember_identity()
         except BaseException:
             await db.close()

@@ -39,6 +39,8 @@ __all__ = [
     "check",
     "index_articles",
     "index_urls",
+    "keys_version",
+    "rekey",
     "upgrade",
 ]
 
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
 COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -217,6 +219,19 @@ CREATE TABLE departed_servers (
 );
 """
 
+# Which word keys the lookup indexes hold (version 15): ``version``, the engine's keys version
+# (watchers.rules.text.KEYS_VERSION) they were built with (0: not known; 1: the keys before
+# versions were recorded); while a rebuild for another version runs, ``building`` is that
+# version and ``after`` the last article rowid it indexed (see rekey).
+INDEX_KEYS = """
+CREATE TABLE index_keys (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    version INTEGER NOT NULL,
+    building INTEGER,
+    after INTEGER NOT NULL DEFAULT 0
+);
+"""
+
 FRESH = """
 CREATE TABLE articles (
     rowid INTEGER PRIMARY KEY,
@@ -363,7 +378,7 @@ CREATE TABLE escalations (
     notice_id INTEGER NOT NULL,
     at TEXT NOT NULL
 );
-"""
+""" + INDEX_KEYS + "INSERT INTO index_keys (one, version) VALUES (1, 0);\n"
 
 
 async def m2(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
@@ -759,6 +774,12 @@ async def m14(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
                  copies)
 
 
+async def m15(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """The keys version of the lookup indexes (``index_keys``): those of a store written before
+    it are version 1, which the next open with the engine's words rebuilds (see rekey)."""
+    await tx.script(INDEX_KEYS + "INSERT INTO index_keys (one, version) VALUES (1, 1);")
+
+
 def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: int) -> int:
     # On the connection's thread: one read in key order (SQLite sorts the keys and links),
     # the words of a chunk, one insert of the chunk.
@@ -780,7 +801,7 @@ def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: i
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
 MIGRATIONS: dict[int, Migration] = {
     2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11, 12: m12, 13: m13,
-    14: m14,
+    14: m14, 15: m15,
 }
 
 
@@ -850,3 +871,109 @@ async def upgrade(db: Db, version: int, *, terms_of: TermsOf | None) -> int:
 async def _stamp(tx: Tx, version: int) -> None:
     await tx.execute(f"PRAGMA user_version={int(version)}")
     await tx.execute(f"PRAGMA application_id={APPLICATION_ID}")
+
+
+# Articles per transaction of a rebuild of the lookup indexes (see rekey).
+REKEY_CHUNK = 5_000
+# The rebuild's tables, filled beside the ones lookups read and swapped in at the end.
+_REKEY_DROP = """
+DROP TABLE IF EXISTS article_index_new;
+DROP TABLE IF EXISTS article_urls_new;
+DROP TABLE IF EXISTS index_words_new;
+"""
+_REKEY_NEW = _REKEY_DROP + """
+CREATE VIRTUAL TABLE article_index_new USING fts5(
+    terms, content='', tokenize="unicode61 remove_diacritics 0"
+);
+CREATE VIRTUAL TABLE article_urls_new USING fts5(
+    terms, content='', columnsize=0, tokenize="unicode61 remove_diacritics 0"
+);
+CREATE TABLE index_words_new (word TEXT PRIMARY KEY);
+"""
+_REKEY_SWAP = f"""
+DROP TRIGGER article_terms_insert;
+DROP VIEW article_terms;
+DROP TABLE article_index;
+DROP TABLE article_urls;
+DROP TABLE index_words;
+ALTER TABLE article_index_new RENAME TO article_index;
+ALTER TABLE article_urls_new RENAME TO article_urls;
+ALTER TABLE index_words_new RENAME TO index_words;
+DELETE FROM {URLS_INCOMPLETE};
+""" + ARTICLE_TERMS
+
+
+async def keys_version(db: Db) -> int:
+    """The keys version the store's lookup indexes hold (see :data:`INDEX_KEYS`)."""
+    ((version,),) = await db.fetchall("SELECT version FROM index_keys")
+    return int(version)
+
+
+async def rekey(db: Db, version: int, terms_of: TermsOf) -> bool:
+    """Rebuild the lookup indexes (the FTS index of titles and texts, the URL index, the word
+    list) with the engine's words ``terms_of`` when they hold another keys ``version`` than the
+    engine's; whether it rebuilt.
+
+    New tables are filled beside the ones lookups read, :data:`REKEY_CHUNK` articles per
+    transaction in rowid order, each transaction recording how far it got, and swapped in by the
+    transaction that finds no article left: a rebuild interrupted anywhere (kill -9 included)
+    leaves the old indexes whole, and the next open goes on from the last chunk committed.
+    Nothing but the indexes is written; a large store logs how far it got."""
+    async with db.tx() as tx:
+        current, building, after = await tx.fetchone(
+            "SELECT version, building, after FROM index_keys")
+        if current == version and building is None:
+            return False
+        if await tx.fetchone("SELECT 1 FROM articles LIMIT 1") is None:
+            # Nothing indexed: the empty indexes hold any version's keys.
+            await tx.script(_REKEY_DROP)
+            await tx.execute("UPDATE index_keys SET version = ?, building = NULL, after = 0",
+                             (version,))
+            return False
+        if building != version:
+            await tx.script(_REKEY_NEW)
+            await tx.execute("UPDATE index_keys SET building = ?, after = 0", (version,))
+            after = 0
+        (stored,) = await tx.fetchone("SELECT count(*) FROM articles")
+        (done,) = await tx.fetchone("SELECT count(*) FROM articles WHERE rowid <= ?", (after,))
+    log.info("%s: rebuilding the lookup indexes of %d stored articles for the word keys of "
+             "version %d (they hold version %d)%s", db.path, stored, version, current,
+             f", going on after {done}" if done else "")
+    said = time.monotonic()
+    while True:
+        async with db.tx() as tx:
+            indexed = await tx.run(partial(_rekey_chunk, after=after, terms_of=terms_of))
+            if not indexed:
+                await tx.script(_REKEY_SWAP)
+                await tx.execute(
+                    "UPDATE index_keys SET version = ?, building = NULL, after = 0", (version,))
+                break
+            after, n = indexed
+        done += n
+        if time.monotonic() - said >= 5:
+            said = time.monotonic()
+            log.info("%s: indexed %d of %d articles", db.path, done, stored)
+    log.info("%s: rebuilt the lookup indexes of %d articles", db.path, done)
+    return True
+
+
+def _rekey_chunk(conn: sqlite3.Connection, after: int, terms_of: TermsOf
+                 ) -> tuple[int, int] | None:
+    """Index the next chunk of articles after rowid ``after`` into the new tables, and record
+    how far it got; (its last rowid, its size), or None when none is left."""
+    rows = conn.execute(f"SELECT a.rowid, {INDEX_KEY_SQL}, a.title, a.text, a.url FROM articles a "
+                        "WHERE a.rowid > ? ORDER BY a.rowid LIMIT ?",
+                        (after, REKEY_CHUNK)).fetchall()
+    if not rows:
+        return None
+    keyed = sorted((key, terms_of(title, text)) for _, key, title, text, _ in rows)
+    conn.executemany("INSERT INTO article_index_new (rowid, terms) VALUES (?, ?)", keyed)
+    conn.executemany("INSERT INTO article_urls_new (rowid, terms) VALUES (?, ?)",
+                     sorted((key, terms) for _, key, _, _, url in rows
+                            if url and (terms := terms_of(url, ""))))
+    words = sorted(set(" ".join(terms for _, terms in keyed).split()))
+    conn.execute("INSERT OR IGNORE INTO index_words_new (word) SELECT value FROM json_each(?)",
+                 (json.dumps(words, ensure_ascii=False),))
+    last = int(rows[-1][0])
+    conn.execute("UPDATE index_keys SET after = ?", (last,))
+    return last, len(rows)
