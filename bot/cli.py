@@ -99,7 +99,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for route in routes:
         ref = cfg.targets.get(route)
         if ref is None:
-            dests[route] = "console (no [channels] entry)"
+            # With a token, run refuses such a route's rules (said below); without, it prints.
+            dests[route] = ("no [channels] entry (refused with a token)" if token
+                            else "console (no [channels] entry)")
             if token:
                 unrouted.append(route)
         elif isinstance(ref, int):
@@ -258,7 +260,7 @@ def _schedule(route: Any) -> str:
     if route.quiet_hours:
         through = f", {route.break_through} breaks through" if route.mode != "digest" else ""
         parts.append(f"quiet {route.quiet_hours}{through}")
-    if route.max_per_hour:
+    if route.max_per_hour and route.mode != "digest":  # a digest route keeps everything
         parts.append(f"at most {route.max_per_hour} an hour")
     if parts and route.timezone != "UTC":
         parts.append(route.timezone)

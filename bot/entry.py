@@ -6,8 +6,13 @@ from __future__ import annotations
 
 
 def run() -> int:
+    import sys
+
     try:
         from bot.cli import main
     except KeyboardInterrupt:
         return 130
-    return main()
+    status = main()
+    if (runner := sys.modules.get("bot.runner")) is not None:
+        runner.after_run(status)  # after a signalled stop: ends the process at once
+    return status

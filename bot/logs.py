@@ -203,15 +203,19 @@ def stopped_like_ctrl_c() -> Iterator[None]:
             raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT's handler of the moment comes back too: a command may set its own inside (run's
+    # last moments of stopping, see bot.runner.StopSignals).
+    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         # Started with SIGINT ignored (a background job of a script: `newswatch import … &`),
         # Python and asyncio.run leave it so, and a stop from outside became KeyboardInterrupt
         # raised inside whichever task ran ("Task exception was never retrieved" and a
         # traceback). Inside the block it is Ctrl-C's as usual, so that asyncio.run hands it
         # to its own handler, which cancels the main task.
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # (None: a handler not set from Python, left as it is)
+                signal.signal(sig, handler)

@@ -173,6 +173,7 @@ class StopSignals:
     def __init__(self, stop: asyncio.Event) -> None:
         self.stop = stop
         self._installed: list[signal.Signals] = []
+        self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> StopSignals:
         return self
@@ -181,25 +182,70 @@ class StopSignals:
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, self._signalled)
                 self._installed.append(sig)
+                self._previous[sig] = previous
 
     def _signalled(self) -> None:
+        global _stop_requested
         if not self.stop.is_set():
             self.stop.set()
+            _stop_requested = True
             return
-        say("stopping now (second signal)")
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        # What was being sent is claimed in the outbox and sent again at the next start.
-        os._exit(130)
+        _second_signal()
 
     def __exit__(self, *exc: object) -> None:
+        # The loop's handlers go, and the loop left SIGTERM and SIGHUP to the system's default:
+        # a second signal in the last moments of stopping (the loop's tasks and threads ending,
+        # the interpreter exiting) killed the process without a word (exit 143). Once stopping,
+        # a signal is the second one whenever it comes; otherwise the handler before arm() is
+        # back. The command restores its handlers when it returns (bot.logs.stopped_like_ctrl_c).
         loop = asyncio.get_running_loop()
         for sig in self._installed:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+            late = self._late if self.stop.is_set() else self._previous.get(sig)
+            if late is not None:
+                with contextlib.suppress(ValueError, TypeError):  # not the main thread
+                    signal.signal(sig, late)
         self._installed.clear()
+        self._previous.clear()
+
+    def _late(self, signum: int, frame: object) -> None:
+        self._signalled()
+
+
+# Whether a signal asked ``run`` to stop (see after_run).
+_stop_requested = False
+
+
+def _second_signal(*_: object) -> None:
+    say("stopping now (second signal)")
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    # What was being sent is claimed in the outbox and sent again at the next start.
+    os._exit(130)
+
+
+def after_run(status: int) -> None:
+    """The process's last moments, once the command has returned (its handlers restored):
+    after a signal asked ``run`` to stop, the process ends at once with ``status``. The
+    interpreter's own exit took a few tenths of a second more, and a second signal then met
+    the system's default and killed it without a word (exit 143); everything ``run`` opened is
+    closed by now, and what the streams and logs hold is written out first. A signal while
+    that is done is the second one. Called by the program's entry point only, never by a
+    command run inside another program."""
+    if not _stop_requested:
+        return
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, _second_signal)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: StopSignals, *,

@@ -54,6 +54,7 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "pydantic_issues",
+    "route_settings",
 ]
 
 # ASCII digits only: float() reads "१५" as 15, and "१५m" is no duration anyone wrote.
@@ -300,10 +301,20 @@ class FetchConfig(_Strict):
     # how long one fetch may wait in all for a free connection to its host (a host's feeds
     # share a few): running out is "queued too long", not the source's failure
     queue_wait: Duration = Field(default=timedelta(seconds=30), strict=False)
-    max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # the largest answer a fetch reads: bytes, or a size such as "5MiB" (as max_file_size)
+    max_bytes: int = Field(default=5 * 1024 * 1024, gt=0, strict=False)
     pause_after: int = Field(default=10, ge=1)  # consecutive failures before a source pauses
     # how often a paused source is tried again
     probe_every: Duration = Field(default=timedelta(hours=1), strict=False)
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        from watchers.sources.folder import parse_size
+
+        if not isinstance(value, str | int):
+            raise ValueError("expected a size such as 5242880, '512KB' or '5MiB'")
+        return parse_size(value)
 
     @field_validator("allow_private")
     @classmethod
@@ -954,6 +965,26 @@ def _raw_query_issues(data: Mapping[str, Any], reported: set[str]) -> list[Confi
             except QuerySyntaxError as exc:
                 issues.append(ConfigIssue(path, _in_rule(exc, name)))
     return issues
+
+
+def route_settings(current: Mapping[str, Any], changes: Mapping[str, Any], target: int
+                   ) -> RouteConfig:
+    """A server route's settings once ``changes`` apply to ``current`` (a None value puts the
+    key back to its default), validated as a ``[channels.NAME]`` table is, errors naming the
+    key: what :meth:`Engine.configure_server_route` stores, and what a caller about to make a
+    route for a channel checks first (a refused setting then leaves no route behind)."""
+    if "target" in changes:
+        raise ConfigError([ConfigIssue("target", "a channel's route always posts there")],
+                          file="route")
+    merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
+    try:
+        settings = RouteConfig.model_validate({**merged, "target": target})
+    except ValidationError as err:
+        raise ConfigError(pydantic_issues(err, RouteConfig), file="route") from None
+    if ignored := settings.ignored():
+        # Asked for now, by someone who can take it back: refused rather than kept unused.
+        raise ConfigError([ConfigIssue("max_per_hour", why) for why in ignored], file="route")
+    return settings
 
 
 def _in_rule(exc: QuerySyntaxError, name: object) -> str:

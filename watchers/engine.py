@@ -59,6 +59,7 @@ from watchers.config import (
     ServerRoute,
     SourceConfig,
     pydantic_issues,
+    route_settings,
 )
 from watchers.delivery import (
     DeliveryService,
@@ -297,6 +298,7 @@ def _one_change(method: _F) -> _F:
         async with self._changing:
             return await method(self, *args, **kwargs)
     return changing  # type: ignore[return-value]
+
 
 
 class Engine:
@@ -1189,19 +1191,8 @@ class Engine:
         server = self.tenancy.server_routes(guild).get(key)
         if server is None:
             raise NewswatchError(f"no channel of this server named {key[:100]!r} takes alerts")
-        if "target" in changes:
-            raise ConfigError([ConfigIssue("target", "a channel's route always posts there")],
-                              file="route")
         current = server.route.model_dump(exclude_unset=True, exclude={"target"})
-        merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
-        try:
-            settings = RouteConfig.model_validate({**merged, "target": server.channel_id})
-        except ValidationError as err:
-            raise ConfigError(pydantic_issues(err, RouteConfig), file="route") from None
-        if ignored := settings.ignored():
-            # Asked for now, by someone who can take it back: refused rather than kept unused.
-            raise ConfigError([ConfigIssue("max_per_hour", why) for why in ignored],
-                              file="route")
+        settings = route_settings(current, changes, server.channel_id)
         updated = server.model_copy(update={"settings": settings})
         await self.store.put_server_route(updated)
         self.tenancy.routes[key] = updated

@@ -293,6 +293,9 @@ async def test_a_servers_channel_takes_route_settings_from_discord(running: Runn
     # commas only name no time: refused, not taken as clearing the setting
     bad = await ask(emu, A, "channels set", {"channel": ops, "digest_at": ",,,"})
     assert bad.ephemeral and "names no time of day" in _shown(bad)
+    # (a refused setting made the channel a route all the same, listed with defaults)
+    assert not engine.server_routes(A)
+    assert "No channel" in (await ask(emu, A, "channels list")).content
     # members may look, only admins change
     member = await ask(emu, A, "channels set", {"channel": ops, "stories": "off"},
                        user="member")
@@ -308,6 +311,7 @@ async def test_a_servers_channel_takes_route_settings_from_discord(running: Runn
     bad = await ask(emu, A, "channels set", {"channel": _ch(emu, A, "general"),
                                              "digest_at": "08:00"})
     assert bad.ephemeral and "used only with mode = 'digest'" in _shown(bad)
+    assert [r.channel_id for r in engine.server_routes(A).values()] == [ops.id]
     # a mode leaves out the other mode's settings
     general = _ch(emu, A, "general")
     ok = await ask(emu, A, "channels set", {"channel": general, "mode": "digest",

@@ -86,6 +86,45 @@ async def test_a_second_signal_while_stopping_ends_it_at_once(emu: DiscordEmulat
     assert "newswatch: stopping now (second signal)" in text and "Traceback" not in text, text
 
 
+async def test_a_second_signal_in_the_last_moments_of_stopping_still_says_so(
+        emu: DiscordEmulator, tmp_path: Path) -> None:
+    """Stopping is quick when nothing is being sent (a feed's poll that hangs is cancelled);
+    a second SIGTERM a few milliseconds after the first then came when the handlers were gone
+    and killed it without a word (exit 143, five times in five). Whenever it comes, it is
+    the second signal: exit 130 with the line, unless the process was gone already."""
+    async with FeedServer() as server:
+        server.set("/slow", Route(body=rss(("g1", "Troops move")), delay=30.0))
+        shutil.copytree(SEEDS, tmp_path / "seeds")
+        data = bot_config(emu, tmp_path)
+        data["fetch"] = {"allow_private": ["127.0.0.1/32"], "timeout": "60s"}
+        data["sources"].append({"name": "slow", "type": "feed", "url": server.url("/slow")})
+        write_toml(data, tmp_path / "config.toml")
+        env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
+        for gap in (0.005, 0.02, 0.05):
+            hits = len(server.hits("/slow"))
+            proc = await run_process(tmp_path, env)
+            seen = await wait_for_line(proc, "watching")
+            for _ in range(600):  # until the slow feed is being asked
+                if len(server.hits("/slow")) > hits:
+                    break
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(gap)
+            gone = proc.returncode is not None
+            if not gone:
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    gone = True
+            text = await finish(proc, seen)
+            assert "Traceback" not in text, text
+            if proc.returncode == 0:  # it had ended before the second signal reached it
+                assert "newswatch: stopping\n" in text, text
+                continue
+            assert proc.returncode == 130, (gap, proc.returncode, text)
+            assert "newswatch: stopping now (second signal)" in text, text
+
+
 @pytest.mark.parametrize("token", [True, False])
 async def test_a_stop_during_run_once_says_stopping_and_ends_the_round(
         emu: DiscordEmulator, tmp_path: Path, token: bool) -> None:

@@ -109,6 +109,7 @@ def test_check_shows_when_each_route_speaks_and_routes_no_rule_uses(workdir: Pat
         '[channels.alerts]\ntarget = 123\nquiet_hours = "22:00-07:00"\n'
         'timezone = "Europe/Kyiv"\nmax_per_hour = 20\n'
         '[channels.briefing]\ntarget = 456\nmode = "digest"\ndigest_every = "6h"\n'
+        'max_per_hour = 20\n'
         '[[rules]]\nname = "troops"\nquery = "troops"\nchannel = "alerts"\n')
     res = nw("check", "-c", "q.toml", cwd=workdir)
     assert res.returncode == 0, res.stderr
@@ -346,6 +347,9 @@ def test_check_says_what_run_would_meet_in_this_environment(tmp_path: Path) -> N
     assert token.returncode == 2 and "run refuses rules whose route has no [channels] entry" in (
         token.stderr)
     assert "x" * 60 not in token.stderr + token.stdout
+    # The summary does not say such a route prints to the console: with a token it is refused.
+    assert "alerts           no [channels] entry (refused with a token)" in token.stdout
+    assert "console" not in token.stdout
 
 
 def test_check_says_ok_only_when_run_would_start(tmp_path: Path) -> None:

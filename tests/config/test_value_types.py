@@ -83,6 +83,12 @@ def issues(text: str, tmp_path: Path) -> list[str]:
      "channels.alerts.target: expected a whole number or a string, got the number 1.5"),
     # a table given as something else
     ('storage = "nw.db"\n', 'storage: expected a table, got the string "nw.db"'),
+    # a size: bytes or a string with its unit, and nothing else
+    ('[fetch]\nmax_bytes = "lots"\n',
+     "fetch.max_bytes: 'lots' is not a size; use bytes (1048576) or e.g. '512KB', '1MB', "
+     "'1MiB'"),
+    ('[fetch]\nmax_bytes = [5]\n',
+     "fetch.max_bytes: expected a size such as 5242880, '512KB' or '5MiB'"),
     # a duration given as a list ended `check` with a traceback
     ('[[sources]]\nname = "s"\ntype = "feed"\nurl = "https://example.org/f"\nevery = [5]\n',
      "sources[0].every: expected a duration such as '30s', '5m' or '1h'"),
@@ -114,6 +120,7 @@ guild_ids = [123]
 [fetch]
 timeout = 15
 probe_every = "2h"
+max_bytes = "8MiB"
 [stories]
 window = "36h"
 [surge]
@@ -155,6 +162,8 @@ mention_roles = [6, 7]
     assert cfg.discord.admin_role == "Moderators"
     assert cfg.discord.escalate_after == timedelta(minutes=20)
     assert cfg.fetch.timeout == timedelta(seconds=15)
+    # A size is a string here as a folder's max_file_size is (the README's own example form).
+    assert cfg.fetch.max_bytes == 8 * 2**20
     assert cfg.stories.window == timedelta(hours=36)
     assert cfg.surge.sigma == 3
     assert cfg.targets == {"alerts": 123456789012345678,

@@ -106,7 +106,7 @@ def parse_size(value: str | int) -> int:
             )
         size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
     if not 0 < size <= _MAX_SIZE_LIMIT:
-        raise ValueError(f"a file size limit must be between 1 byte and 1GiB, not {size} bytes")
+        raise ValueError(f"a size limit must be between 1 byte and 1GiB, not {size} bytes")
     return size
 
 

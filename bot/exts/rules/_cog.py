@@ -42,7 +42,7 @@ from bot.interactions import (
     in_time,
     reply,
 )
-from watchers.config import RouteConfig, RuleConfig, Severity, format_duration
+from watchers.config import RouteConfig, RuleConfig, Severity, format_duration, route_settings
 from watchers.delivery import Alert, StoryView
 from watchers.errors import NewswatchError
 from watchers.models import Article, Match
@@ -353,7 +353,8 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
         routes = self.engine.server_routes(interaction.guild_id or 0)
         if not routes:
             await interaction.response.send_message(
-                "No channel of this server takes alerts yet; `/rules add` picks one.",
+                "No channel of this server was picked from Discord yet; `/rules add` or "
+                "`/channels set` picks one (the config file's routes are the operator's).",
                 ephemeral=True)
             return
         lines = [f"**#{escape(r.name)}** <#{r.channel_id}> — {_settings_text(r.route)}"
@@ -397,8 +398,7 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
         picked = postable_channel(guild, channel if channel is not None
                                   else interaction.channel_id or 0)
         engine = self.engine
-        key = await engine.add_server_route(guild.id, picked.id, picked.name,
-                                            created_by=str(interaction.user.id))
+        had = {r.channel_id for r in engine.server_routes(guild.id).values()}
         changes: dict[str, Any] = {}
         if reset:
             changes = dict.fromkeys(RouteConfig.model_fields.keys() - {"target"})
@@ -427,6 +427,11 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
             changes.setdefault("digest_at", [])
         elif mode == "digest":
             changes.setdefault("max_per_hour", None)
+        if picked.id not in had:
+            # Checked before the channel becomes a route: a refused setting left it listed.
+            route_settings({}, changes, picked.id)
+        key = await engine.add_server_route(guild.id, picked.id, picked.name,
+                                            created_by=str(interaction.user.id))
         if not changes:
             route = engine.server_routes(guild.id)[key].route
             await interaction.response.send_message(
