@@ -545,6 +545,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise NewswatchError(not_a_file(path))
     report = _ImportReport(args.file)
+    from bot.logs import setup_store_logging
+
+    setup_store_logging()  # an upgrade or a rebuild of the store at open says how far it got
     try:
         # A stop from outside (kill, a closed terminal) is told like Ctrl-C: it ended the
         # import without a word.

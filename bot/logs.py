@@ -172,8 +172,15 @@ def quiet_discord_reconnects() -> None:
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    install_redaction()
+    _log_to_stderr()
     quiet_discord_reconnects()
+    for name in ("newswatch", "watchers", "bot"):
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("discord").setLevel(logging.WARNING)
+
+
+def _log_to_stderr() -> None:
+    install_redaction()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                                            "%H:%M:%S"))
@@ -181,9 +188,14 @@ def setup_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    for name in ("newswatch", "watchers", "bot"):
-        logging.getLogger(name).setLevel(level)
-    logging.getLogger("discord").setLevel(logging.WARNING)
+
+
+def setup_store_logging() -> None:
+    """For a command that opens a store to write (migrate, import): the store's upgrades and
+    index rebuilds say how far they got (a million-article store takes minutes), everything
+    else only its warnings, as before."""
+    _log_to_stderr()
+    logging.getLogger("watchers.store").setLevel(logging.INFO)
 
 
 @contextmanager

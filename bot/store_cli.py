@@ -64,12 +64,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def cmd_migrate(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bot.logs import setup_store_logging
     from watchers.rules.lookup import lookup_terms
     from watchers.rules.text import KEYS_VERSION
     from watchers.store.copy import migrate
 
     cfg = load(args.config)
     target = cfg.storage.target(cfg.resolve)
+    setup_store_logging()  # an upgrade or a rebuild of a large store says how far it got
     done = asyncio.run(migrate(target, terms_of=lookup_terms, keys_version=KEYS_VERSION))
     if done.before == 0:
         print(f"{done.target}: created at schema version {done.after}")

@@ -10,6 +10,8 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -291,6 +293,22 @@ def test_a_source_being_written_on_postgresql_is_refused(pg_database: str) -> No
 
 
 RULE = '[[rules]]\nname = "troops"\nquery = "troops"\n'
+
+
+def test_migrate_says_how_far_a_rebuild_of_the_lookup_indexes_got(tmp_path: Path) -> None:
+    """A store whose lookup indexes hold older word keys is rebuilt by migrate (minutes for a
+    million articles): it said nothing until the end, its progress was logged where no one
+    saw it."""
+    from tests.store.test_rekey import _old_store
+
+    asyncio.run(_old_store(tmp_path / "old.db", n=30))
+    (tmp_path / "c.toml").write_text(f'[storage]\npath = "old.db"\n{RULE}')
+    done = subprocess.run([sys.executable, "-m", "bot", "migrate", "-c", "c.toml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rebuilding the lookup indexes of 30 stored articles" in done.stderr, done.stderr
+    assert "rebuilt the lookup indexes of 30 articles" in done.stderr, done.stderr
+    assert "already at schema version" in done.stdout
 
 
 def test_migrate_reports_versions_on_both_backends(
