@@ -201,23 +201,31 @@ _SUFFIXES = frozenset(
 )
 
 
-def _split_at(piece: str) -> int:
-    """Where an apostrophe in ``piece`` (a word or a hyphenated word's part) parts it into two
-    words, each findable alone: after an elided article or the like (``l’Ukraine``) or before
-    a Turkish suffix (``İstanbul'da``); -1 when none does (``don't``, ``O'Brien``)."""
+# Turkish writes a lone vowel suffix only after a consonant (after a vowel a buffer comes
+# first: Ankara'ya, Türkiye'yi): after a vowel, an apostrophe and a vowel are a name's own
+# (Shi'a, Hawai'i, Sana'a, Bahá'í, Vava'u), one word.
+_LONE_VOWELS = frozenset("aeiu")
+_VOWELS = frozenset("aeiouy")
+
+
+def _split_at(piece: str) -> tuple[int, bool]:
+    """Where an apostrophe in ``piece`` (a word or a hyphenated word's part) parts off a word
+    findable alone, and whether that word is the tail: after an elided article or the like
+    (``l’Ukraine``: the tail) or before a Turkish suffix (``İstanbul'da``: the head); -1 when
+    none does (``don't``, ``O'Brien``, ``Hawai'i``)."""
     m = _APOSTROPHES.search(piece)
     if m is None:
-        return -1
+        return -1, False
     i = m.start()
     head, tail = piece[:i], _APOSTROPHES.sub("", piece[i + 1:])
     if not head or not tail:
-        return -1
+        return -1, False
     h, t = _strip_accents(head), _strip_accents(tail)
     if h in _ELIDED and t[:1] in _ELISION_NEXT:
-        return i
-    if len(h) >= 2 and t in _SUFFIXES:
-        return i
-    return -1
+        return i, True
+    if len(h) >= 2 and t in _SUFFIXES and not (t in _LONE_VOWELS and h[-1] in _VOWELS):
+        return i, False
+    return -1, False
 
 
 # A raw word folded: (norm, key, parts, odd). ``parts``: (norm, key, start, end) of each part
@@ -322,18 +330,25 @@ def _fold_general(raw: str) -> _Folded:
     parts: list[tuple[str, str, int, int]] = []
     hyphened = _HYPHENS.search(base) is not None
     if hyphened or _APOSTROPHES.search(base):
-        # The parts: a hyphenated word's pieces, and the two words an elision or a Turkish
-        # suffix's apostrophe joins (see _split_at), each findable alone.
+        # The parts: a hyphenated word's pieces, and of a piece where an elision or a Turkish
+        # suffix meets it at an apostrophe (see _split_at) the word itself, findable alone at
+        # the piece's place (the article or the suffix is no word of its own: "sur ukraine"
+        # is a phrase of "sur l'Ukraine", "istanbul patlama" of "İstanbul'da patlama").
         pieces: list[tuple[str, int]] = []
         pos = 0
+        split = False
         for piece in _HYPHENS.split(base) if hyphened else (base,):
-            cut = _split_at(piece)
-            if cut >= 0:
-                pieces += ((piece[:cut], pos), (piece[cut + 1:], pos + cut + 1))
-            else:
+            cut, tail = _split_at(piece)
+            if cut < 0:
                 pieces.append((piece, pos))
+            elif tail:
+                pieces.append((piece[cut + 1:], pos + cut + 1))
+                split = True
+            else:
+                pieces.append((piece[:cut], pos))
+                split = True
             pos += len(piece) + 1
-        if len(pieces) > 1:
+        if len(pieces) > 1 or split:
             for piece, at in pieces:
                 p_norm = _APOSTROPHES.sub("", _strip_accents(piece))
                 if p_norm:
