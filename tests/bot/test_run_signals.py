@@ -39,6 +39,19 @@ async def wait_for_line(proc: asyncio.subprocess.Process, part: str) -> list[str
             return seen
 
 
+def with_a_slow_feed(emu: DiscordEmulator, tmp_path: Path, server: FeedServer
+                     ) -> dict[str, str]:
+    """The seeds and a feed that takes 30 s to answer, in ``tmp_path``'s config.toml; the
+    environment without a token."""
+    server.set("/slow", Route(body=rss(("g1", "Troops move")), delay=30.0))
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    data = bot_config(emu, tmp_path)
+    data["fetch"] = {"allow_private": ["127.0.0.1/32"], "timeout": "60s"}
+    data["sources"].append({"name": "slow", "type": "feed", "url": server.url("/slow")})
+    write_toml(data, tmp_path / "config.toml")
+    return {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
+
+
 async def finish(proc: asyncio.subprocess.Process, seen: list[str]) -> str:
     _, err = await outcome(proc)
     return "".join(seen) + err
@@ -93,13 +106,7 @@ async def test_a_second_signal_in_the_last_moments_of_stopping_still_says_so(
     and killed it without a word (exit 143, five times in five). Whenever it comes, it is
     the second signal: exit 130 with the line, unless the process was gone already."""
     async with FeedServer() as server:
-        server.set("/slow", Route(body=rss(("g1", "Troops move")), delay=30.0))
-        shutil.copytree(SEEDS, tmp_path / "seeds")
-        data = bot_config(emu, tmp_path)
-        data["fetch"] = {"allow_private": ["127.0.0.1/32"], "timeout": "60s"}
-        data["sources"].append({"name": "slow", "type": "feed", "url": server.url("/slow")})
-        write_toml(data, tmp_path / "config.toml")
-        env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
+        env = with_a_slow_feed(emu, tmp_path, server)
         for gap in (0.005, 0.02, 0.05):
             hits = len(server.hits("/slow"))
             proc = await run_process(tmp_path, env)
@@ -132,13 +139,7 @@ async def test_a_stop_during_run_once_says_stopping_and_ends_the_round(
     one did nothing, and it ended only once the round's poll was done (a feed that takes 30
     s to answer here; a folder of 30,000 files took 15 s)."""
     async with FeedServer() as server:
-        server.set("/slow", Route(body=rss(("g1", "Troops move")), delay=30.0))
-        shutil.copytree(SEEDS, tmp_path / "seeds")
-        data = bot_config(emu, tmp_path)
-        data["fetch"] = {"allow_private": ["127.0.0.1/32"], "timeout": "60s"}
-        data["sources"].append({"name": "slow", "type": "feed", "url": server.url("/slow")})
-        write_toml(data, tmp_path / "config.toml")
-        env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
+        env = with_a_slow_feed(emu, tmp_path, server)
         if token:
             env["NEWSWATCH_TEST_TOKEN"] = TOKEN
         proc = await run_process(tmp_path, env, "--once")

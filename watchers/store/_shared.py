@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
+from watchers.errors import StoreError
 from watchers.models import Article
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
@@ -338,6 +339,18 @@ def article_identity(article: Article) -> tuple[str | None, str]:
 # Articles stored by earlier versions keep the rule they were stored under: those marked with
 # the prefix alone (any later followed feed's copy of one is a duplicate) and those holding the
 # plain hash (any later copy is).
+
+
+def other_keys(name: str, held: int, wanted: int | None) -> StoreError | None:
+    """The refusal of a reader opening a store whose lookup indexes hold word keys of version
+    ``held`` when the engine's are ``wanted`` (None: the opener did not say); none when they
+    agree, or when ``held`` is 0 (written by openers that did not say: nothing to hold
+    against)."""
+    if wanted is None or held in (0, wanted):
+        return None
+    return StoreError(f"{name} holds lookup indexes of word keys version {held}; open it once "
+                      f"with a command that writes (e.g. run) to rebuild them for version "
+                      f"{wanted}")
 
 
 def private_source(source: str) -> bool:

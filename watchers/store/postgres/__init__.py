@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from watchers.errors import StoreError
-from watchers.store._shared import ListedWords
+from watchers.store._shared import ListedWords, other_keys
 from watchers.store.postgres._db import Listener, Pg, describe
 from watchers.store.postgres.acks import AcksMixin
 from watchers.store.postgres.articles import ArticlesMixin, Continuations, fts_to_tsquery
@@ -108,13 +107,9 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
                 version = await upgrade(db, version, terms_of=terms_of)
                 if keys_version is not None and terms_of is not None:
                     await rekey(db, keys_version, terms_of)
-            elif keys_version is not None and (held := await held_keys(db)) not in (
-                    0, keys_version):
-                # 0: written by openers that did not say which keys (nothing to hold against)
-                raise StoreError(
-                    f"{db.name} holds lookup indexes of word keys version {held}; open it once "
-                    f"with a command that writes (e.g. run) to rebuild them for version "
-                    f"{keys_version}")
+            elif keys_version is not None and (
+                    refused := other_keys(str(db.name), await held_keys(db), keys_version)):
+                raise refused
         except BaseException:
             await db.close()
             raise

@@ -19,8 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from watchers._finish import finish
-from watchers.errors import StoreError
-from watchers.store._shared import ListedWords
+from watchers.store._shared import ListedWords, other_keys
 from watchers.store.sqlite._db import Db
 from watchers.store.sqlite.acks import AcksMixin
 from watchers.store.sqlite.articles import ArticlesMixin
@@ -108,13 +107,9 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
                 version = await upgrade(db, version, terms_of=terms_of)
                 if keys_version is not None and terms_of is not None:
                     await rekey(db, keys_version, terms_of)
-            elif keys_version is not None and (held := await held_keys(db)) not in (
-                    0, keys_version):
-                # 0: written by openers that did not say which keys (nothing to hold against)
-                raise StoreError(
-                    f"{target} holds lookup indexes of word keys version {held}; open it once "
-                    f"with a command that writes (e.g. run) to rebuild them for version "
-                    f"{keys_version}")
+            elif keys_version is not None and (
+                    refused := other_keys(str(target), await held_keys(db), keys_version)):
+                raise refused
             db.remember_identity()
         except BaseException:
             await db.close()
