@@ -87,6 +87,10 @@ def issues(text: str, tmp_path: Path) -> list[str]:
     ('[fetch]\nmax_bytes = "lots"\n',
      "fetch.max_bytes: 'lots' is not a size; use bytes (1048576) or e.g. '512KB', '1MB', "
      "'1MiB'"),
+    # (digits of other scripts: \d took "１MiB", full-width, as 1 MiB)
+    ('[fetch]\nmax_bytes = "\uff11MiB"\n',
+     "fetch.max_bytes: '\uff11MiB' is not a size; use bytes (1048576) or e.g. '512KB', '1MB', "
+     "'1MiB'"),
     ('[fetch]\nmax_bytes = [5]\n',
      "fetch.max_bytes: expected a size such as 5242880, '512KB' or '5MiB'"),
     # a duration given as a list ended `check` with a traceback

@@ -84,7 +84,8 @@ _DATE_PREFIX = re.compile(
     r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)\s+", re.IGNORECASE)
 # A sentence ends at . ! ? (optionally followed by a closing quote) before whitespace.
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]?(?=\s|$)")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
+# ASCII digits only: \d takes any script's ("１MiB" read as 1 MiB), which no config means.
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
 }  # fmt: skip
