@@ -1010,7 +1010,8 @@ class WatchService:
                 continue
             updated += 1
             matches, entries = await self._newly_fired(old, new)
-            if await self.store.record_change(old.id, new, routes, matches=matches,
+            if await self.store.record_change(old.id, new, self._seen_on(routes, new.source),
+                                              matches=matches,
                                               alerts=entries,
                                               rematched=new.source not in self.audiences):
                 self.wake.set()
@@ -1018,9 +1019,20 @@ class WatchService:
         # outlet reporting the story (what min_sources counts).
         for new, (_, original) in versions:
             if original is not None and await self.store.add_outlet(
-                    original.id, new.source, sort_time(new), routes):
+                    original.id, new.source, sort_time(new), self._seen_on(routes, new.source)):
                 self.wake.set()
         return updated
+
+    def _seen_on(self, routes: Sequence[str], source: str) -> list[str]:
+        """Those of ``routes`` whose readers see ``source``: every route for the config file's
+        sources, and for a feed servers follow only its followers' (an update of a story's
+        message elsewhere showed nothing new there, and cost the destination a request)."""
+        followers = self.audiences.get(source)
+        if followers is None:
+            return list(routes)
+        guilds = {guild for guild, _ in followers}
+        theirs = {r.channel for r in self._rules.values() if r.guild_id in guilds}
+        return [route for route in routes if route in theirs]
 
     async def _newly_fired(self, old: Article, new: Article
                            ) -> tuple[list[Match], list[OutboxEntry]]:

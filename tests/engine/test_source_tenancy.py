@@ -19,6 +19,7 @@ import pytest
 from tests.fakes.feed_server import FeedServer, Route, rss
 from tests.fakes.sinks import RecordingSink
 from watchers.config import Config, RouteConfig, parse_config
+from watchers.delivery import StoryUpdate, UpdateResult
 from watchers.engine import Engine, open_engine
 from watchers.errors import ConfigError, FetchBlockedError, NewswatchError
 from watchers.tenancy import feed_key
@@ -346,6 +347,40 @@ async def operator_and_a(tmp_path: Path, feeds: FeedServer, sink: RecordingSink
     async with open_engine(config(tmp_path, desk), start=False, default_sink=sink) as engine:
         await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
         yield engine, await server_rule(engine, A, "troops", "troops")
+
+
+class UpdatingSink(RecordingSink):
+    """Keeps the story updates too: (route, the source of the article they show)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates: list[tuple[str, str]] = []
+
+    async def update(self, update: StoryUpdate) -> UpdateResult:
+        self.updates.append((update.alert.route, update.article.source))
+        return UpdateResult(message_id=update.message_id or "m")
+
+
+async def test_a_followed_feeds_copy_updates_the_story_only_where_its_followers_read(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    """The operator's feed brings an article first (the operator, A and B are alerted); A's
+    feed then brings it word for word, one more outlet of the story. That queued an update of
+    the story's message on every route that alerted it: the operator's and B's were edited to
+    show nothing new (their outlets do not name A's feed), each a request to Discord."""
+    sink = UpdatingSink()
+    async with operator_and_a(tmp_path, feeds, sink) as (engine, route_a):
+        route_b = await server_rule(engine, B, "troops", "troops")
+        feeds.set("/wire", Route(body=rss(("w0", "Grain prices steady"))))
+        await engine.run_once()  # the baselines: recorded, no alerts
+        news = ("g2", "More troops reach Kharkiv")
+        feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"), news)))
+        await engine.run_once()
+        assert sorted(a.route for a in sink.alerts) == sorted(["alerts", route_a, route_b])
+        feeds.set("/wire", Route(body=rss(("w0", "Grain prices steady"), news)))
+        await engine.run_once()
+        await engine.run_once()  # delivery of what the poll queued
+        # (the update shows the story's stored article, the operator's feed's copy)
+        assert sink.updates == [(route_a, "desk")]
 
 
 async def test_the_operators_feed_bringing_what_a_servers_feed_stored_first_still_alerts(
