@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from bot.console import ConsoleSink
-from bot.logs import add_secret, say
+from bot.logs import add_secret, end_now, say, second_signal
 from watchers.config import Config
 from watchers.delivery import Sink
 from watchers.engine import Engine, open_engine
@@ -193,7 +192,7 @@ class StopSignals:
             self.stop.set()
             _stop_requested = True
             return
-        _second_signal()
+        second_signal()
 
     def __exit__(self, *exc: object) -> None:
         # The loop's handlers go, and the loop left SIGTERM and SIGHUP to the system's default:
@@ -220,32 +219,12 @@ class StopSignals:
 _stop_requested = False
 
 
-def _second_signal(*_: object) -> None:
-    say("stopping now (second signal)")
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    # What was being sent is claimed in the outbox and sent again at the next start.
-    os._exit(130)
-
-
 def after_run(status: int) -> None:
-    """The process's last moments, once the command has returned (its handlers restored):
-    after a signal asked ``run`` to stop, the process ends at once with ``status``. The
-    interpreter's own exit took a few tenths of a second more, and a second signal then met
-    the system's default and killed it without a word (exit 143); everything ``run`` opened is
-    closed by now, and what the streams and logs hold is written out first. A signal while
-    that is done is the second one. Called by the program's entry point only, never by a
-    command run inside another program."""
-    if not _stop_requested:
-        return
-    for sig in STOP_SIGNALS:
-        with contextlib.suppress(ValueError, OSError):
-            signal.signal(sig, _second_signal)
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(status)
+    """The process's last moments, once the command has returned: after a signal asked
+    ``run`` to stop, it ends at once with ``status`` (see :func:`bot.logs.end_now`). Called by
+    the program's entry point only, never by a command run inside another program."""
+    if _stop_requested:
+        end_now(status)
 
 
 async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: StopSignals, *,

@@ -522,6 +522,39 @@ def test_an_import_stopped_from_outside_says_what_is_kept_and_a_rerun_finishes(
         assert conn.execute("SELECT count(*) FROM articles").fetchone() == (12_000,)
 
 
+@pytest.mark.timeout(120)
+def test_a_second_signal_while_an_import_stops_still_ends_it_with_130(workdir: Path) -> None:
+    """Once the import had said how far it got and returned, the interpreter's own exit took
+    a few tenths of a second, and a second SIGTERM then met the system's default: exit 143
+    and no word. The process now ends at once; a second signal before that is the second
+    signal (exit 130, saying so)."""
+    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
+                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
+             for i in range(12_000)]
+    write_jsonl(workdir / "many.jsonl", lines)
+    for gap in (0.02, 0.1, 0.3):
+        (workdir / "nw.db").unlink(missing_ok=True)
+        p = subprocess.Popen([*EXE, "import", "many.jsonl", "-c", "config.toml"], cwd=workdir,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None:
+            with closing(sqlite3.connect(workdir / "nw.db", timeout=10)) as conn:
+                try:
+                    (stored,) = conn.execute("SELECT count(*) FROM articles").fetchone()
+                except sqlite3.OperationalError:  # not made yet
+                    stored = 0
+            if stored:
+                break  # a batch is committed
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(gap)
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 130, (gap, p.returncode, err)
+        assert "Traceback" not in err
+
+
 def test_a_line_imported_under_a_new_id_is_named_with_it(workdir: Path) -> None:
     """The file's id is kept so that links to it keep working; when another stored article
     holds it (other content, another link) the article was stored under a new id without a
