@@ -484,6 +484,26 @@ def test_three_thousand_lines_under_one_id_are_named_and_the_import_finishes(
     assert nw("search", "export", "-c", "config.toml", cwd=workdir).returncode == 0
 
 
+def twelve_thousand_lines() -> list[str]:
+    return [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
+                        "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
+            for i in range(12_000)]
+
+
+def until_a_batch_is_stored(workdir: Path, p: subprocess.Popen[str]) -> None:
+    """Wait (a minute at most) until the import ``p`` has committed a batch, or ended."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None:
+        with closing(sqlite3.connect(workdir / "nw.db", timeout=10)) as conn:
+            try:
+                (stored,) = conn.execute("SELECT count(*) FROM articles").fetchone()
+            except sqlite3.OperationalError:  # not made yet
+                stored = 0
+        if stored:
+            return
+        time.sleep(0.05)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("sigint", ["default", "ignored"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
@@ -493,24 +513,12 @@ def test_an_import_stopped_from_outside_says_what_is_kept_and_a_rerun_finishes(
     terminal ended it without a word (exit 143 or 129). Started with SIGINT ignored (a
     script's background job, as CI runs it), the stop became KeyboardInterrupt inside whichever
     task ran, and "Task exception was never retrieved" printed a traceback."""
-    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
-                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
-             for i in range(12_000)]
-    write_jsonl(workdir / "many.jsonl", lines)
+    write_jsonl(workdir / "many.jsonl", twelve_thousand_lines())
     p = subprocess.Popen([*EXE, "import", "many.jsonl", "-c", "config.toml"], cwd=workdir,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
                          if sigint == "ignored" else None)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and p.poll() is None:
-        with closing(sqlite3.connect(workdir / "nw.db", timeout=10)) as conn:
-            try:
-                (stored,) = conn.execute("SELECT count(*) FROM articles").fetchone()
-            except sqlite3.OperationalError:  # not made yet
-                stored = 0
-        if stored:
-            break  # a batch is committed
-        time.sleep(0.05)
+    until_a_batch_is_stored(workdir, p)
     p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, (p.returncode, err)
@@ -528,24 +536,12 @@ def test_a_second_signal_while_an_import_stops_still_ends_it_with_130(workdir: P
     a few tenths of a second, and a second SIGTERM then met the system's default: exit 143
     and no word. The process now ends at once; a second signal before that is the second
     signal (exit 130, saying so)."""
-    lines = [json.dumps({"id": f"m{i}", "title": f"Troops report number {i}",
-                         "text": f"Soldiers moved in sector {i}.", "date": "2022-01-05"})
-             for i in range(12_000)]
-    write_jsonl(workdir / "many.jsonl", lines)
+    write_jsonl(workdir / "many.jsonl", twelve_thousand_lines())
     for gap in (0.02, 0.1, 0.3):
         (workdir / "nw.db").unlink(missing_ok=True)
         p = subprocess.Popen([*EXE, "import", "many.jsonl", "-c", "config.toml"], cwd=workdir,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None:
-            with closing(sqlite3.connect(workdir / "nw.db", timeout=10)) as conn:
-                try:
-                    (stored,) = conn.execute("SELECT count(*) FROM articles").fetchone()
-                except sqlite3.OperationalError:  # not made yet
-                    stored = 0
-            if stored:
-                break  # a batch is committed
-            time.sleep(0.05)
+        until_a_batch_is_stored(workdir, p)
         p.send_signal(signal.SIGTERM)
         time.sleep(gap)
         if p.poll() is None:
