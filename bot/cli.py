@@ -576,8 +576,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     # taken as Ctrl-C; once it watches, each stops it as Ctrl-C does (bot.runner.StopSignals).
     # SIGHUP's default ended it without a word.
     with stopped_like_ctrl_c():
-        return asyncio.run(run(cfg, once=args.once, console=args.console, role=args.role,
-                               lease=args.lease, safety_poll=args.safety_poll))
+        try:
+            return asyncio.run(run(cfg, once=args.once, console=args.console, role=args.role,
+                                   lease=args.lease, safety_poll=args.safety_poll))
+        except KeyboardInterrupt:
+            # Stopped while it starts: opening the store (an upgrade, or a rebuild of its
+            # lookup indexes, can take minutes and goes on where it got at the next start).
+            # It ended without a word.
+            say("stopping")
+            return 130
 
 
 def _lease(value: str) -> float:

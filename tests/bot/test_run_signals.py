@@ -8,6 +8,7 @@ import asyncio
 import os
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -130,6 +131,36 @@ async def test_a_second_signal_in_the_last_moments_of_stopping_still_says_so(
                 continue
             assert proc.returncode == 130, (gap, proc.returncode, text)
             assert "newswatch: stopping now (second signal)" in text, text
+
+
+@pytest.mark.timeout(120)
+async def test_a_stop_while_run_rebuilds_its_store_says_stopping_and_a_rerun_goes_on(
+        tmp_path: Path) -> None:
+    """A store whose lookup indexes hold older word keys is rebuilt when run opens it, which
+    takes minutes for a large one. A stop then ended it with 130 and not a word; it says
+    "stopping", and the next writer finishes the rebuild."""
+    from tests.store.test_rekey import _old_store
+
+    await _old_store(tmp_path / "nw.db", n=40_000)
+    (tmp_path / "in").mkdir()
+    write_toml({"storage": {"path": "nw.db"},
+                "sources": [{"name": "in", "type": "folder", "path": "in"}],
+                "rules": [{"name": "t", "query": "troops"}]}, tmp_path / "config.toml")
+    env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
+    proc = await run_process(tmp_path, env)
+    seen = await wait_for_line(proc, "rebuilding the lookup indexes")
+    proc.send_signal(signal.SIGTERM)
+    text = await finish(proc, seen)
+    if "rebuilt the lookup indexes" in text:  # it was done before the signal came
+        pytest.skip("the rebuild ended before the stop reached it")
+    assert proc.returncode == 130, text
+    assert "newswatch: stopping\n" in text and "Traceback" not in text, text
+    again = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "migrate", "-c", "config.toml", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(again.communicate(), 90)
+    assert again.returncode == 0, err.decode()
+    assert "rebuilt the lookup indexes of 40000 articles" in err.decode(), err.decode()
 
 
 @pytest.mark.parametrize("token", [True, False])
