@@ -58,6 +58,8 @@ async def test_a_writer_rebuilds_indexes_of_older_keys_and_goes_on_after_an_inte
         await PostgresStore.open(pg_database, terms_of=failing, keys_version=KEYS_VERSION)
     after = await _count(pg_database, "SELECT after FROM index_keys")
     assert isinstance(after, int) and after > 0
+    with pytest.raises(StoreError, match="are being rebuilt for this newswatch's word keys"):
+        await PostgresStore.open(pg_database, readonly=True, keys_version=KEYS_VERSION)
     async with await PostgresStore.open(pg_database, terms_of=index_terms,
                                         keys_version=KEYS_VERSION):
         pass

@@ -105,6 +105,10 @@ async def test_an_interrupted_rebuild_goes_on_where_it_stopped(
     assert (version, building) == (1, KEYS_VERSION) and after > 0
     # The old indexes are still whole meanwhile, and nothing stored was lost.
     assert _found(path, "lukraine") == 10
+    # A reader is told the rebuild is under way (it was told to run a writer, as if none had
+    # begun, while run was rebuilding as it started).
+    with pytest.raises(StoreError, match="are being rebuilt for this newswatch's word keys"):
+        await SqliteStore.open(path, readonly=True, keys_version=KEYS_VERSION)
     counted: list[str] = []
 
     def counting(title: str, text: str) -> str:

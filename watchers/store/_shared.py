@@ -341,13 +341,22 @@ def article_identity(article: Article) -> tuple[str | None, str]:
 # plain hash (any later copy is).
 
 
-def other_keys(name: str, held: int, wanted: int | None) -> StoreError | None:
+def other_keys(name: str, state: tuple[int, int | None], wanted: int | None
+               ) -> StoreError | None:
     """The refusal of a reader opening a store whose lookup indexes hold word keys of version
-    ``held`` when the engine's are ``wanted`` (None: the opener did not say); none when they
-    agree, or when ``held`` is 0 (written by openers that did not say: nothing to hold
-    against)."""
+    ``state[0]`` (and are being rebuilt for ``state[1]``, if not None) when the engine's are
+    ``wanted`` (None: the opener did not say); none when they agree, or when they hold 0
+    (written by openers that did not say: nothing to hold against)."""
+    held, building = state
     if wanted is None or held in (0, wanted):
         return None
+    if building == wanted:
+        # A writer is at it (run, as it starts), or was stopped part-way and the next goes on:
+        # "open it with a command that writes" read as if nothing had been started.
+        return StoreError(f"{name}: its lookup indexes are being rebuilt for this newswatch's "
+                          f"word keys (version {wanted}) by a command that writes it (run, "
+                          "import or migrate), or one stopped part-way that the next goes on "
+                          "with; look up once that has finished")
     return StoreError(f"{name} holds lookup indexes of word keys version {held}; open it once "
                       f"with a command that writes (e.g. run) to rebuild them for version "
                       f"{wanted}")

@@ -562,9 +562,11 @@ async def upgrade(db: Pg, version: int, terms_of: TermsOf | None = None) -> int:
 REKEY_CHUNK = 5_000
 
 
-async def keys_version(db: Pg) -> int:
-    """The keys version the store's lookup indexes hold."""
-    return int(await db.fetchval("SELECT version FROM index_keys"))
+async def keys_version(db: Pg) -> tuple[int, int | None]:
+    """The keys version the store's lookup indexes hold, and the one a rebuild under way (or
+    stopped part-way) builds them for, if any."""
+    ((version, building),) = await db.fetch("SELECT version, building FROM index_keys")
+    return int(version), None if building is None else int(building)
 
 
 async def rekey(db: Pg, version: int, terms_of: TermsOf) -> bool:

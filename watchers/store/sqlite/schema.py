@@ -903,10 +903,11 @@ DELETE FROM {URLS_INCOMPLETE};
 """ + ARTICLE_TERMS
 
 
-async def keys_version(db: Db) -> int:
-    """The keys version the store's lookup indexes hold (see :data:`INDEX_KEYS`)."""
-    ((version,),) = await db.fetchall("SELECT version FROM index_keys")
-    return int(version)
+async def keys_version(db: Db) -> tuple[int, int | None]:
+    """The keys version the store's lookup indexes hold (see :data:`INDEX_KEYS`), and the one
+    a rebuild under way (or stopped part-way) builds them for, if any."""
+    ((version, building),) = await db.fetchall("SELECT version, building FROM index_keys")
+    return int(version), None if building is None else int(building)
 
 
 async def rekey(db: Db, version: int, terms_of: TermsOf) -> bool:
