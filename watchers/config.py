@@ -310,11 +310,9 @@ class FetchConfig(_Strict):
     @field_validator("max_bytes", mode="before")
     @classmethod
     def _size(cls, value: Any) -> int:
-        from watchers.sources.folder import parse_size
+        from watchers.sources.folder import config_size
 
-        if not isinstance(value, str | int):
-            raise ValueError("expected a size such as 5242880, '512KB' or '5MiB'")
-        return parse_size(value)
+        return config_size(value, "5242880, '512KB' or '5MiB'")
 
     @field_validator("allow_private")
     @classmethod

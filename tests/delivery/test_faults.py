@@ -792,10 +792,7 @@ async def test_an_alert_whose_answer_was_lost_just_before_quiet_hours_shows_once
     assert await store.count_maybe_sent() == 1
     clock.set(datetime(2024, 5, 1, 22, 0, 5, tzinfo=UTC))  # the retry comes in quiet hours
     run.engine.delivery.wake()
-    for _ in range(200):
-        if await store.alert_counts(routes=["alerts"]) == {"delivered": 1}:
-            break
-        await asyncio.sleep(0.05)
+    await counted(store, {"delivered": 1}, tries=200)
     # sent again at once, where the sink found the message it made; nothing kept
     assert await store.alert_counts(routes=["alerts"]) == {"delivered": 1}
     clock.set(datetime(2024, 5, 2, 7, 0, 5, tzinfo=UTC))
@@ -803,6 +800,15 @@ async def test_an_alert_whose_answer_was_lost_just_before_quiet_hours_shows_once
     await asyncio.sleep(0.5)
     assert len(emu.messages(channel)) == 1  # no digest shows it again
     assert emu.validate_all() == []
+
+
+async def counted(store: Any, counts: dict[str, int], tries: int) -> None:
+    """Wait (``tries`` × 50 ms at most) until the alerts route's counts are ``counts``; the
+    caller asserts them after."""
+    for _ in range(tries):
+        if await store.alert_counts(routes=["alerts"]) == counts:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_a_failed_look_for_an_earlier_message_is_no_lost_send(
@@ -821,9 +827,6 @@ async def test_a_failed_look_for_an_earlier_message_is_no_lost_send(
     assert emu.messages(channel) == [] and await store.count_maybe_sent() == 0
     clock.set(datetime(2024, 5, 1, 22, 0, 5, tzinfo=UTC))  # the next try falls in quiet hours
     run.engine.delivery.wake()
-    for _ in range(80):
-        if await store.alert_counts(routes=["alerts"]) == {"scheduled": 1}:
-            break
-        await asyncio.sleep(0.05)
+    await counted(store, {"scheduled": 1}, tries=80)
     assert await store.alert_counts(routes=["alerts"]) == {"scheduled": 1}
     assert emu.messages(channel) == [] and await store.count_maybe_sent() == 0

@@ -111,6 +111,15 @@ def parse_size(value: str | int) -> int:
     return size
 
 
+def config_size(value: Any, example: str) -> int:
+    """A size setting's value as a config file gives it (bytes or a string with its unit, see
+    :func:`parse_size`); anything else is refused naming ``example`` ("1048576, '512KB' or
+    '1MiB'")."""
+    if not isinstance(value, str | int):
+        raise ValueError(f"expected a size such as {example}")
+    return parse_size(value)
+
+
 class FolderSourceConfig(SourceConfigBase):
     """``[[sources]] type = "folder"``: ``path`` (relative to the config file), ``every``
     (default 30s), ``max_file_size`` (bytes or '1MiB'-style, default 1 MiB, at most 1 GiB) and
@@ -158,9 +167,7 @@ class FolderSourceConfig(SourceConfigBase):
     @field_validator("max_file_size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> int:
-        if not isinstance(value, str | int):
-            raise ValueError("expected a size such as 1048576, '512KB' or '1MiB'")
-        return parse_size(value)
+        return config_size(value, "1048576, '512KB' or '1MiB'")
 
 
 def build(config: FolderSourceConfig, ctx: SourceContext) -> Source:
