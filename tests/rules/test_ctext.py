@@ -299,7 +299,11 @@ def test_newswatch_pure_selects_the_path_at_import(value: str, pure: bool) -> No
     "a." * 300_000,                           # a dotted acronym that never ends
     "é\u0301 " * 200_000,                     # combining marks everywhere
     "'-.,`" * 200_000,                        # joiners with no word
-], ids=["long-word", "compound", "number", "acronym", "marks", "joiners"])
+    "l'a-" * 50_000 + "x",                    # 50,000 elisions in one compound
+    "İstanbul'da-" * 30_000 + "x",            # 30,000 Turkish suffixes in one compound
+    "غَزَّة" * 100_000,                           # an Arabic word of 100,000 marked letters
+], ids=["long-word", "compound", "number", "acronym", "marks", "joiners", "elisions",
+        "suffixes", "arabic-marks"])
 def test_inputs_a_thousand_times_larger_tokenise_alike(text: str) -> None:
     """Texts far past any article (the per-test timeout catches a scan that would not end)."""
     _assert_same(text)

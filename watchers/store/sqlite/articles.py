@@ -284,8 +284,7 @@ class _Identities:
             return True
         if content == article.content_hash:  # the config file's sources': their own alone
             return False
-        plain = article.content_hash
-        return plain in hashes or SERVER_FEED_PREFIX + plain in hashes
+        return any(h in hashes for h in dedupe_hashes(article))
 
     async def load(self, conn: aiosqlite.Connection, articles: Sequence[Article]) -> None:
         for chunk in _chunks(articles):
