@@ -234,7 +234,11 @@ def stopped_like_ctrl_c() -> Iterator[None]:
     KeyboardInterrupt raised inside whichever task was running (which printed "Task exception
     was never retrieved" and a traceback)."""
 
+    stopped = False
+
     def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopped
+        stopped = True
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler):
             handler(signal.SIGINT, frame)
@@ -256,5 +260,10 @@ def stopped_like_ctrl_c() -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            if handler is not None:  # (None: a handler not set from Python, left as it is)
+            if stopped:
+                # Stopped from outside: what the command does after the block (saying how far
+                # it got) and the process's end are the last moments of stopping, where the
+                # system's default killed it without a word (exit 143); a signal is the second.
+                signal.signal(sig, second_signal)
+            elif handler is not None:  # (None: a handler not set from Python, left as it is)
                 signal.signal(sig, handler)
