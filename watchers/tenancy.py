@@ -22,19 +22,13 @@ server chose to follow.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from datetime import timedelta
 
 from watchers.config import Config, FeedSourceConfig, RouteConfig, ServerRoute, SourceConfig
-from watchers.store.base import SERVER_FEED_PREFIX
+from watchers.store.base import SERVER_FEED_PREFIX, feed_key
 
 __all__ = ["Tenancy", "feed_key", "url_of"]
-
-
-def feed_key(url: str) -> str:
-    """The name a followed feed is polled and stored under: the same for every server."""
-    return SERVER_FEED_PREFIX + hashlib.sha256(url.strip().encode()).hexdigest()[:12]
 
 
 class Tenancy:

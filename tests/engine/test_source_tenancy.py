@@ -579,3 +579,57 @@ async def test_alerts_status_shows_a_waiting_story_as_the_server_sees_it(tmp_pat
             shown = str(delivery_embed(st, lambda s: s).to_dict())
             assert "B-PRIVATE" not in shown and feed_key(feeds.url("/bfeed")) not in shown
             assert "1/3 outlets" in shown
+
+
+async def test_another_servers_feed_does_not_corroborate_a_servers_story(tmp_path: Path) -> None:
+    """A's rule waits for two outlets. B's feed reporting the story is not one A sees: the
+    alert keeps waiting (it was released, naming one outlet of the two it waited for) until
+    an outlet A sees reports it, and then names A's two."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.service.test_identity import rss as dated_rss
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    reports = {
+        "afeed": ("Russian troops mass near Ukraine border, satellite images show",
+                  "New satellite images show Russian troops and armour massing near the "
+                  "Ukrainian border at Yelnya."),
+        "bfeed": ("Satellite images show Russian troops massing at Ukraine border",
+                  "Satellite images show Russian troops and armour massing near Yelnya, "
+                  "close to the Ukrainian border."),
+        "dw": ("Satellite images show Russian troops massing near Ukraine's border",
+               "Maxar satellite images show Russian troops and tanks gathering near Yelnya, "
+               "close to Ukraine."),
+    }
+    sink = RecordingSink()
+    async with FeedServer() as feeds:
+        for name in reports:
+            feeds.set(f"/{name}", Route(body=dated_rss([])))
+        cfg = config(tmp_path, {"name": "dw", "type": "feed", "url": feeds.url("/dw"),
+                                "every": "1h", "backfill": 5})
+        async with open_engine(cfg, start=False, default_sink=sink) as engine:
+            await engine.add_source({"name": "ours", "url": feeds.url("/afeed"),
+                                     "backfill": 5}, guild=A)
+            await engine.add_source({"name": "theirs", "url": feeds.url("/bfeed"),
+                                     "backfill": 5}, guild=B)
+            route = await engine.add_server_route(A, A * 10, "news")
+            await engine.add_rule({"name": "troops", "query": "troops", "channel": route,
+                                   "min_sources": 2}, guild=A)
+            await engine.run_once()
+            for minutes, name in enumerate(("afeed", "bfeed")):
+                title, text = reports[name]
+                feeds.set(f"/{name}", Route(body=dated_rss([(
+                    f"{name}-1", f"https://{name}.example/x", title, text,
+                    now + timedelta(minutes=10 * minutes))])))
+                await engine.run_once()
+            (story,) = {s.id for s in await engine.store.live_stories(timedelta(days=1))}
+            stored = await engine.store.get_story(story)
+            assert stored is not None and len(stored.outlets) == 2  # A's feed and B's
+            assert [r.state for r in await engine.store.alerts(kind="alert")] == ["waiting"]
+            assert not any(a.route == route for a in sink.alerts)
+            title, text = reports["dw"]
+            feeds.set("/dw", Route(body=dated_rss([(
+                "dw-1", "https://dw.example/x", title, text, now + timedelta(minutes=20))])))
+            await engine.run_once()
+            (alert,) = [a for a in sink.alerts if a.route == route]
+            assert alert.story is not None and set(alert.story.outlets) == {"ours", "dw"}

@@ -13,10 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.store._support import art, match, rule
+from watchers.config import FeedSourceConfig, ServerRoute
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
 from watchers.store import SqliteStore, Store
 from watchers.store.base import ArticleRecord, OutboxEntry, StoryLink, story_outcome
+from watchers.tenancy import feed_key
 
 T0 = datetime(2022, 1, 20, 9, 0, tzinfo=UTC)
 
@@ -112,6 +114,78 @@ async def test_a_rule_needing_fewer_outlets_posts_the_story_in_place_of_the_wait
         await store.record_many([rec(art("Two"), "s", "npr", entry(min_sources=1))])
     assert [(r[0], r[2]) for r in outbox(tmp_path / "nw.db")] == [
         ("alert", "uncorroborated"), ("alert", "pending")]
+
+
+# Two servers, each following its own feed (stored under the feed's key, as the engine does).
+A, B = 111, 222
+A_ROUTE = f"{A}:news"
+A_FEED, B_FEED = feed_key("https://a.example/feed"), feed_key("https://b.example/feed")
+
+
+async def two_servers(store: Store) -> None:
+    for guild, url in ((A, "https://a.example/feed"), (B, "https://b.example/feed")):
+        await store.put_server_route(ServerRoute(guild_id=guild, name="news",
+                                                 channel_id=guild * 10))
+        await store.put_source(FeedSourceConfig(type="feed", name="wire", url=url,
+                                                guild_id=guild))
+
+
+def sourced(title: str, source: str) -> Article:
+    return art(title).model_copy(update={"source": source})
+
+
+async def states(store: Store) -> list[tuple[str, str]]:
+    return [(r.route, r.state) for r in await store.alerts(kind="alert")]
+
+
+async def test_another_servers_feed_does_not_release_a_servers_wait(store: Store) -> None:
+    """A server's alert that waits for two outlets counts the outlets that server sees: the
+    config file's sources and its own feeds. Another server's feed reporting the story
+    released it, and the alert then named one outlet of the two it waited for."""
+    await two_servers(store)
+    one = sourced("One", A_FEED)
+    await store.record_many([rec(one, "s", A_FEED, entry(A_ROUTE, min_sources=2))])
+    await store.record_many([rec(sourced("Two", B_FEED), "s", B_FEED)])  # B's, no A rule
+    assert await states(store) == [(A_ROUTE, "waiting")]
+    # a wire copy from a feed nobody follows any more counts for no server either
+    await store.add_outlet(one.id, feed_key("https://gone.example/"), T0, [A_ROUTE])
+    assert await states(store) == [(A_ROUTE, "waiting")]
+    await store.record_many([rec(sourced("Three", "dw"), "s", "dw")])  # every server's
+    assert await states(store) == [(A_ROUTE, "pending")]
+
+
+async def test_the_config_files_routes_count_no_servers_feed(store: Store) -> None:
+    await two_servers(store)
+    await store.record_many([rec(sourced("One", "dw"), "s", "dw", entry(min_sources=2))])
+    await store.record_many([rec(sourced("Two", A_FEED), "s", A_FEED)])
+    assert await states(store) == [("alerts", "waiting")]
+    await store.record_many([rec(sourced("Three", "npr"), "s", "npr")])
+    assert await states(store) == [("alerts", "pending")]
+
+
+async def test_a_new_alert_counts_the_outlets_its_route_sees(store: Store) -> None:
+    """A story three outlets reported, one of them another server's feed: an alert that needs
+    three waits on A's route (A sees two of them); B's that needs two posts (B sees two)."""
+    await two_servers(store)
+    await store.record_many([rec(sourced("One", "dw"), "s", "dw")])
+    await store.record_many([rec(sourced("Two", B_FEED), "s", B_FEED)])
+    await store.record_many([rec(sourced("Three", A_FEED), "s", A_FEED,
+                                 entry(A_ROUTE, min_sources=3))])
+    await store.record_many([rec(sourced("Four", B_FEED), "s", B_FEED,
+                                 entry(f"{B}:news", min_sources=2))])
+    assert await states(store) == [(A_ROUTE, "waiting"), (f"{B}:news", "pending")]
+
+
+async def test_a_lowered_wait_counts_the_outlets_its_route_sees(store: Store) -> None:
+    await two_servers(store)
+    one = sourced("One", A_FEED)
+    await store.record_many([rec(one, "s", A_FEED, entry(A_ROUTE, min_sources=3))])
+    await store.record_many([rec(sourced("Two", B_FEED), "s", B_FEED)])
+    (row,) = await store.alerts(kind="alert")
+    assert not await store.lower_wait(row.id, 2)  # two outlets, one of them A's to see
+    assert await states(store) == [(A_ROUTE, "waiting")]
+    await store.record_many([rec(sourced("Three", "dw"), "s", "dw")])
+    assert await states(store) == [(A_ROUTE, "pending")]
 
 
 async def alert_rows(store: Store) -> list[tuple[str, str | None, str, str | None]]:

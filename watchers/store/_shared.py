@@ -5,6 +5,7 @@
   ``ServerRoute.key``), on a backend's ``_models`` / ``_put`` / ``_delete``.
 - :class:`CandidateList`: :meth:`candidates` as successive :meth:`candidate_page` calls.
 - :class:`StoryBatch`: a write batch's story rows, decided in memory and written once each.
+- :class:`OutletCount`: a story's outlets as each route's readers count them (min_sources).
 - :class:`ListedWords`: the words a store has committed to the lookup index's word list.
 - :func:`article_identity`: what an article is deduplicated by (its link key and content hash).
 - :class:`LinkRows` and :func:`same_link_sql`: the link's rule of dedupe (:func:`same_link`)
@@ -32,6 +33,7 @@ from watchers.store.base import (
     URLS_INCOMPLETE,
     ArticleRecord,
     CandidatePage,
+    feed_key,
 )
 from watchers.store.sqlite._db import dump_model
 from watchers.urls import normalise_link
@@ -44,11 +46,13 @@ __all__ = [
     "LinkRows",
     "ListedWords",
     "M",
+    "OutletCount",
     "RuntimeModels",
     "StoryBatch",
     "guid_links_agree",
     "link_terms",
     "one_version_each",
+    "route_feeds",
     "server_route",
 ]
 
@@ -207,9 +211,9 @@ class StoryBatch:
         if state == "waiting":
             self.waiting.add(story)
 
-    def join(self, title: str, link: Any) -> int:
+    def join(self, title: str, link: Any) -> tuple[str, ...]:
         """Add a stored article (its ``title``, its :class:`~watchers.store.base.StoryLink`)
-        to its story; the story's number of distinct outlets after it."""
+        to its story; the story's distinct outlets after it, in reporting order."""
         row = self._rows.get(link.id)
         if row is None:
             outlets = self._outlets.setdefault(link.id, [])
@@ -223,7 +227,7 @@ class StoryBatch:
         if link.outlet not in known:
             known.add(link.outlet)
             outlets.append(link.outlet)
-        return len(outlets)
+        return tuple(outlets)
 
     def rows(self, stamps: Mapping[Any, Any] | None = None,
              spell: Callable[[datetime], Any] | None = None) -> list[tuple[Any, ...]]:
@@ -241,6 +245,53 @@ class StoryBatch:
                 last = first if same else (known.get(last) or spell(last))
             out.append((sid, title, first, last, sig, n, dump(outlets)))
         return out
+
+
+class OutletCount:
+    """A story's distinct outlets as each route's readers count them: what an alert's
+    ``min_sources`` waits for, and what the alert then names. Every source of the config file
+    counts on every route; a feed servers follow (a :data:`SERVER_FEED_PREFIX` key) counts
+    only on the routes of the servers that follow it — never on the config file's routes —
+    as :meth:`watchers.tenancy.Tenancy.label` shows them. Another server's feed reporting a
+    story released an alert that waited for more outlets, which then named fewer than it
+    waited for.
+
+    ``feeds``: route → the keys of the feeds its server follows, read by the store (see
+    :func:`route_feeds`) only when a server's feed is among the outlets."""
+
+    __slots__ = ("feeds", "outlets")
+
+    def __init__(self, outlets: Sequence[str],
+                 feeds: Mapping[str, AbstractSet[str]] | None = None) -> None:
+        self.outlets = outlets
+        self.feeds = feeds or {}
+
+    @staticmethod
+    def private(outlets: Iterable[str]) -> bool:
+        """Whether a server's feed is among ``outlets`` (so the count depends on the route)."""
+        return any(o.startswith(SERVER_FEED_PREFIX) for o in outlets)
+
+    def on(self, route: str) -> int:
+        """How many of the outlets ``route``'s readers see."""
+        followed = self.feeds.get(route, frozenset())
+        return sum(1 for o in self.outlets
+                   if not o.startswith(SERVER_FEED_PREFIX) or o in followed)
+
+    def releases(self, waiting: Iterable[tuple[int, str, int]]) -> list[tuple[int, str]]:
+        """(id, route) of the ``waiting`` alerts, (id, route, min_sources) each, that have the
+        outlets they wait for on their route."""
+        return [(i, route) for i, route, need in waiting if need <= self.on(route)]
+
+
+def route_feeds(rows: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """route → the keys of the feeds its server follows, from (route, stored source model)
+    rows: each server route joined with its server's follows (see :class:`OutletCount`)."""
+    feeds: dict[str, set[str]] = {}
+    for route, model in rows:
+        url = json.loads(model).get("url")
+        if isinstance(url, str) and url.strip():
+            feeds.setdefault(str(route), set()).add(feed_key(url))
+    return feeds
 
 
 class ListedWords:

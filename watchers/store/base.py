@@ -23,6 +23,7 @@ delivery never asks the watch side what a rule looks like now.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -73,6 +74,12 @@ __all__ = [
 # source's name may start with it (the config refuses one), so a store can tell which
 # articles only their followers see.
 SERVER_FEED_PREFIX = "@"
+
+
+def feed_key(url: str) -> str:
+    """The name a followed feed is polled and stored under: the same for every server (see
+    :mod:`watchers.tenancy`)."""
+    return SERVER_FEED_PREFIX + hashlib.sha256(url.strip().encode()).hexdigest()[:12]
 
 AlertState = Literal["pending", "sending", "delivered", "retry", "rejected", "held", "suppressed",
                      "waiting", "uncorroborated", "scheduled", "digested"]

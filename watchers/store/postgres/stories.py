@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.models import Article, Match, hits_json
-from watchers.store._shared import StoryBatch, stored_hash
+from watchers.store._shared import OutletCount, StoryBatch, route_feeds, stored_hash
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
@@ -59,10 +59,40 @@ _LIVE = list(LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = [*LIVE_ALERT_STATES, "waiting"]
 # Why a waiting alert was not posted when another rule's alert on the route posted the story.
 _SUPERSEDED = "another rule's alert posted the story on this route first"
-_RELEASABLE = ("SELECT DISTINCT route FROM outbox "
-               "WHERE story_id = $1 AND state = 'waiting' AND min_sources <= $2")
-_RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = $3 "
-            "WHERE story_id = $1 AND state = 'waiting' AND min_sources <= $2")
+# A story's alerts waiting for corroboration, and the release of those its outlets now let
+# post (see the SQLite store's).
+_WAITING = ("SELECT id, route, min_sources FROM outbox WHERE story_id = $1 AND "
+            "state = 'waiting' ORDER BY id")
+_RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = $2 "
+            "WHERE id = ANY($1::bigint[])")
+# Each server route with the stored models of its server's follows (see OutletCount).
+_ROUTE_FEEDS = ("SELECT r.name, s.model FROM routes r JOIN sources s ON s.guild_id = r.guild_id "
+                "WHERE r.guild_id IS NOT NULL AND r.name = ANY($1::text[])")
+
+
+async def outlet_count(conn: asyncpg.Connection, outlets: Sequence[str], routes: Iterable[str]
+                       ) -> OutletCount:
+    """A story's ``outlets`` as the readers of each of ``routes`` count them: the follows of
+    the routes' servers are read only when a server's feed is among the outlets."""
+    if not OutletCount.private(outlets):
+        return OutletCount(outlets)
+    rows = await conn.fetch(_ROUTE_FEEDS, list(dict.fromkeys(routes)))
+    return OutletCount(outlets, route_feeds((str(r[0]), str(r[1])) for r in rows))
+
+
+async def release(conn: asyncpg.Connection, story: str, outlets: Sequence[str],
+                  when: datetime, routes: Iterable[str] = (), *, waits: bool = True
+                  ) -> tuple[set[str], OutletCount]:
+    """Release the story's alerts that wait for corroboration and have, on their route, the
+    outlets they wait for; returns the routes released on and the story's outlets as counted
+    on those and on ``routes``. ``waits`` False: the story has no waiting alert."""
+    waiting = ([(int(r[0]), str(r[1]), int(r[2])) for r in await conn.fetch(_WAITING, story)]
+               if waits else [])
+    count = await outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes])
+    ready = count.releases(waiting)
+    if ready:
+        await conn.execute(_RELEASE, [i for i, _ in ready], when)
+    return {route for _, route in ready}, count
 
 
 async def story_batch(conn: asyncpg.Connection, story_ids: Sequence[str]) -> StoryBatch:
@@ -88,24 +118,23 @@ async def write_stories(conn: asyncpg.Connection, batch: StoryBatch) -> None:
 
 
 async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRecord,
-                     outlets: int, rules_json: Sequence[str], when: datetime,
+                     outlets: Sequence[str], rules_json: Sequence[str], when: datetime,
                      nonce: Callable[[], str], batch: StoryBatch | None = None
                      ) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article of a story, decided route by route; releases alerts
     that waited for the outlets this article brings (before the new rows: they keep their
-    place ahead of them). ``batch``: the write batch's StoryBatch, which lets queries that
-    could find nothing be skipped (None: none is), and learns the rows written."""
+    place ahead of them). ``outlets``: the story's distinct outlets, this article's included
+    (counted per route: :class:`OutletCount`). ``batch``: the write batch's StoryBatch, which
+    lets queries that could find nothing be skipped (None: none is), and learns the rows
+    written."""
     assert rec.story is not None
     story = rec.story.id
-    released: set[str] = set()
-    if batch is None or story in batch.waiting:
-        released = {str(r[0]) for r in await conn.fetch(_RELEASABLE, story, outlets)}
-    if released:
-        await conn.execute(_RELEASE, story, outlets, when)
+    released, count = await release(conn, story, outlets, when, (e.route for e in rec.alerts),
+                                    waits=batch is None or story in batch.waiting)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         kind, state, escalated = await _outcome(
-            conn, story, entry, outlets,
+            conn, story, entry, count.on(entry.route),
             batch is None or (story, entry.route) in batch.routed)
         if kind is None:
             continue
@@ -273,11 +302,17 @@ class StoriesMixin:
             await conn.execute(
                 "UPDATE outbox SET min_sources = $2 WHERE id = $1 AND state = 'waiting' AND "
                 "min_sources > $2", row_id, min_sources)
-            done = await conn.execute(
-                "UPDATE outbox SET state = 'pending', updated_at = $2 WHERE id = $1 AND "
-                "state = 'waiting' AND min_sources <= (SELECT jsonb_array_length(outlets) "
-                "FROM stories WHERE stories.id = outbox.story_id)", row_id, datetime.now(UTC))
-            return str(done).endswith(" 1")
+            row = await conn.fetchrow(
+                "SELECT o.route, o.min_sources, s.outlets FROM outbox o JOIN stories s "
+                "ON s.id = o.story_id WHERE o.id = $1 AND o.state = 'waiting' FOR UPDATE OF o",
+                row_id)
+            if row is None:
+                return False
+            route, outlets = str(row[0]), json.loads(row[2])
+            if int(row[1]) > (await outlet_count(conn, outlets, [route])).on(route):
+                return False
+            await conn.execute(_RELEASE, [row_id], datetime.now(UTC))
+            return True
 
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
                             *, matches: Sequence[Match] = (),
@@ -322,13 +357,14 @@ class StoriesMixin:
             if fresh:
                 from watchers.store.postgres.articles import INSERT_OUTBOX, new_nonce
 
-                outlets = await conn.fetchval(
-                    "SELECT jsonb_array_length(outlets) FROM stories WHERE id = $1", story)
+                outlets = await conn.fetchval("SELECT outlets FROM stories WHERE id = $1",
+                                              story)
                 changed = article.model_copy(update={"id": stored_id})
                 rec = ArticleRecord(changed, (), fresh, "", StoryLink(story, "", "", at))
                 rules = rules_json(fresh)
-                rows = [r for r in await story_rows(conn, changed, rec, int(outlets or 1),
-                                                    rules, at, new_nonce)
+                rows = [r for r in await story_rows(conn, changed, rec,
+                                                    json.loads(outlets or "[]") or
+                                                    [article.source], rules, at, new_nonce)
                         if r[0] != "update" and await conn.fetchval(
                             "SELECT 1 FROM outbox WHERE article_id = $1 AND route = $2 AND "
                             "kind = 'alert'", r[1], r[2]) is None]
@@ -354,11 +390,10 @@ class StoriesMixin:
             outlets = await conn.fetchval(
                 "UPDATE stories SET last_seen = greatest(last_seen, $1), "
                 "outlets = outlets || jsonb_build_array($2::text) WHERE id = $3 "
-                "RETURNING jsonb_array_length(outlets)", when, outlet, story)
+                "RETURNING outlets", when, outlet, story)
             if outlets is None:
                 return 0
-            released = {str(r[0]) for r in await conn.fetch(_RELEASABLE, story, outlets)}
-            await conn.execute(_RELEASE, story, outlets, at)
+            released, _ = await release(conn, story, json.loads(outlets), at)
             queued = 0
             for route in dict.fromkeys(routes):
                 if route in released:

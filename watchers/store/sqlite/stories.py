@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from watchers.models import Article, Match, hits_json
-from watchers.store._shared import StoryBatch, stored_hash
+from watchers.store._shared import OutletCount, StoryBatch, route_feeds, stored_hash
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
@@ -65,13 +65,46 @@ _LIVE = ",".join(repr(s) for s in LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = ",".join(repr(s) for s in (*LIVE_ALERT_STATES, "waiting"))
 # Why a waiting alert was not posted when another rule's alert on the route posted the story.
 _SUPERSEDED = "another rule's alert posted the story on this route first"
-# A story's alerts waiting for corroboration that its outlet count (the last parameter) now
-# releases: the routes they wait on, and the release. A stored article and a wire copy
-# (add_outlet) both release them.
-_RELEASABLE = ("SELECT route FROM outbox INDEXED BY outbox_story "
-               "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?")
-_RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = ? "
-            "WHERE story_id = ? AND state = 'waiting' AND min_sources <= ?")
+# A story's alerts waiting for corroboration, and the release of those its outlets now let
+# post. A stored article, a wire copy (add_outlet) and a rule needing fewer (lower_wait)
+# release them.
+_WAITING = ("SELECT id, route, min_sources FROM outbox INDEXED BY outbox_story "
+            "WHERE story_id = ? AND state = 'waiting'")
+_RELEASE = "UPDATE outbox SET state = 'pending', updated_at = ? WHERE id = ?"
+# Each server route with the stored models of its server's follows (see OutletCount).
+_ROUTE_FEEDS = ("SELECT r.name, s.model FROM routes r JOIN sources s ON s.guild_id = r.guild_id "
+                "WHERE r.guild_id IS NOT NULL AND r.name IN ({})")
+
+
+def outlet_count(conn: sqlite3.Connection, outlets: Sequence[str], routes: Iterable[str]
+                 ) -> OutletCount:
+    """A story's ``outlets`` as the readers of each of ``routes`` count them: the follows of
+    the routes' servers are read only when a server's feed is among the outlets."""
+    if not OutletCount.private(outlets):
+        return OutletCount(outlets)
+    names = list(dict.fromkeys(routes))
+    feeds: dict[str, set[str]] = {}
+    for i in range(0, len(names), 500):
+        chunk = names[i : i + 500]
+        feeds.update(route_feeds(conn.execute(
+            _ROUTE_FEEDS.format(",".join("?" * len(chunk))), chunk).fetchall()))
+    return OutletCount(outlets, feeds)
+
+
+def release(conn: sqlite3.Connection, story: str, outlets: Sequence[str], when: str | None,
+            routes: Iterable[str] = (), *, waits: bool = True
+            ) -> tuple[set[str], OutletCount]:
+    """Release the story's alerts that wait for corroboration and have, on their route, the
+    outlets they wait for (their order in the outbox kept); returns the routes released on
+    and the story's outlets as counted on those and on ``routes`` (the routes a caller will
+    decide next). ``waits`` False: the story has no waiting alert, so none is read."""
+    waiting = ([(int(i), str(r), int(n)) for i, r, n in conn.execute(_WAITING, (story,))]
+               if waits else [])
+    count = outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes])
+    ready = count.releases(waiting)
+    if ready:
+        conn.executemany(_RELEASE, [(when, i) for i, _ in ready])
+    return {route for _, route in ready}, count
 
 
 def story_batch(conn: sqlite3.Connection, story_ids: Sequence[str]) -> StoryBatch:
@@ -114,28 +147,28 @@ def write_stories(conn: sqlite3.Connection, batch: StoryBatch,
     conn.executemany(_UPSERT_STORY, batch.rows(stamps or {}, iso))
 
 
-def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord, outlets: int,
-               rules_json: Sequence[str], when: str, nonce: Callable[[], str],
-               batch: StoryBatch | None = None) -> list[tuple[Any, ...]]:
+def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord,
+               outlets: Sequence[str], rules_json: Sequence[str], when: str,
+               nonce: Callable[[], str], batch: StoryBatch | None = None
+               ) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article that belongs to a story, decided route by route by
     :func:`story_outcome` against what the story already has on the route; releases alerts that
-    waited for the outlets this article brings. ``rules_json[i]`` is entry i's rules as JSON.
-    ``batch``: the write batch's StoryBatch, which lets queries that could find nothing be
-    skipped (None: none is), and learns the rows written."""
+    waited for the outlets this article brings. ``outlets``: the story's distinct outlets, this
+    article's included (each route counts those its readers see: :class:`OutletCount`).
+    ``rules_json[i]`` is entry i's rules as JSON. ``batch``: the write batch's StoryBatch, which
+    lets queries that could find nothing be skipped (None: none is), and learns the rows
+    written."""
     assert rec.story is not None
     story = rec.story.id
     # A waiting alert posts once enough outlets have reported (before the new rows, so it keeps
     # its place ahead of them in the route's order). The alert then names this article's
     # outlet too, so the article needs no update of its own on those routes.
-    released: set[str] = set()
-    if batch is None or story in batch.waiting:
-        released = {str(route) for (route,) in conn.execute(_RELEASABLE, (story, outlets))}
-    if released:
-        conn.execute(_RELEASE, (when, story, outlets))
+    released, count = release(conn, story, outlets, when, (e.route for e in rec.alerts),
+                              waits=batch is None or story in batch.waiting)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         kind, state, escalated = _outcome(
-            conn, story, entry, outlets,
+            conn, story, entry, count.on(entry.route),
             batch is None or (story, entry.route) in batch.routed)
         if kind is None:
             continue
@@ -207,19 +240,36 @@ def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
     (record_change queued its own)."""
     from watchers.store.sqlite.articles import INSERT_OUTBOX, new_nonce
 
-    (outlets,) = conn.execute("SELECT json_array_length(outlets) FROM stories WHERE id = ?",
-                              (story,)).fetchone()
+    (outlets,) = conn.execute("SELECT outlets FROM stories WHERE id = ?", (story,)).fetchone()
     rec = ArticleRecord(article, (), alerts, "", StoryLink(story, "", "", datetime.now(UTC)))
     rules = rules_json(alerts)
     # An article alerts once per route (the outbox's own rule): one that was the route's alert
     # already is updated there, not posted again.
-    rows = [r for r in story_rows(conn, article, rec, int(outlets or 1), rules, when, new_nonce)
+    rows = [r for r in story_rows(conn, article, rec, json.loads(outlets or "[]") or
+                                  [article.source], rules, when, new_nonce)
             if r[0] != "update" and conn.execute(
                 "SELECT 1 FROM outbox WHERE article_id = ? AND route = ? AND kind = 'alert'",
                 (r[1], r[2])).fetchone() is None]
     if rows:
         conn.executemany(INSERT_OUTBOX, rows)
     return len(rows)
+
+
+def _lower_wait(conn: sqlite3.Connection, *, row_id: int, min_sources: int,
+                when: str | None) -> bool:
+    """:meth:`StoriesMixin.lower_wait` on the connection's thread."""
+    conn.execute("UPDATE outbox SET min_sources = ? WHERE id = ? AND state = 'waiting' AND "
+                 "min_sources > ?", (min_sources, row_id, min_sources))
+    row = conn.execute(
+        "SELECT o.route, o.min_sources, s.outlets FROM outbox o JOIN stories s "
+        "ON s.id = o.story_id WHERE o.id = ? AND o.state = 'waiting'", (row_id,)).fetchone()
+    if row is None:
+        return False
+    route, need, outlets = str(row[0]), int(row[1]), json.loads(row[2])
+    if need > outlet_count(conn, outlets, [route]).on(route):
+        return False
+    conn.execute(_RELEASE, (when, row_id))
+    return True
 
 
 class StoriesMixin:
@@ -330,15 +380,8 @@ class StoriesMixin:
         """A waiting alert whose rule now needs fewer outlets (``min_sources``) waits for those,
         and posts at once if its story has them already; returns whether it was released."""
         async with self._db.tx() as tx:
-            await tx.execute(
-                "UPDATE outbox SET min_sources = ? WHERE id = ? AND state = 'waiting' AND "
-                "min_sources > ?", (min_sources, row_id, min_sources))
-            cur = await tx.execute(
-                "UPDATE outbox SET state = 'pending', updated_at = ? WHERE id = ? AND "
-                "state = 'waiting' AND min_sources <= (SELECT json_array_length(outlets) "
-                "FROM stories WHERE stories.id = outbox.story_id)",
-                (iso(datetime.now(UTC)), row_id))
-            return cur.rowcount > 0
+            return await tx.run(partial(_lower_wait, row_id=row_id, min_sources=min_sources,
+                                        when=iso(datetime.now(UTC))))
 
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
                             *, matches: Sequence[Match] = (),
@@ -407,9 +450,9 @@ class StoriesMixin:
             (outlets,) = await tx.fetchone(
                 "UPDATE stories SET last_seen = max(last_seen, ?), "
                 "outlets = json_insert(outlets, '$[#]', ?) WHERE id = ? "
-                "RETURNING json_array_length(outlets)", (iso(when), outlet, story))
-            released = {str(r) for (r,) in await tx.fetchall(_RELEASABLE, (story, outlets))}
-            await tx.execute(_RELEASE, (at, story, outlets))
+                "RETURNING outlets", (iso(when), outlet, story))
+            released, _ = await tx.run(partial(release, story=story,
+                                               outlets=json.loads(outlets), when=at))
             queued = 0
             for route in dict.fromkeys(routes):
                 if route in released:
