@@ -65,6 +65,7 @@ from watchers.outage import StoreOutage
 from watchers.rules import REGEX_BUDGET, Rule, RuleSet
 from watchers.schedule import Clock, SystemClock, cap_window_end, next_digest, quiet_end
 from watchers.store.base import (
+    SERVER_FEED_PREFIX,
     SEVERITIES,
     OutboxRow,
     OutboxStore,
@@ -97,6 +98,8 @@ log = logging.getLogger(__name__)
 
 # The rule sets kept for rebuilding alerts' evidence (one per distinct set of an alert's rules).
 _EVIDENCE_SETS: Final = 256
+# How an article of a feed the route's server no longer follows names its source.
+UNFOLLOWED: Final = "unfollowed feed"
 
 # The route whose sink is being called now, in the task that calls it (and the tasks it
 # starts): a sink that calls back into what waits for its own send is refused, not left to
@@ -1212,7 +1215,12 @@ class DeliveryService:
         )
 
     def _relabel(self, route: str, article: Article) -> Article:
+        """``article`` under the name the route's readers know its source by. A feed their
+        server no longer follows (the story's message on the route shows an article of it,
+        which an update renders again) is named :data:`UNFOLLOWED`, never by its key."""
         label = None if self.source_label is None else self.source_label(route, article.source)
+        if label is None and article.source.startswith(SERVER_FEED_PREFIX):
+            label = UNFOLLOWED
         if label is None or label == article.source:
             return article
         return article.model_copy(update={"source": label})
@@ -1228,8 +1236,9 @@ class DeliveryService:
         if story is None or self.source_label is None:
             return story
         label = self.source_label
-        scoped = await story_seen(self.store, story, lambda o: label(route, o))
-        return scoped if scoped is not None else replace(story, outlets=())
+        # None when they see none of its articles (their server unfollowed the feed that
+        # brought them): its headline and times are then another server's feed's.
+        return await story_seen(self.store, story, lambda o: label(route, o))
 
     # ------------------------------------------------------------------ schedules
 
@@ -1323,7 +1332,12 @@ class DeliveryService:
 
     async def _stale_wait(self, row: OutboxRow) -> str | None:
         """Why an alert must not post now that it may: each of its rules is muted now, or, for
-        one that waited for corroboration, was removed while it waited (None: it posts)."""
+        one that waited for corroboration, was removed while it waited, or its server no
+        longer follows the feed its article came from (None: it posts)."""
+        if self.source_label is not None and row.article_id is not None:
+            article = await self.store.get_article(row.article_id)
+            if article is not None and not self._sees(row.route, article):
+                return "its server no longer follows the feed it came from"
         if not row.rules:
             return None
         keys = {r.key for r in row.rules}

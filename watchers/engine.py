@@ -37,7 +37,15 @@ import logging
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -828,6 +836,8 @@ class Engine:
         # Stored to its end (a cancelled command), and taken back if it cannot be: a rule that
         # runs is a rule that is stored.
         await finish(self._store_rule(rule, new_route, running))
+        # A replaced rule that needs fewer outlets lets what it waits for post now.
+        await self.refresh_waiting()
         return rule, next((r for r in running if r.key == rule.key), None)
 
     async def _store_rule(self, rule: RuleConfig, new_route: ServerRoute | None,
@@ -867,21 +877,27 @@ class Engine:
         self.kept_rules = _kept(self.config, stored, self.departed.keys())
         await self.refresh_waiting()
 
-    async def refresh_waiting(self) -> int:
+    async def refresh_waiting(self, recount: Collection[str] = ()) -> int:
         """Alerts waiting for corroboration wait for what their rules need now: a rule whose
-        ``min_sources`` was lowered (in the file, or by /rules edit) lets its waiting alerts
-        post once their story has that many outlets — at once if it has them already. Returns
-        how many were released."""
+        ``min_sources`` was lowered (in the file, or by replacing the rule) lets its waiting
+        alerts post once their story has that many outlets — at once if it has them already.
+        The alerts waiting on ``recount`` (routes of a server that now follows another feed,
+        which may have reported their story already) are counted again as well. Returns how
+        many were released."""
         running = {r.key: r for r in self.watch.rules}
+        again = set(recount)
         released = 0
         for row in await self.store.alerts(state="waiting", kind="alert", limit=10_000):
             needs = [running[r.key].min_sources for r in row.rules if r.key in running]
-            if needs and min(needs) < row.min_sources and await self.store.lower_wait(
-                    row.id, min(needs)):
+            if not needs:
+                continue
+            need = min(needs)
+            if (need < row.min_sources or row.route in again) and await self.store.lower_wait(
+                    row.id, min(need, row.min_sources)):
                 released += 1
         if released:
-            log.info("%d alert(s) waiting for corroboration released: their rules need "
-                     "fewer outlets now", released)
+            log.info("%d alert(s) waiting for corroboration released: their rules need fewer "
+                     "outlets now, or their server sees more of their story's", released)
             self.delivery.wake()
         return released
 
@@ -1066,6 +1082,8 @@ class Engine:
                                  f"(max_sources_per_server = {limit}); remove one first")
         previous = own.get(source.name)
         await finish(self._start_following(source, url))
+        # The feed may have reported a story this server's alerts wait on.
+        await self.refresh_waiting(self.tenancy.server_routes(guild))
         key = feed_key(url)
         state = await self.store.source_state(key) or SourceState(key)
         return SourceView(source.name, source.type, describe_source(source), source.every,

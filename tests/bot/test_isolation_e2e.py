@@ -125,8 +125,11 @@ async def follow(run: Running, feeds: FeedServer) -> None:
     """Each server adds a rule "watch" (troops) posting to its #alerts — the config file's
     rules never see what servers follow — then A follows desk (/a-desk) and wire (/both), B
     desk (/b-desk) and newswire (/both); returns once every feed has been polled and its
-    articles stored."""
+    articles stored. /both serves its items once both servers follow it: a follower's rules
+    are matched against the articles a feed brings after it follows, and which of the two
+    follows came before the feed's first poll was a matter of timing."""
     emu = run.emu
+    feeds.set("/both", Route(body=rss([])))
     for guild in (A, B):
         alerts = next(g for g in emu.guilds if g.id == guild).channel("alerts").id
         said = await ask(emu, guild, "rules add",
@@ -136,6 +139,8 @@ async def follow(run: Running, feeds: FeedServer) -> None:
                               (A, "wire", "/both"), (B, "newswire", "/both")):
         said = await ask(emu, guild, "sources add", {"name": name, "url": feeds.url(path)})
         assert not said.ephemeral and f"Watching **{name}**" in said.content, said.content
+    feeds.set("/both", Route(body=rss(FEEDS["/both"])))
+    await run.engine.run_once()
     wanted = {"a-dw", "a-bear", "b-bison", "w-zebra", "o-npr"}
 
     async def stored() -> set[str]:

@@ -11,13 +11,16 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.embeds import delivery_embed
 from tests.fakes.feed_server import FeedServer, Route, rss
 from tests.fakes.sinks import RecordingSink
+from tests.service.test_identity import rss as dated_rss
 from watchers.config import Config, RouteConfig, parse_config
 from watchers.delivery import StoryUpdate, UpdateResult
 from watchers.engine import Engine, open_engine
@@ -581,32 +584,57 @@ async def test_alerts_status_shows_a_waiting_story_as_the_server_sees_it(tmp_pat
             assert "1/3 outlets" in shown
 
 
-async def test_another_servers_feed_does_not_corroborate_a_servers_story(tmp_path: Path) -> None:
-    """A's rule waits for two outlets. B's feed reporting the story is not one A sees: the
-    alert keeps waiting (it was released, naming one outlet of the two it waited for) until
-    an outlet A sees reports it, and then names A's two."""
-    from datetime import UTC, datetime, timedelta
 
-    from tests.service.test_identity import rss as dated_rss
+# One event as four outlets report it (they group into one story): A's feed, B's feed (its
+# headline marked, so that it shows wherever it leaks), and two config-file feeds.
+REPORTS = {
+    "afeed": ("Russian troops mass near Ukraine border, satellite images show",
+              "New satellite images show Russian troops and armour massing near the "
+              "Ukrainian border at Yelnya."),
+    "bfeed": ("Satellite images show Russian troops massing at Ukraine border B-PRIVATE",
+              "Satellite images show Russian troops and armour massing near Yelnya, "
+              "close to the Ukrainian border."),
+    "dw": ("Satellite images show Russian troops massing near Ukraine's border",
+           "Maxar satellite images show Russian troops and tanks gathering near Yelnya, "
+           "close to Ukraine."),
+    "npr": ("Russian troops massing near Ukraine border seen in new satellite images",
+            "Satellite images show Russian troops and armour gathering near Yelnya, near "
+            "the Ukrainian border."),
+}
 
-    now = datetime.now(UTC).replace(microsecond=0)
-    reports = {
-        "afeed": ("Russian troops mass near Ukraine border, satellite images show",
-                  "New satellite images show Russian troops and armour massing near the "
-                  "Ukrainian border at Yelnya."),
-        "bfeed": ("Satellite images show Russian troops massing at Ukraine border",
-                  "Satellite images show Russian troops and armour massing near Yelnya, "
-                  "close to the Ukrainian border."),
-        "dw": ("Satellite images show Russian troops massing near Ukraine's border",
-               "Maxar satellite images show Russian troops and tanks gathering near Yelnya, "
-               "close to Ukraine."),
-    }
-    sink = RecordingSink()
+
+class Reported:
+    """An engine whose config file watches the feeds dw and npr, server A follows afeed as
+    "ours" and server B bfeed as "theirs"; A's rule ``troops`` posts to A's route, waiting
+    for ``min_sources`` outlets."""
+
+    def __init__(self, engine: Engine, feeds: FeedServer, route: str, sink: Any) -> None:
+        self.engine, self.feeds, self.route, self.sink = engine, feeds, route, sink
+
+    async def report(self, name: str, minutes: int) -> None:
+        """Outlet ``name`` reports the event ``minutes`` after the first; one poll."""
+        title, text = REPORTS[name]
+        self.feeds.set(f"/{name}", Route(body=dated_rss([(
+            f"{name}-1", f"https://{name}.example/x", title, text,
+            NOW + timedelta(minutes=minutes))])))
+        await self.engine.run_once()
+
+    async def states(self) -> list[tuple[str, int]]:
+        return [(r.state, r.min_sources) for r in await self.engine.store.alerts(kind="alert")]
+
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@asynccontextmanager
+async def reported(tmp_path: Path, min_sources: int, sink: Any = None
+                   ) -> AsyncIterator[Reported]:
+    sink = sink if sink is not None else RecordingSink()
     async with FeedServer() as feeds:
-        for name in reports:
+        for name in REPORTS:
             feeds.set(f"/{name}", Route(body=dated_rss([])))
-        cfg = config(tmp_path, {"name": "dw", "type": "feed", "url": feeds.url("/dw"),
-                                "every": "1h", "backfill": 5})
+        cfg = config(tmp_path, *({"name": n, "type": "feed", "url": feeds.url(f"/{n}"),
+                                  "every": "1h", "backfill": 5} for n in ("dw", "npr")))
         async with open_engine(cfg, start=False, default_sink=sink) as engine:
             await engine.add_source({"name": "ours", "url": feeds.url("/afeed"),
                                      "backfill": 5}, guild=A)
@@ -614,22 +642,100 @@ async def test_another_servers_feed_does_not_corroborate_a_servers_story(tmp_pat
                                      "backfill": 5}, guild=B)
             route = await engine.add_server_route(A, A * 10, "news")
             await engine.add_rule({"name": "troops", "query": "troops", "channel": route,
-                                   "min_sources": 2}, guild=A)
+                                   "min_sources": min_sources}, guild=A)
             await engine.run_once()
-            for minutes, name in enumerate(("afeed", "bfeed")):
-                title, text = reports[name]
-                feeds.set(f"/{name}", Route(body=dated_rss([(
-                    f"{name}-1", f"https://{name}.example/x", title, text,
-                    now + timedelta(minutes=10 * minutes))])))
-                await engine.run_once()
-            (story,) = {s.id for s in await engine.store.live_stories(timedelta(days=1))}
-            stored = await engine.store.get_story(story)
-            assert stored is not None and len(stored.outlets) == 2  # A's feed and B's
-            assert [r.state for r in await engine.store.alerts(kind="alert")] == ["waiting"]
-            assert not any(a.route == route for a in sink.alerts)
-            title, text = reports["dw"]
-            feeds.set("/dw", Route(body=dated_rss([(
-                "dw-1", "https://dw.example/x", title, text, now + timedelta(minutes=20))])))
-            await engine.run_once()
-            (alert,) = [a for a in sink.alerts if a.route == route]
-            assert alert.story is not None and set(alert.story.outlets) == {"ours", "dw"}
+            yield Reported(engine, feeds, route, sink)
+
+
+async def test_another_servers_feed_does_not_corroborate_a_servers_story(tmp_path: Path) -> None:
+    """A's rule waits for two outlets. B's feed reporting the story is not one A sees: the
+    alert keeps waiting (it was released, naming one outlet of the two it waited for) until
+    an outlet A sees reports it, and then names A's two."""
+    async with reported(tmp_path, 2) as r:
+        await r.report("afeed", 0)
+        await r.report("bfeed", 10)
+        (story,) = {s.id for s in await r.engine.store.live_stories(timedelta(days=1))}
+        stored = await r.engine.store.get_story(story)
+        assert stored is not None and len(stored.outlets) == 2  # A's feed and B's
+        assert await r.states() == [("waiting", 2)]
+        assert not any(a.route == r.route for a in r.sink.alerts)
+        await r.report("dw", 20)
+        (alert,) = [a for a in r.sink.alerts if a.route == r.route]
+        assert alert.story is not None and set(alert.story.outlets) == {"ours", "dw"}
+
+
+async def test_a_replaced_rule_needing_fewer_outlets_releases_its_wait_at_once(
+        tmp_path: Path) -> None:
+    async with reported(tmp_path, 3) as r:
+        await r.report("afeed", 0)
+        await r.report("dw", 10)
+        assert await r.states() == [("waiting", 3)]
+        await r.engine.replace_rule({"name": "troops", "query": "troops", "channel": r.route,
+                                     "min_sources": 2}, guild=A)
+        assert await r.states() == [("pending", 2)]  # not at the next restart
+        await r.engine.run_once()
+        assert [a.route for a in r.sink.alerts] == [r.route]
+
+
+async def test_following_a_feed_that_reported_the_story_counts_it(tmp_path: Path) -> None:
+    """B's feed reported the story A's alert waits on; A then follows that feed too (under
+    its own name): A sees two outlets now, and the alert posts naming them."""
+    async with reported(tmp_path, 2) as r:
+        await r.report("dw", 0)
+        await r.report("bfeed", 10)
+        assert await r.states() == [("waiting", 2)]  # B's feed is not A's to count
+        await r.engine.add_source({"name": "mine-too", "url": r.feeds.url("/bfeed")},
+                                  guild=A)
+        assert await r.states() == [("pending", 2)]
+        await r.engine.run_once()
+        (alert,) = r.sink.alerts
+        assert alert.story is not None and set(alert.story.outlets) == {"dw", "mine-too"}
+
+
+async def test_an_alert_of_a_feed_its_server_unfollowed_while_it_waited_is_not_posted(
+        tmp_path: Path) -> None:
+    """Nor shown under the feed's key: A's alert on an article of its feed waits; A stops
+    following the feed; two config outlets release it. It is rejected, saying why, and A's
+    /alerts status never showed B's headline (B's feed reported the story first)."""
+    async with reported(tmp_path, 2) as r:
+        await r.report("bfeed", 0)
+        await r.report("afeed", 10)
+        await r.engine.remove_source("ours", guild=A)
+        status = await r.engine.delivery_status(guild=A)
+        assert [w.min_sources for w in status.waiting] == [2]
+        assert "B-PRIVATE" not in str(delivery_embed(status, lambda s: s).to_dict())
+        await r.report("dw", 20)
+        assert await r.states() == [("waiting", 2)]  # its own feed no longer counts for A
+        await r.report("npr", 30)
+        assert await r.states() == [("rejected", 2)]
+        (row,) = await r.engine.store.alerts(kind="alert")
+        assert row.reason == "its server no longer follows the feed it came from"
+        assert r.sink.alerts == []
+
+
+class KeptUpdates(RecordingSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates: list[StoryUpdate] = []
+
+    async def update(self, update: StoryUpdate) -> UpdateResult:
+        self.updates.append(update)
+        return UpdateResult(message_id=update.message_id or "m")
+
+
+async def test_a_story_message_of_an_unfollowed_feed_is_edited_without_its_key(
+        tmp_path: Path) -> None:
+    """A's message shows an article of its feed; A stops following it; a config outlet's
+    report edits the message, which names the feed "unfollowed feed" (it had no other name
+    left), never by its key."""
+    sink = KeptUpdates()
+    async with reported(tmp_path, 1, sink) as r:
+        await r.report("afeed", 0)
+        (alert,) = sink.alerts
+        assert alert.article.source == "ours"
+        await r.engine.remove_source("ours", guild=A)
+        await r.report("dw", 10)
+        (update,) = sink.updates
+        assert update.alert.article.source == "unfollowed feed"
+        assert update.story.outlets == ("dw",)
+        assert feed_key(r.feeds.url("/afeed")) not in repr(update)
