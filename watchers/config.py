@@ -1006,19 +1006,83 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: s
                                        f"(a mapping), not {type(data).__name__}")], file=file)
     internal = [ConfigIssue(f"{section}[{i}].{key}", "set by newswatch itself, not in a file")
                 for section in ("rules", "sources")
-                for i, item in enumerate(data.get(section) or [])
+                # a section that is no list is the model's to name ("expected a list")
+                for i, item in enumerate(_listed(data.get(section)))
                 if isinstance(item, dict)
                 for key in INTERNAL_KEYS if key in item]
     try:
         cfg = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as err:
-        issues = pydantic_issues(err)
-        issues += _raw_query_issues(data, {i.path for i in issues})
+        refused = pydantic_issues(err)
+        issues = refused + _raw_query_issues(data, {i.path for i in refused})
+        issues += _semantic_despite(data, base_dir, refused, {i.path for i in issues},
+                                    watching=watching)
         raise ConfigError(internal + issues, file=file) from None
     issues = internal + _semantic_issues(cfg, watching=watching)
     if issues:
         raise ConfigError(issues, file=file)
     return cfg
+
+
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[ConfigIssue],
+                      reported: set[str], *, watching: bool) -> list[ConfigIssue]:
+    """The checks a valid config gets (:func:`_semantic_issues`: duplicate source names,
+    missing folders, unknown channels, refused URLs) of a config the model refused, so that a
+    bad value elsewhere ("[fetch] timeout") does not hide them: run on the config with each
+    ``refused`` value left out (its default), the issues at or under a place ``reported``
+    already left out. Nothing when that is not possible (a refused list item or section, a place not
+    found) or the config without those values is still refused; and not the checks that read
+    what was left out (channels named, when a [channels] entry was; URLs, when [fetch]
+    allow_private was; "nothing to watch", when sources or rules were)."""
+    import copy
+
+    pruned: Any = copy.deepcopy(dict(data))
+    places = [i.path for i in refused]
+    for place in places:
+        steps = [(m[1], m[2]) for m in _STEP.finditer(place)]
+        spelt = "".join(f"[{i}]" if i else (f".{k}" if n else k)
+                        for n, (k, i) in enumerate(steps))
+        if not steps or spelt != place or steps[-1][1]:
+            return []
+        node = pruned
+        for key, index in steps[:-1]:
+            if index:
+                if not isinstance(node, list) or int(index) >= len(node):
+                    return []
+                node = node[int(index)]
+            elif isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
+                return []
+        if not isinstance(node, dict) or steps[-1][0] not in node:
+            return []
+        del node[steps[-1][0]]
+    try:
+        cfg = Config.model_validate({**pruned, "base_dir": base_dir})
+    except ValidationError:
+        return []
+
+    def hidden(issue: ConfigIssue) -> bool:
+        at = issue.path
+        if any(at == p or at.startswith((p + ".", p + "[")) or p.startswith((at + ".", at + "["))
+               for p in (*places, *reported)):
+            return True
+        if "unknown channel" in issue.message and any(
+                p.startswith(("channels", "discord")) for p in places):
+            return True
+        if at.endswith(".url") and any(p.startswith("fetch") for p in places):
+            return True
+        return at == "" and any(p.startswith(("sources", "rules")) for p in places)
+
+    return [i for i in _semantic_issues(cfg, watching=watching) if not hidden(i)]
+
+
+def _listed(value: Any) -> list[Any]:
+    """``value`` when it is a list (an array of tables), else nothing."""
+    return value if isinstance(value, list) else []
 
 
 # The largest config file read (a config with a thousand rules is about 200 KB).

@@ -176,7 +176,9 @@ def test_a_key_a_thousand_times_too_long_is_shown_cut_in_its_error(tmp_path: Pat
 def test_a_postgresql_url_that_cannot_be_read_is_named_without_its_password(
         tmp_path: Path, url: str, says: str) -> None:
     """Every command (check included) ended in a traceback reading the port."""
-    (found,) = issues(f'[storage]\nurl = "{url}"\n', tmp_path)
+    # (a rule, so that the URL is the config's only problem: "nothing to watch" is one too)
+    (found,) = issues(f'[storage]\nurl = "{url}"\n[[rules]]\nname = "a"\nquery = "kyiv"\n',
+                      tmp_path)
     assert found.startswith("storage.url: not a valid PostgreSQL URL") and says in found
     assert "pw" not in found
     cfg = load_config(_write(tmp_path, '[storage]\nurl = "env:NW_PG"\n'), watching=False)

@@ -83,6 +83,12 @@ def issues(text: str, tmp_path: Path) -> list[str]:
      "channels.alerts.target: expected a whole number or a string, got the number 1.5"),
     # a table given as something else
     ('storage = "nw.db"\n', 'storage: expected a table, got the string "nw.db"'),
+    # an array of tables given as a single value (a number, true or a date went through the
+    # check for keys newswatch sets itself, which ended every command with a traceback)
+    ("sources = 3\n", "sources: expected a list, got the number 3"),
+    ("rules = true\n", "rules: expected a list, got true"),
+    ("sources = 1.5\n", "sources: expected a list, got the number 1.5"),
+    ("rules = 2024-01-01\n", "rules: expected a list, got a date"),
     # a size: bytes or a string with its unit, and nothing else
     ('[fetch]\nmax_bytes = "lots"\n',
      "fetch.max_bytes: 'lots' is not a size; use bytes (1048576) or e.g. '512KB', '1MB', "
@@ -107,6 +113,61 @@ def test_every_value_of_the_wrong_type_is_reported_at_once(tmp_path: Path) -> No
                    + 'enabled = "no"\nmention_roles = "1"\n', tmp_path)
     assert {f.split(":")[0] for f in found} == {
         "surge.sigma", "threshold", "rules[0].mention_roles", "rules[0].enabled"}
+
+
+def test_a_wrong_value_hides_no_other_kind_of_problem(tmp_path: Path) -> None:
+    """Duplicate source names, a missing folder and an unknown channel are found in a config
+    the model refuses too (they were only checked in a valid one): each is named with the
+    refused values, and nothing follows from leaving those out."""
+    text = """
+[fetch]
+timeout = "x"
+[channels]
+alerts = 123456789012345678
+[[sources]]
+name = "x"
+type = "folder"
+path = "/nonexistent-folder"
+[[sources]]
+name = "x"
+type = "folder"
+path = "."
+[[rules]]
+name = "r"
+query = 'a'
+channel = "nope"
+"""
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.toml")  # to watch with: its folders must be there
+    assert sorted(str(i) for i in info.value.issues) == [
+        "fetch.timeout: 'x' is not a duration; use e.g. '30s', '5m', '1h30m', '2d'",
+        "rules[0].channel: unknown channel 'nope'; [channels] defines: alerts",
+        "sources[0].path: no such folder: /nonexistent-folder",
+        "sources[1].name: duplicate source name 'x' (first at sources[0])",
+    ]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    # a refused [channels] entry: the rules naming it are not told it is unknown
+    ('[channels]\nalerts = true\nother = 1\n' + RULE + 'channel = "alerts"\n',
+     "channels.alerts: expected a whole number or a string, got true"),
+    # a refused allow_private: a private feed address is not called blocked by the default
+    ('[fetch]\nallow_private = ["nope"]\n[[sources]]\nname = "s"\ntype = "feed"\n'
+     'url = "http://127.0.0.1:9/f"\n',
+     "fetch.allow_private: 'nope' is not an IP network such as '10.1.2.0/24'"),
+    # a refused rule value, and a query error: each once
+    (RULE + 'severity = 3\n[[rules]]\nname = "t"\nquery = "(a"\n',
+     "rules[0].severity: expected 'info', 'low', 'medium', 'high' or 'critical', "
+     "got the number 3"),
+])
+def test_what_a_refused_value_leaves_out_is_not_reported_for_it(
+        tmp_path: Path, text: str, says: str) -> None:
+    found = issues(text, tmp_path)
+    assert found[0] == says
+    assert not any("unknown channel" in f or "blocked" in f or "private" in f.split(":")[0]
+                   for f in found[1:])
+    assert len(found) == len(set(found))
 
 
 def test_the_forms_meant_to_be_flexible_still_load(tmp_path: Path) -> None:

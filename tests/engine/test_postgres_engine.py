@@ -57,6 +57,7 @@ async def test_the_engine_on_postgresql_does_what_it_does_on_sqlite(
 
 
 def test_the_storage_url_is_checked_when_the_config_is_read(tmp_path: Path) -> None:
+    (tmp_path / "seeds").mkdir()  # the config's only problem is its URL
     for bad, why in (("mysql://x/y", "expected a 'postgresql://…' URL or 'env:VAR'"),
                      ("env:1BAD", "'env:1BAD' is not 'env:VAR' with a variable name")):
         with pytest.raises(ConfigError) as err:
