@@ -113,13 +113,15 @@ def _parse(raw: str, now: datetime) -> StoryInput | None:
         date = parse_iso(date_raw.strip())
     except ValueError:
         raise _Bad(f"'date' is not an ISO 8601 date: {date_raw[:60]!r}") from None
-    try:
-        date = date.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past the last time there is
-        raise _Bad(f"'date' is out of range: {date_raw[:60]!r}") from None
     # As `newswatch import` takes it: a date more than a day ahead of now (a 9999-12-31
-    # placeholder) is not believed, and the line counts at the time it is read.
-    date = believed(date, now) or now
+    # placeholder) is not believed, nor one past either end of time in UTC
+    # (9999-12-31T23:59:59-14:00, 0001-01-01T00:00:00+14:00), and the line counts at the
+    # time it is read.
+    try:
+        utc: datetime | None = date.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    date = believed(utc, now) or now
     from watchers.stories import StoryInput
 
     return StoryInput(

@@ -358,9 +358,14 @@ _PACKED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
 def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLink:
     """Put ``article`` (of signature ``sig``) in its story — joined or started — and return
     what the store records of it: the story's grown signature, the outlet and when. Polled and
-    imported articles join stories this one way."""
-    when = article.published or article.fetched_at  # sort_time(article), inline
-    story_id, _, grown = stories.place(article.id, sig, when, article.source)
+    imported articles join stories this one way. An undated article is placed at the time it
+    was read, and a story it starts is named without that time (an import run again after a
+    stop read it at another time, named its story anew, and its copies joined that one rather
+    than the story it was stored in)."""
+    published = article.published
+    when = published or article.fetched_at  # sort_time(article), inline
+    story_id, _, grown = stories.place(article.id, sig, when, article.source,
+                                       dated=published is not None)
     link = StoryLink(story_id, grown.dump(), article.source, when)
     untrack(link)  # strs and a datetime, kept until the article is written (see text.untrack)
     return link

@@ -965,3 +965,38 @@ def test_a_batch_tokenises_titles_once_with_the_same_words_and_stories(rules: li
              for a in (rec.article for rec in batch.records)]
     assert sorted(map(sorted, by_story.values())) == sorted(sorted(s.ids) for s in cluster(items))
     assert len(by_story) < len(docs) * 0.7  # stories of several articles were found
+
+
+async def test_undated_lines_imported_again_after_a_stop_join_the_stories_they_are_in(
+        tmp_path: Path) -> None:
+    """An import stopped after its first batch and run again: the lines it stored are
+    duplicates, read again at another time. An undated one is placed at the time it is read,
+    and its story was named with that time, so the story of its copy from another outlet
+    (new in the second run) was not the one it is stored in: nearly every story of the first
+    run was split in two. Stories of undated lines are named without a time."""
+    from watchers.config import parse_config
+    from watchers.engine import open_engine
+
+    cfg = parse_config({"storage": {"path": "nw.db"},
+                        "rules": [{"name": "troops", "query": "troops"}]},
+                       base_dir=tmp_path, watching=False)
+    events = ["Russian troops withdraw from the Kherson region after a long siege",
+              "Central bank leaves interest rates unchanged for a third month",
+              "Floods force thousands from their homes in northern Italy"]
+    first = [{"id": f"a{i}", "title": e, "text": e + ", outlet A reports.", "source": "a",
+              "url": f"https://a.example/{i}"} for i, e in enumerate(events)]
+    copies = [{"id": f"b{i}", "title": e, "text": e + ", outlet B has learnt.", "source": "b",
+               "url": f"https://b.example/{i}"} for i, e in enumerate(events)]
+    stopped = write_jsonl(tmp_path / "first.jsonl", [json.dumps(d) for d in first])
+    whole = write_jsonl(tmp_path / "whole.jsonl", [json.dumps(d) for d in first + copies])
+    async with open_engine(cfg, start=False) as engine:
+        assert (await engine.import_articles(stopped)).imported == 3  # what the stop kept
+        # the second run reads the same lines at least a second later (ids name the second)
+        await asyncio.sleep(1.1)
+        again = await engine.import_articles(whole)
+        assert (again.imported, again.duplicates) == (3, 3)
+        stories = await engine.store.stories_of([f"{x}{i}" for x in "ab" for i in range(3)])
+    for i in range(3):
+        assert stories[f"a{i}"].id == stories[f"b{i}"].id
+        assert stories[f"a{i}"].outlets == ("a", "b")
+    assert len({s.id for s in stories.values()}) == 3

@@ -118,10 +118,16 @@ def test_dates_are_read_as_the_import_reads_them(tmp_path: Path,
          "date": "2016-12-31T23:59:60Z", "source": "c.org"},
         # a year before 1000, spelt with four digits
         {"id": "x4", "title": "An old chronicle", "date": "0001-01-01T00:00:00Z"},
+        # past the calendar's ends once in UTC (an OverflowError once): placeholders, taken
+        # as the import takes them, at the time the file is read (they were refused here)
+        {"id": "x5", "title": "Howard Hesseman, WKRP's Dr. Johnny Fever, dies at 81",
+         "date": "9999-12-31T23:59:59-14:00", "source": "c.org"},
+        {"id": "x6", "title": "Tide tables for the harbour",
+         "date": "0001-01-01T00:00:00+14:00"},
     ])
     assert stories_cli.run(parse(str(f), "--json")) == 0
     assert sorted(map(sorted, groups(capsys.readouterr().out))) == [
-        ["x1", "x2"], ["x3"], ["x4"]]
+        ["x1", "x2", "x5"], ["x3"], ["x4"], ["x6"]]
     assert stories_cli.run(parse(str(f))) == 0
     out = capsys.readouterr().out
     assert "9999" not in out
@@ -143,9 +149,6 @@ def test_dates_are_read_as_the_import_reads_them(tmp_path: Path,
     ('{"id": "a", "title": "t", "date": "2022-01-01"}', "'id' 'a' repeats line 1"),
     # the last of two ids was taken, and the first was in no story
     ('{"id": "x", "id": "y", "title": "t", "date": "2022-01-01"}', "'id' appears twice"),
-    # past the calendar's ends once in UTC: an OverflowError before
-    ('{"id": "x", "title": "t", "date": "9999-12-31T23:59:59-14:00"}', "'date' is out of range"),
-    ('{"id": "x", "title": "t", "date": "0001-01-01T00:00:00+14:00"}', "'date' is out of range"),
 ])
 def test_bad_line_is_named_and_nothing_printed(tmp_path: Path, line: str, says: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:

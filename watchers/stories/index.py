@@ -509,10 +509,15 @@ class StoryIndex:
         sid, started, _ = self.place(article_id, sig, when, outlet)
         return sid, started
 
-    def place(self, article_id: str, sig: Signature, when: datetime, outlet: str
-              ) -> tuple[str, bool, Signature]:
+    def place(self, article_id: str, sig: Signature, when: datetime, outlet: str, *,
+              dated: bool = True) -> tuple[str, bool, Signature]:
         """:meth:`assign`, and the story's signature with the article in it (what
-        :meth:`story_signature` would say next), read under the same lock."""
+        :meth:`story_signature` would say next), read under the same lock.
+
+        ``dated`` False: ``when`` is not the article's own date but the time it was read (it
+        has none), so a story it starts is named without a time (see :func:`story_id_for`):
+        read again later (an import run again after a stop, a poll again after a crash), it
+        names the story as it did, and its copies join the story it is stored in."""
         if when.tzinfo is None:
             raise ValueError("'when' must be timezone-aware")
         at = (when - _EPOCH) // _ONE_US  # _us(when), inline: once an article
@@ -523,7 +528,7 @@ class StoryIndex:
             mine = [_Ex(exemplars[0])] if len(exemplars) == 1 else [_Ex(ex) for ex in exemplars]
             best = self._best(mine[0], at) if mine else None
             if best is None:
-                sid = _story_id(article_id, at)
+                sid = _story_id(article_id, at) if dated else story_id_for(article_id)
                 again = self._stories.get(sid)
                 if again is None:
                     self._add(sid, sig, at, at, (outlet,), size=1, ready=mine)
