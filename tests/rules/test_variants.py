@@ -144,6 +144,32 @@ def test_translit_key_equals_its_reference(word: str) -> None:
     assert translit_key.__wrapped__(word) == _translit_reference(word)
 
 
+ascii_words = (st.text(alphabet=st.sampled_from(list("tschzrkhouagcjyezwvnib'\n -.")),
+                       max_size=20)
+               | st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(ascii_words)
+def test_the_c_translit_key_of_an_ascii_word_is_the_python_paths(word: str) -> None:
+    """Words over 64 letters too (the C pass's buffers are then on the heap)."""
+    from watchers.rules import text as text_module
+
+    if text_module._translit is None:
+        pytest.skip("watchers.rules._ctext is not built")
+    assert text_module._translit(word) == variants._translit_key(word)
+    assert variants._translit_key(word) == _translit_reference(word)
+
+
+def test_the_c_translit_key_leaves_other_words_to_the_python_path() -> None:
+    from watchers.rules import text as text_module
+
+    if text_module._translit is None:
+        pytest.skip("watchers.rules._ctext is not built")
+    assert text_module._translit("київ") is None and text_module._translit("łódź") is None
+    assert translit_key("київ") == translit_key("kyiv") == "kiv"
+
+
 def test_translit_key_equals_its_reference_on_corpus_words() -> None:
     from watchers.rules.lookup import index_terms
 

@@ -1179,6 +1179,90 @@ ctext_untrack(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
     Py_RETURN_NONE;
 }
 
+/* ---- Transliteration keys ----------------------------------------------------------------------
+ *
+ * translit(word) is variants.translit_key of an ASCII word (None for any other: the Python
+ * path, which romanises Cyrillic first, takes those): apostrophes dropped; the spellings of
+ * several letters of variants._COARSE_MULTI replaced by their class, leftmost first and, at one
+ * place, the first of them in that pattern's order that is there (as the regex alternation
+ * takes them); the single letters of _COARSE_SINGLE replaced; a final "ov" after more than two
+ * letters made "iv"; and each run of one character but a line break made one (variants._DOUBLE:
+ * "." is any character but a line break). A property test compares it with the Python path.
+ * A new word needs its key once; in Python the regex substitution called back into Python for
+ * every spelling it replaced. */
+
+static const struct {
+    const char *spelling;
+    unsigned char length;
+    char cls;
+} coarse_multi[] = {
+    {"tsch", 4, 'h'}, {"szcz", 4, 's'}, {"schtsch", 7, 's'}, {"sch", 3, 's'}, {"tch", 3, 'h'},
+    {"cz", 2, 'h'}, {"sz", 2, 's'}, {"rz", 2, 's'}, {"shch", 4, 's'}, {"kh", 2, 'h'},
+    {"ch", 2, 'h'}, {"zh", 2, 's'}, {"sh", 2, 's'}, {"ts", 2, 's'}, {"tz", 2, 's'},
+    {"ou", 2, 'u'},
+};
+static char coarse_single[128];
+
+static PyObject *
+ctext_translit(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "translit() takes one str");
+        return NULL;
+    }
+    PyObject *word = args[0];
+    if (!PyUnicode_IS_ASCII(word)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(word);
+    const char *src = (const char *)PyUnicode_1BYTE_DATA(word);
+    char small[2 * 64];
+    char *a = n <= 64 ? small : PyMem_Malloc(2 * (size_t)n);
+    if (a == NULL) {
+        return PyErr_NoMemory();
+    }
+    char *b = a + (n <= 64 ? 64 : n);
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (src[i] != '\'') {
+            a[k++] = src[i];
+        }
+    }
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < k;) {
+        size_t t = 0;
+        for (; t < sizeof coarse_multi / sizeof coarse_multi[0]; t++) {
+            Py_ssize_t len = coarse_multi[t].length;
+            if (len <= k - i && a[i] == coarse_multi[t].spelling[0]
+                    && memcmp(a + i, coarse_multi[t].spelling, (size_t)len) == 0) {
+                break;
+            }
+        }
+        if (t < sizeof coarse_multi / sizeof coarse_multi[0]) {
+            b[j++] = coarse_multi[t].cls;
+            i += coarse_multi[t].length;
+        }
+        else {
+            b[j++] = coarse_single[(unsigned char)a[i]];
+            i++;
+        }
+    }
+    if (j > 4 && b[j - 2] == 'o' && b[j - 1] == 'v') {
+        b[j - 2] = 'i';
+    }
+    Py_ssize_t o = 0;
+    for (Py_ssize_t i = 0; i < j; i++) {
+        if (o == 0 || b[i] != b[o - 1] || b[i] == '\n') {
+            b[o++] = b[i];
+        }
+    }
+    PyObject *out = PyUnicode_FromStringAndSize(b, o);
+    if (a != small) {
+        PyMem_Free(a);
+    }
+    return out;
+}
+
 /* ---- Similar words: which pairs of (query, choice) reach an Indel similarity ------------------
  *
  * rapidfuzz's normalised Indel similarity of a and b is 1 - D / (|a| + |b|), where D, the Indel
@@ -1466,6 +1550,9 @@ static PyMethodDef ctext_methods[] = {
      "similar(queries, pack, cutoff) -> list of (query number, choice number)\n\n"
      "Every pair whose normalised Indel similarity (rapidfuzz's, 0 to 1) reaches cutoff,\n"
      "exactly the pairs rapidfuzz's cdist scores at or above it."},
+    {"translit", (PyCFunction)(void (*)(void))ctext_translit, METH_FASTCALL,
+     "translit(word) -> str or None\n\n"
+     "variants.translit_key of an ASCII word; None for any other."},
     {"untrack", (PyCFunction)(void (*)(void))ctext_untrack, METH_FASTCALL,
      "untrack(*objects) -> None\n\n"
      "Leave objects that can be in no reference cycle out of the cyclic collector."},
@@ -1495,6 +1582,16 @@ static PyMethodDef ctext_methods[] = {
 static int
 ctext_exec(PyObject *Py_UNUSED(module))
 {
+    for (int c = 0; c < 128; c++) {
+        coarse_single[c] = (char)c;
+    }
+    coarse_single['g'] = 'h';
+    coarse_single['c'] = 's';
+    coarse_single['z'] = 's';
+    coarse_single['j'] = 'i';
+    coarse_single['y'] = 'i';
+    coarse_single['e'] = 'i';
+    coarse_single['w'] = 'v';
     for (Py_UCS4 c = 0; c < 256; c++) {
         latin1_word[c] = (unsigned char)(Py_UNICODE_ISALNUM(c) || c == '_');
         latin1_digit[c] = (unsigned char)Py_UNICODE_ISDECIMAL(c);

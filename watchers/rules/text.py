@@ -104,7 +104,10 @@ _HYPHENS = re.compile(f"[{_DASH}]")
 # Ukrainian writes, "мʼясо"), which is \w and so already inside words.
 _APOS_FOLD = _APOS + "\u02bc"
 _APOSTROPHES = re.compile(f"[{_APOS_FOLD}]")
-_POSSESSIVE = re.compile(f"[{_APOS_FOLD}]s$")
+# The same characters as sets: whether a word holds one is a set operation in C, faster than
+# a search (str.translate, with a dict for a table, is slower than the substitutions).
+_APOS_SET = frozenset(_APOS_FOLD)
+_DASH_SET = frozenset("-\u2010\u2011\u2013")  # _DASH's characters
 
 # Words that end in s but are not plurals of a shorter word, or whose "singular" is a different
 # word; folding them would make `new` find "news" or `it` find "its".
@@ -131,9 +134,14 @@ _ISE = re.compile(
 
 def fold_spelling(word: str) -> str:
     """Fold British -ise/-isation spellings of a list of stems to -ize (mobilise → mobilize)."""
-    if "is" not in word:
+    # Only a word that ends as the pattern does can match it ("$" also before a last "\n").
+    if "is" not in word or not word.rstrip("\n").endswith(_ISE_ENDS):
         return word
     return _ISE.sub(r"\1iz\2", word)
+
+
+_ISE_ENDS = tuple("is" + end for end in
+                  ("e", "ed", "es", "ing", "ation", "ations", "er", "ers"))
 
 
 def fold_plural(word: str) -> str:
@@ -260,6 +268,8 @@ _untrack: Callable[..., None] | None = None
 # Which (word, term) pairs of a fuzzy vocabulary reach a similarity (see _ctext.similar).
 _pack_choices: Callable[[list[str]], bytes] | None = None
 _similar: Callable[[list[str], bytes, float], list[tuple[int, int]]] | None = None
+# variants.translit_key of an ASCII word (None for any other word).
+_translit: Callable[[str], str | None] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -276,6 +286,7 @@ if not _PURE:
         _untrack = getattr(_ctext, "untrack", None)
         _pack_choices = getattr(_ctext, "pack_choices", None)
         _similar = getattr(_ctext, "similar", None)
+        _translit = getattr(_ctext, "translit", None)
 
 
 def untrack(*objects: object) -> None:
@@ -315,10 +326,20 @@ def _fold_uncached(raw: str) -> _Folded:
     return _fold_general(raw)
 
 
+def _without_possessive(raw: str) -> str:
+    """``raw`` without a possessive ``'s`` (an apostrophe of _APOS_FOLD and s) at its end, as
+    the regular expression ``['’‘`ʼ]s$`` removes it: "$" also before a last line break, which
+    stays."""
+    end = len(raw) - 1 if raw.endswith("\n") else len(raw)
+    if end >= 2 and raw[end - 1] == "s" and raw[end - 2] in _APOS_SET:
+        return raw[:end - 2] + raw[end:]
+    return raw
+
+
 def _fold_general(raw: str) -> _Folded:
     # Offsets of the parts are computed on the raw word, so they stay valid for the original text
     # even when accent stripping changes lengths.
-    base = _POSSESSIVE.sub("", raw) if len(raw) > 2 else raw
+    base = _without_possessive(raw) if len(raw) > 2 else raw
     if base and base[-1] in _APOS:
         base = base[:-1]
     folded = _strip_accents(base)
@@ -328,8 +349,8 @@ def _fold_general(raw: str) -> _Folded:
         return (joined, joined, (), not joined)
     joined = _APOSTROPHES.sub("", _HYPHENS.sub("", folded))
     parts: list[tuple[str, str, int, int]] = []
-    hyphened = _HYPHENS.search(base) is not None
-    if hyphened or _APOSTROPHES.search(base):
+    hyphened = not _DASH_SET.isdisjoint(base)
+    if hyphened or not _APOS_SET.isdisjoint(base):
         # The parts: a hyphenated word's pieces, and of a piece where an elision or a Turkish
         # suffix meets it at an apostrophe (see _split_at) the word itself, findable alone at
         # the piece's place (the article or the suffix is no word of its own: "sur ukraine"
