@@ -69,6 +69,7 @@ from watchers.sources.base import Source, printable
 from watchers.sources.feed import MAX_RETRY_AFTER
 from watchers.store import one_version_each
 from watchers.store.base import (
+    SERVER_FEED_PREFIX,
     ArticleRecord,
     OutboxEntry,
     SourceState,
@@ -757,7 +758,7 @@ class WatchService:
         )
         log.warning("source %s failed (%d in a row): %s", running.name, failures, error)
         if paused and not state.paused:
-            followers = self.audiences.get(running.name)
+            followers = self.followers(running.name)
             if followers is None:
                 told = [(running.config.route or self.notices_route, running.name)]
             else:  # a feed servers follow: each is told in a channel of its own, by its name
@@ -861,7 +862,9 @@ class WatchService:
         stories = await self.story_index()
         if stories is not None and self.shared:
             await self._sync_stories(stories)
-        followers = self.audiences.get(running.name)
+        # Read now, after the fetch: a server that stopped following the feed meanwhile gets
+        # nothing of it, and once none follows it no rule matches it (see followers).
+        followers = self.followers(running.name)
         audience = None if followers is None else [
             (label, self.server_ruleset(guild)) for guild, label in followers]
         # A large poll (a folder of history dropped at once, a first poll's backlog) is
@@ -1013,7 +1016,7 @@ class WatchService:
             if await self.store.record_change(old.id, new, self._seen_on(routes, new.source),
                                               matches=matches,
                                               alerts=entries,
-                                              rematched=new.source not in self.audiences):
+                                              rematched=self.followers(new.source) is None):
                 self.wake.set()
         # A word-for-word copy from another outlet stores nothing new, but it is one more
         # outlet reporting the story (what min_sources counts).
@@ -1023,11 +1026,22 @@ class WatchService:
                 self.wake.set()
         return updated
 
+    def followers(self, source: str) -> tuple[tuple[int, str], ...] | None:
+        """(server, its name for the feed) of each server following ``source``; None for a
+        source of the config file (every server sees it, and the config file's rules match
+        it). A feed servers follow that none follows any more (the last one stopped while a
+        poll of it was under way) has none: its articles are matched by no rule — they were
+        matched by every server's and the operator's, as a config file's source is."""
+        followers = self.audiences.get(source)
+        if followers is None and source.startswith(SERVER_FEED_PREFIX):
+            return ()
+        return followers
+
     def _seen_on(self, routes: Sequence[str], source: str) -> list[str]:
         """Those of ``routes`` whose readers see ``source``: every route for the config file's
         sources, and for a feed servers follow only its followers' (an update of a story's
         message elsewhere showed nothing new there, and cost the destination a request)."""
-        followers = self.audiences.get(source)
+        followers = self.followers(source)
         if followers is None:
             return list(routes)
         guilds = {guild for guild, _ in followers}
@@ -1041,7 +1055,7 @@ class WatchService:
         placeholder item rewritten into news ("Breaking: details to follow") alerts as a new
         article would, and a rule of higher severity escalates. A source servers follow is
         matched by their own rule sets at ingest; its changed items are not matched again."""
-        if new.source in self.audiences:
+        if self.followers(new.source) is not None:
             return [], []
         ruleset, rules = self._ruleset, self._rules
         loop = asyncio.get_running_loop()

@@ -739,3 +739,28 @@ async def test_a_story_message_of_an_unfollowed_feed_is_edited_without_its_key(
         assert update.alert.article.source == "unfollowed feed"
         assert update.story.outlets == ("dw",)
         assert feed_key(r.feeds.url("/afeed")) not in repr(update)
+
+
+async def test_a_feed_unfollowed_while_its_poll_is_under_way_is_matched_by_no_rule(
+        tmp_path: Path) -> None:
+    """The poll's articles arrive after the last follower left: the feed then had no
+    audience and its articles were matched as a config file's source is, by the config file's
+    rules and by every server's (an alert of A's feed queued on B's and the operator's
+    routes, where it waited for good)."""
+    async with FeedServer() as feeds:
+        feeds.set("/wire", Route(body=rss()))
+        async with open_engine(config(tmp_path), start=False,
+                               default_sink=RecordingSink()) as engine:
+            await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+            await server_rule(engine, A, "troops", "troops")
+            await server_rule(engine, B, "troops", "troops")
+            await engine.run_once()  # the baseline
+            feeds.set("/wire", Route(body=rss(("g1", "Troops story from the wire")), delay=1.0))
+            poll = asyncio.create_task(engine.run_once())
+            await asyncio.sleep(0.3)  # the feed's request is under way
+            assert await engine.remove_source("wire", guild=A)
+            await asyncio.wait_for(poll, 10)
+            assert len(feeds.hits("/wire")) == 2  # it was fetched, after A left
+            assert await engine.store.alerts() == []
+            (hit,) = (await engine.search("troops")).hits  # stored, matched by no rule
+            assert await engine.store.matches_for(hit.article.id) == []
