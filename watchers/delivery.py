@@ -98,8 +98,10 @@ log = logging.getLogger(__name__)
 
 # The rule sets kept for rebuilding alerts' evidence (one per distinct set of an alert's rules).
 _EVIDENCE_SETS: Final = 256
-# How an article of a feed the route's server no longer follows names its source.
+# How an article of a feed the route's server no longer follows names its source, and why an
+# alert of one is not sent.
 UNFOLLOWED: Final = "unfollowed feed"
+UNFOLLOWED_REASON: Final = "its server no longer follows the feed it came from"
 
 # The route whose sink is being called now, in the task that calls it (and the tasks it
 # starts): a sink that calls back into what waits for its own send is refused, not left to
@@ -1337,7 +1339,7 @@ class DeliveryService:
         if self.source_label is not None and row.article_id is not None:
             article = await self.store.get_article(row.article_id)
             if article is not None and not self._sees(row.route, article):
-                return "its server no longer follows the feed it came from"
+                return UNFOLLOWED_REASON
         if not row.rules:
             return None
         keys = {r.key for r in row.rules}

@@ -70,6 +70,7 @@ from watchers.config import (
     route_settings,
 )
 from watchers.delivery import (
+    UNFOLLOWED_REASON,
     DeliveryService,
     DeliveryStatus,
     Sink,
@@ -1159,6 +1160,17 @@ class Engine:
         await self.store.delete_source(follow.key)
         del self.tenancy.follows[follow.key]
         await self._sync_feed(url_of(follow))
+        # What the server was to be told of the feed and has not been is not sent: an alert
+        # waiting for corroboration would otherwise stand for the story on its route, and the
+        # reports of outlets it still sees released it only to be refused at delivery (they
+        # alerted nobody). Delivery refuses any that another process queues meanwhile.
+        if follow.guild_id is not None:
+            rejected = await self.store.reject_alerts_of(
+                feed_key(url_of(follow)), self.tenancy.server_routes(follow.guild_id),
+                UNFOLLOWED_REASON)
+            if rejected:
+                log.info("server %s stopped following %r: %d alert(s) of it not sent",
+                         follow.guild_id, follow.name, rejected)
 
     async def resume_source(self, name: str, *, guild: int | None = None) -> bool:
         """Resume a paused source now; False when it is unknown or was never polled (with

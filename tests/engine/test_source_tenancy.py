@@ -694,23 +694,51 @@ async def test_following_a_feed_that_reported_the_story_counts_it(tmp_path: Path
 
 async def test_an_alert_of_a_feed_its_server_unfollowed_while_it_waited_is_not_posted(
         tmp_path: Path) -> None:
-    """Nor shown under the feed's key: A's alert on an article of its feed waits; A stops
-    following the feed; two config outlets release it. It is rejected, saying why, and A's
-    /alerts status never showed B's headline (B's feed reported the story first)."""
+    """Nor shown under the feed's key, nor standing in for the story: A's alert on an article
+    of its feed waits; A stops following the feed, and the alert is not sent (rejected,
+    saying why). Two config outlets then report the story and A's rule fires on each: their
+    own alert posts, naming the two — it was lost, the old alert released in its place and
+    refused at delivery. A's /alerts status never showed B's headline (B's feed reported the
+    story first)."""
     async with reported(tmp_path, 2) as r:
         await r.report("bfeed", 0)
         await r.report("afeed", 10)
         await r.engine.remove_source("ours", guild=A)
-        status = await r.engine.delivery_status(guild=A)
-        assert [w.min_sources for w in status.waiting] == [2]
-        assert "B-PRIVATE" not in str(delivery_embed(status, lambda s: s).to_dict())
-        await r.report("dw", 20)
-        assert await r.states() == [("waiting", 2)]  # its own feed no longer counts for A
-        await r.report("npr", 30)
         assert await r.states() == [("rejected", 2)]
         (row,) = await r.engine.store.alerts(kind="alert")
         assert row.reason == "its server no longer follows the feed it came from"
+        status = await r.engine.delivery_status(guild=A)
+        assert status.waiting == []
+        assert "B-PRIVATE" not in str(delivery_embed(status, lambda s: s).to_dict())
+        await r.report("dw", 20)
+        assert await r.states() == [("rejected", 2), ("waiting", 2)]  # dw: one outlet A sees
+        await r.report("npr", 30)
+        await r.engine.run_once()
+        (alert,) = r.sink.alerts
+        assert alert.article.source == "dw"
+        assert alert.story is not None and set(alert.story.outlets) == {"dw", "npr"}
+
+
+async def test_an_alert_of_an_unfollowed_feed_queued_by_another_process_is_refused_at_delivery(
+        tmp_path: Path) -> None:
+    """The store's rejection at the unfollow misses a row written after it (a poll worker of
+    another process, or a poll under way): delivery refuses it, saying why, and never shows
+    the feed's key."""
+    from watchers.errors import PermanentDeliveryError
+
+    sink = RecordingSink([PermanentDeliveryError("Missing Access", pause_destination=True)])
+    async with reported(tmp_path, 1, sink) as r:
+        await r.report("afeed", 0)  # the channel refuses it: the route pauses, the alert held
+        assert await r.states() == [("held", 1)]
+        # A leaves as the process that queued the row sees it: the follow gone, the row kept
+        await r.engine.store.delete_source(f"{A}:ours")
+        del r.engine.tenancy.follows[f"{A}:ours"]
+        await r.engine.resume_route(r.route)
+        await r.engine.run_once()
         assert r.sink.alerts == []
+        (row,) = await r.engine.store.alerts(kind="alert")
+        assert (row.state, row.reason) == (
+            "rejected", "its server no longer follows the feed it came from")
 
 
 class KeptUpdates(RecordingSink):

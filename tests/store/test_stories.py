@@ -188,6 +188,23 @@ async def test_a_lowered_wait_counts_the_outlets_its_route_sees(store: Store) ->
     assert await states(store) == [(A_ROUTE, "pending")]
 
 
+async def test_a_servers_unsent_alerts_of_a_feed_are_rejected_and_no_other(store: Store
+                                                                            ) -> None:
+    await two_servers(store)
+    await store.record_many([
+        rec(sourced("One", A_FEED), "s", A_FEED, entry(A_ROUTE, min_sources=2)),
+        rec(sourced("Two", A_FEED), "t", A_FEED, entry(A_ROUTE)),
+        rec(sourced("Three", "dw"), "u", "dw", entry(A_ROUTE)),
+        rec(sourced("Four", B_FEED), "v", B_FEED, entry(f"{B}:news")),
+    ])
+    assert await store.reject_alerts_of(A_FEED, [A_ROUTE, "nowhere"], "gone") == 2
+    assert await states(store) == [(A_ROUTE, "rejected"), (A_ROUTE, "rejected"),
+                                   (A_ROUTE, "pending"), (f"{B}:news", "pending")]
+    assert {r.reason for r in await store.alerts(kind="alert", state="rejected")} == {"gone"}
+    assert await store.reject_alerts_of(A_FEED, [A_ROUTE], "gone") == 0  # settled already
+    assert await store.reject_alerts_of(A_FEED, [], "gone") == 0
+
+
 async def alert_rows(store: Store) -> list[tuple[str, str | None, str, str | None]]:
     """Each alert's (state, severity of its rule, its article's title, escalated from)."""
     out: list[tuple[str, str | None, str, str | None]] = []

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
-from watchers.store.base import AlertState, OutboxKind, OutboxRow
+from watchers.store.base import UNSENT_ALERT_SQL, AlertState, OutboxKind, OutboxRow
 from watchers.store.postgres._db import SESSION_ID, Pg, now, rowcount
 from watchers.store.sqlite.outbox import _rule
 
@@ -113,6 +113,17 @@ class OutboxMixin:
         await self._db.execute(
             "UPDATE outbox SET state = 'rejected', updated_at = $1, reason = $2 WHERE id = $3",
             now(), reason, alert_id)
+
+    async def reject_alerts_of(self, source: str, routes: Collection[str], reason: str) -> int:
+        """See the SQLite store's."""
+        names = list(dict.fromkeys(routes))
+        if not names:
+            return 0
+        return await self._db.execute(
+            "UPDATE outbox o SET state = 'rejected', reason = $1, updated_at = $2 "
+            "FROM articles a WHERE a.id = o.article_id AND o.route = ANY($3::text[]) AND "
+            f"o.state IN ({UNSENT_ALERT_SQL}) AND o.kind = 'alert' AND a.source = $4",
+            reason, now(), names, source)
 
     async def requeue_interrupted(self, route: str | None = None) -> int:
         """Put rows left ``sending`` by a crash back to ``pending`` (those whose sink was called

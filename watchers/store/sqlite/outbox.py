@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from watchers.config import RuleConfig
-from watchers.store.base import AlertState, OutboxKind, OutboxRow
+from watchers.store.base import UNSENT_ALERT_SQL, AlertState, OutboxKind, OutboxRow
 from watchers.store.sqlite._db import Db, Tx, dt, iso, now
 
 __all__ = ["OutboxMixin"]
@@ -152,6 +152,23 @@ class OutboxMixin:
 
     async def mark_rejected(self, alert_id: int, reason: str) -> None:
         await self._set_state(alert_id, "rejected", reason=reason)
+
+    async def reject_alerts_of(self, source: str, routes: Collection[str], reason: str) -> int:
+        """The alerts on ``routes`` of articles of ``source`` not sent yet (pending, retried,
+        held, waiting for corroboration or kept for a digest) are rejected with ``reason``;
+        returns how many (see :meth:`watchers.store.base.OutboxStore.reject_alerts_of`)."""
+        names = list(dict.fromkeys(routes))
+        if not names:
+            return 0
+        async with self._db.tx() as tx:
+            cur = await tx.execute(
+                "UPDATE outbox SET state = 'rejected', reason = ?, updated_at = ? WHERE id IN ("
+                "SELECT o.id FROM outbox o INDEXED BY outbox_route JOIN articles a "
+                "ON a.id = o.article_id WHERE o.route IN ("
+                f"{','.join('?' * len(names))}) AND o.state IN ({UNSENT_ALERT_SQL}) "
+                "AND o.kind = 'alert' AND a.source = ?)",
+                (reason, iso(now()), *names, source))
+            return cur.rowcount
 
     async def requeue_interrupted(self, route: str | None = None) -> int:
         """Put rows left ``sending`` by a crash back to ``pending``; returns how many. With
