@@ -581,8 +581,10 @@ def story_message(update: StoryUpdate, *, repost: bool = False,
 
 def thread_name(headline: str) -> str:
     """A thread's name from a story's headline: one line, inside Discord's 100 characters,
-    never empty. Names are plain text (no markdown), so nothing is escaped."""
-    name = _WS.sub(" ", headline).strip()
+    never empty. Names are plain text (no markdown), so no markdown is escaped; a direction
+    control that reorders text shows as its escape (see :func:`visible`), as in the embed's
+    title."""
+    name = visible(_WS.sub(" ", headline).strip())
     return truncate(name, LIMITS["thread_name"]) or "Story"
 
 

@@ -5,6 +5,7 @@ delivery errors. Every request must be one Discord's OpenAPI spec accepts."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -323,3 +324,34 @@ def test_thread_names_fit_discord() -> None:
     assert len(long) <= 100 and long.endswith("…")
     assert thread_name(" \n\t ") == "Story"
     assert not re.search(r"\s{2,}", thread_name("a \n\n b"))
+
+
+def test_a_direction_control_in_a_headline_shows_as_its_escape_in_names_and_labels() -> None:
+    """A forum post's or story thread's name and /search's "expand a story" choices carried a
+    right-to-left override as it came, applied (the embed's title shows its escape): the
+    headline read reversed from there on."""
+    from datetime import UTC, datetime
+
+    from bot.embeds import ResultLine, thread_name
+    from bot.exts.lookup._views import PagedResults
+    from watchers.models import Article
+    from watchers.store.base import StoryRecord
+
+    evil = "Troops \u202eesrever ni daer\u202c near Kharkiv"
+    assert thread_name(evil) == "Troops \\u202eesrever ni daer\\u202c near Kharkiv"
+    now = datetime.now(UTC)
+    story = StoryRecord(id="s" + "1" * 20, headline=evil, first_seen=now, last_seen=now,
+                        articles=2, outlets=("dw", "npr"))
+    article = Article(id="a1", source="dw", url="https://x.example/1", title=evil,
+                      text="troops", published=now)
+
+    async def expand(_: object) -> None:
+        return None
+
+    async def labels() -> list[str]:  # a view is made inside a running loop
+        view = PagedResults("Search: troops", [ResultLine(article, None, story, 1)],
+                            expand=expand)
+        return [o.label for o in view.expand.options]
+
+    (label,) = asyncio.run(labels())
+    assert "\u202e" not in label and "\\u202e" in label

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import discord
 
-from bot.embeds import ResultLine, results_embed, truncate
+from bot.embeds import ResultLine, results_embed, truncate, visible
 
 __all__ = ["EXPIRED", "ExpiredResults", "PagedResults"]
 
@@ -93,7 +93,7 @@ class PagedResults(discord.ui.View):
         self.next.disabled = self.page >= self.pages - 1
         options = [
             discord.SelectOption(
-                label=truncate(line.story.headline.strip() or "(untitled)", 100),
+                label=truncate(visible(line.story.headline.strip()) or "(untitled)", 100),
                 value=line.story.id,
                 description=truncate(f"{len(line.story.outlets)} outlet(s) · "
                                      f"{line.story.articles} articles · {line.story.id}", 100))
