@@ -63,8 +63,10 @@ _SUPERSEDED = "another rule's alert posted the story on this route first"
 # post (see the SQLite store's).
 _WAITING = ("SELECT id, route, min_sources FROM outbox WHERE story_id = $1 AND "
             "state = 'waiting' ORDER BY id")
+# (Still waiting when updated: another process may have settled one meanwhile, as the story
+# window's end or a lowered wait does; the routes of those it released come back.)
 _RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = $2 "
-            "WHERE id = ANY($1::bigint[])")
+            "WHERE id = ANY($1::bigint[]) AND state = 'waiting' RETURNING route")
 # Each server route with the stored models of its server's follows (see OutletCount).
 _ROUTE_FEEDS = ("SELECT r.name, s.model FROM routes r JOIN sources s ON s.guild_id = r.guild_id "
                 "WHERE r.guild_id IS NOT NULL AND r.name = ANY($1::text[])")
@@ -90,9 +92,9 @@ async def release(conn: asyncpg.Connection, story: str, outlets: Sequence[str],
                if waits else [])
     count = await outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes])
     ready = count.releases(waiting)
-    if ready:
-        await conn.execute(_RELEASE, [i for i, _ in ready], when)
-    return {route for _, route in ready}, count
+    if not ready:
+        return set(), count
+    return {str(r[0]) for r in await conn.fetch(_RELEASE, [i for i, _ in ready], when)}, count
 
 
 async def story_batch(conn: asyncpg.Connection, story_ids: Sequence[str]) -> StoryBatch:
@@ -311,8 +313,7 @@ class StoriesMixin:
             route, outlets = str(row[0]), json.loads(row[2])
             if int(row[1]) > (await outlet_count(conn, outlets, [route])).on(route):
                 return False
-            await conn.execute(_RELEASE, [row_id], datetime.now(UTC))
-            return True
+            return bool(await conn.fetch(_RELEASE, [row_id], datetime.now(UTC)))
 
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
                             *, matches: Sequence[Match] = (),

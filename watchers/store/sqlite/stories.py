@@ -70,7 +70,8 @@ _SUPERSEDED = "another rule's alert posted the story on this route first"
 # release them.
 _WAITING = ("SELECT id, route, min_sources FROM outbox INDEXED BY outbox_story "
             "WHERE story_id = ? AND state = 'waiting'")
-_RELEASE = "UPDATE outbox SET state = 'pending', updated_at = ? WHERE id = ?"
+_RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = ? "
+            "WHERE id = ? AND state = 'waiting'")
 # Each server route with the stored models of its server's follows (see OutletCount).
 _ROUTE_FEEDS = ("SELECT r.name, s.model FROM routes r JOIN sources s ON s.guild_id = r.guild_id "
                 "WHERE r.guild_id IS NOT NULL AND r.name IN ({})")
