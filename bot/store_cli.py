@@ -115,6 +115,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
     import asyncio
 
     from watchers.rules.lookup import lookup_terms
+    from watchers.rules.text import KEYS_VERSION
     from watchers.store.copy import copy_store, describe_target, resolve_target, start_over
 
     source = resolve_target(args.source, what="--from")
@@ -126,6 +127,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
         # and how to start over.
         with stopped_like_ctrl_c():
             summary = asyncio.run(copy_store(source, destination, terms_of=lookup_terms,
+                                             keys_version=KEYS_VERSION,
                                              on_progress=report.progress))
     except KeyboardInterrupt:
         report.done()

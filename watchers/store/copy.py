@@ -346,7 +346,13 @@ class _Dest(Protocol):
                     terms: Sequence[str] | None,
                     links: Sequence[str] | None = None) -> None: ...
     async def mark(self, *, complete: bool) -> None: ...
+    async def keys(self, version: int) -> None: ...
     async def finish(self) -> None: ...
+
+
+# The copy's lookup indexes hold the words of the terms function it was given: marked with its
+# keys version, so that the first writer to open the copy does not rebuild them.
+_KEYS = "UPDATE index_keys SET version = {}, building = NULL, after = 0"
 
 
 def _q(name: str) -> str:
@@ -453,6 +459,10 @@ class _SqliteDest:
         async with self.db.tx() as tx:
             await tx.execute(f"PRAGMA application_id={int(app)}")
 
+    async def keys(self, version: int) -> None:
+        async with self.db.tx() as tx:
+            await tx.execute(_KEYS.format("?"), (version,))
+
     async def finish(self) -> None:
         # SQLite assigns the next rowid past the largest one; nothing to move.
         return None
@@ -505,6 +515,9 @@ class _PgDest:
         async with self.db.tx() as conn:
             await conn.execute("UPDATE schema_version SET application = $1",
                                "newswatch" if complete else COPYING_PG_MARK)
+
+    async def keys(self, version: int) -> None:
+        await self.db.execute(_KEYS.format("$1"), version)
 
     async def finish(self) -> None:
         async with self.db.tx() as conn:
@@ -623,13 +636,17 @@ async def copy_store(
     destination: str,
     *,
     terms_of: TermsOf,
+    keys_version: int | None = None,
     batch: int = BATCH,
     on_progress: Callable[[CopyProgress], None] | None = None,
 ) -> CopySummary:
     """Copy every table of the store at ``source`` into the empty store at ``destination``
     (each an SQLite path or a ``postgresql://`` URL), then count both sides.
 
-    ``terms_of(title, text)`` gives an article's lookup terms (the engine's own function).
+    ``terms_of(title, text)`` gives an article's lookup terms (the engine's own function), of
+    the word keys ``keys_version`` (:data:`watchers.rules.text.KEYS_VERSION`): the copy's
+    lookup indexes are marked with it (None: left unmarked, which has the first writer to open
+    the copy rebuild them).
     ``on_progress`` is called as each table starts and after each batch. Raises StoreError
     before writing anything for a source being written, an old or foreign source, or a
     destination that holds data; after that, a failure (or cancellation) leaves the destination
@@ -652,6 +669,8 @@ async def copy_store(
         try:
             await _copy_rows(src, dst, plan, totals, terms_of=terms_of, batch=batch,
                              on_progress=on_progress)
+            if keys_version is not None:
+                await dst.keys(keys_version)
             await dst.finish()
             counts = tuple([TableCount(t, totals[t], await dst.count(t)) for t in TABLES])
         except StoreError as exc:
