@@ -136,13 +136,17 @@ class Tenancy:
 
     def feed(self, url: str) -> FeedSourceConfig | None:
         """The source that polls ``url`` for its followers (None: nobody follows it): polled
-        as often as the most eager follower asked."""
+        as often as the most eager follower asked, its first poll's ``backfill`` the largest
+        any asked for."""
         followers = self.followers(url)
         if not followers:
             return None
         every = min((f.every for f in followers), default=timedelta(minutes=10))
+        # The first poll's newest items that may alert: as many as the most asked for (only
+        # the first poll reads it, so a later follower's changes nothing).
+        backfill = max((getattr(f, "backfill", 0) for f in followers), default=0)
         return FeedSourceConfig(type="feed", name=feed_key(url), url=url.strip(), every=every,
-                                origin="store")
+                                backfill=backfill, origin="store")
 
     def feeds(self) -> list[FeedSourceConfig]:
         """Every followed feed, once."""

@@ -792,3 +792,21 @@ async def test_a_feed_unfollowed_while_its_poll_is_under_way_is_matched_by_no_ru
             assert await engine.store.alerts() == []
             (hit,) = (await engine.search("troops")).hits  # stored, matched by no rule
             assert await engine.store.matches_for(hit.article.id) == []
+
+
+async def test_a_follows_backfill_lets_the_first_polls_newest_items_alert(tmp_path: Path
+                                                                          ) -> None:
+    """As a config file's feed's does: the follow's backfill was stored and then left out of
+    the feed that polls it, so its first poll alerted nothing."""
+    async with FeedServer() as feeds:
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"),
+                                          ("g2", "Troops reach Odesa"),
+                                          ("g3", "Troops leave Kherson"))))
+        sink = RecordingSink()
+        async with open_engine(config(tmp_path), start=False, default_sink=sink) as engine:
+            route = await server_rule(engine, A, "troops", "troops")
+            await engine.add_source({"name": "wire", "url": feeds.url("/wire"), "backfill": 2},
+                                    guild=A)
+            await engine.add_source({"name": "same", "url": feeds.url("/wire")}, guild=B)
+            await engine.run_once()
+            assert [a.route for a in sink.alerts] == [route, route]  # two of the three
