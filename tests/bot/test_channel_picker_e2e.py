@@ -293,6 +293,10 @@ async def test_a_servers_channel_takes_route_settings_from_discord(running: Runn
     # commas only name no time: refused, not taken as clearing the setting
     bad = await ask(emu, A, "channels set", {"channel": ops, "digest_at": ",,,"})
     assert bad.ephemeral and "names no time of day" in _shown(bad)
+    # a thread holds no threads: each story's update asked Discord for one, refused (50024)
+    thread = emu.threads(_ch(emu, A, "alerts").id)[0]
+    bad = await ask(emu, A, "channels set", {"channel": thread.id, "stories": "thread"})
+    assert bad.ephemeral and "a thread holds no threads of its own" in _shown(bad)
     # (a refused setting made the channel a route all the same, listed with defaults)
     assert not engine.server_routes(A)
     assert "No channel" in (await ask(emu, A, "channels list")).content

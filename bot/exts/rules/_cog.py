@@ -397,6 +397,12 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
             raise NewswatchError("Channels belong to a server: run /channels set in a server")
         picked = postable_channel(guild, channel if channel is not None
                                   else interaction.channel_id or 0)
+        if stories == "thread" and isinstance(picked, discord.Thread):
+            # Discord starts no thread inside a thread: each story's update asked for one,
+            # was refused (50024) and fell back to an edit.
+            raise OptionError(f"stories: <#{picked.id}> is a thread, and a thread holds no "
+                              "threads of its own; choose edit (the alert's message is "
+                              "edited) or off")
         engine = self.engine
         had = {r.channel_id for r in engine.server_routes(guild.id).values()}
         changes: dict[str, Any] = {}
