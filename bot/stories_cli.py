@@ -60,7 +60,7 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
     value = doc.get(field)
     if value is None or (required and value == ""):
         if required:
-            raise _Bad(f"missing '{field}'")
+            raise _Bad(f"missing '{field}'" if value is None else f"'{field}' is empty")
         return None
     if not isinstance(value, str):
         raise _Bad(f"'{field}' must be a string, not {type(value).__name__}")

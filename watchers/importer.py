@@ -166,8 +166,8 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
         raise BadLine(f"expected a JSON object, got {type(doc).__name__}")
     title = doc.get("title")
     if not isinstance(title, str) or not title.strip():
-        raise BadLine("missing 'title'" if title in (None, "") else
-                      "'title' must be a non-empty string")
+        raise BadLine("missing 'title'" if title is None else "'title' is empty"
+                      if title == "" else "'title' must be a non-empty string")
     if not readable(title).strip():
         # A zero-width space, a soft hyphen or a NUL alone was stored as an empty title.
         raise BadLine("'title' holds only invisible characters")

@@ -236,6 +236,7 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("line", "reason"), [
     (b'{"title": 5}', "'title' must be a non-empty string"),
     (b'{"title": "  "}', "'title' must be a non-empty string"),
+    (b'{"title": ""}', "'title' is empty"),  # it said "missing"
     # stored as an empty title
     (b'{"title": "\\u200b"}', "'title' holds only invisible characters"),
     (b'{"title": "\\u00ad\\u2060 \\ufeff"}', "'title' holds only invisible characters"),
