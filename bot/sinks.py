@@ -411,8 +411,13 @@ class DiscordSink:
             try:
                 sent: str | None
                 if forum and first is not None:  # the digest's post holds its later parts
-                    sent = await self._send_channel(ChannelTarget(int(first)), kwargs,
-                                                    _part_nonce(digest.nonce, i))
+                    # A retry looks in the post first, as for a channel's parts below.
+                    sent = None
+                    if digest.maybe_sent or digest.attempt > 1:
+                        sent = await self._find_in_channel(int(first), kwargs)
+                    if sent is None:
+                        sent = await self._send_channel(ChannelTarget(int(first)), kwargs,
+                                                        _part_nonce(digest.nonce, i))
                 else:
                     # A retry looks for each part first, as an alert's does: the nonce
                     # alone let a part post twice after a lost answer and a long outage.
@@ -522,9 +527,15 @@ class DiscordSink:
 
     async def _reply_in_post(self, update: StoryUpdate) -> None:
         post = self._need_client().get_partial_messageable(int(update.message_id))
+        line = thread_line(update)
+        # A retry looks in the post first, as a story thread's line does: the nonce alone let
+        # the reply post twice after a lost answer and a long outage.
+        if (update.attempt > 1 or update.maybe_sent) and await self._find_in_channel(
+                int(update.message_id), line) is not None:
+            return
         try:
             async with self._request_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE}):
-                await post.send(nonce=update.nonce, **thread_line(update))
+                await post.send(nonce=update.nonce, **line)
         except PermanentDeliveryError as exc:
             if not exc.pause_destination:
                 raise

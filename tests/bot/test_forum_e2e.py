@@ -190,6 +190,56 @@ async def test_a_post_whose_answer_was_lost_is_found_not_made_twice(
     assert emu.validate_all() == []
 
 
+async def test_a_reply_whose_answer_was_lost_is_found_not_made_twice(
+        emu: DiscordEmulator, sink: DiscordSink) -> None:
+    """Retried after Discord forgot its nonce (a backoff, an outage, a restart), a story's
+    reply in its post was posted again: a story thread's line looked first, a post's not."""
+    mid = await sink.deliver(alert("troops"))
+    assert mid is not None
+    emu.inject("POST /channels/{channel_id}/messages", "reset_after_receive")
+    with pytest.raises(UncertainDeliveryError):
+        await sink.update(update(2, "DW", mid))
+    emu.nonce_window = 0.0
+    await sink.update(replace(update(2, "DW", mid, maybe_sent=True), attempt=2))
+    (post,) = emu.threads(FORUM)
+    assert [m.content.split(":")[0] for m in emu.messages(post.id)[1:]] == ["DW"]
+    assert emu.validate_all() == []
+
+
+async def test_a_digest_part_whose_answer_was_lost_is_found_not_made_twice(
+        emu: DiscordEmulator, sink: DiscordSink) -> None:
+    """A digest's later parts are replies in its post: retried after Discord forgot their
+    nonces, the part whose answer was lost was posted again (a channel's parts looked
+    first)."""
+    from collections import Counter
+
+    from bot.embeds import digest_messages
+    from watchers.delivery import Digest, DigestItem
+
+    when = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    rule = RuleConfig(name="troops", query="troops")
+    digest = Digest(id=42, route="alerts", nonce="digest-nonce-42", attempt=1,
+                    reason="digest", since=when, items=tuple(
+                        DigestItem(article=Article(
+                            id=f"a{i}", source="wire", url=f"https://news.example/{i}",
+                            published=when,
+                            title=f"Troops report {i:03d}: a convoy was seen on the river road "
+                                  f"before dawn, and residents of district {i} describe it"),
+                                   rules=(rule,), story=None, newest=when)
+                        for i in range(40)))
+    parts = len(digest_messages(digest))
+    assert parts >= 2  # the first makes the post, the second is a reply in it
+    emu.inject("POST /channels/{channel_id}/messages", "reset_after_receive")  # part 2
+    with pytest.raises(UncertainDeliveryError):
+        await sink.digest(digest)
+    emu.nonce_window = 0.0
+    await sink.digest(replace(digest, attempt=2, maybe_sent=True))
+    (post,) = emu.threads(FORUM)
+    footers = Counter(m.embeds[0]["footer"]["text"] for m in emu.messages(post.id) if m.embeds)
+    assert len(footers) == parts and set(footers.values()) == {1}
+    assert emu.validate_all() == []
+
+
 async def test_a_forum_the_cache_does_not_know_is_learnt_from_discords_refusal() -> None:
     async with DiscordEmulator(token=TOKEN) as emu, emu.patch_discord():
         client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=0.05)
