@@ -102,6 +102,8 @@ _EVIDENCE_SETS: Final = 256
 # alert of one is not sent.
 UNFOLLOWED: Final = "unfollowed feed"
 UNFOLLOWED_REASON: Final = "its server no longer follows the feed it came from"
+# Why an alert of a rule muted since it matched is not sent.
+MUTED_REASON: Final = "its rule was muted before it was sent"
 
 # The route whose sink is being called now, in the task that calls it (and the tasks it
 # starts): a sink that calls back into what waits for its own send is refused, not left to
@@ -1300,7 +1302,15 @@ class DeliveryService:
         """Deliver a digest row: its members grouped by story (a story's articles are one
         line), each with the rules that fired and the story as it is now."""
         groups: dict[str, list[OutboxRow]] = {}
+        mutes = set(await self.store.mutes(now=self.clock.now()))
         for member in await self.store.digest_members(row.id):
+            if member.state == "rejected":
+                continue
+            if member.rules and {r.key for r in member.rules} <= mutes:
+                # A muted rule posts nothing, not even in a digest of what it matched before
+                # (as an alert of it waiting to be sent is refused).
+                await self.store.mark_rejected(member.id, MUTED_REASON)
+                continue
             key = member.story_id or member.article_id or str(member.id)
             groups.setdefault(key, []).append(member)
         items: list[DigestItem] = []
@@ -1353,7 +1363,7 @@ class DeliveryService:
         # channel, a long wait for corroboration): a muted rule posts nothing.
         if keys <= set(await self.store.mutes(now=self.clock.now())):
             return ("its rule was muted while it waited for corroboration" if waited
-                    else "its rule was muted before it was sent")
+                    else MUTED_REASON)
         return None
 
     async def _unseen_update(self, row: OutboxRow) -> bool:

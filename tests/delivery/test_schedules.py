@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.fakes.sinks import RecordingSink
 from tests.service._harness import deliver
 from tests.store._support import art, match, rule
@@ -109,6 +111,31 @@ async def test_quiet_hours_keep_alerts_for_a_morning_digest_and_critical_breaks_
         day = await write(store, 1, tag="day")
         await delivery.drain()
         assert sink.alerts[-1].article.id == day[0]  # after the quiet hours: at once
+
+
+@pytest.mark.parametrize(("cfg", "start", "due"), [
+    (route(quiet_hours="22:00-07:00"), datetime(2022, 3, 25, 23, 0, tzinfo=UTC),
+     datetime(2022, 3, 26, 7, 0, tzinfo=UTC)),
+    (route(mode="digest", digest_at=["18:00"]), datetime(2022, 3, 25, 9, 0, tzinfo=UTC),
+     datetime(2022, 3, 25, 18, 0, tzinfo=UTC)),
+])
+async def test_a_rule_muted_after_its_alerts_were_kept_shows_none_of_them_in_the_digest(
+        tmp_path: Path, cfg: RouteConfig, start: datetime, due: datetime) -> None:
+    """A muted rule posts nothing, not even what it matched before that is still waiting
+    (the docs' word): kept for a digest, its alerts were listed in it all the same."""
+    clock = ManualClock(start)
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, 2, tag="night")
+        delivery = service(store, sink, clock, cfg)
+        await delivery.drain()
+        assert sink.alerts == [] and sink.digests == []  # kept
+        await store.mute("troops", start + timedelta(days=2))
+        clock.set(due)
+        await delivery.drain()
+        assert carried(sink) == [] and sink.alerts == []
+        rejected = await store.alerts(kind="alert", state="rejected")
+        assert [r.reason for r in rejected] == ["its rule was muted before it was sent"] * 2
 
 
 async def test_past_the_hourly_cap_alerts_fold_into_a_digest_and_none_is_lost(
