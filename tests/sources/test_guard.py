@@ -38,6 +38,8 @@ BLOCKED_HOSTS = [
     "169.254.169.254",
     "169.254.1.1",
     "[fe80::1]",
+    "[fec0::1]",  # site-local (deprecated, internal where still used): Python passed it
+    "[feff::1]",
     "[fc00::1]",
     "[fd00:ec2::254]",
     "[::ffff:169.254.169.254]",

@@ -103,6 +103,10 @@ def blocked_reason(ip: IPAddress, allowed: Sequence[IPNetwork] = ()) -> str | No
         return "an unspecified address"
     if ip.is_link_local:
         return "a link-local address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        # fec0::/10, deprecated (RFC 3879) but internal where it is still used; Python counts
+        # it neither private nor non-global.
+        return "a site-local address"
     if ip.is_multicast:
         return "a multicast address"
     if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
