@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -191,6 +192,28 @@ def test_a_json_feed_item_with_an_id_too_long_for_a_number_loses_nothing() -> No
     feed = parse_feed(body, url=URL, content_type="application/feed+json")
     assert [((e.guid or "")[:5], e.title) for e in feed.entries] == [("77777", "Long id"),
                                                                     ("3", "Short id")]
+
+
+@pytest.mark.parametrize("encode", [
+    # one Windows-1252 byte in a feed labelled UTF-8 (a legacy tool wrote the title)
+    lambda text: text.encode("cp1252"),
+    # UTF-8 (its é kept) with a stray Windows-1252 quote pair, a mark of UTF-8 before it
+    lambda text: b"\xef\xbb\xbf" + text.encode("utf-8").replace(b" owners", b" \x93owners\x94"),
+    # UTF-16 with its mark, either byte order
+    lambda text: text.encode("utf-16"),
+    lambda text: b"\xfe\xff" + text.encode("utf-16-be"),
+])
+def test_a_json_feed_not_in_plain_utf8_loses_nothing(encode: Callable[[str], bytes]) -> None:
+    """As its RSS twin reads: the whole feed was "invalid JSON", every item lost and a failure
+    counted toward pausing the source."""
+    text = ('{"version": "https://jsonfeed.org/version/1.1", "items": ['
+            '{"id": "j1", "url": "https://x.example/1", "title": "Troops gather at the border"}, '
+            '{"id": "j2", "url": "https://x.example/2", "title": "Caf\u00e9 owners protest"}]}')
+    feed = parse_feed(encode(text), url=URL, content_type="application/feed+json; charset=utf-8")
+    assert len(feed.entries) == 2 and feed.entries[0].title == "Troops gather at the border"
+    assert feed.entries[1].title in ("Caf\u00e9 owners protest",
+                                     "Caf\u00e9 \u201cowners\u201d protest")
+    assert "\ufffd" not in feed.entries[1].title
 
 
 @pytest.mark.parametrize(("bom", "codec"), [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),

@@ -561,12 +561,51 @@ def _json_str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+# The byte order marks of UTF-32 and UTF-16, longest first, with their codecs (RFC 8259 asks
+# for UTF-8, but a feed in UTF-16 with its mark is read as its RSS twin is).
+_JSON_MARKS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+               (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _legacy_byte(b: int) -> str:
+    """A byte that is not UTF-8, read as Windows-1252 does (as Latin-1 where it defines none)."""
+    try:
+        return bytes([b]).decode("cp1252")
+    except UnicodeDecodeError:
+        return chr(b)
+
+
+def _json_text(body: bytes) -> str:
+    """A JSON Feed's text: UTF-8 (a mark of UTF-8, UTF-16 or UTF-32 read as it says), each byte
+    that is not UTF-8 read as Windows-1252 — a "Café" written by a legacy tool in a feed
+    labelled UTF-8 cost the whole feed ("invalid JSON"), where the same byte in RSS costs
+    nothing."""
+    for mark, codec in _JSON_MARKS:
+        if body.startswith(mark):
+            return body.decode(codec, errors="replace").removeprefix("\ufeff")
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    out: list[str] = []
+    start = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+    while start < len(body):
+        try:
+            out.append(body[start:].decode("utf-8"))
+            break
+        except UnicodeDecodeError as exc:
+            out.append(body[start:start + exc.start].decode("utf-8"))
+            out.append("".join(map(_legacy_byte, body[start + exc.start:start + exc.end])))
+            start += exc.end
+    return "".join(out)
+
+
 def _parse_json(body: bytes, url: str) -> ParsedFeed:
     try:
         # A number too long for int() (over 4,300 digits: an item's id, say) stays text, so
         # one such value does not make the whole feed invalid JSON.
-        doc = loads_json(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        doc = loads_json(_json_text(body))
+    except (ValueError, RecursionError):
         raise FeedFormatError(f"{url} is not a feed: invalid JSON", "invalid-json") from None
     if not isinstance(doc, dict) or not (
         _JSON_FEED_VERSION.match(_json_str(doc.get("version")))
