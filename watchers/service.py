@@ -951,7 +951,9 @@ class WatchService:
                                     else self.surge.enabled):
                 continue
             last = await self.store.last_surge(name)
-            if last is not None and now - last < self.surge.cooldown:
+            # (A last surge stamped by a clock that ran ahead by more than the cooldown, and was
+            # set back since, does not hold the rule's surges until the clock catches up.)
+            if last is not None and abs(now - last) < self.surge.cooldown:
                 continue
             recent = await self.store.match_times([name], now - timedelta(hours=1))
             if len(recent[name]) < self.surge.min_count:  # most polls stop at this count

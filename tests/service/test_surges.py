@@ -93,6 +93,32 @@ async def test_the_service_posts_one_surge_with_top_stories_then_cools_down(tmp_
         await service.aclose()
 
 
+async def test_a_last_surge_stamped_by_a_clock_that_ran_ahead_holds_no_surge(tmp_path: Path
+                                                                             ) -> None:
+    """The clock was a day fast when the rule last surged, and was set back: the service took
+    the rule for cooling down (a negative time since its last surge) for a day."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    clock = ManualClock(datetime.now(UTC))
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        fast = clock.now() + timedelta(days=1)
+        await store.add_surge("troops", "alerts", "a day ahead", fast)
+        service = watch(store, sources=[folder("inbox", inbox).model_copy(
+                            update={"settle": timedelta(0)})],
+                        rules=[rule("troops", "troops", surge=True)], clock=clock,
+                        surge=SurgeConfig(min_count=5, cooldown=timedelta(hours=2)))
+        for i in range(3):
+            (inbox / f"q{i}.txt").write_text(f"Quiet item {i}\nTroops drill, routine {i}.")
+        await service.run_once()
+        for i in range(8):
+            (inbox / f"b{i}.txt").write_text(f"Column {i} crosses border\nTroops cross the "
+                                             f"border at point {i}.")
+        await service.run_once()
+        assert [r.text is not None and r.text.startswith("📈")
+                for r in await store.alerts(kind="surge")] == [False, True]
+        await service.aclose()
+
+
 async def test_a_first_polls_backlog_and_a_muted_rule_post_no_surge(tmp_path: Path) -> None:
     """A new feed's first poll brought forty month-old items: recorded as matched now, they
     made a surge ("960× usual") then and a live item's poll surged again. Now a backlog counts

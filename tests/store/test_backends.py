@@ -1088,6 +1088,24 @@ async def test_surges_and_match_times(one: Store) -> None:
     assert await one.rule_match_counts() == {"troops": 3}
 
 
+async def test_a_surge_stamped_by_a_clock_that_ran_ahead_holds_no_later_surge(one: Store
+                                                                              ) -> None:
+    """A clock a day fast stamped the rule's last surge, then was set back: the rule stayed
+    "cooling down" until the fast time plus the cooldown. A stamp ahead by less than the
+    cooldown (two machines' clocks apart by seconds) still holds."""
+    cooldown = timedelta(hours=6)
+    real = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+    fast = real + timedelta(days=1)
+    assert await one.add_surge("troops", "ops", "first", fast, not_since=fast - cooldown)
+    skewed = fast - timedelta(seconds=30)
+    assert await one.add_surge("troops", "ops", "twice", skewed,
+                               not_since=skewed - cooldown) == 0
+    now = real + timedelta(hours=12)
+    assert await one.add_surge("troops", "ops", "second", now, not_since=now - cooldown)
+    assert await one.last_surge("troops") == now
+    assert [r.text for r in await one.alerts(kind="surge")] == ["first", "second"]
+
+
 # ------------------------------------------------------------------ lookups
 
 

@@ -113,12 +113,16 @@ class ScheduleMixin:
                         not_since: datetime | None = None) -> int:
         """Queue a surge alert on a route and start the rule's cooldown, in one transaction;
         with ``not_since``, only if the rule's last surge is older (else 0, nothing written):
-        two polls (or workers) that found the same surge at once post it once."""
+        two polls (or workers) that found the same surge at once post it once; a last surge
+        as far ahead of ``at`` as ``not_since`` is behind it (a clock that ran ahead) holds
+        nothing."""
+        ahead = None if not_since is None else at + (at - not_since)
         async with self._db.tx() as conn:
             taken = await conn.fetchval(
                 "INSERT INTO surges (rule, last_at) VALUES ($1, $2) ON CONFLICT (rule) "
                 "DO UPDATE SET last_at = excluded.last_at WHERE $3::timestamptz IS NULL "
-                "OR surges.last_at < $3::timestamptz RETURNING rule", rule, at, not_since)
+                "OR surges.last_at < $3::timestamptz OR surges.last_at > $4::timestamptz "
+                "RETURNING rule", rule, at, not_since, ahead)
             if taken is None:
                 return 0  # cooling down: another poll or worker posted this surge
             return await insert_notice(conn, route, text, at, kind="surge")

@@ -129,14 +129,17 @@ class ScheduleMixin:
                         not_since: datetime | None = None) -> int:
         """Queue a surge alert on a route and start the rule's cooldown, in one transaction;
         with ``not_since``, only if the rule's last surge is older (else 0, nothing written):
-        two polls that found the same surge at once post it once."""
+        two polls that found the same surge at once post it once. A last surge as far ahead
+        of ``at`` as ``not_since`` is behind it was stamped by a clock that ran ahead, and
+        holds nothing."""
         when = iso(at)
         async with self._db.tx() as tx:
             since = iso(not_since)
+            ahead = None if not_since is None else iso(at + (at - not_since))
             cur = await tx.execute(
                 "INSERT INTO surges (rule, last_at) VALUES (?, ?) ON CONFLICT (rule) "
-                "DO UPDATE SET last_at = excluded.last_at WHERE ? IS NULL OR surges.last_at < ?",
-                (rule, when, since, since))
+                "DO UPDATE SET last_at = excluded.last_at WHERE ? IS NULL OR surges.last_at < ? "
+                "OR surges.last_at > ?", (rule, when, since, since, ahead))
             if cur.rowcount != 1:
                 return 0  # cooling down: another poll posted this surge
             cur = await tx.execute(
