@@ -248,6 +248,9 @@ async def test_a_document_of_nothing_but_markup_is_refused_before_parsing() -> N
     with pytest.raises(FeedFormatError, match="tags and entity references") as info:
         await asyncio.to_thread(parse_feed, body, url="https://x/", content_type=None)
     assert info.value.kind == "too-complex"
+    # it said "is not a feed", and nothing of the limit's being fixed
+    assert "holds more markup than a feed is parsed with" in str(info.value)
+    assert "the limit being 250,000" in str(info.value) and "max_bytes" in str(info.value)
     assert time.monotonic() - started < 1
 
 

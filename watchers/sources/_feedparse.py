@@ -695,8 +695,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed
     tokens = body.count(b"<") + body.count(b"&")
     if tokens > MAX_MARKUP_TOKENS:
         raise FeedFormatError(
-            f"{url} is not a feed we will parse: {tokens} tags and entity references "
-            f"(limit {MAX_MARKUP_TOKENS})",
+            f"{url} holds more markup than a feed is parsed with: {tokens} tags and entity "
+            f"references, the limit being {MAX_MARKUP_TOKENS:,} (about 3 MB of a typical "
+            "feed; a larger max_bytes does not raise it)",
             "too-complex",
         )
     try:
