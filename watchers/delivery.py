@@ -1267,7 +1267,11 @@ class DeliveryService:
             end = cap_window_end(now)
             if await self.store.sent_since(row.route, end - timedelta(hours=1),
                                            end) >= cfg.max_per_hour:
-                until, why = cap_window_end(now), "cap"
+                until, why = end, "cap"
+                if cfg.quiet_hours and (later := quiet_end(cfg, end)) is not None:
+                    # The hour rolls over inside quiet hours: kept until they end (its cap
+                    # digest went out at 22:00 of quiet hours beginning then).
+                    until, why = later, "quiet hours"
         if until is None:
             return False
         await self.store.schedule(row.id, until, why)

@@ -161,6 +161,27 @@ async def test_past_the_hourly_cap_alerts_fold_into_a_digest_and_none_is_lost(
         assert [a.article.id for a in sink.alerts][-2:] == more
 
 
+async def test_alerts_past_the_cap_when_the_hour_rolls_over_into_quiet_hours_wait_for_them(
+        tmp_path: Path) -> None:
+    """Folded by the cap at 21:30, they went out in a cap digest at 22:00, the quiet hours'
+    first minute: they now wait for the quiet hours' end, as the alerts kept by them do."""
+    cfg = route(quiet_hours="22:00-07:00", max_per_hour=2)
+    clock = ManualClock(datetime(2022, 3, 25, 21, 30, tzinfo=UTC))
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        ids = await write(store, 5, tag="evening")
+        delivery = service(store, sink, clock, cfg)
+        await delivery.drain()
+        assert [a.article.id for a in sink.alerts] == ids[:2]
+        clock.set(datetime(2022, 3, 25, 22, 0, tzinfo=UTC))
+        await delivery.drain()
+        assert sink.digests == []
+        clock.set(datetime(2022, 3, 26, 7, 0, tzinfo=UTC))
+        await delivery.drain()
+        (digest,) = sink.digests
+        assert digest.reason == "quiet hours" and sorted(carried(sink)) == sorted(ids[2:])
+
+
 async def test_a_digest_due_while_stopped_goes_out_once_at_the_next_start(tmp_path: Path
                                                                           ) -> None:
     cfg = route(mode="digest", digest_every="1h")
