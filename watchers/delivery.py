@@ -622,7 +622,9 @@ class DeliveryService:
     async def digest_now(self, route: str) -> int:
         """Send what the route keeps for a digest now (``/digest now``); returns how many
         alerts the digest carries (0: nothing was waiting)."""
-        n = await self.store.digest_now(route, self.clock.now())
+        cfg = self._route_config(route)
+        n = await self.store.digest_now(route, self.clock.now(),
+                                        pending=cfg is not None and cfg.mode == "digest")
         if n:
             await self._make_digests()
             self.wake()

@@ -182,6 +182,33 @@ async def test_alerts_past_the_cap_when_the_hour_rolls_over_into_quiet_hours_wai
         assert digest.reason == "quiet hours" and sorted(carried(sink)) == sorted(ids[2:])
 
 
+async def test_digest_now_takes_a_digest_routes_alerts_not_yet_claimed(tmp_path: Path
+                                                                         ) -> None:
+    """Alerts written while a digest route backs off (its last digest met a 503) were still
+    'pending': /digest now said nothing was waiting, and once the route was retried they were
+    kept for the next scheduled digest, an hour later."""
+    from watchers.errors import TransientDeliveryError
+
+    cfg = route(mode="digest", digest_every="1h")
+    clock = ManualClock(datetime(2022, 3, 25, 10, 30, tzinfo=UTC))
+    sink = RecordingSink([TransientDeliveryError("503 Service Unavailable", retry_after=0.3)])
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        first = await write(store, 2, tag="first")
+        delivery = service(store, sink, clock, cfg)
+        await delivery.drain()
+        assert await delivery.digest_now("alerts") == 2
+        await delivery.drain()  # the digest fails: the route backs off
+        later = await write(store, 3, tag="later")
+        await delivery.drain()
+        assert await delivery.digest_now("alerts") == 3
+        await asyncio.sleep(0.4)
+        await delivery.drain()
+        await delivery.drain()
+        assert [sorted(i.article.id for i in d.items) for d in sink.digests] == [
+            sorted(first), sorted(later)]
+        assert (await delivery.status()).scheduled.get("alerts") is None
+
+
 async def test_a_digest_due_while_stopped_goes_out_once_at_the_next_start(tmp_path: Path
                                                                           ) -> None:
     cfg = route(mode="digest", digest_every="1h")

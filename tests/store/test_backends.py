@@ -969,6 +969,23 @@ async def test_every_article_belongs_to_one_story_and_each_route_posts_a_story_o
 # ------------------------------------------------------------------ schedule and surges
 
 
+async def test_digest_now_takes_a_routes_pending_alerts_when_asked(one: Store) -> None:
+    now = datetime.now(UTC)
+    for i, route in enumerate(["alerts", "alerts", "alerts", "ops"]):
+        x = art(f"Story {i}")
+        await put(one, x, [match(x)], [alert(route)])
+    kept, maybe, *_ = await one.claim_route("alerts", now=now, limit=2)
+    await one.schedule(kept.id, now + timedelta(hours=1), "digest")
+    await one.mark_maybe_sent(maybe.id)  # claimed, sent or not: never folded into a digest
+    await one.requeue_interrupted()
+    assert await one.digest_now("alerts", now) == 1  # the scheduled row alone
+    assert await one.digest_now("alerts", now, pending=True) == 2  # and the pending one
+    (digest,) = await one.make_digests(now)
+    members = await one.digest_members(digest)
+    assert maybe.id not in {m.id for m in members} and len(members) == 2
+    assert (await one.alert_counts(routes=["ops"])) == {"pending": 1}
+
+
 async def test_scheduled_rows_become_one_digest_per_route(one: Store) -> None:
     now = datetime.now(UTC)
     for i, route in enumerate(["alerts", "alerts", "ops"]):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
-from watchers.store.postgres._db import Pg
+from watchers.store.postgres._db import Pg, rowcount
 from watchers.store.postgres.outbox import OUTBOX_COLS, insert_notice, row_of
 
 # The alerts of a story that still speak for it on a route (see LIVE_ALERT_STATES).
@@ -77,11 +77,18 @@ class ScheduleMixin:
             f"SELECT {OUTBOX_COLS} FROM outbox WHERE digest_id = $1 ORDER BY id", digest_id)
         return [row_of(r) for r in rows]
 
-    async def digest_now(self, route: str, now: datetime) -> int:
-        """Make everything scheduled on the route due now; how many rows the digest carries."""
-        return await self._db.execute(
-            "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled'",
-            now, route)
+    async def digest_now(self, route: str, now: datetime, *, pending: bool = False) -> int:
+        """Make everything scheduled on the route due now; how many rows the digest carries
+        (``pending``: see the SQLite store's)."""
+        async with self._db.tx() as conn:
+            if pending:
+                await conn.execute(
+                    "UPDATE outbox SET state = 'scheduled', scheduled_for = $1, "
+                    "reason = 'digest', updated_at = $1 WHERE route = $2 AND kind = 'alert' "
+                    "AND state = 'pending' AND NOT maybe_sent", now, route)
+            return rowcount(await conn.execute(
+                "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled'",
+                now, route))
 
     async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]:
         """Per route: how many rows wait for a digest, and when the next one is due."""

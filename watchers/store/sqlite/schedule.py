@@ -90,14 +90,23 @@ class ScheduleMixin:
             "ORDER BY id", (digest_id,))
         return [row_of(r) for r in rows]
 
-    async def digest_now(self, route: str, now: datetime) -> int:
+    async def digest_now(self, route: str, now: datetime, *, pending: bool = False) -> int:
         """Make everything scheduled on the route due now (``/digest now``); returns how many
-        rows the next digest will carry."""
+        rows the next digest will carry. ``pending``: the route keeps every alert for its
+        digest, so its alerts not yet claimed (behind a digest being sent, or a backoff) join
+        it too — they were left for the next digest, and the command said nothing waited."""
         async with self._db.tx() as tx:
+            joined = 0
+            if pending:
+                cur = await tx.execute(
+                    "UPDATE outbox SET state = 'scheduled', scheduled_for = ?, reason = 'digest', "
+                    "updated_at = ? WHERE route = ? AND kind = 'alert' AND state = 'pending' "
+                    "AND maybe_sent = 0", (iso(now), iso(now), route))
+                joined = cur.rowcount
             cur = await tx.execute(
                 "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled'",
                 (iso(now), route))
-            return cur.rowcount
+            return max(cur.rowcount, joined)
 
     async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]:
         """Per route: how many rows wait for a digest, and when the next one is due."""
