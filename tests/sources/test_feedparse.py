@@ -194,6 +194,35 @@ def test_a_json_feed_item_with_an_id_too_long_for_a_number_loses_nothing() -> No
                                                                     ("3", "Short id")]
 
 
+@pytest.mark.parametrize(("title", "text"), [
+    ("&lt;b&gt;Bold&lt;/b&gt; troops news", "Bold troops news"),  # feedparser's own retyping
+    ("&lt;b&gt;Bold&lt;/b&gt; troops news &lt;script&gt;x()&lt;/script&gt;",
+     "Bold troops news"),
+    ("&lt;iframe src=x&gt;&lt;/iframe&gt;Troops news", "Troops news"),
+    ("Troops &lt;style&gt;.a{}&lt;/style&gt;news", "Troops news"),
+    ("<![CDATA[<b>Bold</b> troops <iframe></iframe>news]]>", "Bold troops news"),
+    ("Troops news &lt;img src=x onerror=alert(1)&gt;", "Troops news"),
+    # no tag: text as written
+    ("Kyiv &lt;3 its defenders, and 2 &lt; 3", "Kyiv <3 its defenders, and 2 < 3"),
+])
+def test_an_rss_title_holding_a_tag_is_read_as_html(title: str, text: str) -> None:
+    """feedparser calls RSS text HTML only when every tag is one it allows: a title with an
+    escaped script, iframe or style kept its tags as text (a rule "script" fired on it, and
+    title:"bold troops" missed it)."""
+    body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>'
+            f"<title>{title}</title><link>http://e.org/1</link></item></channel></rss>").encode()
+    (entry,) = parse_feed(body, url=URL, content_type="application/rss+xml").entries
+    assert entry.title == text
+
+
+def test_an_atom_text_title_keeps_what_looks_like_a_tag() -> None:
+    body = (b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>'
+            b'<entry><title type="text">Why &lt;script&gt; tags break pages</title>'
+            b'<link href="http://e.org/1"/><id>e1</id></entry></feed>')
+    (entry,) = parse_feed(body, url=URL, content_type="application/atom+xml").entries
+    assert entry.title == "Why <script> tags break pages"
+
+
 @pytest.mark.parametrize("encode", [
     # one Windows-1252 byte in a feed labelled UTF-8 (a legacy tool wrote the title)
     lambda text: text.encode("cp1252"),

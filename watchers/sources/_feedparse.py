@@ -355,24 +355,34 @@ def _raw(mapping: Any, key: str, default: Any = None) -> Any:
     return dict.get(mapping, key, default) if isinstance(mapping, dict) else default
 
 
-def _detail_text(detail: Any, value: Any) -> str:
+# A tag as HTML writes one: "<b>", "</b>", "<script>", "<img src=x onerror=…>" (not "<3" or
+# "a < b").
+_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?|/[a-zA-Z][a-zA-Z0-9]*\s*)/?>")
+
+
+def _detail_text(detail: Any, value: Any, *, rss: bool = False) -> str:
     """Plain text of a feedparser value, honouring the type its ``*_detail`` declares.
 
     The plain value wins over ``detail["value"]``: feedparser can let a later namespaced element
-    (an empty ``media:title``) overwrite the detail while the value stays right.
+    (an empty ``media:title``) overwrite the detail while the value stays right. ``rss``: the
+    value is an RSS element's, whose text is HTML where it holds a tag. feedparser calls such
+    text HTML only when every tag is one it allows and one is closed, so an escaped
+    ``<script>`` or ``<iframe>`` in a title was kept as text, tags and all (a rule "script"
+    fired on it, and ``title:"bold troops"`` missed "<b>Bold</b> troops"); an Atom text
+    construct says what it is.
     """
     if not isinstance(value, str):
         value = _raw(detail, "value") if isinstance(detail, dict) else None
     if not isinstance(value, str):
         value = ""
     kind = _raw(detail, "type", "") if isinstance(detail, dict) else ""
-    if kind in ("text/plain", "text"):
+    if kind in ("text/plain", "text") and not (rss and _TAG.search(value)):
         # feedparser already decoded it, and retypes RSS text that looks like HTML as text/html.
         return _tidy(value)
     return html_to_text(value)
 
 
-def _entry_text(entry: Any) -> str:
+def _entry_text(entry: Any, *, rss: bool = False) -> str:
     """The fullest body the entry carries: its longest content, else its summary."""
     candidates: list[tuple[Any, Any]] = []
     for content in _raw(entry, "content") or []:
@@ -382,7 +392,7 @@ def _entry_text(entry: Any) -> str:
         candidates.append((_raw(entry, "summary_detail"), _raw(entry, "summary")))
     best = ""
     for detail, fallback in candidates:
-        text = _detail_text(detail, fallback)
+        text = _detail_text(detail, fallback, rss=rss)
         if len(text) > len(best):
             best = text
     return best
@@ -475,12 +485,13 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
             f"{url} is not a feed: no RSS, Atom or RDF root{detail}", "not-a-feed"
         )
     feed = _raw(parsed, "feed") or {}
-    title = _one_line(_detail_text(_raw(feed, "title_detail"), _raw(feed, "title")))
+    rss = version.startswith("rss")
+    title = _one_line(_detail_text(_raw(feed, "title_detail"), _raw(feed, "title"), rss=rss))
     entries: list[RawEntry] = []
     skipped = _Skipped()
     for position, entry in enumerate(raw_entries, 1):
         try:
-            raw = _xml_entry(entry, url)
+            raw = _xml_entry(entry, url, rss=rss)
         except Exception as exc:  # one bad entry never loses the others
             skipped.add(position, _raw(entry, "id") or _raw(entry, "title"), exc)
             continue
@@ -504,7 +515,7 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
                       skipped=skipped.result(), cut_short=cut)
 
 
-def _xml_entry(entry: Any, url: str) -> RawEntry:
+def _xml_entry(entry: Any, url: str, *, rss: bool = False) -> RawEntry:
     base = _base_of(entry, url)
     guid = _raw(entry, "id")
     guid = _clip(guid.strip(), _MAX_GUID) if isinstance(guid, str) and guid.strip() else None
@@ -518,10 +529,11 @@ def _xml_entry(entry: Any, url: str) -> RawEntry:
         guid=guid,
         url=_entry_link(entry, base),
         title=_clip(
-            _one_line(_detail_text(_raw(entry, "title_detail"), _raw(entry, "title"))),
+            _one_line(_detail_text(_raw(entry, "title_detail"), _raw(entry, "title"),
+                                   rss=rss)),
             _MAX_TITLE,
         ),
-        text=_clip(_entry_text(entry), _MAX_TEXT),
+        text=_clip(_entry_text(entry, rss=rss), _MAX_TEXT),
         published=published,
     )
 
