@@ -815,6 +815,7 @@ class DeliveryService:
         if self._kept_routes is None:  # the first look: what this process has not seen yet
             self._kept_routes = list(await self.store.scheduled_routes())
         await self._follow_schedules(now, self._kept_routes)
+        await self._bound_schedules(now, self._kept_routes)
         if await self.store.make_digests(now):
             self.wake_event.set()
         wait = self.poll_interval
@@ -850,6 +851,30 @@ class DeliveryService:
                 if until is not None and await self.store.reschedule(route, reason, until):
                     log.info("route %s: alerts kept for %s now due %s (its settings changed)",
                              route, reason, until.isoformat(timespec="minutes"))
+
+    async def _bound_schedules(self, now: datetime, kept: Sequence[str]) -> None:
+        """What a route keeps is due no later than its settings allow from ``now``: its next
+        digest, the end of the quiet hours under way (else of the next ones, within a day),
+        the end of the clock hour for the cap. Only a clock that ran ahead and was set back
+        (kept alerts and surges were stamped by it) leaves rows due later: they were held
+        until the clock caught up, a day or a year."""
+        if self.routes is None:
+            return
+        for route in kept:
+            cfg = self.routes(route)
+            if cfg is None:
+                continue
+            bounds: dict[str, datetime | None] = {
+                "digest": next_digest(cfg, now) if cfg.mode == "digest" else None,
+                "quiet hours": (quiet_end(cfg, now) or now + timedelta(days=1))
+                if cfg.quiet_hours else None,
+                "cap": cap_window_end(now) if cfg.max_per_hour else None,
+            }
+            for reason, bound in bounds.items():
+                if bound is not None and await self.store.reschedule(route, reason, bound):
+                    log.warning("route %s: alerts kept for %s were due after %s, later than its "
+                                "settings allow (a clock that ran ahead?); due then now",
+                                route, reason, bound.isoformat(timespec="minutes"))
 
     async def _spawn_due(self) -> float:
         """Start a worker for every route with something due; return seconds until the next

@@ -209,6 +209,30 @@ async def test_digest_now_takes_a_digest_routes_alerts_not_yet_claimed(tmp_path:
         assert (await delivery.status()).scheduled.get("alerts") is None
 
 
+@pytest.mark.parametrize("ahead", [timedelta(days=1), timedelta(days=365)])
+async def test_alerts_kept_under_a_clock_that_ran_ahead_are_due_when_the_quiet_hours_end(
+        tmp_path: Path, ahead: timedelta) -> None:
+    """Kept by quiet hours while the clock was fast, then the clock was set back: they waited
+    for the quiet hours' end as the fast clock saw it (a day or a year later)."""
+    cfg = route(quiet_hours="22:00-07:00")
+    real = datetime(2022, 3, 25, 23, 0, tzinfo=UTC)
+    clock = ManualClock(real)
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        delivery = service(store, sink, clock, cfg)
+        first = await write(store, 1, tag="before")
+        await delivery.drain()  # kept, under the right clock
+        clock.set(real + ahead)
+        early = await write(store, 2, tag="fast-clock")
+        await delivery.drain()  # kept until the fast clock's 07:00
+        clock.set(real)  # the clock is set back
+        await delivery.drain()
+        clock.set(datetime(2022, 3, 26, 7, 0, tzinfo=UTC))
+        await delivery.drain()
+        assert sorted(carried(sink)) == sorted(first + early)
+        assert (await delivery.status()).scheduled.get("alerts") is None
+
+
 async def test_a_digest_due_while_stopped_goes_out_once_at_the_next_start(tmp_path: Path
                                                                           ) -> None:
     cfg = route(mode="digest", digest_every="1h")
