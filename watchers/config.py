@@ -319,11 +319,17 @@ class FetchConfig(_Strict):
     def _networks(cls, value: list[str]) -> list[str]:
         import ipaddress
 
+        bad = []
         for net in value:
             try:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
-                raise ValueError(f"{net!r} is not an IP network such as '10.1.2.0/24'") from None
+                bad.append(repr(net))
+        if len(bad) == 1:
+            raise ValueError(f"{bad[0]} is not an IP network such as '10.1.2.0/24'")
+        if bad:  # every one named, not the first alone
+            raise ValueError(f"{', '.join(bad[:-1])} and {bad[-1]} are not IP networks such as "
+                             "'10.1.2.0/24'")
         return value
 
 

@@ -115,6 +115,12 @@ def test_every_value_of_the_wrong_type_is_reported_at_once(tmp_path: Path) -> No
         "surge.sigma", "threshold", "rules[0].mention_roles", "rules[0].enabled"}
 
 
+def test_every_bad_network_of_allow_private_is_named(tmp_path: Path) -> None:
+    found = issues('[fetch]\nallow_private = ["nope", "10.0.0.0/8", "x/33"]\n', tmp_path)
+    assert found == ["fetch.allow_private: 'nope' and 'x/33' are not IP networks such as "
+                     "'10.1.2.0/24'"]
+
+
 def test_a_wrong_value_hides_no_other_kind_of_problem(tmp_path: Path) -> None:
     """Duplicate source names, a missing folder and an unknown channel are found in a config
     the model refuses too (they were only checked in a valid one): each is named with the
