@@ -82,7 +82,7 @@ from bot.embeds import (
     truncate,
 )
 from bot.logs import add_secret, redact
-from watchers.config import DiscordConfig, RouteConfig
+from watchers.config import WEBHOOK_URL, DiscordConfig, RouteConfig
 from watchers.delivery import Alert, Digest, Sink, StoryUpdate, UpdateResult
 from watchers.errors import (
     DeliveryError,
@@ -154,7 +154,7 @@ async def _release_after(lock: asyncio.Lock, delta: float) -> None:
 
 _release_webhook_locks_in_the_background()
 
-_WEBHOOK_URL = re.compile(r"^https?://[^/]+/api/(?:v\d+/)?webhooks/(\d+)/([\w-]+)/?$")
+_WEBHOOK_URL = WEBHOOK_URL  # the config's own pattern: what `check` passes, this posts to
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,8 @@ def _pg_url_problem(url: str) -> str | None:
 
 
 class DiscordConfig(_Strict):
+    # The environment variable that holds the bot's token: a name as a shell writes one
+    # ("" or "MY TOKEN" was taken, and run said there was no token "in $").
     token_env: str = "DISCORD_TOKEN"
     guild_ids: list[int] = Field(default_factory=list)
     admin_role: int | str | None = None
@@ -258,6 +260,14 @@ class DiscordConfig(_Strict):
     def _escalate_after(cls, value: timedelta) -> timedelta:
         if value < timedelta(minutes=1):
             raise ValueError("escalate_after must be at least 1m")
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _variable_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"{value[:60]!r} is not an environment variable's name (letters, "
+                             "digits and '_', not starting with a digit), such as DISCORD_TOKEN")
         return value
 
     @field_validator("guild_ids", "admin_role")
@@ -856,6 +866,10 @@ def pydantic_issues(err: ValidationError, root: type[BaseModel] | None = None
 # it, its server): refused in a file and in what is added at run time.
 INTERNAL_KEYS: Final = ("origin", "created_by", "guild_id")
 
+# A Discord webhook's URL, as a route's target gives it (and as the bot's sinks post to it):
+# ID and TOKEN captured. A looser pattern passed `check` with URLs `run` then refused.
+WEBHOOK_URL: Final = re.compile(r"^https?://[^/]+/api/(?:v\d+/)?webhooks/(\d+)/([\w-]+)/?$")
+
 
 def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]:
     from watchers.rules import parse  # local: keeps config importable while rules load
@@ -933,13 +947,11 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
                                       "'#' (Discord shows a server's picked channels so)"))
         ref = entry.target if isinstance(entry, RouteConfig) else entry
         where = at + (".target" if isinstance(entry, RouteConfig) else "")
-        if isinstance(ref, str) and not (
-            ref.startswith("env:")
-            or re.match(r"^https?://[^/]+/api/(v\d+/)?webhooks/\d+/\S+$", ref)
-        ):
+        if isinstance(ref, str) and not (ref.startswith("env:") or WEBHOOK_URL.match(ref.strip())):
             issues.append(
-                ConfigIssue(where, "expected a channel id, a webhook URL, or "
-                            "'env:VAR' naming a variable that holds a webhook URL")
+                ConfigIssue(where, "expected a channel id, a webhook URL "
+                            "(https://discord.com/api/webhooks/ID/TOKEN), or 'env:VAR' naming a "
+                            "variable that holds one")
             )
     return issues
 

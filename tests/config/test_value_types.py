@@ -115,6 +115,22 @@ def test_every_value_of_the_wrong_type_is_reported_at_once(tmp_path: Path) -> No
         "surge.sigma", "threshold", "rules[0].mention_roles", "rules[0].enabled"}
 
 
+@pytest.mark.parametrize(("text", "says"), [
+    # "" or a name with a space was taken, and run said there was no token "in $"
+    ('[discord]\ntoken_env = ""\n', "discord.token_env: '' is not an environment variable's "
+     "name"),
+    ('[discord]\ntoken_env = "MY TOKEN"\n', "discord.token_env: 'MY TOKEN' is not an "
+     "environment variable's name"),
+    # a webhook URL run refuses (its token part holds a '/') passed check
+    ('[channels]\nalerts = "https://discord.com/api/webhooks/1/abc/extra"\n',
+     "channels.alerts: expected a channel id, a webhook URL"),
+])
+def test_what_run_would_refuse_is_refused_when_read(tmp_path: Path, text: str, says: str
+                                                    ) -> None:
+    (found,) = issues(text, tmp_path)
+    assert found.startswith(says)
+
+
 def test_every_bad_network_of_allow_private_is_named(tmp_path: Path) -> None:
     found = issues('[fetch]\nallow_private = ["nope", "10.0.0.0/8", "x/33"]\n', tmp_path)
     assert found == ["fetch.allow_private: 'nope' and 'x/33' are not IP networks such as "
