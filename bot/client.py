@@ -270,6 +270,16 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                         # A network outage, DNS or a firewall: one line, not a traceback.
                         log.error("cannot reach Discord: %s", str(exc) or type(exc).__name__)
                         return 1
+                    except AttributeError as exc:
+                        # discord.py reads its gateway connection's sequence after a first
+                        # connection to the gateway failed, when it has none (a firewall that
+                        # lets the REST API through): the failure is what it was handling.
+                        cause = exc.__context__
+                        if not isinstance(cause, _UNREACHABLE):
+                            raise
+                        log.error("cannot reach Discord's gateway: %s",
+                                  str(cause) or type(cause).__name__)
+                        return 1
                     finally:
                         await engine.stop()  # sends in flight finish while Discord is reachable
                         await bot.close()
@@ -278,6 +288,11 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                             await runner
                         await _settle_event_tasks()
     return 0
+
+
+#: A connection that could not be made or answered (what "cannot reach Discord" names).
+_UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.GatewayNotFound,
+                discord.DiscordServerError)
 
 
 #: What each gateway close code discord.py gives up on means, and what to do about it.

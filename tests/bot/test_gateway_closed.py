@@ -54,3 +54,34 @@ async def test_a_fatal_close_mid_run_ends_in_one_line(emu: DiscordEmulator, tmp_
     assert len(lines) == 1 and "ERROR" in lines[0], text
     assert "undelivered alerts are kept for the next start" in lines[0]
     assert TOKEN not in text and TOKEN not in out.decode()
+
+
+@pytest.mark.parametrize("once", [False, True])
+async def test_a_gateway_that_cannot_be_reached_ends_in_one_line(
+        emu: DiscordEmulator, tmp_path: Path, once: bool) -> None:
+    """Discord's REST API answers, its gateway cannot be reached (a firewall that lets one
+    through, a mistyped gateway_url): discord.py read its missing connection's sequence, and
+    run ended in a traceback ("'NoneType' object has no attribute 'sequence'")."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]  # nothing listens there once it is closed
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    data = bot_config(emu, tmp_path)
+    data["discord"]["gateway_url"] = f"ws://127.0.0.1:{dead}/gateway"
+    write_toml(data, tmp_path / "config.toml")
+    env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
+    proc = await run_process(tmp_path, env, *(["--once"] if once else []))
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode()
+    assert proc.returncode == 1, text
+    assert "Traceback" not in text and "sequence" not in text, text
+    (line,) = [x for x in text.splitlines() if "cannot reach Discord's gateway" in x]
+    assert "ERROR" in line and f"127.0.0.1:{dead}" in line
+    assert TOKEN not in text and TOKEN not in out.decode()
