@@ -263,10 +263,16 @@ async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
     newswatch's failure); the line is on stderr, which cron mails."""
     failed = [r.source for r in reports if r.error is not None]
     counts = (await engine.delivery_status()).counts
-    left = sum(counts.get(state, 0) for state in ("pending", "retry", "sending", "held"))
+    left = sum(counts.get(state, 0) for state in ("pending", "retry", "sending"))
+    held = counts.get("held", 0)
     parts = []
     if left:
         parts.append(f"{left} alert(s) not delivered yet (see above); they go at the next run")
+    if held:
+        # Not "at the next run": a paused destination holds them until it is resumed (a
+        # webhook's with its URL corrected, at the next start).
+        parts.append(f"{held} alert(s) held by a paused destination (see above); they go "
+                     "once it is resumed (/alerts resume, or a webhook route's URL corrected)")
     if failed:
         shown = ", ".join(printable(name, 60) for name in failed[:10])
         more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""

@@ -170,8 +170,24 @@ class WebhookTarget:
     def __repr__(self) -> str:  # the token is a secret
         return f"WebhookTarget(webhook_id={self.webhook_id}, token=[redacted])"
 
+    @property
+    def mark(self) -> str:
+        """Six hex digits of a hash of the webhook's URL, which a pause of it names: a start
+        with another URL for the route (its token corrected) knows the pause was of the old
+        one. Nothing of the token can be read back from it."""
+        return hashlib.sha256(f"{self.webhook_id}/{self.token}".encode()).hexdigest()[:6]
+
 
 Target = ChannelTarget | WebhookTarget
+
+
+def _marked(exc: PermanentDeliveryError, target: WebhookTarget) -> PermanentDeliveryError:
+    """A webhook's failure that pauses its route, naming the webhook (see
+    WebhookTarget.mark); any other as it was."""
+    if not exc.pause_destination:
+        return exc
+    return PermanentDeliveryError(f"{exc} [webhook {target.mark}]", pause_destination=True,
+                                  maybe_sent=exc.maybe_sent)
 
 
 def webhook_problem(value: str) -> str | None:
@@ -238,6 +254,8 @@ _INVALID_WEBHOOK_TOKEN = 50027
 # The reason a bot channel was paused with when the bot's token was refused ("destination
 # unusable: 401 401: Unauthorized"): a 401 that carries no error code.
 _TOKEN_PAUSE = re.compile(r"destination unusable: 401 (?!\(code )")
+# How a webhook's pause names the webhook it was of (see WebhookTarget.mark).
+_WEBHOOK_MARK = re.compile(r"\[webhook ([0-9a-f]{6})\]$")
 _FORUM_WEBHOOK = 220001  # "Webhooks posted to forum channels must have a thread_name or thread_id"
 _MAX_APPLIED_TAGS = 5  # Discord's limit per post
 
@@ -507,7 +525,15 @@ class DiscordSink:
         channel's 401 with no error code), which paused every channel before such a 401 was
         retried instead: the channel was never at fault. A webhook's 401 (Invalid Webhook
         Token) is its own and stays paused."""
-        return (isinstance(self.targets.get(route), ChannelTarget)
+        target = self.targets.get(route)
+        if isinstance(target, WebhookTarget):
+            # Paused by another URL than the route's now (the operator corrected its token,
+            # in the file or the variable): that URL's refusal says nothing of this one. In a
+            # set-up of webhooks alone nothing else could resume it (/alerts resume needs the
+            # bot), and every alert of the route was held for good.
+            mark = _WEBHOOK_MARK.search(reason)
+            return mark is not None and mark.group(1) != target.mark
+        return (isinstance(target, ChannelTarget)
                 and _TOKEN_PAUSE.match(reason) is not None)
 
     def _need_client(self) -> discord.Client:
@@ -624,6 +650,13 @@ class DiscordSink:
         hook = discord.Webhook.partial(target.webhook_id, target.token,
                                        session=cast(aiohttp.ClientSession, _Watched(self.session)))
         kwargs = _edit_kwargs(story_message(update, route=self._route(update.route)))
+        try:
+            await self._edit_in_webhook(hook, update, kwargs)
+        except PermanentDeliveryError as exc:
+            raise _marked(exc, target) from None
+
+    async def _edit_in_webhook(self, hook: discord.Webhook, update: StoryUpdate,
+                               kwargs: dict[str, Any]) -> None:
         mid = int(update.message_id)
         # Unknown Channel: the post (thread) the message lived in is gone too
         async with self._request_errors(gone={_UNKNOWN_MESSAGE, _UNKNOWN_CHANNEL},
@@ -864,6 +897,8 @@ class DiscordSink:
             return await self._webhook_send(hook, send, kwargs, maybe_sent, post)
         except _MadeUnread:
             return None
+        except PermanentDeliveryError as exc:
+            raise _marked(exc, target) from None
 
     async def _webhook_send(self, hook: discord.Webhook, send: dict[str, Any],
                             kwargs: dict[str, Any], maybe_sent: bool, post: _Post) -> str:

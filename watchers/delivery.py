@@ -705,7 +705,9 @@ class DeliveryService:
             # A pause outlives a restart without a word, and a route held for good looked
             # like a quiet one: each is named at start with what it holds and the way out.
             log.warning("route %s is paused (%s): %d alert(s) held, sent when it is resumed "
-                        "(/alerts resume %s)", route, reason, held.get(route, 0), label)
+                        "(/alerts resume %s%s)", route, reason, held.get(route, 0), label,
+                        "; a webhook's, also by a start with its URL corrected"
+                        if "[webhook " in reason else "")
 
     async def _run(self) -> None:
         if not self.shared:

@@ -295,6 +295,36 @@ async def test_a_restart_names_each_paused_route_and_lifts_a_pause_by_the_bots_t
     assert not any(line.startswith("route alerts is paused") for line in lines)
 
 
+async def test_a_webhook_paused_for_its_token_is_resumed_by_a_start_with_another_url(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A webhook route whose URL held a wrong token paused (401), and the pause outlived every
+    restart: in a set-up of webhooks alone nothing could resume it (/alerts resume needs the
+    bot), so the route's alerts were held for good once the URL was corrected. The pause
+    names the webhook it was of; a start with another URL for the route lifts it."""
+    wrong = f"https://discord.com/api/webhooks/{HOOK_ID}/WRONG-{HOOK_TOKEN[6:]}"
+    routes = {"alerts": emu.channel("alerts").id, "desk": emu.channel("general").id,
+              "ops": emu.channel("ops").id}
+    drop_articles(tmp_path / "wire", "floods", range(2))
+    run = await newswatch(emu, channels={**routes, "hook": wrong})
+    await run.wait_for(lambda: "hook" in run.engine.delivery.paused_routes(), 20)
+    run.stop.set()
+    assert await asyncio.wait_for(run.task, 15) == 0
+    assert report_numbers(emu, "hooks") == []
+    # the same wrong URL again: still paused
+    same = await newswatch(emu, channels={**routes, "hook": wrong})
+    await asyncio.sleep(0.5)
+    assert "hook" in same.engine.delivery.paused_routes()
+    same.stop.set()
+    assert await asyncio.wait_for(same.task, 15) == 0
+    caplog.clear()
+    fixed = await newswatch(emu)  # the URL corrected
+    await fixed.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 2, 20)
+    assert report_numbers(emu, "hooks") == [0, 1]
+    assert "hook" not in fixed.engine.delivery.paused_routes()
+    assert any(r.getMessage().startswith("route hook resumed at start") for r in caplog.records)
+
+
 async def test_a_webhook_send_whose_answer_was_lost_is_found_not_sent_twice(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     drop_articles(tmp_path / "wire", "floods", range(3))
