@@ -115,9 +115,12 @@ class _ReconnectFilter(logging.Filter):
     """discord.py logs each failed gateway reconnect with ``logger.exception``: ERROR and a
     traceback for what is always a fault outside newswatch (the gateway away, a 502 for the
     upgrade, a reset). One warning line naming the error instead; discord.py goes on
-    reconnecting with its backoff, and delivery retries on its own."""
+    reconnecting with its backoff, and delivery retries on its own. Its warnings that voice
+    is not supported (no PyNaCl, no davey) are left out: newswatch speaks no voice."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().endswith(" is not installed, voice will NOT be supported"):
+            return False  # (PyNaCl, davey) two warnings at every start of a bot with no voice
         if record.exc_info and record.getMessage().startswith("Attempting a reconnect"):
             exc = record.exc_info[1]
             why = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])[:300]

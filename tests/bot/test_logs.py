@@ -75,6 +75,16 @@ def test_a_failed_gateway_reconnect_is_one_warning_line(output: io.StringIO) -> 
     assert len(logging.getLogger("discord.client").filters) == 1
 
 
+def test_discords_voice_warnings_are_left_out(output: io.StringIO) -> None:
+    """Two warnings at every start of the bot, for voice, which newswatch never speaks."""
+    quiet_discord_reconnects()
+    client = logging.getLogger("discord.client")
+    client.warning("PyNaCl is not installed, voice will NOT be supported")
+    client.warning("davey is not installed, voice will NOT be supported")
+    client.warning("Something else")
+    assert output.getvalue() == "WARNING discord.client: Something else\n"
+
+
 def test_discord_rate_limit_retries_are_one_line_a_minute(output: io.StringIO) -> None:
     """discord.py logs each retry of a rate-limited request, two lines for a global limit:
     about ten lines a second while Discord limits the bot, for what it handles itself."""
