@@ -227,6 +227,10 @@ class StorageConfig(_Strict):
 
 def _pg_url_problem(url: str) -> str | None:
     problem = url_parts_problem(url)
+    if problem is None and urlsplit(url).netloc.count("@") > 1:
+        # The driver splits at the first '@', this URL's readers at the last: the password's
+        # tail was taken for the host, and the error named a host never dialled.
+        problem = "its user or password holds an '@': write it as %40"
     return None if problem is None else f"not a valid PostgreSQL URL ({problem})"
 
 

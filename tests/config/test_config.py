@@ -172,6 +172,9 @@ def test_a_key_a_thousand_times_too_long_is_shown_cut_in_its_error(tmp_path: Pat
     ("postgresql://u:pw@127.0.0.1:99999/db", "(Port out of range 0-65535)"),
     ("postgresql://u:pw@[::1/db", "(Invalid IPv6 URL)"),
     ("postgresql://u:pw@host:port/db", "not a valid PostgreSQL URL"),
+    # the driver split at the first '@' and dialled the password's tail as the host, while
+    # the error named the host after the last
+    ("postgresql://u:pw@tail@127.0.0.1:5432/db", "holds an '@': write it as %40"),
 ])
 def test_a_postgresql_url_that_cannot_be_read_is_named_without_its_password(
         tmp_path: Path, url: str, says: str) -> None:
