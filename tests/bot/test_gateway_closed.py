@@ -17,6 +17,19 @@ from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator
 
 
+async def ended(proc: asyncio.subprocess.Process) -> tuple[str, str]:
+    """The run's output and log once it has ended on its own (within 60 s; else it is killed
+    and the test fails), asserting it ended with status 1."""
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 1, err.decode()
+    return out.decode(), err.decode()
+
+
 @pytest.mark.parametrize(("code", "said"), [
     (4004, "Discord refused the token in $NEWSWATCH_TEST_TOKEN (authentication failed"),
     (None, "Discord refused the token in $NEWSWATCH_TEST_TOKEN (authentication failed"),
@@ -42,18 +55,16 @@ async def test_a_fatal_close_mid_run_ends_in_one_line(emu: DiscordEmulator, tmp_
             await emu.drop_gateway(4000)
         else:
             await emu.drop_gateway(code)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        out, text = await ended(proc)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    text = err.decode()
-    assert proc.returncode == 1, text
     assert "Traceback" not in text and "ConnectionClosed" not in text, text
     lines = [line for line in text.splitlines() if said in line]
     assert len(lines) == 1 and "ERROR" in lines[0], text
     assert "undelivered alerts are kept for the next start" in lines[0]
-    assert TOKEN not in text and TOKEN not in out.decode()
+    assert TOKEN not in text and TOKEN not in out
 
 
 @pytest.mark.parametrize("once", [False, True])
@@ -72,16 +83,8 @@ async def test_a_gateway_that_cannot_be_reached_ends_in_one_line(
     data["discord"]["gateway_url"] = f"ws://127.0.0.1:{dead}/gateway"
     write_toml(data, tmp_path / "config.toml")
     env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
-    proc = await run_process(tmp_path, env, *(["--once"] if once else []))
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = err.decode()
-    assert proc.returncode == 1, text
+    out, text = await ended(await run_process(tmp_path, env, *(["--once"] if once else [])))
     assert "Traceback" not in text and "sequence" not in text, text
     (line,) = [x for x in text.splitlines() if "cannot reach Discord's gateway" in x]
     assert "ERROR" in line and f"127.0.0.1:{dead}" in line
-    assert TOKEN not in text and TOKEN not in out.decode()
+    assert TOKEN not in text and TOKEN not in out
