@@ -152,9 +152,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _not_a_store_file(target: str, config: Path) -> str | None:
-    """What is wrong with an SQLite store path that no command could open as a store (a
-    folder, a device, the config file itself); None for a file, a missing one (it is
-    created) or a PostgreSQL URL."""
+    """What is wrong with an SQLite store path that no command could open as a store to
+    write (a folder, a device, the config file itself, a file that is not SQLite or may not be
+    written, a new file in a folder that may not be written); None for a database file, a
+    missing one (it is created) or a PostgreSQL URL."""
     if "://" in target:
         return None
     where = Path(target)
@@ -165,8 +166,20 @@ def _not_a_store_file(target: str, config: Path) -> str | None:
             return f"[storage] path {target} is a folder, not a database file"
         if where.exists() and not where.is_file():
             return f"[storage] path {target} is not a regular file (a device or a pipe)"
+        if not where.exists() and where.parent.is_dir() and not os.access(
+                where.parent, os.W_OK | os.X_OK):
+            return f"[storage] path {target} cannot be created: its folder is not writable"
     except OSError as exc:
         return f"[storage] path {target}: {exc.strerror or exc}"
+    # What run's store would refuse at open: a file that is not SQLite (a text file), one it
+    # may not write (check said ok, run then refused).
+    from watchers.errors import StoreError
+    from watchers.store.sqlite._db import check_store_file
+
+    try:
+        check_store_file(target)
+    except StoreError as exc:
+        return f"[storage] path: {exc}"
     return None
 
 

@@ -369,9 +369,12 @@ def test_check_says_ok_only_when_run_would_start(tmp_path: Path) -> None:
                                       "line break or control character") in token.stderr
     assert "abc" not in token.stdout + token.stderr
     (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("not a database\n")
     for path, says in [("folder", "is a folder, not a database file"),
                        ("/dev/null", "is not a regular file"),
-                       ("store.toml", "is the config file itself")]:
+                       ("store.toml", "is the config file itself"),
+                       # check said ok, run then refused it
+                       ("notes.txt", "is not a newswatch database (not an SQLite file)")]:
         (tmp_path / "store.toml").write_text(f'[storage]\npath = "{path}"\n'
                                              '[[rules]]\nname = "a"\nquery = "putin"\n')
         res = nw("check", "-c", "store.toml", cwd=tmp_path)

@@ -390,6 +390,13 @@ def split_sql(script: str) -> list[str]:
     return out
 
 
+def check_store_file(path: str) -> None:
+    """StoreError naming why a writer could not open ``path`` as its database (not SQLite, not
+    writable, a side file that is no file); what ``newswatch check`` asks before ``run``
+    would refuse. A missing file passes (it is created)."""
+    _check_header(path, readonly=False)
+
+
 def _check_header(path: str, *, readonly: bool) -> None:
     """Refuse a file that is not SQLite before SQLite touches it (it would only fail later)."""
     try:
