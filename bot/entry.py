@@ -1,6 +1,8 @@
 """The ``newswatch`` command's entry point (and ``python -m bot``'s): Ctrl-C while the program
 is still loading ends it as Ctrl-C anywhere else does, quietly with status 130, instead of with
-a traceback of whatever module was being imported."""
+a traceback of whatever module was being imported; so do a SIGTERM (kill) and a SIGHUP (a
+closed terminal), which ended it by their own default action, with no word, before the
+command's own handlers were installed."""
 
 from __future__ import annotations
 
@@ -8,12 +10,34 @@ EXIT_INTERRUPTED = 130
 
 
 def run() -> int:
+    import signal
     import sys
 
+    # A stop while the modules load ends it quietly with 130, whatever the import was doing
+    # when it came: pydantic, building a model's schema, turns the KeyboardInterrupt into its
+    # own error (a traceback, status 1).
+    stopped: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
     try:
         from bot.cli import main
     except KeyboardInterrupt:
         return 130
+    except BaseException:
+        if stopped:
+            return 130
+        raise
+    # Then SIGTERM (kill) and SIGHUP (a closed terminal) as Ctrl-C until the command installs
+    # its own (run, import and copy do, and say "stopping"): by their default action they
+    # ended it with no word. SIGINT's own handler back, which asyncio looks for.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     status = main()
     # Stopped by a signal (130: Ctrl-C, kill or a closed terminal; run's clean stop says 0):
     # the process ends at once, a second signal meanwhile still the second one.

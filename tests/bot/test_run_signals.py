@@ -186,3 +186,27 @@ async def test_a_stop_during_run_once_says_stopping_and_ends_the_round(
         assert time.monotonic() - t < 20, text  # not the feed's 30 s
         assert proc.returncode == 130, text
         assert "newswatch: stopping\n" in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize("after", [0.05, 0.15])  # the loading takes 0.4 s and more
+async def test_a_stop_while_the_program_loads_ends_it_quietly_with_130(
+        tmp_path: Path, signum: int, after: float) -> None:
+    """kill or a closed terminal in the first half second (modules loading, the config read)
+    ended it by the signal's own default action, with no word (status 143 or 129); and a stop
+    that came while pydantic built a model's schema ended in a traceback, whichever signal."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    (tmp_path / "config.toml").write_text(
+        '[storage]\npath = "nw.db"\n[[sources]]\nname = "seeds"\ntype = "folder"\n'
+        'path = "seeds"\n[[rules]]\nname = "t"\nquery = "troops"\n')
+    proc = await start(tmp_path, token=False)
+    try:
+        await asyncio.sleep(after)
+        proc.send_signal(signum)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode() + out.decode()
