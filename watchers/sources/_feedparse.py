@@ -21,6 +21,7 @@ CPU-bound: callers run it off the event loop.
 from __future__ import annotations
 
 import calendar
+import codecs
 import html
 import io
 import re
@@ -579,12 +580,17 @@ _JSON_MARKS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
                (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
-def _legacy_byte(b: int) -> str:
-    """A byte that is not UTF-8, read as Windows-1252 does (as Latin-1 where it defines none)."""
-    try:
-        return bytes([b]).decode("cp1252")
-    except UnicodeDecodeError:
-        return chr(b)
+def _legacy_bytes(exc: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: the bytes that are not UTF-8 read as Windows-1252 reads them (as
+    Latin-1 where it defines none), decoding on from after them — in one pass, however many
+    there are."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in bad), exc.end
+
+
+codecs.register_error("newswatch-cp1252", _legacy_bytes)
 
 
 def _json_text(body: bytes) -> str:
@@ -595,21 +601,7 @@ def _json_text(body: bytes) -> str:
     for mark, codec in _JSON_MARKS:
         if body.startswith(mark):
             return body.decode(codec, errors="replace").removeprefix("\ufeff")
-    try:
-        return body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    out: list[str] = []
-    start = 3 if body.startswith(b"\xef\xbb\xbf") else 0
-    while start < len(body):
-        try:
-            out.append(body[start:].decode("utf-8"))
-            break
-        except UnicodeDecodeError as exc:
-            out.append(body[start:start + exc.start].decode("utf-8"))
-            out.append("".join(map(_legacy_byte, body[start + exc.start:start + exc.end])))
-            start += exc.end
-    return "".join(out)
+    return body.decode("utf-8-sig", errors="newswatch-cp1252")
 
 
 def _parse_json(body: bytes, url: str) -> ParsedFeed:
