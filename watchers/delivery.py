@@ -1053,13 +1053,16 @@ class DeliveryService:
                 # digest: the sink finds the message it made (by nonce, or by looking), where
                 # keeping it would show it twice.
                 sent = row.attempts > 1 and await self.store.maybe_sent(row.id)
-                if not sent and (why := await self._stale_wait(row)) is not None:
+                # Read once: whether its server still sees it, and what the alert shows.
+                article = (await self.store.get_article(row.article_id)
+                           if row.article_id is not None else None)
+                if not sent and (why := await self._stale_wait(row, article)) is not None:
                     log.info("alert %d to %s not sent: %s", row.id, route, why)
                     await self.store.mark_rejected(row.id, why)
                     return "settled"
                 if not sent and await self._keep_alert(row):
                     return "settled"
-                alert = await self._alert(row)
+                alert = await self._alert(row, article) if article is not None else None
                 if alert is None:
                     await self.store.mark_rejected(row.id, "article no longer stored")
                     return "settled"
@@ -1224,10 +1227,12 @@ class DeliveryService:
         self._evidence_sets[spec] = ruleset
         return ruleset
 
-    async def _alert(self, row: OutboxRow) -> Alert | None:
+    async def _alert(self, row: OutboxRow, stored: Article | None = None) -> Alert | None:
+        """The alert of an outbox row; ``stored``: its article, read already (else it is read
+        here). None when the article is no longer stored."""
         if row.article_id is None:
             return None
-        article = await self.store.get_article(row.article_id)
+        article = stored or await self.store.get_article(row.article_id)
         if article is None:
             return None
         article = self._relabel(row.route, article)
@@ -1375,14 +1380,13 @@ class DeliveryService:
                     "shown", row.route, len(items))
         return None
 
-    async def _stale_wait(self, row: OutboxRow) -> str | None:
+    async def _stale_wait(self, row: OutboxRow, article: Article | None) -> str | None:
         """Why an alert must not post now that it may: each of its rules is muted now, or, for
         one that waited for corroboration, was removed while it waited, or its server no
-        longer follows the feed its article came from (None: it posts)."""
-        if self.source_label is not None and row.article_id is not None:
-            article = await self.store.get_article(row.article_id)
-            if article is not None and not self._sees(row.route, article):
-                return UNFOLLOWED_REASON
+        longer follows the feed its article (``article``, as stored) came from (None: it
+        posts)."""
+        if article is not None and not self._sees(row.route, article):
+            return UNFOLLOWED_REASON
         if not row.rules:
             return None
         keys = {r.key for r in row.rules}
