@@ -439,6 +439,8 @@ class DeliveryService:
                                                            repr=False)
     # The routes that keep alerts, as the last look at the store found them (None: not yet).
     _kept_routes: list[str] | None = field(default=None, init=False, repr=False)
+    # The latest time the clock read at a look at the kept alerts (see _make_digests).
+    _latest_look: datetime | None = field(default=None, init=False, repr=False)
     # Rows this attempt marked maybe sent before calling their sink (see _within): the mark
     # is the attempt's own, and its answer takes it back.
     _marked: set[int] = field(default_factory=set, init=False, repr=False)
@@ -814,10 +816,16 @@ class DeliveryService:
         """Turn what is due of each route's scheduled alerts into digest rows; return the
         seconds until the next scheduled alert is due (at most ``poll_interval``)."""
         now = self.clock.now()
+        first = self._kept_routes is None
         if self._kept_routes is None:  # the first look: what this process has not seen yet
             self._kept_routes = list(await self.store.scheduled_routes())
         await self._follow_schedules(now, self._kept_routes)
-        await self._bound_schedules(now, self._kept_routes)
+        # Rows due later than the settings allow come only from a clock that ran ahead: looked
+        # for at the first look (kept by an earlier process) and when the clock has stepped
+        # back since the last, not with three writes at every look.
+        if first or (self._latest_look is not None and now < self._latest_look):
+            await self._bound_schedules(now, self._kept_routes)
+        self._latest_look = max(now, self._latest_look or now)
         if await self.store.make_digests(now):
             self.wake_event.set()
         wait = self.poll_interval
