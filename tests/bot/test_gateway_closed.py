@@ -12,22 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.bot.conftest import TOKEN, bot_config
-from tests.bot.test_run_with_token import run_process, write_toml
+from tests.bot.test_run_with_token import ended, run_process, write_toml
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator
-
-
-async def ended(proc: asyncio.subprocess.Process) -> tuple[str, str]:
-    """The run's output and log once it has ended on its own (within 60 s; else it is killed
-    and the test fails), asserting it ended with status 1."""
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 1, err.decode()
-    return out.decode(), err.decode()
 
 
 @pytest.mark.parametrize(("code", "said"), [
@@ -55,7 +42,7 @@ async def test_a_fatal_close_mid_run_ends_in_one_line(emu: DiscordEmulator, tmp_
             await emu.drop_gateway(4000)
         else:
             await emu.drop_gateway(code)
-        out, text = await ended(proc)
+        out, text = await ended(proc, 1)
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -83,7 +70,8 @@ async def test_a_gateway_that_cannot_be_reached_ends_in_one_line(
     data["discord"]["gateway_url"] = f"ws://127.0.0.1:{dead}/gateway"
     write_toml(data, tmp_path / "config.toml")
     env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
-    out, text = await ended(await run_process(tmp_path, env, *(["--once"] if once else [])))
+    out, text = await ended(await run_process(tmp_path, env, *(["--once"] if once else [])),
+                            1)
     assert "Traceback" not in text and "sequence" not in text, text
     (line,) = [x for x in text.splitlines() if "cannot reach Discord's gateway" in x]
     assert "ERROR" in line and f"127.0.0.1:{dead}" in line

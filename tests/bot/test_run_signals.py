@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.bot.conftest import TOKEN, bot_config
-from tests.bot.test_run_with_token import outcome, run_process, write_toml
+from tests.bot.test_run_with_token import ended, outcome, run_process, write_toml
 from tests.conftest import SEEDS
 from tests.fakes.discord_emulator import DiscordEmulator, Fault
 from tests.fakes.feed_server import FeedServer, Route, rss
@@ -200,13 +200,7 @@ async def test_a_stop_while_the_program_loads_ends_it_quietly_with_130(
         '[storage]\npath = "nw.db"\n[[sources]]\nname = "seeds"\ntype = "folder"\n'
         'path = "seeds"\n[[rules]]\nname = "t"\nquery = "troops"\n')
     proc = await start(tmp_path, token=False)
-    try:
-        await asyncio.sleep(after)
-        proc.send_signal(signum)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 130, err.decode()
-    assert "Traceback" not in err.decode() + out.decode()
+    await asyncio.sleep(after)
+    proc.send_signal(signum)
+    out, err = await ended(proc, 130)
+    assert "Traceback" not in err + out

@@ -60,6 +60,19 @@ async def run_process(tmp_path: Path, env: Mapping[str, str], *extra: str
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
+async def ended(proc: asyncio.subprocess.Process, status: int) -> tuple[str, str]:
+    """The run's output and log once it has ended on its own (within 60 s; else it is killed
+    and the test fails), asserting it ended with ``status``."""
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == status, err.decode()
+    return out.decode(), err.decode()
+
+
 async def test_newswatch_run_with_a_token_posts_alerts_and_answers_search(
         emu: DiscordEmulator, tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
