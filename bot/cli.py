@@ -174,7 +174,7 @@ def _not_a_store_file(target: str, config: Path) -> str | None:
     # What run's store would refuse at open: a file that is not SQLite (a text file), one it
     # may not write (check said ok, run then refused).
     from watchers.errors import StoreError
-    from watchers.store.sqlite._db import check_store_file
+    from watchers.store import check_store_file
 
     try:
         check_store_file(target)

@@ -18,6 +18,7 @@ from watchers.store.base import (
 )
 from watchers.store.open import is_postgres_url, open_store, store_exists
 from watchers.store.sqlite import SqliteStore
+from watchers.store.sqlite._db import check_store_file
 
 if TYPE_CHECKING:
     from watchers.store.postgres import PostgresStore
@@ -38,6 +39,7 @@ __all__ = [
     "SqliteStore",
     "StateStore",
     "Store",
+    "check_store_file",
     "is_postgres_url",
     "one_version_each",
     "open_store",
