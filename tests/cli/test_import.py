@@ -1001,3 +1001,50 @@ async def test_undated_lines_imported_again_after_a_stop_join_the_stories_they_a
         assert stories[f"a{i}"].id == stories[f"b{i}"].id
         assert stories[f"a{i}"].outlets == ("a", "b")
     assert len({s.id for s in stories.values()}) == 3
+
+
+async def test_a_failed_write_ends_the_import_once_the_parsing_ahead_of_it_stopped(
+        tmp_path: Path) -> None:
+    """Batches are parsed ahead of the writes (while one commits). When a write fails, the
+    import ends only once the batch being parsed is done, so nothing reads the file or the
+    stories after it returned, and the interpreter's switch interval (shorter during an import)
+    is the one before again. A removed database makes the write fail."""
+    import sys
+    import threading
+
+    from watchers.errors import StoreError
+    from watchers.importer import SWITCH_INTERVAL
+
+    lines = [json.dumps({**GOOD[0], "id": f"h{i}", "title": f"Troops {i}",
+                         "url": f"https://ex.org/{i}"}) for i in range(40)]
+    history = write_jsonl(tmp_path / "h.jsonl", lines)
+    lock = threading.Lock()
+    parsing: list[int] = [0]
+    parsed: list[str] = []
+    intervals: set[float] = set()
+
+    def terms_of(title: str, text: str) -> str:  # runs as each line is parsed
+        with lock:
+            parsing[0] += 1
+        intervals.add(sys.getswitchinterval())
+        time.sleep(0.01)
+        with lock:
+            parsed.append(title)
+            parsing[0] -= 1
+        return index_terms(title, text)
+
+    def removed(p: ImportProgress) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"nw.db{suffix}").unlink(missing_ok=True)
+
+    before = sys.getswitchinterval()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        with pytest.raises(StoreError, match="removed or replaced"):
+            await import_file(store, history, ruleset=RuleSet([]), terms_of=terms_of,
+                              on_progress=removed, batch=4)
+        assert parsing[0] == 0
+        so_far = len(parsed)
+        await asyncio.sleep(0.3)
+        assert len(parsed) == so_far < len(lines)
+    assert sys.getswitchinterval() == before
+    assert intervals == {SWITCH_INTERVAL}

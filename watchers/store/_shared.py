@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache
@@ -357,15 +357,29 @@ def _bounded_link_key(url: str) -> str:
 _link_key = lru_cache(maxsize=20_000)(_bounded_link_key)
 
 
+def _id_candidates(content: str) -> Iterator[str]:
+    yield from (content[:n] for n in (16, 24, 32, 48))
+    yield content
+    yield from (f"{content[:16]}-{k}" for k in range(2, 1000))
+
+
 async def free_id(content: str, taken: AbstractSet[str],
                   stored: Callable[[str], Awaitable[object]]) -> str:
     """An id for an article whose own id another article holds: its content hash's first 16
     characters, or more of them, or those with a number, the first that neither ``taken`` (this
     batch's) nor the store (``stored(id)`` answers None for a free one) holds. The first 16
     alone could be another article's id, and the whole batch then failed every time."""
-    for candidate in (*(content[:n] for n in (16, 24, 32, 48)), content,
-                      *(f"{content[:16]}-{k}" for k in range(2, 1000))):
+    for candidate in _id_candidates(content):
         if candidate not in taken and await stored(candidate) is None:
+            return candidate
+    raise ValueError(f"no free id for the article of content {content[:16]}")
+
+
+def free_id_now(content: str, taken: AbstractSet[str], stored: Callable[[str], object]) -> str:
+    """:func:`free_id` with a ``stored`` that answers at once (a writer on the database's own
+    thread)."""
+    for candidate in _id_candidates(content):
+        if candidate not in taken and stored(candidate) is None:
             return candidate
     raise ValueError(f"no free id for the article of content {content[:16]}")
 

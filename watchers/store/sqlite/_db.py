@@ -30,6 +30,8 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,7 +44,7 @@ from watchers.errors import StoreCorruptError, StoreError, StoreGoneError
 if TYPE_CHECKING:
     from watchers.store.base import OutboxEntry
 
-__all__ = ["Db", "Tx", "dt", "dump_model", "iso", "now"]
+__all__ = ["Db", "Tx", "all_rows", "dt", "dump_model", "insert_many", "iso", "now", "run_on"]
 
 T = TypeVar("T")
 
@@ -104,6 +106,70 @@ def dump_model(model: BaseModel, *, exclude: set[str] | None = None) -> str:
     """A config model as JSON that validates back into the same model."""
     return json.dumps(model.model_dump(mode="python", exclude=exclude), default=_json_default,
                       sort_keys=True)
+
+
+# An INSERT whose values are one row of plain "?" placeholders, and what follows them (an
+# upsert's ON CONFLICT clause, say).
+_ONE_ROW = re.compile(r"(?is)(\s*INSERT\b.*?\bVALUES\s*)\((\s*\?\s*(?:,\s*\?\s*)*)\)(.*)")
+# The most rows one statement inserts (a write batch's, mostly: a poll's or an import's).
+ROWS_MAX = 4096
+_MANY: dict[tuple[str, int], str | None] = {}
+
+
+def _rows_sql(sql: str, rows: int) -> str | None:
+    """``sql`` (a one-row INSERT of plain placeholders) made to insert ``rows`` rows, else
+    None for a statement of another shape."""
+    key = (sql, rows)
+    got = _MANY.get(key, "")
+    if got == "":
+        m = _ONE_ROW.fullmatch(sql)
+        row = "(" + ",".join("?" * m.group(2).count("?")) + ")" if m is not None else ""
+        got = m.group(1) + ",".join([row] * rows) + m.group(3) if m is not None else None
+        if len(_MANY) >= 256:
+            _MANY.clear()
+        _MANY[key] = got
+    return got
+
+
+def insert_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``conn.executemany(sql, rows)`` for an INSERT of one row of ``?`` placeholders, with
+    the rows bound into one statement (of up to :data:`ROWS_MAX` rows and as many values as
+    SQLite allows): SQLite inserts them in order, one after the other, as executemany does (a
+    conflict clause or a trigger sees the rows before it). A statement of another shape runs
+    as executemany.
+    Each statement's step releases the interpreter lock once, where executemany released it
+    for every row; and a thread that needs it back waits up to the switch interval (5 ms)
+    while another thread runs Python, so a batch written beside a parsing thread (an import,
+    a poll) took a row per 5 ms."""
+    if len(rows) < 2:
+        conn.executemany(sql, rows)
+        return
+    width = max(1, len(rows[0]))
+    most = max(1, min(ROWS_MAX, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    done = 0
+    while done < len(rows):
+        size = min(most, len(rows) - done)
+        many = _rows_sql(sql, size) if size > 1 else None
+        if many is None:
+            conn.executemany(sql, rows[done:])
+            return
+        conn.execute(many, list(chain.from_iterable(rows[done:done + size])))
+        done += size
+
+
+def all_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any], columns: int
+             ) -> list[list[Any]]:
+    """The rows of a read of ``columns`` columns of text, integers and NULLs (no blobs; reals
+    would come back to 15 digits), read as one JSON array: a cursor's every row is a step of
+    its own that releases the interpreter lock, and a thread that needs it back waits up to
+    the switch interval while another thread runs Python. Lists in place of tuples, in no
+    particular order."""
+    names = ",".join(f"c{i}" for i in range(columns))
+    (got,) = conn.execute(
+        f"WITH q({names}) AS ({sql}) SELECT json_group_array(json_array({names})) FROM q",
+        params).fetchone()
+    rows: list[list[Any]] = json.loads(got)
+    return rows
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
@@ -330,7 +396,11 @@ class Tx:
         return await self.conn.execute(sql, params)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.conn.executemany(sql, rows)
+        """:func:`insert_many` (executemany, in statements of many rows for an INSERT)."""
+        if len(rows) < 2:
+            await self.conn.executemany(sql, rows)
+        else:
+            await self.run(partial(insert_many, sql=sql, rows=rows))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         cur = await self.conn.execute(sql, params)
@@ -341,17 +411,22 @@ class Tx:
         return await cur.fetchone()
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` with the plain sqlite3 connection on the connection's own thread: many
-        small statements that depend on each other's results (a story's rows) cost one hop
-        between threads instead of one per statement."""
-        # aiosqlite runs every call on its one thread through _execute; this hands it ours.
-        result: T = await self.conn._execute(fn, self.conn._conn)  # type: ignore[no-untyped-call]
-        return result
+        """:func:`run_on` this transaction's connection."""
+        return await run_on(self.conn, fn)
 
     async def script(self, script: str) -> None:
         # executescript() would COMMIT first; run statement by statement instead.
         for stmt in split_sql(script):
             await self.conn.execute(stmt)
+
+
+async def run_on(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` with the plain sqlite3 connection on the connection's own thread: many
+    small statements that depend on each other's results (a story's rows) cost one hop
+    between threads instead of one per statement."""
+    # aiosqlite runs every call on its one thread through _execute; this hands it ours.
+    result: T = await conn._execute(fn, conn._conn)  # type: ignore[no-untyped-call]
+    return result
 
 
 async def _connected(connecting: aiosqlite.Connection) -> aiosqlite.Connection:

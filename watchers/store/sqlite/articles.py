@@ -32,7 +32,7 @@ from watchers.store._shared import (
     article_hash,
     article_identity,
     dedupe_hashes,
-    free_id,
+    free_id_now,
     link_terms,
     same_link_sql,
 )
@@ -45,7 +45,7 @@ from watchers.store.base import (
     page_second,
     sort_time,
 )
-from watchers.store.sqlite._db import Db, dt, iso, now, rules_json
+from watchers.store.sqlite._db import Db, all_rows, dt, insert_many, iso, now, rules_json, run_on
 from watchers.store.sqlite.outbox import INSERT_NOTICE, notice_row
 from watchers.store.sqlite.schema import (
     INDEX_KEY_SQL,
@@ -189,19 +189,25 @@ async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | N
 _CHUNK = 500
 
 
+# Rows per IN (...) list of a write batch's reads, on the connection's thread: a batch of
+# articles in one read of each kind (each read waits for the interpreter lock; see
+# watchers.store.sqlite._db.insert_many).
+_BATCH_CHUNK = 4000
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
-async def _stored_hashes(conn: aiosqlite.Connection, hashes: Sequence[str]) -> set[str]:
+def _stored_hashes(conn: sqlite3.Connection, hashes: Sequence[str]) -> set[str]:
     """Those of ``hashes`` (at most a chunk of them) some stored article has."""
     if not hashes:
         return set()
-    cur = await conn.execute(
+    return {str(h) for (h,) in all_rows(
+        conn,
         f"SELECT content_hash FROM articles WHERE content_hash IN ({','.join('?' * len(hashes))})",
-        tuple(hashes))
-    return {str(h) for (h,) in await cur.fetchall()}
+        hashes, 1)}
 
 
 def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str | None]],
@@ -211,11 +217,11 @@ def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str |
     word list may lack)."""
     rowid_of: dict[str, int] = {}
     keys: dict[int, int] = {}
-    for chunk in _chunks([i for _, i, _ in terms]):
+    for chunk in _chunks([i for _, i, _ in terms], _BATCH_CHUNK):
         # Each article's rowid and index key in one read (index_articles read the keys again).
-        for ident, rowid, key in conn.execute(
-                f"SELECT a.id, a.rowid, {INDEX_KEY_SQL} FROM articles a "
-                f"WHERE a.id IN ({','.join('?' * len(chunk))})", chunk):
+        for ident, rowid, key in all_rows(
+                conn, f"SELECT a.id, a.rowid, {INDEX_KEY_SQL} FROM articles a "
+                f"WHERE a.id IN ({','.join('?' * len(chunk))})", chunk, 3):
             rowid_of[ident] = rowid
             keys[rowid] = key
     # An id not found indexes under rowid 0, which index_articles refuses by name.
@@ -286,28 +292,27 @@ class _Identities:
             return False
         return any(h in hashes for h in dedupe_hashes(article))
 
-    async def load(self, conn: aiosqlite.Connection, articles: Sequence[Article]) -> None:
-        for chunk in _chunks(articles):
-            self.hashes |= await _stored_hashes(
+    def load(self, conn: sqlite3.Connection, articles: Sequence[Article]) -> None:
+        """Read what the batch ``articles`` needs (on the connection's thread)."""
+        for chunk in _chunks(articles, _BATCH_CHUNK):
+            self.hashes |= _stored_hashes(
                 conn, list({h for a in chunk for h in dedupe_hashes(a)}))
             chunk = self.new_content(chunk)
             links = list({link for a in chunk if (link := self.identity(a)[0])})
             if links:
-                cur = await conn.execute(
-                    f"SELECT link_key, source, guid, title FROM articles WHERE link_key IN "
-                    f"({','.join('?' * len(links))})", links)
-                for link, source, guid, title in await cur.fetchall():
+                for link, source, guid, title in all_rows(
+                        conn, "SELECT link_key, source, guid, title FROM articles WHERE "
+                        f"link_key IN ({','.join('?' * len(links))})", links, 4):
                     self.link_row(link, source, guid, title)
             pairs = list({(a.source, a.guid) for a in chunk if a.guid})
             if pairs:
                 # A join, not ``(source, guid) IN (VALUES ...)``: SQLite plans that row-value
                 # IN as a scan of every article, this as one guid-index search per pair.
-                cur = await conn.execute(
-                    "SELECT a.source, a.guid, a.link_key FROM "
-                    f"(VALUES {','.join(['(?,?)'] * len(pairs))}) AS v "
-                    "JOIN articles a ON a.source = v.column1 AND a.guid = v.column2",
-                    [v for pair in pairs for v in pair])
-                for source, guid, link in await cur.fetchall():
+                for source, guid, link in all_rows(
+                        conn, "SELECT a.source, a.guid, a.link_key FROM "
+                        f"(VALUES {','.join(['(?,?)'] * len(pairs))}) AS v "
+                        "JOIN articles a ON a.source = v.column1 AND a.guid = v.column2",
+                        [v for pair in pairs for v in pair], 3):
                     self.guid_row(source, guid, link)
 
     def duplicate(self, article: Article, identity: tuple[str | None, str] | None = None
@@ -364,17 +369,93 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
                       for a, r in zip(rec.alerts, rules, strict=True)]
             continue
         if plain:
-            conn.executemany(INSERT_OUTBOX, plain)
+            insert_many(conn, INSERT_OUTBOX, plain)
             plain = []
         outlets = stories.join(article.title, rec.story)
         if not rec.alerts and rec.story.id not in stories.waiting:
             continue  # no row of its own, and no alert of its story waits for its outlet
         rows = story_rows(conn, article, rec, outlets, rules, when, new_nonce, stories)
         if rows:
-            conn.executemany(INSERT_OUTBOX, rows)
+            insert_many(conn, INSERT_OUTBOX, rows)
     if plain:
-        conn.executemany(INSERT_OUTBOX, plain)
+        insert_many(conn, INSERT_OUTBOX, plain)
     write_stories(conn, stories, stamps)
+
+
+def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], when: str | None,
+                  notices: Sequence[tuple[str, str]],
+                  terms_of: Callable[[str, str], str] | None, listed: ListedWords
+                  ) -> tuple[list[Article | None], set[str]]:
+    """:meth:`ArticlesMixin.record_many`'s writes, inside its transaction on the connection's
+    thread: the stored article (or None) of each record, and the words offered to the word
+    list (to remember once committed)."""
+    out: list[Article | None] = []
+    seen = _Identities()
+    seen.load(conn, [r.article for r in records])
+    ids = list({r.article.id for r in records})
+    taken: set[str] = set()
+    for chunk in _chunks(ids, _BATCH_CHUNK):
+        taken.update(str(i) for (i,) in all_rows(
+            conn, f"SELECT id FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk,
+            1))
+    articles, terms, matches = [], [], []
+    words: set[str] = set()
+    stored: list[tuple[Article, ArticleRecord]] = []
+    # A batch's articles mostly share one fetch time (an import's, a poll's).
+    stamps: dict[datetime | None, str | None] = {None: None}
+    for rec in records:
+        article = rec.article
+        identity = seen.identity(article)
+        if seen.duplicate(article, identity):
+            out.append(None)
+            continue
+        seen.add(article, identity)
+        link, content = identity
+        if article.id in taken:
+            free = free_id_now(article.content_hash, taken, lambda i: conn.execute(
+                "SELECT 1 FROM articles WHERE id = ?", (i,)).fetchone())
+            article = Article(**{**article.model_dump(), "id": free})
+        taken.add(article.id)
+        published, fetched = article.published, article.fetched_at
+        if (p := stamps.get(published)) is None and published is not None:
+            p = stamps[published] = iso(published)
+        if (f := stamps.get(fetched)) is None:
+            f = stamps[fetched] = iso(fetched)
+        articles.append((
+            article.id, article.source, article.guid, article.url, link, article.title,
+            article.text, p, f, p or f, content, rec.story.id if rec.story else None,
+        ))
+        terms.append((rec.terms, article.id, link_terms(rec, terms_of)))
+        if rec.matches:
+            # History's matches count at its date, mostly the article's own: spelt once.
+            made = when
+            matched = rec.matched_at
+            if matched is not None and (made := stamps.get(matched)) is None:
+                made = stamps[matched] = iso(matched)
+            for m in rec.matches:
+                hits = hits_json(m.hits)
+                matches.append((article.id, m.rule, m.score, hits, made))
+        stored.append((article, rec))
+        out.append(article)
+    if articles:
+        insert_many(conn,
+                    "INSERT INTO articles (id, source, guid, url, link_key, title, text, "
+                    "published, fetched_at, sort_at, content_hash, story_id) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    articles)
+        # The lookup index is keyed by the articles' rowids, assigned by the insert above.
+        # Words this store listed in a committed batch are listed for good: only the others
+        # are offered to the word list.
+        words = listed.unlisted(ListedWords.of(r for _, r in stored))
+        _index_terms(conn, terms=terms, words=words)
+    if matches:
+        insert_many(conn,
+                    "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
+                    "VALUES (?,?,?,?,?)", matches)
+    _write_outbox(conn, stored=stored, when=when or "", stamps=stamps)
+    for route, text in notices:
+        conn.execute(INSERT_NOTICE, notice_row(route, text, when))
+    return out, words
 
 
 class ArticlesMixin(CandidateList):
@@ -388,13 +469,13 @@ class ArticlesMixin(CandidateList):
         """Those of these content hashes some stored article has (one read per 500)."""
         unique = list(dict.fromkeys(hashes))
 
-        async def read(conn: aiosqlite.Connection) -> set[str]:
+        def read(conn: sqlite3.Connection) -> set[str]:
             found: set[str] = set()
             for chunk in _chunks(unique):
-                found |= await _stored_hashes(conn, chunk)
+                found |= _stored_hashes(conn, chunk)
             return found
 
-        return await self._db.read(read)
+        return await self._db.read(partial(run_on, fn=read))
 
     async def hash_sources(self, hashes: Collection[str]) -> dict[str, set[str]]:
         """For these content hashes, the sources that stored an article of that content (one
@@ -443,7 +524,7 @@ class ArticlesMixin(CandidateList):
         out: list[bool] = []
         for chunk in _chunks(articles):
             # One read per chunk: delivery's reads get the connection in between.
-            await self._db.read(partial(seen.load, articles=chunk))
+            await self._db.read(partial(run_on, fn=partial(seen.load, articles=chunk)))
             for a in chunk:
                 dup = seen.duplicate(a)
                 if not dup:
@@ -518,75 +599,13 @@ class ArticlesMixin(CandidateList):
         if not records and not notices:
             return []
         at = at or now()  # when the matches and alerts are recorded (the service's clock)
-        when = iso(at)
-        out: list[Article | None] = []
         async with self._db.tx() as tx:
-            seen = _Identities()
-            await seen.load(tx.conn, [r.article for r in records])
-            ids = list({r.article.id for r in records})
-            taken: set[str] = set()
-            for chunk in _chunks(ids):
-                rows = await tx.fetchall(
-                    f"SELECT id FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-                taken.update(str(i) for (i,) in rows)
-            articles, terms, matches = [], [], []
-            words: set[str] = set()
-            stored: list[tuple[Article, ArticleRecord]] = []
-            # A batch's articles mostly share one fetch time (an import's, a poll's).
-            stamps: dict[datetime | None, str | None] = {None: None}
-            for rec in records:
-                article = rec.article
-                identity = seen.identity(article)
-                if seen.duplicate(article, identity):
-                    out.append(None)
-                    continue
-                seen.add(article, identity)
-                link, content = identity
-                if article.id in taken:
-                    free = await free_id(article.content_hash, taken, lambda i: tx.fetchone(
-                        "SELECT 1 FROM articles WHERE id = ?", (i,)))
-                    article = Article(**{**article.model_dump(), "id": free})
-                taken.add(article.id)
-                published, fetched = article.published, article.fetched_at
-                if (p := stamps.get(published)) is None and published is not None:
-                    p = stamps[published] = iso(published)
-                if (f := stamps.get(fetched)) is None:
-                    f = stamps[fetched] = iso(fetched)
-                articles.append((
-                    article.id, article.source, article.guid, article.url, link, article.title,
-                    article.text, p, f, p or f, content, rec.story.id if rec.story else None,
-                ))
-                terms.append((rec.terms, article.id, link_terms(rec, self._terms_of)))
-                if rec.matches:
-                    # History's matches count at its date, mostly the article's own: spelt once.
-                    made = when
-                    matched = rec.matched_at
-                    if matched is not None and (made := stamps.get(matched)) is None:
-                        made = stamps[matched] = iso(matched)
-                    for m in rec.matches:
-                        hits = hits_json(m.hits)
-                        matches.append((article.id, m.rule, m.score, hits, made))
-                stored.append((article, rec))
-                out.append(article)
-            if articles:
-                await tx.executemany(
-                    "INSERT INTO articles (id, source, guid, url, link_key, title, text, "
-                    "published, fetched_at, sort_at, content_hash, story_id) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    articles)
-                # The lookup index is keyed by the articles' rowids, assigned by the insert above.
-                # Words this store listed in a committed batch are listed for good: only the
-                # others are offered to the word list.
-                words = self._listed_words.unlisted(ListedWords.of(r for _, r in stored))
-                await tx.run(partial(_index_terms, terms=terms, words=words))
-            if matches:
-                await tx.executemany(
-                    "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
-                    "VALUES (?,?,?,?,?)", matches)
-            await tx.run(partial(_write_outbox, stored=stored, when=when or "",
-                                 stamps=stamps))
-            for route, text in notices:
-                await tx.execute(INSERT_NOTICE, notice_row(route, text, when))
+            # The whole batch in one call on the connection's thread: each hop between the
+            # threads waits for the interpreter lock, up to 5 ms while another thread (an
+            # import's or a poll's parsing) runs Python, and a batch took some forty of them.
+            out, words = await tx.run(partial(
+                _record_batch, records=records, when=iso(at), notices=notices,
+                terms_of=self._terms_of, listed=self._listed_words))
         # Committed (an error or a cancellation above leaves them unremembered).
         self._listed_words.remember(words)
         return out

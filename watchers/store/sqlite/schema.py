@@ -22,7 +22,7 @@ from functools import partial
 from watchers.errors import StoreError
 from watchers.store._shared import FEED_COPY_HASH, FEED_COPY_WHERE
 from watchers.store.base import PAGE_MAX_SECOND, URLS_INCOMPLETE
-from watchers.store.sqlite._db import Db, Tx
+from watchers.store.sqlite._db import Db, Tx, insert_many
 
 __all__ = [
     "APPLICATION_ID",
@@ -104,8 +104,8 @@ def _checked_key(found: Mapping[int, int], rowid: int) -> int:
 
 def _insert_urls(conn: sqlite3.Connection, keyed: Iterable[tuple[int, str]]) -> None:
     # Articles without a link (or with none of its words) have no row: no url: term matches them.
-    conn.executemany("INSERT INTO article_urls (rowid, terms) VALUES (?, ?)",
-                     sorted((key, terms) for key, terms in keyed if terms))
+    insert_many(conn, "INSERT INTO article_urls (rowid, terms) VALUES (?, ?)",
+                sorted((key, terms) for key, terms in keyed if terms))
 
 
 def index_urls(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
@@ -141,7 +141,7 @@ def index_articles(conn: sqlite3.Connection,
         if len(row) > 2:
             links.append((key, row[2]))
     keyed.sort()
-    conn.executemany("INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
+    insert_many(conn, "INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
     _insert_urls(conn, links)
     if words is None:
         add_index_words(conn, [row[1] for row in rows])

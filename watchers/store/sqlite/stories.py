@@ -35,7 +35,7 @@ from watchers.store.base import (
     story_outcome,
     waiting_changes,
 )
-from watchers.store.sqlite._db import Db, Tx, dt, iso, rules_json
+from watchers.store.sqlite._db import Db, Tx, all_rows, dt, insert_many, iso, rules_json
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -120,19 +120,20 @@ def story_batch(conn: sqlite3.Connection, story_ids: Sequence[str]) -> StoryBatc
     outlets: dict[str, list[str]] = {}
     waiting: set[str] = set()
     routed: set[tuple[str, str]] = set()
-    for i in range(0, len(story_ids), 500):
-        chunk = story_ids[i : i + 500]
-        for sid, names in conn.execute(
-                f"SELECT id, outlets FROM stories WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk):
+    # Each read's rows come as one (see all_rows).
+    for i in range(0, len(story_ids), 4000):
+        chunk = story_ids[i : i + 4000]
+        for sid, names in all_rows(
+                conn, f"SELECT id, outlets FROM stories "
+                f"WHERE id IN ({','.join('?' * len(chunk))})", chunk, 2):
             outlets[str(sid)] = [str(n) for n in json.loads(names)]
     stored = list(outlets)
-    for i in range(0, len(stored), 500):
-        chunk = stored[i : i + 500]
+    for i in range(0, len(stored), 4000):
+        chunk = stored[i : i + 4000]
         marks = ",".join("?" * len(chunk))
-        for sid, route, waits in conn.execute(
-                "SELECT story_id, route, max(state = 'waiting') FROM outbox INDEXED BY "
-                f"outbox_story WHERE story_id IN ({marks}) GROUP BY story_id, route", chunk):
+        for sid, route, waits in all_rows(
+                conn, "SELECT story_id, route, max(state = 'waiting') FROM outbox INDEXED BY "
+                f"outbox_story WHERE story_id IN ({marks}) GROUP BY story_id, route", chunk, 3):
             routed.add((str(sid), str(route)))
             if waits:
                 waiting.add(str(sid))
@@ -145,7 +146,7 @@ def write_stories(conn: sqlite3.Connection, batch: StoryBatch,
     stored form (:func:`iso`) of times the batch has already spelt, such as its articles'
     dates, which are their stories' first and last seen (spelling one costs ~10,000
     instructions)."""
-    conn.executemany(_UPSERT_STORY, batch.rows(stamps or {}, iso))
+    insert_many(conn, _UPSERT_STORY, batch.rows(stamps or {}, iso))
 
 
 def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord,
@@ -252,7 +253,7 @@ def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
                 "SELECT 1 FROM outbox WHERE article_id = ? AND route = ? AND kind = 'alert'",
                 (r[1], r[2])).fetchone() is None]
     if rows:
-        conn.executemany(INSERT_OUTBOX, rows)
+        insert_many(conn, INSERT_OUTBOX, rows)
     return len(rows)
 
 
