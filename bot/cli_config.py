@@ -44,6 +44,11 @@ def load(arg: str | None, *, watching: bool = False) -> Config:
     return load_config(config_path(arg), watching=watching)
 
 
+class WriteFailed(str):
+    """:func:`write_output`'s reason when the system refused the write (a missing folder, no
+    permission, a full disk): an error of the run (exit 1), not of the arguments (exit 2)."""
+
+
 def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[bytes], bool],
                  cfg: Config, config_file: Path) -> str | None:
     """Write ``data`` (a ``what``: "PNG image", "OPML file") to ``out`` whole, or say why not.
@@ -52,7 +57,8 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
     files (a slip of tab completion would otherwise replace the database with a chart), and
     any other file already there that does not look like a ``what`` (``looks_like`` reads its
     first bytes). The data goes to a temporary file in the same folder, renamed over ``out``,
-    so an interrupted write leaves the old file. Returns None when written, else the reason.
+    so an interrupted write leaves the old file. Returns None when written, else the reason
+    (a :class:`WriteFailed` when the system refused it).
     """
     from watchers.store.sqlite import SIDECARS
 
@@ -70,7 +76,7 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
             with open(out, "wb") as fh:
                 fh.write(data)
         except OSError as exc:
-            return f"cannot write {out}: {exc.strerror or exc}"
+            return WriteFailed(f"cannot write {out}: {exc.strerror or exc}")
         return None
     target = out.resolve()
     guarded = {config_file.resolve()}
@@ -87,7 +93,7 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
             with target.open("rb") as fh:
                 head = fh.read(1024)
         except OSError as exc:
-            return f"cannot read {out} to check it: {exc.strerror or exc}"
+            return WriteFailed(f"cannot read {out} to check it: {exc.strerror or exc}")
         if head and not looks_like(head):
             article = "an" if what[:1].upper() in "AEIOU" else "a"
             return (f"{out} exists and is not {article} {what}: not overwritten; give another "
@@ -95,7 +101,7 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as exc:
-        return f"cannot write {out}: {exc.strerror or exc}"
+        return WriteFailed(f"cannot write {out}: {exc.strerror or exc}")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -103,7 +109,7 @@ def write_output(out: Path, data: bytes, *, what: str, looks_like: Callable[[byt
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        return f"cannot write {out}: {exc.strerror or exc}"
+        return WriteFailed(f"cannot write {out}: {exc.strerror or exc}")
     return None
 
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli_config import config_arg, config_path, load, write_output
+from bot.cli_config import WriteFailed, config_arg, config_path, load, write_output
 from bot.logs import say
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def _run_export(args: argparse.Namespace) -> int:
                                cfg=cfg, config_file=config_path(args.config))
         if refused is not None:
             say(f"-o: {refused}")
-            return EXIT_USAGE
+            return EXIT_REFUSED if isinstance(refused, WriteFailed) else EXIT_USAGE
         say(f"{args.output}: {len(feeds)} feed(s)")
     else:
         sys.stdout.buffer.write(data)

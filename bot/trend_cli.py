@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli_config import config_arg, config_path, load, write_output
+from bot.cli_config import WriteFailed, config_arg, config_path, load, write_output
 from bot.logs import say
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run"]
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MIN_PERIOD, MAX_PERIOD = timedelta(hours=1), timedelta(days=90)  # as /trend allows
 
 
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                                cfg=cfg, config_file=config_path(args.config))
         if refused is not None:
             say(f"--png: {refused}")
-            return EXIT_USAGE
+            return EXIT_FAILED if isinstance(refused, WriteFailed) else EXIT_USAGE
         say(f"wrote {out}: {summary(result)}")
     else:
         sys.stdout.write(_table(result) + "\n")

@@ -1126,6 +1126,10 @@ def load_config(path: str | Path, *, watching: bool = True) -> Config:
             # Read at most a byte more than a config may hold: /dev/zero or a log file given by
             # mistake is refused, not read whole.
             raw = fh.read(MAX_CONFIG_BYTES + 1)
+            # Relative paths resolve against the config file's folder; a config that is no
+            # file (`-c /dev/null` for the defaults, a shell's `<(...)`) has none of its own:
+            # /dev held the store.
+            base = p.resolve().parent if stat.S_ISREG(mode) else Path.cwd()
     except FileNotFoundError:
         raise ConfigError([ConfigIssue("", f"no such file: {p}")], file=str(p)) from None
     except OSError as exc:
@@ -1144,4 +1148,4 @@ def load_config(path: str | Path, *, watching: bool = True) -> Config:
     except RecursionError:  # tomllib reads nested arrays and tables recursively
         raise ConfigError([ConfigIssue("", "not a usable config: arrays or tables nested too "
                                            "deep")], file=str(p)) from None
-    return parse_config(data, base_dir=p.resolve().parent, file=str(p), watching=watching)
+    return parse_config(data, base_dir=base, file=str(p), watching=watching)

@@ -1048,3 +1048,21 @@ async def test_a_failed_write_ends_the_import_once_the_parsing_ahead_of_it_stopp
         assert len(parsed) == so_far < len(lines)
     assert sys.getswitchinterval() == before
     assert intervals == {SWITCH_INTERVAL}
+
+
+def test_with_no_config_file_the_store_is_made_in_the_current_folder(tmp_path: Path) -> None:
+    """``-c /dev/null`` (the defaults) resolved the store's relative path against the config's
+    folder: /dev/newswatch.db, made there as root."""
+    write_jsonl(tmp_path / "h.jsonl", [json.dumps(GOOD[0])])
+    made_in_dev = Path("/dev/newswatch.db").exists()
+    try:
+        res = nw("import", "h.jsonl", "-c", "/dev/null", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / "newswatch.db").is_file()
+        assert Path("/dev/newswatch.db").exists() == made_in_dev
+        found = nw("search", "troops", "-c", "/dev/null", cwd=tmp_path)
+        assert found.returncode == 0 and "Troops gather at the border" in found.stdout
+    finally:
+        if not made_in_dev:
+            for end in ("", "-wal", "-shm", ".lock"):
+                Path(f"/dev/newswatch.db{end}").unlink(missing_ok=True)

@@ -177,6 +177,7 @@ def test_export_never_overwrites_the_store_the_config_or_another_kind_of_file(
         assert (workdir / target).read_bytes() == before
     assert run(workdir, "export", "-o", str(workdir)) == 2
     assert "is a folder" in capsys.readouterr().err
-    assert run(workdir, "export", "-o", str(workdir / "no" / "such.opml")) == 2
+    # The system refusing the write is no mistake in the arguments: exit 1, as documented.
+    assert run(workdir, "export", "-o", str(workdir / "no" / "such.opml")) == 1
     assert "cannot write" in capsys.readouterr().err
     assert stored(workdir) == ["bbc-2", "reuters"]

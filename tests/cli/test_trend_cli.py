@@ -110,6 +110,17 @@ def test_png_never_overwrites_the_store_the_config_or_another_kind_of_file(
     assert nw("search", "troops", "--limit", "1", cwd=store).returncode == 0
 
 
+def test_a_png_the_system_cannot_write_is_exit_1_not_a_usage_error(store: Path) -> None:
+    """A folder that does not exist ended with exit 2, which the docs keep for a bad config or
+    query; "cannot write" is an error of the run (exit 1), as for every other command."""
+    res = nw("trend", "troops", "--since", "3d", "--until", "2022-01-04", "--png",
+             str(store / "no" / "such.png"), cwd=store)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip().endswith(
+        f"--png: cannot write {store / 'no' / 'such.png'}: No such file or directory")
+    assert not (store / "no").exists()
+
+
 def test_an_empty_png_name_is_named_not_taken_for_no_png(store: Path) -> None:
     """``--png ""`` (an unset shell variable) printed the table as if --png were not given."""
     res = nw("trend", "troops", "--since", "3d", "--until", "2022-01-04", "--png", "",
