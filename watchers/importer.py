@@ -583,19 +583,26 @@ async def import_file(
     # on while a batch commits (SQLite's commit and its multi-row inserts run without the
     # interpreter lock): parsing the next batch only while one was written left the commit
     # and the rest of each write to run alone, as both wait for the lock most of the time.
-    ready: asyncio.Queue[_Batch | BaseException | None] = asyncio.Queue(AHEAD)
-
+    ready: asyncio.Queue[_Batch | BaseException | None] = asyncio.Queue()
+    room = asyncio.Semaphore(AHEAD)  # batches parsed and not yet taken by the writer
     stop = False
 
     async def produce() -> None:
         try:
-            while not stop:
+            while True:
+                await room.acquire()
+                if stop:
+                    return
                 got = await prepare()
-                await ready.put(got)
+                ready.put_nowait(got)
                 if got is None:
                     return
-        except Exception as exc:
-            await ready.put(exc)
+        except BaseException as exc:
+            # Handed to the writer, which raises it: a cancellation of this task from outside
+            # too, which left the writer waiting for a batch for ever.
+            ready.put_nowait(exc)
+            if not isinstance(exc, Exception):
+                raise
 
     with fh, collector.paused(), _switching(SWITCH_INTERVAL):
         async with bulk() if bulk is not None else nullcontext():
@@ -604,6 +611,7 @@ async def import_file(
                 while (current := await ready.get()) is not None:
                     if isinstance(current, BaseException):
                         raise current
+                    room.release()
                     stored = await store.record_many(current.records)
                     kept = sum(1 for s in stored if s is not None)
                     imported += kept
@@ -627,10 +635,8 @@ async def import_file(
                 # Stopped early (an error, a cancellation): the batch being parsed is let
                 # finish, so that nothing reads the file or the stories after this returns.
                 stop = True
-                while not producer.done():
-                    while not ready.empty():
-                        ready.get_nowait()
-                    await asyncio.wait([producer], timeout=0.05)
+                room.release()  # a producer waiting for room goes on, and sees the stop
+                await asyncio.wait([producer])
         changed = _version(os.fstat(fh.fileno())) != read_from or _changed(Path(path), read_from)
     return ImportSummary(lines, imported, duplicates, tuple(bad), tuple(renamed), changed)
 

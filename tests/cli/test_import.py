@@ -1066,3 +1066,32 @@ def test_with_no_config_file_the_store_is_made_in_the_current_folder(tmp_path: P
         if not made_in_dev:
             for end in ("", "-wal", "-shm", ".lock"):
                 Path(f"/dev/newswatch.db{end}").unlink(missing_ok=True)
+
+
+async def test_an_import_whose_parsing_task_is_cancelled_ends_and_does_not_wait_for_ever(
+        tmp_path: Path) -> None:
+    """Shutdown code that cancels every task one by one cancelled the task parsing ahead of
+    the writes, and the import then waited for its next batch for ever (with the shorter
+    switch interval set all the while)."""
+    import sys
+
+    lines = [json.dumps({**GOOD[0], "id": f"h{i}", "title": f"Troops {i}",
+                         "url": f"https://ex.org/{i}"}) for i in range(400)]
+    history = write_jsonl(tmp_path / "h.jsonl", lines)
+
+    def slow_terms(title: str, text: str) -> str:
+        time.sleep(0.002)
+        return index_terms(title, text)
+
+    before = sys.getswitchinterval()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        task = asyncio.create_task(import_file(store, history, ruleset=RuleSet([]),
+                                               terms_of=slow_terms, batch=10))
+        await asyncio.sleep(0.2)
+        parsing = [t for t in asyncio.all_tasks() if "produce" in repr(t.get_coro())]
+        assert len(parsing) == 1 and not task.done()
+        parsing[0].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=30)
+        assert parsing[0].done()
+    assert sys.getswitchinterval() == before

@@ -140,3 +140,42 @@ async def test_outbox_rows_follow_the_batch_order(tmp_path: Path) -> None:
                                  for i, a in enumerate(batch)])
         rows = await store.alerts(kind="alert")
     assert [r.article_id for r in sorted(rows, key=lambda r: r.id)] == [a.id for a in batch]
+
+
+async def _limit(store: SqliteStore, which: int, value: int) -> None:
+    """Lower one of SQLite's limits on the store's connection (as another build of SQLite, or
+    a value near it, meets them)."""
+    conn = store._db.conn
+    await conn._execute(conn._conn.setlimit, which, value)  # type: ignore[no-untyped-call]
+
+
+def _live(i: int, title_chars: int = 0) -> Article:
+    return Article(source="live", guid=f"g{i}", url="https://ex.org/live",
+                   title=f"Live {i} " + '"' * title_chars, text=f"update {i}")
+
+
+async def test_long_titles_under_one_link_do_not_stop_its_next_items(tmp_path: Path) -> None:
+    """A batch read the rows of its links as one JSON value: a live page whose items' titles
+    together passed SQLite's longest value (1e9 bytes; here lowered to 2 MB) failed every
+    later batch holding the link, and ``known`` with it, for good."""
+    async with await SqliteStore.open(tmp_path / "nw.db", terms_of=index_terms) as store:
+        await _limit(store, sqlite3.SQLITE_LIMIT_LENGTH, 2_000_000)
+        for start in range(0, 30, 10):
+            await store.record_many([record_of(_live(i, 40_000), None)
+                                     for i in range(start, start + 10)])
+        assert await store.known([_live(1, 40_000), _live(30)]) == [True, False]
+        (stored,) = await store.record_many([record_of(_live(30), None)])
+        assert stored is not None and await store.count_articles() == 31
+
+
+async def test_a_batch_binds_no_more_values_than_sqlite_allows(tmp_path: Path) -> None:
+    """A batch's reads bound 4,000 ids (8,000 values for guids) whatever the limit: where
+    SQLite allows fewer (2,500 here), a batch of 2,000 articles failed."""
+    batch = [Article(source="feed", guid=f"g{i}", url=f"https://ex.org/{i}", title=f"T {i}",
+                     text="x") for i in range(2000)]
+    async with await SqliteStore.open(tmp_path / "nw.db", terms_of=index_terms) as store:
+        await _limit(store, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 2500)
+        stored = await store.record_many([record_of(a, None) for a in batch])
+        assert all(s is not None for s in stored)
+        assert await store.known(batch[:3]) == [True, True, True]
+        assert await store.record_many([record_of(a, None) for a in batch]) == [None] * 2000

@@ -44,7 +44,8 @@ from watchers.errors import StoreCorruptError, StoreError, StoreGoneError
 if TYPE_CHECKING:
     from watchers.store.base import OutboxEntry
 
-__all__ = ["Db", "Tx", "all_rows", "dt", "dump_model", "insert_many", "iso", "now", "run_on"]
+__all__ = ["Db", "Tx", "all_rows", "batch_chunk", "dt", "dump_model", "insert_many", "iso", "now",
+           "run_on"]
 
 T = TypeVar("T")
 
@@ -109,8 +110,9 @@ def dump_model(model: BaseModel, *, exclude: set[str] | None = None) -> str:
 
 
 # An INSERT whose values are one row of plain "?" placeholders, and what follows them (an
-# upsert's ON CONFLICT clause, say).
-_ONE_ROW = re.compile(r"(?is)(\s*INSERT\b.*?\bVALUES\s*)\((\s*\?\s*(?:,\s*\?\s*)*)\)(.*)")
+# upsert's ON CONFLICT clause, say, with no placeholder of its own: bound once per statement,
+# it would not be bound per row).
+_ONE_ROW = re.compile(r"(?is)(\s*INSERT\b.*?\bVALUES\s*)\((\s*\?\s*(?:,\s*\?\s*)*)\)([^?]*)")
 # The most rows one statement inserts (a write batch's, mostly: a poll's or an import's).
 ROWS_MAX = 4096
 _MANY: dict[tuple[str, int], str | None] = {}
@@ -158,18 +160,28 @@ def insert_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]
 
 
 def all_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any], columns: int
-             ) -> list[list[Any]]:
-    """The rows of a read of ``columns`` columns of text, integers and NULLs (no blobs; reals
-    would come back to 15 digits), read as one JSON array: a cursor's every row is a step of
-    its own that releases the interpreter lock, and a thread that needs it back waits up to
-    the switch interval while another thread runs Python. Lists in place of tuples, in no
-    particular order."""
+             ) -> list[Sequence[Any]]:
+    """The rows of a read of ``columns`` columns of short text, integers and NULLs, read as
+    one JSON array: a cursor's every row is a step of its own that releases the interpreter
+    lock, and a thread that needs it back waits up to the switch interval while another
+    thread runs Python. In no particular order. A value JSON cannot hold (a blob an outside
+    tool stored) or rows too long for one value are read row by row instead; reals would come
+    back to 15 digits, so no read of one comes here."""
     names = ",".join(f"c{i}" for i in range(columns))
-    (got,) = conn.execute(
-        f"WITH q({names}) AS ({sql}) SELECT json_group_array(json_array({names})) FROM q",
-        params).fetchone()
-    rows: list[list[Any]] = json.loads(got)
+    try:
+        (got,) = conn.execute(
+            f"WITH q({names}) AS ({sql}) SELECT json_group_array(json_array({names})) FROM q",
+            params).fetchone()
+    except (sqlite3.OperationalError, sqlite3.DataError):
+        return conn.execute(sql, params).fetchall()
+    rows: list[Sequence[Any]] = json.loads(got)
     return rows
+
+
+def batch_chunk(conn: sqlite3.Connection, per_row: int = 1, most: int = 4000) -> int:
+    """How many rows of ``per_row`` bound values one IN (...) list of a write batch's reads
+    takes: ``most``, or fewer where SQLite was built (or set) to bind fewer values."""
+    return max(1, min(most, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // per_row))
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:

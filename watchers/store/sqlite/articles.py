@@ -45,7 +45,17 @@ from watchers.store.base import (
     page_second,
     sort_time,
 )
-from watchers.store.sqlite._db import Db, all_rows, dt, insert_many, iso, now, rules_json, run_on
+from watchers.store.sqlite._db import (
+    Db,
+    all_rows,
+    batch_chunk,
+    dt,
+    insert_many,
+    iso,
+    now,
+    rules_json,
+    run_on,
+)
 from watchers.store.sqlite.outbox import INSERT_NOTICE, notice_row
 from watchers.store.sqlite.schema import (
     INDEX_KEY_SQL,
@@ -189,12 +199,6 @@ async def _duplicate_of(conn: aiosqlite.Connection, article: Article) -> str | N
 _CHUNK = 500
 
 
-# Rows per IN (...) list of a write batch's reads, on the connection's thread: a batch of
-# articles in one read of each kind (each read waits for the interpreter lock; see
-# watchers.store.sqlite._db.insert_many).
-_BATCH_CHUNK = 4000
-
-
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -217,7 +221,8 @@ def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str |
     word list may lack)."""
     rowid_of: dict[str, int] = {}
     keys: dict[int, int] = {}
-    for chunk in _chunks([i for _, i, _ in terms], _BATCH_CHUNK):
+    # A batch of articles in one read (each waits for the interpreter lock; see all_rows).
+    for chunk in _chunks([i for _, i, _ in terms], batch_chunk(conn)):
         # Each article's rowid and index key in one read (index_articles read the keys again).
         for ident, rowid, key in all_rows(
                 conn, f"SELECT a.id, a.rowid, {INDEX_KEY_SQL} FROM articles a "
@@ -294,15 +299,19 @@ class _Identities:
 
     def load(self, conn: sqlite3.Connection, articles: Sequence[Article]) -> None:
         """Read what the batch ``articles`` needs (on the connection's thread)."""
-        for chunk in _chunks(articles, _BATCH_CHUNK):
+        # A batch in one read of each kind (each waits for the interpreter lock; see
+        # all_rows); the guid pairs bind two values each.
+        for chunk in _chunks(articles, batch_chunk(conn, 2)):
             self.hashes |= _stored_hashes(
                 conn, list({h for a in chunk for h in dedupe_hashes(a)}))
             chunk = self.new_content(chunk)
             links = list({link for a in chunk if (link := self.identity(a)[0])})
             if links:
-                for link, source, guid, title in all_rows(
-                        conn, "SELECT link_key, source, guid, title FROM articles WHERE "
-                        f"link_key IN ({','.join('?' * len(links))})", links, 4):
+                # Row by row: a live page's link holds thousands of rows, whose titles may be
+                # long (one JSON array of them could pass SQLite's limit on a value's length).
+                for link, source, guid, title in conn.execute(
+                        "SELECT link_key, source, guid, title FROM articles WHERE "
+                        f"link_key IN ({','.join('?' * len(links))})", links):
                     self.link_row(link, source, guid, title)
             pairs = list({(a.source, a.guid) for a in chunk if a.guid})
             if pairs:
@@ -394,7 +403,7 @@ def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], wh
     seen.load(conn, [r.article for r in records])
     ids = list({r.article.id for r in records})
     taken: set[str] = set()
-    for chunk in _chunks(ids, _BATCH_CHUNK):
+    for chunk in _chunks(ids, batch_chunk(conn)):
         taken.update(str(i) for (i,) in all_rows(
             conn, f"SELECT id FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk,
             1))

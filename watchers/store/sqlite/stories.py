@@ -35,7 +35,16 @@ from watchers.store.base import (
     story_outcome,
     waiting_changes,
 )
-from watchers.store.sqlite._db import Db, Tx, all_rows, dt, insert_many, iso, rules_json
+from watchers.store.sqlite._db import (
+    Db,
+    Tx,
+    all_rows,
+    batch_chunk,
+    dt,
+    insert_many,
+    iso,
+    rules_json,
+)
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -121,15 +130,16 @@ def story_batch(conn: sqlite3.Connection, story_ids: Sequence[str]) -> StoryBatc
     waiting: set[str] = set()
     routed: set[tuple[str, str]] = set()
     # Each read's rows come as one (see all_rows).
-    for i in range(0, len(story_ids), 4000):
-        chunk = story_ids[i : i + 4000]
+    size = batch_chunk(conn)
+    for i in range(0, len(story_ids), size):
+        chunk = story_ids[i : i + size]
         for sid, names in all_rows(
                 conn, f"SELECT id, outlets FROM stories "
                 f"WHERE id IN ({','.join('?' * len(chunk))})", chunk, 2):
             outlets[str(sid)] = [str(n) for n in json.loads(names)]
     stored = list(outlets)
-    for i in range(0, len(stored), 4000):
-        chunk = stored[i : i + 4000]
+    for i in range(0, len(stored), size):
+        chunk = stored[i : i + size]
         marks = ",".join("?" * len(chunk))
         for sid, route, waits in all_rows(
                 conn, "SELECT story_id, route, max(state = 'waiting') FROM outbox INDEXED BY "
