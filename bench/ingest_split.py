@@ -55,15 +55,34 @@ from watchers.config import RuleConfig
 from watchers.models import Article
 
 SPENT: dict[str, float] = defaultdict(float)
+# Per thread, the areas it is inside, each with the time of the areas inside it: an area's
+# own time leaves those out (a write batch is one call on the database's thread, and its
+# statements are areas of their own inside it).
+_INSIDE = threading.local()
 
 
 def timed(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
+        stack: list[list[Any]] | None = getattr(_INSIDE, "stack", None)
+        if stack is None:
+            stack = _INSIDE.stack = []
+        stack.append([label, 0.0])
         start = time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
-            SPENT[label] += time.thread_time() - start
+            spent = time.thread_time() - start
+            _, inner = stack.pop()
+            SPENT[label] += spent - inner
+            if stack:
+                stack[-1][1] += spent
+    return run
+
+
+def _sql_timed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(conn, sql, ...)`` (a statement run inside a write batch) timed under its area."""
+    def run(conn: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        return timed(_sql_area(fn, (sql,)), fn)(conn, sql, *args, **kwargs)
     return run
 
 
@@ -109,9 +128,18 @@ def instrument() -> None:
             (service_module, "analysed_words", "ex: lookup index words"),
             (service_module, "url_terms", "ex: link words (URL index)"),
             (service_module, "_route", "loop: routing"),
-            (articles_module, "hits_json", "loop: evidence JSON")):
+            (articles_module, "hits_json", "loop: evidence JSON"),
+            # Inside a write batch (one call on the database's thread: its other work is
+            # "db: other calls").
+            (articles_module, "_index_terms", "db: lookup index rows + word list"),
+            (articles_module, "_write_outbox", "db: outbox + story rows")):
         if hasattr(module, name):
             setattr(module, name, timed(label, getattr(module, name)))
+    articles_module._Identities.load = timed(  # type: ignore[method-assign]
+        "db: dedupe and id reads", articles_module._Identities.load)
+    for name in ("insert_many", "all_rows"):  # the article and match rows, the id reads
+        if hasattr(articles_module, name):
+            setattr(articles_module, name, _sql_timed(getattr(articles_module, name)))
     rs = ruleset_module.RuleSet
     rs.match_report = timed("ex: matching", rs.match_report)  # type: ignore[method-assign]
     original: Callable[..., Any] = aiosqlite.Connection._execute
