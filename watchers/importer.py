@@ -23,8 +23,14 @@ Invariants:
   date keep the file's order, undated ones come last), since an index groups within a window
   behind the newest article it has seen.
 - Work is done in batches of ``BATCH`` lines: parsing and matching in ``executor`` (off the
-  event loop), each batch written in one transaction; a crash loses at most the batch being
-  written, and importing the file again completes it (what was stored counts as duplicates).
+  event loop), up to ``AHEAD`` batches ahead of the writes, each batch written in one
+  transaction; a crash loses at most the batch being written, and importing the file again
+  completes it (what was stored counts as duplicates). An error or a cancellation ends the
+  import once the batch being parsed is done, so nothing reads the file or the stories after
+  it returned.
+- The interpreter's switch interval is ``SWITCH_INTERVAL`` (0.5 ms) while the import runs, in
+  the whole process, and back to what it was when the last import running ends: the writing
+  thread gets the interpreter lock back soon after each statement SQLite runs.
 - The cyclic garbage collector is held off for the import (:func:`watchers.collector.paused`,
   in every thread of the process): its records are freed by reference counting as they are
   written, and the collections between batches only walked them.
