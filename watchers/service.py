@@ -168,6 +168,7 @@ class _Analysis:
     story: StoryLink | None = None
     words: set[str] | None = None  # the terms' words, for the index's word list
     url_terms: str = ""  # the link's words, for the URL index
+    sig: Signature | None = None  # its story signature, while its story is still to be joined
 
 
 @dataclass
@@ -241,6 +242,9 @@ class WatchService:
     _book: _StateBook = field(init=False)
     _stories: StoryIndex | None = field(default=None, init=False)
     _stories_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    # Shared: one poll of this process at a time waits for or holds the store's story grouping
+    # lock (see _ingest), so waiting polls do not each hold a connection of the pool.
+    _grouping_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     _stories_synced: datetime | None = field(default=None, init=False)  # database's clock
     _stories_looked: float = field(default=0.0, init=False)  # monotonic, this process's
 
@@ -276,15 +280,15 @@ class WatchService:
                     gc.freeze()
             return self._stories
 
-    async def _sync_stories(self, stories: StoryIndex) -> None:
+    async def _sync_stories(self, stories: StoryIndex, *, now: bool = False) -> None:
         """Shared: take the stories other workers started or grew since the last look (by when
         they were written, on the database's clock), so an article polled here joins a story
         another worker's article began. At most one look a second, shared by the polls
         meanwhile; each reads only what was written since the one before (and the slack), so
-        its cost follows the rate of writes, not the number of live stories. Two workers
-        grouping articles of a new event in the same second may still start two stories."""
+        its cost follows the rate of writes, not the number of live stories. ``now``: look
+        whenever the last look was (a poll holding the store's story grouping lock)."""
         async with self._stories_lock:
-            if time.monotonic() - self._stories_looked < STORY_SYNC_EVERY:
+            if not now and time.monotonic() - self._stories_looked < STORY_SYNC_EVERY:
                 return
             found, clock = await self.store.stories_touched(self._stories_synced)
             self._stories_synced = clock - STORY_SYNC_SLACK
@@ -774,19 +778,33 @@ class WatchService:
 
     def _analyse(self, ruleset: RuleSet, articles: Sequence[Article],
                  stories: StoryIndex | None = None,
-                 audience: Sequence[tuple[str, RuleSet]] | None = None) -> list[_Analysis]:
+                 audience: Sequence[tuple[str, RuleSet]] | None = None,
+                 join: bool = True) -> list[_Analysis]:
         """Match, index and group a batch, oldest first (runs in the executor, off the event
         loop). ``audience``: for a feed servers follow, each follower's name for it and rule
         set, matched in its turn against the article under that name (``ruleset`` is then
-        not used)."""
+        not used). ``join`` False: each analysis keeps its story signature for :meth:`_join`
+        instead of joining its story."""
         # The collector is held off meanwhile: the batch's objects are freed by reference
         # counting, and collections would walk them again and again (see watchers.collector).
         with collector.paused():
-            return self._analysed(ruleset, articles, stories, audience)
+            return self._analysed(ruleset, articles, stories, audience, join)
+
+    def _join(self, stories: StoryIndex, articles: Sequence[Article],
+              analyses: Sequence[_Analysis]) -> list[_Analysis]:
+        """The analyses made with ``join`` False, each with its story joined, in order (in the
+        executor)."""
+        with collector.paused():
+            out = [replace(a, story=join_story(stories, article, a.sig), sig=None)
+                   if a.sig is not None else a
+                   for article, a in zip(articles, analyses, strict=True)]
+            untrack(*out)
+            return out
 
     def _analysed(self, ruleset: RuleSet, articles: Sequence[Article],
                   stories: StoryIndex | None,
-                  audience: Sequence[tuple[str, RuleSet]] | None) -> list[_Analysis]:
+                  audience: Sequence[tuple[str, RuleSet]] | None,
+                  join: bool = True) -> list[_Analysis]:
         found: list[tuple[list[Match], str, tuple[str, ...], set[str], str]] = []
         sigs: list[Signature | None] = []
         for article in articles:
@@ -820,6 +838,11 @@ class WatchService:
             words = analysed_words(analysis)
             found.append((matches, terms_text(words), over, words, url_terms(article.url)))
         links: list[StoryLink | None] = [None] * len(found)
+        if not join:
+            out = [_Analysis(matches, terms, over, None, words, urls, sig)
+                   for (matches, terms, over, words, urls), sig in zip(found, sigs, strict=True)]
+            untrack(*out)
+            return out
         if stories is not None:
             # The batch joins its stories once it is matched, in the same order: the live index
             # is then walked article after article rather than between two articles' matching,
@@ -860,7 +883,12 @@ class WatchService:
                               updated=updated)
         loop = asyncio.get_running_loop()
         stories = await self.story_index()
-        if stories is not None and self.shared:
+        # Shared: polls of several workers group their articles one at a time, under the
+        # store's story grouping lock, each after reading what the others wrote (see below).
+        grouping: Callable[[], contextlib.AbstractAsyncContextManager[bool]] | None = (
+            getattr(self.store, "story_grouping", None)
+            if stories is not None and self.shared else None)
+        if stories is not None and self.shared and grouping is None:
             await self._sync_stories(stories)
         # Read now, after the fetch: a server that stopped following the feed meanwhile gets
         # nothing of it, and once none follows it no rule matches it (see followers).
@@ -885,7 +913,16 @@ class WatchService:
                 for start in range(0, len(fresh), INGEST_BATCH):
                     analyses += await loop.run_in_executor(
                         self.executor, self._analyse, ruleset, fresh[start : start + INGEST_BATCH],
-                        stories, audience)
+                        stories, audience, grouping is None)
+                if grouping is not None and stories is not None:
+                    # Matched without the lock; grouped and written with it. Another worker's
+                    # poll of the same event, written while this one waited, is read first, so
+                    # this poll's articles join its story rather than start one of their own.
+                    await held.enter_async_context(self._grouping_lock)
+                    await held.enter_async_context(grouping())
+                    await self._sync_stories(stories, now=True)
+                    analyses = await loop.run_in_executor(self.executor, self._join, stories,
+                                                          fresh, analyses)
                 if self.audiences:
                     await held.enter_async_context(self._copies_lock)
                     await self._told_already(fresh, analyses,

@@ -392,6 +392,86 @@ async def test_an_article_polled_by_one_worker_joins_the_story_another_worker_be
     assert len(found) == 2 and len({s.id for s in stories.values()}) == 1
 
 
+async def test_an_event_two_workers_poll_at_once_is_one_story(
+        tmp_path: Path, pg_database: str) -> None:
+    """Two workers polling two outlets' reports of one event at the same moment each read the
+    others' stories (none yet), each started a story, and nothing merged them: an alert
+    waiting for two outlets waited for ever. Workers now group their polls one at a time
+    under the store's story grouping lock, each after reading what the other wrote."""
+    events = [
+        ("Russian troops mass near Ukraine border, satellite images show\n\nNew satellite "
+         "images show Russian troops and armour massing near the Ukrainian border at Yelnya.",
+         "Satellite images show Russian troops massing near Ukraine's border\n\nMaxar "
+         "satellite images show Russian troops and tanks gathering near Yelnya, close to "
+         "Ukraine."),
+        ("Biden warns Putin of sanctions in hour-long call\n\nPresident Biden told Vladimir "
+         "Putin the United States would impose severe sanctions if Russia invades Ukraine.",
+         "Biden and Putin speak by phone as sanctions threat looms\n\nThe US president "
+         "warned Putin of sweeping sanctions in a call lasting nearly an hour."),
+        ("US orders families of embassy staff to leave Kyiv\n\nThe State Department ordered "
+         "the families of American diplomats at the Kyiv embassy to leave Ukraine.",
+         "State Department tells embassy families to leave Ukraine\n\nFamilies of staff at "
+         "the US embassy in Kyiv were ordered to depart as tensions rise."),
+    ]
+    for name in ("dw", "npr"):
+        (tmp_path / name).mkdir()
+    cfg = config(tmp_path, pg_database,
+                 rules=[{"name": "crisis", "query": "troops OR sanctions OR embassy"}],
+                 sources=[{"name": n, "type": "folder", "path": n, "settle": "0s",
+                           "every": 60} for n in ("dw", "npr")])
+    async with open_engine(cfg, role="poll", start=False) as one, \
+            open_engine(cfg, role="poll", start=False) as two:
+        for engine in (one, two):
+            assert await engine.watch.story_index() is not None
+        for n, (dw, npr) in enumerate(events):  # each round a new event, both polls at once
+            (tmp_path / "dw" / f"{n}.txt").write_text(dw + "\n")
+            (tmp_path / "npr" / f"{n}.txt").write_text(npr + "\n")
+            reports = await asyncio.gather(one.watch.poll_source("dw"),
+                                           two.watch.poll_source("npr"))
+            assert [r.new for r in reports] == [1, 1], reports
+            found = await one.recent(limit=2)
+            assert {a.title for a, _ in found} == {t.split("\n")[0] for t in (dw, npr)}
+            stories = await one.stories_of([a.id for a, _ in found])
+            assert len(stories) == 2 and len({s.id for s in stories.values()}) == 1, n
+            assert sorted(next(iter(stories.values())).outlets) == ["dw", "npr"]
+        assert await one.store.count_stories() == len(events)
+
+
+async def test_a_worker_that_holds_the_grouping_lock_too_long_holds_no_poll_up_for_ever(
+        tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A worker stuck while it groups (here a session holding the lock) delays the others'
+    polls by the grouping wait at most; they then group without it, as before, saying so.
+    No lock is left behind by a poll, grouped or not."""
+    from watchers.store.postgres import stories as pg_stories
+    from watchers.store.postgres._db import LOCKS, NEWSWATCH
+
+    monkeypatch.setattr(pg_stories, "GROUPING_WAIT_S", 0.5)
+    (tmp_path / "dw").mkdir()
+    (tmp_path / "dw" / "a.txt").write_text("Troops gather at the border\n\nTroops gathered.\n")
+    cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                 sources=[{"name": "dw", "type": "folder", "path": "dw", "settle": "0s",
+                           "every": 60}])
+    stuck = await asyncpg.connect(pg_database)
+    try:
+        await stuck.execute("SELECT pg_advisory_lock($1, $2)", NEWSWATCH, LOCKS["stories"])
+        async with open_engine(cfg, role="poll", start=False) as worker:
+            report = await asyncio.wait_for(worker.watch.poll_source("dw"), timeout=20)
+            assert report.new == 1 and not report.error
+            assert "grouping this poll without waiting for it" in caplog.text
+            await stuck.execute("SELECT pg_advisory_unlock($1, $2)", NEWSWATCH,
+                                LOCKS["stories"])
+            (tmp_path / "dw" / "b.txt").write_text("Tanks cross the river\n\nTroops too.\n")
+            report = await asyncio.wait_for(worker.watch.poll_source("dw"), timeout=20)
+            assert report.new == 1
+            held = await stuck.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 "
+                "AND objid = $2", NEWSWATCH, LOCKS["stories"])
+            assert held == 0
+    finally:
+        await stuck.close()
+
+
 async def test_a_process_that_runs_the_database_alone_never_runs_beside_role_processes(
         tmp_path: Path, pg_database: str) -> None:
     cfg = config(tmp_path, pg_database, rules=[{"name": "t", "query": "t"}], sources=[])

@@ -55,7 +55,7 @@ SESSION_ID = "format('%s@%s', a.pid, extract(epoch from a.backend_start))"
 # Advisory lock keys (pg_advisory_*lock(int, int)): the first number is newswatch's, the second
 # what is locked. Route claims lock (ROUTE_SPACE, hashtext(route)).
 NEWSWATCH = int.from_bytes(b"nwsw", "big")  # fits a signed int4
-LOCKS = {"writer": 1, "articles": 2, "schema": 3}
+LOCKS = {"writer": 1, "articles": 2, "schema": 3, "stories": 4}
 ROUTE_SPACE = NEWSWATCH ^ 0x7F
 
 

@@ -10,8 +10,10 @@ story already has on the route; writers decide under the ``articles`` advisory l
 from __future__ import annotations
 
 import json
+import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +31,7 @@ from watchers.store.base import (
     story_outcome,
     waiting_changes,
 )
-from watchers.store.postgres._db import LOCKS, Pg
+from watchers.store.postgres._db import _DRIVER_ERRORS, LOCKS, NEWSWATCH, Pg
 from watchers.store.sqlite._db import rules_json
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
@@ -201,10 +203,48 @@ async def _queue_update(conn: asyncpg.Connection, story: str, route: str, articl
     return 1
 
 
+log = logging.getLogger(__name__)
+
+# How long a worker waits for another to finish grouping its poll into stories (see
+# story_grouping) before it groups without waiting.
+GROUPING_WAIT_S = 30.0
+
+
 class StoriesMixin:
     """The :class:`watchers.store.StoryStore` part of :class:`PostgresStore`."""
 
     _db: Pg
+
+    @asynccontextmanager
+    async def story_grouping(self) -> AsyncIterator[bool]:
+        """Held while a poll worker groups a poll's new articles into stories and writes them:
+        workers group one at a time, each after reading the stories the others wrote, so an
+        event two workers' outlets report at once is one story, not one in each worker.
+
+        A transaction-scoped advisory lock on a connection of its own, its transaction held
+        open (nothing is written in it) and rolled back at the end: a pool connection keeps
+        no lock past its release, whatever ends the block. Yields whether the lock is held:
+        after :data:`GROUPING_WAIT_S` of waiting for another worker (one that hangs), the poll
+        groups without it, as a worker did before (its stories may then split)."""
+        async with self._db.statement("grouping stories") as conn:
+            tr = conn.transaction()
+            held = False
+            try:
+                await tr.start()
+                await conn.execute(f"SET LOCAL lock_timeout = '{int(GROUPING_WAIT_S * 1000)}ms'")
+                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", NEWSWATCH,
+                                   LOCKS["stories"])
+                held = True
+            except asyncpg.exceptions.LockNotAvailableError:
+                log.warning("another poll worker has been grouping stories for %.0f s: "
+                            "grouping this poll without waiting for it", GROUPING_WAIT_S)
+            except _DRIVER_ERRORS as exc:  # the database is away: the writes will say so
+                log.debug("no story grouping lock: %s", exc)
+            try:
+                yield held
+            finally:
+                with suppress(*_DRIVER_ERRORS):
+                    await tr.rollback()
 
     async def live_stories(self, since: datetime | timedelta, *, until: datetime | None = None
                            ) -> list[StoryRecord]:
