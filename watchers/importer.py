@@ -97,10 +97,10 @@ __all__ = [
     "parse_line",
 ]
 
-# Lines per batch (and transaction): the lookup index writes a segment per transaction, and
-# fewer, larger segments cost less to write and to merge.
 # Batches parsed ahead of the one being written.
 AHEAD = 2
+# Lines per batch (and transaction): the lookup index writes a segment per transaction, and
+# fewer, larger segments cost less to write and to merge.
 BATCH = 2000
 # The longest line read, as the longest file `newswatch match` reads (an article's text is
 # matched on its first 1,000,000 characters): a longer one is a bad line, skipped without

@@ -885,9 +885,13 @@ class WatchService:
         stories = await self.story_index()
         # Shared: polls of several workers group their articles one at a time, under the
         # store's story grouping lock, each after reading what the others wrote (see below).
+        # Not a first poll's backlog that may not alert (no backfill): it is history, and
+        # thousands of feeds' first polls at start-up, taken one at a time, took twice as long
+        # as without the lock (2,000 feeds, three workers: 15.7 s, 33.7 s with it).
+        may_alert = not baseline or bool(alert_ok)
         grouping: Callable[[], contextlib.AbstractAsyncContextManager[bool]] | None = (
             getattr(self.store, "story_grouping", None)
-            if stories is not None and self.shared else None)
+            if stories is not None and self.shared and may_alert else None)
         if stories is not None and self.shared and grouping is None:
             await self._sync_stories(stories)
         # Read now, after the fetch: a server that stopped following the feed meanwhile gets

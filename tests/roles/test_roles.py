@@ -472,6 +472,38 @@ async def test_a_worker_that_holds_the_grouping_lock_too_long_holds_no_poll_up_f
         await stuck.close()
 
 
+@pytest.mark.parametrize("backfill", [0, 1])
+async def test_a_first_polls_backlog_is_grouped_under_the_lock_only_when_it_may_alert(
+        tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, backfill: int) -> None:
+    """A feed's first poll records its backlog as history, which never alerts: it groups
+    without the story grouping lock (thousands of feeds' first polls at start-up, taken one at
+    a time, took twice as long). With ``backfill`` its newest items may alert, and it waits for
+    the lock as every later poll does."""
+    from watchers.store.postgres import stories as pg_stories
+    from watchers.store.postgres._db import LOCKS, NEWSWATCH
+
+    monkeypatch.setattr(pg_stories, "GROUPING_WAIT_S", 0.5)
+    async with TimedFeedServer() as server:
+        server.set("/f", feed_route(("g1", "Troops gather at the border"),
+                                    ("g2", "Tanks cross the river")))
+        cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                     sources=[{"name": "f", "type": "feed", "url": server.url("/f"),
+                               "every": 60, "backfill": backfill}])
+        stuck = await asyncpg.connect(pg_database)
+        try:
+            await stuck.execute("SELECT pg_advisory_lock($1, $2)", NEWSWATCH,
+                                LOCKS["stories"])
+            async with open_engine(cfg, role="poll", start=False) as worker:
+                report = await asyncio.wait_for(worker.watch.poll_source("f"), timeout=20)
+                assert report.baseline and report.new == 2 and not report.error
+                assert await worker.store.count_stories() == 2
+        finally:
+            await stuck.close()
+    waited = "grouping this poll without waiting for it" in caplog.text
+    assert waited == bool(backfill)
+
+
 async def test_a_process_that_runs_the_database_alone_never_runs_beside_role_processes(
         tmp_path: Path, pg_database: str) -> None:
     cfg = config(tmp_path, pg_database, rules=[{"name": "t", "query": "t"}], sources=[])
