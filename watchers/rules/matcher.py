@@ -236,6 +236,149 @@ def _widest(occurrences: list[_Occ]) -> list[_Occ]:
     return out
 
 
+def _pairs(left: list[_Occ], right: list[_Occ], n: int, *, widest: bool = False,
+           sides: bool = False) -> list[_Occ]:
+    """The pairs of ``left`` and ``right`` occurrences within ``n`` of each other, as
+    :meth:`Evaluator._near` gives them (see there for ``widest`` and ``sides``)."""
+    by_field: dict[int, list[_Occ]] = {}
+    for r in right:
+        by_field.setdefault(r[0], []).append(r)
+    if sides:
+        return _near_sides(left, right, by_field, n)
+    starts = {f: [r[1] for r in rs] for f, rs in by_field.items()}
+    longest = {f: max(r[2] - r[1] for r in rs) for f, rs in by_field.items()}
+    out: list[_Occ] = []
+    for lo in left:
+        rank, l_pos, l_last, l_hits = lo
+        rs = by_field.get(rank)
+        if not rs:
+            continue
+        if widest:
+            for r in _widest_partners(rs, starts[rank], longest[rank], lo, n):
+                out.append((rank, min(l_pos, r[1]), max(l_last, r[2]), l_hits + r[3]))
+            continue
+        # A right occurrence near lo ends at or after l_pos - n, so it starts no earlier
+        # than that minus the longest right span.
+        j = bisect.bisect_left(starts[rank], l_pos - n - longest[rank])
+        for r in rs[j:]:
+            if r[1] > l_last + n:
+                break
+            if r[2] < l_pos - n or r[3] == l_hits:  # an occurrence is never near itself
+                continue
+            out.append((rank, min(l_pos, r[1]), max(l_last, r[2]), l_hits + r[3]))
+    out.sort(key=_BY_PLACE)
+    return out
+
+
+def _near_sides(left: list[_Occ], right: list[_Occ], by_field: dict[int, list[_Occ]],
+                n: int) -> list[_Occ]:
+    """:meth:`Evaluator._near` with ``sides``: the left occurrences that have a partner on the
+    right (in their order), then the right ones that have one on the left (in theirs, each
+    object once), in order of place.
+
+    ``l`` and ``r`` are a pair when ``r[1] <= l[2] + n``, ``r[2] >= l[1] - n`` and their hits
+    differ: the relation is the same read from either side. Whether ``l`` has one: of the right
+    occurrences that start early enough (a prefix, in order of start), does one end late
+    enough with other hits? The prefix's latest end, and the latest end of those whose hits
+    differ from that one's, say."""
+    rights = {f: _prefix_ends(rs) for f, rs in by_field.items()}
+    out = [lo for lo in left if _has_partner(lo, rights.get(lo[0]), n)]
+    by_rank: dict[int, list[_Occ]] = {}
+    for lo in sorted(left, key=_START):
+        by_rank.setdefault(lo[0], []).append(lo)
+    lefts = {f: _prefix_ends(ls) for f, ls in by_rank.items()}
+    numbers = {id(r): k for k, r in enumerate(right)}
+    paired = {numbers[id(r)] for r in right if _has_partner(r, lefts.get(r[0]), n)}
+    out.extend(right[k] for k in sorted(paired))
+    out.sort(key=_BY_PLACE)
+    return out
+
+
+_START: Final = itemgetter(1)
+# For one field's occurrences in order of start: their starts, and per prefix of them the
+# latest end, the hits of the first that ends then, and the latest end of those whose hits
+# differ from these.
+_Prefix = tuple[list[int], list[int], list[tuple[_RawHit, ...]], list[int]]
+
+
+def _prefix_ends(occs: list[_Occ]) -> _Prefix:
+    starts: list[int] = []
+    best: list[int] = []
+    holder: list[tuple[_RawHit, ...]] = []
+    other: list[int] = []
+    m1 = m2 = -(1 << 62)
+    h1: tuple[_RawHit, ...] | None = None
+    for o in occs:
+        v, h = o[2], o[3]
+        if h1 is None:
+            m1, h1 = v, h
+        elif v > m1:
+            if h != h1:
+                m2 = m1
+            m1, h1 = v, h
+        elif v > m2 and h != h1:
+            m2 = v
+        starts.append(o[1])
+        best.append(m1)
+        holder.append(h1)
+        other.append(m2)
+    return starts, best, holder, other
+
+
+def _has_partner(occ: _Occ, others: _Prefix | None, n: int) -> bool:
+    """Whether ``occ`` has a partner among the occurrences of its field that ``others`` sums
+    up (see :func:`_prefix_ends`): one that starts at most ``n`` after ``occ`` ends and ends
+    at most ``n`` before it starts, with other hits."""
+    if others is None:
+        return False
+    starts, best, holder, other = others
+    k = bisect.bisect_right(starts, occ[2] + n)
+    if k == 0:
+        return False
+    floor = occ[1] - n
+    if holder[k - 1] != occ[3]:
+        return best[k - 1] >= floor
+    return other[k - 1] >= floor
+
+
+def _widest_partners(rs: list[_Occ], starts: list[int], longest: int, lo: _Occ, n: int
+                     ) -> Iterable[_Occ]:
+    """:meth:`Evaluator._near` with ``widest``, for one left occurrence ``lo``: of the right
+    occurrences ``rs`` of its field (in order of start) that pair with it, the first, the one
+    that ends last (the first of those) and the second, each once.
+
+    Only three places are looked at, not every partner: those that start before ``lo``'s
+    reach (``floor``) but may end inside it, then the first two that start inside it (every one
+    of those ends late enough; only ``lo`` itself is not its own partner); and for the last,
+    those that start within the longest span before the last partner's start (one that starts
+    earlier ends before that one does)."""
+    _, l_pos, l_last, l_hits = lo
+    floor = l_pos - n
+    j = bisect.bisect_left(starts, floor - longest)
+    k = bisect.bisect_right(starts, l_last + n)
+    first: _Occ | None = None
+    second: _Occ | None = None
+    for i in range(j, k):
+        r = rs[i]
+        if r[2] >= floor and r[3] != l_hits:
+            if first is None:
+                first = r
+            else:
+                second = r
+                break
+    if first is None:
+        return ()
+    p = k - 1
+    while rs[p][2] < floor or rs[p][3] == l_hits:
+        p -= 1  # ends at the first partner at the latest
+    last: _Occ | None = None
+    for i in range(max(j, bisect.bisect_left(starts, starts[p] - longest)), p + 1):
+        r = rs[i]
+        if r[2] >= floor and r[3] != l_hits and (last is None or r[2] > last[2]):
+            last = r
+    return dict.fromkeys(x for x in (first, last, second) if x is not None)
+
+
 def _holds_near(node: Node) -> bool:
     if isinstance(node, Near):
         return True
@@ -630,7 +773,15 @@ class Evaluator:
         occurrence's pairs with the right one that starts first and the one that ends last,
         whose spans hold every other pair's, or are as near to anything. ``sides``: for a NEAR
         whose evidence alone matters, each occurrence of either side that is in a pair, once
-        (the hits of every pair, without building the pairs)."""
+        (the hits of every pair, without building the pairs).
+
+        An occurrence ``l`` and ``r`` of the same field are a pair when ``r`` starts at most
+        the distance after ``l`` ends and ends at most the distance before ``l`` starts, and
+        they are not the same occurrence. Neither ``widest`` nor ``sides`` visits every pair:
+        a word repeated all through a long article makes hundreds of pairs per occurrence
+        (``sides`` asks each side whether the other has one, ``widest`` looks only where its
+        first, second and last can be), so their cost grows with the occurrences, not the
+        pairs."""
         left = self._side(node.left, threshold)
         if not left:
             return []
@@ -645,54 +796,7 @@ class Evaluator:
             left = _widest(left)
         if _holds_near(node.right):
             right = _widest(right)
-        n = node.distance
-        by_field: dict[int, list[_Occ]] = {}
-        for r in right:
-            by_field.setdefault(r[0], []).append(r)
-        starts = {f: [r[1] for r in rs] for f, rs in by_field.items()}
-        longest = {f: max(r[2] - r[1] for r in rs) for f, rs in by_field.items()}
-        out: list[_Occ] = []
-        paired: set[int] = set()  # sides: the right occurrences in a pair, by number
-        numbers = {id(r): k for k, r in enumerate(right)} if sides else {}
-        for lo in left:
-            rank, l_pos, l_last, l_hits = lo
-            rs = by_field.get(rank)
-            if not rs:
-                continue
-            # A right occurrence near lo ends at or after l_pos - n, so it starts no earlier
-            # than that minus the longest right span.
-            j = bisect.bisect_left(starts[rank], l_pos - n - longest[rank])
-            first: _Occ | None = None
-            last: _Occ | None = None
-            second: _Occ | None = None
-            for r in rs[j:]:
-                if r[1] > l_last + n:
-                    break
-                gap = max(r[1] - l_last, l_pos - r[2])
-                if gap > n or r[3] == l_hits:  # an occurrence is never near itself
-                    continue
-                if widest or sides:
-                    if first is None:
-                        first = r
-                        if sides:
-                            out.append(lo)
-                    elif second is None:
-                        second = r
-                    if sides:
-                        paired.add(numbers[id(r)])
-                    elif last is None or r[2] > last[2]:
-                        last = r
-                    continue
-                out.append((rank, min(l_pos, r[1]), max(l_last, r[2]), l_hits + r[3]))
-            if widest:
-                # The first and the last, and one more, if any: a NEAR of this NEAR with
-                # itself needs to know that it occurs twice.
-                for r in dict.fromkeys(x for x in (first, last, second) if x is not None):
-                    out.append((rank, min(l_pos, r[1]), max(l_last, r[2]), l_hits + r[3]))
-        if sides:
-            out.extend(right[k] for k in sorted(paired))
-        out.sort(key=_BY_PLACE)
-        return out
+        return _pairs(left, right, node.distance, widest=widest, sides=sides)
 
     def _side(self, node: Node, threshold: float) -> list[_Occ]:
         """A NEAR side's occurrences; a NEAR's own widest pairs only (see _near)."""
