@@ -214,6 +214,12 @@ def readable(text: str) -> str:
     are removed."""
     if "\x00" in text:
         text = text.replace("\x00", " ")
+    return visible(text)
+
+
+def visible(text: str) -> str:
+    """``text`` without the invisible characters a word may hold (see :func:`readable`): a
+    query's words are read as an article's are."""
     if not text.isascii() and _INVISIBLE.search(text):
         text = _INVISIBLE.sub("", text)
     return text

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from watchers.errors import QuerySyntaxError
 from watchers.models import Article
 from watchers.rules import Rule, RuleSet
+from watchers.rules.matcher import match_query
+from watchers.rules.syntax import parse
 
 RULES = RuleSet([Rule(name="putin", query="putin"), Rule(name="fuzzy", query="putin~"),
                  Rule(name="phrase", query='"security guarantees"'),
@@ -38,3 +41,24 @@ def test_joiners_that_shape_words_are_kept() -> None:
     family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
     article = Article(title=persian, text=family)
     assert (article.title, article.text) == (persian, family)
+
+
+@pytest.mark.parametrize("invisible", ["\u00ad", "\u200b", "\u2060", "\ufeff"])
+def test_a_query_reads_its_words_as_an_articles_are(invisible: str) -> None:
+    # "Pu&shy;tin" pasted into a rule was the phrase "pu tin", which matched nothing.
+    rules = RuleSet([Rule(name="q", query=f"Pu{invisible}tin AND guaran{invisible}tees~")])
+    article = Article(title="Putin speaks", text="He asked for security guarantees.")
+    assert [m.rule for m in rules.match(article)] == ["q"]
+    assert match_query(f"Pu{invisible}tin", article) is not None
+
+
+def test_an_error_in_such_a_query_names_it_as_written() -> None:
+    query = "pu\u00adtin AND (kyiv"
+    with pytest.raises(QuerySyntaxError) as err:
+        parse(query)
+    assert err.value.query == query
+    # the column of the end, as written (the soft hyphen counted)
+    assert err.value.column == len(query) + 1
+    with pytest.raises(QuerySyntaxError) as err:
+        parse("pu\u00adtin AND !x")
+    assert "pu\u00adtin AND !x"[err.value.column - 1] == "!"
