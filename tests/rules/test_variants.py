@@ -227,3 +227,22 @@ def test_foreign_word_table_needs_the_language_to_write_the_term() -> None:
     # Short terms and unlisted keys are never guarded.
     assert not is_foreign_word("zzqqxx", "putain")
     assert not is_foreign_word("putin", "zzqqxx")
+
+
+def test_a_key_too_long_for_two_common_words_is_not_cut() -> None:
+    """Every cut of a longer key was tried (3 s for a 20,000-letter word of a query); no
+    common word is longer than ``SPLIT_MAX_LETTERS``, so none of those cuts could be kept."""
+    import random
+
+    from watchers.rules.variants import SPLIT_MAX_LETTERS, SPLIT_MIN_ZIPF, _zipf, compound_splits
+
+    words = ["war", "ship", "cyber", "attack", "government", "responsibilities", "a", "the"]
+    rng = random.Random(5)
+    for _ in range(200):
+        key = ""
+        while len(key) <= 2 * SPLIT_MAX_LETTERS:
+            key += rng.choice(words)
+        every_cut = [i for i in range(3, len(key) - 2)
+                     if min(_zipf(key[:i]), _zipf(key[i:])) >= SPLIT_MIN_ZIPF]
+        assert every_cut == [] and compound_splits(key) == ()
+    assert compound_splits("warship") == (("war", "ship"),)

@@ -660,6 +660,10 @@ def is_transposition(a: str, b: str) -> bool:
 # `kyiv` are never split.
 SPLIT_MIN_LETTERS = 3
 SPLIT_MIN_ZIPF = 3.5
+# No common English word is longer (the frequency table's longest word is 20 letters): a longer
+# key is not two of them written together. Every cut of a 20,000-letter word of a query was
+# tried, each half looked up, 3 s the first time it was matched.
+SPLIT_MAX_LETTERS = 40
 # Suffixes that word lists count as words ("shell"+"ing" is not two words).
 _NOT_SECOND_WORD = frozenset(
     """
@@ -677,7 +681,7 @@ def compound_splits(key: str) -> tuple[tuple[str, str], ...]:
     """
     from .text import fold_plural
 
-    if not key.isalpha() or len(key) < 2 * SPLIT_MIN_LETTERS:
+    if not key.isalpha() or not 2 * SPLIT_MIN_LETTERS <= len(key) <= 2 * SPLIT_MAX_LETTERS:
         return ()
     best: tuple[float, str, str] | None = None
     for i in range(SPLIT_MIN_LETTERS, len(key) - SPLIT_MIN_LETTERS + 1):
