@@ -130,3 +130,36 @@ def test_ctrl_c_while_a_store_opens_ends_without_a_traceback(tmp_path: Path) -> 
         result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "nw.db")],
                                 capture_output=True, text=True, timeout=60, cwd=REPO)
         assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+async def test_a_large_write_cancelled_while_it_is_sent_ends_at_once_and_stores_nothing(
+        store: Store) -> None:
+    """Ctrl-C during an import on PostgreSQL, while a batch's rows were being sent: the
+    rollback waited for the rest of a statement the server was still reading, 60 s of the
+    driver's timeout twice, and then ended in "the database did not answer" instead of the
+    stop. A write cancelled mid-statement now gives up its connection (the server rolls the
+    transaction back as it goes), so the stop is at once and the store stays usable."""
+    from tests.store._support import alert, art, match
+    from watchers.rules.lookup import index_terms
+    from watchers.store.base import ArticleRecord
+
+    text = "Troops gathered near the border while talks went on. " * 400  # about 21 KB
+    for round_ in range(3):
+        batch = [art(f"Batch {round_} article {i}", text + str(i)) for i in range(400)]
+        records = [ArticleRecord(a, [match(a)], [alert("alerts")], index_terms(a.title, a.text))
+                   for a in batch]
+        task = asyncio.create_task(store.record_many(records))
+        await asyncio.sleep(0.05 * (round_ + 1))  # well into sending the rows
+        began = asyncio.get_running_loop().time()
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=30)
+        assert done, "the cancelled write did not end"
+        assert asyncio.get_running_loop().time() - began < 20  # a hang guard, not a timing
+        if not task.cancelled():  # it had committed before the cancel came
+            assert task.exception() is None
+        kept = art(f"After {round_}", "Troops again")
+        stored = await store.record_many([ArticleRecord(kept, [match(kept)], [],
+                                                        index_terms(kept.title, kept.text))])
+        assert stored[0] is not None
+        found = await store.known(batch)
+        assert all(found) or not any(found)  # the batch whole or absent

@@ -137,7 +137,7 @@ class Pg:
             pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, init=_init, reset=_released,
                 server_settings=settings, command_timeout=COMMAND_TIMEOUT,
-                timeout=CONNECT_TIMEOUT)
+                timeout=CONNECT_TIMEOUT, connection_class=_Connection)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
                 ValueError) as exc:
             raise StoreError(f"cannot open the database {name}: {_detail(exc)}") from None
@@ -445,18 +445,32 @@ class Pg:
         """One write transaction, committed whole or rolled back; ``locks`` are keys of
         :data:`LOCKS` held until it ends."""
         self._check_writer()
+        stopped: BaseException | None = None
         try:
             async with self.pool.acquire() as conn:
                 try:
                     async with conn.transaction():
-                        for key in locks:
-                            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)",
-                                               NEWSWATCH, key)
-                        yield conn
+                        try:
+                            for key in locks:
+                                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)",
+                                                   NEWSWATCH, key)
+                            yield conn
+                        except _STOPS as exc:
+                            # Cancelled (a stop, Ctrl-C), perhaps while a statement's rows were
+                            # being sent: a rollback then waited for the rest of a statement
+                            # the server was still reading, up to the driver's timeout twice,
+                            # and ended in "did not answer". The connection is given up
+                            # instead; the server rolls the transaction back as it goes.
+                            stopped = exc
+                            conn.terminate()
+                            raise
                 except _DRIVER_ERRORS as exc:
-                    _drop_if_broken(conn, exc)
+                    if stopped is None:
+                        _drop_if_broken(conn, exc)
                     raise
         except _DRIVER_ERRORS as exc:
+            if stopped is not None:
+                raise stopped from None  # the rollback on the connection given up failed
             raise self.error(exc) from None
 
     async def lock_route(self, conn: asyncpg.Connection, route: str) -> None:
@@ -506,6 +520,34 @@ COMMAND_TIMEOUT = 60
 # Seconds to open a connection (the TCP connection, TLS and the server's greeting).
 CONNECT_TIMEOUT = 30.0
 
+class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no stubs
+    """asyncpg's connection, whose ``executemany`` ends at once when cancelled.
+
+    asyncpg sends an executemany's rows as they fit in the socket's buffer and, cancelled
+    in the middle, asks the server to cancel the statement and waits for its answer; but the
+    server is still reading the statement's rows, runs nothing to cancel, and never answers:
+    a Ctrl-C during an import's batch then waited the driver's timeout (60 s), twice with the
+    rollback. The connection is given up instead (the server rolls its transaction back as
+    it goes), and the cancellation goes on."""
+
+    async def executemany(self, command: str, args: Any, *,
+                          timeout: float | None = None) -> None:  # noqa: ASYNC109  # asyncpg's
+        sending = asyncio.ensure_future(super().executemany(command, args, timeout=timeout))
+        try:
+            await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            self.terminate()
+            # Its wait for room in the socket's buffer ends with the cancel, its connection
+            # gone. What it raises is of no interest.
+            sending.cancel()
+            await asyncio.wait([sending])
+            if not sending.cancelled():
+                sending.exception()
+            raise
+
+
+# What stops a transaction from outside: not an error of its own.
+_STOPS = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
                   OSError, TimeoutError)
 
