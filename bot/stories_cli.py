@@ -66,10 +66,10 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
         raise _Bad(f"'{field}' must be a string, not {type(value).__name__}")
     if required and not value.strip():
         raise _Bad(f"'{field}' must not be blank")
-    from watchers.models import readable, storable, unstorable_id
+    from watchers.models import shows_nothing, storable, unstorable_id
 
-    if required and not readable(value).strip():
-        # A zero-width space or a soft hyphen alone: a blank headline once read.
+    if required and shows_nothing(value):
+        # A zero-width space, a soft hyphen or a direction mark alone: a blank headline.
         raise _Bad(f"'{field}' holds only invisible characters")
 
     if field == "id" and (why := unstorable_id(value)) is not None:
@@ -80,11 +80,14 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
 
 
 def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys each appear once: a repeated "id" was taken silently (the
-    last one), and the first id was then in no story."""
+    """A JSON object that gives each field read once: a repeated "id" was taken silently
+    (the last one), and the first id was then in no story. Another key may repeat, as for
+    `newswatch import` (the same line format)."""
+    from watchers.importer import _FIELDS
+
     doc: dict[str, Any] = {}
     for name, value in pairs:
-        if name in doc:
+        if name in doc and name in _FIELDS:
             raise _Bad(f"{name!r} appears twice in the object")
         doc[name] = value
     return doc

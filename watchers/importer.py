@@ -67,7 +67,7 @@ from watchers.models import (
     loads_json,
     matchable,
     parse_iso,
-    readable,
+    shows_nothing,
     unmarked,
     unstorable_id,
 )
@@ -178,8 +178,9 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     if not isinstance(title, str) or not title.strip():
         raise BadLine("missing 'title'" if title is None else "'title' is empty"
                       if title == "" else "'title' must be a non-empty string")
-    if not readable(title).strip():
-        # A zero-width space, a soft hyphen or a NUL alone was stored as an empty title.
+    if shows_nothing(title):
+        # A zero-width space, a soft hyphen or a NUL alone was stored as an empty title, and
+        # a right-to-left override alone turned the text shown after it around.
         raise BadLine("'title' holds only invisible characters")
     for key in _STRINGS:
         if doc.get(key) is not None and not isinstance(doc[key], str):

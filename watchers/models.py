@@ -225,6 +225,21 @@ def visible(text: str) -> str:
     return text
 
 
+# Letters and symbols that are drawn as nothing: the Hangul fillers, the braille blank.
+_BLANK_SIGNS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Categories of characters that show nothing alone: controls, formats (direction marks, joiners,
+# tags), separators, and marks with no letter to sit on (a variation selector, the combining
+# grapheme joiner).
+_BLANK_CATEGORIES = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"))
+
+
+def shows_nothing(text: str) -> bool:
+    """Whether ``text`` (a title) would show as nothing: empty, or spaces, controls, direction
+    marks, joiners, marks with nothing to sit on and blank signs alone."""
+    return all(c in _BLANK_SIGNS or unicodedata.category(c) in _BLANK_CATEGORIES
+               for c in text)
+
+
 def json_int(digits: str) -> int | str:
     """A JSON integer as an int, or as its digits when too long for ``int()`` (over 4,300
     digits): for ``json.loads(..., parse_int=json_int)`` on what others wrote, where one such

@@ -241,6 +241,11 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
     (b'{"title": "\\u200b"}', "'title' holds only invisible characters"),
     (b'{"title": "\\u00ad\\u2060 \\ufeff"}', "'title' holds only invisible characters"),
     (b'{"title": "\\u0000"}', "'title' holds only invisible characters"),
+    # stored as the title, and a right-to-left override turned what was shown after it around
+    (b'{"title": "\\u202e"}', "'title' holds only invisible characters"),
+    (b'{"title": "\\u200e\\u2066 \\u061c"}', "'title' holds only invisible characters"),
+    (b'{"title": "\\u3164\\u2800\\u034f\\ufe0f"}', "'title' holds only invisible characters"),
+    (b'{"title": "\\u0001\\u007f\\udb40\\udc01"}', "'title' holds only invisible characters"),
     (b'{"title": "x", "url": 3}', "'url' must be a string, not int"),
     # the last of two was kept, the first lost without a word
     (b'{"id": "d2", "id": "d3", "title": "x y z"}', "'id' appears twice in the object"),

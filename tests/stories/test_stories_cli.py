@@ -146,6 +146,8 @@ def test_dates_are_read_as_the_import_reads_them(tmp_path: Path,
     # a blank headline once read
     ('{"id": "x", "title": "\\u200b\\u00ad", "date": "2022-01-01"}',
      "'title' holds only invisible characters"),
+    ('{"id": "x", "title": "\\u202e\\u3164", "date": "2022-01-01"}',
+     "'title' holds only invisible characters"),
     ('{"id": "x", "title": "t", "date": "2022-01-01", "source": []}', "'source' must be a"),
     ('{"id": "a", "title": "t", "date": "2022-01-01"}', "'id' 'a' repeats line 1"),
     # the last of two ids was taken, and the first was in no story
@@ -270,3 +272,14 @@ def test_a_long_file_says_how_far_the_grouping_has_got(
     said = [line for line in err.splitlines() if "placed in stories" in line]
     assert said[-1] == "newswatch: stories 100%: 5 of 5 articles placed in stories", err
     assert len(said) >= 2  # on the way, not only at the end
+
+
+def test_a_key_the_stories_do_not_read_may_repeat_as_for_import(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The import line format: a repeated key other than the six fields is no bad line (it
+    was for `stories` alone, and the same file imported whole)."""
+    line = '{"id": "x9", "title": "Extra", "extra": 1, "extra": 2, "date": "2022-01-01"}'
+    f = write(tmp_path / "a.jsonl", [ARTICLES[0], line])
+    assert stories_cli.run(parse(str(f), "--json")) == 0
+    ids = [i for s in map(json.loads, capsys.readouterr().out.splitlines()) for i in s["ids"]]
+    assert "x9" in ids
