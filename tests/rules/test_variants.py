@@ -246,3 +246,17 @@ def test_a_key_too_long_for_two_common_words_is_not_cut() -> None:
                      if min(_zipf(key[:i]), _zipf(key[i:])) >= SPLIT_MIN_ZIPF]
         assert every_cut == [] and compound_splits(key) == ()
     assert compound_splits("warship") == (("war", "ship"),)
+
+
+def test_a_number_is_no_spelling_of_a_term_with_letters() -> None:
+    """``w1400~`` took "14,000" (85.7) and ``x14000~`` did too: a fuzzy term with letters
+    takes no bare number, and a number's fuzzy term no word."""
+    from watchers.models import Article
+    from watchers.rules.matcher import match_query
+
+    article = Article(title="x", text="They counted 14,000 troops and W1400 and w1410 tanks")
+    found = match_query("w1400~", article)
+    assert found is not None and [h.text for h in found.hits] == ["W1400", "w1410"]
+    assert match_query("x14000~", article) is None
+    assert compare("w1400", "14000", 80, None) is None
+    assert compare("14000", "w1400", 80, None) is None

@@ -560,6 +560,9 @@ def _compare_fuzzy(term: str, token: str, threshold: float) -> Verdict | None:
 
 
 def _judge(term: str, token: str, threshold: float) -> Verdict | None:
+    if _has_letter(term) != _has_letter(token):
+        # A number is no spelling of a name, nor a name of a number: "14,000" for w1400~.
+        return None
     short = len(term) < MIN_TYPO_LETTERS
     # In a word this short, a consonant more or less makes another word (nato/natto); spellings
     # of one name differ in vowels and glides (Kyiv/Kiew/Kijów).
@@ -594,6 +597,10 @@ def _judge(term: str, token: str, threshold: float) -> Verdict | None:
     if score >= threshold:
         return Verdict("fuzzy", round(score, 2))
     return None
+
+
+def _has_letter(key: str) -> bool:
+    return not key.isdigit() and any(c.isalpha() for c in key)
 
 
 # How much commoner (in zipf, a factor of ten each) a term must be than a listed word one edit
