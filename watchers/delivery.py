@@ -502,11 +502,39 @@ class DeliveryService:
             if isinstance(call, Coroutine):
                 call.close()
             raise
+        name = type(sink).__name__
+        limit = asyncio.timeout(self.send_timeout)
         try:
-            return await asyncio.wait_for(call, self.send_timeout)
-        except TimeoutError:
+            async with limit:
+                return await call
+        except TimeoutError as exc:
+            if limit.expired():
+                raise UncertainDeliveryError(
+                    f"{name} did not answer in {self.send_timeout:g} s") from None
+            # The sink's own (its HTTP client's, say): not a send that never answered.
             raise UncertainDeliveryError(
-                f"{type(sink).__name__} did not answer in {self.send_timeout:g} s") from None
+                f"{name} raised {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+            ) from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling() == 0:
+                # The sink's own (a future it awaited was cancelled), not a stop of delivery:
+                # passed on as one, the alert was left "sending" and the route's later alerts
+                # went out before it.
+                raise UncertainDeliveryError(
+                    f"{name} raised CancelledError of its own") from None
+            raise
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # A sink that ends the process from inside delivery ended the event loop with the
+            # engine open: its store's thread then kept the process alive for good. The engine
+            # fails instead (its front end stops as for any fatal error, closing in order) and
+            # this route waits for that; the alert stays in the outbox, maybe sent.
+            detail = f": {exc}" if str(exc) else ""
+            self._fatal(NewswatchError(
+                f"{name} raised {type(exc).__name__}{detail} while sending alert {row.id}; "
+                "delivery stopped"))
+            await asyncio.get_running_loop().create_future()  # never set: closed with the engine
+            raise
 
     def _route_config(self, route: str) -> RouteConfig | None:
         return self.routes(route) if self.routes is not None else None
@@ -1427,7 +1455,8 @@ class DeliveryService:
     async def _update(self, sink: Sink, row: OutboxRow) -> str | None:
         """Deliver a later article of a story: an edit of (or a thread post under) the story's
         message on this route. Without a delivered alert to update (it was rejected, or the
-        sink keeps no ids) the article posts as an alert of its own. An article the route's
+        sink keeps no ids), or to a sink that cannot update one, the article posts as an alert
+        of its own. An article the route's
         readers do not see never comes here (see :meth:`_unseen_update`)."""
         update_alert = await self._alert(row)
         if update_alert is None or update_alert.story is None or row.story_id is None:
@@ -1445,9 +1474,12 @@ class DeliveryService:
                                                    posted_by=row.id)
             return posted
         if not isinstance(sink, UpdateSink):
-            log.info("route %s: its sink cannot update messages; story %s update skipped",
-                     row.route, row.story_id)
-            return None
+            # A sink that cannot update a message is handed the article as an alert of its
+            # own (its ``story`` says which story, and how many outlets), as when there is no
+            # message to update: a sink that kept ids had every later article of a story
+            # dropped with a line in the log.
+            return sent_id(await self._within(sink.deliver(update_alert), sink, row), sink,
+                           "deliver")
         mode = self.stories_mode(row.route) if self.stories_mode is not None else "edit"
         assert first is not None
         ack = await self.store.get_ack(first.id)

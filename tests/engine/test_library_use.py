@@ -557,3 +557,126 @@ async def test_a_setting_its_route_ignores_is_named_when_the_engine_opens(
             pass
     assert any("channels.briefing: max_per_hour does nothing on a digest route" in r.getMessage()
                for r in caplog.records)
+
+
+class Misbehaves:
+    """A sink whose first call ends in ``first`` (raised, or awaited: a cancelled future)."""
+
+    def __init__(self, first: str) -> None:
+        self.first = first
+        self.got: list[Alert] = []
+        self.calls = 0
+
+    async def deliver(self, alert: Alert) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            if self.first == "cancelled":
+                done = asyncio.get_running_loop().create_future()
+                done.cancel()
+                await done
+            if self.first == "timeout":
+                raise TimeoutError("connect timeout to my webhook")
+            if self.first == "exit":
+                raise SystemExit("the sink quits")
+        self.got.append(alert)
+        return f"m{len(self.got)}"
+
+
+@pytest.mark.parametrize("first", ["cancelled", "timeout"])
+async def test_a_sinks_own_cancel_or_timeout_is_its_error_retried_in_place(
+        tmp_path: Path, first: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A sink's own CancelledError (a future it awaited was cancelled) was taken for a stop of
+    delivery: the alert was left "sending" until a restart and the route's later alerts went
+    out before it. A sink's own TimeoutError (its HTTP client's) was logged as "did not answer
+    in 300 s". Both are the sink's errors now: the alert is retried first, maybe sent."""
+    caplog.set_level(logging.WARNING, logger="watchers")
+    sink = Misbehaves(first)
+    async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
+        engine.delivery.base_backoff = engine.delivery.max_backoff = 0.1
+        await asyncio.wait_for(engine.run_once(), 30)
+        for _ in range(100):
+            if len(sink.got) == 5:
+                break
+            await asyncio.sleep(0.05)
+            await engine.delivery.drain()
+        assert (await engine.delivery_status()).counts == {"delivered": 5}
+    assert len(sink.got) == 5
+    # the first alert, retried, went out first (and marked maybe sent), the others after it
+    assert sink.got[0].maybe_sent and not any(a.maybe_sent for a in sink.got[1:])
+    assert [a.id for a in sink.got] == sorted(a.id for a in sink.got)
+    said = {"cancelled": "Misbehaves raised CancelledError of its own",
+            "timeout": "Misbehaves raised TimeoutError: connect timeout to my webhook"}[first]
+    assert said in caplog.text and "did not answer" not in caplog.text
+
+
+async def test_a_sink_that_exits_fails_the_engine_which_closes_in_order(
+        tmp_path: Path) -> None:
+    """A sink calling sys.exit() from inside delivery ended the event loop with the engine
+    open: its store's thread then kept the process from ever exiting. The engine fails
+    instead, naming the sink, and closes in order; the alert is delivered at the next start."""
+    sink = Misbehaves("exit")
+    async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
+        await engine.watch.run_once()
+        engine.delivery.wake_event.set()
+        await engine.start()
+        with pytest.raises(NewswatchError, match="Misbehaves raised SystemExit: the sink "
+                                                  "quits while sending alert 1"):
+            await asyncio.wait_for(engine.failed(), 30)
+    again = Misbehaves("")
+    async with open_engine(config(tmp_path), default_sink=again, start=False) as engine:
+        await asyncio.wait_for(engine.run_once(), 30)
+        assert (await engine.delivery_status()).counts == {"delivered": 5}
+    assert len(again.got) == 5 and again.got[0].maybe_sent
+
+
+async def test_a_sink_that_keeps_ids_but_cannot_update_gets_every_article_of_a_story(
+        tmp_path: Path) -> None:
+    """A sink returning a message id and with no ``update`` had every later article of a
+    story marked delivered as an update it never saw (a line in the log said so): three
+    feeds' reports of one event were one call. Each is an alert of its own to such a sink."""
+    (tmp_path / "wire").mkdir()
+    cfg = parse_config({
+        "storage": {"path": "nw.db"},
+        "sources": [{"name": "wire", "type": "folder", "path": "wire", "settle": 0}],
+        "rules": [{"name": "troops", "query": "troops"}],
+    }, base_dir=tmp_path)
+    sink = Odd("msg-1")
+    async with open_engine(cfg, default_sink=sink, start=False) as engine:
+        for i in range(3):
+            (tmp_path / "wire" / f"{i}.txt").write_text(
+                f"Russian troops mass at Ukraine border, update {i}\n\nRussian troops massed "
+                f"at the Ukraine border on Monday, officials said ({i}).\n")
+            await engine.run_once()
+    assert [a.article.title[-8:] for a in sink.got] == ["update 0", "update 1", "update 2"]
+    stories = {a.story.id for a in sink.got if a.story is not None}
+    assert len(stories) == 1  # one story, every article of it handed over
+
+
+async def test_a_store_path_that_is_an_sqlite_uri_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``store_path="file:///…/nw.db"``: SQLite opened the file the URI names, while the lock
+    and the folder took the name as written (./file:/…), so a second writer got past the
+    one-writer lock of an engine already open on that file."""
+    monkeypatch.chdir(tmp_path)
+    async with open_engine(config(tmp_path), start=False) as engine:
+        with pytest.raises(StoreError, match="is an SQLite URI; give the database file's path"):
+            async with open_engine(config(tmp_path), start=False,
+                                   store_path=f"file://{tmp_path / 'nw.db'}"):
+                pass
+        await engine.run_once()
+    assert not (tmp_path / "file:").exists()
+
+
+async def test_a_clock_giving_naive_times_is_refused(tmp_path: Path) -> None:
+    """Taken, every poll failed with "can't compare offset-naive and offset-aware datetimes"
+    and the sources counted failures until they paused."""
+
+    class Naive:
+        def now(self) -> datetime:
+            return datetime(2022, 1, 24, 12, 0)
+
+    with pytest.raises(TypeError, match="clock: an object whose now\\(\\) gives a "
+                                        "timezone-aware datetime"):
+        async with open_engine(config(tmp_path), start=False, clock=Naive()):
+            pass
+    assert not (tmp_path / "nw.db").exists()  # refused before anything was opened
