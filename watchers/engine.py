@@ -1538,6 +1538,13 @@ async def open_engine(
         log.warning("%s", note)
     if store_path is not None and not isinstance(store_path, str | os.PathLike):
         raise TypeError(f"store_path: a path (str or Path), not {type(store_path).__name__}")
+    if clock is not None:
+        # A clock giving naive times was taken, and every poll then failed comparing them
+        # with the store's (aware) ones.
+        told = clock.now() if callable(getattr(clock, "now", None)) else None
+        if not isinstance(told, datetime) or told.utcoffset() is None:
+            raise TypeError(f"clock: an object whose now() gives a timezone-aware datetime "
+                            f"(as ManualClock does), not one giving {told!r}")
     async with AsyncExitStack() as stack:
         target = (os.fspath(store_path) if store_path is not None
                   else config.storage.target(config.resolve))

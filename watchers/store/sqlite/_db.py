@@ -210,6 +210,12 @@ class Db:
     @classmethod
     async def connect(cls, path: str, *, lock: bool, readonly: bool) -> Db:
         memory = path == ":memory:"
+        if path[:5].lower() == "file:":
+            # SQLite reads such a name as a URI and opened the file it names, while the lock,
+            # the folder and the header check took it as written (./file:/…): a second writer
+            # got past the one-writer lock. The config refuses it as a URL; so does this.
+            raise StoreError(f"{path!r} is an SQLite URI; give the database file's path "
+                             "(e.g. \"newswatch.db\")")
         if not memory:
             if not readonly:
                 _make_parent(path)
