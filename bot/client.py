@@ -282,6 +282,9 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                         return 1
                     finally:
                         await engine.stop()  # sends in flight finish while Discord is reachable
+                        # and lookups under way answer, while they may
+                        if isinstance(bot.tree, NewswatchTree):
+                            await bot.tree.finish_commands(COMMANDS_GRACE_S)
                         await bot.close()
                         runner.cancel()
                         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -289,6 +292,9 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                         await _settle_event_tasks()
     return 0
 
+
+#: How long a stop waits for the commands under way to answer (a lookup's budget is 5 s).
+COMMANDS_GRACE_S = 6.0
 
 #: A connection that could not be made or answered (what "cannot reach Discord" names).
 _UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.GatewayNotFound,

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar, cast
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -90,9 +91,27 @@ class TooManyLookups(app_commands.CheckFailure):
 
 
 class NewswatchTree(app_commands.CommandTree[Any]):
-    """The one command tree: refuses other servers, answers every command error."""
+    """The one command tree: refuses other servers, answers every command error, and knows
+    the commands under way (a stop lets them answer before the connection closes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def finish_commands(self, within: float) -> None:
+        """Wait, ``within`` seconds at most, for the commands under way to answer: stopped
+        with the bot, a lookup answered into a closed connection, its member was left with
+        "thinking…" in public, and the error it met was raised again by the error handler."""
+        running = [t for t in self._running if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=within)
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        # Runs first in the task that runs the command and answers its errors.
+        task = asyncio.current_task()
+        if task is not None and task not in self._running:
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
         allowed: list[int] = getattr(self.client, "guild_ids", None) or []
         if interaction.guild_id is None:
             text = ONLY_IN_SERVERS
@@ -130,6 +149,9 @@ class NewswatchTree(app_commands.CommandTree[Any]):
                 await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException as exc:  # the interaction expired or Discord is away
             log.warning("could not answer /%s: %s", _command_name(interaction), exc)
+        except (RuntimeError, aiohttp.ClientError) as exc:  # the bot closed meanwhile
+            log.warning("could not answer /%s: the bot was stopping (%s)",
+                        _command_name(interaction), exc)
 
 
 def option_problem(interaction: discord.Interaction[Any]) -> str | None:
@@ -149,10 +171,20 @@ def option_problem(interaction: discord.Interaction[Any]) -> str | None:
         if param.choices and value not in [c.value for c in param.choices]:
             allowed = ", ".join(str(c.value) for c in param.choices)
             return f"{name}: one of {allowed}, not {str(value)[:60]!r}"
+        if param.type is discord.AppCommandOptionType.string and isinstance(value, str):
+            # Its declared length (for a string, discord.py keeps it as the bounds): a /search
+            # or /rules add of 10,000 characters ran and was stored.
+            low, high = param.min_value, param.max_value
+            if (low is not None and len(value) < low) or (high is not None
+                                                          and len(value) > high):
+                bounds = (f"from {low} to {high}" if low is not None and high is not None
+                          else f"at least {low}" if low is not None else f"at most {high}")
+                return f"{name}: {bounds} characters, not {len(value)}"
+            continue
         if param.type not in (discord.AppCommandOptionType.integer,
                               discord.AppCommandOptionType.number) or not isinstance(
                                   value, int | float) or isinstance(value, bool):
-            continue  # strings: each command names its own limits (with the value shown)
+            continue
         low, high = param.min_value, param.max_value
         if (low is not None and value < low) or (high is not None and value > high):
             shown = str(value) if len(str(value)) <= 30 else f"{str(value)[:27]}..."

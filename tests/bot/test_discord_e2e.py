@@ -115,6 +115,10 @@ async def test_lookup_commands(running: Running) -> None:
     assert short.ephemeral and "first 6 or more characters" in short.content
     prefix = await (await emu.send_interaction("article", {"id": art.id[:6]})).final_message()
     assert prefix.embeds and "Rule kyiv" in [f["name"] for f in prefix.embeds[0]["fields"]]
+    # copied from a result with the backticks it is shown in, as /story takes one
+    quoted = await (await emu.send_interaction("article", {"id": f"`{art.id}`"})
+                    ).final_message()
+    assert quoted.embeds and "Rule kyiv" in [f["name"] for f in quoted.embeds[0]["fields"]]
     stats = await (await emu.send_interaction("stats")).final_message()
     fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
     assert fields["Articles"] == "5" and "delivered 5" in fields["Alerts"]
@@ -139,6 +143,22 @@ async def test_search_bad_input_is_a_clear_ephemeral_error(running: Running) -> 
     assert msg.ephemeral and "since" in msg.content
     none = await (await emu.send_interaction("search", {"query": "football"})).final_message()
     assert "0 result(s)" in none.embeds[0]["footer"]["text"]
+    assert emu.validate_all() == []
+
+
+async def test_a_string_option_past_its_declared_length_is_refused_before_it_runs(
+        running: Running) -> None:
+    """Discord's client keeps to the declared 500 characters of a query; a request made by
+    hand did not, and /search ran a 10,000-character query and /rules add stored one."""
+    emu = running.emu
+    long = "troops " * 1500
+    msg = await (await emu.send_interaction("search", {"query": long})).final_message()
+    assert msg.ephemeral and f"from 1 to 500 characters, not {len(long)}" in msg.content
+    before = [r.rule.name for r in await running.engine.rules()]
+    msg = await (await emu.send_interaction("rules add", {"name": "longq", "query": long},
+                                            user="admin")).final_message()
+    assert msg.ephemeral and "500 characters" in msg.content
+    assert [r.rule.name for r in await running.engine.rules()] == before
     assert emu.validate_all() == []
 
 
@@ -365,4 +385,26 @@ async def test_lookups_slower_than_discord_waits_are_deferred_then_answered(
     body = await preview.callback()
     assert body["type"] == 5 and body["data"]["flags"] & 64  # deferred privately
     assert (await preview.final_message()).embeds
+    assert emu.validate_all() == []
+
+
+async def test_lookups_under_way_when_the_bot_stops_are_answered_first(
+        running: Running, caplog: pytest.LogCaptureFixture) -> None:
+    """Stopped while a /search and a /rules test ran, the bot closed its connection under
+    them: their "thinking…" stayed in public and the error handler raised again ("Session is
+    closed", a task exception never retrieved). A stop now lets them answer first."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    handles = [await emu.send_interaction("rules test", {"query": "troops"}, user="member"),
+               await emu.send_interaction("search", {"query": "kyiv~"})]
+    running.stop.set()
+    assert await asyncio.wait_for(running.task, 20) == 0
+    for handle in handles:
+        assert handle.original is None or not handle.original.loading
+        assert handle.original is not None or handle.followups
+    assert "Session is closed" not in caplog.text
+    assert "never retrieved" not in caplog.text
     assert emu.validate_all() == []

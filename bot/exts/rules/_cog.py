@@ -232,7 +232,8 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                                      "give an article id (see /search)")
             art, matches = newest[0]
         else:
-            found = await engine.article(article, guild=guild)
+            found = await engine.article(article.strip().strip("`").strip() or article,
+                                         guild=guild)
             if found is None:
                 raise NewswatchError(f"No stored article with id {article[:80]!r} (see /search)")
             art, matches = found
