@@ -545,7 +545,10 @@ class Engine:
         wanted = article_id.strip()
         if not wanted or not wanted.isprintable():  # ids are printable; this one is no id
             return None
-        art = await self.store.get_article(wanted)
+        # A prefix is unique among the articles the server sees: another server's article
+        # starting the same way made it find nothing (and told of that article).
+        art = await self.store.get_article(
+            wanted, visible=None if guild is None else lambda a: self._visible(a, guild))
         if art is None or not self._visible(art, guild):
             return None
         matches = await self.store.matches_for(art.id)

@@ -89,6 +89,22 @@ async def test_get_article_by_id_or_unique_prefix(store: SqliteStore) -> None:
     assert await store.get_article("zzzzzzzz") is None
 
 
+async def test_a_prefix_is_unique_among_the_articles_a_caller_sees(store: SqliteStore) -> None:
+    """/article in a server: another server's article whose id began the same way made a
+    prefix of the server's own article find nothing (and told it such an article exists)."""
+    mine = art("Mine", id="abcdef0123")
+    theirs = art("Theirs", id="abcdef9999")
+    for x in (mine, theirs):
+        await put(store, x)
+    own = lambda a: a.title == "Mine"  # noqa: E731
+    assert await store.get_article("abcdef") is None  # two, to a caller that sees both
+    assert (await store.get_article("abcdef", visible=own)) == mine
+    assert (await store.get_article("ABCDEF", visible=own)) == mine
+    assert await store.get_article("abcdef9", visible=own) is None
+    assert await store.get_article("abcdef9999", visible=own) is None  # whole id, not seen
+    assert (await store.get_article("abcdef0123", visible=own)) == mine
+
+
 async def test_outbox_claim_deliver_retry_and_restart(store: SqliteStore) -> None:
     now = datetime.now(UTC)
     ids = []

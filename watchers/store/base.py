@@ -302,6 +302,17 @@ class CandidatePage:
 PAGE_MAX_SECOND = (1 << 32) - 1
 # Shortest id prefix that get_article resolves (what /article accepts), in every backend.
 MIN_PREFIX = 6
+# The articles read for an id prefix when only some of them count (a server's): enough that two
+# of its own among them are seen as two.
+PREFIX_CANDIDATES = 64
+
+
+def only_one(found: Sequence[Article], visible: Callable[[Article], bool] | None
+             ) -> Article | None:
+    """The one article of ``found`` (those whose id starts with a prefix) that ``visible``
+    accepts (any, without it), or None when none or several are."""
+    kept = found if visible is None else [a for a in found if visible(a)]
+    return kept[0] if len(kept) == 1 else None
 
 
 def sort_time(article: Article) -> datetime:
@@ -381,7 +392,9 @@ class ArticleStore(Protocol):
     async def known_versions(self, articles: Sequence[Article]
                              ) -> list[tuple[Article | None, Article | None]]: ...
     async def hash_sources(self, hashes: Collection[str]) -> dict[str, set[str]]: ...
-    async def get_article(self, article_id: str) -> Article | None: ...
+    async def get_article(self, article_id: str, *,
+                          visible: Callable[[Article], bool] | None = None
+                          ) -> Article | None: ...
     async def matches_for(self, article_id: str) -> list[Match]: ...
     async def count_articles(self, *, follows: Collection[str] | None = None) -> int: ...
     async def count_by_source(self, *, follows: Collection[str] | None = None

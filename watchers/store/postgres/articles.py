@@ -55,10 +55,12 @@ from watchers.store._shared import (
 )
 from watchers.store.base import (
     MIN_PREFIX,
+    PREFIX_CANDIDATES,
     SERVER_FEED_PREFIX,
     URLS_INCOMPLETE,
     ArticleRecord,
     CandidatePage,
+    only_one,
     sort_time,
 )
 from watchers.store.postgres._db import LOCKS, Pg, now
@@ -681,13 +683,15 @@ class ArticlesMixin(CandidateList):
             f"SELECT source, count(*) FROM articles WHERE TRUE{where} GROUP BY source", *params)
         return {str(s): int(n) for s, n in rows}
 
-    async def get_article(self, article_id: str) -> Article | None:
+    async def get_article(self, article_id: str, *,
+                          visible: Callable[[Article], bool] | None = None) -> Article | None:
         """The article with this id, else the only one whose id starts with it (at least
-        ``MIN_PREFIX`` characters)."""
+        ``MIN_PREFIX`` characters); ``visible``: only among those it accepts (see SQLite's)."""
         rows = await self._db.fetch(
             f"SELECT {ARTICLE_COLS} FROM articles WHERE id = $1", article_id)
         if rows:
-            return article_of(rows[0])
+            found = article_of(rows[0])
+            return found if visible is None or visible(found) else None
         if len(article_id) < MIN_PREFIX:
             return None
         for prefix in dict.fromkeys((article_id, article_id.lower())):
@@ -697,9 +701,10 @@ class ArticlesMixin(CandidateList):
             # ``id`` is COLLATE "C": code point order, the order prefix_successor assumes.
             rows = await self._db.fetch(
                 f"SELECT {ARTICLE_COLS} FROM articles WHERE id >= $1 AND id < $2 "
-                "ORDER BY id LIMIT 2", prefix, upper)
+                "ORDER BY id LIMIT $3", prefix, upper,
+                2 if visible is None else PREFIX_CANDIDATES)
             if rows:
-                return article_of(rows[0]) if len(rows) == 1 else None
+                return only_one([article_of(r) for r in rows], visible)
         return None
 
     async def matches_for(self, article_id: str) -> list[Match]:

@@ -38,10 +38,12 @@ from watchers.store._shared import (
 )
 from watchers.store.base import (
     MIN_PREFIX,
+    PREFIX_CANDIDATES,
     SERVER_FEED_PREFIX,
     ArticleRecord,
     CandidatePage,
     OutboxEntry,
+    only_one,
     page_second,
     sort_time,
 )
@@ -643,13 +645,17 @@ class ArticlesMixin(CandidateList):
             f"SELECT source, count(*) FROM articles WHERE 1{where} GROUP BY source", params)
         return {str(s): int(n) for s, n in rows}
 
-    async def get_article(self, article_id: str) -> Article | None:
+    async def get_article(self, article_id: str, *,
+                          visible: Callable[[Article], bool] | None = None) -> Article | None:
         """The article with this id, else the only one whose id starts with it (at least
-        ``MIN_PREFIX`` characters, as /article accepts). Both are lookups in the id index."""
+        ``MIN_PREFIX`` characters, as /article accepts). Both are lookups in the id index.
+        ``visible``: only among the articles it accepts (a server's: another server's article
+        with the same first characters made a prefix of its own article find nothing)."""
         rows = await self._db.fetchall(
             f"SELECT {ARTICLE_COLS} FROM articles WHERE id = ?", (article_id,))
         if rows:
-            return article_of(rows[0])
+            found = article_of(rows[0])
+            return found if visible is None or visible(found) else None
         if len(article_id) < MIN_PREFIX:
             return None
         # Ids are lowercase hex; a pasted prefix may not be.
@@ -659,11 +665,11 @@ class ArticlesMixin(CandidateList):
                 continue
             rows = await self._db.fetchall(
                 f"SELECT {ARTICLE_COLS} FROM articles WHERE id >= ? AND id < ? "
-                "ORDER BY id LIMIT 2",
-                (prefix, upper),
+                "ORDER BY id LIMIT ?",
+                (prefix, upper, 2 if visible is None else PREFIX_CANDIDATES),
             )
             if rows:
-                return article_of(rows[0]) if len(rows) == 1 else None
+                return only_one([article_of(r) for r in rows], visible)
         return None
 
     async def matches_for(self, article_id: str) -> list[Match]:
