@@ -617,7 +617,7 @@ class Config(_Strict):
     channels: dict[str, RouteEntry] = Field(default_factory=dict)
     stories: StoriesConfig = StoriesConfig()
     surge: SurgeConfig = SurgeConfig()
-    aliases: dict[str, list[AliasWord]] = Field(default_factory=dict)
+    aliases: dict[AliasWord, list[AliasWord]] = Field(default_factory=dict)
     threshold: int = Field(default=85, ge=50, le=100)
     sources: list[SourceConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
