@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -639,7 +640,11 @@ def _limit(value: str) -> int:
 def _around(query: str, column: int, width: int = 70) -> tuple[str, int]:
     """The part of a (possibly huge) query around ``column``, and the caret's offset in it."""
     start = max(0, column - 1 - width // 2)
-    shown = query[start:start + width]
+    # A control or format character (an escape sequence, a direction override) stands as one
+    # replacement character: echoed as it was, it acted on the terminal or turned the line
+    # around, and the caret under it pointed elsewhere.
+    shown = "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c
+                    for c in query[start:start + width])
     prefix = "…" if start else ""
     suffix = "…" if start + width < len(query) else ""
     return prefix + shown + suffix, column - 1 - start + len(prefix)

@@ -163,6 +163,14 @@ def test_match_explain_and_bad_query(workdir: Path) -> None:
     assert res.returncode == 0 and "Kiev" in res.stdout and "alias" in res.stdout.lower()
     bad = nw("match", "(kyiv OR", cwd=workdir)
     assert bad.returncode == 2 and "column" in bad.stderr and "^" in bad.stderr
+    # the query echoed under the error: an escape sequence (here one setting the terminal's
+    # title) or a direction override acted on the terminal as it was printed
+    for query in ('troops "\x1b]0;pwned\x07', "\u202etroops"):
+        bad = nw("match", query, cwd=workdir)
+        echo, caret = bad.stderr.splitlines()[-2:]
+        assert bad.returncode == 2 and "\x1b" not in echo and "\u202e" not in echo
+        assert "\x07" not in bad.stderr and "\x1b" not in bad.stderr
+        assert echo[caret.index("^")] == ('"' if "pwned" in query else "\ufffd")
     missing = nw("match", "kyiv", "nope/", cwd=workdir)
     assert missing.returncode == 1 and "nope/: no such file or folder" in missing.stderr
     device = nw("match", "kyiv", os.devnull, cwd=workdir)  # there, but not a document
