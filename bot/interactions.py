@@ -173,7 +173,10 @@ def option_problem(interaction: discord.Interaction[Any]) -> str | None:
             return f"{name}: one of {allowed}, not {str(value)[:60]!r}"
         if param.type is discord.AppCommandOptionType.string and isinstance(value, str):
             # Its declared length (for a string, discord.py keeps it as the bounds): a /search
-            # or /rules add of 10,000 characters ran and was stored.
+            # or /rules add of 10,000 characters ran and was stored. Only a plain Range[str]:
+            # a transformer (a story id, a duration) names its own limits with its value.
+            if not _plain_range(command, param.name):
+                continue
             low, high = param.min_value, param.max_value
             if (low is not None and len(value) < low) or (high is not None
                                                           and len(value) > high):
@@ -192,6 +195,15 @@ def option_problem(interaction: discord.Interaction[Any]) -> str | None:
                       else f"at least {low}" if low is not None else f"at most {high}")
             return f"{name}: {bounds}, not {shown}"
     return None
+
+
+def _plain_range(command: app_commands.Command[Any, ..., Any], name: str) -> bool:
+    """Whether the command's parameter ``name`` is a plain ``Range[str, …]`` (discord.py keeps
+    the annotation on its private parameter; when it cannot be told, no)."""
+    params = getattr(command, "_params", None)
+    inner = params.get(name) if isinstance(params, dict) else None
+    return isinstance(getattr(inner, "_annotation", None),
+                      app_commands.transformers.RangeTransformer)
 
 
 def _command_name(interaction: discord.Interaction[Any]) -> str:

@@ -902,6 +902,14 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
         named += [(f"sources[{i}].route", src.route) for i, src in enumerate(cfg.sources)]
         issues += [ConfigIssue(where, f"unknown channel {route!r}; [channels] defines: {known}")
                    for where, route in named if route is not None and route not in cfg.channels]
+    from watchers.sources.feed import MIN_EVERY, FeedSourceConfig
+
+    issues += [ConfigIssue(f"sources[{i}].every",
+                           f"a feed is polled at most every {MIN_EVERY.total_seconds():g} s, "
+                           f"not every {src.every.total_seconds():g} s (did you mean minutes: "
+                           "'m'?)")
+               for i, src in enumerate(cfg.sources)
+               if isinstance(src, FeedSourceConfig) and src.every < MIN_EVERY]
     from watchers.errors import FetchBlockedError
     from watchers.sources._guard import check_url
 

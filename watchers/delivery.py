@@ -1474,10 +1474,16 @@ class DeliveryService:
                                                    posted_by=row.id)
             return posted
         if not isinstance(sink, UpdateSink):
-            # A sink that cannot update a message is handed the article as an alert of its
-            # own (its ``story`` says which story, and how many outlets), as when there is no
-            # message to update: a sink that kept ids had every later article of a story
-            # dropped with a line in the log.
+            if row.changed:
+                # An article alerted already, reworded in place: no news to a sink that shows
+                # alerts alone.
+                log.info("route %s: its sink cannot update messages; the change of an "
+                         "article of story %s is not sent", row.route, row.story_id)
+                return None
+            # A later article of the story is handed over as an alert of its own (its
+            # ``story`` says which story, and how many outlets), as when there is no message
+            # to update: a sink that kept ids had every later article of a story dropped with
+            # a line in the log.
             return sent_id(await self._within(sink.deliver(update_alert), sink, row), sink,
                            "deliver")
         mode = self.stories_mode(row.route) if self.stories_mode is not None else "edit"

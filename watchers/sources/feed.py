@@ -77,20 +77,10 @@ class FeedSourceConfig(SourceConfigBase):
             raise ValueError(f"{shown!r} is not an http(s) URL")
         return value
 
-    @field_validator("every")
-    @classmethod
-    def _not_a_flood(cls, value: timedelta) -> timedelta:
-        # "5ms", a slip for "5m", asked the publisher 150 times a second. Sources added in
-        # Discord or imported are polled once a minute at most; a file may go down to
-        # MIN_EVERY for a feed of its own (a local test server).
-        if value < MIN_EVERY:
-            raise ValueError(f"a feed is polled at most every {MIN_EVERY.total_seconds():g} "
-                             f"s, not every {value.total_seconds():g} s (did you mean "
-                             "minutes: 'm'?)")
-        return value
 
-
-#: The shortest interval a config file may give a feed or page.
+#: The shortest interval a config file may give a feed or page ("5ms", a slip for "5m",
+#: asked the publisher 150 times a second). Sources added in Discord or imported are polled
+#: once a minute at most; a file may go down to this for a feed of its own (a local server).
 MIN_EVERY = timedelta(seconds=0.5)
 
 
