@@ -200,7 +200,31 @@ async def test_a_stop_while_the_program_loads_ends_it_quietly_with_130(
         '[storage]\npath = "nw.db"\n[[sources]]\nname = "seeds"\ntype = "folder"\n'
         'path = "seeds"\n[[rules]]\nname = "t"\nquery = "troops"\n')
     proc = await start(tmp_path, token=False)
+    # From the moment the program catches the signal: before that the interpreter itself is
+    # still starting (no program of ours runs to catch it), which on a loaded machine takes
+    # longer than the 50 ms this waited from the start.
+    await catching(proc.pid, signum)
     await asyncio.sleep(after)
     proc.send_signal(signum)
     out, err = await ended(proc, 130)
     assert "Traceback" not in err + out
+
+
+async def catching(pid: int, signum: int, within: float = 20.0) -> None:
+    """Until process ``pid`` has a handler of its own for ``signum`` (Linux's /proc says
+    which signals a process catches); at once where there is no /proc."""
+    for _ in range(int(within / 0.005)):
+        if catches(pid, signum) is not False:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"the program never caught signal {signum}")
+
+
+def catches(pid: int, signum: int) -> bool | None:
+    """Whether process ``pid`` catches ``signum``; None where /proc cannot tell."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    caught = next((line.split()[1] for line in lines if line.startswith("SigCgt:")), None)
+    return None if caught is None else bool(int(caught, 16) >> (signum - 1) & 1)
