@@ -420,6 +420,17 @@ def test_an_article_fetched_before_the_earliest_utc_time_is_a_validation_error()
     assert Article(title="t", published=early).published is None
 
 
+async def until_got(engine: Any, sink: Any, n: int) -> None:
+    """Poll once, then drain delivery until ``sink`` has got ``n`` alerts (5 s at most): its
+    retries come after short backoffs."""
+    await asyncio.wait_for(engine.run_once(), 30)
+    for _ in range(100):
+        if len(sink.got) == n:
+            break
+        await asyncio.sleep(0.05)
+        await engine.delivery.drain()
+
+
 class Hangs:
     """A sink whose first call never answers (a client waiting on a dead socket)."""
 
@@ -443,12 +454,7 @@ async def test_a_sink_that_never_answers_is_given_up_on_and_the_alert_retried(
     async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
         engine.delivery.send_timeout = 0.5
         engine.delivery.base_backoff = engine.delivery.max_backoff = 0.1
-        await asyncio.wait_for(engine.run_once(), 30)
-        for _ in range(100):
-            if len(sink.got) == 5:
-                break
-            await asyncio.sleep(0.05)
-            await engine.delivery.drain()
+        await until_got(engine, sink, 5)
         assert len(sink.got) == 5
         assert [a.maybe_sent for a in sink.got].count(True) == 1
         assert (await engine.delivery_status()).counts == {"delivered": 5}
@@ -593,12 +599,7 @@ async def test_a_sinks_own_cancel_or_timeout_is_its_error_retried_in_place(
     sink = Misbehaves(first)
     async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
         engine.delivery.base_backoff = engine.delivery.max_backoff = 0.1
-        await asyncio.wait_for(engine.run_once(), 30)
-        for _ in range(100):
-            if len(sink.got) == 5:
-                break
-            await asyncio.sleep(0.05)
-            await engine.delivery.drain()
+        await until_got(engine, sink, 5)
         assert (await engine.delivery_status()).counts == {"delivered": 5}
     assert len(sink.got) == 5
     # the first alert, retried, went out first (and marked maybe sent), the others after it
