@@ -1078,12 +1078,16 @@ class DeliveryService:
             elif row.kind == "digest":
                 remote_id = await self._digest(sink, row)
             elif row.kind == "update":
-                if await self._unseen_update(row):
+                # Read once, as an alert's: whether the route's readers see it, and what the
+                # update shows.
+                article = (await self.store.get_article(row.article_id)
+                           if row.article_id is not None else None)
+                if self._unseen_update(row, article):
                     await self.store.mark_delivered(row.id, None, at=self.clock.now())
                     return "settled"
                 if await self._keep_update(row):
                     return "settled"
-                remote_id = await self._update(sink, row)
+                remote_id = await self._update(sink, row, article)
             else:
                 # An alert an earlier attempt may have posted is sent now, not kept for a
                 # digest: the sink finds the message it made (by nonce, or by looking), where
@@ -1439,26 +1443,27 @@ class DeliveryService:
                     else MUTED_REASON)
         return None
 
-    async def _unseen_update(self, row: OutboxRow) -> bool:
-        """Whether an update is about an article the route's readers do not see: another
-        server's feed that changed in place, or reported a copy, in a story they follow. It
-        updates nothing there (not the message, not a digest)."""
-        if row.article_id is None or self.source_label is None:
+    def _unseen_update(self, row: OutboxRow, article: Article | None) -> bool:
+        """Whether an update is about an article (``article``, as stored) the route's readers
+        do not see: another server's feed that changed in place, or reported a copy, in a
+        story they follow. It updates nothing there (not the message, not a digest)."""
+        if self.source_label is None:
             return False
-        article = await self.store.get_article(row.article_id)
         if article is None or self._sees(row.route, article):
             return False
         log.info("route %s: story %s not updated for an article its readers do not see",
                  row.route, row.story_id)
         return True
 
-    async def _update(self, sink: Sink, row: OutboxRow) -> str | None:
+    async def _update(self, sink: Sink, row: OutboxRow, stored: Article | None = None
+                      ) -> str | None:
         """Deliver a later article of a story: an edit of (or a thread post under) the story's
         message on this route. Without a delivered alert to update (it was rejected, or the
         sink keeps no ids), or to a sink that cannot update one, the article posts as an alert
         of its own. An article the route's
-        readers do not see never comes here (see :meth:`_unseen_update`)."""
-        update_alert = await self._alert(row)
+        readers do not see never comes here (see :meth:`_unseen_update`). ``stored``: its
+        article, read already."""
+        update_alert = await self._alert(row, stored)
         if update_alert is None or update_alert.story is None or row.story_id is None:
             raise PermanentDeliveryError("article or story no longer stored")
         first = await self.store.story_alert(row.story_id, row.route)
