@@ -571,10 +571,16 @@ class StoryId(app_commands.Transformer[Any]):
         return parse_story_id(value)
 
 
+def unquoted(value: str) -> str:
+    """An id as typed: trimmed, and without the backticks it is copied with from a result
+    (shown as code); ``value`` itself when nothing else is left."""
+    return value.strip().strip("`").strip() or value
+
+
 def parse_story_id(value: str) -> str:
     """``value`` as a story id (trimmed, any backticks copied with it dropped, lower case), or
     an OptionError naming it."""
-    wanted = value.strip().strip("`").strip().lower()
+    wanted = unquoted(value).lower()
     if not _STORY_ID.fullmatch(wanted):
         raise OptionError(f"id: {truncate(value.strip(), 64)!r} is not a story id (one looks "
                           "like s692e8c1f0123456789ab; alerts, /article and /search show them)")

@@ -38,6 +38,7 @@ from bot.interactions import (
     StoryId,
     in_time,
     reply,
+    unquoted,
 )
 from watchers.errors import NewswatchError
 from watchers.models import Article, Match
@@ -130,9 +131,7 @@ class LookupCog(NewswatchCog):
     async def article(self, interaction: discord.Interaction[Any],
                       id: app_commands.Range[str, 4, 64]) -> None:
         """One article: an excerpt and every rule that matched it, and why."""
-        # Backticks copied with an id from a result (shown as code) are no part of it, as
-        # for /story.
-        id = id.strip().strip("`").strip() or id
+        id = unquoted(id)  # as /story takes one
         found = await in_time(interaction, self.engine.article(id, guild=interaction.guild_id))
         if found is None:
             await reply(

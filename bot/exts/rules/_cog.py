@@ -41,6 +41,7 @@ from bot.interactions import (
     answer,
     in_time,
     reply,
+    unquoted,
 )
 from watchers.config import RouteConfig, RuleConfig, Severity, format_duration, route_settings
 from watchers.delivery import Alert, StoryView
@@ -232,8 +233,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                                      "give an article id (see /search)")
             art, matches = newest[0]
         else:
-            found = await engine.article(article.strip().strip("`").strip() or article,
-                                         guild=guild)
+            found = await engine.article(unquoted(article), guild=guild)
             if found is None:
                 raise NewswatchError(f"No stored article with id {article[:80]!r} (see /search)")
             art, matches = found
