@@ -83,11 +83,11 @@ def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object that gives each field read once: a repeated "id" was taken silently
     (the last one), and the first id was then in no story. Another key may repeat, as for
     `newswatch import` (the same line format)."""
-    from watchers.importer import _FIELDS
+    from watchers.importer import FIELDS
 
     doc: dict[str, Any] = {}
     for name, value in pairs:
-        if name in doc and name in _FIELDS:
+        if name in doc and name in FIELDS:
             raise _Bad(f"{name!r} appears twice in the object")
         doc[name] = value
     return doc

@@ -87,6 +87,7 @@ from watchers.stories.features import signature_of
 
 __all__ = [
     "BATCH",
+    "FIELDS",
     "BadLine",
     "ImportProgress",
     "ImportSummary",
@@ -209,7 +210,8 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     )
 
 
-_FIELDS = frozenset(("id", "title", "text", "url", "date", "source"))
+# The fields a line gives (each at most once; other keys are passed over).
+FIELDS = frozenset(("id", "title", "text", "url", "date", "source"))
 
 
 def _fields_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -220,7 +222,7 @@ def _fields_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(doc) != len(pairs):
         seen: set[str] = set()
         for name, _ in pairs:
-            if name in seen and name in _FIELDS:
+            if name in seen and name in FIELDS:
                 raise BadLine(f"'{name}' appears twice in the object")
             seen.add(name)
     return doc
