@@ -11,6 +11,8 @@ import threading
 import warnings
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 from watchers.store import SourceState, SqliteStore, Store
 
@@ -163,3 +165,38 @@ async def test_a_large_write_cancelled_while_it_is_sent_ends_at_once_and_stores_
         assert stored[0] is not None
         found = await store.known(batch)
         assert all(found) or not any(found)  # the batch whole or absent
+
+
+async def test_a_large_write_cancelled_twice_ends_and_leaves_nothing_behind(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """A second Ctrl-C (or a timeout on top of a stop) while the first cancellation of a
+    write being sent was handled: the write still ends at once, the store takes the next
+    one, and no "Task exception was never retrieved" is left for the log."""
+    import gc
+    import logging
+
+    from tests.store._support import art, match
+    from watchers.rules.lookup import index_terms
+    from watchers.store.base import ArticleRecord
+
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    text = "Troops gathered near the border while talks went on. " * 400
+    batch = [art(f"Twice {i}", text + str(i)) for i in range(400)]
+    task = asyncio.create_task(store.record_many(
+        [ArticleRecord(a, [match(a)], [], index_terms(a.title, a.text)) for a in batch]))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=30)
+    assert done, "the cancelled write did not end"
+    kept = art("After twice", "Troops again")
+    stored = await store.record_many([ArticleRecord(kept, [match(kept)], [],
+                                                    index_terms(kept.title, kept.text))])
+    assert stored[0] is not None
+    found = await store.known(batch)
+    assert all(found) or not any(found)
+    await asyncio.sleep(0.2)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text

@@ -533,6 +533,9 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no s
     async def executemany(self, command: str, args: Any, *,
                           timeout: float | None = None) -> None:  # noqa: ASYNC109  # asyncpg's
         sending = asyncio.ensure_future(super().executemany(command, args, timeout=timeout))
+        # Its outcome is taken whatever becomes of this call: a second cancellation while it
+        # ends left "Task exception was never retrieved" behind.
+        sending.add_done_callback(_taken)
         try:
             await asyncio.shield(sending)
         except asyncio.CancelledError:
@@ -541,9 +544,12 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no s
             # gone. What it raises is of no interest.
             sending.cancel()
             await asyncio.wait([sending])
-            if not sending.cancelled():
-                sending.exception()
             raise
+
+
+def _taken(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 # What stops a transaction from outside: not an error of its own.
