@@ -60,6 +60,7 @@ __all__ = [
 # ASCII digits only: float() reads "१५" as 15, and "१५m" is no duration anyone wrote.
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_RANKS = {unit: rank for rank, unit in enumerate(_UNITS)}  # smallest first
 # Longer spans are mistakes (and overflow date arithmetic): "since 99999999d", "every 1e9w".
 MAX_DURATION = timedelta(days=100 * 365)
 
@@ -75,11 +76,22 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        text = value.strip().lower().replace(" ", "")
-        pos, seconds = 0, 0.0
+        written = value.strip().replace(" ", "")
+        if re.search(r"\dM(?![Ss])", written, re.ASCII):
+            # Months to some, minutes once lowered: "5M" was read as five minutes.
+            raise ValueError(f"{value!r} is not a duration: 'M' is no unit here (minutes are "
+                             "'m'; for months write days, e.g. '90d')")
+        text = written.lower()
+        pos, seconds, last = 0, 0.0, len(_UNITS)
         for m in _DURATION.finditer(text):
             if m.start() != pos:
                 break
+            rank = _RANKS[m.group(2)]
+            if rank >= last:
+                # "1h1h" was two hours, "30m1h" ninety minutes: a slip, not a way of writing.
+                raise ValueError(f"{value!r} is not a duration: each unit once, the largest "
+                                 "first, e.g. '1h30m'")
+            last = rank
             seconds += float(m.group(1)) * _UNITS[m.group(2)]
             pos = m.end()
         if not text or pos != len(text):

@@ -62,3 +62,20 @@ def test_a_feed_or_page_polled_faster_than_half_a_second_is_refused(kind: str) -
     config("0.5s")
     config("5m")
     config("0.2s", kind="folder")
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("1h1h", "each unit once, the largest first"), ("30m1h", "each unit once, the largest first"),
+    ("5s5s", "each unit once"), ("5M", "'M' is no unit here"), ("1M30s", "'M' is no unit here"),
+])
+def test_a_slip_in_a_duration_is_refused_not_added_up(value: str, reason: str) -> None:
+    """"1h1h" was two hours, "30m1h" ninety minutes and "5M" (months, to some) five minutes."""
+    with pytest.raises(ValueError, match=reason):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("1w2d", 9 * 86400), ("1d12h30m", 131400), ("5H", 18000), ("250MS", 0.25), ("1m30s", 90),
+])
+def test_units_largest_first_and_in_either_case_still_add_up(value: str, seconds: float) -> None:
+    assert parse_duration(value) == timedelta(seconds=seconds)
