@@ -718,8 +718,12 @@ class DeliveryService:
         if self._loaded:
             return
         self._loaded = True
-        paused = await self.store.paused_routes()
-        held = await self.store.held_counts() if paused else {}
+        try:
+            paused = await self.store.paused_routes()
+            held = await self.store.held_counts() if paused else {}
+        except BaseException:
+            self._loaded = False  # read again at the next call
+            raise
         for route, reason in paused.items():
             sink = self.sink_for(route)
             if isinstance(sink, PauseSink) and sink.stale_pause(route, reason):
@@ -740,9 +744,20 @@ class DeliveryService:
                         if "[webhook " in reason else "")
 
     async def _run(self) -> None:
-        if not self.shared:
-            await self.store.requeue_interrupted()
-        await self._load()
+        while not self._closing:
+            # The store away as delivery starts is waited for as in the loop below: before,
+            # the engine stopped at once with the driver's "cannot be reached".
+            try:
+                if not self.shared:
+                    await self.store.requeue_interrupted()
+                await self._load()
+            except StoreUnavailableError as exc:
+                wait = self.outage.wait_or_stop(exc, self._fatal)
+                if wait is None:
+                    return
+                await asyncio.sleep(wait)
+                continue
+            break
         # Python 3.11's wait_for can swallow a cancellation that arrives as the event it waits
         # for is set (a wake-up as the engine stops): the loop then ends on _closing, which
         # stop() sets first, instead of waiting for the next wake-up for ever.

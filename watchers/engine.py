@@ -77,7 +77,13 @@ from watchers.delivery import (
     check_sinks,
     refuse_inside_sink,
 )
-from watchers.errors import ConfigError, ConfigIssue, NewswatchError, StoreError
+from watchers.errors import (
+    ConfigError,
+    ConfigIssue,
+    NewswatchError,
+    StoreError,
+    StoreUnavailableError,
+)
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
 from watchers.roles import Role, check_role
@@ -970,6 +976,15 @@ class Engine:
             what, self._changes = self._changes, set()
             try:
                 await self.reload(what)
+            except StoreUnavailableError as exc:
+                # Taken again once the store is back (a notification that came as the
+                # server went away); before, the engine stopped with the driver's error.
+                retry = self.watch.outage.wait_or_stop(exc, self.fail)
+                if retry is None:
+                    return
+                self._changes |= what
+                await asyncio.sleep(retry)
+                continue
             except StoreError as exc:
                 self.fail(exc)
                 return

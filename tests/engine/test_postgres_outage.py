@@ -217,10 +217,7 @@ async def test_polls_that_reach_no_store_do_not_say_it_is_back(
     async with open_engine(cfg, default_sink=LookingSink()) as engine:
         failed = asyncio.ensure_future(engine.failed())
         await asyncio.sleep(0.5)
-        # started again as it was started (its socket and port are options, not settings)
-        opts = shlex.split((cluster.base / "data" / "postmaster.opts").read_text())[1:]
-        at = opts.index("-D")
-        opts = opts[:at] + opts[at + 2:]
+        opts = pg_opts(cluster)
         await asyncio.to_thread(cluster.pg_ctl, "-m", "fast", "-w", "stop")
         try:
             for _ in range(100):  # the outage is noticed (a state written behind, delivery)
@@ -230,7 +227,7 @@ async def test_polls_that_reach_no_store_do_not_say_it_is_back(
             await asyncio.sleep(3)  # about fifteen polls of the empty folder
             down = [r.getMessage() for r in caplog.records]
         finally:
-            await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", shlex.join(opts))
+            await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", opts)
         assert any("waiting for the store to come back" in m for m in down), down
         assert not any("reachable again" in m for m in down), down
         for _ in range(400):  # back: said once something reaches it
@@ -240,6 +237,58 @@ async def test_polls_that_reach_no_store_do_not_say_it_is_back(
         assert "reachable again" in caplog.text
         assert not failed.done()
         failed.cancel()
+
+
+def pg_opts(cluster: OwnCluster) -> str:
+    """The options the cluster was started with (its socket and port are options, not
+    settings), to start it again as it was."""
+    opts = shlex.split((cluster.base / "data" / "postmaster.opts").read_text())[1:]
+    at = opts.index("-D")
+    return shlex.join(opts[:at] + opts[at + 2:])
+
+
+async def test_a_store_away_as_the_engine_starts_is_waited_for(
+        cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The server going away between opening the store and starting: delivery's first look
+    (alerts left sending, paused destinations) and the first plan of the polls met it outside
+    the outage's wait, and the engine stopped at once with the driver's "cannot be reached"
+    instead of riding it out."""
+    name = f"outage_{random.randrange(10**9)}"
+    admin(cluster.url, f'CREATE DATABASE "{name}"')
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "a000.txt").write_text(article_text(0))
+    cfg = parse_config({
+        "storage": {"url": database_url(cluster.url, name)},
+        "sources": [{"name": "drop", "type": "folder", "path": str(inbox), "settle": 0,
+                     "every": "0.2s"}],
+        "rules": [{"name": "ukraine", "query": "ukraine"}],
+    }, base_dir=tmp_path)
+    caplog.set_level(logging.WARNING)
+    sink = LookingSink()
+    opts = pg_opts(cluster)
+    async with open_engine(cfg, default_sink=sink, start=False) as engine:
+        failed = asyncio.ensure_future(engine.failed())
+        await asyncio.to_thread(cluster.pg_ctl, "-m", "fast", "-w", "stop")
+        try:
+            await engine.start()
+            for _ in range(100):
+                if failed.done() or "waiting for the store to come back" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            assert not failed.done(), f"the engine stopped: {failed.exception()}"
+        finally:
+            await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", opts)
+        (inbox / "a001.txt").write_text(article_text(1))
+        for _ in range(300):
+            if failed.done() or len({a.article.id for a in sink.alerts}) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert not failed.done(), f"the engine stopped: {failed.exception()}"
+        failed.cancel()
+    assert len(sink.alerts) == 2, [a.article.id for a in sink.alerts]
+    assert "reachable again" in caplog.text
 
 
 async def backends(url: str, database: str) -> list[tuple[int, str]]:
