@@ -870,6 +870,9 @@ def pydantic_issues(err: ValidationError, root: type[BaseModel] | None = None
                                       f"unknown source type {tag!r}; expected 'folder', "
                                       "'feed' or 'page'"))
             continue
+        elif e["type"] == "missing":
+            # pydantic's "Field required" named no key of a config file
+            msg = "missing: this key is required here"
         elif e["type"] == "union_tag_not_found":
             msg = "missing 'type' ('folder', 'feed' or 'page')"
         elif msg.startswith("Value error, "):
@@ -1075,37 +1078,20 @@ def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[Con
     missing folders, unknown channels, refused URLs) of a config the model refused, so that a
     bad value elsewhere ("[fetch] timeout") does not hide them: run on the config with each
     ``refused`` value left out (its default), the issues at or under a place ``reported``
-    already left out. Nothing when that is not possible (a refused list item or section, a place not
-    found) or the config without those values is still refused; and not the checks that read
-    what was left out (channels named, when a [channels] entry was; URLs, when [fetch]
-    allow_private was; "nothing to watch", when sources or rules were)."""
-    import copy
-
-    pruned: Any = copy.deepcopy(dict(data))
+    already left out. When that config is still refused (a value with no default, such as a
+    source's unknown ``type``), each refused item of a top-level list (``sources[1]``) is left
+    out instead, and what the checks say of the items after it is numbered as in the file.
+    Nothing when neither is possible (a place not found) or still refused; and not the checks
+    that read what was left out (channels named, when a [channels] entry was; URLs, when
+    [fetch] allow_private was; "nothing to watch", when sources or rules were)."""
     places = [i.path for i in refused]
-    for place in places:
-        steps = [(m[1], m[2]) for m in _STEP.finditer(place)]
-        spelt = "".join(f"[{i}]" if i else (f".{k}" if n else k)
-                        for n, (k, i) in enumerate(steps))
-        if not steps or spelt != place or steps[-1][1]:
+    found = _without(data, base_dir, places, items=False)
+    renumber: dict[str, list[int]] = {}
+    if found is None:
+        found = _without(data, base_dir, places, items=True)
+        if found is None:
             return []
-        node = pruned
-        for key, index in steps[:-1]:
-            if index:
-                if not isinstance(node, list) or int(index) >= len(node):
-                    return []
-                node = node[int(index)]
-            elif isinstance(node, dict) and key in node:
-                node = node[key]
-            else:
-                return []
-        if not isinstance(node, dict) or steps[-1][0] not in node:
-            return []
-        del node[steps[-1][0]]
-    try:
-        cfg = Config.model_validate({**pruned, "base_dir": base_dir})
-    except ValidationError:
-        return []
+    cfg, renumber = found
 
     def hidden(issue: ConfigIssue) -> bool:
         at = issue.path
@@ -1119,7 +1105,65 @@ def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[Con
             return True
         return at == "" and any(p.startswith(("sources", "rules")) for p in places)
 
-    return [i for i in _semantic_issues(cfg, watching=watching) if not hidden(i)]
+    out = []
+    for issue in _semantic_issues(cfg, watching=watching):
+        for section, kept in renumber.items():
+            def as_written(m: re.Match[str], kept: list[int] = kept) -> str:
+                j = int(m[2])
+                return f"{m[1]}[{kept[j] if j < len(kept) else j}]"
+
+            where = re.compile(rf"(?<![\w.])({re.escape(section)})\[(\d+)\]")
+            issue = ConfigIssue(where.sub(as_written, issue.path),
+                                where.sub(as_written, issue.message))
+        if not hidden(issue):
+            out.append(issue)
+    return out
+
+
+def _without(data: Mapping[str, Any], base_dir: Path, places: list[str], *, items: bool
+             ) -> tuple[Config, dict[str, list[int]]] | None:
+    """The config of ``data`` with what is at ``places`` left out, and for each top-level list
+    that lost items the positions of those kept (``items``: the whole item of a top-level list
+    that a place is in, where it is in one; else the very value at the place); None when a
+    place is not found or the rest is still refused."""
+    import copy
+
+    pruned: Any = copy.deepcopy(dict(data))
+    dropped: dict[str, set[int]] = {}
+    for place in places:
+        steps = [(m[1], m[2]) for m in _STEP.finditer(place)]
+        spelt = "".join(f"[{i}]" if i else (f".{k}" if n else k)
+                        for n, (k, i) in enumerate(steps))
+        if not steps or spelt != place:
+            return None
+        if (items and len(steps) >= 2 and steps[0][0] and steps[1][1]
+                and isinstance(pruned.get(steps[0][0]), list)
+                and int(steps[1][1]) < len(pruned[steps[0][0]])):
+            dropped.setdefault(steps[0][0], set()).add(int(steps[1][1]))
+            continue
+        if steps[-1][1]:
+            return None
+        node = pruned
+        for key, index in steps[:-1]:
+            if index:
+                if not isinstance(node, list) or int(index) >= len(node):
+                    return None
+                node = node[int(index)]
+            elif isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
+                return None
+        if not isinstance(node, dict) or steps[-1][0] not in node:
+            return None
+        del node[steps[-1][0]]
+    kept: dict[str, list[int]] = {}
+    for section, gone in dropped.items():
+        kept[section] = [i for i in range(len(pruned[section])) if i not in gone]
+        pruned[section] = [pruned[section][i] for i in kept[section]]
+    try:
+        return Config.model_validate({**pruned, "base_dir": base_dir}), kept
+    except ValidationError:
+        return None
 
 
 def _listed(value: Any) -> list[Any]:

@@ -32,7 +32,7 @@ def test_wrong_story_settings_are_named_by_their_key_path(tmp_path: Path) -> Non
     found = issues('[channels.briefing]\nstories = "tread"\ncolour = 1\n[stories]\n'
                    'window = "soon"\n' + RULE + "min_sources = 0\n", tmp_path)
     joined = "\n".join(found)
-    assert "channels.briefing.target: Field required" in joined
+    assert "channels.briefing.target: missing: this key is required here" in joined
     assert "channels.briefing.stories: Input should be 'edit', 'thread' or 'off'" in joined
     assert "channels.briefing.colour: unknown key" in joined
     assert "stories.window:" in joined and "soon" in joined

@@ -170,6 +170,44 @@ channel = "nope"
     ]
 
 
+def test_a_refused_source_or_rule_hides_no_problem_of_the_others(tmp_path: Path) -> None:
+    """A source of an unknown type (a value with no default to fall back on) hid every other
+    source's missing folder and duplicate name: the item is left out for those checks, and
+    what they say of the items after it keeps the file's numbering."""
+    text = """
+[[sources]]
+name = "a"
+type = "folder"
+path = "/nonexistent-folder"
+[[sources]]
+name = "b"
+type = "fed"
+url = "https://example.org/feed"
+[[sources]]
+name = "a"
+type = "feed"
+url = "https://example.org/feed2"
+[[rules]]
+name = "r"
+[[rules]]
+name = "s"
+query = "ukraine"
+[[rules]]
+name = "s"
+query = "russia"
+"""
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.toml")
+    assert sorted(str(i) for i in info.value.issues) == [
+        "rules[0].query: missing: this key is required here",
+        "rules[2].name: duplicate rule name 's' (first at rules[1])",
+        "sources[0].path: no such folder: /nonexistent-folder",
+        "sources[1].type: unknown source type 'fed'; expected 'folder', 'feed' or 'page'",
+        "sources[2].name: duplicate source name 'a' (first at sources[0])",
+    ]
+
+
 @pytest.mark.parametrize(("text", "says"), [
     # a refused [channels] entry: the rules naming it are not told it is unknown
     ('[channels]\nalerts = true\nother = 1\n' + RULE + 'channel = "alerts"\n',
