@@ -890,6 +890,15 @@ INTERNAL_KEYS: Final = ("origin", "created_by", "guild_id")
 WEBHOOK_URL: Final = re.compile(r"^https?://[^/]+/api/(?:v\d+/)?webhooks/(\d+)/([\w-]+)/?$")
 
 
+def _duplicate_rule(name: str, first: int, first_name: str) -> str:
+    """What a second rule of ``name`` is told; names are compared without case (Discord's
+    forum tags and a team's eyes take "Kyiv" and "kyiv" for one rule)."""
+    if first_name == name:
+        return f"duplicate rule name {name!r} (first at rules[{first}])"
+    return (f"duplicate rule name {name!r} (first at rules[{first}] as {first_name!r}; rule "
+            "names are compared without case)")
+
+
 def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]:
     from watchers.rules import parse  # local: keeps config importable while rules load
     from watchers.sources.base import printable
@@ -897,12 +906,10 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
     issues: list[ConfigIssue] = []
     seen: dict[str, int] = {}
     for i, rule in enumerate(cfg.rules):
-        if rule.name in seen:
-            issues.append(
-                ConfigIssue(f"rules[{i}].name", f"duplicate rule name {rule.name!r} "
-                            f"(first at rules[{seen[rule.name]}])")
-            )
-        seen.setdefault(rule.name, i)
+        if (first := seen.get(rule.name.casefold())) is not None:
+            issues.append(ConfigIssue(f"rules[{i}].name", _duplicate_rule(
+                rule.name, first, cfg.rules[first].name)))
+        seen.setdefault(rule.name.casefold(), i)
         try:
             parse(rule.query)
         except QuerySyntaxError as exc:
@@ -996,10 +1003,11 @@ def _raw_query_issues(data: Mapping[str, Any], reported: set[str]) -> list[Confi
     for i, rule in enumerate(rules):
         name = rule.get("name") if isinstance(rule, dict) else None
         if isinstance(name, str) and name:
-            if name in seen and f"rules[{i}].name" not in reported:
-                issues.append(ConfigIssue(f"rules[{i}].name", f"duplicate rule name {name!r} "
-                                          f"(first at rules[{seen[name]}])"))
-            seen.setdefault(name, i)
+            first = seen.get(name.casefold())
+            if first is not None and f"rules[{i}].name" not in reported:
+                issues.append(ConfigIssue(f"rules[{i}].name", _duplicate_rule(
+                    name, first, rules[first]["name"])))
+            seen.setdefault(name.casefold(), i)
         query = rule.get("query") if isinstance(rule, dict) else None
         path = f"rules[{i}].query"
         if isinstance(query, str) and query and path not in reported:

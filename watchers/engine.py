@@ -683,9 +683,12 @@ class Engine:
     def _rules_seen(self, guild: int | None) -> list[RuleConfig]:
         return [r for r in self.watch.rules if _sees(guild, r)]
 
-    def _shared(self, name: str) -> bool:
-        """Whether a running rule every server sees is called ``name``."""
-        return any(r.guild_id is None and r.name == name for r in self.watch.rules)
+    def _shared(self, name: str) -> str | None:
+        """The name of the running rule every server sees that is called ``name``, in any
+        case (None: there is none)."""
+        folded = name.casefold()
+        return next((r.name for r in self.watch.rules
+                     if r.guild_id is None and r.name.casefold() == folded), None)
 
     def _rule_of(self, name: str, guild: int | None) -> RuleConfig:
         """The running rule ``name`` names for a caller in ``guild`` (None: a key), or
@@ -813,12 +816,19 @@ class Engine:
         elif self.config.channels and rule.channel not in self.config.channels:
             issues.append(ConfigIssue("channel", f"unknown channel {rule.channel!r}; known: "
                                       f"{', '.join(sorted(self.config.channels))}"))
-        if any(r.name == rule.name for r in self.config.rules):
-            issues.append(ConfigIssue("name", f"rule {rule.name!r} is defined in the config "
-                                      "file; choose another name"))
-        elif guild is not None and self._shared(rule.name):
-            issues.append(ConfigIssue("name", f"rule {rule.name!r} is shared by every server; "
-                                      "choose another name"))
+        folded = rule.name.casefold()
+        if clash := next((r.name for r in self.config.rules if r.name.casefold() == folded),
+                         None):
+            issues.append(ConfigIssue("name", f"rule {clash!r} is defined in the config "
+                                      f"file{_spelt(clash, rule.name)}; choose another name"))
+        elif guild is not None and (clash := self._shared(rule.name)):
+            issues.append(ConfigIssue("name", f"rule {clash!r} is shared by every server"
+                                      f"{_spelt(clash, rule.name)}; choose another name"))
+        elif clash := next((r.name for r in self.watch.rules if r.guild_id == guild
+                            and r.name.casefold() == folded and r.name != rule.name), None):
+            # "Kyiv" beside "kyiv": two rules a forum's tags and a team's eyes take for one.
+            issues.append(ConfigIssue("name", f"a rule {clash!r} exists{_spelt(clash, rule.name)}"
+                                      f"; to replace it, use its name as it is spelt"))
         if guild is not None:
             own = {r.key for r in self.watch.rules if r.guild_id == guild}
             limit = self.config.discord.max_rules_per_server
@@ -1505,6 +1515,11 @@ def _count(name: str, value: object, *, least: int = 1) -> int:
     if value < least:
         raise ValueError(f"{name}: at least {least}, not {value}")
     return value
+
+
+def _spelt(existing: str, asked: str) -> str:
+    """" (names are compared without case)" when ``asked`` is ``existing`` in another case."""
+    return "" if existing == asked else " (names are compared without case)"
 
 
 def _refuse_internal(fields: Mapping[str, Any], what: str) -> None:

@@ -436,3 +436,14 @@ def test_times_of_day_in_other_scripts_digits_are_refused(fields: dict[str, obje
 
     with pytest.raises(ValueError, match="is not a time of day"):
         RouteConfig.model_validate({"target": 1, **fields})
+
+
+def test_rule_names_in_two_cases_are_one_name(tmp_path: Path) -> None:
+    """"Kyiv" and "kyiv" were two rules (a forum's tags, compared without case, took them for
+    one); the second is named, with the first's spelling — in a valid file and beside other
+    errors alike."""
+    rules = '[[rules]]\nname = "kyiv"\nquery = "kyiv"\n[[rules]]\nname = "Kyiv"\nquery = "kiev"\n'
+    said = ("rules[1].name: duplicate rule name 'Kyiv' (first at rules[0] as 'kyiv'; rule names "
+            "are compared without case)")
+    assert issues(rules, tmp_path) == [said]
+    assert said in issues('[fetch]\ntimeout = "x"\n' + rules, tmp_path)

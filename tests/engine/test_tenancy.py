@@ -146,6 +146,26 @@ async def test_a_server_rule_cannot_shadow_a_global_one(engine: Engine) -> None:
     assert engine.rule_names(A) == ["shared", "troops"]
 
 
+async def test_a_rule_name_in_another_case_is_the_same_name(engine: Engine) -> None:
+    """"Troops" sat beside the config file's "troops", and "Kyiv" beside a server's "kyiv":
+    two rules that a forum's tags (compared without case) and a team take for one."""
+    with pytest.raises(ConfigError, match=r"rule 'troops' is defined in the config file "
+                       r"\(names are compared without case\)"):
+        await engine.add_rule({"name": "Troops", "query": "tanks"})
+    await engine.add_rule({"name": "shared", "query": "tanks"})
+    with pytest.raises(ConfigError, match=r"rule 'shared' is shared by every server \(names"):
+        await server_rule(engine, {"name": "SHARED", "query": "tanks"}, A)
+    with pytest.raises(ConfigError, match=r"a rule 'shared' exists \(names are compared"):
+        await engine.add_rule({"name": "Shared", "query": "tanks"})
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~", "channel": "desk"}, A)
+    with pytest.raises(ConfigError, match=r"a rule 'kyiv' exists .*use its name as it is spelt"):
+        await server_rule(engine, {"name": "Kyiv", "query": "kiev", "channel": "desk"}, A)
+    # another server's rules are its own; the same spelling replaces
+    await server_rule(engine, {"name": "Kyiv", "query": "kyiv~", "channel": "alerts"}, B)
+    await server_rule(engine, {"name": "kyiv", "query": "kiev", "channel": "desk"}, A)
+    assert sorted(n for n in engine.rule_names(A) if n.casefold() == "kyiv") == ["kyiv"]
+
+
 async def test_a_server_may_not_set_its_own_id_nor_another_servers(engine: Engine) -> None:
     # Refused, naming the key (it was silently replaced, which made a global rule of one
     # given a server's id).
