@@ -102,6 +102,20 @@ def test_only_headline_links_of_the_page_s_own_site_are_articles() -> None:
                for e in got.entries)
 
 
+def test_the_page_s_links_to_itself_are_no_articles() -> None:
+    """"Skip to the comments below" (``#comments``) was the page itself taken for an article,
+    with the link text for a headline — as were its own address written out and with a
+    tracking parameter."""
+    got = parse_page(FRONT.format(more="""
+        <a href="#comments">Skip to the comments on this page below</a>
+        <a href="https://www.news.example/world?utm_source=nav">World news from everywhere</a>
+        <a href="//news.example/world#top">Back to the top of the world page</a>
+        <a href="/world/europe">Europe: the latest news from the region</a>""").encode(),
+        url="https://news.example/world")
+    assert [e.url for e in got.entries] == ["https://news.example/2022/01/troops-mass",
+                                            "https://news.example/world/europe"]
+
+
 def test_real_page_markup_is_read_as_a_browser_reads_it() -> None:
     def links(body: str, url: str = "https://www.news.example/") -> list[tuple[str, str]]:
         return [(e.url or "", e.title) for e in parse_page(body.encode(), url=url).entries]

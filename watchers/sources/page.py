@@ -157,6 +157,9 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
                               f"{MAX_MARKUP_TOKENS})", "too-complex")
     base = url
     site = _host(url)
+    itself = _link(url, "")
+    # its own address as links compare, "www." aside (as the site is)
+    own = normalise_link(itself).replace("://www.", "://", 1) if itself is not None else None
     titles: dict[str, tuple[str, str]] = {}  # the link's key: (its link, its title)
     skipping: list[str] = []  # the open elements whose content is not stories
     articles = 0  # open <article> elements: their header and footer are read
@@ -175,6 +178,8 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
         if link is None or not _on_site(link, site):
             return True
         key = normalise_link(link)
+        if key.replace("://www.", "://", 1) == own:
+            return True  # the page itself ("#comments", "?ref=nav"-less "Top stories")
         title = title if len(title) <= MAX_TITLE else title[:MAX_TITLE - 1] + "…"
         if len(title) > len(titles.get(key, ("", ""))[1]):
             if key not in titles and len(titles) >= MAX_LINKS:
