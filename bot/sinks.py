@@ -278,11 +278,20 @@ class _Post:
 
     name: str
     rules: tuple[str, ...] = ()
+    # A post of no rule (a notice): in a forum that requires a tag, the first tag the bot
+    # may apply (it was refused, and an operator's notice never shown).
+    any_tag: bool = False
 
 
 def _post_of(alert: Alert) -> _Post:
     return _Post(thread_name(alert.article.title or alert.article.url or "Alert"),
                  tuple(r.name for r in alert.rules))
+
+
+def _digest_rules(digest: Digest) -> tuple[str, ...]:
+    """The rules of a digest's items, each once, in the digest's order: its post's tags (a
+    forum that requires a tag refused every digest, and the alerts it carried were lost)."""
+    return tuple(dict.fromkeys(r.name for item in digest.items for r in item.rules))
 
 
 def pick_tags(tags: Sequence[discord.ForumTag], rules: Sequence[str], *,
@@ -443,7 +452,8 @@ class DiscordSink:
                                             nonce=_part_nonce(digest.nonce, i),
                                             maybe_sent=digest.maybe_sent,
                                             retry=digest.attempt > 1,
-                                            post=_Post(thread_name(digest_title(digest))))
+                                            post=_Post(thread_name(digest_title(digest)),
+                                                       _digest_rules(digest)))
             except TransientDeliveryError as exc:
                 if i:
                     # Maybe sent whatever this part's failure (the parts before it were), and
@@ -742,7 +752,8 @@ class DiscordSink:
                 discord.AllowedMentions.none()),
         }
         return await self._send(route, kwargs, nonce=nonce or secrets.token_hex(12),
-                                maybe_sent=maybe_sent, post=_Post(thread_name(redact(body))))
+                                maybe_sent=maybe_sent,
+                                post=_Post(thread_name(redact(body)), any_tag=True))
 
     async def _send(self, route: str, kwargs: dict[str, Any], *, nonce: str, maybe_sent: bool,
                     post: _Post, retry: bool = False) -> str | None:
@@ -822,6 +833,8 @@ class DiscordSink:
         me = forum.guild.me
         moderated = me is not None and forum.permissions_for(me).manage_threads
         tags = pick_tags(forum.available_tags, post.rules, moderated=moderated)
+        if forum.flags.require_tag and not tags and post.any_tag:
+            tags = [t for t in forum.available_tags if moderated or not t.moderated][:1]
         if forum.flags.require_tag and not tags:
             raise PermanentDeliveryError(
                 f"forum {forum.id} requires a tag and has none named like "

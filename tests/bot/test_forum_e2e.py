@@ -281,6 +281,39 @@ async def test_a_forum_that_requires_a_tag_refuses_an_alert_without_one_clearly(
         assert emu.validate_all() == []
 
 
+async def test_a_forum_that_requires_a_tag_takes_digests_and_notices_too() -> None:
+    """A digest's post carried no tag, so such a forum refused every digest (and the alerts it
+    held were never shown), and every operator notice: a digest is tagged after its items'
+    rules, a notice (of no rule) with the first tag the bot may apply."""
+    from watchers.delivery import Digest, DigestItem
+
+    when = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+    def digest(*rules: str) -> Digest:
+        return Digest(id=7, route="alerts", nonce=f"digest-{'-'.join(rules)}", attempt=1,
+                      reason="digest", since=when, items=tuple(
+                          DigestItem(article=article(i, "Reuters"), story=None, newest=when,
+                                     rules=(RuleConfig(name=name, query="troops"),))
+                          for i, name in enumerate(rules)))
+
+    async with DiscordEmulator(token=TOKEN, guilds=[forum_guild(require_tag=True)]) as emu, \
+            emu.patch_discord():
+        client = discord.Client(intents=discord.Intents(guilds=True), guild_ready_timeout=0.05)
+        async with run_client(client, emu, token=TOKEN), aiohttp.ClientSession() as session:
+            sink = DiscordSink({"alerts": ChannelTarget(FORUM)}, client=client,
+                               session=session, timeout=5)
+            made = await sink.digest(digest("floods", "kyiv", "troops", "kyiv"))
+            note = await sink.notice("alerts", "route x paused: missing permissions")
+            # a digest of rules the forum has no tag for is refused as their alerts are
+            with pytest.raises(PermanentDeliveryError, match=r"requires a tag.*floods"):
+                await sink.digest(digest("floods"))
+        posts = {str(t.id): t for t in emu.threads(FORUM)}
+        assert set(posts) == {made, note}
+        assert posts[str(made)].applied_tags == [KYIV_TAG, TROOPS_TAG]
+        assert posts[str(note)].applied_tags == [OTHER_TAG]
+        assert emu.validate_all() == []
+
+
 async def test_a_thread_channel_takes_alerts_like_a_text_channel() -> None:
     async with DiscordEmulator(token=TOKEN) as emu, emu.patch_discord():
         desk = emu.add_thread(emu.channel("alerts").id, "desk")
