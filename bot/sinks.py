@@ -317,17 +317,34 @@ LOOK_BACK = 100
 
 def _marker(kwargs: Mapping[str, Any]) -> str | None:
     """What identifies a message we posted, to find it again: its embed's footer (it names the
-    article or the digest part), or for a text-style message its content."""
+    article or the digest part) with its "Rule" field (the rules that fired on its route), or
+    for a text-style message its content."""
     embed = kwargs.get("embed")
     if isinstance(embed, discord.Embed):
-        return embed.footer.text or None
+        rule = next((f.value for f in embed.fields if f.name == "Rule"), None)
+        return _embed_marker(embed.footer.text, rule)
     content = kwargs.get("content")
     return content if isinstance(content, str) and content else None
 
 
+def _embed_marker(footer: str | None, rule: str | None) -> str | None:
+    # The footer alone named the article and severity: two routes sharing a channel each
+    # took the other's message for their own earlier attempt (one alert marked delivered,
+    # never posted). Their rules tell them apart.
+    if not footer:
+        return None
+    return footer if rule is None else f"{footer}\n{rule}"
+
+
 def _carries(embeds: Sequence[Mapping[str, Any]], content: str | None, marker: str) -> bool:
-    footers = [e.get("footer") for e in embeds]
-    return content == marker or any(f is not None and f.get("text") == marker for f in footers)
+    if content == marker:
+        return True
+    for e in embeds:
+        rule = next((f.get("value") for f in e.get("fields") or [] if f.get("name") == "Rule"),
+                    None)
+        if _embed_marker((e.get("footer") or {}).get("text"), rule) == marker:
+            return True
+    return False
 
 
 def _earlier(recent: Iterable[Mapping[str, Any]], marker: str,

@@ -96,6 +96,40 @@ async def test_a_retry_after_a_lost_answer_finds_the_message_and_posts_nothing_n
     assert looked, [r.path for r in emu.requests]
 
 
+@pytest.mark.parametrize("fault", [
+    pytest.param((Fault.rate_limited(1.0), 1), id="429"),
+    pytest.param((Fault.server_error(500), 4), id="500"),
+])
+async def test_two_routes_sharing_a_channel_each_post_their_own_alert(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path,
+        fault: tuple[Fault, int]) -> None:
+    """One article, two rules, two routes to one channel, the first send refused: the retry
+    looked for an earlier attempt by the footer alone (article and severity), took the other
+    route's message for its own and marked its alert delivered, never posted."""
+    wire = tmp_path / "wire"
+    wire.mkdir()
+    (wire / "a.txt").write_text("Troops and soldiers report 00001\nTroops and soldiers were "
+                                "seen near the border.\n")
+    ch = emu.channel("alerts").id
+    emu.inject(MESSAGES, fault[0], times=fault[1])
+    run = await newswatch(emu, channels={"alerts": ch, "urgent": ch,
+                                         "ops": emu.channel("ops").id},
+                          rules=[{"name": "troops", "query": "troops", "channel": "alerts"},
+                                 {"name": "soldiers", "query": "soldiers", "channel": "urgent"}])
+    for _ in range(150):
+        rows = await run.engine.store.alerts()
+        if len(rows) == 2 and all(r.state == "delivered" for r in rows):
+            break
+        await asyncio.sleep(0.1)
+    rows = await run.engine.store.alerts()
+    assert sorted(r.state for r in rows) == ["delivered", "delivered"]
+    posted = {str(m.id): [f["value"] for f in m.embeds[0]["fields"] if f["name"] == "Rule"]
+              for m in emu.messages(ch)}
+    assert sorted(map(str, posted.values())) == ["['`soldiers`']", "['`troops`']"]
+    assert {r.route: posted[str(r.remote_id)] for r in rows} == {
+        "alerts": ["`troops`"], "urgent": ["`soldiers`"]}
+
+
 async def test_a_retry_after_a_lost_answer_reuses_the_nonce_and_posts_nothing_new(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     """Where the bot may not read the channel's history, the nonce alone keeps a retry from
