@@ -137,10 +137,24 @@ def truncate(text: str, limit: int) -> str:
 
 
 def safe_url(url: str | None) -> str | None:
-    """The URL if it is http(s) and plausibly shaped, else None."""
+    """The URL if it is http(s) and plausibly shaped, else None; a control or format
+    character (a direction override, a zero-width space) in its path, query or fragment is
+    percent-encoded, and one in its host refuses it: "invoice\u202efdp.exe" showed as
+    "invoiceexe.pdf" in a bare link."""
     if not url or len(url) > 2000:
         return None
-    return url if re.match(r"(?i)^https?://[^\s/$.?#][^\s]*$", url) else None
+    if not re.match(r"(?i)^https?://[^\s/$.?#][^\s]*$", url):
+        return None
+    if url.isprintable():
+        return url
+    scheme, _, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if not rest[:cut].isprintable():
+        return None
+    encoded = f"{scheme}://{rest[:cut]}" + "".join(
+        c if c.isprintable() else "".join(f"%{b:02X}" for b in c.encode("utf-8", "replace"))
+        for c in rest[cut:])
+    return encoded if len(encoded) <= 2000 else None
 
 
 # Characters that would end or restart a markdown link target; encoded in path, query, fragment.

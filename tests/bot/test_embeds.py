@@ -297,3 +297,27 @@ def test_right_to_left_news_keeps_its_direction_marks_and_loses_its_overrides() 
     assert escape(title) == title.replace("(", "\\(").replace(")", "\\)")
     # (the escape's backslash escaped for markdown: the message shows \u202e)
     assert escape("ops\u202eevil \u2067x\u2069") == "ops\\\\u202eevil \\\\u2067x\\\\u2069"
+
+
+@pytest.mark.parametrize("style", ["text", "embed"])
+def test_a_direction_override_in_a_link_is_encoded_never_applied(style: TemplateStyle) -> None:
+    """"invoice\u202efdp.exe" showed as "invoiceexe.pdf" in a bare {link} and in the embed's
+    link: a control or format character of a URL's path is percent-encoded (as a browser
+    sends it), and a URL whose host holds one is not linked at all."""
+    url = "https://bbc.example/troops/invoice\u202efdp.exe?x=\u200b#\u2066"
+    assert safe_url(url) == link_target(url) == (
+        "https://bbc.example/troops/invoice%E2%80%AEfdp.exe?x=%E2%80%8B#%E2%81%A6")
+    assert unquote(safe_url(url) or "") == url  # the same address
+    assert safe_url("https://bbc\u202e.example/x") is None
+    assert safe_url("https://ok.example/\u041a\u0438\u0457\u0432") == (
+        "https://ok.example/\u041a\u0438\u0457\u0432")  # letters of any script stay
+    art = Article(title="Troops", text="troops", source="wire", url=url)
+    m = match_query("troops", art)
+    assert m is not None
+    rule = RuleConfig(name="troops", query="troops", template_style=style,
+                      template="{title}\n{link}" if style == "text" else None)
+    kwargs = alert_message(Alert(id=1, route="alerts", nonce="n", attempt=1, article=art,
+                                 matches=(m,), rules=(rule,)))
+    shown = f"{kwargs.get('content')} {kwargs['embed'].to_dict() if kwargs.get('embed') else ''}"
+    assert "\u202e" not in shown and "\u200b" not in shown and "\u2066" not in shown
+    assert "invoice%E2%80%AEfdp.exe" in shown
