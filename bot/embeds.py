@@ -606,11 +606,21 @@ def thread_line(update: StoryUpdate) -> dict[str, Any]:
     """One short line for the story's thread: the outlet and the title as a masked link
     ("updated:" for an article that changed in place); pings nobody, no link preview."""
     art = update.article
-    link = masked_link(truncate(escape(art.title) or "(untitled)", 300), art.url)
+    title = escape(art.title) or "(untitled)"
     source = truncate(escape(art.source or "unknown source"), 100)
-    text = f"Updated: {link} ({source})" if update.changed else f"{source}: {link}"
-    return {"content": truncate(text, LIMITS["content"]), "allowed_mentions": _NO_PINGS,
-            "suppress_embeds": True}
+
+    def line(label: str) -> str:
+        return f"Updated: {label} ({source})" if update.changed else f"{source}: {label}"
+
+    # The title gives way to the link, and the link to the line's limit: cut at 2,000
+    # characters, a long link lost its closing parenthesis and showed as raw markdown.
+    room = LIMITS["content"] - len(line(""))
+    target = link_target(art.url)
+    if target is not None and room - len(target) - 4 >= 20:
+        text = line(f"[{truncate(title, min(300, room - len(target) - 4))}]({target})")
+    else:
+        text = line(f"**{truncate(title, min(300, room - 4))}**")
+    return {"content": text, "allowed_mentions": _NO_PINGS, "suppress_embeds": True}
 
 
 def _names(outlets: Sequence[str], budget: int) -> str:

@@ -9,6 +9,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import discord
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -141,6 +142,29 @@ def test_any_story_update_renders_inside_the_limits(outlets: list[str], title: s
     assert line["allowed_mentions"].to_dict() == {"parse": []}
     name = thread_name(title)
     assert 1 <= len(name) <= 100 and "\n" not in name
+
+
+@pytest.mark.parametrize("path_length", [1600, 1880, 1990])
+def test_a_thread_line_never_cuts_through_its_link(path_length: int) -> None:
+    """A 300-character title, a 100-character outlet and a 1,987-character link were cut at
+    2,000 characters through the link: no closing parenthesis, raw markdown in the thread. The
+    title gives way to the link, and a link with no room left is dropped for the bold title."""
+    url = "https://npr.example/" + "a" * path_length
+    title = "Satellite images show troops " * 12
+    for changed in (False, True):
+        newest = Article(id="a2", source="N" * 120, title=title, url=url)
+        content = thread_line(update_for(make_alert(), newest, view(("Reuters", "X")),
+                                         changed=changed))["content"]
+        assert len(content) <= 2000
+        links = masked_links(content)
+        if links:
+            assert links == [url] and content.count("](") == 1
+            assert content.endswith(f"]({url})" + (" (" + "N" * 99 + "…)" if changed else ""))
+        else:
+            assert url not in content and "](" not in content and "**Satellite" in content
+    assert masked_links(thread_line(update_for(
+        make_alert(), Article(id="a2", source="npr", title=title, url=url[:1800]),
+        view(("Reuters", "X"))))["content"]) == [url[:1800]]
 
 
 def test_thread_line_shows_hostile_titles_as_written() -> None:
