@@ -74,6 +74,18 @@ def test_utf16_and_latin1_documents_are_read() -> None:
         assert [e.title for e in doc.entries] == ["Café"], enc
 
 
+@pytest.mark.parametrize("codec", ["utf-32", "utf-32-le", "utf-32-be"])
+def test_a_utf32_document_is_read_too(codec: str) -> None:
+    """The XML parser reads no UTF-32: such a file (with its byte order mark or without) was
+    "not XML: not well-formed (invalid token) at line 1, column 1", naming no reason."""
+    text = ('<?xml version="1.0" encoding="UTF-32"?><opml version="2.0"><body>'
+            '<outline text="Київ" xmlUrl="https://k.example/f"/></body></opml>')
+    doc = parse_opml(text.encode(codec))
+    assert [(e.title, e.url) for e in doc.entries] == [("Київ", "https://k.example/f")]
+    with pytest.raises(OpmlError, match="starts as UTF-32 but byte 8 is not UTF-32"):
+        parse_opml(b"\xff\xfe\x00\x00<\x00\x00\x00\xff\xff\xff\xff")
+
+
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
  <!ENTITY lol "lol">

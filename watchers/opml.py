@@ -161,6 +161,25 @@ class _Refused(Exception):
     pass
 
 
+_UTF32 = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+          (b"<\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"))
+_DECLARED = re.compile(r"""^(\s*<\?xml\b[^>]*?)\s+encoding\s*=\s*(["'])[^"']*\2""")
+
+
+def _from_utf32(data: bytes) -> bytes:
+    """A UTF-32 document as UTF-8 (its declaration's encoding dropped): the XML parser reads
+    no UTF-32, and such a file was "not XML" without a word of why."""
+    codec = next((c for bom, c in _UTF32 if data.startswith(bom)), None)
+    if codec is None:
+        return data
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise OpmlError(f"not XML: the file starts as UTF-32 but byte {exc.start} is not "
+                        "UTF-32") from None
+    return _DECLARED.sub(r"\1", text.lstrip("\ufeff"), count=1).encode("utf-8")
+
+
 def parse_opml(data: bytes) -> OpmlDocument:
     """The feeds of an OPML document, folders flattened, in document order.
 
@@ -172,6 +191,7 @@ def parse_opml(data: bytes) -> OpmlDocument:
                         f"takes at most {MAX_BYTES // (1024 * 1024)} MiB")
     if not data.strip():
         raise OpmlError("the file is empty")
+    data = _from_utf32(data)
     parser = expat.ParserCreate()
     entries: list[OpmlEntry] = []
     stack: list[str] = []  # element names, root first
