@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -356,3 +357,62 @@ async def test_a_device_or_a_pipe_is_refused_before_anything_is_made_beside_it(
             await SqliteStore.open(path)
     assert sorted(os.listdir(tmp_path)) == ["null.db", "pipe.db"]
     assert {p for p in os.listdir("/dev") if p.startswith("null")} == in_dev
+
+
+def test_a_lock_file_that_cannot_be_written_is_named_and_let_go(tmp_path: Path) -> None:
+    """A full disk (here: a file size limit of 0, which fails every write as a full disk
+    does) ended every writer with "No space left on device", naming no file, and kept the
+    lock. A process of its own: the limit would bind the test run."""
+    script = f"""
+import asyncio, fcntl, os, resource, signal
+from watchers.errors import StoreError
+from watchers.store import SqliteStore
+path = {str(tmp_path / "nw.db")!r}
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+try:
+    asyncio.run(SqliteStore.open(path))
+except StoreError as exc:
+    print(exc)
+fd = os.open(path + ".lock", os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go: it can be taken
+print("free")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.stdout.splitlines() == [
+        f"cannot write the lock file {tmp_path / 'nw.db.lock'}: File too large", "free"], (
+        done.stdout + done.stderr)
+
+
+@pytest.mark.parametrize("through", ["the file", "a symlink"])
+async def test_a_store_on_a_read_only_file_system_says_so_when_read(tmp_path: Path,
+                                                                    through: str) -> None:
+    """Reading a WAL database needs its -shm file beside it, which a read-only mount cannot
+    take: the reason is named — also through a symlink from a writable folder, which said
+    only "unable to open database file"."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only file system needs root")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Written before the file system was made read-only"))
+    link = tmp_path / "link.db"
+    link.symlink_to(path)
+    mounted = await asyncio.to_thread(subprocess.run, ["mount", "--bind", str(folder),
+                                                       str(folder)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode().strip()}")
+    try:
+        await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,ro,bind",
+                                                 str(folder)], check=True)
+        asked = path if through == "the file" else link
+        with pytest.raises(StoreError) as caught:
+            await SqliteStore.open(asked, readonly=True)
+        assert str(caught.value) == (
+            f"cannot read the database {asked}: it lies on a read-only file system, and SQLite "
+            f"must create {path}-shm beside it to read it; copy the database (with its -wal "
+            "file, if any) to a writable place and read it there")
+    finally:
+        await asyncio.to_thread(subprocess.run, ["umount", str(folder)], check=True)

@@ -290,7 +290,8 @@ class Db:
         if _is_corruption(exc):
             return StoreCorruptError(f"the database {self.path} is corrupted ({detail}); "
                                      "restore a backup or move it aside")
-        shm = f"{self.path}-shm"
+        # Beside the file itself: through a symlink, the link's folder said nothing of it.
+        shm = f"{os.path.realpath(self.path)}-shm"
         if (self.readonly and "readonly database" in detail
                 and not os.path.exists(shm)):
             # Reading a database in WAL mode takes its shared-memory file, which SQLite makes
@@ -300,7 +301,7 @@ class Db:
                 "beside it to read it, and this user may not write in that folder; run as the "
                 "database's owner, or while newswatch runs (it keeps that file)")
         if (self.readonly and "unable to open database file" in detail
-                and not os.path.exists(shm) and _read_only_folder(self.path)):
+                and not os.path.exists(shm) and _read_only_folder(shm)):
             # The same need, where no user can meet it: "unable to open database file" named
             # nothing a user could act on.
             return StoreError(
@@ -664,8 +665,13 @@ def take_process_lock(path: str) -> int:
             f"another newswatch process (pid {holder if holder else 'unknown'}) is using "
             f"{path}; stop it first (read-only commands such as search and check do not need to)"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as exc:
+        # A full disk said "No space left on device", naming no file (and kept the lock).
+        release_process_lock(fd)
+        raise StoreError(f"cannot write the lock file {target}: {exc.strerror}") from None
     try:
         held = _lock_inode(path)
     except StoreError:
