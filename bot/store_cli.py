@@ -67,12 +67,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from bot.logs import setup_store_logging
     from watchers.rules.lookup import lookup_terms
     from watchers.rules.text import KEYS_VERSION
-    from watchers.store.copy import migrate
+    from watchers.store.copy import describe_target, migrate
 
     cfg = load(args.config)
     target = cfg.storage.target(cfg.resolve)
     setup_store_logging()  # an upgrade or a rebuild of a large store says how far it got
-    done = asyncio.run(migrate(target, terms_of=lookup_terms, keys_version=KEYS_VERSION))
+    try:
+        # A stop from outside (kill, a closed terminal) is told like Ctrl-C: it ended with
+        # exit 130 and no word of what was left.
+        with stopped_like_ctrl_c():
+            done = asyncio.run(migrate(target, terms_of=lookup_terms,
+                                       keys_version=KEYS_VERSION))
+    except KeyboardInterrupt:
+        say(f"interrupted: {describe_target(target)} is left as far as it got; newswatch "
+            "migrate (or the next command that writes to it) goes on from there")
+        return EXIT_INTERRUPTED
     if done.before == 0:
         print(f"{done.target}: created at schema version {done.after}")
     elif done.before == done.after:

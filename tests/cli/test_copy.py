@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -324,6 +325,40 @@ def test_migrate_says_how_far_a_rebuild_of_the_lookup_indexes_got(tmp_path: Path
     assert "rebuilding the lookup indexes of 30 stored articles" in done.stderr, done.stderr
     assert "rebuilt the lookup indexes of 30 articles" in done.stderr, done.stderr
     assert "already at schema version" in done.stdout
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_migrate_stopped_during_a_rebuild_says_so_and_goes_on_after(tmp_path: Path,
+                                                                    sig: int) -> None:
+    """Ctrl-C or a kill during a rebuild of the lookup indexes ended migrate with exit 130 and
+    not a word; the next migrate finishes what was left."""
+    from tests.store.test_rekey import _old_store
+
+    asyncio.run(_old_store(tmp_path / "old.db", n=20_000))
+    (tmp_path / "c.toml").write_text(f'[storage]\npath = "old.db"\n{RULE}')
+    p = subprocess.Popen([sys.executable, "-m", "bot", "migrate", "-c", "c.toml"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stderr is not None
+    said = []
+    for line in p.stderr:
+        said.append(line)
+        if "rebuilding the lookup indexes" in line:
+            p.send_signal(sig)
+            break
+    _, err = p.communicate(timeout=120)
+    err = "".join(said) + err
+    assert p.returncode == 130, (p.returncode, err)
+    assert "Traceback" not in err
+    assert (f"newswatch: interrupted: {tmp_path / 'old.db'} is left as far as it got; "
+            "newswatch migrate (or the next command that writes to it) goes on from there"
+            ) in err, err
+    again = subprocess.run([sys.executable, "-m", "bot", "migrate", "-c", "c.toml"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    with closing(sqlite3.connect(tmp_path / "old.db")) as conn:
+        assert conn.execute("SELECT version, building FROM index_keys").fetchone() == (
+            KEYS_VERSION, None)
 
 
 def test_migrate_reports_versions_on_both_backends(
