@@ -813,14 +813,15 @@ def stats_embed(s: Stats) -> discord.Embed:
 
 def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
     """/rules list: each rule's route, severity, recent matches, its alerts of the last 7 days
-    (acknowledged, share found not relevant: which rules are noisy), regex time-outs, mute,
+    (acknowledged, share found not relevant: which rules are noisy), time-outs (a regex or
+    sloppy phrase out of its time), mute,
     query."""
     lines = []
     for v in views:
         r = v.rule
         # the date with the time, as /mute says it: a mute may last days
         muted = f" · muted until {_when(v.muted_until, 'f')}" if v.muted_until else ""
-        slow = f" · {v.over_budget} regex time-out(s) in 7d" if v.over_budget else ""
+        slow = f" · {v.over_budget} time-out(s) in 7d" if v.over_budget else ""
         share = v.not_relevant_share
         feedback = (f" · {v.alerts_7d} alert(s), {v.acks_7d} acknowledged, "
                     f"{share:.0%} not relevant" if share is not None else "")

@@ -166,6 +166,25 @@ async def test_a_rule_name_in_another_case_is_the_same_name(engine: Engine) -> N
     assert sorted(n for n in engine.rule_names(A) if n.casefold() == "kyiv") == ["kyiv"]
 
 
+async def test_one_servers_slow_regex_leaves_another_servers_rules_their_time(
+        engine: Engine, tmp_path: Path) -> None:
+    """A server's rules come first (their keys sort so): one server's catastrophic regex spent
+    the article's whole time, and another server's regex rule, and the config file's, never
+    matched — reported as their own time-outs in /rules list."""
+    await server_rule(engine, {"name": "noise", "query": "/(a|aa)+$/"}, A)
+    await server_rule(engine, {"name": "watch", "query": "/border guards?/"}, B)
+    await engine.add_rule({"name": "rx", "query": "/guards? at the border/"})
+    for p in (tmp_path / "seeds").iterdir():
+        p.unlink()
+    (tmp_path / "seeds" / "slow.txt").write_text(
+        "Guards at the border\n\nBorder guards were seen. " + "a" * 60 + "!")
+    engine.watch.regex_budget = 0.05
+    await engine.run_once()
+    found = {m.rule for _, matches in await engine.recent(limit=5) for m in matches}
+    assert found == {f"{B}:watch", "rx"}
+    assert dict(engine.watch.over_budget) == {f"{A}:noise": 1}
+
+
 async def test_a_server_may_not_set_its_own_id_nor_another_servers(engine: Engine) -> None:
     # Refused, naming the key (it was silently replaced, which made a global rule of one
     # given a server's id).

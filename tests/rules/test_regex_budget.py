@@ -101,3 +101,37 @@ def test_match_query_takes_a_budget_shared_across_calls() -> None:
 
 def test_match_query_without_a_budget_still_ends() -> None:
     assert match_query(CATASTROPHIC, Article(title="x", text=SLOW_TEXT)) is None
+
+
+def test_each_server_has_a_budget_of_its_own() -> None:
+    """A server's rules are keyed "<id>:<name>" and sort first: one server's slow regex spent
+    the article's whole budget, and every other server's regex rules, and the config file's,
+    never matched (each was reported over budget, blamed on its own rule)."""
+    rules = RuleSet([Rule("1:slow", CATASTROPHIC), Rule("2:victim", "/troops/"),
+                     Rule("config", "/troops? massed/"), Rule("1:then", "/troops/")],
+                    regex_budget=0.05)
+    art = Article(title="Troops massed at the border", text=SLOW_TEXT)
+    report = rules.match_report(art)
+    assert [m.rule for m in report.matches] == ["2:victim", "config"]
+    # the slow server's own later rule pays for it
+    assert report.over_budget == ("1:slow", "1:then")
+    assert [m.rule for m in rules.match_naive(art)] == ["2:victim", "config"]
+
+
+def test_phrases_of_prefix_words_with_slop_count_against_the_budget() -> None:
+    """"t* s* o* b* a*"~99 took a quarter of a second on a 5 KB article, and fifty such rules
+    of one server held every server's alerts for the length of a poll: once its owner's budget
+    is spent, such a phrase is not looked for (not matching, over budget), the same phrase
+    written again is looked for once, and other owners' budgets are untouched."""
+    text = "Troops were seen near the border as officials said talks would resume. " * 60
+    art = Article(title="Troops at the border", text=text)
+    # (in the text alone: a phrase is looked for once per field)
+    rules = RuleSet([Rule("1:first", 'text:"t* s*"~50'), Rule("1:second", 'text:"o* b*"~50'),
+                     Rule("1:then", 'text:"t* s*"~50'), Rule("2:other", 'text:"o* b*"~50')],
+                    regex_budget=1e-9)  # spent by the first phrase looked for
+    report = rules.match_report(art)
+    assert [m.rule for m in report.matches] == ["1:first", "1:then", "2:other"]
+    assert report.over_budget == ("1:second",)
+    generous = RuleSet.from_queries({r.name: r.query for r in rules.rules}, regex_budget=5.0)
+    assert [m.rule for m in generous.match_report(art).matches] == [
+        "1:first", "1:second", "1:then", "2:other"]

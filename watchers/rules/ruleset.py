@@ -90,11 +90,33 @@ class Rule:
         object.__setattr__(self, "node", parse(self.query))
 
 
+class _Budgets:
+    """One article's time budgets (see :class:`RegexBudget`), one per owner of rules: a
+    server's rules are keyed ``<server id>:<name>``, the others share one. A server's slow
+    regexes, tried first (the keys sort so), spent the budget of every rule after them: another
+    server's and the config file's regex rules never matched."""
+
+    __slots__ = ("_each", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._each: dict[str, RegexBudget] = {}
+
+    def of(self, rule: str) -> RegexBudget:
+        head, colon, _ = rule.partition(":")
+        owner = head if colon else ""
+        budget = self._each.get(owner)
+        if budget is None:
+            budget = self._each[owner] = RegexBudget(self.seconds)
+        return budget
+
+
 class MatchReport(NamedTuple):
     """What :meth:`RuleSet.match_report` found on one article.
 
-    ``over_budget`` names, in name order, the rules one of whose regexes ran out of the
-    article's regex budget; that regex counted as not matching.
+    ``over_budget`` names, in name order, the rules one of whose regexes (or phrases with slop
+    or a prefix or fuzzy word) ran out of the article's time budget (their owner's: see
+    :class:`_Budgets`); it counted as not matching.
     """
 
     matches: list[Match]
@@ -136,6 +158,8 @@ class RuleSet:
         self._aliases = aliases if isinstance(aliases, Aliases) else shipped_aliases(aliases)
         self._compiled, self._index = self._build_index()
         self._plain_words: dict[str, bool] = {}
+        # Whether some rule is a server's ("<id>:<name>"): only then have owners budgets apart.
+        self._owners = any(":" in name for name in self._rules)
 
     def _build_index(self) -> tuple[CompiledRules | None, RuleIndex[Rule]]:
         # Word, phrase and boolean rules go to the C engine when it is built; the rest (or all,
@@ -241,10 +265,13 @@ class RuleSet:
         elif analysis.article is not article:
             raise ValueError("the analysis is of another article")
         candidates, fuzzy = self._index.candidates(analysis)
-        budget = RegexBudget(self.regex_budget if regex_budget is None else regex_budget)
-        ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, budget)
+        seconds = self.regex_budget if regex_budget is None else regex_budget
+        budgets = _Budgets(seconds) if self._owners else None
+        ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, RegexBudget(seconds))
         out = []
         for rule in candidates:
+            if budgets is not None:
+                ev.budget = budgets.of(rule.name)
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields, evidence)
             if m is not None:
                 out.append(m)
@@ -290,21 +317,21 @@ class RuleSet:
         """Every rule tried in turn with no index: the reference the compiled path must equal.
 
         Each rule gets a fresh evaluator (no cache shared between rules) over one tokenising of
-        the article, which is deterministic; the article's regex budget is shared as in
+        the article, which is deterministic; the article's time budgets are shared as in
         :meth:`match`.
         """
         return self._each(article, list(self._rules.values()))
 
     def _each(self, article: Article, rules: Sequence[Rule]) -> list[Match]:
         """``rules`` tried in turn on one tokenising of ``article``, each with a fresh
-        evaluator, the article's regex budget shared."""
+        evaluator, the article's time budgets shared."""
         if not rules:
             return []
         out = []
         analysis = Analysis(article)
-        budget = RegexBudget(self.regex_budget)
+        budgets = _Budgets(self.regex_budget)
         for rule in rules:
-            ev = Evaluator(analysis, self._aliases, budget=budget)
+            ev = Evaluator(analysis, self._aliases, budget=budgets.of(rule.name))
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
             if m is not None:
                 out.append(m)
