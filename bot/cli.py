@@ -181,7 +181,14 @@ def _not_a_store_file(target: str, config: Path) -> str | None:
         check_store_file(target)
     except StoreError as exc:
         return f"[storage] path: {exc}"
-    return None
+    # What it would refuse once it read the file (a newer schema, an incomplete copy, another
+    # program's database): check said ok, run then refused.
+    import asyncio
+
+    from watchers.store.copy import open_refusal
+
+    refusal = asyncio.run(open_refusal(target))
+    return f"[storage] path: {refusal}" if refusal is not None else None
 
 
 async def _check_live(cfg: Config) -> int:

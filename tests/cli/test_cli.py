@@ -393,6 +393,43 @@ def test_check_says_ok_only_when_run_would_start(tmp_path: Path) -> None:
     assert fine.returncode == 0 and fine.stdout.startswith("store.toml: ok\n"), fine.stderr
 
 
+def test_check_reads_the_store_as_run_would_before_it_says_ok(tmp_path: Path) -> None:
+    """A store of a newer schema, an incomplete copy and another program's database were "ok"
+    to check (only the file's first bytes were read), and run then refused each."""
+    import sqlite3
+    from contextlib import closing
+
+    from watchers.store.copy import COPYING_SQLITE_ID
+    from watchers.store.sqlite.schema import SCHEMA_VERSION
+
+    (tmp_path / "store.toml").write_text('[storage]\npath = "nw.db"\n'
+                                         '[[rules]]\nname = "a"\nquery = "putin"\n')
+    made = nw("migrate", "-c", "store.toml", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert nw("check", "-c", "store.toml", cwd=tmp_path).returncode == 0
+    for change, says in [
+        (f"PRAGMA user_version = {SCHEMA_VERSION + 1}",
+         f"has schema version {SCHEMA_VERSION + 1}, newer than this newswatch"),
+        (f"PRAGMA application_id = {COPYING_SQLITE_ID}", "holds an incomplete copy"),
+    ]:
+        shutil.copy(tmp_path / "nw.db", tmp_path / "changed.db")
+        with closing(sqlite3.connect(tmp_path / "changed.db")) as conn:
+            conn.execute(change)
+        (tmp_path / "changed.toml").write_text('[storage]\npath = "changed.db"\n'
+                                               '[[rules]]\nname = "a"\nquery = "putin"\n')
+        res = nw("check", "-c", "changed.toml", cwd=tmp_path)
+        assert res.returncode == 2 and "changed.toml: ok" not in res.stdout, res.stdout
+        assert "run refuses to start: [storage] path: " in res.stderr and says in res.stderr, (
+            res.stderr)
+    with closing(sqlite3.connect(tmp_path / "other.db")) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    (tmp_path / "other.toml").write_text('[storage]\npath = "other.db"\n'
+                                         '[[rules]]\nname = "a"\nquery = "putin"\n')
+    res = nw("check", "-c", "other.toml", cwd=tmp_path)
+    assert res.returncode == 2 and "is not a newswatch database (it holds other tables)" in (
+        res.stderr), res.stderr
+
+
 def test_check_reads_the_store_url_variable_as_run_does(tmp_path: Path) -> None:
     """check said ok with $VAR unset or holding no PostgreSQL URL; run refused it (exit 2)."""
     (tmp_path / "db.toml").write_text('[storage]\nurl = "env:NW_DB"\n'

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from contextlib import closing
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,9 @@ async def test_an_interrupted_copy_is_marked_incomplete_and_refused(tmp_path: Pa
         await copy_store(str(src), str(dst), terms_of=lookup_terms, batch=1, on_progress=fail)
     with closing(sqlite3.connect(dst)) as con:
         assert con.execute("SELECT count(*) FROM articles").fetchone()[0] == 3
-    with pytest.raises(StoreError, match=re.escape("holds an incomplete copy (`newswatch copy` "
-                                                   "did not finish): delete it and copy again")):
+    with pytest.raises(StoreError, match=re.escape(
+            "holds an incomplete copy (`newswatch copy` did not finish, or is still under way): "
+            "once no copy runs, delete it and copy again")):
         await SqliteStore.open(dst)
     with pytest.raises(StoreError, match=rf"{re.escape(str(dst))} holds an incomplete copy.*"
                                          rf"to start over, delete {re.escape(str(dst))}"):
@@ -185,6 +187,37 @@ async def test_an_interrupted_copy_is_marked_incomplete_and_refused(tmp_path: Pa
     summary = await copy_store(str(src), str(dst), terms_of=lookup_terms, batch=2)
     assert summary.mismatched == [] and summary.rows == sum(table_counts(src).values())
     async with await SqliteStore.open(dst) as copied:  # whole now: it opens
+        assert await copied.count_articles() == len(list(SEEDS.iterdir()))
+
+
+async def test_a_copy_under_way_is_not_taken_for_a_failed_one(tmp_path: Path) -> None:
+    """A second copy into the file, or a migrate of it, while a copy was writing it read its
+    "incomplete" mark without the writer lock and said to delete it — the file another process
+    was writing. The writer is named instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src, dst = tmp_path / "a.db", tmp_path / "b.db"
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    await run_seeds(config(tmp_path, {"path": "a.db"}))
+    other_src = tmp_path / "a2.db"
+    shutil.copy(src, other_src)  # (the copy under way holds its own source too)
+    said: list[str] = []
+
+    def meanwhile(p: CopyProgress) -> None:
+        if p.rows < 3 or said:
+            return
+        for attempt in (store_copy.migrate,
+                        partial(copy_store, str(other_src), terms_of=lookup_terms)):
+            with ThreadPoolExecutor(1) as other:  # its own event loop, as another process has
+                try:
+                    other.submit(asyncio.run, attempt(str(dst))).result()
+                except StoreError as exc:
+                    said.append(str(exc))
+
+    await copy_store(str(src), str(dst), terms_of=lookup_terms, batch=1, on_progress=meanwhile)
+    assert said == [f"{dst} is already open for writing in this process (pid {os.getpid()}); "
+                    "close that store first"] * 2
+    async with await SqliteStore.open(dst) as copied:  # the copy finished whole
         assert await copied.count_articles() == len(list(SEEDS.iterdir()))
 
 
@@ -203,8 +236,8 @@ def test_a_failed_copy_into_postgresql_is_marked_and_says_how_to_start_over(
 
     async def refused() -> None:
         with pytest.raises(StoreError, match=re.escape(
-                "holds an incomplete copy (`newswatch copy` did not finish): drop the database, "
-                "create it again and copy again")):
+                "holds an incomplete copy (`newswatch copy` did not finish, or is still under "
+                "way): once no copy runs, drop the database, create it again and copy again")):
             await PostgresStore.open(pg_database)
 
     asyncio.run(refused())

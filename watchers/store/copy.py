@@ -70,6 +70,7 @@ __all__ = [
     "copy_store",
     "describe_target",
     "migrate",
+    "open_refusal",
     "resolve_target",
     "start_over",
 ]
@@ -218,6 +219,19 @@ async def _probe(target: str) -> _Probe:
     return await _probe_pg(target)
 
 
+async def _probe_to_write(target: str) -> _Probe:
+    """:func:`_probe`, for a command about to write ``target``: an SQLite file another process
+    writes is refused as that process's (its writer lock held while the file is read). A copy
+    under way into it was taken for one that failed, and the user told to delete the file."""
+    if _kind(target) != "sqlite" or not _file_size(target):
+        return await _probe(target)
+    fd = take_process_lock(target)
+    try:
+        return await _probe_sqlite(target)
+    finally:
+        release_process_lock(fd)  # the store's own open takes it again
+
+
 def _file_size(path: str) -> int | None:
     try:
         return Path(path).stat().st_size
@@ -263,6 +277,20 @@ async def _probe_pg(url: str) -> _Probe:
         await db.close()
 
 
+async def open_refusal(path: str) -> str | None:
+    """Why a writer would refuse the SQLite file ``path`` once it read it (an incomplete copy,
+    a schema newer than this newswatch, another program's database, a damaged one), read
+    without writing; None when it would open it (also when there is no file yet). What
+    ``newswatch check`` asks: it said "ok" for each of these, and run then refused."""
+    if not _file_size(path):
+        return None
+    try:
+        probe = await _probe_sqlite(path)
+    except StoreError as exc:
+        return str(exc)
+    return str(_incomplete_error(path)) if probe.incomplete else None
+
+
 def _incomplete_error(target: str) -> StoreError:
     return StoreError(f"{describe_target(target)} holds an incomplete copy (an interrupted or "
                       f"failed `newswatch copy`); to start over, {start_over(target)}")
@@ -278,7 +306,7 @@ async def migrate(target: str, *, terms_of: TermsOf | None = None,
     older than it, and with ``keys_version`` (the engine's) rebuilds lookup indexes built with
     other word keys. A database newer than this newswatch, or not newswatch's, is refused with
     the store's error and left untouched."""
-    before = await _probe(target)
+    before = await _probe_to_write(target)
     if before.incomplete:
         raise _incomplete_error(target)
     if _kind(target) == "sqlite":
@@ -611,7 +639,7 @@ def _check_version(target: str, version: int, current: int) -> None:
 
 async def _destination(target: str, stack: AsyncExitStack) -> _Dest:
     """The destination, opened for writing (schema created) once it is known to be empty."""
-    probe = await _probe(target)
+    probe = await _probe_to_write(target)
     if probe.incomplete:
         raise _incomplete_error(target)
     if probe.rows:

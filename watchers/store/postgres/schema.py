@@ -505,8 +505,9 @@ async def _version(conn: asyncpg.Connection, name: str) -> int:
                          "not newswatch's)")
     row = await conn.fetchrow("SELECT version, application FROM schema_version")
     if row is not None and row["application"] == COPYING_MARK:
-        raise StoreError(f"{name} holds an incomplete copy (`newswatch copy` did not finish): "
-                         "drop the database, create it again and copy again")
+        raise StoreError(f"{name} holds an incomplete copy (`newswatch copy` did not finish, or "
+                         "is still under way): once no copy runs, drop the database, create it "
+                         "again and copy again")
     if row is None or row["application"] != "newswatch":
         raise StoreError(f"{name} is not a newswatch database (its schema_version is not "
                          "newswatch's)")

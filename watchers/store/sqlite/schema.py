@@ -819,8 +819,8 @@ async def check(db: Db, *, readonly: bool) -> int:
     """The schema version of a database newswatch may open, or StoreError; changes nothing."""
     app, version, objects = await _header(db)
     if app == COPYING_APPLICATION_ID:
-        raise StoreError(f"{db.path} holds an incomplete copy (`newswatch copy` did not finish): "
-                         "delete it and copy again")
+        raise StoreError(f"{db.path} holds an incomplete copy (`newswatch copy` did not finish, "
+                         "or is still under way): once no copy runs, delete it and copy again")
     if app not in (0, APPLICATION_ID):
         raise StoreError(f"{db.path} is not a newswatch database (application id {app:#x})")
     if version == 0 and objects:
