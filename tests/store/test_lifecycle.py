@@ -4,6 +4,7 @@ goes bad (issue 10 §4): a second process that would poll or deliver refuses to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -414,5 +415,34 @@ async def test_a_store_on_a_read_only_file_system_says_so_when_read(tmp_path: Pa
             f"cannot read the database {asked}: it lies on a read-only file system, and SQLite "
             f"must create {path}-shm beside it to read it; copy the database (with its -wal "
             "file, if any) to a writable place and read it there")
+    finally:
+        await asyncio.to_thread(subprocess.run, ["umount", str(folder)], check=True)
+
+
+async def test_a_full_disk_is_named_when_the_store_is_read(tmp_path: Path) -> None:
+    """Reading needs the -shm file, which a full file system cannot take: SQLite's "disk I/O
+    error" named no cause."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = await asyncio.to_thread(subprocess.run, ["mount", "-t", "tmpfs", "-o", "size=1m",
+                                                       "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        path = folder / "nw.db"
+        async with await SqliteStore.open(path) as store:
+            await put(store, art("Written before the disk filled up"))
+        fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+        with pytest.raises(StoreError, match=r"disk I/O error \(the file system holding it is "
+                                             r"full\)"):
+            await SqliteStore.open(path, readonly=True)
     finally:
         await asyncio.to_thread(subprocess.run, ["umount", str(folder)], check=True)

@@ -308,6 +308,9 @@ class Db:
                 f"cannot read the database {self.path}: it lies on a read-only file system, "
                 f"and SQLite must create {shm} beside it to read it; copy the database (with "
                 "its -wal file, if any) to a writable place and read it there")
+        if "disk I/O error" in detail and _disk_full(shm):
+            # SQLite could not grow a side file: its "disk I/O error" named no cause.
+            detail += " (the file system holding it is full)"
         if isinstance(exc, sqlite3.OperationalError) and "locked" in detail:
             return StoreError(f"the database {self.path} stayed locked by another process for "
                               f"{BUSY_TIMEOUT_S} s ({detail})")
@@ -621,6 +624,14 @@ def _connection_closed(ident: tuple[int, int] | None) -> None:
     for fd in kept:
         with suppress(OSError):
             os.close(fd)
+
+
+def _disk_full(path: str) -> bool:
+    """Whether the file system holding ``path``'s folder has no block left for this user."""
+    try:
+        return os.statvfs(os.path.dirname(os.path.abspath(path)) or ".").f_bavail == 0
+    except OSError:
+        return False
 
 
 def _read_only_folder(path: str) -> bool:
