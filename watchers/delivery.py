@@ -1386,6 +1386,12 @@ class DeliveryService:
             if until is not None:
                 await self.store.schedule(row.id, until, "digest")
                 return True
+        where = await self.store.story_message(row.story_id, row.route)
+        if where is not None and where[0] is not None:
+            # The story has a message of its own here (its first alert was posted; what a
+            # digest showed since was an escalation): that message is edited as ever. Marked
+            # delivered unsent, every later outlet was dropped without a trace.
+            return False
         # Shown in a digest already (quiet hours, cap), which is no message to edit: the story
         # stays quiet rather than pinging again.
         await self.store.mark_delivered(row.id, None, at=self.clock.now())
