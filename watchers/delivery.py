@@ -801,11 +801,19 @@ class DeliveryService:
             log.warning("%d alert(s) left sending by a stopped process queued again (those "
                         "it had begun to send are looked for before they are sent again)", n)
 
-    async def _expire_waiting(self) -> None:
+    async def expire_waiting(self) -> None:
         """Alerts that waited for corroboration longer than the story window become
-        ``uncorroborated`` (looked at once a minute)."""
+        ``uncorroborated``, now: before anything may release them (a restart after days
+        down, ``run --once``, a rule's ``min_sources`` lowered), which posted alerts days older
+        than the window."""
+        await self._expire_waiting(force=True)
+
+    async def _expire_waiting(self, *, force: bool = False) -> None:
+        """Alerts that waited for corroboration longer than the story window become
+        ``uncorroborated`` (looked at once a minute, unless ``force``)."""
         now = self.clock.now()
-        if self._expired_at is not None and abs(now - self._expired_at) < timedelta(minutes=1):
+        if (not force and self._expired_at is not None
+                and abs(now - self._expired_at) < timedelta(minutes=1)):
             return
         self._expired_at = now
         n = await self.store.expire_waiting(now - self.story_window)
@@ -986,6 +994,7 @@ class DeliveryService:
             # this one, which returned while they were still sending it.
             if busy := [t for t in self._workers.values() if not t.done()]:
                 await asyncio.wait(busy)
+            await self._expire_waiting(force=True)
             await self._escalate_unacknowledged()
             await self._make_digests()
             now = datetime.now(UTC)

@@ -900,10 +900,14 @@ class Engine:
     async def refresh_waiting(self, recount: Collection[str] = ()) -> int:
         """Alerts waiting for corroboration wait for what their rules need now: a rule whose
         ``min_sources`` was lowered (in the file, or by replacing the rule) lets its waiting
-        alerts post once their story has that many outlets — at once if it has them already.
+        alerts post once their story has that many outlets — at once if it has them already;
+        one raised has them wait for more. What waited past the story window is recorded
+        uncorroborated first, never released.
         The alerts waiting on ``recount`` (routes of a server that now follows another feed,
         which may have reported their story already) are counted again as well. Returns how
         many were released."""
+        # What waited past the story window is uncorroborated first, never released.
+        await self.delivery.expire_waiting()
         running = {r.key: r for r in self.watch.rules}
         again = set(recount)
         released = 0
@@ -912,8 +916,10 @@ class Engine:
             if not needs:
                 continue
             need = min(needs)
-            if (need < row.min_sources or row.route in again) and await self.store.lower_wait(
-                    row.id, min(need, row.min_sources)):
+            # Lowered, it may post now; raised, it waits for more (it posted with the count
+            # its rule needed when it was written).
+            if (need != row.min_sources or row.route in again) and await self.store.lower_wait(
+                    row.id, need):
                 released += 1
         if released:
             log.info("%d alert(s) waiting for corroboration released: their rules need fewer "

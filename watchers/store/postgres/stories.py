@@ -338,12 +338,13 @@ class StoriesMixin:
             "WHERE state = 'waiting' AND created_at < $2", datetime.now(UTC), before)
 
     async def lower_wait(self, row_id: int, min_sources: int) -> bool:
-        """A waiting alert whose rule now needs fewer outlets waits for those, and posts at
-        once if its story has them already; returns whether it was released."""
+        """A waiting alert whose rule now needs another number of outlets waits for those, and
+        posts at once if its story has them already (fewer); returns whether it was
+        released."""
         async with self._db.tx() as conn:
             await conn.execute(
                 "UPDATE outbox SET min_sources = $2 WHERE id = $1 AND state = 'waiting' AND "
-                "min_sources > $2", row_id, min_sources)
+                "min_sources <> $2", row_id, min_sources)
             row = await conn.fetchrow(
                 "SELECT o.route, o.min_sources, s.outlets FROM outbox o JOIN stories s "
                 "ON s.id = o.story_id WHERE o.id = $1 AND o.state = 'waiting' FOR UPDATE OF o",

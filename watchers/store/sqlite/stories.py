@@ -271,7 +271,7 @@ def _lower_wait(conn: sqlite3.Connection, *, row_id: int, min_sources: int,
                 when: str | None) -> bool:
     """:meth:`StoriesMixin.lower_wait` on the connection's thread."""
     conn.execute("UPDATE outbox SET min_sources = ? WHERE id = ? AND state = 'waiting' AND "
-                 "min_sources > ?", (min_sources, row_id, min_sources))
+                 "min_sources <> ?", (min_sources, row_id, min_sources))
     row = conn.execute(
         "SELECT o.route, o.min_sources, s.outlets FROM outbox o JOIN stories s "
         "ON s.id = o.story_id WHERE o.id = ? AND o.state = 'waiting'", (row_id,)).fetchone()
@@ -389,8 +389,9 @@ class StoriesMixin:
             return cur.rowcount
 
     async def lower_wait(self, row_id: int, min_sources: int) -> bool:
-        """A waiting alert whose rule now needs fewer outlets (``min_sources``) waits for those,
-        and posts at once if its story has them already; returns whether it was released."""
+        """A waiting alert whose rule now needs another number of outlets (``min_sources``)
+        waits for those, and posts at once if its story has them already (fewer); returns
+        whether it was released."""
         async with self._db.tx() as tx:
             return await tx.run(partial(_lower_wait, row_id=row_id, min_sources=min_sources,
                                         when=iso(datetime.now(UTC))))
