@@ -903,9 +903,12 @@ class DeliveryService:
             self._schedules_seen[route] = cfg
             if cfg is None:
                 continue  # no settings (a route taken out): kept as they were
+            # Made immediate, a digest route's kept alerts still keep its quiet hours: they
+            # were posted in the middle of the night.
+            quiet = (quiet_end(cfg, now) or now) if cfg.quiet_hours else now
             due: dict[str, datetime | None] = {
-                "digest": next_digest(cfg, now) if cfg.mode == "digest" else now,
-                "quiet hours": (quiet_end(cfg, now) or now) if cfg.quiet_hours else now,
+                "digest": next_digest(cfg, now) if cfg.mode == "digest" else quiet,
+                "quiet hours": quiet,
                 "cap": cap_window_end(now) if cfg.max_per_hour else now,
             }
             for reason, until in due.items():

@@ -577,3 +577,27 @@ async def test_alerts_a_crash_left_claimed_are_still_kept_for_the_digest(tmp_pat
         clock.set(datetime(2022, 3, 26, 18, 0, tzinfo=ZoneInfo("UTC")))
         await delivery.drain()
         assert sorted(carried(sink)) == sorted(ids) and sink.alerts == []
+
+
+async def test_a_digest_route_made_immediate_during_its_quiet_hours_keeps_them(
+        tmp_path: Path) -> None:
+    """A digest route (08:00) with quiet hours 22:00-07:00, made immediate at 23:30 with the
+    quiet hours kept: the alerts it kept were posted at once, in the middle of the night,
+    while a new one waited for 07:00. Both wait for 07:00 now."""
+    cfgs = {"alerts": route(mode="digest", digest_at=["08:00"], quiet_hours="22:00-07:00")}
+    clock = ManualClock(datetime(2024, 5, 1, 23, 0, tzinfo=UTC))
+    sink = RecordingSink()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        d = deliver(store, sink, routes=lambda n: cfgs.get(n), clock=clock,
+                    known_routes=["alerts"])
+        old = await write(store, 3, tag="old")
+        await d.drain()
+        assert sink.digests == [] and sink.alerts == []
+        cfgs["alerts"] = route(quiet_hours="22:00-07:00")  # immediate, quiet hours kept
+        clock.set(datetime(2024, 5, 1, 23, 30, tzinfo=UTC))
+        new = await write(store, 1, tag="new")
+        await d.drain()
+        assert sink.digests == [] and sink.alerts == []
+        clock.set(datetime(2024, 5, 2, 7, 0, tzinfo=UTC))
+        await d.drain()
+        assert sorted(carried(sink)) == sorted(old + new)
