@@ -899,7 +899,9 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
         embed.add_field(name="Recently rejected", inline=False,
                         value=truncate("\n".join(lines), LIMITS["field_value"]))
     if st.waiting:
-        embed.add_field(name=f"Waiting for more outlets ({len(st.waiting)})", inline=False,
+        # The count of them all: the list holds the first 100.
+        waiting = max(st.counts.get("waiting", 0), len(st.waiting))
+        embed.add_field(name=f"Waiting for more outlets ({waiting})", inline=False,
                         value=_waiting_text(st))
     schedule = _schedule_text(st)
     if schedule:

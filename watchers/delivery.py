@@ -600,11 +600,16 @@ class DeliveryService:
         self._loaded = True
         self.wake()
 
-    async def status(self) -> DeliveryStatus:
+    async def status(self, seen: Callable[[str], bool] | None = None) -> DeliveryStatus:
+        """What :class:`DeliveryStatus` holds; ``seen``: the routes whose waiting alerts it
+        lists (a server's), the first 100 of them."""
         await self._load()
         now = datetime.now(UTC)
         rejected = await self.store.alerts(state="rejected", limit=100_000)
-        waiting = await self.store.alerts(state="waiting", kind="alert", limit=100)
+        # The first 100 of everyone's, filtered after, hid a server's behind other servers'.
+        waiting = [r for r in await self.store.alerts(
+            state="waiting", kind="alert", limit=100 if seen is None else 100_000)
+            if seen is None or seen(r.route)][:100]
         stories: dict[tuple[str, str], StoryView] = {}
         found: dict[str, StoryView | None] = {}
         for row in waiting:

@@ -1337,13 +1337,14 @@ class Engine:
         """The outbox by state, paused destinations, backoffs and recent rejections. With
         ``guild``: only the routes that server sees (the config file's and its own), by label,
         and the alert counts of those routes."""
-        st = await self.delivery.status()
         if guild is None:
-            return st
+            return await self.delivery.status()
         own = f"{guild}:"
 
         def seen(route: str) -> bool:  # a config route's name has no ':'
             return ":" not in route or route.startswith(own)
+
+        st = await self.delivery.status(seen)
 
         label = self.route_label
 
