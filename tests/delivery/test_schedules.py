@@ -601,3 +601,29 @@ async def test_a_digest_route_made_immediate_during_its_quiet_hours_keeps_them(
         clock.set(datetime(2024, 5, 2, 7, 0, tzinfo=UTC))
         await d.drain()
         assert sorted(carried(sink)) == sorted(old + new)
+
+
+async def test_digest_now_takes_alerts_put_back_behind_a_digest_that_failed(
+        tmp_path: Path) -> None:
+    """Alerts claimed with a digest that then failed go back to wait behind it ("retry"):
+    /digest now took only those never claimed, said nothing waited, and they waited for the
+    next scheduled digest."""
+    from watchers.errors import TransientDeliveryError
+
+    cfg = route(mode="digest", digest_every="1h")
+    clock = ManualClock(datetime(2022, 3, 25, 10, 30, tzinfo=UTC))
+    sink = RecordingSink([TransientDeliveryError("503 Service Unavailable", retry_after=0.3)])
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        first = await write(store, 2, tag="first")
+        delivery = service(store, sink, clock, cfg)
+        await delivery.drain()  # kept for 11:00
+        assert await delivery.digest_now("alerts") == 2  # the digest row is written
+        later = await write(store, 3, tag="later")  # before the next pass
+        await delivery.drain()  # the digest fails; the three are put back behind it
+        assert {r.state for r in await store.alerts() if r.id > 3} == {"retry"}
+        assert await delivery.digest_now("alerts") == 3
+        await asyncio.sleep(0.4)  # the digest's retry_after
+        await delivery.drain()
+        await delivery.drain()
+        assert [sorted(i.article.id for i in d.items) for d in sink.digests] == [
+            sorted(first), sorted(later)]

@@ -85,7 +85,7 @@ class ScheduleMixin:
                 await conn.execute(
                     "UPDATE outbox SET state = 'scheduled', scheduled_for = $1, "
                     "reason = 'digest', updated_at = $1 WHERE route = $2 AND kind = 'alert' "
-                    "AND state = 'pending' AND NOT maybe_sent", now, route)
+                    "AND state IN ('pending', 'retry') AND NOT maybe_sent", now, route)
             return rowcount(await conn.execute(
                 "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled'",
                 now, route))

@@ -93,15 +93,17 @@ class ScheduleMixin:
     async def digest_now(self, route: str, now: datetime, *, pending: bool = False) -> int:
         """Make everything scheduled on the route due now (``/digest now``); returns how many
         rows the next digest will carry. ``pending``: the route keeps every alert for its
-        digest, so its alerts not yet claimed (behind a digest being sent, or a backoff) join
-        it too — they were left for the next digest, and the command said nothing waited."""
+        digest, so its alerts not yet claimed (behind a digest being sent, or a backoff), or
+        put back unsent behind a digest that failed, join it too — they were left for the next
+        digest, and the command said nothing waited."""
         async with self._db.tx() as tx:
             joined = 0
             if pending:
                 cur = await tx.execute(
                     "UPDATE outbox SET state = 'scheduled', scheduled_for = ?, reason = 'digest', "
-                    "updated_at = ? WHERE route = ? AND kind = 'alert' AND state = 'pending' "
-                    "AND maybe_sent = 0", (iso(now), iso(now), route))
+                    "updated_at = ? WHERE route = ? AND kind = 'alert' "
+                    "AND state IN ('pending', 'retry') AND maybe_sent = 0",
+                    (iso(now), iso(now), route))
                 joined = cur.rowcount
             cur = await tx.execute(
                 "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled'",
