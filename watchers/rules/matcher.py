@@ -5,9 +5,9 @@ it, resolving each term to the tokens it hits. The compiled :class:`~watchers.ru
 the naive reference loop (:func:`match_query`) share this code, so they can only differ in which
 rules they try, never in what a rule yields.
 
-Regular expressions, and phrases with slop or with a prefix or fuzzy word (every window of a
-long article), are the parts whose cost a rule's author controls, so they run against a
-:class:`RegexBudget`: a total time for that work of every rule over one article
+Regular expressions, and in a rule set phrases with slop or with a prefix or fuzzy word (every
+window of a long article), are the parts whose cost a rule's author controls, so they run
+against a :class:`RegexBudget`: a total time for that work of every rule over one article
 (:data:`REGEX_BUDGET`, 0.1 s, unless the caller passes its own; a rule set gives each owner of
 rules — a server, by the ``<id>:`` of its rules' keys — a budget of its own). A regex that would
 overrun it is stopped or not started, such a phrase is not started once it is spent; either
@@ -416,9 +416,15 @@ class Evaluator:
         fuzzy_candidates: FuzzyCandidates | None = None,
         plain_words: dict[str, bool] | None = None,
         budget: RegexBudget | None = None,
+        *,
+        phrases_spend: bool = False,
     ) -> None:
         self.analysis = analysis
         self.budget = RegexBudget() if budget is None else budget
+        # Whether phrases with slop or a prefix or fuzzy word spend the budget too: a rule
+        # set's (each owner's rules bounded), not a lookup's (bounded by its own deadline; a
+        # 50 ms share would cut a legitimate phrase short on a long article).
+        self._phrases_spend = phrases_spend
         # Names of the rules one of whose regexes ran out of budget, in evaluation order.
         self.over_budget: list[str] = []
         self._over = False
@@ -691,7 +697,8 @@ class Evaluator:
         found = self._any_phrases.get(key)
         if found is not None:
             return found
-        if not node.slop and all(w.kind == "word" for w in node.words):
+        if not self._phrases_spend or (not node.slop
+                                       and all(w.kind == "word" for w in node.words)):
             # Aliased words in a row: linear, and the compiled engine's (which has no budget)
             # where the rule qualifies.
             found = self._any_phrases[key] = self._any_phrase(node, field, threshold)

@@ -267,7 +267,8 @@ class RuleSet:
         candidates, fuzzy = self._index.candidates(analysis)
         seconds = self.regex_budget if regex_budget is None else regex_budget
         budgets = _Budgets(seconds) if self._owners else None
-        ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, RegexBudget(seconds))
+        ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, RegexBudget(seconds),
+                       phrases_spend=True)
         out = []
         for rule in candidates:
             if budgets is not None:
@@ -331,7 +332,8 @@ class RuleSet:
         analysis = Analysis(article)
         budgets = _Budgets(self.regex_budget)
         for rule in rules:
-            ev = Evaluator(analysis, self._aliases, budget=budgets.of(rule.name))
+            ev = Evaluator(analysis, self._aliases, budget=budgets.of(rule.name),
+                           phrases_spend=True)
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
             if m is not None:
                 out.append(m)
