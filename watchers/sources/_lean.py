@@ -326,11 +326,13 @@ class _Conn(asyncio.Protocol):
         """Send a request; the answer is then awaited with :meth:`wait`."""
         self._reset()
         self.parser = httptools.HttpResponseParser(self)
-        # Lines ended by a bare LF, as some servers send them: aiohttp reads them, and a feed
-        # must not work on one client path and fail on the other.
+        # Lines ended by a bare LF, as some servers send them, a header folded onto a second
+        # line (obs-fold, which a client takes as a space) and a control character in a
+        # header's value: aiohttp reads them all, and a feed must not work on one client path
+        # and fail on the other.
         lenient = getattr(self.parser, "set_dangerous_leniencies", None)  # httptools >= 0.6.2
         if lenient is not None:
-            lenient(lenient_optional_cr_before_lf=True)
+            lenient(lenient_optional_cr_before_lf=True, lenient_headers=True)
         self.read_timeout = read_timeout
         self.last = self.loop.time()
         assert self.transport is not None

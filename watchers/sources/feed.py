@@ -287,13 +287,22 @@ def _next_cursor(previous: Mapping[str, str], result: FetchResult, url: str
                  ) -> dict[str, str]:
     """The validators to send next time: the response's own, else (on 304) the ones we sent;
     with the URL they came from, when there are any."""
-    cursor = {k: v for k, v in previous.items() if k in ("etag", "last_modified")}
-    etag = result.headers.get("ETag")
-    modified = result.headers.get("Last-Modified")
-    if etag:
-        cursor["etag"] = etag
-    if modified:
-        cursor["last_modified"] = modified
+    cursor = {k: v for k, v in previous.items()
+              if k in ("etag", "last_modified") and _sendable(v)}
+    for header, key in (("ETag", "etag"), ("Last-Modified", "last_modified")):
+        value = result.headers.get(header)
+        if value and _sendable(value):
+            cursor[key] = value
+        elif value:
+            # Sent back, a control character in it failed every later poll ("Forbidden
+            # control character" from one client, a malformed request to the server): the
+            # feed is fetched in full instead.
+            cursor.pop(key, None)
     if cursor:
         cursor["url"] = url
     return cursor
+
+
+def _sendable(value: str) -> bool:
+    """Whether a validator can go back in a request header: no control character."""
+    return not any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value)

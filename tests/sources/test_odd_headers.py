@@ -1,0 +1,70 @@
+"""Headers a real server may send that a strict parser refuses, on both client paths: a
+validator (ETag, Last-Modified) holding a control character, and a header folded onto a second
+line (obs-fold). The lean client refused every such response ("malformed header"); the aiohttp
+one stored the validator and failed every later poll with a traceback ("Forbidden control
+character") until the feed paused. Each is read now; a validator that cannot be sent back is
+not kept, so the next poll fetches the feed whole."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.sources._support import LOOPBACK
+from watchers.sources._http import Fetcher
+from watchers.sources.feed import FeedSource
+
+RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>'
+       b"<title>Troops mass near the border</title><link>http://example.org/1</link>"
+       b"<guid>g1</guid></item></channel></rss>")
+HEADS = {
+    "control": b'ETag: "a\x01b"\r\nLast-Modified: Mon\x7f, 24 Jan 2022 12:00:00 GMT\r\n',
+    "folded": b'ETag: "v1"\r\nX-Note: one\r\n two\r\n',
+}
+
+
+@pytest.fixture
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, list[bytes]]]:
+    heads: list[bytes] = []
+    extra = HEADS[str(request.param)]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                heads.append(await reader.readuntil(b"\r\n\r\n"))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                             b"Content-Length: %d\r\n" % len(RSS) + extra + b"\r\n" + RSS)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/feed", heads
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("served", ["control", "folded"], indirect=True)
+async def test_odd_headers_are_read_and_unsendable_validators_not_kept(
+        served: tuple[str, list[bytes]], fetcher: Fetcher, request: pytest.FixtureRequest
+) -> None:
+    url, heads = served
+    feed = FeedSource("odd", url, fetcher=fetcher, allow_private=LOOPBACK)
+    cursor: dict[str, str] = {}
+    for _ in range(3):
+        poll = await feed.poll(cursor)
+        assert [a.title for a in poll.articles] == ["Troops mass near the border"]
+        cursor = dict(poll.cursor)
+    if "control" in request.node.callspec.id:
+        assert cursor.keys() <= {"url"}
+        assert not any(b"If-None-Match" in h or b"If-Modified-Since" in h for h in heads)
+    else:
+        assert cursor["etag"] == '"v1"'
+        assert b'If-None-Match: "v1"' in heads[-1]
