@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from watchers.sources._feedparse import FeedFormatError, html_to_text, parse_feed, strip_doctype
+from watchers.sources._feedparse import (
+    MAX_ENTRIES,
+    FeedFormatError,
+    html_to_text,
+    parse_feed,
+    strip_doctype,
+)
 
 URL = "https://site.example/feeds/main.xml"
 
@@ -294,3 +300,22 @@ def test_ill_formed_xml_with_items_is_still_read_loosely() -> None:
             b'</item><item><title>Two &nbsp; broken</title></item></channel>')
     feed = parse_feed(body, url="https://example.org/f", content_type=None)
     assert feed.bozo and [e.title for e in feed.entries][:1] == ["One"]
+
+
+@pytest.mark.parametrize("kind", ["json", "rss"])
+def test_a_feed_is_read_to_its_first_entries_and_says_so(kind: str) -> None:
+    """A JSON Feed of 140,000 items fitted in 5 MiB: each poll of it took a gigabyte and held
+    every other source for half a minute. A feed is read to its first MAX_ENTRIES items (the
+    newest, in a feed's order), the rest named as skipped."""
+    n = MAX_ENTRIES + 1_500
+    if kind == "json":
+        body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "F",
+                           "items": [{"id": str(i), "title": f"troops {i}"} for i in range(n)]})
+    else:
+        body = ('<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
+                + "".join(f"<item><guid>{i}</guid><title>troops {i}</title></item>"
+                          for i in range(n)) + "</channel></rss>")
+    parsed = parse_feed(body.encode(), url="https://f.example/feed", content_type=None)
+    assert [e.title for e in parsed.entries] == [f"troops {i}" for i in range(MAX_ENTRIES)]
+    assert parsed.skipped == (f"items {MAX_ENTRIES + 1:,} to {n:,}: a feed is read to its "
+                              f"first {MAX_ENTRIES:,} items",)
