@@ -1148,15 +1148,25 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
          ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]], dict[str, list[str]]]:
     """Keep at most ``cap`` alert messages per route from one poll — the newest, since the
     list runs oldest first. The others lose their outbox entry (article and matches are
-    still recorded) and are listed in one summary per route."""
+    still recorded) and are listed in one summary per route. A story's articles on a route
+    that tells stories are one message (the others edit it, or are lines in its thread, and
+    ping nobody): counted each, 25 reports of a known story took the cap, and a new story's
+    critical alert was listed as not posted."""
     seen: dict[str, int] = defaultdict(int)
+    told: set[tuple[str, str]] = set()  # (route, story) counted already
     overflow: dict[str, list[str]] = defaultdict(list)
     kept: list[tuple[Article, _Analysis, list[OutboxEntry]]] = []
     for article, analysis, entries in reversed(routed):
         keep = []
+        story = analysis.story.id if analysis.story is not None else None
         for entry in entries:
-            if entry.suppressed or seen[entry.route] < cap:
-                seen[entry.route] += not entry.suppressed
+            one = (entry.route, story) if story is not None and entry.stories != "off" else None
+            if entry.suppressed or (one is not None and one in told):
+                keep.append(entry)
+            elif seen[entry.route] < cap:
+                seen[entry.route] += 1
+                if one is not None:
+                    told.add(one)
                 keep.append(entry)
             else:
                 overflow[entry.route].append(article.title)

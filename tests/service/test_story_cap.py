@@ -1,0 +1,99 @@
+"""The per-poll alert cap (``max_alerts_per_poll``, 25) counts alert messages: a story's
+articles on a route that tells stories are one message (the others edit it or are lines in its
+thread, and ping nobody). Counted each, 25 more reports of a known story took the whole cap,
+and a new story's critical alert, older in the poll, was listed as not posted; 30 reports of
+one new story listed five of its own as not posted. Through the real service, delivery and
+SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.fakes.sinks import RecordingSink
+from tests.service._harness import deliver, folder, watch
+from watchers.config import RouteConfig, RuleConfig
+from watchers.delivery import StoryUpdate, UpdateResult
+from watchers.models import Article
+from watchers.schedule import ManualClock
+from watchers.sources.base import Poll
+from watchers.store import SqliteStore
+
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+TITLES = ["Russian troops cross the border near Kharkiv",
+          "Russian troops cross border near Kharkiv, officials say",
+          "Russian troops crossed the border near Kharkiv overnight",
+          "Troops from Russia cross the border near Kharkiv",
+          "Russian troops cross Ukrainian border near Kharkiv"]
+RULES = [RuleConfig(name="troops", query="troops"),
+         RuleConfig(name="quake", query="earthquake", severity="critical")]
+
+
+class Listed:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.items: list[Article] = []
+
+    async def poll(self, cursor: Mapping[str, str]) -> Poll:
+        return Poll(self.items)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Updates(RecordingSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates: list[StoryUpdate] = []
+
+    async def update(self, u: StoryUpdate) -> UpdateResult:
+        self.updates.append(u)
+        return UpdateResult(message_id=u.message_id)
+
+
+def art(outlet: str, guid: str, title: str, when: datetime, text: str | None = None) -> Article:
+    return Article(source=outlet, guid=guid, url=f"https://{outlet}.example/{guid}",
+                   title=title, text=text or f"{title}. Officials confirmed.", published=when)
+
+
+async def polls(tmp_path: Path, *batches: list[Article]) -> Updates:
+    clock = ManualClock(T0)
+    sink = Updates()
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, rules=RULES, stories_mode=lambda r: "edit", clock=clock)
+        sources = {name: Listed(name) for name in ("ap", "wire")}
+        for name, source in sources.items():
+            await service.add_source(folder(name, tmp_path), source)
+        delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
+                           stories_mode=lambda r: "edit", known_routes=["alerts"])
+        for batch in batches:
+            for name, source in sources.items():
+                source.items = [a for a in batch if a.source == name]
+            await service.run_once()
+            await delivery.drain()
+            clock.set(clock.now() + timedelta(minutes=30))
+    return sink
+
+
+async def test_reports_of_a_known_story_leave_a_new_storys_alert_its_place(
+        tmp_path: Path) -> None:
+    quake = art("wire", "q", "Magnitude 7.8 earthquake strikes Turkey, hundreds dead",
+                T0 + timedelta(minutes=1))
+    more = [art("wire", f"w{i}", f"{TITLES[i % 5]} - update {i}",
+                T0 + timedelta(minutes=2, seconds=i), text=f"Report number {i}.")
+            for i in range(25)]
+    sink = await polls(tmp_path, [art("ap", "1", TITLES[0], T0)], [quake, *more])
+    assert [a.article.title for a in sink.alerts] == [TITLES[0], quake.title]
+    assert len(sink.updates) == 25
+    assert not sink.notices
+
+
+async def test_thirty_reports_of_one_new_story_are_one_alert_and_no_overflow(
+        tmp_path: Path) -> None:
+    items = [art("wire", f"w{i}", f"{TITLES[i % 5]} - update {i}", T0 + timedelta(seconds=i),
+                 text=f"Report number {i} from correspondent {i * 7919 % 1000003}.")
+             for i in range(30)]
+    sink = await polls(tmp_path, items)
+    assert len(sink.alerts) == 1 and len(sink.updates) == 29
+    assert not sink.notices
