@@ -81,6 +81,7 @@ from watchers.store.base import (
 )
 from watchers.stories import DEFAULT_WINDOW, Signature, StoryIndex, signature_from
 from watchers.surge import Baseline, is_surge
+from watchers.urls import normalise_link
 
 __all__ = ["PollReport", "WatchService"]
 
@@ -1073,10 +1074,13 @@ class WatchService:
                                               rematched=self.followers(new.source) is None):
                 self.wake.set()
         # A word-for-word copy from another outlet stores nothing new, but it is one more
-        # outlet reporting the story (what min_sources counts).
+        # outlet reporting the story (what min_sources counts) — unless it is the very article,
+        # at the same link: one site's two section feeds corroborated each other.
         for new, (_, original) in versions:
-            if original is not None and await self.store.add_outlet(
-                    original.id, new.source, sort_time(new), self._seen_on(routes, new.source)):
+            if original is None or _same_link(new, original):
+                continue
+            if await self.store.add_outlet(original.id, new.source, sort_time(new),
+                                           self._seen_on(routes, new.source)):
                 self.wake.set()
         return updated
 
@@ -1173,6 +1177,11 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
         kept.append((article, analysis, keep))
     kept.reverse()
     return kept, {route: titles[::-1] for route, titles in overflow.items()}
+
+def _same_link(a: Article, b: Article) -> bool:
+    """Whether two articles are at one address (as links compare: tracking parameters aside)."""
+    return bool(a.url and b.url and normalise_link(a.url) == normalise_link(b.url))
+
 
 def _seconds_until(when: datetime | None, now: datetime) -> float:
     """Seconds from ``now`` until a source's next poll is due (0: due now, never polled)."""

@@ -97,3 +97,38 @@ async def test_thirty_reports_of_one_new_story_are_one_alert_and_no_overflow(
     sink = await polls(tmp_path, items)
     assert len(sink.alerts) == 1 and len(sink.updates) == 29
     assert not sink.notices
+
+
+async def test_one_sites_two_section_feeds_do_not_corroborate_each_other(
+        tmp_path: Path) -> None:
+    """The same article (same link, same words) in two of one site's section feeds counted as
+    two outlets, and an alert waiting for ``min_sources = 2`` posted on one report."""
+    clock = ManualClock(T0)
+    sink = Updates()
+    url = "https://www.bbc.co.uk/news/world-europe-1234"
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, rules=[RuleConfig(name="troops", query="troops", min_sources=2)],
+                        stories_mode=lambda r: "edit", clock=clock)
+        sources = {name: Listed(name) for name in ("bbc-world", "bbc-europe", "dw")}
+        for name, source in sources.items():
+            await service.add_source(folder(name, tmp_path), source)
+        delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
+                           stories_mode=lambda r: "edit", known_routes=["alerts"])
+        for name in ("bbc-world", "bbc-europe"):
+            for source in sources.values():
+                source.items = []
+            sources[name].items = [Article(source=name, guid="bbc-1234", url=url,
+                                           title=TITLES[0], text=f"{TITLES[0]}. Officials "
+                                           "confirmed.", published=T0)]
+            await service.run_once()
+            await delivery.drain()
+        assert sink.alerts == []
+        assert {r.state for r in await store.alerts()} == {"waiting"}
+        # another outlet's word-for-word copy, at its own link, is one
+        sources["bbc-europe"].items = []
+        sources["dw"].items = [art("dw", "x", TITLES[0], T0, text=f"{TITLES[0]}. Officials "
+                                   "confirmed.")]
+        await service.run_once()
+        await delivery.drain()
+    (posted,) = sink.alerts
+    assert posted.story is not None and sorted(posted.story.outlets) == ["bbc-world", "dw"]
