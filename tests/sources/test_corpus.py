@@ -94,7 +94,9 @@ def test_corpus_file(meta: dict[str, Any], summary: dict[str, Any]) -> None:
             "items": len(feed.entries),
             "first_title": feed.entries[0].title[:80] if feed.entries else None,
         }
-    assert time.monotonic() - started < 5, f"{file} took too long to parse"
+    # A hang's catch, not a speed test (bench/feed_parsers.py times the parse): 5 s was
+    # passed by the largest real feed (730 items) on a loaded two-core machine.
+    assert time.monotonic() - started < 60, f"{file} took too long to parse"
     if REGENERATE:
         summary[file] = got
         return
