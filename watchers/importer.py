@@ -377,8 +377,16 @@ def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLi
     than the story it was stored in)."""
     published = article.published
     when = published or article.fetched_at  # sort_time(article), inline
+    # An article dated after it was read (a feed's wrong time zone, within the day believed)
+    # is placed when it was read: its date moved the live stories' horizon ahead, and stories
+    # still inside their window ended early (their next report started a story, and alerted).
+    # A story it starts is named without a time, as an undated one's (read again, it is
+    # read at another time).
+    ahead = published is not None and published > article.fetched_at
+    if ahead:
+        when = article.fetched_at
     story_id, _, grown = stories.place(article.id, sig, when, article.source,
-                                       dated=published is not None)
+                                       dated=published is not None and not ahead)
     link = StoryLink(story_id, grown.dump(), article.source, when)
     untrack(link)  # strs and a datetime, kept until the article is written (see text.untrack)
     return link

@@ -132,3 +132,39 @@ async def test_one_sites_two_section_feeds_do_not_corroborate_each_other(
         await delivery.drain()
     (posted,) = sink.alerts
     assert posted.story is not None and sorted(posted.story.outlets) == ["bbc-world", "dw"]
+
+
+async def test_an_item_dated_ahead_of_the_clock_ends_no_live_story_early(
+        tmp_path: Path) -> None:
+    """An item dated 20 hours after it was read (a feed's wrong time zone; believed, within a
+    day) moved the live stories' horizon ahead: a story still inside its 48-hour window was
+    dropped, and its next report started another story and posted a second alert."""
+    clock = ManualClock(T0)
+    sink = Updates()
+
+    def read(outlet: str, guid: str, title: str, dated: datetime) -> Article:
+        return art(outlet, guid, title, dated).model_copy(update={"fetched_at": clock.now()})
+
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, rules=[RuleConfig(name="troops", query="troops"),
+                                      RuleConfig(name="floods", query="flooding")],
+                        stories_mode=lambda r: "edit", clock=clock)
+        sources = {name: Listed(name) for name in ("ap", "bbc", "badtz")}
+        for name, source in sources.items():
+            await service.add_source(folder(name, tmp_path), source)
+        delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
+                           stories_mode=lambda r: "edit", known_routes=["alerts"])
+
+        async def poll(item: Article) -> None:
+            for name, source in sources.items():
+                source.items = [item] if name == item.source else []
+            await service.run_once()
+            await delivery.drain()
+
+        await poll(read("ap", "1", TITLES[0], T0))
+        clock.set(T0 + timedelta(hours=30))
+        await poll(read("badtz", "x", "Flooding closes highways across northern California",
+                        T0 + timedelta(hours=50)))
+        await poll(read("bbc", "1", TITLES[1], T0 + timedelta(hours=30)))
+    assert [a.article.source for a in sink.alerts] == ["ap", "badtz"]
+    assert [u.article.source for u in sink.updates] == ["bbc"]
