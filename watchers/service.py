@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from rapidfuzz import fuzz
 
 from watchers import collector
-from watchers.config import RuleConfig, SourceConfig, SurgeConfig
+from watchers.config import RuleConfig, SourceConfig, SurgeConfig, format_duration
 from watchers.errors import (
     FetchQueuedError,
     NewswatchError,
@@ -98,6 +98,8 @@ STORY_SYNC_SLACK = timedelta(seconds=5)
 STORY_SYNC_EVERY = 1.0
 # How often a shared worker registers its sources again (see WatchService._claim_loop).
 REREGISTER = timedelta(minutes=5)
+# How long a source claimed by a worker that does not run it waits for the others.
+HAND_BACK = timedelta(seconds=5)
 # Live stories restored at start above which their objects are frozen out of the collector.
 FREEZE_STORIES = 10_000
 
@@ -230,6 +232,9 @@ class WatchService:
         f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"))
     _inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
     _unreleased: dict[str, SourceState] = field(default_factory=dict, init=False)
+    # Sources claimed here that this worker does not run: when first handed back, and their
+    # poll count then (see _claim_loop).
+    _handed: dict[str, tuple[datetime, int]] = field(default_factory=dict, init=False)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _server_sets: dict[int, RuleSet] = field(default_factory=dict, init=False)
     _ruleset: RuleSet = field(init=False)
@@ -484,10 +489,9 @@ class WatchService:
                 continue
             for state in claimed:
                 if state.name not in self._running:
-                    # Removed (or never run here): nobody is to poll it.
-                    log.info("source %s is not run by this worker; retired", state.name)
-                    await self.store.retire_source(state.name)
+                    await self._not_run_here(state, now)
                     continue
+                self._handed.pop(state.name, None)
                 task = asyncio.create_task(self._poll_leased(state),
                                            name=f"newswatch-source-{state.name}")
                 self._inflight[state.name] = task
@@ -496,6 +500,26 @@ class WatchService:
                 continue  # more may be due; a finished poll frees a slot (and wakes us)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.claim_every)
+
+    async def _not_run_here(self, state: SourceState, now: datetime) -> None:
+        """A claimed source this worker does not run: handed back for the workers that do (a
+        worker started from another config file, one that adds a source, retired it for all:
+        it went unpolled and its articles were lost); retired once no worker has polled it for
+        :data:`REREGISTER` (removed from every config)."""
+        first = self._handed.get(state.name)
+        if first is None or first[1] != state.polls:
+            self._handed[state.name] = (now, state.polls)  # (polled meanwhile: run elsewhere)
+        elif now - first[0] > REREGISTER:
+            del self._handed[state.name]
+            log.info("source %s is run by no worker (not polled for %s); retired", state.name,
+                     format_duration(REREGISTER))
+            await self.store.retire_source(state.name)
+            return
+        if first is None:
+            log.info("source %s is not run by this worker; handed back to those that run it",
+                     state.name)
+        await self.store.release_source(replace(state, next_poll=now + HAND_BACK),
+                                        owner=self.owner)
 
     async def _renew_loop(self) -> None:
         """Extend the leases of the polls running here, three times a lease: a task of its own,

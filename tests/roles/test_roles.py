@@ -116,6 +116,44 @@ async def test_a_worker_that_stops_mid_poll_hands_its_source_to_a_running_one(
             await a.stop()
 
 
+async def test_a_source_only_another_workers_config_has_is_handed_back_not_retired(
+        tmp_path: Path, pg_database: str) -> None:
+    """A worker started from a config without a source (a rolling change that adds one)
+    claimed it and retired it for every worker: the workers that run it stopped polling it,
+    and its articles were lost, until they registered their sources again (5 minutes). It is
+    handed back, due a moment later, for those that run it."""
+    async with TimedFeedServer() as server:
+        server.set("/f0", feed_route(("g0", "story 0")))
+        server.set("/f1", feed_route(("g1", "story 1")))
+        both = [{"name": f"f{i}", "type": "feed", "url": server.url(f"/f{i}"), "every": EVERY}
+                for i in range(2)]
+        rules = [{"name": "all", "query": "story"}]
+        old = config(tmp_path, pg_database, rules=rules, sources=both[:1])
+        new = config(tmp_path, pg_database, rules=rules, sources=both)
+        async with open_engine(new, role="poll", start=False) as b:
+            await b.start()  # registers f0 and f1
+            await eventually(lambda: asyncio.sleep(0, bool(server.times.get("/f1"))),
+                             what="the new worker's poll of f1")
+            await b.stop()
+        asked = len(server.times["/f1"])
+        async with open_engine(old, role="poll", start=False) as a:
+            await a.start()
+            await eventually(lambda: asyncio.sleep(0, len(server.times.get("/f0", [])) >= 3),
+                             what="the old worker's polls of f0")
+            async with await PostgresStore.open(pg_database, readonly=True) as store:
+                (f1,) = await store._db.fetch(
+                    "SELECT active, lease_owner, next_poll FROM source_state WHERE name = 'f1'")
+            await a.stop()
+        assert len(server.times["/f1"]) == asked  # never polled by the old worker
+        assert f1["active"] and f1["lease_owner"] is None
+        assert f1["next_poll"] > datetime.now(UTC)  # handed back, due a moment later
+        async with open_engine(new, role="poll", start=False) as b:
+            await b.start()
+            await eventually(lambda: asyncio.sleep(0, len(server.times["/f1"]) > asked),
+                             what="the new worker's next poll of f1")
+            await b.stop()
+
+
 async def test_a_poll_longer_than_the_lease_keeps_its_source_from_the_other_worker(
         tmp_path: Path, pg_database: str) -> None:
     async with TimedFeedServer() as server:
