@@ -549,8 +549,10 @@ async def test_a_process_that_runs_the_database_alone_never_runs_beside_role_pro
     async with open_engine(cfg, role="poll", start=False), \
             open_engine(cfg, role="deliver", start=False):
         # … but not with a process that takes it as its own (it would requeue their claims)
+        # (the advice fits every command it stops: import, copy and migrate have no --role)
         with pytest.raises(StoreError, match=r"newswatch role processes \(pid \d+\) share .*; "
-                                             r"stop them before running it alone"):
+                                             r"stop them first \(newswatch run can join them "
+                                             r"with --role; import, copy and migrate cannot\)"):
             async with open_engine(cfg, start=False):
                 pass
     async with open_engine(cfg, start=False):

@@ -197,7 +197,8 @@ class Pg:
         if not shared and any(h[1] == "ShareLock" for h in holders):
             return StoreError(
                 f"newswatch role processes (pid {', '.join(pids)}) share {self.name}; "
-                "stop them before running it alone (or run this one with --role)")
+                "stop them first (newswatch run can join them with --role; import, copy and "
+                "migrate cannot)")
         if shared:
             return StoreError(
                 f"a newswatch process (pid {pid}) runs {self.name} alone (--role all, "
