@@ -74,6 +74,7 @@ from watchers.delivery import (
     DeliveryService,
     DeliveryStatus,
     Sink,
+    UpdateSink,
     check_sinks,
     refuse_inside_sink,
 )
@@ -1671,6 +1672,9 @@ async def open_engine(
         if (writer_lost := getattr(store, "on_writer_lost", None)) is not None:
             writer_lost(engine.fail)  # (PostgreSQL: its writer lock, lost for good)
         delivery.outage = watch.outage  # one outage, waited for and logged once
+        # (no sink here, a process of the poll role: the deliver process's edits, as Discord's)
+        watch.edits = lambda route: (sink := delivery.sink_for(route)) is None or isinstance(
+            sink, UpdateSink)
         stack.push_async_callback(engine.stop)
         stack.callback(setattr, engine, "_closed", True)  # the first thing leaving does
         if shared:

@@ -199,6 +199,9 @@ class WatchService:
     # mode ("edit" | "thread" | "off", see RouteConfig) decides whether a later article of a
     # story alerts anew. None: no grouping (every article alerts on its own).
     stories_mode: Callable[[str], str] | None = None
+    # Whether a route's destination edits a story's message (None: every one does). A sink that
+    # cannot gets each article of a story as an alert of its own, each counted by the cap.
+    edits: Callable[[str], bool] | None = None
     story_window: timedelta = DEFAULT_WINDOW
     surge: SurgeConfig = field(default_factory=SurgeConfig)
     clock: Clock = field(default_factory=SystemClock)  # when matches are recorded; surges
@@ -978,7 +981,8 @@ class WatchService:
                     if alert_ok is None or article.id in alert_ok:
                         entries = _route(analysis.matches, rules, mutes, self.stories_mode)
                     routed.append((article, analysis, entries))
-                routed, overflow = _cap(routed, running.config.max_alerts_per_poll)
+                routed, overflow = _cap(routed, running.config.max_alerts_per_poll,
+                                        self.edits)
                 # The summary of the alerts the cap left out goes in the first transaction: those
                 # are the oldest articles, the first written, and once a batch of them is committed
                 # they are known, so a poll cut short after it (a stop, a crash, a full disk) and
@@ -1172,14 +1176,16 @@ def _restore(index: StoryIndex, stories: Iterable[StoryRecord]) -> None:
         index.restore(st.id, sig, st.first_seen, st.last_seen, st.outlets)
 
 
-def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
+def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
+         edits: Callable[[str], bool] | None = None
          ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]], dict[str, list[str]]]:
     """Keep at most ``cap`` alert messages per route from one poll — the newest, since the
     list runs oldest first. The others lose their outbox entry (article and matches are
     still recorded) and are listed in one summary per route. A story's articles on a route
     that tells stories are one message (the others edit it, or are lines in its thread, and
     ping nobody): counted each, 25 reports of a known story took the cap, and a new story's
-    critical alert was listed as not posted."""
+    critical alert was listed as not posted. (Not where the destination cannot edit, per
+    ``edits``: there each article of a story is an alert.)"""
     seen: dict[str, int] = defaultdict(int)
     told: set[tuple[str, str]] = set()  # (route, story) counted already
     overflow: dict[str, list[str]] = defaultdict(list)
@@ -1188,7 +1194,8 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int
         keep = []
         story = analysis.story.id if analysis.story is not None else None
         for entry in entries:
-            one = (entry.route, story) if story is not None and entry.stories != "off" else None
+            one = ((entry.route, story) if story is not None and entry.stories != "off"
+                   and (edits is None or edits(entry.route)) else None)
             if entry.suppressed or (one is not None and one in told):
                 keep.append(entry)
             elif seen[entry.route] < cap:

@@ -379,7 +379,9 @@ async def test_a_followed_feeds_copy_updates_the_story_only_where_its_followers_
         feeds.set("/desk", Route(body=rss(("d0", "Markets open higher"), news)))
         await engine.run_once()
         assert sorted(a.route for a in sink.alerts) == sorted(["alerts", route_a, route_b])
-        feeds.set("/wire", Route(body=rss(("w0", "Grain prices steady"), news)))
+        # (at its own link: the same link is the same article, one outlet's two feeds)
+        copy = ("w2", news[1])
+        feeds.set("/wire", Route(body=rss(("w0", "Grain prices steady"), copy)))
         await engine.run_once()
         await engine.run_once()  # delivery of what the poll queued
         # (the update shows the story's stored article, the operator's feed's copy)
