@@ -349,11 +349,15 @@ class Engine:
         self._stopping: asyncio.Future[None] | None = None
         self._closed = False  # its open_engine block has ended
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._awaited = False  # whether someone awaits failed() (and says its error)
 
     def fail(self, error: BaseException) -> None:
-        """Record an error that ends the engine (the store is gone or corrupted)."""
+        """Record an error that ends the engine (the store is gone or corrupted); logged unless
+        someone awaits :meth:`failed` (they say it: the CLI said it twice, once logged and once
+        as its last line)."""
         if not self._fatal.done():
-            log.error("%s", error)
+            if not self._awaited:
+                log.error("%s", error)
             self._fatal.set_exception(error)
 
     async def failed(self) -> None:
@@ -362,6 +366,7 @@ class Engine:
         NewswatchError at once (it would never fail, nor return)."""
         if self._closed:
             raise NewswatchError("this engine is closed (its open_engine block has ended)")
+        self._awaited = True
         await asyncio.shield(self._fatal)
 
     # ------------------------------------------------------------------ lifetime

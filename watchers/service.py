@@ -695,8 +695,9 @@ class WatchService:
             await self._book.flush()
         except StoreError as exc:
             if store_failed:
-                # The same failure, told a second time in full: once is enough.
-                log.warning("source states not saved: the store failed (above)")
+                # The same failure, told where the engine stops: once is enough (a consequence,
+                # not news: a lost cursor is one full fetch, a lost health count one poll's).
+                log.debug("source states not saved: the store failed")
             else:
                 log.error("source states not saved: %s", exc)
         for running in self._running.values():

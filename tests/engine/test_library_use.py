@@ -681,3 +681,25 @@ async def test_a_clock_giving_naive_times_is_refused(tmp_path: Path) -> None:
         async with open_engine(config(tmp_path), start=False, clock=Naive()):
             pass
     assert not (tmp_path / "nw.db").exists()  # refused before anything was opened
+
+
+async def test_a_failure_nobody_awaits_is_logged_and_one_awaited_is_left_to_its_waiter(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The engine logs a failure that ends it unless someone awaits ``failed()`` (who says it:
+    the CLI said it twice, logged and as its last line)."""
+    from watchers.errors import StoreError
+
+    cfg = parse_config({"storage": {"path": "nw.db"},
+                        "rules": [{"name": "t", "query": "troops"}]}, base_dir=tmp_path)
+    caplog.set_level(logging.ERROR)
+    async with open_engine(cfg, start=False) as alone:
+        alone.fail(StoreError("the store went away"))
+    assert [r.getMessage() for r in caplog.records] == ["the store went away"]
+    caplog.clear()
+    async with open_engine(cfg, start=False) as watched:
+        waiter = asyncio.ensure_future(watched.failed())
+        await asyncio.sleep(0)
+        watched.fail(StoreError("the store went away again"))
+        with pytest.raises(StoreError, match="went away again"):
+            await waiter
+    assert caplog.records == []
