@@ -39,7 +39,8 @@ def report(tmp_path: Path, outlet: str, when: datetime, more: str = "") -> None:
         "date": when.isoformat()}))
 
 
-async def test_run_once_ends_a_wait_the_window_outlived(tmp_path: Path) -> None:
+async def one_waiting(tmp_path: Path) -> tuple[ManualClock, RecordingSink]:
+    """An engine's run that leaves one alert waiting for a second outlet (at T0)."""
     clock = ManualClock(T0)
     sink = RecordingSink()
     async with open_engine(config(tmp_path, 2), start=False, default_sink=sink,
@@ -47,7 +48,14 @@ async def test_run_once_ends_a_wait_the_window_outlived(tmp_path: Path) -> None:
         report(tmp_path, "ap", T0)
         await engine.run_once()
         assert await engine.store.alert_counts() == {"waiting": 1}
-        clock.set(T0 + timedelta(hours=72))
+    return clock, sink
+
+
+async def test_run_once_ends_a_wait_the_window_outlived(tmp_path: Path) -> None:
+    clock, sink = await one_waiting(tmp_path)
+    clock.set(T0 + timedelta(hours=72))
+    async with open_engine(config(tmp_path, 2), start=False, default_sink=sink,
+                           clock=clock) as engine:
         await engine.run_once()
         assert await engine.store.alert_counts() == {"uncorroborated": 1}
     # lowered a few days later: nothing of it posts
@@ -60,13 +68,7 @@ async def test_run_once_ends_a_wait_the_window_outlived(tmp_path: Path) -> None:
 
 async def test_a_restart_after_days_down_with_min_sources_lowered_posts_nothing_stale(
         tmp_path: Path) -> None:
-    clock = ManualClock(T0)
-    sink = RecordingSink()
-    async with open_engine(config(tmp_path, 2), start=False, default_sink=sink,
-                           clock=clock) as engine:
-        report(tmp_path, "ap", T0)
-        await engine.run_once()
-        assert await engine.store.alert_counts() == {"waiting": 1}
+    clock, sink = await one_waiting(tmp_path)
     clock.set(T0 + timedelta(hours=72))
     async with open_engine(config(tmp_path, 1), start=True, default_sink=sink,
                            clock=clock) as engine:
@@ -80,13 +82,7 @@ async def test_a_restart_after_days_down_with_min_sources_lowered_posts_nothing_
 
 async def test_min_sources_raised_while_an_alert_waits_has_it_wait_for_more(
         tmp_path: Path) -> None:
-    clock = ManualClock(T0)
-    sink = RecordingSink()
-    async with open_engine(config(tmp_path, 2), start=False, default_sink=sink,
-                           clock=clock) as engine:
-        report(tmp_path, "ap", T0)
-        await engine.run_once()
-        assert await engine.store.alert_counts() == {"waiting": 1}
+    clock, sink = await one_waiting(tmp_path)
     clock.set(T0 + timedelta(hours=1))
     async with open_engine(config(tmp_path, 3), start=False, default_sink=sink,
                            clock=clock) as engine:

@@ -3,7 +3,7 @@ fail on cue, the way a destination does."""
 
 from __future__ import annotations
 
-from watchers.delivery import Alert, Digest
+from watchers.delivery import Alert, Digest, StoryUpdate, UpdateResult
 
 
 class RecordingSink:
@@ -31,3 +31,15 @@ class RecordingSink:
             raise self.failures.pop(0)
         self.digests.append(digest)
         return f"d{len(self.digests)}"
+
+
+class EditingSink(RecordingSink):
+    """A :class:`RecordingSink` that edits a story's message too: keeps every update."""
+
+    def __init__(self, failures: list[Exception] | None = None) -> None:
+        super().__init__(failures)
+        self.updates: list[StoryUpdate] = []
+
+    async def update(self, update: StoryUpdate) -> UpdateResult:
+        self.updates.append(update)
+        return UpdateResult(message_id=update.message_id)

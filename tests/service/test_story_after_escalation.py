@@ -5,45 +5,21 @@ unsent ("shown in a digest already"), and the message never showed another outle
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.sinks import RecordingSink
-from tests.service._harness import deliver, folder, watch
+from tests.fakes.sinks import EditingSink
+from tests.service._harness import Fixed, deliver, folder, watch
 from watchers.config import RouteConfig, RuleConfig
-from watchers.delivery import StoryUpdate, UpdateResult
 from watchers.models import Article
 from watchers.schedule import ManualClock
-from watchers.sources.base import Poll
 from watchers.store import SqliteStore
-
-
-class Source:
-    def __init__(self, name: str) -> None:
-        self.name, self.items = name, list[Article]()
-
-    async def poll(self, cursor: Mapping[str, str]) -> Poll:
-        return Poll(self.items)
-
-    async def aclose(self) -> None:
-        pass
-
-
-class Updates(RecordingSink):
-    def __init__(self) -> None:
-        super().__init__()
-        self.updates: list[tuple[str | None, str]] = []
-
-    async def update(self, u: StoryUpdate) -> UpdateResult:
-        self.updates.append((u.message_id, u.article.source))
-        return UpdateResult(message_id=u.message_id)
 
 
 async def _scenario(tmp_path: Path, cfg: RouteConfig, start: datetime,
                     escalate_at: datetime, digest_at: datetime, later_at: datetime,
-                    filler: int = 0) -> tuple[Updates, Any]:
+                    filler: int = 0) -> tuple[EditingSink, Any]:
     clock = ManualClock(start)
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         service = watch(store, rules=[RuleConfig(name="troops", query="troops"),
@@ -52,10 +28,10 @@ async def _scenario(tmp_path: Path, cfg: RouteConfig, start: datetime,
                                       RuleConfig(name="filler", query="weather")],
                         stories_mode=lambda r: "edit", clock=clock)
         names = ("ap", "bbc", "dw", "npr", "wx")
-        sources = {n: Source(n) for n in names}
+        sources = {n: Fixed(n, []) for n in names}
         for name, source in sources.items():
             await service.add_source(folder(name, tmp_path), source)
-        sink = Updates()
+        sink = EditingSink()
         delivery = deliver(store, sink, routes=lambda r: cfg, clock=clock,
                            stories_mode=lambda r: "edit", known_routes=["alerts"])
 
@@ -98,7 +74,8 @@ async def test_updates_after_an_escalation_kept_by_quiet_hours(tmp_path: Path) -
     assert [a.article.source for a in sink.alerts] == ["ap"]  # posted before quiet hours
     # the escalation, in the morning digest
     assert [[i.article.source for i in d.items] for d in sink.digests] == [["bbc"]]
-    assert sink.updates == [("m1", "dw"), ("m1", "npr")]
+    assert [(u.message_id, u.article.source) for u in sink.updates] == [
+        ("m1", "dw"), ("m1", "npr")]
 
 
 async def test_updates_after_an_escalation_folded_by_the_cap(tmp_path: Path) -> None:
@@ -110,4 +87,5 @@ async def test_updates_after_an_escalation_folded_by_the_cap(tmp_path: Path) -> 
         later_at=datetime(2024, 5, 1, 12, 30, tzinfo=UTC), filler=1)
     assert [a.article.source for a in sink.alerts] == ["ap", "wx"]
     assert [d.reason for d in sink.digests] == ["cap"]
-    assert sink.updates == [("m1", "dw"), ("m1", "npr")]
+    assert [(u.message_id, u.article.source) for u in sink.updates] == [
+        ("m1", "dw"), ("m1", "npr")]

@@ -7,17 +7,14 @@ SQLite file."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.fakes.sinks import RecordingSink
-from tests.service._harness import deliver, folder, watch
+from tests.fakes.sinks import EditingSink
+from tests.service._harness import Fixed, deliver, folder, watch
 from watchers.config import RouteConfig, RuleConfig
-from watchers.delivery import StoryUpdate, UpdateResult
 from watchers.models import Article
 from watchers.schedule import ManualClock
-from watchers.sources.base import Poll
 from watchers.store import SqliteStore
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -30,39 +27,17 @@ RULES = [RuleConfig(name="troops", query="troops"),
          RuleConfig(name="quake", query="earthquake", severity="critical")]
 
 
-class Listed:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.items: list[Article] = []
-
-    async def poll(self, cursor: Mapping[str, str]) -> Poll:
-        return Poll(self.items)
-
-    async def aclose(self) -> None:
-        pass
-
-
-class Updates(RecordingSink):
-    def __init__(self) -> None:
-        super().__init__()
-        self.updates: list[StoryUpdate] = []
-
-    async def update(self, u: StoryUpdate) -> UpdateResult:
-        self.updates.append(u)
-        return UpdateResult(message_id=u.message_id)
-
-
 def art(outlet: str, guid: str, title: str, when: datetime, text: str | None = None) -> Article:
     return Article(source=outlet, guid=guid, url=f"https://{outlet}.example/{guid}",
                    title=title, text=text or f"{title}. Officials confirmed.", published=when)
 
 
-async def polls(tmp_path: Path, *batches: list[Article]) -> Updates:
+async def polls(tmp_path: Path, *batches: list[Article]) -> EditingSink:
     clock = ManualClock(T0)
-    sink = Updates()
+    sink = EditingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         service = watch(store, rules=RULES, stories_mode=lambda r: "edit", clock=clock)
-        sources = {name: Listed(name) for name in ("ap", "wire")}
+        sources = {name: Fixed(name, []) for name in ("ap", "wire")}
         for name, source in sources.items():
             await service.add_source(folder(name, tmp_path), source)
         delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
@@ -104,12 +79,12 @@ async def test_one_sites_two_section_feeds_do_not_corroborate_each_other(
     """The same article (same link, same words) in two of one site's section feeds counted as
     two outlets, and an alert waiting for ``min_sources = 2`` posted on one report."""
     clock = ManualClock(T0)
-    sink = Updates()
+    sink = EditingSink()
     url = "https://www.bbc.co.uk/news/world-europe-1234"
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         service = watch(store, rules=[RuleConfig(name="troops", query="troops", min_sources=2)],
                         stories_mode=lambda r: "edit", clock=clock)
-        sources = {name: Listed(name) for name in ("bbc-world", "bbc-europe", "dw")}
+        sources = {name: Fixed(name, []) for name in ("bbc-world", "bbc-europe", "dw")}
         for name, source in sources.items():
             await service.add_source(folder(name, tmp_path), source)
         delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
@@ -140,7 +115,7 @@ async def test_an_item_dated_ahead_of_the_clock_ends_no_live_story_early(
     day) moved the live stories' horizon ahead: a story still inside its 48-hour window was
     dropped, and its next report started another story and posted a second alert."""
     clock = ManualClock(T0)
-    sink = Updates()
+    sink = EditingSink()
 
     def read(outlet: str, guid: str, title: str, dated: datetime) -> Article:
         return art(outlet, guid, title, dated).model_copy(update={"fetched_at": clock.now()})
@@ -149,7 +124,7 @@ async def test_an_item_dated_ahead_of_the_clock_ends_no_live_story_early(
         service = watch(store, rules=[RuleConfig(name="troops", query="troops"),
                                       RuleConfig(name="floods", query="flooding")],
                         stories_mode=lambda r: "edit", clock=clock)
-        sources = {name: Listed(name) for name in ("ap", "bbc", "badtz")}
+        sources = {name: Fixed(name, []) for name in ("ap", "bbc", "badtz")}
         for name, source in sources.items():
             await service.add_source(folder(name, tmp_path), source)
         delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
