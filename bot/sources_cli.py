@@ -7,8 +7,8 @@ or line it duplicates) or refused (with the reason). Exit status: 0 when no feed
 usable OPML file (nothing is added). It opens the engine without starting it, so nothing is
 polled, and it holds the database's process lock: it refuses to run beside ``newswatch run``.
 
-Export writes every feed source (the config file's and those added at run time) as OPML 2.0 to
-FILE or standard output. It reads the database read-only, so it works beside a running
+Export writes every enabled feed source (the config file's and those added at run time) as
+OPML 2.0 to FILE or standard output. It reads the database read-only, so it works beside a running
 newswatch.
 """
 
@@ -54,9 +54,9 @@ def add_parser(subparsers: Any) -> None:
     imp.set_defaults(func=run)
 
     exp = sub.add_parser(
-        "export", help="write every feed source as OPML",
-        description="Write every feed source, from the config file and added at run time, as "
-                    "OPML 2.0 to FILE (default: standard output). Reads the database "
+        "export", help="write every enabled feed source as OPML",
+        description="Write every enabled feed source, from the config file and added at run "
+                    "time, as OPML 2.0 to FILE (default: standard output). Reads the database "
                     "read-only, so it works beside a running newswatch.")
     exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     config_arg(exp)

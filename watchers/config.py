@@ -384,7 +384,7 @@ Template = Annotated[str | None, AfterValidator(_check_template)]
 
 
 class RuleConfig(_Strict):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    name: str = Field(min_length=1, max_length=64)
     query: str = Field(min_length=1)
     channel: str = "alerts"
     severity: Severity = "medium"
@@ -419,12 +419,12 @@ class RuleConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str) -> str:
-        # The pattern above runs on pydantic's regex engine, whose \w takes zero-width
-        # joiners: "kyiv\u200d" would sit beside "kyiv", the same in every list. Python's \w
-        # does not.
+        # Python's \w, not pydantic's regex engine's, which takes zero-width joiners: "kyiv\u200d"
+        # would sit beside "kyiv", the same in every list. (A pattern on the field answered "my
+        # rule" with "String should match pattern '^[\w.-]+$'".)
         if not re.fullmatch(r"[\w.-]+", value):
             raise ValueError("a rule's name is letters, digits, '.', '_' or '-', with no "
-                             "invisible characters")
+                             "spaces or invisible characters")
         return value
 
     @field_validator("query")

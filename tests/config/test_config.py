@@ -225,7 +225,11 @@ def test_a_config_rule_name_with_an_invisible_character_is_refused(tmp_path: Pat
     found = issues('[[rules]]\nname = "kyiv\\u200d"\nquery = "kyiv"\n'
                    '[[rules]]\nname = "kyiv"\nquery = "kyiv"\n', tmp_path)
     assert found == ["rules[0].name: a rule's name is letters, digits, '.', '_' or '-', with "
-                     "no invisible characters"]
+                     "no spaces or invisible characters"]
+    # a space too, said the same way (it was "String should match pattern '^[\\w.-]+$'")
+    assert issues('[[rules]]\nname = "my rule"\nquery = "kyiv"\n', tmp_path) == [
+        "rules[0].name: a rule's name is letters, digits, '.', '_' or '-', with no spaces or "
+        "invisible characters"]
 
 
 def test_a_path_with_a_nul_character_is_refused_with_its_key(tmp_path: Path) -> None:
