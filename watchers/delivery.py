@@ -471,6 +471,7 @@ class DeliveryService:
     _orphans_at: datetime | None = None
     _routes: dict[str, _RouteState] = field(default_factory=lambda: defaultdict(_RouteState))
     _workers: dict[str, asyncio.Task[int]] = field(default_factory=dict)
+    _unserved: set[str] = field(default_factory=set)  # routes due here with no sink, said
     _task: asyncio.Task[None] | None = None
     _loaded: bool = False
     _closing: bool = False
@@ -956,7 +957,16 @@ class DeliveryService:
             if when > now:
                 wait = min(wait, (when - now).total_seconds())
                 continue
-            if route in self._workers or self.sink_for(route) is None:
+            if route in self._workers:
+                continue
+            if self.sink_for(route) is None:
+                if route not in self._unserved:
+                    # Rows of a route this process cannot send waited without a word (a
+                    # worker whose config lacks the route, or a route taken out).
+                    self._unserved.add(route)
+                    log.warning("route %s has alerts due and no destination in this process; "
+                                "they wait for one that has it (a deliver process whose config "
+                                "names it, or the route put back)", route)
                 continue
             if state.paused_reason:
                 await self._hold_new(route, state.paused_reason)

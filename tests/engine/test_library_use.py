@@ -703,3 +703,30 @@ async def test_a_failure_nobody_awaits_is_logged_and_one_awaited_is_left_to_its_
         with pytest.raises(StoreError, match="went away again"):
             await waiter
     assert caplog.records == []
+
+
+async def test_alerts_of_a_route_with_no_destination_here_are_said_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A route with alerts due and no sink in this process (a deliver worker whose config lacks
+    it, a library user's partial sinks) kept them pending without a word."""
+    from tests.fakes.sinks import RecordingSink
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("Troops cross the river\n\nTroops were seen.")
+    cfg = parse_config({"storage": {"path": "nw.db"}, "channels": {"alerts": 1, "other": 2},
+                        "sources": [{"name": "in", "type": "folder", "path": "in",
+                                     "settle": 0, "every": "0.1s"}],
+                        "rules": [{"name": "t", "query": "troops", "channel": "other"}]},
+                       base_dir=tmp_path)
+    caplog.set_level(logging.WARNING)
+    async with open_engine(cfg, sinks={"alerts": RecordingSink()}) as engine:
+        for _ in range(100):
+            if "no destination in this process" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # more looks at the outbox: said once
+        assert (await engine.delivery_status()).counts == {"pending": 1}
+    said = [r.getMessage() for r in caplog.records if "no destination" in r.getMessage()]
+    assert said == ["route other has alerts due and no destination in this process; they wait "
+                    "for one that has it (a deliver process whose config names it, or the route "
+                    "put back)"]
