@@ -68,3 +68,48 @@ async def test_odd_headers_are_read_and_unsendable_validators_not_kept(
     else:
         assert cursor["etag"] == '"v1"'
         assert b'If-None-Match: "v1"' in heads[-1]
+
+
+async def test_bytes_sent_on_an_idle_connection_shift_no_later_answer(fetcher: Fetcher) -> None:
+    """A server that sends an answer nobody asked for on a kept-alive connection (late, after
+    the one asked for): on the aiohttp path it was read as the next request's answer, and
+    every later answer on that connection was the one before it — one feed's items filed under
+    another's. Each answer is its own request's now, on both paths."""
+    def doc(title: str) -> bytes:
+        return (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>'
+                b"<title>" + title.encode() + b"</title><guid>" + title.encode() +
+                b"</guid></item></channel></rss>")
+
+    def answer(body: bytes) -> bytes:
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ", 2)[1].decode()
+                writer.write(answer(doc(f"asked {path}")))
+                await writer.drain()
+                if path == "/late":
+                    await asyncio.sleep(0.2)
+                    writer.write(answer(doc("never asked for")))
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        titles = []
+        for path in ("/late", "/a", "/b", "/c"):
+            feed = FeedSource("s", f"http://127.0.0.1:{port}{path}", fetcher=fetcher,
+                              allow_private=LOOPBACK)
+            titles.append([a.title for a in (await feed.poll({})).articles])
+            await asyncio.sleep(0.4)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert titles == [["asked /late"], ["asked /a"], ["asked /b"], ["asked /c"]]

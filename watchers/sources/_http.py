@@ -191,6 +191,15 @@ class GuardedConnector(aiohttp.TCPConnector):
         # aiohttp skips the resolver for address literals, so check those before dialling.
         check_host(req.url.raw_host or "", current_allowlist())
         conn = await super().connect(req, traces, timeout)
+        for _ in range(8):
+            protocol = conn.protocol
+            if protocol is None or not protocol.should_close:
+                break
+            # A pooled connection the server sent bytes on while it was idle: read as the next
+            # answer, they shifted every later answer on it by one (one feed's items filed
+            # under another's). Dropped for a fresh one, as the lean client drops it.
+            conn.close()
+            conn = await super().connect(req, traces, timeout)
         transport = conn.transport
         peer = transport.get_extra_info("peername") if transport is not None else None
         if not peer:
