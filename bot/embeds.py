@@ -136,6 +136,20 @@ def truncate(text: str, limit: int) -> str:
     return cut + ELLIPSIS
 
 
+def _parts(url: str) -> tuple[str, str, str]:
+    """An absolute URL's scheme, authority (host, port, credentials) and the rest (path,
+    query, fragment, from the first ``/``, ``?`` or ``#``)."""
+    scheme, _, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    return scheme, rest[:cut], rest[cut:]
+
+
+def _encoded(text: str, unsafe: Callable[[str], bool]) -> str:
+    """``text`` with each character ``unsafe`` says so of percent-encoded (its UTF-8 bytes)."""
+    return "".join("".join(f"%{b:02X}" for b in c.encode("utf-8", "replace")) if unsafe(c)
+                   else c for c in text)
+
+
 def safe_url(url: str | None) -> str | None:
     """The URL if it is http(s) and plausibly shaped, else None; a control or format
     character (a direction override, a zero-width space) in its path, query or fragment is
@@ -147,13 +161,10 @@ def safe_url(url: str | None) -> str | None:
         return None
     if url.isprintable():
         return url
-    scheme, _, rest = url.partition("://")
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    if not rest[:cut].isprintable():
+    scheme, authority, tail = _parts(url)
+    if not authority.isprintable():
         return None
-    encoded = f"{scheme}://{rest[:cut]}" + "".join(
-        c if c.isprintable() else "".join(f"%{b:02X}" for b in c.encode("utf-8", "replace"))
-        for c in rest[cut:])
+    encoded = f"{scheme}://{authority}" + _encoded(tail, lambda c: not c.isprintable())
     return encoded if len(encoded) <= 2000 else None
 
 
@@ -170,13 +181,10 @@ def link_target(url: str | None) -> str | None:
     url = safe_url(url)
     if url is None:
         return None
-    scheme, _, rest = url.partition("://")
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority, tail = rest[:cut], rest[cut:]
+    scheme, authority, tail = _parts(url)
     if _BAD_AUTHORITY.search(authority):
         return None
-    target = f"{scheme}://{authority}" + _LINK_UNSAFE.sub(
-        lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), tail)
+    target = f"{scheme}://{authority}" + _encoded(tail, lambda c: bool(_LINK_UNSAFE.match(c)))
     return target if len(target) <= 2000 else None
 
 
@@ -492,11 +500,10 @@ def _template_link(url: str | None) -> str:
     target = link_target(url)
     if target is None:
         return ""
-    scheme, _, rest = target.partition("://")
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    if "@" in rest[:cut]:
+    scheme, authority, tail = _parts(target)
+    if "@" in authority:
         return ""
-    return f"{scheme}://{rest[:cut]}" + rest[cut:].replace("@", "%40")
+    return f"{scheme}://{authority}" + tail.replace("@", "%40")
 
 
 def template_values(alert: Alert, *, latest: Article | None = None, changed: bool = False,
