@@ -749,21 +749,16 @@ class DeliveryService:
                         "; a webhook's, also by a start with its URL corrected"
                         if "[webhook " in reason else "")
 
+    async def _start_up(self) -> None:
+        if not self.shared:
+            await self.store.requeue_interrupted()
+        await self._load()
+
     async def _run(self) -> None:
-        while not self._closing:
-            # The store away as delivery starts is waited for as in the loop below: before,
-            # the engine stopped at once with the driver's "cannot be reached".
-            try:
-                if not self.shared:
-                    await self.store.requeue_interrupted()
-                await self._load()
-            except StoreUnavailableError as exc:
-                wait = self.outage.wait_or_stop(exc, self._fatal)
-                if wait is None:
-                    return
-                await asyncio.sleep(wait)
-                continue
-            break
+        # The store away as delivery starts is waited for as in the loop below: before, the
+        # engine stopped at once with the driver's "cannot be reached".
+        if await self.outage.retried(self._start_up, self._fatal) is None:
+            return
         # Python 3.11's wait_for can swallow a cancellation that arrives as the event it waits
         # for is set (a wake-up as the engine stops): the loop then ends on _closing, which
         # stop() sets first, instead of waiting for the next wake-up for ever.

@@ -83,7 +83,6 @@ from watchers.errors import (
     ConfigIssue,
     NewswatchError,
     StoreError,
-    StoreUnavailableError,
 )
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
@@ -997,16 +996,11 @@ class Engine:
         while self._changes:
             what, self._changes = self._changes, set()
             try:
-                await self.reload(what)
-            except StoreUnavailableError as exc:
-                # Taken again once the store is back (a notification that came as the
-                # server went away); before, the engine stopped with the driver's error.
-                retry = self.watch.outage.wait_or_stop(exc, self.fail)
-                if retry is None:
+                # Taken again once the store is back (a notification that came as the server
+                # went away); before, the engine stopped with the driver's error.
+                if await self.watch.outage.retried(
+                        functools.partial(self.reload, what), self.fail) is None:
                     return
-                self._changes |= what
-                await asyncio.sleep(retry)
-                continue
             except StoreError as exc:
                 self.fail(exc)
                 return

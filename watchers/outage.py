@@ -4,15 +4,19 @@ dropped connection): the services wait and try again rather than stop the engine
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from watchers.errors import STORE_OUTAGE_LIMIT, StoreError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["StoreOutage"]
+
+T = TypeVar("T")
 
 
 class StoreOutage:
@@ -52,6 +56,20 @@ class StoreOutage:
         except StoreError as final:
             stop(final)
             return None
+
+    async def retried(self, call: Callable[[], Awaitable[T]],
+                      stop: Callable[[BaseException], None]) -> tuple[T] | None:
+        """``(await call(),)``, called again after each wait while the store cannot be
+        reached; None once it has been away too long (``stop`` was told the final error). For
+        the one-off reads a service makes as it starts, which a loop does not retry."""
+        while True:
+            try:
+                return (await call(),)
+            except StoreUnavailableError as exc:
+                delay = self.wait_or_stop(exc, stop)
+                if delay is None:
+                    return None
+                await asyncio.sleep(delay)
 
     def over(self) -> None:
         if self.since is not None:

@@ -579,18 +579,12 @@ class WatchService:
     async def _plan_first(self, running: Sequence[_Running], *, spread: bool) -> None:
         """Put sources on the timetable: due when their stored state says (now if never
         polled; with ``spread``, somewhere within their interval, at most a minute)."""
-        while True:
-            try:
-                states = await self._book.all()
-            except StoreUnavailableError as exc:
-                # Waited for as a poll waits: before, this task ended and the engine stopped
-                # with the driver's error.
-                retry = self.outage.wait_or_stop(exc, self._fatal)
-                if retry is None:
-                    return
-                await asyncio.sleep(retry)
-                continue
-            break
+        # Waited for as a poll waits: before, this task ended and the engine stopped with the
+        # driver's error.
+        read = await self.outage.retried(self._book.all, self._fatal)
+        if read is None:
+            return
+        (states,) = read
         timetable = self._timetable
         if timetable is None or self._closed:
             return
