@@ -135,3 +135,20 @@ def test_phrases_of_prefix_words_with_slop_count_against_the_budget() -> None:
     generous = RuleSet.from_queries({r.name: r.query for r in rules.rules}, regex_budget=5.0)
     assert [m.rule for m in generous.match_report(art).matches] == [
         "1:first", "1:second", "1:then", "2:other"]
+
+
+def test_all_servers_together_spend_at_most_a_bounded_time_on_an_article() -> None:
+    """A budget each: a hundred servers with a slow regex each would make one article cost a
+    hundred budgets. Together they spend at most OWNERS_TOGETHER seconds; the rest is
+    refused."""
+    from watchers.rules.ruleset import OWNERS_TOGETHER
+
+    budget = 0.05
+    owners = round(OWNERS_TOGETHER / budget) + 3
+    rules = RuleSet([Rule(f"{i:03d}:slow", CATASTROPHIC) for i in range(1, owners + 1)]
+                    + [Rule("config", "/troops/")], regex_budget=budget)
+    report = rules.match_report(Article(title="troops", text=SLOW_TEXT))
+    assert report.matches == []  # the config file's regex came after the time was spent
+    assert report.over_budget == (*(f"{i:03d}:slow" for i in range(1, owners + 1)), "config")
+    # (each slow regex ran to its budget's end until the time together was spent: the last
+    # three owners' were refused unstarted, as the config file's was)

@@ -90,19 +90,33 @@ class Rule:
         object.__setattr__(self, "node", parse(self.query))
 
 
+# Seconds of an article's slow work (regexes, sloppy phrases) for every owner together, ten
+# default budgets: a hundred servers, each with a slow regex, would otherwise make each article
+# cost a hundred budgets.
+OWNERS_TOGETHER = 1.0
+
+
 class _Budgets:
     """One article's time budgets (see :class:`RegexBudget`), one per owner of rules: a
     server's rules are keyed ``<server id>:<name>``, the others share one. A server's slow
     regexes, tried first (the keys sort so), spent the budget of every rule after them: another
-    server's and the config file's regex rules never matched."""
+    server's and the config file's regex rules never matched. All owners together spend at
+    most :data:`OWNERS_TOGETHER` seconds (or one budget, if more); past that every rule's slow
+    work is refused."""
 
-    __slots__ = ("_each", "seconds")
+    __slots__ = ("_each", "_spent", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._each: dict[str, RegexBudget] = {}
+        self._spent: RegexBudget | None = None  # the one handed out once all is spent
 
     def of(self, rule: str) -> RegexBudget:
+        if sum(b.spent for b in self._each.values()) >= max(OWNERS_TOGETHER, self.seconds):
+            if self._spent is None:
+                self._spent = RegexBudget(self.seconds)
+                self._spent.spent = self.seconds
+            return self._spent
         head, colon, _ = rule.partition(":")
         owner = head if colon else ""
         budget = self._each.get(owner)
