@@ -104,15 +104,22 @@ class _Budgets:
     most :data:`OWNERS_TOGETHER` seconds (or one budget, if more); past that every rule's slow
     work is refused."""
 
-    __slots__ = ("_each", "_spent", "seconds")
+    __slots__ = ("_each", "_last", "_spent", "_total", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._each: dict[str, RegexBudget] = {}
         self._spent: RegexBudget | None = None  # the one handed out once all is spent
+        self._total = 0.0  # spent by every owner, up to the last hand-out
+        self._last: tuple[RegexBudget, float] | None = None  # handed out last, and its spent
 
     def of(self, rule: str) -> RegexBudget:
-        if sum(b.spent for b in self._each.values()) >= max(OWNERS_TOGETHER, self.seconds):
+        # Kept as a running sum (a call per rule: summing every owner's each time cost
+        # owners × rules an article).
+        if self._last is not None:
+            self._total += self._last[0].spent - self._last[1]
+        if self._total >= max(OWNERS_TOGETHER, self.seconds):
+            self._last = None
             if self._spent is None:
                 self._spent = RegexBudget(self.seconds)
                 self._spent.spent = self.seconds
@@ -122,6 +129,7 @@ class _Budgets:
         budget = self._each.get(owner)
         if budget is None:
             budget = self._each[owner] = RegexBudget(self.seconds)
+        self._last = (budget, budget.spent)
         return budget
 
 
