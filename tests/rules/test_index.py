@@ -329,11 +329,20 @@ def test_pure_regex_screen_finds_each_literal_in_the_texts(
 def test_a_regex_is_a_candidate_only_where_each_required_string_is() -> None:
     rules = RuleSet.from_queries({"r": r"/kyiv\W+talks/", "s": "/(kyiv|kiev) (said|says)/"})
     assert rules.candidates(Article(title="Kyiv", text="no such thing")) == []
-    assert rules.candidates(Article(title="Kyiv", text="said nothing")) == ["s"]
-    both = Article(title="Kyiv", text="More talks. Kiev said so")
+    # A match lies in one field: strings found in two fields make no candidate.
+    assert rules.candidates(Article(title="Kyiv", text="said nothing")) == []
+    assert rules.candidates(Article(title="Kyiv said", text="nothing")) == ["s"]
+    apart = Article(title="Kyiv", text="More talks. Kiev said so")
+    assert rules.candidates(apart) == ["s"]
+    both = Article(title="Kyiv", text="Kyiv: more talks. Kiev said so")
     assert rules.candidates(both) == ["r", "s"]
     assert [m.rule for m in rules.match(both)] == ["s"]
-    assert rules.match(both) == rules.match_naive(both)
+    for article in (apart, both):
+        assert rules.match(article) == rules.match_naive(article)
+        decided = rules.match_report(article, evidence=False).matches
+        assert [(m.rule, m.score) for m in decided] == [
+            (m.rule, m.score) for m in rules.match(article)
+        ]
 
 
 @settings(max_examples=150, deadline=None)
@@ -362,6 +371,12 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
         joined = "\x00".join(_screen_form(t) for t in texts if t)
         for p in narrowed:
             assert all(any(lit in joined for lit in s) for s in screen.also.get(p, []))
+        # Text by text: each text's screen keeps the patterns that match that text, and is
+        # narrower than the texts' together.
+        each = screen.matching_each(texts)
+        assert set().union(*each) <= set(narrowed)
+        for t, found in zip(texts, each, strict=True):
+            assert {p for p in patterns if regex.search(p, t, regex.IGNORECASE)} <= found
 
 
 def _key_index_built(analysis: Analysis) -> bool:

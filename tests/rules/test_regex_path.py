@@ -384,3 +384,44 @@ def test_threads_matching_regex_rules_with_one_rule_set_get_the_same_answers() -
     for _ in range(5):
         with ThreadPoolExecutor(max_workers=4) as pool:
             assert list(pool.map(shown, articles * 4)) == alone * 4
+
+
+def test_a_screened_regex_is_tried_only_in_the_fields_that_hold_its_strings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rule set's screen notes, field by field, where each regex may match: the evaluator
+    tries it in no other field (deciding or with evidence), and finds what the naive loop
+    finds. A regex inside a rule anchored on a word is not screened and is tried as ever."""
+    tried: list[tuple[str, str]] = []
+    spans = matcher_module.RegexBudget.spans
+
+    def spy(self: RegexBudget, rx: regex.Pattern[str], text: str, *args: object) -> object:
+        tried.append((rx.pattern, text))
+        return spans(self, rx, text, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matcher_module.RegexBudget, "spans", spy)
+    rules = RuleSet.from_queries(
+        {"alone": r"/\bkiev\w*/", "anchored": r"troops AND /\bkyi\w*/", "twice": r"/kiev\W+talks/"}
+    )
+    article = Article(title="Troops in Kyiv", text="Kiev talks went on; Kievan Rus")
+    for evidence in (True, False):
+        tried.clear()
+        found = rules.match_report(article, evidence=evidence).matches
+        assert [(m.rule, m.score) for m in found] == [
+            (m.rule, m.score) for m in rules.match_naive(article)
+        ]
+        assert [m.rule for m in found] == ["alone", "anchored", "twice"]
+        assert [m.score for m in found] == [2.0, 4.0, 1.0]
+        # The screened patterns ran on the text only; the anchored rule's regex was not
+        # screened, so it ran where the rule reads, the title as well.
+        assert (r"\bkiev\w*", article.text) in tried
+        assert (r"kiev\W+talks", article.text) in tried
+        assert (r"\bkyi\w*", article.title) in tried
+        assert not [p for p, text in tried if text == article.title and "kiev" in p]
+    # The screen alone: a field that holds a pattern's strings is where it may match.
+    screen = _RegexScreen([r"\bkiev\w*", r"kiev\W+talks"])
+    assert screen.matching_each([article.title, article.text, ""]) == [
+        set(),
+        {r"\bkiev\w*", r"kiev\W+talks"},
+        set(),
+    ]

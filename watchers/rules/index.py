@@ -17,9 +17,10 @@ dictionary lookups for aliases, transliteration keys and letter swaps).
 
 Regular expressions are screened by the literal strings they require, found for all of them in
 one scan (Hyperscan when the ``hyperscan`` package is present; otherwise each literal whose first
-three letters occur in the text is searched for); a regex that requires several strings
-(``kyiv\\W+talks``) is tried only where the text holds each of them; a regex with no such
-string is tried on every article, within the article's regex budget. With Hyperscan the scan
+three letters occur in the text is searched for), field by field: a regex is tried only in a
+field that holds one of the strings it requires (and, when it requires several, as
+``kyiv\\W+talks`` does, each of them); a regex with no such string is tried on every
+article, within the article's regex budget. With Hyperscan the scan
 also notes where the literals a pattern's matches begin with occur (each field's screen form
 keeps them, see ``matcher.FoldedText``; otherwise the evaluator finds them), so the pattern is
 tried there instead of searched for.
@@ -43,6 +44,7 @@ from .matcher import (
     Analysis,
     FoldedText,
     FuzzyCandidates,
+    RegexFields,
     folded_text,
     regex_leads,
 )
@@ -336,6 +338,33 @@ class _RegexScreen:
         left out saves running it over the whole text."""
         return self._screen(texts, every_set=True)
 
+    def matching_each(self, texts: Sequence[str]) -> list[set[str]]:
+        """Per text, the patterns that may match it: :meth:`matching_all` of that text alone.
+        A match lies in one text, so each of a pattern's required literals must be in the same
+        text; their union is a subset of :meth:`matching_all` of the texts together."""
+        if not self.literals:
+            return [set(self.unscreened) for _ in texts]
+        if self._db is None:
+            return [self._screen((t,), every_set=True) for t in texts]
+        out = []
+        for t in texts:
+            found = set(self.unscreened)
+            if t:
+                self._found(self._scan([folded_text(t)]), found, every_set=True)
+            out.append(found)
+        return out
+
+    def _found(self, seen: set[int], found: set[str], *, every_set: bool) -> None:
+        """Add to ``found`` the patterns whose literals Hyperscan saw (``seen``, their ids):
+        one of the first set's, and with ``every_set`` one of each other set's."""
+        patterns_of = self._patterns_of
+        also_ids = self._also_ids if every_set else {}
+        for i in seen:
+            for p in patterns_of[i]:
+                id_sets = also_ids.get(p)
+                if id_sets is None or all(not seen.isdisjoint(ids) for ids in id_sets):
+                    found.add(p)
+
     def _screen(self, texts: Iterable[str], *, every_set: bool) -> set[str]:
         found = set(self.unscreened)
         if not self.literals:
@@ -343,14 +372,7 @@ class _RegexScreen:
         folded = [folded_text(t) for t in texts if t]
         if self._db is not None:
             # By Hyperscan's literal ids, which the scan reports: every set of every pattern.
-            seen = self._scan(folded)
-            patterns_of = self._patterns_of
-            also_ids = self._also_ids if every_set else {}
-            for i in seen:
-                for p in patterns_of[i]:
-                    id_sets = also_ids.get(p)
-                    if id_sets is None or all(not seen.isdisjoint(ids) for ids in id_sets):
-                        found.add(p)
+            self._found(self._scan(folded), found, every_set=every_set)
             return found
         present = self._present(folded)
         literals = self.literals
@@ -600,6 +622,7 @@ class RuleIndex(Generic[R]):
         self.fields = tuple(sorted(fields))
         self.prefix_lengths = sorted({len(p) for p in self.by_prefix})
         self._regex = _RegexScreen(sorted(self.by_regex))
+        self._regex_patterns = frozenset(self.by_regex)
         # Every fuzzy term goes in the vocabulary, anchor or not: the evaluator reads a fuzzy
         # term's candidate tokens from it, inside a NOT as much as anywhere.
         fuzzy_terms: set[_FuzzyTerm] = set(self.by_fuzzy) | set(self.by_fuzzy_pair)
@@ -607,8 +630,13 @@ class RuleIndex(Generic[R]):
             _fuzzy_terms(rule.node, rule.threshold, fuzzy_terms)
         self._fuzzy = _FuzzyVocabulary(sorted(fuzzy_terms, key=_fuzzy_order), aliases)
 
-    def candidates(self, analysis: Analysis) -> tuple[list[R], FuzzyCandidates]:
-        """The rules worth evaluating on ``analysis``, and each fuzzy term's candidate tokens."""
+    def candidates(
+        self, analysis: Analysis, regex_fields: RegexFields | None = None
+    ) -> tuple[list[R], FuzzyCandidates]:
+        """The rules worth evaluating on ``analysis``, and each fuzzy term's candidate tokens.
+
+        ``regex_fields``, when given, learns per field the regexes that may match there (see
+        :class:`~.matcher.RegexFields`): an evaluator given it tries no other there."""
         hit: set[int] = set(self.always)
         # The article's keys, from the token lists (a key index is built only if a rule asks);
         # none when no anchor is a word (a rule set whose word rules are all in the C engine
@@ -664,9 +692,16 @@ class RuleIndex(Generic[R]):
                             if other in keys:
                                 hit.add(i)
         if self.by_regex:
-            texts = [analysis.article.field(f) for f in self.fields]
-            for pattern in self._regex.matching_all(texts):
-                hit.update(self.by_regex[pattern])
+            # Field by field: a regex matches within one field, so it is a candidate only
+            # where one field holds every string it requires.
+            names = self.fields
+            each = self._regex.matching_each([analysis.article.field(f) for f in names])
+            by_regex = self.by_regex
+            for found in each:
+                for pattern in found:
+                    hit.update(by_regex[pattern])
+            if regex_fields is not None:
+                regex_fields.learn(self._regex_patterns, dict(zip(names, each, strict=True)))
         keyed = hit.difference(self._keyless) if self._keyless else hit
         if len(keyed) > _PROBING_CANDIDATES:
             # Many rules will ask for many keys: build each field's key index at once rather

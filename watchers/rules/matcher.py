@@ -398,6 +398,33 @@ _UNSEEN: Final = object()  # a cache's answer for a key it does not hold (None i
 FuzzyCandidates = Mapping[tuple[str, float], Iterable[str]]
 
 
+class RegexFields:
+    """Where a rule index's regex screen found each of its regexes possible, field by field.
+
+    :meth:`~.index.RuleIndex.candidates` fills it; an evaluator given it finds no match of a
+    screened regex in a field where the screen found it impossible (one of the strings every
+    match holds is not there) without trying it. A regex the screen did not see (one inside a
+    rule anchored on a word) is tried as ever.
+    """
+
+    __slots__ = ("fields", "screened")
+
+    def __init__(self) -> None:
+        self.screened: frozenset[str] = frozenset()
+        self.fields: dict[str, set[str]] = {}
+
+    def learn(self, screened: frozenset[str], fields: dict[str, set[str]]) -> None:
+        self.screened = screened
+        self.fields = fields
+
+    def impossible(self, pattern: str, field: str) -> bool:
+        """Whether the screen found ``pattern`` unable to match ``field``."""
+        if pattern not in self.screened:
+            return False
+        possible = self.fields.get(field)
+        return possible is not None and pattern not in possible
+
+
 class Evaluator:
     """Evaluates rules over one :class:`Analysis`, caching each term's resolution.
 
@@ -418,8 +445,10 @@ class Evaluator:
         budget: RegexBudget | None = None,
         *,
         phrases_spend: bool = False,
+        regex_fields: RegexFields | None = None,
     ) -> None:
         self.analysis = analysis
+        self._regex_fields = regex_fields
         self.budget = RegexBudget() if budget is None else budget
         # Whether phrases with slop or a prefix or fuzzy word spend the budget too: a rule
         # set's (each owner's rules bounded), not a lookup's (bounded by its own deadline; a
@@ -849,7 +878,8 @@ class Evaluator:
         text = self._texts.get(field)
         if text is None:
             text = self._texts[field] = self.analysis.article.field(field)
-        if not text:
+        screen = self._regex_fields
+        if not text or (screen is not None and screen.impossible(node.pattern, field)):
             spans: list[tuple[int, int]] | None = []
         else:
             plan = _REGEX_PLANS.get(node.pattern) or _regex_plan(node.pattern)
@@ -954,8 +984,14 @@ class Evaluator:
         """
         self._default_fields = DEFAULT_FIELDS if fields is None else fields
         self._over = False
-        # A rule of one regex (most regex rules) skips the dispatch of evaluate.
-        found = self._regex_hits(node) if type(node) is Regex else self.evaluate(node, threshold)
+        if type(node) is Regex:
+            # A rule of one regex (most regex rules) skips the dispatch of evaluate; deciding
+            # it needs its spans' count per field only.
+            if not evidence:
+                return self._regex_decided(name, node)
+            found = self._regex_hits(node)
+        else:
+            found = self.evaluate(node, threshold)
         if self._over:
             self.over_budget.append(name)
         if found is None:
@@ -968,6 +1004,33 @@ class Evaluator:
         return _trusted(
             Match,
             {"rule": name, "article_id": self.analysis.article.id, "score": score, "hits": hits},
+        )
+
+    def _regex_decided(self, name: str, node: Regex) -> Match | None:
+        """What :meth:`match` gives without evidence for a rule that is ``node`` alone: the
+        score of its hits (each a regex hit of 100, weighted by field), with no hit made."""
+        fields = self._default_fields if node.field is None else (node.field,)
+        if len(fields) > 1 and fields is not DEFAULT_FIELDS and len(set(fields)) < len(fields):
+            fields = tuple(dict.fromkeys(fields))  # a field named twice is read once
+        score = 0.0
+        matched = False
+        for field in fields:
+            spans = self.regex_spans(node, field)
+            if spans is None:
+                self._over = True
+            elif spans:
+                matched = True
+                # Exact: the weights are halves and whole numbers, as _build_hits sums them.
+                score += _FIELD_WEIGHT[_FIELD_RANK[field]] * len(spans)
+        if self._over:
+            self.over_budget.append(name)
+        if not matched:
+            return None
+        article_id = self.analysis.article.id
+        if type(name) is not str:
+            return Match(rule=name, article_id=article_id, score=round(score, 4), hits=())
+        return _trusted(
+            Match, {"rule": name, "article_id": article_id, "score": round(score, 4), "hits": ()}
         )
 
     def _hit(self, h: _RawHit) -> Hit:

@@ -20,7 +20,14 @@ from typing import NamedTuple
 from ..models import Article, Match
 from .compiled import CompiledRules, compile_rules
 from .index import RuleIndex
-from .matcher import DEFAULT_THRESHOLD, REGEX_BUDGET, Analysis, Evaluator, RegexBudget
+from .matcher import (
+    DEFAULT_THRESHOLD,
+    REGEX_BUDGET,
+    Analysis,
+    Evaluator,
+    RegexBudget,
+    RegexFields,
+)
 from .syntax import FIELDS, And, Near, Node, Not, Or, Phrase, Term, parse
 from .variants import Aliases, load_word_tables, shipped_aliases
 
@@ -286,11 +293,12 @@ class RuleSet:
             analysis = Analysis(article)
         elif analysis.article is not article:
             raise ValueError("the analysis is of another article")
-        candidates, fuzzy = self._index.candidates(analysis)
+        regex_fields = RegexFields()
+        candidates, fuzzy = self._index.candidates(analysis, regex_fields)
         seconds = self.regex_budget if regex_budget is None else regex_budget
         budgets = _Budgets(seconds) if self._owners else None
         ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, RegexBudget(seconds),
-                       phrases_spend=True)
+                       phrases_spend=True, regex_fields=regex_fields)
         out = []
         for rule in candidates:
             if budgets is not None:
