@@ -324,11 +324,11 @@ FEED_B = b"<rss>feed B</rss>"
 def two_feeds(server_ref: list[RawServer], stray: bytes,
               before_stray: Callable[[], Awaitable[None]],
               closed: asyncio.Queue[int] | None = None) -> Script:
-    """Feeds /a and /b on one host, kept alive: /a answers 304 (declaring A's length, as RFC
-    9110 allows), then writes ``stray`` once ``before_stray`` returns; /b answers with B.
-    A connection's number goes to ``closed`` when the client has closed it."""
-    not_modified = (f'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\n'
-                    f"Content-Length: {len(FEED_A)}\r\n\r\n").encode()
+    """Feeds /a and /b on one host, kept alive: /a answers 304 (declaring no body: one that
+    declares A's length, as RFC 9110 allows, ends the connection's use at once), then writes
+    ``stray`` once ``before_stray`` returns; /b answers with B. A connection's number goes to
+    ``closed`` when the client has closed it."""
+    not_modified = b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\n\r\n'
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while (head := await server_ref[0].request(reader)) is not None:
@@ -454,11 +454,17 @@ async def test_a_line_end_after_an_answer_costs_the_host_no_keep_alive(
     assert len(set(conns)) == 1
 
 
-async def test_not_modified_answers_keep_the_connection_alive(lean: Fetcher) -> None:
-    """(the look into the socket as a connection is handed out finds nothing to refuse)"""
+@pytest.mark.parametrize(("length", "connections"), [(b"", 1), (b"Content-Length: 0\r\n", 1),
+                                                    (b"Content-Length: 6\r\n", 4)])
+async def test_not_modified_answers_keep_the_connection_alive_unless_they_declare_a_body(
+    lean: Fetcher, length: bytes, connections: int
+) -> None:
+    """(the look into the socket as a connection is handed out finds nothing to refuse); a 304
+    that declares a body's length, as RFC 9110 allows, ends the connection's use: a server that
+    sends that body after all may send it after the next request is written."""
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while (head := await server.request(reader)) is not None:
-            writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\nContent-Length: 6\r\n\r\n'
+            writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\n' + length + b"\r\n"
                          if head.startswith(b"GET /a ") else answer(FEED_B))
             await writer.drain()
 
@@ -467,7 +473,7 @@ async def test_not_modified_answers_keep_the_connection_alive(lean: Fetcher) -> 
             assert (await lean.get(server.url("/a"), etag='"a"')).not_modified
             await asyncio.sleep(0.05)
             assert (await lean.get(server.url("/b"))).body == FEED_B
-    assert server.connections == 1
+    assert server.connections == connections
 
 
 # ---------------------------------------------------------------- the SSRF guard

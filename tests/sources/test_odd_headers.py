@@ -113,3 +113,64 @@ async def test_bytes_sent_on_an_idle_connection_shift_no_later_answer(fetcher: F
         server.close()
         await server.wait_closed()
     assert titles == [["asked /late"], ["asked /a"], ["asked /b"], ["asked /c"]]
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-write", "head-then-body"])
+async def test_a_not_modified_answer_with_a_body_is_read_and_leaves_no_bytes_behind(
+        fetcher: Fetcher, split: bool) -> None:
+    """Some servers (PHP's habit) send a 304 with the feed's body after it. On the aiohttp path
+    those bytes were parsed as the next answer's status line: every conditional poll of such a
+    feed failed ("Bad status line"). The 304 is read as not modified now, on both paths, and
+    the bytes after it answer no other request: the connection carrying them is not reused."""
+    heads: list[bytes] = []
+    connections: list[list[bytes]] = []  # each connection's requests
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine: list[bytes] = []
+        connections.append(mine)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                heads.append(head)
+                mine.append(head)
+                if b"If-None-Match" in head:
+                    writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n'
+                                 b"Content-Length: %d\r\n\r\n" % len(RSS))
+                    if split:
+                        await writer.drain()
+                        await asyncio.sleep(0.05)
+                    writer.write(RSS)
+                else:
+                    writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n'
+                                 b'ETag: "v1"\r\nContent-Length: %d\r\n\r\n' % len(RSS) + RSS)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    feed = FeedSource("php", f"http://127.0.0.1:{port}/feed", fetcher=fetcher,
+                      allow_private=LOOPBACK)
+    other = FeedSource("other", f"http://127.0.0.1:{port}/other", fetcher=fetcher,
+                       allow_private=LOOPBACK)
+    try:
+        first = await feed.poll({})
+        assert [a.title for a in first.articles] == ["Troops mass near the border"]
+        cursor = dict(first.cursor)
+        for _ in range(3):
+            again = await feed.poll(cursor)
+            assert again.not_modified and not again.articles
+            cursor = dict(again.cursor)
+            # The next request on the host gets its own answer, not the bytes after the 304.
+            fresh = await other.poll({})
+            assert [a.title for a in fresh.articles] == ["Troops mass near the border"]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert sum(b"If-None-Match" in h for h in heads) == 3
+    # A 304 declaring a body ends its connection's use (the body may come late), the others
+    # are kept alive.
+    assert all(b"If-None-Match" not in h for c in connections for h in c[:-1])
+    assert any(len(c) > 1 for c in connections)

@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import ipaddress
 import math
 import os
+import re
 import socket
 import ssl
 import zlib
@@ -34,6 +36,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.resolver import ThreadedResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -48,7 +51,7 @@ from watchers.sources._guard import (
     current_allowlist,
     parse_networks,
 )
-from watchers.sources.base import printable
+from watchers.sources.base import declares_body, printable
 
 try:
     from watchers.sources import _lean
@@ -171,16 +174,67 @@ class GuardedResolver(AbstractResolver):
             await self._inner.close()
 
 
+# The start of an answer that never carries a body (RFC 9112 section 6.3).
+_BODYLESS_STATUS = re.compile(rb"HTTP/1\.[01] (?:204|304)(?:[ \r\n]|$)")
+# The longest head kept while waiting for the end of a bodyless answer's head (aiohttp's own
+# limits: 8,190 bytes a line, 128 headers).
+_HEAD_LIMIT = 128 * 8192
+
+
+class _BodylessAnswers(ResponseHandler):
+    """aiohttp's response protocol, but bytes that follow the head of a 204 or 304 answer are
+    dropped rather than parsed: some servers send a body after a 304 anyway, and aiohttp read it
+    as the next answer's status line, failing the 304 itself ("Bad status line"). A connection
+    that carried such bytes, or such an answer declaring a body (see ``declares_body``: the
+    body may come later, as the next request's answer), is not reused. (A session the caller
+    gives the fetcher keeps its own connector and protocol.)"""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self._bodyless_head: bytes | None = None  # a bodyless answer's head, while incomplete
+
+    def data_received(self, data: bytes) -> None:
+        head = self._bodyless_head
+        if head is None and data.startswith(b"HTTP/1.") and _BODYLESS_STATUS.match(data):
+            head = b""
+        if head is not None and data:
+            seen = head + data
+            ends = [i + len(mark) for mark in (b"\r\n\r\n", b"\n\n")
+                    if (i := seen.find(mark)) >= 0]
+            if not ends:
+                self._bodyless_head = seen if len(seen) < _HEAD_LIMIT else None
+            else:
+                self._bodyless_head = None
+                end = min(ends)
+                cut = end - len(head)
+                if cut < len(data) or _head_declares_body(seen[:end]):
+                    self._should_close = True
+                data = data[:cut]
+        super().data_received(data)
+
+
+def _head_declares_body(head: bytes) -> bool:
+    fields = []
+    for line in head.split(b"\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon:
+            fields.append((name.decode("latin-1").strip(), value.decode("latin-1")))
+    return declares_body(fields)
+
+
 class GuardedConnector(aiohttp.TCPConnector):
     """A TCP connector that resolves through :class:`GuardedResolver` and checks the peer.
 
     The peer check runs on every connection handed out, pooled ones included, before any request
-    byte is written; the DNS cache is off so each request's allowlist sees a fresh answer.
+    byte is written; the DNS cache is off so each request's allowlist sees a fresh answer. Its
+    connections drop the bytes a server sends after a 204 or 304 (see
+    :class:`_BodylessAnswers`).
     """
 
     def __init__(self, *, resolver: AbstractResolver | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("limit_per_host", 4)
         super().__init__(resolver=GuardedResolver(resolver), use_dns_cache=False, **kwargs)
+        self._factory = functools.partial(_BodylessAnswers, loop=self._loop)  # type: ignore[assignment]
 
     async def connect(
         self,

@@ -15,6 +15,8 @@ connection:
   connections); the fetch as a whole by the fetcher's total;
 * a connection goes back to the pool only after a complete response that allows keep-alive, and
   nothing else is pending on it; any failure, timeout or cancellation closes it;
+* a 204 or 304 answer that declares a body (a Content-Length, as a 304 may) ends its
+  connection's use: a server that sends that body anyway may send it after the next request;
 * bytes nobody asked for (a body after a 304, a second answer after the first, anything while
   idle) close the connection, whether the loop has read them or they still wait in its socket
   when it is handed out again (looked at before a request byte is written); and the host that
@@ -49,7 +51,7 @@ from yarl import URL
 
 from watchers.errors import FetchBlockedError, SourceError
 from watchers.sources._guard import IPNetwork, allowing, check_host, check_peer
-from watchers.sources.base import printable
+from watchers.sources.base import declares_body, printable
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
@@ -276,7 +278,10 @@ class _Conn(asyncio.Protocol):
         if self.headers_done and not self.complete:
             self.complete = True
             # Asked here: llhttp answers for the message in hand only inside its callbacks.
-            self.keep_alive = self.parser.should_keep_alive()
+            # A 204 or 304 that declares a body: see declares_body.
+            self.keep_alive = self.parser.should_keep_alive() and not (
+                self.status in (204, 304) and declares_body(self.headers)
+            )
 
     # -- used by the client ----------------------------------------------------------------
 

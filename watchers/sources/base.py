@@ -14,7 +14,7 @@ config models, which import this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -135,6 +135,20 @@ class SourceConfigBase(BaseModel):
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def declares_body(headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether an answer's ``headers`` declare a body (a Content-Length other than 0, or a
+    Transfer-Encoding). A 204 or 304 never carries one, but may declare it (a 304 may state the
+    length of the feed it stands for); a server that sends the body all the same is told from
+    one that does not only by bytes that may come late, so neither's connection is reused."""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "transfer-encoding" or (
+            lowered == "content-length" and value.strip() not in ("", "0")
+        ):
+            return True
+    return False
 
 
 def printable(text: str, limit: int = 200) -> str:
