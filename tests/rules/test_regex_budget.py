@@ -140,15 +140,20 @@ def test_phrases_of_prefix_words_with_slop_count_against_the_budget() -> None:
 def test_all_servers_together_spend_at_most_a_bounded_time_on_an_article() -> None:
     """A budget each: a hundred servers with a slow regex each would make one article cost a
     hundred budgets. Together they spend at most OWNERS_TOGETHER seconds; the rest is
-    refused."""
+    refused. The config file's rules are tried first: the servers' keys sort before its
+    names, and their slow regexes spent the time together before its regex was tried."""
     from watchers.rules.ruleset import OWNERS_TOGETHER
 
     budget = 0.05
     owners = round(OWNERS_TOGETHER / budget) + 3
     rules = RuleSet([Rule(f"{i:03d}:slow", CATASTROPHIC) for i in range(1, owners + 1)]
-                    + [Rule("config", "/troops/")], regex_budget=budget)
-    report = rules.match_report(Article(title="troops", text=SLOW_TEXT))
-    assert report.matches == []  # the config file's regex came after the time was spent
-    assert report.over_budget == (*(f"{i:03d}:slow" for i in range(1, owners + 1)), "config")
-    # (each slow regex ran to its budget's end until the time together was spent: the last
-    # three owners' were refused unstarted, as the config file's was)
+                    + [Rule("config", "/troops/"), Rule("slow config", CATASTROPHIC)],
+                    regex_budget=budget)
+    article = Article(title="troops", text=SLOW_TEXT)
+    for report in (rules.match_report(article), rules.match_report(article, evidence=False)):
+        assert [m.rule for m in report.matches] == ["config"]
+        # In rule order; each slow regex ran to its budget's end until the time together
+        # was spent (the config file's own slow one first), the last owners' refused unstarted.
+        assert report.over_budget == (*(f"{i:03d}:slow" for i in range(1, owners + 1)),
+                                      "slow config")
+    assert [m.rule for m in rules.match_naive(article)] == ["config"]

@@ -109,7 +109,8 @@ class _Budgets:
     regexes, tried first (the keys sort so), spent the budget of every rule after them: another
     server's and the config file's regex rules never matched. All owners together spend at
     most :data:`OWNERS_TOGETHER` seconds (or one budget, if more); past that every rule's slow
-    work is refused."""
+    work is refused. The config file's rules are tried first (see :func:`_operator_first`), so
+    the servers' together never leave them without their own budget."""
 
     __slots__ = ("_each", "_last", "_spent", "_total", "seconds")
 
@@ -138,6 +139,18 @@ class _Budgets:
             budget = self._each[owner] = RegexBudget(self.seconds)
         self._last = (budget, budget.spent)
         return budget
+
+
+def _operator_first(rules: Sequence[Rule]) -> list[Rule]:
+    """``rules`` in the order their slow work is tried in: the config file's (names without an
+    owner) first, then each server's, each in the order given. Ten servers' slow regexes,
+    tried first (their keys sort first), spent the time all owners share before the operator's
+    rules were tried."""
+    return sorted(rules, key=_owned)
+
+
+def _owned(rule: Rule) -> bool:
+    return ":" in rule.name
 
 
 class MatchReport(NamedTuple):
@@ -300,22 +313,26 @@ class RuleSet:
         ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, RegexBudget(seconds),
                        phrases_spend=True, regex_fields=regex_fields)
         out = []
-        for rule in candidates:
+        position = self._position
+        for rule in candidates if budgets is None else _operator_first(candidates):
             if budgets is not None:
                 ev.budget = budgets.of(rule.name)
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields, evidence)
             if m is not None:
                 out.append(m)
+        over = ev.over_budget
+        if budgets is not None:  # back in rule order
+            out.sort(key=lambda m: position[m.rule])
+            over.sort(key=position.__getitem__)
         if self._compiled is not None:
             compiled = self._compiled
             decided = compiled.match(analysis) if evidence else compiled.decide(analysis)
             if decided:
                 if out:
-                    position = self._position
                     decided += [(position[m.rule], m) for m in out]
                     decided.sort(key=_FIRST)
                 out = [m for _, m in decided]
-        return MatchReport(out, tuple(ev.over_budget))
+        return MatchReport(out, tuple(over))
 
     def evidence(self, article: Article, names: Iterable[str]) -> list[Match]:
         """The matches of the rules ``names`` on ``article``, each with its evidence, in rule
@@ -361,10 +378,13 @@ class RuleSet:
         out = []
         analysis = Analysis(article)
         budgets = _Budgets(self.regex_budget)
-        for rule in rules:
+        for rule in _operator_first(rules) if self._owners else rules:
             ev = Evaluator(analysis, self._aliases, budget=budgets.of(rule.name),
                            phrases_spend=True)
             m = ev.match(rule.name, rule.node, rule.threshold, rule.fields)
             if m is not None:
                 out.append(m)
+        if self._owners:
+            order = {rule.name: i for i, rule in enumerate(rules)}
+            out.sort(key=lambda m: order[m.rule])
         return out
