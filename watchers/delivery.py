@@ -601,16 +601,15 @@ class DeliveryService:
         self._loaded = True
         self.wake()
 
-    async def status(self, seen: Callable[[str], bool] | None = None) -> DeliveryStatus:
-        """What :class:`DeliveryStatus` holds; ``seen``: the routes whose waiting alerts it
-        lists (a server's), the first 100 of them."""
+    async def status(self, routes: Collection[str] | None = None) -> DeliveryStatus:
+        """What :class:`DeliveryStatus` holds; ``routes``: the routes whose alerts waiting (the
+        first 100) and last rejected (5) it lists (a server's), or every route's."""
         await self._load()
         now = datetime.now(UTC)
-        rejected = await self.store.alerts(state="rejected", limit=100_000)
-        # The first 100 of everyone's, filtered after, hid a server's behind other servers'.
-        waiting = [r for r in await self.store.alerts(
-            state="waiting", kind="alert", limit=100 if seen is None else 100_000)
-            if seen is None or seen(r.route)][:100]
+        # Read for these routes in the store: the first 100 of everyone's, filtered after, hid
+        # a server's behind other servers'.
+        rejected = await self.store.alerts(state="rejected", limit=5, newest=True, routes=routes)
+        waiting = await self.store.alerts(state="waiting", kind="alert", limit=100, routes=routes)
         stories: dict[tuple[str, str], StoryView] = {}
         found: dict[str, StoryView | None] = {}
         for row in waiting:
@@ -637,7 +636,7 @@ class DeliveryService:
             # moment's retry.
             backing_off_why=why,
             maybe_sent=await self.store.count_maybe_sent(),
-            rejected=rejected[-5:],
+            rejected=rejected,
             waiting=waiting,
             stories=stories,
             scheduled=await self.store.scheduled_routes(),

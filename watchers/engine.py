@@ -636,6 +636,13 @@ class Engine:
 
         return await story_seen(self.store, record, label)
 
+    def _routes_of(self, guild: int) -> set[str]:
+        """The routes server ``guild`` sees: the config file's, declared for every server, and
+        its own."""
+        return {*self.config.channels, *(r.channel for r in self.watch.rules
+                                         if r.guild_id is None),
+                *self.tenancy.server_routes(guild)}
+
     async def stats(self, guild: int | None = None) -> Stats:
         """Counts of articles and alerts, source health and paused destinations (with
         ``guild``: the articles that server sees, the alerts and destinations of its routes and
@@ -647,10 +654,7 @@ class Engine:
                 sources=await self.sources(),
                 paused_routes=dict(self.delivery.paused_routes()),
             )
-        # The config file's routes are declared for every server; a server's own are its.
-        routes = {*self.config.channels, *(r.channel for r in self.watch.rules
-                                           if r.guild_id is None),
-                  *self.tenancy.server_routes(guild)}
+        routes = self._routes_of(guild)
         return Stats(
             articles=await self.store.count_articles(follows=self._follows(guild)),
             alerts=await self.store.alert_counts(routes=list(routes)),
@@ -1344,7 +1348,7 @@ class Engine:
         def seen(route: str) -> bool:  # a config route's name has no ':'
             return ":" not in route or route.startswith(own)
 
-        st = await self.delivery.status(seen)
+        st = await self.delivery.status(self._routes_of(guild))
 
         label = self.route_label
 

@@ -61,3 +61,39 @@ async def test_a_servers_waiting_alerts_are_listed_whatever_other_servers_wait_f
         assert sta.counts.get("waiting") == 1
         assert len(sta.waiting) == 1, "server A's waiting alert is not listed"
         assert field[0]["name"] == "Waiting for more outlets (151)", field[0]["name"]
+
+
+async def test_a_servers_last_rejections_are_listed_whatever_other_servers_had_since(
+        tmp_path: Path) -> None:
+    """The last five rejected alerts of everyone's were read and a server's kept of them: one
+    server's later rejections hid another's, and every /alerts status read every rejected
+    row. Each server's are read for its routes, newest last."""
+    async with open_engine(config(tmp_path), start=False,
+                           default_sink=RecordingSink()) as engine:
+        route_a = await engine.add_server_route(A, A * 10, "news")
+        ra = await engine.add_rule({"name": "kharkiv", "query": "kharkiv", "channel": route_a},
+                                   guild=A)
+        route_b = await engine.add_server_route(222, 2220, "news")
+        rb = await engine.add_rule({"name": "kyiv", "query": "kyiv", "channel": route_b},
+                                   guild=222)
+        t = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+        for route, rule_cfg, tag, n in ((route_a, ra, "A", 2), (route_b, rb, "B", 8)):
+            recs = []
+            for i in range(n):
+                a = art(f"Report {tag} {i}", published=t)
+                recs.append(ArticleRecord(a, [match(a, rule_cfg.key)],
+                                          [OutboxEntry(route, (rule_cfg,))],
+                                          index_terms(a.title, a.text)))
+            await engine.store.record_many(recs)
+        for row in await engine.store.alerts(state="pending"):
+            await engine.store.mark_rejected(row.id, f"400 bad {row.id}")
+        everyone = await engine.delivery_status()
+        assert [r.route for r in everyone.rejected] == [route_b] * 5
+        sta = await engine.delivery_status(guild=A)
+        ids = [r.id for r in await engine.store.alerts(state="rejected", routes=[route_a])]
+        assert len(ids) == 2
+        assert [r.id for r in sta.rejected] == ids  # in the order written
+        assert {r.route for r in sta.rejected} == {"#news"}  # by label
+        stb = await engine.delivery_status(guild=222)
+        b_ids = [r.id for r in await engine.store.alerts(state="rejected", routes=[route_b])]
+        assert [r.id for r in stb.rejected] == b_ids[-5:]

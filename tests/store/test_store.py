@@ -14,6 +14,7 @@ from tests.store._support import alert, art, match, put, rule
 from watchers.config import FeedSourceConfig, FolderSourceConfig, RuleConfig
 from watchers.errors import StoreError
 from watchers.store import SourceState, SqliteStore
+from watchers.store.base import OutboxRow
 
 
 async def test_record_writes_article_matches_and_outbox_together(store: SqliteStore) -> None:
@@ -222,6 +223,28 @@ async def test_notices_are_outbox_rows_in_order_with_alerts(store: SqliteStore) 
     assert [r.id for r in await store.alerts(kind="notice")] == [notice_id]
     assert await store.resume_route("ops") == 1
     assert await store.notice_counts() == {"pending": 1}
+
+
+async def test_outbox_rows_of_some_routes_first_or_newest(store: SqliteStore) -> None:
+    """``alerts`` reads the rows of the routes asked for in the store (a server's /alerts
+    status), the first ``limit`` or with ``newest`` the last, in the order written."""
+    written = []
+    for i, route in enumerate(["a", "b", "a", "c", "a", "b", "a"]):
+        a = art(f"Report {i}")
+        await put(store, a, [match(a)], [alert(route)])
+        written.append((route, a.id))
+
+    def ids(rows: list[OutboxRow]) -> list[str | None]:
+        return [r.article_id for r in rows]
+
+    of_a = [i for r, i in written if r == "a"]
+    assert ids(await store.alerts(routes=["a"])) == of_a
+    assert ids(await store.alerts(routes=["a", "c"], limit=3)) == [written[i][1] for i in (0, 2, 3)]
+    assert ids(await store.alerts(routes=["a"], limit=3, newest=True)) == of_a[-3:]
+    assert ids(await store.alerts(limit=2, newest=True)) == [i for _, i in written][-2:]
+    assert await store.alerts(routes=[]) == []
+    assert ids(await store.alerts(state="pending", kind="alert", routes={"b"}, newest=True,
+                                  limit=1)) == [written[5][1]]
 
 
 async def test_rule_snapshots_keep_what_matched(tmp_path: Path) -> None:

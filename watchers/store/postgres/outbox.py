@@ -270,8 +270,10 @@ class OutboxMixin:
         return await self._counts("notice")
 
     async def alerts(self, *, state: AlertState | None = None, kind: OutboxKind | None = None,
-                     limit: int = 1000) -> list[OutboxRow]:
-        """Outbox rows in the order they were written, of one state and kind if given."""
+                     limit: int = 1000, routes: Collection[str] | None = None,
+                     newest: bool = False) -> list[OutboxRow]:
+        """Outbox rows in the order they were written, of one state and kind if given, and of
+        ``routes`` only if given: the first ``limit`` of them, or with ``newest`` the last."""
         where: list[str] = []
         params: list[Any] = []
         if state:
@@ -280,12 +282,17 @@ class OutboxMixin:
         if kind:
             params.append(kind)
             where.append(f"kind = ${len(params)}")
+        if routes is not None:
+            params.append(sorted(set(routes)))
+            where.append(f"route = ANY(${len(params)}::text[])")
         sql = f"SELECT {OUTBOX_COLS} FROM outbox"
         if where:
             sql += " WHERE " + " AND ".join(where)
         params.append(limit)
-        rows = await self._db.fetch(sql + f" ORDER BY id LIMIT ${len(params)}", *params)
-        return [row_of(r) for r in rows]
+        order = "DESC " if newest else ""
+        rows = await self._db.fetch(sql + f" ORDER BY id {order}LIMIT ${len(params)}", *params)
+        out = [row_of(r) for r in rows]
+        return out[::-1] if newest else out
 
 
 

@@ -303,8 +303,10 @@ class OutboxMixin:
         return await self._counts("notice")
 
     async def alerts(self, *, state: AlertState | None = None, kind: OutboxKind | None = None,
-                     limit: int = 1000) -> list[OutboxRow]:
-        """Outbox rows in the order they were written, of one state and kind if given."""
+                     limit: int = 1000, routes: Collection[str] | None = None,
+                     newest: bool = False) -> list[OutboxRow]:
+        """Outbox rows in the order they were written, of one state and kind if given, and of
+        ``routes`` only if given: the first ``limit`` of them, or with ``newest`` the last."""
         where: list[str] = []
         params: list[Any] = []
         if state:
@@ -313,11 +315,17 @@ class OutboxMixin:
         if kind:
             where.append("kind = ?")
             params.append(kind)
+        if routes is not None:
+            keys = sorted(set(routes))
+            where.append(f"route IN ({','.join('?' * len(keys))})" if keys else "0")
+            params += keys
         sql = f"SELECT {OUTBOX_COLS} FROM outbox"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self._db.fetchall(sql + " ORDER BY id LIMIT ?", (*params, limit))
-        return [row_of(r) for r in rows]
+        order = " ORDER BY id DESC LIMIT ?" if newest else " ORDER BY id LIMIT ?"
+        rows = await self._db.fetchall(sql + order, (*params, limit))
+        out = [row_of(r) for r in rows]
+        return out[::-1] if newest else out
 
 
 # The alerts that held digests carry (a digest row holds its members as ``digest_id``): per
