@@ -8,11 +8,12 @@ not kept, so the next poll fetches the feed whole."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from tests.sources._support import LOOPBACK
+from watchers.errors import SourceError
 from watchers.sources._http import Fetcher
 from watchers.sources.feed import FeedSource
 
@@ -174,3 +175,132 @@ async def test_a_not_modified_answer_with_a_body_is_read_and_leaves_no_bytes_beh
     # are kept alive.
     assert all(b"If-None-Match" not in h for c in connections for h in c[:-1])
     assert any(len(c) > 1 for c in connections)
+
+
+def _scripted(answers: dict[bytes, list[bytes | float]],
+              connections: list[list[bytes]]) -> Callable[..., Awaitable[None]]:
+    """A server answering each request whose head starts with a key of ``answers`` by writing
+    its pieces in turn (a float: a pause of that many seconds); each connection's request lines
+    go to ``connections``."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine: list[bytes] = []
+        connections.append(mine)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                mine.append(head.split(b"\r\n", 1)[0])
+                pieces = next(p for start, p in answers.items() if head.startswith(start))
+                for piece in pieces:
+                    if isinstance(piece, float):
+                        await writer.drain()
+                        await asyncio.sleep(piece)
+                    else:
+                        writer.write(piece)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return serve
+
+
+def _ok(body: bytes, extra: bytes = b"") -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n" + extra +
+            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n'
+
+
+@pytest.mark.parametrize("pieces", [
+    # interim answers before the 304, in the same write
+    [b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" + NOT_MODIFIED +
+     b"Content-Length: %d\r\n\r\n" % len(RSS) + RSS],
+    # the head's lines end in LF, its end in CRLF
+    [b'HTTP/1.1 304 Not Modified\nETag: "v1"\n\r\n' + RSS],
+    # the status line split by the network, mid-code
+    [b"HTTP/1.1 30", 0.05, b'4 Not Modified\r\nETag: "v1"\r\nContent-Length: %d\r\n\r\n'
+     % len(RSS) + RSS],
+    # the head's end split
+    [NOT_MODIFIED + b"Content-Length: %d\r\n\r" % len(RSS), 0.05, b"\n" + RSS],
+], ids=["interim-first", "lf-then-crlf", "status-line-split", "head-end-split"])
+async def test_a_not_modified_answer_however_the_bytes_come_is_not_modified(
+        fetcher: Fetcher, pieces: list[bytes | float]) -> None:
+    connections: list[list[bytes]] = []
+    server = await asyncio.start_server(
+        _scripted({b"GET /feed": pieces, b"GET /other": [_ok(RSS)]}, connections),
+        "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for _ in range(2):
+            got = await fetcher.get(f"http://127.0.0.1:{port}/feed", etag='"v1"',
+                                    allow_private=LOOPBACK)
+            assert got.not_modified
+            other = await fetcher.get(f"http://127.0.0.1:{port}/other", allow_private=LOOPBACK)
+            assert other.body == RSS
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("late", [
+    b"HTTP/1.1 304 Not Modified\r\n\r\nthe rest of a text that quotes an answer",
+    b"HTTP/1.1 204 No Content\n\nthe rest",
+], ids=["304", "204-lf"])
+async def test_a_body_that_reads_like_a_bodyless_answer_is_read_whole(
+        fetcher: Fetcher, late: bytes) -> None:
+    """Bytes that begin a read in the middle of a body are the body's, whatever they look
+    like: a 200 whose later part began "HTTP/1.1 304 ..." was cut there (aiohttp path)."""
+    body = b"First part. " + late
+    connections: list[list[bytes]] = []
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n\r\nFirst part. " % len(body))
+    chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\nc\r\nFirst part. \r\n")
+    server = await asyncio.start_server(_scripted({
+        b"GET /length": [head, 0.05, late],
+        b"GET /chunked": [chunked, 0.05, b"%x\r\n" % len(late) + late + b"\r\n0\r\n\r\n"],
+    }, connections), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for path in ("/length", "/chunked"):
+            got = await fetcher.get(f"http://127.0.0.1:{port}{path}", allow_private=LOOPBACK)
+            assert got.body == body, path
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_host_that_answers_twice_gets_a_connection_per_request(
+        fetcher: Fetcher) -> None:
+    """A server that follows a 304 with a whole answer nobody asked for, a moment later: it
+    lands on the next request's connection. On the lean client it was always caught at once;
+    on the aiohttp path it was read as the next feed's answer every time. Now on both, once
+    caught, that host's requests each get a connection of their own and no answer of another
+    request is ever read again."""
+    stray = _ok(b"<rss>EVIL</rss>")
+    connections: list[list[bytes]] = []
+    server = await asyncio.start_server(_scripted({
+        b"GET /a": [NOT_MODIFIED + b"\r\n", 0.05, stray],
+        b"GET /b": [_ok(RSS)],
+    }, connections), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    bodies: list[bytes | str] = []
+    try:
+        for _ in range(4):
+            assert (await fetcher.get(f"http://127.0.0.1:{port}/a", etag='"v1"',
+                                      allow_private=LOOPBACK)).not_modified
+            try:
+                bodies.append((await fetcher.get(f"http://127.0.0.1:{port}/b",
+                                                 allow_private=LOOPBACK)).body)
+            except SourceError as exc:
+                bodies.append(str(exc))
+            await asyncio.sleep(0.1)
+    finally:
+        server.close()
+        await server.wait_closed()
+    # At most the first next request was answered by the stray (nothing tells it from the
+    # answer if it comes after the request is written); every later one by its own.
+    assert bodies[1:] == [RSS] * 3
+    assert all(len(c) == 1 for c in connections[-4:])

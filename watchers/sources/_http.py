@@ -28,7 +28,7 @@ import re
 import socket
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -174,8 +174,12 @@ class GuardedResolver(AbstractResolver):
             await self._inner.close()
 
 
-# The start of an answer that never carries a body (RFC 9112 section 6.3).
+# The start of an answer that never carries a body (RFC 9112 section 6.3), of an interim one
+# (1xx, which the answer follows), and what may still become either: a read may end anywhere.
 _BODYLESS_STATUS = re.compile(rb"HTTP/1\.[01] (?:204|304)(?:[ \r\n]|$)")
+_INTERIM_STATUS = re.compile(rb"HTTP/1\.[01] 1[0-9][0-9](?:[ \r\n]|$)")
+# The end of a head, however its lines end (llhttp takes a bare LF too).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 # The longest head kept while waiting for the end of a bodyless answer's head (aiohttp's own
 # limits: 8,190 bytes a line, 128 headers).
 _HEAD_LIMIT = 128 * 8192
@@ -186,31 +190,94 @@ class _BodylessAnswers(ResponseHandler):
     dropped rather than parsed: some servers send a body after a 304 anyway, and aiohttp read it
     as the next answer's status line, failing the 304 itself ("Bad status line"). A connection
     that carried such bytes, or such an answer declaring a body (see ``declares_body``: the
-    body may come later, as the next request's answer), is not reused. (A session the caller
-    gives the fetcher keeps its own connector and protocol.)"""
+    body may come later, as the next request's answer), is not reused. Only bytes that begin an
+    answer are looked at (interim 1xx answers before it passed over), never a body's. (A
+    session the caller gives the fetcher keeps its own connector and protocol.)"""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
         self._bodyless_head: bytes | None = None  # a bodyless answer's head, while incomplete
+        self._status_start = b""  # a read that ended inside the status line, kept to look at
+        self.on_stray: Callable[[], None] | None = None  # told of bytes nobody asked for
+        self._answered = False  # the request in hand has had its (final) answer
+
+    def set_response_params(self, *args: Any, **kwargs: Any) -> None:
+        self._answered = False  # a request is sent: one answer is expected
+        super().set_response_params(*args, **kwargs)
+
+    def feed_data(self, data: Any, size: int = 0) -> None:
+        # Each answer parsed, interim ones (1xx) passed over as ClientResponse does. A second
+        # one for one request was sent unasked: it was taken for that request's answer (a
+        # feed's body filed under another's), or will be for the next request's.
+        code = getattr(data[0], "code", 0) if isinstance(data, tuple) and data else 0
+        if not 100 <= code < 200:
+            if self._answered:
+                self._should_close = True
+                if self.on_stray is not None:
+                    self.on_stray()
+            self._answered = True
+        super().feed_data(data, size)
 
     def data_received(self, data: bytes) -> None:
-        head = self._bodyless_head
-        if head is None and data.startswith(b"HTTP/1.") and _BODYLESS_STATUS.match(data):
-            head = b""
-        if head is not None and data:
-            seen = head + data
-            ends = [i + len(mark) for mark in (b"\r\n\r\n", b"\n\n")
-                    if (i := seen.find(mark)) >= 0]
-            if not ends:
-                self._bodyless_head = seen if len(seen) < _HEAD_LIMIT else None
-            else:
-                self._bodyless_head = None
-                end = min(ends)
-                cut = end - len(head)
-                if cut < len(data) or _head_declares_body(seen[:end]):
-                    self._should_close = True
-                data = data[:cut]
+        if data and (self._bodyless_head is not None or self._status_start
+                     or self._payload is None or self._payload.is_eof()):
+            data = self._cut(data)
         super().data_received(data)
+
+    def _cut(self, data: bytes) -> bytes:
+        """``data`` without what follows a bodyless answer's head in it (nothing else cut)."""
+        head = self._bodyless_head
+        if head is None:
+            # Where this answer's head may start: after the interim answers whole in this read.
+            earlier = self._status_start
+            self._status_start = b""
+            seen = earlier + data
+            pos = 0
+            while not _BODYLESS_STATUS.match(seen, pos):
+                if _inside_status_line(seen[pos:]):  # the read ended inside the status line
+                    self._status_start = seen[pos:]
+                    return data
+                if not _INTERIM_STATUS.match(seen, pos):
+                    return data
+                end = _HEAD_END.search(seen, pos)
+                if end is None:  # an interim answer cut off: not looked at further
+                    return data
+                pos = end.end()
+            start = pos - len(earlier)  # where the bodyless head starts in ``data``
+            if start < 0:  # in the bytes kept from the read before
+                head, part = earlier[pos:], data
+            else:
+                head, part = b"", data[start:]
+        else:
+            start, part = 0, data
+        seen = head + part
+        end = _HEAD_END.search(seen)
+        if end is None:
+            self._bodyless_head = seen if len(seen) < _HEAD_LIMIT else None
+            return data
+        self._bodyless_head = None
+        cut = max(start, 0) + end.end() - len(head)
+        if cut < len(data) and data[cut:].strip(b"\r\n"):
+            self._should_close = True
+            if self.on_stray is not None:
+                self.on_stray()
+        elif _head_declares_body(seen[:end.end()]):
+            self._should_close = True
+        return data[:cut]
+
+
+def _inside_status_line(rest: bytes) -> bool:
+    """Whether ``rest`` may be the start of a status line that a read cut before its code."""
+    template = b"HTTP/1.0 000"
+    if not rest or len(rest) >= len(template):
+        return False
+    for got, want in zip(rest, template, strict=False):
+        if want == ord("0"):
+            if not 48 <= got <= 57:
+                return False
+        elif got != want:
+            return False
+    return True
 
 
 def _head_declares_body(head: bytes) -> bool:
@@ -228,13 +295,17 @@ class GuardedConnector(aiohttp.TCPConnector):
     The peer check runs on every connection handed out, pooled ones included, before any request
     byte is written; the DNS cache is off so each request's allowlist sees a fresh answer. Its
     connections drop the bytes a server sends after a 204 or 304 (see
-    :class:`_BodylessAnswers`).
+    :class:`_BodylessAnswers`). A host that once sent bytes nobody asked for (after a 204 or
+    304, or on an idle connection) gets a connection per request from then on, as the lean
+    client does: such bytes may also come after the next request is written, where nothing
+    tells them from its answer, and one feed's body would be read as another's.
     """
 
     def __init__(self, *, resolver: AbstractResolver | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("limit_per_host", 4)
         super().__init__(resolver=GuardedResolver(resolver), use_dns_cache=False, **kwargs)
         self._factory = functools.partial(_BodylessAnswers, loop=self._loop)  # type: ignore[assignment]
+        self._stray_hosts: set[tuple[str, int | None, bool]] = set()
 
     async def connect(
         self,
@@ -244,6 +315,7 @@ class GuardedConnector(aiohttp.TCPConnector):
     ) -> Connection:
         # aiohttp skips the resolver for address literals, so check those before dialling.
         check_host(req.url.raw_host or "", current_allowlist())
+        host = (req.url.raw_host or "", req.url.port, req.is_ssl())
         conn = await super().connect(req, traces, timeout)
         for _ in range(8):
             protocol = conn.protocol
@@ -252,8 +324,14 @@ class GuardedConnector(aiohttp.TCPConnector):
             # A pooled connection the server sent bytes on while it was idle: read as the next
             # answer, they shifted every later answer on it by one (one feed's items filed
             # under another's). Dropped for a fresh one, as the lean client drops it.
+            self._stray_hosts.add(host)
             conn.close()
             conn = await super().connect(req, traces, timeout)
+        protocol = conn.protocol
+        if isinstance(protocol, _BodylessAnswers):
+            protocol.on_stray = functools.partial(self._stray_hosts.add, host)
+            if host in self._stray_hosts:
+                protocol.force_close()  # one request, then closed
         transport = conn.transport
         peer = transport.get_extra_info("peername") if transport is not None else None
         if not peer:
