@@ -18,8 +18,9 @@ from watchers.rules import match_query
 
 from ._corpus import REPO
 
-# Reached: pairs 0.992 / 0.992 on 466 pairs (0.992 / 0.983 before the cities' names in other
-# languages; the original 130: 1.000 / 1.000), sentences 1.000 / 1.000.
+# Reached: pairs 0.985 / 0.989 on 502 pairs with the 36 of declined names (0.992 / 0.992 on
+# the 466 before them, 0.992 / 0.983 before the cities' names in other languages; the original
+# 130: 1.000 / 1.000), sentences 1.000 / 1.000.
 FLOOR = {"pairs": (0.985, 0.985), "original": (1.0, 1.0), "sentences": (1.0, 1.0)}
 MIN_PAIRS = 300
 

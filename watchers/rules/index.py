@@ -49,7 +49,15 @@ from .matcher import (
     regex_leads,
 )
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
-from .variants import CUTOFF_SLACK, Aliases, _zipf, compare, compound_splits, translit_key
+from .variants import (
+    CUTOFF_SLACK,
+    Aliases,
+    _zipf,
+    compare,
+    compound_splits,
+    token_stems,
+    translit_key,
+)
 
 try:  # Python's own regex parser, used to find the literals a pattern requires
     import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -733,6 +741,8 @@ class _FuzzyVocabulary:
         self.by_key: dict[str, list[_FuzzyTerm]] = {}
         self.by_translit: dict[str, list[_FuzzyTerm]] = {}
         self.by_letters: dict[str, list[_FuzzyTerm]] = {}
+        # The stems of the names each term takes declined (variants.declined).
+        self.by_stem: dict[str, list[_FuzzyTerm]] = {}
         keys: dict[str, list[_FuzzyTerm]] = {}
         for term in terms:
             keys.setdefault(term.key, []).append(term)
@@ -740,6 +750,8 @@ class _FuzzyVocabulary:
                 self.by_key.setdefault(k, []).append(term)
             self.by_translit.setdefault(translit_key(term.key), []).append(term)
             self.by_letters.setdefault("".join(sorted(term.key)), []).append(term)
+            for stem in aliases.declension_stems(term.key):
+                self.by_stem.setdefault(stem, []).append(term)
         self.vocab = list(keys)
         self.vocab_terms = [keys[k] for k in self.vocab]
         self.vocab_translit = [translit_key(k) for k in self.vocab]
@@ -784,6 +796,7 @@ class _FuzzyVocabulary:
         pairs: dict[str, set[_FuzzyTerm]] = {}
         translit = [translit_key(k) for k in new]
         by_key, by_translit, by_letters = self.by_key, self.by_translit, self.by_letters
+        by_stem = self.by_stem
         for k, t in zip(new, translit, strict=True):
             same = by_key.get(k)
             alike = by_translit.get(t)
@@ -793,6 +806,10 @@ class _FuzzyVocabulary:
                 for found_terms in (same, alike, anagram):
                     if found_terms:
                         cand.update(found_terms)
+            for stem in token_stems(k):
+                declined = by_stem.get(stem)
+                if declined:
+                    pairs.setdefault(k, set()).update(declined)
         if self.vocab and self.cutoff <= 0.0:
             for k in new:
                 for terms in self.vocab_terms:

@@ -20,7 +20,15 @@ from typing import Any
 from .matcher import DEFAULT_THRESHOLD, Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .text import FieldText, add_terms, tokenize, untrack
-from .variants import CUTOFF_SLACK, Aliases, compare, compound_splits, translit_key
+from .variants import (
+    CUTOFF_SLACK,
+    Aliases,
+    compare,
+    compound_splits,
+    stems_of,
+    token_stems,
+    translit_key,
+)
 
 __all__ = [
     "NOTHING",
@@ -291,6 +299,8 @@ class Vocabulary:
         self.words: list[str] = []
         self.translit: list[str] = []
         self.letters: list[str] = []
+        # Word numbers by the stems the words may be declined from (variants.token_stems).
+        self.by_stem: dict[str, list[int]] = {}
         self._sorted: list[str] = []
         self._known: set[str] = set()
         # Per fuzzy term (key, threshold): the alias table it was expanded with, how many
@@ -321,6 +331,10 @@ class Vocabulary:
             fresh = self.words[done:]
             self.translit += map(translit_key, fresh)
             self.letters += ("".join(sorted(w)) for w in fresh)
+            by_stem = self.by_stem
+            for i, w in enumerate(fresh, done):
+                for stem in token_stems(w):
+                    by_stem.setdefault(stem, []).append(i)
 
     def starting(self, prefix: str) -> list[str]:
         """The words that start with ``prefix``."""
@@ -369,6 +383,9 @@ class Vocabulary:
         cands: set[str] = {key} & fresh
         if aliases is not None:
             cands.update(a for a in aliases.fuzzy_of(key) if a in fresh)
+        by_stem = self.by_stem
+        for stem in aliases.declension_stems(key) if aliases is not None else stems_of((key,)):
+            cands.update(self.words[i] for i in by_stem.get(stem, ()) if i >= start)
         # Slack keeps rapidfuzz from turning away a pair exactly at the threshold.
         cutoff = max(0.0, threshold / 100.0 - CUTOFF_SLACK)
         translit = self.translit[start:] if start else self.translit

@@ -7,6 +7,10 @@ order:
 1. the same key (``exact``);
 2. the alias table says they are one name (``alias``): a shipped table of transliterations and
    Cyrillic spellings that a config's ``[aliases]`` extends; its ``[distinct]`` section refuses;
+   a fuzzy term also takes one of the names it takes as itself declined as Slavic languages
+   (and Hungarian's "in") decline names (:func:`declined`: Kijowie, Києва, Kyjeva, Putinem,
+   Zelenského, Kijevben), scored :data:`TRANSLIT_SCORE`, unless the token is a word or name
+   in its own right (step 4);
 3. one is the other in another transliteration system (:func:`readings`): Cyrillic, and the
    English, German, Polish, French and scholarly spellings of Ukrainian and Russian names are
    each read back to one strict key (Donezk/Donetsk, Charkiw/Kharkiv, Lwów/Lviv), scored
@@ -54,6 +58,7 @@ __all__ = [
     "Aliases",
     "Verdict",
     "compare",
+    "declined",
     "is_common_word",
     "is_foreign_word",
     "is_known_word",
@@ -61,6 +66,8 @@ __all__ = [
     "readings",
     "shipped_aliases",
     "similarity",
+    "stems_of",
+    "token_stems",
     "translit_key",
 ]
 
@@ -547,7 +554,87 @@ def compare(term: str, token: str, threshold: float, aliases: Aliases | None) ->
             return None
         if token in aliases.fuzzy_of(term):  # another language's name of a country
             return Verdict("alias", 100.0)
+    if threshold <= TRANSLIT_SCORE and declined(
+            token, aliases.declension_stems(term) if aliases is not None else stems_of((term,))):
+        return Verdict("fuzzy", TRANSLIT_SCORE)
     return _compare_fuzzy(term, token, float(threshold))
+
+
+# Case endings by which Slavic languages decline a name (keys, as the tokeniser folds them:
+# accents off, й and ї as и and і), by the name's kind:
+# - a name ending in a consonant takes them after it: Polish Kijowa, Kijowie, Kijowem,
+#   Putinowi; Czech Kyjeva, Kyjevě; Ukrainian Києва, Києві, Києвом; Russian Путина, Путиным; and
+#   Hungarian's "in" (Kijevben);
+# - one ending in a, in its place: Odesy, Odesie, Odesu, Одесі, Одесою, Москвы;
+# - one declined as an adjective (Zelensky, Navalny), in place of its -y, -yi, -ий: Zelenského,
+#   Zełenskiego, Зеленського, Navalnogo; never a bare vowel (Zelenska, Navalna are his wife's).
+# A name ending in another vowel is not declined here: Madura (an island) is not Maduro's.
+_ENDINGS_AFTER_CONSONANT: Final = frozenset(
+    "a u e y i em om ie owi ou ovi ben ban а у і е и ом ем ою ым".split())  # noqa: SIM905
+_ENDINGS_FOR_A: Final = frozenset(
+    "y i e ie u ou ach ami і и у е ю ою ею ой ей ы".split())  # noqa: SIM905
+_ENDINGS_FOR_ADJECTIVE: Final = frozenset(
+    "ego iego eho emu iemu ym im ogo omu ого его ому ему им ым ім".split())  # noqa: SIM905
+DECLENSION_ENDINGS: Final = _ENDINGS_AFTER_CONSONANT | _ENDINGS_FOR_A | _ENDINGS_FOR_ADJECTIVE
+_LONGEST_ENDING = max(map(len, DECLENSION_ENDINGS))
+# A stem shorter than this, with an ending, makes other words too readily.
+STEM_LETTERS: Final = 4
+# Letters Ukrainian and Russian spellings of one name trade (Київ, Києва, Киев): read alike.
+_STEM_TABLE = str.maketrans({"є": "е", "ё": "е", "ї": "и", "і": "и", "ы": "и", "й": "и",
+                             "ь": None, "ъ": None})
+_ADJECTIVE = re.compile(r"(?:sk|ck|n|ськ|ск|цьк|цк|н)(?:y|i|yi|yy|iy|ij|yj|ii|ии|ыи|и)$")
+_NAME_VOWELS = re.compile(r"[aeiouyjаеиоуыэюяіїєё]+$")
+_CONSONANT_END = re.compile(r"[^aeiouyаеиоуыэюяіїєё]$")
+_A_END = re.compile(r"[aая]$")
+
+Stems = Mapping[str, frozenset[str]]  # stem (read by _stem_key) -> the endings it takes
+
+
+def _stem_key(stem: str) -> str:
+    return stem.translate(_STEM_TABLE)
+
+
+def stems_of(names: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The stems (read by :func:`_stem_key`) that ``names`` (keys) are declined from, of
+    :data:`STEM_LETTERS` letters or more, each with the endings it takes (see
+    :data:`DECLENSION_ENDINGS`)."""
+    out: dict[str, frozenset[str]] = {}
+
+    def add(stem: str, endings: frozenset[str]) -> None:
+        stem = _stem_key(stem)
+        if len(stem) >= STEM_LETTERS:
+            out[stem] = out.get(stem, frozenset()) | endings
+
+    for name in names:
+        if _ADJECTIVE.search(name):
+            add(_NAME_VOWELS.sub("", name), _ENDINGS_FOR_ADJECTIVE)
+        elif _A_END.search(name):
+            add(name[:-1], _ENDINGS_FOR_A)
+        elif _CONSONANT_END.search(name):
+            add(name, _ENDINGS_AFTER_CONSONANT)
+    return out
+
+
+def declined(token: str, stems: Stems) -> bool:
+    """Whether ``token`` (a key) is one of ``stems`` (see :func:`stems_of`) followed by an
+    ending it takes, and no word or name in its own right."""
+    if not stems:
+        return False
+    for n in range(1, min(_LONGEST_ENDING, len(token) - STEM_LETTERS) + 1):
+        ending = token[-n:]
+        if ending in DECLENSION_ENDINGS:
+            takes = stems.get(_stem_key(token[:-n]))
+            if takes is not None and ending in takes:
+                return not is_known_word(token) and _zipf(token) < ZIPF_FLOOR
+    return False
+
+
+def token_stems(token: str) -> Iterable[str]:
+    """The stems ``token`` may be declined from (each ending it may have taken off, read by
+    :func:`_stem_key`): what a candidate index looks a token up by."""
+    for n in range(1, min(_LONGEST_ENDING, len(token) - STEM_LETTERS) + 1):
+        if token[-n:] in DECLENSION_ENDINGS:
+            yield _stem_key(token[:-n])
 
 
 @lru_cache(maxsize=500_000)
@@ -723,6 +810,7 @@ class Aliases:
         self._pending: list[Callable[[], Mapping[str, Sequence[str]]]] = []
         self._variant_of: dict[str, list[int]] | None = None  # key → its variant groups
         self._fuzzy: dict[str, frozenset[str]] = {}  # fuzzy_of's answers
+        self._stems: dict[str, Stems] = {}  # declension_stems' answers
         if table:
             self.update(table)
         if distinct:
@@ -743,6 +831,7 @@ class Aliases:
         self._pending.append(load)
         self._variant_of = None
         self._fuzzy = {}
+        self._stems = {}
 
     def _take_pending(self) -> None:
         while self._pending:
@@ -756,6 +845,7 @@ class Aliases:
             self._variants.append(frozenset({fold(head), *map(fold, others)}))
         self._variant_of = None
         self._fuzzy = {}
+        self._stems = {}
 
     def fuzzy_of(self, key: str) -> frozenset[str]:
         """The keys a fuzzy term ``key`` takes as itself: its group (:meth:`of`) joined with
@@ -804,12 +894,22 @@ class Aliases:
         """Keys that fuzzy matching must never take for ``key`` (Zelenska is not Zelensky)."""
         return self._distinct.get(key, frozenset())
 
+    def declension_stems(self, key: str) -> Stems:
+        """The stems a fuzzy term ``key`` takes declined, with their endings (see
+        :func:`declined`): of itself and of every name :meth:`fuzzy_of` gives. Worked out for
+        each key on first use."""
+        found = self._stems.get(key)
+        if found is None:
+            found = self._stems[key] = stems_of(sorted({key, *self.fuzzy_of(key)}))
+        return found
+
     def update(self, table: Mapping[str, Sequence[str]]) -> None:
         for head, others in table.items():
             if isinstance(others, str):
                 others = [others]
             _join(self._group, {_alias_key(head), *(_alias_key(o) for o in others)})
         self._fuzzy = {}
+        self._stems = {}
 
     def of(self, key: str) -> frozenset[str]:
         """The keys in ``key``'s group, itself included; empty if it has none."""

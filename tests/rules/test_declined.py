@@ -1,0 +1,65 @@
+"""A fuzzy term takes its name declined as other languages decline names: Polish "w Kijowie",
+Czech "z Kyjeva", Ukrainian "до Києва", Russian "с Путиным", Hungarian "Kijevben". Before,
+``kyiv~`` missed every one of them (the short names: a longer one like Donetsk reached its
+forms as typos), so an article in those languages about the term's subject did not match."""
+
+from __future__ import annotations
+
+import pytest
+
+from watchers.models import Article
+from watchers.rules import Rule, RuleSet, match_query
+from watchers.rules.text import key
+from watchers.rules.variants import compare, shipped_aliases
+
+TAKEN = [
+    ("kyiv", "Kijowie"), ("kyiv", "Kijowem"), ("kyiv", "Kyjeva"), ("kyiv", "Kyjevě"),
+    ("kyiv", "Kijevben"), ("kyiv", "Києва"), ("kyiv", "Києві"), ("kyiv", "Києвом"),
+    ("kharkiv", "Charkowie"), ("kharkiv", "Харкова"), ("putin", "Putinem"),
+    ("putin", "Putinowi"), ("putin", "Путиным"), ("zelensky", "Zelenského"),
+    ("zelensky", "Zełenskiego"), ("zelensky", "Зеленського"), ("odesa", "Odesy"),
+    ("odesa", "Odesie"), ("odesa", "Одесою"), ("moscow", "Moskwie"), ("moscow", "Москвы"),
+]
+REFUSED = [
+    ("zelensky", "Zelenska"),  # his wife: the alias table's [distinct]
+    ("maduro", "Madura"),      # an island: a name ending in o is not declined here
+    ("china", "chins"),        # an English word
+    ("lviv", "Lwówek"),        # a town: "ek" is no case ending
+    ("kyiv", "Kivu"), ("kyiv", "Kiva"),
+]
+
+
+@pytest.mark.parametrize(("term", "word"), TAKEN)
+def test_a_declined_name_is_the_term(term: str, word: str) -> None:
+    verdict = compare(key(term), key(word), 85, shipped_aliases())
+    assert verdict is not None and verdict.kind in ("fuzzy", "alias"), verdict
+    article = Article(title=f"Report: talks in {word} went on", text="Officials met.")
+    assert match_query(f"{term}~", article) is not None
+    # A plain word is the word as written; a threshold above a spelling's score refuses it.
+    if verdict.kind == "fuzzy":
+        assert match_query(term, article) is None
+        assert match_query(f"{term}~99", article) is None
+
+
+@pytest.mark.parametrize(("term", "word"), REFUSED)
+def test_a_look_alike_ending_is_not_a_declension(term: str, word: str) -> None:
+    assert compare(key(term), key(word), 85, shipped_aliases()) is None
+    assert match_query(f"{term}~", Article(title=f"News from {word}", text="x")) is None
+
+
+def test_the_rule_index_and_the_c_engine_find_declined_names_as_the_naive_loop_does() -> None:
+    rules = RuleSet([Rule("kyiv", "kyiv~"), Rule("putin", "putin~ AND talks"),
+                     Rule("zelensky", "zelensky~ NEAR/3 said"), Rule("odesa", "title:odesa~"),
+                     Rule("plain", "kyiv")])
+    articles = [Article(title=f"{a} {b}", text=f"talks: {c} said so")
+                for a, b, c in (("Kijowie", "Putinem", "Zelenského"),
+                                ("Odesy", "Києва", "Зеленського"),
+                                ("Kivu", "Madura", "Zelenska"))]
+    for article in articles:
+        naive = rules.match_naive(article)
+        assert rules.match(article) == naive
+        decided = rules.match_report(article, evidence=False).matches
+        assert [(m.rule, m.score) for m in decided] == [(m.rule, m.score) for m in naive]
+    assert [m.rule for m in rules.match(articles[0])] == ["kyiv", "putin", "zelensky"]
+    assert [m.rule for m in rules.match(articles[1])] == ["kyiv", "odesa", "zelensky"]
+    assert rules.match(articles[2]) == []
