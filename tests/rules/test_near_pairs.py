@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from watchers.models import Article
-from watchers.rules import RuleSet
+from watchers.rules import Rule, RuleSet
 from watchers.rules.matcher import _BY_PLACE, match_query
 from watchers.rules.matcher import _pairs as _typed_pairs
 
@@ -125,3 +125,15 @@ def test_a_word_repeated_through_a_long_article_is_matched_in_a_moment() -> None
     assert found is not None and found.score == 60000.0
     assert [m.score for m in decided.matches] == [found.score]
     assert time.monotonic() - began < 60  # a hang guard, not a timing
+
+
+def test_a_field_named_twice_is_read_once() -> None:
+    """A rule's fields naming one field twice made the Python evaluator read it twice: a NEAR
+    paired an occurrence with its own copy and matched words six apart as within five, where
+    the C engine (and the field read once) found nothing."""
+    rule = Rule("q", "foo NEAR/5 kiev", fields=("text", "text"))
+    assert rule.fields == ("text",)
+    rules = RuleSet([rule, Rule("r", "/kiev/", fields=("title", "text", "title"))])
+    article = Article(title="Kiev", text="kiev a b c d e foo f g h i j kiev")
+    assert rules.match_naive(article) == rules.match(article)
+    assert [(m.rule, m.score) for m in rules.match(article)] == [("r", 4.0)]

@@ -1011,7 +1011,7 @@ class Evaluator:
         score of its hits (each a regex hit of 100, weighted by field), with no hit made."""
         fields = self._default_fields if node.field is None else (node.field,)
         if len(fields) > 1 and fields is not DEFAULT_FIELDS and len(set(fields)) < len(fields):
-            fields = tuple(dict.fromkeys(fields))  # a field named twice is read once
+            fields = tuple(dict.fromkeys(fields))  # a field named twice is read once (a caller's)
         score = 0.0
         matched = False
         for field in fields:

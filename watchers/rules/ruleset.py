@@ -87,7 +87,9 @@ class Rule:
             if isinstance(self.fields, str):  # tuple("title") is five one-letter fields
                 raise TypeError(f"rule {self.name!r}: fields is a sequence of field names, "
                                 f"not a str (write ({self.fields!r},))")
-            fields = tuple(self.fields)
+            # A field named twice is the field once: read twice, a NEAR paired each occurrence
+            # with its own copy (a match the C engine, reading it once, did not find).
+            fields = tuple(dict.fromkeys(self.fields))
             bad = [f for f in fields if f not in FIELDS]
             if bad or not fields:
                 raise ValueError(
