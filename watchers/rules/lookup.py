@@ -384,7 +384,8 @@ class Vocabulary:
         if aliases is not None:
             cands.update(a for a in aliases.fuzzy_of(key) if a in fresh)
         by_stem = self.by_stem
-        for stem in aliases.declension_stems(key) if aliases is not None else stems_of((key,)):
+        for stem in (aliases.declension_stems(key) if aliases is not None
+                     else stems_of((key,), known=False)):
             cands.update(self.words[i] for i in by_stem.get(stem, ()) if i >= start)
         # Slack keeps rapidfuzz from turning away a pair exactly at the threshold.
         cutoff = max(0.0, threshold / 100.0 - CUTOFF_SLACK)

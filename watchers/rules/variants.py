@@ -555,7 +555,8 @@ def compare(term: str, token: str, threshold: float, aliases: Aliases | None) ->
         if token in aliases.fuzzy_of(term):  # another language's name of a country
             return Verdict("alias", 100.0)
     if threshold <= TRANSLIT_SCORE and declined(
-            token, aliases.declension_stems(term) if aliases is not None else stems_of((term,))):
+            token, aliases.declension_stems(term) if aliases is not None
+            else stems_of((term,), known=False)):
         return Verdict("fuzzy", TRANSLIT_SCORE)
     return _compare_fuzzy(term, token, float(threshold))
 
@@ -594,15 +595,19 @@ def _stem_key(stem: str) -> str:
     return stem.translate(_STEM_TABLE)
 
 
-def stems_of(names: Iterable[str]) -> dict[str, frozenset[str]]:
+def stems_of(names: Iterable[str], *, known: bool = True) -> dict[str, frozenset[str]]:
     """The stems (read by :func:`_stem_key`) that ``names`` (keys) are declined from, of
     :data:`STEM_LETTERS` letters or more, each with the endings it takes (see
-    :data:`DECLENSION_ENDINGS`)."""
+    :data:`DECLENSION_ENDINGS`). Names the shipped tables do not know (not ``known``: no place
+    or person they list) take no ending of one letter: a given name and another with an a or
+    u more are often two names (Oleksandr, Oleksandra; Adam, Adamu)."""
     out: dict[str, frozenset[str]] = {}
 
     def add(stem: str, endings: frozenset[str]) -> None:
         stem = _stem_key(stem)
-        if len(stem) >= STEM_LETTERS:
+        if not known:
+            endings = frozenset(e for e in endings if len(e) > 1)
+        if len(stem) >= STEM_LETTERS and endings:
             out[stem] = out.get(stem, frozenset()) | endings
 
     for name in names:
@@ -900,7 +905,8 @@ class Aliases:
         each key on first use."""
         found = self._stems.get(key)
         if found is None:
-            found = self._stems[key] = stems_of(sorted({key, *self.fuzzy_of(key)}))
+            names = self.fuzzy_of(key)
+            found = self._stems[key] = stems_of(sorted({key, *names}), known=bool(names))
         return found
 
     def update(self, table: Mapping[str, Sequence[str]]) -> None:
