@@ -8,7 +8,7 @@ not kept, so the next poll fetches the feed whole."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
 
@@ -26,27 +26,53 @@ HEADS = {
 }
 
 
-@pytest.fixture
-async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, list[bytes]]]:
-    heads: list[bytes] = []
-    extra = HEADS[str(request.param)]
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def _scripted(answer: Callable[[bytes], Sequence[bytes | float]],
+              connections: list[list[bytes]]) -> Callable[..., Awaitable[None]]:
+    """A server answering each request by writing ``answer(head)``'s pieces in turn (a float: a
+    pause of that many seconds); each connection's request heads go to ``connections``."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine: list[bytes] = []
+        connections.append(mine)
         try:
             while True:
-                heads.append(await reader.readuntil(b"\r\n\r\n"))
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
-                             b"Content-Length: %d\r\n" % len(RSS) + extra + b"\r\n" + RSS)
+                head = await reader.readuntil(b"\r\n\r\n")
+                mine.append(head)
+                for piece in answer(head):
+                    if isinstance(piece, float):
+                        await writer.drain()
+                        await asyncio.sleep(piece)
+                    else:
+                        writer.write(piece)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return serve
+
+
+def _by_path(answers: dict[bytes, list[bytes | float]]) -> Callable[[bytes], list[bytes | float]]:
+    """The answer of the first key of ``answers`` that the request's head starts with."""
+    return lambda head: next(p for start, p in answers.items() if head.startswith(start))
+
+
+def _ok(body: bytes, extra: bytes = b"") -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n" + extra +
+            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+@pytest.fixture
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, list[list[bytes]]]]:
+    connections: list[list[bytes]] = []
+    extra = HEADS[str(request.param)]
+    answer = [b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+              b"Content-Length: %d\r\n" % len(RSS) + extra + b"\r\n" + RSS]
+    server = await asyncio.start_server(_scripted(lambda head: answer, connections),
+                                        "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}/feed", heads
+        yield f"http://127.0.0.1:{port}/feed", connections
     finally:
         server.close()
         await server.wait_closed()
@@ -54,15 +80,16 @@ async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, lis
 
 @pytest.mark.parametrize("served", ["control", "folded"], indirect=True)
 async def test_odd_headers_are_read_and_unsendable_validators_not_kept(
-        served: tuple[str, list[bytes]], fetcher: Fetcher, request: pytest.FixtureRequest
+        served: tuple[str, list[list[bytes]]], fetcher: Fetcher, request: pytest.FixtureRequest
 ) -> None:
-    url, heads = served
+    url, connections = served
     feed = FeedSource("odd", url, fetcher=fetcher, allow_private=LOOPBACK)
     cursor: dict[str, str] = {}
     for _ in range(3):
         poll = await feed.poll(cursor)
         assert [a.title for a in poll.articles] == ["Troops mass near the border"]
         cursor = dict(poll.cursor)
+    heads = [h for c in connections for h in c]
     if "control" in request.node.callspec.id:
         assert cursor.keys() <= {"url"}
         assert not any(b"If-None-Match" in h or b"If-Modified-Since" in h for h in heads)
@@ -123,34 +150,15 @@ async def test_a_not_modified_answer_with_a_body_is_read_and_leaves_no_bytes_beh
     those bytes were parsed as the next answer's status line: every conditional poll of such a
     feed failed ("Bad status line"). The 304 is read as not modified now, on both paths, and
     the bytes after it answer no other request: the connection carrying them is not reused."""
-    heads: list[bytes] = []
     connections: list[list[bytes]] = []  # each connection's requests
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        mine: list[bytes] = []
-        connections.append(mine)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                heads.append(head)
-                mine.append(head)
-                if b"If-None-Match" in head:
-                    writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n'
-                                 b"Content-Length: %d\r\n\r\n" % len(RSS))
-                    if split:
-                        await writer.drain()
-                        await asyncio.sleep(0.05)
-                    writer.write(RSS)
-                else:
-                    writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n'
-                                 b'ETag: "v1"\r\nContent-Length: %d\r\n\r\n' % len(RSS) + RSS)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    def answer(head: bytes) -> list[bytes | float]:
+        if b"If-None-Match" not in head:
+            return [_ok(RSS, b'ETag: "v1"\r\n')]
+        not_modified = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: %d\r\n\r\n'
+        return [not_modified % len(RSS), *([0.05] if split else []), RSS]
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(_scripted(answer, connections), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     feed = FeedSource("php", f"http://127.0.0.1:{port}/feed", fetcher=fetcher,
                       allow_private=LOOPBACK)
@@ -170,44 +178,11 @@ async def test_a_not_modified_answer_with_a_body_is_read_and_leaves_no_bytes_beh
     finally:
         server.close()
         await server.wait_closed()
-    assert sum(b"If-None-Match" in h for h in heads) == 3
+    assert sum(b"If-None-Match" in h for c in connections for h in c) == 3
     # A 304 declaring a body ends its connection's use (the body may come late), the others
     # are kept alive.
     assert all(b"If-None-Match" not in h for c in connections for h in c[:-1])
     assert any(len(c) > 1 for c in connections)
-
-
-def _scripted(answers: dict[bytes, list[bytes | float]],
-              connections: list[list[bytes]]) -> Callable[..., Awaitable[None]]:
-    """A server answering each request whose head starts with a key of ``answers`` by writing
-    its pieces in turn (a float: a pause of that many seconds); each connection's request lines
-    go to ``connections``."""
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        mine: list[bytes] = []
-        connections.append(mine)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                mine.append(head.split(b"\r\n", 1)[0])
-                pieces = next(p for start, p in answers.items() if head.startswith(start))
-                for piece in pieces:
-                    if isinstance(piece, float):
-                        await writer.drain()
-                        await asyncio.sleep(piece)
-                    else:
-                        writer.write(piece)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    return serve
-
-
-def _ok(body: bytes, extra: bytes = b"") -> bytes:
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n" + extra +
-            b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
 
 NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n'
@@ -229,7 +204,7 @@ async def test_a_not_modified_answer_however_the_bytes_come_is_not_modified(
         fetcher: Fetcher, pieces: list[bytes | float]) -> None:
     connections: list[list[bytes]] = []
     server = await asyncio.start_server(
-        _scripted({b"GET /feed": pieces, b"GET /other": [_ok(RSS)]}, connections),
+        _scripted(_by_path({b"GET /feed": pieces, b"GET /other": [_ok(RSS)]}), connections),
         "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
@@ -258,10 +233,10 @@ async def test_a_body_that_reads_like_a_bodyless_answer_is_read_whole(
             b"Content-Length: %d\r\n\r\nFirst part. " % len(body))
     chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                b"Transfer-Encoding: chunked\r\n\r\nc\r\nFirst part. \r\n")
-    server = await asyncio.start_server(_scripted({
+    server = await asyncio.start_server(_scripted(_by_path({
         b"GET /length": [head, 0.05, late],
         b"GET /chunked": [chunked, 0.05, b"%x\r\n" % len(late) + late + b"\r\n0\r\n\r\n"],
-    }, connections), "127.0.0.1", 0)
+    }), connections), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         for path in ("/length", "/chunked"):
@@ -281,10 +256,10 @@ async def test_a_host_that_answers_twice_gets_a_connection_per_request(
     request is ever read again."""
     stray = _ok(b"<rss>EVIL</rss>")
     connections: list[list[bytes]] = []
-    server = await asyncio.start_server(_scripted({
+    server = await asyncio.start_server(_scripted(_by_path({
         b"GET /a": [NOT_MODIFIED + b"\r\n", 0.05, stray],
         b"GET /b": [_ok(RSS)],
-    }, connections), "127.0.0.1", 0)
+    }), connections), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     bodies: list[bytes | str] = []
     try:
