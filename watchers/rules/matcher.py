@@ -12,7 +12,10 @@ against a :class:`RegexBudget`: a total time for that work of every rule over on
 rules — a server, by the ``<id>:`` of its rules' keys — a budget of its own). A regex that would
 overrun it is stopped or not started, such a phrase is not started once it is spent; either
 counts as not matching, and the rule is reported as over budget. Only a rule set whose rules
-overrun can differ from the naive loop, which spends the budget on other rules first.
+overrun can differ from the naive loop, which spends the budget on other rules first, and in
+which each rule finds its regexes' spans afresh: in a rule set, a rule whose owner's budget is
+spent still reads the spans another rule found for the same pattern (they cost nothing more),
+where the naive loop reports it over budget.
 """
 
 from __future__ import annotations
