@@ -19,9 +19,12 @@ TAKEN = [
     ("putin", "Putinowi"), ("putin", "Путиным"), ("zelensky", "Zelenského"),
     ("zelensky", "Zełenskiego"), ("zelensky", "Зеленського"), ("odesa", "Odesy"),
     ("odesa", "Odesie"), ("odesa", "Одесою"), ("moscow", "Moskwie"), ("moscow", "Москвы"),
+    ("moscow", "Москвой"), ("putin", "Путіним"), ("zelensky", "Zelenskog"),
+    ("kyiv", "Kijevvel"), ("moscow", "Moszkvában"),
 ]
 REFUSED = [
     ("zelensky", "Zelenska"),  # his wife: the alias table's [distinct]
+    ("zelensky", "Зеленська"), ("navalny", "Навальная"), ("navalny", "Nawalna"),
     ("maduro", "Madura"),      # an island: a name ending in o is not declined here
     ("china", "chins"),        # an English word
     ("lviv", "Lwówek"),        # a town: "ek" is no case ending

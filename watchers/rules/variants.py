@@ -564,19 +564,30 @@ def compare(term: str, token: str, threshold: float, aliases: Aliases | None) ->
 # Case endings by which Slavic languages decline a name (keys, as the tokeniser folds them:
 # accents off, й and ї as и and і), by the name's kind:
 # - a name ending in a consonant takes them after it: Polish Kijowa, Kijowie, Kijowem,
-#   Putinowi; Czech Kyjeva, Kyjevě; Ukrainian Києва, Києві, Києвом; Russian Путина, Путиным; and
-#   Hungarian's "in" (Kijevben);
-# - one ending in a, in its place: Odesy, Odesie, Odesu, Одесі, Одесою, Москвы;
+#   Putinowi, Zagrzebiu; Czech Kyjeva, Kyjevě; Ukrainian Києва, Києві, Києвом, Путіним; Russian
+#   Путина, Путиным;
+# - one ending in a, in its place: Odesy, Odesie, Odesu, Одесі, Одесою, Москвы, Москвой;
 # - one declined as an adjective (Zelensky, Navalny), in place of its -y, -yi, -ий: Zelenského,
-#   Zełenskiego, Зеленського, Navalnogo; never a bare vowel (Zelenska, Navalna are his wife's).
+#   Zełenskiego, Зеленського, Navalnogo, Zelenskog; never a bare vowel (Zelenska, Navalna are
+#   his wife's).
 # A name ending in another vowel is not declined here: Madura (an island) is not Maduro's.
-_ENDINGS_AFTER_CONSONANT: Final = frozenset(
-    "a u e y i em om ie owi ou ovi ben ban а у і е и ом ем ою ым".split())  # noqa: SIM905
-_ENDINGS_FOR_A: Final = frozenset(
-    "y i e ie u ou ach ami і и у е ю ою ею ой ей ы".split())  # noqa: SIM905
-_ENDINGS_FOR_ADJECTIVE: Final = frozenset(
-    "ego iego eho emu iemu ym im ogo omu ого его ому ему им ым ім".split())  # noqa: SIM905
-DECLENSION_ENDINGS: Final = _ENDINGS_AFTER_CONSONANT | _ENDINGS_FOR_A | _ENDINGS_FOR_ADJECTIVE
+def _endings(text: str) -> frozenset[str]:
+    # As keys spell them: й as и (Москвой is "москвои").
+    return frozenset(word_key(e) if e.isalpha() else e for e in text.split())
+
+
+_ENDINGS_AFTER_CONSONANT: Final = _endings(
+    "a u e y i em om ie iem iu owi ou ovi а у і е и ом ем ою ым им")
+_ENDINGS_FOR_A: Final = _endings(
+    "y i e ie u ou ach ami і и у е ю ою ею єю ой ей ы")
+_ENDINGS_FOR_ADJECTIVE: Final = _endings(
+    "ego iego eho emu iemu ym im ogo omu og om ого его ому ему им ым ім ой")
+# Hungarian and Finnish suffixes, after the whole name whatever its last letter (Kijevben,
+# Kijevvel, Moszkvában, Kiovassa, Kiovasta), for the names the shipped tables list only.
+_ENDINGS_AGGLUTINATIVE: Final = _endings(
+    "ban ben bol rol tol nal nel val vel hoz hez ssa sta lla lle lta")
+DECLENSION_ENDINGS: Final = (_ENDINGS_AFTER_CONSONANT | _ENDINGS_FOR_A | _ENDINGS_FOR_ADJECTIVE
+                             | _ENDINGS_AGGLUTINATIVE)
 _LONGEST_ENDING = max(map(len, DECLENSION_ENDINGS))
 # A stem shorter than this, with an ending, makes other words too readily.
 STEM_LETTERS: Final = 4
@@ -617,6 +628,8 @@ def stems_of(names: Iterable[str], *, known: bool = True) -> dict[str, frozenset
             add(name[:-1], _ENDINGS_FOR_A)
         elif _CONSONANT_END.search(name):
             add(name, _ENDINGS_AFTER_CONSONANT)
+        if known:
+            add(name, _ENDINGS_AGGLUTINATIVE)
     return out
 
 
