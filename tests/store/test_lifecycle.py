@@ -446,3 +446,56 @@ async def test_a_full_disk_is_named_when_the_store_is_read(tmp_path: Path) -> No
             await SqliteStore.open(path, readonly=True)
     finally:
         await asyncio.to_thread(subprocess.run, ["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def short_busy_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    from watchers.store.sqlite import _db
+
+    monkeypatch.setattr(_db, "BUSY_TIMEOUT_S", 1)
+    monkeypatch.setattr(_db, "SAY_WAITING_AFTER_S", 0.2)
+
+
+async def test_a_write_that_waits_for_another_process_says_so_and_loses_nothing(
+        tmp_path: Path, short_busy_wait: None, caplog: pytest.LogCaptureFixture) -> None:
+    """Another program holding the database's write lock (an sqlite3 shell, a backup) made a
+    write wait the whole busy timeout in silence, then fail. It says that it waits, and for
+    how long; the error names the lock; the write goes through once the lock is let go."""
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with caplog.at_level("WARNING", logger="watchers.store"), pytest.raises(
+                    StoreError, match=r"stayed locked by another process for 1 s"):
+                await put(store, art("Troops mass near the border"))
+            assert "is locked by another process: waiting up to 1 s for it" in caplog.text
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert await put(store, art("Troops mass near the border")) is not None
+        assert await store.count_articles() == 1
+
+
+async def test_a_stop_while_waiting_for_another_process_says_what_it_waits_for(
+        tmp_path: Path, short_busy_wait: None, caplog: pytest.LogCaptureFixture) -> None:
+    """Ctrl-C while a write waited for another process's lock: "stopping", then the rest of
+    the busy timeout in silence (SQLite's wait cannot be cut short). It says what it waits for;
+    the store works on once the lock is let go."""
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with caplog.at_level("WARNING", logger="watchers.store"):
+                task = asyncio.create_task(put(store, art("Troops mass near the border")))
+                await asyncio.sleep(0.5)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    async with asyncio.timeout(10):
+                        await task
+            assert "stopping once the wait for the database" in caplog.text
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert await put(store, art("Troops mass near the border")) is not None

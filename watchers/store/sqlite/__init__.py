@@ -20,6 +20,7 @@ from pathlib import Path
 
 from watchers._finish import finish
 from watchers.store._shared import ListedWords, other_keys
+from watchers.store.sqlite import _db
 from watchers.store.sqlite._db import Db
 from watchers.store.sqlite.acks import AcksMixin
 from watchers.store.sqlite.articles import ArticlesMixin
@@ -99,7 +100,8 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         target = str(path)
         db = await Db.connect(target, lock=lock, readonly=readonly)
         try:
-            await _pragmas(db, "PRAGMA busy_timeout=30000", "PRAGMA foreign_keys=ON")
+            await _pragmas(db, f"PRAGMA busy_timeout={int(_db.BUSY_TIMEOUT_S * 1000)}",
+                           "PRAGMA foreign_keys=ON")
             version = await check(db, readonly=readonly)
             if not readonly:
                 # Only once the file is known to be ours (WAL mode rewrites its header).

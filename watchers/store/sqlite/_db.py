@@ -21,6 +21,7 @@ import asyncio
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -50,6 +51,11 @@ __all__ = ["Db", "Tx", "all_rows", "batch_chunk", "dt", "dump_model", "insert_ma
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30
+# A write that has waited this long for another process's lock says so: the busy timeout's
+# wait was half a minute of silence, then the error.
+SAY_WAITING_AFTER_S = 2.0
+
+log = logging.getLogger("watchers.store")
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -360,6 +366,7 @@ class Db:
         async with self._lock:
             self._check_open()
             self._check_identity()
+            waiting = _Waiting(self.path)
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -367,9 +374,12 @@ class Db:
             except BaseException:
                 # Cancelled while the connection's thread ran BEGIN: it may have begun, and a
                 # connection left inside a transaction refuses every later one.
+                waiting.cancelled()
                 with suppress(sqlite3.Error):
                     await self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                waiting.done()
             try:
                 yield Tx(self.conn)
             except BaseException as exc:
@@ -406,6 +416,33 @@ class Db:
                 return await fn(self.conn)
             except sqlite3.Error as exc:
                 raise self.error(exc) from exc
+
+
+class _Waiting:
+    """Says so when a write waits long for another process's lock, and when a stop waits for
+    that wait to end (SQLite's busy wait cannot be cut short)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.said = False
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            SAY_WAITING_AFTER_S, self._say)
+
+    def _say(self) -> None:
+        self.said = True
+        log.warning("the database %s is locked by another process: waiting up to %g s for it",
+                    self.path, BUSY_TIMEOUT_S)
+
+    def cancelled(self) -> None:
+        if self.said:
+            log.warning("stopping once the wait for the database %s ends (at most %g s)",
+                        self.path, BUSY_TIMEOUT_S)
+        self.done()
+
+    def done(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Tx:
