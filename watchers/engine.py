@@ -638,10 +638,10 @@ class Engine:
 
     def _routes_of(self, guild: int) -> set[str]:
         """The routes server ``guild`` sees: the config file's, declared for every server, and
-        its own."""
-        return {*self.config.channels, *(r.channel for r in self.watch.rules
-                                         if r.guild_id is None),
-                *self.tenancy.server_routes(guild)}
+        its own. (/alerts status reads and shows these, as /stats counts them.)"""
+        declared = {*self.config.channels, *(r.channel for r in self.watch.rules
+                                             if r.guild_id is None)}
+        return declared | set(self.tenancy.server_routes(guild))
 
     async def stats(self, guild: int | None = None) -> Stats:
         """Counts of articles and alerts, source health and paused destinations (with
@@ -1343,12 +1343,9 @@ class Engine:
         and the alert counts of those routes."""
         if guild is None:
             return await self.delivery.status()
-        own = f"{guild}:"
-
-        def seen(route: str) -> bool:  # a config route's name has no ':'
-            return ":" not in route or route.startswith(own)
-
-        st = await self.delivery.status(self._routes_of(guild))
+        routes = self._routes_of(guild)
+        seen = routes.__contains__
+        st = await self.delivery.status(routes)
 
         label = self.route_label
 
@@ -1358,7 +1355,8 @@ class Engine:
         waiting = [dataclasses.replace(r, route=label(r.route)) for r in st.waiting
                    if seen(r.route)]
         return dataclasses.replace(
-            st, counts=(await self.stats(guild=guild)).alerts, paused=keep(st.paused),
+            st, counts=await self.store.alert_counts(routes=list(routes)),
+            paused=keep(st.paused),
             held=keep(st.held), backing_off=keep(st.backing_off),
             rejected=[dataclasses.replace(r, route=label(r.route)) for r in st.rejected
                       if seen(r.route)],

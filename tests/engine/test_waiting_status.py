@@ -97,3 +97,4 @@ async def test_a_servers_last_rejections_are_listed_whatever_other_servers_had_s
         stb = await engine.delivery_status(guild=222)
         b_ids = [r.id for r in await engine.store.alerts(state="rejected", routes=[route_b])]
         assert [r.id for r in stb.rejected] == b_ids[-5:]
+

@@ -25,6 +25,7 @@ TAKEN = [
 REFUSED = [
     ("zelensky", "Zelenska"),  # his wife: the alias table's [distinct]
     ("zelensky", "Зеленська"), ("navalny", "Навальная"), ("navalny", "Nawalna"),
+    ("zelensky", "Зеленской"), ("navalny", "Навальной"),
     ("maduro", "Madura"),      # an island: a name ending in o is not declined here
     ("china", "chins"),        # an English word
     ("lviv", "Lwówek"),        # a town: "ek" is no case ending

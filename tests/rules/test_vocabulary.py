@@ -173,3 +173,20 @@ def test_a_word_exactly_at_the_threshold_is_found() -> None:
     assert vocab.matching("putin", 80.0, ALIASES) == ["putan", "putin"]
     for key in ("putin", "biden", "trump"):
         assert vocab.matching(key, 80.0, ALIASES) == _expected(vocab, key, 80.0)
+
+
+def test_declined_names_are_found_in_the_lookup_vocabulary_as_it_grows() -> None:
+    """A lookup expands ``kyiv~`` over the index's words: the names declined from it are among
+    them, whether sorted into the vocabulary's stems already or added since (a few, looked
+    through as they come; many, sorted in)."""
+    filler = [f"word{i}" for i in range(1500)]
+    vocab = Vocabulary(["kyiv", "kijowie", "kivu", *filler])
+    assert vocab.matching("kyiv", 85.0, ALIASES) == _expected(vocab, "kyiv", 85.0)
+    assert {"kijowie", "kyiv"} <= set(vocab.matching("kyiv", 85.0, ALIASES))
+    vocab.extend(["києва", "kyjeva"])  # a few: looked through
+    found = vocab.matching("kyiv", 85.0, ALIASES)
+    assert {"києва", "kyjeva"} <= set(found) and "kivu" not in found
+    assert found == _expected(vocab, "kyiv", 85.0)
+    vocab.extend([*(f"more{i}" for i in range(2000)), "kijevben"])  # many: sorted in
+    found = vocab.matching("kyiv", 85.0, ALIASES)
+    assert "kijevben" in found and found == _expected(vocab, "kyiv", 85.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from array import array
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
@@ -22,11 +23,12 @@ from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .text import FieldText, add_terms, tokenize, untrack
 from .variants import (
     CUTOFF_SLACK,
+    LONGEST_ENDING,
     Aliases,
     compare,
     compound_splits,
+    stem_key,
     stems_of,
-    token_stems,
     translit_key,
 )
 
@@ -291,16 +293,22 @@ class Vocabulary:
     decides. Words are added as the index grows (:meth:`extend`); a word that left the index
     only makes a lookup read a candidate the matcher then refuses.
 
-    Three parallel lists of strings and a set, about 250 bytes a word: kept by a process only
-    once it has looked a fuzzy term up.
+    Three parallel lists of strings and a set, about 250 bytes a word, and the words' stem keys
+    sorted (a pointer and a number a word: the string is the word's own unless the word is
+    Cyrillic): kept by a process only once it has looked a fuzzy term up.
     """
 
     def __init__(self, words: Iterable[str] = ()) -> None:
         self.words: list[str] = []
         self.translit: list[str] = []
         self.letters: list[str] = []
-        # Word numbers by the stems the words may be declined from (variants.token_stems).
-        self.by_stem: dict[str, list[int]] = {}
+        # The words' stem keys (variants.stem_key), sorted, with their numbers: the words a
+        # stem may be declined into are a range of it. Words added since it was sorted are
+        # looked through as they come, until they are many.
+        self._skeys: list[str] = []  # by word number (the word itself, unless Cyrillic)
+        self._stems: list[str] = []
+        self._stem_words: array[int] = array("q")
+        self._stems_upto = 0  # the words sorted into it
         self._sorted: list[str] = []
         self._known: set[str] = set()
         # Per fuzzy term (key, threshold): the alias table it was expanded with, how many
@@ -331,10 +339,31 @@ class Vocabulary:
             fresh = self.words[done:]
             self.translit += map(translit_key, fresh)
             self.letters += ("".join(sorted(w)) for w in fresh)
-            by_stem = self.by_stem
-            for i, w in enumerate(fresh, done):
-                for stem in token_stems(w):
-                    by_stem.setdefault(stem, []).append(i)
+
+    def _declined(self, stems: Iterable[str]) -> list[str]:
+        """The words whose stem key is one of ``stems`` and an ending at most: a superset of
+        the words declined from them (``compare`` decides)."""
+        words, keys = self.words, self._skeys
+        n = len(words)
+        if len(keys) < n:
+            keys += map(stem_key, words[len(keys):])
+        if n - self._stems_upto > max(1000, self._stems_upto // 64):
+            order = sorted(range(n), key=keys.__getitem__)
+            self._stems = [keys[i] for i in order]
+            self._stem_words = array("q", order)
+            self._stems_upto = n
+        out = []
+        sorted_keys, numbers, upto = self._stems, self._stem_words, self._stems_upto
+        for stem in stems:
+            longest = len(stem) + LONGEST_ENDING
+            i = bisect.bisect_left(sorted_keys, stem)
+            while i < len(sorted_keys) and sorted_keys[i].startswith(stem):
+                if len(sorted_keys[i]) <= longest:
+                    out.append(words[numbers[i]])
+                i += 1
+            out += [words[j] for j in range(upto, n)
+                    if keys[j].startswith(stem) and len(keys[j]) <= longest]
+        return out
 
     def starting(self, prefix: str) -> list[str]:
         """The words that start with ``prefix``."""
@@ -383,10 +412,10 @@ class Vocabulary:
         cands: set[str] = {key} & fresh
         if aliases is not None:
             cands.update(a for a in aliases.fuzzy_of(key) if a in fresh)
-        by_stem = self.by_stem
-        for stem in (aliases.declension_stems(key) if aliases is not None
-                     else stems_of((key,), known=False)):
-            cands.update(self.words[i] for i in by_stem.get(stem, ()) if i >= start)
+        stems = (aliases.declension_stems(key) if aliases is not None
+                 else stems_of((key,), known=False))
+        if stems:
+            cands.update(w for w in self._declined(stems) if w in fresh)
         # Slack keeps rapidfuzz from turning away a pair exactly at the threshold.
         cutoff = max(0.0, threshold / 100.0 - CUTOFF_SLACK)
         translit = self.translit[start:] if start else self.translit

@@ -53,6 +53,7 @@ __all__ = [
     "FOREIGN_TERM_ZIPF",
     "FOREIGN_WORD_GUARD",
     "FOREIGN_WORD_ZIPF",
+    "LONGEST_ENDING",
     "MIN_TYPO_LETTERS",
     "TRANSLIT_SCORE",
     "Aliases",
@@ -66,6 +67,7 @@ __all__ = [
     "readings",
     "shipped_aliases",
     "similarity",
+    "stem_key",
     "stems_of",
     "token_stems",
     "translit_key",
@@ -568,8 +570,8 @@ def compare(term: str, token: str, threshold: float, aliases: Aliases | None) ->
 #   Путина, Путиным;
 # - one ending in a, in its place: Odesy, Odesie, Odesu, Одесі, Одесою, Москвы, Москвой;
 # - one declined as an adjective (Zelensky, Navalny), in place of its -y, -yi, -ий: Zelenského,
-#   Zełenskiego, Зеленського, Navalnogo, Zelenskog; never a bare vowel (Zelenska, Navalna are
-#   his wife's).
+#   Zełenskiego, Зеленського, Navalnogo, Zelenskog; never a bare vowel nor -ой (Zelenska,
+#   Navalna, Зеленской are his wife's).
 # A name ending in another vowel is not declined here: Madura (an island) is not Maduro's.
 def _endings(text: str) -> frozenset[str]:
     # As keys spell them: й as и (Москвой is "москвои").
@@ -581,14 +583,14 @@ _ENDINGS_AFTER_CONSONANT: Final = _endings(
 _ENDINGS_FOR_A: Final = _endings(
     "y i e ie u ou ach ami і и у е ю ою ею єю ой ей ы")
 _ENDINGS_FOR_ADJECTIVE: Final = _endings(
-    "ego iego eho emu iemu ym im ogo omu og om ого его ому ему им ым ім ой")
+    "ego iego eho emu iemu ym im ogo omu og om ого его ому ему им ым ім")
 # Hungarian and Finnish suffixes, after the whole name whatever its last letter (Kijevben,
 # Kijevvel, Moszkvában, Kiovassa, Kiovasta), for the names the shipped tables list only.
 _ENDINGS_AGGLUTINATIVE: Final = _endings(
     "ban ben bol rol tol nal nel val vel hoz hez ssa sta lla lle lta")
 DECLENSION_ENDINGS: Final = (_ENDINGS_AFTER_CONSONANT | _ENDINGS_FOR_A | _ENDINGS_FOR_ADJECTIVE
                              | _ENDINGS_AGGLUTINATIVE)
-_LONGEST_ENDING = max(map(len, DECLENSION_ENDINGS))
+LONGEST_ENDING: Final = max(map(len, DECLENSION_ENDINGS))
 # A stem shorter than this, with an ending, makes other words too readily.
 STEM_LETTERS: Final = 4
 # Letters Ukrainian and Russian spellings of one name trade (Київ, Києва, Киев): read alike.
@@ -606,12 +608,20 @@ def _stem_key(stem: str) -> str:
     return stem.translate(_STEM_TABLE)
 
 
+def stem_key(word: str) -> str:
+    """``word`` read as stems are (see :func:`stems_of`): a token declined from a stem ``s``
+    has a stem key that starts with ``s`` and is at most :data:`LONGEST_ENDING` longer (an
+    ending keeps its length), which a sorted list of them finds by bisection."""
+    return word if word.isascii() else word.translate(_STEM_TABLE)
+
+
 def stems_of(names: Iterable[str], *, known: bool = True) -> dict[str, frozenset[str]]:
     """The stems (read by :func:`_stem_key`) that ``names`` (keys) are declined from, of
     :data:`STEM_LETTERS` letters or more, each with the endings it takes (see
-    :data:`DECLENSION_ENDINGS`). Names the shipped tables do not know (not ``known``: no place
-    or person they list) take no ending of one letter: a given name and another with an a or
-    u more are often two names (Oleksandr, Oleksandra; Adam, Adamu)."""
+    :data:`DECLENSION_ENDINGS`). Names no alias table knows (not ``known``: no place or person
+    the shipped tables or a config's ``[aliases]`` list) take no ending of one letter: a given
+    name and another with an a or u more are often two names (Oleksandr, Oleksandra; Adam,
+    Adamu)."""
     out: dict[str, frozenset[str]] = {}
 
     def add(stem: str, endings: frozenset[str]) -> None:
@@ -638,7 +648,7 @@ def declined(token: str, stems: Stems) -> bool:
     ending it takes, and no word or name in its own right."""
     if not stems:
         return False
-    for n in range(1, min(_LONGEST_ENDING, len(token) - STEM_LETTERS) + 1):
+    for n in range(1, min(LONGEST_ENDING, len(token) - STEM_LETTERS) + 1):
         ending = token[-n:]
         if ending in DECLENSION_ENDINGS:
             takes = stems.get(_stem_key(token[:-n]))
@@ -650,7 +660,7 @@ def declined(token: str, stems: Stems) -> bool:
 def token_stems(token: str) -> Iterable[str]:
     """The stems ``token`` may be declined from (each ending it may have taken off, read by
     :func:`_stem_key`): what a candidate index looks a token up by."""
-    for n in range(1, min(_LONGEST_ENDING, len(token) - STEM_LETTERS) + 1):
+    for n in range(1, min(LONGEST_ENDING, len(token) - STEM_LETTERS) + 1):
         if token[-n:] in DECLENSION_ENDINGS:
             yield _stem_key(token[:-n])
 
@@ -914,12 +924,15 @@ class Aliases:
 
     def declension_stems(self, key: str) -> Stems:
         """The stems a fuzzy term ``key`` takes declined, with their endings (see
-        :func:`declined`): of itself and of every name :meth:`fuzzy_of` gives. Worked out for
-        each key on first use."""
-        found = self._stems.get(key)
+        :func:`declined`): of itself and of every name :meth:`fuzzy_of` gives ("known" when it
+        has any: the shipped tables or a config's ``[aliases]`` list it). Worked out for each
+        key on first use; an Aliases is not to change once a rule set or a vocabulary reads it
+        (their candidate indexes keep what it said)."""
+        stems = self._stems  # the dict in hand: an update replaces it
+        found = stems.get(key)
         if found is None:
             names = self.fuzzy_of(key)
-            found = self._stems[key] = stems_of(sorted({key, *names}), known=bool(names))
+            found = stems[key] = stems_of(sorted({key, *names}), known=bool(names))
         return found
 
     def update(self, table: Mapping[str, Sequence[str]]) -> None:
