@@ -585,7 +585,7 @@ _ENDINGS_FOR_A: Final = _endings(
 _ENDINGS_FOR_ADJECTIVE: Final = _endings(
     "ego iego eho emu iemu ym im ogo omu og om ого его ому ему им ым ім")
 # Hungarian and Finnish suffixes, after the whole name whatever its last letter (Kijevben,
-# Kijevvel, Moszkvában, Kiovassa, Kiovasta), for the names the shipped tables list only.
+# Kijevvel, Moszkvában, Kiovassa, Kiovasta), for the names an alias table lists only.
 _ENDINGS_AGGLUTINATIVE: Final = _endings(
     "ban ben bol rol tol nal nel val vel hoz hez ssa sta lla lle lta")
 DECLENSION_ENDINGS: Final = (_ENDINGS_AFTER_CONSONANT | _ENDINGS_FOR_A | _ENDINGS_FOR_ADJECTIVE
