@@ -21,6 +21,9 @@ TAKEN = [
     ("odesa", "Odesie"), ("odesa", "Одесою"), ("moscow", "Moskwie"), ("moscow", "Москвы"),
     ("moscow", "Москвой"), ("putin", "Путіним"), ("zelensky", "Zelenskog"),
     ("kyiv", "Kijevvel"), ("moscow", "Moszkvában"),
+    # a Polish or Czech locative softens the name's last consonant
+    ("prague", "Pradze"), ("prague", "Praze"), ("riga", "Rydze"), ("bakhmut", "Bachmucie"),
+    ("poland", "Polsce"),
 ]
 REFUSED = [
     ("zelensky", "Zelenska"),  # his wife: the alias table's [distinct]

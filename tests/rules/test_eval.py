@@ -127,10 +127,11 @@ def test_declined_names_lose_no_ground() -> None:
     look-alikes, built before the declension rule was read. As built: 470 of its 714 forms
     taken, 210 of its 238 look-alikes refused; 509 and 215 with the endings spelt as keys
     spell them (Москвой), Hungarian and Finnish suffixes for the names the tables list and the
-    wives' names distinct (made on this set, so it is no longer unseen)."""
+    wives' names distinct (made on this set, so it is no longer unseen); 516 and 215 with the
+    consonants a Polish or Czech locative softens (Pradze, Praze, Bachmucie)."""
     rows = _eval_module().eval_pairs(name="probe6.tsv")
     assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) == 952
-    assert sum(c.tp for c in rows.values()) >= 509
+    assert sum(c.tp for c in rows.values()) >= 516
     assert sum(c.tn for c in rows.values()) >= 215
 
 

@@ -568,7 +568,8 @@ def compare(term: str, token: str, threshold: float, aliases: Aliases | None) ->
 # - a name ending in a consonant takes them after it: Polish Kijowa, Kijowie, Kijowem,
 #   Putinowi, Zagrzebiu; Czech Kyjeva, Kyjevě; Ukrainian Києва, Києві, Києвом, Путіним; Russian
 #   Путина, Путиным;
-# - one ending in a, in its place: Odesy, Odesie, Odesu, Одесі, Одесою, Москвы, Москвой;
+# - one ending in a, in its place: Odesy, Odesie, Odesu, Одесі, Одесою, Москвы, Москвой
+#   (and a locative's softened consonant: Pradze, Praze, Polsce; after a consonant, Bachmucie);
 # - one declined as an adjective (Zelensky, Navalny), in place of its -y, -yi, -ий: Zelenského,
 #   Zełenskiego, Зеленського, Navalnogo, Zelenskog; never a bare vowel nor -ой (Zelenska,
 #   Navalna, Зеленской are his wife's).
@@ -636,11 +637,31 @@ def stems_of(names: Iterable[str], *, known: bool = True) -> dict[str, frozenset
             add(_NAME_VOWELS.sub("", name), _ENDINGS_FOR_ADJECTIVE)
         elif _A_END.search(name):
             add(name[:-1], _ENDINGS_FOR_A)
+            if known and (softened := _softened(name[:-1], _A_SOFTENED)):
+                add(softened, _LOCATIVE_E)
         elif _CONSONANT_END.search(name):
             add(name, _ENDINGS_AFTER_CONSONANT)
+            if known and (softened := _softened(name, _CONSONANT_SOFTENED)):
+                add(softened, _LOCATIVE_IE)
         if known:
             add(name, _ENDINGS_AGGLUTINATIVE)
     return out
+
+
+# The consonant a Polish or Czech locative softens before its e (Praga → Pradze, Ryga → Rydze,
+# Praha → Praze, Polska → Polsce; Bachmut → Bachmucie, Nowogród → Nowogrodzie), for the names
+# an alias table lists.
+_A_SOFTENED: Final = (("g", "dz"), ("h", "z"), ("k", "c"))
+_CONSONANT_SOFTENED: Final = (("t", "c"), ("d", "dz"))
+_LOCATIVE_E: Final = frozenset({"e"})
+_LOCATIVE_IE: Final = frozenset({"ie"})
+
+
+def _softened(stem: str, table: tuple[tuple[str, str], ...]) -> str | None:
+    for last, soft in table:
+        if stem.endswith(last):
+            return stem[: -len(last)] + soft
+    return None
 
 
 def declined(token: str, stems: Stems) -> bool:
