@@ -52,6 +52,14 @@ def service(store: SqliteStore, sink: RecordingSink, clock: ManualClock, cfg: Ro
                    clock=clock, known_routes=["alerts"])
 
 
+def following(store: SqliteStore, sink: RecordingSink, cfgs: dict[str, RouteConfig],
+              clock: ManualClock) -> DeliveryService:
+    """Delivery of the route "alerts" whose settings are ``cfgs["alerts"]`` as it is now (a
+    test changes them as the config file would)."""
+    return deliver(store, sink, routes=lambda n: cfgs.get(n), clock=clock,
+                   known_routes=["alerts"])
+
+
 def carried(sink: RecordingSink) -> list[str]:
     return [i.article.id for d in sink.digests for i in d.items]
 
@@ -476,8 +484,7 @@ async def test_kept_alerts_follow_the_routes_settings_when_they_change(tmp_path:
     clock = ManualClock(datetime(2024, 5, 1, 9, 0, tzinfo=UTC))
     sink = RecordingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        d = deliver(store, sink, routes=lambda n: cfgs.get(n), clock=clock,
-                    known_routes=["alerts"])
+        d = following(store, sink, cfgs, clock)
         old = await write(store, 3, tag="old")
         await d.drain()
         assert (await d.status()).scheduled.get("alerts", (0, None))[0] == 3
@@ -494,8 +501,7 @@ async def test_kept_alerts_follow_the_routes_settings_when_they_change(tmp_path:
         later = await write(store, 2, tag="night")
         await d.drain()
         cfgs["alerts"] = route(quiet_hours="22:00-06:00")
-        restarted = deliver(store, sink, routes=lambda n: cfgs.get(n), clock=clock,
-                            known_routes=["alerts"])
+        restarted = following(store, sink, cfgs, clock)
         clock.set(datetime(2024, 5, 2, 6, 0, tzinfo=UTC))
         await restarted.drain()
         assert carried(sink)[-2:] == later
@@ -588,8 +594,7 @@ async def test_a_digest_route_made_immediate_during_its_quiet_hours_keeps_them(
     clock = ManualClock(datetime(2024, 5, 1, 23, 0, tzinfo=UTC))
     sink = RecordingSink()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        d = deliver(store, sink, routes=lambda n: cfgs.get(n), clock=clock,
-                    known_routes=["alerts"])
+        d = following(store, sink, cfgs, clock)
         old = await write(store, 3, tag="old")
         await d.drain()
         assert sink.digests == [] and sink.alerts == []

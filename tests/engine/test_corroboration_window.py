@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.fakes.sinks import RecordingSink
 from watchers.config import Config, parse_config
-from watchers.engine import open_engine
+from watchers.engine import Engine, open_engine
 from watchers.schedule import ManualClock
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -39,12 +40,17 @@ def report(tmp_path: Path, outlet: str, when: datetime, more: str = "") -> None:
         "date": when.isoformat()}))
 
 
+def engine_with(tmp_path: Path, need: int, clock: ManualClock, sink: RecordingSink, *,
+                start: bool = False) -> AbstractAsyncContextManager[Engine]:
+    """The engine of :func:`config` with ``min_sources = need``, on ``clock`` into ``sink``."""
+    return open_engine(config(tmp_path, need), start=start, default_sink=sink, clock=clock)
+
+
 async def one_waiting(tmp_path: Path) -> tuple[ManualClock, RecordingSink]:
     """An engine's run that leaves one alert waiting for a second outlet (at T0)."""
     clock = ManualClock(T0)
     sink = RecordingSink()
-    async with open_engine(config(tmp_path, 2), start=False, default_sink=sink,
-                           clock=clock) as engine:
+    async with engine_with(tmp_path, 2, clock, sink) as engine:
         report(tmp_path, "ap", T0)
         await engine.run_once()
         assert await engine.store.alert_counts() == {"waiting": 1}
@@ -54,13 +60,11 @@ async def one_waiting(tmp_path: Path) -> tuple[ManualClock, RecordingSink]:
 async def test_run_once_ends_a_wait_the_window_outlived(tmp_path: Path) -> None:
     clock, sink = await one_waiting(tmp_path)
     clock.set(T0 + timedelta(hours=72))
-    async with open_engine(config(tmp_path, 2), start=False, default_sink=sink,
-                           clock=clock) as engine:
+    async with engine_with(tmp_path, 2, clock, sink) as engine:
         await engine.run_once()
         assert await engine.store.alert_counts() == {"uncorroborated": 1}
     # lowered a few days later: nothing of it posts
-    async with open_engine(config(tmp_path, 1), start=False, default_sink=sink,
-                           clock=clock) as engine:
+    async with engine_with(tmp_path, 1, clock, sink) as engine:
         await engine.run_once()
         assert await engine.store.alert_counts() == {"uncorroborated": 1}
     assert sink.alerts == []
@@ -70,8 +74,7 @@ async def test_a_restart_after_days_down_with_min_sources_lowered_posts_nothing_
         tmp_path: Path) -> None:
     clock, sink = await one_waiting(tmp_path)
     clock.set(T0 + timedelta(hours=72))
-    async with open_engine(config(tmp_path, 1), start=True, default_sink=sink,
-                           clock=clock) as engine:
+    async with engine_with(tmp_path, 1, clock, sink, start=True) as engine:
         for _ in range(100):
             counts = await engine.store.alert_counts()
             if "waiting" not in counts and "pending" not in counts:
@@ -84,8 +87,7 @@ async def test_min_sources_raised_while_an_alert_waits_has_it_wait_for_more(
         tmp_path: Path) -> None:
     clock, sink = await one_waiting(tmp_path)
     clock.set(T0 + timedelta(hours=1))
-    async with open_engine(config(tmp_path, 3), start=False, default_sink=sink,
-                           clock=clock) as engine:
+    async with engine_with(tmp_path, 3, clock, sink) as engine:
         report(tmp_path, "bbc", T0 + timedelta(minutes=50), " on Monday")
         await engine.run_once()
         assert sink.alerts == [], "posted with 2 outlets although its rule needs 3 now"

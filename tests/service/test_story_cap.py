@@ -7,6 +7,8 @@ SQLite file."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,23 +34,47 @@ def art(outlet: str, guid: str, title: str, when: datetime, text: str | None = N
                    title=title, text=text or f"{title}. Officials confirmed.", published=when)
 
 
+class _Pipeline:
+    """Fixed sources of ``outlets``, the watch service and delivery on one SQLite file."""
+
+    def __init__(self, store: SqliteStore, sink: EditingSink, clock: ManualClock) -> None:
+        self.store, self.sink, self.clock = store, sink, clock
+
+    async def start(self, tmp_path: Path, rules: list[RuleConfig], outlets: Iterable[str]
+                    ) -> None:
+        self.service = watch(self.store, rules=rules, stories_mode=lambda r: "edit",
+                             clock=self.clock)
+        self.sources = {name: Fixed(name, []) for name in outlets}
+        for name, source in self.sources.items():
+            await self.service.add_source(folder(name, tmp_path), source)
+        self.delivery = deliver(self.store, self.sink, routes=lambda r: RouteConfig(target=1),
+                                clock=self.clock, stories_mode=lambda r: "edit",
+                                known_routes=["alerts"])
+
+    async def poll(self, items: list[Article]) -> None:
+        """One poll in which each source gives its own of ``items``, then delivery."""
+        for name, source in self.sources.items():
+            source.items = [a for a in items if a.source == name]
+        await self.service.run_once()
+        await self.delivery.drain()
+
+
+@asynccontextmanager
+async def pipeline(tmp_path: Path, clock: ManualClock, rules: list[RuleConfig],
+                   outlets: Iterable[str]) -> AsyncIterator[_Pipeline]:
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        p = _Pipeline(store, EditingSink(), clock)
+        await p.start(tmp_path, rules, outlets)
+        yield p
+
+
 async def polls(tmp_path: Path, *batches: list[Article]) -> EditingSink:
     clock = ManualClock(T0)
-    sink = EditingSink()
-    async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service = watch(store, rules=RULES, stories_mode=lambda r: "edit", clock=clock)
-        sources = {name: Fixed(name, []) for name in ("ap", "wire")}
-        for name, source in sources.items():
-            await service.add_source(folder(name, tmp_path), source)
-        delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
-                           stories_mode=lambda r: "edit", known_routes=["alerts"])
+    async with pipeline(tmp_path, clock, RULES, ("ap", "wire")) as p:
         for batch in batches:
-            for name, source in sources.items():
-                source.items = [a for a in batch if a.source == name]
-            await service.run_once()
-            await delivery.drain()
+            await p.poll(batch)
             clock.set(clock.now() + timedelta(minutes=30))
-    return sink
+    return p.sink
 
 
 async def test_reports_of_a_known_story_leave_a_new_storys_alert_its_place(
@@ -78,34 +104,18 @@ async def test_one_sites_two_section_feeds_do_not_corroborate_each_other(
         tmp_path: Path) -> None:
     """The same article (same link, same words) in two of one site's section feeds counted as
     two outlets, and an alert waiting for ``min_sources = 2`` posted on one report."""
-    clock = ManualClock(T0)
-    sink = EditingSink()
     url = "https://www.bbc.co.uk/news/world-europe-1234"
-    async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service = watch(store, rules=[RuleConfig(name="troops", query="troops", min_sources=2)],
-                        stories_mode=lambda r: "edit", clock=clock)
-        sources = {name: Fixed(name, []) for name in ("bbc-world", "bbc-europe", "dw")}
-        for name, source in sources.items():
-            await service.add_source(folder(name, tmp_path), source)
-        delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
-                           stories_mode=lambda r: "edit", known_routes=["alerts"])
+    async with pipeline(tmp_path, ManualClock(T0),
+                        [RuleConfig(name="troops", query="troops", min_sources=2)],
+                        ("bbc-world", "bbc-europe", "dw")) as p:
         for name in ("bbc-world", "bbc-europe"):
-            for source in sources.values():
-                source.items = []
-            sources[name].items = [Article(source=name, guid="bbc-1234", url=url,
-                                           title=TITLES[0], text=f"{TITLES[0]}. Officials "
-                                           "confirmed.", published=T0)]
-            await service.run_once()
-            await delivery.drain()
-        assert sink.alerts == []
-        assert {r.state for r in await store.alerts()} == {"waiting"}
+            await p.poll([Article(source=name, guid="bbc-1234", url=url, title=TITLES[0],
+                                  text=f"{TITLES[0]}. Officials confirmed.", published=T0)])
+        assert p.sink.alerts == []
+        assert {r.state for r in await p.store.alerts()} == {"waiting"}
         # another outlet's word-for-word copy, at its own link, is one
-        sources["bbc-europe"].items = []
-        sources["dw"].items = [art("dw", "x", TITLES[0], T0, text=f"{TITLES[0]}. Officials "
-                                   "confirmed.")]
-        await service.run_once()
-        await delivery.drain()
-    (posted,) = sink.alerts
+        await p.poll([art("dw", "x", TITLES[0], T0, text=f"{TITLES[0]}. Officials confirmed.")])
+    (posted,) = p.sink.alerts
     assert posted.story is not None and sorted(posted.story.outlets) == ["bbc-world", "dw"]
 
 
@@ -115,31 +125,17 @@ async def test_an_item_dated_ahead_of_the_clock_ends_no_live_story_early(
     day) moved the live stories' horizon ahead: a story still inside its 48-hour window was
     dropped, and its next report started another story and posted a second alert."""
     clock = ManualClock(T0)
-    sink = EditingSink()
 
     def read(outlet: str, guid: str, title: str, dated: datetime) -> Article:
         return art(outlet, guid, title, dated).model_copy(update={"fetched_at": clock.now()})
 
-    async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        service = watch(store, rules=[RuleConfig(name="troops", query="troops"),
-                                      RuleConfig(name="floods", query="flooding")],
-                        stories_mode=lambda r: "edit", clock=clock)
-        sources = {name: Fixed(name, []) for name in ("ap", "bbc", "badtz")}
-        for name, source in sources.items():
-            await service.add_source(folder(name, tmp_path), source)
-        delivery = deliver(store, sink, routes=lambda r: RouteConfig(target=1), clock=clock,
-                           stories_mode=lambda r: "edit", known_routes=["alerts"])
-
-        async def poll(item: Article) -> None:
-            for name, source in sources.items():
-                source.items = [item] if name == item.source else []
-            await service.run_once()
-            await delivery.drain()
-
-        await poll(read("ap", "1", TITLES[0], T0))
+    async with pipeline(tmp_path, clock, [RuleConfig(name="troops", query="troops"),
+                                          RuleConfig(name="floods", query="flooding")],
+                        ("ap", "bbc", "badtz")) as p:
+        await p.poll([read("ap", "1", TITLES[0], T0)])
         clock.set(T0 + timedelta(hours=30))
-        await poll(read("badtz", "x", "Flooding closes highways across northern California",
-                        T0 + timedelta(hours=50)))
-        await poll(read("bbc", "1", TITLES[1], T0 + timedelta(hours=30)))
-    assert [a.article.source for a in sink.alerts] == ["ap", "badtz"]
-    assert [u.article.source for u in sink.updates] == ["bbc"]
+        await p.poll([read("badtz", "x", "Flooding closes highways across northern California",
+                           T0 + timedelta(hours=50))])
+        await p.poll([read("bbc", "1", TITLES[1], T0 + timedelta(hours=30))])
+    assert [a.article.source for a in p.sink.alerts] == ["ap", "badtz"]
+    assert [u.article.source for u in p.sink.updates] == ["bbc"]
