@@ -279,3 +279,24 @@ async def test_a_host_that_answers_twice_gets_a_connection_per_request(
     # answer if it comes after the request is written); every later one by its own.
     assert bodies[1:] == [RSS] * 3
     assert all(len(c) == 1 for c in connections[-4:])
+
+
+async def test_a_not_modified_head_that_never_ends_is_refused_and_the_host_still_answers(
+        fetcher: Fetcher) -> None:
+    """A 304 whose head runs on (400 KB of one header, no end): the poll fails at once naming
+    the head's size, nothing waits for the rest, and the host's next request is answered."""
+    endless = [NOT_MODIFIED + b"X-Pad: ", *[b"a" * 10_000] * 40]
+    connections: list[list[bytes]] = []
+    server = await asyncio.start_server(_scripted(_by_path({
+        b"GET /a": endless, b"GET /b": [_ok(RSS)]}), connections), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(SourceError, match=r"64 KiB|more than 8190 bytes"):
+                await fetcher.get(f"http://127.0.0.1:{port}/a", etag='"v1"',
+                                  allow_private=LOOPBACK)
+            got = await fetcher.get(f"http://127.0.0.1:{port}/b", allow_private=LOOPBACK)
+        assert got.body == RSS
+    finally:
+        server.close()
+        await server.wait_closed()
