@@ -84,8 +84,9 @@ def test_a_name_the_tables_do_not_know_takes_the_longer_endings() -> None:
 
 def test_an_article_of_twenty_thousand_declined_names_and_a_giant_word() -> None:
     """A thousand times a usual article: 20,000 declined names, a 100,000-letter word that
-    ends like one and a 60,000-letter Cyrillic one. Every declined name counts (95 each), the evidence
-    stays bounded, the giant words are no name, and the rule set equals the naive loop."""
+    ends like one and a 60,000-letter Cyrillic one. Every declined name counts (95 each), the
+    evidence stays bounded, the giant words are no name, and the rule set equals the naive
+    loop."""
     rules = RuleSet([Rule("kyiv", "kyiv~"), Rule("zelensky", "zelensky~ AND talks")])
     text = " ".join(["Kijowie"] * 20_000 + ["kijow" + "a" * 100_000 + "ie",
                                             "Зеленського" * 5_000, "talks"])

@@ -285,7 +285,7 @@ async def test_a_not_modified_head_that_never_ends_is_refused_and_the_host_still
         fetcher: Fetcher) -> None:
     """A 304 whose head runs on (400 KB of one header, no end): the poll fails at once naming
     the head's size, nothing waits for the rest, and the host's next request is answered."""
-    endless = [NOT_MODIFIED + b"X-Pad: ", *[b"a" * 10_000] * 40]
+    endless: list[bytes | float] = [NOT_MODIFIED + b"X-Pad: ", *[b"a" * 10_000] * 40]
     connections: list[list[bytes]] = []
     server = await asyncio.start_server(_scripted(_by_path({
         b"GET /a": endless, b"GET /b": [_ok(RSS)]}), connections), "127.0.0.1", 0)
