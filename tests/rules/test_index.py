@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from itertools import pairwise
 
 import pytest
@@ -15,6 +16,8 @@ from watchers.rules.index import (
     _GRAM_SCREEN_FROM,
     RuleIndex,
     _anchors,
+    _automaton_finder,
+    _hyperscan_finder,
     _RegexScreen,
     _screen_form,
     required_literals,
@@ -237,10 +240,17 @@ def test_rebuilding_keeps_results() -> None:
     assert [m.rule for m in grown.without("a").match(art)] == ["b", "c"]
 
 
-def test_regex_screen_without_hyperscan(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("scan", ["automaton", "hyperscan", "none"])
+def test_regex_screen_with_each_scan(monkeypatch: pytest.MonkeyPatch, scan: str) -> None:
     import watchers.rules.index as index_module
+    import watchers.rules.text as text_module
 
-    monkeypatch.setattr(index_module, "_hyperscan_literals", lambda literals: None)
+    if scan != "automaton":
+        monkeypatch.setattr(text_module, "pack_literals", None)
+    if scan != "hyperscan":
+        monkeypatch.setattr(index_module, "_hyperscan_literals", lambda literals: None)
+    elif index_module._hyperscan_literals([("ab", True)]) is None:
+        pytest.skip("hyperscan is not installed")
     rules = RuleSet.from_queries({"a": "/troops? (massed|gathered)/", "b": "/crypto/"})
     art = Article(title="x", text="Troops massed near the border.")
     assert [m.rule for m in rules.match(art)] == ["a"]
@@ -314,7 +324,7 @@ def test_pure_regex_screen_finds_each_literal_in_the_texts(
     patterns = [f"{w}s? x" for w in _SCREEN_WORDS] + [f"{w}.i" for w in words]
     screen = _RegexScreen(patterns)
     assert len(screen.literals) >= _GRAM_SCREEN_FROM
-    screen._db = None  # the pure path, with or without Hyperscan installed
+    screen._find = None  # the pure path, whatever scan is installed
     joined = "\x00".join(_screen_form(t) for t in texts if t)
     expected = set(screen.unscreened)
     for lit, needing in screen.literals.items():
@@ -362,8 +372,8 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
     patterns = [f"{a}\\W+{b}" for a, b in pairwise(words)]
     patterns += [f"(?:{a}|{b})s? {b}" for a, b in pairwise(words)]
     screen = _RegexScreen(patterns)
-    for db in (screen._db, None):  # with Hyperscan when installed, and the pure path
-        screen._db = db
+    for find in _finders(screen):  # each scan installed, and the pure path
+        screen._find = find
         narrowed = screen.matching_all(texts)
         assert set(narrowed) <= screen.matching(texts)
         matched = {p for p in patterns if any(regex.search(p, t, regex.IGNORECASE) for t in texts)}
@@ -377,6 +387,14 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
         assert set().union(*each) <= set(narrowed)
         for t, found in zip(texts, each, strict=True):
             assert {p for p in patterns if regex.search(p, t, regex.IGNORECASE)} <= found
+
+
+def _finders(screen: _RegexScreen) -> list[Callable[[bytes], Mapping[int, list[int]]] | None]:
+    """The screen's literal scans that are installed (the C automaton, Hyperscan), and None
+    (the pure screen)."""
+    literals = [(lit, lit.encode() in screen._lead_ids) for lit in screen._scanned]
+    made = [_automaton_finder(literals), _hyperscan_finder(literals)]
+    return [f for f in made if f is not None] + [None]
 
 
 def _key_index_built(analysis: Analysis) -> bool:

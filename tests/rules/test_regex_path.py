@@ -204,7 +204,7 @@ def test_the_screen_form_is_shared_by_identity_only() -> None:
 QUERIES = {f"r{i:02d}": f"/{p}/" for i, p in enumerate(PATTERNS)}
 RULES = RuleSet.from_queries(QUERIES, regex_budget=30.0)
 PURE_RULES = RuleSet.from_queries(QUERIES, regex_budget=30.0)
-PURE_RULES._index._regex._db = None  # the pure screen, with or without Hyperscan installed
+PURE_RULES._index._regex._find = None  # the pure screen, whatever scan is installed
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1542,7 +1542,372 @@ not_a_pack:
     return NULL;
 }
 
+/* ---- Many literals at once: an Aho-Corasick automaton packed into a bytes object ----------
+ *
+ * pack_literals(literals, every) builds, for a list of non-empty bytes literals, the automaton
+ * that reads a text byte by byte and knows after each byte which literals end there (Aho and
+ * Corasick, 1975: a trie of the literals whose missing moves are resolved through failure links
+ * into a full table). Bytes that occur in no literal share one column, so the table has a
+ * column per distinct byte of the literals, not 256. find_literals(pack, data) reads data once
+ * and returns {literal number: [end, ...]}: every place where a literal whose ``every`` is true
+ * ends, ascending (overlapping occurrences included), and the first place for any other; a
+ * literal not in data is absent. That is what a Hyperscan literal database reports through
+ * its callback (with HS_FLAG_SINGLEMATCH for the others), without a call into Python per
+ * occurrence or giving the interpreter lock up and taking it back for each.
+ *
+ * Pack layout (native int32 after a 256-byte class table): the header, the class of each byte,
+ * each literal's ``every`` flag (padded to 4 bytes), then per state its row of moves, the first
+ * state with outputs on its failure chain (itself included; -1 for none), the next one after
+ * that, and where its own outputs begin and how many there are; then the outputs (literal
+ * numbers).
+ */
+
+#define LIT_MAGIC 0x4c495431 /* "LIT1" */
+/* A table larger than this many moves is refused (the caller has another way to scan). */
+#define LIT_MAX_MOVES ((Py_ssize_t)1 << 25)
+
+typedef struct {
+    int32_t magic, nstates, nclasses, nlits;
+} lit_head_t;
+
+static Py_ssize_t
+lit_pack_size(Py_ssize_t nstates, Py_ssize_t nclasses, Py_ssize_t nlits)
+{
+    Py_ssize_t every = (nlits + 3) / 4 * 4;
+    return (Py_ssize_t)sizeof(lit_head_t) + 256 + every
+           + (Py_ssize_t)sizeof(int32_t) * (nstates * nclasses + 4 * nstates + nlits);
+}
+
+static PyObject *
+ctext_pack_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])
+        || PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "pack_literals(literals, every): a list of bytes and a list of bools "
+                        "as long");
+        return NULL;
+    }
+    PyObject *lits = args[0], *every = args[1];
+    Py_ssize_t nlits = PyList_GET_SIZE(lits);
+    if (nlits >= INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "pack_literals: too many literals");
+        return NULL;
+    }
+    unsigned char used[256] = {0};
+    Py_ssize_t chars = 0;
+    for (Py_ssize_t i = 0; i < nlits; i++) {
+        PyObject *lit = PyList_GET_ITEM(lits, i);
+        if (!PyBytes_Check(lit) || PyBytes_GET_SIZE(lit) == 0) {
+            PyErr_SetString(PyExc_ValueError, "pack_literals: every literal is non-empty bytes");
+            return NULL;
+        }
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(lit);
+        Py_ssize_t len = PyBytes_GET_SIZE(lit);
+        for (Py_ssize_t j = 0; j < len; j++) {
+            used[p[j]] = 1;
+        }
+        chars += len;
+        if (chars >= INT32_MAX / 2) {
+            PyErr_SetString(PyExc_ValueError, "pack_literals: the literals are too long");
+            return NULL;
+        }
+    }
+    unsigned char cls[256];
+    int32_t nclasses = 1; /* class 0: bytes of no literal */
+    for (int b = 0; b < 256; b++) {
+        cls[b] = used[b] ? (unsigned char)nclasses++ : 0;
+    }
+    Py_ssize_t cap = chars + 1; /* states: at most one per literal byte, and the root */
+    if (cap > LIT_MAX_MOVES / nclasses) {
+        PyErr_SetString(PyExc_ValueError, "pack_literals: the automaton would be too large");
+        return NULL;
+    }
+    int32_t *next = PyMem_Malloc(sizeof(int32_t) * (size_t)(cap * nclasses));
+    int32_t *fail = PyMem_Malloc(sizeof(int32_t) * (size_t)cap);
+    int32_t *ends = PyMem_Malloc(sizeof(int32_t) * (size_t)(nlits ? nlits : 1));
+    int32_t *queue = PyMem_Malloc(sizeof(int32_t) * (size_t)cap);
+    PyObject *out = NULL;
+    if (next == NULL || fail == NULL || ends == NULL || queue == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < cap * nclasses; j++) {
+        next[j] = -1;
+    }
+    /* The trie: each literal's state is where it ends. */
+    int32_t nstates = 1;
+    for (Py_ssize_t i = 0; i < nlits; i++) {
+        PyObject *lit = PyList_GET_ITEM(lits, i);
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(lit);
+        Py_ssize_t len = PyBytes_GET_SIZE(lit);
+        int32_t s = 0;
+        for (Py_ssize_t j = 0; j < len; j++) {
+            int32_t *move = &next[(Py_ssize_t)s * nclasses + cls[p[j]]];
+            if (*move < 0) {
+                *move = nstates++;
+            }
+            s = *move;
+        }
+        ends[i] = s;
+    }
+    out = PyBytes_FromStringAndSize(NULL, lit_pack_size(nstates, nclasses, nlits));
+    if (out == NULL) {
+        goto done;
+    }
+    char *base = PyBytes_AS_STRING(out);
+    memset(base, 0, (size_t)PyBytes_GET_SIZE(out));
+    lit_head_t head = {LIT_MAGIC, nstates, nclasses, (int32_t)nlits};
+    memcpy(base, &head, sizeof head);
+    memcpy(base + sizeof head, cls, 256);
+    unsigned char *flags = (unsigned char *)base + sizeof head + 256;
+    for (Py_ssize_t i = 0; i < nlits; i++) {
+        int t = PyObject_IsTrue(PyList_GET_ITEM(every, i));
+        if (t < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        flags[i] = (unsigned char)t;
+    }
+    int32_t *moves = (int32_t *)(flags + (nlits + 3) / 4 * 4);
+    int32_t *report = moves + (Py_ssize_t)nstates * nclasses;
+    int32_t *link = report + nstates;
+    int32_t *own_start = link + nstates;
+    int32_t *own_count = own_start + nstates;
+    int32_t *outs = own_count + nstates;
+    /* Outputs by state: counted, then placed (a literal listed twice is two outputs). */
+    for (Py_ssize_t i = 0; i < nlits; i++) {
+        own_count[ends[i]]++;
+    }
+    int32_t at = 0;
+    for (int32_t s = 0; s < nstates; s++) {
+        own_start[s] = at;
+        at += own_count[s];
+        own_count[s] = 0;
+    }
+    for (Py_ssize_t i = 0; i < nlits; i++) {
+        int32_t s = ends[i];
+        outs[own_start[s] + own_count[s]++] = (int32_t)i;
+    }
+    /* Failure links breadth first, each missing move resolved through them. */
+    Py_ssize_t qh = 0, qt = 0;
+    fail[0] = 0;
+    report[0] = -1;
+    link[0] = -1;
+    for (int32_t c = 0; c < nclasses; c++) {
+        int32_t u = next[c];
+        if (u < 0) {
+            next[c] = 0;
+        }
+        else {
+            fail[u] = 0;
+            queue[qt++] = u;
+        }
+    }
+    while (qh < qt) {
+        int32_t r = queue[qh++];
+        link[r] = report[fail[r]];
+        report[r] = own_count[r] ? r : link[r];
+        for (int32_t c = 0; c < nclasses; c++) {
+            int32_t *move = &next[(Py_ssize_t)r * nclasses + c];
+            int32_t viaf = next[(Py_ssize_t)fail[r] * nclasses + c];
+            if (*move < 0) {
+                *move = viaf;
+            }
+            else {
+                fail[*move] = viaf;
+                queue[qt++] = *move;
+            }
+        }
+    }
+    /* Packed in breadth-first order (the shallow states, where a scan spends most of its
+     * time, share the first rows and so the processor's caches), each move as the next
+     * state's row (its number times the columns) shifted left once, with the low bit set when
+     * a literal ends at that state or along its failure chain: a byte then costs one table
+     * read, with no multiplication in the chain of reads. */
+    int32_t *order = fail; /* old state -> new state; the failure links are no longer needed */
+    order[0] = 0;
+    for (Py_ssize_t k = 0; k < qt; k++) {
+        order[queue[k]] = (int32_t)(k + 1);
+    }
+    uint32_t *packed = (uint32_t *)moves;
+    int32_t *tmp = PyMem_Malloc(sizeof(int32_t) * (size_t)nstates * 4);
+    if (tmp == NULL) {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int32_t old = 0; old < nstates; old++) {
+        int32_t now = order[old];
+        for (int32_t c = 0; c < nclasses; c++) {
+            int32_t to = next[(Py_ssize_t)old * nclasses + c];
+            packed[(Py_ssize_t)now * nclasses + c] =
+                ((uint32_t)order[to] * (uint32_t)nclasses) << 1 | (uint32_t)(report[to] >= 0);
+        }
+        tmp[now] = report[old] >= 0 ? order[report[old]] : -1;
+        tmp[nstates + now] = link[old] >= 0 ? order[link[old]] : -1;
+        tmp[2 * nstates + now] = own_start[old];
+        tmp[3 * nstates + now] = own_count[old];
+    }
+    memcpy(report, tmp, sizeof(int32_t) * (size_t)nstates * 4);
+    PyMem_Free(tmp);
+done:
+    PyMem_Free(next);
+    PyMem_Free(fail);
+    PyMem_Free(ends);
+    PyMem_Free(queue);
+    return out;
+}
+
+typedef struct {
+    int32_t lit, end;
+} lit_found_t;
+
+static int
+cmp_found(const void *a, const void *b)
+{
+    const lit_found_t *x = a, *y = b;
+    if (x->lit != y->lit) {
+        return x->lit < y->lit ? -1 : 1;
+    }
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+static PyObject *
+ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "find_literals(pack, data): bytes, bytes");
+        return NULL;
+    }
+    const char *base = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    lit_head_t head;
+    if (size < (Py_ssize_t)sizeof head + 256) {
+        goto not_a_pack;
+    }
+    memcpy(&head, base, sizeof head);
+    if (head.magic != LIT_MAGIC || head.nstates < 1 || head.nclasses < 1 || head.nlits < 0
+        || (Py_ssize_t)head.nstates * head.nclasses > LIT_MAX_MOVES
+        || lit_pack_size(head.nstates, head.nclasses, head.nlits) != size) {
+        goto not_a_pack;
+    }
+    const unsigned char *cls = (const unsigned char *)base + sizeof head;
+    const unsigned char *every = cls + 256;
+    const int32_t *moves = (const int32_t *)(every + (head.nlits + 3) / 4 * 4);
+    const int32_t nc = head.nclasses;
+    const int32_t *report = moves + (Py_ssize_t)head.nstates * nc;
+    const int32_t *link = report + head.nstates;
+    const int32_t *own_start = link + head.nstates;
+    const int32_t *own_count = own_start + head.nstates;
+    const int32_t *outs = own_count + head.nstates;
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[1]);
+    if (n >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "find_literals: data longer than 2 GiB");
+        return NULL;
+    }
+    unsigned char *seen = PyMem_Calloc((size_t)head.nlits + 1, 1);
+    Py_ssize_t nfound = 0, cap = 64;
+    lit_found_t *found = PyMem_Malloc(sizeof(lit_found_t) * (size_t)cap);
+    if (seen == NULL || found == NULL) {
+        PyMem_Free(seen);
+        PyMem_Free(found);
+        return PyErr_NoMemory();
+    }
+    const uint32_t *packed = (const uint32_t *)moves;
+    const uint32_t rows = (uint32_t)head.nstates * (uint32_t)nc;
+    uint32_t row = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t move = packed[row + cls[data[i]]];
+        row = move >> 1;
+        if (row >= rows) { /* only a pack made otherwise than by pack_literals */
+            PyMem_Free(seen);
+            PyMem_Free(found);
+            goto not_a_pack;
+        }
+        if (!(move & 1)) {
+            continue;
+        }
+        for (int32_t t = report[row / (uint32_t)nc]; t >= 0; t = link[t]) {
+            if (t >= head.nstates || own_start[t] < 0 || own_count[t] < 0
+                || own_start[t] > head.nlits - own_count[t]) {
+                PyMem_Free(seen);
+                PyMem_Free(found);
+                goto not_a_pack;
+            }
+            for (int32_t k = own_start[t], e = k + own_count[t]; k < e; k++) {
+                int32_t lit = outs[k];
+                if (lit < 0 || lit >= head.nlits) {
+                    PyMem_Free(seen);
+                    PyMem_Free(found);
+                    goto not_a_pack;
+                }
+                if (!every[lit]) {
+                    if (seen[lit]) {
+                        continue;
+                    }
+                    seen[lit] = 1;
+                }
+                if (nfound == cap) {
+                    cap *= 2;
+                    lit_found_t *more = PyMem_Realloc(found, sizeof(lit_found_t) * (size_t)cap);
+                    if (more == NULL) {
+                        PyMem_Free(seen);
+                        PyMem_Free(found);
+                        return PyErr_NoMemory();
+                    }
+                    found = more;
+                }
+                found[nfound].lit = lit;
+                found[nfound].end = (int32_t)(i + 1);
+                nfound++;
+            }
+        }
+    }
+    PyMem_Free(seen);
+    if (nfound > 1) {
+        qsort(found, (size_t)nfound, sizeof(lit_found_t), cmp_found);
+    }
+    PyObject *out = PyDict_New();
+    for (Py_ssize_t i = 0; out != NULL && i < nfound;) {
+        Py_ssize_t j = i;
+        while (j < nfound && found[j].lit == found[i].lit) {
+            j++;
+        }
+        PyObject *key = PyLong_FromLong(found[i].lit);
+        PyObject *list = key ? PyList_New(j - i) : NULL;
+        for (Py_ssize_t k = i; list != NULL && k < j; k++) {
+            PyObject *end = PyLong_FromLong(found[k].end);
+            if (end == NULL) {
+                Py_CLEAR(list);
+                break;
+            }
+            PyList_SET_ITEM(list, k - i, end);
+        }
+        if (list == NULL || PyDict_SetItem(out, key, list) < 0) {
+            Py_CLEAR(out);
+        }
+        Py_XDECREF(key);
+        Py_XDECREF(list);
+        i = j;
+    }
+    PyMem_Free(found);
+    return out;
+
+not_a_pack:
+    PyErr_SetString(PyExc_ValueError, "find_literals(): not a pack of literals");
+    return NULL;
+}
+
 static PyMethodDef ctext_methods[] = {
+    {"pack_literals", (PyCFunction)(void (*)(void))ctext_pack_literals, METH_FASTCALL,
+     "pack_literals(literals, every) -> bytes\n\n"
+     "An automaton finding all the bytes literals at once, packed for find_literals()."},
+    {"find_literals", (PyCFunction)(void (*)(void))ctext_find_literals, METH_FASTCALL,
+     "find_literals(pack, data) -> {literal number: [end, ...]}\n\n"
+     "Where each literal of the pack ends in data: every place for a literal packed with\n"
+     "every true, the first for any other; literals not found are absent."},
     {"pack_choices", (PyCFunction)(void (*)(void))ctext_pack_choices, METH_FASTCALL,
      "pack_choices(choices) -> bytes\n\n"
      "The list of str choices packed once for similar()."},

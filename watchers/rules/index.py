@@ -16,11 +16,11 @@ seen before is compared with the whole fuzzy vocabulary in one batch (``process.
 dictionary lookups for aliases, transliteration keys and letter swaps).
 
 Regular expressions are screened by the literal strings they require, found for all of them in
-one scan (Hyperscan when the ``hyperscan`` package is present; otherwise each literal whose first
-three letters occur in the text is searched for), field by field: a regex is tried only in a
-field that holds one of the strings it requires (and, when it requires several, as
-``kyiv\\W+talks`` does, each of them); a regex with no such string is tried on every
-article, within the article's regex budget. With Hyperscan the scan
+one scan (an Aho-Corasick automaton of the C extension, or Hyperscan when only the ``hyperscan``
+package is there; otherwise each literal whose first three letters occur in the text is searched
+for), field by field: a regex is tried only in a field that holds one of the strings it requires
+(and, when it requires several, as ``kyiv\\W+talks`` does, each of them); a regex with no such
+string is tried on every article, within the article's regex budget. The one scan
 also notes where the literals a pattern's matches begin with occur (each field's screen form
 keeps them, see ``matcher.FoldedText``; otherwise the evaluator finds them), so the pattern is
 tried there instead of searched for.
@@ -32,8 +32,9 @@ import re
 import threading
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain, compress, pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -267,7 +268,7 @@ class _RegexScreen:
 
     Each pattern is parsed (with Python's own regex parser) for a string that every match must
     contain; the texts' screen forms (ASCII lower-cased, :class:`~.matcher.FoldedText`) are
-    searched for all those strings at once, with Hyperscan when it is installed. A pattern with
+    searched for all those strings at once (see :func:`_literal_finder`). A pattern with
     no such string, or one the parser does not take, is always run: it is correct, only slower,
     and each run counts against the article's regex budget. The same scan keeps, in each
     text's screen form, where the literals that matches begin with are: the evaluator tries a
@@ -295,13 +296,13 @@ class _RegexScreen:
                 if others:
                     self.also[p] = others
         self._ordered = sorted(self.literals)
-        # Hyperscan looks for the literals of the other sets in the same scan; the pure screen
+        # The one scan looks for the literals of the other sets too; the pure screen
         # looks for them only in a text that holds one of a pattern's first set.
         scanned = set(self.literals)
         for sets in self.also.values():
             for lits in sets:
                 scanned.update(lits)
-        # Hyperscan also reports every place where a pattern's leading literals are (see
+        # The scan also reports every place where a pattern's leading literals are (see
         # matcher.FoldedText), so that the evaluator tries the pattern there without a search
         # of its own; a lead so common that reporting it costs more is left to the evaluator.
         leads: set[str] = set()
@@ -315,12 +316,8 @@ class _RegexScreen:
         self._lead_ids = {
             lit.encode("ascii"): i for i, lit in enumerate(self._scanned) if lit in leads
         }
-        self._db: Any = _hyperscan_literals([(lit, lit in leads) for lit in self._scanned])
-        # Hyperscan's scratch space, one per thread: a database's own may serve one scan at a
-        # time, and threads match with one rule set at once (a service's two matching threads,
-        # the lookup threads rebuilding evidence); a second scan raised ScratchInUseError.
-        self._scratch = threading.local()
-        # For Hyperscan's ids: per scanned literal, the patterns whose first set holds it; per
+        self._find = _literal_finder([(lit, lit in leads) for lit in self._scanned])
+        # For the scan's ids: per scanned literal, the patterns whose first set holds it; per
         # pattern, its other sets as sets of ids.
         number = {lit: i for i, lit in enumerate(self._scanned)}
         self._patterns_of = [tuple(self.literals.get(lit, ())) for lit in self._scanned]
@@ -328,7 +325,7 @@ class _RegexScreen:
             p: [frozenset(map(number.__getitem__, lits)) for lits in sets]
             for p, sets in self.also.items()
         }
-        # Without Hyperscan, many literals are first screened by their first three letters:
+        # Without a scan, many literals are first screened by their first three letters:
         # a text's three-letter sequences are one C-level pass, and a literal whose first three
         # are not among them is not in the text. Short literals are searched for directly.
         self._short = [lit for lit in self._ordered if len(lit) < 3]
@@ -352,7 +349,7 @@ class _RegexScreen:
         text; their union is a subset of :meth:`matching_all` of the texts together."""
         if not self.literals:
             return [set(self.unscreened) for _ in texts]
-        if self._db is None:
+        if self._find is None:
             return [self._screen((t,), every_set=True) for t in texts]
         out = []
         for t in texts:
@@ -363,7 +360,7 @@ class _RegexScreen:
         return out
 
     def _found(self, seen: set[int], found: set[str], *, every_set: bool) -> None:
-        """Add to ``found`` the patterns whose literals Hyperscan saw (``seen``, their ids):
+        """Add to ``found`` the patterns whose literals the scan saw (``seen``, their ids):
         one of the first set's, and with ``every_set`` one of each other set's."""
         patterns_of = self._patterns_of
         also_ids = self._also_ids if every_set else {}
@@ -378,8 +375,8 @@ class _RegexScreen:
         if not self.literals:
             return found
         folded = [folded_text(t) for t in texts if t]
-        if self._db is not None:
-            # By Hyperscan's literal ids, which the scan reports: every set of every pattern.
+        if self._find is not None:
+            # By the scan's literal ids, which it reports: every set of every pattern.
             self._found(self._scan(folded), found, every_set=every_set)
             return found
         present = self._present(folded)
@@ -415,16 +412,14 @@ class _RegexScreen:
         return {lit for lit in chain(self._short, maybe) if lit in text}
 
     def _scan(self, folded: list[FoldedText]) -> set[int]:
-        """The ids of the literals Hyperscan finds in one of the ``folded`` texts (every
+        """The ids of the literals the scan finds in one of the ``folded`` texts (every
         literal of every set); the places of the leads are kept in each text."""
         seen: set[int] = set()
-        scratch = getattr(self._scratch, "space", None)
-        if scratch is None:
-            scratch = self._scratch.space = _new_scratch(self._db)
+        find = self._find
+        assert find is not None  # the callers scan only with a finder
         for f in folded:
             # A lead is reported at each place it ends, any other literal once.
-            ends: defaultdict[int, list[int]] = defaultdict(list)
-            self._db.scan(f.data, match_event_handler=_on_match, context=ends, scratch=scratch)
+            ends = find(f.data)
             seen.update(ends)
             f.record(self._lead_ids, ends)
         return seen
@@ -444,6 +439,58 @@ def _screen_form(text: str) -> str:
     if not text.isascii() and ("\u017f" in text or "\u0131" in text or "\u0130" in text):
         text = text.translate(_SCREEN_TABLE)
     return text.lower()
+
+
+def _literal_finder(
+    literals: Sequence[tuple[str, bool]],
+) -> Callable[[bytes], Mapping[int, list[int]]] | None:
+    """A scan of bytes for all ``literals`` at once, each with whether it is reported
+    wherever it occurs rather than once: ``find(data)`` gives {literal number: [end, ...]}
+    for those it finds (ends ascending). The C extension's (:func:`_automaton_finder`),
+    else Hyperscan's; None without either, or without literals (the pure screen)."""
+    if not literals:
+        return None
+    return _automaton_finder(literals) or _hyperscan_finder(literals)
+
+
+def _automaton_finder(
+    literals: Sequence[tuple[str, bool]],
+) -> Callable[[bytes], Mapping[int, list[int]]] | None:
+    """:func:`_literal_finder` by the C extension's automaton (``_ctext.find_literals``: one
+    pass, no call into Python per occurrence, the interpreter lock held throughout); None
+    without the extension or when the automaton would be too large."""
+    pack_literals, find_literals = _text.pack_literals, _text.find_literals
+    if pack_literals is None or find_literals is None:
+        return None
+    try:
+        pack = pack_literals([lit.encode() for lit, _ in literals],
+                             [every for _, every in literals])
+    except ValueError:  # too large to pack
+        return None
+    return partial(find_literals, pack)
+
+
+def _hyperscan_finder(
+    literals: Sequence[tuple[str, bool]],
+) -> Callable[[bytes], Mapping[int, list[int]]] | None:
+    """:func:`_literal_finder` by Hyperscan (a Python call per occurrence); None without it."""
+    db = _hyperscan_literals(literals)
+    if db is None:
+        return None
+    # Hyperscan's scratch space, one per thread: a database's own may serve one scan at a
+    # time, and threads match with one rule set at once (a service's two matching threads,
+    # the lookup threads rebuilding evidence); a second scan raised ScratchInUseError.
+    scratches = threading.local()
+
+    def find(data: bytes) -> Mapping[int, list[int]]:
+        scratch = getattr(scratches, "space", None)
+        if scratch is None:
+            scratch = scratches.space = _new_scratch(db)
+        ends: defaultdict[int, list[int]] = defaultdict(list)
+        db.scan(data, match_event_handler=_on_match, context=ends, scratch=scratch)
+        return ends
+
+    return find
 
 
 def _new_scratch(db: Any) -> Any:
@@ -474,7 +521,8 @@ def _hyperscan_literals(literals: Sequence[tuple[str, bool]]) -> Any:
 
 
 # Leads more common than this (zipf, as a word) are found by the evaluator when it needs them,
-# which stops looking after a few: Hyperscan would report every one, each a Python call.
+# which stops looking after a few: the scan would report every one (and each would be a
+# Python call with Hyperscan).
 _LEAD_ZIPF_MAX = 6.5
 
 

@@ -270,6 +270,9 @@ _pack_choices: Callable[[list[str]], bytes] | None = None
 _similar: Callable[[list[str], bytes, float], list[tuple[int, int]]] | None = None
 # variants.translit_key of an ASCII word (None for any other word).
 _translit: Callable[[str], str | None] | None = None
+# Many bytes literals found in one pass (see _ctext.find_literals; the regex screen's scan).
+pack_literals: Callable[[list[bytes], list[bool]], bytes] | None = None
+find_literals: Callable[[bytes, bytes], dict[int, list[int]]] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -287,6 +290,8 @@ if not _PURE:
         _pack_choices = getattr(_ctext, "pack_choices", None)
         _similar = getattr(_ctext, "similar", None)
         _translit = getattr(_ctext, "translit", None)
+        pack_literals = getattr(_ctext, "pack_literals", None)
+        find_literals = getattr(_ctext, "find_literals", None)
 
 
 def untrack(*objects: object) -> None:
