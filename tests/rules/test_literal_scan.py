@@ -115,6 +115,12 @@ def test_too_many_literals_for_an_automaton_leave_the_screen_to_another_scan(
 ) -> None:
     import watchers.rules.text as text_module
 
+    # 300 literals of 200 random bytes: 60,000 states, each with a row for ~250 bytes.
+    wide = [bytes((i * 7 + j * 13) % 254 + 1 for j in range(200)) for i in range(300)]
+    with pytest.raises(ValueError, match="too large"):
+        _ctext.pack_literals(wide, [True] * len(wide))
+    assert _automaton_finder([(w.decode("latin-1"), True) for w in wide]) is None
+
     def too_large(literals: list[bytes], every: list[bool]) -> bytes:
         raise ValueError("pack_literals: the automaton would be too large")
 

@@ -1564,7 +1564,7 @@ not_a_pack:
 
 #define LIT_MAGIC 0x4c495431 /* "LIT1" */
 /* A table larger than this many moves is refused (the caller has another way to scan). */
-#define LIT_MAX_MOVES ((Py_ssize_t)1 << 25)
+#define LIT_MAX_MOVES ((Py_ssize_t)1 << 23) /* 32 MiB of moves */
 
 typedef struct {
     int32_t magic, nstates, nclasses, nlits;
