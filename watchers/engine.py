@@ -131,6 +131,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _V = TypeVar("_V")
+# Alerts waiting for corroboration read at once when their rules' needs are checked again
+# (Engine.refresh_waiting reads them all, page by page).
+WAITING_PAGE = 2_000
 
 
 
@@ -920,16 +923,24 @@ class Engine:
         running = {r.key: r for r in self.watch.rules}
         again = set(recount)
         released = 0
-        for row in await self.store.alerts(state="waiting", kind="alert", limit=10_000):
-            needs = [running[r.key].min_sources for r in row.rules if r.key in running]
-            if not needs:
-                continue
-            need = min(needs)
-            # Lowered, it may post now; raised, it waits for more (it posted with the count
-            # its rule needed when it was written).
-            if (need != row.min_sources or row.route in again) and await self.store.lower_wait(
-                    row.id, need):
-                released += 1
+        after = 0
+        while True:
+            # Page by page: a busy deployment may have more waiting than one read should hold.
+            page = await self.store.alerts(state="waiting", kind="alert", limit=WAITING_PAGE,
+                                           after=after)
+            for row in page:
+                needs = [running[r.key].min_sources for r in row.rules if r.key in running]
+                if not needs:
+                    continue
+                need = min(needs)
+                # Lowered, it may post now; raised, it waits for more (it posted with the
+                # count its rule needed when it was written).
+                if (need != row.min_sources or row.route in again) and (
+                        await self.store.lower_wait(row.id, need)):
+                    released += 1
+            if len(page) < WAITING_PAGE:
+                break
+            after = page[-1].id
         if released:
             log.info("%d alert(s) waiting for corroboration released: their rules need fewer "
                      "outlets now, or their server sees more of their story's", released)

@@ -227,7 +227,8 @@ async def test_notices_are_outbox_rows_in_order_with_alerts(store: SqliteStore) 
 
 async def test_outbox_rows_of_some_routes_first_or_newest(store: SqliteStore) -> None:
     """``alerts`` reads the rows of the routes asked for in the store (a server's /alerts
-    status), the first ``limit`` or with ``newest`` the last, in the order written."""
+    status), the first ``limit`` or with ``newest`` the last, in the order written, and those
+    written after a row (the engine reads all waiting alerts so, page by page)."""
     written = []
     for i, route in enumerate(["a", "b", "a", "c", "a", "b", "a"]):
         a = art(f"Report {i}")
@@ -245,6 +246,12 @@ async def test_outbox_rows_of_some_routes_first_or_newest(store: SqliteStore) ->
     assert await store.alerts(routes=[]) == []
     assert ids(await store.alerts(state="pending", kind="alert", routes={"b"}, newest=True,
                                   limit=1)) == [written[5][1]]
+    # Page by page: the rows written after the last one read.
+    pages, after = [], 0
+    while page := await store.alerts(routes=["a", "b"], limit=2, after=after):
+        pages.append(ids(page))
+        after = page[-1].id
+    assert pages == [[written[i][1] for i in p] for p in ((0, 1), (2, 4), (5, 6))]
 
 
 async def test_rule_snapshots_keep_what_matched(tmp_path: Path) -> None:

@@ -304,11 +304,15 @@ class OutboxMixin:
 
     async def alerts(self, *, state: AlertState | None = None, kind: OutboxKind | None = None,
                      limit: int = 1000, routes: Collection[str] | None = None,
-                     newest: bool = False) -> list[OutboxRow]:
+                     newest: bool = False, after: int = 0) -> list[OutboxRow]:
         """Outbox rows in the order they were written, of one state and kind if given, and of
-        ``routes`` only if given: the first ``limit`` of them, or with ``newest`` the last."""
+        ``routes`` only if given: the first ``limit`` of them, or with ``newest`` the last;
+        only those written after the row ``after`` (an id) if given, to read on page by page."""
         where: list[str] = []
         params: list[Any] = []
+        if after:
+            where.append("id > ?")
+            params.append(after)
         if state:
             where.append("state = ?")
             params.append(state)
