@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from itertools import pairwise
 
 import pytest
@@ -17,6 +16,7 @@ from watchers.rules.index import (
     RuleIndex,
     _anchors,
     _automaton_finder,
+    _Finder,
     _hyperscan_finder,
     _RegexScreen,
     _screen_form,
@@ -389,7 +389,7 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
             assert {p for p in patterns if regex.search(p, t, regex.IGNORECASE)} <= found
 
 
-def _finders(screen: _RegexScreen) -> list[Callable[[bytes], Mapping[int, list[int]]] | None]:
+def _finders(screen: _RegexScreen) -> list[_Finder | None]:
     """The screen's literal scans that are installed (the C automaton, Hyperscan), and None
     (the pure screen)."""
     literals = [(lit, lit.encode() in screen._lead_ids) for lit in screen._scanned]

@@ -65,6 +65,28 @@ def test_the_automaton_finds_what_a_search_per_literal_finds(
         lits, every, data)
 
 
+def test_every_literal_keeps_its_first_ends_only_up_to_most() -> None:
+    pack = _ctext.pack_literals([b"ab", b"b", b"xyz"], [True, False, True])
+    data = b"ab" * 100_000 + b"xyz"
+    assert _ctext.find_literals(pack, data, 3) == {0: [2, 4, 6], 1: [2], 2: [200_003]}
+    assert len(_ctext.find_literals(pack, data)[0]) == 100_000
+    with pytest.raises(ValueError, match="at least 1"):
+        _ctext.find_literals(pack, data, 0)
+
+
+@given(st.lists(st.tuples(_LITERAL, st.booleans()), max_size=8),
+       st.lists(st.sampled_from(list(b"abc ")), max_size=60).map(bytes),
+       st.integers(1, 5))
+def test_most_keeps_what_a_whole_scan_lists_first(
+    literals: list[tuple[bytes, bool]], data: bytes, most: int
+) -> None:
+    lits = [lit for lit, _ in literals]
+    every = [e for _, e in literals]
+    pack = _ctext.pack_literals(lits, every)
+    whole = _ctext.find_literals(pack, data)
+    assert _ctext.find_literals(pack, data, most) == {k: v[:most] for k, v in whole.items()}
+
+
 def test_overlapping_nested_and_repeated_literals() -> None:
     lits = [b"he", b"she", b"his", b"hers", b"e", b"he"]
     every = [True, True, False, True, False, True]
@@ -160,9 +182,9 @@ def test_on_the_corpora_the_automaton_reports_what_a_search_and_hyperscan_report
     for a in articles:
         for text in (a.title, a.text):
             data = FoldedText(text).data
-            found = automaton(data)
+            found = automaton(data, len(data) + 1)
             if hyperscan is not None:
-                assert found == dict(hyperscan(data))
+                assert found == dict(hyperscan(data, len(data) + 1))
             if compared < 12:  # the search per literal is slow: the first few texts
                 assert found == _plainly(encoded, every, data)
                 compared += 1
@@ -177,3 +199,26 @@ def test_on_the_corpora_the_automaton_reports_what_a_search_and_hyperscan_report
                 if pattern not in possible:
                     assert not regex.search(pattern, text, regex.IGNORECASE), pattern
     assert kept > 10
+
+
+@pytest.mark.parametrize("scan", ["automaton", "hyperscan"])
+def test_a_lead_repeated_a_million_times_keeps_only_the_places_a_pattern_is_tried_at(
+    scan: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the scan keeps of a lead's places is bounded by what the evaluator tries (one
+    more, to see it is past that), not by the text: of an article of 200,000 "government"s it
+    lists 2,138, and every one of them is still counted."""
+    import watchers.rules.index as index_module
+    from watchers.rules.matcher import folded_text, lead_tries
+
+    if scan == "hyperscan":
+        monkeypatch.setattr(index_module, "_automaton_finder", lambda literals: None)
+        if index_module._hyperscan_literals([("ab", True)]) is None:
+            pytest.skip("hyperscan is not installed")
+    rules = RuleSet.from_queries({"g": r"/\bgovern\w*/"}, regex_budget=60.0)
+    text = "The government. " * 200_000
+    art = Article(title="x", text=text)
+    (m,) = rules.match_report(art, evidence=False).matches
+    assert m.score == 200_000
+    kept = [len(ends) for _, found in folded_text(art.text)._scans for ends in found.values()]
+    assert kept and max(kept) == lead_tries(len(text)) + 1 == 2_138

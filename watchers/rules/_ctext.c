@@ -1548,12 +1548,13 @@ not_a_pack:
  * that reads a text byte by byte and knows after each byte which literals end there (Aho and
  * Corasick, 1975: a trie of the literals whose missing moves are resolved through failure links
  * into a full table). Bytes that occur in no literal share one column, so the table has a
- * column per distinct byte of the literals, not 256. find_literals(pack, data) reads data once
- * and returns {literal number: [end, ...]}: every place where a literal whose ``every`` is true
- * ends, ascending (overlapping occurrences included), and the first place for any other; a
- * literal not in data is absent. That is what a Hyperscan literal database reports through
- * its callback (with HS_FLAG_SINGLEMATCH for the others), without a call into Python per
- * occurrence or giving the interpreter lock up and taking it back for each.
+ * column per distinct byte of the literals, not 256. find_literals(pack, data[, most]) reads
+ * data once and returns {literal number: [end, ...]}: every place where a literal whose
+ * ``every`` is true ends, ascending (overlapping occurrences included; the first ``most`` if
+ * given), and the first place for any other; a literal not in data is absent. That is what a
+ * Hyperscan literal database reports through its callback (with HS_FLAG_SINGLEMATCH for the
+ * others), without a call into Python per occurrence or giving the interpreter lock up and
+ * taking it back for each.
  *
  * Pack layout (native int32 after a 256-byte class table): the header, the class of each byte,
  * each literal's ``every`` flag (padded to 4 bytes), then per state its row of moves, the first
@@ -1776,9 +1777,20 @@ cmp_found(const void *a, const void *b)
 static PyObject *
 ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "find_literals(pack, data): bytes, bytes");
+    if ((nargs != 2 && nargs != 3) || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "find_literals(pack, data[, most]): bytes, bytes, int");
         return NULL;
+    }
+    Py_ssize_t most = PY_SSIZE_T_MAX;
+    if (nargs == 3) {
+        most = PyLong_AsSsize_t(args[2]);
+        if (most == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (most < 1) {
+            PyErr_SetString(PyExc_ValueError, "find_literals: most must be at least 1");
+            return NULL;
+        }
     }
     const char *base = PyBytes_AS_STRING(args[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
@@ -1807,7 +1819,9 @@ ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_ValueError, "find_literals: data longer than 2 GiB");
         return NULL;
     }
-    unsigned char *seen = PyMem_Calloc((size_t)head.nlits + 1, 1);
+    /* Ends reported so far per literal: one for a literal reported once, ``most`` for any
+     * other (a text of one lead repeated millions of times lists no more than that). */
+    Py_ssize_t *seen = PyMem_Calloc((size_t)head.nlits + 1, sizeof(Py_ssize_t));
     Py_ssize_t nfound = 0, cap = 64;
     lit_found_t *found = PyMem_Malloc(sizeof(lit_found_t) * (size_t)cap);
     if (seen == NULL || found == NULL) {
@@ -1843,12 +1857,10 @@ ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
                     PyMem_Free(found);
                     goto not_a_pack;
                 }
-                if (!every[lit]) {
-                    if (seen[lit]) {
-                        continue;
-                    }
-                    seen[lit] = 1;
+                if (seen[lit] >= (every[lit] ? most : 1)) {
+                    continue;
                 }
+                seen[lit]++;
                 if (nfound == cap) {
                     cap *= 2;
                     lit_found_t *more = PyMem_Realloc(found, sizeof(lit_found_t) * (size_t)cap);
@@ -1905,9 +1917,9 @@ static PyMethodDef ctext_methods[] = {
      "pack_literals(literals, every) -> bytes\n\n"
      "An automaton finding all the bytes literals at once, packed for find_literals()."},
     {"find_literals", (PyCFunction)(void (*)(void))ctext_find_literals, METH_FASTCALL,
-     "find_literals(pack, data) -> {literal number: [end, ...]}\n\n"
-     "Where each literal of the pack ends in data: every place for a literal packed with\n"
-     "every true, the first for any other; literals not found are absent."},
+     "find_literals(pack, data[, most]) -> {literal number: [end, ...]}\n\n"
+     "Where each literal of the pack ends in data: every place (the first most) for a literal\n"
+     "packed with every true, the first for any other; literals not found are absent."},
     {"pack_choices", (PyCFunction)(void (*)(void))ctext_pack_choices, METH_FASTCALL,
      "pack_choices(choices) -> bytes\n\n"
      "The list of str choices packed once for similar()."},

@@ -47,6 +47,7 @@ from .matcher import (
     FuzzyCandidates,
     RegexFields,
     folded_text,
+    lead_tries,
     regex_leads,
 )
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
@@ -316,7 +317,7 @@ class _RegexScreen:
         self._lead_ids = {
             lit.encode("ascii"): i for i, lit in enumerate(self._scanned) if lit in leads
         }
-        self._find = _literal_finder([(lit, lit in leads) for lit in self._scanned])
+        self._find: _Finder | None = _literal_finder([(lit, lit in leads) for lit in self._scanned])
         # For the scan's ids: per scanned literal, the patterns whose first set holds it; per
         # pattern, its other sets as sets of ids.
         number = {lit: i for i, lit in enumerate(self._scanned)}
@@ -418,15 +419,20 @@ class _RegexScreen:
         find = self._find
         assert find is not None  # the callers scan only with a finder
         for f in folded:
-            # A lead is reported at each place it ends, any other literal once.
-            ends = find(f.data)
+            # A lead is reported at each place it ends (as many as a pattern is tried at, and
+            # one more), any other literal once.
+            ends = find(f.data, lead_tries(len(f.data)) + 1)
             seen.update(ends)
             f.record(self._lead_ids, ends)
         return seen
 
 
-def _on_match(lit_id: int, start: int, end: int, flags: int, ends: Any) -> None:
-    ends[lit_id].append(end)
+def _on_match(lit_id: int, start: int, end: int, flags: int,
+              context: tuple[defaultdict[int, list[int]], int]) -> None:
+    ends, most = context
+    found = ends[lit_id]
+    if len(found) < most:
+        found.append(end)
 
 
 # Under IGNORECASE these non-ASCII letters match ASCII ones (ſ/s, ı/i, İ/i, K/k); the screen
@@ -441,13 +447,18 @@ def _screen_form(text: str) -> str:
     return text.lower()
 
 
+# A literal scan: (data, most) → {literal number: [end, ...]} (see _literal_finder).
+_Finder = Callable[[bytes, int], Mapping[int, list[int]]]
+
+
 def _literal_finder(
     literals: Sequence[tuple[str, bool]],
-) -> Callable[[bytes], Mapping[int, list[int]]] | None:
+) -> _Finder | None:
     """A scan of bytes for all ``literals`` at once, each with whether it is reported
-    wherever it occurs rather than once: ``find(data)`` gives {literal number: [end, ...]}
-    for those it finds (ends ascending). The C extension's (:func:`_automaton_finder`),
-    else Hyperscan's; None without either, or without literals (the pure screen)."""
+    wherever it occurs rather than once: ``find(data, most)`` gives {literal number: [end,
+    ...]} for those it finds (ends ascending; the first ``most`` of each). The C extension's
+    (:func:`_automaton_finder`), else Hyperscan's; None without either, or without literals
+    (the pure screen)."""
     if not literals:
         return None
     return _automaton_finder(literals) or _hyperscan_finder(literals)
@@ -455,7 +466,7 @@ def _literal_finder(
 
 def _automaton_finder(
     literals: Sequence[tuple[str, bool]],
-) -> Callable[[bytes], Mapping[int, list[int]]] | None:
+) -> _Finder | None:
     """:func:`_literal_finder` by the C extension's automaton (``_ctext.find_literals``: one
     pass, no call into Python per occurrence, the interpreter lock held throughout); None
     without the extension or when the automaton would be too large."""
@@ -472,7 +483,7 @@ def _automaton_finder(
 
 def _hyperscan_finder(
     literals: Sequence[tuple[str, bool]],
-) -> Callable[[bytes], Mapping[int, list[int]]] | None:
+) -> _Finder | None:
     """:func:`_literal_finder` by Hyperscan (a Python call per occurrence); None without it."""
     db = _hyperscan_literals(literals)
     if db is None:
@@ -482,12 +493,12 @@ def _hyperscan_finder(
     # the lookup threads rebuilding evidence); a second scan raised ScratchInUseError.
     scratches = threading.local()
 
-    def find(data: bytes) -> Mapping[int, list[int]]:
+    def find(data: bytes, most: int) -> Mapping[int, list[int]]:
         scratch = getattr(scratches, "space", None)
         if scratch is None:
             scratch = scratches.space = _new_scratch(db)
         ends: defaultdict[int, list[int]] = defaultdict(list)
-        db.scan(data, match_event_handler=_on_match, context=ends, scratch=scratch)
+        db.scan(data, match_event_handler=_on_match, context=(ends, most), scratch=scratch)
         return ends
 
     return find

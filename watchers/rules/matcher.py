@@ -903,7 +903,7 @@ class Evaluator:
                 folded = self._folded.get(field)
                 if folded is None:
                     folded = self._folded[field] = folded_text(text)
-                limit = _TRIES_BASE + len(text) // _CHARS_PER_TRY
+                limit = lead_tries(len(text))
                 starts, complete = _lead_starts(folded, leads, word_start, limit)
                 budget = self.budget
                 if not complete:
@@ -1244,6 +1244,13 @@ _REGEX_PLANS: dict[str, _RegexPlan] = {}
 # characters of text, searching from the first place is cheaper.
 _TRIES_BASE = 4
 _CHARS_PER_TRY = 1500
+
+
+def lead_tries(length: int) -> int:
+    """The places a pattern is tried at, at most, in a text of ``length`` characters: past
+    that many of its leads it is searched for from the first instead. A scan that notes the
+    leads' places (the rule index's) need keep no more than one past this many of each."""
+    return _TRIES_BASE + length // _CHARS_PER_TRY
 
 
 def _regex_plan(pattern: str) -> _RegexPlan:

@@ -272,7 +272,7 @@ _similar: Callable[[list[str], bytes, float], list[tuple[int, int]]] | None = No
 _translit: Callable[[str], str | None] | None = None
 # Many bytes literals found in one pass (see _ctext.find_literals; the regex screen's scan).
 pack_literals: Callable[[list[bytes], list[bool]], bytes] | None = None
-find_literals: Callable[[bytes, bytes], dict[int, list[int]]] | None = None
+find_literals: Callable[[bytes, bytes, int], dict[int, list[int]]] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
