@@ -113,9 +113,7 @@ class RegexBudget:
         try:
             if starts is None:
                 found = [
-                    m.span()
-                    for m in rx.finditer(text, pos, concurrent=False, timeout=left)
-                    if m.end() > m.start()
+                    m.span() for m in rx.finditer(text, pos, timeout=left) if m.end() > m.start()
                 ]
             else:
                 found = _spans_at(rx, text, starts, start + left)
@@ -152,23 +150,28 @@ def _spans_at(
     bounded = _BOUNDED.get(id(rx))
     untimed = -1.0  # seconds left above which an attempt runs untimed; never, as a rule
     overrun = False  # whether an untimed attempt ran, which may have passed the deadline
+    # Such an attempt also keeps the interpreter lock (concurrent=False, the fourth argument;
+    # by position, as keywords cost a tenth of the call) while its bound is short: the regex
+    # module otherwise lets the lock go for each call on a str and takes it back after, which
+    # beside a busy thread (the event loop, the database's) waits up to the switch interval,
+    # 5 ms, for every place tried. A timed attempt, or a search, lets it go, so that a slow
+    # one (a lookup's catastrophic pattern, run for seconds) never holds the other threads up.
+    keep = None
     if bounded is not None and bounded[0] is rx:
         untimed = (bounded[1] + bounded[2] * len(text)) * _SECONDS_PER_STEP
+        if untimed <= _KEEP_LOCK_S:
+            keep = False
     for p in starts:
         if p < end:
             continue
         left = deadline - clock()
         if left <= 0:
             raise TimeoutError
-        # concurrent=False (the fourth argument; by position, as keywords cost a tenth of
-        # the call): the regex module otherwise lets the interpreter lock go for each call on
-        # a str and takes it back after, which beside a busy thread (the event loop, the
-        # database's) waits up to the switch interval, 5 ms, for every place tried.
         if 0 <= untimed < left:
-            m = match(text, p, None, False)
+            m = match(text, p, None, keep)
             overrun = True  # the next reading of the clock tells
         else:
-            m = match(text, p, None, False, timeout=left)
+            m = match(text, p, timeout=left)
         if m is not None:
             s, e = m.span()
             if e == s:
@@ -177,8 +180,7 @@ def _spans_at(
                 left = deadline - clock()
                 if left <= 0:
                     raise TimeoutError
-                return [m.span() for m in rx.finditer(text, concurrent=False, timeout=left)
-                        if m.end() > m.start()]
+                return [m.span() for m in rx.finditer(text, timeout=left) if m.end() > m.start()]
             found.append((s, e))
             end = e
     if overrun and clock() > deadline:
@@ -1275,6 +1277,10 @@ def _regex_plan(pattern: str) -> _RegexPlan:
 _BOUNDED: dict[int, tuple[regex.Pattern[str], int, int]] = {}
 # What one step of the regex module's matcher may take, generously (a step is a few ns).
 _SECONDS_PER_STEP: Final = 1e-7
+# An attempt bound to take no longer than this keeps the interpreter lock (see _spans_at). The
+# bound is generous (an attempt at a place of a 5 KB text is bound to 5 ms and takes a
+# microsecond or two); a text long enough to near it (a 100 KB word) lets the lock go.
+_KEEP_LOCK_S: Final = 0.1
 # Bounded repeats and alternatives multiply the paths an attempt may take; past this many the
 # pattern keeps its timeout.
 _MAX_PATHS: Final = 64
