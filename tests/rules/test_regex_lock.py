@@ -6,10 +6,15 @@ busy thread that wait lasts up to the switch interval (5 ms by default) per call
 is tried at each place its lead occurs, so an article with a few hundred such places took
 seconds. An attempt whose steps are bounded (see ``matcher._attempt_steps``) now keeps the lock;
 a timed attempt or a search still lets it go, so that a slow pattern never holds the other
-threads up (``tests/engine/test_lookup_isolation.py``). Here the switch interval is one second
-and a thread spins beside the matcher: a matcher that handed the lock over per call would take
-a minute or more; one that keeps it is done in about the switch interval (the turn the
-spinning thread takes at its start).
+threads up (``tests/engine/test_lookup_isolation.py``).
+
+The first test asks the matcher for its answer beside a thread spinning in Python at a
+one-second switch interval, with a generous guard against a hang: handing the lock over per
+call, the matcher waits a second at each place where the spinning thread wins the lock in
+between (10 s to a minute in trials); keeping it, it is done in about the switch interval (the
+turn the spinning thread takes at its start). Whether the spinning thread wins at a given call
+depends on how soon it is woken, so the second test checks what each attempt asks of the regex
+module, call by call.
 """
 
 from __future__ import annotations
@@ -23,15 +28,25 @@ from contextlib import contextmanager
 
 from watchers.models import Article
 from watchers.rules import RuleSet
-from watchers.rules.matcher import _BOUNDED, _compiled_regex, _regex_plan
+from watchers.rules.matcher import (
+    _BOUNDED,
+    _KEEP_LOCK_S,
+    _SECONDS_PER_STEP,
+    _compiled_regex,
+    _regex_plan,
+    _spans_at,
+    lead_tries,
+)
 
-# Each begins with a literal and is bounded: tried at each of its thirty leads, untimed.
+# Each begins with a literal and is bounded: tried at each of its thirty leads, untimed. A
+# lead in every 1,500 characters or so: with more, a pattern is searched for from the first
+# (see matcher.lead_tries), and a search lets the lock go.
 QUERIES = {
     "prefix": r"/\bgovern\w*/",
-    "pair": r"/(troops|soldiers)\W+to/",
+    "pair": r"/(troops|soldiers) to/",
     "word": r"/\bborder\b/",
 }
-TEXT = "The government sent troops to the border. " * 30
+TEXT = ("The government sent troops to the border. " + "Lorem ipsum dolor sit amet. " * 54) * 30
 
 
 @contextmanager
@@ -59,7 +74,11 @@ def test_regex_rules_beside_a_busy_thread_do_not_wait_for_it_at_every_place() ->
     for query in QUERIES.values():
         pattern = query.strip("/")
         assert _regex_plan(pattern)[1], f"{pattern} has no lead"
-        assert id(_compiled_regex(pattern)) in _BOUNDED, f"{pattern} is not bounded"
+        rx = _compiled_regex(pattern)
+        assert id(rx) in _BOUNDED, f"{pattern} is not bounded"
+        _, fixed, per_char = _BOUNDED[id(rx)]
+        assert (fixed + per_char * len(TEXT)) * _SECONDS_PER_STEP <= _KEEP_LOCK_S
+    assert lead_tries(len(TEXT)) >= 30
     article = Article(title="Troops to the border", text=TEXT)
     alone = rules.match_report(article, evidence=False).matches
     assert [m.rule for m in alone] == ["pair", "prefix", "word"]
@@ -72,3 +91,40 @@ def test_regex_rules_beside_a_busy_thread_do_not_wait_for_it_at_every_place() ->
         took = time.monotonic() - began
     assert [(m.rule, m.score) for m in beside] == [(m.rule, m.score) for m in alone]
     assert took < 45
+
+
+class _Recording:
+    """A compiled pattern (the regex module's, outside the project) that notes how each
+    ``match`` asked for the interpreter lock: its fourth argument, or keyword, ``concurrent``
+    (None: the module's default, which lets the lock go on a str)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.rx = _compiled_regex(pattern)
+        self.asked: list[object] = []
+
+    def match(self, text: str, pos: int, endpos: int | None = None,
+              concurrent: bool | None = None, timeout: float | None = None) -> object:
+        self.asked.append(concurrent)
+        return self.rx.match(text, pos, endpos, concurrent, timeout=timeout)
+
+
+def test_only_a_bounded_attempt_asks_to_keep_the_lock() -> None:
+    """The same places tried three ways: bounded and short (keeps the lock), bounded but long
+    for the text (a bound past _KEEP_LOCK_S lets it go), and unbounded (timed: lets it go)."""
+    text = "The government sent troops to the border. " * 3
+    starts = [4, 46, 88]
+    short = _Recording(r"\bgovern\w*")
+    _BOUNDED[id(short)] = (short, 10, 10)  # type: ignore[assignment]
+    long = _Recording(r"\bgovern\w*")
+    _BOUNDED[id(long)] = (long, 10, 10 ** 8)  # type: ignore[assignment]
+    timed = _Recording(r"govern(\w+\s*)+sent")
+    try:
+        spans = [(4, 14), (46, 56), (88, 98)]
+        assert _spans_at(short, text, starts, time.perf_counter() + 60) == spans  # type: ignore[arg-type]
+        assert _spans_at(long, text, starts, time.perf_counter() + 60) == spans  # type: ignore[arg-type]
+        assert len(_spans_at(timed, text, starts, time.perf_counter() + 60)) == 3  # type: ignore[arg-type]
+    finally:
+        del _BOUNDED[id(short)], _BOUNDED[id(long)]
+    assert short.asked == [False, False, False]
+    assert long.asked == [None, None, None]
+    assert timed.asked == [None, None, None]

@@ -306,13 +306,21 @@ def test_attempts_are_bounded_only_for_linear_patterns() -> None:
     and keeps the regex module's timeout."""
     steps = matcher_module._attempt_steps
     for pattern in (r"\bkiev\w*", r"kievs? (and|or) talks", r"kiev\W+talks",
-                    r"(kyiv|kiev)\W+talks", r"1,?00,?000 troops", r"a.b"):
+                    r"(kyiv|kiev)\W+talks", r"1,?00,?000 troops", r"a.b",
+                    r"kiev(s)? (and|or) talks", r"ukrain(ian|ians)?\W+troops",
+                    r"(ab)?(cd)?(ef)?x", r"(a(b)?)?c"):
         assert steps(pattern) is not None, pattern
+    # A bounded repeat of a group counts each of its paths at each count: (s)? is two, as s?
+    # is (the group is one item more).
+    grouped, plain = steps(r"kiev(s)? (and|or) talks"), steps(r"kievs? (and|or) talks")
+    assert grouped is not None and plain is not None and grouped[1] == plain[1] == 0
+    assert grouped[0] // 4 == plain[0] // 4 + 1  # four paths each
     # No unbounded repeat: a fixed number of steps, whatever the text.
     bounded = steps(r"kievs? (and|or) talks")
     assert bounded is not None and bounded[1] == 0
     for pattern in (r"xx(a|aa)+$", r"(ab)+c", r"\w+ing\w*", r"(?<=k)ab", r"(a|b\w*)c",
-                    r"ab{2,500}", r"(a)\1", r"(?>ab)c"):
+                    r"ab{2,500}", r"(a)\1", r"(?>ab)c", r"((ab)?)+c", r"(ab|cd){0,7}x",
+                    r"(a\w*)?b"):
         assert steps(pattern) is None, pattern
 
 

@@ -1347,8 +1347,20 @@ def _paths(items: list[Any], unbounded_max: int) -> tuple[int, int, int] | None:
             low, high, body = arg
             body = list(body)
             if len(body) != 1 or str(body[0][0]) not in _ONE_CHAR:
-                return None
-            if high == unbounded_max:
+                # A bounded repeat of a bounded group ("(s)?", "(ian|ians){0,2}"): each count
+                # from low to high, each choice of the group's paths at each repetition.
+                if high == unbounded_max or high - low >= _MAX_PATHS:
+                    return None
+                one = _paths(body, unbounded_max)
+                if one is None or one[2]:
+                    return None
+                total = 0
+                for k in range(low, high + 1):
+                    total += one[0] ** k
+                    if total > _MAX_PATHS:
+                        return None
+                inner = (total, high * one[1], 0)
+            elif high == unbounded_max:
                 inner = (1, 1, 1)
             elif high - low < _MAX_PATHS:
                 inner = (high - low + 1, high, 0)
