@@ -1346,13 +1346,16 @@ def _paths(items: list[Any], unbounded_max: int) -> tuple[int, int, int] | None:
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             low, high, body = arg
             body = list(body)
-            if len(body) != 1 or str(body[0][0]) not in _ONE_CHAR:
-                # A bounded repeat of a bounded group ("(s)?", "(ian|ians){0,2}"): each count
-                # from low to high, each choice of the group's paths at each repetition.
-                if high == unbounded_max or high - low >= _MAX_PATHS:
+            if high == unbounded_max:
+                # Unbounded: only of one character, given up one at a time.
+                if len(body) != 1 or str(body[0][0]) not in _ONE_CHAR:
                     return None
+                inner = (1, 1, 1)
+            else:
+                # Bounded ("s?", "(s)?", "(ian|ians){0,2}"): each count from low to high, each
+                # choice of the body's paths at each repetition (one for a character).
                 one = _paths(body, unbounded_max)
-                if one is None or one[2]:
+                if one is None or one[2] or high - low >= _MAX_PATHS:
                     return None
                 total = 0
                 for k in range(low, high + 1):
@@ -1360,12 +1363,6 @@ def _paths(items: list[Any], unbounded_max: int) -> tuple[int, int, int] | None:
                     if total > _MAX_PATHS:
                         return None
                 inner = (total, high * one[1], 0)
-            elif high == unbounded_max:
-                inner = (1, 1, 1)
-            elif high - low < _MAX_PATHS:
-                inner = (high - low + 1, high, 0)
-            else:
-                return None
         else:
             return None
         if inner is None:
