@@ -1836,9 +1836,7 @@ ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
         uint32_t move = packed[row + cls[data[i]]];
         row = move >> 1;
         if (row >= rows) { /* only a pack made otherwise than by pack_literals */
-            PyMem_Free(seen);
-            PyMem_Free(found);
-            goto not_a_pack;
+            goto bad_pack;
         }
         if (!(move & 1)) {
             continue;
@@ -1846,16 +1844,12 @@ ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
         for (int32_t t = report[row / (uint32_t)nc]; t >= 0; t = link[t]) {
             if (t >= head.nstates || own_start[t] < 0 || own_count[t] < 0
                 || own_start[t] > head.nlits - own_count[t]) {
-                PyMem_Free(seen);
-                PyMem_Free(found);
-                goto not_a_pack;
+                goto bad_pack;
             }
             for (int32_t k = own_start[t], e = k + own_count[t]; k < e; k++) {
                 int32_t lit = outs[k];
                 if (lit < 0 || lit >= head.nlits) {
-                    PyMem_Free(seen);
-                    PyMem_Free(found);
-                    goto not_a_pack;
+                    goto bad_pack;
                 }
                 if (seen[lit] >= (every[lit] ? most : 1)) {
                     continue;
@@ -1907,6 +1901,9 @@ ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
     PyMem_Free(found);
     return out;
 
+bad_pack: /* found mid-scan: what the scan holds goes first */
+    PyMem_Free(seen);
+    PyMem_Free(found);
 not_a_pack:
     PyErr_SetString(PyExc_ValueError, "find_literals(): not a pack of literals");
     return NULL;
