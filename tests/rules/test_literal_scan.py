@@ -222,3 +222,56 @@ def test_a_lead_repeated_a_million_times_keeps_only_the_places_a_pattern_is_trie
     assert m.score == 200_000
     kept = [len(ends) for _, found in folded_text(art.text)._scans for ends in found.values()]
     assert kept and max(kept) == lead_tries(len(text)) + 1 == 2_138
+
+
+@pytest.mark.parametrize(
+    ("most", "error", "message"),
+    [(0, ValueError, "at least 1"), (-5, ValueError, "at least 1"),
+     (10 ** 30, OverflowError, "too large"), (1.5, TypeError, "integer")],
+)
+def test_a_bad_most_is_refused_by_name(most: object, error: type[Exception], message: str) -> None:
+    pack = _ctext.pack_literals([b"ab"], [True])
+    with pytest.raises(error, match=message):
+        _ctext.find_literals(pack, b"abab", most)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="bytes, bytes"):
+        _ctext.find_literals(pack, bytearray(b"abab"))  # type: ignore[arg-type]
+
+
+def test_three_thousand_literals_in_a_text_made_of_them() -> None:
+    """A rule set's worth of literals (three times the 958 of 10,000 realistic rules) in a text
+    that is nothing but them: every one found where a search finds it."""
+    import random
+
+    rng = random.Random(5)
+    words = sorted({"".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 9)))
+                    for _ in range(3000)})
+    lits = [w.encode() for w in words]
+    every = [i % 3 == 0 for i in range(len(lits))]
+    data = " ".join(rng.choice(words) for _ in range(1500)).encode()
+    found = _ctext.find_literals(_ctext.pack_literals(lits, every), data, 10 ** 6)
+    assert len(found) > 500
+    assert found == _plainly(lits, every, data)
+
+
+def test_regexes_of_other_scripts_and_special_folds_match_as_the_naive_loop() -> None:
+    """Literals beyond ASCII (Cyrillic, accented, an emoji, a zero-width space, ſ and İ that
+    IGNORECASE folds) screened by the automaton: the same matches as a search of each."""
+    rules = RuleSet.from_queries({
+        "uk": r"/київ\w*/", "fr": r"/café\W+noir/", "de": r"/straße/", "mix": r"/kyiv|київ/",
+        "tr": r"/İstanbul/", "s": r"/ſtrike/", "emoji": r"/🚀 launch/", "zw": "/a\u200bb/",
+    })
+    articles = [
+        Article(title="Київ сьогодні", text="У Києві. Київська влада"),
+        Article(title="x", text="Café  noir and CAFÉ-NOIR"),
+        Article(title="Strasse", text="die Straße, STRASSE"),
+        Article(title="istanbul", text="İstanbul and ISTANBUL"),
+        Article(title="x", text="strike STRIKE ſtrike"),
+        Article(title="x", text="🚀 launch today"),
+        Article(title="x", text="a\u200bb"),
+    ]
+    fired = set()
+    for art in articles:
+        got = rules.match(art)
+        assert got == rules.match_naive(art)
+        fired.update(m.rule for m in got)
+    assert fired == {"uk", "fr", "de", "mix", "tr", "s", "emoji", "zw"}
