@@ -269,7 +269,7 @@ def test_regexes_of_other_scripts_and_special_folds_match_as_the_naive_loop() ->
         Article(title="x", text="🚀 launch today"),
         Article(title="x", text="a\u200bb"),
     ]
-    fired = set()
+    fired: set[str] = set()
     for art in articles:
         got = rules.match(art)
         assert got == rules.match_naive(art)
