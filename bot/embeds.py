@@ -144,10 +144,14 @@ def _parts(url: str) -> tuple[str, str, str]:
     return scheme, rest[:cut], rest[cut:]
 
 
+def _percent(c: str) -> str:
+    """``c`` percent-encoded (its UTF-8 bytes)."""
+    return "".join(f"%{b:02X}" for b in c.encode("utf-8", "replace"))
+
+
 def _encoded(text: str, unsafe: Callable[[str], bool]) -> str:
-    """``text`` with each character ``unsafe`` says so of percent-encoded (its UTF-8 bytes)."""
-    return "".join("".join(f"%{b:02X}" for b in c.encode("utf-8", "replace")) if unsafe(c)
-                   else c for c in text)
+    """``text`` with each character ``unsafe`` says so of percent-encoded."""
+    return "".join(_percent(c) if unsafe(c) else c for c in text)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -184,7 +188,7 @@ def link_target(url: str | None) -> str | None:
     scheme, authority, tail = _parts(url)
     if _BAD_AUTHORITY.search(authority):
         return None
-    target = f"{scheme}://{authority}" + _encoded(tail, lambda c: bool(_LINK_UNSAFE.match(c)))
+    target = f"{scheme}://{authority}" + _LINK_UNSAFE.sub(lambda m: _percent(m[0]), tail)
     return target if len(target) <= 2000 else None
 
 

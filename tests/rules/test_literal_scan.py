@@ -209,8 +209,12 @@ def test_a_lead_repeated_a_million_times_keeps_only_the_places_a_pattern_is_trie
     more, to see it is past that), not by the text: of an article of 200,000 "government"s it
     lists 2,138, and every one of them is still counted."""
     import watchers.rules.index as index_module
+    import watchers.rules.matcher as matcher_module
     from watchers.rules.matcher import folded_text, lead_tries
 
+    # The folded texts an earlier test left could push this text's out of the few kept before
+    # it is read back below (the scan's places are kept on it).
+    monkeypatch.setattr(matcher_module, "_FOLDED", {})
     if scan == "hyperscan":
         monkeypatch.setattr(index_module, "_automaton_finder", lambda literals: None)
         if index_module._hyperscan_literals([("ab", True)]) is None:
