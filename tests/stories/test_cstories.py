@@ -38,12 +38,12 @@ ODD_TITLES = [
 
 @contextmanager
 def _pure() -> Iterator[None]:
-    saved = ft._cterms, ft._cexemplar_text, ix._cprepare
-    ft._cterms = ft._cexemplar_text = ix._cprepare = None
+    saved = ft._cterms, ft._cexemplar_text, ft._cexemplar, ix._cprepare
+    ft._cterms = ft._cexemplar_text = ft._cexemplar = ix._cprepare = None
     try:
         yield
     finally:
-        ft._cterms, ft._cexemplar_text, ix._cprepare = saved
+        ft._cterms, ft._cexemplar_text, ft._cexemplar, ix._cprepare = saved
 
 
 def _titles() -> list[str]:
@@ -87,6 +87,34 @@ def test_any_exemplar_spells_and_walks_as_in_python(ex: tuple[tuple[str, float],
         assert _ex(ix._Ex(ex)) == e
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_terms, _weights, max_size=40))
+def test_an_exemplar_is_made_of_its_weights_as_in_python(weights: dict[str, float]) -> None:
+    """The C exemplar: the same pairs in the same order as the Python code, and left out of the
+    cyclic collector (pairs and tuple) where they hold strs and numbers only."""
+    c = ft._CSTORIES
+    assert c is not None and ft._cexemplar is not None
+    made = c.exemplar(weights)
+    assert made == ft._exemplar(weights)
+    assert [type(w) for _, w in made] == [type(weights[t]) for t, _ in made]
+    assert not gc.is_tracked(made)
+    assert not any(gc.is_tracked(p) for p in made)
+
+
+def test_an_exemplar_holding_a_tracked_object_stays_tracked() -> None:
+    """A pair holding something the collector tracks (never in a signature) is left tracked,
+    and so is the tuple holding it: leaving them out could leak a cycle through them."""
+    c = ft._CSTORIES
+    assert c is not None
+    held: list[object] = []
+    made = c.exemplar({"b": 1.0, "a": held})
+    assert made == (("a", held), ("b", 1.0))
+    assert gc.is_tracked(made) and gc.is_tracked(made[0]) and not gc.is_tracked(made[1])
+    held.append(made)  # a cycle through the exemplar, which the collector can free
+    del made, held
+    gc.collect()
+
+
 def test_the_weight_text_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ft, "_REPRS_MAX", 20)
     for i in range(100):
@@ -112,6 +140,12 @@ def test_wrong_arguments_are_refused_naming_the_function_and_argument() -> None:
         c.exemplar_text((), ft._pair_text, {}, 1.5)
     with pytest.raises(OverflowError):
         c.exemplar_text((), ft._pair_text, {}, 2**70)
+    with pytest.raises(TypeError, match=r"exemplar\(\) takes exactly 1 arguments \(2 given\)"):
+        c.exemplar({}, {})
+    with pytest.raises(TypeError, match=r"exemplar\(\) argument 1 must be dict, not list"):
+        c.exemplar([("a", 1.0)])
+    with pytest.raises(TypeError, match="not supported between"):
+        c.exemplar({"a": 1.0, 2: 1.0})  # keys sorted() cannot order: its error
     with pytest.raises(TypeError, match=r"terms\(\) takes exactly 16 arguments \(0 given\)"):
         c.terms()
     good: list[Any] = [[], [], None, None, [], [], 0, -1, {}, ft._word_of, ft._MONTHS,

@@ -1553,6 +1553,64 @@ scorer_init(void)
     return PyType_Ready(&ScorerType);
 }
 
+/* exemplar(weights): features._exemplar, the (stem, weight) pairs of a dict sorted by stem (as
+ * sorted() orders its keys) in a tuple of 2-tuples. A pair holding nothing the cyclic collector
+ * tracks (a str and a float, as signatures hold) is left out of it, and so is the tuple when
+ * every pair is (see text.untrack: no cycle can run through them). */
+static PyObject *
+exemplar(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!arg_count("exemplar", nargs, 1))
+        return NULL;
+    if (!PyDict_CheckExact(args[0])) {  /* a subclass may iterate otherwise than its items */
+        PyErr_Format(PyExc_TypeError, "exemplar() argument 1 must be dict, not %.50s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    PyObject *weights = args[0];
+    PyObject *keys = PyDict_Keys(weights);
+    if (keys == NULL)
+        return NULL;
+    if (PyList_Sort(keys) < 0) {
+        Py_DECREF(keys);
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL) {
+        Py_DECREF(keys);
+        return NULL;
+    }
+    int tracked = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PyList_GET_ITEM(keys, i);
+        PyObject *w = PyDict_GetItemWithError(weights, k);
+        if (w == NULL) {
+            if (!PyErr_Occurred())  /* the sort's comparisons ran Python code that took it out */
+                PyErr_SetObject(PyExc_KeyError, k);
+            Py_DECREF(keys);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyObject *pair = PyTuple_Pack(2, k, w);
+        if (pair == NULL) {
+            Py_DECREF(keys);
+            Py_DECREF(out);
+            return NULL;
+        }
+        if ((PyObject_IS_GC(k) && PyObject_GC_IsTracked(k))
+                || (PyObject_IS_GC(w) && PyObject_GC_IsTracked(w)))
+            tracked = 1;
+        else if (PyObject_GC_IsTracked(pair))
+            PyObject_GC_UnTrack(pair);
+        PyTuple_SET_ITEM(out, i, pair);
+    }
+    Py_DECREF(keys);
+    if (!tracked && PyObject_GC_IsTracked(out))
+        PyObject_GC_UnTrack(out);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"prepare", (PyCFunction)(void (*)(void))prepare, METH_FASTCALL,
      "index._Ex's walk over an exemplar."},
@@ -1562,6 +1620,8 @@ static PyMethodDef methods[] = {
      "features._terms over a FieldText's token lists."},
     {"exemplar_text", (PyCFunction)(void (*)(void))exemplar_text, METH_FASTCALL,
      "json.dumps of an exemplar, compact."},
+    {"exemplar", (PyCFunction)(void (*)(void))exemplar, METH_FASTCALL,
+     "features._exemplar: a dict's items sorted by key, as a tuple of pairs."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -100,6 +100,7 @@ Exemplar = tuple[tuple[str, float], ...]
 # NEWSWATCH_PURE set (as for the rule engine's C parts) or the extension missing: Python only.
 _CSTORIES: ModuleType | None = None
 _cterms: Callable[..., None] | None = None
+_cexemplar: Callable[[dict[str, float]], Exemplar] | None = None
 _cexemplar_text: Callable[
     [Exemplar, Callable[[str, float], str], dict[float, str], int], str] | None = None
 if os.environ.get("NEWSWATCH_PURE", "") in ("", "0"):
@@ -110,6 +111,7 @@ if os.environ.get("NEWSWATCH_PURE", "") in ("", "0"):
         pass
     else:
         _cterms = _CSTORIES.terms
+        _cexemplar = getattr(_CSTORIES, "exemplar", None)  # None: built before it was added
         _cexemplar_text = _CSTORIES.exemplar_text
 
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -474,10 +476,15 @@ def _signature(title: FieldText, text: str) -> Signature:
     elif text:
         # No title (some feeds): the lead's first words stand for it.
         _terms(FieldText.of(lead(text)), weights, limit=_LEAD_WORDS)
-    ex = _exemplar(weights)
-    sig = Signature((ex,) if ex else ())
     # Strs and floats in tuples: no cycle. A poll keeps each article's signature until its
     # story is decided, and a live story keeps it for the window (see text.untrack).
+    if _cexemplar is not None:
+        ex = _cexemplar(weights)  # left out of the collector with its pairs
+        sig = Signature((ex,) if ex else ())
+        untrack(sig, sig.exemplars)
+        return sig
+    ex = _exemplar(weights)
+    sig = Signature((ex,) if ex else ())
     untrack(sig, sig.exemplars, ex, *ex)
     return sig
 
