@@ -368,6 +368,9 @@ _PACKED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
            (b"\x28\xb5\x2f\xfd", "zstd"), (b"PK\x03\x04", "zip"))
 
 
+_new_link = tuple.__new__
+
+
 def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLink:
     """Put ``article`` (of signature ``sig``) in its story — joined or started — and return
     what the store records of it: the story's grown signature, the outlet and when. Polled and
@@ -387,7 +390,9 @@ def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLi
         when = article.fetched_at
     story_id, _, grown = stories.place(article.id, sig, when, article.source,
                                        dated=published is not None and not ahead)
-    link = StoryLink(story_id, grown.dump(), article.source, when)
+    # StoryLink(...) without the named tuple's __new__, a Python call of its own (which
+    # builds the same tuple this way).
+    link: StoryLink = _new_link(StoryLink, (story_id, grown.dump(), article.source, when))
     untrack(link)  # strs and a datetime, kept until the article is written (see text.untrack)
     return link
 

@@ -342,6 +342,21 @@ float_text(PyObject *w, PyObject *reprs, Py_ssize_t max)
 
 #define SMALL 32
 
+/* PyUnicode_CopyCharacters of all ``len`` characters of ``src`` into ``out`` (of ``kind``, its
+ * characters at ``data``) at ``at``: a plain copy where both are of one kind (a term or a
+ * weight's text almost always), which the general call did through several checks for each of
+ * an exemplar's pieces. */
+static int
+copy_text(PyObject *out, int kind, void *data, Py_ssize_t at, PyObject *src, Py_ssize_t len)
+{
+    if (PyUnicode_KIND(src) == kind) {
+        memcpy((char *)data + at * kind, PyUnicode_DATA(src), (size_t)(len * kind));
+        return 0;
+    }
+    return PyUnicode_CopyCharacters(out, at, src, 0, len) < 0 ? -1 : 0;
+}
+
+
 static PyObject *
 exemplar_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -442,14 +457,14 @@ exemplar_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             PyUnicode_WRITE(kind, data, at++, '[');
             PyUnicode_WRITE(kind, data, at++, '"');
             Py_ssize_t len = PyUnicode_GET_LENGTH(terms[i]);
-            if (PyUnicode_CopyCharacters(out, at, terms[i], 0, len) < 0)
+            if (copy_text(out, kind, data, at, terms[i], len) < 0)
                 goto fail;
             at += len;
             PyUnicode_WRITE(kind, data, at++, '"');
             PyUnicode_WRITE(kind, data, at++, ',');
         }
         Py_ssize_t len = PyUnicode_GET_LENGTH(texts[i]);
-        if (PyUnicode_CopyCharacters(out, at, texts[i], 0, len) < 0)
+        if (copy_text(out, kind, data, at, texts[i], len) < 0)
             goto fail;
         at += len;
         if (terms[i] != NULL)
