@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,21 @@ def test_an_exemplar_holding_a_tracked_object_stays_tracked() -> None:
     held.append(made)  # a cycle through the exemplar, which the collector can free
     del made, held
     gc.collect()
+
+
+def test_weights_sharing_a_slot_of_the_spelling_table_are_each_spelt_as_json() -> None:
+    """The C spelling keeps recent weights' texts in a small table by the double's bits: many
+    more weights than it has slots, each spelt again after others took slots, come out as
+    json.dumps spells them (a slot never answers for another double)."""
+    rng = random.Random(7)
+    weights = [rng.uniform(0.01, 20.0) for _ in range(5_000)]
+    weights += [w * (1 + 2**-52) for w in weights[:500]]  # neighbours: one bit apart
+    for _ in range(2):
+        rng.shuffle(weights)
+        for i in range(0, len(weights), 50):
+            ex = tuple((f"t{j}", w) for j, w in enumerate(weights[i : i + 50]))
+            assert ft._exemplar_text(ex) == json.dumps([list(p) for p in ex],
+                                                       separators=(",", ":"))
 
 
 def test_the_weight_text_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

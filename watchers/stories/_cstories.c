@@ -34,6 +34,8 @@
 #include <Python.h>
 #include <structmember.h>
 #include <limits.h>
+#include <stdint.h>
+#include <string.h>
 #include <math.h>
 
 /* A score must be the very double Python computes: no a * b + c fused into one rounding (GCC
@@ -309,6 +311,14 @@ plain(PyObject *s)
 
 static PyObject *s_zero, *s_negzero;
 
+/* float_text's texts of recent weights, by the bits of the double (a new one takes the place
+ * of whatever was in its slot): bounded, and kept for the life of the process. */
+#define FLOATS_SEEN_BITS 10
+static struct float_seen {
+    uint64_t bits;
+    PyObject *text;  /* a strong reference, or NULL */
+} floats_seen[1 << FLOATS_SEEN_BITS];
+
 /* repr(w) of a finite float, from ``reprs`` (positive weights repeat: they are rounded) or
  * made and kept there (the dict is cleared when it holds ``max`` entries); a new reference. */
 static PyObject *
@@ -320,22 +330,38 @@ float_text(PyObject *w, PyObject *reprs, Py_ssize_t max)
         Py_INCREF(r);
         return r;
     }
+    /* First a small table by the double's bits (one read, where the dict hashed the float and
+     * probed: a fifth of what spelling an exemplar cost); equal bits spell alike. */
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    struct float_seen *seen =
+        &floats_seen[(bits * 0x9E3779B97F4A7C15ULL) >> (64 - FLOATS_SEEN_BITS)];
+    if (seen->text != NULL && seen->bits == bits) {
+        Py_INCREF(seen->text);
+        return seen->text;
+    }
     /* Equal positive floats have equal reprs; 1 == 1.0 cannot meet here (floats only). */
     PyObject *r = PyDict_GetItemWithError(reprs, w);
     if (r != NULL) {
         Py_INCREF(r);
-        return r;
     }
-    if (PyErr_Occurred())
-        return NULL;
-    r = PyObject_Repr(w);
-    if (r == NULL)
-        return NULL;
-    if (PyDict_GET_SIZE(reprs) >= max)
-        PyDict_Clear(reprs);
-    if (PyDict_SetItem(reprs, w, r) < 0) {
-        Py_DECREF(r);
-        return NULL;
+    else {
+        if (PyErr_Occurred())
+            return NULL;
+        r = PyObject_Repr(w);
+        if (r == NULL)
+            return NULL;
+        if (PyDict_GET_SIZE(reprs) >= max)
+            PyDict_Clear(reprs);
+        if (PyDict_SetItem(reprs, w, r) < 0) {
+            Py_DECREF(r);
+            return NULL;
+        }
+    }
+    if (PyUnicode_CheckExact(r)) {
+        Py_INCREF(r);
+        Py_XSETREF(seen->text, r);
+        seen->bits = bits;
     }
     return r;
 }
