@@ -511,10 +511,11 @@ class _ImportReport:
 
 
 async def _import(args: argparse.Namespace, report: _ImportReport) -> int:
+    cfg = load(args.config)  # a config's error is said before the engine is imported (0.2 s)
+
     from watchers.engine import open_engine
     from watchers.errors import StoreCorruptError, StoreError, StoreGoneError
 
-    cfg = load(args.config)
     path = Path(args.file)
     started = False
     # Opening a large store and putting a file's lines in date order take seconds before

@@ -74,6 +74,19 @@ def test_a_search_loads_no_network_discord_or_chart_code(tmp_path: Path) -> None
     assert loaded & set(NOT_IN_A_SEARCH) == set()
 
 
+def test_an_import_with_a_wrong_config_says_so_before_loading_the_engine(tmp_path: Path) -> None:
+    """The config is read first: its error is said without loading the engine, the store or
+    the network code (about 0.2 s of a process that only says what is wrong)."""
+    (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\nwhere = 1\n')
+    (tmp_path / "h.jsonl").write_text("")
+    code = ("from bot.cli import main\n"
+            "assert main(['import', 'h.jsonl', '-c', 'config.toml']) == 2\n")
+    loaded = loaded_after(code, cwd=tmp_path)
+    assert "watchers.config" in loaded  # it did read the config
+    assert loaded & {"watchers.engine", "watchers.store", "aiohttp", "discord"} == set()
+    assert not (tmp_path / "nw.db").exists()
+
+
 def test_a_plain_search_reads_no_table_it_does_not_need(tmp_path: Path) -> None:
     """A search of plain words reads neither the other languages' names that only fuzzy terms
     take (30,000 of them) nor the whole word-frequency table (50,000 words); a fuzzy term
