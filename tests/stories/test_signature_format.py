@@ -118,3 +118,23 @@ def test_marks_dump_as_json_writes_them_whatever_zero_they_hold() -> None:
     for zero in (-0.0, 0):
         other = Signature((tuple((t, w if w else zero) for t, w in made.exemplars[0]),))
         assert other.dump() == _reference(other) != made.dump()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_exemplars, max_size=4), st.booleans())
+def test_a_signature_made_with_its_slots_set_is_the_dataclass_one(
+        exemplars: list[tuple[tuple[str, float], ...]], texts: bool) -> None:
+    """Grouping makes its signatures by setting the slots directly, not through the frozen
+    dataclass's ``__init__``: the same value, hash, texts and dump, and still frozen."""
+    import dataclasses
+
+    ex = tuple(exemplars)
+    spelt = tuple(ft._exemplar_text(e) for e in ex) if texts else None
+    made, plain = ft._signature_made(ex, spelt), Signature(ex, spelt)
+    assert type(made) is Signature
+    assert made == plain and made.exemplars == ex and made._texts == plain._texts
+    if not any(w != w for e in ex for _, w in e):  # NaN: equal by identity only
+        assert hash(made) == hash(plain)
+    assert made.dump() == plain.dump() == _reference(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.exemplars = ()  # type: ignore[misc]

@@ -459,7 +459,26 @@ class Signature:
             cut = len(exemplars) - (limit - 1)
             exemplars = exemplars[:1] + exemplars[cut:]
             texts = texts[:1] + texts[cut:]
-        return Signature(tuple(exemplars), tuple(texts))
+        return _signature_made(tuple(exemplars), tuple(texts))
+
+
+_NEW = object.__new__
+# The slots' descriptors (the dataclass's fields).
+_SET_EXEMPLARS: Callable[[Signature, tuple[Exemplar, ...]], None] = (
+    vars(Signature)["exemplars"].__set__)
+_SET_TEXTS: Callable[[Signature, tuple[str | None, ...] | None], None] = (
+    vars(Signature)["_texts"].__set__)
+
+
+def _signature_made(exemplars: tuple[Exemplar, ...],
+                    texts: tuple[str | None, ...] | None = None) -> Signature:
+    """``Signature(exemplars, texts)`` with its slots set directly: the frozen dataclass's
+    ``__init__`` (a Python call setting each field through ``object.__setattr__``) took twice
+    as long, and one is made for every grouped article."""
+    sig: Signature = _NEW(Signature)
+    _SET_EXEMPLARS(sig, exemplars)
+    _SET_TEXTS(sig, texts)
+    return sig
 
 
 def _exemplar(weights: Mapping[str, float]) -> Exemplar:
@@ -480,7 +499,7 @@ def _signature(title: FieldText, text: str) -> Signature:
     # story is decided, and a live story keeps it for the window (see text.untrack).
     if _cexemplar is not None:
         ex = _cexemplar(weights)  # left out of the collector with its pairs
-        sig = Signature((ex,) if ex else ())
+        sig = _signature_made((ex,) if ex else ())
         untrack(sig, sig.exemplars)
         return sig
     ex = _exemplar(weights)
