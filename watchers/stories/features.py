@@ -498,13 +498,12 @@ def _signature(title: FieldText, text: str) -> Signature:
     # Strs and floats in tuples: no cycle. A poll keeps each article's signature until its
     # story is decided, and a live story keeps it for the window (see text.untrack).
     if _cexemplar is not None:
-        ex = _cexemplar(weights)  # left out of the collector with its pairs
-        sig = _signature_made((ex,) if ex else ())
-        untrack(sig, sig.exemplars)
-        return sig
-    ex = _exemplar(weights)
-    sig = Signature((ex,) if ex else ())
-    untrack(sig, sig.exemplars, ex, *ex)
+        ex = _cexemplar(weights)  # left out of the collector there, with its pairs
+    else:
+        ex = _exemplar(weights)
+        untrack(ex, *ex)
+    sig = _signature_made((ex,) if ex else ())
+    untrack(sig, sig.exemplars)
     return sig
 
 
