@@ -102,6 +102,22 @@ def test_an_exemplar_is_made_of_its_weights_as_in_python(weights: dict[str, floa
     assert not any(gc.is_tracked(p) for p in made)
 
 
+def test_an_exemplar_a_thousand_times_larger_is_made_and_spelt_as_in_python() -> None:
+    """A headline of 20,000 distinct words (a feed's title field holding a whole page): the
+    C exemplar and its JSON are the Python code's, weights sharing the spelling table's slots
+    many times over."""
+    rng = random.Random(11)
+    weights = {f"w{i:05d}{rng.choice('abcxyzé')}": rng.choice([0.0, round(rng.uniform(0, 9), 3)])
+               for i in range(20_000)}
+    made = ft._CSTORIES.exemplar(weights)  # type: ignore[union-attr]
+    assert made == ft._exemplar(weights) and len(made) == 20_000
+    text = ft._exemplar_text(made)
+    assert text == json.dumps([list(p) for p in made], separators=(",", ":"),
+                              ensure_ascii=False)
+    with _pure():
+        assert ft._exemplar_text(made) == text
+
+
 def test_an_exemplar_holding_a_tracked_object_stays_tracked() -> None:
     """A pair holding something the collector tracks (never in a signature) is left tracked,
     and so is the tuple holding it: leaving them out could leak a cycle through them."""
