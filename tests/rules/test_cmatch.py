@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -264,10 +265,10 @@ def test_models_from_the_engine_stay_out_of_the_cyclic_collector() -> None:
         assert not gc.is_tracked(m.hits) and not any(gc.is_tracked(h) for h in m.hits)
     assert Match.model_validate(matches[0].model_dump()) == matches[0]
     assert rules._compiled is not None
-    pairs = rules._compiled.match(Analysis(article))
-    assert [m.rule for _, m in pairs] == ["cyber", "near"]
-    assert not any(gc.is_tracked(pair) for pair in pairs)
-    del matches, m, pairs
+    engine_matches = rules._compiled.match(Analysis(article))
+    assert [m.rule for m in engine_matches] == ["cyber", "near"]
+    assert not any(gc.is_tracked(m) for m in engine_matches)
+    del matches, m, engine_matches
     enabled = gc.isenabled()
     gc.disable()
     tracemalloc.start()
@@ -338,6 +339,77 @@ def test_the_engine_refuses_malformed_input_without_crashing() -> None:
     with pytest.raises(ValueError):
         bad = (["kyiv"], [0, 1], [4], None, None, "kyiv", ["kyiv"])
         engine.engine.match((bad, bad, None, None), "id")
+
+
+@needs_engine
+@pytest.mark.parametrize("evidence", [True, False])
+def test_the_python_evaluators_matches_go_in_among_the_engines_by_rule_order(
+    evidence: bool,
+) -> None:
+    """Regex rules are evaluated in Python, the others in the engine; the engine puts the
+    Python matches in among its own by each rule's place in name order, before, between and
+    after its own, as one list."""
+    rules = RuleSet([
+        Rule("a-regex", "/kyi[v]/"),
+        Rule("b-word", "kyiv"),
+        Rule("c-regex", "/cyber\\w*/"),
+        Rule("d-regex", "/attack/"),
+        Rule("e-word", "cyberattack"),
+        Rule("f-word", "nothing"),
+        Rule("g-regex", "/hit/"),
+        Rule("h-regex", "/missing/"),
+    ])
+    assert rules._compiled is not None and len(rules._compiled) == 3
+    article = Article(id="a1", title="Kyiv hit", text="A cyber attack on Kyiv, a cyberattack.")
+    names = ["a-regex", "b-word", "c-regex", "d-regex", "e-word", "g-regex"]
+    report = rules.match_report(article, evidence=evidence)
+    assert [m.rule for m in report.matches] == names
+    assert report.matches == [
+        m if evidence else m.model_copy(update={"hits": ()}) for m in rules.match_naive(article)
+    ]
+
+
+@needs_engine
+def test_the_engine_refuses_extra_matches_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matches the engine puts in among its own must come in rule order, each rule once,
+    none of them the engine's: anything else is refused naming the problem, not mis-sorted."""
+    rules = RuleSet([Rule("b", "kyiv"), Rule("d", "attack")])
+    compiled = rules._compiled
+    assert compiled is not None
+    article = Article(id="a1", title="Kyiv", text="an attack")
+    analysis = Analysis(article)
+    made = {m.rule: m for m in rules.match(article)}
+    other = made["b"].model_copy(update={"rule": "x"})
+    assert [m.rule for m in compiled.match(analysis, [(-1, other), (5, other)])] == [
+        "x", "b", "d", "x"]
+    for extra, error, words in [
+        ([(5, other), (2, other)], ValueError, "ascend"),
+        ([(2, other), (2, other)], ValueError, "ascend"),
+        ([(0, other)], ValueError, "the engine's"),  # "b" is rule 0
+        ([(1, other)], ValueError, "the engine's"),
+        ([("1", other)], TypeError, "(rule number, Match) pairs"),
+        ([(1, other, 2)], TypeError, "(rule number, Match) pairs"),
+        ((), TypeError, "a list"),
+    ]:
+        with pytest.raises(error, match=re.escape(words)):
+            compiled.decide(analysis, extra)  # type: ignore[arg-type]
+    # The engine's rules' numbers must ascend: they say where the caller's go.
+    from watchers.rules import compiled as compiled_module
+
+    made_with: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    engine_type = type(compiled.engine)
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        made_with.append((args, kwargs))
+        return engine_type(*args, **kwargs)
+
+    monkeypatch.setattr(compiled_module._cmatch, "Engine", capture)
+    RuleSet([Rule("b", "kyiv"), Rule("d", "attack")])
+    (keys, terms, specs, *rest), kwargs = made_with[-1]
+    assert [number for _, number, _ in specs] == [0, 1]
+    swapped = [(name, 1 - number, program) for name, number, program in specs]
+    with pytest.raises(ValueError, match="numbers must ascend"):
+        engine_type(keys, terms, swapped, *rest, **kwargs)
 
 
 def test_without_the_engine_every_rule_is_evaluated_in_python() -> None:

@@ -24,9 +24,11 @@
  *      score summed over all of them by field weight, as Evaluator._build_hits does; the Match
  *      and Hit models are built unvalidated, by setting their slots as matcher._trusted does.
  *
- * Engine.match(fields, article_id) -> [(rule number, Match), ...] in rule order, where fields is
- * a tuple with one entry per field rank: None, or (keys, starts, ends, pos, last, text) of that
- * field's FieldText (pos and last None when every token's position is its number).
+ * Engine.match(fields, article_id[, verdicts[, extra]]) -> [Match, ...] in rule order, where
+ * fields is a tuple with one entry per field rank: None, or (keys, starts, ends, pos, last, text)
+ * of that field's FieldText (pos and last None when every token's position is its number), and
+ * extra the matches of the rules evaluated elsewhere, [(rule number, Match), ...] in rule order:
+ * each goes in among the engine's by its number (no pair per match is made, nor sorted after).
  *
  * Fuzzy terms: the engine keeps each word's verdicts, ((fuzzy term, kind, score, whole word
  * only), ...) or () when no fuzzy term accepts it, as the caller computed them (learn), and
@@ -715,6 +717,11 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         e->rules[r].name = Py_NewRef(PyTuple_GET_ITEM(spec, 0));
         e->rules[r].number = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 1));
         if (e->rules[r].number == -1 && PyErr_Occurred()) {
+            goto fail;
+        }
+        if (r > 0 && e->rules[r].number <= e->rules[r - 1].number) {
+            /* A match's place among the caller's (match's extra) is by its number. */
+            PyErr_SetString(PyExc_ValueError, "Engine: the rules' numbers must ascend");
             goto fail;
         }
         e->rules[r].numobj = Py_NewRef(PyTuple_GET_ITEM(spec, 1));
@@ -2168,19 +2175,63 @@ unknown_words(Scratch *s)
     return out;
 }
 
+/* The caller's matches from ``extra`` (see run_rules) whose rule numbers are below ``below``,
+ * appended to ``out`` from ``*at`` on; ``*last`` is the number of the last match appended
+ * (the caller's or the engine's). 0, or -1
+ * with an exception set (an entry that is not a (rule number, Match) pair, or out of order). */
+static int
+take_extra(PyObject *extra, Py_ssize_t *at, Py_ssize_t *last, Py_ssize_t below, PyObject *out)
+{
+    /* The list is read anew each time: making a Match may run Python code (a collection). */
+    while (*at < PyList_GET_SIZE(extra)) {
+        PyObject *item = PyList_GET_ITEM(extra, *at);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(item, 0))) {
+            PyErr_SetString(PyExc_TypeError, "Engine: extra holds (rule number, Match) pairs");
+            return -1;
+        }
+        Py_ssize_t number = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 0));
+        if (number == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (number >= below) {
+            return 0;
+        }
+        if (number <= *last) {
+            PyErr_SetString(PyExc_ValueError, "Engine: extra's rule numbers must ascend, each "
+                                              "once, and differ from the engine's");
+            return -1;
+        }
+        if (PyList_Append(out, PyTuple_GET_ITEM(item, 1)) < 0) {
+            return -1;
+        }
+        *last = number;
+        (*at)++;
+    }
+    return 0;
+}
+
 static PyObject *
 run_rules(Engine *e, PyObject *const *args, Py_ssize_t nargs, int evidence)
 {
-    if (nargs != 2 && nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, evidence ? "match(fields, article_id[, verdicts])"
-                                                  : "decide(fields, article_id[, verdicts])");
+    if (nargs < 2 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        evidence ? "match(fields, article_id[, verdicts[, extra]])"
+                                 : "decide(fields, article_id[, verdicts[, extra]])");
         return NULL;
     }
-    PyObject *verdicts = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
+    PyObject *verdicts = nargs >= 3 && args[2] != Py_None ? args[2] : NULL;
     if (verdicts != NULL && !PyDict_Check(verdicts)) {
         PyErr_SetString(PyExc_TypeError, "Engine: verdicts must be a dict");
         return NULL;
     }
+    PyObject *extra = nargs == 4 && args[3] != Py_None ? args[3] : NULL;
+    if (extra != NULL && !PyList_CheckExact(extra)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Engine: extra must be a list of (rule number, Match) pairs");
+        return NULL;
+    }
+    Py_ssize_t extra_at = 0, extra_last = PY_SSIZE_T_MIN;
     if (verdicts != NULL && PyDict_GET_SIZE(verdicts) == 0) {
         verdicts = NULL;
     }
@@ -2227,17 +2278,19 @@ run_rules(Engine *e, PyObject *const *args, Py_ssize_t nargs, int evidence)
             continue;
         }
         PyObject *m = make_match(e, s, rule, template, evidence);
-        PyObject *pair = m ? PyTuple_Pack(2, rule->numobj, m) : NULL;
-        Py_XDECREF(m);
-        if (pair != NULL) {
-            PyObject_GC_UnTrack(pair);  /* an int and an untracked Match (see make_model) */
-        }
-        if (pair == NULL || PyList_Append(out, pair) < 0) {
-            Py_XDECREF(pair);
+        if (m == NULL
+            || (extra != NULL
+                && take_extra(extra, &extra_at, &extra_last, rule->number, out) < 0)
+            || PyList_Append(out, m) < 0) {
+            Py_XDECREF(m);
             Py_CLEAR(out);
             goto done;
         }
-        Py_DECREF(pair);
+        Py_DECREF(m);
+        extra_last = rule->number;  /* an extra of this number or below is out of order */
+    }
+    if (extra != NULL && take_extra(extra, &extra_at, &extra_last, PY_SSIZE_T_MAX, out) < 0) {
+        Py_CLEAR(out);
     }
 done:
     Py_XDECREF(template);
@@ -2286,12 +2339,7 @@ engine_candidates(Engine *e, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     for (int q = 0; q < s->nqueue; q++) {
-        PyObject *num = PyLong_FromSsize_t(e->rules[s->queue[q]].number);
-        if (num == NULL) {
-            Py_CLEAR(out);
-            goto done;
-        }
-        PyList_SET_ITEM(out, q, num);
+        PyList_SET_ITEM(out, q, Py_NewRef(e->rules[s->queue[q]].numobj));
     }
 done:
     give_scratch(e, s);
@@ -2395,11 +2443,12 @@ engine_get_size(Engine *e, void *Py_UNUSED(closure))
 
 static PyMethodDef engine_methods[] = {
     {"match", (PyCFunction)(void (*)(void))engine_match, METH_FASTCALL,
-     "match(fields, article_id[, verdicts]) -> [(rule number, Match), ...] in rule order, or "
-     "the set of the words with no verdicts yet"},
+     "match(fields, article_id[, verdicts[, extra]]) -> [Match, ...] in rule order, with "
+     "extra's (a list of (rule number, Match) in rule order) among them; or the set of the "
+     "words with no verdicts yet"},
     {"decide", (PyCFunction)(void (*)(void))engine_decide, METH_FASTCALL,
-     "decide(fields, article_id[, verdicts]) -> as match, each Match with its score and no "
-     "hits (the evidence is not built)"},
+     "decide(fields, article_id[, verdicts[, extra]]) -> as match, each Match with its score "
+     "and no hits (the evidence is not built)"},
     {"candidates", (PyCFunction)(void (*)(void))engine_candidates, METH_FASTCALL,
      "candidates(fields[, verdicts]) -> [rule number, ...]: the rules match would evaluate, or "
      "the set of the words with no verdicts yet"},

@@ -370,35 +370,39 @@ class CompiledRules:
         engine.learn(out)
         return out
 
-    def _ask(self, call: Any, *args: Any) -> Any:
-        """``call(*args)`` of the engine, given the verdicts of the words it has none for until
-        it answers; those passed along count even when another thread makes it forget."""
-        result = call(*args)
+    def _ask(self, call: Any, head: tuple[Any, ...], tail: tuple[Any, ...] = ()) -> Any:
+        """``call(*head, verdicts, *tail)`` of the engine, given the verdicts of the words it
+        has none for until it answers; those passed along count even when another thread
+        makes it forget."""
+        result = call(*head, None, *tail)
         given: dict[str, _Verdicts] = {}
         while type(result) is set:
             # Each round adds words to ``given`` (those it holds are never asked for), so the
             # rounds end.
             given.update(self._verdicts(result))
-            result = call(*args, given)
+            result = call(*head, given, *tail)
         return result
 
-    def match(self, analysis: Analysis) -> list[tuple[int, Match]]:
-        """The engine's rules that match, as (position in the rule set, match), in order."""
-        result: list[tuple[int, Match]] = self._ask(
-            self.engine.match, self._fields(analysis), analysis.article.id
+    def match(self, analysis: Analysis,
+              extra: list[tuple[int, Match]] | None = None) -> list[Match]:
+        """The engine's rules that match, in rule order, with ``extra`` among them: the
+        matches of other rules as (position in the rule set, match), in that order."""
+        result: list[Match] = self._ask(
+            self.engine.match, (self._fields(analysis), analysis.article.id), (extra,)
         )
         return result
 
-    def decide(self, analysis: Analysis) -> list[tuple[int, Match]]:
+    def decide(self, analysis: Analysis,
+               extra: list[tuple[int, Match]] | None = None) -> list[Match]:
         """As :meth:`match`, each match with its score and no hits: the evidence is not built."""
-        result: list[tuple[int, Match]] = self._ask(
-            self.engine.decide, self._fields(analysis), analysis.article.id
+        result: list[Match] = self._ask(
+            self.engine.decide, (self._fields(analysis), analysis.article.id), (extra,)
         )
         return result
 
     def candidates(self, analysis: Analysis) -> list[int]:
         """The positions of the engine's rules that :meth:`match` evaluates, in order."""
-        result: list[int] = self._ask(self.engine.candidates, self._fields(analysis))
+        result: list[int] = self._ask(self.engine.candidates, (self._fields(analysis),))
         return result
 
 

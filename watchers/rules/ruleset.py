@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import NamedTuple
 
 from ..models import Article, Match
@@ -33,7 +32,6 @@ from .variants import Aliases, load_word_tables, shipped_aliases
 
 __all__ = ["MatchReport", "Rule", "RuleSet"]
 
-_FIRST = itemgetter(0)
 
 # From this many rules a rule set is a long-lived heap of its own; see RuleSet._build_index.
 FREEZE_FROM = 1000
@@ -328,12 +326,9 @@ class RuleSet:
             over.sort(key=position.__getitem__)
         if self._compiled is not None:
             compiled = self._compiled
-            decided = compiled.match(analysis) if evidence else compiled.decide(analysis)
-            if decided:
-                if out:
-                    decided += [(position[m.rule], m) for m in out]
-                    decided.sort(key=_FIRST)
-                out = [m for _, m in decided]
+            # The evaluator's matches go in among the engine's by their rules' positions.
+            extra = [(position[m.rule], m) for m in out] if out else None
+            out = compiled.match(analysis, extra) if evidence else compiled.decide(analysis, extra)
         return MatchReport(out, tuple(over))
 
     def evidence(self, article: Article, names: Iterable[str]) -> list[Match]:
