@@ -1024,9 +1024,18 @@ class Evaluator:
         fields = self._default_fields if node.field is None else (node.field,)
         if len(fields) > 1 and fields is not DEFAULT_FIELDS and len(set(fields)) < len(fields):
             fields = tuple(dict.fromkeys(fields))  # a field named twice is read once (a caller's)
+        # The screen's verdicts first, as regex_spans reads them: most candidates have no lead
+        # in one of their fields, and asking regex_spans costs more than that answer.
+        screen = self._regex_fields
+        pattern = node.pattern
+        possible = screen.fields if screen is not None and pattern in screen.screened else None
         score = 0.0
         matched = False
         for field in fields:
+            if possible is not None:
+                there = possible.get(field)
+                if there is not None and pattern not in there:
+                    continue
             spans = self.regex_spans(node, field)
             if spans is None:
                 self._over = True
