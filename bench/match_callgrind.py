@@ -1,0 +1,100 @@
+"""Deciding's cost as the rules grow, in instructions (callgrind), which a busy machine does not
+move: the figure `bench/match_bench.py`'s clock varies by a fifth from run to run here.
+
+For each number of realistic rules one process runs under callgrind. It decides the bench's
+300 corpus articles twice (``RuleSet.match_report(evidence=False)``, what ingest runs) so that
+every cache is warm, as in the bench's column (d), then decides the first ``--articles`` of
+them again with collection switched on for that pass alone (callgrind's
+``--toggle-collect`` on the ``functools.reduce`` that calls it). `PYTHONHASHSEED=0` and one
+OpenBLAS thread keep the runs alike.
+
+    .venv/bin/python bench/match_callgrind.py [--rules 1000,10000] [--articles 100] [--jobs 2]
+
+Needs valgrind; 10,000 rules take about three minutes. Instructions are not time: at 10,000
+rules the rule tables no longer fit the processor's caches, and the clock's ratio is higher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def child(rules: int, articles: int) -> None:
+    import match_bench as mb
+    from realistic_rules import corpus_vocabulary, realistic_rules
+
+    from watchers.rules import RuleSet
+
+    chosen = mb.news_articles(mb.load_all(), 300)
+    words, phrases = corpus_vocabulary(chosen)
+    rs = RuleSet(realistic_rules(rules, words, phrases))
+    for _ in range(2):
+        for a in chosen:
+            rs.match_report(a, evidence=False)
+    measured = chosen[:articles]
+
+    def decide() -> None:
+        for a in measured:
+            rs.match_report(a, evidence=False)
+
+    # The toggle: collection runs while this reduce (and so decide) runs, and only then.
+    functools.reduce(lambda _, f: f(), [decide], None)
+
+
+def count(rules: int, articles: int) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+    cmd = ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
+           "--callgrind-out-file=/dev/null", sys.executable, __file__, "--child",
+           f"{rules},{articles}"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    got = re.search(r"Collected : ([\d,]+)", done.stderr)
+    if done.returncode != 0 or got is None:
+        raise SystemExit(f"callgrind run failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+    return int(got.group(1).replace(",", ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rules", default="1000,10000")
+    p.add_argument("--articles", type=int, default=100)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        rules, articles = (int(x) for x in args.child.split(","))
+        child(rules, articles)
+        return 0
+    if not 1 <= args.articles <= 300:
+        print(f"match_callgrind: --articles must be from 1 to 300, not {args.articles}",
+              file=sys.stderr)
+        return 2
+    if shutil.which("valgrind") is None:
+        print("match_callgrind: valgrind is not installed (apt install valgrind)",
+              file=sys.stderr)
+        return 2
+    sizes = [int(x) for x in args.rules.split(",")]
+    print(f"== deciding, callgrind: {args.articles} corpus articles met before, realistic rules",
+          flush=True)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        counts = list(pool.map(lambda n: count(n, args.articles), sizes))
+    per = [c / args.articles for c in counts]
+    for n, x in zip(sizes, per, strict=True):
+        print(f"   {n:>6,} rules: {x:>10,.0f} instructions/article  x{x / per[0]:.2f}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""bench/match_callgrind.py: its measured pass runs the deciding it counts, and a bad argument
+is named before valgrind is looked for."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bench._bench import bench_module
+from tests.conftest import corpora_or_skip
+
+
+def test_the_measured_pass_decides_the_articles_it_was_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    corpora_or_skip()
+    mod = bench_module("match_callgrind")
+    from watchers.rules import RuleSet
+
+    decided: list[str] = []
+    report = RuleSet.match_report
+
+    def counting(self: RuleSet, article: object, **kwargs: object) -> object:
+        assert kwargs == {"evidence": False}  # what ingest runs, not matching with evidence
+        decided.append(article.id)  # type: ignore[attr-defined]
+        return report(self, article, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RuleSet, "match_report", counting)
+    mod.child(50, 3)
+    # Twice over the bench's 300 articles to warm every cache, then the first three again.
+    assert len(decided) == 603
+    assert decided[600:] == decided[:3] == decided[300:303]
+
+
+def test_a_bad_article_count_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    mod = bench_module("match_callgrind")
+    assert mod.main(["--articles", "0"]) == 2
+    assert "--articles must be from 1 to 300, not 0" in capsys.readouterr().err
