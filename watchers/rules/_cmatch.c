@@ -2177,8 +2177,8 @@ unknown_words(Scratch *s)
 
 /* The caller's matches from ``extra`` (see run_rules) whose rule numbers are below ``below``,
  * appended to ``out`` from ``*at`` on; ``*last`` is the number of the last match appended
- * (the caller's or the engine's). 0, or -1
- * with an exception set (an entry that is not a (rule number, Match) pair, or out of order). */
+ * (the caller's or the engine's). 0, or -1 with an exception set (an entry that is not a
+ * (rule number, Match) pair, or one out of order). */
 static int
 take_extra(PyObject *extra, Py_ssize_t *at, Py_ssize_t *last, Py_ssize_t below, PyObject *out)
 {
