@@ -5,8 +5,7 @@ For each number of realistic rules one process runs under callgrind. It decides 
 300 corpus articles twice (``RuleSet.match_report(evidence=False)``, what ingest runs) so that
 every cache is warm, as in the bench's column (d), then decides the first ``--articles`` of
 them again with collection switched on for that pass alone (callgrind's
-``--toggle-collect`` on the ``functools.reduce`` that calls it). `PYTHONHASHSEED=0` and one
-OpenBLAS thread keep the runs alike.
+``--toggle-collect`` on the ``functools.reduce`` that calls it).
 
     .venv/bin/python bench/match_callgrind.py [--rules 1000,10000] [--articles 100] [--jobs 2]
 
@@ -18,10 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
-import re
-import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _callgrind import instructions, valgrind_missing  # noqa: E402
 
 
 def child(rules: int, articles: int) -> None:
@@ -54,15 +51,7 @@ def child(rules: int, articles: int) -> None:
 
 
 def count(rules: int, articles: int) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
-    cmd = ["valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
-           "--callgrind-out-file=/dev/null", sys.executable, __file__, "--child",
-           f"{rules},{articles}"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    got = re.search(r"Collected : ([\d,]+)", done.stderr)
-    if done.returncode != 0 or got is None:
-        raise SystemExit(f"callgrind run failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
-    return int(got.group(1).replace(",", ""))
+    return instructions(__file__, f"{rules},{articles}", "--toggle-collect=functools_reduce")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"match_callgrind: --articles must be from 1 to 300, not {args.articles}",
               file=sys.stderr)
         return 2
-    if shutil.which("valgrind") is None:
-        print("match_callgrind: valgrind is not installed (apt install valgrind)",
-              file=sys.stderr)
+    if valgrind_missing("match_callgrind"):
         return 2
     sizes = [int(x) for x in args.rules.split(",")]
     print(f"== deciding, callgrind: {args.articles} corpus articles met before, realistic rules",

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _callgrind import instructions, valgrind_missing  # noqa: E402
 
 ARTICLES = 3000
 # The articles' time, and the live stories' (fill_stories reads the clock): fixed, so that
@@ -88,14 +87,7 @@ def child(live: int, stories: bool, measured: bool) -> None:
 
 
 def count(live: int, stories: bool, measured: bool) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           __file__, "--child", f"{live},{int(stories)},{int(measured)}"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    got = re.search(r"Collected : ([\d,]+)", done.stderr)
-    if done.returncode != 0 or got is None:
-        raise SystemExit(f"callgrind run failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
-    return int(got.group(1).replace(",", ""))
+    return instructions(__file__, f"{live},{int(stories)},{int(measured)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         live, stories, measured = (int(x) for x in args.child.split(","))
         child(live, bool(stories), bool(measured))
         return 0
-    if shutil.which("valgrind") is None:
-        print("stories_callgrind: valgrind is not installed (apt install valgrind)",
-              file=sys.stderr)
+    if valgrind_missing("stories_callgrind"):
         return 2
     lives = [int(x) for x in args.live.split(",")]
     runs = [(live, stories, measured) for live in lives for stories in (False, True)
