@@ -6,11 +6,11 @@ Each run is a fresh process that first takes in 1,000 *other* corpus articles (`
 same way, as a running service has met other news before, then is timed on the 10,000 it has
 never seen, which is what ingest always meets:
 
-- matcher/s: the articles matched as ingest matches them, ``RuleSet.match_report(...,
-  evidence=False)`` (which rules match and their scores; an alert's evidence is built when it
-  is shown), one thread; ``seen`` is the same rule set
-  matching them a second time, when every cache already holds their words (what this column
-  used to show: it flatters the matcher, whose caches ingest never has warm for new articles);
+- matcher/s: the articles matched as ingest matches them, ``RuleSet.decide`` (which rules
+  match and their scores; an alert's evidence is built when it is shown), one thread;
+  ``seen`` is the same rule set matching them a second time, when every cache already holds
+  their words (what this column used to show: it flatters the matcher, whose caches ingest
+  never has warm for new articles);
 - folder: the articles written as files into a watched folder, ``run_once`` until every one is
   stored (articles, matches, lookup terms, outbox rows); the folder source's own reading and
   parsing is printed on its own, as it bounds this column;
@@ -216,14 +216,14 @@ def measure_matcher(n_rules: int, n: int, warm: int) -> dict[str, float]:
     rs = RuleSet(rules)
     # What ingest runs: which rules match and their scores, no evidence (built when shown).
     for a in warm_articles:
-        rs.match_report(a, evidence=False)
+        rs.decide(a)
     t0, c0 = time.perf_counter(), time.process_time()
     for a in articles:
-        rs.match_report(a, evidence=False)
+        rs.decide(a)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     t0 = time.perf_counter()
     for a in articles:
-        rs.match_report(a, evidence=False)
+        rs.decide(a)
     seen = time.perf_counter() - t0
     return {"rate": n / elapsed, "cpu_rate": n / cpu, "seen": n / seen}
 
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         print("   folder: files dropped into a watched folder, run_once until all are stored")
         print("   memory: the same articles handed over by a source that has them in memory")
         print("   matcher: the same articles matched as ingest matches them (which rules match and "
-              "their scores,\n   no evidence: RuleSet.match_report(evidence=False)), unseen; "
+              "their scores,\n   no evidence: RuleSet.decide), unseen; "
               "seen: matched again")
         print(f"{'rules':>6} {'matcher/s':>10} {'seen':>7} | {'folder before':>14} "
               f"{'folder after':>13} | {'memory before':>14} {'memory after':>13} | "

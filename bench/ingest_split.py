@@ -5,7 +5,7 @@ and a SQLite file, realistic rules), with and without story grouping, at 100 and
 Instead of cProfile, which inflates Python calls several times over and so misstates the split
 between Python and SQLite's C, the thread CPU time spent inside a few functions is added up:
 
-- executor (the thread that matches and groups): ``RuleSet.match_report``, the story signature
+- executor (the thread that matches and groups): ``RuleSet.decide``, the story signature
   (``signature_from``), joining or starting a story (``join_story``: the live index's decision
   and the story's signature as stored), the lookup index's words (``analysed_words``) and the
   link's (``url_terms``);
@@ -141,7 +141,7 @@ def instrument() -> None:
         if hasattr(articles_module, name):
             setattr(articles_module, name, _sql_timed(getattr(articles_module, name)))
     rs = ruleset_module.RuleSet
-    rs.match_report = timed("ex: matching", rs.match_report)  # type: ignore[method-assign]
+    rs.decide = timed("ex: matching", rs.decide)  # type: ignore[method-assign]
     original: Callable[..., Any] = aiosqlite.Connection._execute
 
     async def execute(self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any,

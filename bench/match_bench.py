@@ -14,7 +14,7 @@ For each it prints articles per second for
 
   (a) the naive loop: every rule parsed-once but tried in turn with no index (``match_naive``),
   (b) the compiled RuleSet (``match``), each match with its evidence (spans, highlights),
-  (d) the compiled RuleSet deciding only (``match_report(..., evidence=False)``): which rules
+  (d) the compiled RuleSet deciding only (``RuleSet.decide``): which rules
       match and their scores, what ingest runs (an alert's evidence is built when it is shown),
   (c) tokenising alone (what any matcher must spend to read the article),
   (u) (d) on articles it has never met: a fresh process that first decides
@@ -265,7 +265,7 @@ def unseen_rate(rs: RuleSet, articles: list[Article], everything: list[Article])
 
 def decide(rs: RuleSet, article: Article) -> object:
     """(d): which rules match ``article`` and their scores, no evidence (what ingest runs)."""
-    return rs.match_report(article, evidence=False)
+    return rs.decide(article)
 
 
 def unseen_in_child(label: str, n: int, count: int, pure: bool) -> float:
@@ -336,9 +336,8 @@ def table(
                     raise SystemExit(f"compiled and naive results differ on {a.id} at {n} rules")
                 print(f"  ({a.id}: a regex ran out of its time budget in one run; equal without)")
         for a in articles:
-            full, decided = rs.match(a), rs.match_report(a, evidence=False).matches
-            if [(m.rule, m.score) for m in full] != [(m.rule, m.score) for m in decided] or any(
-                    m.hits for m in decided):
+            full, decided = rs.match(a), rs.decide(a).decisions
+            if [(m.rule, m.score) for m in full] != [(d.rule, d.score) for d in decided]:
                 raise SystemExit(f"deciding and matching differ on {a.id} at {n} rules")
         matches = sum(len(rs.match(a)) for a in articles) / len(articles)
         candidates = sum(len(rs.candidates(a)) for a in articles) / len(articles)

@@ -2,7 +2,7 @@
 move: the figure `bench/match_bench.py`'s clock varies by a fifth from run to run here.
 
 For each number of realistic rules one process runs under callgrind. It decides the bench's
-300 corpus articles twice (``RuleSet.match_report(evidence=False)``, what ingest runs) so that
+300 corpus articles twice (``RuleSet.decide``, what ingest runs) so that
 every cache is warm, as in the bench's column (d), then decides the first ``--articles`` of
 them again with collection switched on for that pass alone (callgrind's
 ``--toggle-collect`` on the ``functools.reduce`` that calls it).
@@ -39,12 +39,12 @@ def child(rules: int, articles: int) -> None:
     rs = RuleSet(realistic_rules(rules, words, phrases))
     for _ in range(2):
         for a in chosen:
-            rs.match_report(a, evidence=False)
+            rs.decide(a)
     measured = chosen[:articles]
 
     def decide() -> None:
         for a in measured:
-            rs.match_report(a, evidence=False)
+            rs.decide(a)
 
     # The toggle: collection runs while this reduce (and so decide) runs, and only then.
     functools.reduce(lambda _, f: f(), [decide], None)

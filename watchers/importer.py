@@ -59,7 +59,7 @@ from watchers import collector
 from watchers.errors import NewswatchError
 from watchers.models import (
     Article,
-    Match,
+    Decision,
     believed,
     checked_article,
     history_time,
@@ -414,7 +414,7 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
     bad: list[tuple[int, str]] = []
     numbers: list[int] = []
     # Each line's record but its story: (article, matches, terms, words, url terms, when).
-    parts: list[tuple[Article, list[Match], str, set[str] | None, str, datetime | None]] = []
+    parts: list[tuple[Article, list[Decision], str, set[str] | None, str, datetime | None]] = []
     sigs: list[Signature] = []
     fetched = datetime.now(UTC)
     for number, _, raw in chunk:
@@ -437,8 +437,8 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
         if len(ruleset):  # the matcher's tokens also give the index terms
             analysis = Analysis(seen)
             # No evidence: an import alerts nobody, and /article builds it when shown.
-            matches = ruleset.match_report(seen, regex_budget=regex_budget,
-                                           analysis=analysis, evidence=False).matches
+            matches = ruleset.decide(seen, regex_budget=regex_budget,
+                                     analysis=analysis).decisions
             words = analysed_words(analysis)
             terms = terms_text(words)
             title = analysis.field("title")

@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -26,6 +26,8 @@ __all__ = [
     "MAX_AHEAD",
     "MAX_MATCH_CHARS",
     "Article",
+    "Decision",
+    "Fired",
     "Highlight",
     "Hit",
     "Match",
@@ -583,6 +585,52 @@ class Match(_Frozen):
     def terms(self) -> list[str]:
         """The distinct query terms that hit, in first-seen order."""
         return list(dict.fromkeys(h.term for h in self.hits))
+
+
+class Decision:
+    """A rule that fired on an article, decided without evidence: the rule and its score, as
+    ingest stores them (:meth:`~watchers.rules.RuleSet.decide`). Where evidence is shown a
+    :class:`Match` is made (:meth:`as_match`, or the rule set's ``evidence``).
+
+    Not a model: a large rule set decides hundreds of rules an article, and a model with its
+    dict cost more to make and free than deciding them (see docs/matching-quality.md). Its
+    ``hits`` are none, as a Match's without evidence.
+    """
+
+    __slots__ = ("article_id", "rule", "score")
+
+    hits: ClassVar[tuple[Hit, ...]] = ()
+
+    rule: str
+    article_id: str
+    score: float
+
+    def __init__(self, rule: str, article_id: str, score: float) -> None:
+        self.rule = rule
+        self.article_id = article_id
+        self.score = score
+
+    def as_match(self) -> Match:
+        """The same as a Match without evidence."""
+        return Match(rule=self.rule, article_id=self.article_id, score=self.score)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Decision:
+            return NotImplemented
+        return (self.rule, self.article_id, self.score) == (
+            other.rule, other.article_id, other.score)
+
+    def __hash__(self) -> int:
+        return hash((self.rule, self.article_id, self.score))
+
+    def __repr__(self) -> str:
+        return f"Decision(rule={self.rule!r}, article_id={self.article_id!r}, score={self.score!r})"
+
+
+# A rule that fired on an article, as ingest keeps it until stored: decided (most) or, where
+# the evidence was built anyway (a changed article matched again), a Match. Stores read its
+# rule, score and hits (none for a Decision).
+Fired = Match | Decision
 
 
 def matchable(article: Article) -> Article:

@@ -56,7 +56,7 @@ from watchers.errors import (
     StoreUnavailableError,
 )
 from watchers.importer import join_story
-from watchers.models import MAX_AHEAD, Article, Match, history_time, matchable
+from watchers.models import MAX_AHEAD, Article, Decision, Fired, Match, history_time, matchable
 from watchers.outage import StoreOutage
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_words, terms_text, url_terms
@@ -165,7 +165,7 @@ class _Running:
 
 @dataclass(frozen=True)
 class _Analysis:
-    matches: list[Match]
+    matches: list[Decision]
     terms: str
     over_budget: tuple[str, ...]
     story: StoryLink | None = None
@@ -839,7 +839,7 @@ class WatchService:
                   stories: StoryIndex | None,
                   audience: Sequence[tuple[str, RuleSet]] | None,
                   join: bool = True) -> list[_Analysis]:
-        found: list[tuple[list[Match], str, tuple[str, ...], set[str], str]] = []
+        found: list[tuple[list[Decision], str, tuple[str, ...], set[str], str]] = []
         sigs: list[Signature | None] = []
         for article in articles:
             seen = matchable(article)
@@ -848,19 +848,18 @@ class WatchService:
             if audience is None:
                 # Which rules match and how well, no evidence: it is built when an alert or
                 # /article shows it (most matches of a large poll are never shown).
-                report = ruleset.match_report(seen, regex_budget=self.regex_budget,
-                                              analysis=analysis, evidence=False)
-                matches, over = report.matches, report.over_budget
+                matches, over = ruleset.decide(seen, regex_budget=self.regex_budget,
+                                               analysis=analysis)
             else:
                 matches = []
                 shared = analysis  # each follower reuses the title and text tokenised before
                 for label, rules in audience:
                     named = seen.model_copy(update={"source": label})
                     shared = shared.relabelled(named)
-                    report = rules.match_report(named, regex_budget=self.regex_budget,
-                                                analysis=shared, evidence=False)
-                    matches += report.matches
-                    over += report.over_budget
+                    decided = rules.decide(named, regex_budget=self.regex_budget,
+                                           analysis=shared)
+                    matches += decided.decisions
+                    over += decided.over_budget
                 analysis = shared.relabelled(seen)
             # The matcher's own title tokens give the signature.
             sigs.append(signature_from(analysis) if stories is not None else None)
@@ -1214,7 +1213,7 @@ def _seconds_until(when: datetime | None, now: datetime) -> float:
     return 0.0 if when is None else (when - now).total_seconds()
 
 
-def _route(matches: Sequence[Match], rules: Mapping[str, RuleConfig],
+def _route(matches: Sequence[Fired], rules: Mapping[str, RuleConfig],
            mutes: Mapping[str, datetime], stories_mode: Callable[[str], str] | None = None
            ) -> list[OutboxEntry]:
     by_route: dict[str, list[RuleConfig]] = defaultdict(list)

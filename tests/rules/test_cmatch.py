@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from watchers.models import Article, Hit, Match
+from watchers.models import Article, Decision, Hit, Match
 from watchers.rules import Rule, RuleSet
 from watchers.rules import compiled as compiled_module
 from watchers.rules.matcher import Analysis
@@ -142,6 +142,11 @@ def test_engine_equals_the_python_evaluator(
         decided = rules.match_report(article, evidence=False).matches
         assert [(m.rule, m.score, ()) for m in rules.match(article)] == [
             (m.rule, m.score, m.hits) for m in decided]
+        # The engine's Decisions, made by setting their slots: equal to ones made in Python.
+        decisions = rules.decide(article).decisions
+        assert decisions == [Decision(m.rule, m.article_id, m.score) for m in decided]
+        assert [d.as_match() for d in decisions] == decided
+        assert all(type(d) is Decision and not gc.is_tracked(d) for d in decisions)
 
 
 @needs_engine
@@ -410,6 +415,54 @@ def test_the_engine_refuses_extra_matches_out_of_order(monkeypatch: pytest.Monke
     swapped = [(name, 1 - number, program) for name, number, program in specs]
     with pytest.raises(ValueError, match="numbers must ascend"):
         engine_type(keys, terms, swapped, *rest, **kwargs)
+
+
+@needs_engine
+def test_the_engine_refuses_a_decision_type_it_cannot_fill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine writes a Decision's three slots where they are: a type without them (a
+    class with a dict, or a slot of another name, or a read-only one) is refused when the
+    engine is built, naming what is wrong, never written into."""
+    made_with: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    engine_type = type(RuleSet([Rule("k", "kyiv")])._compiled.engine)  # type: ignore[union-attr]
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        made_with.append((args, kwargs))
+        return engine_type(*args, **kwargs)
+
+    monkeypatch.setattr(compiled_module._cmatch, "Engine", capture)
+    RuleSet([Rule("k", "kyiv")])
+    (*head, models), kwargs = made_with[-1]
+    assert models[-1] is Decision
+
+    class WithDict:
+        rule = article_id = score = None
+
+    class OtherSlots:
+        __slots__ = ("article_id", "name", "score")
+
+    class Derived(Decision):
+        __slots__ = ()
+
+    for bad, words in [(WithDict, "a class of slots"), (OtherSlots, "rule"),
+                       (Derived, "rule"), (int, "a class of slots"), ("Decision", "slots")]:
+        with pytest.raises(TypeError, match=words):
+            engine_type(*head, (*models[:-1], bad), **kwargs)
+    with pytest.raises(TypeError, match="13 items"):
+        engine_type(*head, models[:-1], **kwargs)
+
+
+def test_a_decision_is_a_rule_and_score_without_evidence() -> None:
+    d = Decision("kyiv", "a1", 2.5)
+    assert (d.rule, d.article_id, d.score, d.hits) == ("kyiv", "a1", 2.5, ())
+    assert d == Decision("kyiv", "a1", 2.5) and d != Decision("kyiv", "a1", 3.0)
+    assert d != Match(rule="kyiv", article_id="a1", score=2.5)  # another kind of thing
+    assert hash(d) == hash(Decision("kyiv", "a1", 2.5))
+    assert d.as_match() == Match(rule="kyiv", article_id="a1", score=2.5, hits=())
+    assert repr(d) == "Decision(rule='kyiv', article_id='a1', score=2.5)"
+    with pytest.raises(AttributeError):
+        d.hits = ()  # type: ignore[misc]
 
 
 def test_without_the_engine_every_rule_is_evaluated_in_python() -> None:

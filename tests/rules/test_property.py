@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watchers.models import Article
+from watchers.models import Article, Decision
 from watchers.rules import Rule, RuleSet
+from watchers.rules import text as text_module
 
 WORDS = [
     "kyiv", "Kiev", "Київ", "Kyiv's", "troops", "troop", "tropes", "talks", "stalks", "tanks",
@@ -85,3 +88,9 @@ def test_compiled_equals_naive(qs: list[str], docs: list[tuple[str, str]], thres
             (m.rule, m.article_id, m.score) for m in compiled]
         assert all(m.hits == () for m in decided)
         assert rules.evidence(article, [m.rule for m in decided]) == compiled
+        # What ingest stores: the same rules and scores, as Decisions left out of the collector.
+        decisions = rules.decide(article).decisions
+        assert decisions == [Decision(m.rule, m.article_id, m.score) for m in compiled]
+        assert all(type(d) is Decision and d.hits == () for d in decisions)
+        if text_module._untrack is not None:  # the C word scan's, which untracks them
+            assert not any(gc.is_tracked(d) for d in decisions)

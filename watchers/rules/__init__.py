@@ -24,7 +24,7 @@ from __future__ import annotations
 from ..errors import QuerySyntaxError
 from .explain import explain
 from .matcher import DEFAULT_THRESHOLD, REGEX_BUDGET, RegexBudget, match_query
-from .ruleset import MatchReport, Rule, RuleSet
+from .ruleset import Decided, MatchReport, Rule, RuleSet
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term, parse
 from .text import key, tokenize
 from .variants import Aliases, compare, shipped_aliases
@@ -34,6 +34,7 @@ __all__ = [
     "REGEX_BUDGET",
     "Aliases",
     "And",
+    "Decided",
     "MatchReport",
     "Near",
     "Node",

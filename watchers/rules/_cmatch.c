@@ -183,6 +183,10 @@ typedef struct {
     double weight[NRANKS];
     Py_ssize_t max_hits;
     PyObject *hit_type, *match_type;
+    /* What decide makes per rule: models.Decision, and where its rule, article_id and score
+     * slots are (their members' offsets). */
+    PyObject *decision_type;
+    Py_ssize_t decision_at[3];
     PyObject *set_dict, *set_fields_set, *set_extra, *set_private;
     /* Where the fields set, extra and private slots are in both model types (the setters'
      * member offsets), or -1: then every slot is set through its descriptor. */
@@ -459,6 +463,42 @@ scratch_init(Scratch *s, Engine *e)
 
 static void slot_offsets(Engine *e, PyObject *const *setters);
 
+/* Sets decision_at from the decision type's rule, article_id and score members: object slots
+ * of a type without a dict or items, written where they are as the members would. */
+static int
+decision_slots(Engine *e)
+{
+    static const char *names[3] = {"rule", "article_id", "score"};
+    PyTypeObject *tp = (PyTypeObject *)e->decision_type;
+    if (!PyType_Check(e->decision_type) || tp->tp_itemsize != 0 || tp->tp_dictoffset != 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Engine: the decision type must be a class of slots, without a dict");
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        PyObject *d = PyObject_GetAttrString(e->decision_type, names[i]);
+        if (d == NULL) {
+            PyErr_Clear();
+        }
+        int ok = d != NULL && PyObject_TypeCheck(d, &PyMemberDescr_Type)
+                 && PyDescr_TYPE(d) == tp;
+        PyMemberDef *m = ok ? ((PyMemberDescrObject *)d)->d_member : NULL;
+        ok = ok && m->type == T_OBJECT_EX && !(m->flags & READONLY)
+             && m->offset >= (Py_ssize_t)sizeof(PyObject)
+             && m->offset + (Py_ssize_t)sizeof(PyObject *) <= tp->tp_basicsize;
+        if (ok) {
+            e->decision_at[i] = m->offset;
+        }
+        Py_XDECREF(d);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "Engine: the decision type's %s must be a slot",
+                         names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -497,9 +537,9 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
     }
     /* models: (Hit, Match, set __dict__, set fields set, set extra, set private, hit fields,
-     *          match fields, field names, weights, max hits, "exact") */
-    if (PyTuple_GET_SIZE(models) != 12) {
-        PyErr_SetString(PyExc_TypeError, "Engine: models must have 12 items");
+     *          match fields, field names, weights, max hits, "exact", Decision) */
+    if (PyTuple_GET_SIZE(models) != 13) {
+        PyErr_SetString(PyExc_TypeError, "Engine: models must have 13 items");
         goto fail;
     }
     PyObject **m = &PyTuple_GET_ITEM(models, 0);
@@ -535,6 +575,10 @@ engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
     }
     slot_offsets(e, setters + 1);
+    e->decision_type = Py_NewRef(m[12]);
+    if (decision_slots(e) < 0) {
+        goto fail;
+    }
     for (int r = 0; r < NRANKS; r++) {
         e->weight[r] = PyFloat_AsDouble(PyTuple_GET_ITEM(m[9], r));
     }
@@ -810,8 +854,8 @@ engine_dealloc(Engine *e)
     }
     PyMem_Free(e->anchored);
     PyMem_Free(e->always);
-    PyObject **refs[] = {&e->hit_type, &e->match_type, &e->set_dict, &e->set_fields_set,
-                         &e->set_extra, &e->set_private, &e->hit_fields, &e->match_fields,
+    PyObject **refs[] = {&e->hit_type, &e->match_type, &e->decision_type, &e->set_dict,
+                         &e->set_fields_set, &e->set_extra, &e->set_private, &e->hit_fields, &e->match_fields,
                          &e->field_names, &e->hit_template, &e->exact, &e->alias, &e->sum, &e->round, &e->hundred, &e->s_term, &e->s_field,
                          &e->s_start, &e->s_end, &e->s_text, &e->s_kind, &e->s_score,
                          &e->s_variant, &e->s_rule, &e->s_article_id, &e->s_hits};
@@ -2037,7 +2081,8 @@ hit_for(Engine *e, Scratch *s, const Raw *h)
 
 /* The rule's Match: its score, and its hits when ``evidence`` (else none: see decide). */
 static PyObject *
-make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *template, int evidence)
+make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *template, PyObject *article_id,
+           int evidence)
 {
     Py_ssize_t n = s->nraw;
     Raw *raw = s->raw;
@@ -2093,7 +2138,25 @@ make_match(Engine *e, Scratch *s, RuleSpec *rule, PyObject *template, int eviden
     if (sc == NULL) {
         return NULL;
     }
-    Py_ssize_t shown = !evidence ? 0 : kept < e->max_hits ? kept : e->max_hits;
+    if (!evidence) {
+        /* A Decision: its three slots set where they are, fresh from tp_alloc (each NULL). */
+        PyTypeObject *tp = (PyTypeObject *)e->decision_type;
+        PyObject *obj = tp->tp_alloc(tp, 0);
+        if (obj == NULL) {
+            Py_DECREF(sc);
+            return NULL;
+        }
+        char *base = (char *)obj;
+        *(PyObject **)(base + e->decision_at[0]) = Py_NewRef(rule->name);
+        *(PyObject **)(base + e->decision_at[1]) = Py_NewRef(article_id);
+        *(PyObject **)(base + e->decision_at[2]) = sc;  /* stolen */
+        /* Two strs and a float: never part of a cycle (see make_model). */
+        if (PyObject_GC_IsTracked(obj)) {
+            PyObject_GC_UnTrack(obj);
+        }
+        return obj;
+    }
+    Py_ssize_t shown = kept < e->max_hits ? kept : e->max_hits;
     PyObject *hits = PyTuple_New(shown);
     if (hits == NULL) {
         Py_DECREF(sc);
@@ -2277,7 +2340,7 @@ run_rules(Engine *e, PyObject *const *args, Py_ssize_t nargs, int evidence)
         if (v == 0) {
             continue;
         }
-        PyObject *m = make_match(e, s, rule, template, evidence);
+        PyObject *m = make_match(e, s, rule, template, args[1], evidence);
         if (m == NULL
             || (extra != NULL
                 && take_extra(extra, &extra_at, &extra_last, rule->number, out) < 0)

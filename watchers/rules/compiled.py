@@ -37,7 +37,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ..models import Hit, Match
+from ..models import Decision, Hit, Match
 from .index import _FuzzyTerm, _FuzzyVocabulary, _word_cost
 from .matcher import (
     _FIELD_RANK,
@@ -318,6 +318,7 @@ class CompiledRules:
             tuple(float(w) for w in _FIELD_WEIGHT),
             MAX_HITS,
             "exact",
+            Decision,
         )
         self.engine = _cmatch.Engine(
             list(b.keys), terms, specs, by_key, always, models, fuzzy=len(b.fuzzy)
@@ -393,9 +394,10 @@ class CompiledRules:
         return result
 
     def decide(self, analysis: Analysis,
-               extra: list[tuple[int, Match]] | None = None) -> list[Match]:
-        """As :meth:`match`, each match with its score and no hits: the evidence is not built."""
-        result: list[Match] = self._ask(
+               extra: list[tuple[int, Decision]] | None = None) -> list[Decision]:
+        """As :meth:`match`, each rule that matches as a :class:`~watchers.models.Decision`
+        (its rule and score): the evidence is not built."""
+        result: list[Decision] = self._ask(
             self.engine.decide, (self._fields(analysis), analysis.article.id), (extra,)
         )
         return result

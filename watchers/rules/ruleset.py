@@ -14,9 +14,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from ..models import Article, Match
+from ..models import Article, Decision, Match
 from .compiled import CompiledRules, compile_rules
 from .index import RuleIndex
 from .matcher import (
@@ -28,6 +28,7 @@ from .matcher import (
     RegexFields,
 )
 from .syntax import FIELDS, And, Near, Node, Not, Or, Phrase, Term, parse
+from .text import untrack
 from .variants import Aliases, load_word_tables, shipped_aliases
 
 __all__ = ["MatchReport", "Rule", "RuleSet"]
@@ -162,6 +163,15 @@ class MatchReport(NamedTuple):
     """
 
     matches: list[Match]
+    over_budget: tuple[str, ...]
+
+
+class Decided(NamedTuple):
+    """What :meth:`RuleSet.decide` found on one article: each rule that matches with its score,
+    in rule order, and the rules that ran out of the article's time budget (as in
+    :class:`MatchReport`)."""
+
+    decisions: list[Decision]
     over_budget: tuple[str, ...]
 
 
@@ -300,12 +310,42 @@ class RuleSet:
         evidence: every match's ``hits`` is empty (:meth:`evidence` builds it when it is shown).
         The rules and scores are those of ``evidence=True``.
         """
+        if not evidence:
+            decisions, over = self.decide(article, regex_budget=regex_budget, analysis=analysis)
+            return MatchReport([d.as_match() for d in decisions], over)
         if analysis is None:
             if not isinstance(article, Article):
                 raise TypeError(f"match takes an Article, not {type(article).__name__}")
             analysis = Analysis(article)
         elif analysis.article is not article:
             raise ValueError("the analysis is of another article")
+        out, over = self._run(analysis, regex_budget, evidence=True)
+        return MatchReport(out, over)
+
+    def decide(
+        self,
+        article: Article,
+        *,
+        regex_budget: float | None = None,
+        analysis: Analysis | None = None,
+    ) -> Decided:
+        """Which rules match ``article`` and how well, without evidence: what ingest and import
+        store. The rules and scores are :meth:`match`'s; an alert's or ``/article``'s evidence
+        is built when it is shown (:meth:`evidence`). ``regex_budget`` and ``analysis`` as in
+        :meth:`match_report`."""
+        if analysis is None:
+            if not isinstance(article, Article):
+                raise TypeError(f"decide takes an Article, not {type(article).__name__}")
+            analysis = Analysis(article)
+        elif analysis.article is not article:
+            raise ValueError("the analysis is of another article")
+        out, over = self._run(analysis, regex_budget, evidence=False)
+        return Decided(out, over)
+
+    def _run(self, analysis: Analysis, regex_budget: float | None, *, evidence: bool
+             ) -> tuple[list[Any], tuple[str, ...]]:
+        """The matches (with ``evidence``) or decisions (without: Decision objects) of the
+        rules on ``analysis``, in rule order, and the rules over budget."""
         regex_fields = RegexFields()
         candidates, fuzzy = self._index.candidates(analysis, regex_fields)
         seconds = self.regex_budget if regex_budget is None else regex_budget
@@ -324,12 +364,18 @@ class RuleSet:
         if budgets is not None:  # back in rule order
             out.sort(key=lambda m: position[m.rule])
             over.sort(key=position.__getitem__)
-        if self._compiled is not None:
-            compiled = self._compiled
+        if evidence:
+            if self._compiled is None:
+                return out, tuple(over)
             # The evaluator's matches go in among the engine's by their rules' positions.
             extra = [(position[m.rule], m) for m in out] if out else None
-            out = compiled.match(analysis, extra) if evidence else compiled.decide(analysis, extra)
-        return MatchReport(out, tuple(over))
+            return self._compiled.match(analysis, extra), tuple(over)
+        decided = [Decision(m.rule, m.article_id, m.score) for m in out]
+        untrack(*decided)  # as the engine's: two strs and a float, never part of a cycle
+        if self._compiled is None:
+            return decided, tuple(over)
+        extra_decided = [(position[d.rule], d) for d in decided] if decided else None
+        return self._compiled.decide(analysis, extra_decided), tuple(over)
 
     def evidence(self, article: Article, names: Iterable[str]) -> list[Match]:
         """The matches of the rules ``names`` on ``article``, each with its evidence, in rule

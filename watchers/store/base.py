@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Literal, NamedTuple, Protocol, Self, TypeVar
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
-from watchers.models import Article, Match
+from watchers.models import Article, Fired, Match
 
 __all__ = [
     "CONFIG_CHANNEL",
@@ -233,7 +233,7 @@ class ArticleRecord:
     """
 
     article: Article
-    matches: Sequence[Match]
+    matches: Sequence[Fired]
     alerts: Sequence[OutboxEntry]
     terms: str
     story: StoryLink | None = None
@@ -380,7 +380,7 @@ class ArticleStore(Protocol):
     async def record(
         self,
         article: Article,
-        matches: Sequence[Match],
+        matches: Sequence[Fired],
         alerts: Sequence[OutboxEntry],
         *,
         terms: str,
@@ -544,7 +544,7 @@ class StoryStore(Protocol):
     async def expire_waiting(self, before: datetime) -> int: ...
     async def lower_wait(self, row_id: int, min_sources: int) -> bool: ...
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
-                            *, matches: Sequence[Match] = (),
+                            *, matches: Sequence[Fired] = (),
                             alerts: Sequence[OutboxEntry] = (),
                             rematched: bool = False) -> int: ...
     async def add_outlet(self, article_id: str, outlet: str, when: datetime,

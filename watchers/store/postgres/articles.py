@@ -40,7 +40,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.errors import StoreError
-from watchers.models import Article, Hit, Match, hits_json
+from watchers.models import Article, Fired, Hit, Match, hits_json
 from watchers.store._shared import (
     FEED_COPY_HASH,
     FEED_COPY_WHERE,
@@ -569,7 +569,7 @@ class ArticlesMixin(CandidateList):
                 out.append((article_of(row) if row is not None else None, None))
         return out
 
-    async def record(self, article: Article, matches: Sequence[Match],
+    async def record(self, article: Article, matches: Sequence[Fired],
                      alerts: Sequence[Any], *, terms: str, url_terms: str | None = None
                      ) -> Article | None:
         """Store a new article with its index terms (``url_terms``: its link's), matches and

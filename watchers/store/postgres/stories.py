@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
-from watchers.models import Article, Match, hits_json
+from watchers.models import Article, Fired, hits_json
 from watchers.store._shared import OutletCount, StoryBatch, route_feeds, stored_hash
 from watchers.store.base import (
     LIVE_ALERT_STATES,
@@ -357,7 +357,7 @@ class StoriesMixin:
             return bool(await conn.fetch(_RELEASE, [row_id], datetime.now(UTC)))
 
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
-                            *, matches: Sequence[Match] = (),
+                            *, matches: Sequence[Fired] = (),
                             alerts: Sequence[OutboxEntry] = (),
                             rematched: bool = False) -> int:
         """A stored article whose content changed in place: keep the new title and text, mark

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from watchers.models import Article, Hit, Match, hits_json
+from watchers.models import Article, Fired, Hit, Match, hits_json
 from watchers.store._shared import (
     FEED_COPY_HASH,
     FEED_COPY_WHERE,
@@ -581,7 +581,7 @@ class ArticlesMixin(CandidateList):
     async def record(
         self,
         article: Article,
-        matches: Sequence[Match],
+        matches: Sequence[Fired],
         alerts: Sequence[OutboxEntry],
         *,
         terms: str,

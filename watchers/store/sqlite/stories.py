@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from watchers.models import Article, Match, hits_json
+from watchers.models import Article, Fired, hits_json
 from watchers.store._shared import OutletCount, StoryBatch, route_feeds, stored_hash
 from watchers.store.base import (
     LIVE_ALERT_STATES,
@@ -397,7 +397,7 @@ class StoriesMixin:
                                         when=iso(datetime.now(UTC))))
 
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
-                            *, matches: Sequence[Match] = (),
+                            *, matches: Sequence[Fired] = (),
                             alerts: Sequence[OutboxEntry] = (),
                             rematched: bool = False) -> int:
         """A stored article whose content changed in place (same guid or link, new text):
