@@ -381,6 +381,7 @@ def odd(value: object) -> Any:
     (lambda: Rule("a", "x", fields=odd("title")), r"not a str \(write \('title',\)\)"),
     (lambda: RuleSet.from_queries({"a": "k~"}, aliases=odd({"k": [1]})), "aliases: 'k'"),
     (lambda: RuleSet.from_queries({"a": "x"}).match(odd(None)), "match takes an Article"),
+    (lambda: RuleSet.from_queries({"a": "x"}).decide(odd("x")), "decide takes an Article, not str"),
 ])
 def test_a_rule_set_built_from_the_wrong_things_says_what_they_should_be(
         make: Any, error: str) -> None:

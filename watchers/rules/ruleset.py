@@ -175,6 +175,17 @@ class Decided(NamedTuple):
     over_budget: tuple[str, ...]
 
 
+def _analysis_of(article: Article, analysis: Analysis | None, verb: str) -> Analysis:
+    """``analysis`` when it is of ``article``, else a new one; a wrong argument is named."""
+    if analysis is None:
+        if not isinstance(article, Article):
+            raise TypeError(f"{verb} takes an Article, not {type(article).__name__}")
+        return Analysis(article)
+    if analysis.article is not article:
+        raise ValueError("the analysis is of another article")
+    return analysis
+
+
 class RuleSet:
     """A compiled, immutable set of rules with unique names.
 
@@ -313,13 +324,8 @@ class RuleSet:
         if not evidence:
             decisions, over = self.decide(article, regex_budget=regex_budget, analysis=analysis)
             return MatchReport([d.as_match() for d in decisions], over)
-        if analysis is None:
-            if not isinstance(article, Article):
-                raise TypeError(f"match takes an Article, not {type(article).__name__}")
-            analysis = Analysis(article)
-        elif analysis.article is not article:
-            raise ValueError("the analysis is of another article")
-        out, over = self._run(analysis, regex_budget, evidence=True)
+        out, over = self._run(_analysis_of(article, analysis, "match"), regex_budget,
+                              evidence=True)
         return MatchReport(out, over)
 
     def decide(
@@ -333,13 +339,8 @@ class RuleSet:
         store. The rules and scores are :meth:`match`'s; an alert's or ``/article``'s evidence
         is built when it is shown (:meth:`evidence`). ``regex_budget`` and ``analysis`` as in
         :meth:`match_report`."""
-        if analysis is None:
-            if not isinstance(article, Article):
-                raise TypeError(f"decide takes an Article, not {type(article).__name__}")
-            analysis = Analysis(article)
-        elif analysis.article is not article:
-            raise ValueError("the analysis is of another article")
-        out, over = self._run(analysis, regex_budget, evidence=False)
+        out, over = self._run(_analysis_of(article, analysis, "decide"), regex_budget,
+                              evidence=False)
         return Decided(out, over)
 
     def _run(self, analysis: Analysis, regex_budget: float | None, *, evidence: bool
