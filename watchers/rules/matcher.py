@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from pydantic import BaseModel
 
-from ..models import Article, Hit, HitKind, Match
+from ..models import Article, Decision, Hit, HitKind, Match
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term, parse
 from .text import FieldText
 from .variants import Aliases, Verdict, compare, compound_splits, shipped_aliases
@@ -987,28 +987,13 @@ class Evaluator:
 
     def match(
         self, name: str, node: Node, threshold: float, fields: Sequence[str] | None = None,
-        evidence: bool = True,
     ) -> Match | None:
-        """The match of rule ``name`` (query ``node``) on this article, or None.
-
-        ``fields`` are where terms that name no field look (default title and text). With
-        ``evidence=False`` the match has its score and no hits (none is built).
-        """
-        self._default_fields = DEFAULT_FIELDS if fields is None else fields
-        self._over = False
-        if type(node) is Regex:
-            # A rule of one regex (most regex rules) skips the dispatch of evaluate; deciding
-            # it needs its spans' count per field only.
-            if not evidence:
-                return self._regex_decided(name, node)
-            found = self._regex_hits(node)
-        else:
-            found = self.evaluate(node, threshold)
-        if self._over:
-            self.over_budget.append(name)
+        """The match of rule ``name`` (query ``node``) on this article, with its evidence, or
+        None. ``fields`` are where terms that name no field look (default title and text)."""
+        found = self._found(name, node, threshold, fields)
         if found is None:
             return None
-        hits, score = self._build_hits(found, evidence)
+        hits, score = self._build_hits(found)
         if type(name) is not str:
             # A caller's name is checked like any model input; everything else here is built
             # by this module with the right types.
@@ -1018,9 +1003,35 @@ class Evaluator:
             {"rule": name, "article_id": self.analysis.article.id, "score": score, "hits": hits},
         )
 
-    def _regex_decided(self, name: str, node: Regex) -> Match | None:
-        """What :meth:`match` gives without evidence for a rule that is ``node`` alone: the
-        score of its hits (each a regex hit of 100, weighted by field), with no hit made."""
+    def decide(
+        self, name: str, node: Node, threshold: float, fields: Sequence[str] | None = None,
+    ) -> Decision | None:
+        """:meth:`match` without evidence: whether rule ``name`` matches and its score, as a
+        :class:`~watchers.models.Decision` (no hit is made). ``name`` is a rule's (a str)."""
+        if type(node) is Regex:
+            # A rule of one regex (most regex rules) skips the dispatch of evaluate; deciding
+            # it needs its spans' count per field only.
+            self._default_fields = DEFAULT_FIELDS if fields is None else fields
+            self._over = False
+            return self._regex_decided(name, node)
+        found = self._found(name, node, threshold, fields)
+        if found is None:
+            return None
+        return Decision(name, self.analysis.article.id, self._build_hits(found, False)[1])
+
+    def _found(self, name: str, node: Node, threshold: float,
+               fields: Sequence[str] | None) -> list[_RawHit] | None:
+        """The raw hits that make rule ``name`` true, or None; a rule over budget is noted."""
+        self._default_fields = DEFAULT_FIELDS if fields is None else fields
+        self._over = False
+        found = self._regex_hits(node) if type(node) is Regex else self.evaluate(node, threshold)
+        if self._over:
+            self.over_budget.append(name)
+        return found
+
+    def _regex_decided(self, name: str, node: Regex) -> Decision | None:
+        """What :meth:`decide` gives for a rule that is ``node`` alone: the score of its hits
+        (each a regex hit of 100, weighted by field), with no hit made."""
         fields = self._default_fields if node.field is None else (node.field,)
         if len(fields) > 1 and fields is not DEFAULT_FIELDS and len(set(fields)) < len(fields):
             fields = tuple(dict.fromkeys(fields))  # a field named twice is read once (a caller's)
@@ -1047,12 +1058,7 @@ class Evaluator:
             self.over_budget.append(name)
         if not matched:
             return None
-        article_id = self.analysis.article.id
-        if type(name) is not str:
-            return Match(rule=name, article_id=article_id, score=round(score, 4), hits=())
-        return _trusted(
-            Match, {"rule": name, "article_id": article_id, "score": round(score, 4), "hits": ()}
-        )
+        return Decision(name, self.analysis.article.id, round(score, 4))
 
     def _hit(self, h: _RawHit) -> Hit:
         start, end = h[1], h[2]

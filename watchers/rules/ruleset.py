@@ -353,30 +353,27 @@ class RuleSet:
         budgets = _Budgets(seconds) if self._owners else None
         ev = Evaluator(analysis, self._aliases, fuzzy, self._plain_words, RegexBudget(seconds),
                        phrases_spend=True, regex_fields=regex_fields)
-        out = []
+        out: list[Any] = []  # Matches with evidence, Decisions without
         position = self._position
         for rule in candidates if budgets is None else _operator_first(candidates):
             if budgets is not None:
                 ev.budget = budgets.of(rule.name)
-            m = ev.match(rule.name, rule.node, rule.threshold, rule.fields, evidence)
+            m = (ev.match if evidence else ev.decide)(rule.name, rule.node, rule.threshold,
+                                                       rule.fields)
             if m is not None:
                 out.append(m)
         over = ev.over_budget
         if budgets is not None:  # back in rule order
             out.sort(key=lambda m: position[m.rule])
             over.sort(key=position.__getitem__)
-        if evidence:
-            if self._compiled is None:
-                return out, tuple(over)
-            # The evaluator's matches go in among the engine's by their rules' positions.
-            extra = [(position[m.rule], m) for m in out] if out else None
-            return self._compiled.match(analysis, extra), tuple(over)
-        decided = [Decision(m.rule, m.article_id, m.score) for m in out]
-        untrack(*decided)  # as the engine's: two strs and a float, never part of a cycle
+        if not evidence:
+            untrack(*out)  # as the engine's Decisions: two strs and a float, never in a cycle
         if self._compiled is None:
-            return decided, tuple(over)
-        extra_decided = [(position[d.rule], d) for d in decided] if decided else None
-        return self._compiled.decide(analysis, extra_decided), tuple(over)
+            return out, tuple(over)
+        # The evaluator's matches go in among the engine's by their rules' positions.
+        extra = [(position[m.rule], m) for m in out] if out else None
+        engine = self._compiled.match if evidence else self._compiled.decide
+        return engine(analysis, extra), tuple(over)
 
     def evidence(self, article: Article, names: Iterable[str]) -> list[Match]:
         """The matches of the rules ``names`` on ``article``, each with its evidence, in rule
