@@ -29,6 +29,8 @@
  * of that field's FieldText (pos and last None when every token's position is its number), and
  * extra the matches of the rules evaluated elsewhere, [(rule number, Match), ...] in rule order:
  * each goes in among the engine's by its number (no pair per match is made, nor sorted after).
+ * Engine.decide(...) is the same with a models.Decision (rule, article id, score; slots set
+ * where they are) per rule that matches instead of a Match, and none of the evidence built.
  *
  * Fuzzy terms: the engine keeps each word's verdicts, ((fuzzy term, kind, score, whole word
  * only), ...) or () when no fuzzy term accepts it, as the caller computed them (learn), and
@@ -463,6 +465,29 @@ scratch_init(Scratch *s, Engine *e)
 
 static void slot_offsets(Engine *e, PyObject *const *setters);
 
+/* The offset of ``descr`` when it is a writable object member (T_OBJECT_EX) that each of the
+ * ``n`` types has within its fixed size (each deriving from the member's own type), else -1. */
+static Py_ssize_t
+object_member_at(PyObject *descr, PyTypeObject *const *types, int n)
+{
+    if (!PyObject_TypeCheck(descr, &PyMemberDescr_Type)) {
+        return -1;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+    if (m->type != T_OBJECT_EX || (m->flags & READONLY)
+        || m->offset < (Py_ssize_t)sizeof(PyObject)) {
+        return -1;
+    }
+    for (int t = 0; t < n; t++) {
+        if (!PyType_IsSubtype(types[t], PyDescr_TYPE(descr))
+            || m->offset + (Py_ssize_t)sizeof(PyObject *) > types[t]->tp_basicsize
+            || types[t]->tp_itemsize != 0) {
+            return -1;
+        }
+    }
+    return m->offset;
+}
+
 /* Sets decision_at from the decision type's rule, article_id and score members: object slots
  * of a type without a dict or items, written where they are as the members would. */
 static int
@@ -480,14 +505,11 @@ decision_slots(Engine *e)
         if (d == NULL) {
             PyErr_Clear();
         }
-        int ok = d != NULL && PyObject_TypeCheck(d, &PyMemberDescr_Type)
-                 && PyDescr_TYPE(d) == tp;
-        PyMemberDef *m = ok ? ((PyMemberDescrObject *)d)->d_member : NULL;
-        ok = ok && m->type == T_OBJECT_EX && !(m->flags & READONLY)
-             && m->offset >= (Py_ssize_t)sizeof(PyObject)
-             && m->offset + (Py_ssize_t)sizeof(PyObject *) <= tp->tp_basicsize;
+        /* The type's own slot (a subclass's inherited one would be written as the base's). */
+        Py_ssize_t at = d != NULL ? object_member_at(d, &tp, 1) : -1;
+        int ok = at >= 0 && PyDescr_TYPE(d) == tp;
         if (ok) {
-            e->decision_at[i] = m->offset;
+            e->decision_at[i] = at;
         }
         Py_XDECREF(d);
         if (!ok) {
@@ -855,7 +877,8 @@ engine_dealloc(Engine *e)
     PyMem_Free(e->anchored);
     PyMem_Free(e->always);
     PyObject **refs[] = {&e->hit_type, &e->match_type, &e->decision_type, &e->set_dict,
-                         &e->set_fields_set, &e->set_extra, &e->set_private, &e->hit_fields, &e->match_fields,
+                         &e->set_fields_set, &e->set_extra, &e->set_private, &e->hit_fields,
+                         &e->match_fields,
                          &e->field_names, &e->hit_template, &e->exact, &e->alias, &e->sum, &e->round, &e->hundred, &e->s_term, &e->s_field,
                          &e->s_start, &e->s_end, &e->s_text, &e->s_kind, &e->s_score,
                          &e->s_variant, &e->s_rule, &e->s_article_id, &e->s_hits};
@@ -1884,28 +1907,18 @@ static void
 slot_offsets(Engine *e, PyObject *const *setters)
 {
     PyTypeObject *types[2] = {(PyTypeObject *)e->hit_type, (PyTypeObject *)e->match_type};
+    Py_ssize_t at[3];
     for (int i = 0; i < 3; i++) {
         e->slot_at[i] = -1;
     }
     for (int i = 0; i < 3; i++) {
-        if (!PyObject_TypeCheck(setters[i], &PyMemberDescr_Type)) {
+        at[i] = object_member_at(setters[i], types, 2);
+        if (at[i] < 0) {
             return;
-        }
-        PyMemberDescrObject *d = (PyMemberDescrObject *)setters[i];
-        PyMemberDef *m = d->d_member;
-        if (m->type != T_OBJECT_EX || (m->flags & READONLY) || m->offset < (Py_ssize_t)sizeof(PyObject)) {
-            return;
-        }
-        for (int t = 0; t < 2; t++) {
-            if (!PyType_IsSubtype(types[t], PyDescr_TYPE(d))
-                || m->offset + (Py_ssize_t)sizeof(PyObject *) > types[t]->tp_basicsize
-                || types[t]->tp_itemsize != 0) {
-                return;
-            }
         }
     }
     for (int i = 0; i < 3; i++) {
-        e->slot_at[i] = ((PyMemberDescrObject *)setters[i])->d_member->offset;
+        e->slot_at[i] = at[i];
     }
 }
 
@@ -2317,12 +2330,14 @@ run_rules(Engine *e, PyObject *const *args, Py_ssize_t nargs, int evidence)
         goto done;
     }
     order_queue(e, s);
-    /* This article's Match values, to copy: its id set once, the dict made whole. */
-    template = PyDict_New();
-    if (template == NULL || PyDict_SetItem(template, e->s_rule, Py_None) < 0
-        || PyDict_SetItem(template, e->s_article_id, args[1]) < 0
-        || PyDict_SetItem(template, e->s_score, Py_None) < 0
-        || PyDict_SetItem(template, e->s_hits, Py_None) < 0) {
+    /* This article's Match values, to copy: its id set once, the dict made whole (a Decision
+     * needs none). */
+    if (evidence
+        && ((template = PyDict_New()) == NULL
+            || PyDict_SetItem(template, e->s_rule, Py_None) < 0
+            || PyDict_SetItem(template, e->s_article_id, args[1]) < 0
+            || PyDict_SetItem(template, e->s_score, Py_None) < 0
+            || PyDict_SetItem(template, e->s_hits, Py_None) < 0)) {
         goto done;
     }
     out = PyList_New(0);
@@ -2510,8 +2525,8 @@ static PyMethodDef engine_methods[] = {
      "extra's (a list of (rule number, Match) in rule order) among them; or the set of the "
      "words with no verdicts yet"},
     {"decide", (PyCFunction)(void (*)(void))engine_decide, METH_FASTCALL,
-     "decide(fields, article_id[, verdicts[, extra]]) -> as match, each Match with its score "
-     "and no hits (the evidence is not built)"},
+     "decide(fields, article_id[, verdicts[, extra]]) -> as match, each rule that matches as a "
+     "Decision (its rule, the article id and its score; no evidence is built), extra's too"},
     {"candidates", (PyCFunction)(void (*)(void))engine_candidates, METH_FASTCALL,
      "candidates(fields[, verdicts]) -> [rule number, ...]: the rules match would evaluate, or "
      "the set of the words with no verdicts yet"},
