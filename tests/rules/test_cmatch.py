@@ -316,11 +316,16 @@ def test_threads_matching_with_one_rule_set_get_the_same_answers() -> None:
     expected = [rules.match_naive(a) for a in articles]
     failures: list[str] = []
 
+    decided = [[Decision(m.rule, m.article_id, m.score) for m in want] for want in expected]
+
     def work() -> None:
         for _ in range(20):
-            for a, want in zip(articles, expected, strict=True):
+            for a, want, verdicts in zip(articles, expected, decided, strict=True):
                 if rules.match(a) != want:
                     failures.append(a.title)
+                # Deciding shares the engine's scratch space and makes Decisions in C.
+                if rules.decide(a).decisions != verdicts:
+                    failures.append(f"{a.title} (decided)")
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
@@ -451,6 +456,31 @@ def test_the_engine_refuses_a_decision_type_it_cannot_fill(
             engine_type(*head, (*models[:-1], bad), **kwargs)
     with pytest.raises(TypeError, match="13 items"):
         engine_type(*head, models[:-1], **kwargs)
+
+
+def test_an_article_that_fires_thousands_of_rules_is_decided_as_it_is_matched() -> None:
+    """A thousand times the usual matches: 3,000 word rules and 300 regex rules (evaluated in
+    Python, merged in among the engine's) all firing on one long article. Deciding gives each
+    rule once, in name order, with the score matching gives, and makes no evidence."""
+    words = [f"w{i:04d}" for i in range(3000)]
+    rules = RuleSet([*(Rule(f"r{i:04d}", w) for i, w in enumerate(words)),
+                     *(Rule(f"r{i * 10:04d}x", f"/{words[i * 10]}\\b/") for i in range(300))])
+    article = Article(id="big", title=" ".join(words[:50]), text=" ".join(words * 3))
+    matched = rules.match(article)
+    decisions = rules.decide(article).decisions
+    assert len(decisions) == 3300
+    assert [(d.rule, d.score) for d in decisions] == [(m.rule, m.score) for m in matched]
+    assert [d.rule for d in decisions] == sorted(d.rule for d in decisions)
+    assert all(type(d) is Decision and d.hits == () for d in decisions)
+
+
+def test_decide_refuses_an_analysis_of_another_article() -> None:
+    rules = RuleSet([Rule("k", "kyiv")])
+    kyiv, other = Article(title="Kyiv", text=""), Article(title="Lviv", text="")
+    with pytest.raises(ValueError, match="the analysis is of another article"):
+        rules.decide(kyiv, analysis=Analysis(other))
+    assert rules.decide(kyiv, analysis=Analysis(kyiv)).decisions == [
+        Decision("k", kyiv.id, 2.0)]
 
 
 def test_a_decision_is_a_rule_and_score_without_evidence() -> None:
