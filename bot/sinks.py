@@ -64,7 +64,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -132,9 +132,7 @@ def _release_webhook_locks_in_the_background() -> None:
             # A task, not a timer: an event loop ending before the wait is over cancels it,
             # and the lock is released all the same (a timer left on a closed loop kept the
             # lock, process-wide, from the next loop's first send to that webhook).
-            task = asyncio.ensure_future(_release_after(lock, delta))
-            _RELEASING.add(task)
-            task.add_done_callback(_RELEASING.discard)
+            _in_background(_release_after(lock, delta))
         else:
             lock.release()
 
@@ -153,6 +151,57 @@ async def _release_after(lock: asyncio.Lock, delta: float) -> None:
 
 
 _release_webhook_locks_in_the_background()
+
+
+def _reset_rate_limit_buckets_in_the_background() -> None:
+    """discord.py's bot client paces each route with a bucket (``discord.http.Ratelimit``). A
+    request leaving a bucket it emptied sleeps out the bucket's reset on the way out, after
+    its answer is read (``__aexit__`` → ``_refresh``: sleep, reset, wake the next request).
+    A send's timeout that cancelled that sleep lost the answer (the message was made; the
+    alert was taken as sent in doubt and the channel read back to find it) and skipped the
+    reset: the bucket stayed empty, and where no reset time was known (answers without
+    rate-limit headers) every later request waited 30 s for it, longer than a send's own
+    timeout, so the route never sent again.
+
+    Here the way out hands its work to a task of its own and returns at once: the send
+    returns its message, the reset runs to its end, and the next request still waits for it
+    in the bucket. (The way out's bookkeeping runs one turn of the event loop later than it
+    did; the bucket's counts come out the same.)"""
+    try:
+        from discord import http as discord_http
+    except ImportError:  # pragma: no cover - a discord.py without it
+        return
+    bucket = getattr(discord_http, "Ratelimit", None)
+    if bucket is None or getattr(bucket, "_newswatch_background", False):
+        return
+    if not all(hasattr(bucket, a) for a in ("__aenter__", "__aexit__", "_refresh")):
+        return  # another shape than the one this mends: left as it is
+    leave = bucket.__aexit__
+
+    async def __aexit__(self: Any, *exc: Any) -> None:
+        _in_background(leave(self, *exc))
+
+    bucket.__aexit__ = __aexit__
+    bucket._newswatch_background = True
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+    """``work`` as a task that nothing cancels but the end of its event loop, kept from
+    collection until it is done, its failure (if any) logged."""
+    task = asyncio.ensure_future(work)
+    _RELEASING.add(task)
+    task.add_done_callback(_done_in_background)
+    return task
+
+
+def _done_in_background(task: asyncio.Future[None]) -> None:
+    _RELEASING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("discord.py's rate-limit bookkeeping failed: %s",
+                    redact(repr(task.exception()))[:200])
+
+
+_reset_rate_limit_buckets_in_the_background()
 
 _WEBHOOK_URL = WEBHOOK_URL  # the config's own pattern: what `check` passes, this posts to
 

@@ -669,17 +669,19 @@ async def test_a_digest_paused_between_its_parts_posts_each_part_once_on_resume(
 
 
 class _EmptiedBucket(DiscordEmulator):
-    """Answers the first webhook send (its message made) saying the webhook's rate-limit
-    bucket is empty for ``reset`` seconds, longer than a send's attempt may take."""
+    """Answers the first send to ``path`` (a webhook's by default; its message made) saying
+    its rate-limit bucket is empty for ``reset`` seconds, longer than a send's attempt may
+    take."""
 
-    def __init__(self, reset: float, **kwargs: Any) -> None:
+    def __init__(self, reset: float, path: str = "/webhooks/", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reset = reset
+        self.path = path
         self.left = 1
 
     async def _handle_http(self, request: Any) -> Any:
         response = await super()._handle_http(request)
-        if request.method == "POST" and "/webhooks/" in request.path and self.left:
+        if request.method == "POST" and self.path in request.path and self.left:
             self.left -= 1
             response.headers["X-RateLimit-Limit"] = "5"
             response.headers["X-RateLimit-Remaining"] = "0"
@@ -706,6 +708,57 @@ async def test_a_webhook_answer_that_empties_its_bucket_leaves_the_webhook_usabl
         posts = emu.requests_for(WEBHOOK)
         assert len(posts) == 3
         assert emu.validate_all() == []
+
+
+async def test_a_channel_answer_that_empties_its_bucket_is_read_and_the_channel_stays_usable(
+        newswatch: Start, tmp_path: Path) -> None:
+    """discord.py's bot client sleeps out an emptied bucket on the way out of the request,
+    after the answer is read. The send's timeout cut that sleep short: the answer was lost
+    (the alert taken as sent in doubt, the channel read back to find it), and the bucket was
+    left without its reset."""
+    async with _EmptiedBucket(reset=2.0, path="/channels/", **world()) as emu, \
+            emu.patch_discord():
+        drop_articles(tmp_path / "wire", "troops", range(3))
+        run = await newswatch(emu)
+        await run.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 3, 20)
+        await asyncio.sleep(0.5)
+        assert report_numbers(emu, "alerts") == [0, 1, 2]
+        rows = [r for r in await run.engine.store.alerts() if r.route == "alerts"]
+        assert {r.state for r in rows} == {"delivered"}
+        # the first send's answer was read, not lost: nothing was sent in doubt
+        first = emu.messages(emu.channel("alerts").id)[0]
+        assert [r.attempts for r in rows if r.remote_id == str(first.id)] == [1]
+        # and the next sends waited out the bucket (their timeouts cut the wait short, so
+        # they looked before sending again): each alert was posted once
+        assert len(posts_to(emu, "alerts")) == 3
+        assert emu.validate_all() == []
+
+
+async def test_a_send_cancelled_on_its_way_out_of_its_bucket_leaves_the_bucket_usable() -> None:
+    """discord.py's bucket resets itself on a request's way out, in a sleep
+    (``Ratelimit._refresh``) that a send's timeout could cancel between the sleep and the
+    reset: the bucket then stayed empty, and with no reset time known (answers without
+    rate-limit headers) every later send to the channel waited 30 s, longer than its own
+    timeout, so the route never sent again."""
+    from discord.http import Ratelimit
+
+    bucket = Ratelimit(None)
+
+    async def send_cancelled_on_the_way_out() -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        async with bucket:
+            # lands on the next turn of the loop: in the reset's sleep if the exit sleeps
+            asyncio.get_running_loop().call_soon(me.cancel)
+
+    send = asyncio.ensure_future(send_cancelled_on_the_way_out())
+    await asyncio.gather(send, return_exceptions=True)
+    async with asyncio.timeout(5):  # stuck, this waited 30 s
+        async with bucket:
+            pass
+    async with asyncio.timeout(5):
+        async with bucket:
+            pass
 
 
 class _EchoingHook(DiscordEmulator):
