@@ -43,8 +43,12 @@ def anchors(query: str) -> set[tuple[object, ...]] | None:
 
 
 def test_and_anchors_on_its_rarest_positive_child() -> None:
-    # too many alias pairs: the rarest child alone
-    assert anchors("the AND zaporizhzhia") == {("key", k) for k in ALIASES.of("zaporizhzhia")}
+    # an alias group pairs with the other word: 9 pairs
+    assert anchors("the AND zaporizhzhia") == {
+        ("pair", k, "the") for k in ALIASES.of("zaporizhzhia")}
+    # too many pairs (9 × 2 > 16): the rarest child alone
+    assert anchors("(the OR said) AND zaporizhzhia") == {
+        ("key", k) for k in ALIASES.of("zaporizhzhia")}
     assert anchors("shelling AND (mobili* OR drones)") == {("key", "shelling")}
 
 
@@ -102,11 +106,25 @@ def test_other_anchor_kinds() -> None:
     assert anchors("mobili*") == {("prefix", "mobili")}
     assert anchors("kyiv~90") == {("fuzzy", "kyiv", 90.0)}
     assert anchors('"security guarantees"') == {("bigram", "security", "guarantee")}
-    # a phrase with slop, or whose words have aliases, anchors on its rarest word
-    assert anchors('"security guarantees"~2') == {("key", "guarantee")}
-    aliased = anchors('"kyiv guarantees"')
-    assert aliased is not None and {a[0] for a in aliased} == {"key"}
+    # a phrase with slop, or whose words have aliases, needs all its words: a pair of them
+    assert anchors('"security guarantees"~2') == {("pair", "guarantee", "security")}
+    assert anchors('"kyiv guarantees"') == {("pair", k, "guarantee") for k in ALIASES.of("kyiv")}
     assert anchors("/abc/") == {("regex", "abc")}
+
+
+def test_a_phrases_words_anchor_on_their_keys_not_their_compound_readings() -> None:
+    """A phrase's word is found as written (``cyberattack``, never ``cyber attack``), so its
+    anchors leave the compound reading out: anchored on the reading's rarer part too, a sloppy
+    phrase of a common word and a compound was tried on every article with the common word."""
+    assert anchors('"cyberattack shelling"~3') == {("pair", "cyberattack", "shelling")}
+    assert anchors('"cyberattack kyiv~"~3') == {("fuzzy_pair", "kyiv", 85.0, "cyberattack")}
+    rules = RuleSet.from_queries({"p": '"cyberattack shelling"~3', "t": "cyberattack"})
+    apart = Article(title="Cyber attack", text="after the shelling")
+    assert index_candidates(rules, apart) == ["t"]
+    assert [m.rule for m in rules.match(apart)] == [m.rule for m in rules.match_naive(apart)]
+    whole = Article(title="News", text="A cyberattack and shelling")
+    assert index_candidates(rules, whole) == ["p", "t"]
+    assert [m.rule for m in rules.match(whole)] == ["p", "t"]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ on its rarest positive child (by English word frequency), or on pairs of words f
 another child when both are words (or one is a fuzzy term); an OR on all its children, a NOT
 never; a phrase of words in no alias group (a phrase's words are matched as written, never by
 compound readings) on its rarest pair of neighbouring words, which the article must hold at
-consecutive positions. An article then looks up its distinct words, so the work grows with the
+consecutive positions, and any other phrase (sloppy, or with aliased, fuzzy or prefix words) as
+an AND of its words. An article then looks up its distinct words, so the work grows with the
 article and the rules it could match, not with the number of rules.
 The candidates are evaluated exactly as the naive loop would, so the index can only save
 time, never change a result.
@@ -118,12 +119,17 @@ def _anchors(
             cost += min(_word_cost(left), _word_cost(right))
         return frozenset(anchors), cost
     if isinstance(node, Phrase):
-        found = _cheapest([_anchors(w, threshold, aliases) for w in node.words])
-        words = [w.key for w in node.words]
         # A phrase's words are matched as written (compound readings are for terms), so only
-        # an alias group can find one by another key.
+        # an alias group can find one by another key; and every word must be there.
+        options = [_phrase_word_anchors(w, threshold, aliases) for w in node.words]
+        words = [w.key for w in node.words]
         plain = all(w.kind == "word" and w.key and not aliases.of(w.key) for w in node.words)
-        if found is None or node.slop or len(words) < 2 or not plain:
+        if node.slop or len(words) < 2 or not plain:
+            # A pair of its words where it has two (a sloppy phrase of a common word and a
+            # rare one is tried only where both are), else its rarest word.
+            return _all_of(options)
+        found = _cheapest(options)
+        if found is None:
             return found
         # Words found by their keys alone, at consecutive positions: each adjacent pair is
         # required, and the rarest pair says more than the rarest word. The cost stays that of
@@ -153,6 +159,17 @@ def _anchors(
     return frozenset(union), cost
 
 
+def _phrase_word_anchors(
+    word: Term, threshold: float, aliases: Aliases
+) -> tuple[frozenset[Anchor], float] | None:
+    """The anchors of a phrase's word: a word by the keys of its alias group alone (no
+    compound reading: :meth:`~.matcher.Evaluator.resolve` finds a phrase's words so)."""
+    if word.kind != "word":
+        return _anchors(word, threshold, aliases)
+    keys = {word.key} | aliases.of(word.key)
+    return frozenset(("key", k) for k in keys), sum(_word_cost(k) for k in keys)
+
+
 def _cheapest(
     options: Sequence[tuple[frozenset[Anchor], float] | None],
 ) -> tuple[frozenset[Anchor], float] | None:
@@ -163,8 +180,9 @@ def _cheapest(
     return best
 
 
-# Word pairs an AND or NEAR anchors on at most, one from each of two children.
-_MAX_PAIRS = 4
+# Word pairs an AND, NEAR or phrase anchors on at most, one from each of two children (an
+# alias group has up to about ten keys: 16 lets a group pair with a plain word).
+_MAX_PAIRS = 16
 
 
 def _all_of(
