@@ -69,8 +69,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bot.runner import token_from_env
-    from bot.sinks import webhook_problem
+    from bot.destinations import token_from_env, webhook_problem
     from watchers.config import format_duration, load_config
 
     path = config_path(args.config)

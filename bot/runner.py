@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from bot.console import ConsoleSink
+from bot.destinations import token_from_env
 from bot.logs import add_secret, end_now, say, second_signal
 from watchers.config import Config
 from watchers.delivery import Sink
@@ -32,17 +33,6 @@ __all__ = ["STOP_SIGNALS", "StopSignals", "once_unless_stopped", "report_poll", 
            "token_from_env", "until_stopped"]
 
 log = logging.getLogger("newswatch")
-
-
-def token_from_env(cfg: Config) -> str | None:
-    """The bot token from the variable the config names (never from the file). A token with
-    a space or control character inside (two lines pasted, a stray tab) is refused by name:
-    no token holds one, and aiohttp refused the header in a traceback."""
-    value = os.environ.get(cfg.discord.token_env, "").strip()
-    if any(c.isspace() or not c.isprintable() for c in value):
-        raise NewswatchError(f"${cfg.discord.token_env} holds a space, line break or control "
-                             "character inside the token: set it to the token alone")
-    return value or None
 
 
 def report_poll(report: PollReport) -> None:
@@ -128,7 +118,7 @@ def _check_webhooks(cfg: Config) -> None:
     """Refuse a webhook route whose URL is unusable (its variable unset, or not a webhook): its
     alerts would otherwise be printed to the console and taken as delivered, and never posted
     once the variable is fixed; with a token, the rules were refused as having no route."""
-    from bot.sinks import webhook_problem
+    from bot.destinations import webhook_problem
 
     issues: list[ConfigIssue] = []
     for route, ref in cfg.targets.items():

@@ -61,7 +61,6 @@ import contextlib
 import contextvars
 import hashlib
 import logging
-import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -71,6 +70,13 @@ from typing import Any, cast
 import aiohttp
 import discord
 
+from bot.destinations import (
+    ChannelTarget,
+    Target,
+    WebhookTarget,
+    parse_webhook_url,
+    resolve_targets,
+)
 from bot.embeds import (
     ack_buttons,
     alert_message,
@@ -81,8 +87,8 @@ from bot.embeds import (
     thread_name,
     truncate,
 )
-from bot.logs import add_secret, redact
-from watchers.config import WEBHOOK_URL, DiscordConfig, RouteConfig
+from bot.logs import redact
+from watchers.config import DiscordConfig, RouteConfig
 from watchers.delivery import Alert, Digest, Sink, StoryUpdate, UpdateResult
 from watchers.errors import (
     DeliveryError,
@@ -203,33 +209,6 @@ def _done_in_background(task: asyncio.Future[None]) -> None:
 
 _reset_rate_limit_buckets_in_the_background()
 
-_WEBHOOK_URL = WEBHOOK_URL  # the config's own pattern: what `check` passes, this posts to
-
-
-@dataclass(frozen=True)
-class ChannelTarget:
-    channel_id: int
-
-
-@dataclass(frozen=True)
-class WebhookTarget:
-    webhook_id: int
-    token: str
-
-    def __repr__(self) -> str:  # the token is a secret
-        return f"WebhookTarget(webhook_id={self.webhook_id}, token=[redacted])"
-
-    @property
-    def mark(self) -> str:
-        """Six hex digits of a hash of the webhook's URL, which a pause of it names: a start
-        with another URL for the route (its token corrected) knows the pause was of the old
-        one. Nothing of the token can be read back from it."""
-        return hashlib.sha256(f"{self.webhook_id}/{self.token}".encode()).hexdigest()[:6]
-
-
-Target = ChannelTarget | WebhookTarget
-
-
 def _marked(exc: PermanentDeliveryError, target: WebhookTarget) -> PermanentDeliveryError:
     """A webhook's failure that pauses its route, naming the webhook (see
     WebhookTarget.mark); any other as it was."""
@@ -237,50 +216,6 @@ def _marked(exc: PermanentDeliveryError, target: WebhookTarget) -> PermanentDeli
         return exc
     return PermanentDeliveryError(f"{exc} [webhook {target.mark}]", pause_destination=True,
                                   maybe_sent=exc.maybe_sent)
-
-
-def webhook_problem(value: str) -> str | None:
-    """Why a webhook route's URL (or its variable's value) would not post: "is not set" or "is
-    not a Discord webhook URL"; None when it would. What `run` refuses and `check` reports."""
-    if not value.strip():
-        return "is not set"
-    try:
-        parse_webhook_url(value)
-    except ValueError:
-        return "is not a Discord webhook URL"
-    return None
-
-
-def parse_webhook_url(url: str) -> WebhookTarget:
-    m = _WEBHOOK_URL.match(url.strip())
-    if not m:
-        raise ValueError("not a Discord webhook URL (https://…/api/webhooks/ID/TOKEN)")
-    add_secret(url.strip())
-    add_secret(m.group(2))
-    return WebhookTarget(int(m.group(1)), m.group(2))
-
-
-def resolve_targets(channels: Mapping[str, int | str], env: Mapping[str, str] | None = None
-                    ) -> tuple[dict[str, Target], list[str]]:
-    """Turn the config's [channels] into targets; returns (targets, problems)."""
-    env = os.environ if env is None else env
-    targets: dict[str, Target] = {}
-    problems: list[str] = []
-    for route, ref in channels.items():
-        if isinstance(ref, int):
-            targets[route] = ChannelTarget(ref)
-            continue
-        url = ref
-        if ref.startswith("env:"):
-            url = env.get(ref[4:], "")
-            if not url:
-                problems.append(f"channels.{route}: ${ref[4:]} is not set")
-                continue
-        try:
-            targets[route] = parse_webhook_url(url)
-        except ValueError as exc:
-            problems.append(f"channels.{route}: {exc}")
-    return targets, problems
 
 
 # In a notice, the characters that could make a masked link, a mention, formatting or a quote

@@ -74,6 +74,23 @@ def test_a_search_loads_no_network_discord_or_chart_code(tmp_path: Path) -> None
     assert loaded & set(NOT_IN_A_SEARCH) == set()
 
 
+def test_a_check_loads_no_discord_network_or_delivery_code(tmp_path: Path) -> None:
+    """`check` (without --live) reads the config, the environment and the store file: it
+    loaded discord.py, aiohttp and the delivery code for two small functions (the token's and
+    a webhook URL's checks), about 0.4 s of a command people run after every edit."""
+    (tmp_path / "config.toml").write_text(
+        '[storage]\npath = "nw.db"\n[channels]\nalerts = "env:NW_TEST_HOOK"\n'
+        '[[rules]]\nname = "troops"\nquery = "troops"\n')
+    code = ("import os\n"
+            "os.environ['NW_TEST_HOOK'] = 'https://discord.com/api/webhooks/1/abc'\n"
+            "from bot.cli import main\n"
+            "assert main(['check', '-c', 'config.toml']) == 0\n")
+    loaded = loaded_after(code, cwd=tmp_path)
+    assert {"watchers.config", "watchers.rules"} <= loaded  # it did check
+    assert loaded & {"discord", "aiohttp", "bot.sinks", "bot.runner", "watchers.delivery",
+                     "watchers.engine"} == set()
+
+
 def test_an_import_with_a_wrong_config_says_so_before_loading_the_engine(tmp_path: Path) -> None:
     """The config is read first: its error is said without loading the engine, the store or
     the network code (about 0.2 s of a process that only says what is wrong)."""
