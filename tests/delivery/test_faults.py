@@ -428,6 +428,30 @@ async def test_a_burst_of_200_alerts_is_paced_under_the_limits(
     assert (await run.engine.store.alert_counts()) == {"delivered": 200}
 
 
+async def test_two_routes_sharing_a_channel_are_paced_together_under_its_limit(
+        limited_emu: RateLimitedEmulator, newswatch: Start, tmp_path: Path) -> None:
+    """Two routes' delivery loops send to one channel at once, through one rate-limit bucket
+    whose way out runs as its own task (see bot.sinks): every alert once, and no request over
+    the limit."""
+    emu = limited_emu
+    drop_articles(tmp_path / "wire", "troops", range(30))
+    drop_articles(tmp_path / "wire", "soldiers", range(30, 60))
+    ch = emu.channel("alerts").id
+    run = await newswatch(emu, channels={"alerts": ch, "urgent": ch,
+                                         "ops": emu.channel("ops").id},
+                          rules=[{"name": "troops", "query": "troops", "channel": "alerts"},
+                                 {"name": "soldiers", "query": "soldiers", "channel": "urgent"}])
+    await run.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 60, 40)
+    await asyncio.sleep(0.3)
+    numbers = report_numbers(emu, "alerts")
+    assert sorted(numbers) == list(range(60))  # none lost, none doubled
+    # each route's own alerts in the order written
+    assert [n for n in numbers if n < 30] == list(range(30))
+    assert [n for n in numbers if n >= 30] == list(range(30, 60))
+    assert emu.over_limit == 0
+    assert (await run.engine.store.alert_counts()) == {"delivered": 60}
+
+
 @pytest.mark.parametrize("style", ["embed", "text"])
 async def test_a_webhook_send_whose_answer_was_lost_is_found_for_either_style(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path, style: str) -> None:
