@@ -3,8 +3,8 @@
 Invariants every domain module relies on:
 
 - One aiosqlite connection per store; an asyncio lock makes each transaction (and each read)
-  whole, and every write runs as ``BEGIN IMMEDIATE`` so a second connection waits (30 s busy
-  timeout) instead of failing half-way.
+  whole, and every write runs as ``BEGIN IMMEDIATE`` so a second connection waits (up to 30 s,
+  in the event loop, where a cancellation ends the wait) instead of failing half-way.
 - Every ``sqlite3`` error leaves here as one :class:`StoreError` line naming the file; a
   malformed file is reported as corrupted, with what to do.
 - A writing store holds an exclusive ``flock`` on ``<db>.lock`` (holding the pid) for its
@@ -368,7 +368,7 @@ class Db:
             self._check_identity()
             waiting = _Waiting(self.path)
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
+                await self._begin()
             except sqlite3.Error as exc:
                 raise self.error(exc) from exc
             except BaseException:
@@ -395,6 +395,26 @@ class Db:
                     await self.conn.execute("ROLLBACK")
                 raise self.error(exc) from exc
 
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting up to ``BUSY_TIMEOUT_S`` for another process's write
+        lock in the event loop: SQLite's own busy wait, in the connection's thread, could not
+        be cut short (``sqlite3_interrupt`` does not end it), so a Ctrl-C or a timeout during
+        it waited out the rest of the half minute. Each try waits ``_BEGIN_TRY_MS`` at most in
+        SQLite; between tries the wait is a sleep a cancellation ends at once. Raises the last
+        try's "database is locked" once the time is up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_S
+        pause = 0.005
+        while True:
+            busy = await run_on(self.conn, _try_begin)
+            if busy is None:
+                return
+            left = deadline - loop.time()
+            if left <= 0:
+                raise busy
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 0.1)
+
     async def fetchall(self, sql: str, params: Sequence[Any] = (), *, what: str | None = None
                        ) -> list[Any]:
         """Rows of one read. ``what`` names the operation in the error for a rejected query."""
@@ -419,8 +439,7 @@ class Db:
 
 
 class _Waiting:
-    """Says so when a write waits long for another process's lock, and when a stop waits for
-    that wait to end (SQLite's busy wait cannot be cut short)."""
+    """Says so when a write waits long for another process's lock."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -435,8 +454,7 @@ class _Waiting:
 
     def cancelled(self) -> None:
         if self.said:
-            log.warning("stopping once the wait for the database %s ends (at most %g s)",
-                        self.path, BUSY_TIMEOUT_S)
+            log.warning("stopped waiting for the database %s", self.path)
         self.done()
 
     def done(self) -> None:
@@ -486,6 +504,28 @@ async def run_on(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], 
     # aiosqlite runs every call on its one thread through _execute; this hands it ours.
     result: T = await conn._execute(fn, conn._conn)  # type: ignore[no-untyped-call]
     return result
+
+
+# How long one try of BEGIN IMMEDIATE waits in SQLite for another process's lock (see
+# Db._begin): what a cancellation may still have to wait for.
+_BEGIN_TRY_MS = 50
+
+
+def _try_begin(conn: sqlite3.Connection) -> sqlite3.OperationalError | None:
+    """One try of ``BEGIN IMMEDIATE`` on the connection's thread: None once begun, or the
+    "database is locked" error when another process held the write lock for ``_BEGIN_TRY_MS``.
+    The connection's own busy timeout (for the statements inside a transaction, and reads) is
+    put back either way."""
+    conn.execute(f"PRAGMA busy_timeout={_BEGIN_TRY_MS}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+            return exc
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    return None
 
 
 async def _connected(connecting: aiosqlite.Connection) -> aiosqlite.Connection:
