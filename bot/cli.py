@@ -59,6 +59,21 @@ def _where(cfg: Config) -> str:
     return f"PostgreSQL {describe(url)}"
 
 
+def _new_store(cfg: Config) -> str:
+    """What ``check`` adds to an SQLite path that names no file yet: run makes it, and any
+    folder on the way (a typo in the path made folders in silence)."""
+    if cfg.storage.url is not None or str(cfg.storage.path) == ":memory:":
+        return ""
+    path = Path(cfg.resolve(cfg.storage.path))
+    if path.exists():
+        return ""
+    missing = [p for p in path.parents if not p.exists()]
+    if not missing:
+        return " (new: run creates it)"
+    return f" (new: run creates it and the folder {missing[-1]})" if len(missing) == 1 else (
+        f" (new: run creates it and the folders from {missing[-1]} down)")
+
+
 def _setup_logging(verbose: bool) -> None:
     from bot.logs import setup_logging
 
@@ -119,7 +134,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         refused.append(where)
     print(f"{path}: " + ("ok" if not (refused or unrouted)
                          else "valid, but run refuses to start with it here (see below)"))
-    print(f"  storage  {_where(cfg)}")
+    print(f"  storage  {_where(cfg)}{_new_store(cfg)}")
     print(f"  sources  {len(cfg.sources)}")
     for s in cfg.sources:
         where = getattr(s, "url", None) or getattr(s, "path", "")

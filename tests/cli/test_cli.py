@@ -360,6 +360,26 @@ def test_check_says_what_run_would_meet_in_this_environment(tmp_path: Path) -> N
     assert "console" not in token.stdout
 
 
+def test_check_says_when_run_will_make_the_database_and_its_folders(tmp_path: Path) -> None:
+    """A store path naming no file yet is fine (run makes it), but a typo in it made folders in
+    silence: check names what run will make."""
+    for written, says in [("nw.db", "(new: run creates it)"),
+                          ("data/nw.db", f"(new: run creates it and the folder {tmp_path}/data)"),
+                          ("dta/2026/nw.db", "(new: run creates it and the folders from "
+                                             f"{tmp_path}/dta down)")]:
+        (tmp_path / "c.toml").write_text(f'[storage]\npath = "{written}"\n'
+                                         '[[rules]]\nname = "a"\nquery = "putin"\n')
+        done = nw("check", "-c", "c.toml", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"  storage  {tmp_path / written} {says}\n" in done.stdout, done.stdout
+    assert not (tmp_path / "data").exists() and not (tmp_path / "dta").exists()  # nothing made
+    (tmp_path / "nw.db").write_bytes(b"")
+    (tmp_path / "c.toml").write_text('[storage]\npath = "nw.db"\n'
+                                     '[[rules]]\nname = "a"\nquery = "putin"\n')
+    done = nw("check", "-c", "c.toml", cwd=tmp_path)
+    assert f"  storage  {tmp_path / 'nw.db'}\n" in done.stdout, done.stdout
+
+
 def test_check_says_ok_only_when_run_would_start(tmp_path: Path) -> None:
     """It printed "ok" and then the refusal, exit 2; and it passed a token run refuses and a
     store path no command can open."""
