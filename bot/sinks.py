@@ -119,9 +119,10 @@ def _release_webhook_locks_in_the_background() -> None:
     good: every later send to the webhook waited behind it until its own timeout, for the
     life of the process (a slow answer plus Discord's usual reset of about 2 s was enough).
     And the answer, already read, was lost: the message was made, and sent again. Here the
-    exit hands the release to the event loop for after the wait and returns at once, as
-    discord.py's bot client (``MaybeUnlock``) does: the send returns its message, and the
-    next send to the webhook still waits out the bucket behind the lock."""
+    exit hands the release to the event loop for after the wait and returns at once, as the
+    bot client's buckets now do too (:func:`_reset_rate_limit_buckets_in_the_background`):
+    the send returns its message, and the next send to the webhook still waits out the bucket
+    behind the lock."""
     try:
         from discord.webhook import async_ as webhook_async
     except ImportError:  # pragma: no cover - a discord.py without it
@@ -146,7 +147,8 @@ def _release_webhook_locks_in_the_background() -> None:
     deferred._newswatch_background = True
 
 
-_RELEASING: set[asyncio.Future[None]] = set()  # the releases under way (kept from collection)
+# The webhook locks' releases and the buckets' ways out under way (kept from collection).
+_RELEASING: set[asyncio.Future[None]] = set()
 
 
 async def _release_after(lock: asyncio.Lock, delta: float) -> None:
