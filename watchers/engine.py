@@ -52,7 +52,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -94,7 +94,6 @@ from watchers.search import DEFAULT_WAIT, Lookup, SearchHit, search
 from watchers.service import PollReport, WatchService
 from watchers.sources import SourceContext, build_source, describe_source
 from watchers.sources._guard import check_url
-from watchers.sources._http import Fetcher, Timeouts
 from watchers.sources.base import Source
 from watchers.store import SourceState, Store, open_store
 from watchers.store.base import (
@@ -111,6 +110,9 @@ from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key, url_of
 from watchers.trends import trend_of
 from watchers.urls import feed_url_key
+
+if TYPE_CHECKING:
+    from watchers.sources._http import Fetcher
 
 __all__ = [
     "AckResult",
@@ -222,6 +224,8 @@ class RuleTest:
 
 def make_fetcher(cfg: Config) -> Fetcher:
     """The one fetcher every feed shares, with the config's limits and allowlist."""
+    from watchers.sources._http import Fetcher, Timeouts
+
     return Fetcher(
         allow_private=cfg.fetch.allow_private,
         timeouts=Timeouts(total=cfg.fetch.timeout.total_seconds(),
@@ -229,6 +233,28 @@ def make_fetcher(cfg: Config) -> Fetcher:
                           queue=cfg.fetch.queue_wait.total_seconds()),
         max_bytes=cfg.fetch.max_bytes,
     )
+
+
+class _FetcherOnFirstUse:
+    """The engine's shared fetcher, made when a source first fetches: the HTTP clients
+    (aiohttp, about 0.15 s to load) stay unloaded in a process that fetches nothing (an
+    import, a folder's poll, a store command). Closing one never used closes nothing."""
+
+    def __init__(self, cfg: Config) -> None:
+        self._cfg = cfg
+        self._made: Fetcher | None = None
+
+    def _fetcher(self) -> Fetcher:
+        if self._made is None:
+            self._made = make_fetcher(self._cfg)
+        return self._made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fetcher(), name)
+
+    async def aclose(self) -> None:
+        if self._made is not None:
+            await self._made.aclose()
 
 
 def merged_rules(cfg: Config, stored: list[RuleConfig],
@@ -1616,8 +1642,9 @@ async def open_engine(
         stack.push_async_callback(_shut_down, executor)
         lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="newswatch-lookup")
         stack.push_async_callback(_shut_down, lookups)
-        fetcher = make_fetcher(config)
-        stack.push_async_callback(fetcher.aclose)
+        lazy = _FetcherOnFirstUse(config)
+        stack.push_async_callback(lazy.aclose)
+        fetcher = cast("Fetcher", lazy)
         stored_rules = await store.list_rules()
         stored_sources = await store.list_sources()
         stored_routes = await store.list_server_routes()

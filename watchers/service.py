@@ -64,8 +64,7 @@ from watchers.rules.matcher import Analysis
 from watchers.rules.text import untrack
 from watchers.schedule import Clock, SystemClock, Timetable
 from watchers.sources import SOURCE_TYPES, SourceContext, build_source
-from watchers.sources._http import ANSWERING
-from watchers.sources.base import Source, printable
+from watchers.sources.base import ANSWERING, Source, printable
 from watchers.sources.feed import MAX_RETRY_AFTER
 from watchers.store import one_version_each
 from watchers.store.base import (

@@ -91,6 +91,23 @@ def test_a_check_loads_no_discord_network_or_delivery_code(tmp_path: Path) -> No
                      "watchers.engine"} == set()
 
 
+def test_an_import_opens_the_engine_without_loading_an_http_client(tmp_path: Path) -> None:
+    """The engine's shared fetcher is made when a source first fetches: an import (which
+    fetches nothing) loaded aiohttp for it, about 0.15 s of its start."""
+    (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n'
+                                          '[[rules]]\nname = "troops"\nquery = "troops"\n')
+    (tmp_path / "h.jsonl").write_text(json.dumps({
+        "id": "a1", "title": "Troops gather near the border", "text": "More troops arrived.",
+        "url": "https://example.org/a1", "date": "2022-01-30T12:00:00+00:00",
+        "source": "example"}) + "\n")
+    code = ("from bot.cli import main\n"
+            "assert main(['import', 'h.jsonl', '-c', 'config.toml']) == 0\n")
+    loaded = loaded_after(code, cwd=tmp_path)
+    assert "watchers.engine" in loaded  # it did open the engine
+    assert loaded & {"aiohttp", "discord", "watchers.sources._http", "watchers.sources._lean",
+                     "httptools"} == set()
+
+
 def test_an_import_with_a_wrong_config_says_so_before_loading_the_engine(tmp_path: Path) -> None:
     """The config is read first: its error is said without loading the engine, the store or
     the network code (about 0.2 s of a process that only says what is wrong)."""

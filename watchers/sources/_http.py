@@ -51,7 +51,7 @@ from watchers.sources._guard import (
     current_allowlist,
     parse_networks,
 )
-from watchers.sources.base import declares_body, printable
+from watchers.sources.base import ANSWERING, declares_body, printable
 
 try:
     from watchers.sources import _lean
@@ -805,12 +805,6 @@ class _Deadlines:
         if self._live:
             self._timer = loop.call_later(self._period, self._sweep)
 
-
-# Whether the source being polled in this task answered its last poll (set by the service):
-# its fetches are handed a host's free connection before those of sources that did not (on
-# the lean client; aiohttp's connector keeps one queue), so a host's feeds that hang do not
-# keep its healthy ones waiting. Outside a poll every fetch counts as answering.
-ANSWERING: contextvars.ContextVar[bool] = contextvars.ContextVar("ANSWERING", default=True)
 
 # The fetch in flight in this task (its deadlines and deadline), for the waits for a
 # connection in either client to stand its total deadline still.

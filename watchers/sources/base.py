@@ -14,6 +14,7 @@ config models, which import this module.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,12 +29,20 @@ if TYPE_CHECKING:
     from watchers.sources._http import Fetcher
 
 __all__ = [
+    "ANSWERING",
     "Poll",
     "Source",
     "SourceConfigBase",
     "SourceContext",
     "printable",
 ]
+
+# Whether the source being polled in this task answered its last poll (set by the service):
+# its fetches are handed a host's free connection before those of sources that did not (on
+# the lean client; aiohttp's connector keeps one queue), so a host's feeds that hang do not
+# keep its healthy ones waiting. Outside a poll every fetch counts as answering. Here, not in
+# the fetcher's module, so that the service sets it without loading the HTTP clients.
+ANSWERING: contextvars.ContextVar[bool] = contextvars.ContextVar("ANSWERING", default=True)
 
 
 @dataclass(frozen=True)
