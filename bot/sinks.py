@@ -60,6 +60,7 @@ import asyncio
 import contextlib
 import contextvars
 import hashlib
+import importlib
 import logging
 import re
 import secrets
@@ -112,6 +113,19 @@ __all__ = [
 log = logging.getLogger("newswatch")
 
 
+def _mendable(module: str, name: str, needs: tuple[str, ...]) -> Any:
+    """discord.py's class ``name`` of ``module`` when it has the shape a mending here expects
+    (``needs``) and is not mended yet; None otherwise (another version of discord.py: left
+    as it is)."""
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:  # pragma: no cover - a discord.py without it
+        return None
+    if found is None or getattr(found, "_newswatch_background", False):
+        return None
+    return found if all(hasattr(found, a) for a in needs) else None
+
+
 def _release_webhook_locks_in_the_background() -> None:
     """discord.py's webhook client holds a webhook's lock while it sleeps out an emptied
     rate-limit bucket, in the ``async with`` block's exit (``AsyncDeferredLock.__aexit__``:
@@ -123,15 +137,10 @@ def _release_webhook_locks_in_the_background() -> None:
     bot client's buckets now do too (:func:`_reset_rate_limit_buckets_in_the_background`):
     the send returns its message, and the next send to the webhook still waits out the bucket
     behind the lock."""
-    try:
-        from discord.webhook import async_ as webhook_async
-    except ImportError:  # pragma: no cover - a discord.py without it
+    deferred = _mendable("discord.webhook.async_", "AsyncDeferredLock",
+                         ("__aenter__", "__aexit__", "delay_by"))
+    if deferred is None:
         return
-    deferred = getattr(webhook_async, "AsyncDeferredLock", None)
-    if deferred is None or getattr(deferred, "_newswatch_background", False):
-        return
-    if not all(hasattr(deferred, a) for a in ("__aenter__", "__aexit__", "delay_by")):
-        return  # another shape than the one this mends: left as it is
 
     async def __aexit__(self: Any, *exc: object) -> None:
         lock, delta = self.lock, self.delta
@@ -175,15 +184,9 @@ def _reset_rate_limit_buckets_in_the_background() -> None:
     returns its message, the reset runs to its end, and the next request still waits for it
     in the bucket. (The way out's bookkeeping runs one turn of the event loop later than it
     did; the bucket's counts come out the same.)"""
-    try:
-        from discord import http as discord_http
-    except ImportError:  # pragma: no cover - a discord.py without it
+    bucket = _mendable("discord.http", "Ratelimit", ("__aenter__", "__aexit__", "_refresh"))
+    if bucket is None:
         return
-    bucket = getattr(discord_http, "Ratelimit", None)
-    if bucket is None or getattr(bucket, "_newswatch_background", False):
-        return
-    if not all(hasattr(bucket, a) for a in ("__aenter__", "__aexit__", "_refresh")):
-        return  # another shape than the one this mends: left as it is
     leave = bucket.__aexit__
 
     async def __aexit__(self: Any, *exc: Any) -> None:

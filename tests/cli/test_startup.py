@@ -58,13 +58,18 @@ def test_help_and_usage_errors_load_no_command_code(argv: list[str]) -> None:
     assert loaded_after(code) & set(NOT_AT_START) == set()
 
 
-def test_a_search_loads_no_network_discord_or_chart_code(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n'
-                                          '[[rules]]\nname = "troops"\nquery = "troops"\n')
-    (tmp_path / "h.jsonl").write_text(json.dumps({
+def _one_rule_and_history(folder: Path) -> None:
+    """``config.toml`` with one rule (``troops``) and ``h.jsonl``, one article's history."""
+    (folder / "config.toml").write_text('[storage]\npath = "nw.db"\n'
+                                        '[[rules]]\nname = "troops"\nquery = "troops"\n')
+    (folder / "h.jsonl").write_text(json.dumps({
         "id": "a1", "title": "Troops gather near the border", "text": "More troops arrived.",
         "url": "https://example.org/a1", "date": "2022-01-30T12:00:00+00:00",
         "source": "example"}) + "\n")
+
+
+def test_a_search_loads_no_network_discord_or_chart_code(tmp_path: Path) -> None:
+    _one_rule_and_history(tmp_path)
     imported = nw("import", "h.jsonl", cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     code = ("from bot.cli import main\n"
@@ -94,12 +99,7 @@ def test_a_check_loads_no_discord_network_or_delivery_code(tmp_path: Path) -> No
 def test_an_import_opens_the_engine_without_loading_an_http_client(tmp_path: Path) -> None:
     """The engine's shared fetcher is made when a source first fetches: an import (which
     fetches nothing) loaded aiohttp for it, about 0.15 s of its start."""
-    (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n'
-                                          '[[rules]]\nname = "troops"\nquery = "troops"\n')
-    (tmp_path / "h.jsonl").write_text(json.dumps({
-        "id": "a1", "title": "Troops gather near the border", "text": "More troops arrived.",
-        "url": "https://example.org/a1", "date": "2022-01-30T12:00:00+00:00",
-        "source": "example"}) + "\n")
+    _one_rule_and_history(tmp_path)
     code = ("from bot.cli import main\n"
             "assert main(['import', 'h.jsonl', '-c', 'config.toml']) == 0\n")
     loaded = loaded_after(code, cwd=tmp_path)
