@@ -17,7 +17,8 @@ from tests.sources._support import LOOPBACK
 from watchers.config import parse_config
 from watchers.engine import make_fetcher
 from watchers.errors import FetchBlockedError, FetchQueuedError
-from watchers.sources._http import ANSWERING, Fetcher, FetchResult, Timeouts
+from watchers.sources._http import Fetcher, FetchResult, Timeouts
+from watchers.sources.base import ANSWERING
 from watchers.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(60)
