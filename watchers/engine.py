@@ -82,6 +82,7 @@ from watchers.errors import (
     ConfigError,
     ConfigIssue,
     NewswatchError,
+    SourceError,
     StoreError,
 )
 from watchers.importer import ImportProgress, ImportSummary, import_file
@@ -238,14 +239,18 @@ def make_fetcher(cfg: Config) -> Fetcher:
 class _FetcherOnFirstUse:
     """The engine's shared fetcher, made when a source first fetches: the HTTP clients
     (aiohttp, about 0.15 s to load) stay unloaded in a process that fetches nothing (an
-    import, a folder's poll, a store command). Closing one never used closes nothing."""
+    import, a folder's poll, a store command). Closed before any use, it refuses every later
+    one as a closed fetcher's fetches are refused, rather than make a fetcher nobody closes."""
 
     def __init__(self, cfg: Config) -> None:
         self._cfg = cfg
         self._made: Fetcher | None = None
+        self._closed = False
 
     def _fetcher(self) -> Fetcher:
         if self._made is None:
+            if self._closed:
+                raise SourceError("fetcher is closed")
             self._made = make_fetcher(self._cfg)
         return self._made
 
@@ -253,6 +258,7 @@ class _FetcherOnFirstUse:
         return getattr(self._fetcher(), name)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._made is not None:
             await self._made.aclose()
 

@@ -731,3 +731,15 @@ async def test_alerts_of_a_route_with_no_destination_here_are_said_once(
     assert said == ["route other has alerts due and no destination in this process; they wait "
                     "for one that has it (a deliver process whose config names it, or the route "
                     "put back)"]
+
+
+async def test_the_engines_fetcher_refuses_once_the_engine_is_closed(tmp_path: Path) -> None:
+    """The shared fetcher is made when a source first fetches. One never made before the
+    engine closed was made by a use after it: a fetch went out on a fresh session nobody
+    closed, where a closed engine's fetcher refuses ("fetcher is closed")."""
+    from watchers.errors import SourceError
+
+    async with open_engine(config(tmp_path), start=False) as engine:
+        pass  # a folder source: nothing was fetched
+    with pytest.raises(SourceError, match="fetcher is closed"):
+        await engine.fetcher.get("https://newswatch.invalid/feed.xml")
