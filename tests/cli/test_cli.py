@@ -380,6 +380,20 @@ def test_check_says_when_run_will_make_the_database_and_its_folders(tmp_path: Pa
     assert f"  storage  {tmp_path / 'nw.db'}\n" in done.stdout, done.stdout
 
 
+def test_check_promises_no_database_under_a_file(tmp_path: Path) -> None:
+    """A path through a file (``notes.txt/nw.db``) was "new: run creates it" in the summary
+    beside the refusal that run cannot open it."""
+    (tmp_path / "notes.txt").write_text("notes\n")
+    for written in ("notes.txt/nw.db", "notes.txt/x/nw.db"):
+        (tmp_path / "c.toml").write_text(f'[storage]\npath = "{written}"\n'
+                                         '[[rules]]\nname = "a"\nquery = "putin"\n')
+        done = nw("check", "-c", "c.toml", cwd=tmp_path)
+        assert done.returncode == 2, done.stdout
+        assert "run refuses to start: [storage] path:" in done.stderr
+        assert "Not a directory" in done.stderr
+        assert f"  storage  {tmp_path / written}\n" in done.stdout, done.stdout
+
+
 def test_check_says_ok_only_when_run_would_start(tmp_path: Path) -> None:
     """It printed "ok" and then the refusal, exit 2; and it passed a token run refuses and a
     store path no command can open."""
