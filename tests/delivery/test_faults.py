@@ -4,10 +4,12 @@ expected messages at the emulator — none lost, none doubled, in the order they
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import re
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -713,19 +715,31 @@ class _EmptiedBucket(DiscordEmulator):
         return response
 
 
+@contextlib.asynccontextmanager
+async def _three_alerts_past_an_emptied_bucket(
+        newswatch: Start, tmp_path: Path, *, path: str, topic: str, channel: str, route: str,
+) -> AsyncIterator[tuple[DiscordEmulator, Any, list[Any]]]:
+    """Three alerts to ``channel`` (route ``route``), the first send's answer (to ``path``)
+    emptying its bucket for 2 s: each posted once, in order, all delivered."""
+    async with _EmptiedBucket(reset=2.0, path=path, **world()) as emu, emu.patch_discord():
+        drop_articles(tmp_path / "wire", topic, range(3))
+        run = await newswatch(emu)
+        await run.wait_for(lambda: len(report_numbers(emu, channel)) >= 3, 20)
+        await asyncio.sleep(0.5)
+        assert report_numbers(emu, channel) == [0, 1, 2]
+        rows = [r for r in await run.engine.store.alerts() if r.route == route]
+        assert {r.state for r in rows} == {"delivered"}
+        yield emu, run, rows
+
+
 async def test_a_webhook_answer_that_empties_its_bucket_leaves_the_webhook_usable(
         newswatch: Start, tmp_path: Path) -> None:
     """discord.py sleeps out an emptied bucket holding the webhook's lock; the send's
     timeout cut that sleep short and the lock was never released: one alert made (and then
     sent again), every later one waiting for ever, until the process ended."""
-    async with _EmptiedBucket(reset=2.0, **world()) as emu, emu.patch_discord():
-        drop_articles(tmp_path / "wire", "floods", range(3))
-        run = await newswatch(emu)
-        await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 3, 20)
-        await asyncio.sleep(0.5)
-        assert report_numbers(emu, "hooks") == [0, 1, 2]
-        rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
-        assert {r.state for r in rows} == {"delivered"}
+    async with _three_alerts_past_an_emptied_bucket(
+            newswatch, tmp_path, path="/webhooks/", topic="floods", channel="hooks",
+            route="hook") as (emu, run, _rows):
         # the first send's answer was read, not lost: nothing was sent in doubt
         assert await run.engine.store.count_maybe_sent() == 0
         # and the next send waited out the bucket behind the lock
@@ -740,15 +754,9 @@ async def test_a_channel_answer_that_empties_its_bucket_is_read_and_the_channel_
     after the answer is read. The send's timeout cut that sleep short: the answer was lost
     (the alert taken as sent in doubt, the channel read back to find it), and the bucket was
     left without its reset."""
-    async with _EmptiedBucket(reset=2.0, path="/channels/", **world()) as emu, \
-            emu.patch_discord():
-        drop_articles(tmp_path / "wire", "troops", range(3))
-        run = await newswatch(emu)
-        await run.wait_for(lambda: len(report_numbers(emu, "alerts")) >= 3, 20)
-        await asyncio.sleep(0.5)
-        assert report_numbers(emu, "alerts") == [0, 1, 2]
-        rows = [r for r in await run.engine.store.alerts() if r.route == "alerts"]
-        assert {r.state for r in rows} == {"delivered"}
+    async with _three_alerts_past_an_emptied_bucket(
+            newswatch, tmp_path, path="/channels/", topic="troops", channel="alerts",
+            route="alerts") as (emu, _run, rows):
         # the first send's answer was read, not lost: nothing was sent in doubt
         first = emu.messages(emu.channel("alerts").id)[0]
         assert [r.attempts for r in rows if r.remote_id == str(first.id)] == [1]
