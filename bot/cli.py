@@ -62,7 +62,7 @@ def _where(cfg: Config) -> str:
 def _new_store(cfg: Config) -> str:
     """What ``check`` adds to an SQLite path that names no file yet: run makes it, and any
     folder on the way (a typo in the path made folders in silence)."""
-    if cfg.storage.url is not None or str(cfg.storage.path) == ":memory:":
+    if cfg.storage.url is not None:
         return ""
     path = Path(cfg.resolve(cfg.storage.path))
     if path.exists():

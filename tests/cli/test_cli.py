@@ -364,6 +364,7 @@ def test_check_says_when_run_will_make_the_database_and_its_folders(tmp_path: Pa
     """A store path naming no file yet is fine (run makes it), but a typo in it made folders in
     silence: check names what run will make."""
     for written, says in [("nw.db", "(new: run creates it)"),
+                          (":memory:", "(new: run creates it)"),  # a file of that name here
                           ("data/nw.db", f"(new: run creates it and the folder {tmp_path}/data)"),
                           ("dta/2026/nw.db", "(new: run creates it and the folders from "
                                              f"{tmp_path}/dta down)")]:
