@@ -32,6 +32,9 @@ naive loop on the sample as it runs. One core: the process runs single-threaded.
 ``watchers.rules._ctext`` through ``NEWSWATCH_PURE=1``) so the figures are those of an install
 with none of them; results are identical either way. ``--cpu`` measures rates by the
 process's CPU time instead of wall time, which other load on a shared machine moves less.
+After each table, (d) is timed again with the sizes taking turns for ``--rounds`` rounds (12 by
+default), which gives the growth per tenfold rules without the drift of a shared machine's
+speed between one size's row and the next.
 
 Run from the repo root: ``python bench/match_bench.py [--pure] [--set realistic] [--rules ...]``.
 """
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import random
@@ -290,6 +294,7 @@ def table(
     naive_seconds: float,
     by_source: bool,
     unseen: Callable[[int], float] | None = None,
+    rounds: int = 0,
 ) -> None:
     chars = sum(len(a.title) + len(a.text) for a in articles) / len(articles)
     kinds = Counter(source_of(a) for a in articles)
@@ -316,6 +321,7 @@ def table(
     previous: tuple[int, float, float, float] | None = None
     growth = []
     last: RuleSet | None = None
+    kept: dict[int, RuleSet] = {}
     for n in sizes:
         rules = make_rules(n)
         t0 = time.perf_counter()
@@ -356,10 +362,14 @@ def table(
                            previous[2] / decide_rate, previous[3] / unseen_r))
         previous = (n, compiled_rate, decide_rate, unseen_r)
         last = rs
+        if rounds:
+            kept[n] = rs
     print("\ntime per article as the rules grow (target: 10x rules costs at most 3x time)")
     for small, big, g, g_decide, g_unseen in growth:
         also = f", unseen articles x{g_unseen:.2f}" if unseen is not None else ""
         print(f"  {small:>6} -> {big:<6} with evidence x{g:.2f}, deciding x{g_decide:.2f}{also}")
+    if len(kept) > 1:
+        interleaved(articles, kept, rounds)
     if last is not None and by_source:
         print(f"\nby source at {len(last)} rules (compiled vs tokenising alone)")
         for kind in sorted(kinds):
@@ -371,6 +381,31 @@ def table(
     print()
 
 
+def interleaved(articles: list[Article], sets: dict[int, RuleSet], rounds: int) -> None:
+    """(d) at every size again, the sizes taking turns in each of ``rounds`` rounds (in reverse
+    order every other round): a shared machine's speed drifts over seconds, and the sizes
+    measured one after the other, as the table does, meet different machines. Prints each
+    size's best round and the growth per tenfold rules, as the ratio of the best rounds and as
+    the median of the rounds' own ratios."""
+    times: dict[int, list[float]] = {n: [] for n in sets}
+    order = list(sets.items())
+    for r in range(rounds):
+        for n, rs in order if r % 2 == 0 else reversed(order):
+            start = CLOCK()
+            for a in articles:
+                rs.decide(a)
+            times[n].append(CLOCK() - start)
+    print(f"\n(d) decide again, the sizes taking turns over {rounds} rounds "
+          f"(best round; growth as the ratio of best rounds, and the median of each round's):")
+    sizes = sorted(sets)
+    for n in sizes:
+        print(f"  {n:>6} rules: {len(articles) / min(times[n]):>9,.0f} articles/s")
+    for small, big in itertools.pairwise(sizes):
+        per_round = sorted(b / a for a, b in zip(times[small], times[big], strict=True))
+        print(f"  {small:>6} -> {big:<6} x{min(times[big]) / min(times[small]):.2f} (best rounds), "
+              f"x{per_round[len(per_round) // 2]:.2f} (median round)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--articles", type=int, default=2000, help="articles for (b) and (c)")
@@ -379,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", default="realistic,generated", help="rule sets to run")
     ap.add_argument("--pure", action="store_true", help="hide numpy, hyperscan and the C word scan")
     ap.add_argument("--cpu", action="store_true", help="rates by CPU time, not wall time")
+    ap.add_argument("--rounds", type=int, default=12,
+                    help="rounds of (d) with the sizes taking turns, after the table (0: none)")
     ap.add_argument("--no-unseen", action="store_true",
                     help="skip (u), the runs on articles never met (a process per row)")
     ap.add_argument("--unseen-worker", action="store_true", help=argparse.SUPPRESS)
@@ -420,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             return unseen_in_child(label, n, count, args.pure)
 
         table(name, articles, make, sizes, args.naive_seconds, by_source=name == "generated",
-              unseen=None if args.no_unseen else unseen)
+              unseen=None if args.no_unseen else unseen, rounds=args.rounds)
     print(
         "(a) runs on as many articles as fit in --naive-seconds; naive = how many of them were "
         "checked\nto return exactly what (b) did; cand. = rules evaluated per article after the "

@@ -47,6 +47,17 @@
 #include <stdint.h>
 #include <string.h>
 
+/* A hint to the processor to bring what p points at into the cache; it changes no result.
+ * GCC 12 at -O2 drops most of this file's __builtin_prefetch calls as dead code, so on x86 the
+ * instruction is written out. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PREFETCH(p) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(p)))
+#elif defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)0)
+#endif
+
 enum { OP_WORD = 0, OP_PHRASE = 1, OP_AND = 2, OP_OR = 3, OP_NOT = 4, OP_FUZZY = 5, OP_NEAR = 6 };
 #define NRANKS 4
 #define BLOOM_BITS 16
@@ -1088,6 +1099,18 @@ gather(Engine *e, Scratch *s, PyObject *verdicts)
         PyObject *keys = s->keys[r];
         Py_ssize_t n = s->ntok[r];
         for (Py_ssize_t i = 0; i < n; i++) {
+            /* The seen table is larger than the cache: the str sixteen tokens on, then the
+             * way of the one eight on, are asked for ahead (see fetch_ahead). */
+            if (i + 16 < n) {
+                PREFETCH(PyList_GET_ITEM(keys, i + 16));
+            }
+            if (i + 8 < n) {
+                PyObject *ahead = PyList_GET_ITEM(keys, i + 8);
+                if (PyUnicode_CheckExact(ahead) && ((PyASCIIObject *)ahead)->hash != -1) {
+                    size_t ha = (size_t)((PyASCIIObject *)ahead)->hash;
+                    PREFETCH(&e->seen[ha & (((size_t)1 << SEEN_BITS) - SEEN_WAYS)]);
+                }
+            }
             PyObject *key = PyList_GET_ITEM(keys, i);
             Py_hash_t h;
             if (PyUnicode_CheckExact(key) && ((PyASCIIObject *)key)->hash != -1) {
@@ -1265,6 +1288,51 @@ order_queue(Engine *e, Scratch *s)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Evaluation */
+
+/* Each queued rule reads its spec, then its root node, then the node's term, then its keys'
+ * tokens: loads each needing the one before. With thousands of rules the queue skips through
+ * those arrays, each load missed the cache, and most of a rule's time at 10,000 rules was
+ * spent waiting for them one after the other. They are asked for ahead instead, a stage at a
+ * time: the rule AHEAD places on, its node and name (a match takes a reference to the name)
+ * five places on, its term three, its first two keys' tokens one. Each stage reads what the
+ * stage before asked for, a few rules earlier. */
+#define AHEAD 8
+
+static inline void
+fetch_ahead(Engine *e, Scratch *s, int q)
+{
+    int n = s->nqueue;
+    const int *queue = s->queue;
+    if (q + AHEAD < n) {
+        PREFETCH(&e->rules[queue[q + AHEAD]]);
+    }
+    if (q + AHEAD - 3 < n) {
+        const RuleSpec *rule = &e->rules[queue[q + AHEAD - 3]];
+        PREFETCH(&e->nodes[rule->root]);
+        PREFETCH(rule->name);
+    }
+    if (q + 3 < n) {
+        const Node *nd = &e->nodes[e->rules[queue[q + 3]].root];
+        if (nd->op == OP_WORD || nd->op == OP_PHRASE || nd->op == OP_FUZZY) {
+            PREFETCH(&e->terms[nd->a]);
+        }
+        else if (nd->n > 0) {
+            PREFETCH(&e->nodes[e->kids[nd->first]]);
+        }
+    }
+    if (q + 1 < n) {
+        /* A word's own key and the next of its group, or a phrase's first two keys. */
+        const Node *nd = &e->nodes[e->rules[queue[q + 1]].root];
+        if (nd->op == OP_WORD || nd->op == OP_PHRASE || nd->op == OP_FUZZY) {
+            const TermSpec *t = &e->terms[nd->a];
+            const int *keys = e->term_keys + t->first;
+            PREFETCH(&s->occ[keys[0]]);
+            if (t->nkeys > 1) {
+                PREFETCH(&s->occ[keys[1]]);
+            }
+        }
+    }
+}
 
 static inline Py_ssize_t *
 occ_of(Scratch *s, int key, int rank, Py_ssize_t *n)
@@ -2345,6 +2413,7 @@ run_rules(Engine *e, PyObject *const *args, Py_ssize_t nargs, int evidence)
         goto done;
     }
     for (int q = 0; q < s->nqueue; q++) {
+        fetch_ahead(e, s, q);
         RuleSpec *rule = &e->rules[s->queue[q]];
         s->nraw = 0;
         int v = eval_node(e, s, rule->root);
