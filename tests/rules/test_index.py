@@ -389,6 +389,9 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
     )
     patterns = [f"{a}\\W+{b}" for a, b in pairwise(words)]
     patterns += [f"(?:{a}|{b})s? {b}" for a, b in pairwise(words)]
+    # A set of several literals after the first: "kyo\W+(?:rip|tan)" needs "rip" or "tan".
+    triples = zip(words, words[1:], words[2:], strict=False)
+    patterns += [f"{a}\\W+(?:{b}|{c})" for a, b, c in triples]
     screen = _RegexScreen(patterns)
     for find in _finders(screen):  # each scan installed, and the pure path
         screen._find = find
@@ -405,6 +408,13 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
         assert set().union(*each) <= set(narrowed)
         for t, found in zip(texts, each, strict=True):
             assert {p for p in patterns if regex.search(p, t, regex.IGNORECASE)} <= found
+            # Exactly the patterns with one literal of each of their sets in this text.
+            form = _screen_form(t)
+            assert found == {
+                p for p in patterns
+                if any(lit in form for lit, ps in screen.literals.items() if p in ps)
+                and all(any(lit in form for lit in s) for s in screen.also.get(p, []))
+            }
 
 
 def _finders(screen: _RegexScreen) -> list[_Finder | None]:

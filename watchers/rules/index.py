@@ -337,13 +337,26 @@ class _RegexScreen:
         }
         self._find: _Finder | None = _literal_finder([(lit, lit in leads) for lit in self._scanned])
         # For the scan's ids: per scanned literal, the patterns whose first set holds it; per
-        # pattern, its other sets as sets of ids.
+        # pattern, its other sets as sets of ids. The patterns of a literal are split in two:
+        # those with no other set (found with the literal) and, with their other sets, those
+        # that need each of them found too.
         number = {lit: i for i, lit in enumerate(self._scanned)}
         self._patterns_of = [tuple(self.literals.get(lit, ())) for lit in self._scanned]
         self._also_ids = {
             p: [frozenset(map(number.__getitem__, lits)) for lits in sets]
             for p, sets in self.also.items()
         }
+        self._alone_of = [tuple(p for p in ps if p not in self._also_ids)
+                          for ps in self._patterns_of]
+        # A checked pattern's other sets: the literals each alone in its set (all needed),
+        # as one set, and the sets of several (one of each needed).
+        self._checked_of = [
+            tuple((p, frozenset().union(*(ids for ids in self._also_ids[p] if len(ids) == 1)),
+                   tuple(ids for ids in self._also_ids[p] if len(ids) > 1))
+                  for p in ps if p in self._also_ids)
+            for ps in self._patterns_of
+        ]
+        self._checked = frozenset(i for i, c in enumerate(self._checked_of) if c)
         # Without a scan, many literals are first screened by their first three letters:
         # a text's three-letter sequences are one C-level pass, and a literal whose first three
         # are not among them is not in the text. Short literals are searched for directly.
@@ -381,12 +394,16 @@ class _RegexScreen:
     def _found(self, seen: set[int], found: set[str], *, every_set: bool) -> None:
         """Add to ``found`` the patterns whose literals the scan saw (``seen``, their ids):
         one of the first set's, and with ``every_set`` one of each other set's."""
-        patterns_of = self._patterns_of
-        also_ids = self._also_ids if every_set else {}
-        for i in seen:
-            for p in patterns_of[i]:
-                id_sets = also_ids.get(p)
-                if id_sets is None or all(not seen.isdisjoint(ids) for ids in id_sets):
+        if not every_set:
+            found.update(*map(self._patterns_of.__getitem__, seen))
+            return
+        found.update(*map(self._alone_of.__getitem__, seen))
+        checked_of = self._checked_of
+        for i in seen & self._checked:
+            for p, each, one_of in checked_of[i]:
+                if p in found or not seen.issuperset(each):
+                    continue
+                if not one_of or not any(map(seen.isdisjoint, one_of)):
                     found.add(p)
 
     def _screen(self, texts: Iterable[str], *, every_set: bool) -> set[str]:
