@@ -20,10 +20,12 @@ from tests.conftest import REPO
 from tests.store._support import art, put
 from watchers.errors import StoreError
 from watchers.store import SqliteStore
+from watchers.store.sqlite._db import RELEASE_ROWS
 
 HOLDER = """
 import asyncio, sys
 from watchers.store import SqliteStore
+from watchers.store.sqlite._db import RELEASE_ROWS
 
 async def main() -> None:
     store = await SqliteStore.open(sys.argv[1])
@@ -368,6 +370,7 @@ def test_a_lock_file_that_cannot_be_written_is_named_and_let_go(tmp_path: Path) 
 import asyncio, fcntl, os, resource, signal
 from watchers.errors import StoreError
 from watchers.store import SqliteStore
+from watchers.store.sqlite._db import RELEASE_ROWS
 path = {str(tmp_path / "nw.db")!r}
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
@@ -506,3 +509,21 @@ async def test_a_stop_while_waiting_for_another_process_ends_the_wait_at_once(
             other.execute("ROLLBACK")
             other.close()
         assert await put(store, art("Troops mass near the border")) is not None
+
+
+async def test_a_large_read_is_not_kept_alive_by_the_connections_thread(tmp_path: Path) -> None:
+    # The connection's thread (aiosqlite's) kept its last result until its next call: the
+    # live stories read at start-up stayed in memory, and were freed in the first poll.
+    store = await SqliteStore.open(tmp_path / "nw.db")
+    try:
+        series = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
+                  "SELECT x, 'row ' || x FROM c")
+        rows = await store._db.fetchall(series, (RELEASE_ROWS,))
+        assert len(rows) == RELEASE_ROWS and rows[-1] == (RELEASE_ROWS, f"row {RELEASE_ROWS}")
+        # Held by the list and the call's argument alone: no other list holds the rows.
+        held = sys.getrefcount(rows[0])
+        assert held == 2
+        few = await store._db.fetchall(series, (3,))
+        assert few == [(1, "row 1"), (2, "row 2"), (3, "row 3")]
+    finally:
+        await store.aclose()
