@@ -5,6 +5,7 @@ uncorroborated) — whatever the order of batches."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from watchers.config import FeedSourceConfig, ServerRoute
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
 from watchers.store import SqliteStore, Store
+from watchers.store._shared import outlets_json
 from watchers.store.base import ArticleRecord, OutboxEntry, StoryLink, story_outcome
 from watchers.tenancy import feed_key
 
@@ -354,3 +356,12 @@ async def test_every_article_belongs_to_one_story_and_each_route_posts_a_story_o
             if len({o for t, o, *_ in plan if t == s}) >= need:
                 assert any(sid == f"s{s}" and ranks.index(p) >= ranks.index(sev)
                            for sid, p in posted), (s, need, sev)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=12), max_size=5))
+def test_outlets_are_stored_as_json_dumps_spells_them(outlets: list[str]) -> None:
+    # Control characters, quotes, backslashes, other scripts and lone surrogates included.
+    assert outlets_json(outlets) == json.dumps(outlets, ensure_ascii=False,
+                                               separators=(",", ":"))
+    assert json.loads(outlets_json(outlets)) == outlets

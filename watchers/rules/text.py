@@ -294,19 +294,24 @@ if not _PURE:
         find_literals = getattr(_ctext, "find_literals", None)
 
 
-def untrack(*objects: object) -> None:
-    """Leave ``objects`` out of the cyclic garbage collector (with the C extension; without it,
-    nothing). Only for objects that can never be part of a reference cycle: nothing they hold
-    leads back to them (a set of strs, a tuple of such tuples, a list of untracked models).
-    Reference counting still frees them.
+# untrack(*objects): leave ``objects`` out of the cyclic garbage collector (with the C
+# extension; without it, nothing). Only for objects that can never be part of a reference
+# cycle: nothing they hold leads back to them (a set of strs, a tuple of such tuples, a list
+# of untracked models). Reference counting still frees them.
+#
+# What for: a tracked object that outlives two young collections counts toward the next full
+# collection, which walks the whole heap. A poll keeps each article's words, matches and story
+# link until the poll is written, and a live story keeps its exemplars for the whole window:
+# left tracked, a poll of thousands of articles set off full collections, each of which walked
+# the heap, every article's word set included.
+#
+# It is the extension's function itself where there is one: a Python function around it cost
+# a call of its own, several times an article.
+def _untrack_nothing(*objects: object) -> None:
+    """:data:`untrack` without the C extension: nothing is left out."""
 
-    What for: a tracked object that outlives two young collections counts toward the next
-    full collection, which walks the whole heap. A poll keeps each article's words, matches
-    and story link until the poll is written, and a live story keeps its exemplars for the
-    whole window: left tracked, a poll of thousands of articles set off full collections, each
-    of which walked the heap, every article's word set included."""
-    if _untrack is not None:
-        _untrack(*objects)
+
+untrack: Callable[..., None] = _untrack if _untrack is not None else _untrack_nothing
 
 
 def _fold_word(raw: str) -> _Folded:

