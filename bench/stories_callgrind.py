@@ -94,7 +94,7 @@ def count(live: int, stories: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--live", default="0,1000")
+    p.add_argument("--live", default="0,1000,100000")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
