@@ -62,8 +62,11 @@ def window_instructions(script: str, child: str) -> int:
                         time.sleep(0.1)
                     if proc.poll() is not None:
                         break
-                    subprocess.run(["callgrind_control", "-i", switch, str(proc.pid)],
-                                   check=True, capture_output=True)
+                    told = subprocess.run(["callgrind_control", "-i", switch, str(proc.pid)],
+                                          capture_output=True, text=True, check=False)
+                    if told.returncode != 0:
+                        raise SystemExit(f"callgrind_control -i {switch} failed: "
+                                         f"{(told.stderr or told.stdout).strip()[-500:]}")
                     # The child is waiting at the pipe's other end (it said so first).
                     with flag.with_suffix(f".{switch}").open("wb") as pipe:
                         pipe.write(b"1")
