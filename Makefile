@@ -53,7 +53,7 @@ typecheck: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	@echo "== matching in pure Python (an install without a compiler, numpy or hyperscan)"
-	$(PY) bench/match_bench.py --pure
+	$(PY) bench/match_bench.py --pure --rounds 3
 	@echo "== matching as make run installs it (C word scan, numpy, hyperscan on x86-64 Linux)"
 	$(PY) bench/match_bench.py
 	@echo "== judging an article's new words against the fuzzy terms"
