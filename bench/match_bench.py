@@ -387,22 +387,19 @@ def interleaved(articles: list[Article], sets: dict[int, RuleSet], rounds: int) 
     measured one after the other, as the table does, meet different machines. Prints each
     size's best round and the growth per tenfold rules, as the ratio of the best rounds and as
     the median of the rounds' own ratios."""
-    times: dict[int, list[float]] = {n: [] for n in sets}
+    rates: dict[int, list[float]] = {n: [] for n in sets}
     order = list(sets.items())
     for r in range(rounds):
         for n, rs in order if r % 2 == 0 else reversed(order):
-            start = CLOCK()
-            for a in articles:
-                rs.decide(a)
-            times[n].append(CLOCK() - start)
+            rates[n].append(per_second(functools.partial(decide, rs), articles))
     print(f"\n(d) decide again, the sizes taking turns over {rounds} rounds "
           f"(best round; growth as the ratio of best rounds, and the median of each round's):")
     sizes = sorted(sets)
     for n in sizes:
-        print(f"  {n:>6} rules: {len(articles) / min(times[n]):>9,.0f} articles/s")
+        print(f"  {n:>6} rules: {max(rates[n]):>9,.0f} articles/s")
     for small, big in itertools.pairwise(sizes):
-        per_round = sorted(b / a for a, b in zip(times[small], times[big], strict=True))
-        print(f"  {small:>6} -> {big:<6} x{min(times[big]) / min(times[small]):.2f} (best rounds), "
+        per_round = sorted(a / b for a, b in zip(rates[small], rates[big], strict=True))
+        print(f"  {small:>6} -> {big:<6} x{max(rates[small]) / max(rates[big]):.2f} (best rounds), "
               f"x{per_round[len(per_round) // 2]:.2f} (median round)")
 
 

@@ -342,20 +342,16 @@ class _RegexScreen:
         # that need each of them found too.
         number = {lit: i for i, lit in enumerate(self._scanned)}
         self._patterns_of = [tuple(self.literals.get(lit, ())) for lit in self._scanned]
-        self._also_ids = {
-            p: [frozenset(map(number.__getitem__, lits)) for lits in sets]
-            for p, sets in self.also.items()
-        }
-        self._alone_of = [tuple(p for p in ps if p not in self._also_ids)
-                          for ps in self._patterns_of]
-        # A checked pattern's other sets: the literals each alone in its set (all needed),
-        # as one set, and the sets of several (one of each needed).
-        self._checked_of = [
-            tuple((p, frozenset().union(*(ids for ids in self._also_ids[p] if len(ids) == 1)),
-                   tuple(ids for ids in self._also_ids[p] if len(ids) > 1))
-                  for p in ps if p in self._also_ids)
-            for ps in self._patterns_of
-        ]
+        # A checked pattern's other sets as ids: the literals each alone in its set (all
+        # needed), as one set, and the sets of several (one of each needed).
+        checks: dict[str, tuple[frozenset[int], tuple[frozenset[int], ...]]] = {}
+        for p, sets in self.also.items():
+            ids = [frozenset(map(number.__getitem__, lits)) for lits in sets]
+            checks[p] = (frozenset().union(*(s for s in ids if len(s) == 1)),
+                         tuple(s for s in ids if len(s) > 1))
+        self._alone_of = [tuple(p for p in ps if p not in checks) for ps in self._patterns_of]
+        self._checked_of = [tuple((p, *checks[p]) for p in ps if p in checks)
+                            for ps in self._patterns_of]
         self._checked = frozenset(i for i, c in enumerate(self._checked_of) if c)
         # Without a scan, many literals are first screened by their first three letters:
         # a text's three-letter sequences are one C-level pass, and a literal whose first three

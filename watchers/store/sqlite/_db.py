@@ -510,10 +510,10 @@ async def _release(conn: aiosqlite.Connection) -> None:
     of the live stories read at start-up stayed in memory until the first poll's first
     statement, which then freed them on its way (about 17,000 instructions an article of a
     3,000-article poll). An empty call frees them now."""
-    await conn._execute(_nothing)  # type: ignore[no-untyped-call]
+    await run_on(conn, _nothing)
 
 
-def _nothing() -> None:
+def _nothing(conn: sqlite3.Connection) -> None:
     return None
 
 
