@@ -3,6 +3,7 @@ child processes under it and reading the instructions it collected."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -67,9 +68,8 @@ def window_instructions(script: str, child: str) -> int:
                     if told.returncode != 0:
                         raise SystemExit(f"callgrind_control -i {switch} failed: "
                                          f"{(told.stderr or told.stdout).strip()[-500:]}")
-                    # The child is waiting at the pipe's other end (it said so first).
-                    with flag.with_suffix(f".{switch}").open("wb") as pipe:
-                        pipe.write(b"1")
+                    if not _tell(flag.with_suffix(f".{switch}"), proc):
+                        break
                     switched.append(switch)
                 proc.wait()
             finally:
@@ -82,6 +82,27 @@ def window_instructions(script: str, child: str) -> int:
                 raise SystemExit(f"callgrind run ended outside its window ({' '.join(cmd)}):\n"
                                  f"{stderr[-2000:]}")
             return _collected(cmd, proc.returncode, stderr)
+
+
+def _tell(pipe: Path, proc: subprocess.Popen[str]) -> bool:
+    """Give the child its word in the named pipe ``pipe``, where it waits (it said so first);
+    False if it ended instead. Opened without blocking: a child killed before it opened its
+    end would otherwise leave this waiting for ever."""
+    while True:
+        try:
+            fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.01)
+            continue
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
+        return True
 
 
 @contextmanager

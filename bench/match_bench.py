@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", default="realistic,generated", help="rule sets to run")
     ap.add_argument("--pure", action="store_true", help="hide numpy, hyperscan and the C word scan")
     ap.add_argument("--cpu", action="store_true", help="rates by CPU time, not wall time")
-    ap.add_argument("--rounds", type=int, default=12,
+    ap.add_argument("--rounds", type=_rounds, default=12,
                     help="rounds of (d) with the sizes taking turns, after the table (0: none)")
     ap.add_argument("--no-unseen", action="store_true",
                     help="skip (u), the runs on articles never met (a process per row)")
@@ -464,6 +464,17 @@ def main(argv: list[str] | None = None) -> int:
         "corpus article (a fresh process)"
     )
     return 0
+
+
+def _rounds(text: str) -> int:
+    """``--rounds``: a whole number, 0 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"a number of rounds, 0 or more, not {text!r}")
+    return n
 
 
 def _importable(name: str) -> bool:

@@ -102,9 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         live, stories = (int(x) for x in args.child.split(","))
         child(live, bool(stories))
         return 0
+    try:
+        lives = [int(x) for x in args.live.split(",")]
+    except ValueError:
+        lives = []
+    if not lives or min(lives) < 0:
+        print(f"stories_callgrind: --live takes numbers of live stories, 0 or more, separated "
+              f"by commas (0,1000,100000), not {args.live!r}", file=sys.stderr)
+        return 2
     if valgrind_missing("stories_callgrind"):
         return 2
-    lives = [int(x) for x in args.live.split(",")]
     runs = [(live, stories) for live in lives for stories in (False, True)]
     print(f"== story grouping in ingest, callgrind: {ARTICLES} corpus articles, 100 rules, "
           f"{len(runs)} processes", flush=True)
