@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import pairwise
+from typing import Any
 
 import pytest
 import regex
@@ -393,8 +395,8 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
     triples = zip(words, words[1:], words[2:], strict=False)
     patterns += [f"{a}\\W+(?:{b}|{c})" for a, b, c in triples]
     screen = _RegexScreen(patterns)
-    for find in _finders(screen):  # each scan installed, and the pure path
-        screen._find = find
+    for find, sieve in _scans(screen):  # each scan installed, and the pure path
+        screen._find, screen._sieve = find, sieve
         narrowed = screen.matching_all(texts)
         assert set(narrowed) <= screen.matching(texts)
         matched = {p for p in patterns if any(regex.search(p, t, regex.IGNORECASE) for t in texts)}
@@ -417,12 +419,15 @@ def test_every_required_literal_set_keeps_each_matching_pattern(
             }
 
 
-def _finders(screen: _RegexScreen) -> list[_Finder | None]:
-    """The screen's literal scans that are installed (the C automaton, Hyperscan), and None
-    (the pure screen)."""
+def _scans(screen: _RegexScreen) -> list[tuple[_Finder | None, Callable[..., Any] | None]]:
+    """The screen's literal scans that are installed (the C automaton, with and without its
+    screen in one call; Hyperscan), and the pure screen (None)."""
     literals = [(lit, lit.encode() in screen._lead_ids) for lit in screen._scanned]
     made = [_automaton_finder(literals), _hyperscan_finder(literals)]
-    return [f for f in made if f is not None] + [None]
+    out: list[tuple[_Finder | None, Callable[..., Any] | None]] = []
+    if screen._sieve is not None:
+        out.append((made[0], screen._sieve))
+    return out + [(f, None) for f in made if f is not None] + [(None, None)]
 
 
 def _key_index_built(analysis: Analysis) -> bool:

@@ -99,6 +99,68 @@ def test_overlapping_nested_and_repeated_literals() -> None:
     assert _ctext.find_literals(_ctext.pack_literals([b"x"], [True]), b"") == {}
 
 
+# Per pattern, its sets of literal numbers (below 14, the most literals drawn).
+_SETS = st.lists(st.lists(st.lists(st.integers(0, 13), min_size=1, max_size=3),
+                          min_size=1, max_size=3), max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(_LITERAL, st.booleans()), min_size=1, max_size=14),
+    _SETS,
+    st.lists(st.sampled_from(list(b"abc \x00\xe9xy")), max_size=80).map(bytes),
+    st.integers(1, 4),
+)
+def test_the_screen_in_one_call_is_the_scan_and_a_check_of_every_set(
+    literals: list[tuple[bytes, bool]], patterns: list[list[list[int]]], data: bytes, most: int
+) -> None:
+    lits = [lit for lit, _ in literals]
+    every = [e for _, e in literals]
+    patterns = [[[i % len(lits) for i in s] for s in sets] for sets in patterns]
+    pack = _ctext.pack_literals(lits, every)
+    passed, ends = _ctext.screen_literals(pack, _ctext.pack_screen(len(lits), patterns), data,
+                                          most)
+    found = _plainly(lits, every, data)
+    assert passed == [p for p, sets in enumerate(patterns)
+                      if all(any(i in found for i in s) for s in sets)]
+    # Where the literals reported everywhere end, the first ``most`` of each; no other.
+    assert ends == {i: e[:most] for i, e in found.items() if every[i]}
+
+
+def test_the_screen_names_what_it_refuses() -> None:
+    pack = _ctext.pack_literals([b"kyiv", b"talks", b"kiev"], [True, False, True])
+    screen = _ctext.pack_screen(3, [[[0, 2], [1]], [[1]]])
+    assert _ctext.screen_literals(pack, screen, b"kiev talks kyiv") == ([0, 1], {0: [15], 2: [4]})
+    assert _ctext.screen_literals(pack, screen, b"kyiv kyiv kyiv", 2) == ([], {0: [4, 9]})
+    refused: list[tuple[list[list[list[int]]], str]] = [
+        ([[[0, 3]]], "literal number 3 is not below 3"),
+        ([[[0], []]], "every set is a non-empty list"),
+        ([[]], "every pattern is a non-empty list of sets"),
+        ([[[-1]]], "literal number -1 is not below 3"),
+    ]
+    for patterns, message in refused:
+        with pytest.raises(ValueError, match=message):
+            _ctext.pack_screen(3, patterns)
+    with pytest.raises(TypeError, match="an int and a list"):
+        _ctext.pack_screen(3, ((0,),))  # type: ignore[arg-type]
+    # A screen made for another pack, cut short or with another magic.
+    other = _ctext.pack_screen(2, [[[0], [1]]])
+    for bad in (other, screen[:-4], b"XXXX" + screen[4:], b""):
+        with pytest.raises(ValueError, match="not a screen of this pack"):
+            _ctext.screen_literals(pack, bad, b"kyiv talks")
+    with pytest.raises(ValueError, match="not a pack of literals"):
+        _ctext.screen_literals(pack[:-4], screen, b"kyiv")
+    with pytest.raises(ValueError, match="most must be at least 1"):
+        _ctext.screen_literals(pack, screen, b"kyiv", 0)
+    with pytest.raises(TypeError, match="bytes, bytes, bytes"):
+        _ctext.screen_literals(pack, screen, "kyiv")  # type: ignore[arg-type]
+    # A membership pointing past the sets (a screen not made by pack_screen): refused when read.
+    wild = bytearray(screen)
+    struct.pack_into("=i", wild, 20 + 4 * 4, 99)  # the first membership
+    with pytest.raises(ValueError, match="not a screen of this pack"):
+        _ctext.screen_literals(pack, bytes(wild), b"kyiv")
+
+
 @pytest.mark.parametrize(
     ("args", "error", "message"),
     [

@@ -1765,6 +1765,13 @@ typedef struct {
 } lit_found_t;
 
 static int
+cmp_int32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int
 cmp_found(const void *a, const void *b)
 {
     const lit_found_t *x = a, *y = b;
@@ -1774,104 +1781,111 @@ cmp_found(const void *a, const void *b)
     return (x->end > y->end) - (x->end < y->end);
 }
 
-static PyObject *
-ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
-{
-    if ((nargs != 2 && nargs != 3) || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "find_literals(pack, data[, most]): bytes, bytes, int");
-        return NULL;
-    }
-    Py_ssize_t most = PY_SSIZE_T_MAX;
-    if (nargs == 3) {
-        most = PyLong_AsSsize_t(args[2]);
-        if (most == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (most < 1) {
-            PyErr_SetString(PyExc_ValueError, "find_literals: most must be at least 1");
-            return NULL;
-        }
-    }
-    const char *base = PyBytes_AS_STRING(args[0]);
-    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+/* A pack of literals read for find_literals() and screen_literals(). */
+typedef struct {
     lit_head_t head;
-    if (size < (Py_ssize_t)sizeof head + 256) {
+    const unsigned char *cls, *every;
+    const uint32_t *packed;
+    const int32_t *report, *link, *own_start, *own_count, *outs;
+} lit_pack_t;
+
+/* Reads a pack made by pack_literals; 0, with ValueError set, for anything else. */
+static int
+lit_pack_read(PyObject *obj, const char *who, lit_pack_t *pk)
+{
+    const char *base = PyBytes_AS_STRING(obj);
+    Py_ssize_t size = PyBytes_GET_SIZE(obj);
+    if (size < (Py_ssize_t)sizeof pk->head + 256) {
         goto not_a_pack;
     }
-    memcpy(&head, base, sizeof head);
-    if (head.magic != LIT_MAGIC || head.nstates < 1 || head.nclasses < 1 || head.nlits < 0
-        || (Py_ssize_t)head.nstates * head.nclasses > LIT_MAX_MOVES
-        || lit_pack_size(head.nstates, head.nclasses, head.nlits) != size) {
+    memcpy(&pk->head, base, sizeof pk->head);
+    const lit_head_t *h = &pk->head;
+    if (h->magic != LIT_MAGIC || h->nstates < 1 || h->nclasses < 1 || h->nlits < 0
+        || (Py_ssize_t)h->nstates * h->nclasses > LIT_MAX_MOVES
+        || lit_pack_size(h->nstates, h->nclasses, h->nlits) != size) {
         goto not_a_pack;
     }
-    const unsigned char *cls = (const unsigned char *)base + sizeof head;
-    const unsigned char *every = cls + 256;
-    const int32_t *moves = (const int32_t *)(every + (head.nlits + 3) / 4 * 4);
-    const int32_t nc = head.nclasses;
-    const int32_t *report = moves + (Py_ssize_t)head.nstates * nc;
-    const int32_t *link = report + head.nstates;
-    const int32_t *own_start = link + head.nstates;
-    const int32_t *own_count = own_start + head.nstates;
-    const int32_t *outs = own_count + head.nstates;
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[1]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[1]);
-    if (n >= INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "find_literals: data longer than 2 GiB");
-        return NULL;
-    }
-    /* Ends reported so far per literal: one for a literal reported once, ``most`` for any
-     * other (a text of one lead repeated millions of times lists no more than that). */
-    Py_ssize_t *seen = PyMem_Calloc((size_t)head.nlits + 1, sizeof(Py_ssize_t));
-    Py_ssize_t nfound = 0, cap = 64;
-    lit_found_t *found = PyMem_Malloc(sizeof(lit_found_t) * (size_t)cap);
-    if (seen == NULL || found == NULL) {
-        PyMem_Free(seen);
-        PyMem_Free(found);
-        return PyErr_NoMemory();
-    }
-    const uint32_t *packed = (const uint32_t *)moves;
-    const uint32_t rows = (uint32_t)head.nstates * (uint32_t)nc;
+    pk->cls = (const unsigned char *)base + sizeof pk->head;
+    pk->every = pk->cls + 256;
+    const int32_t *moves = (const int32_t *)(pk->every + (h->nlits + 3) / 4 * 4);
+    pk->packed = (const uint32_t *)moves;
+    pk->report = moves + (Py_ssize_t)h->nstates * h->nclasses;
+    pk->link = pk->report + h->nstates;
+    pk->own_start = pk->link + h->nstates;
+    pk->own_count = pk->own_start + h->nstates;
+    pk->outs = pk->own_count + h->nstates;
+    return 1;
+not_a_pack:
+    PyErr_Format(PyExc_ValueError, "%s(): not a pack of literals", who);
+    return 0;
+}
+
+/* One pass of the automaton over data. Every literal found is counted in seen[] (which the
+ * caller zeroes, nlits + 1 entries); its first occurrence also goes into *distinct (when not
+ * NULL; nlits entries). Ends are appended to *found: every place (the first ``most``) for a
+ * literal packed with every true, and, when ``once`` is set, the first place for any other.
+ * Returns 0 on success, -1 with MemoryError set, -2 for a pack not made by pack_literals. */
+static int
+lit_scan(const lit_pack_t *pk, const unsigned char *data, Py_ssize_t n, Py_ssize_t most,
+         int once, int32_t *seen, int32_t *distinct, Py_ssize_t *ndistinct,
+         lit_found_t **found, Py_ssize_t *nfound, Py_ssize_t *cap)
+{
+    const int32_t nc = pk->head.nclasses, nstates = pk->head.nstates, nlits = pk->head.nlits;
+    const uint32_t rows = (uint32_t)nstates * (uint32_t)nc;
     uint32_t row = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        uint32_t move = packed[row + cls[data[i]]];
+        uint32_t move = pk->packed[row + pk->cls[data[i]]];
         row = move >> 1;
         if (row >= rows) { /* only a pack made otherwise than by pack_literals */
-            goto bad_pack;
+            return -2;
         }
         if (!(move & 1)) {
             continue;
         }
-        for (int32_t t = report[row / (uint32_t)nc]; t >= 0; t = link[t]) {
-            if (t >= head.nstates || own_start[t] < 0 || own_count[t] < 0
-                || own_start[t] > head.nlits - own_count[t]) {
-                goto bad_pack;
+        for (int32_t t = pk->report[row / (uint32_t)nc]; t >= 0; t = pk->link[t]) {
+            if (t >= nstates || pk->own_start[t] < 0 || pk->own_count[t] < 0
+                || pk->own_start[t] > nlits - pk->own_count[t]) {
+                return -2;
             }
-            for (int32_t k = own_start[t], e = k + own_count[t]; k < e; k++) {
-                int32_t lit = outs[k];
-                if (lit < 0 || lit >= head.nlits) {
-                    goto bad_pack;
+            for (int32_t k = pk->own_start[t], e = k + pk->own_count[t]; k < e; k++) {
+                int32_t lit = pk->outs[k];
+                if (lit < 0 || lit >= nlits) {
+                    return -2;
                 }
-                if (seen[lit] >= (every[lit] ? most : 1)) {
+                int every = pk->every[lit];
+                if (seen[lit] >= (every ? most : 1)) {
                     continue;
                 }
-                seen[lit]++;
-                if (nfound == cap) {
-                    cap *= 2;
-                    lit_found_t *more = PyMem_Realloc(found, sizeof(lit_found_t) * (size_t)cap);
-                    if (more == NULL) {
-                        PyMem_Free(seen);
-                        PyMem_Free(found);
-                        return PyErr_NoMemory();
-                    }
-                    found = more;
+                if (seen[lit]++ == 0 && distinct != NULL) {
+                    distinct[(*ndistinct)++] = lit;
                 }
-                found[nfound].lit = lit;
-                found[nfound].end = (int32_t)(i + 1);
-                nfound++;
+                if (!every && !once) {
+                    continue;
+                }
+                if (*nfound == *cap) {
+                    Py_ssize_t more_cap = *cap * 2;
+                    lit_found_t *more =
+                        PyMem_Realloc(*found, sizeof(lit_found_t) * (size_t)more_cap);
+                    if (more == NULL) {
+                        PyErr_NoMemory();
+                        return -1;
+                    }
+                    *found = more;
+                    *cap = more_cap;
+                }
+                (*found)[*nfound].lit = lit;
+                (*found)[*nfound].end = (int32_t)(i + 1);
+                (*nfound)++;
             }
         }
     }
-    PyMem_Free(seen);
+    return 0;
+}
+
+/* {literal number: [end, ...]} of what lit_scan found (sorted here), or NULL. */
+static PyObject *
+lit_found_dict(lit_found_t *found, Py_ssize_t nfound)
+{
     if (nfound > 1) {
         qsort(found, (size_t)nfound, sizeof(lit_found_t), cmp_found);
     }
@@ -1898,14 +1912,315 @@ ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
         Py_XDECREF(list);
         i = j;
     }
+    return out;
+}
+
+/* The ``most`` argument of find_literals and screen_literals: PY_SSIZE_T_MAX when absent. */
+static int
+lit_most(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, const char *who,
+         Py_ssize_t *most)
+{
+    *most = PY_SSIZE_T_MAX;
+    if (nargs <= at) {
+        return 1;
+    }
+    *most = PyLong_AsSsize_t(args[at]);
+    if (*most == -1 && PyErr_Occurred()) {
+        return 0;
+    }
+    if (*most < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: most must be at least 1", who);
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if ((nargs != 2 && nargs != 3) || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "find_literals(pack, data[, most]): bytes, bytes, int");
+        return NULL;
+    }
+    Py_ssize_t most;
+    if (!lit_most(args, nargs, 2, "find_literals", &most)) {
+        return NULL;
+    }
+    lit_pack_t pk;
+    if (!lit_pack_read(args[0], "find_literals", &pk)) {
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[1]);
+    if (n >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "find_literals: data longer than 2 GiB");
+        return NULL;
+    }
+    /* Ends reported so far per literal: one for a literal reported once, ``most`` for any
+     * other (a text of one lead repeated millions of times lists no more than that). */
+    int32_t *seen = PyMem_Calloc((size_t)pk.head.nlits + 1, sizeof(int32_t));
+    Py_ssize_t nfound = 0, cap = 64;
+    lit_found_t *found = PyMem_Malloc(sizeof(lit_found_t) * (size_t)cap);
+    if (seen == NULL || found == NULL) {
+        PyMem_Free(seen);
+        PyMem_Free(found);
+        return PyErr_NoMemory();
+    }
+    int rc = lit_scan(&pk, data, n, most, 1, seen, NULL, NULL, &found, &nfound, &cap);
+    PyMem_Free(seen);
+    PyObject *out = NULL;
+    if (rc == 0) {
+        out = lit_found_dict(found, nfound);
+    }
+    else if (rc == -2) {
+        PyErr_SetString(PyExc_ValueError, "find_literals(): not a pack of literals");
+    }
     PyMem_Free(found);
     return out;
+}
 
-bad_pack: /* found mid-scan: what the scan holds goes first */
-    PyMem_Free(seen);
+/* ---- The regex screen in one call: which patterns a text may match -----------------------
+ *
+ * pack_screen(nlits, patterns) packs, for the literals of a pack_literals pack (nlits of
+ * them), the sets of literals each pattern requires: patterns is a list, per pattern, of its
+ * sets, each a non-empty list of literal numbers. A pattern may match a text only if every one
+ * of its sets has a literal in the text. screen_literals(pack, screen, data[, most]) scans data
+ * once and returns (the numbers of those patterns, ascending; {literal number: [end, ...]} for
+ * the literals packed with every true, as find_literals gives them). That is find_literals
+ * followed by a walk of its answer in Python, without building an entry for each of the
+ * hundreds of other literals a long text holds.
+ *
+ * Screen layout (native int32): magic, nlits, npats, nsets, nmembers; then per literal where
+ * its memberships begin (nlits + 1 entries), the memberships (set numbers), the pattern of
+ * each set and the number of sets of each pattern. */
+
+#define SCR_MAGIC 0x53435231 /* "SCR1" */
+
+typedef struct {
+    int32_t magic, nlits, npats, nsets, nmembers;
+} scr_head_t;
+
+static Py_ssize_t
+scr_size(Py_ssize_t nlits, Py_ssize_t npats, Py_ssize_t nsets, Py_ssize_t nmembers)
+{
+    return (Py_ssize_t)sizeof(scr_head_t)
+           + (Py_ssize_t)sizeof(int32_t) * (nlits + 1 + nmembers + nsets + npats);
+}
+
+static PyObject *
+ctext_pack_screen(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyLong_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "pack_screen(nlits, patterns): an int and a list of lists of lists");
+        return NULL;
+    }
+    Py_ssize_t nlits = PyLong_AsSsize_t(args[0]);
+    if (nlits == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *pats = args[1];
+    Py_ssize_t npats = PyList_GET_SIZE(pats);
+    if (nlits < 0 || nlits >= INT32_MAX / 2 || npats >= INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "pack_screen: too many literals or patterns");
+        return NULL;
+    }
+    /* Counted first: sets, and memberships per literal. */
+    Py_ssize_t nsets = 0, nmembers = 0;
+    int32_t *count = PyMem_Calloc((size_t)nlits + 1, sizeof(int32_t));
+    if (count == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *out = NULL;
+    for (Py_ssize_t p = 0; p < npats; p++) {
+        PyObject *sets = PyList_GET_ITEM(pats, p);
+        if (!PyList_Check(sets) || PyList_GET_SIZE(sets) == 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "pack_screen: every pattern is a non-empty list of sets");
+            goto done;
+        }
+        for (Py_ssize_t s = 0; s < PyList_GET_SIZE(sets); s++) {
+            PyObject *set = PyList_GET_ITEM(sets, s);
+            if (!PyList_Check(set) || PyList_GET_SIZE(set) == 0) {
+                PyErr_SetString(PyExc_ValueError,
+                                "pack_screen: every set is a non-empty list of literal numbers");
+                goto done;
+            }
+            nsets++;
+            for (Py_ssize_t k = 0; k < PyList_GET_SIZE(set); k++) {
+                Py_ssize_t lit = PyLong_AsSsize_t(PyList_GET_ITEM(set, k));
+                if (lit == -1 && PyErr_Occurred()) {
+                    goto done;
+                }
+                if (lit < 0 || lit >= nlits) {
+                    PyErr_Format(PyExc_ValueError,
+                                 "pack_screen: literal number %zd is not below %zd", lit, nlits);
+                    goto done;
+                }
+                count[lit]++;
+                nmembers++;
+            }
+            if (nsets >= INT32_MAX / 2 || nmembers >= INT32_MAX / 2) {
+                PyErr_SetString(PyExc_ValueError, "pack_screen: too many sets");
+                goto done;
+            }
+        }
+    }
+    out = PyBytes_FromStringAndSize(NULL, scr_size(nlits, npats, nsets, nmembers));
+    if (out == NULL) {
+        goto done;
+    }
+    char *base = PyBytes_AS_STRING(out);
+    scr_head_t head = {SCR_MAGIC, (int32_t)nlits, (int32_t)npats, (int32_t)nsets,
+                       (int32_t)nmembers};
+    memcpy(base, &head, sizeof head);
+    int32_t *start = (int32_t *)(base + sizeof head);
+    int32_t *members = start + nlits + 1;
+    int32_t *set_pat = members + nmembers;
+    int32_t *pat_sets = set_pat + nsets;
+    int32_t at = 0;
+    for (Py_ssize_t lit = 0; lit < nlits; lit++) {
+        start[lit] = at;
+        at += count[lit];
+        count[lit] = start[lit]; /* now where the next membership goes */
+    }
+    start[nlits] = at;
+    int32_t setno = 0;
+    for (Py_ssize_t p = 0; p < npats; p++) {
+        PyObject *sets = PyList_GET_ITEM(pats, p);
+        pat_sets[p] = (int32_t)PyList_GET_SIZE(sets);
+        for (Py_ssize_t s = 0; s < PyList_GET_SIZE(sets); s++, setno++) {
+            PyObject *set = PyList_GET_ITEM(sets, s);
+            set_pat[setno] = (int32_t)p;
+            for (Py_ssize_t k = 0; k < PyList_GET_SIZE(set); k++) {
+                Py_ssize_t lit = PyLong_AsSsize_t(PyList_GET_ITEM(set, k));
+                members[count[lit]++] = setno;
+            }
+        }
+    }
+done:
+    PyMem_Free(count);
+    return out;
+}
+
+static PyObject *
+ctext_screen_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if ((nargs != 3 && nargs != 4) || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])
+        || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "screen_literals(pack, screen, data[, most]): bytes, bytes, bytes, int");
+        return NULL;
+    }
+    Py_ssize_t most;
+    if (!lit_most(args, nargs, 3, "screen_literals", &most)) {
+        return NULL;
+    }
+    lit_pack_t pk;
+    if (!lit_pack_read(args[0], "screen_literals", &pk)) {
+        return NULL;
+    }
+    const char *sbase = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t ssize = PyBytes_GET_SIZE(args[1]);
+    scr_head_t sh;
+    if (ssize < (Py_ssize_t)sizeof sh) {
+        goto not_a_screen;
+    }
+    memcpy(&sh, sbase, sizeof sh);
+    if (sh.magic != SCR_MAGIC || sh.nlits != pk.head.nlits || sh.npats < 0 || sh.nsets < 0
+        || sh.nmembers < 0 || scr_size(sh.nlits, sh.npats, sh.nsets, sh.nmembers) != ssize) {
+        goto not_a_screen;
+    }
+    const int32_t *start = (const int32_t *)(sbase + sizeof sh);
+    const int32_t *members = start + sh.nlits + 1;
+    const int32_t *set_pat = members + sh.nmembers;
+    const int32_t *pat_sets = set_pat + sh.nsets;
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[2]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[2]);
+    if (n >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "screen_literals: data longer than 2 GiB");
+        return NULL;
+    }
+    Py_ssize_t nlits = pk.head.nlits;
+    /* Zeroed: per literal the ends reported (seen), per pattern its sets met (pat_hit), per
+     * set whether it is met (set_hit); not zeroed: the literals found (distinct) and the
+     * patterns passed. One block of each kind. */
+    int32_t *zeroed = PyMem_Calloc((size_t)(nlits + 1) + (size_t)sh.npats + 1
+                                       + ((size_t)sh.nsets + 4) / 4,
+                                   sizeof(int32_t));
+    int32_t *seen = zeroed, *pat_hit = zeroed ? zeroed + nlits + 1 : NULL;
+    unsigned char *set_hit = zeroed ? (unsigned char *)(pat_hit + sh.npats + 1) : NULL;
+    int32_t *distinct = PyMem_Malloc(sizeof(int32_t) * ((size_t)nlits + 1 + (size_t)sh.npats + 1));
+    int32_t *passed = distinct ? distinct + nlits + 1 : NULL;
+    Py_ssize_t nfound = 0, cap = 16, ndistinct = 0, npassed = 0;
+    lit_found_t *found = PyMem_Malloc(sizeof(lit_found_t) * (size_t)cap);
+    PyObject *result = NULL, *list = NULL, *ends = NULL;
+    if (zeroed == NULL || distinct == NULL || found == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int rc = lit_scan(&pk, data, n, most, 0, seen, distinct, &ndistinct, &found, &nfound, &cap);
+    if (rc == -1) {
+        goto done;
+    }
+    if (rc == -2) {
+        PyErr_SetString(PyExc_ValueError, "screen_literals(): not a pack of literals");
+        goto done;
+    }
+    /* Each set that a literal found belongs to is met once; a pattern passes when all of its
+     * sets are. */
+    for (Py_ssize_t d = 0; d < ndistinct; d++) {
+        int32_t lit = distinct[d];
+        int32_t from = start[lit], to = start[lit + 1];
+        if (from < 0 || from > to || to > sh.nmembers) {
+            goto not_a_screen_mid;
+        }
+        for (int32_t m = from; m < to; m++) {
+            int32_t s = members[m];
+            if (s < 0 || s >= sh.nsets) {
+                goto not_a_screen_mid;
+            }
+            if (set_hit[s]) {
+                continue;
+            }
+            set_hit[s] = 1;
+            int32_t p = set_pat[s];
+            if (p < 0 || p >= sh.npats) {
+                goto not_a_screen_mid;
+            }
+            if (++pat_hit[p] == pat_sets[p]) {
+                passed[npassed++] = p;
+            }
+        }
+    }
+    if (npassed > 1) {
+        qsort(passed, (size_t)npassed, sizeof(int32_t), cmp_int32);
+    }
+    list = PyList_New(npassed);
+    for (Py_ssize_t i = 0; list != NULL && i < npassed; i++) {
+        PyObject *num = PyLong_FromLong(passed[i]);
+        if (num == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, num);
+    }
+    ends = list ? lit_found_dict(found, nfound) : NULL;
+    if (ends != NULL) {
+        result = PyTuple_Pack(2, list, ends);
+    }
+    goto done;
+not_a_screen_mid:
+    PyErr_SetString(PyExc_ValueError, "screen_literals(): not a screen of this pack");
+done:
+    Py_XDECREF(list);
+    Py_XDECREF(ends);
+    PyMem_Free(zeroed);
+    PyMem_Free(distinct);
     PyMem_Free(found);
-not_a_pack:
-    PyErr_SetString(PyExc_ValueError, "find_literals(): not a pack of literals");
+    return result;
+not_a_screen:
+    PyErr_SetString(PyExc_ValueError, "screen_literals(): not a screen of this pack");
     return NULL;
 }
 
@@ -1917,6 +2232,14 @@ static PyMethodDef ctext_methods[] = {
      "find_literals(pack, data[, most]) -> {literal number: [end, ...]}\n\n"
      "Where each literal of the pack ends in data: every place (the first most) for a literal\n"
      "packed with every true, the first for any other; literals not found are absent."},
+    {"pack_screen", (PyCFunction)(void (*)(void))ctext_pack_screen, METH_FASTCALL,
+     "pack_screen(nlits, patterns) -> bytes\n\n"
+     "Per pattern, its sets of literal numbers (one of each required), packed for\n"
+     "screen_literals()."},
+    {"screen_literals", (PyCFunction)(void (*)(void))ctext_screen_literals, METH_FASTCALL,
+     "screen_literals(pack, screen, data[, most]) -> (pattern numbers, {literal: [end, ...]})\n\n"
+     "The patterns each of whose sets has a literal in data (ascending), and where the\n"
+     "literals packed with every true end, as find_literals() gives them."},
     {"pack_choices", (PyCFunction)(void (*)(void))ctext_pack_choices, METH_FASTCALL,
      "pack_choices(choices) -> bytes\n\n"
      "The list of str choices packed once for similar()."},

@@ -287,7 +287,7 @@ class _RegexScreen:
 
     Each pattern is parsed (with Python's own regex parser) for a string that every match must
     contain; the texts' screen forms (ASCII lower-cased, :class:`~.matcher.FoldedText`) are
-    searched for all those strings at once (see :func:`_literal_finder`). A pattern with
+    searched for all those strings at once (see :data:`_Finder`). A pattern with
     no such string, or one the parser does not take, is always run: it is correct, only slower,
     and each run counts against the article's regex budget. The same scan keeps, in each
     text's screen form, where the literals that matches begin with are: the evaluator tries a
@@ -335,7 +335,13 @@ class _RegexScreen:
         self._lead_ids = {
             lit.encode("ascii"): i for i, lit in enumerate(self._scanned) if lit in leads
         }
-        self._find: _Finder | None = _literal_finder([(lit, lit in leads) for lit in self._scanned])
+        scanned_leads = [(lit, lit in leads) for lit in self._scanned]
+        pack = _automaton_pack(scanned_leads)
+        self._find: _Finder | None = (
+            partial(_text.find_literals, pack)
+            if pack is not None and _text.find_literals is not None
+            else _hyperscan_finder(scanned_leads)
+        )
         # For the scan's ids: per scanned literal, the patterns whose first set holds it; per
         # pattern, its other sets as sets of ids. The patterns of a literal are split in two:
         # those with no other set (found with the literal) and, with their other sets, those
@@ -353,6 +359,26 @@ class _RegexScreen:
         self._checked_of = [tuple((p, *checks[p]) for p in ps if p in checks)
                             for ps in self._patterns_of]
         self._checked = frozenset(i for i, c in enumerate(self._checked_of) if c)
+        # The same screen in one C call per text, where the automaton is built: every set of
+        # each pattern (its first set and the others) as literal ids; the call gives the
+        # patterns each of whose sets it found, by number in _sieved.
+        self._sieve: Callable[[bytes, int], tuple[list[int], Mapping[int, list[int]]]] | None
+        self._sieve = None
+        self._sieved: list[str] = []
+        screen_literals, pack_screen = _text.screen_literals, _text.pack_screen
+        if pack is not None and screen_literals is not None and pack_screen is not None:
+            first: dict[str, set[int]] = {}
+            for lit, ps in self.literals.items():
+                for p in ps:
+                    first.setdefault(p, set()).add(number[lit])
+            self._sieved = list(first)
+            each_set = [
+                [sorted(first[p]), *(sorted(map(number.__getitem__, lits))
+                                     for lits in self.also.get(p, ()))]
+                for p in self._sieved
+            ]
+            self._sieve = partial(screen_literals, pack,
+                                  pack_screen(len(self._scanned), each_set))
         # Without a scan, many literals are first screened by their first three letters:
         # a text's three-letter sequences are one C-level pass, and a literal whose first three
         # are not among them is not in the text. Short literals are searched for directly.
@@ -377,6 +403,18 @@ class _RegexScreen:
         text; their union is a subset of :meth:`matching_all` of the texts together."""
         if not self.literals:
             return [set(self.unscreened) for _ in texts]
+        if self._sieve is not None:
+            out = []
+            sieved = self._sieved
+            for t in texts:
+                found = set(self.unscreened)
+                if t:
+                    f = folded_text(t)
+                    passed, ends = self._sieve(f.data, lead_tries(len(f.data)) + 1)
+                    f.record(self._lead_ids, ends)
+                    found.update(map(sieved.__getitem__, passed))
+                out.append(found)
+            return out
         if self._find is None:
             return [self._screen((t,), every_set=True) for t in texts]
         out = []
@@ -478,44 +516,42 @@ def _screen_form(text: str) -> str:
     return text.lower()
 
 
-# A literal scan: (data, most) → {literal number: [end, ...]} (see _literal_finder).
+# A scan of bytes for many literals at once, each with whether it is reported wherever it
+# occurs rather than once: ``find(data, most)`` gives {literal number: [end, ...]} for those it
+# finds (ends ascending; the first ``most`` of each). The C extension's automaton
+# (_automaton_finder), else Hyperscan's; without either, the pure screen.
 _Finder = Callable[[bytes, int], Mapping[int, list[int]]]
-
-
-def _literal_finder(
-    literals: Sequence[tuple[str, bool]],
-) -> _Finder | None:
-    """A scan of bytes for all ``literals`` at once, each with whether it is reported
-    wherever it occurs rather than once: ``find(data, most)`` gives {literal number: [end,
-    ...]} for those it finds (ends ascending; the first ``most`` of each). The C extension's
-    (:func:`_automaton_finder`), else Hyperscan's; None without either, or without literals
-    (the pure screen)."""
-    if not literals:
-        return None
-    return _automaton_finder(literals) or _hyperscan_finder(literals)
 
 
 def _automaton_finder(
     literals: Sequence[tuple[str, bool]],
 ) -> _Finder | None:
-    """:func:`_literal_finder` by the C extension's automaton (``_ctext.find_literals``: one
+    """A :data:`_Finder` by the C extension's automaton (``_ctext.find_literals``: one
     pass, no call into Python per occurrence, the interpreter lock held throughout); None
     without the extension or when the automaton would be too large."""
-    pack_literals, find_literals = _text.pack_literals, _text.find_literals
-    if pack_literals is None or find_literals is None:
+    pack = _automaton_pack(literals)
+    if pack is None or _text.find_literals is None:
+        return None
+    return partial(_text.find_literals, pack)
+
+
+def _automaton_pack(literals: Sequence[tuple[str, bool]]) -> bytes | None:
+    """The C extension's automaton of ``literals`` (see :func:`_automaton_finder`); None
+    without the extension, without literals or when it would be too large."""
+    pack_literals = _text.pack_literals
+    if not literals or pack_literals is None or _text.find_literals is None:
         return None
     try:
-        pack = pack_literals([lit.encode() for lit, _ in literals],
+        return pack_literals([lit.encode() for lit, _ in literals],
                              [every for _, every in literals])
     except ValueError:  # too large to pack
         return None
-    return partial(find_literals, pack)
 
 
 def _hyperscan_finder(
     literals: Sequence[tuple[str, bool]],
 ) -> _Finder | None:
-    """:func:`_literal_finder` by Hyperscan (a Python call per occurrence); None without it."""
+    """A :data:`_Finder` by Hyperscan (a Python call per occurrence); None without it."""
     db = _hyperscan_literals(literals)
     if db is None:
         return None

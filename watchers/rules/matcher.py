@@ -112,9 +112,10 @@ class RegexBudget:
         start = time.perf_counter()
         try:
             if starts is None:
-                found = [
-                    m.span() for m in rx.finditer(text, pos, timeout=left) if m.end() > m.start()
-                ]
+                # Each match's span read once, by the C method itself (a common lead is
+                # searched for: dozens of matches an article).
+                found = [sp for sp in map(_match_span(), rx.finditer(text, pos, timeout=left))
+                         if sp[1] > sp[0]]
             else:
                 found = _spans_at(rx, text, starts, start + left)
         except TimeoutError:
@@ -125,6 +126,14 @@ class RegexBudget:
             return None
         self.spent += time.perf_counter() - start
         return found
+
+
+@lru_cache(maxsize=1)
+def _match_span() -> Callable[[regex.Match[str]], tuple[int, int]]:
+    """The span method of the regex module's match objects, unbound."""
+    import regex
+
+    return type(regex.match("", "")).span  # type: ignore[union-attr]
 
 
 def _spans_at(
@@ -887,14 +896,25 @@ class Evaluator:
         cached = self._regex.get(sig, _UNSEEN)
         if cached is not _UNSEEN:
             return cached  # type: ignore[return-value]
+        screen = self._regex_fields
+        if screen is not None and screen.impossible(node.pattern, field):
+            spans: list[tuple[int, int]] = []
+            self._regex[sig] = spans
+            return spans
+        return self._spans(sig)
+
+    def _spans(self, sig: tuple[str, str]) -> list[tuple[int, int]] | None:
+        """:meth:`regex_spans` of the pattern and field ``sig``, neither cached nor found
+        impossible by the screen."""
+        pattern, field = sig
         text = self._texts.get(field)
         if text is None:
             text = self._texts[field] = self.analysis.article.field(field)
-        screen = self._regex_fields
-        if not text or (screen is not None and screen.impossible(node.pattern, field)):
-            spans: list[tuple[int, int]] | None = []
+        spans: list[tuple[int, int]] | None
+        if not text:
+            spans = []
         else:
-            plan = _REGEX_PLANS.get(node.pattern) or _regex_plan(node.pattern)
+            plan = _REGEX_PLANS.get(pattern) or _regex_plan(pattern)
             rx, leads, word_start = plan
             if leads is None:
                 spans = self.budget.spans(rx, text)
@@ -1042,23 +1062,30 @@ class Evaluator:
         possible = screen.fields if screen is not None and pattern in screen.screened else None
         score = 0.0
         matched = False
+        known = self._regex
         for field in fields:
             if possible is not None:
                 there = possible.get(field)
                 if there is not None and pattern not in there:
                     continue
-            spans = self.regex_spans(node, field)
+            # Past that check the screen finds the pattern possible here (impossible() is
+            # false for a pattern it did not screen): regex_spans without asking it again.
+            sig = (pattern, field)
+            spans = known.get(sig, _UNSEEN)
+            if spans is _UNSEEN:
+                spans = self._spans(sig)
             if spans is None:
                 self._over = True
             elif spans:
                 matched = True
-                # Exact: the weights are halves and whole numbers, as _build_hits sums them.
-                score += _FIELD_WEIGHT[_FIELD_RANK[field]] * len(spans)
+                # Exact, as _build_hits's sum rounded to 4 places: the weights are halves
+                # and whole numbers.
+                score += _FIELD_WEIGHT[_FIELD_RANK[field]] * len(spans)  # type: ignore[arg-type]
         if self._over:
             self.over_budget.append(name)
         if not matched:
             return None
-        return Decision(name, self.analysis.article.id, round(score, 4))
+        return Decision(name, self.analysis.article.id, score)
 
     def _hit(self, h: _RawHit) -> Hit:
         start, end = h[1], h[2]
@@ -1583,8 +1610,9 @@ class FoldedText:
         for ids, ends in self._scans:
             i = ids.get(literal)
             if i is not None:
-                n = len(literal)
-                found = self._starts[literal] = sorted([end - n for end in ends.get(i, ())])
+                # A scan reports each literal's ends in ascending order.
+                found = self._starts[literal] = list(map((-len(literal)).__add__,
+                                                         ends.get(i, ())))
                 return found
         found = []
         find = self.data.find

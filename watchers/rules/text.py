@@ -273,6 +273,10 @@ _translit: Callable[[str], str | None] | None = None
 # Many bytes literals found in one pass (see _ctext.find_literals; the regex screen's scan).
 pack_literals: Callable[[list[bytes], list[bool]], bytes] | None = None
 find_literals: Callable[[bytes, bytes, int], dict[int, list[int]]] | None = None
+# The regex screen in one call (see _ctext.screen_literals): the patterns a text may match.
+pack_screen: Callable[[int, list[list[list[int]]]], bytes] | None = None
+_Screened = tuple[list[int], dict[int, list[int]]]
+screen_literals: Callable[[bytes, bytes, bytes, int], _Screened] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -292,6 +296,8 @@ if not _PURE:
         _translit = getattr(_ctext, "translit", None)
         pack_literals = getattr(_ctext, "pack_literals", None)
         find_literals = getattr(_ctext, "find_literals", None)
+        pack_screen = getattr(_ctext, "pack_screen", None)
+        screen_literals = getattr(_ctext, "screen_literals", None)
 
 
 # untrack(*objects): leave ``objects`` out of the cyclic garbage collector (with the C
