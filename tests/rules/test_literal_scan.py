@@ -186,12 +186,14 @@ def test_a_pack_not_made_by_pack_literals_is_refused_not_read() -> None:
         _ctext.find_literals(b"LIT1" + pack[4:], b"kyiv")  # another magic
     with pytest.raises(TypeError, match="bytes, bytes"):
         _ctext.find_literals(pack, "kyiv")  # type: ignore[arg-type]
-    # Every move of the table pointing far past its end: refused at the first byte read.
+    # Every move of the table pointing far past its end: refused at the first byte read. (So
+    # small an automaton has the narrow form: moves of 16 bits.)
     head = 16 + 256 + 4  # header, byte classes, the three flags padded to 4
+    assert struct.unpack_from("=i", pack)[0] == 0x4C495432  # "LIT2"
     states, classes = struct.unpack_from("=ii", pack, 4)
     wild = bytearray(pack)
     for i in range(states * classes):
-        struct.pack_into("=I", wild, head + 4 * i, 0xFFFFFFF0)
+        struct.pack_into("=H", wild, head + 2 * i, 0xFFF0)
     with pytest.raises(ValueError, match="not a pack of literals"):
         _ctext.find_literals(bytes(wild), b"kyiv")
 
@@ -322,6 +324,30 @@ def test_three_thousand_literals_in_a_text_made_of_them() -> None:
     found = _ctext.find_literals(_ctext.pack_literals(lits, every), data, 10 ** 6)
     assert len(found) > 500
     assert found == _plainly(lits, every, data)
+
+
+def test_both_forms_of_the_automaton_find_what_a_search_finds() -> None:
+    """An automaton of fewer than 32,768 states is packed with 16-bit moves ("LIT2"), a larger
+    one with 32-bit moves ("LIT1"); both scan and screen as a search per literal finds."""
+    import random
+
+    rng = random.Random(11)
+    for count, magic in [(300, 0x4C495432), (9000, 0x4C495431)]:
+        words = sorted({"".join(rng.choices("abcdefghijklmnopqrst", k=rng.randint(6, 10)))
+                        for _ in range(count)})
+        lits = [w.encode() for w in words]
+        every = [i % 4 == 0 for i in range(len(lits))]
+        pack = _ctext.pack_literals(lits, every)
+        assert struct.unpack_from("=i", pack)[0] == magic
+        data = " ".join(rng.choice(words) + rng.choice(["", "x", "qq"]) for _ in range(1200))
+        plain = _plainly(lits, every, data.encode())
+        assert len(plain) > 100
+        assert _ctext.find_literals(pack, data.encode(), 10 ** 6) == plain
+        sets = [[[i], [(i * 7) % len(lits), (i * 13) % len(lits)]] for i in range(len(lits))]
+        passed, _ = _ctext.screen_literals(pack, _ctext.pack_screen(len(lits), sets),
+                                           data.encode())
+        assert passed == [p for p, each in enumerate(sets)
+                          if all(any(i in plain for i in s) for s in each)]
 
 
 def test_regexes_of_other_scripts_and_special_folds_match_as_the_naive_loop() -> None:
