@@ -186,6 +186,12 @@ def test_a_pack_not_made_by_pack_literals_is_refused_not_read() -> None:
         _ctext.find_literals(b"LIT1" + pack[4:], b"kyiv")  # another magic
     with pytest.raises(TypeError, match="bytes, bytes"):
         _ctext.find_literals(pack, "kyiv")  # type: ignore[arg-type]
+    # A byte's class past the rows' width: it would read past the table.
+    classes = struct.unpack_from("=i", pack, 8)[0]
+    wide_class = bytearray(pack)
+    wide_class[16 + ord("v")] = classes
+    with pytest.raises(ValueError, match="not a pack of literals"):
+        _ctext.find_literals(bytes(wide_class), b"kyiv")
     # Every move of the table pointing far past its end: refused at the first byte read. (So
     # small an automaton has the narrow form: moves of 16 bits.)
     head = 16 + 256 + 4  # header, byte classes, the three flags padded to 4

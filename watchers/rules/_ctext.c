@@ -1847,6 +1847,12 @@ lit_pack_read(PyObject *obj, const char *who, lit_pack_t *pk)
         pk->shift++;
     }
     pk->cls = (const unsigned char *)base + sizeof pk->head;
+    for (int b = 0; b < 256; b++) {
+        /* A class past the row would read another row's moves, or past the table. */
+        if (pk->cls[b] >= h->nclasses) {
+            goto not_a_pack;
+        }
+    }
     pk->every = pk->cls + 256;
     const int32_t *moves = (const int32_t *)(pk->every + (h->nlits + 3) / 4 * 4);
     pk->packed = (const uint32_t *)moves;
