@@ -1994,21 +1994,31 @@ lit_found_dict(lit_found_t *found, Py_ssize_t nfound)
     return out;
 }
 
-/* The ``most`` argument of find_literals and screen_literals: PY_SSIZE_T_MAX when absent. */
+/* The arguments find_literals and screen_literals share, their types checked by the caller:
+ * the pack (args[0]), the data (args[at]) and ``most`` after it (PY_SSIZE_T_MAX when absent).
+ * 0, with the error set, for a bad one. */
 static int
-lit_most(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, const char *who,
-         Py_ssize_t *most)
+lit_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, const char *who,
+         lit_pack_t *pk, const unsigned char **data, Py_ssize_t *n, Py_ssize_t *most)
 {
     *most = PY_SSIZE_T_MAX;
-    if (nargs <= at) {
-        return 1;
+    if (nargs > at + 1) {
+        *most = PyLong_AsSsize_t(args[at + 1]);
+        if (*most == -1 && PyErr_Occurred()) {
+            return 0;
+        }
+        if (*most < 1) {
+            PyErr_Format(PyExc_ValueError, "%s: most must be at least 1", who);
+            return 0;
+        }
     }
-    *most = PyLong_AsSsize_t(args[at]);
-    if (*most == -1 && PyErr_Occurred()) {
+    if (!lit_pack_read(args[0], who, pk)) {
         return 0;
     }
-    if (*most < 1) {
-        PyErr_Format(PyExc_ValueError, "%s: most must be at least 1", who);
+    *data = (const unsigned char *)PyBytes_AS_STRING(args[at]);
+    *n = PyBytes_GET_SIZE(args[at]);
+    if (*n >= INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: data longer than 2 GiB", who);
         return 0;
     }
     return 1;
@@ -2021,18 +2031,10 @@ ctext_find_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "find_literals(pack, data[, most]): bytes, bytes, int");
         return NULL;
     }
-    Py_ssize_t most;
-    if (!lit_most(args, nargs, 2, "find_literals", &most)) {
-        return NULL;
-    }
     lit_pack_t pk;
-    if (!lit_pack_read(args[0], "find_literals", &pk)) {
-        return NULL;
-    }
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[1]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[1]);
-    if (n >= INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "find_literals: data longer than 2 GiB");
+    const unsigned char *data;
+    Py_ssize_t n, most;
+    if (!lit_args(args, nargs, 1, "find_literals", &pk, &data, &n, &most)) {
         return NULL;
     }
     /* Ends reported so far per literal: one for a literal reported once, ``most`` for any
@@ -2191,35 +2193,28 @@ ctext_screen_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
                         "screen_literals(pack, screen, data[, most]): bytes, bytes, bytes, int");
         return NULL;
     }
-    Py_ssize_t most;
-    if (!lit_most(args, nargs, 3, "screen_literals", &most)) {
-        return NULL;
-    }
     lit_pack_t pk;
-    if (!lit_pack_read(args[0], "screen_literals", &pk)) {
+    const unsigned char *data;
+    Py_ssize_t n, most;
+    if (!lit_args(args, nargs, 2, "screen_literals", &pk, &data, &n, &most)) {
         return NULL;
     }
     const char *sbase = PyBytes_AS_STRING(args[1]);
     Py_ssize_t ssize = PyBytes_GET_SIZE(args[1]);
     scr_head_t sh;
-    if (ssize < (Py_ssize_t)sizeof sh) {
-        goto not_a_screen;
+    if (ssize >= (Py_ssize_t)sizeof sh) {
+        memcpy(&sh, sbase, sizeof sh);
     }
-    memcpy(&sh, sbase, sizeof sh);
-    if (sh.magic != SCR_MAGIC || sh.nlits != pk.head.nlits || sh.npats < 0 || sh.nsets < 0
-        || sh.nmembers < 0 || scr_size(sh.nlits, sh.npats, sh.nsets, sh.nmembers) != ssize) {
-        goto not_a_screen;
+    if (ssize < (Py_ssize_t)sizeof sh || sh.magic != SCR_MAGIC || sh.nlits != pk.head.nlits
+        || sh.npats < 0 || sh.nsets < 0 || sh.nmembers < 0
+        || scr_size(sh.nlits, sh.npats, sh.nsets, sh.nmembers) != ssize) {
+        PyErr_SetString(PyExc_ValueError, "screen_literals(): not a screen of this pack");
+        return NULL;
     }
     const int32_t *start = (const int32_t *)(sbase + sizeof sh);
     const int32_t *members = start + sh.nlits + 1;
     const int32_t *set_pat = members + sh.nmembers;
     const int32_t *pat_sets = set_pat + sh.nsets;
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[2]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[2]);
-    if (n >= INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "screen_literals: data longer than 2 GiB");
-        return NULL;
-    }
     Py_ssize_t nlits = pk.head.nlits;
     /* Zeroed: per literal the ends reported (seen), per pattern its sets met (pat_hit), per
      * set whether it is met (set_hit); not zeroed: the literals found (distinct) and the
@@ -2252,12 +2247,12 @@ ctext_screen_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
         int32_t lit = distinct[d];
         int32_t from = start[lit], to = start[lit + 1];
         if (from < 0 || from > to || to > sh.nmembers) {
-            goto not_a_screen_mid;
+            goto not_a_screen;
         }
         for (int32_t m = from; m < to; m++) {
             int32_t s = members[m];
             if (s < 0 || s >= sh.nsets) {
-                goto not_a_screen_mid;
+                goto not_a_screen;
             }
             if (set_hit[s]) {
                 continue;
@@ -2265,7 +2260,7 @@ ctext_screen_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
             set_hit[s] = 1;
             int32_t p = set_pat[s];
             if (p < 0 || p >= sh.npats) {
-                goto not_a_screen_mid;
+                goto not_a_screen;
             }
             if (++pat_hit[p] == pat_sets[p]) {
                 passed[npassed++] = p;
@@ -2289,7 +2284,7 @@ ctext_screen_literals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssi
         result = PyTuple_Pack(2, list, ends);
     }
     goto done;
-not_a_screen_mid:
+not_a_screen: /* found while reading it: a screen not made by pack_screen for this pack */
     PyErr_SetString(PyExc_ValueError, "screen_literals(): not a screen of this pack");
 done:
     Py_XDECREF(list);
@@ -2298,9 +2293,6 @@ done:
     PyMem_Free(distinct);
     PyMem_Free(found);
     return result;
-not_a_screen:
-    PyErr_SetString(PyExc_ValueError, "screen_literals(): not a screen of this pack");
-    return NULL;
 }
 
 static PyMethodDef ctext_methods[] = {

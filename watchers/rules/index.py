@@ -300,11 +300,13 @@ class _RegexScreen:
         # Per pattern, the other sets of literals it requires one of each (see
         # required_literal_sets): "kyiv\W+talks" needs "talks" as well as "kyiv".
         self.also: dict[str, list[list[str]]] = {}
+        first: dict[str, list[str]] = {}  # per pattern, its first set (the literals' keys)
         for p in patterns:
             lits = required_literals(p)
             if lits is None:
                 self.unscreened.append(p)
             else:
+                first[p] = lits
                 for lit in lits:
                     self.literals.setdefault(lit, []).append(p)
                 others = [
@@ -337,11 +339,7 @@ class _RegexScreen:
         }
         scanned_leads = [(lit, lit in leads) for lit in self._scanned]
         pack = _automaton_pack(scanned_leads)
-        self._find: _Finder | None = (
-            partial(_text.find_literals, pack)
-            if pack is not None and _text.find_literals is not None
-            else _hyperscan_finder(scanned_leads)
-        )
+        self._find: _Finder | None = _finder_of(pack) or _hyperscan_finder(scanned_leads)
         # For the scan's ids: per scanned literal, the patterns whose first set holds it; per
         # pattern, its other sets as sets of ids. The patterns of a literal are split in two:
         # those with no other set (found with the literal) and, with their other sets, those
@@ -364,19 +362,12 @@ class _RegexScreen:
         # patterns each of whose sets it found, by number in _sieved.
         self._sieve: Callable[[bytes, int], tuple[list[int], Mapping[int, list[int]]]] | None
         self._sieve = None
-        self._sieved: list[str] = []
+        self._sieved = list(first)
         screen_literals, pack_screen = _text.screen_literals, _text.pack_screen
         if pack is not None and screen_literals is not None and pack_screen is not None:
-            first: dict[str, set[int]] = {}
-            for lit, ps in self.literals.items():
-                for p in ps:
-                    first.setdefault(p, set()).add(number[lit])
-            self._sieved = list(first)
-            each_set = [
-                [sorted(first[p]), *(sorted(map(number.__getitem__, lits))
-                                     for lits in self.also.get(p, ()))]
-                for p in self._sieved
-            ]
+            each_set = [[[number[lit] for lit in lits]
+                         for lits in (first[p], *self.also.get(p, ()))]
+                        for p in self._sieved]
             self._sieve = partial(screen_literals, pack,
                                   pack_screen(len(self._scanned), each_set))
         # Without a scan, many literals are first screened by their first three letters:
@@ -529,7 +520,11 @@ def _automaton_finder(
     """A :data:`_Finder` by the C extension's automaton (``_ctext.find_literals``: one
     pass, no call into Python per occurrence, the interpreter lock held throughout); None
     without the extension or when the automaton would be too large."""
-    pack = _automaton_pack(literals)
+    return _finder_of(_automaton_pack(literals))
+
+
+def _finder_of(pack: bytes | None) -> _Finder | None:
+    """The :data:`_Finder` that scans with an automaton ``pack`` (None without one)."""
     if pack is None or _text.find_literals is None:
         return None
     return partial(_text.find_literals, pack)

@@ -112,10 +112,9 @@ class RegexBudget:
         start = time.perf_counter()
         try:
             if starts is None:
-                # Each match's span read once, by the C method itself (a common lead is
-                # searched for: dozens of matches an article).
-                found = [sp for sp in map(_match_span(), rx.finditer(text, pos, timeout=left))
-                         if sp[1] > sp[0]]
+                found = [
+                    m.span() for m in rx.finditer(text, pos, timeout=left) if m.end() > m.start()
+                ]
             else:
                 found = _spans_at(rx, text, starts, start + left)
         except TimeoutError:
@@ -126,14 +125,6 @@ class RegexBudget:
             return None
         self.spent += time.perf_counter() - start
         return found
-
-
-@lru_cache(maxsize=1)
-def _match_span() -> Callable[[regex.Match[str]], tuple[int, int]]:
-    """The span method of the regex module's match objects, unbound."""
-    import regex
-
-    return type(regex.match("", "")).span  # type: ignore[union-attr]
 
 
 def _spans_at(
