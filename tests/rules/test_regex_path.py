@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from watchers.models import Article
 from watchers.rules import RegexBudget, Rule, RuleSet, match_query
 from watchers.rules import matcher as matcher_module
-from watchers.rules.index import _PLAIN, _RegexScreen
+from watchers.rules.index import _PLAIN, _automaton_pack, _RegexScreen
 from watchers.rules.matcher import (
     Analysis,
     Evaluator,
@@ -433,3 +433,31 @@ def test_a_screened_regex_is_tried_only_in_the_fields_that_hold_its_strings(
         {r"\bkiev\w*", r"kiev\W+talks"},
         set(),
     ]
+
+
+def test_a_rule_set_whose_regexes_need_the_wide_automaton_decides_as_the_naive_loop() -> None:
+    """Thousands of regex rules of long rare words: their literals make an automaton of more
+    than 32,767 states, which keeps 32-bit moves (the narrow form cannot hold it). Deciding
+    through the screen in one call still gives what the naive loop gives."""
+    import random
+    import struct
+
+    rng = random.Random(3)
+    words = sorted({"".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=12)) for _ in range(4200)})
+    queries = {f"w{i:04d}": f"/\\b{w}\\w*/" if i % 3 else f"/{w}\\W+{words[i - 1]}/"
+               for i, w in enumerate(words)}
+    rules = RuleSet.from_queries(queries)
+    screen = rules._index._regex
+    if screen._sieve is None:
+        pytest.skip("the C extension's screen is not built (or NEWSWATCH_PURE is set)")
+    pack = _automaton_pack([(lit, lit.encode() in screen._lead_ids) for lit in screen._scanned])
+    assert pack is not None
+    magic, states = struct.unpack_from("=ii", pack)
+    assert magic == 0x4C495431 and states > 32_767  # "LIT1": the wide form
+    for n in range(3):
+        chosen = rng.sample(words, 40)
+        body = " ".join(f"{w}s, {w}. {rng.choice(words)}" for w in chosen)
+        article = Article(id=f"a{n}", title=f"{chosen[0].upper()} and more", text=body)
+        decided = [(d.rule, d.score) for d in rules.decide(article).decisions]
+        assert decided == [(m.rule, m.score) for m in rules.match_naive(article)]
+        assert len(decided) > 40
