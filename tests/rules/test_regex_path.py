@@ -91,14 +91,16 @@ def path_spans(
     """The evaluator's spans; ``try_all`` has it try the pattern at every place of its lead
     however many there are (rather than search from the first past a few)."""
     article = Article(title="t", text=text)
-    if screened:
-        # The screen records where the leads are, as a rule set's index does before evaluating.
-        _RegexScreen([pattern]).matching_all([article.title, article.text])
-    ev = Evaluator(Analysis(article), None, budget=RegexBudget(30.0))
     tries = matcher_module._TRIES_BASE
     if try_all:
+        # Before the screen too: it keeps as many places of each lead as the evaluator tries.
         matcher_module._TRIES_BASE = 10**9
     try:
+        if screened:
+            # The screen records where the leads are, as a rule set's index does before
+            # evaluating.
+            _RegexScreen([pattern]).matching_all([article.title, article.text])
+        ev = Evaluator(Analysis(article), None, budget=RegexBudget(30.0))
         return ev.regex_spans(Regex(pattern=pattern), "text")
     finally:
         matcher_module._TRIES_BASE = tries
@@ -461,3 +463,158 @@ def test_a_rule_set_whose_regexes_need_the_wide_automaton_decides_as_the_naive_l
         decided = [(d.rule, d.score) for d in rules.decide(article).decisions]
         assert decided == [(m.rule, m.score) for m in rules.match_naive(article)]
         assert len(decided) > 40
+
+
+# Patterns decided by counting the places of their literals (the counted shape), and the
+# characters that decide whether \b holds before one: ASCII and Latin-1 ones on both sides,
+# "?" (also what a character beyond Latin-1 becomes in the screen form), marks, letters and
+# punctuation beyond Latin-1, and the letters that fold to ASCII ones.
+COUNTED = [
+    r"\bkiev\w*",
+    r"\b(?:kyiv|kiev)\w*",
+    r"\bki",
+    r"\b(ab|abc)\w*",
+    r"\bsk[a-z]*",
+    r"\bab\w*?",
+    "\\b\u212aiev\\w*",
+    r"\bss\w*",
+    r"\bii\w*",
+    r"\b10\w*",
+]
+COUNTED_ALPHABET = st.sampled_from(
+    [
+        *"aAbBcikKsSxX_ 1,0.?-'\n",
+        *("\xa0", "\xd7", "\xab", "\xe9", "\xc9", "\xdf", "\u0301", "\u0142", "\u4e2d", "\u0660"),
+        *("\u2019", "\u201c", "\u2014", "\U0001f600", "\u203f"),
+        *("\u212a", "\u017f", "\u0131", "\u0130"),
+        *("kiev", "KIEV", "Kyiv", "abc", "ab", "sk", "ii", "10"),
+    ]
+)
+COUNTED_TEXTS = st.lists(COUNTED_ALPHABET, max_size=40).map("".join)
+WORD_BYTES = [bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyz0123456789_"]
+
+
+def test_the_counted_shape_is_a_word_start_literal_and_word_characters_after() -> None:
+    for pattern in COUNTED:
+        assert matcher_module._regex_plan(pattern)[3], pattern
+    # Too short a literal to screen for: searched for, as before.
+    assert not matcher_module._regex_plan(r"\bs\w*")[3]
+    for pattern in [
+        r"kiev\w*",  # no \b: a match may begin inside a word another has taken
+        r"\bkiev\w+",  # needs a character after the literal
+        r"\bkiev\w*\b",  # a condition after it
+        r"\bkiev[^ ]*",  # may run past the word
+        r"\bkiev[a-z-]*",
+        r"\bkiev[!-~]*",
+        r"\bkiev\d*",
+        r"\bki.v",
+        r"\bki+ev",
+        r"(?a)\bkiev\w*",  # \b of ASCII word characters only
+        r"\b(?-i:Kiev)\w*",  # fewer places than its literal's
+        r"\bk(?-i:i)ev",
+        r"\bkiev_\w*",
+        "\\bk\xefev\\w*",
+        r"\b(kiev|)\w*",
+        r"\b\w*kiev",
+    ]:
+        assert not matcher_module._counted_shape(pattern), pattern
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(COUNTED),
+    COUNTED_TEXTS,
+    COUNTED_TEXTS,
+    st.booleans(),
+    st.sampled_from([3, 2000]),
+)
+def test_a_counted_pattern_decides_as_a_search_counts(
+    pattern: str, title: str, text: str, screened: bool, most: int
+) -> None:
+    """Deciding a rule of one counted pattern scores what its spans from a search of each
+    field would (2 a title match, 1 a text match), and nothing where there are none, without
+    running the pattern unless its literals are more than ``_COUNTED_MOST`` (here 3 or the
+    module's own 2,000) or a field has ı or İ where a literal has an i."""
+    article = Article(title=title or "x", text=text)
+    if screened:
+        _RegexScreen([pattern]).matching_all([article.title, article.text])
+    ev = Evaluator(Analysis(article), None, budget=RegexBudget(30.0))
+    kept = matcher_module._COUNTED_MOST
+    matcher_module._COUNTED_MOST = most
+    try:
+        decided = ev.decide("r", Regex(pattern=pattern), 85)
+    finally:
+        matcher_module._COUNTED_MOST = kept
+    counts = [len(finditer_spans(pattern, article.field(f))) for f in ("title", "text")]
+    if not any(counts):
+        assert decided is None
+    else:
+        assert decided is not None
+        assert decided.score == 2.0 * counts[0] + counts[1]
+    assert ev.over_budget == []
+    # The search ran only where a field has more of the literals than that, or has ı or İ
+    # where a literal has an i (which of them a pattern's i matches is its case).
+    leads = matcher_module._REGEX_PLANS[pattern][1]
+    assert leads
+    for field, value in (("title", article.title), ("text", article.text)):
+        folded = folded_text(value)
+        limit = matcher_module.lead_tries(len(value))
+        many = any(
+            sum(folded.data.startswith(lead, p) for p in range(len(value))) > limit
+            for lead in leads
+        ) and sum(folded.data.count(lead) for lead in leads) > most
+        data = folded.data
+        word_starts = [
+            lead
+            for lead in leads
+            for p in range(len(data))
+            if data.startswith(lead, p) and not (p and data[p - 1 : p] in WORD_BYTES)
+        ]
+        dotted = ("\u0131" in value or "\u0130" in value) and any(b"i" in w for w in word_starts)
+        assert folded.dotted == ("\u0131" in value or "\u0130" in value)
+        assert ((pattern, field) in ev._regex) == (bool(value) and (many or dotted))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(COUNTED),
+    st.lists(
+        st.sampled_from(
+            ["kiev", "kyiv", "ab", "abc", "ii", "sk", "10", " ", "x", "\xe9", "\u2019"]
+        ),
+        max_size=80,
+    ),
+    st.sampled_from([3, 2000]),
+)
+def test_a_counted_pattern_with_its_literals_everywhere(
+    pattern: str, parts: list[str], most: int
+) -> None:
+    """More places than are tried one by one: counted by hand up to ``_COUNTED_MOST`` of the
+    literals, searched for past it; the score is the search's count either way."""
+    text = "".join(parts)
+    article = Article(title="x", text=text)
+    kept = matcher_module._COUNTED_MOST
+    matcher_module._COUNTED_MOST = most
+    try:
+        ev = Evaluator(Analysis(article), None, budget=RegexBudget(30.0))
+        decided = ev.decide("r", Regex(pattern=pattern, field="text"), 85)
+    finally:
+        matcher_module._COUNTED_MOST = kept
+    count = len(finditer_spans(pattern, text))
+    assert (decided.score if decided else 0) == count
+    leads = matcher_module._REGEX_PLANS[pattern][1]
+    assert leads
+    data = folded_text(text).data
+    tried = matcher_module.lead_tries(len(text))
+    searched = sum(data.count(lead) for lead in leads) > most and any(
+        sum(data.startswith(lead, p) for p in range(len(data))) > tried for lead in leads
+    )
+    assert ((pattern, "text") in ev._regex) == searched
+
+
+def test_a_counted_pattern_with_a_spent_budget_is_reported_over_it() -> None:
+    spent = RegexBudget(1e-9)
+    spent.spent = 1.0
+    ev = Evaluator(Analysis(Article(title="Kiev", text="kiev")), None, budget=spent)
+    assert ev.decide("r", Regex(pattern=r"\bkiev\w*"), 85) is None
+    assert ev.over_budget == ["r"]

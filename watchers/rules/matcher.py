@@ -906,7 +906,7 @@ class Evaluator:
             spans = []
         else:
             plan = _REGEX_PLANS.get(pattern) or _regex_plan(pattern)
-            rx, leads, word_start = plan
+            rx, leads, word_start, _ = plan
             if leads is None:
                 spans = self.budget.spans(rx, text)
             else:
@@ -1064,6 +1064,14 @@ class Evaluator:
             sig = (pattern, field)
             spans = known.get(sig, _UNSEEN)
             if spans is _UNSEEN:
+                plan = _REGEX_PLANS.get(pattern) or _regex_plan(pattern)
+                if plan[3]:
+                    count = self._counted(plan, field)
+                    if count is not None:
+                        if count:
+                            matched = True
+                            score += _FIELD_WEIGHT[_FIELD_RANK[field]] * count
+                        continue
                 spans = self._spans(sig)
             if spans is None:
                 self._over = True
@@ -1077,6 +1085,64 @@ class Evaluator:
         if not matched:
             return None
         return Decision(name, self.analysis.article.id, score)
+
+    def _counted(self, plan: _RegexPlan, field: str) -> int | None:
+        """How many matches a pattern counted at its leads (see :func:`_counted_shape`) has in
+        ``field``, without running it; None where the search must answer: a field with more
+        than ``_COUNTED_MOST`` of its leads, ı or İ in a field where a lead has an i, or a
+        budget already spent (which the search reports).
+
+        Such a pattern matches at a lead's place exactly when the character before it is no
+        word character, and its matches hold word characters only, so none holds another's
+        place: the count is of the places whose character before is not one.
+        """
+        if self.budget.spent >= self.budget.seconds:
+            return None
+        text = self._texts.get(field)
+        if text is None:
+            text = self._texts[field] = self.analysis.article.field(field)
+        if not text:
+            return 0
+        folded = self._folded.get(field)
+        if folded is None:
+            folded = self._folded[field] = folded_text(text)
+        leads: tuple[bytes, ...] = plan[1]  # type: ignore[assignment]
+        starts, complete = _lead_starts(folded, leads, True, lead_tries(len(text)))
+        data = folded.data
+        if not complete:
+            # More places than are tried one at a time: found here, as long as they are few
+            # enough to stay cheaper than the budgeted search (bytes.count counts no fewer).
+            if sum(map(data.count, leads)) > _COUNTED_MOST:
+                return None
+            starts = []
+            for lead in leads:
+                find = data.find
+                p = find(lead)
+                while p >= 0:
+                    if not (p and data[p - 1] in _WORD_BYTES):
+                        starts.append(p)
+                    # A place inside this one follows a letter or digit of it: no word begins
+                    # there.
+                    p = find(lead, p + len(lead))
+        if not starts:
+            return 0
+        if folded.dotted and any(b"i" in lead for lead in leads):
+            return None  # ı and İ each match one case of i: the pattern's case decides
+        count = 0
+        for p in starts:
+            if p:
+                # _lead_starts left out places after an ASCII word character; any other ASCII
+                # byte but "?" (which also stands for a character beyond Latin-1) is none.
+                b = data[p - 1]
+                if b >= 0x80 or b == 0x3F:
+                    ch = text[p - 1]
+                    word = _IS_WORD.get(ch)
+                    if word is None:
+                        word = _is_word(ch)
+                    if word:
+                        continue
+            count += 1
+        return count
 
     def _hit(self, h: _RawHit) -> Hit:
         start, end = h[1], h[2]
@@ -1271,8 +1337,9 @@ def _compiled_regex(pattern: str) -> regex.Pattern[str]:
 
 
 # Per pattern: the compiled pattern, the literals (screen form, see folded_text) one of which
-# every match begins with (None if not known), and whether a match must begin a word.
-_RegexPlan = tuple["regex.Pattern[str]", "tuple[bytes, ...] | None", bool]
+# every match begins with (None if not known), whether a match must begin a word, and whether
+# its matches are counted at those literals' places without running it (_counted_shape).
+_RegexPlan = tuple["regex.Pattern[str]", "tuple[bytes, ...] | None", bool, bool]
 _REGEX_PLANS: dict[str, _RegexPlan] = {}
 # Trying a pattern at a place costs a regex call (with a timeout: two clock readings) where
 # searching costs a case-blind scan of the text; past this many places per this many
@@ -1296,7 +1363,8 @@ def _regex_plan(pattern: str) -> _RegexPlan:
             _BOUNDED.clear()
         leads, word_start = _leading_literals(pattern)
         rx = _compiled_regex(pattern)
-        plan = _REGEX_PLANS[pattern] = (rx, leads, word_start)
+        counted = word_start and _counted_shape(pattern)
+        plan = _REGEX_PLANS[pattern] = (rx, leads, word_start, counted)
         if leads is not None:
             # Only a pattern tried at its leads' places is tried untimed (see _spans_at).
             steps = _attempt_steps(pattern)
@@ -1453,6 +1521,100 @@ def _leading_literals(pattern: str) -> tuple[tuple[bytes, ...] | None, bool]:
     return tuple(lead.encode("ascii") for lead in leads), word_start
 
 
+# The characters a counted pattern's literals may hold, and the ASCII ones its tail may match.
+_ALNUM: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ASCII_WORD_CODES: Final = frozenset(
+    map(ord, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+)
+
+
+def _counted_shape(pattern: str) -> bool:
+    """Whether ``pattern`` is ``\\b``, then literals of ASCII letters and digits (one of some
+    alternatives, each matched exactly), then nothing but repeats of at least zero of word
+    characters (``\\bsanction\\w*``, ``\\b(kyiv|kiev)``, ``\\bukrain[a-z]*``).
+
+    Such a pattern matches wherever \\b holds before one of its literals, and a match spans
+    word characters only: its matches can be counted from the literals' places alone (see
+    :meth:`Evaluator._counted`), which decides a rule without running the pattern.
+    """
+    import re._parser as sre_parse
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = sre_parse.parse(pattern, re.IGNORECASE)
+    except Exception:
+        return False
+    if tree.state.flags & ~(re.IGNORECASE | re.UNICODE):
+        return False  # (?a), (?x) and the like: read them the long way
+    items = list(tree)
+    if not items or str(items[0][0]) != "AT" or str(items[0][1]) != "AT_BOUNDARY":
+        return False
+    tail = len(items)
+    while tail > 1 and _word_repeat(items[tail - 1]):
+        tail -= 1
+    head = items[1:tail]
+    if not head:
+        return False
+    if any(_scoped_flags(item) for item in head):
+        return False  # (?-i:Word) matches fewer places than its literal's
+    found, exact = _prefixes(head, _ALNUM)
+    return exact and "" not in found
+
+
+def _scoped_flags(item: Any) -> bool:
+    """Whether a parsed item sets or clears flags for a group within it."""
+    op, arg = item
+    name = str(op)
+    if name == "SUBPATTERN":
+        return bool(arg[1] or arg[2]) or any(_scoped_flags(i) for i in arg[3])
+    if name == "BRANCH":
+        return any(_scoped_flags(i) for branch in arg[1] for i in branch)
+    if name == "ATOMIC_GROUP":
+        return any(_scoped_flags(i) for i in arg)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        return any(_scoped_flags(i) for i in arg[2])
+    return False
+
+
+def _word_repeat(item: Any) -> bool:
+    """Whether a parsed item repeats, at least zero times, a set of word characters only."""
+    op, arg = item
+    if str(op) not in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") or arg[0] != 0:
+        return False
+    inner = list(arg[2])
+    if len(inner) != 1 or str(inner[0][0]) != "IN":
+        return False
+    for kind, value in inner[0][1]:
+        kind = str(kind)
+        if kind == "CATEGORY":
+            if str(value) != "CATEGORY_WORD":
+                return False
+        elif kind == "RANGE":
+            lo, hi = value
+            if not all(c in _ASCII_WORD_CODES for c in range(lo, hi + 1)):
+                return False
+        elif kind != "LITERAL" or value not in _ASCII_WORD_CODES:
+            return False
+    return True
+
+
+# A counted pattern whose literals occur more often than this in a field is searched for: the
+# search keeps to the regex budget, counting places by hand does not.
+_COUNTED_MOST = 2000
+
+# Whether a character is a word character to the regex module (\w, and so \b), by character:
+# asked for the few beyond ASCII that stand before a counted pattern's literals.
+_IS_WORD: dict[str, bool] = {}
+
+
+def _is_word(ch: str) -> bool:
+    if len(_IS_WORD) > 4096:
+        _IS_WORD.clear()
+    word = _IS_WORD[ch] = _compiled_regex(r"\w").match(ch) is not None
+    return word
+
+
 def _leads(items: list[Any], plain: frozenset[str]) -> list[str] | None:
     """The literals (of ``plain`` characters, lower-cased) one of which every match of a
     sequence of parsed items begins with, or None when that is not known."""
@@ -1553,23 +1715,26 @@ def _lead_starts(
 
 
 # Under IGNORECASE these non-ASCII letters match ASCII ones (ſ/s, ı/i, İ/i, K/k): the screen
-# form maps them to those letters first.
+# form maps them to those letters first. The two i's match one case each (ı matches I, not i;
+# İ matches i, not I): an "i" in the screen form may be a place a pattern's i does not match.
 _FOLD_SPECIALS: Final = (("\u017f", "s"), ("\u0131", "i"), ("\u0130", "i"), ("\u212a", "k"))
 
 
 class FoldedText:
     """A text's screen form: the text as one byte per character, ASCII lower-cased.
 
-    Where a lower-case ASCII literal occurs in :attr:`data` is where it matches the text under
-    IGNORECASE (and where a ``?`` stands for a character beyond Latin-1, possibly more); the
-    offsets are the text's. It also keeps where literals were found in it, by a scan of many
-    literals at once (the regex screen's) or one by one.
+    Where a lower-case ASCII literal matches the text under IGNORECASE it occurs in
+    :attr:`data` (where a ``?`` stands for a character beyond Latin-1, possibly more), and where
+    it occurs it matches, unless it holds an "i" and :attr:`dotted` says the text has ı or İ;
+    the offsets are the text's. It also keeps where literals were found in it, by a scan of
+    many literals at once (the regex screen's) or one by one.
     """
 
-    __slots__ = ("_scans", "_starts", "data", "text")
+    __slots__ = ("_scans", "_starts", "data", "dotted", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.dotted = False
         if text.isascii():
             self.data = text.encode("ascii").lower()
         else:
@@ -1577,6 +1742,7 @@ class FoldedText:
             for ch, to in _FOLD_SPECIALS:
                 if ch in plain:
                     plain = plain.replace(ch, to)
+                    self.dotted = self.dotted or to == "i"
             # Latin-1 letters never match an ASCII one, and bytes.lower() leaves them be.
             self.data = plain.encode("latin-1", "replace").lower()
         self._starts: dict[bytes, list[int]] = {}
