@@ -94,7 +94,7 @@ from watchers.schedule import Clock, SystemClock
 from watchers.search import DEFAULT_WAIT, Lookup, SearchHit, search
 from watchers.service import PollReport, WatchService
 from watchers.sources import SourceContext, build_source, describe_source
-from watchers.sources._guard import check_url
+from watchers.sources._guard import IPNetwork, check_url, parse_networks
 from watchers.sources.base import Source
 from watchers.store import SourceState, Store, open_store
 from watchers.store.base import (
@@ -256,6 +256,14 @@ class _FetcherOnFirstUse:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fetcher(), name)
+
+    @property
+    def allow_private(self) -> tuple[IPNetwork, ...]:
+        """The config's allowlist, as the fetcher holds it: a feed source checks its URL
+        against it when it is built, before anything is fetched."""
+        if self._made is not None:
+            return self._made.allow_private
+        return parse_networks(self._cfg.fetch.allow_private)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -96,10 +96,22 @@ def test_a_check_loads_no_discord_network_or_delivery_code(tmp_path: Path) -> No
                      "watchers.engine"} == set()
 
 
-def test_an_import_opens_the_engine_without_loading_an_http_client(tmp_path: Path) -> None:
+@pytest.mark.parametrize("feeds", [False, True])
+def test_an_import_opens_the_engine_without_loading_an_http_client(
+    tmp_path: Path, feeds: bool
+) -> None:
     """The engine's shared fetcher is made when a source first fetches: an import (which
-    fetches nothing) loaded aiohttp for it, about 0.15 s of its start."""
+    fetches nothing) loaded aiohttp for it, about 0.15 s of its start. With feeds in the
+    config too: building a feed source checks its URL against the fetcher's allowlist, which
+    made the fetcher."""
     _one_rule_and_history(tmp_path)
+    if feeds:
+        with (tmp_path / "config.toml").open("a") as f:
+            f.write('[fetch]\nallow_private = ["10.0.0.0/8"]\n'
+                    '[[sources]]\nname = "wire"\ntype = "feed"\n'
+                    'url = "https://feeds.example.org/world.xml"\n'
+                    '[[sources]]\nname = "lan"\ntype = "feed"\n'
+                    'url = "http://10.1.2.3/feed.xml"\n')
     code = ("from bot.cli import main\n"
             "assert main(['import', 'h.jsonl', '-c', 'config.toml']) == 0\n")
     loaded = loaded_after(code, cwd=tmp_path)
