@@ -612,6 +612,32 @@ def test_a_counted_pattern_with_its_literals_everywhere(
     assert ((pattern, "text") in ev._regex) == searched
 
 
+def test_counting_a_long_field_by_hand_is_charged_to_the_regex_budget() -> None:
+    """Past the few places tried one by one, counting reads the whole field, as a search
+    does: its time is the budget's, and the rules after it find the budget spent."""
+    chunk = "Kiev talks; kievan and kyivska talks, KIEV\u2019s talks. " + "x" * 300
+    text = chunk * 40  # each literal 40-80 times: past the places tried, under the hand limit
+    article = Article(id="long", title="t", text=text)
+    queries = {"a": r"/\bkiev\w*/", "b": r"/\bkyiv\w*/", "c": r"/\btalks\w*/"}
+    for pattern in queries.values():
+        assert matcher_module._regex_plan(pattern.strip("/"))[3]
+    roomy = RuleSet.from_queries(queries, regex_budget=3600.0)
+    decided = roomy.decide(article)
+    assert decided.over_budget == ()
+    assert {d.rule: d.score for d in decided.decisions} == {
+        name: float(len(finditer_spans(q.strip("/"), text))) for name, q in queries.items()
+    }
+    budget = RegexBudget(3600.0)
+    ev = Evaluator(Analysis(article), None, budget=budget)
+    assert ev.decide("a", Regex(pattern=r"\bkiev\w*"), 85) is not None
+    assert budget.spent > 0
+    # A budget the first count uses up: that rule is decided, the next ones are over it.
+    tight = RuleSet.from_queries(queries, regex_budget=1e-9)
+    decided = tight.decide(article)
+    assert [d.rule for d in decided.decisions] == ["a"]
+    assert decided.over_budget == ("b", "c")
+
+
 def test_a_counted_pattern_with_a_spent_budget_is_reported_over_it() -> None:
     spent = RegexBudget(1e-9)
     spent.spent = 1.0

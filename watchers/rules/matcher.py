@@ -1112,7 +1112,11 @@ class Evaluator:
         if not complete:
             # More places than are tried one at a time: found here, as long as they are few
             # enough to stay cheaper than the budgeted search (bytes.count counts no fewer).
+            # Reading the whole field is the search's work too, and is charged to the budget
+            # as the search's time is: a long field cannot take more than the budget this way.
+            began = time.perf_counter()
             if sum(map(data.count, leads)) > _COUNTED_MOST:
+                self.budget.spent += time.perf_counter() - began
                 return None
             starts = []
             for lead in leads:
@@ -1124,6 +1128,7 @@ class Evaluator:
                     # A place inside this one follows a letter or digit of it: no word begins
                     # there.
                     p = find(lead, p + len(lead))
+            self.budget.spent += time.perf_counter() - began
         if not starts:
             return 0
         if folded.dotted and any(b"i" in lead for lead in leads):
