@@ -1108,15 +1108,16 @@ class Evaluator:
             folded = self._folded[field] = folded_text(text)
         leads: tuple[bytes, ...] = plan[1]  # type: ignore[assignment]
         starts, complete = _lead_starts(folded, leads, True, lead_tries(len(text)))
-        data = folded.data
-        if not complete:
-            # More places than are tried one at a time: found here, as long as they are few
-            # enough to stay cheaper than the budgeted search (bytes.count counts no fewer).
-            # Reading the whole field is the search's work too, and is charged to the budget
-            # as the search's time is: a long field cannot take more than the budget this way.
-            began = time.perf_counter()
+        if complete:
+            return _begun_words(folded, leads, starts)
+        # More places than are tried one at a time: found here, as long as they are few enough
+        # to stay cheaper than the budgeted search (bytes.count counts no fewer). Reading the
+        # whole field is the search's work too, and is charged to the budget as the search's
+        # time is: a long field cannot take more than the budget this way.
+        began = time.perf_counter()
+        try:
+            data = folded.data
             if sum(map(data.count, leads)) > _COUNTED_MOST:
-                self.budget.spent += time.perf_counter() - began
                 return None
             starts = []
             for lead in leads:
@@ -1128,26 +1129,9 @@ class Evaluator:
                     # A place inside this one follows a letter or digit of it: no word begins
                     # there.
                     p = find(lead, p + len(lead))
+            return _begun_words(folded, leads, starts)
+        finally:
             self.budget.spent += time.perf_counter() - began
-        if not starts:
-            return 0
-        if folded.dotted and any(b"i" in lead for lead in leads):
-            return None  # ı and İ each match one case of i: the pattern's case decides
-        count = 0
-        for p in starts:
-            if p:
-                # _lead_starts left out places after an ASCII word character; any other ASCII
-                # byte but "?" (which also stands for a character beyond Latin-1) is none.
-                b = data[p - 1]
-                if b >= 0x80 or b == 0x3F:
-                    ch = text[p - 1]
-                    word = _IS_WORD.get(ch)
-                    if word is None:
-                        word = _is_word(ch)
-                    if word:
-                        continue
-            count += 1
-        return count
 
     def _hit(self, h: _RawHit) -> Hit:
         start, end = h[1], h[2]
@@ -1602,6 +1586,32 @@ def _word_repeat(item: Any) -> bool:
         elif kind != "LITERAL" or value not in _ASCII_WORD_CODES:
             return False
     return True
+
+
+def _begun_words(folded: FoldedText, leads: tuple[bytes, ...], starts: list[int]) -> int | None:
+    """How many of ``starts`` (places of ``leads`` in ``folded``, none after an ASCII word
+    character) begin a word, or None when the pattern's case decides (see _counted)."""
+    if not starts:
+        return 0
+    if folded.dotted and any(b"i" in lead for lead in leads):
+        return None  # ı and İ each match one case of i: the pattern's case decides
+    data = folded.data
+    text = folded.text
+    count = 0
+    for p in starts:
+        if p:
+            # Any ASCII byte but "?" (which also stands for a character beyond Latin-1) is no
+            # word character here; for the others the character itself is asked.
+            b = data[p - 1]
+            if b >= 0x80 or b == 0x3F:
+                ch = text[p - 1]
+                word = _IS_WORD.get(ch)
+                if word is None:
+                    word = _is_word(ch)
+                if word:
+                    continue
+        count += 1
+    return count
 
 
 # A counted pattern whose literals occur more often than this in a field is searched for: the
