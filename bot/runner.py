@@ -14,9 +14,7 @@ import os
 import signal
 from collections.abc import Awaitable, Sequence
 from datetime import timedelta
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from bot.console import ConsoleSink
 from bot.destinations import token_from_env
@@ -31,6 +29,9 @@ from watchers.sources.base import printable
 
 __all__ = ["STOP_SIGNALS", "StopSignals", "once_unless_stopped", "report_poll", "run",
            "token_from_env", "until_stopped"]
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("newswatch")
 
@@ -95,10 +96,19 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
     # closes; the signals' handlers stay until then.
     stop = asyncio.Event()
     with StopSignals(stop) as signals:
-        async with aiohttp.ClientSession() as session, open_engine(
-                cfg, sinks=_webhook_sinks(cfg, session), start=False,
-                default_sink=ConsoleSink(), on_report=report_poll, role=role,
-                lease=timedelta(seconds=lease), safety_poll=safety_poll) as engine:
+        async with contextlib.AsyncExitStack() as stack:
+            sinks: dict[str, Sink] = {}
+            if webhooks:
+                # Only webhooks need an HTTP session here (and aiohttp and discord.py loaded,
+                # about 0.2 s of a process that prints its alerts).
+                import aiohttp
+
+                session = await stack.enter_async_context(aiohttp.ClientSession())
+                sinks = _webhook_sinks(cfg, session)
+            engine = await stack.enter_async_context(open_engine(
+                cfg, sinks=sinks, start=False, default_sink=ConsoleSink(),
+                on_report=report_poll, role=role, lease=timedelta(seconds=lease),
+                safety_poll=safety_poll))
             await _intro(engine, "the deliver processes" if role == "poll"
                          else "webhooks and console" if webhooks else "console")
             if once:

@@ -120,6 +120,31 @@ def test_an_import_opens_the_engine_without_loading_an_http_client(
                      "httptools"} == set()
 
 
+def test_a_run_to_the_console_loads_no_http_client_or_discord(tmp_path: Path) -> None:
+    """Without a token or a webhook, ``run`` prints its alerts: it made an HTTP session (and
+    loaded aiohttp and discord.py for the webhook sinks it then did not make), about 0.25 s of
+    its start. With a webhook route it still makes them and posts (tests/bot)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("Troops gather near the border\n\nMore troops.\n")
+    (tmp_path / "config.toml").write_text(
+        '[storage]\npath = "nw.db"\n'
+        '[[sources]]\nname = "in"\ntype = "folder"\npath = "in"\n'
+        '[[rules]]\nname = "troops"\nquery = "troops"\n')
+    code = ("import os\n"
+            "os.environ.pop('DISCORD_TOKEN', None)\n"
+            "from bot.cli import main\n"
+            "assert main(['run', '-c', 'config.toml', '--once']) == 0\n")
+    script = f"import sys\n{code}\nimport json\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout.splitlines()[-1]))
+    assert "matched: troops" in result.stdout  # the alert was printed
+    assert "watchers.engine" in loaded  # it did run the engine
+    assert loaded & {"aiohttp", "discord", "bot.client", "bot.sinks",
+                     "watchers.sources._http"} == set()
+
+
 def test_an_import_with_a_wrong_config_says_so_before_loading_the_engine(tmp_path: Path) -> None:
     """The config is read first: its error is said without loading the engine, the store or
     the network code (about 0.2 s of a process that only says what is wrong)."""
