@@ -32,13 +32,19 @@ NOT_IN_A_SEARCH = (
 )
 
 
-def loaded_after(code: str, cwd: Path = REPO) -> set[str]:
-    """The modules a fresh interpreter holds after running ``code``."""
+def printed_and_loaded(code: str, cwd: Path = REPO) -> tuple[str, set[str]]:
+    """What a fresh interpreter running ``code`` printed, and the modules it then holds."""
     script = f"import sys\n{code}\nimport json\nprint(json.dumps(sorted(sys.modules)))\n"
     result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    return set(json.loads(result.stdout.splitlines()[-1]))
+    *printed, modules = result.stdout.splitlines()
+    return "\n".join(printed), set(json.loads(modules))
+
+
+def loaded_after(code: str, cwd: Path = REPO) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    return printed_and_loaded(code, cwd)[1]
 
 
 def test_importing_the_cli_loads_no_command_code() -> None:
@@ -134,12 +140,8 @@ def test_a_run_to_the_console_loads_no_http_client_or_discord(tmp_path: Path) ->
             "os.environ.pop('DISCORD_TOKEN', None)\n"
             "from bot.cli import main\n"
             "assert main(['run', '-c', 'config.toml', '--once']) == 0\n")
-    script = f"import sys\n{code}\nimport json\nprint(json.dumps(sorted(sys.modules)))\n"
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    loaded = set(json.loads(result.stdout.splitlines()[-1]))
-    assert "matched: troops" in result.stdout  # the alert was printed
+    printed, loaded = printed_and_loaded(code, cwd=tmp_path)
+    assert "matched: troops" in printed  # the alert was printed
     assert "watchers.engine" in loaded  # it did run the engine
     assert loaded & {"aiohttp", "discord", "bot.client", "bot.sinks",
                      "watchers.sources._http"} == set()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import regex
@@ -494,6 +496,17 @@ COUNTED_TEXTS = st.lists(COUNTED_ALPHABET, max_size=40).map("".join)
 WORD_BYTES = [bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyz0123456789_"]
 
 
+@contextmanager
+def counted_most(most: int) -> Iterator[None]:
+    """Past ``most`` of a counted pattern's literals in a field, the search answers."""
+    kept = matcher_module._COUNTED_MOST
+    matcher_module._COUNTED_MOST = most
+    try:
+        yield
+    finally:
+        matcher_module._COUNTED_MOST = kept
+
+
 def test_the_counted_shape_is_a_word_start_literal_and_word_characters_after() -> None:
     for pattern in COUNTED:
         assert matcher_module._regex_plan(pattern)[3], pattern
@@ -539,12 +552,8 @@ def test_a_counted_pattern_decides_as_a_search_counts(
     if screened:
         _RegexScreen([pattern]).matching_all([article.title, article.text])
     ev = Evaluator(Analysis(article), None, budget=RegexBudget(30.0))
-    kept = matcher_module._COUNTED_MOST
-    matcher_module._COUNTED_MOST = most
-    try:
+    with counted_most(most):
         decided = ev.decide("r", Regex(pattern=pattern), 85)
-    finally:
-        matcher_module._COUNTED_MOST = kept
     counts = [len(finditer_spans(pattern, article.field(f))) for f in ("title", "text")]
     if not any(counts):
         assert decided is None
@@ -593,13 +602,9 @@ def test_a_counted_pattern_with_its_literals_everywhere(
     literals, searched for past it; the score is the search's count either way."""
     text = "".join(parts)
     article = Article(title="x", text=text)
-    kept = matcher_module._COUNTED_MOST
-    matcher_module._COUNTED_MOST = most
-    try:
+    with counted_most(most):
         ev = Evaluator(Analysis(article), None, budget=RegexBudget(30.0))
         decided = ev.decide("r", Regex(pattern=pattern, field="text"), 85)
-    finally:
-        matcher_module._COUNTED_MOST = kept
     count = len(finditer_spans(pattern, text))
     assert (decided.score if decided else 0) == count
     leads = matcher_module._REGEX_PLANS[pattern][1]

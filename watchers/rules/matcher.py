@@ -898,9 +898,7 @@ class Evaluator:
         """:meth:`regex_spans` of the pattern and field ``sig``, neither cached nor found
         impossible by the screen."""
         pattern, field = sig
-        text = self._texts.get(field)
-        if text is None:
-            text = self._texts[field] = self.analysis.article.field(field)
+        text = self._text(field)
         spans: list[tuple[int, int]] | None
         if not text:
             spans = []
@@ -913,9 +911,7 @@ class Evaluator:
                 # Every match begins with one of the leads: try the pattern where they are
                 # rather than have it search the whole text (a case-blind search, letter by
                 # letter), or, where they are too many for that, search from the first.
-                folded = self._folded.get(field)
-                if folded is None:
-                    folded = self._folded[field] = folded_text(text)
+                folded = self._folded_of(field, text)
                 limit = lead_tries(len(text))
                 starts, complete = _lead_starts(folded, leads, word_start, limit)
                 budget = self.budget
@@ -1086,6 +1082,20 @@ class Evaluator:
             return None
         return Decision(name, self.analysis.article.id, score)
 
+    def _text(self, field: str) -> str:
+        """The article's ``field``, read once."""
+        text = self._texts.get(field)
+        if text is None:
+            text = self._texts[field] = self.analysis.article.field(field)
+        return text
+
+    def _folded_of(self, field: str, text: str) -> FoldedText:
+        """The screen form of ``text``, the article's ``field``, made once."""
+        folded = self._folded.get(field)
+        if folded is None:
+            folded = self._folded[field] = folded_text(text)
+        return folded
+
     def _counted(self, plan: _RegexPlan, field: str) -> int | None:
         """How many matches a pattern counted at its leads (see :func:`_counted_shape`) has in
         ``field``, without running it; None where the search must answer: a field with more
@@ -1098,14 +1108,10 @@ class Evaluator:
         """
         if self.budget.spent >= self.budget.seconds:
             return None
-        text = self._texts.get(field)
-        if text is None:
-            text = self._texts[field] = self.analysis.article.field(field)
+        text = self._text(field)
         if not text:
             return 0
-        folded = self._folded.get(field)
-        if folded is None:
-            folded = self._folded[field] = folded_text(text)
+        folded = self._folded_of(field, text)
         leads: tuple[bytes, ...] = plan[1]  # type: ignore[assignment]
         starts, complete = _lead_starts(folded, leads, True, lead_tries(len(text)))
         if complete:
@@ -1136,9 +1142,7 @@ class Evaluator:
     def _hit(self, h: _RawHit) -> Hit:
         start, end = h[1], h[2]
         field = h[4]
-        text = self._texts.get(field)
-        if text is None:
-            text = self._texts[field] = self.analysis.article.field(field)
+        text = self._text(field)
         # What _trusted does, inline: a match builds a model per hit, and this is most of the
         # cost of evidence.
         hit: Hit = _new_model(Hit)
