@@ -126,6 +126,24 @@ def test_an_import_opens_the_engine_without_loading_an_http_client(
                      "httptools"} == set()
 
 
+def test_an_import_whose_config_names_a_private_feed_says_so_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """The allowlist is read from the config now, not from a fetcher made for the check: a
+    private feed address that is not allowed is still refused by name before the store is
+    made, and loads no HTTP client."""
+    _one_rule_and_history(tmp_path)
+    with (tmp_path / "config.toml").open("a") as f:
+        f.write('[[sources]]\nname = "lan"\ntype = "feed"\nurl = "http://10.1.2.3/feed.xml"\n')
+    result = nw("import", "h.jsonl", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "sources[0].url" in result.stderr and "10.1.2.3 is a private address" in result.stderr
+    assert not (tmp_path / "nw.db").exists()
+    code = ("from bot.cli import main\n"
+            "assert main(['import', 'h.jsonl', '-c', 'config.toml']) == 2\n")
+    assert loaded_after(code, cwd=tmp_path) & {"aiohttp", "watchers.sources._http"} == set()
+
+
 def test_a_run_to_the_console_loads_no_http_client_or_discord(tmp_path: Path) -> None:
     """Without a token or a webhook, ``run`` prints its alerts: it made an HTTP session (and
     loaded aiohttp and discord.py for the webhook sinks it then did not make), about 0.25 s of

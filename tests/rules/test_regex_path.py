@@ -649,3 +649,62 @@ def test_a_counted_pattern_with_a_spent_budget_is_reported_over_it() -> None:
     ev = Evaluator(Analysis(Article(title="Kiev", text="kiev")), None, budget=spent)
     assert ev.decide("r", Regex(pattern=r"\bkiev\w*"), 85) is None
     assert ev.over_budget == ["r"]
+
+
+def test_threads_deciding_counted_patterns_before_thousands_of_other_letters_agree() -> None:
+    """Four threads decide rules of counted patterns on articles whose literals follow
+    thousands of different characters beyond Latin-1, word characters and not (the
+    word-character table is shared, and emptied past 4,096 of them while others read it):
+    every decision is a search's count, and the table stays bounded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    patterns = {"kiev": r"\bkiev\w*", "either": r"\b(?:kyiv|kiev)\w*", "talks": r"\btalks\w*"}
+    rules = RuleSet([Rule(name, f"/{p}/") for name, p in patterns.items()], regex_budget=3600.0)
+    # CJK ideographs are word characters, arrows and box drawings are not.
+    before = [chr(c) for c in range(0x4E00, 0x4E00 + 5000)] + [
+        chr(c) for c in range(0x2190, 0x2190 + 112)] + [chr(c) for c in range(0x2500, 0x2580)]
+    articles = []
+    for i in range(8):
+        chosen = before[i * 600:(i + 1) * 600] + before[5000:]
+        text = " ".join(f"{ch}{'kiev' if j % 3 else 'Kyiv'} {ch}talks"
+                        for j, ch in enumerate(chosen))
+        articles.append(Article(title=f"t{i}", text=text))
+
+    def decided(article: Article) -> list[tuple[str, float]]:
+        return [(d.rule, d.score) for d in rules.decide(article).decisions]
+
+    expected = [
+        [(name, float(len(finditer_spans(p, a.text))))
+         for name, p in sorted(patterns.items()) if finditer_spans(p, a.text)]
+        for a in articles
+    ]
+    assert any(expected)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(decided, articles * 4)) == expected * 4
+    assert len(matcher_module._IS_WORD) <= 4097
+
+
+def test_deciding_an_article_a_thousand_times_larger_with_counted_patterns() -> None:
+    """A 1 MB article holding a counted pattern's literal tens of thousands of times (past the
+    hand count: searched for) and another's a few hundred times (counted): decided as the
+    search counts with a budget no run reaches; with one too small, the regex rules are
+    reported over it and the word rule beside them still decides."""
+    chunk = "Kyiv talks; kyivska and Kyiv\u2019s talks. " + "x" * 40 + " "
+    text = (chunk * (1_000_000 // len(chunk)))
+    text = text.replace("x" * 40, "sanctions" + "x" * 31, 300)
+    article = Article(id="big", title="Kyiv talks", text=text)
+    queries = {"kyiv": r"/\bkyiv\w*/", "sanction": r"/\bsanction\w*/", "word": "talks"}
+    roomy = RuleSet.from_queries(queries, regex_budget=3600.0)
+    decided = roomy.decide(article)
+    assert decided.over_budget == ()
+    scores = {d.rule: d.score for d in decided.decisions}
+    for name in ("kyiv", "sanction"):
+        pattern = queries[name].strip("/")
+        assert scores[name] == 2.0 * len(finditer_spans(pattern, article.title)) + len(
+            finditer_spans(pattern, text))
+    assert scores["sanction"] == 300.0
+    assert scores == {m.rule: m.score for m in roomy.match_naive(article)}
+    tight = RuleSet.from_queries(queries, regex_budget=1e-6)
+    decided = tight.decide(article)
+    assert decided.over_budget and set(decided.over_budget) <= {"kyiv", "sanction"}
+    assert "word" in [d.rule for d in decided.decisions]
