@@ -457,3 +457,54 @@ async def test_a_json_article_whose_fields_are_not_text_is_skipped_by_name(
     poll = await instant(tmp_path).poll({})
     assert [a.title for a in poll.articles] == ["Good"]
     assert len(poll.skipped) == 1 and f"'c.json': {said}" in poll.skipped[0], poll.skipped
+
+
+def test_a_file_is_binary_exactly_when_control_bytes_are_over_a_tenth_of_its_head() -> None:
+    # The verdict at and around the threshold, for every control byte but NUL (one of which
+    # makes a file binary on its own) and the four that are text (tab, newline, form feed,
+    # carriage return), in heads shorter and longer than the part looked at (8 KiB): a count
+    # of the control bytes, one by one, gives the verdict.
+    import random
+
+    from watchers.sources.folder import decode_text
+
+    rng = random.Random(7)
+    control = [b for b in range(1, 0x20) if b not in (0x09, 0x0A, 0x0C, 0x0D)] + [0x7F]
+    text_bytes = [0x09, 0x0A, 0x0C, 0x0D, *range(0x20, 0x7F)]
+    sniff = 8192
+    checked = {True: 0, False: 0}
+    for size in (1, 9, 10, 11, 99, 100, 101, 1000, sniff - 1, sniff, sniff + 500):
+        head_size = min(size, sniff)
+        for controls in {0, 1, head_size // 10, head_size // 10 + 1, head_size // 2}:
+            if controls > head_size:
+                continue
+            data = [rng.choice(text_bytes) for _ in range(size)]
+            for at in rng.sample(range(head_size), controls):
+                data[at] = rng.choice(control)
+            raw = bytes(data)
+            counted = sum(1 for b in raw[:sniff] if b in control)
+            binary = counted * 10 > head_size
+            assert (decode_text(raw) is None) is binary, (size, controls)
+            checked[binary] += 1
+    assert checked[True] > 10 and checked[False] > 10
+
+
+@pytest.mark.parametrize("length", [0, 1, 4096, 65535, 65536, 65537, 300_000])
+def test_a_file_is_read_whole_or_to_its_cap_whatever_size_it_said_it_had(
+    tmp_path: Path, length: int
+) -> None:
+    # read_fd is told the size fstat gave; a file that grew or shrank since (a stale size) is
+    # still read to its end or to the cap, never short of either and never past the cap.
+    from watchers.sources.folder import read_fd
+
+    data = os.urandom(length)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    for said in {0, 1, length // 2, length, length + 1, 10 * length + 7}:
+        for most in {None, 1, length // 3 + 1, length, length + 1, 70_000}:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                got = read_fd(fd, said, most)
+            finally:
+                os.close(fd)
+            assert got == (data if most is None else data[:most]), (said, most)
