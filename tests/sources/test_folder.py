@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import REPO, SEEDS
 from watchers.config import FolderSourceConfig, parse_config
 from watchers.errors import ConfigError, SourceError
+from watchers.sources import folder as folder_module
 from watchers.sources.folder import FolderSource, read_article_file, split_text_article
 
 
@@ -508,3 +509,41 @@ def test_a_file_is_read_whole_or_to_its_cap_whatever_size_it_said_it_had(
             finally:
                 os.close(fd)
             assert got == (data if most is None else data[:most]), (said, most)
+
+
+@pytest.mark.parametrize("proc", [True, False], ids=["proc", "no-proc"])
+async def test_a_folder_swapped_for_a_link_out_while_it_is_scanned_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proc: bool
+) -> None:
+    # The race a hostile writer of the watched folder can run: a subfolder replaced by a link
+    # to a folder outside, between the look at the subfolder's path and the look at a file in
+    # it. The file found there is outside the watched folder; it is not read (nor stored), and
+    # is named as replaced. Where the system gives no path of an open file (no /proc), the
+    # path is resolved again instead.
+    if not proc:
+        monkeypatch.setattr(folder_module, "_opened_path", lambda fd: None)
+    folder = tmp_path / "drop"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("Inside story\nTroops moved.")
+    (folder / "b.txt").write_text("Another story\nTalks began.")
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "a.txt").write_text("DISCORD_TOKEN=s3cr3t-token\nsecret")
+    swapped: list[str] = []
+
+    class Raced(FolderSource):
+        def _look(self, root: str, real_top: str, path: str, cursor: Any, scan: Any) -> None:
+            if path.endswith(os.sep + "a.txt") and not swapped:
+                os.rename(folder / "sub", tmp_path / "sub-old")
+                (folder / "sub").symlink_to(outside, target_is_directory=True)
+                swapped.append(path)
+            super()._look(root, real_top, path, cursor, scan)
+
+    poll = await Raced("drop", folder, settle=timedelta(0)).poll({})
+    assert swapped
+    assert [a.title for a in poll.articles] == ["Another story"]
+    assert not any("s3cr3t" in a.text or "s3cr3t" in a.title for a in poll.articles)
+    assert len(poll.skipped) == 1 and "'sub/a.txt'" in poll.skipped[0], poll.skipped
+    # Not remembered as skipped: once the link is in place the walk does not enter it.
+    again = await instant(folder).poll(poll.cursor)
+    assert again.articles == [] and again.skipped == ()

@@ -406,11 +406,21 @@ def _inside(root: str, real: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _opened_path(fd: int) -> str | None:
+    """The path of an open file as the kernel gives it (Linux's /proc: links on the way
+    resolved, whatever happened to the path since it was opened); None where it gives none."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
 @dataclass
 class _Scan:
     candidates: list[_Candidate]
     cursor: dict[str, str]  # files already settled (unchanged or remembered as skipped)
     skipped: list[str]
+    root: str = ""  # the folder's real path, which every file read must be inside
 
     def skip(self, cursor: Mapping[str, str], key: str, seen: str, why: str) -> None:
         """Leave out the entry the cursor knows as ``key``, in the state ``seen``: named (as
@@ -473,14 +483,21 @@ class FolderSource:
         if not self.path.is_dir():
             raise SourceError(f"folder {self.path} does not exist or is not a folder")
         root = os.path.realpath(self.path)
-        scan = _Scan([], {}, [])
+        scan = _Scan([], {}, [], root)
         walk_errors: list[OSError] = []
         for top, dirs, files in os.walk(root, onerror=walk_errors.append):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            real_top: str | None = None
             for file in sorted(files):
                 if file.startswith(".") or not file.lower().endswith(SUFFIXES):
                     continue
-                self._look(root, os.path.join(top, file), cursor, scan)
+                if real_top is None:
+                    # Once a folder, not for each of its files (a path's every part read
+                    # again): os.walk enters no link, so this is the folder's own path, unless
+                    # a link took its place meanwhile. A swap later on is caught as a file is
+                    # read (see _read).
+                    real_top = os.path.realpath(top)
+                self._look(root, real_top, os.path.join(top, file), cursor, scan)
         for err in walk_errors:
             if err.filename and os.path.realpath(err.filename) == root:
                 # The watched folder itself cannot be listed: the source fails (it counted as
@@ -493,7 +510,8 @@ class FolderSource:
                       f"folder {_show(where)}: cannot list ({err.strerror})")
         return scan
 
-    def _look(self, root: str, path: str, cursor: Mapping[str, str], scan: _Scan) -> None:
+    def _look(self, root: str, real_top: str, path: str, cursor: Mapping[str, str],
+              scan: _Scan) -> None:
         # The path below the root: os.walk joined it to the root as given.
         key = path[len(root.rstrip(os.sep)) + 1 :]
         if os.sep != "/":
@@ -515,7 +533,10 @@ class FolderSource:
         except OSError:
             return  # gone since the listing
         try:
-            real = os.path.realpath(path)
+            if stat.S_ISLNK(link.st_mode):
+                real = os.path.realpath(path)
+            else:  # no link itself: it is where its folder really is
+                real = os.path.join(real_top, os.path.basename(path))
             if not _inside(root, real):
                 raise _Skip(f"links outside the folder (to {_show(real)})")
             # No link on the way (the real path is the path): the file is what lstat saw.
@@ -559,7 +580,7 @@ class FolderSource:
         articles = []
         for c in candidates:
             try:
-                data = self._read(c)
+                data = self._read(c, scan.root)
                 art = _article_from_bytes(data, c.key.rsplit("/", 1)[-1], source=self.name,
                                           guid=None)
             except _Skip as skip:
@@ -586,8 +607,9 @@ class FolderSource:
                                                    "id": derive_id(art.source, guid)}))
         return articles
 
-    def _read(self, c: _Candidate) -> bytes:
-        """The file's bytes, if it is still the regular file inside the folder that was checked."""
+    def _read(self, c: _Candidate, root: str) -> bytes:
+        """The file's bytes, if it is still the regular file inside the folder (``root``, its
+        real path) that was checked."""
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             fd = os.open(c.real, flags | getattr(os, "O_CLOEXEC", 0))
@@ -597,6 +619,10 @@ class FolderSource:
         try:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != c.dev_ino or not stat.S_ISREG(st.st_mode):
+                raise _Skip("replaced while being read", remember=False)
+            # Where the file opened really is: a folder on the way swapped for a link out of
+            # the watched one, before the file was first looked at or since, leads elsewhere.
+            if not _inside(root, _opened_path(fd) or os.path.realpath(c.real)):
                 raise _Skip("replaced while being read", remember=False)
             data = read_fd(fd, st.st_size, self.max_file_size + 1)
         finally:
