@@ -547,3 +547,54 @@ async def test_a_folder_swapped_for_a_link_out_while_it_is_scanned_is_not_read(
     # Not remembered as skipped: once the link is in place the walk does not enter it.
     again = await instant(folder).poll(poll.cursor)
     assert again.articles == [] and again.skipped == ()
+
+
+class _ChangedBeforeRead(FolderSource):
+    """A folder source that runs ``change`` once it has looked at the files and before it
+    reads them (what a writer of the folder may do at any moment)."""
+
+    def __init__(self, path: Path, change: Any) -> None:
+        super().__init__("drop", path, settle=timedelta(0), max_file_size=1000)
+        self.change = change
+
+    def _read_all(self, candidates: Any, scan: Any) -> Any:
+        self.change()
+        return super()._read_all(candidates, scan)
+
+
+async def test_a_file_that_grows_past_the_cap_before_it_is_read_is_named_and_not_read(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "grows.txt").write_text("Growing story\nTroops moved.")
+    (tmp_path / "stays.txt").write_text("Steady story\nTalks began.")
+
+    def grow() -> None:
+        with (tmp_path / "grows.txt").open("a") as fh:
+            fh.write("x" * 5000)
+
+    poll = await _ChangedBeforeRead(tmp_path, grow).poll({})
+    assert [a.title for a in poll.articles] == ["Steady story"]
+    assert poll.skipped == ("file 'grows.txt': grew over the limit of 1000 bytes",)
+    # Its new version is over the cap too: named once more (it changed), then no more.
+    again = await instant(tmp_path, max_file_size=1000).poll(poll.cursor)
+    assert again.articles == [] and len(again.skipped) == 1
+    assert "over the limit of 1000" in again.skipped[0]
+    third = await instant(tmp_path, max_file_size=1000).poll(again.cursor)
+    assert third.articles == [] and third.skipped == ()
+
+
+async def test_a_file_replaced_before_it_is_read_is_read_again_at_the_next_poll(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "story.txt").write_text("First story\nTroops moved.")
+
+    def replace() -> None:
+        (tmp_path / "new.tmp").write_text("Second story\nTalks began.")
+        os.replace(tmp_path / "new.tmp", tmp_path / "story.txt")
+
+    poll = await _ChangedBeforeRead(tmp_path, replace).poll({})
+    assert poll.articles == []
+    assert poll.skipped == ("file 'story.txt': replaced while being read",)
+    # Not remembered: the file in its place is read at the next poll.
+    again = await instant(tmp_path).poll(poll.cursor)
+    assert [a.title for a in again.articles] == ["Second story"] and again.skipped == ()
