@@ -577,3 +577,34 @@ def test_a_command_that_writes_nothing_to_full_output_says_only_its_own_error(
                              stderr=subprocess.PIPE, text=True, timeout=60)
     assert res.returncode == 2 and "query error" in res.stderr
     assert "standard output" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_match_names_each_document_it_cannot_read_and_matches_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every way a document given to `match` cannot be an article: each is named on stderr
+    with why, and the documents after it are still read and matched."""
+    from bot import cli
+
+    monkeypatch.setattr(cli, "MATCH_MAX_BYTES", 2**20)
+    (tmp_path / "a-big.txt").write_text("Big story\n" + "Troops moved. " * 80_000)
+    (tmp_path / "b-binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(50))
+    (tmp_path / "c-deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "d-blank.txt").write_text("  \n\n  \t\n")
+    (tmp_path / "e-list.json").write_text('["Troops"]')
+    (tmp_path / "f-good.txt").write_text("Good story\nTroops moved.")
+    paths = [str(p) for p in sorted(tmp_path.iterdir())]
+    if os.path.exists("/proc/self/status"):
+        paths.append("/proc/self/status")  # says it holds 0 bytes: taken at its word
+    assert cli.main(["match", "troops", *paths, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["title"] for line in out.splitlines()] == ["Good story"]
+    named = [line.split(": skipped ", 1)[1].split(": ", 1) for line in err.splitlines()
+             if ": skipped " in line]
+    skipped = {path.rsplit("/", 1)[-1]: why for path, why in named}
+    want = {"a-big.txt": "larger than 1 MiB", "b-binary.txt": "binary, not text",
+            "c-deep.json": "invalid JSON: nested too deeply", "d-blank.txt": "empty article",
+            "e-list.json": "expected a JSON object with 'title' and 'text'"}
+    if "/proc/self/status" in paths:
+        want["status"] = "empty article (0 bytes)"
+    assert skipped == want, err
