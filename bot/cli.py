@@ -198,7 +198,13 @@ def _not_a_store_file(target: str, config: Path) -> str | None:
     except StoreError as exc:
         return f"[storage] path: {exc}"
     # What it would refuse once it read the file (a newer schema, an incomplete copy, another
-    # program's database): check said ok, run then refused.
+    # program's database): check said ok, run then refused. No file yet, or an empty one, has
+    # nothing to refuse (open_refusal says so too, but its module loads the PostgreSQL driver).
+    try:
+        if where.stat().st_size == 0:
+            return None
+    except FileNotFoundError:
+        return None
     import asyncio
 
     from watchers.store.copy import open_refusal

@@ -100,6 +100,10 @@ def test_a_check_loads_no_discord_network_or_delivery_code(tmp_path: Path) -> No
     assert {"watchers.config", "watchers.rules"} <= loaded  # it did check
     assert loaded & {"discord", "aiohttp", "bot.sinks", "bot.runner", "watchers.delivery",
                      "watchers.engine"} == set()
+    # No store file yet (a first check), so none to read: not the PostgreSQL driver either,
+    # which the reading of a store file by what run would refuse loads (about 60 ms).
+    # (A store file there is read: tests/cli/test_cli.py, test_check_reads_the_store_...)
+    assert loaded & {"asyncpg", "watchers.store.copy", "watchers.store.postgres"} == set()
 
 
 @pytest.mark.parametrize("feeds", [False, True])
