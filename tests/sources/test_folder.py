@@ -598,3 +598,47 @@ async def test_a_file_replaced_before_it_is_read_is_read_again_at_the_next_poll(
     # Not remembered: the file in its place is read at the next poll.
     again = await instant(tmp_path).poll(poll.cursor)
     assert [a.title for a in again.articles] == ["Second story"] and again.skipped == ()
+
+
+async def test_a_file_the_kernel_names_otherwise_is_read_when_its_path_leads_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The kernel's path of an open file may name the watched folder otherwise than its config
+    # does (a case-insensitive file system gives the case on disk): a file whose path, resolved
+    # again, leads inside and to the very file opened is read all the same.
+    (tmp_path / "story.txt").write_text("Kept story\nTroops moved.")
+    monkeypatch.setattr(folder_module, "_opened_path",
+                        lambda fd: "/ELSEWHERE/" + tmp_path.name.upper() + "/story.txt")
+    poll = await instant(tmp_path).poll({})
+    assert [a.title for a in poll.articles] == ["Kept story"] and poll.skipped == ()
+
+
+async def test_without_proc_a_folder_swapped_back_after_the_open_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race of the test above run further, where there is no /proc: the subfolder is a
+    # link out while the file is looked at and opened, and is put back just after the open.
+    # Its path then leads inside again, but to another file than the one opened: not read.
+    folder = tmp_path / "drop"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("Inside story\nTroops moved.")
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "a.txt").write_text("DISCORD_TOKEN=s3cr3t-token\nsecret")
+    kept = tmp_path / "sub-kept"
+
+    def swap_back(fd: int) -> None:  # just after the open, where the kernel would be asked
+        (folder / "sub").unlink()
+        os.rename(kept, folder / "sub")
+
+    class Raced(FolderSource):
+        def _look(self, root: str, real_top: str, path: str, cursor: Any, scan: Any) -> None:
+            if not kept.exists():
+                os.rename(folder / "sub", kept)
+                (folder / "sub").symlink_to(outside, target_is_directory=True)
+            super()._look(root, real_top, path, cursor, scan)
+
+    monkeypatch.setattr(folder_module, "_opened_path", swap_back)
+    poll = await Raced("drop", folder, settle=timedelta(0)).poll({})
+    assert poll.articles == [], [a.title for a in poll.articles]
+    assert poll.skipped == ("file 'sub/a.txt': replaced while being read",)

@@ -406,6 +406,25 @@ def _inside(root: str, real: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _opened_inside(fd: int, root: str, path: str, st: os.stat_result) -> bool:
+    """Whether the file open as ``fd`` (opened at ``path``, ``st`` its fstat) is inside the
+    folder whose real path is ``root``. The kernel's path of the open file says so at once.
+    Where it gives none, or one outside (a case-insensitive file system names a folder as it is
+    on disk, whatever case the config gave), the path resolved again must lead inside and to
+    this very file."""
+    where = _opened_path(fd)
+    if where is not None and _inside(root, where):
+        return True
+    real = os.path.realpath(path)
+    if not _inside(root, real):
+        return False
+    try:
+        again = os.stat(real)
+    except OSError:
+        return False
+    return (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino)
+
+
 def _opened_path(fd: int) -> str | None:
     """The path of an open file as the kernel gives it (Linux's /proc: links on the way
     resolved, whatever happened to the path since it was opened); None where it gives none."""
@@ -622,7 +641,7 @@ class FolderSource:
                 raise _Skip("replaced while being read", remember=False)
             # Where the file opened really is: a folder on the way swapped for a link out of
             # the watched one, before the file was first looked at or since, leads elsewhere.
-            if not _inside(root, _opened_path(fd) or os.path.realpath(c.real)):
+            if not _opened_inside(fd, root, c.real, st):
                 raise _Skip("replaced while being read", remember=False)
             data = read_fd(fd, st.st_size, self.max_file_size + 1)
         finally:
