@@ -439,7 +439,7 @@ class _Scan:
     candidates: list[_Candidate]
     cursor: dict[str, str]  # files already settled (unchanged or remembered as skipped)
     skipped: list[str]
-    root: str = ""  # the folder's real path, which every file read must be inside
+    root: str  # the folder's real path, which every file read must be inside
 
     def skip(self, cursor: Mapping[str, str], key: str, seen: str, why: str) -> None:
         """Leave out the entry the cursor knows as ``key``, in the state ``seen``: named (as
