@@ -61,6 +61,7 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 	$(PY) bench/feed_parsers.py
 	@echo "== ingest and import"
 	$(PY) bench/ingest.py
+	$(PY) bench/folder_read.py
 	$(PY) bench/ingest_split.py
 	$(PY) bench/story_ids.py
 	@echo "== story grouping: cost per article with 1,000 and 100,000 live stories"
