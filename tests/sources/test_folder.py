@@ -604,8 +604,8 @@ async def test_a_file_the_kernel_names_otherwise_is_read_when_its_path_leads_to_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The kernel's path of an open file may name the watched folder otherwise than its config
-    # does (a case-insensitive file system gives the case on disk): a file whose path, resolved
-    # again, leads inside and to the very file opened is read all the same.
+    # does (a case-insensitive file system may give the case on disk): a file whose path,
+    # resolved again, leads inside and to the very file opened is read all the same.
     (tmp_path / "story.txt").write_text("Kept story\nTroops moved.")
     monkeypatch.setattr(folder_module, "_opened_path",
                         lambda fd: "/ELSEWHERE/" + tmp_path.name.upper() + "/story.txt")

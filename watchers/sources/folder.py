@@ -409,9 +409,9 @@ def _inside(root: str, real: str) -> bool:
 def _opened_inside(fd: int, root: str, path: str, st: os.stat_result) -> bool:
     """Whether the file open as ``fd`` (opened at ``path``, ``st`` its fstat) is inside the
     folder whose real path is ``root``. The kernel's path of the open file says so at once.
-    Where it gives none, or one outside (a case-insensitive file system names a folder as it is
-    on disk, whatever case the config gave), the path resolved again must lead inside and to
-    this very file."""
+    Where it gives none, or one outside (a case-insensitive file system may name a folder as
+    it is on disk, whatever case the config gave), the path resolved again must lead inside
+    and to this very file."""
     where = _opened_path(fd)
     if where is not None and _inside(root, where):
         return True
