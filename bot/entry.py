@@ -26,19 +26,26 @@ def run() -> int:
         signal.signal(sig, interrupt)
     try:
         from bot.cli import main
+
+        # Then SIGTERM (kill) and SIGHUP (a closed terminal) as Ctrl-C until the command
+        # installs its own (run, import and copy do, and say "stopping"): by their default
+        # action they ended it with no word. SIGINT's own handler back, which asyncio looks
+        # for. Inside the try: a signal while they are switched (the first handler still on
+        # for the others) is a stop here too.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.default_int_handler)
     except KeyboardInterrupt:
         return 130
     except BaseException:
         if stopped:
             return 130
         raise
-    # Then SIGTERM (kill) and SIGHUP (a closed terminal) as Ctrl-C until the command installs
-    # its own (run, import and copy do, and say "stopping"): by their default action they
-    # ended it with no word. SIGINT's own handler back, which asyncio looks for.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
-    status = main()
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        # Come before the command's own handling of a stop began (or after it ended).
+        status = EXIT_INTERRUPTED
     # Stopped by a signal (130: Ctrl-C, kill or a closed terminal; run's clean stop says 0):
     # the process ends at once, a second signal meanwhile still the second one.
     if status == EXIT_INTERRUPTED:

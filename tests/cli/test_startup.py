@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -283,3 +284,34 @@ def test_a_schema_error_that_is_not_a_ctrl_c_is_not_hidden(
     monkeypatch.setattr(stories_cli, "run", broken)
     with pytest.raises(pydantic_core.SchemaError):
         cli.main(["stories", "nothing.jsonl"])
+
+
+@pytest.mark.parametrize("when", ["while-switching", "after-switching"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_stop_as_the_program_hands_its_signals_over_ends_quietly_with_130(
+        when: str, signum: int, tmp_path: Path) -> None:
+    """Once the program has loaded, it hands SIGINT, SIGTERM and SIGHUP from its loading
+    handler over to Python's own, one after the other. A signal in that moment (CI met one,
+    50 ms after the start) ran the loading handler outside the part that ends a stop
+    quietly: a traceback, and the process killed by SIGINT. Here the signal is sent as the
+    program sets its second handler, or just after its last."""
+    script = ("import os, signal, sys\n"
+              "real = signal.signal\n"
+              "calls = []\n"
+              "def handing_over(sig, handler):\n"
+              "    calls.append(sig)\n"
+              f"    if {when!r} == 'while-switching' and len(calls) == 5:\n"
+              f"        os.kill(os.getpid(), {int(signum)})\n"
+              "    got = real(sig, handler)\n"
+              f"    if {when!r} == 'after-switching' and len(calls) == 6:\n"
+              f"        os.kill(os.getpid(), {int(signum)})\n"
+              "    return got\n"
+              "signal.signal = handing_over\n"
+              "from bot.entry import run\n"
+              "sys.exit(run())\n")
+    (tmp_path / "h.jsonl").write_text("")
+    result = subprocess.run([sys.executable, "-c", script, "stories", "h.jsonl"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 130 and "Traceback" not in result.stderr, (
+        result.returncode, result.stderr)
