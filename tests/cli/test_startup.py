@@ -256,20 +256,24 @@ def test_ctrl_c_while_a_command_loads_ends_quietly_with_130(module: str, tmp_pat
                 "import pydantic_core\n"
                 "        raise pydantic_core.SchemaError("
                 "'Error building \"literal\" validator:\\n  KeyboardInterrupt: ')")
-    script = ("import builtins, sys\n"
-              "real = builtins.__import__\n"
-              "def interrupted(name, *args, **kwargs):\n"
-              f"    if name == {module!r}:\n"
-              f"        {raise_it}\n"
-              "    return real(name, *args, **kwargs)\n"
-              "builtins.__import__ = interrupted\n"
-              "from bot.entry import run\n"
-              "sys.exit(run())\n")
-    (tmp_path / "h.jsonl").write_text("")
-    result = subprocess.run([sys.executable, "-c", script, "stories", "h.jsonl"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = entry_run_after("import builtins\n"
+                             "real = builtins.__import__\n"
+                             "def interrupted(name, *args, **kwargs):\n"
+                             f"    if name == {module!r}:\n"
+                             f"        {raise_it}\n"
+                             "    return real(name, *args, **kwargs)\n"
+                             "builtins.__import__ = interrupted\n", tmp_path)
     assert result.returncode == 130 and result.stderr == "", result.stderr
+
+
+def entry_run_after(prelude: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """`newswatch stories h.jsonl` (an empty file, made in ``folder``) through the entry
+    point, in a fresh interpreter that first runs ``prelude`` (the patch a test needs)."""
+    script = f"{prelude}import sys\nfrom bot.entry import run\nsys.exit(run())\n"
+    (folder / "h.jsonl").write_text("")
+    return subprocess.run([sys.executable, "-c", script, "stories", "h.jsonl"], cwd=folder,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def test_a_schema_error_that_is_not_a_ctrl_c_is_not_hidden(
@@ -295,23 +299,17 @@ def test_a_stop_as_the_program_hands_its_signals_over_ends_quietly_with_130(
     50 ms after the start) ran the loading handler outside the part that ends a stop
     quietly: a traceback, and the process killed by SIGINT. Here the signal is sent as the
     program sets its second handler, or just after its last."""
-    script = ("import os, signal, sys\n"
-              "real = signal.signal\n"
-              "calls = []\n"
-              "def handing_over(sig, handler):\n"
-              "    calls.append(sig)\n"
-              f"    if {when!r} == 'while-switching' and len(calls) == 5:\n"
-              f"        os.kill(os.getpid(), {int(signum)})\n"
-              "    got = real(sig, handler)\n"
-              f"    if {when!r} == 'after-switching' and len(calls) == 6:\n"
-              f"        os.kill(os.getpid(), {int(signum)})\n"
-              "    return got\n"
-              "signal.signal = handing_over\n"
-              "from bot.entry import run\n"
-              "sys.exit(run())\n")
-    (tmp_path / "h.jsonl").write_text("")
-    result = subprocess.run([sys.executable, "-c", script, "stories", "h.jsonl"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = entry_run_after("import os, signal\n"
+                             "real = signal.signal\n"
+                             "calls = []\n"
+                             "def handing_over(sig, handler):\n"
+                             "    calls.append(sig)\n"
+                             f"    if {when!r} == 'while-switching' and len(calls) == 5:\n"
+                             f"        os.kill(os.getpid(), {int(signum)})\n"
+                             "    got = real(sig, handler)\n"
+                             f"    if {when!r} == 'after-switching' and len(calls) == 6:\n"
+                             f"        os.kill(os.getpid(), {int(signum)})\n"
+                             "    return got\n"
+                             "signal.signal = handing_over\n", tmp_path)
     assert result.returncode == 130 and "Traceback" not in result.stderr, (
         result.returncode, result.stderr)
