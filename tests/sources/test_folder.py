@@ -511,6 +511,24 @@ def test_a_file_is_read_whole_or_to_its_cap_whatever_size_it_said_it_had(
             assert got == (data if most is None else data[:most]), (said, most)
 
 
+class _SwappedAtLook(FolderSource):
+    """A source of ``folder`` whose subfolder ``sub`` is moved to ``kept`` and replaced by a
+    link to ``outside`` just before the source looks at its file ``a.txt`` (after it resolved
+    the subfolder's path): the race a hostile writer of the watched folder can run."""
+
+    def __init__(self, folder: Path, outside: Path, kept: Path) -> None:
+        super().__init__("drop", folder, settle=timedelta(0))
+        self.outside, self.kept = outside, kept
+        self.swapped = False
+
+    def _look(self, root: str, real_top: str, path: str, cursor: Any, scan: Any) -> None:
+        if path.endswith(os.sep + "a.txt") and not self.swapped:
+            os.rename(self.path / "sub", self.kept)
+            (self.path / "sub").symlink_to(self.outside, target_is_directory=True)
+            self.swapped = True
+        super()._look(root, real_top, path, cursor, scan)
+
+
 @pytest.mark.parametrize("proc", [True, False], ids=["proc", "no-proc"])
 async def test_a_folder_swapped_for_a_link_out_while_it_is_scanned_is_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proc: bool
@@ -529,18 +547,9 @@ async def test_a_folder_swapped_for_a_link_out_while_it_is_scanned_is_not_read(
     outside = tmp_path / "private"
     outside.mkdir()
     (outside / "a.txt").write_text("DISCORD_TOKEN=s3cr3t-token\nsecret")
-    swapped: list[str] = []
-
-    class Raced(FolderSource):
-        def _look(self, root: str, real_top: str, path: str, cursor: Any, scan: Any) -> None:
-            if path.endswith(os.sep + "a.txt") and not swapped:
-                os.rename(folder / "sub", tmp_path / "sub-old")
-                (folder / "sub").symlink_to(outside, target_is_directory=True)
-                swapped.append(path)
-            super()._look(root, real_top, path, cursor, scan)
-
-    poll = await Raced("drop", folder, settle=timedelta(0)).poll({})
-    assert swapped
+    raced = _SwappedAtLook(folder, outside, tmp_path / "sub-old")
+    poll = await raced.poll({})
+    assert raced.swapped
     assert [a.title for a in poll.articles] == ["Another story"]
     assert not any("s3cr3t" in a.text or "s3cr3t" in a.title for a in poll.articles)
     assert len(poll.skipped) == 1 and "'sub/a.txt'" in poll.skipped[0], poll.skipped
@@ -631,14 +640,7 @@ async def test_without_proc_a_folder_swapped_back_after_the_open_is_not_read(
         (folder / "sub").unlink()
         os.rename(kept, folder / "sub")
 
-    class Raced(FolderSource):
-        def _look(self, root: str, real_top: str, path: str, cursor: Any, scan: Any) -> None:
-            if not kept.exists():
-                os.rename(folder / "sub", kept)
-                (folder / "sub").symlink_to(outside, target_is_directory=True)
-            super()._look(root, real_top, path, cursor, scan)
-
     monkeypatch.setattr(folder_module, "_opened_path", swap_back)
-    poll = await Raced("drop", folder, settle=timedelta(0)).poll({})
+    poll = await _SwappedAtLook(folder, outside, kept).poll({})
     assert poll.articles == [], [a.title for a in poll.articles]
     assert poll.skipped == ("file 'sub/a.txt': replaced while being read",)

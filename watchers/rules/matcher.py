@@ -1126,15 +1126,16 @@ class Evaluator:
             if sum(map(data.count, leads)) > _COUNTED_MOST:
                 return None
             starts = []
+            find = data.find
             for lead in leads:
-                find = data.find
+                found = []
                 p = find(lead)
                 while p >= 0:
-                    if not (p and data[p - 1] in _WORD_BYTES):
-                        starts.append(p)
+                    found.append(p)
                     # A place inside this one follows a letter or digit of it: no word begins
                     # there.
                     p = find(lead, p + len(lead))
+                starts += _word_begins(data, found)
             return _begun_words(folded, leads, starts)
         finally:
             self.budget.spent += time.perf_counter() - began
@@ -1514,13 +1515,6 @@ def _leading_literals(pattern: str) -> tuple[tuple[bytes, ...] | None, bool]:
     return tuple(lead.encode("ascii") for lead in leads), word_start
 
 
-# The characters a counted pattern's literals may hold, and the ASCII ones its tail may match.
-_ALNUM: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-_ASCII_WORD_CODES: Final = frozenset(
-    map(ord, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-)
-
-
 def _counted_shape(pattern: str) -> bool:
     """Whether ``pattern`` is ``\\b``, then literals of ASCII letters and digits (one of some
     alternatives, each matched exactly), then nothing but repeats of at least zero of word
@@ -1693,6 +1687,16 @@ _WORD_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 # The screen form's bytes that are word characters to any regex: ASCII letters (lower-cased),
 # digits and the underscore. Any other byte may be a word character or not.
 _WORD_BYTES: Final = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
+# The characters a counted pattern's literals may hold (see _counted_shape), and the codes of
+# the ASCII characters its tail may match (either case).
+_ALNUM: Final = _WORD_CHARS - {"_"}
+_ASCII_WORD_CODES: Final = _WORD_BYTES | frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _word_begins(data: bytes, found: Iterable[int]) -> list[int]:
+    """Those of ``found`` (places in a screen form) that no ASCII word character precedes:
+    where a match that must begin a word may begin."""
+    return [p for p in found if not (p and data[p - 1] in _WORD_BYTES)]
 
 
 def _lead_starts(
@@ -1706,8 +1710,7 @@ def _lead_starts(
         if len(found) > limit:
             return found[:1], False
         if word_start and found:
-            data = folded.data
-            found = [p for p in found if not (p and data[p - 1] in _WORD_BYTES)]
+            found = _word_begins(folded.data, found)
         return found, True
     starts: list[int] = []
     first = -1
@@ -1723,7 +1726,7 @@ def _lead_starts(
             limit = -1  # past the limit: the others only move the first place
             continue
         if word_start:
-            starts += [p for p in found if not (p and data[p - 1] in _WORD_BYTES)]
+            starts += _word_begins(data, found)
         else:
             starts += found
     if limit < 0 or len(starts) > limit:
