@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -313,3 +314,26 @@ def test_a_stop_as_the_program_hands_its_signals_over_ends_quietly_with_130(
                              "signal.signal = handing_over\n", tmp_path)
     assert result.returncode == 130 and "Traceback" not in result.stderr, (
         result.returncode, result.stderr)
+
+
+def test_an_empty_store_file_is_ok_to_check_and_run_makes_the_store_in_it(
+        tmp_path: Path) -> None:
+    """A careless `touch nw.db` before the first run: check says ok at once (it has nothing
+    to read, so it loads no PostgreSQL driver to read it), and run then makes the store in
+    that file; check reads the store from then on."""
+    shutil.copytree(REPO / "seeds", tmp_path / "seeds")
+    (tmp_path / "config.toml").write_text(
+        '[storage]\npath = "nw.db"\n[[sources]]\nname = "seeds"\ntype = "folder"\n'
+        'path = "seeds"\n[[rules]]\nname = "troops"\nquery = "troops"\n')
+    (tmp_path / "nw.db").write_bytes(b"")
+    printed, loaded = printed_and_loaded(
+        "from bot.cli import main\nprint(main(['check', '-c', 'config.toml']))\n", cwd=tmp_path)
+    assert printed.splitlines()[0] == "config.toml: ok" and printed.splitlines()[-1] == "0"
+    assert loaded & {"asyncpg", "watchers.store.copy", "watchers.store.postgres"} == set()
+    ran = nw("run", "--once", "-c", "config.toml", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "nw.db").stat().st_size > 0
+    again = nw("check", "-c", "config.toml", cwd=tmp_path)
+    assert again.returncode == 0 and "config.toml: ok" in again.stdout, again.stderr
+    searched = nw("search", "troops", "-c", "config.toml", cwd=tmp_path)
+    assert searched.returncode == 0 and searched.stdout.strip(), searched.stderr
