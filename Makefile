@@ -31,9 +31,9 @@ run: $(VENV)/.installed          ## the demo: watch seeds/ (and real feeds) and 
 once: $(VENV)/.installed         ## poll every source once, deliver, exit
 	$(VENV)/bin/newswatch run -c $(CONFIG) --once
 
-# Tests mostly wait on sockets and subprocesses: four processes share them, which keeps a 2-core
-# machine busy (two left it half idle: 366 s against 275-300 s; TEST_WORKERS=0: all in this one
-# process).
+# Many tests wait on sockets and subprocesses: four processes share them, which keeps a 2-core
+# machine busy about four fifths of the time (two: 549 s against 360-400 s; six: no faster, 406 s;
+# TEST_WORKERS=0: all in this one process).
 TEST_WORKERS ?= 4
 
 test: $(VENV)/.installed-test    ## the whole suite, plus the architecture contracts (PostgreSQL crash runs: make crash-pg)
