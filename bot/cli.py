@@ -762,6 +762,43 @@ _COMMANDS: tuple[tuple[tuple[str, ...], Callable[[Any], None]], ...] = (
 )
 
 
+def version() -> str:
+    """``newswatch X.Y.Z``: the installed distribution's version, read when asked (the package
+    metadata's reader is not loaded by any other command), or where the code runs from a
+    source tree that was never installed, that of its pyproject.toml."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return f"newswatch {installed('newswatch')}"
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            with pyproject.open("rb") as fh:
+                return f"newswatch {tomllib.load(fh)['project']['version']}"
+        except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError):
+            return "newswatch (version unknown: not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``: argparse's own action wants the text when the parser is built, which
+    would read the package metadata on every start."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        # A write standard output refuses is kept by _Output and said by main, as for --help.
+        with contextlib.suppress(OSError):
+            print(version())
+        parser.exit()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``newswatch`` command line; with ``command``, only that command's part of it (when
     it names one), which parses that command's arguments exactly as the whole does."""
@@ -769,6 +806,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="newswatch",
         description="Watch news sources, match rules, and alert a Discord team (or a terminal).",
     )
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     known = any(command in names for names, _ in _COMMANDS)
     for names, add in _COMMANDS:
@@ -853,8 +891,9 @@ def _main(argv: Sequence[str] | None) -> int:
         say(problem)
         return EXIT_USAGE
     # Only the named command's parser is built: building all dozen of them costs a few
-    # milliseconds on every start. The top level has no options of its own but -h, so the
-    # command is the first word; anything else (-h, a typo) gets the whole parser.
+    # milliseconds on every start. The top level has no options of its own but -h and
+    # --version, so the command is the first word; anything else (-h, a typo) gets the whole
+    # parser.
     try:
         parser = build_parser(argv[0] if argv else None)
         args, extra = parser.parse_known_args(argv)

@@ -549,11 +549,43 @@ def test_run_verbose_says_what_every_poll_and_delivery_did(workdir: Path) -> Non
     assert "DEBUG" not in quiet.stderr
 
 
+def _pyproject_version() -> str:
+    import tomllib
+
+    with (REPO / "pyproject.toml").open("rb") as fh:
+        return str(tomllib.load(fh)["project"]["version"])
+
+
+def test_version_is_the_installed_distributions(tmp_path: Path) -> None:
+    res = nw("--version", cwd=tmp_path)
+    assert (res.returncode, res.stdout, res.stderr) == (
+        0, f"newswatch {_pyproject_version()}\n", "")
+    helped = nw("--help", cwd=tmp_path)
+    assert "--version" in helped.stdout
+
+
+def test_version_from_a_source_tree_never_installed_is_its_pyprojects(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    from bot import cli
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"newswatch {_pyproject_version()}\n"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
 @pytest.mark.parametrize("args, code", [
     (["match", "troops", "seeds"], 1),
     (["match", "troops", "seeds", "--json"], 1),
     (["--help"], 1),
+    (["--version"], 1),
 ])
 def test_output_that_cannot_be_written_is_named_as_such(args: list[str], code: int,
                                                         tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ def test_importing_the_cli_loads_no_command_code() -> None:
 @pytest.mark.parametrize("argv", [["--help"], ["stories", "--help"], ["search", "--help"],
                                   ["run", "--help"], ["trend", "--help"],
                                   ["sources", "import", "--help"], ["copy", "--help"],
+                                  ["--version"],
                                   ["no-such-command"]])
 def test_help_and_usage_errors_load_no_command_code(argv: list[str]) -> None:
     code = ("from bot.cli import main\n"
