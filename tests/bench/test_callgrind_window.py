@@ -24,10 +24,10 @@ def spin(n):
     return total
 
 inside = int(sys.argv[2])
-spin(3_000_000)  # before the window: not counted
+spin(1_000_000)  # before the window: not counted
 with window():
     spin(inside)
-spin(3_000_000)  # after it: not counted
+spin(1_000_000)  # after it: not counted
 """
 
 
@@ -44,7 +44,7 @@ def test_only_the_window_is_counted(tmp_path: Path) -> None:
     script.write_text(CHILD.format(bench=str(REPO / "bench")))
     empty = window_instructions(str(script), "0")
     full = window_instructions(str(script), "100000")
-    # The loops outside the window (60 times the one inside it) and the start-up are not
+    # The loops outside the window (20 times the one inside it) and the start-up are not
     # counted: an empty window costs next to nothing, and each turn of the loop inside a few
     # hundred instructions.
     assert empty < 1_000_000
