@@ -763,9 +763,9 @@ _COMMANDS: tuple[tuple[tuple[str, ...], Callable[[Any], None]], ...] = (
 
 
 def version() -> str:
-    """``newswatch X.Y.Z``: the installed distribution's version, read when asked (the package
-    metadata's reader is not loaded by any other command), or where the code runs from a
-    source tree that was never installed, that of its pyproject.toml."""
+    """``newswatch X.Y.Z``: the installed distribution's version, read only when asked (not on
+    every start: ``--help`` and a usage error load no package metadata), or where the code runs
+    from a source tree that was never installed, that of its pyproject.toml."""
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
 
