@@ -11,11 +11,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.sources._support import LOOPBACK
 from watchers.errors import SourceError
 from watchers.sources._http import Fetcher
-from watchers.sources.feed import FeedSource
+from watchers.sources.feed import FeedSource, _sendable
 
 RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>'
        b"<title>Troops mass near the border</title><link>http://example.org/1</link>"
@@ -96,6 +98,16 @@ async def test_odd_headers_are_read_and_unsendable_validators_not_kept(
     else:
         assert cursor["etag"] == '"v1"'
         assert b'If-None-Match: "v1"' in heads[-1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text() | st.sampled_from(["\t", "\x00", "\x08", "\n", "\x1f", " ", "\x7f", "\x80",
+                                    'W/"v1\x7f"', '"v1"\r\nX: y', "Tue, 15 Nov 1994 08:12:31 GMT"]))
+def test_a_validator_is_sendable_exactly_when_it_holds_no_control_character(value: str) -> None:
+    """What may go back in If-None-Match / If-Modified-Since: anything but a control character
+    (a tab aside), as the request line's rules have it."""
+    expected = all(c == "\t" or (ord(c) >= 0x20 and ord(c) != 0x7F) for c in value)
+    assert _sendable(value) is expected
 
 
 async def test_bytes_sent_on_an_idle_connection_shift_no_later_answer(fetcher: Fetcher) -> None:

@@ -303,6 +303,11 @@ def _next_cursor(previous: Mapping[str, str], result: FetchResult, url: str
     return cursor
 
 
+# A control character (tab aside): what a request header may not hold.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _sendable(value: str) -> bool:
-    """Whether a validator can go back in a request header: no control character."""
-    return not any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value)
+    """Whether a validator can go back in a request header: no control character (one regex
+    search in C: this runs for every poll, twice on a 304)."""
+    return _CONTROL.search(value) is None
