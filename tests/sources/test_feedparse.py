@@ -319,3 +319,39 @@ def test_a_feed_is_read_to_its_first_entries_and_says_so(kind: str) -> None:
     assert [e.title for e in parsed.entries] == [f"troops {i}" for i in range(MAX_ENTRIES)]
     assert parsed.skipped == (f"items {MAX_ENTRIES + 1:,} to {n:,}: a feed is read to its "
                               f"first {MAX_ENTRIES:,} items",)
+
+
+def test_an_installed_libxml2_driver_is_not_used_and_a_missing_one_not_looked_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every feed is read by expat, as the corpus tests measure it: feedparser preferred
+    libxml2's SAX driver where installed (another parser for malformed feeds) and, where it was
+    not, looked for it again on every document (a search of the import path)."""
+    import sys
+    import types
+
+    asked: list[str] = []
+
+    def create_parser() -> None:
+        asked.append("drv_libxml2")
+        raise AssertionError("libxml2's driver was used")
+
+    driver = types.ModuleType("drv_libxml2")
+    driver.create_parser = create_parser  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "drv_libxml2", driver)
+    parsed = parse_feed(rss("<item><title>Troops</title><guid>g1</guid></item>"), url=URL,
+                        content_type="application/rss+xml")
+    assert [e.title for e in parsed.entries] == ["Troops"]
+    assert asked == []
+
+    monkeypatch.delitem(sys.modules, "drv_libxml2")
+    looked: list[str] = []
+
+    class Finder:
+        def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+            if name == "drv_libxml2":
+                looked.append(name)
+
+    monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+    parse_feed(rss("<item><title>Troops</title><guid>g2</guid></item>"), url=URL,
+               content_type="application/rss+xml")
+    assert looked == []
