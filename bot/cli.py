@@ -198,16 +198,10 @@ def _not_a_store_file(target: str, config: Path) -> str | None:
     except StoreError as exc:
         return f"[storage] path: {exc}"
     # What it would refuse once it read the file (a newer schema, an incomplete copy, another
-    # program's database): check said ok, run then refused. No file yet, or an empty one, has
-    # nothing to refuse (open_refusal says so too, but its module loads the PostgreSQL driver).
-    try:
-        if where.stat().st_size == 0:
-            return None
-    except FileNotFoundError:
-        return None
+    # program's database): check said ok, run then refused.
     import asyncio
 
-    from watchers.store.copy import open_refusal
+    from watchers.store.sqlite.probe import open_refusal
 
     refusal = asyncio.run(open_refusal(target))
     return f"[storage] path: {refusal}" if refusal is not None else None

@@ -41,7 +41,6 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
@@ -54,6 +53,9 @@ from watchers.store.postgres._db import Pg
 from watchers.store.sqlite import SIDECARS, SqliteStore
 from watchers.store.sqlite import schema as lite_schema
 from watchers.store.sqlite._db import Db, iso, release_process_lock, take_process_lock
+from watchers.store.sqlite.probe import TABLES, Probe, file_size, incomplete_error, open_refusal
+from watchers.store.sqlite.probe import probe as probe_sqlite
+from watchers.store.sqlite.probe import start_over as start_over_sqlite
 from watchers.store.sqlite.schema import TermsOf
 from watchers.urls import url_parts_problem
 
@@ -76,10 +78,6 @@ __all__ = [
 ]
 
 BATCH = 5000
-# Parents before children (foreign keys): outbox rows name articles, acks name outbox rows.
-TABLES = ("articles", "matches", "outbox", "acks", "not_relevant", "escalations", "stories",
-          "story_routes", "route_pauses", "source_state", "rules", "sources", "routes", "mutes",
-          "surges", "departed_servers")
 # The columns a copy reads in order, so that rows arrive in key order (cheap appends).
 _ORDER = {"articles": "rowid", "outbox": "id"}
 # Only PostgreSQL keeps the terms as a column; SQLite's are in the FTS5 index.
@@ -196,8 +194,7 @@ def _kind(target: str) -> Kind:
 def start_over(target: str) -> str:
     """How to start over after an incomplete copy into ``target``."""
     if _kind(target) == "sqlite":
-        return (f"delete {target} (with its -wal and -shm files, if any) and run the copy "
-                "again")
+        return start_over_sqlite(target)
     return (f"drop the database {describe_target(target)} and create it again (DROP DATABASE … "
             "WITH (FORCE); CREATE DATABASE …), then run the copy again")
 
@@ -205,93 +202,48 @@ def start_over(target: str) -> str:
 # --------------------------------------------------------------------------- probing
 
 
-@dataclass(frozen=True)
-class _Probe:
-    version: int  # 0: a new, empty database
-    incomplete: bool  # marked as an unfinished copy
-    rows: dict[str, int]  # tables that hold rows (at most 1 counted per table)
 
-
-async def _probe(target: str) -> _Probe:
+async def _probe(target: str) -> Probe:
     """What is at ``target`` now, read without writing (and without any lock)."""
     if _kind(target) == "sqlite":
-        return await _probe_sqlite(target)
+        return await probe_sqlite(target)
     return await _probe_pg(target)
 
 
-async def _probe_to_write(target: str) -> _Probe:
+async def _probe_to_write(target: str) -> Probe:
     """:func:`_probe`, for a command about to write ``target``: an SQLite file another process
     writes is refused as that process's (its writer lock held while the file is read). A copy
     under way into it was taken for one that failed, and the user told to delete the file."""
-    if _kind(target) != "sqlite" or not _file_size(target):
+    if _kind(target) != "sqlite" or not file_size(target):
         return await _probe(target)
     fd = take_process_lock(target)
     try:
-        return await _probe_sqlite(target)
+        return await probe_sqlite(target)
     finally:
         release_process_lock(fd)  # the store's own open takes it again
 
 
-def _file_size(path: str) -> int | None:
-    try:
-        return Path(path).stat().st_size
-    except FileNotFoundError:
-        return None
-
-
-async def _probe_sqlite(path: str) -> _Probe:
-    if not _file_size(path):
-        return _Probe(0, False, {})
-    db = await Db.connect(path, lock=False, readonly=True)
-    try:
-        rows = await db.fetchall("SELECT (SELECT application_id FROM pragma_application_id)")
-        if int(rows[0][0]) == COPYING_SQLITE_ID:
-            return _Probe(lite_schema.SCHEMA_VERSION, True, {})
-        version = await lite_schema.check(db, readonly=False)
-        present = {str(r[0]) for r in await db.fetchall(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        held = {}
-        for table in TABLES:
-            if table in present and await db.fetchall(f'SELECT 1 FROM "{table}" LIMIT 1'):
-                held[table] = 1
-        return _Probe(version, False, held)
-    finally:
-        await db.close()
-
-
-async def _probe_pg(url: str) -> _Probe:
+async def _probe_pg(url: str) -> Probe:
     db = await Pg.connect(url, lock=False, readonly=True, min_size=1, max_size=1)
     try:
         if await db.fetchval("SELECT to_regclass('schema_version')") is not None:
             mark = await db.fetchval("SELECT application FROM schema_version")
             if mark == COPYING_PG_MARK:
-                return _Probe(pg_schema.SCHEMA_VERSION, True, {})
+                return Probe(pg_schema.SCHEMA_VERSION, True, {})
         version = await pg_schema.check(db, readonly=False)
         held = {}
         for table in TABLES:
             if (await db.fetchval("SELECT to_regclass($1)", table) is not None
                     and await db.fetchval(f'SELECT EXISTS (SELECT 1 FROM "{table}")')):
                 held[table] = 1
-        return _Probe(version, False, held)
+        return Probe(version, False, held)
     finally:
         await db.close()
 
 
-async def open_refusal(path: str) -> str | None:
-    """Why a writer would refuse the SQLite file ``path`` once it read it (an incomplete copy,
-    a schema newer than this newswatch, another program's database, a damaged one), read
-    without writing; None when it would open it (also when there is no file yet). What
-    ``newswatch check`` asks: it said "ok" for each of these, and run then refused."""
-    if not _file_size(path):
-        return None
-    try:
-        probe = await _probe_sqlite(path)
-    except StoreError as exc:
-        return str(exc)
-    return str(_incomplete_error(path)) if probe.incomplete else None
-
-
 def _incomplete_error(target: str) -> StoreError:
+    if _kind(target) == "sqlite":
+        return incomplete_error(target)
     return StoreError(f"{describe_target(target)} holds an incomplete copy (an interrupted or "
                       f"failed `newswatch copy`); to start over, {start_over(target)}")
 
@@ -562,7 +514,7 @@ class _PgDest:
 async def _source(target: str) -> AsyncIterator[_Source]:
     """The source, locked against writers, read in one snapshot."""
     name = describe_target(target)
-    if _kind(target) == "sqlite" and _file_size(target) is None:
+    if _kind(target) == "sqlite" and file_size(target) is None:
         raise StoreError(f"--from: there is no database at {target}")
     if (await _probe(target)).incomplete:
         raise StoreError(f"--from: {name} holds an incomplete copy (an interrupted or failed "
