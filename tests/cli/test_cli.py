@@ -564,6 +564,14 @@ def test_version_is_the_installed_distributions(tmp_path: Path) -> None:
     assert "--version" in helped.stdout
 
 
+def test_version_to_a_closed_standard_output_is_said_not_written(tmp_path: Path) -> None:
+    res = subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', *EXE, "--version"], cwd=tmp_path,
+                         stderr=subprocess.PIPE, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == ("newswatch: standard output is closed: the results could be "
+                                  "written nowhere")
+
+
 def test_version_from_a_source_tree_never_installed_is_its_pyprojects(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import importlib.metadata

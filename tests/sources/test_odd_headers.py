@@ -110,6 +110,14 @@ def test_a_validator_is_sendable_exactly_when_it_holds_no_control_character(valu
     assert _sendable(value) is expected
 
 
+def test_a_validator_a_million_characters_long_is_judged_whole() -> None:
+    """A hostile server's ETag far past any real one: the control character at its very end
+    still keeps it from going back, and the check reads it once (no per-character Python)."""
+    assert _sendable('"' + "v" * 1_000_000 + '"')
+    assert not _sendable('"' + "v" * 1_000_000 + '\x7f"')
+    assert not _sendable("\r\n" + "v" * 1_000_000)
+
+
 async def test_bytes_sent_on_an_idle_connection_shift_no_later_answer(fetcher: Fetcher) -> None:
     """A server that sends an answer nobody asked for on a kept-alive connection (late, after
     the one asked for): on the aiohttp path it was read as the next request's answer, and
