@@ -198,8 +198,26 @@ def masked_link(text: str, url: str | None) -> str:
     return f"[{text}]({target})" if target else f"**{text}**"
 
 
+def _cut_escaped(text: str, room: int) -> str:
+    """The head of escaped ``text`` that fits in ``room`` characters, ended at a space when one
+    is in its last quarter, without a dangling backslash (which would escape what follows)."""
+    if len(text) <= room:
+        return text
+    head = text[:max(room, 0)]
+    space = head.rfind(" ")
+    if space > room * 3 // 4:
+        head = head[:space]
+    trailing = len(head) - len(head.rstrip("\\"))
+    if trailing % 2:
+        head = head[:-1]
+    return head.rstrip()
+
+
 def render_runs(runs: Sequence[Run], limit: int) -> str:
-    """Escaped runs with hits in bold, stopping (with an ellipsis) before ``limit`` characters."""
+    """Escaped runs with hits in bold, cut (with an ellipsis) to fit in ``limit`` characters.
+
+    A plain run that does not fit whole is cut inside, at a space where one is near, so a long
+    title keeps as much of itself as fits; a matched term is shown whole or not at all."""
     out, size = [], 0
     for run in runs:
         piece = escape(run.text) if run.text != ELLIPSIS else ELLIPSIS
@@ -210,6 +228,8 @@ def render_runs(runs: Sequence[Run], limit: int) -> str:
         if run.hit:
             piece = f"**{piece.strip()}**"
         if size + len(piece) > limit - 1:
+            if not run.hit and piece != ELLIPSIS:
+                out.append(_cut_escaped(piece, limit - 1 - size))
             out.append(ELLIPSIS)
             break
         out.append(piece)
@@ -668,9 +688,16 @@ def article_embed(article: Article, matches: Sequence[Match], *, excerpt: int = 
     )
     embed.set_author(name=truncate(escape(article.source or "unknown source"), LIMITS["author"]))
     shown = story is not None and story.articles > 1
-    for m in matches[: LIMITS["fields"] - (2 if shown else 1)]:
+    room = LIMITS["fields"] - (1 if shown else 0)
+    listed = matches if len(matches) <= room else matches[: room - 1]
+    for m in listed:
         embed.add_field(name=truncate(f"Rule {m.rule}", LIMITS["field_name"]),
                         value=truncate(_hits_text([m]), LIMITS["field_value"]), inline=False)
+    if len(listed) < len(matches):
+        rest = matches[len(listed):]
+        embed.add_field(name=f"{_plural(len(rest), 'more rule')} matched",
+                        value=_names([m.rule for m in rest], LIMITS["field_value"] - 60),
+                        inline=False)
     if not matches:
         embed.add_field(name="Rules", value="No rule matched this article.", inline=False)
     if story is not None and shown:

@@ -20,6 +20,7 @@ from bot.embeds import (
     fit_embed,
     link_target,
     masked_link,
+    render_runs,
     results_embed,
     rules_embed,
     safe_url,
@@ -32,7 +33,8 @@ from watchers.delivery import Alert
 from watchers.engine import RuleView, SourceView, Stats
 from watchers.models import Article
 from watchers.rules import match_query
-from watchers.store.base import SourceState
+from watchers.snippet import Run, title_runs
+from watchers.store.base import SourceState, StoryRecord
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8000)
 
@@ -131,8 +133,52 @@ def test_long_text_is_cut_with_an_ellipsis_at_a_boundary() -> None:
                   rules=(RuleConfig(name="troops", query="troops"),))
     embed = alert_message(alert)["embed"]
     assert embed.title is not None and embed.title.endswith("…")
+    assert len(embed.title) > LIMITS["title"] * 3 // 4  # the title is cut, not dropped
     assert embed.description is not None and embed.description.endswith("…")
     assert embed.description.count("**") % 2 == 0  # no bold left open by the cut
+
+
+def test_a_long_title_keeps_its_head_in_the_alert_and_in_article() -> None:
+    title = "Officials said (in Kyiv) that talks - the second round - would go on " * 6
+    art = Article(title=title, text="Troops moved.", source="wire")
+    m = match_query("troops", art)
+    assert m is not None
+    alert = Alert(id=1, route="r", nonce="n", attempt=1, article=art, matches=(m,),
+                  rules=(RuleConfig(name="troops", query="troops"),))
+    for shown in (alert_message(alert)["embed"].title, article_embed(art, [m]).title):
+        assert shown is not None and len(shown) <= LIMITS["title"]
+        assert shown.endswith("…") and len(shown) > LIMITS["title"] * 3 // 4
+        assert title.startswith(unescape(shown[:-1]))
+        assert shown[-2] != " "  # ended at a word, not on a space
+
+
+@given(title=TEXT, limit=st.integers(min_value=2, max_value=400),
+       spans=st.lists(st.tuples(st.integers(0, 400), st.integers(1, 40)), max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_rendered_runs_fit_and_show_a_head_of_the_title(
+        title: str, limit: int, spans: list[tuple[int, int]]) -> None:
+    from watchers.models import Highlight
+    highlights = [Highlight(field="title", start=s, end=s + n, text=title[s:s + n])
+                  for s, n in spans if s + n <= len(title)]
+    runs = title_runs(title, highlights)
+    shown = render_runs(runs, limit)
+    assert len(shown) <= limit
+    assert shown.count("**") % 2 == 0
+    body = shown[:-1] if shown.endswith("…") and shown != escape(title) else shown
+    assert not re.search(r"(?<!\\)(?:\\\\)*\\$", body)  # no dangling escape
+    plain = unescape(body.replace("**", ""))
+    squeezed = re.sub(r"\s+", " ", title).strip()
+    assert squeezed.startswith(plain.strip()) or "**" in shown
+    if not highlights and len(escape(title)) > limit and limit >= 8:
+        # a plain title too long is cut near the limit, never to a lone ellipsis
+        assert len(shown) >= limit * 3 // 4 - 2
+
+
+def test_a_matched_term_is_shown_whole_or_not_at_all() -> None:
+    runs = [Run("word " * 10), Run("Kyiv", hit=True), Run(" after")]
+    shown = render_runs(runs, 54)
+    assert shown.endswith("…") and "**" not in shown and len(shown) <= 54
+    assert render_runs(runs, 200) == "word " * 10 + "**Kyiv** after"
 
 
 HOSTILE_URL_PARTS = st.text(alphabet="()[]<>\\\"' \tab:/.?#%=&*_~`|", max_size=60)
@@ -236,6 +282,28 @@ def test_an_article_matched_by_many_wordy_rules_fits_the_total() -> None:
     check_limits(embed)
     assert embed.footer.text == "article a1"
     assert [f.name for f in embed.fields][:2] == ["Rule rule-00", "Rule rule-01"]
+    # 25 fields at most: 24 rules shown, the last field names the 6 others
+    assert len(embed.fields) == 25 and embed.fields[-1].name == "6 more rules matched"
+    assert embed.fields[-1].value == ", ".join(f"rule\\-{i:02d}" for i in range(24, 30))
+
+
+def test_an_article_matched_by_more_rules_than_fields_names_them_all() -> None:
+    article = Article(id="a1", source="wire", title="Troops", text="troops")
+    matches = [m for i in range(40)
+               if (m := match_query("troops", article, name=f"r{i}")) is not None]
+    embed = article_embed(article, matches)
+    check_limits(embed)
+    shown = [(f.name or "").removeprefix("Rule ") for f in embed.fields[:-1]]
+    assert shown == [f"r{i}" for i in range(24)]
+    assert embed.fields[-1].name == "16 more rules matched"
+    assert embed.fields[-1].value == ", ".join(f"r{i}" for i in range(24, 40))
+    exact = article_embed(article, matches[:25])  # exactly as many as fit: no summary field
+    assert [f.name for f in exact.fields] == [f"Rule r{i}" for i in range(25)]
+    now = datetime(2022, 1, 20, tzinfo=UTC)
+    story = StoryRecord(id="s1", headline="Troops", first_seen=now, last_seen=now, articles=2,
+                        outlets=("wire", "dw"))
+    with_story = article_embed(article, matches[:25], story=story)  # the story takes a field
+    assert [f.name for f in with_story.fields][-2:] == ["2 more rules matched", "Story"]
 
 
 @settings(max_examples=60, deadline=None)
