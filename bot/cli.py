@@ -134,23 +134,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         refused.append(unusable)
     if (where := _not_a_store_file(target, path)) is not None:
         refused.append(where)
-    print(f"{path}: " + ("ok" if not (refused or unrouted)
-                         else "valid, but run refuses to start with it here (see below)"))
-    print(f"  storage  {_where(cfg)}{_new_store(cfg)}")
-    print(f"  sources  {len(cfg.sources)}")
+    _summary(f"{path}: " + ("ok" if not (refused or unrouted)
+                            else "valid, but run refuses to start with it here (see below)"))
+    _summary(f"  storage  {_where(cfg)}{_new_store(cfg)}")
+    _summary(f"  sources  {len(cfg.sources)}")
     for s in cfg.sources:
         where = getattr(s, "url", None) or getattr(s, "path", "")
         flag = "" if s.enabled else " (disabled)"
-        print(f"    {s.name:<16} {s.type:<6} every {format_duration(s.every):<6} {where}{flag}")
-    print(f"  rules    {len(cfg.rules)}")
+        every = format_duration(s.every)
+        _summary(f"    {s.name:<16} {s.type:<6} every {every:<6} {where}{flag}")
+    _summary(f"  rules    {len(cfg.rules)}")
     for r in cfg.rules:
         waits = f" (waits for {r.min_sources} outlets)" if r.min_sources > 1 else ""
-        print(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}{waits}")
-    print(f"  routes   {len(routes)}")
+        _summary(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}{waits}")
+    _summary(f"  routes   {len(routes)}")
     for route in routes:
-        print(f"    {route:<16} {dests[route]}; stories: {cfg.stories_mode(route)}"
-              f"{_schedule(cfg.route(route))}{'' if route in used else '; no rule uses it'}")
-    print(f"  stories  window {format_duration(cfg.stories.window)}")
+        _summary(f"    {route:<16} {dests[route]}; stories: {cfg.stories_mode(route)}"
+                 f"{_schedule(cfg.route(route))}{'' if route in used else '; no rule uses it'}")
+    _summary(f"  stories  window {format_duration(cfg.stories.window)}")
     for note in cfg.ignored_settings():
         say(f"{path}: note: {note}")
     for problem in refused:
@@ -166,6 +167,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         return asyncio.run(_check_live(cfg))
     return EXIT_OK
+
+
+def _summary(line: str) -> None:
+    """A line of check's summary, whose values come from the config file: a control, format or
+    line-separating character in one (an escape sequence in a path, a line break in a route
+    name) is printed as its escape, so it can neither drive the terminal nor forge a line,
+    and the user sees what the file holds."""
+    if not line.isprintable():
+        line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                       for c in line)
+    print(line)
 
 
 def _not_a_store_file(target: str, config: Path) -> str | None:
@@ -867,6 +879,11 @@ class _Output:
             _UNWRITTEN.append(exc)
             raise
 
+    @property
+    def buffer(self) -> _Output:
+        """The binary stream under it (an OPML export writes bytes), watched the same way."""
+        return _Output(self._stream.buffer)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
@@ -908,7 +925,13 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        where = f"{exc.file}: " if exc.file else ""
+        # An error found past the file's own checks (what run refuses with --role, or with
+        # a webhook variable unset) is of the file the command read, too.
+        file = exc.file
+        if file is None and hasattr(args, "config"):
+            with contextlib.suppress(ConfigError):  # no config file at all: said as is
+                file = str(config_path(args.config))
+        where = f"{file}: " if file else ""
         say(f"{where}{len(exc.issues)} error(s) in the configuration")
         for issue in exc.issues:
             print(f"  {issue}", file=sys.stderr)

@@ -119,6 +119,24 @@ def test_check_shows_when_each_route_speaks_and_routes_no_rule_uses(workdir: Pat
         in res.stdout
 
 
+def test_check_shows_control_characters_in_the_file_as_escapes(workdir: Path) -> None:
+    """Paths and names come from the file: an escape sequence in one drove the terminal (a
+    window title, a colour) and a line break split a line of the summary."""
+    (workdir / "ar\x1b[31mts").mkdir()
+    (workdir / "esc.toml").write_text(
+        '[storage]\npath = "x\\u001b]0;pwned\\u0007z.db"\n'
+        '[[sources]]\nname = "f"\ntype = "folder"\npath = "ar\\u001b[31mts"\n'
+        '[[rules]]\nname = "a"\nquery = "\\"troops\\u000aborder\\""\n')
+    res = nw("check", "-c", "esc.toml", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    assert not any(c in res.stdout for c in "\x1b\x07"), res.stdout
+    assert "x\\x1b]0;pwned\\x07z.db (new: run creates it)" in res.stdout
+    assert res.stdout.rstrip().endswith("window 2d")
+    lines = res.stdout.splitlines()
+    assert any(line.endswith("ar\\x1b[31mts") for line in lines), res.stdout
+    assert any(line.endswith('"troops\\nborder"') for line in lines), res.stdout
+
+
 def test_check_reports_query_errors_with_key_path_and_column(workdir: Path) -> None:
     (workdir / "q.toml").write_text('[[rules]]\nname="a"\nquery="x"\n[[rules]]\nname="a"\n'
                                     'query="x"\n[[rules]]\nname="c"\nquery="sanctions AND"\n')
@@ -594,10 +612,14 @@ def test_version_from_a_source_tree_never_installed_is_its_pyprojects(
     (["match", "troops", "seeds", "--json"], 1),
     (["--help"], 1),
     (["--version"], 1),
+    (["sources", "export", "-c", "export.toml"], 1),  # writes bytes, not text
 ])
 def test_output_that_cannot_be_written_is_named_as_such(args: list[str], code: int,
                                                         tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "seeds")
+    (tmp_path / "export.toml").write_text(
+        '[storage]\npath = "news.db"\n[[sources]]\nname = "wire"\ntype = "feed"\n'
+        'url = "https://wire.example/feed.xml"\n')
     with open("/dev/full", "w") as full:
         res = subprocess.run([*EXE, *args], cwd=tmp_path, stdout=full, stderr=subprocess.PIPE,
                              text=True, timeout=60)
