@@ -916,14 +916,20 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
             issues.append(ConfigIssue(f"rules[{i}].query", _in_rule(exc, rule.name)))
     # Every route named (a rule's channel; where notices go: a misspelt one passed `check`,
     # and the notices reached no channel) is one [channels] defines, once it defines any.
+    named: list[tuple[str, str | None]] = [
+        (f"rules[{i}].channel", rule.channel) for i, rule in enumerate(cfg.rules)]
+    named += [("discord.notices", cfg.discord.notices)]
+    named += [(f"sources[{i}].route", src.route) for i, src in enumerate(cfg.sources)]
+    # A blank or unprintable route name is refused wherever it is named, [channels] or not
+    # (without [channels] a rule's channel="" passed, and check listed a route with no name).
+    odd = {where: problem for where, route in named
+           if route is not None and (problem := _odd_route_name(route))}
+    issues += [ConfigIssue(where, problem) for where, problem in odd.items()]
     if cfg.channels:
         known = ", ".join(printable(c, 100) for c in sorted(cfg.channels))
-        named: list[tuple[str, str | None]] = [
-            (f"rules[{i}].channel", rule.channel) for i, rule in enumerate(cfg.rules)]
-        named += [("discord.notices", cfg.discord.notices)]
-        named += [(f"sources[{i}].route", src.route) for i, src in enumerate(cfg.sources)]
         issues += [ConfigIssue(where, f"unknown channel {route!r}; [channels] defines: {known}")
-                   for where, route in named if route is not None and route not in cfg.channels]
+                   for where, route in named
+                   if route is not None and route not in cfg.channels and where not in odd]
     from watchers.sources.feed import MIN_EVERY, FeedSourceConfig
 
     issues += [ConfigIssue(f"sources[{i}].every",
@@ -967,12 +973,8 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
     for key, entry in cfg.channels.items():
         # (a name shown in an issue's place with its invisible characters escaped)
         at = f"channels.{printable(key, 100)}"
-        if not key.strip():
-            issues.append(ConfigIssue(at, "a route name may not be empty or blank"))
-        elif not key.isprintable():
-            issues.append(ConfigIssue(at, "a route name may not hold control, line-break or "
-                                      "direction characters (they forge or reorder what logs "
-                                      "and /alerts status show)"))
+        if (problem := _odd_route_name(key)) is not None:
+            issues.append(ConfigIssue(at, problem))
         elif ":" in key:
             issues.append(ConfigIssue(at, "a route name may not contain ':' "
                                       "(it marks the routes servers pick in Discord)"))
@@ -988,6 +990,17 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
                             "variable that holds one")
             )
     return issues
+
+
+def _odd_route_name(name: str) -> str | None:
+    """Why ``name`` cannot name a route (blank; a control, line-break or direction
+    character), or None."""
+    if not name.strip():
+        return "a route name may not be empty or blank"
+    if not name.isprintable():
+        return ("a route name may not hold control, line-break or direction characters (they "
+                "forge or reorder what logs and /alerts status show)")
+    return None
 
 
 def _raw_query_issues(data: Mapping[str, Any], reported: set[str]) -> list[ConfigIssue]:

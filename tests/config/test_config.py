@@ -423,6 +423,27 @@ def test_route_and_source_names_are_shown_as_written(
     assert "\u202e" not in text and "\nforged" not in text and "a\nb" not in text
 
 
+@pytest.mark.parametrize("channels", [{}, {"alerts": 1}])
+def test_a_route_named_blank_or_unprintable_is_refused_with_or_without_channels(
+        channels: dict[str, int]) -> None:
+    """Without [channels], a rule's channel = "" passed check, which listed a route with no
+    name, and run printed its alerts; with [channels] it was "unknown channel ''"."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"channels": channels,
+                      "discord": {"notices": " "},
+                      "sources": [{"name": "s", "type": "folder", "path": ".", "route": ""}],
+                      "rules": [{"name": "a", "query": "x", "channel": ""},
+                                {"name": "b", "query": "x", "channel": "x\ny"},
+                                {"name": "c", "query": "x", "channel": "alerts"}]})
+    assert str(caught.value).split("; ") == [
+        "rules[0].channel: a route name may not be empty or blank",
+        "rules[1].channel: a route name may not hold control, line-break or direction "
+        "characters (they forge or reorder what logs and /alerts status show)",
+        "discord.notices: a route name may not be empty or blank",
+        "sources[0].route: a route name may not be empty or blank",
+    ], str(caught.value)
+
+
 def test_a_route_or_source_name_with_spaces_and_letters_of_any_script_is_fine() -> None:
     cfg = parse_config({"channels": {"Лента новостей": 1, "x y": 2},
                         "sources": [{"name": "BBC World · عربي", "type": "folder",

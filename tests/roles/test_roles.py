@@ -282,6 +282,8 @@ def test_roles_other_than_all_are_refused_on_sqlite(
         assert main(["run", "--role", role, "-c", str(tmp_path / "newswatch.toml")]) == 2
         err = capsys.readouterr().err
         assert f"--role {role}" in err and "[storage] url" in err and "PostgreSQL" in err
+        # named as an error of the file read, as every other configuration error is
+        assert err.startswith(f"newswatch: {tmp_path / 'newswatch.toml'}: 1 error(s)"), err
     assert not (tmp_path / "nw.db").exists()  # refused before anything was opened
 
 
