@@ -405,6 +405,7 @@ async def answer(interaction: discord.Interaction[Any], done: bool, said: str, r
 #: Seconds a command's work may take before its interaction is deferred: Discord drops an
 #: interaction not answered within three.
 ANSWER_WITHIN = 2.0
+_STARTED = "newswatch.in_time.started"  # (in the interaction's extras) when in_time first ran
 _T = TypeVar("_T")
 
 
@@ -413,10 +414,14 @@ async def in_time(interaction: discord.Interaction[Any], work: Awaitable[_T], *,
     """``work``'s result; when it takes longer than :data:`ANSWER_WITHIN`, the interaction is
     deferred ("thinking…", private with ``ephemeral``) while it goes on, and the answer is then
     sent as a follow-up (see :func:`reply`). A quick answer (an unknown id) stays a plain
-    reply, private where the command makes it so."""
+    reply, private where the command makes it so. A command that calls it twice (a quick
+    look, then the slow part) has :data:`ANSWER_WITHIN` from the first call for both."""
+    loop = asyncio.get_running_loop()
+    started = interaction.extras.setdefault(_STARTED, loop.time())
     task = asyncio.ensure_future(work)
     try:
-        done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN)
+        left = max(0.0, ANSWER_WITHIN - (loop.time() - started))
+        done, _ = await asyncio.wait({task}, timeout=left)
         if not done and not interaction.response.is_done():
             await interaction.response.defer(thinking=True, ephemeral=ephemeral)
         return await task

@@ -589,11 +589,12 @@ class Engine:
                 shown[i] = m
         return shown
 
-    async def article(self, article_id: str, *, guild: int | None = None
-                      ) -> tuple[Article, list[Match]] | None:
+    async def article(self, article_id: str, *, guild: int | None = None,
+                      evidence: bool = True) -> tuple[Article, list[Match]] | None:
         """One stored article (by id or a unique id prefix) and the rules that matched it
         (with ``guild``: only an article that server sees, and the matches of the rules it
-        sees, by name)."""
+        sees, by name). Each match's evidence is found again by its rule; without
+        ``evidence``, the matches as stored (rule and score, no hits), which is quick."""
         if not isinstance(article_id, str):
             raise TypeError(f"article_id: a str, not {type(article_id).__name__}")
         wanted = article_id.strip()
@@ -607,9 +608,11 @@ class Engine:
             return None
         matches = await self.store.matches_for(art.id)
         if guild is None:
-            return art, await self._shown(art, matches)
+            return art, await self._shown(art, matches) if evidence else matches
         art = self._relabel(art, guild)
-        return art, self._matches_seen(await self._shown(art, matches, relabel=False), guild)
+        if evidence:
+            matches = await self._shown(art, matches, relabel=False)
+        return art, self._matches_seen(matches, guild)
 
     def _matches_seen(self, matches: Iterable[Match], guild: int) -> list[Match]:
         """The matches of the rules ``guild`` sees, named as it knows them: another server's

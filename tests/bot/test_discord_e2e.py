@@ -10,7 +10,9 @@ import asyncio
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -385,6 +387,66 @@ async def test_lookups_slower_than_discord_waits_are_deferred_then_answered(
     body = await preview.callback()
     assert body["type"] == 5 and body["data"]["flags"] & 64  # deferred privately
     assert (await preview.final_message()).embeds
+    assert emu.validate_all() == []
+
+
+async def test_slow_lookups_answer_in_time_and_their_refusals_stay_private(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discord drops an interaction not answered within three seconds. /stats, /rules list,
+    /sources list, /alerts status and /story read the store before answering and did not
+    defer, so on a store slow to answer the member saw "the application did not respond";
+    /article deferred in public before it knew whether the id named an article, and "no
+    article with id …" then filled that public message. Here the emulator holds the bot to a
+    deadline (as Discord, scaled down) and the lookups are slower than it: a delay before
+    each real lookup stands in for a store holding a year of history."""
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    engine = running.engine
+    art: Article = (await engine.recent(rule="kyiv", limit=1))[0][0]
+    story = (await engine.stories_of([art.id]))[art.id]
+    delay = 2.5
+
+    def slowed(owner: object, name: str, when: Callable[..., bool] = lambda *a, **k: True
+               ) -> None:
+        real = getattr(owner, name)
+
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            if when(*args, **kwargs):
+                await asyncio.sleep(delay)
+            return await real(*args, **kwargs)
+        monkeypatch.setattr(owner, name, slow)
+
+    for name in ("stats", "rules", "sources", "delivery_status"):
+        slowed(engine, name)
+    slowed(engine.delivery, "with_evidence")  # finding an article's evidence again
+    slowed(engine, "story", lambda *a, **k: k.get("limit", 50) > 1)  # listing a story
+    monkeypatch.setattr(interactions, "ANSWER_WITHIN", 0.3)
+    emu.answer_within = 2.0  # Discord's three seconds, scaled down; below the delay
+    # two rounds of four: a member may have two lookups running at once
+    rounds = [[("stats", "stats", {}, "admin"), ("alerts status", "alerts status", {}, "admin"),
+               ("rules list", "rules list", {}, "member"),
+               ("sources list", "sources list", {}, "member")],
+              [("article", "article", {"id": art.id}, "admin"),
+               ("story", "story", {"id": story.id}, "admin"),
+               ("no article", "article", {"id": "ffffffffffff"}, "member"),
+               ("no story", "story", {"id": "s" + "0" * 16}, "member")]]
+    asked, shown = {}, {}
+    for round_ in rounds:
+        for what, command, options, user in round_:
+            asked[what] = await emu.send_interaction(command, options, user=user)
+        for what, *_ in round_:
+            shown[what] = await asked[what].final_message(timeout=20)
+    for what in ("stats", "rules list", "sources list", "alerts status", "article", "story"):
+        assert (await asked[what].callback())["type"] == 5, (what, shown[what].content)  # deferred
+        assert shown[what].embeds, what
+    assert (await asked["alerts status"].callback())["data"]["flags"] & 64  # privately
+    assert any(f["name"] == "Rule kyiv" for f in shown["article"].embeds[0]["fields"])
+    for what, says in (("no article", "No article with id `ffffffffffff`"),
+                       ("no story", "No story with id")):
+        body = await asked[what].callback()
+        assert body["type"] == 4 and body["data"]["flags"] & 64, (what, body)  # private
+        assert shown[what].content.startswith(says), shown[what].content
+    assert not any(h.expired for h in asked.values())
     assert emu.validate_all() == []
 
 

@@ -866,6 +866,8 @@ class InteractionHandle:
         self.source_message: EmuMessage | None = None  # for component interactions
         self._edits_before = 0  # edits of the component's message before the callback
         self._cond = asyncio.Condition()
+        self.sent_at = asyncio.get_running_loop().time()
+        self.expired = False  # answered too late (see DiscordEmulator.answer_within)
 
     @property
     def callback_type(self) -> int | None:
@@ -1056,6 +1058,12 @@ class DiscordEmulator:
         messages -- are always enforced).
     nonce_window:
         Seconds during which ``nonce`` + ``enforce_nonce`` deduplicates message creation.
+
+    ``answer_within`` (an attribute, None by default): seconds after an interaction is sent
+    within which its first answer (the callback) must come, as Discord's three; a later one is
+    refused with 404 10062 Unknown interaction, and its follow-ups with 404 10015 Unknown
+    Webhook. Off unless a test sets it: on a loaded machine a test's bot can be slow for
+    reasons that are not what the test is about.
     """
 
     def __init__(
@@ -1090,6 +1098,7 @@ class DiscordEmulator:
         self.validate_requests = validate_requests
         self.nonce_window = nonce_window
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.answer_within: float | None = None
 
         for g in self.guilds:
             if g.get_member(self.bot_user.id) is None:
@@ -2426,6 +2435,11 @@ class DiscordEmulator:
             raise _error(404, 10062, "Unknown interaction")
         if handle.callback_body is not None:
             raise _error(400, 40060, "Interaction has already been acknowledged.")
+        late = asyncio.get_running_loop().time() - handle.sent_at
+        if self.answer_within is not None and late > self.answer_within:
+            handle.expired = True
+            await handle._notify()
+            raise _error(404, 10062, "Unknown interaction")
         body = req.json or {}
         t = body.get("type")
         data = body.get("data") or {}
@@ -2470,7 +2484,7 @@ class DiscordEmulator:
 
     async def _interaction_followup(self, handle: InteractionHandle, req: RecordedRequest,
                                     body: dict[str, Any]) -> tuple[int, Any]:
-        if handle.callback_body is None:
+        if handle.callback_body is None or handle.expired:
             raise _error(404, 10015, "Unknown Webhook")
         orig = handle.original
         if orig is not None and orig.loading and handle.callback_type == 5:

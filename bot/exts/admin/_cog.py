@@ -19,6 +19,8 @@ from bot.interactions import (
     PausedRoute,
     RouteName,
     answer,
+    in_time,
+    reply,
     routes_seen,
 )
 from bot.logs import redact
@@ -36,9 +38,10 @@ class AdminCog(NewswatchCog, commands.GroupCog, group_name="alerts",
     @app_commands.command(name="status")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
         """Alerts by state, paused destinations, rejections, waiting alerts and digest schedules."""
-        st = await self.engine.delivery_status(guild=interaction.guild_id)
+        st = await in_time(interaction, self.engine.delivery_status(guild=interaction.guild_id),
+                           ephemeral=True)
         embed = delivery_embed(st, redact)
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        await reply(interaction, embed=embed, ephemeral=True)
 
     @app_commands.command(name="resume")
     @app_commands.describe(route="the paused route (#channel, or its name in [channels])")

@@ -132,7 +132,11 @@ class LookupCog(NewswatchCog):
                       id: app_commands.Range[str, 4, 64]) -> None:
         """One article: an excerpt and every rule that matched it, and why."""
         id = unquoted(id)  # as /story takes one
-        found = await in_time(interaction, self.engine.article(id, guild=interaction.guild_id))
+        guild = interaction.guild_id
+        # Whether the id names an article is known before the evidence is found (the slow
+        # part), so that "no such article" stays private: once the answer is deferred in
+        # public, Discord shows the first answer in that public message.
+        found = await in_time(interaction, self.engine.article(id, guild=guild, evidence=False))
         if found is None:
             await reply(
                 interaction,
@@ -140,8 +144,9 @@ class LookupCog(NewswatchCog):
                 f"by its first {MIN_PREFIX} or more characters when only one article's id "
                 "starts with them (see /search).", ephemeral=True)
             return
+        found = await in_time(interaction, self.engine.article(found[0].id, guild=guild)) or found
         article, matches = found
-        story = (await self._stories([article.id], interaction.guild_id)).get(article.id)
+        story = (await self._stories([article.id], guild)).get(article.id)
         await reply(interaction, embed=article_embed(article, matches, story=story))
 
     async def _story_embed(self, story_id: str, *, guild: int | None) -> discord.Embed | None:
@@ -154,15 +159,23 @@ class LookupCog(NewswatchCog):
     async def story(self, interaction: discord.Interaction[Any],
                     id: app_commands.Transform[str, StoryId]) -> None:
         """One story: its outlets, first and last report, and its articles oldest first."""
-        embed = await self._story_embed(id, guild=interaction.guild_id)
-        if embed is None:
-            await interaction.response.send_message(f"No story with id `{id}`.", ephemeral=True)
+        guild = interaction.guild_id
+        # As for /article: whether there is such a story is known first (one article read),
+        # so "no such story" stays private even when listing its articles takes long.
+        if await in_time(interaction, self.engine.story(id, limit=1, guild=guild)) is None:
+            await reply(interaction, content=f"No story with id `{code_text(id)}`.",
+                        ephemeral=True)
             return
-        await interaction.response.send_message(embed=embed)
+        embed = await in_time(interaction, self._story_embed(id, guild=guild))
+        if embed is None:  # gone meanwhile (its articles expired)
+            await reply(interaction, content=f"No story with id `{code_text(id)}`.",
+                        ephemeral=True)
+            return
+        await reply(interaction, embed=embed)
 
     @app_commands.command(name="stats")
     @app_commands.guild_only()
     async def stats(self, interaction: discord.Interaction[Any]) -> None:
         """Articles, alerts and the health of every source."""
-        stats = await self.engine.stats(guild=interaction.guild_id)
-        await interaction.response.send_message(embed=stats_embed(stats))
+        stats = await in_time(interaction, self.engine.stats(guild=interaction.guild_id))
+        await reply(interaction, embed=stats_embed(stats))

@@ -124,13 +124,13 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         engine = self.engine
         views = [replace(v, rule=v.rule.model_copy(
                     update={"channel": engine.route_label(v.rule.channel)}))
-                 for v in await engine.rules(guild=interaction.guild_id)]
+                 for v in await in_time(interaction, engine.rules(guild=interaction.guild_id))]
         embed = rules_embed(views)
         shared = [v.rule.name for v in views if v.is_global]
         if interaction.guild_id is not None and shared:
             embed.set_footer(text=truncate("Global (every server, from the config file): "
                                            + ", ".join(shared), LIMITS["footer"]))
-        await interaction.response.send_message(embed=fit_embed(embed))
+        await reply(interaction, embed=fit_embed(embed))
 
     @app_commands.command(name="test")
     @app_commands.describe(query="a query in the rule language")

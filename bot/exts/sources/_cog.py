@@ -20,7 +20,7 @@ from discord.ext import commands
 
 from bot.embeds import code_text, escape, sources_embed, truncate
 from bot.exts.sources._opml import MAX_ATTACHMENT_BYTES, import_embed
-from bot.interactions import Duration, NewswatchCog, SourceName, answer
+from bot.interactions import Duration, NewswatchCog, SourceName, answer, in_time, reply
 from watchers.config import format_duration
 from watchers.errors import NewswatchError
 from watchers.opml import OpmlDocument, export_opml, import_opml, parse_opml
@@ -48,8 +48,8 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         """Every source with its schedule and health."""
-        views = await self.engine.sources(guild=interaction.guild_id)
-        await interaction.response.send_message(embed=sources_embed(views))
+        views = await in_time(interaction, self.engine.sources(guild=interaction.guild_id))
+        await reply(interaction, embed=sources_embed(views))
 
     @app_commands.command(name="add")
     @app_commands.describe(name="a short name", url="the feed's http(s) URL",
