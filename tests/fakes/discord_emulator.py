@@ -1970,6 +1970,18 @@ class DiscordEmulator:
         if _embed_text_total(embeds) > MAX_EMBED_TOTAL_TEXT:
             errors["embeds"] = {"_errors": [{"code": "MAX_EMBED_SIZE_EXCEEDED",
                                              "message": "Embed size exceeds maximum size of 6000"}]}
+        # Discord refuses an embed field whose name or value is empty or blank (the spec
+        # allows an empty string there)
+        for i, embed in enumerate(embeds if isinstance(embeds, list) else []):
+            fields = embed.get("fields") if isinstance(embed, dict) else None
+            for j, entry in enumerate(fields if isinstance(fields, list) else []):
+                for key in ("name", "value"):
+                    text = entry.get(key) if isinstance(entry, dict) else None
+                    if isinstance(text, str) and not text.strip():
+                        errors.setdefault("embeds", {}).setdefault(str(i), {}).setdefault(
+                            "fields", {}).setdefault(str(j), {})[key] = {"_errors": [
+                                {"code": "BASE_TYPE_REQUIRED",
+                                 "message": "This field is required"}]}
         if errors:
             raise _error(400, 50035, "Invalid Form Body", errors)
         if require_something and not any(
