@@ -2,8 +2,9 @@
 
 One JSON object per line: ``title`` (required, a non-empty string), ``text``, ``url``, ``id``,
 ``source`` (strings), ``date`` (ISO 8601; a date without a time is midnight UTC, a time without
-an offset is UTC). Blank lines are skipped. A line that is not such an object is *bad*: it is
-reported with its line number and left out, and the import goes on.
+an offset is UTC; one past either end of the calendar once in UTC is bad: see
+:func:`line_date`). Blank lines are skipped. A line that is not such an object is *bad*: it
+is reported with its line number and left out, and the import goes on.
 
 Invariants:
 
@@ -14,6 +15,8 @@ Invariants:
 - The file's ``id`` is kept as the article's id (and guid), so links to it keep working; an id
   another article already holds (with other content and another link) is replaced as the
   store replaces any clashing id, and the line is reported (``on_renamed``) with the new id.
+  Its story is the one its content joins or starts, never the clashing article's: a story is
+  named after its founder's id and content (see :func:`join_story`).
 - Given a story index, each imported article joins (or starts) its story as a polled one does,
   so /story and lookups group history too; nothing alerts either way. A line that another
   outlet's stored article already holds word for word stores nothing, but its outlet joins
@@ -94,8 +97,10 @@ __all__ = [
     "import_file",
     "join_story",
     "json_lines",
+    "line_date",
     "not_json_lines",
     "parse_line",
+    "story_key",
 ]
 
 # Batches parsed ahead of the one being written.
@@ -146,15 +151,26 @@ class ImportSummary:
         return len(self.bad_lines)
 
 
-def _date(value: Any) -> datetime | None:
+def line_date(value: Any) -> datetime | None:
+    """A line's ``date`` in UTC (``newswatch import`` and ``newswatch stories`` read it this
+    one way); None for no date (absent, null or ""). BadLine says why it is none: not an ISO
+    8601 string, or one whose time in UTC is past either end of the calendar
+    (``0001-01-01T00:00:00+14:00``, ``9999-12-31T23:59:59-14:00``). Such a date was taken as
+    no date (the import's) or as the time the file was read (the stories'), and the line was
+    never named, where every other date that cannot be one is."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise BadLine(f"'date' must be an ISO 8601 string, not {type(value).__name__}")
     try:
-        return parse_iso(value.strip())
+        parsed = parse_iso(value.strip())
     except ValueError:
         raise BadLine(f"'date' is not an ISO 8601 date: {value[:60]!r}") from None
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # Named as parsed: the file's own spelling may part date and time with any character.
+        raise BadLine(f"'date' {parsed.isoformat()} is out of range once made UTC") from None
 
 
 def parse_line(raw: bytes | str, *, default_source: str = "import",
@@ -196,7 +212,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     if isinstance(ident, str) and (why := unstorable_id(ident)) is not None:
         # "a\ud800" and "a\udc00" were stored as one id: the second line renamed as a clash.
         raise BadLine(f"{why}, which no stored id may")
-    published = _date(doc.get("date"))
+    published = line_date(doc.get("date"))
     # Every value's type is checked above: the model's own validation would only repeat it.
     return checked_article(
         source=(doc.get("source") or "").strip() or default_source,
@@ -277,7 +293,7 @@ def _date_order(fh: BinaryIO) -> Iterator[tuple[int, int, int]]:
             lengths.append(read - offset)
             try:
                 doc = loads_json(raw)
-                when = _date(doc.get("date")) if isinstance(doc, dict) else None
+                when = line_date(doc.get("date")) if isinstance(doc, dict) else None
                 # As the article will be: undated, or dated too far ahead to be believed.
                 when = believed(when, now)
                 key = 2**62 if when is None else _micros(when)
@@ -371,13 +387,28 @@ _PACKED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
 _new_link = tuple.__new__
 
 
+def story_key(article: Article) -> str:
+    """What names the story ``article`` starts (see :func:`join_story`): its id and its content
+    hash. No stored id holds a NUL (see :func:`watchers.models.unstorable_id`), so no other
+    pair spells the same key."""
+    return f"{article.id}\x00{article.content_hash}"
+
+
 def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLink:
     """Put ``article`` (of signature ``sig``) in its story — joined or started — and return
     what the store records of it: the story's grown signature, the outlet and when. Polled and
     imported articles join stories this one way. An undated article is placed at the time it
     was read, and a story it starts is named without that time (an import run again after a
     stop read it at another time, named its story anew, and its copies joined that one rather
-    than the story it was stored in)."""
+    than the story it was stored in).
+
+    A story is named after its founding article's id *and content* (:func:`story_key`): an id
+    alone may be another article's (a file's "1" in two imports, or twice in one file; a feed
+    that reuses one guid), which the store then stores under a new id. Named by the id alone,
+    such an article's story was the other article's: placed in it by name rather than by its
+    content, and written onto that article's stored story (unrelated articles made one story,
+    and an earlier import's story changed). The same article read again (a rerun, a poll
+    again after a crash) names its story as it did."""
     published = article.published
     when = published or article.fetched_at  # sort_time(article), inline
     # An article dated after it was read (a feed's wrong time zone, within the day believed)
@@ -388,7 +419,7 @@ def join_story(stories: StoryIndex, article: Article, sig: Signature) -> StoryLi
     ahead = published is not None and published > article.fetched_at
     if ahead:
         when = article.fetched_at
-    story_id, _, grown = stories.place(article.id, sig, when, article.source,
+    story_id, _, grown = stories.place(story_key(article), sig, when, article.source,
                                        dated=published is not None and not ahead)
     # StoryLink(...) without the named tuple's __new__, a Python call of its own (which
     # builds the same tuple this way).

@@ -16,8 +16,9 @@ act: see :mod:`.features`), are never one story.
 Invariants:
 
 - Every assigned article gets exactly one story id; a story's id is the id its founding article
-  and its time give through :func:`story_id_for`, so replaying the same articles gives the
-  same ids.
+  is placed under and its time give through :func:`story_id_for`, so replaying the same
+  articles gives the same ids. (Polled and imported articles are placed under their id and
+  content, :func:`watchers.importer.story_key`: an id alone may be another article's.)
 - An article joins a story only if its date lies within ``window`` of the story's span
   (``first - window <= when <= last + window``): the dates of a story's articles, sorted, are
   never more than ``window`` apart from one to the next.
