@@ -96,7 +96,7 @@ def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _parse(raw: str, now: datetime) -> StoryInput | None:
     if not raw.strip():
         return None
-    from watchers.models import believed, json_int, parse_iso
+    from watchers.models import believed, json_int
 
     try:
         doc = json.loads(raw, object_pairs_hook=_one_each, parse_int=json_int)
@@ -112,18 +112,16 @@ def _parse(raw: str, now: datetime) -> StoryInput | None:
     title = _string(doc, "title", required=True)
     date_raw = _string(doc, "date", required=True)
     assert ident is not None and title is not None and date_raw is not None
+    from watchers.importer import BadLine, line_date
+
     try:
-        date = parse_iso(date_raw.strip())
-    except ValueError:
-        raise _Bad(f"'date' is not an ISO 8601 date: {date_raw[:60]!r}") from None
+        # As `newswatch import` reads it; one past either end of time in UTC
+        # (0001-01-01T00:00:00+14:00) is a bad line there too.
+        utc = line_date(date_raw)
+    except BadLine as exc:
+        raise _Bad(str(exc)) from None
     # As `newswatch import` takes it: a date more than a day ahead of now (a 9999-12-31
-    # placeholder) is not believed, nor one past either end of time in UTC
-    # (9999-12-31T23:59:59-14:00, 0001-01-01T00:00:00+14:00), and the line counts at the
-    # time it is read.
-    try:
-        utc: datetime | None = date.astimezone(UTC)
-    except OverflowError:
-        utc = None
+    # placeholder) is not believed, and the line counts at the time it is read.
     date = believed(utc, now) or now
     from watchers.stories import StoryInput
 

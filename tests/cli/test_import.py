@@ -252,6 +252,9 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
     (b'{"title": "a", "text": "b", "title": "c"}', "'title' appears twice in the object"),
     (b'{"title": "x", "date": 20220101}', "'date' must be an ISO 8601 string, not int"),
     (b'{"title": "x", "date": "2022-13-01"}', "'date' is not an ISO 8601 date"),
+    # before the first second of the calendar in UTC: it was taken as undated, unnamed
+    (b'{"title": "x", "date": "0001-01-01T00:00:00+01:00"}',
+     "'date' 0001-01-01T00:00:00+01:00 is out of range once made UTC"),
     (b'\xff{"title": "x"}', "not UTF-8 (byte 1)"),
     # "a\ud800" and "a\udc00" were stored as one id ("a\ufffd"), the second renamed
     (b'{"title": "x", "id": "a\\ud800"}',
@@ -386,7 +389,7 @@ def test_parse_line_builds_what_validation_builds() -> None:
     fetched = datetime(2023, 3, 1, 8, tzinfo=UTC)
     lines = [json.dumps(g) for g in GOOD] + [
         json.dumps({"title": " Caf\u00e9\u0000 ", "text": "\ud800 x", "url": " https://ex.org ",
-                    "id": " a ", "source": "", "date": "0001-01-01T00:00:00+01:00"}),
+                    "id": " a ", "source": "", "date": "0001-01-01T00:00:00-01:00"}),
         json.dumps({"title": "No id", "url": "https://ex.org/n", "date": "2020-02-02"}),
         json.dumps({"title": "Nothing else"}),
     ]
