@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.console import ConsoleSink
@@ -239,7 +239,9 @@ async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: Stop
     async def work() -> list[PollReport]:
         if first is not None:
             await first
-        return await engine.run_once()
+        reports = await engine.run_once()
+        await _retries_due_soon(engine)
+        return reports
 
     job = asyncio.ensure_future(work())
     try:
@@ -256,6 +258,31 @@ async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: Stop
     return False
 
 
+#: Seconds ``run --once`` waits for alerts whose retry is due that soon (see _retries_due_soon).
+RETRY_SOON = 5.0
+
+
+async def _retries_due_soon(engine: Engine) -> None:
+    """Alerts whose send failed in a run just before (a full disk, a destination away for a
+    moment) wait for the retry time the store holds: ``run --once`` started right after found
+    none due, sent nothing and said only "see above", above which nothing was. Those due within
+    :data:`RETRY_SOON` seconds are waited for and tried, once (a stop cuts the wait short)."""
+    now = datetime.now(UTC)
+    soon = [when for when in (await engine.delivery.store.due_routes()).values()
+            if when is not None and now < when <= now + timedelta(seconds=RETRY_SOON)]
+    if soon:
+        await asyncio.sleep((max(soon) - now).total_seconds())
+        await engine.delivery.drain()
+
+
+async def _next_retry(engine: Engine) -> datetime | None:
+    """When the first alert waiting for a retry is due, if that is still to come."""
+    now = datetime.now(UTC)
+    later = [when for when in (await engine.delivery.store.due_routes()).values()
+             if when is not None and when > now]
+    return min(later, default=None)
+
+
 async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
     """What ``run --once``'s round left undone, in one closing line (nothing when all went):
     the sources that failed and the alerts not delivered (a destination down or refusing,
@@ -267,7 +294,12 @@ async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
     held = counts.get("held", 0)
     parts = []
     if left:
-        parts.append(f"{left} alert(s) not delivered yet (see above); they go at the next run")
+        # A retry time still to come: a send failed, in this run (said above) or one before
+        # (said then), and the alert waits for it, a destination's Retry-After included.
+        retry = await _next_retry(engine)
+        why = ("see above" if retry is None else
+               f"a send failed; the next try is due at {retry:%H:%M:%S} UTC")
+        parts.append(f"{left} alert(s) not delivered yet ({why}); they go at the next run")
     if held:
         # Not "at the next run": a paused destination holds them until it is resumed (a
         # webhook's with its URL corrected, at the next start).

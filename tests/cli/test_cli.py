@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -219,14 +220,31 @@ def test_run_once_ends_with_what_its_round_left_undone(workdir: Path) -> None:
     hook = "https://discord.com/api/webhooks/222222222222222222/tok"
     res = nw("run", "--once", cwd=workdir, env={"NW_TEST_HOOK": hook})
     assert res.returncode == 0, res.stderr
-    assert ("newswatch: round done; 4 alert(s) not delivered yet (see above); they go at the "
-            "next run; 1 source(s) failed: down (see above)\n") in res.stderr, res.stderr
+    assert re.search(r"newswatch: round done; 4 alert\(s\) not delivered yet \(a send failed; "
+                     r"the next try is due at \d\d:\d\d:\d\d UTC\); they go at the next run; "
+                     r"1 source\(s\) failed: down \(see above\)\n", res.stderr), res.stderr
     assert hook not in res.stderr + res.stdout
     # a round where everything went says nothing more (a new store: the alerts left above
     # wait out their backoff)
     (workdir / "config.toml").write_text(config.replace('"nw.db"', '"clean.db"'))
     clean = nw("run", "--once", cwd=workdir)
     assert clean.returncode == 0 and "round done" not in clean.stderr, clean.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_run_once_right_after_a_failed_send_sends_what_is_due_soon(workdir: Path) -> None:
+    """A run whose alerts could not be printed (a full disk) leaves them to a retry a second or
+    two later; run --once started right then found nothing due, sent nothing, and said "not
+    delivered yet (see above)" with nothing above. A retry due that soon is waited for."""
+    with open("/dev/full", "w") as full:
+        failed = subprocess.run([*EXE, "run", "--once"], cwd=workdir, stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=60)
+    assert failed.returncode == 1, failed.stderr
+    assert re.search(r"4 alert\(s\) not delivered yet \(a send failed; the next try is due "
+                     r"at \d\d:\d\d:\d\d UTC\)", failed.stderr), failed.stderr
+    again = nw("run", "--once", cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("▶ ") == 4 and "round done" not in again.stderr, again.stderr
 
 
 def test_search_after_run(workdir: Path) -> None:
