@@ -156,7 +156,7 @@ async def test_acknowledge_edits_records_and_answers_privately_once(emu: Discord
         assert (record.user_id, record.at) == (member, START + timedelta(minutes=3))
 
         # someone else clicks before their client saw the edit: told who was first
-        second = await emu.click_button(edited, f"nw:ack:{ident}", user="admin")
+        second = await emu.click_button(edited, f"nw:ack:{ident}", user="admin", stale=True)
         assert (await second.callback())["type"] == 4
         answer = await second.final_message()
         assert answer.ephemeral and f"Already acknowledged by <@{member}>" in answer.content

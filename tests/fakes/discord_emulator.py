@@ -607,6 +607,24 @@ class EmuMessage:
             parts.append((e.get("author") or {}).get("name") or "")
         return "\n".join(p for p in parts if p)
 
+    def component(self, custom_id: str) -> dict[str, Any] | None:
+        """The component (button, select) with ``custom_id`` on the message, as it is now."""
+        found = [c for c in self._components() if c.get("custom_id") == custom_id]
+        return found[0] if found else None
+
+    def _components(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+
+        def walk(items: list[dict[str, Any]]) -> None:
+            for c in items:
+                found.append(c)
+                walk(c.get("components") or [])
+                if isinstance(c.get("accessory"), dict):
+                    walk([c["accessory"]])
+
+        walk(self.components)
+        return found
+
     @property
     def custom_ids(self) -> list[str]:
         """custom_ids of all components (buttons, selects) on the message."""
@@ -2813,11 +2831,23 @@ class DiscordEmulator:
         return await self._send(payload)
 
     async def _component(self, message: EmuMessage | int, custom_id: str, component_type: int,
-                         values: list[str] | None, user: Any) -> InteractionHandle:
+                         values: list[str] | None, user: Any, stale: bool = False
+                         ) -> InteractionHandle:
         msg = message if isinstance(message, EmuMessage) else self.get_message(int(message))
         if custom_id not in msg.custom_ids:
             raise LookupError(f"message {msg.id} has no component {custom_id!r} "
                               f"(has {msg.custom_ids})")
+        # What Discord's client lets a user do: a disabled component takes no click, and a
+        # select sends only values among its options, as many as it allows.
+        component = msg.component(custom_id) or {}
+        if component.get("disabled") and not stale:
+            raise LookupError(f"component {custom_id!r} of message {msg.id} is disabled")
+        if values is not None:
+            offered = [o.get("value") for o in component.get("options") or []]
+            lo, hi = component.get("min_values", 1), component.get("max_values", 1)
+            if any(v not in offered for v in values) or not lo <= len(values) <= hi:
+                raise LookupError(f"select {custom_id!r} offers {offered} ({lo} to {hi}), "
+                                  f"not {values}")
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
         if values is not None:
             data["values"] = list(values)
@@ -2831,9 +2861,11 @@ class DiscordEmulator:
         return handle
 
     async def click_button(self, message: EmuMessage | int, custom_id: str, *,
-                           user: Any = "admin") -> InteractionHandle:
-        """A user clicks a button (MESSAGE_COMPONENT, component_type 2) on a message."""
-        return await self._component(message, custom_id, 2, None, user)
+                           user: Any = "admin", stale: bool = False) -> InteractionHandle:
+        """A user clicks a button (MESSAGE_COMPONENT, component_type 2) on a message. A disabled
+        one takes no click, unless ``stale``: the user's client had not yet seen the edit that
+        disabled it."""
+        return await self._component(message, custom_id, 2, None, user, stale)
 
     async def select_menu(self, message: EmuMessage | int, custom_id: str, values: list[str],
                           *, user: Any = "admin") -> InteractionHandle:

@@ -334,6 +334,10 @@ async def test_button_click_reaches_view_callback(
     pick = await emu.select_menu(panel, "topic", ["tariffs"], user="member")
     picked = await pick.final_message()
     assert picked.content == "picked ['tariffs']" and picked.ephemeral
+    # as Discord's client: only the select's own values, as many as it takes
+    for values in (["sanctions"], [], ["troops", "tariffs"]):
+        with pytest.raises(LookupError, match="select 'topic' offers"):
+            await emu.select_menu(panel, "topic", values)
     click = await emu.click_button(panel, "ack", user="member")
     user_id, custom_id = await asyncio.wait_for(bot.clicked.get(), 5)  # type: ignore[attr-defined]
     assert (user_id, custom_id) == (emu.member.id, "ack")
@@ -341,6 +345,17 @@ async def test_button_click_reaches_view_callback(
     assert (await click.callback())["type"] == 7
     assert updated is panel and updated.content == "acknowledged" and updated.components == []
     assert emu.validate_all() == []
+
+
+async def test_a_disabled_button_takes_no_click_unless_the_view_was_stale(
+    emu: DiscordEmulator, bot: commands.Bot
+) -> None:
+    panel = await (await emu.send_interaction("panel")).final_message()
+    panel.components[0]["components"][0]["disabled"] = True  # as an edit would leave it
+    with pytest.raises(LookupError, match=r"'ack' of message .* is disabled"):
+        await emu.click_button(panel, "ack")
+    click = await emu.click_button(panel, "ack", stale=True)  # a client not yet updated
+    assert (await click.final_message()).content == "acknowledged"
 
 
 # --------------------------------------------------------------------------------------------
