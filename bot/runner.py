@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.console import ConsoleSink
@@ -239,9 +239,7 @@ async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: Stop
     async def work() -> list[PollReport]:
         if first is not None:
             await first
-        reports = await engine.run_once()
-        await _retries_due_soon(engine)
-        return reports
+        return await engine.run_once(retry_within=RETRY_SOON)
 
     job = asyncio.ensure_future(work())
     try:
@@ -258,29 +256,11 @@ async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: Stop
     return False
 
 
-#: Seconds ``run --once`` waits for alerts whose retry is due that soon (see _retries_due_soon).
+#: Seconds ``run --once`` waits for alerts whose retry is due that soon: a send that failed in
+#: a run just before (a full disk, a destination away for a moment) waits for the retry time
+#: the store holds, and a run started right after found none due, sent nothing and said "see
+#: above", above which nothing was.
 RETRY_SOON = 5.0
-
-
-async def _retries_due_soon(engine: Engine) -> None:
-    """Alerts whose send failed in a run just before (a full disk, a destination away for a
-    moment) wait for the retry time the store holds: ``run --once`` started right after found
-    none due, sent nothing and said only "see above", above which nothing was. Those due within
-    :data:`RETRY_SOON` seconds are waited for and tried, once (a stop cuts the wait short)."""
-    now = datetime.now(UTC)
-    soon = [when for when in (await engine.delivery.store.due_routes()).values()
-            if when is not None and now < when <= now + timedelta(seconds=RETRY_SOON)]
-    if soon:
-        await asyncio.sleep((max(soon) - now).total_seconds())
-        await engine.delivery.drain()
-
-
-async def _next_retry(engine: Engine) -> datetime | None:
-    """When the first alert waiting for a retry is due, if that is still to come."""
-    now = datetime.now(UTC)
-    later = [when for when in (await engine.delivery.store.due_routes()).values()
-             if when is not None and when > now]
-    return min(later, default=None)
 
 
 async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
@@ -289,14 +269,15 @@ async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
     paused), which go at the next run. The exit status stays 0 (a feed down is not
     newswatch's failure); the line is on stderr, which cron mails."""
     failed = [r.source for r in reports if r.error is not None]
-    counts = (await engine.delivery_status()).counts
+    status = await engine.delivery_status()
+    counts = status.counts
     left = sum(counts.get(state, 0) for state in ("pending", "retry", "sending"))
     held = counts.get("held", 0)
     parts = []
     if left:
         # A retry time still to come: a send failed, in this run (said above) or one before
         # (said then), and the alert waits for it, a destination's Retry-After included.
-        retry = await _next_retry(engine)
+        retry = status.next_retry
         why = ("see above" if retry is None else
                f"a send failed; the next try is due at {retry:%H:%M:%S} UTC")
         parts.append(f"{left} alert(s) not delivered yet ({why}); they go at the next run")

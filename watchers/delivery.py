@@ -324,6 +324,9 @@ class DeliveryStatus:
     # route → (why its last send failed, failures in a row, alerts waiting to be sent there),
     # for the routes backing off
     backing_off_why: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    # when the first alert waiting for a retry (a send that failed, in this process or one
+    # before) is due, if that is still to come
+    next_retry: datetime | None = None
 
 
 def _severity(rules: Sequence[RuleConfig]) -> str:
@@ -641,7 +644,27 @@ class DeliveryService:
             stories=stories,
             scheduled=await self.store.scheduled_routes(),
             next_digest=self._next_digests(),
+            next_retry=min(await self._retries_after(now, routes), default=None),
         )
+
+    async def _retries_after(self, now: datetime, routes: Collection[str] | None = None
+                             ) -> list[datetime]:
+        """When each route's first alert waiting for a retry is due, where that is after
+        ``now`` (of ``routes``, or every route)."""
+        return [when for route, when in (await self.store.due_routes()).items()
+                if when is not None and when > now and (routes is None or route in routes)]
+
+    async def retry_soon(self, within: float) -> int:
+        """Wait for the alerts whose retry is due within ``within`` seconds (a send that failed
+        a moment ago, in this process or one before) and try them: once, however that goes.
+        Returns how many were delivered."""
+        now = datetime.now(UTC)
+        soon = [when for when in await self._retries_after(now)
+                if when <= now + timedelta(seconds=within)]
+        if not soon:
+            return 0
+        await asyncio.sleep((max(soon) - now).total_seconds())
+        return await self.drain()
 
     def _next_digests(self) -> dict[str, datetime]:
         out: dict[str, datetime] = {}

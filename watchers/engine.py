@@ -448,8 +448,10 @@ class Engine:
         await self.watch.aclose(store_failed=failed)
         await self.delivery.stop()
 
-    async def run_once(self) -> list[PollReport]:
-        """Poll every source once and deliver everything that is due (``run --once``)."""
+    async def run_once(self, *, retry_within: float = 0.0) -> list[PollReport]:
+        """Poll every source once and deliver everything that is due (``run --once``). With
+        ``retry_within`` (seconds), alerts whose retry is due that soon (a send that failed in
+        this round, or in a run just before) are waited for and tried once more."""
         refuse_inside_sink("run_once")
         if self._closed:
             raise NewswatchError("this engine is closed (its open_engine block has ended); "
@@ -464,6 +466,8 @@ class Engine:
             await self.store.requeue_interrupted()
         reports = await self.watch.run_once()
         await self.delivery.drain()
+        if retry_within > 0:
+            await self.delivery.retry_soon(retry_within)
         return reports
 
     # ------------------------------------------------------------------ lookups
