@@ -214,9 +214,28 @@ async def test_a_redirect_to_a_blocked_address_is_refused(
     for i, target in enumerate(targets):
         server.set(f"/r{i}", Route(status=302, location=target))
         feed = FeedSource("r", server.url(f"/r{i}"), fetcher=fetcher, allow_private=LOOPBACK)
-        with pytest.raises(FetchBlockedError, match="refused URL"):
+        # named as the feed's redirect: it said only "refused URL: 169.254.169.254 is a cloud
+        # metadata address", not which feed nor that a redirect led there
+        with pytest.raises(FetchBlockedError, match=re.escape(
+                f"{server.url(f'/r{i}')}: redirect (302) to {target} refused: ")):
             await feed.poll({})
     assert canary.connections == 0
+
+
+@pytest.mark.parametrize(("target", "reason"), [
+    ("http://169.254.169.254/latest/meta-data/iam",
+     "169.254.169.254 is a cloud metadata address"),
+    ("http://10.1.2.3/feed", "10.1.2.3 is a private address"),
+    ("http://localhost/feed", "host 'localhost' is the local machine"),
+])
+async def test_a_refused_redirect_names_the_feed_the_redirect_and_why(
+        server: FeedServer, fetcher: Fetcher, target: str, reason: str) -> None:
+    server.set("/moved", Route(status=301, location="/moved2"))
+    server.set("/moved2", Route(status=307, location=target))
+    with pytest.raises(FetchBlockedError) as caught:
+        await fetcher.get(server.url("/moved"), allow_private=LOOPBACK)
+    assert str(caught.value) == f"{server.url('/moved')}: redirect (307) to {target} refused: " \
+        f"{reason}"
 
 
 @pytest.mark.usefixtures("client_path")
@@ -226,6 +245,9 @@ async def test_redirect_hops_through_a_name_are_resolved_and_checked(
     resolver = FakeResolver({"evil.example": ["127.0.0.2"]})
     server.set("/r", Route(status=307, location=f"http://evil.example:{canary.port}/x"))
     async with Fetcher(resolver=resolver, timeouts=FAST) as fetcher:
-        with pytest.raises(FetchBlockedError, match=re.escape("127.0.0.2 is a loopback")):
+        with pytest.raises(FetchBlockedError, match=re.escape(
+                f"{server.url('/r')}: redirect (307) to http://evil.example:{canary.port}/x "
+                "refused: ")) as caught:
             await fetcher.get(server.url("/r"), allow_private=LOOPBACK)
+        assert "127.0.0.2 is a loopback" in str(caught.value)
     assert canary.connections == 0

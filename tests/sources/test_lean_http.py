@@ -666,10 +666,8 @@ async def test_a_quoted_status_line_is_cut_and_escaped() -> None:
 async def test_a_head_that_never_ends_is_refused_at_once(client_path: str, start: bytes) -> None:
     """A header (or status line) that never ends, or 100 Continue after 100 Continue: the cap
     counted finished headers only, so the lean client read on until the fetch's deadline,
-    holding hundreds of MB and a core for each such source."""
-    if client_path == "aiohttp" and not start:
-        pytest.skip("aiohttp reads interim answers until the deadline (the lean client is the "
-                    "default)")
+    holding hundreds of MB and a core for each such source (and aiohttp read interim answers
+    until the deadline)."""
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         await server.request(reader)
@@ -686,7 +684,7 @@ async def test_a_head_that_never_ends_is_refused_at_once(client_path: str, start
             with pytest.raises(SourceError) as caught:
                 await f.get(server.url())
     said = str(caught.value).removeprefix(f"{server.url()}: ")
-    if client_path == "aiohttp":
+    if client_path == "aiohttp" and start:
         assert re.match(AIOHTTP_REFUSAL, said), said
     elif start:
         assert said == "response head longer than 64 KiB"

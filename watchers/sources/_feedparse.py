@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import functools
 import html
 import io
 import re
@@ -42,7 +43,11 @@ from xml.sax import SAXParseException
 
 import feedparser  # type: ignore[import-untyped]
 from feedparser.datetimes import _parse_date  # type: ignore[import-untyped]
-from feedparser.encodings import convert_to_utf8  # type: ignore[import-untyped]
+from feedparser.encodings import (  # type: ignore[import-untyped]
+    RE_XML_PI_ENCODING,
+    convert_to_utf8,
+    parse_content_type,
+)
 
 from watchers.errors import SourceError
 from watchers.models import json_kind, loads_json, parse_iso
@@ -55,6 +60,81 @@ from watchers.models import json_kind, loads_json, parse_iso
 # feedparser's own list of preferred drivers is emptied: expat, always.
 feedparser.api.PREFERRED_XML_PARSERS[:] = []
 
+
+# feedparser's element handlers take the elements around them for granted: a stray "</width>"
+# pops a width no "<width>" pushed and calls int(None); "<gml:pos>" outside "<georss:where>"
+# looks up a 'where' that is not there; "</media:player>", "</creativeCommons:license>" and
+# "</category>" alike. The exception left feedparser.parse() and the whole feed was lost, every
+# poll, for one stray tag. So every start and end handler of both parsers is wrapped, once, here:
+# a handler that fails on what it was given has its element ignored, and the item around it and
+# every other item are read as before. (Wrapping the handlers rather than cleaning the document
+# and parsing it again keeps every item, also of the tags no one has found yet, for one extra
+# call per element.) AttributeError is left alone: feedparser's dispatch catches it itself and
+# reads the element as one it has no handler for.
+_HANDLER_FAULTS = (LookupError, TypeError, ValueError)
+
+
+def _tolerant(handler: Any) -> Any:
+    @functools.wraps(handler)
+    def call(self: Any, *args: Any) -> Any:
+        try:
+            return handler(self, *args)
+        except _HANDLER_FAULTS:
+            return None
+
+    call.__newswatch_tolerant__ = True  # type: ignore[attr-defined]
+    return call
+
+
+# feedparser resolves an item's id (an RSS guid, an Atom id) against the document's base, as
+# if it were a link: "<guid>67890</guid>" became "http://host/feed/67890", on the feed's own
+# host, then the item's link too, and the guid changed with the URL the feed was fetched from.
+# An id that is not an absolute URI is kept as written; an absolute one is resolved as before,
+# so the guids of the feeds that use URLs (nearly all) do not change.
+_SCHEME = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*:")
+_HTTP_SCHEME = re.compile(r"^\s*https?:", re.IGNORECASE)
+
+
+def _id_as_written(handler: Any) -> Any:
+    @functools.wraps(handler)
+    def call(self: Any, *args: Any) -> Any:
+        self.newswatch_in_id = True
+        try:
+            return handler(self, *args)
+        finally:
+            self.newswatch_in_id = False
+
+    return call
+
+
+def _resolving(resolve: Any) -> Any:
+    @functools.wraps(resolve)
+    def call(self: Any, uri: Any) -> Any:
+        if getattr(self, "newswatch_in_id", False) and not _SCHEME.match(str(uri)):
+            return uri
+        return resolve(self, uri)
+
+    return call
+
+
+def _patch_handlers() -> None:
+    mixin = feedparser.mixin._FeedParserMixin
+    if getattr(mixin.resolve_uri, "__newswatch_tolerant__", False):
+        return  # patched already (a reload)
+    for parser in (feedparser.api.StrictFeedParser, feedparser.api.LooseFeedParser):
+        for cls in parser.__mro__:
+            for name, handler in list(vars(cls).items()):
+                if (name.startswith(("_start_", "_end_")) and callable(handler)
+                        and not getattr(handler, "__newswatch_tolerant__", False)):
+                    if name in ("_end_guid", "_end_id"):
+                        handler = _id_as_written(handler)
+                    setattr(cls, name, _tolerant(handler))
+    mixin.resolve_uri = _resolving(mixin.resolve_uri)
+    mixin.resolve_uri.__newswatch_tolerant__ = True
+
+
+_patch_handlers()
+
 __all__ = [
     "MAX_ENTRIES",
     "MAX_MARKUP_TOKENS",
@@ -65,6 +145,7 @@ __all__ = [
     "neutralise_charrefs",
     "parse_feed",
     "strip_doctype",
+    "usable_charset",
 ]
 
 # feedparser spends 20-40 microseconds per tag or entity reference, so 5 MiB of nothing else
@@ -363,6 +444,31 @@ def _year_written(parsed: datetime, raw: Any) -> bool:
     return not years or any(abs(parsed.year - y) <= 1 for y in years)
 
 
+# An ISO 8601 (W3C) date as written, to its seconds: its sign, year, month, day and time.
+_ISO_FIELDS = re.compile(
+    r"^\s*(-?)(\d{4})-?(\d\d)-?(\d\d)(?:[Tt ]?(\d\d):?(\d\d)(?::?(\d\d))?)?(?!\d)")
+
+
+def _impossible(raw: Any) -> bool:
+    """Whether an ISO-style date as written names no day or time there is: feedparser rolls
+    it over into a real one ("2024-02-30T25:61:00Z" became 2024-03-02 02:01, "2024-13-45"
+    2025-01-01, "-0001-01-01" 2000-01-01), and the article was dated wrong instead of
+    undated. (Its RFC 822 reader already gives nothing for "30 Feb".)"""
+    found = _ISO_FIELDS.match(raw) if isinstance(raw, str) else None
+    if found is None:
+        return False
+    sign, year, month, day, hour, minute, second = found.groups()
+    if sign:
+        return True
+    try:
+        datetime(int(year), int(month), int(day))
+    except ValueError:
+        return True
+    h, m, sec = int(hour or 0), int(minute or 0), int(second or 0)
+    # 24:00 ends a day and 23:59:60 is a leap second: both are times there are
+    return m > 59 or sec > 60 or h > 24 or (h == 24 and (m > 0 or sec > 0))
+
+
 def _raw(mapping: Any, key: str, default: Any = None) -> Any:
     """``mapping[key]`` without FeedParserDict's aliases, which warn (``updated`` falling back
     to ``published``) and so break under warnings-as-errors."""
@@ -413,7 +519,11 @@ def _entry_text(entry: Any, *, rss: bool = False) -> str:
 
 
 def _entry_link(entry: Any, base: str) -> str | None:
-    link = _http_url(base, _raw(entry, "link"))
+    link = _raw(entry, "link")
+    if (_raw(entry, "guidislink") and link == _raw(entry, "id") and isinstance(link, str)
+            and not _HTTP_SCHEME.match(link)):
+        link = None  # a guid is a link only as an absolute http(s) URL, never resolved
+    link = _http_url(base, link)
     if link:
         return link
     for candidate in _raw(entry, "links") or []:
@@ -452,10 +562,77 @@ _BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
 _DECLARED = re.compile(r"""(\A\s*<\?xml[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
 
 
+# ASCII as markup writes it: an encoding that does not read it as itself (idna, UTF-7, EBCDIC)
+# is no encoding of an XML or HTML document that could be read this far (backslash is left out:
+# the escape codecs warn on it, and they are refused by name).
+_ASCII_PROBE = b"<?xml version='1.0'?><a b=\"c\">Az09 &#38; :;/_.,!=%@[]{}|~`^$()*-</a>\t\r\n"
+_WIDE_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _wide(body: bytes) -> bool:
+    """Whether ``body`` may be UTF-16 or UTF-32: a byte order mark or a NUL in its first 512."""
+    return body.startswith(_WIDE_MARKS) or b"\x00" in body[:512]
+
+
+def usable_charset(label: str | bytes | None, body: bytes) -> str | None:
+    """The codec a charset label names, or None when the label is no use for ``body``: no
+    encoding Python knows ("utf\\0-8"), or one that cannot read a document (``undefined``
+    fails on every byte, ``idna`` on any but strict error handling, escape and binary codecs),
+    or UTF-16/32 on bytes with neither a byte order mark nor a NUL in their first 512 — plainly
+    8-bit, and the label ignored, as browsers ignore it. An unusable label is ignored, not
+    obeyed: with every such name a whole feed or page was lost to a UnicodeError."""
+    if isinstance(label, bytes):
+        label = label.decode("latin-1")
+    if not label or not label.strip():
+        return None
+    try:
+        info = codecs.lookup(label.strip())
+    except (LookupError, ValueError):
+        return None
+    name = info.name
+    if name.startswith(("utf-16", "utf-32")):
+        return name if _wide(body) else None
+    if "escape" in name or not getattr(info, "_is_text_encoding", True):
+        return None
+    try:
+        same = _ASCII_PROBE.decode(name, errors="replace") == _ASCII_PROBE.decode("ascii")
+    except (UnicodeError, LookupError, ValueError):
+        return None
+    return name if same else None
+
+
+def _declared_span(body: bytes) -> tuple[int, int] | None:
+    """Where the encoding named in ``body``'s XML declaration is, found with feedparser's own
+    pattern (so what is judged here is what feedparser reads), or None."""
+    start = len(codecs.BOM_UTF8) if body.startswith(codecs.BOM_UTF8) else 0
+    if not body.startswith(b"<?", start):
+        return None
+    found = RE_XML_PI_ENCODING.match(body[start:] if start else body)
+    return None if found is None else (start + found.start(1), start + found.end(1))
+
+
+_UTF8 = ("utf-8", "utf-8-sig")
+
+
+def _mostly_utf8(body: bytes) -> bool:
+    """Whether ``body``, which is not UTF-8, has no more bytes that are not UTF-8 than
+    characters beyond ASCII that are: a UTF-8 feed with a few legacy bytes pasted in, not a
+    legacy encoding's, whose bytes make UTF-8 only now and then, by chance."""
+    text = body.decode("utf-8", errors="ignore")
+    stray = len(body) - len(text.encode("utf-8"))
+    return len(text) - len(text.encode("ascii", errors="ignore")) >= stray
+
+
 def _prepare_xml(body: bytes, content_type: str | None) -> bytes:
     """Decode to UTF-8 (feedparser's own rules: BOM, HTTP charset, XML declaration), strip the
     DOCTYPE and neutralise impossible character references, so what feedparser parses next is
-    known-safe UTF-8."""
+    known-safe UTF-8.
+
+    A charset (HTTP or declared) that names no usable encoding is ignored (see
+    :func:`usable_charset`). A document meant as UTF-8 (so labelled, or not labelled) that is
+    mostly UTF-8 has its stray bytes read as Windows-1252 reads them, as a JSON Feed's are:
+    feedparser fell back to Windows-1252 for the whole document, and one legacy byte turned
+    every Cyrillic title to mojibake that no rule matched."""
     body = _XML_DECL_AFTER_SPACE.sub(b"", body, count=1)
     for bom, codec in _BOMS:
         # A byte order mark says how the bytes are encoded whatever the declaration or the
@@ -468,26 +645,59 @@ def _prepare_xml(body: bytes, content_type: str | None) -> bytes:
             body = _DECLARED.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
             content_type = None
             break
+    mime, label = parse_content_type(content_type or "")
+    charset = usable_charset(label, body)
+    if label and not charset:
+        content_type = mime
+    declared = None
+    span = _declared_span(body)
+    if span is not None:
+        declared = usable_charset(body[span[0]:span[1]], body)
+        if declared is None:
+            body = body[:span[0]] + b"utf-8" + body[span[1]:]
+    meant = charset or declared
+    if (meant is None or meant in _UTF8) and not _wide(body):
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            if _mostly_utf8(body):
+                body = body.decode("utf-8", errors="newswatch-cp1252").encode("utf-8")
     headers = {"content-type": content_type} if content_type else {}
     info: dict[str, Any] = {}
-    data: bytes = convert_to_utf8(headers, body, info)
+    try:
+        data: bytes = convert_to_utf8(headers, body, info)
+    except (UnicodeError, LookupError, ValueError):
+        # A name feedparser could not use after all: UTF-8, stray bytes as above.
+        text = body.decode("utf-8", errors="newswatch-cp1252")
+        data = _DECLARED.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
     return neutralise_charrefs(strip_doctype(data))
 
 
 def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     data = _prepare_xml(body, content_type)
-    # A stream, never bytes or str: feedparser treats a string as a URL or a file name to open.
-    parsed = feedparser.parse(
-        io.BytesIO(data),
-        response_headers={
-            "content-type": "application/xml; charset=utf-8",
-            "content-location": url,
-        },
-        # Both passes re-parse every HTML field with a pure-Python SGML parser, the slowest part
-        # of feedparser; we reduce HTML to plain text anyway, which drops scripts and links.
-        resolve_relative_uris=False,
-        sanitize_html=False,
-    )
+    try:
+        # A stream, never bytes or str: feedparser treats a string as a URL or a file name to
+        # open.
+        parsed = feedparser.parse(
+            io.BytesIO(data),
+            response_headers={
+                "content-type": "application/xml; charset=utf-8",
+                "content-location": url,
+            },
+            # Both passes re-parse every HTML field with a pure-Python SGML parser, the slowest
+            # part of feedparser; we reduce HTML to plain text anyway, which drops scripts and
+            # links.
+            resolve_relative_uris=False,
+            sanitize_html=False,
+        )
+    except RecursionError:
+        raise
+    except Exception as exc:
+        # Its handlers are made tolerant above; should feedparser still fail on a document,
+        # the source's error says on what, not a bare traceback.
+        raise FeedFormatError(
+            f"{url} is XML feedparser could not read: {type(exc).__name__}: "
+            f"{_show(str(exc), 160)}", "ill-formed") from None
     version = str(_raw(parsed, "version") or "")
     raw_entries = _raw(parsed, "entries") or []
     if not version and not raw_entries:
@@ -536,7 +746,9 @@ def _xml_entry(entry: Any, url: str, *, rss: bool = False) -> RawEntry:
     published = None
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         published = _struct_to_datetime(_raw(entry, key))
-        if published is not None and _year_written(published, _raw(entry, key[:-7])):
+        written = _raw(entry, key[:-7])
+        if (published is not None and _year_written(published, written)
+                and not _impossible(written)):
             break
         published = None
     return RawEntry(
@@ -575,6 +787,8 @@ def _json_date(value: Any) -> datetime | None:
     try:
         parsed = parse_iso(text)
     except ValueError:
+        if _impossible(text):  # "2024-13-45": not rolled over into 2025
+            return None
         # RFC 822 and friends, which some producers emit despite the spec.
         return _struct_to_datetime(_parse_date(text))
     try:

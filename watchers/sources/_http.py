@@ -183,6 +183,12 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 # The longest head kept while waiting for the end of a bodyless answer's head (aiohttp's own
 # limits: 8,190 bytes a line, 128 headers).
 _HEAD_LIMIT = 128 * 8192
+# Interim (1xx) answers read before a request's answer, as the lean client counts them.
+_MAX_INTERIM = 10
+
+
+class _InterimFlood(Exception):
+    """More interim answers than :data:`_MAX_INTERIM` for one request."""
 
 
 class _BodylessAnswers(ResponseHandler):
@@ -200,9 +206,11 @@ class _BodylessAnswers(ResponseHandler):
         self._status_start = b""  # a read that ended inside the status line, kept to look at
         self.on_stray: Callable[[], None] | None = None  # told of bytes nobody asked for
         self._answered = False  # the request in hand has had its (final) answer
+        self._interim = 0  # interim answers to the request in hand
 
     def set_response_params(self, *args: Any, **kwargs: Any) -> None:
         self._answered = False  # a request is sent: one answer is expected
+        self._interim = 0
         super().set_response_params(*args, **kwargs)
 
     def feed_data(self, data: Any, size: int = 0) -> None:
@@ -210,6 +218,17 @@ class _BodylessAnswers(ResponseHandler):
         # one for one request was sent unasked: it was taken for that request's answer (a
         # feed's body filed under another's), or will be for the next request's.
         code = getattr(data[0], "code", 0) if isinstance(data, tuple) and data else 0
+        if 100 <= code < 200 and code != 101 and not self._answered:
+            # 100 Continue after 100 Continue held the fetch to its deadline (aiohttp reads
+            # them without end); refused after as many as the lean client takes.
+            self._interim += 1
+            if self._interim > _MAX_INTERIM:
+                if self._interim == _MAX_INTERIM + 1:
+                    self.set_exception(_InterimFlood(
+                        f"the server sent more than {_MAX_INTERIM} interim (1xx) responses"))
+                    if self.transport is not None:
+                        self.transport.close()
+                return
         if not 100 <= code < 200:
             if self._answered:
                 self._should_close = True
@@ -556,16 +575,26 @@ class Fetcher:
         uses; a hop answers with the result or the URL it redirects to."""
         hop = self._lean_hop if self._lean_wanted else self._aiohttp_hop
         current = url
+        status = 0  # of the redirect that led to ``current``
         for n in range(self.max_redirects + 1):
-            if n:  # get() checked the first URL, against the same allowlist
-                check_url(current, allowed)
             fetch = _FETCH.get()
             if fetch is not None:
                 fetch[1].hop = current
-            found = await hop(current, headers, allowed)
+            try:
+                if n:  # get() checked the first URL, against the same allowlist
+                    check_url(current, allowed)
+                found = await hop(current, headers, allowed)
+            except FetchBlockedError as exc:
+                if not n or not str(exc).startswith(_REFUSALS):
+                    raise
+                # It said only "refused URL: 169.254.169.254 is a cloud metadata address":
+                # not which feed, nor that a redirect led there.
+                reason = str(exc).removeprefix(_REFUSALS[0]).removeprefix(_REFUSALS[1])
+                raise FetchBlockedError(f"{url}: redirect ({status}) to "
+                                        f"{_clipped(current)} refused: {reason}") from None
             if isinstance(found, FetchResult):
                 return found
-            current = found
+            status, current = found
         raise FetchBlockedError(f"{url}: more than {self.max_redirects} redirects")
 
     def _timed_out(self, url: str) -> FetchTimeoutError:
@@ -575,7 +604,7 @@ class Fetcher:
 
     async def _aiohttp_hop(
         self, current: str, headers: dict[str, str], allowed: tuple[IPNetwork, ...]
-    ) -> FetchResult | str:
+    ) -> FetchResult | tuple[int, str]:
         timeout = aiohttp.ClientTimeout(
             total=None,
             sock_connect=self.timeouts.connect,
@@ -587,6 +616,8 @@ class Fetcher:
                 return await self._aiohttp_exchange(current, headers, timeout)
         except SourceError:
             raise
+        except _InterimFlood as exc:
+            raise SourceError(f"{current}: {exc}") from None
         except TimeoutError:
             raise self._timed_out(current) from None
         except aiohttp.InvalidURL as exc:
@@ -596,7 +627,7 @@ class Fetcher:
 
     async def _aiohttp_exchange(
         self, current: str, headers: dict[str, str], limits: aiohttp.ClientTimeout
-    ) -> FetchResult | str:
+    ) -> FetchResult | tuple[int, str]:
         async with self._get_session().get(
             current,
             headers=headers,
@@ -621,7 +652,7 @@ class Fetcher:
 
     async def _lean_hop(
         self, current: str, headers: dict[str, str], allowed: tuple[IPNetwork, ...]
-    ) -> FetchResult | str:
+    ) -> FetchResult | tuple[int, str]:
         """:meth:`_aiohttp_hop` on the lean client: the same results and messages (a response
         that cannot be parsed is named more closely)."""
         try:
@@ -853,8 +884,18 @@ def _queue_trace() -> aiohttp.TraceConfig:
 MAX_REDIRECT_URL = 4000
 
 
-def _redirect(status: int, url: str, headers: Mapping[str, str], current: str) -> str:
-    """The URL a redirect answer points to, resolved against the answer's own URL."""
+# How the address checks begin what they refuse (a URL; a connection, for where a name led).
+_REFUSALS = ("refused URL: ", "refused connection: ")
+
+
+def _clipped(url: str, limit: int = 200) -> str:
+    return url if len(url) <= limit else url[:limit] + "…"
+
+
+def _redirect(status: int, url: str, headers: Mapping[str, str],
+              current: str) -> tuple[int, str]:
+    """A redirect answer's status and the URL it points to, resolved against the answer's own
+    URL."""
     location = headers.get("Location")
     if not location:
         raise SourceError(f"{current}: HTTP {status} redirect without Location")
@@ -865,7 +906,7 @@ def _redirect(status: int, url: str, headers: Mapping[str, str], current: str) -
         raise SourceError(f"{current}: HTTP {status} redirect to a URL of {len(location):,} "
                           f"characters (limit {MAX_REDIRECT_URL:,})")
     try:
-        return urljoin(url, location)
+        return status, urljoin(url, location)
     except ValueError as exc:  # a malformed host, such as an unclosed IPv6 bracket
         raise SourceError(f"{current}: HTTP {status} redirect to an invalid URL "
                           f"{location[:200]!r} ({exc})") from None

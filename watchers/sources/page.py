@@ -299,24 +299,29 @@ _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECA
 
 
 def _decode(body: bytes, content_type: str | None) -> str:
-    """The page's text: a byte order mark's encoding, else the charset its header or a
-    ``<meta>`` names, else UTF-8 (bad bytes replaced)."""
+    """The page's text: a byte order mark's encoding, else the first usable charset of its
+    header's and a ``<meta>``'s, else UTF-8 with the bytes that are not UTF-8 read as
+    Windows-1252 reads them (as a feed's are). A label that names no usable encoding
+    (``undefined``, ``idna``, UTF-16 on bytes plainly 8-bit) is ignored, as browsers ignore it:
+    it cost the whole page a UnicodeError."""
+    from watchers.sources._feedparse import usable_charset
+
     for mark, marked in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"),
                          (b"\xfe\xff", "utf-16")):
         if body.startswith(mark):
             return body.decode(marked, errors="replace")
-    charset: str | None = None
+    labels: list[str | bytes] = []
     if content_type:
         found = re.search(r"charset\s*=\s*[\"']?([\w-]+)", content_type, re.IGNORECASE)
-        charset = found.group(1) if found else None
-    if charset is None:
-        found_meta = _CHARSET.search(body[:4096])
-        charset = found_meta.group(1).decode("ascii") if found_meta else None
-    for name in (charset, "utf-8"):
-        if not name:
-            continue
-        try:
+        if found:
+            labels.append(found.group(1))
+    found_meta = _CHARSET.search(body[:4096])
+    if found_meta:
+        labels.append(found_meta.group(1))
+    for label in labels:
+        name = usable_charset(label, body)
+        if name and name != "utf-8":
             return body.decode(name, errors="replace")
-        except LookupError:
-            continue
-    return body.decode("utf-8", errors="replace")
+        if name:
+            break
+    return body.decode("utf-8", errors="newswatch-cp1252")

@@ -1,0 +1,129 @@
+"""Item ids kept as written (feedparser resolved a guid such as "67890" against the feed's URL
+and made it the item's link) and impossible dates read as unknown (feedparser rolled
+"2024-02-30T25:61:00Z" over into 2024-03-02 02:01)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.feed_server import FeedServer, Route
+from tests.fakes.sinks import RecordingSink
+from watchers.config import parse_config
+from watchers.engine import open_engine
+from watchers.sources._feedparse import parse_feed
+
+
+def _rss(item: str) -> bytes:
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+            f"<item><title>troops</title>{item}</item></channel></rss>").encode()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:18081/feed/x.xml",
+                                 "https://mirror.example/a/b/feed.rss"])
+def test_a_guid_that_is_no_url_is_kept_as_written_and_is_no_link(url: str) -> None:
+    (entry,) = parse_feed(_rss("<guid>67890</guid>"), url=url, content_type=None).entries
+    assert (entry.guid, entry.url) == ("67890", None)
+
+
+@pytest.mark.parametrize(("item", "guid", "link"), [
+    # the common cases: as before
+    ("<guid>https://news.example/a/1</guid>", "https://news.example/a/1",
+     "https://news.example/a/1"),
+    ("<link>https://news.example/a/2</link><guid>67890</guid>", "67890",
+     "https://news.example/a/2"),
+    ('<guid isPermaLink="false">tag:news.example,2024:3</guid>',
+     "tag:news.example,2024:3", None),
+    ("<guid>urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a</guid>",
+     "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a", None),
+    # relative: kept as written, and no link made of it
+    ("<guid>/story/4</guid>", "/story/4", None),
+    ("<guid>//cdn.example/story/5</guid>", "//cdn.example/story/5", None),
+    ("<link>story/6</link><guid>6</guid>", "6", "https://f.example/feeds/story/6"),
+])
+def test_guids_and_links(item: str, guid: str, link: str | None) -> None:
+    (entry,) = parse_feed(_rss(item), url="https://f.example/feeds/main.xml",
+                          content_type=None).entries
+    assert (entry.guid, entry.url) == (guid, link)
+
+
+def test_an_atom_id_that_is_no_url_is_kept_as_written() -> None:
+    body = (b'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry><id>42</id>'
+            b"<title>troops</title></entry></feed>")
+    (entry,) = parse_feed(body, url="https://f.example/atom.xml", content_type=None).entries
+    assert (entry.guid, entry.url) == ("42", None)
+
+
+def _config(url: str) -> dict[str, Any]:
+    return {"storage": {"path": "nw.db"}, "fetch": {"allow_private": ["127.0.0.1/32"]},
+            "sources": [{"name": "f", "type": "feed", "url": url, "every": "1h"}],
+            "rules": [{"name": "troops", "query": "troops"}]}
+
+
+@pytest.mark.parametrize("link", ["", "<link>{base}/story/67890</link>"])
+async def test_items_stored_under_their_resolved_guid_are_not_new_after_the_upgrade(
+        tmp_path: Path, link: str) -> None:
+    """Stored before the fix under the guid feedparser made ("http://host/feed/67890"), an
+    item read now under its guid as written ("67890") is the stored article, not a new one."""
+    sink = RecordingSink()
+    async with FeedServer() as server:
+        base = server.url("").rstrip("/")
+        item = ("<title>Troops gather at the border</title><description>Long enough text"
+                "</description>" + link.format(base=base))
+        old = _rss(f"{item}<guid>{base}/feed/67890</guid>").replace(b"<title>troops</title>", b"")
+        new = _rss(f"{item}<guid>67890</guid>").replace(b"<title>troops</title>", b"")
+        server.set("/feed/x.xml", Route(body=old))
+        cfg = parse_config(_config(server.url("/feed/x.xml")), base_dir=tmp_path)
+        async with open_engine(cfg, start=False, default_sink=sink) as engine:
+            await engine.run_once()  # the baseline, as the old version stored it
+            server.set("/feed/x.xml", Route(body=new))
+            await engine.run_once()
+            assert sink.alerts == []
+            assert len(await engine.recent(limit=10)) == 1
+
+
+def _json_feed(date: str) -> bytes:
+    return json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "J",
+                       "items": [{"id": "1", "title": "troops", "date_published": date}]}
+                      ).encode()
+
+
+@pytest.mark.parametrize(("date", "expected"), [
+    ("2024-13-45", None),
+    ("-0001-01-01T00:00:00Z", None),
+    ("2024-02-30", None),
+    ("2024-02-30T10:00:00Z", None),
+    ("2024-02-10T25:00:00Z", None),
+    ("2024-02-10T10:61:00Z", None),
+    ("20240230T100000Z", None),
+    # real dates, also in forms fromisoformat does not read, are still read
+    ("2024-02-29T10:00:00Z", datetime(2024, 2, 29, 10, tzinfo=UTC)),
+    ("2024-06-30T23:59:60Z", datetime(2024, 7, 1, tzinfo=UTC)),
+    ("Thu, 29 Feb 2024 10:00:00 GMT", datetime(2024, 2, 29, 10, tzinfo=UTC)),
+    ("Fri, 30 Feb 2024 10:00:00 GMT", None),
+])
+def test_an_impossible_json_feed_date_is_unknown(date: str, expected: datetime | None) -> None:
+    (entry,) = parse_feed(_json_feed(date), url="https://f.example/j", content_type=None).entries
+    assert entry.published == expected
+
+
+@pytest.mark.parametrize(("date", "expected"), [
+    ("2024-02-30T25:61:00Z", None),
+    ("2024-13-45", None),
+    ("2024-02-30", None),
+    ("2024-12-31T24:00:00Z", datetime(2025, 1, 1, tzinfo=UTC)),
+    ("2024-02-29T10:00:00+02:00", datetime(2024, 2, 29, 8, tzinfo=UTC)),
+    ("Thu, 29 Feb 2024 10:00:00 GMT", datetime(2024, 2, 29, 10, tzinfo=UTC)),
+])
+def test_an_impossible_rss_or_atom_date_is_unknown(date: str, expected: datetime | None) -> None:
+    (entry,) = parse_feed(_rss(f"<pubDate>{date}</pubDate>"), url="https://f.example/r",
+                          content_type=None).entries
+    assert entry.published == expected
+    atom = (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry><id>1</id>'
+            f"<title>troops</title><updated>{date}</updated></entry></feed>").encode()
+    (entry,) = parse_feed(atom, url="https://f.example/a", content_type=None).entries
+    assert entry.published == expected
