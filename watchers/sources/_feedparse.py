@@ -263,16 +263,22 @@ def _tidy(text: str) -> str:
 
 _UNCLOSED = re.compile(r"<(?=[^<>]*<)")
 _MANY_TAGS = 1000
+# html.parser's time on a "<" that opens no tag grows with the text after it: tags times
+# characters past this reads them as text first, however few the tags (999 "<a " each with
+# 5,000 letters after it, 5 MB, took 27 s of CPU; 200 of them 1 s).
+_MANY_TAG_CHARACTERS = 50_000_000
 
 
 def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment: tags removed, entities decoded, whitespace tidied."""
     if "<" not in html and "&" not in html:
         return _tidy(html)
-    if html.count("<") > _MANY_TAGS:
+    tags = html.count("<")
+    if tags > _MANY_TAGS or tags * len(html) > _MANY_TAG_CHARACTERS:
         # A "<" that another "<" follows before any ">" opens no tag that could end: it is
         # text. Left to html.parser, each one rescans everything after it (240,000 "<a" in
-        # one description took 200 s). A few, as in everyday broken markup, are left to it.
+        # one description took 200 s). A few in a short text, as in everyday broken markup,
+        # are left to it.
         html = _UNCLOSED.sub("&lt;", html)
     parser = _TextExtractor()
     parser.feed(html)
