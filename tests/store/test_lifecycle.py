@@ -527,3 +527,82 @@ async def test_a_large_read_is_not_kept_alive_by_the_connections_thread(tmp_path
         assert few == [(1, "row 1"), (2, "row 2"), (3, "row 3")]
     finally:
         await store.aclose()
+
+
+@pytest.mark.parametrize("how", ["removed", "removed with -shm", "replaced"])
+async def test_a_removed_wal_file_stops_writes_and_the_close_keeps_what_was_committed(
+        tmp_path: Path, how: str) -> None:
+    """Commits went on into the unlinked -wal file, which a crash then lost whole (the next
+    start alerted again); stopped at the next write, the close copies it into the database."""
+    path = tmp_path / "nw.db"
+    wal = Path(f"{path}-wal")
+    async with await SqliteStore.open(path) as store:
+        for i in range(3):
+            await put(store, art(f"Before {i}"))
+        if how == "replaced":
+            os.replace(wal, tmp_path / "aside")
+            os.close(os.open(wal, os.O_CREAT | os.O_WRONLY))
+        else:
+            os.remove(wal)
+            if how == "removed with -shm":
+                os.remove(f"{path}-shm")
+        with pytest.raises(StoreError) as caught:
+            await put(store, art("After"))
+        assert str(caught.value) == (
+            f"the database's -wal file {wal} was removed or replaced while newswatch was "
+            "running; stopping, so that nothing more is written where a crash would lose it")
+        with pytest.raises(StoreError, match="-wal file"):  # every later write too
+            await store.add_notice("ops", "hello")
+    con = sqlite3.connect(path)
+    try:
+        titles = sorted(r[0] for r in con.execute("SELECT title FROM articles"))
+    finally:
+        con.close()
+    assert titles == ["Before 0", "Before 1", "Before 2"]
+
+
+WAL_TOUCHER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+conn.execute("SELECT count(*) FROM articles").fetchone()
+conn.close()
+conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+conn.execute("SELECT count(*) FROM articles").fetchone()
+conn.close()
+"""
+
+
+async def test_the_wal_file_stays_through_checkpoints_and_readers(tmp_path: Path) -> None:
+    """What the -wal check relies on: while the store is open SQLite keeps its -wal file (a
+    checkpoint, even TRUNCATE, empties it; a reader's close does not remove it), so no write
+    is stopped for them."""
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("First"))
+        before = os.stat(f"{path}-wal").st_ino
+        for _ in range(2):
+            toucher = await asyncio.create_subprocess_exec(sys.executable, "-c", WAL_TOUCHER,
+                                                           str(path))
+            assert await asyncio.wait_for(toucher.wait(), 60) == 0
+        assert os.stat(f"{path}-wal").st_ino == before
+        async with await SqliteStore.open(path, lock=False) as other:
+            assert await other.count_articles() == 1
+        await put(store, art("Second"))
+        assert await store.count_articles() == 2
+
+
+async def test_a_second_writer_beside_one_whose_lock_file_was_removed_names_it_and_its_pid(
+        tmp_path: Path) -> None:
+    """It blamed a hard link there was none of, gave no pid, and left its own pid in the lock
+    file it made: the next refusal named it as the holder."""
+    path = tmp_path / "nw.db"
+    async with other_process(path) as proc:
+        os.remove(f"{path}.lock")
+        with pytest.raises(StoreError) as caught:
+            await SqliteStore.open(path)
+        assert str(caught.value) == (
+            f"another newswatch process (pid {proc.pid}) holds the database {path}; its lock "
+            f"file {path}.lock was removed or replaced while it ran: stop it first (read-only "
+            "commands such as search and check do not need to)")
+        assert Path(f"{path}.lock").read_text() == ""  # noqa: ASYNC240

@@ -3,6 +3,7 @@ migrated keeping its data and ends exactly like a new one; anything else is refu
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,9 @@ from watchers.config import FeedSourceConfig, RuleConfig
 from watchers.errors import StoreError
 from watchers.rules.lookup import index_terms
 from watchers.store import SqliteStore
-from watchers.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
+from watchers.store.sqlite._db import Db
+from watchers.store.sqlite.probe import open_refusal
+from watchers.store.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 
 def schema_of(path: Path) -> dict[str, str]:
@@ -166,3 +169,57 @@ async def test_a_database_written_by_schema_3_keeps_all_its_data(tmp_path: Path)
     fresh = tmp_path / "fresh.db"
     await (await SqliteStore.open(fresh)).aclose()
     assert schema_of(path) == schema_of(fresh)
+
+
+@pytest.mark.parametrize("version", [1, 3, 4, 5, SCHEMA_VERSION])
+async def test_another_programs_database_with_a_newswatch_version_is_refused_untouched(
+        tmp_path: Path, version: int) -> None:
+    """Unmarked, of a version newswatch had: check said ok, run failed on "no such table:
+    articles" after switching the file to WAL, search told the user to upgrade it."""
+    path = foreign_db(tmp_path / "other.db", "CREATE TABLE users (id INTEGER, name TEXT)",
+                      "INSERT INTO users VALUES (1, 'bob')", f"PRAGMA user_version={version}")
+    before = path.read_bytes()
+    says = f"{path} is not a newswatch database (it holds other tables: users)"
+    for how in ({}, {"readonly": True}, {"lock": False}):
+        with pytest.raises(StoreError) as caught:
+            await SqliteStore.open(path, terms_of=index_terms, **how)
+        assert str(caught.value) == says
+    assert await open_refusal(str(path)) == says  # what `newswatch check` asks
+    assert path.read_bytes() == before
+    assert header(path) == (0, version, "delete")
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(("-wal", "-shm", "-journal"))]
+
+
+async def test_an_unmarked_file_without_its_versions_tables_is_refused(tmp_path: Path) -> None:
+    path = foreign_db(tmp_path / "bare.db", "PRAGMA user_version=2")
+    with pytest.raises(StoreError, match=r"bare\.db is not a newswatch database \(user version "
+                                         r"2, without newswatch's tables of that version: "
+                                         r"articles, matches, mutes, outbox, route_pauses, "
+                                         r"source_state, user_rules, user_sources\)"):
+        await SqliteStore.open(path)
+    assert header(path) == (0, 2, "delete")
+
+
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION + 1))
+async def test_an_unmarked_newswatch_database_of_every_version_still_upgrades(
+        tmp_path: Path, version: int) -> None:
+    """Versions before 4 stamped no application id: each version's own tables are what tells
+    such a file from another program's."""
+    path = legacy_v1(tmp_path / "old.db")
+    db = await Db.connect(str(path), lock=False, readonly=False)
+    try:
+        for step in range(2, version + 1):
+            async with db.tx() as tx:
+                await MIGRATIONS[step](tx, index_terms, str(path))
+                await tx.execute(f"PRAGMA user_version={step}")
+    finally:
+        await db.close()
+    assert header(path)[:2] == (0, version)
+    assert await open_refusal(str(path)) is None
+    async with await SqliteStore.open(path, terms_of=index_terms) as store:
+        assert store.found_version == version
+        assert [a.id for a in await store.candidates(fts='"troop"')] == ["a1"]
+        assert await store.integrity_check() == "ok"
+    # marked by the first migration it took (one already current is left as it was)
+    assert header(path) == (0 if version == SCHEMA_VERSION else APPLICATION_ID, SCHEMA_VERSION,
+                            "wal")

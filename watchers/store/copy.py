@@ -52,7 +52,14 @@ from watchers.store.postgres import schema as pg_schema
 from watchers.store.postgres._db import Pg
 from watchers.store.sqlite import SIDECARS, SqliteStore
 from watchers.store.sqlite import schema as lite_schema
-from watchers.store.sqlite._db import Db, iso, release_process_lock, take_process_lock
+from watchers.store.sqlite._db import (
+    Db,
+    check_store_file,
+    iso,
+    lock_path,
+    release_process_lock,
+    take_process_lock,
+)
 from watchers.store.sqlite.probe import TABLES, Probe, file_size, incomplete_error, open_refusal
 from watchers.store.sqlite.probe import probe as probe_sqlite
 from watchers.store.sqlite.probe import start_over as start_over_sqlite
@@ -216,11 +223,34 @@ async def _probe_to_write(target: str) -> Probe:
     under way into it was taken for one that failed, and the user told to delete the file."""
     if _kind(target) != "sqlite" or not file_size(target):
         return await _probe(target)
-    fd = take_process_lock(target)
+    # Before the lock, whose file it makes: a folder, a file that is not SQLite or one beside
+    # an unusable lock file was refused with a new `<target>.lock` left beside it.
+    check_store_file(target)
+    fd, made = _take_lock(target)
     try:
         return await probe_sqlite(target)
+    except BaseException:
+        if made:
+            # Refused (another program's file, say): the lock file this made goes too. Still
+            # held, so no other process has taken it meanwhile.
+            _remove_lock_file(lock_path(target), fd)
+        raise
     finally:
         release_process_lock(fd)  # the store's own open takes it again
+
+
+def _take_lock(target: str) -> tuple[int, bool]:
+    """:func:`take_process_lock`, and whether it made the lock file."""
+    made = not os.path.lexists(lock_path(target))
+    return take_process_lock(target), made
+
+
+def _remove_lock_file(lock: str, fd: int) -> None:
+    """Remove the lock file ``lock`` (held through ``fd``) if the path still names it."""
+    with suppress(OSError):
+        held, now = os.fstat(fd), os.stat(lock)
+        if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+            os.unlink(lock)
 
 
 async def _probe_pg(url: str) -> Probe:
@@ -640,6 +670,11 @@ async def copy_store(
         raise StoreError(f"--to {destination} is the {side} file SQLite keeps beside "
                          f"{describe_target(source)}: the source's next write would delete the "
                          "copy; choose another file")
+    if _lock_file_of(source, destination):
+        # Empty (as a refused writer leaves it), it passed for a new database: the copy was
+        # written into the source's lock file.
+        raise StoreError(f"--to {destination} is the lock file newswatch keeps beside "
+                         f"{describe_target(source)}; choose another file")
     started = time.monotonic()
     async with AsyncExitStack() as stack, _source(source) as src:
         totals = {t: await src.count(t) for t in TABLES}
@@ -671,6 +706,12 @@ def _sidecar_of(source: str, destination: str) -> str | None:
     src = os.path.realpath(source)
     dst = os.path.realpath(destination)
     return next((end for end in SIDECARS if dst == src + end), None)
+
+
+def _lock_file_of(source: str, destination: str) -> bool:
+    """Whether ``destination`` is the lock file newswatch keeps beside the ``source`` file."""
+    return (_kind(source) == "sqlite" and _kind(destination) == "sqlite"
+            and os.path.realpath(destination) == lock_path(source))
 
 
 def _same(a: str, b: str) -> bool:

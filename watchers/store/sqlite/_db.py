@@ -12,7 +12,9 @@ Invariants every domain module relies on:
   the first one's in-flight alerts. Readers take no lock (WAL lets them read beside a writer).
 - Before each write transaction the path is checked to still name the file that was opened
   (device and inode): a database removed or replaced while running stops the writes with a
-  clear error rather than writing on into an unlinked file.
+  clear error rather than writing on into an unlinked file. So is its ``-wal`` file: SQLite
+  keeps it (checkpoints only empty or truncate it) while a connection is open in WAL mode, and
+  one removed by hand left every commit in an unlinked file that a crash then lost.
 """
 
 from __future__ import annotations
@@ -208,6 +210,9 @@ class Db:
         self._lock = asyncio.Lock()
         self._lock_fd = lock_fd
         self._identity: tuple[int, int] | None = None
+        # The -wal file beside the real file (a writer's), and its identity once it exists.
+        self._wal: str | None = None
+        self._wal_identity: tuple[int, int] | None = None
         self._file: tuple[int, int] | None = None  # counted open on it (see _close_file)
         self._closed = False
 
@@ -261,6 +266,10 @@ class Db:
         if self.path != ":memory:":
             st = os.stat(self.path)
             self._identity = (st.st_dev, st.st_ino)
+            if not self.readonly:
+                # Beside the real file, where SQLite keeps it (through a symlink too).
+                self._wal = os.path.realpath(self.path) + "-wal"
+                self._wal_identity = _identity_of(self._wal)
 
     @property
     def closed(self) -> bool:
@@ -356,6 +365,23 @@ class Db:
                 raise StoreError(f"the lock file {lock_path(self.path)} was removed or "
                                  "replaced while newswatch was running; stopping, so that no "
                                  "second process writes beside this one")
+        if self._wal is not None:
+            self._check_wal(self._wal)
+
+    def _check_wal(self, wal: str) -> None:
+        """Stop before writing into a -wal file that is no longer at its path: every commit
+        went into the unlinked file, which only this connection's close copies into the
+        database (a crash lost them all, and the next start sent their alerts again)."""
+        now = _identity_of(wal)
+        if self._wal_identity is None:
+            # Not made yet when the store was opened (SQLite makes it at the connection's first
+            # use in WAL mode): the file it makes now is the one to keep.
+            self._wal_identity = now
+            return
+        if now != self._wal_identity:
+            raise StoreError(f"the database's -wal file {wal} was removed or replaced while "
+                             "newswatch was running; stopping, so that nothing more is "
+                             "written where a crash would lose it")
 
     # ------------------------------------------------------------- statements
 
@@ -586,9 +612,84 @@ def split_sql(script: str) -> list[str]:
 
 def check_store_file(path: str) -> None:
     """StoreError naming why a writer could not open ``path`` as its database (not SQLite, not
-    writable, a side file that is no file); what ``newswatch check`` asks before ``run``
-    would refuse. A missing file passes (it is created)."""
+    writable, a side file that is no file, a lock file it could not take, a folder it could not
+    create a file in); what ``newswatch check`` asks before ``run`` would refuse. A missing
+    file passes (it is created). Takes no lock and creates nothing."""
     _check_header(path, readonly=False)
+    _check_lock_file(path)
+
+
+def _check_lock_file(path: str) -> None:
+    """What :func:`take_process_lock` (and the folder it makes first) would refuse about
+    ``<db>.lock``, found without locking or creating it: a folder, pipe or device there, one
+    that may not be written (permissions, an immutable file), or no folder it could be made in.
+    """
+    target = lock_path(path)
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        _check_can_create(path, target)
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {target}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise StoreError(f"cannot create the lock file {target}: "
+                         f"{os.strerror(errno.EISDIR)}")
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"the lock file {target} is not a regular file (a pipe, socket or "
+                         "device); move it aside")
+    try:
+        # Opening another descriptor of it drops no flock a running writer holds on it.
+        os.close(os.open(target, os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)))
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {target}: {exc.strerror}") from None
+
+
+def _check_can_create(path: str, target: str) -> None:
+    """Whether the lock file ``target`` of the database ``path`` could be made: in its folder,
+    or, where that is the folder a writer makes first (see :func:`_make_parent`), in the
+    nearest folder above it that exists."""
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        made = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        if os.path.lexists(path) or made != folder:
+            # A symlink to a file in a folder that does not exist: the writer makes the
+            # link's folder, not its target's.
+            raise StoreError(f"cannot create the lock file {target}: its folder {folder} does "
+                             f"not exist ({path} leads to {os.path.realpath(path)})")
+        above = folder
+        while not os.path.isdir(above) and os.path.dirname(above) != above:
+            above = os.path.dirname(above)
+        if (refused := _cannot_create_in(above)) is not None:
+            raise StoreError(f"cannot create the folder {Path(path).parent} for the database "
+                             f"{path}: {refused}")
+        return
+    if (refused := _cannot_create_in(folder)) is not None:
+        raise StoreError(f"cannot create the lock file {target}: {refused}")
+
+
+def _cannot_create_in(folder: str) -> str | None:
+    """Why no new file can be made in ``folder`` (the system's reason), or None. An unnamed
+    file (``O_TMPFILE``) is made and closed, which leaves nothing behind and no name anyone
+    could see: ``os.access`` answers from permissions (for root, yes to every folder but an
+    immutable one or one on a read-only mount), not whether the file system would make the file
+    (no inode left, a file system that refuses). Where the file system makes no unnamed files
+    (/proc among them), ``os.access`` and the mount's read-only flag answer instead: a named file
+    made and removed would be seen by whatever watches the folder (a folder source, say)."""
+    tmpfile = getattr(os, "O_TMPFILE", None)
+    if tmpfile is not None:
+        try:
+            os.close(os.open(folder, tmpfile | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.EISDIR):
+                return exc.strerror or str(exc)
+        else:
+            return None
+    if _read_only_folder(os.path.join(folder, "x")):
+        return os.strerror(errno.EROFS)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return os.strerror(errno.EACCES)
+    return None
 
 
 def _check_header(path: str, *, readonly: bool) -> None:
@@ -774,19 +875,21 @@ def take_process_lock(path: str) -> int:
             f"{path}; stop it first (read-only commands such as search and check do not need to)"
         ) from None
     try:
+        held = _lock_inode(path)
+    except StoreError:
+        # Refused before writing the pid: a lock file made anew (the holder's removed by
+        # hand) kept the pid of the process it refused, which the next refusal named.
+        release_process_lock(fd)
+        raise
+    if held is not None:
+        _INODE_LOCKS[fd] = held
+    try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
     except OSError as exc:
         # A full disk said "No space left on device", naming no file (and kept the lock).
         release_process_lock(fd)
         raise StoreError(f"cannot write the lock file {target}: {exc.strerror}") from None
-    try:
-        held = _lock_inode(path)
-    except StoreError:
-        release_process_lock(fd)
-        raise
-    if held is not None:
-        _INODE_LOCKS[fd] = held
     return fd
 
 
@@ -832,15 +935,65 @@ def _lock_inode(path: str) -> tuple[int, tuple[int, int]] | None:
     try:
         fcntl.fcntl(fd, _F_OFD_SETLK, _inode_lock_request(fcntl.F_WRLCK))
     except OSError as exc:
-        _close_file(fd)
         if exc.errno in (errno.EAGAIN, errno.EACCES):
-            raise StoreError(
-                f"another newswatch process is using {path} through another name for the same "
-                "file (a hard link); stop it first (read-only commands such as search and check "
-                "do not need to)") from None
+            links = os.fstat(fd).st_nlink
+            _close_file(fd)
+            raise _held_elsewhere(path, links) from None
+        _close_file(fd)
         return None  # a file system without these locks: the lock file alone, as before
     st = os.fstat(fd)
     return fd, (st.st_dev, st.st_ino)
+
+
+def _held_elsewhere(path: str, links: int) -> StoreError:
+    """Why the database file's own lock is held by another process while its lock file was
+    free: the lock file the holder locked was removed or replaced (by hand, as a "stale lock"),
+    or the holder reached the file by another name (a hard link), whose lock file is another.
+    """
+    target = lock_path(path)
+    holder = _holder_of_removed(target)
+    if holder is None and links > 1:
+        return StoreError(
+            f"another newswatch process is using {path} through another name for the same "
+            "file (a hard link); stop it first (read-only commands such as search and check "
+            "do not need to)")
+    who = f"another newswatch process (pid {holder})" if holder else "another newswatch process"
+    return StoreError(
+        f"{who} holds the database {path}; its lock file {target} "
+        f"{'was' if holder else 'may have been'} removed or replaced while it ran: stop it "
+        "first (read-only commands such as search and check do not need to)")
+
+
+def _holder_of_removed(target: str) -> int | None:
+    """The pid of another process that holds the lock file ``target`` open after it was
+    removed or replaced (Linux names such a descriptor "<path> (deleted)"); None where none is
+    found (another user's processes cannot be read)."""
+    gone = f"{target} (deleted)"
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == gone:
+                    return pid
+    return None
+
+
+def _identity_of(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``; None where there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _read_pid(fd: int) -> int | None:

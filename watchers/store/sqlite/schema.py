@@ -6,7 +6,8 @@
   transaction with the version bump, so a crash leaves a whole version. Never edit one that has
   shipped; the test suite checks that migrating a version-1 database gives exactly ``FRESH``.
 - ``PRAGMA application_id`` marks the file as newswatch's: a file with another application's id,
-  or an unversioned file that already holds tables, is refused rather than written into.
+  an unversioned file that already holds tables, or an unmarked one (as versions before 4 left
+  theirs) whose version's tables are not there, is refused rather than written into.
 """
 
 from __future__ import annotations
@@ -815,6 +816,48 @@ async def _header(db: Db) -> tuple[int, int, int]:
     return int(app), int(version), int(objects)
 
 
+# The plain tables a newswatch database of each version holds, by the version that made each
+# (and the one that dropped it): what an unmarked file (application id 0, as versions before 4
+# left theirs) of that version must hold to be taken for newswatch's.
+_TABLES_MADE: dict[str, tuple[int, int | None]] = {
+    "articles": (1, None), "matches": (1, None), "outbox": (1, None),
+    "source_state": (1, None), "mutes": (1, None), "user_rules": (1, 4), "user_sources": (1, 4),
+    "route_pauses": (2, None), "rules": (4, None), "sources": (4, None), "stories": (6, None),
+    "story_routes": (6, None), "surges": (7, None), "acks": (8, None),
+    "not_relevant": (8, None), "escalations": (8, None), "routes": (10, None),
+    "index_words": (11, None), "departed_servers": (13, None), "index_keys": (15, None),
+}
+# Every other table newswatch has made (the lookup indexes, with the tables FTS5 keeps for
+# each, and what a rebuild fills beside them): not "other tables" of another program.
+_OWN_TABLES = frozenset(_TABLES_MADE) | {URLS_INCOMPLETE, "index_words_new", "outbox_v4",
+                                         "outbox_v6", "outbox_v7"}
+_OWN_INDEXES = ("articles_fts", "article_terms", "article_index", "article_urls",
+                "article_index_new", "article_urls_new")
+
+
+def _ours(table: str) -> bool:
+    return (table in _OWN_TABLES or table.startswith("sqlite_")
+            or any(table == fts or table.startswith(f"{fts}_") for fts in _OWN_INDEXES))
+
+
+async def _check_unmarked(db: Db, version: int) -> None:
+    """Refuse a file with no application id whose user version is one of newswatch's but
+    whose tables are not that version's: another program's file (it failed as "no such table:
+    articles" once newswatch had switched it to WAL, and check said ok)."""
+    present = {str(r[0]) for r in await db.fetchall(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    needed = {t for t, (made, dropped) in _TABLES_MADE.items()
+              if made <= version and (dropped is None or version < dropped)}
+    if needed <= present:
+        return
+    other = sorted(t for t in present if not _ours(t))
+    if other:
+        raise StoreError(f"{db.path} is not a newswatch database (it holds other tables: "
+                         f"{', '.join(other)})")
+    raise StoreError(f"{db.path} is not a newswatch database (user version {version}, without "
+                     f"newswatch's tables of that version: {', '.join(sorted(needed - present))})")
+
+
 async def check(db: Db, *, readonly: bool) -> int:
     """The schema version of a database newswatch may open, or StoreError; changes nothing."""
     app, version, objects = await _header(db)
@@ -836,6 +879,8 @@ async def check(db: Db, *, readonly: bool) -> int:
             f"{db.path} has schema version {version}, newer than this newswatch "
             f"({SCHEMA_VERSION}); upgrade newswatch"
         )
+    if app == 0 and version > 0:
+        await _check_unmarked(db, version)
     if readonly and version == 0:
         raise StoreError(f"{db.path} is an empty database, not a newswatch one yet")
     if readonly and version < SCHEMA_VERSION:
