@@ -683,7 +683,18 @@ def _around(query: str, column: int, width: int = 70) -> tuple[str, int]:
                     for c in query[start:start + width])
     prefix = "…" if start else ""
     suffix = "…" if start + width < len(query) else ""
-    return prefix + shown + suffix, column - 1 - start + len(prefix)
+    # The caret goes under the column as the terminal shows it: a wide character (中) takes two
+    # cells, a combining accent none (the caret stood one cell off for each).
+    return prefix + shown + suffix, _cells(prefix + shown[:column - 1 - start])
+
+
+def _cells(text: str) -> int:
+    """How many terminal cells ``text`` takes: two for a wide or fullwidth character, none for a
+    combining mark or a zero-width one, one for any other."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me")
+               else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -196,6 +196,23 @@ def test_match_explain_and_bad_query(workdir: Path) -> None:
     assert device.returncode == 1 and f"{os.devnull}: not a regular file" in device.stderr
 
 
+@pytest.mark.parametrize(("query", "cells_before"), [
+    ("中国外交部 AND (", 16),        # five wide characters: two cells each
+    ("cafe\u0301 AND (", 10),      # a combining accent: no cell of its own
+    ("troops AND (", 12),
+])
+def test_the_caret_stands_under_the_column_as_the_terminal_shows_it(
+        query: str, cells_before: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """A query error's caret was put as many cells in as characters came before the column,
+    so after wide or combining characters it stood under another part of the query."""
+    from bot import cli
+
+    assert cli.main(["match", query, str(REPO / "seeds")]) == 2
+    echo, caret = capsys.readouterr().err.splitlines()[-2:]
+    assert echo == f"  {query}"
+    assert caret == " " * (2 + cells_before) + "^"
+
+
 def test_match_says_when_a_regex_ran_out_of_time(workdir: Path) -> None:
     """It said "0 matching document(s)" and nothing else: the document's regex had been cut
     short and counted as not matching."""
