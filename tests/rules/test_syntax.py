@@ -125,6 +125,10 @@ def test_hyphenated_and_dotted_terms() -> None:
         ("()", 2, "expected a term inside"),
         ('"security guarantees', 1, 'expected a closing "'),
         ("/unclosed", 1, "expected a closing /"),
+        # JavaScript's and PCRE's flags: read as a word "i" ANDed on (which "I" matched)
+        ("/troops/i", 9, "expected a space after the regular expression's closing /, not "
+                         "flags ('i')"),
+        ("(/x/gm OR y)", 5, "not flags ('gm'): a regex already ignores case"),
         ("/(troops/", 1, "expected a valid pattern"),
         ("kyiv~200", 6, "expected a similarity"),
         ("kyiv~10", 6, "expected a similarity"),

@@ -348,6 +348,14 @@ class _Lexer:
         if j >= len(q):
             raise self.error("expected a closing / for the regular expression opened", start)
         self.i = j + 1
+        flags = _REGEX_FLAGS.match(q, self.i)
+        if flags:
+            # "/troops/i", as JavaScript or PCRE write it, was read as the regex AND a word
+            # "i" (which the pronoun I then matched): its meaning changed without a word.
+            raise self.error(
+                f"expected a space after the regular expression's closing /, not flags "
+                f"({flags.group(0)!r}): a regex already ignores case; write other flags inside "
+                "it, e.g. /(?s)a.b/", self.i)
         return _Tok("REGEX", q[start + 1 : j], start + 1)
 
     def _word(self, top: bool = True) -> _Tok:
@@ -862,6 +870,10 @@ def _check_regex_size(raw: str, column: int, query: str) -> None:
                 query,
                 column - 1,
             )
+
+
+# What JavaScript, PCRE or sed write straight after a pattern's closing '/': flag letters.
+_REGEX_FLAGS = re.compile(r"[a-zA-Z]+(?=[\s)]|$)")
 
 
 def _regex_end(q: str, j: int, *, classes: bool) -> int:
