@@ -42,7 +42,16 @@ def _runs(text: str, spans: Sequence[tuple[int, int]], start: int, end: int) -> 
 
 
 def _spans(highlights: Iterable[Highlight], field: str) -> list[tuple[int, int]]:
-    return sorted({(h.start, h.end) for h in highlights if h.field == field})
+    """The field's highlighted spans in order, those that overlap joined into one: a phrase
+    and a word inside it ("finally troops", "finally") showed only the word marked, the
+    phrase's span dropped as starting before the text already shown."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted({(h.start, h.end) for h in highlights if h.field == field}):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def title_runs(title: str, highlights: Iterable[Highlight]) -> list[Run]:
