@@ -329,10 +329,20 @@ def cmd_match(args: argparse.Namespace) -> int:
     from watchers.rules.matcher import RegexBudget
     from watchers.sources.folder import read_article_file
 
-    if not 50 <= args.threshold <= 100:  # as a rule's threshold and the query's ~N
+    if args.threshold is not None and not 50 <= args.threshold <= 100:
+        # as a rule's threshold and the query's ~N
         say(f"--threshold: {args.threshold} is out of range; use 50 to 100")
         return EXIT_USAGE
     parse(args.query)
+    # With -c, the query is tried as the config's rules are run: its [aliases] and fuzzy
+    # threshold, and a document in a folder source's folder under that source's name (for
+    # source: terms). Without, the documents' folders name them, and the shipped aliases only.
+    threshold, aliases, named = 85.0, None, _folder_names(None)
+    if args.config is not None:
+        cfg = load(args.config)
+        threshold, aliases, named = cfg.threshold, cfg.aliases, _folder_names(cfg)
+    if args.threshold is not None:
+        threshold = args.threshold
     from bot.progress import ProgressBar
 
     found = read = 0
@@ -351,13 +361,13 @@ def cmd_match(args: argparse.Namespace) -> int:
             bar.update(None, f"{read:,} documents read, {found:,} matching", finished=False,
                        every=PROGRESS_EVERY_S)
         try:
-            article = read_article_file(path, source=str(path.parent),
-                                        max_bytes=MATCH_MAX_BYTES)
+            article = read_article_file(path, source=named(path), max_bytes=MATCH_MAX_BYTES)
         except NewswatchError as exc:
             say_(f"skipped {exc}")
             continue
         budget = RegexBudget()
-        m = match_query(args.query, article, threshold=args.threshold, budget=budget)
+        m = match_query(args.query, article, threshold=threshold, aliases=aliases,
+                        budget=budget)
         if budget.exhausted:  # the regex counted as not matching: say so, as run logs it
             say_(f"{_path_shown(path)}: a regex ran out of time ({budget.seconds:g} s) and "
                  "counted as not matching")
@@ -383,6 +393,30 @@ def cmd_match(args: argparse.Namespace) -> int:
     if not args.json:
         say(f"{found} matching document(s)")
     return EXIT_OK
+
+
+def _folder_names(cfg: Config | None) -> Callable[[Path], str]:
+    """The source name a document at a path gets: that of the config's folder source whose
+    folder holds it (the innermost), as ``run`` names it; else its own folder's path."""
+    folders: list[tuple[Path, str]] = []
+    if cfg is not None:
+        for src in cfg.sources:
+            folder = getattr(src, "path", None)
+            if src.type == "folder" and isinstance(folder, str):
+                with contextlib.suppress(OSError, RuntimeError):
+                    folders.append((cfg.resolve(folder).resolve(), src.name))
+    folders.sort(key=lambda f: len(f[0].parts), reverse=True)
+
+    def named(path: Path) -> str:
+        if folders:
+            with contextlib.suppress(OSError, RuntimeError):
+                real = path.resolve()
+                for folder, name in folders:
+                    if real.is_relative_to(folder):
+                        return name
+        return str(path.parent)
+
+    return named
 
 
 # --------------------------------------------------------------------------- search
@@ -734,8 +768,12 @@ def _add_match(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                        help="files or folders (default: seeds/)")
     match.add_argument("--json", action="store_true", help="one JSON object per matching document")
     match.add_argument("--explain", action="store_true", help="show each term's evidence")
-    match.add_argument("--threshold", type=int, default=85,
-                       help="fuzzy similarity, 50 to 100 (default 85)")
+    match.add_argument("--threshold", type=int, default=None,
+                       help="fuzzy similarity, 50 to 100 (default: the config's with -c, "
+                            "else 85)")
+    match.add_argument("-c", "--config", metavar="FILE",
+                       help="try the query as this config's rules run: its [aliases], "
+                            "threshold and folder sources' names (for source:)")
     match.set_defaults(func=cmd_match)
 
 

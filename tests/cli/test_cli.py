@@ -196,6 +196,31 @@ def test_match_explain_and_bad_query(workdir: Path) -> None:
     assert device.returncode == 1 and f"{os.devnull}: not a regular file" in device.stderr
 
 
+def test_match_with_a_config_tries_the_query_as_run_does(tmp_path: Path) -> None:
+    """match disagreed with run and search on the same documents: it named a document's
+    source after its folder's path (source:desk found nothing that run alerted on) and knew
+    nothing of the config's [aliases] and threshold. With -c it reads them as run does."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "k.txt").write_text("Kiew heute\n\nDie Lage in Kiew, troops.")
+    (tmp_path / "in" / "p.txt").write_text("w Kijowie\n\nspotkanie w Kijowie, troops.")
+    (tmp_path / "nw.toml").write_text(
+        'threshold = 96\n[aliases]\nkyiv = ["kiew"]\n[storage]\npath = "nw.db"\n'
+        '[[sources]]\nname = "desk"\ntype = "folder"\npath = "in"\n'
+        '[[rules]]\nname = "a"\nquery = "troops"\n')
+
+    def found(*args: str) -> list[str]:
+        res = nw("match", *args, "--json", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        return sorted(Path(json.loads(line)["path"]).name for line in res.stdout.splitlines())
+
+    assert found("source:desk AND troops", "in", "-c", "nw.toml") == ["k.txt", "p.txt"]
+    assert found("source:desk AND troops", "in") == []  # without: the folder's own path
+    assert found("kyiv", "in", "-c", "nw.toml") == ["k.txt"]  # the config's alias
+    assert found("kyiv", "in") == []
+    assert found("kyiv~", "in", "-c", "nw.toml") == ["k.txt"]  # Kijowie is 95, under 96
+    assert found("kyiv~", "in", "-c", "nw.toml", "--threshold", "90") == ["k.txt", "p.txt"]
+
+
 @pytest.mark.parametrize(("query", "cells_before"), [
     ("中国外交部 AND (", 16),        # five wide characters: two cells each
     ("cafe\u0301 AND (", 10),      # a combining accent: no cell of its own
