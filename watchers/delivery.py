@@ -50,8 +50,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
 
 from watchers._finish import finish
-from watchers.config import RouteConfig, RuleConfig, format_duration
+from watchers.config import Config, RouteConfig, RuleConfig, format_duration
 from watchers.errors import (
+    ConfigIssue,
     DeliveryError,
     NewswatchError,
     PermanentDeliveryError,
@@ -377,6 +378,29 @@ def check_sinks(sinks: object, default_sink: object) -> None:
         check_sink(sink, f"the sink of route {route!r}")
     if default_sink is not None:
         check_sink(default_sink, "default_sink")
+
+
+def digest_sink_issues(config: Config, sinks: Mapping[str, object] | None,
+                       default_sink: object) -> list[ConfigIssue]:
+    """The routes whose settings keep alerts for a digest (``mode = "digest"``, quiet hours,
+    ``max_per_hour``) while the sink that serves them cannot post one (no ``digest``, see
+    :class:`DigestSink`): what they kept was marked delivered and never shown."""
+    issues: list[ConfigIssue] = []
+    for name in sorted(config.channels):
+        route = config.route(name)
+        sink = (sinks or {}).get(name, default_sink)
+        if route is None or sink is None or callable(getattr(sink, "digest", None)):
+            continue
+        keeps = [what for what, on in (("mode = \"digest\"", route.mode == "digest"),
+                                       ("quiet_hours", bool(route.quiet_hours)),
+                                       ("max_per_hour", bool(route.max_per_hour))) if on]
+        if keeps:
+            issues.append(ConfigIssue(
+                f"channels.{name}",
+                f"{' and '.join(keeps)} keep alerts for a digest, but this route's sink "
+                f"({type(sink).__name__}) cannot post one: give it `async def digest(digest)` "
+                "(watchers.delivery.DigestSink), or drop the setting"))
+    return issues
 
 
 def sent_id(value: object, sink: object, method: str) -> str | None:

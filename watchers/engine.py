@@ -76,6 +76,7 @@ from watchers.delivery import (
     Sink,
     UpdateSink,
     check_sinks,
+    digest_sink_issues,
     refuse_inside_sink,
 )
 from watchers.errors import (
@@ -1634,6 +1635,8 @@ async def open_engine(
     if not isinstance(config, Config):
         raise TypeError(f"config: a Config (from load_config or parse_config), not "
                         f"{type(config).__name__}")
+    if issues := digest_sink_issues(config, sinks, default_sink):
+        raise ConfigError(issues)
     for note in config.ignored_settings():
         log.warning("%s", note)
     if store_path is not None and not isinstance(store_path, str | os.PathLike):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,40 @@ async def test_a_sink_that_cannot_be_awaited_is_refused_at_start(
         async with open_engine(config(tmp_path), start=False, **sinks):
             pass
     assert not (tmp_path / "nw.db").exists()  # refused before the store was opened
+
+
+class Digesting(Odd):
+    async def digest(self, digest: Any) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize(("route", "says"), [
+    ({"quiet_hours": "22:00-07:00"}, "quiet_hours keep alerts for a digest"),
+    ({"max_per_hour": 5}, "max_per_hour keep alerts for a digest"),
+    ({"mode": "digest", "digest_every": "6h"}, 'mode = "digest" keep alerts for a digest'),
+])
+async def test_a_route_that_keeps_alerts_for_a_digest_needs_a_sink_that_posts_one(
+        tmp_path: Path, route: dict[str, Any], says: str) -> None:
+    """A sink with only ``deliver`` (the Printer of docs/library.md) on a route with quiet
+    hours, a cap or digests: what the route kept went into a digest the sink could not post,
+    was marked delivered, and was never shown."""
+    config(tmp_path)  # the seeds
+    data: dict[str, Any] = {
+        "storage": {"path": "nw.db"},
+        "sources": [{"name": "seeds", "type": "folder", "path": "seeds", "settle": 0}],
+        "rules": [{"name": "any", "query": "russia OR ukraine", "channel": "alerts"}],
+        "channels": {"alerts": {"target": 123, **route}}}
+    cfg = parse_config(data, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=rf"channels\.alerts: {re.escape(says)}, but this "
+                       r"route's sink \(Odd\) cannot post one"):
+        async with open_engine(cfg, default_sink=Odd(None), start=False):
+            pass
+    assert not (tmp_path / "nw.db").exists()  # refused before the store was opened
+    async with open_engine(cfg, default_sink=Digesting(None), start=False) as engine:
+        await engine.run_once()  # one that can post digests is taken
+    plain = parse_config({**data, "channels": {"alerts": 123}}, base_dir=tmp_path)
+    async with open_engine(plain, default_sink=Odd(None), start=False) as engine:
+        await engine.run_once()  # and a route that keeps nothing needs no digests
 
 
 async def test_run_once_on_a_started_engine_returns_once_its_alerts_are_delivered(
