@@ -622,13 +622,15 @@ def stems_of(names: Iterable[str], *, known: bool = True) -> dict[str, frozenset
     :data:`DECLENSION_ENDINGS`). Names no alias table knows (not ``known``: no place or person
     the shipped tables or a config's ``[aliases]`` list) take no ending of one letter: a given
     name and another with an a or u more are often two names (Oleksandr, Oleksandra; Adam,
-    Adamu)."""
+    Adamu). Save the Polish genitive -y in place of a name's final a (Obamy, Kuleby): no given
+    name is another with its a made y, as Oleksandra is Oleksandr's."""
     out: dict[str, frozenset[str]] = {}
 
     def add(stem: str, endings: frozenset[str]) -> None:
         stem = _stem_key(stem)
         if not known:
-            endings = frozenset(e for e in endings if len(e) > 1)
+            endings = frozenset(e for e in endings if len(e) > 1 or (
+                e in _UNKNOWN_A_ENDINGS and endings is _ENDINGS_FOR_A))
         if len(stem) >= STEM_LETTERS and endings:
             out[stem] = out.get(stem, frozenset()) | endings
 
@@ -652,6 +654,9 @@ def stems_of(names: Iterable[str], *, known: bool = True) -> dict[str, frozenset
 # Praha → Praze, Polska → Polsce; Bachmut → Bachmucie, Nowogród → Nowogrodzie), for the names
 # an alias table lists.
 _A_SOFTENED: Final = (("g", "dz"), ("h", "z"), ("k", "c"))
+# The one-letter ending a name no table knows still takes in place of its final a (see
+# :func:`stems_of`): e, i and u would make other given names (Marie, Julie; Paulu).
+_UNKNOWN_A_ENDINGS: Final = frozenset({"y"})
 _CONSONANT_SOFTENED: Final = (("t", "c"), ("d", "dz"))
 _LOCATIVE_E: Final = frozenset({"e"})
 _LOCATIVE_IE: Final = frozenset({"ie"})
