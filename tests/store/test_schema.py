@@ -187,7 +187,12 @@ async def test_another_programs_database_with_a_newswatch_version_is_refused_unt
     assert await open_refusal(str(path)) == says  # what `newswatch check` asks
     assert path.read_bytes() == before
     assert header(path) == (0, version, "delete")
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(("-wal", "-shm", "-journal"))]
+    # nothing left beside it: a writer's refusal left the lock file it had made
+    assert sorted(os.listdir(tmp_path)) == ["other.db"]
+    (tmp_path / "other.db.lock").write_text("")  # one there before is not the refusal's to take
+    with pytest.raises(StoreError):
+        await SqliteStore.open(path, terms_of=index_terms)
+    assert sorted(os.listdir(tmp_path)) == ["other.db", "other.db.lock"]
 
 
 async def test_an_unmarked_file_without_its_versions_tables_is_refused(tmp_path: Path) -> None:

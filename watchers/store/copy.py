@@ -58,7 +58,9 @@ from watchers.store.sqlite._db import (
     iso,
     lock_path,
     release_process_lock,
+    remove_lock_file,
     take_process_lock,
+    take_process_lock_made,
 )
 from watchers.store.sqlite.probe import TABLES, Probe, file_size, incomplete_error, open_refusal
 from watchers.store.sqlite.probe import probe as probe_sqlite
@@ -226,31 +228,17 @@ async def _probe_to_write(target: str) -> Probe:
     # Before the lock, whose file it makes: a folder, a file that is not SQLite or one beside
     # an unusable lock file was refused with a new `<target>.lock` left beside it.
     check_store_file(target)
-    fd, made = _take_lock(target)
+    fd, made = take_process_lock_made(target)
     try:
         return await probe_sqlite(target)
     except BaseException:
         if made:
             # Refused (another program's file, say): the lock file this made goes too. Still
             # held, so no other process has taken it meanwhile.
-            _remove_lock_file(lock_path(target), fd)
+            remove_lock_file(lock_path(target), fd)
         raise
     finally:
         release_process_lock(fd)  # the store's own open takes it again
-
-
-def _take_lock(target: str) -> tuple[int, bool]:
-    """:func:`take_process_lock`, and whether it made the lock file."""
-    made = not os.path.lexists(lock_path(target))
-    return take_process_lock(target), made
-
-
-def _remove_lock_file(lock: str, fd: int) -> None:
-    """Remove the lock file ``lock`` (held through ``fd``) if the path still names it."""
-    with suppress(OSError):
-        held, now = os.fstat(fd), os.stat(lock)
-        if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
-            os.unlink(lock)
 
 
 async def _probe_pg(url: str) -> Probe:

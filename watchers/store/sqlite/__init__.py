@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from watchers._finish import finish
+from watchers.errors import StoreError
 from watchers.store._shared import ListedWords, other_keys
 from watchers.store.sqlite import _db
 from watchers.store.sqlite._db import Db
@@ -113,6 +114,9 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
                     refused := other_keys(str(target), await held_keys(db), keys_version)):
                 raise refused
             db.remember_identity()
+        except StoreError:
+            await db.refused()  # not a file it may use: its lock file goes too, if made here
+            raise
         except BaseException:
             await db.close()
             raise

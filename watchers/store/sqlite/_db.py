@@ -210,6 +210,7 @@ class Db:
         self._lock = asyncio.Lock()
         self._lock_fd = lock_fd
         self._identity: tuple[int, int] | None = None
+        self.made_lock = False  # this process made the lock file (see refused)
         # The -wal file beside the real file (a writer's), and its identity once it exists.
         self._wal: str | None = None
         self._wal_identity: tuple[int, int] | None = None
@@ -231,7 +232,11 @@ class Db:
             if not readonly:
                 _make_parent(path)
             _check_header(path, readonly=readonly)
-        lock_fd = take_process_lock(path) if lock and not readonly and not memory else None
+        made_lock = False
+        if lock and not readonly and not memory:
+            lock_fd, made_lock = take_process_lock_made(path)
+        else:
+            lock_fd = None
         if readonly and not memory:
             connecting = aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None,
                                            timeout=BUSY_TIMEOUT_S)
@@ -257,6 +262,7 @@ class Db:
             release_process_lock(lock_fd)
             raise
         db = cls(conn, path, lock_fd, readonly=readonly)
+        db.made_lock = made_lock
         if not memory:
             db._file = _connection_opened(path)
         return db
@@ -274,6 +280,14 @@ class Db:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    async def refused(self) -> None:
+        """Close a database this process will not use after all (another program's file, a
+        newer schema): the lock file goes too if this process made it, so a refusal leaves
+        nothing beside the file (a stray ``<db>.lock`` was left beside another program's)."""
+        if self.made_lock and self._lock_fd is not None:
+            remove_lock_file(lock_path(self.path), self._lock_fd)
+        await self.close()
 
     async def close(self) -> None:
         if self._closed:
@@ -845,6 +859,21 @@ def lock_path(path: str) -> str:
     """The lock file beside the database's real file: every path to one database (a symlink,
     a relative path, ``..``) locks the same file, or two writers would each hold their own."""
     return os.path.realpath(path) + ".lock"
+
+
+def take_process_lock_made(path: str) -> tuple[int, bool]:
+    """:func:`take_process_lock`, and whether it made the lock file."""
+    made = not os.path.lexists(lock_path(path))
+    return take_process_lock(path), made
+
+
+def remove_lock_file(lock: str, fd: int) -> None:
+    """Remove the lock file ``lock`` (held through ``fd``) if its path still names it. Held, so
+    no other process has taken it meanwhile; one that opens it next makes a new one."""
+    with suppress(OSError):
+        held, now = os.fstat(fd), os.stat(lock)
+        if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+            os.unlink(lock)
 
 
 def take_process_lock(path: str) -> int:
