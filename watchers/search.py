@@ -136,7 +136,8 @@ async def index_vocabulary(store: Store) -> Vocabulary | None:
 
 
 class _OutOfTime(Exception):
-    """The lookup's budget ran out while its fuzzy terms were expanded."""
+    """The lookup's budget ran out while its fuzzy terms were expanded, or while a phrase was
+    looked for in one article."""
 
 
 class _Turns:
@@ -340,7 +341,11 @@ class _Confirm:
             if now > turn_ends:
                 return at
             self.scanned += 1
-            found = self.match(matchable(article))
+            try:
+                found = self.match(matchable(article))
+            except _OutOfTime:  # in the middle of this article: neither a hit nor not one
+                self.truncated = True
+                return None
             if found is not None:
                 self.hits.append(SearchHit(article, found))
                 if len(self.hits) == self.want:
@@ -434,9 +439,16 @@ async def search(
 
     def match(article: Article) -> Match | None:
         # One query, so the reference matcher: no rule index to build (and no word-frequency
-        # data to load for it), the same answer as a compiled rule set.
-        return match_query(node, article, threshold, table, name="query",
-                           budget=RegexBudget(REGEX_BUDGET), fuzzy_candidates=listed)
+        # data to load for it), the same answer as a compiled rule set. Its phrases with slop
+        # or a prefix or fuzzy word (every window of the article) may take what is left of
+        # the lookup's time, and no more: one over a 1 MB article ran ten seconds past it.
+        phrases = RegexBudget(max(turns.deadline - time.monotonic(), 1e-6))
+        found = match_query(node, article, threshold, table, name="query",
+                            budget=RegexBudget(REGEX_BUDGET), fuzzy_candidates=listed,
+                            phrase_budget=phrases)
+        if phrases.exhausted:
+            raise _OutOfTime
+        return found
 
     want = limit if order == "newest" else max(limit, BEST_POOL)
     confirm = _Confirm(match, max(1, want), turns)

@@ -124,17 +124,56 @@ def test_phrases_of_prefix_words_with_slop_count_against_the_budget() -> None:
     is spent, such a phrase is not looked for (not matching, over budget), the same phrase
     written again is looked for once, and other owners' budgets are untouched."""
     text = "Troops were seen near the border as officials said talks would resume. " * 60
-    art = Article(title="Troops at the border", text=text)
-    # (in the text alone: a phrase is looked for once per field)
-    rules = RuleSet([Rule("1:first", 'text:"t* s*"~50'), Rule("1:second", 'text:"o* b*"~50'),
-                     Rule("1:then", 'text:"t* s*"~50'), Rule("2:other", 'text:"o* b*"~50')],
-                    regex_budget=1e-9)  # spent by the first phrase looked for
+    art = Article(title=SLOW_TEXT, text=text)
+    # (in the text alone: a phrase is looked for once per field; each takes milliseconds, and
+    # the regex after the first spends the rest of its owner's budget)
+    rules = RuleSet([Rule("1:first", 'text:"t* s*"~50'), Rule("1:regex", CATASTROPHIC),
+                     Rule("1:second", 'text:"o* b*"~50'), Rule("1:then", 'text:"t* s*"~50'),
+                     Rule("2:other", 'text:"o* b*"~50')], regex_budget=0.5)
     report = rules.match_report(art)
     assert [m.rule for m in report.matches] == ["1:first", "1:then", "2:other"]
-    assert report.over_budget == ("1:second",)
-    generous = RuleSet.from_queries({r.name: r.query for r in rules.rules}, regex_budget=5.0)
+    assert report.over_budget == ("1:regex", "1:second")
+    generous = RuleSet.from_queries({r.name: r.query for r in rules.rules
+                                     if r.name != "1:regex"}, regex_budget=5.0)
     assert [m.rule for m in generous.match_report(art).matches] == [
         "1:first", "1:second", "1:then", "2:other"]
+
+
+# Every window of this 1 MB article is a window of "t* s*"~99: seconds of work, far past any
+# budget here, however fast the machine.
+LONG_PHRASE = '"t* s*"~99'
+LONG_TEXT = ("ta sa " * 170_000)[:1_000_000]
+
+
+@pytest.mark.timeout(60)  # a phrase that never stops would take seconds per call here
+def test_a_phrase_that_runs_out_of_time_is_stopped_as_a_regex_is() -> None:
+    """"t* s*"~99 over a 1 MB article ran for seconds inside one rule's budget, counted as
+    matching, and only the next rule was refused: it is stopped, counts as not matching and is
+    reported over budget, as a regex that runs out; a rule that needs none still matches."""
+    rules = RuleSet.from_queries({"slow": LONG_PHRASE, "then": '"t* s* t*"~99', "plain": "sa"},
+                                 regex_budget=0.05)
+    art = Article(title="x", text=LONG_TEXT)
+    decided = rules.decide(art)
+    assert [d.rule for d in decided.decisions] == ["plain"]
+    assert decided.over_budget == ("slow", "then")
+    report = rules.match_report(art)
+    assert [m.rule for m in report.matches] == ["plain"]
+    assert report.over_budget == ("slow", "then")
+    assert [m.rule for m in rules.match_naive(art)] == ["plain"]
+
+
+@pytest.mark.timeout(60)
+def test_match_query_stops_phrases_at_a_phrase_budget_it_is_given() -> None:
+    # A lookup passes the time it has left; by default a phrase has no limit (a short article).
+    budget = RegexBudget(0.05)
+    assert match_query(LONG_PHRASE, Article(title="x", text=LONG_TEXT),
+                       phrase_budget=budget) is None
+    assert budget.exhausted
+    assert match_query(LONG_PHRASE, Article(title="ta sa"), phrase_budget=budget) is None
+    generous = RegexBudget(5.0)
+    found = match_query(LONG_PHRASE, Article(title="ta and sa"), phrase_budget=generous)
+    assert found is not None and not generous.exhausted
+    assert [h.text for h in found.hits] == ["ta and sa"]
 
 
 def test_all_servers_together_spend_at_most_a_bounded_time_on_an_article() -> None:

@@ -9,13 +9,14 @@ Regular expressions, and in a rule set phrases with slop or with a prefix or fuz
 window of a long article), are the parts whose cost a rule's author controls, so they run
 against a :class:`RegexBudget`: a total time for that work of every rule over one article
 (:data:`REGEX_BUDGET`, 0.1 s, unless the caller passes its own; a rule set gives each owner of
-rules — a server, by the ``<id>:`` of its rules' keys — a budget of its own). A regex that would
-overrun it is stopped or not started, such a phrase is not started once it is spent; either
-counts as not matching, and the rule is reported as over budget. Only a rule set whose rules
-overrun can differ from the naive loop, which spends the budget on other rules first, and in
-which each rule finds its regexes' spans afresh: in a rule set, a rule whose owner's budget is
-spent still reads the spans another rule found for the same pattern (they cost nothing more),
-where the naive loop reports it over budget.
+rules — a server, by the ``<id>:`` of its rules' keys — a budget of its own). A regex or such a
+phrase that would overrun it is stopped or not started; either counts as not matching, and the
+rule is reported as over budget. A lookup bounds its phrases by its own deadline instead (see
+:func:`match_query`'s ``phrase_budget``). Only a rule set whose rules overrun can differ from
+the naive loop, which spends the budget on other rules first, and in which each rule finds its
+regexes' spans afresh: in a rule set, a rule whose owner's budget is spent still reads the
+spans another rule found for the same pattern (they cost nothing more), where the naive loop
+reports it over budget.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import operator
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from itertools import islice
 from operator import itemgetter
@@ -458,6 +459,7 @@ class Evaluator:
         *,
         phrases_spend: bool = False,
         regex_fields: RegexFields | None = None,
+        phrase_budget: RegexBudget | None = None,
     ) -> None:
         self.analysis = analysis
         self._regex_fields = regex_fields
@@ -466,6 +468,8 @@ class Evaluator:
         # set's (each owner's rules bounded), not a lookup's (bounded by its own deadline; a
         # 50 ms share would cut a legitimate phrase short on a long article).
         self._phrases_spend = phrases_spend
+        # What such phrases spend otherwise: none (unbounded), or a lookup's time left.
+        self._phrase_budget = phrase_budget
         # Names of the rules one of whose regexes ran out of budget, in evaluation order.
         self.over_budget: list[str] = []
         self._over = False
@@ -738,28 +742,40 @@ class Evaluator:
         found = self._any_phrases.get(key)
         if found is not None:
             return found
-        if not self._phrases_spend or (not node.slop
-                                       and all(w.kind == "word" for w in node.words)):
+        budget = self.budget if self._phrases_spend else self._phrase_budget
+        if budget is None or (not node.slop and all(w.kind == "word" for w in node.words)):
             # Aliased words in a row: linear, and the compiled engine's (which has no budget)
             # where the rule qualifies.
             found = self._any_phrases[key] = self._any_phrase(node, field, threshold)
             return found
-        budget = self.budget
         if budget.spent >= budget.seconds:
             # "t* s* o* b* a*"~99 took a quarter of a second over a 5 KB article, and a
             # server's fifty rules of them held every server's alerts for a poll's length.
             budget.exhausted = True
             self._over = True
             return []
+        self.analysis.field(field)  # tokenised once for every rule: not this phrase's cost
         start = time.perf_counter()
-        found = self._any_phrase(node, field, threshold)
+        try:
+            found = self._any_phrase(node, field, threshold,
+                                     start + budget.seconds - budget.spent)
+        except TimeoutError:
+            # Stopped as a regex is: every window of a 1 MB article took seconds, counted as
+            # matching, and only the next rule was refused.
+            budget.exhausted = True
+            budget.spent = budget.seconds
+            self._over = True
+            return []
         budget.spent += time.perf_counter() - start
         self._any_phrases[key] = found
         return found
 
-    def _any_phrase(self, node: Phrase, field: str, threshold: float) -> list[_Occ]:
-        """A phrase of any words (fuzzy, prefix, aliased) and slop."""
+    def _any_phrase(self, node: Phrase, field: str, threshold: float,
+                    deadline: float = float("inf")) -> list[_Occ]:
+        """A phrase of any words (fuzzy, prefix, aliased) and slop; TimeoutError past
+        ``deadline`` (a ``perf_counter`` time), read every :data:`_PHRASE_CHECK` steps."""
         ft = self.analysis.field(field)
+        clock = time.perf_counter
         per_word: list[dict[int, list[int]]] = []  # per word: position → token numbers
         for word in node.words:
             found = self.resolve(word, field, threshold)
@@ -770,38 +786,43 @@ class Evaluator:
             for i, _ in found:
                 by_pos.setdefault(ft_pos[i], []).append(i)
             per_word.append(by_pos)
+            if clock() > deadline:
+                raise TimeoutError
         verdicts = [dict(self.resolve(w, field, threshold)) for w in node.words]
         spans: list[list[int]] = []
         if node.slop == 0:
-            for i0 in sorted(i for ids in per_word[0].values() for i in ids):
-                chain = [i0]
-                for by_pos in per_word[1:]:
-                    nxt = by_pos.get(ft.last[chain[-1]] + 1)
-                    if not nxt:
-                        break
-                    chain.append(nxt[0])
-                else:
-                    spans.append(chain)
+            firsts = sorted(i for ids in per_word[0].values() for i in ids)
+            for heads in _runs(firsts, deadline):
+                for i0 in heads:
+                    chain = [i0]
+                    for by_pos in per_word[1:]:
+                        nxt = by_pos.get(ft.last[chain[-1]] + 1)
+                        if not nxt:
+                            break
+                        chain.append(nxt[0])
+                    else:
+                        spans.append(chain)
         else:
-            spans = _sloppy(per_word, ft, len(node.words) - 1 + node.slop)
+            spans = _sloppy(per_word, ft, len(node.words) - 1 + node.slop, deadline)
         out: list[_Occ] = []
         rank = _FIELD_RANK[field]
-        for chain in spans:
-            toks = [ft.tokens[i] for i in chain]
-            start = min(t.start for t in toks)
-            end = max(t.end for t in toks)
-            kinds: list[HitKind] = []
-            scores: list[float] = []
-            for w, i in enumerate(chain):
-                v = verdicts[w][i]
-                kinds.append("prefix" if v is None else v.kind)
-                scores.append(100.0 if v is None else v.score)
-            kind = max(kinds, key=_KIND_RANK.__getitem__)
-            variant: str | None = None
-            if kind != "exact":
-                variant = " ".join(t.norm for t in sorted(toks, key=lambda t: t.start))
-            raw: _RawHit = (rank, start, end, node.text, field, kind, min(scores), variant)
-            out.append((rank, min(t.pos for t in toks), max(t.last for t in toks), (raw,)))
+        for chains in _runs(spans, deadline):
+            for chain in chains:
+                toks = [ft.tokens[i] for i in chain]
+                start = min(t.start for t in toks)
+                end = max(t.end for t in toks)
+                kinds: list[HitKind] = []
+                scores: list[float] = []
+                for w, i in enumerate(chain):
+                    v = verdicts[w][i]
+                    kinds.append("prefix" if v is None else v.kind)
+                    scores.append(100.0 if v is None else v.score)
+                kind = max(kinds, key=_KIND_RANK.__getitem__)
+                variant: str | None = None
+                if kind != "exact":
+                    variant = " ".join(t.norm for t in sorted(toks, key=lambda t: t.start))
+                raw: _RawHit = (rank, start, end, node.text, field, kind, min(scores), variant)
+                out.append((rank, min(t.pos for t in toks), max(t.last for t in toks), (raw,)))
         return out
 
     def _plain_phrase(self, node: Phrase, field: str) -> list[_Occ]:
@@ -1274,12 +1295,36 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     return obj
 
 
+# Steps (starts, windows) of a phrase of any words between readings of the clock: a reading
+# costs less than one step, and 256 steps take about a millisecond.
+_PHRASE_CHECK: Final = 256
+_T = TypeVar("_T")
+
+
+def _runs(items: Sequence[_T], deadline: float) -> Iterable[Sequence[_T]]:
+    """``items`` in runs of :data:`_PHRASE_CHECK`; TimeoutError past ``deadline`` (a
+    ``perf_counter`` time) before each run but the first. Most phrases take one run, given
+    without a generator (which costs more than their windows)."""
+    if len(items) <= _PHRASE_CHECK:
+        return (items,)
+    return _timed_runs(items, deadline)
+
+
+def _timed_runs(items: Sequence[_T], deadline: float) -> Iterator[Sequence[_T]]:
+    for lo in range(0, len(items), _PHRASE_CHECK):
+        if lo and time.perf_counter() > deadline:
+            raise TimeoutError
+        yield items[lo:lo + _PHRASE_CHECK]
+
+
 def _hit_order(h: _RawHit) -> tuple[int, int, int, str, str, float, str]:
     return (h[0], h[1], h[2], h[3], h[5], -h[6], h[7] or "")
 
 
-def _sloppy(per_word: list[dict[int, list[int]]], ft: FieldText, width: int) -> list[list[int]]:
-    """Windows where every word occurs, in any order, within ``width`` positions.
+def _sloppy(per_word: list[dict[int, list[int]]], ft: FieldText, width: int,
+            deadline: float = float("inf")) -> list[list[int]]:
+    """Windows where every word occurs, in any order, within ``width`` positions; TimeoutError
+    past ``deadline`` (a ``perf_counter`` time), read every :data:`_PHRASE_CHECK` starts.
 
     For each starting position the nearest occurrence of each word at or after it is taken; a
     window counts if it spans at most ``width`` and uses distinct tokens.
@@ -1288,31 +1333,32 @@ def _sloppy(per_word: list[dict[int, list[int]]], ft: FieldText, width: int) -> 
     starts = sorted({p for ps in positions for p in ps})
     out: list[list[int]] = []
     seen: set[tuple[int, ...]] = set()
-    for s in starts:
-        chain: list[int] = []
-        end = s
-        for w, ps in enumerate(positions):
-            j = bisect.bisect_left(ps, s)
-            # Take the first candidate token at that position that is not already used.
-            picked = None
-            while j < len(ps) and ps[j] - s <= width:
-                for i in per_word[w][ps[j]]:
-                    if i not in chain:
-                        picked = i
+    for run in _runs(starts, deadline):
+        for s in run:
+            chain: list[int] = []
+            end = s
+            for w, ps in enumerate(positions):
+                j = bisect.bisect_left(ps, s)
+                # Take the first candidate token at that position that is not already used.
+                picked = None
+                while j < len(ps) and ps[j] - s <= width:
+                    for i in per_word[w][ps[j]]:
+                        if i not in chain:
+                            picked = i
+                            break
+                    if picked is not None:
                         break
-                if picked is not None:
+                    j += 1
+                if picked is None:
                     break
-                j += 1
-            if picked is None:
-                break
-            chain.append(picked)
-            end = max(end, ft.last[picked])
-        else:
-            if end - s <= width:
-                sig = tuple(sorted(chain))
-                if sig not in seen:
-                    seen.add(sig)
-                    out.append(chain)
+                chain.append(picked)
+                end = max(end, ft.last[picked])
+            else:
+                if end - s <= width:
+                    sig = tuple(sorted(chain))
+                    if sig not in seen:
+                        seen.add(sig)
+                        out.append(chain)
     return out
 
 
@@ -1840,6 +1886,7 @@ def match_query(
     name: str | None = None,
     budget: RegexBudget | None = None,
     fuzzy_candidates: FuzzyCandidates | None = None,
+    phrase_budget: RegexBudget | None = None,
 ) -> Match | None:
     """Match one query against one article, without compiling a rule set.
 
@@ -1850,6 +1897,10 @@ def match_query(
     ``fuzzy_candidates`` maps each fuzzy term's (key, threshold) to the words it may match
     (e.g. every word of a lookup index that it matches); every fuzzy term of the query must
     be in it. Without it every token of the article is compared.
+    ``phrase_budget`` limits the time phrases with slop or a prefix or fuzzy word may take
+    (by default they are not limited): one that runs out counts as not matching and marks the
+    budget ``exhausted``, as a regex does. A lookup passes one of the time it has left; pass
+    ``budget`` itself to have them share the regexes' time, as a rule set's do.
     """
     if (not isinstance(threshold, int | float) or isinstance(threshold, bool)
             or not 50 <= threshold <= 100):
@@ -1860,5 +1911,5 @@ def match_query(
     else:
         table = _default_aliases() if not aliases else shipped_aliases(aliases)
     label = name if name is not None else (query if isinstance(query, str) else "")
-    return Evaluator(Analysis(article), table, fuzzy_candidates, budget=budget).match(
-        label, node, threshold)
+    return Evaluator(Analysis(article), table, fuzzy_candidates, budget=budget,
+                     phrase_budget=phrase_budget).match(label, node, threshold)
