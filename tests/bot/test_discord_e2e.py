@@ -450,6 +450,37 @@ async def test_slow_lookups_answer_in_time_and_their_refusals_stay_private(
     assert emu.validate_all() == []
 
 
+async def test_a_preview_whose_phrase_runs_out_of_time_says_so(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/rules preview matched a rule of a phrase of every window ("t* s*"~99) against a long
+    article with no time limit: ten seconds of a lookup thread for 1 MB. It gets a lookup's
+    time now, and says when that ran out, privately."""
+    from bot.exts.rules import _cog as rules_cog
+
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    (running.seeds / "long.txt").write_text("Long read on Kyiv\n\n" + "ta sa " * 170_000)
+
+    async def stored() -> Article | None:
+        found = await running.engine.search("title:long", limit=1)
+        return found.hits[0].article if found.hits else None
+
+    for _ in range(200):
+        if (long_read := await stored()) is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert long_read is not None
+    await running.engine.add_rule({"name": "slow", "query": '"t* s*"~99'})
+    monkeypatch.setattr(rules_cog, "PREVIEW_PHRASE_SECONDS", 0.5)
+    preview = await emu.send_interaction("rules preview", {"name": "slow",
+                                                           "article": long_read.id})
+    shown = await preview.final_message(timeout=30)
+    assert shown.ephemeral
+    said = re.sub(r"\\(.)", r"\1", shown.content)  # as shown: markdown escapes taken off
+    assert "Rule 'slow' ran out of time (0.5 s) on this article" in said, said
+    assert emu.validate_all() == []
+
+
 async def test_lookups_under_way_when_the_bot_stops_are_answered_first(
         running: Running, caplog: pytest.LogCaptureFixture) -> None:
     """Stopped while a /search and a /rules test ran, the bot closed its connection under

@@ -244,8 +244,14 @@ def test_match_says_when_a_regex_ran_out_of_time(workdir: Path) -> None:
     (workdir / "slow.txt").write_text("Slow\n\nb" + "a" * 30 + "\n", encoding="utf-8")
     res = nw("match", "/(a|aa)*c|b/", "slow.txt", cwd=workdir)
     assert res.returncode == 0
-    assert "slow.txt: a regex ran out of time (0.1 s) and counted as not matching" in res.stderr
+    assert ("slow.txt: a regex or phrase ran out of time (0.1 s) and counted as not matching"
+            in res.stderr)
     assert "0 matching document(s)" in res.stderr
+    # a phrase of every window (slop and prefixes) over a long file: ten seconds before
+    (workdir / "long.txt").write_text("Long\n\n" + ("ta sa " * 170_000))
+    phrase = nw("match", '"t* s*"~99', "long.txt", cwd=workdir, timeout=60)
+    assert "long.txt: a regex or phrase ran out of time (0.1 s)" in phrase.stderr, phrase.stderr
+    assert "0 matching document(s)" in phrase.stderr
     quick = nw("match", "/b/", "slow.txt", cwd=workdir)
     assert "ran out of time" not in quick.stderr and "1 matching document(s)" in quick.stderr
 

@@ -50,6 +50,9 @@ from watchers.models import Article, Match
 from watchers.rules import RegexBudget, match_query, parse
 from watchers.templates import MAX_TEMPLATE_LENGTH
 
+# Seconds a preview's phrases of every window may take on its article (a lookup's budget).
+PREVIEW_PHRASE_SECONDS = 5.0
+
 #: What a rule may post to: Discord's picker offers only these.
 POSTABLE_TYPES = (discord.ChannelType.text, discord.ChannelType.news, discord.ChannelType.forum,
                   discord.ChannelType.public_thread, discord.ChannelType.private_thread,
@@ -239,11 +242,19 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
             art, matches = found
         match = next((m for m in matches if m.rule == rule.name), None)
         if match is None:
-            # In the lookup threads, not on the event loop: a long article takes seconds.
+            # In the lookup threads, not on the event loop: a long article takes seconds. Its
+            # phrases of every window (slop, a prefix or fuzzy word) get a lookup's time.
+            phrases = RegexBudget(PREVIEW_PHRASE_SECONDS)
             match = await asyncio.get_running_loop().run_in_executor(
                 engine.lookup_executor, functools.partial(
                     match_query, rule.query, art, rule.threshold or engine.config.threshold,
-                    engine.config.aliases, name=rule.name, budget=RegexBudget()))
+                    engine.config.aliases, name=rule.name, budget=RegexBudget(),
+                    phrase_budget=phrases))
+            if match is None and phrases.exhausted:
+                raise NewswatchError(
+                    f"Rule {rule.name!r} ran out of time ({PREVIEW_PHRASE_SECONDS:g} s) on this "
+                    "article: a phrase with slop or a prefix or fuzzy word looks at every "
+                    "window of a long article; as a rule it counts as not matching")
         return art, match
 
     @app_commands.command(name="remove")
