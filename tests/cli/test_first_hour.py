@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli import EXE, nw
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, ends
 
 # The seeds folder watched by one rule, on a database in the test's folder.
 WATCH_SEEDS = """
@@ -181,9 +181,8 @@ def test_a_database_removed_while_running_stops_with_one_line(tmp_path: Path, ho
     shutil.copytree(SEEDS, tmp_path / "seeds")
     cfg = write(tmp_path, WATCH_SEEDS.replace('settle = 0', 'settle = 0\nevery = "1s"')
                 .replace('path = "nw.db"', 'path = "db/nw.db"'))
-    proc = subprocess.Popen([*EXE, "run", "-c", str(cfg)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with ends(subprocess.Popen([*EXE, "run", "-c", str(cfg)], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as proc:
         for _ in range(200):
             if (tmp_path / "db" / "nw.db").exists():
                 break
@@ -197,10 +196,6 @@ def test_a_database_removed_while_running_stops_with_one_line(tmp_path: Path, ho
             (tmp_path / "db").write_text("not a folder")
         (tmp_path / "seeds" / "late.txt").write_text("Late\nMore troops.")
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 1, err
     assert "was removed or replaced while newswatch was running" in err
     # Told as the engine stopped, and as the command's last line; the source states it could

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli import EXE, nw
+from tests.conftest import ends
 from watchers.store import SqliteStore
 
 CONFIG = '[storage]\npath = "{path}"\n[[rules]]\nname = "gov"\nquery = "government"\n'
@@ -203,9 +204,8 @@ def test_a_wal_file_removed_under_run_stops_it_and_loses_nothing_committed(
         CONFIG.format(path="store.db")
         + f'[[sources]]\nname = "folder"\ntype = "folder"\npath = "{feed}"\nevery = "1s"\n'
           'settle = "0s"\n')
-    proc = subprocess.Popen([*EXE, "run", "-c", "config.toml"], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with ends(subprocess.Popen([*EXE, "run", "-c", "config.toml"], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as proc:
         for i in range(3):
             (feed / f"a{i}.txt").write_text(f"Government story A{i}\n\nthe government said {i}")
         db = tmp_path / "store.db"
@@ -219,10 +219,6 @@ def test_a_wal_file_removed_under_run_stops_it_and_loses_nothing_committed(
             (tmp_path / f"store.db{suffix}").unlink()
         (feed / "b.txt").write_text("Government story B\n\nthe government said more")
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 1, err
     assert (f"the database's -wal file {tmp_path}/store.db-wal was removed or replaced while "
             "newswatch was running") in err
