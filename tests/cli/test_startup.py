@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli import nw
-from tests.conftest import REPO
+from tests.conftest import REPO, ends
 
 # Never needed to parse a command line or print its help.
 NOT_AT_START = (
@@ -338,3 +338,42 @@ def test_an_empty_store_file_is_ok_to_check_and_run_makes_the_store_in_it(
     assert again.returncode == 0 and "config.toml: ok" in again.stdout, again.stderr
     searched = nw("search", "troops", "-c", "config.toml", cwd=tmp_path)
     assert searched.returncode == 0 and searched.stdout.strip(), searched.stderr
+
+
+_SWALLOWED = '''
+import importlib.abc, importlib.util, sys, time
+
+class Slow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """bot.cli's import, taking its time and swallowing a KeyboardInterrupt on the way (as a
+    library's callback whose errors are only printed does), then going on for good."""
+    def find_spec(self, name, path, target=None):
+        return importlib.util.spec_from_loader(name, self) if name == "bot.cli" else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        print("loading", flush=True)
+        try:
+            time.sleep(30)
+        except KeyboardInterrupt:
+            pass
+        while True:
+            time.sleep(0.1)
+
+sys.meta_path.insert(0, Slow())
+from bot.entry import run
+sys.exit(run())
+'''
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_loading_ends_the_program_even_if_its_interrupt_is_swallowed(
+        signum: int) -> None:
+    """A run killed 50 ms into its loading on a loaded CI machine never ended: the stop's
+    KeyboardInterrupt can land where it is swallowed, or where the exit then waits. A stop
+    while the program loads ends it with 130 within a few seconds, whatever happens to it."""
+    with ends(subprocess.Popen([sys.executable, "-c", _SWALLOWED], cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as proc:
+        assert proc.stdout is not None and proc.stdout.readline() == "loading\n"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
