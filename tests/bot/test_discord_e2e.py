@@ -19,7 +19,7 @@ import pytest
 from bot import interactions
 from tests.bot.conftest import Running, bot_config, running_with, start_running
 from tests.conftest import SEEDS
-from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
+from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage, InteractionHandle
 from watchers.models import Article
 
 
@@ -423,14 +423,16 @@ async def test_slow_lookups_answer_in_time_and_their_refusals_stay_private(
     monkeypatch.setattr(interactions, "ANSWER_WITHIN", 0.3)
     emu.answer_within = 2.0  # Discord's three seconds, scaled down; below the delay
     # two rounds of four: a member may have two lookups running at once
-    rounds = [[("stats", "stats", {}, "admin"), ("alerts status", "alerts status", {}, "admin"),
-               ("rules list", "rules list", {}, "member"),
-               ("sources list", "sources list", {}, "member")],
-              [("article", "article", {"id": art.id}, "admin"),
-               ("story", "story", {"id": story.id}, "admin"),
-               ("no article", "article", {"id": "ffffffffffff"}, "member"),
-               ("no story", "story", {"id": "s" + "0" * 16}, "member")]]
-    asked, shown = {}, {}
+    rounds: list[list[tuple[str, str, dict[str, str], str]]] = [
+        [("stats", "stats", {}, "admin"), ("alerts status", "alerts status", {}, "admin"),
+         ("rules list", "rules list", {}, "member"),
+         ("sources list", "sources list", {}, "member")],
+        [("article", "article", {"id": art.id}, "admin"),
+         ("story", "story", {"id": story.id}, "admin"),
+         ("no article", "article", {"id": "ffffffffffff"}, "member"),
+         ("no story", "story", {"id": "s" + "0" * 16}, "member")]]
+    asked: dict[str, InteractionHandle] = {}
+    shown: dict[str, EmuMessage] = {}
     for round_ in rounds:
         for what, command, options, user in round_:
             asked[what] = await emu.send_interaction(command, options, user=user)
