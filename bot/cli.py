@@ -173,11 +173,10 @@ def _summary(line: str) -> None:
     """A line of check's summary, whose values come from the config file: a control, format or
     line-separating character in one (an escape sequence in a path, a line break in a route
     name) is printed as its escape, so it can neither drive the terminal nor forge a line,
-    and the user sees what the file holds."""
-    if not line.isprintable():
-        line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                       for c in line)
-    print(line)
+    and the user sees what the file holds (as log lines show them: sources.base.printable)."""
+    from watchers.sources.base import printable
+
+    print(printable(line, len(line)))
 
 
 def _not_a_store_file(target: str, config: Path) -> str | None:
