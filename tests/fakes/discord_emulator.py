@@ -628,18 +628,7 @@ class EmuMessage:
     @property
     def custom_ids(self) -> list[str]:
         """custom_ids of all components (buttons, selects) on the message."""
-        found: list[str] = []
-
-        def walk(items: list[dict[str, Any]]) -> None:
-            for c in items:
-                if "custom_id" in c:
-                    found.append(c["custom_id"])
-                walk(c.get("components") or [])
-                if isinstance(c.get("accessory"), dict):
-                    walk([c["accessory"]])
-
-        walk(self.components)
-        return found
+        return [c["custom_id"] for c in self._components() if "custom_id" in c]
 
     def pinged_user_ids(self) -> set[int]:
         """User ids that this message actually pings, honouring allowed_mentions."""
