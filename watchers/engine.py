@@ -506,7 +506,7 @@ class Engine:
             self.store, query, since=datetime.now(UTC) - since if since is not None else None,
             source=stored, limit=limit, order=order, threshold=self.config.threshold,
             aliases=self.config.aliases, budget=budget, executor=self.lookup_executor,
-            follows=self._follows(guild), wait=wait,
+            follows=self._follows(guild), labels=self._labels(guild), wait=wait,
         )
         if guild is None:
             return found
@@ -516,6 +516,10 @@ class Engine:
     def _follows(self, guild: int | None) -> tuple[str, ...] | None:
         """What store lookups take to show only what ``guild`` sees (None: everything)."""
         return None if guild is None else self.tenancy.feed_keys(guild)
+
+    def _labels(self, guild: int | None) -> Mapping[str, str] | None:
+        """The names ``guild`` gave the feeds it follows, by stored key (None: as stored)."""
+        return None if guild is None else self.tenancy.labels(guild)
 
     def _visible(self, article: Article, guild: int | None) -> bool:
         return (guild is None or not article.source.startswith(SERVER_FEED_PREFIX)
@@ -1374,7 +1378,8 @@ class Engine:
             self.store, what if key is None else key, rules=set(seen.values()), since=since,
             until=self.delivery.clock.now(), surge=self.config.surge,
             threshold=self.config.threshold, aliases=self.config.aliases, bucket=bucket,
-            executor=self.lookup_executor, follows=self._follows(guild))
+            executor=self.lookup_executor, follows=self._follows(guild),
+            labels=self._labels(guild))
         if key is not None and key != what:
             found = dataclasses.replace(found, label=f"rule {what}")
         return found

@@ -264,18 +264,20 @@ def _source_parts(node: Node) -> list[Node]:
 
 
 def _sources_accepted(parts: Sequence[Node], stored: Sequence[str], threshold: float,
-                      table: Aliases) -> list[str] | None:
+                      table: Aliases, labels: Mapping[str, str] | None = None
+                      ) -> list[str] | None:
     """The stored source names every one of ``parts`` accepts, as the matcher judges them on
-    an article of that source; None when narrowing would not pay (more names than
-    :data:`MAX_SOURCE_NAMES` to judge, or more than :data:`MAX_SOURCE_FILTER` or all of them
-    accepted) or a regex ran out of time before all were judged: the lookup then reads every
-    source, as the matcher confirms each article anyway."""
+    an article of that source (named as ``labels`` names it); None when narrowing would not
+    pay (more names than :data:`MAX_SOURCE_NAMES` to judge, or more than
+    :data:`MAX_SOURCE_FILTER` or all of them accepted) or a regex ran out of time before all
+    were judged: the lookup then reads every source, as the matcher confirms each article
+    anyway."""
     if len(stored) > MAX_SOURCE_NAMES:
         return None
     budget = RegexBudget(REGEX_BUDGET)
     out = []
     for name in stored:
-        probe = Article(title="-", source=name)
+        probe = Article(title="-", source=(labels or {}).get(name, name))
         if all(match_query(p, probe, threshold, table, name="query", budget=budget) is not None
                for p in parts):
             out.append(name)
@@ -366,6 +368,7 @@ async def search(
     budget: float = DEFAULT_BUDGET,
     executor: Executor | None = None,
     follows: Collection[str] | None = None,
+    labels: Mapping[str, str] | None = None,
     wait: float = DEFAULT_WAIT,
 ) -> Lookup:
     """Stored articles that match ``query``; raises QuerySyntaxError for a bad query.
@@ -373,9 +376,11 @@ async def search(
     Newest first: the ``limit`` newest matches, exactly those a full scan finds. Best order:
     the newest ``max(limit, BEST_POOL)`` matches ranked by score (ties newest first), which
     is every match when there are no more than that. ``follows``: look only at what a server
-    sees (see :meth:`watchers.store.ArticleStore.candidate_page`). ``budget``: seconds of
-    the lookup's own work; ``wait``: seconds it may wait in all for the executor (and for
-    another lookup's use of the index words) before it raises LookupBusyError."""
+    sees (see :meth:`watchers.store.ArticleStore.candidate_page`); ``labels``: a stored
+    source name → the name that server gave the feed, which its ``source:`` terms name (as
+    its rules match them). ``budget``: seconds of the lookup's own work; ``wait``: seconds it
+    may wait in all for the executor (and for another lookup's use of the index words) before
+    it raises LookupBusyError."""
     turns = _Turns(executor, budget, wait)
     node = parse(query)  # fail fast, before touching the store
     alias_map = {k: list(v) for k, v in (aliases or {}).items()}
@@ -427,7 +432,8 @@ async def search(
     if parts:
         # One more than can be judged says there are too many.
         stored = await store.stored_sources(limit=MAX_SOURCE_NAMES + 1)
-        sources = await turns.run(_sources_accepted, parts, stored, float(threshold), table)
+        sources = await turns.run(_sources_accepted, parts, stored, float(threshold), table,
+                                  labels)
         if sources is not None and (not sources or (source is not None
                                                     and source not in sources)):
             return Lookup([], False, 0)
@@ -443,6 +449,9 @@ async def search(
         # or a prefix or fuzzy word (every window of the article) may take what is left of
         # the lookup's time, and no more: one over a 1 MB article ran ten seconds past it.
         phrases = RegexBudget(max(turns.deadline - time.monotonic(), 1e-6))
+        if labels and (label := labels.get(article.source)) is not None:
+            # a server's feed as that server named it, as its rules see the article
+            article = article.model_copy(update={"source": label})
         found = match_query(node, article, threshold, table, name="query",
                             budget=RegexBudget(REGEX_BUDGET), fuzzy_candidates=listed,
                             phrase_budget=phrases)

@@ -24,12 +24,14 @@ async def trend_of(store: Store, what: str, *, rules: Collection[str], since: ti
                    until: datetime, surge: SurgeConfig, threshold: int,
                    aliases: Mapping[str, Sequence[str]] | None = None,
                    bucket: timedelta | None = None, executor: Executor | None = None,
-                   follows: Collection[str] | None = None) -> Trend:
+                   follows: Collection[str] | None = None,
+                   labels: Mapping[str, str] | None = None) -> Trend:
     """Matches per hour (periods up to :data:`HOURLY_UP_TO`) or per day of the rule named
     ``what`` (when it is one of ``rules``) or of the query ``what``, counted by when the
     articles were published, from ``until - since`` to ``until``. Raises QuerySyntaxError for
     a bad query. ``follows``: a query counts only what a server sees (see
-    :meth:`watchers.store.ArticleStore.candidate_page`)."""
+    :meth:`watchers.store.ArticleStore.candidate_page`); ``labels``: its ``source:`` terms
+    name that server's feeds as it named them (see :func:`watchers.search.search`)."""
     bucket = bucket or (timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1))
     start = until - since
     history = start - timedelta(days=surge.days)  # for the first buckets' bands
@@ -40,7 +42,7 @@ async def trend_of(store: Store, what: str, *, rules: Collection[str], since: ti
     else:
         found = await search(store, what, since=history, limit=TREND_MAX_HITS,
                              threshold=threshold, aliases=aliases, budget=TREND_BUDGET,
-                             executor=executor, follows=follows)
+                             executor=executor, follows=follows, labels=labels)
         times = sorted(sort_time(h.article) for h in found.hits)
         label, truncated = what, found.truncated
     result = trend(label, times, start, until, bucket=bucket, sigma=surge.sigma,

@@ -14,7 +14,7 @@ import pytest
 
 PORTED = frozenset({"test_store", "test_acks", "test_stories", "test_batch", "test_backends",
                     "test_index_words", "test_url_index",
-                    "test_cancel"})
+                    "test_cancel", "test_top_stories"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

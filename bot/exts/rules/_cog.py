@@ -79,15 +79,21 @@ class Destination(app_commands.Transformer):
 Postable = discord.TextChannel | discord.ForumChannel | discord.Thread
 
 
-def postable_channel(guild: discord.Guild, channel_id: int) -> Postable:
+def postable_channel(guild: discord.Guild, channel_id: int,
+                     member: discord.Member | None = None) -> Postable:
     """The channel of ``guild`` a rule may post to, or NewswatchError naming what is wrong:
     not this server's channel, a kind that takes no alerts, or the permissions the bot lacks
     there (View Channel, Send Messages — in a thread, Send Messages in Threads; in a forum,
-    also Create Public Threads — and Embed Links)."""
+    also Create Public Threads — and Embed Links).
+
+    With ``member`` (who picked it), it must also be a channel they may post in: managing
+    newswatch (the admin role) does not let them have the bot post, with a template of their
+    own words, where they may not. One they cannot see is refused as unknown, unnamed."""
     channel = guild.get_channel_or_thread(channel_id)
-    if channel is None:
-        raise NewswatchError(f"Channel {channel_id} is not a channel of this server that I can "
-                             "see; pick one of this server's channels")
+    theirs = _permissions(channel, member) if member is not None else None
+    if channel is None or (theirs is not None and not theirs.view_channel):
+        raise NewswatchError(f"Channel {channel_id} is not a channel of this server that you "
+                             "and I can see; pick one of this server's channels")
     if not isinstance(channel, Postable) or channel.type not in POSTABLE_TYPES:
         raise NewswatchError(f"#{channel.name} is a {channel.type.name} channel; pick a text, "
                              "announcement, forum or thread channel")
@@ -95,13 +101,11 @@ def postable_channel(guild: discord.Guild, channel_id: int) -> Postable:
     if me is None:
         raise NewswatchError("I cannot check my permissions in this server yet; try again in "
                              "a minute")
-    try:
-        perms = channel.permissions_for(me)
-    except discord.ClientException:  # a thread whose parent channel is not cached
+    perms = _permissions(channel, me)
+    if perms is None:
         raise NewswatchError(f"I cannot see the channel #{channel.name} belongs to; pick "
-                             "another channel") from None
-    send = ((perms.send_messages_in_threads, "Send Messages in Threads")
-            if isinstance(channel, discord.Thread) else (perms.send_messages, "Send Messages"))
+                             "another channel")
+    send = _send_permission(channel, perms)
     needed: list[tuple[bool, str]] = [(perms.view_channel, "View Channel"), send]
     if isinstance(channel, discord.ForumChannel):
         needed.append((perms.create_public_threads, "Create Public Threads"))
@@ -111,7 +115,28 @@ def postable_channel(guild: discord.Guild, channel_id: int) -> Postable:
     if missing:
         raise NewswatchError(f"I cannot post in #{channel.name}: missing permission "
                              f"{', '.join(missing)}; grant it there or pick another channel")
+    if theirs is not None and not (their_send := _send_permission(channel, theirs))[0]:
+        raise NewswatchError(f"You cannot post in #{channel.name} (missing permission "
+                             f"{their_send[1]}); pick a channel you may post in")
     return channel
+
+
+def _permissions(channel: object, who: discord.Member) -> discord.Permissions | None:
+    """``who``'s permissions in ``channel`` (None: not a channel alerts can go to, or a thread
+    whose parent channel is not cached)."""
+    if not isinstance(channel, Postable):
+        return None
+    try:
+        return channel.permissions_for(who)
+    except discord.ClientException:
+        return None
+
+
+def _send_permission(channel: Postable, perms: discord.Permissions) -> tuple[bool, str]:
+    """Whether ``perms`` let one post in ``channel``, and the permission's name."""
+    if isinstance(channel, discord.Thread):
+        return perms.send_messages_in_threads, "Send Messages in Threads"
+    return perms.send_messages, "Send Messages"
 
 
 class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
@@ -165,7 +190,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
             raise NewswatchError("Rules post to a server's channels: run /rules add in a server")
         parse(query)  # a bad query is refused before the channel becomes a route
         picked = postable_channel(guild, channel if channel is not None
-                                  else interaction.channel_id or 0)
+                                  else interaction.channel_id or 0, _member(interaction))
         engine = self.engine
         user = str(interaction.user.id)
         fields: dict[str, Any] = {"name": name, "query": query, "severity": severity,
@@ -317,6 +342,11 @@ class MuteCog(NewswatchCog):
             "it can be muted only where it posts (or left out of the config file)")
 
 
+def _member(interaction: discord.Interaction[Any]) -> discord.Member | None:
+    user = interaction.user
+    return user if isinstance(user, discord.Member) else None
+
+
 def _guild_of(client: discord.Client, route: RouteConfig | None) -> int | None:
     """The server whose channel a route posts in, when the bot can tell (a channel it sees;
     not a webhook's)."""
@@ -408,7 +438,7 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
         if guild is None:
             raise NewswatchError("Channels belong to a server: run /channels set in a server")
         picked = postable_channel(guild, channel if channel is not None
-                                  else interaction.channel_id or 0)
+                                  else interaction.channel_id or 0, _member(interaction))
         if stories == "thread" and isinstance(picked, discord.Thread):
             # Discord starts no thread inside a thread: each story's update asked for one,
             # was refused (50024) and fell back to an edit.

@@ -152,12 +152,12 @@ class ScheduleMixin:
 
     async def top_stories(self, rule: str, since: datetime, limit: int = 3
                           ) -> list[tuple[str, int]]:
-        """The headlines the rule matched most since ``since``, counted per story (an article
-        without a story is its own), most articles first."""
+        """The stories the rule matched most since ``since``, counted per story (an article
+        without a story is its own), most articles first; each by the title of the earliest
+        article the rule matched in it (see the SQLite store's)."""
         rows = await self._db.fetch(
-            "SELECT min(coalesce(s.headline, a.title)) AS headline, count(*) AS n "
-            "FROM matches m JOIN articles a ON a.id = m.article_id "
-            "LEFT JOIN stories s ON s.id = a.story_id "
+            "SELECT (array_agg(a.title ORDER BY a.sort_at, a.id))[1] AS headline, "
+            "count(*) AS n FROM matches m JOIN articles a ON a.id = m.article_id "
             "WHERE m.rule = $1 AND m.matched_at >= $2 GROUP BY coalesce(a.story_id, a.id) "
             "ORDER BY n DESC, max(m.matched_at) DESC LIMIT $3", rule, since, limit)
         return [(str(h), int(n)) for h, n in rows]

@@ -176,13 +176,17 @@ class ScheduleMixin:
 
     async def top_stories(self, rule: str, since: datetime, limit: int = 3
                           ) -> list[tuple[str, int]]:
-        """The headlines the rule matched most since ``since``, counted per story (an article
-        without a story is its own), most articles first."""
+        """The stories the rule matched most since ``since``, counted per story (an article
+        without a story is its own), most articles first; each by the title of the earliest
+        article the rule matched in it. Not by the story's headline: that is its first
+        article's, which may be of a feed the rule's readers do not follow (another server's)."""
         rows = await self._db.fetchall(
-            "SELECT coalesce(s.headline, a.title), count(*) AS n FROM matches m "
-            "JOIN articles a ON a.id = m.article_id LEFT JOIN stories s ON s.id = a.story_id "
-            "WHERE m.rule = ? AND m.matched_at >= ? GROUP BY coalesce(a.story_id, a.id) "
-            "ORDER BY n DESC, max(m.matched_at) DESC LIMIT ?", (rule, iso(since), limit))
+            "SELECT title, n FROM (SELECT a.title AS title, count(*) OVER story AS n, "
+            "max(m.matched_at) OVER story AS latest, row_number() OVER (PARTITION BY "
+            "coalesce(a.story_id, a.id) ORDER BY a.sort_at, a.id) AS k FROM matches m "
+            "JOIN articles a ON a.id = m.article_id WHERE m.rule = ? AND m.matched_at >= ? "
+            "WINDOW story AS (PARTITION BY coalesce(a.story_id, a.id))) "
+            "WHERE k = 1 ORDER BY n DESC, latest DESC LIMIT ?", (rule, iso(since), limit))
         return [(str(h), int(n)) for h, n in rows]
 
     async def rule_times(self, rule: str, since: datetime) -> list[datetime]:
