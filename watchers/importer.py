@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import threading
 from array import array
@@ -362,7 +363,21 @@ def not_json_lines(head: bytes) -> str | None:
     if wide is not None:
         return (f"is {wide} text, not UTF-8: convert it first (e.g. iconv -f {wide} -t UTF-8 "
                 "FILE > NEW)")
+    spread = _SPREAD.match(head)
+    if spread is not None:
+        # A line holding only the bracket is no line of JSON Lines: the file is one document
+        # (an export's array, or `jq` without -c), each of whose lines was named in turn as
+        # invalid JSON, and none imported.
+        if spread.group(1) == b"[":
+            return ("is a JSON array spread over lines, not JSON Lines (one object a line): "
+                    "convert it first (e.g. jq -c '.[]' FILE > NEW)")
+        return ("is JSON objects spread over lines, not JSON Lines (one object a line): "
+                "convert it first (e.g. jq -c . FILE > NEW)")
     return None
+
+
+# A first line (past a byte order mark) that holds nothing but "[" or "{".
+_SPREAD = re.compile(rb"(?:\xef\xbb\xbf)?[ \t]*([\[{])[ \t]*\r?\n")
 
 
 # The byte order marks of the wide encodings (UTF-32's first: UTF-16 LE's is its prefix).

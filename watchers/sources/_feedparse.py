@@ -51,6 +51,7 @@ from feedparser.encodings import (  # type: ignore[import-untyped]
 
 from watchers.errors import SourceError
 from watchers.models import json_kind, loads_json, parse_iso
+from watchers.sources.base import LEGACY_BYTES
 
 # feedparser asks xml.sax for libxml2's SAX driver before expat, on every document. Where that
 # driver is missing (as here) each parse tried to import it again: a search of the import path
@@ -667,14 +668,14 @@ def _prepare_xml(body: bytes, content_type: str | None) -> bytes:
             body.decode("utf-8")
         except UnicodeDecodeError:
             if _mostly_utf8(body):
-                body = body.decode("utf-8", errors="newswatch-cp1252").encode("utf-8")
+                body = body.decode("utf-8", errors=LEGACY_BYTES).encode("utf-8")
     headers = {"content-type": content_type} if content_type else {}
     info: dict[str, Any] = {}
     try:
         data: bytes = convert_to_utf8(headers, body, info)
     except (UnicodeError, LookupError, ValueError):
         # A name feedparser could not use after all: UTF-8, stray bytes as above.
-        text = body.decode("utf-8", errors="newswatch-cp1252")
+        text = body.decode("utf-8", errors=LEGACY_BYTES)
         data = _DECLARED.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
     return neutralise_charrefs(strip_doctype(data))
 
@@ -813,19 +814,6 @@ _JSON_MARKS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
                (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
-def _legacy_bytes(exc: UnicodeError) -> tuple[str, int]:
-    """A codec error handler: the bytes that are not UTF-8 read as Windows-1252 reads them (as
-    Latin-1 where it defines none), decoding on from after them — in one pass, however many
-    there are."""
-    if not isinstance(exc, UnicodeDecodeError):
-        raise exc
-    bad = exc.object[exc.start:exc.end]
-    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in bad), exc.end
-
-
-codecs.register_error("newswatch-cp1252", _legacy_bytes)
-
-
 def _json_text(body: bytes) -> str:
     """A JSON Feed's text: UTF-8 (a mark of UTF-8, UTF-16 or UTF-32 read as it says), each byte
     that is not UTF-8 read as Windows-1252 — a "Café" written by a legacy tool in a feed
@@ -834,7 +822,7 @@ def _json_text(body: bytes) -> str:
     for mark, codec in _JSON_MARKS:
         if body.startswith(mark):
             return body.decode(codec, errors="replace").removeprefix("\ufeff")
-    return body.decode("utf-8-sig", errors="newswatch-cp1252")
+    return body.decode("utf-8-sig", errors=LEGACY_BYTES)
 
 
 def _parse_json(body: bytes, url: str) -> ParsedFeed:

@@ -1,8 +1,9 @@
 """The Source protocol: what the WatchService needs from anything it polls.
 
 Also what every source type shares: the config fields common to all (``SourceConfigBase``), the
-context a factory builds a source from (``SourceContext``) and ``printable``, which keeps text
-from a feed or a file name from forging log lines.
+context a factory builds a source from (``SourceContext``), ``printable``, which keeps text
+from a feed or a file name from forging log lines, and :data:`LEGACY_BYTES`, the codec error
+handler that reads text meant as UTF-8 with a few bytes of a legacy encoding in it.
 
 Invariant: a poll fails as a whole only when the source itself cannot be read (no folder, HTTP
 error, not a feed). One item that cannot be turned into an Article is left out of
@@ -14,6 +15,7 @@ config models, which import this module.
 
 from __future__ import annotations
 
+import codecs
 import contextvars
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANSWERING",
+    "LEGACY_BYTES",
     "Poll",
     "Source",
     "SourceConfigBase",
@@ -158,6 +161,23 @@ def declares_body(headers: Iterable[tuple[str, str]]) -> bool:
         ):
             return True
     return False
+
+
+def _legacy_bytes(exc: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: the bytes that are not UTF-8 read as Windows-1252 reads them (as
+    Latin-1 where it defines none), decoding on from after them — in one pass, however many
+    there are."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in bad), exc.end
+
+
+# ``data.decode("utf-8", errors=LEGACY_BYTES)``: UTF-8, the few bytes that are not UTF-8 read
+# as Windows-1252 reads them (in a feed, a page, a folder's file). Read whole as Windows-1252
+# for one such byte, every other non-ASCII letter of the text was mojibake.
+LEGACY_BYTES = "newswatch-cp1252"
+codecs.register_error(LEGACY_BYTES, _legacy_bytes)
 
 
 def printable(text: str, limit: int = 200) -> str:

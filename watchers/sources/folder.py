@@ -11,8 +11,9 @@ What a folder source reads, and why (a file left out is described once per file 
   and never read into memory.
 - Text only: a NUL byte in the first 8 KiB (without a UTF-16 byte order mark), or control bytes
   other than tab, newline, form feed and carriage return making up more than 10% of them, make a
-  file binary. Text that is not UTF-8 (or UTF-16 with a BOM) is read as Windows-1252, else
-  Latin-1, as before: legacy files are text too.
+  file binary. Text is UTF-8 (or UTF-16 with a BOM), its bytes that are not UTF-8 read as
+  Windows-1252 reads them (Latin-1 where it defines none): legacy files are text too, and a
+  UTF-8 file with a stray legacy byte keeps its UTF-8 text.
 - Only files that have stopped changing. A file last modified more than ``settle`` (+2 s for
   filesystems with coarse timestamps) ago is stable; a fresher one is looked at twice, ``settle``
   apart (default 1 s), and read only if its size and modification time did not change. A file
@@ -46,6 +47,7 @@ from pydantic import Field, field_validator
 from watchers.errors import SourceError
 from watchers.models import Article, derive_id, json_kind, loads_json, parse_iso
 from watchers.sources.base import (
+    LEGACY_BYTES,
     Duration,
     Poll,
     Source,
@@ -248,14 +250,9 @@ def decode_text(data: bytes) -> str | None:
             return None
     if head and (len(head) - len(head.translate(None, _CONTROL_TABLE))) * 10 > len(head):
         return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    # Each byte that is not UTF-8 read as Windows-1252 reads it, not the whole file: one such
+    # byte made every Cyrillic letter and curly quote of a UTF-8 file mojibake.
+    return data.decode("utf-8-sig", errors=LEGACY_BYTES)
 
 
 def _json_string(doc: dict[str, Any], *keys: str) -> str:

@@ -18,6 +18,11 @@ first look. An article is a link whose text reads as a headline, on the page's o
 - One article per link as links compare (tracking parameters out; the longest text of its
   anchors is its title), at most :data:`MAX_LINKS` a page, dated when found, the first link of
   the page latest (so the top of the page is the newest).
+- A link's blocks and line breaks part its words. A link that holds a heading (a card:
+  headline, summary, time) is titled with the heading, when that reads as a headline; the text
+  of a ``<time>`` is no part of a title. A card's "5
+  minutes ago" or "12 comments" made its title change at every poll, and the article was taken
+  for a changed one each time (its story's message edited, "updated: …", every poll).
 
 The page is read in one pass from tag to tag, each found where the last one ended (linear in
 its size: a tag, quote, comment or CDATA section that never ends ends the page, and a script's
@@ -33,7 +38,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from watchers.sources.base import Source, SourceContext
+from watchers.sources.base import LEGACY_BYTES, Source, SourceContext
 from watchers.sources.feed import FeedSource, FeedSourceConfig
 
 if TYPE_CHECKING:  # the feed parser's module loads feedparser: only when a page is read
@@ -54,6 +59,12 @@ MAX_TITLE = 300
 _SKIPPED = frozenset({"nav", "aside", "script", "style", "template", "noscript", "svg",
                       "select", "button"})
 _SITE_PARTS = frozenset({"header", "footer"})
+# Tags that part the words on either side of them, as a browser shows them: a line break and
+# the blocks a card's link holds (its headline, summary and byline); inline tags (<b>, <span>)
+# sit inside words and part nothing.
+_BREAKS = frozenset({"br", "p", "div", "li", "section", "figure", "figcaption", "blockquote",
+                     "h1", "h2", "h3", "h4", "h5", "h6", "header", "footer", "td", "th"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 # Raw text elements: what is inside is text up to the element's end tag, not markup.
 _RAW = frozenset({"script", "style", "template", "noscript", "textarea", "title", "xmp"})
 _RAW_END = {name: re.compile(f"</{name}[\\s>/]", re.IGNORECASE) for name in _RAW}
@@ -165,6 +176,8 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
     articles = 0  # open <article> elements: their header and footer are read
     href: str | None = None  # the link of the open <a>, as written, if any
     parts: list[str] = []
+    heading: list[str] = []  # the text of the open <a>'s headings
+    in_heading = in_time = 0  # open <h1>…<h6> and <time> elements in the open <a>
     n = len(text)
     pos = 0
 
@@ -172,6 +185,9 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
         """The open anchor taken as an article if it reads as a headline; False once the
         page has given MAX_LINKS."""
         title = _SPACE.sub(" ", html.unescape("".join(parts))).strip()
+        head = _SPACE.sub(" ", html.unescape("".join(heading))).strip()
+        if _headline(head):
+            title = head
         if href is None or not _headline(title):
             return True
         link = _link(base, href.strip())
@@ -191,8 +207,10 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
         lt = text.find("<", pos)
         if lt < 0:
             lt = n
-        if href is not None:
+        if href is not None and not in_time:
             parts.append(text[pos:lt])
+            if in_heading:
+                heading.append(text[pos:lt])
         if lt >= n:
             break
         section = next((pair for pair in _SECTIONS if text.startswith(pair[0], lt)), None)
@@ -236,6 +254,15 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
             break  # the page ends inside a tag
         inside = text[m.end():i]
         pos = i + 1
+        if href is not None:
+            if name in _BREAKS:
+                parts.append(" ")
+                if in_heading:
+                    heading.append(" ")
+            if name in _HEADINGS:
+                in_heading = max(0, in_heading + (-1 if closing else 1))
+            elif name == "time" and not inside.rstrip().endswith("/"):
+                in_time = max(0, in_time + (-1 if closing else 1))
         if closing:
             if name in _SKIPPED or (name in _SITE_PARTS and not articles):
                 if name in skipping:
@@ -269,7 +296,8 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
             if href is not None and not close_anchor():  # an <a> left open: it ends here
                 break
             href = _attrs(inside).get("href")
-            parts = []
+            parts, heading = [], []
+            in_heading = in_time = 0
     if not titles:
         raise FeedFormatError(
             f"{url} has no headline links: a page its scripts fill in, a consent or sign-in "
@@ -324,4 +352,4 @@ def _decode(body: bytes, content_type: str | None) -> str:
             return body.decode(name, errors="replace")
         if name:
             break
-    return body.decode("utf-8", errors="newswatch-cp1252")
+    return body.decode("utf-8", errors=LEGACY_BYTES)
