@@ -20,14 +20,17 @@ Invariants:
 - An article's lookup terms are not read from the source's index (an FTS5 index keeps no
   per-article text); they are computed again with ``terms_of`` from its title and text — the
   same function the engine gives ``record`` — and written the way each store writes them
-  (SQLite: into the ``article_terms`` view; PostgreSQL: ``to_tsvector('simple', terms)``), so
-  both backends index the rule engine's own word keys. The URL index is written the same way,
+  (SQLite: into the ``article_terms`` view; PostgreSQL: ``to_tsvector('simple', terms)``, cut
+  to what one tsvector holds, see :func:`.postgres.schema.fitting_terms`), so both backends
+  index the rule engine's own word keys. The URL index is written the same way,
   from each article's link, in the transaction that writes the article.
 - Columns that only running processes use (:data:`RUNTIME_COLUMNS`: PostgreSQL's leases and
   claims) are not copied; any other column that one side lacks makes the copy refuse.
 - Rows move in batches of ``batch`` rows, one destination transaction each; values are converted
   by the PostgreSQL column type (times: ISO text ↔ ``timestamptz``; flags: 0/1 ↔ ``boolean``;
-  JSON text ↔ ``jsonb``), and the two schemas must have the same columns.
+  JSON text ↔ ``jsonb``), and the two schemas must have the same columns. Into PostgreSQL,
+  which refuses NUL in text, errors' and notices' text (:data:`_ERROR_TEXTS`) loses its NUL
+  as the PostgreSQL store's own writes do.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any, Literal, Protocol
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.errors import StoreError
+from watchers.models import storable
 from watchers.store.postgres import PostgresStore, describe, is_postgres_url
 from watchers.store.postgres import articles as pg_articles
 from watchers.store.postgres import schema as pg_schema
@@ -307,6 +311,14 @@ def _to_time(value: Any, where: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# Columns holding the text of errors (which may quote what a destination or a source sent) and
+# notices: SQLite keeps a NUL there, PostgreSQL refuses it, and the PostgreSQL store writes them
+# without it (see watchers.models.storable). Other text never holds one (an article's is made
+# storable as it is read), and a NUL there fails the copy.
+_ERROR_TEXTS = frozenset({"outbox.reason", "outbox.text", "route_pauses.reason",
+                          "source_state.last_error"})
+
+
 def _converter(pg_type: str, to: Kind, where: str) -> Callable[[Any], Any] | None:
     """How a value of a column of PostgreSQL type ``pg_type`` becomes one for a ``to`` store
     (None: as it is)."""
@@ -317,6 +329,8 @@ def _converter(pg_type: str, to: Kind, where: str) -> Callable[[Any], Any] | Non
             return lambda v: None if v is None else bool(v)
         if pg_type == "float8":
             return lambda v: None if v is None else float(v)
+        if pg_type == "text" and where in _ERROR_TEXTS:
+            return lambda v: None if v is None else storable(str(v))
         if pg_type == "text":
             return lambda v: v if v is None or isinstance(v, str) else str(v)
         return None
@@ -498,14 +512,17 @@ class _PgDest:
                f"FROM unnest({', '.join(arrays)}) AS u({', '.join(aliases)})")
         args: list[list[Any]] = [list(col) for col in zip(*rows, strict=True)]
         if terms is not None:
-            args.append(list(terms))
+            rowid = list(cols).index("rowid")
+            terms = [pg_schema.fitting_terms(t, f"the article of rowid {r[rowid]}")
+                     for r, t in zip(rows, terms, strict=True)]
+            args.append(terms)
         async with self.db.tx() as conn:
             await conn.execute(sql, *args)
             if terms is not None:
                 await pg_articles.add_index_words(conn, terms)
                 # The URL index, from the words of the links.
-                rowid = list(cols).index("rowid")
-                keyed = [(r[rowid], t) for r, t in zip(rows, links or (), strict=False) if t]
+                keyed = [(r[rowid], pg_schema.fitting_terms(t, f"the link of rowid {r[rowid]}"))
+                         for r, t in zip(rows, links or (), strict=False) if t]
                 await conn.execute(pg_schema.INSERT_URLS, [r for r, _ in keyed],
                                    [t for _, t in keyed])
 

@@ -42,6 +42,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not
 
 from watchers._finish import finish
 from watchers.errors import STORE_OUTAGE_LIMIT, StoreError, StoreUnavailableError
+from watchers.urls import url_parts_problem
 
 __all__ = ["LOCKS", "Listener", "Pg", "describe", "now"]
 
@@ -129,6 +130,11 @@ class Pg:
     @classmethod
     async def connect(cls, url: str, *, lock: bool, readonly: bool,
                       min_size: int = 1, max_size: int = 10, shared: bool = False) -> Pg:
+        problem = url_parts_problem(url)
+        if problem is not None:
+            # Read before anything else: urllib's ValueError (a library caller's, whose URL no
+            # config check read) quoted a password holding '/' as the port.
+            raise StoreError(f"cannot open the database: not a valid PostgreSQL URL ({problem})")
         name = describe(url)
         settings = {"application_name": f"newswatch pid {os.getpid()}"}
         if readonly:

@@ -65,7 +65,7 @@ from watchers.store.base import (
 )
 from watchers.store.postgres._db import LOCKS, Pg, now
 from watchers.store.postgres.outbox import insert_notice
-from watchers.store.postgres.schema import MARK_URL_GAP
+from watchers.store.postgres.schema import MARK_URL_GAP, fitting_terms
 from watchers.store.postgres.stories import story_batch, story_rows, write_stories
 from watchers.store.sqlite._db import rules_json
 from watchers.store.sqlite.articles import _Identities, prefix_successor
@@ -614,7 +614,8 @@ class ArticlesMixin(CandidateList):
                 articles.append((
                     article.id, article.source, article.guid, article.url, link, article.title,
                     article.text, article.published, article.fetched_at, sort_time(article),
-                    content, rec.story.id if rec.story else None, rec.terms,
+                    content, rec.story.id if rec.story else None,
+                    fitting_terms(rec.terms, f"article {article.id!r}"),
                 ))
                 made = when if rec.matched_at is None else rec.matched_at
                 matches += [(article.id, m.rule, m.score, hits_json(m.hits), made)
@@ -630,7 +631,8 @@ class ArticlesMixin(CandidateList):
             if articles:
                 # The URL index's rows, by the ids just stored (the rowids are the database's).
                 given = [(a.id, link_terms(r, self._terms_of)) for a, r in stored]
-                links = [(i, t) for i, t in given if t]
+                links = [(i, fitting_terms(t, f"the link of article {i!r}"))
+                         for i, t in given if t]
                 if any(t is None for _, t in given):
                     # A link whose words the writer could not give: the URL index misses it.
                     await conn.execute(MARK_URL_GAP)

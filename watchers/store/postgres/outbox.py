@@ -13,6 +13,9 @@ they are settled, so a claim elsewhere takes nothing (order is kept across proce
 within one); rows whose session is gone were interrupted and are put back ``pending`` (maybe
 sent where their sink had been called) by the next claim of the route or by
 :meth:`OutboxMixin.requeue_orphaned`.
+
+PostgreSQL refuses NUL in text: reasons and notices (an error's text, which may quote what a
+destination answered) are stored as :func:`watchers.models.storable` makes them, NUL removed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
+from watchers.models import storable
 from watchers.store.base import UNSENT_ALERT_SQL, AlertState, OutboxKind, OutboxRow
 from watchers.store.postgres._db import SESSION_ID, Pg, now, rowcount
 from watchers.store.sqlite.outbox import _rule
@@ -79,7 +83,7 @@ async def insert_notice(conn: asyncpg.Connection, route: str, text: str, at: dat
     return int(await conn.fetchval(
         "INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, created_at, "
         "updated_at) VALUES ($1, NULL, $2, '[]', $3, 'pending', $4, $5, $5) RETURNING id",
-        kind, route, text, secrets.token_hex(12), at))
+        kind, route, storable(text), secrets.token_hex(12), at))
 
 
 class OutboxMixin:
@@ -107,12 +111,12 @@ class OutboxMixin:
     async def mark_retry(self, alert_id: int, *, at: datetime, reason: str) -> None:
         await self._db.execute(
             "UPDATE outbox SET state = 'retry', updated_at = $1, next_attempt_at = $2, "
-            "reason = $3 WHERE id = $4", now(), at, reason, alert_id)
+            "reason = $3 WHERE id = $4", now(), at, storable(reason), alert_id)
 
     async def mark_rejected(self, alert_id: int, reason: str) -> None:
         await self._db.execute(
             "UPDATE outbox SET state = 'rejected', updated_at = $1, reason = $2 WHERE id = $3",
-            now(), reason, alert_id)
+            now(), storable(reason), alert_id)
 
     async def reject_alerts_of(self, source: str, routes: Collection[str], reason: str) -> int:
         """See the SQLite store's."""
@@ -123,7 +127,7 @@ class OutboxMixin:
             "UPDATE outbox o SET state = 'rejected', reason = $1, updated_at = $2 "
             "FROM articles a WHERE a.id = o.article_id AND o.route = ANY($3::text[]) AND "
             f"o.state IN ({UNSENT_ALERT_SQL}) AND o.kind = 'alert' AND a.source = $4",
-            reason, now(), names, source)
+            storable(reason), now(), names, source)
 
     async def requeue_interrupted(self, route: str | None = None) -> int:
         """Put rows left ``sending`` by a crash back to ``pending`` (those whose sink was called
@@ -205,7 +209,7 @@ class OutboxMixin:
     async def pause_route(self, route: str, reason: str) -> int:
         """Pause a destination and hold its waiting rows, in one transaction. Returns how many
         alerts were held."""
-        at = now()
+        at, reason = now(), storable(reason)
         async with self._db.tx() as conn:
             await self._db.lock_route(conn, route)
             await conn.execute(

@@ -368,6 +368,45 @@ INSERT_URLS = ("INSERT INTO article_urls (article, sort_at, words) SELECT u.a, "
 # Links per chunk of the URL index's fill (migration 14).
 URL_CHUNK = 20_000
 
+# PostgreSQL refuses a tsvector of over 1 MB ("string is too long for tsvector"): an article
+# of that many distinct words (a dump, a log) failed its whole batch, and `run` stopped at every
+# start on the same file. Bytes of a tsvector a text's words may take, short of that limit.
+TSVECTOR_BYTES = 1_000_000
+# Terms this long fit whatever their words (see _tsvector_bytes: at most about 32 a character).
+_FITTING_CHARS = TSVECTOR_BYTES // 32
+
+
+def _tsvector_bytes(word: str) -> int:
+    """At most the bytes ``word`` takes in a tsvector: its lexemes and, for each, an entry, a
+    position and their alignment (10 bytes). A word of letters (or of ASCII letters and digits)
+    is one lexeme; other digits may split it where the server's locale sees no letter; any
+    other word (``a_b``: ``a``, ``b``; ``a-b``: ``a-b``, ``a``, ``b``) makes up to about one
+    lexeme per two bytes."""
+    size = len(word.encode())
+    if word.isalpha() or (word.isascii() and word.isalnum()):
+        return size + 10
+    if word.isalnum():
+        return 4 * size + 10
+    return 10 * size + 10
+
+
+def fitting_terms(terms: str, what: str = "an article") -> str:
+    """``terms`` (index words, space-separated) cut to what a tsvector holds: the first words,
+    in the order given, that fit in :data:`TSVECTOR_BYTES`. Lookups find the article by those
+    words only; a warning names ``what`` when some are left out."""
+    if len(terms) <= _FITTING_CHARS:
+        return terms
+    words = terms.split()
+    size = 0
+    for kept, word in enumerate(words):
+        size += _tsvector_bytes(word)
+        if size > TSVECTOR_BYTES:
+            log.warning("%s has more distinct words than PostgreSQL's lookup index holds for "
+                        "one article (1 MB): it is indexed under the first %d of its %d words, "
+                        "and lookups of the others do not find it", what, kept, len(words))
+            return " ".join(words[:kept])
+    return terms
+
 # A text's index words (the engine's ``terms_of(title, text)``, see watchers.store.sqlite): a
 # link's are ``terms_of(link, "")``. Given by the caller: the store does not know the rules.
 TermsOf = Callable[[str, str], str]
@@ -496,9 +535,11 @@ async def _version(conn: asyncpg.Connection, name: str) -> int:
         # schema_version commit together) may have appeared between the two looks.
         if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
             raise StoreError(f"{name} is not a newswatch database (it holds other tables)")
+    # The catalog, not information_schema, which lists only the columns this role may use:
+    # a role without rights on the table was told the database was not newswatch's.
     columns = {str(c) for (c,) in map(tuple, await conn.fetch(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-        "current_schema() AND table_name = 'schema_version'"))}
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass('schema_version') "
+        "AND attnum > 0 AND NOT attisdropped"))}
     if not {"version", "application"} <= columns:
         # Another application's table of that name: its missing column was the error shown.
         raise StoreError(f"{name} is not a newswatch database (its schema_version table is "
@@ -615,11 +656,13 @@ async def rekey(db: Pg, version: int, terms_of: TermsOf) -> bool:
                     "UPDATE index_keys SET version = $1, building = NULL, after = 0", version)
                 break
             ids = [int(r[0]) for r in rows]
-            terms = [terms_of(r[1], r[2]) for r in rows]
+            terms = [fitting_terms(terms_of(r[1], r[2]), f"the article of rowid {r[0]}")
+                     for r in rows]
             await conn.execute(
                 "UPDATE articles a SET terms = to_tsvector('simple', u.t) FROM "
                 "unnest($1::bigint[], $2::text[]) AS u(a, t) WHERE a.rowid = u.a", ids, terms)
-            links = [(int(r[0]), t) for r in rows if r[3] and (t := terms_of(r[3], ""))]
+            links = [(int(r[0]), fitting_terms(t, f"the link of rowid {r[0]}"))
+                     for r in rows if r[3] and (t := terms_of(r[3], ""))]
             await conn.execute("DELETE FROM article_urls WHERE article = ANY($1::bigint[])", ids)
             await conn.execute(INSERT_URLS, [a for a, _ in links], [t for _, t in links])
             words = sorted(set(" ".join(terms).split()))

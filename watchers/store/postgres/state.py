@@ -30,6 +30,7 @@ from datetime import datetime
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
+from watchers.models import storable
 from watchers.store._shared import RuntimeModels
 from watchers.store.base import SourceState
 from watchers.store.postgres._db import Pg, now, rowcount
@@ -69,6 +70,11 @@ def _state(row: asyncpg.Record) -> SourceState:
     )
 
 
+def _error(state: SourceState) -> str | None:
+    # PostgreSQL refuses NUL in text, which an error's text may quote from what a source sent.
+    return None if state.last_error is None else storable(state.last_error)
+
+
 class StateMixin(RuntimeModels):
     """The :class:`watchers.store.StateStore` part of :class:`PostgresStore`."""
 
@@ -97,7 +103,7 @@ class StateMixin(RuntimeModels):
             "last_error_at = excluded.last_error_at, failures = excluded.failures, "
             "next_poll = excluded.next_poll, paused = excluded.paused, "
             "skipped = excluded.skipped",
-            [(s.name, json.dumps(dict(s.cursor)), s.polls, s.last_success, s.last_error,
+            [(s.name, json.dumps(dict(s.cursor)), s.polls, s.last_success, _error(s),
               s.last_error_at, s.failures, s.next_poll, s.paused, s.skipped)
              for s in last.values()],
         )
@@ -176,7 +182,7 @@ class StateMixin(RuntimeModels):
             "skipped = $11, lease_owner = NULL, lease_until = NULL "
             "WHERE name = $1 AND lease_owner = $2",
             state.name, owner, json.dumps(dict(state.cursor)), state.polls, state.last_success,
-            state.last_error, state.last_error_at, state.failures, state.next_poll,
+            _error(state), state.last_error_at, state.failures, state.next_poll,
             state.paused, state.skipped) > 0
 
     async def renew_leases(self, names: Sequence[str], *, owner: str, until: datetime) -> int:
