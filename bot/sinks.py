@@ -231,6 +231,10 @@ _NOTICE_MARKUP = re.compile(r"([\\*_~|`>\[\]<@#])")
 _UNKNOWN_CHANNEL = 10003
 _UNKNOWN_MESSAGE = 10008
 _THREAD_EXISTS = 160004  # "A thread has already been created for this message"
+# "Cannot edit a message authored by another user" (403): the story's message is a webhook's,
+# posted before its route was the bot's channel; the story is posted afresh, as for a deleted
+# one (it paused the route, and every resume paused it again).
+_NOT_AUTHOR = 50005
 # The bot may not start threads here (permission), the channel has none (its type) or has as
 # many active threads as Discord allows (160006): the update edits the message instead of
 # pausing the whole route, or being refused.
@@ -497,10 +501,14 @@ class DiscordSink:
         and the result carries no thread.
 
         A deleted message, or a deleted thread, makes the story post afresh as an alert without
-        pings; the result names the new message with ``reposted=True``.
+        pings; the result names the new message with ``reposted=True``. So does a message the
+        bot may not edit (a webhook's, posted before the route was the bot's channel).
 
         A forum route (the story is a post): each update is a reply in the post, in either mode
         (carrying its nonce); the result names the post as the story's thread too.
+
+        An edit of an update ``superseded`` by the next one (a burst of reports) is not made:
+        the next edit shows the whole story, and each edit waits on Discord's rate limit.
         """
         target = self.targets.get(update.route)
         if target is None:
@@ -511,24 +519,29 @@ class DiscordSink:
                 await self._reply_in_post(update)
                 return UpdateResult(update.message_id, update.message_id)
             if isinstance(target, WebhookTarget):
-                await self._edit_webhook(target, update)
+                if not update.superseded:
+                    await self._edit_webhook(target, update)
                 return UpdateResult(update.message_id)
             if update.mode == "thread":
                 thread = await self._thread_post(target, update)
                 if thread is not None:
                     return UpdateResult(update.message_id, thread)
-            await self._edit_channel(target, update)
+            if not update.superseded:
+                await self._edit_channel(target, update)
             return UpdateResult(update.message_id, update.thread_id)
         except _Gone:
-            log.info("route %s: the story's message %s is gone; posting the story afresh",
-                     update.route, update.message_id)
+            log.info("route %s: the story's message %s is gone (or not the bot's to edit); "
+                     "posting the story afresh", update.route, update.message_id)
         kwargs = story_message(update, repost=True, route=self._route(update.route))
         # the story's alert still asks to be acknowledged
         self._add_buttons(kwargs, update.alert, acknowledged=update.acknowledged is not None)
+        # A retry looks for an earlier attempt's repost, which carries the same marker as
+        # the story's message: that message, still there when only its thread was deleted,
+        # is not the repost (taken for it, the update was shown nowhere).
         new_id = await self._send(update.route, kwargs,
                                   nonce=_repost_nonce(update.nonce),
                                   maybe_sent=update.maybe_sent, retry=update.attempt > 1,
-                                  post=_post_of(update.alert))
+                                  post=_post_of(update.alert), besides=update.message_id)
         if new_id is None:  # _send always names what it posted; guard the contract
             raise TransientDeliveryError("Discord did not name the reposted story's message")
         return UpdateResult(new_id, None, reposted=True)
@@ -593,7 +606,7 @@ class DiscordSink:
                                                               ).get_partial_message(
             int(update.message_id))
         kwargs = story_message(update, route=self._route(update.route))
-        async with self._request_errors(gone={_UNKNOWN_MESSAGE}):
+        async with self._request_errors(gone={_UNKNOWN_MESSAGE, _NOT_AUTHOR}):
             await message.edit(**_edit_kwargs(kwargs))
 
     async def _thread_post(self, target: ChannelTarget, update: StoryUpdate) -> str | None:
@@ -694,7 +707,7 @@ class DiscordSink:
     async def _request_errors(self, *, gone: set[int], webhook: bool = False,
                               reading: bool = False) -> AsyncIterator[None]:
         """One request of the bot (a send with a nonce, or a story update's; a webhook's edit
-        with ``webhook``), bounded by ``timeout``, its failures mapped as for alerts. A 404
+        with ``webhook``), bounded by ``timeout``, its failures mapped as for alerts. An error
         whose code is in ``gone`` raises :class:`_Gone`. A failure after the request may have
         been carried out (no answer in time, a 5xx, a connection dropped after connecting, an
         answer that does not read) is "maybe sent" (UncertainDeliveryError): the retry is safe
@@ -712,11 +725,9 @@ class DiscordSink:
                 f"no answer from Discord in {self.timeout:g}s") from None
         except discord.RateLimited as exc:
             raise TransientDeliveryError("rate limited", retry_after=exc.retry_after) from None
-        except discord.NotFound as exc:
+        except discord.HTTPException as exc:
             if exc.code in gone:
                 raise _Gone from None
-            raise _classify(exc, webhook=webhook) from None
-        except discord.HTTPException as exc:
             error = _classify(exc, webhook=webhook)
             if exc.status >= 500 and not reading:
                 # Discord may have carried it out before failing to answer.
@@ -762,12 +773,12 @@ class DiscordSink:
                                 post=_Post(thread_name(redact(body)), any_tag=True))
 
     async def _send(self, route: str, kwargs: dict[str, Any], *, nonce: str, maybe_sent: bool,
-                    post: _Post, retry: bool = False) -> str | None:
+                    post: _Post, retry: bool = False, besides: str | None = None) -> str | None:
         """Post one message to the route's destination; ``post`` names it (and picks its tags)
         where the destination is a forum. In a bot channel a ``retry`` (or a send that may have
         gone through) looks for an earlier attempt's message first: Discord keeps a nonce for a
         few minutes only, and a lost answer followed by a longer outage (or backoff) would
-        otherwise post it twice."""
+        otherwise post it twice. ``besides``: a message that is never the earlier attempt's."""
         target = self.targets.get(route)
         if target is None:
             raise PermanentDeliveryError(f"route {route!r} has no Discord destination",
@@ -778,7 +789,8 @@ class DiscordSink:
         if forum is None:
             try:
                 if maybe_sent or retry:
-                    found = await self._find_in_channel(target.channel_id, kwargs)
+                    found = await self._find_in_channel(target.channel_id, kwargs,
+                                                        besides=besides)
                     if found is not None:
                         return found
                 return await self._send_channel(target, kwargs, nonce)
@@ -786,11 +798,13 @@ class DiscordSink:
                 forum = await self._fetch_forum(target)
         return await self._post_in_forum(forum, kwargs, post, maybe_sent)
 
-    async def _find_in_channel(self, channel_id: int, kwargs: dict[str, Any]) -> str | None:
+    async def _find_in_channel(self, channel_id: int, kwargs: dict[str, Any], *,
+                               besides: str | None = None) -> str | None:
         """The id of this message if an earlier attempt posted it in the channel: one of the
         bot's last :data:`LOOK_BACK` messages there carrying its marker (an alert's names its
-        severity and article). None when it is not there or the bot cannot look (no Read
-        Message History): the send's nonce is then all that keeps it from showing twice."""
+        severity and article), other than ``besides``. None when it is not there or the bot
+        cannot look (no Read Message History): the send's nonce is then all that keeps it from
+        showing twice."""
         client = self.client
         marker = _marker(kwargs)
         if client is None or client.user is None or not marker:
@@ -803,7 +817,8 @@ class DiscordSink:
                      "with its nonce", channel_id, exc)
             return None
         me = str(client.user.id)
-        found = _earlier(recent, marker, lambda m: str((m.get("author") or {}).get("id")) == me)
+        found = _earlier(recent, marker, lambda m: str((m.get("author") or {}).get("id")) == me
+                         and str(m.get("id")) != besides)
         if found is not None:
             log.info("channel %s: an earlier attempt did post this (message %s)", channel_id,
                      found)

@@ -200,6 +200,12 @@ class StoryUpdate:
     # who acknowledged the story's alert and when (a front end's user id), if someone did:
     # a message re-rendered whole (a text-style alert, a repost) shows it again
     acknowledged: tuple[int, datetime] | None = None
+    # A later update of the story on this route is sent right after this one (the same burst
+    # of reports): an update that replaces what the message shows (an edit) may be skipped,
+    # since the later one shows the story as it is then; a line of its own (a thread's, a
+    # forum post's reply) may not. Ten outlets in one poll made ten edits of one message,
+    # each behind Discord's rate limit, and the route's next alerts waited behind them.
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -332,6 +338,24 @@ class DeliveryStatus:
 
 def _severity(rules: Sequence[RuleConfig]) -> str:
     return highest_severity(r.severity for r in rules)
+
+
+def _later_updates(rows: Sequence[OutboxRow]) -> dict[int, OutboxRow]:
+    """For each update among ``rows`` (one route's, in order), the next update of the same
+    story after it, where there is one and no alert of the story comes between them (an
+    escalation posts a message of its own, which the later update then edits)."""
+    later: dict[int, OutboxRow] = {}
+    nxt: dict[str, OutboxRow] = {}
+    for row in reversed(rows):
+        if row.story_id is None:
+            continue
+        if row.kind != "update":
+            nxt.pop(row.story_id, None)
+            continue
+        if row.story_id in nxt:
+            later[row.id] = nxt[row.story_id]
+        nxt[row.story_id] = row
+    return later
 
 
 def _view(record: StoryRecord) -> StoryView:
@@ -1114,6 +1138,7 @@ class DeliveryService:
                     state.elsewhere_until = now + timedelta(seconds=self.elsewhere_wait)
                 return settled
             state.elsewhere_until = None
+            later = _later_updates(rows)
             for i, row in enumerate(rows):
                 if self._closing:
                     # not tried yet: back in the queue as they were, for the next start
@@ -1122,7 +1147,7 @@ class DeliveryService:
                 task = asyncio.current_task()
                 asked = task.cancelling() if task is not None else 0
                 try:
-                    outcome = await self._deliver_one(sink, row, state)
+                    outcome = await self._deliver_one(sink, row, state, later.get(row.id))
                     if task is not None and task.cancelling() > asked:
                         # Python 3.11's wait_for hands back a sink's answer that came with a
                         # cancellation and drops the cancellation: acted on here, once the
@@ -1145,14 +1170,18 @@ class DeliveryService:
 
     # ------------------------------------------------------------------ one alert
 
-    async def _deliver_one(self, sink: Sink, row: OutboxRow, state: _RouteState) -> str:
+    async def _deliver_one(self, sink: Sink, row: OutboxRow, state: _RouteState,
+                           later: OutboxRow | None = None) -> str:
         sending = _SENDING.set(row.route)
         try:
-            return await self._deliver_row(sink, row, state)
+            return await self._deliver_row(sink, row, state, later)
         finally:
             _SENDING.reset(sending)
 
-    async def _deliver_row(self, sink: Sink, row: OutboxRow, state: _RouteState) -> str:
+    async def _deliver_row(self, sink: Sink, row: OutboxRow, state: _RouteState,
+                           later: OutboxRow | None = None) -> str:
+        """Deliver one claimed row; ``later``: for an update, the next update of its story
+        among the rows claimed with it (see :attr:`StoryUpdate.superseded`)."""
         route = row.route
         story: str | None = None
         try:
@@ -1170,7 +1199,7 @@ class DeliveryService:
                     return "settled"
                 if await self._keep_update(row):
                     return "settled"
-                remote_id = await self._update(sink, row, article)
+                remote_id = await self._update(sink, row, article, later)
             else:
                 # An alert an earlier attempt may have posted is sent now, not kept for a
                 # digest: the sink finds the message it made (by nonce, or by looking), where
@@ -1532,6 +1561,15 @@ class DeliveryService:
                     else MUTED_REASON)
         return None
 
+    async def _shows_later(self, later: OutboxRow | None) -> bool:
+        """Whether ``later``, an update claimed behind another of its story, will show the
+        story on its route: its article is stored and seen by the route's readers (an update
+        they do not see updates nothing, and the one before it must then)."""
+        if later is None or later.article_id is None:
+            return False
+        article = await self.store.get_article(later.article_id)
+        return article is not None and self._sees(later.route, article)
+
     def _unseen_update(self, row: OutboxRow, article: Article | None) -> bool:
         """Whether an update is about an article (``article``, as stored) the route's readers
         do not see: another server's feed that changed in place, or reported a copy, in a
@@ -1544,14 +1582,15 @@ class DeliveryService:
                  row.route, row.story_id)
         return True
 
-    async def _update(self, sink: Sink, row: OutboxRow, stored: Article | None = None
-                      ) -> str | None:
+    async def _update(self, sink: Sink, row: OutboxRow, stored: Article | None = None,
+                      later: OutboxRow | None = None) -> str | None:
         """Deliver a later article of a story: an edit of (or a thread post under) the story's
         message on this route. Without a delivered alert to update (it was rejected, or the
         sink keeps no ids), or to a sink that cannot update one, the article posts as an alert
         of its own. An article the route's
         readers do not see never comes here (see :meth:`_unseen_update`). ``stored``: its
-        article, read already."""
+        article, read already; ``later``: the story's next update among the rows claimed
+        with this one, if any."""
         update_alert = await self._alert(row, stored)
         if update_alert is None or update_alert.story is None or row.story_id is None:
             raise PermanentDeliveryError("article or story no longer stored")
@@ -1591,6 +1630,7 @@ class DeliveryService:
             article=update_alert.article, message_id=where[0], thread_id=where[1],
             changed=row.changed, maybe_sent=update_alert.maybe_sent,
             acknowledged=None if ack is None else (ack.user_id, ack.at),
+            superseded=await self._shows_later(later),
         )), sink, row)
         await self.store.set_story_message(row.story_id, row.route, result.message_id,
                                            result.thread_id)
