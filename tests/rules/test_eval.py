@@ -75,10 +75,11 @@ def test_a_second_unseen_set_loses_no_ground() -> None:
     (Wien, Tiflis, Halab, Dacca, ...), 89 and 93; with the countries' short names (the
     CLDR's) and the rare words kept (Katar, Kuba), 92 and 93; with the cities' English and
     former names (Peking, Teheran) and a swap of letters in a rare name (Isreal), 95 and 93;
-    with other languages' common words refused at the typo step, 95 and 95."""
+    with other languages' common words refused at the typo step, 95 and 95; with "Corea" in
+    the countries' table for korea~, 96 and 95."""
     rows = _eval_module().eval_pairs(name="probe2.tsv")
     assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) == 202
-    assert sum(c.tp for c in rows.values()) >= 95
+    assert sum(c.tp for c in rows.values()) >= 96
     assert sum(c.tn for c in rows.values()) >= 95
 
 
@@ -99,10 +100,10 @@ def test_a_fourth_unseen_set_loses_no_ground() -> None:
     135 of its 172 spellings taken and 141 of its 153 look-alikes refused; 140 and 141 with the
     countries' short names in other languages; 142 and 141 with the cities' English and former
     names and the swap of letters in a rare name; 142 and 146 with other languages' common words
-    refused at the typo step (Macaron, Romagna, Asturias)."""
+    refused at the typo step (Macaron, Romagna, Asturias); 143 and 146 with "Corea"."""
     rows = _eval_module().eval_pairs(name="probe4.tsv")
     assert sum(c.tp + c.fp + c.fn + c.tn for c in rows.values()) == 325
-    assert sum(c.tp for c in rows.values()) >= 142
+    assert sum(c.tp for c in rows.values()) >= 143
     assert sum(c.tn for c in rows.values()) >= 146
 
 
