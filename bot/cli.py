@@ -138,8 +138,11 @@ def cmd_check(args: argparse.Namespace) -> int:
                             else "valid, but run refuses to start with it here (see below)"))
     _summary(f"  storage  {_where(cfg)}{_new_store(cfg)}")
     _summary(f"  sources  {len(cfg.sources)}")
+    from watchers.urls import without_credentials
+
     for s in cfg.sources:
-        where = getattr(s, "url", None) or getattr(s, "path", "")
+        # A feed's URL without its credentials (a ?token=): the summary is pasted in reports.
+        where = without_credentials(str(getattr(s, "url", None) or getattr(s, "path", "")))
         flag = "" if s.enabled else " (disabled)"
         every = format_duration(s.every)
         _summary(f"    {s.name:<16} {s.type:<6} every {every:<6} {where}{flag}")
@@ -782,8 +785,10 @@ def _add_search(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     search = sub.add_parser("search", help="search stored articles with the rule language")
     search.add_argument("query")
     config_arg(search)
-    search.add_argument("--since", metavar="DURATION", help="e.g. 24h, 7d")
-    search.add_argument("--limit", type=_limit, default=10, help="how many results (1 to 1000)")
+    search.add_argument("--since", metavar="DURATION",
+                        help="only articles of this last while, e.g. 24h, 7d (default: all)")
+    search.add_argument("--limit", type=_limit, default=10,
+                        help="how many results, 1 to 1000 (default 10)")
     search.add_argument("--source", help="only this source")
     search.add_argument("--best", action="store_true", help="best first instead of newest first")
     search.add_argument("--json", action="store_true", help="one JSON object per result")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -29,6 +30,7 @@ from watchers.delivery import Sink
 from watchers.engine import Engine, open_engine
 from watchers.errors import ConfigError, ConfigIssue
 from watchers.roles import Role
+from watchers.sources.base import printable
 
 __all__ = ["EXTENSIONS", "GLOBAL", "NewsBot", "point_at", "run_discord", "serve_server_routes"]
 
@@ -270,6 +272,12 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                         # A network outage, DNS or a firewall: one line, not a traceback.
                         log.error("cannot reach Discord: %s", str(exc) or type(exc).__name__)
                         return 1
+                    except discord.HTTPException as exc:
+                        # Refused with another status than a bad token's 401: a firewall's or
+                        # Cloudflare's page ("Access denied", a ban for too many requests) in
+                        # front of Discord. One line, not a traceback ending in the whole page.
+                        log.error("Discord refused the connection: %s", _refusal(exc))
+                        return 1
                     except AttributeError as exc:
                         # discord.py reads its gateway connection's sequence after a first
                         # connection to the gateway failed, when it has none (a firewall that
@@ -299,6 +307,19 @@ COMMANDS_GRACE_S = 6.0
 #: A connection that could not be made or answered (what "cannot reach Discord" names).
 _UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.GatewayNotFound,
                 discord.DiscordServerError)
+
+
+def _refusal(exc: discord.HTTPException) -> str:
+    """An HTTP error answer in one line: its status and reason, and Discord's message (with its
+    error code) or, for an HTML page, its title."""
+    text = exc.text.strip()
+    if text.startswith("<"):
+        title = re.search(r"(?is)<title[^>]*>(.*?)</title>", text)
+        text = title.group(1) if title else ""
+    said = printable(" ".join(text.split()), 200)
+    reason = getattr(exc.response, "reason", None) or ""
+    code = f" (error code {exc.code})" if exc.code else ""
+    return f"HTTP {exc.status} {reason}".rstrip() + code + (f": {said}" if said else "")
 
 
 #: What each gateway close code discord.py gives up on means, and what to do about it.

@@ -34,6 +34,7 @@ from watchers.models import Article, Highlight, Match, control_pictures, reorder
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import StoryRecord
 from watchers.templates import fill, placeholders_in
+from watchers.urls import without_credentials
 
 __all__ = [
     "ACK_ID",
@@ -873,7 +874,8 @@ def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
 
 def sources_embed(views: Sequence[SourceView]) -> discord.Embed:
     """/sources list: each source's kind, schedule and health; the shared ones (the operator's,
-    which every server sees) are marked, and named again in the footer."""
+    which every server sees) are marked, and named again in the footer. A feed URL's
+    credentials (``?token=…``) are not shown: everyone may list the sources."""
     lines = []
     for v in views:
         st = v.state
@@ -881,7 +883,7 @@ def sources_embed(views: Sequence[SourceView]) -> discord.Embed:
                                              ("ok" if st.last_success else "not polled yet"))
         mark = " · shared" if v.shared else ""
         lines.append(f"**{escape(v.name)}**{mark} ({v.kind}, every {format_duration(v.every)},"
-                     f" {health}) {escape(truncate(v.where, 200))}")
+                     f" {health}) {escape(truncate(without_credentials(v.where), 200))}")
     embed = discord.Embed(title=f"{len(views)} source(s)", colour=SEVERITY_COLOURS["info"],
                           description=truncate("\n".join(lines) or "No sources.",
                                                LIMITS["description"]))

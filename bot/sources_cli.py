@@ -121,12 +121,16 @@ async def _import(cfg: Config, data: bytes, every: timedelta) -> OpmlReport:
 
 
 def _listing(report: OpmlReport) -> str:
+    from watchers.urls import without_credentials
+
     lines = []
     for o in report.outcomes:
-        what = o.entry.title or o.entry.url
+        # A feed's URL without its credentials (a ?token=), as check and the log show it.
+        url = without_credentials(o.entry.url)
+        what = o.entry.title or url
         if o.status == "added":
             extra = f" ({o.reason})" if o.reason else ""
-            lines.append(f"added    line {o.entry.line:<5} {o.name}  {o.entry.url}{extra}")
+            lines.append(f"added    line {o.entry.line:<5} {o.name}  {url}{extra}")
         else:
             lines.append(f"{o.status:<8} line {o.entry.line:<5} {what}: {o.reason}")
     return "\n".join(lines)

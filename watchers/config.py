@@ -169,6 +169,23 @@ _ENV_REF = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
 _ID_LIMIT = 2**64
 
 
+def _secret_like(value: str) -> bool:
+    """Whether ``value``, written where a variable's name belongs, is what the variable was to
+    hold: a URL (with a database password or a webhook's token) or a token (Discord's are three
+    dot-separated parts). An error does not repeat such a value."""
+    return (_URL_SCHEME.match(value) is not None
+            or re.fullmatch(r"[\w-]{10,}\.[\w-]{3,}\.[\w-]{10,}", value) is not None)
+
+
+def _env_ref_problem(value: str, example: str) -> str:
+    """Why ``value`` (beginning "env:") is not "env:VAR"; ``example`` is a variable's name the
+    key would take."""
+    if _secret_like(value.removeprefix("env:").strip()):
+        return (f"'env:' is followed by what looks like a URL or a token itself (not shown): "
+                f"put it in an environment variable and write its name, such as 'env:{example}'")
+    return f"{value!r} is not 'env:VAR' with a variable name"
+
+
 class StorageConfig(_Strict):
     """Where articles, the outbox and run-time state live: an SQLite file (``path``, the
     default) or a PostgreSQL database (``url``: ``"postgresql://…"``, or ``"env:VAR"`` naming
@@ -188,7 +205,8 @@ class StorageConfig(_Strict):
             # "   " made a database file named three spaces beside the config; "" named the
             # config's folder itself.
             raise ValueError("is empty; it names the SQLite file (e.g. \"newswatch.db\")")
-        scheme = _URL_SCHEME.match(bare)
+        # (a URL after "env:" too: the URL itself, where its variable's name was meant)
+        scheme = _URL_SCHEME.match(bare.removeprefix("env:"))
         if scheme is not None:
             if scheme[1].lower() in ("postgresql", "postgres"):
                 raise ValueError("a PostgreSQL URL goes in [storage] url, not path (path names "
@@ -208,7 +226,7 @@ class StorageConfig(_Strict):
         value = value.strip()
         if value.startswith("env:"):
             if not _ENV_REF.fullmatch(value):
-                raise ValueError(f"{value!r} is not 'env:VAR' with a variable name")
+                raise ValueError(_env_ref_problem(value, "DATABASE_URL"))
             return value
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a 'postgresql://…' URL or 'env:VAR'")
@@ -282,6 +300,11 @@ class DiscordConfig(_Strict):
     @classmethod
     def _variable_name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            if _secret_like(value.strip()):
+                # The token itself, pasted here: not repeated.
+                raise ValueError("holds what looks like the token itself (not shown): the "
+                                 "token goes in an environment variable, and token_env names "
+                                 "that variable, such as DISCORD_TOKEN")
             raise ValueError(f"{value[:60]!r} is not an environment variable's name (letters, "
                              "digits and '_', not starting with a digit), such as DISCORD_TOKEN")
         return value
@@ -468,7 +491,7 @@ def _positive_channel(value: int | str) -> int | str:
     if isinstance(value, str) and value.strip().startswith("env:") and not _ENV_REF.fullmatch(
             value.strip()):
         # "env:" passed, and check then warned that "$ is not set".
-        raise ValueError(f"{value!r} is not 'env:VAR' with a variable name")
+        raise ValueError(_env_ref_problem(value.strip(), "ALERTS_WEBHOOK"))
     return value
 
 

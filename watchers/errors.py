@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watchers.urls import without_credentials
+
 
 class NewswatchError(Exception):
     """Root of every error the engine raises on purpose."""
@@ -68,7 +70,14 @@ class LookupBusyError(NewswatchError):
 
 
 class SourceError(NewswatchError):
-    """A source could not be read this time; the source is retried with backoff."""
+    """A source could not be read this time; the source is retried with backoff.
+
+    Its text names the URL without its credentials (a private feed's ``?token=``, see
+    :func:`watchers.urls.without_credentials`): it is logged, kept as the source's last error
+    and shown to every server in /stats and in notices."""
+
+    def __str__(self) -> str:
+        return without_credentials(super().__str__())
 
 
 class FetchBlockedError(SourceError):

@@ -7,7 +7,7 @@ import re
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 __all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "feed_url_key", "normalise_link",
-           "url_parts_problem"]
+           "url_parts_problem", "without_credentials"]
 
 # Parameters that identify the campaign or the click, never the document.
 TRACKING_PARAMS = frozenset(
@@ -110,3 +110,45 @@ def url_parts_problem(url: str) -> str | None:
                     "'?', '#', '@' or ':' must be percent-encoded (%2F, %3F, %23, %40, %3A)")
         return said
     return None
+
+
+# A URL's password: from the ':' after its user name to the last '@' before the path (an
+# unencoded password may hold an '@').
+_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/?#\s:@]*):[^/?#\s]*@")
+# A query parameter of a URL in a text: its name and its value, up to the next parameter, the
+# fragment, a space or a quote.
+_PARAM = re.compile(r"([?&;])([^=&#\s'\"<>]*)=([^&#\s'\"<>]*)")
+# The words of a parameter's name that say it holds a credential (an API key, a private feed's
+# token, a signed URL's signature), and the endings of one-word names that do (apikey,
+# accesstoken).
+_SECRET_WORDS = frozenset({"auth", "authorization", "credential", "credentials", "key", "pass",
+                           "passwd", "password", "pwd", "secret", "session", "sid", "sig",
+                           "signature", "token"})
+_SECRET_ENDINGS = ("key", "token", "secret", "password", "passwd", "signature")
+
+
+def _secret_param(name: str) -> bool:
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()
+    return any(w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS)
+               for w in re.split(r"[^a-z0-9]+", words) if w)
+
+
+def _hide_param(m: re.Match[str]) -> str:
+    value = m.group(3)
+    if not value or not _secret_param(m.group(2)):
+        return m.group(0)
+    # Punctuation the text put after the URL ("…?token=abc: HTTP 500") is not the value's.
+    tail = value[len(value.rstrip(":,.;)")):]
+    return f"{m.group(1)}{m.group(2)}=[redacted]{tail}"
+
+
+def without_credentials(text: str) -> str:
+    """``text`` (a URL, or a message naming URLs) with what would let anyone else use them
+    replaced by "[redacted]": a password (``https://bob:pw@host/``), and the value of each query
+    parameter whose name says it holds a credential (``token``, ``key``, ``api_key``,
+    ``apiKey``, ``secret``, ``password``, ``auth``, ``sig``, ``X-Amz-Signature`` …). A feed a
+    publisher keeps private is often read with one; the rest of the URL stays, so the feed can
+    still be told from others."""
+    if "://" not in text and "=" not in text:
+        return text
+    return _PARAM.sub(_hide_param, _PASSWORD.sub(r"\1:[redacted]@", text))

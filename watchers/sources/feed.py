@@ -23,6 +23,7 @@ from watchers.errors import SourceError
 from watchers.models import Article
 from watchers.sources._guard import IPNetwork, check_url, parse_networks
 from watchers.sources.base import Poll, Source, SourceConfigBase, SourceContext
+from watchers.urls import without_credentials
 
 if TYPE_CHECKING:
     from watchers.sources._feedparse import FeedFormatError, ParsedFeed, RawEntry
@@ -71,8 +72,9 @@ class FeedSourceConfig(SourceConfigBase):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"(?i)^https?://[^/\s]+", value):
-            # Shown without a user and password (ftp://bob:secret@host), and cut.
-            shown = re.sub(r"^([^:/?#\s]*:)?//[^/?#@\s]*@", r"\1//…@", value.strip())
+            # Shown without a user and password (ftp://bob:secret@host) or a ?token=, and cut.
+            shown = re.sub(r"^([^:/?#\s]*:)?//[^/?#@\s]*@", r"\1//…@",
+                           without_credentials(value.strip()))
             shown = shown if len(shown) <= 80 else shown[:79] + "…"
             raise ValueError(f"{shown!r} is not an http(s) URL")
         return value

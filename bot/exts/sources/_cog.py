@@ -10,6 +10,7 @@ nobody used: the answers do not tell them apart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from bot.interactions import Duration, NewswatchCog, SourceName, answer, in_time
 from watchers.config import format_duration
 from watchers.errors import NewswatchError
 from watchers.opml import OpmlDocument, export_opml, import_opml, parse_opml
+from watchers.urls import without_credentials
 
 # How long /sources import reads and parses its file before it defers its answer.
 PARSE_BEFORE_DEFER = 1.5
@@ -67,7 +69,7 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
             where, every = view.replaced
             await interaction.response.send_message(
                 f"Watching **{escape(view.name)}** every {format_duration(view.every)} "
-                f"(replaced `{code_text(truncate(where, 300))}` every "
+                f"(replaced `{code_text(truncate(without_credentials(where), 300))}` every "
                 f"{format_duration(every)}).")
             return
         await interaction.response.send_message(
@@ -123,7 +125,10 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
     @app_commands.command(name="export")
     async def export(self, interaction: discord.Interaction[Any]) -> None:
         """Every feed this server sees, as an OPML file for a feed reader or another bot."""
-        views = [v for v in await self.engine.sources(guild=interaction.guild_id)
+        # Everyone may export: a URL's credentials (the operator's private feed's ?token=) stay
+        # out of the file, as out of /sources list.
+        views = [dataclasses.replace(v, where=without_credentials(v.where))
+                 for v in await self.engine.sources(guild=interaction.guild_id)
                  if v.kind == "feed"]
         if not views:
             await interaction.response.send_message("There are no feeds to export.",

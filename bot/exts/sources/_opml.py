@@ -7,6 +7,7 @@ import discord
 
 from bot.embeds import LIMITS, SEVERITY_COLOURS, escape, truncate
 from watchers.opml import OpmlOutcome, OpmlReport
+from watchers.urls import without_credentials
 
 __all__ = ["MAX_ATTACHMENT_BYTES", "import_embed"]
 
@@ -20,7 +21,8 @@ _BUDGET = LIMITS["description"] - 80
 
 
 def _line(o: OpmlOutcome) -> str:
-    what = escape(truncate(o.entry.title or o.entry.url, 80))
+    # (a URL's credentials, a ?token=, are not shown: the answer is the channel's to read)
+    what = escape(truncate(o.entry.title or without_credentials(o.entry.url), 80))
     head = f"{_MARK[o.status]} line {o.entry.line}: {what}"
     if o.status == "added":
         tail = f" → **{escape(o.name or '')}**"
