@@ -535,6 +535,29 @@ def _clock_time(value: str, what: str) -> str:
     return value.strip()
 
 
+_OFFSET = re.compile(r"(?:UTC|GMT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?", re.ASCII | re.I)
+
+
+def _offset_hint(value: str) -> str:
+    """What to write instead of an unknown zone name; for an offset ("UTC+3"), the zone that
+    is that offset all year, as the Etc names spell it backwards ("Etc/GMT+3" is UTC-3, and
+    quiet hours set with it ran six hours off)."""
+    found = _OFFSET.fullmatch(value.strip())
+    if found is None:
+        return "use an IANA name such as 'Europe/Kyiv' or 'UTC'"
+    sign, hours, minutes = found[1], int(found[2]), int(found[3] or 0)
+    hint = ("a zone is named by its place, such as 'Europe/Kyiv' (which follows its daylight "
+            "saving), not by an offset")
+    if not minutes and not hours:
+        hint += "; UTC itself is 'UTC'"
+    elif not minutes and hours <= (14 if sign == "+" else 12):
+        west = "+" if sign == "-" else "-"
+        hint += (f"; the zone that is UTC{sign}{hours} all year is 'Etc/GMT{west}{hours}' "
+                 f"(those names count the other way: 'Etc/GMT{sign}{hours}' is "
+                 f"UTC{west}{hours})")
+    return hint
+
+
 class RouteConfig(_Strict):
     """A route in table form: its destination plus how and when it speaks.
 
@@ -573,8 +596,7 @@ class RouteConfig(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
-                             "'Europe/Kyiv' or 'UTC'") from None
+            raise ValueError(f"unknown time zone {value!r}; " + _offset_hint(value)) from None
         return value
 
     @field_validator("quiet_hours")

@@ -780,7 +780,7 @@ class Engine:
         """Every running rule (with ``guild``: the global ones and that server's) with its mute,
         its matches in the last 7 days, and its alerts of the last 7 days with how many were
         acknowledged or found not relevant."""
-        now = datetime.now(UTC)
+        now = self.delivery.clock.now()
         mutes = await self.store.mutes(now=now)
         counts = await self.store.rule_match_counts(since=now - timedelta(days=7))
         feedback = await self.store.rule_feedback(
@@ -1082,7 +1082,9 @@ class Engine:
         front end lets only the server it posts in do so)."""
         duration = _span("duration", duration)
         key = self._rule_of(rule, guild).key
-        until = datetime.now(UTC) + duration
+        # By the clock delivery and polls read mutes with (not the machine's, when a clock is
+        # given): a mute for an hour ends an hour later by that clock.
+        until = self.delivery.clock.now() + duration
         await self.store.mute(key, until)
         return until
 
@@ -1702,6 +1704,7 @@ async def open_engine(
             executor=executor,
             on_report=on_report,
             stories_mode=tenancy.stories_mode,
+            digest_route=tenancy.digest_route,
             story_window=config.stories.window,
             surge=config.surge,
             clock=clock or SystemClock(),

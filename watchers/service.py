@@ -201,6 +201,9 @@ class WatchService:
     # Whether a route's destination edits a story's message (None: every one does). A sink that
     # cannot gets each article of a story as an alert of its own, each counted by the cap.
     edits: Callable[[str], bool] | None = None
+    # Whether a route is a digest route (None: none is). Its alerts are one digest message, so
+    # a poll's cap, a guard against a flood of messages, leaves them whole.
+    digest_route: Callable[[str], bool] | None = None
     story_window: timedelta = DEFAULT_WINDOW
     surge: SurgeConfig = field(default_factory=SurgeConfig)
     clock: Clock = field(default_factory=SystemClock)  # when matches are recorded; surges
@@ -896,7 +899,7 @@ class WatchService:
         if not articles:  # most polls: 304 or nothing new; no store round trip at all
             return PollReport(source=running.name, baseline=baseline)
         ruleset, rules = self._ruleset, self._rules
-        mutes = await self.store.mutes(now=datetime.now(UTC))
+        mutes = await self.store.mutes(now=self.clock.now())
         newest_first = sorted(
             articles, key=lambda a: a.published or a.fetched_at or _EPOCH, reverse=True
         )
@@ -975,7 +978,7 @@ class WatchService:
                         entries = _route(analysis.matches, rules, mutes, self.stories_mode)
                     routed.append((article, analysis, entries))
                 routed, overflow = _cap(routed, running.config.max_alerts_per_poll,
-                                        self.edits)
+                                        self.edits, self.digest_route)
                 # The summary of the alerts the cap left out goes in the first transaction: those
                 # are the oldest articles, the first written, and once a batch of them is committed
                 # they are known, so a poll cut short after it (a stop, a crash, a full disk) and
@@ -1145,7 +1148,7 @@ class WatchService:
         fresh = [m for m in found if m.rule not in before]
         if not fresh:
             return found, []
-        mutes = await self.store.mutes(now=datetime.now(UTC))
+        mutes = await self.store.mutes(now=self.clock.now())
         return found, _route(fresh, rules, mutes, self.stories_mode)
 
     async def health(self) -> list[SourceState]:
@@ -1170,7 +1173,8 @@ def _restore(index: StoryIndex, stories: Iterable[StoryRecord]) -> None:
 
 
 def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
-         edits: Callable[[str], bool] | None = None
+         edits: Callable[[str], bool] | None = None,
+         digest_route: Callable[[str], bool] | None = None
          ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]], dict[str, list[str]]]:
     """Keep at most ``cap`` alert messages per route from one poll — the newest, since the
     list runs oldest first. The others lose their outbox entry (article and matches are
@@ -1178,7 +1182,9 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
     that tells stories are one message (the others edit it, or are lines in its thread, and
     ping nobody): counted each, 25 reports of a known story took the cap, and a new story's
     critical alert was listed as not posted. (Not where the destination cannot edit, per
-    ``edits``: there each article of a story is an alert.)"""
+    ``edits``: there each article of a story is an alert.) A digest route (per
+    ``digest_route``) is not capped: its alerts wait for one digest, and capped, all but
+    ``cap`` of them were left out of it and listed at once in a message of their own."""
     seen: dict[str, int] = defaultdict(int)
     told: set[tuple[str, str]] = set()  # (route, story) counted already
     overflow: dict[str, list[str]] = defaultdict(list)
@@ -1189,7 +1195,8 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
         for entry in entries:
             one = ((entry.route, story) if story is not None and entry.stories != "off"
                    and (edits is None or edits(entry.route)) else None)
-            if entry.suppressed or (one is not None and one in told):
+            if entry.suppressed or (one is not None and one in told) or (
+                    digest_route is not None and digest_route(entry.route)):
                 keep.append(entry)
             elif seen[entry.route] < cap:
                 seen[entry.route] += 1

@@ -60,6 +60,11 @@ class Tenancy:
         route = self.route(name)
         return route.stories if route is not None else "edit"
 
+    def digest_route(self, name: str) -> bool:
+        """Whether the route keeps every alert for a digest (``mode = "digest"``)."""
+        route = self.route(name)
+        return route is not None and route.mode == "digest"
+
     def server_routes(self, guild: int | None = None) -> dict[str, ServerRoute]:
         return {k: r for k, r in self.routes.items() if guild is None or r.guild_id == guild}
 
