@@ -865,6 +865,7 @@ class Aliases:
         self._variant_of: dict[str, list[int]] | None = None  # key → its variant groups
         self._fuzzy: dict[str, frozenset[str]] = {}  # fuzzy_of's answers
         self._stems: dict[str, Stems] = {}  # declension_stems' answers
+        self._refused: dict[str, frozenset[str]] = {}  # distinct_from's answers
         if table:
             self.update(table)
         if distinct:
@@ -943,10 +944,23 @@ class Aliases:
                 b = _alias_key(other)
                 self._distinct[a] = self._distinct.get(a, frozenset()) | {b}
                 self._distinct[b] = self._distinct.get(b, frozenset()) | {a}
+        self._refused = {}
 
     def distinct_from(self, key: str) -> frozenset[str]:
-        """Keys that fuzzy matching must never take for ``key`` (Zelenska is not Zelensky)."""
-        return self._distinct.get(key, frozenset())
+        """Keys that fuzzy matching must never take for ``key`` (Zelenska is not Zelensky).
+
+        The table lists a name under one spelling, but it holds for all of them: ``zelenskyy~``
+        refuses Zelenska as ``zelensky~`` does, and ``zelenska~`` refuses Zelenskyy too. So the
+        names kept apart from any key of ``key``'s group are refused, with their own groups."""
+        answers = self._refused  # the dict in hand: an update replaces it
+        found = answers.get(key)
+        if found is None:
+            refused: set[str] = set()
+            for k in self._group.get(key, (key,)):
+                for other in self._distinct.get(k, ()):
+                    refused |= self._group.get(other, {other})
+            found = answers[key] = frozenset(refused)
+        return found
 
     def declension_stems(self, key: str) -> Stems:
         """The stems a fuzzy term ``key`` takes declined, with their endings (see
@@ -968,6 +982,7 @@ class Aliases:
             _join(self._group, {_alias_key(head), *(_alias_key(o) for o in others)})
         self._fuzzy = {}
         self._stems = {}
+        self._refused = {}
 
     def of(self, key: str) -> frozenset[str]:
         """The keys in ``key``'s group, itself included; empty if it has none."""
