@@ -78,6 +78,7 @@ bench: $(VENV)/.installed-test   ## speed figures (printed, never asserted)
 
 eval: $(VENV)/.installed-test    ## precision and recall of fuzzy/variant matching and of stories
 	$(PY) bench/match_eval.py
+	$(PY) bench/match_unseen.py
 	$(PY) bench/stories_eval.py
 	@echo "== story pair scores: the clusterer's words beside rapidfuzz (and WordLlama, where installed)"
 	$(PY) bench/stories_embedding.py
