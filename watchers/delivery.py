@@ -382,16 +382,20 @@ CLOSE_WAIT: Final = 10.0
 
 
 def check_sink(sink: object, what: str) -> None:
-    """TypeError naming ``what`` unless ``sink`` has an ``async def deliver`` (a plain
-    ``def deliver`` ran, then failed at every retry, posting again each time)."""
+    """TypeError naming ``what`` unless ``sink`` has an ``async def deliver``, and its
+    ``update`` and ``digest``, if it has them, are ``async def`` too (a plain ``def deliver``
+    ran, then failed at every retry, posting again each time; so did a plain ``update``,
+    posting in a story's thread at every retry)."""
     deliver = getattr(sink, "deliver", None)
     if not callable(deliver):
         raise TypeError(f"{what}: {type(sink).__name__} has no deliver method "
                         "(a sink needs 'async def deliver(self, alert)')")
-    if (inspect.isfunction(deliver) or inspect.ismethod(deliver)) and not (
-            inspect.iscoroutinefunction(deliver)):
-        raise TypeError(f"{what}: {type(sink).__name__}.deliver is not a coroutine function "
-                        "(write 'async def deliver(self, alert)')")
+    for name, arg in (("deliver", "alert"), ("update", "update"), ("digest", "digest")):
+        method = getattr(sink, name, None)
+        if (inspect.isfunction(method) or inspect.ismethod(method)) and not (
+                inspect.iscoroutinefunction(method)):
+            raise TypeError(f"{what}: {type(sink).__name__}.{name} is not a coroutine "
+                            f"function (write 'async def {name}(self, {arg})')")
 
 
 def check_sinks(sinks: object, default_sink: object) -> None:
@@ -438,6 +442,22 @@ def sent_id(value: object, sink: object, method: str) -> str | None:
     log.error("%s.%s returned %s, not a message id (str) or None: sent, but kept without an "
               "id", type(sink).__name__, method, type(value).__name__)
     return None
+
+
+def update_result(value: object, sink: object, where: tuple[str | None, str | None]
+                  ) -> tuple[str | None, str | None]:
+    """Where the story lives after a sink's ``update`` returned ``value``, given where it
+    lived before (message id, thread id): an UpdateResult's; a message id (as ``deliver``
+    returns it, see :func:`sent_id`) in the same thread; else as before, logged. The update
+    was made either way: failing it here retried it for ever, posting in the thread at
+    every retry."""
+    if isinstance(value, UpdateResult):
+        return value.message_id, value.thread_id
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value), where[1]
+    log.error("%s.update returned %s, not an UpdateResult: sent, and the story's message kept "
+              "as it was", type(sink).__name__, type(value).__name__)
+    return where
 
 
 @dataclass
@@ -1632,6 +1652,6 @@ class DeliveryService:
             acknowledged=None if ack is None else (ack.user_id, ack.at),
             superseded=await self._shows_later(later),
         )), sink, row)
-        await self.store.set_story_message(row.story_id, row.route, result.message_id,
-                                           result.thread_id)
-        return result.message_id
+        message_id, thread_id = update_result(result, sink, where)
+        await self.store.set_story_message(row.story_id, row.route, message_id, thread_id)
+        return message_id

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import inspect
 import logging
 import os
 import re
@@ -135,6 +136,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _V = TypeVar("_V")
+# Buckets a trend may have (a day each over 27 years, an hour each over a year): each is
+# counted on the event loop.
+TREND_MAX_BUCKETS = 10_000
 # Alerts waiting for corroboration read at once when their rules' needs are checked again
 # (Engine.refresh_waiting reads them all, page by page).
 WAITING_PAGE = 2_000
@@ -360,6 +364,25 @@ def _one_change(method: _F) -> _F:
 
 
 
+def _in_its_loop(method: _F) -> _F:
+    """Run ``method`` only in the event loop the engine was opened in, else NewswatchError
+    saying where to call it. From another thread's loop, ``stop`` failed halfway ("attached
+    to a different loop") and left the engine's exit failing too; the engine's locks belong
+    to its loop, so a change or a lookup there worked or failed by chance, and a waiter woken
+    from another thread could wait for ever."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def checked(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        if asyncio.get_running_loop() is not self._loop:
+            raise NewswatchError(
+                f"Engine.{name} was called from another event loop than the engine's (call "
+                f"it in that loop: from another thread, with "
+                f"asyncio.run_coroutine_threadsafe(engine.{name}(…), loop))")
+        return await method(self, *args, **kwargs)
+    return checked  # type: ignore[return-value]
+
+
 class Engine:
     """A running engine. Build it with :func:`open_engine`; every method is one user action."""
 
@@ -391,7 +414,8 @@ class Engine:
         self.delivery = delivery
         self._stopping: asyncio.Future[None] | None = None
         self._closed = False  # its open_engine block has ended
-        self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()  # see _in_its_loop
+        self._fatal: asyncio.Future[None] = self._loop.create_future()
         self._awaited = False  # whether someone awaits failed() (and says its error)
 
     def fail(self, error: BaseException) -> None:
@@ -666,7 +690,18 @@ class Engine:
         before stories existed, or imported, have none and stand alone). With ``guild``: as
         that server sees it — the outlets it sees, by its names, and its articles counted —
         and none for an article it does not see."""
-        found = await self.store.stories_of(article_ids)
+        if isinstance(article_ids, str):
+            # One id alone was read as ids of one letter each, and had no story.
+            raise TypeError(f"article_ids: a sequence of article ids, not a str "
+                            f"(write [{article_ids!r}])")
+        if not isinstance(article_ids, Iterable):
+            raise TypeError(f"article_ids: a sequence of article ids, not "
+                            f"{type(article_ids).__name__}")
+        ids = list(article_ids)
+        for item in ids:
+            if not isinstance(item, str):
+                raise TypeError(f"article_ids: each a str, not {type(item).__name__}")
+        found = await self.store.stories_of(ids)
         if guild is None:
             return found
         labels = self.tenancy.labels(guild)
@@ -798,7 +833,9 @@ class Engine:
     # ------------------------------------------------------------------ acknowledgement
 
     async def _posted_alert(self, alert_id: int) -> OutboxRow:
-        row = await self.store.alert_row(alert_id)
+        # (an id past what the database counts failed with the driver's OverflowError)
+        row = (None if isinstance(alert_id, int) and not -MOST_ROWS <= alert_id <= MOST_ROWS
+               else await self.store.alert_row(alert_id))
         if row is None:
             raise NewswatchError(f"no alert #{alert_id}")
         return row
@@ -1373,7 +1410,17 @@ class Engine:
         """Matches per hour (``since`` up to 3 days) or per day of a rule (by name, as
         ``guild`` knows it) or of a query, with each bucket's baseline band and surges (see
         :mod:`watchers.surge` and :func:`watchers.trends.trend_of`). Raises QuerySyntaxError
-        for a bad query."""
+        for a bad query; ValueError for a ``bucket`` of nothing or below, or one so short
+        that ``since`` holds more than :data:`TREND_MAX_BUCKETS` of them."""
+        since = _span("since", since)
+        if bucket is not None:
+            bucket = _span("bucket", bucket)
+            # Counted on the event loop, a bucket at a time: one of nothing or less counted
+            # for ever, and one of a microsecond as good as that.
+            if (buckets := since // bucket + 1) > TREND_MAX_BUCKETS:
+                raise ValueError(f"bucket: {buckets:,} buckets of {bucket} in {since}; at "
+                                 f"most {TREND_MAX_BUCKETS:,} (a longer bucket or a shorter "
+                                 "since)")
         seen = {r.key if guild is None else r.name: r.key for r in self._rules_seen(guild)}
         key = seen.get(what)
         found = await trend_of(
@@ -1537,6 +1584,13 @@ class Engine:
         return await self.delivery.resume_route(route)
 
 
+# Every public coroutine method (each a user action, or its front end's) checks its loop.
+for _name, _method in list(vars(Engine).items()):
+    if not _name.startswith("_") and inspect.iscoroutinefunction(_method):
+        setattr(Engine, _name, _in_its_loop(_method))
+del _name, _method
+
+
 @dataclass(frozen=True)
 class Probe:
     """One source polled once by :func:`probe_sources`: what it returned, or why it failed."""
@@ -1583,13 +1637,19 @@ def _span(name: str, value: object) -> timedelta:
     return value
 
 
+# The most rows a database counts (SQLite's and PostgreSQL's largest integer).
+MOST_ROWS = 2**63 - 1
+
+
 def _count(name: str, value: object, *, least: int = 1) -> int:
-    """``value``, a count: TypeError unless a whole number, ValueError below ``least``."""
+    """``value``, a count: TypeError unless a whole number, ValueError below ``least``. One
+    past what a database counts is every row (as a limit, it failed with the driver's
+    OverflowError)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name}: a whole number, not {type(value).__name__}")
     if value < least:
         raise ValueError(f"{name}: at least {least}, not {value}")
-    return value
+    return min(value, MOST_ROWS)
 
 
 def _spelt(existing: str, asked: str) -> str:

@@ -658,6 +658,13 @@ class WatchService:
             return await self.poll_source(running.name)
         except (asyncio.CancelledError, StoreError):
             raise
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # An embedder's source ending the process from inside its poll went through the
+            # event loop with the engine open, naming no source. It fails the engine instead
+            # (``run_once`` raises it), which closes in order.
+            detail = f": {exc}" if str(exc) else ""
+            raise NewswatchError(f"source {running.name} raised {type(exc).__name__}{detail} "
+                                 "while polling") from None
         except Exception as exc:
             log.exception("source %s: unexpected failure", running.name)
             state = await self._book.get(running.name)
