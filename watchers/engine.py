@@ -801,6 +801,14 @@ class Engine:
                     and shared.guild_id is None:
                 found = shared
         if found is None:
+            # Names are told apart without case, as the config and /rules add tell them:
+            # "/mute Troops" said there was no rule named 'Troops' beside the rule troops.
+            folded = name.casefold()
+            same = [r for r in self.watch.rules if _sees(guild, r)
+                    and (r.key if guild is None else r.name).casefold() == folded]
+            if len(same) == 1:
+                found = same[0]
+        if found is None:
             raise NewswatchError(f"no rule named {name!r}")
         return found
 

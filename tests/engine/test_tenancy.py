@@ -352,3 +352,22 @@ async def test_a_thousand_servers_gone_at_connect_are_taken_out_and_back_at_once
     assert gone == [] and back == servers and reloads == 2
     assert len(engine.watch.rules) == 1 + len(servers)
     assert not await engine.store.departed_servers()
+
+
+async def test_a_rule_is_named_in_any_case_as_its_server_sees_it(engine: Engine) -> None:
+    """Rule names are told apart without case (a config or /rules add refuses "Troops" beside
+    "troops"), so "/mute Troops" mutes troops; it said there was no rule named 'Troops'.
+    Another server's rule stays unknown in every case."""
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, A)
+    until = await engine.mute("Troops", timedelta(hours=1), guild=B)
+    await engine.mute("KYIV", timedelta(hours=1), guild=A)
+    assert {v.rule.key: v.muted_until is not None for v in await engine.rules()} == {
+        f"{A}:kyiv": True, "troops": True}
+    assert [v.muted_until for v in await engine.rules(B)] == [until]
+    for call in (engine.mute("Kyiv", timedelta(hours=1), guild=B),
+                 engine.unmute("KYIV", guild=B), engine.recent(rule="Kyiv", guild=B)):
+        with pytest.raises(NewswatchError, match="no rule named"):
+            await call
+    assert await engine.unmute(f"{A}:KYIV")  # the CLI names a server's rule by its key
+    assert await engine.unmute("TROOPS", guild=A)
+    assert not any(v.muted_until for v in await engine.rules())
