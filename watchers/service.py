@@ -755,6 +755,11 @@ class WatchService:
                     log.warning("source %s: skipped %s", printable(name), item)
             if poll.skipped:
                 self._skips_told[running.name] = frozenset(poll.skipped)
+            if state.failures:
+                # Each failure was logged; without this the log's last word on a source that
+                # came back after days was that it was failing.
+                log.info("source %s answers again after %d failures in a row%s", running.name,
+                         state.failures, " (resumed: it was paused)" if state.paused else "")
             self._book.save(
                 replace(state, cursor=dict(poll.cursor) or state.cursor, polls=state.polls + 1,
                         last_success=now, failures=0, paused=False,
