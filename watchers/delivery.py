@@ -42,6 +42,7 @@ import inspect
 import logging
 import math
 import random
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
@@ -375,7 +376,14 @@ class _RouteState:
     # A pass stopped by an unreachable store may have left rows claimed ("sending"), one of
     # them maybe sent: the next pass puts them back as maybe sent first.
     reclaim: bool = False
+    told_at: float | None = None  # when a failure was last logged as a warning (monotonic)
 
+
+# A route failing again and again: each of its first failures in a row is a warning, then one
+# an hour; the others are debug lines. A destination answering 5xx for days wrote a warning at
+# every retry, about 300 a day a route, where a failing source writes 24.
+TOLD_FAILURES: Final = 5
+TELL_EVERY: Final = 3600.0
 
 # Seconds aclose waits for cancelled delivery tasks to end.
 CLOSE_WAIT: Final = 10.0
@@ -655,6 +663,7 @@ class DeliveryService:
             n = await self.store.resume_route(route)
             state.paused_reason = None
             state.failures = 0
+            state.told_at = None
             state.not_before = None
         log.info("route %s resumed; %d held alert(s) queued", route, n)
         self.wake()
@@ -1275,7 +1284,11 @@ class DeliveryService:
         # "maybe sent" and the sink had to look for it.
         await finish(self._sent(row, remote_id, story, own_mark=row.id in self._marked))
         self._marked.discard(row.id)
+        if state.failures:
+            log.info("route %s delivers again after %d failures in a row", route,
+                     state.failures)
         state.failures = 0
+        state.told_at = None
         state.not_before = None
         state.last_error = None
         self.delivered += 1
@@ -1315,7 +1328,17 @@ class DeliveryService:
                 reason = f"{reason} (asked to wait {retry_after:,.0f}s; asking again sooner)"
         state.not_before = datetime.now(UTC) + timedelta(seconds=delay)
         state.last_error = reason[:500]
-        log.warning("route %s: %s; retrying in %.1fs", row.route, reason, delay)
+        clock = time.monotonic()
+        tell = (state.failures <= TOLD_FAILURES or state.told_at is None
+                or clock - state.told_at >= TELL_EVERY)
+        if tell:
+            state.told_at = clock
+        quiet = ("" if state.failures < TOLD_FAILURES else
+                 " (further failures in a row are logged once an hour)"
+                 if state.failures == TOLD_FAILURES else
+                 f" ({state.failures} failures in a row)")
+        log.log(logging.WARNING if tell else logging.DEBUG, "route %s: %s; retrying in %.1fs%s",
+                row.route, reason, delay, quiet)
         await self.store.mark_retry(row.id, at=state.not_before, reason=reason[:500])
 
     async def _pause(self, route: str, reason: str, state: _RouteState) -> None:

@@ -5,12 +5,14 @@ as they were when the article matched, and the "maybe sent" mark."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import watchers.delivery as delivery_module
 from watchers.config import RuleConfig
 from watchers.delivery import Alert, DeliveryService
 from watchers.errors import (
@@ -407,3 +409,46 @@ async def test_resuming_a_route_that_backs_off_tries_it_again_now(tmp_path: Path
         assert delivery.backing_off_routes() == {}
         assert await delivery.drain() == 2
         assert sink.titles == ["a1", "a2"]
+
+
+async def test_a_destination_failing_again_and_again_is_logged_at_first_then_hourly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A destination answering 5xx for days wrote a warning at every retry (about 300 a day at
+    the backoff's cap). Its first failures in a row are warnings, the fifth saying that more
+    are logged once an hour; the rest are debug lines; and the log says when it delivers
+    again. The alert is still retried each time and sent once."""
+    caplog.set_level(logging.DEBUG, logger="watchers.delivery")
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1")
+        sink = ScriptedSink(*(TransientDeliveryError("503 Service Unavailable")
+                              for _ in range(12)))
+        delivery = service(store, sink, max_backoff=0.02)
+        await drain_until(delivery, lambda: len(sink.alerts) == 1, rounds=400)
+        assert sink.titles == ["a1"]
+
+    def said(level: int) -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.levelno == level and r.getMessage().startswith("route alerts: 503")]
+
+    warned, quiet = said(logging.WARNING), said(logging.DEBUG)
+    assert len(warned) == delivery_module.TOLD_FAILURES == 5
+    assert "further failures in a row are logged once an hour" in warned[-1]
+    assert len(quiet) == 7 and quiet[-1].endswith("(12 failures in a row)")
+    assert [r.getMessage() for r in caplog.records if "delivers again" in r.getMessage()] == [
+        "route alerts delivers again after 12 failures in a row"]
+
+
+async def test_a_long_failing_destination_is_warned_of_again_each_hour(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its first failures, a route still failing is warned of again once ``TELL_EVERY``
+    has passed since the last warning (here shortened to nothing: each failure)."""
+    monkeypatch.setattr(delivery_module, "TELL_EVERY", 0.0)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "alerts", "a1")
+        sink = ScriptedSink(*(TransientDeliveryError("503") for _ in range(8)))
+        delivery = service(store, sink, max_backoff=0.02)
+        await drain_until(delivery, lambda: len(sink.alerts) == 1, rounds=400)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+              and r.getMessage().startswith("route alerts: 503")]
+    assert len(warned) == 8 and warned[-1].endswith("(8 failures in a row)")
