@@ -127,6 +127,17 @@ def test_generated_words(text: str) -> None:
     _assert_same(text)
 
 
+# Underscores beside everything the word pattern treats specially: at a word's edges they are
+# no part of it, between letters or digits they join them.
+UNDERSCORED = st.text(alphabet=st.sampled_from(list("aZé9²中ـ_____'-.,\u0301 ")), max_size=40)
+
+
+@settings(max_examples=600, deadline=None)
+@given(UNDERSCORED)
+def test_generated_underscores(text: str) -> None:
+    _assert_same(text)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -141,6 +152,8 @@ def test_generated_words(text: str) -> None:
         "ab.c.",
         "end of sentence.",
         "_x_",
+        "_Russian Offensive Campaign_ and __NATO__ and snake_case and a__b_",
+        "_U.S._ __init__.py word_-next word-_next _1,000_ 1_,000 _e\u0301_ _\u0301_",
         "e\u0301lan and Ame\u0301lie",
         "٣,٥٠٠ and ²,5",
         "x-y.z. and 1.5.6.",
@@ -232,10 +245,11 @@ def test_tokens_expands_compounds_and_drops_keyless_words() -> None:
         "Kyiv": ("kyiv", "kyiv", (), False),
         "cyber-attacks": ("cyberattacks", "cyberattack",
                           (("cyber", "cyber", 0, 5), ("attacks", "attack", 6, 13)), True),
-        "__": ("", "", (), True),
+        # Arabic tatweels: a word that folds to no key (underscores are no word at all).
+        "\u0640\u0640": ("", "", (), True),
     }
     folded, odd, keys, norms, starts, ends, pos, last = _ctext.tokens(
-        "Kyiv __ cyber-attacks hit", cache, lambda raw: (raw, raw, (), False))
+        "Kyiv \u0640\u0640 cyber-attacks hit", cache, lambda raw: (raw, raw, (), False))
     assert [f[0] for f in folded] == ["kyiv", "", "cyberattacks", "hit"]
     assert odd == [1, 2]
     assert keys == ["kyiv", "cyberattack", "cyber", "attack", "hit"]
@@ -244,7 +258,7 @@ def test_tokens_expands_compounds_and_drops_keyless_words() -> None:
     # The compound shares its first part's position; the word after it comes after its last.
     assert (pos, last) == ([0, 1, 1, 2, 3], [0, 2, 1, 2, 3])
     # Without a compound, positions are the token numbers and are not built.
-    plain = _ctext.tokens("Kyiv __ Kyiv", cache, lambda raw: (raw, raw, (), False))
+    plain = _ctext.tokens("Kyiv \u0640\u0640 Kyiv", cache, lambda raw: (raw, raw, (), False))
     assert plain[6:] == (None, None)
 
 
@@ -263,8 +277,8 @@ def test_terms_adds_each_keyed_word_and_its_parts() -> None:
         return ("gone", "", (("part", "part", 0, 1),), True)
 
     out = {"already"}
-    _ctext.terms("Kyiv cyber-attacks __", cache, fold, out)
-    assert missed == ["__"]
+    _ctext.terms("Kyiv cyber-attacks \u0640\u0640", cache, fold, out)
+    assert missed == ["\u0640\u0640"]
     assert out == {"already", "kyiv", "cyberattacks", "cyberattack", "cyber", "attacks",
                    "attack"}
 
@@ -294,6 +308,8 @@ def test_newswatch_pure_selects_the_path_at_import(value: str, pure: bool) -> No
 
 @pytest.mark.parametrize("text", [
     "a" * 1_000_000,                          # one word of a million letters
+    "a_" * 500_000,                           # a word of letters joined by underscores
+    "_" * 1_000_000 + "a",                    # underscores that never join
     "x-" * 300_000 + "x",                     # a compound of 300,000 parts
     "1," * 300_000 + "1",                     # a number with 300,000 separators
     "a." * 300_000,                           # a dotted acronym that never ends
@@ -302,8 +318,8 @@ def test_newswatch_pure_selects_the_path_at_import(value: str, pure: bool) -> No
     "l'a-" * 50_000 + "x",                    # 50,000 elisions in one compound
     "İstanbul'da-" * 30_000 + "x",            # 30,000 Turkish suffixes in one compound
     "غَزَّة" * 100_000,                           # an Arabic word of 100,000 marked letters
-], ids=["long-word", "compound", "number", "acronym", "marks", "joiners", "elisions",
-        "suffixes", "arabic-marks"])
+], ids=["long-word", "underscored", "underscores", "compound", "number", "acronym", "marks",
+        "joiners", "elisions", "suffixes", "arabic-marks"])
 def test_inputs_a_thousand_times_larger_tokenise_alike(text: str) -> None:
     """Texts far past any article (the per-test timeout catches a scan that would not end)."""
     _assert_same(text)
@@ -355,7 +371,7 @@ _Serial = tuple[str, str, tuple[()], bool, int]
 # Words of each width (ASCII, Latin-1, two-byte, four-byte), one of several code units, and
 # words that are one word with joiners or dots; a text's kind is set by a non-word suffix.
 _VOCAB = ["Kyiv", "talks", "a", "alpha", "café", "Київ", "中国", "\U0001d400x", "x-y", "U.S.",
-          "100,000", "_"]
+          "100,000", "x_y"]
 _WIDTHS = ["", " \u2019", " \U0001f600"]
 
 

@@ -38,7 +38,7 @@ PIECES = [
     "Kyiv", "kyiv", "Russia's", "cyber-attack", "cyber-attacks", "U.S.", "100,000", "1.5",
     "Russia-Ukraine", "talks", "troops", "don't", "élan", "e\u0301lan", "Київ", "x-y-z", "'s",
     "rock'n'roll", "a", "the", "new", "York", "New-York", "’", "-", "—", "talks'",
-    "1", "42", "a.b", "e.g", "I", "B", "M",
+    "1", "42", "a.b", "e.g", "I", "B", "M", "_", "__", "_Kyiv_", "__NATO__", "snake_case",
 ]  # fmt: skip
 SEPARATORS = [" ", " ", ", ", ". ", " - ", "\n", "", "'", "-", ".", ",", "."]
 
@@ -72,14 +72,17 @@ def test_field_text_equals_tokenize_on_real_news() -> None:
 
 # The word pattern as first written, with each look-behind before the literal it guards; the
 # tokeniser's own puts the literal first, which is faster and must split text the same way.
-def _plain_split(w: str) -> re.Pattern[str]:
+# ``a``: a letter or digit (or mark); underscores join them inside a word, never at its edges.
+def _plain_split(a: str) -> re.Pattern[str]:
+    run = rf"{a}+(?:_+{a}+)*"
     return re.compile(
-        rf"({w}+(?:(?:[{_APOS}{_DASH}]|(?<=\d)[.,](?=\d)){w}+)*(?:(?<=\b\w)\.(?:\w\.)+)?)"
+        rf"({run}(?:(?:[{_APOS}{_DASH}]|(?<=\d)[.,](?=\d)){run})*"
+        rf"(?:(?<=(?<![^\W_])[^\W_])\.(?:[^\W_]\.)+)?)"
     )
 
 
-_PLAIN_SPLIT = _plain_split(r"\w")
-_PLAIN_SPLIT_MARKS = _plain_split(r"[\w\u0300-\u036f]")
+_PLAIN_SPLIT = _plain_split(r"[^\W_]")
+_PLAIN_SPLIT_MARKS = _plain_split(r"(?:[^\W_]|[\u0300-\u036f])")
 
 
 @settings(max_examples=300, deadline=None)

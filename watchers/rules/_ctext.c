@@ -7,16 +7,18 @@
  * folding rules stay in Python. It returns (folded, keys, odd, starts, ends): each word's cached
  * fold tuple, its key (item 1), the word numbers whose item 3 is true, and the word spans.
  *
- * The pattern, with W = \w (or [\w<text._MARKS>] in the marks variant):
+ * The pattern, with A = [^\W_] (a letter or digit; (?:[^\W_]|[<text._MARKS>]) in the marks
+ * variant) and R = A+(?:_+A+)* (a run of them, underscores only between them):
  *
- *   W+(?:(?:['\u2019\u2018`\-\u2010\u2011\u2013]|[.,](?<=\d[.,])(?=\d))W+)*
- *   (?:\.(?<=\b\w\.)(?:\w\.)+)?
+ *   R(?:(?:['\u2019\u2018`\-\u2010\u2011\u2013]|[.,](?<=\d[.,])(?=\d))R)*
+ *   (?:\.(?<=(?<![^\W_])[^\W_]\.)(?:[^\W_]\.)+)?
  *
- * Everything after the first W+ is optional and each repetition is greedy, so the regex engine's
+ * Everything after the first A+ is optional and each repetition is greedy, so the regex engine's
  * first successful path is the longest at every choice and never backtracks into an earlier
- * step: the scan below takes each step as far as it goes, which is that path. \w is the regex
- * engine's Unicode \w (Py_UNICODE_ISALNUM or '_') and \d its Unicode \d (Py_UNICODE_ISDECIMAL);
- * the acronym tail uses \w even in the marks variant, as the pattern does.
+ * step: the scan below takes each step as far as it goes, which is that path. [^\W_] is the
+ * regex engine's Unicode \w without '_' (Py_UNICODE_ISALNUM) and \d its Unicode \d
+ * (Py_UNICODE_ISDECIMAL); the acronym tail uses [^\W_] even in the marks variant, as the
+ * pattern does.
  *
  * Tokenising is a large part of the cost of matching, so the per-word work avoids Python
  * objects where it can:
@@ -48,7 +50,7 @@
 #define PREFETCH(p) ((void)(p))
 #endif
 
-/* \w and \d of the code points below 256: one table read for ASCII and Latin-1 text. */
+/* [^\W_] and \d of the code points below 256: one table read for ASCII and Latin-1 text. */
 static unsigned char latin1_word[256];
 static unsigned char latin1_digit[256];
 
@@ -126,6 +128,18 @@ word_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t s, int marks)
         }
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         Py_UCS4 next = PyUnicode_READ(kind, data, i + 1);
+        if (c == '_') {
+            /* So does a run of underscores: at a word's end it is no part of the word. */
+            Py_ssize_t j = i + 1;
+            while (next == '_' && ++j < n) {
+                next = PyUnicode_READ(kind, data, j);
+            }
+            if (j >= n || !is_word(next, marks)) {
+                break;
+            }
+            i = j + 1;
+            continue;
+        }
         if (is_joiner(c)) {
             if (!is_word(next, marks)) {
                 break;
@@ -2361,7 +2375,7 @@ ctext_exec(PyObject *Py_UNUSED(module))
     coarse_single['e'] = 'i';
     coarse_single['w'] = 'v';
     for (Py_UCS4 c = 0; c < 256; c++) {
-        latin1_word[c] = (unsigned char)(Py_UNICODE_ISALNUM(c) || c == '_');
+        latin1_word[c] = (unsigned char)Py_UNICODE_ISALNUM(c);
         latin1_digit[c] = (unsigned char)Py_UNICODE_ISDECIMAL(c);
     }
     return 0;

@@ -67,22 +67,30 @@ BIDI_REORDERING = _BIDI_REORDERING
 #: text's tokens. Stores record the version their lookup indexes were built with and rebuild them
 #: when it differs (see ``watchers.store.sqlite.schema.rekey``). 1: the keys before versions were
 #: recorded; 2: elisions and Turkish suffixes part words, ł ı ø đ ð þ æ œ ħ fold to ASCII, U+02BC
-#: is an apostrophe, Arabic and Hebrew vowel marks and the tatweel stay in words, out of keys.
-KEYS_VERSION = 2
+#: is an apostrophe, Arabic and Hebrew vowel marks and the tatweel stay in words, out of keys;
+#: 3: underscores at a word's edges are no part of it (_Russian_ → russian, __NATO__ → nato).
+KEYS_VERSION = 3
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
-# (100,000, 1.5) or a dotted acronym (U.S.). Texts with combining marks (decomposed accents) use
-# a slower variant that keeps them inside words; most text is composed, so the fast one serves.
+# (100,000, 1.5) or a dotted acronym (U.S.). Underscores join letters and digits (snake_case)
+# but are no part of a word at its edges: Markdown writes emphasis with them (_Russian_,
+# __NATO__), and a word must be found inside it as it is inside *Kyiv*. Texts with combining
+# marks (decomposed accents) use a slower variant that keeps them inside words; most text is
+# composed, so the fast one serves.
 _APOS = "'\u2019\u2018`"
 _DASH = "\\-\u2010\u2011\u2013"
+# A letter or digit: \w without the underscore.
+_ALNUM = r"[^\W_]"
 
 
-def _word_pattern(w: str) -> str:
-    # Each look-behind comes after the literal it guards: most word ends are followed by neither
-    # a dot nor a comma, and the literal test fails faster than the look-behind.
+def _word_pattern(a: str) -> str:
+    # ``a``: a character a word may begin and end with. Each look-behind comes after the literal
+    # it guards: most word ends are followed by neither a dot nor a comma, and the literal test
+    # fails faster than the look-behind.
+    run = rf"{a}+(?:_+{a}+)*"
     return (
-        rf"{w}+(?:(?:[{_APOS}{_DASH}]|[.,](?<=\d[.,])(?=\d)){w}+)*"
-        rf"(?:\.(?<=\b\w\.)(?:\w\.)+)?"
+        rf"{run}(?:(?:[{_APOS}{_DASH}]|[.,](?<=\d[.,])(?=\d)){run})*"
+        rf"(?:\.(?<=(?<!{_ALNUM}){_ALNUM}\.)(?:{_ALNUM}\.)+)?"
     )
 
 
@@ -93,11 +101,11 @@ _MARKS = (
     "\u0300-\u036f\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u0610-\u061a"
     "\u064b-\u065f\u0670"
 )
-_WORD_RE = re.compile(_word_pattern(r"\w"))
-_WORD_RE_MARKS = re.compile(_word_pattern(rf"[\w{_MARKS}]"))
+_WORD_RE = re.compile(_word_pattern(_ALNUM))
+_WORD_RE_MARKS = re.compile(_word_pattern(rf"(?:{_ALNUM}|[{_MARKS}])"))
 # The same words, captured, so ``split`` returns the gaps and the words in turn.
-_SPLIT_RE = re.compile("(" + _word_pattern(r"\w") + ")")
-_SPLIT_RE_MARKS = re.compile("(" + _word_pattern(rf"[\w{_MARKS}]") + ")")
+_SPLIT_RE = re.compile("(" + _word_pattern(_ALNUM) + ")")
+_SPLIT_RE_MARKS = re.compile("(" + _word_pattern(rf"(?:{_ALNUM}|[{_MARKS}])") + ")")
 _COMBINING = re.compile(f"[{_MARKS}]")
 _HYPHENS = re.compile(f"[{_DASH}]")
 # Apostrophes as keys fold them: the word pattern's, and U+02BC (the modifier letter apostrophe
@@ -397,12 +405,13 @@ def _fold_general(raw: str) -> _Folded:
 
 def norm(word: str) -> str:
     """A word folded for comparison but keeping its plural (``Mobilised`` → ``mobilised``)."""
-    return _fold_word(word)[0]
+    # Underscores at its edges are no part of a word, as in text (an alias "_kiev_" is kiev).
+    return _fold_word(word.strip("_"))[0]
 
 
 def key(word: str) -> str:
     """A word's matching key (``Russia's`` → ``russia``, ``Cyber-Attacks`` → ``cyberattack``)."""
-    return _fold_word(word)[1]
+    return _fold_word(word.strip("_"))[1]
 
 
 class Token(NamedTuple):
