@@ -13,7 +13,8 @@ from typing import Any
 
 from tests.bot.conftest import Running, bot_config, running_with
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
-from tests.fakes.feed_server import FeedServer
+from tests.fakes.feed_server import FeedServer, Route
+from tests.service.test_identity import rss
 
 # One event, three outlets, three wordings.
 REPORTS = {
@@ -62,3 +63,12 @@ def edits(emu: DiscordEmulator, message_id: int | str) -> int:
 
 def embeds_text(msg: EmuMessage) -> str:
     return json.dumps(msg.embeds)
+
+
+@asynccontextmanager
+async def empty_feeds(outlets: Iterable[str]) -> AsyncIterator[FeedServer]:
+    """A feed server with each outlet's feed, empty until it reports."""
+    async with FeedServer() as server:
+        for o in outlets:
+            server.set(f"/{o}", Route(body=rss([])))
+        yield server

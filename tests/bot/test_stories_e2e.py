@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from tests.bot._stories import REPORTS, edits, embeds_text, settle, watching_feeds
+from tests.bot._stories import (
+    REPORTS,
+    edits,
+    embeds_text,
+    empty_feeds,
+    settle,
+    watching_feeds,
+)
 from tests.bot.conftest import Running
 from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage, Fault
 from tests.fakes.feed_server import FeedServer, Route
@@ -34,10 +41,7 @@ def feed_of(outlet: str, minutes: int) -> bytes:
 
 @pytest.fixture
 async def feeds() -> AsyncIterator[FeedServer]:
-    """Each outlet's feed, empty until it reports."""
-    async with FeedServer() as server:
-        for o in OUTLETS:
-            server.set(f"/{o}", Route(body=rss([])))
+    async with empty_feeds(OUTLETS) as server:
         yield server
 
 

@@ -13,14 +13,13 @@ alerts show, is judged by the names it gave its feeds and shows nothing of the o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from tests.bot._stories import REPORTS
-from tests.bot.conftest import TOKEN, Running, bot_config, running_with, start_running
+from tests.bot.conftest import TOKEN, Running, bot_config, running_with
 from tests.bot.test_isolation_e2e import (  # noqa: F401 - the two servers' fixtures
     A_ONLY,
     A,
@@ -43,7 +42,6 @@ from tests.fakes.discord_emulator import (
 )
 from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
-from watchers.config import parse_config
 
 
 async def test_source_terms_name_a_servers_feeds_as_it_named_them(
@@ -97,14 +95,9 @@ async def surging(two: DiscordEmulator, tmp_path: Path, quiet_feeds: FeedServer 
     data = two_servers(two, tmp_path, sources=[{"name": "operator", "type": "feed", "every": "1h",
                                                 "url": quiet_feeds.url("/operator")}])
     data["surge"] = {"enabled": True, "min_count": 1}
-    run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds")
-    try:
-        await two.wait_until_identified(timeout=10)
+    async with running_with(two, tmp_path, data, tmp_path / "seeds") as run:
         await run.wait_for(lambda: bool(two.commands(B)))
         yield run
-    finally:
-        run.stop.set()
-        assert await asyncio.wait_for(run.task, 15) == 0
 
 
 def surges(emu: DiscordEmulator, guild: int, rule: str) -> list[str]:

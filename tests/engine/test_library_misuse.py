@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEEDS
+from tests.engine.test_library_use import config
 from watchers.config import Config, parse_config
 from watchers.delivery import Alert, StoryUpdate, UpdateResult
 from watchers.engine import open_engine
@@ -28,14 +27,6 @@ from watchers.sources.base import Poll
 pytestmark = pytest.mark.timeout(120)
 
 
-def config(tmp_path: Path) -> Config:
-    if not (tmp_path / "seeds").exists():
-        shutil.copytree(SEEDS, tmp_path / "seeds")
-    return parse_config({
-        "storage": {"path": "nw.db"},
-        "sources": [{"name": "seeds", "type": "folder", "path": "seeds", "settle": 0}],
-        "rules": [{"name": "any", "query": "russia OR ukraine OR kyiv~"}],
-    }, base_dir=tmp_path)
 
 
 def odd(value: object) -> Any:
