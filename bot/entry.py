@@ -27,19 +27,25 @@ def run() -> int:
     import signal
     import sys
 
+    # Loaded before a stop can come: imported by the stop's handler (for its timer) while the
+    # interrupted import was loading weakref, threading failed with a circular ImportError,
+    # which ended the run with a traceback and status 1.
+    import threading  # noqa: F401
+
     # A stop while the modules load ends it quietly with 130, whatever the import was doing
     # when it came: pydantic, building a model's schema, turns the KeyboardInterrupt into its
     # own error (a traceback, status 1).
     stopped: list[int] = []
 
     def interrupt(signum: int, frame: object) -> None:
-        if not stopped:
+        first = not stopped
+        stopped.append(signum)  # first: whatever follows, the run ends as stopped (130)
+        if first:
             # A KeyboardInterrupt raised where a library swallows it (a callback whose errors
             # are only printed) let the program load on and run; one that landed where the
             # exit then waited for a thread kept the process alive. CI met a run that never
             # ended after a kill 50 ms into its loading: it ends within ENDED_WITHIN now.
             _end_within(ENDED_WITHIN)
-        stopped.append(signum)
         raise KeyboardInterrupt
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

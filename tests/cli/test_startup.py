@@ -377,3 +377,31 @@ def test_a_stop_while_loading_ends_the_program_even_if_its_interrupt_is_swallowe
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
+
+
+def test_a_stop_while_weakref_loads_ends_quietly_with_130(tmp_path: Path) -> None:
+    """A SIGTERM that came while the program's imports were loading ``weakref`` (for
+    logging): the stop's handler imported threading for its timer, threading imports the
+    half-loaded ``_weakrefset``, and the ImportError ended the run with a traceback and status
+    1 (CI met it, 50 ms into a start). The handler imports nothing now. Here the signal comes
+    as ``bot.cli`` starts loading, with ``_weakrefset`` half loaded."""
+    result = entry_run_after(
+        "import os, signal, sys, types\n"
+        "class Half:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'bot.cli':\n"
+        "            sys.meta_path.remove(self)\n"
+        "            real = sys.modules.pop('_weakrefset', None)\n"
+        "            sys.modules['_weakrefset'] = types.ModuleType('_weakrefset')\n"
+        "            try:\n"
+        "                os.kill(os.getpid(), signal.SIGTERM)\n"
+        "                for _ in range(1000):\n"
+        "                    pass\n"
+        "            finally:\n"
+        "                del sys.modules['_weakrefset']\n"
+        "                if real is not None:\n"
+        "                    sys.modules['_weakrefset'] = real\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Half())\n", tmp_path)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, (
+        result.returncode, result.stderr)
