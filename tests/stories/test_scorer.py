@@ -124,6 +124,40 @@ def test_a_speaker_is_not_the_acting_country() -> None:
     assert same_story_score(us, ru) == ix._NEVER - ix._FOUNDER
 
 
+def test_a_words_kind_of_event_is_read_with_the_word_after_it() -> None:
+    # "passes away" is a death: the obituary told both ways is one story, where "passes" read
+    # as a vote vetoed it as another kind of event.
+    assert "#die" in _marks("Legendary Indian singer Lata Mangeshkar passes away at 92")
+    away = signature("Legendary Indian singer Lata Mangeshkar passes away at 92").exemplars[0]
+    dies = signature("Legendary Singer Lata Mangeshkar, India's Nightingale, Dies At 92")
+    assert same_story_score(away, dies.exemplars[0], timedelta(hours=7)) > 0
+    # "steps down" resigns; "steps up" and "a first step" are no resignation ...
+    assert "#resign" in _marks("Sebastian Kurz steps down as Austrian chancellor")
+    assert "#resign" not in _marks("Germany steps up arms deliveries to Ukraine")
+    assert "#resign" not in _marks("Putin takes first step toward talks with Kyiv")
+    # ... "signs of" signs nothing, and a bill passed or signed is still approved.
+    assert "#approve" not in _marks("Omicron wave shows signs of slowing in South Africa")
+    assert "#approve" in _marks("Senate passes defence bill")
+    assert "#approve" in _marks("Biden signs infrastructure bill into law")
+    # The C loop reads only headlines with no such word: both loops give every mark above.
+    titles = ("Singer passes away at 92", "PM steps down", "Company steps up output",
+              "Biden signs bill", "Stocks show signs of life", "Stocks plunge on recovery fears")
+    for title in titles:
+        assert signature(title) == _pure_signature(title), title
+
+
+def _pure_signature(title: str) -> Signature:
+    """``title``'s signature made by the Python loop alone (the specification)."""
+    from watchers.stories import features
+
+    saved = features._cterms
+    features._cterms = None
+    try:
+        return signature(title)
+    finally:
+        features._cterms = saved
+
+
 def test_the_subject_is_the_first_word_after_a_topic_prefix() -> None:
     assert "^german" in _marks("Covid: Germany puts major restrictions on unvaccinated")
     assert "^austri" in _marks("Austria to go into full lockdown as Covid surges")

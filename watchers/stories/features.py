@@ -177,6 +177,20 @@ for _cls, _words in {
 }.items():
     for _w in _words.split():
         _EVENTS[_w] = _cls
+# Words whose kind of event the next word decides: "passes away" is a death, not a vote;
+# "steps down" (or aside) a resignation, where "steps up" and "a first step" are none; "signs
+# of" is no signing. Read by the word's own kind of event: a wrong kind vetoes a story ("Lata
+# Mangeshkar passes away at 92" / "... dies at 92" were two).
+_IN_CONTEXT: dict[str, Callable[[str, str], str | None]] = {
+    "approve": lambda key, after: (
+        "die" if after == "away" else None if key.startswith("sign") and after == "of"
+        else "approve"),
+    "resign": lambda key, after: (
+        "resign" if not key.startswith("step") or after in ("down", "aside") else None),
+}
+# A headline holding none of these keys ("passes away", "steps", "signs" fold to them) is read
+# by the C loop, which does not look ahead; one holding any, by the Python loop.
+_CONTEXT_KEYS = frozenset(("away", "step", "sign"))
 # Counts spelt out read as digits: "eight-year-old" and "8-year-old" report one event.
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -300,6 +314,11 @@ def _word_of(key: str, norm: str) -> _Word:
     return got
 
 
+@lru_cache(maxsize=64)
+def _event_mark(kind: str) -> str:
+    return intern(EVENT_MARK + kind)
+
+
 def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> None:
     keys = ft.keys
     if not keys:
@@ -311,7 +330,8 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
     listed = type(pos) is list and type(last) is list
     if _cterms is not None and type(keys) is list and type(norms) is list and (
             type(starts) is list and type(ends) is list) and (
-            listed or (pos == range(len(pos)) and last == pos)):
+            listed or (pos == range(len(pos)) and last == pos)) and (
+            _CONTEXT_KEYS.isdisjoint(keys[:n + 1])):
         # The same loop in C (see _cstories.c): pos and last None where every token's
         # position is its number.
         _cterms(keys, norms, pos if listed else None, last if listed else None, starts, ends,
@@ -347,7 +367,12 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
             # "Jan. 6", "July 4": a date names a day, not a count; it weighs as a year.
             w = _YEAR
         if event is not None:
-            into[event] = _ZERO
+            kind = _IN_CONTEXT.get(event[1:])
+            if kind is not None:
+                after = kind(key, keys[i + 1] if i + 1 < len(keys) else "")
+                event = None if after is None else _event_mark(after)
+            if event is not None:
+                into[event] = _ZERO
         if country is not None:
             into[country] = _ZERO
             if not actor:
