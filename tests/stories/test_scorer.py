@@ -139,9 +139,25 @@ def test_a_words_kind_of_event_is_read_with_the_word_after_it() -> None:
     assert "#approve" not in _marks("Omicron wave shows signs of slowing in South Africa")
     assert "#approve" in _marks("Senate passes defence bill")
     assert "#approve" in _marks("Biden signs infrastructure bill into law")
+    # Missiles fired are no dismissal: the same barrage told with "fired" and with "launches"
+    # is one story; a dismissal is still one.
+    fired = signature("Russia fired 30 missiles at Kyiv overnight, Ukraine says").exemplars[0]
+    launches = signature("Russia launches 30 missiles at Kyiv in overnight barrage")
+    assert same_story_score(fired, launches.exemplars[0], timedelta(hours=2)) > 0
+    assert "#resign" not in _marks("Police fired tear gas at protesters in Almaty")
+    assert "#resign" not in _marks("Gunmen fired on a convoy near Kabul")
+    assert "#resign" in _marks("Tucker Carlson fired by Fox News")
+    # "Cleared for" use is an approval, "cleared of" a charge an acquittal.
+    cleared = signature("Pfizer vaccine cleared for children aged 5 to 11").exemplars[0]
+    approves = signature("FDA approves Pfizer vaccine for children aged 5 to 11").exemplars[0]
+    assert same_story_score(cleared, approves, timedelta(hours=2)) > 0
+    assert "#acquit" in _marks("Former officer cleared of murder in shooting")
+    assert not {"#acquit", "#approve"} & _marks("Police cleared the protest camp in Ottawa")
     # The C loop reads only headlines with no such word: both loops give every mark above.
     titles = ("Singer passes away at 92", "PM steps down", "Company steps up output",
-              "Biden signs bill", "Stocks show signs of life", "Stocks plunge on recovery fears")
+              "Biden signs bill", "Stocks show signs of life", "Stocks plunge on recovery fears",
+              "Russia fired 30 missiles at Kyiv", "CEO fired", "Drug cleared for use",
+              "Officer cleared of murder", "Road cleared")
     for title in titles:
         assert signature(title) == _pure_signature(title), title
 

@@ -40,7 +40,7 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from math import isfinite
@@ -177,20 +177,46 @@ for _cls, _words in {
 }.items():
     for _w in _words.split():
         _EVENTS[_w] = _cls
-# Words whose kind of event the next word decides: "passes away" is a death, not a vote;
-# "steps down" (or aside) a resignation, where "steps up" and "a first step" are none; "signs
-# of" is no signing. Read by the word's own kind of event: a wrong kind vetoes a story ("Lata
-# Mangeshkar passes away at 92" / "... dies at 92" were two).
-_IN_CONTEXT: dict[str, Callable[[str, str], str | None]] = {
-    "approve": lambda key, after: (
-        "die" if after == "away" else None if key.startswith("sign") and after == "of"
-        else "approve"),
-    "resign": lambda key, after: (
-        "resign" if not key.startswith("step") or after in ("down", "aside") else None),
-}
+# Words whose kind of event the words after them decide, by the word's own kind (a wrong kind
+# vetoes a story: "Lata Mangeshkar passes away at 92" / "... dies at 92" were two, and so were
+# "Russia fired 30 missiles at Kyiv" / "Russia launches 30 missiles at Kyiv"). "Passes away" is
+# a death, not a vote; "steps down" (or aside) a resignation, where "steps up" and "a first
+# step" are none; "signs of" is no signing; "fired" at something, or fired missiles, shots or
+# tear gas, is no dismissal; "cleared of" a charge is an acquittal, "cleared for" (or to) use
+# an approval, any other clearing neither.
+_WEAPONS = frozenset(
+    """missile rocket shot shell gun bullet drone salvo artillery torpedo projectile tear gas
+    flare warning round ballistic cruise munition grenade mortar volley weapon barrage
+    warhead""".split()  # noqa: SIM905
+)
+_AIMED = frozenset("at on upon into back over from across toward towards off".split())  # noqa: SIM905
+
+
+def _approve(key: str, after: Sequence[str]) -> str | None:
+    nxt = after[0] if after else ""
+    return "die" if nxt == "away" else None if key == "sign" and nxt == "of" else "approve"
+
+
+def _resign(key: str, after: Sequence[str]) -> str | None:
+    nxt = after[0] if after else ""
+    if key == "fired":
+        aimed = nxt in _AIMED or not _WEAPONS.isdisjoint(after[:4])
+        return None if aimed else "resign"
+    return "resign" if key != "step" or nxt in ("down", "aside") else None
+
+
+def _acquit(key: str, after: Sequence[str]) -> str | None:
+    if key != "cleared":
+        return "acquit"
+    nxt = after[0] if after else ""
+    return "acquit" if nxt == "of" else "approve" if nxt in ("for", "to") else None
+
+
+_IN_CONTEXT: dict[str, Callable[[str, Sequence[str]], str | None]] = {
+    "approve": _approve, "resign": _resign, "acquit": _acquit}
 # A headline holding none of these keys ("passes away", "steps", "signs" fold to them) is read
 # by the C loop, which does not look ahead; one holding any, by the Python loop.
-_CONTEXT_KEYS = frozenset(("away", "step", "sign"))
+_CONTEXT_KEYS = frozenset(("away", "step", "sign", "fired", "cleared"))
 # Counts spelt out read as digits: "eight-year-old" and "8-year-old" report one event.
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -369,8 +395,8 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
         if event is not None:
             kind = _IN_CONTEXT.get(event[1:])
             if kind is not None:
-                after = kind(key, keys[i + 1] if i + 1 < len(keys) else "")
-                event = None if after is None else _event_mark(after)
+                read = kind(key, keys[i + 1:i + 5])
+                event = None if read is None else _event_mark(read)
             if event is not None:
                 into[event] = _ZERO
         if country is not None:
