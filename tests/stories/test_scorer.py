@@ -147,6 +147,13 @@ def test_a_words_kind_of_event_is_read_with_the_word_after_it() -> None:
     assert "#resign" not in _marks("Police fired tear gas at protesters in Almaty")
     assert "#resign" not in _marks("Gunmen fired on a convoy near Kabul")
     assert "#resign" in _marks("Tucker Carlson fired by Fox News")
+    # Claims dismissed are denied (no one is dismissed); "in charge" charges no one.
+    dismissed = signature("Kremlin dismissed claims of troop buildup near Ukraine").exemplars[0]
+    denies = signature("Kremlin denies troop buildup near Ukraine border").exemplars[0]
+    assert same_story_score(dismissed, denies, timedelta(hours=2)) > 0
+    assert "#resign" in _marks("Putin dismissed defence minister Shoigu")
+    assert "#charge" not in _marks("Zelensky puts general in charge of Donbas defence")
+    assert "#charge" in _marks("Prosecutors charge suspect in Kyiv attack")
     # "Cleared for" use is an approval, "cleared of" a charge an acquittal.
     cleared = signature("Pfizer vaccine cleared for children aged 5 to 11").exemplars[0]
     approves = signature("FDA approves Pfizer vaccine for children aged 5 to 11").exemplars[0]
@@ -157,7 +164,8 @@ def test_a_words_kind_of_event_is_read_with_the_word_after_it() -> None:
     titles = ("Singer passes away at 92", "PM steps down", "Company steps up output",
               "Biden signs bill", "Stocks show signs of life", "Stocks plunge on recovery fears",
               "Russia fired 30 missiles at Kyiv", "CEO fired", "Drug cleared for use",
-              "Officer cleared of murder", "Road cleared")
+              "Officer cleared of murder", "Road cleared", "Kremlin dismissed claims",
+              "Minister dismissed", "General in charge", "Charges dropped")
     for title in titles:
         assert signature(title) == _pure_signature(title), title
 

@@ -182,41 +182,53 @@ for _cls, _words in {
 # "Russia fired 30 missiles at Kyiv" / "Russia launches 30 missiles at Kyiv"). "Passes away" is
 # a death, not a vote; "steps down" (or aside) a resignation, where "steps up" and "a first
 # step" are none; "signs of" is no signing; "fired" at something, or fired missiles, shots or
-# tear gas, is no dismissal; "cleared of" a charge is an acquittal, "cleared for" (or to) use
-# an approval, any other clearing neither.
+# tear gas, is no dismissal, and claims or a case "dismissed" are rejected, not a person; "cleared
+# of" a charge is an acquittal, "cleared for" (or to) use an approval, any other clearing
+# neither; "in charge" is no charge.
 _WEAPONS = frozenset(
     """missile rocket shot shell gun bullet drone salvo artillery torpedo projectile tear gas
     flare warning round ballistic cruise munition grenade mortar volley weapon barrage
     warhead""".split()  # noqa: SIM905
 )
 _AIMED = frozenset("at on upon into back over from across toward towards off".split())  # noqa: SIM905
+_DISMISSED = frozenset(
+    """claim report allegation accusation fear concern suggestion warning talk idea rumor rumour
+    criticism call speculation threat as case lawsuit suit charge appeal motion petition
+    complaint""".split()  # noqa: SIM905
+)
 
 
-def _approve(key: str, after: Sequence[str]) -> str | None:
+def _approve(key: str, before: str, after: Sequence[str]) -> str | None:
     nxt = after[0] if after else ""
     return "die" if nxt == "away" else None if key == "sign" and nxt == "of" else "approve"
 
 
-def _resign(key: str, after: Sequence[str]) -> str | None:
+def _resign(key: str, before: str, after: Sequence[str]) -> str | None:
     nxt = after[0] if after else ""
+    if key == "dismissed":
+        return "reject" if not _DISMISSED.isdisjoint(after[:2]) else "resign"
     if key == "fired":
         aimed = nxt in _AIMED or not _WEAPONS.isdisjoint(after[:4])
         return None if aimed else "resign"
     return "resign" if key != "step" or nxt in ("down", "aside") else None
 
 
-def _acquit(key: str, after: Sequence[str]) -> str | None:
+def _acquit(key: str, before: str, after: Sequence[str]) -> str | None:
     if key != "cleared":
         return "acquit"
     nxt = after[0] if after else ""
     return "acquit" if nxt == "of" else "approve" if nxt in ("for", "to") else None
 
 
-_IN_CONTEXT: dict[str, Callable[[str, Sequence[str]], str | None]] = {
-    "approve": _approve, "resign": _resign, "acquit": _acquit}
+def _charge(key: str, before: str, after: Sequence[str]) -> str | None:
+    return None if before == "in" else "charge"
+
+
+_IN_CONTEXT: dict[str, Callable[[str, str, Sequence[str]], str | None]] = {
+    "approve": _approve, "resign": _resign, "acquit": _acquit, "charge": _charge}
 # A headline holding none of these keys ("passes away", "steps", "signs" fold to them) is read
 # by the C loop, which does not look ahead; one holding any, by the Python loop.
-_CONTEXT_KEYS = frozenset(("away", "step", "sign", "fired", "cleared"))
+_CONTEXT_KEYS = frozenset(("away", "step", "sign", "fired", "cleared", "dismissed", "charge"))
 # Counts spelt out read as digits: "eight-year-old" and "8-year-old" report one event.
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -395,7 +407,7 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
         if event is not None:
             kind = _IN_CONTEXT.get(event[1:])
             if kind is not None:
-                read = kind(key, keys[i + 1:i + 5])
+                read = kind(key, keys[i - 1] if i else "", keys[i + 1:i + 5])
                 event = None if read is None else _event_mark(read)
             if event is not None:
                 into[event] = _ZERO
