@@ -89,6 +89,7 @@ from watchers.errors import (
 )
 from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
+from watchers.outlets import source_outlet
 from watchers.roles import Role, check_role
 from watchers.rules.lookup import index_terms
 from watchers.rules.text import KEYS_VERSION
@@ -1753,6 +1754,9 @@ async def open_engine(
                                               departed.keys())
         tenancy = Tenancy(config, routes.values(), follows.values())
         tenancy.away_routes = away
+        # The outlets of the config file's sources, the disabled ones' too: stories still
+        # name them (the running ones' are told by the WatchService, with the stored ones').
+        store.name_outlets({s.name: source_outlet(s) for s in config.sources})
         wake = asyncio.Event()
         watch = WatchService(
             store=store,

@@ -58,6 +58,7 @@ from watchers.errors import (
 from watchers.importer import join_story
 from watchers.models import MAX_AHEAD, Article, Decision, Fired, Match, history_time, matchable
 from watchers.outage import StoreOutage
+from watchers.outlets import source_outlet
 from watchers.rules import Rule, RuleSet
 from watchers.rules.lookup import analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
@@ -264,6 +265,7 @@ class WatchService:
         self.set_rules(self.rules)
         for cfg in self.sources:
             self._running[cfg.name] = _Running(cfg, build_source(cfg, self.context))
+        self._name_outlets(self.sources)
         self.sources = ()  # the running set is the truth from here on
 
     async def story_index(self) -> StoryIndex | None:
@@ -382,11 +384,20 @@ class WatchService:
             raise NewswatchError(f"a source named {config.name!r} already exists")
         running = _Running(config, source or build_source(config, self.context))
         self._running[config.name] = running
+        self._name_outlets([config])
         if self._started and self.shared:
             await self._register([running])
             self._wakeup.set()
         elif self._started:
             await self._plan_first([running], spread=False)
+
+    def _name_outlets(self, configs: Iterable[SourceConfig]) -> None:
+        """Tell the store the outlets of these sources, which corroboration counts (a feed
+        servers follow is counted by the outlet the store reads with its follows)."""
+        names = {c.name: source_outlet(c) for c in configs
+                 if not c.name.startswith(SERVER_FEED_PREFIX)}
+        if names:
+            self.store.name_outlets(names)
 
     async def remove_source(self, name: str) -> bool:
         running = self._running.pop(name, None)

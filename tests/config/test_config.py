@@ -152,7 +152,7 @@ def test_env_webhook_channel_is_accepted() -> None:
      "template_style, threshold)"),
     ('[[sources]]\nname = "a"\ntype = "feed"\nurl = "https://ex.org/"\ncolour = 1\n',
      "sources[0].colour: unknown key (expected one of: backfill, enabled, every, "
-     "max_alerts_per_poll, name, route, type, url)"),
+     "max_alerts_per_poll, name, outlet, route, type, url)"),
 ])
 def test_an_unknown_key_names_the_nearest_key_or_the_keys_its_place_takes(
         toml: str, says: str, tmp_path: Path) -> None:

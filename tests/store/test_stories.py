@@ -190,6 +190,82 @@ async def test_a_lowered_wait_counts_the_outlets_its_route_sees(store: Store) ->
     assert await states(store) == [(A_ROUTE, "pending")]
 
 
+# Two feeds of one outlet (the BBC's world and Europe feeds) and another outlet, as the engine
+# names their outlets to the store (see watchers.outlets).
+BBC_FEEDS = {"bbc-world": "bbci.co.uk", "bbc-europe": "bbci.co.uk", "dw": "dw.com"}
+
+
+async def test_two_sources_of_one_outlet_do_not_corroborate_each_other(store: Store) -> None:
+    """``min_sources`` counts outlets, not sources: the BBC's two feeds reporting a story are
+    one outlet, whether the second brings an article of its own or a word-for-word copy; the
+    story still lists both sources, and another outlet releases the alert."""
+    store.name_outlets(BBC_FEEDS)
+    one = sourced("One", "bbc-world")
+    await store.record_many([rec(one, "s", "bbc-world", entry(min_sources=2))])
+    await store.record_many([rec(sourced("Two", "bbc-europe"), "s", "bbc-europe",
+                                 entry(min_sources=2))])
+    assert await states(store) == [("alerts", "waiting")]
+    await store.add_outlet(one.id, "bbc-europe", T0, ["alerts"])  # known: nothing changes
+    story = await store.get_story("s")
+    assert story is not None and story.outlets == ("bbc-world", "bbc-europe")
+    await store.record_many([rec(sourced("Three", "dw"), "s", "dw")])
+    assert await states(store) == [("alerts", "pending")]
+
+
+async def test_a_copy_from_another_feed_of_the_outlet_does_not_release_a_wait(
+        store: Store) -> None:
+    store.name_outlets(BBC_FEEDS)
+    one = sourced("One", "bbc-world")
+    await store.record_many([rec(one, "s", "bbc-world", entry(min_sources=2))])
+    await store.add_outlet(one.id, "bbc-europe", T0, ["alerts"])
+    assert await states(store) == [("alerts", "waiting")]
+    await store.add_outlet(one.id, "dw", T0, ["alerts"])
+    assert await states(store) == [("alerts", "pending")]
+
+
+async def test_a_lowered_wait_counts_outlets_not_sources(store: Store) -> None:
+    store.name_outlets(BBC_FEEDS)
+    await store.record_many([rec(sourced("One", "bbc-world"), "s", "bbc-world",
+                                 entry(min_sources=3))])
+    await store.record_many([rec(sourced("Two", "bbc-europe"), "s", "bbc-europe")])
+    (row,) = await store.alerts(kind="alert")
+    assert not await store.lower_wait(row.id, 2)  # two sources, one outlet
+    assert await states(store) == [("alerts", "waiting")]
+    await store.record_many([rec(sourced("Three", "dw"), "s", "dw")])
+    assert await states(store) == [("alerts", "pending")]
+
+
+async def test_a_servers_feeds_of_one_site_are_one_outlet_with_the_config_files(
+        store: Store) -> None:
+    """A server's feeds count by the site of their URLs (read with the follows): its two
+    BBC feeds are one outlet, and the same outlet as the config file's BBC feed."""
+    store.name_outlets(BBC_FEEDS)
+    await store.put_server_route(ServerRoute(guild_id=A, name="news", channel_id=A * 10))
+    world = "https://feeds.bbci.co.uk/news/world/rss.xml"
+    europe = "https://www.bbci.co.uk/news/world/europe/rss.xml"
+    for name, url in (("world", world), ("europe", europe)):
+        await store.put_source(FeedSourceConfig(type="feed", name=name, url=url, guild_id=A))
+    await store.record_many([rec(sourced("One", feed_key(world)), "s", feed_key(world),
+                                 entry(A_ROUTE, min_sources=2))])
+    await store.record_many([rec(sourced("Two", feed_key(europe)), "s", feed_key(europe))])
+    await store.record_many([rec(sourced("Three", "bbc-world"), "s", "bbc-world")])
+    assert await states(store) == [(A_ROUTE, "waiting")]
+    await store.record_many([rec(sourced("Four", "dw"), "s", "dw")])
+    assert await states(store) == [(A_ROUTE, "pending")]
+
+
+async def test_a_server_feeds_outlet_setting_is_its_outlet(store: Store) -> None:
+    await store.put_server_route(ServerRoute(guild_id=A, name="news", channel_id=A * 10))
+    mirror, own = "https://mirror.example/bbc.xml", "https://feeds.bbci.co.uk/news/rss.xml"
+    await store.put_source(FeedSourceConfig(type="feed", name="mirror", url=mirror,
+                                            outlet="bbci.co.uk", guild_id=A))
+    await store.put_source(FeedSourceConfig(type="feed", name="bbc", url=own, guild_id=A))
+    await store.record_many([rec(sourced("One", feed_key(mirror)), "s", feed_key(mirror),
+                                 entry(A_ROUTE, min_sources=2))])
+    await store.record_many([rec(sourced("Two", feed_key(own)), "s", feed_key(own))])
+    assert await states(store) == [(A_ROUTE, "waiting")]
+
+
 async def test_a_servers_unsent_alerts_of_a_feed_are_rejected_and_no_other(store: Store
                                                                             ) -> None:
     await two_servers(store)

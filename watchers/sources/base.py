@@ -127,6 +127,23 @@ class SourceConfigBase(BaseModel):
             raise ValueError("a source name may not hold control, line-break or direction "
                              "characters")
         return value
+    # The outlet (publisher) the source's articles come from, as corroboration (a rule's
+    # min_sources) counts outlets; None: the site of its URL, or a folder's name (see
+    # watchers.outlets). Two feeds of one outlet do not corroborate each other.
+    outlet: str | None = Field(default=None, max_length=64)
+
+    @field_validator("outlet")
+    @classmethod
+    def _outlet_named(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("an outlet may not be blank (leave the key out for the site of "
+                             "the source's URL)")
+        if not value.isprintable():
+            raise ValueError("an outlet may not hold control, line-break or direction "
+                             "characters")
+        return value
     enabled: bool = True
     route: str | None = None  # where this source's notices go; defaults to [discord].notices
     # At most this many alert messages per route from one poll; the rest are recorded (in

@@ -5,7 +5,8 @@
   ``ServerRoute.key``), on a backend's ``_models`` / ``_put`` / ``_delete``.
 - :class:`CandidateList`: :meth:`candidates` as successive :meth:`candidate_page` calls.
 - :class:`StoryBatch`: a write batch's story rows, decided in memory and written once each.
-- :class:`OutletCount`: a story's outlets as each route's readers count them (min_sources).
+- :class:`OutletCount`: a story's outlets as each route's readers count them (min_sources),
+  by the sources' outlets (:class:`OutletNames`).
 - :class:`ListedWords`: the words a store has committed to the lookup index's word list.
 - :func:`article_identity`: what an article is deduplicated by (its link key and content hash).
 - :class:`LinkRows` and :func:`same_link_sql`: the link's rule of dedupe (:func:`same_link`)
@@ -22,6 +23,7 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import lru_cache
 from json.encoder import encode_basestring
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -29,6 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.errors import StoreError
 from watchers.models import Article
+from watchers.outlets import outlet_of
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     URLS_INCOMPLETE,
@@ -48,6 +51,7 @@ __all__ = [
     "ListedWords",
     "M",
     "OutletCount",
+    "OutletNames",
     "RuntimeModels",
     "StoryBatch",
     "guid_links_agree",
@@ -252,24 +256,46 @@ class StoryBatch:
         return out
 
 
+class OutletNames:
+    """The outlet of each source of the config file and of those added without a server
+    (source key → outlet, see :mod:`watchers.outlets`), as the engine tells the store
+    (:meth:`name_outlets`): what :class:`OutletCount` counts a story's sources by. A feed
+    servers follow needs no entry: its outlet is read with the follows that decide who sees
+    it (:func:`route_feeds`). A source never named counts as an outlet of its own."""
+
+    _outlet_names: Mapping[str, str] = MappingProxyType({})
+
+    def name_outlets(self, names: Mapping[str, str]) -> None:
+        """Learn (or change) the outlets of these sources; the others are kept, as stories
+        still name sources that stopped running. Replaced, never changed in place: a write on
+        the store's thread may be counting with the mapping it was handed."""
+        self._outlet_names = MappingProxyType({**self._outlet_names, **names})
+
+
 class OutletCount:
     """A story's distinct outlets as each route's readers count them: what an alert's
-    ``min_sources`` waits for, and what the alert then names. Every source of the config file
-    counts on every route; a feed servers follow (a :data:`SERVER_FEED_PREFIX` key) counts
-    only on the routes of the servers that follow it — never on the config file's routes —
-    as :meth:`watchers.tenancy.Tenancy.label` shows them. Another server's feed reporting a
-    story released an alert that waited for more outlets, which then named fewer than it
-    waited for.
+    ``min_sources`` waits for. The story's ``outlets`` are the keys of the sources that
+    reported it; two of one outlet (two feeds of one site, or sources whose config says one
+    ``outlet``) count once — one publisher's two feeds do not corroborate each other.
+    Every source of the config file counts on every route; a feed servers follow (a
+    :data:`SERVER_FEED_PREFIX` key) counts only on the routes of the servers that follow it —
+    never on the config file's routes — as :meth:`watchers.tenancy.Tenancy.label` shows them.
+    Another server's feed reporting a story released an alert that waited for more outlets,
+    which then named fewer than it waited for.
 
-    ``feeds``: route → the keys of the feeds its server follows, read by the store (see
-    :func:`route_feeds`) only when a server's feed is among the outlets."""
+    ``feeds``: route → the feeds its server follows (key → outlet), read by the store (see
+    :func:`route_feeds`) only when a server's feed is among the outlets; ``names``: the other
+    sources' outlets (see :class:`OutletNames`; a source not in it is an outlet of its own)."""
 
-    __slots__ = ("feeds", "outlets")
+    __slots__ = ("_shared", "feeds", "names", "outlets")
 
     def __init__(self, outlets: Sequence[str],
-                 feeds: Mapping[str, AbstractSet[str]] | None = None) -> None:
+                 feeds: Mapping[str, Mapping[str, str]] | None = None,
+                 names: Mapping[str, str] | None = None) -> None:
         self.outlets = outlets
         self.feeds = feeds or {}
+        self.names = names or {}
+        self._shared: frozenset[str] | None = None  # the config file's sources' outlets
 
     @staticmethod
     def private(outlets: Iterable[str]) -> bool:
@@ -277,10 +303,17 @@ class OutletCount:
         return any(o.startswith(SERVER_FEED_PREFIX) for o in outlets)
 
     def on(self, route: str) -> int:
-        """How many of the outlets ``route``'s readers see."""
-        followed = self.feeds.get(route, frozenset())
-        return sum(1 for o in self.outlets
-                   if not o.startswith(SERVER_FEED_PREFIX) or o in followed)
+        """How many distinct outlets ``route``'s readers see among the story's sources."""
+        if self._shared is None:
+            names = self.names
+            self._shared = frozenset(names.get(o, o) for o in self.outlets
+                                     if not o.startswith(SERVER_FEED_PREFIX))
+        followed = self.feeds.get(route)
+        if not followed:
+            return len(self._shared)
+        seen = set(self._shared)
+        seen.update(followed[o] for o in self.outlets if o in followed)
+        return len(seen)
 
     def releases(self, waiting: Iterable[tuple[int, str, int]]) -> list[tuple[int, str]]:
         """(id, route) of the ``waiting`` alerts, (id, route, min_sources) each, that have the
@@ -288,14 +321,17 @@ class OutletCount:
         return [(i, route) for i, route, need in waiting if need <= self.on(route)]
 
 
-def route_feeds(rows: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
-    """route → the keys of the feeds its server follows, from (route, stored source model)
-    rows: each server route joined with its server's follows (see :class:`OutletCount`)."""
-    feeds: dict[str, set[str]] = {}
+def route_feeds(rows: Iterable[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """route → the feeds its server follows (key → outlet: the follow's ``outlet``, else the
+    site of its URL), from (route, stored source model) rows: each server route joined with
+    its server's follows (see :class:`OutletCount`)."""
+    feeds: dict[str, dict[str, str]] = {}
     for route, model in rows:
-        url = json.loads(model).get("url")
+        data = json.loads(model)
+        url = data.get("url")
         if isinstance(url, str) and url.strip():
-            feeds.setdefault(str(route), set()).add(feed_key(url))
+            feeds.setdefault(str(route), {})[feed_key(url)] = outlet_of(
+                str(data.get("name", "")), outlet=data.get("outlet"), url=url)
     return feeds
 
 

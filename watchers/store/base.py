@@ -550,6 +550,9 @@ class StoryStore(Protocol):
     async def add_outlet(self, article_id: str, outlet: str, when: datetime,
                          routes: Sequence[str]) -> int: ...
     async def count_stories(self) -> int: ...
+    def name_outlets(self, names: Mapping[str, str]) -> None:
+        """The outlet of each of these sources (source key → outlet, see
+        :mod:`watchers.outlets`): what ``min_sources`` counts a story's sources by."""
 
 
 class ScheduleStore(Protocol):

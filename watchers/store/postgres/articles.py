@@ -32,7 +32,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -381,11 +381,13 @@ INSERT_OUTBOX = (
 
 
 async def _write_outbox(conn: asyncpg.Connection,
-                        stored: Sequence[tuple[Article, ArticleRecord]], when: datetime) -> None:
+                        stored: Sequence[tuple[Article, ArticleRecord]], when: datetime,
+                        names: Mapping[str, str] | None = None) -> None:
     """The stored articles' outbox rows, in article order (ids are delivery order); an article
     in a story joins it first and its rows depend on what the story has on each route, rows of
     earlier articles of the same batch included. The batch's stories are read once before the
-    first article and written once each after the last (see StoryBatch)."""
+    first article and written once each after the last (see StoryBatch). ``names``: the
+    sources' outlets, which corroboration counts (see OutletNames)."""
     stories = await story_batch(conn, list(dict.fromkeys(
         rec.story.id for _, rec in stored if rec.story is not None)))
     plain: list[tuple[Any, ...]] = []
@@ -402,7 +404,7 @@ async def _write_outbox(conn: asyncpg.Connection,
             plain = []
         outlets = stories.join(article.title, rec.story)
         rows = await story_rows(conn, article, rec, outlets, rules, when, new_nonce,
-                                stories)
+                                stories, names)
         if rows:
             await conn.executemany(INSERT_OUTBOX, rows)
     if plain:
@@ -492,6 +494,7 @@ class ArticlesMixin(CandidateList):
     _listed_words: ListedWords
     _terms_of: Callable[[str, str], str] | None
     _pages: Continuations
+    _outlet_names: Mapping[str, str]  # see OutletNames
 
     async def stored_hashes(self, hashes: Collection[str]) -> set[str]:
         """Those of these content hashes some stored article has (one read)."""
@@ -651,7 +654,7 @@ class ArticlesMixin(CandidateList):
                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (article_id, rule) DO UPDATE SET "
                     "score = excluded.score, hits = excluded.hits, "
                     "matched_at = excluded.matched_at", matches)
-            await _write_outbox(conn, stored, when)
+            await _write_outbox(conn, stored, when, self._outlet_names)
             for route, text in notices:
                 await insert_notice(conn, route, text, when)
         # Committed (an error or a cancellation above leaves them unremembered).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +20,13 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.models import Article, Fired, hits_json
-from watchers.store._shared import OutletCount, StoryBatch, route_feeds, stored_hash
+from watchers.store._shared import (
+    OutletCount,
+    OutletNames,
+    StoryBatch,
+    route_feeds,
+    stored_hash,
+)
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
@@ -74,25 +80,27 @@ _ROUTE_FEEDS = ("SELECT r.name, s.model FROM routes r JOIN sources s ON s.guild_
                 "WHERE r.guild_id IS NOT NULL AND r.name = ANY($1::text[])")
 
 
-async def outlet_count(conn: asyncpg.Connection, outlets: Sequence[str], routes: Iterable[str]
-                       ) -> OutletCount:
-    """A story's ``outlets`` as the readers of each of ``routes`` count them: the follows of
-    the routes' servers are read only when a server's feed is among the outlets."""
+async def outlet_count(conn: asyncpg.Connection, outlets: Sequence[str], routes: Iterable[str],
+                       names: Mapping[str, str] | None = None) -> OutletCount:
+    """A story's ``outlets`` as the readers of each of ``routes`` count them, by the outlets
+    ``names`` gives the sources (see OutletNames): the follows of the routes' servers are
+    read only when a server's feed is among the outlets."""
     if not OutletCount.private(outlets):
-        return OutletCount(outlets)
+        return OutletCount(outlets, names=names)
     rows = await conn.fetch(_ROUTE_FEEDS, list(dict.fromkeys(routes)))
-    return OutletCount(outlets, route_feeds((str(r[0]), str(r[1])) for r in rows))
+    return OutletCount(outlets, route_feeds((str(r[0]), str(r[1])) for r in rows), names)
 
 
 async def release(conn: asyncpg.Connection, story: str, outlets: Sequence[str],
-                  when: datetime, routes: Iterable[str] = (), *, waits: bool = True
-                  ) -> tuple[set[str], OutletCount]:
+                  when: datetime, routes: Iterable[str] = (), *, waits: bool = True,
+                  names: Mapping[str, str] | None = None) -> tuple[set[str], OutletCount]:
     """Release the story's alerts that wait for corroboration and have, on their route, the
     outlets they wait for; returns the routes released on and the story's outlets as counted
-    on those and on ``routes``. ``waits`` False: the story has no waiting alert."""
+    on those and on ``routes``. ``waits`` False: the story has no waiting alert. ``names``:
+    the sources' outlets (see OutletNames)."""
     waiting = ([(int(r[0]), str(r[1]), int(r[2])) for r in await conn.fetch(_WAITING, story)]
                if waits else [])
-    count = await outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes])
+    count = await outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes], names)
     ready = count.releases(waiting)
     if not ready:
         return set(), count
@@ -123,18 +131,18 @@ async def write_stories(conn: asyncpg.Connection, batch: StoryBatch) -> None:
 
 async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRecord,
                      outlets: Sequence[str], rules_json: Sequence[str], when: datetime,
-                     nonce: Callable[[], str], batch: StoryBatch | None = None
-                     ) -> list[tuple[Any, ...]]:
+                     nonce: Callable[[], str], batch: StoryBatch | None = None,
+                     names: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article of a story, decided route by route; releases alerts
     that waited for the outlets this article brings (before the new rows: they keep their
     place ahead of them). ``outlets``: the story's distinct outlets, this article's included
     (counted per route: :class:`OutletCount`). ``batch``: the write batch's StoryBatch, which
     lets queries that could find nothing be skipped (None: none is), and learns the rows
-    written."""
+    written. ``names``: the sources' outlets (see OutletNames)."""
     assert rec.story is not None
     story = rec.story.id
     released, count = await release(conn, story, outlets, when, (e.route for e in rec.alerts),
-                                    waits=batch is None or story in batch.waiting)
+                                    waits=batch is None or story in batch.waiting, names=names)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         kind, state, escalated = await _outcome(
@@ -210,7 +218,7 @@ log = logging.getLogger(__name__)
 GROUPING_WAIT_S = 30.0
 
 
-class StoriesMixin:
+class StoriesMixin(OutletNames):
     """The :class:`watchers.store.StoryStore` part of :class:`PostgresStore`."""
 
     _db: Pg
@@ -352,7 +360,8 @@ class StoriesMixin:
             if row is None:
                 return False
             route, outlets = str(row[0]), json.loads(row[2])
-            if int(row[1]) > (await outlet_count(conn, outlets, [route])).on(route):
+            count = await outlet_count(conn, outlets, [route], self._outlet_names)
+            if int(row[1]) > count.on(route):
                 return False
             return bool(await conn.fetch(_RELEASE, [row_id], datetime.now(UTC)))
 
@@ -406,7 +415,8 @@ class StoriesMixin:
                 rules = rules_json(fresh)
                 rows = [r for r in await story_rows(conn, changed, rec,
                                                     json.loads(outlets or "[]") or
-                                                    [article.source], rules, at, new_nonce)
+                                                    [article.source], rules, at, new_nonce,
+                                                    names=self._outlet_names)
                         if r[0] != "update" and await conn.fetchval(
                             "SELECT 1 FROM outbox WHERE article_id = $1 AND route = $2 AND "
                             "kind = 'alert'", r[1], r[2]) is None]
@@ -435,7 +445,8 @@ class StoriesMixin:
                 "RETURNING outlets", when, outlet, story)
             if outlets is None:
                 return 0
-            released, _ = await release(conn, story, json.loads(outlets), at)
+            released, _ = await release(conn, story, json.loads(outlets), at,
+                                        names=self._outlet_names)
             queued = 0
             for route in dict.fromkeys(routes):
                 if route in released:

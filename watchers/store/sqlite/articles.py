@@ -360,14 +360,15 @@ INSERT_OUTBOX = (
 
 
 def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, ArticleRecord]],
-                  when: str, stamps: Mapping[datetime | None, str | None] | None = None
-                  ) -> None:
+                  when: str, stamps: Mapping[datetime | None, str | None] | None = None,
+                  names: Mapping[str, str] | None = None) -> None:
     """Write the stored articles' outbox rows in article order (the outbox's ids are the
     order delivery sends them in). An article in a story joins it first, and its rows depend
     on what the story already has on each route — rows of earlier articles of the same batch
     included, so a story's rows are written as they are decided. Runs on the connection's
     thread (see :meth:`Tx.run`), inside the batch's transaction. The batch's stories are read
-    once before the first article and written once each after the last (see StoryBatch)."""
+    once before the first article and written once each after the last (see StoryBatch).
+    ``names``: the sources' outlets, which corroboration counts (see OutletNames)."""
     stories = story_batch(conn, list(dict.fromkeys(
         rec.story.id for _, rec in stored if rec.story is not None)))
     plain: list[tuple[Any, ...]] = []
@@ -385,7 +386,7 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
         outlets = stories.join(article.title, rec.story)
         if not rec.alerts and rec.story.id not in stories.waiting:
             continue  # no row of its own, and no alert of its story waits for its outlet
-        rows = story_rows(conn, article, rec, outlets, rules, when, new_nonce, stories)
+        rows = story_rows(conn, article, rec, outlets, rules, when, new_nonce, stories, names)
         if rows:
             insert_many(conn, INSERT_OUTBOX, rows)
     if plain:
@@ -395,7 +396,8 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
 
 def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], when: str | None,
                   notices: Sequence[tuple[str, str]],
-                  terms_of: Callable[[str, str], str] | None, listed: ListedWords
+                  terms_of: Callable[[str, str], str] | None, listed: ListedWords,
+                  names: Mapping[str, str] | None = None
                   ) -> tuple[list[Article | None], set[str]]:
     """:meth:`ArticlesMixin.record_many`'s writes, inside its transaction on the connection's
     thread: the stored article (or None) of each record, and the words offered to the word
@@ -463,7 +465,7 @@ def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], wh
         insert_many(conn,
                     "INSERT OR REPLACE INTO matches (article_id, rule, score, hits, matched_at) "
                     "VALUES (?,?,?,?,?)", matches)
-    _write_outbox(conn, stored=stored, when=when or "", stamps=stamps)
+    _write_outbox(conn, stored=stored, when=when or "", stamps=stamps, names=names)
     for route, text in notices:
         conn.execute(INSERT_NOTICE, notice_row(route, text, when))
     return out, words
@@ -475,6 +477,7 @@ class ArticlesMixin(CandidateList):
     _db: Db
     _listed_words: ListedWords
     _terms_of: Callable[[str, str], str] | None
+    _outlet_names: Mapping[str, str]  # see OutletNames
 
     async def stored_hashes(self, hashes: Collection[str]) -> set[str]:
         """Those of these content hashes some stored article has (one read per 500)."""
@@ -616,7 +619,8 @@ class ArticlesMixin(CandidateList):
             # import's or a poll's parsing) runs Python, and a batch took some forty of them.
             out, words = await tx.run(partial(
                 _record_batch, records=records, when=iso(at), notices=notices,
-                terms_of=self._terms_of, listed=self._listed_words))
+                terms_of=self._terms_of, listed=self._listed_words,
+                names=self._outlet_names))
         # Committed (an error or a cancellation above leaves them unremembered).
         self._listed_words.remember(words)
         return out

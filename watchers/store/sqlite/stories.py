@@ -24,7 +24,13 @@ from functools import partial
 from typing import Any
 
 from watchers.models import Article, Fired, hits_json
-from watchers.store._shared import OutletCount, StoryBatch, route_feeds, stored_hash
+from watchers.store._shared import (
+    OutletCount,
+    OutletNames,
+    StoryBatch,
+    route_feeds,
+    stored_hash,
+)
 from watchers.store.base import (
     LIVE_ALERT_STATES,
     ArticleRecord,
@@ -86,31 +92,33 @@ _ROUTE_FEEDS = ("SELECT r.name, s.model FROM routes r JOIN sources s ON s.guild_
                 "WHERE r.guild_id IS NOT NULL AND r.name IN ({})")
 
 
-def outlet_count(conn: sqlite3.Connection, outlets: Sequence[str], routes: Iterable[str]
-                 ) -> OutletCount:
-    """A story's ``outlets`` as the readers of each of ``routes`` count them: the follows of
-    the routes' servers are read only when a server's feed is among the outlets."""
+def outlet_count(conn: sqlite3.Connection, outlets: Sequence[str], routes: Iterable[str],
+                 names: Mapping[str, str] | None = None) -> OutletCount:
+    """A story's ``outlets`` as the readers of each of ``routes`` count them, by the outlets
+    ``names`` gives the sources (see OutletNames): the follows of the routes' servers are
+    read only when a server's feed is among the outlets."""
     if not OutletCount.private(outlets):
-        return OutletCount(outlets)
-    names = list(dict.fromkeys(routes))
-    feeds: dict[str, set[str]] = {}
-    for i in range(0, len(names), 500):
-        chunk = names[i : i + 500]
+        return OutletCount(outlets, names=names)
+    wanted = list(dict.fromkeys(routes))
+    feeds: dict[str, dict[str, str]] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
         feeds.update(route_feeds(conn.execute(
             _ROUTE_FEEDS.format(",".join("?" * len(chunk))), chunk).fetchall()))
-    return OutletCount(outlets, feeds)
+    return OutletCount(outlets, feeds, names)
 
 
 def release(conn: sqlite3.Connection, story: str, outlets: Sequence[str], when: str | None,
-            routes: Iterable[str] = (), *, waits: bool = True
-            ) -> tuple[set[str], OutletCount]:
+            routes: Iterable[str] = (), *, waits: bool = True,
+            names: Mapping[str, str] | None = None) -> tuple[set[str], OutletCount]:
     """Release the story's alerts that wait for corroboration and have, on their route, the
     outlets they wait for (their order in the outbox kept); returns the routes released on
     and the story's outlets as counted on those and on ``routes`` (the routes a caller will
-    decide next). ``waits`` False: the story has no waiting alert, so none is read."""
+    decide next). ``waits`` False: the story has no waiting alert, so none is read.
+    ``names``: the sources' outlets (see OutletNames)."""
     waiting = ([(int(i), str(r), int(n)) for i, r, n in conn.execute(_WAITING, (story,))]
                if waits else [])
-    count = outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes])
+    count = outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes], names)
     ready = count.releases(waiting)
     if ready:
         conn.executemany(_RELEASE, [(when, i) for i, _ in ready])
@@ -161,22 +169,22 @@ def write_stories(conn: sqlite3.Connection, batch: StoryBatch,
 
 def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord,
                outlets: Sequence[str], rules_json: Sequence[str], when: str,
-               nonce: Callable[[], str], batch: StoryBatch | None = None
-               ) -> list[tuple[Any, ...]]:
+               nonce: Callable[[], str], batch: StoryBatch | None = None,
+               names: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article that belongs to a story, decided route by route by
     :func:`story_outcome` against what the story already has on the route; releases alerts that
     waited for the outlets this article brings. ``outlets``: the story's distinct outlets, this
     article's included (each route counts those its readers see: :class:`OutletCount`).
     ``rules_json[i]`` is entry i's rules as JSON. ``batch``: the write batch's StoryBatch, which
     lets queries that could find nothing be skipped (None: none is), and learns the rows
-    written."""
+    written. ``names``: the sources' outlets (see OutletNames)."""
     assert rec.story is not None
     story = rec.story.id
     # A waiting alert posts once enough outlets have reported (before the new rows, so it keeps
     # its place ahead of them in the route's order). The alert then names this article's
     # outlet too, so the article needs no update of its own on those routes.
     released, count = release(conn, story, outlets, when, (e.route for e in rec.alerts),
-                              waits=batch is None or story in batch.waiting)
+                              waits=batch is None or story in batch.waiting, names=names)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         kind, state, escalated = _outcome(
@@ -245,7 +253,8 @@ async def _queue_update(tx: Tx, story: str, route: str, article_id: str, at: str
 
 
 def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
-                  alerts: Sequence[OutboxEntry], when: str) -> int:
+                  alerts: Sequence[OutboxEntry], when: str,
+                  names: Mapping[str, str] | None = None) -> int:
     """A changed article's alerts, decided by story_rows as for a new article of the story
     (which it joins again: nothing new is counted): an alert where the story has none on the
     route, an escalation where the article is not the route's alert already; no update
@@ -258,7 +267,7 @@ def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
     # An article alerts once per route (the outbox's own rule): one that was the route's alert
     # already is updated there, not posted again.
     rows = [r for r in story_rows(conn, article, rec, json.loads(outlets or "[]") or
-                                  [article.source], rules, when, new_nonce)
+                                  [article.source], rules, when, new_nonce, names=names)
             if r[0] != "update" and conn.execute(
                 "SELECT 1 FROM outbox WHERE article_id = ? AND route = ? AND kind = 'alert'",
                 (r[1], r[2])).fetchone() is None]
@@ -268,7 +277,7 @@ def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
 
 
 def _lower_wait(conn: sqlite3.Connection, *, row_id: int, min_sources: int,
-                when: str | None) -> bool:
+                when: str | None, names: Mapping[str, str] | None = None) -> bool:
     """:meth:`StoriesMixin.lower_wait` on the connection's thread."""
     conn.execute("UPDATE outbox SET min_sources = ? WHERE id = ? AND state = 'waiting' AND "
                  "min_sources <> ?", (min_sources, row_id, min_sources))
@@ -278,13 +287,13 @@ def _lower_wait(conn: sqlite3.Connection, *, row_id: int, min_sources: int,
     if row is None:
         return False
     route, need, outlets = str(row[0]), int(row[1]), json.loads(row[2])
-    if need > outlet_count(conn, outlets, [route]).on(route):
+    if need > outlet_count(conn, outlets, [route], names).on(route):
         return False
     conn.execute(_RELEASE, (when, row_id))
     return True
 
 
-class StoriesMixin:
+class StoriesMixin(OutletNames):
     """The :class:`watchers.store.StoryStore` part of :class:`SqliteStore`."""
 
     _db: Db
@@ -394,7 +403,8 @@ class StoriesMixin:
         whether it was released."""
         async with self._db.tx() as tx:
             return await tx.run(partial(_lower_wait, row_id=row_id, min_sources=min_sources,
-                                        when=iso(datetime.now(UTC))))
+                                        when=iso(datetime.now(UTC)),
+                                        names=self._outlet_names))
 
     async def record_change(self, stored_id: str, article: Article, routes: Sequence[str],
                             *, matches: Sequence[Fired] = (),
@@ -440,7 +450,7 @@ class StoriesMixin:
             if alerts and at is not None:
                 queued += await tx.run(partial(
                     _alert_change, article=article.model_copy(update={"id": stored_id}),
-                    story=story, alerts=alerts, when=at))
+                    story=story, alerts=alerts, when=at, names=self._outlet_names))
             return queued
 
     async def add_outlet(self, article_id: str, outlet: str, when: datetime,
@@ -465,7 +475,8 @@ class StoriesMixin:
                 "outlets = json_insert(outlets, '$[#]', ?) WHERE id = ? "
                 "RETURNING outlets", (iso(when), outlet, story))
             released, _ = await tx.run(partial(release, story=story,
-                                               outlets=json.loads(outlets), when=at))
+                                               outlets=json.loads(outlets), when=at,
+                                               names=self._outlet_names))
             queued = 0
             for route in dict.fromkeys(routes):
                 if route in released:

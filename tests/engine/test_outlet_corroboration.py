@@ -1,0 +1,101 @@
+"""Corroboration counts outlets, not feeds, through the real engine: two feeds the config says
+are one outlet (``outlet = "BBC"``), served over HTTP on 127.0.0.1, report a story and a rule
+with ``min_sources = 2`` keeps waiting — whether the second feed words it its own way or copies
+the first word for word — until a feed of another outlet reports it; the alert then posts once,
+naming every source. On SQLite and on PostgreSQL (a throwaway cluster from tests/pg.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bot._stories import REPORTS
+from tests.fakes.feed_server import FeedServer, Route
+from tests.fakes.sinks import RecordingSink
+from tests.service.test_identity import rss
+from watchers.config import parse_config
+from watchers.engine import Engine, open_engine
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+FEEDS = ("bbc-world", "bbc-europe", "dw")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "postgres":
+        return {"url": request.getfixturevalue("pg_database")}
+    return {"path": "nw.db"}
+
+
+@asynccontextmanager
+async def watching(tmp_path: Path, storage: dict[str, str], server: FeedServer
+                   ) -> AsyncIterator[tuple[Engine, RecordingSink]]:
+    """The engine polling the BBC's two feeds (one outlet, as the config says) and DW's, with
+    a rule that waits for two outlets; each feed's first poll (its baseline) done."""
+    for name in FEEDS:
+        server.set(f"/{name}", Route(body=rss([])))
+
+    def feed(name: str, **more: Any) -> dict[str, Any]:
+        return {"name": name, "type": "feed", "url": server.url(f"/{name}"), "every": "1h",
+                **more}
+
+    cfg = parse_config({
+        "storage": storage,
+        "channels": {"alerts": 1},
+        "stories": {"window": "48h"},
+        "fetch": {"allow_private": ["127.0.0.1/32"]},
+        "sources": [feed("bbc-world", outlet="BBC"), feed("bbc-europe", outlet="bbc"),
+                    feed("dw")],
+        "rules": [{"name": "troops", "query": "troops", "min_sources": 2}],
+    }, base_dir=tmp_path)
+    sink = RecordingSink()
+    async with open_engine(cfg, start=False, default_sink=sink) as engine:
+        await engine.run_once()  # every feed's baseline (empty)
+        yield engine, sink
+
+
+def report(server: FeedServer, feed: str, wording: str, minutes: int, *,
+           link: str | None = None) -> None:
+    title, text = REPORTS[wording]
+    server.set(f"/{feed}", Route(body=rss([(
+        f"{feed}-1", link or f"https://{feed}.example/troops", title, text,
+        NOW - timedelta(hours=1) + timedelta(minutes=minutes))])))
+
+
+async def test_two_feeds_of_one_outlet_keep_the_alert_waiting_until_another_outlet_reports(
+        tmp_path: Path, storage: dict[str, str]) -> None:
+    async with FeedServer() as server, watching(tmp_path, storage, server) as (engine, sink):
+        report(server, "bbc-world", "bbc", 0)
+        await engine.run_once()
+        assert await engine.store.alert_counts() == {"waiting": 1}
+        report(server, "bbc-europe", "npr", 10)  # the BBC again, in other words
+        await engine.run_once()
+        assert sink.alerts == [], "the BBC's second feed corroborated the BBC"
+        assert await engine.store.alert_counts() == {"waiting": 1}
+        report(server, "dw", "dw", 20)
+        await engine.run_once()
+        assert await engine.store.alert_counts() == {"delivered": 1}
+    (posted,) = sink.alerts
+    assert posted.story is not None
+    assert sorted(posted.story.outlets) == sorted(FEEDS)  # every source is still named
+
+
+async def test_a_word_for_word_copy_from_the_outlets_other_feed_does_not_corroborate(
+        tmp_path: Path, storage: dict[str, str]) -> None:
+    async with FeedServer() as server, watching(tmp_path, storage, server) as (engine, sink):
+        report(server, "bbc-world", "bbc", 0)
+        await engine.run_once()
+        report(server, "bbc-europe", "bbc", 0, link="https://bbc-europe.example/copy")
+        await engine.run_once()
+        story = (await engine.store.live_stories(timedelta(hours=48)))[0]
+        assert story.outlets == ("bbc-world", "bbc-europe")  # the copy was counted in
+        assert sink.alerts == [] and await engine.store.alert_counts() == {"waiting": 1}
+        report(server, "dw", "bbc", 0, link="https://dw.example/copy")
+        await engine.run_once()
+        assert await engine.store.alert_counts() == {"delivered": 1}
+    assert len(sink.alerts) == 1
