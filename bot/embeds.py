@@ -980,7 +980,7 @@ def _waiting_text(st: DeliveryStatus) -> str:
         story = st.stories.get((row.route, row.story_id)) if row.story_id else None
         rules = ", ".join(f"`{code_text(r.name)}`" for r in row.rules) or "—"
         headline = truncate(escape(story.headline), 120) if story else "(story not found)"
-        have = len(story.outlets) if story else 0
+        have = (story.counted if story.counted is not None else len(story.outlets)) if story else 0
         line = (f"`{code_text(truncate(row.route, 60))}` · {rules} · {headline} · "
                 f"{have}/{row.min_sources} outlets · since {_when(row.created_at)}")
         rest = len(st.waiting) - i

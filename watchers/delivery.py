@@ -142,6 +142,10 @@ class StoryView:
     outlets: tuple[str, ...]  # distinct outlets (source or domain), in the order they reported
     articles: int
     updated_at: datetime | None = None  # when a member's content last changed in place
+    # The distinct outlets among ``outlets`` as the route's readers count them (two feeds of
+    # one site are one): what an alert waiting for min_sources has. Read for waiting alerts
+    # (DeliveryStatus.stories); None elsewhere.
+    counted: int | None = None
 
 
 @dataclass(frozen=True)
@@ -692,14 +696,24 @@ class DeliveryService:
         waiting = await self.store.alerts(state="waiting", kind="alert", limit=100, routes=routes)
         stories: dict[tuple[str, str], StoryView] = {}
         found: dict[str, StoryView | None] = {}
+        counted: dict[str, Mapping[str, int]] = {}
+        # A store without the count (a library's own) shows the sources, as before outlets.
+        count = getattr(self.store, "counted_outlets", None)
         for row in waiting:
             if not row.story_id or (row.route, row.story_id) in stories:
                 continue
             if row.story_id not in found:
                 found[row.story_id] = await self._story(row.story_id)
+                if count is not None:
+                    # "2/2 outlets" of an alert still waiting: the story's two sources were
+                    # one outlet's two feeds, which count once.
+                    counted[row.story_id] = await count(
+                        row.story_id, [r.route for r in waiting if r.story_id == row.story_id])
             view = await self._story_seen(row.route, found[row.story_id])
             if view is not None:
-                stories[(row.route, row.story_id)] = view
+                have = counted.get(row.story_id, {}).get(row.route)
+                stories[(row.route, row.story_id)] = (
+                    view if have is None else replace(view, counted=have))
         why: dict[str, tuple[str, int, int]] = {}
         for r, state in self._routes.items():
             if state.not_before and state.not_before > now and state.last_error:

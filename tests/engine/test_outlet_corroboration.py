@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.embeds import delivery_embed
 from tests.bot._stories import REPORTS
 from tests.fakes.feed_server import FeedServer, Route
 from tests.fakes.sinks import RecordingSink
@@ -77,6 +78,15 @@ async def test_two_feeds_of_one_outlet_keep_the_alert_waiting_until_another_outl
         await engine.run_once()
         assert sink.alerts == [], "the BBC's second feed corroborated the BBC"
         assert await engine.store.alert_counts() == {"waiting": 1}
+        # /alerts status counts what the wait counts: one outlet of two, though two sources.
+        status = await engine.delivery_status()
+        (waiting,) = status.waiting
+        assert waiting.story_id is not None
+        view = status.stories[(waiting.route, waiting.story_id)]
+        assert (len(view.outlets), view.counted) == (2, 1)
+        shown = delivery_embed(status, str).to_dict()
+        (field,) = [f for f in shown.get("fields", []) if "1/2 outlets" in f["value"]]
+        assert "2/2" not in field["value"]
         report(server, "dw", "dw", 20)
         await engine.run_once()
         assert await engine.store.alert_counts() == {"delivered": 1}

@@ -550,6 +550,9 @@ class StoryStore(Protocol):
     async def add_outlet(self, article_id: str, outlet: str, when: datetime,
                          routes: Sequence[str]) -> int: ...
     async def count_stories(self) -> int: ...
+    async def counted_outlets(self, story_id: str, routes: Sequence[str]) -> dict[str, int]:
+        """How many distinct outlets each route's readers count among the story's sources
+        (what ``min_sources`` waits for); {} for a story not stored."""
     def name_outlets(self, names: Mapping[str, str]) -> None:
         """The outlet of each of these sources (source key → outlet, see
         :mod:`watchers.outlets`): what ``min_sources`` counts a story's sources by."""

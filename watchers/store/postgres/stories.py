@@ -298,6 +298,18 @@ class StoriesMixin(OutletNames):
             "WHERE a.id = ANY($1::text[])", list(dict.fromkeys(article_ids)))
         return {str(r[0]): story_of(tuple(r)[1:]) for r in rows}
 
+    async def counted_outlets(self, story_id: str, routes: Sequence[str]) -> dict[str, int]:
+        """How many distinct outlets each of ``routes``' readers count among the story's
+        sources: what an alert there waiting for ``min_sources`` has ({} for no such story)."""
+        async with self._db.tx() as conn:
+            outlets = await conn.fetchval("SELECT outlets FROM stories WHERE id = $1", story_id)
+            if outlets is None:
+                return {}
+            wanted = list(dict.fromkeys(routes))
+            count = await outlet_count(conn, [str(n) for n in json.loads(outlets)], wanted,
+                                       self._outlet_names)
+        return {route: count.on(route) for route in wanted}
+
     async def story_articles(self, story_id: str, *, limit: int = 100) -> list[Article]:
         """The story's articles, oldest first."""
         from watchers.store.postgres.articles import ARTICLE_COLS, article_of

@@ -342,6 +342,23 @@ class StoriesMixin(OutletNames):
                 out[str(r[0])] = story_of(r[1:])
         return out
 
+    async def counted_outlets(self, story_id: str, routes: Sequence[str]) -> dict[str, int]:
+        """How many distinct outlets each of ``routes``' readers count among the story's
+        sources: what an alert there waiting for ``min_sources`` has ({} for no such story)."""
+        rows = await self._db.fetchall("SELECT outlets FROM stories WHERE id = ?", (story_id,))
+        if not rows:
+            return {}
+        outlets = [str(n) for n in json.loads(rows[0][0])]
+        wanted = list(dict.fromkeys(routes))
+        feeds: dict[str, dict[str, str]] = {}
+        if OutletCount.private(outlets):
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                feeds.update(route_feeds(await self._db.fetchall(
+                    _ROUTE_FEEDS.format(",".join("?" * len(chunk))), chunk)))
+        count = OutletCount(outlets, feeds, self._outlet_names)
+        return {route: count.on(route) for route in wanted}
+
     async def story_articles(self, story_id: str, *, limit: int = 100) -> list[Article]:
         """The story's articles, oldest first."""
         # articles.py writes stories through this module; read its row shape late.
