@@ -841,28 +841,47 @@ class Engine:
 
     # ------------------------------------------------------------------ acknowledgement
 
-    async def _posted_alert(self, alert_id: int) -> OutboxRow:
+    async def _posted_alert(self, alert_id: int, message_id: int | None = None,
+                            guild: int | None = None) -> OutboxRow:
         # (an id past what the database counts failed with the driver's OverflowError)
         row = (None if isinstance(alert_id, int) and not -MOST_ROWS <= alert_id <= MOST_ROWS
                else await self.store.alert_row(alert_id))
         if row is None:
             raise NewswatchError(f"no alert #{alert_id}")
+        # A button's id is whatever the clicking client sends: a crafted one must not act on
+        # an alert of another server, nor on one the clicked message does not show.
+        server = self.tenancy.routes.get(row.route) or self.tenancy.away_routes.get(row.route)
+        if guild is not None and server is not None and server.guild_id != guild:
+            raise NewswatchError(f"Alert #{alert_id} is not this server's.")
+        if message_id is not None:
+            shown = {row.remote_id}
+            if row.story_id is not None:
+                # reposted by its story after a moderator deleted it: the story's message
+                where = await self.store.story_message(row.story_id, row.route)
+                shown.add(where[0] if where is not None else None)
+            if str(message_id) not in shown:
+                raise NewswatchError(f"This message is not alert #{alert_id}'s: its buttons "
+                                     "act only on the alert they were posted with.")
         return row
 
-    async def acknowledge(self, alert_id: int, user_id: int) -> AckResult:
+    async def acknowledge(self, alert_id: int, user_id: int, *, message_id: int | None = None,
+                          guild: int | None = None) -> AckResult:
         """Record that ``user_id`` acknowledged an alert (an outbox id), now by the delivery
         clock; a later click returns the first acknowledgement (``first=False``). An
-        acknowledged alert is never escalated. Raises NewswatchError for an unknown alert."""
-        row = await self._posted_alert(alert_id)
+        acknowledged alert is never escalated. Raises NewswatchError for an unknown alert, and
+        (when given) for a ``message_id`` that is not the alert's message or a ``guild`` whose
+        routes do not include the alert's."""
+        row = await self._posted_alert(alert_id, message_id, guild)
         ack = await self.store.acknowledge(alert_id, user_id, self.delivery.clock.now())
         return AckResult(alert_id, ack.user_id, ack.at, ack.first, row.route,
                          tuple(r.name for r in row.rules), row.remote_id)
 
-    async def not_relevant(self, alert_id: int, user_id: int) -> bool:
+    async def not_relevant(self, alert_id: int, user_id: int, *, message_id: int | None = None,
+                           guild: int | None = None) -> bool:
         """Record that ``user_id`` finds an alert not relevant (counted per rule in
-        :meth:`rules`); False when they said so before. Raises NewswatchError for an unknown
-        alert."""
-        await self._posted_alert(alert_id)
+        :meth:`rules`); False when they said so before. Raises NewswatchError as
+        :meth:`acknowledge` does."""
+        await self._posted_alert(alert_id, message_id, guild)
         return await self.store.mark_not_relevant(alert_id, user_id, self.delivery.clock.now())
 
     async def test_rule(self, query: str, *, window: timedelta = timedelta(days=7),

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.bot.conftest import Running, bot_config, on_clock, running_with
-from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage
+from tests.bot.conftest import TOKEN, Running, bot_config, on_clock, running_with
+from tests.fakes.discord_emulator import DiscordEmulator, EmuMessage, default_guild
 from watchers.engine import Engine
 from watchers.schedule import ManualClock
 
@@ -299,3 +299,82 @@ async def test_a_deleted_critical_alert_reposted_by_its_story_keeps_its_buttons_
         click = await emu.click_button(repost, f"nw:ack:{alert_id(repost)}", user="member")
         assert (await click.callback())["type"] == 7
     assert emu.validate_all() == []
+
+
+async def test_a_button_naming_another_alert_is_refused_and_changes_nothing(
+        emu: DiscordEmulator, tmp_path: Path) -> None:
+    """A crafted click (a button of alert 1 sent from alert 2's message) acknowledged alert 1
+    and wrote its "Acknowledged by" line over alert 2's message."""
+    clock = ManualClock(START)
+    async with newswatch(emu, tmp_path, clock) as run:
+        first = await publish(run, "Troops gather near the border", "c1")
+        second = await publish(run, "Troops withdraw from the village", "c2")
+        ident = alert_id(first)
+        for custom_id in (f"nw:ack:{ident}", f"nw:nr:{ident}"):
+            click = await emu.click_button(second, custom_id, user="member", forged=True)
+            answer = await click.final_message()
+            assert answer.ephemeral
+            assert f"This message is not alert #{ident}'s" in answer.content
+        assert await run.engine.store.get_ack(ident) is None
+        assert (await run.engine.store.get_ack(alert_id(second))) is None
+        crit = {v.rule.name: v for v in await run.engine.rules()}["crit"]
+        assert (crit.acks_7d, crit.not_relevant_7d) == (0, 0)
+        assert emu.get_message(first.id).edits == [] and emu.get_message(second.id).edits == []
+
+        # the alert's own message still acknowledges it
+        click = await emu.click_button(first, f"nw:ack:{ident}", user="member")
+        assert (await click.callback())["type"] == 7
+        assert "Acknowledged by" in emu.get_message(first.id).content
+        record = await run.engine.store.get_ack(ident)
+        assert record is not None and record.user_id == emu.member.user.id
+        assert emu.get_message(second.id).edits == []
+        assert emu.validate_all() == []
+
+
+async def test_another_servers_alert_is_refused(tmp_path: Path) -> None:
+    """Server B's alert id clicked from server A (and the config file's alert from B) is
+    refused privately; nothing is recorded for either alert."""
+    a, b = 1100000000000000001, 1100000000000000501
+    guilds = [default_guild(a, "Newsroom"), default_guild(b, "Other desk")]
+    async with DiscordEmulator(token=TOKEN, guilds=guilds) as emu, emu.patch_discord():
+        folder = tmp_path / "news"
+        folder.mkdir()
+        data = bot_config(emu, tmp_path,
+                          sources=[{"name": "news", "type": "folder", "path": "news",
+                                    "every": "1h", "settle": "0s"}],
+                          rules=[RULES[0]])
+        data["discord"]["guild_ids"] = [a, b]
+        async with running_with(emu, tmp_path, data, folder, on_clock(ManualClock(START))
+                                ) as run:
+            await run.wait_for(lambda: bool(emu.commands(b)))
+            ours, theirs = (emu.guilds[0].channel("alerts").id,
+                            emu.guilds[1].channel("alerts").id)
+            added = await (await emu.send_interaction(
+                "rules add", {"name": "desk", "query": "troops", "severity": "critical",
+                              "channel": theirs}, guild_id=b)).final_message()
+            assert not added.ephemeral
+            (folder / "c.json").write_text(json.dumps(
+                {"title": "Troops gather near the border", "text": "Troops gather.",
+                 "url": "https://news.example/c", "published": START.isoformat()}))
+            await run.engine.run_once()
+            await run.wait_for(lambda: bool(emu.messages(ours)) and bool(emu.messages(theirs)))
+            (mine,), (other,) = emu.messages(ours), emu.messages(theirs)
+            mine_id, other_id = alert_id(mine), alert_id(other)
+            assert mine_id != other_id
+
+            click = await emu.click_button(mine, f"nw:ack:{other_id}", forged=True)
+            answer = await click.final_message()
+            assert answer.ephemeral and f"Alert #{other_id} is not this server's" in answer.content
+            click = await emu.click_button(other, f"nw:nr:{mine_id}", forged=True)
+            answer = await click.final_message()
+            assert answer.ephemeral and f"not alert #{mine_id}'s" in answer.content
+            assert await run.engine.store.get_ack(other_id) is None
+            assert await run.engine.store.get_ack(mine_id) is None
+            assert emu.get_message(mine.id).edits == [] and emu.get_message(other.id).edits == []
+
+            # each server acknowledges its own
+            for msg, ident in ((mine, mine_id), (other, other_id)):
+                click = await emu.click_button(msg, f"nw:ack:{ident}", user="member")
+                assert (await click.callback())["type"] == 7
+                assert await run.engine.store.get_ack(ident) is not None
+        assert emu.validate_all() == []

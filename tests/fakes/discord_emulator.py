@@ -2820,10 +2820,10 @@ class DiscordEmulator:
         return await self._send(payload)
 
     async def _component(self, message: EmuMessage | int, custom_id: str, component_type: int,
-                         values: list[str] | None, user: Any, stale: bool = False
-                         ) -> InteractionHandle:
+                         values: list[str] | None, user: Any, stale: bool = False,
+                         forged: bool = False) -> InteractionHandle:
         msg = message if isinstance(message, EmuMessage) else self.get_message(int(message))
-        if custom_id not in msg.custom_ids:
+        if custom_id not in msg.custom_ids and not forged:
             raise LookupError(f"message {msg.id} has no component {custom_id!r} "
                               f"(has {msg.custom_ids})")
         # What Discord's client lets a user do: a disabled component takes no click, and a
@@ -2843,6 +2843,10 @@ class DiscordEmulator:
         payload, _, _ = self._interaction_base(3, data, user=user, guild_id=msg.guild_id,
                                                channel_id=msg.channel_id, locale="en-US")
         payload["message"] = msg.payload()
+        if forged and custom_id not in msg.custom_ids:
+            # The message as the crafting client shows it: with one more row holding the button.
+            payload["message"]["components"] = [*msg.components, {"type": 1, "components": [
+                {"type": 2, "style": 2, "label": "forged", "custom_id": custom_id}]}]
         handle = InteractionHandle(self, payload)
         handle.source_message = msg
         self._interactions[handle.token] = handle
@@ -2850,11 +2854,14 @@ class DiscordEmulator:
         return handle
 
     async def click_button(self, message: EmuMessage | int, custom_id: str, *,
-                           user: Any = "admin", stale: bool = False) -> InteractionHandle:
+                           user: Any = "admin", stale: bool = False,
+                           forged: bool = False) -> InteractionHandle:
         """A user clicks a button (MESSAGE_COMPONENT, component_type 2) on a message. A disabled
         one takes no click, unless ``stale``: the user's client had not yet seen the edit that
-        disabled it."""
-        return await self._component(message, custom_id, 2, None, user, stale)
+        disabled it. ``forged``: a crafted click, a button with ``custom_id`` the message does
+        not carry (a modified client, or a button copied from another message), sent as though
+        the message held it; Discord's own client cannot send one."""
+        return await self._component(message, custom_id, 2, None, user, stale, forged)
 
     async def select_menu(self, message: EmuMessage | int, custom_id: str, values: list[str],
                           *, user: Any = "admin") -> InteractionHandle:

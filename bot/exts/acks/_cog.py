@@ -6,7 +6,9 @@ Invariants:
   whichever process runs when it comes: buttons work after a restart, and no view is kept per
   message.
 - Anyone in the server who sees the alert may click (the channel's visibility is the gate);
-  a click from a server the bot does not serve (``guild_ids``) or from a DM is refused.
+  a click from a server the bot does not serve (``guild_ids``) or from a DM is refused, and so
+  is one whose message is not the alert's posted message (its story's, once reposted) or whose
+  alert is on another server's route: the custom id is the client's to send.
 - "Acknowledge" is idempotent: the first click records who and when, adds a line to the message
   and disables the button; later clicks are told who acknowledged first. "Not relevant" counts
   once per person. Both answer the clicker privately; neither pings anyone.
@@ -57,6 +59,14 @@ async def _allowed(interaction: discord.Interaction[Any]) -> bool:
     return True
 
 
+def _clicked_on(interaction: discord.Interaction[Any]) -> dict[str, int | None]:
+    """Where a click came from, for the engine to refuse a button that names an alert other
+    than its message's (a crafted custom id, or a button copied onto another message)."""
+    message = interaction.message
+    return {"message_id": message.id if message is not None else 0,
+            "guild": interaction.guild_id}
+
+
 async def _answer_errors(interaction: discord.Interaction[Any], exc: Exception, button: str
                          ) -> None:
     if isinstance(exc, NewswatchError):
@@ -90,8 +100,8 @@ class AckButton(discord.ui.DynamicItem[Button], template=re.compile(ACK_ID_PATTE
             await _answer_errors(interaction, exc, self.custom_id)
 
     async def _acknowledge(self, interaction: discord.Interaction[Any]) -> None:
-        result = await engine_of(interaction.client).acknowledge(self.alert_id,
-                                                                 interaction.user.id)
+        result = await engine_of(interaction.client).acknowledge(
+            self.alert_id, interaction.user.id, **_clicked_on(interaction))
         line = ack_line(result.user_id, result.at)
         if not result.first:
             await _reply(interaction, line.replace("✅ Acknowledged", "Already acknowledged", 1))
@@ -122,8 +132,8 @@ class NotRelevantButton(discord.ui.DynamicItem[Button], template=re.compile(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
-            new = await engine_of(interaction.client).not_relevant(self.alert_id,
-                                                                   interaction.user.id)
+            new = await engine_of(interaction.client).not_relevant(
+                self.alert_id, interaction.user.id, **_clicked_on(interaction))
             await _reply(interaction, "Noted: not relevant to you. `/rules list` shows how "
                                       "often each rule's alerts are." if new else
                          "You had already marked this alert not relevant.")
