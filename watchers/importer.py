@@ -67,6 +67,7 @@ from watchers.models import (
     believed,
     checked_article,
     history_time,
+    impossible_offset,
     json_int,
     loads_json,
     matchable,
@@ -155,7 +156,8 @@ class ImportSummary:
 def line_date(value: Any) -> datetime | None:
     """A line's ``date`` in UTC (``newswatch import`` and ``newswatch stories`` read it this
     one way); None for no date (absent, null or ""). BadLine says why it is none: not an ISO
-    8601 string, or one whose time in UTC is past either end of the calendar
+    8601 string, one whose UTC offset no zone has (``+15:00``), or one whose time in UTC is
+    past either end of the calendar
     (``0001-01-01T00:00:00+14:00``, ``9999-12-31T23:59:59-14:00``). Such a date was taken as
     no date (the import's) or as the time the file was read (the stories'), and the line was
     never named, where every other date that cannot be one is."""
@@ -166,6 +168,9 @@ def line_date(value: Any) -> datetime | None:
     try:
         parsed = parse_iso(value.strip())
     except ValueError:
+        if (zone := impossible_offset(value)) is not None:
+            raise BadLine(f"'date' has UTC offset {zone}, which no time zone has: "
+                          f"{value[:60]!r}") from None
         raise BadLine(f"'date' is not an ISO 8601 date: {value[:60]!r}") from None
     try:
         return parsed.astimezone(UTC)

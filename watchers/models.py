@@ -38,6 +38,7 @@ __all__ = [
     "derive_id",
     "history_time",
     "hits_json",
+    "impossible_offset",
     "json_kind",
     "matchable",
     "minute_text",
@@ -323,12 +324,36 @@ def believed(published: datetime | None, fetched_at: datetime | None) -> datetim
 
 _LEAP_SECOND = re.compile(r"(\d\d:\d\d):60(?![\d])")
 
+# A numeric UTC offset as a date writes it after its time: "10:00:00 +0200", "10:00-05:00",
+# "10:00:00 GMT+0545", "10:00+14".
+_WRITTEN_OFFSET = re.compile(
+    r"\d:\d\d(?::\d\d)?(?:[.,]\d+)?\s*(?:GMT|UTC)?([+-])(\d\d)(?::?(\d\d))?(?!\d)", re.I)
+# The zones of the world run from -12:00 to +14:00.
+_MOST_OFFSET = timedelta(hours=14)
+
+
+def impossible_offset(text: Any) -> str | None:
+    """The UTC offset a date as written gives its time, when no zone has it (past ±14:00, or
+    of 60 minutes or more); None otherwise. Such an offset is a typo or a placeholder, not a
+    zone: "+9999" was read as 99 hours and 99 minutes and dated an article four days early."""
+    found = _WRITTEN_OFFSET.search(text) if isinstance(text, str) else None
+    if found is None:
+        return None
+    sign, hours, minutes = found.groups()
+    if int(minutes or 0) < 60 and timedelta(hours=int(hours), minutes=int(minutes or 0)) <= (
+            _MOST_OFFSET):
+        return None
+    return f"{sign}{hours}{':' + minutes if minutes else ''}"
+
 
 def parse_iso(text: str) -> datetime:
     """An ISO 8601 date or date and time (what :meth:`datetime.fromisoformat` reads), made
     aware: one without a zone is UTC. A leap second (``23:59:60``, which RFC 3339 allows) is
-    the second after ``23:59:59``, as the feed parser reads it in feeds. ValueError names what
-    could not be read."""
+    the second after ``23:59:59``, as the feed parser reads it in feeds. An offset no zone has
+    (see :func:`impossible_offset`) is no date. ValueError names what could not be read."""
+    if (zone := impossible_offset(text)) is not None:
+        # fromisoformat takes any offset under a day and "+14:60" as +15:00
+        raise ValueError(f"UTC offset {zone} is no time zone's: {text[:60]!r}")
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

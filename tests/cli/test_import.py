@@ -252,6 +252,11 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
     (b'{"title": "a", "text": "b", "title": "c"}', "'title' appears twice in the object"),
     (b'{"title": "x", "date": 20220101}', "'date' must be an ISO 8601 string, not int"),
     (b'{"title": "x", "date": "2022-13-01"}', "'date' is not an ISO 8601 date"),
+    # an offset no zone has: "+15:00" was taken, and the article dated a day off
+    (b'{"title": "x", "date": "2022-02-01T10:00:00+15:00"}',
+     "'date' has UTC offset +15:00, which no time zone has: '2022-02-01T10:00:00+15:00'"),
+    (b'{"title": "x", "date": "2022-02-01T10:00:00+14:60"}',
+     "'date' has UTC offset +14:60, which no time zone has"),
     # before the first second of the calendar in UTC: it was taken as undated, unnamed
     (b'{"title": "x", "date": "0001-01-01T00:00:00+01:00"}',
      "'date' 0001-01-01T00:00:00+01:00 is out of range once made UTC"),

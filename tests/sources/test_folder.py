@@ -89,6 +89,19 @@ def test_json_and_markdown_articles(tmp_path: Path) -> None:
         read_article_file(tmp_path / "bad.json")
 
 
+def test_a_date_whose_utc_offset_no_zone_has_is_unknown(tmp_path: Path) -> None:
+    """"+15:00" was taken as a zone, and the article dated a day early."""
+    (tmp_path / "a.json").write_text(json.dumps({"title": "Odd zone", "published":
+                                                 "2022-02-01T10:00:00+15:00"}))
+    assert read_article_file(tmp_path / "a.json").published is None
+    title, _, published = split_text_article("date 2022-02-01T10:00+14:60\nTroops\nBody.")
+    assert published is None and title == "date 2022-02-01T10:00+14:60"  # kept as written
+    (tmp_path / "b.json").write_text(json.dumps({"title": "Kiritimati", "published":
+                                                 "2022-02-01T10:00:00+14:00"}))
+    assert read_article_file(tmp_path / "b.json").published == datetime(2022, 1, 31, 20,
+                                                                         tzinfo=UTC)
+
+
 async def test_folder_notices_new_and_changed_files_only(tmp_path: Path) -> None:
     (tmp_path / "one.txt").write_text("First story\nTroops moved.")
     src = FolderSource("f", tmp_path)

@@ -5,7 +5,7 @@ and made it the item's link) and impossible dates read as unknown (feedparser ro
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +127,66 @@ def test_an_impossible_rss_or_atom_date_is_unknown(date: str, expected: datetime
             f"<title>troops</title><updated>{date}</updated></entry></feed>").encode()
     (entry,) = parse_feed(atom, url="https://f.example/a", content_type=None).entries
     assert entry.published == expected
+
+
+# UTC offsets run from -12:00 to +14:00; one past ±14:00, or of 60 minutes or more, is no zone:
+# feedparser read "+9999" as 99 hours 99 minutes and dated the article four days early.
+NO_ZONE = ["Tue, 01 Feb 2022 10:00:00 +9999", "Tue, 01 Feb 2022 10:00:00 +1500",
+           "Tue, 01 Feb 2022 10:00:00 -1401", "Tue, 01 Feb 2022 10:00:00 +0160",
+           "Tue, 01 Feb 2022 10:00:00 GMT+1800", "2022-02-01T10:00:00+99:99",
+           "2022-02-01T10:00:00+15:00", "2022-02-01T10:00:00+14:60",
+           "2022-02-01T10:00:00.250-23:59", "2022-02-01T10:00+0160", "2022-02-01T10:00:00+16"]
+REAL_ZONES = [("Tue, 01 Feb 2022 10:00:00 +1400", datetime(2022, 1, 31, 20, tzinfo=UTC)),
+              ("Tue, 01 Feb 2022 10:00:00 -1200", datetime(2022, 2, 1, 22, tzinfo=UTC)),
+              ("Tue, 01 Feb 2022 10:00:00 +0545", datetime(2022, 2, 1, 4, 15, tzinfo=UTC)),
+              ("2022-02-01T10:00:00-14:00", datetime(2022, 2, 2, 0, tzinfo=UTC)),
+              ("2022-02-01T10:00:00+05:30", datetime(2022, 2, 1, 4, 30, tzinfo=UTC))]
+
+
+def _three_formats(date: str) -> dict[str, bytes]:
+    atom = (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry><id>1</id>'
+            f"<title>troops</title><updated>{date}</updated></entry></feed>").encode()
+    return {"rss": _rss(f"<pubDate>{date}</pubDate>"), "atom": atom, "json": _json_feed(date)}
+
+
+@pytest.mark.parametrize("date", NO_ZONE)
+def test_a_date_with_a_utc_offset_no_zone_has_is_unknown(date: str) -> None:
+    for kind, body in _three_formats(date).items():
+        (entry,) = parse_feed(body, url=f"https://f.example/{kind}", content_type=None).entries
+        assert entry.published is None, kind
+
+
+@pytest.mark.parametrize(("date", "expected"), REAL_ZONES)
+def test_dates_in_the_zones_at_the_ends_of_the_world_are_read(date: str, expected: datetime
+                                                              ) -> None:
+    for kind, body in _three_formats(date).items():
+        (entry,) = parse_feed(body, url=f"https://f.example/{kind}", content_type=None).entries
+        assert entry.published == expected, kind
+
+
+async def test_a_feed_item_whose_zone_is_no_zone_is_dated_when_it_was_seen(
+        tmp_path: Path) -> None:
+    """Served by a real feed server: the item dated "+9999" is stored undated (its alerts
+    and lookups show when it was fetched), not four days in the past; its sibling keeps its
+    date."""
+    sink = RecordingSink()
+    async with FeedServer() as server:
+        server.set("/feed.xml", Route(body=_rss("<guid>0</guid>")))
+        cfg = parse_config(_config(server.url("/feed.xml")), base_dir=tmp_path)
+        async with open_engine(cfg, start=False, default_sink=sink) as engine:
+            await engine.run_once()  # the baseline
+            items = "".join(
+                f"<item><title>Troops report {n}</title><guid>{n}</guid>"
+                f"<pubDate>{date}</pubDate></item>"
+                for n, date in ((1, "Tue, 01 Feb 2022 10:00:00 +9999"),
+                                (2, "Tue, 01 Feb 2022 10:00:00 +0100")))
+            server.set("/feed.xml", Route(body=(
+                '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+                f"{items}</channel></rss>").encode()))
+            before = datetime.now(UTC)
+            await engine.run_once()
+            stored = {a.title: a for a, _ in await engine.store.recent(limit=10)}
+            odd, fine = stored["Troops report 1"], stored["Troops report 2"]
+            assert odd.published is None
+            assert odd.fetched_at is not None and odd.fetched_at >= before - timedelta(seconds=1)
+            assert fine.published == datetime(2022, 2, 1, 9, tzinfo=UTC)

@@ -141,6 +141,9 @@ def test_dates_are_read_as_the_import_reads_them(tmp_path: Path,
      "'date' 0001-01-01T00:00:00+14:00 is out of range once made UTC"),
     ('{"id": "x", "title": "t", "date": "9999-12-31T23:59:59-14:00"}',
      "'date' 9999-12-31T23:59:59-14:00 is out of range once made UTC"),
+    # an offset no zone has: the line was put in another day's stories
+    ('{"id": "x", "title": "t", "date": "2022-01-01T10:00:00-23:00"}',
+     "'date' has UTC offset -23:00, which no time zone has"),
     ('{"id": "x", "title": 5, "date": "2022-01-01"}', "'title' must be a string, not int"),
     # a blank headline once read
     ('{"id": "x", "title": "\\u200b\\u00ad", "date": "2022-01-01"}',

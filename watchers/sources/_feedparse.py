@@ -50,7 +50,7 @@ from feedparser.encodings import (  # type: ignore[import-untyped]
 )
 
 from watchers.errors import SourceError
-from watchers.models import json_kind, loads_json, parse_iso
+from watchers.models import impossible_offset, json_kind, loads_json, parse_iso
 from watchers.sources.base import LEGACY_BYTES
 
 # feedparser asks xml.sax for libxml2's SAX driver before expat, on every document. Where that
@@ -460,7 +460,10 @@ def _impossible(raw: Any) -> bool:
     """Whether an ISO-style date as written names no day or time there is: feedparser rolls
     it over into a real one ("2024-02-30T25:61:00Z" became 2024-03-02 02:01, "2024-13-45"
     2025-01-01, "-0001-01-01" 2000-01-01), and the article was dated wrong instead of
-    undated. (Its RFC 822 reader already gives nothing for "30 Feb".)"""
+    undated. (Its RFC 822 reader already gives nothing for "30 Feb".) A date of any style
+    whose UTC offset no zone has is none either: feedparser shifted "+9999" by four days."""
+    if impossible_offset(raw) is not None:
+        return True
     found = _ISO_FIELDS.match(raw) if isinstance(raw, str) else None
     if found is None:
         return False
