@@ -69,11 +69,15 @@ def _period(value: str) -> timedelta:
 def _until(value: str | None) -> datetime:
     if not value:
         return datetime.now(UTC)
-    from watchers.models import parse_iso
+    from watchers.models import impossible_offset, parse_iso
 
     try:
         when = parse_iso(value.strip())  # as import, stories and the feeds read a date
     except ValueError:
+        zone = impossible_offset(value)
+        if zone is not None:
+            raise _Usage(f"--until: {value!r} has UTC offset {zone}, which no time zone "
+                         "has (they run from -12:00 to +14:00)") from None
         raise _Usage(f"--until: {value!r} is not an ISO 8601 date (e.g. 2022-03-01 or "
                      "2022-03-01T12:00)") from None
     # The chart reaches back a period and its baseline before --until, and a bucket after it:

@@ -85,6 +85,8 @@ def test_query_per_day_and_png(store: Path) -> None:
     (["troops", "--since", "100d"], "--since: 100d is out of range"),
     (["troops", "--since", "soon"], "--since:"),
     (["troops", "--until", "yesterday"], "--until: 'yesterday' is not an ISO 8601 date"),
+    (["troops", "--until", "2022-01-04T10:00+15:00"],
+     "--until: '2022-01-04T10:00+15:00' has UTC offset +15:00, which no time zone has"),
     # the chart reaches a period before and a bucket after: an OverflowError near the ends
     (["troops", "--until", "0001-01-05"], "--until: '0001-01-05' is out of range"),
     (["troops", "--until", "9999-12-31T23:59:59", "--since", "90d"], "is out of range"),
