@@ -154,6 +154,15 @@ def test_a_words_kind_of_event_is_read_with_the_word_after_it() -> None:
     assert "#resign" in _marks("Putin dismissed defence minister Shoigu")
     assert "#charge" not in _marks("Zelensky puts general in charge of Donbas defence")
     assert "#charge" in _marks("Prosecutors charge suspect in Kyiv attack")
+    # Deaths that pass a number approve nothing; a season, a threat or a bill is no event.
+    assert "#approve" not in _marks("Russian military deaths pass 36,000, Ukraine says")
+    assert "#fall" not in _marks("Ukraine to hold elections this fall, Zelensky says")
+    assert "#fall" in _marks("Ruble falls 10% against the dollar")
+    assert "#die" not in _marks("Election officials receive death threats in Georgia")
+    assert "#die" not in _marks("McConnell vows to kill bipartisan China bill")
+    assert "#die" in _marks("Russian strike kills 14 in Vinnytsia")
+    assert "#release" not in _marks("Poland offers free transit to Ukrainian refugees")
+    assert "#release" in _marks("Russia frees US marine in prisoner swap")
     # "Cleared for" use is an approval, "cleared of" a charge an acquittal.
     cleared = signature("Pfizer vaccine cleared for children aged 5 to 11").exemplars[0]
     approves = signature("FDA approves Pfizer vaccine for children aged 5 to 11").exemplars[0]
@@ -165,7 +174,8 @@ def test_a_words_kind_of_event_is_read_with_the_word_after_it() -> None:
               "Biden signs bill", "Stocks show signs of life", "Stocks plunge on recovery fears",
               "Russia fired 30 missiles at Kyiv", "CEO fired", "Drug cleared for use",
               "Officer cleared of murder", "Road cleared", "Kremlin dismissed claims",
-              "Minister dismissed", "General in charge", "Charges dropped")
+              "Minister dismissed", "General in charge", "Charges dropped", "Deaths pass 100",
+              "Talks this fall", "Death threats sent", "Plan to kill the bill", "Gunmen kill 5")
     for title in titles:
         assert signature(title) == _pure_signature(title), title
 

@@ -165,7 +165,8 @@ for _cls, _words in {
     "convict": "convicted convict guilty verdict",
     "sentence": "sentenced sentence sentencing jailed",
     "acquit": "acquitted acquit cleared",
-    "release": "released release freed free frees",
+    # "free" is mostly the adjective ("free transit", "free of restrictions")
+    "release": "released release freed frees",
     "reject": "reject rejects rejected block blocks blocked veto vetoed vetoes denies denied",
     "approve": "approve approves approved pass passes passed passe signs signed",
     "sue": "sue sues sued lawsuit",
@@ -184,7 +185,8 @@ for _cls, _words in {
 # step" are none; "signs of" is no signing; "fired" at something, or fired missiles, shots or
 # tear gas, is no dismissal, and claims or a case "dismissed" are rejected, not a person; "cleared
 # of" a charge is an acquittal, "cleared for" (or to) use an approval, any other clearing
-# neither; "in charge" is no charge.
+# neither; "in charge" is no charge; deaths that "pass" a number approve nothing; "this fall" is
+# a season; a "death threat" or "death penalty" kills no one, nor does a plan to "kill" a bill.
 _WEAPONS = frozenset(
     """missile rocket shot shell gun bullet drone salvo artillery torpedo projectile tear gas
     flare warning round ballistic cruise munition grenade mortar volley weapon barrage
@@ -200,7 +202,11 @@ _DISMISSED = frozenset(
 
 def _approve(key: str, before: str, after: Sequence[str]) -> str | None:
     nxt = after[0] if after else ""
-    return "die" if nxt == "away" else None if key == "sign" and nxt == "of" else "approve"
+    if nxt == "away":
+        return "die"
+    if (key == "sign" and nxt == "of") or (key.startswith("pass") and nxt[:1].isdigit()):
+        return None
+    return "approve"
 
 
 def _resign(key: str, before: str, after: Sequence[str]) -> str | None:
@@ -224,11 +230,31 @@ def _charge(key: str, before: str, after: Sequence[str]) -> str | None:
     return None if before == "in" else "charge"
 
 
+_NOT_DEATHS = frozenset("threat penalty row sentence certificate knell wish trap".split())  # noqa: SIM905
+_KILLED_PLANS = frozenset(
+    "bill deal plan agenda measure legislation proposal filibuster law".split()  # noqa: SIM905
+)
+
+
+def _die(key: str, before: str, after: Sequence[str]) -> str | None:
+    if key == "death" and after[:1] and after[0] in _NOT_DEATHS:
+        return None
+    if key == "kill" and not _KILLED_PLANS.isdisjoint(after[:3]):
+        return None
+    return "die"
+
+
+def _fall(key: str, before: str, after: Sequence[str]) -> str | None:
+    return None if key == "fall" and before in ("this", "last", "next", "in") else "fall"
+
+
 _IN_CONTEXT: dict[str, Callable[[str, str, Sequence[str]], str | None]] = {
-    "approve": _approve, "resign": _resign, "acquit": _acquit, "charge": _charge}
+    "approve": _approve, "resign": _resign, "acquit": _acquit, "charge": _charge, "die": _die,
+    "fall": _fall}
 # A headline holding none of these keys ("passes away", "steps", "signs" fold to them) is read
 # by the C loop, which does not look ahead; one holding any, by the Python loop.
-_CONTEXT_KEYS = frozenset(("away", "step", "sign", "fired", "cleared", "dismissed", "charge"))
+_CONTEXT_KEYS = frozenset(("away", "step", "sign", "fired", "cleared", "dismissed", "charge",
+                           "pass", "passed", "death", "kill", "fall"))
 # Counts spelt out read as digits: "eight-year-old" and "8-year-old" report one event.
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
