@@ -24,7 +24,7 @@ from bot.logs import say, shown, stopped_like_ctrl_c
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from watchers.config import Config
+    from watchers.config import Config, SourceConfig
     from watchers.models import Article
     from watchers.store import Store
     from watchers.store.base import StoryRecord
@@ -146,6 +146,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         flag = "" if s.enabled else " (disabled)"
         every = format_duration(s.every)
         _summary(f"    {s.name:<16} {s.type:<6} every {every:<6} {where}{flag}")
+    if any(r.min_sources > 1 for r in cfg.rules):
+        _outlets_summary(cfg.sources)
     _summary(f"  rules    {len(cfg.rules)}")
     for r in cfg.rules:
         waits = f" (waits for {r.min_sources} outlets)" if r.min_sources > 1 else ""
@@ -170,6 +172,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         return asyncio.run(_check_live(cfg))
     return EXIT_OK
+
+
+def _outlets_summary(sources: Sequence[SourceConfig]) -> None:
+    """The outlets corroboration (a rule's min_sources) counts the sources as, and the ones
+    that stand for several sources: two feeds of one site are one outlet, which an operator
+    setting min_sources wants to see before an alert waits for an outlet that never comes."""
+    from watchers.outlets import source_outlet
+
+    groups: dict[str, list[str]] = {}
+    for s in sources:
+        groups.setdefault(source_outlet(s), []).append(s.name)
+    _summary(f"  outlets  {len(groups)} (what min_sources counts)")
+    for outlet, names in groups.items():
+        if len(names) > 1:
+            _summary(f"    {outlet:<16} {', '.join(names)}")
 
 
 def _summary(line: str) -> None:

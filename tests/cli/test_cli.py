@@ -120,6 +120,27 @@ def test_check_shows_when_each_route_speaks_and_routes_no_rule_uses(workdir: Pat
         in res.stdout
 
 
+def test_check_shows_the_outlets_corroboration_counts(workdir: Path) -> None:
+    """A rule waiting for two outlets on a config whose feeds are all one publisher's waits
+    for ever: check says which sources are one outlet, where min_sources matters."""
+    feed = '[[sources]]\nname = "{}"\ntype = "feed"\nurl = "{}"\n{}'
+    sources = "".join((
+        feed.format("bbc-world", "https://feeds.bbci.co.uk/news/world/rss.xml", ""),
+        feed.format("bbc-europe", "https://feeds.bbci.co.uk/news/world/europe/rss.xml", ""),
+        feed.format("bbc-com", "https://www.bbc.com/news/rss.xml", 'outlet = "bbci.co.uk"\n'),
+        feed.format("dw", "https://rss.dw.com/rdf/rss-en-world", "")))
+    (workdir / "o.toml").write_text(
+        sources + '[[rules]]\nname = "troops"\nquery = "troops"\nmin_sources = 2\n')
+    res = nw("check", "-c", "o.toml", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    assert "  outlets  2 (what min_sources counts)\n" in res.stdout
+    assert "    bbci.co.uk       bbc-world, bbc-europe, bbc-com\n" in res.stdout
+    # Without a rule that waits, the outlets are not the summary's business.
+    (workdir / "p.toml").write_text(sources + '[[rules]]\nname = "troops"\nquery = "troops"\n')
+    plain = nw("check", "-c", "p.toml", cwd=workdir)
+    assert plain.returncode == 0 and "  outlets  " not in plain.stdout, plain.stdout
+
+
 def test_check_shows_control_characters_in_the_file_as_escapes(workdir: Path) -> None:
     """Paths and names come from the file: an escape sequence in one drove the terminal (a
     window title, a colour) and a line break split a line of the summary."""
