@@ -96,6 +96,7 @@ from watchers.rules.text import KEYS_VERSION
 from watchers.schedule import Clock, SystemClock
 from watchers.search import DEFAULT_WAIT, Lookup, SearchHit, search
 from watchers.service import PollReport, WatchService
+from watchers.skew import ClockCheck
 from watchers.sources import SourceContext, build_source, describe_source
 from watchers.sources._guard import IPNetwork, check_url, parse_networks
 from watchers.sources.base import Source
@@ -418,6 +419,9 @@ class Engine:
         self._loop = asyncio.get_running_loop()  # see _in_its_loop
         self._fatal: asyncio.Future[None] = self._loop.create_future()
         self._awaited = False  # whether someone awaits failed() (and says its error)
+        # A role process that polls or delivers on a shared store: its clock compared with
+        # the database's while it runs (see watchers.skew); None otherwise.
+        self.clock_check: ClockCheck | None = None
 
     def fail(self, error: BaseException) -> None:
         """Record an error that ends the engine (the store is gone or corrupted); logged unless
@@ -449,6 +453,8 @@ class Engine:
         if self._stopping is not None:
             # Its services are closed: delivery alone came back, and polling never did.
             raise NewswatchError("this engine was stopped; open another with open_engine")
+        if self.clock_check is not None:
+            await self.clock_check.start()  # told before the first lease is taken
         if self.role in ("all", "deliver"):
             self.delivery.start()
         if self.role in ("all", "poll"):
@@ -468,6 +474,8 @@ class Engine:
         if self._reloader is not None:
             self._reloader.cancel()
             await asyncio.gather(self._reloader, return_exceptions=True)
+        if self.clock_check is not None:
+            await self.clock_check.stop()
         failed = self._fatal.done()
         if failed:
             self._fatal.exception()  # retrieved: a failure that nobody awaited is not an error
@@ -1711,7 +1719,9 @@ async def open_engine(
 ) -> AsyncIterator[Engine]:
     """Open the store, build the services and (unless ``start=False``) start them; on exit stop
     and close everything in order. See the module docstring. ``clock`` is what every schedule
-    (digests, quiet hours, caps, surges) reads; tests pass a :class:`ManualClock`.
+    (digests, quiet hours, caps, surges) reads, and a poll worker's leases and next polls;
+    a poll or deliver process compares it with the database server's (:mod:`watchers.skew`).
+    Tests pass a :class:`ManualClock`.
     ``store_path`` (a path, or a PostgreSQL URL) replaces the config's store; a relative path
     is relative to the current directory, not to the config file's.
 
@@ -1826,6 +1836,11 @@ async def open_engine(
         engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy, role=role,
                         lookup_executor=lookups)
         engine.departed = departed
+        if role in ("poll", "deliver"):
+            # They write leases, next polls, retries and digest times by their own clocks,
+            # which the other processes read by theirs.
+            engine.clock_check = ClockCheck(
+                store, watch.clock if role == "poll" else delivery.clock, role, lease)
         engine.kept_rules = _kept(config, stored_rules, departed.keys())
         # A waiting alert is given up when its rules were removed, not when they are kept
         # but not run (their server removed the bot): it is sent, and held, until it is back.

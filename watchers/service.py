@@ -207,7 +207,8 @@ class WatchService:
     digest_route: Callable[[str], bool] | None = None
     story_window: timedelta = DEFAULT_WINDOW
     surge: SurgeConfig = field(default_factory=SurgeConfig)
-    clock: Clock = field(default_factory=SystemClock)  # when matches are recorded; surges
+    # When matches are recorded; surges; shared, leases and the polls' times too (see _now).
+    clock: Clock = field(default_factory=SystemClock)
     over_budget: Counter[str] = field(default_factory=Counter)  # rule → articles cut short
     # When each source last answered, by this service's clock (see _ingest's ``since``).
     _answered: dict[str, datetime] = field(default_factory=dict, init=False, repr=False)
@@ -476,17 +477,19 @@ class WatchService:
     async def _register(self, running: Sequence[_Running]) -> None:
         """Make these sources claimable; first polls spread as in :meth:`start`."""
         spread = len(running) > 100
-        now = datetime.now(UTC)
+        now = self.clock.now()
         await self.store.register_sources({
             r.name: now + timedelta(seconds=random.uniform(
                 0, min(r.config.every.total_seconds(), 60))) if spread else None
             for r in running})
 
     async def _claim_loop(self) -> None:
-        registered = datetime.now(UTC)
+        # Leases are taken by the engine's clock, the one compared with the database's
+        # (watchers.skew): a worker whose clock is off is told, not left to poll twice.
+        registered = self.clock.now()
         while True:
             self._wakeup.clear()
-            now = datetime.now(UTC)
+            now = self.clock.now()
             if now - registered > REREGISTER:
                 # Sources another worker retired that this one runs (workers started from
                 # different configs) become claimable again.
@@ -547,7 +550,7 @@ class WatchService:
             if self._inflight:
                 try:
                     await self.store.renew_leases(list(self._inflight), owner=self.owner,
-                                                  until=datetime.now(UTC) + self.lease)
+                                                  until=self.clock.now() + self.lease)
                 except StoreUnavailableError as exc:
                     # Tried again at the next renewal; a lease that lapses meanwhile only
                     # lets another worker poll the source again, which dedupe keeps quiet.
@@ -652,6 +655,12 @@ class WatchService:
             timetable.set(name, _seconds_until(state.next_poll if state is not None else None,
                                                datetime.now(UTC)))
 
+    def _now(self) -> datetime:
+        """When a poll happens, as its state records it. Shared: by the engine's clock, which
+        leases are claimed by, so a source's next poll and the claims that find it due agree;
+        alone: by the machine's, which the timetable sleeps by."""
+        return self.clock.now() if self.shared else datetime.now(UTC)
+
     def _fatal(self, exc: BaseException) -> None:
         if self.on_fatal is not None:
             self.on_fatal(exc)
@@ -724,7 +733,7 @@ class WatchService:
         """Poll one source once: store what is new, match it, write alerts; record health."""
         running = self._running[name]
         state = await self._book.get(name)
-        now = datetime.now(UTC)
+        now = self._now()
         try:
             answering = ANSWERING.set(state.failures == 0)
             try:
@@ -794,7 +803,7 @@ class WatchService:
         A source that has not answered since it last failed (or ever) has it counted: the
         hanging feeds that hold the host's connections must back off and pause, or they
         would queue again every interval and keep the host's connections taken for good."""
-        now = datetime.now(UTC)
+        now = self._now()
         wait = self.probe_every if state.paused else running.config.every
         self._book.save(replace(state, polls=state.polls + 1, last_error=error,
                                 last_error_at=now, next_poll=now + wait))
@@ -814,7 +823,7 @@ class WatchService:
         paused = failures >= self.pause_after
         if paused:
             backoff = max(backoff, self.probe_every.total_seconds())
-        now = datetime.now(UTC)
+        now = self._now()
         self._book.save(
             replace(state, polls=state.polls + 1, last_error=error, last_error_at=now,
                     failures=failures, next_poll=now + timedelta(seconds=backoff), paused=paused)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from tests.fakes.feed_server import FeedServer, Route, rss
 from watchers.config import Config, parse_config
 
-__all__ = ["TimedFeedServer", "config", "eventually", "feed_route", "rss", "toml"]
+__all__ = ["OffsetClock", "TimedFeedServer", "config", "eventually", "feed_route", "rss", "toml"]
 
 
 class TimedFeedServer(FeedServer):
@@ -28,6 +29,17 @@ class TimedFeedServer(FeedServer):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.times.setdefault(request.path, []).append(time.monotonic())
         return await super()._handle(request)
+
+
+class OffsetClock:
+    """This machine's clock moved by ``offset`` (which a test may change while it runs): a
+    process on a machine whose clock is off, passed to ``open_engine(clock=…)``."""
+
+    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
 
 
 def feed_route(*items: tuple[str, str], delay: float = 0.0) -> Route:

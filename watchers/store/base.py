@@ -524,6 +524,9 @@ class LeaseStore(Protocol):
     async def listen(self, channel: str, listener: Callable[[str, str], None]) -> None: ...
     async def stories_touched(self, after: datetime | None
                               ) -> tuple[list[StoryRecord], datetime]: ...
+    async def database_clock(self) -> datetime | None:
+        """The database server's clock now, which every process sharing it is compared with
+        (see :mod:`watchers.skew`); None where the store is this process's own (SQLite)."""
 
 
 class StoryStore(Protocol):

@@ -202,6 +202,12 @@ class StateMixin(RuntimeModels):
             "UPDATE source_state s SET lease_owner = NULL, lease_until = NULL FROM mine "
             "WHERE s.name = mine.name", owner)
 
+    async def database_clock(self) -> datetime | None:
+        """The server's clock at this statement (``clock_timestamp()``, not the start of a
+        transaction): the workers write leases by their own clocks, compared with it."""
+        when: datetime = await self._db.fetchval("SELECT clock_timestamp()")
+        return when
+
     async def all_source_states(self) -> list[SourceState]:
         rows = await self._db.fetch(
             f"SELECT {_STATE_COLS} FROM source_state ORDER BY name COLLATE \"C\"")

@@ -92,6 +92,9 @@ class StateMixin(RuntimeModels):
                               ) -> tuple[list[StoryRecord], datetime]:
         return [], now()  # one process: no other process writes stories
 
+    async def database_clock(self) -> datetime | None:
+        return None  # one process: the database's clock is this machine's
+
     async def source_state(self, name: str) -> SourceState | None:
         rows = await self._db.fetchall(
             f"SELECT {_STATE_COLS} FROM source_state WHERE name = ?", (name,))
