@@ -179,6 +179,7 @@ def _outlets_summary(sources: Sequence[SourceConfig]) -> None:
     that stand for several sources: two feeds of one site are one outlet, which an operator
     setting min_sources wants to see before an alert waits for an outlet that never comes."""
     from watchers.outlets import source_outlet
+    from watchers.urls import without_credentials
 
     groups: dict[str, list[str]] = {}
     for s in sources:
@@ -186,7 +187,9 @@ def _outlets_summary(sources: Sequence[SourceConfig]) -> None:
     _summary(f"  outlets  {len(groups)} (what min_sources counts)")
     for outlet, names in groups.items():
         if len(names) > 1:
-            _summary(f"    {outlet:<16} {', '.join(names)}")
+            # A feed on an address is its own outlet, named by its URL's query too: an
+            # access key there is redacted as in the sources' lines.
+            _summary(f"    {without_credentials(outlet):<16} {', '.join(names)}")
 
 
 def _summary(line: str) -> None:

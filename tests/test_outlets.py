@@ -72,6 +72,13 @@ from watchers.store._shared import OutletCount
     ("http://feeds.localhost:1200/x", "feeds.localhost:1200/x"),
     ("http://intranet:8080/news.xml", "intranet:8080/news.xml"),
     ("http://2130706433/feed", "2130706433/feed"),
+    # names of the special-use domains (mDNS, a home network, a private network) name
+    # machines, as one-label names do: a bridge there serves many publishers' feeds
+    ("http://rsshub.local:1200/reuters/world", "rsshub.local:1200/reuters/world"),
+    ("http://RSSHub.Local./ap/topics", "rsshub.local/ap/topics"),
+    ("http://bridge.home.arpa/?bridge=Bbc", "bridge.home.arpa/?bridge=Bbc"),
+    ("http://feeds.corp.internal/dw", "feeds.corp.internal/dw"),
+    ("http://nas.lan:8080/feed", "nas.lan:8080/feed"),
 ])
 def test_a_urls_outlet_is_its_site(url: str, outlet: str) -> None:
     assert site(url) == outlet
@@ -116,6 +123,17 @@ def test_a_sources_outlet_setting_wins_over_its_url_and_compares_without_case() 
     # a stored model's values as JSON gives them, whatever another version wrote
     assert outlet_of("x", outlet=3, url="https://www.dw.com/rss") == "dw.com"
     assert outlet_of("x", outlet=None, url=None) == "x"
+
+
+def test_an_outlets_name_compares_across_unicode_forms_and_as_the_site_it_names() -> None:
+    # composed and decomposed accents, full-width letters: one name as typed on two systems
+    assert outlet_name("Süddeutsche") == outlet_name("Su\u0308ddeutsche")
+    assert outlet_name("ＢＢＣ") == outlet_name("BBC") == "bbc"
+    assert outlet_name("Ｌｅ　Ｍｏｎｄｅ") == outlet_name("le monde")
+    # an outlet written as a site joins that site's feeds, whichever form the host takes
+    assert outlet_name("пример.рф") == site("https://пример.рф/rss") == "xn--e1afmkfd.xn--p1ai"
+    assert outlet_name("BBCI.co.uk.") == site("https://feeds.bbci.co.uk/x") == "bbci.co.uk"
+    assert outlet_name("bücher．de") == outlet_name("xn--bcher-kva.de")
 
 
 def test_a_story_counts_its_sources_by_outlet() -> None:

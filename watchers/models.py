@@ -325,9 +325,11 @@ def believed(published: datetime | None, fetched_at: datetime | None) -> datetim
 _LEAP_SECOND = re.compile(r"(\d\d:\d\d):60(?![\d])")
 
 # A numeric UTC offset as a date writes it after its time: "10:00:00 +0200", "10:00-05:00",
-# "10:00:00 GMT+0545", "10:00+14".
+# "10:00:00 GMT+0545", "10:00+14", and in ISO 8601's basic format or with hours alone after
+# the date's "T" ("20220201T100000+0200", "2022-02-01T10+02:00").
 _WRITTEN_OFFSET = re.compile(
-    r"\d:\d\d(?::\d\d)?(?:[.,]\d+)?\s*(?:GMT|UTC)?([+-])(\d\d)(?::?(\d\d))?(?!\d)", re.I)
+    r"(?:\d:\d\d(?::\d\d)?|\dT\d\d(?:\d\d){0,2})(?:[.,]\d+)?\s*(?:GMT|UTC)?([+-])(\d\d)"
+    r"(?::?(\d\d))?(?!\d)", re.I)
 # The zones of the world run from -12:00 to +14:00.
 _MOST_OFFSET = timedelta(hours=14)
 

@@ -4,7 +4,8 @@ A story keeps the sources that reported it; a rule's ``min_sources`` counts the 
 *outlets* among them, so that two feeds of one publisher (its world feed and its Europe feed)
 do not corroborate each other. A source's outlet is:
 
-- its ``outlet`` setting, when it has one (compared without regard to case or spacing);
+- its ``outlet`` setting, when it has one (compared without regard to case, spacing or
+  Unicode form; see :func:`outlet_name`);
 - else, for a source with a URL (a feed, a JSON feed, a page, a feed a server follows), the
   site of the URL (:func:`site`): its host's registrable domain, so ``feeds.bbci.co.uk`` and
   ``www.bbci.co.uk`` are both ``bbci.co.uk`` — or, on a host that names a machine (an IP
@@ -21,6 +22,7 @@ that comes out wrong says its ``outlet``.
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from encodings import idna
 from typing import Final
 from urllib.parse import urlsplit
@@ -78,15 +80,26 @@ HOSTED: Final[frozenset[str]] = frozenset({
 })
 _SUFFIXES: Final = TWO_LEVEL | HOSTED
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_PRIVATE_TLDS: Final = frozenset({"local", "lan", "internal", "localdomain"})
 # Full stops other than "." that IDNA reads as label separators (ideographic, full-width,
 # half-width).
 _DOTS: Final = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 
 
 def outlet_name(name: str) -> str:
-    """An outlet's name as outlets are compared: spacing collapsed, case folded ("BBC", "bbc"
-    and " BBC " are one outlet)."""
-    return " ".join(name.split()).casefold()
+    """An outlet's name as outlets are compared: spacing collapsed, case folded, and in one
+    Unicode form ("BBC", "bbc", " BBC " and full-width "ＢＢＣ" are one outlet, as are an
+    accent typed composed and decomposed). A name that is a host name (one word with a dot) is
+    compared as :func:`site` writes hosts, so ``outlet = "bbci.co.uk"`` joins that site's
+    feeds whether written in Unicode or in punycode."""
+    # NFKC folds width and composes accents, as IDNA does with host names; case folding can
+    # undo a composition, so the form is taken again after it.
+    folded = unicodedata.normalize(
+        "NFKC", unicodedata.normalize("NFKC", " ".join(name.split())).casefold())
+    if " " in folded or "." not in folded.strip("."):
+        return folded
+    return ".".join(_ascii_label(label) for label in folded.translate(_DOTS).rstrip(".")
+                    .split("."))
 
 
 def _ascii_label(label: str) -> str:
@@ -106,7 +119,8 @@ def site(url: str) -> str:
     ``bbci.co.uk``, ``http://rss.cnn.com/`` → ``cnn.com``).
 
     A host that names a machine rather than a site — an IP address, ``localhost`` (or a name
-    under it), a name of one label — says nothing of the outlet: each feed there is its own,
+    under it), a name of one label, a private network's name (``.local``, ``.lan``,
+    ``.internal``, ``home.arpa``) — says nothing of the outlet: each feed there is its own,
     named by the address with its port (a default port left out), path and query, as feed
     URLs compare (``127.0.0.1:8001/dw``): two servers on 127.0.0.1, or two paths of one, are
     two outlets. A URL with no host is its own."""
@@ -141,8 +155,8 @@ def site(url: str) -> str:
 
 def _machine(host: str) -> str | None:
     """``host`` as a machine's name when it names one rather than a site (an address, in its
-    canonical form and bracketed for IPv6; ``localhost`` or a name under it; one label alone);
-    None for a site's name."""
+    canonical form and bracketed for IPv6; ``localhost`` or a name under it; one label alone;
+    a private network's name); None for a site's name."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -156,6 +170,10 @@ def _machine(host: str) -> str | None:
     last = host.rsplit(".", 1)[-1]
     # "127.1" and "2130706433" are addresses too, as resolvers read them.
     if "." not in host or last.isdigit() or last == "localhost":
+        return host
+    # Names no one registers: a private network's machines (mDNS's .local, a home network's
+    # .home.arpa and .lan, ICANN's .internal), where one bridge serves many publishers.
+    if last in _PRIVATE_TLDS or host.endswith(".home.arpa"):
         return host
     return None
 

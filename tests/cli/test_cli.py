@@ -141,6 +141,22 @@ def test_check_shows_the_outlets_corroboration_counts(workdir: Path) -> None:
     assert plain.returncode == 0 and "  outlets  " not in plain.stdout, plain.stdout
 
 
+def test_check_lists_the_outlets_without_the_feeds_credentials(workdir: Path) -> None:
+    """Two feeds of one address (a local bridge) are one outlet named by the feed's address,
+    path and query: the query's access key is shown redacted there, as in the sources' lines
+    (the summary is pasted in reports)."""
+    feed = '[[sources]]\nname = "{}"\ntype = "feed"\nurl = "{}"\n'
+    (workdir / "o.toml").write_text(
+        '[fetch]\nallow_private = ["127.0.0.0/8"]\n'
+        + feed.format("wire", "http://127.0.0.1:1200/reuters?key=s3cr3t-access-key")
+        + feed.format("wire-tls", "https://127.0.0.1:1200/reuters?key=s3cr3t-access-key")
+        + '[[rules]]\nname = "troops"\nquery = "troops"\nmin_sources = 2\n')
+    res = nw("check", "-c", "o.toml", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    assert "s3cr3t-access-key" not in res.stdout + res.stderr
+    assert "    127.0.0.1:1200/reuters?key=[redacted] wire, wire-tls\n" in res.stdout
+
+
 def test_check_shows_control_characters_in_the_file_as_escapes(workdir: Path) -> None:
     """Paths and names come from the file: an escape sequence in one drove the terminal (a
     window title, a colour) and a line break split a line of the summary."""

@@ -257,6 +257,10 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
      "'date' has UTC offset +15:00, which no time zone has: '2022-02-01T10:00:00+15:00'"),
     (b'{"title": "x", "date": "2022-02-01T10:00:00+14:60"}',
      "'date' has UTC offset +14:60, which no time zone has"),
+    (b'{"title": "x", "date": "20220201T100000+1500"}',
+     "'date' has UTC offset +15:00, which no time zone has: '20220201T100000+1500'"),
+    (b'{"title": "x", "date": "2022-02-01T10-23"}',
+     "'date' has UTC offset -23, which no time zone has"),
     # before the first second of the calendar in UTC: it was taken as undated, unnamed
     (b'{"title": "x", "date": "0001-01-01T00:00:00+01:00"}',
      "'date' 0001-01-01T00:00:00+01:00 is out of range once made UTC"),

@@ -34,10 +34,12 @@ def storage(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def watching(tmp_path: Path, storage: dict[str, str], server: FeedServer
+async def watching(tmp_path: Path, storage: dict[str, str], server: FeedServer,
+                   outlets: tuple[str, str] = ("BBC", "bbc")
                    ) -> AsyncIterator[tuple[Engine, RecordingSink]]:
-    """The engine polling the BBC's two feeds (one outlet, as the config says) and DW's, with
-    a rule that waits for two outlets; each feed's first poll (its baseline) done."""
+    """The engine polling the BBC's two feeds (one outlet, as the config says with
+    ``outlets``) and DW's, with a rule that waits for two outlets; each feed's first poll (its
+    baseline) done."""
     for name in FEEDS:
         server.set(f"/{name}", Route(body=rss([])))
 
@@ -50,7 +52,7 @@ async def watching(tmp_path: Path, storage: dict[str, str], server: FeedServer
         "channels": {"alerts": 1},
         "stories": {"window": "48h"},
         "fetch": {"allow_private": ["127.0.0.1/32"]},
-        "sources": [feed("bbc-world", outlet="BBC"), feed("bbc-europe", outlet="bbc"),
+        "sources": [feed("bbc-world", outlet=outlets[0]), feed("bbc-europe", outlet=outlets[1]),
                     feed("dw")],
         "rules": [{"name": "troops", "query": "troops", "min_sources": 2}],
     }, base_dir=tmp_path)
@@ -109,3 +111,22 @@ async def test_a_word_for_word_copy_from_the_outlets_other_feed_does_not_corrobo
         await engine.run_once()
         assert await engine.store.alert_counts() == {"delivered": 1}
     assert len(sink.alerts) == 1
+
+
+# One outlet's name as two keyboards write it: composed and decomposed accents (a file edited
+# on macOS), full-width letters (an East Asian input method), a host in Unicode and in ASCII.
+@pytest.mark.parametrize("outlets", [
+    ("Süddeutsche Zeitung", "Su\u0308ddeutsche Zeitung"),
+    ("ＢＢＣ", "BBC"),
+    ("пример.рф", "xn--e1afmkfd.xn--p1ai"),
+], ids=["nfc-nfd", "full-width", "idn"])
+async def test_one_outlets_name_in_two_unicode_forms_is_one_outlet(
+        tmp_path: Path, storage: dict[str, str], outlets: tuple[str, str]) -> None:
+    async with FeedServer() as server, watching(tmp_path, storage, server, outlets) as (
+            engine, sink):
+        report(server, "bbc-world", "bbc", 0)
+        await engine.run_once()
+        report(server, "bbc-europe", "npr", 10)
+        await engine.run_once()
+        assert sink.alerts == [], "one outlet's two feeds corroborated each other"
+        assert await engine.store.alert_counts() == {"waiting": 1}
