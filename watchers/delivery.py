@@ -1228,7 +1228,9 @@ class DeliveryService:
         route = row.route
         story: str | None = None
         try:
-            if row.kind in ("notice", "surge"):
+            if row.kind == "summary" and await self._keep_summary(row):
+                return "settled"
+            if row.kind in ("notice", "surge", "summary"):
                 remote_id = await self._notice(sink, row)
             elif row.kind == "digest":
                 remote_id = await self._digest(sink, row)
@@ -1518,6 +1520,24 @@ class DeliveryService:
         if until is None:
             return False
         await self.store.schedule(row.id, until, why)
+        return True
+
+    async def _keep_summary(self, row: OutboxRow) -> bool:
+        """Keep a poll's cap summary (a ``summary`` row) until its route's quiet hours end,
+        unless one of the alerts it lists is at or above ``break_through`` (its rules are
+        theirs). The digest of those quiet hours is then followed by it (see the stores'
+        ``make_digests``): posted at once, it spoke at 23:00 for alerts kept until 07:00.
+        One that an earlier attempt may have posted is sent now, as an alert is. Returns
+        whether it was kept."""
+        cfg = self._route_config(row.route)
+        if cfg is None or not cfg.quiet_hours:
+            return False
+        if severity_rank(_severity(row.rules)) >= severity_rank(cfg.break_through):
+            return False
+        end = quiet_end(cfg, self.clock.now())
+        if end is None or (row.attempts > 1 and await self.store.maybe_sent(row.id)):
+            return False
+        await self.store.schedule(row.id, end, "quiet hours")
         return True
 
     async def _keep_update(self, row: OutboxRow) -> bool:

@@ -71,6 +71,7 @@ from watchers.store import one_version_each
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
+    CapSummary,
     OutboxEntry,
     SourceState,
     Store,
@@ -1016,9 +1017,13 @@ class WatchService:
                 # they are known, so a poll cut short after it (a stop, a crash, a full disk) and
                 # polled again never names them. After a crash some may be named twice; none is
                 # left unnamed.
-                notices = [(route, _overflow_text(
+                # Each summary carries the rules of the alerts it lists: quiet hours keep it
+                # for their digest unless one of those would have broken through them.
+                summaries = [CapSummary(route, _overflow_text(
                     (self.source_label(route, running.name) if self.source_label else None)
-                    or running.name, titles)) for route, titles in overflow.items()]
+                    or running.name, [title for title, _ in left]),
+                    tuple({r.key: r for _, rules in left for r in rules}.values()))
+                    for route, left in overflow.items()]
                 new = alerts = 0
                 # Whole articles per transaction, a bounded number per transaction: a crash loses at
                 # most the batch being written, and the source's cursor (saved after this returns)
@@ -1033,12 +1038,12 @@ class WatchService:
                                        matched_at=history_time(article, at=now) if baseline
                                        else _matched_at(article, now, since))
                          for article, analysis, entries in batch], at=now,
-                        notices=notices if start == 0 else ())
+                        summaries=summaries if start == 0 else ())
                     for (_, _, entries), kept in zip(batch, stored, strict=True):
                         if kept is not None:
                             new += 1
                             alerts += sum(1 for e in entries if not e.suppressed)
-                alerts += len(notices)
+                alerts += len(summaries)
                 if not baseline:  # a backlog is no surge (nor is a muted rule's)
                     fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
                     alerts += await self._surges(
@@ -1207,10 +1212,12 @@ def _restore(index: StoryIndex, stories: Iterable[StoryRecord]) -> None:
 def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
          edits: Callable[[str], bool] | None = None,
          digest_route: Callable[[str], bool] | None = None
-         ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]], dict[str, list[str]]]:
+         ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]],
+                    dict[str, list[tuple[str, tuple[RuleConfig, ...]]]]]:
     """Keep at most ``cap`` alert messages per route from one poll — the newest, since the
     list runs oldest first. The others lose their outbox entry (article and matches are
-    still recorded) and are listed in one summary per route. A story's articles on a route
+    still recorded) and are listed in one summary per route (each by its title and the rules
+    that fired on it there). A story's articles on a route
     that tells stories are one message (the others edit it, or are lines in its thread, and
     ping nobody): counted each, 25 reports of a known story took the cap, and a new story's
     critical alert was listed as not posted. (Not where the destination cannot edit, per
@@ -1219,7 +1226,7 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
     ``cap`` of them were left out of it and listed at once in a message of their own."""
     seen: dict[str, int] = defaultdict(int)
     told: set[tuple[str, str]] = set()  # (route, story) counted already
-    overflow: dict[str, list[str]] = defaultdict(list)
+    overflow: dict[str, list[tuple[str, tuple[RuleConfig, ...]]]] = defaultdict(list)
     kept: list[tuple[Article, _Analysis, list[OutboxEntry]]] = []
     for article, analysis, entries in reversed(routed):
         keep = []
@@ -1236,10 +1243,10 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
                     told.add(one)
                 keep.append(entry)
             else:
-                overflow[entry.route].append(article.title)
+                overflow[entry.route].append((article.title, entry.rules))
         kept.append((article, analysis, keep))
     kept.reverse()
-    return kept, {route: titles[::-1] for route, titles in overflow.items()}
+    return kept, {route: left[::-1] for route, left in overflow.items()}
 
 def _same_link(a: Article, b: Article) -> bool:
     """Whether two articles are at one address (as links compare: tracking parameters aside)."""

@@ -1,6 +1,6 @@
 """Routes that speak at their own times, at the edges: a poll that brings more than a source's
-``max_alerts_per_poll`` to a digest route, through the real engine, a folder source, a SQLite
-file and a clock that travels."""
+``max_alerts_per_poll`` to a digest route or to a route in quiet hours, through the real engine,
+a folder source, a SQLite file (or PostgreSQL) and a clock that travels."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.sinks import RecordingSink
 from watchers.config import Config, RouteConfig, parse_config
+from watchers.delivery import Alert, Digest
 from watchers.engine import open_engine
 from watchers.errors import ConfigError
 from watchers.schedule import ManualClock, in_quiet_hours
@@ -35,14 +36,16 @@ HEADLINES = (
 )
 
 
-def config(tmp_path: Path, route: dict[str, Any], per_poll: int = 5) -> Config:
+def config(tmp_path: Path, route: dict[str, Any], per_poll: int = 5, *,
+           storage: dict[str, str] | None = None,
+           rules: list[dict[str, Any]] | None = None) -> Config:
     (tmp_path / "ap").mkdir(exist_ok=True)
     return parse_config({
-        "storage": {"path": "nw.db"},
+        "storage": storage or {"path": "nw.db"},
         "channels": {"alerts": {"target": 1, "stories": "off", **route}},
         "sources": [{"name": "ap", "type": "folder", "path": "ap", "settle": 0,
                      "max_alerts_per_poll": per_poll}],
-        "rules": [{"name": "troops", "query": "troops"}],
+        "rules": rules or [{"name": "troops", "query": "troops"}],
     }, base_dir=tmp_path)
 
 
@@ -133,3 +136,176 @@ def test_the_name_the_error_gives_is_the_offset_that_was_meant() -> None:
     route = RouteConfig(target=1, timezone="Etc/GMT-3", quiet_hours="22:00-07:00")
     assert in_quiet_hours(route, datetime(2024, 5, 1, 19, 0, tzinfo=UTC))  # 22:00 at UTC+3
     assert not in_quiet_hours(route, datetime(2024, 5, 1, 4, 0, tzinfo=UTC))  # 07:00 there
+
+
+# ------------------------------------------------------------ the per-poll cap in quiet hours
+
+QUIET = {"quiet_hours": "22:00-07:00", "break_through": "critical"}
+# Five more unrelated events with troops in them.
+BRIDGES = (
+    "Troops rebuild a river bridge in Bavaria after the storm",
+    "Marathon in Nairobi rerouted as troops rehearse a parade",
+    "Salmon farms in Chile inspected while troops guard the harbour",
+    "Jazz festival in Montreal opens; troops band plays the finale",
+    "Copper price jumps after troops seize a Zambian mine",
+)
+MORNING = datetime(2024, 5, 2, 7, 0, tzinfo=UTC)
+
+
+class InOrder(RecordingSink):
+    """A :class:`RecordingSink` that also keeps the order of what it posted: "alert",
+    "notice" or "digest" each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    async def deliver(self, alert: Alert) -> str | None:
+        self.order.append("alert")
+        return await super().deliver(alert)
+
+    async def notice(self, route: str, text: str, *, nonce: str | None = None,
+                     maybe_sent: bool = False) -> str | None:
+        self.order.append("notice")
+        return await super().notice(route, text, nonce=nonce, maybe_sent=maybe_sent)
+
+    async def digest(self, digest: Digest) -> str | None:
+        self.order.append("digest")
+        return await super().digest(digest)
+
+
+def listed(summary: str) -> list[str]:
+    """The titles a cap summary lists."""
+    return [line.removeprefix("• ") for line in summary.splitlines() if line.startswith("• ")]
+
+
+def put(tmp_path: Path, name: str, title: str, when: datetime) -> None:
+    (tmp_path / "ap" / f"{name}.json").write_text(json.dumps({
+        "title": title, "text": f"{title}. Reported at {when:%H:%M}.", "date": when.isoformat()}))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "postgres":
+        return {"url": request.getfixturevalue("pg_database")}
+    return {"path": "nw.db"}
+
+
+async def test_a_polls_summary_in_quiet_hours_waits_for_their_digest_and_follows_it(
+        tmp_path: Path, storage: dict[str, str]) -> None:
+    """A poll at 23:00 brings twelve alerts to a route in quiet hours and its source posts five
+    one by one: the five wait for the 07:00 digest, and so does the summary of the other seven
+    (it posted at 23:00, waking the channel the quiet hours keep quiet). At 07:00, across a
+    restart, the digest goes out and the summary right after it, each once."""
+    clock = ManualClock(NIGHT)
+    sink = InOrder()
+    cfg = config(tmp_path, QUIET, storage=storage)
+    async with open_engine(cfg, default_sink=sink, clock=clock, start=False) as engine:
+        titles = drop(tmp_path, 12)
+        await engine.run_once()
+        assert sink.order == [], "posted in quiet hours"
+        status = await engine.delivery_status()
+        # /alerts status: the five alerts are kept, due when the quiet hours end
+        assert status.scheduled == {"alerts": (5, MORNING)}
+        assert await engine.store.alert_counts() == {"scheduled": 5}
+        clock.set(MORNING - timedelta(minutes=1))
+        await engine.run_once()
+        assert sink.order == []
+    clock.set(MORNING)
+    async with open_engine(cfg, default_sink=sink, clock=clock, start=False) as engine:
+        await engine.run_once()
+        assert sink.order == ["digest", "notice"]
+        (digest,) = sink.digests
+        ((route, summary),) = sink.notices
+        assert digest.reason == "quiet hours" and route == "alerts"
+        assert "brought 7 more matching article(s)" in summary
+        shown = [i.article.title for i in digest.items]
+        assert len(shown) == 5 and sorted(shown + listed(summary)) == sorted(titles)
+        assert (await engine.delivery_status()).scheduled == {}
+        await engine.run_once()
+        assert sink.order == ["digest", "notice"], "posted twice"
+
+
+async def test_digest_now_in_quiet_hours_sends_the_summary_after_the_digest(
+        tmp_path: Path) -> None:
+    """``/digest now`` at midnight says how many alerts the digest carries (the summary is
+    not one of them) and posts the digest, then the summary it kept."""
+    clock = ManualClock(NIGHT)
+    sink = InOrder()
+    async with open_engine(config(tmp_path, QUIET), default_sink=sink, clock=clock,
+                           start=False) as engine:
+        drop(tmp_path, 12)
+        await engine.run_once()
+        assert sink.order == []
+        clock.set(NIGHT + timedelta(hours=1))
+        assert await engine.digest_now("alerts") == 5
+        await engine.run_once()
+        assert sink.order == ["digest", "notice"]
+        assert len(sink.digests[0].items) == 5 and "7 more" in sink.notices[0][1]
+        assert (await engine.delivery_status()).scheduled == {}
+
+
+async def test_a_summary_naming_a_critical_alert_breaks_through_quiet_hours(
+        tmp_path: Path) -> None:
+    """What quiet hours keep waits; what breaks through does not wait behind it. A summary
+    kept at 23:00 holds nothing back: at 23:30 a critical alert posts at once, and so does
+    that poll's summary, which names a critical alert the cap left out. The morning digest
+    carries the medium ones of both polls, then the first poll's summary."""
+    clock = ManualClock(NIGHT)
+    sink = InOrder()
+    rules = [{"name": "troops", "query": "troops"},
+             {"name": "quake", "query": "earthquake", "severity": "critical"}]
+    async with open_engine(config(tmp_path, QUIET, rules=rules), default_sink=sink,
+                           clock=clock, start=False) as engine:
+        drop(tmp_path, 12)
+        await engine.run_once()
+        assert sink.order == []
+        later = NIGHT + timedelta(minutes=30)
+        clock.set(later)
+        put(tmp_path, "q-old", "Earthquake shakes Lima at dawn", later - timedelta(minutes=9))
+        for i, title in enumerate(BRIDGES):
+            put(tmp_path, f"t-{i}", title, later - timedelta(minutes=8 - i))
+        put(tmp_path, "q-new", "Earthquake strikes off Sendai coast", later)
+        await engine.run_once()
+        assert sink.order == ["alert", "notice"]
+        assert [a.article.title for a in sink.alerts] == ["Earthquake strikes off Sendai coast"]
+        assert listed(sink.notices[0][1]) == ["Earthquake shakes Lima at dawn", BRIDGES[0]]
+        clock.set(MORNING)
+        await engine.run_once()
+        assert sink.order == ["alert", "notice", "digest", "notice"]
+        assert len(sink.digests[0].items) == 5 + 4
+        assert "brought 7 more" in sink.notices[1][1]
+
+
+QUAKES = (
+    "Earthquake strikes off Sendai coast",
+    "Earthquake cuts power across Anchorage",
+    "Earthquake damages old town of Split",
+    "Earthquake felt from Quito to Guayaquil",
+    "Earthquake closes schools in Izmir",
+)
+
+
+async def test_a_summary_kept_alone_goes_out_when_quiet_hours_end_without_a_digest(
+        tmp_path: Path, storage: dict[str, str]) -> None:
+    """The five alerts a poll posts are critical and break through; the two the cap left out
+    are not, and neither is their summary: it waits for 07:00 and then goes out on its own,
+    with no empty digest before it."""
+    clock = ManualClock(NIGHT)
+    sink = InOrder()
+    rules = [{"name": "troops", "query": "troops"},
+             {"name": "quake", "query": "earthquake", "severity": "critical"}]
+    async with open_engine(config(tmp_path, QUIET, storage=storage, rules=rules),
+                           default_sink=sink, clock=clock, start=False) as engine:
+        for i, title in enumerate(BRIDGES[:2]):
+            put(tmp_path, f"t-{i}", title, NIGHT - timedelta(minutes=20 - i))
+        for i, title in enumerate(QUAKES):
+            put(tmp_path, f"q-{i}", title, NIGHT - timedelta(minutes=10 - i))
+        await engine.run_once()
+        assert sink.order == ["alert"] * 5
+        assert (await engine.delivery_status()).scheduled == {"alerts": (0, MORNING)}
+        clock.set(MORNING)
+        await engine.run_once()
+        assert sink.order == ["alert"] * 5 + ["notice"] and sink.digests == []
+        assert listed(sink.notices[0][1]) == list(BRIDGES[:2])
+        assert await engine.store.alerts(kind="digest") == []

@@ -48,6 +48,7 @@ __all__ = [
     "ArticleRecord",
     "ArticleStore",
     "CandidatePage",
+    "CapSummary",
     "LeaseStore",
     "OutboxEntry",
     "OutboxKind",
@@ -88,7 +89,9 @@ UNSENT_ALERT_SQL = ", ".join(f"'{s}'" for s in UNSENT_ALERT_STATES)
 
 AlertState = Literal["pending", "sending", "delivered", "retry", "rejected", "held", "suppressed",
                      "waiting", "uncorroborated", "scheduled", "digested"]
-OutboxKind = Literal["alert", "notice", "update", "digest", "surge"]
+# "summary": the per-poll cap's summary of the alerts it left out, a notice that a route's quiet
+# hours keep (see DeliveryService._keep_summary).
+OutboxKind = Literal["alert", "notice", "update", "digest", "surge", "summary"]
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")  # mildest first
 # An alert of a story on a route that still speaks for it: a later article updates it (or
 # escalates past it) instead of posting anew — also when it waits for, or went out in, a digest
@@ -110,6 +113,17 @@ class OutboxEntry:
     stories: str = "off"
     severity: str = "medium"
     min_sources: int = 1
+
+
+@dataclass(frozen=True)
+class CapSummary:
+    """The summary, on one route, of the alerts a poll brought past its source's
+    ``max_alerts_per_poll`` (``text``), with the rules that fired on them: its severity is
+    theirs, so quiet hours keep it unless one of them reaches the route's ``break_through``."""
+
+    route: str
+    text: str
+    rules: tuple[RuleConfig, ...] = ()
 
 
 class StoryLink(NamedTuple):
@@ -388,7 +402,8 @@ class ArticleStore(Protocol):
     ) -> Article | None: ...
     async def record_many(self, records: Sequence[ArticleRecord], *,
                           at: datetime | None = None,
-                          notices: Sequence[tuple[str, str]] = ()) -> list[Article | None]: ...
+                          notices: Sequence[tuple[str, str]] = (),
+                          summaries: Sequence[CapSummary] = ()) -> list[Article | None]: ...
     async def known_versions(self, articles: Sequence[Article]
                              ) -> list[tuple[Article | None, Article | None]]: ...
     async def hash_sources(self, hashes: Collection[str]) -> dict[str, set[str]]: ...

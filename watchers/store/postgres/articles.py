@@ -60,6 +60,7 @@ from watchers.store.base import (
     URLS_INCOMPLETE,
     ArticleRecord,
     CandidatePage,
+    CapSummary,
     only_one,
     sort_time,
 )
@@ -69,6 +70,7 @@ from watchers.store.postgres.schema import MARK_URL_GAP, fitting_terms
 from watchers.store.postgres.stories import story_batch, story_rows, write_stories
 from watchers.store.sqlite._db import rules_json
 from watchers.store.sqlite.articles import _Identities, prefix_successor
+from watchers.store.sqlite.outbox import summary_rules
 
 __all__ = ["ARTICLE_COLS", "ArticlesMixin", "Continuations", "article_of", "fts_to_tsquery",
            "walk_or_index"]
@@ -584,11 +586,13 @@ class ArticlesMixin(CandidateList):
 
     async def record_many(self, records: Sequence[ArticleRecord], *,
                           at: datetime | None = None,
-                          notices: Sequence[tuple[str, str]] = ()) -> list[Article | None]:
+                          notices: Sequence[tuple[str, str]] = (),
+                          summaries: Sequence[CapSummary] = ()) -> list[Article | None]:
         """:meth:`record` for each of ``records``, in order, in one transaction: all stored
         (or found duplicate) or, on an error, none. ``notices``: (route, text) of
-        operational notices queued in the same transaction, after the batch's alerts."""
-        if not records and not notices:
+        operational notices queued in the same transaction, after the batch's alerts;
+        ``summaries``: the poll's cap summaries (``summary`` rows), after those."""
+        if not records and not notices and not summaries:
             return []
         when = at or now()
         out: list[Article | None] = []
@@ -657,6 +661,9 @@ class ArticlesMixin(CandidateList):
             await _write_outbox(conn, stored, when, self._outlet_names)
             for route, text in notices:
                 await insert_notice(conn, route, text, when)
+            for summary in summaries:
+                await insert_notice(conn, summary.route, summary.text, when, kind="summary",
+                                    rules=summary_rules(summary))
         # Committed (an error or a cancellation above leaves them unremembered).
         self._listed_words.remember(words)
         return out

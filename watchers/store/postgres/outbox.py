@@ -41,7 +41,7 @@ OUTBOX_COLS = (
     "remote_id, reason, created_at, story_id, escalated_from, changed, min_sources, digest_id, "
     "scheduled_for"
 )
-_KINDS = ["alert", "notice", "update", "digest", "surge"]
+_KINDS = ["alert", "notice", "update", "digest", "surge", "summary"]
 _WAITING = "state IN ('pending', 'retry')"
 # The first waiting row of each route, read down the partial index outbox_waiting.
 _DUE_ROUTES = (f"SELECT DISTINCT ON (route) route, state, next_attempt_at FROM outbox "
@@ -78,12 +78,13 @@ def row_of(row: asyncpg.Record) -> OutboxRow:
 
 
 async def insert_notice(conn: asyncpg.Connection, route: str, text: str, at: datetime,
-                        kind: str = "notice") -> int:
-    """A notice-like row (no article) queued behind what the route waits for; its id."""
+                        kind: str = "notice", rules: str = "[]") -> int:
+    """A notice-like row (no article) queued behind what the route waits for; its id.
+    ``rules``: a cap summary's, as JSON (see :class:`watchers.store.base.CapSummary`)."""
     return int(await conn.fetchval(
         "INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, created_at, "
-        "updated_at) VALUES ($1, NULL, $2, '[]', $3, 'pending', $4, $5, $5) RETURNING id",
-        kind, route, storable(text), secrets.token_hex(12), at))
+        "updated_at) VALUES ($1, NULL, $2, $6::jsonb, $3, 'pending', $4, $5, $5) RETURNING id",
+        kind, route, storable(text), secrets.token_hex(12), at, rules))
 
 
 class OutboxMixin:

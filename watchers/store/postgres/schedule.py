@@ -2,7 +2,8 @@
 
 :meth:`ScheduleMixin.make_digests` moves every due scheduled row of a route into one new
 ``digest`` row in one transaction, under the route's advisory lock, so two processes making
-digests at once never carry a member twice.
+digests at once never carry a member twice; a cap summary kept with them is released after it
+as a notice, as in SQLite.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ class ScheduleMixin:
 
     async def make_digests(self, now: datetime) -> list[int]:
         """One digest row per route and reason whose scheduled rows are due at ``now``,
-        carrying them all; returns the new digests' ids."""
+        carrying them all, and after it a notice for each cap summary kept with them (see the
+        SQLite store's); returns the ids of the rows written."""
         made: list[int] = []
+        kept = ("route = $1 AND state = 'scheduled' AND scheduled_for <= $2 "
+                "AND reason IS NOT DISTINCT FROM $3")
         async with self._db.tx() as conn:
             due = await conn.fetch(
                 "SELECT route, reason, min(scheduled_for) AS first FROM outbox "
@@ -52,17 +56,22 @@ class ScheduleMixin:
                 await self._db.lock_route(conn, route)
                 # Read again under the route's lock: another delivering process may have made
                 # this digest since (an empty digest would be posted otherwise).
-                if not await conn.fetchval(
-                        "SELECT EXISTS (SELECT 1 FROM outbox WHERE route = $1 "
-                        "AND state = 'scheduled' AND scheduled_for <= $2 "
-                        "AND reason IS NOT DISTINCT FROM $3)", route, now, reason):
-                    continue
-                digest = await insert_notice(conn, route, reason, now, kind="digest")
-                await conn.execute(
-                    "UPDATE outbox SET state = 'digested', digest_id = $1, updated_at = $2 "
-                    "WHERE route = $3 AND state = 'scheduled' AND scheduled_for <= $2 "
-                    "AND reason IS NOT DISTINCT FROM $4", digest, now, route, reason)
-                made.append(digest)
+                if await conn.fetchval(
+                        f"SELECT EXISTS (SELECT 1 FROM outbox WHERE {kept} "
+                        "AND kind <> 'summary')", route, now, reason):
+                    digest = await insert_notice(conn, route, reason, now, kind="digest")
+                    await conn.execute(
+                        "UPDATE outbox SET state = 'digested', digest_id = $4, updated_at = $2 "
+                        f"WHERE {kept} AND kind <> 'summary'", route, now, reason, digest)
+                    made.append(digest)
+                for summary_id, text in await conn.fetch(
+                        f"SELECT id, text FROM outbox WHERE {kept} AND kind = 'summary' "
+                        "ORDER BY id", route, now, reason):
+                    notice = await insert_notice(conn, route, text or "", now)
+                    await conn.execute(
+                        "UPDATE outbox SET state = 'digested', digest_id = $1, updated_at = $2 "
+                        "WHERE id = $3", notice, now, summary_id)
+                    made.append(notice)
         return made
 
     async def reschedule(self, route: str, reason: str, until: datetime) -> int:
@@ -79,22 +88,26 @@ class ScheduleMixin:
 
     async def digest_now(self, route: str, now: datetime, *, pending: bool = False) -> int:
         """Make everything scheduled on the route due now; how many rows the digest carries
-        (``pending``: see the SQLite store's)."""
+        (a cap summary kept with them is not one; ``pending``: see the SQLite store's)."""
         async with self._db.tx() as conn:
             if pending:
                 await conn.execute(
                     "UPDATE outbox SET state = 'scheduled', scheduled_for = $1, "
                     "reason = 'digest', updated_at = $1 WHERE route = $2 AND kind = 'alert' "
                     "AND state IN ('pending', 'retry') AND NOT maybe_sent", now, route)
+            await conn.execute(
+                "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled' "
+                "AND kind = 'summary'", now, route)
             return rowcount(await conn.execute(
-                "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled'",
-                now, route))
+                "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled' "
+                "AND kind <> 'summary'", now, route))
 
     async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]:
-        """Per route: how many rows wait for a digest, and when the next one is due."""
+        """Per route: how many rows wait for a digest (a kept cap summary is none), and when
+        the next one is due."""
         rows = await self._db.fetch(
-            "SELECT route, count(*), min(scheduled_for) FROM outbox WHERE state = 'scheduled' "
-            "GROUP BY route")
+            "SELECT route, count(*) FILTER (WHERE kind <> 'summary'), min(scheduled_for) "
+            "FROM outbox WHERE state = 'scheduled' GROUP BY route")
         return {str(r): (int(n), at) for r, n, at in rows}
 
     async def scheduled_story_row(self, story_id: str, route: str) -> OutboxRow | None:

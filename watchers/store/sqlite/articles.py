@@ -42,6 +42,7 @@ from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
     CandidatePage,
+    CapSummary,
     OutboxEntry,
     only_one,
     page_second,
@@ -58,7 +59,7 @@ from watchers.store.sqlite._db import (
     rules_json,
     run_on,
 )
-from watchers.store.sqlite.outbox import INSERT_NOTICE, notice_row
+from watchers.store.sqlite.outbox import INSERT_NOTICE, INSERT_SUMMARY, notice_row, summary_row
 from watchers.store.sqlite.schema import (
     INDEX_KEY_SQL,
     INDEX_ROWID_BITS,
@@ -396,6 +397,7 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
 
 def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], when: str | None,
                   notices: Sequence[tuple[str, str]],
+                  summaries: Sequence[CapSummary],
                   terms_of: Callable[[str, str], str] | None, listed: ListedWords,
                   names: Mapping[str, str] | None = None
                   ) -> tuple[list[Article | None], set[str]]:
@@ -468,6 +470,8 @@ def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], wh
     _write_outbox(conn, stored=stored, when=when or "", stamps=stamps, names=names)
     for route, text in notices:
         conn.execute(INSERT_NOTICE, notice_row(route, text, when))
+    for summary in summaries:
+        conn.execute(INSERT_SUMMARY, summary_row(summary, when))
     return out, words
 
 
@@ -604,13 +608,15 @@ class ArticlesMixin(CandidateList):
 
     async def record_many(self, records: Sequence[ArticleRecord], *,
                           at: datetime | None = None,
-                          notices: Sequence[tuple[str, str]] = ()) -> list[Article | None]:
+                          notices: Sequence[tuple[str, str]] = (),
+                          summaries: Sequence[CapSummary] = ()) -> list[Article | None]:
         """:meth:`record` for each of ``records``, in order, in one transaction: all of them
         are stored (or found duplicate) or, on an error, none. An article that duplicates an
         earlier one of the same batch is a duplicate too. The caller bounds the batch (a
         transaction holds the write lock until it commits). ``notices``: (route, text) of
-        operational notices queued in the same transaction, after the batch's alerts."""
-        if not records and not notices:
+        operational notices queued in the same transaction, after the batch's alerts;
+        ``summaries``: the poll's cap summaries (``summary`` rows), after those."""
+        if not records and not notices and not summaries:
             return []
         at = at or now()  # when the matches and alerts are recorded (the service's clock)
         async with self._db.tx() as tx:
@@ -619,7 +625,7 @@ class ArticlesMixin(CandidateList):
             # import's or a poll's parsing) runs Python, and a batch took some forty of them.
             out, words = await tx.run(partial(
                 _record_batch, records=records, when=iso(at), notices=notices,
-                terms_of=self._terms_of, listed=self._listed_words,
+                summaries=summaries, terms_of=self._terms_of, listed=self._listed_words,
                 names=self._outlet_names))
         # Committed (an error or a cancellation above leaves them unremembered).
         self._listed_words.remember(words)

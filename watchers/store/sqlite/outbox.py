@@ -14,7 +14,8 @@ State machine of a row (alert or notice alike)::
 Kinds: ``alert`` (an article, or a story's first article on the route), ``update`` (a later
 article of a story whose alert is on the route: delivered as an edit or a thread post of the
 story's message, see ``story_routes``), ``digest`` (the scheduled rows of a route, see
-``schedule.py``), ``surge`` (a rule matching far more than usual) and ``notice``.
+``schedule.py``), ``surge`` (a rule matching far more than usual), ``notice`` and ``summary``
+(the per-poll cap's summary: a notice that quiet hours keep, released after their digest).
 
 A route's rows are claimed strictly in id order (the order they were written): a claim stops at
 the first row that is not due yet, so nothing overtakes a row waiting for a retry. A claim
@@ -37,8 +38,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from watchers.config import RuleConfig
-from watchers.store.base import UNSENT_ALERT_SQL, AlertState, OutboxKind, OutboxRow
-from watchers.store.sqlite._db import Db, Tx, dt, iso, now
+from watchers.store.base import UNSENT_ALERT_SQL, AlertState, CapSummary, OutboxKind, OutboxRow
+from watchers.store.sqlite._db import Db, Tx, dt, dump_model, iso, now
 
 __all__ = ["OutboxMixin"]
 
@@ -112,6 +113,22 @@ def notice_row(route: str, text: str, at: str | None
                ) -> tuple[str, str, str, str | None, str | None]:
     """The parameters of :data:`INSERT_NOTICE`: an operational notice queued at ``at``."""
     return route, text, secrets.token_hex(12), at, at
+
+
+INSERT_SUMMARY = ("INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, "
+                  "created_at, updated_at) VALUES ('summary', NULL, ?, ?, ?, 'pending', ?, ?, ?)")
+
+
+def summary_rules(summary: CapSummary) -> str:
+    """A cap summary's rules as the outbox stores an alert's: a JSON array of the models."""
+    return "[" + ", ".join(dump_model(r) for r in summary.rules) + "]"
+
+
+def summary_row(summary: CapSummary, at: str | None
+                ) -> tuple[str, str, str, str, str | None, str | None]:
+    """The parameters of :data:`INSERT_SUMMARY`: a poll's cap summary queued at ``at``."""
+    return (summary.route, summary_rules(summary), summary.text, secrets.token_hex(12), at,
+            at)
 
 
 class OutboxMixin:
@@ -239,7 +256,7 @@ class OutboxMixin:
                 (route, reason, at),
             )
             held = 0
-            for kind in ("alert", "notice", "update", "digest", "surge"):
+            for kind in ("alert", "notice", "update", "digest", "surge", "summary"):
                 cur = await tx.execute(
                     "UPDATE outbox SET state='held', reason=?, updated_at=? WHERE route=? AND "
                     "state IN ('pending','retry','sending') AND kind=?",
@@ -259,7 +276,7 @@ class OutboxMixin:
             await tx.execute("UPDATE outbox SET next_attempt_at = ?, updated_at = ? "
                              "WHERE route = ? AND state = 'retry'", (at, at, route))
             resumed = 0
-            for kind in ("alert", "notice", "update", "digest", "surge"):
+            for kind in ("alert", "notice", "update", "digest", "surge", "summary"):
                 cur = await tx.execute(
                     "UPDATE outbox SET state='pending', reason=NULL, updated_at=? "
                     "WHERE route=? AND state='held' AND kind=?",

@@ -7,6 +7,11 @@ every due scheduled row of a route into one new ``digest`` row, in one transacti
 become ``digested`` with the digest's id, and the digest is delivered like any outbox row (its
 nonce fixed now), so a crash before, during or after leaves exactly one digest carrying each
 member once. A digest due while the process was down is made at the next start.
+
+A ``summary`` row (the per-poll cap's summary, kept by quiet hours) is no line of a digest: it
+has no article, and a digest shows articles. In the same transaction it is released as a new
+``notice`` row written after its digest (so it posts right after it), and becomes ``digested``
+with that notice's id.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import UTC, datetime
 
 from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
 from watchers.store.sqlite._db import Db, dt, iso
-from watchers.store.sqlite.outbox import OUTBOX_COLS, row_of
+from watchers.store.sqlite.outbox import INSERT_NOTICE, OUTBOX_COLS, notice_row, row_of
 
 # The alerts of a story that still speak for it on a route (see LIVE_ALERT_STATES).
 _LIVE = ", ".join(f"'{state}'" for state in LIVE_ALERT_STATES)
@@ -53,25 +58,39 @@ class ScheduleMixin:
     async def make_digests(self, now: datetime) -> list[int]:
         """One digest row per route and reason whose scheduled rows are due at ``now``
         (what quiet hours kept and what the cap folded are two digests, each titled by its
-        reason), carrying them all; returns the new digests' ids."""
+        reason), carrying them all, and after it a notice for each cap summary kept with them
+        (see the module docstring); returns the ids of the rows written."""
         made: list[int] = []
         at = iso(now)
+        kept = "route = ? AND state = 'scheduled' AND scheduled_for <= ? AND reason IS ?"
         async with self._db.tx() as tx:
             due = await tx.fetchall(
                 "SELECT route, reason, min(scheduled_for) AS first FROM outbox "
                 "WHERE state = 'scheduled' AND scheduled_for <= ? GROUP BY route, reason "
                 "ORDER BY route, first, reason", (at,))
             for route, reason, _ in due:
-                cur = await tx.execute(
-                    "INSERT INTO outbox (kind, route, text, state, nonce, created_at, updated_at) "
-                    "VALUES ('digest', ?, ?, 'pending', ?, ?, ?)",
-                    (route, reason, secrets.token_hex(12), at, at))
-                digest = int(cur.lastrowid or 0)
-                await tx.execute(
-                    "UPDATE outbox SET state = 'digested', digest_id = ?, updated_at = ? "
-                    "WHERE route = ? AND state = 'scheduled' AND scheduled_for <= ? "
-                    "AND reason IS ?", (digest, at, route, at, reason))
-                made.append(digest)
+                (members,) = await tx.fetchone(
+                    f"SELECT count(*) FROM outbox WHERE {kept} AND kind <> 'summary'",
+                    (route, at, reason))
+                if members:
+                    cur = await tx.execute(
+                        "INSERT INTO outbox (kind, route, text, state, nonce, created_at, "
+                        "updated_at) VALUES ('digest', ?, ?, 'pending', ?, ?, ?)",
+                        (route, reason, secrets.token_hex(12), at, at))
+                    digest = int(cur.lastrowid or 0)
+                    await tx.execute(
+                        "UPDATE outbox SET state = 'digested', digest_id = ?, updated_at = ? "
+                        f"WHERE {kept} AND kind <> 'summary'", (digest, at, route, at, reason))
+                    made.append(digest)
+                for summary_id, text in await tx.fetchall(
+                        f"SELECT id, text FROM outbox WHERE {kept} AND kind = 'summary' "
+                        "ORDER BY id", (route, at, reason)):
+                    cur = await tx.execute(INSERT_NOTICE, notice_row(route, text or "", at))
+                    notice = int(cur.lastrowid or 0)
+                    await tx.execute(
+                        "UPDATE outbox SET state = 'digested', digest_id = ?, updated_at = ? "
+                        "WHERE id = ?", (notice, at, summary_id))
+                    made.append(notice)
         return made
 
     async def reschedule(self, route: str, reason: str, until: datetime) -> int:
@@ -92,7 +111,8 @@ class ScheduleMixin:
 
     async def digest_now(self, route: str, now: datetime, *, pending: bool = False) -> int:
         """Make everything scheduled on the route due now (``/digest now``); returns how many
-        rows the next digest will carry. ``pending``: the route keeps every alert for its
+        rows the next digest will carry (a cap summary kept with them is released after it,
+        and not counted). ``pending``: the route keeps every alert for its
         digest, so its alerts not yet claimed (behind a digest being sent, or a backoff), or
         put back unsent behind a digest that failed, join it too — they were left for the next
         digest, and the command said nothing waited."""
@@ -105,16 +125,20 @@ class ScheduleMixin:
                     "AND state IN ('pending', 'retry') AND maybe_sent = 0",
                     (iso(now), iso(now), route))
                 joined = cur.rowcount
+            await tx.execute(
+                "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled' "
+                "AND kind = 'summary'", (iso(now), route))
             cur = await tx.execute(
-                "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled'",
-                (iso(now), route))
+                "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled' "
+                "AND kind <> 'summary'", (iso(now), route))
             return max(cur.rowcount, joined)
 
     async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]:
-        """Per route: how many rows wait for a digest, and when the next one is due."""
+        """Per route: how many rows wait for a digest, and when the next one is due (a cap
+        summary kept for its end of quiet hours is due then, and is no row of the digest)."""
         rows = await self._db.fetchall(
-            "SELECT route, count(*), min(scheduled_for) FROM outbox WHERE state = 'scheduled' "
-            "GROUP BY route")
+            "SELECT route, sum(kind <> 'summary'), min(scheduled_for) FROM outbox "
+            "WHERE state = 'scheduled' GROUP BY route")
         return {str(r): (int(n), dt(at)) for r, n, at in rows}
 
     async def scheduled_story_row(self, story_id: str, route: str) -> OutboxRow | None:

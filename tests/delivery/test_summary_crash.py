@@ -1,0 +1,145 @@
+"""kill -9 around the send of what quiet hours kept, with a real ``newswatch run`` process: a
+poll at 23:00 (the engine in-process, its clock at 23:00) brought more than its source posts
+one by one to a route in quiet hours, so its alerts and the summary of the rest were kept. The
+process starts after 07:00 of that night, makes the quiet-hours digest and sends it, then the
+summary; it is killed while Discord holds one of those sends, and started again. Each goes out
+once, the summary after the digest, and every article of the poll is in one or the other.
+
+Runs on SQLite and on PostgreSQL (marked ``pg_crash``, for ``make crash-pg``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.bot.conftest import TOKEN
+from tests.delivery._digest_driver import ROUTE, newswatch, until, write_config
+from tests.delivery.articles import MESSAGES
+from tests.delivery.backends import BACKENDS, Backend, backend_for
+from tests.delivery.test_time_edges import HEADLINES
+from tests.fakes.discord_emulator import DiscordEmulator, Fault, RecordedRequest
+from tests.fakes.sinks import RecordingSink
+from watchers.config import parse_config
+from watchers.engine import open_engine
+from watchers.schedule import ManualClock
+
+NIGHT = datetime(2024, 5, 1, 23, 0, tzinfo=UTC)
+HOLD = 3.0  # seconds the emulator holds the chosen POST: the window the kill lands in
+PER_POLL = 3
+
+CASES = [
+    pytest.param(False, 0, id="digest-not-yet-created"),
+    pytest.param(True, 0, id="digest-created-answer-held"),
+    pytest.param(False, 1, id="summary-not-yet-created"),
+    pytest.param(True, 1, id="summary-created-answer-held"),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with backend_for(request, tmp_path) as b:
+        yield b
+
+
+async def keep_a_night_poll(tmp_path: Path, backend: Backend) -> list[str]:
+    """One poll at 23:00 of eight matching articles to the route, in its quiet hours, by the
+    engine in-process; nothing may be posted. Returns the titles."""
+    (tmp_path / "ap").mkdir()
+    titles = list(HEADLINES[:8])  # each its own story: one line of the digest each
+    for i, title in enumerate(titles):
+        (tmp_path / "ap" / f"{i}.json").write_text(json.dumps({
+            "title": title, "text": f"{title}. Reported at {i} past eleven.",
+            "date": (NIGHT - timedelta(minutes=i)).isoformat()}))
+    storage = ({"path": "nw.db"} if backend.name == "sqlite" else {"url": str(backend.target)})
+    cfg = parse_config({
+        "storage": storage,
+        "channels": {ROUTE: {"target": 1, "stories": "off", "quiet_hours": "22:00-07:00"}},
+        "sources": [{"name": "ap", "type": "folder", "path": "ap", "settle": 0,
+                     "max_alerts_per_poll": PER_POLL}],
+        "rules": [{"name": "troops", "query": "troops"}],
+    }, base_dir=tmp_path)
+    sink = RecordingSink()
+    async with open_engine(cfg, default_sink=sink, clock=ManualClock(NIGHT),
+                           start=False) as engine:
+        await engine.run_once()
+    assert (sink.alerts, sink.notices, sink.digests) == ([], [], []), "posted in quiet hours"
+    return titles
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("after_processing", "post"), CASES)
+async def test_kill_9_around_the_morning_sends_posts_the_digest_then_the_summary_once(
+        emu: DiscordEmulator, tmp_path: Path, after_processing: bool, post: int,
+        backend: Backend) -> None:
+    titles = await keep_a_night_poll(tmp_path, backend)
+    write_config(tmp_path, emu, backend.storage())
+    channel = emu.channel(ROUTE).id
+
+    def posts() -> list[RecordedRequest]:
+        return [r for r in emu.requests_for(MESSAGES)
+                if r.params.get("channel_id") == str(channel)]
+
+    for _ in range(post):  # earlier posts go through as usual (faults apply in order)
+        emu.inject(MESSAGES, Fault.slow(0.0))
+    emu.inject(MESSAGES, Fault.slow(HOLD, after_processing=after_processing))
+
+    async with newswatch(tmp_path, backend.env()) as nw:
+        first = await nw.start()
+        reached = await until(lambda: len(posts()) > post, 20)
+        assert reached, f"no POST reached Discord\n{nw.stderr()[-3000:]}"
+        held = posts()[post]
+        in_window = held.status is None  # Discord still holds it: no answer went back
+        await nw.kill(first)
+        emu.clear_faults()
+        assert in_window and held.fault == f"slow:{HOLD}", held
+        assert len(emu.messages(channel)) == post + (1 if after_processing else 0)
+        assert await backend.integrity() == "ok"
+        # the digest and the summary's notice were written in one transaction, before either
+        # send began: the kill left them unsent, not lost
+        killed = await backend.outbox_by_kind()
+        assert killed.get(("summary", "digested")) == 1, killed
+        assert sum(n for (kind, _), n in killed.items() if kind == "digest") == 1, killed
+        assert sum(n for (kind, _), n in killed.items() if kind == "notice") == 1, killed
+
+        second = await nw.start()
+        want = {("alert", "digested"): PER_POLL, ("digest", "delivered"): 1,
+                ("summary", "digested"): 1, ("notice", "delivered"): 1}
+
+        async def wanted() -> bool:
+            return await backend.outbox_by_kind() == want
+
+        settled = await until(wanted, 20)
+        assert settled, f"{await backend.outbox_by_kind()}\n{nw.stderr()[-3000:]}"
+        status = await nw.stop(second, within=10)
+        if not after_processing:
+            # the held request is processed HOLD seconds after it arrived: a message it made
+            # then would be a duplicate that shows only now
+            await until(lambda: held.status is not None, HOLD + 5)
+    assert status == 0, nw.stderr()[-3000:]
+
+    messages = emu.messages(channel)
+    assert len(messages) == 2, [(m.content, m.embeds) for m in messages]
+    digest, summary = messages
+    footer = digest.embeds[0]["footer"]["text"] if digest.embeds else ""
+    assert re.fullmatch(r"newswatch digest \d+ · route alerts", footer), footer
+    shown = [t for t in titles if t in digest.embeds[0].get("description", "")]
+    assert len(shown) == PER_POLL
+    assert f"brought {len(titles) - PER_POLL} more matching article" in summary.content
+    left = [t for t in titles if t in summary.content]
+    assert sorted(shown + left) == sorted(titles)
+    # every post went under one nonce per message, whatever the retries
+    nonces = Counter(r.json["nonce"] for r in posts())
+    assert len(nonces) == 2, nonces
+    assert await backend.integrity(stopped_cleanly=True) == "ok"
+    assert emu.validate_all() == []
+    log = nw.stderr()
+    assert TOKEN not in log
+    at = log.find("Traceback")
+    assert at < 0, log[max(0, at - 1500):at + 3000]
