@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.sinks import RecordingSink
 from watchers.config import Config, RouteConfig, parse_config
-from watchers.delivery import Alert, Digest
+from watchers.delivery import MUTED_REASON, Alert, Digest
 from watchers.engine import open_engine
 from watchers.errors import ConfigError
 from watchers.schedule import ManualClock, in_quiet_hours
@@ -309,3 +309,51 @@ async def test_a_summary_kept_alone_goes_out_when_quiet_hours_end_without_a_dige
         assert sink.order == ["alert"] * 5 + ["notice"] and sink.digests == []
         assert listed(sink.notices[0][1]) == list(BRIDGES[:2])
         assert await engine.store.alerts(kind="digest") == []
+
+
+async def test_a_summary_of_a_rule_muted_in_the_night_is_not_posted_when_quiet_hours_end(
+        tmp_path: Path, storage: dict[str, str]) -> None:
+    """A poll at 23:00 brings twelve alerts of one rule to a route in quiet hours, and at
+    midnight the rule is muted until noon. At 07:00 the digest drops the five alerts it kept
+    (a muted rule posts nothing), and the summary of the other seven is refused as well: it
+    posted on its own, listing seven titles of the muted rule."""
+    clock = ManualClock(NIGHT)
+    sink = InOrder()
+    async with open_engine(config(tmp_path, QUIET, storage=storage), default_sink=sink,
+                           clock=clock, start=False) as engine:
+        drop(tmp_path, 12)
+        await engine.run_once()
+        clock.set(NIGHT + timedelta(hours=1))
+        await engine.mute("troops", timedelta(hours=11))
+        clock.set(MORNING)
+        await engine.run_once()
+        assert sink.order == [], sink.notices
+        (summary,) = await engine.store.alerts(kind="summary")
+        (notice,) = await engine.store.alerts(kind="notice")
+        assert summary.digest_id == notice.id
+        assert (notice.state, notice.reason) == ("rejected", MUTED_REASON)
+        assert (await engine.delivery_status()).scheduled == {}
+
+
+async def test_a_summary_still_posts_when_only_some_of_its_rules_are_muted(
+        tmp_path: Path) -> None:
+    """The cap left out an alert of each of two rules; one rule is muted in the night. The
+    summary still names an alert of the other, and posts after the digest at 07:00."""
+    clock = ManualClock(NIGHT)
+    sink = InOrder()
+    rules = [{"name": "troops", "query": "troops"}, {"name": "quake", "query": "earthquake"}]
+    async with open_engine(config(tmp_path, QUIET, rules=rules), default_sink=sink,
+                           clock=clock, start=False) as engine:
+        put(tmp_path, "q-0", QUAKES[0], NIGHT - timedelta(minutes=20))
+        put(tmp_path, "t-0", BRIDGES[0], NIGHT - timedelta(minutes=19))
+        for i, title in enumerate((*BRIDGES[1:], QUAKES[1])):
+            put(tmp_path, f"n-{i}", title, NIGHT - timedelta(minutes=10 - i))
+        await engine.run_once()
+        assert sink.order == []
+        clock.set(NIGHT + timedelta(hours=1))
+        await engine.mute("troops", timedelta(hours=11))
+        clock.set(MORNING)
+        await engine.run_once()
+        assert sink.order == ["digest", "notice"]
+        assert [i.article.title for i in sink.digests[0].items] == [QUAKES[1]]
+        assert listed(sink.notices[0][1]) == [QUAKES[0], BRIDGES[0]]

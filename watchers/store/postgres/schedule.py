@@ -64,10 +64,11 @@ class ScheduleMixin:
                         "UPDATE outbox SET state = 'digested', digest_id = $4, updated_at = $2 "
                         f"WHERE {kept} AND kind <> 'summary'", route, now, reason, digest)
                     made.append(digest)
-                for summary_id, text in await conn.fetch(
-                        f"SELECT id, text FROM outbox WHERE {kept} AND kind = 'summary' "
-                        "ORDER BY id", route, now, reason):
-                    notice = await insert_notice(conn, route, text or "", now)
+                for summary_id, text, rules in await conn.fetch(
+                        f"SELECT id, text, rules::text FROM outbox WHERE {kept} "
+                        "AND kind = 'summary' ORDER BY id", route, now, reason):
+                    # With the summary's rules, as in SQLite.
+                    notice = await insert_notice(conn, route, text or "", now, rules=rules)
                     await conn.execute(
                         "UPDATE outbox SET state = 'digested', digest_id = $1, updated_at = $2 "
                         "WHERE id = $3", notice, now, summary_id)

@@ -10,8 +10,8 @@ member once. A digest due while the process was down is made at the next start.
 
 A ``summary`` row (the per-poll cap's summary, kept by quiet hours) is no line of a digest: it
 has no article, and a digest shows articles. In the same transaction it is released as a new
-``notice`` row written after its digest (so it posts right after it), and becomes ``digested``
-with that notice's id.
+``notice`` row written after its digest (so it posts right after it), with the summary's text
+and rules, and becomes ``digested`` with that notice's id.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
 from watchers.store.sqlite._db import Db, dt, iso
-from watchers.store.sqlite.outbox import INSERT_NOTICE, OUTBOX_COLS, notice_row, row_of
+from watchers.store.sqlite.outbox import OUTBOX_COLS, row_of
 
 # The alerts of a story that still speak for it on a route (see LIVE_ALERT_STATES).
 _LIVE = ", ".join(f"'{state}'" for state in LIVE_ALERT_STATES)
@@ -82,10 +82,16 @@ class ScheduleMixin:
                         "UPDATE outbox SET state = 'digested', digest_id = ?, updated_at = ? "
                         f"WHERE {kept} AND kind <> 'summary'", (digest, at, route, at, reason))
                     made.append(digest)
-                for summary_id, text in await tx.fetchall(
-                        f"SELECT id, text FROM outbox WHERE {kept} AND kind = 'summary' "
+                for (summary_id,) in await tx.fetchall(
+                        f"SELECT id FROM outbox WHERE {kept} AND kind = 'summary' "
                         "ORDER BY id", (route, at, reason)):
-                    cur = await tx.execute(INSERT_NOTICE, notice_row(route, text or "", at))
+                    # The notice keeps the summary's rules: one whose every rule is muted by
+                    # then is not posted (see DeliveryService._muted_summary).
+                    cur = await tx.execute(
+                        "INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, "
+                        "created_at, updated_at) SELECT 'notice', NULL, route, rules, "
+                        "coalesce(text, ''), 'pending', ?, ?, ? FROM outbox WHERE id = ?",
+                        (secrets.token_hex(12), at, at, summary_id))
                     notice = int(cur.lastrowid or 0)
                     await tx.execute(
                         "UPDATE outbox SET state = 'digested', digest_id = ?, updated_at = ? "
