@@ -138,8 +138,9 @@ def _story_text(story: StoryView, *, own: str | None = None) -> str | None:
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         parts.append(f"also reported by {shown}")
-    if len(story.outlets) > 1:
-        parts.append(f"{len(story.outlets)} outlets")
+    outlets = story.counted if story.counted is not None else len(story.outlets)
+    if outlets > 1:
+        parts.append(f"{outlets} outlets")
     if story.articles > len(story.outlets):
         parts.append(f"{story.articles} articles")
     return " · ".join(parts)
@@ -190,7 +191,8 @@ def render_digest(digest: Digest, *, ansi: bool = False, width: int = 78) -> str
         for item in items:
             art = item.article
             extra = []
-            n_outlets = len(item.story.outlets) if item.story is not None else 1
+            n_outlets = (1 if item.story is None else item.story.counted
+                         if item.story.counted is not None else len(item.story.outlets))
             n_articles = max(item.story.articles if item.story is not None else 0,
                              item.articles)
             if n_outlets > 1:

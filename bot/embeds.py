@@ -323,8 +323,9 @@ def story_line(story: StoryView, *, own: str | None = None) -> str | None:
     parts: list[str] = []
     if others:
         parts.append("Also reported by " + _names(others, _OUTLETS_BUDGET))
-    if len(story.outlets) > 1:
-        parts.append(f"{len(story.outlets)} outlets")
+    outlets = story.counted if story.counted is not None else len(story.outlets)
+    if outlets > 1:
+        parts.append(f"{outlets} outlets")
     if story.articles > len(story.outlets):
         parts.append(f"{story.articles} articles")
     latest = max(d for d in (story.last_seen, story.updated_at) if d is not None)
@@ -1023,7 +1024,8 @@ def digest_line(item: DigestItem, group: str = "") -> str:
     the other rules that fired ("also `kyiv`"). Article text is escaped, so it cannot ping,
     format or add a second link; a line is never longer than one URL plus ~400 characters."""
     story = item.story
-    outlets = len(story.outlets) if story is not None else 1
+    outlets = (1 if story is None else story.counted if story.counted is not None
+               else len(story.outlets))
     articles = max(story.articles if story is not None else 0, item.articles)
     return _digest_line(item, group, outlets, articles)
 

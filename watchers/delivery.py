@@ -143,8 +143,8 @@ class StoryView:
     articles: int
     updated_at: datetime | None = None  # when a member's content last changed in place
     # The distinct outlets among ``outlets`` as the route's readers count them (two feeds of
-    # one site are one): what an alert waiting for min_sources has. Read for waiting alerts
-    # (DeliveryStatus.stories); None elsewhere.
+    # one site are one): what an alert waiting for min_sources has, and what a story's message
+    # counts. None: as many as ``outlets`` (or a store that does not count them).
     counted: int | None = None
 
 
@@ -1461,7 +1461,7 @@ class DeliveryService:
             matches=matches,
             rules=row.rules,
             maybe_sent=row.attempts > 1 and await self.store.maybe_sent(row.id),
-            story=await self._story_seen(row.route, await self._story(row.story_id)),
+            story=await self._story_on(row.route, row.story_id),
             escalated_from=row.escalated_from,
         )
 
@@ -1479,6 +1479,17 @@ class DeliveryService:
     def _sees(self, route: str, article: Article) -> bool:
         """Whether the route's readers see ``article`` (another server's feed they do not)."""
         return self.source_label is None or self.source_label(route, article.source) is not None
+
+    async def _story_on(self, route: str, story_id: str | None) -> StoryView | None:
+        """The story as a message on ``route`` shows it (:meth:`_story_seen`), its outlets
+        counted as the route's readers count them: "Also reported by bbc-europe, DW · 3
+        outlets" counted the BBC's two feeds twice."""
+        story = await self._story_seen(route, await self._story(story_id))
+        count = getattr(self.store, "counted_outlets", None)
+        if story is None or story_id is None or len(story.outlets) < 2 or count is None:
+            return story
+        have = (await count(story_id, [route])).get(route)
+        return story if have is None else replace(story, counted=have)
 
     async def _story_seen(self, route: str, story: StoryView | None) -> StoryView | None:
         """The story as the route's readers know it: the outlets they see, by their names;
@@ -1612,7 +1623,7 @@ class DeliveryService:
                 continue
             articles = [self._relabel(row.route, a) for a in articles]
             rules = tuple({r.key: r for m in members for r in m.rules}.values())
-            story = await self._story_seen(row.route, await self._story(members[0].story_id))
+            story = await self._story_on(row.route, members[0].story_id)
             times = [a.published or a.fetched_at for a in articles]
             items.append(DigestItem(
                 article=articles[0], rules=rules, story=story, articles=len(articles),

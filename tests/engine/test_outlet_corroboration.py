@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.embeds import delivery_embed
+from bot.embeds import delivery_embed, story_line
 from tests.bot._stories import REPORTS
 from tests.fakes.feed_server import FeedServer, Route
 from tests.fakes.sinks import RecordingSink
@@ -95,6 +95,10 @@ async def test_two_feeds_of_one_outlet_keep_the_alert_waiting_until_another_outl
     (posted,) = sink.alerts
     assert posted.story is not None
     assert sorted(posted.story.outlets) == sorted(FEEDS)  # every source is still named
+    # ... and the message counts the outlets: three sources, two of them the BBC's.
+    assert posted.story.counted == 2
+    line = story_line(posted.story, own=posted.article.source) or ""
+    assert "2 outlets" in line and "3 outlets" not in line, line
 
 
 async def test_a_word_for_word_copy_from_the_outlets_other_feed_does_not_corroborate(
