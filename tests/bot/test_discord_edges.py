@@ -225,3 +225,25 @@ async def test_control_characters_in_an_answer_are_shown_as_their_pictures(
     msg = await (await running.emu.send_interaction(command, options)).final_message()
     assert msg.ephemeral and shown in msg.content
     assert not any((ord(c) < 32 and c != "\n") or c == "\x7f" for c in msg.content)
+
+
+async def test_a_feed_added_in_discord_takes_an_outlet_and_a_blank_one_is_refused(
+        running: Running) -> None:
+    """A team following a publisher's feeds through one bridge says which outlet each is, as
+    the config file's ``outlet`` does, so that min_sources counts them right."""
+    emu = running.emu
+    guild = emu.guild.id
+    added = await (await emu.send_interaction("sources add", {
+        "name": "apworld", "url": "https://example.org/ap/world", "outlet": "AP"})
+    ).final_message()
+    assert not added.ephemeral and added.content.startswith("Watching **apworld**"), \
+        added.content
+    assert running.engine.tenancy.follows_of(guild)["apworld"].outlet == "AP"
+    synced = {c["name"]: c for c in emu.commands(guild)}
+    (add,) = [o for o in synced["sources"]["options"] if o["name"] == "add"]
+    assert "outlet" in [o["name"] for o in add["options"]]
+    blank = await (await emu.send_interaction("sources add", {
+        "name": "apus", "url": "https://example.org/ap/us", "outlet": "   "})
+    ).final_message()
+    assert blank.ephemeral and blank.content.startswith("outlet"), blank.content
+    assert "apus" not in running.engine.tenancy.follows_of(guild)

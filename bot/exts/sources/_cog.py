@@ -55,15 +55,23 @@ class SourcesCog(NewswatchCog, commands.GroupCog, group_name="sources",
 
     @app_commands.command(name="add")
     @app_commands.describe(name="a short name", url="the feed's http(s) URL",
-                           every="how often to poll (default 10m, at least 1m)")
+                           every="how often to poll (default 10m, at least 1m)",
+                           outlet="who publishes it, for corroboration (default: the site "
+                                  "of the URL)")
     async def add(self, interaction: discord.Interaction[Any],
                   name: app_commands.Range[str, 1, 64], url: app_commands.Range[str, 8, 2000],
                   every: app_commands.Transform[timedelta, Duration("every")] = timedelta(
-                      minutes=10)) -> None:
+                      minutes=10),
+                  outlet: app_commands.Range[str, 1, 64] | None = None) -> None:
         """Watch a new RSS, Atom or JSON feed."""
+        model: dict[str, Any] = {"name": name, "type": "feed", "url": url.strip(),
+                                 "every": every}
+        if outlet is not None:
+            # Where one address serves several publishers (a bridge), or one publisher several
+            # sites: what a rule's min_sources counts the feed as (see docs/stories.md).
+            model["outlet"] = outlet
         view = await self.engine.add_source(
-            {"name": name, "type": "feed", "url": url.strip(), "every": every},
-            created_by=str(interaction.user.id), guild=interaction.guild_id)
+            model, created_by=str(interaction.user.id), guild=interaction.guild_id)
         if view.replaced is not None:
             # The name was the server's already: say what it read before, as /rules add does.
             where, every = view.replaced
