@@ -204,7 +204,10 @@ def _approve(key: str, before: str, after: Sequence[str]) -> str | None:
     nxt = after[0] if after else ""
     if nxt == "away":
         return "die"
-    if (key == "sign" and nxt == "of") or (key.startswith("pass") and nxt[:1].isdigit()):
+    # A count passed ("deaths pass 36,000"), not money ("passes $1.75 trillion plan", whose
+    # number comes with its sign: see _terms). Only the keys _CONTEXT_KEYS lists: the C loop
+    # reads every other word alone.
+    if (key == "sign" and nxt == "of") or (key in ("pass", "passed") and nxt[:1].isdigit()):
         return None
     return "approve"
 
@@ -227,7 +230,8 @@ def _acquit(key: str, before: str, after: Sequence[str]) -> str | None:
 
 
 def _charge(key: str, before: str, after: Sequence[str]) -> str | None:
-    return None if before == "in" else "charge"
+    # "charge" alone: "named in indictment" is a charge, and the C loop reads it alone.
+    return None if key == "charge" and before == "in" else "charge"
 
 
 _NOT_DEATHS = frozenset("threat penalty row sentence certificate knell wish trap".split())  # noqa: SIM905
@@ -248,6 +252,8 @@ def _fall(key: str, before: str, after: Sequence[str]) -> str | None:
     return None if key == "fall" and before in ("this", "last", "next", "in") else "fall"
 
 
+# Signs an amount of money starts with: "passes $1.75 trillion plan" is a vote (see _approve).
+_MONEY = frozenset("$£€¥₹")
 _IN_CONTEXT: dict[str, Callable[[str, str, Sequence[str]], str | None]] = {
     "approve": _approve, "resign": _resign, "acquit": _acquit, "charge": _charge, "die": _die,
     "fall": _fall}
@@ -433,7 +439,12 @@ def _terms(ft: FieldText, into: dict[str, float], limit: int | None = None) -> N
         if event is not None:
             kind = _IN_CONTEXT.get(event[1:])
             if kind is not None:
-                read = kind(key, keys[i - 1] if i else "", keys[i + 1:i + 5])
+                after = keys[i + 1:i + 5]
+                if after and after[0][:1].isdigit() and (
+                        text[starts[i + 1] - 1:starts[i + 1]] in _MONEY):
+                    # An amount of money keeps its sign ("$1.75"), which its key dropped.
+                    after = [text[starts[i + 1] - 1] + after[0], *after[1:]]
+                read = kind(key, keys[i - 1] if i else "", after)
                 event = None if read is None else _event_mark(read)
             if event is not None:
                 into[event] = _ZERO
