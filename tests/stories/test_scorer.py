@@ -136,6 +136,8 @@ _MARKS_IN_CONTEXT = [
     ("Biden signs infrastructure bill into law", "#approve", True),
     ("Omicron wave shows signs of slowing in South Africa", "#approve", False),
     ("Sebastian Kurz steps down as Austrian chancellor", "#resign", True),
+    ("Jack Dorsey stepped down as Twitter CEO", "#resign", True),
+    ("Police stepped up patrols in Kyiv", "#resign", False),
     ("Germany steps up arms deliveries to Ukraine", "#resign", False),
     ("Putin takes first step toward talks with Kyiv", "#resign", False),
     ("Tucker Carlson fired by Fox News", "#resign", True),

@@ -156,8 +156,8 @@ _SPEAKS = frozenset(
 _EVENTS: dict[str, str] = {}
 for _cls, _words in {
     "elect": "elect elected elects reelected wins win won victory sworn inaugurated appointed",
-    "resign": "resign resigns resigned resignation quit quits steps step ousted ouster sacked "
-              "fired dismissed impeached",
+    "resign": "resign resigns resigned resignation quit quits steps step stepped stepping "
+              "ousted ouster sacked fired dismissed impeached",
     "die": "die dy died dead death killed kill killing",
     "arrest": "arrest arrested detained detain detains detention",
     "charge": "charged charge indicted indictment indicts",
@@ -219,7 +219,7 @@ def _resign(key: str, before: str, after: Sequence[str]) -> str | None:
     if key == "fired":
         aimed = nxt in _AIMED or not _WEAPONS.isdisjoint(after[:4])
         return None if aimed else "resign"
-    return "resign" if key != "step" or nxt in ("down", "aside") else None
+    return "resign" if key not in _STEPS or nxt in ("down", "aside") else None
 
 
 def _acquit(key: str, before: str, after: Sequence[str]) -> str | None:
@@ -259,7 +259,8 @@ _IN_CONTEXT: dict[str, Callable[[str, str, Sequence[str]], str | None]] = {
     "fall": _fall}
 # A headline holding none of these keys ("passes away", "steps", "signs" fold to them) is read
 # by the C loop, which does not look ahead; one holding any, by the Python loop.
-_CONTEXT_KEYS = frozenset(("away", "step", "sign", "fired", "cleared", "dismissed", "charge",
+_STEPS = frozenset(("step", "stepped", "stepping"))
+_CONTEXT_KEYS = frozenset(("away", *_STEPS, "sign", "fired", "cleared", "dismissed", "charge",
                            "pass", "passed", "death", "kill", "fall"))
 # Counts spelt out read as digits: "eight-year-old" and "8-year-old" report one event.
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate((
