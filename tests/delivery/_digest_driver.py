@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.bot.conftest import TOKEN
-from tests.fakes.discord_emulator import DiscordEmulator
+from tests.delivery.articles import MESSAGES
+from tests.fakes.discord_emulator import DiscordEmulator, Fault, RecordedRequest
 from watchers.config import RuleConfig
 from watchers.models import Article, Hit, Match
 from watchers.rules.lookup import index_terms
@@ -185,3 +186,33 @@ async def newswatch(workdir: Path, env: Mapping[str, str] | None = None
         for proc in nw.procs:
             if proc.returncode is None:
                 await nw.kill(proc)
+
+
+HOLD = 3.0  # seconds the emulator holds the chosen POST: the window a kill lands in
+
+
+def channel_posts(emu: DiscordEmulator, channel: int) -> list[RecordedRequest]:
+    """Every message POST to ``channel`` so far, in order."""
+    return [r for r in emu.requests_for(MESSAGES) if r.params.get("channel_id") == str(channel)]
+
+
+async def kill_while_held(emu: DiscordEmulator, nw: Newswatch, channel: int, index: int,
+                          after_processing: bool) -> RecordedRequest:
+    """Start ``nw`` with the POSTs to ``channel`` before the ``index``-th let through and that
+    one held by Discord for :data:`HOLD` seconds (its message created already when
+    ``after_processing``, else not yet), kill -9 it while the POST is held, and check that
+    premise: the POST held, the messages before it (and it, if created) in the channel.
+    Returns the held request (processed later, when it was not yet)."""
+    for _ in range(index):  # earlier posts go through as usual (faults apply in order)
+        emu.inject(MESSAGES, Fault.slow(0.0))
+    emu.inject(MESSAGES, Fault.slow(HOLD, after_processing=after_processing))
+    first = await nw.start()
+    reached = await until(lambda: len(channel_posts(emu, channel)) > index, 20)
+    assert reached, f"no POST reached Discord\n{nw.stderr()[-3000:]}"
+    held = channel_posts(emu, channel)[index]
+    in_window = held.status is None  # Discord still holds it: no answer went back
+    await nw.kill(first)
+    emu.clear_faults()
+    assert in_window and held.fault == f"slow:{HOLD}", held
+    assert len(emu.messages(channel)) == index + (1 if after_processing else 0)
+    return held

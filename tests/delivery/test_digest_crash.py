@@ -21,21 +21,22 @@ import pytest
 
 from tests.bot.conftest import TOKEN
 from tests.delivery._digest_driver import (
+    HOLD,
     ROUTE,
+    channel_posts,
+    kill_while_held,
     newswatch,
     schedule_due_alerts,
     until,
     write_config,
 )
-from tests.delivery.articles import MESSAGES
 from tests.delivery.backends import BACKENDS, Backend, backend_for
 from tests.delivery.crashloop import FOUND
-from tests.fakes.discord_emulator import DiscordEmulator, Fault, RecordedRequest
+from tests.fakes.discord_emulator import DiscordEmulator, RecordedRequest
 from watchers.store.open import open_store
 
 # Enough long headlines that the digest needs two messages, so "each part once" is tested.
 ALERTS = 24
-HOLD = 3.0  # seconds the emulator holds the chosen POST: the window the kill lands in
 
 CASES = [
     pytest.param(False, 0, id="part-1-not-yet-created"),
@@ -61,24 +62,11 @@ async def test_kill_9_around_a_digest_send_posts_it_once_with_every_alert(
     channel = emu.channel(ROUTE).id
 
     def posts() -> list[RecordedRequest]:
-        return [r for r in emu.requests_for(MESSAGES)
-                if r.params.get("channel_id") == str(channel)]
-
-    for _ in range(part):  # earlier parts go through as usual (faults apply in order)
-        emu.inject(MESSAGES, Fault.slow(0.0))
-    emu.inject(MESSAGES, Fault.slow(HOLD, after_processing=after_processing))
+        return channel_posts(emu, channel)
 
     async with newswatch(tmp_path, backend.env()) as nw:
-        first = await nw.start()
-        reached = await until(lambda: len(posts()) > part, 20)
-        assert reached, f"no digest POST reached Discord\n{nw.stderr()[-3000:]}"
-        held = posts()[part]
-        in_window = held.status is None  # Discord still holds it: no answer went back
-        await nw.kill(first)
-        emu.clear_faults()
-        assert in_window and held.fault == f"slow:{HOLD}", held
         # the premise of each case: the held part was (or was not yet) created when killed
-        assert len(emu.messages(channel)) == part + (1 if after_processing else 0)
+        held = await kill_while_held(emu, nw, channel, part, after_processing)
         assert await backend.integrity() == "ok"
         # the digest was made before its send began; the kill left it unsent, not lost
         killed = await backend.outbox_by_kind()

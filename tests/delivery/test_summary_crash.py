@@ -20,18 +20,24 @@ from pathlib import Path
 import pytest
 
 from tests.bot.conftest import TOKEN
-from tests.delivery._digest_driver import ROUTE, newswatch, until, write_config
-from tests.delivery.articles import MESSAGES
+from tests.delivery._digest_driver import (
+    HOLD,
+    ROUTE,
+    channel_posts,
+    kill_while_held,
+    newswatch,
+    until,
+    write_config,
+)
 from tests.delivery.backends import BACKENDS, Backend, backend_for
 from tests.delivery.test_time_edges import HEADLINES
-from tests.fakes.discord_emulator import DiscordEmulator, Fault, RecordedRequest
+from tests.fakes.discord_emulator import DiscordEmulator, RecordedRequest
 from tests.fakes.sinks import RecordingSink
 from watchers.config import parse_config
 from watchers.engine import open_engine
 from watchers.schedule import ManualClock
 
 NIGHT = datetime(2024, 5, 1, 23, 0, tzinfo=UTC)
-HOLD = 3.0  # seconds the emulator holds the chosen POST: the window the kill lands in
 PER_POLL = 3
 
 CASES = [
@@ -83,23 +89,10 @@ async def test_kill_9_around_the_morning_sends_posts_the_digest_then_the_summary
     channel = emu.channel(ROUTE).id
 
     def posts() -> list[RecordedRequest]:
-        return [r for r in emu.requests_for(MESSAGES)
-                if r.params.get("channel_id") == str(channel)]
-
-    for _ in range(post):  # earlier posts go through as usual (faults apply in order)
-        emu.inject(MESSAGES, Fault.slow(0.0))
-    emu.inject(MESSAGES, Fault.slow(HOLD, after_processing=after_processing))
+        return channel_posts(emu, channel)
 
     async with newswatch(tmp_path, backend.env()) as nw:
-        first = await nw.start()
-        reached = await until(lambda: len(posts()) > post, 20)
-        assert reached, f"no POST reached Discord\n{nw.stderr()[-3000:]}"
-        held = posts()[post]
-        in_window = held.status is None  # Discord still holds it: no answer went back
-        await nw.kill(first)
-        emu.clear_faults()
-        assert in_window and held.fault == f"slow:{HOLD}", held
-        assert len(emu.messages(channel)) == post + (1 if after_processing else 0)
+        held = await kill_while_held(emu, nw, channel, post, after_processing)
         assert await backend.integrity() == "ok"
         # the digest and the summary's notice were written in one transaction, before either
         # send began: the kill left them unsent, not lost
