@@ -883,8 +883,10 @@ def sources_embed(views: Sequence[SourceView]) -> discord.Embed:
         health = "paused" if st.paused else ("failing" if st.failures else
                                              ("ok" if st.last_success else "not polled yet"))
         mark = " · shared" if v.shared else ""
+        # An outlet set by hand is shown: a wrong one makes min_sources count it wrong.
+        outlet = f", outlet {escape(truncate(v.outlet, 64))}" if v.outlet else ""
         lines.append(f"**{escape(v.name)}**{mark} ({v.kind}, every {format_duration(v.every)},"
-                     f" {health}) {escape(truncate(without_credentials(v.where), 200))}")
+                     f" {health}{outlet}) {escape(truncate(without_credentials(v.where), 200))}")
     embed = discord.Embed(title=f"{len(views)} source(s)", colour=SEVERITY_COLOURS["info"],
                           description=truncate("\n".join(lines) or "No sources.",
                                                LIMITS["description"]))

@@ -201,6 +201,9 @@ class SourceView:
     # What a server's follow of the same name read before it was added again (where, every):
     # adding a name the server uses replaces that feed.
     replaced: tuple[str, timedelta] | None = None
+    # The outlet its ``outlet`` setting names (what min_sources counts it as); None: the site
+    # of its URL, or a folder's name (see watchers.outlets).
+    outlet: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1180,7 +1183,7 @@ class Engine:
         feeds that server follows, by its names)."""
         health = {s.name: s for s in await self.watch.health()}
         views = [SourceView(c.name, c.type, describe_source(c), c.every, c.origin,
-                            health.get(c.name) or SourceState(c.name))
+                            health.get(c.name) or SourceState(c.name), outlet=c.outlet)
                  for c in self.watch.source_configs()
                  if guild is None or not c.name.startswith(SERVER_FEED_PREFIX)]
         if guild is not None:
@@ -1188,7 +1191,8 @@ class Engine:
                 key = feed_key(url_of(f))
                 state = health.get(key) or SourceState(key)
                 views.append(SourceView(name, f.type, describe_source(f), f.every, f.origin,
-                                        dataclasses.replace(state, name=name), shared=False))
+                                        dataclasses.replace(state, name=name), shared=False,
+                                        outlet=f.outlet))
         return views
 
     @_one_change

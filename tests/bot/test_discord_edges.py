@@ -239,6 +239,9 @@ async def test_a_feed_added_in_discord_takes_an_outlet_and_a_blank_one_is_refuse
     assert not added.ephemeral and added.content.startswith("Watching **apworld**"), \
         added.content
     assert running.engine.tenancy.follows_of(guild)["apworld"].outlet == "AP"
+    listed = await (await emu.send_interaction("sources list", {})).final_message()
+    (line,) = [ln for ln in listed.embeds[0]["description"].split("\n") if "apworld" in ln]
+    assert "outlet AP" in line, line
     synced = {c["name"]: c for c in emu.commands(guild)}
     (add,) = [o for o in synced["sources"]["options"] if o["name"] == "add"]
     assert "outlet" in [o["name"] for o in add["options"]]
