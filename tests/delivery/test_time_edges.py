@@ -304,6 +304,13 @@ async def test_a_summary_kept_alone_goes_out_when_quiet_hours_end_without_a_dige
         await engine.run_once()
         assert sink.order == ["alert"] * 5
         assert (await engine.delivery_status()).scheduled == {"alerts": (0, MORNING)}
+        # /digest now has no digest to send: it says so, and the summary keeps waiting for
+        # the morning (it follows a digest, and there is none to follow)
+        clock.set(NIGHT + timedelta(hours=1))
+        assert await engine.digest_now("alerts") == 0
+        await engine.run_once()
+        assert sink.order == ["alert"] * 5
+        assert (await engine.delivery_status()).scheduled == {"alerts": (0, MORNING)}
         clock.set(MORNING)
         await engine.run_once()
         assert sink.order == ["alert"] * 5 + ["notice"] and sink.digests == []

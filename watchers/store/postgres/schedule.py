@@ -96,12 +96,15 @@ class ScheduleMixin:
                     "UPDATE outbox SET state = 'scheduled', scheduled_for = $1, "
                     "reason = 'digest', updated_at = $1 WHERE route = $2 AND kind = 'alert' "
                     "AND state IN ('pending', 'retry') AND NOT maybe_sent", now, route)
-            await conn.execute(
-                "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled' "
-                "AND kind = 'summary'", now, route)
-            return rowcount(await conn.execute(
+            made = rowcount(await conn.execute(
                 "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND state = 'scheduled' "
                 "AND kind <> 'summary'", now, route))
+            if made:
+                # a cap summary follows the digest it was kept with (see the SQLite store's)
+                await conn.execute(
+                    "UPDATE outbox SET scheduled_for = $1 WHERE route = $2 AND "
+                    "state = 'scheduled' AND kind = 'summary'", now, route)
+            return made
 
     async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]:
         """Per route: how many rows wait for a digest (a kept cap summary is none), and when

@@ -118,10 +118,10 @@ class ScheduleMixin:
     async def digest_now(self, route: str, now: datetime, *, pending: bool = False) -> int:
         """Make everything scheduled on the route due now (``/digest now``); returns how many
         rows the next digest will carry (a cap summary kept with them is released after it,
-        and not counted). ``pending``: the route keeps every alert for its
-        digest, so its alerts not yet claimed (behind a digest being sent, or a backoff), or
-        put back unsent behind a digest that failed, join it too — they were left for the next
-        digest, and the command said nothing waited."""
+        and not counted; with none, it keeps waiting for its quiet hours' end). ``pending``:
+        the route keeps every alert for its digest, so its alerts not yet claimed (behind a
+        digest being sent, or a backoff), or put back unsent behind a digest that failed, join
+        it too — they were left for the next digest, and the command said nothing waited."""
         async with self._db.tx() as tx:
             joined = 0
             if pending:
@@ -131,13 +131,17 @@ class ScheduleMixin:
                     "AND state IN ('pending', 'retry') AND maybe_sent = 0",
                     (iso(now), iso(now), route))
                 joined = cur.rowcount
-            await tx.execute(
-                "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled' "
-                "AND kind = 'summary'", (iso(now), route))
             cur = await tx.execute(
                 "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND state = 'scheduled' "
                 "AND kind <> 'summary'", (iso(now), route))
-            return max(cur.rowcount, joined)
+            made = max(cur.rowcount, joined)
+            if made:
+                # A cap summary follows the digest it was kept with; with no digest to send
+                # it waits for its quiet hours' end ("nothing is waiting", and it posted).
+                await tx.execute(
+                    "UPDATE outbox SET scheduled_for = ? WHERE route = ? AND "
+                    "state = 'scheduled' AND kind = 'summary'", (iso(now), route))
+            return made
 
     async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]:
         """Per route: how many rows wait for a digest, and when the next one is due (a cap
