@@ -1724,7 +1724,7 @@ async def open_engine(
     """Open the store, build the services and (unless ``start=False``) start them; on exit stop
     and close everything in order. See the module docstring. ``clock`` is what every schedule
     (digests, quiet hours, caps, surges) reads, and a poll worker's leases and next polls;
-    a poll or deliver process compares it with the database server's (:mod:`watchers.skew`).
+    a poll, deliver or bot process compares it with the database server's (:mod:`watchers.skew`).
     Tests pass a :class:`ManualClock`.
     ``store_path`` (a path, or a PostgreSQL URL) replaces the config's store; a relative path
     is relative to the current directory, not to the config file's.
@@ -1840,9 +1840,9 @@ async def open_engine(
         engine = Engine(config, store, fetcher, executor, watch, delivery, tenancy, role=role,
                         lookup_executor=lookups)
         engine.departed = departed
-        if role in ("poll", "deliver"):
-            # They write leases, next polls, retries and digest times by their own clocks,
-            # which the other processes read by theirs.
+        if role in ("poll", "deliver", "bot"):
+            # They write leases, next polls, retries, digest times and mutes' ends by their own
+            # clocks, which the other processes read by theirs.
             engine.clock_check = ClockCheck(
                 store, watch.clock if role == "poll" else delivery.clock, role, lease)
         engine.kept_rules = _kept(config, stored_rules, departed.keys())

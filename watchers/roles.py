@@ -20,8 +20,8 @@ Every role process opens the store without the one-writer lock and LISTENs for c
 rule, source, server route, mute or pause written by any process (the bot, the CLI) reaches
 every worker within moments (see :meth:`watchers.engine.Engine.reload`). Roles other than
 ``all`` need PostgreSQL: SQLite is one process's by design. Leases and schedules are written
-by each process's own clock, so ``poll`` and ``deliver`` processes compare theirs with the
-database server's and warn when they disagree (:mod:`watchers.skew`).
+by each process's own clock, so ``poll``, ``deliver`` and ``bot`` processes compare theirs with
+the database server's and warn when they disagree (:mod:`watchers.skew`).
 """
 
 from __future__ import annotations

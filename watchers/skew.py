@@ -119,6 +119,9 @@ def describe(reading: Reading, role: Role, lease: timedelta) -> str:
             what = (f"the {held} leases this poll worker takes {end}, which may take its "
                     "sources while it polls them, so sources may be polled twice, and the "
                     f"sources it polls come due {apart} early")
+    elif role == "bot":
+        what = (f"the mutes set here (/mute) end {apart} {'late' if ahead else 'early'} for "
+                "the processes that poll and deliver")
     else:
         what = (f"the retry, digest and quiet-hour times this process keeps are {apart} off "
                 "the other processes'")

@@ -92,6 +92,18 @@ async def test_a_deliver_process_whose_clock_is_off_warns_too(
     assert "retry, digest and quiet-hour times this process keeps are 30 s off" in warning
 
 
+async def test_a_bot_process_whose_clock_is_off_warns_that_its_mutes_end_off(
+        tmp_path: Path, pg_database: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A bot process writes when each /mute ends by its clock, which the pollers and
+    deliverers read by theirs: one 30 s behind ends every mute 30 s early for them."""
+    caplog.set_level(logging.INFO, logger="watchers.skew")
+    async with open_engine(cfg_for(tmp_path, pg_database), role="bot",
+                           clock=OffsetClock(timedelta(seconds=-30))):
+        (warning,) = skew_records(caplog)
+    assert "this machine's clock is 30 s behind the database server's" in warning
+    assert "the mutes set here (/mute) end 30 s early" in warning
+
+
 async def test_a_worker_whose_clock_agrees_with_the_databases_says_nothing(
         tmp_path: Path, pg_database: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="watchers.skew")
