@@ -99,13 +99,19 @@ def outlet_count(conn: sqlite3.Connection, outlets: Sequence[str], routes: Itera
     read only when a server's feed is among the outlets."""
     if not OutletCount.private(outlets):
         return OutletCount(outlets, names=names)
-    wanted = list(dict.fromkeys(routes))
     feeds: dict[str, dict[str, str]] = {}
+    for sql, chunk in _route_feed_reads(routes):
+        feeds.update(route_feeds(conn.execute(sql, chunk).fetchall()))
+    return OutletCount(outlets, feeds, names)
+
+
+def _route_feed_reads(routes: Iterable[str]) -> Iterable[tuple[str, list[str]]]:
+    """The statements reading the follows of ``routes``' servers (:data:`_ROUTE_FEEDS`), 500
+    routes a statement (SQLite's bound on parameters), with their parameters."""
+    wanted = list(dict.fromkeys(routes))
     for i in range(0, len(wanted), 500):
         chunk = wanted[i : i + 500]
-        feeds.update(route_feeds(conn.execute(
-            _ROUTE_FEEDS.format(",".join("?" * len(chunk))), chunk).fetchall()))
-    return OutletCount(outlets, feeds, names)
+        yield _ROUTE_FEEDS.format(",".join("?" * len(chunk))), chunk
 
 
 def release(conn: sqlite3.Connection, story: str, outlets: Sequence[str], when: str | None,
@@ -349,15 +355,12 @@ class StoriesMixin(OutletNames):
         if not rows:
             return {}
         outlets = [str(n) for n in json.loads(rows[0][0])]
-        wanted = list(dict.fromkeys(routes))
         feeds: dict[str, dict[str, str]] = {}
         if OutletCount.private(outlets):
-            for i in range(0, len(wanted), 500):
-                chunk = wanted[i : i + 500]
-                feeds.update(route_feeds(await self._db.fetchall(
-                    _ROUTE_FEEDS.format(",".join("?" * len(chunk))), chunk)))
+            for sql, chunk in _route_feed_reads(routes):
+                feeds.update(route_feeds(await self._db.fetchall(sql, chunk)))
         count = OutletCount(outlets, feeds, self._outlet_names)
-        return {route: count.on(route) for route in wanted}
+        return {route: count.on(route) for route in dict.fromkeys(routes)}
 
     async def story_articles(self, story_id: str, *, limit: int = 100) -> list[Article]:
         """The story's articles, oldest first."""
