@@ -188,7 +188,8 @@ def test_an_import_with_a_wrong_config_says_so_before_loading_the_engine(tmp_pat
 def test_a_plain_search_reads_no_table_it_does_not_need(tmp_path: Path) -> None:
     """A search of plain words reads neither the other languages' names that only fuzzy terms
     take (30,000 of them) nor the whole word-frequency table (50,000 words); a fuzzy term
-    reads the names, and still finds through them."""
+    searches the names' text for its words rather than reading them all, and still finds
+    through them."""
     (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n')
     lines = [{"id": "a1", "title": "Troops gather near the border", "text": "More troops.",
               "url": "https://example.org/a1", "date": "2022-01-30T12:00:00+00:00",
@@ -203,7 +204,8 @@ def test_a_plain_search_reads_no_table_it_does_not_need(tmp_path: Path) -> None:
               "from watchers.rules import variants\n"
               "assert main(['search', sys.argv[1], '-c', 'config.toml', '--json']) == 0\n"
               "print(json.dumps([variants._shipped_variants.cache_info().currsize,\n"
-              "                  variants._zipf_table is not None]))\n")
+              "                  variants._zipf_table is not None,\n"
+              "                  variants._shipped_lines.cache_info().currsize]))\n")
     read = {}
     for query in ("troops", "border AND troops", "munich~"):
         result = subprocess.run([sys.executable, "-c", script, query], cwd=tmp_path,
@@ -211,9 +213,10 @@ def test_a_plain_search_reads_no_table_it_does_not_need(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         *found, tables = result.stdout.splitlines()
         read[query] = ([json.loads(line)["id"] for line in found], json.loads(tables))
-    assert read["troops"] == (["a1"], [0, False])
-    assert read["border AND troops"] == (["a1"], [0, False])
-    assert read["munich~"][0] == ["a2"] and read["munich~"][1][0] == 1
+    assert read["troops"] == (["a1"], [0, False, 0])
+    assert read["border AND troops"] == (["a1"], [0, False, 0])
+    assert read["munich~"][0] == ["a2"]
+    assert read["munich~"][1][0] == 0 and read["munich~"][1][2] == 1  # searched, not read
 
 
 @pytest.mark.parametrize("argv", [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -14,13 +15,18 @@ import pytest
 
 from watchers.models import Article
 from watchers.rules import Rule, RuleSet, match_query, shipped_aliases
+from watchers.rules import variants as variants_module
 from watchers.rules.lookup import index_terms
 from watchers.rules.text import key
 from watchers.rules.variants import (
     COMMON_ZIPF,
     Aliases,
+    VariantLines,
     _join,
     _load_lexicon,
+    _shipped_tables,
+    _shipped_variants,
+    _variant_files,
     _zipf,
     is_known_word,
 )
@@ -159,3 +165,60 @@ def test_variant_tables_added_for_later_are_read_once_when_a_fuzzy_term_needs_th
     other.add_variants_later(load)
     assert other == now and hash(other) == hash(now) and calls == [1, 1]
     assert shipped_aliases().fuzzy_of("munich") >= {"munchen", "monachium"}
+
+
+def _eager_shipped() -> Aliases:
+    """The shipped tables as every group read and joined at once (the dict path)."""
+    table, distinct = _shipped_tables()
+    eager = Aliases(table, distinct)
+    eager.add_variants(_shipped_variants(), keyed=True)
+    return eager
+
+
+def test_every_line_of_the_shipped_variant_files_is_read_as_its_loader_reads_it() -> None:
+    """A fuzzy term's first words are searched in the files' text, a group a line: each group
+    the JSON and TOML loaders read is one line that reads as the same words, and no other line
+    reads as a group (a group spread over two lines, or a name with an escape, would be
+    missed by the search)."""
+    exonyms_text, cities_text = _variant_files()
+    for text, table in ((exonyms_text, tomllib.loads(exonyms_text)["aliases"]),
+                        (cities_text, json.loads(cities_text)["aliases"])):
+        groups = [g for g in map(VariantLines.group, text.splitlines()) if g is not None]
+        assert groups == [frozenset({head, *others}) for head, others in table.items()]
+        assert "\\" not in text
+
+
+def test_searching_the_shipped_text_finds_what_joining_every_group_finds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On words of every kind the tables hold (heads, names in other scripts, names in two
+    groups) and on words they do not, a term's fuzzy names found by searching the text equal
+    those found by reading and joining every group; past LINE_SEARCHES searches it reads them
+    all, and the answers stay the same."""
+    eager = _eager_shipped()
+    variants = _shipped_variants()
+    words = sorted({w for head, names in variants.items() for w in (head, *names)})
+    counts: dict[str, int] = {}
+    for head, names in variants.items():
+        for w in {head, *names}:
+            counts[w] = counts.get(w, 0) + 1
+    twice = [w for w, n in counts.items() if n > 1]
+    rng = random.Random(11)
+    sample = [*rng.sample(words, 150), *rng.sample(twice, min(40, len(twice))),
+              "kyiv", "kiev", "київ", "munich", "munchen", "luhansk", "donbas", "wien",
+              "georgia", "tbilisi", "zzqqxx", "the"]
+    for limit in (10_000, 25):
+        monkeypatch.setattr(variants_module, "LINE_SEARCHES", limit)
+        table, distinct = _shipped_tables()
+        lazy = Aliases(table, distinct)
+        lines = VariantLines(_variant_files())
+
+        def searched(lines: VariantLines = lines) -> VariantLines:
+            return lines
+
+        lazy.add_variants_later(_shipped_variants, lines=searched)
+        for w in sample:
+            assert lazy.fuzzy_of(w) == eager.fuzzy_of(w), (limit, w)
+        if limit == 25:
+            assert lazy._lines is None  # read whole once past the limit
+        else:
+            assert lazy._lines is not None and lines.searches > len(sample)

@@ -862,6 +862,9 @@ class Aliases:
         # Tables of variants added but not read yet (the shipped ones: a short command whose
         # query has no fuzzy term never reads their 30,000 names).
         self._pending: list[Callable[[], Mapping[str, Sequence[str]]]] = []
+        # The same tables as text searched a word at a time, while few words have been asked
+        # for (see VariantLines); None once they are read whole.
+        self._lines: _LazyLines | None = None
         self._variant_of: dict[str, list[int]] | None = None  # key → its variant groups
         self._fuzzy: dict[str, frozenset[str]] = {}  # fuzzy_of's answers
         self._stems: dict[str, Stems] = {}  # declension_stems' answers
@@ -880,15 +883,23 @@ class Aliases:
         self._take_pending()
         self._add_variants(table, keyed=keyed)
 
-    def add_variants_later(self, load: Callable[[], Mapping[str, Sequence[str]]]) -> None:
+    def add_variants_later(self, load: Callable[[], Mapping[str, Sequence[str]]], *,
+                           lines: Callable[[], VariantLines] | None = None) -> None:
         """Add the variant groups ``load()`` returns (keyed, as the shipped tables are) when
-        they are first needed: by a fuzzy term, or to compare two tables."""
+        they are first needed: by a fuzzy term, or to compare two tables. ``lines``: the same
+        groups as text, one a line (:class:`VariantLines`), which the first fuzzy terms search
+        instead of reading every group (only one such table at a time)."""
         self._pending.append(load)
+        if lines is not None and self._lines is None and len(self._pending) == 1:
+            self._lines = _LazyLines(lines)
+        else:
+            self._lines = None  # another table too: read them all when needed
         self._variant_of = None
         self._fuzzy = {}
         self._stems = {}
 
     def _take_pending(self) -> None:
+        self._lines = None
         while self._pending:
             self._add_variants(self._pending.pop(0)(), keyed=True)
 
@@ -912,9 +923,14 @@ class Aliases:
         found = fuzzy.get(key)
         if found is not None:
             return found
+        lines = self._lines
+        if lines is not None and lines.searches >= LINE_SEARCHES:
+            lines = None  # enough words asked for: joining every group now costs less
+            self._take_pending()
         variant_of = self._variant_of
         if variant_of is None:
-            self._take_pending()
+            if lines is None:
+                self._take_pending()
             variant_of = {}
             for i, keys in enumerate(self._variants):
                 for k in keys:
@@ -922,15 +938,20 @@ class Aliases:
             self._variant_of = variant_of
         seen = {key}
         todo = [key]
+        known = key in self._group or key in variant_of
         while todo:
             k = todo.pop()
             more = set(self._group.get(k, ()))
             for i in variant_of.get(k, ()):
                 more |= self._variants[i]
+            if lines is not None:
+                for group in lines.get().groups_with(k):
+                    more |= group
+                    known = True
             more -= seen
             seen |= more
             todo += more
-        found = frozenset(seen) if key in self._group or key in variant_of else frozenset()
+        found = frozenset(seen) if known else frozenset()
         fuzzy[key] = found
         return found
 
@@ -1040,14 +1061,96 @@ def _shipped_tables() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     return table["aliases"], table.get("distinct", {})
 
 
+# A process's first fuzzy terms search the shipped tables' text for their words (a term and
+# the names it takes: `kyiv~` 48 searches, `donbas~` one); past this many searches, about as
+# long as reading and joining every group once (0.5 ms each against some 100 ms), it does that,
+# and later terms look their words up in a dict. A few terms cost a fifth of the reading; many
+# at most twice it, once.
+LINE_SEARCHES: Final = 200
+
+# A group's line in the shipped tables: ``"head": ["name", ...],`` (JSON) or ``"head" =
+# ["name", ...]`` (TOML), as bench/build_exonyms.py writes them, one group a line.
+_GROUP_LINE: Final = re.compile(r'"[^"\\\n]+"\s*[:=]\s*\[')
+_QUOTED: Final = re.compile(r'"([^"\\\n]*)"')
+
+
+class VariantLines:
+    """Variant tables kept as their text, one group a line (the shipped ``exonyms.toml`` and
+    ``cities.json``, keyed words, no escapes in them): the groups a word is in are the group
+    lines holding it quoted, found with ``str.find``. A short command's fuzzy term then costs
+    a millisecond rather than reading and joining 30,000 names (see :data:`LINE_SEARCHES`).
+    ``tests/rules/test_city_names.py`` checks that every line of the shipped files is read
+    here as the loaders read it."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self._texts = tuple(texts)
+        self._parsed: dict[tuple[int, int], frozenset[str] | None] = {}
+        self.searches = 0  # words looked for
+
+    @staticmethod
+    def group(line: str) -> frozenset[str] | None:
+        """The words of a group line (its head and names), None for any other line."""
+        if not _GROUP_LINE.match(line):
+            return None
+        return frozenset(_QUOTED.findall(line))
+
+    def groups_with(self, key: str) -> list[frozenset[str]]:
+        """Every group holding ``key``."""
+        self.searches += 1
+        needle = f'"{key}"'
+        found: list[frozenset[str]] = []
+        for t, text in enumerate(self._texts):
+            at = text.find(needle)
+            while at != -1:
+                start = text.rfind("\n", 0, at) + 1
+                end = text.find("\n", at)
+                end = len(text) if end == -1 else end
+                group = self._parsed.get((t, start), ...)
+                if group is ...:
+                    group = self._parsed[(t, start)] = self.group(text[start:end])
+                if group is not None and key in group:
+                    found.append(group)
+                at = text.find(needle, end)
+        return found
+
+
+class _LazyLines:
+    """A VariantLines made on first use (reading the files only for a fuzzy term)."""
+
+    def __init__(self, make: Callable[[], VariantLines]) -> None:
+        self._make = make
+        self._lines: VariantLines | None = None
+
+    @property
+    def searches(self) -> int:
+        return 0 if self._lines is None else self._lines.searches
+
+    def get(self) -> VariantLines:
+        if self._lines is None:
+            self._lines = self._make()
+        return self._lines
+
+
+def _variant_files() -> tuple[str, str]:
+    data = resources.files(__package__).joinpath("data")
+    return (data.joinpath("exonyms.toml").read_text("utf-8"),
+            data.joinpath("cities.json").read_text("utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _shipped_lines() -> VariantLines:
+    """The shipped variant tables as text (:class:`VariantLines`)."""
+    return VariantLines(_variant_files())
+
+
 @lru_cache(maxsize=1)
 def _shipped_variants() -> dict[str, list[str]]:
     """For fuzzy terms, the countries' and cities' names in other languages,
     ``data/exonyms.toml`` and ``data/cities.json`` (built by bench/build_exonyms.py)."""
-    data = resources.files(__package__).joinpath("data")
+    exonyms_text, cities_text = _variant_files()
     variants: dict[str, list[str]] = {}
-    exonyms = tomllib.loads(data.joinpath("exonyms.toml").read_text("utf-8"))["aliases"]
-    cities = json.loads(data.joinpath("cities.json").read_text("utf-8"))["aliases"]
+    exonyms = tomllib.loads(exonyms_text)["aliases"]
+    cities = json.loads(cities_text)["aliases"]
     for table_of in (exonyms, cities):
         for head, others in table_of.items():
             variants.setdefault(head, []).extend(others)
@@ -1077,7 +1180,7 @@ def shipped_aliases(extra: Mapping[str, Sequence[str]] | None = None) -> Aliases
 def _extended(sig: tuple[tuple[str, tuple[str, ...]], ...]) -> Aliases:
     table, distinct = _shipped_tables()
     aliases = Aliases(table, distinct)
-    aliases.add_variants_later(_shipped_variants)
+    aliases.add_variants_later(_shipped_variants, lines=_shipped_lines)
     aliases.update(dict(sig))
     return aliases
 
@@ -1086,5 +1189,5 @@ def _extended(sig: tuple[tuple[str, tuple[str, ...]], ...]) -> Aliases:
 def _shipped_default() -> Aliases:
     table, distinct = _shipped_tables()
     aliases = Aliases(table, distinct)
-    aliases.add_variants_later(_shipped_variants)
+    aliases.add_variants_later(_shipped_variants, lines=_shipped_lines)
     return aliases
