@@ -40,14 +40,21 @@ async def wait_for_line(proc: asyncio.subprocess.Process, part: str) -> list[str
             return seen
 
 
+# Seconds a poll of the slow feed lasts: its fetch's whole deadline. The feed sends a byte
+# every 5 s (within the 15 s a fetch may wait for the next byte), so only that deadline ends it.
+SLOW_POLL = 300.0
+
+
 def with_a_slow_feed(emu: DiscordEmulator, tmp_path: Path, server: FeedServer
                      ) -> dict[str, str]:
-    """The seeds and a feed that takes 30 s to answer, in ``tmp_path``'s config.toml; the
-    environment without a token."""
-    server.set("/slow", Route(body=rss(("g1", "Troops move")), delay=30.0))
+    """The seeds and a feed whose poll takes :data:`SLOW_POLL` seconds, in ``tmp_path``'s
+    config.toml; the environment without a token."""
+    body = rss(("g1", "Troops move"))
+    assert len(body) * 5.0 > SLOW_POLL  # still sending when the deadline comes
+    server.set("/slow", Route(body=body, drip=5.0))
     shutil.copytree(SEEDS, tmp_path / "seeds")
     data = bot_config(emu, tmp_path)
-    data["fetch"] = {"allow_private": ["127.0.0.1/32"], "timeout": "60s"}
+    data["fetch"] = {"allow_private": ["127.0.0.1/32"], "timeout": f"{SLOW_POLL:g}s"}
     data["sources"].append({"name": "slow", "type": "feed", "url": server.url("/slow")})
     write_toml(data, tmp_path / "config.toml")
     return {k: v for k, v in os.environ.items() if k != "NEWSWATCH_TEST_TOKEN"}
@@ -95,7 +102,9 @@ async def test_a_second_signal_while_stopping_ends_it_at_once(emu: DiscordEmulat
     t = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     text = await finish(proc, seen)
-    assert time.monotonic() - t < 5, text
+    # A hang guard: the status and the line show the second signal ended it (a stop that
+    # waits for the sends ends with 0 and neither, once the 5 s it gives them are out).
+    assert time.monotonic() - t < 30, text
     assert proc.returncode == 130, text
     assert "newswatch: stopping now (second signal)" in text and "Traceback" not in text, text
 
@@ -163,12 +172,13 @@ async def test_a_stop_while_run_rebuilds_its_store_says_stopping_and_a_rerun_goe
     assert "rebuilt the lookup indexes of 40000 articles" in err.decode(), err.decode()
 
 
+@pytest.mark.timeout(120)  # the child is killed after 60 s, and the test fails saying so
 @pytest.mark.parametrize("token", [True, False])
 async def test_a_stop_during_run_once_says_stopping_and_ends_the_round(
         emu: DiscordEmulator, tmp_path: Path, token: bool) -> None:
     """`run --once` had no stop signals of its own: Ctrl-C was taken without a word, a second
-    one did nothing, and it ended only once the round's poll was done (a feed that takes 30
-    s to answer here; a folder of 30,000 files took 15 s)."""
+    one did nothing, and it ended only once the round's poll was done (a feed whose poll takes
+    minutes here; a folder of 30,000 files took 15 s)."""
     async with FeedServer() as server:
         env = with_a_slow_feed(emu, tmp_path, server)
         if token:
@@ -183,7 +193,7 @@ async def test_a_stop_during_run_once_says_stopping_and_ends_the_round(
         t = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         text = await finish(proc, seen)
-        assert time.monotonic() - t < 20, text  # not the feed's 30 s
+        assert time.monotonic() - t < SLOW_POLL / 10, text  # not the slow poll's 300 s
         assert proc.returncode == 130, text
         assert "newswatch: stopping\n" in text and "Traceback" not in text, text
 
