@@ -486,7 +486,7 @@ async def _search(args: argparse.Namespace) -> int:
         found = await search(store, args.query, since=_since(args.since), limit=args.limit,
                              source=args.source, threshold=cfg.threshold, aliases=cfg.aliases,
                              order="best" if args.best else "newest")
-        stories = await store.stories_of([h.article.id for h in found.hits])
+        stories = await _counted_stories(store, cfg, [h.article.id for h in found.hits])
     if args.json:
         for h in found.hits:
             a = h.article
@@ -510,6 +510,21 @@ async def _search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _counted_stories(store: Any, cfg: Config, article_ids: Sequence[str]
+                           ) -> dict[str, StoryRecord]:
+    """The story of each of these articles that has one, with its distinct outlets counted
+    (``counted``) as the alerts' waits count them: the config file's sources by the outlets
+    they reported as (or, for a story stored before those were kept, by the config's)."""
+    import dataclasses
+
+    from watchers.outlets import source_outlet
+
+    stories = await store.stories_of(article_ids)
+    store.name_outlets({s.name: source_outlet(s) for s in cfg.sources})
+    counted = await store.outlets_seen([s.id for s in stories.values()])
+    return {a: dataclasses.replace(s, counted=counted.get(s.id)) for a, s in stories.items()}
+
+
 def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecord]) -> None:
     """One line per result, a story's results together under its first (in result order) with
     the story's id and outlets; an article without a story of several articles stands alone."""
@@ -529,7 +544,10 @@ def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecor
         if story is not None and not key.startswith("article:"):
             outlets = shown(", ".join(story.outlets[:6])) + (", ..." if len(story.outlets) > 6
                                                              else "")
-            print(f"  = story {story.id}: {len(story.outlets)} outlet(s), {story.articles} "
+            # Outlets as the alerts count them (two feeds of one site are one); the sources
+            # that reported it are listed.
+            n = story.counted if story.counted is not None else len(story.outlets)
+            print(f"  = story {story.id}: {n} outlet(s), {story.articles} "
                   f"article(s): {outlets}")
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "fit_embed",
     "group_results",
     "masked_link",
+    "outlet_count",
     "rule_test_embed",
     "rules_embed",
     "safe_url",
@@ -703,7 +704,7 @@ def article_embed(article: Article, matches: Sequence[Match], *, excerpt: int = 
     if not matches:
         embed.add_field(name="Rules", value="No rule matched this article.", inline=False)
     if story is not None and shown:
-        lines = [f"{_plural(len(story.outlets), 'outlet')}: {_names(story.outlets, 500)}",
+        lines = [f"{_plural(outlet_count(story), 'outlet')}: {_names(story.outlets, 500)}",
                  f"{_plural(story.articles, 'article')} · first {_when(story.first_seen, 'f')}"
                  f" · last {_when(story.last_seen, 'f')}"]
         if story.updated_at is not None:
@@ -752,12 +753,20 @@ def group_results(rows: Iterable[tuple[Article, Match | None]],
     return lines
 
 
+def outlet_count(story: StoryRecord) -> int:
+    """The story's distinct outlets as its reader counts them (two feeds of one site are one,
+    as its alert's wait counts them), or its sources where they were not counted."""
+    return story.counted if story.counted is not None else len(story.outlets)
+
+
 def _story_suffix(line: ResultLine) -> str:
-    """" · +2 outlets · 5 articles · story `s…`" for a line standing for a story."""
+    """" · +2 outlets · 5 articles · story `s…`" for a line standing for a story (other
+    outlets than the line's article's, counted as outlets: the BBC's second feed is none)."""
     story = line.story
     if story is None or not line.expandable:
         return ""
-    others = sum(1 for o in story.outlets if o != line.article.source)
+    others = (max(story.counted - 1, 0) if story.counted is not None
+              else sum(1 for o in story.outlets if o != line.article.source))
     parts = [f"+{others} outlet{'s' if others != 1 else ''}" if others
              else f"+{story.articles - 1} more"]
     if others and story.articles > len(story.outlets):
@@ -802,7 +811,7 @@ def story_embed(detail: StoryDetail) -> discord.Embed:
     story = detail.record
     embed = discord.Embed(title=truncate(escape(story.headline) or "(untitled)", LIMITS["title"]),
                           colour=SEVERITY_COLOURS["info"])
-    embed.add_field(name=_plural(len(story.outlets), "outlet"),
+    embed.add_field(name=_plural(outlet_count(story), "outlet"),
                     value=truncate(_names(story.outlets, 900) or "—", LIMITS["field_value"]),
                     inline=False)
     embed.add_field(name="First seen", value=_when(story.first_seen, "f"), inline=True)
@@ -954,13 +963,24 @@ def delivery_embed(st: DeliveryStatus, redact: Callable[[str], str]) -> discord.
 
 def _schedule_text(st: DeliveryStatus) -> str | None:
     """One line per route that keeps alerts or posts digests: how many alerts wait and when
-    the next digest goes out ("`briefing` · 12 kept · next digest <time>")."""
+    the next digest goes out ("`briefing` · 12 kept · next digest <time>"). A cap summary
+    kept for the end of quiet hours is counted apart, as what it is: "`briefing` · 1 cap
+    summary kept · goes out <time>" when no alert waits with it (it then posts on its own,
+    no digest), "12 kept and 1 cap summary" when they go out together."""
     lines: list[str] = []
-    for route in sorted({*st.scheduled, *st.next_digest}):
+    for route in sorted({*st.scheduled, *st.next_digest, *st.summaries}):
         count, due = st.scheduled.get(route, (0, None))
-        nxt = min((d for d in (due, st.next_digest.get(route)) if d is not None), default=None)
-        when = f"next digest {_when(nxt, 'R')} ({_when(nxt, 't')})" if nxt else "no digest due"
-        lines.append(f"`{code_text(truncate(route, 60))}` · {count} kept · {when}")
+        summaries = st.summaries.get(route, 0)
+        said = f"{summaries} cap summar{'y' if summaries == 1 else 'ies'}"
+        if count == 0 and summaries and due is not None:
+            kept, when = f"{said} kept", f"goes out {_when(due, 'R')} ({_when(due, 't')})"
+        else:
+            kept = f"{count} kept and {said}" if summaries else f"{count} kept"
+            nxt = min((d for d in (due, st.next_digest.get(route)) if d is not None),
+                      default=None)
+            when = (f"next digest {_when(nxt, 'R')} ({_when(nxt, 't')})" if nxt
+                    else "no digest due")
+        lines.append(f"`{code_text(truncate(route, 60))}` · {kept} · {when}")
     if not lines:
         return None
     shown: list[str] = []

@@ -181,8 +181,8 @@ def _run_export(args: argparse.Namespace) -> int:
 class _Feed:
     """A source as export needs it (the fields of a SourceView it reads)."""
 
-    def __init__(self, name: str, kind: str, where: str) -> None:
-        self.name, self.kind, self.where = name, kind, where
+    def __init__(self, name: str, kind: str, where: str, outlet: str | None = None) -> None:
+        self.name, self.kind, self.where, self.outlet = name, kind, where, outlet
 
 
 async def _sources(cfg: Config) -> list[_Feed]:
@@ -206,4 +206,5 @@ async def _sources(cfg: Config) -> list[_Feed]:
             stored = await store.list_sources()
         finally:
             await store.aclose()
-    return [_Feed(s.name, s.type, describe_source(s)) for s in merged_sources(cfg, stored)]
+    return [_Feed(s.name, s.type, describe_source(s), s.outlet)
+            for s in merged_sources(cfg, stored)]

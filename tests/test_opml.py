@@ -317,3 +317,61 @@ async def test_export_lists_feeds_only_and_imports_back_into_a_fresh_engine(
         assert len(report.added) == len(doc.entries)
         assert sorted(second.source_names()) == sorted(e.title for e in doc.entries)
         assert export_opml(await second.sources()) == data
+
+
+def test_an_outlet_is_written_as_an_attribute_and_read_back() -> None:
+    data = write_opml([("bbc-europe", "https://feeds.example.co.uk/europe", "BBC & co"),
+                       ("dw", "https://rss.example.de/all", None),
+                       ("npr", "https://feeds.example.org/npr")])
+    assert b'outlet="BBC &amp; co"' in data and data.count(b"outlet=") == 1
+    doc = parse_opml(data)
+    assert [(e.title, e.outlet) for e in doc.entries] == [
+        ("bbc-europe", "BBC & co"), ("dw", None), ("npr", None)]
+
+
+async def test_a_feeds_outlet_survives_export_and_import(engine: Engine, tmp_path: Path
+                                                         ) -> None:
+    """An exported and re-imported feed kept no ``outlet``: the BBC's two feeds, one outlet
+    as configured, came back as two (each the site of its URL), and corroborated each
+    other."""
+    doc = (b'<opml version="2.0"><body>'
+           b'<outline text="BBC Europe" xmlUrl="https://europe.example/rss" outlet="BBC"/>'
+           b'<outline text="Reuters" xmlUrl="https://feeds.example.org/reuters"/>'
+           b'</body></opml>')
+    report = await import_opml(engine, doc)
+    assert [o.status for o in report.outcomes] == ["added", "added"]
+    outlets = {v.name: v.outlet for v in await engine.sources()}
+    assert outlets["bbc-europe"] == "BBC" and outlets["reuters"] is None
+    stored = {s.name: s for s in await engine.store.list_sources()}
+    assert stored["bbc-europe"].outlet == "BBC"
+    data = export_opml(await engine.sources())
+    assert [(e.title, e.outlet) for e in parse_opml(data).entries] == [
+        ("bbc", None), ("bbc-europe", "BBC"), ("reuters", None)]
+    other = tmp_path / "other"
+    (other / "seeds").mkdir(parents=True)
+    async with open_engine(parse_config({**CONFIG, "sources": []}, base_dir=other),
+                           start=False) as second:
+        assert len((await import_opml(second, data)).added) == 3
+        assert {v.name: v.outlet for v in await second.sources()} == {
+            "bbc": None, "bbc-europe": "BBC", "reuters": None}
+        assert export_opml(await second.sources()) == data
+
+
+@pytest.mark.parametrize(("outlet", "said"), [
+    ("", "may not be blank"),
+    ("   ", "may not be blank"),
+    ("B" * 65, "at most 64 characters"),
+    ("BBC\u202eevil", "direction"),
+    ("BBC&#10;News", "line-break"),
+])
+async def test_a_bad_outlet_refuses_its_entry_saying_why(engine: Engine, outlet: str,
+                                                        said: str) -> None:
+    doc = ('<opml version="2.0"><body>'
+           f'<outline text="Bad" xmlUrl="https://bad.example/rss" outlet="{outlet}"/>'
+           '<outline text="Good" xmlUrl="https://good.example/rss" outlet="Good"/>'
+           '</body></opml>').encode()
+    report = await import_opml(engine, doc)
+    bad, good = report.outcomes
+    assert bad.status == "refused" and "outlet" in bad.reason and said in bad.reason, bad.reason
+    assert good.status == "added"
+    assert "bad" not in engine.source_names()

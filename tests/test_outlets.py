@@ -150,6 +150,27 @@ def test_a_story_counts_its_sources_by_outlet() -> None:
     assert count.on("alerts") == 1
 
 
+def test_a_source_counts_as_the_outlet_it_reported_as() -> None:
+    """The story keeps each source's outlet from when it reported: that counts, whatever the
+    running config now names (a source renamed or removed since is known by none)."""
+    stored = {"bbc-world": "bbci.co.uk", "bbc-europe": "bbci.co.uk"}
+    now = {"bbc-world": "bbci.co.uk", "bbc-europe": "bbc-europe.example"}
+    assert OutletCount(["bbc-world", "bbc-europe"]).on("alerts") == 2
+    assert OutletCount(["bbc-world", "bbc-europe"], stored=stored).on("alerts") == 1
+    assert OutletCount(["bbc-world", "bbc-europe"], names=now, stored=stored).on("alerts") == 1
+    # a source the story holds none for (stored before outlets were kept) is counted by name
+    assert OutletCount(["bbc-world", "dw", "dw-de"], names={"dw": "dw.com", "dw-de": "dw.com"},
+                       stored=stored).on("alerts") == 2
+
+
+def test_readers_without_a_route_count_the_feeds_they_see() -> None:
+    names = {"bbc-world": "bbci.co.uk"}
+    count = OutletCount(["bbc-world", "@a", "@b", "@c"], names=names)
+    assert count.seen({"@a": "bbci.co.uk", "@b": "npr.org"}) == 2  # a server's readers
+    assert count.seen({"@a": "bbci.co.uk", "@b": "npr.org"}, every=True) == 3  # + @c
+    assert count.seen(None) == 1  # the config file's sources alone
+
+
 def config_issues(source: dict[str, Any]) -> list[tuple[str, str]]:
     with pytest.raises(ConfigError) as err:
         parse_config({"channels": {"alerts": 1},

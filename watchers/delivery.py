@@ -332,6 +332,8 @@ class DeliveryStatus:
     stories: dict[tuple[str, str], StoryView] = field(default_factory=dict)
     # route → (alerts kept for a digest, when the next digest that carries them is due)
     scheduled: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+    # route → cap summaries kept for the end of its quiet hours (no alerts: counted apart)
+    summaries: dict[str, int] = field(default_factory=dict)
     next_digest: dict[str, datetime] = field(default_factory=dict)  # digest routes' next time
     # route → (why its last send failed, failures in a row, alerts waiting to be sent there),
     # for the routes backing off
@@ -734,6 +736,7 @@ class DeliveryService:
             waiting=waiting,
             stories=stories,
             scheduled=await self.store.scheduled_routes(),
+            summaries=await self.store.kept_summaries(),
             next_digest=self._next_digests(),
             next_retry=min(await self._retries_after(now, routes), default=None),
         )

@@ -670,7 +670,9 @@ class Engine:
                     ) -> StoryDetail | None:
         """One story (by id): its outlets, first and last report, and its articles oldest
         first (at most ``limit``; ``record.articles`` says how many there are). With
-        ``guild``: only the articles and outlets that server sees (None when it sees none)."""
+        ``guild``: only the articles and outlets that server sees (None when it sees none).
+        ``record.counted``: its distinct outlets as its reader counts them (see
+        :meth:`stories_of`)."""
         if not isinstance(story_id, str):
             raise TypeError(f"story_id: a str, not {type(story_id).__name__}")
         limit = _count("limit", limit)
@@ -680,6 +682,7 @@ class Engine:
         record = await self.store.get_story(wanted)
         if record is None:
             return None
+        record = (await self._counted([record], guild)).get(record.id, record)
         if guild is None:
             return StoryDetail(record, await self.store.story_articles(record.id, limit=limit))
         everything = await self.store.story_articles(record.id, limit=max(limit, 1000))
@@ -701,7 +704,10 @@ class Engine:
         """The story of each of these articles that has one, by article id (articles stored
         before stories existed, or imported, have none and stand alone). With ``guild``: as
         that server sees it — the outlets it sees, by its names, and its articles counted —
-        and none for an article it does not see."""
+        and none for an article it does not see. Each record's ``counted`` is its distinct
+        outlets as the reader counts them, as its alert's wait does: two feeds of one outlet
+        are one (with ``guild``: the config file's sources and that server's feeds; without:
+        every source)."""
         if isinstance(article_ids, str):
             # One id alone was read as ids of one letter each, and had no story.
             raise TypeError(f"article_ids: a sequence of article ids, not a str "
@@ -714,6 +720,8 @@ class Engine:
             if not isinstance(item, str):
                 raise TypeError(f"article_ids: each a str, not {type(item).__name__}")
         found = await self.store.stories_of(ids)
+        counted = await self._counted(found.values(), guild)
+        found = {a: counted.get(r.id, r) for a, r in found.items()}
         if guild is None:
             return found
         labels = self.tenancy.labels(guild)
@@ -725,6 +733,19 @@ class Engine:
             if (seen := scoped[record.id]) is not None:
                 out[article_id] = seen
         return out
+
+    async def _counted(self, records: Iterable[StoryRecord], guild: int | None
+                       ) -> dict[str, StoryRecord]:
+        """These stories with ``counted`` set (by id): their distinct outlets as ``guild``'s
+        readers (None: the operator) count them; none for a store that does not count them
+        (a library's own, which lookups then show by their sources)."""
+        count = getattr(self.store, "outlets_seen", None)
+        wanted = {r.id: r for r in records}
+        if count is None or not wanted:
+            return {}
+        have = await count(list(wanted), guild=guild)
+        return {sid: dataclasses.replace(r, counted=have[sid])
+                for sid, r in wanted.items() if sid in have}
 
     async def _story_seen(self, record: StoryRecord, guild: int, labels: Mapping[str, str]
                           ) -> StoryRecord | None:
@@ -1516,7 +1537,8 @@ class Engine:
             waiting=waiting,
             stories={(label(route), sid): v for (route, sid), v in st.stories.items()
                      if seen(route)},
-            scheduled=keep(st.scheduled), next_digest=keep(st.next_digest),
+            scheduled=keep(st.scheduled), summaries=keep(st.summaries),
+            next_digest=keep(st.next_digest),
             backing_off_why=keep(st.backing_off_why))
 
     # ------------------------------------------------------------------ servers

@@ -18,6 +18,10 @@ Invariants:
 - Import never replaces or renames an existing source: a feed whose URL is already watched (or
   repeats an earlier entry of the same file) is skipped, naming which; a derived name that is
   taken gets a numeric suffix.
+- A feed's outlet (the config's ``outlet`` key: who publishes it, which a rule's
+  ``min_sources`` counts) travels as an ``outlet`` attribute of its ``<outline>`` (OPML 2.0
+  allows attributes of one's own): export writes it for a source that sets one, import sets it
+  on the source, validated as the config key is (a bad one refuses the entry, saying why).
 """
 
 from __future__ import annotations
@@ -78,13 +82,15 @@ class OpmlError(NewswatchError):
 @dataclass(frozen=True)
 class OpmlEntry:
     """One feed of a file: where it was (``line``), its ``title`` (``title``, else ``text``; may
-    be empty), its ``url`` (``xmlUrl``, stripped) and the titles of the folders it sat in,
-    outermost first (the innermost :data:`MAX_FOLDERS` of them)."""
+    be empty), its ``url`` (``xmlUrl``, stripped), the titles of the folders it sat in,
+    outermost first (the innermost :data:`MAX_FOLDERS` of them), and its ``outlet`` attribute
+    as written (None without one; import validates it as the config key)."""
 
     line: int
     title: str
     url: str
     folders: tuple[str, ...] = ()
+    outlet: str | None = None
 
     @property
     def label(self) -> str:
@@ -226,8 +232,12 @@ def parse_opml(data: bytes) -> OpmlDocument:
         if len(entries) >= MAX_ENTRIES:
             raise _Refused(f"it lists more than {MAX_ENTRIES:,} feeds; import at most "
                            f"{MAX_ENTRIES:,} at once")
+        outlet = attrs.get("outlet")
         entries.append(OpmlEntry(line=parser.CurrentLineNumber, title=title, url=url.strip(),
-                                 folders=tuple(t for _, t in folders[-MAX_FOLDERS:])))
+                                 folders=tuple(t for _, t in folders[-MAX_FOLDERS:]),
+                                 # kept as written, for import to judge (a longer one than
+                                 # an outlet may be is refused all the same)
+                                 outlet=None if outlet is None else outlet[:_TEXT_MAX]))
 
     def end(name: str) -> None:
         if folders and folders[-1][0] == len(stack):
@@ -268,7 +278,8 @@ def parse_opml(data: bytes) -> OpmlDocument:
 
 
 class _FeedLike(Protocol):
-    """What export needs of a source (an :class:`~watchers.engine.SourceView` has it)."""
+    """What export needs of a source (an :class:`~watchers.engine.SourceView` has it, and its
+    ``outlet``, which export writes when there is one)."""
 
     @property
     def name(self) -> str: ...
@@ -278,23 +289,33 @@ class _FeedLike(Protocol):
     def where(self) -> str: ...
 
 
-def write_opml(feeds: Iterable[tuple[str, str]], *, title: str = "newswatch sources") -> bytes:
-    """An OPML 2.0 document listing ``(name, url)`` pairs as ``type="rss"`` outlines, UTF-8."""
+def write_opml(feeds: Iterable[tuple[str, str] | tuple[str, str, str | None]], *,
+               title: str = "newswatch sources") -> bytes:
+    """An OPML 2.0 document listing ``(name, url)`` or ``(name, url, outlet)`` tuples as
+    ``type="rss"`` outlines, UTF-8; an outlet (when not None) as the outline's ``outlet``
+    attribute."""
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = title
     body = ET.SubElement(root, "body")
-    for name, url in feeds:
-        ET.SubElement(body, "outline", type="rss", text=name, title=name, xmlUrl=url)
+    for feed in feeds:
+        name, url = feed[0], feed[1]
+        outline = ET.SubElement(body, "outline", type="rss", text=name, title=name, xmlUrl=url)
+        outlet = feed[2] if len(feed) > 2 else None
+        if outlet is not None:
+            outline.set("outlet", outlet)
     ET.indent(root)
     out: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return out + b"\n"
 
 
 def export_opml(views: Sequence[_FeedLike], *, title: str = "newswatch sources") -> bytes:
-    """The feeds among ``views`` (``await engine.sources()``) as OPML 2.0, sorted by name.
-    Folder sources have no URL a feed reader could follow, so they are left out."""
-    feeds = sorted((v.name, v.where) for v in views if v.kind == "feed")
+    """The feeds among ``views`` (``await engine.sources()``) as OPML 2.0, sorted by name,
+    each with the outlet it sets (if any). Folder sources have no URL a feed reader could
+    follow, so they are left out."""
+    # (A caller's own views without an outlet export as before.)
+    feeds = sorted(((v.name, v.where, getattr(v, "outlet", None)) for v in views
+                    if v.kind == "feed"), key=lambda f: (f[0], f[1]))
     return write_opml(feeds, title=title)
 
 
@@ -380,12 +401,16 @@ async def _import_one(engine: Engine, entry: OpmlEntry, taken: set[str],
         return OpmlOutcome(entry, "skipped", reason=f"same URL as line {first.line} of this file")
     base = source_name(entry.title, entry.url)
     name = _unique(base, taken)
+    model: dict[str, Any] = {"name": name, "type": "feed", "url": entry.url, "every": every}
+    if entry.outlet is not None:
+        model["outlet"] = entry.outlet  # validated with the rest, as the config key is
     try:
-        view = await engine.add_source({"name": name, "type": "feed", "url": entry.url,
-                                        "every": every}, created_by=created_by, guild=guild)
+        view = await engine.add_source(model, created_by=created_by, guild=guild)
     except ConfigError as exc:
-        return OpmlOutcome(entry, "refused", reason="; ".join(i.message for i in exc.issues)
-                           or str(exc))
+        # A bad outlet is named as the file's attribute (the URL's problems say what they are).
+        return OpmlOutcome(entry, "refused", reason="; ".join(
+            f"the outlet attribute: {i.message}" if i.path.rsplit(".", 1)[-1] == "outlet"
+            else i.message for i in exc.issues) or str(exc))
     except NewswatchError as exc:
         return OpmlOutcome(entry, "refused", reason=str(exc))
     # Only an added feed stands for its URL: a line refused before it (its URL with a password,

@@ -114,21 +114,6 @@ def _matched_at(article: Article, now: datetime, since: datetime | None) -> date
     return min(now, max(when, since))
 
 
-def _overflow_text(source: str, titles: list[str]) -> str:
-    """The summary of alerts past a poll's cap: how many, and the first titles."""
-    lines = [f"Source {source!r} brought {len(titles)} more matching article(s) in one poll "
-             f"than are posted one by one; they are stored (see /recent and /search):"]
-    size = len(lines[0])
-    for title in titles:
-        line = f"• {title[:150]}"
-        if size + len(line) > 1700:
-            lines.append(f"… and {len(titles) - len(lines) + 1} more")
-            break
-        lines.append(line)
-        size += len(line) + 1
-    return "\n".join(lines)
-
-
 @dataclass(frozen=True)
 class PollReport:
     """What one poll of one source did."""
@@ -1019,11 +1004,12 @@ class WatchService:
                 # left unnamed.
                 # Each summary carries the rules of the alerts it lists: quiet hours keep it
                 # for their digest unless one of those would have broken through them.
-                summaries = [CapSummary(route, _overflow_text(
-                    (self.source_label(route, running.name) if self.source_label else None)
-                    or running.name, [title for title, _ in left]),
-                    tuple({r.key: r for _, rules in left for r in rules}.values()))
-                    for route, left in overflow.items()]
+                # The store names in it only the articles this poll stores: another poll of the
+                # source at once (see CapSummary) stored and named the others.
+                summaries = [CapSummary.of(route, (
+                    self.source_label(route, running.name) if self.source_label else None)
+                    or running.name, left) for route, left in overflow.items()]
+                mine: set[str] = set()  # the ids of the articles this poll stored
                 new = alerts = 0
                 # Whole articles per transaction, a bounded number per transaction: a crash loses at
                 # most the batch being written, and the source's cursor (saved after this returns)
@@ -1039,11 +1025,12 @@ class WatchService:
                                        else _matched_at(article, now, since))
                          for article, analysis, entries in batch], at=now,
                         summaries=summaries if start == 0 else ())
-                    for (_, _, entries), kept in zip(batch, stored, strict=True):
+                    for (article, _, entries), kept in zip(batch, stored, strict=True):
                         if kept is not None:
                             new += 1
                             alerts += sum(1 for e in entries if not e.suppressed)
-                alerts += len(summaries)
+                            mine.add(article.id)
+                alerts += sum(1 for s in summaries if any(a.id in mine for a, _ in s.listed))
                 if not baseline:  # a backlog is no surge (nor is a muted rule's)
                     fired = {m.rule for _, analysis, _ in routed for m in analysis.matches}
                     alerts += await self._surges(
@@ -1213,10 +1200,10 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
          edits: Callable[[str], bool] | None = None,
          digest_route: Callable[[str], bool] | None = None
          ) -> tuple[list[tuple[Article, _Analysis, list[OutboxEntry]]],
-                    dict[str, list[tuple[str, tuple[RuleConfig, ...]]]]]:
+                    dict[str, list[tuple[Article, tuple[RuleConfig, ...]]]]]:
     """Keep at most ``cap`` alert messages per route from one poll — the newest, since the
     list runs oldest first. The others lose their outbox entry (article and matches are
-    still recorded) and are listed in one summary per route (each by its title and the rules
+    still recorded) and are listed in one summary per route (each article with the rules
     that fired on it there). A story's articles on a route
     that tells stories are one message (the others edit it, or are lines in its thread, and
     ping nobody): counted each, 25 reports of a known story took the cap, and a new story's
@@ -1226,7 +1213,7 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
     ``cap`` of them were left out of it and listed at once in a message of their own."""
     seen: dict[str, int] = defaultdict(int)
     told: set[tuple[str, str]] = set()  # (route, story) counted already
-    overflow: dict[str, list[tuple[str, tuple[RuleConfig, ...]]]] = defaultdict(list)
+    overflow: dict[str, list[tuple[Article, tuple[RuleConfig, ...]]]] = defaultdict(list)
     kept: list[tuple[Article, _Analysis, list[OutboxEntry]]] = []
     for article, analysis, entries in reversed(routed):
         keep = []
@@ -1243,7 +1230,7 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
                     told.add(one)
                 keep.append(entry)
             else:
-                overflow[entry.route].append((article.title, entry.rules))
+                overflow[entry.route].append((article, entry.rules))
         kept.append((article, analysis, keep))
     kept.reverse()
     return kept, {route: left[::-1] for route, left in overflow.items()}

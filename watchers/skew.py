@@ -34,6 +34,7 @@ from typing import Protocol
 from watchers.errors import StoreError
 from watchers.roles import Role
 from watchers.schedule import Clock
+from watchers.urls import without_credentials
 
 __all__ = [
     "CHECK_EVERY", "MAX_SKEW", "REPEAT_AFTER", "ClockCheck", "Reading", "SkewLog", "allowed",
@@ -172,6 +173,8 @@ class ClockCheck:
     last: Reading | None = field(default=None, init=False)  # the latest reading
     checks: int = field(default=0, init=False)  # how many checks have read both clocks
     _said: SkewLog = field(init=False)
+    # The failure last warned of, and when (monotonic seconds); None while checks succeed.
+    _failure: tuple[str, float] | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -194,20 +197,43 @@ class ClockCheck:
 
     async def check(self) -> Reading | None:
         """Compare the clocks once and log what is new. A store that does not answer now is
-        the outage's to report: this check is skipped."""
+        the outage's to report: this check is skipped. Any other failure (a driver's error
+        the store did not translate, a clock giving a time the database's cannot be compared
+        with) is warned of once, and again only when it changes or has failed for
+        :data:`REPEAT_AFTER`: the check runs on, as the process does."""
         try:
             reading = await self.read()
+            if reading is None:
+                return None
+            said = self._said.judge(reading, time.monotonic())
         except StoreError as exc:
             log.debug("clock check skipped: %s", exc)
             return None
-        if reading is None:
+        except Exception as exc:  # told, and the check goes on
+            self._failed(exc)
             return None
+        if self._failure is not None:
+            self._failure = None
+            log.info("the clock check works again")
         self.last = reading
         self.checks += 1
-        said = self._said.judge(reading, time.monotonic())
         if said is not None:
             log.log(*said)
         return reading
+
+    def _failed(self, exc: Exception) -> None:
+        # The type and the first line of the message, with any URL's credentials taken out
+        # (a driver's error may quote the database URL it was given).
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        what = without_credentials(f"{type(exc).__name__}{': ' if detail else ''}{detail}")
+        now = time.monotonic()
+        told = self._failure
+        if told is not None and told[0] == what and now - told[1] < REPEAT_AFTER.total_seconds():
+            log.debug("clock check failed again: %s", what)
+            return
+        self._failure = (what, now)
+        log.warning("cannot compare this machine's clock with the database server's (%s); "
+                    "tried again in %s", what, _span(timedelta(seconds=self.every)))
 
     async def start(self) -> None:
         """Check now, then every ``every`` seconds in a task of its own."""

@@ -146,6 +146,23 @@ def test_alerts_status_shows_what_each_route_keeps_and_its_next_digest() -> None
     assert "Kept for digests" not in {f.name for f in delivery_embed(quiet, str).fields}
 
 
+def test_alerts_status_counts_a_kept_cap_summary_apart_from_the_alerts() -> None:
+    """A route that keeps only a cap summary overnight read "0 kept · next digest 07:00":
+    nothing kept, and a digest that never comes (the summary posts on its own when the
+    quiet hours end). It says what is kept, and when that goes out."""
+    at = T0 + timedelta(hours=10)
+    st = DeliveryStatus(counts={"scheduled": 3}, paused={}, held={}, backing_off={},
+                        maybe_sent=0, rejected=[],
+                        scheduled={"alerts": (3, T0), "briefing": (0, at), "desk": (0, at)},
+                        summaries={"alerts": 1, "briefing": 1, "desk": 2})
+    fields = {f.name: f.value for f in delivery_embed(st, lambda s: s).fields}
+    t0, t1 = int(T0.timestamp()), int(at.timestamp())
+    assert fields["Kept for digests"] == (
+        f"`alerts` · 3 kept and 1 cap summary · next digest <t:{t0}:R> (<t:{t0}:t>)\n"
+        f"`briefing` · 1 cap summary kept · goes out <t:{t1}:R> (<t:{t1}:t>)\n"
+        f"`desk` · 2 cap summaries kept · goes out <t:{t1}:R> (<t:{t1}:t>)")
+
+
 def test_a_server_channel_route_is_named_as_its_readers_know_it_in_the_footer() -> None:
     import dataclasses
 

@@ -130,6 +130,47 @@ async def test_story_and_article_show_the_story(emu: DiscordEmulator, tmp_path: 
     assert emu.validate_all() == []
 
 
+async def test_lookups_count_one_outlets_two_feeds_as_one_outlet(emu: DiscordEmulator,
+                                                                  tmp_path: Path) -> None:
+    """/story, /article and /search count a story's outlets as its alert's wait and message
+    do: the BBC's world and Europe feeds (one outlet, as the config says) and DW are two
+    outlets, though three sources, each still listed by name. They said "3 outlets"."""
+    feeds = ("dw", "bbc-world", "bbc-europe")
+    async with FeedServer() as server:
+        for name in feeds:
+            server.set(f"/{name}", Route(body=rss([])))
+        sources = [{"name": f, "type": "feed", "url": server.url(f"/{f}"), "every": "1h",
+                    "backfill": 10, **({"outlet": "BBC"} if f.startswith("bbc") else {})}
+                   for f in feeds]
+        async with watching_feeds(emu, tmp_path, server, feeds, backfill=10,
+                                  sources=sources) as run:
+            for minutes, (name, wording) in enumerate(zip(feeds, OUTLETS, strict=True)):
+                server.set(f"/{name}", Route(body=rss([item(name, 1, *REPORTS[wording],
+                                                            minutes * 20)])))
+                await run.engine.run_once()
+            story = await the_story(run)
+            assert story.outlets == feeds and story.counted == 2
+
+            shown = await (await emu.send_interaction("story", {"id": story.id})
+                           ).final_message()
+            # (names are markdown-escaped: "bbc\\-world")
+            assert fields(shown)["2 outlets"].replace("\\", "") == "dw, bbc-world, bbc-europe"
+            dw = await article_of(run, "dw")
+            detail = await (await emu.send_interaction("article", {"id": dw.id})
+                            ).final_message()
+            assert ("2 outlets: dw, bbc-world, bbc-europe"
+                    in fields(detail)["Story"].replace("\\", ""))
+            msg = await (await emu.send_interaction("search", {"query": "troops"})
+                         ).final_message(timeout=10)
+            (line,) = msg.embeds[0]["description"].splitlines()[:1]
+            # bbc-europe's report stands for the story: one other outlet, DW
+            assert "bbc-europe.example" in line and "+1 outlet ·" in line.replace("\\", ""), line
+            select = select_of(msg)
+            assert select is not None
+            assert select["options"][0]["description"].startswith("2 outlet(s) · 3 articles")
+    assert emu.validate_all() == []
+
+
 async def test_story_errors_name_the_id(emu: DiscordEmulator, tmp_path: Path) -> None:
     async with newswatch(emu, tmp_path, outlets=("dw",), others=0):
         for bad in ("xyz", "s123", "s0123456789abcdeg", "0123456789abcdef0", "s" + "0" * 18,

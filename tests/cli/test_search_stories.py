@@ -30,15 +30,23 @@ HISTORY = {"id": "h1", "title": "Troops parade in Paris for Bastille Day",
            "date": "2021-07-14T10:00:00Z", "source": "archive"}
 
 
-async def build(tmp_path: Path) -> None:
+def config_text(server: FeedServer, outlets: dict[str, str] | None = None) -> str:
+    """A feed source per outlet of REPORTS (with an ``outlet`` key where ``outlets`` gives
+    one), and a rule on "troops"."""
+    outlets = outlets or {}
+    return ('[storage]\npath = "nw.db"\n[fetch]\nallow_private = ["127.0.0.1/32"]\n'
+            + "".join(f'[[sources]]\nname = "{o}"\ntype = "feed"\nurl = "{server.url("/" + o)}"'
+                      '\nevery = "1h"\nbackfill = 5\n'
+                      + (f'outlet = "{outlets[o]}"\n' if o in outlets else "")
+                      for o in REPORTS)
+            + '[[rules]]\nname = "troops"\nquery = "troops"\n')
+
+
+async def build(tmp_path: Path, outlets: dict[str, str] | None = None) -> None:
     async with FeedServer() as server:
         for outlet in REPORTS:
             server.set(f"/{outlet}", Route(body=rss([])))
-        (tmp_path / "config.toml").write_text(
-            '[storage]\npath = "nw.db"\n[fetch]\nallow_private = ["127.0.0.1/32"]\n'
-            + "".join(f'[[sources]]\nname = "{o}"\ntype = "feed"\nurl = "{server.url("/" + o)}"'
-                      '\nevery = "1h"\nbackfill = 5\n' for o in REPORTS)
-            + '[[rules]]\nname = "troops"\nquery = "troops"\n')
+        (tmp_path / "config.toml").write_text(config_text(server, outlets))
         cfg = load_config(tmp_path / "config.toml")
         async with open_engine(cfg, start=False) as engine:
             await engine.run_once()  # every feed's baseline (empty)
@@ -83,3 +91,19 @@ def test_search_json_names_each_articles_story_and_the_listing_groups_them(tmp_p
     assert all(line.startswith("  ") for line in lines[1:3])
     assert lines[3] == f"  = story {story}: 3 outlet(s), 3 article(s): dw, npr, bbc"
     assert "archive" in lines[4] and len(lines) == 5  # a story of one article stands alone
+
+
+def test_the_listing_counts_a_storys_outlets_as_its_alerts_do(tmp_path: Path) -> None:
+    """The story's line counts outlets as its alert's wait and message do: npr and bbc, which
+    the config says are one outlet, count once (it said "3 outlet(s)", counting sources),
+    and still once after bbc is renamed in the config (it reported as the BBC)."""
+    asyncio.run(build(tmp_path, {"npr": "BBC", "bbc": "BBC"}))
+    listing = nw("search", "troops", "--limit", "20", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    (line,) = [x for x in listing.stdout.splitlines() if x.startswith("  = story")]
+    assert line.endswith(": 2 outlet(s), 3 article(s): dw, npr, bbc"), line
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text().replace('name = "bbc"', 'name = "bbc-news"'))
+    listing = nw("search", "troops", "--limit", "20", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert ": 2 outlet(s), 3 article(s): dw, npr, bbc" in listing.stdout, listing.stdout

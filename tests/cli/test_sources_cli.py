@@ -136,6 +136,26 @@ def test_export_writes_config_and_imported_feeds_but_not_folders(
         "bbc", "bbc-2", "reuters"]
 
 
+def test_export_and_import_carry_a_feeds_outlet(workdir: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A feed's configured ``outlet`` was lost on export, and an imported feed came back
+    counting as the site of its URL: it goes as an ``outlet`` attribute, and back."""
+    config = workdir / "config.toml"
+    config.write_text(config.read_text().replace(
+        'url = "https://feeds.example.co.uk/news/rss.xml"\n',
+        'url = "https://feeds.example.co.uk/news/rss.xml"\noutlet = "BBC"\n'))
+    assert run(workdir, "export") == 0
+    exported = capsys.readouterr().out
+    assert [(e.title, e.outlet) for e in parse_opml(exported.encode()).entries] == [
+        ("bbc", "BBC")]
+    (workdir / "mirror.opml").write_text(exported.replace(
+        "feeds.example.co.uk/news", "mirror.example/bbc").replace('"bbc"', '"bbc mirror"'))
+    assert run(workdir, "import", str(workdir / "mirror.opml")) == 0
+    with closing(sqlite3.connect(workdir / "nw.db")) as con:
+        (model,) = con.execute("SELECT model FROM sources WHERE name = 'bbc-mirror'").fetchone()
+    assert '"outlet":"BBC"' in model.replace(" ", "")
+
+
 def test_export_works_beside_a_running_newswatch_and_import_refuses(workdir: Path) -> None:
     async def holding() -> None:
         async with await SqliteStore.open(workdir / "nw.db"):

@@ -11,12 +11,16 @@ from typing import Any
 
 import pytest
 
+from bot.embeds import delivery_embed
+from tests.fakes.feed_server import GatedFeedServer, Route, rss
 from tests.fakes.sinks import RecordingSink
+from tests.roles._support import eventually
 from watchers.config import Config, RouteConfig, parse_config
 from watchers.delivery import MUTED_REASON, Alert, Digest
 from watchers.engine import open_engine
 from watchers.errors import ConfigError
 from watchers.schedule import ManualClock, in_quiet_hours
+from watchers.service import PollReport
 
 NIGHT = datetime(2024, 5, 1, 23, 0, tzinfo=UTC)
 # Twelve unrelated events (each its own story), each with troops in it.
@@ -364,3 +368,57 @@ async def test_a_summary_still_posts_when_only_some_of_its_rules_are_muted(
         assert sink.order == ["digest", "notice"]
         assert [i.article.title for i in sink.digests[0].items] == [QUAKES[1]]
         assert listed(sink.notices[0][1]) == [QUAKES[0], BRIDGES[0]]
+
+
+async def test_two_polls_of_a_feed_at_once_keep_one_summary_of_what_the_cap_left_out(
+        tmp_path: Path, storage: dict[str, str]) -> None:
+    """A poll of a feed run while the engine's own poll of it is under way (here run_once
+    beside the running engine; a poll worker whose lease lapsed is another): both read the
+    twelve items as new and capped them, and each wrote the summary of the seven left out,
+    so the route got it twice. The second poll's write finds every article stored by the
+    first: no alert of its own, and no summary. /alerts status counts the one summary kept
+    apart from the five alerts, and the morning brings the digest and the summary once, every
+    item in one of them."""
+    clock = ManualClock(NIGHT)
+    sink = InOrder()
+    reports: list[PollReport] = []
+    async with GatedFeedServer("/wire") as server:
+        # (backfill: the feed's first poll may alert its newest twelve)
+        server.set("/wire", Route(body=rss(*((f"g{i}", t) for i, t in enumerate(HEADLINES)))))
+        cfg = parse_config({
+            "storage": storage,
+            "fetch": {"allow_private": ["127.0.0.1/32"]},
+            "channels": {"alerts": {"target": 1, "stories": "off", **QUIET}},
+            "sources": [{"name": "wire", "type": "feed", "url": server.url("/wire"),
+                         "every": 3600, "backfill": 12, "max_alerts_per_poll": 5}],
+            "rules": [{"name": "troops", "query": "troops"}],
+        }, base_dir=tmp_path)
+        # started: its first poll of the feed is due at once, and held until the other asks
+        async with open_engine(cfg, default_sink=sink, clock=clock,
+                               on_report=reports.append) as engine:
+            await engine.run_once()
+
+            async def both() -> bool:
+                return len(reports) == 2
+
+            await eventually(both, what="both polls of the feed")
+            assert server.released == 2  # the two polls were answered together
+            assert len(await engine.store.alerts(kind="summary")) == 1
+            assert sorted(r.new for r in reports) == [0, 12]
+            assert sorted(r.alerts for r in reports) == [0, 5 + 1]
+            assert sink.order == [], "posted in quiet hours"
+            status = await engine.delivery_status()
+            assert status.scheduled == {"alerts": (5, MORNING)}
+            assert status.summaries == {"alerts": 1}
+            fields = {f.name: f.value for f in delivery_embed(status, str).fields}
+            due = int(MORNING.timestamp())
+            assert fields["Kept for digests"] == (
+                f"`alerts` · 5 kept and 1 cap summary · next digest <t:{due}:R> (<t:{due}:t>)")
+    clock.set(MORNING)
+    async with open_engine(cfg, default_sink=sink, clock=clock, start=False) as engine:
+        await engine.run_once()
+        assert sink.order == ["digest", "notice"]
+        ((_, summary),) = sink.notices
+        assert "brought 7 more matching article(s)" in summary
+        shown = [i.article.title for i in sink.digests[0].items]
+        assert sorted(shown + listed(summary)) == sorted(HEADLINES)

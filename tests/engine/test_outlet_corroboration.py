@@ -19,7 +19,7 @@ from tests.bot._stories import REPORTS
 from tests.fakes.feed_server import FeedServer, Route
 from tests.fakes.sinks import RecordingSink
 from tests.service.test_identity import rss
-from watchers.config import parse_config
+from watchers.config import Config, parse_config
 from watchers.engine import Engine, open_engine
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -33,6 +33,25 @@ def storage(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"path": "nw.db"}
 
 
+def feed(server: FeedServer, name: str, path: str | None = None, **more: Any
+         ) -> dict[str, Any]:
+    """A feed source polling ``server``'s ``/<path>`` (its name's by default)."""
+    return {"name": name, "type": "feed", "url": server.url(f"/{path or name}"), "every": "1h",
+            **more}
+
+
+def config(tmp_path: Path, storage: dict[str, str], sources: list[dict[str, Any]]) -> Config:
+    """These sources, with a rule that waits for two outlets."""
+    return parse_config({
+        "storage": storage,
+        "channels": {"alerts": 1},
+        "stories": {"window": "48h"},
+        "fetch": {"allow_private": ["127.0.0.1/32"]},
+        "sources": sources,
+        "rules": [{"name": "troops", "query": "troops", "min_sources": 2}],
+    }, base_dir=tmp_path)
+
+
 @asynccontextmanager
 async def watching(tmp_path: Path, storage: dict[str, str], server: FeedServer,
                    outlets: tuple[str, str] = ("BBC", "bbc")
@@ -42,20 +61,9 @@ async def watching(tmp_path: Path, storage: dict[str, str], server: FeedServer,
     baseline) done."""
     for name in FEEDS:
         server.set(f"/{name}", Route(body=rss([])))
-
-    def feed(name: str, **more: Any) -> dict[str, Any]:
-        return {"name": name, "type": "feed", "url": server.url(f"/{name}"), "every": "1h",
-                **more}
-
-    cfg = parse_config({
-        "storage": storage,
-        "channels": {"alerts": 1},
-        "stories": {"window": "48h"},
-        "fetch": {"allow_private": ["127.0.0.1/32"]},
-        "sources": [feed("bbc-world", outlet=outlets[0]), feed("bbc-europe", outlet=outlets[1]),
-                    feed("dw")],
-        "rules": [{"name": "troops", "query": "troops", "min_sources": 2}],
-    }, base_dir=tmp_path)
+    cfg = config(tmp_path, storage, [feed(server, "bbc-world", outlet=outlets[0]),
+                                     feed(server, "bbc-europe", outlet=outlets[1]),
+                                     feed(server, "dw")])
     sink = RecordingSink()
     async with open_engine(cfg, start=False, default_sink=sink) as engine:
         await engine.run_once()  # every feed's baseline (empty)
@@ -134,3 +142,45 @@ async def test_one_outlets_name_in_two_unicode_forms_is_one_outlet(
         await engine.run_once()
         assert sink.alerts == [], "one outlet's two feeds corroborated each other"
         assert await engine.store.alert_counts() == {"waiting": 1}
+
+
+@pytest.mark.parametrize("change", ["renamed", "removed"])
+async def test_a_feed_renamed_or_removed_while_the_alert_waits_still_counts_as_the_bbc(
+        tmp_path: Path, storage: dict[str, str], change: str) -> None:
+    """The BBC's two feeds reported a story whose alert waits for two outlets; bbc-europe is
+    then renamed bbc-eu (or taken out of the config) and newswatch restarted. The Europe feed
+    was then known by no outlet and counted as one of its own: /alerts status said 2/2 and the
+    BBC's next report posted the alert, which only the BBC had reported."""
+    async with FeedServer() as server:
+        async with watching(tmp_path, storage, server) as (engine, sink):
+            report(server, "bbc-world", "bbc", 0)
+            await engine.run_once()
+            report(server, "bbc-europe", "npr", 10)
+            await engine.run_once()
+            assert await engine.store.alert_counts() == {"waiting": 1}
+        sources = [feed(server, "bbc-world", outlet="BBC"), feed(server, "dw")]
+        if change == "renamed":
+            sources.append(feed(server, "bbc-eu", "bbc-europe", outlet="bbc"))
+        async with open_engine(config(tmp_path, storage, sources), start=False,
+                               default_sink=sink) as engine:
+            status = await engine.delivery_status()
+            (waiting,) = status.waiting
+            assert waiting.story_id is not None
+            assert status.stories[(waiting.route, waiting.story_id)].counted == 1
+            # the BBC's world feed reports the story again, in other words
+            title, text = REPORTS["dw"]
+            server.set("/bbc-world", Route(body=rss([
+                ("bbc-world-1", "https://bbc-world.example/troops", *REPORTS["bbc"],
+                 NOW - timedelta(hours=1)),
+                ("bbc-world-2", "https://bbc-world.example/troops-2", title, text,
+                 NOW - timedelta(hours=1) + timedelta(minutes=20))])))
+            await engine.run_once()
+            story = await engine.store.get_story(waiting.story_id)
+            assert story is not None and story.articles == 3  # it joined the story
+            assert sink.alerts == [], "the BBC corroborated the BBC after a restart"
+            assert await engine.store.alert_counts() == {"waiting": 1}
+            report(server, "dw", "dw", 30)
+            await engine.run_once()
+            assert await engine.store.alert_counts() == {"delivered": 1}
+    (posted,) = sink.alerts
+    assert posted.story is not None and posted.story.counted == 2

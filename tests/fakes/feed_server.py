@@ -20,7 +20,7 @@ from typing import Self
 
 from aiohttp import web
 
-__all__ = ["Canary", "FeedServer", "Recorded", "Route", "Tarpit", "rss"]
+__all__ = ["Canary", "FeedServer", "GatedFeedServer", "Recorded", "Route", "Tarpit", "rss"]
 
 
 def rss(*items: tuple[str, str]) -> bytes:
@@ -152,6 +152,33 @@ class FeedServer:
         ims = request.headers.get("If-Modified-Since")
         return ims is not None and route.last_modified is not None and ims == route.last_modified
 
+
+
+class GatedFeedServer(FeedServer):
+    """A FeedServer that holds the requests of ``gated`` paths until ``together`` of them
+    wait, then answers them all at once: two clients polling one feed get their answers at
+    the same moment (so their polls overlap), whichever asked first. ``released`` is how many
+    were waiting when the gate opened (fewer only when ``within`` seconds passed first),
+    ``waiting`` how many wait now."""
+
+    def __init__(self, gated: str, together: int = 2, within: float = 20.0) -> None:
+        super().__init__()
+        self.gated, self.together, self.within = gated, together, within
+        self.released = self.waiting = 0
+        self._open = asyncio.Event()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == self.gated and not self._open.is_set():
+            self.waiting += 1
+            if self.waiting >= self.together:
+                self.released = self.waiting
+                self._open.set()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._open.wait(), self.within)
+                self.released = max(self.released, self.waiting)
+            self.waiting -= 1
+        return await super()._handle(request)
 
 class _Listener:
     """A bare TCP listener on 127.0.0.1 that counts the connections it accepts."""

@@ -163,6 +163,72 @@ async def test_a_difference_that_appears_while_running_is_told_once_until_it_cha
         assert len(skew_records(caplog)) == 2
 
 
+class FaultyClock(OffsetClock):
+    """This machine's clock, which a test can break: ``fault`` is raised when it is read, or
+    with ``naive`` it gives its time without a zone, which no aware time can be compared
+    with. ``reads`` counts the times it was read (each check reads it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.fault: Exception | None = None
+        self.naive = False
+
+    def now(self) -> datetime:
+        self.reads += 1
+        if self.fault is not None:
+            raise self.fault
+        now = super().now()
+        return now.replace(tzinfo=None) if self.naive else now
+
+
+async def test_a_clock_check_that_fails_unexpectedly_is_told_once_and_goes_on(
+        tmp_path: Path, pg_database: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Only the store's own errors were caught: any other (a driver's error the store did
+    not translate, a TypeError from a clock value) ended the periodic check in silence, and
+    the clocks were never compared again. It is warned of once, with its type and message
+    (no password of a URL it quotes), again when it changes, and the checks go on. (A bot
+    process: its clock is read by the check alone.)"""
+    caplog.set_level(logging.DEBUG, logger="watchers.skew")
+    clock = FaultyClock()
+    async with open_engine(cfg_for(tmp_path, pg_database), role="bot", clock=clock,
+                           start=False) as engine:
+        check = engine.clock_check
+        assert check is not None
+        check.every = 0.02
+        await engine.start()
+
+        async def read(times: int) -> None:
+            start = clock.reads
+
+            async def done() -> bool:
+                return clock.reads >= start + times
+
+            await eventually(done, within=10, what=f"{times} more readings of the clock")
+
+        await read(6)
+        assert check.checks >= 2 and skew_records(caplog) == []
+        clock.naive = True  # a time without its zone
+        await read(30)  # ten checks
+        (first,) = skew_records(caplog)
+        assert "cannot compare this machine's clock with the database server's (TypeError: " \
+            "can't subtract offset-naive and offset-aware datetimes)" in first
+        clock.naive, clock.fault = False, OSError(
+            "clock read failed for postgresql://nw:hunter2-secret@db.example/news")
+        await read(10)
+        assert len(skew_records(caplog)) == 2  # another failure: told once more
+        second = skew_records(caplog)[1]
+        assert "(OSError: clock read failed for postgresql://nw:[redacted]@db.example/news)" \
+            in second
+        clock.fault = None
+        checks = check.checks
+        await read(6)
+        assert check.checks > checks  # the check still runs
+        assert "the clock check works again" in skew_records(caplog, logging.INFO)
+        assert len(skew_records(caplog)) == 2
+    assert not any("hunter2" in r.getMessage() for r in caplog.records)
+
+
 async def test_a_poll_workers_leases_are_written_by_its_clock(
         tmp_path: Path, pg_database: str) -> None:
     """The lease the check speaks of is the one the worker writes: by the engine's clock, so a

@@ -19,8 +19,10 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from bot.cli import main
+from tests.delivery.test_time_edges import HEADLINES, listed
+from tests.fakes.feed_server import GatedFeedServer, Route, rss
 from tests.fakes.sinks import RecordingSink
-from tests.roles._support import TimedFeedServer, config, eventually, feed_route
+from tests.roles._support import OffsetClock, TimedFeedServer, config, eventually, feed_route
 from tests.store._support import alert, art, match
 from watchers.config import RuleConfig
 from watchers.delivery import Alert
@@ -173,6 +175,47 @@ async def test_a_poll_longer_than_the_lease_keeps_its_source_from_the_other_work
     # each poll's lease was renewed while it ran: no poll began before the previous one ended
     gaps = [b - a for a, b in itertools.pairwise(server.times["/slow"])]
     assert min(gaps) >= slow, gaps
+
+
+async def test_a_feed_two_workers_poll_at_once_has_its_capped_items_summarised_once(
+        tmp_path: Path, pg_database: str) -> None:
+    """A worker whose clock runs an hour ahead takes a source whose lease another worker
+    still holds (see watchers.skew), and both poll it at once. Dedupe kept each alert single,
+    but each poll wrote the summary of the seven items past the cap: the route got it twice.
+    One summary now, and each of the twelve items is either alerted or named in it."""
+    async with GatedFeedServer("/wire") as server:
+        server.set("/wire", Route(body=rss(*((f"g{i}", t) for i, t in enumerate(HEADLINES)))))
+        cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                     sources=[{"name": "wire", "type": "feed", "url": server.url("/wire"),
+                               "every": 3600, "backfill": 12, "max_alerts_per_poll": 5}])
+        reports: list[PollReport] = []
+        async with open_engine(cfg, role="poll", on_report=reports.append):
+
+            async def asked() -> bool:
+                return server.waiting == 1
+
+            await eventually(asked, what="the first worker's request")
+            async with open_engine(cfg, role="poll", on_report=reports.append,
+                                   clock=OffsetClock(timedelta(hours=1))):
+
+                async def both() -> bool:
+                    return len(reports) == 2
+
+                await eventually(both, what="both workers' polls")
+    assert server.released == 2  # both polls' requests, answered together
+    assert sorted(r.new for r in reports) == [0, 12]
+    async with await PostgresStore.open(pg_database, readonly=True) as store:
+        (summary,) = await store.alerts(kind="summary")
+        alerted = []
+        for row in await store.alerts(kind="alert"):
+            assert row.article_id is not None
+            article = await store.get_article(row.article_id)
+            assert article is not None
+            alerted.append(article.title)
+    assert summary.text is not None
+    named = listed(summary.text)
+    assert len(alerted) == 5 and len(named) == 7
+    assert sorted(alerted + named) == sorted(HEADLINES)
 
 
 async def test_a_deliver_process_wakes_on_the_notify_of_a_poll_process(
@@ -357,7 +400,7 @@ async def test_version_10_databases_migrate_and_changes_are_notified(pg_database
                                              now=datetime.now(UTC), limit=5)
         assert sorted(s.name for s in claimed) == ["new", "old"]
         version = (await writer._db.fetch("SELECT version FROM schema_version"))[0][0]
-        assert version == schema.SCHEMA_VERSION == 18
+        assert version == schema.SCHEMA_VERSION == 19
 
 
 class _SharedSink:

@@ -416,6 +416,8 @@ async def test_a_store_from_before_the_feed_copies_index_gains_it_when_opened(
     await backend.raw("before", "DROP INDEX articles_feed_copies",
                       "DROP INDEX articles_feed_copies")
     await backend.raw("before", "DROP TABLE index_keys", "DROP TABLE index_keys")  # the next
+    await backend.raw("before", "ALTER TABLE stories DROP COLUMN source_outlets",
+                      "ALTER TABLE stories DROP COLUMN source_outlets")  # and the next
     await backend.raw("before", "PRAGMA user_version = 13",
                       "UPDATE schema_version SET version = 16")
     with caplog.at_level(logging.INFO, logger="watchers.store"):
@@ -926,6 +928,97 @@ async def test_the_story_message_per_route_is_kept(one: Store) -> None:
     await one.set_story_message("s", "ops", "7", None)
     assert await one.story_message("s", "alerts") == ("100", "100")
     assert await one.story_message("s", "ops") == ("7", None)
+
+
+# The BBC's world and Europe feeds (one outlet) and DW, as the engine names their outlets.
+BBC_FEEDS = {"bbc-world": "bbci.co.uk", "bbc-europe": "bbci.co.uk", "dw": "dw.com"}
+
+
+def of(title: str, source: str) -> Article:
+    return art(title).model_copy(update={"source": source})
+
+
+async def alert_states(store: Store) -> list[str]:
+    return [r.state for r in await store.alerts(kind="alert", limit=10)]
+
+
+@pytest.mark.parametrize("now", [{"bbc-eu": "bbci.co.uk"}, {}], ids=["renamed", "removed"])
+async def test_a_source_renamed_or_removed_still_counts_as_the_outlet_it_reported_as(
+        backend: Backend, now: dict[str, str]) -> None:
+    """The BBC's two feeds reported a story whose alert waits for two outlets; bbc-europe is
+    then renamed bbc-eu (or removed) and newswatch restarted, telling the store the outlets of
+    the sources it runs now. Looked up by its name alone, bbc-europe was an outlet of its own
+    after the restart: the BBC's next article released the alert, corroborated by the BBC
+    alone. The story keeps the outlet each source reported as."""
+    async with await backend.open() as store:
+        store.name_outlets(BBC_FEEDS)
+        await store.record_many([srec(of("One", "bbc-world"), "s", "bbc-world",
+                                      entry(min_sources=2))])
+        await store.record_many([srec(of("Two", "bbc-europe"), "s", "bbc-europe")])
+        assert await alert_states(store) == ["waiting"]
+    async with await backend.open() as store:  # restarted with the new config
+        store.name_outlets({"bbc-world": "bbci.co.uk", "dw": "dw.com", **now})
+        assert await store.counted_outlets("s", ["alerts"]) == {"alerts": 1}
+        assert await store.outlets_seen(["s"]) == {"s": 1}
+        (row,) = await store.alerts(kind="alert")
+        assert not await store.lower_wait(row.id, 2)
+        await store.record_many([srec(of("Three", "bbc-world"), "s", "bbc-world",
+                                      entry(min_sources=2))])
+        assert await alert_states(store) == ["waiting"]
+        if now:  # the renamed feed reports again, as the BBC still
+            await store.record_many([srec(of("Four", "bbc-eu"), "s", "bbc-eu")])
+            assert await alert_states(store) == ["waiting"]
+        await store.record_many([srec(of("Five", "dw"), "s", "dw")])
+        assert await alert_states(store) == ["pending"]
+        story = await store.get_story("s")
+        assert story is not None and story.outlets[:2] == ("bbc-world", "bbc-europe")
+
+
+async def test_a_wire_copy_keeps_its_sources_outlet_with_the_story(backend: Backend) -> None:
+    async with await backend.open() as store:
+        store.name_outlets(BBC_FEEDS)
+        one = of("One", "bbc-world")
+        await store.record_many([srec(one, "s", "bbc-world", entry(min_sources=2))])
+        await store.add_outlet(one.id, "bbc-europe", T0, ["alerts"])  # a copy: the BBC still
+    async with await backend.open() as store:
+        store.name_outlets({"bbc-world": "bbci.co.uk"})  # bbc-europe is gone
+        assert await store.counted_outlets("s", ["alerts"]) == {"alerts": 1}
+        await store.add_outlet(one.id, "bbc-world-2", T0, ["alerts"])  # not named: its own
+        assert await alert_states(store) == ["pending"]
+
+
+async def test_stories_of_schema_15_keep_their_counts_once_upgraded(backend: Backend) -> None:
+    """A store of the version before (SQLite 15, PostgreSQL 18: no outlet kept with a story's
+    sources) is upgraded when opened; its stories' sources are counted as before, by the
+    outlets the running config gives them, and the sources that report from then on are
+    kept with theirs."""
+    async with await backend.open("before") as store:
+        store.name_outlets(BBC_FEEDS)
+        await store.record_many([srec(of("One", "bbc-world"), "s", "bbc-world",
+                                      entry(min_sources=3))])
+        await store.record_many([srec(of("Two", "bbc-europe"), "s", "bbc-europe")])
+        await store.record_many([srec(of("Three", "dw"), "s", "dw")])
+        before = await store.counted_outlets("s", ["alerts"])
+    assert before == {"alerts": 2}
+    await backend.raw("before", "ALTER TABLE stories DROP COLUMN source_outlets",
+                      "ALTER TABLE stories DROP COLUMN source_outlets")
+    await backend.raw("before", "PRAGMA user_version = 15",
+                      "UPDATE schema_version SET version = 18")
+    async with await backend.open("before") as store:
+        store.name_outlets({**BBC_FEEDS, "npr": "npr.org"})
+        assert await store.counted_outlets("s", ["alerts"]) == before
+        assert await store.outlets_seen(["s"]) == {"s": 2}
+        story = await store.get_story("s")
+        assert story is not None and story.outlets == ("bbc-world", "bbc-europe", "dw")
+        assert await alert_states(store) == ["waiting"]
+        await store.record_many([srec(of("Four", "npr"), "s", "npr")])
+        assert await alert_states(store) == ["pending"]
+    async with await backend.open("before") as store:
+        # Every source now said to be one outlet: the stories' sources kept none and are
+        # counted so, but npr reported as npr.org, and counts as that.
+        store.name_outlets(dict.fromkeys(["bbc-world", "bbc-europe", "dw", "npr"], "one"))
+        assert await store.counted_outlets("s", ["alerts"]) == {"alerts": 2}
+        assert await store.outlets_seen(["s"]) == {"s": 2}
 
 
 plans = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["dw", "npr", "bbc"]),

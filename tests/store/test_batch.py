@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.store._support import alert, art, match
+from tests.store._support import alert, art, match, rule
 from watchers.errors import StoreError
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
-from watchers.store import SqliteStore
-from watchers.store.base import ArticleRecord
+from watchers.store import SqliteStore, Store
+from watchers.store.base import ArticleRecord, CapSummary
 
 
 def record_of(a: Article, route: str | None = "alerts") -> ArticleRecord:
@@ -179,3 +179,33 @@ async def test_a_batch_binds_no_more_values_than_sqlite_allows(tmp_path: Path) -
         assert all(s is not None for s in stored)
         assert await store.known(batch[:3]) == [True, True, True]
         assert await store.record_many([record_of(a, None) for a in batch]) == [None] * 2000
+
+
+async def test_a_cap_summary_names_only_the_articles_its_own_poll_stores(store: Store) -> None:
+    """Two polls of one source at once both take the same items for new. The second one's
+    write finds some stored by the first, which alerted or named them: its summary names
+    the others only — those its own batch stores, and those of its later batches (written
+    after the summary) that no poll has stored yet — and is not written when none is left."""
+    troops = rule()
+    items = [art(f"Troops report {i}", guid=f"g{i}") for i in range(6)]
+    # the other poll, a moment earlier: items 0, 1 and 4
+    await store.record_many([record_of(items[i], None) for i in (0, 1, 4)])
+    listed = [(items[i], (troops,)) for i in (0, 1, 2, 4, 5)]
+    stored = await store.record_many([record_of(a, None) for a in items[:3]],
+                                     summaries=[CapSummary.of("alerts", "wire", listed)])
+    assert [a is not None for a in stored] == [False, False, True]
+    (summary,) = await store.alerts(kind="summary")
+    assert summary.text is not None and summary.text.splitlines() == [
+        "Source 'wire' brought 2 more matching article(s) in one poll than are posted one by "
+        "one; they are stored (see /recent and /search):",
+        "• Troops report 2", "• Troops report 5"]
+    assert [r.name for r in summary.rules] == ["troops"]
+    # a third poll of the stored items stores none of them: no summary
+    again = [(items[i], (troops,)) for i in (0, 1, 2, 4)]
+    assert await store.record_many([record_of(a, None) for a in items[:3]],
+                                   summaries=[CapSummary.of("alerts", "wire", again)]) == [
+        None, None, None]
+    assert len(await store.alerts(kind="summary")) == 1
+    # (a summary made without its articles, as a library may write one, is written as it is)
+    await store.record_many([], summaries=[CapSummary("alerts", "as given")])
+    assert [r.text for r in await store.alerts(kind="summary")][1:] == ["as given"]

@@ -271,6 +271,7 @@ async def _as_version_14(pg_database: str) -> None:
             await conn.execute(pg_schema._V14_INDEX)
             await conn.execute("DROP TABLE departed_servers")  # schema 16
             await conn.execute("DROP TABLE index_keys")  # schema 18
+            await conn.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 19
             await conn.execute("UPDATE schema_version SET version = 14")
     finally:
         await conn.close()

@@ -146,6 +146,7 @@ async def test_a_schema_14_store_is_marked_as_holding_the_first_keys(tmp_path: P
     await _old_store(path, n=2)
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE index_keys")
+        conn.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 16
         conn.execute("PRAGMA user_version=14")
     store = await SqliteStore.open(path)
     await store.aclose()

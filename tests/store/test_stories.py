@@ -18,7 +18,7 @@ from watchers.config import FeedSourceConfig, ServerRoute
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
 from watchers.store import SqliteStore, Store
-from watchers.store._shared import outlets_json
+from watchers.store._shared import outlets_json, source_outlets_json
 from watchers.store.base import ArticleRecord, OutboxEntry, StoryLink, story_outcome
 from watchers.tenancy import feed_key
 
@@ -176,6 +176,23 @@ async def test_a_new_alert_counts_the_outlets_its_route_sees(store: Store) -> No
     await store.record_many([rec(sourced("Four", B_FEED), "s", B_FEED,
                                  entry(f"{B}:news", min_sources=2))])
     assert await states(store) == [(A_ROUTE, "waiting"), (f"{B}:news", "pending")]
+
+
+async def test_lookups_count_the_outlets_their_reader_sees(store: Store) -> None:
+    """A server's readers count the config file's sources and the feeds it follows, by their
+    outlets; the operator counts every source (a followed feed by its follow's outlet)."""
+    await two_servers(store)
+    store.name_outlets({"bbc-world": "bbci.co.uk", "bbc-europe": "bbci.co.uk"})
+    await store.record_many([rec(sourced("One", "bbc-world"), "s", "bbc-world")])
+    await store.record_many([rec(sourced("Two", A_FEED), "s", A_FEED)])
+    await store.record_many([rec(sourced("Three", B_FEED), "s", B_FEED)])
+    await store.record_many([rec(sourced("Four", "bbc-europe"), "s", "bbc-europe")])
+    await store.record_many([rec(sourced("Five", "bbc-europe"), "t", "bbc-europe")])
+    assert await store.outlets_seen(["s", "t", "unknown"], guild=A) == {"s": 2, "t": 1}
+    assert await store.outlets_seen(["s"], guild=B) == {"s": 2}
+    assert await store.outlets_seen(["s"], guild=999) == {"s": 1}  # follows neither feed
+    assert await store.outlets_seen(["s", "t"]) == {"s": 3, "t": 1}
+    assert await store.outlets_seen([]) == {}
 
 
 async def test_a_lowered_wait_counts_the_outlets_its_route_sees(store: Store) -> None:
@@ -443,3 +460,6 @@ def test_outlets_are_stored_as_json_dumps_spells_them(outlets: list[str]) -> Non
     assert outlets_json(outlets) == json.dumps(outlets, ensure_ascii=False,
                                                separators=(",", ":"))
     assert json.loads(outlets_json(outlets)) == outlets
+    sources = {o: o[::-1] for o in outlets}
+    assert source_outlets_json(sources) == json.dumps(sources, ensure_ascii=False,
+                                                      separators=(",", ":"))

@@ -144,6 +144,7 @@ def _as_version_11(db: Path) -> None:
         con.execute("DROP TABLE article_urls_incomplete")
         con.execute("DROP TABLE departed_servers")  # schema 13
         con.execute("DROP TABLE index_keys")  # schema 14
+        con.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 16
         con.execute("PRAGMA user_version=11")
     con.close()
 
@@ -198,6 +199,7 @@ async def _as_version_13(pg_database: str) -> None:
         await conn.execute("DROP TABLE article_urls_incomplete")
         await conn.execute("DROP TABLE departed_servers")  # schema 16
         await conn.execute("DROP TABLE index_keys")  # schema 17
+        await conn.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 19
         await conn.execute("UPDATE schema_version SET version = 13")
 
 

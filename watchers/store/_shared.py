@@ -6,7 +6,8 @@
 - :class:`CandidateList`: :meth:`candidates` as successive :meth:`candidate_page` calls.
 - :class:`StoryBatch`: a write batch's story rows, decided in memory and written once each.
 - :class:`OutletCount`: a story's outlets as each route's readers count them (min_sources),
-  by the sources' outlets (:class:`OutletNames`).
+  by the outlets its sources reported as (stored with the story), else the sources' outlets
+  (:class:`OutletNames`).
 - :class:`ListedWords`: the words a store has committed to the lookup index's word list.
 - :func:`article_identity`: what an article is deduplicated by (its link key and content hash).
 - :class:`LinkRows` and :func:`same_link_sql`: the link's rule of dedupe (:func:`same_link`)
@@ -37,6 +38,7 @@ from watchers.store.base import (
     URLS_INCOMPLETE,
     ArticleRecord,
     CandidatePage,
+    CapSummary,
     feed_key,
 )
 from watchers.store.sqlite._db import dump_model
@@ -54,11 +56,16 @@ __all__ = [
     "OutletNames",
     "RuntimeModels",
     "StoryBatch",
+    "follow_outlets",
     "guid_links_agree",
     "link_terms",
     "one_version_each",
     "route_feeds",
     "server_route",
+    "source_outlets_json",
+    "sources_of",
+    "summaries_stored",
+    "unbatched_listed",
 ]
 
 log = logging.getLogger(__name__)
@@ -186,6 +193,20 @@ def outlets_json(outlets: Iterable[str]) -> str:
     return "[" + ",".join(map(encode_basestring, outlets)) + "]"
 
 
+def source_outlets_json(sources: Mapping[str, str]) -> str:
+    """A story's sources' outlets (source key → outlet) as the stores keep them: compact JSON,
+    spelt as :func:`outlets_json` spells the outlets."""
+    enc = encode_basestring
+    return "{" + ",".join(f"{enc(k)}:{enc(v)}" for k, v in sources.items()) + "}"
+
+
+def sources_of(text: str | None) -> dict[str, str]:
+    """A story's stored ``source_outlets`` (source key → the outlet it reported as), as
+    :func:`source_outlets_json` wrote it."""
+    found = json.loads(text) if text else None
+    return found if isinstance(found, dict) else {}
+
+
 class StoryBatch:
     """The story rows of one :meth:`record_many` batch, decided in memory and written once.
 
@@ -203,13 +224,19 @@ class StoryBatch:
     ``first`` / ``last`` widen over the batch's dates (the writers widen them again against the
     stored row, under the same lock); ``signature`` is the last stored article's; ``articles``
     counts the batch's articles (added to the stored count); ``outlets`` is the stored list
-    followed by the batch's new outlets in reporting order.
+    followed by the batch's new outlets in reporting order; ``source_outlets`` is the stored
+    map (source key → the outlet it reported as) with the outlet ``names`` gives each source
+    of the batch that it does not hold yet (see :class:`OutletCount`).
     """
 
     def __init__(self, outlets: dict[str, list[str]], waiting: Collection[str] = (),
-                 routed: Collection[tuple[str, str]] = ()) -> None:
+                 routed: Collection[tuple[str, str]] = (),
+                 sources: dict[str, dict[str, str]] | None = None,
+                 names: Mapping[str, str] | None = None) -> None:
         self._outlets = outlets  # story id → its stored outlets, in reporting order
         self._known = {sid: set(names) for sid, names in outlets.items()}
+        self._sources = sources if sources is not None else {}  # story id → source → outlet
+        self._names = names or {}
         self.waiting = set(waiting)
         self.routed = set(routed)
         self._rows: dict[str, list[Any]] = {}
@@ -227,41 +254,59 @@ class StoryBatch:
         if row is None:
             outlets = self._outlets.setdefault(link.id, [])
             known = self._known.setdefault(link.id, set())
-            row = self._rows[link.id] = [title, link.when, link.when, link.signature, 0, outlets]
+            sources = self._sources.setdefault(link.id, {})
+            row = self._rows[link.id] = [title, link.when, link.when, link.signature, 0, outlets,
+                                         sources]
         else:
-            outlets, known = row[5], self._known[link.id]
+            outlets, known, sources = row[5], self._known[link.id], row[6]
             row[1], row[2] = min(row[1], link.when), max(row[2], link.when)
             row[3] = link.signature
         row[4] += 1
-        if link.outlet not in known:
-            known.add(link.outlet)
-            outlets.append(link.outlet)
+        source = link.outlet
+        if source not in known:
+            known.add(source)
+            outlets.append(source)
+        if source not in sources:
+            # The outlet the source reports as now: kept with the story, so that a source
+            # renamed or removed later still counts as the outlet it was.
+            outlet = self._names.get(source)
+            if outlet is not None:
+                sources[source] = outlet
         return tuple(outlets)
+
+    def stored(self, story: str) -> Mapping[str, str]:
+        """The outlets the story's sources reported as (source key → outlet), the batch's
+        included."""
+        return self._sources.get(story, {})
 
     def rows(self, stamps: Mapping[Any, Any] | None = None,
              spell: Callable[[datetime], Any] | None = None) -> list[tuple[Any, ...]]:
-        """(id, headline, first, last, signature, articles, outlets as JSON) per story, in the
-        order the batch first reached them. With ``spell``, first and last as it spells them
-        (a backend's stored form), looked up in ``stamps`` first (the times the batch has
-        spelt already: its articles' dates are their stories' first and last seen)."""
-        dump = outlets_json
+        """(id, headline, first, last, signature, articles, outlets as JSON, source outlets as
+        JSON) per story, in the order the batch first reached them. With ``spell``, first and
+        last as it spells them (a backend's stored form), looked up in ``stamps`` first (the
+        times the batch has spelt already: its articles' dates are their stories' first and
+        last seen)."""
+        dump, dump_sources = outlets_json, source_outlets_json
         known = stamps or {}
         out = []
-        for sid, (title, first, last, sig, n, outlets) in self._rows.items():
+        for sid, (title, first, last, sig, n, outlets, sources) in self._rows.items():
             if spell is not None:
                 same = last == first
                 first = known.get(first) or spell(first)
                 last = first if same else (known.get(last) or spell(last))
-            out.append((sid, title, first, last, sig, n, dump(outlets)))
+            out.append((sid, title, first, last, sig, n, dump(outlets), dump_sources(sources)))
         return out
 
 
 class OutletNames:
     """The outlet of each source of the config file and of those added without a server
     (source key → outlet, see :mod:`watchers.outlets`), as the engine tells the store
-    (:meth:`name_outlets`): what :class:`OutletCount` counts a story's sources by. A feed
-    servers follow needs no entry: its outlet is read with the follows that decide who sees
-    it (:func:`route_feeds`). A source never named counts as an outlet of its own."""
+    (:meth:`name_outlets`). A story keeps the outlet each of its sources reported as, from
+    these when it reports (:class:`StoryBatch`); :class:`OutletCount` counts a source by that,
+    and by these only where the story holds none for it (stored before outlets were kept, or
+    reported while the store had not been told). A feed servers follow needs no entry: its
+    outlet is read with the follows that decide who sees it (:func:`route_feeds`). A source
+    named nowhere counts as an outlet of its own."""
 
     _outlet_names: Mapping[str, str] = MappingProxyType({})
 
@@ -283,18 +328,26 @@ class OutletCount:
     Another server's feed reporting a story released an alert that waited for more outlets,
     which then named fewer than it waited for.
 
-    ``feeds``: route → the feeds its server follows (key → outlet), read by the store (see
-    :func:`route_feeds`) only when a server's feed is among the outlets; ``names``: the other
-    sources' outlets (see :class:`OutletNames`; a source not in it is an outlet of its own)."""
+    ``stored``: the outlet each source reported as, kept with the story (see
+    :class:`StoryBatch`): a source renamed or removed from the config since counts as that
+    outlet still (looked up by its name alone, after a restart it was an outlet of its own,
+    and released alerts one outlet's two feeds had not corroborated). ``names``: the sources'
+    outlets now (see :class:`OutletNames`), for a source the story holds none for; a source
+    in neither is an outlet of its own. ``feeds``: route → the feeds its server follows (key
+    → outlet), read by the store (see :func:`route_feeds`) only when a server's feed is
+    among the outlets: whom a followed feed's articles reach is its follows' to say, and so
+    is its outlet (its key is its URL's, which no rename changes)."""
 
-    __slots__ = ("_shared", "feeds", "names", "outlets")
+    __slots__ = ("_shared", "feeds", "names", "outlets", "stored")
 
     def __init__(self, outlets: Sequence[str],
                  feeds: Mapping[str, Mapping[str, str]] | None = None,
-                 names: Mapping[str, str] | None = None) -> None:
+                 names: Mapping[str, str] | None = None,
+                 stored: Mapping[str, str] | None = None) -> None:
         self.outlets = outlets
         self.feeds = feeds or {}
         self.names = names or {}
+        self.stored = stored or {}
         self._shared: frozenset[str] | None = None  # the config file's sources' outlets
 
     @staticmethod
@@ -304,15 +357,26 @@ class OutletCount:
 
     def on(self, route: str) -> int:
         """How many distinct outlets ``route``'s readers see among the story's sources."""
+        return self.seen(self.feeds.get(route))
+
+    def seen(self, followed: Mapping[str, str] | None, *, every: bool = False) -> int:
+        """How many distinct outlets readers see among the story's sources who see the config
+        file's sources and the followed feeds of ``followed`` (key → outlet: a server's
+        follows). ``every``: they see every followed feed too (the operator), one that
+        ``followed`` does not name as an outlet of its own."""
         if self._shared is None:
-            names = self.names
-            self._shared = frozenset(names.get(o, o) for o in self.outlets
+            names, stored = self.names, self.stored
+            self._shared = frozenset(stored.get(o) or names.get(o, o) for o in self.outlets
                                      if not o.startswith(SERVER_FEED_PREFIX))
-        followed = self.feeds.get(route)
-        if not followed:
+        if not followed and not every:
             return len(self._shared)
+        followed = followed or {}
         seen = set(self._shared)
-        seen.update(followed[o] for o in self.outlets if o in followed)
+        for o in self.outlets:
+            if o in followed:
+                seen.add(followed[o])
+            elif every and o.startswith(SERVER_FEED_PREFIX):
+                seen.add(o)
         return len(seen)
 
     def releases(self, waiting: Iterable[tuple[int, str, int]]) -> list[tuple[int, str]]:
@@ -321,17 +385,37 @@ class OutletCount:
         return [(i, route) for i, route, need in waiting if need <= self.on(route)]
 
 
+def _follow_outlet(model: str) -> tuple[str, str] | None:
+    """(feed key, outlet) of a follow's stored source model: the follow's ``outlet``, else the
+    site of its URL; None for a source without a URL."""
+    data = json.loads(model)
+    url = data.get("url")
+    if not isinstance(url, str) or not url.strip():
+        return None
+    return feed_key(url), outlet_of(str(data.get("name", "")), outlet=data.get("outlet"),
+                                    url=url)
+
+
 def route_feeds(rows: Iterable[tuple[str, str]]) -> dict[str, dict[str, str]]:
     """route → the feeds its server follows (key → outlet: the follow's ``outlet``, else the
     site of its URL), from (route, stored source model) rows: each server route joined with
     its server's follows (see :class:`OutletCount`)."""
     feeds: dict[str, dict[str, str]] = {}
     for route, model in rows:
-        data = json.loads(model)
-        url = data.get("url")
-        if isinstance(url, str) and url.strip():
-            feeds.setdefault(str(route), {})[feed_key(url)] = outlet_of(
-                str(data.get("name", "")), outlet=data.get("outlet"), url=url)
+        found = _follow_outlet(model)
+        if found is not None:
+            feeds.setdefault(str(route), {})[found[0]] = found[1]
+    return feeds
+
+
+def follow_outlets(models: Iterable[str]) -> dict[str, str]:
+    """The followed feeds (key → outlet) of these stored follow models, in their order: a feed
+    several follows name is the first one's."""
+    feeds: dict[str, str] = {}
+    for model in models:
+        found = _follow_outlet(model)
+        if found is not None:
+            feeds.setdefault(*found)
     return feeds
 
 
@@ -712,3 +796,44 @@ def one_version_each(articles: Sequence[Article]) -> tuple[list[Article], list[s
         # one link logged 40,000 lines.
         twins.append(f"{left_out - len(twins):,} more items under an earlier item's identity")
     return kept, twins
+
+
+def unbatched_listed(summaries: Sequence[CapSummary],
+                     records: Sequence[ArticleRecord]) -> list[Article]:
+    """The articles the summaries list that are not among ``records``: a poll's later batches
+    (a summary goes in its first transaction), which the store looks up to tell whether
+    another poll stored them meanwhile."""
+    batch = {id(r.article) for r in records} | {r.article.id for r in records}
+    out: dict[int, Article] = {}
+    for summary in summaries:
+        for article, _ in summary.listed:
+            if id(article) not in batch and article.id not in batch:
+                out.setdefault(id(article), article)
+    return list(out.values())
+
+
+def summaries_stored(summaries: Sequence[CapSummary], records: Sequence[ArticleRecord],
+                     stored: Sequence[Article | None],
+                     duplicate: Callable[[Article], bool]) -> list[CapSummary]:
+    """The summaries as one write of ``records`` (``stored``: what it stored of each) may
+    write them: each naming only the articles this poll stores, and none that names none.
+    An article of the batch is the poll's if the batch stored it; one of a later batch unless
+    it ``duplicate``s what is stored now (another poll's, written while this one read the
+    feed): it is then named by the poll that stored it, in an alert or in its summary."""
+    if not summaries:
+        return []
+    mine: dict[int, tuple[Article, bool]] = {}
+    by_id: dict[str, bool] = {}
+    for rec, kept in zip(records, stored, strict=True):
+        mine[id(rec.article)] = (rec.article, kept is not None)
+        by_id[rec.article.id] = by_id.get(rec.article.id, False) or kept is not None
+
+    def ours(article: Article) -> bool:
+        got = mine.get(id(article))
+        if got is not None and got[0] is article:
+            return got[1]
+        if article.id in by_id:
+            return by_id[article.id]
+        return not duplicate(article)
+
+    return [s for s in (summary.only(ours) for summary in summaries) if s is not None]

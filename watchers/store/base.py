@@ -63,6 +63,7 @@ __all__ = [
     "StoryRecord",
     "StoryStore",
     "highest_severity",
+    "overflow_text",
     "page_second",
     "severity_rank",
     "sort_time",
@@ -115,15 +116,58 @@ class OutboxEntry:
     min_sources: int = 1
 
 
+def overflow_text(source: str, titles: Sequence[str]) -> str:
+    """The summary of alerts past a poll's cap: how many, and the first titles."""
+    lines = [f"Source {source!r} brought {len(titles)} more matching article(s) in one poll "
+             f"than are posted one by one; they are stored (see /recent and /search):"]
+    size = len(lines[0])
+    for title in titles:
+        line = f"• {title[:150]}"
+        if size + len(line) > 1700:
+            lines.append(f"… and {len(titles) - len(lines) + 1} more")
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class CapSummary:
     """The summary, on one route, of the alerts a poll brought past its source's
     ``max_alerts_per_poll`` (``text``), with the rules that fired on them: its severity is
-    theirs, so quiet hours keep it unless one of them reaches the route's ``break_through``."""
+    theirs, so quiet hours keep it unless one of them reaches the route's ``break_through``.
+
+    Made by :meth:`of`, it also keeps the articles it lists (``listed``, each with its rules
+    on the route) and the source as the route names it: the store then writes it naming only
+    the articles this poll stores (:meth:`only`). Two polls of one source at once (a lease
+    that lapsed, a poll run beside the scheduled one) both found the same articles new; the
+    one whose write finds them stored already alerted nobody of them, and its summary, written
+    all the same, posted the same list twice."""
 
     route: str
     text: str
     rules: tuple[RuleConfig, ...] = ()
+    listed: tuple[tuple[Article, tuple[RuleConfig, ...]], ...] = ()
+    source: str = ""
+
+    @classmethod
+    def of(cls, route: str, source: str,
+           listed: Sequence[tuple[Article, tuple[RuleConfig, ...]]]) -> CapSummary:
+        """The summary listing these articles (oldest first) by their titles."""
+        return cls(route, overflow_text(source, [a.title for a, _ in listed]),
+                   tuple({r.key: r for _, rules in listed for r in rules}.values()),
+                   tuple(listed), source)
+
+    def only(self, stored: Callable[[Article], bool]) -> CapSummary | None:
+        """This summary naming only the listed articles ``stored`` says this poll stores;
+        None when it stores none of them (another poll did, and said so). A summary made
+        without its articles is written as it is."""
+        if not self.listed:
+            return self
+        mine = [(a, rules) for a, rules in self.listed if stored(a)]
+        if len(mine) == len(self.listed):
+            return self
+        return CapSummary.of(self.route, self.source, mine) if mine else None
 
 
 class StoryLink(NamedTuple):
@@ -151,6 +195,9 @@ class StoryRecord:
     outlets: tuple[str, ...]
     signature: str = ""
     updated_at: datetime | None = None
+    # The distinct outlets among ``outlets`` as its reader counts them (two feeds of one site
+    # are one: see OutletCount), as lookups give it; None: not counted (as the store reads it).
+    counted: int | None = None
 
 
 def severity_rank(severity: str | None) -> int:
@@ -571,6 +618,11 @@ class StoryStore(Protocol):
     async def counted_outlets(self, story_id: str, routes: Sequence[str]) -> dict[str, int]:
         """How many distinct outlets each route's readers count among the story's sources
         (what ``min_sources`` waits for); {} for a story not stored."""
+    async def outlets_seen(self, story_ids: Sequence[str], *, guild: int | None = None
+                           ) -> dict[str, int]:
+        """How many distinct outlets each stored story of these has as a server's readers
+        count them (``guild``), or the operator (None), as :meth:`counted_outlets` counts
+        them; by story id."""
     def name_outlets(self, names: Mapping[str, str]) -> None:
         """The outlet of each of these sources (source key → outlet, see
         :mod:`watchers.outlets`): what ``min_sources`` counts a story's sources by."""
@@ -587,6 +639,7 @@ class ScheduleStore(Protocol):
     async def digest_members(self, digest_id: int) -> list[OutboxRow]: ...
     async def digest_now(self, route: str, now: datetime, *, pending: bool = False) -> int: ...
     async def scheduled_routes(self) -> dict[str, tuple[int, datetime | None]]: ...
+    async def kept_summaries(self) -> dict[str, int]: ...
     async def scheduled_story_row(self, story_id: str, route: str) -> OutboxRow | None: ...
     async def last_surge(self, rule: str) -> datetime | None: ...
     async def add_surge(self, rule: str, route: str, text: str, at: datetime,

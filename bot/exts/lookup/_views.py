@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import discord
 
-from bot.embeds import ResultLine, results_embed, truncate, visible
+from bot.embeds import ResultLine, outlet_count, results_embed, truncate, visible
 
 __all__ = ["EXPIRED", "ExpiredResults", "PagedResults"]
 
@@ -95,7 +95,7 @@ class PagedResults(discord.ui.View):
             discord.SelectOption(
                 label=truncate(visible(line.story.headline.strip()) or "(untitled)", 100),
                 value=line.story.id,
-                description=truncate(f"{len(line.story.outlets)} outlet(s) · "
+                description=truncate(f"{outlet_count(line.story)} outlet(s) · "
                                      f"{line.story.articles} articles · {line.story.id}", 100))
             for line in self._page_rows() if line.expandable and line.story is not None
         ]

@@ -52,6 +52,8 @@ from watchers.store._shared import (
     free_id,
     link_terms,
     same_link_sql,
+    summaries_stored,
+    unbatched_listed,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -391,7 +393,7 @@ async def _write_outbox(conn: asyncpg.Connection,
     first article and written once each after the last (see StoryBatch). ``names``: the
     sources' outlets, which corroboration counts (see OutletNames)."""
     stories = await story_batch(conn, list(dict.fromkeys(
-        rec.story.id for _, rec in stored if rec.story is not None)))
+        rec.story.id for _, rec in stored if rec.story is not None)), names)
     plain: list[tuple[Any, ...]] = []
     for article, rec in stored:
         rules = rules_json(rec.alerts)
@@ -661,7 +663,9 @@ class ArticlesMixin(CandidateList):
             await _write_outbox(conn, stored, when, self._outlet_names)
             for route, text in notices:
                 await insert_notice(conn, route, text, when)
-            for summary in summaries:
+            if extra := unbatched_listed(summaries, records):
+                await seen.load_pg(conn, extra)
+            for summary in summaries_stored(summaries, records, out, seen.duplicate):
                 await insert_notice(conn, summary.route, summary.text, when, kind="summary",
                                     rules=summary_rules(summary))
         # Committed (an error or a cancellation above leaves them unremembered).

@@ -10,7 +10,8 @@ version numbers for the same shape of data, so a copy between backends can compa
   NOTIFY triggers), and so is 12 (when each story was last written); SQLite, one process by
   design, has no use for them. Version 13 is SQLite's 11 (the lookup index's word list), and
   14 is SQLite's 12 (the URL index); 15 is PostgreSQL's own again (each URL index row carries
-  its article's time, which SQLite's keys hold already).
+  its article's time, which SQLite's keys hold already). 18 is SQLite's 15 (the lookup
+  indexes' keys version) and 19 SQLite's 16 (the outlet each source of a story reported as).
   Neither list is copied (each backend fills its own as articles are indexed), so a copy
   compares the copied tables' shape, not the numbers.
 - ``MIGRATIONS[v]`` takes a database from ``v - 1`` to ``v`` in its own transaction together
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 __all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "keys_version",
            "rekey", "upgrade"]
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 
 _V10 = """
 CREATE TABLE schema_version (
@@ -357,8 +358,15 @@ CREATE TABLE index_keys (
 );
 """
 
+# Version 19 (SQLite's 16): the outlet each source of a story reported as (a jsonb object:
+# source key → outlet), which corroboration counts (see OutletCount). The stored stories' are
+# empty: their sources are counted as before, by the outlets the running config gives them.
+_V19 = """
+ALTER TABLE stories ADD COLUMN source_outlets JSONB NOT NULL DEFAULT '{}';
+"""
+
 FRESH = (_V10 + _V11 + _V12 + _V13 + _V15_TABLE + _V14_INDEX + _V14_GAPS + _V16 + _V17 + _V18
-         + "INSERT INTO index_keys (version) VALUES (0);")
+         + "INSERT INTO index_keys (version) VALUES (0);" + _V19)
 
 # The URL index's rows of stored articles: (articles.rowid, url words as text) arrays. The
 # time is the article's (a rowid no article has leaves it NULL, which the table refuses).
@@ -503,6 +511,13 @@ async def _m18(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> Non
     await conn.execute(_V18 + "INSERT INTO index_keys (version) VALUES (1);")
 
 
+async def _m19(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
+    """Each story keeps the outlet its sources reported as; the stored stories' keep none (the
+    store does not know the config file's outlets when it is upgraded), so they are counted
+    as before. A column with a constant default: no row is rewritten."""
+    await conn.execute(_V19)
+
+
 async def _links(conn: asyncpg.Connection) -> AsyncIterator[list[tuple[int, str]]]:
     """The stored articles' (rowid, url), a chunk at a time, in rowid order."""
     after = 0
@@ -521,7 +536,7 @@ COPYING_MARK = "newswatch: incomplete copy"
 
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
 MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13, 14: _m14, 15: _m15,
-                                    16: _m16, 17: _m17, 18: _m18}
+                                    16: _m16, 17: _m17, 18: _m18, 19: _m19}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:

@@ -1,8 +1,10 @@
 """Stories on PostgreSQL: the same rules as the SQLite store (:mod:`watchers.store.sqlite.stories`).
 
 A story row is written in the transaction that stores its first article and updated by each
-later one: ``first_seen`` / ``last_seen`` widen, the count grows, a new outlet is appended to
-``outlets`` (a jsonb array, in reporting order) and the signature is replaced. What a route gets
+later one: ``first_seen`` / ``last_seen`` widen, the count grows, a new source is appended to
+``outlets`` (a jsonb array, in reporting order; the outlet it reports as goes in the jsonb
+object ``source_outlets``, which corroboration counts: see OutletCount) and the signature is
+replaced. What a route gets
 for a story's article is :func:`watchers.store.base.story_outcome`, decided against the rows the
 story already has on the route; writers decide under the ``articles`` advisory lock.
 """
@@ -24,7 +26,9 @@ from watchers.store._shared import (
     OutletCount,
     OutletNames,
     StoryBatch,
+    follow_outlets,
     route_feeds,
+    sources_of,
     stored_hash,
 )
 from watchers.store.base import (
@@ -59,10 +63,11 @@ def story_of(row: asyncpg.Record | Sequence[Any]) -> StoryRecord:
 # its articles add to the count; outlets and signature are the batch's final ones.
 _UPSERT_STORY = (
     "INSERT INTO stories AS s (id, headline, first_seen, last_seen, signature, articles, "
-    "outlets) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) "
+    "outlets, source_outlets) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb) "
     "ON CONFLICT (id) DO UPDATE SET first_seen = least(s.first_seen, excluded.first_seen), "
     "last_seen = greatest(s.last_seen, excluded.last_seen), signature = excluded.signature, "
-    "articles = s.articles + excluded.articles, outlets = excluded.outlets")
+    "articles = s.articles + excluded.articles, outlets = excluded.outlets, "
+    "source_outlets = excluded.source_outlets")
 _LIVE = list(LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = [*LIVE_ALERT_STATES, "waiting"]
 # Why a waiting alert was not posted when another rule's alert on the route posted the story.
@@ -78,48 +83,60 @@ _RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = $2 "
 # Each server route with the stored models of its server's follows (see OutletCount).
 _ROUTE_FEEDS = ("SELECT r.name, s.model FROM routes r JOIN sources s ON s.guild_id = r.guild_id "
                 "WHERE r.guild_id IS NOT NULL AND r.name = ANY($1::text[])")
+# The follows of one server, or of every server (the operator's count: see outlets_seen).
+_SERVER_FOLLOWS = "SELECT model FROM sources WHERE guild_id = $1 ORDER BY name"
+_EVERY_FOLLOW = "SELECT model FROM sources WHERE guild_id IS NOT NULL ORDER BY name"
 
 
 async def outlet_count(conn: asyncpg.Connection, outlets: Sequence[str], routes: Iterable[str],
-                       names: Mapping[str, str] | None = None) -> OutletCount:
+                       names: Mapping[str, str] | None = None,
+                       stored: Mapping[str, str] | None = None) -> OutletCount:
     """A story's ``outlets`` as the readers of each of ``routes`` count them, by the outlets
-    ``names`` gives the sources (see OutletNames): the follows of the routes' servers are
-    read only when a server's feed is among the outlets."""
+    its sources reported as (``stored``), else those ``names`` gives them (see OutletCount):
+    the follows of the routes' servers are read only when a server's feed is among the
+    outlets."""
     if not OutletCount.private(outlets):
-        return OutletCount(outlets, names=names)
+        return OutletCount(outlets, names=names, stored=stored)
     rows = await conn.fetch(_ROUTE_FEEDS, list(dict.fromkeys(routes)))
-    return OutletCount(outlets, route_feeds((str(r[0]), str(r[1])) for r in rows), names)
+    return OutletCount(outlets, route_feeds((str(r[0]), str(r[1])) for r in rows), names,
+                       stored)
 
 
 async def release(conn: asyncpg.Connection, story: str, outlets: Sequence[str],
                   when: datetime, routes: Iterable[str] = (), *, waits: bool = True,
-                  names: Mapping[str, str] | None = None) -> tuple[set[str], OutletCount]:
+                  names: Mapping[str, str] | None = None,
+                  stored: Mapping[str, str] | None = None) -> tuple[set[str], OutletCount]:
     """Release the story's alerts that wait for corroboration and have, on their route, the
     outlets they wait for; returns the routes released on and the story's outlets as counted
-    on those and on ``routes``. ``waits`` False: the story has no waiting alert. ``names``:
-    the sources' outlets (see OutletNames)."""
+    on those and on ``routes``. ``waits`` False: the story has no waiting alert. ``names``,
+    ``stored``: the sources' outlets now and as they reported (see OutletCount)."""
     waiting = ([(int(r[0]), str(r[1]), int(r[2])) for r in await conn.fetch(_WAITING, story)]
                if waits else [])
-    count = await outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes], names)
+    count = await outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes], names,
+                               stored)
     ready = count.releases(waiting)
     if not ready:
         return set(), count
     return {str(r[0]) for r in await conn.fetch(_RELEASE, [i for i, _ in ready], when)}, count
 
 
-async def story_batch(conn: asyncpg.Connection, story_ids: Sequence[str]) -> StoryBatch:
-    """The stored outlets of these stories, on which routes they have outbox rows and which of
-    them have alerts waiting for corroboration: two reads for a whole write batch (see
-    StoryBatch)."""
+async def story_batch(conn: asyncpg.Connection, story_ids: Sequence[str],
+                      names: Mapping[str, str] | None = None) -> StoryBatch:
+    """The stored outlets of these stories (and the outlets their sources reported as), on
+    which routes they have outbox rows and which of them have alerts waiting for
+    corroboration: two reads for a whole write batch (see StoryBatch). ``names``: the
+    sources' outlets now, which the batch's new sources are kept with (see OutletNames)."""
     if not story_ids:  # grouping off: no round trip
-        return StoryBatch({}, ())
-    outlets = {str(r[0]): [str(n) for n in json.loads(r[1])] for r in await conn.fetch(
-        "SELECT id, outlets FROM stories WHERE id = ANY($1::text[])", story_ids)}
+        return StoryBatch({}, (), names=names)
+    stories = await conn.fetch(
+        "SELECT id, outlets, source_outlets FROM stories WHERE id = ANY($1::text[])", story_ids)
+    outlets = {str(r[0]): [str(n) for n in json.loads(r[1])] for r in stories}
+    sources = {str(r[0]): sources_of(r[2]) for r in stories}
     rows = await conn.fetch(
         "SELECT story_id, route, bool_or(state = 'waiting') FROM outbox "
         "WHERE story_id = ANY($1::text[]) GROUP BY story_id, route", story_ids)
     return StoryBatch(outlets, {str(r[0]) for r in rows if r[2]},
-                      {(str(r[0]), str(r[1])) for r in rows})
+                      {(str(r[0]), str(r[1])) for r in rows}, sources, names)
 
 
 async def write_stories(conn: asyncpg.Connection, batch: StoryBatch) -> None:
@@ -132,17 +149,22 @@ async def write_stories(conn: asyncpg.Connection, batch: StoryBatch) -> None:
 async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRecord,
                      outlets: Sequence[str], rules_json: Sequence[str], when: datetime,
                      nonce: Callable[[], str], batch: StoryBatch | None = None,
-                     names: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
+                     names: Mapping[str, str] | None = None,
+                     stored: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article of a story, decided route by route; releases alerts
     that waited for the outlets this article brings (before the new rows: they keep their
     place ahead of them). ``outlets``: the story's distinct outlets, this article's included
     (counted per route: :class:`OutletCount`). ``batch``: the write batch's StoryBatch, which
     lets queries that could find nothing be skipped (None: none is), and learns the rows
-    written. ``names``: the sources' outlets (see OutletNames)."""
+    written. ``names``: the sources' outlets now; ``stored``: as they reported (the batch's,
+    with a batch; see OutletCount)."""
     assert rec.story is not None
     story = rec.story.id
+    if batch is not None:
+        stored = batch.stored(story)
     released, count = await release(conn, story, outlets, when, (e.route for e in rec.alerts),
-                                    waits=batch is None or story in batch.waiting, names=names)
+                                    waits=batch is None or story in batch.waiting, names=names,
+                                    stored=stored)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         kind, state, escalated = await _outcome(
@@ -302,13 +324,34 @@ class StoriesMixin(OutletNames):
         """How many distinct outlets each of ``routes``' readers count among the story's
         sources: what an alert there waiting for ``min_sources`` has ({} for no such story)."""
         async with self._db.tx() as conn:
-            outlets = await conn.fetchval("SELECT outlets FROM stories WHERE id = $1", story_id)
-            if outlets is None:
+            row = await conn.fetchrow(
+                "SELECT outlets, source_outlets FROM stories WHERE id = $1", story_id)
+            if row is None:
                 return {}
             wanted = list(dict.fromkeys(routes))
-            count = await outlet_count(conn, [str(n) for n in json.loads(outlets)], wanted,
-                                       self._outlet_names)
+            count = await outlet_count(conn, [str(n) for n in json.loads(row[0])], wanted,
+                                       self._outlet_names, sources_of(row[1]))
         return {route: count.on(route) for route in wanted}
+
+    async def outlets_seen(self, story_ids: Sequence[str], *, guild: int | None = None
+                           ) -> dict[str, int]:
+        """How many distinct outlets each of these stories has as a server's readers count
+        them (``guild``: the config file's sources and that server's follows, as on its
+        routes), or the operator (None: every source, a followed feed by its first follow's
+        outlet); by story id, for the stories stored."""
+        async with self._db.tx() as conn:
+            found = {str(r[0]): ([str(n) for n in json.loads(r[1])], sources_of(r[2]))
+                     for r in await conn.fetch(
+                         "SELECT id, outlets, source_outlets FROM stories "
+                         "WHERE id = ANY($1::text[])", list(dict.fromkeys(story_ids)))}
+            followed: dict[str, str] = {}
+            if any(OutletCount.private(outlets) for outlets, _ in found.values()):
+                rows = (await conn.fetch(_EVERY_FOLLOW) if guild is None
+                        else await conn.fetch(_SERVER_FOLLOWS, guild))
+                followed = follow_outlets(str(r[0]) for r in rows)
+        return {sid: OutletCount(outlets, names=self._outlet_names, stored=kept)
+                .seen(followed, every=guild is None)
+                for sid, (outlets, kept) in found.items()}
 
     async def story_articles(self, story_id: str, *, limit: int = 100) -> list[Article]:
         """The story's articles, oldest first."""
@@ -366,13 +409,14 @@ class StoriesMixin(OutletNames):
                 "UPDATE outbox SET min_sources = $2 WHERE id = $1 AND state = 'waiting' AND "
                 "min_sources <> $2", row_id, min_sources)
             row = await conn.fetchrow(
-                "SELECT o.route, o.min_sources, s.outlets FROM outbox o JOIN stories s "
-                "ON s.id = o.story_id WHERE o.id = $1 AND o.state = 'waiting' FOR UPDATE OF o",
-                row_id)
+                "SELECT o.route, o.min_sources, s.outlets, s.source_outlets FROM outbox o "
+                "JOIN stories s ON s.id = o.story_id WHERE o.id = $1 AND o.state = 'waiting' "
+                "FOR UPDATE OF o", row_id)
             if row is None:
                 return False
             route, outlets = str(row[0]), json.loads(row[2])
-            count = await outlet_count(conn, outlets, [route], self._outlet_names)
+            count = await outlet_count(conn, outlets, [route], self._outlet_names,
+                                       sources_of(row[3]))
             if int(row[1]) > count.on(route):
                 return False
             return bool(await conn.fetch(_RELEASE, [row_id], datetime.now(UTC)))
@@ -420,15 +464,16 @@ class StoriesMixin(OutletNames):
             if fresh:
                 from watchers.store.postgres.articles import INSERT_OUTBOX, new_nonce
 
-                outlets = await conn.fetchval("SELECT outlets FROM stories WHERE id = $1",
-                                              story)
+                outlets, kept = await conn.fetchrow(
+                    "SELECT outlets, source_outlets FROM stories WHERE id = $1", story)
                 changed = article.model_copy(update={"id": stored_id})
                 rec = ArticleRecord(changed, (), fresh, "", StoryLink(story, "", "", at))
                 rules = rules_json(fresh)
                 rows = [r for r in await story_rows(conn, changed, rec,
                                                     json.loads(outlets or "[]") or
                                                     [article.source], rules, at, new_nonce,
-                                                    names=self._outlet_names)
+                                                    names=self._outlet_names,
+                                                    stored=sources_of(kept))
                         if r[0] != "update" and await conn.fetchval(
                             "SELECT 1 FROM outbox WHERE article_id = $1 AND route = $2 AND "
                             "kind = 'alert'", r[1], r[2]) is None]
@@ -451,14 +496,18 @@ class StoriesMixin(OutletNames):
             if await conn.fetchval("SELECT 1 FROM stories WHERE id = $1 AND outlets ? $2",
                                    story, outlet) is not None:
                 return 0
-            outlets = await conn.fetchval(
+            # The copy's source is kept with the outlet it reports as, as an article's is.
+            named = self._outlet_names.get(outlet)
+            row = await conn.fetchrow(
                 "UPDATE stories SET last_seen = greatest(last_seen, $1), "
-                "outlets = outlets || jsonb_build_array($2::text) WHERE id = $3 "
-                "RETURNING outlets", when, outlet, story)
-            if outlets is None:
+                "outlets = outlets || jsonb_build_array($2::text), "
+                "source_outlets = source_outlets || $4::jsonb WHERE id = $3 "
+                "RETURNING outlets, source_outlets", when, outlet, story,
+                "{}" if named is None else json.dumps({outlet: named}))
+            if row is None:
                 return 0
-            released, _ = await release(conn, story, json.loads(outlets), at,
-                                        names=self._outlet_names)
+            released, _ = await release(conn, story, json.loads(row[0]), at,
+                                        names=self._outlet_names, stored=sources_of(row[1]))
             queued = 0
             for route in dict.fromkeys(routes):
                 if route in released:

@@ -35,6 +35,8 @@ from watchers.store._shared import (
     free_id_now,
     link_terms,
     same_link_sql,
+    summaries_stored,
+    unbatched_listed,
 )
 from watchers.store.base import (
     MIN_PREFIX,
@@ -371,7 +373,7 @@ def _write_outbox(conn: sqlite3.Connection, stored: Sequence[tuple[Article, Arti
     once before the first article and written once each after the last (see StoryBatch).
     ``names``: the sources' outlets, which corroboration counts (see OutletNames)."""
     stories = story_batch(conn, list(dict.fromkeys(
-        rec.story.id for _, rec in stored if rec.story is not None)))
+        rec.story.id for _, rec in stored if rec.story is not None)), names)
     plain: list[tuple[Any, ...]] = []
     for article, rec in stored:
         rules = rules_json(rec.alerts)
@@ -470,7 +472,9 @@ def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], wh
     _write_outbox(conn, stored=stored, when=when or "", stamps=stamps, names=names)
     for route, text in notices:
         conn.execute(INSERT_NOTICE, notice_row(route, text, when))
-    for summary in summaries:
+    if extra := unbatched_listed(summaries, records):
+        seen.load(conn, extra)
+    for summary in summaries_stored(summaries, records, out, seen.duplicate):
         conn.execute(INSERT_SUMMARY, summary_row(summary, when))
     return out, words
 

@@ -151,6 +151,14 @@ class ScheduleMixin:
             "WHERE state = 'scheduled' GROUP BY route")
         return {str(r): (int(n), dt(at)) for r, n, at in rows}
 
+    async def kept_summaries(self) -> dict[str, int]:
+        """Per route: how many cap summaries wait for the end of its quiet hours (routes
+        keeping none are left out)."""
+        rows = await self._db.fetchall(
+            "SELECT route, count(*) FROM outbox WHERE state = 'scheduled' AND kind = 'summary' "
+            "GROUP BY route")
+        return {str(r): int(n) for r, n in rows}
+
     async def scheduled_story_row(self, story_id: str, route: str) -> OutboxRow | None:
         """The story's newest alert on the route if it waits for or went out in a digest (not
         when a newer one was posted on its own, as an escalation breaking through quiet hours

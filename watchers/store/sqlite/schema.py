@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
 COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -308,7 +308,8 @@ CREATE TABLE stories (
     updated_at TEXT,
     signature TEXT NOT NULL,
     articles INTEGER NOT NULL DEFAULT 0,
-    outlets TEXT NOT NULL DEFAULT '[]'
+    outlets TEXT NOT NULL DEFAULT '[]',
+    source_outlets TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX stories_last ON stories(last_seen);
 CREATE TABLE story_routes (
@@ -781,6 +782,20 @@ async def m15(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     await tx.script(INDEX_KEYS + "INSERT INTO index_keys (one, version) VALUES (1, 1);")
 
 
+# Version 16: the outlet each source of a story reported as (``stories.source_outlets``, a JSON
+# object: source key → outlet), which corroboration counts (see OutletCount).
+SOURCE_OUTLETS = "ALTER TABLE stories ADD COLUMN source_outlets TEXT NOT NULL DEFAULT '{}';"
+
+
+async def m16(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Each story keeps the outlet its sources reported as. The stored stories' sources keep
+    none (``{}``): the store does not know the config file's outlets when it is upgraded (the
+    engine tells them once it is open), so those are counted as before, by the outlets the
+    running config gives their names; each source that reports in the story from now on is
+    kept with its outlet. Adds a column, instant, rows unchanged."""
+    await tx.script(SOURCE_OUTLETS)
+
+
 def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: int) -> int:
     # On the connection's thread: one read in key order (SQLite sorts the keys and links),
     # the words of a chunk, one insert of the chunk.
@@ -802,7 +817,7 @@ def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: i
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
 MIGRATIONS: dict[int, Migration] = {
     2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11, 12: m12, 13: m13,
-    14: m14, 15: m15,
+    14: m14, 15: m15, 16: m16,
 }
 
 

@@ -2,10 +2,12 @@
 
 A story row is written in the transaction that stores its first article and updated by each
 later one (same transaction as that article): ``last_seen`` / ``first_seen`` widen, the article
-count grows, a new outlet is appended, and the signature the live index needs at start-up is
-replaced. A write batch decides its stories' rows in memory and writes each story once, at the
-end of its transaction (:class:`~watchers.store._shared.StoryBatch`): the same row as one upsert
-per article, in fewer statements. Every article stored with a story link has
+count grows, a new source is appended to ``outlets`` (with the outlet it reports as in
+``source_outlets``, which corroboration counts: see OutletCount), and the signature the live
+index needs at start-up is replaced. A write batch decides its stories' rows in memory and
+writes each story once, at the end of its transaction
+(:class:`~watchers.store._shared.StoryBatch`): the same row as one upsert per article, in
+fewer statements. Every article stored with a story link has
 ``articles.story_id`` set; an article stored before stories existed (or imported without
 grouping) has none and is its own story in lookups.
 
@@ -28,7 +30,9 @@ from watchers.store._shared import (
     OutletCount,
     OutletNames,
     StoryBatch,
+    follow_outlets,
     route_feeds,
+    sources_of,
     stored_hash,
 )
 from watchers.store.base import (
@@ -67,15 +71,16 @@ def story_of(row: Iterable[Any]) -> StoryRecord:
 
 
 # One row per story of a write batch (see StoryBatch): the batch's dates widen the stored ones,
-# its articles add to the count; outlets and signature are the batch's final ones. The outlets
-# come as compact JSON text already (StoryBatch.rows), which json() would only parse and
-# spell again, the same.
+# its articles add to the count; outlets, their sources' outlets and signature are the batch's
+# final ones. The outlets come as compact JSON text already (StoryBatch.rows), which json()
+# would only parse and spell again, the same.
 _UPSERT_STORY = (
-    "INSERT INTO stories (id, headline, first_seen, last_seen, signature, articles, outlets) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+    "INSERT INTO stories (id, headline, first_seen, last_seen, signature, articles, outlets, "
+    "source_outlets) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
     "first_seen = min(first_seen, excluded.first_seen), "
     "last_seen = max(last_seen, excluded.last_seen), signature = excluded.signature, "
-    "articles = articles + excluded.articles, outlets = excluded.outlets")
+    "articles = articles + excluded.articles, outlets = excluded.outlets, "
+    "source_outlets = excluded.source_outlets")
 _LIVE = ",".join(repr(s) for s in LIVE_ALERT_STATES)
 _LIVE_OR_WAITING = ",".join(repr(s) for s in (*LIVE_ALERT_STATES, "waiting"))
 # Why a waiting alert was not posted when another rule's alert on the route posted the story.
@@ -90,19 +95,24 @@ _RELEASE = ("UPDATE outbox SET state = 'pending', updated_at = ? "
 # Each server route with the stored models of its server's follows (see OutletCount).
 _ROUTE_FEEDS = ("SELECT r.name, s.model FROM routes r JOIN sources s ON s.guild_id = r.guild_id "
                 "WHERE r.guild_id IS NOT NULL AND r.name IN ({})")
+# The follows of one server, or of every server (the operator's count: see outlets_seen).
+_SERVER_FOLLOWS = "SELECT model FROM sources WHERE guild_id = ? ORDER BY name"
+_EVERY_FOLLOW = "SELECT model FROM sources WHERE guild_id IS NOT NULL ORDER BY name"
 
 
 def outlet_count(conn: sqlite3.Connection, outlets: Sequence[str], routes: Iterable[str],
-                 names: Mapping[str, str] | None = None) -> OutletCount:
+                 names: Mapping[str, str] | None = None,
+                 stored: Mapping[str, str] | None = None) -> OutletCount:
     """A story's ``outlets`` as the readers of each of ``routes`` count them, by the outlets
-    ``names`` gives the sources (see OutletNames): the follows of the routes' servers are
-    read only when a server's feed is among the outlets."""
+    its sources reported as (``stored``), else those ``names`` gives them (see OutletCount):
+    the follows of the routes' servers are read only when a server's feed is among the
+    outlets."""
     if not OutletCount.private(outlets):
-        return OutletCount(outlets, names=names)
+        return OutletCount(outlets, names=names, stored=stored)
     feeds: dict[str, dict[str, str]] = {}
     for sql, chunk in _route_feed_reads(routes):
         feeds.update(route_feeds(conn.execute(sql, chunk).fetchall()))
-    return OutletCount(outlets, feeds, names)
+    return OutletCount(outlets, feeds, names, stored)
 
 
 def _route_feed_reads(routes: Iterable[str]) -> Iterable[tuple[str, list[str]]]:
@@ -116,41 +126,48 @@ def _route_feed_reads(routes: Iterable[str]) -> Iterable[tuple[str, list[str]]]:
 
 def release(conn: sqlite3.Connection, story: str, outlets: Sequence[str], when: str | None,
             routes: Iterable[str] = (), *, waits: bool = True,
-            names: Mapping[str, str] | None = None) -> tuple[set[str], OutletCount]:
+            names: Mapping[str, str] | None = None,
+            stored: Mapping[str, str] | None = None) -> tuple[set[str], OutletCount]:
     """Release the story's alerts that wait for corroboration and have, on their route, the
     outlets they wait for (their order in the outbox kept); returns the routes released on
     and the story's outlets as counted on those and on ``routes`` (the routes a caller will
     decide next). ``waits`` False: the story has no waiting alert, so none is read.
-    ``names``: the sources' outlets (see OutletNames)."""
+    ``names``, ``stored``: the sources' outlets now and as they reported (see
+    OutletCount)."""
     waiting = ([(int(i), str(r), int(n)) for i, r, n in conn.execute(_WAITING, (story,))]
                if waits else [])
-    count = outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes], names)
+    count = outlet_count(conn, outlets, [*(r for _, r, _ in waiting), *routes], names, stored)
     ready = count.releases(waiting)
     if ready:
         conn.executemany(_RELEASE, [(when, i) for i, _ in ready])
     return {route for _, route in ready}, count
 
 
-def story_batch(conn: sqlite3.Connection, story_ids: Sequence[str]) -> StoryBatch:
-    """The stored outlets of these stories, on which routes they have outbox rows and which of
-    them have alerts waiting for corroboration: a read per 500 stories, and one more per 500
-    of them that are stored, for a whole write batch (see StoryBatch).
+def story_batch(conn: sqlite3.Connection, story_ids: Sequence[str],
+                names: Mapping[str, str] | None = None) -> StoryBatch:
+    """The stored outlets of these stories (and the outlets their sources reported as), on
+    which routes they have outbox rows and which of them have alerts waiting for
+    corroboration: a read per 500 stories, and one more per 500 of them that are stored, for
+    a whole write batch (see StoryBatch). ``names``: the sources' outlets now, which the
+    batch's new sources are kept with (see OutletNames).
 
     Only a stored story can have outbox rows: a story's rows are written in the transaction
     that writes or grows its story row, and neither is ever deleted. So the outbox is asked
     about the stored ones only; most of a poll's stories are new ones, started by its own
     articles (asking about those cost about a sixth of what grouping adds to ingest)."""
     outlets: dict[str, list[str]] = {}
+    sources: dict[str, dict[str, str]] = {}
     waiting: set[str] = set()
     routed: set[tuple[str, str]] = set()
     # Each read's rows come as one (see all_rows).
     size = batch_chunk(conn)
     for i in range(0, len(story_ids), size):
         chunk = story_ids[i : i + size]
-        for sid, names in all_rows(
-                conn, f"SELECT id, outlets FROM stories "
-                f"WHERE id IN ({','.join('?' * len(chunk))})", chunk, 2):
-            outlets[str(sid)] = [str(n) for n in json.loads(names)]
+        for sid, keys, kept in all_rows(
+                conn, f"SELECT id, outlets, source_outlets FROM stories "
+                f"WHERE id IN ({','.join('?' * len(chunk))})", chunk, 3):
+            outlets[str(sid)] = [str(n) for n in json.loads(keys)]
+            sources[str(sid)] = sources_of(kept)
     stored = list(outlets)
     for i in range(0, len(stored), size):
         chunk = stored[i : i + size]
@@ -161,7 +178,7 @@ def story_batch(conn: sqlite3.Connection, story_ids: Sequence[str]) -> StoryBatc
             routed.add((str(sid), str(route)))
             if waits:
                 waiting.add(str(sid))
-    return StoryBatch(outlets, waiting, routed)
+    return StoryBatch(outlets, waiting, routed, sources, names)
 
 
 def write_stories(conn: sqlite3.Connection, batch: StoryBatch,
@@ -176,21 +193,26 @@ def write_stories(conn: sqlite3.Connection, batch: StoryBatch,
 def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord,
                outlets: Sequence[str], rules_json: Sequence[str], when: str,
                nonce: Callable[[], str], batch: StoryBatch | None = None,
-               names: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
+               names: Mapping[str, str] | None = None,
+               stored: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
     """The outbox rows of a stored article that belongs to a story, decided route by route by
     :func:`story_outcome` against what the story already has on the route; releases alerts that
     waited for the outlets this article brings. ``outlets``: the story's distinct outlets, this
     article's included (each route counts those its readers see: :class:`OutletCount`).
     ``rules_json[i]`` is entry i's rules as JSON. ``batch``: the write batch's StoryBatch, which
     lets queries that could find nothing be skipped (None: none is), and learns the rows
-    written. ``names``: the sources' outlets (see OutletNames)."""
+    written. ``names``: the sources' outlets now; ``stored``: as they reported (the batch's,
+    with a batch; see OutletCount)."""
     assert rec.story is not None
     story = rec.story.id
+    if batch is not None:
+        stored = batch.stored(story)
     # A waiting alert posts once enough outlets have reported (before the new rows, so it keeps
     # its place ahead of them in the route's order). The alert then names this article's
     # outlet too, so the article needs no update of its own on those routes.
     released, count = release(conn, story, outlets, when, (e.route for e in rec.alerts),
-                              waits=batch is None or story in batch.waiting, names=names)
+                              waits=batch is None or story in batch.waiting, names=names,
+                              stored=stored)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
         kind, state, escalated = _outcome(
@@ -267,13 +289,15 @@ def _alert_change(conn: sqlite3.Connection, *, article: Article, story: str,
     (record_change queued its own)."""
     from watchers.store.sqlite.articles import INSERT_OUTBOX, new_nonce
 
-    (outlets,) = conn.execute("SELECT outlets FROM stories WHERE id = ?", (story,)).fetchone()
+    outlets, kept = conn.execute("SELECT outlets, source_outlets FROM stories WHERE id = ?",
+                                 (story,)).fetchone()
     rec = ArticleRecord(article, (), alerts, "", StoryLink(story, "", "", datetime.now(UTC)))
     rules = rules_json(alerts)
     # An article alerts once per route (the outbox's own rule): one that was the route's alert
     # already is updated there, not posted again.
     rows = [r for r in story_rows(conn, article, rec, json.loads(outlets or "[]") or
-                                  [article.source], rules, when, new_nonce, names=names)
+                                  [article.source], rules, when, new_nonce, names=names,
+                                  stored=sources_of(kept))
             if r[0] != "update" and conn.execute(
                 "SELECT 1 FROM outbox WHERE article_id = ? AND route = ? AND kind = 'alert'",
                 (r[1], r[2])).fetchone() is None]
@@ -288,12 +312,12 @@ def _lower_wait(conn: sqlite3.Connection, *, row_id: int, min_sources: int,
     conn.execute("UPDATE outbox SET min_sources = ? WHERE id = ? AND state = 'waiting' AND "
                  "min_sources <> ?", (min_sources, row_id, min_sources))
     row = conn.execute(
-        "SELECT o.route, o.min_sources, s.outlets FROM outbox o JOIN stories s "
-        "ON s.id = o.story_id WHERE o.id = ? AND o.state = 'waiting'", (row_id,)).fetchone()
+        "SELECT o.route, o.min_sources, s.outlets, s.source_outlets FROM outbox o JOIN stories "
+        "s ON s.id = o.story_id WHERE o.id = ? AND o.state = 'waiting'", (row_id,)).fetchone()
     if row is None:
         return False
     route, need, outlets = str(row[0]), int(row[1]), json.loads(row[2])
-    if need > outlet_count(conn, outlets, [route], names).on(route):
+    if need > outlet_count(conn, outlets, [route], names, sources_of(row[3])).on(route):
         return False
     conn.execute(_RELEASE, (when, row_id))
     return True
@@ -351,7 +375,8 @@ class StoriesMixin(OutletNames):
     async def counted_outlets(self, story_id: str, routes: Sequence[str]) -> dict[str, int]:
         """How many distinct outlets each of ``routes``' readers count among the story's
         sources: what an alert there waiting for ``min_sources`` has ({} for no such story)."""
-        rows = await self._db.fetchall("SELECT outlets FROM stories WHERE id = ?", (story_id,))
+        rows = await self._db.fetchall(
+            "SELECT outlets, source_outlets FROM stories WHERE id = ?", (story_id,))
         if not rows:
             return {}
         outlets = [str(n) for n in json.loads(rows[0][0])]
@@ -359,8 +384,31 @@ class StoriesMixin(OutletNames):
         if OutletCount.private(outlets):
             for sql, chunk in _route_feed_reads(routes):
                 feeds.update(route_feeds(await self._db.fetchall(sql, chunk)))
-        count = OutletCount(outlets, feeds, self._outlet_names)
+        count = OutletCount(outlets, feeds, self._outlet_names, sources_of(rows[0][1]))
         return {route: count.on(route) for route in dict.fromkeys(routes)}
+
+    async def outlets_seen(self, story_ids: Sequence[str], *, guild: int | None = None
+                           ) -> dict[str, int]:
+        """How many distinct outlets each of these stories has as a server's readers count
+        them (``guild``: the config file's sources and that server's follows, as on its
+        routes), or the operator (None: every source, a followed feed by its first follow's
+        outlet); by story id, for the stories stored."""
+        found: dict[str, tuple[list[str], dict[str, str]]] = {}
+        ids = list(dict.fromkeys(story_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            for sid, keys, kept in await self._db.fetchall(
+                    "SELECT id, outlets, source_outlets FROM stories "
+                    f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                found[str(sid)] = ([str(n) for n in json.loads(keys)], sources_of(kept))
+        followed: dict[str, str] = {}
+        if any(OutletCount.private(outlets) for outlets, _ in found.values()):
+            rows = (await self._db.fetchall(_EVERY_FOLLOW) if guild is None
+                    else await self._db.fetchall(_SERVER_FOLLOWS, (guild,)))
+            followed = follow_outlets(str(r[0]) for r in rows)
+        return {sid: OutletCount(outlets, names=self._outlet_names, stored=kept)
+                .seen(followed, every=guild is None)
+                for sid, (outlets, kept) in found.items()}
 
     async def story_articles(self, story_id: str, *, limit: int = 100) -> list[Article]:
         """The story's articles, oldest first."""
@@ -490,13 +538,19 @@ class StoriesMixin(OutletNames):
                 "json_each.value = ?", (story, outlet))
             if known is not None:
                 return 0
-            (outlets,) = await tx.fetchone(
+            # The copy's source is kept with the outlet it reports as, as an article's is.
+            named = self._outlet_names.get(outlet)
+            outlets, kept = await tx.fetchone(
                 "UPDATE stories SET last_seen = max(last_seen, ?), "
-                "outlets = json_insert(outlets, '$[#]', ?) WHERE id = ? "
-                "RETURNING outlets", (iso(when), outlet, story))
+                "outlets = json_insert(outlets, '$[#]', ?), "
+                "source_outlets = json_patch(source_outlets, ?) WHERE id = ? "
+                "RETURNING outlets, source_outlets",
+                (iso(when), outlet, "{}" if named is None else json.dumps({outlet: named}),
+                 story))
             released, _ = await tx.run(partial(release, story=story,
                                                outlets=json.loads(outlets), when=at,
-                                               names=self._outlet_names))
+                                               names=self._outlet_names,
+                                               stored=sources_of(kept)))
             queued = 0
             for route in dict.fromkeys(routes):
                 if route in released:
