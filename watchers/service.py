@@ -224,6 +224,8 @@ class WatchService:
     owner: str = field(default_factory=lambda: (
         f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"))
     _inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    # One poll of a source at a time here (see poll_source), by source name.
+    _polling: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
     _unreleased: dict[str, SourceState] = field(default_factory=dict, init=False)
     # Sources claimed here that this worker does not run: when first handed back, and their
     # poll count then (see _claim_loop).
@@ -716,7 +718,22 @@ class WatchService:
                 log.exception("closing source %s", running.name)
 
     async def poll_source(self, name: str) -> PollReport:
-        """Poll one source once: store what is new, match it, write alerts; record health."""
+        """Poll one source once: store what is new, match it, write alerts; record health.
+
+        A poll of a source that is polling already (``run_once`` beside the running
+        service's poll, a shared worker's claim of a source whose lease lapsed while it
+        polled it) waits for that poll to end, then asks with the cursor it left: two at once
+        both took the same items for new, fetched them twice, and each saved the source's
+        state over the other's."""
+        lock = self._polling.get(name)
+        if lock is None:
+            lock = self._polling[name] = asyncio.Lock()
+        async with lock:
+            if name not in self._running:  # removed while it waited: nothing to poll
+                return PollReport(source=name)
+            return await self._poll_source(name)
+
+    async def _poll_source(self, name: str) -> PollReport:
         running = self._running[name]
         state = await self._book.get(name)
         now = self._now()

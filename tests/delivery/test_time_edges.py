@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.embeds import delivery_embed
-from tests.fakes.feed_server import GatedFeedServer, Route, rss
+from tests.fakes.feed_server import FeedServer, Route, rss
 from tests.fakes.sinks import RecordingSink
 from tests.roles._support import eventually
 from watchers.config import Config, RouteConfig, parse_config
@@ -370,21 +370,22 @@ async def test_a_summary_still_posts_when_only_some_of_its_rules_are_muted(
         assert listed(sink.notices[0][1]) == [QUAKES[0], BRIDGES[0]]
 
 
-async def test_two_polls_of_a_feed_at_once_keep_one_summary_of_what_the_cap_left_out(
+async def test_a_poll_of_a_feed_polling_already_waits_for_it_and_one_summary_is_kept(
         tmp_path: Path, storage: dict[str, str]) -> None:
-    """A poll of a feed run while the engine's own poll of it is under way (here run_once
-    beside the running engine; a poll worker whose lease lapsed is another): both read the
-    twelve items as new and capped them, and each wrote the summary of the seven left out,
-    so the route got it twice. The second poll's write finds every article stored by the
-    first: no alert of its own, and no summary. /alerts status counts the one summary kept
-    apart from the five alerts, and the morning brings the digest and the summary once, every
-    item in one of them."""
+    """A poll of a feed asked for while the engine's own poll of it is under way (here
+    run_once beside the running engine) both read the twelve items as new and capped them,
+    and each wrote the summary of the seven left out, so the route got it twice. It now waits
+    for that poll and asks with what it left (the feed's ETag: not modified). /alerts status
+    counts the one summary kept apart from the five alerts, and the morning brings the digest
+    and the summary once, every item in one of them."""
     clock = ManualClock(NIGHT)
     sink = InOrder()
     reports: list[PollReport] = []
-    async with GatedFeedServer("/wire") as server:
-        # (backfill: the feed's first poll may alert its newest twelve)
-        server.set("/wire", Route(body=rss(*((f"g{i}", t) for i, t in enumerate(HEADLINES)))))
+    async with FeedServer() as server:
+        # (backfill: the feed's first poll may alert its newest twelve); answered after a
+        # second, so that the engine's poll is under way when run_once asks
+        server.set("/wire", Route(body=rss(*((f"g{i}", t) for i, t in enumerate(HEADLINES))),
+                                  etag='"w1"', delay=1.0))
         cfg = parse_config({
             "storage": storage,
             "fetch": {"allow_private": ["127.0.0.1/32"]},
@@ -393,18 +394,26 @@ async def test_two_polls_of_a_feed_at_once_keep_one_summary_of_what_the_cap_left
                          "every": 3600, "backfill": 12, "max_alerts_per_poll": 5}],
             "rules": [{"name": "troops", "query": "troops"}],
         }, base_dir=tmp_path)
-        # started: its first poll of the feed is due at once, and held until the other asks
+        # started: its first poll of the feed is due at once
         async with open_engine(cfg, default_sink=sink, clock=clock,
                                on_report=reports.append) as engine:
+
+            async def asked() -> bool:
+                return len(server.hits("/wire")) == 1
+
+            await eventually(asked, what="the engine's own poll of the feed")
             await engine.run_once()
 
             async def both() -> bool:
                 return len(reports) == 2
 
             await eventually(both, what="both polls of the feed")
-            assert server.released == 2  # the two polls were answered together
+            first, second = server.hits("/wire")
+            assert "If-None-Match" not in first.headers
+            assert second.headers.get("If-None-Match") == '"w1"'  # asked after the first
             assert len(await engine.store.alerts(kind="summary")) == 1
             assert sorted(r.new for r in reports) == [0, 12]
+            assert sorted(r.not_modified for r in reports) == [False, True]
             assert sorted(r.alerts for r in reports) == [0, 5 + 1]
             assert sink.order == [], "posted in quiet hours"
             status = await engine.delivery_status()
