@@ -63,9 +63,10 @@ def config(emu: DiscordEmulator, **extra: Any) -> dict[str, Any]:
         "channels": {"alerts": emu.channel("alerts").id, "desk": emu.channel("general").id,
                      "ops": emu.channel("ops").id,
                      "hook": f"https://discord.com/api/webhooks/{HOOK_ID}/{HOOK_TOKEN}"},
-        # bursts here test delivery itself, so the per-poll message cap is set out of the way
+        # bursts here test delivery itself, so the per-poll message cap is set out of the way;
+        # drop_articles moves whole files in, so they are read at once (no settle)
         "sources": [{"name": "wire", "type": "folder", "path": "wire", "every": "1s",
-                     "max_alerts_per_poll": 1000}],
+                     "settle": "0s", "max_alerts_per_poll": 1000}],
         "rules": [{"name": t, "query": t, "channel": route} for t, route in TOPICS.items()],
         **extra,
     }
