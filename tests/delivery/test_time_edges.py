@@ -4,6 +4,7 @@ a folder source, a SQLite file (or PostgreSQL) and a clock that travels."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -431,3 +432,33 @@ async def test_a_poll_of_a_feed_polling_already_waits_for_it_and_one_summary_is_
         assert "brought 7 more matching article(s)" in summary
         shown = [i.article.title for i in sink.digests[0].items]
         assert sorted(shown + listed(summary)) == sorted(HEADLINES)
+
+
+async def test_a_source_removed_while_a_poll_of_it_waits_is_not_polled(
+        tmp_path: Path) -> None:
+    """run_once beside the running engine's poll of a feed waits for that poll; the feed is
+    removed meanwhile (its poll cut short): the waiting poll polls nothing, and run_once ends
+    without an error for it."""
+    async with FeedServer() as server:
+        server.set("/slow", Route(body=rss(("s1", "Troops gather")), delay=30.0))
+        cfg = parse_config({
+            "storage": {"path": "nw.db"},
+            "fetch": {"allow_private": ["127.0.0.1/32"]},
+            "channels": {"alerts": {"target": 1}},
+            "rules": [{"name": "troops", "query": "troops"}],
+        }, base_dir=tmp_path)
+        async with open_engine(cfg, default_sink=RecordingSink()) as engine:
+            await engine.add_source({"name": "slow", "url": server.url("/slow"),
+                                     "every": 3600})
+
+            async def asked() -> bool:
+                return len(server.hits("/slow")) == 1
+
+            await eventually(asked, what="the engine's own poll of the feed")
+            waiting = asyncio.create_task(engine.run_once())
+            await asyncio.sleep(0.2)
+            assert not waiting.done()  # it waits for the poll under way
+            assert await engine.remove_source("slow")
+            reports = await asyncio.wait_for(waiting, 20)
+            assert [(r.source, r.new, r.error) for r in reports] == [("slow", 0, None)]
+            assert len(server.hits("/slow")) == 1  # never asked again
