@@ -392,6 +392,9 @@ class WatchService:
         running = self._running.pop(name, None)
         if running is None:
             return False
+        lock = self._polling.get(name)
+        if lock is not None and not lock.locked():
+            del self._polling[name]  # (one a poll holds goes with it)
         if self._timetable is not None:
             self._timetable.discard(name)
         task = self._tasks.pop(name, None) or self._inflight.get(name)
@@ -554,14 +557,28 @@ class WatchService:
         self._task_done(task)
 
     async def _poll_leased(self, state: SourceState) -> None:
-        """Poll a claimed source from its claimed state; save the outcome and release it."""
+        """Poll a claimed source from its claimed state; save the outcome and release it.
+
+        A source this worker is still polling (its lease lapsed meanwhile, and this worker's
+        own claims took it again) is not polled a second time: the poll under way releases it
+        with its outcome and next time, which this claim waits for. Polled once the first had
+        taken its state back, the second started from none: a first poll, whose new items
+        were stored without alerts, and it ran with no lease."""
+        lock = self._poll_lock(state.name)
+        if lock.locked():
+            async with lock:
+                return
+        async with lock:
+            await self._poll_claimed(state)
+
+    async def _poll_claimed(self, state: SourceState) -> None:
         running = self._running.get(state.name)
         if running is None:  # removed meanwhile: hand it back as it was
             await self.store.release_source(state, owner=self.owner)
             return
         self._book.put(state)
         try:
-            await self._poll_guarded(running)
+            await self._poll_guarded(running, locked=True)
         except StoreUnavailableError as exc:
             # Nothing of the poll was kept: the lease lapses and the source is claimed and
             # polled again (here or by another worker) once the store is back.
@@ -659,10 +676,13 @@ class WatchService:
         if not task.cancelled() and task.exception() is not None:
             self._fatal(task.exception())  # type: ignore[arg-type]
 
-    async def _poll_guarded(self, running: _Running) -> PollReport:
+    async def _poll_guarded(self, running: _Running, *, locked: bool = False) -> PollReport:
         """One poll; any unexpected exception counts as a failure of this source (state saved,
-        backoff, pause and notice) — except a store failure, which concerns every source."""
+        backoff, pause and notice) — except a store failure, which concerns every source.
+        ``locked``: the caller holds the source's poll lock (see :meth:`_poll_lock`)."""
         try:
+            if locked:
+                return await self._poll_source(running.name)
             return await self.poll_source(running.name)
         except (asyncio.CancelledError, StoreError):
             raise
@@ -721,20 +741,25 @@ class WatchService:
         """Poll one source once: store what is new, match it, write alerts; record health.
 
         A poll of a source that is polling already (``run_once`` beside the running
-        service's poll, a shared worker's claim of a source whose lease lapsed while it
-        polled it) waits for that poll to end, then asks with the cursor it left: two at once
-        both took the same items for new, fetched them twice, and each saved the source's
-        state over the other's."""
+        service's poll) waits for that poll to end, then asks with the cursor it left: two at
+        once both took the same items for new, fetched them twice, and each saved the
+        source's state over the other's. (A shared worker's claim of a source it still polls
+        is not polled at all: see :meth:`_poll_leased`.)"""
+        async with self._poll_lock(name):
+            return await self._poll_source(name)
+
+    def _poll_lock(self, name: str) -> asyncio.Lock:
+        """The lock a poll of source ``name`` holds here (a shared worker's for the whole
+        claim: its state put, the poll, the release)."""
         lock = self._polling.get(name)
         if lock is None:
             lock = self._polling[name] = asyncio.Lock()
-        async with lock:
-            if name not in self._running:  # removed while it waited: nothing to poll
-                return PollReport(source=name)
-            return await self._poll_source(name)
+        return lock
 
     async def _poll_source(self, name: str) -> PollReport:
-        running = self._running[name]
+        running = self._running.get(name)
+        if running is None:  # removed while this poll waited for another: nothing to poll
+            return PollReport(source=name)
         state = await self._book.get(name)
         now = self._now()
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import pytest
 
 from bot.cli import main
 from tests.delivery.test_time_edges import HEADLINES, listed
-from tests.fakes.feed_server import GatedFeedServer, Route, rss
+from tests.fakes.feed_server import FeedServer, GatedFeedServer, Route, rss
 from tests.fakes.sinks import RecordingSink
 from tests.roles._support import OffsetClock, TimedFeedServer, config, eventually, feed_route
 from tests.store._support import alert, art, match
@@ -619,3 +619,55 @@ async def test_a_worker_with_no_room_for_a_poll_is_refused_by_name(tmp_path: Pat
     with pytest.raises(ValueError, match="max_polls must be at least 1, not 0"):
         async with open_engine(cfg, max_polls=0):
             pass
+
+
+async def test_a_source_a_worker_takes_again_while_it_polls_it_is_not_polled_from_scratch(
+        tmp_path: Path, pg_database: str) -> None:
+    """A poll worker's lease on a feed lapses while it still polls it (a slow answer), and its
+    own claims take the feed again. That claim waited for the poll under way, then polled
+    from no state at all: as a first poll, storing the feed's new items without alerts,
+    without the cursor and with no lease. It now leaves the feed to the poll under way, and
+    the next poll asks with that poll's ETag and alerts what is new."""
+    first = [("a1", "Troops gather at the border")]
+    second = [*first, ("b1", "Troops cross the river")]
+    third = [*second, ("c1", "Troops reach the capital")]
+    reports: list[PollReport] = []
+
+    def polls(k: int) -> Callable[[], Awaitable[bool]]:
+        async def done() -> bool:
+            return len(reports) >= k
+        return done
+
+    async with FeedServer() as server:
+        server.set("/wire", Route(body=rss(*first), etag='"A"'))
+        cfg = config(tmp_path, pg_database, rules=[{"name": "troops", "query": "troops"}],
+                     sources=[{"name": "wire", "type": "feed", "url": server.url("/wire"),
+                               "every": 3600}])
+        clock = OffsetClock()
+        async with open_engine(cfg, role="poll", on_report=reports.append, clock=clock):
+            await eventually(polls(1), what="the feed's first poll")
+            # The next poll is slow; while the feed holds it, the worker's clock passes the
+            # lease it holds on the feed, so its claims find the feed free and due again.
+            server.set("/wire", Route(body=rss(*second), etag='"B"', delay=3.0))
+            clock.offset = timedelta(hours=2)
+
+            async def asked() -> bool:
+                return len(server.hits("/wire")) == 2
+
+            await eventually(asked, what="the slow poll's request")
+            server.set("/wire", Route(body=rss(*third), etag='"C"'))
+            # past the lease (a minute) and short of the next poll the slow one sets (an hour)
+            clock.offset = timedelta(hours=2, minutes=10)
+            await eventually(polls(2), what="the slow poll")
+            await asyncio.sleep(1.5)  # claims look every second: a second poll would start
+            assert len(server.hits("/wire")) == 2 and len(reports) == 2
+            clock.offset = timedelta(hours=6)  # due again by the time the slow poll set
+            await eventually(polls(3), what="the next poll")
+        hits = server.hits("/wire")
+    assert [h.headers.get("If-None-Match") for h in hits] == [None, '"A"', '"B"']
+    assert [(r.new, r.baseline) for r in reports] == [(1, True), (1, False), (1, False)]
+    async with await PostgresStore.open(pg_database, readonly=True) as store:
+        alerted = [await store.get_article(row.article_id)
+                   for row in await store.alerts(kind="alert") if row.article_id]
+    assert sorted(a.title for a in alerted if a) == [
+        "Troops cross the river", "Troops reach the capital"]
