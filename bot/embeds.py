@@ -769,7 +769,7 @@ def _story_suffix(line: ResultLine) -> str:
               else sum(1 for o in story.outlets if o != line.article.source))
     parts = [f"+{others} outlet{'s' if others != 1 else ''}" if others
              else f"+{story.articles - 1} more"]
-    if others and story.articles > len(story.outlets):
+    if others and story.articles > outlet_count(story):
         parts.append(f"{story.articles} articles")
     if line.matched > 1:
         parts.append(f"{line.matched} here")

@@ -163,8 +163,10 @@ async def test_lookups_count_one_outlets_two_feeds_as_one_outlet(emu: DiscordEmu
             msg = await (await emu.send_interaction("search", {"query": "troops"})
                          ).final_message(timeout=10)
             (line,) = msg.embeds[0]["description"].splitlines()[:1]
-            # bbc-europe's report stands for the story: one other outlet, DW
-            assert "bbc-europe.example" in line and "+1 outlet ·" in line.replace("\\", ""), line
+            # bbc-europe's report stands for the story: one other outlet, DW, and three
+            # articles (two outlets: the BBC's other feed's article is not hidden)
+            assert "bbc-europe.example" in line, line
+            assert "+1 outlet · 3 articles ·" in line.replace("\\", ""), line
             select = select_of(msg)
             assert select is not None
             assert select["options"][0]["description"].startswith("2 outlet(s) · 3 articles")

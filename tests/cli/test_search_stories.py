@@ -97,7 +97,8 @@ def test_the_listing_counts_a_storys_outlets_as_its_alerts_do(tmp_path: Path) ->
     """The story's line counts outlets as its alert's wait and message do: npr and bbc, which
     the config says are one outlet, count once (it said "3 outlet(s)", counting sources),
     and still once after bbc is renamed in the config (it reported as the BBC)."""
-    asyncio.run(build(tmp_path, {"npr": "BBC", "bbc": "BBC"}))
+    # (an outlet named unlike either source: renamed, "bbc" alone would count as "bbc")
+    asyncio.run(build(tmp_path, {"npr": "British Broadcasting", "bbc": "British Broadcasting"}))
     listing = nw("search", "troops", "--limit", "20", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     (line,) = [x for x in listing.stdout.splitlines() if x.startswith("  = story")]
