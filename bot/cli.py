@@ -513,14 +513,21 @@ async def _search(args: argparse.Namespace) -> int:
 async def _counted_stories(store: Any, cfg: Config, article_ids: Sequence[str]
                            ) -> dict[str, StoryRecord]:
     """The story of each of these articles that has one, with its distinct outlets counted
-    (``counted``) as the alerts' waits count them: the config file's sources by the outlets
-    they reported as (or, for a story stored before those were kept, by the config's)."""
+    (``counted``) as the alerts' waits count them: the sources by the outlets they reported
+    as (or, for a story stored before those were kept, by the ones the config file and the
+    sources added at run time give them, as a running engine names them)."""
     import dataclasses
 
     from watchers.outlets import source_outlet
 
     stories = await store.stories_of(article_ids)
-    store.name_outlets({s.name: source_outlet(s) for s in cfg.sources})
+    if not stories:
+        return {}
+    # The file's sources win a name clash with one added at run time, as in the engine.
+    added = [s for s in await store.list_sources() if s.guild_id is None]
+    named = {s.name: source_outlet(s) for s in added}
+    named.update({s.name: source_outlet(s) for s in cfg.sources})
+    store.name_outlets(named)
     counted = await store.outlets_seen([s.id for s in stories.values()])
     return {a: dataclasses.replace(s, counted=counted.get(s.id)) for a, s in stories.items()}
 

@@ -108,3 +108,32 @@ def test_the_listing_counts_a_storys_outlets_as_its_alerts_do(tmp_path: Path) ->
     listing = nw("search", "troops", "--limit", "20", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     assert ": 2 outlet(s), 3 article(s): dw, npr, bbc" in listing.stdout, listing.stdout
+
+
+def test_the_listing_counts_a_source_added_at_run_time_by_its_outlet(tmp_path: Path) -> None:
+    """A story stored before stories kept their sources' outlets is counted by the outlets
+    the sources have now: a source added at run time (`/sources add`) with an `outlet` too,
+    as the running engine names it (the listing knew only the config file's, so the BBC's
+    run-time feed was an outlet of its own: "3 outlet(s)")."""
+    from watchers.store import SqliteStore
+
+    same = "British Broadcasting"
+    asyncio.run(build(tmp_path, {"npr": same, "bbc": same}))
+    config = tmp_path / "config.toml"
+    (bbc,) = [s for s in load_config(config).sources if s.name == "bbc"]
+    blocks = config.read_text().split("[[sources]]")
+    config.write_text("[[sources]]".join(b for b in blocks if 'name = "bbc"' not in b))
+
+    async def move() -> None:
+        store = await SqliteStore.open(tmp_path / "nw.db")
+        try:
+            await store.put_source(bbc)  # as /sources add keeps it
+        finally:
+            await store.aclose()
+
+    asyncio.run(move())
+    with closing(sqlite3.connect(tmp_path / "nw.db")) as con, con:
+        con.execute("UPDATE stories SET source_outlets = '{}'")  # stored before schema 16
+    listing = nw("search", "troops", "--limit", "20", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert ": 2 outlet(s), 3 article(s): dw, npr, bbc" in listing.stdout, listing.stdout
