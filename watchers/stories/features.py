@@ -185,7 +185,8 @@ for _cls, _words in {
 # step" are none; "signs of" is no signing; "fired" at something, or fired missiles, shots or
 # tear gas, is no dismissal, and claims or a case "dismissed" are rejected, not a person; "cleared
 # of" a charge is an acquittal, "cleared for" (or to) use an approval, any other clearing
-# neither; "in charge" is no charge; deaths that "pass" a number approve nothing; "this fall" is
+# neither; "in charge" is no charge, nor is a "charged atmosphere" (or a "politically charged"
+# one); deaths that "pass" a number approve nothing; "this fall" is
 # a season; a "death threat" or "death penalty" kills no one, nor does a plan to "kill" a bill.
 _WEAPONS = frozenset(
     """missile rocket shot shell gun bullet drone salvo artillery torpedo projectile tear gas
@@ -229,9 +230,24 @@ def _acquit(key: str, before: str, after: Sequence[str]) -> str | None:
     return "acquit" if nxt == "of" else "approve" if nxt in ("for", "to") else None
 
 
+# "A charged atmosphere", "politically charged": a mood, no one charged.
+_CHARGED_HOW = frozenset(
+    "highly politically emotionally racially heavily supercharged".split()  # noqa: SIM905
+)
+_CHARGED_MOODS = frozenset(
+    """atmosphere debate climate environment mood moment issue topic rhetoric campaign session
+    meeting election vote race contest exchange""".split()  # noqa: SIM905
+)
+
+
 def _charge(key: str, before: str, after: Sequence[str]) -> str | None:
     # "charge" alone: "named in indictment" is a charge, and the C loop reads it alone.
-    return None if key == "charge" and before == "in" else "charge"
+    if key == "charge" and before == "in":
+        return None
+    mood = bool(after) and after[0] in _CHARGED_MOODS
+    if key == "charged" and (before in _CHARGED_HOW or mood):
+        return None
+    return "charge"
 
 
 _NOT_DEATHS = frozenset("threat penalty row sentence certificate knell wish trap".split())  # noqa: SIM905
@@ -261,7 +277,7 @@ _IN_CONTEXT: dict[str, Callable[[str, str, Sequence[str]], str | None]] = {
 # by the C loop, which does not look ahead; one holding any, by the Python loop.
 _STEPS = frozenset(("step", "stepped", "stepping"))
 _CONTEXT_KEYS = frozenset(("away", *_STEPS, "sign", "fired", "cleared", "dismissed", "charge",
-                           "pass", "passed", "death", "kill", "fall"))
+                           "charged", "pass", "passed", "death", "kill", "fall"))
 # Counts spelt out read as digits: "eight-year-old" and "8-year-old" report one event.
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
