@@ -361,6 +361,7 @@ async def test_a_feeds_outlet_survives_export_and_import(engine: Engine, tmp_pat
     ("", "may not be blank"),
     ("   ", "may not be blank"),
     ("B" * 65, "at most 64 characters"),
+    ("B" * 65_000, "at most 64 characters"),  # a thousand times the limit: said, not echoed
     ("BBC\u202eevil", "direction"),
     ("BBC&#10;News", "line-break"),
 ])
@@ -373,5 +374,6 @@ async def test_a_bad_outlet_refuses_its_entry_saying_why(engine: Engine, outlet:
     report = await import_opml(engine, doc)
     bad, good = report.outcomes
     assert bad.status == "refused" and "outlet" in bad.reason and said in bad.reason, bad.reason
+    assert len(bad.reason) < 500, len(bad.reason)
     assert good.status == "added"
     assert "bad" not in engine.source_names()
