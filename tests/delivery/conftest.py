@@ -17,6 +17,7 @@ import bot.sinks
 from bot.logs import install_redaction
 from bot.sinks import DiscordSink
 from tests.bot.conftest import TOKEN, Running, start_running
+from tests.delivery.backends import BACKENDS, Backend, backend_for
 from tests.fakes.discord_emulator import ChannelSpec, DiscordEmulator, WebhookSpec, default_guild
 from tests.fakes.discord_ratelimit import RateLimitedEmulator
 from watchers.config import parse_config
@@ -114,3 +115,11 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     lines = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
     leaks = [line for line in lines if TOKEN in line or HOOK_TOKEN in line]
     assert not leaks, leaks[:3]
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The store a crash test's subprocesses write (SQLite here; PostgreSQL under
+    ``make crash-pg``), its connection closed after the test."""
+    async with backend_for(request, tmp_path) as b:
+        yield b

@@ -12,16 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.bot.conftest import TOKEN
-from tests.delivery.backends import BACKENDS, Backend, backend_for
+from tests.delivery.backends import Backend
 from tests.delivery.crashloop import crash_loop
 from tests.fakes.discord_emulator import DiscordEmulator
 
 CYCLES = int(os.environ.get("NEWSWATCH_CRASH_CYCLES", "20"))
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return backend_for(request, tmp_path)
 
 
 @pytest.mark.timeout(240)

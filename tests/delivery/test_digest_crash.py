@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from tests.delivery._digest_driver import (
     until,
     write_config,
 )
-from tests.delivery.backends import BACKENDS, Backend, backend_for
+from tests.delivery.backends import Backend
 from tests.delivery.crashloop import FOUND
 from tests.fakes.discord_emulator import DiscordEmulator, RecordedRequest
 from watchers.store.open import open_store
@@ -44,12 +43,6 @@ CASES = [
     pytest.param(False, 1, id="part-2-not-yet-created"),
     pytest.param(True, 1, id="part-2-created-answer-held"),
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with backend_for(request, tmp_path) as b:
-        yield b
 
 
 @pytest.mark.timeout(60)

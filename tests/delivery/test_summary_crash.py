@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from tests.delivery._digest_driver import (
     until,
     write_config,
 )
-from tests.delivery.backends import BACKENDS, Backend, backend_for
+from tests.delivery.backends import Backend
 from tests.delivery.test_time_edges import HEADLINES
 from tests.fakes.discord_emulator import DiscordEmulator, RecordedRequest
 from tests.fakes.sinks import RecordingSink
@@ -46,12 +45,6 @@ CASES = [
     pytest.param(False, 1, id="summary-not-yet-created"),
     pytest.param(True, 1, id="summary-created-answer-held"),
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with backend_for(request, tmp_path) as b:
-        yield b
 
 
 async def keep_a_night_poll(tmp_path: Path, backend: Backend) -> list[str]:
