@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from tests.bot.conftest import TOKEN
 from tests.delivery.articles import MESSAGES
@@ -216,3 +217,24 @@ async def kill_while_held(emu: DiscordEmulator, nw: Newswatch, channel: int, ind
     assert in_window and held.fault == f"slow:{HOLD}", held
     assert len(emu.messages(channel)) == index + (1 if after_processing else 0)
     return held
+
+
+async def restart_until(nw: Newswatch, outbox: Callable[[], Awaitable[Mapping[Any, int]]],
+                        want: Mapping[Any, int], held: RecordedRequest,
+                        after_processing: bool) -> int | None:
+    """After :func:`kill_while_held`: start ``nw`` again, wait (20 s at most) until
+    ``outbox()`` (rows by kind and state) reads ``want``, stop it and return its exit status.
+    A POST held before Discord processed it is processed :data:`HOLD` seconds after it
+    arrived (its handler outlives the killed client): a message it made then would be a
+    duplicate that shows only now, so that is waited for too."""
+    second = await nw.start()
+
+    async def wanted() -> bool:
+        return await outbox() == want
+
+    settled = await until(wanted, 20)
+    assert settled, f"{await outbox()}\n{nw.stderr()[-3000:]}"
+    status = await nw.stop(second, within=10)
+    if not after_processing:
+        await until(lambda: held.status is not None, HOLD + 5)
+    return status

@@ -20,13 +20,12 @@ import pytest
 
 from tests.bot.conftest import TOKEN
 from tests.delivery._digest_driver import (
-    HOLD,
     ROUTE,
     channel_posts,
     kill_while_held,
     newswatch,
+    restart_until,
     schedule_due_alerts,
-    until,
     write_config,
 )
 from tests.delivery.backends import Backend
@@ -66,19 +65,8 @@ async def test_kill_9_around_a_digest_send_posts_it_once_with_every_alert(
         assert killed.get(("alert", "digested")) == ALERTS, killed
         assert sum(n for (kind, _), n in killed.items() if kind == "digest") == 1, killed
 
-        second = await nw.start()
         want = {("alert", "digested"): ALERTS, ("digest", "delivered"): 1}
-        async def wanted() -> bool:
-            return await backend.outbox_by_kind() == want
-
-        settled = await until(wanted, 20)
-        assert settled, f"{await backend.outbox_by_kind()}\n{nw.stderr()[-3000:]}"
-        status = await nw.stop(second, within=10)
-        if not after_processing:
-            # The held request is processed HOLD seconds after it arrived (its handler outlives
-            # the killed client): a part it created then would be a duplicate that shows only
-            # now. (Held after processing, its message existed before the kill.)
-            await until(lambda: held.status is not None, HOLD + 5)
+        status = await restart_until(nw, backend.outbox_by_kind, want, held, after_processing)
     assert status == 0, nw.stderr()[-3000:]
 
     messages = emu.messages(channel)

@@ -20,12 +20,11 @@ import pytest
 
 from tests.bot.conftest import TOKEN
 from tests.delivery._digest_driver import (
-    HOLD,
     ROUTE,
     channel_posts,
     kill_while_held,
     newswatch,
-    until,
+    restart_until,
     write_config,
 )
 from tests.delivery.backends import Backend
@@ -94,20 +93,9 @@ async def test_kill_9_around_the_morning_sends_posts_the_digest_then_the_summary
         assert sum(n for (kind, _), n in killed.items() if kind == "digest") == 1, killed
         assert sum(n for (kind, _), n in killed.items() if kind == "notice") == 1, killed
 
-        second = await nw.start()
         want = {("alert", "digested"): PER_POLL, ("digest", "delivered"): 1,
                 ("summary", "digested"): 1, ("notice", "delivered"): 1}
-
-        async def wanted() -> bool:
-            return await backend.outbox_by_kind() == want
-
-        settled = await until(wanted, 20)
-        assert settled, f"{await backend.outbox_by_kind()}\n{nw.stderr()[-3000:]}"
-        status = await nw.stop(second, within=10)
-        if not after_processing:
-            # the held request is processed HOLD seconds after it arrived: a message it made
-            # then would be a duplicate that shows only now
-            await until(lambda: held.status is not None, HOLD + 5)
+        status = await restart_until(nw, backend.outbox_by_kind, want, held, after_processing)
     assert status == 0, nw.stderr()[-3000:]
 
     messages = emu.messages(channel)
