@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping,
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
 
 from watchers._finish import finish
 from watchers.config import Config, RouteConfig, RuleConfig, format_duration
@@ -393,6 +393,17 @@ TELL_EVERY: Final = 3600.0
 
 # Seconds aclose waits for cancelled delivery tasks to end.
 CLOSE_WAIT: Final = 10.0
+
+
+def _left_task_done(task: asyncio.Task[Any]) -> None:
+    """How a delivery task left running at close ended, said in one line: its failure (the
+    store it wrote to is closed by then) was otherwise asyncio's "exception was never
+    retrieved" with a traceback."""
+    if task.cancelled():
+        return
+    if (exc := task.exception()) is not None:
+        log.warning("delivery task %s, left running at close, ended with %s: %s",
+                    task.get_name(), type(exc).__name__, exc)
 
 
 def check_sink(sink: object, what: str) -> None:
@@ -825,6 +836,7 @@ class DeliveryService:
             for t in stuck:
                 log.error("delivery task %s did not stop when cancelled (its sink ignores "
                           "cancellation); left running", t.get_name())
+                t.add_done_callback(_left_task_done)
         for t in tasks:
             if t is self._task:
                 continue  # the loop: its failure was reported (see _loop_done)

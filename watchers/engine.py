@@ -431,9 +431,12 @@ class Engine:
         someone awaits :meth:`failed` (they say it: the CLI said it twice, once logged and once
         as its last line)."""
         if not self._fatal.done():
+            self._fatal.set_exception(error)
             if not self._awaited:
                 log.error("%s", error)
-            self._fatal.set_exception(error)
+                # Said: not asyncio's "Future exception was never retrieved" again at exit
+                # (an await of failed() later still raises it).
+                self._fatal.exception()
 
     async def failed(self) -> None:
         """Wait until the engine fails, then raise why; front ends wait on it beside their own
