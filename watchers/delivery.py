@@ -535,6 +535,10 @@ class DeliveryService:
                                                            repr=False)
     # The routes that keep alerts, as the last look at the store found them (None: not yet).
     _kept_routes: list[str] | None = field(default=None, init=False, repr=False)
+    # /digest now, one at a time: two at once each counted the rows the first had made due
+    # and not yet made a digest, and both said they were sending them.
+    _digest_now_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False,
+                                           repr=False)
     # The latest time the clock read at a look at the kept alerts (see _make_digests).
     _latest_look: datetime | None = field(default=None, init=False, repr=False)
     # Rows this attempt marked maybe sent before calling their sink (see _within): the mark
@@ -786,10 +790,12 @@ class DeliveryService:
         """Send what the route keeps for a digest now (``/digest now``); returns how many
         alerts the digest carries (0: nothing was waiting)."""
         cfg = self._route_config(route)
-        n = await self.store.digest_now(route, self.clock.now(),
-                                        pending=cfg is not None and cfg.mode == "digest")
+        async with self._digest_now_lock:
+            n = await self.store.digest_now(route, self.clock.now(),
+                                            pending=cfg is not None and cfg.mode == "digest")
+            if n:
+                await self._make_digests()
         if n:
-            await self._make_digests()
             self.wake()
         return n
 

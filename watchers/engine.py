@@ -1040,9 +1040,16 @@ class Engine:
     async def remove_rule(self, name: str, *, guild: int | None = None) -> bool:
         """Remove a rule added at run time (with ``guild``: one of that server's, by name;
         without: any, by key); False when there is none."""
-        if any(r.name == name for r in self.config.rules):
+        folded = name.casefold()
+        # Names are told apart without case, as /rules add and /mute tell them.
+        if any(r.name.casefold() == folded for r in self.config.rules):
             raise NewswatchError(f"rule {name!r} is defined in the config file; "
                                  "remove it there")
+        if guild is not None:
+            own = [r.name for r in self.watch.rules
+                   if r.guild_id == guild and r.name.casefold() == folded]
+            if len(own) == 1:
+                name = own[0]
         removed = await self.store.delete_rule(name if guild is None else f"{guild}:{name}")
         if not removed and guild is not None and self._shared(name):
             raise NewswatchError(f"rule {name!r} is shared by every server; it can only be "
@@ -1487,6 +1494,13 @@ class Engine:
                                  "since)")
         seen = {r.key if guild is None else r.name: r.key for r in self._rules_seen(guild)}
         key = seen.get(what)
+        if key is None:
+            # A rule's name in another case is the rule, as /mute and /recent take it
+            # ("/trend alpha" charted the word alpha beside the rule Alpha).
+            folded = what.casefold()
+            same = [(name, k) for name, k in seen.items() if name.casefold() == folded]
+            if len(same) == 1:
+                what, key = same[0]
         found = await trend_of(
             self.store, what if key is None else key, rules=set(seen.values()), since=since,
             until=self.delivery.clock.now(), surge=self.config.surge,

@@ -286,3 +286,24 @@ async def test_digest_now_sends_what_waits(emu: DiscordEmulator, tmp_path: Path)
                        ).final_message()
         assert again.ephemeral and "Nothing is waiting" in again.content
     assert emu.validate_all() == []
+
+
+async def test_digest_now_asked_three_times_at_once_sends_and_says_it_once(
+        emu: DiscordEmulator, tmp_path: Path) -> None:
+    """Two admins clicking together: each answer counted the alerts the first had made due
+    and not yet made a digest, so all three said they were sending them."""
+    clock = ManualClock(START)
+    route = {"mode": "digest", "digest_at": ["03:00"], "timezone": "Europe/Kyiv"}
+    async with newswatch(emu, tmp_path, clock, route) as run:
+        await publish(run, TITLES[:3])
+        await all_scheduled(run, 3)
+        asked = await asyncio.gather(*[emu.send_interaction("digest now", {"route": "alerts"})
+                                       for _ in range(3)])
+        said = [(await a.final_message()).content for a in asked]
+        await delivered_digest(run)
+        digests = [m for m in emu.messages(run.alerts_channel) if m.embeds]
+    assert len(digests) == 1
+    assert digest_embed(digests[0])["title"].startswith("Digest · 3 stories")
+    assert sum("3 alert(s)" in s for s in said) == 1, said
+    assert sum("Nothing is waiting" in s for s in said) == 2, said
+    assert emu.validate_all() == []

@@ -220,8 +220,12 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         """Show the message a rule would post for a stored article (only to you)."""
         engine = self.engine
         guild = interaction.guild_id
-        rule = next((v.rule for v in await engine.rules(guild=guild) if v.rule.name == name),
-                    None)
+        seen = [v.rule for v in await engine.rules(guild=guild)]
+        rule = next((r for r in seen if r.name == name), None)
+        if rule is None:
+            # In another case, as /mute takes it.
+            same = [r for r in seen if r.name.casefold() == name.casefold()]
+            rule = same[0] if len(same) == 1 else None
         if rule is None:
             known = ", ".join(engine.rule_names(guild)[:20]) or "none"
             raise NewswatchError(f"No rule named {name[:64]!r}; rules: {known}")
@@ -413,7 +417,7 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
         mode="immediate, or collect alerts into a digest",
         digest_every="digest mode: how often, e.g. 1h ('off' to clear)",
         digest_at="digest mode: times of day, e.g. 08:00,18:00 ('off' to clear)",
-        timezone="for digest times and quiet hours, e.g. Europe/Kyiv",
+        timezone="for digest times and quiet hours, e.g. Europe/Kyiv ('off' to clear)",
         quiet_hours="e.g. 22:00-07:00: alerts below break_through wait ('off' to clear)",
         break_through="the severity that still posts during quiet hours or past the cap",
         max_per_hour="at most this many alerts an hour, the rest in a digest (0: no cap)",
@@ -450,7 +454,7 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
         changes: dict[str, Any] = {}
         if reset:
             changes = dict.fromkeys(RouteConfig.model_fields.keys() - {"target"})
-        texts = {"digest_every": digest_every, "quiet_hours": quiet_hours,
+        texts = {"digest_every": digest_every, "quiet_hours": quiet_hours, "timezone": timezone,
                  "template": None if template is None else template.replace("\\n", "\n")}
         for name, value in texts.items():
             if value is not None:
@@ -463,7 +467,7 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
             changes["digest_at"] = [] if digest_at.strip().lower() in _CLEAR else times
         if max_per_hour is not None:
             changes["max_per_hour"] = max_per_hour or None
-        for name, chosen in (("stories", stories), ("mode", mode), ("timezone", timezone),
+        for name, chosen in (("stories", stories), ("mode", mode),
                              ("break_through", break_through),
                              ("template_style", template_style)):
             if chosen is not None:
