@@ -7,6 +7,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+from typing import Any
+
 import pytest
 
 from tests.fakes.feed_server import FeedServer, Route
@@ -114,6 +116,30 @@ async def test_a_feed_cut_short_keeps_no_validators_and_is_read_whole_next_time(
     assert second.skipped == ()
     assert second.cursor == {"etag": '"v1"', "last_modified": LAST_MODIFIED,
                              "url": server.url("/feed")}
+
+
+@pytest.mark.parametrize("doc", [rss_doc, atom_doc])
+async def test_a_feed_cut_inside_an_item_gives_the_items_before_it_and_not_its_title(
+    server: FeedServer, fetcher: Fetcher, seeds: list[Seed], doc: Any
+) -> None:
+    """Cut just after an item's title, the feed gave the title alone as an item (no guid,
+    link, date or text): it matched nothing stored, so an item seen long ago alerted again,
+    and a new one alerted twice (its fragment, then the whole at the next poll)."""
+    whole = doc(seeds)
+    route = server.set("/feed", Route(body=whole))
+    feed = source(server, fetcher)
+    everything = [(a.guid, a.url, a.title, a.text) for a in (await feed.poll({})).articles]
+    assert len(everything) == len(seeds) >= 3
+    starts = [i for i in range(len(whole)) if whole.startswith((b"<item>", b"<entry>"), i)]
+    for k, start in enumerate(starts):
+        route.body = whole[: whole.index(b"</title>", start) + len(b"</title>")]
+        if k == 0:
+            with pytest.raises(SourceError, match="no item could be read"):
+                await feed.poll({})
+            continue
+        cut = await feed.poll({})
+        assert [(a.guid, a.url, a.title, a.text) for a in cut.articles] == everything[:k]
+        assert any("document ends early" in s for s in cut.skipped)
 
 
 async def test_an_ill_formed_feed_that_is_whole_keeps_its_validators(

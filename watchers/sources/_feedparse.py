@@ -213,6 +213,9 @@ class ParsedFeed:
     cut_short: str | None = None
 
 
+# An item's or entry's end tag (RSS, RDF, Atom; any namespace prefix).
+_ITEM_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
+
 # The parser's errors that only the end of the input can cause: the document stopped inside
 # an element, a tag, a CDATA section or a character.
 _ENDED_EARLY = frozenset({XML_ERROR_NO_ELEMENTS, XML_ERROR_UNCLOSED_TOKEN,
@@ -721,6 +724,15 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     feed = _raw(parsed, "feed") or {}
     rss = version.startswith("rss")
     title = _one_line(_detail_text(_raw(feed, "title_detail"), _raw(feed, "title"), rss=rss))
+    bozo = bool(_raw(parsed, "bozo"))
+    reason = _raw(parsed, "bozo_exception")
+    cut = (reason.getMessage() if bozo and isinstance(reason, SAXParseException)
+           and reason.getMessage() in _ENDED_EARLY else None)
+    if cut is not None and len(_ITEM_END.findall(data)) < len(raw_entries):
+        # The document ended inside its last item: what the cut left of it (a title, no
+        # guid, link or text) matched nothing stored and alerted as new, an item already
+        # seen or a fragment of one the next whole poll gives again. Read next time.
+        raw_entries = raw_entries[:-1]
     entries: list[RawEntry] = []
     skipped = _Skipped()
     for position, entry in enumerate(raw_entries, 1):
@@ -731,8 +743,6 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
             continue
         if raw.guid or raw.url or raw.title or raw.text:
             entries.append(raw)
-    bozo = bool(_raw(parsed, "bozo"))
-    reason = _raw(parsed, "bozo_exception")
     if bozo and not entries and isinstance(reason, SAXParseException) and (
             reason.getMessage() != XML_ERROR_UNBOUND_PREFIX):
         # Cut short (or broken) before its first item: a poll of nothing that counted as a
@@ -743,8 +753,6 @@ def _parse_xml(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
         detail = f": {_one_line(str(reason))[:200]}"
         raise FeedFormatError(f"{url} is ill-formed XML in which no item could be read"
                               f"{detail}", "ill-formed")
-    cut = (reason.getMessage() if bozo and isinstance(reason, SAXParseException)
-           and reason.getMessage() in _ENDED_EARLY else None)
     return ParsedFeed(title=title, entries=entries, format=version, bozo=bozo,
                       skipped=skipped.result(), cut_short=cut)
 
