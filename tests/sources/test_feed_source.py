@@ -6,7 +6,6 @@ import asyncio
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-
 from typing import Any
 
 import pytest
