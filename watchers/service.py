@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from rapidfuzz import fuzz
 
@@ -82,13 +83,24 @@ from watchers.store.base import (
 )
 from watchers.stories import DEFAULT_WINDOW, Signature, StoryIndex, signature_from
 from watchers.surge import Baseline, is_surge
-from watchers.urls import normalise_link
+from watchers.urls import normalise_link, without_credentials
 
 __all__ = ["PollReport", "WatchService"]
+
+
+def _polled(config: SourceConfig) -> str:
+    """What a source polls, as its stored cursor keeps it: its type and URL or path."""
+    where = getattr(config, "url", None) or getattr(config, "path", None) or ""
+    return f"{config.type} {where}"
 
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+# In a source's stored cursor: what it polled (its type and URL or path). A source whose URL,
+# path or type changed under its name polls something new, and takes a baseline as a new one
+# does: pointed at another feed, its whole backlog alerted. (No source's own key starts with
+# "/": a folder's are relative paths, and its marks of files left out "/unlisted:…".)
+POLLED: Final = "/polled"
 # Articles per write transaction: a poll of thousands is written in a few short transactions
 # rather than one per article, and none holds the write lock for long.
 INGEST_BATCH = 500
@@ -762,10 +774,14 @@ class WatchService:
             return PollReport(source=name)
         state = await self._book.get(name)
         now = self._now()
+        polled = _polled(running.config)
+        was = state.cursor.get(POLLED)
+        moved = was is not None and was != polled
+        cursor = {} if moved else {k: v for k, v in state.cursor.items() if k != POLLED}
         try:
             answering = ANSWERING.set(state.failures == 0)
             try:
-                poll = await running.source.poll(state.cursor)
+                poll = await running.source.poll(cursor)
             finally:
                 ANSWERING.reset(answering)
             if len(poll.articles) > 1:
@@ -785,8 +801,13 @@ class WatchService:
         else:
             # The first poll that succeeds, whether or not earlier ones failed: a new feed
             # down at its first poll would otherwise post its whole backlog once it answers.
-            first = state.last_success is None
+            first = state.last_success is None or moved
             baseline = first and SOURCE_TYPES[running.config.type].baseline
+            if moved:
+                log.info("source %s now polls %s (it polled %s): its first poll there %s",
+                         printable(name), printable(without_credentials(polled)),
+                         printable(without_credentials(str(was))),
+                         "is a baseline" if baseline else "alerts what it finds")
             since = self._answered.get(running.name, state.last_success)
             self._answered[running.name] = self.clock.now()
             if poll.articles:
@@ -809,7 +830,8 @@ class WatchService:
                 log.info("source %s answers again after %d failures in a row%s", running.name,
                          state.failures, " (resumed: it was paused)" if state.paused else "")
             self._book.save(
-                replace(state, cursor=dict(poll.cursor) or state.cursor, polls=state.polls + 1,
+                replace(state, cursor={**(dict(poll.cursor) or cursor), POLLED: polled},
+                        polls=state.polls + 1,
                         last_success=now, failures=0, paused=False,
                         skipped=state.skipped + len(poll.skipped),
                         next_poll=now + running.config.every)
