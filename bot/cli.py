@@ -325,9 +325,12 @@ def _schedule(route: Any) -> str:
         return ""
     parts = []
     if route.mode == "digest":
-        when = ", ".join(route.digest_at) if route.digest_at else (
-            f"every {format_duration(route.digest_every)}" if route.digest_every else "")
-        parts.append(f"digest {when}".rstrip())
+        # Both given, it posts at each of both (whichever comes first): "digest 08:00" hid
+        # an hourly route.
+        when = [*route.digest_at]
+        if route.digest_every:
+            when.append(f"every {format_duration(route.digest_every)}")
+        parts.append(f"digest {', '.join(when)}".rstrip())
     if route.quiet_hours:
         through = f", {route.break_through} breaks through" if route.mode != "digest" else ""
         parts.append(f"quiet {route.quiet_hours}{through}")

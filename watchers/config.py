@@ -976,13 +976,17 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
                    for where, route in named
                    if route is not None and route not in cfg.channels and where not in odd]
     from watchers.sources.feed import MIN_EVERY, FeedSourceConfig
+    from watchers.sources.folder import MIN_LOOK, FolderSourceConfig
 
+    # A folder too: every = "1ms" (a slip for "1m") kept a core busy looking at five files.
     issues += [ConfigIssue(f"sources[{i}].every",
-                           f"a feed is polled at most every {MIN_EVERY.total_seconds():g} s, "
-                           f"not every {src.every.total_seconds():g} s (did you mean minutes: "
-                           "'m'?)")
+                           f"a {src.type} is {'read' if folder else 'polled'} at most every "
+                           f"{least.total_seconds():g} s, not every "
+                           f"{src.every.total_seconds():g} s (did you mean minutes: 'm'?)")
                for i, src in enumerate(cfg.sources)
-               if isinstance(src, FeedSourceConfig) and src.every < MIN_EVERY]
+               if ((folder := isinstance(src, FolderSourceConfig))
+                   or isinstance(src, FeedSourceConfig))
+               and src.every < (least := MIN_LOOK if folder else MIN_EVERY)]
     from watchers.errors import FetchBlockedError
     from watchers.sources._guard import check_url
 
@@ -1271,8 +1275,15 @@ def load_config(path: str | Path, *, watching: bool = True) -> Config:
         # "utf-8-sig": a byte order mark, which some editors write first, is not TOML but not
         # the user's mistake either.
         data = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise ConfigError([ConfigIssue("", "not UTF-8 text")], file=str(p)) from None
+    except UnicodeDecodeError as exc:
+        # Where: one Latin-1 byte in a comment of a long file was hard to find.
+        text = raw.removeprefix(b"\xef\xbb\xbf")  # (where the decoder counted from)
+        line = text.count(b"\n", 0, exc.start) + 1
+        start = text.rfind(b"\n", 0, exc.start) + 1
+        column = len(text[start:exc.start].decode("utf-8", errors="replace")) + 1
+        raise ConfigError([ConfigIssue("", (
+            f"not UTF-8 text: byte 0x{text[exc.start]:02x} at line {line}, column {column} "
+            "(save the file as UTF-8)"))], file=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigIssue("", f"not valid TOML: {exc}")], file=str(p)) from None
     except RecursionError:  # tomllib reads nested arrays and tables recursively

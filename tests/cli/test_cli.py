@@ -111,6 +111,8 @@ def test_check_shows_when_each_route_speaks_and_routes_no_rule_uses(workdir: Pat
         'timezone = "Europe/Kyiv"\nmax_per_hour = 20\n'
         '[channels.briefing]\ntarget = 456\nmode = "digest"\ndigest_every = "6h"\n'
         'max_per_hour = 20\n'
+        '[channels.both]\ntarget = 789\nmode = "digest"\ndigest_every = "1h"\n'
+        'digest_at = ["08:00"]\n'
         '[[rules]]\nname = "troops"\nquery = "troops"\nchannel = "alerts"\n')
     res = nw("check", "-c", "q.toml", cwd=workdir)
     assert res.returncode == 0, res.stderr
@@ -118,6 +120,9 @@ def test_check_shows_when_each_route_speaks_and_routes_no_rule_uses(workdir: Pat
             "through; at most 20 an hour; Europe/Kyiv") in res.stdout
     assert "briefing         channel 456; stories: edit; digest every 6h; no rule uses it" \
         in res.stdout
+    # both: it posts at 08:00 and every hour ("digest 08:00" hid the hourly digests)
+    assert "both             channel 789; stories: edit; digest 08:00, every 1h; no rule" \
+        in res.stdout, res.stdout
 
 
 def test_check_shows_the_outlets_corroboration_counts(workdir: Path) -> None:

@@ -125,6 +125,20 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     assert any("not valid TOML" in i for i in issues("[[rules]\nname=", tmp_path))
 
 
+def test_a_config_not_in_utf8_names_the_byte_and_where_it_is(tmp_path: Path) -> None:
+    """It said "not UTF-8 text" alone: one Latin-1 byte in a comment of a long file was hard
+    to find."""
+    lines = ["[storage]", 'path = "nw.db"', *["# nothing"] * 200, "# caf\xe9 (Latin-1)"]
+    (tmp_path / "c.toml").write_bytes("\n".join(lines).encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.toml")
+    assert "not UTF-8 text: byte 0xe9 at line 203, column 6" in str(info.value)
+    # past a byte order mark and a wide character, the column counts characters
+    (tmp_path / "d.toml").write_bytes(b"\xef\xbb\xbf# \xe2\x80\x94 \xff")
+    with pytest.raises(ConfigError, match="byte 0xff at line 1, column 5"):
+        load_config(tmp_path / "d.toml")
+
+
 def test_env_webhook_channel_is_accepted() -> None:
     cfg = parse_config({"channels": {"alerts": "env:HOOK", "main": 42},
                         "rules": [{"name": "troops", "query": "troops"}]})

@@ -126,6 +126,11 @@ def config_size(value: Any, example: str) -> int:
     return parse_size(value)
 
 
+# The shortest `every` of a folder: a look at a folder of a few files takes about a
+# millisecond; every = "1ms" kept a core busy.
+MIN_LOOK = timedelta(seconds=0.1)
+
+
 class FolderSourceConfig(SourceConfigBase):
     """``[[sources]] type = "folder"``: ``path`` (relative to the config file), ``every``
     (default 30s), ``max_file_size`` (bytes or '1MiB'-style, default 1 MiB, at most 1 GiB) and
