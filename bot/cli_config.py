@@ -24,11 +24,25 @@ def config_arg(sp: argparse.ArgumentParser) -> None:
 def config_path(arg: str | None) -> Path:
     if arg:
         return Path(arg)
+    from watchers.errors import ConfigError, ConfigIssue
+
+    mine = Path("config.toml")
+    if os.path.lexists(mine) and not mine.is_file():
+        # There but not a file: named, never passed over for the example, whose store,
+        # rules and feeds every command then used without a word (a bind mount of a file
+        # missing on the host is a folder; a link to a disk not mounted yet leads nowhere).
+        if mine.is_dir():
+            what = "a folder, not a file"
+        elif not mine.exists():
+            what = f"a link to {os.readlink(mine)[:200]!r}, which does not exist"
+        else:
+            return mine  # a pipe or a device: read as it is (see load_config)
+        raise ConfigError([ConfigIssue("", f"{what}; newswatch reads config.toml here when "
+                                       "there is one, not config.example.toml (give a file "
+                                       "with -c FILE)")], file="config.toml")
     for candidate in ("config.toml", "config.example.toml"):
         if Path(candidate).is_file():
             return Path(candidate)
-    from watchers.errors import ConfigError, ConfigIssue
-
     raise ConfigError([ConfigIssue("", "no config file here: neither config.toml nor "
                                    "config.example.toml (give one with -c FILE)")],
                       file="config.toml")

@@ -3,11 +3,16 @@ message names the problem, where it is, and what to do (a subprocess, real files
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
+import pytest
+
+from bot.cli_config import config_path
 from tests.cli.test_cli import nw
-from tests.conftest import SEEDS
+from tests.conftest import REPO, SEEDS
+from watchers.errors import ConfigError
 
 
 def test_a_truncated_json_line_is_named_in_a_whole_sentence(tmp_path: Path) -> None:
@@ -87,3 +92,33 @@ def test_stories_names_an_id_with_a_lone_surrogate_instead_of_a_repeat(tmp_path:
             "could not print back as given") in res.stderr
     assert "s.jsonl:2: 'id' holds a NUL or a lone surrogate ('a\\udc00')" in res.stderr
     assert "repeats" not in res.stderr
+
+
+def test_a_config_toml_that_is_no_file_is_named_not_passed_over_for_the_example(
+        tmp_path: Path) -> None:
+    """config.toml a link to a disk not mounted yet (or a folder, as a bind mount of a file
+    missing on the host makes): every command used config.example.toml instead, its store,
+    rules and feeds, without a word."""
+    shutil.copy(REPO / "config.example.toml", tmp_path)
+    (tmp_path / "in.jsonl").write_text('{"id": "a", "title": "Troops", "text": "troops"}\n')
+    (tmp_path / "config.toml").symlink_to("/nonexistent-mount/config.toml")
+    res = nw("import", "in.jsonl", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert ("config.toml: 1 error(s) in the configuration\n  a link to "
+            "'/nonexistent-mount/config.toml', which does not exist; newswatch reads "
+            "config.toml here when there is one, not config.example.toml") in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.example.toml", "config.toml", "in.jsonl"]  # nothing stored anywhere
+
+
+def test_a_config_toml_folder_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                       ) -> None:
+    shutil.copy(REPO / "config.example.toml", tmp_path)
+    (tmp_path / "config.toml").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"a folder, not a file; newswatch reads config\.toml"):
+        config_path(None)
+    # a pipe or a device is read as it is, as -c takes one
+    (tmp_path / "config.toml").rmdir()
+    os.mkfifo(tmp_path / "config.toml")
+    assert config_path(None) == Path("config.toml")
