@@ -63,7 +63,9 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
             raise _Bad(f"missing '{field}'" if value is None else f"'{field}' is empty")
         return None
     if not isinstance(value, str):
-        raise _Bad(f"'{field}' must be a string, not {type(value).__name__}")
+        from watchers.models import type_name
+
+        raise _Bad(f"'{field}' must be a string, not {type_name(value)}")
     if required and not value.strip():
         raise _Bad(f"'{field}' must not be blank")
     from watchers.models import shows_nothing, storable, unstorable_id

@@ -73,6 +73,7 @@ from watchers.models import (
     matchable,
     parse_iso,
     shows_nothing,
+    type_name,
     unmarked,
     unstorable_id,
 )
@@ -164,7 +165,7 @@ def line_date(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise BadLine(f"'date' must be an ISO 8601 string, not {type(value).__name__}")
+        raise BadLine(f"'date' must be an ISO 8601 string, not {type_name(value)}")
     try:
         parsed = parse_iso(value.strip())
     except ValueError:
@@ -207,7 +208,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
         raise BadLine("'title' holds only invisible characters")
     for key in _STRINGS:
         if doc.get(key) is not None and not isinstance(doc[key], str):
-            raise BadLine(f"'{key}' must be a string, not {type(doc[key]).__name__}")
+            raise BadLine(f"'{key}' must be a string, not {type_name(doc[key])}")
     if isinstance(doc.get("source"), str) and doc["source"].strip().startswith(
             SERVER_FEED_PREFIX):
         # As in the config file: the prefix marks the feeds servers follow, and articles of

@@ -243,11 +243,40 @@ def shows_nothing(text: str) -> bool:
                for c in text)
 
 
-def json_int(digits: str) -> int | str:
-    """A JSON integer as an int, or as its digits when too long for ``int()`` (over 4,300
+class LongInt:
+    """A JSON integer too long for ``int()`` (over 4,000 digits), kept as its digits and still a
+    number: as a plain string it passed for one where a field must be a string (a title of
+    4,001 digits was stored)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def __str__(self) -> str:
+        return self.digits
+
+    def __repr__(self) -> str:
+        return f"LongInt({self.digits[:20]}…, {len(self.digits)} digits)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LongInt) and other.digits == self.digits
+
+    def __hash__(self) -> int:
+        return hash(self.digits)
+
+
+def json_int(digits: str) -> int | LongInt:
+    """A JSON integer as an int, or a :class:`LongInt` when too long for ``int()`` (over 4,300
     digits): for ``json.loads(..., parse_int=json_int)`` on what others wrote, where one such
     number (an id, say) stopped the whole file with a ValueError."""
-    return int(digits) if len(digits) <= 4000 else digits
+    return int(digits) if len(digits) <= 4000 else LongInt(digits)
+
+
+def type_name(value: object) -> str:
+    """A decoded JSON value's Python type name, as messages give it ("int" for a
+    :class:`LongInt`)."""
+    return "int" if isinstance(value, LongInt) else type(value).__name__
 
 
 # One decoder for every document others wrote: json.loads given parse_int makes a new decoder
@@ -277,7 +306,7 @@ def json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return {dict: "an object", list: "a list", str: "a string", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
+            float: "a number", LongInt: "a number"}.get(type(value), type(value).__name__)
 
 
 def unstorable_id(ident: str) -> str | None:

@@ -247,6 +247,11 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
     (b'{"title": "\\u3164\\u2800\\u034f\\ufe0f"}', "'title' holds only invisible characters"),
     (b'{"title": "\\u0001\\u007f\\udb40\\udc01"}', "'title' holds only invisible characters"),
     (b'{"title": "x", "url": 3}', "'url' must be a string, not int"),
+    # a number too long for int() was kept as its digits, and passed for a string
+    (b'{"title": ' + b"7" * 4001 + b'}', "'title' must be a non-empty string"),
+    (b'{"title": "x", "source": ' + b"7" * 4001 + b'}', "'source' must be a string, not int"),
+    (b'{"title": "x", "date": ' + b"7" * 4001 + b'}',
+     "'date' must be an ISO 8601 string, not int"),
     # the last of two was kept, the first lost without a word
     (b'{"id": "d2", "id": "d3", "title": "x y z"}', "'id' appears twice in the object"),
     (b'{"title": "a", "text": "b", "title": "c"}', "'title' appears twice in the object"),

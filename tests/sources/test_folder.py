@@ -462,6 +462,8 @@ def test_folder_defaults(tmp_path: Path) -> None:
     ({"title": ["Troops"], "text": "troops"}, "'title' must be a string, not a list"),
     ({"title": "Troops", "text": {"a": "troops"}}, "'text' must be a string, not an object"),
     ({"title": "Troops", "content": 5}, "'content' must be a string, not a number"),
+    # a number too long for int() was kept as its digits, and passed for a string
+    ({"title": "Troops", "text": 7 * 10 ** 4000 + 7}, "'text' must be a string, not a number"),
 ])
 async def test_a_json_article_whose_fields_are_not_text_is_skipped_by_name(
         tmp_path: Path, doc: dict[str, object], said: str) -> None:

@@ -50,7 +50,7 @@ from feedparser.encodings import (  # type: ignore[import-untyped]
 )
 
 from watchers.errors import SourceError
-from watchers.models import impossible_offset, json_kind, loads_json, parse_iso
+from watchers.models import LongInt, impossible_offset, json_kind, loads_json, parse_iso
 from watchers.sources.base import LEGACY_BYTES
 
 # feedparser asks xml.sax for libxml2's SAX driver before expat, on every document. Where that
@@ -895,7 +895,7 @@ def _json_entry(item: dict[str, Any], url: str) -> RawEntry:
             # with no text, and nothing said so (a folder's JSON file is refused alike).
             raise _Refused(f"'{key}' is {json_kind(value)}, not a string")
     raw_id = item.get("id")
-    guid = str(raw_id).strip() if isinstance(raw_id, str | int | float) else ""
+    guid = str(raw_id).strip() if isinstance(raw_id, str | int | float | LongInt) else ""
     # content_html is HTML, content_text is plain text (JSON Feed 1.1). The summary is plain by
     # the spec too, but producers fill it with HTML far more often than with literal tags.
     body = _json_str(item.get("content_html"))
