@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from types import UnionType
@@ -1158,7 +1158,15 @@ def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[Con
     found = _without(data, base_dir, places, items=False)
     renumber: dict[str, list[int]] = {}
     if found is None:
-        found = _without(data, base_dir, places, items=True)
+        # Only the items whose refused value cannot be left out go whole: a source with a bad
+        # `every` beside a rule with no query went whole too, and with it the duplicate of its
+        # name and its missing folder, seen only once `every` was mended.
+        whole = [p for p in places
+                 if _without(data, base_dir, places, items=[q for q in places if q != p])
+                 is None]
+        found = _without(data, base_dir, places, items=whole)
+        if found is None:
+            found = _without(data, base_dir, places, items=True)
         if found is None:
             return []
     cfg, renumber = found
@@ -1190,12 +1198,12 @@ def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[Con
     return out
 
 
-def _without(data: Mapping[str, Any], base_dir: Path, places: list[str], *, items: bool
-             ) -> tuple[Config, dict[str, list[int]]] | None:
+def _without(data: Mapping[str, Any], base_dir: Path, places: list[str], *,
+             items: bool | Collection[str]) -> tuple[Config, dict[str, list[int]]] | None:
     """The config of ``data`` with what is at ``places`` left out, and for each top-level list
     that lost items the positions of those kept (``items``: the whole item of a top-level list
-    that a place is in, where it is in one; else the very value at the place); None when a
-    place is not found or the rest is still refused."""
+    that a place is in, where it is in one — for every place, or for those listed; else the
+    very value at the place); None when a place is not found or the rest is still refused."""
     import copy
 
     pruned: Any = copy.deepcopy(dict(data))
@@ -1206,7 +1214,8 @@ def _without(data: Mapping[str, Any], base_dir: Path, places: list[str], *, item
                         for n, (k, i) in enumerate(steps))
         if not steps or spelt != place:
             return None
-        if (items and len(steps) >= 2 and steps[0][0] and steps[1][1]
+        if ((items is True or (not isinstance(items, bool) and place in items))
+                and len(steps) >= 2 and steps[0][0] and steps[1][1]
                 and isinstance(pruned.get(steps[0][0]), list)
                 and int(steps[1][1]) < len(pruned[steps[0][0]])):
             dropped.setdefault(steps[0][0], set()).add(int(steps[1][1]))

@@ -208,6 +208,52 @@ query = "russia"
     ]
 
 
+def test_a_source_with_a_bad_value_keeps_its_other_problems_beside_a_refused_item(
+        tmp_path: Path) -> None:
+    """Beside a rule with no query (refused, with no default to fall back on), a source with
+    a bad `every` was left out whole: its missing folder and the duplicate of its name were
+    said only once `every` was mended. Only the items that cannot do without their refused
+    value are left out; the others lose the value alone."""
+    text = """
+[[sources]]
+name = "news"
+type = "feed"
+url = "https://example.com/a.xml"
+every = "5x"
+[[sources]]
+name = "news"
+type = "feed"
+url = "https://example.com/b.xml"
+[[sources]]
+name = "docs"
+type = "folder"
+path = "/nonexistent-folder"
+every = "5x"
+[[sources]]
+name = "c"
+type = "fed"
+url = "https://example.org/feed"
+[[sources]]
+name = "docs"
+type = "feed"
+url = "https://example.org/feed2"
+[[rules]]
+name = "r"
+"""
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.toml")
+    assert sorted(str(i) for i in info.value.issues) == [
+        "rules[0].query: missing: this key is required here",
+        "sources[0].every: '5x' is not a duration; use e.g. '30s', '5m', '1h30m', '2d'",
+        "sources[1].name: duplicate source name 'news' (first at sources[0])",
+        "sources[2].every: '5x' is not a duration; use e.g. '30s', '5m', '1h30m', '2d'",
+        "sources[2].path: no such folder: /nonexistent-folder",
+        "sources[3].type: unknown source type 'fed'; expected 'folder', 'feed' or 'page'",
+        "sources[4].name: duplicate source name 'docs' (first at sources[2])",
+    ]
+
+
 @pytest.mark.parametrize(("text", "says"), [
     # a refused [channels] entry: the rules naming it are not told it is unknown
     ('[channels]\nalerts = true\nother = 1\n' + RULE + 'channel = "alerts"\n',
