@@ -27,7 +27,7 @@ import hashlib
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple, Protocol, Self, TypeVar
 
@@ -106,7 +106,8 @@ class OutboxEntry:
     they matched), muted or not; and how the route treats stories: ``stories`` is the route's
     mode ("edit" | "thread" follow the story, "off" alerts per article), ``severity`` the
     highest of the rules, ``min_sources`` the fewest outlets the alert waits for (the smallest
-    of the rules' ``min_sources``: any rule that is satisfied lets it post)."""
+    of the rules' ``min_sources``: any rule that is satisfied lets it post; of a story's
+    article, the store writes only the rules that post with it, see :func:`corroborated`)."""
 
     route: str
     rules: tuple[RuleConfig, ...]
@@ -210,6 +211,26 @@ def highest_severity(severities: Iterable[str]) -> str:
     """The most severe of ``severities`` that is known, "medium" when none is."""
     known = [s for s in severities if s in SEVERITIES]
     return max(known, key=SEVERITIES.index) if known else "medium"
+
+
+def corroborated(entry: OutboxEntry, outlets: int) -> OutboxEntry:
+    """The part of ``entry``, an alert of a story's article, that posts with ``outlets``
+    reporting the story (pure; shared by every store): the rules whose ``min_sources`` that
+    many outlets meet, or, when none is met, those that need the fewest (the alert waits for
+    them). A rule that needs more is left out of this article's alert: carried by a milder
+    rule that needs one outlet, a rule waiting for two went out on one outlet's word, with its
+    severity and its role's ping. A later article of the story that fires it once its outlets
+    have reported posts it (an escalation where it is more severe)."""
+    if entry.suppressed or len({r.min_sources for r in entry.rules}) <= 1:
+        return entry
+    met = tuple(r for r in entry.rules if r.min_sources <= outlets)
+    if not met:
+        least = min(r.min_sources for r in entry.rules)
+        met = tuple(r for r in entry.rules if r.min_sources == least)
+    if len(met) == len(entry.rules):
+        return entry
+    return replace(entry, rules=met, severity=highest_severity(r.severity for r in met),
+                   min_sources=min(r.min_sources for r in met))
 
 
 def story_outcome(entry: OutboxEntry, outlets: int,

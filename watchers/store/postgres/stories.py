@@ -38,11 +38,13 @@ from watchers.store.base import (
     OutboxRow,
     StoryLink,
     StoryRecord,
+    corroborated,
     story_outcome,
     waiting_changes,
 )
 from watchers.store.postgres._db import _DRIVER_ERRORS, LOCKS, NEWSWATCH, Pg
 from watchers.store.sqlite._db import rules_json
+from watchers.store.sqlite._db import rules_json as rules_json_of
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -167,6 +169,8 @@ async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRec
                                     stored=stored)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
+        if (met := corroborated(entry, count.on(entry.route))) is not entry:
+            entry, rules = met, rules_json_of([met])[0]
         kind, state, escalated = await _outcome(
             conn, story, entry, count.on(entry.route),
             batch is None or (story, entry.route) in batch.routed)

@@ -42,6 +42,7 @@ from watchers.store.base import (
     OutboxRow,
     StoryLink,
     StoryRecord,
+    corroborated,
     story_outcome,
     waiting_changes,
 )
@@ -55,6 +56,7 @@ from watchers.store.sqlite._db import (
     iso,
     rules_json,
 )
+from watchers.store.sqlite._db import rules_json as rules_json_of
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -215,6 +217,8 @@ def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord,
                               stored=stored)
     rows: list[tuple[Any, ...]] = []
     for entry, rules in zip(rec.alerts, rules_json, strict=True):
+        if (met := corroborated(entry, count.on(entry.route))) is not entry:
+            entry, rules = met, rules_json_of([met])[0]
         kind, state, escalated = _outcome(
             conn, story, entry, count.on(entry.route),
             batch is None or (story, entry.route) in batch.routed)
