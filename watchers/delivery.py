@@ -391,6 +391,9 @@ class _RouteState:
 TOLD_FAILURES: Final = 5
 TELL_EVERY: Final = 3600.0
 
+# Why a waiting alert whose rules were all removed is not posted.
+REMOVED_WHILE_WAITING: Final = "its rule was removed while it waited for corroboration"
+
 # Seconds aclose waits for cancelled delivery tasks to end.
 CLOSE_WAIT: Final = 10.0
 
@@ -1678,7 +1681,7 @@ class DeliveryService:
             waited = True
             keys &= set(self.rules_now())
             if not keys:
-                return "its rule was removed while it waited for corroboration"
+                return REMOVED_WHILE_WAITING
         # Muted after it matched (a poll under way as /mute answered, a backlog behind a paused
         # channel, a long wait for corroboration): a muted rule posts nothing.
         if keys <= set(await self.store.mutes(now=self.clock.now())):

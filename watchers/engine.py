@@ -71,6 +71,7 @@ from watchers.config import (
     route_settings,
 )
 from watchers.delivery import (
+    REMOVED_WHILE_WAITING,
     UNFOLLOWED_REASON,
     DeliveryService,
     DeliveryStatus,
@@ -1081,7 +1082,7 @@ class Engine:
         await self.delivery.expire_waiting()
         running = {r.key: r for r in self.watch.rules}
         again = set(recount)
-        released = 0
+        released = rejected = 0
         after = 0
         while True:
             # Page by page: a busy deployment may have more waiting than one read should hold.
@@ -1089,6 +1090,15 @@ class Engine:
                                            after=after)
             for row in page:
                 needs = [running[r.key].min_sources for r in row.rules if r.key in running]
+                if not needs and row.rules and not any(r.key in self.kept_rules
+                                                       for r in row.rules):
+                    # Its rules were all removed (not kept for a server the bot is away
+                    # from): it will never post. Said now, not when an
+                    # article of another outlet released it (then refused at delivery), which
+                    # took that article's own alert with it (the released one was to name
+                    # its outlet).
+                    await self.store.mark_rejected(row.id, REMOVED_WHILE_WAITING)
+                    rejected += 1
                 if not needs:
                     continue
                 need = min(needs)
@@ -1100,6 +1110,9 @@ class Engine:
             if len(page) < WAITING_PAGE:
                 break
             after = page[-1].id
+        if rejected:
+            log.info("%d alert(s) waiting for corroboration will not post: their rules were "
+                     "removed", rejected)
         if released:
             log.info("%d alert(s) waiting for corroboration released: their rules need fewer "
                      "outlets now, or their server sees more of their story's", released)
