@@ -713,11 +713,11 @@ def entry(route: str = "alerts", *, severity: str = "medium", min_sources: int =
                        min_sources=min_sources)
 
 
-def srec(a: Article, story: str, outlet: str, *entries: OutboxEntry, minutes: int = 0
-         ) -> ArticleRecord:
+def srec(a: Article, story: str, outlet: str, *entries: OutboxEntry, minutes: int = 0,
+         at: datetime | None = None) -> ArticleRecord:
     return ArticleRecord(a, [match(a)], list(entries), index_terms(a.title, a.text),
                          StoryLink(story, f"sig of {story}", outlet,
-                                   T0 + timedelta(minutes=minutes)))
+                                   at or T0 + timedelta(minutes=minutes)))
 
 
 async def outbox(store: Store) -> list[tuple[str, str | None, str, str | None, str | None]]:
@@ -774,15 +774,32 @@ async def test_an_alert_waits_for_enough_outlets_then_posts_once(one: Store) -> 
 
 
 async def test_a_wait_that_outlives_the_window_ends_uncorroborated(one: Store) -> None:
-    await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=2))])
+    now = datetime.now(UTC)
+    await one.record_many([srec(art("One"), "s", "dw", entry(min_sources=2), at=now)])
     await one.pause_route("alerts", "down")
     assert await one.held_counts() == {}
     await one.resume_route("alerts")
     assert await one.expire_waiting(datetime.now(UTC) - timedelta(hours=1)) == 0
     assert await one.expire_waiting(datetime.now(UTC) + timedelta(seconds=1)) == 1
-    await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=2))])
+    await one.record_many([srec(art("Two"), "s", "npr", entry(min_sources=2), at=now)])
     assert [(r[0], r[2]) for r in await outbox(one)] == [
         ("alert", "uncorroborated"), ("alert", "pending")]
+
+
+async def test_a_wait_ends_with_its_storys_window_not_its_rows_age(one: Store) -> None:
+    """The wait ran for a window after the alert was written, where the story could be
+    joined only for a window after its last article's date: an article dated 47 hours ago
+    left an alert waiting two days for outlets that could no longer join its story."""
+    now = datetime.now(UTC)
+    window = timedelta(hours=48)
+    await one.record_many([
+        srec(art("Old"), "old", "dw", entry(min_sources=2), at=now - timedelta(hours=47)),
+        srec(art("New"), "new", "dw", entry(min_sources=2), at=now - timedelta(hours=1))])
+    assert await one.expire_waiting(now - window) == 0
+    # two hours on, the old story's window is over; the new one's is not
+    assert await one.expire_waiting(now + timedelta(hours=2) - window) == 1
+    assert [(r[0], r[2], r[3]) for r in await outbox(one)] == [
+        ("alert", "uncorroborated", "old"), ("alert", "waiting", "new")]
 
 
 async def test_changes_and_wire_copies_update_the_story_message(one: Store) -> None:

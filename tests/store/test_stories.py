@@ -32,11 +32,11 @@ def entry(route: str = "alerts", *, severity: str = "medium", min_sources: int =
                        min_sources=min_sources)
 
 
-def rec(a: Article, story: str, outlet: str, *entries: OutboxEntry, minutes: int = 0
-        ) -> ArticleRecord:
+def rec(a: Article, story: str, outlet: str, *entries: OutboxEntry, minutes: int = 0,
+        at: datetime | None = None) -> ArticleRecord:
     return ArticleRecord(a, [match(a)], list(entries), index_terms(a.title, a.text),
                          StoryLink(story, f"sig of {story}", outlet,
-                                   T0 + timedelta(minutes=minutes)))
+                                   at or T0 + timedelta(minutes=minutes)))
 
 
 def outbox(path: Path) -> list[tuple[str, str, str, str | None, str | None]]:
@@ -355,15 +355,16 @@ async def test_a_milder_alert_that_posts_first_leaves_a_more_severe_one_waiting(
 
 async def test_a_wait_that_outlives_the_window_ends_uncorroborated_and_is_never_held(
         tmp_path: Path) -> None:
+    now = datetime.now(UTC)
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        await store.record_many([rec(art("One"), "s", "dw", entry(min_sources=2))])
+        await store.record_many([rec(art("One"), "s", "dw", entry(min_sources=2), at=now)])
         await store.pause_route("alerts", "down")
         assert await store.held_counts() == {}  # waiting is not held: resume never releases it
         await store.resume_route("alerts")
         assert await store.expire_waiting(datetime.now(UTC) - timedelta(hours=1)) == 0
         assert await store.expire_waiting(datetime.now(UTC) + timedelta(seconds=1)) == 1
         # a late second outlet does not bring an uncorroborated alert back
-        await store.record_many([rec(art("Two"), "s", "npr", entry(min_sources=2))])
+        await store.record_many([rec(art("Two"), "s", "npr", entry(min_sources=2), at=now)])
     assert [(r[0], r[2]) for r in outbox(tmp_path / "nw.db")] == [
         ("alert", "uncorroborated"), ("alert", "pending")]
 

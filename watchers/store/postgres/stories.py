@@ -397,12 +397,15 @@ class StoriesMixin(OutletNames):
                                    "kind = 'update'", posted_by)
 
     async def expire_waiting(self, before: datetime) -> int:
-        """Alerts still waiting for corroboration written before ``before`` become
-        ``uncorroborated``. Returns how many."""
+        """Alerts still waiting for corroboration written before ``before``, or whose story's
+        last article is dated before it, become ``uncorroborated`` (see the SQLite store's).
+        Returns how many."""
         return await self._db.execute(
             "UPDATE outbox SET state = 'uncorroborated', reason = 'the story window ended "
             "before enough outlets reported it', updated_at = $1 "
-            "WHERE state = 'waiting' AND created_at < $2", datetime.now(UTC), before)
+            "WHERE state = 'waiting' AND (created_at < $2 OR EXISTS (SELECT 1 FROM stories "
+            "WHERE stories.id = outbox.story_id AND stories.last_seen < $2))",
+            datetime.now(UTC), before)
 
     async def lower_wait(self, row_id: int, min_sources: int) -> bool:
         """A waiting alert whose rule now needs another number of outlets waits for those, and

@@ -459,14 +459,17 @@ class StoriesMixin(OutletNames):
                                  "kind = 'update'", (posted_by,))
 
     async def expire_waiting(self, before: datetime) -> int:
-        """Alerts still waiting for corroboration that were written before ``before`` become
-        ``uncorroborated`` (recorded, never sent). Returns how many."""
+        """Alerts still waiting for corroboration that were written before ``before``, or whose
+        story's last article is dated before it (no article can join the story any more: the
+        window runs from its articles' dates), become ``uncorroborated`` (recorded, never
+        sent). Returns how many."""
         async with self._db.tx() as tx:
             cur = await tx.execute(
                 "UPDATE outbox SET state = 'uncorroborated', reason = 'the story window ended "
                 "before enough outlets reported it', updated_at = ? "
-                "WHERE state = 'waiting' AND created_at < ?", (iso(datetime.now(before.tzinfo)),
-                                                               iso(before)))
+                "WHERE state = 'waiting' AND (created_at < ? OR EXISTS (SELECT 1 FROM stories "
+                "WHERE stories.id = outbox.story_id AND stories.last_seen < ?))",
+                (iso(datetime.now(before.tzinfo)), iso(before), iso(before)))
             return cur.rowcount
 
     async def lower_wait(self, row_id: int, min_sources: int) -> bool:
