@@ -931,7 +931,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _unwritten() is None:
             raise
         code = EXIT_ERROR
+    except BrokenPipeError:
+        if not _UNWRITTEN:
+            raise  # not standard output's
+        code = EXIT_ERROR
     failed = _unwritten()
+    if isinstance(failed, BrokenPipeError):
+        # The reader went away (`newswatch search … | head`): quietly, with the status a
+        # command ended by SIGPIPE has.
+        return 128 + signal.SIGPIPE
     if failed is not None:
         # The results (or help) never reached standard output (a full disk, a device that
         # refuses them): said as such, not as a bare "No space left on device".
@@ -992,13 +1000,12 @@ class _Output:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    if argv is None:
+    if argv is None and sys.stdout is not None:
         # The installed `newswatch` command: output piped into `head` ends quietly, as any
-        # command line tool's does (the default action), not with a BrokenPipeError.
-        with contextlib.suppress(AttributeError, ValueError):  # no SIGPIPE; not main thread
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        if sys.stdout is not None:
-            sys.stdout = _Output(sys.stdout)
+        # command line tool's does, not with a BrokenPipeError (see main). SIGPIPE stays
+        # ignored, as Python leaves it: its default action also ended the process, without a
+        # word, at a write to a socket its peer had closed (a database server restarting).
+        sys.stdout = _Output(sys.stdout)
     argv = sys.argv[1:] if argv is None else list(argv)
     problem = _output_problem() or _empty_argument(argv)
     if problem is not None:
