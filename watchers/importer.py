@@ -219,6 +219,12 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     if isinstance(ident, str) and (why := unstorable_id(ident)) is not None:
         # "a\ud800" and "a\udc00" were stored as one id: the second line renamed as a clash.
         raise BadLine(f"{why}, which no stored id may")
+    for key, most in (("id", MAX_ID_BYTES), ("source", MAX_SOURCE_BYTES)):
+        # Indexed whole: PostgreSQL refuses an index row of more than 2,704 bytes, and a
+        # 3,000-character id stopped the import there at every run.
+        if isinstance(value := doc.get(key), str) and len(value.strip().encode()) > most:
+            raise BadLine(f"'{key}' is {len(value.strip().encode()):,} bytes long; at most "
+                          f"{most:,}")
     published = line_date(doc.get("date"))
     # Every value's type is checked above: the model's own validation would only repeat it.
     return checked_article(
@@ -232,6 +238,10 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
         id=(doc.get("id") or "").strip(),
     )
 
+
+# The longest id and source a line may give, in UTF-8 bytes (each is indexed whole).
+MAX_ID_BYTES = 1_000
+MAX_SOURCE_BYTES = 200
 
 # The fields a line gives (each at most once; other keys are passed over).
 FIELDS = frozenset(("id", "title", "text", "url", "date", "source"))

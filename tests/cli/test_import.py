@@ -247,6 +247,12 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
     (b'{"title": "\\u3164\\u2800\\u034f\\ufe0f"}', "'title' holds only invisible characters"),
     (b'{"title": "\\u0001\\u007f\\udb40\\udc01"}', "'title' holds only invisible characters"),
     (b'{"title": "x", "url": 3}', "'url' must be a string, not int"),
+    # indexed whole: PostgreSQL refused the row (over 2,704 bytes) at every run of the import
+    (b'{"title": "x", "id": "' + b"i" * 1001 + b'"}', "'id' is 1,001 bytes long; at most 1,000"),
+    (b'{"title": "x", "id": "' + "\u0436".encode() * 501 + b'"}',
+     "'id' is 1,002 bytes long; at most 1,000"),
+    (b'{"title": "x", "source": "' + b"s" * 201 + b'"}',
+     "'source' is 201 bytes long; at most 200"),
     # a number too long for int() was kept as its digits, and passed for a string
     (b'{"title": ' + b"7" * 4001 + b'}', "'title' must be a non-empty string"),
     (b'{"title": "x", "source": ' + b"7" * 4001 + b'}', "'source' must be a string, not int"),

@@ -194,3 +194,20 @@ async def test_a_feed_item_whose_zone_is_no_zone_is_dated_when_it_was_seen(
             assert odd.published is None
             assert odd.fetched_at is not None and odd.fetched_at >= before - timedelta(seconds=1)
             assert fine.published == datetime(2022, 2, 1, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("guid", "chars", "ends"), [
+    ("g" * 3000, 2001, "g…"),  # ASCII: clipped to 2,000 characters, as it always was
+    ("\u0436" * 2000, 1199, "\u0436…"),  # 4,000 bytes: to 2,400 bytes
+    ("\U0001f4f0" * 1000, 600, "\U0001f4f0…"),
+])
+def test_a_long_guid_is_clipped_to_what_an_index_row_holds(guid: str, chars: int,
+                                                          ends: str) -> None:
+    """A guid is indexed whole with its source: 2,000 characters of Cyrillic (4,000 bytes) were
+    more than PostgreSQL takes in an index row (2,704 bytes), and the poll failed each time."""
+    for doc in (_rss(f"<guid isPermaLink='false'>{guid}</guid><title>t</title>"),
+                json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "f",
+                            "items": [{"id": guid, "title": "t"}]}).encode()):
+        (entry,) = parse_feed(doc, url="https://ex.org/feed", content_type=None).entries
+        assert entry.guid is not None and len(entry.guid) == chars
+        assert entry.guid.endswith(ends) and len(entry.guid.encode()) <= 2_400

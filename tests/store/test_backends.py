@@ -1433,3 +1433,23 @@ async def test_resuming_a_route_makes_its_retries_due_now(one: Store) -> None:
     (row,) = await one.alerts()
     assert row.state == "retry" and row.next_attempt_at is not None
     assert row.next_attempt_at <= datetime.now(UTC)
+
+
+async def test_an_article_with_a_word_longer_than_the_index_takes_is_stored_and_found(
+        one: Store) -> None:
+    """PostgreSQL refuses an index row of more than 2,704 bytes: listing a 3,000-letter word
+    in the lookup's word list failed the write, so one such article stopped `run` at every
+    start. It is stored, found by its other words, and beside it others are stored too."""
+    # (random letters: PostgreSQL compresses a repetitive one under the limit)
+    long_word = "".join(random.Random(3).choices("abcdefghijklmnopqrstuvwxyz", k=3000))
+    odd = art("Troops and a very long word", text=f"troops {long_word} border")
+    plain = art("Troops at the border", text="troops border")
+    terms = [index_terms(a.title, a.text) for a in (odd, plain)]
+    # with its words, as the service gives them (the matcher's)
+    await one.record_many([ArticleRecord(a, [match(a)], [], t, words=set(t.split()))
+                           for a, t in zip((odd, plain), terms, strict=True)])
+    assert await one.get_article(odd.id) is not None
+    found = {h.article.id for h in (await search(one, "troops", limit=10)).hits}
+    assert found == {odd.id, plain.id}
+    listed = await one.index_words()
+    assert listed is not None and "troop" in " ".join(listed[0])

@@ -32,7 +32,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -147,10 +147,23 @@ async def add_index_words(conn: asyncpg.Connection, terms: Sequence[str]) -> Non
     await list_words(conn, set(" ".join(terms).split()))
 
 
+# The longest word PostgreSQL's full-text search indexes, in bytes: a longer one is left out of
+# an article's tsvector (so no lookup finds it), and listed in index_words it broke the write
+# (an index row of more than 2,704 bytes): one 3,000-letter word stopped run at every start.
+MAX_WORD_BYTES = 2047
+
+
+def listable(words: Iterable[str]) -> list[str]:
+    """``words`` as index_words lists them: sorted, without the empty and those too long for
+    the full-text index (see :data:`MAX_WORD_BYTES`)."""
+    return sorted(w for w in words
+                  if w and (len(w) * 4 <= MAX_WORD_BYTES or len(w.encode()) <= MAX_WORD_BYTES))
+
+
 async def list_words(conn: asyncpg.Connection, words: Collection[str]) -> None:
     """List ``words`` in ``index_words``, in the caller's transaction. Sorted, so two writers
     listing the same new words wait for each other in one order and never deadlock."""
-    listed = sorted(w for w in words if w)
+    listed = listable(words)
     if listed:
         await conn.execute("INSERT INTO index_words (word) SELECT unnest($1::text[]) ORDER BY 1 "
                            "ON CONFLICT DO NOTHING", listed)

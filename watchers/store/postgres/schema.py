@@ -680,7 +680,9 @@ async def rekey(db: Pg, version: int, terms_of: TermsOf) -> bool:
                      for r in rows if r[3] and (t := terms_of(r[3], ""))]
             await conn.execute("DELETE FROM article_urls WHERE article = ANY($1::bigint[])", ids)
             await conn.execute(INSERT_URLS, [a for a, _ in links], [t for _, t in links])
-            words = sorted(set(" ".join(terms).split()))
+            from watchers.store.postgres.articles import listable
+
+            words = listable(set(" ".join(terms).split()))
             await conn.execute("INSERT INTO index_words (word) SELECT unnest($1::text[]) "
                                "ON CONFLICT DO NOTHING", words)
             after = ids[-1]
