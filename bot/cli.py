@@ -564,8 +564,14 @@ def _print_grouped(articles: Sequence[Article], stories: Mapping[str, StoryRecor
 def cmd_search(args: argparse.Namespace) -> int:
     import asyncio
 
+    from watchers.models import storable
+
     try:
         _since(args.since)  # a bad option is refused before the store is opened
+        if args.source is not None and storable(args.source) != args.source:
+            # A byte that is not UTF-8 (the shell passes it as a lone surrogate): no source
+            # is named so, and the store could not encode it (a traceback on SQLite).
+            raise _BadOption(f"--source: '{_path_text(Path(args.source))}' is not UTF-8 text")
     except _BadOption as exc:
         say(str(exc))
         return EXIT_USAGE

@@ -803,3 +803,12 @@ def test_match_names_each_document_it_cannot_read_and_matches_the_rest(
     if "/proc/self/status" in paths:
         want["status"] = "empty article (0 bytes)"
     assert skipped == want, err
+
+
+def test_a_source_option_that_is_not_utf8_is_refused_by_name(workdir: Path) -> None:
+    """A byte that is not UTF-8 in --source (passed on as a lone surrogate) reached the store,
+    which could not encode it: a traceback on SQLite, a database error on PostgreSQL."""
+    res = subprocess.run([*EXE, "search", "troops", "--source", b"sr\xffc"], cwd=workdir,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == "newswatch: --source: 'sr\\xffc' is not UTF-8 text\n"
