@@ -486,3 +486,24 @@ def test_rule_names_in_two_cases_are_one_name(tmp_path: Path) -> None:
             "are compared without case)")
     assert issues(rules, tmp_path) == [said]
     assert said in issues('[fetch]\ntimeout = "x"\n' + rules, tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["news\udcffwatch", "news\x07watch"])
+def test_a_postgresql_url_holding_a_byte_that_is_not_utf8_is_refused_by_name(
+        tmp_path: Path, bad: str) -> None:
+    """From an environment variable (which passes such a byte as a lone surrogate), `check`
+    said ok, and the commands printed the driver's traceback, then named the database with a
+    space where the byte was; `copy --to` the same."""
+    from watchers.errors import StoreError
+    from watchers.store.copy import resolve_target
+
+    url = f"postgresql://u:secret@/{bad}?host=/tmp/sock&port=5432"
+    cfg = parse_config({"storage": {"url": "env:NWDB"}}, base_dir=tmp_path, watching=False)
+    with pytest.raises(ConfigError) as info:
+        cfg.storage.target(cfg.resolve, env={"NWDB": url})
+    said = str(info.value)
+    assert "storage.url: $NWDB: not a valid PostgreSQL URL (it holds a byte that is not UTF-8" \
+        in said and "secret" not in said
+    with pytest.raises(StoreError, match="it holds a byte that is not UTF-8") as err:
+        resolve_target("env:NWDB", what="--to", env={"NWDB": url})
+    assert "secret" not in str(err.value)
