@@ -189,7 +189,7 @@ async def _sources(cfg: Config) -> list[_Feed]:
     """The sources a started engine would run (the engine's own merge of the file's and the
     stored ones)."""
     from watchers.engine import merged_sources
-    from watchers.errors import NewswatchError, StoreError
+    from watchers.errors import NewswatchError, StoreEmptyError, StoreError
     from watchers.sources import describe_source
     from watchers.store import open_store, store_exists
 
@@ -198,6 +198,11 @@ async def _sources(cfg: Config) -> list[_Feed]:
     if store_exists(path):
         try:
             store = await open_store(path, readonly=True)
+        except StoreEmptyError:
+            # A database made for newswatch and not used yet (createdb): the file's sources,
+            # as with no SQLite file yet.
+            return [_Feed(s.name, s.type, describe_source(s), s.outlet)
+                    for s in merged_sources(cfg, [])]
         except StoreError:
             raise  # names the database already (and says why it cannot be read)
         except NewswatchError as exc:

@@ -98,6 +98,11 @@ class StoreGoneError(StoreError):
     had it open: what was written to it went with that file."""
 
 
+class StoreEmptyError(StoreError):
+    """A database opened to be read holds no newswatch tables yet (made by hand, or by
+    ``createdb``): nothing is stored in it."""
+
+
 class StoreCorruptError(StoreError):
     """The database file is damaged (SQLite finds it malformed): nothing more can be read or
     written through it until it is restored from a backup or moved aside."""

@@ -136,6 +136,19 @@ def test_export_writes_config_and_imported_feeds_but_not_folders(
         "bbc", "bbc-2", "reuters"]
 
 
+def test_export_of_a_database_made_but_not_used_yet_writes_the_files_feeds(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A database made for newswatch and not used yet (PostgreSQL's createdb, an empty SQLite
+    file) was refused as "an empty database, not a newswatch one yet", where no database at
+    all exported the file's feeds."""
+    sqlite3.connect(workdir / "nw.db").close()  # an empty database
+    assert (workdir / "nw.db").exists()
+    assert run(workdir, "export") == 0, capsys.readouterr().err
+    doc = parse_opml(capsys.readouterr().out.encode())
+    assert [(e.title, e.url) for e in doc.entries] == [
+        ("bbc", "https://feeds.example.co.uk/news/rss.xml")]
+
+
 def test_export_and_import_carry_a_feeds_outlet(workdir: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """A feed's configured ``outlet`` was lost on export, and an imported feed came back

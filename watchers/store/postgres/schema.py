@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
-from watchers.errors import StoreError
+from watchers.errors import StoreEmptyError, StoreError
 from watchers.store._shared import FEED_COPY_HASH, FEED_COPY_WHERE
 from watchers.store.base import URLS_INCOMPLETE
 from watchers.store.postgres._db import LOCKS, Pg, rowcount
@@ -582,7 +582,7 @@ async def check(db: Pg, *, readonly: bool) -> int:
             f"{db.name} has schema version {version}, newer than this newswatch "
             f"({SCHEMA_VERSION}); upgrade newswatch")
     if readonly and version == 0:
-        raise StoreError(f"{db.name} is an empty database, not a newswatch one yet")
+        raise StoreEmptyError(f"{db.name} is an empty database, not a newswatch one yet")
     if readonly and version < SCHEMA_VERSION:
         raise StoreError(
             f"{db.name} has schema version {version}; open it once with a command that "

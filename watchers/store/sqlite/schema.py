@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from functools import partial
 
-from watchers.errors import StoreError
+from watchers.errors import StoreEmptyError, StoreError
 from watchers.store._shared import FEED_COPY_HASH, FEED_COPY_WHERE
 from watchers.store.base import PAGE_MAX_SECOND, URLS_INCOMPLETE
 from watchers.store.sqlite._db import Db, Tx, insert_many
@@ -897,7 +897,7 @@ async def check(db: Db, *, readonly: bool) -> int:
     if app == 0 and version > 0:
         await _check_unmarked(db, version)
     if readonly and version == 0:
-        raise StoreError(f"{db.path} is an empty database, not a newswatch one yet")
+        raise StoreEmptyError(f"{db.path} is an empty database, not a newswatch one yet")
     if readonly and version < SCHEMA_VERSION:
         raise StoreError(
             f"{db.path} has schema version {version}; open it once with a command that "
