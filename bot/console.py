@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -93,6 +94,14 @@ def _fill(words: Sequence[tuple[str, int]], width: int, indent: str,
     if line:
         lines.append(lead + " ".join(line))
     return lines
+
+
+def _is_standard_output(stream: object) -> bool:
+    """Whether ``stream`` writes to this process's standard output (file descriptor 1)."""
+    try:
+        return int(stream.fileno()) == 1  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
@@ -226,6 +235,17 @@ class ConsoleSink:
     def _print(self, text: str) -> None:
         try:
             print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            if _is_standard_output(self.stream):
+                # The reader of `run --console | head` went away: the process ends as such
+                # a command does, by SIGPIPE's own action (SIGPIPE is otherwise ignored, so
+                # that a socket's reset is an error and not the end). What was not shown
+                # waits in the outbox, which a kill leaves whole, for the next start.
+                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGPIPE)
+            raise TransientDeliveryError(f"cannot write alerts to "
+                                         f"{getattr(self.stream, 'name', 'the output')}: "
+                                         "the reader closed it") from None
         except OSError as exc:
             # A full disk under `run > log`, a closed pipe: one line and a retry later, not a
             # traceback at every attempt.

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -812,3 +813,28 @@ def test_a_source_option_that_is_not_utf8_is_refused_by_name(workdir: Path) -> N
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2, res.stderr
     assert res.stderr == "newswatch: --source: 'sr\\xffc' is not UTF-8 text\n"
+
+
+def test_run_printing_into_a_reader_that_stops_early_ends_and_loses_nothing(
+        workdir: Path) -> None:
+    """`newswatch run --console | head`: once SIGPIPE stayed ignored (so that a socket's reset
+    is an error, not the end of the process), the closed pipe was a delivery failure retried
+    for ever, and the command never ended. It ends as SIGPIPE's action ends it; what it could
+    not show is shown by the next run."""
+    proc = subprocess.Popen([*EXE, "run", "--console"], cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stderr:
+        assert proc.stdout.readline()
+        proc.stdout.close()
+        try:
+            assert proc.wait(timeout=60) == -signal.SIGPIPE
+        finally:
+            proc.kill()
+        err = proc.stderr.read().decode()
+    assert "Traceback" not in err and "retrying" not in err, err
+    again = nw("run", "--once", "--console", cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(workdir / "nw.db") as conn:
+        states = dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state"))
+    assert set(states) == {"delivered"} and states["delivered"] >= 1, states
