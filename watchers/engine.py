@@ -1042,16 +1042,21 @@ class Engine:
         """Remove a rule added at run time (with ``guild``: one of that server's, by name;
         without: any, by key); False when there is none."""
         folded = name.casefold()
-        # Names are told apart without case, as /rules add and /mute tell them.
-        if any(r.name.casefold() == folded for r in self.config.rules):
+        stored = {r.key: r for r in await self.store.list_rules()}
+        key = name if guild is None else f"{guild}:{name}"
+        if key not in stored:
+            # Names are told apart without case, as /rules add and /mute tell them.
+            same = [k for k, r in stored.items() if (guild is None or r.guild_id == guild)
+                    and (k if guild is None else r.name).casefold() == folded]
+            if len(same) == 1:
+                key = same[0]
+                name = stored[key].name if guild is not None else key
+        # A stored rule first: one added before the file named another rule so (in another
+        # case) runs beside it, and must still be removable.
+        if key not in stored and any(r.name.casefold() == folded for r in self.config.rules):
             raise NewswatchError(f"rule {name!r} is defined in the config file; "
                                  "remove it there")
-        if guild is not None:
-            own = [r.name for r in self.watch.rules
-                   if r.guild_id == guild and r.name.casefold() == folded]
-            if len(own) == 1:
-                name = own[0]
-        removed = await self.store.delete_rule(name if guild is None else f"{guild}:{name}")
+        removed = await self.store.delete_rule(key)
         if not removed and guild is not None and self._shared(name):
             raise NewswatchError(f"rule {name!r} is shared by every server; it can only be "
                                  "removed where it was added")

@@ -1,0 +1,37 @@
+"""A rule added at run time stays removable when the config file later names another rule so
+in another case: both run, and the refusal "defined in the config file" (names are told apart
+without case) left the stored one with no way out. Through the real engine and SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.sinks import RecordingSink
+from watchers.config import parse_config
+from watchers.engine import open_engine
+from watchers.errors import NewswatchError
+
+
+@pytest.mark.parametrize("guild", [None, 111])
+async def test_a_stored_rule_is_removed_though_the_file_now_names_it_in_another_case(
+        tmp_path: Path, guild: int | None) -> None:
+    base = {"storage": {"path": "nw.db"}, "channels": {"alerts": 1}}
+    first = parse_config({**base, "rules": [{"name": "other", "query": "x"}]},
+                         base_dir=tmp_path)
+    async with open_engine(first, start=False, default_sink=RecordingSink()) as engine:
+        extra = {}
+        if guild is not None:  # a server's rule posts to one of its own channels
+            extra["channel"] = await engine.add_server_route(guild, 222, "alerts")
+        await engine.add_rule({"name": "alpha", "query": "alpha", **extra}, guild=guild)
+    later = parse_config({**base, "rules": [{"name": "Alpha", "query": "beta"}]},
+                         base_dir=tmp_path)
+    async with open_engine(later, start=False, default_sink=RecordingSink()) as engine:
+        assert sorted(r.name for r in engine.watch.rules) == ["Alpha", "alpha"]
+        assert await engine.remove_rule("alpha", guild=guild)
+        assert [r.name for r in engine.watch.rules] == ["Alpha"]
+        # the file's rule itself is still refused, whatever the case
+        for typed in ("alpha", "ALPHA"):
+            with pytest.raises(NewswatchError, match="defined in the config file"):
+                await engine.remove_rule(typed, guild=guild)
