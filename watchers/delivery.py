@@ -391,6 +391,11 @@ class _RouteState:
 TOLD_FAILURES: Final = 5
 TELL_EVERY: Final = 3600.0
 
+class DeliveryHalted(NewswatchError):
+    """A sink ended delivery from inside a send (it raised SystemExit or KeyboardInterrupt):
+    the engine fails with this error, and nothing more is sent until it is opened again."""
+
+
 # Why a waiting alert whose rules were all removed is not posted.
 REMOVED_WHILE_WAITING: Final = "its rule was removed while it waited for corroboration"
 
@@ -538,6 +543,8 @@ class DeliveryService:
                                                            repr=False)
     # The routes that keep alerts, as the last look at the store found them (None: not yet).
     _kept_routes: list[str] | None = field(default=None, init=False, repr=False)
+    # Set when a sink quit inside a send (see DeliveryHalted): nothing more is sent.
+    _halted: DeliveryHalted | None = field(default=None, init=False, repr=False)
     # /digest now, one at a time: two at once each counted the rows the first had made due
     # and not yet made a digest, and both said they were sending them.
     _digest_now_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False,
@@ -634,11 +641,13 @@ class DeliveryService:
             # fails instead (its front end stops as for any fatal error, closing in order) and
             # this route waits for that; the alert stays in the outbox, maybe sent.
             detail = f": {exc}" if str(exc) else ""
-            self._fatal(NewswatchError(
+            halted = DeliveryHalted(
                 f"{name} raised {type(exc).__name__}{detail} while sending alert {row.id}; "
-                "delivery stopped"))
-            await asyncio.get_running_loop().create_future()  # never set: closed with the engine
-            raise
+                "delivery stopped")
+            self._halted = halted
+            self._fatal(halted)
+            # Raised on, not waited out: run_once's drain waited for ever on the route.
+            raise halted from None
 
     def _route_config(self, route: str) -> RouteConfig | None:
         return self.routes(route) if self.routes is not None else None
@@ -1081,6 +1090,8 @@ class DeliveryService:
     async def _spawn_due(self) -> float:
         """Start a worker for every route with something due; return seconds until the next
         route becomes due (at most ``poll_interval``)."""
+        if self._halted is not None:
+            return self.poll_interval
         now = datetime.now(UTC)
         wait = self.poll_interval
         for route, due_at in (await self.store.due_routes()).items():
@@ -1128,6 +1139,8 @@ class DeliveryService:
         if isinstance(exc, StoreError):
             self._fatal(exc)
             return
+        if isinstance(exc, DeliveryHalted):
+            return  # the engine fails with it (said once, by the engine)
         if exc is not None:
             log.error("route %s: delivery worker failed", route, exc_info=exc)
         # the route may have more due (or new alerts arrived meanwhile): look again now
@@ -1137,6 +1150,8 @@ class DeliveryService:
         """Deliver everything due now, routes side by side (and wait for what the running
         service is sending); return how many this call delivered."""
         refuse_inside_sink("drain (run_once)")
+        if self._halted is not None:
+            raise self._halted
         await self._load()
         total = 0
         while True:
@@ -1220,11 +1235,11 @@ class DeliveryService:
                         # cancellation and drops the cancellation: acted on here, once the
                         # answer is recorded (the rest of the batch was sent before).
                         raise asyncio.CancelledError
-                except asyncio.CancelledError:
-                    # A stop, a timeout or Ctrl-C that could not wait for this send: the rows
-                    # after it were never tried and go back as they were. Left "sending", the
-                    # next start would take each for "maybe sent" (a webhook may then show it
-                    # twice); only this one is uncertain.
+                except (asyncio.CancelledError, DeliveryHalted):
+                    # A stop, a timeout or Ctrl-C that could not wait for this send (or a sink
+                    # that quit in it): the rows after it were never tried and go back as they
+                    # were. Left "sending", the next start would take each for "maybe sent" (a
+                    # webhook may then show it twice); only this one is uncertain.
                     with contextlib.suppress(Exception):
                         await finish(self._release(rows[i + 1:]))
                     raise
@@ -1312,7 +1327,7 @@ class DeliveryService:
             await self._doubt(row, False)
             await self.store.mark_rejected(row.id, str(exc))
             return "settled"
-        except (asyncio.CancelledError, StoreError):
+        except (asyncio.CancelledError, StoreError, DeliveryHalted):
             self._marked.discard(row.id)  # the mark stays: the send may have gone through
             raise
         except Exception as exc:

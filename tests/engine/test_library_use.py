@@ -630,6 +630,8 @@ class Misbehaves:
                 raise TimeoutError("connect timeout to my webhook")
             if self.first == "exit":
                 raise SystemExit("the sink quits")
+            if self.first == "interrupt":
+                raise KeyboardInterrupt
         self.got.append(alert)
         return f"m{len(self.got)}"
 
@@ -674,6 +676,31 @@ async def test_a_sink_that_exits_fails_the_engine_which_closes_in_order(
         await asyncio.wait_for(engine.run_once(), 30)
         assert (await engine.delivery_status()).counts == {"delivered": 5}
     assert len(again.got) == 5 and again.got[0].maybe_sent
+
+
+@pytest.mark.parametrize(("first", "said"), [("exit", "SystemExit: the sink quits"),
+                                             ("interrupt", "KeyboardInterrupt")])
+async def test_run_once_with_a_sink_that_exits_raises_naming_it_and_does_not_hang(
+        tmp_path: Path, first: str, said: str) -> None:
+    """run_once (the library's example) waited for ever: the route's pass awaited a future
+    set only when the engine closed, and run_once's drain awaited the pass. It raises the
+    engine's error, naming the sink; the alert is delivered at the next start, the others
+    untouched meanwhile."""
+    sink = Misbehaves(first)
+    async with open_engine(config(tmp_path), default_sink=sink, start=False) as engine:
+        with pytest.raises(NewswatchError, match=f"Misbehaves raised {said} while sending "
+                                                 "alert 1; delivery stopped"):
+            await asyncio.wait_for(engine.run_once(), 30)
+        assert sink.calls == 1  # nothing more is sent
+        with pytest.raises(NewswatchError, match="delivery stopped"):
+            await asyncio.wait_for(engine.run_once(), 30)
+        assert sink.calls == 1
+    again = Misbehaves("")
+    async with open_engine(config(tmp_path), default_sink=again, start=False) as engine:
+        await asyncio.wait_for(engine.run_once(), 30)
+        assert (await engine.delivery_status()).counts == {"delivered": 5}
+    assert len(again.got) == 5 and again.got[0].maybe_sent
+    assert not any(a.maybe_sent for a in again.got[1:])
 
 
 async def test_a_sink_that_keeps_ids_but_cannot_update_gets_every_article_of_a_story(
