@@ -696,7 +696,18 @@ class WatchService:
             if locked:
                 return await self._poll_source(running.name)
             return await self.poll_source(running.name)
-        except (asyncio.CancelledError, StoreError):
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling() > 0:
+                raise  # a stop of this poll
+            # The source's own (a future its HTTP client awaited was cancelled): passed on as
+            # a stop, it ended run_once's round for every source, and a started engine never
+            # polled the source again. A failure of this source, as any other.
+            state = await self._book.get(running.name)
+            return await self._failed(running, state,
+                                      "unexpected error: CancelledError of its own (not a "
+                                      "stop)", None)
+        except StoreError:
             raise
         except (KeyboardInterrupt, SystemExit) as exc:
             # An embedder's source ending the process from inside its poll went through the

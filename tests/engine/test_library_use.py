@@ -815,3 +815,46 @@ async def test_the_engines_fetcher_refuses_once_the_engine_is_closed(tmp_path: P
         pass  # a folder source: nothing was fetched
     with pytest.raises(SourceError, match="fetcher is closed"):
         await engine.fetcher.get("https://newswatch.invalid/feed.xml")
+
+
+class CancelsItself:
+    """An embedder's source whose poll awaits a future that was cancelled (its own)."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    async def poll(self, cursor: Any) -> Any:
+        self.polls += 1
+        done = asyncio.get_running_loop().create_future()
+        done.cancel()
+        await done
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_sources_own_cancelled_error_is_its_failure_not_a_stop(tmp_path: Path) -> None:
+    """Passed on as a stop of the poll, it ended run_once's round for every source (the seeds
+    were never stored), and a started engine never polled the source again."""
+    from datetime import timedelta
+
+    from tests.fakes.sinks import RecordingSink
+
+    cfg = config(tmp_path)
+    mine = CancelsItself()
+    recorded = RecordingSink()
+    async with open_engine(cfg, default_sink=recorded, start=False) as engine:
+        await engine.watch.add_source(cfg.sources[0].model_copy(
+            update={"name": "mine", "every": timedelta(seconds=0.2)}), mine)
+        reports = {r.source: r for r in await asyncio.wait_for(engine.run_once(), 30)}
+        assert reports["seeds"].error is None and reports["seeds"].new == 5
+        assert "CancelledError of its own" in str(reports["mine"].error)
+        assert await engine.count_articles() == 5
+        await engine.start()
+        for _ in range(200):  # polled again, on its schedule (its failures back off)
+            if mine.polls >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert mine.polls >= 2
+        (state,) = [s for s in await engine.sources() if s.name == "mine"]
+        assert state.state.failures >= 1
