@@ -1070,19 +1070,25 @@ class Engine:
 
     async def _reload_rules(self) -> None:
         stored = await self.store.list_rules()
+        before = {r.key for r in self.watch.rules}
         self.watch.set_rules(merged_rules(self.config, stored, self.departed.keys()))
         self.kept_rules = _kept(self.config, stored, self.departed.keys())
-        await self.refresh_waiting()
+        # Removed while this engine runs (not at its start: a command opening the store with
+        # a config of its own, or none, has not removed the rules it does not name).
+        await self.refresh_waiting(
+            removed=before - {r.key for r in self.watch.rules} - self.kept_rules)
 
-    async def refresh_waiting(self, recount: Collection[str] = ()) -> int:
+    async def refresh_waiting(self, recount: Collection[str] = (),
+                              removed: Collection[str] = ()) -> int:
         """Alerts waiting for corroboration wait for what their rules need now: a rule whose
         ``min_sources`` was lowered (in the file, or by replacing the rule) lets its waiting
         alerts post once their story has that many outlets — at once if it has them already;
         one raised has them wait for more. What waited past the story window is recorded
         uncorroborated first, never released.
         The alerts waiting on ``recount`` (routes of a server that now follows another feed,
-        which may have reported their story already) are counted again as well. Returns how
-        many were released."""
+        which may have reported their story already) are counted again as well; those whose
+        rules are all in ``removed`` (removed just now) will never post, and are rejected.
+        Returns how many were released."""
         # What waited past the story window is uncorroborated first, never released.
         await self.delivery.expire_waiting()
         running = {r.key: r for r in self.watch.rules}
@@ -1095,13 +1101,11 @@ class Engine:
                                            after=after)
             for row in page:
                 needs = [running[r.key].min_sources for r in row.rules if r.key in running]
-                if not needs and row.rules and not any(r.key in self.kept_rules
-                                                       for r in row.rules):
-                    # Its rules were all removed (not kept for a server the bot is away
-                    # from): it will never post. Said now, not when an
-                    # article of another outlet released it (then refused at delivery), which
-                    # took that article's own alert with it (the released one was to name
-                    # its outlet).
+                if not needs and row.rules and all(r.key in removed for r in row.rules):
+                    # Its rules were all removed (``removed``: just now, by this engine): it
+                    # will never post. Said now, not when an article of another outlet
+                    # released it (then refused at delivery), which took that article's own
+                    # alert with it (the released one was to name its outlet).
                     await self.store.mark_rejected(row.id, REMOVED_WHILE_WAITING)
                     rejected += 1
                 if not needs:

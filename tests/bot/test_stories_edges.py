@@ -181,19 +181,22 @@ async def test_the_alert_of_an_article_that_reaches_a_removed_rules_wait_still_p
     """The second outlet's article released the alert its removed rule had left waiting, and
     its own alert (another rule's, on the same route) was left out for it, the released one
     being to name its outlet; the released one was then refused at delivery, and nothing
-    posted. The wait of a removed rule is now ended when the rules change (and at start)."""
+    posted. A wait whose rules are all removed is now ended when they are removed."""
     async with newswatch(emu, tmp_path, feeds,
-                         rules=[{"name": "troops", "query": "troops", "min_sources": 2}]) as run:
+                         rules=[{"name": "tanks", "query": "tanks"}]) as run:
+        # DW writes of armour (the rule that waits), NPR of tanks (the rule that posts)
+        await run.engine.add_rule({"name": "armour", "query": "troops AND armour",
+                                   "min_sources": 2})
         await report(run, feeds, "dw", 0)
         await asyncio.sleep(0.3)
-    async with newswatch(emu, tmp_path, feeds,
-                         rules=[{"name": "satellite", "query": "satellite"}]) as run:
+        assert emu.messages(run.alerts_channel) == []  # waits for a second outlet
+        assert await run.engine.remove_rule("armour")
         (why,) = await rejected(run)
         assert "removed while it waited" in why
         await report(run, feeds, "npr", 20)
         await settle(run, lambda: len(emu.messages(run.alerts_channel)) >= 1)
         (posted,) = emu.messages(run.alerts_channel)
-        assert "`satellite`" in embeds_text(posted)
+        assert "`tanks`" in embeds_text(posted)
 
 
 async def test_a_waiting_alert_posts_once_its_rule_needs_fewer_outlets(

@@ -35,3 +35,28 @@ async def test_a_stored_rule_is_removed_though_the_file_now_names_it_in_another_
         for typed in ("alpha", "ALPHA"):
             with pytest.raises(NewswatchError, match="defined in the config file"):
                 await engine.remove_rule(typed, guild=guild)
+
+
+async def test_a_wait_outlives_a_command_that_opens_the_store_with_another_config(
+        tmp_path: Path) -> None:
+    """Only a rule removed while the engine runs ends its alerts' waits: an import with a
+    config naming no rule (or one with the rule disabled) does not remove it."""
+    import shutil
+
+    from tests.conftest import SEEDS
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    base = {"storage": {"path": "nw.db"}, "channels": {"alerts": 1},
+            "sources": [{"name": "seeds", "type": "folder", "path": "seeds", "settle": 0}]}
+    rule = {"name": "troops", "query": "troops OR soldiers", "min_sources": 2}
+    watching = parse_config({**base, "rules": [rule]}, base_dir=tmp_path)
+    async with open_engine(watching, start=False, default_sink=RecordingSink()) as engine:
+        await engine.run_once()
+        waiting = (await engine.store.alert_counts()).get("waiting", 0)
+        assert waiting >= 1
+    for other in (parse_config({"storage": {"path": "nw.db"}}, base_dir=tmp_path,
+                               watching=False),
+                  parse_config({**base, "rules": [{**rule, "enabled": False}]},
+                               base_dir=tmp_path)):
+        async with open_engine(other, start=False, default_sink=RecordingSink()) as engine:
+            assert (await engine.store.alert_counts()).get("waiting", 0) == waiting
