@@ -322,6 +322,34 @@ def test_run_once_ends_with_what_its_round_left_undone(workdir: Path) -> None:
     assert clean.returncode == 0 and "round done" not in clean.stderr, clean.stderr
 
 
+def test_alerts_of_a_webhook_route_taken_out_of_the_config_wait_not_print(
+        workdir: Path) -> None:
+    """The terminal took every route without a sink: alerts kept for a webhook route since
+    taken out of the file were printed there and marked delivered, never reaching the
+    webhook. They wait, as a Discord run leaves them, until the route is back."""
+    config = (workdir / "config.toml").read_text()
+    (workdir / "config.toml").write_text(
+        config.replace('[[sources]]', '[discord]\napi_base = "http://127.0.0.1:9/api/v10"\n'
+                       '[channels]\nother = "env:NW_TEST_HOOK"\n[[sources]]', 1)
+        .replace('query = "troops OR soldiers"', 'query = "troops OR soldiers"\n'
+                 'channel = "other"')
+        .replace('query = "donbas~"', 'query = "donbas~"\nchannel = "other"'))
+    hook = "https://discord.com/api/webhooks/222222222222222222/tok"
+    first = nw("run", "--once", cwd=workdir, env={"NW_TEST_HOOK": hook})
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(workdir / "nw.db") as conn:
+        kept = conn.execute("SELECT count(*) FROM outbox WHERE route = 'other' AND "
+                            "state <> 'delivered'").fetchone()[0]
+    assert kept >= 1
+    (workdir / "config.toml").write_text(config)  # the route and its rule's channel gone
+    second = nw("run", "--once", "--console", cwd=workdir)
+    assert second.returncode == 0, second.stderr
+    with sqlite3.connect(workdir / "nw.db") as conn:
+        still = conn.execute("SELECT count(*) FROM outbox WHERE route = 'other' AND "
+                             "state <> 'delivered'").fetchone()[0]
+    assert still == kept, second.stdout
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
 def test_run_once_right_after_a_failed_send_sends_what_is_due_soon(workdir: Path) -> None:
     """A run whose alerts could not be printed (a full disk) leaves them to a retry a second or
