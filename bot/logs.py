@@ -141,7 +141,8 @@ class _RateLimitFilter(logging.Filter):
     were left out since."""
 
     EVERY = 60.0
-    _KINDS = ("We are being rate limited", "Global rate limit has been hit")
+    _KINDS = ("We are being rate limited", "Global rate limit has been hit",
+              "Webhook ID")  # "Webhook ID … is rate limited. Retrying in …" (its webhooks')
 
     def __init__(self) -> None:
         super().__init__()
@@ -151,7 +152,8 @@ class _RateLimitFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        kind = next((k for k in self._KINDS if message.startswith(k)), None)
+        kind = next((k for k in self._KINDS if message.startswith(k)
+                     and (k != "Webhook ID" or "is rate limited" in message)), None)
         if kind is None:
             return True
         now = self.clock()
@@ -169,8 +171,10 @@ class _RateLimitFilter(logging.Filter):
 
 def quiet_discord_reconnects() -> None:
     """Install :class:`_ReconnectFilter` on discord.py's client logger and
-    :class:`_RateLimitFilter` on its HTTP logger (idempotent)."""
-    for name, kind in (("discord.client", _ReconnectFilter), ("discord.http", _RateLimitFilter)):
+    :class:`_RateLimitFilter` on its HTTP and webhook loggers (idempotent): a webhook answering
+    429 for minutes wrote a line at every retry."""
+    for name, kind in (("discord.client", _ReconnectFilter), ("discord.http", _RateLimitFilter),
+                       ("discord.webhook.async_", _RateLimitFilter)):
         logger = logging.getLogger(name)
         if not any(isinstance(f, kind) for f in logger.filters):
             logger.addFilter(kind())

@@ -115,3 +115,31 @@ def test_discord_rate_limit_retries_are_one_line_a_minute(output: io.StringIO) -
         "WARNING discord.http: Global rate limit has been hit. Retrying in 0.05 seconds. "
         "(24 more like it in the last 60 s not shown)",
     ]
+
+
+def test_a_rate_limited_webhooks_retries_are_one_line_a_minute(output: io.StringIO) -> None:
+    """discord.py's webhook client logs each retry of a webhook answering 429: a line every
+    fraction of a second for as long as the limit lasts, where delivery says it once."""
+    from bot import logs
+
+    hooks = logging.getLogger("discord.webhook.async_")
+    for f in [f for f in hooks.filters if isinstance(f, logs._RateLimitFilter)]:
+        hooks.removeFilter(f)
+    quiet_discord_reconnects()
+    (limiter,) = [f for f in hooks.filters if isinstance(f, logs._RateLimitFilter)]
+    clock = [1000.0]
+    limiter.clock = lambda: clock[0]
+    for tenth in range(25):
+        clock[0] = 1000.0 + tenth / 10
+        hooks.warning("Webhook ID %s is rate limited. Retrying in %.2f seconds.",
+                      "1234567890123456789", 0.2)
+    hooks.warning("Webhook ID %s: something else", "1")  # not a rate limit: as it comes
+    clock[0] = 1061.0
+    hooks.warning("Webhook ID %s is rate limited. Retrying in %.2f seconds.", "123", 0.2)
+    assert output.getvalue().splitlines() == [
+        "WARNING discord.webhook.async_: Webhook ID 1234567890123456789 is rate limited. "
+        "Retrying in 0.20 seconds.",
+        "WARNING discord.webhook.async_: Webhook ID 1: something else",
+        "WARNING discord.webhook.async_: Webhook ID 123 is rate limited. Retrying in 0.20 "
+        "seconds. (24 more like it in the last 60 s not shown)",
+    ]
