@@ -1016,6 +1016,14 @@ class DiscordSink:
                             "taken as posted, its message id unknown", who, status,
                             redact(f"{type(exc).__name__}: {exc}")[:200])
                 raise _MadeUnread from None
+            if status == 429:
+                # A 429 in a body discord.py could not read (a proxy's HTML page): nothing was
+                # made, and its Retry-After is honoured. It was taken for "maybe sent", said as
+                # an unreadable answer, and retried a second later.
+                retry = _LIMITED.get()
+                raise TransientDeliveryError(
+                    f"rate limited by {who} (429 in a body that could not be read)",
+                    retry_after=retry) from None
             # A malformed rate-limit header or a body that is not JSON comes after the request
             # was carried out: "maybe sent", so the retry looks before it posts again.
             # (the secrets taken out before the text is cut: a token cut in two was no longer
@@ -1124,10 +1132,15 @@ class _WatchedRequest:
             _ANSWERED.set(response.status)
         retry: float | None = None
         if response.status == 429:
+            raw = response.headers.get("Retry-After")
             try:
-                retry = max(1.0, float(response.headers.get("Retry-After", "1")))
+                retry = max(1.0, float(raw or "1"))
             except ValueError:
-                retry = 1.0
+                # An HTTP date (as a proxy may write it), read as a feed's is: it was taken
+                # for one second.
+                from watchers.sources.feed import parse_retry_after
+
+                retry = max(1.0, parse_retry_after(raw) or 1.0)
         _LIMITED.set(retry)
         return response
 

@@ -581,6 +581,32 @@ async def test_a_webhooks_long_rate_limit_is_waited_out_not_taken_for_a_lost_ans
     assert len([r for r in emu.requests_for(WEBHOOK) if r.method == "POST"]) == 1
 
 
+async def test_a_proxys_429_in_html_with_a_dated_retry_after_is_a_rate_limit_waited_out(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
+    """A proxy in front of Discord answering 429 with an HTML page and a Retry-After written as
+    an HTTP date: discord.py could not read the body, the alert was taken for "maybe sent" (an
+    unreadable answer) and tried again a second later, into the same limit. It is a rate limit
+    whose Retry-After the route waits out; nothing is marked maybe sent."""
+    from email.utils import format_datetime
+
+    drop_articles(tmp_path / "wire", "floods", range(1))
+    until = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    emu.inject(WEBHOOK, Fault.proxy_rate_limited(until), times=1000)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: any(r.fault for r in emu.requests_for(WEBHOOK)), 10)
+    row = None
+    for _ in range(100):
+        rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
+        if rows and rows[0].state == "retry":
+            row = rows[0]
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None, "the alert was not put back to wait"
+    assert "rate limited" in (row.reason or ""), row.reason
+    assert row.next_attempt_at - datetime.now(UTC) > timedelta(seconds=60)
+    assert await run.engine.store.count_maybe_sent() == 0
+
+
 async def test_a_lost_answer_retried_after_discords_nonce_window_is_not_posted_twice(
         newswatch: Start, tmp_path: Path) -> None:
     """Discord keeps a message's nonce for a few minutes only (the emulator's window, shortened

@@ -740,6 +740,12 @@ class Fault:
         )
 
     @classmethod
+    def proxy_rate_limited(cls, retry_after: str) -> Fault:
+        """429 from a proxy in front of Discord: an HTML page, ``Retry-After`` written as given
+        (seconds, or an HTTP date)."""
+        return cls("status", 429, 0, retry_after, name="429_proxy")
+
+    @classmethod
     def server_error(cls, status: int = 500) -> Fault:
         """500 / 502 / 504 (discord.py retries 500, 502, 504 and 524)."""
         texts = {
@@ -1591,6 +1597,10 @@ class DiscordEmulator:
 
     def _fault_response(self, rec: RecordedRequest, fault: Fault) -> web.Response:
         rec.status = fault.status
+        if fault.name == "429_proxy":
+            rec.response = "<html><body>429 Too Many Requests</body></html>"
+            return web.Response(status=429, text=rec.response, content_type="text/html",
+                                headers={"Via": "1.1 proxy", "Retry-After": fault.message})
         if fault.status == 429:
             body = {
                 "message": fault.message,
