@@ -141,6 +141,22 @@ async def test_a_feed_cut_inside_an_item_gives_the_items_before_it_and_not_its_t
         assert any("document ends early" in s for s in cut.skipped)
 
 
+def test_a_feed_cut_after_its_last_item_beside_an_empty_one_keeps_every_whole_item() -> None:
+    """An empty <item/> (or <entry/>) has no end tag: counted as an item left open, the last
+    whole item of a feed cut in its closing tags was dropped at every poll."""
+    from watchers.sources._feedparse import parse_feed
+
+    items = b"".join(b'<item><guid isPermaLink="false">g%d</guid><title>t%d</title></item>'
+                     % (i, i) for i in range(3))
+    for empty in (b"<item/>", b"<item />", b'<item about="x"/>'):
+        doc = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>' + empty
+               + items + b"</channel></rss>")
+        cut = doc[: doc.index(b"</channel>") + 4]
+        got = parse_feed(cut, url="https://ex.org/feed", content_type=None)
+        assert got.cut_short is not None
+        assert [e.guid for e in got.entries] == ["g0", "g1", "g2"], empty
+
+
 async def test_an_ill_formed_feed_that_is_whole_keeps_its_validators(
     server: FeedServer, fetcher: Fetcher, seeds: list[Seed]
 ) -> None:

@@ -214,8 +214,10 @@ class ParsedFeed:
     cut_short: str | None = None
 
 
-# An item's or entry's end tag (RSS, RDF, Atom; any namespace prefix).
-_ITEM_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
+# An item's or entry's end tag (RSS, RDF, Atom; any namespace prefix), or an empty one that
+# ends where it starts (<item/>).
+_ITEM_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>"
+                       rb"|<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)(?:\s[^<>]*)?/>")
 
 # The parser's errors that only the end of the input can cause: the document stopped inside
 # an element, a tag, a CDATA section or a character.
