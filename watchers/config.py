@@ -1142,6 +1142,10 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: s
 _STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
 
 
+# The most refused values whose items are tried one by one (see _semantic_despite).
+_TRIED_PLACES = 24
+
+
 def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[ConfigIssue],
                       reported: set[str], *, watching: bool) -> list[ConfigIssue]:
     """The checks a valid config gets (:func:`_semantic_issues`: duplicate source names,
@@ -1161,10 +1165,14 @@ def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[Con
         # Only the items whose refused value cannot be left out go whole: a source with a bad
         # `every` beside a rule with no query went whole too, and with it the duplicate of its
         # name and its missing folder, seen only once `every` was mended.
-        whole = [p for p in places
-                 if _without(data, base_dir, places, items=[q for q in places if q != p])
-                 is None]
-        found = _without(data, base_dir, places, items=whole)
+        # (Each trial validates the whole config: past a few dozen refused values, as a
+        # generated file with one slip repeated has, the whole items go, in one trial.)
+        found = None
+        if len(places) <= _TRIED_PLACES:
+            whole = [p for p in places
+                     if _without(data, base_dir, places, items=[q for q in places if q != p])
+                     is None]
+            found = _without(data, base_dir, places, items=whole)
         if found is None:
             found = _without(data, base_dir, places, items=True)
         if found is None:
