@@ -89,8 +89,16 @@ __all__ = ["PollReport", "WatchService"]
 
 
 def _polled(config: SourceConfig) -> str:
-    """What a source polls, as its stored cursor keeps it: its type and URL or path."""
-    where = getattr(config, "url", None) or getattr(config, "path", None) or ""
+    """What a source polls, as its stored cursor keeps it: its type and URL (compared as links
+    are, http and https alike: a URL mended to its https form is the same feed, whose new
+    items a baseline would have swallowed) or path."""
+    url = getattr(config, "url", None)
+    if url:
+        where = normalise_link(url)
+        if where.startswith("http://"):
+            where = "https://" + where.removeprefix("http://")
+    else:
+        where = getattr(config, "path", None) or ""
     return f"{config.type} {where}"
 
 log = logging.getLogger(__name__)

@@ -70,6 +70,11 @@ async def test_a_feed_pointed_at_another_feed_takes_a_baseline_there(
         # and back to /a: a baseline again, though /a was polled before
         server.set("/a", Route(body=rss(items("a", 5))))
         assert await run_with(tmp_path, first) == []
+        # the same URL written otherwise (a trailing slash) is no move: what it publishes
+        # next alerts (a baseline would have swallowed it)
+        server.set("/a/", Route(body=rss([*items("a", 5), *items("later", 1)])))
+        same = {"type": "feed", "url": server.url("/a/")}
+        assert await run_with(tmp_path, same) == ["Troops later 0"]
 
 
 async def test_a_folder_made_a_feed_under_its_name_takes_a_baseline(tmp_path: Path) -> None:
