@@ -18,11 +18,11 @@ from watchers.errors import ConfigError
 RULE = '[[rules]]\nname = "a"\nquery = "kyiv"\n'
 
 
-def issues(text: str, tmp_path: Path) -> list[str]:
+def issues(text: str, tmp_path: Path, *, watching: bool = False) -> list[str]:
     p = tmp_path / "c.toml"
     p.write_text(text)
     with pytest.raises(ConfigError) as info:
-        load_config(p, watching=False)
+        load_config(p, watching=watching)
     return [str(i) for i in info.value.issues]
 
 
@@ -240,10 +240,7 @@ url = "https://example.org/feed2"
 [[rules]]
 name = "r"
 """
-    (tmp_path / "c.toml").write_text(text)
-    with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "c.toml")
-    assert sorted(str(i) for i in info.value.issues) == [
+    assert sorted(issues(text, tmp_path, watching=True)) == [
         "rules[0].query: missing: this key is required here",
         "sources[0].every: '5x' is not a duration; use e.g. '30s', '5m', '1h30m', '2d'",
         "sources[1].name: duplicate source name 'news' (first at sources[0])",
