@@ -105,17 +105,16 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
 
                 session = await stack.enter_async_context(aiohttp.ClientSession())
                 sinks = _webhook_sinks(cfg, session)
-            console = ConsoleSink()
+            terminal = ConsoleSink()
             engine = await stack.enter_async_context(open_engine(
-                cfg, sinks=sinks, start=False, default_sink=console,
+                cfg, sinks=sinks, start=False, default_sink=terminal,
                 on_report=report_poll, role=role, lease=timedelta(seconds=lease),
                 safety_poll=safety_poll))
             # The terminal takes the routes this config and its rules name, not every route:
             # alerts kept for a webhook route since taken out of the file were printed here and
             # marked delivered. Those wait, as a Discord run leaves them, until it is back.
             delivery = engine.delivery
-            delivery.sinks.update({r: console for r in engine.route_names()
-                                   if r not in delivery.sinks})
+            delivery.sinks = {**{r: terminal for r in engine.route_names()}, **delivery.sinks}
             delivery.default_sink = None
             await _intro(engine, "the deliver processes" if role == "poll"
                          else "webhooks and console" if webhooks else "console")

@@ -980,13 +980,13 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
 
     # A folder too: every = "1ms" (a slip for "1m") kept a core busy looking at five files.
     issues += [ConfigIssue(f"sources[{i}].every",
-                           f"a {src.type} is {'read' if folder else 'polled'} at most every "
+                           f"a {src.type} is {'read' if is_folder else 'polled'} at most every "
                            f"{least.total_seconds():g} s, not every "
                            f"{src.every.total_seconds():g} s (did you mean minutes: 'm'?)")
                for i, src in enumerate(cfg.sources)
-               if ((folder := isinstance(src, FolderSourceConfig))
+               if ((is_folder := isinstance(src, FolderSourceConfig))
                    or isinstance(src, FeedSourceConfig))
-               and src.every < (least := MIN_LOOK if folder else MIN_EVERY)]
+               and src.every < (least := MIN_LOOK if is_folder else MIN_EVERY)]
     from watchers.errors import FetchBlockedError
     from watchers.sources._guard import check_url
 

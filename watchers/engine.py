@@ -523,6 +523,9 @@ class Engine:
         names it). Raises QuerySyntaxError for a bad query, NewswatchError for an unknown
         source, and LookupBusyError when other lookups kept it waiting for the lookup threads
         longer than ``wait`` seconds in all (see :mod:`watchers.search`)."""
+        _text("query", query)
+        if source is not None:
+            _text("source", source)
         since = None if since is None else _span("since", since)
         limit = _count("limit", limit)
         if order not in ("newest", "best"):
@@ -806,6 +809,8 @@ class Engine:
         The file's articles are grouped in a story index of their own, in date order: the
         live one drops every story older than its newest article's window, so history
         imported into a store in use, or out of order, was nearly all stories of one."""
+        if self._closed:
+            raise NewswatchError("this engine is closed (its open_engine block has ended)")
         return await import_file(
             self.store, path, ruleset=self.watch.ruleset,
             executor=self.executor, regex_budget=self.watch.regex_budget,
@@ -1041,6 +1046,7 @@ class Engine:
     async def remove_rule(self, name: str, *, guild: int | None = None) -> bool:
         """Remove a rule added at run time (with ``guild``: one of that server's, by name;
         without: any, by key); False when there is none."""
+        _text("name", name)
         folded = name.casefold()
         stored = {r.key: r for r in await self.store.list_rules()}
         key = name if guild is None else f"{guild}:{name}"
@@ -1209,6 +1215,7 @@ class Engine:
         """Silence a rule (as ``guild`` names it) until now + ``duration``; its matches are
         still recorded. A global rule muted from a server is muted for every server (the
         front end lets only the server it posts in do so)."""
+        _text("rule", rule)
         duration = _span("duration", duration)
         key = self._rule_of(rule, guild).key
         # By the clock delivery and polls read mutes with (not the machine's, when a clock is
@@ -1220,6 +1227,7 @@ class Engine:
     @_one_change
     async def unmute(self, rule: str, *, guild: int | None = None) -> bool:
         """Let a muted rule alert again; False when it was not muted."""
+        _text("rule", rule)
         return await self.store.unmute(self._rule_of(rule, guild).key)
 
     # ------------------------------------------------------------------ sources
@@ -1505,6 +1513,7 @@ class Engine:
         :mod:`watchers.surge` and :func:`watchers.trends.trend_of`). Raises QuerySyntaxError
         for a bad query; ValueError for a ``bucket`` of nothing or below, or one so short
         that ``since`` holds more than :data:`TREND_MAX_BUCKETS` of them."""
+        _text("what", what)
         since = _span("since", since)
         if bucket is not None:
             bucket = _span("bucket", bucket)
@@ -1543,6 +1552,7 @@ class Engine:
     async def digest_now(self, route: str) -> int:
         """Send what ``route`` keeps for a digest now (``/digest now``); returns how many alerts
         it carries. Raises NewswatchError for a route newswatch does not know."""
+        _text("route", route)
         known = set(self.route_names())
         if route not in known:
             shown = route if len(route) <= 100 else route[:99] + "…"
@@ -1587,6 +1597,7 @@ class Engine:
         and channels are kept but not run — its feeds no longer fetched, its rules no longer
         matched — until it is back (:meth:`returned`). Stored, so a restart and the other
         processes keep to it. Whether this is news."""
+        _server("guild", guild)
         async with self._presence:
             return await self._left(guild)
 
@@ -1595,6 +1606,7 @@ class Engine:
         channels paused while the bot was away are resumed (their held alerts are sent), with
         ``routes`` (the config file's channels in that server, which the front end knows).
         Whether this is news."""
+        _server("guild", guild)
         async with self._presence:
             return await self._returned(guild, routes)
 
@@ -1740,6 +1752,22 @@ def _span(name: str, value: object) -> timedelta:
 
 # The most rows a database counts (SQLite's and PostgreSQL's largest integer).
 MOST_ROWS = 2**63 - 1
+
+
+def _text(name: str, value: object) -> str:
+    """``value``, a name or a query: TypeError unless a str (None reached ``.casefold()`` or
+    ``len()`` and said so in Python's words, naming nothing)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: a str, not {type(value).__name__}")
+    return value
+
+
+def _server(name: str, value: object) -> int:
+    """``value``, a server (Discord guild) id: TypeError unless a whole number (None was
+    stored as server 1, "5" as 5)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name}: a server id (an int), not {type(value).__name__}")
+    return value
 
 
 def _count(name: str, value: object, *, least: int = 1) -> int:

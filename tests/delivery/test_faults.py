@@ -603,6 +603,7 @@ async def test_a_proxys_429_in_html_with_a_dated_retry_after_is_a_rate_limit_wai
         await asyncio.sleep(0.05)
     assert row is not None, "the alert was not put back to wait"
     assert "rate limited" in (row.reason or ""), row.reason
+    assert row.next_attempt_at is not None
     assert row.next_attempt_at - datetime.now(UTC) > timedelta(seconds=60)
     assert await run.engine.store.count_maybe_sent() == 0
 

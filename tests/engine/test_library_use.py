@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -820,6 +821,8 @@ async def test_the_engines_fetcher_refuses_once_the_engine_is_closed(tmp_path: P
 class CancelsItself:
     """An embedder's source whose poll awaits a future that was cancelled (its own)."""
 
+    name = "mine"
+
     def __init__(self) -> None:
         self.polls = 0
 
@@ -858,3 +861,38 @@ async def test_a_sources_own_cancelled_error_is_its_failure_not_a_stop(tmp_path:
         assert mine.polls >= 2
         (state,) = [s for s in await engine.sources() if s.name == "mine"]
         assert state.state.failures >= 1
+
+
+async def test_a_wrong_kind_of_argument_is_named_by_the_engine(tmp_path: Path) -> None:
+    """None or a number where a name or a query goes reached ``.casefold()`` or ``len()`` and
+    failed in Python's words, naming no argument; ``left(None)`` stored server 1 as gone."""
+    from datetime import timedelta
+
+    async with open_engine(config(tmp_path), start=False) as engine:
+        calls: list[tuple[Callable[[], Awaitable[Any]], str]] = [
+            (lambda: engine.search(None), "query: a str, not NoneType"),  # type: ignore[arg-type]
+            (lambda: engine.search("troops", source=5), "source: a str, not int"),  # type: ignore[arg-type]
+            (lambda: engine.remove_rule(None), "name: a str, not NoneType"),  # type: ignore[arg-type]
+            (lambda: engine.mute(None, timedelta(hours=1)), "rule: a str"),  # type: ignore[arg-type]
+            (lambda: engine.unmute(3), "rule: a str, not int"),  # type: ignore[arg-type]
+            (lambda: engine.trend(None), "what: a str, not NoneType"),  # type: ignore[arg-type]
+            (lambda: engine.digest_now(None), "route: a str, not NoneType"),  # type: ignore[arg-type]
+            (lambda: engine.left(None), "guild: a server id (an int), not NoneType"),  # type: ignore[arg-type]
+            (lambda: engine.left("5"), "guild: a server id (an int), not str"),  # type: ignore[arg-type]
+        ]
+        for call, said in calls:
+            with pytest.raises(TypeError, match=re.escape(said)):
+                await call()
+        assert await engine.store.departed_servers() == {}
+    with pytest.raises(NewswatchError, match="this engine is closed"):
+        await engine.import_articles(tmp_path / "none.jsonl")
+
+
+def test_match_query_names_what_it_takes() -> None:
+    from watchers.models import Article
+    from watchers.rules import match_query
+
+    with pytest.raises(TypeError, match="match_query takes an Article, not str"):
+        match_query("troops", "some text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="match_query takes a query"):
+        match_query(5, Article(title="t", text="troops"))  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from watchers.engine import open_engine
 
 
 async def test_a_milder_rule_posts_alone_and_the_stricter_waits_for_its_outlets(
-        tmp_path: Path, storage: dict[str, str]) -> None:
+        tmp_path: Path, storage: dict[str, str]) -> None:  # noqa: F811
     cfg = parse_config({
         "storage": storage, "channels": {"alerts": 1}, "stories": {"window": "48h"},
         "fetch": {"allow_private": ["127.0.0.1/32"]},

@@ -1905,6 +1905,12 @@ def match_query(
     if (not isinstance(threshold, int | float) or isinstance(threshold, bool)
             or not 50 <= threshold <= 100):
         raise ValueError(f"threshold must be a number from 50 to 100, not {threshold!r}")
+    if not isinstance(article, Article):
+        # ("some text" failed deep inside with "'str' object has no attribute 'field'")
+        raise TypeError(f"match_query takes an Article, not {type(article).__name__} "
+                        "(Article(title=..., text=...))")
+    if not isinstance(query, str | Node):
+        raise TypeError(f"match_query takes a query (a str), not {type(query).__name__}")
     node = parse(query) if isinstance(query, str) else query
     if isinstance(aliases, Aliases):
         table = aliases
