@@ -113,9 +113,7 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
             # The terminal takes the routes this config and its rules name, not every route:
             # alerts kept for a webhook route since taken out of the file were printed here and
             # marked delivered. Those wait, as a Discord run leaves them, until it is back.
-            delivery = engine.delivery
-            delivery.sinks = {**{r: terminal for r in engine.route_names()}, **delivery.sinks}
-            delivery.default_sink = None
+            engine.only_known_routes_to_default_sink()
             await _intro(engine, "the deliver processes" if role == "poll"
                          else "webhooks and console" if webhooks else "console")
             if once:

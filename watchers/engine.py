@@ -1542,6 +1542,18 @@ class Engine:
             found = dataclasses.replace(found, label=f"rule {what}")
         return found
 
+    def only_known_routes_to_default_sink(self) -> None:
+        """The default sink takes the routes this engine knows (see :meth:`route_names`)
+        without a sink of their own, and no other: alerts kept for a route since taken out
+        of the config wait, as with no sink, until it is back (printed to a terminal, they
+        were marked delivered and never reached their destination)."""
+        delivery = self.delivery
+        if delivery.default_sink is None:
+            return
+        delivery.sinks = {**{r: delivery.default_sink for r in self.route_names()},
+                          **delivery.sinks}
+        delivery.default_sink = None
+
     def route_names(self) -> list[str]:
         """Every route newswatch knows, sorted: those in [channels], those rules name, and the
         channels servers picked (a channel set up for a digest keeps its route after its last
