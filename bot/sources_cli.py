@@ -199,17 +199,15 @@ async def _sources(cfg: Config) -> list[_Feed]:
         try:
             store = await open_store(path, readonly=True)
         except StoreEmptyError:
-            # A database made for newswatch and not used yet (createdb): the file's sources,
-            # as with no SQLite file yet.
-            return [_Feed(s.name, s.type, describe_source(s), s.outlet)
-                    for s in merged_sources(cfg, [])]
+            pass  # made for newswatch, not used yet (createdb): the file's sources alone
         except StoreError:
             raise  # names the database already (and says why it cannot be read)
         except NewswatchError as exc:
             raise NewswatchError(f"{path}: cannot read the database: {exc}") from None
-        try:
-            stored = await store.list_sources()
-        finally:
-            await store.aclose()
+        else:
+            try:
+                stored = await store.list_sources()
+            finally:
+                await store.aclose()
     return [_Feed(s.name, s.type, describe_source(s), s.outlet)
             for s in merged_sources(cfg, stored)]

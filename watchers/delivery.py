@@ -505,6 +505,9 @@ class DeliveryService:
     store: Store
     sinks: Mapping[str, Sink] = field(default_factory=dict)
     default_sink: Sink | None = None
+    # The routes the default sink takes, asked at each send (None: every route without a sink
+    # of its own); see Engine.only_known_routes_to_default_sink.
+    default_routes: Callable[[], Collection[str]] | None = None
     notices_route: str | None = None
     wake_event: asyncio.Event = field(default_factory=asyncio.Event)
     batch: int = 50
@@ -590,7 +593,12 @@ class DeliveryService:
         check_sinks(self.sinks, self.default_sink)
 
     def sink_for(self, route: str) -> Sink | None:
-        return self.sinks.get(route, self.default_sink)
+        sink = self.sinks.get(route)
+        if sink is not None or self.default_sink is None:
+            return sink
+        if self.default_routes is not None and route not in self.default_routes():
+            return None  # a route the config no longer names: it waits (see default_routes)
+        return self.default_sink
 
     async def _within(self, call: Awaitable[T], sink: object, row: OutboxRow) -> T:
         """A sink's answer within :attr:`send_timeout` seconds, else UncertainDeliveryError

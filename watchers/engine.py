@@ -1524,14 +1524,15 @@ class Engine:
                                  f"most {TREND_MAX_BUCKETS:,} (a longer bucket or a shorter "
                                  "since)")
         seen = {r.key if guild is None else r.name: r.key for r in self._rules_seen(guild)}
-        key = seen.get(what)
-        if key is None:
-            # A rule's name in another case is the rule, as /mute and /recent take it
-            # ("/trend alpha" charted the word alpha beside the rule Alpha).
-            folded = what.casefold()
-            same = [(name, k) for name, k in seen.items() if name.casefold() == folded]
-            if len(same) == 1:
-                what, key = same[0]
+        # A rule's name (in any case, as /mute and /recent take it: "/trend alpha" charted
+        # the word alpha beside the rule Alpha), else a query.
+        try:
+            rule = self._rule_of(what, guild)
+        except NewswatchError:
+            key = None
+        else:
+            key = rule.key
+            what = rule.key if guild is None else rule.name
         found = await trend_of(
             self.store, what if key is None else key, rules=set(seen.values()), since=since,
             until=self.delivery.clock.now(), surge=self.config.surge,
@@ -1547,12 +1548,7 @@ class Engine:
         without a sink of their own, and no other: alerts kept for a route since taken out
         of the config wait, as with no sink, until it is back (printed to a terminal, they
         were marked delivered and never reached their destination)."""
-        delivery = self.delivery
-        if delivery.default_sink is None:
-            return
-        delivery.sinks = {**{r: delivery.default_sink for r in self.route_names()},
-                          **delivery.sinks}
-        delivery.default_sink = None
+        self.delivery.default_routes = self.route_names  # as they are at each send
 
     def route_names(self) -> list[str]:
         """Every route newswatch knows, sorted: those in [channels], those rules name, and the

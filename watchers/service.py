@@ -83,23 +83,20 @@ from watchers.store.base import (
 )
 from watchers.stories import DEFAULT_WINDOW, Signature, StoryIndex, signature_from
 from watchers.surge import Baseline, is_surge
-from watchers.urls import normalise_link, without_credentials
+from watchers.urls import feed_url_key, normalise_link, without_credentials
 
 __all__ = ["PollReport", "WatchService"]
 
 
-def _polled(config: SourceConfig) -> str:
+def _polled(config: SourceConfig, *, as_written: bool = False) -> str:
     """What a source polls, as its stored cursor keeps it: its type and URL (compared as links
     are, http and https alike: a URL mended to its https form is the same feed, whose new
-    items a baseline would have swallowed) or path."""
+    items a baseline would have swallowed) or path; ``as_written``: the URL as the config
+    writes it, for the log."""
     url = getattr(config, "url", None)
     if url:
-        where = normalise_link(url)
-        if where.startswith("http://"):
-            where = "https://" + where.removeprefix("http://")
-    else:
-        where = getattr(config, "path", None) or ""
-    return f"{config.type} {where}"
+        return f"{config.type} {url if as_written else feed_url_key(url)}"
+    return f"{config.type} {getattr(config, 'path', None) or ''}"
 
 log = logging.getLogger(__name__)
 
@@ -824,7 +821,8 @@ class WatchService:
             baseline = first and SOURCE_TYPES[running.config.type].baseline
             if moved:
                 log.info("source %s now polls %s (it polled %s): its first poll there %s",
-                         printable(name), printable(without_credentials(polled)),
+                         printable(name), printable(without_credentials(
+                             _polled(running.config, as_written=True))),
                          printable(without_credentials(str(was))),
                          "is a baseline" if baseline else "alerts what it finds")
             since = self._answered.get(running.name, state.last_success)

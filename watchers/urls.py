@@ -97,7 +97,7 @@ def _normalise(raw: str) -> str:
 def url_parts_problem(url: str) -> str | None:
     """Why ``url``'s parts do not read (a port out of range or not a number, a broken IPv6
     host), in words that do not repeat the URL (it may hold a password); None when they do."""
-    if not url.isprintable() or any("\ud800" <= c <= "\udfff" for c in url):
+    if not url.isprintable():  # (a lone surrogate is not printable either)
         # A byte that is not UTF-8 (an environment variable or an argument passes it as a
         # lone surrogate) or a control character: the driver failed on it with a traceback,
         # then named a database with a space where the byte was.

@@ -44,7 +44,6 @@ from watchers.store.base import (
 )
 from watchers.store.postgres._db import _DRIVER_ERRORS, LOCKS, NEWSWATCH, Pg
 from watchers.store.sqlite._db import rules_json
-from watchers.store.sqlite._db import rules_json as rules_json_of
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -149,7 +148,7 @@ async def write_stories(conn: asyncpg.Connection, batch: StoryBatch) -> None:
 
 
 async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRecord,
-                     outlets: Sequence[str], rules_json: Sequence[str], when: datetime,
+                     outlets: Sequence[str], rules_docs: Sequence[str], when: datetime,
                      nonce: Callable[[], str], batch: StoryBatch | None = None,
                      names: Mapping[str, str] | None = None,
                      stored: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
@@ -168,9 +167,9 @@ async def story_rows(conn: asyncpg.Connection, article: Article, rec: ArticleRec
                                     waits=batch is None or story in batch.waiting, names=names,
                                     stored=stored)
     rows: list[tuple[Any, ...]] = []
-    for entry, rules in zip(rec.alerts, rules_json, strict=True):
+    for entry, rules in zip(rec.alerts, rules_docs, strict=True):
         if (met := corroborated(entry, count.on(entry.route))) is not entry:
-            entry, rules = met, rules_json_of([met])[0]
+            entry, rules = met, rules_json([met])[0]
         kind, state, escalated = await _outcome(
             conn, story, entry, count.on(entry.route),
             batch is None or (story, entry.route) in batch.routed)

@@ -56,7 +56,6 @@ from watchers.store.sqlite._db import (
     iso,
     rules_json,
 )
-from watchers.store.sqlite._db import rules_json as rules_json_of
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -193,7 +192,7 @@ def write_stories(conn: sqlite3.Connection, batch: StoryBatch,
 
 
 def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord,
-               outlets: Sequence[str], rules_json: Sequence[str], when: str,
+               outlets: Sequence[str], rules_docs: Sequence[str], when: str,
                nonce: Callable[[], str], batch: StoryBatch | None = None,
                names: Mapping[str, str] | None = None,
                stored: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
@@ -201,7 +200,7 @@ def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord,
     :func:`story_outcome` against what the story already has on the route; releases alerts that
     waited for the outlets this article brings. ``outlets``: the story's distinct outlets, this
     article's included (each route counts those its readers see: :class:`OutletCount`).
-    ``rules_json[i]`` is entry i's rules as JSON. ``batch``: the write batch's StoryBatch, which
+    ``rules_docs[i]`` is entry i's rules as JSON. ``batch``: the write batch's StoryBatch, which
     lets queries that could find nothing be skipped (None: none is), and learns the rows
     written. ``names``: the sources' outlets now; ``stored``: as they reported (the batch's,
     with a batch; see OutletCount)."""
@@ -216,9 +215,9 @@ def story_rows(conn: sqlite3.Connection, article: Article, rec: ArticleRecord,
                               waits=batch is None or story in batch.waiting, names=names,
                               stored=stored)
     rows: list[tuple[Any, ...]] = []
-    for entry, rules in zip(rec.alerts, rules_json, strict=True):
+    for entry, rules in zip(rec.alerts, rules_docs, strict=True):
         if (met := corroborated(entry, count.on(entry.route))) is not entry:
-            entry, rules = met, rules_json_of([met])[0]
+            entry, rules = met, rules_json([met])[0]
         kind, state, escalated = _outcome(
             conn, story, entry, count.on(entry.route),
             batch is None or (story, entry.route) in batch.routed)
