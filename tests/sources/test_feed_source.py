@@ -427,3 +427,22 @@ async def test_a_304_to_an_unconditional_request_is_an_error(
     server.set("/feed", Route(status=304))
     with pytest.raises(SourceError, match="304 Not Modified to a request that was not"):
         await source(server, fetcher).poll({})
+
+
+def test_a_cut_feed_a_thousand_times_larger_is_read_in_linear_time() -> None:
+    """Telling whether the cut fell inside an item counts the items' end tags: a megabyte of
+    an item's attributes that never close is counted at once (a hang's catch, not a speed
+    test), and the item cut open is not given; 300,000 item starts are refused by name."""
+    import time
+
+    from watchers.sources._feedparse import FeedFormatError, parse_feed
+
+    head = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+            b'<item><guid isPermaLink="false">g0</guid><title>t0</title></item>')
+    started = time.monotonic()
+    got = parse_feed(head + b"<item " + b"a" * 1_000_000, url="https://ex.org/feed",
+                     content_type=None)
+    assert time.monotonic() - started < 60
+    assert [e.guid for e in got.entries] == ["g0"]
+    with pytest.raises(FeedFormatError, match="holds more markup than a feed is parsed with"):
+        parse_feed(head + b"<item x" * 300_000, url="https://ex.org/feed", content_type=None)
