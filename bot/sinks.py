@@ -90,7 +90,14 @@ from bot.embeds import (
 )
 from bot.logs import redact
 from watchers.config import DiscordConfig, RouteConfig
-from watchers.delivery import Alert, Digest, Sink, StoryUpdate, UpdateResult
+from watchers.delivery import (
+    WEBHOOK_PAUSE_MARK,
+    Alert,
+    Digest,
+    Sink,
+    StoryUpdate,
+    UpdateResult,
+)
 from watchers.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -126,6 +133,11 @@ def _mendable(module: str, name: str, needs: tuple[str, ...]) -> Any:
     return found if all(hasattr(found, a) for a in needs) else None
 
 
+# The longest wait an emptied webhook bucket's answer is obeyed for, in seconds (the bot
+# client's max_ratelimit_timeout, bot/client.py).
+WEBHOOK_BUCKET_WAIT_MAX = 30.0
+
+
 def _release_webhook_locks_in_the_background() -> None:
     """discord.py's webhook client holds a webhook's lock while it sleeps out an emptied
     rate-limit bucket, in the ``async with`` block's exit (``AsyncDeferredLock.__aexit__``:
@@ -144,6 +156,14 @@ def _release_webhook_locks_in_the_background() -> None:
 
     async def __aexit__(self: Any, *exc: object) -> None:
         lock, delta = self.lock, self.delta
+        if delta and not delta <= WEBHOOK_BUCKET_WAIT_MAX:  # nan too
+            # An answer asking for a wait of hours (a proxy's or a broken header's) held the
+            # lock for that long: every later send to the webhook timed out behind it. The
+            # bot client's buckets give up such a wait past 30 s (max_ratelimit_timeout);
+            # here the wait is cut to that, and the next send's own 429, if any, is obeyed.
+            log.warning("a webhook's answer asked to wait %s s before its next send; "
+                        "waiting %.0f s", f"{delta:.0f}", WEBHOOK_BUCKET_WAIT_MAX)
+            delta = WEBHOOK_BUCKET_WAIT_MAX
         if delta:
             # A task, not a timer: an event loop ending before the wait is over cancels it,
             # and the lock is released all the same (a timer left on a closed loop kept the
@@ -219,8 +239,8 @@ def _marked(exc: PermanentDeliveryError, target: WebhookTarget) -> PermanentDeli
     WebhookTarget.mark); any other as it was."""
     if not exc.pause_destination:
         return exc
-    return PermanentDeliveryError(f"{exc} [webhook {target.mark}]", pause_destination=True,
-                                  maybe_sent=exc.maybe_sent)
+    return PermanentDeliveryError(f"{exc} {WEBHOOK_PAUSE_MARK}{target.mark}]",
+                                  pause_destination=True, maybe_sent=exc.maybe_sent)
 
 
 # In a notice, the characters that could make a masked link, a mention, formatting or a quote
@@ -248,7 +268,7 @@ _INVALID_WEBHOOK_TOKEN = 50027
 # unusable: 401 401: Unauthorized"): a 401 that carries no error code.
 _TOKEN_PAUSE = re.compile(r"destination unusable: 401 (?!\(code )")
 # How a webhook's pause names the webhook it was of (see WebhookTarget.mark).
-_WEBHOOK_MARK = re.compile(r"\[webhook ([0-9a-f]{6})\]$")
+_WEBHOOK_MARK = re.compile(re.escape(WEBHOOK_PAUSE_MARK) + r"([0-9a-f]{6})\]$")
 _FORUM_WEBHOOK = 220001  # "Webhooks posted to forum channels must have a thread_name or thread_id"
 _MAX_APPLIED_TAGS = 5  # Discord's limit per post
 

@@ -79,6 +79,7 @@ from watchers.store.base import (
 )
 
 __all__ = [
+    "WEBHOOK_PAUSE_MARK",
     "AckSink",
     "Alert",
     "DeliveryService",
@@ -97,6 +98,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# How a sink ends the reason of a webhook's pause (" [webhook <mark>]"): such a pause is lifted
+# by a start with the route's URL corrected (PauseSink.stale_pause), and says so.
+WEBHOOK_PAUSE_MARK = "[webhook "
 
 # The rule sets kept for rebuilding alerts' evidence (one per distinct set of an alert's rules).
 _EVIDENCE_SETS: Final = 256
@@ -888,9 +893,11 @@ class DeliveryService:
             sink = self.sink_for(route)
             if isinstance(sink, PauseSink) and sink.stale_pause(route, reason):
                 n = await self.store.resume_route(route)
-                log.warning("route %s resumed at start: it was paused for a reason that no "
-                            "longer pauses a destination (%s); %d held alert(s) queued",
-                            route, reason, n)
+                why = ("its webhook's URL has changed since it was paused"
+                       if WEBHOOK_PAUSE_MARK in reason else
+                       "it was paused for a reason that no longer pauses a destination")
+                log.warning("route %s resumed at start: %s (%s); %d held alert(s) queued",
+                            route, why, reason, n)
                 continue
             self._routes[route].paused_reason = reason
             label = route
@@ -901,7 +908,7 @@ class DeliveryService:
             log.warning("route %s is paused (%s): %d alert(s) held, sent when it is resumed "
                         "(/alerts resume %s%s)", route, reason, held.get(route, 0), label,
                         "; a webhook's, also by a start with its URL corrected"
-                        if "[webhook " in reason else "")
+                        if WEBHOOK_PAUSE_MARK in reason else "")
 
     async def _start_up(self) -> None:
         if not self.shared:
@@ -1415,10 +1422,15 @@ class DeliveryService:
         if server is not None:  # a server's channel: that server is told, in another of its own
             where, label = server
         if where and where != route:
+            # A webhook's pause (its URL refused) is lifted by a start with the URL corrected,
+            # the one way a set-up of webhooks alone has (/alerts resume needs the bot).
+            how = (f"its URL is corrected and newswatch started again, or it is resumed "
+                   f"(/alerts resume {label})" if WEBHOOK_PAUSE_MARK in reason else
+                   f"it is resumed (/alerts resume {label})")
             await self.store.add_notice(
                 where,
                 f"Destination {label!r} paused: {reason}. {held} alert(s) held; "
-                f"they are sent when it is resumed (/alerts resume {label}).")
+                f"they are sent when {how}.")
             self.wake_event.set()
 
     def _backoff(self, state: _RouteState) -> float:

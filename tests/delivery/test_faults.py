@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -358,7 +359,15 @@ async def test_a_webhook_paused_for_its_token_is_resumed_by_a_start_with_another
     await fixed.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 2, 20)
     assert report_numbers(emu, "hooks") == [0, 1]
     assert "hook" not in fixed.engine.delivery.paused_routes()
-    assert any(r.getMessage().startswith("route hook resumed at start") for r in caplog.records)
+    (said,) = [r.getMessage() for r in caplog.records
+               if r.getMessage().startswith("route hook resumed at start")]
+    # the reason it was resumed for, not the bot-token one ("no longer pauses a destination")
+    assert "its webhook's URL has changed since it was paused" in said, said
+    assert "no longer pauses" not in said
+    # the notice of the pause named the way out a set-up of webhooks alone has
+    (notice,) = [r.text for r in await fixed.engine.store.alerts(kind="notice")
+                 if "'hook' paused" in r.text]
+    assert "its URL is corrected and newswatch started again" in notice, notice
 
 
 async def test_a_webhook_send_whose_answer_was_lost_is_found_not_sent_twice(
@@ -773,6 +782,28 @@ async def test_a_webhook_answer_that_empties_its_bucket_leaves_the_webhook_usabl
         posts = emu.requests_for(WEBHOOK)
         assert len(posts) == 3
         assert emu.validate_all() == []
+
+
+@pytest.mark.parametrize("reset", ["1e9", "inf", "nan"])
+async def test_a_webhook_answer_asking_for_a_wait_of_ages_is_waited_out_at_the_cap(
+        newswatch: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, reset: str) -> None:
+    """A 200 answer whose X-RateLimit-Reset-After asked for years held the webhook's lock
+    that long: every later send timed out behind it, for the life of the process. The wait
+    is cut to the cap (the bot client's 30 s; 1 s here), said in the log."""
+    monkeypatch.setattr(bot_sinks, "WEBHOOK_BUCKET_WAIT_MAX", 1.0)
+    caplog.set_level(logging.WARNING, logger="newswatch")
+    async with _EmptiedBucket(reset=0, **world()) as emu, emu.patch_discord():
+        emu.reset = reset  # type: ignore[assignment]  # the header as written
+        drop_articles(tmp_path / "wire", "floods", range(3))
+        run = await newswatch(emu)
+        await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 3, 20)
+        await asyncio.sleep(0.5)
+        assert report_numbers(emu, "hooks") == [0, 1, 2]
+        assert len(emu.requests_for(WEBHOOK)) == 3
+        assert await run.engine.store.count_maybe_sent() == 0
+    said = [r.getMessage() for r in caplog.records if "asked to wait" in r.getMessage()]
+    assert len(said) == 1 and "waiting 1 s" in said[0], said
 
 
 async def test_a_channel_answer_that_empties_its_bucket_is_read_and_the_channel_stays_usable(

@@ -169,8 +169,6 @@ async def list_words(conn: asyncpg.Connection, words: Collection[str]) -> None:
                            "ON CONFLICT DO NOTHING", listed)
 
 
-
-
 class _Parser:
     """The FTS5 query subset written by :func:`watchers.rules.lookup.index_query` (and typed by
     hand), into ``to_tsquery`` syntax. FTS5's precedence: NOT binds tighter than AND (also

@@ -680,11 +680,10 @@ async def rekey(db: Pg, version: int, terms_of: TermsOf) -> bool:
                      for r in rows if r[3] and (t := terms_of(r[3], ""))]
             await conn.execute("DELETE FROM article_urls WHERE article = ANY($1::bigint[])", ids)
             await conn.execute(INSERT_URLS, [a for a, _ in links], [t for _, t in links])
-            from watchers.store.postgres.articles import listable
+            from watchers.store.postgres.articles import list_words
 
-            words = listable(set(" ".join(terms).split()))
-            await conn.execute("INSERT INTO index_words (word) SELECT unnest($1::text[]) "
-                               "ON CONFLICT DO NOTHING", words)
+            # sorted, as ingest lists them: a rebuild beside a process ingesting never deadlocks
+            await list_words(conn, set(" ".join(terms).split()))
             after = ids[-1]
             await conn.execute("UPDATE index_keys SET after = $1", after)
         done += len(rows)
