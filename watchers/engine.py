@@ -610,7 +610,7 @@ class Engine:
         if guild is None:
             return [(art, await self._shown(art, matches))
                     for art, matches in await self.store.recent(rule=rule, limit=limit)]
-        key = None if rule is None else self._rule_of(rule, guild).key
+        key = None if rule is None else self.rule_of(rule, guild).key
         found = await self.store.recent(rule=key, limit=limit,
                                         rules=[r.key for r in self._rules_seen(guild)],
                                         follows=self._follows(guild))
@@ -831,9 +831,11 @@ class Engine:
         return next((r.name for r in self.watch.rules
                      if r.guild_id is None and r.name.casefold() == folded), None)
 
-    def _rule_of(self, name: str, guild: int | None) -> RuleConfig:
-        """The running rule ``name`` names for a caller in ``guild`` (None: a key), or
-        NewswatchError — the same for another server's rule as for no rule at all."""
+    def rule_of(self, name: str, guild: int | None = None) -> RuleConfig:
+        """The running rule ``name`` names for a caller in ``guild`` (None: a key), in any case
+        when one rule it sees has that name, or NewswatchError — the same for another
+        server's rule as for no rule at all. What ``/mute``, ``/recent`` and ``/trend`` act
+        on; a front end checking a rule before acting on it asks here."""
         running = {r.key: r for r in self.watch.rules}
         if guild is None:
             found = running.get(name)
@@ -1217,7 +1219,7 @@ class Engine:
         front end lets only the server it posts in do so)."""
         _text("rule", rule)
         duration = _span("duration", duration)
-        key = self._rule_of(rule, guild).key
+        key = self.rule_of(rule, guild).key
         # By the clock delivery and polls read mutes with (not the machine's, when a clock is
         # given): a mute for an hour ends an hour later by that clock.
         until = self.delivery.clock.now() + duration
@@ -1228,7 +1230,7 @@ class Engine:
     async def unmute(self, rule: str, *, guild: int | None = None) -> bool:
         """Let a muted rule alert again; False when it was not muted."""
         _text("rule", rule)
-        return await self.store.unmute(self._rule_of(rule, guild).key)
+        return await self.store.unmute(self.rule_of(rule, guild).key)
 
     # ------------------------------------------------------------------ sources
 
@@ -1414,8 +1416,12 @@ class Engine:
                          follow.guild_id, follow.name, rejected)
 
     async def resume_source(self, name: str, *, guild: int | None = None) -> bool:
-        """Resume a paused source now; False when it is unknown or was never polled (with
-        ``guild``: one of the feeds that server follows)."""
+        """Resume a paused source and poll it now; False when it is unknown or was never
+        polled (with ``guild``: one of the feeds that server follows). One that is not paused
+        raises NewswatchError saying when it is polled next: "resume" fetched it at once
+        every time it was asked, ahead of a publisher's Retry-After and of the once-a-minute
+        floor of feeds added at run time."""
+        key = name
         if guild is not None:
             follow = self.tenancy.follows_of(guild).get(name)
             if follow is None:
@@ -1423,8 +1429,18 @@ class Engine:
                     raise NewswatchError(f"source {name!r} is shared by every server; only "
                                          "the operator can resume it")
                 return False
-            return await self.watch.resume_source(feed_key(url_of(follow)))
-        return await self.watch.resume_source(name)
+            key = feed_key(url_of(follow))
+        state = await self.watch.state_of(key)
+        if state is None:
+            return False
+        if not state.paused:
+            failing = ("; it is polled" if not state.failures else
+                       "; its last poll failed and it is tried again" if state.failures == 1
+                       else f"; its last {state.failures} polls failed and it is tried again")
+            when = ("" if state.next_poll is None else
+                    f" at {state.next_poll.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+            raise NewswatchError(f"source {name!r} is not paused{failing}{when or ' soon'}")
+        return await self.watch.resume_source(key)
 
     # ------------------------------------------------------------------ routes
 
@@ -1527,7 +1543,7 @@ class Engine:
         # A rule's name (in any case, as /mute and /recent take it: "/trend alpha" charted
         # the word alpha beside the rule Alpha), else a query.
         try:
-            rule = self._rule_of(what, guild)
+            rule = self.rule_of(what, guild)
         except NewswatchError:
             key = None
         else:

@@ -1256,6 +1256,14 @@ class WatchService:
         mutes = await self.store.mutes(now=self.clock.now())
         return found, _route(fresh, rules, mutes, self.stories_mode)
 
+    async def state_of(self, name: str) -> SourceState | None:
+        """The stored health of the running source ``name`` (None: unknown or never polled)."""
+        if name not in self._running:
+            return None
+        if self.shared:
+            return await self.store.source_state(name)
+        return (await self._book.all()).get(name)
+
     async def health(self) -> list[SourceState]:
         if self.shared:  # other processes poll: what the store says now
             states = {s.name: s for s in await self.store.all_source_states()}

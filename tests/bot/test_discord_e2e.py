@@ -106,6 +106,11 @@ async def test_lookup_commands(running: Running) -> None:
     recent = await (await emu.send_interaction("recent", {"rule": "kyiv"})).final_message()
     assert "Recent alerts for kyiv" in recent.embeds[0]["title"]
     assert "3 result(s)" in recent.embeds[0]["footer"]["text"]
+    # the rule named in another case: the same results, each with its "why" (it had none)
+    upper = await (await emu.send_interaction("recent", {"rule": "KYIV"})).final_message()
+    assert "Recent alerts for kyiv" in upper.embeds[0]["title"]
+    assert "**" in recent.embeds[0]["description"]  # the words that fired, in bold
+    assert upper.embeds[0]["description"] == recent.embeds[0]["description"]
     art: Article = (await running.engine.recent(rule="kyiv", limit=1))[0][0]
     detail = await (await emu.send_interaction("article", {"id": art.id})).final_message()
     names = [f["name"] for f in detail.embeds[0]["fields"]]

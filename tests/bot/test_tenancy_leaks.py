@@ -193,6 +193,53 @@ async def test_a_followed_feed_that_pauses_is_told_to_its_server_only(
         assert await asyncio.wait_for(run.task, 15) == 0
 
 
+async def test_sources_resume_polls_a_paused_feed_and_refuses_a_running_one(
+        two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    """/sources resume fetched the feed at once each time it was asked, paused or not: a
+    server's admin could have a URL fetched as often as they typed it, ahead of the
+    publisher's Retry-After. A running feed is now refused, saying when it is polled next."""
+    data = two_servers(two, tmp_path, fetch={"pause_after": 2})
+    run = await start_running(parse_config(data, base_dir=tmp_path), two, tmp_path / "seeds")
+
+    def fetches() -> int:
+        return sum(1 for r in feeds.requests if r.path == "/b-desk")
+
+    try:
+        await two.wait_until_identified(timeout=10)
+        await run.wait_for(lambda: bool(two.commands(B)))
+        said = await ask(two, B, "sources add", {"name": "desk", "url": feeds.url("/b-desk"),
+                                                 "every": "1h"})
+        assert not said.ephemeral, said.content
+        await run.wait_for(lambda: fetches() >= 1)
+        feeds.set("/b-desk", Route(status=429, headers={"Retry-After": "3600"}))
+        await run.engine.run_once()  # rate limited: failing, not paused
+        assert fetches() == 2
+        for _ in range(3):
+            said = await ask(two, B, "sources resume", {"name": "desk"})
+            assert said.ephemeral and "'desk' is not paused" in said.content, said.content
+            assert "its last poll failed and it is tried again at" in said.content
+            assert " UTC" in said.content
+        await asyncio.sleep(0.5)
+        assert fetches() == 2  # nothing fetched ahead of the publisher's hour
+        # paused (a second failure): resumed and polled now
+        state = next(s.state for s in await run.engine.sources(guild=B) if s.name == "desk")
+        assert state.failures == 1 and not state.paused
+        feeds.set("/b-desk", Route(status=500))
+        await run.engine.watch.resume_source(state.name)  # (the library's "poll it now")
+        await run.engine.run_once()
+        state = next(s.state for s in await run.engine.sources(guild=B) if s.name == "desk")
+        assert state.paused
+        feeds.set("/b-desk", Route(body=rss([])))
+        said = await ask(two, B, "sources resume", {"name": "desk"})
+        assert not said.ephemeral and "resumed" in said.content, said.content
+        await run.wait_for(lambda: fetches() >= 4)
+        state = next(s.state for s in await run.engine.sources(guild=B) if s.name == "desk")
+        assert not state.paused and state.failures == 0
+    finally:
+        run.stop.set()
+        assert await asyncio.wait_for(run.task, 15) == 0
+
+
 async def test_a_servers_channel_that_pauses_is_told_to_that_server(
         two: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     data = two_servers(two, tmp_path, notices="alerts")  # the operator's: A's #alerts
@@ -224,11 +271,20 @@ async def test_a_servers_channel_that_pauses_is_told_to_that_server(
 async def test_only_the_server_a_config_rule_posts_in_may_mute_it(running: Running) -> None:
     emu, engine = running.emu, running.engine
     # "troops" is the config file's; its route "alerts" is a channel of server A
-    refused = await ask(emu, B, "mute", {"rule": "troops", "duration": "7d"})
-    assert refused.ephemeral and "config file's" in refused.content
+    # in any case the engine finds it by ("/mute TROOPS" muted it from B)
+    for name in ("troops", "TROOPS", "Troops"):
+        refused = await ask(emu, B, "mute", {"rule": name, "duration": "7d"})
+        assert refused.ephemeral and "config file's" in refused.content, (name, refused.content)
+        assert not await engine.store.mutes(now=NOW)
+    muted = await ask(emu, A, "mute", {"rule": "troops", "duration": "7d"})
+    assert not muted.ephemeral and "muted until" in muted.content
+    for name in ("troops", "TROOPS"):
+        refused = await ask(emu, B, "unmute", {"rule": name})
+        assert refused.ephemeral and "config file's" in refused.content, (name, refused.content)
+        assert await engine.store.mutes(now=NOW)
+    said = await ask(emu, A, "unmute", {"rule": "TROOPS"})
+    assert not said.ephemeral and "unmuted" in said.content
     assert not await engine.store.mutes(now=NOW)
-    refused = await ask(emu, B, "unmute", {"rule": "troops"})
-    assert refused.ephemeral and "config file's" in refused.content
     muted = await ask(emu, A, "mute", {"rule": "troops", "duration": "7d"})
     assert not muted.ephemeral and "muted until" in muted.content
     assert await engine.store.mutes(now=NOW)

@@ -120,6 +120,8 @@ class LookupCog(NewswatchCog):
         # longer than Discord waits for a first answer.
         items = await in_time(interaction, self.engine.recent(rule=rule, limit=limit,
                                                               guild=interaction.guild_id))
+        if rule is not None:  # as the engine found it: "/recent rule:WATCH" showed no "why"
+            rule = self.engine.rule_of(rule, interaction.guild_id).name
         rows = [(a, next((m for m in ms if rule is None or m.rule == rule), None))
                 for a, ms in items]
         await self._show(interaction, f"Recent alerts for {rule}" if rule else "Recent alerts",

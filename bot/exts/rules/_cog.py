@@ -329,10 +329,14 @@ class MuteCog(NewswatchCog):
         server that holds its channel, or — when that cannot be told (a webhook) — in a
         server that holds one of the config file's channels. A server's own rule is its own."""
         guild = interaction.guild_id
-        rule = next((v.rule for v in await self.engine.rules(guild=guild)
-                     if v.rule.name == name), None)
-        if rule is None or rule.guild_id is not None or guild is None:
-            return  # unknown (the engine says so) or this server's own
+        try:
+            # The rule the engine acts on: "/mute TROOPS" muted the config file's troops
+            # from another server, where the name as typed matched no rule here.
+            rule = self.engine.rule_of(name, guild)
+        except NewswatchError:
+            return  # unknown: the engine says so
+        if rule.guild_id is not None or guild is None:
+            return  # this server's own
         config = self.engine.config
         here = _guild_of(interaction.client, config.route(rule.channel))
         if here == guild:
