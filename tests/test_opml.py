@@ -86,6 +86,20 @@ def test_a_utf32_document_is_read_too(codec: str) -> None:
         parse_opml(b"\xff\xfe\x00\x00<\x00\x00\x00\xff\xff\xff\xff")
 
 
+@pytest.mark.timeout(30)
+def test_a_utf32_declaration_followed_by_a_megabyte_of_spaces_is_refused_at_once() -> None:
+    """Dropping the declaration's encoding ran its pattern over the whole text, which
+    backtracked over the run of spaces from each of its positions: four megabytes, 2 s for
+    20,000 spaces and growing with their square. Now the declaration alone is read."""
+    hostile = ("<?xml" + " " * 1_000_000 + "x").encode("utf-32")
+    with pytest.raises(OpmlError, match="not XML"):
+        parse_opml(hostile)
+    # a declaration of its usual length, spaces and all, still loses its encoding
+    text = ('<?xml version="1.0"   encoding="UTF-32"  ?><opml version="2.0"><body>'
+            '<outline text="Київ" xmlUrl="https://k.example/f"/></body></opml>')
+    assert [e.title for e in parse_opml(text.encode("utf-32")).entries] == ["Київ"]
+
+
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
  <!ENTITY lol "lol">

@@ -170,6 +170,8 @@ class _Refused(Exception):
 _UTF32 = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
           (b"<\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"))
 _DECLARED = re.compile(r"""^(\s*<\?xml\b[^>]*?)\s+encoding\s*=\s*(["'])[^"']*\2""")
+# The characters an XML declaration (and the space before it) is looked for in.
+_DECLARATION_SPAN = 1_000
 
 
 def _from_utf32(data: bytes) -> bytes:
@@ -183,7 +185,11 @@ def _from_utf32(data: bytes) -> bytes:
     except UnicodeDecodeError as exc:
         raise OpmlError(f"not XML: the file starts as UTF-32 but byte {exc.start} is not "
                         "UTF-32") from None
-    return _DECLARED.sub(r"\1", text.lstrip("\ufeff"), count=1).encode("utf-8")
+    text = text.lstrip("\ufeff")
+    # The declaration, read up to its end: over the whole text the pattern backtracked over a
+    # run of spaces from each of its positions (a megabyte of them after "<?xml", a while).
+    end = text.find(">", 0, _DECLARATION_SPAN) + 1
+    return (_DECLARED.sub(r"\1", text[:end], count=1) + text[end:]).encode("utf-8")
 
 
 def parse_opml(data: bytes) -> OpmlDocument:

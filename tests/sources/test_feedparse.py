@@ -45,6 +45,22 @@ def test_few_unclosed_tags_in_a_long_text_are_read_as_text_at_once() -> None:
     assert html_to_text("<b>bold</b> <a href='x'>link</a> " + "y" * 100) == "bold link " + "y" * 100
 
 
+@pytest.mark.timeout(60)  # minutes before; milliseconds now
+@pytest.mark.parametrize("space", ["\u2003", "\u3000", "\u2028", "\u205f"])
+def test_a_long_run_of_other_spaces_is_tidied_at_once(space: str) -> None:
+    """Blank lines were folded by a pattern that backtracked over a run of the spaces the tidy
+    leaves (em spaces, ideographic ones) from each of its positions: 80,000 em spaces, 389
+    bytes gzipped, held the event loop for 18 s, and the time grew with the run's square."""
+    run = space * 400_000
+    feed = parse_feed(rss(f"<item><title>Troops{space * 3}move</title>"
+                          f"<description>a{run}b\n\n\n\nc</description></item>"),
+                      url=URL, content_type=None)
+    (entry,) = feed.entries
+    assert entry.title == "Troops move"
+    assert entry.text == "a…"  # clipped at the text's limit, before the run's end
+    assert html_to_text(f"one {run}\n \n{space}\n\ntwo") == "one\n\ntwo"
+
+
 def test_strip_doctype_handles_subsets_comments_and_quotes() -> None:
     doc = (
         b'<?xml version="1.0"?>\n<!-- <rss> in a comment -->\n'

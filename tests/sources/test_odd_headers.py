@@ -25,6 +25,9 @@ RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>
 HEADS = {
     "control": b'ETag: "a\x01b"\r\nLast-Modified: Mon\x7f, 24 Jan 2022 12:00:00 GMT\r\n',
     "folded": b'ETag: "v1"\r\nX-Note: one\r\n two\r\n',
+    # a byte that is not UTF-8: no client sent it back as it came, and PostgreSQL could not
+    # save the cursor holding it (every source's state was lost, and the process stopped)
+    "raw": b'ETag: "caf\xe9"\r\nLast-Modified: Mon, 24 Jan 2022 12:00:00 GMT\xff\r\n',
 }
 
 
@@ -80,7 +83,7 @@ async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, lis
         await server.wait_closed()
 
 
-@pytest.mark.parametrize("served", ["control", "folded"], indirect=True)
+@pytest.mark.parametrize("served", ["control", "folded", "raw"], indirect=True)
 async def test_odd_headers_are_read_and_unsendable_validators_not_kept(
         served: tuple[str, list[list[bytes]]], fetcher: Fetcher, request: pytest.FixtureRequest
 ) -> None:
@@ -92,7 +95,7 @@ async def test_odd_headers_are_read_and_unsendable_validators_not_kept(
         assert [a.title for a in poll.articles] == ["Troops mass near the border"]
         cursor = dict(poll.cursor)
     heads = [h for c in connections for h in c]
-    if "control" in request.node.callspec.id:
+    if "control" in request.node.callspec.id or "raw" in request.node.callspec.id:
         assert cursor.keys() <= {"url"}
         assert not any(b"If-None-Match" in h or b"If-Modified-Since" in h for h in heads)
     else:
@@ -102,11 +105,14 @@ async def test_odd_headers_are_read_and_unsendable_validators_not_kept(
 
 @settings(max_examples=500, deadline=None)
 @given(st.text() | st.sampled_from(["\t", "\x00", "\x08", "\n", "\x1f", " ", "\x7f", "\x80",
-                                    'W/"v1\x7f"', '"v1"\r\nX: y', "Tue, 15 Nov 1994 08:12:31 GMT"]))
+                                    'W/"v1\x7f"', '"v1"\r\nX: y', "Tue, 15 Nov 1994 08:12:31 GMT",
+                                    '"caf\udce9"', '"caf\u00e9"', "\udc80", "\udcff", "\udc7f"]))
 def test_a_validator_is_sendable_exactly_when_it_holds_no_control_character(value: str) -> None:
     """What may go back in If-None-Match / If-Modified-Since: anything but a control character
-    (a tab aside), as the request line's rules have it."""
-    expected = all(c == "\t" or (ord(c) >= 0x20 and ord(c) != 0x7F) for c in value)
+    (a tab aside), as the request line's rules have it, or a byte that was not UTF-8 (as the
+    clients decode one: a surrogate U+DC80-U+DCFF)."""
+    expected = all(c == "\t" or (ord(c) >= 0x20 and ord(c) != 0x7F
+                                  and not 0xDC80 <= ord(c) <= 0xDCFF) for c in value)
     assert _sendable(value) is expected
 
 
@@ -317,6 +323,33 @@ async def test_a_not_modified_head_that_never_ends_is_refused_and_the_host_still
                                   allow_private=LOOPBACK)
             got = await fetcher.get(f"http://127.0.0.1:{port}/b", allow_private=LOOPBACK)
         assert got.body == RSS
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_redirect_to_bytes_that_are_not_utf8_is_followed_percent_encoded(
+        fetcher: Fetcher) -> None:
+    """A Location holding a byte that is not UTF-8 ("/caf\\xe9", Latin-1) is followed as
+    browsers follow it, the byte percent-encoded; refused, it is named so, and the reason can
+    be stored: the unencodable URL in it failed the save of every source's state."""
+    connections: list[list[bytes]] = []
+    server = await asyncio.start_server(_scripted(_by_path({
+        b"GET /moved ": [b"HTTP/1.1 302 Found\r\nLocation: /caf\xe9\r\nContent-Length: 0\r\n\r\n"],
+        b"GET /away ": [b"HTTP/1.1 302 Found\r\nLocation: http://10.0.0.1/caf\xe9\r\n"
+                        b"Content-Length: 0\r\n\r\n"],
+        b"GET /caf%E9 ": [_ok(RSS)],
+    }), connections), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        got = await fetcher.get(f"http://127.0.0.1:{port}/moved", allow_private=LOOPBACK)
+        assert got.body == RSS
+        assert got.url == f"http://127.0.0.1:{port}/caf%E9"
+        with pytest.raises(SourceError) as refused:
+            await fetcher.get(f"http://127.0.0.1:{port}/away", allow_private=LOOPBACK)
+        said = str(refused.value)
+        assert "redirect (302) to http://10.0.0.1/caf%E9 refused" in said, said
+        said.encode("utf-8")  # storable as it is
     finally:
         server.close()
         await server.wait_closed()

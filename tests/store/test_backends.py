@@ -163,6 +163,25 @@ async def test_calls_under_way_when_the_store_closes_are_told_it_is_closed(
     assert all(type(e) is StoreError and "is closed" in str(e) for e in errors), errors
 
 
+async def test_a_state_holding_bytes_that_are_not_utf8_saves_and_the_others_with_it(
+        backend: Backend) -> None:
+    """A cursor or error quoting a byte a source sent that is not UTF-8 (a surrogate, as the
+    HTTP clients decode one: an ETag "caf\\xe9", a redirect's Location): PostgreSQL's jsonb
+    refused the cursor and SQLite the error, and the batch failed with every other source's
+    state in it (the process stopped). Each saves, the byte as U+FFFD."""
+    async with await backend.open() as s:
+        await s.save_source_states([
+            SourceState("good", polls=1, cursor={"etag": '"v1"'}),
+            SourceState("odd", polls=1, cursor={"etag": '"caf\udce9"', "k\udcff": "v"},
+                        last_error="redirect to http://x/caf\udce9 refused", failures=1),
+        ])
+    async with await backend.open() as s:
+        states = {x.name: x for x in await s.all_source_states()}
+        assert states["good"].cursor == {"etag": '"v1"'}
+        assert states["odd"].cursor == {"etag": '"caf\ufffd"', "k\ufffd": "v"}
+        assert states["odd"].last_error == "redirect to http://x/caf\ufffd refused"
+
+
 async def test_source_state_and_mutes_persist(backend: Backend) -> None:
     now = datetime.now(UTC)
     async with await backend.open() as s:

@@ -892,6 +892,20 @@ def _clipped(url: str, limit: int = 200) -> str:
     return url if len(url) <= limit else url[:limit] + "…"
 
 
+# A header's bytes that are not UTF-8, as both clients decode them (surrogateescape).
+_RAW_BYTES = re.compile("[\udc80-\udcff]+")
+
+
+def _escaped_bytes(location: str) -> str:
+    """``location`` with the bytes that are not UTF-8 percent-encoded, as browsers send them
+    ("/caf\\xe9" → "/caf%E9"): kept as they came, the URL could not be followed, nor named in
+    an error that could be stored (every source's state failed to save)."""
+    if location.isascii():
+        return location
+    return _RAW_BYTES.sub(
+        lambda m: "".join(f"%{ord(c) - 0xDC00:02X}" for c in m.group()), location)
+
+
 def _redirect(status: int, url: str, headers: Mapping[str, str],
               current: str) -> tuple[int, str]:
     """A redirect answer's status and the URL it points to, resolved against the answer's own
@@ -899,7 +913,7 @@ def _redirect(status: int, url: str, headers: Mapping[str, str],
     location = headers.get("Location")
     if not location:
         raise SourceError(f"{current}: HTTP {status} redirect without Location")
-    location = location.strip()
+    location = _escaped_bytes(location.strip())
     if len(location) > MAX_REDIRECT_URL:
         # (each hop is remembered by the URL checks' caches: unbounded Locations would grow
         # them by megabytes a poll)

@@ -305,11 +305,13 @@ def _next_cursor(previous: Mapping[str, str], result: FetchResult, url: str
     return cursor
 
 
-# A control character (tab aside): what a request header may not hold.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+# A control character (tab aside): what a request header may not hold; or a byte that is not
+# UTF-8, as the clients decode one (surrogateescape): neither client sends it back as it came
+# (one dropped it), and no PostgreSQL store could save it (every source's state was lost).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\udc80-\udcff]")
 
 
 def _sendable(value: str) -> bool:
-    """Whether a validator can go back in a request header: no control character (one regex
-    search in C: this runs for every poll, twice on a 304)."""
+    """Whether a validator can go back in a request header: no control character and no byte
+    that is not UTF-8 (one regex search in C: this runs for every poll, twice on a 304)."""
     return _CONTROL.search(value) is None

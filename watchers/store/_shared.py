@@ -31,7 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from watchers.config import RuleConfig, ServerRoute, SourceConfig
 from watchers.errors import StoreError
-from watchers.models import Article
+from watchers.models import Article, storable
 from watchers.outlets import outlet_of
 from watchers.store.base import (
     SERVER_FEED_PREFIX,
@@ -191,6 +191,15 @@ def outlets_json(outlets: Iterable[str]) -> str:
     json module's own string encoder, without the encoder object a dumps call makes (1.9 µs
     a story, where this takes 0.4)."""
     return "[" + ",".join(map(encode_basestring, outlets)) + "]"
+
+
+def cursor_json(cursor: Mapping[str, str]) -> str:
+    """A source's cursor as the stores keep it, each key and value storable (a lone surrogate
+    as U+FFFD, no NUL): PostgreSQL's jsonb refuses a lone surrogate's escape, and one
+    source's cursor holding one failed the save of every source's state. Sources keep what
+    they can send back (a validator the fetcher could not send is dropped, see
+    ``watchers.sources.feed``); this is the stores' own guard."""
+    return json.dumps({storable(k): storable(v) for k, v in cursor.items()})
 
 
 def source_outlets_json(sources: Mapping[str, str]) -> str:

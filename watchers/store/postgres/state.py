@@ -31,7 +31,7 @@ from datetime import datetime
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.models import storable
-from watchers.store._shared import RuntimeModels
+from watchers.store._shared import RuntimeModels, cursor_json
 from watchers.store.base import SourceState
 from watchers.store.postgres._db import Pg, now, rowcount
 
@@ -103,7 +103,7 @@ class StateMixin(RuntimeModels):
             "last_error_at = excluded.last_error_at, failures = excluded.failures, "
             "next_poll = excluded.next_poll, paused = excluded.paused, "
             "skipped = excluded.skipped",
-            [(s.name, json.dumps(dict(s.cursor)), s.polls, s.last_success, _error(s),
+            [(s.name, cursor_json(s.cursor), s.polls, s.last_success, _error(s),
               s.last_error_at, s.failures, s.next_poll, s.paused, s.skipped)
              for s in last.values()],
         )
@@ -181,7 +181,7 @@ class StateMixin(RuntimeModels):
             "last_error = $6, last_error_at = $7, failures = $8, next_poll = $9, paused = $10, "
             "skipped = $11, lease_owner = NULL, lease_until = NULL "
             "WHERE name = $1 AND lease_owner = $2",
-            state.name, owner, json.dumps(dict(state.cursor)), state.polls, state.last_success,
+            state.name, owner, cursor_json(state.cursor), state.polls, state.last_success,
             _error(state), state.last_error_at, state.failures, state.next_poll,
             state.paused, state.skipped) > 0
 

@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from watchers.errors import StoreError
-from watchers.store._shared import RuntimeModels
+from watchers.models import storable
+from watchers.store._shared import RuntimeModels, cursor_json
 from watchers.store.base import SourceState, StoryRecord
 from watchers.store.sqlite._db import Db, dt, iso, now
 
@@ -110,8 +111,12 @@ class StateMixin(RuntimeModels):
             return
         rows = [
             (
-                state.name, json.dumps(dict(state.cursor)), state.polls,
-                iso(state.last_success), state.last_error, iso(state.last_error_at),
+                state.name, cursor_json(state.cursor), state.polls,
+                iso(state.last_success),
+                # an error quotes what a source sent: a byte that is not UTF-8 (a redirect's
+                # Location) failed the save of every source's state, and the process
+                None if state.last_error is None else storable(state.last_error),
+                iso(state.last_error_at),
                 state.failures, iso(state.next_poll), int(state.paused), state.skipped,
             )
             for state in states
