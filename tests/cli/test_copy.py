@@ -6,6 +6,7 @@ a throwaway PostgreSQL (tests/pg.py); the real ``newswatch`` entry point, in pro
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from datetime import timedelta
 from functools import partial
@@ -312,7 +314,8 @@ def test_bad_sources_and_destinations_are_named(
     async def while_written() -> None:
         async with await SqliteStore.open(src):
             with pytest.raises(StoreError, match=f"cannot copy from {re.escape(str(src))} "
-                                                 "while it is being written"):
+                                                 r"while another process holds it \(writing "
+                                                 r"it, or copying from it\)"):
                 await copy_store(str(src), str(tmp_path / "x.db"), terms_of=lookup_terms)
 
     asyncio.run(while_written())
@@ -322,7 +325,8 @@ def test_bad_sources_and_destinations_are_named(
 def test_a_source_being_written_on_postgresql_is_refused(pg_database: str) -> None:
     async def go() -> None:
         async with await PostgresStore.open(pg_database):
-            with pytest.raises(StoreError, match=r"while it is being written: .*already open "
+            with pytest.raises(StoreError, match=r"while another process holds it \(writing "
+                                                 r"it, or copying from it\): .*already open "
                                                  r"for writing in this process"):
                 await copy_store(pg_database, "/nonexistent/x.db", terms_of=lookup_terms)
 
@@ -451,3 +455,37 @@ def test_a_store_another_migration_created_meanwhile_is_not_reported_created_twi
     done = asyncio.run(store_copy.migrate(target, terms_of=lookup_terms))
     version = LITE_VERSION if backend == "sqlite" else PG_VERSION
     assert (done.before, done.after) == (version, version)
+
+
+def test_times_at_the_calendars_ends_go_to_postgresql_and_back_exactly(
+        tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An article dated 0001-01-01T00:00Z (a zero time, as Go writes "no date") or at the
+    last microsecond of 9999: PostgreSQL keeps them as -infinity and infinity, which its
+    driver reads back without a zone, and the copy back to SQLite took them for local time
+    and stopped with a traceback (in a zone east of UTC: "year 0 is out of range")."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        lines = [{"id": "zero", "title": "A zero time", "date": "0001-01-01T00:00:00Z"},
+                 {"id": "last", "title": "The last time", "date": "9999-12-31T23:59:59.999999Z"},
+                 {"id": "now", "title": "An ordinary time", "date": "2022-01-24T12:00:00Z"}]
+        (tmp_path / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n')
+        assert cli.main(["import", str(tmp_path / "in.jsonl"),
+                         "-c", str(tmp_path / "config.toml")]) == 0
+
+        def published(path: Path) -> dict[str, str]:
+            with closing(sqlite3.connect(path)) as con:
+                return dict(con.execute("SELECT id, published FROM articles").fetchall())
+
+        before = published(tmp_path / "nw.db")
+        assert before["zero"].startswith("0001-01-01T00:00:00")
+        assert cli.main(["copy", "--from", str(tmp_path / "nw.db"), "--to", pg_database]) == 0
+        back = tmp_path / "back.db"
+        assert cli.main(["copy", "--from", pg_database, "--to", str(back)]) == 0, \
+            capsys.readouterr().err
+        assert published(back) == before
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -335,7 +335,10 @@ def _converter(pg_type: str, to: Kind, where: str) -> Callable[[Any], Any] | Non
             return lambda v: v if v is None or isinstance(v, str) else str(v)
         return None
     if pg_type == "timestamptz":
-        return iso
+        # PostgreSQL keeps the calendar's ends (0001-01-01, a zero time a feed or an import
+        # gave) as -infinity and infinity, which the driver reads back without a zone: taken
+        # as local time, the copy failed with a traceback ("year 0 is out of range").
+        return lambda v: iso(_to_time(v, where))
     if pg_type == "bool":
         return lambda v: None if v is None else int(v)
     return None
@@ -563,8 +566,8 @@ async def _source(target: str) -> AsyncIterator[_Source]:
             try:
                 lock_fd = take_process_lock(target)
             except StoreError as exc:
-                raise StoreError(f"cannot copy from {target} while it is being written: "
-                                 f"{exc}") from None
+                raise StoreError(f"cannot copy from {target} while another process holds "
+                                 f"it (writing it, or copying from it): {exc}") from None
             try:
                 await db.conn.execute("BEGIN")  # one snapshot for every table
             except sqlite3.Error as exc:
@@ -586,8 +589,8 @@ async def _source(target: str) -> AsyncIterator[_Source]:
             locker = await Pg.connect(target, lock=True, readonly=False, min_size=1,
                                       max_size=1)
         except StoreError as exc:
-            raise StoreError(f"cannot copy from {name} while it is being written: "
-                             f"{exc}") from None
+            raise StoreError(f"cannot copy from {name} while another process holds it "
+                             f"(writing it, or copying from it): {exc}") from None
         try:
             await _no_other_sessions(pg, name)
             async with pg.pool.acquire() as conn, conn.transaction(
