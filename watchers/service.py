@@ -1153,7 +1153,7 @@ class WatchService:
             # (polls run at once) may have found the same surge meanwhile.
             if not await self.store.add_surge(name, rule.channel,
                                               surge_text(rule.name, count, base, top), now,
-                                              not_since=now - self.surge.cooldown):
+                                              not_since=now - self.surge.cooldown, model=rule):
                 continue
             log.info("rule %s surges: %d matches in the last hour (usual %.1f)", name, count,
                      base.mean)

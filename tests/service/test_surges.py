@@ -4,6 +4,7 @@ alert with its top stories on a real store, then cooling down."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,3 +223,47 @@ async def test_two_sources_polled_at_once_post_one_surge_for_one_rule(tmp_path: 
         assert sorted(r.new for r in reports) == [8, 8]
         assert len(await store.alerts(kind="surge")) == 1
         await service.aclose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_surge_of_a_rule_muted_while_it_waited_is_not_posted(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    """A surge written while its route's sends failed, its rule muted before they came back:
+    the rule's alerts were refused ("its rule was muted before it was sent") and its surge
+    posted all the same (a surge row held no rule to check). It is refused as they are; a
+    surge of a rule still running goes out."""
+    from tests.service._harness import deliver as delivery_of
+    from watchers.errors import TransientDeliveryError
+    from watchers.store import PostgresStore
+
+    class Down(RecordingSink):
+        down = True
+
+        async def notice(self, route: str, text: str, **kw: object) -> str | None:
+            if self.down:
+                raise TransientDeliveryError("503 from Discord")
+            return await super().notice(route, text, **kw)
+
+    now = datetime.now(UTC)
+    sink = Down()
+    if backend == "sqlite":
+        store = await SqliteStore.open(tmp_path / "nw.db")
+    else:
+        store = await PostgresStore.open(request.getfixturevalue("pg_database"))
+    async with store:
+        troops, floods = rule("troops", "troops", surge=True), rule("floods", "floods")
+        delivery = delivery_of(store, sink)
+        for r in (troops, floods):
+            assert await store.add_surge(r.key, "alerts", f"Surge — {r.name}: 42 matches", now,
+                                         not_since=now - timedelta(hours=2), model=r)
+        await delivery.drain()  # Discord down: both wait for their retry
+        assert sink.notices == []
+        await store.mute("troops", now + timedelta(hours=1))
+        sink.down = False
+        await asyncio.sleep(0.2)  # the route's backoff (the harness's is a few ms)
+        await delivery.drain()
+        assert [text for _, text in sink.notices] == ["Surge — floods: 42 matches"]
+        states = {row.text: (row.state, row.reason)
+                  for row in await store.alerts(kind="surge")}
+        assert states["Surge — troops: 42 matches"] == (
+            "rejected", "its rule was muted before it was sent")

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from watchers.config import RuleConfig
 from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
 from watchers.store.postgres._db import Pg, rowcount
 from watchers.store.postgres.outbox import OUTBOX_COLS, insert_notice, row_of
+from watchers.store.sqlite._db import surge_rules
 
 # The alerts of a story that still speak for it on a route (see LIVE_ALERT_STATES).
 _LIVE = ", ".join(f"'{state}'" for state in LIVE_ALERT_STATES)
@@ -141,12 +143,14 @@ class ScheduleMixin:
         return value
 
     async def add_surge(self, rule: str, route: str, text: str, at: datetime,
-                        not_since: datetime | None = None) -> int:
+                        not_since: datetime | None = None, *,
+                        model: RuleConfig | None = None) -> int:
         """Queue a surge alert on a route and start the rule's cooldown, in one transaction;
         with ``not_since``, only if the rule's last surge is older (else 0, nothing written):
         two polls (or workers) that found the same surge at once post it once; a last surge
         as far ahead of ``at`` as ``not_since`` is behind it (a clock that ran ahead) holds
-        nothing."""
+        nothing. ``model``: the rule's, kept with the surge (one whose rule is muted before it
+        is sent is not sent)."""
         ahead = None if not_since is None else at + (at - not_since)
         async with self._db.tx() as conn:
             taken = await conn.fetchval(
@@ -156,7 +160,8 @@ class ScheduleMixin:
                 "RETURNING rule", rule, at, not_since, ahead)
             if taken is None:
                 return 0  # cooling down: another poll or worker posted this surge
-            return await insert_notice(conn, route, text, at, kind="surge")
+            return await insert_notice(conn, route, text, at, kind="surge",
+                                       rules=surge_rules(model))
 
     async def match_times(self, rules: Sequence[str], since: datetime
                           ) -> dict[str, list[datetime]]:

@@ -111,6 +111,11 @@ def rules_json(entries: Iterable[OutboxEntry]) -> list[str]:
     return ["[" + ", ".join(dump_model(r) for r in e.rules) + "]" for e in entries]
 
 
+def surge_rules(model: BaseModel | None) -> str:
+    """A surge row's rules as the outbox stores them: its rule's model, when given."""
+    return "[]" if model is None else "[" + dump_model(model) + "]"
+
+
 def dump_model(model: BaseModel, *, exclude: set[str] | None = None) -> str:
     """A config model as JSON that validates back into the same model."""
     return json.dumps(model.model_dump(mode="python", exclude=exclude), default=_json_default,

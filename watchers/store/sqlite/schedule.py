@@ -20,8 +20,9 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from watchers.config import RuleConfig
 from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
-from watchers.store.sqlite._db import Db, dt, iso
+from watchers.store.sqlite._db import Db, dt, iso, surge_rules
 from watchers.store.sqlite.outbox import OUTBOX_COLS, row_of
 
 # The alerts of a story that still speak for it on a route (see LIVE_ALERT_STATES).
@@ -179,12 +180,14 @@ class ScheduleMixin:
         return dt(rows[0][0]) if rows else None
 
     async def add_surge(self, rule: str, route: str, text: str, at: datetime,
-                        not_since: datetime | None = None) -> int:
+                        not_since: datetime | None = None, *,
+                        model: RuleConfig | None = None) -> int:
         """Queue a surge alert on a route and start the rule's cooldown, in one transaction;
         with ``not_since``, only if the rule's last surge is older (else 0, nothing written):
         two polls that found the same surge at once post it once. A last surge as far ahead
         of ``at`` as ``not_since`` is behind it was stamped by a clock that ran ahead, and
-        holds nothing."""
+        holds nothing. ``model``: the rule's, kept with the surge (one whose rule is muted
+        before it is sent is not sent)."""
         when = iso(at)
         async with self._db.tx() as tx:
             since = iso(not_since)
@@ -197,8 +200,8 @@ class ScheduleMixin:
                 return 0  # cooling down: another poll posted this surge
             cur = await tx.execute(
                 "INSERT INTO outbox (kind, route, rules, text, state, nonce, created_at, "
-                "updated_at) VALUES ('surge', ?, '[]', ?, 'pending', ?, ?, ?)",
-                (route, text, secrets.token_hex(12), when, when))
+                "updated_at) VALUES ('surge', ?, ?, ?, 'pending', ?, ?, ?)",
+                (route, surge_rules(model), text, secrets.token_hex(12), when, when))
             return int(cur.lastrowid or 0)
 
     async def match_times(self, rules: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
