@@ -6,6 +6,7 @@ fixes a config in one pass rather than one error per run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -538,6 +539,14 @@ def _clock_time(value: str, what: str) -> str:
 _OFFSET = re.compile(r"(?:UTC|GMT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?", re.ASCII | re.I)
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """The zone names of places (and of fixed offsets such as 'Etc/GMT-3')."""
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
 def _offset_hint(value: str) -> str:
     """What to write instead of an unknown zone name; for an offset ("UTC+3"), the zone that
     is that offset all year, as the Etc names spell it backwards ("Etc/GMT+3" is UTC-3, and
@@ -552,9 +561,10 @@ def _offset_hint(value: str) -> str:
         hint += "; UTC itself is 'UTC'"
     elif not minutes and hours <= (14 if sign == "+" else 12):
         west = "+" if sign == "-" else "-"
-        hint += (f"; the zone that is UTC{sign}{hours} all year is 'Etc/GMT{west}{hours}' "
-                 f"(those names count the other way: 'Etc/GMT{sign}{hours}' is "
-                 f"UTC{west}{hours})")
+        hint += f"; the zone that is UTC{sign}{hours} all year is 'Etc/GMT{west}{hours}'"
+        if hours <= 12:  # (there is no 'Etc/GMT+13': only the east goes past twelve)
+            hint += (f" (those names count the other way: 'Etc/GMT{sign}{hours}' is "
+                     f"UTC{west}{hours})")
     return hint
 
 
@@ -597,6 +607,13 @@ class RouteConfig(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
             raise ValueError(f"unknown time zone {value!r}; " + _offset_hint(value)) from None
+        if value != "UTC" and value not in _zone_names():
+            # A file the zone database holds that names no place: "right/Europe/Berlin"
+            # (which Python reads as summer time all year from 2026: quiet hours an hour off
+            # all winter), "posix/…", "posixrules" (New York), "localtime" (whatever the
+            # host's zone is), "Factory".
+            raise ValueError(f"{value!r} is no time zone of a place; "
+                             "use an IANA name such as 'Europe/Kyiv' or 'UTC'")
         return value
 
     @field_validator("quiet_hours")

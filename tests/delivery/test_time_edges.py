@@ -137,6 +137,33 @@ def test_an_offset_for_a_time_zone_is_refused_with_the_name_that_means_it(
     assert f"unknown time zone {written!r}" in issue.message and hint in issue.message
 
 
+@pytest.mark.parametrize("written", ["right/Europe/Berlin", "posix/Europe/Berlin",
+                                     "posixrules", "localtime", "Factory"])
+def test_a_zone_file_that_names_no_place_is_refused(written: str) -> None:
+    """Files of the zone database that open as zones but name no place: "right/Europe/Berlin"
+    counts leap seconds and Python reads it as summer time all year from 2026 (quiet hours an
+    hour off all winter), "posixrules" is New York, "localtime" whatever the host's zone is.
+    Each was taken; each is refused, naming the value."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"channels": {"alerts": {"target": 1, "timezone": written}},
+                      "rules": [{"name": "troops", "query": "troops"}]})
+    (issue,) = caught.value.issues
+    assert issue.path == "channels.alerts.timezone"
+    assert f"{written!r} is no time zone of a place" in issue.message
+    for fine in ("Europe/Berlin", "Etc/GMT-3", "UTC", "US/Eastern", "Asia/Kathmandu"):
+        parse_config({"channels": {"alerts": {"target": 1, "timezone": fine}},
+                      "rules": [{"name": "troops", "query": "troops"}]})
+
+
+@pytest.mark.parametrize("hours", [13, 14])
+def test_an_offset_past_twelve_names_no_zone_that_does_not_exist(hours: int) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"channels": {"alerts": {"target": 1, "timezone": f"UTC+{hours}"}},
+                      "rules": [{"name": "troops", "query": "troops"}]})
+    (issue,) = caught.value.issues
+    assert f"'Etc/GMT-{hours}'" in issue.message and f"Etc/GMT+{hours}" not in issue.message
+
+
 def test_the_name_the_error_gives_is_the_offset_that_was_meant() -> None:
     route = RouteConfig(target=1, timezone="Etc/GMT-3", quiet_hours="22:00-07:00")
     assert in_quiet_hours(route, datetime(2024, 5, 1, 19, 0, tzinfo=UTC))  # 22:00 at UTC+3
