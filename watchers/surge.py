@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-__all__ = ["Baseline", "Trend", "TrendPoint", "baseline", "is_surge", "trend"]
+__all__ = ["Baseline", "Trend", "TrendPoint", "baseline", "floor_to", "is_surge",
+           "rolling_buckets", "trend"]
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -67,7 +68,8 @@ def baseline(times: Sequence[datetime], end: datetime, *, width: timedelta = HOU
     if width < DAY and long_history:
         counts = [_count(times, end - d * DAY - width, end - d * DAY) for d in range(1, days + 1)
                   if end - d * DAY - width >= (first or end)]
-        return _stats(counts, "same hour")
+        if counts:  # none when the history is a day long (``days`` of 2): "over 0 days"
+            return _stats(counts, "same hour")
     counts = [_count(times, end - (k + 1) * width, end - k * width) for k in range(1, rolling + 1)]
     return _stats(counts, "rolling")
 
@@ -102,21 +104,32 @@ class Trend:
     truncated: bool = False  # the lookup behind it ran out of time: counts are a lower bound
 
 
+def floor_to(at: datetime, bucket: timedelta) -> datetime:
+    """``at`` floored to a multiple of ``bucket`` since the epoch (the start of its bucket)."""
+    step = bucket.total_seconds()
+    return datetime.fromtimestamp(math.floor(at.timestamp() / step) * step, at.tzinfo)
+
+
+def rolling_buckets(bucket: timedelta) -> int:
+    """How many buckets before one a rolling baseline counts: 14 days, or 24 shorter ones."""
+    return 14 if bucket >= DAY else 24
+
+
 def trend(label: str, times: Sequence[datetime], start: datetime, end: datetime, *,
           bucket: timedelta = HOUR, sigma: float = 3.0, min_count: int = 10,
-          first: datetime | None = None) -> Trend:
-    """Buckets from ``start`` (floored to the bucket) to ``end``, each with its count, the
-    baseline band and whether it was a surge by the module's statistic (day buckets use a
-    rolling baseline of the 14 days before)."""
-    step = bucket.total_seconds()
-    t0 = datetime.fromtimestamp(math.floor(start.timestamp() / step) * step, start.tzinfo)
+          first: datetime | None = None, days: int = 14) -> Trend:
+    """Buckets from ``start`` (floored to the bucket) to ``end``, each with its count of the
+    matches in ``[start, end)`` (the first and last buckets may be partial: they counted
+    matches before ``start`` and after ``end``), the baseline band and whether it was a
+    surge by the module's statistic over ``days`` (day buckets use a rolling baseline of
+    the 14 days before)."""
     points: list[TrendPoint] = []
-    at = t0
+    at = floor_to(start, bucket)
     while at < end:
         nxt = at + bucket
-        count = _count(times, at, nxt)
-        base = baseline(times, nxt, width=bucket, rolling=14 if bucket >= DAY else 24,
-                        first=first)
+        count = _count(times, max(at, start), min(nxt, end))
+        base = baseline(times, nxt, width=bucket, rolling=rolling_buckets(bucket),
+                        days=days, first=first)
         points.append(TrendPoint(at, count, base.mean, base.std,
                                  base.surges(count, sigma, min_count)))
         at = nxt

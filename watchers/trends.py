@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from watchers.config import SurgeConfig
 from watchers.search import search
 from watchers.store.base import Store, sort_time
-from watchers.surge import Trend, trend
+from watchers.surge import Trend, floor_to, rolling_buckets, trend
 
 __all__ = ["HOURLY_UP_TO", "TREND_BUDGET", "TREND_MAX_HITS", "trend_of"]
 
@@ -27,17 +27,30 @@ async def trend_of(store: Store, what: str, *, rules: Collection[str], since: ti
                    follows: Collection[str] | None = None,
                    labels: Mapping[str, str] | None = None) -> Trend:
     """Matches per hour (periods up to :data:`HOURLY_UP_TO`) or per day of the rule named
-    ``what`` (when it is one of ``rules``) or of the query ``what``, counted by when the
-    articles were published, from ``until - since`` to ``until``. Raises QuerySyntaxError for
+    ``what`` (one of ``rules``, in any case when one alone has that name) or of the query
+    ``what``, counted by when the articles were published, from ``until - since`` to
+    ``until`` (the first and last buckets count only what falls inside), each bucket's band
+    by the statistic of surge alerts (``surge.days``, the rule's first match). Raises
+    QuerySyntaxError for
     a bad query. ``follows``: a query counts only what a server sees (see
     :meth:`watchers.store.ArticleStore.candidate_page`); ``labels``: its ``source:`` terms
     name that server's feeds as it named them (see :func:`watchers.search.search`)."""
     bucket = bucket or (timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1))
     start = until - since
-    history = start - timedelta(days=surge.days)  # for the first buckets' bands
+    # The first bucket's band looks back from its floored start: the same hour on each of
+    # ``surge.days`` days, or the rolling buckets before it (a day read too few counted as
+    # none, and a steady rule "surged" on the first days of the chart).
+    history = floor_to(start, bucket) - max(timedelta(days=surge.days) + bucket,
+                                            rolling_buckets(bucket) * bucket)
     truncated = False
+    first = None
+    if what not in rules:
+        folded = [r for r in rules if r.casefold() == what.casefold()]
+        if len(folded) == 1:  # "trend alpha" charted the word alpha beside the rule Alpha
+            what = folded[0]
     if what in rules:
         times = await store.rule_times(what, history)
+        first = await store.first_match(what)
         label = f"rule {what}"
     else:
         found = await search(store, what, since=history, limit=TREND_MAX_HITS,
@@ -46,5 +59,5 @@ async def trend_of(store: Store, what: str, *, rules: Collection[str], since: ti
         times = sorted(sort_time(h.article) for h in found.hits)
         label, truncated = what, found.truncated
     result = trend(label, times, start, until, bucket=bucket, sigma=surge.sigma,
-                   min_count=surge.min_count)
+                   min_count=surge.min_count, days=surge.days, first=first)
     return replace(result, truncated=truncated)

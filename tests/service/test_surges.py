@@ -267,3 +267,14 @@ async def test_a_surge_of_a_rule_muted_while_it_waited_is_not_posted(
                   for row in await store.alerts(kind="surge")}
         assert states["Surge — troops: 42 matches"] == (
             "rejected", "its rule was muted before it was sent")
+
+
+def test_a_history_too_short_for_one_same_hour_day_falls_back_to_the_rolling_baseline() -> None:
+    """With ``[surge] days = 2`` a rule first matched 24.5 hours ago has a long history (a
+    day, half of two) and no same hour a whole day back: the baseline had no sample, and
+    the surge said "the same hour over the last 0 days"."""
+    times = sorted([NOW - timedelta(hours=24, minutes=30)] + series([12]))
+    base = baseline(times, NOW, days=2)
+    assert base.kind == "rolling" and base.samples == 24
+    surging, count, _ = is_surge(times, NOW, days=2, min_count=10)
+    assert surging and count == 12
