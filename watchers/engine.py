@@ -968,6 +968,7 @@ class Engine:
         that channel's route, which is made and stored only if the rule is taken: a refused
         rule leaves no route behind."""
         _refuse_internal(fields, "rule")
+        self._refuse_unserved(guild)
         route: ServerRoute | None = None
         if picked is not None and guild is not None:
             route = self._server_route(guild, picked[0], picked[1], created_by=created_by)
@@ -1305,6 +1306,7 @@ class Engine:
             raise
 
     async def _follow(self, source: FeedSourceConfig, guild: int) -> SourceView:
+        self._refuse_unserved(guild)
         own = self.tenancy.follows_of(guild)
         url = source.url.strip()
         if source.name in self._shared_sources():
@@ -1501,6 +1503,7 @@ class Engine:
     def _server_route(self, guild: int, channel_id: int, name: str, *,
                       created_by: str | None = None) -> ServerRoute:
         """The route of server ``guild``'s channel: the one it has, or a new one, not stored."""
+        self._refuse_unserved(guild)
         found = self.tenancy.route_for_channel(guild, channel_id)
         if found is not None:
             return found
@@ -1698,6 +1701,14 @@ class Engine:
                     await self.delivery.resume_route(route)
                 except NewswatchError as exc:  # no destination here now: stays paused
                     log.warning("route %s not resumed: %s", route, exc)
+
+    def _refuse_unserved(self, guild: int | None) -> None:
+        """Refuse what a server newswatch does not serve now would add (see :func:`served`):
+        a command under way when the bot was removed, or a long import, went on adding rules,
+        channels and feeds that ran, and were fetched, for a server that had left."""
+        if guild is not None and not served(self.config, guild, self.departed.keys()):
+            raise NewswatchError("this server is not served now (the bot was removed from it, "
+                                 "or it is not among [discord] guild_ids); nothing was added")
 
     @_one_change
     async def _apply_departures(self) -> None:

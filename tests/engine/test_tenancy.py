@@ -289,6 +289,33 @@ async def test_a_server_that_removed_the_bot_has_its_rules_kept_but_not_run(
     assert sorted(r.key for r in engine.watch.rules) == [f"{A}:kyiv", f"{B}:kyiv", "troops"]
 
 
+async def test_a_server_that_removed_the_bot_adds_nothing_that_would_run(
+        engine: Engine) -> None:
+    """A /rules add, /sources add or channel pick under way when the bot was removed (or a
+    long OPML import) went on adding: the rule ran, the channel was served and the feed
+    fetched for a server that had left, until the next restart. Each is refused now, and
+    nothing is stored; once the server is back, it adds as before."""
+    await server_rule(engine, {"name": "kyiv", "query": "kyiv~"}, B)
+    await engine.left(B)
+    rules, routes = {r.key for r in engine.watch.rules}, set(engine.tenancy.routes)
+    stored = {r.key for r in await engine.store.list_rules()}
+    for attempt in (
+            lambda: engine.add_server_route(B, 4242, "late"),
+            lambda: engine.add_rule({"name": "late", "query": "troops"}, guild=B,
+                                    picked=(4243, "later")),
+            lambda: engine.replace_rule({"name": "kyiv", "query": "grain"}, guild=B),
+            lambda: engine.add_source({"name": "wire", "url": "https://wire.example/feed"},
+                                      guild=B)):
+        with pytest.raises(NewswatchError, match="this server is not served now"):
+            await attempt()
+    assert {r.key for r in engine.watch.rules} == rules and set(engine.tenancy.routes) == routes
+    assert {r.key for r in await engine.store.list_rules()} == stored
+    assert engine.tenancy.follows_of(B) == {}
+    assert not [v for v in await engine.sources(B) if v.name == "wire"]
+    await engine.returned(B)
+    assert (await server_rule(engine, {"name": "late", "query": "troops"}, B)).key == f"{B}:late"
+
+
 async def test_a_join_during_the_check_at_connect_is_not_undone_by_it(engine: Engine) -> None:
     """At connect the bot compares its servers with the stored ones while Discord may already
     say it joined one: the check asks who is in after reading the store, and the two take
