@@ -278,6 +278,30 @@ def test_a_json_feed_not_in_plain_utf8_loses_nothing(encode: Callable[[str], byt
     assert "\ufffd" not in feed.entries[1].title
 
 
+@pytest.mark.parametrize(("encode", "content_type"), [
+    # the charset of the HTTP header, as an RSS feed's is read
+    (lambda t: t.encode("cp1251"), "application/json; charset=windows-1251"),
+    (lambda t: t.encode("koi8-u"), "application/feed+json; charset=KOI8-U"),
+    # UTF-16 without its mark, said by the header alone
+    (lambda t: t.encode("utf-16-le"), "application/json; charset=utf-16le"),
+    # UTF-8 labelled as another: JSON is UTF-8, and the label is the likelier mistake
+    (lambda t: t.encode("utf-8"), "application/json; charset=windows-1251"),
+    # UTF-16 with its mark, served as plain text (it was "no RSS, Atom or RDF root")
+    (lambda t: t.encode("utf-16"), "text/plain"),
+    (lambda t: t.encode("utf-32"), None),
+])
+def test_a_json_feed_in_another_charset_is_read_in_it(encode: Callable[[str], bytes],
+                                                      content_type: str | None) -> None:
+    """A JSON Feed was read as UTF-8, stray bytes as Windows-1252, whatever its header said:
+    a Cyrillic feed in windows-1251 came out as "Êè¿â íîâèíè", without a word."""
+    text = ('{"version": "https://jsonfeed.org/version/1.1", "items": ['
+            '{"id": "k1", "url": "https://x.example/1", "title": "Київ новини",'
+            ' "content_text": "Війська біля кордону"}]}')
+    feed = parse_feed(encode(text), url=URL, content_type=content_type)
+    (entry,) = feed.entries
+    assert (entry.title, entry.text) == ("Київ новини", "Війська біля кордону")
+
+
 @pytest.mark.parametrize(("bom", "codec"), [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
                                             (b"\xff\xfe\x00\x00", "utf-32-le")])
 @pytest.mark.parametrize("declared", ["utf-8", "iso-8859-1"])

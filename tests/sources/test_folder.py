@@ -659,3 +659,17 @@ async def test_without_proc_a_folder_swapped_back_after_the_open_is_not_read(
     poll = await _SwappedAtLook(folder, outside, kept).poll({})
     assert poll.articles == [], [a.title for a in poll.articles]
     assert poll.skipped == ("file 'sub/a.txt': replaced while being read",)
+
+
+@pytest.mark.parametrize("codec", ["utf-32", "utf-32-le", "utf-32-be", "utf-16", "utf-8-sig"])
+def test_a_file_with_a_byte_order_mark_is_read_in_its_encoding(codec: str) -> None:
+    """UTF-32's little-endian mark starts as UTF-16's: such a file was read as UTF-16, every
+    letter followed by a NUL (" T r o o p s"), and no rule matched it."""
+    from watchers.sources.folder import decode_text
+
+    text = "Troops in Київ\nThe file's text, written in another encoding."
+    data = text.encode(codec)
+    if codec in ("utf-32-le", "utf-32-be"):
+        data = ("\ufeff" + text).encode(codec)  # the mark, written by hand
+    assert decode_text(data) == text
+    assert decode_text(b"\xff\xfe\x00\x00\x00\xd8\x00\x00") is None  # not UTF-32 after all

@@ -843,22 +843,34 @@ _JSON_MARKS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
                (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
-def _json_text(body: bytes) -> str:
+def _json_text(body: bytes, content_type: str | None = None) -> str:
     """A JSON Feed's text: UTF-8 (a mark of UTF-8, UTF-16 or UTF-32 read as it says), each byte
     that is not UTF-8 read as Windows-1252 — a "Café" written by a legacy tool in a feed
     labelled UTF-8 cost the whole feed ("invalid JSON"), where the same byte in RSS costs
-    nothing."""
+    nothing. Bytes that are not UTF-8 under another usable charset of the HTTP header
+    (``windows-1251``, UTF-16 without a mark) are read in it, as an RSS feed's are: read as
+    Windows-1252, a Cyrillic feed came out as "Êè¿â". (Valid UTF-8 stays UTF-8, whatever
+    the label: JSON is UTF-8, and a label is more often wrong than such bytes.)"""
     for mark, codec in _JSON_MARKS:
         if body.startswith(mark):
             return body.decode(codec, errors="replace").removeprefix("\ufeff")
+    label = parse_content_type(content_type or "")[1] if content_type else ""
+    charset = usable_charset(label, body) if label else None
+    if charset is not None and charset.startswith(("utf-16", "utf-32")):
+        return body.decode(charset, errors="replace")  # (its NULs read as UTF-8 too)
+    if charset is not None and charset not in ("utf-8", "ascii"):
+        try:
+            return body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return body.decode(charset, errors="replace")
     return body.decode("utf-8-sig", errors=LEGACY_BYTES)
 
 
-def _parse_json(body: bytes, url: str) -> ParsedFeed:
+def _parse_json(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     try:
         # A number too long for int() (over 4,300 digits: an item's id, say) stays text, so
         # one such value does not make the whole feed invalid JSON.
-        doc = loads_json(_json_text(body))
+        doc = loads_json(_json_text(body, content_type))
     except (ValueError, RecursionError):
         raise FeedFormatError(f"{url} is not a feed: invalid JSON", "invalid-json") from None
     if not isinstance(doc, dict) or not (
@@ -942,7 +954,11 @@ def _looks_like_json(head: bytes, content_type: str | None) -> bool:
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     if mime in ("application/feed+json", "application/json") or mime.endswith("+json"):
         return True
-    return head.startswith((b"{", b"["))
+    # (a byte order mark of UTF-16 or UTF-32 before the "{": such a feed served as text/plain
+    # was "no RSS, Atom or RDF root")
+    return head.startswith((b"{", b"[")) or any(
+        head.startswith(mark) and head[len(mark):].lstrip(b"\x00 \t\r\n")[:1] in (b"{", b"[")
+        for mark, _ in _JSON_MARKS)
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
@@ -957,7 +973,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed
     if not head:
         raise FeedFormatError(f"{url} is not a feed: the response is empty", "empty")
     if _looks_like_json(head, content_type) and not head.startswith(b"<"):
-        return _parse_json(body, url)
+        return _parse_json(body, url, content_type)
     tokens = body.count(b"<") + body.count(b"&")
     if tokens > MAX_MARKUP_TOKENS:
         raise FeedFormatError(

@@ -246,6 +246,13 @@ def _parse_date(value: Any) -> datetime | None:
 def decode_text(data: bytes) -> str | None:
     """The text of a file's bytes, or None if they look binary (see the module docstring)."""
     head = data[:_SNIFF]
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        # UTF-32's marks (the little-endian one starts as UTF-16's: the file was read as
+        # UTF-16, a NUL between letters, and no rule matched it)
+        try:
+            return data.decode("utf-32")
+        except UnicodeDecodeError:
+            return None
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
