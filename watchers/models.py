@@ -341,7 +341,12 @@ MAX_AHEAD = timedelta(days=1)
 
 
 def believed(published: datetime | None, fetched_at: datetime | None) -> datetime | None:
-    """``published``, or None when it is more than :data:`MAX_AHEAD` after ``fetched_at``."""
+    """``published``, or None when it is more than :data:`MAX_AHEAD` after ``fetched_at``, or
+    in the calendar's first year: the "no date" of .NET (``DateTime.MinValue``, written
+    "Mon, 01 Jan 0001 00:00:00 GMT") and Go (its zero time), shown as "0001-01-01" in alerts
+    and lookups, as the placeholder 9999-12-31 is not."""
+    if published is not None and published.year <= 1:
+        return None
     if published is None or fetched_at is None:
         return published
     try:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from contextlib import closing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -460,32 +460,45 @@ def test_a_store_another_migration_created_meanwhile_is_not_reported_created_twi
 def test_times_at_the_calendars_ends_go_to_postgresql_and_back_exactly(
         tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """An article dated 0001-01-01T00:00Z (a zero time, as Go writes "no date") or at the
-    last microsecond of 9999: PostgreSQL keeps them as -infinity and infinity, which its
-    driver reads back without a zone, and the copy back to SQLite took them for local time
-    and stopped with a traceback (in a zone east of UTC: "year 0 is out of range")."""
+    """A time at the calendar's ends (a mute until the last microsecond of 9999, as the
+    library takes one; a first match at 0001-01-01): PostgreSQL keeps them as infinity and
+    -infinity, which its driver reads back without a zone, and the copy back to SQLite took
+    them for local time and stopped with a traceback (in a zone east of UTC: "year 10000
+    is out of range")."""
     monkeypatch.setenv("TZ", "Asia/Tokyo")
     time.tzset()
     try:
-        lines = [{"id": "zero", "title": "A zero time", "date": "0001-01-01T00:00:00Z"},
-                 {"id": "last", "title": "The last time", "date": "9999-12-31T23:59:59.999999Z"},
-                 {"id": "now", "title": "An ordinary time", "date": "2022-01-24T12:00:00Z"}]
-        (tmp_path / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-        (tmp_path / "config.toml").write_text('[storage]\npath = "nw.db"\n')
+        line = {"id": "now", "title": "Troops at an ordinary time",
+                "date": "2022-01-24T12:00:00Z"}
+        (tmp_path / "in.jsonl").write_text(json.dumps(line) + "\n")
+        (tmp_path / "config.toml").write_text(
+            '[storage]\npath = "nw.db"\n[[rules]]\nname = "troops"\nquery = "troops"\n')
         assert cli.main(["import", str(tmp_path / "in.jsonl"),
                          "-c", str(tmp_path / "config.toml")]) == 0
+        last = datetime.max.replace(tzinfo=UTC)
+        with closing(sqlite3.connect(tmp_path / "nw.db")) as con:
+            con.execute("UPDATE matches SET matched_at = '0001-01-01T00:00:00.000000Z'")
+            con.commit()
 
-        def published(path: Path) -> dict[str, str]:
+        async def mute() -> None:
+            async with await SqliteStore.open(tmp_path / "nw.db") as store:
+                await store.mute("troops", last)
+
+        asyncio.run(mute())
+
+        def times(path: Path) -> list[tuple[str, ...]]:
             with closing(sqlite3.connect(path)) as con:
-                return dict(con.execute("SELECT id, published FROM articles").fetchall())
+                return (con.execute("SELECT rule, until FROM mutes").fetchall()
+                        + con.execute("SELECT rule, matched_at FROM matches").fetchall())
 
-        before = published(tmp_path / "nw.db")
-        assert before["zero"].startswith("0001-01-01T00:00:00")
+        before = times(tmp_path / "nw.db")
+        assert before == [("troops", "9999-12-31T23:59:59.999999Z"),
+                          ("troops", "0001-01-01T00:00:00.000000Z")]
         assert cli.main(["copy", "--from", str(tmp_path / "nw.db"), "--to", pg_database]) == 0
         back = tmp_path / "back.db"
         assert cli.main(["copy", "--from", pg_database, "--to", str(back)]) == 0, \
             capsys.readouterr().err
-        assert published(back) == before
+        assert times(back) == before
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()

@@ -316,14 +316,14 @@ def test_a_leap_second_is_the_second_after_and_not_a_bad_line() -> None:
 
 def test_a_year_before_1000_is_listed_with_four_digits(workdir: Path) -> None:
     f = write_jsonl(workdir / "old.jsonl", [json.dumps(
-        {"id": "y1", "title": "Troops of old", "text": "", "date": "0001-01-01T00:00:00Z",
+        {"id": "y1", "title": "Troops of old", "text": "", "date": "0002-01-01T00:00:00Z",
          "source": "archive"})])
     res = nw("import", str(f), cwd=workdir)
     assert res.returncode == 0, res.stderr
     res = nw("search", "troops", cwd=workdir)
     assert res.returncode == 0, res.stderr
-    # strftime("%Y") spells year 1 as "1", and the columns no longer lined up
-    assert res.stdout.split()[:2] == ["y1", "0001-01-01"], res.stdout
+    # strftime("%Y") spells year 2 as "2", and the columns no longer lined up
+    assert res.stdout.split()[:2] == ["y1", "0002-01-01"], res.stdout
 
 
 def test_posts_of_no_words_are_told_apart_by_their_characters(workdir: Path) -> None:

@@ -113,6 +113,11 @@ def test_relative_links_resolve_against_the_feed_url_and_xml_base() -> None:
         ("Fri, 31 Dec 2021 23:00:00 -0500", datetime(2022, 1, 1, 4, tzinfo=UTC)),
         ("Sat, 01 Jan 2022 01:00:00 +1400", datetime(2021, 12, 31, 11, tzinfo=UTC)),
         ("Mon, 24 Jan 22 09:30:00 GMT", datetime(2022, 1, 24, 9, 30, tzinfo=UTC)),
+        # a Unix time, in seconds or milliseconds: feedparser read it as a year and a day of
+        # it (YYDDD), and 2024-05-01 was dated 2017-05-25
+        ("1714557600", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        (" 1714557600123 ", datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)),
+        ("999999999", datetime(2001, 9, 9, 1, 46, 39, tzinfo=UTC)),
     ],
 )
 def test_dates_are_aware_utc_or_none(date: str, expected: datetime | None) -> None:
@@ -406,3 +411,21 @@ def test_an_installed_libxml2_driver_is_not_used_and_a_missing_one_not_looked_fo
     parse_feed(rss("<item><title>Troops</title><guid>g2</guid></item>"), url=URL,
                content_type="application/rss+xml")
     assert looked == []
+
+
+@pytest.mark.parametrize("date", ["Mon, 01 Jan 0001 00:00:00 GMT", "0001-01-01T00:00:00Z",
+                                  "0001-12-31T23:59:59Z"])
+def test_a_date_in_the_calendars_first_year_is_no_date(date: str) -> None:
+    """.NET's "no date" (DateTime.MinValue) and Go's zero time: the article showed
+    "0001-01-01 00:00 UTC" in its alert and sorted last in every lookup; it is undated, as
+    the far-future placeholder 9999-12-31 is."""
+    from watchers.models import Article
+
+    (entry,) = parse_feed(rss(f"<item><title>Troops</title><guid>g</guid>"
+                              f"<pubDate>{date}</pubDate></item>"), url=URL,
+                          content_type=None).entries
+    article = Article(source="wire", guid="g", title=entry.title, text="",
+                      published=entry.published)
+    assert article.published is None
+    assert Article(source="wire", guid="h", title="t", text="",
+                   published=datetime(2, 1, 1, tzinfo=UTC)).published is not None

@@ -117,15 +117,17 @@ def test_dates_are_read_as_the_import_reads_them(tmp_path: Path,
         {"id": "x3", "title": "Webb telescope reaches its orbit",
          "date": "2016-12-31T23:59:60Z", "source": "c.org"},
         # a year before 1000, spelt with four digits
-        {"id": "x4", "title": "An old chronicle", "date": "0001-01-01T00:00:00Z"},
+        {"id": "x4", "title": "An old chronicle", "date": "0999-06-15T00:00:00Z"},
+        # the calendar's first day, .NET's and Go's "no date": the time the file is read
+        {"id": "x5", "title": "A zero time", "date": "0001-01-01T00:00:00Z"},
     ])
     assert stories_cli.run(parse(str(f), "--json")) == 0
     assert sorted(map(sorted, groups(capsys.readouterr().out))) == [
-        ["x1", "x2"], ["x3"], ["x4"]]
+        ["x1", "x2"], ["x3"], ["x4"], ["x5"]]
     assert stories_cli.run(parse(str(f))) == 0
     out = capsys.readouterr().out
-    assert "9999" not in out
-    assert "2017-01-01 00:00" in out and "0001-01-01 00:00" in out
+    assert "9999" not in out and "0001-01-01" not in out
+    assert "2017-01-01 00:00" in out and "0999-06-15 00:00" in out
 
 
 @pytest.mark.parametrize(("line", "says"), [

@@ -460,6 +460,9 @@ def _struct_to_datetime(value: Any) -> datetime | None:
         return None
 
 
+# A date written as a Unix time, in seconds (9 or 10 digits: 1973 to 2286) or milliseconds.
+_EPOCH = re.compile(r"\s*(\d{9,10}|\d{13})\s*")
+
 # A four-digit year as a date writes it (not an offset's digits, as in "+1400").
 _YEAR_IN_DATE = re.compile(r"(?<![+\-\d])(\d{4})(?!\d)")
 
@@ -781,8 +784,14 @@ def _xml_entry(entry: Any, url: str, *, rss: bool = False) -> RawEntry:
     guid = _clip_guid(guid.strip()) if isinstance(guid, str) and guid.strip() else None
     published = None
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        published = _struct_to_datetime(_raw(entry, key))
         written = _raw(entry, key[:-7])
+        if isinstance(written, str) and (epoch := _EPOCH.fullmatch(written)):
+            # A Unix time ("1714557600", in milliseconds with 13 digits): feedparser read it
+            # as a year and a day of it (YYDDD), and 2024-05-01 was dated 2017-05-25.
+            seconds = int(epoch[1]) / (1000 if len(epoch[1]) == 13 else 1)
+            published = datetime.fromtimestamp(seconds, UTC)
+            break
+        published = _struct_to_datetime(_raw(entry, key))
         if (published is not None and _year_written(published, written)
                 and not _impossible(written)):
             break
