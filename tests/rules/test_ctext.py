@@ -95,7 +95,7 @@ def _assert_same(text: str) -> None:
 # joiner), combining marks and the code points either side of their block, emoji.
 ALPHABET = list(
     "abzAZ_éßÆªµ½×Жж中ك٣०"  # letters, Latin-1, Cyrillic, CJK, Arabic-Indic and Devanagari digits
-    "łıøđþœİש\u0640\u02bc"  # letters folded by table, Hebrew, the tatweel, U+02BC
+    "łıøđþœİש\u0640\u02bc\u02bb"  # letters folded by table, Hebrew, the tatweel, U+02BC/02BB
     "0159²"
     "'’‘`-‐‑–—"
     ".,;:!? \n\t"

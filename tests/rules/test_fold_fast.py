@@ -98,7 +98,7 @@ def _fold_reference(raw: str) -> tuple[str, str, tuple[tuple[str, str, int, int]
 
 
 _JOINED = st.text(alphabet=st.sampled_from(list(
-    "lLdqusiaeoIShNt's\u2019\u2018`\u02bc-\u2010\u2011\u2013.,\n7éİıàZ")), min_size=1,
+    "lLdqusiaeoIShNt's\u2019\u2018`\u02bc\u02bb-\u2010\u2011\u2013.,\n7éİıàZ")), min_size=1,
     max_size=16)
 _ENGLISH = st.sampled_from(["mobilised", "organisation", "criticises", "realising",
                             "apologise", "crisis", "analysis", "Russia's", "l'Ukraine",

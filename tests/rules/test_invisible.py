@@ -59,6 +59,11 @@ def test_an_error_in_such_a_query_names_it_as_written() -> None:
     assert err.value.query == query
     # the column of the end, as written (the soft hyphen counted)
     assert err.value.column == len(query) + 1
+    # and the column the message names: the "(" where it is written (it said 13)
+    assert f"the '(' in column {query.index('(') + 1}" in err.value.message, err.value.message
+    with pytest.raises(QuerySyntaxError) as err:
+        parse("\u00ad\u200b\u00ad(troops")
+    assert "the '(' in column 4 " in str(err.value), str(err.value)
     with pytest.raises(QuerySyntaxError) as err:
         parse("pu\u00adtin AND !x")
     assert "pu\u00adtin AND !x"[err.value.column - 1] == "!"

@@ -5,6 +5,8 @@ Limits and refused Lucene syntax: test_syntax_limits.py; random input: test_synt
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from watchers.rules import And, Near, Not, Or, Phrase, QuerySyntaxError, Regex, Term, parse
@@ -178,3 +180,33 @@ def test_caret_points_at_column() -> None:
     with pytest.raises(QuerySyntaxError) as info:
         parse("sanctions AND")
     assert info.value.caret().splitlines()[1] == " " * 13 + "^"
+
+
+@pytest.mark.parametrize(("query", "title"), [
+    ('"Is this the end?"', "Is this the end? Markets fall"),
+    ('"Ukraine war - live updates"', "Ukraine war – live updates"),
+    ('"Tom & Jerry"', "Tom & Jerry return"),
+    ('"« Zelensky »"', "«Zelensky» speaks"),
+    ('"who? me"', "Who, me?"),
+    ('"end?!"', "the end!"),
+])
+def test_a_pasted_headlines_punctuation_inside_quotes_is_text(query: str, title: str) -> None:
+    """A mark between a phrase's words, or a question mark after one, was refused ("'?'
+    wildcards are not supported", "expected a word with letters or digits, found '-'"),
+    though the phrase without it matched the same text: phrases read across punctuation."""
+    from watchers import Article
+    from watchers.rules import match_query
+
+    parse(query)
+    assert match_query(query, Article(title=title, text="")) is not None
+
+
+@pytest.mark.parametrize(("query", "says"), [
+    ('"wh?t"', "'?' wildcards are not supported"),  # inside a word: still a wildcard
+    ('"- & »"', "expected words inside the quotes"),
+    ("end?", "'?' wildcards are not supported"),  # outside quotes, as before
+])
+def test_punctuation_alone_or_a_question_mark_inside_a_word_is_still_refused(
+        query: str, says: str) -> None:
+    with pytest.raises(QuerySyntaxError, match=re.escape(says)):
+        parse(query)

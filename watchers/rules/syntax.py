@@ -656,6 +656,12 @@ class _Parser:
         for m in re.finditer(r"[^\s()]+", tok.value):
             col = tok.column + 1 + m.start()
             raw = m.group()
+            # A pasted headline's punctuation is text: a mark between words ("war - live",
+            # "Tom & Jerry", "« Zelensky »") is passed over, as phrases read across it, and a
+            # question mark after a word ends it ("the end?"); each was refused.
+            if not _HAS_ALNUM.search(raw):
+                continue
+            raw = _END_QUESTION.sub("", raw)
             sub = _Lexer(raw)
             try:
                 inner = sub._word(top=False)
@@ -943,8 +949,17 @@ def parse(query: str) -> Node:
     except QuerySyntaxError as exc:
         if read is query:
             raise
-        raise QuerySyntaxError(exc.message, query, _written_column(query, exc.column)) from None
+        # (a column named in the message too: "the '(' in column 11" for one in column 4)
+        message = _IN_COLUMN.sub(
+            lambda m: f"in column {_written_column(query, int(m[1]))}", exc.message)
+        raise QuerySyntaxError(message, query, _written_column(query, exc.column)) from None
     return node
+
+
+_IN_COLUMN = re.compile(r"in column (\d+)")
+# Inside quotes: a letter or digit, and question marks among a word's closing punctuation.
+_HAS_ALNUM = re.compile(r"[^\W_]")
+_END_QUESTION = re.compile(r"\?(?=[^\w]*$)")
 
 
 def _written_column(query: str, column: int) -> int:

@@ -68,8 +68,9 @@ BIDI_REORDERING = _BIDI_REORDERING
 #: when it differs (see ``watchers.store.sqlite.schema.rekey``). 1: the keys before versions were
 #: recorded; 2: elisions and Turkish suffixes part words, ł ı ø đ ð þ æ œ ħ fold to ASCII, U+02BC
 #: is an apostrophe, Arabic and Hebrew vowel marks and the tatweel stay in words, out of keys;
-#: 3: underscores at a word's edges are no part of it (_Russian_ → russian, __NATO__ → nato).
-KEYS_VERSION = 3
+#: 3: underscores at a word's edges are no part of it (_Russian_ → russian, __NATO__ → nato);
+#: 4: U+02BB (the ʻokina of Hawaiʻi, the Uzbek Latin Oʻzbekiston) is an apostrophe as U+02BC is.
+KEYS_VERSION = 4
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
 # (100,000, 1.5) or a dotted acronym (U.S.). Underscores join letters and digits (snake_case)
@@ -108,9 +109,10 @@ _SPLIT_RE = re.compile("(" + _word_pattern(_ALNUM) + ")")
 _SPLIT_RE_MARKS = re.compile("(" + _word_pattern(rf"(?:{_ALNUM}|[{_MARKS}])") + ")")
 _COMBINING = re.compile(f"[{_MARKS}]")
 _HYPHENS = re.compile(f"[{_DASH}]")
-# Apostrophes as keys fold them: the word pattern's, and U+02BC (the modifier letter apostrophe
-# Ukrainian writes, "мʼясо"), which is \w and so already inside words.
-_APOS_FOLD = _APOS + "\u02bc"
+# Apostrophes as keys fold them: the word pattern's, U+02BC (the modifier letter apostrophe
+# Ukrainian writes, "мʼясо") and U+02BB (the turned comma: Hawaiian's ʻokina, "Hawaiʻi", and
+# Uzbek's, "Oʻzbekiston"), which are \w and so already inside words.
+_APOS_FOLD = _APOS + "\u02bc\u02bb"
 _APOSTROPHES = re.compile(f"[{_APOS_FOLD}]")
 # The same characters as sets: whether a word holds one is a set operation in C, faster than
 # a search (str.translate, with a dict for a table, is slower than the substitutions).
