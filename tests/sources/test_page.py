@@ -102,6 +102,33 @@ def test_only_headline_links_of_the_page_s_own_site_are_articles() -> None:
                for e in got.entries)
 
 
+def test_a_link_whose_text_shows_nothing_is_no_headline() -> None:
+    """Zero-width spaces, soft hyphens, a braille blank or ideographic spaces: three "words"
+    of fifteen characters that show nothing made an article with an invisible title."""
+    blank = ["\u200b" * 6, "\u00ad" * 6, "\u2800" * 6, "\u3164" * 6]
+    got = parse_page(FRONT.format(more="".join(
+        f'<a href="/2022/01/blank-{i}">{w} {w} {w}</a>' for i, w in enumerate(blank))
+        + '<a href="/2022/01/shown">\u200bTroops\u200b gather at\u00ad the border</a>'
+    ).encode(), url="https://www.news.example/world")
+    assert [e.url for e in got.entries] == ["https://www.news.example/2022/01/troops-mass",
+                                           "https://www.news.example/2022/01/shown"]
+
+
+def test_a_link_is_read_as_a_browser_reads_it() -> None:
+    """Backslashes before the query are slashes to a browser: "https:\\evil.example\\w"
+    was taken for a path on the page's own site, and the article's link was not the one
+    the page shows. Tabs and line breaks inside a link are dropped."""
+    got = parse_page(FRONT.format(more=(
+        '<a href="https:\\\\evil.example\\w\\8">Russian troops seen near the river</a>'
+        '<a href="\\2022\\01\\grain?q=a\\b">Grain deal talks resume in Istanbul</a>'
+        '<a href="/2022/01/\n\tport">Port of Odesa reopens to ships</a>')).encode(),
+        url="https://www.news.example/world")
+    assert [e.url for e in got.entries] == [
+        "https://www.news.example/2022/01/troops-mass",
+        "https://www.news.example/2022/01/grain?q=a\\b",
+        "https://www.news.example/2022/01/port"]
+
+
 def test_the_page_s_links_to_itself_are_no_articles() -> None:
     """"Skip to the comments below" (``#comments``) was the page itself taken for an article,
     with the link text for a headline — as were its own address written out and with a

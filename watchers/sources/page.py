@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from watchers.models import shows_nothing, visible
 from watchers.sources.base import LEGACY_BYTES, Source, SourceContext
 from watchers.sources.feed import FeedSource, FeedSourceConfig
 
@@ -118,9 +119,13 @@ def _on_site(link: str, site: str) -> bool:
 
 
 def _headline(title: str) -> bool:
-    if _UNSPACED.search(title):
-        return len(title) >= MIN_CHARS_UNSPACED
-    return len(title) >= MIN_CHARS and len(title.split()) >= MIN_WORDS
+    # Counted as shown: a link of zero-width spaces ("\u200b" * 5, three times) was a
+    # headline of three words, and an article with an invisible title.
+    words = [w for w in visible(title).split() if not shows_nothing(w)]
+    shown = " ".join(words)
+    if _UNSPACED.search(shown):
+        return len(shown) >= MIN_CHARS_UNSPACED
+    return len(shown) >= MIN_CHARS and len(words) >= MIN_WORDS
 
 
 def _attrs(text: str) -> dict[str, str]:
@@ -312,7 +317,15 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
 
 
 def _link(base: str, href: str) -> str | None:
-    """``href`` as an absolute http(s) link without its fragment, or None."""
+    """``href`` as an absolute http(s) link without its fragment, or None; read as a browser
+    reads it: tabs and line breaks dropped, and a backslash before the query a slash
+    ("https:\\evil.example\\w" is https://evil.example/w, not a path on the page's own
+    site)."""
+    href = _URL_WHITESPACE.sub("", href)
+    cut = _QUERY_START.search(href)
+    end = cut.start() if cut else len(href)
+    if "\\" in href[:end]:
+        href = href[:end].replace("\\", "/") + href[end:]
     try:
         absolute = urljoin(base, href)
         parts = urlsplit(absolute)
@@ -323,6 +336,8 @@ def _link(base: str, href: str) -> str | None:
     return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path or "/", parts.query, ""))
 
 
+_URL_WHITESPACE = re.compile("[\t\n\r]")
+_QUERY_START = re.compile("[?#]")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
 
 
