@@ -220,15 +220,11 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         """Show the message a rule would post for a stored article (only to you)."""
         engine = self.engine
         guild = interaction.guild_id
-        seen = [v.rule for v in await engine.rules(guild=guild)]
-        rule = next((r for r in seen if r.name == name), None)
-        if rule is None:
-            # In another case, as /mute takes it.
-            same = [r for r in seen if r.name.casefold() == name.casefold()]
-            rule = same[0] if len(same) == 1 else None
-        if rule is None:
+        try:
+            rule = engine.rule_of(name, guild)  # in another case too, as /mute takes it
+        except NewswatchError:
             known = ", ".join(engine.rule_names(guild)[:20]) or "none"
-            raise NewswatchError(f"No rule named {name[:64]!r}; rules: {known}")
+            raise NewswatchError(f"No rule named {name[:64]!r}; rules: {known}") from None
         # The article's evidence is found for the preview (a long article takes a while): a
         # slow one is deferred, privately, rather than left past Discord's three seconds.
         art, match = await in_time(interaction, self._preview_match(rule, article, guild),
