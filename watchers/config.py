@@ -608,9 +608,14 @@ class RouteConfig(_Strict):
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
             raise ValueError(f"unknown time zone {value!r}; " + _offset_hint(value)) from None
         if value != "UTC" and value not in _zone_names():
-            # A file the zone database holds that names no place: "right/Europe/Berlin"
-            # (which Python reads as summer time all year from 2026: quiet hours an hour off
-            # all winter), "posix/…", "posixrules" (New York), "localtime" (whatever the
+            # The zone database's copies of a place's zone are that place: "posix/Europe/
+            # Berlin" is the same file, and "right/Europe/Berlin" (the one with leap seconds,
+            # which Python reads as summer time all year from 2026: quiet hours an hour off
+            # all winter) was meant as it.
+            place = value.partition("/")[2]
+            if value.startswith(("posix/", "right/")) and place in _zone_names():
+                return place
+            # A file that names no place: "posixrules" (New York), "localtime" (whatever the
             # host's zone is), "Factory".
             raise ValueError(f"{value!r} is no time zone of a place; "
                              "use an IANA name such as 'Europe/Kyiv' or 'UTC'")

@@ -137,13 +137,21 @@ def test_an_offset_for_a_time_zone_is_refused_with_the_name_that_means_it(
     assert f"unknown time zone {written!r}" in issue.message and hint in issue.message
 
 
-@pytest.mark.parametrize("written", ["right/Europe/Berlin", "posix/Europe/Berlin",
-                                     "posixrules", "localtime", "Factory"])
+@pytest.mark.parametrize("written", ["right/Europe/Berlin", "posix/Europe/Berlin"])
+def test_a_copy_of_a_places_zone_is_that_place(written: str) -> None:
+    """"right/Europe/Berlin" counts leap seconds, and Python reads it as summer time all year
+    from 2026: quiet hours an hour off all winter. It, and the "posix/" copy, are the place."""
+    cfg = parse_config({"channels": {"alerts": {"target": 1, "timezone": written}},
+                        "rules": [{"name": "troops", "query": "troops"}]})
+    route = cfg.route("alerts")
+    assert route is not None and route.timezone == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("written", ["posixrules", "localtime", "Factory"])
 def test_a_zone_file_that_names_no_place_is_refused(written: str) -> None:
-    """Files of the zone database that open as zones but name no place: "right/Europe/Berlin"
-    counts leap seconds and Python reads it as summer time all year from 2026 (quiet hours an
-    hour off all winter), "posixrules" is New York, "localtime" whatever the host's zone is.
-    Each was taken; each is refused, naming the value."""
+    """Files of the zone database that open as zones but name no place: "posixrules" is New
+    York, "localtime" whatever the host's zone is. Each was taken; each is refused, naming the
+    value."""
     with pytest.raises(ConfigError) as caught:
         parse_config({"channels": {"alerts": {"target": 1, "timezone": written}},
                       "rules": [{"name": "troops", "query": "troops"}]})

@@ -307,6 +307,40 @@ def test_a_json_feed_in_another_charset_is_read_in_it(encode: Callable[[str], by
     assert (entry.title, entry.text) == ("Київ новини", "Війська біля кордону")
 
 
+@pytest.mark.parametrize("content_type", [
+    "application/feed+json", "application/feed+json; charset=windows-1251",
+    "application/json; charset=iso-8859-1"])
+def test_a_json_feed_mostly_utf8_keeps_its_utf8_whatever_its_label(content_type: str) -> None:
+    """One stray legacy byte made the whole feed read in the header's charset: a server's
+    default "iso-8859-1" turned a Cyrillic title to "Ð\x9aÐ¸Ñ\x97Ð²". The stray byte alone is
+    read as Windows-1252, as an XML feed's is."""
+    text = ('{"version": "https://jsonfeed.org/version/1.1", "items": ['
+            '{"id": "k1", "title": "Київ: мер — “важливо”"}, {"id": "k2", "title": "It’s here"}]}')
+    body = text.encode("utf-8").replace("’".encode(), b"\x92")
+    feed = parse_feed(body, url=URL, content_type=content_type)
+    assert [e.title for e in feed.entries] == ["Київ: мер — “важливо”", "It’s here"]
+
+
+def test_a_json_feed_labelled_latin1_is_read_as_browsers_read_it() -> None:
+    body = ('{"version": "https://jsonfeed.org/version/1", "items": ['
+            '{"id": "1", "title": "Caf\u00e9 \x93quoted\x94"}]}').encode("latin-1")
+    feed = parse_feed(body, url=URL, content_type="application/json; charset=ISO-8859-1")
+    assert feed.entries[0].title == "Café “quoted”"
+
+
+@pytest.mark.parametrize(("date", "expected"), [
+    ("1714557600", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+    ("1714557600000", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+    ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+])
+def test_a_json_feeds_date_written_as_a_unix_time_is_read_as_one(
+        date: str, expected: datetime) -> None:
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [
+        {"id": "e1", "title": "Epoch item", "date_published": date}]}).encode()
+    (entry,) = parse_feed(body, url=URL, content_type="application/feed+json").entries
+    assert entry.published == expected
+
+
 @pytest.mark.parametrize(("bom", "codec"), [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
                                             (b"\xff\xfe\x00\x00", "utf-32-le")])
 @pytest.mark.parametrize("declared", ["utf-8", "iso-8859-1"])

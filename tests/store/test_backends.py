@@ -10,6 +10,7 @@ session's throwaway server), a new name a new, empty one.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import sqlite3
@@ -1369,6 +1370,25 @@ async def test_server_routes_are_kept_by_key(one: Store) -> None:
     assert await one.list_server_routes() == [a.model_copy(update={"channel_id": 7}), b]
     assert await one.delete_server_route(a.key) and not await one.delete_server_route(a.key)
     assert await one.list_server_routes() == [b]
+
+
+async def test_a_channel_stored_with_a_time_zone_no_longer_taken_keeps_its_other_settings(
+        one: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """/channels set took any zone file ("localtime", "posix/Europe/Berlin"); the names are
+    refused or read as their place now, and the channel stored with one was skipped whole at
+    the next start: its digest and quiet hours gone, its rules' alerts sent as they came."""
+    for name, zone in (("desk", "localtime"), ("news", "posix/Europe/Berlin")):
+        stored = {"guild_id": 42, "name": name, "channel_id": 9, "settings": {
+            "target": 9, "mode": "digest", "digest_every": 86400.0, "timezone": zone}}
+        await one._put("routes", f"42:{name}", 42, json.dumps(stored))  # as the old code did
+    caplog.set_level(logging.WARNING)
+    routes = {r.name: r.settings for r in await one.list_server_routes()}
+    assert routes.keys() == {"desk", "news"}
+    desk, news = routes["desk"], routes["news"]
+    assert desk is not None and (desk.mode, desk.timezone) == ("digest", "UTC")
+    assert news is not None and (news.mode, news.timezone) == ("digest", "Europe/Berlin")
+    assert any("time zone 'localtime' is no longer taken" in r.getMessage()
+               for r in caplog.records)
 
 
 # ------------------------------------------------------------------ opening

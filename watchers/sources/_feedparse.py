@@ -829,6 +829,9 @@ def _json_date(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
+    if epoch := _EPOCH.fullmatch(text):  # a Unix time, as an RSS date's (see _xml_entry)
+        return datetime.fromtimestamp(int(epoch[1]) / (1000 if len(epoch[1]) == 13 else 1),
+                                      UTC)
     try:
         parsed = parse_iso(text)
     except ValueError:
@@ -871,6 +874,13 @@ def _json_text(body: bytes, content_type: str | None = None) -> str:
         try:
             return body.decode("utf-8-sig")
         except UnicodeDecodeError:
+            # A UTF-8 feed with a few stray bytes keeps its UTF-8 whatever the label (a
+            # server's default "iso-8859-1" made every Cyrillic title mojibake), as an XML
+            # feed's does; Latin-1 is read as Windows-1252, as browsers read that label.
+            if _mostly_utf8(body):
+                return body.decode("utf-8-sig", errors=LEGACY_BYTES)
+            if charset == "iso8859-1":
+                return body.decode("cp1252", errors=LEGACY_BYTES)
             return body.decode(charset, errors="replace")
     return body.decode("utf-8-sig", errors=LEGACY_BYTES)
 

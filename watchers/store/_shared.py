@@ -85,7 +85,21 @@ def _one_line(exc: ValidationError) -> str:
 
 def server_route(data: dict[str, Any]) -> ServerRoute:
     data.pop("origin", None)  # a route has no origin: only servers make them
-    return ServerRoute.model_validate(data)
+    try:
+        return ServerRoute.model_validate(data)
+    except ValidationError as exc:
+        settings = data.get("settings")
+        if not (isinstance(settings, dict) and "timezone" in settings and all(
+                tuple(e["loc"][:2]) == ("settings", "timezone") for e in exc.errors())):
+            raise
+    # A time zone stored before it was refused ("localtime", "Factory"): the channel keeps
+    # every other setting, in UTC, rather than being skipped whole (its digests and quiet
+    # hours lost, its rules' alerts sent as they came).
+    log.warning("stored channel %s: time zone %r is no longer taken; its times are in UTC "
+                "(/channels set timezone: to choose one)", data.get("name"),
+                str(settings["timezone"])[:80])
+    return ServerRoute.model_validate(
+        {**data, "settings": {k: v for k, v in settings.items() if k != "timezone"}})
 
 
 class RuntimeModels:
