@@ -366,8 +366,8 @@ async def test_a_webhook_paused_for_its_token_is_resumed_by_a_start_with_another
     assert "no longer pauses" not in said
     # the notice of the pause named the way out a set-up of webhooks alone has
     (notice,) = [r.text for r in await fixed.engine.store.alerts(kind="notice")
-                 if "'hook' paused" in r.text]
-    assert "its URL is corrected and newswatch started again" in notice, notice
+                 if r.text and "'hook' paused" in r.text]
+    assert notice and "its URL is corrected and newswatch started again" in notice, notice
 
 
 async def test_a_webhook_send_whose_answer_was_lost_is_found_not_sent_twice(
@@ -735,7 +735,7 @@ class _EmptiedBucket(DiscordEmulator):
     its rate-limit bucket is empty for ``reset`` seconds, longer than a send's attempt may
     take."""
 
-    def __init__(self, reset: float, path: str = "/webhooks/", **kwargs: Any) -> None:
+    def __init__(self, reset: float | str, path: str = "/webhooks/", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reset = reset
         self.path = path
@@ -793,8 +793,7 @@ async def test_a_webhook_answer_asking_for_a_wait_of_ages_is_waited_out_at_the_c
     is cut to the cap (the bot client's 30 s; 1 s here), said in the log."""
     monkeypatch.setattr(bot_sinks, "WEBHOOK_BUCKET_WAIT_MAX", 1.0)
     caplog.set_level(logging.WARNING, logger="newswatch")
-    async with _EmptiedBucket(reset=0, **world()) as emu, emu.patch_discord():
-        emu.reset = reset  # type: ignore[assignment]  # the header as written
+    async with _EmptiedBucket(reset=reset, **world()) as emu, emu.patch_discord():
         drop_articles(tmp_path / "wire", "floods", range(3))
         run = await newswatch(emu)
         await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 3, 20)

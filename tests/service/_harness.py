@@ -16,6 +16,7 @@ from watchers.sources import SourceContext
 from watchers.sources._http import Fetcher
 from watchers.sources.base import Poll
 from watchers.store import SqliteStore
+from watchers.store.base import Store
 
 
 def rule(name: str, query: str, **kw: Any) -> RuleConfig:
@@ -48,7 +49,7 @@ def watch(store: SqliteStore, *, sources: list[Any] = (), rules: list[RuleConfig
                         sources=sources, rules=rules, wake=wake or asyncio.Event(), **kw)
 
 
-def deliver(store: SqliteStore, sink: Sink | dict[str, Sink], *, wake: asyncio.Event | None = None,
+def deliver(store: Store, sink: Sink | dict[str, Sink], *, wake: asyncio.Event | None = None,
             **kw: Any) -> DeliveryService:
     sinks = sink if isinstance(sink, dict) else {}
     default = None if isinstance(sink, dict) else sink

@@ -239,13 +239,15 @@ async def test_a_surge_of_a_rule_muted_while_it_waited_is_not_posted(
     class Down(RecordingSink):
         down = True
 
-        async def notice(self, route: str, text: str, **kw: object) -> str | None:
+        async def notice(self, route: str, text: str, *, nonce: str | None = None,
+                         maybe_sent: bool = False) -> str | None:
             if self.down:
                 raise TransientDeliveryError("503 from Discord")
-            return await super().notice(route, text, **kw)
+            return await super().notice(route, text, nonce=nonce, maybe_sent=maybe_sent)
 
     now = datetime.now(UTC)
     sink = Down()
+    store: SqliteStore | PostgresStore
     if backend == "sqlite":
         store = await SqliteStore.open(tmp_path / "nw.db")
     else:
@@ -273,7 +275,7 @@ def test_a_history_too_short_for_one_same_hour_day_falls_back_to_the_rolling_bas
     """With ``[surge] days = 2`` a rule first matched 24.5 hours ago has a long history (a
     day, half of two) and no same hour a whole day back: the baseline had no sample, and
     the surge said "the same hour over the last 0 days"."""
-    times = sorted([NOW - timedelta(hours=24, minutes=30)] + series([12]))
+    times = sorted([NOW - timedelta(hours=24, minutes=30), *series([12])])
     base = baseline(times, NOW, days=2)
     assert base.kind == "rolling" and base.samples == 24
     surging, count, _ = is_surge(times, NOW, days=2, min_count=10)
