@@ -49,8 +49,10 @@ def test_a_published_date_far_ahead_of_the_fetch_is_not_believed() -> None:
     fetched = datetime(2026, 12, 3, tzinfo=UTC)
     far = datetime(9999, 12, 31, tzinfo=UTC)
     near = fetched + MAX_AHEAD  # a feed's clock a little ahead, or an embargo: kept
+    # the calendar's first year is .NET's and Go's "no date": not believed either
     for published, kept in ((far, None), (fetched + MAX_AHEAD * 2, None), (near, near),
-                            (datetime(1, 1, 1, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC))):
+                            (datetime(1, 1, 1, tzinfo=UTC), None),
+                            (datetime(2, 1, 1, tzinfo=UTC), datetime(2, 1, 1, tzinfo=UTC))):
         validated = Article(title="t", published=published, fetched_at=fetched)
         checked = checked_article(source="", guid=None, url=None, title="t", text="",
                                   published=published, fetched_at=fetched)
