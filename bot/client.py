@@ -85,6 +85,12 @@ class NewsBot(commands.Bot):
         self.ready_event = asyncio.Event()
         self._channels_checked = False  # the config file's channels, looked for once
 
+    @property
+    def answers_commands(self) -> bool:
+        """Whether this process answers slash commands (a deliver process leaves them to the
+        bot process: each interaction reaches every session of the token)."""
+        return self._slash_commands
+
     async def setup_hook(self) -> None:
         if self.newswatch is None:
             raise RuntimeError("set bot.newswatch to an engine before starting the bot")

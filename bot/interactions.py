@@ -108,6 +108,12 @@ class NewswatchTree(app_commands.CommandTree[Any]):
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         # Runs first in the task that runs the command and answers its errors.
+        if not getattr(self.client, "answers_commands", True):
+            # A deliver process: Discord sends each interaction to every session of the
+            # token, and the bot process answers it. Answered here too ("Something went
+            # wrong": a command this process does not have), the bot's own answer was refused
+            # while its change was made.
+            return False
         task = asyncio.current_task()
         if task is not None and task not in self._running:
             self._running.add(task)

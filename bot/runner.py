@@ -73,6 +73,11 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
         if once:
             raise NewswatchError(f"--once polls and delivers in this one process; it does not "
                                  f"go with --role {role}")
+        if console and role == "bot":
+            # (it said the token was missing when it was set)
+            raise NewswatchError("--console prints alerts, which --role bot does not deliver "
+                                 "(it answers slash commands); it goes with --role deliver "
+                                 "or no --role")
     if role in ("all", "deliver"):
         _check_webhooks(cfg)
     token = None if console or role == "poll" else token_from_env(cfg)

@@ -498,17 +498,21 @@ class WatchService:
         while True:
             self._wakeup.clear()
             now = self.clock.now()
-            if now - registered > REREGISTER:
-                # Sources another worker retired that this one runs (workers started from
-                # different configs) become claimable again.
-                registered = now
-                await self._register(list(self._running.values()))
             free = self.max_polls - len(self._inflight)
             try:
+                if now - registered > REREGISTER:
+                    # Sources another worker retired that this one runs (workers started from
+                    # different configs) become claimable again.
+                    await self._register(list(self._running.values()))
+                    registered = now
                 claimed = await self.store.claim_sources(owner=self.owner,
                                                          until=now + self.lease, now=now,
                                                          limit=free)
+                for state in [s for s in claimed if s.name not in self._running]:
+                    await self._not_run_here(state, now)
             except StoreUnavailableError as exc:
+                # (each of these calls: the worker stopped at once where it said it would
+                # wait for the store)
                 retry = self.outage.wait_or_stop(exc, self._fatal)
                 if retry is None:
                     return
@@ -516,7 +520,6 @@ class WatchService:
                 continue
             for state in claimed:
                 if state.name not in self._running:
-                    await self._not_run_here(state, now)
                     continue
                 self._handed.pop(state.name, None)
                 task = asyncio.create_task(self._poll_leased(state),
@@ -591,7 +594,8 @@ class WatchService:
     async def _poll_claimed(self, state: SourceState) -> None:
         running = self._running.get(state.name)
         if running is None:  # removed meanwhile: hand it back as it was
-            await self.store.release_source(state, owner=self.owner)
+            with contextlib.suppress(StoreUnavailableError):  # else its lease lapses
+                await self.store.release_source(state, owner=self.owner)
             return
         self._book.put(state)
         try:
@@ -609,6 +613,13 @@ class WatchService:
             # Stopped while saving a finished poll: the stop saves it (still leased here).
             self._unreleased[state.name] = done
             raise
+        except StoreUnavailableError as exc:
+            # The store went away after the poll's articles were written: the lease lapses
+            # and the source is polled again from its stored state (what this poll stored is
+            # known then, and alerts nothing twice). It stopped the worker at once, where it
+            # had said it would wait for the store.
+            self.outage.wait_or_stop(exc, self._fatal)
+            return
         self.outage.over()  # the release was written: the store answers
         if not released:
             log.warning("source %s: lease lost while polling (another worker took it over); "

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -456,3 +457,61 @@ def test_the_outage_backs_off_and_gives_up_after_its_limit(
     said = [r.getMessage() for r in caplog.records]
     assert sum("waiting for the store to come back" in m for m in said) == 2  # once each
     assert sum("reachable again after 6.0 s" in m for m in said) == 1
+
+
+async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_it(
+        cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A poll worker (the several-process role) said "waiting for the store to come back (up
+    to 120 s)" and stopped within a second: saving a finished poll's state (the release of
+    its lease) met the outage outside the guard every other store call has. It waits now,
+    and polls again once the server is back."""
+    from watchers.config import FolderSourceConfig
+    from watchers.sources.base import Poll
+
+    name = f"outage_{random.randrange(10**9)}"
+    admin(cluster.url, f'CREATE DATABASE "{name}"')
+    opts = pg_opts(cluster)
+    polls: list[int] = []
+
+    class StopsTheServer:
+        """A source whose second poll stops the database server as it ends."""
+
+        name = "drop"
+
+        async def poll(self, cursor: object) -> Poll:
+            polls.append(1)
+            if len(polls) == 2:
+                await asyncio.to_thread(cluster.pg_ctl, "-m", "fast", "-w", "stop")
+            return Poll([])
+
+        async def aclose(self) -> None:
+            pass
+
+    cfg = parse_config({"storage": {"url": database_url(cluster.url, name)},
+                        "rules": [{"name": "ukraine", "query": "ukraine"}]}, base_dir=tmp_path)
+    caplog.set_level(logging.WARNING)
+    restarted = False
+    try:
+        async with open_engine(cfg, role="poll", lease=timedelta(seconds=3),
+                               default_sink=LookingSink()) as engine:
+            failed = asyncio.ensure_future(engine.failed())
+            await engine.watch.add_source(FolderSourceConfig(
+                name="drop", type="folder", path=str(tmp_path), every=timedelta(seconds=0.5),
+                settle=timedelta(0)), StopsTheServer())
+            for _ in range(200):  # the second poll stops the server
+                if len(polls) >= 2 and "waiting for the store" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.5)
+            assert not failed.done(), failed.exception()
+            await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", opts)
+            restarted = True
+            for _ in range(400):  # polled again once the store answers
+                if len(polls) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(polls) >= 3 and not failed.done()
+            failed.cancel()
+    finally:
+        if not restarted:
+            await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", opts)

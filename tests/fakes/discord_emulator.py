@@ -2883,6 +2883,11 @@ class DiscordEmulator:
     async def wait_until_identified(self, timeout: float = 5.0) -> None:
         await asyncio.wait_for(self._identified.wait(), timeout)
 
+    def live_sessions(self) -> int:
+        """How many gateway connections are identified and live (each gets every event, as
+        Discord sends them to every session of a token)."""
+        return sum(1 for conn in self._connections if conn.live and conn.session is not None)
+
     async def dispatch(self, event: str, data: Any, *, intent: int | None = None) -> int:
         """Send a DISPATCH event to every identified connection (optionally only those whose
         IDENTIFY intents include ``intent``). Returns the number of connections reached."""

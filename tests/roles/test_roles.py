@@ -332,6 +332,21 @@ def test_roles_other_than_all_are_refused_on_sqlite(
     assert not (tmp_path / "nw.db").exists()  # refused before anything was opened
 
 
+def test_console_with_the_bot_role_is_refused_as_such(
+        tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """"--role bot --console" said the Discord token was missing, with it set."""
+    monkeypatch.setenv("NW_TOKEN", "a-token")
+    (tmp_path / "newswatch.toml").write_text(
+        f'[storage]\nurl = "{pg_database}"\n[discord]\ntoken_env = "NW_TOKEN"\n'
+        '[[rules]]\nname = "troops"\nquery = "troops"\n')
+    assert main(["run", "--role", "bot", "--console", "-c",
+                 str(tmp_path / "newswatch.toml")]) == 1
+    err = capsys.readouterr().err
+    assert "--console prints alerts, which --role bot does not deliver" in err, err
+    assert "needs a Discord token" not in err and "a-token" not in err
+
+
 async def test_the_engine_refuses_a_role_on_sqlite_too(tmp_path: Path) -> None:
     cfg = config(tmp_path, "postgresql://unused/db", rules=[{"name": "t", "query": "t"}],
                  sources=[])
