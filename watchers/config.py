@@ -1189,11 +1189,17 @@ def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[Con
         # name and its missing folder, seen only once `every` was mended.
         # (Each trial validates the whole config: past a few dozen refused values, as a
         # generated file with one slip repeated has, the whole items go, in one trial.)
+        # Tried an item at a time, not a place at a time: a rule with two refused values
+        # (a name with a space, an unknown severity) went whole in each place's trial by its
+        # other place, was found needing to go whole in neither, and every item went, a
+        # source's missing folder and duplicate name with them.
         found = None
-        if len(places) <= _TRIED_PLACES:
-            whole = [p for p in places
-                     if _without(data, base_dir, places, items=[q for q in places if q != p])
-                     is None]
+        groups = list(dict.fromkeys(_item_of(p) for p in places))
+        if len(groups) <= _TRIED_PLACES:
+            whole_items = {g for g in groups
+                           if _without(data, base_dir, places,
+                                       items=[q for q in places if _item_of(q) != g]) is None}
+            whole = [p for p in places if _item_of(p) in whole_items]
             found = _without(data, base_dir, places, items=whole)
         if found is None:
             found = _without(data, base_dir, places, items=True)
@@ -1226,6 +1232,15 @@ def _semantic_despite(data: Mapping[str, Any], base_dir: Path, refused: list[Con
         if not hidden(issue):
             out.append(issue)
     return out
+
+
+_ITEM = re.compile(r"^[A-Za-z_]\w*\[\d+\]")
+
+
+def _item_of(place: str) -> str:
+    """The top-level list item a place is in ("rules[0]" of "rules[0].name"), or the place."""
+    found = _ITEM.match(place)
+    return found[0] if found else place
 
 
 def _without(data: Mapping[str, Any], base_dir: Path, places: list[str], *,

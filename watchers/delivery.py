@@ -1174,6 +1174,11 @@ class DeliveryService:
             # this one, which returned while they were still sending it.
             if busy := [t for t in self._workers.values() if not t.done()]:
                 await asyncio.wait(busy)
+            if self._halted is not None:
+                # A sink halted delivery in the running service's own pass meanwhile: this
+                # call sent the rest (the halted alert then went out after them at the next
+                # start) and returned as if all was well.
+                raise self._halted
             await self._expire_waiting(force=True)
             await self._escalate_unacknowledged()
             await self._make_digests()
@@ -1223,7 +1228,7 @@ class DeliveryService:
         settled = 0
         while True:
             now = datetime.now(UTC)
-            if self._waiting(route, now):
+            if self._waiting(route, now) or self._halted is not None:
                 return settled
             sink = self.sink_for(route)
             if sink is None:
@@ -1237,8 +1242,9 @@ class DeliveryService:
             state.elsewhere_until = None
             later = _later_updates(rows)
             for i, row in enumerate(rows):
-                if self._closing:
-                    # not tried yet: back in the queue as they were, for the next start
+                if self._closing or self._halted is not None:
+                    # not tried yet: back in the queue as they were, for the next start (a
+                    # halt on another route stops this one too: nothing more is sent)
                     await self._release(rows[i:])
                     return settled
                 task = asyncio.current_task()

@@ -208,6 +208,36 @@ query = "russia"
     ]
 
 
+def test_an_item_with_two_refused_values_hides_no_problem_of_the_others(tmp_path: Path) -> None:
+    """A rule with two refused values (a name with a space, an unknown severity): each
+    value's trial left its rule out by the other, neither was found to need the rule left out
+    whole, and every item with an error was: the source's missing folder and the duplicate of
+    its name were said only once the severity was mended."""
+    text = """
+[[sources]]
+name = "inbox"
+type = "folder"
+path = "no-such-folder"
+enabled = "yes"
+[[sources]]
+name = "inbox"
+type = "feed"
+url = "https://example.com/rss"
+[[rules]]
+name = "my rule"
+query = "troops"
+severity = "urgent"
+"""
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.toml")
+    said = sorted(str(i) for i in info.value.issues)
+    assert [s.split(":")[0] for s in said] == [
+        "rules[0].name", "rules[0].severity", "sources[0].enabled", "sources[0].path",
+        "sources[1].name"], said
+    assert f"sources[0].path: no such folder: {tmp_path / 'no-such-folder'}" in said
+
+
 def test_a_source_with_a_bad_value_keeps_its_other_problems_beside_a_refused_item(
         tmp_path: Path) -> None:
     """Beside a rule with no query (refused, with no default to fall back on), a source with

@@ -704,6 +704,28 @@ async def test_run_once_with_a_sink_that_exits_raises_naming_it_and_does_not_han
     assert not any(a.maybe_sent for a in again.got[1:])
 
 
+async def test_a_started_engines_sink_that_exits_halts_delivery_and_run_once_says_so(
+        tmp_path: Path) -> None:
+    """As the docs' example runs it (the engine started): the halt came in the running
+    service's own pass, run_once's drain went on to send the four other alerts and returned
+    as if all was well, and the halted alert went out after them at the next start."""
+    sink = Misbehaves("exit")
+    async with open_engine(config(tmp_path), default_sink=sink) as engine:
+        with pytest.raises(NewswatchError, match="Misbehaves raised SystemExit: the sink "
+                                                 "quits while sending alert 1"):
+            await asyncio.wait_for(engine.run_once(), 30)
+        await asyncio.sleep(0.3)  # the running service sends nothing more either
+        assert sink.calls == 1
+        with pytest.raises(NewswatchError, match="delivery stopped"):
+            await asyncio.wait_for(engine.failed(), 30)
+    again = Misbehaves("")
+    async with open_engine(config(tmp_path), default_sink=again, start=False) as engine:
+        await asyncio.wait_for(engine.run_once(), 30)
+        assert (await engine.delivery_status()).counts == {"delivered": 5}
+    assert len(again.got) == 5 and again.got[0].maybe_sent  # the halted one first, in order
+    assert [a.id for a in again.got] == sorted(a.id for a in again.got)
+
+
 async def test_a_sink_that_keeps_ids_but_cannot_update_gets_every_article_of_a_story(
         tmp_path: Path) -> None:
     """A sink returning a message id and with no ``update`` had every later article of a
