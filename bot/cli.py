@@ -68,8 +68,9 @@ def _new_store(cfg: Config) -> str:
     if path.exists():
         return ""
     missing = [p for p in path.parents if not p.exists()]
-    if not (missing[-1].parent if missing else path.parent).is_dir():
-        return ""  # through a file: run refuses it, and check says why
+    if not (missing[-1].parent if missing else path.parent).is_dir() or any(
+            p.is_symlink() for p in missing):
+        return ""  # through a file or a link that leads nowhere: run refuses it, check says why
     if not missing:
         return " (new: run creates it)"
     return f" (new: run creates it and the folder {missing[-1]})" if len(missing) == 1 else (

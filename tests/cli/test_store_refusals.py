@@ -122,6 +122,25 @@ def test_check_refuses_a_store_path_leading_into_a_missing_folder(tmp_path: Path
     assert not (tmp_path / "new").exists()
 
 
+def test_a_store_folder_that_is_a_link_leading_nowhere_is_named_as_such(tmp_path: Path) -> None:
+    """The store's folder a symbolic link to a disk not mounted: check said "ok (new: run
+    creates it and the folder …)" and run said it could not create the folder: "File
+    exists". Both name the link and where it leads."""
+    (tmp_path / "dl").symlink_to(tmp_path / "unmounted" / "disk")
+    _config(tmp_path, "dl/store.db")
+    before = _listing(tmp_path)
+    says = (f"cannot create the folder {tmp_path}/dl for the database {tmp_path}/dl/store.db: "
+            f"{tmp_path}/dl is a symbolic link to {tmp_path}/unmounted/disk, which does not "
+            "exist")
+    checked = nw("check", "-c", "config.toml", cwd=tmp_path)
+    assert checked.returncode == 2 and says in checked.stderr, checked.stdout + checked.stderr
+    assert "run creates it" not in checked.stdout
+    ran = nw("run", "--once", "-c", "config.toml", cwd=tmp_path)
+    assert ran.returncode != 0 and says in ran.stderr, ran.stderr
+    assert "File exists" not in ran.stderr
+    assert _listing(tmp_path) == before
+
+
 def test_check_refuses_a_store_whose_lock_file_cannot_be_made_in_its_folder(
         tmp_path: Path, immutable: Callable[[Path], None]) -> None:
     """An existing store without its lock file, in a folder no file can be made in (immutable:

@@ -604,6 +604,10 @@ async def _close_when_connected(task: asyncio.Future[aiosqlite.Connection]) -> N
 
 def _make_parent(path: str) -> None:
     parent = Path(path).parent
+    if (dangling := _dangling_link(str(parent))) is not None:
+        # (mkdir said "File exists" of the link, and check had said the folder would be made)
+        raise StoreError(f"cannot create the folder {parent} for the database {path}: "
+                         f"{dangling}")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -670,6 +674,9 @@ def _check_can_create(path: str, target: str) -> None:
     nearest folder above it that exists."""
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
+        if (dangling := _dangling_link(os.path.dirname(os.path.abspath(path)))) is not None:
+            raise StoreError(f"cannot create the folder {Path(path).parent} for the database "
+                             f"{path}: {dangling}")
         made = os.path.realpath(os.path.dirname(os.path.abspath(path)))
         if os.path.lexists(path) or made != folder:
             # A symlink to a file in a folder that does not exist: the writer makes the
@@ -685,6 +692,19 @@ def _check_can_create(path: str, target: str) -> None:
         return
     if (refused := _cannot_create_in(folder)) is not None:
         raise StoreError(f"cannot create the lock file {target}: {refused}")
+
+
+def _dangling_link(folder: str) -> str | None:
+    """Why ``folder`` cannot be made where a folder on its way is a symbolic link that leads
+    nowhere (to a disk not mounted, say), or None."""
+    at = os.path.abspath(folder)
+    while True:
+        if os.path.islink(at) and not os.path.exists(at):
+            return f"{at} is a symbolic link to {os.readlink(at)}, which does not exist"
+        up = os.path.dirname(at)
+        if up == at:
+            return None
+        at = up
 
 
 def _cannot_create_in(folder: str) -> str | None:
