@@ -1195,7 +1195,15 @@ class DeliveryService:
                     continue  # one started meanwhile and claimed what was due
                 break
             before = self.delivered
-            settled = sum(await asyncio.gather(*(self._route_pass(r) for r in due)))
+            # Every route's pass is waited for, however one ends: a pass that raised (a sink
+            # halting delivery) left the others sending unattended, and a send that finished
+            # after the engine closed was not recorded and went out again at the next start.
+            results = await asyncio.gather(*(self._route_pass(r) for r in due),
+                                           return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise next((f for f in failures if isinstance(f, DeliveryHalted)), failures[0])
+            settled = sum(r for r in results if isinstance(r, int))
             total += self.delivered - before
             if settled == 0:
                 break

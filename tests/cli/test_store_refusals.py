@@ -139,6 +139,12 @@ def test_a_store_folder_that_is_a_link_leading_nowhere_is_named_as_such(tmp_path
     assert ran.returncode != 0 and says in ran.stderr, ran.stderr
     assert "File exists" not in ran.stderr
     assert _listing(tmp_path) == before
+    # a link that loops is no link to nothing: the system's reason is given
+    (tmp_path / "loop").symlink_to("loop")
+    _config(tmp_path, "loop/store.db")
+    ran = nw("run", "--once", "-c", "config.toml", cwd=tmp_path)
+    assert ran.returncode != 0 and "Too many levels of symbolic links" in ran.stderr, ran.stderr
+    assert "which does not exist" not in ran.stderr
 
 
 def test_check_refuses_a_store_whose_lock_file_cannot_be_made_in_its_folder(

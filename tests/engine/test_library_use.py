@@ -726,6 +726,53 @@ async def test_a_started_engines_sink_that_exits_halts_delivery_and_run_once_say
     assert [a.id for a in again.got] == sorted(a.id for a in again.got)
 
 
+async def test_a_halt_on_one_route_lets_the_others_sends_finish_before_the_engine_closes(
+        tmp_path: Path) -> None:
+    """run_once sends routes side by side: a sink halting delivery on one route ended
+    run_once at once, the engine closed, and another route's send under way went on
+    unattended: its message was made after the store had closed, not recorded, and posted
+    again at the next start. That send is now waited for and recorded; nothing more goes."""
+    for i in range(4):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / f"a{i}.txt").write_text(
+            f"Troops cross river {i}\n\nTroops were seen near town {i}.")
+    cfg = parse_config({"storage": {"path": "nw.db"}, "channels": {"a": 1, "b": 2},
+                        "sources": [{"name": "in", "type": "folder", "path": "in",
+                                     "settle": 0}],
+                        "rules": [{"name": "ra", "query": "troops", "channel": "a"},
+                                  {"name": "rb", "query": "troops", "channel": "b"}]},
+                       base_dir=tmp_path)
+
+    class Exits:
+        async def deliver(self, alert: Alert) -> str | None:
+            await asyncio.sleep(0.05)
+            raise SystemExit("quit")
+
+    class Slow:
+        def __init__(self) -> None:
+            self.got: list[tuple[int, bool]] = []
+
+        async def deliver(self, alert: Alert) -> str | None:
+            await asyncio.sleep(0.4)
+            self.got.append((alert.id, alert.maybe_sent))
+            return f"m{alert.id}"
+
+    slow = Slow()
+    async with open_engine(cfg, sinks={"a": Exits(), "b": slow}, start=False) as engine:
+        with pytest.raises(NewswatchError, match="delivery stopped"):
+            await asyncio.wait_for(engine.run_once(), 30)
+        sent = list(slow.got)
+        assert len(sent) == 1  # the send under way finished; none after it
+    await asyncio.sleep(0.6)
+    assert slow.got == sent  # nothing was sent once the engine had closed
+    again = Slow()
+    async with open_engine(cfg, sinks={"a": Slow(), "b": again}, start=False) as engine:
+        await asyncio.wait_for(engine.run_once(), 30)
+    b_ids = [i for i, _ in again.got]
+    assert sent[0][0] not in b_ids and len(b_ids) == 3  # the rest, none twice
+    assert not any(maybe for _, maybe in again.got)
+
+
 async def test_a_sink_that_keeps_ids_but_cannot_update_gets_every_article_of_a_story(
         tmp_path: Path) -> None:
     """A sink returning a message id and with no ``update`` had every later article of a

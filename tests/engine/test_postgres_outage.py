@@ -417,48 +417,6 @@ async def test_a_writer_lock_left_on_a_session_the_network_cut_off_is_taken_back
             await db.close()
 
 
-async def test_an_outage_past_the_limit_stops_the_engine_with_one_line(
-        cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Run last in this module: the server stays down. The line is the failure's, said by
-    whoever awaits it: the engine logged it too, and the services added "source states not
-    saved: the store failed (above)" — three lines where one was promised."""
-    async def disrupt(i: int, db: str) -> None:
-        if i == 2:
-            await asyncio.to_thread(cluster.pg_ctl, "-m", "fast", "-w", "stop")
-
-    caplog.set_level(logging.INFO)
-    _, error, _ = await feed_through(cluster.url, tmp_path, 4, disrupt,
-                                     outage=StoreOutage(limit=1.5))
-    assert isinstance(error, StoreError) and not isinstance(error, StoreUnavailableError)
-    message = str(error)
-    assert "cannot be reached" in message or "cannot open the database" in message
-    assert "unreachable for" in message and "\n" not in message
-    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
-                or "not saved" in r.getMessage()]
-
-
-def test_the_outage_backs_off_and_gives_up_after_its_limit(
-        caplog: pytest.LogCaptureFixture) -> None:
-    now = [0.0]
-    outage = StoreOutage(limit=10, most=2, clock=lambda: now[0])
-    down = StoreUnavailableError("the database db cannot be reached: gone")
-    caplog.set_level(logging.WARNING)
-    delays = []
-    for _ in range(6):
-        delays.append(outage.wait(down))
-        now[0] += 1
-    assert delays == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
-    outage.over()  # back: a later outage starts its own count
-    now[0] += 100
-    assert outage.wait(down) == 0.25
-    now[0] += 10
-    with pytest.raises(StoreError, match=r"gone \(the store was unreachable for 10 s\)"):
-        outage.wait(down)
-    said = [r.getMessage() for r in caplog.records]
-    assert sum("waiting for the store to come back" in m for m in said) == 2  # once each
-    assert sum("reachable again after 6.0 s" in m for m in said) == 1
-
-
 async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_it(
         cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A poll worker (the several-process role) said "waiting for the store to come back (up
@@ -515,3 +473,46 @@ async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_
     finally:
         if not restarted:
             await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", opts)
+
+
+async def test_an_outage_past_the_limit_stops_the_engine_with_one_line(
+        cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Run last in this module: the server stays down. The line is the failure's, said by
+    whoever awaits it: the engine logged it too, and the services added "source states not
+    saved: the store failed (above)" — three lines where one was promised."""
+    async def disrupt(i: int, db: str) -> None:
+        if i == 2:
+            await asyncio.to_thread(cluster.pg_ctl, "-m", "fast", "-w", "stop")
+
+    caplog.set_level(logging.INFO)
+    _, error, _ = await feed_through(cluster.url, tmp_path, 4, disrupt,
+                                     outage=StoreOutage(limit=1.5))
+    assert isinstance(error, StoreError) and not isinstance(error, StoreUnavailableError)
+    message = str(error)
+    assert "cannot be reached" in message or "cannot open the database" in message
+    assert "unreachable for" in message and "\n" not in message
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+                or "not saved" in r.getMessage()]
+
+
+def test_the_outage_backs_off_and_gives_up_after_its_limit(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    outage = StoreOutage(limit=10, most=2, clock=lambda: now[0])
+    down = StoreUnavailableError("the database db cannot be reached: gone")
+    caplog.set_level(logging.WARNING)
+    delays = []
+    for _ in range(6):
+        delays.append(outage.wait(down))
+        now[0] += 1
+    assert delays == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
+    outage.over()  # back: a later outage starts its own count
+    now[0] += 100
+    assert outage.wait(down) == 0.25
+    now[0] += 10
+    with pytest.raises(StoreError, match=r"gone \(the store was unreachable for 10 s\)"):
+        outage.wait(down)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("waiting for the store to come back" in m for m in said) == 2  # once each
+    assert sum("reachable again after 6.0 s" in m for m in said) == 1
+

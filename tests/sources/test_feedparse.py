@@ -118,6 +118,8 @@ def test_relative_links_resolve_against_the_feed_url_and_xml_base() -> None:
         ("1714557600", datetime(2024, 5, 1, 10, tzinfo=UTC)),
         (" 1714557600123 ", datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)),
         ("999999999", datetime(2001, 9, 9, 1, 46, 39, tzinfo=UTC)),
+        ("1714557600.5", datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=UTC)),
+        ("1714557600123456", datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)),
     ],
 )
 def test_dates_are_aware_utc_or_none(date: str, expected: datetime | None) -> None:
@@ -331,10 +333,17 @@ def test_a_json_feed_labelled_latin1_is_read_as_browsers_read_it() -> None:
 @pytest.mark.parametrize(("date", "expected"), [
     ("1714557600", datetime(2024, 5, 1, 10, tzinfo=UTC)),
     ("1714557600000", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+    ("1714557600.5", datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=UTC)),
+    ("1714557600123456", datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+    # a number, not a string
+    (1714557600, datetime(2024, 5, 1, 10, tzinfo=UTC)),
+    (1714557600000, datetime(2024, 5, 1, 10, tzinfo=UTC)),
+    (1714557600.5, datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=UTC)),
+    (True, None),
     ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
 ])
 def test_a_json_feeds_date_written_as_a_unix_time_is_read_as_one(
-        date: str, expected: datetime) -> None:
+        date: str | float, expected: datetime | None) -> None:
     body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [
         {"id": "e1", "title": "Epoch item", "date_published": date}]}).encode()
     (entry,) = parse_feed(body, url=URL, content_type="application/feed+json").entries

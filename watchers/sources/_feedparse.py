@@ -461,7 +461,21 @@ def _struct_to_datetime(value: Any) -> datetime | None:
 
 
 # A date written as a Unix time, in seconds (9 or 10 digits: 1973 to 2286) or milliseconds.
-_EPOCH = re.compile(r"\s*(\d{9,10}|\d{13})\s*")
+_EPOCH = re.compile(r"\s*(\d{9,10}(?:\.\d+)?|\d{13}|\d{16})\s*")
+
+
+def _epoch_time(text: str) -> datetime | None:
+    """The time a date written as a Unix time means: seconds (9 or 10 digits, a fraction
+    allowed), milliseconds (13) or microseconds (16); None for anything else."""
+    found = _EPOCH.fullmatch(text)
+    if found is None:
+        return None
+    digits = found[1]
+    scale = {13: 1e3, 16: 1e6}.get(len(digits), 1)
+    try:
+        return datetime.fromtimestamp(float(digits) / scale, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 # A four-digit year as a date writes it (not an offset's digits, as in "+1400").
 _YEAR_IN_DATE = re.compile(r"(?<![+\-\d])(\d{4})(?!\d)")
@@ -785,11 +799,10 @@ def _xml_entry(entry: Any, url: str, *, rss: bool = False) -> RawEntry:
     published = None
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         written = _raw(entry, key[:-7])
-        if isinstance(written, str) and (epoch := _EPOCH.fullmatch(written)):
+        if isinstance(written, str) and (epoch := _epoch_time(written)) is not None:
             # A Unix time ("1714557600", in milliseconds with 13 digits): feedparser read it
             # as a year and a day of it (YYDDD), and 2024-05-01 was dated 2017-05-25.
-            seconds = int(epoch[1]) / (1000 if len(epoch[1]) == 13 else 1)
-            published = datetime.fromtimestamp(seconds, UTC)
+            published = epoch
             break
         published = _struct_to_datetime(_raw(entry, key))
         if (published is not None and _year_written(published, written)
@@ -826,12 +839,13 @@ def _base_of(entry: Any, url: str) -> str:
 
 
 def _json_date(value: Any) -> datetime | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = repr(value)  # a Unix time written as a number: read as the string is
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
-    if epoch := _EPOCH.fullmatch(text):  # a Unix time, as an RSS date's (see _xml_entry)
-        return datetime.fromtimestamp(int(epoch[1]) / (1000 if len(epoch[1]) == 13 else 1),
-                                      UTC)
+    if (epoch := _epoch_time(text)) is not None:  # a Unix time, as an RSS date's
+        return epoch
     try:
         parsed = parse_iso(text)
     except ValueError:

@@ -696,11 +696,16 @@ def _check_can_create(path: str, target: str) -> None:
 
 def _dangling_link(folder: str) -> str | None:
     """Why ``folder`` cannot be made where a folder on its way is a symbolic link that leads
-    nowhere (to a disk not mounted, say), or None."""
+    nowhere (to a disk not mounted, say) or cannot be followed (a loop), or None."""
     at = os.path.abspath(folder)
     while True:
-        if os.path.islink(at) and not os.path.exists(at):
-            return f"{at} is a symbolic link to {os.readlink(at)}, which does not exist"
+        if os.path.islink(at):
+            try:
+                os.stat(at)
+            except FileNotFoundError:
+                return f"{at} is a symbolic link to {os.readlink(at)}, which does not exist"
+            except OSError as exc:  # a loop, or a link into a folder it may not enter
+                return f"{at} is a symbolic link that cannot be followed: {exc.strerror}"
         up = os.path.dirname(at)
         if up == at:
             return None
