@@ -80,7 +80,11 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
                                  "or no --role")
     if role in ("all", "deliver"):
         _check_webhooks(cfg)
-    token = None if console or role == "poll" else token_from_env(cfg)
+    try:
+        token = None if console or role == "poll" else token_from_env(cfg)
+    except NewswatchError as exc:
+        # A refusal to start, as check says it (exit 2), as an unset webhook variable's is.
+        raise ConfigError([ConfigIssue("[discord] token_env", str(exc))]) from None
     if role == "bot" and token is None:
         raise NewswatchError(f"--role bot answers slash commands: it needs a Discord token in "
                              f"${cfg.discord.token_env}")

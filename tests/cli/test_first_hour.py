@@ -336,7 +336,11 @@ def test_a_token_with_a_line_break_inside_is_refused_by_name(tmp_path: Path, tok
     shutil.copytree(SEEDS, tmp_path / "seeds")
     cfg = write(tmp_path, WATCH_SEEDS)
     res = nw("run", "--once", "-c", str(cfg), cwd=tmp_path, env={"DISCORD_TOKEN": token})
-    assert res.returncode == 1, res.stderr
+    # a refusal to start, as check's (exit 2) and an unset webhook variable's
+    assert res.returncode == 2, res.stderr
+    assert "[discord] token_env: $DISCORD_TOKEN holds" in res.stderr, res.stderr
+    checked = nw("check", "-c", str(cfg), cwd=tmp_path, env={"DISCORD_TOKEN": token})
+    assert checked.returncode == 2, checked.stderr
     assert "Traceback" not in res.stderr
     assert "$DISCORD_TOKEN holds a space, line break or control character" in res.stderr
     assert "half" not in res.stderr and "abc" not in res.stderr  # no part of the token shown
