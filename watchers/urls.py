@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "feed_url_key", "normalise_link",
            "url_parts_problem", "without_credentials"]
@@ -102,19 +102,31 @@ def url_parts_problem(url: str) -> str | None:
         # lone surrogate) or a control character: the driver failed on it with a traceback,
         # then named a database with a space where the byte was.
         return "it holds a byte that is not UTF-8 text, or a control character; percent-encode it"
+    rest = url.split("://", 1)[-1]
     try:
+        netloc = urlsplit(url).netloc
         urlsplit(url).port  # noqa: B018 - reading the port is the check
     except ValueError as exc:
         said = str(exc)
-        rest = url.split("://", 1)[-1]
         credentials = rest.rsplit("@", 1)[0] if "@" in rest else ""
         if credentials and any(q and q in credentials for q in re.findall(r"'([^']*)'", said)):
             # urllib quotes what it took for the port, which with credentials holding a '/'
             # (an unencoded password) is a piece of the password.
-            return ("its host and port cannot be read; a user name or password holding '/', "
-                    "'?', '#', '@' or ':' must be percent-encoded (%2F, %3F, %23, %40, %3A)")
+            return _UNENCODED_CREDENTIALS
         return said
+    if "@" in rest and "@" not in netloc and (cut := re.search(r"[/?#]", rest)) is not None \
+            and "=" not in rest[cut.start():rest.rindex("@")]:
+        # A password starting with '/', '?' or '#', or digits before one ("4711?Summer"):
+        # the address was cut there, the port read as a number, and every message named the
+        # database by the pieces, the password in them. (An '@' inside a query parameter's
+        # value, "?user=me@server", is no such cut.)
+        return _UNENCODED_CREDENTIALS
     return None
+
+
+_UNENCODED_CREDENTIALS = (
+    "its host and port cannot be read; a user name or password holding '/', '?', '#', '@' or "
+    "':' must be percent-encoded (%2F, %3F, %23, %40, %3A)")
 
 
 # A URL's password: from the ':' after its user name to the last '@' before the path (an
@@ -133,6 +145,8 @@ _SECRET_ENDINGS = ("key", "token", "secret", "password", "passwd", "signature")
 
 
 def _secret_param(name: str) -> bool:
+    # As the server reads it: "to%6Ben" is "token" (its value was shown)
+    name = unquote_plus(name) if "%" in name or "+" in name else name
     words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()
     return any(w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS)
                for w in re.split(r"[^a-z0-9]+", words) if w)

@@ -160,6 +160,9 @@ def test_sources_import_lists_an_added_private_feed_without_its_key(tmp_path: Pa
     ("https://feeds.example/rss?accesstoken=a.b.c.",
      "https://feeds.example/rss?accesstoken=[redacted]."),
     ("https://feeds.example/rss?page=2&sort=new", "https://feeds.example/rss?page=2&sort=new"),
+    # a name percent-encoded is read as the server reads it ("to%6Ben" is "token")
+    ("https://feeds.example/rss?to%6Ben=ENCTOK&api%5Fkey=k: HTTP 500",
+     "https://feeds.example/rss?to%6Ben=[redacted]&api%5Fkey=[redacted]: HTTP 500"),
 ])
 def test_a_urls_credentials_are_hidden_and_the_rest_kept(text: str, shown: str) -> None:
     assert without_credentials(text) == shown

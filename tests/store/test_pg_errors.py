@@ -167,11 +167,17 @@ async def test_a_url_whose_parts_do_not_read_is_a_store_error_without_the_passwo
     for url, why in (
             ("postgresql://bob:s3cret/word@127.0.0.1/news", "must be percent-encoded (%2F"),
             ("postgresql://bob:s3cret@127.0.0.1:99999/news", "Port out of range"),
-            ("postgresql://bob:s3cret@[::1/news", "Invalid IPv6 URL")):
+            ("postgresql://bob:s3cret@[::1/news", "Invalid IPv6 URL"),
+            # a password starting with '/', or digits before a '?' or '#': the address was
+            # cut there, its "port" read as a number, and every message named the database by
+            # the pieces, the password in them
+            ("postgresql://bob:/s3cret@127.0.0.1/news", "must be percent-encoded (%2F"),
+            ("postgresql://bob:4711?s3cret@127.0.0.1:5432/news", "must be percent-encoded"),
+            ("postgresql://bob:4711#s3cret@127.0.0.1/news", "must be percent-encoded")):
         with pytest.raises(StoreError) as info:
             await PostgresStore.open(url)
         assert "not a valid PostgreSQL URL" in str(info.value) and why in str(info.value)
-        assert "s3cret" not in str(info.value)
+        assert "s3cret" not in str(info.value) and "4711" not in str(info.value)
 
 
 # ------------------------------------------------------------------ rights
