@@ -851,12 +851,15 @@ def stats_embed(s: Stats) -> discord.Embed:
         if st.paused:
             lines.insert(0, f"**paused** after {st.failures} failures")
         if st.last_error:
-            lines.append(f"last error: {truncate(st.last_error, 300)}")
+            # Escaped, as /alerts status escapes a route's reason: an error quotes what a
+            # feed's server sent (a redirect's Location, an HTTP reason), and a server could
+            # put a masked link of its own into the bot's answer.
+            lines.append(f"last error: {escape(truncate(st.last_error, 300))}")
         embed.add_field(name=truncate(f"{src.name} ({src.kind})", LIMITS["field_name"]),
                         value=truncate("\n".join(lines), LIMITS["field_value"]), inline=False)
     for route, reason in list(s.paused_routes.items())[:3]:
         embed.add_field(name=truncate(f"route {visible(route)} paused", LIMITS["field_name"]),
-                        value=truncate(reason, LIMITS["field_value"]), inline=False)
+                        value=truncate(escape(reason), LIMITS["field_value"]), inline=False)
     return fit_embed(embed)
 
 

@@ -255,6 +255,24 @@ def test_stats_of_twenty_failing_sources_fit_the_total() -> None:
     assert "google-news-ukraine-00 (feed)" in names  # cut, not emptied
 
 
+def test_a_feed_servers_words_in_stats_make_no_link_or_mention() -> None:
+    """A source's last error quotes what its server sent (a redirect's Location, an HTTP
+    reason): shown as written, a feed could put a masked link of its own, or a mention,
+    into the bot's /stats answer. A paused route's reason likewise."""
+    hostile = ("https://wire.example/feed: HTTP 302 redirect to an invalid URL 'http://[Your "
+               "feed key expired - re-login here](https://evil.example/phish)' @everyone")
+    state = SourceState("wire", failures=2, last_error=hostile,
+                        last_error_at=datetime(2026, 1, 1, tzinfo=UTC))
+    stats = Stats(articles=1, alerts={}, sources=[SourceView(
+        "wire", "feed", "https://wire.example/feed", timedelta(minutes=10), "config", state)],
+        paused_routes={"alerts": "403 [Missing Access](https://evil.example/x)"})
+    embed = stats_embed(stats)
+    for field in embed.fields:
+        assert masked_links(str(field.value)) == [], field.value
+        assert "@everyone" not in str(field.value).replace("\\@everyone", "")
+    assert any("evil" in str(f.value) for f in embed.fields)  # still shown, as text
+
+
 def test_a_long_source_list_and_its_footer_fit_the_total() -> None:
     views = [SourceView(f"operator-feed-{i:03d}", "folder", f"/srv/feeds/{'d' * 60}/{i}",
                         timedelta(hours=1), "config", SourceState(f"operator-feed-{i:03d}"))
