@@ -786,17 +786,25 @@ def results_embed(title: str, rows: Sequence[ResultLine | tuple[Article, Match |
     cut short") goes in the footer."""
     embed = discord.Embed(title=truncate(title, LIMITS["title"]), colour=SEVERITY_COLOURS["info"])
     out = []
+    # Each line's share of the description: a line whose link would take more (a tracking
+    # link of a thousand characters) shows its title without the link. Cut as a whole, the
+    # description ended inside a link, shown as raw markdown, and the lines after it were
+    # lost while the footer still counted them.
+    share = (LIMITS["description"] - len(rows)) // max(len(rows), 1)
     for row in rows:
         line = row if isinstance(row, ResultLine) else ResultLine(*row)
         art, m = line.article, line.match
         when = _when(art.published, "d", "—")
-        head = masked_link(truncate(escape(art.title), 120), art.url)
         why = ""
         if m is not None:
             snippet = render_runs(snippet_runs(art.text, m.highlights, width=160), 220)
             why = f"\n> {snippet}" if snippet else ""
-        out.append(f"{head} · {escape(art.source)} · {when} · `{code_text(art.id)}`"
-                   f"{_story_suffix(line)}{why}")
+        rest = (f" · {escape(art.source)} · {when} · `{code_text(art.id)}`"
+                f"{_story_suffix(line)}{why}")
+        head = masked_link(truncate(escape(art.title), 120), art.url)
+        if len(head) + len(rest) > share:
+            head = masked_link(truncate(escape(art.title), 120), None)
+        out.append(head + rest)
     embed.description = truncate("\n".join(out) or "No results.", LIMITS["description"])
     footer = f"page {page + 1}/{max(pages, 1)} · {total} result(s)"
     if lines is not None and lines < total:

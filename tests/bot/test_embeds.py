@@ -273,6 +273,23 @@ def test_a_feed_servers_words_in_stats_make_no_link_or_mention() -> None:
     assert any("evil" in str(f.value) for f in embed.fields)  # still shown, as text
 
 
+def test_a_results_page_of_long_links_shows_every_result_and_no_broken_link() -> None:
+    """Five results with links of 1,500 characters: the description was cut as a whole at
+    4,096, inside the third link (raw markdown shown) and without the last two results, the
+    footer still saying five. A line whose link would take more than its share shows its
+    title without the link."""
+    arts = [Article(title=f"Troops story {i}", url=f"https://news.example/{i}/" + "p" * 1500,
+                    source="wire") for i in range(5)]
+    short = Article(title="Short link story", url="https://news.example/s", source="wire")
+    embed = results_embed("Search: troops", [(a, None) for a in [*arts, short]], page=0,
+                          pages=1, total=6)
+    check_limits(embed)
+    description = embed.description or ""
+    assert all(f"Troops story {i}" in description for i in range(5)), description[-300:]
+    assert masked_links(description) == ["https://news.example/s"]
+    assert "](https://news.example/0" not in description
+
+
 def test_a_long_source_list_and_its_footer_fit_the_total() -> None:
     views = [SourceView(f"operator-feed-{i:03d}", "folder", f"/srv/feeds/{'d' * 60}/{i}",
                         timedelta(hours=1), "config", SourceState(f"operator-feed-{i:03d}"))
