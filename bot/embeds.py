@@ -33,7 +33,7 @@ from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
 from watchers.models import Article, Highlight, Match, control_pictures, reordering_shown
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import StoryRecord
-from watchers.templates import fill, placeholders_in
+from watchers.templates import cut_markup, fill, placeholders_in
 from watchers.urls import without_credentials
 
 __all__ = [
@@ -493,7 +493,11 @@ def with_ack_line(content: str | None, line: str) -> str:
     if not content:
         return line
     room = LIMITS["content"] - len(line) - 1
-    return f"{truncate(content, room)}\n{line}"
+    if len(content) > room:
+        # ended where no link, code span or timestamp is left open: cut through the story's
+        # "Newest: [title](url)" link, Discord showed it as raw markdown
+        content = cut_markup(content[:room - 1]).rstrip() + "…"
+    return f"{content}\n{line}"
 
 
 # A rule or route that asks for plain text without writing a template gets this one.

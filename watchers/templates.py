@@ -33,6 +33,7 @@ __all__ = [
     "Placeholder",
     "TemplateError",
     "check_template",
+    "cut_markup",
     "fill",
     "parse_template",
     "placeholders_in",
@@ -166,18 +167,48 @@ def placeholders_in(text: str) -> set[str]:
 
 def _plain_cut(text: str, size: int) -> str:
     """``text`` in at most ``size`` characters, ending with an ellipsis when cut; never a
-    dangling backslash (it would escape what follows) nor an odd ``**`` (bold left open)."""
+    dangling backslash (it would escape what follows) nor an odd ``**`` (bold left open), nor
+    the inside of a masked link, a code span or a timestamp (a link cut after its "](" showed
+    as raw markdown; a code span left open took in the text after the value)."""
     if len(text) <= size:
         return text
     if size <= 1:
         return ""
-    cut = text[: size - 1]
+    return cut_markup(text[: size - 1]) + ELLIPSIS
+
+
+def cut_markup(cut: str) -> str:
+    """The head ``cut`` of a Markdown text ended where nothing is left open: before a masked
+    link, a code span or a ``<t:…>`` timestamp it ends inside, without a dangling backslash or
+    an odd ``**``."""
+    if (opened := _open_link(cut)) is not None:
+        cut = cut[:opened]
+    if (stamp := cut.rfind("<t:")) > cut.rfind(">"):
+        cut = cut[:stamp]
+    ticks = [m.start() for m in _ESCAPE_OR_TICK.finditer(cut) if m.group() == "`"]
+    if len(ticks) % 2:
+        cut = cut[:ticks[-1]]
     if (len(cut) - len(cut.rstrip("\\"))) % 2:
         cut = cut[:-1]
     if _bold_marks(cut) % 2:
         at = _last_bold(cut)
         cut = cut[:at] + cut[at + 2:]
-    return cut + ELLIPSIS
+    return cut
+
+
+# An escaped character (passed over) or a backtick; a masked link's middle.
+_ESCAPE_OR_TICK = re.compile(r"\\.|`", re.S)
+_LINK_MIDDLE = "]("
+
+
+def _open_link(cut: str) -> int | None:
+    """Where the masked link that ``cut`` ends inside starts (its "["), or None: a "](" with
+    no ")" after it."""
+    middle = cut.rfind(_LINK_MIDDLE)
+    if middle < 0 or ")" in cut[middle + 2:]:
+        return None
+    start = cut.rfind("[", 0, middle)
+    return start if start >= 0 else middle
 
 
 def _bold_marks(text: str) -> int:

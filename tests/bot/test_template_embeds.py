@@ -24,6 +24,7 @@ from bot.embeds import (
     alert_message,
     alert_template,
     template_values,
+    with_ack_line,
 )
 from tests.bot.test_embeds import check_limits, masked_links
 from watchers.config import RouteConfig, RuleConfig, TemplateStyle
@@ -296,3 +297,71 @@ def test_every_placeholder_combination_fits_for_the_longest_real_article() -> No
                 check_message(kwargs, {ROLE})
                 rendered_any += 1
     assert rendered_any == 2 * (2 ** len(names) - 1)
+
+
+_T = datetime(2024, 1, 1, 12, tzinfo=UTC)
+
+
+def _long_story_alert(template: str | None, rules: tuple[RuleConfig, ...] = ()
+                      ) -> tuple[Alert, Article]:
+    art = Article(id="a1", title="Troops cross the river", source="DW", published=_T,
+                  text="Troops crossed the river at dawn. " * 300,
+                  url="https://news.example/a/" + "p" * 1200)
+    newest = Article(id="a2", title="Troops reach the city", text="x", source="NPR",
+                     url="https://npr.example/story/" + "q" * 850, published=_T)
+    story = StoryView(id="s1", headline="Troops cross", first_seen=_T, last_seen=_T,
+                      outlets=("DW", "NPR", "BBC"), articles=3)
+    rules = rules or (RuleConfig(name="troops", query="troops", severity="high",
+                                 template=template, template_style="text"),)
+    alert = Alert(id=1, route="alerts", nonce="n", attempt=1, article=art,
+                  matches=(m,) if (m := match_query("troops", art)) else (), rules=rules,
+                  story=story)
+    return alert, newest
+
+
+def _open_link(text: str) -> bool:
+    """Whether a masked link was cut after its "](" (Discord shows it as raw markdown)."""
+    middle = text.rfind("](")
+    return middle >= 0 and ")" not in text[middle:]
+
+
+def test_a_story_value_cut_to_fit_never_ends_inside_its_link() -> None:
+    """{story} holds the newest article's link: cut to fit the message, it ended inside the
+    link ("Newest: [Troops reach the city](https://npr.e…"), shown as raw markdown."""
+    alert, newest = _long_story_alert("{headline}\n{story}")
+    content = alert_message(alert, latest=newest)["content"]
+    assert len(content) <= LIMITS["content"]
+    assert not _open_link(content), content[-200:]
+
+
+def test_acknowledging_a_text_alert_keeps_its_links_whole() -> None:
+    """The acknowledgement line was made room for by cutting the content, which the text
+    template fills to the limit, through the story's "Newest:" link."""
+    line = "✅ Acknowledged by <@123456789012345678> at <t:1704110400:t>"
+    for tail in ("Newest: [Troops reach the city](https://npr.example/" + "q" * 70 + ") · NPR",
+                 "`troops-01`, `troops-02-with-a-long-name`", "updated <t:1704110400:t>"):
+        content = "[Troops cross](https://news.example/a) " + "x" * (1990 - len(tail) - 40)
+        content += " " + tail
+        acked = with_ack_line(content, line)
+        assert len(acked) <= LIMITS["content"] and acked.endswith("\n" + line)
+        body = acked[: -len(line) - 1]
+        assert not _open_link(body), body[-200:]
+        assert body.count("`") % 2 == 0 and body.rfind("<t:") <= body.rfind(">"), body[-120:]
+        assert masked_links(body) == ["https://news.example/a"]  # the headline's link kept
+
+
+def test_a_rule_list_cut_to_fit_leaves_no_code_span_open() -> None:
+    """{rules} is the rules' names in backticks: cut, it ended in an open code span, which
+    took in the text after it up to the next backtick (a title's escaped one) and broke the
+    headline's link."""
+    rules = tuple(RuleConfig(name=f"troops-{i:02d}-" + "x" * 54, query="troops",
+                             template="{rules}\n{headline}", template_style="text")
+                  for i in range(50))
+    art = Article(id="a1", title="Troops `cross` the river", text="Troops crossed.",
+                  source="DW", published=_T, url="https://news.example/a")
+    alert = Alert(id=1, route="alerts", nonce="n", attempt=1, article=art,
+                  matches=(m,) if (m := match_query("troops", art)) else (), rules=rules)
+    content = alert_message(alert)["content"]
+    first = content.split("\n", 1)[0]
+    assert first.count("`") % 2 == 0, first[-120:]
+    assert masked_links(content) == ["https://news.example/a"]
