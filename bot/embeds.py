@@ -33,7 +33,7 @@ from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
 from watchers.models import Article, Highlight, Match, control_pictures, reordering_shown
 from watchers.snippet import Run, snippet_runs, title_runs
 from watchers.store.base import StoryRecord
-from watchers.templates import cut_markup, fill, placeholders_in
+from watchers.templates import cut_value, fill, placeholders_in
 from watchers.urls import without_credentials
 
 __all__ = [
@@ -492,12 +492,9 @@ def with_ack_line(content: str | None, line: str) -> str:
     line is kept whole; the content gives way)."""
     if not content:
         return line
-    room = LIMITS["content"] - len(line) - 1
-    if len(content) > room:
-        # ended where no link, code span or timestamp is left open: cut through the story's
-        # "Newest: [title](url)" link, Discord showed it as raw markdown
-        content = cut_markup(content[:room - 1]).rstrip() + "…"
-    return f"{content}\n{line}"
+    # cut as a template's value is, where no link, code span or timestamp is left open: cut
+    # through the story's "Newest: [title](url)" link, Discord showed it as raw markdown
+    return f"{cut_value(content, LIMITS['content'] - len(line) - 1)}\n{line}"
 
 
 # A rule or route that asks for plain text without writing a template gets this one.
@@ -805,10 +802,9 @@ def results_embed(title: str, rows: Sequence[ResultLine | tuple[Article, Match |
             why = f"\n> {snippet}" if snippet else ""
         rest = (f" · {escape(art.source)} · {when} · `{code_text(art.id)}`"
                 f"{_story_suffix(line)}{why}")
-        head = masked_link(truncate(escape(art.title), 120), art.url)
-        if len(head) + len(rest) > share:
-            head = masked_link(truncate(escape(art.title), 120), None)
-        out.append(head + rest)
+        shown = truncate(escape(art.title), 120)
+        head = masked_link(shown, art.url)
+        out.append((head if len(head) + len(rest) <= share else masked_link(shown, None)) + rest)
     embed.description = truncate("\n".join(out) or "No results.", LIMITS["description"])
     footer = f"page {page + 1}/{max(pages, 1)} · {total} result(s)"
     if lines is not None and lines < total:

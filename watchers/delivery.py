@@ -1296,7 +1296,7 @@ class DeliveryService:
         route = row.route
         story: str | None = None
         try:
-            if row.kind in ("summary", "notice", "surge") and await self._muted_summary(row):
+            if row.kind in ("summary", "notice", "surge") and await self._muted_notice(row):
                 return "settled"
             if row.kind == "summary" and await self._keep_summary(row):
                 return "settled"
@@ -1626,13 +1626,13 @@ class DeliveryService:
         await self.store.schedule(row.id, end, "quiet hours")
         return True
 
-    async def _muted_summary(self, row: OutboxRow) -> bool:
-        """Refuse a cap summary whose every rule is muted now, kept by quiet hours or released
-        after their digest (a notice with the summary's rules; other notices have none): a
-        muted rule posts nothing, and the digest before it had dropped the very alerts the
-        summary went on to list at 07:00. So is a surge whose rule was muted since (it
-        waited behind a failing channel, quiet hours or a cap). One an earlier attempt may
-        have posted is sent now, as an alert is. Returns whether it was refused."""
+    async def _muted_notice(self, row: OutboxRow) -> bool:
+        """Refuse a notice-like row whose rules are all muted now. A cap summary, kept by quiet
+        hours or released after their digest (a notice with the summary's rules; other
+        notices have none): a muted rule posts nothing, and the digest before it had dropped
+        the very alerts the summary went on to list at 07:00. A surge whose rule was muted
+        since (it waited behind a failing channel). One an earlier attempt may have posted is
+        sent now, as an alert is. Returns whether it was refused."""
         if not row.rules or (row.attempts > 1 and await self.store.maybe_sent(row.id)):
             return False
         if not {r.key for r in row.rules} <= set(await self.store.mutes(now=self.clock.now())):

@@ -34,6 +34,7 @@ __all__ = [
     "TemplateError",
     "check_template",
     "cut_markup",
+    "cut_value",
     "fill",
     "parse_template",
     "placeholders_in",
@@ -165,7 +166,7 @@ def placeholders_in(text: str) -> set[str]:
     return {s.name for s in _scan(text)[0] if isinstance(s, Placeholder)}
 
 
-def _plain_cut(text: str, size: int) -> str:
+def cut_value(text: str, size: int) -> str:
     """``text`` in at most ``size`` characters, ending with an ellipsis when cut; never a
     dangling backslash (it would escape what follows) nor an odd ``**`` (bold left open), nor
     the inside of a masked link, a code span or a timestamp (a link cut after its "](" showed
@@ -224,7 +225,7 @@ _BOLD = re.compile(r"(?<!\\)(?:\\\\)*\*\*")
 
 
 def fill(template: str, values: Mapping[str, str], *, limit: int | None = None,
-         cut: Callable[[str, int], str] = _plain_cut) -> str:
+         cut: Callable[[str, int], str] = cut_value) -> str:
     """``template`` with each placeholder replaced by its value (a missing value is empty).
 
     With ``limit``, values are shortened until the result fits: the longest cuttable value by
@@ -255,7 +256,7 @@ def fill(template: str, values: Mapping[str, str], *, limit: int | None = None,
         else:
             atomic = [k for k in vals if vals[k]]
             if not atomic:  # the template's own text is over the limit
-                return _plain_cut(out, limit)
+                return cut_value(out, limit)
             vals[max(atomic, key=lambda k: len(vals[k]) * uses[k])] = ""
         out = render()
     return out

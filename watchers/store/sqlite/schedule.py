@@ -87,7 +87,7 @@ class ScheduleMixin:
                         f"SELECT id FROM outbox WHERE {kept} AND kind = 'summary' "
                         "ORDER BY id", (route, at, reason)):
                     # The notice keeps the summary's rules: one whose every rule is muted by
-                    # then is not posted (see DeliveryService._muted_summary).
+                    # then is not posted (see DeliveryService._muted_notice).
                     cur = await tx.execute(
                         "INSERT INTO outbox (kind, article_id, route, rules, text, state, nonce, "
                         "created_at, updated_at) SELECT 'notice', NULL, route, rules, "
