@@ -340,6 +340,8 @@ def test_a_json_feed_labelled_latin1_is_read_as_browsers_read_it() -> None:
     (1714557600000, datetime(2024, 5, 1, 10, tzinfo=UTC)),
     (1714557600.5, datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=UTC)),
     (True, None),
+    # a number that is no Unix time is no date (feedparser read 4,000 nines as 9999-12-01)
+    (int("9" * 4000), None), (20240501, None), (-5, None),
     ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
 ])
 def test_a_json_feeds_date_written_as_a_unix_time_is_read_as_one(

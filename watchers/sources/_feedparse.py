@@ -840,7 +840,9 @@ def _base_of(entry: Any, url: str) -> str:
 
 def _json_date(value: Any) -> datetime | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = repr(value)  # a Unix time written as a number: read as the string is
+        # A number is a Unix time or no date: read as text, feedparser took 4,000 nines for
+        # 9999-12-01 and "20240501" for a date.
+        return _epoch_time(repr(value))
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
