@@ -122,6 +122,31 @@ def test_check_refuses_a_store_path_leading_into_a_missing_folder(tmp_path: Path
     assert not (tmp_path / "new").exists()
 
 
+def test_a_store_path_climbing_out_of_a_link_is_checked_where_run_makes_it(
+        tmp_path: Path) -> None:
+    """``lnk/../x/store.db`` with ``lnk`` a link into ``real/sub``: the system climbs from the
+    link's target, so run makes ``real/x``; check read ``..`` by the letters (``x`` beside
+    the link), saw another folder and refused what run then did."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to(tmp_path / "real" / "sub")
+    _config(tmp_path, "lnk/../x/store.db")
+    checked = nw("check", "-c", "config.toml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "run creates it" in checked.stdout
+    assert not (tmp_path / "real" / "x").exists() and not (tmp_path / "x").exists()
+    ran = nw("run", "--once", "-c", "config.toml", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "real" / "x" / "store.db").is_file()
+    assert not (tmp_path / "x").exists()
+    # the link's own folder gone: both name the link
+    (tmp_path / "lnk").unlink()
+    (tmp_path / "lnk").symlink_to(tmp_path / "unmounted")
+    checked = nw("check", "-c", "config.toml", cwd=tmp_path)
+    assert checked.returncode == 2, checked.stdout
+    assert f"{tmp_path}/lnk is a symbolic link to {tmp_path}/unmounted" in checked.stderr, (
+        checked.stderr)
+
+
 def test_a_store_folder_that_is_a_link_leading_nowhere_is_named_as_such(tmp_path: Path) -> None:
     """The store's folder a symbolic link to a disk not mounted: check said "ok (new: run
     creates it and the folder …)" and run said it could not create the folder: "File

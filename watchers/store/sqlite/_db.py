@@ -674,10 +674,12 @@ def _check_can_create(path: str, target: str) -> None:
     nearest folder above it that exists."""
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        if (dangling := _dangling_link(os.path.dirname(os.path.abspath(path)))) is not None:
+        if (dangling := _dangling_link(os.path.dirname(path))) is not None:
             raise StoreError(f"cannot create the folder {Path(path).parent} for the database "
                              f"{path}: {dangling}")
-        made = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        # Joined, not abspath's lexical ``..``: the kernel makes ``lnk/../x`` beside the
+        # link's target, as the writer's mkdir does.
+        made = os.path.realpath(os.path.dirname(os.path.join(os.getcwd(), path)))
         if os.path.lexists(path) or made != folder:
             # A symlink to a file in a folder that does not exist: the writer makes the
             # link's folder, not its target's.
@@ -697,7 +699,7 @@ def _check_can_create(path: str, target: str) -> None:
 def _dangling_link(folder: str) -> str | None:
     """Why ``folder`` cannot be made where a folder on its way is a symbolic link that leads
     nowhere (to a disk not mounted, say) or cannot be followed (a loop), or None."""
-    at = os.path.abspath(folder)
+    at = os.path.join(os.getcwd(), folder)  # not normalised: `lnk/..` is the link's parent
     while True:
         if os.path.islink(at):
             try:
