@@ -246,6 +246,8 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                                lease=lease, safety_poll=safety_poll) as engine:
             serve_server_routes(engine, sink)
             bot.newswatch = engine
+            if role in ("all", "deliver"):
+                await engine.end_waits_of_removed_rules()
             if on_engine is not None:
                 on_engine(engine)
             stop = stop or asyncio.Event()

@@ -123,6 +123,8 @@ async def run(cfg: Config, *, once: bool = False, console: bool = False, role: R
             # alerts kept for a webhook route since taken out of the file were printed here and
             # marked delivered. Those wait, as a Discord run leaves them, until it is back.
             engine.only_known_routes_to_default_sink()
+            if role in ("all", "deliver"):
+                await engine.end_waits_of_removed_rules()
             await _intro(engine, "the deliver processes" if role == "poll"
                          else "webhooks and console" if webhooks else "console")
             if once:

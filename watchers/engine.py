@@ -43,6 +43,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
+    Container,
     Iterable,
     Mapping,
     Sequence,
@@ -307,6 +308,16 @@ def _served_split(cfg: Config, routes: Iterable[ServerRoute], sources: Iterable[
     follows = {s.key: s for s in sources
                if s.guild_id is not None and served(cfg, s.guild_id, departed)}
     return served_routes, away, follows
+
+
+class _Absent:
+    """The rule keys not in ``known`` (what :meth:`Engine.refresh_waiting` reads as removed)."""
+
+    def __init__(self, known: AbstractSet[str]) -> None:
+        self._known = known
+
+    def __contains__(self, key: object) -> bool:
+        return key not in self._known
 
 
 def _kept(cfg: Config, stored: list[RuleConfig], departed: AbstractSet[int]) -> frozenset[str]:
@@ -1087,8 +1098,19 @@ class Engine:
         await self.refresh_waiting(
             removed=before - {r.key for r in self.watch.rules} - self.kept_rules)
 
+    async def end_waits_of_removed_rules(self) -> None:
+        """Reject the alerts waiting for corroboration whose rules are all gone: named by
+        neither this config file (enabled or not) nor the store. Rules taken out of the file
+        between two runs are removed as much as those removed while one runs (see
+        :meth:`refresh_waiting`), but only the run that delivers may say so: ``newswatch run``
+        calls this at its start; a command opening the store with a config of its own (an
+        import naming no rule) has removed nothing."""
+        known = {r.key for r in self.config.rules} | {
+            r.key for r in await self.store.list_rules()}
+        await self.refresh_waiting(removed=_Absent(known))
+
     async def refresh_waiting(self, recount: Collection[str] = (),
-                              removed: Collection[str] = ()) -> int:
+                              removed: Container[str] = ()) -> int:
         """Alerts waiting for corroboration wait for what their rules need now: a rule whose
         ``min_sources`` was lowered (in the file, or by replacing the rule) lets its waiting
         alerts post once their story has that many outlets — at once if it has them already;

@@ -199,6 +199,26 @@ async def test_the_alert_of_an_article_that_reaches_a_removed_rules_wait_still_p
         assert "`tanks`" in embeds_text(posted)
 
 
+async def test_the_alert_of_an_article_that_reaches_a_wait_of_a_rule_gone_between_runs_posts(
+        emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
+    """As above, the waiting rule taken out of the config file between two runs: the run that
+    no longer names it ends the wait when it starts (it delivers; a command opening the store
+    with a config of its own does not, see tests/engine/test_rule_removal.py)."""
+    rules = [{"name": "tanks", "query": "tanks"},
+             {"name": "armour", "query": "troops AND armour", "min_sources": 2}]
+    async with newswatch(emu, tmp_path, feeds, rules=rules) as run:
+        await report(run, feeds, "dw", 0)
+        await asyncio.sleep(0.3)
+        assert emu.messages(run.alerts_channel) == []  # waits for a second outlet
+    async with newswatch(emu, tmp_path, feeds, rules=rules[:1]) as run:
+        (why,) = await rejected(run)
+        assert "removed while it waited" in why
+        await report(run, feeds, "npr", 20)
+        await settle(run, lambda: len(emu.messages(run.alerts_channel)) >= 1)
+        (posted,) = emu.messages(run.alerts_channel)
+        assert "`tanks`" in embeds_text(posted)
+
+
 async def test_a_waiting_alert_posts_once_its_rule_needs_fewer_outlets(
         emu: DiscordEmulator, tmp_path: Path, feeds: FeedServer) -> None:  # noqa: F811
     async with newswatch(emu, tmp_path, feeds,

@@ -60,3 +60,51 @@ async def test_a_wait_outlives_a_command_that_opens_the_store_with_another_confi
                                base_dir=tmp_path)):
         async with open_engine(other, start=False, default_sink=RecordingSink()) as engine:
             assert (await engine.store.alert_counts()).get("waiting", 0) == waiting
+
+
+def test_a_run_without_the_waiting_rule_ends_its_wait_and_an_import_does_not(
+        tmp_path: Path) -> None:
+    """`newswatch run` with a config file that no longer names (nor stores) a waiting alert's
+    rule ends the wait at its start, and says so; `newswatch import` with that file does
+    not (it delivers nothing, and its config may be another than run's). The real entry
+    point, in subprocesses."""
+    import asyncio
+    import shutil
+
+    from tests.cli.test_cli import nw
+    from tests.conftest import SEEDS
+    from watchers.store import SqliteStore
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    head = ('[storage]\npath = "nw.db"\n[[sources]]\nname = "seeds"\ntype = "folder"\n'
+            'path = "seeds"\nsettle = "0s"\n[[rules]]\nname = "other"\nquery = "football"\n')
+    waiting_rule = '[[rules]]\nname = "troops"\nquery = "troops OR soldiers"\nmin_sources = 2\n'
+    (tmp_path / "with.toml").write_text(head + waiting_rule)
+    (tmp_path / "without.toml").write_text(head)
+    (tmp_path / "disabled.toml").write_text(head + waiting_rule + "enabled = false\n")
+    (tmp_path / "history.jsonl").write_text(
+        '{"id": "h1", "title": "Old news", "text": "", "url": "https://x.example/1", '
+        '"date": "2021-01-01T00:00:00Z", "source": "old"}\n')
+
+    async def counts() -> dict[str, int]:
+        store = await SqliteStore.open(tmp_path / "nw.db")
+        try:
+            return dict(await store.alert_counts())
+        finally:
+            await store.aclose()
+
+    first = nw("run", "--once", "-c", "with.toml", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    waiting = asyncio.run(counts()).get("waiting", 0)
+    assert waiting >= 1
+    imported = nw("import", "history.jsonl", "-c", "without.toml", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert asyncio.run(counts()).get("waiting", 0) == waiting
+    paused = nw("run", "--once", "-c", "disabled.toml", cwd=tmp_path)  # disabled, not removed
+    assert paused.returncode == 0, paused.stderr
+    assert asyncio.run(counts()).get("waiting", 0) == waiting
+    second = nw("run", "--once", "-c", "without.toml", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    after = asyncio.run(counts())
+    assert after.get("waiting", 0) == 0 and after.get("rejected", 0) == waiting, after
+    assert "will not post: their rules were removed" in second.stderr, second.stderr
