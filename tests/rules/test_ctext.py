@@ -103,6 +103,9 @@ ALPHABET = list(
     # Hebrew points and Arabic marks, and code points beside them that are not marks
     "\u0591\u05bd\u05be\u05bf\u05c0\u05c7\u0610\u061a\u061b\u064b\u065f\u0660\u0670\u0671"
     "\U0001f600\U0001d400\U0001d7d9"  # emoji, mathematical bold A, double-struck digit one
+    # Devanagari and Thai letters and marks (vowel signs, virama, tone), kana and the voicing
+    # mark, Hangul, the Hebrew geresh, variation selectors, an enclosing keycap
+    "मदि\u0940\u094d\u0901กุ\u0e48ハパ\u3099가장\u05f3\ufe0f\U000e0100\u20e3"
 )
 WORDS = [
     "U.S.A.", "100,000", "1.5", "Russia's", "cyber-attack", "rock'n'roll", "a.b.c", "_x_",
@@ -167,6 +170,7 @@ def test_generated_underscores(text: str) -> None:
         "Wałęsa Łódź København Đoković cœur Straße Kyivʼs мʼясо",
         "هجومٌ على غَزَّة غـزة ّx ְ שָׁלוֹם עֲלֵיכֶם ٰ֑",
         "א־ב بؐب ً",
+        "प्रधानमंत्री मोदी ने कहा; ข่าวกรุงเทพ; ハ\u3099リ ﾊﾞﾘ; 가자지구; ג׳נין; NATO首脳会議 2024年",
     ],
 )
 def test_explicit_cases(text: str) -> None:

@@ -38,6 +38,7 @@ from operator import itemgetter
 from typing import NamedTuple, overload
 
 from ..models import BIDI_REORDERING as _BIDI_REORDERING
+from ._marks import MARK_RANGES
 
 __all__ = [
     "BIDI_CONTROLS",
@@ -69,8 +70,12 @@ BIDI_REORDERING = _BIDI_REORDERING
 #: recorded; 2: elisions and Turkish suffixes part words, ł ı ø đ ð þ æ œ ħ fold to ASCII, U+02BC
 #: is an apostrophe, Arabic and Hebrew vowel marks and the tatweel stay in words, out of keys;
 #: 3: underscores at a word's edges are no part of it (_Russian_ → russian, __NATO__ → nato);
-#: 4: U+02BB (the ʻokina of Hawaiʻi, the Uzbek Latin Oʻzbekiston) is an apostrophe as U+02BC is.
-KEYS_VERSION = 4
+#: 4: U+02BB (the ʻokina of Hawaiʻi, the Uzbek Latin Oʻzbekiston) is an apostrophe as U+02BC is;
+#: 5: every combining mark stays in its word (Hindi, Thai …), and only accents leave keys (not
+#: vowel signs, viramas or the kana voicing marks: パリ is not バリ); Hangul keys are syllables;
+#: the Hebrew geresh is an apostrophe; Persian yeh and keheh are Arabic yeh and kaf; a Latin
+#: word or number written against Han, kana or Hangul (NATO首脳会議, 2024年) is a part of its own.
+KEYS_VERSION = 5
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
 # (100,000, 1.5) or a dotted acronym (U.S.). Underscores join letters and digits (snake_case)
@@ -78,7 +83,7 @@ KEYS_VERSION = 4
 # __NATO__), and a word must be found inside it as it is inside *Kyiv*. Texts with combining
 # marks (decomposed accents) use a slower variant that keeps them inside words; most text is
 # composed, so the fast one serves.
-_APOS = "'\u2019\u2018`"
+_APOS = "'\u2019\u2018`\u05f3"  # the last: the Hebrew geresh (ג׳נין is Jenin, as ג'נין)
 _DASH = "\\-\u2010\u2011\u2013"
 # A letter or digit: \w without the underscore.
 _ALNUM = r"[^\W_]"
@@ -95,13 +100,11 @@ def _word_pattern(a: str) -> str:
     )
 
 
-# The marks a word may hold that are not \w: combining accents (decomposed text), Hebrew points
-# and cantillation (niqqud) and Arabic vowel signs (harakat, shadda, sukun, superscript alef).
-# They are dropped from keys (see _strip_accents_general) and never part a word.
-_MARKS = (
-    "\u0300-\u036f\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u0610-\u061a"
-    "\u064b-\u065f\u0670"
-)
+# The marks a word may hold that are not \w: every combining mark (Unicode's category M, see
+# _marks.py): accents of decomposed text, Hebrew points, Arabic vowel signs, and the vowel
+# signs and viramas of Indic and Southeast Asian scripts, without which "मोदी" would be the words
+# "म" and "द". They never part a word; accents leave its key (see _strip_accents_general).
+_MARKS = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in MARK_RANGES)
 _WORD_RE = re.compile(_word_pattern(_ALNUM))
 _WORD_RE_MARKS = re.compile(_word_pattern(rf"(?:{_ALNUM}|[{_MARKS}])"))
 # The same words, captured, so ``split`` returns the gaps and the words in turn.
@@ -185,16 +188,32 @@ def _strip_accents(text: str) -> str:
 # Croatian, Vietnamese) is d, as diacritics are dropped there (Điện Biên → dien bien):
 # "Đoković" is found by ``dokovic`` (and by ``djokovic~``), not by ``djokovic``. The Arabic
 # tatweel (a stretch of the line between letters, \w) is dropped.
+# Persian's yeh and keheh (ی, ک) are the Arabic yeh and kaf (ي, ك) in other shapes, and each
+# language writes the same names with its own (ایران / ايران, کابل / كابل).
 _LETTERS = str.maketrans({
     "ł": "l", "ı": "i", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe",
-    "ħ": "h", "ŧ": "t", "\u0640": None,
+    "ħ": "h", "ŧ": "t", "\u0640": None, "\u06cc": "\u064a", "\u06a9": "\u0643",
 })
+
+# The marks a key drops: accents. The combining marks of the scripts before U+0780 (Latin's,
+# Greek's and Cyrillic's accents as decomposition leaves them, Hebrew points, Arabic and Syriac
+# vowel signs) and of Arabic's extended blocks, the blocks of combining diacritics (with the
+# grapheme joiner U+034F), and the variation selectors. Other scripts' marks are part of their
+# letters and stay: Devanagari's vowel signs and virama, Thai's vowels and tones, the kana voicing
+# marks (パ, バ and ハ are three syllables).
+_ACCENT_CHARS = "".join(
+    chr(cp) for cp in [*range(0x300, 0x780), *range(0x898, 0x900)]
+    if unicodedata.combining(chr(cp)) or cp <= 0x36F)
+_ACCENTS = re.compile(
+    f"[{_ACCENT_CHARS}\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f"
+    "\U000e0100-\U000e01ef]")
 
 
 def _strip_accents_general(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return folded.translate(_LETTERS)
+    folded = _ACCENTS.sub("", unicodedata.normalize("NFKD", text)).casefold().translate(_LETTERS)
+    # Composed again where anything is left to compose: Hangul syllables (decomposed, a prefix
+    # would compare letters inside them, 가자* finding 가장), kana with their voicing marks.
+    return folded if folded.isascii() else unicodedata.normalize("NFC", folded)
 
 
 # Where an apostrophe parts a word in two words of its own (see _split_at): the elided forms of
@@ -376,7 +395,11 @@ def _fold_general(raw: str) -> _Folded:
     joined = _APOSTROPHES.sub("", _HYPHENS.sub("", folded))
     parts: list[tuple[str, str, int, int]] = []
     hyphened = not _DASH_SET.isdisjoint(base)
-    if hyphened or not _APOS_SET.isdisjoint(base):
+    # A Latin (or Cyrillic …) word or a number written against Han, kana or Hangul, as Chinese,
+    # Japanese and Korean news write them (NATO首脳会議, G7サミット, 2024年の, NATO는): a part of
+    # its own, as a hyphenated word's parts are, so ``nato`` finds it.
+    scripts = not base.isascii() and _mixed_scripts(base)
+    if hyphened or scripts or not _APOS_SET.isdisjoint(base):
         # The parts: a hyphenated word's pieces, and of a piece where an elision or a Turkish
         # suffix meets it at an apostrophe (see _split_at) the word itself, findable alone at
         # the piece's place (the article or the suffix is no word of its own: "sur ukraine"
@@ -395,6 +418,8 @@ def _fold_general(raw: str) -> _Folded:
                 pieces.append((piece[:cut], pos))
                 split = True
             pos += len(piece) + 1
+        if scripts:
+            pieces = [run for piece, at in pieces for run in _script_runs(piece, at)]
         if len(pieces) > 1 or split:
             for piece, at in pieces:
                 p_norm = _APOSTROPHES.sub("", _strip_accents(piece))
@@ -403,6 +428,40 @@ def _fold_general(raw: str) -> _Folded:
                                   at + len(piece)))
     key = fold_plural(fold_spelling(joined))
     return (joined, key, tuple(parts), bool(parts) or not key)
+
+
+# Han (with its iteration marks and radicals), kana, bopomofo and Hangul: scripts written
+# without spaces between words (Hangul: before its particles).
+_CJK = re.compile(
+    "[\u1100-\u11ff\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3040-\u312f"
+    "\u3131-\u318e\u31a0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff"
+    "\uf900-\ufaff\uff66-\uffdc\U00020000-\U0003134f]")
+
+
+def _mixed_scripts(word: str) -> bool:
+    """Whether ``word`` holds both a character of :data:`_CJK` and a letter or digit of
+    another script."""
+    return _CJK.search(word) is not None and any(
+        c.isalnum() and _CJK.match(c) is None for c in word)
+
+
+def _script_runs(piece: str, at: int) -> list[tuple[str, int]]:
+    """``piece`` (at ``at`` in its word) cut where Han, kana or Hangul meets a letter or digit
+    of another script; a mark stays with the letter it follows, an underscore or apostrophe
+    between two scripts with neither."""
+    out: list[tuple[str, int]] = []
+    start, end, kind = 0, 0, None
+    for i, c in enumerate(piece):
+        if c.isalnum():
+            now = _CJK.match(c) is not None
+            if kind is not None and now != kind:
+                out.append((piece[start:end], at + start))
+                start = i
+            kind, end = now, i + 1
+        elif _COMBINING.match(c):
+            end = i + 1
+    out.append((piece[start:], at + start))
+    return out
 
 
 def norm(word: str) -> str:
