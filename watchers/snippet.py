@@ -7,6 +7,7 @@ this module returns structure, not markup.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -83,6 +84,10 @@ def snippet_runs(text: str, highlights: Iterable[Highlight], width: int = 320) -
         space = text.rfind(" ", start, end)
         if space > start + width // 2:
             end = space
+    # Where no space was near, a cut at a character could fall inside what shows as one: a
+    # flag (two regional indicators: cut between them, every flag after reads as another
+    # country's), a letter and its marks, an emoji sequence.
+    start, end = _cluster_after(text, start), _cluster_before(text, end)
     runs = _runs(text, spans, start, end)
     if runs and start > 0:
         runs.insert(0, Run("…"))
@@ -93,3 +98,53 @@ def snippet_runs(text: str, highlights: Iterable[Highlight], width: int = 320) -
         runs[0] = Run(first.text.lstrip(), first.hit)
         runs[-1] = Run(runs[-1].text.rstrip(), last.hit) if len(runs) > 1 else runs[0]
     return [r for r in runs if r.text]
+
+
+# How far a cut moves to a cluster's edge at most (a cluster is a few code points; a run of
+# hundreds of marks is no text anyone reads).
+_CLUSTER_SPAN = 32
+_ZWJ = "\u200d"
+
+
+def _extends(c: str) -> bool:
+    """Whether ``c`` belongs to the character before it on screen: a combining mark, the
+    zero-width joiner, a variation selector, an emoji skin tone or a tag character."""
+    cp = ord(c)
+    return (c == _ZWJ or 0xFE00 <= cp <= 0xFE0F or 0x1F3FB <= cp <= 0x1F3FF
+            or 0xE0020 <= cp <= 0xE01EF or unicodedata.category(c).startswith("M"))
+
+
+def _regional(c: str) -> bool:
+    return "\U0001f1e6" <= c <= "\U0001f1ff"
+
+
+def _is_edge(text: str, i: int) -> bool:
+    """Whether a cut before ``text[i]`` leaves every character shown whole (an approximation
+    of Unicode's grapheme cluster boundaries that covers marks, emoji sequences and flags)."""
+    if i <= 0 or i >= len(text):
+        return True
+    c, before = text[i], text[i - 1]
+    if _extends(c) or before == _ZWJ:
+        return False
+    if _regional(c) and _regional(before):
+        run = 0
+        while i - run - 1 >= 0 and _regional(text[i - run - 1]):
+            run += 1
+        return run % 2 == 0  # an even number before: the pairs before it are whole
+    return True
+
+
+def _cluster_after(text: str, i: int) -> int:
+    """``i``, or the first cluster edge after it (within :data:`_CLUSTER_SPAN`)."""
+    for j in range(i, min(len(text), i + _CLUSTER_SPAN) + 1):
+        if _is_edge(text, j):
+            return j
+    return i
+
+
+def _cluster_before(text: str, i: int) -> int:
+    """``i``, or the last cluster edge before it (within :data:`_CLUSTER_SPAN`)."""
+    for j in range(i, max(0, i - _CLUSTER_SPAN) - 1, -1):
+        if _is_edge(text, j):
+            return j
+    return i

@@ -3,6 +3,7 @@ it, two phrases sharing a word) are joined, never dropped."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,3 +53,27 @@ def test_every_highlighted_character_is_marked(text: str, data: st.DataObject) -
         at += len(r.text)
     for h in hl:
         assert set(range(h.start, h.end)) <= inside
+
+
+@pytest.mark.parametrize(("unit", "name"), [
+    ("\U0001f1fa\U0001f1e6", "a flag"),  # 🇺🇦: cut inside, 🇺🇦🇺🇦 reads 🇦🇺 (Australia)
+    ("\U0001f468\u200d\U0001f469\u200d\U0001f467", "a ZWJ sequence"),
+    ("\U0001f44d\U0001f3fd", "a skin tone"),
+    ("क\u093f\u0902", "a Devanagari letter and its marks"),
+    ("e\u0301", "a decomposed accent"),
+])
+def test_a_snippet_without_spaces_is_cut_between_what_shows_as_characters(
+        unit: str, name: str) -> None:
+    """Text with no space near the cut (Chinese, a run of emoji) was cut at any code point:
+    a snippet of a text about Ukraine began inside a flag, and every flag after showed
+    Australia's. Cuts at every offset of the unit are tried, at both ends."""
+    many = 600 // len(unit) + 1
+    for shift in range(len(unit) + 1):
+        body = "据" * shift + unit * many + "：北京 " + unit * many
+        found = RuleSet.from_queries({"r": "北京"}).evidence(
+            Article(title="t", text=body), ["r"])[0]
+        shown = "".join(r.text for r in snippet_runs(body, found.highlights, width=600 - shift))
+        assert shown.startswith("…") and shown.endswith("…")
+        before, after = shown[1:-1].split("：北京 ")
+        for run in (before, after):
+            assert run == unit * (len(run) // len(unit)) and run, (name, shift, run[:12])
