@@ -902,19 +902,29 @@ class DiscordSink:
             log.warning("forum %s: an earlier post may have gone through and cannot be told "
                         "apart; posting again (it may show twice)", forum.id)
             return None
+        # As for a channel (see _find_in_channel): what the bot may not read (no Read Message
+        # History on the forum) leaves the post to be made again; what fails for now (a 5xx,
+        # no answer) is tried again later, never taken for "not there".
         try:
-            threads = await forum.guild.active_threads()
-        except discord.Forbidden as exc:
+            async with self._request_errors(gone=set(), reading=True):
+                threads = await forum.guild.active_threads()
+        except PermanentDeliveryError as exc:
             log.warning("forum %s: cannot look for an earlier post (%s); posting again",
-                        forum.id, redact(f"{exc.status} {exc.text}"))
+                        forum.id, exc)
             return None
         mine = sorted((t for t in threads if t.parent_id == forum.id and t.owner_id == me.id
                        and t.name == post.name), key=lambda t: t.id, reverse=True)
         for thread in mine[:10]:
             try:  # a post's starter message has the post's id
-                starter = await self._need_client().http.get_message(thread.id, thread.id)
-            except discord.NotFound:
+                async with self._request_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE},
+                                                reading=True):
+                    starter = await self._need_client().http.get_message(thread.id, thread.id)
+            except _Gone:  # the post or its starter message deleted
                 continue
+            except PermanentDeliveryError as exc:
+                log.warning("forum %s: cannot read the earlier posts (%s); posting again",
+                            forum.id, exc)
+                return None
             embeds = [dict(e) for e in starter.get("embeds", [])]
             if _carries(embeds, starter.get("content"), marker):
                 log.info("forum %s: the earlier post did go through (%s)", forum.id, thread.id)

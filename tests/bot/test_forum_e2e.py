@@ -35,7 +35,11 @@ from tests.fakes.feed_server import FeedServer, Route
 from tests.service.test_identity import rss
 from watchers.config import RuleConfig
 from watchers.delivery import Alert, StoryUpdate, StoryView
-from watchers.errors import PermanentDeliveryError, UncertainDeliveryError
+from watchers.errors import (
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UncertainDeliveryError,
+)
 from watchers.models import Article
 from watchers.rules import match_query
 
@@ -187,6 +191,29 @@ async def test_a_post_whose_answer_was_lost_is_found_not_made_twice(
     emu.clear_faults()
     third = await sink.deliver(replace(alert("troops", n=8), maybe_sent=True, attempt=2))
     assert third is not None and len(emu.threads(FORUM)) == 3
+    assert emu.validate_all() == []
+
+
+async def test_a_lost_posts_retry_where_the_bot_may_not_read_the_forum_posts_again(
+        emu: DiscordEmulator, sink: DiscordSink) -> None:
+    """Without Read Message History (which a forum route does not need) the lookup of the
+    lost post's starter message was refused (403 50001) and the refusal paused the route:
+    every resume retried the lookup and paused it again, the alerts after it held. As for a
+    channel, what the bot may not read is posted again (it may show twice); a lookup that
+    fails for now (a 5xx) is tried again later, neither posted again nor paused."""
+    emu.inject(CREATE_POST, "reset_after_receive")
+    with pytest.raises(UncertainDeliveryError):
+        await sink.deliver(alert("troops"))
+    (post,) = emu.threads(FORUM)
+    starter = f"GET /channels/{post.id}/messages/{post.id}"
+    emu.inject(starter, 500, times=10)  # past discord.py's own retries
+    with pytest.raises(TransientDeliveryError):  # still maybe sent: tried again later
+        await sink.deliver(replace(alert("troops"), maybe_sent=True, attempt=2))
+    assert len(emu.threads(FORUM)) == 1
+    emu.clear_faults()
+    emu.inject(starter, Fault.forbidden(50001), times=10)
+    again = await sink.deliver(replace(alert("troops"), maybe_sent=True, attempt=3))
+    assert again is not None and again != str(post.id) and len(emu.threads(FORUM)) == 2
     assert emu.validate_all() == []
 
 
