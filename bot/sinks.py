@@ -966,13 +966,15 @@ class DiscordSink:
 
     async def _webhook_send(self, hook: discord.Webhook, send: dict[str, Any],
                             kwargs: dict[str, Any], maybe_sent: bool, post: _Post) -> str:
+        if maybe_sent:
+            # (outside the send's bounds: a lookup that timed out was said to be a wait in the
+            # webhook's bucket)
+            found = await self._find_sent(hook, kwargs)
+            if found is not None:
+                return found
         # the webhook's requests do not go through the bot's rate limiter: nothing to release
         async with self._unsure_errors(who="the webhook", made="it may have gone through",
                                        bot=False):
-            if maybe_sent:
-                found = await self._find_sent(hook, kwargs)
-                if found is not None:
-                    return found
             if hook.id in self._forum_hooks:
                 send["thread_name"] = post.name
             try:
@@ -1068,7 +1070,9 @@ class DiscordSink:
 
     async def _find_sent(self, hook: discord.Webhook, kwargs: dict[str, Any]) -> str | None:
         """The id of this alert's message if an earlier attempt did post it, or None (also when
-        there is no way to look: then the alert is sent again and may show twice)."""
+        there is no way to look: then the alert is sent again and may show twice). A look that
+        fails for now (a 5xx, a rate limit, no answer) raises TransientDeliveryError: the bot
+        can read the channel, so the send waits until it has looked (it was sent again)."""
         client = self.client
         marker = _marker(kwargs)  # the embed's footer, or a text-style message's content
         if client is None or client.user is None or not marker:
@@ -1078,15 +1082,21 @@ class DiscordSink:
         try:
             channel_id = self._hook_channels.get(hook.id)
             if channel_id is None:
-                channel_id = (await hook.fetch(prefer_auth=False)).channel_id
+                async with self._request_errors(gone=set(), webhook=True, reading=True):
+                    channel_id = (await hook.fetch(prefer_auth=False)).channel_id
                 if channel_id is None:
                     return None
                 self._hook_channels[hook.id] = channel_id
-            recent = await client.http.logs_from(channel_id, LOOK_BACK)
-        except discord.HTTPException as exc:
+            async with self._request_errors(gone=set(), reading=True):
+                recent = await client.http.logs_from(channel_id, LOOK_BACK)
+        except PermanentDeliveryError as exc:
             log.warning("webhook %s: cannot look for an earlier send (%s); sending again",
-                        hook.id, redact(f"{exc.status} {exc.text}"))
+                        hook.id, exc)
             return None
+        except TransientDeliveryError as exc:
+            raise TransientDeliveryError(
+                f"could not look for an earlier send of the webhook's: {exc}",
+                retry_after=exc.retry_after) from None
         found = _earlier(recent, marker, lambda m: str(m.get("webhook_id")) == str(hook.id))
         if found is not None:
             log.info("webhook %s: the earlier send did go through (message %s)", hook.id, found)

@@ -390,6 +390,34 @@ async def test_a_webhook_send_whose_answer_was_lost_is_found_not_sent_twice(
     assert emu.validate_all() == []
 
 
+@pytest.mark.parametrize("fault", [Fault.server_error(503), Fault.slow(1.5)],
+                         ids=["5xx", "no answer"])
+async def test_a_webhook_sends_lookup_that_fails_for_now_is_tried_again_not_sent_twice(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        fault: Fault) -> None:
+    """After a lost answer, the bot's read of the channel failed once (a 503, or no answer in
+    time): the alert was sent again and showed twice, and a read that did not answer was said
+    to be a wait in the webhook's rate-limit bucket. It is tried again, and found."""
+    drop_articles(tmp_path / "wire", "floods", range(1))
+    emu.inject(WEBHOOK, Fault.reset_after_receive(), times=1)
+    hooks = emu.channel("hooks").id
+    emu.inject(f"GET /channels/{hooks}/messages", fault, times=1)
+    run = await newswatch(emu)
+    await run.wait_for(lambda: not emu.pending_faults, 20)
+    for _ in range(200):
+        rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
+        if rows and {r.state for r in rows} == {"delivered"}:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    assert report_numbers(emu, "hooks") == [0]
+    assert {r.state for r in rows} == {"delivered"}
+    said = caplog.text
+    assert "could not look for an earlier send" in said and "the earlier send did go" in said
+    assert "bucket" not in said and "sending again" not in said
+    assert emu.validate_all() == []
+
+
 @pytest.mark.parametrize("route", ["hook", "alerts"], ids=["webhook", "channel"])
 async def test_a_notice_whose_answer_was_lost_is_found_not_posted_twice(
         emu: DiscordEmulator, newswatch: Start, route: str) -> None:
