@@ -83,6 +83,9 @@ class NewsBot(commands.Bot):
         # commands synced, by guild id (GLOBAL: synced globally)
         self.synced: dict[int, int] = {}
         self.ready_event = asyncio.Event()
+        # command syncs Discord failed for now, tried again in the background
+        self._sync_again: asyncio.Task[None] | None = None
+        self._sync_wait: float | None = None  # seconds a rate limit asked for
         self._channels_checked = False  # the config file's channels, looked for once
 
     @property
@@ -100,31 +103,71 @@ class NewsBot(commands.Bot):
             return
         for ext in EXTENSIONS:
             await self.load_extension(ext)
-        if not self.guild_ids:
-            # Global commands reach every server the bot is invited to (Discord may take a
-            # while to show them); each server then sees only its own rules and sources.
-            synced = await self.tree.sync()
-            self.synced[GLOBAL] = len(synced)
-            log.info("synced %d slash commands globally (every server; guild_ids is empty)",
-                     len(synced))
-        for gid in self.guild_ids:
-            await self._sync_guild(gid)
+        # Alerts do not wait for the commands: a sync Discord refuses for now (its command
+        # endpoints are tightly rate-limited, and a supervisor restarting the bot syncs at each
+        # start) is tried again in the background; the commands synced before still answer.
+        later = [gid for gid in (self.guild_ids or [GLOBAL]) if await self._sync(gid) is None]
+        if later:
+            self._sync_again = asyncio.create_task(self._sync_later(later),
+                                                   name="newswatch-command-sync")
 
     async def _sync_guild(self, gid: int) -> bool:
-        """Sync the slash commands to one server of ``guild_ids``. A server the bot is not in
-        (it was removed, or never invited) is logged and skipped: the others are served, and
-        the commands are synced when it invites the bot (on_guild_join)."""
-        guild = discord.Object(id=gid)
-        self.tree.copy_global_to(guild=guild)
+        """Sync the slash commands to one server of ``guild_ids`` (see :meth:`_sync`); whether
+        they were synced."""
+        return bool(await self._sync(gid))
+
+    async def _sync(self, gid: int) -> bool | None:
+        """Sync the slash commands to one server of ``guild_ids``, or globally (``GLOBAL``:
+        they reach every server the bot is invited to; Discord may take a while to show them,
+        and each server sees only its own rules and sources). True when synced; False when it
+        never will be as things are: a server the bot is not in (removed, or never invited:
+        the others are served, and it gets them when it invites the bot, on_guild_join), or
+        commands Discord refuses as written; None when Discord failed for now (a rate limit,
+        a 5xx, the network): :meth:`_sync_later` tries again."""
+        guild = None if gid == GLOBAL else discord.Object(id=gid)
+        where = "globally (every server; guild_ids is empty)" if guild is None else (
+            f"to guild {gid}")
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
         try:
             synced = await self.tree.sync(guild=guild)
-        except discord.Forbidden:
+        except discord.Forbidden as exc:
+            if guild is None:
+                log.error("Discord refused the slash commands %s: %s", where, _refusal(exc))
+                return False
             log.warning("cannot sync slash commands to guild %s: the bot is not in it (invite "
                         "it there, or take the server out of [discord] guild_ids)", gid)
             return False
+        except discord.RateLimited as exc:
+            self._sync_wait = exc.retry_after
+            log.warning("cannot sync slash commands %s yet: Discord rate-limits it for %.0f s; "
+                        "alerts are delivered meanwhile, and the commands synced before answer",
+                        where, exc.retry_after)
+            return None
+        except discord.HTTPException as exc:
+            if 400 <= exc.status < 500 and exc.status != 429:
+                log.error("Discord refused the slash commands %s: %s", where, _refusal(exc))
+                return False
+            log.warning("cannot sync slash commands %s yet: %s; alerts are delivered meanwhile, "
+                        "and it is tried again", where, _refusal(exc))
+            return None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("cannot sync slash commands %s yet: %s; tried again later", where,
+                        str(exc) or type(exc).__name__)
+            return None
         self.synced[gid] = len(synced)
-        log.info("synced %d slash commands to guild %s", len(synced), gid)
+        log.info("synced %d slash commands %s", len(synced), where)
         return True
+
+    async def _sync_later(self, gids: list[int]) -> None:
+        """Sync again what Discord failed for now, after its rate limit or a backoff (a minute,
+        doubling to half an hour), until each is synced or never will be."""
+        delay = COMMAND_SYNC_RETRY_S
+        while gids:
+            await asyncio.sleep(max(delay, self._sync_wait or 0.0))
+            self._sync_wait = None
+            gids = [gid for gid in gids if await self._sync(gid) is None]
+            delay = min(delay * 2, COMMAND_SYNC_RETRY_MAX_S)
 
     async def close(self) -> None:
         # discord.py does not cancel its ready-delay task on close; left alone it dispatches
@@ -132,6 +175,10 @@ class NewsBot(commands.Bot):
         ready_task = getattr(self._connection, "_ready_task", None)
         if ready_task is not None:
             ready_task.cancel()
+        if self._sync_again is not None:
+            self._sync_again.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_again
         await super().close()
 
     async def on_ready(self) -> None:
@@ -269,6 +316,13 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                     except discord.LoginFailure:
                         log.error("Discord refused the token in $%s", cfg.discord.token_env)
                         return 1
+                    except discord.RateLimited as exc:
+                        # Logging in (or asking for the gateway) refused for longer than the
+                        # client waits: one line, not a traceback.
+                        log.error("Discord rate-limits this bot for %.0f s (too many starts or "
+                                  "requests with its token); start it again after that",
+                                  exc.retry_after)
+                        return 1
                     except (discord.ConnectionClosed, discord.PrivilegedIntentsRequired) as exc:
                         # A close code discord.py does not reconnect after (a token revoked while
                         # running, sharding, intents): one line; undelivered alerts stay in the
@@ -308,6 +362,11 @@ async def run_discord(cfg: Config, token: str, *, once: bool = False,
                         await _settle_event_tasks()
     return 0
 
+
+#: A slash-command sync Discord failed for now is tried again after this many seconds,
+#: doubling up to the second figure (or after the rate limit Discord named, if longer).
+COMMAND_SYNC_RETRY_S = 60.0
+COMMAND_SYNC_RETRY_MAX_S = 1800.0
 
 #: How long a stop waits for the commands under way to answer (a lookup's budget is 5 s).
 COMMANDS_GRACE_S = 6.0

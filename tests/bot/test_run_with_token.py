@@ -189,3 +189,71 @@ async def test_run_refuses_a_webhook_route_whose_variable_is_unusable(
     assert said in text and "no [channels] entry" not in text, text
     assert "Traceback" not in text and "SECRET" not in text
     assert not emu.identify_payloads
+
+
+SYNC = "PUT /applications/{application_id}/guilds/{guild_id}/commands"
+
+
+@pytest.mark.parametrize(("fault", "then_synced"), [
+    ("rate limit", False), ("5xx", True), ("refused", False)])
+async def test_a_command_sync_discord_refuses_stops_no_alert(
+        emu: DiscordEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, fault: str, then_synced: bool) -> None:
+    """Discord's command endpoints are tightly rate-limited (a supervisor restarting the bot
+    syncs at each start): a 429 on the sync, a 5xx or a refusal
+    ended `newswatch run` (a traceback for the 429, "cannot reach Discord" for the 5xx) and
+    posted nothing. Alerts flow; what failed for now is synced again later, in the
+    background."""
+    import logging
+
+    import bot.client
+    from tests.fakes.discord_emulator import Fault
+
+    monkeypatch.setattr(bot.client, "COMMAND_SYNC_RETRY_S", 0.2)
+    caplog.set_level(logging.INFO, logger="newswatch")
+    # (a 503, which discord.py does not retry itself)
+    injected = {"rate limit": Fault.rate_limited(120.0), "5xx": Fault.server_error(503),
+                "refused": Fault.invalid_form()}[fault]
+    emu.inject(SYNC, injected, times=1)
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    cfg = parse_config(bot_config(emu, tmp_path), base_dir=tmp_path)
+    stop = asyncio.Event()
+    from bot.client import run_discord
+
+    task = asyncio.create_task(run_discord(cfg, TOKEN, stop=stop, guild_ready_timeout=0.05))
+    ch = emu.channel("alerts").id
+    try:
+        for _ in range(400):
+            if len(emu.messages(ch)) >= 5 or task.done():
+                break
+            await asyncio.sleep(0.05)
+        assert not task.done(), caplog.text
+        assert len(emu.messages(ch)) == 5
+        if then_synced:
+            for _ in range(200):
+                if emu.commands(emu.guild.id):
+                    break
+                await asyncio.sleep(0.05)
+        assert bool(emu.commands(emu.guild.id)) == then_synced
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 20) == 0
+    said = {"rate limit": "Discord rate-limits it for 120 s",
+            "5xx": "it is tried again", "refused": "Discord refused the slash commands"}[fault]
+    assert said in caplog.text and "Traceback" not in caplog.text
+    assert emu.validate_all() == []
+
+
+async def test_run_says_in_one_line_when_discord_rate_limits_the_login(
+        emu: DiscordEmulator, tmp_path: Path) -> None:
+    """Logging in refused with a long rate limit (too many starts): a traceback ending in
+    discord.RateLimited; one line now."""
+    from tests.fakes.discord_emulator import Fault
+
+    emu.inject("GET /users/@me", Fault.rate_limited(120.0), times=5)
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    write_toml(bot_config(emu, tmp_path), tmp_path / "config.toml")
+    env = {**os.environ, "NEWSWATCH_TEST_TOKEN": TOKEN}
+    out, err = await ended(await run_process(tmp_path, env), 1)
+    assert "Discord rate-limits this bot for 120 s" in err and "Traceback" not in err, err
+    assert TOKEN not in err and TOKEN not in out
