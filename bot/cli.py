@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import sources_cli, store_cli, stories_cli, trend_cli
 from bot.cli_config import config_arg, config_path, load, not_a_file
-from bot.logs import say, shown, stopped_like_ctrl_c
+from bot.logs import json_line, say, shown, stopped_like_ctrl_c
 
 # What a command needs (asyncio, the config models, the engine, the store) is imported by that
 # command when it runs, not here: `newswatch --help` and a mistyped option answer at once, and
@@ -348,7 +348,6 @@ MATCH_MAX_BYTES = 32 * 2**20
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    import json
 
     from watchers.errors import NewswatchError
     from watchers.rules import explain, match_query, parse
@@ -404,12 +403,12 @@ def cmd_match(args: argparse.Namespace) -> int:
         found += 1
         bar.clear()
         if args.json:
-            print(json.dumps({
+            print(json_line({
                 "path": _path_text(path),
                 "title": article.title,
                 "score": round(m.score, 4),
                 "highlights": [h.model_dump() for h in m.highlights],
-            }, ensure_ascii=False))
+            }))
         else:
             terms = ", ".join(f"{h.text!r}" for h in m.highlights[:8])
             print(f"{_path_shown(path)}  score {m.score:.2f}  {shown(article.title[:70])}")
@@ -468,7 +467,6 @@ def _since(value: str | None) -> datetime | None:
 
 
 async def _search(args: argparse.Namespace) -> int:
-    import json
 
     from watchers.errors import NewswatchError
     from watchers.search import search
@@ -495,7 +493,7 @@ async def _search(args: argparse.Namespace) -> int:
         for h in found.hits:
             a = h.article
             story = stories.get(a.id)
-            print(json.dumps({
+            print(json_line({
                 "id": a.id,
                 "source": a.source,
                 "title": a.title,
@@ -504,7 +502,7 @@ async def _search(args: argparse.Namespace) -> int:
                 "score": round(h.match.score, 4),
                 "highlights": [x.model_dump() for x in h.match.highlights],
                 "story": story.id if story is not None else None,
-            }, ensure_ascii=False))
+            }))
     else:
         _print_grouped([h.article for h in found.hits], stories)
     if found.truncated:

@@ -9,6 +9,7 @@ traceback alike; :class:`RedactingFilter` does the same for one handler.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -46,6 +47,14 @@ def shown(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else " " for c in text)
+
+
+def json_line(value: object) -> str:
+    """``value`` as one line of JSON for standard output: characters as they are where it
+    writes UTF-8, else as ``\\uXXXX`` escapes (a terminal in ASCII or Latin-1 wrote what it
+    could not encode as Python's ``\\xe9`` or ``\\U0001f600``, which no JSON reader takes)."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("_", "-")
+    return json.dumps(value, ensure_ascii=encoding not in ("utf-8", "utf8"))
 
 
 def say(msg: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.cli_config import not_a_file
-from bot.logs import say, shown
+from bot.logs import json_line, say, shown
 
 if TYPE_CHECKING:
     # The clustering code and the config models are loaded by the command itself, not by
@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.json:
         for s in stories:
-            out.write(json.dumps({"story": s.id, "ids": s.ids}, ensure_ascii=False) + "\n")
+            out.write(json_line({"story": s.id, "ids": s.ids}) + "\n")
     else:
         out.write(_listing(stories, {it.id: it for it in items}) + "\n")
     out.flush()

@@ -220,6 +220,33 @@ def test_match_json_escapes_a_file_name_that_is_not_utf8(tmp_path: Path, encodin
     assert paths == ["drop/bad-\\xff\\xfe.txt", "drop/zz-good.txt"]
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_json_lines_read_as_json_whatever_the_terminal_encodes(
+        tmp_path: Path, encoding: str) -> None:
+    """Under an ASCII or Latin-1 standard output, `--json` wrote what it could not encode as
+    Python's escapes (\\xe9, \\U0001f600), which no JSON reader takes: match, search and
+    stories. JSON's own escapes now, the same characters read back."""
+    title = "Café 😀 troops"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "c.txt").write_text(f"{title}\n\nTroops at the café.", encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text(json.dumps(
+        {"id": "x1é😀", "title": title, "text": "", "url": "https://x.example/1",
+         "date": "2022-02-01T10:00:00Z", "source": "s"}) + "\n", encoding="utf-8")
+    (tmp_path / "nw.toml").write_text('[storage]\npath = "nw.db"\n')
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    assert subprocess.run([*EXE, "import", "a.jsonl", "-c", "nw.toml"], cwd=tmp_path, env=env,
+                          capture_output=True, timeout=60).returncode == 0
+    for args, field, value in [
+            (["match", "troops", "in", "--json"], "title", title),
+            (["search", "troops", "-c", "nw.toml", "--json"], "title", title),
+            (["stories", "a.jsonl", "--json"], "ids", ["x1é😀"])]:
+        res = subprocess.run([*EXE, *args], cwd=tmp_path, capture_output=True, env=env,
+                             timeout=60)
+        assert res.returncode == 0, res.stderr
+        (line,) = res.stdout.splitlines()
+        assert json.loads(line.decode("ascii"))[field] == value, (args, line)
+
+
 def test_match_explain_and_bad_query(workdir: Path) -> None:
     res = nw("match", "kyiv~", "--explain", cwd=workdir)
     assert res.returncode == 0 and "Kiev" in res.stdout and "alias" in res.stdout.lower()
