@@ -102,6 +102,7 @@ class _Usage(ValueError):
 
 async def _trend(cfg: Config, what: str, since: timedelta, until: datetime) -> Trend:
     from watchers.errors import NewswatchError
+    from watchers.rules.text import KEYS_VERSION
     from watchers.store import open_store, store_exists
     from watchers.trends import trend_of
 
@@ -113,6 +114,12 @@ async def _trend(cfg: Config, what: str, since: timedelta, until: datetime) -> T
         # Rules by key, as the engine knows them without a server (a server's rule is
         # "<guild>:<name>"; a config rule's key is its name).
         rules = {r.key for r in cfg.rules} | {r.key for r in await store.list_rules()}
+    # A rule's trend reads its stored match times; a query's reads the lookup indexes, which
+    # must hold the engine's word keys (after an upgrade, until a writer rebuilt them, it
+    # counted too few matches and said nothing), as search refuses them.
+    query = what not in rules and sum(r.casefold() == what.casefold() for r in rules) != 1
+    async with await open_store(path, readonly=True,
+                                keys_version=KEYS_VERSION if query else None) as store:
         return await trend_of(store, what, rules=rules, since=since, until=until,
                               surge=cfg.surge, threshold=cfg.threshold, aliases=cfg.aliases)
 

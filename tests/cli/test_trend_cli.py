@@ -179,3 +179,26 @@ def test_png_to_dev_stdout_on_a_pipe_is_written_into_the_pipe(store: Path) -> No
                           "--png", "/dev/stdout"], cwd=store, capture_output=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(b"\x89PNG")
+
+
+def test_a_query_trend_refuses_lookup_indexes_of_other_word_keys(
+        store: Path, tmp_path: Path) -> None:
+    """After an upgrade changed the word keys, a query's trend read the old lookup indexes and
+    counted too few matches, with exit 0 (search refused the same store). It refuses them as
+    search does; a rule's trend, from the stored match times, still reads it."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    from watchers.rules.text import KEYS_VERSION
+
+    for name in ("nw.db", "config.toml"):
+        shutil.copy(store / name, tmp_path / name)
+    with closing(sqlite3.connect(tmp_path / "nw.db")) as db, db:
+        db.execute("UPDATE index_keys SET version = ?", (KEYS_VERSION - 1,))
+    query = nw("trend", "zanzibar", "--since", "10d", "--until", "2022-01-04", cwd=tmp_path)
+    assert query.returncode == 1, query.stdout + query.stderr
+    assert f"word keys version {KEYS_VERSION - 1}" in query.stderr and not query.stdout
+    rule = nw("trend", "TROOPS", "--since", "3d", "--until", "2022-01-04", cwd=tmp_path)
+    assert rule.returncode == 0, rule.stderr
+    assert f"{72 + BURST} matches" in rule.stderr
