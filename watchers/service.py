@@ -646,9 +646,31 @@ class WatchService:
             state = states.get(r.name)
             if state is None or (state.next_poll is None and state.polls == 0):
                 delay = random.uniform(0, min(r.config.every.total_seconds(), 60)) if spread else 0
+            elif state.cursor.get(POLLED, _polled(r.config)) != _polled(r.config):
+                # What it polls changed since (a URL mended, another folder): polled now, not
+                # when the old address's backoff or pause said.
+                delay = 0
             else:
-                delay = _seconds_until(state.next_poll, now)
+                # Due when its state says, but never later than its settings now allow: an
+                # interval shortened since (it waited the old day), or a time stamped by a
+                # clock that ran ahead.
+                delay = min(_seconds_until(state.next_poll, now), self._longest_wait(r, state))
+                if state.paused:
+                    log.warning("source %s is paused after %d failures in a row (last: %s); "
+                                "it is tried again every %s", printable(r.name), state.failures,
+                                printable(state.last_error or "unknown"),
+                                format_duration(self.probe_every))
             timetable.set(r.name, delay)
+
+    def _longest_wait(self, running: _Running, state: SourceState) -> float:
+        """The longest a source may wait for its next poll under its settings as they are
+        now: its interval; failing, the longest backoff (or a server's longest Retry-After);
+        paused, the probe interval."""
+        if state.paused:
+            return self.probe_every.total_seconds()
+        if state.failures:
+            return max(self.max_backoff.total_seconds() * 1.2, MAX_RETRY_AFTER)
+        return running.config.every.total_seconds()
 
     def _start_poll(self, name: str) -> None:
         """The timetable's call: poll a due source in a task of its own."""

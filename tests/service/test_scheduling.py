@@ -312,6 +312,67 @@ async def test_resuming_a_paused_source_polls_it_at_once(tmp_path: Path) -> None
         assert state is not None and not state.paused and state.failures == 0
 
 
+@pytest.mark.parametrize("case", ["a day away", "url mended"])
+async def test_a_start_polls_a_source_no_later_than_its_settings_now_allow(
+        tmp_path: Path, case: str) -> None:
+    """The stored next poll was kept whatever the settings said now: a folder's `every`
+    shortened from a day to seconds waited out the old day; a time stamped by a clock that
+    ran ahead waited for that clock; a paused feed whose URL was mended waited out its hour
+    of pause at the old address. Each is polled by what its settings allow from now."""
+    from watchers.service import POLLED, _polled
+
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        now = datetime.now(UTC)
+        source = Counting("s")
+        every = timedelta(milliseconds=200)
+        config = feed("s", every=every)
+        state = SourceState(name="s", polls=3, last_success=now,
+                            cursor={POLLED: _polled(config)},
+                            next_poll=now + timedelta(days=1))
+        if case == "url mended":
+            state = SourceState(name="s", polls=3, failures=5, paused=True,
+                                last_error="404 Not Found", last_error_at=now,
+                                cursor={POLLED: _polled(feed("s", url="https://example.org/old"))},
+                                next_poll=now + timedelta(hours=1))
+        await store.save_source_state(state)
+        service = watch(store, probe_every=timedelta(hours=1))
+        await service.add_source(config, source)
+        await service.start()
+        try:
+            await until(lambda: len(source.times) >= 1)
+        finally:
+            await service.aclose()
+
+
+async def test_a_paused_source_at_a_start_waits_its_probe_and_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A source paused when newswatch stopped stays paused (its probe an hour on), and the
+    start says so: nothing said it, and the team waited for alerts from it."""
+    import logging
+
+    from watchers.service import POLLED, _polled
+
+    caplog.set_level(logging.WARNING, logger="watchers")
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        now = datetime.now(UTC)
+        source = Counting("s")
+        config = feed("s", every=timedelta(milliseconds=50))
+        await store.save_source_state(SourceState(
+            name="s", polls=3, failures=5, paused=True, last_error="404 Not Found",
+            last_error_at=now, cursor={POLLED: _polled(config)},
+            next_poll=now + timedelta(minutes=30)))
+        service = watch(store, probe_every=timedelta(hours=1))
+        await service.add_source(config, source)
+        await service.start()
+        try:
+            await asyncio.sleep(0.3)
+        finally:
+            await service.aclose()
+        assert source.times == []
+        assert "source s is paused after 5 failures in a row (last: 404 Not Found)" in (
+            caplog.text)
+
+
 async def test_the_stop_cancels_every_poll_and_nothing_polls_after_it(tmp_path: Path) -> None:
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         sources = [Counting(f"s{i}") for i in range(5)]
