@@ -1237,9 +1237,11 @@ class WatchService:
                 self.wake.set()
         # A word-for-word copy from another outlet stores nothing new, but it is one more
         # outlet reporting the story (what min_sources counts) — unless it is the very article,
-        # at the same link: one site's two section feeds corroborated each other.
+        # at the same link (one site's two section feeds corroborated each other) or under the
+        # same guid (a folder source renamed read its files again, each then a copy of itself
+        # from "another outlet": one file released a wait for two).
         for new, (_, original) in versions:
-            if original is None or _same_link(new, original):
+            if original is None or _same_link(new, original) or _same_guid(new, original):
                 continue
             if await self.store.add_outlet(original.id, new.source, sort_time(new),
                                            self._seen_on(routes, new.source)):
@@ -1360,6 +1362,11 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
 def _same_link(a: Article, b: Article) -> bool:
     """Whether two articles are at one address (as links compare: tracking parameters aside)."""
     return bool(a.url and b.url and normalise_link(a.url) == normalise_link(b.url))
+
+
+def _same_guid(a: Article, b: Article) -> bool:
+    """Whether two articles carry one guid (a folder's: the file's path in it and its content)."""
+    return bool(a.guid and a.guid == b.guid)
 
 
 def _seconds_until(when: datetime | None, now: datetime) -> float:

@@ -184,3 +184,35 @@ async def test_a_feed_renamed_or_removed_while_the_alert_waits_still_counts_as_t
             assert await engine.store.alert_counts() == {"delivered": 1}
     (posted,) = sink.alerts
     assert posted.story is not None and posted.story.counted == 2
+
+
+async def test_a_folder_source_renamed_does_not_corroborate_its_own_files(
+        tmp_path: Path, storage: dict[str, str]) -> None:
+    """A folder source renamed in the config (same folder) reads its files again: each was a
+    word-for-word copy "from another outlet" (a folder's outlet is its name), so one file
+    released a wait for two outlets, and with one outlet needed every live story was updated
+    ("also reported by desk-main"). The same file, under the same guid, is the same item."""
+    (tmp_path / "desk").mkdir()
+    (tmp_path / "desk" / "a.txt").write_text(
+        "Troops gather near the border\n\nThousands of troops gathered near the border on "
+        "Monday, officials said.\n")
+
+    def config(name: str) -> Config:
+        return parse_config({
+            "storage": storage, "channels": {"alerts": 1},
+            "sources": [{"name": name, "type": "folder", "path": "desk", "settle": "0s"}],
+            "rules": [{"name": "troops", "query": "troops", "min_sources": 2}]},
+            base_dir=tmp_path)
+
+    sink = RecordingSink()
+    async with open_engine(config("desk"), start=False, default_sink=sink) as engine:
+        await engine.run_once()
+        assert (await engine.store.alert_counts()).get("waiting") == 1
+    async with open_engine(config("desk-main"), start=False, default_sink=sink) as engine:
+        await engine.run_once()
+        assert (await engine.store.alert_counts()).get("waiting") == 1
+        assert await engine.store.count_articles() == 1
+        ((article, _),) = await engine.store.recent(limit=10)
+        story = (await engine.store.stories_of([article.id]))[article.id]
+        assert story.outlets == ("desk",), story.outlets
+    assert sink.alerts == []

@@ -4,14 +4,19 @@ without case) left the stored one with no way out. Through the real engine and S
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli import nw
+from tests.conftest import SEEDS
 from tests.fakes.sinks import RecordingSink
 from watchers.config import parse_config
 from watchers.engine import open_engine
 from watchers.errors import NewswatchError
+from watchers.store import SqliteStore
 
 
 @pytest.mark.parametrize("guild", [None, 111])
@@ -41,10 +46,6 @@ async def test_a_wait_outlives_a_command_that_opens_the_store_with_another_confi
         tmp_path: Path) -> None:
     """Only a rule removed while the engine runs ends its alerts' waits: an import with a
     config naming no rule (or one with the rule disabled) does not remove it."""
-    import shutil
-
-    from tests.conftest import SEEDS
-
     shutil.copytree(SEEDS, tmp_path / "seeds")
     base = {"storage": {"path": "nw.db"}, "channels": {"alerts": 1},
             "sources": [{"name": "seeds", "type": "folder", "path": "seeds", "settle": 0}]}
@@ -68,13 +69,6 @@ def test_a_run_without_the_waiting_rule_ends_its_wait_and_an_import_does_not(
     rule ends the wait at its start, and says so; `newswatch import` with that file does
     not (it delivers nothing, and its config may be another than run's). The real entry
     point, in subprocesses."""
-    import asyncio
-    import shutil
-
-    from tests.cli.test_cli import nw
-    from tests.conftest import SEEDS
-    from watchers.store import SqliteStore
-
     shutil.copytree(SEEDS, tmp_path / "seeds")
     head = ('[storage]\npath = "nw.db"\n[[sources]]\nname = "seeds"\ntype = "folder"\n'
             'path = "seeds"\nsettle = "0s"\n[[rules]]\nname = "other"\nquery = "football"\n')
