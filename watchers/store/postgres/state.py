@@ -98,7 +98,11 @@ class StateMixin(RuntimeModels):
         await self._db.executemany(
             f"INSERT INTO source_state ({_STATE_COLS}) "
             "VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10) "
-            "ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, polls = excluded.polls, "
+            # The stored cursor itself where it is unchanged: its TOAST value kept, not
+            # written again (a folder of 100,000 files keeps megabytes in it; see SQLite's).
+            "ON CONFLICT (name) DO UPDATE SET cursor = CASE WHEN source_state.cursor = "
+            "excluded.cursor THEN source_state.cursor ELSE excluded.cursor END, "
+            "polls = excluded.polls, "
             "last_success = excluded.last_success, last_error = excluded.last_error, "
             "last_error_at = excluded.last_error_at, failures = excluded.failures, "
             "next_poll = excluded.next_poll, paused = excluded.paused, "

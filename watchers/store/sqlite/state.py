@@ -119,13 +119,22 @@ class StateMixin(RuntimeModels):
                 iso(state.last_error_at),
                 state.failures, iso(state.next_poll), int(state.paused), state.skipped,
             )
-            for state in states
+            for state in {s.name: s for s in states}.values()  # a name's last state
         ]
-        # One statement for the batch: one trip to the database's thread, not one a source
-        # (successive replaces of a name leave its last state, as the loop did).
+        # One statement for the batch: one trip to the database's thread, not one a source.
+        # An UPDATE, not a replace: a row whose record keeps its size is overwritten in place,
+        # only the pages that differ written. A folder of 100,000 files keeps a cursor of
+        # megabytes, unchanged at most polls; replaced, the whole of it was written again at
+        # every poll (15 MB a poll, 42 GB a day, for a folder where nothing changed).
         async with self._db.tx() as tx:
             await tx.executemany(
-                f"INSERT OR REPLACE INTO source_state ({_STATE_COLS}) "
+                "UPDATE source_state SET cursor = ?, polls = ?, last_success = ?, "
+                "last_error = ?, last_error_at = ?, failures = ?, next_poll = ?, paused = ?, "
+                "skipped = ? WHERE name = ?",
+                [(*row[1:], row[0]) for row in rows],
+            )
+            await tx.executemany(
+                f"INSERT OR IGNORE INTO source_state ({_STATE_COLS}) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
