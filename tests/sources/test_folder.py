@@ -239,6 +239,34 @@ async def test_entries_that_cannot_be_read_are_named_once_not_at_every_poll(
     assert sorted(a.title for a in mended.articles) == ["Mended", "Mended"]  # link and file
 
 
+async def test_a_file_whose_path_is_too_long_to_name_is_named_once(tmp_path: Path) -> None:
+    """A file in a folder that can still be listed, but whose own path is longer than the
+    system can name: its lstat failed (ENAMETOOLONG) and it was taken for one deleted since
+    the listing, never read and never named. It is named once, as an unreadable file is."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("Fine\nTroops moved.")
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        depth = (4096 - len(str(folder))) // 201  # the folder's path just under the limit
+        for _ in range(depth):
+            os.mkdir("e" * 200, dir_fd=fd)
+            inner = os.open("e" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        made = os.open("u" * 200 + ".txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(made, b"Deep\nTroops hidden deep.")
+        os.close(made)
+    finally:
+        os.close(fd)
+    poll = await instant(folder).poll({})
+    assert [a.title for a in poll.articles] == ["Fine"]
+    (said,) = poll.skipped
+    assert said.startswith("file 'eee") and said.endswith("cannot read (File name too long)")
+    again = await instant(folder).poll(poll.cursor)
+    assert again.articles == [] and again.skipped == ()
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root and setpriv to poll as a user the folder shuts out")
 def test_a_folder_that_cannot_be_listed_is_a_failing_source() -> None:

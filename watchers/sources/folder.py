@@ -558,8 +558,14 @@ class FolderSource:
             return
         try:
             link = os.lstat(path)
-        except OSError:
+        except FileNotFoundError:
             return  # gone since the listing
+        except OSError as exc:
+            # Its path longer than the system can name (a file deep in a folder that could
+            # still be listed): taken for one gone since the listing, it was never named.
+            scan.skip(cursor, key, f"skip:e{exc.errno}",
+                      f"file {_show(key)}: cannot read ({exc.strerror})")
+            return
         try:
             if stat.S_ISLNK(link.st_mode):
                 real = os.path.realpath(path)
