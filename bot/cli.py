@@ -711,6 +711,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load(args.config, watching=True)
     _setup_logging(args.verbose)
+    _more_open_files()
     from bot.runner import run
 
     # A stop from outside (kill, a closed terminal) while it starts, or during --once, is
@@ -726,6 +727,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             # It ended without a word.
             say("stopping")
             return 130
+
+
+# Open files a running newswatch asks the system for (its connections, up to 100 at once,
+# each of a feed's fetches, the store, the modules it imports as it goes).
+OPEN_FILES = 4096
+
+
+def _more_open_files() -> None:
+    """Raise the soft limit of open files towards :data:`OPEN_FILES`, as far as the hard limit
+    allows. Under a low soft limit (a `ulimit -n 64` shell) every feed failed with "Too many
+    open files", counted as its own failure (toward its pause), and a module imported lazily
+    failed with a traceback naming its file."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return
+    with contextlib.suppress(OSError, ValueError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            log.info("open files: the soft limit raised from %d to %d", soft, wanted)
 
 
 def _lease(value: str) -> float:
