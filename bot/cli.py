@@ -1043,6 +1043,12 @@ def _main(argv: Sequence[str] | None) -> int:
     # milliseconds on every start. The top level has no options of its own but -h and
     # --version, so the command is the first word; anything else (-h, a typo) gets the whole
     # parser.
+    if argv and (argv[0] in ("-c", "--config") or argv[0].startswith("--config=")):
+        # `newswatch -c FILE search …` was refused as "invalid choice: 'FILE'", naming the
+        # file as if it were the command.
+        say("-c/--config goes after the command: newswatch COMMAND -c FILE … "
+            "(see newswatch --help)")
+        return EXIT_USAGE
     try:
         parser = build_parser(argv[0] if argv else None)
         args, extra = parser.parse_known_args(argv)
@@ -1055,7 +1061,10 @@ def _main(argv: Sequence[str] | None) -> int:
             if not any(e.startswith("-") for e in head):
                 args.paths, extra = [*args.paths, *head, *tail], []
         if extra:
-            parser.parse_args(argv)  # refused as usual, naming what was not understood
+            # Refused by the command's own parser, with its usage (the top level's named
+            # every command but the one given).
+            (_command_parser(parser, argv[0]) or parser).error(
+                f"unrecognized arguments: {' '.join(extra)}")
         from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
     except KeyboardInterrupt:  # Ctrl-C while the command starts
         return 130
@@ -1130,6 +1139,17 @@ def _empty_argument(argv: Sequence[str]) -> str | None:
             if before.startswith("-") and "=" not in before and before != "--":
                 return f"{before}: an empty value; give one, or leave the option out"
             return (f"argument {i + 1} is empty (''): give a value, or leave it out")
+    return None
+
+
+def _command_parser(parser: argparse.ArgumentParser, name: str
+                    ) -> argparse.ArgumentParser | None:
+    """The parser of the command ``name`` (one word of ``parser``'s subcommands), if any."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found = action.choices.get(name)
+            if isinstance(found, argparse.ArgumentParser):
+                return found
     return None
 
 

@@ -893,3 +893,20 @@ def test_run_printing_into_a_reader_that_stops_early_ends_and_loses_nothing(
     with sqlite3.connect(workdir / "nw.db") as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state"))
     assert set(states) == {"delivered"} and states["delivered"] >= 1, states
+
+
+def test_a_word_too_many_or_a_config_before_the_command_is_named_with_the_commands_usage(
+        tmp_path: Path) -> None:
+    """`newswatch stories f.jsonl extra` printed the top level's usage (every command but the
+    one given); `newswatch -c c.toml search troops` said "invalid choice: 'c.toml'", naming the
+    file as the command."""
+    for args, usage in ((["stories", "f.jsonl", "extra"], "usage: newswatch stories"),
+                        (["search", "troops", "extra", "-c", "c.toml"], "usage: newswatch search")):
+        res = nw(*args, cwd=tmp_path)
+        assert res.returncode == 2 and usage in res.stderr, res.stderr
+        assert "unrecognized arguments: extra" in res.stderr
+        assert "usage: newswatch [-h]" not in res.stderr
+    for first in (["-c", "c.toml"], ["--config", "c.toml"], ["--config=c.toml"]):
+        res = nw(*first, "search", "troops", cwd=tmp_path)
+        assert res.returncode == 2 and "invalid choice" not in res.stderr, res.stderr
+        assert "-c/--config goes after the command" in res.stderr
