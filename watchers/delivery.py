@@ -913,6 +913,14 @@ class DeliveryService:
     async def _start_up(self) -> None:
         if not self.shared:
             await self.store.requeue_interrupted()
+        # No retry waits longer than the longest backoff or Retry-After: one due later was
+        # timed by a clock that ran ahead (set back since), and held its route, every row
+        # after it included, until that clock's time came.
+        now = datetime.now(UTC)
+        latest = now + timedelta(seconds=max(MAX_RETRY_AFTER, self.max_backoff) * 1.1)
+        if clamped := await self.store.clamp_retries(latest, now):
+            log.warning("%d row(s) waiting for a retry later than any wait allows (timed by a "
+                        "clock that ran ahead): due now", clamped)
         await self._load()
 
     async def _run(self) -> None:

@@ -8,6 +8,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.sinks import EditingSink, RecordingSink
 from tests.service._harness import Fixed, deliver, folder, watch
 from watchers.config import RouteConfig, RuleConfig
@@ -169,3 +171,34 @@ async def test_a_delivery_error_of_no_kind_rejects_the_alert_with_its_reason(
         (rejected,) = await store.alerts(state="rejected")
         assert rejected.reason == "the channel has no such thread"
         assert {r.state for r in await store.alerts()} == {"rejected", "delivered"}
+
+
+async def test_a_retry_timed_by_a_clock_that_ran_ahead_holds_the_route_no_longer(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A retry written while the machine's clock ran a day ahead (set back since) held its
+    route until that day: the claim stops at the first row not yet due, so every alert after
+    it waited too, and nothing said why. No wait is longer than the longest backoff or
+    Retry-After: at a start, such a row is due now, and said so."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await write(store, "Troops gather", "Troops withdraw")
+        (first, _) = await store.alerts()
+        await store.mark_retry(first.id, at=datetime.now(UTC) + timedelta(days=1),
+                               reason="503 Service Unavailable")
+        soon = datetime.now(UTC) + timedelta(minutes=30)  # a Retry-After: left as it is
+        sink = RecordingSink()
+        delivery = deliver(store, sink, poll_interval=0.02)
+        delivery.start()
+        try:
+            for _ in range(500):
+                if len(sink.alerts) == 2:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await delivery.stop()
+        assert [a.article.title for a in sink.alerts] == ["Troops gather", "Troops withdraw"]
+        assert "1 row(s) waiting for a retry later than any wait allows" in caplog.text
+        await write(store, "Troops return")
+        (third,) = await store.alerts(state="pending")
+        await store.mark_retry(third.id, at=soon, reason="429")
+        assert await store.clamp_retries(datetime.now(UTC) + timedelta(hours=1),
+                                         datetime.now(UTC)) == 0

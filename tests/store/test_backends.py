@@ -1533,3 +1533,20 @@ async def test_an_article_with_a_word_longer_than_the_index_takes_is_stored_and_
     assert found == {odd.id, plain.id}
     listed = await one.index_words()
     assert listed is not None and "troop" in " ".join(listed[0])
+
+
+async def test_retries_due_later_than_any_wait_are_made_due(backend: Backend) -> None:
+    """clamp_retries: rows waiting for a retry past ``latest`` (a clock that ran ahead timed
+    them) are due at ``now``; those within it keep their time. Both stores alike."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with await backend.open() as s:
+        ids = []
+        for i in range(3):
+            await s.record(art(f"Troops {i}", guid=f"r{i}"), [], [alert("alerts")], terms="")
+        for row, at in zip(await s.alerts(), (now + timedelta(days=1), now + timedelta(
+                minutes=30), now + timedelta(days=400)), strict=True):
+            await s.mark_retry(row.id, at=at, reason="503")
+            ids.append(row.id)
+        assert await s.clamp_retries(now + timedelta(hours=1), now) == 2
+        due = {r.id: r.next_attempt_at for r in await s.alerts(state="retry")}
+        assert due == {ids[0]: now, ids[1]: now + timedelta(minutes=30), ids[2]: now}

@@ -114,6 +114,11 @@ class OutboxMixin:
             "UPDATE outbox SET state = 'retry', updated_at = $1, next_attempt_at = $2, "
             "reason = $3 WHERE id = $4", now(), at, storable(reason), alert_id)
 
+    async def clamp_retries(self, latest: datetime, now: datetime) -> int:
+        return await self._db.execute(
+            "UPDATE outbox SET next_attempt_at = $1 WHERE state = 'retry' "
+            "AND next_attempt_at > $2", now, latest)
+
     async def mark_rejected(self, alert_id: int, reason: str) -> None:
         await self._db.execute(
             "UPDATE outbox SET state = 'rejected', updated_at = $1, reason = $2 WHERE id = $3",

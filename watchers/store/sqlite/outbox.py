@@ -167,6 +167,13 @@ class OutboxMixin:
     async def mark_retry(self, alert_id: int, *, at: datetime, reason: str) -> None:
         await self._set_state(alert_id, "retry", next_attempt_at=iso(at), reason=reason)
 
+    async def clamp_retries(self, latest: datetime, now: datetime) -> int:
+        async with self._db.tx() as tx:
+            cur = await tx.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE state = 'retry' "
+                "AND next_attempt_at > ?", (iso(now), iso(latest)))
+            return cur.rowcount
+
     async def mark_rejected(self, alert_id: int, reason: str) -> None:
         await self._set_state(alert_id, "rejected", reason=reason)
 
