@@ -60,8 +60,10 @@ import asyncio
 import contextlib
 import contextvars
 import hashlib
+import html
 import importlib
 import logging
+import math
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -762,8 +764,11 @@ class DiscordSink:
         except _DeliveryErrors:
             raise
         except Exception as exc:  # an answer discord.py could not read
-            # (a malformed rate-limit header, a body that is not JSON): the request may have
-            # been carried out; its nonce, or the lookup, keeps the retry from doubling it.
+            if (rate_limit := _unread_limit(exc, "Discord")) is not None:
+                raise rate_limit from None  # a 429: nothing was made
+            # Any other (a malformed rate-limit header, a body that is not JSON): the request
+            # may have been carried out; its nonce, or the lookup, keeps the retry from
+            # doubling it.
             raise (TransientDeliveryError if reading else UncertainDeliveryError)(
                 redact(f"unreadable answer from Discord: {type(exc).__name__}: {exc}")[:300]
             ) from None
@@ -1056,6 +1061,8 @@ class DiscordSink:
                 raise TransientDeliveryError(
                     f"rate limited by {who} (429 in a body that could not be read)",
                     retry_after=retry) from None
+            if bot and (rate_limit := _unread_limit(exc, who)) is not None:
+                raise rate_limit from None  # (a forum post's 429, as for a webhook's above)
             # A malformed rate-limit header or a body that is not JSON comes after the request
             # was carried out: "maybe sent", so the retry looks before it posts again.
             # (the secrets taken out before the text is cut: a token cut in two was no longer
@@ -1188,13 +1195,76 @@ class _WatchedRequest:
         return await self._request.__aexit__(*exc)
 
 
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """The wait a 429's ``Retry-After`` asks for, in seconds (at least one), written as seconds
+    or as an HTTP date (as a proxy may write it); None when there is none that reads, and the
+    route backs off as for any other failure. (Delivery takes it for an hour at most.)"""
+    raw = (headers or {}).get("Retry-After")
+    if not raw:
+        return None
+    try:
+        seconds: float | None = float(raw)
+    except ValueError:
+        from watchers.sources.feed import parse_retry_after
+
+        seconds = parse_retry_after(raw)
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return max(1.0, seconds)
+
+
+def _said(text: str) -> str:
+    """What an answer's body says, in one line: an HTML page (a proxy's, Cloudflare's) by its
+    title, or its text without markup, as bot/client.py's ``_refusal`` names one. The reason
+    was the page's first 300 characters of markup, in the log and in /alerts status."""
+    text = text.strip()
+    if text.startswith("<"):
+        title = re.search(r"(?is)<title[^>]*>(.*?)</title>", text)
+        text = title.group(1) if title else re.sub(
+            r"(?is)<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", " ", text)
+        text = html.unescape(text)
+    return " ".join(text.split())
+
+
+def _answer_of(exc: BaseException) -> aiohttp.ClientResponse | None:
+    """The answer discord.py was reading when it raised ``exc`` (the ``response`` of its
+    request's loop, the innermost), or None. discord.py keeps no other trace of it: a 429
+    whose JSON has no number for ``retry_after`` ends in a KeyError or a TypeError there."""
+    answer = None
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if str(frame.f_globals.get("__name__", "")).startswith("discord."):
+            found = frame.f_locals.get("response")
+            if isinstance(found, aiohttp.ClientResponse):
+                answer = found
+        tb = tb.tb_next
+    return answer
+
+
+def _unread_limit(exc: BaseException, who: str) -> TransientDeliveryError | None:
+    """For an answer discord.py could not read: the rate limit it was, when it was a 429
+    (nothing was made, and its Retry-After is honoured), or None. On the bot's path it was
+    taken for "maybe sent", as an unreadable answer, and retried at once into the limit."""
+    answer = _answer_of(exc)
+    if answer is None or answer.status != 429:
+        return None
+    return TransientDeliveryError(f"rate limited by {who} (429 in a body that could not be "
+                                  "read)", retry_after=_retry_after(answer.headers))
+
+
 def _classify(exc: discord.HTTPException, *, webhook: bool = False) -> DeliveryError:
     """The delivery error for Discord's answer to a request of the bot (or, ``webhook``, of
     a webhook, which carries its own token in its URL)."""
     code = f" (code {exc.code})" if exc.code else ""
-    text = redact(f"{exc.status}{code} {exc.text or ''}".strip())[:300]
+    text = redact(f"{exc.status}{code} {_said(exc.text or '')}".strip())[:300]
     if exc.status == 429:
-        return TransientDeliveryError(f"rate limited: {text}")
+        # discord.py waits out (or raises as RateLimited) only Discord's own JSON 429; this is
+        # one it could not (a proxy's or Cloudflare's page, an answer without ``Via``). Its
+        # Retry-After went unread, and the route came back into the limit on its own backoff
+        # (13 tries in 4 s against a wait of two minutes).
+        return TransientDeliveryError(f"rate limited: {text}", retry_after=_retry_after(
+            getattr(getattr(exc, "response", None), "headers", None)))
     if exc.status >= 500:
         return TransientDeliveryError(f"Discord error {text}")
     if exc.status == 401 and not webhook and exc.code != _INVALID_WEBHOOK_TOKEN:
