@@ -62,6 +62,7 @@ import contextvars
 import hashlib
 import html
 import importlib
+import json
 import logging
 import math
 import re
@@ -1193,6 +1194,24 @@ class _WatchedRequest:
 
     async def __aexit__(self, *exc: object) -> Any:
         return await self._request.__aexit__(*exc)
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is no JSON number")
+
+
+def _strict_json(text: str | bytes) -> Any:
+    """JSON as the standard says, as discord.py's answers are read: Python's reader takes
+    ``NaN`` and ``Infinity``, and a 429 saying ``"retry_after": NaN`` had discord.py sleep "nan
+    seconds", a timer that broke the event loop's own (no timeout fired again: the route's
+    alert stayed "sending" for good). Refused, it is an answer that does not read: a 429 whose
+    Retry-After is waited out (see :func:`_unread_limit`)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+# Every answer discord.py reads (the REST API's, the webhooks', the gateway's) goes through
+# discord.utils._from_json, looked up at each call.
+discord.utils._from_json = _strict_json
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:

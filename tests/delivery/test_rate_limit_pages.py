@@ -63,6 +63,11 @@ ANSWERS: dict[str, tuple[str, str, dict[str, str]]] = {
     "retry_after-string": (json.dumps({"message": "You are being rate limited.",
                                        "retry_after": "60", "global": False}),
                            "application/json", {"Via": "1.1 google", "Retry-After": "60"}),
+    # JSON as Python writes it (not JSON): discord.py slept "nan seconds", a timer that broke
+    # the event loop's own (timeouts never fired), and the route stayed "sending" for good
+    "retry_after-nan": ('{"message": "You are being rate limited.", "retry_after": NaN, '
+                        '"global": false}', "application/json",
+                        {"Via": "1.1 google", "Retry-After": "60"}),
 }
 
 
@@ -180,7 +185,7 @@ async def test_a_json_429_without_via_is_waited_out_on_either_kind_of_route(
     assert await run.engine.store.count_maybe_sent() == 0
 
 
-@pytest.mark.parametrize("key", ["retry_after-missing", "retry_after-string"])
+@pytest.mark.parametrize("key", ["retry_after-missing", "retry_after-string", "retry_after-nan"])
 async def test_a_429_whose_body_does_not_read_on_a_bot_channel_is_a_limit_not_maybe_sent(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path, key: str) -> None:
     """Discord's 429 without a number for ``retry_after`` (missing, or a string) on a bot
