@@ -8,11 +8,17 @@ grouped by rule, newest first.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import os
+import select
 import shutil
 import signal
 import sys
+import threading
 import unicodedata
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
@@ -216,6 +222,114 @@ def render_digest(digest: Digest, *, ansi: bool = False, width: int = 78) -> str
     return "\n".join(lines)
 
 
+#: Seconds a console writer's thread waits for more to write before it ends.
+_IDLE = 1.0
+
+
+class _Writer:
+    """Writes texts to a stream in the order given, on a thread of its own, so that a reader
+    that stopped reading blocks that thread and never the event loop. The thread is started
+    when there is something to write and ends a moment after all is written; it is a daemon,
+    so that a write stuck for good never holds the process's exit.
+
+    A stream on a file descriptor (standard output) is written to through the descriptor, not
+    through the stream's buffer: a write stuck in the buffer holds its lock, and the flush of
+    standard output in a second stop signal's ending (and the process's last moments) waited
+    for the stuck reader too."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        try:
+            self._fd: int | None = int(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+        self._more = threading.Condition()
+        self._jobs: deque[tuple[str, concurrent.futures.Future[None]]] = deque()
+        self._running = False
+
+    def submit(self, text: str) -> concurrent.futures.Future[None]:
+        """Queue ``text`` (a line break is added); the future is done once it is written, and
+        a job cancelled before its turn is never written."""
+        job: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self._more:
+            self._jobs.append((text, job))
+            self._more.notify()
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._drain, name="newswatch-console",
+                                 daemon=True).start()
+        return job
+
+    def _drain(self) -> None:
+        while True:
+            with self._more:
+                # Kept a moment for the next card (each waits for the one before), not a
+                # thread started for every one.
+                if not self._more.wait_for(lambda: bool(self._jobs), timeout=_IDLE):
+                    self._running = False
+                    return
+                text, job = self._jobs.popleft()
+            if not job.set_running_or_notify_cancel():
+                continue
+            try:
+                self._write(text + "\n")
+            except BaseException as exc:  # handed to the one waiting, as print raised it
+                job.set_exception(exc)
+            else:
+                job.set_result(None)
+
+    def _write(self, text: str) -> None:
+        if self._fd is None:
+            print(text, end="", file=self.stream, flush=True)
+            return
+        # As print would encode it (a terminal that is not UTF-8 gets escapes, see bot.cli).
+        data = memoryview(text.encode(getattr(self.stream, "encoding", None) or "utf-8",
+                                      getattr(self.stream, "errors", None) or "strict"))
+        try:
+            while data:
+                try:
+                    data = data[os.write(self._fd, data):]
+                except BlockingIOError:
+                    # A descriptor left non-blocking by whoever shares it: wait until it takes
+                    # more, rather than fail with half a card written.
+                    select.select([], [self._fd], [])
+        except OSError:
+            buffer = getattr(self.stream, "buffer", None)
+            if buffer is None:
+                raise
+            # What was not written goes through the stream after all, so that the failure
+            # is its own too: it fails again at once as the descriptor did (and the command's
+            # standard output remembers why, to say so as it ends: bot.cli), or goes out if
+            # the trouble has passed meanwhile.
+            buffer.write(bytes(data))
+            buffer.flush()
+
+
+async def _answer(job: concurrent.futures.Future[None]) -> None:
+    """Wait for ``job`` without blocking the loop; cancelled, the job is left to the caller."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if done.done():
+            return
+        if job.cancelled():
+            done.cancel()
+        elif (exc := job.exception()) is not None:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+    def tell(_: object) -> None:
+        # The writer's thread, or this one if the job is done already. A loop closed meanwhile
+        # has nobody waiting.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle)
+
+    job.add_done_callback(tell)
+    await done
+
+
 class ConsoleSink:
     """Prints each alert as a card. Every route can share one ConsoleSink."""
 
@@ -231,10 +345,31 @@ class ConsoleSink:
             width = min(78, max(20, shutil.get_terminal_size((78, 24)).columns)) if tty else 78
         self.width = width
         self.count = 0
+        self._writer = _Writer(self.stream)
+        # Writes cut short while under way, by the nonce of what they show (see _print).
+        self._abandoned: dict[str, concurrent.futures.Future[None]] = {}
 
-    def _print(self, text: str) -> None:
+    async def _print(self, text: str, nonce: str | None = None) -> None:
+        """Write ``text`` and a line break, and return once it is written: only then is what
+        it shows delivered. The write is made on the sink's writer thread while the event loop
+        goes on: a reader that stopped reading (a paused pager, Ctrl-S on a terminal) blocked
+        the whole process in it, polls, webhook sends and the stop signals' handlers with it.
+
+        ``nonce`` (an alert's, the same on every try) names what is written: a write cut short
+        (a send timeout, a stop) that is still under way when the alert is tried again is
+        waited for rather than made twice, and one that ended meanwhile counts as its try."""
+        job = self._abandoned.pop(nonce, None) if nonce is not None else None
+        if job is None or (job.done() and (job.cancelled() or job.exception() is not None)):
+            job = self._writer.submit(text)
         try:
-            print(text, file=self.stream, flush=True)
+            await _answer(job)
+        except asyncio.CancelledError:
+            # Not started: never written, and it will not be (its alert stays in the outbox,
+            # not delivered). Under way: it may end later, which the next try of the same
+            # alert takes as written rather than printing the card again.
+            if not job.cancel() and nonce is not None:
+                self._abandoned[nonce] = job
+            raise
         except BrokenPipeError:
             if _is_standard_output(self.stream):
                 # The reader of `run --console | head` went away: the process ends as such
@@ -254,23 +389,23 @@ class ConsoleSink:
                                          f"{exc.strerror or exc}") from None
 
     async def deliver(self, alert: Alert) -> str | None:
-        self._print(render_card(alert, ansi=self.ansi, width=self.width))
+        await self._print(render_card(alert, ansi=self.ansi, width=self.width), alert.nonce)
         self.count += 1
         return f"console-{alert.id}"
 
     async def update(self, update: StoryUpdate) -> UpdateResult:
         """A later article of a story already shown: one line, not a new card."""
-        self._print(render_update(update))
+        await self._print(render_update(update), update.nonce)
         return UpdateResult(message_id=update.message_id, thread_id=update.thread_id)
 
     async def digest(self, digest: Digest) -> str | None:
         """What a route kept for later, as one block."""
-        self._print(render_digest(digest, ansi=self.ansi, width=self.width))
+        await self._print(render_digest(digest, ansi=self.ansi, width=self.width), digest.nonce)
         return f"console-digest-{digest.id}"
 
     async def notice(self, route: str, text: str, *, nonce: str | None = None,
                      maybe_sent: bool = False) -> str | None:
         """An operational notice (a source or destination paused) as one marked line."""
         mark = "\x1b[1;31m!\x1b[0m" if self.ansi else "!"
-        self._print(f"{mark} notice for {route}: {text}")
+        await self._print(f"{mark} notice for {route}: {text}", nonce)
         return None
