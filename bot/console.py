@@ -130,9 +130,12 @@ def render_card(alert: Alert, *, ansi: bool = False, width: int = 78) -> str:
     if alert.escalated_from:
         lines.append(f"  escalated: {alert.escalated_from} → {sev}")
     lines += _wrapped(title_runs(art.title, highlights), ansi, width) or ["  "]
-    # Source, date and id: each part whole, on as many lines as they need.
-    lines += _filled([*(art.source or "unknown source").split(" "), f"· {when}",
-                      f"· id {art.id}"], width)
+    # Source, date and id: each part whole, on as many lines as they need; one wider than a
+    # line (a narrow terminal's) broken at its spaces.
+    parts = [f"· {when}", f"· id {art.id}"]
+    lines += _filled([*(art.source or "unknown source").split(" "), *(
+        word for part in parts
+        for word in (part.split(" ") if _columns(part) > width - 2 else [part]))], width)
     lines += _filled(["matched:", *[t + "," for t in terms[:-1]], *terms[-1:]] if terms
                      else ["matched:", "(no terms)"], width)
     lines += _wrapped(snippet_runs(art.text, highlights), ansi, width)
