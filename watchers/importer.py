@@ -25,7 +25,8 @@ Invariants:
   in date order (a first pass reads their dates and places; ties and lines without a readable
   date keep the file's order, undated ones come last), since an index groups within a window
   behind the newest article it has seen.
-- Work is done in batches of ``BATCH`` lines: parsing and matching in ``executor`` (off the
+- Work is done in batches of ``BATCH`` lines, or fewer that hold ``BATCH_BYTES`` (8 MiB) at
+  most (one line at least): parsing and matching in ``executor`` (off the
   event loop), up to ``AHEAD`` batches ahead of the writes, each batch written in one
   transaction; a crash loses at most the batch being written, and importing the file again
   completes it (what was stored counts as duplicates). An error or a cancellation ends the
@@ -93,6 +94,7 @@ from watchers.stories.features import signature_of
 
 __all__ = [
     "BATCH",
+    "BATCH_BYTES",
     "FIELDS",
     "BadLine",
     "ImportProgress",
@@ -111,6 +113,12 @@ AHEAD = 2
 # Lines per batch (and transaction): the lookup index writes a segment per transaction, and
 # fewer, larger segments cost less to write and to merge.
 BATCH = 2000
+# The most bytes of lines in a batch (a longer line is a batch of its own): a batch is held,
+# with its articles' analyses (up to 20 times their text), from its parsing to its write,
+# AHEAD + 1 at a time. 2,000 lines of 1 MB made one batch, and 300 of them took 4.7 GB (60
+# took 1.25 GB, and 600 MB in batches of 8 MiB); lines of up to 4 KB, as most articles are,
+# still make batches of BATCH lines.
+BATCH_BYTES = 8 * 2**20
 # The longest line read, as the longest file `newswatch match` reads (an article's text is
 # matched on its first 1,000,000 characters): a longer one is a bad line, skipped without
 # being held whole (a 200 MB line took 2 GB, and a 1 GB line of zeros 3 GB to be refused).
@@ -634,11 +642,18 @@ async def import_file(
 
     def chunks() -> Iterator[list[tuple[int, int, bytes | int]]]:
         buf: list[tuple[int, int, bytes | int]] = []
+        held = 0  # bytes of the lines in buf (an overlong line is not held: none)
+        most = BATCH_BYTES
         for item in (in_date_order() if stories is not None else json_lines(fh)):
+            size = 0 if isinstance(item[2], int) else len(item[2])
+            if buf and held + size > most:
+                yield buf
+                buf, held = [], 0
             buf.append(item)
+            held += size
             if len(buf) >= batch:
                 yield buf
-                buf = []
+                buf, held = [], 0
         if buf:
             yield buf
 
