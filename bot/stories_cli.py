@@ -63,9 +63,9 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
             raise _Bad(f"missing '{field}'" if value is None else f"'{field}' is empty")
         return None
     if not isinstance(value, str):
-        from watchers.models import type_name
+        from watchers.models import json_kind
 
-        raise _Bad(f"'{field}' must be a string, not {type_name(value)}")
+        raise _Bad(f"'{field}' must be a string, not {json_kind(value)}")
     if required and not value.strip():
         raise _Bad(f"'{field}' must not be blank")
     from watchers.models import shows_nothing, storable, unstorable_id
@@ -109,7 +109,9 @@ def _parse(raw: str, now: datetime) -> StoryInput | None:
     except RecursionError:
         raise _Bad("invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
-        raise _Bad(f"expected a JSON object, got {type(doc).__name__}")
+        from watchers.models import json_kind
+
+        raise _Bad(f"expected a JSON object, got {json_kind(doc)}")
     ident = _string(doc, "id", required=True)
     title = _string(doc, "title", required=True)
     date_raw = _string(doc, "date", required=True)

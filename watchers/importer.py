@@ -70,11 +70,11 @@ from watchers.models import (
     history_time,
     impossible_offset,
     json_int,
+    json_kind,
     loads_json,
     matchable,
     parse_iso,
     shows_nothing,
-    type_name,
     unmarked,
     unstorable_id,
 )
@@ -173,10 +173,14 @@ def line_date(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise BadLine(f"'date' must be an ISO 8601 string, not {type_name(value)}")
+        raise BadLine(f"'date' must be an ISO 8601 string, not {json_kind(value)}")
     try:
         parsed = parse_iso(value.strip())
-    except ValueError:
+    except ValueError as exc:
+        if str(exc).startswith("date out of range"):
+            # A leap second on the calendar's last day (9999-12-31T23:59:60Z): a date, past
+            # its end, named as such (it was "not an ISO 8601 date").
+            raise BadLine(f"'date' {value[:60]!r} is out of range") from None
         if (zone := impossible_offset(value)) is not None:
             raise BadLine(f"'date' has UTC offset {zone}, which no time zone has: "
                           f"{value[:60]!r}") from None
@@ -205,7 +209,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     except RecursionError:
         raise BadLine("invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
-        raise BadLine(f"expected a JSON object, got {type(doc).__name__}")
+        raise BadLine(f"expected a JSON object, got {json_kind(doc)}")
     title = doc.get("title")
     if not isinstance(title, str) or not title.strip():
         raise BadLine("missing 'title'" if title is None else "'title' is empty"
@@ -216,7 +220,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
         raise BadLine("'title' holds only invisible characters")
     for key in _STRINGS:
         if doc.get(key) is not None and not isinstance(doc[key], str):
-            raise BadLine(f"'{key}' must be a string, not {type_name(doc[key])}")
+            raise BadLine(f"'{key}' must be a string, not {json_kind(doc[key])}")
     if isinstance(doc.get("source"), str) and doc["source"].strip().startswith(
             SERVER_FEED_PREFIX):
         # As in the config file: the prefix marks the feeds servers follow, and articles of

@@ -279,12 +279,6 @@ def json_int(digits: str) -> int | LongInt:
     return int(digits) if len(digits) <= 4000 else LongInt(digits)
 
 
-def type_name(value: object) -> str:
-    """A decoded JSON value's Python type name, as messages give it ("int" for a
-    :class:`LongInt`)."""
-    return "int" if isinstance(value, LongInt) else type(value).__name__
-
-
 # One decoder for every document others wrote: json.loads given parse_int makes a new decoder
 # (and its scanner) for each call, which was 40% of the time of a typical import line.
 _DECODER = json.JSONDecoder(parse_int=json_int)

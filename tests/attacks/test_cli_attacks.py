@@ -81,7 +81,7 @@ BINARY = b"".join(bytes([0xFF, 0xFE, 0x41 + i % 26, 0x80]) * 25 + b"\n" for i in
 
 
 @pytest.mark.parametrize(("content", "expected"), [
-    (b"[1, 2]\n", ["bad.jsonl:1: expected a JSON object, got list",
+    (b"[1, 2]\n", ["bad.jsonl:1: expected a JSON object, got a list",
                    "bad.jsonl: 1 bad line; nothing clustered"]),
     (article(1, date="the day after tomorrow").encode() + b"\n",
      ["bad.jsonl:1: 'date' is not an ISO 8601 date: 'the day after tomorrow'"]),

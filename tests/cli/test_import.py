@@ -246,7 +246,7 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
     (b'{"title": "\\u200e\\u2066 \\u061c"}', "'title' holds only invisible characters"),
     (b'{"title": "\\u3164\\u2800\\u034f\\ufe0f"}', "'title' holds only invisible characters"),
     (b'{"title": "\\u0001\\u007f\\udb40\\udc01"}', "'title' holds only invisible characters"),
-    (b'{"title": "x", "url": 3}', "'url' must be a string, not int"),
+    (b'{"title": "x", "url": 3}', "'url' must be a string, not a number"),
     # indexed whole: PostgreSQL refused the row (over 2,704 bytes) at every run of the import
     (b'{"title": "x", "id": "' + b"i" * 1001 + b'"}', "'id' is 1,001 bytes long; at most 1,000"),
     (b'{"title": "x", "id": "' + "\u0436".encode() * 501 + b'"}',
@@ -255,14 +255,17 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
      "'source' is 201 bytes long; at most 200"),
     # a number too long for int() was kept as its digits, and passed for a string
     (b'{"title": ' + b"7" * 4001 + b'}', "'title' must be a non-empty string"),
-    (b'{"title": "x", "source": ' + b"7" * 4001 + b'}', "'source' must be a string, not int"),
+    (b'{"title": "x", "source": ' + b"7" * 4001 + b'}', "'source' must be a string, not a number"),
     (b'{"title": "x", "date": ' + b"7" * 4001 + b'}',
-     "'date' must be an ISO 8601 string, not int"),
+     "'date' must be an ISO 8601 string, not a number"),
     # the last of two was kept, the first lost without a word
     (b'{"id": "d2", "id": "d3", "title": "x y z"}', "'id' appears twice in the object"),
     (b'{"title": "a", "text": "b", "title": "c"}', "'title' appears twice in the object"),
-    (b'{"title": "x", "date": 20220101}', "'date' must be an ISO 8601 string, not int"),
+    (b'{"title": "x", "date": 20220101}', "'date' must be an ISO 8601 string, not a number"),
     (b'{"title": "x", "date": "2022-13-01"}', "'date' is not an ISO 8601 date"),
+    # a leap second on the calendar's last day: past its end, not "not ISO 8601"
+    (b'{"title": "x", "date": "9999-12-31T23:59:60Z"}',
+     "'date' '9999-12-31T23:59:60Z' is out of range"),
     # an offset no zone has: "+15:00" was taken, and the article dated a day off
     (b'{"title": "x", "date": "2022-02-01T10:00:00+15:00"}',
      "'date' has UTC offset +15:00, which no time zone has: '2022-02-01T10:00:00+15:00'"),

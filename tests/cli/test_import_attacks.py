@@ -47,5 +47,5 @@ def test_json_lines_whose_first_line_is_a_whole_array_are_read(workdir: Path) ->
                                      encoding="utf-8")
     res = nw("import", "h.jsonl", "-c", "config.toml", cwd=workdir)
     assert res.returncode == 1, res.stderr
-    assert "h.jsonl:1: expected a JSON object, got list" in res.stderr, res.stderr
+    assert "h.jsonl:1: expected a JSON object, got a list" in res.stderr, res.stderr
     assert f"imported {len(GOOD)}" in res.stderr, res.stderr

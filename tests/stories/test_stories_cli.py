@@ -146,12 +146,12 @@ def test_dates_are_read_as_the_import_reads_them(tmp_path: Path,
     # an offset no zone has: the line was put in another day's stories
     ('{"id": "x", "title": "t", "date": "2022-01-01T10:00:00-23:00"}',
      "'date' has UTC offset -23:00, which no time zone has"),
-    ('{"id": "x", "title": 5, "date": "2022-01-01"}', "'title' must be a string, not int"),
+    ('{"id": "x", "title": 5, "date": "2022-01-01"}', "'title' must be a string, not a number"),
     # a number too long for int() was kept as its digits, and passed for a string
     ('{"id": "x", "title": ' + "7" * 4001 + ', "date": "2022-01-01"}',
-     "'title' must be a string, not int"),
+     "'title' must be a string, not a number"),
     ('{"id": ' + "7" * 4001 + ', "title": "t", "date": "2022-01-01"}',
-     "'id' must be a string, not int"),
+     "'id' must be a string, not a number"),
     # a blank headline once read
     ('{"id": "x", "title": "\\u200b\\u00ad", "date": "2022-01-01"}',
      "'title' holds only invisible characters"),
