@@ -122,3 +122,14 @@ def test_the_c_scan_keeps_every_mark_in_its_word_as_the_pure_scan_does() -> None
         (text_mod._scan, text_mod._scan_terms, text_mod._tokens,
          text_mod._positions) = saved
     assert c == pure
+
+
+def test_a_mark_continues_a_word_and_never_starts_one() -> None:
+    """An emoji's variation selector or keycap written against a word ("⚠️NATO", "#️⃣NATO")
+    became the start of that word once every mark could be in one: its highlight took the
+    selector, and the bold markers cut the emoji in two (a keycap shown as a plain "#")."""
+    title = "⚠️NATO summit #️⃣NATO"
+    found = RuleSet([Rule(name="r", query="nato")]).match(Article(title=title, text=""))
+    assert [(h.start, h.end, h.text) for m in found for h in m.hits] == [
+        (2, 6, "NATO"), (17, 21, "NATO")]
+    assert _hits("nato", "\u0301NATO") == ["NATO"]  # a stray accent before a word

@@ -7,8 +7,9 @@
  * folding rules stay in Python. It returns (folded, keys, odd, starts, ends): each word's cached
  * fold tuple, its key (item 1), the word numbers whose item 3 is true, and the word spans.
  *
- * The pattern, with A = [^\W_] (a letter or digit; (?:[^\W_]|[<text._MARKS>]) in the marks
- * variant) and R = A+(?:_+A+)* (a run of them, underscores only between them):
+ * The pattern, with L = [^\W_] (a letter or digit), A = L (or (?:[^\W_]|[<text._MARKS>]) in the
+ * marks variant: a mark continues a run, never starts one) and R = LA*(?:_+LA*)* (a run of them,
+ * underscores only between them):
  *
  *   R(?:(?:['\u2019\u2018`\u05f3\-\u2010\u2011\u2013]|[.,](?<=\d[.,])(?=\d))R)*
  *   (?:\.(?<=(?<![^\W_])[^\W_]\.)(?:[^\W_]\.)+)?
@@ -214,14 +215,14 @@ word_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t s, int marks)
             while (next == '_' && ++j < n) {
                 next = PyUnicode_READ(kind, data, j);
             }
-            if (j >= n || !is_word(next, marks)) {
+            if (j >= n || !is_w(next)) {
                 break;
             }
             i = j + 1;
             continue;
         }
         if (is_joiner(c)) {
-            if (!is_word(next, marks)) {
+            if (!is_w(next)) {
                 break;
             }
         }
@@ -759,7 +760,8 @@ words_of(ctext_state *st, const char *fname, PyObject *text, int kind, const voi
     unsigned first = 0, count = 0;
     Py_ssize_t i = 0;
     for (;;) {
-        while (i < n && !is_word(PyUnicode_READ(kind, data, i), marks)) {
+        /* A word starts at a letter or digit: a mark continues one, never starts it. */
+        while (i < n && !is_w(PyUnicode_READ(kind, data, i))) {
             i++;
         }
         if (i < n) {

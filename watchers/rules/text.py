@@ -90,10 +90,12 @@ _ALNUM = r"[^\W_]"
 
 
 def _word_pattern(a: str) -> str:
-    # ``a``: a character a word may begin and end with. Each look-behind comes after the literal
-    # it guards: most word ends are followed by neither a dot nor a comma, and the literal test
-    # fails faster than the look-behind.
-    run = rf"{a}+(?:_+{a}+)*"
+    # ``a``: a character a word may hold and end with; a run of them begins with a letter or
+    # digit (a mark continues a word, never starts one: an emoji's variation selector or keycap
+    # before "NATO" was glued to it, and the highlight cut the emoji in two). Each look-behind
+    # comes after the literal it guards: most word ends are followed by neither a dot nor a
+    # comma, and the literal test fails faster than the look-behind.
+    run = rf"{_ALNUM}{a}*(?:_+{_ALNUM}{a}*)*"
     return (
         rf"{run}(?:(?:[{_APOS}{_DASH}]|[.,](?<=\d[.,])(?=\d)){run})*"
         rf"(?:\.(?<=(?<!{_ALNUM}){_ALNUM}\.)(?:{_ALNUM}\.)+)?"
