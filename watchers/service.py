@@ -1237,16 +1237,21 @@ class WatchService:
                 self.wake.set()
         # A word-for-word copy from another outlet stores nothing new, but it is one more
         # outlet reporting the story (what min_sources counts) — unless it is the very article,
-        # at the same link (one site's two section feeds corroborated each other) or under the
-        # same guid (a folder source renamed read its files again, each then a copy of itself
-        # from "another outlet": one file released a wait for two).
+        # at the same link (one site's two section feeds corroborated each other) or, read by
+        # a folder, under the same guid (a folder source renamed read its files again, each
+        # then a copy of itself from "another outlet": one file released a wait for two).
         for new, (_, original) in versions:
-            if original is None or _same_link(new, original) or _same_guid(new, original):
+            if original is None or _same_link(new, original) or (
+                    self._is_folder(new.source) and _same_guid(new, original)):
                 continue
             if await self.store.add_outlet(original.id, new.source, sort_time(new),
                                            self._seen_on(routes, new.source)):
                 self.wake.set()
         return updated
+
+    def _is_folder(self, source: str) -> bool:
+        running = self._running.get(source)
+        return running is not None and running.config.type == "folder"
 
     def followers(self, source: str) -> tuple[tuple[int, str], ...] | None:
         """(server, its name for the feed) of each server following ``source``; None for a
@@ -1365,7 +1370,9 @@ def _same_link(a: Article, b: Article) -> bool:
 
 
 def _same_guid(a: Article, b: Article) -> bool:
-    """Whether two articles carry one guid (a folder's: the file's path in it and its content)."""
+    """Whether two articles carry one guid. Read only of a folder's, which names the file's
+    path in the folder and its content: two outlets' feeds share a syndicated item's guid (a
+    wire story's, "urn:publicid:ap.org:…") and are two outlets reporting it."""
     return bool(a.guid and a.guid == b.guid)
 
 

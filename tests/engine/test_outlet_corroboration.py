@@ -216,3 +216,23 @@ async def test_a_folder_source_renamed_does_not_corroborate_its_own_files(
         story = (await engine.store.stories_of([article.id]))[article.id]
         assert story.outlets == ("desk",), story.outlets
     assert sink.alerts == []
+
+
+async def test_two_outlets_syndicating_a_wire_story_under_its_guid_corroborate_it(
+        tmp_path: Path, storage: dict[str, str]) -> None:
+    """Two outlets' feeds carry a wire story word for word under the wire's own guid
+    ("urn:publicid:ap.org:…"), each at its own link: two outlets reporting it. Only a folder's
+    guid (the file's path and content) makes a copy the same item (see the test above)."""
+    title, text = REPORTS["bbc"]
+    wire = "urn:publicid:ap.org:abc123"
+    async with FeedServer() as server, watching(tmp_path, storage, server) as (engine, _):
+        server.set("/bbc-world", Route(body=rss([(
+            wire, "https://bbc.example/troops", title, text, NOW - timedelta(hours=1))])))
+        await engine.run_once()
+        assert await engine.store.alert_counts() == {"waiting": 1}
+        server.set("/dw", Route(body=rss([(
+            wire, "https://dw.example/troops", title, text, NOW - timedelta(minutes=50))])))
+        await engine.run_once()
+        (story,) = await engine.store.live_stories(timedelta(hours=48))
+        assert story.outlets == ("bbc-world", "dw")
+        assert await engine.store.alert_counts() == {"delivered": 1}
