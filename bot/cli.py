@@ -1063,7 +1063,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if extra:
             # Refused by the command's own parser, with its usage (the top level's named
             # every command but the one given).
-            (_command_parser(parser, argv[0]) or parser).error(
+            _command_parser(parser, argv).error(
                 f"unrecognized arguments: {' '.join(extra)}")
         from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
     except KeyboardInterrupt:  # Ctrl-C while the command starts
@@ -1142,15 +1142,19 @@ def _empty_argument(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _command_parser(parser: argparse.ArgumentParser, name: str
-                    ) -> argparse.ArgumentParser | None:
-    """The parser of the command ``name`` (one word of ``parser``'s subcommands), if any."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            found = action.choices.get(name)
-            if isinstance(found, argparse.ArgumentParser):
-                return found
-    return None
+def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]
+                    ) -> argparse.ArgumentParser:
+    """The parser of the command ``argv`` names (``sources export``: the subcommand's), or
+    ``parser`` itself when its first word names none."""
+    for word in argv:
+        found = None
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found = action.choices.get(word)
+        if not isinstance(found, argparse.ArgumentParser):
+            return parser
+        parser = found
+    return parser
 
 
 def _interrupted(exc: BaseException) -> bool:

@@ -104,6 +104,8 @@ def snippet_runs(text: str, highlights: Iterable[Highlight], width: int = 320) -
 # hundreds of marks is no text anyone reads).
 _CLUSTER_SPAN = 32
 _ZWJ = "\u200d"
+# Regional indicators counted back from a cut to pair them (see _is_edge).
+_FLAGS_COUNTED = 2000
 
 
 def _extends(c: str) -> bool:
@@ -127,10 +129,12 @@ def _is_edge(text: str, i: int) -> bool:
     if _extends(c) or before == _ZWJ:
         return False
     if _regional(c) and _regional(before):
+        # An even number before it: the pairs before it are whole. Counted so far at most (a
+        # run of 200,000 flags was counted back whole at each of the cut's steps).
         run = 0
-        while i - run - 1 >= 0 and _regional(text[i - run - 1]):
+        while run < _FLAGS_COUNTED and i - run - 1 >= 0 and _regional(text[i - run - 1]):
             run += 1
-        return run % 2 == 0  # an even number before: the pairs before it are whole
+        return run % 2 == 0
     return True
 
 

@@ -901,7 +901,8 @@ def test_a_word_too_many_or_a_config_before_the_command_is_named_with_the_comman
     one given); `newswatch -c c.toml search troops` said "invalid choice: 'c.toml'", naming the
     file as the command."""
     for args, usage in ((["stories", "f.jsonl", "extra"], "usage: newswatch stories"),
-                        (["search", "troops", "extra", "-c", "c.toml"], "usage: newswatch search")):
+                        (["search", "troops", "extra", "-c", "c.toml"], "usage: newswatch search"),
+                        (["sources", "export", "extra"], "usage: newswatch sources export")):
         res = nw(*args, cwd=tmp_path)
         assert res.returncode == 2 and usage in res.stderr, res.stderr
         assert "unrecognized arguments: extra" in res.stderr
