@@ -67,7 +67,15 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -1091,12 +1099,14 @@ class DiscordSink:
             channel_id = self._hook_channels.get(hook.id)
             if channel_id is None:
                 async with self._request_errors(gone=set(), webhook=True, reading=True):
-                    channel_id = (await hook.fetch(prefer_auth=False)).channel_id
+                    with _refused_look():
+                        channel_id = (await hook.fetch(prefer_auth=False)).channel_id
                 if channel_id is None:
                     return None
                 self._hook_channels[hook.id] = channel_id
             async with self._request_errors(gone=set(), reading=True):
-                recent = await client.http.logs_from(channel_id, LOOK_BACK)
+                with _refused_look():
+                    recent = await client.http.logs_from(channel_id, LOOK_BACK)
         except PermanentDeliveryError as exc:
             log.warning("webhook %s: cannot look for an earlier send (%s); sending again",
                         hook.id, exc)
@@ -1212,6 +1222,22 @@ def _strict_json(text: str | bytes) -> Any:
 # Every answer discord.py reads (the REST API's, the webhooks', the gateway's) goes through
 # discord.utils._from_json, looked up at each call.
 discord.utils._from_json = _strict_json
+
+
+@contextlib.contextmanager
+def _refused_look() -> Iterator[None]:
+    """A webhook's lookup Discord refuses (401: the bot's token reset; 403, 404: no access to
+    the channel, or a proxy's refusal without a code) is no look: the send goes again (it may
+    show twice, as a webhook's may). Taken for the bot's own failure, it held the webhook's
+    route, which needs no bot token, for as long as the token was refused."""
+    try:
+        yield
+    except discord.HTTPException as exc:
+        if 400 <= exc.status < 500 and exc.status != 429:
+            raise PermanentDeliveryError(
+                redact(f"the bot's read was refused: {exc.status} {_said(exc.text or '')}")[:300]
+            ) from None
+        raise
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:

@@ -418,6 +418,29 @@ async def test_a_webhook_sends_lookup_that_fails_for_now_is_tried_again_not_sent
     assert emu.validate_all() == []
 
 
+async def test_a_webhook_sends_lookup_the_bots_refused_token_cannot_make_sends_again(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """After a lost answer, the bot's read of the channel refused (401: its token reset) was
+    taken for the bot's own failure: the alert waited, and the webhook's route behind it, for
+    as long as the token was refused, though a webhook needs none. It cannot look: it sends
+    again (at least once, as a webhook without a bot does)."""
+    drop_articles(tmp_path / "wire", "floods", range(2))
+    emu.inject(WEBHOOK, Fault.reset_after_receive(), times=1)
+    hooks = emu.channel("hooks").id
+    emu.inject(f"GET /channels/{hooks}/messages",
+               Fault("status", 401, 0, "401: Unauthorized", name="401"), times=10_000)
+    run = await newswatch(emu)
+    for _ in range(200):
+        rows = [r for r in await run.engine.store.alerts() if r.route == "hook"]
+        if len(rows) == 2 and {r.state for r in rows} == {"delivered"}:
+            break
+        await asyncio.sleep(0.05)
+    assert {r.state for r in rows} == {"delivered"}, [(r.state, r.reason) for r in rows]
+    assert sorted(set(report_numbers(emu, "hooks"))) == [0, 1]
+    assert "cannot look for an earlier send" in caplog.text
+
+
 @pytest.mark.parametrize("route", ["hook", "alerts"], ids=["webhook", "channel"])
 async def test_a_notice_whose_answer_was_lost_is_found_not_posted_twice(
         emu: DiscordEmulator, newswatch: Start, route: str) -> None:
