@@ -1017,7 +1017,8 @@ def _waiting_text(st: DeliveryStatus) -> str:
         have = (story.counted if story.counted is not None else len(story.outlets)) if story else 0
         line = (f"`{code_text(truncate(row.route, 60))}` · {rules} · {headline} · "
                 f"{have}/{row.min_sources} outlets · since {_when(row.created_at)}")
-        rest = len(st.waiting) - i
+        # (the list holds the first 100: what is left is counted from them all)
+        rest = max(st.counts.get("waiting", 0), len(st.waiting)) - i
         if lines and size + len(line) + 1 > LIMITS["field_value"] - 20:
             lines.append(f"… and {rest} more")
             break

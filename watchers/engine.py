@@ -703,7 +703,11 @@ class Engine:
         record = (await self._counted([record], guild)).get(record.id, record)
         if guild is None:
             return StoryDetail(record, await self.store.story_articles(record.id, limit=limit))
-        everything = await self.store.story_articles(record.id, limit=max(limit, 1000))
+        # Every article of it, as delivery's count reads them (store.story_seen): the first
+        # 1,000 alone counted a story of 1,100 as 1,000 here and 1,100 in /search, and a
+        # server whose articles all came after them was told the story did not exist.
+        everything = await self.store.story_articles(record.id,
+                                                     limit=max(limit, record.articles, 1))
         seen = [self._relabel(a, guild) for a in everything if self._visible(a, guild)]
         if not seen:
             return None

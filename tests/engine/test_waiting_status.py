@@ -61,6 +61,9 @@ async def test_a_servers_waiting_alerts_are_listed_whatever_other_servers_wait_f
         assert sta.counts.get("waiting") == 1
         assert len(sta.waiting) == 1, "server A's waiting alert is not listed"
         assert field[0]["name"] == "Waiting for more outlets (151)", field[0]["name"]
+        # what the list leaves out is counted from them all, not from the 100 read
+        shown = field[0]["value"].splitlines()
+        assert shown[-1] == f"… and {151 - (len(shown) - 1)} more", shown[-1]
 
 
 async def test_a_servers_last_rejections_are_listed_whatever_other_servers_had_since(
@@ -98,3 +101,22 @@ async def test_a_servers_last_rejections_are_listed_whatever_other_servers_had_s
         b_ids = [r.id for r in await engine.store.alerts(state="rejected", routes=[route_b])]
         assert [r.id for r in stb.rejected] == b_ids[-5:]
 
+
+
+async def test_a_story_of_more_than_a_thousand_articles_is_counted_whole_for_a_server(
+        tmp_path: Path) -> None:
+    """/story (which asks for its server) read a story's first 1,000 articles only: a story
+    of 1,100 was "1000 articles" there and 1,100 in /search and /article."""
+    async with open_engine(config(tmp_path), start=False,
+                           default_sink=RecordingSink()) as engine:
+        t = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+        recs = []
+        for i in range(1100):
+            a = art(f"Troops report {i}", published=t)
+            recs.append(ArticleRecord(a, [], [], index_terms(a.title, a.text),
+                                      StoryLink("s-big", f"sig {i}", "dw", t)))
+        await engine.store.record_many(recs)
+        whole = await engine.story("s-big")
+        assert whole is not None and whole.record.articles == 1100
+        seen = await engine.story("s-big", guild=A)
+        assert seen is not None and seen.record.articles == 1100, seen.record
