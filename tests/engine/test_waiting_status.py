@@ -119,4 +119,5 @@ async def test_a_story_of_more_than_a_thousand_articles_is_counted_whole_for_a_s
         whole = await engine.story("s-big")
         assert whole is not None and whole.record.articles == 1100
         seen = await engine.story("s-big", guild=A)
-        assert seen is not None and seen.record.articles == 1100, seen.record
+        assert seen is not None
+        assert seen.record.articles == 1100, seen.record
