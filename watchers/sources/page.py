@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import html.entities
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
@@ -136,8 +137,36 @@ def _attrs(text: str) -> dict[str, str]:
         name = m.group(1).lower()
         if name not in out:
             value = next((g for g in m.groups()[1:] if g is not None), "")
-            out[name] = html.unescape(value)
+            out[name] = _unescape_attribute(value)
     return out
+
+
+# A character reference, as html.unescape finds one.
+_REFERENCE = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
+
+
+def _unescape_attribute(value: str) -> str:
+    """An attribute's value with its character references decoded as a browser decodes them in
+    an attribute: a named one without its semicolon is left as written when a letter, a digit
+    or "=" follows its name. html.unescape reads text's rules, and a link's raw "&" made
+    "?id=7&section=world&region=eu" "?id=7§ion=world®ion=eu", a link the site never had."""
+    if "&" not in value:
+        return value
+
+    def one(m: re.Match[str]) -> str:
+        ref = m.group(1)
+        if ref.startswith("#"):
+            return html.unescape(m.group(0))
+        for end in range(len(ref), 1, -1):  # the longest known name ("amp;", or "sect")
+            decoded = html.entities.html5.get(ref[:end])
+            if decoded is not None:
+                rest = ref[end:]
+                if rest[:1].isalnum() or rest[:1] == "=":
+                    return m.group(0)
+                return decoded + rest
+        return m.group(0)
+
+    return _REFERENCE.sub(one, value)
 
 
 def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
