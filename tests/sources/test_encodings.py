@@ -133,8 +133,16 @@ def test_a_page_labelled_utf8_reads_a_stray_legacy_byte_as_windows_1252() -> Non
 @pytest.mark.parametrize(("label", "body", "expected"), [
     ("utf-8", b"x", "utf-8"),
     ("UTF8", b"x", "utf-8"),
-    ("gb2312", b"x", "gb2312"),
-    ("latin1", b"x", "iso8859-1"),
+    # as browsers read the labels (the WHATWG Encoding Standard): the larger set they name
+    ("gb2312", b"x", "gb18030"),
+    ("latin1", b"x", "cp1252"),
+    ("iso-8859-1", b"x", "cp1252"),
+    ("us-ascii", b"x", "cp1252"),
+    ("shift_jis", b"x", "cp932"),
+    ("x-sjis", b"x", "cp932"),
+    ("euc-kr", b"x", "cp949"),
+    ("windows-874", b"x", "cp874"),
+    ("utf-7", b"x", None),
     ("utf-16", b"<\x00?\x00", "utf-16"),
     ("utf-16", b"\xff\xfex", "utf-16"),
     ("utf-16", b"<?xml", None),
@@ -150,3 +158,28 @@ def test_a_page_labelled_utf8_reads_a_stray_legacy_byte_as_windows_1252() -> Non
 ])
 def test_usable_charset(label: str | bytes | None, body: bytes, expected: str | None) -> None:
     assert usable_charset(label, body) == expected
+
+
+@pytest.mark.parametrize(("label", "title", "codec"), [
+    ("iso-8859-1", "\u201cQuoted\u201d headline \u2014 with dashes", "cp1252"),
+    ("us-ascii", "Caf\u00e9 owner \u201cwins\u201d big prize", "cp1252"),
+    ("gb2312", "\u6731\u9555\u57fa\u4f1a\u89c1\u5916\u5bbe", "gbk"),  # 朱镕基: 镕 is GBK's
+    ("shift_jis", "\u2460\u756a\u76ee\u306e\u30cb\u30e5\u30fc\u30b9", "cp932"),  # ①
+    ("euc-kr", "\ub620 \uc815\ubd80 \ubc1c\ud45c \ub274\uc2a4", "cp949"),  # 똠
+])
+def test_a_label_is_read_as_browsers_read_it_in_pages_and_feeds(
+        label: str, title: str, codec: str) -> None:
+    """A page or feed labelled with a character set another extends uses the larger one's
+    characters: "iso-8859-1" pages write curly quotes (C1 controls when read as Latin-1),
+    "shift_jis" news writes ①. Read by Python's codec, a page's title came out broken, and a
+    feed's one such character sent feedparser to Windows-1252 for the whole document."""
+    page = (f'<meta charset="{label}"><main><a href="/s1">{title} today</a></main>'
+            ).encode(codec)
+    (entry,) = parse_page(page, url="http://news.example/").entries
+    assert entry.title == f"{title} today"
+    feed = (f'<?xml version="1.0" encoding="{label}"?><rss version="2.0"><channel><title>t'
+            f"</title><item><title>{title}</title><link>http://news.example/1</link></item>"
+            f"<item><title>Second {title}</title><link>http://news.example/2</link></item>"
+            "</channel></rss>").encode(codec)
+    parsed = parse_feed(feed, url="http://news.example/feed", content_type="application/xml")
+    assert [e.title for e in parsed.entries] == [title, f"Second {title}"]

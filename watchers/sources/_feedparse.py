@@ -622,6 +622,24 @@ def _wide(body: bytes) -> bool:
     return body.startswith(_WIDE_MARKS) or b"\x00" in body[:512]
 
 
+# Labels browsers read otherwise than Python's codecs (the WHATWG Encoding Standard): a label
+# for a character set another one extends names the larger one, whose characters documents so
+# labelled use ("iso-8859-1" pages with curly quotes are Windows-1252; "shift_jis" news writes
+# ①, which only Windows-31J has; "gb2312" writes 镕, GBK's). Names Python does not know map
+# to its codec; UTF-7, which browsers never read (its "+" sequences mangle "C++"), is no label.
+_WHATWG_CODECS = {
+    "latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252", "iso8859-9": "cp1254",
+    "gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949", "shift_jis": "cp932",
+    "tis-620": "cp874", "iso8859-11": "cp874", "utf-7": "",
+}
+_WHATWG_LABELS = {
+    "x-sjis": "cp932", "windows-31j": "cp932", "ms_kanji": "cp932", "csshiftjis": "cp932",
+    "x-gbk": "gb18030", "x-euc-jp": "euc_jp", "x-mac-cyrillic": "mac_cyrillic",
+    "x-mac-ukrainian": "mac_cyrillic", "x-mac-roman": "mac_roman", "windows-874": "cp874",
+    "dos-874": "cp874", "x-x-big5": "big5hkscs", "big5": "big5hkscs",
+}
+
+
 def usable_charset(label: str | bytes | None, body: bytes) -> str | None:
     """The codec a charset label names, or None when the label is no use for ``body``: no
     encoding Python knows ("utf\\0-8"), or one that cannot read a document (``undefined``
@@ -633,11 +651,16 @@ def usable_charset(label: str | bytes | None, body: bytes) -> str | None:
         label = label.decode("latin-1")
     if not label or not label.strip():
         return None
+    label = label.strip()
     try:
-        info = codecs.lookup(label.strip())
+        info = codecs.lookup(_WHATWG_LABELS.get(label.lower(), label))
     except (LookupError, ValueError):
         return None
-    name = info.name
+    name = _WHATWG_CODECS.get(info.name, info.name)
+    if not name:
+        return None
+    if name != info.name:
+        info = codecs.lookup(name)
     if name.startswith(("utf-16", "utf-32")):
         return name if _wide(body) else None
     if "escape" in name or not getattr(info, "_is_text_encoding", True):
@@ -704,6 +727,14 @@ def _prepare_xml(body: bytes, content_type: str | None) -> bytes:
         if declared is None:
             body = body[:span[0]] + b"utf-8" + body[span[1]:]
     meant = charset or declared
+    if meant is not None and meant not in _UTF8 and not meant.startswith(("utf-16", "utf-32")):
+        # Read here, by the codec browsers read the label as (see usable_charset), and handed
+        # on as UTF-8: feedparser takes the label as Python names it, and at the first byte
+        # that codec could not read (a "①" of Windows-31J in a "shift_jis" feed) it read the
+        # whole document as Windows-1252.
+        text = body.decode(meant, errors="replace")
+        body = _DECLARED.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
+        content_type, meant = mime, "utf-8"
     if (meant is None or meant in _UTF8) and not _wide(body):
         try:
             body.decode("utf-8")
