@@ -71,11 +71,30 @@ _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _RAW = frozenset({"script", "style", "template", "noscript", "textarea", "title", "xmp"})
 _RAW_END = {name: re.compile(f"</{name}[\\s>/]", re.IGNORECASE) for name in _RAW}
 _NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
-_TAG_STOP = re.compile(r"[>\"']")
+# A tag from the end of its name to its ">", as the HTML tokenizer reads it (WHATWG HTML
+# 13.2.5): a quote opens a value only right after "=" (spaces between allowed); anywhere else
+# it is part of a name or of an unquoted value, so an ad's alt="Samsung 27" monitor" or a
+# doubled class="promo"" does not run on to the next quote of the page and hide its links.
+# Each part is taken whole (possessive) and no two can start alike, so a match or a failure
+# (a tag or quoted value the page never ends) reads each character once.
+_TAG_END = re.compile(r"""
+    [^\t\n\f\r\x20/>]*+                      # the rest of the name (<a"b> is one name)
+    (?:
+        [\t\n\f\r\x20/]++                    # between attributes, a "/" not before ">"
+      | [^\t\n\f\r\x20/>][^\t\n\f\r\x20/>=]*+  # a name: a first "=" or a quote is in it
+        (?:                                # its value, once "=" follows: the value must
+            [\t\n\f\r\x20]*+=[\t\n\f\r\x20]*+    # be there, or the tag never ends
+            (?: "[^"]*+" | '[^']*+' | [^\t\n\f\r\x20>"'][^\t\n\f\r\x20>]*+ | (?=>) )
+          | (?![\t\n\f\r\x20]*+=)
+        )
+    )*+
+    >""", re.VERBOSE)
 _ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
 _SPACE = re.compile(r"\s+")
-# What is passed over unread, from its opening to its end.
-_SECTIONS = (("<!--", "-->"), ("<![CDATA[", "]]>"))
+# What is passed over unread, from its opening to its end: a comment ends at "-->" or "--!>",
+# or at once as "<!-->" and "<!--->" (empty comments, ended abruptly), as a browser ends it.
+_SECTIONS = ((re.compile(r"<!--(?:->|>)?"), re.compile(r"--!?>")),
+             (re.compile(re.escape("<![CDATA[")), re.compile(re.escape("]]>"))))
 _UNSPACED = re.compile("[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
@@ -175,7 +194,8 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
     headline link (a script's shell or a consent wall: not taken for the page's baseline).
 
     One pass: each tag is found from where the last one ended, its end by the next ``>``
-    outside quotes (a tag, comment or CDATA section that never ends ends the page), and the
+    outside a quoted value (a quote opens one only right after ``=``; a tag, quoted value,
+    comment or CDATA section that never ends ends the page), and the
     content of a script or style is passed over to its end tag, so no part of the page is read
     twice whatever it holds."""
     from datetime import UTC, datetime, timedelta
@@ -247,10 +267,15 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
                 heading.append(text[pos:lt])
         if lt >= n:
             break
-        section = next((pair for pair in _SECTIONS if text.startswith(pair[0], lt)), None)
+        section = next(((opened, ending) for start, ending in _SECTIONS
+                        if (opened := start.match(text, lt))), None)
         if section is not None:  # a comment or CDATA: passed over (unended, it ends the page)
-            end = text.find(section[1], lt + len(section[0]))
-            pos = n if end < 0 else end + len(section[1])
+            opened, ending = section
+            if opened.group().endswith(">"):  # "<!-->", "<!--->": empty, ended already
+                pos = opened.end()
+                continue
+            ended = ending.search(text, opened.end())
+            pos = n if ended is None else ended.end()
             continue
         closing = text.startswith("</", lt)
         name_at = lt + (2 if closing else 1)
@@ -269,23 +294,11 @@ def parse_page(body: bytes, *, url: str, content_type: str | None = None) -> Par
                 pos = lt + 1
             continue
         name = m.group().lower()
-        # The tag's end: the next ">" outside quotes.
-        i = m.end()
-        while True:
-            stop = _TAG_STOP.search(text, i)
-            if stop is None:
-                i = -1
-                break
-            if stop.group() == ">":
-                i = stop.start()
-                break
-            close = text.find(stop.group(), stop.end())
-            if close < 0:
-                i = -1
-                break
-            i = close + 1
-        if i < 0:
+        # The tag's end: the next ">" outside a quoted value.
+        tag_end = _TAG_END.match(text, m.end())
+        if tag_end is None:
             break  # the page ends inside a tag
+        i = tag_end.end() - 1
         inside = text[m.end():i]
         pos = i + 1
         if href is not None:
