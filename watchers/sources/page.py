@@ -89,7 +89,9 @@ _TAG_END = re.compile(r"""
         )
     )*+
     >""", re.VERBOSE)
-_ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
+# An attribute as a browser reads it: a quote opens a value only right after "=", and is
+# otherwise part of a name or of an unquoted value ("href=/story/don't-miss" was "/story/don").
+_ATTR = re.compile(r"""([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
 _SPACE = re.compile(r"\s+")
 # What is passed over unread, from its opening to its end: a comment ends at "-->" or "--!>",
 # or at once as "<!-->" and "<!--->" (empty comments, ended abruptly), as a browser ends it.
