@@ -127,8 +127,8 @@ def test_a_quote_inside_an_unquoted_value_or_a_name_is_part_of_it() -> None:
     """An unquoted value stopped at a quote: "href=/story/don't-miss" linked to "/story/don";
     and a quote before a name was skipped, so '"href=/x"' was read as a link a browser never
     sees (its attribute is named '"href')."""
-    body = ("<main><a href=/story/don't-miss>A headline long enough to be a story link</a>"
-            '<a "href=/x">Another headline long enough to be read as a story</a></main>'
-            ).encode()
+    body = (b"<main><a href=/story/don't-miss>A headline long enough to be a story link</a>"
+            b'<a "href=/x">Another headline long enough to be read as a story</a></main>'
+            )
     entries = parse_page(body, url="http://news.example/").entries
     assert [e.url for e in entries] == ["http://news.example/story/don't-miss"]
