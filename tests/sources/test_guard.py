@@ -59,6 +59,31 @@ BLOCKED_HOSTS = [
 ]
 
 
+def test_localhost_is_the_loopback_once_the_loopback_is_allowed() -> None:
+    """`allow_private = ["127.0.0.0/8"]` opened 127.0.0.1 and still refused "localhost", with
+    a message that did not say how to allow it. Allowed as its addresses are (each address a
+    fetch connects to is checked as every peer is); refused, the message says how."""
+    for allowed in (["127.0.0.0/8"], ["127.0.0.1/32"], ["::1/128"]):
+        check_url("http://localhost:8080/feed", allowed)
+        check_url("http://news.localhost/feed", allowed)
+    with pytest.raises(FetchBlockedError, match=re.escape(
+            "host 'localhost' is the local machine (allow it with [fetch] allow_private = "
+            '["127.0.0.0/8", "::1/128"])')):
+        check_url("http://localhost/feed", ["10.0.0.0/8"])
+
+
+async def test_a_feed_at_localhost_is_fetched_once_the_loopback_is_allowed(
+        server: FeedServer, fetcher: Fetcher) -> None:
+    """The name was refused, then never resolved (a reserved name): it is the loopback's,
+    answered without a query, and only its allowed addresses."""
+    server.set("/feed", Route(body=rss_doc([Seed("g1", "Troops move near the border",
+                                                   "Troops moved.", None)])))
+    feed = FeedSource("l", f"http://localhost:{server.port}/feed", fetcher=fetcher,
+                      allow_private=LOOPBACK)
+    poll = await feed.poll({})
+    assert [a.title for a in poll.articles] == ["Troops move near the border"]
+
+
 @pytest.mark.parametrize("host", BLOCKED_HOSTS)
 def test_check_url_refuses_every_notation(host: str) -> None:
     with pytest.raises(FetchBlockedError, match="refused URL"):
@@ -226,7 +251,7 @@ async def test_a_redirect_to_a_blocked_address_is_refused(
     ("http://169.254.169.254/latest/meta-data/iam",
      "169.254.169.254 is a cloud metadata address"),
     ("http://10.1.2.3/feed", "10.1.2.3 is a private address"),
-    ("http://localhost/feed", "host 'localhost' is the local machine"),
+    ("http://192.168.0.7/feed", "192.168.0.7 is a private address"),
 ])
 async def test_a_refused_redirect_names_the_feed_the_redirect_and_why(
         server: FeedServer, fetcher: Fetcher, target: str, reason: str) -> None:

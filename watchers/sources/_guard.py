@@ -191,7 +191,13 @@ def _url_refusal(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
     if address is None:
         name = host.rstrip(".")
         if name in _LOCAL_NAMES or name.endswith(".localhost"):
-            return f"refused URL: host {host!r} is the local machine"
+            if any(blocked_reason(ipaddress.ip_address(a), allowed) is None
+                   for a in ("127.0.0.1", "::1")):
+                # The loopback allowed (allow_private names it): its name is as good as its
+                # address, and the address it connects to is checked as every peer is.
+                return None
+            return (f"refused URL: host {host!r} is the local machine (allow it with "
+                    '[fetch] allow_private = ["127.0.0.0/8", "::1/128"])')
         return _name_refusal(name)
     reason = blocked_reason(address, allowed)
     if reason is not None:

@@ -143,7 +143,16 @@ class GuardedResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         allowed = current_allowlist()
         check_host(host, allowed)
-        if not self._custom and host.rstrip(".").lower().rsplit(".", 1)[-1] in RESERVED_TLDS:
+        tld = host.rstrip(".").lower().rsplit(".", 1)[-1]
+        if not self._custom and tld in RESERVED_TLDS:
+            if tld == "localhost":
+                # RFC 6761: the loopback, answered here (check_host let it through: the
+                # loopback is allowed), and only the addresses allowed of it.
+                loops = [a for a in ("127.0.0.1", "::1")
+                         if blocked_reason(ipaddress.ip_address(a), allowed) is None]
+                return [ResolveResult(hostname=host, host=a, port=port,
+                                      family=socket.AF_INET6 if ":" in a else socket.AF_INET,
+                                      proto=0, flags=socket.AI_NUMERICHOST) for a in loops]
             # RFC 2606/6761 names never resolve publicly: no query leaves the machine for them
             # (an injected resolver, e.g. a test's, still answers for them).
             raise OSError(f"{host} is a reserved name that never resolves")
