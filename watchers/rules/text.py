@@ -106,13 +106,21 @@ def _word_pattern(a: str) -> str:
 # _marks.py): accents of decomposed text, Hebrew points, Arabic vowel signs, and the vowel
 # signs and viramas of Indic and Southeast Asian scripts, without which "मोदी" would be the words
 # "म" and "द". They never part a word; accents leave its key (see _strip_accents_general).
-_MARKS = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in MARK_RANGES)
+# (Two classes: one of code points past U+FFFF makes a class several times slower to test on
+# every character, and most text has none.)
+_MARKS_BMP = "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in MARK_RANGES if b <= 0xFFFF)
+_MARKS_ASTRAL = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in MARK_RANGES if b > 0xFFFF)
+_MARKS = rf"(?:[{_MARKS_BMP}]|[{_MARKS_ASTRAL}])"
 _WORD_RE = re.compile(_word_pattern(_ALNUM))
-_WORD_RE_MARKS = re.compile(_word_pattern(rf"(?:{_ALNUM}|[{_MARKS}])"))
+_WORD_RE_MARKS = re.compile(_word_pattern(rf"(?:{_ALNUM}|{_MARKS})"))
 # The same words, captured, so ``split`` returns the gaps and the words in turn.
 _SPLIT_RE = re.compile("(" + _word_pattern(_ALNUM) + ")")
-_SPLIT_RE_MARKS = re.compile("(" + _word_pattern(rf"(?:{_ALNUM}|[{_MARKS}])") + ")")
-_COMBINING = re.compile(f"[{_MARKS}]")
+_SPLIT_RE_MARKS = re.compile("(" + _word_pattern(rf"(?:{_ALNUM}|{_MARKS})") + ")")
+# Whether a text may hold a mark, so that its words are found by the variant that keeps them:
+# a mark of the first plane, or any code point past it (a superset, as the C scan's: a text
+# without marks splits alike either way, and this class is tested fast).
+_COMBINING = re.compile(f"[{_MARKS_BMP}\U00010000-\U0010ffff]")
+_MARK = re.compile(_MARKS)
 _HYPHENS = re.compile(f"[{_DASH}]")
 # Apostrophes as keys fold them: the word pattern's, U+02BC (the modifier letter apostrophe
 # Ukrainian writes, "мʼясо") and U+02BB (the turned comma: Hawaiian's ʻokina, "Hawaiʻi", and
@@ -460,7 +468,7 @@ def _script_runs(piece: str, at: int) -> list[tuple[str, int]]:
                 out.append((piece[start:end], at + start))
                 start = i
             kind, end = now, i + 1
-        elif _COMBINING.match(c):
+        elif _MARK.match(c):
             end = i + 1
     out.append((piece[start:], at + start))
     return out
