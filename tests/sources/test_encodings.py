@@ -183,3 +183,22 @@ def test_a_label_is_read_as_browsers_read_it_in_pages_and_feeds(
             "</channel></rss>").encode(codec)
     parsed = parse_feed(feed, url="http://news.example/feed", content_type="application/xml")
     assert [e.title for e in parsed.entries] == [title, f"Second {title}"]
+
+
+@pytest.mark.parametrize(("declared", "content_type"), [
+    ("us-ascii", None), (None, "application/rss+xml; charset=us-ascii"),
+    ("utf-8", "text/xml; charset=shift_jis"), ("utf-8", "text/xml; charset=gb2312"),
+    ("utf-8", "text/xml; charset=euc-kr"), ("shift_jis", None), ("euc-jp", None),
+    ("utf-8", "text/xml; charset=big5"), ("iso-8859-1", None),
+])
+def test_a_utf8_feed_under_a_wrong_legacy_label_stays_utf8(
+        declared: str | None, content_type: str | None) -> None:
+    """A server's or a tool's default label on a UTF-8 feed: read by the label's codec whatever
+    the bytes, every title was mojibake ("ZÃ¼rich"). Bytes that are UTF-8 are UTF-8."""
+    title = "Zürich: Großbrand — 東京 ニュース"
+    decl = f' encoding="{declared}"' if declared else ""
+    feed = (f'<?xml version="1.0"{decl}?><rss version="2.0"><channel><title>t</title>'
+            f"<item><title>{title}</title><link>https://e.org/1</link></item>"
+            "</channel></rss>").encode()
+    parsed = parse_feed(feed, url="https://e.org/feed", content_type=content_type)
+    assert [e.title for e in parsed.entries] == [title]

@@ -672,6 +672,27 @@ def usable_charset(label: str | bytes | None, body: bytes) -> str | None:
     return name if same else None
 
 
+def _legacy_text(body: bytes, codec: str) -> str | None:
+    """``body``, labelled with the legacy ``codec``, as text to hand feedparser in UTF-8, or
+    None to leave it to feedparser's own reading. Bytes that are UTF-8 (and not ASCII alone)
+    are UTF-8 whatever the label, as a JSON Feed's are: a server's or a tool's default label
+    ("us-ascii", "shift_jis") on a UTF-8 feed made every title mojibake. Bytes the label's
+    codec reads, read as browsers read the label (see usable_charset): feedparser takes the
+    label as Python names it, and at the first byte that codec could not read (a "①" of
+    Windows-31J in a "shift_jis" feed) read the whole document as Windows-1252. Bytes neither
+    reads are left to feedparser, which tries the declaration and UTF-8 next."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return None if body.isascii() else text
+    try:
+        return body.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
 def _declared_span(body: bytes) -> tuple[int, int] | None:
     """Where the encoding named in ``body``'s XML declaration is, found with feedparser's own
     pattern (so what is judged here is what feedparser reads), or None."""
@@ -728,13 +749,10 @@ def _prepare_xml(body: bytes, content_type: str | None) -> bytes:
             body = body[:span[0]] + b"utf-8" + body[span[1]:]
     meant = charset or declared
     if meant is not None and meant not in _UTF8 and not meant.startswith(("utf-16", "utf-32")):
-        # Read here, by the codec browsers read the label as (see usable_charset), and handed
-        # on as UTF-8: feedparser takes the label as Python names it, and at the first byte
-        # that codec could not read (a "①" of Windows-31J in a "shift_jis" feed) it read the
-        # whole document as Windows-1252.
-        text = body.decode(meant, errors="replace")
-        body = _DECLARED.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
-        content_type, meant = mime, "utf-8"
+        legacy = _legacy_text(body, meant)
+        if legacy is not None:
+            body = _DECLARED.sub(r"\1\2utf-8\2", legacy, count=1).encode("utf-8")
+            content_type, meant = mime, "utf-8"
     if (meant is None or meant in _UTF8) and not _wide(body):
         try:
             body.decode("utf-8")
