@@ -235,17 +235,21 @@ class _Writer:
     when there is something to write and ends a moment after all is written; it is a daemon,
     so that a write stuck for good never holds the process's exit.
 
-    A stream on a file descriptor (standard output) is written to through the descriptor, not
-    through the stream's buffer: a write stuck in the buffer holds its lock, and the flush of
-    standard output in a second stop signal's ending (and the process's last moments) waited
-    for the stuck reader too."""
+    The process's standard output is written to through its descriptor, not through the
+    stream's buffer: a write stuck in the buffer holds its lock, and the flush of standard
+    output in a second stop signal's ending (and the process's last moments) waited for the
+    stuck reader too. (What was in its buffer goes first.) Any other stream (a file a library
+    user hands the sink) is written through, as print writes it: its buffer's order, its
+    newlines and its encoder's one byte order mark."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        try:
-            self._fd: int | None = int(stream.fileno())
-        except (AttributeError, OSError, ValueError):
-            self._fd = None
+        self._fd: int | None = None
+        if stream in (sys.stdout, sys.__stdout__) and _plain_encoding(stream):
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                if int(stream.fileno()) == 1:
+                    stream.flush()
+                    self._fd = 1
         self._more = threading.Condition()
         self._jobs: deque[tuple[str, concurrent.futures.Future[None]]] = deque()
         self._running = False
@@ -306,6 +310,14 @@ class _Writer:
             # the trouble has passed meanwhile.
             buffer.write(bytes(data))
             buffer.flush()
+
+
+def _plain_encoding(stream: TextIO) -> bool:
+    """Whether what ``stream`` encodes may be written piece by piece as it is (no byte order
+    mark each piece would repeat, no newline it would translate)."""
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+    return not encoding.startswith(("utf-16", "utf-32", "utf-8-sig", "utf8-sig")) and (
+        getattr(stream, "newlines", None) is None and os.linesep == "\n")
 
 
 async def _answer(job: concurrent.futures.Future[None]) -> None:

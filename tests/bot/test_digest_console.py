@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from bot.console import ConsoleSink, render_card
 from tests.bot.test_digest_embeds import KYIV, TROOPS, digest, item
+from tests.bot.test_story_embeds import make_alert
 from watchers.config import RuleConfig
 from watchers.delivery import Alert, StoryView
 from watchers.models import Article
@@ -179,3 +181,28 @@ def test_a_card_wraps_its_rules_source_line_and_story_too(ansi: bool, width: int
     assert len(plain) - told > 1  # wrapped at these widths
     if ansi:
         assert all(line.startswith("\x1b[1;") for line in card[1:source - 1])
+
+
+@pytest.mark.parametrize(("encoding", "newline"), [
+    ("utf-8", None), ("utf-8-sig", None), ("utf-16", None), ("utf-8", "\r\n")])
+async def test_a_stream_of_ones_own_gets_cards_as_print_writes_them(
+        tmp_path: Path, encoding: str, newline: str | None) -> None:
+    """Cards written through a file's descriptor from a thread of their own came before what
+    the file's buffer held (a header written first came after the card), with a byte order
+    mark per card and no newline translation. Only the process's standard output is written
+    so; another stream is written through."""
+    path = tmp_path / "cards.txt"
+    with open(path, "w", encoding=encoding, newline=newline) as out:  # noqa: ASYNC230
+        out.write("== header ==\n")
+        sink = ConsoleSink(out, ansi=False)
+        await sink.deliver(make_alert())
+        await sink.deliver(make_alert())
+        out.write("== footer ==\n")
+    raw = path.read_bytes()
+    text = raw.decode(encoding)
+    lines = text.splitlines()
+    assert lines[0].lstrip("\ufeff") == "== header ==" and lines[-1] == "== footer =="
+    assert "\ufeff" not in text.lstrip("\ufeff")
+    assert text.count("▶ troops") == 2
+    if newline == "\r\n":
+        assert raw.count(b"\n") == raw.count(b"\r\n")
