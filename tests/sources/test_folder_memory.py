@@ -3,6 +3,7 @@ read over several polls, each file once, rather than held whole by one poll."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections import Counter
@@ -50,7 +51,8 @@ async def polls_until_quiet(src: FolderSource, cursor: Mapping[str, str]
 
 
 async def test_a_folder_larger_than_a_poll_reads_is_read_over_several_polls_each_file_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """Every new file of a poll was read at once: 300 files of 1 MB held 4.3 GB until the
     poll was written, and 2,000 would have taken 28 GB. Now a poll reads POLL_BYTES of files
     at most (here 10 KB of 30 KB), the oldest first, and leaves the others out of its cursor:
@@ -64,8 +66,11 @@ async def test_a_folder_larger_than_a_poll_reads_is_read_over_several_polls_each
 
     monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
     src = FolderSource("drop", folder, settle=timedelta(0))
-    polls, cursor = await polls_until_quiet(src, {})
+    with caplog.at_level(logging.INFO, logger="watchers.sources.folder"):
+        polls, cursor = await polls_until_quiet(src, {})
     assert len(polls) >= 3
+    # what a poll leaves is said (run --once and check --live read fewer than there are)
+    assert "source drop: 8 new file(s) of 0.0 MB left for its next poll" in caplog.text
     assert all(not p.skipped for p in polls)
     read = [a.guid.split("#")[0] for p in polls for a in p.articles if a.guid]
     assert Counter(read) == Counter(list(titles))  # every file, once

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import stat
@@ -87,6 +88,7 @@ MAX_SETTLE = timedelta(minutes=10)
 # 2,000 would have taken 28 GB; 16 MiB of them take about 480 MB. The files left over are
 # read by the next polls, oldest first.
 POLL_BYTES = 16 * 2**20
+log = logging.getLogger(__name__)
 _MAX_SIZE_LIMIT = 1024**3  # a larger cap would let one file take the memory the cap protects
 _SNIFF = 8192
 _COARSE_MTIME_NS = 2 * 10**9  # FAT stores modification times to 2 s
@@ -527,6 +529,12 @@ class FolderSource:
             changing = await asyncio.to_thread(self._changed, fresh)
         stable = [c for c in scan.candidates if c.key not in changing]
         stable, later = _within_budget(stable, POLL_BYTES)
+        if later:
+            # (said: `run --once` and `check --live` read fewer than the folder holds)
+            log.info("source %s: %d new file(s) of %s MB left for its next poll (a poll reads "
+                     "%d MiB of files at most, the oldest first)", printable(self.name),
+                     len(later), f"{sum(c.size for c in later) / 2**20:,.1f}",
+                     POLL_BYTES // 2**20)
         for key in (*changing, *(c.key for c in later)):
             if key in previous:  # still differs from the file, so it is looked at again
                 scan.cursor[key] = previous[key]
