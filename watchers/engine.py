@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -1335,9 +1336,18 @@ class Engine:
         self._refuse_unserved(guild)
         own = self.tenancy.follows_of(guild)
         url = source.url.strip()
-        if source.name in self._shared_sources():
-            raise NewswatchError(f"a source named {source.name!r} is shared by every server; "
-                                 "choose another name")
+        # Names compared as `source:` compares them (case and width aside): "OPERATOR" beside
+        # the shared "operator" made the server's rule `source:OPERATOR` fire on the shared
+        # feed's articles, and /search list both.
+        folded = _name_fold(source.name)
+        if clash := next((n for n in self._shared_sources() if _name_fold(n) == folded), None):
+            raise NewswatchError(f"a source named {clash!r} is shared by every server"
+                                 f"{_spelt(clash, source.name)}; choose another name")
+        if clash := next((n for n in own if n != source.name and _name_fold(n) == folded),
+                         None):
+            raise NewswatchError(f"this server has a source {clash!r}"
+                                 f"{_spelt(clash, source.name)}; to replace it, use its name as "
+                                 "it is spelt")
         shared = next((c.name for c in self.watch.source_configs()
                        if not c.name.startswith(SERVER_FEED_PREFIX)
                        and _same_feed(url_of(c), url)), None)
@@ -1845,6 +1855,11 @@ def _count(name: str, value: object, *, least: int = 1) -> int:
 def _spelt(existing: str, asked: str) -> str:
     """" (names are compared without case)" when ``asked`` is ``existing`` in another case."""
     return "" if existing == asked else " (names are compared without case)"
+
+
+def _name_fold(name: str) -> str:
+    """A source's name as `source:` compares it: case and width (full-width letters) aside."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def _refuse_internal(fields: Mapping[str, Any], what: str) -> None:

@@ -144,7 +144,14 @@ async def test_following_is_checked_and_limited(tmp_path: Path, feeds: FeedServe
                 await engine.add_source({"name": "mine", "url": variant}, guild=A)
         with pytest.raises(NewswatchError, match="'local' is shared by every server"):
             await engine.add_source({"name": "local", "url": feeds.url("/other")}, guild=A)
+        # nor in another case or width: `source:LOCAL` would find the shared feed's articles
+        for spelt in ("LOCAL", "Local", "ｌｏｃａｌ"):
+            with pytest.raises(NewswatchError, match=r"'local' is shared by every server "
+                                                     r"\(names are compared without case\)"):
+                await engine.add_source({"name": spelt, "url": feeds.url("/other")}, guild=A)
         await engine.add_source({"name": "one", "url": feeds.url("/other")}, guild=A)
+        with pytest.raises(NewswatchError, match="this server has a source 'one'"):
+            await engine.add_source({"name": "ONE", "url": feeds.url("/x9")}, guild=A)
         with pytest.raises(NewswatchError, match="already follows that feed as 'one'"):
             await engine.add_source({"name": "two", "url": feeds.url("/other")}, guild=A)
         await engine.add_source({"name": "two", "url": feeds.url("/x2")}, guild=A)
