@@ -1081,10 +1081,16 @@ class Engine:
         if key not in stored and any(r.name.casefold() == folded for r in self.config.rules):
             raise NewswatchError(f"rule {name!r} is defined in the config file; "
                                  "remove it there")
-        removed = await self.store.delete_rule(key)
+        # Deleted and no longer run as one step, to its end (cut short between the two by a
+        # timeout, the rule was gone from the store and still ran and alerted).
+        removed = await finish(self._delete_rule(key))
         if not removed and guild is not None and self._shared(name):
             raise NewswatchError(f"rule {name!r} is shared by every server; it can only be "
                                  "removed where it was added")
+        return removed
+
+    async def _delete_rule(self, key: str) -> bool:
+        removed = await self.store.delete_rule(key)
         await self._reload_rules()
         return removed
 
@@ -1519,10 +1525,21 @@ class Engine:
         current = server.route.model_dump(exclude_unset=True, exclude={"target"})
         settings = route_settings(current, changes, server.channel_id)
         updated = server.model_copy(update={"settings": settings})
-        await self.store.put_server_route(updated)
-        self.tenancy.routes[key] = updated
-        for listener in self._route_listeners:
-            listener(key, updated.route)
+        if self.role in ("all", "deliver") and (sink := self.delivery.sink_for(key)) is not None \
+                and not callable(getattr(sink, "digest", None)):
+            keeps = [what for what, on in (("mode", updated.route.mode == "digest"),
+                                           ("quiet_hours", bool(updated.route.quiet_hours)),
+                                           ("max_per_hour", bool(updated.route.max_per_hour)))
+                     if on]
+            if keeps:
+                # What it kept would be marked delivered and never shown (open_engine refuses
+                # a config route so; one changed at run time was taken).
+                raise ConfigError([ConfigIssue(keeps[0], "this destination cannot post "
+                                               "digests, so it cannot keep alerts for later")],
+                                  file="channel settings")
+        # Stored and applied as one step, to its end (cut short between the two, the new
+        # settings were stored and not applied until the next start).
+        await finish(self._keep_server_route(updated))
         return updated
 
     @_one_change
@@ -1533,7 +1550,7 @@ class Engine:
         rule's ``channel`` takes."""
         route = self._server_route(guild, channel_id, name, created_by=created_by)
         if route.key not in self.tenancy.routes:
-            await self._keep_server_route(route)
+            await finish(self._keep_server_route(route))
         return route.key
 
     def _server_route(self, guild: int, channel_id: int, name: str, *,
