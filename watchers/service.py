@@ -57,7 +57,16 @@ from watchers.errors import (
     StoreUnavailableError,
 )
 from watchers.importer import join_story
-from watchers.models import MAX_AHEAD, Article, Decision, Fired, Match, history_time, matchable
+from watchers.models import (
+    MAX_AHEAD,
+    Article,
+    Decision,
+    Fired,
+    Match,
+    history_time,
+    json_kind,
+    matchable,
+)
 from watchers.outage import StoreOutage
 from watchers.outlets import source_outlet
 from watchers.rules import Rule, RuleSet
@@ -833,6 +842,10 @@ class WatchService:
                 poll = await running.source.poll(cursor)
             finally:
                 ANSWERING.reset(answering)
+            if (bad := _cursor_problem(getattr(poll, "cursor", None))) is not None:
+                # Kept, it failed the save of every source's state (a library's source that
+                # wrote {"last_id": 7}): this source's failure, named, and nothing else's.
+                raise SourceError(f"its poll returned a cursor {bad}")
             if len(poll.articles) > 1:
                 # Two items of one poll under one identity: the first is kept (see
                 # one_version_each), else they replaced each other at every poll.
@@ -1367,6 +1380,18 @@ def _cap(routed: list[tuple[Article, _Analysis, list[OutboxEntry]]], cap: int,
 def _same_link(a: Article, b: Article) -> bool:
     """Whether two articles are at one address (as links compare: tracking parameters aside)."""
     return bool(a.url and b.url and normalise_link(a.url) == normalise_link(b.url))
+
+
+def _cursor_problem(cursor: object) -> str | None:
+    """What is wrong with a poll's cursor (a mapping of strings to strings), or None."""
+    if not isinstance(cursor, Mapping):
+        return f"that is {json_kind(cursor)}, not a mapping of strings"
+    for key, value in cursor.items():
+        if not isinstance(key, str):
+            return f"with a key that is {json_kind(key)}, not a string"
+        if not isinstance(value, str):
+            return f"whose {printable(key)[:60]!r} is {json_kind(value)}, not a string"
+    return None
 
 
 def _same_guid(a: Article, b: Article) -> bool:

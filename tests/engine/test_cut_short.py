@@ -77,3 +77,42 @@ async def test_a_route_that_would_keep_alerts_its_sink_cannot_show_is_refused(
             await engine.configure_server_route(GUILD, key, changes)
         (stored,) = [r for r in await engine.store.list_server_routes() if r.key == key]
         assert stored.route.mode != "digest" and not stored.route.quiet_hours
+
+
+async def test_a_source_whose_cursor_is_not_strings_fails_alone(tmp_path: Path) -> None:
+    """A library's source returning Poll(cursor={"last_id": 7}): its state, and with it every
+    source's, failed to save at each flush (the folder source beside it kept no cursor, no
+    count of polls); leaving the engine raised the bare TypeError. The poll is that source's
+    failure, named; the others' states are saved."""
+    from watchers.config import FolderSourceConfig
+    from watchers.models import Article
+    from watchers.sources.base import Poll
+
+    (tmp_path / "drop").mkdir()
+    (tmp_path / "drop" / "a.txt").write_text("Grain prices rise\n\nGrain is dearer.")
+
+    class Counted:
+        name = "mine"
+
+        async def poll(self, cursor: object) -> Poll:
+            return Poll([Article(title="Grain shipment leaves port", source="mine")],
+                        cursor={"last_id": 7})  # type: ignore[dict-item]
+
+        async def aclose(self) -> None:
+            pass
+
+    cfg = parse_config({"storage": {"path": "nw.db"},
+                        "sources": [{"name": "drop", "type": "folder", "path": "drop",
+                                     "settle": "0s"}],
+                        "rules": [{"name": "grain", "query": "grain"}]}, base_dir=tmp_path)
+    async with open_engine(cfg, start=False, default_sink=OnlyDeliver()) as engine:
+        await engine.watch.add_source(FolderSourceConfig(
+            name="mine", type="folder", path=str(tmp_path / "drop")), Counted())
+        reports = {r.source: r for r in await engine.run_once()}
+        assert reports["mine"].error is not None
+        assert "cursor whose 'last_id' is a number, not a string" in reports["mine"].error
+        assert reports["drop"].error is None
+    async with open_engine(cfg, start=False, default_sink=OnlyDeliver()) as engine:
+        states = {s.name: s for s in await engine.store.all_source_states()}
+        assert states["drop"].polls == 1 and states["drop"].cursor
+        assert states["mine"].failures == 1
