@@ -6,6 +6,8 @@ backtracks for far longer than any budget, so the outcomes do not depend on the 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from watchers.models import Article
@@ -196,3 +198,14 @@ def test_all_servers_together_spend_at_most_a_bounded_time_on_an_article() -> No
         assert report.over_budget == (*(f"{i:03d}:slow" for i in range(1, owners + 1)),
                                       "slow config")
     assert [m.rule for m in rules.match_naive(article)] == ["config"]
+
+
+@pytest.mark.parametrize("budget", [0, -1, math.inf, math.nan])
+def test_a_regex_budget_must_be_a_positive_finite_number(budget: float) -> None:
+    """An infinite budget was taken, and the regex module read the infinite timeout as none
+    left: every regex rule matched nothing ("over budget")."""
+    with pytest.raises(ValueError, match="positive, finite number of seconds"):
+        RuleSet.from_queries({"price": r"/\d+ usd/"}, regex_budget=budget)
+    found = RuleSet.from_queries({"price": r"/\d+ usd/"}, regex_budget=1e9).match(
+        Article(title="Price of wheat 2024: 250 USD", text=""))
+    assert [m.rule for m in found] == ["price"]

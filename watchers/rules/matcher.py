@@ -22,6 +22,7 @@ reports it over budget.
 from __future__ import annotations
 
 import bisect
+import math
 import operator
 import re
 import time
@@ -80,8 +81,11 @@ class RegexBudget:
     __slots__ = ("exhausted", "seconds", "spent")
 
     def __init__(self, seconds: float = REGEX_BUDGET) -> None:
-        if not seconds > 0:
-            raise ValueError(f"a regex budget must be a positive number of seconds, not {seconds}")
+        # (finite: the regex module takes a timeout of infinity for none left, and every regex
+        # rule then matched nothing)
+        if not 0 < seconds < math.inf:
+            raise ValueError("a regex budget must be a positive, finite number of seconds, "
+                             f"not {seconds}")
         self.seconds = float(seconds)
         self.spent = 0.0
         self.exhausted = False  # a regex was stopped or skipped for want of time
