@@ -481,6 +481,11 @@ class Article(_Frozen):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        for key in ("id", "title", "text", "guid", "url", "source", "content_hash"):
+            if isinstance(data.get(key), (bytes, bytearray)):
+                # Taken by pydantic as text, without this model's clean-up (a NUL and a soft
+                # hyphen kept), and hashed as its repr ("b'...'"): another id for the same text.
+                raise ValueError(f"{key}: text (str), not bytes: decode it first")
         for key in ("title", "text"):
             if isinstance(data.get(key), str):
                 data[key] = readable(data[key])

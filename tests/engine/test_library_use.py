@@ -965,3 +965,17 @@ def test_match_query_names_what_it_takes() -> None:
         match_query("troops", "some text")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="match_query takes a query"):
         match_query(5, Article(title="t", text="troops"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["title", "text", "source", "url", "guid"])
+def test_an_article_refuses_bytes_for_its_text(field: str) -> None:
+    """Bytes were taken as text without the model's clean-up (a NUL and a soft hyphen kept)
+    and hashed as their repr ("b'abc'"): another id and hash for the same words, and a round
+    trip through model_dump gave another title."""
+    from pydantic import ValidationError
+
+    from watchers.models import Article
+
+    given: dict[str, Any] = {"title": "Troops", field: b"http://x.example/a\x00b\xc2\xad"}
+    with pytest.raises(ValidationError, match=f"{field}: text \\(str\\), not bytes"):
+        Article(**given)
