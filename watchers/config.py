@@ -318,6 +318,14 @@ class DiscordConfig(_Strict):
             if isinstance(v, int) and not 0 < v < _ID_LIMIT:
                 raise ValueError(f"{v} is not a Discord id (ids are positive numbers of at "
                                  "most 64 bits)")
+        if isinstance(value, str):
+            # admin_role by name: a role's id in quotes was taken for a name no role has, and
+            # its members were refused every admin command, with `check` saying ok.
+            if value.strip().isdigit():
+                raise ValueError(f"{value!r} is a role's id in quotes: write it without quotes "
+                                 f"({value.strip()}), or give the role's name")
+            if value != value.strip() or not value:
+                raise ValueError(f"{value!r}: a role's name, without spaces at its ends")
         return value
 
     @field_validator("api_base", "gateway_url")

@@ -384,6 +384,12 @@ def test_a_notices_route_or_a_sources_route_must_be_a_channel(tmp_path: Path) ->
     ("[discord]\nguild_ids = [123, -1]\n",
      "discord.guild_ids: -1 is not a Discord id (ids are positive numbers of at most 64 bits)"),
     ("[discord]\nadmin_role = 0\n", "discord.admin_role: 0 is not a Discord id"),
+    # a role's id in quotes was taken for a name no role has: its members were refused
+    ('[discord]\nadmin_role = "1100000000000000102"\n',
+     "discord.admin_role: '1100000000000000102' is a role's id in quotes: write it without "
+     "quotes (1100000000000000102)"),
+    ('[discord]\nadmin_role = " Readers "\n',
+     "discord.admin_role: ' Readers ': a role's name, without spaces at its ends"),
     ("[channels]\nalerts = 99999999999999999999\n",
      "channels.alerts: a channel id is a positive number of at most 64 bits (a Discord id), "
      "not 99999999999999999999"),
