@@ -398,8 +398,8 @@ async def test_lookups_slower_than_discord_waits_are_deferred_then_answered(
 async def test_slow_lookups_answer_in_time_and_their_refusals_stay_private(
         running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
     """Discord drops an interaction not answered within three seconds. /stats, /rules list,
-    /sources list, /alerts status and /story read the store before answering and did not
-    defer, so on a store slow to answer the member saw "the application did not respond";
+    /sources list (and export), /alerts status and /story read the store before answering and
+    did not defer, so on a store slow to answer the member saw "the application did not respond";
     /article deferred in public before it knew whether the id named an article, and "no
     article with id …" then filled that public message. Here the emulator holds the bot to a
     deadline (as Discord, scaled down) and the lookups are slower than it: a delay before
@@ -435,7 +435,8 @@ async def test_slow_lookups_answer_in_time_and_their_refusals_stay_private(
         [("article", "article", {"id": art.id}, "admin"),
          ("story", "story", {"id": story.id}, "admin"),
          ("no article", "article", {"id": "ffffffffffff"}, "member"),
-         ("no story", "story", {"id": "s" + "0" * 16}, "member")]]
+         ("no story", "story", {"id": "s" + "0" * 16}, "member")],
+        [("sources export", "sources export", {}, "member")]]
     asked: dict[str, InteractionHandle] = {}
     shown: dict[str, EmuMessage] = {}
     for round_ in rounds:
@@ -447,6 +448,9 @@ async def test_slow_lookups_answer_in_time_and_their_refusals_stay_private(
         assert (await asked[what].callback())["type"] == 5, (what, shown[what].content)  # deferred
         assert shown[what].embeds, what
     assert (await asked["alerts status"].callback())["data"]["flags"] & 64  # privately
+    # (it missed the deadline: "The application did not respond")
+    assert (await asked["sources export"].callback())["type"] == 5
+    assert "feed" in shown["sources export"].content
     assert any(f["name"] == "Rule kyiv" for f in shown["article"].embeds[0]["fields"])
     for what, says in (("no article", "No article with id `ffffffffffff`"),
                        ("no story", "No story with id")):
