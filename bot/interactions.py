@@ -190,9 +190,17 @@ def option_problem(interaction: discord.Interaction[Any]) -> str | None:
                           else f"at least {low}" if low is not None else f"at most {high}")
                 return f"{name}: {bounds} characters, not {len(value)}"
             continue
+        if param.type is discord.AppCommandOptionType.integer and (
+                not isinstance(value, int) or isinstance(value, bool)):
+            # (2.5 or "abc" for a whole number reached the engine after a public defer)
+            return f"{name}: a whole number, not {str(value)[:60]!r}"
+        if param.type is discord.AppCommandOptionType.number and (
+                not isinstance(value, int | float) or isinstance(value, bool)):
+            return f"{name}: a number, not {str(value)[:60]!r}"
+        if param.type is discord.AppCommandOptionType.string and not isinstance(value, str):
+            return f"{name}: text, not {str(value)[:60]!r}"
         if param.type not in (discord.AppCommandOptionType.integer,
-                              discord.AppCommandOptionType.number) or not isinstance(
-                                  value, int | float) or isinstance(value, bool):
+                              discord.AppCommandOptionType.number):
             continue
         low, high = param.min_value, param.max_value
         if (low is not None and value < low) or (high is not None and value > high):
@@ -622,9 +630,11 @@ class Duration(app_commands.Transformer[Any]):
     async def autocomplete(  # type: ignore[override]  # see _Named.autocomplete
             self, interaction: discord.Interaction[Any], value: int | float | str, /
     ) -> list[app_commands.Choice[str]]:
-        typed = str(value).strip().lower()
-        offered = [d for d in _SUGGESTED if d.startswith(typed)]
+        typed = str(value).strip()
+        offered = [d for d in _SUGGESTED if d.startswith(typed.lower())]
         try:  # what was typed, once it names a unit ("90m"); a bare number would mean seconds
+            # (as typed: "3M" lower-cased was offered as "3m", minutes, the very misreading
+            # the parser refuses; "3M" is no duration, and none is offered)
             own = format_duration(parse_duration(typed)) if typed[-1:].isalpha() else None
         except ValueError:
             own = None

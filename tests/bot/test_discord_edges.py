@@ -116,6 +116,29 @@ async def test_duration_options_suggest_and_explain(running: Running) -> None:
                                                          "critical"]
 
 
+async def test_an_option_of_the_wrong_kind_is_refused_privately_by_name(
+        running: Running) -> None:
+    """A hand-made interaction with 2.5 or "abc" for /search's whole-number limit passed the
+    options' check, the command deferred in public and the engine's TypeError showed as a
+    public "Something went wrong". Refused privately, naming the option."""
+    emu = running.emu
+    cmd, _ = emu._find_command("search", emu.guild.id)
+    for value in (2.5, "abc"):
+        # as a hand-made request sends it: the emulator's own helper makes the value a number
+        data = {"id": cmd["id"], "name": "search", "type": 1, "guild_id": str(emu.guild.id),
+                "options": [{"type": 3, "name": "query", "value": "troops"},
+                            {"type": 4, "name": "limit", "value": value}]}
+        payload, _, _ = emu._interaction_base(2, data, user="admin", guild_id=None,
+                                              channel_id=None, locale="en-US")
+        said = await (await emu._send(payload)).final_message()
+        assert said.ephemeral and said.content.startswith("limit\\: a whole number"), said.content
+    # "3M" (months, which the parser refuses) was offered as "3m", minutes
+    offered = await emu.send_autocomplete("mute", {"rule": "troops", "duration": "3M"},
+                                          focused="duration")
+    assert "3m" not in [c["value"] for c in offered]
+    assert emu.validate_all() == []
+
+
 class Broken(commands.Cog):
     """Commands that fail: one on purpose (the user's mistake), one by surprise (a bug)."""
 
