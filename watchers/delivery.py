@@ -648,11 +648,15 @@ class DeliveryService:
                 raise UncertainDeliveryError(
                     f"{name} raised CancelledError of its own") from None
             raise
-        except (KeyboardInterrupt, SystemExit) as exc:
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                raise  # a failure of the send's own, told by _deliver_row
             # A sink that ends the process from inside delivery ended the event loop with the
             # engine open: its store's thread then kept the process alive for good. The engine
             # fails instead (its front end stops as for any fatal error, closing in order) and
-            # this route waits for that; the alert stays in the outbox, maybe sent.
+            # this route waits for that; the alert stays in the outbox, maybe sent. So for any
+            # other BaseException (a framework's own): it left the alert "sending" for the
+            # life of the process, the route's later alerts going out before it.
             detail = f": {exc}" if str(exc) else ""
             halted = DeliveryHalted(
                 f"{name} raised {type(exc).__name__}{detail} while sending alert {row.id}; "

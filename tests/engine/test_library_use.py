@@ -633,6 +633,8 @@ class Misbehaves:
                 raise SystemExit("the sink quits")
             if self.first == "interrupt":
                 raise KeyboardInterrupt
+            if self.first == "abort":
+                raise Abort("the framework stops")
         self.got.append(alert)
         return f"m{len(self.got)}"
 
@@ -679,8 +681,15 @@ async def test_a_sink_that_exits_fails_the_engine_which_closes_in_order(
     assert len(again.got) == 5 and again.got[0].maybe_sent
 
 
+class Abort(BaseException):
+    """A framework's own BaseException (neither KeyboardInterrupt nor SystemExit): it left the
+    alert "sending" for the life of the process, the route's later alerts going out before
+    it, and run_once returned as if all had gone well."""
+
+
 @pytest.mark.parametrize(("first", "said"), [("exit", "SystemExit: the sink quits"),
-                                             ("interrupt", "KeyboardInterrupt")])
+                                             ("interrupt", "KeyboardInterrupt"),
+                                             ("abort", "Abort: the framework stops")])
 async def test_run_once_with_a_sink_that_exits_raises_naming_it_and_does_not_hang(
         tmp_path: Path, first: str, said: str) -> None:
     """run_once (the library's example) waited for ever: the route's pass awaited a future
