@@ -756,18 +756,20 @@ class WatchService:
                                       "stop)", None)
         except StoreError:
             raise
-        except (KeyboardInterrupt, SystemExit) as exc:
-            # An embedder's source ending the process from inside its poll went through the
-            # event loop with the engine open, naming no source. It fails the engine instead
-            # (``run_once`` raises it), which closes in order.
-            detail = f": {exc}" if str(exc) else ""
-            raise NewswatchError(f"source {running.name} raised {type(exc).__name__}{detail} "
-                                 "while polling") from None
         except Exception as exc:
             log.exception("source %s: unexpected failure", running.name)
             state = await self._book.get(running.name)
             return await self._failed(running, state,
                                       f"unexpected error: {type(exc).__name__}: {exc}", None)
+        except BaseException as exc:
+            # An embedder's source ending the process from inside its poll (SystemExit,
+            # KeyboardInterrupt, a framework's own BaseException) went through the event loop
+            # with the engine open, naming no source, or ended its task unseen: the source
+            # was never polled again. It fails the engine instead (``run_once`` raises it),
+            # which closes in order.
+            detail = f": {exc}" if str(exc) else ""
+            raise NewswatchError(f"source {running.name} raised {type(exc).__name__}{detail} "
+                                 "while polling") from None
 
     async def aclose(self, *, store_failed: bool = False) -> None:
         """Stop every source task and close the sources. Safe to call twice. ``store_failed``:

@@ -218,7 +218,13 @@ class Quits:
         self.closed = True
 
 
-@pytest.mark.parametrize("error", [SystemExit("the source quits"), KeyboardInterrupt()])
+class Halt(BaseException):
+    """A framework's own BaseException: a poll raising it ended its task unseen ("Task
+    exception was never retrieved") and the source was never polled again."""
+
+
+@pytest.mark.parametrize("error", [SystemExit("the source quits"), KeyboardInterrupt(),
+                                   Halt("the framework stops")])
 async def test_a_source_that_ends_the_process_fails_the_engine_which_closes_in_order(
         tmp_path: Path, error: BaseException) -> None:
     """A source's poll raising SystemExit or KeyboardInterrupt went through the event loop
