@@ -1005,6 +1005,8 @@ class Engine:
         elif self.config.channels and rule.channel not in self.config.channels:
             issues.append(ConfigIssue("channel", f"unknown channel {rule.channel!r}; known: "
                                       f"{', '.join(sorted(self.config.channels))}"))
+        if (problem := _look_alike(rule.name)) is not None:
+            issues.append(ConfigIssue("name", problem))
         folded = rule.name.casefold()
         if clash := next((r.name for r in self.config.rules if r.name.casefold() == folded),
                          None):
@@ -1872,6 +1874,23 @@ def _count(name: str, value: object, *, least: int = 1) -> int:
 def _spelt(existing: str, asked: str) -> str:
     """" (names are compared without case)" when ``asked`` is ``existing`` in another case."""
     return "" if existing == asked else " (names are compared without case)"
+
+
+def _look_alike(name: str) -> str | None:
+    """Why a new rule's name would pass for another in every list and autocomplete, or None:
+    written in compatibility characters ("ｔｒｏｏｐｓ", full-width), or Latin, Cyrillic and
+    Greek letters mixed in one word ("trооps", its o's Cyrillic) beside "troops". (Rules
+    stored before this was asked keep their names.)"""
+    if (plain := unicodedata.normalize("NFKC", name)) != name:
+        return (f"{name!r} is written in compatibility characters (full-width or styled "
+                f"letters): write it {plain!r}")
+    for word in re.split(r"[._-]", name):
+        scripts = {unicodedata.name(c, "").split(" ", 1)[0] for c in word if c.isalpha()}
+        mixed = sorted(scripts & {"LATIN", "CYRILLIC", "GREEK"})
+        if len(mixed) > 1:
+            return (f"{name!r} mixes {' and '.join(m.title() for m in mixed)} letters in one "
+                    "word, as a look-alike of another name does")
+    return None
 
 
 def _name_fold(name: str) -> str:

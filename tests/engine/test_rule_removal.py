@@ -5,6 +5,7 @@ without case) left the stored one with no way out. Through the real engine and S
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 
@@ -102,3 +103,23 @@ def test_a_run_without_the_waiting_rule_ends_its_wait_and_an_import_does_not(
     after = asyncio.run(counts())
     assert after.get("waiting", 0) == 0 and after.get("rejected", 0) == waiting, after
     assert "will not post: their rules were removed" in second.stderr, second.stderr
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("tr\u043e\u043eps", "mixes Cyrillic and Latin letters in one word"),  # Cyrillic o's
+    ("\uff54\uff52\uff4f\uff4f\uff50\uff53", "compatibility characters (full-width or styled "
+                                             "letters): write it 'troops'"),
+])
+async def test_a_rule_named_like_another_in_look_alike_letters_is_refused(
+        tmp_path: Path, name: str, says: str) -> None:
+    """"trооps" (Cyrillic o's) or "ｔｒｏｏｐｓ" (full-width) was saved beside the config file's
+    "troops", the same in every list and autocomplete. Names of one script stay welcome."""
+    cfg = parse_config({"storage": {"path": "nw.db"}, "channels": {"alerts": 1},
+                        "rules": [{"name": "troops", "query": "troops"}]}, base_dir=tmp_path)
+    async with open_engine(cfg, start=False, default_sink=RecordingSink()) as engine:
+        with pytest.raises(NewswatchError, match=re.escape(says)):
+            await engine.add_rule({"name": name, "query": "grain"})
+        for fine in ("київ", "Ελλάδα", "naïve", "kyiv-київ"):
+            await engine.add_rule({"name": fine, "query": "grain"})
+        assert {r.name for r in await engine.store.list_rules()} == {
+            "київ", "Ελλάδα", "naïve", "kyiv-київ"}
