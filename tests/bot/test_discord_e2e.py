@@ -277,9 +277,10 @@ async def test_mute_records_but_posts_nothing_until_unmuted(running: Running) ->
     emu = running.emu
     ch = running.alerts_channel
     await running.wait_for(lambda: len(emu.messages(ch)) >= 5)
-    muted = await (await emu.send_interaction("mute", {"rule": "troops", "duration": "2h"})
+    # typed in another case, named as it is spelt ("Rule **TROOPS** muted" named "troops")
+    muted = await (await emu.send_interaction("mute", {"rule": "TROOPS", "duration": "2h"})
                    ).final_message()
-    assert "muted until" in muted.content
+    assert muted.content.startswith("Rule **troops** muted until"), muted.content
     bad = await (await emu.send_interaction("mute", {"rule": "troops", "duration": "forever"})
                  ).final_message()
     assert bad.ephemeral and "duration" in bad.content

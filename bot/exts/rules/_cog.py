@@ -45,6 +45,7 @@ from bot.interactions import (
 )
 from watchers.config import RouteConfig, RuleConfig, Severity, format_duration, route_settings
 from watchers.delivery import Alert, StoryView
+from watchers.engine import Engine
 from watchers.errors import NewswatchError
 from watchers.models import Article, Match
 from watchers.rules import RegexBudget, match_query, parse
@@ -287,8 +288,9 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
     async def remove(self, interaction: discord.Interaction[Any],
                      name: app_commands.Transform[str, RuleName]) -> None:
         """Remove a rule added in Discord."""
+        shown = _rule_name(self.engine, name, interaction.guild_id)
         await answer(interaction, await self.engine.remove_rule(name, guild=interaction.guild_id),
-                     f"Rule **{escape(name)}** removed.",
+                     f"Rule **{escape(shown)}** removed.",
                      f"No rule named `{code_text(name[:64])}`.")
 
 
@@ -305,8 +307,9 @@ class MuteCog(NewswatchCog):
         """Silence a rule for a while; matches are still recorded."""
         await self._may_silence(interaction, rule)
         until = await self.engine.mute(rule, duration, guild=interaction.guild_id)
+        shown = _rule_name(self.engine, rule, interaction.guild_id)
         await interaction.response.send_message(
-            f"Rule **{escape(rule)}** muted until <t:{int(until.timestamp())}:f>.")
+            f"Rule **{escape(shown)}** muted until <t:{int(until.timestamp())}:f>.")
 
     @app_commands.command(name="unmute")
     @app_commands.describe(rule="the rule to unmute")
@@ -315,8 +318,8 @@ class MuteCog(NewswatchCog):
         """Let a muted rule post alerts again."""
         await self._may_silence(interaction, rule)
         was = await self.engine.unmute(rule, guild=interaction.guild_id)
-        text = (f"Rule **{escape(rule)}** unmuted." if was
-                else f"Rule **{escape(rule)}** was not muted.")
+        shown = escape(_rule_name(self.engine, rule, interaction.guild_id))
+        text = (f"Rule **{shown}** unmuted." if was else f"Rule **{shown}** was not muted.")
         await interaction.response.send_message(text)
 
 
@@ -492,3 +495,12 @@ class ChannelsCog(NewswatchCog, commands.GroupCog, group_name="channels",
         updated = await engine.configure_server_route(guild.id, key, changes)
         await interaction.response.send_message(
             f"<#{picked.id}> now: {_settings_text(updated.route)}")
+
+
+def _rule_name(engine: Engine, name: str, guild: int | None) -> str:
+    """The rule's name as it is spelt (rules are named without case: "Rule **MINE** muted"
+    named a rule called "mine"), or ``name`` as typed when no running rule has it."""
+    try:
+        return engine.rule_of(name, guild).name
+    except NewswatchError:
+        return name
