@@ -1939,8 +1939,18 @@ async def open_engine(
     ``max_polls``: polls a shared poll worker runs at once; it claims no more due sources than
     that, so the others take the rest (a worker with room for every due source takes them
     all: work goes to whoever is free)."""
+    # Arguments of the wrong kind named (they failed later with "'<' not supported between
+    # 'int' and 'datetime.timedelta'", or a FileNotFoundError of '').
+    if not isinstance(max_polls, int) or isinstance(max_polls, bool):
+        raise TypeError(f"max_polls: a whole number, not {type(max_polls).__name__}")
     if max_polls < 1:
         raise ValueError(f"max_polls must be at least 1, not {max_polls}")
+    if not isinstance(lease, timedelta):
+        raise TypeError(f"lease: a timedelta, not {type(lease).__name__}")
+    if not isinstance(safety_poll, int | float) or isinstance(safety_poll, bool):
+        raise TypeError(f"safety_poll: seconds as a number, not {type(safety_poll).__name__}")
+    if isinstance(store_path, str | os.PathLike) and not os.fspath(store_path):
+        raise ValueError("store_path is empty: give a file's path or a PostgreSQL URL")
     check_sinks(sinks, default_sink)  # before anything is opened
     if not isinstance(config, Config):
         raise TypeError(f"config: a Config (from load_config or parse_config), not "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -280,3 +281,19 @@ async def test_an_engine_used_from_another_event_loop_says_so_and_stays_whole(
         await asyncio.wait_for(engine.run_once(), 30)  # the engine runs on, in its own loop
         assert len((await engine.search("russia")).hits) == 5
     assert len(sink.got) == 5
+
+
+@pytest.mark.parametrize(("kwargs", "says"), [
+    ({"lease": 5}, "lease: a timedelta, not int"),
+    ({"max_polls": "3"}, "max_polls: a whole number, not str"),
+    ({"safety_poll": "30"}, "safety_poll: seconds as a number, not str"),
+    ({"store_path": ""}, "store_path is empty"),
+])
+async def test_open_engines_arguments_of_the_wrong_kind_are_named(
+        tmp_path: Path, kwargs: dict[str, object], says: str) -> None:
+    """They failed later, naming nothing a caller wrote ("'<' not supported between 'int'
+    and 'datetime.timedelta'", a FileNotFoundError of ''); nothing is opened."""
+    with pytest.raises((TypeError, ValueError), match=re.escape(says)):
+        async with open_engine(config(tmp_path), start=False, **kwargs):  # type: ignore[arg-type]
+            pass
+    assert not (tmp_path / "nw.db").exists()
