@@ -619,6 +619,8 @@ class Engine:
         With ``guild``, ``rule`` is a name as that server knows it (an unknown one raises
         NewswatchError) and the matches are those of the rules it sees, by name."""
         limit = _count("limit", limit)
+        if rule is not None:
+            rule = _text("rule", rule)  # (5 was taken, and found nothing)
         if guild is None:
             return [(art, await self._shown(art, matches))
                     for art, matches in await self.store.recent(rule=rule, limit=limit)]
@@ -1901,6 +1903,11 @@ def _name_fold(name: str) -> str:
 def _refuse_internal(fields: Mapping[str, Any], what: str) -> None:
     """ConfigError naming the keys of ``fields`` that newswatch sets itself (a rule's server,
     where it came from, who added it): given, they were silently replaced."""
+    if not isinstance(fields, Mapping):
+        # ("argument of type 'NoneType' is not iterable", "'str' object has no attribute
+        # 'get'", naming nothing the caller wrote)
+        raise TypeError(f"the {what}'s fields: a mapping (a dict, as a config file's "
+                        f"[[{what}s]] table), not {type(fields).__name__}")
     given = [k for k in INTERNAL_KEYS if k in fields]
     if given:
         raise ConfigError([ConfigIssue(k, "set by newswatch itself (a server's rule or source "

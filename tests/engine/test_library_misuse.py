@@ -297,3 +297,16 @@ async def test_open_engines_arguments_of_the_wrong_kind_are_named(
         async with open_engine(config(tmp_path), start=False, **kwargs):  # type: ignore[arg-type]
             pass
     assert not (tmp_path / "nw.db").exists()
+
+
+async def test_a_rule_or_source_given_no_mapping_and_a_rule_given_no_name_are_named(
+        tmp_path: Path) -> None:
+    """add_rule(None) said "argument of type 'NoneType' is not iterable", add_source("x")
+    "'str' object has no attribute 'get'", and recent(rule=5) was taken and found nothing."""
+    async with open_engine(config(tmp_path), start=False, default_sink=Posts()) as engine:
+        with pytest.raises(TypeError, match="the rule's fields: a mapping"):
+            await engine.add_rule(None)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="the source's fields: a mapping"):
+            await engine.add_source("x")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="rule: a str, not int"):
+            await engine.recent(rule=5)  # type: ignore[arg-type]
