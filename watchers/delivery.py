@@ -446,6 +446,17 @@ def check_sinks(sinks: object, default_sink: object) -> None:
         check_sink(default_sink, "default_sink")
 
 
+def kept_for_later(route: RouteConfig) -> list[str]:
+    """The settings of ``route`` that keep alerts for a digest (``mode``, ``quiet_hours``,
+    ``max_per_hour``), by key: a route with any needs a sink that can post a digest."""
+    return [key for key, on in (("mode", route.mode == "digest"),
+                                ("quiet_hours", bool(route.quiet_hours)),
+                                ("max_per_hour", bool(route.max_per_hour))) if on]
+
+
+_KEEPS_SAID = {"mode": 'mode = "digest"'}
+
+
 def digest_sink_issues(config: Config, sinks: Mapping[str, object] | None,
                        default_sink: object) -> list[ConfigIssue]:
     """The routes whose settings keep alerts for a digest (``mode = "digest"``, quiet hours,
@@ -457,9 +468,7 @@ def digest_sink_issues(config: Config, sinks: Mapping[str, object] | None,
         sink = (sinks or {}).get(name, default_sink)
         if route is None or sink is None or callable(getattr(sink, "digest", None)):
             continue
-        keeps = [what for what, on in (("mode = \"digest\"", route.mode == "digest"),
-                                       ("quiet_hours", bool(route.quiet_hours)),
-                                       ("max_per_hour", bool(route.max_per_hour))) if on]
+        keeps = [_KEEPS_SAID.get(key, key) for key in kept_for_later(route)]
         if keeps:
             issues.append(ConfigIssue(
                 f"channels.{name}",

@@ -81,6 +81,7 @@ from watchers.delivery import (
     UpdateSink,
     check_sinks,
     digest_sink_issues,
+    kept_for_later,
     refuse_inside_sink,
 )
 from watchers.errors import (
@@ -1529,18 +1530,14 @@ class Engine:
         current = server.route.model_dump(exclude_unset=True, exclude={"target"})
         settings = route_settings(current, changes, server.channel_id)
         updated = server.model_copy(update={"settings": settings})
-        if self.role in ("all", "deliver") and (sink := self.delivery.sink_for(key)) is not None \
-                and not callable(getattr(sink, "digest", None)):
-            keeps = [what for what, on in (("mode", updated.route.mode == "digest"),
-                                           ("quiet_hours", bool(updated.route.quiet_hours)),
-                                           ("max_per_hour", bool(updated.route.max_per_hour)))
-                     if on]
-            if keeps:
-                # What it kept would be marked delivered and never shown (open_engine refuses
-                # a config route so; one changed at run time was taken).
-                raise ConfigError([ConfigIssue(keeps[0], "this destination cannot post "
-                                               "digests, so it cannot keep alerts for later")],
-                                  file="channel settings")
+        sink = self.delivery.sink_for(key) if self.role in ("all", "deliver") else None
+        if (sink is not None and not callable(getattr(sink, "digest", None))
+                and (keeps := kept_for_later(updated.route))):
+            # What it kept would be marked delivered and never shown (open_engine refuses a
+            # config route so; one changed at run time was taken).
+            raise ConfigError([ConfigIssue(keeps[0], "this destination cannot post digests, "
+                                           "so it cannot keep alerts for later")],
+                              file="channel settings")
         # Stored and applied as one step, to its end (cut short between the two, the new
         # settings were stored and not applied until the next start).
         await finish(self._keep_server_route(updated))
