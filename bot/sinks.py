@@ -1190,15 +1190,8 @@ class _WatchedRequest:
             _ANSWERED.set(response.status)
         retry: float | None = None
         if response.status == 429:
-            raw = response.headers.get("Retry-After")
-            try:
-                retry = max(1.0, float(raw or "1"))
-            except ValueError:
-                # An HTTP date (as a proxy may write it), read as a feed's is: it was taken
-                # for one second.
-                from watchers.sources.feed import parse_retry_after
-
-                retry = max(1.0, parse_retry_after(raw) or 1.0)
+            # (seconds or an HTTP date, as a proxy may write it; a second when none reads)
+            retry = _retry_after(response.headers) or 1.0
         _LIMITED.set(retry)
         return response
 
