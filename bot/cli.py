@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import sources_cli, store_cli, stories_cli, trend_cli
 from bot.cli_config import config_arg, config_path, load, not_a_file
-from bot.logs import json_line, say, shown, stopped_like_ctrl_c
+from bot.logs import encoding_of, json_line, say, shown, stopped_like_ctrl_c
 
 # What a command needs (asyncio, the config models, the engine, the store) is imported by that
 # command when it runs, not here: `newswatch --help` and a mistyped option answer at once, and
@@ -1118,7 +1118,7 @@ def _output_problem() -> str | None:
     if sys.stdout is None:
         return "standard output is closed: the results could be written nowhere"
     for stream in (sys.stdout, sys.stderr):
-        encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+        encoding = encoding_of(stream)
         reconfigure = getattr(stream, "reconfigure", None)
         if encoding not in ("utf-8", "utf8") and reconfigure is not None:
             with contextlib.suppress(ValueError, OSError):

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.logs import shown
+from bot.logs import encoding_of, shown
 from watchers.delivery import Alert, Digest, DigestItem, StoryUpdate, StoryView, UpdateResult
 from watchers.errors import TransientDeliveryError
 from watchers.models import Highlight, minute_text
@@ -315,7 +315,7 @@ class _Writer:
 def _plain_encoding(stream: TextIO) -> bool:
     """Whether what ``stream`` encodes may be written piece by piece as it is (no byte order
     mark each piece would repeat, no newline it would translate)."""
-    encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+    encoding = encoding_of(stream)
     return not encoding.startswith(("utf-16", "utf-32", "utf-8-sig", "utf8-sig")) and (
         getattr(stream, "newlines", None) is None and os.linesep == "\n")
 

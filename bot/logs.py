@@ -53,8 +53,13 @@ def json_line(value: object) -> str:
     """``value`` as one line of JSON for standard output: characters as they are where it
     writes UTF-8, else as ``\\uXXXX`` escapes (a terminal in ASCII or Latin-1 wrote what it
     could not encode as Python's ``\\xe9`` or ``\\U0001f600``, which no JSON reader takes)."""
-    encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("_", "-")
-    return json.dumps(value, ensure_ascii=encoding not in ("utf-8", "utf8"))
+    return json.dumps(value, ensure_ascii=encoding_of(sys.stdout) not in ("utf-8", "utf8"))
+
+
+def encoding_of(stream: object) -> str:
+    """The encoding a text stream writes, named one way ("utf-8", "latin-1"; UTF-8 when it
+    names none)."""
+    return (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
 
 
 def say(msg: str) -> None:
