@@ -464,7 +464,10 @@ async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_
             assert not failed.done(), failed.exception()
             await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", opts)
             restarted = True
-            for _ in range(400):  # polled again once the store answers
+            # Polled again once the store answers: the lease lapses, the claim loop's retry
+            # (up to 5 s apart) reconnects; a minute catches a hang, where 20 s was once too
+            # short on a loaded machine.
+            for _ in range(1200):
                 if len(polls) >= 3:
                     break
                 await asyncio.sleep(0.05)

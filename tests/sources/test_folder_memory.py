@@ -72,6 +72,8 @@ async def test_a_folder_larger_than_a_poll_reads_is_read_over_several_polls_each
     # what a poll leaves is said (run --once and check --live read fewer than there are)
     assert "source drop: 8 new file(s) of 0.0 MB left for its next poll" in caplog.text
     assert all(not p.skipped for p in polls)
+    # each poll that left files says so (the service polls again at once); the last does not
+    assert [p.more for p in polls] == [True] * (len(polls) - 1) + [False]
     read = [a.guid.split("#")[0] for p in polls for a in p.articles if a.guid]
     assert Counter(read) == Counter(list(titles))  # every file, once
     assert read == sorted(read)  # the oldest first

@@ -56,13 +56,16 @@ class Poll:
     true when the source said nothing changed (HTTP 304). ``cursor`` is opaque state the service
     persists and hands back on the next poll (ETag, Last-Modified, file mtimes …). ``skipped``
     has one short, log-safe description per item this poll left out because it could not be read
-    (``"item 3 (guid 'x'): ValueError: …"``, ``"file 'a.txt': binary"``).
+    (``"item 3 (guid 'x'): ValueError: …"``, ``"file 'a.txt': binary"``). ``more`` is true
+    when the source has more items ready than this poll read (a folder's files past a poll's
+    byte budget): the service polls it again at once rather than at its interval.
     """
 
     articles: list[Article]
     not_modified: bool = False
     cursor: Mapping[str, str] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
+    more: bool = False
 
 
 @runtime_checkable

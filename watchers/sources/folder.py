@@ -22,7 +22,7 @@ What a folder source reads, and why (a file left out is described once per file 
 - At most ``POLL_BYTES`` (16 MiB) of files a poll, the oldest first (and one file at least,
   whatever its size): a poll's articles are held until they are written. The cursor keeps what it
   knew of the files left over (or nothing), so the next poll reads them; none is skipped or
-  named for it.
+  named for it. Such a poll says it left ``more``, and the service polls again at once.
 - Names that are not UTF-8 cannot be stored or shown, so those files are skipped.
 - Hidden files and folders (a name starting with ``.``) are ignored; symlinked folders are not
   followed.
@@ -531,15 +531,16 @@ class FolderSource:
         stable, later = _within_budget(stable, POLL_BYTES)
         if later:
             # (said: `run --once` and `check --live` read fewer than the folder holds)
-            log.info("source %s: %d new file(s) of %s MB left for its next poll (a poll reads "
-                     "%d MiB of files at most, the oldest first)", printable(self.name),
+            log.info("source %s: %d new file(s) of %s MB left for its next poll, at once (a "
+                     "poll reads %d MiB of files at most, the oldest first)", printable(self.name),
                      len(later), f"{sum(c.size for c in later) / 2**20:,.1f}",
                      POLL_BYTES // 2**20)
         for key in (*changing, *(c.key for c in later)):
             if key in previous:  # still differs from the file, so it is looked at again
                 scan.cursor[key] = previous[key]
         articles = await asyncio.to_thread(self._read_all, stable, scan)
-        return Poll(articles=articles, cursor=scan.cursor, skipped=tuple(scan.skipped))
+        return Poll(articles=articles, cursor=scan.cursor, skipped=tuple(scan.skipped),
+                    more=bool(later))
 
     async def aclose(self) -> None:
         return None
