@@ -846,13 +846,32 @@ def story_embed(detail: StoryDetail) -> discord.Embed:
     return fit_embed(embed)
 
 
+def _source_failing(src: SourceView) -> bool:
+    return src.state.paused or src.state.failures > 0
+
+
+# Room kept for /stats's footer, which counts what the embed could not hold; within
+# _FIT_FOOTER, so fit_embed never cuts it.
+_STATS_FOOTER = 120
+# Paused routes /stats shows ahead of failing sources.
+_STATS_ROUTES_FIRST = 3
+
+
 def stats_embed(s: Stats) -> discord.Embed:
-    """/stats: articles, alerts, and each source's health."""
+    """/stats: articles, alerts, and each source's health (failing and paused sources
+    first); then the paused routes.
+
+    The first three paused routes and the failing sources are taken first, then the other
+    paused routes, then the healthy sources, so a problem is what is left out last; what
+    the embed cannot hold (25 fields, 6,000 characters) is counted in the footer ("… and 3
+    more sources (none failing)"), never left out without a word."""
     embed = discord.Embed(title="newswatch stats", colour=SEVERITY_COLOURS["info"])
     embed.add_field(name="Articles", value=str(s.articles))
     alerts = ", ".join(f"{k} {v}" for k, v in sorted(s.alerts.items())) or "none yet"
     embed.add_field(name="Alerts", value=alerts)
-    for src in s.sources[:20]:
+    sources = sorted(s.sources, key=lambda src: not _source_failing(src))  # stable
+    source_fields: list[tuple[str, str]] = []
+    for src in sources:
         st = src.state
         lines = [f"last success {_when(st.last_success)} · next poll "
                  f"{_when(st.next_poll, missing='now')}"]
@@ -863,11 +882,46 @@ def stats_embed(s: Stats) -> discord.Embed:
             # feed's server sent (a redirect's Location, an HTTP reason), and a server could
             # put a masked link of its own into the bot's answer.
             lines.append(f"last error: {escape(truncate(st.last_error, 300))}")
-        embed.add_field(name=truncate(f"{src.name} ({src.kind})", LIMITS["field_name"]),
-                        value=truncate("\n".join(lines), LIMITS["field_value"]), inline=False)
-    for route, reason in list(s.paused_routes.items())[:3]:
-        embed.add_field(name=truncate(f"route {visible(route)} paused", LIMITS["field_name"]),
-                        value=truncate(escape(reason), LIMITS["field_value"]), inline=False)
+        source_fields.append((truncate(f"{src.name} ({src.kind})", LIMITS["field_name"]),
+                              truncate("\n".join(lines), LIMITS["field_value"])))
+    route_fields = [(truncate(f"route {visible(route)} paused", LIMITS["field_name"]),
+                     truncate(escape(reason), LIMITS["field_value"]))
+                    for route, reason in s.paused_routes.items()]
+    failing = sum(map(_source_failing, sources))
+    # Which fields are shown, problems first: a field is taken while it fits in the fields
+    # left and, cut to fit_embed's floor, in the total, so fit_embed only shortens values
+    # and never drops a field the footer would not count. The first paused routes go
+    # before the failing sources: a network outage fails every feed at once, and should
+    # not push a route that stopped delivering alerts out of sight.
+    first_routes = min(len(route_fields), _STATS_ROUTES_FIRST)
+    order = ([("route", i) for i in range(first_routes)]
+             + [("source", i) for i in range(failing)]
+             + [("route", i) for i in range(first_routes, len(route_fields))]
+             + [("source", i) for i in range(failing, len(source_fields))])
+    room = LIMITS["total"] - len(embed) - _STATS_FOOTER
+    slots = LIMITS["fields"] - len(embed.fields)
+    shown: dict[str, set[int]] = {"source": set(), "route": set()}
+    for kind, i in order:
+        name, value = (source_fields if kind == "source" else route_fields)[i]
+        need = len(name) + min(len(value), _FIT_FIELD)
+        if slots == 0 or need > room:
+            break
+        shown[kind].add(i)
+        slots -= 1
+        room -= need
+    for kind, fields in (("source", source_fields), ("route", route_fields)):
+        for i, (name, value) in enumerate(fields):
+            if i in shown[kind]:
+                embed.add_field(name=name, value=value, inline=False)
+    left: list[str] = []
+    if rest := len(source_fields) - len(shown["source"]):
+        rest_failing = sum(1 for i in range(failing) if i not in shown["source"])
+        left.append(f"… and {_plural(rest, 'more source')} "
+                    f"({f'{rest_failing} failing' if rest_failing else 'none failing'})")
+    if rest := len(route_fields) - len(shown["route"]):
+        left.append(f"… and {_plural(rest, 'more paused route')}")
+    if left:
+        embed.set_footer(text=" · ".join(left))
     return fit_embed(embed)
 
 

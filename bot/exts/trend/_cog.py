@@ -19,6 +19,7 @@ from bot.charts import render_trend, summary
 from bot.embeds import escape, truncate
 from bot.interactions import Duration, NewswatchCog, OptionError, RuleName
 from watchers.config import format_duration
+from watchers.errors import NewswatchError
 from watchers.rules import parse
 
 __all__ = ["MAX_PERIOD", "MIN_PERIOD", "TrendCog", "check_period"]
@@ -60,7 +61,11 @@ class TrendCog(NewswatchCog):
         if len(what) > MAX_QUERY:
             raise OptionError(f"query_or_rule: {len(what)} characters; at most {MAX_QUERY}")
         since = check_period(period or DEFAULT_PERIOD)
-        if what not in self.engine.rule_names(guild=interaction.guild_id):
+        try:
+            # A rule is named in any case, as the engine charts it: checked by its exact
+            # names only, "/trend OR" was refused as a bad query beside the rule or.
+            self.engine.rule_of(what, interaction.guild_id)
+        except NewswatchError:
             parse(what)  # a QuerySyntaxError is answered privately, with its column
         await interaction.response.defer(thinking=True)
         found = await self.engine.trend(what, since=since, guild=interaction.guild_id)
