@@ -1269,7 +1269,8 @@ class Engine:
     async def unmute(self, rule: str, *, guild: int | None = None) -> bool:
         """Let a muted rule alert again; False when it was not muted."""
         _text("rule", rule)
-        return await self.store.unmute(self.rule_of(rule, guild).key)
+        return await self.store.unmute(self.rule_of(rule, guild).key,
+                                       now=self.delivery.clock.now())
 
     # ------------------------------------------------------------------ sources
 

@@ -30,11 +30,11 @@ async def trend_of(store: Store, what: str, *, rules: Collection[str], since: ti
     ``what`` (one of ``rules``, in any case when one alone has that name) or of the query
     ``what``, counted by when the articles were published, from ``until - since`` to
     ``until`` (the first and last buckets count only what falls inside), each bucket's band
-    by the statistic of surge alerts (``surge.days``, the rule's first match). Raises
-    QuerySyntaxError for
-    a bad query. ``follows``: a query counts only what a server sees (see
-    :meth:`watchers.store.ArticleStore.candidate_page`); ``labels``: its ``source:`` terms
-    name that server's feeds as it named them (see :func:`watchers.search.search`)."""
+    by the statistic of surge alerts (``surge.days``, the rule's or the query's first match).
+    Raises QuerySyntaxError for a bad query. ``follows``: a query counts only what a server
+    sees (see :meth:`watchers.store.ArticleStore.candidate_page`); ``labels``: its
+    ``source:`` terms name that server's feeds as it named them (see
+    :func:`watchers.search.search`)."""
     bucket = bucket or (timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1))
     start = until - since
     # The first bucket's band looks back from its floored start: the same hour on each of
@@ -58,6 +58,34 @@ async def trend_of(store: Store, what: str, *, rules: Collection[str], since: ti
                              executor=executor, follows=follows, labels=labels)
         times = sorted(sort_time(h.article) for h in found.hits)
         label, truncated = what, found.truncated
+        # (A day's band is the rolling 14 days before it whatever the history: only hours
+        # need to know how old the query's matches go.)
+        if times and not truncated and bucket < timedelta(days=1):
+            first = await _matched_before(store, what, history, len(times), threshold=threshold,
+                                          aliases=aliases, executor=executor,
+                                          follows=follows, labels=labels)
     result = trend(label, times, start, until, bucket=bucket, sigma=surge.sigma,
                    min_count=surge.min_count, days=surge.days, first=first)
     return replace(result, truncated=truncated)
+
+
+async def _matched_before(store: Store, query: str, history: datetime, found: int, *,
+                          threshold: int, aliases: Mapping[str, Sequence[str]] | None,
+                          executor: Executor | None, follows: Collection[str] | None,
+                          labels: Mapping[str, str] | None) -> datetime | None:
+    """When ``query`` matched last before ``history``, given that it matched ``found`` times
+    since; None when it never did (or the lookup ran out of time first).
+
+    A rule's band is measured from its first match ever. A query has no stored first match,
+    and the first of the matches read from ``history`` on made one with months of history
+    look days old: its band was the rolling 24 hours, not the same hour of each day, and the
+    query charted surges the rule with the same matches did not. Any match before
+    ``history`` gives the bands the true first match gives: every window a band counts
+    starts at or after ``history``. The lookup reads the index's candidates newest first, so
+    it reads the ``found`` matches again and stops at the first older one; only a query that
+    never matched before reads on through its older candidates, within the lookup's budget."""
+    older = await search(store, query, since=None, limit=found + 1, threshold=threshold,
+                         aliases=aliases, budget=TREND_BUDGET, executor=executor,
+                         follows=follows, labels=labels)
+    before = [t for h in older.hits if (t := sort_time(h.article)) < history]
+    return max(before, default=None)

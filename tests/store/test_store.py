@@ -304,7 +304,7 @@ async def test_source_state_and_mutes_persist(tmp_path: Path) -> None:
         assert await s.source_state("dw") is None
         assert set(await s.mutes(now=now)) == {"kyiv"}
         assert set(await s.mutes(now=now + timedelta(hours=2))) == set()
-        assert await s.unmute("kyiv") and not await s.unmute("kyiv")
+        assert await s.unmute("kyiv", now=now) and not await s.unmute("kyiv", now=now)
         assert await s.integrity_check() == "ok"
     finally:
         await s.aclose()

@@ -251,8 +251,13 @@ class StateMixin(RuntimeModels):
             "INSERT INTO mutes (rule, until) VALUES ($1, $2) "
             "ON CONFLICT (rule) DO UPDATE SET until = excluded.until", rule, until)
 
-    async def unmute(self, rule: str) -> bool:
-        return await self._db.execute("DELETE FROM mutes WHERE rule = $1", rule) > 0
+    async def unmute(self, rule: str, *, now: datetime) -> bool:
+        # A mute that has ended keeps its row (nothing removes it when it ends): the row
+        # goes either way, but the rule was muted only if its mute still ran at ``now``, as
+        # mutes(now) judges. Counting any row answered "unmuted" hours after a mute ended.
+        async with self._db.tx() as conn:  # a write: through the writer's checks
+            return bool(await conn.fetchval(
+                "DELETE FROM mutes WHERE rule = $1 RETURNING until > $2", rule, now))
 
     async def mutes(self, *, now: datetime) -> Mapping[str, datetime]:
         rows = await self._db.fetch("SELECT rule, until FROM mutes WHERE until > $1", now)

@@ -171,10 +171,14 @@ class StateMixin(RuntimeModels):
             await tx.execute(
                 "INSERT OR REPLACE INTO mutes (rule, until) VALUES (?, ?)", (rule, iso(until)))
 
-    async def unmute(self, rule: str) -> bool:
+    async def unmute(self, rule: str, *, now: datetime) -> bool:
+        # A mute that has ended keeps its row (nothing removes it when it ends): the row
+        # goes either way, but the rule was muted only if its mute still ran at ``now``, as
+        # mutes(now) judges. Counting any row answered "unmuted" hours after a mute ended.
         async with self._db.tx() as tx:
-            cur = await tx.execute("DELETE FROM mutes WHERE rule = ?", (rule,))
-            return cur.rowcount > 0
+            rows = await tx.fetchall("DELETE FROM mutes WHERE rule = ? RETURNING until > ?",
+                                     (rule, iso(now)))
+            return any(bool(running) for (running,) in rows)
 
     async def mutes(self, *, now: datetime) -> Mapping[str, datetime]:
         rows = await self._db.fetchall("SELECT rule, until FROM mutes WHERE until > ?",
