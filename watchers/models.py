@@ -26,6 +26,7 @@ __all__ = [
     "MAX_AHEAD",
     "MAX_MATCH_CHARS",
     "MAX_MATCH_TITLE_CHARS",
+    "UNTIMED",
     "Article",
     "Decision",
     "Fired",
@@ -416,11 +417,21 @@ def minute_text(when: datetime) -> str:
     return f"{day_text(when)} {when.hour:02d}:{when.minute:02d}"
 
 
-def history_time(article: Article, *, at: datetime | None) -> datetime | None:
+# When the matches of an undated article of history count: at no time. Stored as the match's
+# time (a column that is never empty), it is before every period a trend, a surge or a count of
+# recent matches reads, and the first match of a rule passes over it.
+UNTIMED = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def history_time(article: Article, *, at: datetime | None) -> datetime:
     """When an article of history (a source's backlog, an import) counts as matched: its
-    publication, else its fetch, never after ``at`` (when given)."""
-    when = article.published or article.fetched_at
-    if when is not None and at is not None and when > at:
+    publication, never after ``at`` (when given); :data:`UNTIMED` without one. Counted at its
+    fetch, an undated backlog or import was a burst of the hour it was read: the next live
+    match surged ("31 matches in the last hour, 744× usual") and trends showed a spike."""
+    when = article.published
+    if when is None:
+        return UNTIMED
+    if at is not None and when > at:
         return at
     return when
 

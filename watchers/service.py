@@ -137,7 +137,7 @@ FREEZE_STORIES = 10_000
 def _matched_at(article: Article, now: datetime, since: datetime | None) -> datetime | None:
     """When a match on ``article`` of a live poll counts: its publication (else fetch) within
     [``since``, ``now``]; None (now) without ``since`` (see WatchService._ingest)."""
-    when = history_time(article, at=now)
+    when = article.published or article.fetched_at  # (a live item is read when it came)
     if since is None or when is None:
         return None
     return min(now, max(when, since))

@@ -162,6 +162,52 @@ async def test_a_first_polls_backlog_and_a_muted_rule_post_no_surge(tmp_path: Pa
         await service.aclose()
 
 
+async def test_undated_history_counts_at_no_time_and_makes_no_surge(tmp_path: Path) -> None:
+    """An undated backlog (a feed without dates) or import counted at the time it was read:
+    neither posted a surge, but the next live match found all of it in "the last hour" and
+    surged ("31 matches in the last hour, 744× usual"), and trends showed the history as a
+    spike of that hour. Its matches now count at no time: in no trend, surge or first match,
+    while the articles and their matches are stored as before."""
+    import json
+
+    from watchers.importer import import_file
+    from watchers.rules import Rule, RuleSet
+
+    now = datetime.now(UTC)
+    backlog = [Article(source="wire", guid=f"g{i}", url=f"https://wire.example/{i}",
+                       title=f"Troops item {i} about region {i * 7}", text=f"Troops in {i}.")
+               for i in range(30)]
+    live = [Article(source="wire", guid=f"n{i}", url=f"https://wire.example/n{i}",
+                    title=f"Troops today {i} at crossing {i * 3}", text=f"Troops {i}.")
+            for i in range(2)]
+    lines = tmp_path / "undated.jsonl"
+    lines.write_text("".join(json.dumps({"id": f"u{i}", "title": f"Troops report {i} of {i*5}",
+                                         "text": f"Troops near {i}.", "source": "archive"}) + "\n"
+                             for i in range(30)))
+    for how in ("backlog", "import"):
+        async with await SqliteStore.open(tmp_path / f"{how}.db") as store:
+            service = watch(store, rules=[rule("troops", "troops", surge=True)],
+                            surge=SurgeConfig(min_count=10))
+            source = Fixed("wire", [] if how == "import" else backlog)
+            await service.add_source(feed("wire"), source)
+            (first,) = await service.run_once()
+            assert first.baseline and first.new == (0 if how == "import" else 30)
+            if how == "import":
+                summary = await import_file(store, lines,
+                                            ruleset=RuleSet([Rule("troops", "troops")]))
+                assert summary.imported == 30
+            assert len(await store.recent(rule="troops", limit=100)) == 30, how  # (/recent)
+            source.items = [*source.items, *live]
+            (second,) = await service.run_once()
+            assert not second.baseline and second.new == 2
+            assert await store.alerts(kind="surge") == [], how
+            times = (await store.match_times(["troops"], now - timedelta(days=3650)))["troops"]
+            assert len(times) == 2, how  # the live matches alone have a time
+            first_match = await store.first_match("troops")
+            assert first_match is not None and first_match >= now - timedelta(minutes=5), how
+            await service.aclose()
+
+
 def _bulletin(i: int, at: datetime) -> Article:
     return Article(source="wire", guid=f"g{i}", url=f"https://wire.example/{i}",
                    title=f"Troops bulletin number {i} region {i * 7}", text=f"Troops {i}.",

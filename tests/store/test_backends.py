@@ -30,7 +30,7 @@ from tests.pg import admin, database_url
 from tests.store._support import alert, art, match, rule
 from watchers.config import FeedSourceConfig, FolderSourceConfig, RuleConfig, ServerRoute
 from watchers.errors import StoreError
-from watchers.models import Article, Match
+from watchers.models import UNTIMED, Article, Match
 from watchers.rules import match_query
 from watchers.rules.lookup import index_terms
 from watchers.search import search
@@ -241,7 +241,7 @@ async def test_source_state_and_mutes_persist(backend: Backend) -> None:
         assert await s.source_state("npr") is None
         assert dict(await s.mutes(now=now)) == {"kyiv": now + timedelta(hours=1)}
         assert set(await s.mutes(now=now + timedelta(hours=2))) == set()
-        assert await s.unmute("kyiv") and not await s.unmute("kyiv")
+        assert await s.unmute("kyiv", now=now) and not await s.unmute("kyiv", now=now)
 
 
 async def test_departed_servers_persist_and_a_second_departure_keeps_the_first_time(
@@ -1252,6 +1252,12 @@ async def test_surges_and_match_times(one: Store) -> None:
         x = art(f"Troops {i}", published=at + timedelta(hours=i))
         await one.record_many([ArticleRecord(x, [match(x)], [], "troops")],
                               at=at + timedelta(minutes=i))
+    # An undated article of history matches at no time: before any period, and no first match.
+    x = art("Troops undated")
+    await one.record_many([ArticleRecord(x, [match(x)], [], "troops", matched_at=UNTIMED)],
+                          at=at + timedelta(minutes=9))
+    assert await one.match_times(["troops"], datetime(1970, 1, 1, tzinfo=UTC)) == {
+        "troops": [at, at + timedelta(minutes=1), at + timedelta(minutes=2)]}
     surge = await one.add_surge("troops", "ops", "troops surging", at,
                                 not_since=at - timedelta(hours=2))
     assert await one.last_surge("troops") == at
@@ -1267,12 +1273,13 @@ async def test_surges_and_match_times(one: Store) -> None:
     assert times == {"troops": [at + timedelta(minutes=1), at + timedelta(minutes=2)],
                      "other": []}
     assert await one.first_match("troops") == at
+    # (a trend counts the articles by their dates: an undated one when it was read)
     assert await one.rule_times("troops", at + timedelta(hours=1)) == [
-        at + timedelta(hours=1), at + timedelta(hours=2)]
+        at + timedelta(hours=1), at + timedelta(hours=2), x.fetched_at]
     top = await one.top_stories("troops", at)
     assert len(top) == 3 and all(n == 1 for _, n in top)
     assert await one.rule_match_counts(since=at + timedelta(minutes=2)) == {"troops": 1}
-    assert await one.rule_match_counts() == {"troops": 3}
+    assert await one.rule_match_counts() == {"troops": 4}
 
 
 async def test_a_surge_stamped_by_a_clock_that_ran_ahead_holds_no_later_surge(one: Store

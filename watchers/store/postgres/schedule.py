@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from watchers.config import RuleConfig
+from watchers.models import UNTIMED
 from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
 from watchers.store.postgres._db import Pg, rowcount
 from watchers.store.postgres.outbox import OUTBOX_COLS, insert_notice, row_of
@@ -176,7 +177,8 @@ class ScheduleMixin:
 
     async def first_match(self, rule: str) -> datetime | None:
         value: datetime | None = await self._db.fetchval(
-            "SELECT min(matched_at) FROM matches WHERE rule = $1", rule)
+            "SELECT min(matched_at) FROM matches WHERE rule = $1 AND matched_at > $2", rule,
+            UNTIMED)  # (an undated article of history's: no time)
         return value
 
     async def top_stories(self, rule: str, since: datetime, limit: int = 3

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from watchers.config import RuleConfig
+from watchers.models import UNTIMED
 from watchers.store.base import LIVE_ALERT_STATES, OutboxRow
 from watchers.store.sqlite._db import Db, dt, iso, surge_rules
 from watchers.store.sqlite.outbox import OUTBOX_COLS, row_of
@@ -216,7 +217,8 @@ class ScheduleMixin:
 
     async def first_match(self, rule: str) -> datetime | None:
         rows = await self._db.fetchall(
-            "SELECT min(matched_at) FROM matches INDEXED BY matches_rule WHERE rule = ?", (rule,))
+            "SELECT min(matched_at) FROM matches INDEXED BY matches_rule WHERE rule = ? AND "
+            "matched_at > ?", (rule, iso(UNTIMED)))  # (an undated article of history's: none)
         return dt(rows[0][0]) if rows and rows[0][0] else None
 
     async def top_stories(self, rule: str, since: datetime, limit: int = 3
