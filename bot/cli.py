@@ -88,7 +88,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from bot.destinations import token_from_env, webhook_problem
-    from watchers.config import format_duration, load_config
+    from watchers.config import format_duration, load_config, routes_sent_to
 
     path = config_path(args.config)
     cfg = load_config(path)
@@ -111,16 +111,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         token, unusable = True, str(exc)
     refused: list[str] = []  # what run refuses to start with (see bot.runner)
     unrouted: list[str] = []
-    used = {r.channel for r in cfg.rules}
-    routes = sorted(used | set(cfg.targets))
+    # The routes sent to are those run reads (bot.client._unrouted): an enabled rule's, the
+    # notices' ([discord] notices, a source's route). A disabled rule's route was refused here
+    # and not by run; a notice route was not, and its notices waited for ever.
+    sent = routes_sent_to(cfg)
+    needed = {route for _, route in sent}
+    used = {r.channel for r in cfg.rules if r.enabled}
+    noticed = {route for where, route in sent if not where.startswith("rules[")}
+    named = ({r.channel for r in cfg.rules} | {s.route for s in cfg.sources if s.route}
+             | needed)
+    routes = sorted(named | set(cfg.targets))
     dests: dict[str, str] = {}
     for route in routes:
         ref = cfg.targets.get(route)
         if ref is None:
-            # With a token, run refuses such a route's rules (said below); without, it prints.
-            dests[route] = ("no [channels] entry (refused with a token)" if token
-                            else "console (no [channels] entry)")
-            if token:
+            # With a token, run refuses such a route's rules and notices (said below);
+            # without, it prints them.
+            dests[route] = ("console (no [channels] entry)" if not token
+                            else "no [channels] entry (refused with a token)" if route in needed
+                            else "no [channels] entry")
+            if token and route in needed:
                 unrouted.append(route)
         elif isinstance(ref, int):
             dests[route] = f"channel {ref}"
@@ -152,19 +162,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     _summary(f"  rules    {len(cfg.rules)}")
     for r in cfg.rules:
         waits = f" (waits for {r.min_sources} outlets)" if r.min_sources > 1 else ""
-        _summary(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}{waits}")
+        flag = "" if r.enabled else " (disabled)"
+        _summary(f"    {r.name:<16} → {r.channel:<10} {r.severity:<8} {r.query}{waits}{flag}")
     _summary(f"  routes   {len(routes)}")
+    disabled = {r.channel for r in cfg.rules if not r.enabled}
     for route in routes:
+        uses = ("; notices go here" if route in noticed else "") + (
+            "" if route in used else "; only disabled rules use it" if route in disabled
+            else "; no rule uses it")
         _summary(f"    {route:<16} {dests[route]}; stories: {cfg.stories_mode(route)}"
-                 f"{_schedule(cfg.route(route))}{'' if route in used else '; no rule uses it'}")
+                 f"{_schedule(cfg.route(route))}{uses}")
     _summary(f"  stories  window {format_duration(cfg.stories.window)}")
     for note in cfg.ignored_settings():
         say(f"{path}: note: {note}")
     for problem in refused:
         say(f"{path}: run refuses to start: {problem}")
     if unrouted:
-        say(f"{path}: with ${cfg.discord.token_env} set, run refuses rules whose route has no "
-            f"[channels] entry: {', '.join(unrouted)}")
+        kinds = {"rules" if where.startswith("rules[") else "notices"
+                 for where, route in sent if route in unrouted}
+        say(f"{path}: with ${cfg.discord.token_env} set, run refuses "
+            f"{' and '.join(sorted(kinds, reverse=True))} whose route has no [channels] "
+            f"entry: {', '.join(unrouted)}")
         return EXIT_USAGE
     if refused:
         return EXIT_USAGE

@@ -25,7 +25,7 @@ from bot.interactions import NewswatchTree
 from bot.logs import add_secret, quiet_discord_reconnects, say
 from bot.runner import StopSignals, once_unless_stopped, report_poll, until_stopped
 from bot.sinks import ChannelTarget, DiscordSink, discord_sink
-from watchers.config import Config, RouteConfig
+from watchers.config import Config, RouteConfig, routes_sent_to
 from watchers.delivery import Sink
 from watchers.engine import Engine, open_engine
 from watchers.errors import ConfigError, ConfigIssue
@@ -244,12 +244,13 @@ class NewsBot(commands.Bot):
 
 
 def _unrouted(cfg: Config, routes: set[str]) -> list[ConfigIssue]:
-    """With a bot token every rule needs a destination: a rule whose route has no [channels]
-    entry would wait forever, so it is an error, not a silent print to the terminal."""
-    return [ConfigIssue(f"rules[{i}].channel",
-                        f"route {r.channel!r} has no [channels] entry; add "
-                        f"`{r.channel} = <channel id or webhook>` under [channels]")
-            for i, r in enumerate(cfg.rules) if r.enabled and r.channel not in routes]
+    """With a bot token every route sent to needs a destination: a rule's, or the notices',
+    whose route has no [channels] entry would wait forever (a paused source's notice was
+    queued for such a route and never posted), so it is an error, not a silent print to the
+    terminal."""
+    return [ConfigIssue(where, f"route {route!r} has no [channels] entry; add "
+                               f"`{route} = <channel id or webhook>` under [channels]")
+            for where, route in routes_sent_to(cfg) if route not in routes]
 
 
 def serve_server_routes(engine: Engine, sink: DiscordSink) -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "parse_duration",
     "pydantic_issues",
     "route_settings",
+    "routes_sent_to",
 ]
 
 # ASCII digits only: float() reads "१५" as 15, and "१५m" is no duration anyone wrote.
@@ -170,6 +171,25 @@ _ENV_REF = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
 _ID_LIMIT = 2**64
 
 
+def _id_problem(value: int) -> str | None:
+    """Why ``value`` is no Discord id, or None: one rule for every id a config holds (a role
+    past 64 bits was refused as mention_role and taken in mention_roles, mention_users and
+    escalation_role, where Discord then refused the alert)."""
+    if 0 < value < _ID_LIMIT:
+        return None
+    return f"{value} is not a Discord id (ids are positive numbers of at most 64 bits)"
+
+
+def _discord_id(value: int) -> int:
+    if (problem := _id_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A Discord id (a snowflake); -5, 0 or a number past 64 bits is a typo, not a role or a user.
+DiscordId = Annotated[int, AfterValidator(_discord_id)]
+
+
 def _secret_like(value: str) -> bool:
     """Whether ``value``, written where a variable's name belongs, is what the variable was to
     hold: a URL (with a database password or a webhook's token) or a token (Discord's are three
@@ -280,7 +300,7 @@ class DiscordConfig(_Strict):
     # An unacknowledged critical alert re-pings escalation_role once after this long (no
     # escalation_role: no re-ping).
     escalate_after: Duration = Field(default=timedelta(minutes=15), strict=False)
-    escalation_role: int | None = Field(default=None, gt=0)
+    escalation_role: DiscordId | None = None
     # How many rules one server may add from Discord (the config file's are not counted).
     max_rules_per_server: int = Field(default=50, ge=0, le=10_000)
     # How many sources one server may follow from Discord (the config file's are not counted).
@@ -315,10 +335,13 @@ class DiscordConfig(_Strict):
     def _ids(cls, value: Any) -> Any:
         # -1, 0 or a number past 64 bits passed `check` as a server or a role.
         for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, int) and not 0 < v < _ID_LIMIT:
-                raise ValueError(f"{v} is not a Discord id (ids are positive numbers of at "
-                                 "most 64 bits)")
+            if isinstance(v, int) and (problem := _id_problem(v)) is not None:
+                raise ValueError(problem)
         if isinstance(value, str):
+            if _secret_like(value.strip()):
+                # The bot's token (or a webhook's URL) pasted here was repeated in the error.
+                raise ValueError("holds what looks like a token or a URL (not shown): "
+                                 "admin_role is a role's id or its name")
             # admin_role by name: a role's id in quotes was taken for a name no role has, and
             # its members were refused every admin command, with `check` saying ok.
             if value.strip().isdigit():
@@ -471,21 +494,26 @@ class RuleConfig(_Strict):
     @field_validator("mention_roles", "mention_users")
     @classmethod
     def _mention_ids(cls, value: list[int]) -> list[int]:
-        bad = [v for v in value if v <= 0]
-        if bad:
-            raise ValueError(f"{bad[0]} is not a Discord id (ids are positive numbers)")
+        for v in value:
+            _discord_id(v)
         return list(dict.fromkeys(value))
 
 
-# A Discord id is a positive number (a snowflake); -5 or 0 is a typo, not a channel.
-DiscordId = Annotated[int, Field(gt=0, lt=_ID_LIMIT)]
-
-
 def _alias_word(value: str) -> str:
-    from watchers.rules.text import key  # the rules' own word key (not at import: start-up)
+    # the rules' own word key and words (not at import: start-up)
+    from watchers.rules.text import key, query_words
 
-    if not key(value.strip()) or " " in value.strip():
+    bare = value.strip()
+    if not key(bare) or " " in bare:
         raise ValueError(f"an alias must be a single word, not {value!r}")
+    # A text is matched by its words, as the tokenizer finds them: an alias that is no such word
+    # ("kiew*", "kyiv~", "!!!") passed and never matched anything, its word in a text being
+    # "kiew" or "kyiv" and its key not.
+    if [k for k, _ in query_words(bare)] != [key(bare)]:
+        shown = ascii(bare[:40]) if not bare[:40].isprintable() else repr(bare[:40])
+        raise ValueError(f"{shown} is not a word as texts are read (letters and digits, joined "
+                         "by an apostrophe or a hyphen), so it never matches: aliases are "
+                         "plain words, not query syntax (no *, ~ or quotes)")
     return value
 
 
@@ -758,6 +786,16 @@ class Config(_Strict):
 _KEY_SHOWN = 60  # characters of a key that an error shows
 
 
+def _key_shown(key: str) -> str:
+    """A key as an error's place names it: an empty one as "" (it made "aliases..[key]"), a
+    URL or a token written as a key not at all (a webhook's token was shown), a long one cut."""
+    if not key:
+        return '""'
+    if _secret_like(key.strip()):
+        return "(a key that looks like a URL or a token, not shown)"
+    return key if len(key) <= _KEY_SHOWN else key[: _KEY_SHOWN - 1] + "…"
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     prev: int | str | None = None
@@ -769,10 +807,10 @@ def _loc(loc: tuple[int | str, ...]) -> str:
         elif part in ("route-ref", "route-table") or (
                 part in ("int", "str") and prev == "route-ref"):
             continue  # the form of a [channels] entry (see RouteEntry)
+        elif part == "[key]":
+            continue  # pydantic's mark of an error in a table's key: the key is the place
         else:
-            name = str(part)
-            if len(name) > _KEY_SHOWN:  # a key of any length, shown in a line of an error
-                name = name[: _KEY_SHOWN - 1] + "…"
+            name = _key_shown(str(part))  # a key of any length, shown in a line of an error
             out += f".{name}" if out else name
     return out
 
@@ -869,6 +907,10 @@ def _shown(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if _secret_like(value.strip()):
+            # A bot token pasted as mention_role or guild_ids was shown, its first 39
+            # characters (most of it); a webhook's URL its id and the start of its token.
+            return "a string that looks like a URL or a token (not shown)"
         text = value if len(value) <= _VALUE_SHOWN else value[: _VALUE_SHOWN - 1] + "…"
         return f"the string {json.dumps(text, ensure_ascii=False)}"
     if isinstance(value, int | float):
@@ -960,9 +1002,29 @@ def pydantic_issues(err: ValidationError, root: type[BaseModel] | None = None
 # it, its server): refused in a file and in what is added at run time.
 INTERNAL_KEYS: Final = ("origin", "created_by", "guild_id")
 
+
+
+def _below(limit: int) -> str:
+    """A pattern of the whole numbers from 1 to ``limit - 1`` in ASCII digits, with no leading
+    zero: for each digit of the largest, the numbers that agree before it and are smaller
+    there, then the largest itself."""
+    top = str(limit - 1)
+    shorter = f"[1-9][0-9]{{0,{len(top) - 2}}}"
+    alternatives = [shorter]
+    for i, digit in enumerate(top):
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            alternatives.append(f"{top[:i]}[{low}-{int(digit) - 1}][0-9]{{{len(top) - i - 1}}}")
+    alternatives.append(top)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
 # A Discord webhook's URL, as a route's target gives it (and as the bot's sinks post to it):
-# ID and TOKEN captured. A looser pattern passed `check` with URLs `run` then refused.
-WEBHOOK_URL: Final = re.compile(r"^https?://[^/]+/api/(?:v\d+/)?webhooks/(\d+)/([\w-]+)/?$")
+# ID and TOKEN captured. A looser pattern passed `check` with URLs `run` then refused. The id is
+# a Discord id, in ASCII digits: webhook 0, one past 64 bits, and "/webhooks/١٢٣/" (Arabic-Indic
+# digits, which int() reads as 123) passed, and Discord refused every post to them.
+WEBHOOK_URL: Final = re.compile(
+    rf"^https?://[^/]+/api/(?:v[0-9]+/)?webhooks/({_below(_ID_LIMIT)})/([\w-]+)/?$", re.ASCII)
 
 
 def _duplicate_rule(name: str, first: int, first_name: str) -> str:
@@ -1001,7 +1063,9 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
            if route is not None and (problem := _odd_route_name(route))}
     issues += [ConfigIssue(where, problem) for where, problem in odd.items()]
     if cfg.channels:
-        known = ", ".join(printable(c, 100) for c in sorted(cfg.channels))
+        known = ", ".join("(a name that looks like a URL or a token, not shown)"
+                          if _secret_like(c.strip()) else printable(c, 100)
+                          for c in sorted(cfg.channels))
         issues += [ConfigIssue(where, f"unknown channel {route!r}; [channels] defines: {known}")
                    for where, route in named
                    if route is not None and route not in cfg.channels and where not in odd]
@@ -1050,9 +1114,14 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
             )
         names.setdefault(src.name, i)
     for key, entry in cfg.channels.items():
-        # (a name shown in an issue's place with its invisible characters escaped)
-        at = f"channels.{printable(key, 100)}"
-        if (problem := _odd_route_name(key)) is not None:
+        # (a name shown in an issue's place with its invisible characters escaped; a URL or a
+        # token written as the name, not at all)
+        at = f"channels.{_key_shown(key) if _secret_like(key.strip()) else printable(key, 100)}"
+        if _secret_like(key.strip()):
+            issues.append(ConfigIssue(at, "a route's name may not be a URL or a token: name "
+                                      "the route with a word and give the channel id, webhook "
+                                      "URL or \"env:VAR\" as its value (alerts = \"https://…\")"))
+        elif (problem := _odd_route_name(key)) is not None:
             issues.append(ConfigIssue(at, problem))
         elif ":" in key:
             issues.append(ConfigIssue(at, "a route name may not contain ':' "
@@ -1071,11 +1140,34 @@ def _semantic_issues(cfg: Config, *, watching: bool = True) -> list[ConfigIssue]
     return issues
 
 
+def routes_sent_to(cfg: Config) -> list[tuple[str, str]]:
+    """Each route the config sends to, with the key that names it: an enabled rule's channel,
+    [discord] notices, and an enabled source's route (a disabled rule or source sends
+    nothing). With a bot token each needs a [channels] entry: ``newswatch run`` refuses to
+    start without one, and ``newswatch check`` says so."""
+    named = [(f"rules[{i}].channel", r.channel) for i, r in enumerate(cfg.rules) if r.enabled]
+    if cfg.discord.notices is not None:
+        named.append(("discord.notices", cfg.discord.notices))
+    named += [(f"sources[{i}].route", s.route) for i, s in enumerate(cfg.sources)
+              if s.enabled and s.route is not None]
+    return named
+
+
 def _odd_route_name(name: str) -> str | None:
     """Why ``name`` cannot name a route (blank; a control, line-break or direction
-    character), or None."""
+    character; a URL or a token), or None."""
     if not name.strip():
         return "a route name may not be empty or blank"
+    if WEBHOOK_URL.match(name.strip()) or "/webhooks/" in name:
+        # Written as a rule's channel, the webhook's URL was taken for a route's name and
+        # printed whole, its token with it, by check and in errors.
+        return ("is a webhook's URL (not shown), not a route's name: put the webhook under "
+                "[channels] as a route (alerts = \"https://discord.com/api/webhooks/…\", or "
+                "\"env:VAR\") and name that route here")
+    if _secret_like(name.strip()):
+        return ("looks like a URL or a token (not shown), not a route's name: a route is "
+                "named under [channels], with its channel id, webhook or \"env:VAR\" as its "
+                "value, and named here by that name")
     if not name.isprintable():
         return ("a route name may not hold control, line-break or direction characters (they "
                 "forge or reorder what logs and /alerts status show)")
@@ -1139,6 +1231,9 @@ def _in_rule(exc: QuerySyntaxError, name: object) -> str:
     return f"{exc} (rule {ascii(shown) if not shown.isprintable() else repr(shown)})"
 
 
+_TOO_DEEP: Final = "not a usable config: arrays or tables nested too deep"
+
+
 def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: str | None = None,
                  watching: bool = True) -> Config:
     """Validate a config mapping; raise ConfigError listing every problem with its key path.
@@ -1146,6 +1241,17 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path = Path("."), file: s
     ``watching``: the config is to watch with (``newswatch run``, ``check``), so it must name
     sources or rules. The commands that read or fill the store (search, import, trend, the
     sources' OPML, migrate, copy) need its ``[storage]`` only."""
+    try:
+        return _parse_config(data, base_dir=base_dir, file=file, watching=watching)
+    except RecursionError:
+        # What a refused value's checks do with the nested data (copying it to try the config
+        # without that value, naming its place) recurses: a 1 KB file of a table nested 500
+        # deep ended check, run and search with a traceback.
+        raise ConfigError([ConfigIssue("", _TOO_DEEP)], file=file) from None
+
+
+def _parse_config(data: Mapping[str, Any], *, base_dir: Path, file: str | None,
+                  watching: bool) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError([ConfigIssue("(the configuration)", "must be a table of settings "
                                        f"(a mapping), not {type(data).__name__}")], file=file)
@@ -1305,6 +1411,29 @@ def _listed(value: Any) -> list[Any]:
 
 # The largest config file read (a config with a thousand rules is about 200 KB).
 MAX_CONFIG_BYTES = 4 * 2**20
+# The most parts a dotted key or a table header may have (a config's deepest is three:
+# [channels.alerts] target). tomllib builds a dotted key's tables in time and memory that grow
+# with the square of its parts: a 40 KB key of 20,000 parts took 9 s and 1.6 GB before it
+# failed, so such a file is refused before it is parsed.
+MAX_KEY_PARTS: Final = 100
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+# A run of more parts than that anywhere in the file (inside a string too, which at worst
+# refuses a value of a hundred dotted words, where no config has one), once the spaces TOML
+# allows around a key's dots are taken out. It is found from the first part of a run only (no
+# letter, quote or dot before it): else a long run was scanned again from each of its parts.
+_DEEP_KEY = re.compile(rf"(?<![A-Za-z0-9_\"'.-]){_KEY_PART}(?:\.{_KEY_PART}){{{MAX_KEY_PARTS}}}")
+# (each run of spaces matched from its start: from each of its spaces, a long run was
+# scanned again)
+_AROUND_DOTS = re.compile(r"(?<![ \t])[ \t]*\.[ \t]*")
+
+
+def _too_deep_at(source: str) -> int | None:
+    """The line of a dotted key or table header of more than MAX_KEY_PARTS parts in
+    ``source``, or None (without a regular expression's pass when it has too few dots)."""
+    if source.count(".") < MAX_KEY_PARTS:
+        return None
+    deep = _DEEP_KEY.search(_AROUND_DOTS.sub(".", source))
+    return None if deep is None else deep.string.count("\n", 0, deep.start()) + 1
 
 
 def load_config(path: str | Path, *, watching: bool = True) -> Config:
@@ -1336,7 +1465,12 @@ def load_config(path: str | Path, *, watching: bool = True) -> Config:
     try:
         # "utf-8-sig": a byte order mark, which some editors write first, is not TOML but not
         # the user's mistake either.
-        data = tomllib.loads(raw.decode("utf-8-sig"))
+        source = raw.decode("utf-8-sig")
+        if (line := _too_deep_at(source)) is not None:
+            raise ConfigError([ConfigIssue("", (
+                f"{_TOO_DEEP} (a dotted key or table header of more than {MAX_KEY_PARTS} "
+                f"parts at line {line})"))], file=str(p))
+        data = tomllib.loads(source)
     except UnicodeDecodeError as exc:
         # Where: one Latin-1 byte in a comment of a long file was hard to find.
         text = raw.removeprefix(b"\xef\xbb\xbf")  # (where the decoder counted from)
@@ -1349,6 +1483,5 @@ def load_config(path: str | Path, *, watching: bool = True) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigIssue("", f"not valid TOML: {exc}")], file=str(p)) from None
     except RecursionError:  # tomllib reads nested arrays and tables recursively
-        raise ConfigError([ConfigIssue("", "not a usable config: arrays or tables nested too "
-                                           "deep")], file=str(p)) from None
+        raise ConfigError([ConfigIssue("", _TOO_DEEP)], file=str(p)) from None
     return parse_config(data, base_dir=base, file=str(p), watching=watching)

@@ -1625,11 +1625,14 @@ class Engine:
         self.delivery.default_routes = self.route_names  # as they are at each send
 
     def route_names(self) -> list[str]:
-        """Every route newswatch knows, sorted: those in [channels], those rules name, and the
-        channels servers picked (a channel set up for a digest keeps its route after its last
-        rule is removed, and what it kept still goes out)."""
+        """Every route newswatch knows, sorted: those in [channels], those rules name, those
+        notices go to ([discord] notices, a source's route), and the channels servers picked
+        (a channel set up for a digest keeps its route after its last rule is removed, and
+        what it kept still goes out). A notice route no rule named was not among them: with
+        no [channels] entry its notices ("source paused") were never printed."""
+        notices = {self.config.discord.notices, *(s.route for s in self.config.sources)}
         return sorted({r.channel for r in self.watch.rules} | set(self.config.channels)
-                      | set(self.tenancy.routes))
+                      | {n for n in notices if n is not None} | set(self.tenancy.routes))
 
     async def digest_now(self, route: str) -> int:
         """Send what ``route`` keeps for a digest now (``/digest now``); returns how many alerts

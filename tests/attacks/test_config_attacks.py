@@ -21,7 +21,7 @@ EXPECTED = {
     # check passed it, and every other command then ended in a traceback
     "aliases.nyc[0]": "an alias must be a single word, not 'new york'",
     # and a key the same way: check passed it, and run, search and import ended in a traceback
-    "aliases.new york.[key]": "an alias must be a single word, not 'new york'",
+    "aliases.new york": "an alias must be a single word, not 'new york'",
     "channels.still.quiet_hours": "start and end at the same time",
     # were ignored without a word: the route sent its alerts at once, or kept everything
     "channels.briefing": "digest_every and digest_at are used only with mode = 'digest'",
