@@ -1077,6 +1077,12 @@ class DiscordEmulator:
     refused with 404 10062 Unknown interaction, and its follow-ups with 404 10015 Unknown
     Webhook. Off unless a test sets it: on a loaded machine a test's bot can be slow for
     reasons that are not what the test is about.
+
+    ``token_life`` (an attribute, None by default): seconds after an interaction is sent for
+    which its token works, as Discord's 15 minutes; later, follow-ups and reads, edits and
+    deletions of its messages through that token (``/webhooks/{application_id}/{token}/...``)
+    are refused with 404 10015 Unknown Webhook. A component interaction (a click, a select)
+    has a token of its own, with its own life. Off unless a test sets it.
     """
 
     def __init__(
@@ -1112,6 +1118,7 @@ class DiscordEmulator:
         self.nonce_window = nonce_window
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.answer_within: float | None = None
+        self.token_life: float | None = None
 
         for g in self.guilds:
             if g.get_member(self.bot_user.id) is None:
@@ -2322,6 +2329,9 @@ class DiscordEmulator:
         handle = self._interactions.get(req.params["webhook_token"])
         if handle is None:
             raise _error(404, 10015, "Unknown Webhook")
+        age = asyncio.get_running_loop().time() - handle.sent_at
+        if self.token_life is not None and age > self.token_life:
+            raise _error(404, 10015, "Unknown Webhook")  # the token ran out (token_life)
         return handle
 
     async def _get_webhook_token(self, req: RecordedRequest) -> tuple[int, Any]:

@@ -8,6 +8,10 @@ Invariants:
 - A view lives for ``PagedResults.TIMEOUT`` after its last click; then its buttons and select
   are disabled on the message (edited through the interaction that last changed it: the
   command's answer, or a page click), so nothing that looks clickable stays.
+- That interaction's token lets it edit the message for ``PagedResults.TOKEN_LIFE`` (Discord's
+  15 minutes) only, so the view times out ``TOKEN_MARGIN`` before the token would at the
+  latest, however recent the last click: uses of the select answer privately and leave that
+  interaction as it is, and a view they kept alive longer could not disable its components.
 - Its components' custom ids carry the view's own random id (``nw:results:<id>:next``). A
   click that no live view answers (the bot restarted, or Discord delivered it after the
   timeout) is answered by :class:`ExpiredResults`, privately, instead of failing.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
@@ -48,12 +53,20 @@ class PagedResults(discord.ui.View):
     #: Seconds after the last click before the buttons are disabled (Discord lets the
     #: interaction that sent them edit the message for 15 minutes).
     TIMEOUT: ClassVar[float] = 600
+    #: Seconds an interaction's token works for edits of its message (Discord: 15 minutes).
+    TOKEN_LIFE: ClassVar[float] = 900
+    #: Seconds before the editor's token runs out at which the view times out at the latest,
+    #: so that the edit disabling its components still reaches Discord while the token works.
+    TOKEN_MARGIN: ClassVar[float] = 30
 
     def __init__(self, title: str, rows: Sequence[ResultLine], *, page_size: int = 5,
                  timeout: float | None = None, note: str | None = None,
                  total: int | None = None, expand: Expand | None = None,
                  interaction: discord.Interaction[Any] | None = None) -> None:
-        super().__init__(timeout=self.TIMEOUT if timeout is None else timeout)
+        self._idle = self.TIMEOUT if timeout is None else timeout
+        # when (time.monotonic()) the editor's token stops working; None: no editor
+        self._editor_until = None if interaction is None else self._token_end(interaction)
+        super().__init__(timeout=self._time_left())
         self.results_id = secrets.token_hex(6)
         for part, item in (("prev", self.previous), ("next", self.next),
                            ("story", self.expand)):
@@ -74,6 +87,34 @@ class PagedResults(discord.ui.View):
             self.remove_item(self.previous)
             self.remove_item(self.next)
         self._sync()
+
+    def _token_end(self, interaction: discord.Interaction[Any]) -> float:
+        # The token's life counts from when Discord made the interaction (its id's time), not
+        # from when the view got it: a command may have worked a while before answering.
+        age = max(0.0, (discord.utils.utcnow() - interaction.created_at).total_seconds())
+        return time.monotonic() - age + self.TOKEN_LIFE
+
+    def _time_left(self) -> float:
+        """The timeout from now: the idle time, cut so the view times out while its editor's
+        token still works (a token about to run out: at once)."""
+        if self._editor_until is None:
+            return self._idle
+        left = self._editor_until - self.TOKEN_MARGIN - time.monotonic()
+        # not 0: discord.py takes a timeout of 0 as none at all, and the view would never end
+        return max(0.001, min(self._idle, left))
+
+    def _new_editor(self, interaction: discord.Interaction[Any]) -> None:
+        # a page click's token is fresh: the view may live the whole idle time again
+        self._editor = interaction
+        self._editor_until = self._token_end(interaction)
+        self.timeout = self._time_left()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        # discord.py restarts the countdown with self.timeout right after this check and
+        # before the callback; cut it to what the editor's token has left, or a use of the
+        # select would keep the view past it and its components could not be disabled.
+        self.timeout = self._time_left()
+        return True
 
     @property
     def has_items(self) -> bool:
@@ -112,7 +153,7 @@ class PagedResults(discord.ui.View):
         self.page = max(0, self.page - 1)
         self._sync()
         await interaction.response.edit_message(embed=self.embed(), view=self)
-        self._editor = interaction
+        self._new_editor(interaction)
 
     @discord.ui.button(label="▶", style=discord.ButtonStyle.secondary, row=0)
     async def next(self, interaction: discord.Interaction[Any],
@@ -120,7 +161,7 @@ class PagedResults(discord.ui.View):
         self.page = min(self.pages - 1, self.page + 1)
         self._sync()
         await interaction.response.edit_message(embed=self.embed(), view=self)
-        self._editor = interaction
+        self._new_editor(interaction)
 
     @discord.ui.select(cls=discord.ui.Select[Any], placeholder="Expand a story…", row=1,
                        options=[discord.SelectOption(label="-")])
