@@ -422,6 +422,33 @@ async def test_a_store_on_a_read_only_file_system_says_so_when_read(tmp_path: Pa
         await asyncio.to_thread(subprocess.run, ["umount", str(folder)], check=True)
 
 
+async def test_a_store_in_an_immutable_folder_says_why_it_cannot_be_read(
+        tmp_path: Path) -> None:
+    """A folder made immutable (``chattr +i``, which binds root too) cannot take the -shm file
+    a WAL database is read with: SQLite's "unable to open database file" was all it said."""
+    folder = tmp_path / "frozen"
+    folder.mkdir()
+    path = folder / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Written before the folder was made immutable"))
+    made = await asyncio.to_thread(subprocess.run, ["chattr", "+i", str(folder)],
+                                   capture_output=True)
+    if made.returncode:
+        pytest.skip(f"cannot make a folder immutable here: {made.stderr.decode().strip()}")
+    try:
+        with pytest.raises(StoreError) as caught:
+            await SqliteStore.open(path, readonly=True)
+    finally:
+        await asyncio.to_thread(subprocess.run, ["chattr", "-i", str(folder)], check=True)
+    assert str(caught.value) == (
+        f"cannot read the database {path}: SQLite must create {path}-shm beside it to read "
+        "it, and it could not be created there (the folder is read-only to this process); "
+        "run while newswatch runs (it keeps that file), or copy the database (with its -wal "
+        "file, if any) to a writable place and read it there")
+    async with await SqliteStore.open(path, readonly=True) as store:  # and once it is not
+        assert await store.count_articles() == 1
+
+
 async def test_a_full_disk_is_named_when_the_store_is_read(tmp_path: Path) -> None:
     """Reading needs the -shm file, which a full file system cannot take: SQLite's "disk I/O
     error" named no cause."""

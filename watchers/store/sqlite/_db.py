@@ -342,6 +342,16 @@ class Db:
                 f"cannot read the database {self.path}: it lies on a read-only file system, "
                 f"and SQLite must create {shm} beside it to read it; copy the database (with "
                 "its -wal file, if any) to a writable place and read it there")
+        if (self.readonly and "unable to open database file" in detail
+                and not os.path.exists(shm) and os.access(os.path.realpath(self.path), os.R_OK)):
+            # The file can be read, but its -shm file could not be made beside it: a folder
+            # made immutable (chattr +i, which binds root too), or one an access control list
+            # or a security module keeps closed. SQLite's words named nothing to act on.
+            return StoreError(
+                f"cannot read the database {self.path}: SQLite must create {shm} beside it to "
+                "read it, and it could not be created there (the folder is read-only to this "
+                "process); run while newswatch runs (it keeps that file), or copy the database "
+                "(with its -wal file, if any) to a writable place and read it there")
         if "disk I/O error" in detail and _disk_full(shm):
             # SQLite could not grow a side file: its "disk I/O error" named no cause.
             detail += " (the file system holding it is full)"
