@@ -11,6 +11,18 @@ index terms the engine computes
 its parts' terms, which is what ``index_terms`` gives for the whole because tokens never span
 the paragraph break that joins the parts.
 
+Recombined, the corpora hold the words of about 20,000 articles: 45,000 distinct words at a
+million articles, where a year of real news has well over a million (the names of people,
+places and firms, numbers, foreign words, misspellings: Heaps' law, K≈40 and β≈0.55 over some
+4×10⁸ tokens, gives about two million). A list that short flattered every lookup that goes
+through the index's word list (fuzzy terms, prefixes, regexes) and the memory it takes. So
+each article also names a few people or places: two words in its title (after an em dash),
+four more in its text when it has one, coined by a model of the corpora's own spelling (a
+chain over letter triples) and reused as news reuses names, a Yule–Simon process: a name is
+new with probability :data:`NEW_NAME` and otherwise an earlier mention's, so a few are in
+thousands of articles and most in one or two. At a million articles that adds about a million
+words; :data:`WORDS` = 0 builds the store without them.
+
 The file is cached under ``/tmp/newswatch-bench/`` per schema version, so reruns are fast. When
 only an older version is cached, a copy of the newest older one is upgraded by the store's own
 migrations (opened once for writing) instead of being rebuilt: the same articles, the current
@@ -28,6 +40,7 @@ import shutil
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 
 from watchers.rules.lookup import index_terms, lookup_terms, url_terms
@@ -40,6 +53,10 @@ CORPORA = ROOT.parent / "shared" / "corpora" / "articles"
 CACHE = Path("/tmp/newswatch-bench")
 SOURCES = 300
 BATCH = 50_000
+# Coined names (see the module's docstring): how likely a mention is a new name, and the
+# version of the scheme, part of the cached file's name (0: no names, the store before them).
+NEW_NAME = 0.25
+WORDS = 1
 
 
 # The outlets' hosts: a few real ones (source 0 is the BBC), the rest made-up names (each in up to
@@ -96,15 +113,60 @@ def _halves(text: str) -> tuple[str, str]:
     return "\n".join(paras[:cut]), "\n".join(paras[cut:])
 
 
+class _Names:
+    """Names coined in the corpora's spelling and mentioned as news mentions them (see the
+    module's docstring): :meth:`mention` gives one name, new or an earlier mention's."""
+
+    def __init__(self, words: set[str], rng: random.Random) -> None:
+        self.rng = rng
+        self.taken = set(words)
+        follow: dict[str, dict[str, int]] = {}
+        for w in words:
+            if 4 <= len(w) <= 14 and w.isascii() and w.isalpha():
+                chain = "^^" + w + "$"
+                for i in range(len(chain) - 2):
+                    nxt = follow.setdefault(chain[i:i + 2], {})
+                    nxt[chain[i + 2]] = nxt.get(chain[i + 2], 0) + 1
+        self.follow = {k: (list(v), list(accumulate(v.values()))) for k, v in follow.items()}
+        self.mentions: list[str] = []
+
+    def _coin(self) -> str:
+        while True:
+            word, pair = "", "^^"
+            while len(word) <= 14:
+                letters, weights = self.follow[pair]
+                c = self.rng.choices(letters, cum_weights=weights)[0]
+                if c == "$":
+                    break
+                word += c
+                pair = pair[1] + c
+            if 4 <= len(word) <= 14 and word not in self.taken:
+                self.taken.add(word)
+                return word
+
+    def mention(self) -> str:
+        if not self.mentions or self.rng.random() < NEW_NAME:
+            name = self._coin()
+        else:
+            name = self.mentions[self.rng.randrange(len(self.mentions))]
+        self.mentions.append(name)
+        return name
+
+    def line(self, k: int) -> str:
+        return " ".join(self.mention().capitalize() for _ in range(k))
+
+
 def store_path(n: int) -> Path:
-    return CACHE / f"{n}-v{SCHEMA_VERSION}.db"
+    return CACHE / (f"{n}-v{SCHEMA_VERSION}.db" if not WORDS
+                    else f"{n}-w{WORDS}-v{SCHEMA_VERSION}.db")
 
 
 def _older(n: int) -> Path | None:
     """The cached store of ``n`` articles of the newest schema version before the current one."""
     found: list[tuple[int, Path]] = []
-    for candidate in CACHE.glob(f"{n}-v*.db"):
-        m = re.fullmatch(rf"{n}-v(\d+)\.db", candidate.name)
+    kind = f"{n}-w{WORDS}-v" if WORDS else f"{n}-v"
+    for candidate in CACHE.glob(f"{kind}*.db"):
+        m = re.fullmatch(rf"{kind}(\d+)\.db", candidate.name)
         if m and int(m.group(1)) < SCHEMA_VERSION:
             found.append((int(m.group(1)), candidate))
     return max(found)[1] if found else None
@@ -166,6 +228,10 @@ def build(n: int, *, seed: int = 12) -> Path:
     l_terms = [set(index_terms(t).split()) for t in tails]
     p_terms = [set(index_terms(t).split()) for t in pages]
     rng = random.Random(seed)
+    names = None
+    if WORDS:
+        corpus_words = set().union(*t_terms, *h_terms, *l_terms, *p_terms)
+        names = _Names(corpus_words, random.Random(seed + 1))
     start = datetime(2025, 1, 1, tzinfo=UTC)
     year = 365 * 24 * 3600
     con = sqlite3.connect(tmp, isolation_level=None)
@@ -192,13 +258,23 @@ def build(n: int, *, seed: int = 12) -> Path:
                 p = rng.randrange(len(pages))
                 text = pages[p]
                 words |= p_terms[p]
+            title = titles[ti]
+            if names is not None:
+                # (the names' words, as the engine indexes them: index_terms of the added line)
+                named = names.line(2)
+                title = f"{title} — {named}"
+                words |= set(index_terms(named).split())
+                if text:
+                    more = names.line(4)
+                    text = f"{text}\n\n{more}."
+                    words |= set(index_terms(more).split())
             when = start + timedelta(seconds=rng.randrange(year))
             iso = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             digest = hashlib.sha256(f"scale-{seed}-{i}".encode()).hexdigest()
             source = rng.randrange(SOURCES)
             url = article_url(source, titles[ti], i)
             rows.append((rowid, digest[:16], f"src-{source:03d}", f"g{i}", url,
-                         normalise_link(url), titles[ti], text, iso, fetched, iso, digest))
+                         normalise_link(url), title, text, iso, fetched, iso, digest))
             terms.append((rowid, " ".join(sorted(w for w in words if w))))
         con.execute("BEGIN")
         con.executemany(
