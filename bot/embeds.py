@@ -12,6 +12,7 @@ and the rendered message is cut to Discord's limits value by value, never throug
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -31,10 +32,12 @@ from watchers.delivery import (
 )
 from watchers.engine import RuleTest, RuleView, SourceView, Stats, StoryDetail
 from watchers.models import Article, Highlight, Match, control_pictures, reordering_shown
-from watchers.snippet import Run, snippet_runs, title_runs
+from watchers.snippet import Run, grapheme_floor, snippet_runs, title_runs
 from watchers.store.base import StoryRecord
-from watchers.templates import cut_value, fill, placeholders_in
+from watchers.templates import MENTION_ROOM, cut_value, fill, mention, placeholders_in
 from watchers.urls import without_credentials
+
+log = logging.getLogger("newswatch")
 
 __all__ = [
     "ACK_ID",
@@ -128,14 +131,16 @@ def code_text(text: str) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """Cut at ``limit`` characters with an ellipsis, never leaving a dangling escape."""
+    """Cut at ``limit`` characters with an ellipsis, never leaving a dangling escape nor half
+    of what shows as one character (a flag cut between its two letters read as another
+    country's; see :func:`watchers.snippet.grapheme_floor`)."""
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
-    trailing = len(cut) - len(cut.rstrip("\\"))
-    if trailing % 2:
-        cut = cut[:-1]  # an odd number of backslashes would escape the ellipsis
-    return cut + ELLIPSIS
+    end = grapheme_floor(text, limit - 1)
+    # an odd number of backslashes would escape the ellipsis
+    while (end - len(text[:end].rstrip("\\"))) % 2:
+        end = grapheme_floor(text, end - 1)
+    return text[:end] + ELLIPSIS
 
 
 def _parts(url: str) -> tuple[str, str, str]:
@@ -351,12 +356,15 @@ def _latest_line(article: Article, *, changed: bool) -> str:
 
 
 def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool = False,
-                  route: RouteConfig | None = None) -> dict[str, Any]:
+                  route: RouteConfig | None = None, reserve: int = 0,
+                  warn: bool = True) -> dict[str, Any]:
     """Keyword arguments for ``Messageable.send`` / ``Webhook.send`` for one alert.
 
     Only the rules' configured roles (``mention_role``, ``mention_roles``) and users
     (``mention_users``) are mentioned and may ping — never @everyone or @here; article text can
-    never ping anyone.
+    never ping anyone. They are spelt out in the content, inside the room it has for them (see
+    :func:`_fit_mentions`); with ``warn`` (not a re-rendering), mentions that several rules
+    pooled past it are logged once, on the alert's first attempt.
     With ``alert.story`` the embed carries the story's line (other outlets, counts, when it
     last changed) and ``latest``, the story's newest article (``changed``: an article that
     changed in place); ``alert.escalated_from`` puts a banner above the snippet.
@@ -366,28 +374,25 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
     footer stay; the fields give way to it, but for the story's line when the template does not
     place ``{story}``), ``text`` style posts it as plain content without an embed. Every
     value is escaped, an ``@`` of the template's own text too, so only the rules' roles ping.
+
+    ``reserve``: characters of the content the caller keeps for a line of its own above it
+    (a preview's note), so that the message is rendered to fit beside it, never cut after.
     """
     art = alert.article
-    roles = sorted({r.mention_role for r in alert.rules if r.mention_role}
-                   | {i for r in alert.rules for i in r.mention_roles})[:_MAX_MENTIONS]
-    users = sorted({i for r in alert.rules for i in r.mention_users})[:_MAX_MENTIONS]
-    # A message's content holds at most 2,000 characters: a hundred roles and a hundred users
-    # spelt out need about 4,500, and Discord refused every such alert. The roles come first,
-    # then the users, as many as fit in half of it (the other half is a text alert's).
-    used = 0
-    for kind, ids in (("roles", roles), ("users", users)):
-        kept = []
-        for i in ids:
-            cost = len(f"<@&{i}> " if kind == "roles" else f"<@{i}> ")
-            if used + cost > _MENTION_BUDGET:
-                break
-            kept.append(i)
-            used += cost
-        if kind == "roles":
-            roles = kept
-        else:
-            users = kept
-    content = " ".join([*(f"<@&{r}>" for r in roles), *(f"<@{u}>" for u in users)]) or None
+    chosen = alert_template(alert, route)
+    text_style = chosen is not None and chosen[1] == "text"
+    # A text alert's content holds its text too, and its mentions get MENTION_ROOM (half of
+    # it); an embed alert's content holds only the mentions, and the acknowledgement line
+    # that may be put below them (kept whole: a cut through the mentions showed "<@&1100…").
+    room = MENTION_ROOM if text_style else LIMITS["content"] - _ACK_ROOM - reserve
+    roles, users, left_out, short = _fit_mentions(alert.rules, room)
+    if left_out and warn and alert.attempt <= 1:
+        log.warning("alert %s (route %s, article %s): %d mention(s) of rule(s) %s left out, "
+                    "past the %d characters its message has for mentions; the alert posts "
+                    "with the rest", alert.id, alert.route, art.id, left_out,
+                    ", ".join(short), room)
+    content = " ".join([*(mention(r, role=True) for r in roles),
+                        *(mention(u, role=False) for u in users)]) or None
     allowed = discord.AllowedMentions(
         everyone=False, replied_user=False,
         users=[discord.Object(id=u) for u in users] if users else False,
@@ -401,14 +406,13 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
         # a cut would leave half a link: name the newest article without one
         story[-1] = _latest_line(latest.model_copy(update={"url": None}), changed=changed)
     banner = escalation_line(alert)
-    chosen = alert_template(alert, route)
     if chosen is not None and chosen[1] == "text":
         values = template_values(alert, latest=latest, changed=changed,
                                  names={*placeholders_in(chosen[0]), "headline"})
         lead = (f"{content}\n" if content else "") + (f"**{banner}**\n" if banner else "")
-        text = _render_template(chosen[0], values, LIMITS["content"] - len(lead))
+        budget = LIMITS["content"] - len(lead) - reserve
+        text = _render_template(chosen[0], values, budget)
         if not text.strip():  # Discord refuses an empty message: the headline, or its title
-            budget = LIMITS["content"] - len(lead)
             text = values["headline"]
             if len(text) > budget:  # a link is never cut: the title alone, cut
                 text = truncate(escape(art.title) or "(untitled)", budget)
@@ -453,8 +457,37 @@ def alert_message(alert: Alert, *, latest: Article | None = None, changed: bool 
 
 # Discord takes at most 100 ids in each list of allowed_mentions.
 _MAX_MENTIONS = 100
-# Characters of an alert's content its mentions may take (the content holds 2,000).
-_MENTION_BUDGET = 1000
+
+
+def _fit_mentions(rules: Sequence[RuleConfig], room: int
+                  ) -> tuple[list[int], list[int], int, list[str]]:
+    """The roles and users of ``rules`` whose mentions fit in ``room`` characters (one space
+    between each), the number left out and the names of the rules that lost some.
+
+    Users come first, then roles, each as the rules list them, the most severe rule's first.
+    A user is named to be paged (the person on call) and reaches no one else, where a role of
+    many is often one of several that reach the same people; roles sorted by id first took
+    all the room, and the on-call user was never pinged. The config keeps each rule's own
+    mentions within the least room (MENTION_ROOM), so only several rules pooled on one alert
+    can leave any out."""
+    rules = sorted(rules, key=lambda r: -_severity_rank(r.severity))  # stable: ties keep order
+    users = list(dict.fromkeys(u for r in rules for u in r.mention_users))
+    roles = list(dict.fromkeys(
+        i for r in rules for i in ([r.mention_role] if r.mention_role else []) + r.mention_roles))
+    kept: dict[bool, list[int]] = {False: [], True: []}  # by "is a role"
+    used = -1  # no space before the first
+    for role, ids in ((False, users), (True, roles)):
+        for i in ids:
+            cost = 1 + len(mention(i, role=role))
+            if len(kept[role]) < _MAX_MENTIONS and used + cost <= room:
+                kept[role].append(i)
+                used += cost
+    kept_users, kept_roles = set(kept[False]), set(kept[True])
+    short = [r.name for r in rules
+             if any(u not in kept_users for u in r.mention_users)
+             or any(i not in kept_roles for i in [*r.mention_roles, r.mention_role] if i)]
+    left_out = len(users) + len(roles) - len(kept[False]) - len(kept[True])
+    return kept[True], kept[False], left_out, list(dict.fromkeys(short))
 
 # Acknowledgement buttons: the custom ids carry the alert's outbox id, so a click is understood
 # by whichever process runs when it comes (the acks extension registers dynamic items that
@@ -485,6 +518,11 @@ def ack_buttons(alert_id: int, *, acknowledged: bool = False) -> discord.ui.View
 def ack_line(user_id: int, at: datetime) -> str:
     """The line an acknowledged alert carries: who, and when (shown in the reader's time)."""
     return f"✅ Acknowledged by <@{int(user_id)}> at {_when(at, 't')}"
+
+
+# The longest acknowledgement line and the line break before it: an embed alert's mentions
+# leave it room.
+_ACK_ROOM = len(ack_line(2**64 - 1, datetime(9999, 12, 31, tzinfo=UTC))) + 1
 
 
 def with_ack_line(content: str | None, line: str) -> str:
@@ -613,7 +651,8 @@ def story_message(update: StoryUpdate, *, repost: bool = False,
     content is the message, so it is re-rendered too. Neither pings anyone: the story is not
     new news."""
     alert = replace(update.alert, story=update.story)
-    kwargs = alert_message(alert, latest=update.article, changed=update.changed, route=route)
+    kwargs = alert_message(alert, latest=update.article, changed=update.changed, route=route,
+                           warn=False)
     kwargs["allowed_mentions"] = _NO_PINGS
     acked = ack_line(*update.acknowledged) if update.acknowledged is not None else None
     if kwargs.get("embed") is None:

@@ -498,6 +498,33 @@ class RuleConfig(_Strict):
             _discord_id(v)
         return list(dict.fromkeys(value))
 
+    @model_validator(mode="after")
+    def _mentions_fit(self) -> RuleConfig:
+        # An alert spells its mentions out in its message's content, which has room for
+        # MENTION_ROOM characters of them at the least (a text alert's text takes the rest).
+        # 45 roles and a user passed here, and their alert left out 4 roles and the user,
+        # with no word: a rule whose own mentions can never all fit is refused instead.
+        from watchers.templates import MENTION_ROOM, mention, mentions_length
+
+        roles = list(dict.fromkeys(
+            [*([self.mention_role] if self.mention_role else []), *self.mention_roles]))
+        users = self.mention_users
+        need = mentions_length(roles, users)
+        if need <= MENTION_ROOM:
+            return self
+        fit, used = 0, -1  # how many of these ids fit, the shortest first
+        for size in sorted([len(mention(i, role=True)) for i in roles]
+                           + [len(mention(i, role=False)) for i in users]):
+            if used + 1 + size > MENTION_ROOM:
+                break
+            fit, used = fit + 1, used + 1 + size
+        raise ValueError(
+            f"rule {self.name!r} mentions {len(roles)} role(s) and {len(users)} user(s), "
+            f"{need} characters spelt out in the alert, but an alert's message has room for "
+            f"{MENTION_ROOM} characters of mentions: this rule may mention at most {fit} of "
+            "these (mention_role, mention_roles and mention_users together); mention a role "
+            "that holds the others instead")
+
 
 def _alias_word(value: str) -> str:
     # the rules' own word key and words (not at import: start-up)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from watchers.models import Highlight
 
-__all__ = ["Run", "snippet_runs", "title_runs"]
+__all__ = ["Run", "grapheme_floor", "snippet_runs", "title_runs"]
 
 _WS = re.compile(r"\s+")
 
@@ -104,16 +104,43 @@ def snippet_runs(text: str, highlights: Iterable[Highlight], width: int = 320) -
 # hundreds of marks is no text anyone reads).
 _CLUSTER_SPAN = 32
 _ZWJ = "\u200d"
+_JOINERS = "\u200c\u200d"
 # Regional indicators counted back from a cut to pair them (see _is_edge).
 _FLAGS_COUNTED = 2000
 
 
 def _extends(c: str) -> bool:
     """Whether ``c`` belongs to the character before it on screen: a combining mark, the
-    zero-width joiner, a variation selector, an emoji skin tone or a tag character."""
+    zero-width joiner or non-joiner (Persian writes one inside words), a variation selector,
+    an emoji skin tone or a tag character (or Thai's and Lao's "am" vowel, a letter by
+    category that Unicode joins to its consonant)."""
     cp = ord(c)
-    return (c == _ZWJ or 0xFE00 <= cp <= 0xFE0F or 0x1F3FB <= cp <= 0x1F3FF
-            or 0xE0020 <= cp <= 0xE01EF or unicodedata.category(c).startswith("M"))
+    return (c in _JOINERS or 0xFE00 <= cp <= 0xFE0F or 0x1F3FB <= cp <= 0x1F3FF
+            or 0xE0020 <= cp <= 0xE01EF or cp in (0x0E33, 0x0EB3)
+            or unicodedata.category(c).startswith("M"))
+
+
+def _hangul(c: str) -> str:
+    """The part ``c`` plays in a Hangul syllable: "L", "V" or "T" (a leading consonant, a
+    vowel or a trailing consonant jamo), "LV" or "LVT" (a precomposed syllable, without or
+    with its trailing consonant), or "" (no Hangul)."""
+    cp = ord(c)
+    if 0x1100 <= cp <= 0x115F or 0xA960 <= cp <= 0xA97C:
+        return "L"
+    if 0x1160 <= cp <= 0x11A7 or 0xD7B0 <= cp <= 0xD7C6:
+        return "V"
+    if 0x11A8 <= cp <= 0x11FF or 0xD7CB <= cp <= 0xD7FB:
+        return "T"
+    if 0xAC00 <= cp <= 0xD7A3:
+        return "LV" if (cp - 0xAC00) % 28 == 0 else "LVT"
+    return ""
+
+
+# Which Hangul parts join the one before them into one syllable on screen (Unicode's rules
+# GB6-GB8): a leading consonant takes anything of a syllable after it, a vowel a vowel or a
+# trailing consonant, a trailing consonant only another.
+_HANGUL_JOINS = {"L": {"L", "V", "LV", "LVT"}, "V": {"V", "T"}, "LV": {"V", "T"},
+                 "T": {"T"}, "LVT": {"T"}}
 
 
 def _regional(c: str) -> bool:
@@ -122,12 +149,15 @@ def _regional(c: str) -> bool:
 
 def _is_edge(text: str, i: int) -> bool:
     """Whether a cut before ``text[i]`` leaves every character shown whole (an approximation
-    of Unicode's grapheme cluster boundaries that covers marks, emoji sequences and flags)."""
+    of Unicode's grapheme cluster boundaries that covers marks, emoji sequences, flags and
+    Hangul jamo)."""
     if i <= 0 or i >= len(text):
         return True
     c, before = text[i], text[i - 1]
-    if _extends(c) or before == _ZWJ:
+    if _extends(c) or before == _ZWJ or (c == "\n" and before == "\r"):
         return False
+    if c >= "\u1100" and before >= "\u1100" and (joins := _HANGUL_JOINS.get(_hangul(before))):
+        return _hangul(c) not in joins
     if _regional(c) and _regional(before):
         # An even number before it: the pairs before it are whole. Counted so far at most (a
         # run of 200,000 flags was counted back whole at each of the cut's steps).
@@ -144,6 +174,18 @@ def _cluster_after(text: str, i: int) -> int:
         if _is_edge(text, j):
             return j
     return i
+
+
+def grapheme_floor(text: str, i: int) -> int:
+    """The last place at or before ``i`` where ``text`` may be cut and every character shown
+    stays whole: not inside a flag (a pair of regional indicators), an emoji sequence joined
+    by a zero-width joiner or given a skin tone, a letter and its combining marks, a Hangul
+    syllable spelt in jamo, nor between CR and LF. ``text[:grapheme_floor(text, i)]`` is never
+    longer than ``i``. A cluster longer than a few dozen code points (a pile of marks no one
+    reads) is cut where ``i`` falls. Cheap where ``i`` is already an edge: call it only
+    where a cut happens."""
+    i = max(0, min(i, len(text)))
+    return _cluster_before(text, i)
 
 
 def _cluster_before(text: str, i: int) -> int:

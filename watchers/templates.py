@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from watchers.models import control_pictures, reordering_shown
+from watchers.snippet import grapheme_floor
 
 __all__ = [
     "ATOMIC",
     "MAX_TEMPLATE_LENGTH",
+    "MENTION_ROOM",
     "MIN_ROOM",
     "PLACEHOLDERS",
     "Placeholder",
@@ -36,6 +38,8 @@ __all__ = [
     "cut_markup",
     "cut_value",
     "fill",
+    "mention",
+    "mentions_length",
     "parse_template",
     "placeholders_in",
 ]
@@ -62,6 +66,26 @@ ATOMIC: Final[frozenset[str]] = frozenset({"link", "headline", "published", "id"
 # take at most this much of it so that the values always get MIN_ROOM.
 MAX_TEMPLATE_LENGTH: Final = 1500
 MIN_ROOM: Final = 2000 - MAX_TEMPLATE_LENGTH
+
+# Characters of an alert's content that its mentions may take where the content holds the
+# alert's text too (a text-style template): half of Discord's 2000, the other half the text's.
+# It is the least room mentions ever get (an embed-style alert's content holds only them), so
+# the config refuses a rule whose own mentions need more: a rule's alert then pings everyone
+# it names in any style, and only several rules' mentions pooled on one alert can run out.
+MENTION_ROOM: Final = 1000
+
+
+def mention(id_: int, *, role: bool) -> str:
+    """How a message's content spells a mention of a role or a user."""
+    return f"<@&{id_}>" if role else f"<@{id_}>"
+
+
+def mentions_length(roles: Collection[int], users: Collection[int]) -> int:
+    """Characters the mentions of ``roles`` and ``users`` take, one space between each."""
+    spelt = [len(mention(i, role=True)) for i in roles] + [len(mention(i, role=False))
+                                                            for i in users]
+    return sum(spelt) + max(len(spelt) - 1, 0)
+
 
 _MENTION = re.compile(r"@everyone|@here|<@[!&]?\d*>?", re.IGNORECASE)
 ELLIPSIS = "…"
@@ -170,12 +194,14 @@ def cut_value(text: str, size: int) -> str:
     """``text`` in at most ``size`` characters, ending with an ellipsis when cut; never a
     dangling backslash (it would escape what follows) nor an odd ``**`` (bold left open), nor
     the inside of a masked link, a code span or a timestamp (a link cut after its "](" showed
-    as raw markdown; a code span left open took in the text after the value)."""
+    as raw markdown; a code span left open took in the text after the value), nor half of
+    what shows as one character (a flag, an emoji sequence, a letter and its marks: see
+    :func:`watchers.snippet.grapheme_floor`)."""
     if len(text) <= size:
         return text
     if size <= 1:
         return ""
-    return cut_markup(text[: size - 1]) + ELLIPSIS
+    return cut_markup(text[: grapheme_floor(text, size - 1)]) + ELLIPSIS
 
 
 def cut_markup(cut: str) -> str:

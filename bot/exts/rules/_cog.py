@@ -240,12 +240,14 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         alert = Alert(id=0, route=rule.channel, nonce="preview", attempt=0, article=art,
                       matches=(match,) if match is not None else (), rules=(rule,),
                       story=story)
-        kwargs = alert_message(alert, route=engine.route(rule.channel))
+        # The message is rendered with the note's room kept, as the rule would post it beside
+        # it: a full message cut after the note was put above it lost the end of its last
+        # link ("…[Quiet day at the market a…", a raw "[" with no link).
+        kwargs = alert_message(alert, route=engine.route(rule.channel),
+                               reserve=len(note) + 1 if note else 0, warn=False)
         # the preview pings nobody, whatever the rule would
         content = "\n".join(x for x in (note, kwargs["content"]) if x) or None
         embed = kwargs["embed"]
-        if content is not None:  # the note may push a full message over the limit
-            content = truncate(content, LIMITS["content"])
         await reply(interaction, content=content,
                     embed=embed if embed is not None else discord.utils.MISSING,
                     allowed_mentions=discord.AllowedMentions.none(), ephemeral=True)
