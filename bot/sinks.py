@@ -10,7 +10,10 @@ retry with the message it already created. Webhooks take no nonce: when a webhoo
 gone through (the connection dropped or timed out after sending, or a crash interrupted it) the
 alert is marked "maybe sent", and before sending it again the sink looks for it in the channel
 when the bot can read it; without a bot the retry may show a duplicate (see docs/delivery.md,
-"The webhook window").
+"The webhook window"). A bot's retry looks too, once Discord may have forgotten the nonce. A
+message found by such a look is taken only when it can be the alert's own earlier attempt (see
+:meth:`DiscordSink._may_be_own`): a text-style message is found by its content, which two
+alerts can share.
 
 Stories (:meth:`DiscordSink.update`): a later article of a story edits the story's message or
 posts one line in a thread started on it; neither pings anyone. An edit is idempotent by
@@ -67,6 +70,7 @@ import logging
 import math
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -77,6 +81,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import aiohttp
@@ -338,11 +343,23 @@ def pick_tags(tags: Sequence[discord.ForumTag], rules: Sequence[str], *,
 # request: Discord's most); a digest's MAX_DIGEST_PARTS parts fit with room for others.
 LOOK_BACK = 100
 
+# How far this machine's clock may be ahead of Discord's before a message made by an earlier
+# attempt could look older than the article it shows (see DiscordSink._may_be_own). A clock
+# further ahead than this makes a lost answer's message post again: shown twice, never lost.
+CLOCK_SKEW = timedelta(minutes=10)
+
+# How many of the messages it posted (or found again) a sink remembers, with the nonce each was
+# for: a few pages of LOOK_BACK in each of many channels.
+REMEMBERED = 10_000
+
 
 def _marker(kwargs: Mapping[str, Any]) -> str | None:
-    """What identifies a message we posted, to find it again: its embed's footer (it names the
+    """What a message we posted looks like, to find it again: its embed's footer (it names the
     article or the digest part) with its "Rule" field (the rules that fired on its route), or
-    for a text-style message its content."""
+    for a text-style message its content. A text-style message's content names no alert (a
+    template such as "{severity}: {title}" renders alike for two articles of one title), so a
+    message carrying the marker is taken only when it can be this one's own earlier attempt
+    (see DiscordSink._may_be_own)."""
     embed = kwargs.get("embed")
     if isinstance(embed, discord.Embed):
         rule = next((f.value for f in embed.fields if f.name == "Rule"), None)
@@ -379,6 +396,14 @@ def _earlier(recent: Iterable[Mapping[str, Any]], marker: str,
         if sender(m) and _carries(m.get("embeds") or [], m.get("content"), marker):
             return str(m["id"])
     return None
+
+
+def _made_at(message_id: str) -> datetime | None:
+    """When Discord made the message (or post) of this id: its snowflake's time."""
+    try:
+        return discord.utils.snowflake_time(int(message_id))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _derived_nonce(nonce: str, purpose: str) -> str:
@@ -424,6 +449,34 @@ class DiscordSink:
         self._fetched_forums: dict[int, discord.ForumChannel] = {}
         # webhooks Discord told us post into a forum (they need thread_name)
         self._forum_hooks: set[int] = set()
+        # The messages (and forum posts) this sink posted or found again, by id, with the
+        # nonce of what each was for, newest last: one is never another's earlier attempt.
+        self._posted: OrderedDict[str, str] = OrderedDict()
+
+    def _remember(self, message_id: str, nonce: str) -> str:
+        """Note that ``message_id`` is the message sent with ``nonce``; returns the id."""
+        self._posted[message_id] = nonce
+        self._posted.move_to_end(message_id)
+        while len(self._posted) > REMEMBERED:
+            self._posted.popitem(last=False)
+        return message_id
+
+    def _may_be_own(self, message_id: str, nonce: str, since: datetime | None) -> bool:
+        """Whether a message found carrying a message's marker can be that message's own
+        earlier attempt (sent with ``nonce``, about an article first seen at ``since``). A
+        text-style message's marker is its content, which two alerts may share (one headline
+        reported twice, a recurring live-blog title): the second alert's retry after a 5xx took
+        the first one's message for its own and was never posted. So a message this sink
+        posted for another nonce is not this one's, nor is one Discord made before the
+        article was seen (its snowflake's time; CLOCK_SKEW allows for this machine's clock
+        running ahead), which holds across restarts."""
+        taken = self._posted.get(message_id)
+        if taken is not None and taken != nonce:
+            return False
+        if since is None:
+            return True
+        made = _made_at(message_id)
+        return made is None or made >= since - CLOCK_SKEW
 
     def add_route(self, key: str, target: Target, route: RouteConfig) -> None:
         """Serve one more route: a server's picked channel (see
@@ -438,7 +491,7 @@ class DiscordSink:
         self._add_buttons(kwargs, alert)
         return await self._send(alert.route, kwargs, nonce=alert.nonce,
                                 maybe_sent=alert.maybe_sent, retry=alert.attempt > 1,
-                                post=_post_of(alert))
+                                post=_post_of(alert), since=alert.article.fetched_at)
 
     def _buttons(self, route: str) -> bool:
         """Whether the route's alerts can carry acknowledgement buttons at all."""
@@ -481,11 +534,12 @@ class DiscordSink:
                 if forum and first is not None:  # the digest's post holds its later parts
                     # A retry looks in the post first, as for a channel's parts below.
                     sent = None
+                    nonce = _part_nonce(digest.nonce, i)
                     if digest.maybe_sent or digest.attempt > 1:
-                        sent = await self._find_in_channel(int(first), kwargs)
+                        sent = await self._find_in_channel(int(first), kwargs, nonce=nonce)
                     if sent is None:
                         sent = await self._send_channel(ChannelTarget(int(first)), kwargs,
-                                                        _part_nonce(digest.nonce, i))
+                                                        nonce)
                 else:
                     # A retry looks for each part first, as an alert's does: the nonce
                     # alone let a part post twice after a lost answer and a long outage.
@@ -572,7 +626,8 @@ class DiscordSink:
         new_id = await self._send(update.route, kwargs,
                                   nonce=_repost_nonce(update.nonce),
                                   maybe_sent=update.maybe_sent, retry=update.attempt > 1,
-                                  post=_post_of(update.alert), besides=update.message_id)
+                                  post=_post_of(update.alert), besides=update.message_id,
+                                  since=update.article.fetched_at)
         if new_id is None:  # _send always names what it posted; guard the contract
             raise TransientDeliveryError("Discord did not name the reposted story's message")
         return UpdateResult(new_id, None, reposted=True)
@@ -617,11 +672,13 @@ class DiscordSink:
         # A retry looks in the post first, as a story thread's line does: the nonce alone let
         # the reply post twice after a lost answer and a long outage.
         if (update.attempt > 1 or update.maybe_sent) and await self._find_in_channel(
-                int(update.message_id), line) is not None:
+                int(update.message_id), line, nonce=update.nonce,
+                since=update.article.fetched_at) is not None:
             return
         try:
             async with self._request_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE}):
-                await post.send(nonce=update.nonce, **line)
+                sent = await post.send(nonce=update.nonce, **line)
+                self._remember(str(sent.id), update.nonce)
         except PermanentDeliveryError as exc:
             if not exc.pause_destination:
                 raise
@@ -656,11 +713,13 @@ class DiscordSink:
         # A retry looks in the thread first, as an alert's does in its channel: the nonce
         # alone let the line post twice after a lost answer and a long outage.
         if (update.attempt > 1 or update.maybe_sent) and await self._find_in_channel(
-                int(thread_id), line) is not None:
+                int(thread_id), line, nonce=update.nonce,
+                since=update.article.fetched_at) is not None:
             return thread_id
         try:
             async with self._request_errors(gone={_UNKNOWN_CHANNEL}):
-                await channel.send(nonce=update.nonce, **line)
+                sent = await channel.send(nonce=update.nonce, **line)
+                self._remember(str(sent.id), update.nonce)
         except PermanentDeliveryError as exc:
             if not exc.pause_destination:
                 raise
@@ -807,38 +866,42 @@ class DiscordSink:
                                 post=_Post(thread_name(redact(body)), any_tag=True))
 
     async def _send(self, route: str, kwargs: dict[str, Any], *, nonce: str, maybe_sent: bool,
-                    post: _Post, retry: bool = False, besides: str | None = None) -> str | None:
+                    post: _Post, retry: bool = False, besides: str | None = None,
+                    since: datetime | None = None) -> str | None:
         """Post one message to the route's destination; ``post`` names it (and picks its tags)
         where the destination is a forum. In a bot channel a ``retry`` (or a send that may have
         gone through) looks for an earlier attempt's message first: Discord keeps a nonce for a
         few minutes only, and a lost answer followed by a longer outage (or backoff) would
-        otherwise post it twice. ``besides``: a message that is never the earlier attempt's."""
+        otherwise post it twice. ``besides``: a message that is never the earlier attempt's;
+        ``since``: when the article it shows was first seen (no attempt came before)."""
         target = self.targets.get(route)
         if target is None:
             raise PermanentDeliveryError(f"route {route!r} has no Discord destination",
                                          pause_destination=True)
         if isinstance(target, WebhookTarget):
-            return await self._send_webhook(target, kwargs, maybe_sent, post)
+            return await self._send_webhook(target, kwargs, maybe_sent, post, nonce, since)
         forum = self._forum_of(route)
         if forum is None:
             try:
                 if maybe_sent or retry:
-                    found = await self._find_in_channel(target.channel_id, kwargs,
-                                                        besides=besides)
+                    found = await self._find_in_channel(target.channel_id, kwargs, nonce=nonce,
+                                                        since=since, besides=besides)
                     if found is not None:
                         return found
                 return await self._send_channel(target, kwargs, nonce)
             except _NotText:
                 forum = await self._fetch_forum(target)
-        return await self._post_in_forum(forum, kwargs, post, maybe_sent)
+        return await self._post_in_forum(forum, kwargs, post, maybe_sent, nonce, since)
 
-    async def _find_in_channel(self, channel_id: int, kwargs: dict[str, Any], *,
+    async def _find_in_channel(self, channel_id: int, kwargs: dict[str, Any], *, nonce: str,
+                               since: datetime | None = None,
                                besides: str | None = None) -> str | None:
-        """The id of this message if an earlier attempt posted it in the channel: one of the
-        bot's last :data:`LOOK_BACK` messages there carrying its marker (an alert's names its
-        severity and article), other than ``besides``. None when it is not there or the bot
-        cannot look (no Read Message History): the send's nonce is then all that keeps it from
-        showing twice."""
+        """The id of this message (sent with ``nonce``) if an earlier attempt posted it in the
+        channel: one of the bot's last :data:`LOOK_BACK` messages there carrying its marker (an
+        alert's names its severity and article) that can be its own (see :meth:`_may_be_own`;
+        ``since``: when its article was first seen), other than ``besides``. None when it is
+        not there or the bot cannot look (no Read Message History): the send's nonce is then
+        all that keeps it from showing twice."""
         client = self.client
         marker = _marker(kwargs)
         if client is None or client.user is None or not marker:
@@ -852,10 +915,12 @@ class DiscordSink:
             return None
         me = str(client.user.id)
         found = _earlier(recent, marker, lambda m: str((m.get("author") or {}).get("id")) == me
-                         and str(m.get("id")) != besides)
+                         and str(m.get("id")) != besides
+                         and self._may_be_own(str(m.get("id")), nonce, since))
         if found is not None:
             log.info("channel %s: an earlier attempt did post this (message %s)", channel_id,
                      found)
+            self._remember(found, nonce)
         return found
 
     async def _fetch_forum(self, target: ChannelTarget) -> discord.ForumChannel:
@@ -881,7 +946,8 @@ class DiscordSink:
         return channel
 
     async def _post_in_forum(self, forum: discord.ForumChannel, kwargs: dict[str, Any],
-                             post: _Post, maybe_sent: bool) -> str:
+                             post: _Post, maybe_sent: bool, nonce: str,
+                             since: datetime | None = None) -> str:
         """A new post in ``forum`` (see the module docstring); returns the post's id. A post
         takes no nonce: a failure after sending is "maybe sent", and the retry looks for the
         post before posting again."""
@@ -897,19 +963,21 @@ class DiscordSink:
         async with self._unsure_errors(who="Discord", made="the post may have been made",
                                        bot=True):
             if maybe_sent:
-                found = await self._find_post(forum, kwargs, post)
+                found = await self._find_post(forum, kwargs, post, nonce, since)
                 if found is not None:
                     return found
             made = await forum.create_thread(
                 name=post.name, applied_tags=tags,
                 **{k: v for k, v in kwargs.items() if v is not None})
-            return str(made.thread.id)
+            return self._remember(str(made.thread.id), nonce)
 
     async def _find_post(self, forum: discord.ForumChannel, kwargs: dict[str, Any],
-                         post: _Post) -> str | None:
+                         post: _Post, nonce: str, since: datetime | None) -> str | None:
         """The id of the bot's active post in ``forum`` named ``post.name`` whose starter
-        message carries this message's marker, or None. Only the newest few are read: the
-        retry comes minutes after the lost answer, not days."""
+        message carries this message's marker and that can be this message's own (see
+        :meth:`_may_be_own`: a post named after a headline, its text that of a text-style
+        template, is another alert's when their headlines are alike), or None. Only the
+        newest few are read: the retry comes minutes after the lost answer, not days."""
         marker = _marker(kwargs)
         me = forum.guild.me
         if marker is None or me is None:
@@ -927,7 +995,9 @@ class DiscordSink:
                         forum.id, exc)
             return None
         mine = sorted((t for t in threads if t.parent_id == forum.id and t.owner_id == me.id
-                       and t.name == post.name), key=lambda t: t.id, reverse=True)
+                       and t.name == post.name
+                       and self._may_be_own(str(t.id), nonce, since)),
+                      key=lambda t: t.id, reverse=True)
         for thread in mine[:10]:
             try:  # a post's starter message has the post's id
                 async with self._request_errors(gone={_UNKNOWN_CHANNEL, _UNKNOWN_MESSAGE},
@@ -942,7 +1012,7 @@ class DiscordSink:
             embeds = [dict(e) for e in starter.get("embeds", [])]
             if _carries(embeds, starter.get("content"), marker):
                 log.info("forum %s: the earlier post did go through (%s)", forum.id, thread.id)
-                return str(thread.id)
+                return self._remember(str(thread.id), nonce)
         return None
 
     async def _send_channel(self, target: ChannelTarget, kwargs: dict[str, Any], nonce: str
@@ -961,10 +1031,11 @@ class DiscordSink:
                 if exc.status == 400 and exc.code == _NON_TEXT_CHANNEL:
                     raise _NotText from None
                 raise
-            return str(msg.id)
+            return self._remember(str(msg.id), nonce)
 
     async def _send_webhook(self, target: WebhookTarget, kwargs: dict[str, Any],
-                            maybe_sent: bool, post: _Post) -> str | None:
+                            maybe_sent: bool, post: _Post, nonce: str,
+                            since: datetime | None = None) -> str | None:
         if self.session is None:
             raise PermanentDeliveryError("webhook targets need an HTTP session",
                                          pause_destination=True)
@@ -972,18 +1043,21 @@ class DiscordSink:
                                        session=cast(aiohttp.ClientSession, _Watched(self.session)))
         send = {k: v for k, v in kwargs.items() if v}
         try:
-            return await self._webhook_send(hook, send, kwargs, maybe_sent, post)
+            return await self._webhook_send(hook, send, kwargs, maybe_sent, post, nonce, since)
         except _MadeUnread:
             return None
         except PermanentDeliveryError as exc:
             raise _marked(exc, target) from None
 
     async def _webhook_send(self, hook: discord.Webhook, send: dict[str, Any],
-                            kwargs: dict[str, Any], maybe_sent: bool, post: _Post) -> str:
+                            kwargs: dict[str, Any], maybe_sent: bool, post: _Post, nonce: str,
+                            since: datetime | None) -> str:
+        # ``nonce``: the row's, never sent (a webhook takes none) but what the messages this
+        # sink posted are remembered by (see _may_be_own).
         if maybe_sent:
             # (outside the send's bounds: a lookup that timed out was said to be a wait in the
             # webhook's bucket)
-            found = await self._find_sent(hook, kwargs)
+            found = await self._find_sent(hook, kwargs, nonce, since)
             if found is not None:
                 return found
         # the webhook's requests do not go through the bot's rate limiter: nothing to release
@@ -1000,7 +1074,7 @@ class DiscordSink:
                     raise
                 self._forum_hooks.add(hook.id)
                 sent = await hook.send(wait=True, thread_name=post.name, **send)
-            return str(sent.id)
+            return self._remember(str(sent.id), nonce)
 
     @contextlib.asynccontextmanager
     async def _unsure_errors(self, *, who: str, made: str, bot: bool) -> AsyncIterator[None]:
@@ -1084,9 +1158,12 @@ class DiscordSink:
             _SENT.reset(sent)
             _ANSWERED.reset(answered)
 
-    async def _find_sent(self, hook: discord.Webhook, kwargs: dict[str, Any]) -> str | None:
-        """The id of this alert's message if an earlier attempt did post it, or None (also when
-        there is no way to look: then the alert is sent again and may show twice). A look that
+    async def _find_sent(self, hook: discord.Webhook, kwargs: dict[str, Any], nonce: str,
+                         since: datetime | None) -> str | None:
+        """The id of this alert's message if an earlier attempt did post it (one the webhook
+        posted carrying its marker that can be its own: see :meth:`_may_be_own`), or None
+        (also when there is no way to look: then the alert is sent again and may show twice).
+        A look that
         fails for now (a 5xx, a rate limit, no answer) raises TransientDeliveryError: the bot
         can read the channel, so the send waits until it has looked (it was sent again)."""
         client = self.client
@@ -1115,9 +1192,11 @@ class DiscordSink:
             raise TransientDeliveryError(
                 f"could not look for an earlier send of the webhook's: {exc}",
                 retry_after=exc.retry_after) from None
-        found = _earlier(recent, marker, lambda m: str(m.get("webhook_id")) == str(hook.id))
+        found = _earlier(recent, marker, lambda m: str(m.get("webhook_id")) == str(hook.id)
+                         and self._may_be_own(str(m.get("id")), nonce, since))
         if found is not None:
             log.info("webhook %s: the earlier send did go through (message %s)", hook.id, found)
+            self._remember(found, nonce)
         return found
 
     def _release_global_wait(self) -> None:
