@@ -20,7 +20,13 @@ add about a microsecond a call. The figure to read is each area's share: the goa
 is ingest at 80% of the matcher's own rate, so everything but matching must fit in a quarter of
 the matcher's time.
 
-    .venv/bin/python bench/ingest_split.py [--articles 3000] [--rules 100,1000] [--rounds 2]
+Each run is a fresh process that first ingests ``--warm`` *other* corpus articles the same way
+(as a running service has met other news before: the matcher's and the stories' per-word caches
+hold news in general) and is then measured on articles it has never seen, as ingest always is;
+articles the process had already ingested would halve matching and grouping.
+
+    .venv/bin/python bench/ingest_split.py [--articles 3000] [--warm 1000] [--rules 100,1000]
+                                           [--rounds 2]
 """
 
 from __future__ import annotations
@@ -28,14 +34,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import random
+import json
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stories_ingest as si
-from ingest import load_records, pick
-from realistic_rules import corpus_vocabulary, realistic_rules
 
 import watchers.rules.ruleset as ruleset_module
 import watchers.service as service_module
 import watchers.store.sqlite.articles as articles_module
-from watchers.config import RuleConfig
-from watchers.models import Article
 
 SPENT: dict[str, float] = defaultdict(float)
 # Per thread, the areas it is inside, each with the time of the areas inside it: an area's
@@ -168,43 +171,55 @@ def instrument() -> None:
     aiosqlite.Connection._execute = execute  # type: ignore[method-assign]
 
 
+def measure(count: int, stories: bool, n: int, warm: int) -> dict[str, object]:
+    """One run in this (fresh) process: ``warm`` other articles ingested the same way first
+    (uncounted), then the ``n`` measured ones; the process's CPU µs per article and each
+    area's."""
+    instrument()
+    articles, others, rules, _ = si.material(n, warm, count, datetime.now(UTC))
+    si.warm_up(rules, others, stories=stories)
+    SPENT.clear()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "nw.db"
+        (Path(tmp) / "inbox").mkdir()
+        _, cpu, _, _ = asyncio.run(si.ingest(db, rules, articles, stories=stories))
+    return {"cpu": cpu, "areas": {k: v / n * 1e6 for k, v in SPENT.items()}}
+
+
+def in_child(count: int, stories: bool, n: int, warm: int) -> tuple[float, dict[str, float]]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", f"{count},{int(stories)}",
+         "--articles", str(n), "--warm", str(warm)],
+        capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"measuring {count} rules (stories {stories}) failed:\n{out.stderr}")
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(got["cpu"]), {k: float(v) for k, v in got["areas"].items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--articles", type=int, default=3000)
+    ap.add_argument("--warm", type=int, default=1000,
+                    help="other articles each run takes in before it is measured")
     ap.add_argument("--rules", default="100,1000")
     ap.add_argument("--rounds", type=int, default=2, help="the lowest of this many runs")
+    ap.add_argument("--measure", help=argparse.SUPPRESS)  # one run, in a child process
     args = ap.parse_args(argv)
-    instrument()
-    records = load_records()
-    random.Random(5).shuffle(records)
     n = args.articles
-    chosen = pick(records[:n], n)
-    now = datetime.now(UTC)
-    articles = [Article(source=si.OUTLETS[i % len(si.OUTLETS)], guid=f"a{i}", title=r["title"],
-                        text=r["text"], url=r["url"] or None,
-                        published=now - timedelta(seconds=n - i))
-                for i, r in enumerate(chosen)]
-    words, phrases = corpus_vocabulary(articles)
-
-    def run(rules: list[RuleConfig], stories: bool) -> tuple[float, dict[str, float]]:
-        SPENT.clear()
-        with tempfile.TemporaryDirectory() as tmp:
-            db = Path(tmp) / "nw.db"
-            (Path(tmp) / "inbox").mkdir()
-            _, cpu, _, _ = asyncio.run(si.ingest(db, rules, articles, stories=stories))
-        return cpu, {k: v / n * 1e6 for k, v in SPENT.items()}
+    if args.measure:
+        count, stories = (int(x) for x in args.measure.split(","))
+        print(json.dumps(measure(count, bool(stories), n, args.warm)))
+        return 0
 
     print(f"== where ingest's CPU goes: {n} corpus articles through WatchService into SQLite, "
-          f"µs per article (the lowest of {args.rounds} runs per area)")
+          f"µs per article (the lowest of {args.rounds} runs per area), each run a fresh "
+          f"process measured on articles it has never seen, after {args.warm} others")
     for count in (int(x) for x in args.rules.split(",")):
-        rules = [RuleConfig(name=r.name, query=r.query)
-                 for r in realistic_rules(count, words, phrases)]
-        run(rules, False)  # warm the caches the runs share (the matcher's, the stories')
-        run(rules, True)
         best: dict[bool, tuple[float, dict[str, float]]] = {}
         for _ in range(args.rounds):
             for stories in (False, True):  # alternating, so a slow spell hits both
-                cpu, areas = run(rules, stories)
+                cpu, areas = in_child(count, stories, n, args.warm)
                 if stories not in best:
                     best[stories] = (cpu, areas)
                 else:

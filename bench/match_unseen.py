@@ -68,7 +68,8 @@ JUDGED: dict[str, dict[str, bool]] = {
     "kyiv": {"kiev": True},
     "luhansk": {"lugansk": True, "yugansk": False},  # Yuganskneftegaz, in the Yukos stories
     "donetsk": {"donetska": False, "22donetsk": True},  # the region's adjective, a URL
-    "mykolaiv": {"mykolaivka": False, "mykolaj": False, "nikolaev": True},
+    "mykolaiv": {"mykolaivka": False, "mykolaj": False, "mykola": False,
+                 "nikolaev": True},  # "Mykola" (Bielieskov), a given name
     "pokrovsk": {"pokrovka": False, "pokrovske": False, "pokrovsky": False},
     "avdiivka": {"nadiivka": False},
     "kupiansk": {"kupyansk": True, "kupiansky": False},
@@ -242,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose or unknown:
             for w, kind, n in taken:
                 if args.verbose or w not in judged:
-                    mark = {True: "right", False: "WRONG"}.get(judged.get(w), "not judged")
+                    verdict = judged.get(w)
+                    mark = "not judged" if verdict is None else "right" if verdict else "WRONG"
                     shown = ", ".join(f for f, _ in words[0][w].most_common(2)) if words else w
                     print(f"      {w:<18} {kind:<6} {n:>5}  {mark:<10} {shown}")
     t = totals

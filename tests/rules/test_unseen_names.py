@@ -42,7 +42,8 @@ def test_no_word_the_corpora_hold_is_taken_that_was_judged_another() -> None:
     wrong = sorted((term, w) for term, taken in found.items() for w, _, _ in taken
                    if module.JUDGED.get(term, {}).get(w) is False)
     # Left as they are: a region's adjective, a demonym, other villages and a surname whose
-    # look is a case form or suffix of the name, and Vilne, also Vilnius in Yiddish.
+    # look is a case form or suffix of the name, Vilne, also Vilnius in Yiddish, and the given
+    # name Mykola (met in the corpora once words in Markdown underscores were read).
     assert wrong == [("beijing", "beijinger"), ("donetsk", "donetska"),
-                     ("kupiansk", "kupiansky"), ("mykolaiv", "mykolaj"),
+                     ("kupiansk", "kupiansky"), ("mykolaiv", "mykola"), ("mykolaiv", "mykolaj"),
                      ("pokrovsk", "pokrovsky"), ("seoul", "simul"), ("vilnius", "vilne")]
