@@ -1002,14 +1002,16 @@ def _unwritten() -> OSError | None:
     if stream is not None and not _UNWRITTEN:
         with contextlib.suppress(OSError, ValueError):  # ValueError: closed
             stream.flush()  # an OSError is kept by _Output
-    if not _UNWRITTEN:
+    # One look: run's console writer thread may forget a failure it made good meanwhile.
+    kept = _UNWRITTEN[:1]
+    if not kept:
         return None
     if stream is not None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, stream.fileno())
             os.close(null)
-    return _UNWRITTEN[0]
+    return kept[0]
 
 
 _UNWRITTEN: list[OSError] = []  # why standard output refused what was written to it
@@ -1035,6 +1037,18 @@ class _Output:
         except OSError as exc:
             _UNWRITTEN.append(exc)
             raise
+
+    def write_failed(self, exc: OSError) -> None:
+        """Keep ``exc``, a write made to the descriptor past this stream that failed (run's
+        console sink writes its cards there, see bot.console), as a failure of its own."""
+        _UNWRITTEN.append(exc)
+
+    def write_made_good(self, exc: OSError) -> None:
+        """Forget ``exc``, kept by write_failed: what that write could not write was written
+        since (the console sink's retry of the same card finished it), so nothing was lost
+        and the command need not end saying its output never arrived."""
+        with contextlib.suppress(ValueError):
+            _UNWRITTEN.remove(exc)
 
     @property
     def buffer(self) -> _Output:

@@ -229,6 +229,27 @@ def render_digest(digest: Digest, *, ansi: bool = False, width: int = 78) -> str
 _IDLE = 1.0
 
 
+class _Piece:
+    """One text for the writer, and how much of it reached the stream: a write that failed
+    part way (a full disk) is finished later from where it stopped, never made again whole."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.data: bytes | None = None  # the text as written, once its writing began
+        self.written = 0  # bytes of ``data`` the stream took
+        # Why writes of it failed, kept by standard output until it is written after all.
+        self.failures: list[OSError] = []
+
+    def retold(self, text: str) -> None:
+        """Take ``text`` (the same thing rendered again) in place of a text not begun."""
+        if not self.written:
+            self.text, self.data = text, None
+
+    @property
+    def begun(self) -> bool:
+        return self.written > 0
+
+
 class _Writer:
     """Writes texts to a stream in the order given, on a thread of its own, so that a reader
     that stopped reading blocks that thread and never the event loop. The thread is started
@@ -240,7 +261,11 @@ class _Writer:
     output in a second stop signal's ending (and the process's last moments) waited for the
     stuck reader too. (What was in its buffer goes first.) Any other stream (a file a library
     user hands the sink) is written through, as print writes it: its buffer's order, its
-    newlines and its encoder's one byte order mark."""
+    newlines and its encoder's one byte order mark.
+
+    A text the descriptor took only part of (a disk that filled up under `run > log`) is
+    finished before anything else is written, so that no other text lands inside it: by the
+    next write of any text, or by its own retry."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -251,15 +276,16 @@ class _Writer:
                     stream.flush()
                     self._fd = 1
         self._more = threading.Condition()
-        self._jobs: deque[tuple[str, concurrent.futures.Future[None]]] = deque()
+        self._jobs: deque[tuple[_Piece, concurrent.futures.Future[None]]] = deque()
         self._running = False
+        self._cut: _Piece | None = None  # the text the descriptor took part of, if any
 
-    def submit(self, text: str) -> concurrent.futures.Future[None]:
-        """Queue ``text`` (a line break is added); the future is done once it is written, and
-        a job cancelled before its turn is never written."""
+    def submit(self, piece: _Piece) -> concurrent.futures.Future[None]:
+        """Queue what is left of ``piece`` (its text and a line break); the future is done
+        once it is written, and a job cancelled before its turn is never written."""
         job: concurrent.futures.Future[None] = concurrent.futures.Future()
         with self._more:
-            self._jobs.append((text, job))
+            self._jobs.append((piece, job))
             self._more.notify()
             if not self._running:
                 self._running = True
@@ -275,41 +301,64 @@ class _Writer:
                 if not self._more.wait_for(lambda: bool(self._jobs), timeout=_IDLE):
                     self._running = False
                     return
-                text, job = self._jobs.popleft()
+                piece, job = self._jobs.popleft()
             if not job.set_running_or_notify_cancel():
                 continue
             try:
-                self._write(text + "\n")
+                self._write(piece)
             except BaseException as exc:  # handed to the one waiting, as print raised it
                 job.set_exception(exc)
             else:
                 job.set_result(None)
 
-    def _write(self, text: str) -> None:
+    def _write(self, piece: _Piece) -> None:
         if self._fd is None:
-            print(text, end="", file=self.stream, flush=True)
+            print(piece.text + "\n", end="", file=self.stream, flush=True)
             return
-        # As print would encode it (a terminal that is not UTF-8 gets escapes, see bot.cli).
-        data = memoryview(text.encode(getattr(self.stream, "encoding", None) or "utf-8",
-                                      getattr(self.stream, "errors", None) or "strict"))
+        if self._cut is not None and self._cut is not piece:
+            # The rest of a text cut short goes first: written after this one, a card's last
+            # lines ran into the next card's rule.
+            self._put(self._cut)
+        self._put(piece)
+
+    def _put(self, piece: _Piece) -> None:
+        """Write what is left of ``piece`` to the descriptor."""
+        assert self._fd is not None
+        if piece.data is None:
+            # As print would encode it (a terminal that is not UTF-8 gets escapes, see
+            # bot.cli).
+            piece.data = (piece.text + "\n").encode(
+                getattr(self.stream, "encoding", None) or "utf-8",
+                getattr(self.stream, "errors", None) or "strict")
+        data = memoryview(piece.data)
         try:
-            while data:
+            while piece.written < len(data):
                 try:
-                    data = data[os.write(self._fd, data):]
+                    piece.written += os.write(self._fd, data[piece.written:])
                 except BlockingIOError:
                     # A descriptor left non-blocking by whoever shares it: wait until it takes
                     # more, rather than fail with half a card written.
                     select.select([], [self._fd], [])
-        except OSError:
-            buffer = getattr(self.stream, "buffer", None)
-            if buffer is None:
-                raise
-            # What was not written goes through the stream after all, so that the failure
-            # is its own too: it fails again at once as the descriptor did (and the command's
-            # standard output remembers why, to say so as it ends: bot.cli), or goes out if
-            # the trouble has passed meanwhile.
-            buffer.write(bytes(data))
-            buffer.flush()
+        except OSError as exc:
+            if piece.begun:
+                self._cut = piece
+            # Kept by the command's standard output, to say as it ends that what it shows
+            # never arrived (bot.cli), until a later write of the same text makes it good.
+            piece.failures.append(exc)
+            _tell(self.stream, "write_failed", exc)
+            raise
+        if self._cut is piece:
+            self._cut = None
+        while piece.failures:
+            _tell(self.stream, "write_made_good", piece.failures.pop())
+
+
+def _tell(stream: TextIO, what: str, exc: OSError) -> None:
+    """Tell ``stream`` (the `newswatch` command's standard output: bot.cli's _Output) that a
+    write to its descriptor failed or was made good; any other stream has no such ear."""
+    hear = getattr(type(stream), what, None)
+    if callable(hear):
+        hear(stream, exc)
 
 
 def _plain_encoding(stream: TextIO) -> bool:
@@ -361,31 +410,48 @@ class ConsoleSink:
         self.width = width
         self.count = 0
         self._writer = _Writer(self.stream)
-        # Writes cut short while under way, by the nonce of what they show (see _print).
-        self._abandoned: dict[str, concurrent.futures.Future[None]] = {}
+        # The last try of each text whose try failed or was cut short, by the nonce of what
+        # it shows (see _print).
+        self._tried: dict[str, tuple[_Piece, concurrent.futures.Future[None]]] = {}
 
     async def _print(self, text: str, nonce: str | None = None) -> None:
         """Write ``text`` and a line break, and return once it is written: only then is what
         it shows delivered. The write is made on the sink's writer thread while the event loop
-        goes on: a reader that stopped reading (a paused pager, Ctrl-S on a terminal) blocked
-        the whole process in it, polls, webhook sends and the stop signals' handlers with it.
+        goes on: a reader that stopped reading blocked the whole process in it, polls, webhook
+        sends and the stop signals' handlers with it.
 
         ``nonce`` (an alert's, the same on every try) names what is written: a write cut short
         (a send timeout, a stop) that is still under way when the alert is tried again is
-        waited for rather than made twice, and one that ended meanwhile counts as its try."""
-        job = self._abandoned.pop(nonce, None) if nonce is not None else None
-        if job is None or (job.done() and (job.cancelled() or job.exception() is not None)):
-            job = self._writer.submit(text)
+        waited for rather than made twice, and one that ended meanwhile counts as its try. A
+        write that failed part way (a full disk) is finished by the next try from where it
+        stopped, in the words it began with: made again whole, the card was in the log twice,
+        the first time cut short."""
+        piece, job = self._tried.pop(nonce, (None, None)) if nonce is not None else (None, None)
+        if piece is None or job is None:
+            piece = _Piece(text)
+            job = self._writer.submit(piece)
+        elif job.done() and (job.cancelled() or job.exception() is not None):
+            piece.retold(text)
+            job = self._writer.submit(piece)
         try:
             await _answer(job)
-        except asyncio.CancelledError:
-            # Not started: never written, and it will not be (its alert stays in the outbox,
-            # not delivered). Under way: it may end later, which the next try of the same
-            # alert takes as written rather than printing the card again.
-            if not job.cancel() and nonce is not None:
-                self._abandoned[nonce] = job
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                # Not started: never written, and it will not be (its alert stays in the
+                # outbox, not delivered). Under way: it may end later, which the next try of
+                # the same alert takes as written rather than printing the card again.
+                job.cancel()
+            if nonce is not None:
+                self._tried[nonce] = (piece, job)
+            if isinstance(exc, OSError):
+                raise self._refused(exc) from None
             raise
-        except BrokenPipeError:
+
+    def _refused(self, exc: OSError) -> TransientDeliveryError:
+        """What a write the stream refused is to delivery: one line and a retry later, not a
+        traceback at every attempt (a full disk under `run > log`, a closed pipe)."""
+        name = getattr(self.stream, "name", "the output")
+        if isinstance(exc, BrokenPipeError):
             if _is_standard_output(self.stream):
                 # The reader of `run --console | head` went away: the process ends as such
                 # a command does, by SIGPIPE's own action (SIGPIPE is otherwise ignored, so
@@ -393,15 +459,10 @@ class ConsoleSink:
                 # waits in the outbox, which a kill leaves whole, for the next start.
                 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
                 os.kill(os.getpid(), signal.SIGPIPE)
-            raise TransientDeliveryError(f"cannot write alerts to "
-                                         f"{getattr(self.stream, 'name', 'the output')}: "
-                                         "the reader closed it") from None
-        except OSError as exc:
-            # A full disk under `run > log`, a closed pipe: one line and a retry later, not a
-            # traceback at every attempt.
-            name = getattr(self.stream, "name", "the output")
-            raise TransientDeliveryError(f"cannot write alerts to {name}: "
-                                         f"{exc.strerror or exc}") from None
+            return TransientDeliveryError(f"cannot write alerts to {name}: "
+                                          "the reader closed it")
+        return TransientDeliveryError(f"cannot write alerts to {name}: "
+                                      f"{exc.strerror or exc}")
 
     async def deliver(self, alert: Alert) -> str | None:
         await self._print(render_card(alert, ansi=self.ansi, width=self.width), alert.nonce)
