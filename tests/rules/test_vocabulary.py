@@ -6,9 +6,10 @@ from __future__ import annotations
 import csv
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from watchers.rules import lookup as lookup_module
 from watchers.rules import shipped_aliases
 from watchers.rules.lookup import NOTHING, Vocabulary, index_query, index_terms, regex_runs
 from watchers.rules.syntax import parse
@@ -67,6 +68,48 @@ def test_generated_words_expand_to_exactly_what_compare_accepts(
         words: list[str], key: str, thr: float) -> None:
     vocab = Vocabulary(words)
     assert vocab.matching(key, thr, ALIASES) == _expected(vocab, key, thr)
+
+
+@pytest.fixture
+def screened(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every vocabulary screens its words by their letter counts before rapidfuzz compares
+    them (a large one's way: see watchers.rules.lookup._LetterCounts), whatever its size."""
+    pytest.importorskip("numpy")
+    monkeypatch.setattr(lookup_module, "_SCREEN_FROM", 0)
+
+
+def test_screened_labelled_terms_expand_to_exactly_what_compare_accepts(
+        corpus_vocabulary: Vocabulary, screened: None) -> None:
+    """A million words (a year of news, names above all) took 0.3 s a fuzzy term to compare
+    with rapidfuzz, word by word; counting letters first turns most away at once. The bound
+    misses nothing the comparison would take."""
+    vocab = Vocabulary(corpus_vocabulary.words)
+    terms = sorted({index_terms(term).split()[0] for term, _ in _pairs()
+                    if index_terms(term)})
+    for key in terms:
+        for thr in (85.0,) if len(key) % 2 else (70.0,):
+            assert vocab.matching(key, thr, ALIASES) == _expected(vocab, key, thr), (key, thr)
+    assert vocab._counted is not None  # (the screen was taken)
+
+
+# Any characters: ASCII letters and digits each counted apart, the rest in one slot.
+anything = st.text(alphabet=st.sampled_from(list("kievyjhgc0189ўłöкиївß́我")),
+                   min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # (set once: the same)
+@given(first=st.lists(anything, max_size=40), later=st.lists(anything, max_size=1500),
+       key=anything, thr=st.sampled_from(THRESHOLDS))
+def test_screened_words_of_any_script_expand_to_exactly_what_compare_accepts(
+        first: list[str], later: list[str], key: str, thr: float, screened: None) -> None:
+    # Counted, then words added (fewer than are counted again: compared uncounted), then
+    # counted on.
+    vocab = Vocabulary(first)
+    assert vocab.matching(key, thr, ALIASES) == _expected(vocab, key, thr)
+    vocab.extend(later)
+    assert vocab.matching(key, thr, ALIASES) == _expected(vocab, key, thr)
+    assert vocab.matching(key + "a", thr, ALIASES) == _expected(vocab, key + "a", thr)
 
 
 def test_extend_adds_only_new_words() -> None:
