@@ -100,3 +100,25 @@ async def test_result_components_are_disabled_before_the_editors_token_runs_out(
         assert "page 2/2" in emu.get_message(msg.id).embeds[0]["footer"]["text"]
     assert _refused_edits(emu) == []
     assert emu.validate_all() == []
+
+
+def test_a_clock_running_ahead_of_discords_leaves_a_fresh_view_its_whole_idle_time() -> None:
+    """The token's age is this machine's clock against the interaction id's time: a clock
+    fifteen minutes ahead made every fresh view time out at once (timeout 0.001 s), its
+    paging and select dead on arrival. An age past MOST_AGE is not believed."""
+    import datetime
+
+    import discord
+
+    from bot.exts.lookup._views import PagedResults
+
+    class Ahead:  # an interaction as a machine whose clock runs `skew` seconds ahead sees it
+        def __init__(self, skew: float) -> None:
+            self.created_at = discord.utils.utcnow() - datetime.timedelta(seconds=skew)
+
+    for skew in (0, 300, 880, 1200, 86_400):
+        view = PagedResults("t", [], interaction=Ahead(skew))  # type: ignore[arg-type]
+        assert view.timeout is not None
+        assert view.timeout >= min(PagedResults.TIMEOUT, PagedResults.TOKEN_LIFE
+                                   - getattr(PagedResults, "MOST_AGE", 120)
+                                   - PagedResults.TOKEN_MARGIN) - 1, skew

@@ -58,6 +58,10 @@ class PagedResults(discord.ui.View):
     #: Seconds before the editor's token runs out at which the view times out at the latest,
     #: so that the edit disabling its components still reaches Discord while the token works.
     TOKEN_MARGIN: ClassVar[float] = 30
+    #: The most an interaction's age (by this machine's clock against its id's time) is
+    #: believed: a command answers within seconds, and a clock running ahead of Discord's
+    #: made a fresh interaction look a quarter of an hour old, its view dead on arrival.
+    MOST_AGE: ClassVar[float] = 120
 
     def __init__(self, title: str, rows: Sequence[ResultLine], *, page_size: int = 5,
                  timeout: float | None = None, note: str | None = None,
@@ -91,7 +95,8 @@ class PagedResults(discord.ui.View):
     def _token_end(self, interaction: discord.Interaction[Any]) -> float:
         # The token's life counts from when Discord made the interaction (its id's time), not
         # from when the view got it: a command may have worked a while before answering.
-        age = max(0.0, (discord.utils.utcnow() - interaction.created_at).total_seconds())
+        age = min(max(0.0, (discord.utils.utcnow() - interaction.created_at).total_seconds()),
+                  self.MOST_AGE)
         return time.monotonic() - age + self.TOKEN_LIFE
 
     def _time_left(self) -> float:
