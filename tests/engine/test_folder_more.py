@@ -63,11 +63,11 @@ async def test_a_running_engine_reads_a_drop_past_a_polls_bytes_at_once(
     monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
     titles = _drop(tmp_path / "inbox")
     sink = Collect()
-    async with open_engine(_config(tmp_path, "1h"), default_sink=sink) as engine:
-        async def all_in() -> None:
-            while len(sink.alerts) < FILES:
-                await asyncio.sleep(0.05)
-        await asyncio.wait_for(all_in(), 30)
+    async with open_engine(_config(tmp_path, "1h"), default_sink=sink):
+        for _ in range(600):  # (a generous 30 s that catches a hang)
+            if len(sink.alerts) >= FILES:
+                break
+            await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # nothing more comes
     async with open_engine(_config(tmp_path, "1h"), start=False,
                            default_sink=Collect()) as engine:  # the state written at stop
