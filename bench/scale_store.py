@@ -44,6 +44,7 @@ from itertools import accumulate
 from pathlib import Path
 
 from watchers.rules.lookup import index_terms, lookup_terms, url_terms
+from watchers.rules.text import KEYS_VERSION
 from watchers.store import SqliteStore
 from watchers.store.sqlite.schema import SCHEMA_VERSION, index_urls
 from watchers.urls import normalise_link
@@ -296,4 +297,9 @@ def build(n: int, *, seed: int = 12) -> Path:
 
 
 async def _create(path: Path) -> None:
-    await (await SqliteStore.open(path, lock=False)).aclose()
+    # Opened empty with the engine's word keys version, which the store records as its
+    # indexes' (opened without it, they were marked as of version 0, and every engine that
+    # opened the built store, memory.py's and delivery_scale.py's, first rebuilt the lookup
+    # indexes of its million articles).
+    await (await SqliteStore.open(path, lock=False, terms_of=lookup_terms,
+                                  keys_version=KEYS_VERSION)).aclose()
