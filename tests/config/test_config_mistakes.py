@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.destinations import webhook_problem
+from tests.config.test_config import issues
 from tests.conftest import REPO
 from watchers.config import load_config, parse_config
 from watchers.errors import ConfigError
@@ -19,14 +20,6 @@ from watchers.errors import ConfigError
 HOOK = "https://discord.com/api/webhooks/123456789012345678/SECRETTOKENabcdefghijklmnop"
 BOT_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.SECRETabcdefghijklmnopqrstuvwxyz0123"
 RULE = '[[rules]]\nname = "k"\nquery = "kyiv"\n'
-
-
-def issues(text: str, tmp_path: Path) -> list[str]:
-    p = tmp_path / "c.toml"
-    p.write_text(text)
-    with pytest.raises(ConfigError) as info:
-        load_config(p)
-    return [str(i) for i in info.value.issues]
 
 
 def check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
