@@ -10,6 +10,7 @@ in-process (the real discord.py) against the emulator, watching feeds served on 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,15 @@ async def test_result_components_are_disabled_before_the_editors_token_runs_out(
     that looked live but only said the results had expired. Now the view times out while its
     editor's token still works, however recent the last use of the select; and a page click,
     a fresh editor with a token of its own, keeps the results live past the command's token."""
-    monkeypatch.setattr(PagedResults, "TIMEOUT", IDLE)
-    monkeypatch.setattr(PagedResults, "TOKEN_LIFE", LIFE, raising=False)
-    monkeypatch.setattr(PagedResults, "TOKEN_MARGIN", MARGIN, raising=False)
     loop = asyncio.get_running_loop()
     async with newswatch(emu, tmp_path, others=6) as (run, _):
+        # The bot's own class: each start loads its extensions afresh (discord.py's
+        # load_extension), so after an earlier test's bot the class this module imported is
+        # another one, and shortening it shortened nothing.
+        views = sys.modules["bot.exts.lookup._views"].PagedResults
+        monkeypatch.setattr(views, "TIMEOUT", IDLE)
+        monkeypatch.setattr(views, "TOKEN_LIFE", LIFE, raising=False)
+        monkeypatch.setattr(views, "TOKEN_MARGIN", MARGIN, raising=False)
         story = await the_story(run)
         emu.token_life = LIFE
 
@@ -111,8 +116,6 @@ def test_a_clock_running_ahead_of_discords_leaves_a_fresh_view_its_whole_idle_ti
     import datetime
 
     import discord
-
-    from bot.exts.lookup._views import PagedResults
 
     class Ahead:  # an interaction as a machine whose clock runs `skew` seconds ahead sees it
         def __init__(self, skew: float) -> None:

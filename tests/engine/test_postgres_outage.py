@@ -417,6 +417,7 @@ async def test_a_writer_lock_left_on_a_session_the_network_cut_off_is_taken_back
             await db.close()
 
 
+@pytest.mark.timeout(150)  # a server stopped and started, then a minute for the third poll
 async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_it(
         cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A poll worker (the several-process role) said "waiting for the store to come back (up
@@ -464,6 +465,8 @@ async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_
             assert not failed.done(), failed.exception()
             await asyncio.to_thread(cluster.pg_ctl, "-w", "start", "-o", opts)
             restarted = True
+            loop = asyncio.get_running_loop()
+            restarted_at = loop.time()
             # Polled again once the store answers: the lease lapses, the claim loop's retry
             # (up to 5 s apart) reconnects; a minute catches a hang, where 20 s was once too
             # short on a loaded machine.
@@ -471,7 +474,8 @@ async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_
                 if len(polls) >= 3:
                     break
                 await asyncio.sleep(0.05)
-            assert len(polls) >= 3 and not failed.done()
+            assert len(polls) >= 3 and not failed.done(), (
+                f"{len(polls)} polls {loop.time() - restarted_at:.0f} s after the restart")
             failed.cancel()
     finally:
         if not restarted:
