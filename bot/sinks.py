@@ -284,7 +284,9 @@ _INVALID_WEBHOOK_TOKEN = 50027
 # unusable: 401 401: Unauthorized"): a 401 that carries no error code.
 _TOKEN_PAUSE = re.compile(r"destination unusable: 401 (?!\(code )")
 # How a webhook's pause names the webhook it was of (see WebhookTarget.mark).
-_WEBHOOK_MARK = re.compile(re.escape(WEBHOOK_PAUSE_MARK) + r"([0-9a-f]{6})\]$")
+# (Anywhere in the reason: a digest's wraps it, "digest part 2/4 not sent (… [webhook 1a2b3c]);
+# the parts before it were", and anchored at the end it was not found.)
+_WEBHOOK_MARK = re.compile(re.escape(WEBHOOK_PAUSE_MARK) + r"([0-9a-f]{6})\]")
 _FORUM_WEBHOOK = 220001  # "Webhooks posted to forum channels must have a thread_name or thread_id"
 _MAX_APPLIED_TAGS = 5  # Discord's limit per post
 
@@ -638,16 +640,20 @@ class DiscordSink:
     def stale_pause(self, route: str, reason: str) -> bool:
         """Whether ``route``'s stored pause came from the bot's token being refused (a bot
         channel's 401 with no error code), which paused every channel before such a 401 was
-        retried instead: the channel was never at fault. A webhook's 401 (Invalid Webhook
-        Token) is its own and stays paused."""
+        retried instead: the channel was never at fault; or, for a webhook route, from another
+        destination than its webhook now (another URL, or a bot channel). A webhook's 401
+        (Invalid Webhook Token) is its own and stays paused while its URL stays."""
         target = self.targets.get(route)
         if isinstance(target, WebhookTarget):
             # Paused by another URL than the route's now (the operator corrected its token,
             # in the file or the variable): that URL's refusal says nothing of this one. In a
             # set-up of webhooks alone nothing else could resume it (/alerts resume needs the
             # bot), and every alert of the route was held for good.
-            mark = _WEBHOOK_MARK.search(reason)
-            return mark is not None and mark.group(1) != target.mark
+            # A pause that names no webhook was not a webhook's: the route was a bot channel
+            # when it paused (403 Missing Permissions) and is a webhook now, which only a bot
+            # could resume; it is tried, and pauses again, naming itself, if it fails too.
+            marks = _WEBHOOK_MARK.findall(reason)
+            return not marks or marks[-1] != target.mark
         return (isinstance(target, ChannelTarget)
                 and _TOKEN_PAUSE.match(reason) is not None)
 

@@ -908,7 +908,8 @@ class DeliveryService:
                 n = await self.store.resume_route(route)
                 why = ("its webhook's URL has changed since it was paused"
                        if WEBHOOK_PAUSE_MARK in reason else
-                       "it was paused for a reason that no longer pauses a destination")
+                       "it was paused for a reason that no longer pauses this destination "
+                       "(another destination's, or the bot token's)")
                 log.warning("route %s resumed at start: %s (%s); %d held alert(s) queued",
                             route, why, reason, n)
                 continue

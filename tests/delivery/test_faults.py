@@ -370,6 +370,39 @@ async def test_a_webhook_paused_for_its_token_is_resumed_by_a_start_with_another
     assert notice and "its URL is corrected and newswatch started again" in notice, notice
 
 
+@pytest.mark.parametrize("reason", [
+    # a digest's part refused by the webhook the route had before: the mark inside the reason
+    "digest part 2/4 not sent (404 Not Found (error code: 10015): Unknown Webhook [webhook "
+    "abcdef]); the parts before it were",
+    # the route was a bot channel when it paused, and is a webhook now
+    "destination unusable: 403 (code 50013) Missing Permissions",
+], ids=["a digest's pause", "a bot channel's pause"])
+async def test_a_webhook_route_paused_by_another_destination_is_resumed_at_start(
+        emu: DiscordEmulator, newswatch: Start, tmp_path: Path, reason: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A pause of a webhook route lifts at a start with another URL, as its alerts' pauses
+    did; a digest's pause, whose reason wraps the webhook's mark ("digest part 2/4 not sent
+    (… [webhook 1a2b3c]); the parts before it were"), was not found and stayed, and so did the
+    pause of a route that was a bot channel then: with webhooks alone (no /alerts resume)
+    their alerts were held for good."""
+    drop_articles(tmp_path / "wire", "floods", range(2))
+    run = await newswatch(emu)
+    await run.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 2, 20)
+    await run.engine.store.pause_route("hook", reason)
+    drop_articles(tmp_path / "wire", "floods", range(2, 4))
+    await asyncio.sleep(0.5)
+    run.stop.set()
+    assert await asyncio.wait_for(run.task, 15) == 0
+    assert report_numbers(emu, "hooks") == [0, 1]  # the later two were held
+    caplog.clear()
+    again = await newswatch(emu)
+    await again.wait_for(lambda: len(report_numbers(emu, "hooks")) >= 4, 20)
+    assert report_numbers(emu, "hooks") == [0, 1, 2, 3]
+    assert "hook" not in again.engine.delivery.paused_routes()
+    assert any(r.getMessage().startswith("route hook resumed at start")
+               for r in caplog.records)
+
+
 async def test_a_webhook_send_whose_answer_was_lost_is_found_not_sent_twice(
         emu: DiscordEmulator, newswatch: Start, tmp_path: Path) -> None:
     drop_articles(tmp_path / "wire", "floods", range(3))
