@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -62,9 +63,21 @@ class OwnCluster:
         cmd = [str(shutil.which("pg_ctl")), "-D", str(self.base / "data"), *args]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        # -l: the server's output goes to a file (a pipe would be held open by it)
-        subprocess.run([*cmd, "-l", str(self.base / "log")], check=True, timeout=60,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # -l: the server's output goes to a file (a pipe would be held open by it). A start
+        # right after a stop on a loaded machine has failed now and then (rc 1, its words
+        # thrown away): it is tried again, and what pg_ctl and the server said is kept for
+        # the error.
+        for attempt in range(3):
+            done = subprocess.run([*cmd, "-l", str(self.base / "log")], timeout=60,
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            if done.returncode == 0:
+                return
+            if "start" not in args or attempt == 2:
+                log = self.base / "log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise AssertionError(f"pg_ctl {' '.join(args)}: rc {done.returncode}\n"
+                                     f"{done.stdout}{done.stderr}\nserver log:\n{tail}")
+            time.sleep(2)
 
 
 @pytest.fixture(scope="module")
