@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import random
@@ -430,6 +431,15 @@ async def test_a_writer_lock_left_on_a_session_the_network_cut_off_is_taken_back
             await db.close()
 
 
+def _task_stacks() -> str:
+    """Where each task of the running loop waits (for a failure's message: the poll worker's
+    test fails now and then, its third poll not coming, and the log alone does not say why)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=6, file=out)
+    return out.getvalue()
+
+
 @pytest.mark.timeout(150)  # a server stopped and started, then a minute for the third poll
 async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_it(
         cluster: OwnCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -488,7 +498,8 @@ async def test_a_poll_worker_whose_store_goes_away_as_it_saves_a_poll_waits_for_
                     break
                 await asyncio.sleep(0.05)
             assert len(polls) >= 3 and not failed.done(), (
-                f"{len(polls)} polls {loop.time() - restarted_at:.0f} s after the restart")
+                f"{len(polls)} polls {loop.time() - restarted_at:.0f} s after the restart; "
+                f"where its tasks wait:\n{_task_stacks()}")
             failed.cancel()
     finally:
         if not restarted:
