@@ -1214,12 +1214,17 @@ class Engine:
         wanted = {c.name: c for c in [
             *merged_sources(self.config, [s for s in stored if s.guild_id is None]),
             *self.tenancy.feeds()]}
+        own = self.watch.own_sources()
         running = {c.name: c for c in self.watch.source_configs()}
         for name, cfg in running.items():
-            if wanted.get(name) != cfg:
+            # A source an embedder runs with its own poller (engine.watch.add_source(config,
+            # source)) is neither the config file's nor the store's: removed here, and
+            # retired on a shared store, at any reload (another process's /sources add, a
+            # session back after an outage), it stopped without a word.
+            if wanted.get(name) != cfg and name not in own:
                 await self.watch.remove_source(name)
         for name, cfg in wanted.items():
-            if running.get(name) != cfg:
+            if running.get(name) != cfg and name not in own:
                 try:
                     await self.watch.add_source(cfg)
                 except NewswatchError as exc:  # e.g. refused by this machine's allowlist

@@ -182,6 +182,9 @@ class _Running:
 
     config: SourceConfig
     source: Source
+    # An embedder's own poller (given to add_source): the engine's reloads of the configured
+    # and stored sources leave it running.
+    own: bool = False
 
     @property
     def name(self) -> str:
@@ -405,12 +408,17 @@ class WatchService:
     def source_configs(self) -> list[SourceConfig]:
         return [r.config for r in self._running.values()]
 
+    def own_sources(self) -> set[str]:
+        """The names of the sources run with an embedder's own poller (see add_source)."""
+        return {name for name, r in self._running.items() if r.own}
+
     async def add_source(self, config: SourceConfig, source: Source | None = None) -> None:
         """Run another source: built from ``config``, or ``source`` itself when given (an
         embedder's own Source implementation, scheduled by ``config``)."""
         if config.name in self._running:
             raise NewswatchError(f"a source named {config.name!r} already exists")
-        running = _Running(config, source or build_source(config, self.context))
+        running = _Running(config, source or build_source(config, self.context),
+                           own=source is not None)
         self._running[config.name] = running
         self._name_outlets([config])
         if self._started and self.shared:
