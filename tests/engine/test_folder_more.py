@@ -13,24 +13,15 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.sinks import RecordingSink
 from watchers import service as service_module
 from watchers.config import parse_config
-from watchers.delivery import Alert
 from watchers.engine import open_engine
 from watchers.sources import folder as folder_module
 
 BUDGET = 4_000  # bytes a poll reads here (POLL_BYTES, made small)
 FILES = 12
 OLD_NS = 1_600_000_000 * 10**9  # long settled: no second look
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    async def deliver(self, alert: Alert) -> str | None:
-        self.alerts.append(alert)
-        return None
 
 
 def _drop(folder: Path) -> set[str]:
@@ -62,7 +53,7 @@ async def test_a_running_engine_reads_a_drop_past_a_polls_bytes_at_once(
     follow at once: every file alerts within seconds, each once."""
     monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
     titles = _drop(tmp_path / "inbox")
-    sink = Collect()
+    sink = RecordingSink()
     async with open_engine(_config(tmp_path, "1h"), default_sink=sink):
         for _ in range(600):  # (a generous 30 s that catches a hang)
             if len(sink.alerts) >= FILES:
@@ -70,7 +61,7 @@ async def test_a_running_engine_reads_a_drop_past_a_polls_bytes_at_once(
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # nothing more comes
     async with open_engine(_config(tmp_path, "1h"), start=False,
-                           default_sink=Collect()) as engine:  # the state written at stop
+                           default_sink=RecordingSink()) as engine:  # the state written at stop
         state = await engine.store.source_state("drop")
     assert sorted(a.article.title for a in sink.alerts) == sorted(titles)
     assert state is not None and state.polls >= 3  # (the drop took several polls)
@@ -83,7 +74,7 @@ async def test_run_once_reads_the_whole_drop_and_reports_it_as_one_poll(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
     titles = _drop(tmp_path / "inbox")
-    sink = Collect()
+    sink = RecordingSink()
     async with open_engine(_config(tmp_path, "30s"), start=False,
                            default_sink=sink) as engine:
         (report,) = await engine.run_once()
@@ -101,7 +92,7 @@ async def test_run_once_stops_after_its_polls_and_says_more_is_waiting(
     monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
     monkeypatch.setattr(service_module, "ONCE_POLLS", 2)
     _drop(tmp_path / "inbox")
-    sink = Collect()
+    sink = RecordingSink()
     async with open_engine(_config(tmp_path, "30s"), start=False,
                            default_sink=sink) as engine:
         with caplog.at_level(logging.INFO, logger="watchers.service"):

@@ -10,16 +10,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
+from tests.fakes.sinks import RecordingSink
 from watchers.config import FolderSourceConfig, parse_config
-from watchers.delivery import Alert
 from watchers.engine import open_engine
 from watchers.models import Article
 from watchers.sources.base import Poll
-
-
-class Quiet:
-    async def deliver(self, alert: Alert) -> str | None:
-        return None
 
 
 class Mine:
@@ -45,7 +40,7 @@ async def test_an_embedders_own_source_outlives_a_reload_of_the_sources(tmp_path
                         "sources": [{"name": "inbox", "type": "folder", "path": "inbox"}],
                         "rules": [{"name": "troops", "query": "troops"}]}, base_dir=tmp_path)
     mine = Mine()
-    async with open_engine(cfg, start=False, default_sink=Quiet()) as engine:
+    async with open_engine(cfg, start=False, default_sink=RecordingSink()) as engine:
         await engine.watch.add_source(FolderSourceConfig(
             name="mine", type="folder", path=str(tmp_path), every=timedelta(minutes=1)), mine)
         await engine.reload(["sources"])
