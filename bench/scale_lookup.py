@@ -68,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import scale_store
 
 from watchers.rules import parse, shipped_aliases
-from watchers.rules.lookup import index_query
+from watchers.rules.lookup import index_query, places_query
 from watchers.search import search
 from watchers.store import SqliteStore
 
@@ -330,13 +330,18 @@ def time_raw_fts(path: Path, queries: dict[str, dict[str, list[Query]]]
                  ) -> dict[str, float | None]:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-    # The lookup index: keyed by date order from schema 5 on, by insertion order before.
+    # The lookup index: keyed by date order from schema 5 on, by insertion order before; the
+    # places index, which lookups read instead once it holds every article, from schema 17.
     table = "article_index" if "article_index" in names else "article_terms"
+    query_of = index_query
+    if "article_places" in names and not con.execute(
+            "SELECT 1 FROM article_places_incomplete WHERE gap = 1").fetchone():
+        table, query_of = "article_places", places_query
     out: dict[str, float | None] = {}
     for kind, sets in queries.items():
         times: list[float] = []
         for q in sets["raw"]:
-            fts = index_query(parse(q.text), shipped_aliases({}))
+            fts = query_of(parse(q.text), shipped_aliases({}))
             if fts is None:
                 continue
             t = time.perf_counter()

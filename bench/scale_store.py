@@ -43,10 +43,10 @@ from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
 
-from watchers.rules.lookup import index_terms, lookup_terms, url_terms
+from watchers.rules.lookup import index_terms, lookup_terms, places_of, url_terms
 from watchers.rules.text import KEYS_VERSION
 from watchers.store import SqliteStore
-from watchers.store.sqlite.schema import SCHEMA_VERSION, index_urls
+from watchers.store.sqlite.schema import SCHEMA_VERSION, index_articles
 from watchers.urls import normalise_link
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,8 +201,11 @@ def _upgrade(older: Path, path: Path) -> None:
 
 async def _migrate(path: Path) -> None:
     # The terms the store was built with (lookup_terms equals index_terms, faster), needed to
-    # upgrade a store older than the lookup index or its word list.
-    await (await SqliteStore.open(path, lock=False, terms_of=lookup_terms)).aclose()
+    # upgrade a store older than the lookup index or its word list; with the engine's keys
+    # version and places, the open rebuilds the indexes when an upgrade left the places index
+    # to fill (schema 17), as the engine's first open would.
+    await (await SqliteStore.open(path, lock=False, terms_of=lookup_terms,
+                                  keys_version=KEYS_VERSION, places_of=places_of)).aclose()
 
 
 def build(n: int, *, seed: int = 12) -> Path:
@@ -276,14 +279,14 @@ def build(n: int, *, seed: int = 12) -> Path:
             url = article_url(source, titles[ti], i)
             rows.append((rowid, digest[:16], f"src-{source:03d}", f"g{i}", url,
                          normalise_link(url), title, text, iso, fetched, iso, digest))
-            terms.append((rowid, " ".join(sorted(w for w in words if w))))
+            terms.append((rowid, " ".join(sorted(w for w in words if w)), url_terms(url),
+                          places_of(title, text)))
         con.execute("BEGIN")
         con.executemany(
             "INSERT INTO articles (rowid, id, source, guid, url, link_key, title, text, "
             "published, fetched_at, sort_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             rows)
-        con.executemany("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)", terms)
-        index_urls(con, [(r[0], url_terms(r[4])) for r in rows])
+        index_articles(con, terms)
         con.execute("COMMIT")
         done += len(rows)
         print(f"\r  built {done:,}/{n:,} articles  {time.perf_counter() - started:6.0f} s",

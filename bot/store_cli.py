@@ -65,7 +65,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     import asyncio
 
     from bot.logs import setup_store_logging
-    from watchers.rules.lookup import lookup_terms
+    from watchers.rules.lookup import lookup_terms, places_of
     from watchers.rules.text import KEYS_VERSION
     from watchers.store.copy import describe_target, migrate
 
@@ -77,7 +77,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         # exit 130 and no word of what was left.
         with stopped_like_ctrl_c():
             done = asyncio.run(migrate(target, terms_of=lookup_terms,
-                                       keys_version=KEYS_VERSION))
+                                       keys_version=KEYS_VERSION, places_of=places_of))
     except KeyboardInterrupt:
         say(f"interrupted: {describe_target(target)} is left as far as it got; newswatch "
             "migrate (or the next command that writes to it) goes on from there")

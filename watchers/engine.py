@@ -95,7 +95,7 @@ from watchers.importer import ImportProgress, ImportSummary, import_file
 from watchers.models import Article, Match
 from watchers.outlets import source_outlet
 from watchers.roles import Role, check_role
-from watchers.rules.lookup import index_terms
+from watchers.rules.lookup import index_terms, places_of
 from watchers.rules.text import KEYS_VERSION
 from watchers.schedule import Clock, SystemClock
 from watchers.search import DEFAULT_WAIT, Lookup, SearchHit, search
@@ -1987,7 +1987,7 @@ async def open_engine(
         check_role(role, target, lease)
         shared = role != "all"
         store = await open_store(target, terms_of=index_terms, lock=not shared, shared=shared,
-                                 keys_version=KEYS_VERSION)
+                                 keys_version=KEYS_VERSION, places_of=places_of)
         stack.push_async_callback(store.aclose)
         # Ingest and lookups each have threads of their own. On one shared pool, a member's
         # burst of expensive lookups (a regex over 90 days, a query of 26 prefixes) held both

@@ -79,7 +79,13 @@ from watchers.models import (
     unstorable_id,
 )
 from watchers.rules import RuleSet
-from watchers.rules.lookup import analysed_words, terms_text, url_terms
+from watchers.rules.lookup import (
+    analysed_places,
+    analysed_words,
+    places_of,
+    terms_text,
+    url_terms,
+)
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import FieldText, add_terms, untrack
 from watchers.store.base import (
@@ -488,7 +494,8 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
     bad: list[tuple[int, str]] = []
     numbers: list[int] = []
     # Each line's record but its story: (article, matches, terms, words, url terms, when).
-    parts: list[tuple[Article, list[Decision], str, set[str] | None, str, datetime | None]] = []
+    parts: list[tuple[Article, list[Decision], str, set[str] | None, str, datetime | None,
+                      tuple[str, str, str, str] | None]] = []
     sigs: list[Signature] = []
     fetched = datetime.now(UTC)
     for number, _, raw in chunk:
@@ -516,6 +523,7 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
             words = analysed_words(analysis)
             terms = terms_text(words)
             title = analysis.field("title")
+            places = analysed_places(analysis)
         elif terms_of is None:  # no rules: the words alone, not the matcher's tokens
             # The title's tokens are made once, for its words here and the signature below;
             # the text's words are only scanned.
@@ -527,8 +535,10 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
             untrack(words)
             matches = []
             terms = terms_text(words)
+            places = places_of(seen.title, seen.text)
         else:
             matches, terms = [], terms_of(seen.title, seen.text)
+            places = None  # the store's own places_of, if it was given one
         if stories is not None:
             # A signature reads the title (every imported article has one) and is the same
             # from these tokens as from the title's own (see stories.signature_from).
@@ -536,18 +546,19 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
                         else signature_of(title, article.text))
         # History: its matches count at its own date (not as a burst now; see ArticleRecord).
         parts.append((article, matches, terms, words, url_terms(article.url),
-                      history_time(article, at=None)))
+                      history_time(article, at=None), places))
         numbers.append(number)
     if stories is None:
-        records = [ArticleRecord(article, matches, (), terms, None, words, link, matched_at=at)
-                   for article, matches, terms, words, link, at in parts]
+        records = [ArticleRecord(article, matches, (), terms, None, words, link, matched_at=at,
+                                 places=places)
+                   for article, matches, terms, words, link, at, places in parts]
     else:
         # Once the batch is matched, in the same order (see WatchService._analyse): the live
         # index walked article after article, not between two articles' matching. Each record
         # is made once, with its story (a copy of one made without cost about 4 µs a line).
         records = [ArticleRecord(article, matches, (), terms, join_story(stories, article, sig),
-                                 words, link, matched_at=at)
-                   for (article, matches, terms, words, link, at), sig
+                                 words, link, matched_at=at, places=places)
+                   for (article, matches, terms, words, link, at, places), sig
                    in zip(parts, sigs, strict=True)]
     return _Batch(records, bad, chunk[-1][0], chunk[-1][1], numbers, len(chunk))
 

@@ -53,6 +53,7 @@ from watchers.rules.lookup import (
     Vocabulary,
     fuzzy_terms,
     index_query,
+    places_query,
     regex_runs,
     url_query,
 )
@@ -202,11 +203,11 @@ class _Turns:
 
 def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
             turns: _Turns | None = None
-            ) -> tuple[str | None, dict[tuple[str, float], list[str]]]:
-    """The index query of ``node`` with its fuzzy terms expanded over ``vocab``, and each fuzzy
-    term's words: the only words of any stored article it can match, so the matcher compares
-    those alone. Raises _OutOfTime past the lookup's deadline (a query of thousands of fuzzy
-    terms takes longer than the lookup's budget to expand)."""
+            ) -> tuple[str | None, str | None, dict[tuple[str, float], list[str]]]:
+    """The index query and the places query of ``node`` with its fuzzy terms expanded over
+    ``vocab``, and each fuzzy term's words: the only words of any stored article it can
+    match, so the matcher compares those alone. Raises _OutOfTime past the lookup's deadline
+    (a query of thousands of fuzzy terms takes longer than the lookup's budget to expand)."""
     deadline = float("inf") if turns is None else turns.deadline  # as moved by its wait
     words: dict[tuple[str, float], list[str]] = {}
     for t in fuzzy_terms(node, threshold):
@@ -215,13 +216,19 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
         words[t] = vocab.matching(t[0], t[1], table)
     expand: FuzzyKeys = lambda key, thr: words.get((key, thr))  # noqa: E731
 
-    def holding(pattern: str) -> list[set[str]] | None:
-        sets = regex_runs(pattern)
-        if sets is None:
-            return None
-        return [{w for run in runs for w in vocab.containing(run)} for runs in sets]
+    held: dict[str, list[set[str]] | None] = {}
 
-    return index_query(node, table, threshold, expand, holding, vocab.starting), words
+    def holding(pattern: str) -> list[set[str]] | None:
+        if pattern in held:  # each query asks (a scan of every word a run)
+            return held[pattern]
+        sets = regex_runs(pattern)
+        found = held[pattern] = (None if sets is None else
+                                 [{w for run in runs for w in vocab.containing(run)}
+                                  for runs in sets])
+        return found
+
+    return (index_query(node, table, threshold, expand, holding, vocab.starting),
+            places_query(node, table, threshold, expand, holding, vocab.starting), words)
 
 
 # Fields whose words the index's word list does not hold (a link's, a source name's).
@@ -405,8 +412,8 @@ async def search(
                     # in one turn up to the budget (the words lock lets one lookup at a time
                     # expand, so it holds one of the lookup threads at most).
                     try:
-                        fts, fuzzy = await turns.run(_expand, node, float(threshold),
-                                                     vocab, table, turns)
+                        fts, places, fuzzy = await turns.run(_expand, node, float(threshold),
+                                                             vocab, table, turns)
                     except _OutOfTime:
                         return Lookup([], True, 0)
             except asyncio.CancelledError:
@@ -418,7 +425,8 @@ async def search(
             words_lock.release()
     if vocab is None:
         fts = index_query(node, table)
-    if fts == NOTHING:
+        places = places_query(node, table)
+    if fts == NOTHING or places == NOTHING:
         # No word the index holds matches a term every match needs.
         return Lookup([], False, 0)
     # ``url:`` terms every match needs narrow through the URL index (the words of each
@@ -469,7 +477,7 @@ async def search(
             break
         page = await store.candidate_page(fts=fts, since=since, source=source, after=after,
                                           limit=min(size, MAX_PAGE), follows=follows,
-                                          sources=sources, urls=urls)
+                                          sources=sources, urls=urls, places=places)
         articles = page.articles
         at: int | None = 0
         while at is not None and at < len(articles):

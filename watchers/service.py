@@ -70,7 +70,7 @@ from watchers.models import (
 from watchers.outage import StoreOutage
 from watchers.outlets import source_outlet
 from watchers.rules import Rule, RuleSet
-from watchers.rules.lookup import analysed_words, terms_text, url_terms
+from watchers.rules.lookup import analysed_places, analysed_words, terms_text, url_terms
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import untrack
 from watchers.schedule import Clock, SystemClock, Timetable
@@ -200,6 +200,7 @@ class _Analysis:
     words: set[str] | None = None  # the terms' words, for the index's word list
     url_terms: str = ""  # the link's words, for the URL index
     sig: Signature | None = None  # its story signature, while its story is still to be joined
+    places: tuple[str, str, str, str] | None = None  # its words where they stand (places index)
 
 
 @dataclass
@@ -1029,7 +1030,8 @@ class WatchService:
                   stories: StoryIndex | None,
                   audience: Sequence[tuple[str, RuleSet]] | None,
                   join: bool = True) -> list[_Analysis]:
-        found: list[tuple[list[Decision], str, tuple[str, ...], set[str], str]] = []
+        found: list[tuple[list[Decision], str, tuple[str, ...], set[str], str,
+                          tuple[str, str, str, str]]] = []
         sigs: list[Signature | None] = []
         for article in articles:
             seen = matchable(article)
@@ -1059,11 +1061,13 @@ class WatchService:
             # and each walks less (see text.untrack).
             untrack(matches)
             words = analysed_words(analysis)
-            found.append((matches, terms_text(words), over, words, url_terms(article.url)))
+            found.append((matches, terms_text(words), over, words, url_terms(article.url),
+                          analysed_places(analysis)))
         links: list[StoryLink | None] = [None] * len(found)
         if not join:
-            out = [_Analysis(matches, terms, over, None, words, urls, sig)
-                   for (matches, terms, over, words, urls), sig in zip(found, sigs, strict=True)]
+            out = [_Analysis(matches, terms, over, None, words, urls, sig, places)
+                   for (matches, terms, over, words, urls, places), sig
+                   in zip(found, sigs, strict=True)]
             untrack(*out)
             return out
         if stories is not None:
@@ -1072,8 +1076,9 @@ class WatchService:
             # which each time leaves little of the other in the processor's caches.
             links = [join_story(stories, article, sig) if sig is not None else None
                      for article, sig in zip(articles, sigs, strict=True)]
-        out = [_Analysis(matches, terms, over, link, words, urls)
-               for (matches, terms, over, words, urls), link in zip(found, links, strict=True)]
+        out = [_Analysis(matches, terms, over, link, words, urls, places=places)
+               for (matches, terms, over, words, urls, places), link
+               in zip(found, links, strict=True)]
         untrack(*out)
         return out
 
@@ -1192,7 +1197,8 @@ class WatchService:
                                        analysis.story, analysis.words, analysis.url_terms,
                                        # a first poll's backlog is history: counted at its own dates
                                        matched_at=history_time(article, at=now) if baseline
-                                       else _matched_at(article, now, since))
+                                       else _matched_at(article, now, since),
+                                       places=analysis.places)
                          for article, analysis, entries in batch], at=now,
                         summaries=summaries if start == 0 else ())
                     for (article, _, entries), kept in zip(batch, stored, strict=True):

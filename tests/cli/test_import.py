@@ -673,7 +673,9 @@ def test_a_damaged_database_is_named_as_such_and_no_rerun_is_promised(
     write_jsonl(workdir / "h.jsonl", [json.dumps(g) for g in GOOD])
     assert cli.main(["import", "h.jsonl", "-c", "config.toml"]) == 0
     with closing(sqlite3.connect(workdir / "nw.db")) as conn:
-        conn.execute("DROP TABLE article_index_config")  # one of the index's own tables
+        # one of each lookup index's own tables (a word lookup reads the places index)
+        conn.execute("DROP TABLE article_index_config")
+        conn.execute("DROP TABLE article_places_config")
         conn.commit()
     capsys.readouterr()
     write_jsonl(workdir / "more.jsonl", [json.dumps({**GOOD[0], "id": "h9", "title": "Troops"})])

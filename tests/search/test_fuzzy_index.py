@@ -105,7 +105,8 @@ def _as_version_10(db: Path) -> None:
         con.executescript("DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
                           "DROP TABLE index_words; DROP TABLE article_urls; "
                           "DROP TABLE article_urls_incomplete; DROP TABLE departed_servers; "
-                          "DROP TABLE index_keys; "
+                          "DROP TABLE index_keys; DROP TABLE article_places; "
+                          "DROP TABLE article_places_incomplete; "
                           "ALTER TABLE stories DROP COLUMN source_outlets;"
                           + _ARTICLE_TERMS_V5)
         con.execute("PRAGMA user_version=10")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.conftest import SEEDS, corpora_or_skip
 from watchers.models import Article
 from watchers.rules import match_query
-from watchers.rules.lookup import index_terms, url_terms
+from watchers.rules.lookup import index_terms, places_of, url_terms
 from watchers.search import search
 from watchers.sources.folder import read_article_file
 from watchers.store import SqliteStore
@@ -37,7 +37,12 @@ WORDS = ["troops", "troop", "kyiv", "kiev", "russia", "nato", "sanctions", "talk
          # titles' and texts' words): they found nothing
          "url:zorblx~", "url:zorblax~", "source:zorblaxnewz~",
          # regexes narrowed by the index words that hold a string they require
-         "/kiev|kyiv/", "/troops?/", "title:/minist/", "/gov[a-z]+ment/"]
+         "/kiev|kyiv/", "/troops?/", "title:/minist/", "/gov[a-z]+ment/",
+         # phrases and fields the places index answers: compounds written apart or joined,
+         # aliases, words in another field
+         '"cyber attack"', '"the cyberattack"', '"russia ukraine"', 'title:"kiev talks"',
+         '"troops at the border"', 'text:"prime minister"', '"the government"',
+         'title:"cyber attack"', '"russia\'s troops"', '"mobili* of"']
 
 NEAR_OK = [w for w in WORDS if "/" not in w]
 
@@ -80,7 +85,8 @@ async def fill(db: Path) -> list[Article]:
         if await store.count_articles() == 0:
             for a in arts:
                 await store.record(a, [], [], terms=index_terms(a.title, a.text),
-                                   url_terms=url_terms(a.url))
+                                   url_terms=url_terms(a.url),
+                                   places=places_of(a.title, a.text))
         return arts
 
 

@@ -40,7 +40,14 @@ from watchers.store._shared import article_identity, guid_links_agree, same_link
 from watchers.store.base import ArticleRecord, OutboxEntry, StoryLink
 from watchers.store.open import open_store
 from watchers.store.postgres import PostgresStore
+from watchers.store.sqlite import schema as lite_schema
 from watchers.store.sqlite._db import iso
+
+# An SQLite store as versions before 17 left it: no places index, the view's trigger as it was.
+_VIEW, _TRIGGER = lite_schema.ARTICLE_TERMS.split("\nCREATE TRIGGER")
+_BEFORE_17 = ("DROP TABLE article_places", "DROP TABLE article_places_incomplete",
+              "DROP TRIGGER article_terms_insert", "DROP VIEW article_terms", _VIEW,
+              "CREATE TRIGGER" + _TRIGGER)
 
 
 async def put(store: Store, a: Article, matches: list[Match] | None = None,
@@ -478,6 +485,8 @@ async def test_a_store_from_before_the_feed_copies_index_gains_it_when_opened(
     await backend.raw("before", "DROP TABLE index_keys", "DROP TABLE index_keys")  # the next
     await backend.raw("before", "ALTER TABLE stories DROP COLUMN source_outlets",
                       "ALTER TABLE stories DROP COLUMN source_outlets")  # and the next
+    for sql in _BEFORE_17:  # and the one after
+        await backend.raw("before", sql, "SELECT 1")
     await backend.raw("before", "PRAGMA user_version = 13",
                       "UPDATE schema_version SET version = 16")
     with caplog.at_level(logging.INFO, logger="watchers.store"):
@@ -1079,6 +1088,8 @@ async def test_stories_of_schema_15_keep_their_counts_once_upgraded(backend: Bac
     assert before == {"alerts": 2}
     await backend.raw("before", "ALTER TABLE stories DROP COLUMN source_outlets",
                       "ALTER TABLE stories DROP COLUMN source_outlets")
+    for sql in _BEFORE_17:  # and the one after
+        await backend.raw("before", sql, "SELECT 1")
     await backend.raw("before", "PRAGMA user_version = 15",
                       "UPDATE schema_version SET version = 18")
     async with await backend.open("before") as store:

@@ -34,10 +34,13 @@ from .variants import (
 
 __all__ = [
     "NOTHING",
+    "PLACE_COLUMNS",
     "FuzzyKeys",
+    "Places",
     "PrefixWords",
     "RegexWords",
     "Vocabulary",
+    "analysed_places",
     "analysed_terms",
     "analysed_words",
     "fuzzy_terms",
@@ -45,6 +48,8 @@ __all__ = [
     "index_terms",
     "lookup_terms",
     "lookup_words",
+    "places_of",
+    "places_query",
     "regex_runs",
     "terms_text",
     "url_query",
@@ -118,6 +123,68 @@ def analysed_words(analysis: Analysis) -> set[str]:
 def terms_text(words: Iterable[str]) -> str:
     """Index words as the index terms a store is given: sorted, space-separated."""
     return " ".join(sorted(words))
+
+
+# -- the places index ---------------------------------------------------------------------------
+#
+# Each article's words where they stand: the keys of each field's tokens in their order (a
+# phrase is those keys side by side, a NEAR those keys within a distance), and beside each field
+# its other words (the keys of the tokens out of that order, compounds above all, and the norms
+# that differ from a key), so that a ``title:`` term looks in the title alone. The store keeps
+# them in a table of its own (SQLite FTS5 with positions); see :func:`places_query`.
+
+#: The columns of the places index, in the order :func:`places_of` gives them.
+PLACE_COLUMNS = ("title", "text", "title_more", "text_more")
+# A field's columns: (words in order, other words).
+_PLACE_COLS = {"title": ("title", "title_more"), "text": ("text", "text_more")}
+# Phrases or NEARs of aliased words become an OR of their spellings, up to this many of them.
+MAX_SPELLINGS = 16
+
+#: An article's places: its title's keys in order, its text's, and their other words.
+Places = tuple[str, str, str, str]
+
+
+def _field_places(ft: FieldText) -> tuple[str, str]:
+    """A field's keys in order (one token a position: a compound's parts, not the compound),
+    and its other words, space-separated.
+
+    Every token whose key is left out of the order (a compound, or a second token at a
+    position) is among the other words: a phrase or NEAR that went through it is looked for
+    there (see :func:`places_query`). Leaving a token out only brings its neighbours closer."""
+    keys = ft.keys
+    if not keys:
+        return "", ""
+    more: set[str] = set()
+    if ft.pos is ft.last:  # no compound: a token a position, in order
+        order = keys
+    else:
+        order = []
+        at = -1
+        for k, p, q in zip(keys, ft.pos, ft.last, strict=True):
+            if p == q and p > at:
+                order.append(k)
+                at = p
+            else:
+                more.add(k)
+    more |= ft.norm_words().difference(keys)
+    more.discard("")
+    return " ".join(order), " ".join(sorted(more))
+
+
+def _places(title: FieldText, text: FieldText) -> Places:
+    t_order, t_more = _field_places(title)
+    x_order, x_more = _field_places(text)
+    return (t_order, x_order, t_more, x_more)
+
+
+def places_of(title: str, text: str) -> Places:
+    """The places index's columns of an article (see :data:`PLACE_COLUMNS`)."""
+    return _places(FieldText.of(title), FieldText.of(text))
+
+
+def analysed_places(analysis: Analysis) -> Places:
+    """:func:`places_of` from the fields the matcher has already tokenised."""
+    return _places(analysis.field("title"), analysis.field("text"))
 
 
 def _words(fields: Iterable[FieldText]) -> set[str]:
@@ -242,6 +309,209 @@ def _index_query(node: Node, aliases: Aliases, threshold: float, fuzzy: FuzzyKey
             return None
         return _any([k for k in kids if k is not None])
     return None
+
+
+def places_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHOLD,
+                 fuzzy: FuzzyKeys | None = None,
+                 regex: RegexWords | None = None,
+                 prefixed: PrefixWords | None = None) -> str | None:
+    """:func:`index_query` for the places index (:func:`places_of`): the same superset of the
+    articles ``node`` matches, narrower where words' places tell more than their presence.
+
+    A ``title:`` or ``text:`` term looks in that field's columns alone. A phrase's words in a
+    row are looked for side by side in a field's keys in order, and a NEAR of two words or
+    phrases as FTS5's NEAR of them there (FTS5 counts the words between the two, the matcher
+    the distance between their places: never fewer) — or, since a compound stands out of the
+    order (``cyber-attack``'s parts are in it, ``cyberattack`` is among the other words), as
+    the words anywhere with one of them among the field's other words. A phrase word that is
+    not a plain word (a prefix, a fuzzy term, a word without a key) splits the phrase: each
+    side is looked for on its own, and the word as a term. An aliased word is each of its
+    spellings (up to :data:`MAX_SPELLINGS` for the phrase). Everything else is
+    :func:`index_query`'s."""
+    return _Places(aliases, threshold, fuzzy, regex, prefixed).query(node)
+
+
+def _colset(cols: Sequence[str]) -> str:
+    return "{" + " ".join(cols) + "}"
+
+
+def _spellings(word: Term, aliases: Aliases) -> list[str] | None:
+    """The keys a plain phrase word is written as, or None for any other word."""
+    if word.kind != "word" or not word.key:
+        return None
+    keys = sorted({word.key} | aliases.of(word.key))
+    if any(not k or any(c.isspace() for c in k) for k in keys):
+        return None
+    return keys
+
+
+class _Places:
+    def __init__(self, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | None,
+                 regex: RegexWords | None, prefixed: PrefixWords | None) -> None:
+        self.aliases = aliases
+        self.threshold = threshold
+        self.fuzzy = fuzzy
+        self.regex = regex
+        self.prefixed = prefixed
+
+    def _plain(self, node: Node) -> str | None:
+        return _index_query(node, self.aliases, self.threshold, self.fuzzy, self.regex,
+                            self.prefixed, _INDEXED)
+
+    @staticmethod
+    def _fields(field: str | None) -> list[tuple[str, str]]:
+        return list(_PLACE_COLS.values()) if field is None else [_PLACE_COLS[field]]
+
+    def _in(self, field: str | None, query: str | None) -> str | None:
+        """``query`` (of words anywhere) in ``field``'s columns only."""
+        if query is None or query == NOTHING or field is None:
+            return query
+        return f"{_colset(_PLACE_COLS[field])} : {query}"
+
+    def query(self, node: Node) -> str | None:
+        if isinstance(node, Term | Phrase | Regex) and node.field not in _INDEXED:
+            return None
+        if isinstance(node, Term) and node.kind == "word" and node.key:
+            return self._in(node.field, self._word(node))
+        if isinstance(node, Term | Regex):
+            return self._in(node.field, self._plain(node))
+        if isinstance(node, Phrase):
+            return self._phrase(node)
+        if isinstance(node, Near):
+            return self._near(node)
+        if isinstance(node, And):
+            kids = [self.query(c) for c in node.children]
+            found = _all([k for k in kids if k is not None])
+            if found is None or found == NOTHING:
+                return found
+            # A negated word every match lacks: no article whose keys in order hold it
+            # matches (those keys are tokens the matcher reads), so FTS5 leaves them out.
+            lacking = [q for c in node.children if isinstance(c, Not)
+                       and (q := self._surely(c.child)) is not None]
+            if lacking:
+                return f"({found} NOT {_any(lacking)})"
+            return found
+        if isinstance(node, Or):
+            kids = [self.query(c) for c in node.children]
+            if any(k is None for k in kids):
+                return None
+            return _any([k for k in kids if k is not None])
+        return None  # Not
+
+    def _term(self, word: Term, field: str | None) -> str | None:
+        if word.kind == "word" and word.key:
+            return self._in(field, self._word(word))
+        return self._in(field, self._plain(word))
+
+    def _word(self, word: Term) -> str:
+        """A word (of any field): its keys, and a closed compound written apart ("cyber
+        attack") as the two words side by side."""
+        keys = sorted({word.key} | self.aliases.of(word.key))
+        parts = [_q(k) for k in keys]
+        for a, b in compound_splits(word.key):
+            both = sorted({a, b})
+            parts.append(f"({_colset(('title', 'text'))} : {_q(a + ' ' + b)} OR "
+                         f"({_q(a)} AND {_q(b)} AND {_colset(('title_more', 'text_more'))} : "
+                         f"{_any([_q(k) for k in both])}))")
+        return _any(parts)
+
+    def _surely(self, node: Node) -> str | None:
+        """A query only articles ``node`` matches match (their keys in order hold one of its
+        words' spellings), or None: a word, or an OR of words."""
+        if isinstance(node, Term):
+            keys = _spellings(node, self.aliases)
+            if keys is None or node.field not in _INDEXED:
+                return None
+            cols = [order for order, _ in self._fields(node.field)]
+            return f"{_colset(cols)} : {_any([_q(k) for k in keys])}"
+        if isinstance(node, Or):
+            kids = [self._surely(c) for c in node.children]
+            if any(k is None for k in kids):
+                return None
+            return _any([k for k in kids if k is not None])
+        return None
+
+    def _phrase(self, node: Phrase) -> str | None:
+        if node.slop or len(node.words) < 2:
+            return _all([q for w in node.words if (q := self._term(w, node.field)) is not None])
+        parts: list[str | None] = []
+        run: list[tuple[Term, list[str]]] = []
+        for word in [*node.words, None]:
+            keys = _spellings(word, self.aliases) if word is not None else None
+            if keys is not None and word is not None:
+                run.append((word, keys))
+                continue
+            if len(run) == 1:
+                parts.append(self._term(run[0][0], node.field))
+            elif run:
+                parts.append(self._in_order([[k for k in keys] for _, keys in run],
+                                            [w for w, _ in run], node.field, None))
+            run = []
+            if word is not None:
+                parts.append(self._term(word, node.field))
+        return _all([p for p in parts if p is not None])
+
+    def _in_order(self, sides: list[list[str]], words: list[Term], field: str | None,
+                  near: tuple[int, int] | None) -> str | None:
+        """Words side by side (``near`` None: each of ``sides`` one word's spellings) or two
+        runs of them within a distance (``near``: (words of the left run, distance)), in the
+        field's keys in order, or anywhere with one of them among its other words."""
+        combos = 1
+        for keys in sides:
+            combos *= len(keys)
+        anywhere = _all([q for w in words if (q := self._term(w, field)) is not None])
+        if combos > MAX_SPELLINGS or anywhere == NOTHING:
+            return anywhere
+        spelt = [" ".join(c) for c in _product(sides)]
+        if near is None:
+            ordered = _any([_q(s) for s in spelt])
+        else:
+            split, distance = near
+            ordered = _any([f"NEAR({_q(' '.join(c[:split]))} {_q(' '.join(c[split:]))}, "
+                            f"{distance})" for c in _product(sides)])
+        fields = self._fields(field)
+        order_cols = [order for order, _ in fields]
+        more_cols = [more for _, more in fields]
+        every = sorted({k for keys in sides for k in keys})
+        outside = f"{_colset(more_cols)} : {_any([_q(k) for k in every])}"
+        rest = _all([p for p in (anywhere, outside) if p is not None])
+        return f"({_colset(order_cols)} : {ordered} OR {rest})"
+
+    def _near(self, node: Near) -> str | None:
+        left, right = self._run(node.left), self._run(node.right)
+        plain = [self.query(node.left), self.query(node.right)]
+        if left is None or right is None or left[0] != right[0]:
+            return _all([p for p in plain if p is not None])
+        field = left[0]
+        lkeys = {k for keys in left[1] for k in keys}
+        rkeys = {k for keys in right[1] for k in keys}
+        if not lkeys.isdisjoint(rkeys):
+            # A word on both sides may be one token for both: FTS5's NEAR wants two.
+            return _all([p for p in plain if p is not None])
+        return self._in_order([*left[1], *right[1]], [*left[2], *right[2]], field,
+                              (len(left[1]), node.distance))
+
+    def _run(self, side: Node) -> tuple[str | None, list[list[str]], list[Term]] | None:
+        """A NEAR side as (field, each word's spellings, the words): a plain word (not a
+        compound also found written apart: that is two tokens) or a phrase of plain words."""
+        if isinstance(side, Term):
+            keys = _spellings(side, self.aliases)
+            if keys is None or side.field not in _INDEXED or any(
+                    compound_splits(k) for k in keys):
+                return None
+            return side.field, [keys], [side]
+        if isinstance(side, Phrase) and not side.slop and side.field in _INDEXED:
+            spelt = [_spellings(w, self.aliases) for w in side.words]
+            if any(s is None for s in spelt):
+                return None
+            return side.field, [s for s in spelt if s is not None], list(side.words)
+        return None
+
+
+def _product(sides: list[list[str]]) -> list[tuple[str, ...]]:
+    from itertools import product
+
+    return list(product(*sides))
 
 
 def regex_runs(pattern: str) -> list[list[str]] | None:

@@ -711,6 +711,15 @@ class FieldText:
             for p in folded[m][2]:
                 out.add(p[0])
 
+    def norm_words(self) -> set[str]:
+        """Every token's norm (see :meth:`add_terms`), without building the token norms."""
+        folded = self._folded
+        out = set(map(_NORM, folded))
+        for m in self._odd:
+            for p in folded[m][2]:
+                out.add(p[0])
+        return out
+
     @property
     def tokens(self) -> Sequence[Token]:
         return _Tokens(self)

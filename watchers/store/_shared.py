@@ -175,7 +175,8 @@ class CandidateList:
                              source: str | None = None, after: str | None = None,
                              limit: int = 200, follows: Collection[str] | None = None,
                              sources: Collection[str] | None = None,
-                             urls: str | None = None) -> CandidatePage:
+                             urls: str | None = None,
+                             places: str | None = None) -> CandidatePage:
         raise NotImplementedError
 
     async def candidates(self, *, fts: str | None, since: datetime | None = None,

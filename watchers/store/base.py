@@ -312,6 +312,9 @@ class ArticleRecord:
     if it has none and the article has a link. ``matched_at``: when its matches count as made
     (surges, trends, /rules list); None: when the batch is recorded. History (a source's first
     poll, an import) is counted at the article's own date, so that it is not taken for a burst.
+    ``places``: its words where they stand (:func:`watchers.rules.lookup.places_of`), for a
+    store that keeps them (SQLite's places index); None: the store computes them with the
+    ``places_of`` it was opened with, or marks that index incomplete without one.
     """
 
     article: Article
@@ -322,6 +325,7 @@ class ArticleRecord:
     words: AbstractSet[str] | None = None
     url_terms: str | None = None
     matched_at: datetime | None = None
+    places: tuple[str, str, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -507,11 +511,14 @@ class ArticleStore(Protocol):
         follows: Collection[str] | None = None,
         sources: Collection[str] | None = None,
         urls: str | None = None,
+        places: str | None = None,
     ) -> CandidatePage:
         """Candidates newest first after the cursor ``after``: articles the index query
         ``fts`` finds among their title and text words (all when None) and, with ``urls``,
         that the URL index query ``urls`` finds among their URL words too (see
-        :func:`watchers.rules.lookup.url_query`)."""
+        :func:`watchers.rules.lookup.url_query`). ``places``: the same lookup's query of the
+        places index (:func:`watchers.rules.lookup.places_query`), which a store that keeps one
+        whole reads instead of ``fts`` (a narrower superset); others ignore it."""
         ...
     async def stored_sources(self, *, limit: int | None = None) -> list[str]:
         """The distinct source names of the stored articles, in order; at most ``limit``."""

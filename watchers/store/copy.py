@@ -54,7 +54,7 @@ from watchers.store.postgres import PostgresStore, describe, is_postgres_url
 from watchers.store.postgres import articles as pg_articles
 from watchers.store.postgres import schema as pg_schema
 from watchers.store.postgres._db import Pg
-from watchers.store.sqlite import SIDECARS, SqliteStore
+from watchers.store.sqlite import SIDECARS, PlacesOf, SqliteStore
 from watchers.store.sqlite import schema as lite_schema
 from watchers.store.sqlite._db import (
     Db,
@@ -274,18 +274,20 @@ def _incomplete_error(target: str) -> StoreError:
 
 
 async def migrate(target: str, *, terms_of: TermsOf | None = None,
-                  keys_version: int | None = None) -> Migrated:
+                  keys_version: int | None = None,
+                  places_of: PlacesOf | None = None) -> Migrated:
     """Apply the pending schema migrations of the store at ``target`` (creating it when there
     is none), holding its writer lock. ``terms_of`` rebuilds the lookup index of an SQLite file
     older than it, and with ``keys_version`` (the engine's) rebuilds lookup indexes built with
-    other word keys. A database newer than this newswatch, or not newswatch's, is refused with
+    other word keys, or (with ``places_of``) an SQLite places index that misses articles. A
+    database newer than this newswatch, or not newswatch's, is refused with
     the store's error and left untouched."""
     before = await _probe_to_write(target)
     if before.incomplete:
         raise _incomplete_error(target)
     if _kind(target) == "sqlite":
         store: SqliteStore | PostgresStore = await SqliteStore.open(
-            target, terms_of=terms_of, keys_version=keys_version)
+            target, terms_of=terms_of, keys_version=keys_version, places_of=places_of)
     else:
         store = await PostgresStore.open(target, terms_of=terms_of, keys_version=keys_version)
     # The version the upgrade found under its lock, not the probe's, read without one: two

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from watchers.store.base import Store
-from watchers.store.sqlite import SqliteStore, TermsOf
+from watchers.store.sqlite import PlacesOf, SqliteStore, TermsOf
 
 __all__ = ["is_postgres_url", "open_store", "store_exists"]
 
@@ -33,7 +33,8 @@ def store_exists(target: str | Path) -> bool:
 
 async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None,
                      lock: bool = True, readonly: bool = False, shared: bool = False,
-                     keys_version: int | None = None) -> Store:
+                     keys_version: int | None = None,
+                     places_of: PlacesOf | None = None) -> Store:
     """The store at ``url_or_path``, opened (created or upgraded when writing).
 
     ``terms_of`` (the engine's index words of a text) is only needed to upgrade a database
@@ -41,7 +42,9 @@ async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None
     mean the same on both: hold the one-writer lock; open without writing. ``shared``
     (PostgreSQL, with ``lock=False``): hold the writer lock shared, as role processes do.
     ``keys_version`` (the engine's ``KEYS_VERSION``): a writer rebuilds lookup indexes built
-    with other word keys (it needs ``terms_of``), a reader refuses them.
+    with other word keys (it needs ``terms_of``), a reader refuses them. ``places_of`` (the
+    engine's places of an article): SQLite's places index (see
+    :meth:`SqliteStore.open`); PostgreSQL keeps none.
     """
     target = str(url_or_path)
     if is_postgres_url(target):
@@ -51,4 +54,4 @@ async def open_store(url_or_path: str | Path, *, terms_of: TermsOf | None = None
         return await PostgresStore.open(target, lock=lock, readonly=readonly, shared=shared,
                                         terms_of=terms_of, keys_version=keys_version)
     return await SqliteStore.open(target, terms_of=terms_of, lock=lock, readonly=readonly,
-                                  keys_version=keys_version)
+                                  keys_version=keys_version, places_of=places_of)

@@ -785,6 +785,7 @@ class ArticlesMixin(CandidateList):
         follows: Collection[str] | None = None,
         sources: Collection[str] | None = None,
         urls: str | None = None,
+        places: str | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates` after the cursor ``after``, newest first: the
         articles whose terms match ``fts`` and whose link's words (``article_urls``) match

@@ -27,7 +27,14 @@ from watchers.store.sqlite.acks import AcksMixin
 from watchers.store.sqlite.articles import ArticlesMixin
 from watchers.store.sqlite.outbox import OutboxMixin
 from watchers.store.sqlite.schedule import ScheduleMixin
-from watchers.store.sqlite.schema import SCHEMA_VERSION, TermsOf, check, rekey, upgrade
+from watchers.store.sqlite.schema import (
+    SCHEMA_VERSION,
+    PlacesOf,
+    TermsOf,
+    check,
+    rekey,
+    upgrade,
+)
 from watchers.store.sqlite.schema import keys_version as held_keys
 from watchers.store.sqlite.state import StateMixin
 from watchers.store.sqlite.stories import StoriesMixin
@@ -37,6 +44,7 @@ __all__ = [
     "BULK_CHECKPOINT_PAGES",
     "SCHEMA_VERSION",
     "SIDECARS",
+    "PlacesOf",
     "SqliteStore",
     "TermsOf",
 ]
@@ -69,6 +77,8 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         self._listed_words = ListedWords()
         # The engine's index words of a text, when the opener gave them (see link_terms).
         self._terms_of: TermsOf | None = None
+        # The engine's places of an article (see ArticleRecord.places), when the opener gave them.
+        self._places_of: PlacesOf | None = None
         # The schema version the database had when opened, read under the lock that upgrades
         # it (0: this open created it); what `newswatch migrate` reports.
         self.found_version = 0
@@ -86,6 +96,7 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         lock: bool = True,
         readonly: bool = False,
         keys_version: int | None = None,
+        places_of: PlacesOf | None = None,
     ) -> SqliteStore:
         """Open (creating or upgrading) the database at ``path``.
 
@@ -96,7 +107,10 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         ``keys_version``: the engine's word keys version (``watchers.rules.text.KEYS_VERSION``):
         a writer given it with ``terms_of`` rebuilds lookup indexes that hold another version's
         keys (see :func:`.schema.rekey`); a reader given it refuses them, as it refuses an old
-        schema.
+        schema. ``places_of(title, text)``: an article's places (see
+        :func:`watchers.rules.lookup.places_of`), for the records that do not give theirs
+        and for a rebuild of the lookup indexes (with ``terms_of`` and ``keys_version``, a
+        writer rebuilds them when the places index misses some article).
         """
         target = str(path)
         db = await Db.connect(target, lock=lock, readonly=readonly)
@@ -109,7 +123,7 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
                 await _pragmas(db, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
                 version = await upgrade(db, version, terms_of=terms_of)
                 if keys_version is not None and terms_of is not None:
-                    await rekey(db, keys_version, terms_of)
+                    await rekey(db, keys_version, terms_of, places_of)
             elif keys_version is not None and (
                     refused := other_keys(str(target), await held_keys(db), keys_version)):
                 raise refused
@@ -122,6 +136,7 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
             raise
         store = cls(db)
         store._terms_of = terms_of
+        store._places_of = places_of
         store.found_version = version
         return store
 

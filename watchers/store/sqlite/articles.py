@@ -67,6 +67,8 @@ from watchers.store.sqlite.schema import (
     INDEX_ROWID_BITS,
     INDEX_ROWID_MASK,
     MARK_URL_GAP,
+    PLACES_INCOMPLETE,
+    PlacesOf,
     index_articles,
 )
 from watchers.store.sqlite.stories import story_batch, story_rows, write_stories
@@ -219,15 +221,16 @@ def _stored_hashes(conn: sqlite3.Connection, hashes: Sequence[str]) -> set[str]:
         hashes, 1)}
 
 
-def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str | None]],
+def _index_terms(conn: sqlite3.Connection,
+                 terms: Sequence[tuple[str, str, str | None, tuple[str, str, str, str] | None]],
                  words: AbstractSet[str] | None = None) -> None:
-    """Index (terms, article id, link's terms) of articles this transaction stored (see
+    """Index (terms, article id, link's terms, places) of articles this transaction stored (see
     :func:`~watchers.store.sqlite.schema.index_articles`; ``words``: those of the terms the
     word list may lack)."""
     rowid_of: dict[str, int] = {}
     keys: dict[int, int] = {}
     # A batch of articles in one read (each waits for the interpreter lock; see all_rows).
-    for chunk in _chunks([i for _, i, _ in terms], batch_chunk(conn)):
+    for chunk in _chunks([t[1] for t in terms], batch_chunk(conn)):
         # Each article's rowid and index key in one read (index_articles read the keys again).
         for ident, rowid, key in all_rows(
                 conn, f"SELECT a.id, a.rowid, {INDEX_KEY_SQL} FROM articles a "
@@ -235,9 +238,9 @@ def _index_terms(conn: sqlite3.Connection, terms: Sequence[tuple[str, str, str |
             rowid_of[ident] = rowid
             keys[rowid] = key
     # An id not found indexes under rowid 0, which index_articles refuses by name.
-    index_articles(conn, [(rowid_of.get(i, 0), text, link or "") for text, i, link in terms],
-                   words, keys)
-    if any(link is None for _, _, link in terms):
+    index_articles(conn, [(rowid_of.get(i, 0), text, link or "", places)
+                          for text, i, link, places in terms], words, keys)
+    if any(link is None for _, _, link, _ in terms):
         # A link whose words the writer could not give: the URL index misses it from now on.
         conn.execute(MARK_URL_GAP, (iso(now()),))
 
@@ -401,7 +404,8 @@ def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], wh
                   notices: Sequence[tuple[str, str]],
                   summaries: Sequence[CapSummary],
                   terms_of: Callable[[str, str], str] | None, listed: ListedWords,
-                  names: Mapping[str, str] | None = None
+                  names: Mapping[str, str] | None = None,
+                  places_of: PlacesOf | None = None,
                   ) -> tuple[list[Article | None], set[str]]:
     """:meth:`ArticlesMixin.record_many`'s writes, inside its transaction on the connection's
     thread: the stored article (or None) of each record, and the words offered to the word
@@ -442,7 +446,10 @@ def _record_batch(conn: sqlite3.Connection, records: Sequence[ArticleRecord], wh
             article.id, article.source, article.guid, article.url, link, article.title,
             article.text, p, f, p or f, content, rec.story.id if rec.story else None,
         ))
-        terms.append((rec.terms, article.id, link_terms(rec, terms_of)))
+        places = rec.places
+        if places is None and places_of is not None:
+            places = places_of(article.title, article.text)
+        terms.append((rec.terms, article.id, link_terms(rec, terms_of), places))
         if rec.matches:
             # History's matches count at its date, mostly the article's own: spelt once.
             made = when
@@ -485,6 +492,7 @@ class ArticlesMixin(CandidateList):
     _db: Db
     _listed_words: ListedWords
     _terms_of: Callable[[str, str], str] | None
+    _places_of: PlacesOf | None
     _outlet_names: Mapping[str, str]  # see OutletNames
 
     async def stored_hashes(self, hashes: Collection[str]) -> set[str]:
@@ -597,17 +605,19 @@ class ArticlesMixin(CandidateList):
         *,
         terms: str,
         url_terms: str | None = None,
+        places: tuple[str, str, str, str] | None = None,
     ) -> Article | None:
         """Store a new article with its index terms, matches and alerts in one transaction.
 
         ``terms`` are the words it is found under in lookups (the caller computes them; see
         :func:`watchers.rules.lookup.index_terms`), ``url_terms`` those of its link
-        (:func:`watchers.rules.lookup.url_terms`). Returns the article as stored (its id may
-        differ when another item already holds the same id), or None if it duplicates a stored
-        article.
+        (:func:`watchers.rules.lookup.url_terms`), ``places`` its words where they stand
+        (:func:`watchers.rules.lookup.places_of`; see :class:`ArticleRecord`). Returns the
+        article as stored (its id may differ when another item already holds the same id), or
+        None if it duplicates a stored article.
         """
         (stored,) = await self.record_many([ArticleRecord(article, matches, alerts, terms,
-                                                          url_terms=url_terms)])
+                                                          url_terms=url_terms, places=places)])
         return stored
 
     async def record_many(self, records: Sequence[ArticleRecord], *,
@@ -630,7 +640,7 @@ class ArticlesMixin(CandidateList):
             out, words = await tx.run(partial(
                 _record_batch, records=records, when=iso(at), notices=notices,
                 summaries=summaries, terms_of=self._terms_of, listed=self._listed_words,
-                names=self._outlet_names))
+                names=self._outlet_names, places_of=self._places_of))
         # Committed (an error or a cancellation above leaves them unremembered).
         self._listed_words.remember(words)
         return out
@@ -746,6 +756,7 @@ class ArticlesMixin(CandidateList):
         follows: Collection[str] | None = None,
         sources: Collection[str] | None = None,
         urls: str | None = None,
+        places: str | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates`: at most ``limit`` candidates read from the index (or
         from the articles when ``fts`` and ``urls`` are None) after the cursor ``after``, newest
@@ -756,26 +767,34 @@ class ArticlesMixin(CandidateList):
         The index is keyed in date order (see :mod:`.schema`), so a page reads only its own
         ``limit`` entries of a term's document list, from the newest down, however many
         articles the term has; the articles are then read by rowid. Without an index query the
-        articles are read down the ``sort_at`` index from the cursor."""
+        articles are read down the ``sort_at`` index from the cursor. ``places``: the lookup's
+        query of the places index, read instead of ``fts`` while that index holds every
+        article (see :data:`~watchers.store.sqlite.schema.PLACES_INCOMPLETE`)."""
         if urls and await self._db.fetchall(f"SELECT 1 FROM {URLS_INCOMPLETE} LIMIT 1"):
             urls = None  # the URL index misses some link: read as if it were not there
+        table = "article_index"
+        if places and not await self._db.fetchall(
+                f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1"):
+            # The places index holds every article: its query is the narrower.
+            table, fts = "article_places", places
         if fts or urls:
             return await self._index_page(fts or None, since, source, after, limit, follows,
-                                          sources, urls or None)
+                                          sources, urls or None, table)
         return await self._scan_page(since, source, after, limit, follows, sources)
 
     async def _index_page(self, fts: str | None, since: datetime | None, source: str | None,
                           after: str | None, limit: int,
                           follows: Collection[str] | None = None,
                           sources: Collection[str] | None = None,
-                          urls: str | None = None) -> CandidatePage:
+                          urls: str | None = None,
+                          table: str = "article_index") -> CandidatePage:
         upper = _cursor_key(after) if after is not None else None
         lower = page_second(since) << INDEX_ROWID_BITS if since is not None else None
         if fts is not None and urls is not None:
-            keys = await self._joined_keys(fts, urls, upper, lower, limit)
+            keys = await self._joined_keys(fts, urls, upper, lower, limit, table)
         else:
-            table = "article_index" if fts is not None else "article_urls"
-            keys = await self._keys(table, fts or urls or "", upper, lower, limit)
+            keys = await self._keys(table if fts is not None else "article_urls",
+                                    fts or urls or "", upper, lower, limit)
         if not keys:
             return CandidatePage([], None)
         where, extra = _filters(since, source, follows, sources)
@@ -808,8 +827,9 @@ class ArticlesMixin(CandidateList):
             sql, params, what="search index rejected the query")]
 
     async def _joined_keys(self, fts: str, urls: str, upper: int | None, lower: int | None,
-                           limit: int) -> list[int]:
-        """The keys both indexes match (``fts`` the lookup index, ``urls`` the URL index),
+                           limit: int, table: str = "article_index") -> list[int]:
+        """The keys both indexes match (``fts`` the lookup index ``table``, ``urls`` the URL
+        index),
         newest first, at most ``limit``: a window of the URL index's keys (URL_WINDOW of
         them, newest first) is held as a set and the lookup index's keys of the same span are
         read newest first and kept when in it, then the next window below. A join would test
@@ -825,7 +845,7 @@ class ArticlesMixin(CandidateList):
             held = set(window)
             top = upper
             while len(out) < limit:
-                keys = await self._keys("article_index", fts, top, lo, JOIN_CHUNK)
+                keys = await self._keys(table, fts, top, lo, JOIN_CHUNK)
                 out += [k for k in keys if k in held]
                 if len(keys) < JOIN_CHUNK:
                     break

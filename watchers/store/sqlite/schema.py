@@ -34,7 +34,9 @@ __all__ = [
     "INDEX_ROWID_BITS",
     "INDEX_ROWID_MASK",
     "MIGRATIONS",
+    "PLACES_INCOMPLETE",
     "SCHEMA_VERSION",
+    "PlacesOf",
     "TermsOf",
     "add_index_words",
     "check",
@@ -50,11 +52,14 @@ log = logging.getLogger(__name__)
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
 COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
 TermsOf = Callable[[str, str], str]
+# An article's columns in the places index (see ARTICLE_PLACES), from its title and text: the
+# caller's too (watchers.rules.lookup.places_of).
+PlacesOf = Callable[[str, str], tuple[str, str, str, str]]
 
 # The lookup index (``article_index``) is keyed in date order, so that FTS5, which walks a
 # term's documents in rowid order, yields the newest first and a lookup stops as soon as it has
@@ -119,13 +124,16 @@ def index_urls(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> Non
 
 
 def index_articles(conn: sqlite3.Connection,
-                   rows: Sequence[tuple[int, str] | tuple[int, str, str]],
+                   rows: Sequence[tuple[int, str] | tuple[int, str, str]
+                                  | tuple[int, str, str, tuple[str, str, str, str] | None]],
                    words: AbstractSet[str] | None = None,
                    keys: Mapping[int, int] | None = None) -> None:
     """Index stored articles: ``(articles.rowid, terms)`` or ``(articles.rowid, terms, url
     terms)``, under the key and with the checks of the ``article_terms`` view, inserted straight
     into ``article_index`` in key order, and the words of their links (the caller's, as the
-    terms are) into the URL index ``article_urls``.
+    terms are) into the URL index ``article_urls``, and their places (a fourth item, the
+    caller's :data:`PlacesOf` columns) into the places index ``article_places``: an article
+    given none marks that index incomplete (see :data:`PLACES_INCOMPLETE`).
     FTS5 keeps a transaction's rows in memory while their keys rise; the view's trigger made it
     write every row out on its own, about 100 µs an article. Runs on the connection's thread,
     inside the caller's transaction. The rows' words are listed in the word list (see
@@ -136,18 +144,34 @@ def index_articles(conn: sqlite3.Connection,
     found = _keys(conn, [row[0] for row in rows]) if keys is None else keys
     keyed = []
     links = []
+    placed = []
+    unplaced = False
     for row in rows:
         key = _checked_key(found, row[0])
         keyed.append((key, row[1]))
         if len(row) > 2:
             links.append((key, row[2]))
+        places = row[3] if len(row) > 3 else None
+        if places is None:
+            unplaced = True
+        else:
+            placed.append((key, *places))
     keyed.sort()
     insert_many(conn, "INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
     _insert_urls(conn, links)
+    if placed:
+        placed.sort()
+        insert_many(conn, _INSERT_PLACES.format(table="article_places"), placed)
+    if unplaced:
+        conn.execute(MARK_PLACES_GAP)
     if words is None:
         add_index_words(conn, [row[1] for row in rows])
     else:
         _list_words(conn, words)
+
+
+_INSERT_PLACES = ("INSERT INTO {table} (rowid, title, text, title_more, text_more) "
+                  "VALUES (?, ?, ?, ?, ?)")
 
 
 def add_index_words(conn: sqlite3.Connection, terms: Sequence[str]) -> None:
@@ -201,6 +225,38 @@ CREATE VIRTUAL TABLE article_urls USING fts5(
 );
 CREATE TABLE {URLS_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap = 1), since TEXT NOT NULL);
 """
+# The places index (version 17): each article's words where they stand, under the lookup
+# index's key, in four columns (see watchers.rules.lookup.places_of): the keys of the title's
+# tokens in order, the text's, and each field's other words (compounds, norms). Phrases and NEAR
+# are answered from the positions FTS5 keeps, ``title:`` and ``text:`` terms from a field's
+# columns. The tokeniser takes each key whole (every character but spaces and controls is a
+# token character), so the distance FTS5 counts between two keys is the words between them.
+# The row of PLACES_INCOMPLETE says some stored article has no row (written by a tool that gave
+# its words but not their places): lookups then read the lookup index alone, and the next open
+# of a writer that has the engine's places rebuilds the indexes (see rekey).
+PLACES_INCOMPLETE = "article_places_incomplete"
+PLACES_TOKENIZE = "unicode61 remove_diacritics 0 categories 'L* N* M* P* S* Co Cf Cn Cs'"
+_PLACES_TABLE = f"""
+CREATE VIRTUAL TABLE {{name}} USING fts5(
+    title, text, title_more, text_more, content='', columnsize=0,
+    tokenize="{PLACES_TOKENIZE}"
+);
+"""
+ARTICLE_PLACES = _PLACES_TABLE.format(name="article_places") + f"""
+CREATE TABLE {PLACES_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap IN (1, 2)),
+                                  since TEXT NOT NULL);
+"""
+# Gap 1: the places index lookups read misses some article; gap 2: the one a rebuild under way
+# fills does (a chunk of it was indexed without the engine's places).
+_MARK_GAP = (f"INSERT OR IGNORE INTO {PLACES_INCOMPLETE} (gap, since) "
+             "VALUES ({gap}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+MARK_PLACES_GAP = _MARK_GAP.format(gap=1)
+_MARK_REBUILT_GAP = _MARK_GAP.format(gap=2)
+# ... and the view, from version 17: an article indexed through it has no places.
+ARTICLE_TERMS_17 = ARTICLE_TERMS.replace("\nEND;", f"""
+    {MARK_PLACES_GAP};
+END;""")
+
 # Marks the URL index incomplete (once: later marks change nothing); the time as parameter.
 MARK_URL_GAP = f"INSERT OR IGNORE INTO {URLS_INCOMPLETE} (gap, since) VALUES (1, ?)"
 
@@ -256,7 +312,7 @@ CREATE INDEX articles_sort ON articles(sort_at);
 CREATE VIRTUAL TABLE article_index USING fts5(
     terms, content='', tokenize="unicode61 remove_diacritics 0"
 );
-""" + FEED_COPIES + INDEX_WORDS + ARTICLE_TERMS + ARTICLE_URLS + """
+""" + FEED_COPIES + INDEX_WORDS + ARTICLE_PLACES + ARTICLE_TERMS_17 + ARTICLE_URLS + """
 CREATE TABLE matches (
     article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     rule TEXT NOT NULL,
@@ -796,6 +852,20 @@ async def m16(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
     await tx.script(SOURCE_OUTLETS)
 
 
+async def m17(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """The places index (``article_places``): each article's words where they stand, which
+    phrases, NEAR and field terms read. Created empty; when articles are stored it is marked
+    incomplete, lookups read the lookup index alone until then, and the next open of a writer
+    with the engine's words rebuilds the indexes with it (see rekey), in chunks, resumable,
+    beside the indexes lookups read."""
+    await tx.script(ARTICLE_PLACES + "DROP TRIGGER article_terms_insert;\n"
+                    "DROP VIEW article_terms;\n" + ARTICLE_TERMS_17)
+    if await tx.fetchone("SELECT 1 FROM articles LIMIT 1") is not None:
+        await tx.execute(MARK_PLACES_GAP)
+        log.info("%s: the places index (schema 17) is filled by the next rebuild of the "
+                 "lookup indexes", path)
+
+
 def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: int) -> int:
     # On the connection's thread: one read in key order (SQLite sorts the keys and links),
     # the words of a chunk, one insert of the chunk.
@@ -817,7 +887,7 @@ def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: i
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
 MIGRATIONS: dict[int, Migration] = {
     2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11, 12: m12, 13: m13,
-    14: m14, 15: m15, 16: m16,
+    14: m14, 15: m15, 16: m16, 17: m17,
 }
 
 
@@ -844,10 +914,11 @@ _TABLES_MADE: dict[str, tuple[int, int | None]] = {
 }
 # Every other table newswatch has made (the lookup indexes, with the tables FTS5 keeps for
 # each, and what a rebuild fills beside them): not "other tables" of another program.
-_OWN_TABLES = frozenset(_TABLES_MADE) | {URLS_INCOMPLETE, "index_words_new", "outbox_v4",
-                                         "outbox_v6", "outbox_v7"}
+_OWN_TABLES = frozenset(_TABLES_MADE) | {URLS_INCOMPLETE, PLACES_INCOMPLETE, "index_words_new",
+                                         "outbox_v4", "outbox_v6", "outbox_v7"}
 _OWN_INDEXES = ("articles_fts", "article_terms", "article_index", "article_urls",
-                "article_index_new", "article_urls_new")
+                "article_index_new", "article_urls_new", "article_places",
+                "article_places_new")
 
 
 def _ours(table: str) -> bool:
@@ -940,8 +1011,10 @@ _REKEY_DROP = """
 DROP TABLE IF EXISTS article_index_new;
 DROP TABLE IF EXISTS article_urls_new;
 DROP TABLE IF EXISTS index_words_new;
+DROP TABLE IF EXISTS article_places_new;
 """
-_REKEY_NEW = _REKEY_DROP + """
+_REKEY_NEW = _REKEY_DROP + _PLACES_TABLE.format(name="article_places_new") + f"""
+DELETE FROM {PLACES_INCOMPLETE} WHERE gap = 2;
 CREATE VIRTUAL TABLE article_index_new USING fts5(
     terms, content='', tokenize="unicode61 remove_diacritics 0"
 );
@@ -959,8 +1032,10 @@ DROP TABLE index_words;
 ALTER TABLE article_index_new RENAME TO article_index;
 ALTER TABLE article_urls_new RENAME TO article_urls;
 ALTER TABLE index_words_new RENAME TO index_words;
+DROP TABLE article_places;
+ALTER TABLE article_places_new RENAME TO article_places;
 DELETE FROM {URLS_INCOMPLETE};
-""" + ARTICLE_TERMS
+""" + ARTICLE_TERMS_17
 
 
 async def keys_version(db: Db) -> tuple[int, int | None]:
@@ -970,10 +1045,13 @@ async def keys_version(db: Db) -> tuple[int, int | None]:
     return int(version), None if building is None else int(building)
 
 
-async def rekey(db: Db, version: int, terms_of: TermsOf) -> bool:
+async def rekey(db: Db, version: int, terms_of: TermsOf, places_of: PlacesOf | None = None
+                ) -> bool:
     """Rebuild the lookup indexes (the FTS index of titles and texts, the URL index, the word
-    list) with the engine's words ``terms_of`` when they hold another keys ``version`` than the
-    engine's; whether it rebuilt.
+    list, the places index) with the engine's words ``terms_of`` and places ``places_of`` when
+    they hold another keys ``version`` than the engine's, or (given ``places_of``) when the
+    places index misses some article; whether it rebuilt. Without ``places_of`` the rebuilt
+    places index is empty, and marked incomplete.
 
     New tables are filled beside the ones lookups read, :data:`REKEY_CHUNK` articles per
     transaction in rowid order, each transaction recording how far it got, and swapped in by the
@@ -983,11 +1061,13 @@ async def rekey(db: Db, version: int, terms_of: TermsOf) -> bool:
     async with db.tx() as tx:
         current, building, after = await tx.fetchone(
             "SELECT version, building, after FROM index_keys")
-        if current == version and building is None:
+        gap = await tx.fetchone(f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1")
+        if current == version and building is None and (gap is None or places_of is None):
             return False
         if await tx.fetchone("SELECT 1 FROM articles LIMIT 1") is None:
             # Nothing indexed: the empty indexes hold any version's keys.
             await tx.script(_REKEY_DROP)
+            await tx.execute(f"DELETE FROM {PLACES_INCOMPLETE}")
             await tx.execute("UPDATE index_keys SET version = ?, building = NULL, after = 0",
                              (version,))
             return False
@@ -997,15 +1077,21 @@ async def rekey(db: Db, version: int, terms_of: TermsOf) -> bool:
             after = 0
         (stored,) = await tx.fetchone("SELECT count(*) FROM articles")
         (done,) = await tx.fetchone("SELECT count(*) FROM articles WHERE rowid <= ?", (after,))
-    log.info("%s: rebuilding the lookup indexes of %d stored articles for the word keys of "
-             "version %d (they hold version %d)%s", db.path, stored, version, current,
-             f", going on after {done}" if done else "")
+    why = (f"for the word keys of version {version} (they hold version {current})"
+           if current != version else "to fill the places index")
+    log.info("%s: rebuilding the lookup indexes of %d stored articles %s%s", db.path, stored,
+             why, f", going on after {done}" if done else "")
     said = time.monotonic()
     while True:
         async with db.tx() as tx:
-            indexed = await tx.run(partial(_rekey_chunk, after=after, terms_of=terms_of))
+            indexed = await tx.run(partial(_rekey_chunk, after=after, terms_of=terms_of,
+                                           places_of=places_of))
             if not indexed:
+                partly = await tx.fetchone(f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 2")
                 await tx.script(_REKEY_SWAP)
+                await tx.execute(f"DELETE FROM {PLACES_INCOMPLETE}")
+                if partly is not None or places_of is None:
+                    await tx.execute(MARK_PLACES_GAP)
                 await tx.execute(
                     "UPDATE index_keys SET version = ?, building = NULL, after = 0", (version,))
                 break
@@ -1018,8 +1104,8 @@ async def rekey(db: Db, version: int, terms_of: TermsOf) -> bool:
     return True
 
 
-def _rekey_chunk(conn: sqlite3.Connection, after: int, terms_of: TermsOf
-                 ) -> tuple[int, int] | None:
+def _rekey_chunk(conn: sqlite3.Connection, after: int, terms_of: TermsOf,
+                 places_of: PlacesOf | None = None) -> tuple[int, int] | None:
     """Index the next chunk of articles after rowid ``after`` into the new tables, and record
     how far it got; (its last rowid, its size), or None when none is left."""
     rows = conn.execute(f"SELECT a.rowid, {INDEX_KEY_SQL}, a.title, a.text, a.url FROM articles a "
@@ -1029,6 +1115,11 @@ def _rekey_chunk(conn: sqlite3.Connection, after: int, terms_of: TermsOf
         return None
     keyed = sorted((key, terms_of(title, text)) for _, key, title, text, _ in rows)
     conn.executemany("INSERT INTO article_index_new (rowid, terms) VALUES (?, ?)", keyed)
+    if places_of is not None:
+        conn.executemany(_INSERT_PLACES.format(table="article_places_new"),
+                         sorted((key, *places_of(title, text)) for _, key, title, text, _ in rows))
+    else:
+        conn.execute(_MARK_REBUILT_GAP)
     conn.executemany("INSERT INTO article_urls_new (rowid, terms) VALUES (?, ?)",
                      sorted((key, terms) for _, key, _, _, url in rows
                             if url and (terms := terms_of(url, ""))))
