@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.pg import admin, database_url, local_cluster
 from watchers.models import Article
-from watchers.rules.lookup import index_terms, url_terms
+from watchers.rules.lookup import index_terms, places_of, url_terms
 from watchers.store import ArticleRecord, SqliteStore, Store
 from watchers.store.postgres import PostgresStore
 
@@ -39,7 +39,7 @@ def records(start: int, count: int) -> list[ArticleRecord]:
         a = Article(source="desk", guid=f"live-{i}", url=LINK, title=f"Update {i}: talks go on",
                     text=f"Item {i} of the live page.")
         out.append(ArticleRecord(a, (), (), index_terms(a.title, a.text),
-                                 url_terms=url_terms(LINK)))
+                                 url_terms=url_terms(LINK), places=places_of(a.title, a.text)))
     return out
 
 

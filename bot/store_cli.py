@@ -123,7 +123,7 @@ def _print_counts(summary: CopySummary) -> None:
 def cmd_copy(args: argparse.Namespace) -> int:
     import asyncio
 
-    from watchers.rules.lookup import lookup_terms
+    from watchers.rules.lookup import lookup_terms, places_of
     from watchers.rules.text import KEYS_VERSION
     from watchers.store.copy import copy_store, describe_target, resolve_target, start_over
 
@@ -136,7 +136,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
         # and how to start over.
         with stopped_like_ctrl_c():
             summary = asyncio.run(copy_store(source, destination, terms_of=lookup_terms,
-                                             keys_version=KEYS_VERSION,
+                                             keys_version=KEYS_VERSION, places_of=places_of,
                                              on_progress=report.progress))
     except KeyboardInterrupt:
         report.done()

@@ -80,8 +80,7 @@ from watchers.models import (
 )
 from watchers.rules import RuleSet
 from watchers.rules.lookup import (
-    analysed_places,
-    analysed_words,
+    analysed_index,
     places_of,
     terms_text,
     url_terms,
@@ -520,10 +519,9 @@ def _prepare(chunk: Sequence[tuple[int, int, bytes | int]], ruleset: RuleSet,
             # No evidence: an import alerts nobody, and /article builds it when shown.
             matches = ruleset.decide(seen, regex_budget=regex_budget,
                                      analysis=analysis).decisions
-            words = analysed_words(analysis)
+            words, places = analysed_index(analysis)
             terms = terms_text(words)
             title = analysis.field("title")
-            places = analysed_places(analysis)
         elif terms_of is None:  # no rules: the words alone, not the matcher's tokens
             # The title's tokens are made once, for its words here and the signature below;
             # the text's words are only scanned.

@@ -70,7 +70,7 @@ from watchers.models import (
 from watchers.outage import StoreOutage
 from watchers.outlets import source_outlet
 from watchers.rules import Rule, RuleSet
-from watchers.rules.lookup import analysed_places, analysed_words, terms_text, url_terms
+from watchers.rules.lookup import analysed_index, terms_text, url_terms
 from watchers.rules.matcher import Analysis
 from watchers.rules.text import untrack
 from watchers.schedule import Clock, SystemClock, Timetable
@@ -1060,9 +1060,9 @@ class WatchService:
             # the analysis, a poll of thousands of articles sets off fewer full collections,
             # and each walks less (see text.untrack).
             untrack(matches)
-            words = analysed_words(analysis)
+            words, places = analysed_index(analysis)
             found.append((matches, terms_text(words), over, words, url_terms(article.url),
-                          analysed_places(analysis)))
+                          places))
         links: list[StoryLink | None] = [None] * len(found)
         if not join:
             out = [_Analysis(matches, terms, over, None, words, urls, sig, places)

@@ -160,6 +160,11 @@ def test_a_store_moves_to_postgresql_and_back_and_works_the_same(
     with closing(sqlite3.connect(back)) as conn:
         assert conn.execute("SELECT version, building FROM index_keys").fetchone() == (
             KEYS_VERSION, None)
+        # and its places index holds every article: lookups read it, and nothing rebuilds
+        assert conn.execute("SELECT count(*) FROM article_places_incomplete").fetchone() == (0,)
+        (placed,) = conn.execute("SELECT count(*) FROM article_places WHERE article_places "
+                                 "MATCH '{title text} : \"troop\"'").fetchone()
+        assert placed == len(after["troops"])
     assert asyncio.run(answers(config(tmp_path, {"path": "back.db"}))) == after
 
 

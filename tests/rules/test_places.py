@@ -33,13 +33,15 @@ WORDS = ["cyber-attack", "cyberattack", "cyber", "attack", "attacks", "Russia's"
          "Russia-Ukraine", "Ukraine", "Kyiv", "Kiev", "Київ", "troops", "troop", "the", "on",
          "prime", "minister", "ministers", "prime-minister", "a-b-c", "b", "c", "snake_case",
          "case", "मदद", "नई", "e\u200dx", "x", "2022", "Donbas", "Donbass", "don't", "dont",
-         "U.S.", "us", "re-election", "election", "New-York", "York", "co-op", "coop"]
+         "U.S.", "us", "re-election", "election", "New-York", "York", "co-op", "coop",
+         # a ligature whose key holds spaces (four words spelt out), and one of those words
+         "\ufdfa", "\u0627\u0644\u0644\u0647", "a\ufe70b"]
 SEPARATORS = [" ", " ", " ", ", ", ". ", " - ", " — ", "\n", " (", ") ", ": "]
 QUERY_WORDS = ["cyberattack", "cyber", "attack", "attacks", "russia", "ukraine",
                "russiaukraine", "kyiv", "kiev", "київ", "troops", "troop", "the", "on", "prime",
                "minister", "primeminister", "abc", "a", "b", "c", "snake_case", "case", "मदद",
                "नई", "x", "2022", "donbas", "dont", "us", "reelection", "election", "newyork",
-               "york", "coop", "co"]
+               "york", "coop", "co", "\u0627\u0644\u0644\u0647"]
 
 aliases = shipped_aliases({"coop": ["cooperative"]})
 
@@ -129,12 +131,14 @@ def test_the_places_query_finds_every_article_the_matcher_matches(
     except QuerySyntaxError:
         return
     con = _table()
-    for i, (title, text) in enumerate(docs, 1):
+    # (as stored: the model normalises the text, e.g. drops zero-width spaces)
+    articles = [Article(source="s", title=title, text=text) for title, text in docs]
+    for i, article in enumerate(articles, 1):
         con.execute("INSERT INTO p (rowid, title, text, title_more, text_more) "
-                    "VALUES (?, ?, ?, ?, ?)", (i, *places_of(title, text)))
+                    "VALUES (?, ?, ?, ?, ?)", (i, *places_of(article.title, article.text)))
     found = _found(con, "p", places_query(node, aliases), len(docs))
-    for i, (title, text) in enumerate(docs, 1):
-        article = Article(source="s", title=title, text=text)
+    for i, article in enumerate(articles, 1):
+        title, text = article.title, article.text
         if match_query(node, article, aliases=aliases) is not None:
             event("matched")
             assert i in found, (query, title, text, places_query(node, aliases),
@@ -192,8 +196,23 @@ def test_the_corpus_keys_are_each_one_token() -> None:
             if n >= 150:
                 break
             d = json.loads(line)
-            order = places_of(d.get("title", ""), d.get("text", ""))[1]
+            order = places_of(d.get("title") or "", d.get("text") or "")[1]
             con.execute("INSERT INTO p (rowid, text) VALUES (?, ?)", (n + 1, order))
             tokens = [t for (t,) in con.execute(
                 "SELECT term FROM v WHERE doc = ? ORDER BY offset", (n + 1,))]
             assert tokens == order.split(), d.get("title")
+
+
+@pytest.mark.parametrize("query", ["prophet NEAR/3 said", "muhammad NOT \u0627\u0644\u0644\u0647",
+                                   '"\ufdfa said"', "\ufdfa NEAR/1 muhammad"])
+def test_a_word_whose_key_holds_spaces_stays_one_word(query: str) -> None:
+    # U+FDFA spells out as four words: to the matcher it is one word, so it neither pushes its
+    # neighbours apart nor brings the four in as words of the article.
+    article = Article(source="s", title="Sermon",
+                      text="Prophet Muhammad \ufdfa said mercy is a virtue.")
+    con = _table()
+    con.execute("INSERT INTO p (rowid, title, text, title_more, text_more) "
+                "VALUES (1, ?, ?, ?, ?)", places_of(article.title, article.text))
+    node = parse(query)
+    assert match_query(node, article, aliases=aliases) is not None
+    assert 1 in _found(con, "p", places_query(node, aliases), 1)

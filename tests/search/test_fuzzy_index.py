@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.search.test_search import articles
-from tests.store._support import breaks_after
+from tests.store._support import breaks_after, words_indexed_as_before_17
 from tests.store.test_schema import schema_of
 from watchers.errors import QuerySyntaxError
 from watchers.models import Article
@@ -109,6 +109,7 @@ def _as_version_10(db: Path) -> None:
                           "DROP TABLE article_places_incomplete; "
                           "ALTER TABLE stories DROP COLUMN source_outlets;"
                           + _ARTICLE_TERMS_V5)
+        words_indexed_as_before_17(con)
         con.execute("PRAGMA user_version=10")
     con.close()
 

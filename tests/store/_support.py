@@ -194,3 +194,16 @@ def assert_newest_of_all(every: Lookup, newest: Lookup, expected: set[str], limi
     if times:
         left = [sort_time(h.article) for h in every if h.article.title not in set(titles)]
         assert all(t <= times[-1] for t in left)
+
+
+def words_indexed_as_before_17(con: sqlite3.Connection) -> None:
+    """Fill the word index ``article_index`` with every stored article's words, as schema 16
+    and before kept them (from 17 the places index holds them and the word index stays empty
+    but while a store from before is rebuilt): for tests that make an older store of a new
+    one."""
+    from watchers.store.sqlite.schema import INDEX_KEY_SQL
+
+    rows = con.execute("SELECT rowid, title, text FROM articles").fetchall()
+    con.executemany(f"INSERT INTO article_index (rowid, terms) SELECT {INDEX_KEY_SQL}, ? "
+                    "FROM articles a WHERE a.rowid = ?",
+                    [(index_terms(title, text), rowid) for rowid, title, text in rows])

@@ -1,4 +1,5 @@
-"""A batch's lookup-index rows go straight into the FTS5 table, keyed as the view keys them.
+"""A batch's lookup-index rows go straight into the FTS5 table (the places index), keyed as the
+view keys them.
 
 ``record_many`` writes the index rows itself, sorted by key, instead of through the
 ``article_terms`` view (whose trigger made FTS5 write every row out on its own). Both must give
@@ -50,11 +51,15 @@ async def test_a_batch_indexes_every_article_under_the_views_key(tmp_path: Path)
             (expected,) = conn.execute(
                 f"SELECT {INDEX_KEY_SQL} FROM articles a WHERE a.id = ?", (a.id,)).fetchone()
             found = [r for (r,) in conn.execute(
-                "SELECT rowid FROM article_index WHERE article_index MATCH ?", (f"marker{i}",))]
+                "SELECT rowid FROM article_places WHERE article_places MATCH ?", (f"marker{i}",))]
             assert found == [expected], a.title
-        # Every article indexed once, none twice.
-        (rows,) = conn.execute("SELECT count(*) FROM article_index_docsize").fetchone()
+        # Every article indexed once, none twice; the word index is left empty (lookups read
+        # the places index).
+        (rows,) = conn.execute("SELECT count(*) FROM article_places WHERE article_places "
+                               "MATCH 'story'").fetchone()
         assert rows == len(arts)
+        (words,) = conn.execute("SELECT count(*) FROM article_index_docsize").fetchone()
+        assert words == 0
 
 
 async def test_the_batch_and_the_view_write_the_same_index(tmp_path: Path) -> None:
@@ -78,7 +83,7 @@ async def test_the_batch_and_the_view_write_the_same_index(tmp_path: Path) -> No
             dst.execute("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)",
                         (rowid, index_terms(title, text)))
         for i in range(len(arts)):
-            q = "SELECT rowid FROM article_index WHERE article_index MATCH ?"
+            q = "SELECT rowid FROM article_places WHERE article_places MATCH ?"
             assert (src.execute(q, (f"marker{i}",)).fetchall()
                     == dst.execute(q, (f"marker{i}",)).fetchall())
 

@@ -1,6 +1,7 @@
-"""The SQLite places index: filled with every article the engine stores, read by lookups only
-while it holds them all; a store from before it (or an article a tool wrote without its places)
-is looked up through the word index until a writer with the engine's places rebuilds."""
+"""The SQLite places index: filled with every article stored, read by lookups; an article a
+tool wrote without its places is placed by its words (found, less narrowly); a store from
+before the index is looked up through the word index until a writer with the engine's places
+rebuilds, which leaves the word index empty."""
 
 from __future__ import annotations
 
@@ -52,30 +53,29 @@ async def _answers(store: SqliteStore, arts: list[Article]) -> dict[str, int]:
     return scanned
 
 
-async def test_lookups_read_the_places_index_only_while_it_holds_every_article(
-        tmp_path: Path) -> None:
+async def test_an_article_without_its_places_is_found_by_its_words(tmp_path: Path) -> None:
     arts = _articles()
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
         await store.record_many([_record(a, places=True) for a in arts])
-        assert _gaps(tmp_path / "nw.db") == set()
         placed = await _answers(store, arts)
         # A phrase reads the ten articles that hold it, not the forty with both words.
         assert placed['"prime minister"'] == 10
         assert placed["title:resigns"] == 10
-        # One article written without its places (a tool that gives words alone): lookups go
-        # back to the word index, and still find exactly what a full scan finds.
-        extra = Article(source="s", title="Prime minister returns", text="Late news.")
+        # One article written without its places (a tool that gives words alone): placed by
+        # its words, it is still found, and read, as a candidate of every query of its words.
+        extra = Article(source="s", title="Minister and prime returns", text="Late news.")
         await store.record_many([_record(extra, places=False)])
-        assert _gaps(tmp_path / "nw.db") == {1}
-        unplaced = await _answers(store, [*arts, extra])
-        assert unplaced['"prime minister"'] == 41
-    # A writer with the engine's places rebuilds the indexes, and the places index is read
-    # again.
-    async with await SqliteStore.open(tmp_path / "nw.db", terms_of=index_terms,
-                                      keys_version=KEYS_VERSION, places_of=places_of) as store:
         assert _gaps(tmp_path / "nw.db") == set()
-        again = await _answers(store, [*arts, extra])
-        assert again['"prime minister"'] == 11
+        unplaced = await _answers(store, [*arts, extra])
+        assert unplaced['"prime minister"'] == 11 and unplaced["title:resigns"] == 10
+    assert _word_index(tmp_path / "nw.db") == 0
+
+
+def _word_index(path: Path) -> int:
+    """Rows of the word index (read only while the places index misses older articles)."""
+    with sqlite3.connect(path) as conn:
+        (n,) = conn.execute("SELECT count(*) FROM article_index_docsize").fetchone()
+        return int(n)
 
 
 async def test_a_store_opened_with_places_of_fills_the_records_without_them(
@@ -83,12 +83,11 @@ async def test_a_store_opened_with_places_of_fills_the_records_without_them(
     arts = _articles(8)
     async with await SqliteStore.open(tmp_path / "nw.db", places_of=places_of) as store:
         await store.record_many([_record(a, places=False) for a in arts])
-        assert _gaps(tmp_path / "nw.db") == set()
         assert (await _answers(store, arts))['"prime minister"'] == 2
 
 
-async def test_the_view_marks_the_places_index_incomplete(tmp_path: Path) -> None:
-    # A tool that indexes through the article_terms view gives words, not places.
+async def test_an_article_indexed_through_the_view_is_placed_by_its_words(
+        tmp_path: Path) -> None:
     path = tmp_path / "nw.db"
     arts = _articles(4)
     async with await SqliteStore.open(path) as store:
@@ -102,9 +101,17 @@ async def test_the_view_marks_the_places_index_incomplete(tmp_path: Path) -> Non
         (rowid,) = conn.execute("SELECT rowid FROM articles WHERE id = ?", (a.id,)).fetchone()
         conn.execute("INSERT INTO article_terms (rowid, terms) VALUES (?, ?)",
                      (rowid, index_terms(a.title, a.text)))
-    assert _gaps(path) == {1}
+    assert _gaps(path) == set() and _word_index(path) == 0
     async with await SqliteStore.open(path) as store:
-        await _answers(store, arts)
+        assert (await _answers(store, arts))["title:resigns"] == 1
+
+
+def _as_schema_16(path: Path) -> None:
+    view, trigger = schema.ARTICLE_TERMS.split("\nCREATE TRIGGER")
+    with sqlite3.connect(path) as conn:
+        conn.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
+                           "DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
+                           + view + "CREATE TRIGGER" + trigger + "PRAGMA user_version=16;")
 
 
 async def test_a_store_from_before_the_places_index_is_rebuilt_by_the_engine(
@@ -113,58 +120,78 @@ async def test_a_store_from_before_the_places_index_is_rebuilt_by_the_engine(
     arts = _articles()
     async with await SqliteStore.open(path, terms_of=index_terms,
                                       keys_version=KEYS_VERSION) as store:
-        await store.record_many([_record(a, places=True) for a in arts])
-    view, trigger = schema.ARTICLE_TERMS.split("\nCREATE TRIGGER")
-    with sqlite3.connect(path) as conn:  # as schema 16 left it
-        conn.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
-                           "DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
-                           + view + "CREATE TRIGGER" + trigger + "PRAGMA user_version=16;")
+        await store.record_many([_record(a, places=True) for a in arts[:36]])
+    # As schema 16 left it: no places index, the words in the word index.
+    _as_schema_16(path)
+    with sqlite3.connect(path) as conn:
+        for a in arts[:36]:
+            conn.execute(f"INSERT INTO article_index (rowid, terms) SELECT "
+                         f"{schema.INDEX_KEY_SQL}, ? FROM articles a WHERE a.id = ?",
+                         (index_terms(a.title, a.text), a.id))
     with caplog.at_level(logging.INFO, logger="watchers.store"):
-        # Upgraded by a writer without the engine's places: marked, and read through the
-        # word index.
+        # Upgraded by a writer without the engine's places: marked, read through the word
+        # index, which its writes keep filling.
         async with await SqliteStore.open(path) as store:
             assert _gaps(path) == {1}
+            await store.record_many([_record(a, places=True) for a in arts[36:]])
             assert (await _answers(store, arts))['"prime minister"'] == 40
         async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
                                           places_of=places_of) as store:
             assert _gaps(path) == set()
             assert (await _answers(store, arts))['"prime minister"'] == 10
+    assert _word_index(path) == 0
     said = [r.getMessage() for r in caplog.records]
     assert any("the places index (schema 17) is filled by the next rebuild" in m for m in said)
     assert any("rebuilding the lookup indexes of 40 stored articles to fill the places index"
                in m for m in said)
 
 
-async def test_a_rebuild_partly_without_places_leaves_the_index_marked(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A rebuild that indexed some chunk without the engine's places (an older writer, or one
-    # without them, went on with it) cannot vouch for the places index it swaps in.
+async def test_a_rebuild_without_the_engines_places_places_articles_by_their_words(
+        tmp_path: Path) -> None:
     path = tmp_path / "nw.db"
     arts = _articles(12)
     async with await SqliteStore.open(path, terms_of=index_terms, keys_version=1) as store:
         await store.record_many([_record(a, places=True) for a in arts])
-    monkeypatch.setattr(schema, "REKEY_CHUNK", 5)
-    calls = 0
-    chunk = schema._rekey_chunk
-
-    def stop_after_one(*args: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            raise KeyboardInterrupt
-        return chunk(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(schema, "_rekey_chunk", stop_after_one)
-    with pytest.raises(KeyboardInterrupt):
-        await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION)
-    monkeypatch.setattr(schema, "_rekey_chunk", chunk)
-    assert _gaps(path) == {2}  # the rebuild under way misses places; lookups read the old
-    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
-                                      places_of=places_of) as store:
-        assert _gaps(path) == {1}
-        assert (await _answers(store, arts))['"prime minister"'] == 12
-    # The next open with the places rebuilds once more, whole.
-    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
-                                      places_of=places_of) as store:
+    # Other keys, rebuilt by a writer with the engine's words but not its places.
+    async with await SqliteStore.open(path, terms_of=index_terms,
+                                      keys_version=KEYS_VERSION) as store:
         assert _gaps(path) == set()
+        assert (await _answers(store, arts))['"prime minister"'] == 12
+    # With them, the next rebuild (other keys again) narrows.
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE index_keys SET version = 1")
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
         assert (await _answers(store, arts))['"prime minister"'] == 3
+
+
+@pytest.mark.parametrize("opened", ["places", "terms", "both"])
+async def test_an_article_changed_in_place_is_looked_up_by_its_new_words(
+        tmp_path: Path, opened: str) -> None:
+    # A feed rewrote its item: lookups read the new title and text, not what the index was
+    # told of the old ones (a phrase reworded, a word moved out of the title, one removed).
+    kw: dict[str, object] = {}
+    if opened in ("places", "both"):
+        kw["places_of"] = places_of
+    if opened in ("terms", "both"):
+        kw["terms_of"] = index_terms
+    async with await SqliteStore.open(tmp_path / "nw.db", **kw) as store:  # type: ignore[arg-type]
+        old = Article(source="s", guid="g1", url="https://ex.org/kyiv-blast",
+                      title="Explosion in Kyiv, casualties feared",
+                      text="Minister prime said little.")
+        other = Article(source="s", guid="g2", title="Calm in Lviv", text="Nothing to say.")
+        (stored, _) = await store.record_many([_record(old, places=True),
+                                               _record(other, places=True)])
+        assert stored is not None
+        new = Article(source="s", guid="g1", url="https://ex.org/kyiv-blast",
+                      title="Explosion in Kyiv, no casualties",
+                      text="The prime minister said little; officials in Lviv agreed.")
+        await store.record_change(stored.id, new, [])
+        for query in ("kyiv NOT feared", '"prime minister"', "title:kyiv NOT title:feared",
+                      "lviv", "officials", "url:blast AND officials"):
+            found = await search(store, query, limit=10)
+            expected = {a.title for a in (new, other) if match_query(query, a) is not None}
+            assert {h.article.title for h in found} == expected, query
+            assert expected, query
+        # the old words no longer find it
+        assert not (await search(store, '"minister prime"', limit=10)).hits

@@ -43,7 +43,7 @@ async def _old_store(path: Path, n: int = 40) -> list[Article]:
 
 def _found(path: Path, word: str) -> int:
     with sqlite3.connect(path) as conn:
-        (n,) = conn.execute("SELECT count(*) FROM article_index WHERE article_index MATCH ?",
+        (n,) = conn.execute("SELECT count(*) FROM article_places WHERE article_places MATCH ?",
                             (f'"{word}"',)).fetchone()
         return int(n)
 

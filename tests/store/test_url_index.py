@@ -13,7 +13,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from tests.search.test_search import articles
-from tests.store._support import breaks_after
+from tests.store._support import breaks_after, words_indexed_as_before_17
 from watchers.errors import QuerySyntaxError
 from watchers.importer import import_file
 from watchers.models import Article
@@ -149,6 +149,7 @@ def _as_version_11(db: Path) -> None:
         con.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
                           "DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
                           + lite_schema.ARTICLE_TERMS)
+        words_indexed_as_before_17(con)
         con.execute("PRAGMA user_version=11")
     con.close()
 

@@ -16,8 +16,11 @@ import bisect
 import re
 from array import array
 from collections.abc import Callable, Collection, Iterable, Sequence
+from itertools import compress, islice
+from operator import eq, lt, not_
 from typing import Any
 
+from ..models import MAX_MATCH_CHARS, MAX_MATCH_TITLE_CHARS
 from .matcher import DEFAULT_THRESHOLD, Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .text import FieldText, add_terms, tokenize, untrack
@@ -40,6 +43,7 @@ __all__ = [
     "PrefixWords",
     "RegexWords",
     "Vocabulary",
+    "analysed_index",
     "analysed_places",
     "analysed_terms",
     "analysed_words",
@@ -142,31 +146,56 @@ MAX_SPELLINGS = 16
 
 #: An article's places: its title's keys in order, its text's, and their other words.
 Places = tuple[str, str, str, str]
+# Whitespace inside a key (which the order's tokeniser would part), and a run of it.
+_SPACED = re.compile(r"\s")
+_JOINED = re.compile(r"\s+")
 
 
-def _field_places(ft: FieldText) -> tuple[str, str]:
+def _field_places(ft: FieldText, words: set[str] | None = None) -> tuple[str, str]:
     """A field's keys in order (one token a position: a compound's parts, not the compound),
-    and its other words, space-separated.
+    and its other words, space-separated; ``words``, when given, gains the field's index words
+    (its keys and norms, as :func:`analysed_words` gives them).
 
     Every token whose key is left out of the order (a compound, or a second token at a
     position) is among the other words: a phrase or NEAR that went through it is looked for
     there (see :func:`places_query`). Leaving a token out only brings its neighbours closer."""
     keys = ft.keys
     if not keys:
+        if words is not None:
+            words.update(ft.norm_words())
         return "", ""
     more: set[str] = set()
     if ft.pos is ft.last:  # no compound: a token a position, in order
         order = keys
     else:
-        order = []
-        at = -1
-        for k, p, q in zip(keys, ft.pos, ft.last, strict=True):
-            if p == q and p > at:
-                order.append(k)
-                at = p
-            else:
-                more.add(k)
-    more |= ft.norm_words().difference(keys)
+        pos, last = ft.pos, ft.last
+        single = list(map(eq, pos, last))
+        order = list(compress(keys, single))
+        at = list(compress(pos, single))
+        if all(map(lt, at, islice(at, 1, None))):
+            more.update(compress(keys, map(not_, single)))
+        else:  # a second token at a position: among the other words
+            order = []
+            upto = -1
+            for k, p, q in zip(keys, pos, last, strict=True):
+                if p == q and p > upto:
+                    order.append(k)
+                    upto = p
+                else:
+                    more.add(k)
+    key_set = set(keys)
+    norms = ft.norm_words()
+    if words is not None:
+        words |= key_set
+        words |= norms
+    more |= norms.difference(key_set)
+    if _SPACED.search("".join(order)) is not None:
+        # A word whose key holds a space (a ligature such as U+FDFA spelt out) is one word to
+        # the matcher: one token in the order (joined by a word joiner, which no key holds),
+        # and among the other words as its key is written.
+        spaced = [k for k in order if _SPACED.search(k)]
+        more.update(spaced)
+        order = [_JOINED.sub("\u2060", k) if _SPACED.search(k) else k for k in order]
     more.discard("")
     return " ".join(order), " ".join(sorted(more))
 
@@ -178,13 +207,27 @@ def _places(title: FieldText, text: FieldText) -> Places:
 
 
 def places_of(title: str, text: str) -> Places:
-    """The places index's columns of an article (see :data:`PLACE_COLUMNS`)."""
-    return _places(FieldText.of(title), FieldText.of(text))
+    """The places index's columns of an article (see :data:`PLACE_COLUMNS`): of its title and
+    text as rules see them (cut as :func:`watchers.models.matchable` cuts them, so that no word
+    the matcher cannot see stands in the index to rule the article out)."""
+    return _places(FieldText.of(title[:MAX_MATCH_TITLE_CHARS]),
+                   FieldText.of(text[:MAX_MATCH_CHARS]))
 
 
 def analysed_places(analysis: Analysis) -> Places:
     """:func:`places_of` from the fields the matcher has already tokenised."""
     return _places(analysis.field("title"), analysis.field("text"))
+
+
+def analysed_index(analysis: Analysis) -> tuple[set[str], Places]:
+    """:func:`analysed_words` and :func:`analysed_places` at once (each field's norms made
+    once for both)."""
+    words: set[str] = set()
+    t_order, t_more = _field_places(analysis.field("title"), words)
+    x_order, x_more = _field_places(analysis.field("text"), words)
+    words.discard("")
+    untrack(words)
+    return words, (t_order, x_order, t_more, x_more)
 
 
 def _words(fields: Iterable[FieldText]) -> set[str]:

@@ -36,6 +36,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sqlite3
 import time
@@ -361,7 +362,8 @@ class _Dest(Protocol):
     async def count(self, table: str) -> int: ...
     async def write(self, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]],
                     terms: Sequence[str] | None,
-                    links: Sequence[str] | None = None) -> None: ...
+                    links: Sequence[str] | None = None,
+                    places: Sequence[tuple[str, str, str, str]] | None = None) -> None: ...
     async def mark(self, *, complete: bool) -> None: ...
     async def keys(self, version: int) -> None: ...
     async def finish(self) -> None: ...
@@ -459,7 +461,8 @@ class _SqliteDest:
 
     async def write(self, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]],
                     terms: Sequence[str] | None,
-                    links: Sequence[str] | None = None) -> None:
+                    links: Sequence[str] | None = None,
+                    places: Sequence[tuple[str, str, str, str]] | None = None) -> None:
         sql = (f"INSERT INTO {_q(table)} ({', '.join(map(_q, cols))}) "
                f"VALUES ({', '.join('?' * len(cols))})")
         async with self.db.tx() as tx:
@@ -467,9 +470,12 @@ class _SqliteDest:
             if terms is not None:
                 # Keyed by the article's date and rowid, as the store's own writes are.
                 rowid = list(cols).index("rowid")
+                # Without places (a caller without the engine's), the places index is
+                # marked incomplete and the first writer with them rebuilds.
                 await tx.run(partial(lite_schema.index_articles, rows=[
-                    (r[rowid], t, link) for r, t, link
-                    in zip(rows, terms, links or [""] * len(rows), strict=True)]))
+                    (r[rowid], t, link, p) for r, t, link, p
+                    in zip(rows, terms, links or [""] * len(rows),
+                           places or itertools.repeat(None, len(rows)), strict=True)]))
 
     async def mark(self, *, complete: bool) -> None:
         app = lite_schema.APPLICATION_ID if complete else COPYING_SQLITE_ID
@@ -500,7 +506,9 @@ class _PgDest:
 
     async def write(self, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]],
                     terms: Sequence[str] | None,
-                    links: Sequence[str] | None = None) -> None:
+                    links: Sequence[str] | None = None,
+                    places: Sequence[tuple[str, str, str, str]] | None = None) -> None:
+        # (PostgreSQL keeps no places index: ``places`` is not written)
         types = await self.columns(table)
         # One statement per batch: column arrays unnested server-side (far fewer round trips
         # than a row per statement), terms made a tsvector as the store's own insert does.
@@ -658,6 +666,7 @@ async def copy_store(
     terms_of: TermsOf,
     keys_version: int | None = None,
     batch: int = BATCH,
+    places_of: PlacesOf | None = None,
     on_progress: Callable[[CopyProgress], None] | None = None,
 ) -> CopySummary:
     """Copy every table of the store at ``source`` into the empty store at ``destination``
@@ -666,7 +675,9 @@ async def copy_store(
     ``terms_of(title, text)`` gives an article's lookup terms (the engine's own function), of
     the word keys ``keys_version`` (:data:`watchers.rules.text.KEYS_VERSION`): the copy's
     lookup indexes are marked with it (None: left unmarked, which has the first writer to open
-    the copy rebuild them).
+    the copy rebuild them). ``places_of(title, text)``: an article's places (the engine's
+    :func:`watchers.rules.lookup.places_of`), for an SQLite copy's places index (without it
+    that index is marked incomplete, and the copy's first writer with them rebuilds).
     ``on_progress`` is called as each table starts and after each batch. Raises StoreError
     before writing anything for a source being written, an old or foreign source, or a
     destination that holds data; after that, a failure (or cancellation) leaves the destination
@@ -692,7 +703,8 @@ async def copy_store(
         plan = await _plan(src, dst, source, destination)
         await dst.mark(complete=False)
         try:
-            await _copy_rows(src, dst, plan, totals, terms_of=terms_of, batch=batch,
+            await _copy_rows(src, dst, plan, totals, terms_of=terms_of, places_of=places_of,
+                             batch=batch,
                              on_progress=on_progress)
             if keys_version is not None:
                 await dst.keys(keys_version)
@@ -769,7 +781,7 @@ async def _plan(src: _Source, dst: _Dest, source: str, destination: str) -> list
 
 
 async def _copy_rows(src: _Source, dst: _Dest, plan: Sequence[_Table], totals: dict[str, int],
-                     *, terms_of: TermsOf, batch: int,
+                     *, terms_of: TermsOf, batch: int, places_of: PlacesOf | None = None,
                      on_progress: Callable[[CopyProgress], None] | None) -> None:
     """Each table's rows in batches. A batch is written while the next one is read and
     prepared (the terms are CPU work here, the write is the destination's): one write at a
@@ -802,9 +814,10 @@ async def _copy_rows(src: _Source, dst: _Dest, plan: Sequence[_Table], totals: d
             if on_progress is not None:
                 on_progress(CopyProgress(t.name, 0, totals[t.name], done, total))
             async for rows in src.rows(t.name, t.cols, batch):
-                values, terms, links = _prepare(t, rows, terms_of)
+                values, terms, links, places = _prepare(t, rows, terms_of, places_of)
                 await settle(t.name)
-                writing = asyncio.create_task(dst.write(t.name, t.cols, values, terms, links))
+                writing = asyncio.create_task(dst.write(t.name, t.cols, values, terms, links,
+                                                         places))
                 in_flight = len(values)
                 await asyncio.sleep(0)  # let it send before the next batch is prepared
             await settle(t.name)  # a table's last batch is in before the next table's first
@@ -815,16 +828,20 @@ async def _copy_rows(src: _Source, dst: _Dest, plan: Sequence[_Table], totals: d
                 await writing
 
 
-def _prepare(t: _Table, rows: list[tuple[Any, ...]], terms_of: TermsOf
-             ) -> tuple[list[tuple[Any, ...]], list[str] | None, list[str] | None]:
-    """A batch's values for the destination, and its articles' lookup terms and their links'
-    (``terms_of(link, "")``: the engine's words of a text, as the URL index holds them)."""
+def _prepare(t: _Table, rows: list[tuple[Any, ...]], terms_of: TermsOf,
+             places_of: PlacesOf | None = None
+             ) -> tuple[list[tuple[Any, ...]], list[str] | None, list[str] | None,
+                        list[tuple[str, str, str, str]] | None]:
+    """A batch's values for the destination, and its articles' lookup terms, their links'
+    (``terms_of(link, "")``: the engine's words of a text, as the URL index holds them) and
+    their places (with ``places_of``)."""
     if any(f is not None for f in t.convert):
         rows = [tuple(v if f is None else f(v) for f, v in zip(t.convert, r, strict=True))
                 for r in rows]
     if t.terms is None:
-        return rows, None, None
+        return rows, None, None, None
     title, text = t.terms
     url = t.cols.index("url") if "url" in t.cols else None
     return (rows, [terms_of(r[title], r[text]) for r in rows],
-            [terms_of(r[url], "") if url is not None and r[url] else "" for r in rows])
+            [terms_of(r[url], "") if url is not None and r[url] else "" for r in rows],
+            None if places_of is None else [places_of(r[title], r[text]) for r in rows])

@@ -767,16 +767,19 @@ class ArticlesMixin(CandidateList):
         The index is keyed in date order (see :mod:`.schema`), so a page reads only its own
         ``limit`` entries of a term's document list, from the newest down, however many
         articles the term has; the articles are then read by rowid. Without an index query the
-        articles are read down the ``sort_at`` index from the cursor. ``places``: the lookup's
-        query of the places index, read instead of ``fts`` while that index holds every
-        article (see :data:`~watchers.store.sqlite.schema.PLACES_INCOMPLETE`)."""
+        articles are read down the ``sort_at`` index from the cursor. The index read is the
+        places index, with ``places`` when given (else ``fts``, whose words it holds too), or
+        the word index with ``fts`` while the places index misses articles stored before it
+        (see :data:`~watchers.store.sqlite.schema.PLACES_INCOMPLETE`)."""
         if urls and await self._db.fetchall(f"SELECT 1 FROM {URLS_INCOMPLETE} LIMIT 1"):
             urls = None  # the URL index misses some link: read as if it were not there
-        table = "article_index"
-        if places and not await self._db.fetchall(
-                f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1"):
-            # The places index holds every article: its query is the narrower.
-            table, fts = "article_places", places
+        table = "article_places"
+        if await self._db.fetchall(f"SELECT 1 FROM {PLACES_INCOMPLETE}"):
+            # Articles stored before the places index are in the word index alone, until the
+            # engine's next open rebuilds (see schema.PLACES_INCOMPLETE).
+            table = "article_index"
+        elif places:
+            fts = places  # the narrower: the same words, with their places and fields
         if fts or urls:
             return await self._index_page(fts or None, since, source, after, limit, follows,
                                           sources, urls or None, table)
@@ -787,7 +790,7 @@ class ArticlesMixin(CandidateList):
                           follows: Collection[str] | None = None,
                           sources: Collection[str] | None = None,
                           urls: str | None = None,
-                          table: str = "article_index") -> CandidatePage:
+                          table: str = "article_places") -> CandidatePage:
         upper = _cursor_key(after) if after is not None else None
         lower = page_second(since) << INDEX_ROWID_BITS if since is not None else None
         if fts is not None and urls is not None:
@@ -827,7 +830,7 @@ class ArticlesMixin(CandidateList):
             sql, params, what="search index rejected the query")]
 
     async def _joined_keys(self, fts: str, urls: str, upper: int | None, lower: int | None,
-                           limit: int, table: str = "article_index") -> list[int]:
+                           limit: int, table: str = "article_places") -> list[int]:
         """The keys both indexes match (``fts`` the lookup index ``table``, ``urls`` the URL
         index),
         newest first, at most ``limit``: a window of the URL index's keys (URL_WINDOW of

@@ -133,7 +133,9 @@ def index_articles(conn: sqlite3.Connection,
     into ``article_index`` in key order, and the words of their links (the caller's, as the
     terms are) into the URL index ``article_urls``, and their places (a fourth item, the
     caller's :data:`PlacesOf` columns) into the places index ``article_places``: an article
-    given none marks that index incomplete (see :data:`PLACES_INCOMPLETE`).
+    given none is placed by its words alone (see :data:`ARTICLE_PLACES`). Into the word
+    index ``article_index`` too while the places index misses articles stored before it
+    (:data:`PLACES_INCOMPLETE`), which lookups then read.
     FTS5 keeps a transaction's rows in memory while their keys rise; the view's trigger made it
     write every row out on its own, about 100 µs an article. Runs on the connection's thread,
     inside the caller's transaction. The rows' words are listed in the word list (see
@@ -145,25 +147,19 @@ def index_articles(conn: sqlite3.Connection,
     keyed = []
     links = []
     placed = []
-    unplaced = False
     for row in rows:
         key = _checked_key(found, row[0])
         keyed.append((key, row[1]))
         if len(row) > 2:
             links.append((key, row[2]))
         places = row[3] if len(row) > 3 else None
-        if places is None:
-            unplaced = True
-        else:
-            placed.append((key, *places))
-    keyed.sort()
-    insert_many(conn, "INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
+        placed.append((key, *(places or words_placed(row[1]))))
+    placed.sort()
+    insert_many(conn, _INSERT_PLACES.format(table="article_places"), placed)
+    if conn.execute(_GAP).fetchone() is not None:
+        keyed.sort()
+        insert_many(conn, "INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
     _insert_urls(conn, links)
-    if placed:
-        placed.sort()
-        insert_many(conn, _INSERT_PLACES.format(table="article_places"), placed)
-    if unplaced:
-        conn.execute(MARK_PLACES_GAP)
     if words is None:
         add_index_words(conn, [row[1] for row in rows])
     else:
@@ -172,6 +168,11 @@ def index_articles(conn: sqlite3.Connection,
 
 _INSERT_PLACES = ("INSERT INTO {table} (rowid, title, text, title_more, text_more) "
                   "VALUES (?, ?, ?, ?, ?)")
+
+
+def words_placed(terms: str) -> tuple[str, str, str, str]:
+    """The places index's row of an article known by its words alone (see ARTICLE_PLACES)."""
+    return ("", "", terms, terms)
 
 
 def add_index_words(conn: sqlite3.Connection, terms: Sequence[str]) -> None:
@@ -231,9 +232,15 @@ CREATE TABLE {URLS_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap = 1), since T
 # are answered from the positions FTS5 keeps, ``title:`` and ``text:`` terms from a field's
 # columns. The tokeniser takes each key whole (every character but spaces and controls is a
 # token character), so the distance FTS5 counts between two keys is the words between them.
-# The row of PLACES_INCOMPLETE says some stored article has no row (written by a tool that gave
-# its words but not their places): lookups then read the lookup index alone, and the next open
-# of a writer that has the engine's places rebuilds the indexes (see rekey).
+# An article whose words a writer gave without their places (a tool writing through the view,
+# a store opened without the engine's places) is placed by its words alone: no keys in order,
+# every word among each field's other words. Every query of the places index stays a superset
+# of what the matcher matches for it (a phrase or NEAR is also looked for as its words
+# anywhere with one of them among the other words; see watchers.rules.lookup.places_query), only
+# less narrow. The row of PLACES_INCOMPLETE says articles stored before schema 17 have no row
+# yet: lookups then read the word index ``article_index`` (which writers keep filling until
+# then), and the next open of a writer with the engine's places rebuilds the indexes (see
+# rekey), after which the word index is left empty.
 PLACES_INCOMPLETE = "article_places_incomplete"
 PLACES_TOKENIZE = "unicode61 remove_diacritics 0 categories 'L* N* M* P* S* Co Cf Cn Cs'"
 _PLACES_TABLE = f"""
@@ -243,19 +250,30 @@ CREATE VIRTUAL TABLE {{name}} USING fts5(
 );
 """
 ARTICLE_PLACES = _PLACES_TABLE.format(name="article_places") + f"""
-CREATE TABLE {PLACES_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap IN (1, 2)),
-                                  since TEXT NOT NULL);
+CREATE TABLE {PLACES_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap = 1), since TEXT NOT NULL);
 """
-# Gap 1: the places index lookups read misses some article; gap 2: the one a rebuild under way
-# fills does (a chunk of it was indexed without the engine's places).
-_MARK_GAP = (f"INSERT OR IGNORE INTO {PLACES_INCOMPLETE} (gap, since) "
-             "VALUES ({gap}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
-MARK_PLACES_GAP = _MARK_GAP.format(gap=1)
-_MARK_REBUILT_GAP = _MARK_GAP.format(gap=2)
-# ... and the view, from version 17: an article indexed through it has no places.
-ARTICLE_TERMS_17 = ARTICLE_TERMS.replace("\nEND;", f"""
-    {MARK_PLACES_GAP};
-END;""")
+MARK_PLACES_GAP = (f"INSERT OR IGNORE INTO {PLACES_INCOMPLETE} (gap, since) "
+                   "VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+_GAP = f"SELECT 1 FROM {PLACES_INCOMPLETE}"
+# ... and the view, from version 17: an article indexed through it is placed by its words, and
+# indexed in the word index while lookups read that.
+ARTICLE_TERMS_17 = f"""
+CREATE VIEW article_terms(rowid, terms) AS SELECT NULL, NULL WHERE 0;
+CREATE TRIGGER article_terms_insert INSTEAD OF INSERT ON article_terms BEGIN
+    SELECT RAISE(ABORT, 'article_terms: no stored article has this rowid')
+        WHERE NOT EXISTS (SELECT 1 FROM articles WHERE rowid = NEW.rowid);
+    SELECT RAISE(ABORT, 'article_terms: article rowid out of the index key range')
+        WHERE NEW.rowid < 1 OR NEW.rowid > {INDEX_ROWID_MASK};
+    INSERT INTO article_places (rowid, title, text, title_more, text_more)
+        SELECT {INDEX_KEY_SQL}, '', '', NEW.terms, NEW.terms FROM articles a
+        WHERE a.rowid = NEW.rowid;
+    INSERT INTO article_index (rowid, terms)
+        SELECT {INDEX_KEY_SQL}, NEW.terms FROM articles a
+        WHERE a.rowid = NEW.rowid AND EXISTS (SELECT 1 FROM {PLACES_INCOMPLETE});
+    INSERT OR IGNORE INTO index_words (word)
+        SELECT value FROM json_each({_JSON_WORDS.format(terms="NEW.terms")}) WHERE value <> '';
+END;
+"""
 
 # Marks the URL index incomplete (once: later marks change nothing); the time as parameter.
 MARK_URL_GAP = f"INSERT OR IGNORE INTO {URLS_INCOMPLETE} (gap, since) VALUES (1, ?)"
@@ -1013,28 +1031,28 @@ DROP TABLE IF EXISTS article_urls_new;
 DROP TABLE IF EXISTS index_words_new;
 DROP TABLE IF EXISTS article_places_new;
 """
-_REKEY_NEW = _REKEY_DROP + _PLACES_TABLE.format(name="article_places_new") + f"""
-DELETE FROM {PLACES_INCOMPLETE} WHERE gap = 2;
-CREATE VIRTUAL TABLE article_index_new USING fts5(
-    terms, content='', tokenize="unicode61 remove_diacritics 0"
-);
+_REKEY_NEW = _REKEY_DROP + _PLACES_TABLE.format(name="article_places_new") + """
 CREATE VIRTUAL TABLE article_urls_new USING fts5(
     terms, content='', columnsize=0, tokenize="unicode61 remove_diacritics 0"
 );
 CREATE TABLE index_words_new (word TEXT PRIMARY KEY);
 """
+# The word index is left empty (lookups read the places index from then on).
 _REKEY_SWAP = f"""
 DROP TRIGGER article_terms_insert;
 DROP VIEW article_terms;
 DROP TABLE article_index;
 DROP TABLE article_urls;
 DROP TABLE index_words;
-ALTER TABLE article_index_new RENAME TO article_index;
+CREATE VIRTUAL TABLE article_index USING fts5(
+    terms, content='', tokenize="unicode61 remove_diacritics 0"
+);
 ALTER TABLE article_urls_new RENAME TO article_urls;
 ALTER TABLE index_words_new RENAME TO index_words;
 DROP TABLE article_places;
 ALTER TABLE article_places_new RENAME TO article_places;
 DELETE FROM {URLS_INCOMPLETE};
+DELETE FROM {PLACES_INCOMPLETE};
 """ + ARTICLE_TERMS_17
 
 
@@ -1050,8 +1068,9 @@ async def rekey(db: Db, version: int, terms_of: TermsOf, places_of: PlacesOf | N
     """Rebuild the lookup indexes (the FTS index of titles and texts, the URL index, the word
     list, the places index) with the engine's words ``terms_of`` and places ``places_of`` when
     they hold another keys ``version`` than the engine's, or (given ``places_of``) when the
-    places index misses some article; whether it rebuilt. Without ``places_of`` the rebuilt
-    places index is empty, and marked incomplete.
+    places index misses the articles stored before it; whether it rebuilt. Without
+    ``places_of`` the rebuilt places index places each article by its words alone (see
+    :data:`ARTICLE_PLACES`); the word index is left empty either way.
 
     New tables are filled beside the ones lookups read, :data:`REKEY_CHUNK` articles per
     transaction in rowid order, each transaction recording how far it got, and swapped in by the
@@ -1061,7 +1080,7 @@ async def rekey(db: Db, version: int, terms_of: TermsOf, places_of: PlacesOf | N
     async with db.tx() as tx:
         current, building, after = await tx.fetchone(
             "SELECT version, building, after FROM index_keys")
-        gap = await tx.fetchone(f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1")
+        gap = await tx.fetchone(_GAP)
         if current == version and building is None and (gap is None or places_of is None):
             return False
         if await tx.fetchone("SELECT 1 FROM articles LIMIT 1") is None:
@@ -1087,11 +1106,7 @@ async def rekey(db: Db, version: int, terms_of: TermsOf, places_of: PlacesOf | N
             indexed = await tx.run(partial(_rekey_chunk, after=after, terms_of=terms_of,
                                            places_of=places_of))
             if not indexed:
-                partly = await tx.fetchone(f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 2")
                 await tx.script(_REKEY_SWAP)
-                await tx.execute(f"DELETE FROM {PLACES_INCOMPLETE}")
-                if partly is not None or places_of is None:
-                    await tx.execute(MARK_PLACES_GAP)
                 await tx.execute(
                     "UPDATE index_keys SET version = ?, building = NULL, after = 0", (version,))
                 break
@@ -1113,17 +1128,15 @@ def _rekey_chunk(conn: sqlite3.Connection, after: int, terms_of: TermsOf,
                         (after, REKEY_CHUNK)).fetchall()
     if not rows:
         return None
-    keyed = sorted((key, terms_of(title, text)) for _, key, title, text, _ in rows)
-    conn.executemany("INSERT INTO article_index_new (rowid, terms) VALUES (?, ?)", keyed)
-    if places_of is not None:
-        conn.executemany(_INSERT_PLACES.format(table="article_places_new"),
-                         sorted((key, *places_of(title, text)) for _, key, title, text, _ in rows))
-    else:
-        conn.execute(_MARK_REBUILT_GAP)
+    keyed = [(key, title, text, terms_of(title, text)) for _, key, title, text, _ in rows]
+    # (a rebuild without the engine's places places each article by its words)
+    conn.executemany(_INSERT_PLACES.format(table="article_places_new"), sorted(
+        (key, *(places_of(title, text) if places_of is not None else words_placed(terms)))
+        for key, title, text, terms in keyed))
     conn.executemany("INSERT INTO article_urls_new (rowid, terms) VALUES (?, ?)",
                      sorted((key, terms) for _, key, _, _, url in rows
                             if url and (terms := terms_of(url, ""))))
-    words = sorted(set(" ".join(terms for _, terms in keyed).split()))
+    words = sorted(set(" ".join(terms for *_, terms in keyed).split()))
     conn.execute("INSERT OR IGNORE INTO index_words_new (word) SELECT value FROM json_each(?)",
                  (json.dumps(words, ensure_ascii=False),))
     last = int(rows[-1][0])

@@ -56,6 +56,7 @@ from watchers.store.sqlite._db import (
     iso,
     rules_json,
 )
+from watchers.store.sqlite.schema import MARK_URL_GAP, index_articles
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -330,6 +331,8 @@ class StoriesMixin(OutletNames):
     """The :class:`watchers.store.StoryStore` part of :class:`SqliteStore`."""
 
     _db: Db
+    _terms_of: Callable[[str, str], str] | None
+    _places_of: Callable[[str, str], tuple[str, str, str, str]] | None
 
     async def live_stories(self, since: datetime | timedelta, *, until: datetime | None = None
                            ) -> list[StoryRecord]:
@@ -492,8 +495,11 @@ class StoriesMixin(OutletNames):
         the stored one did not, decided as for a new article of the story — an alert where the
         story has none yet (a placeholder item rewritten into news alerted nobody), an
         escalation where a rule of higher severity fired. Returns how many rows were queued.
-        The lookup index keeps the words it had (a contentless index forgets what it was
-        given)."""
+        Its lookup indexes are given the new title and text (with the ``places_of`` or
+        ``terms_of`` the store was opened with; without either they keep the old words): a
+        contentless index cannot forget a row without being told its words again, so the
+        article takes the next rowid and is indexed anew under that key; its old rows find no
+        article and are passed over."""
         at = iso(datetime.now(UTC))
         async with self._db.tx() as tx:
             row = await tx.fetchone("SELECT story_id FROM articles WHERE id = ?", (stored_id,))
@@ -507,6 +513,9 @@ class StoriesMixin(OutletNames):
             await tx.execute(
                 "UPDATE articles SET title = ?, text = ?, content_hash = ? WHERE id = ?",
                 (article.title, article.text, content, stored_id))
+            if self._places_of is not None or self._terms_of is not None:
+                await tx.run(partial(_index_anew, stored_id=stored_id, article=article,
+                                     places_of=self._places_of, terms_of=self._terms_of))
             story = row[0]
             if story is None:
                 return 0
@@ -567,3 +576,24 @@ class StoriesMixin(OutletNames):
     async def count_stories(self) -> int:
         rows = await self._db.fetchall("SELECT count(*) FROM stories")
         return int(rows[0][0])
+
+
+def _index_anew(conn: sqlite3.Connection, stored_id: str, article: Article,
+                places_of: Callable[[str, str], tuple[str, str, str, str]] | None,
+                terms_of: Callable[[str, str], str] | None) -> None:
+    """Index a changed article under a new key: it takes the next rowid (rows of other tables
+    name it by id), and its new words, places and link's words are written as a new
+    article's are (see :meth:`StoriesMixin.record_change`)."""
+    (rowid,) = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM articles").fetchone()
+    conn.execute("UPDATE articles SET rowid = ? WHERE id = ?", (rowid, stored_id))
+    places = places_of(article.title, article.text) if places_of is not None else None
+    if terms_of is not None:
+        terms = terms_of(article.title, article.text)
+    else:  # the places hold every word the word index would (keys and norms)
+        terms = " ".join(sorted(set(" ".join(places or ()).split())))
+    link: str | None = ""
+    if article.url:
+        link = terms_of(article.url, "") if terms_of is not None else None
+    index_articles(conn, [(rowid, terms, link or "", places)])
+    if link is None:
+        conn.execute(MARK_URL_GAP, (iso(datetime.now(UTC)),))
