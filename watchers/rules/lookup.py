@@ -363,10 +363,11 @@ def places_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESH
 
     A ``title:`` or ``text:`` term looks in that field's columns alone. A phrase's words in a
     row are looked for side by side in a field's keys in order, and a NEAR of two words or
-    phrases as FTS5's NEAR of them there (FTS5 counts the words between the two, the matcher
-    the distance between their places: never fewer) — or, since a compound stands out of the
-    order (``cyber-attack``'s parts are in it, ``cyberattack`` is among the other words), as
-    the words anywhere with one of them among the field's other words. A phrase word that is
+    phrases as FTS5's NEAR of them there (``NEAR/n`` is at most n places apart, so at most
+    n - 1 words between, which FTS5 counts; leaving a word out of the order never adds any)
+    — or, since a compound stands out of the order (``cyber-attack``'s parts are in it,
+    ``cyberattack`` is among the other words), as the words anywhere with one of them among
+    the field's other words. A phrase word that is
     not a plain word (a prefix, a fuzzy term, a word without a key) splits the phrase: each
     side is looked for on its own, and the word as a term. An aliased word is each of its
     spellings (up to :data:`MAX_SPELLINGS` for the phrase). Everything else is
@@ -515,7 +516,7 @@ class _Places:
         fields = self._fields(field)
         order_cols = [order for order, _ in fields]
         more_cols = [more for _, more in fields]
-        every = sorted({k for keys in sides for k in keys})
+        every = sorted({w for keys in sides for k in keys for w in k.split()})
         outside = f"{_colset(more_cols)} : {_any([_q(k) for k in every])}"
         rest = _all([p for p in (anywhere, outside) if p is not None])
         return f"({_colset(order_cols)} : {ordered} OR {rest})"
@@ -526,23 +527,23 @@ class _Places:
         if left is None or right is None or left[0] != right[0]:
             return _all([p for p in plain if p is not None])
         field = left[0]
-        lkeys = {k for keys in left[1] for k in keys}
-        rkeys = {k for keys in right[1] for k in keys}
+        lkeys = {w for keys in left[1] for k in keys for w in k.split()}
+        rkeys = {w for keys in right[1] for k in keys for w in k.split()}
         if not lkeys.isdisjoint(rkeys):
             # A word on both sides may be one token for both: FTS5's NEAR wants two.
             return _all([p for p in plain if p is not None])
         return self._in_order([*left[1], *right[1]], [*left[2], *right[2]], field,
-                              (len(left[1]), node.distance))
+                              (len(left[1]), node.distance - 1))
 
     def _run(self, side: Node) -> tuple[str | None, list[list[str]], list[Term]] | None:
         """A NEAR side as (field, each word's spellings, the words): a plain word (not a
         compound also found written apart: that is two tokens) or a phrase of plain words."""
         if isinstance(side, Term):
             keys = _spellings(side, self.aliases)
-            if keys is None or side.field not in _INDEXED or any(
-                    compound_splits(k) for k in keys):
+            if keys is None or side.field not in _INDEXED:
                 return None
-            return side.field, [keys], [side]
+            # A closed compound written apart is two words side by side: a phrase of them.
+            return side.field, [keys + [f"{a} {b}" for a, b in compound_splits(side.key)]], [side]
         if isinstance(side, Phrase) and not side.slop and side.field in _INDEXED:
             spelt = [_spellings(w, self.aliases) for w in side.words]
             if any(s is None for s in spelt):
