@@ -257,13 +257,7 @@ MARK_PLACES_GAP = (f"INSERT OR IGNORE INTO {PLACES_INCOMPLETE} (gap, since) "
 _GAP = f"SELECT 1 FROM {PLACES_INCOMPLETE}"
 # ... and the view, from version 17: an article indexed through it is placed by its words, and
 # indexed in the word index while lookups read that.
-ARTICLE_TERMS_17 = f"""
-CREATE VIEW article_terms(rowid, terms) AS SELECT NULL, NULL WHERE 0;
-CREATE TRIGGER article_terms_insert INSTEAD OF INSERT ON article_terms BEGIN
-    SELECT RAISE(ABORT, 'article_terms: no stored article has this rowid')
-        WHERE NOT EXISTS (SELECT 1 FROM articles WHERE rowid = NEW.rowid);
-    SELECT RAISE(ABORT, 'article_terms: article rowid out of the index key range')
-        WHERE NEW.rowid < 1 OR NEW.rowid > {INDEX_ROWID_MASK};
+ARTICLE_TERMS_17 = _ARTICLE_TERMS_V5[:_ARTICLE_TERMS_V5.index("    INSERT INTO")] + f"""\
     INSERT INTO article_places (rowid, title, text, title_more, text_more)
         SELECT {INDEX_KEY_SQL}, '', '', NEW.terms, NEW.terms FROM articles a
         WHERE a.rowid = NEW.rowid;
