@@ -107,6 +107,7 @@ def _as_version_10(db: Path) -> None:
                           "DROP TABLE article_urls_incomplete; DROP TABLE departed_servers; "
                           "DROP TABLE index_keys; DROP TABLE article_places; "
                           "DROP TABLE article_places_incomplete; "
+                          "DROP TABLE article_places_inexact; "
                           "ALTER TABLE stories DROP COLUMN source_outlets;"
                           + _ARTICLE_TERMS_V5)
         words_indexed_as_before_17(con)

@@ -46,6 +46,7 @@ from watchers.store.sqlite._db import iso
 # An SQLite store as versions before 17 left it: no places index, the view's trigger as it was.
 _VIEW, _TRIGGER = lite_schema.ARTICLE_TERMS.split("\nCREATE TRIGGER")
 _BEFORE_17 = ("DROP TABLE article_places", "DROP TABLE article_places_incomplete",
+              "DROP TABLE article_places_inexact",
               "DROP TRIGGER article_terms_insert", "DROP VIEW article_terms", _VIEW,
               "CREATE TRIGGER" + _TRIGGER)
 

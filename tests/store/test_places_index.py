@@ -110,6 +110,7 @@ def _as_schema_16(path: Path) -> None:
     view, trigger = schema.ARTICLE_TERMS.split("\nCREATE TRIGGER")
     with sqlite3.connect(path) as conn:
         conn.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
+                           "DROP TABLE article_places_inexact; "
                            "DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
                            + view + "CREATE TRIGGER" + trigger + "PRAGMA user_version=16;")
 
@@ -152,16 +153,16 @@ async def test_a_rebuild_without_the_engines_places_places_articles_by_their_wor
     arts = _articles(12)
     async with await SqliteStore.open(path, terms_of=index_terms, keys_version=1) as store:
         await store.record_many([_record(a, places=True) for a in arts])
-    # Other keys, rebuilt by a writer with the engine's words but not its places.
+    # Other keys, rebuilt by a writer with the engine's words but not its places: every
+    # article placed by its words, and the store says so ...
     async with await SqliteStore.open(path, terms_of=index_terms,
                                       keys_version=KEYS_VERSION) as store:
-        assert _gaps(path) == set()
+        assert _gaps(path) == {2}
         assert (await _answers(store, arts))['"prime minister"'] == 12
-    # With them, the next rebuild (other keys again) narrows.
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE index_keys SET version = 1")
+    # ... so the next writer with them rebuilds, and lookups narrow again.
     async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
                                       places_of=places_of) as store:
+        assert _gaps(path) == set()
         assert (await _answers(store, arts))['"prime minister"'] == 3
 
 
@@ -195,3 +196,70 @@ async def test_an_article_changed_in_place_is_looked_up_by_its_new_words(
             assert expected, query
         # the old words no longer find it
         assert not (await search(store, '"minister prime"', limit=10)).hits
+
+
+def _rowid(path: Path, article_id: str) -> int:
+    with sqlite3.connect(path) as conn:
+        (rowid,) = conn.execute("SELECT rowid FROM articles WHERE id = ?",
+                                (article_id,)).fetchone()
+        return int(rowid)
+
+
+def _holding(path: Path, word: str) -> int:
+    with sqlite3.connect(path) as conn:
+        (n,) = conn.execute("SELECT count(*) FROM article_places WHERE article_places MATCH ?",
+                            (f'"{word}"',)).fetchone()
+        return int(n)
+
+
+async def test_a_live_page_changed_again_and_again_keeps_one_row(tmp_path: Path) -> None:
+    # The engine's store: the row is the places of the stored text, so each change replaces
+    # it where it is: the article keeps its rowid (its order among its link's copies, and the
+    # cursors of lookups under way), and the index holds one row of it, however many changes.
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
+        page = Article(source="s", guid="live", title="Live: talks in Geneva",
+                       text="Update 0: delegates arrive.")
+        other = Article(source="s", guid="other", title="Weather", text="Rain.")
+        (stored, _) = await store.record_many([_record(page, places=True),
+                                               _record(other, places=True)])
+        assert stored is not None
+        first = _rowid(path, stored.id)
+        text = page.text
+        for i in range(1, 21):
+            text = f"Update {i}: marker{i} noted. " + text
+            await store.record_change(
+                stored.id, Article(source="s", guid="live", title=page.title, text=text), [])
+        assert _rowid(path, stored.id) == first
+        assert _holding(path, "delegates") == 1  # one row of it, not 21
+        assert _holding(path, "marker20") == 1 and _holding(path, "marker1") == 1
+        found = await search(store, '"marker7 noted"', limit=10)
+        assert [h.article.id for h in found] == [stored.id]
+        assert (await search(store, "rain", limit=10)).hits[0].article.id == other.id
+
+
+async def test_a_change_of_an_article_placed_by_its_words_indexes_it_anew(
+        tmp_path: Path) -> None:
+    # Its row is not the places of its text (a tool wrote words alone): it cannot be replaced
+    # in place, so the article moves to the next rowid and is indexed there.
+    path = tmp_path / "nw.db"
+    old = Article(source="s", guid="g", title="Minister prime said", text="Old words.")
+    async with await SqliteStore.open(path, terms_of=index_terms,
+                                      keys_version=KEYS_VERSION) as store:
+        (stored,) = await store.record_many([_record(old, places=False)])
+        assert stored is not None
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(f"SELECT article FROM {schema.PLACES_INEXACT}").fetchall() == [(1,)]
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
+        before = _rowid(path, stored.id)
+        new = Article(source="s", guid="g", title="The prime minister said", text="New words.")
+        await store.record_change(stored.id, new, [])
+        assert _rowid(path, stored.id) > before
+        with sqlite3.connect(path) as conn:
+            listed = {r for (r,) in conn.execute(f"SELECT article FROM {schema.PLACES_INEXACT}")}
+        assert listed == set()  # its new row is its places
+        for query, hit in (('"prime minister"', True), ('"minister prime"', False),
+                           ("title:prime NOT old", True)):
+            assert bool((await search(store, query, limit=5)).hits) is hit, query

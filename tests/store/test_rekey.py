@@ -149,6 +149,7 @@ async def test_a_schema_14_store_is_marked_as_holding_the_first_keys(tmp_path: P
         conn.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 16
         # schema 17: the places index, and the view's trigger as it was before
         conn.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
+                           "DROP TABLE article_places_inexact; "
                            "DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
                            + schema.ARTICLE_TERMS)
         conn.execute("PRAGMA user_version=14")

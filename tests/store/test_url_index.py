@@ -147,6 +147,7 @@ def _as_version_11(db: Path) -> None:
         con.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 16
         # schema 17: the places index, and the view's trigger as it was before
         con.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
+                          "DROP TABLE article_places_inexact; "
                           "DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
                           + lite_schema.ARTICLE_TERMS)
         words_indexed_as_before_17(con)

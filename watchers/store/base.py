@@ -314,7 +314,8 @@ class ArticleRecord:
     poll, an import) is counted at the article's own date, so that it is not taken for a burst.
     ``places``: its words where they stand (:func:`watchers.rules.lookup.places_of`), for a
     store that keeps them (SQLite's places index); None: the store computes them with the
-    ``places_of`` it was opened with, or marks that index incomplete without one.
+    ``places_of`` it was opened with, or without one places the article by its words alone
+    (found by every query of its words, less narrowly).
     """
 
     article: Article

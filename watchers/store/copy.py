@@ -470,8 +470,10 @@ class _SqliteDest:
             if terms is not None:
                 # Keyed by the article's date and rowid, as the store's own writes are.
                 rowid = list(cols).index("rowid")
-                # Without places (a caller without the engine's), the places index is
-                # marked incomplete and the first writer with them rebuilds.
+                # Without places (a caller without the engine's), each article is placed by
+                # its words, and the first writer with them rebuilds.
+                if places is None:
+                    await tx.execute(lite_schema.MARK_WORDS_ONLY)
                 await tx.run(partial(lite_schema.index_articles, rows=[
                     (r[rowid], t, link, p) for r, t, link, p
                     in zip(rows, terms, links or [""] * len(rows),
@@ -677,7 +679,7 @@ async def copy_store(
     lookup indexes are marked with it (None: left unmarked, which has the first writer to open
     the copy rebuild them). ``places_of(title, text)``: an article's places (the engine's
     :func:`watchers.rules.lookup.places_of`), for an SQLite copy's places index (without it
-    that index is marked incomplete, and the copy's first writer with them rebuilds).
+    each article is placed by its words alone, and the copy's first writer with them rebuilds).
     ``on_progress`` is called as each table starts and after each batch. Raises StoreError
     before writing anything for a source being written, an old or foreign source, or a
     destination that holds data; after that, a failure (or cancellation) leaves the destination

@@ -79,6 +79,8 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         self._terms_of: TermsOf | None = None
         # The engine's places of an article (see ArticleRecord.places), when the opener gave them.
         self._places_of: PlacesOf | None = None
+        # The engine's word keys version, when the opener gave it (see stories._index_change).
+        self._keys_version: int | None = None
         # The schema version the database had when opened, read under the lock that upgrades
         # it (0: this open created it); what `newswatch migrate` reports.
         self.found_version = 0
@@ -137,6 +139,7 @@ class SqliteStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedule
         store = cls(db)
         store._terms_of = terms_of
         store._places_of = places_of
+        store._keys_version = keys_version
         store.found_version = version
         return store
 

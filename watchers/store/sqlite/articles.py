@@ -774,7 +774,7 @@ class ArticlesMixin(CandidateList):
         if urls and await self._db.fetchall(f"SELECT 1 FROM {URLS_INCOMPLETE} LIMIT 1"):
             urls = None  # the URL index misses some link: read as if it were not there
         table = "article_places"
-        if await self._db.fetchall(f"SELECT 1 FROM {PLACES_INCOMPLETE}"):
+        if await self._db.fetchall(f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1"):
             # Articles stored before the places index are in the word index alone, until the
             # engine's next open rebuilds (see schema.PLACES_INCOMPLETE).
             table = "article_index"

@@ -35,6 +35,7 @@ __all__ = [
     "INDEX_ROWID_MASK",
     "MIGRATIONS",
     "PLACES_INCOMPLETE",
+    "PLACES_INEXACT",
     "SCHEMA_VERSION",
     "PlacesOf",
     "TermsOf",
@@ -147,15 +148,20 @@ def index_articles(conn: sqlite3.Connection,
     keyed = []
     links = []
     placed = []
+    inexact: list[tuple[int]] = []
     for row in rows:
         key = _checked_key(found, row[0])
         keyed.append((key, row[1]))
         if len(row) > 2:
             links.append((key, row[2]))
         places = row[3] if len(row) > 3 else None
+        if places is None:
+            inexact.append((row[0],))
         placed.append((key, *(places or words_placed(row[1]))))
     placed.sort()
     insert_many(conn, _INSERT_PLACES.format(table="article_places"), placed)
+    if inexact:
+        conn.executemany(f"INSERT OR IGNORE INTO {PLACES_INEXACT} (article) VALUES (?)", inexact)
     if conn.execute(_GAP).fetchone() is not None:
         keyed.sort()
         insert_many(conn, "INSERT INTO article_index (rowid, terms) VALUES (?, ?)", keyed)
@@ -249,12 +255,24 @@ CREATE VIRTUAL TABLE {{name}} USING fts5(
     tokenize="{PLACES_TOKENIZE}"
 );
 """
+# Its row 1 says articles stored before schema 17 have no row yet (lookups read the word index);
+# row 2 that a rebuild or copy without the engine's places placed every article by its words
+# (lookups read the places index, only less narrowly): either has the next writer with the
+# engine's places rebuild. PLACES_INEXACT lists the articles whose row is not the places of
+# their stored title and text (placed by their words, or left by a change the store could not
+# index): a change of any other article replaces its row in place (see watchers.store.sqlite.
+# stories._index_change).
+PLACES_INEXACT = "article_places_inexact"
 ARTICLE_PLACES = _PLACES_TABLE.format(name="article_places") + f"""
-CREATE TABLE {PLACES_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap = 1), since TEXT NOT NULL);
+CREATE TABLE {PLACES_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap IN (1, 2)),
+                                  since TEXT NOT NULL);
+CREATE TABLE {PLACES_INEXACT} (article INTEGER PRIMARY KEY);
 """
-MARK_PLACES_GAP = (f"INSERT OR IGNORE INTO {PLACES_INCOMPLETE} (gap, since) "
-                   "VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
-_GAP = f"SELECT 1 FROM {PLACES_INCOMPLETE}"
+_MARK = (f"INSERT OR IGNORE INTO {PLACES_INCOMPLETE} (gap, since) "
+         "VALUES ({gap}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+MARK_PLACES_GAP = _MARK.format(gap=1)
+MARK_WORDS_ONLY = _MARK.format(gap=2)
+_GAP = f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1"
 # ... and the view, from version 17: an article indexed through it is placed by its words, and
 # indexed in the word index while lookups read that.
 ARTICLE_TERMS_17 = _ARTICLE_TERMS_V5[:_ARTICLE_TERMS_V5.index("    INSERT INTO")] + f"""\
@@ -263,7 +281,8 @@ ARTICLE_TERMS_17 = _ARTICLE_TERMS_V5[:_ARTICLE_TERMS_V5.index("    INSERT INTO")
         WHERE a.rowid = NEW.rowid;
     INSERT INTO article_index (rowid, terms)
         SELECT {INDEX_KEY_SQL}, NEW.terms FROM articles a
-        WHERE a.rowid = NEW.rowid AND EXISTS (SELECT 1 FROM {PLACES_INCOMPLETE});
+        WHERE a.rowid = NEW.rowid AND EXISTS (SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1);
+    INSERT OR IGNORE INTO {PLACES_INEXACT} (article) VALUES (NEW.rowid);
     INSERT OR IGNORE INTO index_words (word)
         SELECT value FROM json_each({_JSON_WORDS.format(terms="NEW.terms")}) WHERE value <> '';
 END;
@@ -926,7 +945,8 @@ _TABLES_MADE: dict[str, tuple[int, int | None]] = {
 }
 # Every other table newswatch has made (the lookup indexes, with the tables FTS5 keeps for
 # each, and what a rebuild fills beside them): not "other tables" of another program.
-_OWN_TABLES = frozenset(_TABLES_MADE) | {URLS_INCOMPLETE, PLACES_INCOMPLETE, "index_words_new",
+_OWN_TABLES = frozenset(_TABLES_MADE) | {URLS_INCOMPLETE, PLACES_INCOMPLETE, PLACES_INEXACT,
+                                         "index_words_new",
                                          "outbox_v4", "outbox_v6", "outbox_v7"}
 _OWN_INDEXES = ("articles_fts", "article_terms", "article_index", "article_urls",
                 "article_index_new", "article_urls_new", "article_places",
@@ -1047,6 +1067,7 @@ DROP TABLE article_places;
 ALTER TABLE article_places_new RENAME TO article_places;
 DELETE FROM {URLS_INCOMPLETE};
 DELETE FROM {PLACES_INCOMPLETE};
+DELETE FROM {PLACES_INEXACT};
 """ + ARTICLE_TERMS_17
 
 
@@ -1064,7 +1085,8 @@ async def rekey(db: Db, version: int, terms_of: TermsOf, places_of: PlacesOf | N
     they hold another keys ``version`` than the engine's, or (given ``places_of``) when the
     places index misses the articles stored before it; whether it rebuilt. Without
     ``places_of`` the rebuilt places index places each article by its words alone (see
-    :data:`ARTICLE_PLACES`); the word index is left empty either way.
+    :data:`ARTICLE_PLACES`), and says so (the next writer with them rebuilds); the word index
+    is left empty either way.
 
     New tables are filled beside the ones lookups read, :data:`REKEY_CHUNK` articles per
     transaction in rowid order, each transaction recording how far it got, and swapped in by the
@@ -1074,7 +1096,7 @@ async def rekey(db: Db, version: int, terms_of: TermsOf, places_of: PlacesOf | N
     async with db.tx() as tx:
         current, building, after = await tx.fetchone(
             "SELECT version, building, after FROM index_keys")
-        gap = await tx.fetchone(_GAP)
+        gap = await tx.fetchone(f"SELECT 1 FROM {PLACES_INCOMPLETE}")
         if current == version and building is None and (gap is None or places_of is None):
             return False
         if await tx.fetchone("SELECT 1 FROM articles LIMIT 1") is None:
@@ -1101,6 +1123,8 @@ async def rekey(db: Db, version: int, terms_of: TermsOf, places_of: PlacesOf | N
                                            places_of=places_of))
             if not indexed:
                 await tx.script(_REKEY_SWAP)
+                if places_of is None:
+                    await tx.execute(MARK_WORDS_ONLY)
                 await tx.execute(
                     "UPDATE index_keys SET version = ?, building = NULL, after = 0", (version,))
                 break

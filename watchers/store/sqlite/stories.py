@@ -56,7 +56,14 @@ from watchers.store.sqlite._db import (
     iso,
     rules_json,
 )
-from watchers.store.sqlite.schema import MARK_URL_GAP, index_articles
+from watchers.store.sqlite.schema import (
+    INDEX_KEY_SQL,
+    MARK_URL_GAP,
+    PLACES_INCOMPLETE,
+    PLACES_INEXACT,
+    add_index_words,
+    index_articles,
+)
 
 __all__ = ["StoriesMixin", "story_batch", "story_rows", "write_stories"]
 
@@ -333,6 +340,7 @@ class StoriesMixin(OutletNames):
     _db: Db
     _terms_of: Callable[[str, str], str] | None
     _places_of: Callable[[str, str], tuple[str, str, str, str]] | None
+    _keys_version: int | None
 
     async def live_stories(self, since: datetime | timedelta, *, until: datetime | None = None
                            ) -> list[StoryRecord]:
@@ -495,14 +503,11 @@ class StoriesMixin(OutletNames):
         the stored one did not, decided as for a new article of the story — an alert where the
         story has none yet (a placeholder item rewritten into news alerted nobody), an
         escalation where a rule of higher severity fired. Returns how many rows were queued.
-        Its lookup indexes are given the new title and text (with the ``places_of`` or
-        ``terms_of`` the store was opened with; without either they keep the old words): a
-        contentless index cannot forget a row without being told its words again, so the
-        article takes the next rowid and is indexed anew under that key; its old rows find no
-        article and are passed over."""
+        Its lookup indexes are given the new title and text (see :func:`_index_change`)."""
         at = iso(datetime.now(UTC))
         async with self._db.tx() as tx:
-            row = await tx.fetchone("SELECT story_id FROM articles WHERE id = ?", (stored_id,))
+            row = await tx.fetchone("SELECT story_id, rowid, title, text, url FROM articles "
+                                    "WHERE id = ?", (stored_id,))
             if row is None:
                 return 0
             content = stored_hash(article.source, article.content_hash)
@@ -513,9 +518,9 @@ class StoriesMixin(OutletNames):
             await tx.execute(
                 "UPDATE articles SET title = ?, text = ?, content_hash = ? WHERE id = ?",
                 (article.title, article.text, content, stored_id))
-            if self._places_of is not None or self._terms_of is not None:
-                await tx.run(partial(_index_anew, stored_id=stored_id, article=article,
-                                     places_of=self._places_of, terms_of=self._terms_of))
+            await tx.run(partial(_index_change, rowid=int(row[1]), old=(row[2], row[3]),
+                                 url=row[4], article=article, places_of=self._places_of,
+                                 terms_of=self._terms_of, keys=self._keys_version))
             story = row[0]
             if story is None:
                 return 0
@@ -578,22 +583,55 @@ class StoriesMixin(OutletNames):
         return int(rows[0][0])
 
 
-def _index_anew(conn: sqlite3.Connection, stored_id: str, article: Article,
-                places_of: Callable[[str, str], tuple[str, str, str, str]] | None,
-                terms_of: Callable[[str, str], str] | None) -> None:
-    """Index a changed article under a new key: it takes the next rowid (rows of other tables
-    name it by id), and its new words, places and link's words are written as a new
-    article's are (see :meth:`StoriesMixin.record_change`)."""
-    (rowid,) = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM articles").fetchone()
-    conn.execute("UPDATE articles SET rowid = ? WHERE id = ?", (rowid, stored_id))
-    places = places_of(article.title, article.text) if places_of is not None else None
+def _index_change(conn: sqlite3.Connection, rowid: int, old: tuple[str, str], url: str | None,
+                  article: Article,
+                  places_of: Callable[[str, str], tuple[str, str, str, str]] | None,
+                  terms_of: Callable[[str, str], str] | None, keys: int | None) -> None:
+    """Give the lookup indexes a changed article's new title and text (its stored link ``url``
+    is kept).
+
+    A contentless FTS5 row is forgotten only when told the values it was given: when the
+    article's row is the places of its stored title and text (it is not listed in
+    PLACES_INEXACT, no rebuild or word-only placing is pending, and the index holds the
+    engine's keys), the row is replaced in place, under the same key. Otherwise the article
+    takes the next rowid and is indexed anew there, its old row left to find no article (pages
+    pass over it); and with neither the engine's places nor its words, it keeps its old row,
+    listed as inexact."""
+    title, text = article.title, article.text
+    exact = (places_of is not None and keys is not None
+             and conn.execute(f"SELECT 1 FROM {PLACES_INEXACT} WHERE article = ?",
+                              (rowid,)).fetchone() is None
+             and conn.execute(f"SELECT 1 FROM {PLACES_INCOMPLETE}").fetchone() is None
+             and conn.execute("SELECT 1 FROM index_keys WHERE version = ? AND building IS NULL",
+                              (keys,)).fetchone() is not None)
+    if exact and places_of is not None:
+        (key,) = conn.execute(f"SELECT {INDEX_KEY_SQL} FROM articles a WHERE a.rowid = ?",
+                              (rowid,)).fetchone()
+        conn.execute(_FORGET, (key, *places_of(*old)))
+        new = places_of(title, text)
+        conn.execute(_INSERT, (key, *new))
+        add_index_words(conn, [" ".join(new)])
+        return
+    if places_of is None and terms_of is None:
+        conn.execute(f"INSERT OR IGNORE INTO {PLACES_INEXACT} (article) VALUES (?)", (rowid,))
+        return
+    (moved,) = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM articles").fetchone()
+    conn.execute("UPDATE articles SET rowid = ? WHERE rowid = ?", (moved, rowid))
+    conn.execute(f"DELETE FROM {PLACES_INEXACT} WHERE article = ?", (rowid,))
+    places = places_of(title, text) if places_of is not None else None
     if terms_of is not None:
-        terms = terms_of(article.title, article.text)
+        terms = terms_of(title, text)
     else:  # the places hold every word the word index would (keys and norms)
         terms = " ".join(sorted(set(" ".join(places or ()).split())))
     link: str | None = ""
-    if article.url:
-        link = terms_of(article.url, "") if terms_of is not None else None
-    index_articles(conn, [(rowid, terms, link or "", places)])
+    if url:
+        link = terms_of(url, "") if terms_of is not None else None
+    index_articles(conn, [(moved, terms, link or "", places)])
     if link is None:
         conn.execute(MARK_URL_GAP, (iso(datetime.now(UTC)),))
+
+
+_FORGET = ("INSERT INTO article_places (article_places, rowid, title, text, title_more, "
+           "text_more) VALUES ('delete', ?, ?, ?, ?, ?)")
+_INSERT = ("INSERT INTO article_places (rowid, title, text, title_more, text_more) "
+           "VALUES (?, ?, ?, ?, ?)")
