@@ -263,3 +263,73 @@ async def test_a_change_of_an_article_placed_by_its_words_indexes_it_anew(
         for query, hit in (('"prime minister"', True), ('"minister prime"', False),
                            ("title:prime NOT old", True)):
             assert bool((await search(store, query, limit=5)).hits) is hit, query
+
+
+async def _stopped_rebuild(path: Path, arts: list[Article], *, places: bool,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store of other keys whose rebuild stopped after its first chunk of 5 articles."""
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=1) as store:
+        await store.record_many([_record(a, places=True) for a in arts])
+    monkeypatch.setattr(schema, "REKEY_CHUNK", 5)
+    chunk = schema._rekey_chunk
+    calls = 0
+
+    def one_chunk(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise ValueError("tokeniser broke")
+        return chunk(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(schema, "_rekey_chunk", one_chunk)
+    kw = {"places_of": places_of} if places else {}
+    with pytest.raises(ValueError, match="tokeniser broke"):
+        await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                               **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(schema, "_rekey_chunk", chunk)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT after FROM index_keys").fetchone()[0] > 0
+
+
+async def test_a_rebuild_begun_without_places_and_finished_with_them_is_not_taken_as_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its first chunk was placed by words: the engine finishing it must not replace those rows
+    # in place as if they were places (a contentless delete with other values corrupts).
+    path = tmp_path / "nw.db"
+    arts = _articles(12)
+    await _stopped_rebuild(path, arts, places=False, monkeypatch=monkeypatch)
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
+        assert _gaps(path) == {2}  # the next writer with the places rebuilds again
+        first = _rowid(path, arts[0].id)
+        changed = Article(source="s", guid=arts[0].guid, url=arts[0].url,
+                          title="Weather in Oslo", text="Sun.")
+        await store.record_change(arts[0].id, changed, [])
+        assert _rowid(path, arts[0].id) > first  # indexed anew, not replaced in place
+        assert [h.article.id for h in await search(store, "oslo", limit=5)] == [arts[0].id]
+        await _answers(store, [changed, *arts[1:]])
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
+        assert _gaps(path) == set()
+        assert (await _answers(store, [changed, *arts[1:]]))['"prime minister"'] == 2
+
+
+async def test_a_change_while_a_rebuild_is_under_way_has_the_next_writer_rebuild(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rebuild may have indexed the article's old text already: its swap cannot vouch for
+    # that row, whichever writer made the change.
+    path = tmp_path / "nw.db"
+    arts = _articles(12)
+    await _stopped_rebuild(path, arts, places=True, monkeypatch=monkeypatch)
+    changed = Article(source="s", guid=arts[0].guid, url=arts[0].url,
+                      title="Weather in Oslo", text="Sun.")
+    async with await SqliteStore.open(path) as store:  # a tool: neither words nor places
+        await store.record_change(arts[0].id, changed, [])
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
+        assert _gaps(path) == {2}
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
+        assert _gaps(path) == set()
+        assert [h.article.id for h in await search(store, "oslo", limit=5)] == [arts[0].id]
+        await _answers(store, [changed, *arts[1:]])

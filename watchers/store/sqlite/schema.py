@@ -258,13 +258,15 @@ CREATE VIRTUAL TABLE {{name}} USING fts5(
 # Its row 1 says articles stored before schema 17 have no row yet (lookups read the word index);
 # row 2 that a rebuild or copy without the engine's places placed every article by its words
 # (lookups read the places index, only less narrowly): either has the next writer with the
-# engine's places rebuild. PLACES_INEXACT lists the articles whose row is not the places of
-# their stored title and text (placed by their words, or left by a change the store could not
-# index): a change of any other article replaces its row in place (see watchers.store.sqlite.
+# engine's places rebuild. Row 3 says the rebuild under way cannot vouch for its rows (a chunk
+# was placed by its words, or an article changed while it ran): its swap leaves row 2.
+# PLACES_INEXACT lists the articles whose row is not the places of their stored title and text
+# (placed by their words, or left by a change the store could not index): a change of any other
+# article replaces its row in place while no row here is set (see watchers.store.sqlite.
 # stories._index_change).
 PLACES_INEXACT = "article_places_inexact"
 ARTICLE_PLACES = _PLACES_TABLE.format(name="article_places") + f"""
-CREATE TABLE {PLACES_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap IN (1, 2)),
+CREATE TABLE {PLACES_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap IN (1, 2, 3)),
                                   since TEXT NOT NULL);
 CREATE TABLE {PLACES_INEXACT} (article INTEGER PRIMARY KEY);
 """
@@ -272,6 +274,7 @@ _MARK = (f"INSERT OR IGNORE INTO {PLACES_INCOMPLETE} (gap, since) "
          "VALUES ({gap}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
 MARK_PLACES_GAP = _MARK.format(gap=1)
 MARK_WORDS_ONLY = _MARK.format(gap=2)
+MARK_REBUILD_UNSURE = _MARK.format(gap=3)
 _GAP = f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1"
 # ... and the view, from version 17: an article indexed through it is placed by its words, and
 # indexed in the word index while lookups read that.
@@ -1045,7 +1048,8 @@ DROP TABLE IF EXISTS article_urls_new;
 DROP TABLE IF EXISTS index_words_new;
 DROP TABLE IF EXISTS article_places_new;
 """
-_REKEY_NEW = _REKEY_DROP + _PLACES_TABLE.format(name="article_places_new") + """
+_REKEY_NEW = _REKEY_DROP + _PLACES_TABLE.format(name="article_places_new") + f"""
+DELETE FROM {PLACES_INCOMPLETE} WHERE gap = 3;
 CREATE VIRTUAL TABLE article_urls_new USING fts5(
     terms, content='', columnsize=0, tokenize="unicode61 remove_diacritics 0"
 );
@@ -1122,8 +1126,9 @@ async def rekey(db: Db, version: int, terms_of: TermsOf, places_of: PlacesOf | N
             indexed = await tx.run(partial(_rekey_chunk, after=after, terms_of=terms_of,
                                            places_of=places_of))
             if not indexed:
+                unsure = await tx.fetchone(f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 3")
                 await tx.script(_REKEY_SWAP)
-                if places_of is None:
+                if places_of is None or unsure is not None:
                     await tx.execute(MARK_WORDS_ONLY)
                 await tx.execute(
                     "UPDATE index_keys SET version = ?, building = NULL, after = 0", (version,))
@@ -1147,7 +1152,9 @@ def _rekey_chunk(conn: sqlite3.Connection, after: int, terms_of: TermsOf,
     if not rows:
         return None
     keyed = [(key, title, text, terms_of(title, text)) for _, key, title, text, _ in rows]
-    # (a rebuild without the engine's places places each article by its words)
+    # (a rebuild without the engine's places places each article by its words, and says so)
+    if places_of is None:
+        conn.execute(MARK_REBUILD_UNSURE)
     conn.executemany(_INSERT_PLACES.format(table="article_places_new"), sorted(
         (key, *(places_of(title, text) if places_of is not None else words_placed(terms)))
         for key, title, text, terms in keyed))

@@ -58,6 +58,7 @@ from watchers.store.sqlite._db import (
 )
 from watchers.store.sqlite.schema import (
     INDEX_KEY_SQL,
+    MARK_REBUILD_UNSURE,
     MARK_URL_GAP,
     PLACES_INCOMPLETE,
     PLACES_INEXACT,
@@ -598,6 +599,10 @@ def _index_change(conn: sqlite3.Connection, rowid: int, old: tuple[str, str], ur
     pass over it); and with neither the engine's places nor its words, it keeps its old row,
     listed as inexact."""
     title, text = article.title, article.text
+    if conn.execute("SELECT 1 FROM index_keys WHERE building IS NOT NULL").fetchone():
+        # A rebuild under way may have indexed this article's old text already: its swap
+        # cannot vouch for the rows it swaps in, and the next writer rebuilds again.
+        conn.execute(MARK_REBUILD_UNSURE)
     exact = (places_of is not None and keys is not None
              and conn.execute(f"SELECT 1 FROM {PLACES_INEXACT} WHERE article = ?",
                               (rowid,)).fetchone() is None
