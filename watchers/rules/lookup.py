@@ -209,7 +209,8 @@ def _places(title: FieldText, text: FieldText) -> Places:
 def places_of(title: str, text: str) -> Places:
     """The places index's columns of an article (see :data:`PLACE_COLUMNS`): of its title and
     text as rules see them (cut as :func:`watchers.models.matchable` cuts them, so that no word
-    the matcher cannot see stands in the index to rule the article out)."""
+    the matcher cannot see stands in the index to rule the article out). A change to what this
+    gives for some text must raise ``KEYS_VERSION`` (see there)."""
     return _places(FieldText.of(title[:MAX_MATCH_TITLE_CHARS]),
                    FieldText.of(text[:MAX_MATCH_CHARS]))
 

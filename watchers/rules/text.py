@@ -65,16 +65,19 @@ BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 BIDI_REORDERING = _BIDI_REORDERING
 
 #: The version of the word keys: raise it with any change that alters some word's key or a
-#: text's tokens. Stores record the version their lookup indexes were built with and rebuild them
-#: when it differs (see ``watchers.store.sqlite.schema.rekey``). 1: the keys before versions were
-#: recorded; 2: elisions and Turkish suffixes part words, ł ı ø đ ð þ æ œ ħ fold to ASCII, U+02BC
-#: is an apostrophe, Arabic and Hebrew vowel marks and the tatweel stay in words, out of keys;
-#: 3: underscores at a word's edges are no part of it (_Russian_ → russian, __NATO__ → nato);
-#: 4: U+02BB (the ʻokina of Hawaiʻi, the Uzbek Latin Oʻzbekiston) is an apostrophe as U+02BC is;
-#: 5: every combining mark stays in its word (Hindi, Thai …), and only accents leave keys (not
-#: vowel signs, viramas or the kana voicing marks: パリ is not バリ); Hangul keys are syllables;
-#: the Hebrew geresh is an apostrophe; Persian yeh and keheh are Arabic yeh and kaf; a Latin
-#: word or number written against Han, kana or Hangul (NATO首脳会議, 2024年) is a part of its own.
+#: text's tokens, or what ``watchers.rules.lookup.places_of`` makes of a text (SQLite's places
+#: index forgets a changed article's row by giving its places again, computed anew: they must be
+#: what was written). Stores record the version their lookup indexes were built with and rebuild
+#: them when it differs (see ``watchers.store.sqlite.schema.rekey``). 1: the keys before
+#: versions were recorded; 2: elisions and Turkish suffixes part words, ł ı ø đ ð þ æ œ ħ fold
+#: to ASCII, U+02BC is an apostrophe, Arabic and Hebrew vowel marks and the tatweel stay in
+#: words, out of keys; 3: underscores at a word's edges are no part of it (_Russian_ → russian,
+#: __NATO__ → nato); 4: U+02BB (the ʻokina of Hawaiʻi, the Uzbek Latin Oʻzbekiston) is an
+#: apostrophe as U+02BC is; 5: every combining mark stays in its word (Hindi, Thai …), and only
+#: accents leave keys (not vowel signs, viramas or the kana voicing marks: パリ is not バリ); Hangul
+#: keys are syllables; the Hebrew geresh is an apostrophe; Persian yeh and keheh are Arabic yeh
+#: and kaf; a Latin word or number written against Han, kana or Hangul (NATO首脳会議, 2024年) is a
+#: part of its own.
 KEYS_VERSION = 5
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
