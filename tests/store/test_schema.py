@@ -182,7 +182,7 @@ async def test_another_programs_database_with_a_newswatch_version_is_refused_unt
     says = f"{path} is not a newswatch database (it holds other tables: users)"
     for how in ({}, {"readonly": True}, {"lock": False}):
         with pytest.raises(StoreError) as caught:
-            await SqliteStore.open(path, terms_of=index_terms, **how)
+            await SqliteStore.open(path, terms_of=index_terms, **how)  # type: ignore[arg-type]
         assert str(caught.value) == says
     assert await open_refusal(str(path)) == says  # what `newswatch check` asks
     assert path.read_bytes() == before
