@@ -16,7 +16,8 @@ import bisect
 import re
 from array import array
 from collections.abc import Callable, Collection, Iterable, Sequence
-from itertools import compress, islice
+from itertools import compress, islice, product
+from math import prod
 from operator import eq, lt, not_
 from typing import Any
 
@@ -44,7 +45,6 @@ __all__ = [
     "RegexWords",
     "Vocabulary",
     "analysed_index",
-    "analysed_places",
     "analysed_terms",
     "analysed_words",
     "fuzzy_terms",
@@ -215,14 +215,9 @@ def places_of(title: str, text: str) -> Places:
                    FieldText.of(text[:MAX_MATCH_CHARS]))
 
 
-def analysed_places(analysis: Analysis) -> Places:
-    """:func:`places_of` from the fields the matcher has already tokenised."""
-    return _places(analysis.field("title"), analysis.field("text"))
-
-
 def analysed_index(analysis: Analysis) -> tuple[set[str], Places]:
-    """:func:`analysed_words` and :func:`analysed_places` at once (each field's norms made
-    once for both)."""
+    """:func:`analysed_words` and the :func:`places_of` of an article the matcher has already
+    tokenised, at once (each field's norms made once for both)."""
     words: set[str] = set()
     t_order, t_more = _field_places(analysis.field("title"), words)
     x_order, x_more = _field_places(analysis.field("text"), words)
@@ -416,9 +411,9 @@ class _Places:
     def query(self, node: Node) -> str | None:
         if isinstance(node, Term | Phrase | Regex) and node.field not in _INDEXED:
             return None
-        if isinstance(node, Term) and node.kind == "word" and node.key:
-            return self._in(node.field, self._word(node))
-        if isinstance(node, Term | Regex):
+        if isinstance(node, Term):
+            return self._term(node, node.field)
+        if isinstance(node, Regex):
             return self._in(node.field, self._plain(node))
         if isinstance(node, Phrase):
             return self._phrase(node)
@@ -489,7 +484,7 @@ class _Places:
             if len(run) == 1:
                 parts.append(self._term(run[0][0], node.field))
             elif run:
-                parts.append(self._in_order([[k for k in keys] for _, keys in run],
+                parts.append(self._in_order([keys for _, keys in run],
                                             [w for w, _ in run], node.field, None))
             run = []
             if word is not None:
@@ -501,19 +496,15 @@ class _Places:
         """Words side by side (``near`` None: each of ``sides`` one word's spellings) or two
         runs of them within a distance (``near``: (words of the left run, distance)), in the
         field's keys in order, or anywhere with one of them among its other words."""
-        combos = 1
-        for keys in sides:
-            combos *= len(keys)
         anywhere = _all([q for w in words if (q := self._term(w, field)) is not None])
-        if combos > MAX_SPELLINGS or anywhere == NOTHING:
+        if prod(map(len, sides)) > MAX_SPELLINGS or anywhere == NOTHING:
             return anywhere
-        spelt = [" ".join(c) for c in _product(sides)]
         if near is None:
-            ordered = _any([_q(s) for s in spelt])
+            ordered = _any([_q(" ".join(c)) for c in product(*sides)])
         else:
             split, distance = near
             ordered = _any([f"NEAR({_q(' '.join(c[:split]))} {_q(' '.join(c[split:]))}, "
-                            f"{distance})" for c in _product(sides)])
+                            f"{distance})" for c in product(*sides)])
         fields = self._fields(field)
         order_cols = [order for order, _ in fields]
         more_cols = [more for _, more in fields]
@@ -551,12 +542,6 @@ class _Places:
                 return None
             return side.field, [s for s in spelt if s is not None], list(side.words)
         return None
-
-
-def _product(sides: list[list[str]]) -> list[tuple[str, ...]]:
-    from itertools import product
-
-    return list(product(*sides))
 
 
 def regex_runs(pattern: str) -> list[list[str]] | None:

@@ -28,11 +28,13 @@ from watchers.store.sqlite._db import Db, Tx, insert_many
 __all__ = [
     "APPLICATION_ID",
     "COPYING_APPLICATION_ID",
+    "FORGET_PLACES",
     "FRESH",
     "INDEX_KEY_SQL",
     "INDEX_MAX_SECOND",
     "INDEX_ROWID_BITS",
     "INDEX_ROWID_MASK",
+    "INSERT_PLACES",
     "MIGRATIONS",
     "PLACES_INCOMPLETE",
     "PLACES_INEXACT",
@@ -159,7 +161,7 @@ def index_articles(conn: sqlite3.Connection,
             inexact.append((row[0],))
         placed.append((key, *(places or words_placed(row[1]))))
     placed.sort()
-    insert_many(conn, _INSERT_PLACES.format(table="article_places"), placed)
+    insert_many(conn, INSERT_PLACES, placed)
     if inexact:
         conn.executemany(f"INSERT OR IGNORE INTO {PLACES_INEXACT} (article) VALUES (?)", inexact)
     if conn.execute(_GAP).fetchone() is not None:
@@ -174,6 +176,11 @@ def index_articles(conn: sqlite3.Connection,
 
 _INSERT_PLACES = ("INSERT INTO {table} (rowid, title, text, title_more, text_more) "
                   "VALUES (?, ?, ?, ?, ?)")
+# A row of the places index, and the command that forgets one (given the values it was
+# written with: the index keeps no copy of them).
+INSERT_PLACES = _INSERT_PLACES.format(table="article_places")
+FORGET_PLACES = ("INSERT INTO article_places (article_places, rowid, title, text, title_more, "
+                 "text_more) VALUES ('delete', ?, ?, ?, ?, ?)")
 
 
 def words_placed(terms: str) -> tuple[str, str, str, str]:

@@ -57,7 +57,9 @@ from watchers.store.sqlite._db import (
     rules_json,
 )
 from watchers.store.sqlite.schema import (
+    FORGET_PLACES,
     INDEX_KEY_SQL,
+    INSERT_PLACES,
     MARK_REBUILD_UNSURE,
     MARK_URL_GAP,
     PLACES_INCOMPLETE,
@@ -612,9 +614,9 @@ def _index_change(conn: sqlite3.Connection, rowid: int, old: tuple[str, str], ur
     if exact and places_of is not None:
         (key,) = conn.execute(f"SELECT {INDEX_KEY_SQL} FROM articles a WHERE a.rowid = ?",
                               (rowid,)).fetchone()
-        conn.execute(_FORGET, (key, *places_of(*old)))
+        conn.execute(FORGET_PLACES, (key, *places_of(*old)))
         new = places_of(title, text)
-        conn.execute(_INSERT, (key, *new))
+        conn.execute(INSERT_PLACES, (key, *new))
         add_index_words(conn, [" ".join(new)])
         return
     if places_of is None and terms_of is None:
@@ -634,9 +636,3 @@ def _index_change(conn: sqlite3.Connection, rowid: int, old: tuple[str, str], ur
     index_articles(conn, [(moved, terms, link or "", places)])
     if link is None:
         conn.execute(MARK_URL_GAP, (iso(datetime.now(UTC)),))
-
-
-_FORGET = ("INSERT INTO article_places (article_places, rowid, title, text, title_more, "
-           "text_more) VALUES ('delete', ?, ?, ?, ?, ?)")
-_INSERT = ("INSERT INTO article_places (rowid, title, text, title_more, text_more) "
-           "VALUES (?, ?, ?, ?, ?)")
