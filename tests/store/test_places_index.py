@@ -333,3 +333,44 @@ async def test_a_change_while_a_rebuild_is_under_way_has_the_next_writer_rebuild
         assert _gaps(path) == set()
         assert [h.article.id for h in await search(store, "oslo", limit=5)] == [arts[0].id]
         await _answers(store, [changed, *arts[1:]])
+
+
+LARGE = ['"' + " ".join(["kyiv"] * 200) + '"',  # an aliased word 200 times: 6**200 spellings
+         '"' + " ".join(f"w{i}" for i in range(1000)) + '"',
+         " NEAR/5 ".join(["kyiv"] * 8),
+         '"' + "kyiv " * 30 + '" NEAR/3 "' + "prime minister " * 30 + '"',
+         " AND ".join(f'"the {w}"' for w in ["prime", "minister", "said"] * 100),
+         " OR ".join(f'title:"kyiv talks {i}"' for i in range(300)),
+         "kyiv NOT (" + " OR ".join(f"w{i}" for i in range(1000)) + ")",
+         '"^kyiv" "near(a b)" "kyiv: talks" title:"a:b" "\u00a0kyiv\u200d talks"',
+         '"prime minister" NEAR/2 "said kyiv" AND NOT title:w7']
+
+
+async def test_large_and_odd_queries_read_the_places_index_as_a_full_scan_does(
+        tmp_path: Path) -> None:
+    # Queries a careless user or an attacker writes: thousands of words, a phrase of one
+    # aliased word, FTS5's own syntax inside quotes. Each is one FTS5 query the index accepts,
+    # and finds what a full scan finds.
+    arts = [Article(source="s", guid=str(i), title=f"Kyiv talks {i}",
+                    text="The prime minister said kyiv kyiv. " * 40 + f"w{i}") for i in range(12)]
+    async with await SqliteStore.open(tmp_path / "nw.db", places_of=places_of) as store:
+        await store.record_many([_record(a, places=True) for a in arts])
+        for query in LARGE:
+            found = await search(store, query, limit=100)
+            expected = {a.title for a in arts if match_query(query, a) is not None}
+            assert {h.article.title for h in found} == expected, query[:60]
+            assert not found.truncated, query[:60]
+
+
+async def test_words_past_what_the_matcher_reads_rule_nothing_out(tmp_path: Path) -> None:
+    # A page larger than the matcher reads (its text is cut): a word past the cut is no word
+    # of the article to the matcher, so the index must not rule the article out by it.
+    from watchers.models import MAX_MATCH_CHARS, matchable
+
+    big = Article(source="s", guid="big", title="Kyiv briefing",
+                  text="Kyiv said little. " + "filler " * (MAX_MATCH_CHARS // 7) + "minister")
+    async with await SqliteStore.open(tmp_path / "nw.db", places_of=places_of) as store:
+        await store.record_many([_record(big, places=False)])
+        for query in ("kyiv NOT minister", "kyiv NOT (minister OR title:x)"):
+            assert match_query(query, matchable(big)) is not None  # as lookups match it
+            assert [h.article.id for h in await search(store, query, limit=5)] == [big.id]
