@@ -230,7 +230,10 @@ def readable(text: str) -> str:
 def visible(text: str) -> str:
     """``text`` without the invisible characters a word may hold (see :func:`readable`): a
     query's words are read as an article's are."""
-    if not text.isascii() and _INVISIBLE.search(text):
+    # (four substring tests are each a fast scan of the text; the character class was 40
+    # times slower, 8 µs for a 2.5 KB text, paid by every article read or stored)
+    if not text.isascii() and ("\u00ad" in text or "\u200b" in text or "\u2060" in text
+                               or "\ufeff" in text):
         text = _INVISIBLE.sub("", text)
     return text
 

@@ -55,6 +55,7 @@ from watchers.rules.lookup import (
     index_query,
     places_query,
     regex_runs,
+    regex_screen,
     url_query,
 )
 from watchers.rules.matcher import RegexBudget
@@ -467,6 +468,11 @@ async def search(
             raise _OutOfTime
         return found
 
+    # The regexes every match needs, which the store may test on the rows it reads: a
+    # regex's candidates hold its literals' words, most of them perhaps nowhere near each
+    # other or the rest of the pattern, and each one made into an article and matched cost
+    # half a millisecond.
+    screen = regex_screen(node)
     want = limit if order == "newest" else max(limit, BEST_POOL)
     confirm = _Confirm(match, max(1, want), turns)
     after: str | None = None
@@ -477,7 +483,8 @@ async def search(
             break
         page = await store.candidate_page(fts=fts, since=since, source=source, after=after,
                                           limit=min(size, MAX_PAGE), follows=follows,
-                                          sources=sources, urls=urls, places=places)
+                                          sources=sources, urls=urls, places=places,
+                                          screen=screen)
         articles = page.articles
         at: int | None = 0
         while at is not None and at < len(articles):

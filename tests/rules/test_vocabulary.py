@@ -4,6 +4,7 @@ own comparison accepts, so a lookup that asks the index for them misses no artic
 from __future__ import annotations
 
 import csv
+import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -233,3 +234,24 @@ def test_declined_names_are_found_in_the_lookup_vocabulary_as_it_grows() -> None
     vocab.extend([*(f"more{i}" for i in range(2000)), "kijevben"])  # many: sorted in
     found = vocab.matching("kyiv", 85.0, ALIASES)
     assert "kijevben" in found and found == _expected(vocab, "kyiv", 85.0)
+
+
+def test_containing_finds_what_reading_each_word_finds_as_the_words_grow() -> None:
+    """The words are searched as one string: a run is found in every word that holds it
+    (once, however often it holds it), never across two words, in words added since an
+    earlier search, and in a word's screen form (İ lower-cases to two characters)."""
+    from watchers.rules.index import _screen_form
+
+    rng = random.Random(5)
+    letters = "abcio0\u0131\u0130\u017f\u00e9\u0436"
+    vocab = Vocabulary()
+    for _ in range(6):
+        vocab.extend("".join(rng.choice(letters) for _ in range(rng.randint(1, 9)))
+                     for _ in range(300))
+        for run in ("abc", "cab", "io0", "sis", "iii", "ooo", "bb0", "zzz", "a0i"):
+            slow = [w for w in vocab.words
+                    if run in w or (not w.isascii() and run in _screen_form(w))]
+            assert vocab.containing(run) == slow
+    assert vocab.containing("ab") and vocab.containing("ii")
+    with pytest.raises(ValueError, match="ASCII letters and digits"):
+        vocab.containing("a b")

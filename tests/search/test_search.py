@@ -38,6 +38,8 @@ WORDS = ["troops", "troop", "kyiv", "kiev", "russia", "nato", "sanctions", "talk
          "url:zorblx~", "url:zorblax~", "source:zorblaxnewz~",
          # regexes narrowed by the index words that hold a string they require
          "/kiev|kyiv/", "/troops?/", "title:/minist/", "/gov[a-z]+ment/",
+         # regexes every match needs screen the rows the store reads
+         "/\\d+ (troops|people)/", "text:/talks? (on|in)/", "/\\d{3}/",
          # phrases and fields the places index answers: compounds written apart or joined,
          # aliases, words in another field
          '"cyber attack"', '"the cyberattack"', '"russia ukraine"', 'title:"kiev talks"',

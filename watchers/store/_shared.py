@@ -38,6 +38,7 @@ from watchers.store.base import (
     URLS_INCOMPLETE,
     ArticleRecord,
     CandidatePage,
+    CandidateScreen,
     CapSummary,
     feed_key,
 )
@@ -176,7 +177,8 @@ class CandidateList:
                              limit: int = 200, follows: Collection[str] | None = None,
                              sources: Collection[str] | None = None,
                              urls: str | None = None,
-                             places: str | None = None) -> CandidatePage:
+                             places: str | None = None,
+                             screen: CandidateScreen | None = None) -> CandidatePage:
         raise NotImplementedError
 
     async def candidates(self, *, fts: str | None, since: datetime | None = None,

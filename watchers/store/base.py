@@ -385,6 +385,18 @@ class CandidatePage:
     next: str | None
 
 
+class CandidateScreen(Protocol):
+    """A test of a candidate's stored title and text that every article a lookup's query
+    matches passes (:class:`watchers.rules.lookup.RowScreen`): a store may run it where it
+    reads candidates and leave out those that fail."""
+
+    def start(self) -> None:
+        """A statement that screens rows begins (its time is counted afresh)."""
+        ...
+
+    def passes(self, title: str | None, text: str | None) -> bool: ...
+
+
 # The whole seconds pages are ordered by are clamped to 1970..2106 (the lookup index's key range).
 PAGE_MAX_SECOND = (1 << 32) - 1
 # Shortest id prefix that get_article resolves (what /article accepts), in every backend.
@@ -513,13 +525,17 @@ class ArticleStore(Protocol):
         sources: Collection[str] | None = None,
         urls: str | None = None,
         places: str | None = None,
+        screen: CandidateScreen | None = None,
     ) -> CandidatePage:
         """Candidates newest first after the cursor ``after``: articles the index query
         ``fts`` finds among their title and text words (all when None) and, with ``urls``,
         that the URL index query ``urls`` finds among their URL words too (see
         :func:`watchers.rules.lookup.url_query`). ``places``: the same lookup's query of the
         places index (:func:`watchers.rules.lookup.places_query`), which a store that keeps one
-        whole reads instead of ``fts`` (a narrower superset); others ignore it."""
+        whole reads instead of ``fts`` (a narrower superset); others ignore it. ``screen``: a
+        test every match passes, which a store may run on the rows it reads and leave out
+        those that fail (a page may then be short, even empty, with a cursor); others ignore
+        it."""
         ...
     async def stored_sources(self, *, limit: int | None = None) -> list[str]:
         """The distinct source names of the stored articles, in order; at most ``limit``."""

@@ -62,6 +62,7 @@ from watchers.store.base import (
     URLS_INCOMPLETE,
     ArticleRecord,
     CandidatePage,
+    CandidateScreen,
     CapSummary,
     only_one,
     sort_time,
@@ -786,6 +787,7 @@ class ArticlesMixin(CandidateList):
         sources: Collection[str] | None = None,
         urls: str | None = None,
         places: str | None = None,
+        screen: CandidateScreen | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates` after the cursor ``after``, newest first: the
         articles whose terms match ``fts`` and whose link's words (``article_urls``) match
@@ -804,7 +806,9 @@ class ArticlesMixin(CandidateList):
         thousand. A GIN read keeps the positions of the next ``GIN_IDS`` matches under the
         page's cursor, and the page that continues from it reads them rather than the index
         again (see :class:`Continuations`). With ``urls``, that read is the URL index's (see
-        :meth:`_url_matches`) while it holds few enough matches."""
+        :meth:`_url_matches`) while it holds few enough matches. ``places`` and ``screen``
+        are ignored: this store keeps no places index, and its rows are screened by the
+        matcher."""
         if limit < 1:
             raise ValueError(f"a candidate page holds at least one article, not {limit}")
         params: list[Any] = []

@@ -221,6 +221,7 @@ class Db:
         self._wal_identity: tuple[int, int] | None = None
         self._file: tuple[int, int] | None = None  # counted open on it (see _close_file)
         self._closed = False
+        self._functions: set[str] = set()  # SQL functions made on the connection
 
     # ------------------------------------------------------------- opening and closing
 
@@ -484,6 +485,17 @@ class Db:
                 return rows
             except sqlite3.Error as exc:
                 raise self.error(exc, what) from exc
+
+    async def function(self, name: str, nargs: int, fn: Callable[..., Any]) -> None:
+        """Make ``fn`` the SQL function ``name`` of ``nargs`` arguments on this connection
+        (once: later calls with the same name do nothing)."""
+        if name in self._functions:
+            return
+        self._check_open()
+        async with self._lock:
+            self._check_open()
+            await self.conn.create_function(name, nargs, fn)
+        self._functions.add(name)
 
     async def read(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run ``await fn(conn)`` under the lock, outside a transaction (several reads)."""

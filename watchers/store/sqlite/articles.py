@@ -10,10 +10,12 @@ Each of those is an indexed lookup, as is every query of ``get_article`` and ``m
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import partial
@@ -44,6 +46,7 @@ from watchers.store.base import (
     SERVER_FEED_PREFIX,
     ArticleRecord,
     CandidatePage,
+    CandidateScreen,
     CapSummary,
     OutboxEntry,
     only_one,
@@ -149,6 +152,22 @@ def article_of(row: Iterable[Any]) -> Article:
         fetched_at=dt(fetched_at),
         content_hash=article_hash(source, content_hash),
     )
+
+
+# The screens of the statements under way (see ArticleMixin._screening), by token: SQLite calls
+# nw_screen(token, title, text) for each row such a statement reads.
+_SCREENS: dict[int, CandidateScreen] = {}
+_SCREEN_TOKENS = itertools.count(1)
+
+
+def _screen_row(token: int, title: str | None, text: str | None) -> int:
+    screen = _SCREENS.get(token)
+    if screen is None:
+        return 1
+    try:
+        return 1 if screen.passes(title, text) else 0
+    except Exception:  # a screen only narrows: the matcher decides a row it could not
+        return 1
 
 
 def _match(article_id: str, rule: str, score: float, hits: str) -> Match:
@@ -757,6 +776,7 @@ class ArticlesMixin(CandidateList):
         sources: Collection[str] | None = None,
         urls: str | None = None,
         places: str | None = None,
+        screen: CandidateScreen | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates`: at most ``limit`` candidates read from the index (or
         from the articles when ``fts`` and ``urls`` are None) after the cursor ``after``, newest
@@ -770,7 +790,8 @@ class ArticlesMixin(CandidateList):
         articles are read down the ``sort_at`` index from the cursor. The index read is the
         places index, with ``places`` when given (else ``fts``, whose words it holds too), or
         the word index with ``fts`` while the places index misses articles stored before it
-        (see :data:`~watchers.store.sqlite.schema.PLACES_INCOMPLETE`)."""
+        (see :data:`~watchers.store.sqlite.schema.PLACES_INCOMPLETE`). ``screen`` runs in the
+        statement that reads a page's articles: a row that fails it is left out unread."""
         if urls and await self._db.fetchall(f"SELECT 1 FROM {URLS_INCOMPLETE} LIMIT 1"):
             urls = None  # the URL index misses some link: read as if it were not there
         table = "article_places"
@@ -780,17 +801,34 @@ class ArticlesMixin(CandidateList):
             table = "article_index"
         elif places:
             fts = places  # the narrower: the same words, with their places and fields
-        if fts or urls:
-            return await self._index_page(fts or None, since, source, after, limit, follows,
-                                          sources, urls or None, table)
-        return await self._scan_page(since, source, after, limit, follows, sources)
+        with self._screening(screen) as token:
+            if token is not None:
+                await self._db.function("nw_screen", 3, _screen_row)
+            if fts or urls:
+                return await self._index_page(fts or None, since, source, after, limit,
+                                              follows, sources, urls or None, table, token)
+            return await self._scan_page(since, source, after, limit, follows, sources, token)
+
+    @contextlib.contextmanager
+    def _screening(self, screen: CandidateScreen | None) -> Iterator[int | None]:
+        """The token the statements of a page pass ``nw_screen`` for ``screen`` (None: none)."""
+        if screen is None:
+            yield None
+            return
+        token = next(_SCREEN_TOKENS)
+        _SCREENS[token] = screen
+        try:
+            yield token
+        finally:
+            del _SCREENS[token]
 
     async def _index_page(self, fts: str | None, since: datetime | None, source: str | None,
                           after: str | None, limit: int,
                           follows: Collection[str] | None = None,
                           sources: Collection[str] | None = None,
                           urls: str | None = None,
-                          table: str = "article_places") -> CandidatePage:
+                          table: str = "article_places",
+                          screen: int | None = None) -> CandidatePage:
         upper = _cursor_key(after) if after is not None else None
         lower = page_second(since) << INDEX_ROWID_BITS if since is not None else None
         if fts is not None and urls is not None:
@@ -801,10 +839,15 @@ class ArticlesMixin(CandidateList):
         if not keys:
             return CandidatePage([], None)
         where, extra = _filters(since, source, follows, sources)
+        if screen is not None:
+            where += " AND nw_screen(?, title, text)"
+            extra.append(screen)
         by_rowid: dict[int, Article] = {}
         rowids = [k & INDEX_ROWID_MASK for k in keys]
         for at in range(0, len(rowids), 500):  # under SQLite's bound-parameter limit
             chunk = rowids[at:at + 500]
+            if screen is not None:
+                _SCREENS[screen].start()
             rows = await self._db.fetchall(
                 f"SELECT rowid, {ARTICLE_COLS} FROM articles "
                 f"WHERE rowid IN ({','.join('?' * len(chunk))}){where}", [*chunk, *extra])
@@ -860,9 +903,14 @@ class ArticlesMixin(CandidateList):
 
     async def _scan_page(self, since: datetime | None, source: str | None, after: str | None,
                          limit: int, follows: Collection[str] | None = None,
-                         sources: Collection[str] | None = None) -> CandidatePage:
-        sql = f"SELECT rowid, {ARTICLE_COLS} FROM articles WHERE 1"
-        params: list[Any] = []
+                         sources: Collection[str] | None = None,
+                         screen: int | None = None) -> CandidatePage:
+        # A screen is a column here, not a filter: the page reads ``limit`` rows whatever
+        # it passes (a filter would read on until it passed that many), and its cursor is
+        # the last row read.
+        tested = ", 1" if screen is None else ", nw_screen(?, title, text)"
+        sql = f"SELECT rowid, {ARTICLE_COLS}{tested} FROM articles WHERE 1"
+        params: list[Any] = [] if screen is None else [screen]
         if after is not None:
             sort_at, rowid = _cursor_position(after)
             sql += " AND (sort_at, rowid) < (?, ?)"
@@ -872,11 +920,14 @@ class ArticlesMixin(CandidateList):
         params += extra
         sql += " ORDER BY sort_at DESC, rowid DESC LIMIT ?"
         params.append(limit)
+        if screen is not None:
+            _SCREENS[screen].start()
         rows = await self._db.fetchall(sql, params)
-        found = [article_of(r[1:]) for r in rows]
+        found = [article_of(r[1:-1]) for r in rows if r[-1]]
         if len(rows) < limit:
             return CandidatePage(found, None)
-        return CandidatePage(found, f"s{iso(sort_time(found[-1]))} {rows[-1][0]}")
+        last = found[-1] if rows[-1][-1] else article_of(rows[-1][1:-1])
+        return CandidatePage(found, f"s{iso(sort_time(last))} {rows[-1][0]}")
 
     async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
         """The words the lookup index holds that were listed after the cursor ``after`` (0:
