@@ -255,3 +255,16 @@ def test_containing_finds_what_reading_each_word_finds_as_the_words_grow() -> No
     assert vocab.containing("ab") and vocab.containing("ii")
     with pytest.raises(ValueError, match="ASCII letters and digits"):
         vocab.containing("a b")
+
+
+def test_a_prefix_finds_the_words_added_since_the_words_were_sorted() -> None:
+    # The words are sorted again only once those added since are many; until then the later
+    # ones are read one by one, and the answer is the same, in order.
+    rng = random.Random(11)
+    vocab = Vocabulary()
+    for step in range(40):
+        vocab.extend("".join(rng.choice("abcd") for _ in range(rng.randint(1, 7)))
+                     for _ in range(rng.choice((3, 50, 900))))
+        for prefix in ("a", "ab", "dca", "bbbb", "x"):
+            expected = sorted(w for w in vocab.words if w.startswith(prefix))
+            assert vocab.starting(prefix) == expected, (step, prefix)

@@ -833,16 +833,22 @@ class Vocabulary:
         return out
 
     def starting(self, prefix: str) -> list[str]:
-        """The words that start with ``prefix``."""
-        ordered = self._sorted
-        if len(ordered) != len(self.words):
-            ordered = self._sorted = sorted(self.words)
+        """The words that start with ``prefix`` (those sorted in order, then those added
+        since they were sorted)."""
+        words, ordered = self.words, self._sorted
+        n = len(words)
+        if n - len(ordered) > max(1000, len(ordered) // 64):
+            # Sorted again once the words added since are many: a year of news holds a
+            # million words, which took a third of a second to sort, and a running service
+            # adds a few at every poll.
+            ordered = self._sorted = sorted(words)
         out = []
-        for w in ordered[bisect.bisect_left(ordered, prefix):]:
-            if not w.startswith(prefix):
-                break
-            out.append(w)
-        return out
+        at = bisect.bisect_left(ordered, prefix)
+        while at < len(ordered) and ordered[at].startswith(prefix):
+            out.append(ordered[at])
+            at += 1
+        later = [w for w in islice(words, len(ordered), None) if w.startswith(prefix)]
+        return sorted(out + later) if later else out
 
     def containing(self, run: str) -> list[str]:
         """The words that hold ``run`` (lower-case ASCII letters and digits), read as the regex
