@@ -244,6 +244,8 @@ class WatchService:
     # What each source's last poll left out, as logged: an item a feed keeps listing is named
     # when it first is left out, not at every poll (a folder names each file's version once).
     _skips_told: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
+    # Per source, its polls in a row that were due again at once because it had more ready.
+    _at_once: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     # Held from judging which servers a poll's copies told already to its last write (see
     # _ingest), while any source has an audience.
     _copies_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
@@ -914,6 +916,7 @@ class WatchService:
             # bytes) is due again at once: its files waited a whole interval per 16 MiB (2,000
             # files of a megabyte, an hour at 30 s).
             more = getattr(poll, "more", False) is True
+            at_once = more and self._again_at_once(running)
             since = self._answered.get(running.name, state.last_success)
             self._answered[running.name] = self.clock.now()
             if poll.articles:
@@ -941,7 +944,7 @@ class WatchService:
                         polls=state.polls + 1,
                         last_success=now, failures=0, paused=False,
                         skipped=state.skipped + len(poll.skipped),
-                        next_poll=now if more else now + running.config.every)
+                        next_poll=now if at_once else now + running.config.every)
             )
         if self.on_report:
             try:
@@ -952,6 +955,22 @@ class WatchService:
                 log.exception("source %s: the on_report callback failed (the poll itself "
                               "succeeded)", printable(running.name))
         return report
+
+    def _again_at_once(self, running: _Running) -> bool:
+        """Whether a source whose poll had more ready is due again at once: up to
+        :data:`ONCE_POLLS` polls in a row, then at its interval (and again at once after it).
+        A source that always says it has more (a library source's bug, a folder written faster
+        than it is read) was polled again at once for ever."""
+        name = running.name
+        polls = self._at_once.get(name, 0) + 1
+        if polls < ONCE_POLLS:
+            self._at_once[name] = polls
+            return True
+        self._at_once.pop(name, None)
+        log.info("source %s: more was ready after %d polls in a row; the rest waits for its "
+                 "next poll (every %s)", printable(name), ONCE_POLLS,
+                 format_duration(running.config.every))
+        return False
 
     def _not_reached(self, running: _Running, state: SourceState, error: str) -> PollReport:
         """The fetch of a source that answered its last poll never reached it (no connection

@@ -105,3 +105,31 @@ async def test_run_once_stops_after_its_polls_and_says_more_is_waiting(
                 break
     assert len(sink.alerts) == FILES
     assert len({a.article.id for a in sink.alerts}) == FILES
+
+
+async def test_a_running_engine_polls_a_source_at_once_so_many_times_in_a_row_then_waits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A source that always has more ready (a folder written faster than it is read, a library
+    source that always says so) was polled again at once for ever: after ONCE_POLLS polls in a
+    row it waits for its interval, and the log says why."""
+    monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
+    monkeypatch.setattr(service_module, "ONCE_POLLS", 2)
+    _drop(tmp_path / "inbox")
+    sink = RecordingSink()
+    with caplog.at_level(logging.INFO, logger="watchers.service"):
+        async with open_engine(_config(tmp_path, "1h"), default_sink=sink):
+            for _ in range(600):  # (a generous 30 s that catches a hang)
+                if "more was ready after 2 polls in a row" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # no third poll comes
+    async with open_engine(_config(tmp_path, "1h"), start=False,
+                           default_sink=RecordingSink()) as engine:
+        state = await engine.store.source_state("drop")
+    assert ("source drop: more was ready after 2 polls in a row; the rest waits for its next "
+            "poll (every 1h)") in caplog.text
+    assert state is not None and state.polls == 2
+    assert 0 < len(sink.alerts) < FILES
+    assert state.next_poll is not None and state.last_success is not None
+    assert (state.next_poll - state.last_success).total_seconds() == pytest.approx(3600)

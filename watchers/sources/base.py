@@ -58,7 +58,8 @@ class Poll:
     has one short, log-safe description per item this poll left out because it could not be read
     (``"item 3 (guid 'x'): ValueError: …"``, ``"file 'a.txt': binary"``). ``more`` is true
     when the source has more items ready than this poll read (a folder's files past a poll's
-    byte budget): the service polls it again at once rather than at its interval.
+    byte budget): the service polls it again at once rather than at its interval (up to
+    ``watchers.service.ONCE_POLLS`` polls in a row, then at its interval).
     """
 
     articles: list[Article]
