@@ -135,7 +135,7 @@ class _Corpus:
                 return con.execute("SELECT 1 FROM index_words WHERE word = ?",
                                    (word,)).fetchone() is not None
 
-            ranked = [w for w, _ in df.most_common()]
+            ranked = _ranked(df)
             # The function words (the, then, through: no rule is written with them) and the
             # operators and field names are never drawn.
             self.skip = {w for w in ranked[:2_000] if zipf_frequency(w, "en") >= _FUNCTION_ZIPF}
@@ -150,7 +150,7 @@ class _Corpus:
                                                         min(3_000, len(self.bands["rare"])))
                                   if known(w)]
             self.band_of = {w: b for b, ws in self.bands.items() for w in ws}
-            titled = [w for w, _ in self.title_df.most_common()
+            titled = [w for w in _ranked(self.title_df)
                       if w not in self.skip and len(w) >= 4]
             self.title_bands = {
                 "common": [w for w in titled[:500] if known(w)],
@@ -158,7 +158,7 @@ class _Corpus:
                 "rare": [w for w in titled if self.title_df[w] == 2][:3_000],
             }
             self.title_bands["rare"] = [w for w in self.title_bands["rare"] if known(w)]
-            both = [p for p, _ in pairs.most_common()
+            both = [p for p in _ranked(pairs)
                     if p[0] not in self.skip and p[1] not in self.skip
                     and min(len(p[0]), len(p[1])) >= 3]
             self.pair_bands = {
@@ -196,6 +196,14 @@ class _Corpus:
         lo, hi = near or (0, len(doc))
         pool = [w for w in doc[max(0, lo):hi] if w in self.band_of and w != word]
         return self.rng.choice(pool) if pool else self.word("common")
+
+
+def _ranked(counts: Counter[Any]) -> list[Any]:
+    """The keys of ``counts``, most frequent first, ties in sorted order: the same order in
+    every process. (``most_common`` leaves ties in the order they were counted, here from
+    sets, whose order changes with each process's string hashing: each run drew other
+    queries, and two runs' figures were two samples.)"""
+    return sorted(counts, key=lambda k: (-counts[k], k))
 
 
 def _typo(word: str, rng: random.Random) -> str:
