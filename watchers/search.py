@@ -491,6 +491,11 @@ async def search(
             at = await turns.run(confirm.page, articles, at)
         if at is None or page.next is None:
             break
+        if (confirm.cutoff is not None and page.read_to is not None
+                and page.read_to < confirm.cutoff):
+            # The page read past the last match's second, though its screen left those
+            # candidates out: every later one is older still.
+            break
         after = page.next
         # Once the limit's matches are in, only candidates of the last one's second remain:
         # usually a few, so a small page rather than a larger one read whole for its first row.

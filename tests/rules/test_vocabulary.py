@@ -243,7 +243,7 @@ def test_containing_finds_what_reading_each_word_finds_as_the_words_grow() -> No
     from watchers.rules.index import _screen_form
 
     rng = random.Random(5)
-    letters = "abcio0\u0131\u0130\u017f\u00e9\u0436"
+    letters = "abcio0\u0131\u0130\u017f\u00e9\u0436\U00020000"
     vocab = Vocabulary()
     for _ in range(6):
         vocab.extend("".join(rng.choice(letters) for _ in range(rng.randint(1, 9)))

@@ -194,3 +194,67 @@ async def test_a_catastrophic_regex_is_screened_within_its_time(tmp_path: Path) 
     async with await SqliteStore.open(tmp_path / "nw.db", readonly=True) as store:
         found = await asyncio.wait_for(search(store, r"/(x+x+)+y/", limit=10), 60)
     assert [h.article.title for h in found] == ["Row 3"]
+
+
+class _Counting:
+    """A screen that passes every row and counts the rows it was asked about."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def start(self) -> None:
+        pass
+
+    def passes(self, title: str | None, text: str | None) -> bool:
+        self.asked += 1
+        return True
+
+
+@pytest.mark.parametrize("fts", ['"pause"', None])
+async def test_a_page_screens_its_own_rows_alone(tmp_path: Path, fts: str | None) -> None:
+    # With a source filter the planner reads the source's rows and sorts them; the screen
+    # was a column of every one of them (tens of thousands for one page of 32).
+    await _store(tmp_path / "nw.db", pauses(300))
+    async with await SqliteStore.open(tmp_path / "nw.db", readonly=True) as store:
+        screen = _Counting()
+        page = await store.candidate_page(fts=fts, source="s", limit=5, screen=screen)
+        assert len(page.articles) == 5
+        assert screen.asked == 5
+
+
+async def test_a_lookup_stops_once_its_screen_reads_past_its_last_match(tmp_path: Path) -> None:
+    # The newest article is the one match; the screen leaves every older candidate out, so
+    # the lookup never saw one older than its match and read on page after page.
+    arts = [Article(title=f"Story {i}", guid=f"g{i}", source="s",
+                    text="Talks after 7 pause." if i == 1999 else "Talks after a pause.",
+                    published=BASE + timedelta(seconds=i)) for i in range(2000)]
+    await _store(tmp_path / "nw.db", arts)
+    async with await SqliteStore.open(tmp_path / "nw.db", readonly=True) as store:
+        pages = 0
+        read = store.candidate_page
+
+        async def counted(**kwargs: object) -> object:
+            nonlocal pages
+            pages += 1
+            return await read(**kwargs)  # type: ignore[arg-type]
+
+        store.candidate_page = counted  # type: ignore[method-assign,assignment]
+        for query in (r"/\d+ pause/", r"/\d+ pause/ AND talks", r"/\d pau/"):
+            pages = 0
+            found = await search(store, query, limit=1)
+            assert [h.article.title for h in found] == ["Story 1999"]
+            assert not found.truncated
+            assert pages <= 2, query
+
+
+async def test_many_slow_regexes_share_one_rows_time(tmp_path: Path) -> None:
+    # Each regex was given the row's time: 200 catastrophic ones held the store's connection
+    # four seconds a row, past the lookup's budget, which cannot stop a running statement.
+    arts = [Article(title=f"Row {i} " + "a" * 25, guid=f"r{i}",
+                    published=BASE + timedelta(seconds=i)) for i in range(20)]
+    await _store(tmp_path / "nw.db", arts)
+    letters = [chr(c) for c in range(0x100, 0x300)]
+    query = " AND ".join(f"/(a|aa)+[{letters[2 * i]}{letters[2 * i + 1]}]/" for i in range(200))
+    async with await SqliteStore.open(tmp_path / "nw.db", readonly=True) as store:
+        found = await asyncio.wait_for(search(store, query, limit=10, budget=1.0), 4)
+    assert list(found) == []

@@ -78,6 +78,7 @@ _URL: tuple[str | None, ...] = ("url",)
 # A literal's letters and digits, as a word of the index holds them (a run of them in a text is
 # inside one word, and folding keeps it whole).
 _RUN = re.compile(r"[a-z0-9]{3,}")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # The index query of a node that no article can match (a fuzzy term whose expansion is empty).
 NOTHING = ""
 # A fuzzy term that matches more index words than this leaves the query unconstrained rather
@@ -571,10 +572,11 @@ def regex_runs(pattern: str) -> list[list[str]] | None:
     return sets or None
 
 
-# Seconds a row screen may spend on one statement's rows (a page of candidates), and on one
-# row: past them rows pass unscreened, and the matcher, with its own budget, decides.
-SCREEN_PAGE_SECONDS = 0.25
-SCREEN_ROW_SECONDS = 0.02
+# Seconds a row screen may spend on one statement's rows (a page of candidates, while the
+# statement holds the store's connection), and on one row, all its regexes together: past
+# them rows pass unscreened, and the matcher, with its own budget, decides.
+SCREEN_PAGE_SECONDS = 0.05
+SCREEN_ROW_SECONDS = 0.01
 
 
 class RowScreen:
@@ -603,22 +605,27 @@ class RowScreen:
         self._spent = 0.0
 
     def passes(self, title: str | None, text: str | None) -> bool:
-        if self._spent >= SCREEN_PAGE_SECONDS:
+        left = SCREEN_PAGE_SECONDS - self._spent
+        if left <= 0:
             return True
         begun = time.perf_counter()
         fields = {"title": storable(readable(title or ""))[:MAX_MATCH_TITLE_CHARS],
                   "text": storable(readable(text or ""))[:MAX_MATCH_CHARS]}
         try:
-            return self._passes(self.tree, fields)
+            # One deadline for the row, whatever its regexes: each was given the row's time
+            # and a thousand of them held the connection for twenty seconds.
+            return self._passes(self.tree, fields, begun + min(SCREEN_ROW_SECONDS, left))
+        except TimeoutError:
+            return True  # out of time: the matcher decides
         finally:
             self._spent += time.perf_counter() - begun
 
-    def _passes(self, tree: tuple[Any, ...], fields: dict[str, str]) -> bool:
+    def _passes(self, tree: tuple[Any, ...], fields: dict[str, str], deadline: float) -> bool:
         kind = tree[0]
         if kind == "all":
-            return all(self._passes(t, fields) for t in tree[1])
+            return all(self._passes(t, fields, deadline) for t in tree[1])
         if kind == "any":
-            return any(self._passes(t, fields) for t in tree[1])
+            return any(self._passes(t, fields, deadline) for t in tree[1])
         from .matcher import _compiled_regex
 
         rx = _compiled_regex(tree[1])
@@ -626,12 +633,11 @@ class RowScreen:
             value = fields[field]
             if not value:
                 continue
-            left = min(SCREEN_ROW_SECONDS, SCREEN_PAGE_SECONDS - self._spent)
-            try:
-                if any(m.end() > m.start() for m in rx.finditer(value, timeout=max(left, 1e-3))):
-                    return True
-            except TimeoutError:
-                return True  # the matcher decides
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError
+            if any(m.end() > m.start() for m in rx.finditer(value, timeout=left)):
+                return True
         return False
 
 
@@ -847,7 +853,7 @@ class Vocabulary:
         while at < len(ordered) and ordered[at].startswith(prefix):
             out.append(ordered[at])
             at += 1
-        later = [w for w in islice(words, len(ordered), None) if w.startswith(prefix)]
+        later = [w for w in words[len(ordered):] if w.startswith(prefix)]
         return sorted(out + later) if later else out
 
     def containing(self, run: str) -> list[str]:
@@ -882,7 +888,9 @@ class Vocabulary:
             starts = self._starts
             for w in self.words[done:]:
                 starts.append(at)
-                form = w if w.isascii() else f"{w}\x00{_screen_form(w)}"
+                # (a character past U+FFFF, which no run holds, is one that is not: the
+                # string keeps two bytes a character rather than four for every word)
+                form = w if w.isascii() else _ASTRAL.sub("\ufffd", f"{w}\x00{_screen_form(w)}")
                 parts.append(form)
                 at += len(form) + 1
             self._joined += "\n".join(parts) + "\n"

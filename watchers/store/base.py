@@ -379,10 +379,15 @@ class CandidatePage:
 
     Pages may be uneven, even empty with a cursor, when filters drop rows; every article is
     on exactly one page, and the order holds across pages to the second: an article on a later
-    page has a ``sort_at`` no later than the whole second of any on an earlier page."""
+    page has a ``sort_at`` no later than the whole second of any on an earlier page.
+
+    ``read_to``: the whole second (:func:`page_second`) of the last candidate the page read,
+    when a screen may have left candidates out (so a lookup that has its matches knows the
+    rest are older without reading on); None otherwise."""
 
     articles: list[Article]
     next: str | None
+    read_to: int | None = None
 
 
 class CandidateScreen(Protocol):

@@ -839,21 +839,25 @@ class ArticlesMixin(CandidateList):
         if not keys:
             return CandidatePage([], None)
         where, extra = _filters(since, source, follows, sources)
-        if screen is not None:
-            where += " AND nw_screen(?, title, text)"
-            extra.append(screen)
         by_rowid: dict[int, Article] = {}
         rowids = [k & INDEX_ROWID_MASK for k in keys]
         for at in range(0, len(rowids), 500):  # under SQLite's bound-parameter limit
             chunk = rowids[at:at + 500]
+            sql = (f"SELECT rowid, {ARTICLE_COLS} FROM articles "
+                   f"WHERE rowid IN ({','.join('?' * len(chunk))}){where}")
+            params = [*chunk, *extra]
             if screen is not None:
+                # The page's rows first, then the screen on them alone (as a filter beside
+                # the others, the planner may test it on rows the page never reads).
+                sql = (f"WITH page AS MATERIALIZED ({sql}) "
+                       "SELECT * FROM page WHERE nw_screen(?, title, text)")
+                params.append(screen)
                 _SCREENS[screen].start()
-            rows = await self._db.fetchall(
-                f"SELECT rowid, {ARTICLE_COLS} FROM articles "
-                f"WHERE rowid IN ({','.join('?' * len(chunk))}){where}", [*chunk, *extra])
+            rows = await self._db.fetchall(sql, params)
             by_rowid.update((int(r[0]), article_of(r[1:])) for r in rows)
         found = [by_rowid[r] for r in rowids if r in by_rowid]
-        return CandidatePage(found, f"k{keys[-1]}" if len(keys) == limit else None)
+        return CandidatePage(found, f"k{keys[-1]}" if len(keys) == limit else None,
+                             None if screen is None else keys[-1] >> INDEX_ROWID_BITS)
 
     async def _keys(self, table: str, query: str, upper: int | None, lower: int | None,
                     limit: int) -> list[int]:
@@ -905,12 +909,8 @@ class ArticlesMixin(CandidateList):
                          limit: int, follows: Collection[str] | None = None,
                          sources: Collection[str] | None = None,
                          screen: int | None = None) -> CandidatePage:
-        # A screen is a column here, not a filter: the page reads ``limit`` rows whatever
-        # it passes (a filter would read on until it passed that many), and its cursor is
-        # the last row read.
-        tested = ", 1" if screen is None else ", nw_screen(?, title, text)"
-        sql = f"SELECT rowid, {ARTICLE_COLS}{tested} FROM articles WHERE 1"
-        params: list[Any] = [] if screen is None else [screen]
+        sql = f"SELECT rowid, {ARTICLE_COLS}, 1 FROM articles WHERE 1"
+        params: list[Any] = []
         if after is not None:
             sort_at, rowid = _cursor_position(after)
             sql += " AND (sort_at, rowid) < (?, ?)"
@@ -921,13 +921,24 @@ class ArticlesMixin(CandidateList):
         sql += " ORDER BY sort_at DESC, rowid DESC LIMIT ?"
         params.append(limit)
         if screen is not None:
+            # The screen is a column of the page's rows, not a filter: the page reads
+            # ``limit`` rows whatever it passes (a filter would read on until it passed that
+            # many), and its cursor is the last row read. Tested once they are sorted and cut
+            # (in the sort, every row of a source: tens of thousands).
+            sql = (f"WITH page AS MATERIALIZED ({sql}) "
+                   "SELECT rowid, " + ", ".join(c.strip() for c in ARTICLE_COLS.split(","))
+                   + ", nw_screen(?, title, text) FROM page")
+            params.append(screen)
             _SCREENS[screen].start()
         rows = await self._db.fetchall(sql, params)
         found = [article_of(r[1:-1]) for r in rows if r[-1]]
-        if len(rows) < limit:
-            return CandidatePage(found, None)
-        last = found[-1] if rows[-1][-1] else article_of(rows[-1][1:-1])
-        return CandidatePage(found, f"s{iso(sort_time(last))} {rows[-1][0]}")
+        last = None
+        if rows:
+            last = found[-1] if found and rows[-1][-1] else article_of(rows[-1][1:-1])
+        read_to = None if screen is None or last is None else page_second(sort_time(last))
+        if len(rows) < limit or last is None:
+            return CandidatePage(found, None, read_to)
+        return CandidatePage(found, f"s{iso(sort_time(last))} {rows[-1][0]}", read_to)
 
     async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
         """The words the lookup index holds that were listed after the cursor ``after`` (0:
