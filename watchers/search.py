@@ -53,6 +53,7 @@ from watchers.rules.lookup import (
     Vocabulary,
     fuzzy_terms,
     index_query,
+    own_key,
     places_query,
     regex_runs,
     regex_screen,
@@ -214,7 +215,7 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
     for t in fuzzy_terms(node, threshold):
         if time.monotonic() > deadline:
             raise _OutOfTime
-        words[t] = vocab.matching(t[0], t[1], table)
+        words[t] = [w for w in vocab.matching(t[0], t[1], table) if own_key(w)]
     expand: FuzzyKeys = lambda key, thr: words.get((key, thr))  # noqa: E731
 
     held: dict[str, list[set[str]] | None] = {}

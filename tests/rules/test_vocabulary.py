@@ -268,3 +268,21 @@ def test_a_prefix_finds_the_words_added_since_the_words_were_sorted() -> None:
         for prefix in ("a", "ab", "dca", "bbbb", "x"):
             expected = sorted(w for w in vocab.words if w.startswith(prefix))
             assert vocab.starting(prefix) == expected, (step, prefix)
+
+
+def test_every_key_of_real_text_is_its_own_key() -> None:
+    # What a fuzzy lookup relies on to leave out index words that are only written forms
+    # (lookup.own_key): a key, read again as a word, is the same key. Every token of the
+    # corpora (news in many languages and scripts), and odd shapes.
+    from watchers.rules.lookup import own_key
+    from watchers.rules.text import FieldText
+
+    keys: set[str] = set()
+    for article in corpus_articles(limit_per_file=400):
+        for field in (article.title, article.text):
+            keys.update(FieldText.of(field).keys)
+    keys.update(FieldText.of("Putin's U.S.-backed cyber-attacks on N.A.T.O. 1,000s "
+                             "Oʻzbekiston NATO首脳会議 2024年 ﷺ İstanbul ſtrasse").keys)
+    assert len(keys) > 20_000
+    assert [k for k in keys if not own_key(k)] == []
+    assert not own_key("britains") and own_key("britain")

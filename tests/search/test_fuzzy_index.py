@@ -308,3 +308,19 @@ async def test_a_cancelled_fuzzy_lookup_leaves_the_next_its_own_word_list(
         # and later lookups still work
         assert {h.article.title for h in await search(store, "kyiv~", limit=100)} == expected
     held.shutdown()
+
+
+async def test_a_fuzzy_term_reads_no_article_for_a_word_it_matches_only_as_written(
+        tmp_path: Path) -> None:
+    # The index holds each word's key and, where it differs, the word as written: briain~
+    # matches "britains" but not its key "britain", which is what the matcher compares, so
+    # an article holding "Britains" is no candidate (it was, and the matcher refused it).
+    arts = [Article(title=f"Two Britains {i} meet", text="", guid=f"b{i}") for i in range(30)]
+    arts.append(Article(title="Briain meets the press", text="", guid="x"))
+    await _fill(tmp_path / "nw.db", arts)
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        found = await search(store, "briain~", limit=10)
+    assert [h.article.title for h in found] == ["Briain meets the press"]
+    assert [a.title for a in arts if match_query("briain~", a) is not None] == [
+        "Briain meets the press"]
+    assert found.scanned == 1
