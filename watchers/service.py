@@ -442,6 +442,7 @@ class WatchService:
         running = self._running.pop(name, None)
         if running is None:
             return False
+        self._at_once.pop(name, None)
         lock = self._polling.get(name)
         if lock is not None and not lock.locked():
             del self._polling[name]  # (one a poll holds goes with it)
@@ -916,7 +917,7 @@ class WatchService:
             # bytes) is due again at once: its files waited a whole interval per 16 MiB (2,000
             # files of a megabyte, an hour at 30 s).
             more = getattr(poll, "more", False) is True
-            at_once = more and self._again_at_once(running)
+            at_once = self._again_at_once(running) if more else self._read_through(running)
             since = self._answered.get(running.name, state.last_success)
             self._answered[running.name] = self.clock.now()
             if poll.articles:
@@ -970,6 +971,11 @@ class WatchService:
         log.info("source %s: more was ready after %d polls in a row; the rest waits for its "
                  "next poll (every %s)", printable(name), ONCE_POLLS,
                  format_duration(running.config.every))
+        return False
+
+    def _read_through(self, running: _Running) -> bool:
+        """A poll that left nothing ready: the next that does starts a new row (False)."""
+        self._at_once.pop(running.name, None)
         return False
 
     def _not_reached(self, running: _Running, state: SourceState, error: str) -> PollReport:

@@ -133,3 +133,32 @@ async def test_a_running_engine_polls_a_source_at_once_so_many_times_in_a_row_th
     assert 0 < len(sink.alerts) < FILES
     assert state.next_poll is not None and state.last_success is not None
     assert (state.next_poll - state.last_success).total_seconds() == pytest.approx(3600)
+
+
+async def test_polls_in_a_row_are_counted_afresh_once_a_source_is_read_through(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drop read through ends a row: the next drop gets its ONCE_POLLS polls at once
+    again. The count went on from the last drop's, and a later drop waited for the interval
+    (an hour here) with files left."""
+    monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
+    monkeypatch.setattr(service_module, "ONCE_POLLS", 2)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+
+    def drop(n: int) -> None:
+        for i in range(5):  # two polls' worth (a poll reads three of these files)
+            path = inbox / f"d{n}-{i}.txt"
+            path.write_text(f"Grain shipment {n}-{i} leaves port\n"
+                            + f"grain cargo number {i} " * 60)
+            os.utime(path, ns=(OLD_NS + (n * 10 + i) * 10**9,) * 2)
+
+    sink = RecordingSink()
+    async with open_engine(_config(tmp_path, "1h"), default_sink=sink) as engine:
+        for n in range(3):
+            drop(n)
+            engine.watch.poke("drop")
+            for _ in range(600):  # (a generous 30 s that catches a hang)
+                if len(sink.alerts) >= 5 * (n + 1):
+                    break
+                await asyncio.sleep(0.05)
+            assert len(sink.alerts) == 5 * (n + 1), f"drop {n} not read through"
