@@ -324,3 +324,50 @@ async def test_a_fuzzy_term_reads_no_article_for_a_word_it_matches_only_as_writt
     assert [a.title for a in arts if match_query("briain~", a) is not None] == [
         "Briain meets the press"]
     assert found.scanned == 1
+
+
+async def test_a_reader_open_across_a_rebuild_reads_the_new_word_list_whole(
+        tmp_path: Path) -> None:
+    # A rebuild lists the words afresh in a new table numbered from 1, with fewer rows than
+    # the old one held (an article changed 30 times had listed each version's words); a
+    # reader that had read the old list read on from its old rowid, and its fuzzy terms,
+    # prefixes and regexes never found what was stored after the rebuild.
+    from watchers.rules.lookup import places_of
+    from watchers.rules.text import KEYS_VERSION
+    from watchers.store.base import ArticleRecord
+
+    path = tmp_path / "nw.db"
+
+    def writer() -> Any:
+        return SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                places_of=places_of)
+
+    def record(a: Article) -> ArticleRecord:
+        return ArticleRecord(a, [], [], index_terms(a.title, a.text),
+                             places=places_of(a.title, a.text))
+
+    async with await writer() as store:
+        stored = await store.record_many([record(Article(
+            source="s", guid=f"g{i}", title=f"Talks in Geneva {i}", text="Delegates arrive."))
+            for i in range(20)])
+        first = stored[0]
+        assert first is not None
+        for i in range(30):
+            await store.record_change(first.id, Article(
+                source="s", guid="g0", title="Talks in Geneva 0",
+                text=f"Update uniqueword{i} noted."), [])
+    with sqlite3.connect(path) as conn:  # as a copy without the engine's places leaves it
+        conn.execute("INSERT INTO article_places_incomplete (gap, since) VALUES (2, 'x')")
+        (before,) = conn.execute("SELECT count(*) FROM index_words").fetchone()
+    async with await SqliteStore.open(path, readonly=True) as reader:
+        assert [h.article.title for h in await search(reader, "geneve~", limit=1)]
+        async with await writer() as store:  # rebuilds, then stores a new article
+            with sqlite3.connect(path) as conn:
+                (after,) = conn.execute("SELECT count(*) FROM index_words").fetchone()
+            assert after < before
+            await store.record_many([record(Article(
+                source="s", guid="new", title="Zaporizhzhia plant shelled",
+                text="IAEA inspectors report."))])
+        for query in ("zaporizhia~", "zapori*", "/zaporiz+h/", "inspector~"):
+            found = await search(reader, query, limit=5)
+            assert [h.article.title for h in found] == ["Zaporizhzhia plant shelled"], query

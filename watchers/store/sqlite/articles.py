@@ -154,6 +154,11 @@ def article_of(row: Iterable[Any]) -> Article:
     )
 
 
+# A word list cursor (see ArticlesMixin.index_words): the schema's version above these bits,
+# the last rowid read in them.
+_CURSOR_BITS = 40
+_CURSOR_ROWID = (1 << _CURSOR_BITS) - 1
+
 # The screens of the statements under way (see ArticleMixin._screening), by token: SQLite calls
 # nw_screen(token, title, text) for each row such a statement reads.
 _SCREENS: dict[int, CandidateScreen] = {}
@@ -943,12 +948,23 @@ class ArticlesMixin(CandidateList):
     async def index_words(self, *, after: int = 0) -> tuple[list[str], int] | None:
         """The words the lookup index holds that were listed after the cursor ``after`` (0:
         all), and the cursor to read on from. Words are listed in the transaction that indexes
-        them and never unlisted."""
+        them and never unlisted, but a rebuild of the lookup indexes lists them afresh, in a
+        new table numbered from 1: the cursor holds the schema's version with the last rowid
+        read, and one from before another schema reads every word again. (A reader open
+        across a rebuild read on from its old rowid in the new list, which held fewer words:
+        what was stored after it was never listed to that reader, and its fuzzy terms,
+        prefixes and regexes missed those articles.)"""
+        # The version first: a swap between the two reads leaves the cursor's version old,
+        # and the next call reads everything.
+        ((version,),) = await self._db.fetchall("PRAGMA schema_version")
+        seen, last = after >> _CURSOR_BITS, after & _CURSOR_ROWID
+        if after and seen != version:
+            last = 0
         rows = await self._db.fetchall(
-            "SELECT rowid, word FROM index_words WHERE rowid > ? ORDER BY rowid", (after,))
-        if not rows:
-            return [], after
-        return [str(w) for _, w in rows], int(rows[-1][0])
+            "SELECT rowid, word FROM index_words WHERE rowid > ? ORDER BY rowid", (last,))
+        if rows:
+            last = int(rows[-1][0])
+        return [str(w) for _, w in rows], (int(version) << _CURSOR_BITS) | last
 
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         rows = await self._db.fetchall(
