@@ -335,6 +335,30 @@ async def test_a_change_while_a_rebuild_is_under_way_has_the_next_writer_rebuild
         await _answers(store, [changed, *arts[1:]])
 
 
+async def test_a_change_by_a_writer_that_reads_no_text_has_the_next_writer_rebuild(
+        tmp_path: Path) -> None:
+    # A tool with neither the engine's words nor its places cannot index the new text: the
+    # article kept its old row, and no later writer rebuilt it, so its new words never found
+    # it (whoever opened the store next).
+    path = tmp_path / "nw.db"
+    arts = _articles(12)
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
+        await store.record_many([_record(a, places=True) for a in arts])
+    changed = Article(source="s", guid=arts[0].guid, url=arts[0].url,
+                      title="Ceasefire in Lviv", text="Officials agreed.")
+    async with await SqliteStore.open(path) as store:  # a tool: neither words nor places
+        await store.record_change(arts[0].id, changed, [])
+    assert _gaps(path) == {2}
+    async with await SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                      places_of=places_of) as store:
+        assert _gaps(path) == set()
+        for query in ("lviv", "officials", "title:lviv", '"ceasefire in lviv"'):
+            assert [h.article.id for h in await search(store, query, limit=5)] == [
+                arts[0].id], query
+        await _answers(store, [changed, *arts[1:]])
+
+
 LARGE = ['"' + " ".join(["kyiv"] * 200) + '"',  # an aliased word 200 times: 6**200 spellings
          '"' + " ".join(f"w{i}" for i in range(1000)) + '"',
          " NEAR/5 ".join(["kyiv"] * 8),

@@ -62,6 +62,7 @@ from watchers.store.sqlite.schema import (
     INSERT_PLACES,
     MARK_REBUILD_UNSURE,
     MARK_URL_GAP,
+    MARK_WORDS_ONLY,
     PLACES_INCOMPLETE,
     PLACES_INEXACT,
     add_index_words,
@@ -620,7 +621,11 @@ def _index_change(conn: sqlite3.Connection, rowid: int, old: tuple[str, str], ur
         add_index_words(conn, [" ".join(new)])
         return
     if places_of is None and terms_of is None:
+        # Nothing here can read the new text: the index keeps the old until the next writer
+        # with the engine's places rebuilds, which the mark has it do (without it the article
+        # was never found by its new words, whoever opened the store next).
         conn.execute(f"INSERT OR IGNORE INTO {PLACES_INEXACT} (article) VALUES (?)", (rowid,))
+        conn.execute(MARK_WORDS_ONLY)
         return
     (moved,) = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM articles").fetchone()
     conn.execute("UPDATE articles SET rowid = ? WHERE rowid = ?", (moved, rowid))
