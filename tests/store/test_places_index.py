@@ -147,6 +147,48 @@ async def test_a_store_from_before_the_places_index_is_rebuilt_by_the_engine(
                in m for m in said)
 
 
+async def test_a_lookup_across_the_swap_of_the_rebuild_reads_the_places_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A page chose the word index (the store waited for its rebuild), then read its keys: a
+    # rebuild's swap between the two emptied the word index, and the lookup answered nothing,
+    # as if complete.
+    from watchers.store.sqlite.articles import ArticlesMixin
+
+    path = tmp_path / "nw.db"
+    arts = _articles(12)
+    async with await SqliteStore.open(path, terms_of=index_terms,
+                                      keys_version=KEYS_VERSION) as store:
+        await store.record_many([_record(a, places=True) for a in arts])
+    _as_schema_16(path)
+    with sqlite3.connect(path) as conn:
+        for a in arts:
+            conn.execute(f"INSERT INTO article_index (rowid, terms) SELECT "
+                         f"{schema.INDEX_KEY_SQL}, ? FROM articles a WHERE a.id = ?",
+                         (index_terms(a.title, a.text), a.id))
+    async with await SqliteStore.open(path) as store:  # upgraded, waiting for its rebuild
+        pass
+    assert _gaps(path) == {1}
+    read_keys = ArticlesMixin._keys
+    swapped = False
+
+    async def keys_after_a_swap(self: ArticlesMixin, *args: object) -> list[int]:
+        nonlocal swapped
+        if not swapped:
+            swapped = True
+            async with await SqliteStore.open(path, terms_of=index_terms,
+                                              keys_version=KEYS_VERSION, places_of=places_of):
+                pass  # the engine's open: rebuilds and swaps
+            assert _gaps(path) == set()
+        return await read_keys(self, *args)  # type: ignore[arg-type]
+
+    async with await SqliteStore.open(path, readonly=True) as reader:
+        monkeypatch.setattr(ArticlesMixin, "_keys", keys_after_a_swap)
+        found = await search(reader, "prime", limit=100)
+    assert swapped
+    expected = {a.title for a in arts if match_query("prime", a) is not None}
+    assert {h.article.title for h in found} == expected and not found.truncated
+
+
 async def test_a_rebuild_without_the_engines_places_places_articles_by_their_words(
         tmp_path: Path) -> None:
     path = tmp_path / "nw.db"

@@ -154,6 +154,8 @@ def article_of(row: Iterable[Any]) -> Article:
     )
 
 
+# Whether lookups read the word index (see ArticlesMixin.candidate_page).
+_WORDS_READ = f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1"
 # A word list cursor (see ArticlesMixin.index_words): the schema's version above these bits,
 # the last rowid read in them.
 _CURSOR_BITS = 40
@@ -799,20 +801,28 @@ class ArticlesMixin(CandidateList):
         statement that reads a page's articles: a row that fails it is left out unread."""
         if urls and await self._db.fetchall(f"SELECT 1 FROM {URLS_INCOMPLETE} LIMIT 1"):
             urls = None  # the URL index misses some link: read as if it were not there
-        table = "article_places"
-        if await self._db.fetchall(f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1"):
-            # Articles stored before the places index are in the word index alone, until the
-            # engine's next open rebuilds (see schema.PLACES_INCOMPLETE).
-            table = "article_index"
-        elif places:
+        words_only = await self._db.fetchall(_WORDS_READ)
+        # Articles stored before the places index are in the word index alone, until the
+        # engine's next open rebuilds (see schema.PLACES_INCOMPLETE).
+        table = "article_index" if words_only else "article_places"
+        if places and not words_only:
             fts = places  # the narrower: the same words, with their places and fields
         with self._screening(screen) as token:
             if token is not None:
                 await self._db.function("nw_screen", 3, _screen_row)
-            if fts or urls:
-                return await self._index_page(fts or None, since, source, after, limit,
-                                              follows, sources, urls or None, table, token)
-            return await self._scan_page(since, source, after, limit, follows, sources, token)
+            if not (fts or urls):
+                return await self._scan_page(since, source, after, limit, follows, sources,
+                                             token)
+            page = await self._index_page(fts or None, since, source, after, limit, follows,
+                                          sources, urls or None, table, token)
+            if words_only and not await self._db.fetchall(_WORDS_READ):
+                # The rebuild's swap came between the two reads and emptied the word index:
+                # the page read nothing there (and said it had no more). Read it again from
+                # the places index, which now holds every article.
+                page = await self._index_page(places or fts or None, since, source, after,
+                                              limit, follows, sources, urls or None,
+                                              "article_places", token)
+            return page
 
     @contextlib.contextmanager
     def _screening(self, screen: CandidateScreen | None) -> Iterator[int | None]:
