@@ -35,6 +35,7 @@ seconds in all, then raises LookupBusyError ("busy, try again") rather than queu
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import weakref
@@ -215,6 +216,8 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
     for t in fuzzy_terms(node, threshold):
         if time.monotonic() > deadline:
             raise _OutOfTime
+        if _SPACED.search(t[0]) is not None:
+            continue  # not in the word list whole (see _fuzzy_unlisted): not narrowed
         words[t] = [w for w in vocab.matching(t[0], t[1], table) if own_key(w)]
     expand: FuzzyKeys = lambda key, thr: words.get((key, thr))  # noqa: E731
 
@@ -235,12 +238,16 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
 
 # Fields whose words the index's word list does not hold (a link's, a source name's).
 _UNLISTED_FIELDS = ("url", "source")
+_SPACED = re.compile(r"\s")
 
 
 def _fuzzy_unlisted(node: Node, field: str | None = None) -> bool:
     """Whether a fuzzy term of ``node`` reads a field of :data:`_UNLISTED_FIELDS`."""
     if isinstance(node, Term):
-        return node.kind == "fuzzy" and (node.field or field) in _UNLISTED_FIELDS
+        # (a key of several words, a ligature spelt out such as U+FDFA's, is listed as its
+        # words by a rebuild or a change in place: never found whole in the word list)
+        return node.kind == "fuzzy" and ((node.field or field) in _UNLISTED_FIELDS
+                                         or _SPACED.search(node.key) is not None)
     if isinstance(node, Phrase):
         return any(_fuzzy_unlisted(w, node.field or field) for w in node.words)
     if isinstance(node, Near):

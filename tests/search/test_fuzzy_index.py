@@ -371,3 +371,44 @@ async def test_a_reader_open_across_a_rebuild_reads_the_new_word_list_whole(
         for query in ("zaporizhia~", "zapori*", "/zaporiz+h/", "inspector~"):
             found = await search(reader, query, limit=5)
             assert [h.article.title for h in found] == ["Zaporizhzhia plant shelled"], query
+
+
+@pytest.mark.parametrize("how", ["rebuilt", "changed"])
+async def test_a_fuzzy_term_whose_key_is_several_words_is_found_after_a_rebuild_or_a_change(
+        tmp_path: Path, how: str) -> None:
+    # U+FDFA's key is four Arabic words: a rebuild and a change in place list it as its words,
+    # never whole, and the fuzzy term expanded to nothing.
+    from watchers.rules.lookup import places_of
+    from watchers.rules.text import KEYS_VERSION
+    from watchers.store.base import ArticleRecord
+
+    path = tmp_path / "nw.db"
+    prayer = Article(source="s", guid="g", title="Prayer \ufdfa peace", text="Body.")
+
+    def writer() -> Any:
+        return SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                                places_of=places_of)
+
+    def record(a: Article) -> ArticleRecord:
+        return ArticleRecord(a, [], [], index_terms(a.title, a.text),
+                             places=places_of(a.title, a.text))
+
+    others = [Article(source="s", guid=f"o{i}", title=f"Talks {i}", text="Body.")
+              for i in range(5)]
+    async with await writer() as store:
+        first = Article(source="s", guid="g", title="Nothing yet", text="Body.")
+        (stored, *_) = await store.record_many(
+            [record(prayer if how == "rebuilt" else first), *map(record, others)])
+        assert stored is not None
+        if how == "changed":
+            await store.record_change(stored.id, prayer, [])
+    if how == "rebuilt":
+        with sqlite3.connect(path) as conn:
+            conn.execute("INSERT INTO article_places_incomplete (gap, since) VALUES (2, 'x')")
+        async with await writer():
+            pass
+    async with await SqliteStore.open(path, readonly=True) as store:
+        for query in ("\ufdfa~", "title:\ufdfa~", "\ufdfa~ AND body"):
+            assert match_query(query, prayer) is not None
+            found = await search(store, query, limit=5)
+            assert [h.article.title for h in found] == ["Prayer \ufdfa peace"], query
