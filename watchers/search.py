@@ -312,7 +312,8 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class Lookup:
-    """What a lookup found; ``truncated`` when its time budget ran out before it finished."""
+    """What a lookup found; ``truncated`` when its time budget ran out before it finished, or
+    a regex ran out of its time on an article (which then counted as not matching)."""
 
     hits: list[SearchHit]
     truncated: bool = False
@@ -459,8 +460,12 @@ async def search(
     # term of a link or a source name matched no stored article whose word was only there.
     # Such a query compares every word of each candidate, as a full scan does.
     listed = None if _fuzzy_unlisted(node) else fuzzy
+    # Whether a regex ran out of its time on some article, which then counted as not
+    # matching: the answer may lack it, and says so (it said it was complete).
+    regex_over = False
 
     def match(article: Article) -> Match | None:
+        nonlocal regex_over
         # One query, so the reference matcher: no rule index to build (and no word-frequency
         # data to load for it), the same answer as a compiled rule set. Its phrases with slop
         # or a prefix or fuzzy word (every window of the article) may take what is left of
@@ -469,11 +474,13 @@ async def search(
         if labels and (label := labels.get(article.source)) is not None:
             # a server's feed as that server named it, as its rules see the article
             article = article.model_copy(update={"source": label})
+        regexes = RegexBudget(REGEX_BUDGET)
         found = match_query(node, article, threshold, table, name="query",
-                            budget=RegexBudget(REGEX_BUDGET), fuzzy_candidates=listed,
-                            phrase_budget=phrases)
+                            budget=regexes, fuzzy_candidates=listed, phrase_budget=phrases)
         if phrases.exhausted:
             raise _OutOfTime
+        if regexes.exhausted:
+            regex_over = True
         return found
 
     # The regexes every match needs, which the store may test on the rows it reads: a
@@ -512,4 +519,4 @@ async def search(
     hits = sorted(confirm.hits, key=lambda h: sort_time(h.article), reverse=True)
     if order == "best":
         hits.sort(key=lambda h: h.match.score, reverse=True)
-    return Lookup(hits[:limit], confirm.truncated, confirm.scanned)
+    return Lookup(hits[:limit], confirm.truncated or regex_over, confirm.scanned)

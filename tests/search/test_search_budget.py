@@ -43,3 +43,23 @@ async def test_a_phrase_over_a_long_article_cuts_the_lookup_short_and_says_so(
         # The same phrase over a short article finishes well inside the same budget.
         found = await search(store, QUERY, source="short", budget=1.0)
         assert ([h.article.title for h in found], found.truncated) == (["ta and sa"], False)
+
+
+async def test_a_regex_out_of_time_on_an_article_says_the_lookup_may_lack_it(
+        tmp_path: Path) -> None:
+    """A regex that runs out of its time on an article counts as not matching there: the
+    lookup left the article out and said it was complete (a rule's preview undercounted what
+    the rule then alerts on). The text here takes the pattern seconds, whatever the machine."""
+    query = "/[^!]*!!!|match/"
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await record(store, Article(source="s", title="Quadratic bait", guid="slow",
+                                    text="b " * 30_000 + " match here",
+                                    published=datetime(2024, 1, 2, tzinfo=UTC)))
+        await record(store, Article(source="s", title="Fast one", text="just a match",
+                                    guid="fast", published=datetime(2024, 1, 1, tzinfo=UTC)))
+        found = await search(store, query, limit=10)
+        assert ([h.article.title for h in found], found.truncated) == (["Fast one"], True)
+        # A pattern quick over the same text: complete.
+        quick = await search(store, "/match/", limit=10)
+        assert ([h.article.title for h in quick], quick.truncated) == (
+            ["Quadratic bait", "Fast one"], False)
