@@ -546,18 +546,7 @@ class Engine:
         for name, seconds in (("budget", budget), ("wait", wait)):
             if not isinstance(seconds, int | float) or not seconds > 0:
                 raise ValueError(f"{name}: a positive number of seconds, not {seconds!r}")
-        stored = source
-        if source is not None and guild is not None:
-            stored = await self._source_key(source, guild)
-        elif source is not None and source not in self.watch.source_names():
-            # A removed source's articles stay searchable; one indexed read tells.
-            page = await self.store.candidate_page(fts=None, source=source, limit=1)
-            if not page.articles:
-                # (the stored names by the index, a step each: counting every source's
-                # articles read the whole table)
-                known = set(self.watch.source_names()) | set(
-                    await self.store.stored_sources(limit=KNOWN_SOURCES_READ))
-                raise _no_source(source, known)
+        stored = None if source is None else await self.source_key(source, guild=guild)
         found = await search(
             self.store, query, since=datetime.now(UTC) - since if since is not None else None,
             source=stored, limit=limit, order=order, threshold=self.config.threshold,
@@ -588,19 +577,31 @@ class Engine:
         label = self.tenancy.labels(guild).get(article.source)
         return article if label is None else article.model_copy(update={"source": label})
 
-    async def _source_key(self, name: str, guild: int) -> str:
-        """The stored source name of a source as ``guild`` names it, or NewswatchError."""
-        own = self.tenancy.follows_of(guild)
-        if name in own:
-            return feed_key(url_of(own[name]))
-        if name in self._shared_sources():
-            return name
-        if not name.startswith(SERVER_FEED_PREFIX):
-            # A removed shared source's articles stay searchable; one indexed read tells.
+    async def source_key(self, name: str, *, guild: int | None = None) -> str:
+        """The stored source name of the source ``name`` (as ``guild`` names it, with one), or
+        NewswatchError naming the known ones: a running source, or one whose articles are
+        stored (a removed source's, an import's) and, with ``guild``, that server sees."""
+        _text("source", name)
+        if guild is None:
+            if name in self.watch.source_names():
+                return name
+        else:
+            own = self.tenancy.follows_of(guild)
+            if name in own:
+                return feed_key(url_of(own[name]))
+            if name in self._shared_sources():
+                return name
+        if not (guild is not None and name.startswith(SERVER_FEED_PREFIX)):
+            # A removed source's articles stay searchable (an import's too); one indexed read
+            # tells.
             page = await self.store.candidate_page(fts=None, source=name, limit=1)
             if page.articles:
                 return name
-        raise _no_source(name, self.source_names(guild))
+        # (the stored names by the index, a step each: counting every source's articles read
+        # the whole table; another server's feeds are not even named)
+        stored = await self.store.stored_sources(limit=KNOWN_SOURCES_READ)
+        raise _no_source(name, {*self.source_names(guild), *(
+            n for n in stored if guild is None or not n.startswith(SERVER_FEED_PREFIX))})
 
     def _shared_sources(self) -> list[str]:
         return [n for n in self.watch.source_names() if not n.startswith(SERVER_FEED_PREFIX)]

@@ -153,6 +153,31 @@ async def test_search_bad_input_is_a_clear_ephemeral_error(running: Running) -> 
     assert emu.validate_all() == []
 
 
+async def test_search_takes_a_source_whose_articles_are_stored_but_that_no_longer_runs(
+        running: Running) -> None:
+    """/search shows an imported source's articles by its name, and refused that name in its
+    ``source`` option as unknown (the command line took it)."""
+    from watchers.rules.lookup import index_terms, places_of
+    from watchers.store.base import ArticleRecord
+
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    old = Article(source="BBC News", guid="bbc-1", title="Troops gather at the border",
+                  text="An imported report.")
+    await running.engine.store.record_many([ArticleRecord(
+        old, [], [], index_terms(old.title, old.text), places=places_of(old.title, old.text))])
+    msg = await (await emu.send_interaction(
+        "search", {"query": "troops", "source": "BBC News"})).final_message()
+    assert not msg.ephemeral, msg.content
+    (embed,) = msg.embeds
+    assert "1 result(s)" in embed["footer"]["text"] and "border" in embed["description"]
+    refused = await (await emu.send_interaction(
+        "search", {"query": "troops", "source": "BBC Newz"})).final_message()
+    assert refused.ephemeral and "no source named 'BBC Newz'" in refused.content
+    assert "BBC News" in refused.content and "seeds" in refused.content
+    assert emu.validate_all() == []
+
+
 async def test_a_string_option_past_its_declared_length_is_refused_before_it_runs(
         running: Running) -> None:
     """Discord's client keeps to the declared 500 characters of a query; a request made by

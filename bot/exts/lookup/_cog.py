@@ -40,7 +40,6 @@ from bot.interactions import (
     reply,
     unquoted,
 )
-from watchers.errors import NewswatchError
 from watchers.models import Article, Match
 from watchers.rules import parse
 from watchers.store.base import MIN_PREFIX, StoryRecord
@@ -98,10 +97,10 @@ class LookupCog(NewswatchCog):
         # first answer in the public "thinking" message, so an error could not stay private.
         parse(query)
         guild = interaction.guild_id
-        if source is not None and source not in self.engine.source_names(guild):
-            known = self.engine.source_names(guild)
-            raise NewswatchError(truncate(f"no source named {source!r}; known: "
-                                          f"{', '.join(known) or 'none'}", 1500))
+        if source is not None:
+            # A running source, or one whose articles are stored (a removed one's, an
+            # import's): /search shows them by that name, and refused it as unknown.
+            await self.engine.source_key(source, guild=guild)
         await interaction.response.defer(thinking=True)
         found = await self.engine.search(query, since=since, source=source, limit=limit,
                                          order=order, guild=guild)
