@@ -216,8 +216,8 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
     for t in fuzzy_terms(node, threshold):
         if time.monotonic() > deadline:
             raise _OutOfTime
-        if _SPACED.search(t[0]) is not None:
-            continue  # not in the word list whole (see _fuzzy_unlisted): not narrowed
+        if _spaced_key(t[0], table):
+            continue  # not in the word list whole: not narrowed
         words[t] = [w for w in vocab.matching(t[0], t[1], table) if own_key(w)]
     expand: FuzzyKeys = lambda key, thr: words.get((key, thr))  # noqa: E731
 
@@ -241,22 +241,42 @@ _UNLISTED_FIELDS = ("url", "source")
 _SPACED = re.compile(r"\s")
 
 
-def _fuzzy_unlisted(node: Node, field: str | None = None) -> bool:
-    """Whether a fuzzy term of ``node`` reads a field of :data:`_UNLISTED_FIELDS`."""
+def _fuzzy_unlisted(node: Node, table: Aliases, field: str | None = None) -> bool:
+    """Whether a fuzzy term of ``node`` reads a field of :data:`_UNLISTED_FIELDS`, or may
+    match a key of several words (:func:`_spaced_key`)."""
     if isinstance(node, Term):
-        # (a key of several words, a ligature spelt out such as U+FDFA's, is listed as its
-        # words by a rebuild or a change in place: never found whole in the word list)
         return node.kind == "fuzzy" and ((node.field or field) in _UNLISTED_FIELDS
-                                         or _SPACED.search(node.key) is not None)
+                                         or _spaced_key(node.key, table))
     if isinstance(node, Phrase):
-        return any(_fuzzy_unlisted(w, node.field or field) for w in node.words)
+        return any(_fuzzy_unlisted(w, table, node.field or field) for w in node.words)
     if isinstance(node, Near):
-        return _fuzzy_unlisted(node.left, field) or _fuzzy_unlisted(node.right, field)
+        return (_fuzzy_unlisted(node.left, table, field)
+                or _fuzzy_unlisted(node.right, table, field))
     if isinstance(node, Not):
-        return _fuzzy_unlisted(node.child, field)
+        return _fuzzy_unlisted(node.child, table, field)
     if isinstance(node, (And, Or)):
-        return any(_fuzzy_unlisted(c, field) for c in node.children)
+        return any(_fuzzy_unlisted(c, table, field) for c in node.children)
     return False
+
+
+def _spaced_key(key: str, table: Aliases) -> bool:
+    """Whether a fuzzy term's key, or one of its aliases, is several words (a ligature spelt
+    out, U+FDFA's): a rebuild or a change in place lists such a key as its words, never
+    whole, so the word list cannot say which stored words the term matches."""
+    return any(_SPACED.search(k) is not None
+               for k in (key, *table.fuzzy_of(key), *table.of(key)))
+
+
+def _positive_regex(node: Node) -> bool:
+    """Whether ``node`` holds a regex that is not negated: one that runs out of its time on
+    an article (and counts as not matching) may then leave out an article that matches."""
+    if isinstance(node, Regex):
+        return True
+    if isinstance(node, Not):
+        return False
+    if isinstance(node, Near):
+        return _positive_regex(node.left) or _positive_regex(node.right)
+    return any(_positive_regex(c) for c in getattr(node, "children", ()))
 
 
 def _source_only(node: Node) -> bool:
@@ -459,10 +479,13 @@ async def search(
     # The fuzzy terms' words are those of titles and texts (the index's word list): a fuzzy
     # term of a link or a source name matched no stored article whose word was only there.
     # Such a query compares every word of each candidate, as a full scan does.
-    listed = None if _fuzzy_unlisted(node) else fuzzy
-    # Whether a regex ran out of its time on some article, which then counted as not
-    # matching: the answer may lack it, and says so (it said it was complete).
+    listed = None if _fuzzy_unlisted(node, table) else fuzzy
+    # Whether a regex ran out of its time on some article the query then did not match (it
+    # counts as not matching): the answer may lack that article, and says so (it said it was
+    # complete). Out of time under a NOT, or where the article matched anyway, it changed
+    # nothing a rule would not do alike.
     regex_over = False
+    positive_regex = _positive_regex(node)
 
     def match(article: Article) -> Match | None:
         nonlocal regex_over
@@ -479,7 +502,7 @@ async def search(
                             budget=regexes, fuzzy_candidates=listed, phrase_budget=phrases)
         if phrases.exhausted:
             raise _OutOfTime
-        if regexes.exhausted:
+        if regexes.exhausted and found is None and positive_regex:
             regex_over = True
         return found
 

@@ -412,3 +412,26 @@ async def test_a_fuzzy_term_whose_key_is_several_words_is_found_after_a_rebuild_
             assert match_query(query, prayer) is not None
             found = await search(store, query, limit=5)
             assert [h.article.title for h in found] == ["Prayer \ufdfa peace"], query
+
+
+async def test_a_fuzzy_term_whose_alias_is_several_words_is_found(tmp_path: Path) -> None:
+    # An alias whose key is several words (U+FDFA's) is never in the word list whole: the
+    # term was narrowed to the words it found there, which missed the article.
+    from watchers.rules.lookup import places_of
+    from watchers.store.base import ArticleRecord
+
+    aliases = {"pbuh": ["\ufdfa"]}
+    prayer = Article(source="s", guid="g", title="Prayer \ufdfa peace", text="Body.")
+    others = [Article(source="s", guid=f"o{i}", title=f"Pbuh talks {i}", text="Body.")
+              for i in range(3)]
+    async with await SqliteStore.open(tmp_path / "nw.db", places_of=places_of) as store:
+        await store.record_many([ArticleRecord(a, [], [], index_terms(a.title, a.text),
+                                               places=places_of(a.title, a.text))
+                                 for a in (prayer, *others)])
+        table = shipped_aliases(aliases)
+        for query in ("pbuh~", "pbuh", "title:pbuh~"):
+            expected = {a.title for a in (prayer, *others)
+                        if match_query(query, a, 85, table) is not None}
+            assert "Prayer \ufdfa peace" in expected, query
+            found = await search(store, query, limit=10, aliases=aliases)
+            assert {h.article.title for h in found} == expected, query

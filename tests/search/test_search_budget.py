@@ -63,3 +63,20 @@ async def test_a_regex_out_of_time_on_an_article_says_the_lookup_may_lack_it(
         quick = await search(store, "/match/", limit=10)
         assert ([h.article.title for h in quick], quick.truncated) == (
             ["Quadratic bait", "Fast one"], False)
+
+
+async def test_a_regex_out_of_time_where_it_changes_nothing_leaves_the_lookup_complete(
+        tmp_path: Path) -> None:
+    """Out of time on an article that matches through another branch of an OR, or under a
+    NOT (where out of time counts as not matching, for a rule alike), a regex leaves out no
+    article: the answer is complete and says so (it said the lookup ran out of time)."""
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        await record(store, Article(source="s", title="Quadratic bait", guid="slow",
+                                    text="b " * 30_000 + " here",
+                                    published=datetime(2024, 1, 2, tzinfo=UTC)))
+        await record(store, Article(source="s", title="Other bait", text="short",
+                                    guid="other", published=datetime(2024, 1, 1, tzinfo=UTC)))
+        for query in ("bait OR /[^!]*!!!|zzzq/", "bait -/[^!]*!!!|zzzq/"):
+            found = await search(store, query, limit=10)
+            assert ([h.article.title for h in found], found.truncated) == (
+                ["Quadratic bait", "Other bait"], False), query
