@@ -602,7 +602,8 @@ PROGRESS_EVERY_S = 5.0
 # Seconds `match` works before it shows how far it has got (a folder of a few files says
 # nothing).
 MATCH_QUIET_S = 1.0
-# Bad lines named one by one; past this only the count goes on.
+# Bad lines named one by one, and lines imported under a new id, each; past this only the
+# count goes on.
 MAX_BAD_SHOWN = 100
 
 
@@ -616,20 +617,31 @@ class _ImportReport:
         self.name = name
         self.bar = ProgressBar("import")
         self.bad_seen = 0
+        self.renamed_seen = 0
         self.lines = 0  # read so far, as the last progress report said
 
     def bad_line(self, number: int, reason: str) -> None:
         self.bad_seen += 1
-        if self.bad_seen <= MAX_BAD_SHOWN:
-            self.bar.clear()
-            say(f"{self.name}:{number}: {reason}")
-        elif self.bad_seen == MAX_BAD_SHOWN + 1:
-            self.bar.clear()
-            say("more bad lines; only their count is shown from here on")
+        self._named(self.bad_seen, f"{self.name}:{number}: {reason}",
+                    "more bad lines; only their count is shown from here on")
 
     def renamed(self, number: int, wanted: str, stored: str) -> None:
-        self.bad_line(number, f"its id {shown(wanted)!r} is another stored article's (other "
-                              f"content, another link): imported as {stored}")
+        # Imported, and no bad line: counted apart (they used up the bad lines' room, and the
+        # one bad line after a hundred of them was never named).
+        self.renamed_seen += 1
+        self._named(self.renamed_seen,
+                    f"{self.name}:{number}: its id {shown(wanted)!r} is another stored "
+                    f"article's (other content, another link): imported as {stored}",
+                    "more lines imported under a new id; only their count is shown from here "
+                    "on")
+
+    def _named(self, seen: int, line: str, past: str) -> None:
+        if seen <= MAX_BAD_SHOWN:
+            self.bar.clear()
+            say(line)
+        elif seen == MAX_BAD_SHOWN + 1:
+            self.bar.clear()
+            say(past)
 
     def progress(self, p: Any) -> None:
         self.lines = p.lines
@@ -895,8 +907,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         description="Load articles from FILE, one JSON object per line with id, title, text, "
                     "url, date (ISO 8601) and source; title is required. Each is stored with "
                     "the matches of the current rules, so /recent, /search and rule counts see "
-                    "it, and none alerts. Bad lines are named with their number and skipped; "
-                    "the exit status is 1 if there were any. Refuses to run while "
+                    "it, and none alerts. Bad lines are named with their number (the first "
+                    "100; the rest are counted) and skipped; the exit status is 1 if there "
+                    "were any. Refuses to run while "
                     "`newswatch run` uses the same database.")
     imp.add_argument("file", metavar="FILE")
     config_arg(imp)

@@ -607,6 +607,25 @@ def test_a_line_imported_under_a_new_id_is_named_with_it(workdir: Path) -> None:
                            ).fetchone() == ("Grain deal signed",)
 
 
+def test_lines_under_a_new_id_do_not_use_up_the_room_of_bad_lines(workdir: Path) -> None:
+    """120 lines imported under a new id filled the 100 lines of bad lines named, and the one
+    bad line after them was never named (and they were called "more bad lines")."""
+    def lines(source: str, title: str) -> list[str]:
+        return [json.dumps({"id": f"n{i}", "title": f"{title} {i}", "source": source,
+                            "date": "2022-01-20T10:00:00Z"}) for i in range(120)]
+
+    write_jsonl(workdir / "h1.jsonl", lines("a", "Troops mass"))
+    write_jsonl(workdir / "h2.jsonl", [*lines("b", "Grain deal"), '{"id": "zz", "title": ""}'])
+    assert nw("import", "h1.jsonl", "-c", "config.toml", cwd=workdir).returncode == 0
+    res = nw("import", "h2.jsonl", "-c", "config.toml", cwd=workdir)
+    assert res.returncode == 1
+    assert re.search(r"h2\.jsonl:121: .*title", res.stderr), res.stderr[-500:]
+    assert "more bad lines" not in res.stderr
+    assert "more lines imported under a new id" in res.stderr
+    assert len(re.findall(r"h2\.jsonl:\d+: its id", res.stderr)) == 100
+    assert "imported 120 (120 under a new id) · duplicates 0 · bad 1" in res.stderr
+
+
 async def test_an_overlong_line_is_named_and_read_past_without_being_held(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A line had no limit: a 200 MB line took 2 GB to import, a 1 GB line of zeros 3 GB to
