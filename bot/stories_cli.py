@@ -10,6 +10,7 @@ output line ``{"story": ID, "ids": [...]}``, stories of one article included.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
@@ -81,27 +82,14 @@ def _string(doc: dict[str, Any], field: str, *, required: bool) -> str | None:
     return storable(value)  # a lone surrogate ("\ud800") would fail when printed
 
 
-def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object that gives each field read once: a repeated "id" was taken silently
-    (the last one), and the first id was then in no story. Another key may repeat, as for
-    `newswatch import` (the same line format)."""
-    from watchers.importer import FIELDS
-
-    doc: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in doc and name in FIELDS:
-            raise _Bad(f"{name!r} appears twice in the object")
-        doc[name] = value
-    return doc
-
-
 def _parse(raw: str, now: datetime) -> StoryInput | None:
     if not raw.strip():
         return None
-    from watchers.models import believed, json_int
+    from watchers.importer import LINE_OBJECTS, repeated_field
+    from watchers.models import believed, loads_json
 
     try:
-        doc = json.loads(raw, object_pairs_hook=_one_each, parse_int=json_int)
+        doc = loads_json(raw, LINE_OBJECTS)
     except json.JSONDecodeError as exc:
         from watchers.importer import json_problem
 
@@ -112,6 +100,10 @@ def _parse(raw: str, now: datetime) -> StoryInput | None:
         from watchers.models import json_kind
 
         raise _Bad(f"expected a JSON object, got {json_kind(doc)}")
+    if (twice := repeated_field(doc)) is not None:
+        # a repeated "id" was taken silently (the last one), and the first id was then in
+        # no story; a key of an object inside the line may repeat, as for `newswatch import`
+        raise _Bad(f"{twice!r} appears twice in the object")
     ident = _string(doc, "id", required=True)
     title = _string(doc, "title", required=True)
     date_raw = _string(doc, "date", required=True)
@@ -244,6 +236,13 @@ def run(args: argparse.Namespace) -> int:
         bar.update(done / total, f"{done:,} of {total:,} articles placed in stories",
                    finished=done == total, every=_PROGRESS_SECONDS)
 
+    # As `newswatch import` places them: in the order of their dates, one dated ahead of
+    # now (within the day believed) placed at now, the time it was read (it was placed at its
+    # own date, and two reports 60 hours apart as dated were one story in the import and two
+    # here).
+    now = datetime.now(UTC)
+    items = [it if it.date <= now else dataclasses.replace(it, date=now)
+             for it in sorted(items, key=lambda it: it.date)]
     stories = cluster(items, window, on_progress=progress)
     bar.done()
     out = sys.stdout

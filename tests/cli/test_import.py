@@ -261,6 +261,9 @@ async def test_progress_after_each_batch_adds_up(tmp_path: Path) -> None:
     # the last of two was kept, the first lost without a word
     (b'{"id": "d2", "id": "d3", "title": "x y z"}', "'id' appears twice in the object"),
     (b'{"title": "a", "text": "b", "title": "c"}', "'title' appears twice in the object"),
+    # (an object inside the line may repeat any key: not the line's fields)
+    (b'{"id": "n1", "meta": {"id": 1, "id": 2}, "title": "t", "id": "n2"}',
+     "'id' appears twice in the object"),
     (b'{"title": "x", "date": 20220101}', "'date' must be an ISO 8601 string, not a number"),
     (b'{"title": "x", "date": "2022-13-01"}', "'date' is not an ISO 8601 date"),
     # a leap second on the calendar's last day: past its end, not "not ISO 8601"
@@ -295,6 +298,10 @@ def test_a_field_name_found_twice_in_a_line_is_no_repeat_unless_it_is_one() -> N
                          '"extra": {"id": 1, "name": 2}, "more": 1, "more": 2}')
     assert article is not None
     assert (article.title, article.id, article.text) == ("id", "title", 'a "url" and "url"')
+    # an object inside the line may repeat a field's name: the line gives each field once
+    nested = parse_line('{"id": "n1", "title": "Nested", "meta": {"id": 1, "id": 2}, '
+                        '"tags": [{"source": "a", "source": "b"}]}')
+    assert nested is not None and (nested.id, nested.source) == ("n1", "import")
 
 
 def test_a_line_keeps_its_id_date_and_source() -> None:

@@ -130,6 +130,24 @@ def test_dates_are_read_as_the_import_reads_them(tmp_path: Path,
     assert "2017-01-01 00:00" in out and "0999-06-15 00:00" in out
 
 
+def test_a_date_ahead_of_now_is_placed_at_now_as_the_import_places_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A date within the day ahead is believed, and the import places such an article when
+    it was read: here it was placed at its own date, and two reports 60 hours apart as dated
+    (40 hours apart as placed) were one story in the import and two here."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    f = write(tmp_path / "a.jsonl", [
+        {"id": "fa", "title": "Volcano erupts on La Palma, lava reaches the sea",
+         "date": (now - timedelta(hours=40)).isoformat(), "source": "a.org"},
+        {"id": "fb", "title": "La Palma volcano erupts, lava reaches the sea",
+         "date": (now + timedelta(hours=20)).isoformat(), "source": "b.org"},
+    ])
+    assert stories_cli.run(parse(str(f), "--json")) == 0
+    assert groups(capsys.readouterr().out) == [{"fa", "fb"}]
+
+
 @pytest.mark.parametrize(("line", "says"), [
     ("not json", "invalid JSON"),
     ("[1, 2]", "expected a JSON object"),
@@ -288,10 +306,13 @@ def test_a_key_the_stories_do_not_read_may_repeat_as_for_import(
     """The import line format: a repeated key other than the six fields is no bad line (it
     was for `stories` alone, and the same file imported whole)."""
     line = '{"id": "x9", "title": "Extra", "extra": 1, "extra": 2, "date": "2022-01-01"}'
-    f = write(tmp_path / "a.jsonl", [ARTICLES[0], line])
+    # an object inside the line may repeat one of the six fields' names too
+    nested = ('{"id": "x8", "title": "Nested", "date": "2022-01-01", "meta": {"id": 1, "id": 2},'
+              ' "tags": [{"source": "a", "source": "b"}]}')
+    f = write(tmp_path / "a.jsonl", [ARTICLES[0], line, nested])
     assert stories_cli.run(parse(str(f), "--json")) == 0
     ids = [i for s in map(json.loads, capsys.readouterr().out.splitlines()) for i in s["ids"]]
-    assert "x9" in ids
+    assert "x9" in ids and "x8" in ids
 
 
 @pytest.mark.parametrize("date", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
