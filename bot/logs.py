@@ -52,8 +52,18 @@ def shown(text: str) -> str:
 def json_line(value: object) -> str:
     """``value`` as one line of JSON for standard output: characters as they are where it
     writes UTF-8, else as ``\\uXXXX`` escapes (a terminal in ASCII or Latin-1 wrote what it
-    could not encode as Python's ``\\xe9`` or ``\\U0001f600``, which no JSON reader takes)."""
-    return json.dumps(value, ensure_ascii=encoding_of(sys.stdout) not in ("utf-8", "utf8"))
+    could not encode as Python's ``\\xe9`` or ``\\U0001f600``, which no JSON reader takes).
+    The characters other than ``\\n`` that line readers split on (U+0085, U+2028, U+2029;
+    JSON escapes the other controls) are escaped too: a title holding one made two "lines"
+    of one object for Python's ``splitlines`` and for JavaScript."""
+    text = json.dumps(value, ensure_ascii=encoding_of(sys.stdout) not in ("utf-8", "utf8"))
+    if not text.isascii():
+        text = text.translate(_LINE_BREAKS)
+    return text
+
+
+# Characters str.splitlines breaks at that JSON leaves as they are (inside strings).
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def encoding_of(stream: object) -> str:

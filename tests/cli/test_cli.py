@@ -247,6 +247,29 @@ def test_json_lines_read_as_json_whatever_the_terminal_encodes(
         assert json.loads(line.decode("ascii"))[field] == value, (args, line)
 
 
+def test_json_lines_are_one_line_each_whatever_separators_a_title_holds(
+        tmp_path: Path) -> None:
+    """A title or an id holding U+2028, U+2029 or U+0085 (which JSON leaves as they are) was
+    written raw under a UTF-8 output: Python's splitlines (and JavaScript) read two lines of
+    one object, and a script's json.loads failed. Escaped now: one line an object."""
+    title = "Breaking\u2028news\x85from\u2029Kyiv troops"
+    (tmp_path / "a.jsonl").write_text(json.dumps(
+        {"id": "x1\u2028", "title": title, "text": "", "url": "https://x.example/1",
+         "date": "2022-02-01T10:00:00Z", "source": "s"}) + "\n", encoding="utf-8")
+    (tmp_path / "nw.toml").write_text('[storage]\npath = "nw.db"\n')
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    assert subprocess.run([*EXE, "import", "a.jsonl", "-c", "nw.toml"], cwd=tmp_path, env=env,
+                          capture_output=True, timeout=60).returncode == 0
+    for args, field, value in [
+            (["search", "troops", "-c", "nw.toml", "--json"], "title", title),
+            (["stories", "a.jsonl", "--json"], "ids", ["x1\u2028"])]:
+        res = subprocess.run([*EXE, *args], cwd=tmp_path, capture_output=True, env=env,
+                             timeout=60)
+        assert res.returncode == 0, res.stderr
+        (line,) = res.stdout.decode("utf-8").splitlines()
+        assert json.loads(line)[field] == value, (args, line)
+
+
 def test_match_explain_and_bad_query(workdir: Path) -> None:
     res = nw("match", "kyiv~", "--explain", cwd=workdir)
     assert res.returncode == 0 and "Kiev" in res.stdout and "alias" in res.stdout.lower()
