@@ -132,8 +132,10 @@ def render_trend(trend: Trend, *, width_px: int = 1100, height_px: int = 620) ->
 
     # A control character (a NUL in a typed query) has no glyph: matplotlib warned of each.
     label = "".join(c if c.isprintable() else " " for c in trend.label)
+    # The query as typed: matplotlib reads text between two "$" as a formula ("$5 billion"
+    # OR "$10 billion" failed to draw, "$80 OR $90" lost its signs and spaces).
     heading = ax.set_title(label, fontsize=big, fontweight="bold", loc="left",
-                           pad=36 * scale)
+                           pad=36 * scale, parse_math=False)
     note = f"{trend.total:,} matches · {len(surges)} surge{'s' if len(surges) != 1 else ''}"
     if trend.truncated:
         note += " · partial"

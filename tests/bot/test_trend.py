@@ -137,7 +137,10 @@ def test_chart_is_deterministic_and_sized() -> None:
         render_trend(series, width_px=100, height_px=100)
 
 
-@pytest.mark.parametrize("label", ["troops\x00russia", "kyiv OR " * 60, "a\x07\u200e" * 40])
+@pytest.mark.parametrize("label", ["troops\x00russia", "kyiv OR " * 60, "a\x07\u200e" * 40,
+                                   # two "$": read as a formula, which failed to draw
+                                   '"$5 billion" OR "$10 billion"', '"$\\foo$"',
+                                   "oil $80 OR $90 barrel " * 8])
 def test_a_chart_of_any_label_draws_without_warnings(label: str) -> None:
     """A NUL in a typed query (no glyph) and a query wider than the picture (the layout gave
     up) made matplotlib warn; with warnings as errors, /trend failed in public."""
@@ -147,3 +150,22 @@ def test_a_chart_of_any_label_draws_without_warnings(label: str) -> None:
     png = render_trend(series)  # the suite runs with warnings as errors
     with Image.open(io.BytesIO(png)) as image:
         assert image.size == (1100, 620)
+
+
+def test_a_chart_title_shows_dollar_signs_as_typed() -> None:
+    # "$80 OR $90" was drawn as a formula: "80OR90" in italics, its signs and spaces gone.
+    import matplotlib.text
+
+    end = datetime(2022, 2, 1, tzinfo=UTC)
+    times = sorted(end - timedelta(hours=h, minutes=5) for h in range(1, 50))
+    shown: list[tuple[str, bool]] = []
+    real = matplotlib.text.Text.draw
+
+    def draw(self: matplotlib.text.Text, renderer: object) -> None:
+        shown.append((self.get_text(), self.get_parse_math()))
+        real(self, renderer)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(matplotlib.text.Text, "draw", draw)
+        render_trend(trend("oil $80 OR $90 barrel", times, end - timedelta(days=1), end))
+    assert ("oil $80 OR $90 barrel", False) in shown
