@@ -56,6 +56,10 @@ async def test_a_trend_in_buckets_that_never_end_is_refused_not_a_hung_loop(
                 await asyncio.wait_for(engine.trend("russia", since=since), 10)
         with pytest.raises(TypeError, match=r"since: a datetime\.timedelta, not int"):
             await engine.trend("russia", since=odd(3600))
+        # a century of days by the default bucket: 36,501 bars (half a minute to draw)
+        with pytest.raises(ValueError, match=r"since: 36,501 buckets of 1 day, 0:00:00 in "
+                                             r"36500 days, 0:00:00; at most 10,000"):
+            await asyncio.wait_for(engine.trend("russia", since=timedelta(days=36500)), 10)
         # what the front ends ask still works: hours up to 3 days, days beyond
         hourly = await engine.trend("russia", since=timedelta(days=1))
         assert hourly.bucket == timedelta(hours=1) and 24 <= len(hourly.points) <= 25
