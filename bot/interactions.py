@@ -39,11 +39,13 @@ from bot.embeds import code_text, escape, truncate, visible
 from watchers.config import format_duration, parse_duration
 from watchers.engine import Engine
 from watchers.errors import ConfigError, NewswatchError, QuerySyntaxError
+from watchers.importer import MAX_ID_BYTES
 
 log = logging.getLogger("newswatch")
 
 __all__ = [
     "ADMIN_PERMISSIONS",
+    "MAX_ID_LENGTH",
     "ONLY_IN_SERVERS",
     "Duration",
     "LookupLimits",
@@ -73,6 +75,11 @@ __all__ = [
 ADMIN_PERMISSIONS = discord.Permissions(manage_guild=True)
 NOT_ENABLED = "newswatch is not enabled in this server."
 ONLY_IN_SERVERS = "newswatch commands work only inside a server."
+
+# The longest article id an option takes: an imported line's id may be up to 1,000 bytes (the
+# import's MAX_ID_BYTES), and every id a result shows can be looked up (/article took 4 to 64
+# characters: "42" or a long link-shaped id could never be opened).
+MAX_ID_LENGTH = MAX_ID_BYTES
 
 
 class NotAdmin(app_commands.CheckFailure):

@@ -178,6 +178,26 @@ async def test_search_takes_a_source_whose_articles_are_stored_but_that_no_longe
     assert emu.validate_all() == []
 
 
+async def test_article_opens_any_id_a_result_shows(running: Running) -> None:
+    """An import keeps the file's ids (up to 1,000 bytes), which results show: /article took 4
+    to 64 characters, so "t1" or a long link-shaped id could never be opened."""
+    from watchers.rules.lookup import index_terms, places_of
+    from watchers.store.base import ArticleRecord
+
+    emu = running.emu
+    await running.wait_for(lambda: len(emu.messages(running.alerts_channel)) >= 5)
+    long_id = "https://example.org/news/2022/02/01/" + "troops-gather-at-the-border-" * 3
+    for ident in ("t1", long_id):
+        a = Article(id=ident, source="import", title=f"Troops gather {len(ident)}",
+                    text="An imported report.")
+        await running.engine.store.record_many([ArticleRecord(
+            a, [], [], index_terms(a.title, a.text), places=places_of(a.title, a.text))])
+        msg = await (await emu.send_interaction("article", {"id": ident})).final_message()
+        assert not msg.ephemeral, msg.content
+        assert f"Troops gather {len(ident)}" in msg.embeds[0]["title"]
+    assert emu.validate_all() == []
+
+
 async def test_a_string_option_past_its_declared_length_is_refused_before_it_runs(
         running: Running) -> None:
     """Discord's client keeps to the declared 500 characters of a query; a request made by

@@ -31,6 +31,7 @@ from bot.embeds import (
 )
 from bot.exts.lookup._views import PagedResults
 from bot.interactions import (
+    MAX_ID_LENGTH,
     Duration,
     NewswatchCog,
     RuleName,
@@ -130,7 +131,7 @@ class LookupCog(NewswatchCog):
     @app_commands.guild_only()
     @app_commands.describe(id="the article id shown in alerts and results")
     async def article(self, interaction: discord.Interaction[Any],
-                      id: app_commands.Range[str, 4, 64]) -> None:
+                      id: app_commands.Range[str, 1, MAX_ID_LENGTH]) -> None:
         """One article: an excerpt and every rule that matched it, and why."""
         id = unquoted(id)  # as /story takes one
         guild = interaction.guild_id

@@ -34,6 +34,7 @@ from bot.embeds import (
     truncate,
 )
 from bot.interactions import (
+    MAX_ID_LENGTH,
     Duration,
     NewswatchCog,
     OptionError,
@@ -217,7 +218,7 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
                                                     "the rule matched)")
     async def preview(self, interaction: discord.Interaction[Any],
                       name: app_commands.Transform[str, RuleName],
-                      article: app_commands.Range[str, 1, 200] | None = None) -> None:
+                      article: app_commands.Range[str, 1, MAX_ID_LENGTH] | None = None) -> None:
         """Show the message a rule would post for a stored article (only to you)."""
         engine = self.engine
         guild = interaction.guild_id
