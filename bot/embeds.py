@@ -981,9 +981,22 @@ def rules_embed(views: Sequence[RuleView]) -> discord.Embed:
         lines.append(f"**{escape(r.name)}** → `{code_text(r.channel)}` · {r.severity} · "
                      f"{v.matches_7d} in 7d{feedback}{slow}{muted}\n"
                      f"`{code_text(truncate(r.query, 200))}`")
-    return fit_embed(discord.Embed(title=f"{len(views)} rule(s)", colour=SEVERITY_COLOURS["info"],
-                                   description=truncate("\n".join(lines) or "No rules.",
-                                                        LIMITS["description"])))
+    # Whole rules only, and those left out counted (they were cut mid-query, and the rest
+    # dropped without a word): the footer names how many.
+    kept: list[str] = []
+    room = LIMITS["description"]
+    for entry in lines:
+        need = len(entry) + (1 if kept else 0)
+        if need > room:
+            break
+        kept.append(entry)
+        room -= need
+    embed = discord.Embed(title=f"{len(views)} rule(s)", colour=SEVERITY_COLOURS["info"],
+                          description="\n".join(kept) or "No rules.")
+    if rest := len(lines) - len(kept):
+        embed.set_footer(text=f"… and {_plural(rest, 'more rule')}, not shown (the list is "
+                              "longer than a message holds)")
+    return fit_embed(embed)
 
 
 def sources_embed(views: Sequence[SourceView]) -> discord.Embed:

@@ -310,6 +310,24 @@ def test_a_rule_list_fits_the_total() -> None:
     assert embed.footer.text and embed.footer.text.startswith("Global")
 
 
+def test_a_rule_list_longer_than_a_message_shows_whole_rules_and_counts_the_rest() -> None:
+    # 20 rules of long queries: 17 were shown, the last cut mid-query, and nothing said three
+    # were left out.
+    views = [RuleView(RuleConfig(name=f"rule-{i:02d}", query=f"zebra{i} OR " + "x" * 240),
+                      None, i) for i in range(20)]
+    embed = rules_embed(views)
+    check_limits(embed)
+    assert embed.description is not None
+    shown = embed.description.count("**rule\\-")
+    assert 0 < shown < 20
+    assert embed.description.rstrip().endswith("`")  # whole entries only
+    assert embed.footer.text == (f"… and {20 - shown} more rules, not shown (the list is "
+                                 "longer than a message holds)")
+    few = rules_embed(views[:3])
+    assert few.description is not None and few.description.count("**rule\\-") == 3
+    assert not few.footer.text
+
+
 def test_an_article_matched_by_many_wordy_rules_fits_the_total() -> None:
     words = [f"word{i:02d}" for i in range(40)]
     article = Article(id="a1", source="wire", title="Many words",

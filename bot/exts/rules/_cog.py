@@ -158,8 +158,10 @@ class RulesCog(NewswatchCog, commands.GroupCog, group_name="rules",
         embed = rules_embed(views)
         shared = [v.rule.name for v in views if v.is_global]
         if interaction.guild_id is not None and shared:
-            embed.set_footer(text=truncate("Global (every server, from the config file): "
-                                           + ", ".join(shared), LIMITS["footer"]))
+            # (after the count of rules left out, which it kept replacing)
+            left = f"{embed.footer.text} · " if embed.footer.text else ""
+            embed.set_footer(text=truncate(f"{left}Global (every server, from the config "
+                                           "file): " + ", ".join(shared), LIMITS["footer"]))
         await reply(interaction, embed=fit_embed(embed))
 
     @app_commands.command(name="test")
