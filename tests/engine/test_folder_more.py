@@ -142,6 +142,7 @@ async def test_polls_in_a_row_are_counted_afresh_once_a_source_is_read_through(
     (an hour here) with files left."""
     monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
     monkeypatch.setattr(service_module, "ONCE_POLLS", 2)
+    monkeypatch.setattr(folder_module, "MIN_FILE_CHARGE", 0)  # by their bytes alone
     inbox = tmp_path / "inbox"
     inbox.mkdir()
 

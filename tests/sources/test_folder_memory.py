@@ -88,6 +88,22 @@ async def test_a_folder_larger_than_a_poll_reads_is_read_over_several_polls_each
                                                                       whole.articles)
 
 
+async def test_many_tiny_files_are_read_a_few_thousand_a_poll(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each article costs kilobytes to hold whatever its file's size: 150,000 files of 22
+    bytes (3.3 MB, under a poll's 16 MiB) were one poll of 1.1 GB. A file counts at least
+    MIN_FILE_CHARGE against the poll's bytes (here 10 KB of 1 KB: ten files a poll)."""
+    monkeypatch.setattr(folder_module, "POLL_BYTES", BUDGET)
+    monkeypatch.setattr(folder_module, "MIN_FILE_CHARGE", 1_000)
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    titles = write_files(folder, [30] * 25)
+    src = FolderSource("drop", folder, settle=timedelta(0))
+    polls, _ = await polls_until_quiet(src, {})
+    assert [len(p.articles) for p in polls if p.articles] == [10, 10, 5]
+    assert sorted(a.title for p in polls for a in p.articles) == sorted(titles.values())
+
+
 async def test_files_changed_after_they_were_read_are_read_again_once_over_several_polls(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file the cursor knows, changed and left for a later poll, keeps its earlier entry
