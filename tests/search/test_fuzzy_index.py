@@ -326,25 +326,34 @@ async def test_a_fuzzy_term_reads_no_article_for_a_word_it_matches_only_as_writt
     assert found.scanned == 1
 
 
+def _engines_store(path: Path) -> Any:
+    """The store at ``path`` opened as the engine opens it (its words, places and keys)."""
+    from watchers.rules.lookup import places_of
+    from watchers.rules.text import KEYS_VERSION
+
+    return SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
+                            places_of=places_of)
+
+
+def record(a: Article) -> Any:
+    """``a``'s record with its words and places, as the engine writes it."""
+    from watchers.rules.lookup import places_of
+    from watchers.store.base import ArticleRecord
+
+    return ArticleRecord(a, [], [], index_terms(a.title, a.text),
+                         places=places_of(a.title, a.text))
+
+
 async def test_a_reader_open_across_a_rebuild_reads_the_new_word_list_whole(
         tmp_path: Path) -> None:
     # A rebuild lists the words afresh in a new table numbered from 1, with fewer rows than
     # the old one held (an article changed 30 times had listed each version's words); a
     # reader that had read the old list read on from its old rowid, and its fuzzy terms,
     # prefixes and regexes never found what was stored after the rebuild.
-    from watchers.rules.lookup import places_of
-    from watchers.rules.text import KEYS_VERSION
-    from watchers.store.base import ArticleRecord
-
     path = tmp_path / "nw.db"
 
     def writer() -> Any:
-        return SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
-                                places_of=places_of)
-
-    def record(a: Article) -> ArticleRecord:
-        return ArticleRecord(a, [], [], index_terms(a.title, a.text),
-                             places=places_of(a.title, a.text))
+        return _engines_store(path)
 
     async with await writer() as store:
         stored = await store.record_many([record(Article(
@@ -378,20 +387,11 @@ async def test_a_fuzzy_term_whose_key_is_several_words_is_found_after_a_rebuild_
         tmp_path: Path, how: str) -> None:
     # U+FDFA's key is four Arabic words: a rebuild and a change in place list it as its words,
     # never whole, and the fuzzy term expanded to nothing.
-    from watchers.rules.lookup import places_of
-    from watchers.rules.text import KEYS_VERSION
-    from watchers.store.base import ArticleRecord
-
     path = tmp_path / "nw.db"
     prayer = Article(source="s", guid="g", title="Prayer \ufdfa peace", text="Body.")
 
     def writer() -> Any:
-        return SqliteStore.open(path, terms_of=index_terms, keys_version=KEYS_VERSION,
-                                places_of=places_of)
-
-    def record(a: Article) -> ArticleRecord:
-        return ArticleRecord(a, [], [], index_terms(a.title, a.text),
-                             places=places_of(a.title, a.text))
+        return _engines_store(path)
 
     others = [Article(source="s", guid=f"o{i}", title=f"Talks {i}", text="Body.")
               for i in range(5)]
@@ -417,17 +417,12 @@ async def test_a_fuzzy_term_whose_key_is_several_words_is_found_after_a_rebuild_
 async def test_a_fuzzy_term_whose_alias_is_several_words_is_found(tmp_path: Path) -> None:
     # An alias whose key is several words (U+FDFA's) is never in the word list whole: the
     # term was narrowed to the words it found there, which missed the article.
-    from watchers.rules.lookup import places_of
-    from watchers.store.base import ArticleRecord
-
     aliases = {"pbuh": ["\ufdfa"]}
     prayer = Article(source="s", guid="g", title="Prayer \ufdfa peace", text="Body.")
     others = [Article(source="s", guid=f"o{i}", title=f"Pbuh talks {i}", text="Body.")
               for i in range(3)]
-    async with await SqliteStore.open(tmp_path / "nw.db", places_of=places_of) as store:
-        await store.record_many([ArticleRecord(a, [], [], index_terms(a.title, a.text),
-                                               places=places_of(a.title, a.text))
-                                 for a in (prayer, *others)])
+    async with await _engines_store(tmp_path / "nw.db") as store:
+        await store.record_many([record(a) for a in (prayer, *others)])
         table = shipped_aliases(aliases)
         for query in ("pbuh~", "pbuh", "title:pbuh~"):
             expected = {a.title for a in (prayer, *others)
