@@ -288,30 +288,6 @@ async def test_run_time_rules_and_sources_are_config_models(backend: Backend) ->
         assert [x.name for x in await s.list_sources()] == ["drop"]
 
 
-async def test_a_run_time_rule_removed_takes_its_matches_and_surge_with_it(
-        backend: Backend) -> None:
-    # Kept by the rule's key, the old rule's matches and last surge were the next rule's given
-    # the same name: /recent, /trend and /rules list showed them as its own.
-    now = datetime.now(UTC)
-    watch = RuleConfig(name="watch", query="grizzly", guild_id=7)
-    a = Article(source="s", guid="g1", title="A grizzly near Lviv", text="Seen.")
-    async with await backend.open() as s:
-        await s.put_rule(watch)
-        await put(s, a, [Match(rule=watch.key, article_id=a.id, score=1.0)])
-        await put(s, Article(source="s", guid="g2", title="Troops", text="x"),
-                  [Match(rule="troops", article_id=Article(source="s", guid="g2", title="Troops",
-                                                         text="x").id, score=1.0)])
-        await s.add_surge(watch.key, "ops", "surge", now)
-        assert (await s.rule_match_counts()).get(watch.key) == 1
-        assert await s.last_surge(watch.key) is not None
-        assert await s.delete_rule(watch.key)
-        await s.put_rule(watch.model_copy(update={"query": "zebra"}))
-        assert watch.key not in await s.rule_match_counts()
-        assert await s.first_match(watch.key) is None
-        assert await s.last_surge(watch.key) is None
-        assert await s.rule_match_counts() == {"troops": 1}  # another rule's are kept
-
-
 async def test_a_stored_rule_that_no_longer_validates_is_skipped_with_a_warning(
         backend: Backend, caplog: pytest.LogCaptureFixture) -> None:
     async with await backend.open() as s:

@@ -140,11 +140,8 @@ class RuntimeModels:
 
     async def delete_rule(self, key: str) -> bool:
         """Remove the run-time rule of this key (``RuleConfig.key``) and, in the same
-        transaction, its mute, its matches and its last surge; False if there is no such rule.
-        Kept by the key, they outlived their rule and were the next rule's given the same
-        name: a mute silenced it with no word of it, and the old rule's matches showed as its
-        own in /recent, /trend, /rules list and its first surge. (A rule of the config file
-        keeps them: one taken out and put back is the same rule.)"""
+        transaction, its mute; False if there is no such rule. A mute kept by the key outlived
+        its rule and silenced the next rule given the same name, with no word of it."""
         return await self._delete("rules", key)
 
     async def list_sources(self) -> list[SourceConfig]:

@@ -241,8 +241,7 @@ class StateMixin(RuntimeModels):
         async with self._db.tx() as conn:
             removed = rowcount(await conn.execute("DELETE FROM rules WHERE name = $1", key))
             if removed:
-                for kept in ("mutes", "matches", "surges"):  # (see delete_rule)
-                    await conn.execute(f"DELETE FROM {kept} WHERE rule = $1", key)
+                await conn.execute("DELETE FROM mutes WHERE rule = $1", key)  # (see delete_rule)
             return removed > 0
 
     # ------------------------------------------------------------- mutes

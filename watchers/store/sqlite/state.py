@@ -161,8 +161,7 @@ class StateMixin(RuntimeModels):
         async with self._db.tx() as tx:
             cur = await tx.execute(f"DELETE FROM {table} WHERE name = ?", (key,))
             if table == "rules" and cur.rowcount > 0:
-                for kept in ("mutes", "matches", "surges"):  # (see delete_rule)
-                    await tx.execute(f"DELETE FROM {kept} WHERE rule = ?", (key,))
+                await tx.execute("DELETE FROM mutes WHERE rule = ?", (key,))  # (see delete_rule)
             return cur.rowcount > 0
 
     # ------------------------------------------------------------- mutes
