@@ -1343,7 +1343,7 @@ class Engine:
                           source.origin, state)
 
     async def _start_and_store(self, source: FeedSourceConfig) -> None:
-        await self.watch.add_source(source)
+        await self.watch.add_source(source, fresh=True)  # (one removed before starts afresh)
         try:
             await self.store.put_source(source)
         except BaseException:
@@ -1423,11 +1423,14 @@ class Engine:
             if running is not None:
                 await self.watch.remove_source(key)
             return
+        # A feed nobody followed until now starts afresh (see WatchService.add_source); one
+        # restarted at another interval keeps its state.
+        fresh = running is None
         if running is not None and running.every != wanted.every:
             await self.watch.remove_source(key)
             running = None
         if running is None:
-            await self.watch.add_source(wanted)
+            await self.watch.add_source(wanted, fresh=fresh)
         self.watch.audiences[key] = self.tenancy.audience(url)
 
     @_one_change

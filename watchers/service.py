@@ -415,13 +415,23 @@ class WatchService:
         """The names of the sources run with an embedder's own poller (see add_source)."""
         return {name for name, r in self._running.items() if r.own}
 
-    async def add_source(self, config: SourceConfig, source: Source | None = None) -> None:
+    async def add_source(self, config: SourceConfig, source: Source | None = None, *,
+                         fresh: bool = False) -> None:
         """Run another source: built from ``config``, or ``source`` itself when given (an
-        embedder's own Source implementation, scheduled by ``config``)."""
+        embedder's own Source implementation, scheduled by ``config``). ``fresh``: a source
+        nobody polled until now (one added again after its removal, a feed a server follows
+        after the last follower left) starts with no state: its first poll is a baseline and
+        an earlier pause is gone (the state left under its name made what the feed published
+        meanwhile alert, and a dead URL's pause come back)."""
         if config.name in self._running:
             raise NewswatchError(f"a source named {config.name!r} already exists")
         running = _Running(config, source or build_source(config, self.context),
                            own=source is not None)
+        if fresh and not self.shared:
+            self._book.save(SourceState(name=config.name))
+            await self._book.flush()
+            self._answered.pop(config.name, None)
+            self._skips_told.pop(config.name, None)
         self._running[config.name] = running
         self._name_outlets([config])
         if self._started and self.shared:

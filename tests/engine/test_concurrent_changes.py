@@ -115,3 +115,31 @@ async def test_a_rule_the_store_refuses_takes_back_only_itself(tmp_path: Path) -
         assert not isinstance(good, BaseException)
         assert sorted(engine.rule_names()) == ["any", "good"]
         await agree(engine)
+
+
+async def test_a_source_added_again_after_its_removal_starts_with_a_baseline(
+        tmp_path: Path) -> None:
+    """Its state stayed under its name: added again, it was no new source (no baseline), and
+    what the feed published while it was removed alerted at once; a pause came back too."""
+    from tests.fakes.sinks import RecordingSink
+
+    sink = RecordingSink()
+    async with FeedServer() as feeds, open_engine(config(tmp_path), start=False,
+                                                  default_sink=sink) as engine:
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"))))
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")})
+        await engine.run_once()  # the first poll: a baseline
+        assert await engine.remove_source("wire")
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"),
+                                          *((f"n{i}", f"Troops move {i}") for i in range(4)))))
+        view = await engine.add_source({"name": "wire", "url": feeds.url("/wire")})
+        assert (view.state.polls, view.state.last_success, view.state.paused) == (0, None, False)
+        (report,) = [r for r in await engine.run_once() if r.source == "wire"]
+        assert report.baseline
+        await engine.delivery.drain()
+        assert [a.article.title for a in sink.alerts] == []
+        # and afterwards it alerts what is new, as any source does
+        feeds.set("/wire", Route(body=rss(("n9", "Troops cross the river"))))
+        await engine.run_once()
+        await engine.delivery.drain()
+        assert [a.article.title for a in sink.alerts] == ["Troops cross the river"]

@@ -819,3 +819,26 @@ async def test_a_follows_backfill_lets_the_first_polls_newest_items_alert(tmp_pa
             await engine.add_source({"name": "same", "url": feeds.url("/wire")}, guild=B)
             await engine.run_once()
             assert [a.route for a in sink.alerts] == [route, route]  # two of the three
+
+
+async def test_a_feed_followed_again_after_its_last_follower_left_starts_with_a_baseline(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    """Its state stayed under the feed's key: the next server to follow it got no baseline,
+    and everything the feed published while nobody followed it alerted that server."""
+    sink = RecordingSink()
+    async with open_engine(config(tmp_path), start=False, default_sink=sink) as engine:
+        await engine.add_source({"name": "wire", "url": feeds.url("/wire")}, guild=A)
+        await engine.run_once()  # A's baseline
+        assert await engine.remove_source("wire", guild=A)
+        feeds.set("/wire", Route(body=rss(("g1", "Troops gather near Kharkiv"),
+                                          *((f"n{i}", f"Troops move {i}") for i in range(4)))))
+        view = await engine.add_source({"name": "news", "url": feeds.url("/wire")}, guild=B)
+        assert (view.state.polls, view.state.last_success) == (0, None)
+        await server_rule(engine, B, "troops", "troops")
+        await engine.run_once()  # B's baseline: nothing of the gap alerts
+        await engine.delivery.drain()
+        assert sink.alerts == []
+        feeds.set("/wire", Route(body=rss(("n9", "Troops cross the river"))))
+        await engine.run_once()
+        await engine.delivery.drain()
+        assert [a.article.title for a in sink.alerts] == ["Troops cross the river"]
