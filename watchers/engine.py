@@ -117,7 +117,7 @@ from watchers.store.base import (
 from watchers.stories import StoryIndex
 from watchers.surge import Trend
 from watchers.tenancy import Tenancy, feed_key, url_of
-from watchers.trends import HOURLY_UP_TO, trend_of
+from watchers.trends import default_bucket, trend_of
 from watchers.urls import feed_url_key
 
 if TYPE_CHECKING:
@@ -1604,8 +1604,7 @@ class Engine:
         # Counted on the event loop, a bucket at a time: one of nothing or less counted for
         # ever, and one of a microsecond as good as that; a century of days by default drew
         # 36,501 bars in half a minute and half a gigabyte.
-        each = bucket if bucket is not None else (
-            timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1))
+        each = bucket if bucket is not None else default_bucket(since)
         if (buckets := since // each + 1) > TREND_MAX_BUCKETS:
             raise ValueError(f"{'bucket' if bucket is not None else 'since'}: {buckets:,} "
                              f"buckets of {each} in {since}; at most {TREND_MAX_BUCKETS:,} "

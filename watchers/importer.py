@@ -215,7 +215,7 @@ def parse_line(raw: bytes | str, *, default_source: str = "import",
     if not raw.strip():
         return None
     try:
-        doc = loads_json(raw, _LINE)
+        doc = loads_json(raw, LINE_OBJECTS)
     except json.JSONDecodeError as exc:
         raise BadLine(json_problem(exc)) from None
     except RecursionError:
@@ -300,7 +300,6 @@ def repeated_field(doc: object) -> str | None:
 
 # The lines' decoder: loads_json's, objects made as JsonObject (about 1 µs a line).
 LINE_OBJECTS = json.JSONDecoder(parse_int=json_int, object_pairs_hook=JsonObject)
-_LINE = LINE_OBJECTS
 
 
 def json_lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes | int]]:

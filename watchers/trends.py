@@ -13,9 +13,15 @@ from watchers.search import search
 from watchers.store.base import Store, sort_time
 from watchers.surge import Trend, floor_to, rolling_buckets, trend
 
-__all__ = ["HOURLY_UP_TO", "TREND_BUDGET", "TREND_MAX_HITS", "trend_of"]
+__all__ = ["HOURLY_UP_TO", "TREND_BUDGET", "TREND_MAX_HITS", "default_bucket", "trend_of"]
 
 HOURLY_UP_TO = timedelta(days=3)  # longer periods are counted per day
+
+
+def default_bucket(since: timedelta) -> timedelta:
+    """A trend's bucket when none is asked for: an hour up to :data:`HOURLY_UP_TO`, else a
+    day."""
+    return timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1)
 TREND_MAX_HITS = 200_000  # a query's trend counts at most this many matches …
 TREND_BUDGET = 10.0  # … found within this many seconds (else the trend says it is partial)
 
@@ -35,7 +41,7 @@ async def trend_of(store: Store, what: str, *, rules: Collection[str], since: ti
     sees (see :meth:`watchers.store.ArticleStore.candidate_page`); ``labels``: its
     ``source:`` terms name that server's feeds as it named them (see
     :func:`watchers.search.search`)."""
-    bucket = bucket or (timedelta(hours=1) if since <= HOURLY_UP_TO else timedelta(days=1))
+    bucket = bucket or default_bucket(since)
     start = until - since
     # The first bucket's band looks back from its floored start: the same hour on each of
     # ``surge.days`` days, or the rolling buckets before it (a day read too few counted as

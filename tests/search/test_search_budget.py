@@ -45,6 +45,16 @@ async def test_a_phrase_over_a_long_article_cuts_the_lookup_short_and_says_so(
         assert ([h.article.title for h in found], found.truncated) == (["ta and sa"], False)
 
 
+async def bait(store: SqliteStore, tail: str, title: str, text: str) -> None:
+    """Store the article a regex takes seconds over ("Quadratic bait": 30,000 "b "s, then
+    ``tail``), and an older one, ``title`` and ``text``."""
+    await record(store, Article(source="s", title="Quadratic bait", guid="slow",
+                                text="b " * 30_000 + tail,
+                                published=datetime(2024, 1, 2, tzinfo=UTC)))
+    await record(store, Article(source="s", title=title, text=text, guid="other",
+                                published=datetime(2024, 1, 1, tzinfo=UTC)))
+
+
 async def test_a_regex_out_of_time_on_an_article_says_the_lookup_may_lack_it(
         tmp_path: Path) -> None:
     """A regex that runs out of its time on an article counts as not matching there: the
@@ -52,11 +62,7 @@ async def test_a_regex_out_of_time_on_an_article_says_the_lookup_may_lack_it(
     the rule then alerts on). The text here takes the pattern seconds, whatever the machine."""
     query = "/[^!]*!!!|match/"
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        await record(store, Article(source="s", title="Quadratic bait", guid="slow",
-                                    text="b " * 30_000 + " match here",
-                                    published=datetime(2024, 1, 2, tzinfo=UTC)))
-        await record(store, Article(source="s", title="Fast one", text="just a match",
-                                    guid="fast", published=datetime(2024, 1, 1, tzinfo=UTC)))
+        await bait(store, " match here", "Fast one", "just a match")
         found = await search(store, query, limit=10)
         assert ([h.article.title for h in found], found.truncated) == (["Fast one"], True)
         # A pattern quick over the same text: complete.
@@ -71,11 +77,7 @@ async def test_a_regex_out_of_time_where_it_changes_nothing_leaves_the_lookup_co
     NOT (where out of time counts as not matching, for a rule alike), a regex leaves out no
     article: the answer is complete and says so (it said the lookup ran out of time)."""
     async with await SqliteStore.open(tmp_path / "nw.db") as store:
-        await record(store, Article(source="s", title="Quadratic bait", guid="slow",
-                                    text="b " * 30_000 + " here",
-                                    published=datetime(2024, 1, 2, tzinfo=UTC)))
-        await record(store, Article(source="s", title="Other bait", text="short",
-                                    guid="other", published=datetime(2024, 1, 1, tzinfo=UTC)))
+        await bait(store, " here", "Other bait", "short")
         for query in ("bait OR /[^!]*!!!|zzzq/", "bait -/[^!]*!!!|zzzq/"):
             found = await search(store, query, limit=10)
             assert ([h.article.title for h in found], found.truncated) == (

@@ -600,7 +600,7 @@ def _index_change(conn: sqlite3.Connection, rowid: int, old: tuple[str, str], ur
     engine's keys), the row is replaced in place, under the same key. Otherwise the article
     takes the next rowid and is indexed anew there, its old row left to find no article (pages
     pass over it); and with neither the engine's places nor its words, it keeps its old row,
-    listed as inexact."""
+    listed as inexact, and the index is marked for the next writer with them to rebuild."""
     title, text = article.title, article.text
     if conn.execute("SELECT 1 FROM index_keys WHERE building IS NOT NULL").fetchone():
         # A rebuild under way may have indexed this article's old text already: its swap
