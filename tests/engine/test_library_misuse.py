@@ -314,3 +314,20 @@ async def test_a_rule_or_source_given_no_mapping_and_a_rule_given_no_name_are_na
             await engine.add_source("x")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="rule: a str, not int"):
             await engine.recent(rule=5)  # type: ignore[arg-type]
+
+
+async def test_an_unknown_source_of_any_size_or_shape_is_named_shortly(tmp_path: Path) -> None:
+    """A lookup's source is a running one or one with stored articles (Engine.source_key): a
+    name a hundred thousand characters long, a NUL, another server's feed key or a name with
+    spaces around it is refused in one short line that names the known sources, at once, with
+    a server and without one."""
+    async with open_engine(config(tmp_path), start=False) as engine:
+        await engine.run_once()
+        known = engine.source_names()
+        for name in ("x" * 100_000, "\x00bad", "@abc123", f" {known[0]} "):
+            for guild in (None, 5):
+                with pytest.raises(NewswatchError, match="no source named") as caught:
+                    await asyncio.wait_for(engine.search("troops", source=name, guild=guild),
+                                           10)
+                said = str(caught.value)
+                assert len(said) < 200 and "\n" not in said and f"known: {known[0]}" in said
