@@ -206,8 +206,9 @@ class _Turns:
 
 def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
             turns: _Turns | None = None
-            ) -> tuple[str | None, str | None, dict[tuple[str, float], list[str]]]:
-    """The index query and the places query of ``node`` with its fuzzy terms expanded over
+            ) -> tuple[str | None, str | None, str | None, dict[tuple[str, float], list[str]]]:
+    """The index query, the places query and the marked places query (see
+    :func:`_marked`) of ``node`` with its fuzzy terms expanded over
     ``vocab``, and each fuzzy term's words: the only words of any stored article it can
     match, so the matcher compares those alone. Raises _OutOfTime past the lookup's deadline
     (a query of thousands of fuzzy terms takes longer than the lookup's budget to expand)."""
@@ -232,8 +233,17 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
                                   for runs in sets])
         return found
 
-    return (index_query(node, table, threshold, expand, holding, vocab.starting),
-            places_query(node, table, threshold, expand, holding, vocab.starting), words)
+    places = places_query(node, table, threshold, expand, holding, vocab.starting)
+    marked = places_query(node, table, threshold, expand, holding, vocab.starting, marks=True)
+    return (index_query(node, table, threshold, expand, holding, vocab.starting), places,
+            _marked(places, marked), words)
+
+
+def _marked(places: str | None, marked: str | None) -> str | None:
+    """The places query with number marks when it differs from the one without (a regex
+    that needs a digit, whitespace and a word): a store reads it where every row of its
+    places index holds its article's marks (see watchers.rules.lookup.MARK)."""
+    return None if marked == places else marked
 
 
 # Fields whose words the index's word list does not hold (a link's, a source name's).
@@ -442,8 +452,8 @@ async def search(
                     # in one turn up to the budget (the words lock lets one lookup at a time
                     # expand, so it holds one of the lookup threads at most).
                     try:
-                        fts, places, fuzzy = await turns.run(_expand, node, float(threshold),
-                                                             vocab, table, turns)
+                        fts, places, marked, fuzzy = await turns.run(
+                            _expand, node, float(threshold), vocab, table, turns)
                     except _OutOfTime:
                         return Lookup([], True, 0)
             except asyncio.CancelledError:
@@ -456,7 +466,8 @@ async def search(
     if vocab is None:
         fts = index_query(node, table)
         places = places_query(node, table)
-    if fts == NOTHING or places == NOTHING:
+        marked = _marked(places, places_query(node, table, marks=True))
+    if fts == NOTHING or places == NOTHING or marked == NOTHING:
         # No word the index holds matches a term every match needs.
         return Lookup([], False, 0)
     # ``url:`` terms every match needs narrow through the URL index (the words of each
@@ -522,7 +533,7 @@ async def search(
         page = await store.candidate_page(fts=fts, since=since, source=source, after=after,
                                           limit=min(size, MAX_PAGE), follows=follows,
                                           sources=sources, urls=urls, places=places,
-                                          screen=screen)
+                                          marked=marked, screen=screen)
         articles = page.articles
         at: int | None = 0
         while at is not None and at < len(articles):

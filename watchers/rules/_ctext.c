@@ -1263,6 +1263,59 @@ ctext_forget(PyObject *module, PyObject *Py_UNUSED(ignored))
  * strs, a live story's parts, what a poll keeps of each article until it is written);
  * reference counting still frees them. Each tracked object that outlives two young
  * collections counts toward the next full one, which walks the whole heap. */
+/* Where each run of whitespace that follows a digit ends, in text (watchers.rules.lookup's
+ * number marks): a digit as re's \d reads one (Py_UNICODE_ISDECIMAL), or a character of the
+ * second plane Python's data calls unprintable (the regex engine's newer data may call it a
+ * digit); whitespace as re's \s reads it (Py_UNICODE_ISSPACE); a run that ends the text is
+ * left out. The same places as the pure path's two patterns find. */
+static PyObject *
+ctext_digit_gaps(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "digit_gaps() takes 1 argument (text), got %zd", nargs);
+        return NULL;
+    }
+    PyObject *text = args[0];
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "digit_gaps() text must be str, not %.100s",
+                     Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    while (i < n) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        i++;
+        if (ch < 256 ? !latin1_digit[ch]
+                     : !(Py_UNICODE_ISDECIMAL(ch)
+                         || (ch > 0xFFFF && ch <= 0x1FFFF && !Py_UNICODE_ISPRINTABLE(ch)))) {
+            continue;
+        }
+        Py_ssize_t j = i;
+        while (j < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, j))) {
+            j++;
+        }
+        if (j == i || j == n) {
+            continue;
+        }
+        PyObject *at = PyLong_FromSsize_t(j);
+        if (at == NULL || PyList_Append(out, at) < 0) {
+            Py_XDECREF(at);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(at);
+        i = j;  /* whitespace is no digit */
+    }
+    return out;
+}
+
 static PyObject *
 ctext_untrack(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2417,6 +2470,10 @@ static PyMethodDef ctext_methods[] = {
     {"translit", (PyCFunction)(void (*)(void))ctext_translit, METH_FASTCALL,
      "translit(word) -> str or None\n\n"
      "variants.translit_key of an ASCII word; None for any other."},
+    {"digit_gaps", (PyCFunction)(void (*)(void))ctext_digit_gaps, METH_FASTCALL,
+     "digit_gaps(text) -> list of int\n\n"
+     "Where each run of whitespace that follows a digit ends (the index of the character after\n"
+     "it), for the number marks of watchers.rules.lookup."},
     {"untrack", (PyCFunction)(void (*)(void))ctext_untrack, METH_FASTCALL,
      "untrack(*objects) -> None\n\n"
      "Leave objects that can be in no reference cycle out of the cyclic collector."},

@@ -641,6 +641,150 @@ def required_literal_sets(pattern: str) -> list[list[str]] | None:
     return [sorted(set(o)) for o in _options(list(tree))]
 
 
+def number_runs(pattern: str) -> list[str] | None:
+    """Lower-case runs of ASCII letters and digits such that every match of ``pattern`` holds
+    a digit, then whitespace, then one of them (case aside, as IGNORECASE reads letters); or
+    None. ``/\\d+ killed/`` gives ``["killed"]``, ``/\\d+\\s+(dead|hurt)/`` both words, and
+    ``/\\d+ ?killed/`` (the space may be missing) or ``/\\d+-year/`` nothing. Read as
+    :func:`required_literals` reads patterns; see :func:`watchers.rules.lookup.number_marks`
+    for what the lookup index keeps of a text to answer it."""
+    if required_literals(pattern) is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = _sre_parse.parse(pattern, re.IGNORECASE)
+    return _number_runs(list(tree))
+
+
+# Runs shorter than this narrow too little to be worth a lookup index query.
+_MIN_NUMBER_RUN = 2
+
+
+def _number_runs(items: list[Any]) -> list[str] | None:
+    """The best set of runs (the longest shortest run, then the fewest) found in a sequence of
+    parsed items, all of which every match goes through."""
+    found: list[list[str]] = []
+    for i, (op, arg) in enumerate(items):
+        name = str(op)
+        if (i + 1 < len(items) and _is_space(*items[i + 1], first=True)
+                and _ends_digit(items[:i + 1])):
+            j = i + 2
+            while j < len(items) and _is_space(*items[j], first=False):
+                j += 1
+            runs = _leading_runs(items[j:])
+            if runs:
+                found.append(runs)
+        elif name == "SUBPATTERN" or name == "ATOMIC_GROUP":
+            sub = _number_runs(list(arg if name == "ATOMIC_GROUP" else arg[-1]))
+            if sub:
+                found.append(sub)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[0] >= 1:
+            sub = _number_runs(list(arg[2]))
+            if sub:
+                found.append(sub)
+        elif name == "BRANCH":
+            branches = [_number_runs(list(b)) for b in arg[1]]
+            if branches and all(branches):
+                found.append(sorted({r for b in branches if b for r in b}))
+    if not found:
+        return None
+    return max(found, key=lambda o: (min(map(len, o)), -len(o)))
+
+
+def _leading_runs(items: list[Any]) -> list[str] | None:
+    """The runs one of which every match of a sequence of parsed items begins with."""
+    run = []
+    for op, arg in items:
+        if str(op) != "LITERAL":
+            break
+        ch = chr(arg).lower()
+        if not (ch.isascii() and ch.isalnum()):
+            break
+        run.append(ch)
+    if run:
+        return ["".join(run)] if len(run) >= _MIN_NUMBER_RUN else None
+    if not items:
+        return None
+    op, arg = items[0]
+    name = str(op)
+    if name == "SUBPATTERN" or name == "ATOMIC_GROUP":
+        return _leading_runs(list(arg if name == "ATOMIC_GROUP" else arg[-1]))
+    if name == "BRANCH":
+        branches = [_leading_runs(list(b)) for b in arg[1]]
+        if branches and all(branches):
+            return sorted({r for b in branches if b for r in b})
+    return None
+
+
+def _ends_digit(items: list[Any]) -> bool:
+    """Whether every match of a sequence of parsed items ends with a digit."""
+    if not items:
+        return False
+    op, arg = items[-1]
+    if _is_digit(op, arg):
+        return True
+    name = str(op)
+    if name == "SUBPATTERN":
+        return _ends_digit(list(arg[-1]))
+    if name == "ATOMIC_GROUP":
+        return _ends_digit(list(arg))
+    if name == "BRANCH":
+        return all(_ends_digit(list(b)) for b in arg[1])
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        low, high, body = arg
+        # (repeated none at all, the match ends where the items before end)
+        return high != 0 and _ends_digit(list(body)) and (low >= 1 or _ends_digit(items[:-1]))
+    return False
+
+
+def _is_digit(op: Any, arg: Any) -> bool:
+    """Whether a parsed item matches nothing but digits, one at least (its last is a digit)."""
+    name = str(op)
+    if name == "LITERAL":
+        return "0" <= chr(arg) <= "9"
+    if name == "IN":
+        return bool(arg) and all(_digit_member(o, a) for o, a in arg)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        low, _high, body = arg
+        return low >= 1 and len(body) == 1 and _is_digit(*body[0])
+    return False
+
+
+def _digit_member(op: Any, arg: Any) -> bool:
+    name = str(op)
+    if name == "CATEGORY":
+        return str(arg) == "CATEGORY_DIGIT"
+    if name == "LITERAL":
+        return "0" <= chr(arg) <= "9"
+    if name == "RANGE":
+        low, high = arg
+        return bool(ord("0") <= low <= high <= ord("9"))
+    return False  # a negated class, another category
+
+
+def _is_space(op: Any, arg: Any, *, first: bool) -> bool:
+    """Whether a parsed item matches nothing but whitespace (the first of a run: one
+    character at least; a later one may match none)."""
+    name = str(op)
+    if name == "LITERAL":
+        return chr(arg).isspace()
+    if name == "IN":
+        return bool(arg) and all(_space_member(o, a) for o, a in arg)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        low, _high, body = arg
+        return (low >= 1 or not first) and len(body) == 1 and _is_space(*body[0], first=True)
+    return False
+
+
+def _space_member(op: Any, arg: Any) -> bool:
+    name = str(op)
+    if name == "CATEGORY":
+        return str(arg) == "CATEGORY_SPACE"
+    if name == "LITERAL":
+        return chr(arg).isspace()
+    return False
+
+
 def _required(items: list[Any]) -> list[str] | None:
     """The best set of alternative literals that a sequence of parsed items requires."""
     options = _options(items)

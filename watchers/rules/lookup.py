@@ -23,6 +23,7 @@ from operator import eq, lt, not_
 from typing import Any
 
 from ..models import MAX_MATCH_CHARS, MAX_MATCH_TITLE_CHARS, readable, storable
+from . import text as _text
 from .matcher import DEFAULT_THRESHOLD, Analysis
 from .syntax import And, Near, Node, Not, Or, Phrase, Regex, Term
 from .text import FieldText, add_terms, tokenize, untrack
@@ -38,6 +39,7 @@ from .variants import (
 )
 
 __all__ = [
+    "MARK",
     "NOTHING",
     "PLACE_COLUMNS",
     "FuzzyKeys",
@@ -54,6 +56,7 @@ __all__ = [
     "index_terms",
     "lookup_terms",
     "lookup_words",
+    "number_marks",
     "own_key",
     "places_of",
     "places_query",
@@ -156,6 +159,46 @@ _SPACED = re.compile(r"\s")
 _JOINED = re.compile(r"\s+")
 
 
+# Number marks (keys version 6): a regex such as ``/\d+ killed/`` needs a digit, whitespace and
+# then a word, which no word of the index says; its candidates were every article holding the
+# word (tens of thousands for a common one, each read and screened). So a field's other words
+# also hold, for each digit followed by whitespace, a mark: MARK and the ASCII letters and
+# digits that begin the next run of text (folded as the regex screen folds, at most
+# MARK_CHARS of them), and the query of such a regex asks for the prefix ``"№killed"*`` there
+# (see number_runs). A mark is never a word of the word list. Rows placed by their words alone
+# hold none: a store reads the marked query only when every row is placed exactly.
+MARK = "\u2116"  # №
+MARK_CHARS = 12
+_MARK_HEAD = re.compile("[a-z0-9]+")
+# A digit followed by whitespace (Python's, a superset of the regex engine's) and the run after.
+_MARK_AT = re.compile(f"\\d(?=\\s+(\\S{{1,{MARK_CHARS}}}))")
+# ... and a character of the second plane that Python calls unprintable (so every one it does
+# not know): the regex engine's Unicode data may be newer than Python's and take for a digit a
+# character Python does not know (the Garay digits, U+10D40...: all such in the second plane,
+# see tests/rules/test_number_marks.py). The C scan (_ctext.digit_gaps) reads the same.
+_MARK_AT_ASTRAL = re.compile(f"[\\U00010000-\\U0001ffff](?=\\s+(\\S{{1,{MARK_CHARS}}}))")
+
+
+def number_marks(text: str) -> set[str]:
+    """The number marks of a field's text (see :data:`MARK`): every run of text that follows
+    a digit and whitespace, as MARK and its first letters and digits (folded)."""
+    from .index import _screen_form
+
+    if _text.digit_gaps is not None:
+        runs = [text[j:j + MARK_CHARS] for j in _text.digit_gaps(text)]
+    else:
+        runs = [m.group(1) for m in _MARK_AT.finditer(text)]
+        if not text.isascii() and max(text) > "\uffff":
+            runs += [m.group(1) for m in _MARK_AT_ASTRAL.finditer(text)
+                     if not m.group().isprintable()]
+    out = set()
+    for run in runs:
+        head = _MARK_HEAD.match(_screen_form(run))
+        if head is not None:
+            out.add(MARK + head.group())
+    return out
+
+
 def _field_places(ft: FieldText, words: set[str] | None = None) -> tuple[str, str]:
     """A field's keys in order (one token a position: a compound's parts, not the compound),
     and its other words, space-separated; ``words``, when given, gains the field's index words
@@ -168,7 +211,7 @@ def _field_places(ft: FieldText, words: set[str] | None = None) -> tuple[str, st
     if not keys:
         if words is not None:
             words.update(ft.norm_words())
-        return "", ""
+        return "", " ".join(sorted(number_marks(ft.text)))
     more: set[str] = set()
     if ft.pos is ft.last:  # no compound: a token a position, in order
         order = keys
@@ -194,6 +237,7 @@ def _field_places(ft: FieldText, words: set[str] | None = None) -> tuple[str, st
         words |= key_set
         words |= norms
     more |= norms.difference(key_set)
+    more |= number_marks(ft.text)
     if _SPACED.search("".join(order)) is not None:
         # A word whose key holds a space (a ligature such as U+FDFA spelt out) is one word to
         # the matcher: one token in the order (joined by a word joiner, which no key holds),
@@ -358,7 +402,7 @@ def _index_query(node: Node, aliases: Aliases, threshold: float, fuzzy: FuzzyKey
 def places_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESHOLD,
                  fuzzy: FuzzyKeys | None = None,
                  regex: RegexWords | None = None,
-                 prefixed: PrefixWords | None = None) -> str | None:
+                 prefixed: PrefixWords | None = None, *, marks: bool = False) -> str | None:
     """:func:`index_query` for the places index (:func:`places_of`): the same superset of the
     articles ``node`` matches, narrower where words' places tell more than their presence.
 
@@ -372,8 +416,14 @@ def places_query(node: Node, aliases: Aliases, threshold: float = DEFAULT_THRESH
     not a plain word (a prefix, a fuzzy term, a word without a key) splits the phrase: each
     side is looked for on its own, and the word as a term. An aliased word is each of its
     spellings (up to :data:`MAX_SPELLINGS` for the phrase). Everything else is
-    :func:`index_query`'s."""
-    return _Places(aliases, threshold, fuzzy, regex, prefixed).query(node)
+    :func:`index_query`'s.
+
+    With ``marks``, a regex that needs a digit, whitespace and a word (:func:`number_runs`)
+    also asks for the word's number mark (:data:`MARK`) among the field's other words: a
+    query only for a places index whose every row is its article's places (a row placed by
+    its words alone holds no marks), built with keys version 6 or later
+    (``watchers.store.sqlite.schema.MARKS_KEYS_VERSION``)."""
+    return _Places(aliases, threshold, fuzzy, regex, prefixed, marks).query(node)
 
 
 def _colset(cols: Sequence[str]) -> str:
@@ -392,7 +442,9 @@ def _spellings(word: Term, aliases: Aliases) -> list[str] | None:
 
 class _Places:
     def __init__(self, aliases: Aliases, threshold: float, fuzzy: FuzzyKeys | None,
-                 regex: RegexWords | None, prefixed: PrefixWords | None) -> None:
+                 regex: RegexWords | None, prefixed: PrefixWords | None,
+                 marks: bool = False) -> None:
+        self.marks = marks
         self.aliases = aliases
         self.threshold = threshold
         self.fuzzy = fuzzy
@@ -419,7 +471,15 @@ class _Places:
         if isinstance(node, Term):
             return self._term(node, node.field)
         if isinstance(node, Regex):
-            return self._in(node.field, self._plain(node))
+            plain = self._in(node.field, self._plain(node))
+            from .index import number_runs
+
+            runs = number_runs(node.pattern) if self.marks else None
+            if runs is None:
+                return plain
+            more = _colset([more for _, more in self._fields(node.field)])
+            marked = f"{more} : " + _any([_q(MARK + r[:MARK_CHARS]) + "*" for r in runs])
+            return _all([q for q in (plain, marked) if q is not None])
         if isinstance(node, Phrase):
             return self._phrase(node)
         if isinstance(node, Near):

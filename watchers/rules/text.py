@@ -77,8 +77,9 @@ BIDI_REORDERING = _BIDI_REORDERING
 #: accents leave keys (not vowel signs, viramas or the kana voicing marks: パリ is not バリ); Hangul
 #: keys are syllables; the Hebrew geresh is an apostrophe; Persian yeh and keheh are Arabic yeh
 #: and kaf; a Latin word or number written against Han, kana or Hangul (NATO首脳会議, 2024年) is a
-#: part of its own.
-KEYS_VERSION = 5
+#: part of its own; 6: a field's other words in the places index hold its number marks
+#: (``watchers.rules.lookup.MARK``: what follows a digit and whitespace, for ``/\d+ killed/``).
+KEYS_VERSION = 6
 
 # A word: letters and digits joined by apostrophes or hyphens, a number with separators
 # (100,000, 1.5) or a dotted acronym (U.S.). Underscores join letters and digits (snake_case)
@@ -319,6 +320,8 @@ find_literals: Callable[[bytes, bytes, int], dict[int, list[int]]] | None = None
 pack_screen: Callable[[int, list[list[list[int]]]], bytes] | None = None
 _Screened = tuple[list[int], dict[int, list[int]]]
 screen_literals: Callable[[bytes, bytes, bytes, int], _Screened] | None = None
+# Where each run of whitespace after a digit ends (see _ctext.digit_gaps; the number marks).
+digit_gaps: Callable[[str], list[int]] | None = None
 if not _PURE:
     try:
         # By name: the import graph checks (import-linter) see no module file for an extension.
@@ -340,6 +343,7 @@ if not _PURE:
         find_literals = getattr(_ctext, "find_literals", None)
         pack_screen = getattr(_ctext, "pack_screen", None)
         screen_literals = getattr(_ctext, "screen_literals", None)
+        digit_gaps = getattr(_ctext, "digit_gaps", None)
 
 
 # untrack(*objects): leave ``objects`` out of the cyclic garbage collector (with the C

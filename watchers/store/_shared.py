@@ -178,6 +178,7 @@ class CandidateList:
                              sources: Collection[str] | None = None,
                              urls: str | None = None,
                              places: str | None = None,
+                             marked: str | None = None,
                              screen: CandidateScreen | None = None) -> CandidatePage:
         raise NotImplementedError
 

@@ -530,6 +530,7 @@ class ArticleStore(Protocol):
         sources: Collection[str] | None = None,
         urls: str | None = None,
         places: str | None = None,
+        marked: str | None = None,
         screen: CandidateScreen | None = None,
     ) -> CandidatePage:
         """Candidates newest first after the cursor ``after``: articles the index query
@@ -537,7 +538,9 @@ class ArticleStore(Protocol):
         that the URL index query ``urls`` finds among their URL words too (see
         :func:`watchers.rules.lookup.url_query`). ``places``: the same lookup's query of the
         places index (:func:`watchers.rules.lookup.places_query`), which a store that keeps one
-        whole reads instead of ``fts`` (a narrower superset); others ignore it. ``screen``: a
+        whole reads instead of ``fts`` (a narrower superset); others ignore it. ``marked``: that
+        query with number marks (``places_query(..., marks=True)``, narrower still), which such
+        a store reads instead where every row holds its article's marks. ``screen``: a
         test every match passes, which a store may run on the rows it reads and leave out
         those that fail (a page may then be short, even empty, with a cursor); others ignore
         it."""

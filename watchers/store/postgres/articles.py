@@ -787,6 +787,7 @@ class ArticlesMixin(CandidateList):
         sources: Collection[str] | None = None,
         urls: str | None = None,
         places: str | None = None,
+        marked: str | None = None,
         screen: CandidateScreen | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates` after the cursor ``after``, newest first: the

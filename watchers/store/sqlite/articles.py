@@ -70,7 +70,9 @@ from watchers.store.sqlite.schema import (
     INDEX_ROWID_BITS,
     INDEX_ROWID_MASK,
     MARK_URL_GAP,
+    MARKS_KEYS_VERSION,
     PLACES_INCOMPLETE,
+    PLACES_INEXACT,
     PlacesOf,
     index_articles,
 )
@@ -156,6 +158,14 @@ def article_of(row: Iterable[Any]) -> Article:
 
 # Whether lookups read the word index (see ArticlesMixin.candidate_page).
 _WORDS_READ = f"SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1"
+# Whether lookups read the word index (as _WORDS_READ), and whether every row of the places
+# index is its article's places with number marks (built with the keys that hold them; no gap,
+# no row placed by its words alone): a lookup's marked query then finds all it should.
+_PLACES_STATE = (
+    f"SELECT EXISTS (SELECT 1 FROM {PLACES_INCOMPLETE} WHERE gap = 1), "
+    f"NOT EXISTS (SELECT 1 FROM {PLACES_INCOMPLETE}) "
+    f"AND NOT EXISTS (SELECT 1 FROM {PLACES_INEXACT}) "
+    f"AND coalesce((SELECT version FROM index_keys), 0) >= {MARKS_KEYS_VERSION}")
 # A word list cursor (see ArticlesMixin.index_words): the schema's version above these bits,
 # the last rowid read in them.
 _CURSOR_BITS = 40
@@ -783,6 +793,7 @@ class ArticlesMixin(CandidateList):
         sources: Collection[str] | None = None,
         urls: str | None = None,
         places: str | None = None,
+        marked: str | None = None,
         screen: CandidateScreen | None = None,
     ) -> CandidatePage:
         """One page of :meth:`candidates`: at most ``limit`` candidates read from the index (or
@@ -797,16 +808,20 @@ class ArticlesMixin(CandidateList):
         articles are read down the ``sort_at`` index from the cursor. The index read is the
         places index, with ``places`` when given (else ``fts``, whose words it holds too), or
         the word index with ``fts`` while the places index misses articles stored before it
-        (see :data:`~watchers.store.sqlite.schema.PLACES_INCOMPLETE`). ``screen`` runs in the
+        (see :data:`~watchers.store.sqlite.schema.PLACES_INCOMPLETE`); ``marked`` instead of
+        ``places`` when every row of the places index holds its article's number marks (see
+        :data:`~watchers.store.sqlite.schema.MARKS_KEYS_VERSION`). ``screen`` runs in the
         statement that reads a page's articles: a row that fails it is left out unread."""
         if urls and await self._db.fetchall(f"SELECT 1 FROM {URLS_INCOMPLETE} LIMIT 1"):
             urls = None  # the URL index misses some link: read as if it were not there
-        words_only = await self._db.fetchall(_WORDS_READ)
+        ((words_only, exact),) = await self._db.fetchall(_PLACES_STATE)
         # Articles stored before the places index are in the word index alone, until the
         # engine's next open rebuilds (see schema.PLACES_INCOMPLETE).
         table = "article_index" if words_only else "article_places"
         if places and not words_only:
             fts = places  # the narrower: the same words, with their places and fields
+            if marked and exact:
+                fts = marked  # narrower still: number marks
         with self._screening(screen) as token:
             if token is not None:
                 await self._db.function("nw_screen", 3, _screen_row)

@@ -272,6 +272,10 @@ CREATE VIRTUAL TABLE {{name}} USING fts5(
 # article replaces its row in place while no row here is set (see watchers.store.sqlite.
 # stories._index_change).
 PLACES_INEXACT = "article_places_inexact"
+# The word keys version (watchers.rules.text.KEYS_VERSION) from which a field's other words in
+# the places index hold its number marks (watchers.rules.lookup.MARK): a lookup's marked query
+# is read only where the index was built with it and every row is its article's places.
+MARKS_KEYS_VERSION = 6
 ARTICLE_PLACES = _PLACES_TABLE.format(name="article_places") + f"""
 CREATE TABLE {PLACES_INCOMPLETE} (gap INTEGER PRIMARY KEY CHECK (gap IN (1, 2, 3)),
                                   since TEXT NOT NULL);
