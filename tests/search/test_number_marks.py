@@ -172,3 +172,60 @@ async def test_number_regexes_find_what_a_full_scan_finds(tmp_path: Path) -> Non
                 found = await search(store, query, limit=limit)
                 full = await search(store, query, limit=1000)
                 assert [h.article.id for h in found] == [h.article.id for h in full][:limit]
+
+
+RAW = [("a1", "Floods", "At least 14\u00ad killed in the floods."),
+       ("a2", "Storm", "Officials say 7 \u00adkilled overnight."),
+       ("a3", "Wind", "Some 3 killed as storm hits."),
+       ("a4", "Envoys", "Pu\u00adtin met en\u200bvoys; 5\x00killed.")]
+
+
+def _raw_rows(path: Path) -> None:
+    """Articles as a writer before articles were made readable stored them: a soft hyphen, a
+    zero-width space and a NUL kept in the text (read back, they are gone or a space)."""
+    with sqlite3.connect(path) as conn:
+        for i, (guid, title, text) in enumerate(RAW):
+            a = Article(source="old", guid=guid, title=title, text=text)
+            at = f"2025-06-0{i + 1}T00:00:00.000000Z"
+            conn.execute("INSERT INTO articles (id, source, guid, title, text, fetched_at, "
+                         "sort_at, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (a.id, a.source, guid, title, text, at, at, a.content_hash))
+        conn.execute("UPDATE index_keys SET version = 5")
+
+
+@pytest.mark.parametrize("query", [r"/\d+ killed/", "putin", "envoys", "killed", r"/\d+ \w+/"])
+async def test_a_rebuild_and_a_copy_index_raw_stored_text_as_it_is_read(
+        tmp_path: Path, query: str) -> None:
+    # The rebuild (and a copy) placed the raw column values, where the matcher reads the
+    # text without its invisible characters: "14\u00ad killed" had no mark, "Pu\u00adtin"
+    # was the words "pu" and "tin", and lookups missed what a full scan finds.
+    from watchers.store.copy import copy_store
+
+    path = tmp_path / "nw.db"
+    async with await _open(path):
+        pass
+    _raw_rows(path)
+    async with await _open(path) as store:  # the engine's open rebuilds for its keys
+        arts = [a async for a in _all(store)]
+        assert any("\u00ad" in t for _, _, t in RAW) and not any("\u00ad" in a.text for a in arts)
+        await _same_as_full_scan(store, arts, query)
+    await copy_store(str(path), str(tmp_path / "copy.db"), terms_of=index_terms,
+                     keys_version=KEYS_VERSION, places_of=places_of)
+    async with await SqliteStore.open(tmp_path / "copy.db", readonly=True) as store:
+        await _same_as_full_scan(store, arts, query)
+
+
+async def _all(store: SqliteStore) -> Any:
+    page = await store.candidate_page(fts=None, limit=1000)
+    for a in page.articles:
+        yield a
+
+
+async def test_a_long_chain_of_optional_digits_is_answered(tmp_path: Path) -> None:
+    # A thousand optional items read one by one: a recursion per item overflowed the stack
+    # ("/1(1?)x1000 killed/", a query the parser takes, crashed every lookup of it).
+    arts = [Article(source="s", guid="g", title="Floods", text="At least 11 killed.")]
+    async with await _open(tmp_path / "nw.db") as store:
+        await store.record_many([_record(a) for a in arts])
+        query = "/1" + "1?" * 1000 + " killed/"
+        await _same_as_full_scan(store, arts, query)

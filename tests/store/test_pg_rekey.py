@@ -63,8 +63,7 @@ async def test_a_writer_rebuilds_indexes_of_older_keys_and_goes_on_after_an_inte
     async with await PostgresStore.open(pg_database, terms_of=index_terms,
                                         keys_version=KEYS_VERSION):
         pass
-    assert await _count(pg_database, "SELECT version FROM index_keys") == \
-        pg_schema.words_version(KEYS_VERSION)
+    assert await _count(pg_database, "SELECT version FROM index_keys") == KEYS_VERSION
     assert await _count(pg_database, "SELECT building FROM index_keys") is None
     for w in WORDS:
         assert await _found(pg_database, w) == 10, w
@@ -74,23 +73,3 @@ async def test_a_writer_rebuilds_indexes_of_older_keys_and_goes_on_after_an_inte
     assert await _count(pg_database, "SELECT count(*) FROM articles") == 50
     async with await PostgresStore.open(pg_database, readonly=True, keys_version=KEYS_VERSION):
         pass
-
-
-async def test_a_version_of_sqlites_places_alone_neither_rebuilds_nor_refuses_a_store(
-        pg_database: str) -> None:
-    # Keys version 6 added number marks to SQLite's places index, which PostgreSQL keeps none
-    # of: a store of version 5 is the engine's, read as it is and never rebuilt for it.
-    assert pg_schema.words_version(6) == 5 and pg_schema.words_version(5) == 5
-    assert pg_schema.words_version(7) == 7
-    async with await PostgresStore.open(pg_database, terms_of=index_terms, keys_version=5) as s:
-        a = Article(source="s", title="Kyiv talks", text="On 5 May.")
-        await s.record_many([ArticleRecord(a, [], [], index_terms(a.title, a.text))])
-
-    def never(title: str, text: str) -> str:
-        raise AssertionError("rebuilt")
-
-    async with await PostgresStore.open(pg_database, terms_of=never, keys_version=6):
-        pass
-    async with await PostgresStore.open(pg_database, readonly=True, keys_version=6):
-        pass
-    assert await _count(pg_database, "SELECT version FROM index_keys") == 5

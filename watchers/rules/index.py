@@ -653,7 +653,10 @@ def number_runs(pattern: str) -> list[str] | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tree = _sre_parse.parse(pattern, re.IGNORECASE)
-    return _number_runs(list(tree))
+    try:
+        return _number_runs(list(tree))
+    except RecursionError:  # groups nested past what a reading of them can follow
+        return None
 
 
 # Runs shorter than this narrow too little to be worth a lookup index query.
@@ -718,22 +721,24 @@ def _leading_runs(items: list[Any]) -> list[str] | None:
 
 def _ends_digit(items: list[Any]) -> bool:
     """Whether every match of a sequence of parsed items ends with a digit."""
-    if not items:
-        return False
-    op, arg = items[-1]
-    if _is_digit(op, arg):
-        return True
-    name = str(op)
-    if name == "SUBPATTERN":
-        return _ends_digit(list(arg[-1]))
-    if name == "ATOMIC_GROUP":
-        return _ends_digit(list(arg))
-    if name == "BRANCH":
-        return all(_ends_digit(list(b)) for b in arg[1])
-    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+    for op, arg in reversed(items):  # (a loop: a thousand optional items are no recursion)
+        if _is_digit(op, arg):
+            return True
+        name = str(op)
+        if name == "SUBPATTERN":
+            return _ends_digit(list(arg[-1]))
+        if name == "ATOMIC_GROUP":
+            return _ends_digit(list(arg))
+        if name == "BRANCH":
+            return all(_ends_digit(list(b)) for b in arg[1])
+        if name not in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            return False
         low, high, body = arg
-        # (repeated none at all, the match ends where the items before end)
-        return high != 0 and _ends_digit(list(body)) and (low >= 1 or _ends_digit(items[:-1]))
+        if high == 0 or not _ends_digit(list(body)):
+            return False
+        if low >= 1:
+            return True
+        # repeated none at all, the match ends where the items before end
     return False
 
 

@@ -90,11 +90,19 @@ NOTHING = ""
 MAX_FUZZY_WORDS = 400
 
 
+def _as_read(text: str) -> str:
+    """A stored title or text as an article read from the store holds it (and the matcher
+    and the regex screen read it): a row written before articles were made readable may still
+    hold a soft hyphen or a NUL, and its lookup indexes must be those of what is read."""
+    return storable(readable(text))
+
+
 def index_terms(*fields: str) -> str:
-    """Every distinct key and norm of the fields' tokens, sorted and space-separated."""
+    """Every distinct key and norm of the fields' tokens (read as :func:`_as_read` reads
+    them), sorted and space-separated."""
     words: set[str] = set()
     for text in fields:
-        for tok in tokenize(text):
+        for tok in tokenize(_as_read(text)):
             words.add(tok.key)
             words.add(tok.norm)
     return " ".join(sorted(w for w in words if w))
@@ -110,7 +118,7 @@ def lookup_words(*fields: str) -> set[str]:
     """The words of :func:`lookup_terms`, as a set."""
     words: set[str] = set()
     for text in fields:
-        add_terms(text, words)
+        add_terms(_as_read(text), words)
     words.discard("")
     return words
 
@@ -257,11 +265,12 @@ def _places(title: FieldText, text: FieldText) -> Places:
 
 def places_of(title: str, text: str) -> Places:
     """The places index's columns of an article (see :data:`PLACE_COLUMNS`): of its title and
-    text as rules see them (cut as :func:`watchers.models.matchable` cuts them, so that no word
+    text as rules see them (as read from the store, :func:`_as_read`, and cut as
+    :func:`watchers.models.matchable` cuts them, so that no word
     the matcher cannot see stands in the index to rule the article out). A change to what this
     gives for some text must raise ``KEYS_VERSION`` (see there)."""
-    return _places(FieldText.of(title[:MAX_MATCH_TITLE_CHARS]),
-                   FieldText.of(text[:MAX_MATCH_CHARS]))
+    return _places(FieldText.of(_as_read(title)[:MAX_MATCH_TITLE_CHARS]),
+                   FieldText.of(_as_read(text)[:MAX_MATCH_CHARS]))
 
 
 def analysed_index(analysis: Analysis) -> tuple[set[str], Places]:

@@ -547,7 +547,7 @@ class _PgDest:
                                "newswatch" if complete else COPYING_PG_MARK)
 
     async def keys(self, version: int) -> None:
-        await self.db.execute(_KEYS.format("$1"), pg_schema.words_version(version))
+        await self.db.execute(_KEYS.format("$1"), version)
 
     async def finish(self) -> None:
         async with self.db.tx() as conn:

@@ -27,14 +27,7 @@ from watchers.store.postgres.acks import AcksMixin
 from watchers.store.postgres.articles import ArticlesMixin, Continuations, fts_to_tsquery
 from watchers.store.postgres.outbox import OutboxMixin
 from watchers.store.postgres.schedule import ScheduleMixin
-from watchers.store.postgres.schema import (
-    SCHEMA_VERSION,
-    TermsOf,
-    check,
-    rekey,
-    upgrade,
-    words_version,
-)
+from watchers.store.postgres.schema import SCHEMA_VERSION, TermsOf, check, rekey, upgrade
 from watchers.store.postgres.schema import keys_version as held_keys
 from watchers.store.postgres.state import StateMixin
 from watchers.store.postgres.stories import StoriesMixin
@@ -104,11 +97,8 @@ class PostgresStore(ArticlesMixin, OutboxMixin, StateMixin, StoriesMixin, Schedu
         :func:`watchers.rules.lookup.index_terms`), which an upgrade that indexes stored text
         needs (the URL index of a database holding links). ``keys_version``: the engine's word
         keys version: a writer given it with ``terms_of`` rebuilds lookup indexes built with
-        another (:func:`.schema.rekey`); a reader given it refuses them (a version that changed
-        only SQLite's places index counts as the one before it: :func:`.schema.words_version`).
+        another (:func:`.schema.rekey`); a reader given it refuses them.
         """
-        if keys_version is not None:
-            keys_version = words_version(keys_version)  # (versions of SQLite's places alone)
         db = await Pg.connect(url, lock=lock, readonly=readonly, min_size=min_size,
                               max_size=max_size, shared=shared)
         try:

@@ -43,17 +43,8 @@ from watchers.store.postgres._db import LOCKS, Pg, rowcount
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "COPYING_MARK",
-    "FRESH",
-    "MIGRATIONS",
-    "SCHEMA_VERSION",
-    "check",
-    "keys_version",
-    "rekey",
-    "upgrade",
-    "words_version",
-]
+__all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "keys_version",
+           "rekey", "upgrade"]
 
 SCHEMA_VERSION = 19
 
@@ -355,20 +346,6 @@ _V17 = f"""
 CREATE INDEX IF NOT EXISTS articles_feed_copies ON articles ({FEED_COPY_HASH})
     WHERE {FEED_COPY_WHERE};
 """
-
-# Word keys versions that changed only SQLite's places index, which PostgreSQL keeps none of
-# (6: number marks): its lookup indexes hold the same words as under the version before, so a
-# store is neither rebuilt nor refused for them. (Its index_keys records that earlier version.)
-_SAME_WORDS = {6: 5}
-
-
-def words_version(keys_version: int) -> int:
-    """The word keys version PostgreSQL's lookup indexes hold for the engine's
-    ``keys_version`` (see _SAME_WORDS)."""
-    while keys_version in _SAME_WORDS:
-        keys_version = _SAME_WORDS[keys_version]
-    return keys_version
-
 
 # Version 18 (SQLite's 15): which word keys the lookup indexes hold (see the SQLite schema's
 # INDEX_KEYS and rekey): 0 unknown, 1 the keys before versions were recorded.
