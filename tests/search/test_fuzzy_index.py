@@ -109,6 +109,7 @@ def _as_version_10(db: Path) -> None:
                           "DROP TABLE article_places_incomplete; "
                           "DROP TABLE article_places_inexact; "
                           "ALTER TABLE stories DROP COLUMN source_outlets;"
+                          "ALTER TABLE matches DROP COLUMN retired;"
                           + _ARTICLE_TERMS_V5)
         words_indexed_as_before_17(con)
         con.execute("PRAGMA user_version=10")

@@ -49,6 +49,8 @@ _BEFORE_17 = ("DROP TABLE article_places", "DROP TABLE article_places_incomplete
               "DROP TABLE article_places_inexact",
               "DROP TRIGGER article_terms_insert", "DROP VIEW article_terms", _VIEW,
               "CREATE TRIGGER" + _TRIGGER)
+# A store as versions before SQLite's 18 (PostgreSQL's 20) left it: no retired matches.
+_BEFORE_RETIRED = "ALTER TABLE matches DROP COLUMN retired"
 
 
 async def put(store: Store, a: Article, matches: list[Match] | None = None,
@@ -288,6 +290,90 @@ async def test_run_time_rules_and_sources_are_config_models(backend: Backend) ->
         assert [x.name for x in await s.list_sources()] == ["drop"]
 
 
+async def _delivered(s: Store, a: Article, watch: RuleConfig) -> None:
+    """``a`` stored with its match of ``watch`` and an alert of it, posted."""
+    await put(s, a, [match(a, watch.key)], [alert("ops", watch)])
+    (row,) = await s.claim_route("ops", now=datetime.now(UTC))
+    await s.mark_delivered(row.id, f"msg-{row.id}", at=datetime.now(UTC))
+
+
+async def test_a_rule_added_again_after_its_removal_has_none_of_the_old_ones_matches(
+        backend: Backend) -> None:
+    # Kept by the rule's key, the old rule's matches, last surge and alerts were the next
+    # rule's given the same name: /recent, /trend and /rules list showed them as its own, and
+    # its first match and surge cooldown were the old rule's.
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    watch = RuleConfig(name="watch", query="grizzly", guild_id=7, channel="ops")
+    old = art("A grizzly near Lviv")
+    async with await backend.open() as s:
+        await s.put_rule(watch)
+        await _delivered(s, old, watch)
+        await s.add_surge(watch.key, "surges", "surge", datetime.now(UTC))
+        assert (await s.rule_match_counts()).get(watch.key) == 1
+        assert await s.delete_rule(watch.key)
+        await s.put_rule(watch.model_copy(update={"query": "zebra"}))
+        assert watch.key not in await s.rule_match_counts()
+        assert watch.key not in await s.rule_match_counts(since=hour_ago)
+        assert await s.first_match(watch.key) is None
+        assert await s.match_times([watch.key], hour_ago) == {watch.key: []}
+        assert await s.top_stories(watch.key, hour_ago) == []
+        assert await s.rule_times(watch.key, hour_ago) == []
+        assert await s.recent(rule=watch.key) == []
+        assert await s.recent(rules=[watch.key]) == []
+        assert await s.last_surge(watch.key) is None
+        assert watch.key not in await s.rule_feedback(since=hour_ago)
+        # The old rule's match is kept for its article (/article shows it by rule and score).
+        assert [(m.rule, m.score) for m in await s.matches_for(old.id)] == [(watch.key, 1.0)]
+        assert await s.matches_for(old.id, retired=False) == []
+        assert [a.id for a, _ in await s.recent()] == [old.id]
+        # The new rule's own matches count, alone.
+        new = art("A zebra near Lviv")
+        await _delivered(s, new, watch)
+        assert await s.rule_match_counts() == {watch.key: 1}
+        assert [a.id for a, _ in await s.recent(rule=watch.key)] == [new.id]
+        assert [a.id for a, _ in await s.recent(rules=[watch.key])] == [new.id]
+        assert (await s.rule_feedback(since=hour_ago))[watch.key].alerts == 1
+        assert await s.first_match(watch.key) is not None
+    async with await backend.open() as s:  # as stored
+        assert await s.rule_match_counts() == {watch.key: 1}
+
+
+async def test_a_rule_replaced_keeps_its_matches_and_a_new_one_takes_none_left_by_its_name(
+        backend: Backend) -> None:
+    watch = rule("watch", "grizzly")
+    a, b = art("A grizzly near Lviv"), art("Grizzly sighted")
+    async with await backend.open() as s:
+        await s.put_rule(watch)
+        await put(s, a, [match(a, "watch")])
+        await s.put_rule(watch.model_copy(update={"query": "grizzly OR bear"}))  # changed
+        assert await s.rule_match_counts() == {"watch": 1}
+        # A rule the store does not hold (a config file's, taken out of the file) leaves its
+        # matches and mute under its name: a run-time rule then added under it is new.
+        await put(s, b, [match(b, "gone"), match(b, "watch")])
+        await s.mute("gone", datetime.now(UTC) + timedelta(hours=1))
+        await s.put_rule(rule("gone", "bears"))
+        assert await s.rule_match_counts() == {"watch": 2}
+        assert "gone" not in await s.mutes(now=datetime.now(UTC))
+        assert [m.rule for m in await s.matches_for(b.id)] == ["gone", "watch"]
+
+
+async def test_a_store_from_before_retired_matches_keeps_its_matches_and_retires_them_after(
+        backend: Backend) -> None:
+    watch = rule("watch", "grizzly")
+    a = art("A grizzly near Lviv")
+    async with await backend.open("before") as s:
+        await s.put_rule(watch)
+        await put(s, a, [match(a, "watch")])
+    await backend.raw("before", _BEFORE_RETIRED, _BEFORE_RETIRED)
+    await backend.raw("before", "PRAGMA user_version = 17",
+                      "UPDATE schema_version SET version = 19")
+    async with await backend.open("before") as s:
+        assert await s.rule_match_counts() == {"watch": 1}  # stored ones stay current
+        assert await s.delete_rule("watch")
+        assert await s.rule_match_counts() == {}
+        assert [m.rule for m in await s.matches_for(a.id)] == ["watch"]
+
+
 async def test_a_stored_rule_that_no_longer_validates_is_skipped_with_a_warning(
         backend: Backend, caplog: pytest.LogCaptureFixture) -> None:
     async with await backend.open() as s:
@@ -488,6 +574,7 @@ async def test_a_store_from_before_the_feed_copies_index_gains_it_when_opened(
                       "ALTER TABLE stories DROP COLUMN source_outlets")  # and the next
     for sql in _BEFORE_17:  # and the one after
         await backend.raw("before", sql, "SELECT 1")
+    await backend.raw("before", _BEFORE_RETIRED, _BEFORE_RETIRED)
     await backend.raw("before", "PRAGMA user_version = 13",
                       "UPDATE schema_version SET version = 16")
     with caplog.at_level(logging.INFO, logger="watchers.store"):
@@ -1091,6 +1178,7 @@ async def test_stories_of_schema_15_keep_their_counts_once_upgraded(backend: Bac
                       "ALTER TABLE stories DROP COLUMN source_outlets")
     for sql in _BEFORE_17:  # and the one after
         await backend.raw("before", sql, "SELECT 1")
+    await backend.raw("before", _BEFORE_RETIRED, _BEFORE_RETIRED)
     await backend.raw("before", "PRAGMA user_version = 15",
                       "UPDATE schema_version SET version = 18")
     async with await backend.open("before") as store:

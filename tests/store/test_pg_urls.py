@@ -272,6 +272,7 @@ async def _as_version_14(pg_database: str) -> None:
             await conn.execute("DROP TABLE departed_servers")  # schema 16
             await conn.execute("DROP TABLE index_keys")  # schema 18
             await conn.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 19
+            await conn.execute("ALTER TABLE matches DROP COLUMN retired")  # schema 20
             await conn.execute("UPDATE schema_version SET version = 14")
     finally:
         await conn.close()

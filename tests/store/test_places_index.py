@@ -112,7 +112,8 @@ def _as_schema_16(path: Path) -> None:
         conn.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
                            "DROP TABLE article_places_inexact; "
                            "DROP TRIGGER article_terms_insert; DROP VIEW article_terms; "
-                           + view + "CREATE TRIGGER" + trigger + "PRAGMA user_version=16;")
+                           + view + "CREATE TRIGGER" + trigger + "PRAGMA user_version=16;"
+                           "ALTER TABLE matches DROP COLUMN retired;")  # (schema 18)
 
 
 async def test_a_store_from_before_the_places_index_is_rebuilt_by_the_engine(

@@ -147,6 +147,7 @@ async def test_a_schema_14_store_is_marked_as_holding_the_first_keys(tmp_path: P
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE index_keys")
         conn.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 16
+        conn.execute("ALTER TABLE matches DROP COLUMN retired")  # schema 18
         # schema 17: the places index, and the view's trigger as it was before
         conn.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
                            "DROP TABLE article_places_inexact; "

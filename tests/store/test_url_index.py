@@ -145,6 +145,7 @@ def _as_version_11(db: Path) -> None:
         con.execute("DROP TABLE departed_servers")  # schema 13
         con.execute("DROP TABLE index_keys")  # schema 14
         con.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 16
+        con.execute("ALTER TABLE matches DROP COLUMN retired")  # schema 18
         # schema 17: the places index, and the view's trigger as it was before
         con.executescript("DROP TABLE article_places; DROP TABLE article_places_incomplete; "
                           "DROP TABLE article_places_inexact; "
@@ -208,6 +209,7 @@ async def _as_version_13(pg_database: str) -> None:
         await conn.execute("DROP TABLE departed_servers")  # schema 16
         await conn.execute("DROP TABLE index_keys")  # schema 17
         await conn.execute("ALTER TABLE stories DROP COLUMN source_outlets")  # schema 19
+        await conn.execute("ALTER TABLE matches DROP COLUMN retired")  # schema 20
         await conn.execute("UPDATE schema_version SET version = 13")
 
 

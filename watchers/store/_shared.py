@@ -135,13 +135,25 @@ class RuntimeModels:
         return await self._models("rules", "rule", RuleConfig.model_validate)
 
     async def put_rule(self, rule: RuleConfig) -> None:
-        """Add or replace a run-time rule (keyed by ``rule.key``)."""
+        """Add or replace a run-time rule (keyed by ``rule.key``). Replacing one (a stored rule
+        of that key) keeps its matches, mute and last surge: it is the same rule, changed. A
+        new one starts with none, as :meth:`delete_rule` leaves them: what is still kept under
+        its key was another rule's (a config file's rule taken out of the file, or written
+        after a removal by a poll that still ran the removed rule)."""
         await self._put("rules", rule.key, rule.guild_id, dump_model(rule, exclude={"origin"}))
 
     async def delete_rule(self, key: str) -> bool:
         """Remove the run-time rule of this key (``RuleConfig.key``) and, in the same
-        transaction, its mute; False if there is no such rule. A mute kept by the key outlived
-        its rule and silenced the next rule given the same name, with no word of it."""
+        transaction, its mute and last surge, and retire its matches; False if there is no such
+        rule. Kept by the key, they outlived their rule and were the next rule's given the
+        same name: a mute silenced it with no word of it, and the old rule's matches showed as
+        its own in /recent, /trend, /rules list and its preview, and set its first match and
+        surge cooldown. A retired match is kept for its article (``matches_for`` gives it:
+        /article shows it by rule and score) and counts for no rule: every read of a rule's
+        matches (``recent(rule=…)``, ``rule_match_counts``, ``match_times``,
+        ``first_match``, ``top_stories``, ``rule_times``) and its alerts' feedback
+        (``rule_feedback``) leave it out. (A rule of the config file keeps them: one taken out
+        of the file and put back is the same rule.)"""
         return await self._delete("rules", key)
 
     async def list_sources(self) -> list[SourceConfig]:

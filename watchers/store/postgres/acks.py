@@ -100,7 +100,8 @@ class AcksMixin:
 
     async def rule_feedback(self, *, since: datetime) -> dict[str, RuleFeedback]:
         """Per rule (by key): its alerts written since ``since`` that were posted, how many
-        were acknowledged, how many someone found not relevant."""
+        were acknowledged, how many someone found not relevant; not an alert whose match of
+        the rule is retired (an earlier rule's of that key, see ``delete_rule``)."""
         rows = await self._db.fetch(
             f"SELECT {_RULE_KEY} AS rule, count(DISTINCT o.id), count(DISTINCT k.alert_id), "
             "count(DISTINCT n.alert_id) "
@@ -108,6 +109,8 @@ class AcksMixin:
             "LEFT JOIN acks k ON k.alert_id = o.id "
             "LEFT JOIN not_relevant n ON n.alert_id = o.id "
             "WHERE o.kind = 'alert' AND o.created_at >= $1 AND o.state = 'delivered' "
+            "AND NOT EXISTS (SELECT 1 FROM matches r WHERE r.article_id = o.article_id "
+            f"AND r.rule = {_RULE_KEY} AND r.retired) "
             "GROUP BY 1", since)
         return {str(rule): RuleFeedback(int(a), int(k), int(n))
                 for rule, a, k, n in rows if rule is not None}

@@ -671,7 +671,7 @@ class ArticlesMixin(CandidateList):
                     "INSERT INTO matches (article_id, rule, score, hits, matched_at) "
                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (article_id, rule) DO UPDATE SET "
                     "score = excluded.score, hits = excluded.hits, "
-                    "matched_at = excluded.matched_at", matches)
+                    "matched_at = excluded.matched_at, retired = FALSE", matches)
             await _write_outbox(conn, stored, when, self._outlet_names)
             for route, text in notices:
                 await insert_notice(conn, route, text, when)
@@ -735,9 +735,10 @@ class ArticlesMixin(CandidateList):
                 return only_one([article_of(r) for r in rows], visible)
         return None
 
-    async def matches_for(self, article_id: str) -> list[Match]:
+    async def matches_for(self, article_id: str, *, retired: bool = True) -> list[Match]:
+        current = "" if retired else " AND NOT retired"
         rows = await self._db.fetch(
-            "SELECT article_id, rule, score, hits FROM matches WHERE article_id = $1 "
+            f"SELECT article_id, rule, score, hits FROM matches WHERE article_id = $1{current} "
             "ORDER BY rule COLLATE \"C\"", article_id)
         return [_match(*r) for r in rows]
 
@@ -747,7 +748,7 @@ class ArticlesMixin(CandidateList):
     ) -> list[tuple[Article, list[Match]]]:
         """The newest articles that matched ``rule`` (a key) — or, without it, any rule (any of
         ``rules`` when given) — with every match of each; with ``follows``, only articles that
-        server sees."""
+        server sees. A retired match is no rule's (see the SQLite store's)."""
         params: list[Any] = []
         if rules is not None and not rule:
             keys = sorted(set(rules))
@@ -757,14 +758,15 @@ class ArticlesMixin(CandidateList):
             visible = _filters(None, None, follows, params)
             params.append(limit)
             sql = (f"SELECT {ARTICLE_COLS} FROM articles WHERE id IN "
-                   "(SELECT article_id FROM matches WHERE rule = ANY($1::text[]))"
+                   "(SELECT article_id FROM matches WHERE rule = ANY($1::text[]) "
+                   "AND NOT retired)"
                    f"{visible} ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}")
         elif rule:
             params.append(rule)
             visible = _filters(None, None, follows, params, column="a.source")
             params.append(limit)
             sql = (f"SELECT {ARTICLE_COLS_A} FROM articles a JOIN matches m "
-                   f"ON m.article_id = a.id WHERE m.rule = $1{visible} "
+                   f"ON m.article_id = a.id WHERE m.rule = $1 AND NOT m.retired{visible} "
                    f"ORDER BY a.sort_at DESC, a.rowid DESC LIMIT ${len(params)}")
         else:
             visible = _filters(None, None, follows, params)
@@ -773,7 +775,7 @@ class ArticlesMixin(CandidateList):
                    f"(SELECT article_id FROM matches){visible} "
                    f"ORDER BY sort_at DESC, rowid DESC LIMIT ${len(params)}")
         articles = [article_of(r) for r in await self._db.fetch(sql, *params)]
-        return [(a, await self.matches_for(a.id)) for a in articles]
+        return [(a, await self.matches_for(a.id, retired=rules is None)) for a in articles]
 
     async def candidate_page(
         self,
@@ -1092,8 +1094,10 @@ class ArticlesMixin(CandidateList):
 
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         if since is None:
-            rows = await self._db.fetch("SELECT rule, count(*) FROM matches GROUP BY rule")
+            rows = await self._db.fetch(
+                "SELECT rule, count(*) FROM matches WHERE NOT retired GROUP BY rule")
         else:
             rows = await self._db.fetch(
-                "SELECT rule, count(*) FROM matches WHERE matched_at >= $1 GROUP BY rule", since)
+                "SELECT rule, count(*) FROM matches WHERE matched_at >= $1 AND NOT retired "
+                "GROUP BY rule", since)
         return {str(r): int(n) for r, n in rows}

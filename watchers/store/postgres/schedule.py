@@ -170,14 +170,15 @@ class ScheduleMixin:
         out: dict[str, list[datetime]] = {r: [] for r in rules}
         rows = await self._db.fetch(
             "SELECT rule, matched_at FROM matches WHERE rule = ANY($1::text[]) AND "
-            "matched_at >= $2 ORDER BY rule, matched_at", list(rules), since)
+            "matched_at >= $2 AND NOT retired ORDER BY rule, matched_at", list(rules), since)
         for rule, at in rows:
             out[str(rule)].append(at)
         return out
 
     async def first_match(self, rule: str) -> datetime | None:
         value: datetime | None = await self._db.fetchval(
-            "SELECT min(matched_at) FROM matches WHERE rule = $1 AND matched_at > $2", rule,
+            "SELECT min(matched_at) FROM matches WHERE rule = $1 AND matched_at > $2 "
+            "AND NOT retired", rule,
             UNTIMED)  # (an undated article of history's: no time)
         return value
 
@@ -189,7 +190,8 @@ class ScheduleMixin:
         rows = await self._db.fetch(
             "SELECT (array_agg(a.title ORDER BY a.sort_at, a.id))[1] AS headline, "
             "count(*) AS n FROM matches m JOIN articles a ON a.id = m.article_id "
-            "WHERE m.rule = $1 AND m.matched_at >= $2 GROUP BY coalesce(a.story_id, a.id) "
+            "WHERE m.rule = $1 AND m.matched_at >= $2 AND NOT m.retired "
+            "GROUP BY coalesce(a.story_id, a.id) "
             "ORDER BY n DESC, max(m.matched_at) DESC LIMIT $3", rule, since, limit)
         return [(str(h), int(n)) for h, n in rows]
 
@@ -198,5 +200,6 @@ class ScheduleMixin:
         oldest first."""
         rows = await self._db.fetch(
             "SELECT a.sort_at FROM matches m JOIN articles a ON a.id = m.article_id "
-            "WHERE m.rule = $1 AND a.sort_at >= $2 ORDER BY a.sort_at", rule, since)
+            "WHERE m.rule = $1 AND NOT m.retired AND a.sort_at >= $2 ORDER BY a.sort_at",
+            rule, since)
         return [r[0] for r in rows]

@@ -11,7 +11,8 @@ version numbers for the same shape of data, so a copy between backends can compa
   design, has no use for them. Version 13 is SQLite's 11 (the lookup index's word list), and
   14 is SQLite's 12 (the URL index); 15 is PostgreSQL's own again (each URL index row carries
   its article's time, which SQLite's keys hold already). 18 is SQLite's 15 (the lookup
-  indexes' keys version) and 19 SQLite's 16 (the outlet each source of a story reported as).
+  indexes' keys version), 19 SQLite's 16 (the outlet each source of a story reported as) and 20
+  SQLite's 18 (a match's ``retired`` flag).
   Neither list is copied (each backend fills its own as articles are indexed), so a copy
   compares the copied tables' shape, not the numbers.
 - ``MIGRATIONS[v]`` takes a database from ``v - 1`` to ``v`` in its own transaction together
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 __all__ = ["COPYING_MARK", "FRESH", "MIGRATIONS", "SCHEMA_VERSION", "check", "keys_version",
            "rekey", "upgrade"]
 
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 20
 
 _V10 = """
 CREATE TABLE schema_version (
@@ -365,8 +366,14 @@ _V19 = """
 ALTER TABLE stories ADD COLUMN source_outlets JSONB NOT NULL DEFAULT '{}';
 """
 
+# Version 20 (SQLite's 18): a match of a run-time rule removed (or whose name a new rule took)
+# is retired: kept for its article, counted for no rule (see RuntimeModels.delete_rule).
+_V20 = """
+ALTER TABLE matches ADD COLUMN retired BOOLEAN NOT NULL DEFAULT FALSE;
+"""
+
 FRESH = (_V10 + _V11 + _V12 + _V13 + _V15_TABLE + _V14_INDEX + _V14_GAPS + _V16 + _V17 + _V18
-         + "INSERT INTO index_keys (version) VALUES (0);" + _V19)
+         + "INSERT INTO index_keys (version) VALUES (0);" + _V19 + _V20)
 
 # The URL index's rows of stored articles: (articles.rowid, url words as text) arrays. The
 # time is the article's (a rowid no article has leaves it NULL, which the table refuses).
@@ -518,6 +525,14 @@ async def _m19(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> Non
     await conn.execute(_V19)
 
 
+async def _m20(conn: asyncpg.Connection, terms_of: TermsOf | None = None) -> None:
+    """Matches can be retired, so that a rule added again under a removed one's name does not
+    take its matches for its own; the stored ones stay current (which of them an earlier rule
+    of the same name made is not known). A column with a constant default: no row is
+    rewritten."""
+    await conn.execute(_V20)
+
+
 async def _links(conn: asyncpg.Connection) -> AsyncIterator[list[tuple[int, str]]]:
     """The stored articles' (rowid, url), a chunk at a time, in rowid order."""
     after = 0
@@ -536,7 +551,8 @@ COPYING_MARK = "newswatch: incomplete copy"
 
 # Version v's step from v - 1; the first shipped PostgreSQL schema is version 10.
 MIGRATIONS: dict[int, Migration] = {11: _m11, 12: _m12, 13: _m13, 14: _m14, 15: _m15,
-                                    16: _m16, 17: _m17, 18: _m18, 19: _m19}
+                                    16: _m16, 17: _m17, 18: _m18, 19: _m19,
+                                    20: _m20}
 
 
 async def _version(conn: asyncpg.Connection, name: str) -> int:

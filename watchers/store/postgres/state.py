@@ -55,6 +55,14 @@ _LOCK_ORDER = 'ORDER BY name COLLATE "C" FOR UPDATE'
 
 
 
+async def _end_rule(conn: asyncpg.Connection, key: str) -> None:
+    """What the rule of ``key`` leaves ends with it (see RuntimeModels.delete_rule): its mute
+    and last surge are deleted, its matches retired."""
+    await conn.execute("DELETE FROM mutes WHERE rule = $1", key)
+    await conn.execute("DELETE FROM surges WHERE rule = $1", key)
+    await conn.execute("UPDATE matches SET retired = true WHERE rule = $1 AND NOT retired", key)
+
+
 def _state(row: asyncpg.Record) -> SourceState:
     return SourceState(
         name=row["name"],
@@ -228,11 +236,17 @@ class StateMixin(RuntimeModels):
 
     async def _put(self, table: str, key: str, guild_id: int | None, model: str) -> None:
         assert table in _TABLES
-        await self._db.execute(
+        upsert = (
             f"INSERT INTO {table} (name, guild_id, model, created_at) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (name) DO UPDATE SET guild_id = excluded.guild_id, "
-            "model = excluded.model, created_at = excluded.created_at",
-            key, guild_id, model, now())
+            "model = excluded.model, created_at = excluded.created_at")
+        if table != "rules":
+            await self._db.execute(upsert, key, guild_id, model, now())
+            return
+        async with self._db.tx() as conn:
+            if await conn.fetchval("SELECT 1 FROM rules WHERE name = $1", key) is None:
+                await _end_rule(conn, key)  # a new rule (see put_rule)
+            await conn.execute(upsert, key, guild_id, model, now())
 
     async def _delete(self, table: str, key: str) -> bool:
         assert table in _TABLES
@@ -241,7 +255,7 @@ class StateMixin(RuntimeModels):
         async with self._db.tx() as conn:
             removed = rowcount(await conn.execute("DELETE FROM rules WHERE name = $1", key))
             if removed:
-                await conn.execute("DELETE FROM mutes WHERE rule = $1", key)  # (see delete_rule)
+                await _end_rule(conn, key)  # (see delete_rule)
             return removed > 0
 
     # ------------------------------------------------------------- mutes

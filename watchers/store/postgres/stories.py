@@ -464,7 +464,7 @@ class StoriesMixin(OutletNames):
                     "INSERT INTO matches (article_id, rule, score, hits, matched_at) "
                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (article_id, rule) DO UPDATE SET "
                     "score = excluded.score, hits = excluded.hits, "
-                    "matched_at = excluded.matched_at",
+                    "matched_at = excluded.matched_at, retired = FALSE",
                     [(stored_id, m.rule, m.score, hits_json(m.hits), at) for m in matches])
             fresh = list(alerts)
             if fresh:

@@ -112,7 +112,9 @@ class AcksMixin:
 
     async def rule_feedback(self, *, since: datetime) -> dict[str, RuleFeedback]:
         """Per rule (by key): its alerts written since ``since`` that were posted, how many of
-        them were acknowledged, how many someone found not relevant."""
+        them were acknowledged, how many someone found not relevant. An alert whose match of
+        the rule is retired (see ``delete_rule``) is an earlier rule's of that key: not
+        counted."""
         rows = await self._db.fetchall(
             f"SELECT {_RULE_NAME} AS rule, count(DISTINCT o.id), count(DISTINCT k.alert_id), "
             "count(DISTINCT n.alert_id) "
@@ -120,6 +122,8 @@ class AcksMixin:
             "LEFT JOIN acks k ON k.alert_id = o.id "
             "LEFT JOIN not_relevant n ON n.alert_id = o.id "
             "WHERE o.kind = 'alert' AND o.created_at >= ? AND o.state = 'delivered' "
+            "AND NOT EXISTS (SELECT 1 FROM matches r WHERE r.article_id = o.article_id "
+            f"AND r.rule = {_RULE_NAME} AND r.retired = 1) "
             "GROUP BY rule", (iso(since),))
         return {str(rule): RuleFeedback(int(a), int(k), int(n))
                 for rule, a, k, n in rows if rule is not None}

@@ -732,9 +732,11 @@ class ArticlesMixin(CandidateList):
                 return only_one([article_of(r) for r in rows], visible)
         return None
 
-    async def matches_for(self, article_id: str) -> list[Match]:
+    async def matches_for(self, article_id: str, *, retired: bool = True) -> list[Match]:
+        current = "" if retired else " AND retired = 0"
         rows = await self._db.fetchall(
-            "SELECT article_id, rule, score, hits FROM matches WHERE article_id = ? ORDER BY rule",
+            "SELECT article_id, rule, score, hits FROM matches WHERE article_id = ?"
+            f"{current} ORDER BY rule",
             (article_id,),
         )
         return [_match(*r) for r in rows]
@@ -745,7 +747,9 @@ class ArticlesMixin(CandidateList):
     ) -> list[tuple[Article, list[Match]]]:
         """The newest articles that matched ``rule`` (a key) — or, without it, any rule (any of
         ``rules`` when given: a server's lookups see only its rules' matches) — with every
-        match of each; with ``follows``, only articles that server sees."""
+        match of each; with ``follows``, only articles that server sees. A retired match
+        (see ``delete_rule``) is no rule's: only "any rule" finds its article, and only
+        without ``rules`` is it among an article's matches."""
         visible, vparams = _filters(None, None, follows)
         if rules is not None and not rule:
             keys = sorted(set(rules))
@@ -754,11 +758,12 @@ class ArticlesMixin(CandidateList):
             sql = (
                 f"SELECT {ARTICLE_COLS} FROM articles WHERE id IN "
                 "(SELECT DISTINCT article_id FROM matches "
-                f"WHERE rule IN ({','.join('?' * len(keys))})){visible} "
+                f"WHERE rule IN ({','.join('?' * len(keys))}) AND retired = 0){visible} "
                 "ORDER BY sort_at DESC, rowid DESC LIMIT ?"
             )
             rows = await self._db.fetchall(sql, (*keys, *vparams, limit))
-            return [(a, await self.matches_for(a.id)) for a in map(article_of, rows)]
+            return [(a, await self.matches_for(a.id, retired=False))
+                    for a in map(article_of, rows)]
         if rule:
             visible, vparams = "", []
             if follows is not None:
@@ -766,8 +771,8 @@ class ArticlesMixin(CandidateList):
                 visible = f" AND {clause}"
             sql = (
                 f"SELECT {ARTICLE_COLS_A} "
-                "FROM articles a JOIN matches m ON m.article_id = a.id WHERE m.rule = ?"
-                f"{visible} "
+                "FROM articles a JOIN matches m ON m.article_id = a.id WHERE m.rule = ? "
+                f"AND m.retired = 0{visible} "
                 "ORDER BY a.sort_at DESC, a.rowid DESC LIMIT ?"
             )
             params: tuple[Any, ...] = (rule, *vparams, limit)
@@ -779,7 +784,7 @@ class ArticlesMixin(CandidateList):
             )
             params = (*vparams, limit)
         articles = [article_of(r) for r in await self._db.fetchall(sql, params)]
-        return [(a, await self.matches_for(a.id)) for a in articles]
+        return [(a, await self.matches_for(a.id, retired=rules is None)) for a in articles]
 
     async def candidate_page(
         self,
@@ -993,7 +998,8 @@ class ArticlesMixin(CandidateList):
 
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         rows = await self._db.fetchall(
-            "SELECT rule, count(*) FROM matches WHERE matched_at >= ? GROUP BY rule",
+            "SELECT rule, count(*) FROM matches WHERE matched_at >= ? AND retired = 0 "
+            "GROUP BY rule",
             (iso(since) if since else "",),
         )
         return {str(r): int(n) for r, n in rows}

@@ -211,14 +211,14 @@ class ScheduleMixin:
         for rule in rules:
             rows = await self._db.fetchall(
                 "SELECT matched_at FROM matches INDEXED BY matches_rule WHERE rule = ? AND "
-                "matched_at >= ? ORDER BY matched_at", (rule, iso(since)))
+                "matched_at >= ? AND retired = 0 ORDER BY matched_at", (rule, iso(since)))
             out[rule] = [d for (m,) in rows if (d := dt(m)) is not None]
         return out
 
     async def first_match(self, rule: str) -> datetime | None:
-        rows = await self._db.fetchall(
+        rows = await self._db.fetchall(  # (UNTIMED: an undated article of history's: none)
             "SELECT min(matched_at) FROM matches INDEXED BY matches_rule WHERE rule = ? AND "
-            "matched_at > ?", (rule, iso(UNTIMED)))  # (an undated article of history's: none)
+            "matched_at > ? AND retired = 0", (rule, iso(UNTIMED)))
         return dt(rows[0][0]) if rows and rows[0][0] else None
 
     async def top_stories(self, rule: str, since: datetime, limit: int = 3
@@ -232,7 +232,7 @@ class ScheduleMixin:
             "max(m.matched_at) OVER story AS latest, row_number() OVER (PARTITION BY "
             "coalesce(a.story_id, a.id) ORDER BY a.sort_at, a.id) AS k FROM matches m "
             "JOIN articles a ON a.id = m.article_id WHERE m.rule = ? AND m.matched_at >= ? "
-            "WINDOW story AS (PARTITION BY coalesce(a.story_id, a.id))) "
+            "AND m.retired = 0 WINDOW story AS (PARTITION BY coalesce(a.story_id, a.id))) "
             "WHERE k = 1 ORDER BY n DESC, latest DESC LIMIT ?", (rule, iso(since), limit))
         return [(str(h), int(n)) for h, n in rows]
 
@@ -241,5 +241,6 @@ class ScheduleMixin:
         oldest first: what a trend counts."""
         rows = await self._db.fetchall(
             "SELECT a.sort_at FROM matches m JOIN articles a ON a.id = m.article_id "
-            "WHERE m.rule = ? AND a.sort_at >= ? ORDER BY a.sort_at", (rule, iso(since)))
+            "WHERE m.rule = ? AND m.retired = 0 AND a.sort_at >= ? ORDER BY a.sort_at",
+            (rule, iso(since)))
         return [d for (v,) in rows if (d := dt(v)) is not None]

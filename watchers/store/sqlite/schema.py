@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 APPLICATION_ID = int.from_bytes(b"nwsw", "big")  # "newswatch", in the file header at offset 68
 # The header of a file ``newswatch copy`` is still filling (see watchers.store.copy).
 COPYING_APPLICATION_ID = int.from_bytes(b"nwcp", "big")
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 
 # The words under which an article is indexed for lookups, from its title and text; given by the
 # caller because the store does not know the rule language (see watchers.rules.lookup).
@@ -364,6 +364,7 @@ CREATE TABLE matches (
     score REAL NOT NULL,
     hits TEXT NOT NULL,
     matched_at TEXT NOT NULL,
+    retired INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (article_id, rule)
 );
 CREATE INDEX matches_rule ON matches(rule, matched_at);
@@ -911,6 +912,20 @@ async def m17(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
                  "lookup indexes", path)
 
 
+# Version 18: a match of a run-time rule removed (or whose name a new rule took) is retired:
+# kept for its article, counted for no rule (see RuntimeModels.delete_rule).
+RETIRED_MATCHES = "ALTER TABLE matches ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;"
+
+
+async def m18(tx: Tx, terms_of: TermsOf | None, path: str) -> None:
+    """Matches can be retired (``matches.retired``), so that a rule added again under a removed
+    one's name does not take its matches for its own. The stored ones stay current: which of
+    them an earlier rule of the same name made is not known (a rule's ``created_at`` is reset
+    by every change of it, and a match's time by an import is its article's). Adds a column,
+    instant, rows unchanged."""
+    await tx.script(RETIRED_MATCHES)
+
+
 def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: int) -> int:
     # On the connection's thread: one read in key order (SQLite sorts the keys and links),
     # the words of a chunk, one insert of the chunk.
@@ -932,7 +947,7 @@ def _fill_urls(conn: sqlite3.Connection, terms_of: TermsOf, path: str, stored: i
 Migration = Callable[[Tx, "TermsOf | None", str], Awaitable[None]]
 MIGRATIONS: dict[int, Migration] = {
     2: m2, 3: m3, 4: m4, 5: m5, 6: m6, 7: m7, 8: m8, 9: m9, 10: m10, 11: m11, 12: m12, 13: m13,
-    14: m14, 15: m15, 16: m16, 17: m17,
+    14: m14, 15: m15, 16: m16, 17: m17, 18: m18,
 }
 
 

@@ -25,7 +25,7 @@ from watchers.errors import StoreError
 from watchers.models import storable
 from watchers.store._shared import RuntimeModels, cursor_json
 from watchers.store.base import SourceState, StoryRecord
-from watchers.store.sqlite._db import Db, dt, iso, now
+from watchers.store.sqlite._db import Db, Tx, dt, iso, now
 
 __all__ = ["StateMixin"]
 
@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 
 _STATE_COLS = ("name, cursor, polls, last_success, last_error, last_error_at, failures, "
                "next_poll, paused, skipped")
+
+
+async def _end_rule(tx: Tx, key: str) -> None:
+    """What the rule of ``key`` leaves ends with it (see RuntimeModels.delete_rule): its mute
+    and last surge are deleted, its matches retired."""
+    await tx.execute("DELETE FROM mutes WHERE rule = ?", (key,))
+    await tx.execute("DELETE FROM surges WHERE rule = ?", (key,))
+    await tx.execute("UPDATE matches SET retired = 1 WHERE rule = ? AND retired = 0", (key,))
 
 
 def _state(row: Sequence[Any]) -> SourceState:
@@ -151,6 +159,9 @@ class StateMixin(RuntimeModels):
 
     async def _put(self, table: str, key: str, guild_id: int | None, model: str) -> None:
         async with self._db.tx() as tx:
+            if table == "rules" and await tx.fetchone(
+                    "SELECT 1 FROM rules WHERE name = ?", (key,)) is None:
+                await _end_rule(tx, key)  # a new rule (see put_rule)
             await tx.execute(
                 f"INSERT OR REPLACE INTO {table} (name, guild_id, model, created_at) "
                 "VALUES (?,?,?,?)",
@@ -161,7 +172,7 @@ class StateMixin(RuntimeModels):
         async with self._db.tx() as tx:
             cur = await tx.execute(f"DELETE FROM {table} WHERE name = ?", (key,))
             if table == "rules" and cur.rowcount > 0:
-                await tx.execute("DELETE FROM mutes WHERE rule = ?", (key,))  # (see delete_rule)
+                await _end_rule(tx, key)  # (see delete_rule)
             return cur.rowcount > 0
 
     # ------------------------------------------------------------- mutes
