@@ -674,7 +674,9 @@ class Engine:
             wanted, visible=None if guild is None else lambda a: self._visible(a, guild))
         if art is None or not self._visible(art, guild):
             return None
-        matches = await self.store.matches_for(art.id)
+        # A server sees no removed rule's match: not one retired with its rule either, which
+        # a new rule of the same name would show as its own.
+        matches = await self.store.matches_for(art.id, retired=guild is None)
         if guild is None:
             return art, await self._shown(art, matches) if evidence else matches
         art = self._relabel(art, guild)

@@ -1386,7 +1386,8 @@ class WatchService:
         found = await loop.run_in_executor(self.executor, ruleset.match, matchable(new))
         if not found:
             return [], []
-        before = {m.rule for m in await self.store.matches_for(old.id)}
+        # (a retired match is an earlier rule's: one added since under its name is new to it)
+        before = {m.rule for m in await self.store.matches_for(old.id, retired=False)}
         fresh = [m for m in found if m.rule not in before]
         if not fresh:
             return found, []

@@ -15,7 +15,7 @@ from tests.cli.test_cli import nw
 from tests.conftest import SEEDS
 from tests.fakes.sinks import RecordingSink
 from watchers.config import parse_config
-from watchers.engine import open_engine
+from watchers.engine import Engine, open_engine
 from watchers.errors import NewswatchError
 from watchers.store import SqliteStore
 
@@ -123,3 +123,45 @@ async def test_a_rule_named_like_another_in_look_alike_letters_is_refused(
             await engine.add_rule({"name": fine, "query": "grain"})
         assert {r.name for r in await engine.store.list_rules()} == {
             "київ", "Ελλάδα", "naïve", "kyiv-київ"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_rule_added_again_under_a_removed_ones_name_has_none_of_its_matches(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    """The old rule's match stays its own: /article shows it by rule and score, and the new
+    rule's matches, trend, feedback and newest article do not count it (they did: the matches
+    are kept by the rule's name)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    storage = ({"path": "nw.db"} if backend == "sqlite"
+               else {"url": request.getfixturevalue("pg_database")})
+    cfg = parse_config({"storage": storage, "channels": {"alerts": 1},
+                        "sources": [{"name": "inbox", "type": "folder", "path": "inbox",
+                                     "settle": 0}]}, base_dir=tmp_path)
+
+    async def desk(engine: Engine) -> tuple[int, int]:
+        (view,) = [v for v in await engine.rules() if v.rule.name == "desk"]
+        return view.matches_7d, view.alerts_7d
+
+    sink = RecordingSink()
+    async with open_engine(cfg, start=False, default_sink=sink) as engine:
+        await engine.add_rule({"name": "desk", "query": "grizzly"})
+        (inbox / "bear.txt").write_text("Bear news\nA grizzly was seen near Lviv.")
+        await engine.run_once()
+        ((old, _),) = await engine.recent(rule="desk")
+        assert await desk(engine) == (1, 1)
+        assert await engine.remove_rule("desk")
+        await engine.add_rule({"name": "desk", "query": "zebra"})
+        assert await desk(engine) == (0, 0)
+        assert await engine.recent(rule="desk") == []
+        assert (await engine.trend("desk")).total == 0
+        found = await engine.article(old.id)
+        assert found is not None
+        assert [(m.rule, m.hits, m.score > 0) for m in found[1]] == [("desk", (), True)]
+        (inbox / "zebra.txt").write_text("Zebra news\nA zebra was seen near Lviv.")
+        await engine.run_once()
+        assert [a.title for a, _ in await engine.recent(rule="desk")] == ["Zebra news"]
+        assert await desk(engine) == (1, 1)
+    async with open_engine(cfg, start=False, default_sink=RecordingSink()) as engine:
+        assert await desk(engine) == (1, 1)
+        assert (await engine.trend("desk")).total == 1

@@ -303,3 +303,28 @@ def test_a_live_page_of_forty_thousand_items_is_sorted_out_at_once() -> None:
     assert len(named) == 21 and named[-1] == "39,979 more items under an earlier item's identity"
     assert named[0] == ("item 'twin-1': the same link as an earlier item of this poll, with "
                         "other content (the first is kept)")
+
+
+async def test_a_rewrite_alerts_a_rule_added_again_that_only_the_removed_one_had_matched(
+        tmp_path: Path) -> None:
+    """The removed rule's match of the stored version is not the new rule's: a rewrite it
+    matches alerts for it, as for any rule the stored version did not fire (it did not)."""
+    troops = rule("troops", "troops")
+    async with await SqliteStore.open(tmp_path / "nw.db") as store:
+        service = watch(store, rules=[troops], stories_mode=lambda route: "edit")
+        served = Served("wire")
+        await service.add_source(folder("wire", tmp_path), served)
+        await store.put_rule(troops)
+        served.item = item(TITLE, TEXT)
+        (first,) = await service.run_once()
+        assert first.alerts == 1
+        assert await store.delete_rule("troops")
+        desk = rule("troops", "troops", channel="desk")  # added again, posting elsewhere
+        await store.put_rule(desk)
+        service.set_rules([desk])
+        served.item = item("Kremlin denies invasion plan as troops mass near Kharkiv",
+                           "The Kremlin denied any plan to invade as satellite images showed "
+                           "troops massing.")
+        (again,) = await service.run_once()
+        assert again.updated == 1
+        assert [r.route for r in await store.alerts(kind="alert")] == ["alerts", "desk"]
