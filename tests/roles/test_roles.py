@@ -415,7 +415,7 @@ async def test_version_10_databases_migrate_and_changes_are_notified(pg_database
                                              now=datetime.now(UTC), limit=5)
         assert sorted(s.name for s in claimed) == ["new", "old"]
         version = (await writer._db.fetch("SELECT version FROM schema_version"))[0][0]
-        assert version == schema.SCHEMA_VERSION == 19
+        assert version == schema.SCHEMA_VERSION == 20
 
 
 class _SharedSink:

@@ -58,7 +58,9 @@ _LOCK_ORDER = 'ORDER BY name COLLATE "C" FOR UPDATE'
 async def _end_rule(conn: asyncpg.Connection, key: str) -> None:
     """What the rule of ``key`` leaves ends with it (see RuntimeModels.delete_rule): its mute
     and last surge are deleted, its matches retired."""
-    await conn.execute("DELETE FROM mutes WHERE rule = $1", key)
+    # Only a mute there is: a delete of none still tells every process the mutes changed.
+    if await conn.fetchval("SELECT 1 FROM mutes WHERE rule = $1", key) is not None:
+        await conn.execute("DELETE FROM mutes WHERE rule = $1", key)
     await conn.execute("DELETE FROM surges WHERE rule = $1", key)
     await conn.execute("UPDATE matches SET retired = true WHERE rule = $1 AND NOT retired", key)
 
