@@ -83,6 +83,7 @@ from watchers.store.base import (
     ArticleRecord,
     CapSummary,
     OutboxEntry,
+    Registration,
     SourceState,
     Store,
     StoryLink,
@@ -541,14 +542,26 @@ class WatchService:
 
     # ------------------------------------------------------------------ shared: leases
 
-    async def _register(self, running: Sequence[_Running]) -> None:
-        """Make these sources claimable; first polls spread as in :meth:`start`."""
+    async def _register(self, running: Sequence[_Running], *, again: bool = False) -> None:
+        """Make these sources claimable; first polls spread as in :meth:`start`, and no stored
+        next poll later than their settings now allow, as :meth:`_plan_first` has it (a worker
+        started with an interval shortened from a day to minutes waited out the day). ``again``:
+        the periodic registration, whose sources this worker registered before with the same
+        settings: what each polls is not compared again (that reads every cursor)."""
         spread = len(running) > 100
         now = self.clock.now()
-        await self.store.register_sources({
-            r.name: now + timedelta(seconds=random.uniform(
-                0, min(r.config.every.total_seconds(), 60))) if spread else None
-            for r in running})
+
+        def registration(r: _Running) -> Registration:
+            answering, failing, paused = self._longest_waits(r)
+            return Registration(
+                first=now + timedelta(seconds=random.uniform(
+                    0, min(r.config.every.total_seconds(), 60))) if spread else None,
+                latest=now + timedelta(seconds=answering),
+                latest_failing=now + timedelta(seconds=failing),
+                latest_paused=now + timedelta(seconds=paused),
+                polled=None if again else _polled(r.config))
+
+        await self.store.register_sources({r.name: registration(r) for r in running})
 
     async def _claim_loop(self) -> None:
         # Leases are taken by the engine's clock, the one compared with the database's
@@ -562,7 +575,7 @@ class WatchService:
                 if now - registered > REREGISTER:
                     # Sources another worker retired that this one runs (workers started from
                     # different configs) become claimable again.
-                    await self._register(list(self._running.values()))
+                    await self._register(list(self._running.values()), again=True)
                     registered = now
                 claimed = await self.store.claim_sources(owner=self.owner,
                                                          until=now + self.lease, now=now,
@@ -723,13 +736,17 @@ class WatchService:
 
     def _longest_wait(self, running: _Running, state: SourceState) -> float:
         """The longest a source may wait for its next poll under its settings as they are
-        now: its interval; failing, the longest backoff (or a server's longest Retry-After);
-        paused, the probe interval."""
-        if state.paused:
-            return self.probe_every.total_seconds()
-        if state.failures:
-            return max(self.max_backoff.total_seconds() * 1.2, MAX_RETRY_AFTER)
-        return running.config.every.total_seconds()
+        now (see :meth:`_longest_waits`), in the state it is in."""
+        answering, failing, paused = self._longest_waits(running)
+        return paused if state.paused else failing if state.failures else answering
+
+    def _longest_waits(self, running: _Running) -> tuple[float, float, float]:
+        """The longest a source may wait for its next poll under its settings as they are
+        now, in seconds: answering, its interval; failing, the longest backoff (or a server's
+        longest Retry-After); paused, the probe interval."""
+        return (running.config.every.total_seconds(),
+                max(self.max_backoff.total_seconds() * 1.2, MAX_RETRY_AFTER),
+                self.probe_every.total_seconds())
 
     def _start_poll(self, name: str) -> None:
         """The timetable's call: poll a due source in a task of its own."""

@@ -17,6 +17,7 @@ from watchers.config import parse_config
 from watchers.engine import open_engine
 from watchers.errors import ConfigError
 from watchers.store import PostgresStore
+from watchers.store.base import Registration
 
 
 def test_a_lease_under_a_second_is_refused_on_the_command_line(
@@ -48,7 +49,7 @@ async def test_registering_twenty_thousand_sources_again_writes_none_and_wakes_t
         pg_database: str) -> None:
     names = [f"feed-{i}" for i in range(20_000)]
     async with await PostgresStore.open(pg_database, lock=False) as store:
-        await store.register_sources(dict.fromkeys(names))
+        await store.register_sources(dict.fromkeys(names, Registration()))
         await store.retire_source("feed-7")
         conn = await asyncpg.connect(pg_database)
         try:
@@ -57,7 +58,12 @@ async def test_registering_twenty_thousand_sources_again_writes_none_and_wakes_t
                 return {str(r[0]): str(r[1]) for r in rows}
 
             before = await versions()
-            await store.register_sources(dict.fromkeys(reversed(names)))  # any order
+            # any order; with a worker's bounds, which none of them is past
+            now = datetime.now(UTC)
+            bounds = Registration(latest=now + timedelta(minutes=5), polled="feed x",
+                                  latest_failing=now + timedelta(days=1),
+                                  latest_paused=now + timedelta(hours=1))
+            await store.register_sources(dict.fromkeys(reversed(names), bounds))
             after = await versions()
         finally:
             await conn.close()

@@ -31,7 +31,7 @@ from watchers.errors import ConfigError, StoreError
 from watchers.rules.lookup import index_terms
 from watchers.service import PollReport
 from watchers.store import PostgresStore
-from watchers.store.base import CONFIG_CHANNEL, ArticleRecord
+from watchers.store.base import CONFIG_CHANNEL, ArticleRecord, Registration
 from watchers.store.postgres import schema
 
 EVERY = 1.0  # seconds between polls of each feed
@@ -410,7 +410,7 @@ async def test_version_10_databases_migrate_and_changes_are_notified(pg_database
         await writer.retire_source("old")
         assert await writer.claim_sources(owner="w", until=datetime.now(UTC),
                                           now=datetime.now(UTC), limit=5) == []
-        await writer.register_sources({"old": None, "new": None})
+        await writer.register_sources({"old": Registration(), "new": Registration()})
         claimed = await writer.claim_sources(owner="w", until=datetime.now(UTC),
                                              now=datetime.now(UTC), limit=5)
         assert sorted(s.name for s in claimed) == ["new", "old"]

@@ -29,6 +29,7 @@ from watchers.rules.lookup import index_terms, lookup_terms
 from watchers.rules.text import KEYS_VERSION
 from watchers.search import search
 from watchers.store import SourceState, SqliteStore
+from watchers.store.base import Registration
 from watchers.store.copy import copy_store
 from watchers.store.postgres import PostgresStore
 
@@ -77,7 +78,7 @@ async def test_reasons_errors_and_notices_holding_nul_are_stored_without_it(
         state = await store.source_state("in")
         assert state is not None and state.last_error == "badfeed"
         # a poll worker's release of its leased source (several processes)
-        await store.register_sources({"in": None})
+        await store.register_sources({"in": Registration()})
         now = datetime.now(UTC)
         (leased,) = await store.claim_sources(owner="w1", until=now + timedelta(minutes=1),
                                               now=now, limit=1)

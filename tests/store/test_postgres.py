@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from watchers.errors import StoreError, StoreUnavailableError
 from watchers.models import Article
 from watchers.rules.lookup import index_terms
 from watchers.store._shared import article_identity
-from watchers.store.base import ArticleRecord, SourceState, StoryLink
+from watchers.store.base import ArticleRecord, Registration, SourceState, StoryLink
 from watchers.store.postgres import PostgresStore, describe, fts_to_tsquery
 from watchers.store.postgres.schema import SCHEMA_VERSION
 
@@ -375,7 +376,7 @@ async def test_a_worker_reads_only_the_stories_written_since_its_last_look(
 async def test_resuming_a_leased_source_leaves_the_pollers_cursor_and_lease_alone(
         pg_database: str) -> None:
     async with await PostgresStore.open(pg_database, lock=False) as store:
-        await store.register_sources({"wire": None})
+        await store.register_sources({"wire": Registration()})
         now = datetime.now(UTC)
         (claimed,) = await store.claim_sources(owner="w1", until=now + timedelta(minutes=1),
                                                now=now, limit=1)
@@ -393,6 +394,49 @@ async def test_resuming_a_leased_source_leaves_the_pollers_cursor_and_lease_alon
         assert (state.paused, state.failures, state.next_poll) == (False, 0, None)
 
 
+async def test_registering_brings_a_next_poll_forward_to_what_the_settings_allow_now(
+        pg_database: str) -> None:
+    now = datetime.now(UTC)
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    stored = {
+        "late": SourceState(name="late", polls=1, next_poll=now + day),
+        "due": SourceState(name="due", polls=1, next_poll=now + timedelta(minutes=1)),
+        "asked": SourceState(name="asked", polls=1, failures=1, next_poll=now + 2 * hour),
+        "backoff": SourceState(name="backoff", polls=9, failures=9, next_poll=now + 9 * day),
+        "paused": SourceState(name="paused", polls=9, failures=9, paused=True,
+                              next_poll=now + day),
+        "moved": SourceState(name="moved", polls=1, cursor={"/polled": "feed old"},
+                             failures=2, next_poll=now + hour),
+        "same": SourceState(name="same", polls=1, cursor={"/polled": "feed same"},
+                            next_poll=now + timedelta(minutes=1)),
+    }
+    bounds = Registration(first=now, latest=now + timedelta(minutes=5),
+                          latest_failing=now + 3 * hour, latest_paused=now + hour)
+    async with await PostgresStore.open(pg_database, lock=False) as store:
+        await store.save_source_states(list(stored.values()))
+        registered = {name: replace(bounds, polled="feed new" if name == "moved" else
+                                    "feed same" if name == "same" else None)
+                      for name in [*stored, "new"]}
+        await store.register_sources(registered)
+        states = {s.name: s for s in await store.all_source_states()}
+        assert {n: s.next_poll for n, s in states.items()} == {
+            "late": bounds.latest,  # an interval shortened since: not the old day
+            "due": stored["due"].next_poll,
+            "asked": stored["asked"].next_poll,  # a publisher's Retry-After, within bounds
+            "backoff": bounds.latest_failing,
+            "paused": bounds.latest_paused,
+            "moved": now,  # its old address's backoff is not the new one's
+            "same": stored["same"].next_poll,
+            "new": now,
+        }
+        # the rest of each state is the poller's, as it was
+        assert states["moved"].cursor == {"/polled": "feed old"}
+        assert (states["paused"].paused, states["paused"].failures) == (True, 9)
+        versions = await store._db.fetch("SELECT name, xmin::text FROM source_state")
+        await store.register_sources(registered)  # again: nothing to write
+        assert await store._db.fetch("SELECT name, xmin::text FROM source_state") == versions
+
+
 async def test_workers_registering_claiming_and_renewing_at_once_never_deadlock(
         pg_database: str) -> None:
     names = [f"f{i}" for i in range(300)]
@@ -402,15 +446,19 @@ async def test_workers_registering_claiming_and_renewing_at_once_never_deadlock(
         rnd = random.Random(seed)
         for _ in range(12):
             # every statement that locks many rows is handed them in its own random order
-            await store.register_sources(dict.fromkeys(rnd.sample(names, len(names))))
+            # (with next polls later than the settings allow: rows to bring forward)
             now = datetime.now(UTC)
+            await store.register_sources(dict.fromkeys(
+                rnd.sample(names, len(names)), Registration(latest=now + timedelta(
+                    seconds=rnd.random()))))
             # leases that have already run out: the other workers claim the same sources
             held = await store.claim_sources(owner=owner, until=now, now=now + timedelta(
                 seconds=1), limit=120)
             mine = rnd.sample([s.name for s in held], len(held))
             await asyncio.gather(
                 store.renew_leases(mine, owner=owner, until=now),
-                store.save_source_states(rnd.sample(held, len(held))),
+                store.save_source_states([replace(s, next_poll=now + timedelta(hours=1))
+                                          for s in rnd.sample(held, len(held))]),
                 *(store.release_source(s, owner=owner) for s in held[:20]))
             await store.release_leases(owner)
 

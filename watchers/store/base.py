@@ -54,6 +54,7 @@ __all__ = [
     "OutboxKind",
     "OutboxRow",
     "OutboxStore",
+    "Registration",
     "RuleFeedback",
     "ScheduleStore",
     "SourceState",
@@ -373,6 +374,25 @@ class SourceState:
 
 
 @dataclass(frozen=True)
+class Registration:
+    """A source a poll worker registers (:meth:`LeaseStore.register_sources`), with what its
+    settings allow as they are now. A source with no state yet is first due at ``first``
+    (None: at once). A stored next poll later than its state allows is brought forward to
+    ``latest`` while the source answers (now + its interval: one shortened since waited out the
+    old one), ``latest_failing`` while it fails (its longest backoff or a publisher's longest
+    Retry-After, which are kept up to that) and ``latest_paused`` while it is paused (its
+    probe); None: no bound. ``polled``: what it polls (the cursor's ``/polled``, see
+    :data:`watchers.service.POLLED`); a stored state that polled something else (its URL or
+    path changed) is due at ``first``, its old address's wait not kept; None: not compared."""
+
+    first: datetime | None = None
+    latest: datetime | None = None
+    latest_failing: datetime | None = None
+    latest_paused: datetime | None = None
+    polled: str | None = None
+
+
+@dataclass(frozen=True)
 class CandidatePage:
     """One page of lookup candidates, newest first (``sort_at`` descending; among equal
     ``sort_at``, the later stored first), and the cursor of the next page (None: no more).
@@ -634,7 +654,7 @@ class LeaseStore(Protocol):
     worker at a time; a lease that expires frees the source for another), delivering
     processes requeue only claims whose process is gone, and every process hears changes."""
 
-    async def register_sources(self, first_polls: Mapping[str, datetime | None]) -> None: ...
+    async def register_sources(self, sources: Mapping[str, Registration]) -> None: ...
     async def retire_source(self, name: str) -> None: ...
     async def resume_shared(self, name: str) -> bool: ...
     async def claim_sources(self, *, owner: str, until: datetime, now: datetime, limit: int

@@ -27,12 +27,13 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs (asyncpg-stubs is not a dependency)
 
 from watchers.models import storable
 from watchers.store._shared import RuntimeModels, cursor_json
-from watchers.store.base import SourceState
+from watchers.store.base import Registration, SourceState
 from watchers.store.postgres._db import Pg, now, rowcount
 
 __all__ = ["StateMixin"]
@@ -52,6 +53,17 @@ _TABLES = frozenset({"rules", "sources", "routes"})
 # of the name (Python's sorted() too), so two workers' statements never wait on each other in
 # a cycle (PostgreSQL would abort one with "deadlock detected", which stops that worker).
 _LOCK_ORDER = 'ORDER BY name COLLATE "C" FOR UPDATE'
+# register_sources: the sources registered ($1…$6, one array each, see Registration) as rows
+# r, compared with their stored rows s. A source's next poll is late when its state (paused,
+# failing or answering) allows an earlier one; it moved when it polled something else, and is
+# then due at r.first unless it already is.
+_REGISTERED = ("unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], "
+               "$5::timestamptz[], $6::text[]) AS r(name, first, latest, failing, paused, "
+               "polled)")
+_BOUND = "(CASE WHEN s.paused THEN r.paused WHEN s.failures > 0 THEN r.failing ELSE r.latest END)"
+_LATE = f"COALESCE(s.next_poll > {_BOUND}, FALSE)"
+_MOVED = ("COALESCE(r.polled IS NOT NULL AND s.cursor ->> '/polled' <> r.polled "
+          "AND COALESCE(s.next_poll, '-infinity') > COALESCE(r.first, '-infinity'), FALSE)")
 
 
 
@@ -78,6 +90,14 @@ def _state(row: asyncpg.Record) -> SourceState:
         paused=row["paused"],
         skipped=row["skipped"],
     )
+
+
+def _arrays(sources: Mapping[str, Registration]) -> tuple[list[Any], ...]:
+    """Registered sources as the arrays of :data:`_REGISTERED`."""
+    regs = list(sources.values())
+    return (list(sources), [r.first for r in regs], [r.latest for r in regs],
+            [r.latest_failing for r in regs], [r.latest_paused for r in regs],
+            [r.polled for r in regs])
 
 
 def _error(state: SourceState) -> str | None:
@@ -124,32 +144,41 @@ class StateMixin(RuntimeModels):
 
     # ------------------------------------------------------------- leases
 
-    async def register_sources(self, first_polls: Mapping[str, datetime | None]) -> None:
+    async def register_sources(self, sources: Mapping[str, Registration]) -> None:
         """Make the sources claimable (active): a row for each that has none yet, first due
-        at the given time (None: now); an existing row keeps its state and becomes active."""
-        if not first_polls:
+        at its ``first`` (None: now); an existing row keeps its state and becomes active, its
+        next poll brought forward to what the worker's settings allow now (see
+        :class:`Registration`; a source whose interval was shortened from a day, or whose URL
+        changed, waited out the stored day). A Retry-After or backoff within the bounds is
+        kept."""
+        if not sources:
             return
         # Rows are locked in name order by every multi-row statement here (see _LOCK_ORDER):
         # an ON CONFLICT DO UPDATE would lock every existing row in the order given, and a
         # worker renewing its leases meanwhile could deadlock with it. DO NOTHING locks no
-        # existing row; the retired ones are then woken in name order.
+        # existing row; the retired and the late ones are then updated in name order.
         # Workers register their sources again every few minutes: a plain read (no lock, no
         # wait) finds the few that need it, usually none, instead of writing every row.
-        active = {str(r[0]) for r in await self._db.fetch(
-            "SELECT name FROM source_state WHERE active AND name = ANY($1::text[])",
-            list(first_polls))}
-        names = sorted(n for n in first_polls if n not in active)
-        if not names:
+        settled = {str(r[0]) for r in await self._db.fetch(
+            f"SELECT s.name FROM source_state s JOIN {_REGISTERED} ON s.name = r.name "
+            f"WHERE s.active AND NOT ({_MOVED}) AND NOT ({_LATE})", *_arrays(sources))}
+        todo = {n: sources[n] for n in sorted(sources) if n not in settled}
+        if not todo:
             return
         await self._db.execute(
             "INSERT INTO source_state (name, next_poll) "
             "SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (name) DO NOTHING",
-            names, [first_polls[n] for n in names])
+            list(todo), [r.first for r in todo.values()])
+        # Judged again on the rows as locked: a poll saved since the read keeps its outcome
+        # (its Retry-After included) unless that too is later than the bounds.
         await self._db.execute(
-            "WITH woken AS (SELECT name FROM source_state WHERE name = ANY($1::text[]) "
-            f"AND NOT active {_LOCK_ORDER}) "
-            "UPDATE source_state s SET active = TRUE FROM woken WHERE s.name = woken.name",
-            names)
+            "WITH locked AS (SELECT name FROM source_state WHERE name = ANY($1::text[]) "
+            f"{_LOCK_ORDER}) "
+            f"UPDATE source_state s SET active = TRUE, next_poll = CASE WHEN {_MOVED} "
+            f"THEN r.first WHEN {_LATE} THEN {_BOUND} ELSE s.next_poll END "
+            f"FROM locked, {_REGISTERED} WHERE s.name = locked.name AND r.name = s.name "
+            f"AND (NOT s.active OR {_MOVED} OR {_LATE})",
+            *_arrays(todo))
 
     async def retire_source(self, name: str) -> None:
         """No longer claim this source (removed; its state is kept, as for health), and free

@@ -24,7 +24,7 @@ from typing import Any
 from watchers.errors import StoreError
 from watchers.models import storable
 from watchers.store._shared import RuntimeModels, cursor_json
-from watchers.store.base import SourceState, StoryRecord
+from watchers.store.base import Registration, SourceState, StoryRecord
 from watchers.store.sqlite._db import Db, Tx, dt, iso, now
 
 __all__ = ["StateMixin"]
@@ -69,7 +69,7 @@ class StateMixin(RuntimeModels):
 
     # ------------------------------------------------------------- several processes
 
-    async def register_sources(self, first_polls: Mapping[str, datetime | None]) -> None:
+    async def register_sources(self, sources: Mapping[str, Registration]) -> None:
         raise StoreError(_NO_LEASES)
 
     async def retire_source(self, name: str) -> None:
