@@ -255,7 +255,7 @@ async def once_unless_stopped(engine: Engine, stop: asyncio.Event, signals: Stop
     async def work() -> list[PollReport]:
         if first is not None:
             await first
-        return await engine.run_once(retry_within=RETRY_SOON)
+        return await engine.run_once(retry_within=RETRY_SOON, skip_waiting=True)
 
     job = asyncio.ensure_future(work())
     try:
@@ -281,10 +281,12 @@ RETRY_SOON = 5.0
 
 async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
     """What ``run --once``'s round left undone, in one closing line (nothing when all went):
-    the sources that failed and the alerts not delivered (a destination down or refusing,
-    paused), which go at the next run. The exit status stays 0 (a feed down is not
-    newswatch's failure); the line is on stderr, which cron mails."""
+    the sources that failed, those not polled because they wait (a backoff after failures, a
+    publisher's Retry-After), each with when it is next due, and the alerts not delivered (a
+    destination down or refusing, paused), which go at the next run. The exit status stays 0
+    (a feed down is not newswatch's failure); the line is on stderr, which cron mails."""
     failed = [r.source for r in reports if r.error is not None]
+    waiting = [r for r in reports if r.waiting is not None]
     status = await engine.delivery_status()
     counts = status.counts
     left = sum(counts.get(state, 0) for state in ("pending", "retry", "sending"))
@@ -306,6 +308,12 @@ async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
         shown = ", ".join(printable(name, 60) for name in failed[:10])
         more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
         parts.append(f"{len(failed)} source(s) failed: {shown}{more} (see above)")
+    if waiting:
+        shown = ", ".join(f"{printable(r.source, 60)} (next due at {r.waiting:%Y-%m-%d %H:%M:%S} "
+                          "UTC)" for r in waiting[:10])
+        more = f" and {len(waiting) - 10} more" if len(waiting) > 10 else ""
+        parts.append(f"{len(waiting)} source(s) not polled, waiting as their publisher asked "
+                     f"(Retry-After) or backing off after failures: {shown}{more}")
     if parts:
         say("round done; " + "; ".join(parts))
 

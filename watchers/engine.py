@@ -502,10 +502,14 @@ class Engine:
         await self.watch.aclose(store_failed=failed)
         await self.delivery.stop()
 
-    async def run_once(self, *, retry_within: float = 0.0) -> list[PollReport]:
+    async def run_once(self, *, retry_within: float = 0.0,
+                       skip_waiting: bool = False) -> list[PollReport]:
         """Poll every source once and deliver everything that is due (``run --once``). With
         ``retry_within`` (seconds), alerts whose retry is due that soon (a send that failed in
-        this round, or in a run just before) are waited for and tried once more."""
+        this round, or in a run just before) are waited for and tried once more. With
+        ``skip_waiting``, as ``run --once`` has it, a failing source whose backoff or
+        publisher's Retry-After has not run out is not polled; its report's ``waiting`` says
+        when it is next due (see :meth:`WatchService.run_once`)."""
         refuse_inside_sink("run_once")
         if self._closed:
             raise NewswatchError("this engine is closed (its open_engine block has ended); "
@@ -518,7 +522,7 @@ class Engine:
             # Rows left 'sending' by a process that died; on a started engine they are the
             # sends in flight, which would come back marked "maybe sent".
             await self.store.requeue_interrupted()
-        reports = await self.watch.run_once()
+        reports = await self.watch.run_once(skip_waiting=skip_waiting)
         await self.delivery.drain()
         if retry_within > 0:
             await self.delivery.retry_soon(retry_within)

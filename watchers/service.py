@@ -158,6 +158,9 @@ class PollReport:
     error: str | None = None
     updated: int = 0  # stored articles whose content changed in place
     more: bool = False  # the source had more ready than the poll read: polled again at once
+    # Not polled (``run_once``): failing, it waits until then, as its backoff after failures
+    # or its publisher's Retry-After (a 429 or 503) asked.
+    waiting: datetime | None = None
 
 
 def _summed(first: PollReport, then: PollReport) -> PollReport:
@@ -167,6 +170,11 @@ def _summed(first: PollReport, then: PollReport) -> PollReport:
                    alerts=first.alerts + then.alerts, skipped=first.skipped + then.skipped,
                    updated=first.updated + then.updated,
                    baseline=first.baseline or then.baseline)
+
+
+async def _done(report: PollReport) -> PollReport:
+    """A report of a poll that is not made, among those that are awaited."""
+    return report
 
 
 def _reached_store(report: PollReport) -> bool:
@@ -496,13 +504,27 @@ class WatchService:
 
     # ------------------------------------------------------------------ running
 
-    async def run_once(self) -> list[PollReport]:
+    async def run_once(self, *, skip_waiting: bool = False) -> list[PollReport]:
         """Poll every enabled source once, concurrently; return what each poll did. A source
         whose poll left more ready (a folder's files past a poll's bytes) is polled again, up
         to :data:`ONCE_POLLS` times in all, and its report sums those polls: ``run --once``
-        read 16 MiB of a drop a run, and a cron job took a day for what one run can read."""
+        read 16 MiB of a drop a run, and a cron job took a day for what one run can read.
+
+        ``skip_waiting`` (``run --once``): a failing source whose wait has not run out (its
+        backoff after failures, a publisher's Retry-After, a pause's probe; as a start judges
+        it, see :meth:`_plan_first`) is not polled, and its report says until when it waits
+        (``waiting``): a cron job running ``run --once`` every few minutes asked a
+        rate-limiting publisher at every run. A source that is only not due by its ``every`` is
+        polled either way: that is what a round is for."""
         running = list(self._running.values())
-        reports = list(await asyncio.gather(*(self._poll_guarded(r) for r in running)))
+        waits: dict[str, datetime | None] = dict.fromkeys(self._running)
+        if skip_waiting:
+            states = await self._book.all()
+            now = self._now()
+            waits = {r.name: self._waiting(r, states.get(r.name), now) for r in running}
+        reports = list(await asyncio.gather(*(
+            self._poll_guarded(r) if waits[r.name] is None else
+            _done(PollReport(source=r.name, waiting=waits[r.name])) for r in running)))
         for _ in range(ONCE_POLLS - 1):
             again = [i for i, report in enumerate(reports)
                      if report.more and self._running.get(running[i].name) is running[i]]
@@ -733,6 +755,18 @@ class WatchService:
                                 printable(state.last_error or "unknown"),
                                 format_duration(self.probe_every))
             timetable.set(r.name, delay)
+
+    def _waiting(self, running: _Running, state: SourceState | None, now: datetime
+                 ) -> datetime | None:
+        """Until when a failing source waits (its backoff, a publisher's Retry-After, a
+        pause's probe), no later than its settings now allow and not at all when what it polls
+        changed, as :meth:`_plan_first` has it; None when it is due, or answering."""
+        if state is None or not (state.failures or state.paused) or state.next_poll is None:
+            return None
+        if state.cursor.get(POLLED, _polled(running.config)) != _polled(running.config):
+            return None
+        wait = min(_seconds_until(state.next_poll, now), self._longest_wait(running, state))
+        return now + timedelta(seconds=wait) if wait > 0 else None
 
     def _longest_wait(self, running: _Running, state: SourceState) -> float:
         """The longest a source may wait for its next poll under its settings as they are
