@@ -5,6 +5,7 @@ misses none, and a fuzzy lookup goes through it to exactly the articles a full s
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,25 @@ async def test_a_fuzzy_lookup_finds_exactly_what_a_full_scan_finds(store: Sqlite
     found = await search(store, query, limit=100)
     assert {h.article.title for h in found} == expected
     assert found.scanned <= len(expected) + 2  # the market reports are never read
+
+
+async def test_the_list_is_read_in_order_and_a_word_holding_a_line_break_whole(
+        tmp_path: Path) -> None:
+    # The list is read as one string split at line breaks (a million words as rows took
+    # seconds): a word that holds one (a tool may list any text) has it read as rows.
+    import sqlite3
+
+    path = tmp_path / "nw.db"
+    async with await SqliteStore.open(path) as store:
+        await put(store, art("Kyiv talks", "Troops near Kharkiv."))
+        words, cursor = await store.index_words() or ([], 0)
+    with sqlite3.connect(path) as conn:
+        listed = [w for (w,) in conn.execute("SELECT word FROM index_words ORDER BY rowid")]
+        conn.execute("INSERT INTO index_words (word) VALUES ('two\nlines'), ('zzz')")
+    assert words == listed
+    async with await SqliteStore.open(path, readonly=True) as store:
+        later = await store.index_words(after=cursor)
+        assert later is not None and later[0] == ["two\nlines", "zzz"]
+        assert (await store.index_words(after=later[1])) == ([], later[1])
+        whole = await store.index_words()
+        assert whole is not None and whole[0] == [*listed, "two\nlines", "zzz"]

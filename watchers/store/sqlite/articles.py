@@ -990,11 +990,21 @@ class ArticlesMixin(CandidateList):
         seen, last = after >> _CURSOR_BITS, after & _CURSOR_ROWID
         if after and seen != version:
             last = 0
-        rows = await self._db.fetchall(
-            "SELECT rowid, word FROM index_words WHERE rowid > ? ORDER BY rowid", (last,))
-        if rows:
-            last = int(rows[-1][0])
-        return [str(w) for _, w in rows], (int(version) << _CURSOR_BITS) | last
+        # One string of the words (a year of news lists a million: read as rows, 2.5 s; as one
+        # string, 0.3 s), split on a character no word holds; a word that held one (a count
+        # that disagrees) has the list read as rows.
+        ((joined, count, top),) = await self._db.fetchall(
+            "SELECT group_concat(word, char(10)), count(*), max(rowid) FROM (SELECT rowid, word "
+            "FROM index_words WHERE rowid > ? ORDER BY rowid)", (last,))
+        words = [] if not count else str(joined).split("\n")
+        if len(words) != count:
+            rows = await self._db.fetchall(
+                "SELECT word FROM index_words WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                (last, top))
+            words = [str(w) for (w,) in rows]
+        if count:
+            last = int(top)
+        return words, (int(version) << _CURSOR_BITS) | last
 
     async def rule_match_counts(self, *, since: datetime | None = None) -> dict[str, int]:
         rows = await self._db.fetchall(
