@@ -313,7 +313,8 @@ async def _round_left(engine: Engine, reports: Sequence[PollReport]) -> None:
                           "UTC)" for r in waiting[:10])
         more = f" and {len(waiting) - 10} more" if len(waiting) > 10 else ""
         parts.append(f"{len(waiting)} source(s) not polled, waiting as their publisher asked "
-                     f"(Retry-After) or backing off after failures: {shown}{more}")
+                     f"(Retry-After), backing off after failures or paused after many: "
+                     f"{shown}{more}")
     if parts:
         say("round done; " + "; ".join(parts))
 

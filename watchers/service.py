@@ -521,7 +521,15 @@ class WatchService:
         if skip_waiting:
             states = await self._book.all()
             now = self._now()
-            waits = {r.name: self._waiting(r, states.get(r.name), now) for r in running}
+            for r in running:
+                state = states.get(r.name)
+                waits[r.name] = until = self._waiting(r, state, now)
+                if (until is not None and state is not None and state.next_poll is not None
+                        and state.next_poll > until):
+                    # Later than its settings now allow: the bounded time is kept, so that
+                    # the next round finds it passed (bounded afresh in each round, it moved
+                    # on with the clock and the source was never polled).
+                    self._book.save(replace(state, next_poll=until))
         reports = list(await asyncio.gather(*(
             self._poll_guarded(r) if waits[r.name] is None else
             _done(PollReport(source=r.name, waiting=waits[r.name])) for r in running)))
@@ -569,19 +577,24 @@ class WatchService:
         next poll later than their settings now allow, as :meth:`_plan_first` has it (a worker
         started with an interval shortened from a day to minutes waited out the day). ``again``:
         the periodic registration, whose sources this worker registered before with the same
-        settings: what each polls is not compared again (that reads every cursor)."""
+        settings: neither what each polls nor its next poll is judged again (its settings have
+        not changed since; bounded every few minutes, a paused source's 24-hour Retry-After was
+        cut to the probe's hour again and again, and the publisher asked twenty times a day)."""
         spread = len(running) > 100
         now = self.clock.now()
 
         def registration(r: _Running) -> Registration:
+            first = now + timedelta(seconds=random.uniform(
+                0, min(r.config.every.total_seconds(), 60))) if spread else None
+            if again:
+                return Registration(first=first)
             answering, failing, paused = self._longest_waits(r)
             return Registration(
-                first=now + timedelta(seconds=random.uniform(
-                    0, min(r.config.every.total_seconds(), 60))) if spread else None,
+                first=first,
                 latest=now + timedelta(seconds=answering),
                 latest_failing=now + timedelta(seconds=failing),
                 latest_paused=now + timedelta(seconds=paused),
-                polled=None if again else _polled(r.config))
+                polled=_polled(r.config))
 
         await self.store.register_sources({r.name: registration(r) for r in running})
 
@@ -1067,9 +1080,15 @@ class WatchService:
         if paused:
             backoff = max(backoff, self.probe_every.total_seconds())
         now = self._now()
+        # What it polled, as an answer records it: a source that never answered and whose
+        # URL was then mended is polled at once (it waited out the old address's backoff).
+        polled = _polled(running.config)
+        was = state.cursor.get(POLLED)
+        cursor = {} if was is not None and was != polled else dict(state.cursor)
         self._book.save(
-            replace(state, polls=state.polls + 1, last_error=error, last_error_at=now,
-                    failures=failures, next_poll=now + timedelta(seconds=backoff), paused=paused)
+            replace(state, cursor={**cursor, POLLED: polled}, polls=state.polls + 1,
+                    last_error=error, last_error_at=now, failures=failures,
+                    next_poll=now + timedelta(seconds=backoff), paused=paused)
         )
         log.warning("source %s failed (%d in a row): %s", running.name, failures, error)
         if paused and not state.paused:

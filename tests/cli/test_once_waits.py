@@ -69,8 +69,8 @@ query = "troops"
         second = await _once(tmp_path)
         # not asked again, and the run says so and until when …
         assert len(server.hits("/limited")) == 1
-        assert "1 source(s) not polled, waiting as their publisher asked (Retry-After) or " \
-               "backing off after failures: limited (next due at " in second
+        assert "1 source(s) not polled, waiting as their publisher asked (Retry-After), " \
+               "backing off after failures or paused after many: limited (next due at " in second
         due = _due(second, "limited") - datetime.now(UTC)
         if answer.status == 429:
             assert timedelta(hours=1, minutes=58) < due <= timedelta(hours=2)
@@ -88,3 +88,60 @@ query = "troops"
         third = await _once(tmp_path)
         assert len(server.hits("/limited")) == 2
         assert "not polled" not in third and "failed" not in third
+
+
+def _config(tmp_path: Path, url: str, extra: str = "") -> None:
+    (tmp_path / "nw.toml").write_text(f"""
+[storage]
+path = "nw.db"
+[fetch]
+allow_private = ["127.0.0.1/32"]
+{extra}
+[[sources]]
+name = "wire"
+type = "feed"
+url = "{url}"
+every = "1h"
+""")
+
+
+async def test_a_mended_url_of_a_source_that_never_answered_is_polled_at_once(
+        tmp_path: Path) -> None:
+    # What a source polls was recorded by an answer only: one that never answered looked
+    # unmoved when its URL was mended, and waited out the old address's backoff.
+    async with FeedServer() as server:
+        server.set("/typo", Route(status=503, body=b"down"))
+        server.set("/ok", Route(body=rss(("g1", "Troops move"))))
+        _config(tmp_path, server.url("/typo"))
+        assert "1 source(s) failed: wire" in await _once(tmp_path)
+        _config(tmp_path, server.url("/ok"))
+        mended = await _once(tmp_path)
+        assert "not polled" not in mended and "failed" not in mended
+        assert len(server.hits("/ok")) == 1 and len(server.hits("/typo")) == 1
+
+
+async def test_a_wait_longer_than_the_settings_allow_ends_when_they_say(tmp_path: Path) -> None:
+    # A source paused with a day's probe, the probe then shortened to a minute: --once
+    # bounded the wait afresh in each round (now + a minute), so it was never polled.
+    async with FeedServer() as server:
+        server.set("/down", Route(status=503, body=b"down"))
+        settings = "pause_after = 1\nprobe_every = \"{}\""
+        _config(tmp_path, server.url("/down"), settings.format("1d"))
+        assert "1 source(s) failed: wire" in await _once(tmp_path)
+        _config(tmp_path, server.url("/down"), settings.format("1m"))
+        waiting = await _once(tmp_path)
+        due = _due(waiting, "wire")
+        assert due - datetime.now(UTC) <= timedelta(minutes=1)
+        assert len(server.hits("/down")) == 1
+        # the bounded time is kept: once it has passed, the source is asked
+        with sqlite3.connect(tmp_path / "nw.db") as db:
+            (stored,) = db.execute(
+                "SELECT next_poll FROM source_state WHERE name = 'wire'").fetchone()
+        db.close()
+        assert abs(datetime.fromisoformat(stored.replace("Z", "+00:00")) - due) < \
+            timedelta(seconds=2)
+        with sqlite3.connect(tmp_path / "nw.db") as db:
+            db.execute("UPDATE source_state SET next_poll = '2000-01-01T00:00:00.000000Z'")
+        db.close()
+        await _once(tmp_path)
+        assert len(server.hits("/down")) == 2

@@ -117,3 +117,31 @@ async def test_a_worker_keeps_the_retry_after_a_publisher_asked_for_with_a_short
 
 async def _asked(server: TimedFeedServer, path: str, times: int) -> bool:
     return len(server.times.get(path, [])) >= times
+
+
+async def test_the_periodic_registration_keeps_a_paused_sources_retry_after(
+        tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The registration every few minutes judged the next poll again, by a paused source's
+    # bound (its probe, an hour): a 24-hour Retry-After was cut to an hour at each one, and the
+    # publisher asked twenty times a day. Only a worker's start (new settings) bounds it.
+    import watchers.service as service_module
+    from tests.roles._support import settings
+
+    monkeypatch.setattr(service_module, "REREGISTER", timedelta(seconds=0.2))
+    async with TimedFeedServer() as server:
+        server.set("/f", Route(status=429, headers={"Retry-After": str(DAY)}))
+        source = {"name": "wire", "type": "feed", "url": server.url("/f"), "every": 60}
+        data = settings(pg_database, sources=[source], rules=[{"name": "all", "query": "x"}])
+        data["fetch"]["pause_after"] = 1
+        cfg = parse_config(data, base_dir=tmp_path)
+        reports: list[PollReport] = []
+        async with open_engine(cfg, role="poll", start=False,
+                               on_report=reports.append) as worker:
+            await worker.start()
+            await eventually(lambda: asyncio.sleep(0, bool(reports)), what="the first poll")
+            await asyncio.sleep(1.5)  # several registrations
+            await worker.stop()
+        state = await _state(pg_database, "wire")
+        assert state.paused and state.next_poll is not None
+        assert state.next_poll - datetime.now(UTC) > timedelta(hours=23)
+        assert len(server.times["/f"]) == 1
