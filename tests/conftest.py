@@ -3,10 +3,12 @@ PostgreSQL (tests/pg.py starts the server)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,19 @@ def corpora_or_skip() -> Path:
     if not CORPORA.is_dir():
         pytest.skip(f"shared corpora not found at {CORPORA}; these tests need ../shared/corpora")
     return CORPORA
+
+
+def bbc_records(n: int) -> list[dict[str, Any]]:
+    """The first ``n`` records (``id``, ``title``, ``text``) of the corpora's BBC articles;
+    skips the test without the corpora."""
+    out: list[dict[str, Any]] = []
+    with (corpora_or_skip() / "articles" / "bbc_news_2004_2005.jsonl").open(
+            encoding="utf-8") as f:
+        for line in f:
+            if len(out) >= n:
+                break
+            out.append(json.loads(line))
+    return out
 
 
 @pytest.fixture

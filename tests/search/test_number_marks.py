@@ -5,7 +5,6 @@ Either way the answer is the full scan's."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import corpora_or_skip
+from tests.conftest import bbc_records
 from watchers.models import Article
 from watchers.rules import match_query, parse, shipped_aliases
 from watchers.rules.lookup import index_terms, places_of, places_query, url_terms
@@ -142,15 +141,8 @@ NUMBER_QUERIES = [r"/\d+ (people|troops)/", r"/\d+ per cent/", r"/(\d+) years?/"
 
 
 async def test_number_regexes_find_what_a_full_scan_finds(tmp_path: Path) -> None:
-    corpora = corpora_or_skip()
-    arts = []
-    with (corpora / "articles" / "bbc_news_2004_2005.jsonl").open(encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i >= 150:
-                break
-            d = json.loads(line)
-            arts.append(Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"],
-                                published=BASE + timedelta(minutes=i)))
+    arts = [Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"],
+                    published=BASE + timedelta(minutes=i)) for i, d in enumerate(bbc_records(150))]
     arts += [Article(source="x", guid=f"x{i}", title=title, text=text,
                      published=BASE - timedelta(days=1, minutes=i))
              for i, (title, text) in enumerate([

@@ -4,13 +4,12 @@ into an article nor matched, and the answer is the full scan's."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import corpora_or_skip
+from tests.conftest import bbc_records
 from watchers.models import MAX_MATCH_CHARS, MAX_MATCH_TITLE_CHARS, Article, matchable
 from watchers.rules import lookup as lookup_module
 from watchers.rules import match_query, parse
@@ -47,14 +46,8 @@ PATTERNS = [r"\d+ (people|troops)", r"minist(er|ry)", r"\bgov[a-z]+ment\b", r"£
 
 
 def screened_articles() -> list[Article]:
-    corpora = corpora_or_skip()
-    arts = []
-    with (corpora / "articles" / "bbc_news_2004_2005.jsonl").open(encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i >= 40:
-                break
-            d = json.loads(line)
-            arts.append(Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"]))
+    arts = [Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"])
+            for d in bbc_records(40)]
     arts += [
         Article(title="Pu\u00adtin meets 300 troops", text="In Київ, the minis\u200bter said."),
         Article(title="Nothing", text="The Preſident spoke; İstanbul talks  in May."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SEEDS, corpora_or_skip
+from tests.conftest import SEEDS, bbc_records
 from watchers.models import Article
 from watchers.rules import match_query
 from watchers.rules.lookup import index_terms, places_of, url_terms
@@ -51,16 +50,11 @@ NEAR_OK = [w for w in WORDS if "/" not in w]
 
 def articles() -> list[Article]:
     arts = [read_article_file(p, source="seeds") for p in sorted(SEEDS.glob("*.txt"))]
-    corpora = corpora_or_skip()
-    with (corpora / "articles" / "bbc_news_2004_2005.jsonl").open(encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i >= 60:
-                break
-            d = json.loads(line)
-            slug = "-".join(re.findall(r"\w+", d["title"].lower())[:6])
-            url = URLS[i % len(URLS)].format(id=d["id"], slug=slug) if i % 5 != 4 else None
-            arts.append(Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"],
-                                url=url))
+    for i, d in enumerate(bbc_records(60)):
+        slug = "-".join(re.findall(r"\w+", d["title"].lower())[:6])
+        url = URLS[i % len(URLS)].format(id=d["id"], slug=slug) if i % 5 != 4 else None
+        arts.append(Article(source="bbc", title=d["title"], text=d["text"], guid=d["id"],
+                            url=url))
     arts.append(Article(source="x", title="Cyber attack on ministries", text="Russia’s troops.",
                         url="https://news.example.com/Cyber-Attacks/Russia's-troops?id=7"))
     arts.append(Article(source="x", title="Kiev talks", text="Київ said the cyber-attack ended.",
