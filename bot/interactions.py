@@ -49,6 +49,7 @@ __all__ = [
     "ONLY_IN_SERVERS",
     "Duration",
     "LookupLimits",
+    "LookupSource",
     "NewswatchCog",
     "NewswatchTree",
     "NotAdmin",
@@ -500,6 +501,18 @@ class SourceName(_Named):
 
     def names(self, engine: Engine, guild: int | None) -> Iterable[str]:
         return engine.source_names(guild)
+
+
+class LookupSource(SourceName):
+    """A lookup's source (``/search source:``); offers the running sources the server sees and
+    those whose articles are stored (an import's, a removed source's), as the command takes
+    them (``Engine.source_key``)."""
+
+    async def autocomplete(  # type: ignore[override]  # see _Named.autocomplete
+            self, interaction: discord.Interaction[Any], value: int | float | str, /
+    ) -> list[app_commands.Choice[str]]:
+        engine = engine_of(interaction.client)
+        return choices(await engine.lookup_source_names(interaction.guild_id), str(value))
 
 
 def routes_seen(names: Iterable[str], guild: int | None) -> list[str]:

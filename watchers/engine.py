@@ -601,10 +601,16 @@ class Engine:
             page = await self.store.candidate_page(fts=None, source=name, limit=1)
             if page.articles:
                 return name
+        raise _no_source(name, set(await self.lookup_source_names(guild)))
+
+    async def lookup_source_names(self, guild: int | None = None) -> list[str]:
+        """The sources a lookup may name (see :meth:`source_key`), sorted: the running ones
+        (as ``guild`` names them, with one) and those whose articles are stored (a removed
+        source's, an import's; never another server's feed)."""
         # (the stored names by the index, a step each: counting every source's articles read
         # the whole table; another server's feeds are not even named)
         stored = await self.store.stored_sources(limit=KNOWN_SOURCES_READ)
-        raise _no_source(name, {*self.source_names(guild), *(
+        return sorted({*self.source_names(guild), *(
             n for n in stored if guild is None or not n.startswith(SERVER_FEED_PREFIX))})
 
     def _shared_sources(self) -> list[str]:

@@ -175,6 +175,12 @@ async def test_search_takes_a_source_whose_articles_are_stored_but_that_no_longe
         "search", {"query": "troops", "source": "BBC Newz"})).final_message()
     assert refused.ephemeral and "no source named 'BBC Newz'" in refused.content
     assert "BBC News" in refused.content and "seeds" in refused.content
+    # and its autocomplete offers it, beside the running ones (it offered running ones alone)
+    offered = [c["value"] for c in await emu.send_autocomplete(
+        "search", {"query": "troops", "source": "b"}, focused="source")]
+    assert "BBC News" in offered
+    assert [c["value"] for c in await emu.send_autocomplete(
+        "search", {"query": "troops", "source": "see"}, focused="source")] == ["seeds"]
     assert emu.validate_all() == []
 
 

@@ -33,9 +33,9 @@ from bot.exts.lookup._views import PagedResults
 from bot.interactions import (
     MAX_ID_LENGTH,
     Duration,
+    LookupSource,
     NewswatchCog,
     RuleName,
-    SourceName,
     StoryId,
     in_time,
     reply,
@@ -90,7 +90,7 @@ class LookupCog(NewswatchCog):
     async def search(self, interaction: discord.Interaction[Any],
                      query: app_commands.Range[str, 1, 500],
                      since: app_commands.Transform[timedelta, Duration("since")] | None = None,
-                     source: app_commands.Transform[str, SourceName] | None = None,
+                     source: app_commands.Transform[str, LookupSource] | None = None,
                      limit: app_commands.Range[int, 1, 50] = 20,
                      order: Literal["newest", "best"] = "newest") -> None:
         """Search stored articles with the rule language."""
