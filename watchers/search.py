@@ -234,9 +234,12 @@ def _expand(node: Node, threshold: float, vocab: Vocabulary, table: Aliases,
         return found
 
     places = places_query(node, table, threshold, expand, holding, vocab.starting)
-    marked = places_query(node, table, threshold, expand, holding, vocab.starting, marks=True)
+    marked = None
+    if _positive_regex(node):  # (the only nodes marks narrow: no second query otherwise)
+        marked = _marked(places, places_query(node, table, threshold, expand, holding,
+                                              vocab.starting, marks=True))
     return (index_query(node, table, threshold, expand, holding, vocab.starting), places,
-            _marked(places, marked), words)
+            marked, words)
 
 
 def _marked(places: str | None, marked: str | None) -> str | None:
@@ -466,7 +469,8 @@ async def search(
     if vocab is None:
         fts = index_query(node, table)
         places = places_query(node, table)
-        marked = _marked(places, places_query(node, table, marks=True))
+        marked = (_marked(places, places_query(node, table, marks=True))
+                  if _positive_regex(node) else None)
     if fts == NOTHING or places == NOTHING or marked == NOTHING:
         # No word the index holds matches a term every match needs.
         return Lookup([], False, 0)

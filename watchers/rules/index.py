@@ -641,6 +641,10 @@ def required_literal_sets(pattern: str) -> list[list[str]] | None:
     return [sorted(set(o)) for o in _options(list(tree))]
 
 
+# The parsed forms of a repeat (greedy, lazy, possessive).
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
 def number_runs(pattern: str) -> list[str] | None:
     """Lower-case runs of ASCII letters and digits such that every match of ``pattern`` holds
     a digit, then whitespace, then one of them (case aside, as IGNORECASE reads letters); or
@@ -677,11 +681,11 @@ def _number_runs(items: list[Any]) -> list[str] | None:
             runs = _leading_runs(items[j:])
             if runs:
                 found.append(runs)
-        elif name == "SUBPATTERN" or name == "ATOMIC_GROUP":
-            sub = _number_runs(list(arg if name == "ATOMIC_GROUP" else arg[-1]))
+        elif (group := _group(name, arg)) is not None:
+            sub = _number_runs(group)
             if sub:
                 found.append(sub)
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[0] >= 1:
+        elif name in _REPEATS and arg[0] >= 1:
             sub = _number_runs(list(arg[2]))
             if sub:
                 found.append(sub)
@@ -710,12 +714,21 @@ def _leading_runs(items: list[Any]) -> list[str] | None:
         return None
     op, arg = items[0]
     name = str(op)
-    if name == "SUBPATTERN" or name == "ATOMIC_GROUP":
-        return _leading_runs(list(arg if name == "ATOMIC_GROUP" else arg[-1]))
+    if (group := _group(name, arg)) is not None:
+        return _leading_runs(group)
     if name == "BRANCH":
         branches = [_leading_runs(list(b)) for b in arg[1]]
         if branches and all(branches):
             return sorted({r for b in branches if b for r in b})
+    return None
+
+
+def _group(name: str, arg: Any) -> list[Any] | None:
+    """The items of a parsed group (capturing or not, atomic), None for any other item."""
+    if name == "SUBPATTERN":
+        return list(arg[-1])
+    if name == "ATOMIC_GROUP":
+        return list(arg)
     return None
 
 
@@ -725,13 +738,11 @@ def _ends_digit(items: list[Any]) -> bool:
         if _is_digit(op, arg):
             return True
         name = str(op)
-        if name == "SUBPATTERN":
-            return _ends_digit(list(arg[-1]))
-        if name == "ATOMIC_GROUP":
-            return _ends_digit(list(arg))
+        if (group := _group(name, arg)) is not None:
+            return _ends_digit(group)
         if name == "BRANCH":
             return all(_ends_digit(list(b)) for b in arg[1])
-        if name not in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        if name not in _REPEATS:
             return False
         low, high, body = arg
         if high == 0 or not _ends_digit(list(body)):
@@ -743,51 +754,41 @@ def _ends_digit(items: list[Any]) -> bool:
 
 
 def _is_digit(op: Any, arg: Any) -> bool:
-    """Whether a parsed item matches nothing but digits, one at least (its last is a digit)."""
-    name = str(op)
-    if name == "LITERAL":
-        return "0" <= chr(arg) <= "9"
-    if name == "IN":
-        return bool(arg) and all(_digit_member(o, a) for o, a in arg)
-    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-        low, _high, body = arg
-        return low >= 1 and len(body) == 1 and _is_digit(*body[0])
-    return False
-
-
-def _digit_member(op: Any, arg: Any) -> bool:
-    name = str(op)
-    if name == "CATEGORY":
-        return str(arg) == "CATEGORY_DIGIT"
-    if name == "LITERAL":
-        return "0" <= chr(arg) <= "9"
-    if name == "RANGE":
-        low, high = arg
-        return bool(ord("0") <= low <= high <= ord("9"))
-    return False  # a negated class, another category
+    """Whether a parsed item is one character, a digit (a repeat of one: :func:`_ends_digit`)."""
+    return _one_of(op, arg, "CATEGORY_DIGIT", lambda ch: "0" <= ch <= "9")
 
 
 def _is_space(op: Any, arg: Any, *, first: bool) -> bool:
     """Whether a parsed item matches nothing but whitespace (the first of a run: one
     character at least; a later one may match none)."""
-    name = str(op)
-    if name == "LITERAL":
-        return chr(arg).isspace()
-    if name == "IN":
-        return bool(arg) and all(_space_member(o, a) for o, a in arg)
-    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+    if str(op) in _REPEATS:
         low, _high, body = arg
         return (low >= 1 or not first) and len(body) == 1 and _is_space(*body[0], first=True)
-    return False
+    return _one_of(op, arg, "CATEGORY_SPACE", str.isspace)
 
 
-def _space_member(op: Any, arg: Any) -> bool:
+def _one_of(op: Any, arg: Any, category: str, holds: Callable[[str], bool]) -> bool:
+    """Whether a parsed item is one character of a kind: a literal that ``holds``, or a class
+    (not negated) each of whose members does (the ``category``, literals, small ranges)."""
     name = str(op)
-    if name == "CATEGORY":
-        return str(arg) == "CATEGORY_SPACE"
     if name == "LITERAL":
-        return chr(arg).isspace()
-    return False
+        return holds(chr(arg))
+    if name != "IN" or not arg:
+        return False
+    for member, value in arg:
+        kind = str(member)
+        if kind == "CATEGORY":
+            ok = str(value) == category
+        elif kind == "LITERAL":
+            ok = holds(chr(value))
+        elif kind == "RANGE":
+            low, high = value
+            ok = high - low < 64 and all(holds(chr(c)) for c in range(low, high + 1))
+        else:  # a negated class, another category
+            ok = False
+        if not ok:
+            return False
+    return True
 
 
 def _required(items: list[Any]) -> list[str] | None:
@@ -822,7 +823,7 @@ def _options(items: list[Any]) -> list[list[str]]:
             sub = _required(list(arg[-1]))
             if sub:
                 options.append(sub)
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        elif name in _REPEATS:
             close_run()
             low, _high, body = arg
             if low >= 1:
