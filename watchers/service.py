@@ -1080,13 +1080,13 @@ class WatchService:
         if paused:
             backoff = max(backoff, self.probe_every.total_seconds())
         now = self._now()
-        # What it polled, as an answer records it: a source that never answered and whose
-        # URL was then mended is polled at once (it waited out the old address's backoff).
-        polled = _polled(running.config)
-        was = state.cursor.get(POLLED)
-        cursor = {} if was is not None and was != polled else dict(state.cursor)
+        # What it polled, when nothing is recorded yet (it never answered): one whose URL is
+        # then mended is polled at once (it waited out the old address's backoff). A source
+        # that answered elsewhere keeps that address until this one answers: its first answer
+        # here is a baseline.
+        cursor = {POLLED: _polled(running.config), **state.cursor}
         self._book.save(
-            replace(state, cursor={**cursor, POLLED: polled}, polls=state.polls + 1,
+            replace(state, cursor=cursor, polls=state.polls + 1,
                     last_error=error, last_error_at=now, failures=failures,
                     next_poll=now + timedelta(seconds=backoff), paused=paused)
         )

@@ -100,3 +100,19 @@ async def test_a_source_that_did_not_move_is_not_taken_again(tmp_path: Path) -> 
         route.body, route.status = rss([*items("a", 3), *items("next", 1)]), 200
         assert await run_with(tmp_path, same) == ["Troops next 0"]
 
+
+
+async def test_a_feed_moved_whose_first_poll_there_fails_still_takes_a_baseline(
+        tmp_path: Path) -> None:
+    # A failed poll records what it polled (a source that never answered, its URL mended, is
+    # due at once): it must not make a move that has not answered yet look done, or the new
+    # feed's first answer posts its whole backlog.
+    async with FeedServer() as server:
+        server.set("/a", Route(body=rss(items("a", 3))))
+        first = {"type": "feed", "url": server.url("/a")}
+        assert await run_with(tmp_path, first) == []  # its baseline
+        moved = {"type": "feed", "url": server.url("/b")}
+        server.set("/b", Route(status=503, body=b"down"))
+        assert await run_with(tmp_path, moved, fails=True) == []
+        server.set("/b", Route(body=rss(items("b", 20))))
+        assert await run_with(tmp_path, moved) == []  # a baseline, not the 20 items
