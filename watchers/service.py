@@ -172,6 +172,11 @@ def _summed(first: PollReport, then: PollReport) -> PollReport:
                    baseline=first.baseline or then.baseline)
 
 
+def _moved(running: _Running, state: SourceState) -> bool:
+    """Whether what a source polls changed since its state's last poll (a URL mended)."""
+    return state.cursor.get(POLLED, _polled(running.config)) != _polled(running.config)
+
+
 async def _done(report: PollReport) -> PollReport:
     """A report of a poll that is not made, among those that are awaited."""
     return report
@@ -753,16 +758,9 @@ class WatchService:
             state = states.get(r.name)
             if state is None or (state.next_poll is None and state.polls == 0):
                 delay = random.uniform(0, min(r.config.every.total_seconds(), 60)) if spread else 0
-            elif state.cursor.get(POLLED, _polled(r.config)) != _polled(r.config):
-                # What it polls changed since (a URL mended, another folder): polled now, not
-                # when the old address's backoff or pause said.
-                delay = 0
             else:
-                # Due when its state says, but never later than its settings now allow: an
-                # interval shortened since (it waited the old day), or a time stamped by a
-                # clock that ran ahead.
-                delay = min(_seconds_until(state.next_poll, now), self._longest_wait(r, state))
-                if state.paused:
+                delay = self._bounded_wait(r, state, now)
+                if state.paused and not _moved(r, state):
                     log.warning("source %s is paused after %d failures in a row (last: %s); "
                                 "it is tried again every %s", printable(r.name), state.failures,
                                 printable(state.last_error or "unknown"),
@@ -776,10 +774,17 @@ class WatchService:
         changed, as :meth:`_plan_first` has it; None when it is due, or answering."""
         if state is None or not (state.failures or state.paused) or state.next_poll is None:
             return None
-        if state.cursor.get(POLLED, _polled(running.config)) != _polled(running.config):
-            return None
-        wait = min(_seconds_until(state.next_poll, now), self._longest_wait(running, state))
+        wait = self._bounded_wait(running, state, now)
         return now + timedelta(seconds=wait) if wait > 0 else None
+
+    def _bounded_wait(self, running: _Running, state: SourceState, now: datetime) -> float:
+        """Seconds until a source is due: when its state says, but never later than its
+        settings now allow (an interval shortened since, whose old day it waited out, or a
+        time stamped by a clock that ran ahead), and at once when what it polls changed since
+        (a URL mended, another folder: not when the old address's backoff or pause said)."""
+        if _moved(running, state):
+            return 0.0
+        return min(_seconds_until(state.next_poll, now), self._longest_wait(running, state))
 
     def _longest_wait(self, running: _Running, state: SourceState) -> float:
         """The longest a source may wait for its next poll under its settings as they are
